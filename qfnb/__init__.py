@@ -1,0 +1,58 @@
+"""qfnb: the Qianfan LLM platform, native in Jupyter.
+
+Public names are imported lazily so that ``import qfnb`` stays fast; ``%load_ext qfnb``
+registers the notebook magics.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "ChatCompletion": "qfnb.resources",
+    "Completion": "qfnb.resources",
+    "Embedding": "qfnb.resources",
+    "Plugin": "qfnb.resources",
+    "Text2Image": "qfnb.resources",
+    "Messages": "qfnb.resources",
+    "QfResponse": "qfnb.resources",
+    "Config": "qfnb._core.config",
+    "errors": "qfnb.errors",
+    "resources": "qfnb.resources",
+    "dataset": "qfnb.dataset",
+    "trainer": "qfnb.trainer",
+    "model": "qfnb.model",
+    "evaluation": "qfnb.evaluation",
+}
+
+__all__ = [*sorted(_LAZY), "__version__", "load_ipython_extension", "unload_ipython_extension"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb._core.config import Config
+    from qfnb.resources import ChatCompletion, Completion, Embedding, Messages, Plugin, QfResponse, Text2Image
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qfnb' has no attribute {name!r}")
+    mod = importlib.import_module(module)
+    value = mod if module.endswith("." + name) else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext qfnb``: register the qfnb magics."""
+    from qfnb.notebook.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from qfnb.notebook.magics import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -1,0 +1,123 @@
+"""Console API status enums and response envelopes (v1 ``log_id``/``result``, v2 ``requestId``)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _StrEnum(str, Enum):
+    def __str__(self) -> str:
+        return self.value
+
+
+class TrainMode(_StrEnum):
+    SFT = "SFT"
+    POST_PRETRAIN = "PostPretrain"
+    DPO = "DPO"
+    KTO = "KTO"
+
+
+class ParameterScale(_StrEnum):
+    FULL = "FullFineTuning"
+    PROMPT_TUNING = "PromptTuning"
+    LORA = "LoRA"
+
+
+class RunStatus(_StrEnum):
+    """v2 fine-tuning task ``runStatus``."""
+
+    WAITING = "Waiting"
+    RUNNING = "Running"
+    DONE = "Done"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+
+
+class TrainStatus(_StrEnum):
+    """v1 fine-tuning job ``trainStatus``."""
+
+    QUEUE = "QUEUE"
+    RUNNING = "RUNNING"
+    FINISH = "FINISH"
+    FAIL = "FAIL"
+    STOP = "STOP"
+
+
+V1_TRAIN_STATUS = {
+    RunStatus.WAITING: TrainStatus.QUEUE,
+    RunStatus.RUNNING: TrainStatus.RUNNING,
+    RunStatus.DONE: TrainStatus.FINISH,
+    RunStatus.FAILED: TrainStatus.FAIL,
+    RunStatus.STOPPED: TrainStatus.STOP,
+}
+
+
+class ModelVersionState(_StrEnum):
+    READY = "Ready"
+    CREATING = "Creating"
+    FAIL = "Fail"
+
+
+class ServiceStatus(_StrEnum):
+    NEW = "New"
+    DEPLOYING = "Deploying"
+    SERVING = "Serving"
+    DONE = "Done"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+
+
+class EvalState(_StrEnum):
+    PENDING = "Pending"
+    DOING = "Doing"
+    DOING_WITH_MANUAL_BEGIN = "DoingWithManualBegin"
+    STOPPING = "Stopping"
+    DONE = "Done"
+    PARTLY_DONE = "PartlyDone"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+
+
+class ImportStatus(int, Enum):
+    NOT_STARTED = -1
+    INIT = 0
+    RUNNING = 1
+    FINISHED = 2
+    FAILED = 3
+    TERMINATED = 4
+
+
+class ReleaseStatus(int, Enum):
+    NOT_STARTED = 0
+    RUNNING = 1
+    FINISHED = 2
+    FAILED = 3
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class V1Envelope(_Envelope):
+    """v1 console success ``{"log_id", "result"}`` (errors carry ``error_code``/``error_msg``)."""
+
+    log_id: str = ""
+    result: Any = None
+
+
+class V2Envelope(_Envelope):
+    """v2 console success ``{"requestId", "result"}``."""
+
+    requestId: str = ""
+    result: Any = None
+
+
+class V2ConsoleError(_Envelope):
+    """v2 console error, sent with HTTP 4xx: ``{"requestId", "code", "message"}``."""
+
+    requestId: str = ""
+    code: str
+    message: str

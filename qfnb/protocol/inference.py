@@ -1,0 +1,358 @@
+"""Pydantic models of the v1/v2 inference wire: requests, responses, stream chunks.
+
+Validation that the platform performs (message roles, order, parameter ranges) lives
+here once, so the client rejects bad input before sending and the local platform
+answers with the same rule and the platform's error code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .errors import ErrorCode
+
+
+class ProtocolError(ValueError):
+    """A request that violates the wire protocol. ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str, code: int = ErrorCode.INVALID_PARAM) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.code = int(code)
+
+
+class _Wire(BaseModel):
+    """Base for wire models: unknown keys are kept (models accept model-specific extras)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Usage(_Wire):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class Message(_Wire):
+    role: str
+    content: str | None = None
+    name: str | None = None
+    function_call: dict[str, Any] | None = None
+
+
+V1_ROLES = ("user", "assistant", "function")
+
+
+def validate_messages(messages: Any, *, field: str = "messages") -> list[dict[str, Any]]:
+    """Check a v1 chat history and return it as plain dicts.
+
+    Rules (the platform's, errors 336006/336003): a non-empty list, odd length,
+    starting with ``user``, roles alternating user/assistant (a ``function`` message,
+    carrying ``name``, may stand where an assistant reply would), every content a
+    non-empty string (an assistant message may carry ``function_call`` instead).
+    """
+    if not isinstance(messages, list | tuple):
+        raise ProtocolError(field, f"must be a list of messages, got {type(messages).__name__}",
+                            ErrorCode.INVALID_MESSAGES)
+    if not messages:
+        raise ProtocolError(field, "must not be empty", ErrorCode.INVALID_MESSAGES)
+    out: list[dict[str, Any]] = []
+    for i, raw in enumerate(messages):
+        where = f"{field}[{i}]"
+        if isinstance(raw, BaseModel):
+            raw = raw.model_dump(exclude_none=True)
+        if not isinstance(raw, dict):
+            raise ProtocolError(where, f"must be a dict with role and content, got {type(raw).__name__}",
+                                ErrorCode.INVALID_MESSAGES)
+        role = raw.get("role")
+        if role == "system":
+            raise ProtocolError(f"{where}.role", "v1 chat has no 'system' role; pass system=... instead",
+                                ErrorCode.INVALID_MESSAGES)
+        if role not in V1_ROLES:
+            raise ProtocolError(f"{where}.role", f"unknown role {role!r}; expected one of {', '.join(V1_ROLES)}",
+                                ErrorCode.INVALID_MESSAGES)
+        expected_user = i % 2 == 0
+        if expected_user and role != "user":
+            raise ProtocolError(f"{where}.role", f"expected 'user' at position {i} (roles must alternate "
+                                f"user/assistant starting with user), got {role!r}", ErrorCode.INVALID_MESSAGES)
+        if not expected_user and role == "user":
+            raise ProtocolError(f"{where}.role", f"expected 'assistant' or 'function' at position {i} "
+                                "(roles must alternate user/assistant), got 'user'", ErrorCode.INVALID_MESSAGES)
+        content = raw.get("content")
+        if role == "function" and not raw.get("name"):
+            raise ProtocolError(f"{where}.name", "a function message must carry the function's name",
+                                ErrorCode.INVALID_MESSAGES)
+        if role == "assistant" and raw.get("function_call") and content in (None, ""):
+            out.append(dict(raw))
+            continue
+        if not isinstance(content, str):
+            raise ProtocolError(f"{where}.content", f"must be a string, got {type(content).__name__}",
+                                ErrorCode.INVALID_MESSAGES)
+        if not content.strip():
+            raise ProtocolError(f"{where}.content", "must not be empty", ErrorCode.INVALID_MESSAGES)
+        out.append(dict(raw))
+    if len(out) % 2 == 0:
+        raise ProtocolError(field, f"must hold an odd number of messages ending with a user turn, got {len(out)}",
+                            ErrorCode.INVALID_MESSAGES)
+    return out
+
+
+def _check_range(field: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ProtocolError(field, f"must be a number, got {type(value).__name__}")
+    if value > hi or value < lo or (lo_open and value == lo):
+        left = "(" if lo_open else "["
+        raise ProtocolError(field, f"must be in {left}{lo}, {hi}], got {value}")
+
+
+class SamplingParams(_Wire):
+    """Sampling parameters shared by chat and completion requests."""
+
+    stream: bool = False
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    penalty_score: float | None = None
+    max_output_tokens: int | None = None
+    stop: list[str] | None = None
+    user_id: str | None = None
+    extra_parameters: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ranges(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            _check_range("temperature", data.get("temperature"), 0.0, 1.0, lo_open=True)
+            _check_range("top_p", data.get("top_p"), 0.0, 1.0)
+            _check_range("penalty_score", data.get("penalty_score"), 1.0, 2.0)
+            mot = data.get("max_output_tokens")
+            if mot is not None and (isinstance(mot, bool) or not isinstance(mot, int) or mot < 1):
+                raise ProtocolError("max_output_tokens", f"must be a positive integer, got {mot!r}")
+            stop = data.get("stop")
+            if stop is not None and (not isinstance(stop, list) or not all(isinstance(s, str) for s in stop)):
+                raise ProtocolError("stop", "must be a list of strings")
+            stream = data.get("stream")
+            if stream is not None and not isinstance(stream, bool):
+                raise ProtocolError("stream", f"must be a bool, got {type(stream).__name__}")
+        return data
+
+
+class ChatRequest(SamplingParams):
+    """Body of ``POST .../chat/{endpoint}``."""
+
+    messages: list[dict[str, Any]]
+    system: str | None = None
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _messages(cls, value: Any) -> list[dict[str, Any]]:
+        return validate_messages(value)
+
+    @field_validator("system")
+    @classmethod
+    def _system(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str):
+            raise ProtocolError("system", "must be a string")
+        return value
+
+
+class CompletionRequest(SamplingParams):
+    """Body of ``POST .../completions/{endpoint}``."""
+
+    prompt: str
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ProtocolError("prompt", f"must be a string, got {type(value).__name__}")
+        if not value.strip():
+            raise ProtocolError("prompt", "must not be empty")
+        return value
+
+
+#: The platform's documented maximum batch for one embeddings call.
+MAX_EMBEDDING_BATCH = 16
+
+
+class EmbeddingRequest(_Wire):
+    """Body of ``POST .../embeddings/{endpoint}``."""
+
+    input: list[str]
+    user_id: str | None = None
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _input(cls, value: Any) -> list[str]:
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ProtocolError("texts", "must be a list of strings")
+        if not value:
+            raise ProtocolError("texts", "must not be empty")
+        if len(value) > MAX_EMBEDDING_BATCH:
+            raise ProtocolError("texts", f"at most {MAX_EMBEDDING_BATCH} texts per call, got {len(value)}")
+        for i, text in enumerate(value):
+            if not isinstance(text, str) or not text:
+                raise ProtocolError(f"texts[{i}]", "must be a non-empty string")
+        return list(value)
+
+
+class Text2ImageRequest(_Wire):
+    """Body of ``POST .../text2image/{endpoint}``."""
+
+    prompt: str
+    negative_prompt: str | None = None
+    size: str = "1024x1024"
+    n: int = 1
+    steps: int = 20
+    sampler_index: str | None = None
+    seed: int | None = None
+    cfg_scale: float | None = None
+    style: str | None = None
+    user_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checks(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            prompt = data.get("prompt")
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise ProtocolError("prompt", "must be a non-empty string")
+            size = data.get("size", "1024x1024")
+            parts = str(size).split("x")
+            if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+                raise ProtocolError("size", f"must look like '1024x1024', got {size!r}")
+            n = data.get("n", 1)
+            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 4:
+                raise ProtocolError("n", f"must be an integer in [1, 4], got {n!r}")
+            steps = data.get("steps", 20)
+            if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 50:
+                raise ProtocolError("steps", f"must be an integer in [1, 50], got {steps!r}")
+        return data
+
+
+class PluginRequest(_Wire):
+    """Body of a plugin call: EB plugins take ``messages``; custom plugins take ``query``."""
+
+    query: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    plugins: list[str] | None = None
+    stream: bool = False
+
+    @model_validator(mode="after")
+    def _one_input(self) -> PluginRequest:
+        if self.messages is not None:
+            self.messages = validate_messages(self.messages)
+        elif not (isinstance(self.query, str) and self.query.strip()):
+            raise ProtocolError("query", "a plugin call needs a non-empty query (or messages)")
+        return self
+
+
+# ---- responses -------------------------------------------------------------------
+
+
+class ChatResponse(_Wire):
+    """v1 chat/completion response (non-stream) and each v1 stream chunk."""
+
+    id: str = ""
+    object: str = "chat.completion"
+    created: int = 0
+    result: str = ""
+    is_truncated: bool = False
+    need_clear_history: bool = False
+    finish_reason: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    # stream chunks only
+    sentence_id: int | None = None
+    is_end: bool | None = None
+
+
+class EmbeddingData(_Wire):
+    object: str = "embedding"
+    embedding: list[float]
+    index: int
+
+
+class EmbeddingResponse(_Wire):
+    id: str = ""
+    object: str = "embedding_list"
+    created: int = 0
+    data: list[EmbeddingData]
+    usage: Usage = Field(default_factory=Usage)
+
+
+class ImageData(_Wire):
+    object: str = "image"
+    b64_image: str
+    index: int
+
+
+class Text2ImageResponse(_Wire):
+    id: str = ""
+    object: str = "image"
+    created: int = 0
+    data: list[ImageData]
+    usage: Usage = Field(default_factory=Usage)
+
+
+class ErrorBody(_Wire):
+    """v1 error: HTTP 200 with ``error_code``/``error_msg``."""
+
+    error_code: int
+    error_msg: str
+    id: str | None = None
+
+
+# ---- v2 (OpenAI-style) ----------------------------------------------------------------
+
+
+class V2ChatRequest(_Wire):
+    model: str
+    messages: list[dict[str, Any]]
+    stream: bool = False
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    stop: list[str] | None = None
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _messages(cls, value: Any) -> list[dict[str, Any]]:
+        if not isinstance(value, list) or not value:
+            raise ProtocolError("messages", "must be a non-empty list")
+        for i, m in enumerate(value):
+            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool"):
+                raise ProtocolError(f"messages[{i}].role", "must be one of system, user, assistant, tool")
+            if not isinstance(m.get("content"), str):
+                raise ProtocolError(f"messages[{i}].content", "must be a string")
+        return value
+
+
+class V2Choice(_Wire):
+    index: int = 0
+    message: dict[str, Any] | None = None
+    delta: dict[str, Any] | None = None
+    finish_reason: str | None = None
+
+
+class V2ChatResponse(_Wire):
+    id: str = ""
+    object: str = "chat.completion"
+    created: int = 0
+    model: str = ""
+    choices: list[V2Choice] = Field(default_factory=list)
+    usage: Usage | None = None
+
+
+class V2ErrorBody(_Wire):
+    """v2 error: ``{"error": {"code": str, "message": str}, "id": ...}``."""
+
+    error: dict[str, Any]
+    id: str | None = None
+
+
+Role = Literal["user", "assistant", "function"]

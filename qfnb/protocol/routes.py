@@ -1,0 +1,112 @@
+"""URL paths of the Qianfan platform, and the built-in model name → endpoint catalog.
+
+The catalog is data (``models.json``), not code: the platform's dynamic list from
+``service/list`` is merged over it at run time by the client.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Literal
+
+DEFAULT_BASE_URL = "https://aip.baidubce.com"
+DEFAULT_CONSOLE_BASE_URL = "https://qianfan.baidubce.com"
+DEFAULT_IAM_BASE_URL = "https://iam.bj.baidubce.com"
+
+MODEL_API_PREFIX = "/rpc/2.0/ai_custom/v1/wenxinworkshop"
+OAUTH_TOKEN = "/oauth/2.0/token"
+CHAT_V2 = "/v2/chat/completions"
+BEARER_TOKEN = "/v1/BCE-BEARER/token"
+
+ApiType = Literal["chat", "completions", "embeddings", "text2image", "image2text", "reranker", "plugin"]
+API_TYPES: tuple[str, ...] = (
+    "chat", "completions", "embeddings", "text2image", "image2text", "reranker", "plugin",
+)
+
+# v1 plugin routes: EB plugins have fixed paths, custom Qianfan plugins use "/plugin/{ep}/".
+EB_PLUGINS = "/erniebot/plugins"
+EB_PLUGIN_V2 = "/erniebot/plugin"
+
+
+def inference_path(api_type: str, endpoint: str, *, prefix: str = MODEL_API_PREFIX) -> str:
+    """Full v1 path for ``endpoint`` of ``api_type`` (``/rpc/.../chat/ernie-lite-8k``)."""
+    if api_type == "plugin":
+        if endpoint in (EB_PLUGINS, EB_PLUGIN_V2):
+            return prefix + endpoint
+        return f"{prefix}/plugin/{endpoint.strip('/')}/"
+    return f"{prefix}/{api_type}/{endpoint.strip('/')}"
+
+
+class Console:
+    """Console API paths (v1 ``/wenxinworkshop/...`` and v2 ``/v2/<domain>?Action=``)."""
+
+    FT_CREATE_TASK = "/wenxinworkshop/finetune/createTask"
+    FT_CREATE_JOB = "/wenxinworkshop/finetune/createJob"
+    FT_JOB_DETAIL = "/wenxinworkshop/finetune/jobDetail"
+    FT_STOP_JOB = "/wenxinworkshop/finetune/stopJob"
+
+    MODEL_DETAIL = "/wenxinworkshop/modelrepo/modelDetail"
+    MODEL_VERSION_DETAIL = "/wenxinworkshop/modelrepo/modelVersionDetail"
+    MODEL_PUBLISH = "/wenxinworkshop/modelrepo/publishTrainModel"
+    EVAL_CREATE = "/wenxinworkshop/modelrepo/eval/create"
+    EVAL_DETAIL = "/wenxinworkshop/modelrepo/eval/detail"
+    EVAL_REPORT = "/wenxinworkshop/modelrepo/eval/report"
+    EVAL_CANCEL = "/wenxinworkshop/modelrepo/eval/cancel"
+
+    SERVICE_APPLY = "/wenxinworkshop/service/apply"
+    SERVICE_DETAIL = "/wenxinworkshop/service/detail"
+    SERVICE_LIST = "/wenxinworkshop/service/list"
+
+    DATASET_CREATE = "/wenxinworkshop/dataset/create"
+    DATASET_IMPORT = "/wenxinworkshop/dataset/import"
+    DATASET_RELEASE = "/wenxinworkshop/dataset/release"
+    DATASET_INFO = "/wenxinworkshop/dataset/info"
+    DATASET_DELETE = "/wenxinworkshop/dataset/delete"
+
+    V2_FINETUNING = "/v2/finetuning"
+    V2_MODEL = "/v2/model"
+    V2_SERVICE = "/v2/service"
+    V2_DATASET = "/v2/dataset"
+    V2_EVAL = "/v2/eval"
+
+
+class V2Action:
+    """``Action=`` values of the v2 console API used by the SDK."""
+
+    CREATE_JOB = "CreateFineTuningJob"
+    CREATE_TASK = "CreateFineTuningTask"
+    DESCRIBE_JOBS = "DescribeFineTuningJobs"
+    DESCRIBE_TASKS = "DescribeFineTuningTasks"
+    DESCRIBE_TASK = "DescribeFineTuningTask"
+    STOP_TASK = "StopFineTuningTask"
+    SUPPORTED_MODELS = "DescribeFineTuningSupportModels"
+    DESCRIBE_MODEL_SET = "DescribeModelSet"
+    DESCRIBE_MODEL = "DescribeModel"
+    CREATE_SERVICE = "CreateService"
+    DESCRIBE_SERVICE = "DescribeService"
+    DESCRIBE_SERVICES = "DescribeServices"
+
+
+@lru_cache(maxsize=1)
+def model_catalog() -> dict[str, Any]:
+    """The built-in catalog: ``{api_type: {"default": name, "models": {name: {...}}}}``."""
+    text = resources.files(__package__).joinpath("models.json").read_text(encoding="utf-8")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def builtin_endpoint(api_type: str, model: str) -> str | None:
+    """Endpoint suffix for a built-in model name (case-insensitive), or None."""
+    models = model_catalog().get(api_type, {}).get("models", {})
+    wanted = model.lower()
+    for name, info in models.items():
+        if name.lower() == wanted:
+            return str(info["endpoint"])
+    return None
+
+
+def default_model(api_type: str) -> str | None:
+    """The platform's default model name for ``api_type``."""
+    value = model_catalog().get(api_type, {}).get("default")
+    return str(value) if value else None

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The main job: run the tour notebooks end to end on the embedded local platform and
+# write HTML reports to artifacts/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+mkdir -p artifacts
+for nb in notebooks/*.ipynb; do
+  echo "running $nb"
+  .venv/bin/python -m jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=1800 \
+    --output-dir artifacts "$nb"
+done
+echo "reports written to artifacts/"
