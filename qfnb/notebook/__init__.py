@@ -1,0 +1,25 @@
+"""The notebook layer: magics, live dashboards and rich displays.
+
+This is the only qfnb package that imports IPython / ipywidgets, and it does so lazily:
+``import qfnb.notebook`` (or ``qfnb.notebook.progress``) imports neither, so the SDK can hand
+its batch progress to :class:`qfnb.notebook.progress.Progress` without pulling in a frontend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["load_ipython_extension", "unload_ipython_extension"]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext qfnb.notebook``: register the qfnb magics."""
+    from qfnb.notebook.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from qfnb.notebook.magics import unload_ipython_extension as unload
+
+    unload(ipython)

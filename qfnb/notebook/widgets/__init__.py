@@ -1,0 +1,1 @@
+"""ipywidgets views: progress bar, training dashboard, fine-tune launcher."""

@@ -1,0 +1,54 @@
+"""The ipywidgets rendering of :class:`qfnb.notebook.progress.Progress`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as w
+from IPython.display import display
+
+from qfnb.notebook import _fmt
+from qfnb.notebook.progress import ProgressSnapshot
+
+
+class ProgressBox(w.HBox):
+    """``HBox(label, FloatProgress, meter)`` whose text/plain is the current meter."""
+
+    def __init__(self, desc: str, **kwargs: Any) -> None:
+        self.label = w.HTML(value=f"<b>{_fmt.esc(desc)}</b>")
+        self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="40%"))
+        self.meter = w.HTML(value="")
+        self.text = desc
+        super().__init__(children=[self.label, self.bar, self.meter], **kwargs)
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class WidgetRenderer:
+    """Displays the box once (with a display id) and updates its traits, throttled by the caller."""
+
+    def __init__(self, desc: str) -> None:
+        self.box = ProgressBox(desc)
+        self.handle = display(self.box, display_id=True)
+
+    def render(self, snap: ProgressSnapshot) -> None:
+        box = self.box
+        box.text = snap.meter()
+        frac = snap.fraction
+        with box.bar.hold_sync():
+            if frac is None:  # unknown total: an indeterminate-looking bar
+                box.bar.bar_style = "info"
+                box.bar.value = 1.0 if snap.finished else 0.0
+            else:
+                box.bar.value = frac
+        box.meter.value = _fmt.esc(snap.meter().split(": ", 1)[-1])
+
+    def close(self, snap: ProgressSnapshot) -> None:
+        self.render(snap)
+        incomplete = snap.total is not None and snap.finished < snap.total
+        self.box.bar.bar_style = "danger" if incomplete else ("warning" if snap.failed else "success")
+        if snap.fraction is None and snap.finished:
+            self.box.bar.value = 1.0
+        if self.handle is not None:  # refresh the saved text/plain with the final meter
+            self.handle.update(self.box)
