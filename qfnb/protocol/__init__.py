@@ -5,6 +5,6 @@ Both the client (``qfnb._core``/``qfnb.resources``) and the embedded platform
 """
 
 from .errors import ErrorCode
-from .inference import ProtocolError, validate_messages
+from .inference import ProtocolError, parse_request, validate_messages
 
-__all__ = ["ErrorCode", "ProtocolError", "validate_messages"]
+__all__ = ["ErrorCode", "ProtocolError", "parse_request", "validate_messages"]

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 
-class _StrEnum(str, Enum):
-    def __str__(self) -> str:
-        return self.value
+class _StrEnum(StrEnum):
+    """A string enum that compares, prints and serialises as its value."""
 
 
 class TrainMode(_StrEnum):

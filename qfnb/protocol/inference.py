@@ -7,9 +7,9 @@ answers with the same rule and the platform's error code.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ErrorCode
 
@@ -21,6 +21,28 @@ class ProtocolError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.code = int(code)
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def parse_request(model: type[_M], data: Any) -> _M:
+    """Validate ``data`` as ``model``; any problem raises one :class:`ProtocolError` naming the field.
+
+    Use this rather than ``model.model_validate`` so callers see the protocol's own error
+    (with its ``field`` and platform ``code``) instead of pydantic's wrapper.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        for err in errors:
+            inner = (err.get("ctx") or {}).get("error")
+            if isinstance(inner, ProtocolError):
+                raise inner from None
+        first = errors[0]
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        raise ProtocolError(field, first["msg"]) from None
 
 
 class _Wire(BaseModel):
