@@ -1,0 +1,86 @@
+"""Batch inference over a dataset (``Dataset.test_using_llm``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from qfnb._core.errors import QfnbError, ValidationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .dataset import Dataset
+
+
+def resolve_target(target: Any, model: str | None, endpoint: str | None) -> dict[str, str]:
+    """``ChatCompletion`` kwargs (``model``/``endpoint``) for a Service, Model, or name."""
+    if target is None:
+        if model is None and endpoint is None:
+            raise ValidationError("service_or_model", "give a Model/Service, model= or endpoint=")
+        return {k: v for k, v in (("model", model), ("endpoint", endpoint)) if v}
+    if isinstance(target, str):
+        return {"model": target}
+    chat_target = getattr(target, "chat_target", None)
+    if callable(chat_target):
+        return dict(chat_target())
+    raise ValidationError("service_or_model", f"cannot run inference on a {type(target).__name__}; "
+                          "use a qfnb.model.Model/Service or a model name")
+
+
+async def run_llm(ds: Dataset, target: Any, *, model: str | None, endpoint: str | None,
+                  prompt_column: str, concurrency: int, progress: Any,
+                  params: dict[str, Any]) -> Dataset:
+    """Chat every row's prompt; returns the rows plus ``llm_output`` and ``request_latency``."""
+    from qfnb.resources import ChatCompletion
+
+    from .dataset import Dataset
+
+    if prompt_column not in ds.columns:
+        raise ValidationError("prompt_column", f"no column {prompt_column!r}; columns are {ds.columns}")
+    if concurrency < 1:
+        raise ValidationError("concurrency", "must be >= 1")
+    kwargs = resolve_target(target, model, endpoint)
+    config = getattr(target, "config", None)
+    chat = ChatCompletion(**kwargs, config=config) if config is not None else ChatCompletion(**kwargs)
+    rows = ds.list()
+    for i, row in enumerate(rows):
+        if not isinstance(row.get(prompt_column), str) or not row[prompt_column].strip():
+            raise ValidationError(prompt_column, f"row {i}: prompt must be a non-empty string")
+    outputs: list[str | None] = [None] * len(rows)
+    latencies: list[float] = [0.0] * len(rows)
+    errors: list[str | None] = [None] * len(rows)
+    gate = asyncio.Semaphore(concurrency)
+
+    from qfnb.notebook.progress import make_progress
+
+    bar = make_progress(progress, desc="inference")
+
+    async def one(i: int) -> None:
+        async with gate:
+            start = time.perf_counter()
+            try:
+                resp = await chat.ado(messages=[{"role": "user", "content": rows[i][prompt_column]}],
+                                      **params)
+                outputs[i] = str(resp["result"])
+                ok = True
+            except QfnbError as exc:
+                errors[i] = f"{type(exc).__name__}: {exc}"
+                ok = False
+            latencies[i] = time.perf_counter() - start
+            if bar is not None:
+                bar.on_result(i, ok)
+
+    if bar is not None:
+        bar.on_start(len(rows))
+    try:
+        await asyncio.gather(*(one(i) for i in range(len(rows))))
+    finally:
+        if bar is not None:
+            bar.on_close()
+    df = ds.df.copy()
+    df["llm_output"] = outputs
+    df["request_latency"] = latencies
+    if any(errors):
+        df["error"] = errors
+    return Dataset(df.reset_index(drop=True), config=ds.config)
+

@@ -1,0 +1,138 @@
+"""Reading and writing dataset files (jsonl / json / csv / txt). Pure file I/O, no network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from qfnb._core.errors import ValidationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .dataset import Dataset
+
+GROUP = "_group"
+_SUFFIXES = (".jsonl", ".json", ".csv", ".txt")
+
+
+def frame_from_obj(data: Any, field: str) -> pd.DataFrame:
+    """A DataFrame from list[dict], list[list[dict]] (grouped), list[str] or dict[str, list]."""
+    if isinstance(data, dict):
+        lengths = {k: len(v) for k, v in data.items() if isinstance(v, list)}
+        if len(lengths) != len(data):
+            raise ValidationError(field, "a dict must map column names to lists")
+        if len(set(lengths.values())) > 1:
+            raise ValidationError(field, f"columns have different lengths: {lengths}")
+        return pd.DataFrame(data)
+    if not isinstance(data, list):
+        raise ValidationError(field, f"must be a list or dict of lists, got {type(data).__name__}")
+    if not data:
+        return pd.DataFrame()
+    if all(isinstance(x, str) for x in data):
+        return pd.DataFrame({"text": data})
+    if all(isinstance(x, dict) for x in data):
+        return pd.DataFrame(data)
+    if all(isinstance(x, list) for x in data):
+        rows: list[dict[str, Any]] = []
+        for g, group in enumerate(data):
+            for t, turn in enumerate(group):
+                if not isinstance(turn, dict):
+                    raise ValidationError(f"{field}[{g}][{t}]", "each turn must be a dict")
+                rows.append({**turn, GROUP: g})
+        return pd.DataFrame(rows)
+    kinds = sorted({type(x).__name__ for x in data})
+    raise ValidationError(field, f"items must all be dicts, lists of dicts or strings; got {kinds}")
+
+
+def _read_jsonl(path: Path) -> list[Any]:
+    items: list[Any] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ValidationError("data_file", f"{path.name} line {n} is not valid JSON: {exc.msg}") from None
+    return items
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValidationError("data_file", f"{path.name} is not valid JSON (line {exc.lineno}): "
+                              f"{exc.msg}") from None
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    if suffix == ".txt":
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        return pd.DataFrame({"text": lines})
+    data = _read_jsonl(path) if suffix == ".jsonl" else _read_json(path)
+    if suffix == ".json" and isinstance(data, dict):
+        return frame_from_obj(data, "data_file")
+    if isinstance(data, list):
+        data = normalize_items(data)
+    return frame_from_obj(data, "data_file")
+
+
+def normalize_items(items: list[Any]) -> list[Any]:
+    """The platform writes every row as a list of turns: one-turn lists become plain rows;
+    if any conversation has several turns, every item becomes a group."""
+    if any(isinstance(x, list) and len(x) != 1 for x in items):
+        return [x if isinstance(x, list) else [x] for x in items]
+    return [x[0] if isinstance(x, list) else x for x in items]
+
+
+def read_path(path: Path, *, group: bool | None = None) -> pd.DataFrame:
+    """Read a file, or every supported file of a folder (concatenated in name order)."""
+    if not path.exists():
+        raise ValidationError("data_file", f"{path} does not exist")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in _SUFFIXES)
+        if not files:
+            raise ValidationError("data_file", f"folder {path} has no {'/'.join(_SUFFIXES)} files")
+        frames = [_read_file(p) for p in files]
+        df = pd.concat(frames, ignore_index=True)
+    elif path.suffix.lower() not in _SUFFIXES:
+        raise ValidationError("data_file", f"unsupported file type {path.suffix!r}; "
+                              f"use one of {', '.join(_SUFFIXES)}")
+    else:
+        df = _read_file(path)
+    if group is False and GROUP in df.columns:
+        df = df.drop(columns=[GROUP])
+    return df
+
+
+def platform_lines(ds: Dataset) -> list[str]:
+    """The platform's jsonl lines: one JSON list of turns per conversation."""
+    return [json.dumps([_platform_turn(t) for t in group], ensure_ascii=False)
+            for group in ds.groups()]
+
+
+def _platform_turn(turn: dict[str, Any]) -> dict[str, Any]:
+    out = dict(turn)
+    response = out.get("response")
+    if isinstance(response, str):
+        out["response"] = [[response]]
+    return out
+
+
+def write_path(ds: Dataset, path: Path) -> None:
+    """Write ``ds`` as .jsonl (platform layout), .json (list), or .csv."""
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".jsonl":
+        path.write_text("\n".join(platform_lines(ds)) + "\n", encoding="utf-8")
+    elif suffix == ".json":
+        data: Any = ds.groups() if ds.is_grouped else ds.list()
+        path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    elif suffix == ".csv":
+        ds.df.to_csv(path, index=False)
+    else:
+        raise ValidationError("data_file", f"cannot write {suffix!r}; use .jsonl, .json or .csv")

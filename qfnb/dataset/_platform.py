@@ -1,0 +1,193 @@
+"""Moving datasets to and from the platform (reference §3.4, Contract 6).
+
+Save = validate → ``dataset/create`` → signed BOS ``PUT`` of the jsonl → ``dataset/import``
+→ poll ``importStatus`` → ``dataset/release`` → poll ``releaseStatus``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import time
+import uuid
+import zipfile
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from qfnb._core.errors import QfnbError, ValidationError
+from qfnb.protocol.console import ImportStatus, ReleaseStatus
+from qfnb.resources.console import Data
+from qfnb.resources.console.consts import DataSourceType, DataTemplateType
+
+from ._io import frame_from_obj, normalize_items, platform_lines
+from .schema import Schema, schema_for_template
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb._core.config import Config
+
+    from .dataset import Dataset
+
+logger = logging.getLogger("qfnb.dataset")
+
+_CREATE_KEYS = {"name", "template_type", "storage_type", "storage_id", "storage_path",
+                "data_set_type", "project_type", "description"}
+#: Give up waiting for an import/release after this long.
+_WAIT_LIMIT_S = 3600.0
+
+
+class DatasetPlatformError(QfnbError):
+    """The platform failed to import, release or export a dataset."""
+
+
+def _config(config: Config | None) -> Config:
+    from qfnb._core.config import resolve_config
+
+    return resolve_config(config)
+
+
+async def _info(dataset_id: int | str, cfg: Config) -> dict[str, Any]:
+    resp = await Data.aget_dataset_info(dataset_id, config=cfg)
+    result = resp.body.get("result") or {}
+    return dict(result.get("versionInfo") or {})
+
+
+async def _wait(dataset_id: int | str, key: str, done: int, failed: set[int], interval: float,
+                cfg: Config) -> dict[str, Any]:
+    deadline = time.monotonic() + _WAIT_LIMIT_S
+    while True:
+        info = await _info(dataset_id, cfg)
+        status = info.get(key)
+        if status == done:
+            return info
+        if status in failed:
+            detail = info.get("releaseErrCode") or info.get("importErrorMessage") or ""
+            raise DatasetPlatformError(f"dataset {dataset_id}: {key} is {status} (failed) {detail}".strip())
+        if time.monotonic() > deadline:
+            raise DatasetPlatformError(f"dataset {dataset_id}: {key} still {status} after "
+                                       f"{_WAIT_LIMIT_S:.0f} s")
+        await asyncio.sleep(interval)
+
+
+def _check_create_args(args: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(args, Mapping):
+        raise ValidationError("qianfan_dataset_create_args", "must be a dict")
+    unknown = set(args) - _CREATE_KEYS
+    if unknown:
+        raise ValidationError(f"qianfan_dataset_create_args.{sorted(unknown)[0]}",
+                              f"unknown key; allowed: {sorted(_CREATE_KEYS)}")
+    if not args.get("name"):
+        raise ValidationError("qianfan_dataset_create_args.name", "is required")
+    out = dict(args)
+    out.setdefault("template_type", DataTemplateType.NonSortedConversation)
+    return out
+
+
+async def upload_dataset(ds: Dataset, *, dataset_id: int | str | None,
+                         create_args: Mapping[str, Any] | None, schema: Schema | None,
+                         release: bool, config: Config | None) -> int | str:
+    """Upload ``ds`` to the platform; returns the platform dataset id."""
+    args = _check_create_args(create_args) if create_args is not None else None
+    template = int(args["template_type"]) if args else None
+    # validate first: nothing is sent when the data is bad
+    check = schema or ds.schema or (schema_for_template(template) if template is not None else None)
+    if check is None:
+        from .schema import QianfanNonSortedConversation
+
+        check = QianfanNonSortedConversation()
+    check.validate(ds.list())
+    body = ("\n".join(platform_lines(ds)) + "\n").encode("utf-8")
+    annotated = bool(getattr(check, "is_annotated", True))
+
+    cfg = _config(config)
+    if args is not None:
+        resp = await Data.acreate_bare_dataset(config=cfg, **args)
+        created = resp.body.get("result") or {}
+        dataset_id = created.get("id")
+        storage = created.get("storageInfo") or {}
+        if dataset_id is None:
+            raise DatasetPlatformError("dataset/create returned no dataset id")
+        logger.info("created platform dataset %s (%s)", dataset_id, args["name"])
+    else:
+        assert dataset_id is not None
+        info = await _info(dataset_id, cfg)
+        storage = info.get("storage") or {}
+    bucket = storage.get("storageId")
+    prefix = str(storage.get("storagePath") or storage.get("rawStoragePath") or "").strip("/")
+    if not bucket:
+        raise DatasetPlatformError(f"dataset {dataset_id} has no storage bucket (storageInfo."
+                                   "storageId) to upload to")
+    key = f"{prefix}/data_{uuid.uuid4().hex}.jsonl".lstrip("/")
+    await _put_object(cfg, str(bucket), key, body)
+    await Data.acreate_data_import_task(dataset_id, annotated, DataSourceType.PrivateBos,
+                                        f"bos:/{bucket}/{key}", config=cfg)
+    await _wait(dataset_id, "importStatus", ImportStatus.FINISHED,
+                {ImportStatus.FAILED, ImportStatus.TERMINATED}, cfg.import_status_polling_interval, cfg)
+    if release:
+        await Data.arelease_dataset(dataset_id, config=cfg)
+        await _wait(dataset_id, "releaseStatus", ReleaseStatus.FINISHED, {ReleaseStatus.FAILED},
+                    cfg.release_status_polling_interval, cfg)
+    logger.info("dataset %s uploaded (%d rows)%s", dataset_id, len(ds), " and released" if release else "")
+    return dataset_id
+
+
+async def _put_object(cfg: Config, bucket: str, key: str, data: bytes) -> None:
+    from qfnb._core.client import get_client
+
+    if ".." in key.split("/") or "\x00" in key:
+        raise ValidationError("key", "object keys must not contain '..' or NUL")
+    url = f"{cfg.bos_endpoint.rstrip('/')}/{bucket}/{key}"
+    await get_client(cfg).signed_request("PUT", url, content=data)
+
+
+async def release_if_needed(dataset_id: int | str, config: Config | None) -> None:
+    """Release a platform dataset unless it already is (used by the trainer)."""
+    cfg = _config(config)
+    info = await _info(dataset_id, cfg)
+    if info.get("releaseStatus") == ReleaseStatus.FINISHED:
+        return
+    if info.get("releaseStatus") != ReleaseStatus.RUNNING:
+        await Data.arelease_dataset(dataset_id, config=cfg)
+    await _wait(dataset_id, "releaseStatus", ReleaseStatus.FINISHED, {ReleaseStatus.FAILED},
+                cfg.release_status_polling_interval, cfg)
+
+
+async def download(dataset_id: int | str, config: Config | None) -> pd.DataFrame:
+    """Rows of a platform dataset: export, wait for the record, fetch the file."""
+    from qfnb._core.client import get_client
+
+    cfg = _config(config)
+    await Data.acreate_dataset_export_task(dataset_id, 0, config=cfg)
+    deadline = time.monotonic() + _WAIT_LIMIT_S
+    url = None
+    while url is None:
+        resp = await Data.aget_dataset_export_records(dataset_id, config=cfg)
+        records = resp.body.get("result") or []
+        done = [r for r in records if isinstance(r, dict) and r.get("downloadUrl")
+                and r.get("status") in (2, "2", "Done", "Finished")]
+        if done:
+            url = str(done[-1]["downloadUrl"])
+            break
+        if any(isinstance(r, dict) and r.get("status") in (3, "3", "Failed") for r in records):
+            raise DatasetPlatformError(f"export of dataset {dataset_id} failed")
+        if time.monotonic() > deadline:
+            raise DatasetPlatformError(f"export of dataset {dataset_id} did not finish")
+        await asyncio.sleep(cfg.export_status_polling_interval)
+    http = get_client(cfg)._http
+    got = await http.get(url)
+    got.raise_for_status()
+    return _parse_export(got.content)
+
+
+def _parse_export(content: bytes) -> pd.DataFrame:
+    if content[:2] == b"PK":
+        with zipfile.ZipFile(io.BytesIO(content)) as zf:
+            names = [n for n in zf.namelist() if n.endswith((".jsonl", ".json"))]
+            text = "\n".join(zf.read(n).decode("utf-8") for n in sorted(names))
+    else:
+        text = content.decode("utf-8")
+    items = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return frame_from_obj(normalize_items(items), "export")

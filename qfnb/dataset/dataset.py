@@ -1,0 +1,296 @@
+"""``Dataset``: tabular data (pandas) that can be validated, saved to the platform and run
+through an LLM.
+
+Rows are dicts. A *grouped* dataset (multi-turn conversations) keeps one row per turn with
+a ``_group`` column holding the conversation number; files store each group as one JSON list.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from qfnb._core.errors import ValidationError
+
+from .schema import QianfanNonSortedConversation, Schema
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb._core.config import Config
+
+__all__ = ["GROUP_COLUMN", "Dataset"]
+
+logger = logging.getLogger("qfnb.dataset")
+
+GROUP_COLUMN = "_group"
+
+
+class Dataset:
+    """A dataset backed by a pandas DataFrame, optionally linked to a platform dataset."""
+
+    def __init__(self, data: pd.DataFrame | None = None, *, schema: Schema | None = None,
+                 qianfan_dataset_id: int | str | None = None,
+                 config: Config | None = None) -> None:
+        self._df = data if data is not None else None
+        self.schema = schema
+        self.qianfan_dataset_id = qianfan_dataset_id
+        self.config = config
+
+    # ---- construction --------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, data_file: str | Path | None = None, *, dataframe: pd.DataFrame | None = None,
+             qianfan_dataset_id: int | str | None = None, schema: Schema | None = None,
+             organize_data_as_group: bool | None = None, config: Config | None = None,
+             **kwargs: Any) -> Dataset:
+        """Load from exactly one source: ``data_file`` (.jsonl/.json/.csv/.txt or a folder of
+        them), ``dataframe=``, or ``qianfan_dataset_id=`` (rows fetched lazily on first use).
+
+        ``schema=`` validates right away (raising with every problem found).
+        """
+        given = [n for n, v in (("data_file", data_file), ("dataframe", dataframe),
+                                ("qianfan_dataset_id", qianfan_dataset_id)) if v is not None]
+        if len(given) != 1:
+            raise ValidationError("data_file", "give exactly one of data_file, dataframe, "
+                                  f"qianfan_dataset_id (got {given or 'none'})")
+        if kwargs:
+            raise ValidationError(next(iter(kwargs)), "is not a supported Dataset.load source")
+        if dataframe is not None:
+            if not isinstance(dataframe, pd.DataFrame):
+                raise ValidationError("dataframe", f"must be a pandas DataFrame, got "
+                                      f"{type(dataframe).__name__}")
+            ds = cls(dataframe.reset_index(drop=True).copy(), schema=schema, config=config)
+        elif data_file is not None:
+            from ._io import read_path
+
+            ds = cls(read_path(Path(data_file), group=organize_data_as_group), schema=schema,
+                     config=config)
+        else:
+            ds = cls(None, schema=schema, qianfan_dataset_id=qianfan_dataset_id, config=config)
+            return ds
+        if schema is not None:
+            schema.validate(ds.list())
+        return ds
+
+    @classmethod
+    def create_from_pyobj(cls, data: Any, schema: Schema | None = None) -> Dataset:
+        """From ``list[dict]``, ``list[list[dict]]`` (grouped), ``list[str]`` or ``dict[str, list]``."""
+        from ._io import frame_from_obj
+
+        ds = cls(frame_from_obj(data, "data"), schema=schema)
+        if schema is not None:
+            schema.validate(ds.list())
+        return ds
+
+    # ---- pandas-like access --------------------------------------------------------------
+
+    @property
+    def df(self) -> pd.DataFrame:
+        if self._df is None:
+            if self.qianfan_dataset_id is None:
+                self._df = pd.DataFrame()
+            else:
+                from qfnb._core import sync
+
+                from ._platform import download
+
+                self._df = sync.run(download(self.qianfan_dataset_id, self.config))
+        return self._df
+
+    def to_pandas(self) -> pd.DataFrame:
+        """A copy of the data as a DataFrame."""
+        return self.df.copy()
+
+    @property
+    def is_grouped(self) -> bool:
+        return GROUP_COLUMN in self.df.columns
+
+    @property
+    def columns(self) -> list[str]:
+        return [str(c) for c in self.df.columns]
+
+    def list(self) -> list[dict[str, Any]]:
+        """All rows as dicts (NaN cells dropped)."""
+        return [_clean(r) for r in self.df.to_dict("records")]
+
+    def __len__(self) -> int:
+        return len(self.df)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.list())
+
+    def __getitem__(self, key: int | slice | str | Sequence[int]) -> Any:
+        """``ds[i]`` a row dict, ``ds[a:b]`` / ``ds[[i, j]]`` a Dataset, ``ds["col"]`` a list."""
+        if isinstance(key, str):
+            if key not in self.df.columns:
+                raise KeyError(f"no column {key!r}; columns are {self.columns}")
+            return self.df[key].tolist()
+        if isinstance(key, int):
+            n = len(self)
+            if not -n <= key < n:
+                raise IndexError(f"row {key} out of range for a dataset of {n} rows")
+            return _clean(self.df.iloc[key].to_dict())
+        if isinstance(key, slice):
+            return self._derive(self.df.iloc[key])
+        return self._derive(self.df.iloc[list(key)])
+
+    def take(self, n: int) -> Dataset:
+        """The first ``n`` rows."""
+        return self._derive(self.df.head(n))
+
+    def take_slice(self, start: int = 0, end: int | None = None) -> Dataset:
+        return self._derive(self.df.iloc[start:end])
+
+    def sample(self, n: int | None = None, *, frac: float | None = None,
+               seed: int | None = None) -> Dataset:
+        """A random sample of rows (``pandas.DataFrame.sample`` semantics)."""
+        return self._derive(self.df.sample(n=n, frac=frac, random_state=seed))
+
+    def shuffle(self, seed: int | None = None) -> Dataset:
+        """All rows in random order (grouped datasets keep each conversation together)."""
+        if self.is_grouped:
+            groups = list(dict.fromkeys(self.df[GROUP_COLUMN].tolist()))
+            random.Random(seed).shuffle(groups)
+            order = {g: i for i, g in enumerate(groups)}
+            df = self.df.sort_values(GROUP_COLUMN, key=lambda s: s.map(order), kind="stable")
+            return self._derive(df)
+        return self._derive(self.df.sample(frac=1.0, random_state=seed))
+
+    def map(self, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> Dataset:
+        """A new Dataset with ``fn(row)`` for every row (the row dict is a copy)."""
+        rows = [fn(dict(r)) for r in self.list()]
+        for i, r in enumerate(rows):
+            if not isinstance(r, Mapping):
+                raise TypeError(f"map function returned {type(r).__name__} for row {i}; "
+                                "it must return a dict")
+        return Dataset(pd.DataFrame(rows), schema=self.schema, config=self.config)
+
+    def filter(self, fn: Callable[[dict[str, Any]], bool]) -> Dataset:
+        """Rows for which ``fn(row)`` is true."""
+        keep = [bool(fn(r)) for r in self.list()]
+        return self._derive(self.df[keep] if keep else self.df)
+
+    def append(self, rows: Dataset | pd.DataFrame | Mapping[str, Any] | Sequence[Any]) -> Dataset:
+        """A new Dataset with ``rows`` added at the end."""
+        from ._io import frame_from_obj
+
+        if isinstance(rows, Dataset):
+            extra = rows.df
+        elif isinstance(rows, pd.DataFrame):
+            extra = rows
+        elif isinstance(rows, Mapping):
+            extra = pd.DataFrame([dict(rows)])
+        else:
+            extra = frame_from_obj(list(rows), "rows")
+        if self.is_grouped and GROUP_COLUMN in extra.columns and len(self):
+            extra = extra.assign(**{GROUP_COLUMN: extra[GROUP_COLUMN] + self.df[GROUP_COLUMN].max() + 1})
+        return self._derive(pd.concat([self.df, extra], ignore_index=True))
+
+    def groups(self) -> list[list[dict[str, Any]]]:
+        """Rows as conversations (one list per group; ungrouped rows are one-turn groups)."""
+        if not self.is_grouped:
+            return [[r] for r in self.list()]
+        out: dict[Any, list[dict[str, Any]]] = {}
+        for r in self.list():
+            out.setdefault(r.pop(GROUP_COLUMN), []).append(r)
+        return list(out.values())
+
+    def _derive(self, df: pd.DataFrame) -> Dataset:
+        return Dataset(df.reset_index(drop=True), schema=self.schema, config=self.config)
+
+    def __repr__(self) -> str:
+        if self._df is None and self.qianfan_dataset_id is not None:
+            return f"Dataset(qianfan_dataset_id={self.qianfan_dataset_id!r}, not loaded)"
+        return f"Dataset({len(self)} rows, columns={self.columns})"
+
+    def _repr_html_(self) -> str:
+        head = self.df.head(10).to_html(max_colwidth=80)  # type: ignore[call-arg]
+        return f"<div><b>Dataset</b> — {len(self)} rows</div>{head}"
+
+    # ---- validation & saving ------------------------------------------------------------
+
+    def validate(self, schema: Schema | None = None) -> None:
+        """Check every row against ``schema`` (default: the dataset's, else chat SFT)."""
+        (schema or self.schema or QianfanNonSortedConversation()).validate(self.list())
+
+    def save(self, data_file: str | Path | None = None, *,
+             qianfan_dataset_id: int | str | None = None,
+             qianfan_dataset_create_args: Mapping[str, Any] | None = None,
+             schema: Schema | None = None, release: bool = True,
+             config: Config | None = None) -> Dataset:
+        """Write to ``data_file``, or upload to the platform (a new dataset from
+        ``qianfan_dataset_create_args={"name": ..., "template_type": ...}``, or an existing
+        ``qianfan_dataset_id``). Nothing is uploaded when validation fails.
+        """
+        targets = [n for n, v in (("data_file", data_file), ("qianfan_dataset_id", qianfan_dataset_id),
+                                  ("qianfan_dataset_create_args", qianfan_dataset_create_args))
+                   if v is not None]
+        if len(targets) != 1:
+            raise ValidationError("data_file", "give exactly one of data_file, qianfan_dataset_id, "
+                                  f"qianfan_dataset_create_args (got {targets or 'none'})")
+        if data_file is not None:
+            from ._io import write_path
+
+            if schema is not None:
+                schema.validate(self.list())
+            write_path(self, Path(data_file))
+            return self
+        from qfnb._core import sync
+
+        return sync.run(self.asave(qianfan_dataset_id=qianfan_dataset_id,
+                                   qianfan_dataset_create_args=qianfan_dataset_create_args,
+                                   schema=schema, release=release, config=config))
+
+    async def asave(self, *, qianfan_dataset_id: int | str | None = None,
+                    qianfan_dataset_create_args: Mapping[str, Any] | None = None,
+                    schema: Schema | None = None, release: bool = True,
+                    config: Config | None = None) -> Dataset:
+        """Async :meth:`save` to the platform: create → upload → import → release."""
+        from ._platform import upload_dataset
+
+        dataset_id = await upload_dataset(self, dataset_id=qianfan_dataset_id,
+                                          create_args=qianfan_dataset_create_args, schema=schema,
+                                          release=release, config=config or self.config)
+        self.qianfan_dataset_id = dataset_id
+        return self
+
+    # ---- inference -----------------------------------------------------------------------
+
+    def test_using_llm(self, service_or_model: Any = None, *, model: str | None = None,
+                       endpoint: str | None = None, prompt_column: str = "prompt",
+                       concurrency: int = 8, progress: Any = None,
+                       **params: Any) -> Dataset:
+        """Run every prompt through an LLM; returns a Dataset with ``llm_output`` added.
+
+        ``service_or_model`` is a :class:`qfnb.model.Model`/``Service`` or a model name;
+        ``model=``/``endpoint=`` name a ``ChatCompletion`` target directly.
+        """
+        from qfnb._core import sync
+
+        return sync.run(self.atest_using_llm(service_or_model, model=model, endpoint=endpoint,
+                                             prompt_column=prompt_column, concurrency=concurrency,
+                                             progress=progress, **params))
+
+    async def atest_using_llm(self, service_or_model: Any = None, *, model: str | None = None,
+                              endpoint: str | None = None, prompt_column: str = "prompt",
+                              concurrency: int = 8, progress: Any = None,
+                              **params: Any) -> Dataset:
+        """Async :meth:`test_using_llm`."""
+        from ._infer import run_llm
+
+        return await run_llm(self, service_or_model, model=model, endpoint=endpoint,
+                             prompt_column=prompt_column, concurrency=concurrency,
+                             progress=progress, params=params)
+
+
+def _clean(row: Mapping[Any, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        if isinstance(v, float) and v != v:
+            continue
+        out[str(k)] = v.item() if hasattr(v, "item") and not isinstance(v, list | dict | str) else v
+    return out

@@ -1,0 +1,172 @@
+"""Dataset schemas of the platform's templates. Pure checks: rows in, problems out.
+
+A schema collects *every* problem (row number + field + what is wrong) so the user can fix
+the file in one go; :meth:`Schema.validate` raises :class:`DatasetValidationError` listing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from qfnb._core.errors import ValidationError
+from qfnb.resources.console.consts import DataTemplateType
+
+__all__ = [
+    "DatasetValidationError", "Problem", "QianfanGenericText", "QianfanNonSortedConversation",
+    "QianfanQuerySet", "QianfanSortedConversation", "Schema", "schema_for_template",
+]
+
+#: Show at most this many problems in the message (all of them are on ``.problems``).
+_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One invalid value: ``row`` is the dataset row index (0-based, as ``ds[row]``)."""
+
+    row: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}, field {self.field!r}: {self.message}"
+
+
+class DatasetValidationError(ValidationError):
+    """The dataset does not match the schema; ``.problems`` lists every problem found."""
+
+    def __init__(self, schema: str, problems: list[Problem]) -> None:
+        self.problems = problems
+        shown = "\n  ".join(str(p) for p in problems[:_SHOWN])
+        more = f"\n  ... and {len(problems) - _SHOWN} more" if len(problems) > _SHOWN else ""
+        first = problems[0].field if problems else "dataset"
+        super().__init__(first, f"{len(problems)} problem(s) against {schema}:\n  {shown}{more}")
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN from pandas
+    except (TypeError, ValueError):
+        return False
+
+
+class Schema:
+    """Base schema: subclasses implement :meth:`check_row`."""
+
+    name = "Schema"
+    template_type: DataTemplateType | None = None
+
+    def check_row(self, row: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+        """Yield ``(field, message)`` for each problem of one row."""
+        return ()
+
+    def problems(self, rows: Iterable[Mapping[str, Any]]) -> list[Problem]:
+        out: list[Problem] = []
+        seen = False
+        for i, row in enumerate(rows):
+            seen = True
+            out.extend(Problem(i, f, m) for f, m in self.check_row(row))
+        if not seen:
+            out.append(Problem(0, "dataset", "is empty"))
+        return out
+
+    def validate(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Raise :class:`DatasetValidationError` with every problem, or return."""
+        found = self.problems(rows)
+        if found:
+            raise DatasetValidationError(self.name, found)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class QianfanNonSortedConversation(Schema):
+    """Chat SFT data (template 2000): ``prompt`` non-empty str, ``response`` ``[[str]]`` or str.
+
+    Set ``is_annotated=False`` to allow rows without a response (a prompt set).
+    """
+
+    name = "QianfanNonSortedConversation"
+    template_type = DataTemplateType.NonSortedConversation
+
+    def __init__(self, is_annotated: bool = True) -> None:
+        self.is_annotated = is_annotated
+
+    def check_row(self, row: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+        if "prompt" not in row or _missing(row.get("prompt")):
+            yield "prompt", "is missing"
+        elif not _text(row["prompt"]):
+            yield "prompt", f"must be a non-empty string, got {_show(row['prompt'])}"
+        response = row.get("response")
+        if _missing(response):
+            if self.is_annotated:
+                yield "response", "is missing"
+            return
+        if isinstance(response, str):
+            if not response.strip():
+                yield "response", "must not be empty"
+            return
+        if (not isinstance(response, list) or not response
+                or not all(isinstance(r, list) and r and all(isinstance(s, str) for s in r)
+                           for r in response)):
+            yield "response", f"must be a string or [[str]], got {_show(response)}"
+        elif not any(s.strip() for r in response for s in r):
+            yield "response", "must not be empty"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(is_annotated={self.is_annotated})"
+
+
+class QianfanSortedConversation(QianfanNonSortedConversation):
+    """Ranked responses (template 2001): ``response`` is ``[[best], [second], ...]``."""
+
+    name = "QianfanSortedConversation"
+    template_type = DataTemplateType.SortedConversation
+
+
+class QianfanGenericText(Schema):
+    """Generic text (template 40100): a non-empty ``text`` column."""
+
+    name = "QianfanGenericText"
+    template_type = DataTemplateType.GenericText
+
+    def check_row(self, row: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+        if not _text(row.get("text")):
+            yield "text", f"must be a non-empty string, got {_show(row.get('text'))}"
+
+
+class QianfanQuerySet(Schema):
+    """Query set (template 40200): a non-empty ``prompt`` column."""
+
+    name = "QianfanQuerySet"
+    template_type = DataTemplateType.QuerySet
+
+    def check_row(self, row: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+        if not _text(row.get("prompt")):
+            yield "prompt", f"must be a non-empty string, got {_show(row.get('prompt'))}"
+
+
+def schema_for_template(template_type: int) -> Schema:
+    """The schema the platform enforces for ``template_type``."""
+    table: dict[int, type[Schema]] = {
+        DataTemplateType.NonSortedConversation: QianfanNonSortedConversation,
+        DataTemplateType.SortedConversation: QianfanSortedConversation,
+        DataTemplateType.GenericText: QianfanGenericText,
+        DataTemplateType.QuerySet: QianfanQuerySet,
+    }
+    if int(template_type) not in table:
+        raise ValidationError("template_type", f"no local schema for template {template_type}")
+    return table[int(template_type)]()
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

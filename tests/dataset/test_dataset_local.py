@@ -1,0 +1,104 @@
+"""Dataset loading, validation and pandas-like operations (no network)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from qfnb.dataset import Dataset, DatasetValidationError, QianfanNonSortedConversation
+
+
+def _write_jsonl(path: Path, items: list[object]) -> Path:
+    path.write_text("\n".join(json.dumps(i, ensure_ascii=False) for i in items) + "\n", encoding="utf-8")
+    return path
+
+
+def test_load_jsonl_platform_layout_and_plain_rows(tmp_path: Path) -> None:
+    f = _write_jsonl(tmp_path / "d.jsonl", [
+        [{"prompt": "1+1?", "response": [["2"]]}],
+        {"prompt": "capital of France?", "response": "Paris"},
+    ])
+    ds = Dataset.load(data_file=f)
+    assert len(ds) == 2
+    assert ds[0] == {"prompt": "1+1?", "response": [["2"]]}
+    assert ds["prompt"] == ["1+1?", "capital of France?"]
+    assert not ds.is_grouped
+    ds.validate()
+
+
+def test_grouped_multiturn_roundtrip(tmp_path: Path) -> None:
+    conv = [[{"prompt": "hi", "response": [["hello"]]}, {"prompt": "and?", "response": [["bye"]]}],
+            [{"prompt": "q", "response": [["a"]]}]]
+    ds = Dataset.create_from_pyobj(conv)
+    assert ds.is_grouped and len(ds) == 3
+    assert [len(g) for g in ds.groups()] == [2, 1]
+    out = tmp_path / "out.jsonl"
+    ds.save(data_file=out)
+    lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert lines == conv
+    again = Dataset.load(data_file=out)
+    assert again.groups() == conv
+
+
+def test_validation_collects_every_problem_with_row_and_field(tmp_path: Path) -> None:
+    f = _write_jsonl(tmp_path / "bad.jsonl", [
+        {"prompt": "ok", "response": "fine"},
+        {"prompt": "", "response": "x"},
+        {"prompt": "p", "response": [["a", 3]]},
+        {"response": "no prompt"},
+        {"prompt": "p2"},
+    ])
+    with pytest.raises(DatasetValidationError) as info:
+        Dataset.load(data_file=f, schema=QianfanNonSortedConversation())
+    got = [(p.row, p.field) for p in info.value.problems]
+    assert got == [(1, "prompt"), (2, "response"), (3, "prompt"), (4, "response")]
+    text = str(info.value)
+    assert "row 1, field 'prompt'" in text and "row 4, field 'response'" in text
+    assert isinstance(info.value, ValueError)
+    # an un-annotated prompt set accepts the row without response
+    QianfanNonSortedConversation(is_annotated=False).validate([{"prompt": "p2"}])
+
+
+def test_csv_json_dataframe_and_pyobj_sources(tmp_path: Path) -> None:
+    csv = tmp_path / "d.csv"
+    pd.DataFrame({"prompt": ["a", "b"], "response": ["x", "y"]}).to_csv(csv, index=False)
+    assert Dataset.load(data_file=csv).list() == [{"prompt": "a", "response": "x"},
+                                                   {"prompt": "b", "response": "y"}]
+    js = tmp_path / "d.json"
+    js.write_text(json.dumps({"prompt": ["a"], "response": ["x"]}), encoding="utf-8")
+    assert len(Dataset.load(data_file=js)) == 1
+    df = pd.DataFrame({"prompt": ["p"]}, index=[7])
+    assert Dataset.load(dataframe=df)[0] == {"prompt": "p"}
+    assert Dataset.create_from_pyobj(["t1", "t2"]).columns == ["text"]
+    with pytest.raises(ValueError, match="exactly one"):
+        Dataset.load(data_file=csv, dataframe=df)
+    with pytest.raises(ValueError, match="does not exist"):
+        Dataset.load(data_file=tmp_path / "nope.jsonl")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a"}\n{oops\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="line 2"):
+        Dataset.load(data_file=bad)
+
+
+def test_pandas_like_operations() -> None:
+    ds = Dataset.create_from_pyobj([{"prompt": f"q{i}", "response": f"a{i}"} for i in range(10)])
+    assert len(ds.take(3)) == 3
+    assert ds[2:4].list() == [{"prompt": "q2", "response": "a2"}, {"prompt": "q3", "response": "a3"}]
+    assert len(ds.sample(4, seed=1)) == 4
+    shuffled = ds.shuffle(seed=3)
+    assert sorted(shuffled["prompt"]) == sorted(ds["prompt"]) and shuffled["prompt"] != ds["prompt"]
+    upper = ds.map(lambda r: {**r, "prompt": r["prompt"].upper()})
+    assert upper[0]["prompt"] == "Q0" and ds[0]["prompt"] == "q0"
+    assert ds.filter(lambda r: r["prompt"].endswith(("1", "2"))).list()[0]["prompt"] == "q1"
+    more = ds.append({"prompt": "x", "response": "y"})
+    assert len(more) == 11 and len(ds) == 10
+    assert isinstance(ds.to_pandas(), pd.DataFrame)
+    with pytest.raises(IndexError):
+        ds[10]
+    with pytest.raises(KeyError):
+        ds["nope"]
+    with pytest.raises(TypeError, match="row 0"):
+        ds.map(lambda r: None)  # type: ignore[arg-type,return-value]
