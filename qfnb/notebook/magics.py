@@ -1,0 +1,237 @@
+"""IPython magics: ``%%qfchat``, ``%qftrain``, ``%qfeval``, ``%qfimage`` (glue only).
+
+``%load_ext qfnb`` registers :class:`QfnbMagics`; its settings are traitlets, so
+``%config QfnbMagics.default_model = "Qwen2.5-Coder-0.5B-Instruct"`` works, as does
+``c.QfnbMagics.stream = False`` in ``ipython_config.py``. The work lives in small IPython-free
+modules (``chat``, ``_interp``) and the widget modules; this file parses and dispatches.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.display import display
+from traitlets import Bool, Float, Int, Unicode
+
+from qfnb.notebook import chat
+from qfnb.notebook._interp import interpolate
+from qfnb.notebook.errors import QfnbCellError
+
+log = logging.getLogger("qfnb.notebook.magics")
+
+
+def parse_argstring(magic: Any, line: str) -> Any:
+    """Parse a magic line POSIX-style (IPython's own splitter keeps the quotes)."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"cannot parse arguments: {exc}") from exc
+    return magic.parser.parse_args(argv)
+
+
+def _split_csv(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def _check_var(name: str | None, option: str) -> None:
+    if name is not None and not name.isidentifier():
+        raise UsageError(f"{option} must be a Python identifier, got {name!r}")
+
+
+@magics_class
+class QfnbMagics(Magics):
+    """qfnb's notebook magics. Settings: ``%config QfnbMagics``."""
+
+    default_model = Unicode("", help="Chat model used when -m is not given ('' = the platform default).").tag(
+        config=True
+    )
+    temperature = Float(None, allow_none=True, help="Default sampling temperature in (0, 1].").tag(config=True)
+    stream = Bool(True, help="Stream answers token by token into the output.").tag(config=True)
+    interpolate = Bool(True, help="Replace {name} in prompts with variables from the namespace.").tag(config=True)
+    max_history = Int(5, help="Previous exchanges of a session sent with each prompt.").tag(config=True)
+    update_interval = Float(0.1, help="Seconds between redraws of a streaming answer.").tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.sessions = chat.SessionStore()
+        self.chat_backend: chat.ChatBackend = chat.ResourcesBackend()
+        self.trainer_factory: Any = None  # tests inject a fake; None = qfnb.trainer.LLMFinetune
+        self.dashboards: dict[str, Any] = {}
+
+    @property
+    def user_ns(self) -> dict[str, Any]:
+        if self.shell is None:
+            raise UsageError("qfnb magics need an IPython shell")
+        return self.shell.user_ns  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------------ %%qfchat
+    @no_var_expand
+    @magic_arguments()
+    @argument("-m", "--model", action="append", help="Model name(s); comma-separated for side-by-side answers.")
+    @argument("--endpoint", action="append", help="Custom endpoint(s) of deployed services, instead of -m.")
+    @argument("-s", "--session", default="default", help="Named conversation (history kept per session).")
+    @argument("--reset", action="store_true", help="Forget the session's history before this prompt.")
+    @argument("--system", help="System prompt (persona) for this call.")
+    @argument("-t", "--temperature", type=float, help="Sampling temperature in (0, 1].")
+    @argument("-o", "--output", help="Store the answer (str() is its text; .response the raw response) here.")
+    @argument("--no-interp", action="store_true", help="Send {braces} verbatim (no variable interpolation).")
+    @argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
+    @argument("command", nargs="*", help="Line form only: sessions | history [NAME] | reset [NAME].")
+    @line_cell_magic
+    def qfchat(self, line: str, cell: str | None = None) -> Any:
+        """Chat with a model; the cell is the prompt. ``%qfchat sessions|history|reset`` manage sessions."""
+        args = parse_argstring(self.qfchat, line)
+        if cell is None:
+            return self._chat_command(args)
+        if args.command:
+            raise UsageError(f"unexpected arguments to %%qfchat: {' '.join(args.command)!r}")
+        return self._chat_cell(args, cell)
+
+    def _chat_command(self, args: Any) -> Any:
+        cmd, *rest = args.command or ["sessions"]
+        if cmd == "sessions":
+            names = self.sessions.names()
+            return chat.SessionList([(n, self.sessions.get(n).exchanges) for n in names])
+        if cmd == "history":
+            return chat.SessionHistory(self.sessions.get(rest[0] if rest else args.session))
+        if cmd == "reset":  # no name: every session
+            self.sessions.reset(rest[0] if rest else None)
+            return None
+        raise UsageError(f"unknown %qfchat command {cmd!r}; use sessions, history [NAME] or reset [NAME]")
+
+    def _chat_cell(self, args: Any, cell: str) -> Any:
+        _check_var(args.output, "-o/--output")
+        temperature = args.temperature if args.temperature is not None else self.temperature
+        if temperature is not None and not 0 < temperature <= 1:
+            raise UsageError(f"-t/--temperature must be in (0, 1], got {temperature}")
+        session = self.sessions.get(args.session)
+        if args.reset:
+            self.sessions.reset(args.session)
+            session = self.sessions.get(args.session)
+        prompt = cell.strip()
+        if not prompt:
+            if args.reset:
+                return None
+            raise UsageError("%%qfchat needs a prompt in the cell body")
+        if self.interpolate and not args.no_interp:
+            prompt = interpolate(prompt, self.user_ns)
+        models, endpoints = _split_csv(args.model), _split_csv(args.endpoint)
+        targets = [(m, None) for m in models] + [(None, e) for e in endpoints]
+        if not targets:
+            targets = [(self.default_model or None, None)]
+        multi = len(targets) > 1
+        requests = []
+        for model, endpoint in targets:
+            sess = self.sessions.get(f"{args.session}[{model or endpoint}]") if multi else session
+            requests.append(
+                chat.ChatRequest(
+                    messages=sess.request_messages(prompt, self.max_history),
+                    model=model,
+                    endpoint=endpoint,
+                    system=args.system,
+                    temperature=temperature,
+                    stream=self.stream and not args.no_stream,
+                )
+            )
+        handle = display({"text/plain": "…"}, raw=True, display_id=True)
+
+        def on_update(answers: list[chat.ChatAnswer]) -> None:
+            data, meta = chat.render_answers(answers)
+            handle.update(data, raw=True, metadata=meta)
+
+        answers = chat.run_chat(self.chat_backend, requests, on_update, interval=self.update_interval)
+        for (model, endpoint), answer in zip(targets, answers, strict=True):
+            if answer.error is None:
+                sess = self.sessions.get(f"{args.session}[{model or endpoint}]") if multi else session
+                sess.record(prompt, answer.text)
+        if args.output:
+            self.user_ns[args.output] = {a.model: a for a in answers} if multi else answers[0]
+        failed = [a for a in answers if a.error is not None]
+        if failed and len(failed) == len(answers):
+            if not any(a.text for a in answers):
+                handle.update({"text/plain": ""}, raw=True)
+            first = failed[0]
+            raise QfnbCellError(f"{first.model}: {chat.error_line(first)}", title="qfchat failed") from first.error
+        return None
+
+    # ------------------------------------------------------------------ %qftrain
+    @no_var_expand
+    @magic_arguments()
+    @argument("--base", help="Base model to fine-tune (default: the platform's fine-tune base).")
+    @argument("--dataset", help="Training data: a local .jsonl path or a platform dataset id.")
+    @argument("--epochs", type=int, help="Training epochs.")
+    @argument("--lr", type=float, help="Learning rate.")
+    @argument("--steps", type=int, help="Stop after this many optimizer steps (maxSteps).")
+    @argument("--batch-size", type=int, help="Batch size.")
+    @argument("--max-seq-len", type=int, help="Maximum sequence length.")
+    @argument("--lora-rank", type=int, help="LoRA rank.")
+    @argument("--deploy", action="store_true", help="Publish and deploy the model when training succeeds.")
+    @argument("-o", "--output", help="Store the dashboard (with .trainer, .wait(), .model_id) in this variable.")
+    @argument("--attach", metavar="TASK", help="Re-attach a dashboard to a running fine-tune task.")
+    @argument("--stop", metavar="TASK", help="Stop a running fine-tune task.")
+    @line_magic
+    def qftrain(self, line: str) -> Any:
+        """Fine-tune: with options launch a job + live dashboard; without, show the launcher."""
+        from qfnb.notebook import train
+
+        args = parse_argstring(self.qftrain, line)
+        _check_var(args.output, "-o/--output")
+        return train.handle_magic(self, args, line.strip())
+
+    # ------------------------------------------------------------------ %qfeval
+    @no_var_expand
+    @magic_arguments()
+    @argument("result", nargs="?", help="Variable holding an EvaluationResult (or a dict of them).")
+    @argument("--chart", default="auto", help="Metric(s) to chart, comma-separated ('auto' = all numeric).")
+    @line_magic
+    def qfeval(self, line: str) -> Any:
+        """Render an evaluation result: styled metrics/samples tables and a comparison chart."""
+        from qfnb.notebook import evalreport
+
+        args = parse_argstring(self.qfeval, line)
+        if not args.result:
+            raise UsageError("usage: %qfeval RESULT_VAR  (an EvaluationResult, or a dict name -> result)")
+        try:
+            value = eval(args.result, self.user_ns)  # the user's own expression, like %timeit
+        except Exception as exc:
+            raise UsageError(f"%qfeval: cannot evaluate {args.result!r}: {exc}") from exc
+        return evalreport.EvalReport.from_value(value, chart=_split_csv([args.chart]))
+
+    # ------------------------------------------------------------------ %qfimage
+    @no_var_expand
+    @magic_arguments()
+    @argument("-m", "--model", help="Text-to-image model.")
+    @argument("--size", help="Image size, e.g. 512x512.")
+    @argument("-n", type=int, default=1, help="Number of images.")
+    @argument("-o", "--output", help="Store the response in this variable.")
+    @argument("prompt", nargs="*", help="The prompt (or use %%qfimage with the prompt as the cell).")
+    @line_cell_magic
+    def qfimage(self, line: str, cell: str | None = None) -> Any:
+        """Generate image(s) from a prompt and show them inline."""
+        from qfnb.notebook import images
+
+        args = parse_argstring(self.qfimage, line)
+        _check_var(args.output, "-o/--output")
+        prompt = (cell if cell is not None else " ".join(args.prompt)).strip()
+        if not prompt:
+            raise UsageError("%qfimage needs a prompt")
+        if self.interpolate:
+            prompt = interpolate(prompt, self.user_ns)
+        result = images.generate(prompt, model=args.model, size=args.size, n=args.n)
+        if args.output:
+            self.user_ns[args.output] = result.response
+        return result
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    ipython.register_magics(QfnbMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Magics cannot be unregistered individually; nothing global was hooked, so nothing to undo."""
+    return None

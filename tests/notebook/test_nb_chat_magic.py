@@ -1,0 +1,166 @@
+"""%%qfchat in an in-process IPython shell with a fake chat backend."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.error import UsageError
+from nb_doubles import FakeChatBackend, RecordingPublisher
+
+from qfnb.notebook.chat import ChatAnswer
+from qfnb.notebook.errors import QfnbCellError
+
+
+def magics(ip):  # type: ignore[no-untyped-def]
+    return ip.magics_manager.registry["QfnbMagics"]
+
+
+def test_streams_into_one_output_updated_in_place(ip, pub: RecordingPublisher, backend: FakeChatBackend) -> None:
+    backend.delay = 0.03
+    magics(ip).update_interval = 0.01
+    assert ip.run_cell_magic("qfchat", "", "Say hello") is None  # no Out[n] duplicate
+    ids = pub.by_display_id()
+    assert len(ids) == 1, "exactly one output area"
+    (outputs,) = ids.values()
+    assert not outputs[0]["update"] and all(o["update"] for o in outputs[1:])
+    assert len(outputs) >= 3, "intermediate updates while streaming"
+    partial = [o["data"]["text/markdown"] for o in outputs[1:-1]]
+    assert any("▌" in p and "Hello **world**" not in p for p in partial)
+    final = outputs[-1]["data"]
+    assert final["text/markdown"].startswith("Hello **world**")
+    assert "▌" not in final["text/markdown"]
+    assert final["text/plain"].startswith("Hello **world**\n-- default model · 12 tokens (7 prompt + 5 completion)")
+
+
+def test_no_stream_flag_and_config(ip, pub: RecordingPublisher, backend: FakeChatBackend) -> None:
+    ip.run_cell_magic("qfchat", "--no-stream", "hi")
+    assert backend.requests[-1].stream is False
+    ip.run_line_magic("config", "QfnbMagics.stream = False")
+    ip.run_cell_magic("qfchat", "", "hi")
+    assert backend.requests[-1].stream is False
+    ip.run_line_magic("config", "QfnbMagics.stream = True")
+    ip.run_cell_magic("qfchat", "", "hi")
+    assert backend.requests[-1].stream is True
+
+
+def test_config_traits_apply(ip, backend: FakeChatBackend) -> None:
+    ip.run_line_magic("config", "QfnbMagics.default_model = 'Gemma-3-270M'")
+    ip.run_line_magic("config", "QfnbMagics.temperature = 0.3")
+    ip.run_cell_magic("qfchat", "", "hi")
+    req = backend.requests[-1]
+    assert (req.model, req.temperature) == ("Gemma-3-270M", 0.3)
+    ip.run_cell_magic("qfchat", "-m Qwen2.5-Coder-0.5B-Instruct -t 0.9 --system 'be brief'", "hi")
+    req = backend.requests[-1]
+    assert (req.model, req.temperature, req.system) == ("Qwen2.5-Coder-0.5B-Instruct", 0.9, "be brief")
+
+
+def test_output_variable_holds_text_and_response(ip, backend: FakeChatBackend) -> None:
+    ip.run_cell_magic("qfchat", "-o ans", "hi")
+    ans = ip.user_ns["ans"]
+    assert isinstance(ans, ChatAnswer)
+    assert str(ans) == ans.text == "Hello **world**"
+    assert ans.response == {"result": "d**", "is_end": True}
+    assert ans.usage == {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
+    assert ans.latency is not None and ans.latency >= 0
+    with pytest.raises(UsageError, match="-o/--output"):
+        ip.run_cell_magic("qfchat", "-o 1bad", "hi")
+
+
+def test_sessions_keep_history_and_reset(ip, backend: FakeChatBackend) -> None:
+    ip.run_cell_magic("qfchat", "-s a", "first")
+    ip.run_cell_magic("qfchat", "-s a", "second")
+    ip.run_cell_magic("qfchat", "-s b", "other")
+    assert [m["content"] for m in backend.requests[1].messages] == ["first", "Hello **world**", "second"]
+    assert [m["role"] for m in backend.requests[1].messages] == ["user", "assistant", "user"]
+    assert [m["content"] for m in backend.requests[2].messages] == ["other"]
+    assert "a: 2 exchange(s)" in repr(ip.run_line_magic("qfchat", "sessions"))
+    assert "user: first" in repr(ip.run_line_magic("qfchat", "history a"))
+    ip.run_cell_magic("qfchat", "-s a --reset", "fresh")
+    assert [m["content"] for m in backend.requests[-1].messages] == ["fresh"]
+    ip.run_line_magic("qfchat", "reset")
+    assert "no chat sessions" in repr(ip.run_line_magic("qfchat", "sessions"))
+
+
+def test_max_history_limits_what_is_sent(ip, backend: FakeChatBackend) -> None:
+    ip.run_line_magic("config", "QfnbMagics.max_history = 1")
+    for p in ["one", "two", "three"]:
+        ip.run_cell_magic("qfchat", "", p)
+    assert [m["content"] for m in backend.requests[-1].messages] == ["two", "Hello **world**", "three"]
+
+
+def test_interpolation_keeps_literal_braces(ip, backend: FakeChatBackend) -> None:
+    ip.user_ns.update(name="Ada", data={"k": [1, 2]})
+    cell = 'Hi {name}, item {data["k"][1]}; JSON {"a": 1} and {} and {{name}} and {unknown}'
+    ip.run_cell_magic("qfchat", "", cell)
+    assert backend.requests[-1].messages[-1]["content"] == (
+        'Hi Ada, item 2; JSON {"a": 1} and {} and {name} and {unknown}'
+    )
+    ip.run_cell_magic("qfchat", "--no-interp", "Hi {name}")
+    assert backend.requests[-1].messages[-1]["content"] == "Hi {name}"
+    ip.run_line_magic("config", "QfnbMagics.interpolate = False")
+    ip.run_cell_magic("qfchat", "", "Hi {name}")
+    assert backend.requests[-1].messages[-1]["content"] == "Hi {name}"
+
+
+def test_line_is_not_var_expanded(ip, backend: FakeChatBackend) -> None:
+    ip.user_ns["x"] = "EXPANDED"
+    ip.run_cell_magic("qfchat", '--system "reply as {x}"', "hi")
+    assert backend.requests[-1].system == "reply as {x}"
+
+
+def test_side_by_side_models_run_concurrently(ip, pub: RecordingPublisher, backend: FakeChatBackend) -> None:
+    backend.answer = {"A": "alpha answer", "B": "beta answer"}
+    backend.delay = 0.05
+    ip.run_cell_magic("qfchat", "-m A,B -o both -s cmp", "compare")
+    both = ip.user_ns["both"]
+    assert {k: str(v) for k, v in both.items()} == {"A": "alpha answer", "B": "beta answer"}
+    # 4 chunks each at 50 ms: sequential would take >= 0.4 s
+    assert max(a.latency for a in both.values()) < 0.35
+    (outputs,) = pub.by_display_id().values()
+    html = outputs[-1]["data"]["text/html"]
+    assert "alpha answer" in html and "beta answer" in html and html.index("<b>A</b>") < html.index("<b>B</b>")
+    assert "[A]\nalpha answer" in outputs[-1]["data"]["text/plain"]
+    # each model continues its own thread of the session
+    ip.run_cell_magic("qfchat", "-m A,B -s cmp", "again")
+    by_model = {r.model: r for r in backend.requests[-2:]}
+    assert [m["content"] for m in by_model["B"].messages] == ["compare", "beta answer", "again"]
+
+
+def test_error_is_raised_not_answered(ip, pub: RecordingPublisher, backend: FakeChatBackend) -> None:
+    backend.fail = {"bad": RuntimeError("API name not exist (336005)")}
+    with pytest.raises(QfnbCellError, match="336005") as info:
+        ip.run_cell_magic("qfchat", "-m bad -o ans", "hi")
+    assert "qfchat failed" in info.value._render_traceback_()[0]
+    assert isinstance(info.value.__cause__, RuntimeError)
+    (outputs,) = pub.by_display_id().values()
+    assert outputs[-1]["data"] == {"text/plain": ""}, "no error text masquerading as an answer"
+    assert ip.magics_manager.registry["QfnbMagics"].sessions.get("default").messages == []
+
+
+def test_partial_failure_in_side_by_side_is_shown_in_its_column(
+    ip, pub: RecordingPublisher, backend: FakeChatBackend
+) -> None:
+    backend.fail = {"bad": RuntimeError("boom")}
+    ip.run_cell_magic("qfchat", "-m good,bad", "hi")
+    (outputs,) = pub.by_display_id().values()
+    final = outputs[-1]["data"]
+    assert 'class="qfnb-error"' in final["text/html"] and "RuntimeError: boom" in final["text/html"]
+    assert "[error] RuntimeError: boom" in final["text/plain"]
+
+
+@pytest.mark.parametrize("line", ["-t 0", "-t 1.5", "-t -1"])
+def test_bad_temperature_rejected_before_sending(ip, backend: FakeChatBackend, line: str) -> None:
+    with pytest.raises(UsageError, match="--temperature"):
+        ip.run_cell_magic("qfchat", line, "hi")
+    assert backend.requests == []
+
+
+def test_empty_prompt_is_a_usage_error(ip, backend: FakeChatBackend) -> None:
+    with pytest.raises(UsageError, match="prompt"):
+        ip.run_cell_magic("qfchat", "", "   \n")
+
+
+def test_user_text_is_escaped_in_html(ip, pub: RecordingPublisher, backend: FakeChatBackend) -> None:
+    backend.answer = {"A": "<script>alert(1)</script>", "B": "ok"}
+    ip.run_cell_magic("qfchat", "-m A,B", "hi")
+    (outputs,) = pub.by_display_id().values()
+    assert "<script>" not in outputs[-1]["data"]["text/html"]
