@@ -1,0 +1,42 @@
+"""Evaluation: ``EvaluationManager`` with local and platform evaluators, ``EvaluationResult``."""
+
+from ._errors import EvaluationError
+from .base import EvalInput, Evaluator, LocalEvaluator, Sample
+from .judge import LocalJudgeEvaluator, parse_judge_score
+from .manager import EvaluationManager
+from .manual import ManualEvaluator, ManualItem
+from .metrics import BleuEvaluator, ExactMatchEvaluator, RougeEvaluator
+from .platform import (
+    ManualEvaluatorDimension,
+    QianfanEvaluator,
+    QianfanManualEvaluator,
+    QianfanRefereeEvaluator,
+    QianfanRuleEvaluator,
+    build_eval_standard_conf,
+)
+from .result import EvaluationResult
+from .similarity import EmbeddingSimilarityEvaluator
+
+__all__ = [
+    "BleuEvaluator",
+    "EmbeddingSimilarityEvaluator",
+    "EvalInput",
+    "EvaluationError",
+    "EvaluationManager",
+    "EvaluationResult",
+    "Evaluator",
+    "ExactMatchEvaluator",
+    "LocalEvaluator",
+    "LocalJudgeEvaluator",
+    "ManualEvaluator",
+    "ManualEvaluatorDimension",
+    "ManualItem",
+    "QianfanEvaluator",
+    "QianfanManualEvaluator",
+    "QianfanRefereeEvaluator",
+    "QianfanRuleEvaluator",
+    "RougeEvaluator",
+    "Sample",
+    "build_eval_standard_conf",
+    "parse_judge_score",
+]

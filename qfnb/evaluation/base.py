@@ -1,0 +1,84 @@
+"""The evaluator interface.
+
+A :class:`LocalEvaluator` scores one sample with ``evaluate(input, reference, output) -> dict``
+and summarises one model's scores with ``summarize(frame) -> dict``. Evaluators that do I/O
+(an embedding model, an LLM judge) override the async ``aevaluate`` / ``aevaluate_many``
+instead; the manager only ever calls the async side, so a plain synchronous ``evaluate`` is
+run in a worker thread and never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+#: What a dataset row gives an evaluator as input: a prompt or a chat history.
+EvalInput = str | list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One row to score: which model (``llm`` tag) answered which row (``index``)."""
+
+    index: int
+    llm: str
+    input: EvalInput
+    reference: str
+    output: str
+
+
+class Evaluator(ABC):  # noqa: B024 - abstract by role; subclasses pick which side they implement
+    """Base of every evaluator (local and platform)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class LocalEvaluator(Evaluator):
+    """An evaluator that runs in this process.
+
+    Subclasses implement ``evaluate`` (sync) or ``aevaluate`` (async); optionally
+    ``aevaluate_many`` to batch (e.g. one embedding call for many rows) and ``summarize``.
+    """
+
+    #: Rows scored concurrently by the default ``aevaluate_many``.
+    concurrency: int = 4
+
+    def evaluate(self, input: EvalInput, reference: str, output: str) -> dict[str, Any]:
+        """Score one sample; the dict's keys become metric columns."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither evaluate nor aevaluate")
+
+    async def aevaluate(self, input: EvalInput, reference: str, output: str) -> dict[str, Any]:
+        """Async twin of :meth:`evaluate`; by default runs it in a worker thread."""
+        return await asyncio.to_thread(self.evaluate, input, reference, output)
+
+    async def aevaluate_many(self, samples: Sequence[Sample]) -> list[dict[str, Any]]:
+        """Score many samples (results in input order), ``concurrency`` at a time."""
+        gate = asyncio.Semaphore(max(1, self.concurrency))
+
+        async def one(s: Sample) -> dict[str, Any]:
+            async with gate:
+                return await self.aevaluate(s.input, s.reference, s.output)
+
+        return list(await asyncio.gather(*(one(s) for s in samples)))
+
+    def summarize(self, frame: pd.DataFrame) -> dict[str, Any] | None:
+        """Summarise one model's rows.
+
+        ``frame`` has the columns ``input``, ``reference``, ``output`` and this evaluator's
+        metric columns. The default is the mean of each numeric metric column (missing
+        values skipped).
+        """
+        out: dict[str, Any] = {}
+        for col in frame.columns:
+            if col in ("input", "reference", "output"):
+                continue
+            values = pd.to_numeric(frame[col], errors="coerce").astype(float)
+            if values.notna().any():
+                out[col] = float(values.mean())
+        return out or None

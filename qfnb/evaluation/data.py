@@ -1,0 +1,78 @@
+"""Read an evaluation set (qfnb Dataset, DataFrame, list of dicts) into ``input``/``reference``/``output``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from ._errors import invalid
+from .text import as_text
+
+INPUT_NAMES = ("prompt", "input", "messages", "query", "question", "instruction")
+REFERENCE_NAMES = ("response", "reference", "answer", "target", "expected", "label")
+OUTPUT_NAMES = ("llm_output", "output", "prediction", "completion")
+
+
+def to_frame(dataset: Any) -> pd.DataFrame:
+    """A pandas view of ``dataset`` (a qfnb ``Dataset``, a DataFrame, records or columns)."""
+    if isinstance(dataset, pd.DataFrame):
+        return dataset
+    to_pandas = getattr(dataset, "to_pandas", None)
+    if callable(to_pandas):
+        frame = to_pandas()
+        if isinstance(frame, pd.DataFrame):
+            return frame
+    if isinstance(dataset, Mapping):
+        return pd.DataFrame(dict(dataset))
+    if isinstance(dataset, Sequence) and not isinstance(dataset, str):
+        if not all(isinstance(r, Mapping) for r in dataset):
+            raise invalid("dataset", "rows must be dicts (e.g. {'prompt': ..., 'response': ...})")
+        return pd.DataFrame(list(dataset))
+    raise invalid("dataset", f"expected a qfnb Dataset, a pandas DataFrame or a list of dicts, "
+                             f"got {type(dataset).__name__}")
+
+
+def _pick(frame: pd.DataFrame, explicit: str | None, attr_names: Sequence[str], dataset: Any,
+          candidates: Sequence[str], field: str, required: bool) -> str | None:
+    if explicit is not None:
+        if explicit not in frame.columns:
+            raise invalid(field, f"column {explicit!r} not in the dataset (columns: {list(frame.columns)})")
+        return explicit
+    for attr in attr_names:  # official Dataset attributes, e.g. ``eval_input_column``
+        name = getattr(dataset, attr, None)
+        if isinstance(name, str) and name in frame.columns:
+            return name
+    for name in candidates:
+        if name in frame.columns:
+            return name
+    if required:
+        raise invalid(field, f"no column found among {list(candidates)}; name it explicitly "
+                             f"(dataset columns: {list(frame.columns)})")
+    return None
+
+
+def _cell_input(value: Any) -> Any:
+    if isinstance(value, list) and value and all(isinstance(m, Mapping) for m in value):
+        return [dict(m) for m in value]
+    return as_text(value)
+
+
+def eval_frame(dataset: Any, *, input_column: str | None = None, reference_column: str | None = None,
+               output_column: str | None = None, need_output: bool = False) -> pd.DataFrame:
+    """A fresh frame with ``input``, ``reference`` (``""`` when absent) and, if asked, ``output``."""
+    frame = to_frame(dataset)
+    if frame.empty:
+        raise invalid("dataset", "is empty")
+    icol = _pick(frame, input_column, ("eval_input_column", "input_column"), dataset, INPUT_NAMES,
+                 "input_column", True)
+    rcol = _pick(frame, reference_column, ("reference_column",), dataset, REFERENCE_NAMES,
+                 "reference_column", False)
+    ocol = _pick(frame, output_column, ("eval_llm_output_column", "output_column"), dataset,
+                 OUTPUT_NAMES, "output_column", need_output)
+    out = pd.DataFrame({"input": [_cell_input(v) for v in frame[icol]]})
+    out["reference"] = [as_text(v) for v in frame[rcol]] if rcol else ""
+    if need_output and ocol:
+        out["output"] = [as_text(v) for v in frame[ocol]]
+    return out

@@ -1,0 +1,155 @@
+"""LLM-as-judge: a chat/completion model scores the MODEL'S OUTPUT against the reference.
+
+(The official SDK's ``LocalJudgeEvaluator`` renders the reference where the output belongs, so
+it grades the answer key; here the template's ``{response}`` is always the model output.)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from ._errors import invalid
+from .base import EvalInput, LocalEvaluator, Sample
+from .llm import as_prompt, as_target
+from .text import as_text
+
+DEFAULT_CRITERIA = (
+    "1. 回答是否正确、完整地解决了问题（correctness and completeness）；\n"
+    "2. 回答与标准答案的含义是否一致（agreement with the reference）；\n"
+    "3. 表达是否清晰、简洁、没有无关内容（clarity）。"
+)
+DEFAULT_STEPS = (
+    "1. 阅读问题，理解要求；\n"
+    "2. 阅读标准答案；\n"
+    "3. 阅读待评估的回答，逐条对照评价标准；\n"
+    "4. 给出一个整数评分和简短理由。"
+)
+DEFAULT_TEMPLATE = """你是一名公正的裁判，负责评估一个AI助手对问题的回答。You are an impartial judge.
+
+评价标准 (criteria):
+{criteria}
+
+评分步骤 (steps):
+{steps}
+
+【问题 / question】
+{prompt}
+
+【待评估的回答 / answer to grade】
+{response}
+
+【标准答案 / reference answer】（没有标准答案时为空）
+{reference}
+
+请给出 {min_score} 到 {max_score} 之间的整数评分：回答正确且与标准答案含义一致则给高分，
+有明显错误或答非所问则给低分。只按以下格式回答：
+评分: <整数>
+原因: <一句话理由>
+"""
+
+_PLACEHOLDERS = ("criteria", "steps", "prompt", "response", "reference", "min_score", "max_score")
+_NUM = r"(-?\d+(?:\.\d+)?)"
+_LABELLED = re.compile(
+    r"(?:评分|得分|分数|打分|score|rating|grade)\s*[\"'“”]?\s*[:：=]?\s*[\"'“”]?\s*(?:为|是)?\s*" + _NUM,
+    re.IGNORECASE,
+)
+_FRACTION = re.compile(_NUM + r"\s*(?:/|／|out of)\s*(\d+)", re.IGNORECASE)
+_FEN = re.compile(_NUM + r"\s*分")
+_BARE = re.compile(r"^\s*" + _NUM + r"\s*[.。]?\s*$")
+
+
+def parse_judge_score(text: str, max_score: float, min_score: float = 0) -> float | None:
+    """The score in a judge's reply, or ``None`` if there is no number in range.
+
+    Tried in order: a labelled score (``评分: 4``, ``"score": "4"``, ``Score = 4``), a
+    fraction (``4/5``), ``4分``, then a reply that is only a number.
+    """
+    text = as_text(text)
+    candidates: list[str] = [m.group(1) for m in _LABELLED.finditer(text)]
+    candidates += [m.group(1) for m in _FRACTION.finditer(text)]
+    candidates += [m.group(1) for m in _FEN.finditer(text)]
+    candidates += [m.group(1) for m in _BARE.finditer(text)]
+    for raw in candidates:
+        value = float(raw)
+        if min_score <= value <= max_score:
+            return value
+    return None
+
+
+def render(template: str, values: Mapping[str, Any]) -> str:
+    """Fill the known ``{placeholders}`` only; other braces (JSON, code) stay as they are."""
+    out = template
+    for key in _PLACEHOLDERS:
+        out = out.replace("{" + key + "}", str(values.get(key, "")))
+    return out
+
+
+class LocalJudgeEvaluator(LocalEvaluator):
+    """Ask ``model`` to grade each output; metrics ``{metric_name}`` (float or empty when the
+    reply has no valid score) and ``{metric_name}_judgement`` (the judge's raw reply).
+
+    ``model`` is a ``ChatCompletion`` / ``Completion`` / ``Service`` or a callable
+    ``prompt -> text``; ``judge_kwargs`` are passed to each call (e.g. ``temperature``).
+    """
+
+    def __init__(self, model: Any, *, metric_name: str = "judge_score",
+                 evaluation_prompt: str = DEFAULT_TEMPLATE, criteria: str = DEFAULT_CRITERIA,
+                 prompt_steps: str = DEFAULT_STEPS, prompt_max_score: int = 5, prompt_min_score: int = 0,
+                 concurrency: int = 4, judge_kwargs: Mapping[str, Any] | None = None) -> None:
+        if model is None:
+            raise invalid("model", "a judge model is required")
+        if prompt_max_score <= prompt_min_score:
+            raise invalid("prompt_max_score", f"must be greater than prompt_min_score ({prompt_min_score})")
+        if "{response}" not in evaluation_prompt:
+            raise invalid("evaluation_prompt", "must contain {response} (where the model output goes)")
+        if not metric_name:
+            raise invalid("metric_name", "must not be empty")
+        self._target = as_target(model)
+        self.metric_name = metric_name
+        self.evaluation_prompt = evaluation_prompt
+        self.criteria = criteria
+        self.prompt_steps = prompt_steps
+        self.prompt_max_score = prompt_max_score
+        self.prompt_min_score = prompt_min_score
+        self.concurrency = concurrency
+        self.judge_kwargs = dict(judge_kwargs or {})
+
+    def build_prompt(self, input: EvalInput, reference: str, output: str) -> str:
+        """The judge prompt for one sample: ``{response}`` is the model output."""
+        return render(self.evaluation_prompt, {
+            "criteria": self.criteria, "steps": self.prompt_steps, "prompt": as_prompt(input),
+            "response": as_text(output), "reference": as_text(reference),
+            "min_score": self.prompt_min_score, "max_score": self.prompt_max_score,
+        })
+
+    def _result(self, reply: Any) -> dict[str, Any]:
+        judgement_key = f"{self.metric_name}_judgement"
+        if isinstance(reply, BaseException):
+            return {self.metric_name: None, judgement_key: f"<judge failed: {reply}>"}
+        score = parse_judge_score(reply, self.prompt_max_score, self.prompt_min_score)
+        return {self.metric_name: score, judgement_key: reply}
+
+    async def aevaluate_many(self, samples: Sequence[Sample]) -> list[dict[str, Any]]:
+        prompts = [self.build_prompt(s.input, s.reference, s.output) for s in samples]
+        replies = await self._target.run(prompts, self.concurrency, self.judge_kwargs)
+        return [self._result(r) for r in replies]
+
+    async def aevaluate(self, input: EvalInput, reference: str, output: str) -> dict[str, Any]:
+        return (await self.aevaluate_many([Sample(0, "", input, reference, output)]))[0]
+
+    def evaluate(self, input: EvalInput, reference: str, output: str) -> dict[str, Any]:
+        from qfnb._core import sync
+
+        return dict(sync.run(self.aevaluate(input, reference, output)))
+
+    def summarize(self, frame: pd.DataFrame) -> dict[str, Any] | None:
+        scores = pd.to_numeric(frame.get(self.metric_name), errors="coerce").astype(float)
+        return {self.metric_name: float(scores.mean()) if scores.notna().any() else None,
+                f"{self.metric_name}_unparsed": int(scores.isna().sum())}
+
+    def __repr__(self) -> str:
+        return f"LocalJudgeEvaluator(model={self._target.tag!r}, metric_name={self.metric_name!r})"

@@ -1,0 +1,202 @@
+"""Turn whatever the user passes as an "llm" into something that answers a list of inputs.
+
+Accepted: a ``ChatCompletion`` / ``Completion`` resource (run through its ``abatch_do`` with a
+bounded worker count), a ``qfnb.model.Service`` (its resource), a ``qfnb.model.Model`` that can
+execute, or any callable ``f(input) -> str | response`` (sync or async). Failures are kept per
+row (as exceptions), never raised for the whole batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import invalid
+from .base import EvalInput
+
+log = logging.getLogger("qfnb.evaluation")
+
+Answer = str | BaseException
+BatchFn = Callable[[Sequence[EvalInput], int, Mapping[str, Any]], Awaitable[list[Answer]]]
+
+
+@dataclass(frozen=True)
+class LLMTarget:
+    """A model under evaluation: its tag (a column / row label) and how to run a batch."""
+
+    tag: str
+    run: BatchFn
+    source: Any = None
+
+
+def response_text(resp: Any) -> str:
+    """The generated text of an inference response (v1 ``result``, v2 ``choices``) or a str."""
+    if isinstance(resp, str):
+        return resp
+    for getter in (lambda r: r["result"], lambda r: r["choices"][0]["message"]["content"],
+                   lambda r: r["choices"][0]["text"]):
+        try:
+            value = getter(resp)
+        except (KeyError, IndexError, TypeError, AttributeError):
+            continue
+        if value is not None:
+            return str(value)
+    raise TypeError(f"cannot find the generated text in a {type(resp).__name__} response")
+
+
+def as_messages(item: EvalInput) -> list[dict[str, Any]]:
+    if isinstance(item, str):
+        return [{"role": "user", "content": item}]
+    return [dict(m) for m in item]
+
+
+def as_prompt(item: EvalInput) -> str:
+    if isinstance(item, str):
+        return item
+    users = [str(m.get("content", "")) for m in item if m.get("role") == "user"]
+    return users[-1] if users else ""
+
+
+def is_async_callable(fn: Any) -> bool:
+    """Whether calling ``fn`` returns a coroutine (an ``async def`` function or ``__call__``)."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(vars(type(fn)).get("__call__"))
+
+
+def _resource_kind(obj: Any) -> str | None:
+    """``"chat"`` / ``"completion"`` for qfnb inference resources (by class, then by name)."""
+    try:
+        from qfnb.resources import ChatCompletion, Completion
+    except ImportError:  # pragma: no cover - resources always ship with qfnb
+        ChatCompletion = Completion = None  # type: ignore[assignment,misc]
+    if ChatCompletion is not None and isinstance(obj, ChatCompletion):
+        return "chat"
+    if Completion is not None and isinstance(obj, Completion):
+        return "completion"
+    names = {c.__name__ for c in type(obj).__mro__}
+    if "ChatCompletion" in names:
+        return "chat"
+    if "Completion" in names:
+        return "completion"
+    return None
+
+
+def _resource_tag(res: Any) -> str:
+    for attr in ("model", "endpoint", "_model", "_endpoint"):
+        value = getattr(res, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(res).__name__
+
+
+def _collect(results: Sequence[Any]) -> list[Answer]:
+    out: list[Answer] = []
+    for r in results:
+        if isinstance(r, BaseException):
+            out.append(r)
+            continue
+        try:
+            out.append(response_text(r))
+        except TypeError as exc:
+            out.append(exc)
+    return out
+
+
+def _resource_runner(res: Any, kind: str) -> BatchFn:
+    async def run(inputs: Sequence[EvalInput], workers: int, kwargs: Mapping[str, Any]) -> list[Answer]:
+        if not inputs:
+            return []
+        try:
+            if kind == "chat":
+                results = await res.abatch_do(messages_list=[as_messages(i) for i in inputs],
+                                               worker_num=workers, **kwargs)
+            else:
+                results = await res.abatch_do(prompt_list=[as_prompt(i) for i in inputs],
+                                               worker_num=workers, **kwargs)
+        except Exception as exc:  # the whole batch failed: every row records why
+            log.warning("batch inference failed for %s: %s", _resource_tag(res), exc)
+            return [exc for _ in inputs]
+        return _collect(list(results))
+
+    return run
+
+
+def _callable_runner(fn: Callable[..., Any]) -> BatchFn:
+    is_async = is_async_callable(fn)
+
+    async def run(inputs: Sequence[EvalInput], workers: int, kwargs: Mapping[str, Any]) -> list[Answer]:
+        gate = asyncio.Semaphore(max(1, workers))
+
+        async def one(item: EvalInput) -> Answer:
+            async with gate:
+                try:
+                    value = await fn(item, **kwargs) if is_async else await asyncio.to_thread(fn, item, **kwargs)
+                    return response_text(value)
+                except Exception as exc:
+                    return exc
+
+        return list(await asyncio.gather(*(one(i) for i in inputs)))
+
+    return run
+
+
+def _default_tag(llm: Any) -> str:
+    """Official-style tags: Service ``{id}_{endpoint}``, Model ``{set_id}_{id}_{name}``."""
+    names = {c.__name__ for c in type(llm).__mro__}
+    if "Service" in names:
+        parts = [getattr(llm, a, None) for a in ("id", "endpoint")]
+        return "_".join(str(p) for p in parts if p not in (None, "")) or "service"
+    if "Model" in names:
+        parts = [getattr(llm, a, None) for a in ("set_id", "id", "name")]
+        return "_".join(str(p) for p in parts if p not in (None, "")) or "model"
+    if _resource_kind(llm):
+        return _resource_tag(llm)
+    return str(getattr(llm, "__name__", None) or type(llm).__name__)
+
+
+def as_target(llm: Any, tag: str | None = None) -> LLMTarget:
+    """Wrap ``llm`` (see the module docstring); ``tag`` defaults to an official-style tag."""
+    tag = tag or _default_tag(llm)
+    kind = _resource_kind(llm)
+    if kind and hasattr(llm, "abatch_do"):
+        return LLMTarget(tag, _resource_runner(llm, kind), llm)
+    get_res = getattr(llm, "get_res", None)
+    if callable(get_res):  # a deployed Service: evaluate through its inference resource
+        res = get_res()
+        kind = _resource_kind(res)
+        if kind is None:
+            raise invalid("llms", f"service {tag!r} does not serve chat or completions")
+        return LLMTarget(tag, _resource_runner(res, kind), llm)
+    for name in ("aexec", "exec"):
+        method = getattr(llm, name, None)
+        if callable(method) and {c.__name__ for c in type(llm).__mro__} & {"Model", "Service"}:
+            return LLMTarget(tag, _callable_runner(method), llm)
+    if callable(llm):
+        return LLMTarget(tag, _callable_runner(llm), llm)
+    raise invalid("llms", f"cannot run {type(llm).__name__!r}: pass a ChatCompletion, Completion, "
+                          "Service, Model or a callable input -> text")
+
+
+def as_targets(llms: Any) -> list[LLMTarget]:
+    """``llms`` as a list (or a ``{tag: llm}`` mapping) of targets with unique tags."""
+    if llms is None or (isinstance(llms, Sequence | Mapping) and not isinstance(llms, str) and len(llms) == 0):
+        raise invalid("llms", "at least one model is required")
+    if isinstance(llms, Mapping):
+        pairs: list[tuple[str | None, Any]] = [(str(k), v) for k, v in llms.items()]
+    elif isinstance(llms, Sequence) and not isinstance(llms, str):
+        pairs = [(None, v) for v in llms]
+    else:
+        pairs = [(None, llms)]
+    targets: list[LLMTarget] = []
+    seen: dict[str, int] = {}
+    for tag, llm in pairs:
+        target = as_target(llm, tag)
+        n = seen.get(target.tag, 0)
+        seen[target.tag] = n + 1
+        if n:
+            target = LLMTarget(f"{target.tag}#{n + 1}", target.run, target.source)
+        targets.append(target)
+    return targets

@@ -1,0 +1,328 @@
+"""Platform (Qianfan) evaluators: the config of a ``modelrepo/eval`` task, and running one.
+
+``build_eval_standard_conf`` turns the evaluators into ``evalStandardConf`` (pure, no I/O);
+``arun_platform_evaluation`` creates the task with ``Model.create_evaluation_task``, polls
+``eval/detail`` every ``config.evaluation_online_polling_interval`` seconds (1 s on the local
+platform) and reads ``eval/report`` into an :class:`EvaluationResult`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import string
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from qfnb.protocol.console import EvalState
+
+from ._errors import EvaluationError, invalid
+from .base import Evaluator
+from .result import EvaluationResult
+
+log = logging.getLogger("qfnb.evaluation")
+
+REFEREE_DEFAULT_METRIC = "综合得分"
+REFEREE_DEFAULT_STEPS = (
+    "1.仔细阅读问题，理解问题的要求和背景；\n"
+    "2.仔细阅读标准答案；\n"
+    "3.阅读助手的回答，检查是否有事实错误或用词不当；\n"
+    "4.检查回答是否遵照题目的要求（答题方式、长度、格式）。"
+)
+REFEREE_TEMPLATE_NAME = "裁判员模型打分模板 (含参考答案)"
+#: The judge template sent as ``prompt.templateContent``. The platform fills ``{{src}}`` (the
+#: question), ``{{tgt}}`` (the reference), ``{{prediction}}`` (the model output) and the score range.
+REFEREE_TEMPLATE = """【系统】
+请作为一个公正的裁判，评估AI助手对下面用户问题的回答质量。请综合考虑理解（是否抓住问题的核心需求）、
+生成（回答与问题的相关性和文本质量）、逻辑（推理与论证是否正确一致）、事实（信息是否准确可靠）
+和指令遵循（是否严格按照问题要求的方式、长度与格式作答）五个方面。
+请给出{{min_score}}到{{max_score}}之间的一个综合得分。
+【用户的问题】
+{{src}}
+【参考的回答】
+{{tgt}}
+【助手的回答】
+{{prediction}}
+【输出格式】
+{"reason": "<评分理由>", "score": "<得分>"}
+请只完成评估打分任务，不要回答用户的问题，也不要输出上述JSON以外的内容。
+【评估结果】"""
+MANUAL_SATISFACTION = "满意度"
+MAX_MANUAL_DIMENSIONS = 4
+_RUNNING = {EvalState.PENDING, EvalState.DOING}
+_FINISHED = {EvalState.DONE, EvalState.PARTLY_DONE}
+
+
+class QianfanEvaluator(Evaluator):
+    """Base of the evaluators run by the platform; each contributes to ``evalStandardConf``."""
+
+    mode: str = ""
+
+    def conf(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class QianfanRuleEvaluator(QianfanEvaluator):
+    """Rule metrics computed by the platform: ``similarity`` and/or ``accuracy``."""
+
+    mode = "rule"
+
+    def __init__(self, using_similarity: bool = False, using_accuracy: bool = False,
+                 stop_words: str | None = None) -> None:
+        if not (using_similarity or using_accuracy):
+            raise invalid("using_similarity", "QianfanRuleEvaluator needs using_similarity and/or using_accuracy")
+        if stop_words is not None and (not isinstance(stop_words, str) or not stop_words.strip()):
+            raise invalid("stop_words", "must be a non-empty path (e.g. a BOS path) or None")
+        self.using_similarity = bool(using_similarity)
+        self.using_accuracy = bool(using_accuracy)
+        self.stop_words = stop_words
+
+    def conf(self) -> dict[str, Any]:
+        modes = [m for m, on in (("similarity", self.using_similarity), ("accuracy", self.using_accuracy)) if on]
+        out: dict[str, Any] = {"scoreModes": modes}
+        if self.stop_words:
+            out["stopWordsPath"] = self.stop_words
+        return out
+
+    def __repr__(self) -> str:
+        return (f"QianfanRuleEvaluator(using_similarity={self.using_similarity}, "
+                f"using_accuracy={self.using_accuracy}, stop_words={self.stop_words!r})")
+
+
+class QianfanRefereeEvaluator(QianfanEvaluator):
+    """A referee model (the app ``app_id`` calls it) scores each output on the platform."""
+
+    mode = "model"
+
+    def __init__(self, app_id: int, prompt_metrics: str = REFEREE_DEFAULT_METRIC,
+                 prompt_steps: str = REFEREE_DEFAULT_STEPS, prompt_max_score: int = 5) -> None:
+        if isinstance(app_id, bool) or not isinstance(app_id, int) or app_id <= 0:
+            raise invalid("app_id", "must be a positive integer (the Qianfan app id)")
+        if not isinstance(prompt_metrics, str) or not prompt_metrics.strip():
+            raise invalid("prompt_metrics", "must be a non-empty string")
+        if not isinstance(prompt_steps, str) or not prompt_steps.strip():
+            raise invalid("prompt_steps", "must be a non-empty string")
+        if isinstance(prompt_max_score, bool) or not isinstance(prompt_max_score, int) or prompt_max_score < 1:
+            raise invalid("prompt_max_score", "must be an integer >= 1")
+        self.app_id = app_id
+        self.prompt_metrics = prompt_metrics
+        self.prompt_steps = prompt_steps
+        self.prompt_max_score = prompt_max_score
+
+    def conf(self) -> dict[str, Any]:
+        return {
+            "appId": self.app_id,
+            "prompt": {
+                "templateName": REFEREE_TEMPLATE_NAME,
+                "templateContent": REFEREE_TEMPLATE,
+                "metric": self.prompt_metrics,
+                "steps": self.prompt_steps,
+                "maxScore": self.prompt_max_score,
+            },
+        }
+
+    def __repr__(self) -> str:
+        return f"QianfanRefereeEvaluator(app_id={self.app_id}, prompt_metrics={self.prompt_metrics!r})"
+
+
+@dataclass(frozen=True)
+class ManualEvaluatorDimension:
+    """One manual-scoring dimension shown to human raters on the platform."""
+
+    dimension: str
+    description: str | None = None
+
+
+def _dimension(value: Any) -> ManualEvaluatorDimension:
+    if isinstance(value, ManualEvaluatorDimension):
+        dim = value
+    elif isinstance(value, str):
+        dim = ManualEvaluatorDimension(value)
+    elif isinstance(value, Mapping) and "dimension" in value:
+        dim = ManualEvaluatorDimension(str(value["dimension"]), value.get("description"))
+    else:
+        raise invalid("evaluation_dimensions", f"entries are names or {{'dimension', 'description'}}, got {value!r}")
+    if not dim.dimension.strip():
+        raise invalid("evaluation_dimensions", "dimension names must not be empty")
+    return dim
+
+
+class QianfanManualEvaluator(QianfanEvaluator):
+    """Human scoring on the platform; ``满意度`` (satisfaction) is always the first dimension."""
+
+    mode = "manual"
+
+    def __init__(self, evaluation_dimensions: Sequence[Any] = (MANUAL_SATISFACTION,)) -> None:
+        dims = [_dimension(d) for d in evaluation_dimensions]
+        names = [d.dimension for d in dims]
+        if len(set(names)) != len(names):
+            raise invalid("evaluation_dimensions", f"duplicate dimensions in {names}")
+        first = [d for d in dims if d.dimension == MANUAL_SATISFACTION]
+        first = first or [ManualEvaluatorDimension(MANUAL_SATISFACTION)]
+        dims = first + [d for d in dims if d.dimension != MANUAL_SATISFACTION]
+        if len(dims) > MAX_MANUAL_DIMENSIONS:
+            raise invalid("evaluation_dimensions",
+                          f"at most {MAX_MANUAL_DIMENSIONS} dimensions including {MANUAL_SATISFACTION}, "
+                          f"got {len(dims)}")
+        self.evaluation_dimensions = dims
+
+    def conf(self) -> dict[str, Any]:
+        entries: list[dict[str, Any]] = []
+        for d in self.evaluation_dimensions:
+            entry: dict[str, Any] = {"dimension": d.dimension}
+            if d.description:
+                entry["description"] = d.description
+            entries.append(entry)
+        return {"evaluationDimension": entries}
+
+    def __repr__(self) -> str:
+        return f"QianfanManualEvaluator(evaluation_dimensions={[d.dimension for d in self.evaluation_dimensions]})"
+
+
+def check_qianfan_evaluators(evaluators: Sequence[Any]) -> list[QianfanEvaluator]:
+    """At least one evaluator, all platform ones, at most one of each type."""
+    if not evaluators:
+        raise invalid("qianfan_evaluators", "at least one evaluator is required")
+    seen: set[type] = set()
+    for ev in evaluators:
+        if not isinstance(ev, QianfanEvaluator):
+            raise invalid("qianfan_evaluators", f"{type(ev).__name__} is not a Qianfan (platform) evaluator")
+        if type(ev) in seen:
+            raise invalid("qianfan_evaluators", f"at most one {type(ev).__name__} is allowed")
+        seen.add(type(ev))
+    return list(evaluators)
+
+
+def build_eval_standard_conf(evaluators: Sequence[QianfanEvaluator]) -> dict[str, Any]:
+    """``evalStandardConf`` for ``eval/create``: ``evalMode`` joins the modes in evaluator order."""
+    conf: dict[str, Any] = {}
+    modes: list[str] = []
+    for ev in check_qianfan_evaluators(evaluators):
+        modes.append(ev.mode)
+        conf.update(ev.conf())
+    return {"evalMode": ",".join(modes), **conf}
+
+
+# -- running a platform task --------------------------------------------------------------------
+
+def model_version_ref(model: Any) -> dict[str, Any]:
+    """``{"modelId", "modelVersionId"}`` of a qfnb ``Model`` (or a dict / ``(id, version)`` pair)."""
+    if isinstance(model, Mapping):
+        mid, vid = model.get("modelId"), model.get("modelVersionId")
+    elif isinstance(model, tuple) and len(model) == 2:
+        mid, vid = model
+    else:
+        mid = next((getattr(model, a) for a in ("set_id", "model_id") if getattr(model, a, None) is not None), None)
+        vid = next((getattr(model, a) for a in ("version_id", "id") if getattr(model, a, None) is not None), None)
+    if mid is None or vid is None:
+        raise invalid("llms", f"platform evaluation needs published models (modelId and modelVersionId); "
+                              f"{type(model).__name__} has modelId={mid!r}, modelVersionId={vid!r}")
+    return {"modelId": mid, "modelVersionId": vid}
+
+
+def dataset_ref(dataset: Any) -> Any:
+    """The platform dataset id of ``dataset`` (a qfnb ``Dataset`` on the platform, or the id)."""
+    if isinstance(dataset, int | str) and not isinstance(dataset, bool):
+        return dataset
+    for attr in ("qianfan_dataset_id", "dataset_id", "platform_id", "id"):
+        value = getattr(dataset, attr, None)
+        if isinstance(value, int | str) and value not in ("", None):
+            return value
+    raise invalid("dataset", "platform evaluation needs a dataset stored on the platform (or its id); "
+                             "save it with Dataset.save(...) first")
+
+
+def _random_name() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "sdk_eval_" + "".join(secrets.choice(alphabet) for _ in range(11))
+
+
+def _console() -> Any:
+    from qfnb.resources.console import Model
+
+    return Model
+
+
+def _result_of(resp: Any) -> Any:
+    try:
+        return resp["result"]
+    except (KeyError, TypeError):
+        return resp
+
+
+def report_metrics(report: Any) -> dict[str, dict[str, Any]]:
+    """``{"{modelName}_{modelVersion}": effectMetric}`` from an ``eval/report`` result."""
+    entries = report if isinstance(report, list) else [report]
+    out: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            continue
+        tag = f"{entry.get('modelName', '')}_{entry.get('modelVersion', '')}"
+        out[tag] = dict(entry.get("effectMetric") or {})
+    return out
+
+
+async def arun_platform_evaluation(
+    evaluators: Sequence[QianfanEvaluator], models: Sequence[Any], dataset: Any, *,
+    console: Any = None, config: Any = None, poll_interval: float | None = None,
+    timeout: float | None = None, name: str | None = None, description: str | None = None,
+) -> EvaluationResult:
+    """Create, wait for and read a platform evaluation task (see the module docstring).
+
+    Returns a result without metrics (``state="DoingWithManualBegin"``) when the task is
+    waiting for human scores. A failed/stopped task raises :class:`EvaluationError`; a
+    cancelled wait (or ``timeout``) cancels the platform task.
+    """
+    eval_conf = build_eval_standard_conf(evaluators)
+    if not models:
+        raise invalid("llms", "at least one model is required")
+    versions = [model_version_ref(m) for m in models]
+    dataset_id = dataset_ref(dataset)
+    console = console or _console()
+    if poll_interval is None:
+        from qfnb._core.config import resolve_config
+
+        poll_interval = float(resolve_config(config).evaluation_online_polling_interval)
+    kwargs: dict[str, Any] = {"config": config} if config is not None else {}
+    if description:
+        kwargs["description"] = description
+
+    created = _result_of(await console.acreate_evaluation_task(
+        name=name or _random_name(), version_info=versions, dataset_id=dataset_id, eval_config=eval_conf,
+        **kwargs))
+    eval_id = created.get("evalIdStr") or created.get("evalId")
+    log.info("platform evaluation task %s created (%s)", eval_id, eval_conf["evalMode"])
+    extra = {"config": config} if config is not None else {}
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            info = _result_of(await console.aget_evaluation_info(eval_id, **extra))
+            try:
+                state = EvalState(info.get("state"))
+            except ValueError:
+                raise EvaluationError(f"evaluation task {eval_id}: unknown state {info.get('state')!r}") from None
+            log.debug("evaluation task %s: %s", eval_id, state)
+            if state not in _RUNNING:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"evaluation task {eval_id} still {state} after {timeout} s")
+            await asyncio.sleep(poll_interval)
+    except (asyncio.CancelledError, TimeoutError):
+        log.warning("stopping platform evaluation task %s", eval_id)
+        try:
+            await asyncio.shield(console.astop_evaluation_task(eval_id, **extra))
+        except Exception as exc:  # best effort: report the original interruption
+            log.warning("could not stop evaluation task %s: %s", eval_id, exc)
+        raise
+    if state == EvalState.DOING_WITH_MANUAL_BEGIN:
+        log.info("evaluation task %s waits for manual scoring on the platform", eval_id)
+        return EvaluationResult({}, task_id=str(eval_id), state=str(state))
+    if state not in _FINISHED:
+        raise EvaluationError(f"evaluation task {eval_id} ended in state {state}")
+    if state == EvalState.PARTLY_DONE:
+        log.warning("evaluation task %s finished only partly", eval_id)
+    report = _result_of(await console.aget_evaluation_result(eval_id, **extra))
+    return EvaluationResult(report_metrics(report), task_id=str(eval_id), state=str(state))

@@ -1,0 +1,116 @@
+"""Embedding cosine similarity between output and reference (``similarity``).
+
+The embedder defaults to ``qfnb.Embedding()`` — on the embedded local platform that is
+all-MiniLM-L6-v2. Any ``Embedding``-like resource (``ado(texts=...)``) or callable
+``texts -> vectors`` (sync or async) can be passed instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .base import EvalInput, LocalEvaluator, Sample
+from .llm import is_async_callable
+from .text import as_text
+
+Vector = Sequence[float]
+
+
+def cosine(a: Vector, b: Vector) -> float:
+    """Cosine similarity; 0.0 when either vector is all zeros."""
+    if len(a) != len(b):
+        raise ValueError(f"vectors differ in length: {len(a)} != {len(b)}")
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    na = math.sqrt(sum(x * x for x in a))
+    nb = math.sqrt(sum(y * y for y in b))
+    return 0.0 if na == 0 or nb == 0 else dot / (na * nb)
+
+
+def _vectors(resp: Any) -> list[list[float]]:
+    data = resp["data"]
+    return [list(item["embedding"]) for item in data]
+
+
+class EmbeddingSimilarityEvaluator(LocalEvaluator):
+    """Cosine similarity of output and reference embeddings, in [-1, 1]; summary = mean.
+
+    Empty outputs score 0.0; rows without a reference are left empty (NaN).
+    """
+
+    def __init__(self, embedder: Any = None, *, model: str | None = None, batch_size: int = 16,
+                 concurrency: int = 2, metric_name: str = "similarity") -> None:
+        if batch_size < 1:
+            from ._errors import invalid
+
+            raise invalid("batch_size", "must be >= 1")
+        self._embedder = embedder
+        self.model = model
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.metric_name = metric_name
+
+    def _get_embedder(self) -> Any:
+        if self._embedder is None:
+            from qfnb.resources import Embedding
+
+            self._embedder = Embedding(model=self.model) if self.model else Embedding()
+        return self._embedder
+
+    async def _embed_chunk(self, texts: list[str]) -> list[list[float]]:
+        emb = self._get_embedder()
+        ado = getattr(emb, "ado", None)
+        if callable(ado):
+            return _vectors(await ado(texts=texts))
+        if not callable(emb):
+            raise TypeError(f"embedder must have ado(texts=...) or be callable, got {type(emb).__name__}")
+        fn: Callable[[list[str]], Any] = emb
+        if is_async_callable(fn):
+            result = await fn(texts)
+        else:
+            result = await asyncio.to_thread(fn, texts)
+        return [list(v) for v in result]
+
+    async def embed(self, texts: Sequence[str]) -> dict[str, list[float]]:
+        """Embeddings of the distinct non-empty ``texts``, ``batch_size`` per request."""
+        unique = list(dict.fromkeys(t for t in texts if t))
+        chunks = [unique[i:i + self.batch_size] for i in range(0, len(unique), self.batch_size)]
+        gate = asyncio.Semaphore(max(1, self.concurrency))
+
+        async def one(chunk: list[str]) -> list[list[float]]:
+            async with gate:
+                vectors = await self._embed_chunk(chunk)
+            if len(vectors) != len(chunk):
+                raise ValueError(f"embedder returned {len(vectors)} vectors for {len(chunk)} texts")
+            return vectors
+
+        out: dict[str, list[float]] = {}
+        for chunk, vectors in zip(chunks, await asyncio.gather(*(one(c) for c in chunks)), strict=True):
+            out.update(zip(chunk, vectors, strict=True))
+        return out
+
+    def _score(self, vectors: dict[str, list[float]], reference: str, output: str) -> dict[str, Any]:
+        if not reference:
+            return {self.metric_name: None}
+        if not output:
+            return {self.metric_name: 0.0}
+        return {self.metric_name: cosine(vectors[output], vectors[reference])}
+
+    async def aevaluate_many(self, samples: Sequence[Sample]) -> list[dict[str, Any]]:
+        pairs = [(as_text(s.reference), as_text(s.output)) for s in samples]
+        vectors = await self.embed([t for pair in pairs for t in pair])
+        return [self._score(vectors, r, o) for r, o in pairs]
+
+    async def aevaluate(self, input: EvalInput, reference: str, output: str) -> dict[str, Any]:
+        ref, out = as_text(reference), as_text(output)
+        return self._score(await self.embed([ref, out]), ref, out)
+
+    def evaluate(self, input: EvalInput, reference: str, output: str) -> dict[str, Any]:
+        from qfnb._core import sync
+
+        return dict(sync.run(self.aevaluate(input, reference, output)))
+
+    def __repr__(self) -> str:
+        return f"EmbeddingSimilarityEvaluator(model={self.model!r})"
