@@ -1,0 +1,84 @@
+"""The local platform's ASGI app: ``create_app(settings, registry)``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from . import console, evaluation, routes_console, routes_inference, routes_v2
+from .engine_api import RegistryLike
+from .platform import Platform
+from .settings import Settings
+from .wire import bce_error
+
+log = logging.getLogger("qfnb.local")
+
+MAX_OBJECT_BYTES = 512 * 1024 * 1024
+
+
+def default_registry(settings: Settings) -> RegistryLike:
+    """The real engines (``qfnb.local.engines``, the local extra)."""
+    from .engines import EngineRegistry  # type: ignore[attr-defined]
+
+    return EngineRegistry(settings.data_dir)  # type: ignore[no-any-return]
+
+
+async def bos_object(request: Request) -> Response:
+    """Contract 6: signed ``PUT``/``GET /bos/{bucket}/{key}`` under ``<data_dir>/objects``."""
+    platform: Platform = request.app.state.platform
+    failure = platform.auth.check_console(request)
+    if failure is not None:
+        return failure
+    try:
+        path = platform.objects.path(request.path_params["bucket"], request.path_params["key"])
+    except ValueError as exc:
+        return bce_error(400, "InvalidObjectName", str(exc))
+    if request.method == "PUT":
+        data = await request.body()
+        if len(data) > MAX_OBJECT_BYTES:
+            return bce_error(400, "EntityTooLarge", f"objects are limited to {MAX_OBJECT_BYTES} bytes here")
+        platform.objects.put(request.path_params["bucket"], request.path_params["key"], data)
+        return Response(status_code=200, headers={"ETag": str(len(data))})
+    if not path.is_file():
+        return bce_error(404, "NoSuchKey", "The specified key does not exist.")
+    return Response(path.read_bytes(), media_type="application/octet-stream")
+
+
+async def health(request: Request) -> JSONResponse:
+    platform: Platform = request.app.state.platform
+    return JSONResponse({"status": "ok", "models": [m.name for m in platform.served()]})
+
+
+def create_app(settings: Settings | None = None, registry: RegistryLike | None = None, *,
+               platform: Platform | None = None) -> Starlette:
+    """The app. ``settings`` default to the environment's; ``registry`` to the real engines."""
+    if platform is None:
+        settings = settings or Settings.from_env()
+        platform = Platform(settings, registry if registry is not None else default_registry(settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        platform.startup()
+        console.ensure_presets(platform)
+        evaluation.recover(platform)
+        log.info("local platform ready: data in %s", platform.settings.data_dir)
+        try:
+            yield
+        finally:
+            platform.shutdown()
+
+    routes: list[Any] = [
+        *routes_inference.routes(), *routes_console.routes(), *routes_v2.routes(),
+        Route("/bos/{bucket}/{key:path}", bos_object, methods=["PUT", "GET"]),
+        Route("/healthz", health, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.platform = platform
+    return app

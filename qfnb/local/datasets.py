@@ -1,0 +1,119 @@
+"""Datasets and object storage on the local platform (Contract 6): files only under the data dir."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .wire import BodyError
+
+BOS_PREFIX = "bos:/"
+
+
+class ObjectStore:
+    """BOS-style objects at ``<data_dir>/objects/<bucket>/<key>``, with path-traversal protection."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def path(self, bucket: str, key: str) -> Path:
+        """The file for ``bucket``/``key``; ValueError for anything escaping the root."""
+        for part, what in ((bucket, "bucket"), (key, "key")):
+            if not part or "\0" in part or "\\" in part:
+                raise ValueError(f"invalid object {what} {part!r}")
+        if key.startswith("/") or bucket.startswith("/") or "/" in bucket:
+            raise ValueError("object keys must be relative and buckets a single name")
+        if any(seg in ("", ".", "..") for seg in [bucket, *key.split("/")]):
+            raise ValueError("object paths must not contain '.', '..' or empty segments")
+        target = (self.root / bucket / key).resolve()
+        if not target.is_relative_to(self.root):
+            raise ValueError("object path escapes the storage root")
+        return target
+
+    def put(self, bucket: str, key: str, data: bytes) -> Path:
+        target = self.path(bucket, key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        return target
+
+    def from_uri(self, uri: str) -> Path:
+        """``bos:/bucket/key`` (also ``bos://``) → the stored file; ValueError if malformed or missing."""
+        if not uri.startswith(BOS_PREFIX):
+            raise ValueError(f"only bos:/bucket/key files can be imported here, got {uri!r}")
+        rest = uri[len(BOS_PREFIX):].lstrip("/")
+        bucket, _, key = rest.partition("/")
+        target = self.path(bucket, key)
+        if not target.is_file():
+            raise ValueError(f"no object at {uri}: upload it first with a signed PUT to /bos/{bucket}/{key}")
+        return target
+
+
+def _first_text(value: Any) -> str:
+    while isinstance(value, list) and value:
+        value = value[0]
+    return value if isinstance(value, str) else ""
+
+
+def normalize_rows(raw: Any) -> list[dict[str, str]]:
+    """Rows of ``{prompt, response}`` from the platform's jsonl shapes.
+
+    Accepts ``{"prompt", "response"}`` (response as str, ``[str]`` or ``[[str]]``), a list of
+    such turns (one row per turn), and prompt-only rows (query sets, response ``""``).
+    """
+    turns = raw if isinstance(raw, list) else [raw]
+    rows = []
+    for turn in turns:
+        if isinstance(turn, dict) and isinstance(turn.get("prompt"), str):
+            rows.append({"prompt": turn["prompt"], "response": _first_text(turn.get("response"))})
+    return rows
+
+
+def read_file_rows(path: Path) -> list[dict[str, str]]:
+    """Rows from a ``.jsonl`` or ``.json`` file; ValueError naming the bad line."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        data = json.loads(text)
+        items = data if isinstance(data, list) else [data]
+        return [row for item in items for row in normalize_rows(item)]
+    rows: list[dict[str, str]] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path.name} line {n} is not JSON: {exc}") from exc
+        found = normalize_rows(item)
+        if not found:
+            raise ValueError(f"{path.name} line {n} has no 'prompt' field")
+        rows.extend(found)
+    return rows
+
+
+def dataset_rows(data_dir: Path, dataset: dict[str, Any]) -> list[dict[str, str]]:
+    """The imported rows of a dataset record."""
+    path = data_dir / "datasets" / dataset["sid"] / "data.jsonl"
+    if not path.exists():
+        raise BodyError("datasetId", f"dataset {dataset['id']} has no imported data yet; import a file first")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def import_files(data_dir: Path, objects: ObjectStore, dataset: dict[str, Any], files: list[Any]) -> int:
+    """Append the rows of ``files`` (``bos:/`` URIs) to the dataset; returns the new row count."""
+    rows: list[dict[str, str]] = []
+    for i, uri in enumerate(files):
+        if not isinstance(uri, str):
+            raise BodyError(f"files[{i}]", "must be a bos:/bucket/key string")
+        try:
+            rows.extend(read_file_rows(objects.from_uri(uri)))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BodyError(f"files[{i}]", str(exc)) from exc
+    folder = data_dir / "datasets" / dataset["sid"]
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "data.jsonl", "a", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return sum(1 for line in (folder / "data.jsonl").read_text(encoding="utf-8").splitlines() if line.strip())

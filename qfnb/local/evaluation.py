@@ -1,0 +1,201 @@
+"""Evaluation on the local platform (``modelrepo/eval/*``): real runs, rule metrics.
+
+Each model version is run over the dataset's prompts; the answers are scored against the
+references: accuracy (exact match after normalisation), similarity (cosine of the
+embedder's vectors), BLEU-4 (sacrebleu; ``zh`` tokenizer for Chinese) and ROUGE-L
+(rouge-score over jieba tokens). States go Pending → Doing → Done (or Failed/Stopped).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import unicodedata
+from typing import Any
+
+from qfnb.protocol.console import EvalState
+
+from . import console as c
+from .datasets import dataset_rows
+from .platform import Platform
+from .wire import BodyError, iso
+
+log = logging.getLogger("qfnb.local.evaluation")
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_cancel: dict[int, threading.Event] = {}
+
+
+def normalise(text: str) -> str:
+    """Lower-case, NFKC, punctuation and whitespace removed: what 'exact match' compares."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return "".join(ch for ch in text if not (ch.isspace() or unicodedata.category(ch).startswith("P")))
+
+
+def _tokens(text: str) -> list[str]:
+    if _CJK.search(text):
+        import jieba
+
+        return [t for t in jieba.lcut(text) if t.strip()]
+    return text.split()
+
+
+def bleu4(predictions: list[str], references: list[str]) -> float:
+    import sacrebleu
+
+    zh = any(_CJK.search(r) for r in references)
+    score = sacrebleu.corpus_bleu(predictions, [references], tokenize="zh" if zh else "13a")
+    return float(score.score) / 100.0
+
+
+def rouge_l(predictions: list[str], references: list[str]) -> float:
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    total = 0.0
+    for pred, ref in zip(predictions, references, strict=True):
+        # rouge-score tokenizes on ASCII; pre-tokenize (jieba for Chinese) and map tokens to ids
+        vocab: dict[str, str] = {}
+        enc = [" ".join(vocab.setdefault(t, f"t{len(vocab)}") for t in _tokens(s)) for s in (ref, pred)]
+        total += scorer.score(enc[0], enc[1])["rougeL"].fmeasure if enc[0] and enc[1] else 0.0
+    return total / len(predictions) if predictions else 0.0
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=False))
+    na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(y * y for y in b))
+    return dot / (na * nb) if na and nb else 0.0
+
+
+def score(platform: Platform, predictions: list[str], references: list[str], modes: list[str]) -> dict[str, Any]:
+    """The ``effectMetric`` dict for one model's answers."""
+    metrics: dict[str, Any] = {}
+    if "accuracy" in modes or not modes:
+        hits = sum(normalise(p) == normalise(r) for p, r in zip(predictions, references, strict=True))
+        metrics["accuracy"] = hits / len(references) if references else 0.0
+    if "similarity" in modes:
+        embedders = platform.served("embeddings")
+        if embedders:
+            emb = platform.registry.embedder(embedders[0].endpoint)
+            sims: list[float] = []
+            for i in range(0, len(references), 16):
+                vp, _ = emb.embed([p or " " for p in predictions[i:i + 16]])
+                vr, _ = emb.embed([r or " " for r in references[i:i + 16]])
+                sims.extend(cosine(a, b) for a, b in zip(vp, vr, strict=True))
+            metrics["similarity"] = sum(sims) / len(sims) if sims else 0.0
+    metrics["bleu4"] = bleu4(predictions, references)
+    metrics["rouge_l"] = rouge_l(predictions, references)
+    return metrics
+
+
+def _answer(engine: Any, prompt: str) -> str:
+    deltas = engine.chat([{"role": "user", "content": prompt}], system=None, params={"temperature": 0.01})
+    return "".join(d.text for d in deltas).strip()
+
+
+def _run(platform: Platform, ev_id: int) -> None:
+    ev = platform.store.get("evaluations", ev_id)
+    if ev is None:
+        return
+    stop = _cancel.setdefault(ev_id, threading.Event())
+    platform.store.update("evaluations", ev_id, state=EvalState.DOING.value)
+    try:
+        rows = dataset_rows(platform.settings.data_dir, c.get(platform, "datasets", ev["datasetId"], "datasetId"))
+        rows = [r for r in rows if r.get("prompt")]
+        reports = []
+        for unit in ev["units"]:
+            version = c.get(platform, "versions", unit["modelVersionId"], "modelVersionId")
+            endpoint = f"eval-{version['sid']}"
+            adapter = c.adapter_path(version)
+            if adapter is not None:
+                platform.registry.register_adapter(endpoint, version["baseModel"], adapter)
+            else:
+                endpoint = platform.resolve("chat", version["baseModel"]).endpoint
+            engine = platform.registry.chat(endpoint)
+            predictions = []
+            for row in rows:
+                if stop.is_set():
+                    platform.store.update("evaluations", ev_id, state=EvalState.STOPPED.value)
+                    return
+                predictions.append(_answer(engine, row["prompt"]))
+            metrics = score(platform, predictions, [r.get("response", "") for r in rows], ev["scoreModes"])
+            model = platform.store.get("models", version["modelId"]) or {}
+            reports.append({"modelName": model.get("modelName"), "modelVersion": version["version"],
+                            "modelVersionId": version["id"], "modelId": version["modelId"],
+                            "evalMode": ev["evalMode"], "evaluationId": ev_id, "effectMetric": metrics,
+                            "samples": [{"prompt": r["prompt"], "reference": r.get("response", ""),
+                                         "prediction": p} for r, p in zip(rows, predictions, strict=True)]})
+        platform.store.update("evaluations", ev_id, state=EvalState.DONE.value, report=reports)
+    except Exception as exc:
+        log.exception("evaluation %s failed", ev_id)
+        platform.store.update("evaluations", ev_id, state=EvalState.FAILED.value, errorMessage=str(exc))
+
+
+def create_v1(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    units = body.get("versionEvalInfo")
+    if not isinstance(units, list) or not units:
+        raise BodyError("versionEvalInfo", "is required: [{modelId, modelVersionId}]")
+    for i, unit in enumerate(units):
+        if not isinstance(unit, dict):
+            raise BodyError(f"versionEvalInfo[{i}]", "must be {modelId, modelVersionId}")
+        version = platform.store.get("versions", unit.get("modelVersionId"))
+        if version is None:
+            raise BodyError(f"versionEvalInfo[{i}].modelVersionId", f"model version {unit.get('modelVersionId')!r} "
+                            "not found")
+    ds = platform.store.get("datasets", body.get("datasetId"))
+    if ds is None:
+        raise BodyError("datasetId", f"dataset {body.get('datasetId')!r} not found")
+    conf = body.get("evalStandardConf") or {}
+    mode = str(conf.get("evalMode") or "rule")
+    if any(m not in ("rule",) for m in mode.split(",")):
+        raise BodyError("evalStandardConf.evalMode", f"the local platform runs rule evaluation only, got {mode!r}")
+    ev = platform.store.insert("evaluations", {
+        "name": body.get("name") or "eval", "units": [{"modelId": u.get("modelId"), "modelVersionId":
+                                                       u["modelVersionId"]} for u in units],
+        "datasetId": ds["id"], "datasetName": ds["name"], "evalMode": mode, "conf": conf,
+        "scoreModes": list(conf.get("scoreModes") or ["accuracy", "similarity"]), "state": EvalState.PENDING.value})
+    threading.Thread(target=_run, args=(platform, ev["id"]), name="qfnb-eval", daemon=True).start()
+    return {"evalId": ev["id"], "evalIdStr": ev["sid"]}
+
+
+def detail_v1(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    ev = c.get(platform, "evaluations", body.get("id"), "id")
+    units = []
+    for u in ev["units"]:
+        version = platform.store.get("versions", u["modelVersionId"]) or {}
+        model = platform.store.get("models", version.get("modelId")) or {}
+        units.append({"modelVersionId": u["modelVersionId"], "modelId": version.get("modelId"),
+                      "modelName": model.get("modelName"), "state": ev["state"]})
+    return {"evaluationId": ev["id"], "evaluationIdStr": ev["sid"], "name": ev["name"], "state": ev["state"],
+            "evalUnits": units, "datasetId": ev["datasetId"], "datasetName": ev["datasetName"],
+            "createTime": iso(ev["created"]), "computeResourceConf": {"vmType": 0, "vmNumber": 1},
+            "evalStandardConf": ev["conf"], "errorMessage": ev.get("errorMessage")}
+
+
+def report_v1(platform: Platform, body: dict[str, Any]) -> list[dict[str, Any]]:
+    ev = c.get(platform, "evaluations", body.get("id"), "id")
+    if ev["state"] != EvalState.DONE.value:
+        raise BodyError("id", f"evaluation {ev['id']} is {ev['state']}; the report is ready once it is Done")
+    return list(ev.get("report") or [])
+
+
+def cancel_v1(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    ev = c.get(platform, "evaluations", body.get("id"), "id")
+    if ev["state"] not in (EvalState.PENDING.value, EvalState.DOING.value):
+        return {"result": False, "errorMessage": f"evaluation is already {ev['state']}"}
+    _cancel.setdefault(ev["id"], threading.Event()).set()
+    platform.store.update("evaluations", ev["id"], state=EvalState.STOPPING.value)
+    return {"result": True, "errorMessage": ""}
+
+
+def recover(platform: Platform) -> None:
+    """After a restart: evaluations that were under way run again; a pending cancel completes."""
+    for ev in platform.store.all("evaluations", lambda e: e.get("state") in (
+            EvalState.PENDING.value, EvalState.DOING.value, EvalState.STOPPING.value)):
+        if ev["state"] == EvalState.STOPPING.value:
+            platform.store.update("evaluations", ev["id"], state=EvalState.STOPPED.value)
+            continue
+        log.info("restarting evaluation %s interrupted by a server restart", ev["sid"])
+        threading.Thread(target=_run, args=(platform, ev["id"]), name="qfnb-eval", daemon=True).start()

@@ -1,0 +1,122 @@
+"""The platform object the routes share: settings, store, auth, engines, supervisor."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from qfnb.protocol.console import ServiceStatus
+from qfnb.protocol.errors import ErrorCode
+from qfnb.protocol.routes import builtin_endpoint
+
+from .auth import Authenticator
+from .datasets import ObjectStore
+from .engine_api import RegistryLike
+from .jobs import Supervisor
+from .settings import Settings
+from .store import Store
+from .wire import BodyError
+
+log = logging.getLogger("qfnb.local")
+
+
+class Platform:
+    """Shared state of one running local platform."""
+
+    def __init__(self, settings: Settings, registry: RegistryLike, store: Store | None = None,
+                 supervisor: Supervisor | None = None) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.store = store or Store(settings.data_dir / "platform.sqlite3")
+        self.auth = Authenticator(self.store, settings.credentials, settings.token_ttl)
+        self.objects = ObjectStore(settings.data_dir / "objects")
+        self.supervisor = supervisor or Supervisor(self.store, settings.worker_command,
+                                                   max_concurrent=settings.max_concurrent_training,
+                                                   poll_interval=settings.poll_interval)
+        self._deployed: dict[str, Any] = {}
+        self._loaded: set[str] = set()
+        self._lock = threading.Lock()
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def startup(self) -> None:
+        """Recover runs, re-register deployed services, start supervising."""
+        self.supervisor.start()
+        for svc in self.store.all("services", lambda s: s.get("status") in (
+                ServiceStatus.SERVING.value, ServiceStatus.DEPLOYING.value)):
+            self.deploy(svc)
+
+    def shutdown(self) -> None:
+        self.supervisor.shutdown()
+
+    # ---- served models -------------------------------------------------------------------
+
+    def served(self, api_type: str | None = None) -> list[Any]:
+        """Every model served now (base models and deployed services), optionally by api type."""
+        out: dict[str, Any] = {}
+        for m in [*self.registry.served_models(), *self._deployed.values()]:
+            if api_type is None or api_type in m.api_types:
+                out.setdefault(f"{api_type}:{m.endpoint.lower()}", m)
+        return list(out.values())
+
+    def resolve(self, api_type: str, endpoint: str) -> Any:
+        """The served model behind ``/{api_type}/{endpoint}`` (names, endpoints and aliases match
+        case-insensitively); BodyError 336005 listing what is served otherwise."""
+        key = endpoint.strip("/").lower()
+        models = self.served(api_type)
+        for m in models:
+            if key in (m.endpoint.lower(), m.name.lower()):
+                return m
+        for alias, target in self.settings.aliases.items():
+            if key == alias or key == (builtin_endpoint(api_type, alias) or "").lower():
+                for m in models:
+                    if target.lower() in (m.name.lower(), m.endpoint.lower()):
+                        return m
+        listing = ", ".join(f"{m.name} (/{api_type}/{m.endpoint})" for m in models) or "none"
+        hint = (" Cloud models such as ERNIE are not available offline; set QFNB_MODEL_ALIASES, e.g. "
+                '{"ERNIE-Lite-8K": "Qwen2.5-Coder-0.5B-Instruct"}, to map a name onto a local model.')
+        raise BodyError("endpoint", f"API name not exist: /{api_type}/{endpoint} is not served by the local "
+                        f"platform. It serves for {api_type}: {listing}.{hint}", ErrorCode.API_NAME_NOT_EXIST)
+
+    def note_loading(self, model: Any) -> None:
+        """Log once per model that its first call loads it."""
+        with self._lock:
+            if model.endpoint in self._loaded:
+                return
+            self._loaded.add(model.endpoint)
+        log.info("loading model %s for its first call (this can take a few seconds)", model.name)
+
+    # ---- deployment ----------------------------------------------------------------------
+
+    def deploy(self, service: dict[str, Any]) -> dict[str, Any]:
+        """Register a service's adapter as a chat endpoint; the service goes Serving or Failed."""
+        version = self.store.get("versions", service["modelVersionId"])
+        try:
+            if version is None:
+                raise ValueError(f"model version {service['modelVersionId']} no longer exists")
+            if version.get("adapterDir"):
+                served = self.registry.register_adapter(service["uri"], version["baseModel"],
+                                                        Path(version["adapterDir"]))
+            else:
+                served = self.resolve("chat", version["baseModel"])
+                served = _Alias(service["uri"], served)
+        except Exception as exc:  # a failed deployment is a state, not a crash
+            log.warning("deploying service %s failed: %s", service["sid"], exc)
+            return self.store.update("services", service["id"], status=ServiceStatus.FAILED.value,
+                                     errorMessage=str(exc))
+        with self._lock:
+            self._deployed[service["uri"].lower()] = served
+        return self.store.update("services", service["id"], status=ServiceStatus.SERVING.value)
+
+
+class _Alias:
+    """A service of a preset (untrained) model: the same engine under the service's endpoint."""
+
+    def __init__(self, endpoint: str, target: Any) -> None:
+        self.endpoint = endpoint
+        self.name = endpoint
+        self.api_types = ("chat", "completions")
+        self.kind = target.kind
+        self.target = target

@@ -1,0 +1,289 @@
+"""Inference routes: OAuth, v1 chat/completions/embeddings/text2image/plugin, v2 chat.
+
+Engines are blocking; every call runs in a worker thread and streams bridge a blocking
+iterator to SSE, so the event loop never waits on a model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from qfnb.protocol.errors import ErrorCode
+from qfnb.protocol.inference import (
+    ChatRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    PluginRequest,
+    Text2ImageRequest,
+    V2ChatRequest,
+)
+from qfnb.protocol.routes import MODEL_API_PREFIX
+from qfnb.protocol.sse import DONE, encode_event
+
+from . import text2image
+from .platform import Platform
+from .wire import BodyError, json_body, now, parse, response_id, v1_error
+
+log = logging.getLogger("qfnb.local.inference")
+
+SAMPLING_KEYS = ("temperature", "top_p", "top_k", "penalty_score", "max_output_tokens", "stop", "seed")
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _platform(request: Request) -> Platform:
+    return request.app.state.platform  # type: ignore[no-any-return]
+
+
+def _params(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: body[k] for k in SAMPLING_KEYS if body.get(k) is not None}
+
+
+def engine_endpoint(model: Any) -> str:
+    """The registry endpoint behind a served model (a preset-model service points at its base)."""
+    return str(getattr(model, "target", model).endpoint)
+
+
+async def _chat_engine(platform: Platform, model: Any) -> Any:
+    platform.note_loading(model)
+    return await run_in_threadpool(platform.registry.chat, engine_endpoint(model))
+
+
+# ---- OAuth ---------------------------------------------------------------------------------
+
+
+async def oauth_token(request: Request) -> JSONResponse:
+    q = request.query_params
+    if q.get("grant_type") != "client_credentials":
+        return JSONResponse({"error": "unsupported_grant_type",
+                             "error_description": "grant_type must be client_credentials"}, status_code=400)
+    status, body = _platform(request).auth.issue_token(q.get("client_id"), q.get("client_secret"))
+    return JSONResponse(body, status_code=status)
+
+
+async def bearer_token(request: Request) -> JSONResponse:
+    """``GET /v1/BCE-BEARER/token``: IAM-signed, mints a v2 bearer token."""
+    platform = _platform(request)
+    failure = platform.auth.check_console(request)
+    if failure is not None:
+        return failure
+    raw = request.query_params.get("expireInSeconds", "43200")
+    seconds = int(raw) if raw.isdigit() else 43200
+    return JSONResponse(platform.auth.issue_bearer(max(60, min(seconds, 2_592_000))))
+
+
+# ---- v1 ------------------------------------------------------------------------------------
+
+
+async def v1_inference(request: Request) -> Response:
+    platform = _platform(request)
+    failure = platform.auth.check_inference(request)
+    if failure is not None:
+        return failure
+    api_type, endpoint = request.path_params["api_type"], request.path_params["endpoint"]
+    try:
+        body = await json_body(request)
+        if api_type == "chat":
+            return await _chat(platform, endpoint, body)
+        if api_type == "completions":
+            return await _completion(platform, endpoint, body)
+        if api_type == "embeddings":
+            return await _embeddings(platform, endpoint, body)
+        if api_type == "text2image":
+            parse(Text2ImageRequest, body)
+            result = await run_in_threadpool(text2image.generate, platform.settings.text2image_model_dir, body)
+            return JSONResponse(result)
+        if api_type == "plugin":
+            return await _plugin(platform, endpoint, body)
+        raise BodyError("endpoint", f"API name not exist: the local platform has no {api_type} models",
+                        ErrorCode.API_NAME_NOT_EXIST)
+    except BodyError as exc:
+        return v1_error(exc.code, str(exc))
+    except text2image.Unavailable as exc:
+        return v1_error(ErrorCode.API_NAME_NOT_EXIST, str(exc))
+    except Exception as exc:
+        log.exception("inference on /%s/%s failed", api_type, endpoint)
+        return v1_error(ErrorCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
+
+
+async def _chat(platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
+    req = parse(ChatRequest, body)
+    model = platform.resolve("chat", endpoint)
+    engine = await _chat_engine(platform, model)
+
+    def start() -> Iterator[Any]:
+        return iter(engine.chat(req.messages, system=req.system, params=_params(body)))
+
+    return await _v1_answer(start, "chat.completion", req.stream)
+
+
+async def _completion(platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
+    req = parse(CompletionRequest, body)
+    model = platform.resolve("completions", endpoint)
+    engine = await _chat_engine(platform, model)
+
+    def start() -> Iterator[Any]:
+        return iter(engine.complete(req.prompt, params=_params(body)))
+
+    return await _v1_answer(start, "completion", req.stream)
+
+
+async def _plugin(platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
+    parse(PluginRequest, body)
+    raise BodyError("endpoint", f"API name not exist: no plugin is deployed at /plugin/{endpoint}/ on the local "
+                    "platform (plugins are a cloud feature)", ErrorCode.API_NAME_NOT_EXIST)
+
+
+async def _embeddings(platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
+    req = parse(EmbeddingRequest, body)
+    model = platform.resolve("embeddings", endpoint)
+    platform.note_loading(model)
+    embedder = await run_in_threadpool(platform.registry.embedder, engine_endpoint(model))
+    vectors, tokens = await run_in_threadpool(embedder.embed, req.input)
+    data = [{"object": "embedding", "embedding": list(v), "index": i} for i, v in enumerate(vectors)]
+    return JSONResponse({"id": response_id(), "object": "embedding_list", "created": now(), "data": data,
+                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+async def _v1_answer(start: Any, obj: str, stream: bool) -> Response:
+    rid, created = response_id(), now()
+    if not stream:
+        deltas = await run_in_threadpool(lambda: list(start()))
+        text = "".join(d.text for d in deltas)
+        finish = next((d.finish_reason for d in reversed(deltas) if d.finish_reason), "normal")
+        return JSONResponse({"id": rid, "object": obj, "created": created, "result": text, "is_truncated": False,
+                             "need_clear_history": False, "finish_reason": _v1_finish(finish),
+                             "usage": _usage(*_tokens(deltas))})
+    iterator = await run_in_threadpool(start)
+    return StreamingResponse(_v1_events(iterator, rid, obj, created), media_type="text/event-stream",
+                             headers=SSE_HEADERS)
+
+
+def _tokens(deltas: list[Any]) -> tuple[int, int]:
+    prompt = max((d.prompt_tokens for d in deltas), default=0)
+    completion = max((d.completion_tokens for d in deltas), default=0)
+    return prompt, completion or sum(1 for d in deltas if d.text)
+
+
+def _v1_finish(reason: str | None) -> str:
+    return "normal" if reason in (None, "", "stop", "eos") else reason
+
+
+async def _v1_events(iterator: Iterator[Any], rid: str, obj: str, created: int) -> AsyncIterator[bytes]:
+    """v1 SSE: one ``data:`` chunk per delta, ``sentence_id`` counting up, ``is_end`` on the last."""
+    seen: list[Any] = []
+    pending: Any = None
+    sentence = 0
+
+    def chunk(delta: Any, end: bool) -> bytes:
+        body: dict[str, Any] = {"id": rid, "object": obj, "created": created, "sentence_id": sentence,
+                                "is_end": end, "is_truncated": False, "result": delta.text if delta else "",
+                                "need_clear_history": False, "usage": _usage(*_tokens(seen))}
+        if end:
+            body["finish_reason"] = _v1_finish(next((d.finish_reason for d in reversed(seen) if d.finish_reason),
+                                                    None))
+        return encode_event(body)
+
+    try:
+        async for delta in iterate_in_threadpool(iterator):
+            seen.append(delta)
+            if pending is not None:
+                yield chunk(pending, False)
+                sentence += 1
+            pending = delta
+        yield chunk(pending, True)
+    except Exception as exc:
+        log.exception("stream failed")
+        yield (f'{{"error_code": {int(ErrorCode.INTERNAL_ERROR)}, "error_msg": "stream failed: '
+               f'{type(exc).__name__}"}}\n').encode()
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            await run_in_threadpool(close)
+
+
+# ---- v2 (OpenAI-style) -----------------------------------------------------------------------
+
+
+def _v2_error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, "type": code}, "id": response_id()},
+                        status_code=status)
+
+
+async def v2_chat(request: Request) -> Response:
+    platform = _platform(request)
+    problem = platform.auth.check_bearer(request)
+    if problem is not None:
+        return _v2_error(401, "invalid_iam_token", problem)
+    try:
+        body = await json_body(request)
+        req = parse(V2ChatRequest, body)
+        model = platform.resolve("chat", req.model)
+    except BodyError as exc:
+        code = "no_such_model" if exc.code == ErrorCode.API_NAME_NOT_EXIST else "invalid_argument"
+        return _v2_error(404 if code == "no_such_model" else 400, code, str(exc))
+    system = "\n".join(m["content"] for m in req.messages if m["role"] == "system") or None
+    messages = [m for m in req.messages if m["role"] != "system"]
+    params = _params(body)
+    if req.max_completion_tokens or req.max_tokens:
+        params["max_output_tokens"] = req.max_completion_tokens or req.max_tokens
+    engine = await _chat_engine(platform, model)
+
+    def start() -> Iterator[Any]:
+        return iter(engine.chat(messages, system=system, params=params))
+
+    rid, created = response_id(), now()
+    if not req.stream:
+        deltas = await run_in_threadpool(lambda: list(start()))
+        finish = next((d.finish_reason for d in reversed(deltas) if d.finish_reason), "stop")
+        return JSONResponse({"id": rid, "object": "chat.completion", "created": created, "model": req.model,
+                             "choices": [{"index": 0, "message": {"role": "assistant",
+                                                                  "content": "".join(d.text for d in deltas)},
+                                          "finish_reason": finish if finish != "normal" else "stop"}],
+                             "usage": _usage(*_tokens(deltas))})
+    iterator = await run_in_threadpool(start)
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    return StreamingResponse(_v2_events(iterator, rid, req.model, created, include_usage),
+                             media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def _v2_events(iterator: Iterator[Any], rid: str, model: str, created: int,
+                     include_usage: bool) -> AsyncIterator[bytes]:
+    seen: list[Any] = []
+    base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
+    try:
+        async for delta in iterate_in_threadpool(iterator):
+            seen.append(delta)
+            if delta.text:
+                yield encode_event({**base, "choices": [{"index": 0, "delta": {"content": delta.text},
+                                                         "finish_reason": None}]})
+        finish = next((d.finish_reason for d in reversed(seen) if d.finish_reason), "stop")
+        last: dict[str, Any] = {**base, "choices": [{"index": 0, "delta": {},
+                                                     "finish_reason": finish if finish != "normal" else "stop"}]}
+        if include_usage:
+            last["usage"] = _usage(*_tokens(seen))
+        yield encode_event(last)
+        yield encode_event(DONE)
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            await run_in_threadpool(close)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/oauth/2.0/token", oauth_token, methods=["POST", "GET"]),
+        Route("/v1/BCE-BEARER/token", bearer_token, methods=["GET"]),
+        Route(MODEL_API_PREFIX + "/{api_type}/{endpoint:path}", v1_inference, methods=["POST"]),
+        Route("/v2/chat/completions", v2_chat, methods=["POST"]),
+    ]

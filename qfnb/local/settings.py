@@ -1,0 +1,99 @@
+"""Settings of the local platform: data dir, credentials, aliases, worker command."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$QFNB_DATA_DIR`` or ``~/.qfnb``."""
+    env = os.environ if env is None else env
+    raw = env.get("QFNB_DATA_DIR")
+    return Path(raw).expanduser() if raw else Path.home() / ".qfnb"
+
+
+def _parse_aliases(raw: str | None) -> dict[str, str]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"QFNB_MODEL_ALIASES must be a JSON object of name -> served model: {exc}") from exc
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError("QFNB_MODEL_ALIASES must be a JSON object mapping names to served model names")
+    return {k.lower(): v for k, v in value.items()}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The OAuth pair (api_key/secret_key) and the IAM pair (access_key/iam_secret_key)."""
+
+    api_key: str
+    secret_key: str
+    access_key: str
+    iam_secret_key: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(api_key={self.api_key!r}, access_key={self.access_key!r}, secrets=***)"
+
+    @classmethod
+    def generate(cls) -> Credentials:
+        """A fresh random pair of pairs."""
+        return cls(api_key="qfnb-ak-" + secrets.token_hex(8), secret_key=secrets.token_urlsafe(24),
+                   access_key="qfnb-access-" + secrets.token_hex(8), iam_secret_key=secrets.token_urlsafe(24))
+
+    def to_dict(self) -> dict[str, str]:
+        return {"api_key": self.api_key, "secret_key": self.secret_key,
+                "access_key": self.access_key, "iam_secret_key": self.iam_secret_key}
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> Credentials:
+        """Read ``path`` (JSON) or generate a pair and write it there with mode 0600."""
+        if path.exists():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**{k: str(data[k]) for k in ("api_key", "secret_key", "access_key", "iam_secret_key")})
+        creds = cls.generate()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(creds.to_dict(), fh)
+        return creds
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app needs besides the engine registry.
+
+    ``worker_command`` is the argv prefix that runs one training task (the job dir is
+    appended); tests swap in a fast stand-in.
+    """
+
+    data_dir: Path
+    credentials: Credentials
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    text2image_model_dir: Path | None = None
+    token_ttl: int = 2_592_000
+    worker_command: tuple[str, ...] = (sys.executable, "-m", "qfnb.local.training.worker")
+    max_concurrent_training: int = 1
+    poll_interval: float = 0.5
+
+    def __repr__(self) -> str:
+        return f"Settings(data_dir={str(self.data_dir)!r}, aliases={dict(self.aliases)!r})"
+
+    @classmethod
+    def from_env(cls, data_dir: Path | None = None, credentials: Credentials | None = None,
+                 env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``QFNB_*`` variables; credentials default to ``<data_dir>/credentials.json``."""
+        env = os.environ if env is None else env
+        root = Path(data_dir) if data_dir is not None else default_data_dir(env)
+        root.mkdir(parents=True, exist_ok=True)
+        creds = credentials or Credentials.load_or_create(root / "credentials.json")
+        t2i = env.get("QFNB_TEXT2IMAGE_MODEL_DIR")
+        return cls(data_dir=root, credentials=creds, aliases=_parse_aliases(env.get("QFNB_MODEL_ALIASES")),
+                   text2image_model_dir=Path(t2i).expanduser() if t2i else None)

@@ -1,0 +1,138 @@
+"""Durable state of the local platform: one SQLite file (WAL) under the data dir.
+
+Every kind of object lives in its own table with both of the platform's ids: an integer
+``id`` (v1 style) and a string ``sid`` (v2 style, ``job-…``, ``task-…``, ``am-…``). The
+rest of the record is a JSON document, so the wire shapes can grow without migrations.
+
+Fine-tuning naming (reference §3.0): a *container* is a v1 task = a v2 job
+(table ``ft_jobs``); a *run* is a v1 job = a v2 task (table ``runs``).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+KINDS: dict[str, str] = {
+    "datasets": "ds-",
+    "ft_jobs": "job-",
+    "runs": "task-",
+    "models": "am-",
+    "versions": "amv-",
+    "services": "svco-",
+    "evaluations": "ev-",
+}
+
+Record = dict[str, Any]
+
+
+def new_sid(prefix: str) -> str:
+    """A platform-looking string id: ``prefix`` + 12 lower-case alphanumerics."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(12))
+
+
+class Store:
+    """Thread-safe access to the platform's SQLite database."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        with self._lock:
+            for kind in KINDS:
+                self._db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {kind} (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                    "sid TEXT UNIQUE NOT NULL, created REAL NOT NULL, data TEXT NOT NULL)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, client_id TEXT NOT NULL, "
+                             "expires REAL NOT NULL)")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ---- records ---------------------------------------------------------------------
+
+    @staticmethod
+    def _check(kind: str) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown record kind {kind!r}")
+
+    @staticmethod
+    def _row(row: tuple[Any, ...] | None) -> Record | None:
+        if row is None:
+            return None
+        rec: Record = json.loads(row[3])
+        rec.update(id=row[0], sid=row[1], created=row[2])
+        return rec
+
+    def insert(self, kind: str, data: dict[str, Any], sid: str | None = None) -> Record:
+        """Store a new record and return it with its ``id``, ``sid`` and ``created``."""
+        self._check(kind)
+        sid = sid or new_sid(KINDS[kind])
+        now = time.time()
+        with self._lock:
+            cur = self._db.execute(f"INSERT INTO {kind} (sid, created, data) VALUES (?, ?, ?)",
+                                   (sid, now, json.dumps(data, ensure_ascii=False)))
+            rowid = cur.lastrowid
+        return {**data, "id": rowid, "sid": sid, "created": now}
+
+    def get(self, kind: str, key: int | str | None) -> Record | None:
+        """A record by integer id or string sid (a numeric string counts as an id)."""
+        self._check(kind)
+        if key is None or isinstance(key, bool):
+            return None
+        if isinstance(key, str) and key.isdigit():
+            key = int(key)
+        column = "id" if isinstance(key, int) else "sid"
+        with self._lock:
+            row = self._db.execute(f"SELECT id, sid, created, data FROM {kind} WHERE {column} = ?",
+                                   (key,)).fetchone()
+        return self._row(row)
+
+    def update(self, kind: str, rid: int, **changes: Any) -> Record:
+        """Merge ``changes`` into the record's document atomically; return the new record."""
+        self._check(kind)
+        with self._lock:
+            row = self._db.execute(f"SELECT id, sid, created, data FROM {kind} WHERE id = ?", (rid,)).fetchone()
+            if row is None:
+                raise KeyError(f"{kind} {rid} not found")
+            data = json.loads(row[3])
+            data.update(changes)
+            self._db.execute(f"UPDATE {kind} SET data = ? WHERE id = ?", (json.dumps(data, ensure_ascii=False), rid))
+        data.update(id=row[0], sid=row[1], created=row[2])
+        return data  # type: ignore[no-any-return]
+
+    def all(self, kind: str, where: Callable[[Record], bool] | None = None) -> list[Record]:
+        """Every record of ``kind`` (oldest first), optionally filtered."""
+        return [r for r in self._iter(kind) if where is None or where(r)]
+
+    def _iter(self, kind: str) -> Iterator[Record]:
+        self._check(kind)
+        with self._lock:
+            rows = self._db.execute(f"SELECT id, sid, created, data FROM {kind} ORDER BY id").fetchall()
+        for row in rows:
+            rec = self._row(row)
+            if rec is not None:
+                yield rec
+
+    # ---- OAuth tokens (durable: the official SDK does not re-fetch a token for an hour) ----
+
+    def add_token(self, token: str, client_id: str, expires: float) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?)", (token, client_id, expires))
+
+    def token(self, token: str) -> tuple[str, float] | None:
+        """``(client_id, expires)`` of a token, or None when it was never issued."""
+        with self._lock:
+            row = self._db.execute("SELECT client_id, expires FROM tokens WHERE token = ?", (token,)).fetchone()
+        return (str(row[0]), float(row[1])) if row else None

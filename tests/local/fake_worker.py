@@ -1,0 +1,47 @@
+"""A fast stand-in for ``qfnb.local.training.worker`` (Contract 4) used by unit tests.
+
+Steps are paced by ``hyper.stepSeconds`` (default 0.05 s); ``hyper.failAt`` makes it fail.
+"""
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+job = Path(sys.argv[1])
+spec = json.loads((job / "spec.json").read_text())
+hyper = spec["hyper"]
+rows = [json.loads(line) for line in Path(spec["train_file"]).read_text().splitlines() if line.strip()]
+total = int(hyper.get("maxSteps") or max(1, len(rows) * hyper["epoch"] // hyper["batchSize"]))
+stopped = False
+
+
+def _stop(*_):
+    global stopped
+    stopped = True
+
+
+signal.signal(signal.SIGTERM, _stop)
+start = time.time()
+
+
+def finish(status, error=None):
+    (job / "result.json").write_text(json.dumps({"status": status, "metrics": {"steps": total},
+                                                 "adapter_dir": str(job / "adapter"), "error": error}))
+    sys.exit(0)
+
+
+with open(job / "progress.jsonl", "a") as fh:
+    for step in range(1, total + 1):
+        if stopped:
+            finish("Stopped")
+        if hyper.get("failAt") == step:
+            finish("Failed", "simulated failure")
+        time.sleep(float(hyper.get("stepSeconds", 0.05)))
+        fh.write(json.dumps({"step": step, "total_steps": total, "loss": 5.0 / step, "epoch": 1,
+                             "time": round(time.time() - start, 3)}) + "\n")
+        fh.flush()
+(job / "adapter").mkdir(exist_ok=True)
+(job / "adapter" / "adapter_config.json").write_text(json.dumps({"base_model": spec["base_model"]}))
+finish("Done")

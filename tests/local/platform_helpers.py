@@ -1,0 +1,66 @@
+"""Helpers for local-platform route tests: a platform on a temp dir with test doubles."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from platform_doubles import FakeRegistry
+from starlette.testclient import TestClient
+
+from qfnb.local.app import create_app
+from qfnb.local.settings import Credentials, Settings
+from qfnb.protocol.signing import bce_date, sign
+
+FAKE_WORKER = Path(__file__).with_name("fake_worker.py")
+CREDS = Credentials(api_key="test-ak", secret_key="test-sk", access_key="test-access", iam_secret_key="test-secret")
+
+
+def make_settings(data_dir: Path, **kw: Any) -> Settings:
+    return Settings(data_dir=data_dir, credentials=CREDS, worker_command=(sys.executable, str(FAKE_WORKER)),
+                    poll_interval=0.05, **kw)
+
+
+class Signer:
+    """bce-auth-v1 signing for TestClient requests (what the client does)."""
+
+    def __init__(self, ak: str = CREDS.access_key, sk: str = CREDS.iam_secret_key, when: float | None = None) -> None:
+        self.ak, self.sk, self.when = ak, sk, when
+
+    def __call__(self, request: Any) -> Any:
+        ts = bce_date(self.when)
+        request.headers["x-bce-date"] = ts
+        headers = {"host": request.headers["host"], "content-type": "application/json", "x-bce-date": ts}
+        request.headers["content-type"] = "application/json"
+        params = dict(request.url.params)
+        request.headers["authorization"] = sign(request.method, request.url.path, params, headers, self.ak, self.sk, ts)
+        return request
+
+
+def console(client: TestClient, path: str, body: dict[str, Any], **params: str) -> dict[str, Any]:
+    resp = client.post(path, json=body, params=params, auth=Signer())
+    return resp.json()  # type: ignore[no-any-return]
+
+
+def token(client: TestClient) -> str:
+    resp = client.post("/oauth/2.0/token", params={"grant_type": "client_credentials", "client_id": CREDS.api_key,
+                                                  "client_secret": CREDS.secret_key}, json={})
+    return str(resp.json()["access_token"])
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def client_for(data_dir: Path, registry: FakeRegistry | None = None, **kw: Any) -> TestClient:
+    return TestClient(create_app(make_settings(data_dir, **kw), registry or FakeRegistry()),
+                      base_url="http://127.0.0.1:8123")

@@ -1,0 +1,191 @@
+"""v1/v2 inference routes and auth on the local platform, with engine doubles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from platform_doubles import FakeRegistry
+from platform_helpers import CREDS, Signer, client_for, token
+
+from qfnb.protocol.routes import MODEL_API_PREFIX
+from qfnb.protocol.sse import SSEDecoder
+
+CHAT = MODEL_API_PREFIX + "/chat/"
+MSG = [{"role": "user", "content": "hello there"}]
+
+
+@pytest.fixture()
+def client(tmp_path: Path):
+    with client_for(tmp_path) as c:
+        yield c
+
+
+def test_oauth_token_and_invalid_client(client) -> None:
+    good = client.post("/oauth/2.0/token", params={"grant_type": "client_credentials", "client_id": CREDS.api_key,
+                                                  "client_secret": CREDS.secret_key}, json={})
+    assert good.status_code == 200 and good.json()["expires_in"] == 2592000
+    bad_id = client.post("/oauth/2.0/token", params={"grant_type": "client_credentials", "client_id": "x",
+                                                    "client_secret": CREDS.secret_key})
+    assert bad_id.json() == {"error": "invalid_client", "error_description": "unknown client id"}
+    bad_sk = client.post("/oauth/2.0/token", params={"grant_type": "client_credentials", "client_id": CREDS.api_key,
+                                                    "client_secret": "nope"})
+    assert bad_sk.json()["error_description"] == "Client authentication failed"
+    assert "nope" not in bad_sk.text
+
+
+def test_chat_with_token(client) -> None:
+    body = client.post(CHAT + "tiny-chat", params={"access_token": token(client)},
+                       json={"messages": MSG, "system": "be brief"}).json()
+    assert body["result"] == "tiny-chat: hello there"
+    assert body["object"] == "chat.completion" and body["id"].startswith("as-")
+    assert body["usage"]["completion_tokens"] == 3 and body["usage"]["total_tokens"] == 5
+    engine = client.app.state.platform.registry.engines["tiny-chat"]
+    assert engine.calls[-1]["system"] == "be brief"
+
+
+def test_model_names_are_case_insensitive(client) -> None:
+    body = client.post(CHAT + "Tiny-CHAT", params={"access_token": token(client)}, json={"messages": MSG}).json()
+    assert body["result"].startswith("tiny-chat:")
+
+
+def test_bad_and_missing_and_expired_tokens(client) -> None:
+    assert client.post(CHAT + "tiny-chat", params={"access_token": "24.bogus"},
+                       json={"messages": MSG}).json()["error_code"] == 110
+    resp = client.post(CHAT + "tiny-chat", json={"messages": MSG})
+    assert resp.status_code == 200 and resp.json()["error_code"] == 110
+    store = client.app.state.platform.store
+    store.add_token("24.old", CREDS.api_key, 1.0)
+    assert client.post(CHAT + "tiny-chat", params={"access_token": "24.old"},
+                       json={"messages": MSG}).json()["error_code"] == 111
+
+
+def test_iam_signed_inference(client) -> None:
+    ok = client.post(CHAT + "tiny-chat", json={"messages": MSG}, auth=Signer())
+    assert ok.json()["result"] == "tiny-chat: hello there"
+    wrong = client.post(CHAT + "tiny-chat", json={"messages": MSG}, auth=Signer(sk="wrong"))
+    assert wrong.status_code == 401
+    assert wrong.headers["X-Bce-Error-Code"] == "SignatureDoesNotMatch"
+    old = client.post(CHAT + "tiny-chat", json={"messages": MSG}, auth=Signer(when=1_000_000_000))
+    assert old.status_code == 401 and old.headers["X-Bce-Error-Code"] == "RequestExpired"
+    unknown = client.post(CHAT + "tiny-chat", json={"messages": MSG}, auth=Signer(ak="someone"))
+    assert unknown.headers["X-Bce-Error-Code"] == "NotFound"
+
+
+@pytest.mark.parametrize(("messages", "code", "field"), [
+    ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], 336006, "messages"),
+    ([{"role": "assistant", "content": "a"}], 336006, "messages[0].role"),
+    ([{"role": "system", "content": "a"}, {"role": "user", "content": "b"}], 336006, "messages[0].role"),
+    ([], 336006, "messages"),
+])
+def test_bad_messages_use_platform_codes(client, messages, code, field) -> None:
+    body = client.post(CHAT + "tiny-chat", params={"access_token": token(client)},
+                       json={"messages": messages}).json()
+    assert body["error_code"] == code
+    assert body["error_msg"].startswith(field)
+
+
+def test_bad_params_and_json(client) -> None:
+    tok = token(client)
+    body = client.post(CHAT + "tiny-chat", params={"access_token": tok},
+                       json={"messages": MSG, "temperature": 3}).json()
+    assert body["error_code"] == 336003 and "temperature" in body["error_msg"]
+    raw = client.post(CHAT + "tiny-chat", params={"access_token": tok}, content=b"{not json").json()
+    assert raw["error_code"] == 336002
+
+
+def test_unknown_model_lists_served(client) -> None:
+    body = client.post(CHAT + "ernie-lite-8k", params={"access_token": token(client)}, json={"messages": MSG}).json()
+    assert body["error_code"] == 336005
+    assert "Tiny-Chat (/chat/tiny-chat)" in body["error_msg"] and "QFNB_MODEL_ALIASES" in body["error_msg"]
+
+
+def test_alias_maps_cloud_name(tmp_path: Path) -> None:
+    with client_for(tmp_path, aliases={"ernie-lite-8k": "Tiny-Chat"}) as c:
+        body = c.post(CHAT + "ernie-lite-8k", params={"access_token": token(c)}, json={"messages": MSG}).json()
+    assert body["result"] == "tiny-chat: hello there"
+
+
+def test_v1_stream_format(client) -> None:
+    with client.stream("POST", CHAT + "tiny-chat", params={"access_token": token(client)},
+                       json={"messages": MSG, "stream": True}) as resp:
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        text = "".join(resp.iter_text())
+    assert "[DONE]" not in text
+    items = list(SSEDecoder().feed(text))
+    chunks = [i.data for i in items]
+    assert [c["sentence_id"] for c in chunks] == [0, 1, 2]
+    assert [c["is_end"] for c in chunks] == [False, False, True]
+    assert "".join(c["result"] for c in chunks) == "tiny-chat: hello there"
+    assert chunks[-1]["finish_reason"] == "normal"
+
+
+def test_stream_error_before_start_is_json(client) -> None:
+    resp = client.post(CHAT + "nope", params={"access_token": token(client)}, json={"messages": MSG, "stream": True})
+    assert resp.headers["content-type"].startswith("application/json") and resp.json()["error_code"] == 336005
+
+
+def test_completion_and_embeddings(client) -> None:
+    tok = token(client)
+    comp = client.post(MODEL_API_PREFIX + "/completions/tiny-chat", params={"access_token": tok},
+                       json={"prompt": "one two", "max_output_tokens": 2}).json()
+    assert comp["object"] == "completion" and comp["result"] == "tiny-chat: one"
+    assert comp["finish_reason"] == "length"
+    emb = client.post(MODEL_API_PREFIX + "/embeddings/tiny-embed", params={"access_token": tok},
+                      json={"input": ["ab", "abc"]}).json()
+    assert [d["index"] for d in emb["data"]] == [0, 1] and emb["data"][1]["embedding"][0] == 3.0
+    too_many = client.post(MODEL_API_PREFIX + "/embeddings/tiny-embed", params={"access_token": tok},
+                           json={"input": ["a"] * 17}).json()
+    assert too_many["error_code"] == 336003
+
+
+def test_text2image_without_model_is_a_clear_error(client) -> None:
+    body = client.post(MODEL_API_PREFIX + "/text2image/sd_xl", params={"access_token": token(client)},
+                       json={"prompt": "a cat"}).json()
+    assert body["error_code"] == 336005 and "QFNB_TEXT2IMAGE_MODEL_DIR" in body["error_msg"]
+    assert "data" not in body
+
+
+def test_v2_chat_and_stream(client) -> None:
+    headers = {"Authorization": "Bearer " + token(client)}
+    body = client.post("/v2/chat/completions", headers=headers,
+                       json={"model": "tiny-chat", "messages": [{"role": "system", "content": "s"}, *MSG]}).json()
+    assert body["choices"][0]["message"]["content"] == "tiny-chat: hello there"
+    assert client.app.state.platform.registry.engines["tiny-chat"].calls[-1]["system"] == "s"
+    with client.stream("POST", "/v2/chat/completions", headers=headers,
+                       json={"model": "Tiny-Chat", "messages": MSG, "stream": True,
+                             "stream_options": {"include_usage": True}}) as resp:
+        text = "".join(resp.iter_text())
+    items = list(SSEDecoder().feed(text))
+    assert items[-1].done
+    deltas = [i.data["choices"][0]["delta"].get("content", "") for i in items[:-1]]
+    assert "".join(deltas) == "tiny-chat: hello there"
+    assert items[-2].data["usage"]["completion_tokens"] == 3
+    denied = client.post("/v2/chat/completions", headers={"Authorization": "Bearer nope"},
+                         json={"model": "tiny-chat", "messages": MSG})
+    assert denied.status_code == 401
+
+
+def test_bearer_minting(client) -> None:
+    minted = client.get("/v1/BCE-BEARER/token", params={"expireInSeconds": "100"}, auth=Signer()).json()
+    assert minted["token"].startswith("bce-v3/") and minted["status"] == "enable"
+    ok = client.post("/v2/chat/completions", headers={"Authorization": "Bearer " + minted["token"]},
+                     json={"model": "tiny-chat", "messages": MSG})
+    assert ok.status_code == 200
+
+
+def test_service_list_advertises_models(client) -> None:
+    resp = client.post("/wenxinworkshop/service/list", json={}, auth=Signer()).json()
+    urls = {(e["name"], e["url"].rsplit("/", 2)[-2]) for e in resp["result"]["common"]}
+    assert ("Tiny-Chat", "chat") in urls and ("Tiny-Embed", "embeddings") in urls
+    assert all(e["url"].startswith("http://127.0.0.1:8123" + MODEL_API_PREFIX) for e in resp["result"]["common"])
+    assert client.post("/wenxinworkshop/service/list", json={}).status_code == 403
+
+
+def test_tokens_survive_restart(tmp_path: Path) -> None:
+    with client_for(tmp_path) as c:
+        tok = token(c)
+    with client_for(tmp_path, FakeRegistry()) as c:
+        body = c.post(CHAT + "tiny-chat", params={"access_token": tok}, json={"messages": MSG}).json()
+    assert "result" in body, json.dumps(body)
