@@ -1,0 +1,30 @@
+"""Client machinery: config, auth, transport, retries, rate limits, errors, the sync shell.
+
+Submodules are imported on use (``import qfnb`` stays fast); see ``docs/architecture.md``
+Contract 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Config": "qfnb._core.config",
+    "resolve_config": "qfnb._core.config",
+    "AsyncQianfanClient": "qfnb._core.client",
+    "get_client": "qfnb._core.client",
+    "QfResponse": "qfnb._core.response",
+    "RetryPolicy": "qfnb._core.retry",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qfnb._core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

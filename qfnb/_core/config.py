@@ -1,0 +1,271 @@
+"""Client configuration: one frozen object, environment read once in :meth:`Config.from_env`.
+
+No global singleton: every resource object resolves its own ``Config`` (explicit keyword
+arguments win over the environment). With no credentials at all, :func:`resolve_config`
+points the client at the embedded local platform (``qfnb.local.embedded``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from qfnb.protocol import routes
+
+__all__ = ["SECRET_FIELDS", "Config", "mask", "resolve_config"]
+
+logger = logging.getLogger("qfnb")
+
+#: Fields whose values are credentials: never shown in reprs, logs or errors.
+SECRET_FIELDS = frozenset({"sk", "access_token", "secret_key", "bearer_token", "access_code"})
+_KEYISH = frozenset({"ak", "access_key"})
+
+
+def mask(value: str | None, keep: int = 4) -> str:
+    """``abcd****`` for logs and reprs; never the whole credential."""
+    if not value:
+        return "None"
+    return value[:keep] + "****" if len(value) > keep * 2 else "****"
+
+
+def _bool(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _codes(text: str) -> frozenset[int]:
+    try:
+        return frozenset(int(c) for c in json.loads(text))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"retry error codes must be a JSON list of integers, got {text!r}") from exc
+
+
+# field name -> (env var, parser)
+_ENV: dict[str, tuple[str, Any]] = {
+    "ak": ("QIANFAN_AK", str),
+    "sk": ("QIANFAN_SK", str),
+    "access_token": ("QIANFAN_ACCESS_TOKEN", str),
+    "access_key": ("QIANFAN_ACCESS_KEY", str),
+    "secret_key": ("QIANFAN_SECRET_KEY", str),
+    "bearer_token": ("QIANFAN_BEARER_TOKEN", str),
+    "app_id": ("QIANFAN_APP_ID", str),
+    "access_code": ("QIANFAN_ACCESS_CODE", str),
+    "base_url": ("QIANFAN_BASE_URL", str),
+    "model_api_prefix": ("QIANFAN_MODEL_API_PREFIX", str),
+    "console_api_base_url": ("QIANFAN_CONSOLE_API_BASE_URL", str),
+    "chat_v2_api_route": ("QIANFAN_CHAT_V2_API_ROUTE", str),
+    "iam_base_url": ("QIANFAN_IAM_BASE_URL", str),
+    "bos_endpoint": ("QFNB_BOS_ENDPOINT", str),
+    "iam_sign_expiration_sec": ("QIANFAN_IAM_SIGN_EXPIRATION_SEC", int),
+    "auth_timeout": ("QIANFAN_AUTH_TIMEOUT", float),
+    "access_token_refresh_min_interval": ("QIANFAN_ACCESS_TOKEN_REFRESH_MIN_INTERVAL", float),
+    "bearer_token_expired_interval": ("QIANFAN_BEARER_TOKEN_EXPIRED_INTERVAL", int),
+    "qps_limit": ("QIANFAN_QPS_LIMIT", float),
+    "rpm_limit": ("QIANFAN_RPM_LIMIT", float),
+    "tpm_limit": ("QIANFAN_TPM_LIMIT", int),
+    "llm_api_retry_count": ("QIANFAN_LLM_API_RETRY_COUNT", int),
+    "llm_api_retry_timeout": ("QIANFAN_LLM_API_RETRY_TIMEOUT", float),
+    "llm_api_retry_backoff_factor": ("QIANFAN_LLM_API_RETRY_BACKOFF_FACTOR", float),
+    "llm_api_retry_jitter": ("QIANFAN_LLM_API_RETRY_JITTER", float),
+    "llm_api_retry_max_wait_interval": ("QIANFAN_LLM_API_RETRY_MAX_WAIT_INTERVAL", float),
+    "llm_api_retry_err_codes": ("QIANFAN_LLM_API_RETRY_ERR_CODES", _codes),
+    "console_api_retry_count": ("QIANFAN_CONSOLE_API_RETRY_COUNT", int),
+    "console_api_retry_timeout": ("QIANFAN_CONSOLE_API_RETRY_TIMEOUT", float),
+    "console_api_retry_backoff_factor": ("QIANFAN_CONSOLE_API_RETRY_BACKOFF_FACTOR", float),
+    "console_api_retry_jitter": ("QIANFAN_CONSOLE_API_RETRY_JITTER", float),
+    "console_api_retry_max_wait_interval": ("QIANFAN_CONSOLE_API_RETRY_MAX_WAIT_INTERVAL", float),
+    "console_api_retry_err_codes": ("QIANFAN_CONSOLE_API_RETRY_ERR_CODES", _codes),
+    "proxy": ("QIANFAN_PROXY", str),
+    "ssl_verification_enabled": ("QIANFAN_SSL_VERIFICATION_ENABLED", _bool),
+    "no_auth": ("QIANFAN_NO_AUTH", _bool),
+    "use_custom_endpoint": ("QIANFAN_USE_CUSTOM_ENDPOINT", _bool),
+    "enable_private": ("QIANFAN_ENABLE_PRIVATE", _bool),
+    "iam_host": ("QIANFAN_IAM_HOST", str),
+    "train_status_polling_interval": ("QIANFAN_TRAIN_STATUS_POLLING_INTERVAL", float),
+    "model_publish_status_polling_interval": ("QIANFAN_MODEL_PUBLISH_STATUS_POLLING_INTERVAL", float),
+    "deploy_status_polling_interval": ("QIANFAN_DEPLOY_STATUS_POLLING_INTERVAL", float),
+    "evaluation_online_polling_interval": ("QIANFAN_EVALUATION_ONLINE_POLLING_INTERVAL", float),
+    "import_status_polling_interval": ("QIANFAN_IMPORT_STATUS_POLLING_INTERVAL", float),
+    "export_status_polling_interval": ("QIANFAN_EXPORT_STATUS_POLLING_INTERVAL", float),
+    "release_status_polling_interval": ("QIANFAN_RELEASE_STATUS_POLLING_INTERVAL", float),
+    "max_connections": ("QFNB_MAX_CONNECTIONS", int),
+}
+
+# official SDK kwarg spellings -> our field names
+_ALIASES = {
+    "query_per_second": "qps_limit",
+    "request_per_minute": "rpm_limit", "token_per_minute": "tpm_limit",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a client needs to reach the platform. Immutable; see :meth:`from_env`."""
+
+    ak: str | None = None
+    sk: str | None = None
+    access_token: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    bearer_token: str | None = None
+    app_id: str | None = None
+    access_code: str | None = None
+    base_url: str = routes.DEFAULT_BASE_URL
+    model_api_prefix: str = routes.MODEL_API_PREFIX
+    console_api_base_url: str = routes.DEFAULT_CONSOLE_BASE_URL
+    chat_v2_api_route: str = routes.CHAT_V2
+    iam_base_url: str = routes.DEFAULT_IAM_BASE_URL
+    bos_endpoint: str = "https://bj.bcebos.com"
+    iam_sign_expiration_sec: int = 300
+    auth_timeout: float = 5.0
+    access_token_refresh_min_interval: float = 3600.0
+    bearer_token_expired_interval: int = 43200
+    qps_limit: float = 0.0
+    rpm_limit: float = 0.0
+    tpm_limit: int = 0
+    llm_api_retry_count: int = 3
+    llm_api_retry_timeout: float = 300.0
+    llm_api_retry_backoff_factor: float = 1.0
+    llm_api_retry_jitter: float = 1.0
+    llm_api_retry_max_wait_interval: float = 120.0
+    llm_api_retry_err_codes: frozenset[int] = frozenset({2, 15, 18, 336100, 336501, 336502})
+    console_api_retry_count: int = 1
+    console_api_retry_timeout: float = 60.0
+    console_api_retry_backoff_factor: float = 0.0
+    console_api_retry_jitter: float = 1.0
+    console_api_retry_max_wait_interval: float = 120.0
+    console_api_retry_err_codes: frozenset[int] = frozenset({18, 336100, 500000})
+    proxy: str = ""
+    ssl_verification_enabled: bool = True
+    no_auth: bool = False
+    use_custom_endpoint: bool = False
+    enable_private: bool = False
+    iam_host: str | None = None
+    train_status_polling_interval: float = 30.0
+    model_publish_status_polling_interval: float = 30.0
+    deploy_status_polling_interval: float = 30.0
+    evaluation_online_polling_interval: float = 30.0
+    import_status_polling_interval: float = 2.0
+    export_status_polling_interval: float = 2.0
+    release_status_polling_interval: float = 2.0
+    #: connection-pool size of the HTTP client (high-concurrency batches)
+    max_connections: int = 1000
+    #: default model per api type (``{"chat": ...}``); the embedded platform sets its own
+    default_models: Mapping[str, str] = field(default_factory=dict)
+    #: set by :func:`resolve_config` when it points at the embedded platform
+    embedded: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+        """Read ``QIANFAN_*`` variables once (``env`` defaults to ``os.environ``); kwargs win.
+
+        Lower-case keyword names follow the official SDK (``ak=``, ``sk=``, ``access_key=``,
+        ``secret_key=``, ``base_url=``...). Unknown keywords raise ``TypeError``.
+        """
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name, (var, parse) in _ENV.items():
+            raw = source.get(var)
+            if raw is not None and raw != "":
+                try:
+                    values[name] = parse(raw)
+                except ValueError as exc:
+                    raise ValueError(f"environment variable {var}: {exc}") from None
+        values.update(_normalize(overrides))
+        return cls(**values)
+
+    @property
+    def is_configured(self) -> bool:
+        """True if any credential (or an explicit ``QIANFAN_BASE_URL``) is present."""
+        return bool(self.ak or self.sk or self.access_token or self.access_key or self.secret_key
+                    or self.bearer_token or self.access_code or self.no_auth
+                    or self.base_url != routes.DEFAULT_BASE_URL)
+
+    def with_overrides(self, **overrides: Any) -> Config:
+        """A copy with some fields changed (same kwarg names as :meth:`from_env`)."""
+        return replace(self, **_normalize(overrides)) if overrides else self
+
+    def credential_fingerprint(self) -> tuple[Any, ...]:
+        """Hashable identity of the credentials + endpoints (used to share clients)."""
+        parts = [getattr(self, f.name) for f in fields(self) if f.name != "default_models"]
+        return (*parts, tuple(sorted(self.default_models.items())))
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == f.default or (f.name == "default_models" and not value):
+                continue
+            if f.name in SECRET_FIELDS:
+                value = "****"
+            elif f.name in _KEYISH:
+                value = mask(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Config({', '.join(shown)})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:  # never pickle credentials into notebooks / caches
+        raise TypeError("qfnb Config holds credentials and cannot be pickled")
+
+
+_FIELD_NAMES = frozenset(_ENV) | {"default_models", "embedded"}
+
+
+def _normalize(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        name = _ALIASES.get(key, key).lower()
+        if name not in _FIELD_NAMES:
+            raise TypeError(f"unknown configuration option {key!r}")
+        if value is None:
+            continue
+        if name.endswith("_err_codes"):
+            value = frozenset(int(v) for v in value)
+        out[name] = value
+    return out
+
+
+def resolve_config(config: Config | None = None, **overrides: Any) -> Config:
+    """The config to use: ``config`` (or the environment) plus ``overrides``.
+
+    With no credentials configured anywhere, start (once) the embedded local platform and
+    return a config pointing at it, logging one INFO notice on the ``qfnb`` logger.
+    """
+    cfg = (config.with_overrides(**overrides) if config is not None else Config.from_env(**overrides))
+    if cfg.is_configured:
+        return cfg
+    # lazy: the local platform is only imported when nothing is configured
+    platform = importlib.import_module("qfnb.local.embedded").ensure_started()
+    global _NOTICE_SHOWN
+    if not _NOTICE_SHOWN:
+        _NOTICE_SHOWN = True
+        logger.info("qfnb: no Qianfan credentials configured; using the embedded local platform at %s",
+                    platform.base_url)
+    return replace(
+        cfg,
+        base_url=platform.base_url,
+        console_api_base_url=platform.base_url,
+        iam_base_url=platform.base_url,
+        bos_endpoint=f"{platform.base_url}/bos",
+        ak=platform.api_key,
+        sk=platform.secret_key,
+        access_key=platform.access_key,
+        secret_key=platform.iam_secret_key,
+        default_models=dict(platform.default_models),
+        train_status_polling_interval=1.0,
+        model_publish_status_polling_interval=1.0,
+        deploy_status_polling_interval=1.0,
+        evaluation_online_polling_interval=1.0,
+        import_status_polling_interval=1.0,
+        export_status_polling_interval=1.0,
+        release_status_polling_interval=1.0,
+        embedded=True,
+    )
+
+
+_NOTICE_SHOWN = False

@@ -1,0 +1,170 @@
+"""The qfnb exception tree, and the pure mapping from wire errors to it.
+
+::
+
+    QfnbError
+    ├── ValidationError (also ValueError, ProtocolError)  bad input, raised before sending
+    ├── AuthError                        credentials rejected by the OAuth/IAM endpoints
+    ├── APIError(error_code, error_msg, request_id)       the platform said no (body code)
+    │   ├── AccessTokenExpiredError      110 / 111
+    │   ├── RateLimitError               4, 17, 18, 19, 336501, 336502, HTTP 429
+    │   ├── ServerOverloadedError        2, 336100
+    │   ├── InvalidArgumentError         336001..336006, 336104, 336105, 100
+    │   ├── PermissionDeniedError        6, 14, 336004
+    │   └── InternalServerError          1, 336000, 500000
+    ├── RequestError(status_code, ...)   an HTTP error status (4xx/5xx) or an unreadable body
+    ├── ConnectionError                  the request never got a complete answer
+    │   └── TimeoutError
+    └── StreamError                      a stream ended or broke before its last event
+
+Messages are built from the platform's own texts and never include keys, tokens,
+signatures or headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from qfnb.protocol.inference import ProtocolError
+
+__all__ = [
+    "APIError",
+    "AccessTokenExpiredError",
+    "AuthError",
+    "ConnectionError",
+    "InternalServerError",
+    "InvalidArgumentError",
+    "PermissionDeniedError",
+    "QfnbError",
+    "RateLimitError",
+    "RequestError",
+    "ServerOverloadedError",
+    "StreamError",
+    "TimeoutError",
+    "ValidationError",
+    "api_error",
+]
+
+
+class QfnbError(Exception):
+    """Base of every error qfnb raises."""
+
+
+class ValidationError(QfnbError, ProtocolError):
+    """Bad input, found before anything was sent. ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str, code: int = 336003) -> None:
+        ProtocolError.__init__(self, field, message, code)
+
+
+class AuthError(QfnbError):
+    """The OAuth / IAM endpoint rejected the credentials (message shows masked keys only)."""
+
+
+class APIError(QfnbError):
+    """The platform answered with an error code in the body (v1) or an error object (v2)."""
+
+    def __init__(self, error_code: int | str, error_msg: str, request_id: str | None = None,
+                 *, status_code: int = 200) -> None:
+        self.error_code = error_code
+        self.error_msg = error_msg
+        self.request_id = request_id
+        self.status_code = status_code
+        rid = f" (request id {request_id})" if request_id else ""
+        super().__init__(f"error code {error_code}: {error_msg}{rid}")
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_api_error, (type(self), self.error_code, self.error_msg, self.request_id,
+                                     self.status_code))
+
+
+def _rebuild_api_error(cls: type[APIError], code: Any, msg: str, rid: str | None, status: int) -> APIError:
+    return cls(code, msg, rid, status_code=status)
+
+
+class AccessTokenExpiredError(APIError):
+    """The OAuth access token is invalid or expired (110/111); qfnb refreshes and replays once."""
+
+
+class RateLimitError(APIError):
+    """QPS / RPM / TPM / daily limit reached (retried with backoff)."""
+
+
+class ServerOverloadedError(APIError):
+    """The service is temporarily unavailable or under high load (retried with backoff)."""
+
+
+class InvalidArgumentError(APIError):
+    """The platform rejected the request's content."""
+
+
+class PermissionDeniedError(APIError):
+    """No permission for this resource, or IAM authentication failed."""
+
+
+class InternalServerError(APIError):
+    """The platform failed internally."""
+
+
+class RequestError(QfnbError):
+    """An HTTP error status, or a body that is not the expected JSON."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, body: Any = None,
+                 request_id: str | None = None, headers: Mapping[str, str] | None = None) -> None:
+        self.status_code = status_code
+        self.body = body
+        self.request_id = request_id
+        #: response headers (the server's; they never carry the client's credentials)
+        self.headers = dict(headers or {})
+        super().__init__(message)
+
+
+class ConnectionError(QfnbError):
+    """The connection failed or dropped before a complete response arrived."""
+
+
+class TimeoutError(ConnectionError):
+    """The request timed out."""
+
+
+class StreamError(QfnbError):
+    """A stream broke off (connection cut, bad event) before its final event."""
+
+
+_CODE_CLASSES: dict[int, type[APIError]] = {}
+for _cls, _codes in (
+    (AccessTokenExpiredError, (110, 111)),
+    (RateLimitError, (4, 17, 18, 19, 336501, 336502)),
+    (ServerOverloadedError, (2, 336100)),
+    (InvalidArgumentError, (3, 100, 336001, 336002, 336003, 336005, 336006, 336101, 336104, 336105)),
+    (PermissionDeniedError, (6, 13, 14, 15, 336004)),
+    (InternalServerError, (1, 336000, 500000)),
+):
+    for _c in _codes:
+        _CODE_CLASSES[_c] = _cls
+
+_V2_CODE_CLASSES: dict[str, type[APIError]] = {
+    "rate_limit_exceeded": RateLimitError,
+    "invalid_argument": InvalidArgumentError,
+    "invalid_request_error": InvalidArgumentError,
+    "permission_denied": PermissionDeniedError,
+    "internal_error": InternalServerError,
+    "server_overloaded": ServerOverloadedError,
+    "access_token_expired": AccessTokenExpiredError,
+}
+
+
+def api_error(error_code: Any, error_msg: Any, request_id: str | None = None, *,
+              status_code: int = 200) -> APIError:
+    """The exception for a platform error code (int for v1, str for v2); pure."""
+    msg = str(error_msg or "")
+    if isinstance(error_code, int) and not isinstance(error_code, bool):
+        return _CODE_CLASSES.get(error_code, APIError)(error_code, msg, request_id, status_code=status_code)
+    code = str(error_code)
+    if code.isdigit():
+        return api_error(int(code), msg, request_id, status_code=status_code)
+    cls = _V2_CODE_CLASSES.get(code.lower(), APIError)
+    if cls is APIError and status_code == 429:
+        cls = RateLimitError
+    return cls(code, msg, request_id, status_code=status_code)

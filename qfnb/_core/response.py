@@ -1,0 +1,105 @@
+"""``QfResponse``: one platform answer (or one stream chunk), dict-like over its body."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, KeysView, Mapping
+from typing import Any
+
+__all__ = ["QfRequest", "QfResponse"]
+
+
+class QfRequest:
+    """What was sent, without secrets: method, URL path (no query), request id."""
+
+    __slots__ = ("method", "request_id", "url")
+
+    def __init__(self, method: str, url: str, request_id: str | None = None) -> None:
+        self.method = method
+        self.url = url
+        self.request_id = request_id
+
+    def __repr__(self) -> str:
+        return f"QfRequest({self.method} {self.url})"
+
+
+class QfResponse(Mapping[str, Any]):
+    """The platform's response: ``code`` (HTTP status), ``headers``, ``body`` (dict),
+    ``statistic`` (latencies in seconds; ``start_timestamp`` in ms) and ``request``.
+
+    ``resp["result"]`` reads the body; ``resp["body"]["result"]`` works too, as in the
+    official SDK. ``resp.result`` / ``resp.usage`` give typed access.
+    """
+
+    __slots__ = ("body", "code", "headers", "image", "request", "statistic")
+
+    def __init__(self, code: int, headers: Mapping[str, str], body: dict[str, Any],
+                 request: QfRequest | None = None, statistic: dict[str, Any] | None = None) -> None:
+        self.code = code
+        self.headers = headers
+        self.body = body
+        self.request = request
+        self.statistic: dict[str, Any] = statistic if statistic is not None else {}
+        self.image: Any = None
+
+    # -- mapping over the body (with "body"/"code"/"headers" as the SDK's legacy keys) --
+    def __getitem__(self, key: str) -> Any:
+        if key in self.body:
+            return self.body[key]
+        if key == "body":
+            return self.body
+        if key == "code":
+            return self.code
+        if key == "headers":
+            return self.headers
+        if key == "statistic":
+            return self.statistic
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.body
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.body)
+
+    def __len__(self) -> int:
+        return len(self.body)
+
+    def keys(self) -> KeysView[str]:
+        return self.body.keys()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.body.get(key, default)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = object.__hash__
+
+    # -- typed accessors --
+    @property
+    def result(self) -> str:
+        """The text answer: v1 ``result``, or v2 ``choices[0].message/delta.content``."""
+        if "result" in self.body:
+            return str(self.body["result"] or "")
+        choices = self.body.get("choices") or []
+        if choices:
+            part = choices[0].get("message") or choices[0].get("delta") or {}
+            return str(part.get("content") or "")
+        return ""
+
+    @property
+    def usage(self) -> Any:
+        """``qfnb.protocol.inference.Usage`` of this response (zeros if absent)."""
+        from qfnb.protocol.inference import Usage
+
+        return Usage.model_validate(self.body.get("usage") or {})
+
+    @property
+    def request_id(self) -> str | None:
+        return self.headers.get("x-baidu-request-id") or (self.request.request_id if self.request else None)
+
+    def __repr__(self) -> str:
+        return f"QfResponse(code={self.code}, body={self.body!r})"
+
+    def __str__(self) -> str:
+        return repr(self)

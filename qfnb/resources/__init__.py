@@ -1,0 +1,46 @@
+"""The seed API. Inference names live in :mod:`qfnb.resources.inference`; console names
+(``FineTune``, ``Model``, ``Service``, ``Data``...) in :mod:`qfnb.resources.console`.
+Both are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_INFERENCE = ("ChatCompletion", "Completion", "Embedding", "Plugin", "Text2Image", "Messages", "QfResponse",
+              "QfRole", "BatchFuture", "read_results")
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .inference import (
+        BatchFuture,
+        ChatCompletion,
+        Completion,
+        Embedding,
+        Messages,
+        Plugin,
+        QfResponse,
+        QfRole,
+        Text2Image,
+        read_results,
+    )
+
+__all__ = ["BatchFuture", "ChatCompletion", "Completion", "Embedding", "Messages", "Plugin", "QfResponse",
+           "QfRole", "Text2Image", "read_results"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _INFERENCE:
+        value = getattr(importlib.import_module("qfnb.resources.inference"), name)
+    elif name.startswith("_"):
+        raise AttributeError(name)
+    else:
+        try:
+            console = importlib.import_module("qfnb.resources.console")
+        except ModuleNotFoundError as exc:
+            raise AttributeError(f"module 'qfnb.resources' has no attribute {name!r}") from exc
+        if not hasattr(console, name):
+            raise AttributeError(f"module 'qfnb.resources' has no attribute {name!r}")
+        value = getattr(console, name)
+    globals()[name] = value
+    return value

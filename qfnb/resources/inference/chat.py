@@ -1,0 +1,80 @@
+"""``ChatCompletion``: v1 chat (``/chat/{endpoint}``) and, with ``version=2``, the v2 API."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from qfnb._core.response import QfResponse
+from qfnb.protocol.inference import ChatRequest, V2ChatRequest, parse_request
+
+from .base import BaseInference, Target
+from .messages import Messages
+
+__all__ = ["ChatCompletion"]
+
+V2_DEFAULT_MODEL = "ernie-lite-8k"
+
+
+def _messages(value: Any) -> Any:
+    return value.to_list() if isinstance(value, Messages) else value
+
+
+class ChatCompletion(BaseInference):
+    """Chat with a model: ``ChatCompletion().do(messages=[{"role": "user", "content": "你好"}])``.
+
+    ``model=`` a name (built-in catalog or the platform's list), ``endpoint=`` a custom
+    service; ``stream=True`` gives chunks; ``system=``, ``temperature=`` ... go in the body.
+    ``ChatCompletion(version=2)`` speaks the OpenAI-style v2 API (bearer token).
+    """
+
+    api_types: ClassVar[tuple[str, ...]] = ("chat",)
+    batch_field: ClassVar[str] = "messages"
+
+    def __init__(self, model: str | None = None, endpoint: str | None = None, *, version: int | str = 1,
+                 **kwargs: Any) -> None:
+        super().__init__(model, endpoint, **kwargs)
+        if str(version) not in ("1", "2"):
+            raise ValueError(f"version must be 1 or 2, got {version!r}")
+        self.version = int(version)
+
+    async def _target(self, model: str | None, endpoint: str | None) -> Target:
+        if self.version == 2:
+            return Target("v2", "", model or self._model or V2_DEFAULT_MODEL)
+        return await super()._target(model, endpoint)
+
+    def _body(self, target: Target, kwargs: dict[str, Any]) -> tuple[Target, dict[str, Any]]:
+        stream = bool(kwargs.get("stream", False))
+        if "messages" not in kwargs:
+            from qfnb._core.errors import ValidationError
+
+            raise ValidationError("messages", "is required")
+        kwargs = {**kwargs, "messages": _messages(kwargs["messages"])}
+        body = self._wire_body(kwargs, stream)
+        if target.api_type == "v2":
+            body["model"] = target.model
+            parse_request(V2ChatRequest, body)
+        else:
+            if kwargs.get("adapt_openai_message_format"):
+                body = _hoist_system(body)
+            parse_request(ChatRequest, body)
+        return target, body
+
+    async def _send(self, target: Target, body: dict[str, Any], stream: bool, kwargs: dict[str, Any]) -> Any:
+        if target.api_type == "v2":
+            return await self.client.chat_v2(body, stream=stream, retry=self._retry(kwargs),
+                                             request_id=kwargs.get("request_id"))
+        return await super()._send(target, body, stream, kwargs)
+
+    async def _one(self, kwargs: dict[str, Any]) -> QfResponse:
+        result: QfResponse = await self.ado(**kwargs)
+        return result
+
+
+def _hoist_system(body: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI-style ``system`` messages → the v1 top-level ``system`` string."""
+    msgs = body.get("messages") or []
+    system = [m.get("content", "") for m in msgs if isinstance(m, dict) and m.get("role") == "system"]
+    if system:
+        body = {**body, "messages": [m for m in msgs if not (isinstance(m, dict) and m.get("role") == "system")]}
+        body["system"] = "\n".join(filter(None, [body.get("system"), *system]))
+    return body

@@ -1,0 +1,43 @@
+"""``Completion``: text continuation; a chat model is driven with the prompt as one user turn."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from qfnb._core.errors import ValidationError
+from qfnb._core.response import QfResponse
+from qfnb.protocol.inference import ChatRequest, CompletionRequest, parse_request
+
+from .base import BaseInference, Target
+
+__all__ = ["Completion"]
+
+
+class Completion(BaseInference):
+    """``Completion().do(prompt="你好")``. With a chat model (the default, as in the official
+    SDK) the prompt becomes ``messages=[{"role": "user", ...}]`` and the answer's ``object``
+    reads ``"completion"``."""
+
+    api_types: ClassVar[tuple[str, ...]] = ("completions", "chat")
+    batch_field: ClassVar[str] = "prompt"
+
+    def _body(self, target: Target, kwargs: dict[str, Any]) -> tuple[Target, dict[str, Any]]:
+        stream = bool(kwargs.get("stream", False))
+        prompt = kwargs.get("prompt")
+        if prompt is None:
+            raise ValidationError("prompt", "is required")
+        if target.api_type == "chat":
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise ValidationError("prompt", "must be a non-empty string")
+            rest = {k: v for k, v in kwargs.items() if k != "prompt"}
+            body = self._wire_body({**rest, "messages": [{"role": "user", "content": prompt}]}, stream)
+            parse_request(ChatRequest, body)
+        else:
+            body = self._wire_body(kwargs, stream)
+            parse_request(CompletionRequest, body)
+        return target, body
+
+    def _postprocess(self, resp: QfResponse, kwargs: dict[str, Any], target: Target) -> QfResponse:
+        if target.api_type == "chat":
+            resp.body["object"] = "completion"
+        return resp

@@ -1,0 +1,49 @@
+"""``Plugin``: Qianfan plugin apps (``endpoint=`` + ``query``/``prompt``) and ERNIE Bot plugins."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from qfnb._core.errors import ValidationError
+from qfnb.protocol import routes
+from qfnb.protocol.inference import PluginRequest, parse_request
+
+from .base import BaseInference, Target
+
+__all__ = ["Plugin"]
+
+_EB_MODELS = {"ebplugin": routes.EB_PLUGINS, "ebpluginv2": routes.EB_PLUGIN_V2}
+
+
+class Plugin(BaseInference):
+    """``Plugin().do(endpoint="your_app", prompt="你好")`` (``prompt`` is sent as ``query``);
+    ``Plugin(model="EBPluginV2").do(messages=[...], plugins=[...])`` for ERNIE Bot plugins."""
+
+    api_types: ClassVar[tuple[str, ...]] = ("plugin",)
+    batch_field: ClassVar[str] = "prompt"
+
+    async def _target(self, model: str | None, endpoint: str | None) -> Target:
+        endpoint = endpoint or self._endpoint
+        model = model or self._model
+        if endpoint:
+            return Target("plugin", endpoint.strip("/"))
+        path = _EB_MODELS.get((model or "EBPlugin").lower().replace("-", "").replace("_", ""))
+        if path is None:
+            raise ValidationError("endpoint", f"unknown plugin model {model!r}; pass endpoint= for a plugin app")
+        return Target("plugin", path, model)
+
+    def _body(self, target: Target, kwargs: dict[str, Any]) -> tuple[Target, dict[str, Any]]:
+        kwargs = dict(kwargs)
+        if "prompt" in kwargs and "query" not in kwargs:
+            kwargs["query"] = kwargs.pop("prompt")
+        if target.endpoint.startswith("/erniebot") and "messages" not in kwargs:
+            raise ValidationError("messages", "ERNIE Bot plugins take messages=[...]")
+        body = self._wire_body(kwargs, bool(kwargs.get("stream", False)))
+        parse_request(PluginRequest, body)
+        return target, body
+
+    async def _send(self, target: Target, body: dict[str, Any], stream: bool, kwargs: dict[str, Any]) -> Any:
+        if target.endpoint.startswith("/erniebot"):  # fixed paths, not /plugin/{ep}/
+            return await self.client.infer("", target.endpoint, body, stream=stream, retry=self._retry(kwargs),
+                                           request_id=kwargs.get("request_id"))
+        return await super()._send(target, body, stream, kwargs)
