@@ -9,6 +9,7 @@ Platform path: one platform evaluation task (see :mod:`qfnb.evaluation.platform`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -80,7 +81,9 @@ class EvaluationManager:
                                                     poll_interval=poll_interval, timeout=timeout)
             self.task_id = result.task_id
             return result
-        frame = eval_frame(dataset, input_column=input_column, reference_column=reference_column)
+        # in a worker thread: a platform-backed Dataset downloads its rows on first access
+        frame = await asyncio.to_thread(eval_frame, dataset, input_column=input_column,
+                                        reference_column=reference_column)
         targets = as_targets(llms)
         workers = worker_num or self.worker_num
         inputs = list(frame["input"])
@@ -98,7 +101,7 @@ class EvaluationManager:
                 err = ans if isinstance(ans, BaseException) else None
                 rows.append({"llm": target.tag, "index": i, "input": inp, "reference": ref,
                              "output": "" if err else ans, "error": f"{type(err).__name__}: {err}" if err else None})
-        if rows and all(r["error"] for r in rows):
+        if rows and all(_failed(r["error"]) for r in rows):
             raise EvaluationError(f"every inference failed; first error: {rows[0]['error']}")
         return await self._score(pd.DataFrame(rows, columns=BASE_COLUMNS), [t.tag for t in targets], progress)
 
@@ -116,12 +119,13 @@ class EvaluationManager:
         apart by ``llm_column``)."""
         if not self.local_evaluators:
             raise invalid("local_evaluators", "eval_only runs local evaluators; none are set")
-        frame = eval_frame(dataset, input_column=input_column, reference_column=reference_column,
-                           output_column=output_column, need_output=True)
+        frame = await asyncio.to_thread(eval_frame, dataset, input_column=input_column,
+                                        reference_column=reference_column, output_column=output_column,
+                                        need_output=True)
         if llm_column is not None:
             from .data import to_frame
 
-            source = to_frame(dataset)
+            source = await asyncio.to_thread(to_frame, dataset)
             if llm_column not in source.columns:
                 raise invalid("llm_column", f"column {llm_column!r} not in the dataset")
             frame["llm"] = [str(v) for v in source[llm_column]]
@@ -144,7 +148,7 @@ class EvaluationManager:
             return
         outputs = list(samples["output"])
         for pos, (inp, ref) in enumerate(zip(samples["input"], samples["reference"], strict=True)):
-            if samples["error"].iat[pos]:
+            if _failed(samples["error"].iat[pos]):
                 continue
             value = outputs[pos]
             for p in self.pre_processors:
@@ -154,7 +158,7 @@ class EvaluationManager:
 
     async def _score(self, samples: pd.DataFrame, tags: list[str], progress: Progress | None) -> EvaluationResult:
         self._preprocess(samples)
-        ok = [i for i, e in enumerate(samples["error"]) if not e]
+        ok = [i for i, e in enumerate(samples["error"]) if not _failed(e)]
         batch = [Sample(int(samples["index"].iat[i]), str(samples["llm"].iat[i]), samples["input"].iat[i],
                         str(samples["reference"].iat[i]), str(samples["output"].iat[i])) for i in ok]
         columns: list[list[str]] = []
@@ -179,6 +183,11 @@ class EvaluationManager:
             _report(progress, f"evaluate:{name}", len(batch), len(batch))
         metrics = summarize_all(self.local_evaluators, columns, samples, tags)
         return EvaluationResult(metrics, samples, evaluators=self.local_evaluators, metric_columns=columns)
+
+
+def _failed(error: Any) -> bool:
+    """Whether a row's ``error`` cell records a failure (pandas stores "no error" as None/NaN)."""
+    return isinstance(error, str) and bool(error)
 
 
 def _report(progress: Progress | None, stage: str, done: int, total: int) -> None:
