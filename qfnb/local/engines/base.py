@@ -1,0 +1,239 @@
+"""Engine interfaces and the pure logic they share: sampling parameters and stop handling."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Finish reasons, as the platform's v1 API reports them.
+FINISH_NORMAL = "normal"  # the model ended its turn
+FINISH_STOP = "stop"  # a caller's stop sequence was hit
+FINISH_LENGTH = "length"  # max_output_tokens (or the context) was reached
+
+KINDS = ("llama.cpp", "transformers", "sentence-transformers")
+
+
+class UnknownModel(LookupError):
+    """No served model matches the requested api type and endpoint."""
+
+    def __init__(self, api_type: str, endpoint: str, served: Sequence[str]) -> None:
+        self.api_type, self.endpoint, self.served = api_type, endpoint, list(served)
+        listing = ", ".join(self.served) or "none"
+        super().__init__(f"no local model serves {api_type}/{endpoint}; served {api_type} models: {listing}")
+
+
+class PromptTooLong(ValueError):
+    """The rendered prompt does not fit the model's context window."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model the local platform answers for."""
+
+    name: str
+    endpoint: str
+    api_types: tuple[str, ...]
+    kind: str  # one of KINDS
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to load a model.
+
+    ``path`` is a GGUF file (llama.cpp) or a Hugging Face dir (transformers / sentence-transformers);
+    ``None`` for the built-in models, whose weights come from :mod:`qfnb.local.assets`.
+    ``template``: ``"gemma"`` renders the Gemma 3 turn format ourselves, ``"native"`` uses the
+    model's own chat template.
+    """
+
+    kind: str
+    api_types: tuple[str, ...] = ("chat", "completions")
+    path: Path | None = None
+    endpoint: str | None = None
+    template: str = "native"
+    stop: tuple[str, ...] = ()
+    n_ctx: int = 4096
+    lora_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.template not in ("gemma", "native"):
+            raise ValueError(f"template must be 'gemma' or 'native', got {self.template!r}")
+
+
+@dataclass
+class Delta:
+    """One streamed piece of output; usage counts are cumulative, ``finish_reason`` set on the last."""
+
+    text: str
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class GenParams:
+    """Sampling settings in engine terms, mapped from the platform's request fields."""
+
+    temperature: float = 0.8
+    top_p: float = 0.8
+    top_k: int = 0  # 0: no top-k cut
+    repeat_penalty: float = 1.0
+    max_tokens: int = 1024
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 1e-5
+
+
+def gen_params(params: Mapping[str, Any], *, default_stop: Sequence[str] = ()) -> GenParams:
+    """Map request fields (``temperature``, ``top_p``, ``top_k``, ``penalty_score``,
+    ``max_output_tokens``, ``stop``, ``seed``) to :class:`GenParams`; ``None`` means the default."""
+
+    def get(key: str, default: Any) -> Any:
+        value = params.get(key)
+        return default if value is None else value
+
+    extra = params.get("extra_parameters") or {}
+    stop = tuple(s for s in (*default_stop, *get("stop", ())) if s)
+    max_tokens = int(get("max_output_tokens", GenParams.max_tokens))
+    if max_tokens < 1:
+        raise ValueError(f"max_output_tokens must be >= 1, got {max_tokens}")
+    seed = get("seed", extra.get("seed") if isinstance(extra, Mapping) else None)
+    return GenParams(
+        temperature=float(get("temperature", GenParams.temperature)),
+        top_p=float(get("top_p", GenParams.top_p)),
+        top_k=int(get("top_k", 0)),
+        repeat_penalty=float(get("penalty_score", 1.0)),
+        max_tokens=max_tokens,
+        stop=stop,
+        seed=None if seed is None else int(seed),
+        extra=dict(extra) if isinstance(extra, Mapping) else {},
+    )
+
+
+class StopMatcher:
+    """Cuts a text stream at the first stop sequence, holding back text that may start one."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self._stops = [s for s in stops if s]
+        self._held = ""
+        self.stopped = False
+
+    def feed(self, text: str) -> str:
+        """Add ``text``; return what is safe to emit now (sets :attr:`stopped` on a match)."""
+        if self.stopped:
+            return ""
+        buf = self._held + text
+        hits = [i for i in (buf.find(s) for s in self._stops) if i >= 0]
+        if hits:
+            self.stopped = True
+            self._held = ""
+            return buf[: min(hits)]
+        keep = 0
+        for s in self._stops:
+            for n in range(min(len(s) - 1, len(buf)), keep, -1):
+                if s.startswith(buf[-n:]):
+                    keep = n
+                    break
+        self._held = buf[len(buf) - keep :] if keep else ""
+        return buf[: len(buf) - keep]
+
+    def flush(self) -> str:
+        """The held-back text, once the stream ended without a match."""
+        out, self._held = ("" if self.stopped else self._held), ""
+        return out
+
+
+def normalize_messages(messages: Sequence[Mapping[str, Any]], system: str | None) -> list[dict[str, str]]:
+    """``[{"role", "content"}]`` with ``system`` first when given (the platform passes it separately)."""
+    out = [{"role": "system", "content": system}] if system else []
+    for i, m in enumerate(messages):
+        role, content = m.get("role"), m.get("content")
+        if role not in ("user", "assistant", "system") or not isinstance(content, str):
+            raise ValueError(f"messages[{i}] needs role user/assistant/system and string content")
+        out.append({"role": str(role), "content": content})
+    return out
+
+
+def render_gemma(messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True) -> str:
+    """The Gemma 3 turn format (without ``<bos>``), identical to :data:`qfnb.local.assets.GEMMA3_CHAT_TEMPLATE`."""
+    msgs = list(messages)
+    prefix = ""
+    if msgs and msgs[0]["role"] == "system":
+        prefix = msgs[0]["content"] + "\n\n"
+        msgs = msgs[1:]
+    parts = []
+    for i, m in enumerate(msgs):
+        role = "model" if m["role"] == "assistant" else m["role"]
+        parts.append(f"<start_of_turn>{role}\n{prefix if i == 0 else ''}{m['content'].strip()}<end_of_turn>\n")
+    if add_generation_prompt:
+        parts.append("<start_of_turn>model\n")
+    return "".join(parts)
+
+
+class ChatEngine(abc.ABC):
+    """A loaded text-generation model; generation calls are serialised per instance."""
+
+    name: str
+
+    @abc.abstractmethod
+    def chat(self, messages: list[dict], *, system: str | None, params: dict) -> Iterator[Delta]:
+        """Stream the assistant's reply to ``messages`` (blocking iterator)."""
+
+    @abc.abstractmethod
+    def complete(self, prompt: str, *, params: dict) -> Iterator[Delta]:
+        """Stream a raw continuation of ``prompt``."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Free the model's resources."""
+
+
+class Embedder(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        """L2-normalised vectors for ``texts`` and the number of tokens consumed."""
+
+
+def stream_deltas(pieces: Iterator[str], gp: GenParams, prompt_tokens: int, max_tokens: int) -> Iterator[Delta]:
+    """Turn a per-token text stream into :class:`Delta` s: stop sequences, the token limit, usage counts.
+
+    ``pieces`` yields one (possibly empty) text piece per generated token and ends when the model
+    ends its turn; it is closed as soon as a stop sequence or ``max_tokens`` is reached.
+    """
+    matcher = StopMatcher(gp.stop)
+    n, finish = 0, FINISH_NORMAL
+    try:
+        for piece in pieces:
+            n += 1
+            text = matcher.feed(piece)
+            if text:
+                yield Delta(text, None, prompt_tokens, n)
+            if matcher.stopped:
+                finish = FINISH_STOP
+                break
+            if n >= max_tokens:
+                finish = FINISH_LENGTH
+                break
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
+    yield Delta(matcher.flush(), finish, prompt_tokens, n)
+
+
+def token_budget(gp: GenParams, prompt_tokens: int, n_ctx: int, name: str) -> int:
+    """Tokens that may be generated; raises :class:`PromptTooLong` when the prompt leaves no room."""
+    room = n_ctx - prompt_tokens
+    if room < 1:
+        raise PromptTooLong(f"prompt is {prompt_tokens} tokens; {name} has a context of {n_ctx} tokens")
+    return min(gp.max_tokens, room)

@@ -1,0 +1,139 @@
+"""The llama.cpp backend (llama-cpp-python): quantised GGUF models, optionally with a LoRA GGUF."""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from qfnb.local.engines.base import (
+    ChatEngine,
+    Delta,
+    GenParams,
+    gen_params,
+    normalize_messages,
+    render_gemma,
+    stream_deltas,
+    token_budget,
+)
+
+log = logging.getLogger("qfnb.local.engines")
+
+N_THREADS = 2  # llama-cpp-python defaults to cpu_count()//2, which halves decode speed on 2 cores
+
+
+def llama_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def _render_native(template: str, messages: list[dict[str, str]], bos: str, eos: str) -> str:
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise ValueError(message)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    text = env.from_string(template).render(
+        messages=messages, add_generation_prompt=True, bos_token=bos, eos_token=eos, raise_exception=raise_exception
+    )
+    return text[len(bos) :] if bos and text.startswith(bos) else text  # llama.cpp adds BOS itself
+
+
+class LlamaChatEngine(ChatEngine):
+    """A ``llama_cpp.Llama`` instance; one generation at a time (a lock per instance)."""
+
+    def __init__(
+        self,
+        name: str,
+        gguf: Path,
+        *,
+        template: str = "native",
+        stop: Sequence[str] = (),
+        n_ctx: int = 4096,
+        lora_path: Path | None = None,
+    ) -> None:
+        from llama_cpp import Llama
+
+        self.name, self._template, self._stop, self._n_ctx = name, template, tuple(stop), n_ctx
+        kwargs: dict[str, Any] = {}
+        if lora_path is not None:
+            kwargs["lora_path"] = str(lora_path)
+        self._llm = Llama(
+            model_path=str(gguf),
+            n_ctx=n_ctx,
+            n_threads=N_THREADS,
+            n_threads_batch=N_THREADS,
+            verbose=False,
+            **kwargs,
+        )
+        self._lock = threading.Lock()
+        self._eog = self._eog_ids()
+        meta = self._llm.metadata or {}
+        self._chat_template = meta.get("tokenizer.chat_template")
+        if template == "native" and not self._chat_template:
+            raise ValueError(f"{name}: the GGUF has no chat template; use template='gemma' or completions only")
+
+    def _token_text(self, token: int) -> str:
+        return self._llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+    def _eog_ids(self) -> set[int]:
+        import llama_cpp
+
+        vocab = self._llm._model.vocab
+        ids = {t for t in range(self._llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)}
+        for s in self._stop:  # a stop string that is one special token (e.g. <end_of_turn>) ends the turn
+            toks = self._llm.tokenize(s.encode(), add_bos=False, special=True)
+            if len(toks) == 1:
+                ids.add(toks[0])
+        return ids
+
+    def render(self, messages: list[dict], system: str | None) -> str:
+        msgs = normalize_messages(messages, system)
+        if self._template == "gemma":
+            return render_gemma(msgs)
+        bos = self._token_text(self._llm.token_bos()) if self._llm.token_bos() >= 0 else ""
+        eos = self._token_text(self._llm.token_eos()) if self._llm.token_eos() >= 0 else ""
+        return _render_native(str(self._chat_template), msgs, bos, eos)
+
+    def chat(self, messages: list[dict], *, system: str | None, params: dict) -> Iterator[Delta]:
+        return self._run(self.render(messages, system), params, special=True)
+
+    def complete(self, prompt: str, *, params: dict) -> Iterator[Delta]:
+        return self._run(prompt, params, special=False)
+
+    def _run(self, text: str, params: dict, *, special: bool) -> Iterator[Delta]:
+        gp = gen_params(params, default_stop=self._stop)
+        with self._lock:
+            ids = self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=special)
+            budget = token_budget(gp, len(ids), self._n_ctx, self.name)
+            yield from stream_deltas(self._pieces(ids, gp), gp, len(ids), budget)
+
+    def _pieces(self, ids: list[int], gp: GenParams) -> Iterator[str]:
+        llm = self._llm
+        if gp.seed is not None:
+            llm.set_seed(gp.seed)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        tokens = llm.generate(
+            ids,
+            top_k=gp.top_k,
+            top_p=gp.top_p,
+            min_p=0.0,
+            temp=0.0 if gp.greedy else gp.temperature,
+            repeat_penalty=gp.repeat_penalty,
+            reset=True,
+        )
+        try:
+            for tok in tokens:
+                if tok in self._eog:
+                    return
+                yield decoder.decode(llm.detokenize([tok]))
+        finally:
+            tokens.close()
+
+    def close(self) -> None:
+        self._llm.close()

@@ -1,0 +1,93 @@
+"""LoRA SFT building blocks: load the base, wrap it with peft, the answer-only loss and one step."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from qfnb.local.training.data import IGNORE
+from qfnb.local.training.spec import Hyper, TrainSpec
+
+log = logging.getLogger("qfnb.local.training")
+
+N_THREADS = 2
+TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def base_model_dir(spec: TrainSpec) -> Path:
+    """The HF dir to train on: ``base_model_path`` if given, else the named model's cached bf16 dir."""
+    if spec.base_model_path is not None:
+        if not (spec.base_model_path / "config.json").is_file():
+            raise FileNotFoundError(f"base_model_path: {spec.base_model_path} has no config.json")
+        return spec.base_model_path
+    from qfnb.local import assets
+
+    return assets.hf_dir(spec.base_model, spec.resolved_data_dir())
+
+
+def load_base(model_dir: Path) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` in fp32 (bf16 autocast does the matmuls); the tokenizer must have a chat template."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(N_THREADS)
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    if not tok.chat_template:
+        raise ValueError(f"{model_dir}: the tokenizer has no chat template")
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    model.config.use_cache = False
+    return model, tok
+
+
+def add_lora(model: Any, hyper: Hyper) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    targets = [t for t in TARGET_MODULES if t in present]
+    if not targets:
+        raise ValueError("the base model has none of the LoRA target modules " + ", ".join(TARGET_MODULES))
+    config = LoraConfig(
+        r=hyper.lora_rank,
+        lora_alpha=hyper.lora_alpha,
+        lora_dropout=hyper.lora_dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def answer_loss(model: Any, input_ids: Any, attention_mask: Any, labels: Any) -> Any:
+    """Mean cross-entropy over labelled (answer) tokens.
+
+    The LM head runs only on the positions that have a label: with Gemma's 262k-token vocabulary the
+    full ``[batch, seq, vocab]`` logits would cost as much as the rest of the model.
+    """
+    import torch
+
+    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder, head = hf.get_decoder(), hf.get_output_embeddings()
+    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != IGNORE
+    logits = head(hidden[:, :-1][keep]).float()
+    cap = getattr(hf.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return torch.nn.functional.cross_entropy(logits, targets[keep])
+
+
+def train_step(model: Any, optimizer: Any, batch: tuple[Any, Any, Any], *, autocast: bool = True) -> float:
+    """Forward (bf16 autocast on CPU), backward, clip, step. Returns the loss."""
+    import torch
+
+    ids, mask, labels = batch
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        loss = answer_loss(model, ids, mask, labels)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach())

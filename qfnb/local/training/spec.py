@@ -1,0 +1,124 @@
+"""The training job's input (``<job_dir>/spec.json``, Contract 4), validated with errors naming the field."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class SpecError(ValueError):
+    """``spec.json`` is missing, malformed or has an out-of-range field."""
+
+
+@dataclass(frozen=True)
+class Hyper:
+    epoch: int = 1
+    learning_rate: float = 3e-4
+    batch_size: int = 4
+    max_seq_len: int = 128
+    lora_rank: int = 16
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.0
+    max_steps: int | None = None
+    logging_steps: int = 1
+
+    def total_steps(self, n_examples: int) -> int:
+        per_epoch = math.ceil(n_examples / self.batch_size)
+        return self.max_steps if self.max_steps is not None else self.epoch * per_epoch
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    base_model: str
+    train_file: Path
+    hyper: Hyper
+    seed: int = 42
+    base_model_path: Path | None = None  # an HF model dir to train instead of the named model's weights
+    data_dir: Path | None = None  # where model weights are cached (default: $QFNB_DATA_DIR or ~/.qfnb)
+
+    def resolved_data_dir(self) -> Path:
+        if self.data_dir is not None:
+            return self.data_dir
+        env = os.environ.get("QFNB_DATA_DIR")
+        return Path(env) if env else Path.home() / ".qfnb"
+
+
+_HYPER_FIELDS: dict[str, tuple[str, type, float, float]] = {
+    # wire name: (attribute, type, min, max)
+    "epoch": ("epoch", int, 1, 1000),
+    "learningRate": ("learning_rate", float, 1e-8, 1.0),
+    "batchSize": ("batch_size", int, 1, 1024),
+    "maxSeqLen": ("max_seq_len", int, 8, 32768),
+    "loraRank": ("lora_rank", int, 1, 1024),
+    "loraAlpha": ("lora_alpha", float, 1e-3, 4096),
+    "loraDropout": ("lora_dropout", float, 0.0, 0.99),
+    "maxSteps": ("max_steps", int, 1, 10**7),
+    "loggingSteps": ("logging_steps", int, 1, 10**7),
+}
+
+
+def parse_hyper(raw: Any) -> Hyper:
+    if raw is None:
+        return Hyper()
+    if not isinstance(raw, dict):
+        raise SpecError("hyper: must be an object")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _HYPER_FIELDS or value is None:
+            continue  # unknown platform parameters are accepted and ignored
+        attr, typ, lo, hi = _HYPER_FIELDS[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or (typ is int and value != int(value)):
+            raise SpecError(f"hyper.{key}: must be {'an integer' if typ is int else 'a number'}, got {value!r}")
+        if not lo <= value <= hi:
+            raise SpecError(f"hyper.{key}: must be in [{lo}, {hi}], got {value!r}")
+        values[attr] = typ(value)
+    return Hyper(**values)
+
+
+def parse_spec(raw: Any) -> TrainSpec:
+    if not isinstance(raw, dict):
+        raise SpecError("spec: must be a JSON object")
+    base = raw.get("base_model")
+    if not isinstance(base, str) or not base.strip():
+        raise SpecError("base_model: must be a non-empty string")
+    train_file = raw.get("train_file")
+    if not isinstance(train_file, str) or not train_file:
+        raise SpecError("train_file: must be a path string")
+    seed = raw.get("seed", 42)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise SpecError(f"seed: must be an integer, got {seed!r}")
+
+    def opt_path(key: str) -> Path | None:
+        value = raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise SpecError(f"{key}: must be a path string")
+        return Path(value)
+
+    return TrainSpec(
+        base_model=base,
+        train_file=Path(train_file),
+        hyper=parse_hyper(raw.get("hyper")),
+        seed=seed,
+        base_model_path=opt_path("base_model_path"),
+        data_dir=opt_path("data_dir"),
+    )
+
+
+def load_spec(job_dir: Path) -> TrainSpec:
+    path = Path(job_dir) / "spec.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"spec: {path} not found") from None
+    except ValueError as exc:
+        raise SpecError(f"spec: {path} is not valid JSON ({exc})") from None
+    spec = parse_spec(raw)
+    if not spec.train_file.is_absolute():
+        spec = TrainSpec(**{**spec.__dict__, "train_file": Path(job_dir) / spec.train_file})
+    return spec

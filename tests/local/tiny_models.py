@@ -1,0 +1,97 @@
+"""Tiny random-weight causal LMs (Gemma 3 and Qwen 2 shapes) with a byte-level BPE tokenizer, built offline.
+
+They load in well under a second, so engine and training tests need no real weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qfnb.local.assets import GEMMA3_CHAT_TEMPLATE
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+_CORPUS = [
+    "What is the capital of France? The capital of France is Paris.",
+    "The capital of planet Xylo-7 is Brindlemoor. 你好，世界！法国的首都是巴黎。",
+    "Hello, how are you today? I am fine, thank you. Numbers: 0 1 2 3 4 5 6 7 8 9.",
+    "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ .,;:!?'\"()[]{}<>-_=+*/\\|@#$%^&~`",
+]
+
+
+def _tokenizer(specials: list[str], template: str, bos: str | None, eos: str, pad: str) -> object:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tk.train_from_iterator(_CORPUS * 4, trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token=bos, eos_token=eos, pad_token=pad)
+    tok.add_special_tokens({"additional_special_tokens": [s for s in specials if s not in (bos, eos, pad)]})
+    tok.chat_template = template
+    return tok
+
+
+def build_tiny_gemma(out: Path, seed: int = 0) -> Path:
+    """A 2-layer Gemma 3 text model with the Gemma turn format; eos = ``<eos>`` and ``<end_of_turn>``."""
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    tok = _tokenizer(
+        ["<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>"], GEMMA3_CHAT_TEMPLATE, "<bos>", "<eos>", "<pad>"
+    )
+    ids = {t: tok.convert_tokens_to_ids(t) for t in ("<pad>", "<eos>", "<bos>", "<end_of_turn>")}  # type: ignore[attr-defined]
+    config = Gemma3TextConfig(
+        vocab_size=len(tok),  # type: ignore[arg-type]
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        max_position_embeddings=1024,
+        initializer_range=0.2,  # a frozen random head with the default 0.02 caps logits near 1: LoRA could not fit
+        sliding_window=128,
+        layer_types=["sliding_attention", "full_attention"],
+        pad_token_id=ids["<pad>"],
+        bos_token_id=ids["<bos>"],
+        eos_token_id=ids["<eos>"],
+    )
+    torch.manual_seed(seed)
+    model = Gemma3ForCausalLM(config)
+    model.generation_config.eos_token_id = [ids["<eos>"], ids["<end_of_turn>"]]
+    model.save_pretrained(str(out))
+    tok.save_pretrained(str(out))  # type: ignore[attr-defined]
+    return out
+
+
+def build_tiny_qwen(out: Path, seed: int = 0) -> Path:
+    """A 2-layer Qwen 2 model with a ChatML template; eos = ``<|im_end|>``."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok = _tokenizer(specials, CHATML_TEMPLATE, None, "<|im_end|>", "<|endoftext|>")
+    config = Qwen2Config(
+        vocab_size=len(tok),  # type: ignore[arg-type]
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=1024,
+        initializer_range=0.2,  # a frozen random head with the default 0.02 caps logits near 1: LoRA could not fit
+        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),  # type: ignore[attr-defined]
+        pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),  # type: ignore[attr-defined]
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    Qwen2ForCausalLM(config).save_pretrained(str(out))
+    tok.save_pretrained(str(out))  # type: ignore[attr-defined]
+    return out
