@@ -135,7 +135,7 @@ class LocalJudgeEvaluator(LocalEvaluator):
 
     async def aevaluate_many(self, samples: Sequence[Sample]) -> list[dict[str, Any]]:
         prompts = [self.build_prompt(s.input, s.reference, s.output) for s in samples]
-        replies = await self._target.run(prompts, self.concurrency, self.judge_kwargs)
+        replies = await self._target.run(prompts, self.concurrency, self.judge_kwargs, None)
         return [self._result(r) for r in replies]
 
     async def aevaluate(self, input: EvalInput, reference: str, output: str) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from .base import EvalInput
 log = logging.getLogger("qfnb.evaluation")
 
 Answer = str | BaseException
-BatchFn = Callable[[Sequence[EvalInput], int, Mapping[str, Any]], Awaitable[list[Answer]]]
+#: ``run(inputs, worker_num, infer_kwargs, progress)``; ``progress`` is a Contract 8 callback or None.
+BatchFn = Callable[[Sequence[EvalInput], int, Mapping[str, Any], Any], Awaitable[list[Answer]]]
 
 
 @dataclass(frozen=True)
@@ -106,16 +107,13 @@ def _collect(results: Sequence[Any]) -> list[Answer]:
 
 
 def _resource_runner(res: Any, kind: str) -> BatchFn:
-    async def run(inputs: Sequence[EvalInput], workers: int, kwargs: Mapping[str, Any]) -> list[Answer]:
+    async def run(inputs: Sequence[EvalInput], workers: int, kwargs: Mapping[str, Any],
+                  progress: Any = None) -> list[Answer]:
         if not inputs:
             return []
+        items = [as_messages(i) for i in inputs] if kind == "chat" else [as_prompt(i) for i in inputs]
         try:
-            if kind == "chat":
-                results = await res.abatch_do(messages_list=[as_messages(i) for i in inputs],
-                                               worker_num=workers, **kwargs)
-            else:
-                results = await res.abatch_do(prompt_list=[as_prompt(i) for i in inputs],
-                                               worker_num=workers, **kwargs)
+            results = await res.abatch_do(items, worker_num=workers, progress=progress, **kwargs)
         except Exception as exc:  # the whole batch failed: every row records why
             log.warning("batch inference failed for %s: %s", _resource_tag(res), exc)
             return [exc for _ in inputs]
@@ -127,18 +125,23 @@ def _resource_runner(res: Any, kind: str) -> BatchFn:
 def _callable_runner(fn: Callable[..., Any]) -> BatchFn:
     is_async = is_async_callable(fn)
 
-    async def run(inputs: Sequence[EvalInput], workers: int, kwargs: Mapping[str, Any]) -> list[Answer]:
+    async def run(inputs: Sequence[EvalInput], workers: int, kwargs: Mapping[str, Any],
+                  progress: Any = None) -> list[Answer]:
         gate = asyncio.Semaphore(max(1, workers))
 
-        async def one(item: EvalInput) -> Answer:
+        async def one(index: int, item: EvalInput) -> Answer:
             async with gate:
+                answer: Answer
                 try:
                     value = await fn(item, **kwargs) if is_async else await asyncio.to_thread(fn, item, **kwargs)
-                    return response_text(value)
+                    answer = response_text(value)
                 except Exception as exc:
-                    return exc
+                    answer = exc
+            if progress is not None:
+                progress.on_result(index, not isinstance(answer, BaseException))
+            return answer
 
-        return list(await asyncio.gather(*(one(i) for i in inputs)))
+        return list(await asyncio.gather(*(one(i, item) for i, item in enumerate(inputs))))
 
     return run
 

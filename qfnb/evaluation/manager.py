@@ -26,8 +26,9 @@ from .result import BASE_COLUMNS, EvaluationResult, summarize_all
 log = logging.getLogger("qfnb.evaluation")
 
 PreProcessor = Callable[..., Any]
-#: ``progress(stage, done, total)``; stages: ``"inference:<tag>"``, ``"evaluate:<Evaluator>"``.
-Progress = Callable[[str, int, int], None]
+#: Contract 8: ``True`` (a bar), ``None``/``False`` (nothing) or an object with
+#: ``on_start(total)`` / ``on_result(index, ok)`` / ``on_close()``.
+Progress = Any
 
 
 class EvaluationManager:
@@ -81,29 +82,33 @@ class EvaluationManager:
                                                     poll_interval=poll_interval, timeout=timeout)
             self.task_id = result.task_id
             return result
+        targets = as_targets(llms)
         # in a worker thread: a platform-backed Dataset downloads its rows on first access
         frame = await asyncio.to_thread(eval_frame, dataset, input_column=input_column,
                                         reference_column=reference_column)
-        targets = as_targets(llms)
         workers = worker_num or self.worker_num
         inputs = list(frame["input"])
-        rows: list[dict[str, Any]] = []
-        for target in targets:
-            stage = f"inference:{target.tag}"
-            _report(progress, stage, 0, len(inputs))
-            answers = await target.run(inputs, workers, infer_kwargs)
-            _report(progress, stage, len(inputs), len(inputs))
-            failed = sum(isinstance(a, BaseException) for a in answers)
-            if failed:
-                first = next(a for a in answers if isinstance(a, BaseException))
-                log.warning("%s: %d of %d inferences failed (first: %s)", target.tag, failed, len(answers), first)
-            for i, (inp, ref, ans) in enumerate(zip(inputs, frame["reference"], answers, strict=True)):
-                err = ans if isinstance(ans, BaseException) else None
-                rows.append({"llm": target.tag, "index": i, "input": inp, "reference": ref,
-                             "output": "" if err else ans, "error": f"{type(err).__name__}: {err}" if err else None})
-        if rows and all(_failed(r["error"]) for r in rows):
-            raise EvaluationError(f"every inference failed; first error: {rows[0]['error']}")
-        return await self._score(pd.DataFrame(rows, columns=BASE_COLUMNS), [t.tag for t in targets], progress)
+        n = len(inputs)
+        tracker = _Tracker(progress, "evaluation", n * len(targets) * (1 + len(self.local_evaluators)))
+        try:
+            rows: list[dict[str, Any]] = []
+            for k, target in enumerate(targets):
+                answers = await target.run(inputs, workers, infer_kwargs, tracker.shifted(k * n))
+                failed = sum(isinstance(a, BaseException) for a in answers)
+                if failed:
+                    first = next(a for a in answers if isinstance(a, BaseException))
+                    log.warning("%s: %d of %d inferences failed (first: %s)", target.tag, failed, n, first)
+                for i, (inp, ref, ans) in enumerate(zip(inputs, frame["reference"], answers, strict=True)):
+                    err = ans if isinstance(ans, BaseException) else None
+                    rows.append({"llm": target.tag, "index": i, "input": inp, "reference": ref,
+                                 "output": "" if err else ans,
+                                 "error": f"{type(err).__name__}: {err}" if err else None})
+            if rows and all(_failed(r["error"]) for r in rows):
+                raise EvaluationError(f"every inference failed; first error: {rows[0]['error']}")
+            samples = pd.DataFrame(rows, columns=BASE_COLUMNS)
+            return await self._score(samples, [t.tag for t in targets], tracker, n * len(targets))
+        finally:
+            tracker.close()
 
     def eval(self, llms: Any, dataset: Any, **kwargs: Any) -> EvaluationResult:
         """Sync shell over :meth:`aeval` (safe inside Jupyter)."""
@@ -134,7 +139,11 @@ class EvaluationManager:
         frame["index"] = frame.groupby("llm").cumcount()
         frame["error"] = None
         tags = list(dict.fromkeys(frame["llm"]))
-        return await self._score(frame[BASE_COLUMNS].reset_index(drop=True), tags, progress)
+        tracker = _Tracker(progress, "evaluation", len(frame) * len(self.local_evaluators))
+        try:
+            return await self._score(frame[BASE_COLUMNS].reset_index(drop=True), tags, tracker, 0)
+        finally:
+            tracker.close()
 
     def eval_only(self, dataset: Any, **kwargs: Any) -> EvaluationResult:
         """Sync shell over :meth:`aeval_only`."""
@@ -156,16 +165,17 @@ class EvaluationManager:
             outputs[pos] = "" if value is None else str(value)
         samples["output"] = outputs
 
-    async def _score(self, samples: pd.DataFrame, tags: list[str], progress: Progress | None) -> EvaluationResult:
+    async def _score(self, samples: pd.DataFrame, tags: list[str], tracker: _Tracker,
+                     offset: int) -> EvaluationResult:
         self._preprocess(samples)
         ok = [i for i, e in enumerate(samples["error"]) if not _failed(e)]
         batch = [Sample(int(samples["index"].iat[i]), str(samples["llm"].iat[i]), samples["input"].iat[i],
                         str(samples["reference"].iat[i]), str(samples["output"].iat[i])) for i in ok]
+        ok_set = set(ok)
         columns: list[list[str]] = []
         owner: dict[str, str] = {}
         for ev in self.local_evaluators:
             name = type(ev).__name__
-            _report(progress, f"evaluate:{name}", 0, len(batch))
             results = await ev.aevaluate_many(batch)
             if len(results) != len(batch):
                 raise EvaluationError(f"{name} returned {len(results)} results for {len(batch)} samples")
@@ -180,7 +190,9 @@ class EvaluationManager:
                     values[pos] = r.get(k)
                 samples[k] = values
             columns.append(keys)
-            _report(progress, f"evaluate:{name}", len(batch), len(batch))
+            for pos in range(len(samples)):
+                tracker.result(offset + pos, pos in ok_set)
+            offset += len(samples)
         metrics = summarize_all(self.local_evaluators, columns, samples, tags)
         return EvaluationResult(metrics, samples, evaluators=self.local_evaluators, metric_columns=columns)
 
@@ -190,10 +202,46 @@ def _failed(error: Any) -> bool:
     return isinstance(error, str) and bool(error)
 
 
-def _report(progress: Progress | None, stage: str, done: int, total: int) -> None:
-    if progress is None:
-        return
-    try:
-        progress(stage, done, total)
-    except Exception:  # a UI callback must never break the evaluation
-        log.exception("progress callback failed")
+class _Tracker:
+    """One Contract 8 progress callback for a whole evaluation (inference, then each evaluator)."""
+
+    def __init__(self, progress: Progress, desc: str, total: int) -> None:
+        self._cb: Any = None
+        if progress is not None and progress is not False:
+            from qfnb.notebook.progress import make_progress
+
+            self._cb = make_progress(progress, desc=desc)
+            self._safe("on_start", total)
+
+    def _safe(self, name: str, *args: Any) -> None:
+        try:
+            getattr(self._cb, name)(*args)
+        except Exception:  # a UI callback must never break the evaluation
+            log.exception("progress callback %s failed", name)
+
+    def result(self, index: int, ok: bool) -> None:
+        if self._cb is not None:
+            self._safe("on_result", index, ok)
+
+    def shifted(self, offset: int) -> Any:
+        """A callback for a sub-batch (e.g. ``abatch_do``): indices shifted, start/close dropped."""
+        return None if self._cb is None else _Shifted(self, offset)
+
+    def close(self) -> None:
+        if self._cb is not None:
+            self._safe("on_close")
+            self._cb = None
+
+
+class _Shifted:
+    def __init__(self, tracker: _Tracker, offset: int) -> None:
+        self._tracker, self._offset = tracker, offset
+
+    def on_start(self, total: int | None) -> None:
+        pass
+
+    def on_result(self, index: int, ok: bool) -> None:
+        self._tracker.result(self._offset + index, ok)
+
+    def on_close(self) -> None:
+        pass

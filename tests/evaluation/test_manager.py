@@ -34,6 +34,22 @@ async def wrong(prompt: str) -> str:
     return "I don't know"
 
 
+class RecordingProgress:
+    """A Contract 8 progress callback that records what it is told."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def on_start(self, total: int | None) -> None:
+        self.events.append(("start", total))
+
+    def on_result(self, index: int, ok: bool) -> None:
+        self.events.append(("result", index, ok))
+
+    def on_close(self) -> None:
+        self.events.append(("close",))
+
+
 class LengthEvaluator(LocalEvaluator):
     """A user-defined evaluator (sync evaluate, default summarize)."""
 
@@ -43,8 +59,8 @@ class LengthEvaluator(LocalEvaluator):
 
 async def test_eval_two_models() -> None:
     em = EvaluationManager(local_evaluators=[ExactMatchEvaluator(), LengthEvaluator()])
-    seen: list[tuple[str, int, int]] = []
-    result = await em.aeval({"oracle": oracle, "wrong": wrong}, DATA, progress=lambda *a: seen.append(a))
+    progress = RecordingProgress()
+    result = await em.aeval({"oracle": oracle, "wrong": wrong}, DATA, progress=progress)
     assert result.metrics["oracle"] == {"accuracy": 1.0, "out_len": pytest.approx((6 + 1 + 2) / 3)}
     assert result.metrics["wrong"]["accuracy"] == 0.0
     assert list(result.metrics_df.index) == ["oracle", "wrong"]
@@ -56,7 +72,9 @@ async def test_eval_two_models() -> None:
     assert wide["reference"].tolist() == ["Paris", "4", "北京"]
     assert wide["oracle/output"].tolist() == ["Paris.", "4", "北京"]
     assert len(result.samples) == 6 and set(result.samples["llm"]) == {"oracle", "wrong"}
-    assert ("inference:oracle", 3, 3) in seen and ("evaluate:ExactMatchEvaluator", 6, 6) in seen
+    # 2 models x 3 rows, inference + 2 evaluators: every step reported once, in one bar
+    assert progress.events[0] == ("start", 18) and progress.events[-1] == ("close",)
+    assert sorted(e[1] for e in progress.events[1:-1]) == list(range(18))
 
 
 async def test_failed_inference_rows_are_kept_but_not_scored() -> None:
