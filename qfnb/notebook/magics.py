@@ -62,6 +62,7 @@ class QfnbMagics(Magics):
         self.chat_backend: chat.ChatBackend = chat.ResourcesBackend()
         self.trainer_factory: Any = None  # tests inject a fake; None = qfnb.trainer.LLMFinetune
         self.dashboards: dict[str, Any] = {}
+        self.attach_options: dict[str, Any] = {}  # tests inject fetch/stop doubles for --attach
 
     @property
     def user_ns(self) -> dict[str, Any]:
@@ -121,7 +122,7 @@ class QfnbMagics(Magics):
         if self.interpolate and not args.no_interp:
             prompt = interpolate(prompt, self.user_ns)
         models, endpoints = _split_csv(args.model), _split_csv(args.endpoint)
-        targets = [(m, None) for m in models] + [(None, e) for e in endpoints]
+        targets: list[tuple[str | None, str | None]] = [(m, None) for m in models] + [(None, e) for e in endpoints]
         if not targets:
             targets = [(self.default_model or None, None)]
         multi = len(targets) > 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from IPython.core.displaypub import CapturingDisplayPublisher
@@ -66,3 +67,81 @@ class FakeChatBackend:
             last = n == len(pieces) - 1
             usage = {"prompt_tokens": 7, "completion_tokens": len(pieces), "total_tokens": 7 + len(pieces)}
             yield ChatDelta(text=piece, usage=usage if last else None, response={"result": piece, "is_end": last})
+
+
+@dataclass
+class FakeEvent:
+    """Shape of ``qfnb.trainer.Event`` (Contract 5)."""
+
+    action_class: str
+    action_id: str
+    action_state: str
+    description: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class FakeTrainer:
+    """A test double of ``LLMFinetune``: ``run()`` emits Contract 5 events like the real pipeline."""
+
+    def __init__(
+        self,
+        spec: Any,
+        handler: Any,
+        *,
+        steps: int = 20,
+        step_time: float = 0.005,
+        fail_at: int | None = None,
+        polls_per_step: int = 1,
+    ) -> None:
+        self.spec, self.handler = spec, handler
+        self.steps, self.step_time, self.fail_at, self.polls_per_step = steps, step_time, fail_at, polls_per_step
+        self.status = "Preceding"
+        self.output: dict[str, Any] | None = None
+        self.stopped = threading.Event()
+        self.stop_calls = 0
+
+    def emit(self, action: str, state: str, desc: str = "", data: dict[str, Any] | None = None) -> None:
+        self.handler.dispatch(FakeEvent(action, f"{action}-1", state, desc, data or {}))
+
+    def run(self) -> FakeTrainer:
+        self.emit("LoadDataSetAction", "Preceding")
+        self.emit("LoadDataSetAction", "Done", "", {"datasets": [{"id": 7}]})
+        self.status = "Running"
+        curve: list[list[float]] = []
+        t0 = time.monotonic()
+        for step in range(1, self.steps + 1):
+            if self.stopped.is_set():
+                self.status = "Stopped"
+                self.emit("TrainAction", "Stopped", "stopped by user")
+                return self
+            if step == self.fail_at:
+                self.status = "Error"
+                self.emit("TrainAction", "Error", "CUDA out of memory")
+                raise RuntimeError(f"training failed at step {step}")
+            time.sleep(self.step_time)
+            curve.append([step, 3.0 / step])
+            for _ in range(self.polls_per_step):
+                self.emit(
+                    "TrainAction",
+                    "Running",
+                    "",
+                    {
+                        "taskId": "task-1",
+                        "runStatus": "Running",
+                        "runProgress": f"{100 * step // self.steps}%",
+                        "currentStep": step,
+                        "totalSteps": self.steps,
+                        "lossCurve": list(curve),
+                        "elapsedSeconds": time.monotonic() - t0,
+                        "etaSeconds": (self.steps - step) * self.step_time,
+                    },
+                )
+        self.emit("TrainAction", "Done")
+        self.emit("ModelPublishAction", "Done", "", {"model_id": "am-42", "model_version_id": "amv-43"})
+        self.status = "Done"
+        self.output = {"task_id": "task-1", "model_id": "am-42", "model_version_id": "amv-43"}
+        return self
+
+    def stop(self) -> None:
+        self.stop_calls += 1
+        self.stopped.set()

@@ -1,0 +1,283 @@
+"""``%qftrain``: launch a fine-tune in the background, attach to one, stop one, or show the launcher.
+
+The trainer (``qfnb.trainer.LLMFinetune``) runs ``run()`` on a daemon thread so the kernel stays
+free; its events (Contract 5) feed a :class:`TrainingDashboard`. ``--attach TASK`` polls the
+platform's task detail instead, so a dashboard survives a kernel restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from qfnb.notebook.errors import QfnbCellError
+from qfnb.notebook.widgets.dashboard import TrainingDashboard
+
+log = logging.getLogger("qfnb.notebook.train")
+
+DEFAULT_BASE = "Gemma-3-270M"
+# field -> (min, max) inclusive; None = unbounded. Mirrors qfnb.trainer.TrainConfig's bounds.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "epochs": (1, 50),
+    "lr": (1e-7, 1.0),
+    "steps": (1, 100_000),
+    "batch_size": (1, 1024),
+    "max_seq_len": (8, 131072),
+    "lora_rank": (1, 256),
+}
+OPTION = {
+    "epochs": "--epochs",
+    "lr": "--lr",
+    "steps": "--steps",
+    "batch_size": "--batch-size",
+    "max_seq_len": "--max-seq-len",
+    "lora_rank": "--lora-rank",
+}
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """What to fine-tune, validated before anything is sent."""
+
+    dataset: str
+    base: str = DEFAULT_BASE
+    epochs: int | None = None
+    lr: float | None = None
+    steps: int | None = None
+    batch_size: int | None = None
+    max_seq_len: int | None = None
+    lora_rank: int | None = None
+    deploy: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.dataset:
+            raise ValueError("--dataset is required (a .jsonl path or a platform dataset id)")
+        if not self.base:
+            raise ValueError("--base must name a base model")
+        for name, (lo, hi) in BOUNDS.items():
+            value = getattr(self, name)
+            if value is not None and not lo <= value <= hi:
+                raise ValueError(f"{OPTION[name]} must be between {lo:g} and {hi:g}, got {value}")
+
+    @classmethod
+    def from_args(cls, args: Any) -> TrainSpec:
+        kwargs = {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
+        kwargs.setdefault("dataset", "")
+        try:
+            return cls(**kwargs)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+
+    def train_config(self) -> dict[str, Any]:
+        mapping = {
+            "epoch": self.epochs,
+            "learning_rate": self.lr,
+            "max_steps": self.steps,
+            "batch_size": self.batch_size,
+            "max_seq_len": self.max_seq_len,
+            "lora_rank": self.lora_rank,
+        }
+        return {k: v for k, v in mapping.items() if v is not None}
+
+    @property
+    def title(self) -> str:
+        return f"{self.base} ← {Path(self.dataset).name}"
+
+
+TrainerFactory = Callable[[TrainSpec, Any], Any]
+
+
+def default_trainer(spec: TrainSpec, event_handler: Any) -> Any:
+    """The real trainer: ``LLMFinetune`` on a :class:`qfnb.dataset.Dataset`."""
+    from qfnb.dataset import Dataset
+    from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
+
+    path = Path(spec.dataset).expanduser()
+    if path.exists():
+        ds = Dataset.load(data_file=path)
+    elif spec.dataset.isdigit() or spec.dataset.startswith("ds-"):
+        ds = Dataset.load(qianfan_dataset_id=spec.dataset)
+    else:
+        raise UsageError(f"--dataset: no such file and not a dataset id: {spec.dataset!r}")
+    return LLMFinetune(
+        train_type=spec.base,
+        dataset=ds,
+        train_config=TrainConfig(**spec.train_config()),
+        deploy_config=DeployConfig() if spec.deploy else None,
+        event_handler=event_handler,
+    )
+
+
+def _event_handler(dash: TrainingDashboard) -> Any:
+    try:
+        from qfnb.trainer import EventHandler
+    except ImportError:  # pragma: no cover - trainer is part of qfnb
+        EventHandler = object  # type: ignore[misc,assignment]
+
+    class DashboardHandler(EventHandler):  # type: ignore[misc,valid-type]
+        def dispatch(self, event: Any) -> None:
+            dash.handle_event(event)
+
+    return DashboardHandler()
+
+
+def _final_status(trainer: Any, stop_requested: bool) -> str:
+    status = str(getattr(trainer, "status", "") or "").lower()
+    if stop_requested or "stop" in status:
+        return "stopped"
+    if "fail" in status or "error" in status:
+        return "failed"
+    return "succeeded"
+
+
+def deploy_in_background(dash: TrainingDashboard) -> None:
+    """The Deploy button: publish-aware deploy of the trained model on a thread."""
+    output = getattr(getattr(dash, "trainer", None), "output", None) or {}
+
+    def work() -> None:
+        try:
+            from qfnb.model import Model
+            from qfnb.trainer import DeployConfig
+
+            model = output.get("model") if isinstance(output, dict) else None
+            if model is None:
+                model = Model(version_id=output.get("model_version_id") or dash.state.model_id)
+            service = model.deploy(DeployConfig())
+            dash.service = service  # type: ignore[attr-defined]
+            dash.mark_deployed(str(getattr(service, "endpoint", None) or getattr(service, "id", service)))
+        except Exception as exc:
+            log.warning("deploy failed: %s", exc)
+            dash.deploy_failed(str(exc))
+
+    threading.Thread(target=work, name="qftrain-deploy", daemon=True).start()
+
+
+def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool = True) -> TrainingDashboard:
+    """Start a fine-tune on a daemon thread and return its (displayed) dashboard."""
+    stop = threading.Event()
+    holder: dict[str, Any] = {}
+
+    def on_stop() -> None:
+        stop.set()
+        holder["trainer"].stop()
+
+    dash = TrainingDashboard(spec.title, on_stop=on_stop, on_deploy=deploy_in_background)
+    trainer = (factory or default_trainer)(spec, _event_handler(dash))
+    holder["trainer"] = dash.trainer = trainer  # type: ignore[attr-defined]
+    if show:
+        dash.show()
+
+    def run() -> None:
+        try:
+            trainer.run()
+        except Exception as exc:
+            dash.finish("stopped" if stop.is_set() else "failed", error=f"{type(exc).__name__}: {exc}")
+        else:
+            dash.finish(_final_status(trainer, stop.is_set()), output=getattr(trainer, "output", None))
+
+    threading.Thread(target=run, name="qftrain", daemon=True).start()
+    return dash
+
+
+@dataclass
+class _PollEvent:
+    action_class: str
+    action_id: str
+    action_state: str
+    description: str
+    data: dict[str, Any]
+
+
+_RUN_STATUS = {"Done": "succeeded", "Failed": "failed", "Stopped": "stopped"}
+
+
+def _platform_detail(task_id: str) -> dict[str, Any]:
+    from qfnb.resources.console import FineTune
+
+    resp = FineTune.V2.task_detail(task_id=task_id)
+    return dict(resp["result"])
+
+
+def _platform_stop(task_id: str) -> None:
+    from qfnb.resources.console import FineTune
+
+    FineTune.V2.stop_task(task_id=task_id)
+
+
+def attach(
+    task_id: str,
+    *,
+    fetch: Callable[[str], dict[str, Any]] = _platform_detail,
+    stop: Callable[[str], None] = _platform_stop,
+    interval: float = 1.0,
+    show: bool = True,
+) -> TrainingDashboard:
+    """A dashboard for an existing task, fed by polling its detail every ``interval`` s."""
+    first = fetch(task_id)  # fails loudly in the cell (unknown task) before anything is shown
+    title = f"{first.get('model') or 'fine-tune'} · task {task_id}"
+    dash = TrainingDashboard(title, on_stop=lambda: stop(task_id))
+    if show:
+        dash.show()
+
+    def poll() -> None:
+        detail: dict[str, Any] | None = first
+        while not dash.done:
+            try:
+                detail = detail or fetch(task_id)
+            except Exception as exc:
+                dash.state.note(f"poll failed: {exc}")
+                time.sleep(interval)
+                continue
+            run_status = str(detail.get("runStatus") or "Running")
+            dash.handle_event(_PollEvent("TrainAction", task_id, "Running", run_status, detail))
+            if run_status in _RUN_STATUS:
+                dash.finish(_RUN_STATUS[run_status], output=detail, error=detail.get("errorMessage"))
+                return
+            detail = None
+            time.sleep(interval)
+
+    threading.Thread(target=poll, name=f"qftrain-attach-{task_id}", daemon=True).start()
+    return dash
+
+
+def handle_magic(magics: Any, args: Any, line: str) -> Any:
+    """Dispatch the parsed ``%qftrain`` arguments."""
+    if args.stop:
+        try:
+            _platform_stop(args.stop)
+        except Exception as exc:
+            raise QfnbCellError(f"could not stop task {args.stop}: {exc}", title="qftrain") from exc
+        return f"stop requested for task {args.stop}"
+    if args.attach:
+        try:
+            dash = attach(args.attach, **magics.attach_options)
+        except UsageError:
+            raise
+        except Exception as exc:
+            raise QfnbCellError(f"cannot attach to task {args.attach}: {exc}", title="qftrain") from exc
+    elif args.dataset is None and all(getattr(args, n) is None for n in BOUNDS) and args.base is None:
+        from qfnb.notebook.widgets.launcher import FinetuneLauncher
+
+        launcher = FinetuneLauncher(factory=magics.trainer_factory)
+        if args.output:
+            magics.user_ns[args.output] = launcher
+        return launcher
+    else:
+        spec = TrainSpec.from_args(args)
+        try:
+            dash = launch(spec, magics.trainer_factory)
+        except UsageError:
+            raise
+        except Exception as exc:  # bad dataset, unknown base model, ...: one clear line
+            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qftrain could not start") from exc
+    magics.dashboards[dash.state.title] = dash
+    if args.output:
+        magics.user_ns[args.output] = dash
+    return None

@@ -1,0 +1,116 @@
+"""The fine-tune launcher: pick a base model and a dataset, set hyperparameters, Launch.
+
+Bounds come from :data:`qfnb.notebook.train.BOUNDS` (the same checks as the magic's options);
+the dashboard of the launched job replaces the form's result area, so nothing is displayed from
+a button callback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+
+from qfnb.notebook import _fmt
+from qfnb.notebook.train import BOUNDS, DEFAULT_BASE, TrainerFactory, TrainSpec, launch
+
+BASE_MODELS = (DEFAULT_BASE, "Qwen2.5-Coder-0.5B-Instruct")
+
+
+def demo_dataset() -> Path | None:
+    import qfnb
+
+    path = Path(qfnb.__file__).parent / "local" / "data" / "demo_sft.jsonl"
+    return path if path.exists() else None
+
+
+def dataset_choices(root: Path | None = None) -> list[str]:
+    """``*.jsonl`` files under the working directory (two levels) plus the bundled demo set."""
+    root = root or Path.cwd()
+    found = sorted({str(p.relative_to(root)) for pat in ("*.jsonl", "*/*.jsonl") for p in root.glob(pat)})
+    demo = demo_dataset()
+    return ([str(demo)] if demo else []) + found
+
+
+class FinetuneLauncher(w.VBox):
+    """A form that validates a :class:`TrainSpec` and launches it with a live dashboard."""
+
+    def __init__(self, factory: TrainerFactory | None = None, *, base_models: tuple[str, ...] = BASE_MODELS) -> None:
+        self.factory = factory
+        self.dashboard: Any = None
+        style = {"description_width": "110px"}
+        datasets = dataset_choices()
+        self.base = w.Combobox(
+            value=base_models[0], options=list(base_models), description="base model", ensure_option=False, style=style
+        )
+        self.dataset = w.Combobox(
+            value=datasets[0] if datasets else "",
+            options=datasets,
+            description="dataset",
+            placeholder="path/to/train.jsonl or dataset id",
+            ensure_option=False,
+            style=style,
+            layout=w.Layout(width="70%"),
+        )
+        lo, hi = BOUNDS["epochs"]
+        self.epochs = w.BoundedIntText(value=1, min=int(lo), max=int(hi), description="epochs", style=style)
+        lo, hi = BOUNDS["steps"]
+        self.steps = w.BoundedIntText(value=30, min=0, max=int(hi), description="max steps (0=all)", style=style)
+        lo, hi = BOUNDS["batch_size"]
+        self.batch_size = w.BoundedIntText(value=4, min=int(lo), max=int(hi), description="batch size", style=style)
+        self.lr = w.FloatLogSlider(
+            value=2e-4,
+            base=10,
+            min=-6,
+            max=-2,
+            step=0.1,
+            readout_format=".1e",
+            description="learning rate",
+            style=style,
+        )
+        self.deploy = w.Checkbox(value=False, description="deploy when done", indent=False)
+        self.launch_button = w.Button(description="Launch", icon="play", button_style="primary")
+        self.message = w.HTML()
+        self.slot = w.VBox()
+        self.launch_button.on_click(self._clicked_launch)
+        super().__init__(
+            children=[
+                w.HTML("<b>Fine-tune</b>"),
+                self.base,
+                self.dataset,
+                w.HBox([self.epochs, self.steps]),
+                w.HBox([self.batch_size, self.lr]),
+                w.HBox([self.deploy, self.launch_button]),
+                self.message,
+                self.slot,
+            ]
+        )
+        self.add_class("qfnb-launcher")
+
+    def spec(self) -> TrainSpec:
+        return TrainSpec(
+            dataset=self.dataset.value.strip(),
+            base=self.base.value.strip(),
+            epochs=self.epochs.value,
+            lr=self.lr.value,
+            steps=self.steps.value or None,
+            batch_size=self.batch_size.value,
+            deploy=self.deploy.value,
+        )
+
+    def _clicked_launch(self, _: Any = None) -> None:
+        try:
+            spec = self.spec()
+            self.dashboard = launch(spec, self.factory, show=False)
+        except Exception as exc:  # shown in the form; the kernel stays usable
+            self.message.value = f'<span style="color:#d62728">{_fmt.esc(exc)}</span>'
+            return
+        self.message.value = ""
+        self.launch_button.disabled = True
+        self.slot.children = (self.dashboard,)
+
+    def __repr__(self) -> str:
+        if self.dashboard is not None:
+            return repr(self.dashboard)
+        return f"[qftrain launcher] base={self.base.value} dataset={self.dataset.value or '?'}"

@@ -1,0 +1,216 @@
+"""%qftrain and the training dashboard, driven by a fake trainer emitting Contract 5 events."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import pytest
+from IPython.core.error import UsageError
+from nb_doubles import FakeEvent, FakeTrainer, RecordingPublisher
+
+from qfnb.notebook.errors import QfnbCellError
+from qfnb.notebook.train import TrainSpec, attach
+from qfnb.notebook.training_state import TrainingState
+from qfnb.notebook.widgets.dashboard import TrainingDashboard
+from qfnb.notebook.widgets.launcher import FinetuneLauncher
+
+PNG = b"\x89PNG"
+
+
+def use_trainer(ip, **kw):  # type: ignore[no-untyped-def]
+    made: list[FakeTrainer] = []
+
+    def factory(spec, handler):  # type: ignore[no-untyped-def]
+        made.append(FakeTrainer(spec, handler, **kw))
+        return made[-1]
+
+    ip.magics_manager.registry["QfnbMagics"].trainer_factory = factory
+    return made
+
+
+def test_launch_runs_in_background_and_finishes(ip, pub: RecordingPublisher) -> None:
+    made = use_trainer(ip, steps=20, step_time=0.01)
+    t0 = time.monotonic()
+    assert ip.run_line_magic("qftrain", "--dataset demo.jsonl --steps 20 --epochs 2 --lr 3e-4 -o dash") is None
+    assert time.monotonic() - t0 < 0.5, "the kernel is not blocked while training"
+    dash = ip.user_ns["dash"]
+    assert isinstance(dash, TrainingDashboard)
+    state = dash.wait(timeout=10)
+    spec = made[0].spec
+    assert (spec.dataset, spec.steps, spec.epochs, spec.lr) == ("demo.jsonl", 20, 2, 3e-4)
+    assert spec.train_config() == {"epoch": 2, "learning_rate": 3e-4, "max_steps": 20}
+    assert state.status == "succeeded" and state.step == 20 and state.total_steps == 20
+    assert state.loss[-1] == (20, pytest.approx(0.15)) and len(state.loss) == 20
+    assert state.model_id == "am-42"
+    assert dash.bar.value == 1.0 and dash.bar.bar_style == "success"
+    assert "succeeded" in dash.header.value and "am-42" in dash.result.value
+    assert dash.stop_button.disabled and dash.deploy_button.layout.display is None
+    assert bytes(dash.chart.value).startswith(PNG)
+    assert "TrainAction Running" in dash.log_view.value and "fine-tune succeeded" in dash.log_view.value
+    # the saved notebook keeps a static snapshot and a final text/plain
+    ids = pub.by_display_id()
+    snap = ids[dash.snapshot_handle.display_id][-1]["data"]
+    assert snap["text/plain"].startswith("[qftrain] Gemma-3-270M ← demo.jsonl: succeeded · step 20/20")
+    assert "model am-42" in snap["text/plain"]
+    assert "data:image/png;base64," in snap["text/html"] and "succeeded" in snap["text/html"]
+    widget_final = ids[dash.handle.display_id][-1]
+    assert widget_final["update"] and widget_final["data"]["text/plain"] == repr(dash)
+
+
+def test_updates_are_throttled(ip) -> None:  # type: ignore[no-untyped-def]
+    use_trainer(ip, steps=200, step_time=0.0005, polls_per_step=5)  # ~1000 events in ~0.2 s
+    ip.run_line_magic("qftrain", "--dataset d.jsonl -o dash")
+    dash = ip.user_ns["dash"]
+    dash.wait(timeout=10)
+    assert dash.state.step == 200
+    assert dash.renders <= 8, f"{dash.renders} redraws for ~1000 events"
+
+
+def test_stop_button_stops_the_job(ip) -> None:  # type: ignore[no-untyped-def]
+    made = use_trainer(ip, steps=500, step_time=0.01)
+    ip.run_line_magic("qftrain", "--dataset d.jsonl -o dash")
+    dash = ip.user_ns["dash"]
+    time.sleep(0.1)
+    dash.stop_button.click()
+    state = dash.wait(timeout=10)
+    assert made[0].stop_calls == 1 and state.status == "stopped"
+    assert dash.bar.bar_style == "warning" and dash.deploy_button.layout.display == "none"
+    assert 0 < state.step < 500
+
+
+def test_failure_is_shown(ip) -> None:  # type: ignore[no-untyped-def]
+    use_trainer(ip, steps=10, fail_at=4)
+    ip.run_line_magic("qftrain", "--dataset d.jsonl -o dash")
+    state = ip.user_ns["dash"].wait(timeout=10)
+    assert state.status == "failed" and "training failed at step 4" in (state.error or "")
+    assert "failed" in ip.user_ns["dash"].header.value and "error" in ip.user_ns["dash"].result.value
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("--dataset d.jsonl --epochs 0", "--epochs must be between 1 and 50"),
+        ("--dataset d.jsonl --lr 5", "--lr must be between"),
+        ("--dataset d.jsonl --batch-size 0", "--batch-size"),
+        ("--epochs 2", "--dataset is required"),
+        ("--dataset d.jsonl -o 9x", "-o/--output"),
+    ],
+)
+def test_bad_arguments_fail_before_anything_starts(ip, line: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    made = use_trainer(ip)
+    with pytest.raises(UsageError, match=message):
+        ip.run_line_magic("qftrain", line)
+    assert made == []
+
+
+def test_factory_error_is_one_clear_line(ip) -> None:  # type: ignore[no-untyped-def]
+    def factory(spec, handler):  # type: ignore[no-untyped-def]
+        raise FileNotFoundError("no such dataset: nope.jsonl")
+
+    ip.magics_manager.registry["QfnbMagics"].trainer_factory = factory
+    with pytest.raises(QfnbCellError, match="no such dataset"):
+        ip.run_line_magic("qftrain", "--dataset nope.jsonl")
+
+
+def test_no_args_shows_the_launcher(ip) -> None:  # type: ignore[no-untyped-def]
+    use_trainer(ip, steps=5)
+    launcher = ip.run_line_magic("qftrain", "")
+    assert isinstance(launcher, FinetuneLauncher)
+    assert launcher.base.value == "Gemma-3-270M" and launcher.steps.value == 30
+    launcher.dataset.value = "mine.jsonl"
+    launcher.launch_button.click()
+    assert launcher.dashboard is not None and launcher.slot.children == (launcher.dashboard,)
+    assert launcher.dashboard.wait(timeout=10).status == "succeeded"
+    assert launcher.launch_button.disabled
+
+
+def test_launcher_shows_validation_errors() -> None:
+    launcher = FinetuneLauncher(factory=lambda s, h: FakeTrainer(s, h))
+    launcher.dataset.value = ""
+    launcher.launch_button.click()
+    assert "--dataset is required" in launcher.message.value and launcher.dashboard is None
+    launcher.base.value = "  "
+    launcher.dataset.value = "x.jsonl"
+    launcher.launch_button.click()
+    assert "--base" in launcher.message.value
+
+
+def test_deploy_button_after_success() -> None:
+    deployed: list[str] = []
+
+    def on_deploy(d: TrainingDashboard) -> None:
+        deployed.append(d.model_id or "")
+        d.mark_deployed("ep-tuned")
+
+    dash = TrainingDashboard("t", on_deploy=on_deploy)
+    dash.handle_event(FakeEvent("ModelPublishAction", "p", "Done", "", {"model_id": "am-1"}))
+    dash.finish("succeeded")
+    assert dash.deploy_button.layout.display is None
+    dash.deploy_button.click()
+    assert deployed == ["am-1"] and dash.state.service == "ep-tuned"
+    assert dash.deploy_button.layout.display == "none" and "ep-tuned" in dash.result.value
+
+
+def test_attach_polls_until_done() -> None:
+    details = iter(
+        [
+            {
+                "taskId": "t9",
+                "model": "Gemma-3-270M",
+                "runStatus": "Running",
+                "currentStep": s,
+                "totalSteps": 3,
+                "lossCurve": [[i, 1.0 / i] for i in range(1, s + 1)],
+            }
+            for s in (1, 2)
+        ]
+        + [
+            {
+                "taskId": "t9",
+                "runStatus": "Done",
+                "currentStep": 3,
+                "totalSteps": 3,
+                "lossCurve": [[1, 1.0], [2, 0.5], [3, 0.33]],
+                "modelId": "am-7",
+            }
+        ]
+    )
+    stopped: list[str] = []
+    dash = attach("t9", fetch=lambda t: next(details), stop=stopped.append, interval=0.01, show=False)
+    state = dash.wait(timeout=5)
+    assert state.status == "succeeded" and state.step == 3 and state.model_id == "am-7"
+    assert dash.state.title == "Gemma-3-270M · task t9"
+
+
+def test_attach_failed_task_reports_error() -> None:
+    fetch = functools.partial(
+        lambda t: {"taskId": t, "runStatus": "Failed", "errorMessage": "disk full", "currentStep": 1, "totalSteps": 4}
+    )
+    state = attach("t1", fetch=fetch, stop=lambda t: None, interval=0.01, show=False).wait(timeout=5)
+    assert state.status == "failed" and state.error == "disk full"
+    assert "error: disk full" in state.summary()
+
+
+def test_attach_unknown_task_is_a_clear_cell_error(ip) -> None:  # type: ignore[no-untyped-def]
+    def fetch(task_id: str) -> dict:  # type: ignore[type-arg]
+        raise LookupError(f"task {task_id} not found")
+
+    ip.magics_manager.registry["QfnbMagics"].attach_options = {"fetch": fetch}
+    with pytest.raises(QfnbCellError, match="task nope not found"):
+        ip.run_line_magic("qftrain", "--attach nope")
+
+
+def test_state_progress_fallbacks() -> None:
+    st = TrainingState(title="x")
+    st.apply(FakeEvent("TrainAction", "a", "Running", "", {"runProgress": "40%"}))
+    assert st.progress == pytest.approx(0.4) and st.status == "running"
+    st.apply(FakeEvent("TrainAction", "a", "Running", "", {"runProgress": "40%"}))
+    assert sum("Running" in line for line in st.log) == 1, "repeated polls do not flood the log"
+    with pytest.raises(ValueError, match="status"):
+        st.finish("done")
+
+
+def test_spec_title_and_defaults() -> None:
+    spec = TrainSpec(dataset="/data/x/train.jsonl")
+    assert spec.title == "Gemma-3-270M ← train.jsonl" and spec.train_config() == {}
