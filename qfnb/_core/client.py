@@ -10,6 +10,7 @@ the console layer call it; the sync API reaches it through :mod:`qfnb._core.sync
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import logging
 import secrets
@@ -17,7 +18,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from qfnb.protocol import routes
 from qfnb.protocol.errors import TOKEN_EXPIRED_CODES
@@ -43,13 +44,11 @@ from .errors import (
     StreamError,
     TimeoutError,
 )
+from .http11 import HTTPError, HTTPPool
 from .ratelimit import RateLimiter
 from .response import QfRequest, QfResponse
 from .retry import RetryPolicy, retry_delay
 from .wire import error_from_body, error_from_http, stream_item_error
-
-if TYPE_CHECKING:
-    import httpx
 
 __all__ = ["AsyncQianfanClient", "get_client"]
 
@@ -85,8 +84,7 @@ class AsyncQianfanClient:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._http_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary())
+        self._http_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._http_lock = threading.Lock()
         self.limiter = RateLimiter(config.qps_limit, config.rpm_limit, config.tpm_limit)
         self._oauth = SharedToken(self._fetch_oauth_token)
@@ -104,36 +102,31 @@ class AsyncQianfanClient:
         return f"AsyncQianfanClient({self.config!r})"
 
     # ------------------------------------------------------------------ HTTP plumbing
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> Any:
+        """This loop's connection pool (qfnb's HTTP/1.1 pool; httpx when a proxy is set)."""
         loop = asyncio.get_running_loop()
-        client = self._http_by_loop.get(loop)
-        if client is None:
+        pool = self._http_by_loop.get(loop)
+        if pool is None:
             with self._http_lock:
-                client = self._http_by_loop.get(loop)
-                if client is None:
-                    client = self._make_http()
-                    self._http_by_loop[loop] = client
-        return client
+                pool = self._http_by_loop.get(loop)
+                if pool is None:
+                    pool = self._make_http()
+                    self._http_by_loop[loop] = pool
+        return pool
 
-    def _make_http(self) -> httpx.AsyncClient:
-        import httpx
-
-        size = max(1, self.config.max_connections)
-        return httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=30.0),
-            timeout=httpx.Timeout(self._infer_policy.timeout, connect=30.0),
-            verify=self.config.ssl_verification_enabled,
-            proxy=self.config.proxy or None,
-            trust_env=False,
-            follow_redirects=False,
-        )
+    def _make_http(self) -> Any:
+        cfg = self.config
+        size = max(1, cfg.max_connections)
+        if cfg.proxy:
+            return _HttpxPool(cfg.proxy, size, cfg.ssl_verification_enabled)
+        return HTTPPool(max_connections=size, verify=cfg.ssl_verification_enabled)
 
     async def aclose(self) -> None:
         """Close the HTTP connections this loop opened."""
         loop = asyncio.get_running_loop()
-        client = self._http_by_loop.pop(loop, None)
-        if client is not None:
-            await client.aclose()
+        pool = self._http_by_loop.pop(loop, None)
+        if pool is not None:
+            await pool.aclose()
 
     # ------------------------------------------------------------------ auth
     async def _fetch_oauth_token(self) -> tuple[str, float | None]:
@@ -143,12 +136,12 @@ class AsyncQianfanClient:
         url = cfg.base_url.rstrip("/") + routes.OAUTH_TOKEN
         params = {"grant_type": "client_credentials", "client_id": cfg.ak, "client_secret": cfg.sk}
         try:
-            resp = await self._http().post(url, params=params, content=b"{}",
-                                           headers={"Content-Type": _JSON}, timeout=cfg.auth_timeout)
+            resp = await self._http().request("POST", url, params=params, content=b"{}",
+                                              headers={"Content-Type": _JSON}, timeout=cfg.auth_timeout)
         except Exception as exc:
             raise _transport_error(exc, "POST", routes.OAUTH_TOKEN) from None
         try:
-            body = resp.json()
+            body = json.loads(resp.content)
         except ValueError:
             body = None
         if resp.status_code >= 400 and not (isinstance(body, dict) and "error" in body):
@@ -283,12 +276,10 @@ class AsyncQianfanClient:
 
     async def _open_stream(self, call: _Call, headers: dict[str, str], params: dict[str, Any] | None,
                            policy: RetryPolicy, used_token: str | None) -> AsyncIterator[QfResponse]:
-        http = self._http()
         start = time.perf_counter()
         try:
-            req = http.build_request(call.method, call.url, params=params, content=call.content, headers=headers,
-                                     timeout=policy.timeout)
-            resp = await http.send(req, stream=True)
+            resp = await self._http().request(call.method, call.url, params=params, content=call.content,
+                                              headers=headers, timeout=policy.timeout, stream=True)
         except Exception as exc:
             raise _transport_error(exc, call.method, _path(call.url)) from None
         ctype = resp.headers.get("content-type", "")
@@ -379,32 +370,83 @@ def _path(url: str) -> str:
 
 
 def _transport_error(exc: BaseException, method: str, path: str) -> QfnbError:
-    """Map an httpx exception without leaking the URL's query (it may hold a token)."""
-    import httpx
-
-    name = type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
-        return TimeoutError(f"{method} {path} timed out ({name})")
-    if isinstance(exc, httpx.TransportError):
-        return ConnectionError(f"{method} {path} failed: connection error ({name})")
+    """Map a transport exception without leaking the URL's query (it may hold a token)."""
     if isinstance(exc, QfnbError):
         return exc
-    return ConnectionError(f"{method} {path} failed: {name}")
+    if isinstance(exc, HTTPError):
+        if exc.timeout:
+            return TimeoutError(f"{method} {path} timed out: {exc}")
+        return ConnectionError(f"{method} {path} failed: {exc}")
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return TimeoutError(f"{method} {path} timed out ({name})")
+    return ConnectionError(f"{method} {path} failed: connection error ({name})")
 
 
-async def _iterate_stream(resp: httpx.Response, request: QfRequest, start: float, *,
+class _HttpxPool:
+    """The same interface as :class:`HTTPPool` over httpx (used when a proxy is configured)."""
+
+    def __init__(self, proxy: str, size: int, verify: bool) -> None:
+        import httpx
+
+        self._client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=30.0),
+            verify=verify, proxy=proxy, trust_env=False, follow_redirects=False)
+
+    async def request(self, method: str, url: str, *, params: Any = None, headers: Any = None,
+                      content: bytes = b"", timeout: float | None = None, stream: bool = False) -> Any:
+        import httpx
+
+        try:
+            req = self._client.build_request(method, url, params=params, headers=headers, content=content,
+                                             timeout=timeout)
+            resp = await self._client.send(req, stream=stream)
+            if not stream:
+                return resp
+            return _HttpxStream(resp)
+        except httpx.TimeoutException as exc:
+            raise HTTPError(f"timed out ({type(exc).__name__})", timeout=True) from None
+        except httpx.HTTPError as exc:
+            raise HTTPError(f"connection failed ({type(exc).__name__})") from None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class _HttpxStream:
+    def __init__(self, resp: Any) -> None:
+        self._resp = resp
+        self.status_code = resp.status_code
+        self.headers = resp.headers
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        import httpx
+
+        try:
+            async for part in self._resp.aiter_bytes():
+                yield part
+        except httpx.HTTPError as exc:
+            raise HTTPError(f"connection broke while reading the body ({type(exc).__name__})") from None
+
+    async def aread(self) -> bytes:
+        return b"".join([p async for p in self.aiter_bytes()])
+
+    async def aclose(self) -> None:
+        await self._resp.aclose()
+
+
+async def _iterate_stream(resp: Any, request: QfRequest, start: float, *,
                           v2: bool) -> AsyncIterator[QfResponse]:
     """Decode the SSE body into chunk QfResponses; a cut or unterminated stream is a StreamError."""
-    import httpx
-
     decoder = SSEDecoder()
+    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
     count = 0
     first: float | None = None
     finished = False
     try:
         try:
-            async for text in resp.aiter_text():
-                for item in decoder.feed(text):
+            async for raw in resp.aiter_bytes():
+                for item in decoder.feed(utf8.decode(raw)):
                     if item.done:
                         finished = True
                         return
@@ -439,7 +481,7 @@ async def _iterate_stream(resp: httpx.Response, request: QfRequest, start: float
                     if item.data.get("is_end"):
                         finished = True
                         return
-        except httpx.HTTPError as exc:
+        except HTTPError as exc:
             raise StreamError(f"the stream from {request.url} broke off after {count} chunk(s) "
                               f"({type(exc).__name__}); the answer is incomplete") from None
         if not finished:

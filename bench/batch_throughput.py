@@ -1,0 +1,198 @@
+"""Batch throughput: qfnb vs the official ``qianfan`` SDK against one fast fake v1 chat server.
+
+Usage: ``.venv/bin/python bench/batch_throughput.py [--n 2000] [--workers 50] [--skip-official]``
+
+The server is a minimal keep-alive HTTP/1.1 responder on raw asyncio (in a subprocess, on
+127.0.0.1) so it is not the bottleneck; it answers OAuth and v1 chat with a fixed body
+after ``latency`` ms. For each latency (0 and 100 ms) it runs the official SDK's
+``abatch_do``/``batch_do`` and qfnb's, in the same run, and prints req/s, qfnb/official
+ratios, % of the ideal rate (workers / latency), client CPU ms per request, and the
+``import`` time of both packages in fresh interpreters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("bench")
+
+CHAT_BODY = json.dumps({
+    "id": "as-bench", "object": "chat.completion", "created": 1, "result": "ok", "is_truncated": False,
+    "need_clear_history": False, "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
+TOKEN_BODY = json.dumps({"access_token": "24.bench.2592000", "expires_in": 2592000}).encode()
+
+
+# --------------------------------------------------------------------------- the fake server
+class _Http(asyncio.Protocol):
+    latency = 0.0
+
+    def connection_made(self, transport: Any) -> None:
+        self.t = transport
+        self.buf = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buf[:end].decode("latin-1")
+            length = 0
+            for line in head.split("\r\n")[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            if len(self.buf) < end + 4 + length:
+                return
+            self.buf = self.buf[end + 4 + length:]
+            body = TOKEN_BODY if "/oauth/2.0/token" in head.split("\r\n", 1)[0] else CHAT_BODY
+            out = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                   + str(len(body)).encode() + b"\r\n\r\n" + body)
+            if self.latency:
+                asyncio.get_running_loop().call_later(self.latency, self._write, out)
+            else:
+                self.t.write(out)
+
+    def _write(self, out: bytes) -> None:
+        if not self.t.is_closing():
+            self.t.write(out)
+
+
+def server_main(port: int, latency_ms: float) -> None:
+    """Entry point of the server subprocess (stops when stdin closes)."""
+    _Http.latency = latency_ms / 1000.0
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_Http, "127.0.0.1", port, backlog=2048)
+        print("ready", flush=True)
+        await loop.run_in_executor(None, sys.stdin.read)  # parent exit closes stdin
+        server.close()
+
+    asyncio.run(main())
+
+
+def start_server(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(latency_ms)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError("bench server failed to start")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def stop_server(proc: subprocess.Popen[str]) -> None:
+    if proc.stdin:
+        proc.stdin.close()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+# --------------------------------------------------------------------------- runners
+def _messages(n: int) -> list[list[dict[str, str]]]:
+    return [[{"role": "user", "content": f"hello {i}"}] for i in range(n)]
+
+
+def _timed(fn: Callable[[], Any], n: int) -> dict[str, float]:
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    results = fn()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    bad = [r for r in results if isinstance(r, Exception)]
+    if bad:
+        raise RuntimeError(f"{len(bad)} of {n} calls failed, first: {bad[0]!r}")
+    return {"rps": n / wall, "cpu_ms": cpu * 1000 / n, "wall": wall}
+
+
+def run_official(url: str, n: int, workers: int, mode: str) -> dict[str, float]:
+    os.environ.update(QIANFAN_BASE_URL=url, QIANFAN_AK="bench_ak", QIANFAN_SK="bench_sk",
+                      QIANFAN_DISABLE_CACHE="true")
+    import qianfan
+    import qianfan.config
+
+    qianfan.config._GLOBAL_CONFIG = None  # type: ignore[attr-defined]
+    chat = qianfan.ChatCompletion()
+    chat.do(messages=_messages(1)[0])  # warm: token, connections
+    msgs = _messages(n)
+    if mode == "abatch_do":
+        return _timed(lambda: asyncio.run(chat.abatch_do(msgs, worker_num=workers)), n)
+    return _timed(lambda: chat.batch_do(msgs, worker_num=workers).results(), n)
+
+
+def run_qfnb(url: str, n: int, workers: int, mode: str) -> dict[str, float]:
+    from qfnb import ChatCompletion
+    from qfnb._core.config import Config
+
+    chat = ChatCompletion(config=Config.from_env({}, base_url=url, ak="bench_ak", sk="bench_sk"))
+    chat.do(messages=_messages(1)[0])  # warm: token, connections
+    msgs = _messages(n)
+    if mode == "abatch_do":
+        from qfnb._core import sync
+
+        # run on qfnb's loop so the warmed connection pool is reused (a fresh asyncio.run works too)
+        return _timed(lambda: sync.run(chat.abatch_do(msgs, worker_num=workers)), n)
+    return _timed(lambda: chat.batch_do(msgs, worker_num=workers).results(), n)
+
+
+def import_time(module: str, repeats: int = 3) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    best = float("inf")
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        best = min(best, float(out.stdout.strip().splitlines()[-1]))
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=2000, help="requests per run at 0 ms")
+    ap.add_argument("--n-slow", type=int, default=1000, help="requests per run at 100 ms")
+    ap.add_argument("--workers", type=int, default=50)
+    ap.add_argument("--skip-official", action="store_true")
+    ap.add_argument("--modes", default="abatch_do,batch_do")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    modes = args.modes.split(",")
+    rows = []
+    for latency, n in ((0.0, args.n), (100.0, args.n_slow)):
+        proc, url = start_server(latency)
+        try:
+            for mode in modes:
+                off = None if args.skip_official else run_official(url, n, args.workers, mode)
+                ours = run_qfnb(url, n, args.workers, mode)
+                rows.append((latency, mode, n, off, ours))
+        finally:
+            stop_server(proc)
+    print(f"\n{'latency':>8} {'mode':>10} {'n':>6} {'official r/s':>13} {'qfnb r/s':>10} {'ratio':>6} "
+          f"{'% ideal':>8} {'qfnb cpu ms/req':>16} {'official cpu ms/req':>20}")
+    for latency, mode, n, off, ours in rows:
+        ideal = args.workers / (latency / 1000) if latency else float("nan")
+        ratio = ours["rps"] / off["rps"] if off else float("nan")
+        pct = 100 * ours["rps"] / ideal if latency else float("nan")
+        print(f"{latency:>6.0f}ms {mode:>10} {n:>6} {off['rps'] if off else float('nan'):>13.0f} "
+              f"{ours['rps']:>10.0f} {ratio:>6.2f} {pct:>7.1f}% {ours['cpu_ms']:>16.3f} "
+              f"{off['cpu_ms'] if off else float('nan'):>20.3f}")
+    print(f"\nimport qfnb: {import_time('qfnb'):.3f} s   import qianfan: "
+          f"{import_time('qianfan') if not args.skip_official else float('nan'):.3f} s")
+    print(f"import qfnb + ChatCompletion ready: {import_time('qfnb.resources.inference'):.3f} s")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        server_main(int(sys.argv[2]), float(sys.argv[3]))
+    else:
+        main()
