@@ -45,7 +45,8 @@ def _publish(is_new: bool, version_meta: dict[str, Any], model_name: str | None 
 
 def _create_evaluation_task(name: str, version_info: list[dict[str, Any]], dataset_id: int | str,
                             eval_config: dict[str, Any], description: str | None = None,
-                            pending_eval_id: int | None = None, **kwargs: Any) -> ConsoleRequest:
+                            pending_eval_id: int | None = None, dataset_name: str | None = None,
+                            **kwargs: Any) -> ConsoleRequest:
     """``eval/create``: evaluate model versions on a platform dataset."""
     require(name, "name")
     if not isinstance(version_info, list) or not version_info:
@@ -59,6 +60,7 @@ def _create_evaluation_task(name: str, version_info: list[dict[str, Any]], datas
     if not eval_config.get("evalMode"):
         raise invalid("eval_config.evalMode", "is required (e.g. 'rule', 'model', 'manual')")
     body = compact({"name": name, "versionEvalInfo": version_info, "datasetId": dataset_id,
+                    "datasetName": dataset_name,
                     "evalStandardConf": eval_config, "computeResourceConf": dict(_EVAL_COMPUTE),
                     "description": description, "id": pending_eval_id, **kwargs})
     return ConsoleRequest(Console.EVAL_CREATE, body)

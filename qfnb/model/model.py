@@ -1,0 +1,322 @@
+"""``Model`` (a published model version) and ``Service`` (a deployed endpoint).
+
+Publishing and deploying are written once here (async, with polling); the trainer's
+``ModelPublishAction``/``DeployAction`` call the same functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from qfnb._core.errors import QfnbError, ValidationError
+from qfnb.protocol.console import ModelVersionState
+from qfnb.protocol.console import ServiceStatus as RunStatus
+from qfnb.resources.console import Model as ModelAPI
+from qfnb.resources.console import Service as ServiceAPI
+from qfnb.trainer.configs import DeployConfig
+from qfnb.trainer.consts import ServiceStatus, ServiceType
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb._core.config import Config
+    from qfnb.dataset import Dataset
+
+logger = logging.getLogger("qfnb.model")
+
+#: Called between polls; raising from it (e.g. on stop) aborts the wait.
+Tick = Callable[[dict[str, Any]], Awaitable[None]]
+_WAIT_LIMIT_S = 6 * 3600.0
+
+
+class PlatformJobError(QfnbError):
+    """A platform job (publish, deploy) ended in failure."""
+
+
+def _cfg(config: Config | None) -> Config:
+    from qfnb._core.config import resolve_config
+
+    return resolve_config(config)
+
+
+async def _noop(_: dict[str, Any]) -> None:
+    return None
+
+
+def _result(resp: Any) -> dict[str, Any]:
+    value = resp.body.get("result")
+    return dict(value) if isinstance(value, dict) else {}
+
+
+class Model:
+    """A model version on the platform (``version_id`` is what everything else needs)."""
+
+    def __init__(self, id: int | str | None = None, version_id: int | str | None = None,
+                 task_id: str | None = None, job_id: str | None = None, name: str = "",
+                 model_set_id: str | None = None, service: Service | None = None,
+                 config: Config | None = None) -> None:
+        self.id = id
+        self.version_id = version_id
+        self.task_id = task_id
+        self.job_id = job_id
+        self.name = name
+        self.model_set_id = model_set_id
+        self.version_id_str: str | None = str(version_id) if isinstance(version_id, str) else None
+        self.service = service
+        self.config = config
+
+    def __repr__(self) -> str:
+        return (f"Model(id={self.id!r}, version_id={self.version_id!r}, name={self.name!r}, "
+                f"task_id={self.task_id!r}, job_id={self.job_id!r})")
+
+    # -- info ------------------------------------------------------------------------------
+
+    async def aauto_complete_info(self) -> Model:
+        """Fill ``id``/``name``/ids from ``modelVersionDetail`` of ``version_id``."""
+        if self.version_id is None:
+            raise ValidationError("version_id", "is required to look the model up")
+        info = _result(await ModelAPI.adetail(self.version_id, config=_cfg(self.config)))
+        self.id = info.get("modelId", self.id)
+        self.model_set_id = info.get("modelIdStr", self.model_set_id)
+        self.version_id_str = info.get("modelVersionIdStr", self.version_id_str)
+        self.name = info.get("modelName", self.name) or self.name
+        train = (info.get("sourceExtra") or {}).get("trainSourceExtra") or {}
+        self.job_id = self.job_id or train.get("taskIdStr")
+        self.task_id = self.task_id or train.get("runIdStr")
+        return self
+
+    def auto_complete_info(self) -> Model:
+        from qfnb._core import sync
+
+        return sync.run(self.aauto_complete_info())
+
+    # -- publish ---------------------------------------------------------------------------
+
+    async def apublish(self, name: str = "", *, tick: Tick = _noop) -> Model:
+        """Publish the training run (``job_id``/``task_id``) and wait until it is Ready."""
+        if self.version_id is not None:
+            return self
+        if not self.job_id or not self.task_id:
+            raise ValidationError("task_id", "job_id and task_id of a finished run are required")
+        cfg = _cfg(self.config)
+        self.name = name or self.name or f"m_{uuid.uuid4().hex[:12]}"
+        res = _result(await ModelAPI.apublish(
+            is_new=True, model_name=self.name,
+            version_meta={"taskId": self.job_id, "iterationId": self.task_id}, config=cfg))
+        self.id = res.get("modelId")
+        self.model_set_id = res.get("modelIDStr")
+        self.version_id = res.get("versionId")
+        self.version_id_str = res.get("versionIdStr")
+        logger.info("published %s as model %s version %s", self.task_id, self.id, self.version_id)
+        await self.await_ready(tick=tick)
+        return self
+
+    def publish(self, name: str = "") -> Model:
+        from qfnb._core import sync
+
+        return sync.run(self.apublish(name))
+
+    async def await_ready(self, *, tick: Tick = _noop) -> dict[str, Any]:
+        """Poll ``modelVersionDetail.state`` until ``Ready`` (``Fail`` raises)."""
+        cfg = _cfg(self.config)
+        deadline = time.monotonic() + _WAIT_LIMIT_S
+        while True:
+            assert self.version_id is not None
+            info = _result(await ModelAPI.adetail(self.version_id, config=cfg))
+            state = info.get("state")
+            if state == ModelVersionState.READY:
+                return info
+            if state == ModelVersionState.FAIL:
+                raise PlatformJobError(f"model version {self.version_id} failed to publish")
+            if time.monotonic() > deadline:
+                raise PlatformJobError(f"model version {self.version_id} still {state}")
+            await tick(info)
+            await asyncio.sleep(cfg.model_publish_status_polling_interval)
+
+    # -- deploy ----------------------------------------------------------------------------
+
+    async def adeploy(self, deploy_config: DeployConfig, *, tick: Tick = _noop) -> Service:
+        """Deploy as a service (v2 ``CreateService``) and wait until it serves."""
+        if not isinstance(deploy_config, DeployConfig):
+            raise ValidationError("deploy_config", "must be a qfnb.trainer.DeployConfig")
+        if self.version_id is None:
+            await self.apublish()
+        if not self.model_set_id or not self.version_id_str:
+            await self.aauto_complete_info()
+        cfg = _cfg(self.config)
+        suffix = deploy_config.endpoint_suffix or f"{deploy_config.endpoint_prefix or 'ep'}_{uuid.uuid4().hex[:8]}"
+        name = deploy_config.name or f"svc_{uuid.uuid4().hex[:8]}"
+        resources: dict[str, Any] = {"type": deploy_config.resource_type,
+                                     "replicasCount": deploy_config.replicas}
+        if deploy_config.qps:
+            resources["qps"] = deploy_config.qps
+        billing = {"paymentTiming": "Prepaid", "reservation": {"reservationTimeUnit": "Hour",
+                                                               "reservationLength": deploy_config.hours}}
+        res = _result(await ServiceAPI.V2.acreate_service(
+            model_set_id=str(self.model_set_id), model_id=str(self.version_id_str or self.version_id),
+            name=name, url_suffix=suffix, resource_config=resources, billing=billing,
+            description=deploy_config.description or None, config=cfg, **deploy_config.extras))
+        service = Service(id=res.get("serviceId"), model=self, deploy_config=deploy_config,
+                          service_type=deploy_config.service_type, config=self.config)
+        await service.await_serving(tick=tick)
+        self.service = service
+        return service
+
+    def deploy(self, deploy_config: DeployConfig) -> Service:
+        from qfnb._core import sync
+
+        return sync.run(self.adeploy(deploy_config))
+
+    # -- use -------------------------------------------------------------------------------
+
+    def chat_target(self) -> dict[str, str]:
+        """``ChatCompletion`` kwargs for this model: its deployed service's endpoint."""
+        if self.service is None:
+            raise ValidationError("model", f"model {self.version_id} has no deployed service; "
+                                  "call deploy(DeployConfig(...)) first")
+        return self.service.chat_target()
+
+    def exec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        """Run the deployed service (``input={"messages": [...]}`` for chat)."""
+        if self.service is None:
+            raise ValidationError("model", "the model has no deployed service to run")
+        return self.service.exec(input, **kwargs)
+
+    def batch_inference(self, dataset: Dataset, **kwargs: Any) -> Dataset:
+        """Run every prompt of ``dataset`` through the model's service; results as a Dataset."""
+        return dataset.test_using_llm(self, **kwargs)
+
+    # -- serialization (identifiers only, never credentials) -------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "Model", "id": self.id, "version_id": self.version_id,
+                "version_id_str": self.version_id_str, "model_set_id": self.model_set_id,
+                "task_id": self.task_id, "job_id": self.job_id, "name": self.name,
+                "service": self.service.to_dict() if self.service else None}
+
+    def dumps(self) -> bytes:
+        return json.dumps(self.to_dict()).encode("utf-8")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], config: Config | None = None) -> Model:
+        m = cls(id=data.get("id"), version_id=data.get("version_id"), task_id=data.get("task_id"),
+                job_id=data.get("job_id"), name=data.get("name") or "",
+                model_set_id=data.get("model_set_id"), config=config)
+        m.version_id_str = data.get("version_id_str")
+        if data.get("service"):
+            m.service = Service.from_dict(data["service"], config=config, model=m)
+        return m
+
+    @classmethod
+    def loads(cls, data: bytes | str) -> Model:
+        return cls.from_dict(json.loads(data))
+
+
+class Service:
+    """A deployed service; ``get_res()`` gives the matching inference resource."""
+
+    def __init__(self, id: str | int | None = None, endpoint: str | None = None,
+                 model: Model | None = None, deploy_config: DeployConfig | None = None,
+                 service_type: ServiceType | str = ServiceType.Chat,
+                 config: Config | None = None) -> None:
+        if id is None and endpoint is None:
+            raise ValidationError("id", "give a service id or an endpoint")
+        self.id = id
+        self.endpoint = endpoint
+        self.model = model
+        self.deploy_config = deploy_config
+        self.service_type = ServiceType(service_type)
+        self.config = config
+        self.url: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Service(id={self.id!r}, endpoint={self.endpoint!r}, type={self.service_type.value})"
+
+    async def adetail(self) -> dict[str, Any]:
+        if self.id is None:
+            raise ValidationError("id", "this service was given by endpoint only")
+        return _result(await ServiceAPI.V2.aservice_detail(str(self.id), config=_cfg(self.config)))
+
+    async def await_serving(self, *, tick: Tick = _noop) -> dict[str, Any]:
+        """Poll ``DescribeService`` until ``Serving``; the endpoint is the url's last segment."""
+        cfg = _cfg(self.config)
+        deadline = time.monotonic() + _WAIT_LIMIT_S
+        while True:
+            info = await self.adetail()
+            status = info.get("runStatus")
+            if status in (RunStatus.SERVING, RunStatus.DONE):
+                self.url = info.get("url")
+                if self.url:
+                    self.endpoint = str(self.url).rstrip("/").rsplit("/", 1)[-1]
+                logger.info("service %s serving at endpoint %s", self.id, self.endpoint)
+                return info
+            if status in (RunStatus.FAILED, RunStatus.STOPPED):
+                raise PlatformJobError(f"service {self.id} deployment ended {status}: "
+                                       f"{info.get('errorMessage') or ''}".rstrip(": "))
+            if time.monotonic() > deadline:
+                raise PlatformJobError(f"service {self.id} still {status}")
+            await tick(info)
+            await asyncio.sleep(cfg.deploy_status_polling_interval)
+
+    @property
+    def status(self) -> ServiceStatus:
+        """Trainer-level status of the deployment (one ``DescribeService`` call)."""
+        from qfnb._core import sync
+
+        run = sync.run(self.adetail()).get("runStatus")
+        return {RunStatus.NEW: ServiceStatus.Created, RunStatus.DEPLOYING: ServiceStatus.Deploying,
+                RunStatus.SERVING: ServiceStatus.Deployed, RunStatus.DONE: ServiceStatus.Deployed,
+                RunStatus.FAILED: ServiceStatus.DeployFailed,
+                RunStatus.STOPPED: ServiceStatus.DeployStopped}.get(run, ServiceStatus.Unknown)
+
+    def chat_target(self) -> dict[str, str]:
+        if not self.endpoint:
+            raise ValidationError("endpoint", f"service {self.id} has no endpoint yet (not serving)")
+        return {"endpoint": self.endpoint}
+
+    def get_res(self) -> Any:
+        """``ChatCompletion``/``Completion``/``Embedding`` bound to this service's endpoint."""
+        from qfnb import resources
+
+        cls = {ServiceType.Chat: resources.ChatCompletion, ServiceType.Completion: resources.Completion,
+               ServiceType.Embedding: resources.Embedding}[self.service_type]
+        kwargs: dict[str, Any] = dict(self.chat_target())
+        if self.config is not None:
+            kwargs["config"] = self.config
+        return cls(**kwargs)
+
+    def exec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        """Call the service: ``input`` holds the request fields (``messages`` for chat)."""
+        return self.get_res().do(**{**(input or {}), **kwargs})
+
+    async def aexec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        return await self.get_res().ado(**{**(input or {}), **kwargs})
+
+    def batch_inference(self, dataset: Dataset, **kwargs: Any) -> Dataset:
+        return dataset.test_using_llm(self, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "Service", "id": self.id, "endpoint": self.endpoint, "url": self.url,
+                "service_type": self.service_type.value,
+                "deploy_config": self.deploy_config.model_dump(mode="json") if self.deploy_config else None}
+
+    def dumps(self) -> bytes:
+        return json.dumps(self.to_dict()).encode("utf-8")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], config: Config | None = None,
+                  model: Model | None = None) -> Service:
+        dc = data.get("deploy_config")
+        svc = cls(id=data.get("id"), endpoint=data.get("endpoint"), model=model,
+                  deploy_config=DeployConfig(**dc) if dc else None,
+                  service_type=data.get("service_type") or ServiceType.Chat, config=config)
+        svc.url = data.get("url")
+        return svc
+
+    @classmethod
+    def loads(cls, data: bytes | str) -> Service:
+        return cls.from_dict(json.loads(data))

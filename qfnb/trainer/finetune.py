@@ -1,0 +1,257 @@
+"""``LLMFinetune`` (alias ``Finetune``): the SFT pipeline with run/start/stop/resume.
+
+The pipeline runs on qfnb's background event loop: ``run()`` waits for it, ``start()``
+returns at once (the notebook stays free), ``await arun()`` runs it on the caller's loop.
+State is saved to ``<cache>/pipeline/<id>.json`` before/after each action and on each poll.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qfnb._core.errors import ValidationError
+
+from . import persist
+from .actions import (
+    DeployAction,
+    EvaluateAction,
+    LoadDataSetAction,
+    ModelPublishAction,
+    RunContext,
+    TrainAction,
+)
+from .configs import DeployConfig, TrainConfig
+from .consts import FinetuneStatus
+from .event import EventHandler
+from .pipeline import Pipeline
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb._core.config import Config
+
+logger = logging.getLogger("qfnb.trainer")
+
+
+class LLMFinetune:
+    """Fine-tune ``train_type`` on ``dataset``, publish, and optionally deploy and evaluate."""
+
+    def __init__(self, train_type: str = "", dataset: Any = None,
+                 train_config: TrainConfig | str | Path | None = None,
+                 deploy_config: DeployConfig | None = None,
+                 event_handler: EventHandler | None = None, base_model: str | None = None,
+                 eval_dataset: Any = None, evaluators: list[Any] | None = None,
+                 name: str = "", model_not_publish: bool = False, config: Config | None = None,
+                 id: str | None = None) -> None:
+        train_type = train_type or base_model or ""
+        if not train_type:
+            raise ValidationError("train_type", "name the base model to fine-tune "
+                                  "(e.g. 'Gemma-3-270M' locally)")
+        if dataset is None:
+            raise ValidationError("dataset", "a Dataset, platform dataset id or bos:/ URI is required")
+        if isinstance(train_config, str | Path):
+            train_config = TrainConfig.load(train_config)
+        if train_config is not None and not isinstance(train_config, TrainConfig):
+            raise ValidationError("train_config", "must be a TrainConfig or a .json/.yaml path")
+        if event_handler is not None and not callable(getattr(event_handler, "dispatch", None)):
+            raise ValidationError("event_handler", "must have a dispatch(event) method")
+        if bool(eval_dataset is not None) != bool(evaluators):
+            raise ValidationError("evaluators", "give both eval_dataset and evaluators, or neither")
+        if model_not_publish and deploy_config is not None:
+            raise ValidationError("deploy_config", "cannot deploy when model_not_publish=True")
+        self.train_type = train_type
+        self.dataset = dataset
+        self.train_config = train_config or TrainConfig()
+        self.deploy_config = deploy_config
+        self.event_handler = event_handler
+        self.name = name
+        self.config = config
+        self.eval_dataset = eval_dataset
+        self.evaluators = evaluators
+        self.model_not_publish = model_not_publish
+        actions: list[Any] = [
+            LoadDataSetAction(dataset, split_ratio=self.train_config.trainset_rate),
+            TrainAction(train_type, self.train_config, job_name=name or None),
+        ]
+        if not model_not_publish:
+            actions.append(ModelPublishAction(name=name))
+        if deploy_config is not None:
+            actions.append(DeployAction(deploy_config))
+        if evaluators:
+            actions.append(EvaluateAction(eval_dataset, list(evaluators)))
+        self.ppl = Pipeline(actions, id=id)
+        self.ppls = [self.ppl]
+        self._ctx = RunContext(config, event_handler, self._save)
+        self._future: concurrent.futures.Future[Any] | None = None
+        self._result: dict[str, Any] | None = None
+        self._created = time.time()
+        self._dataset_file: str | None = None
+
+    # ---- identity & state ------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return self.ppl.id
+
+    @property
+    def status(self) -> str:
+        """Trainer status (reference §5.1 table), e.g. ``Training`` or ``TrainFinished``."""
+        return self.ppl.status.value
+
+    @property
+    def train_action(self) -> TrainAction:
+        return next(a for a in self.ppl.actions if isinstance(a, TrainAction))
+
+    @property
+    def output(self) -> dict[str, Any]:
+        """The last finished output; ``output["model"]`` is a :class:`qfnb.model.Model`."""
+        from qfnb.model import Model
+
+        done = [a.output for a in self.ppl.actions if a.output is not None]
+        out = dict(done[-1]) if done else {}
+        if isinstance(out.get("model"), dict):
+            out["model"] = Model.from_dict(out["model"], config=self.config)
+        evaluate = next((a for a in self.ppl.actions if isinstance(a, EvaluateAction)), None)
+        if evaluate is not None and evaluate.result is not None:
+            out["eval_result"] = evaluate.result
+        return out
+
+    def __repr__(self) -> str:
+        return f"LLMFinetune(id={self.id!r}, train_type={self.train_type!r}, status={self.status!r})"
+
+    # ---- running ------------------------------------------------------------------------------
+
+    async def arun(self) -> LLMFinetune:
+        """Run (or continue) the pipeline on the current event loop."""
+        self._ctx.stop_flag.clear()
+        self._stash_dataset()
+        self._result = await self.ppl.arun({}, self._ctx)
+        return self
+
+    def start(self) -> LLMFinetune:
+        """Start in the background on qfnb's loop; returns at once (see :meth:`wait`)."""
+        from qfnb._core import sync
+
+        if self._future is not None and not self._future.done():
+            raise RuntimeError(f"trainer {self.id} is already running")
+        self._future = sync.submit(self.arun())
+        return self
+
+    def wait(self, timeout: float | None = None) -> LLMFinetune:
+        """Block until a :meth:`start`-ed run ends; re-raises its error."""
+        if self._future is None:
+            raise RuntimeError("the trainer was not started")
+        self._future.result(timeout)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._future is not None and not self._future.done()
+
+    def run(self) -> LLMFinetune:
+        """Run the whole pipeline and wait (safe in Jupyter: runs on qfnb's loop thread)."""
+        self.start()
+        try:
+            return self.wait()
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+
+    def resume(self) -> LLMFinetune:
+        """Continue from the last finished action (re-attaching to an existing training task)."""
+        return self.run()
+
+    def stop(self) -> LLMFinetune:
+        """Ask the pipeline to stop; a running training task is stopped on the platform."""
+        self._ctx.stop_flag.set()
+        return self
+
+    # ---- persistence --------------------------------------------------------------------------
+
+    def _stash_dataset(self) -> None:
+        """Keep an un-uploaded local dataset next to the record so a resume can upload it."""
+        from qfnb.dataset import Dataset
+
+        load = self.ppl.actions[0]
+        if (isinstance(self.dataset, Dataset) and self.dataset.qianfan_dataset_id is None
+                and load.state is None and not persist.disabled() and self._dataset_file is None):
+            path = persist.pipeline_dir() / f"{self.id}.data.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.dataset.save(data_file=path)
+            self._dataset_file = str(path)
+
+    def _dataset_ref(self) -> dict[str, Any]:
+        from qfnb.dataset import Dataset
+
+        ds = self.dataset
+        if isinstance(ds, Dataset):
+            if ds.qianfan_dataset_id is not None:
+                return {"qianfan_dataset_id": ds.qianfan_dataset_id}
+            return {"file": self._dataset_file}
+        return {"ref": ds}
+
+    def _record(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "case_type": "Finetune", "name": self.name, "created": self._created,
+            "updated": time.time(), "status": self.status, "current_action": self.ppl.current,
+            "init_params": {
+                "train_type": self.train_type,
+                "train_config": self.train_config.model_dump(mode="json", exclude_none=True),
+                "deploy_config": (self.deploy_config.model_dump(mode="json")
+                                  if self.deploy_config else None),
+                "model_not_publish": self.model_not_publish, "dataset": self._dataset_ref(),
+            },
+            "actions": self.ppl.records(),
+        }
+
+    def _save(self) -> None:
+        try:
+            persist.write_record(self._record())
+        except OSError as exc:  # persistence must not kill a training run
+            logger.warning("could not save trainer state for %s: %s", self.id, exc)
+
+    def info(self) -> dict[str, Any]:
+        """The saved record (ids, statuses, outputs; never credentials)."""
+        return self._record()
+
+    @classmethod
+    def load(cls, id: str, *, event_handler: EventHandler | None = None,
+             config: Config | None = None) -> LLMFinetune:
+        """Rebuild a trainer from its saved record; call :meth:`resume` to continue it."""
+        from qfnb.dataset import Dataset
+
+        rec = persist.read_record(id)
+        params = rec.get("init_params") or {}
+        ref = params.get("dataset") or {}
+        if ref.get("qianfan_dataset_id") is not None:
+            dataset: Any = Dataset(qianfan_dataset_id=ref["qianfan_dataset_id"])
+        elif ref.get("file"):
+            dataset = Dataset.load(data_file=ref["file"])
+        else:
+            dataset = ref.get("ref")
+        if dataset is None:
+            # the dataset step finished earlier: its output carries what training needs
+            dataset = "restored"
+        dc = params.get("deploy_config")
+        trainer = cls(train_type=params.get("train_type", ""), dataset=dataset,
+                      train_config=TrainConfig(**(params.get("train_config") or {})),
+                      deploy_config=DeployConfig(**dc) if dc else None,
+                      event_handler=event_handler, name=rec.get("name", ""),
+                      model_not_publish=bool(params.get("model_not_publish")), config=config,
+                      id=rec["id"])
+        trainer.ppl.restore(rec.get("actions") or [], int(rec.get("current_action", 0)))
+        trainer._created = rec.get("created", trainer._created)
+        trainer._dataset_file = ref.get("file")
+        return trainer
+
+    @classmethod
+    def list(cls) -> list[dict[str, Any]]:
+        """Saved trainers, newest first: ``[{"id", "name", "status", "updated"}, ...]``."""
+        return [{"id": r.get("id"), "name": r.get("name"), "status": r.get("status"),
+                 "updated": r.get("updated")} for r in persist.list_records()]
+
+
+Finetune = LLMFinetune
+__all__ = ["Finetune", "FinetuneStatus", "LLMFinetune"]

@@ -1,0 +1,49 @@
+"""Dataset.save to the platform against the cloud double: create → BOS PUT → import → release."""
+
+from __future__ import annotations
+
+import pytest
+
+from qfnb._core.config import Config
+from qfnb.dataset import Dataset, DatasetValidationError
+from qfnb.protocol.signing import verify
+from tests.fakes.console_cloud import ConsoleCloud
+
+ROWS = [{"prompt": "1+1?", "response": "2"}, {"prompt": "capital of France?", "response": [["Paris"]]}]
+
+
+def test_save_uploads_imports_and_releases(cloud: ConsoleCloud, cfg: Config) -> None:
+    ds = Dataset.create_from_pyobj(ROWS)
+    out = ds.save(qianfan_dataset_create_args={"name": "my_ds"}, config=cfg)
+    assert out is ds and isinstance(ds.qianfan_dataset_id, int)
+    order = [r.params.get("Action") or r.path for r in cloud.fake.requests]
+    assert order[0] == "/wenxinworkshop/dataset/create"
+    put = next(r for r in cloud.fake.requests if r.method == "PUT")
+    assert put.path.startswith("/bos/fake-bucket/ds/")
+    verify(put.method, put.path, put.params, put.headers, "test_secret_key")
+    assert order.index(put.path) < order.index("/wenxinworkshop/dataset/import") < order.index(
+        "/wenxinworkshop/dataset/release")
+    # the platform layout: every conversation a list of turns, response as [[str]]
+    assert cloud.rows_of(ds.qianfan_dataset_id) == [
+        [{"prompt": "1+1?", "response": [["2"]]}], [{"prompt": "capital of France?", "response": [["Paris"]]}]]
+    info = cloud.datasets[ds.qianfan_dataset_id]
+    assert info["importStatus"] == 2 and info["releaseStatus"] == 2
+    assert cloud.calls("dataset/create")[0].json["templateType"] == 2000
+
+
+def test_invalid_dataset_uploads_nothing(cloud: ConsoleCloud, cfg: Config) -> None:
+    ds = Dataset.create_from_pyobj([{"prompt": "ok", "response": "x"}, {"prompt": 3, "response": "y"},
+                                    {"prompt": "p", "response": [[1]]}])
+    with pytest.raises(DatasetValidationError) as info:
+        ds.save(qianfan_dataset_create_args={"name": "bad"}, config=cfg)
+    assert [(p.row, p.field) for p in info.value.problems] == [(1, "prompt"), (2, "response")]
+    assert cloud.fake.requests == []
+
+
+def test_save_args_are_checked(cloud: ConsoleCloud, cfg: Config) -> None:
+    ds = Dataset.create_from_pyobj(ROWS)
+    with pytest.raises(ValueError, match=r"qianfan_dataset_create_args\.nme"):
+        ds.save(qianfan_dataset_create_args={"nme": "x"}, config=cfg)
+    with pytest.raises(ValueError, match="exactly one"):
+        ds.save(config=cfg)
+    assert cloud.fake.requests == []

@@ -1,0 +1,1 @@
+from tests.fakes.console_fixtures import *  # noqa: F403
