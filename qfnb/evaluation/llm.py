@@ -146,14 +146,22 @@ def _callable_runner(fn: Callable[..., Any]) -> BatchFn:
     return run
 
 
+def _qfnb_model_classes() -> tuple[type, type] | None:
+    try:
+        from qfnb.model import Model, Service
+    except ImportError:  # pragma: no cover - qfnb.model always ships with qfnb
+        return None
+    return Model, Service
+
+
 def _default_tag(llm: Any) -> str:
-    """Official-style tags: Service ``{id}_{endpoint}``, Model ``{set_id}_{id}_{name}``."""
-    names = {c.__name__ for c in type(llm).__mro__}
-    if "Service" in names:
-        parts = [getattr(llm, a, None) for a in ("id", "endpoint")]
+    """Official-style tags: Service ``{id}_{endpoint}``, Model ``{model_set_id}_{version_id}_{name}``."""
+    classes = _qfnb_model_classes()
+    if classes is not None and isinstance(llm, classes[1]):
+        parts = [llm.id, llm.endpoint]
         return "_".join(str(p) for p in parts if p not in (None, "")) or "service"
-    if "Model" in names:
-        parts = [getattr(llm, a, None) for a in ("set_id", "id", "name")]
+    if classes is not None and isinstance(llm, classes[0]):
+        parts = [llm.model_set_id or llm.id, llm.version_id, llm.name]
         return "_".join(str(p) for p in parts if p not in (None, "")) or "model"
     if _resource_kind(llm):
         return _resource_tag(llm)
@@ -163,6 +171,12 @@ def _default_tag(llm: Any) -> str:
 def as_target(llm: Any, tag: str | None = None) -> LLMTarget:
     """Wrap ``llm`` (see the module docstring); ``tag`` defaults to an official-style tag."""
     tag = tag or _default_tag(llm)
+    classes = _qfnb_model_classes()
+    if classes is not None and isinstance(llm, classes[0]):  # a published Model runs via its service
+        if llm.service is None:
+            raise invalid("llms", f"model {tag!r} has no deployed service: deploy it (model.deploy(...)) "
+                                  "or evaluate it on the platform with qianfan_evaluators")
+        return LLMTarget(tag, as_target(llm.service, tag).run, llm)
     kind = _resource_kind(llm)
     if kind and hasattr(llm, "abatch_do"):
         return LLMTarget(tag, _resource_runner(llm, kind), llm)
@@ -173,10 +187,6 @@ def as_target(llm: Any, tag: str | None = None) -> LLMTarget:
         if kind is None:
             raise invalid("llms", f"service {tag!r} does not serve chat or completions")
         return LLMTarget(tag, _resource_runner(res, kind), llm)
-    for name in ("aexec", "exec"):
-        method = getattr(llm, name, None)
-        if callable(method) and {c.__name__ for c in type(llm).__mro__} & {"Model", "Service"}:
-            return LLMTarget(tag, _callable_runner(method), llm)
     if callable(llm):
         return LLMTarget(tag, _callable_runner(llm), llm)
     raise invalid("llms", f"cannot run {type(llm).__name__!r}: pass a ChatCompletion, Completion, "

@@ -208,18 +208,25 @@ def build_eval_standard_conf(evaluators: Sequence[QianfanEvaluator]) -> dict[str
 
 # -- running a platform task --------------------------------------------------------------------
 
-def model_version_ref(model: Any) -> dict[str, Any]:
-    """``{"modelId", "modelVersionId"}`` of a qfnb ``Model`` (or a dict / ``(id, version)`` pair)."""
+async def amodel_version_ref(model: Any) -> dict[str, Any]:
+    """``{"modelId", "modelVersionId"}`` of a qfnb ``Model`` (ids looked up from its version when
+    missing), a ``{"modelId", "modelVersionId"}`` dict or a ``(model_id, version_id)`` pair."""
     if isinstance(model, Mapping):
         mid, vid = model.get("modelId"), model.get("modelVersionId")
     elif isinstance(model, tuple) and len(model) == 2:
         mid, vid = model
     else:
-        mid = next((getattr(model, a) for a in ("set_id", "model_id") if getattr(model, a, None) is not None), None)
-        vid = next((getattr(model, a) for a in ("version_id", "id") if getattr(model, a, None) is not None), None)
+        from qfnb.model import Model
+
+        if not isinstance(model, Model):
+            raise invalid("llms", f"platform evaluation takes published qfnb.model.Model objects, "
+                                  f"got {type(model).__name__}")
+        if model.id is None and model.version_id is not None:
+            await model.aauto_complete_info()
+        mid, vid = model.id, model.version_id
     if mid is None or vid is None:
         raise invalid("llms", f"platform evaluation needs published models (modelId and modelVersionId); "
-                              f"{type(model).__name__} has modelId={mid!r}, modelVersionId={vid!r}")
+                              f"got modelId={mid!r}, modelVersionId={vid!r}")
     return {"modelId": mid, "modelVersionId": vid}
 
 
@@ -279,8 +286,8 @@ async def arun_platform_evaluation(
     eval_conf = build_eval_standard_conf(evaluators)
     if not models:
         raise invalid("llms", "at least one model is required")
-    versions = [model_version_ref(m) for m in models]
     dataset_id = dataset_ref(dataset)
+    versions = [await amodel_version_ref(m) for m in models]
     console = console or _console()
     if poll_interval is None:
         from qfnb._core.config import resolve_config

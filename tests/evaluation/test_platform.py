@@ -18,6 +18,7 @@ from qfnb.evaluation import (
     build_eval_standard_conf,
 )
 from qfnb.evaluation.platform import REFEREE_TEMPLATE, REFEREE_TEMPLATE_NAME, arun_platform_evaluation
+from qfnb.model import Model
 from qfnb.protocol import ProtocolError
 
 
@@ -113,15 +114,10 @@ class FakeConsole:
         return {"result": {"result": True}}
 
 
-class PublishedModel:
-    def __init__(self, set_id: str, version_id: str) -> None:
-        self.set_id, self.version_id = set_id, version_id
-
-
 async def test_platform_task_lifecycle() -> None:
     console = FakeConsole(["Pending", "Doing", "Done"])
     rule = QianfanRuleEvaluator(using_accuracy=True)
-    result = await arun_platform_evaluation([rule], [PublishedModel("am-1", "amv-1")], "ds-9", console=console,
+    result = await arun_platform_evaluation([rule], [Model(id="am-1", version_id="amv-1")], "ds-9", console=console,
                                             poll_interval=0)
     kind, body = console.calls[0]
     assert kind == "create"
@@ -172,8 +168,10 @@ async def test_platform_timeout_stops_the_task() -> None:
 
 async def test_platform_needs_published_models_and_a_platform_dataset() -> None:
     rule = QianfanRuleEvaluator(using_similarity=True)
-    with pytest.raises(ProtocolError, match="modelVersionId"):
+    with pytest.raises(ProtocolError, match=r"published qfnb\.model\.Model"):
         await arun_platform_evaluation([rule], [object()], 1, console=FakeConsole(["Done"]), poll_interval=0)
+    with pytest.raises(ProtocolError, match="modelVersionId"):
+        await arun_platform_evaluation([rule], [Model(id=3)], 1, console=FakeConsole(["Done"]), poll_interval=0)
     with pytest.raises(ProtocolError, match="stored on the platform") as info:
         await arun_platform_evaluation([rule], [("a", "b")], object(), console=FakeConsole(["Done"]),
                                        poll_interval=0)

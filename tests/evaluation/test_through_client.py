@@ -18,6 +18,8 @@ from qfnb.evaluation import (
     QianfanRefereeEvaluator,
     QianfanRuleEvaluator,
 )
+from qfnb.model import Model, Service
+from qfnb.protocol import ProtocolError
 from qfnb.resources import ChatCompletion, Completion, Embedding
 from tests.fakes.cloud import Captured, FakeQianfan
 
@@ -100,3 +102,16 @@ def test_platform_evaluation_via_console(fake: FakeQianfan, make_config: Callabl
     assert bodies["detail"] == [{"id": "ame-7"}] * 3 and bodies["report"] == [{"id": "ame-7"}]
     assert result.metrics == {"sft_2": {"accuracy": 0.75, "avgJudgeScore": 4.1}}
     assert em.task_id == "ame-7"
+
+
+def test_models_and_services_run_through_their_endpoint(fake: FakeQianfan,
+                                                        make_config: Callable[..., Config]) -> None:
+    cfg = make_config("oauth")
+    svc = Service(id="svco-1", endpoint="my_sft", config=cfg)
+    model = Model(id=11, version_id=22, name="sft", model_set_id="am-11", service=svc)
+    em = EvaluationManager(local_evaluators=[ExactMatchEvaluator()])
+    result = em.eval([model, svc], DATA[:1])
+    assert list(result.metrics) == ["am-11_22_sft", "svco-1_my_sft"]
+    assert result.samples_df["am-11_22_sft/output"].tolist() == ["echo[my_sft]: hello"]
+    with pytest.raises(ProtocolError, match="no deployed service"):
+        em.eval([Model(id=1, version_id=2)], DATA)
