@@ -299,8 +299,14 @@ class AsyncQianfanClient:
             err = error_from_body(body, resp.status_code)
             if err is not None:
                 raise err
-            raise RequestError(f"expected an event stream from {_path(call.url)}, got {ctype or 'no content type'}",
-                               status_code=resp.status_code, body=body, headers=resp.headers)
+            if not isinstance(body, dict):
+                raise RequestError(f"expected an event stream from {_path(call.url)}, got {ctype or 'no type'}",
+                                   status_code=resp.status_code, body=raw[:2000], headers=resp.headers)
+            # a server may answer a stream request with one JSON body: a one-chunk stream
+            one = QfResponse(resp.status_code, resp.headers, body,
+                             QfRequest(call.method, _path(call.url), call.headers.get("Request_id")),
+                             {"request_latency": time.perf_counter() - start})
+            return _single(one)
         request = QfRequest(call.method, _path(call.url), call.headers.get("Request_id"))
         return _iterate_stream(resp, request, start, v2=call.api == "v2")
 
@@ -313,6 +319,8 @@ class AsyncQianfanClient:
         path = (cfg.model_api_prefix + "/" + endpoint.lstrip("/")) if api_type == "" else routes.inference_path(
             api_type, endpoint, prefix=cfg.model_api_prefix)
         headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id()}
+        if stream and not body.get("stream"):
+            body = {**body, "stream": True}
         call = _Call("POST", cfg.base_url.rstrip("/") + path, body, headers, None, "infer", stream)
         return await self._send(call, retry or self._infer_policy, tokens)
 
@@ -321,6 +329,8 @@ class AsyncQianfanClient:
         """POST the OpenAI-style v2 chat (bearer auth)."""
         cfg = self.config
         headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id()}
+        if stream and not body.get("stream"):
+            body = {**body, "stream": True}
         call = _Call("POST", cfg.console_api_base_url.rstrip("/") + cfg.chat_v2_api_route, body, headers, None,
                      "v2", stream)
         return await self._send(call, retry or self._infer_policy)
@@ -362,6 +372,10 @@ class AsyncQianfanClient:
 
     def cached_services(self) -> dict[str, Any] | None:
         return self._services[1] if self._services is not None else None
+
+
+async def _single(item: QfResponse) -> AsyncIterator[QfResponse]:
+    yield item
 
 
 def _path(url: str) -> str:

@@ -1,0 +1,256 @@
+"""The async client against the fake cloud: auth schemes, retries, faults, streams, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from qfnb._core import sync
+from qfnb._core.client import AsyncQianfanClient
+from qfnb._core.config import Config
+from qfnb._core.errors import (
+    APIError,
+    AuthError,
+    ConnectionError,
+    InvalidArgumentError,
+    RequestError,
+    ServerOverloadedError,
+    StreamError,
+)
+from qfnb.protocol.signing import verify
+from tests.fakes.cloud import FakeQianfan, Reply
+
+MakeConfig = Callable[..., Config]
+BODY = {"messages": [{"role": "user", "content": "hi"}]}
+CHAT = "/chat/"
+
+
+async def test_oauth_token_fetched_once_and_sent_in_query(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    client = AsyncQianfanClient(make_config("oauth"))
+    results = await asyncio.gather(*(client.infer("chat", "ernie-lite-8k", BODY) for _ in range(20)))
+    assert all(r["result"] == "echo[ernie-lite-8k]: hi" for r in results)
+    assert len(fake.calls("/oauth/2.0/token")) == 1
+    chat = fake.calls(CHAT)
+    assert len(chat) == 20 and all(c.params["access_token"].startswith("24.fake") for c in chat)
+    sent = chat[0].json
+    assert sent["messages"] == BODY["messages"]
+    assert chat[0].headers["request_id"].startswith("qfnb-")
+
+
+async def test_token_refresh_on_111_once_for_a_burst(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    client = AsyncQianfanClient(make_config("oauth"))
+    await client.infer("chat", "ernie-lite-8k", BODY)
+    fake.expire_tokens()
+    results = await asyncio.gather(*(client.infer("chat", "ernie-lite-8k", BODY) for _ in range(30)))
+    assert len(results) == 30
+    assert len(fake.calls("/oauth/2.0/token")) == 2  # one refresh for the whole burst, not 30
+
+
+async def test_token_refresh_gives_up_when_new_token_rejected(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    client = AsyncQianfanClient(make_config("oauth"))
+    fake.fail_next(5, "110", path=CHAT)
+    with pytest.raises(APIError) as info:
+        await client.infer("chat", "ernie-lite-8k", BODY)
+    assert info.value.error_code == 110
+    assert len(fake.calls(CHAT)) == 2  # original + one replay after one refresh
+
+
+async def test_bad_oauth_credentials(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    client = AsyncQianfanClient(make_config("oauth", sk="wrong-SECRET-sk-value"))
+    with pytest.raises(AuthError) as info:
+        await client.infer("chat", "ernie-lite-8k", BODY)
+    assert "Client authentication failed" in str(info.value)
+    assert "wrong-SECRET-sk-value" not in str(info.value)
+
+
+async def test_iam_signed_inference_and_console(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    client = AsyncQianfanClient(make_config("iam"))
+    resp = await client.infer("chat", "ernie-lite-8k", BODY, request_id="my-req-1")
+    assert resp.result.startswith("echo")
+    req = fake.calls(CHAT)[0]
+    assert "access_token" not in req.params
+    assert "request_id" in req.headers["authorization"].split("/")[4].split(";")
+    verify(req.method, req.path, req.params, req.headers, "test_secret_key")
+
+    @fake.route("POST", "/v2/finetuning", action="DescribeFineTuningTask")
+    def detail(r: Any) -> dict[str, Any]:
+        fake.check_iam(r)
+        return {"requestId": "r1", "result": {"taskId": r.json["taskId"], "runStatus": "Running"}}
+
+    out = await client.console_v2("/v2/finetuning", "DescribeFineTuningTask", {"taskId": "task-1"})
+    assert out["result"] == {"taskId": "task-1", "runStatus": "Running"}
+    assert fake.calls("/v2/finetuning")[0].headers["request-source"].startswith("qfnb")
+
+
+async def test_wrong_iam_secret_is_a_clear_error(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    client = AsyncQianfanClient(make_config("iam", secret_key="not-the-SECRET"))
+    with pytest.raises(APIError) as info:
+        await client.console("/wenxinworkshop/service/list", {})
+    assert info.value.status_code == 403 and "does not match" in str(info.value)
+    assert "not-the-SECRET" not in str(info.value)
+
+
+async def test_v2_bearer_minted_from_iam(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    client = AsyncQianfanClient(make_config("iam"))
+    body = {"model": "ernie-lite-8k", **BODY}
+    r1 = await client.chat_v2(body)
+    r2 = await client.chat_v2(body)
+    assert r1.result == r2.result == "echo[ernie-lite-8k]: hi"
+    assert len(fake.calls("/v1/BCE-BEARER/token")) == 1
+    chunks = [c async for c in await client.chat_v2(body, stream=True)]
+    assert "".join(c.result for c in chunks) == "echo[ernie-lite-8k]: hi"
+
+
+@pytest.mark.parametrize("kind", ["500", "429", "503", "drop", "code:336100", "code:18"])
+async def test_transient_faults_are_retried(fake: FakeQianfan, make_config: MakeConfig, kind: str) -> None:
+    client = AsyncQianfanClient(make_config("oauth"))
+    fake.fail_next(2, kind, path=CHAT)
+    resp = await client.infer("chat", "ernie-lite-8k", BODY)
+    assert resp.result == "echo[ernie-lite-8k]: hi"
+    assert len(fake.calls(CHAT)) == 3
+
+
+async def test_retries_exhausted_raise_the_last_error(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    client = AsyncQianfanClient(make_config("oauth"))
+    fake.fail_next(3, "code:336100", path=CHAT)
+    with pytest.raises(ServerOverloadedError):
+        await client.infer("chat", "ernie-lite-8k", BODY)
+    fake.fail_next(5, "drop", path=CHAT)
+    with pytest.raises(ConnectionError):
+        await client.infer("chat", "ernie-lite-8k", BODY)
+
+
+async def test_non_retryable_error_is_not_retried(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    client = AsyncQianfanClient(make_config("oauth"))
+    fake.fail_next(1, "code:336003", path=CHAT)
+    with pytest.raises(InvalidArgumentError):
+        await client.infer("chat", "ernie-lite-8k", BODY)
+    assert len(fake.calls(CHAT)) == 1
+
+
+async def test_retry_after_is_honoured(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    client = AsyncQianfanClient(make_config("oauth"))
+    fake.fail_next(1, "429", path=CHAT, retry_after="0.4")
+    t0 = time.monotonic()
+    await client.infer("chat", "ernie-lite-8k", BODY)
+    assert time.monotonic() - t0 >= 0.4
+
+
+async def test_http_error_without_retry_surfaces_status(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    client = AsyncQianfanClient(make_config("oauth", llm_api_retry_count=1))
+    fake.fail_next(1, "429", path=CHAT)
+    with pytest.raises(RequestError) as info:
+        await client.infer("chat", "ernie-lite-8k", BODY)
+    assert info.value.status_code == 429
+
+
+async def test_stream_chunks_and_cut_stream(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    client = AsyncQianfanClient(make_config("oauth"))
+    fake.stream_chunks = 4
+    chunks = [c async for c in await client.infer("chat", "ernie-lite-8k", {**BODY, "stream": True}, stream=True)]
+    assert len(chunks) == 4 and chunks[-1]["is_end"] is True
+    assert "".join(c["result"] for c in chunks) == "echo[ernie-lite-8k]: hi"
+    assert chunks[0].statistic["first_token_latency"] > 0
+    fake.cut_stream_after = 2
+    got: list[Any] = []
+    with pytest.raises(StreamError, match="broke off after 2 chunk"):
+        async for c in await client.infer("chat", "ernie-lite-8k", {**BODY, "stream": True}, stream=True):
+            got.append(c)
+    assert len(got) == 2
+
+
+async def test_stream_error_body_before_and_mid_stream(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    client = AsyncQianfanClient(make_config("oauth"))
+    fake.fail_next(1, "code:336003", path=CHAT)
+    with pytest.raises(InvalidArgumentError):
+        await client.infer("chat", "ernie-lite-8k", {**BODY, "stream": True}, stream=True)
+
+    @fake.route("POST", "/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/midfail")
+    def midfail(r: Any) -> Reply:
+        return Reply(sse=[{"result": "a", "is_end": False}, '{"error_code": 336100, "error_msg": "overloaded"}\n',
+                          {"result": "b", "is_end": True}])
+
+    it = await client.infer("chat", "midfail", {**BODY, "stream": True}, stream=True)
+    with pytest.raises(ServerOverloadedError):
+        async for _ in it:
+            pass
+
+    @fake.route("POST", "/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/noend")
+    def noend(r: Any) -> Reply:
+        return Reply(sse=[{"result": "a", "is_end": False}])
+
+    with pytest.raises(StreamError, match="without its final event"):
+        async for _ in await client.infer("chat", "noend", {**BODY, "stream": True}, stream=True):
+            pass
+
+
+async def test_rate_limit_is_per_client_object(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    limited = AsyncQianfanClient(make_config("oauth", query_per_second=10))
+    free = AsyncQianfanClient(make_config("oauth"))
+    await free.infer("chat", "ernie-lite-8k", BODY)  # token
+    t0 = time.monotonic()
+    await asyncio.gather(*(free.infer("chat", "ernie-lite-8k", BODY) for _ in range(10)))
+    free_time = time.monotonic() - t0
+    t0 = time.monotonic()
+    await asyncio.gather(*(limited.infer("chat", "ernie-lite-8k", BODY) for _ in range(6)))
+    limited_time = time.monotonic() - t0
+    assert limited_time >= 0.5 - 0.02  # 6 starts spaced 0.1 s apart
+    assert free_time < 0.5
+
+
+async def test_secrets_absent_from_errors_and_logs(fake: FakeQianfan, make_config: MakeConfig,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    cfg = make_config("both", llm_api_retry_count=2)
+    client = AsyncQianfanClient(cfg)
+    fake.fail_next(1, "drop", path=CHAT)
+    with caplog.at_level(logging.DEBUG, logger="qfnb"):
+        await client.infer("chat", "ernie-lite-8k", BODY)
+        fake.fail_next(1, "code:336003", path=CHAT)
+        with pytest.raises(InvalidArgumentError) as info:
+            await client.infer("chat", "ernie-lite-8k", BODY)
+    token = fake.calls(CHAT)[0].params["access_token"]
+    text = " ".join(r.getMessage() for r in caplog.records) + str(info.value) + repr(client) + repr(
+        info.value.__dict__)
+    for secret in (cfg.sk, cfg.secret_key, token, "bce-auth-v1"):
+        assert secret and secret not in text
+    assert any("retrying" in r.getMessage() for r in caplog.records)
+
+
+def test_sync_run_from_inside_a_running_loop(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    """Simulate Jupyter: a sync call made while this thread's event loop is running."""
+    client = AsyncQianfanClient(make_config("oauth"))
+
+    async def cell() -> str:
+        resp = sync.run(client.infer("chat", "ernie-lite-8k", BODY))  # blocking call inside a running loop
+        return resp.result
+
+    assert asyncio.run(cell()) == "echo[ernie-lite-8k]: hi"
+    # from worker threads too, all sharing the one background loop
+    out: list[str] = []
+    threads = [threading.Thread(target=lambda: out.append(sync.run(
+        client.infer("chat", "ernie-lite-8k", BODY)).result)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == ["echo[ernie-lite-8k]: hi"] * 4
+
+
+def test_sync_iterate_and_reentrancy_guard() -> None:
+    async def gen() -> Any:
+        for i in range(3):
+            yield i
+
+    assert list(sync.iterate(gen())) == [0, 1, 2]
+
+    async def inner() -> None:
+        sync.run(asyncio.sleep(0))
+
+    with pytest.raises(RuntimeError, match="own event loop thread"):
+        sync.run(inner())
