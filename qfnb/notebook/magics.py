@@ -192,7 +192,7 @@ class QfnbMagics(Magics):
     @line_magic
     def qfeval(self, line: str) -> Any:
         """Render an evaluation result: styled metrics/samples tables and a comparison chart."""
-        from qfnb.notebook import evalreport
+        from qfnb.notebook.evalreport import EvalReport
 
         args = parse_argstring(self.qfeval, line)
         if not args.result:
@@ -201,7 +201,7 @@ class QfnbMagics(Magics):
             value = eval(args.result, self.user_ns)  # the user's own expression, like %timeit
         except Exception as exc:
             raise UsageError(f"%qfeval: cannot evaluate {args.result!r}: {exc}") from exc
-        return evalreport.EvalReport.from_value(value, chart=_split_csv([args.chart]))
+        return EvalReport.from_value(value, chart=_split_csv([args.chart]))
 
     # ------------------------------------------------------------------ %qfimage
     @no_var_expand
@@ -214,7 +214,7 @@ class QfnbMagics(Magics):
     @line_cell_magic
     def qfimage(self, line: str, cell: str | None = None) -> Any:
         """Generate image(s) from a prompt and show them inline."""
-        from qfnb.notebook import images
+        from qfnb.notebook.images import generate
 
         args = parse_argstring(self.qfimage, line)
         _check_var(args.output, "-o/--output")
@@ -223,7 +223,7 @@ class QfnbMagics(Magics):
             raise UsageError("%qfimage needs a prompt")
         if self.interpolate:
             prompt = interpolate(prompt, self.user_ns)
-        result = images.generate(prompt, model=args.model, size=args.size, n=args.n)
+        result = generate(prompt, model=args.model, size=args.size, n=args.n)
         if args.output:
             self.user_ns[args.output] = result.response
         return result

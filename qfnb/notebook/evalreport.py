@@ -1,0 +1,102 @@
+"""Evaluation reports: metrics and samples as styled tables plus a comparison chart.
+
+:class:`EvalReport` takes one ``EvaluationResult`` (its ``metrics_df`` / ``samples_df``) or a
+``{name: result}`` dict (e.g. base vs tuned) and renders HTML for browsers and a deterministic
+text table (4 decimals) for terminals, saved notebooks and nbval.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from qfnb.notebook import charts
+
+
+def _frame(result: Any, attr: str) -> pd.DataFrame:
+    frame = getattr(result, attr, None)
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"expected an EvaluationResult (with .{attr}), got {type(result).__name__}")
+    return frame
+
+
+def _styled(frame: pd.DataFrame, highlight: bool) -> str:
+    try:
+        styler = frame.style.format(precision=4, na_rep="—")
+        if highlight and len(frame.index) > 1:
+            styler = styler.highlight_max(axis=0, props="font-weight:bold;background-color:#d9f2d9")
+        return str(styler.set_table_attributes('class="qfnb-eval"').to_html())
+    except ImportError:  # pragma: no cover - Styler needs jinja2
+        return str(frame.to_html(float_format=lambda v: f"{v:.4f}", na_rep="—"))
+
+
+class EvalReport:
+    """A rich display of one or several evaluation results."""
+
+    def __init__(
+        self,
+        metrics: pd.DataFrame,
+        samples: pd.DataFrame | None = None,
+        *,
+        chart: Sequence[str] = ("auto",),
+        max_rows: int = 10,
+    ) -> None:
+        self.metrics = metrics
+        self.samples = samples if samples is not None else pd.DataFrame()
+        self.max_rows = max_rows
+        wanted = [c for c in chart if c != "auto"]
+        unknown = [c for c in wanted if c not in metrics.columns]
+        if unknown:
+            raise ValueError(f"--chart: unknown metric(s) {unknown}; available: {list(metrics.columns)}")
+        self.chart_metrics = wanted or [c for c in metrics.columns if pd.api.types.is_numeric_dtype(metrics[c])]
+
+    @classmethod
+    def from_value(cls, value: Any, *, chart: Sequence[str] = ("auto",)) -> EvalReport:
+        if isinstance(value, Mapping):
+            if not value:
+                raise ValueError("no evaluation results given")
+            metrics, samples = [], []
+            for name, result in value.items():
+                m = _frame(result, "metrics_df").copy()
+                m.index = [str(name) if len(m.index) == 1 else f"{name}/{i}" for i in m.index]
+                metrics.append(m)
+                s = _frame(result, "samples_df")
+                samples.append(s.rename(columns=lambda c, n=name: c if c in ("input", "reference") else f"{n}:{c}"))
+            merged = samples[0]
+            for s in samples[1:]:
+                merged = merged.join(s.drop(columns=[c for c in ("input", "reference") if c in s.columns]), how="outer")
+            frame = pd.concat(metrics)
+            frame.index.name = "llm"
+            return cls(frame, merged, chart=chart)
+        return cls(_frame(value, "metrics_df"), _frame(value, "samples_df"), chart=chart)
+
+    def chart_png(self) -> bytes:
+        table = {
+            m: {str(idx): float(v) for idx, v in self.metrics[m].items() if pd.notna(v)} for m in self.chart_metrics
+        }
+        return charts.metric_bars(table, title="evaluation: metrics per model")
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/plain": repr(self), "text/html": self.to_html()}
+
+    def to_html(self) -> str:
+        parts = [f'<div class="qfnb-eval-report"><h4>Evaluation — {len(self.metrics.index)} model(s)</h4>']
+        parts.append(_styled(self.metrics, True) if not self.metrics.empty else "<p>No metrics.</p>")
+        if self.chart_metrics:
+            png = base64.b64encode(self.chart_png()).decode()
+            parts.append(f'<img class="qfnb-eval-chart" alt="metrics chart" src="data:image/png;base64,{png}"/>')
+        if not self.samples.empty:
+            n = min(self.max_rows, len(self.samples))
+            parts.append(f"<details><summary>samples (first {n} of {len(self.samples)})</summary>")
+            parts.append(_styled(self.samples.head(self.max_rows), False) + "</details>")
+        parts.append("</div>")
+        return "".join(parts)
+
+    def __repr__(self) -> str:
+        if self.metrics.empty:
+            return "Evaluation: no metrics"
+        table = self.metrics.to_string(float_format=lambda v: f"{v:.4f}", na_rep="—")
+        return f"Evaluation — {len(self.metrics.index)} model(s)\n{table}"

@@ -1,0 +1,80 @@
+"""Inline Text2Image output: PNG (or JPEG) bytes with a readable text/plain."""
+
+from __future__ import annotations
+
+import base64
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from qfnb.notebook import _fmt
+from qfnb.notebook.errors import QfnbCellError
+
+
+def _size(data: bytes) -> tuple[int, int] | None:
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        w, h = struct.unpack(">II", data[16:24])
+        return int(w), int(h)
+    return None
+
+
+def _mime(data: bytes) -> str:
+    return "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/png"
+
+
+@dataclass
+class ImageResult:
+    """The images of one Text2Image response, shown inline."""
+
+    images: list[bytes]
+    prompt: str = ""
+    model: str | None = None
+    response: Any = None
+
+    @classmethod
+    def from_response(cls, response: Any, *, prompt: str = "", model: str | None = None) -> ImageResult:
+        body = getattr(response, "body", response)
+        items = (body or {}).get("data") or []
+        images = [
+            item["image"] if isinstance(item.get("image"), bytes) else base64.b64decode(item["b64_image"])
+            for item in items
+            if isinstance(item, dict) and (item.get("image") or item.get("b64_image"))
+        ]
+        return cls(images, prompt=prompt, model=model, response=response)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join("x".join(map(str, s)) if (s := _size(b)) else f"{len(b)} bytes" for b in self.images)
+        who = f" from {self.model}" if self.model else ""
+        return f"<{len(self.images)} image(s){who}: {sizes or 'none'} · prompt {self.prompt[:60]!r}>"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        data: dict[str, Any] = {"text/plain": repr(self)}
+        meta: dict[str, Any] = {}
+        if len(self.images) == 1:
+            img = self.images[0]
+            mime = _mime(img)
+            data[mime] = base64.b64encode(img).decode()
+            if size := _size(img):
+                meta[mime] = {"width": size[0], "height": size[1]}
+        elif self.images:
+            tags = "".join(
+                f'<img style="max-width:48%;margin:2px" alt="{_fmt.esc(self.prompt)}" '
+                f'src="data:{_mime(b)};base64,{base64.b64encode(b).decode()}"/>'
+                for b in self.images
+            )
+            data["text/html"] = f'<div class="qfnb-images">{tags}</div>'
+        return data, meta
+
+
+def generate(prompt: str, *, model: str | None = None, size: str | None = None, n: int = 1) -> ImageResult:
+    """Call Text2Image; a platform error (e.g. no image model configured) becomes one clear line."""
+    from qfnb.resources import Text2Image
+
+    kwargs: dict[str, Any] = {"prompt": prompt, "n": n}
+    if size:
+        kwargs["size"] = size
+    try:
+        resp = Text2Image(model=model).do(**kwargs)
+    except Exception as exc:
+        raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfimage failed") from exc
+    return ImageResult.from_response(resp, prompt=prompt, model=model)
