@@ -7,12 +7,10 @@ Save = validate → ``dataset/create`` → signed BOS ``PUT`` of the jsonl → `
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 import time
 import uuid
-import zipfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -176,18 +174,12 @@ async def download(dataset_id: int | str, config: Config | None) -> pd.DataFrame
         if time.monotonic() > deadline:
             raise DatasetPlatformError(f"export of dataset {dataset_id} did not finish")
         await asyncio.sleep(cfg.export_status_polling_interval)
-    http = get_client(cfg)._http
-    got = await http.get(url)
-    got.raise_for_status()
-    return _parse_export(got.content)
+    got = await get_client(cfg).signed_request("GET", url)
+    body = got.body
+    text = body["_raw"] if isinstance(body, dict) and "_raw" in body else json.dumps(body)
+    return _parse_export(text)
 
 
-def _parse_export(content: bytes) -> pd.DataFrame:
-    if content[:2] == b"PK":
-        with zipfile.ZipFile(io.BytesIO(content)) as zf:
-            names = [n for n in zf.namelist() if n.endswith((".jsonl", ".json"))]
-            text = "\n".join(zf.read(n).decode("utf-8") for n in sorted(names))
-    else:
-        text = content.decode("utf-8")
+def _parse_export(text: str) -> pd.DataFrame:
     items = [json.loads(line) for line in text.splitlines() if line.strip()]
     return frame_from_obj(normalize_items(items), "export")

@@ -7,6 +7,7 @@ a ``_group`` column holding the conversation number; files store each group as o
 
 from __future__ import annotations
 
+import builtins
 import logging
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -190,11 +191,11 @@ class Dataset:
             extra = extra.assign(**{GROUP_COLUMN: extra[GROUP_COLUMN] + self.df[GROUP_COLUMN].max() + 1})
         return self._derive(pd.concat([self.df, extra], ignore_index=True))
 
-    def groups(self) -> list[list[dict[str, Any]]]:
+    def groups(self) -> builtins.list[builtins.list[dict[str, Any]]]:
         """Rows as conversations (one list per group; ungrouped rows are one-turn groups)."""
         if not self.is_grouped:
             return [[r] for r in self.list()]
-        out: dict[Any, list[dict[str, Any]]] = {}
+        out: dict[Any, builtins.list[dict[str, Any]]] = {}
         for r in self.list():
             out.setdefault(r.pop(GROUP_COLUMN), []).append(r)
         return list(out.values())

@@ -267,11 +267,12 @@ class Service:
         """Trainer-level status of the deployment (one ``DescribeService`` call)."""
         from qfnb._core import sync
 
-        run = sync.run(self.adetail()).get("runStatus")
-        return {RunStatus.NEW: ServiceStatus.Created, RunStatus.DEPLOYING: ServiceStatus.Deploying,
-                RunStatus.SERVING: ServiceStatus.Deployed, RunStatus.DONE: ServiceStatus.Deployed,
-                RunStatus.FAILED: ServiceStatus.DeployFailed,
-                RunStatus.STOPPED: ServiceStatus.DeployStopped}.get(run, ServiceStatus.Unknown)
+        run = str(sync.run(self.adetail()).get("runStatus") or "")
+        table: dict[str, ServiceStatus] = {
+            RunStatus.NEW: ServiceStatus.Created, RunStatus.DEPLOYING: ServiceStatus.Deploying,
+            RunStatus.SERVING: ServiceStatus.Deployed, RunStatus.DONE: ServiceStatus.Deployed,
+            RunStatus.FAILED: ServiceStatus.DeployFailed, RunStatus.STOPPED: ServiceStatus.DeployStopped}
+        return table.get(run, ServiceStatus.Unknown)
 
     def chat_target(self) -> dict[str, str]:
         if not self.endpoint:
