@@ -85,7 +85,7 @@ def parse_oauth_response(body: Any, config: Config) -> tuple[str, float | None]:
     error = body.get("error") or body.get("error_code") or "unknown"
     desc = body.get("error_description") or body.get("error_msg") or ""
     raise AuthError(f"OAuth token request failed ({error}: {desc}); "
-                    f"check QIANFAN_AK={mask(config.ak)} / QIANFAN_SK={mask(config.sk)}")
+                    f"check QIANFAN_AK={mask(config.ak)} and its QIANFAN_SK")
 
 
 class SharedToken:

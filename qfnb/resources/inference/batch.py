@@ -76,6 +76,8 @@ class FileSink:
         self.done = done_indices(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = self.path.open("a", encoding="utf-8")
+        if self._fh.tell() > 0 and not _ends_with_newline(self.path):
+            self._fh.write("\n")  # seal a line torn by a crash so the next record starts clean
 
     def ok(self, index: int, value: Any) -> None:
         body = value.body if isinstance(value, QfResponse) else value
@@ -90,6 +92,12 @@ class FileSink:
 
     def close(self) -> None:
         self._fh.close()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
 
 
 def done_indices(path: Path) -> set[int]:

@@ -1,0 +1,181 @@
+"""The seed inference API against the fake cloud: do / ado / stream, validation, models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from qfnb import ChatCompletion, Completion, Embedding, Messages, Plugin, QfResponse, Text2Image
+from qfnb._core.config import Config
+from qfnb.errors import AuthError, InvalidArgumentError, ValidationError
+from tests.fakes.cloud import FakeQianfan
+from tests.fakes.fixtures import fake, fake_server, make_config
+
+__all__ = ["fake", "fake_server", "make_config"]
+
+MakeConfig = Callable[..., Config]
+HI = [{"role": "user", "content": "你好"}]
+
+
+def test_chat_do_default_model_and_body(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    chat = ChatCompletion(config=make_config("oauth"))
+    resp = chat.do(messages=HI, temperature=0.5, system="be brief", request_id="rid-7")
+    assert isinstance(resp, QfResponse)
+    assert resp["result"] == resp["body"]["result"] == resp.result == "echo[ernie-lite-8k]: 你好"
+    assert "result" in resp and resp.get("nope", 1) == 1 and resp.usage.total_tokens > 0
+    assert resp.code == 200 and resp.statistic["request_latency"] > 0
+    sent = fake.calls("/chat/")[0]
+    assert sent.path.endswith("/chat/ernie-lite-8k") and sent.headers["request_id"] == "rid-7"
+    assert sent.json == {"messages": HI, "temperature": 0.5, "system": "be brief", "stream": False,
+                         "extra_parameters": {"request_source": "qfnb_py_sdk_v0.1.0"}}
+    assert b"\\u4f60" in sent.raw  # ensure_ascii, as the official SDK sends
+
+
+def test_chat_model_names_and_custom_endpoint(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    chat = ChatCompletion(config=make_config("oauth"))
+    assert chat.do(model="ERNIE-Bot", messages=HI).result.startswith("echo[completions]")
+    assert chat.do(model="ernie-4.0-8k", messages=HI).result.startswith("echo[completions_pro]")
+    assert chat.do(endpoint="my_service", messages=HI).result.startswith("echo[my_service]")
+    assert ChatCompletion(model="ERNIE-Speed-8K", config=make_config("oauth")).do(messages=HI).result.startswith(
+        "echo[ernie_speed]")
+
+
+def test_unknown_model_resolved_via_dynamic_list(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    fake.services["common"].append({"name": "Brand-New-Model-32K", "apiType": "chat",
+                                    "url": "https://x/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/brand_new"})
+    chat = ChatCompletion(config=make_config("both"))
+    assert chat.do(model="brand-new-model-32k", messages=HI).result.startswith("echo[brand_new]")
+    chat.do(model="brand-new-model-32k", messages=HI)
+    assert len(fake.calls("service/list")) == 1  # cached
+    with pytest.raises(ValidationError, match="unknown model 'No-Such'") as info:
+        chat.do(model="No-Such", messages=HI)
+    assert info.value.field == "model"
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
+    ({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}, "messages"),
+    ({"messages": HI, "temperature": 3}, "temperature"),
+    ({"messages": "hello"}, "messages"),
+    ({}, "messages"),
+    ({"messages": HI, "stream": "yes"}, "stream"),
+])
+def test_bad_input_rejected_before_sending(fake: FakeQianfan, make_config: MakeConfig,
+                                           kwargs: dict[str, Any], field: str) -> None:
+    chat = ChatCompletion(config=make_config("oauth"))
+    with pytest.raises(ValidationError) as info:
+        chat.do(**kwargs)
+    assert info.value.field == field and isinstance(info.value, ValueError)
+    assert fake.calls("/chat/") == []
+
+
+def test_platform_errors_surface(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    fake.fail_next(1, "code:336003", path="/chat/")
+    with pytest.raises(InvalidArgumentError) as info:
+        ChatCompletion(config=make_config("oauth")).do(messages=HI)
+    assert info.value.error_code == 336003
+
+
+async def test_chat_ado_and_streams(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    chat = ChatCompletion(config=make_config("oauth"))
+    assert (await chat.ado(messages=HI)).result == "echo[ernie-lite-8k]: 你好"
+    chunks = [c async for c in await chat.ado(messages=HI, stream=True)]
+    assert len(chunks) == 3 and "".join(c["result"] for c in chunks) == "echo[ernie-lite-8k]: 你好"
+    assert fake.calls("/chat/")[-1].json["stream"] is True
+
+
+def test_chat_sync_stream(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    chat = ChatCompletion(config=make_config("oauth"))
+    parts = [c["result"] for c in chat.do(messages=HI, stream=True)]
+    assert "".join(parts) == "echo[ernie-lite-8k]: 你好" and len(parts) == 3
+
+
+def test_messages_multi_turn(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    chat = ChatCompletion(config=make_config("oauth"))
+    msgs = Messages()
+    msgs.append("第一句")
+    resp = chat.do(messages=msgs)
+    msgs.append(resp)
+    msgs.append("第二句")
+    chat.do(messages=msgs)
+    assert [m["role"] for m in msgs] == ["user", "assistant", "user"]
+    assert fake.calls("/chat/")[-1].json["messages"][1] == {"role": "assistant", "content": resp.result}
+
+
+def test_chat_v2(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    chat = ChatCompletion(version=2, config=make_config("iam"))
+    resp = chat.do(model="ernie-4.0-8k", messages=[{"role": "system", "content": "s"}, *HI])
+    assert resp.result == "echo[ernie-4.0-8k]: 你好"
+    assert "".join(c.result for c in chat.do(messages=HI, stream=True)) == "echo[ernie-lite-8k]: 你好"
+    sent = fake.calls("/v2/chat/completions")[0]
+    assert sent.headers["authorization"].startswith("Bearer ") and sent.json["model"] == "ernie-4.0-8k"
+
+
+def test_completion_with_chat_model_and_completion_model(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    comp = Completion(config=make_config("oauth"))
+    resp = comp.do(prompt="你好")
+    assert resp["object"] == "completion" and resp.result == "echo[ernie-lite-8k]: 你好"
+    assert fake.calls("/chat/")[0].json["messages"] == HI
+    resp2 = comp.do(model="SQLCoder-7B", prompt="select")
+    assert fake.calls("/completions/")[0].json["prompt"] == "select" and resp2.result.startswith("echo[sqlcoder_7b]")
+    stream = list(comp.do(prompt="你好", stream=True))
+    assert all(c["object"] == "completion" for c in stream)
+    with pytest.raises(ValidationError, match="prompt"):
+        comp.do(prompt="  ")
+
+
+async def test_completion_async_stream(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    comp = Completion(config=make_config("oauth"))
+    out = [c.result async for c in await comp.ado(endpoint="custom_ep", prompt="hi", stream=True)]
+    assert "".join(out) == "echo[custom_ep]: hi"
+    assert fake.calls("/completions/custom_ep")
+
+
+def test_embedding(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    emb = Embedding(config=make_config("oauth"))
+    resp = emb.do(texts=["世界上最高的山", "ab"])
+    assert [d["embedding"][0] for d in resp["data"]] == [7.0, 2.0]
+    assert fake.calls("/embeddings/embedding-v1")[0].json["input"] == ["世界上最高的山", "ab"]
+    with pytest.raises(ValidationError, match="at most 16"):
+        emb.do(texts=["x"] * 17)
+    with pytest.raises(ValidationError):
+        emb.do(texts=["x"], stream=True)
+
+
+async def test_embedding_async(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    resp = await Embedding(config=make_config("oauth")).ado(model="bge-large-zh", texts=["a"])
+    assert resp["data"][0]["index"] == 0 and fake.calls("/embeddings/bge_large_zh")
+
+
+def test_text2image_decode(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    t2i = Text2Image(config=make_config("oauth"))
+    resp = t2i.do(prompt="Rag doll cat", with_decode="base64", n=2)
+    assert resp["body"]["data"][0]["image"] == b"\x89PNG fake Rag doll cat" and len(resp["data"]) == 2
+    assert "stream" not in fake.calls("/text2image/sd_xl")[0].json
+    with pytest.raises(ValidationError) as info:
+        t2i.do(prompt="cat", size="big")
+    assert info.value.field == "size"
+
+
+def test_plugin(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    plugin = Plugin(config=make_config("oauth"))
+    assert plugin.do(endpoint="your_app", prompt="你好")["result"] == "echo[your_app]: 你好"
+    sent = fake.calls("/plugin/your_app/")[0]
+    assert sent.json["query"] == "你好" and sent.path.endswith("/plugin/your_app/")
+    chunks = list(plugin.do(endpoint="your_app", prompt="hi", stream=True))
+    assert "".join(c.result for c in chunks) == "echo[your_app]: hi"
+    eb = Plugin(model="EBPluginV2", config=make_config("oauth")).do(messages=HI, plugins=["uuid-zhishiku"])
+    assert eb.result and fake.calls("/erniebot/plugin")
+
+
+def test_constructor_kwargs_and_repr(fake: FakeQianfan) -> None:
+    chat = ChatCompletion(ak=fake.ak, sk=fake.sk, base_url=fake.base_url)
+    assert chat.do(messages=HI).result == "echo[ernie-lite-8k]: 你好"
+    bad = ChatCompletion(ak="my-ak-123456789", sk="my-SECRET-sk", base_url=fake.base_url)
+    with pytest.raises(AuthError) as info:
+        bad.do(messages=HI)
+    assert "SECRET" not in repr(bad) + repr(bad.config) + str(info.value)
+    with pytest.raises(TypeError, match="nonsense"):
+        ChatCompletion(nonsense=1)
