@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from qfnb.protocol.errors import ErrorCode
-from qfnb.protocol.signing import SignatureError, verify
+from qfnb.protocol.signing import SignatureError, uri_encode, verify
 
 from .settings import Credentials
 from .store import Store
@@ -65,9 +65,19 @@ class Authenticator:
 
     def check_signature(self, request: Request) -> JSONResponse | None:
         """Verify a bce-auth-v1 Authorization header; BCE error shape on failure."""
-        params = [(k, v) for k, v in request.query_params.multi_items() if k.lower() != "authorization"]
+        params = dict((k, v) for k, v in request.query_params.multi_items() if k.lower() != "authorization")
+        raw = request.scope.get("raw_path") or b""
+        # the path as sent, as decoded, and BCE-canonical (encoded except '/'): clients differ here
+        paths = dict.fromkeys([raw.decode("latin-1").split("?", 1)[0] if raw else request.url.path,
+                               request.url.path, uri_encode(request.url.path, encode_slash=False)])
         try:
-            verify(request.method, request.url.path, dict(params), dict(request.headers), self._secret_for)
+            for i, path in enumerate(paths):
+                try:
+                    verify(request.method, path, params, dict(request.headers), self._secret_for)
+                    break
+                except SignatureError as exc:
+                    if i == len(paths) - 1 or "does not match" not in str(exc):
+                        raise
         except SignatureError as exc:
             text = str(exc)
             log.info("rejected bce-auth-v1 request to %s: %s", request.url.path, text)

@@ -18,6 +18,7 @@ from qfnb.protocol.errors import ErrorCode
 
 from .datasets import dataset_rows, import_files, read_file_rows
 from .platform import Platform
+from .store import new_sid
 from .wire import BodyError
 
 log = logging.getLogger("qfnb.local.console")
@@ -49,7 +50,9 @@ def get(platform: Platform, kind: str, key: Any, field: str) -> dict[str, Any]:
 
 def trainable_models(platform: Platform) -> list[Any]:
     """Base models a run can fine-tune (served chat models of a trainable kind)."""
-    return [m for m in platform.registry.served_models() if "chat" in m.api_types and m.kind in TRAINABLE_KINDS]
+    services = {s["uri"].lower() for s in platform.store.all("services")}
+    return [m for m in platform.registry.served_models() if "chat" in m.api_types and m.kind in TRAINABLE_KINDS
+            and m.endpoint.lower() not in services and not m.endpoint.startswith("eval-")]
 
 
 def resolve_base(platform: Platform, name: Any, field: str) -> str:
@@ -124,10 +127,8 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     if not refs:
         raise BodyError("trainset", "at least one dataset is required")
     rows = collect_rows(platform, refs)
-    run = platform.store.insert("runs", {"containerId": container["id"], "status": RunStatus.WAITING.value,
-                                         "hyper": hyper, "baseModel": container["model"], "rows": len(rows),
-                                         "currentStep": 0, "totalSteps": 0, "lossCurve": [], **(extra or {})})
-    job_dir = platform.settings.data_dir / "jobs" / run["sid"]
+    sid = new_sid("task-")
+    job_dir = platform.settings.data_dir / "jobs" / sid
     job_dir.mkdir(parents=True, exist_ok=True)
     with open(job_dir / "train.jsonl", "w", encoding="utf-8") as fh:
         for row in rows:
@@ -135,7 +136,10 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     spec = {"base_model": container["model"], "train_file": str(job_dir / "train.jsonl"),
             "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": int(hyper.get("seed", 42))}
     (job_dir / "spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
-    platform.store.update("runs", run["id"], job_dir=str(job_dir))
+    run = platform.store.insert("runs", {"containerId": container["id"], "status": RunStatus.WAITING.value,
+                                         "hyper": hyper, "baseModel": container["model"], "rows": len(rows),
+                                         "job_dir": str(job_dir), "currentStep": 0, "totalSteps": 0,
+                                         "lossCurve": [], **(extra or {})}, sid=sid)
     platform.supervisor.submit(run["id"])
     log.info("queued fine-tune task %s (%d rows, base %s)", run["sid"], len(rows), container["model"])
     return get(platform, "runs", run["id"], "taskId")

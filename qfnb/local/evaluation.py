@@ -25,7 +25,7 @@ from .wire import BodyError, iso
 log = logging.getLogger("qfnb.local.evaluation")
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
-_cancel: dict[int, threading.Event] = {}
+_cancel: dict[tuple[str, int], threading.Event] = {}
 
 
 def normalise(text: str) -> str:
@@ -99,7 +99,7 @@ def _run(platform: Platform, ev_id: int) -> None:
     ev = platform.store.get("evaluations", ev_id)
     if ev is None:
         return
-    stop = _cancel.setdefault(ev_id, threading.Event())
+    stop = _cancel.setdefault((str(platform.settings.data_dir), ev_id), threading.Event())
     platform.store.update("evaluations", ev_id, state=EvalState.DOING.value)
     try:
         rows = dataset_rows(platform.settings.data_dir, c.get(platform, "datasets", ev["datasetId"], "datasetId"))
@@ -185,7 +185,7 @@ def cancel_v1(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
     ev = c.get(platform, "evaluations", body.get("id"), "id")
     if ev["state"] not in (EvalState.PENDING.value, EvalState.DOING.value):
         return {"result": False, "errorMessage": f"evaluation is already {ev['state']}"}
-    _cancel.setdefault(ev["id"], threading.Event()).set()
+    _cancel.setdefault((str(platform.settings.data_dir), ev["id"]), threading.Event()).set()
     platform.store.update("evaluations", ev["id"], state=EvalState.STOPPING.value)
     return {"result": True, "errorMessage": ""}
 

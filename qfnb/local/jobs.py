@@ -70,6 +70,8 @@ class Supervisor:
 
     def start(self) -> None:
         """Recover what a previous server left, then start the monitor thread."""
+        if self._thread is not None and self._thread.is_alive():
+            return
         self.recover()
         self._stopping.clear()
         self._thread = threading.Thread(target=self._loop, name="qfnb-jobs", daemon=True)

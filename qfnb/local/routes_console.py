@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +20,7 @@ from qfnb.protocol.routes import MODEL_API_PREFIX, Console
 from . import console as c
 from . import evaluation
 from .platform import Platform
-from .wire import BodyError, iso, json_body, v1_error, v1_ok
+from .wire import BodyError, iso, json_body, v1_data_error, v1_error, v1_ok
 
 log = logging.getLogger("qfnb.local.console")
 
@@ -216,6 +217,8 @@ async def dispatch(request: Request) -> Response:
     if failure is not None:
         return failure
     path = request.url.path
+    data_api = path.startswith("/wenxinworkshop/dataset/")
+    fail = v1_data_error if data_api else partial(v1_error, inference=False)
     try:
         body = await json_body(request)
         if path == Console.SERVICE_LIST:
@@ -226,18 +229,16 @@ async def dispatch(request: Request) -> Response:
         else:
             handler = HANDLERS.get(path)
             if handler is None:
-                return v1_error(ErrorCode.UNSUPPORTED_METHOD, f"{path} is not supported by the local platform",
-                                inference=False)
+                return fail(ErrorCode.UNSUPPORTED_METHOD, f"{path} is not supported by the local platform")
             result = await run_in_threadpool(handler, platform, body)
     except BodyError as exc:
-        return v1_error(exc.code, str(exc), inference=False)
+        return fail(exc.code, str(exc))
     except c.NotFound as exc:
-        return v1_error(ErrorCode.INVALID_PARAM, str(exc), inference=False)
+        return fail(ErrorCode.INVALID_PARAM, str(exc))
     except Exception as exc:
         log.exception("console call %s failed", path)
-        return v1_error(ErrorCode.CONSOLE_INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}",
-                        inference=False)
-    return v1_ok(result)
+        return fail(ErrorCode.CONSOLE_INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
+    return v1_ok(result, data_api=data_api)
 
 
 def routes() -> list[Route]:

@@ -46,9 +46,18 @@ def v1_error(code: int, message: str, *, inference: bool = True) -> JSONResponse
     return JSONResponse(body)
 
 
-def v1_ok(result: Any) -> JSONResponse:
-    """A v1 console success ``{"log_id", "result"}``."""
-    return JSONResponse({"log_id": log_id(), "result": result})
+def v1_ok(result: Any, *, data_api: bool = False) -> JSONResponse:
+    """A v1 console success ``{"log_id", "result"}`` (data APIs add ``status``/``success``)."""
+    body: dict[str, Any] = {"log_id": log_id(), "result": result}
+    if data_api:
+        body.update(status=200, success=True)
+    return JSONResponse(body)
+
+
+def v1_data_error(code: int, message: str) -> JSONResponse:
+    """A v1 data-API error: the console error plus ``status: 400``/``success: false``/``code``/``message``."""
+    return JSONResponse({"log_id": log_id(), "error_code": int(code), "error_msg": message, "status": 400,
+                         "success": False, "code": str(code), "message": message})
 
 
 def v2_ok(result: Any) -> JSONResponse:

@@ -1,0 +1,277 @@
+"""Console lifecycle on the local platform: datasets, fine-tuning, publish, deploy, evaluation, restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from platform_doubles import FakeRegistry
+from platform_helpers import Signer, client_for, console, make_settings, token, wait_for
+
+from qfnb.local.jobs import RESTART_MESSAGE
+from qfnb.local.platform import Platform
+from qfnb.local.store import Store
+from qfnb.protocol.routes import MODEL_API_PREFIX
+
+ROWS = [{"prompt": f"question {i}", "response": [[f"answer {i}"]]} for i in range(8)]
+
+
+@pytest.fixture()
+def client(tmp_path: Path):
+    with client_for(tmp_path) as c:
+        yield c
+
+
+def upload_dataset(client: Any, rows: list[dict[str, Any]] = ROWS) -> int:
+    data = "\n".join(json.dumps(r) for r in rows).encode()
+    put = client.put("/bos/my-bucket/data/train.jsonl", content=data, auth=Signer())
+    assert put.status_code == 200
+    ds = console(client, "/wenxinworkshop/dataset/create", {"name": "qa", "projectType": 20, "templateType": 2000,
+                                                            "dataType": 4})["result"]
+    assert ds["datasetId"].startswith("ds-")
+    imp = console(client, "/wenxinworkshop/dataset/import", {"datasetId": ds["id"], "annotated": True, "importFrom": 1,
+                                                             "files": ["bos:/my-bucket/data/train.jsonl"]})
+    assert imp["result"] is True
+    info = console(client, "/wenxinworkshop/dataset/info", {"datasetId": ds["id"]})["result"]
+    assert info["versionInfo"]["importStatus"] == 2 and info["versionInfo"]["entityCount"] == len(rows)
+    return int(ds["id"])
+
+
+def start_job(client: Any, ds: int, **config: Any) -> tuple[int, int]:
+    task = console(client, "/wenxinworkshop/finetune/createTask", {"name": "t", "baseTrainType": "Tiny-Chat",
+                                                                   "trainType": "tiny-chat"})["result"]
+    job = console(client, "/wenxinworkshop/finetune/createJob", {
+        "taskId": task["id"], "baseTrainType": "Tiny-Chat", "trainType": "tiny-chat", "trainMode": "SFT",
+        "peftType": "LoRA", "trainConfig": {"epoch": 1, "batchSize": 2, "learningRate": 0.001, **config},
+        "trainset": [{"type": 1, "id": ds}], "trainsetRate": 20})
+    assert "result" in job, job
+    return int(task["id"]), int(job["result"]["id"])
+
+
+def detail(client: Any, task: int, job: int) -> dict[str, Any]:
+    return console(client, "/wenxinworkshop/finetune/jobDetail", {"taskId": task, "jobId": job})["result"]
+
+
+def test_v1_lifecycle_train_publish_deploy_chat(client) -> None:
+    ds = upload_dataset(client)
+    task, job = start_job(client, ds)
+    done = wait_for(lambda: (d := detail(client, task, job))["trainStatus"] == "FINISH" and d)
+    assert done["progress"] == 100 and done["totalSteps"] == 4 and done["currentStep"] == 4
+    assert [p[0] for p in done["lossCurve"]] == [1, 2, 3, 4] and done["lossCurve"][0][1] == 5.0
+    spec = json.loads((Path(client.app.state.platform.settings.data_dir) / "jobs").joinpath(
+        client.app.state.platform.store.get("runs", job)["sid"], "spec.json").read_text())
+    assert spec["base_model"] == "Tiny-Chat" and spec["hyper"]["batchSize"] == 2
+    pub = console(client, "/wenxinworkshop/modelrepo/publishTrainModel",
+                  {"isNewModel": True, "modelName": "mine", "versionMeta": {"taskId": task, "iterationId": job}})
+    model_id, version_id = pub["result"]["modelId"], pub["result"]["versionId"]
+    listing = console(client, "/wenxinworkshop/modelrepo/modelDetail", {"modelId": model_id})["result"]
+    assert listing["modelVersionList"][0]["modelName"] == "mine"
+    vd = console(client, "/wenxinworkshop/modelrepo/modelVersionDetail", {"modelVersionId": version_id})["result"]
+    assert vd["state"] == "Ready" and vd["modelVersionIdStr"].startswith("amv-")
+    svc = console(client, "/wenxinworkshop/service/apply", {"modelId": model_id, "modelVersionId": version_id,
+                                                            "name": "svc", "uri": "mysvc", "replicas": 1,
+                                                            "poolType": 2})["result"]
+    sid = svc["serviceId"]
+    wait_for(lambda: console(client, "/wenxinworkshop/service/detail",
+                             {"serviceId": sid})["result"]["serviceStatus"] == "Serving")
+    answer = client.post(MODEL_API_PREFIX + "/chat/mysvc", params={"access_token": token(client)},
+                         json={"messages": [{"role": "user", "content": "hi"}]}).json()
+    assert answer["result"] == "adapter mysvc: hi"
+    custom = console(client, "/wenxinworkshop/service/list", {})["result"]["custom"]
+    assert [s["name"] for s in custom] == ["svc"]
+
+
+def test_job_validation_errors(client) -> None:
+    ds = upload_dataset(client)
+    task = console(client, "/wenxinworkshop/finetune/createTask", {"name": "t", "baseTrainType": "ERNIE-Bot-turbo",
+                                                                   "trainType": "ERNIE-Bot-turbo-0725"})
+    assert task["error_code"] == 336003 and "Tiny-Chat" in task["error_msg"]
+    tid = console(client, "/wenxinworkshop/finetune/createTask",
+                  {"name": "t", "trainType": "tiny-chat"})["result"]["id"]
+    bad = console(client, "/wenxinworkshop/finetune/createJob", {"taskId": tid, "trainConfig": {"epoch": 0},
+                                                                 "trainset": [{"type": 1, "id": ds}]})
+    assert bad["error_code"] == 336003 and bad["error_msg"].startswith("trainConfig.epoch")
+    missing = console(client, "/wenxinworkshop/finetune/createJob",
+                      {"taskId": tid, "trainset": [{"type": 1, "id": 999}]})
+    assert "999" in missing["error_msg"]
+    assert console(client, "/wenxinworkshop/finetune/jobDetail", {"taskId": tid, "jobId": 42})["error_code"] == 336003
+
+
+def test_stop_job(client) -> None:
+    ds = upload_dataset(client)
+    task, job = start_job(client, ds, stepSeconds=0.2, maxSteps=200)
+    wait_for(lambda: detail(client, task, job)["currentStep"] >= 1)
+    assert console(client, "/wenxinworkshop/finetune/stopJob", {"taskId": task, "jobId": job})["result"] is True
+    final = wait_for(lambda: (d := detail(client, task, job))["trainStatus"] == "STOP" and d)
+    assert final["currentStep"] < 200
+
+
+def test_failed_worker_reports_error(client) -> None:
+    ds = upload_dataset(client)
+    task, job = start_job(client, ds, failAt=2)
+    final = wait_for(lambda: (d := detail(client, task, job))["trainStatus"] == "FAIL" and d)
+    assert final["errorMessage"] == "simulated failure"
+    pub = console(client, "/wenxinworkshop/modelrepo/publishTrainModel",
+                  {"isNewModel": True, "modelName": "m", "versionMeta": {"taskId": task, "iterationId": job}})
+    assert pub["error_code"] == 336003 and "not Done" in pub["error_msg"]
+
+
+def test_v2_finetuning_flow(client) -> None:
+    ds = upload_dataset(client)
+    job = console(client, "/v2/finetuning", {"name": "j", "model": "tiny-chat", "trainMode": "SFT"},
+                  Action="CreateFineTuningJob")["result"]["jobId"]
+    assert job.startswith("job-")
+    created = console(client, "/v2/finetuning", {"jobId": job, "parameterScale": "LoRA",
+                                                 "hyperParameterConfig": {"epoch": 1, "batchSize": 4},
+                                                 "datasetConfig": {"sourceType": "Platform",
+                                                                   "versions": [{"versionId": ds}], "splitRatio": 20}},
+                      Action="CreateFineTuningTask")["result"]
+    task = created["taskId"]
+    final = wait_for(lambda: (d := console(client, "/v2/finetuning", {"taskId": task},
+                                           Action="DescribeFineTuningTask")["result"])["runStatus"] == "Done" and d)
+    assert final["runProgress"] == "100%" and final["jobId"] == job and final["lossCurve"]
+    tasks = console(client, "/v2/finetuning", {"jobId": job}, Action="DescribeFineTuningTasks")["result"]
+    assert [t["taskId"] for t in tasks["taskList"]] == [task]
+    jobs = console(client, "/v2/finetuning", {}, Action="DescribeFineTuningJobs")["result"]
+    assert jobs["jobList"][0]["jobId"] == job
+    models = console(client, "/v2/finetuning", {}, Action="DescribeFineTuningSupportModels")["result"]
+    assert {m["model"] for m in models} == {"Tiny-Chat", "Other-Chat"}
+    # publish with v1 naming over v2 ids, then the v2 model and service APIs
+    pub = console(client, "/wenxinworkshop/modelrepo/publishTrainModel",
+                  {"isNewModel": True, "modelName": "m2", "versionMeta": {"taskId": job, "iterationId": task}})
+    mset = console(client, "/v2/model", {"modelSetId": pub["result"]["modelIDStr"]}, Action="DescribeModelSet")
+    model_id = mset["result"]["modelIds"][0]
+    assert console(client, "/v2/model", {"modelId": model_id}, Action="DescribeModel")["result"][
+        "sourceInfo"]["trainTaskId"] == task
+    svc = console(client, "/v2/service", {"modelSetId": mset["result"]["modelSetId"], "modelId": model_id,
+                                          "name": "s2", "urlSuffix": "v2svc",
+                                          "resourceConfig": {"type": "GPU-I-2", "replicasCount": 1}},
+                  Action="CreateService")["result"]["serviceId"]
+    wait_for(lambda: console(client, "/v2/service", {"serviceId": svc},
+                             Action="DescribeService")["result"]["runStatus"] == "Serving")
+    services = console(client, "/v2/service", {}, Action="DescribeServices")["result"]["serviceList"]
+    assert services[0]["url"].endswith("/chat/v2svc")
+
+
+def test_v2_errors_are_http_4xx(client) -> None:
+    resp = client.post("/v2/finetuning", params={"Action": "DescribeFineTuningTask"}, json={"taskId": "task-x"},
+                       auth=Signer())
+    assert resp.status_code == 404 and set(resp.json()) == {"requestId", "code", "message"}
+    bad = client.post("/v2/finetuning", params={"Action": "CreateFineTuningJob"}, json={"model": "tiny-chat"},
+                      auth=Signer())
+    assert bad.status_code == 400 and bad.json()["code"] == "InvalidParameter" and "name" in bad.json()["message"]
+    unknown = client.post("/v2/finetuning", params={"Action": "Nope"}, json={}, auth=Signer())
+    assert unknown.status_code == 400
+
+
+@pytest.mark.parametrize("key", ["%2e%2e/escape.txt", "a/%2E%2E/%2e%2e/escape.txt", "a/%2e/b", "%2Fetc%2Fpasswd"])
+def test_object_path_traversal_rejected(client, key: str) -> None:
+    resp = client.put(f"/bos/bucket/{key}", content=b"x", auth=Signer())
+    assert resp.status_code == 400 and resp.headers["X-Bce-Error-Code"] == "InvalidObjectName"
+    root = Path(client.app.state.platform.settings.data_dir)
+    assert not (root / "escape.txt").exists() and not (root / "objects" / "escape.txt").exists()
+
+
+def test_object_store_rejects_unsafe_keys(tmp_path: Path) -> None:
+    from qfnb.local.datasets import ObjectStore
+
+    store = ObjectStore(tmp_path)
+    for bucket, key in [("b", "/etc/passwd"), ("b", "a/../../x"), ("..", "x"), ("b", "x\0y"), ("b", "a\\..\\x")]:
+        with pytest.raises(ValueError):
+            store.path(bucket, key)
+    assert store.put("b", "k/v.txt", b"ok").read_bytes() == b"ok"
+
+
+def test_object_get_roundtrip_and_auth(client) -> None:
+    assert client.put("/bos/b/k.txt", content=b"hello", auth=Signer()).status_code == 200
+    assert client.get("/bos/b/k.txt", auth=Signer()).content == b"hello"
+    assert client.put("/bos/b/k.txt", content=b"x").status_code == 403
+
+
+def test_restart_mid_training_marks_failed_and_keeps_the_rest(tmp_path: Path) -> None:
+    with client_for(tmp_path) as c:
+        ds = upload_dataset(c)
+        task, job = start_job(c, ds, stepSeconds=0.5, maxSteps=400)
+        wait_for(lambda: detail(c, task, job)["currentStep"] >= 1)
+        pid = c.app.state.platform.store.get("runs", job)["pid"]
+        # simulate a crash: the server vanishes without a shutdown; its worker dies with it
+        supervisor = c.app.state.platform.supervisor
+        supervisor.shutdown = lambda timeout=0: None  # type: ignore[method-assign]
+        supervisor._stopping.set()
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2])
+    with client_for(tmp_path) as c:
+        final = detail(c, task, job)
+        assert final["trainStatus"] == "FAIL" and final["errorMessage"] == RESTART_MESSAGE
+        assert final["currentStep"] >= 1 and final["lossCurve"]
+        info = console(c, "/wenxinworkshop/dataset/info", {"datasetId": ds})["result"]
+        assert info["versionInfo"]["entityCount"] == len(ROWS)
+
+
+def test_restart_adopts_a_live_worker(tmp_path: Path) -> None:
+    store = Store(tmp_path / "platform.sqlite3")
+    job_dir = tmp_path / "jobs" / "task-live"
+    job_dir.mkdir(parents=True)
+    (job_dir / "train.jsonl").write_text(json.dumps({"prompt": "q", "response": "a"}) + "\n")
+    spec = {"base_model": "Tiny-Chat", "train_file": str(job_dir / "train.jsonl"),
+            "hyper": {"epoch": 1, "batchSize": 1, "maxSteps": 6, "stepSeconds": 0.1}, "seed": 1}
+    (job_dir / "spec.json").write_text(json.dumps(spec))
+    import subprocess
+
+    worker = Path(__file__).with_name("fake_worker.py")
+    proc = subprocess.Popen([sys.executable, str(worker), str(job_dir)])
+    run = store.insert("runs", {"containerId": 1, "status": "Running", "job_dir": str(job_dir), "pid": proc.pid,
+                                "baseModel": "Tiny-Chat", "lossCurve": []}, sid="task-live")
+    store.close()
+    platform = Platform(make_settings(tmp_path), FakeRegistry())
+    platform.startup()
+    try:
+        done = wait_for(lambda: (r := platform.store.get("runs", run["id"]))["status"] == "Done" and r)
+        assert done["currentStep"] == 6 and done["adapter_dir"].endswith("adapter")
+    finally:
+        proc.wait()
+        platform.shutdown()
+
+
+def test_services_survive_restart(tmp_path: Path) -> None:
+    with client_for(tmp_path) as c:
+        ds = upload_dataset(c)
+        task, job = start_job(c, ds)
+        wait_for(lambda: detail(c, task, job)["trainStatus"] == "FINISH")
+        pub = console(c, "/wenxinworkshop/modelrepo/publishTrainModel",
+                      {"isNewModel": True, "modelName": "m", "versionMeta": {"taskId": task, "iterationId": job}})
+        sid = console(c, "/wenxinworkshop/service/apply", {"modelId": pub["result"]["modelId"],
+                                                           "modelVersionId": pub["result"]["versionId"],
+                                                           "name": "s", "uri": "kept"})["result"]["serviceId"]
+        wait_for(lambda: console(c, "/wenxinworkshop/service/detail",
+                                 {"serviceId": sid})["result"]["serviceStatus"] == "Serving")
+    with client_for(tmp_path, FakeRegistry()) as c:
+        answer = c.post(MODEL_API_PREFIX + "/chat/kept", params={"access_token": token(c)},
+                        json={"messages": [{"role": "user", "content": "hi"}]}).json()
+        assert answer["result"] == "adapter kept: hi"
+
+
+def test_evaluation_runs_and_reports(client) -> None:
+    rows = [{"prompt": "x", "response": [["Tiny-Chat: x"]]}, {"prompt": "y", "response": [["something else"]]}]
+    ds = upload_dataset(client, rows)
+    presets = [m for m in client.app.state.platform.store.all("models") if m.get("presetOf") == "Tiny-Chat"]
+    version = client.app.state.platform.store.all("versions", lambda v: v["modelId"] == presets[0]["id"])[0]
+    ev = console(client, "/wenxinworkshop/modelrepo/eval/create", {
+        "name": "e", "versionEvalInfo": [{"modelId": presets[0]["id"], "modelVersionId": version["id"]}],
+        "datasetId": ds, "evalStandardConf": {"evalMode": "rule", "scoreModes": ["similarity", "accuracy"]}})
+    eid = ev["result"]["evalId"]
+    wait_for(lambda: console(client, "/wenxinworkshop/modelrepo/eval/detail", {"id": eid})["result"]["state"] == "Done",
+             timeout=90)
+    report = console(client, "/wenxinworkshop/modelrepo/eval/report", {"id": eid})["result"]
+    metric = report[0]["effectMetric"]
+    assert metric["accuracy"] == 0.5  # "tiny-chat: x" matches "Tiny-Chat: x" after normalisation
+    assert 0.0 < metric["similarity"] <= 1.0 and 0.0 <= metric["rouge_l"] <= 1.0 and "bleu4" in metric
+    assert report[0]["modelName"] == "Tiny-Chat"
+    bad = console(client, "/wenxinworkshop/modelrepo/eval/create", {
+        "name": "e", "versionEvalInfo": [{"modelId": 1, "modelVersionId": 999}], "datasetId": ds})
+    assert "versionEvalInfo[0].modelVersionId" in bad["error_msg"]
