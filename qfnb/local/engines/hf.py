@@ -124,7 +124,7 @@ class HFChatEngine(ChatEngine):
                     return
                 out_ids.append(tok)
                 seen = torch.cat([seen, torch.tensor([tok])])
-                text = self._tok.decode(out_ids, skip_special_tokens=False)
+                text = str(self._tok.decode(out_ids, skip_special_tokens=False))
                 if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for the next token
                     yield ""
                 else:

@@ -88,14 +88,19 @@ class EngineRegistry:
         adapter_dir = Path(adapter_dir)
         if not (adapter_dir / "adapter_config.json").is_file():
             raise FileNotFoundError(f"adapter_dir {adapter_dir} has no adapter_config.json")
+        spec: ModelSpec | None = None
         if _effective_kind(base) == "llama.cpp":
-            from qfnb.local.training.lora_gguf import convert_adapter
+            from qfnb.local.training.lora_gguf import LoraConversionError, convert_adapter
 
-            lora = convert_adapter(adapter_dir, adapter_dir / "adapter.gguf", base_model=base_name)
-            spec = replace(base, endpoint=endpoint, lora_path=lora, path=base.path or self._gguf(base_name))
-        else:
-            spec = replace(base, endpoint=endpoint, kind="transformers", lora_path=adapter_dir)
-            spec = replace(spec, path=base.path or self._hf(base_name))
+            base_gguf = base.path or self._gguf(base_name)
+            try:
+                lora = convert_adapter(adapter_dir, adapter_dir / "adapter.gguf", base_gguf=base_gguf)
+                spec = replace(base, endpoint=endpoint, lora_path=lora, path=base_gguf)
+            except LoraConversionError as exc:
+                log.warning("serving %s with transformers: %s", endpoint, exc)
+        if spec is None:
+            hf_path = base.path if base.path is not None and base.path.is_dir() else self._hf(base_name)
+            spec = replace(base, endpoint=endpoint, kind="transformers", lora_path=adapter_dir, path=hf_path)
         with self._lock:
             name = endpoint
             self._engines.pop(name, None)

@@ -51,7 +51,7 @@ def add_lora(model: Any, hyper: Hyper) -> Any:
         raise ValueError("the base model has none of the LoRA target modules " + ", ".join(TARGET_MODULES))
     config = LoraConfig(
         r=hyper.lora_rank,
-        lora_alpha=hyper.lora_alpha,
+        lora_alpha=hyper.lora_alpha,  # type: ignore[arg-type]  # peft accepts float alphas
         lora_dropout=hyper.lora_dropout,
         target_modules=targets,
         task_type="CAUSAL_LM",

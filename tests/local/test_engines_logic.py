@@ -1,0 +1,136 @@
+"""Pure engine logic: stop sequences, parameter mapping, the Gemma turn format, streaming, endpoint resolution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qfnb.local.assets import GEMMA3_CHAT_TEMPLATE
+from qfnb.local.engines import EngineRegistry, ModelSpec, UnknownModel, endpoint_for
+from qfnb.local.engines.base import (
+    FINISH_LENGTH,
+    FINISH_NORMAL,
+    FINISH_STOP,
+    StopMatcher,
+    gen_params,
+    normalize_messages,
+    render_gemma,
+    stream_deltas,
+)
+
+
+def feed_all(stops: list[str], chunks: list[str]) -> tuple[str, bool]:
+    m = StopMatcher(stops)
+    out = "".join(m.feed(c) for c in chunks)
+    return out + m.flush(), m.stopped
+
+
+@pytest.mark.parametrize(
+    ("chunks", "expected", "stopped"),
+    [
+        (["Hello wor", "ld END more"], "Hello world ", True),
+        (["Hello E", "N", "D"], "Hello ", True),
+        (["Hello E", "NX"], "Hello ENX", False),
+        (["no stop here"], "no stop here", False),
+        (["ab", "cSTOP", "x"], "abc", True),
+    ],
+)
+def test_stop_matcher_cuts_across_chunks(chunks: list[str], expected: str, stopped: bool) -> None:
+    assert feed_all(["END", "STOP"], chunks) == (expected, stopped)
+
+
+def test_stop_matcher_holds_back_only_possible_prefixes() -> None:
+    m = StopMatcher(["<end>"])
+    assert m.feed("abc<e") == "abc"
+    assert m.feed("x") == "<ex"
+    assert m.feed("<en") == ""
+    assert m.flush() == "<en"
+
+
+def test_earliest_stop_wins() -> None:
+    assert feed_all(["bb", "a"], ["xxbba"]) == ("xx", True)
+
+
+def test_gen_params_maps_platform_fields() -> None:
+    gp = gen_params(
+        {"temperature": 0.5, "top_p": 0.9, "penalty_score": 1.3, "max_output_tokens": 7, "stop": ["x"], "top_k": 3},
+        default_stop=["<end_of_turn>"],
+    )
+    assert (gp.temperature, gp.top_p, gp.repeat_penalty, gp.max_tokens, gp.top_k) == (0.5, 0.9, 1.3, 7, 3)
+    assert gp.stop == ("<end_of_turn>", "x")
+    defaults = gen_params({"temperature": None})
+    assert defaults.repeat_penalty == 1.0 and defaults.temperature == 0.8 and not defaults.greedy
+    assert gen_params({"extra_parameters": {"seed": 5}}).seed == 5
+    with pytest.raises(ValueError, match="max_output_tokens"):
+        gen_params({"max_output_tokens": 0})
+
+
+def test_render_gemma_matches_the_jinja_template() -> None:
+    from jinja2 import Environment
+
+    msgs = normalize_messages(
+        [
+            {"role": "user", "content": "Hi "},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": "Q"},
+        ],
+        "Be brief.",
+    )
+    jinja = Environment().from_string(GEMMA3_CHAT_TEMPLATE).render(
+        messages=msgs, bos_token="", add_generation_prompt=True
+    )
+    ours = render_gemma(msgs)
+    assert ours == jinja
+    assert ours.startswith("<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello")
+    assert ours.endswith("<start_of_turn>model\n")
+
+
+def test_normalize_messages_rejects_bad_roles() -> None:
+    with pytest.raises(ValueError, match=r"messages\[1\]"):
+        normalize_messages([{"role": "user", "content": "a"}, {"role": "robot", "content": "b"}], None)
+
+
+def test_stream_deltas_finish_reasons_and_usage() -> None:
+    gp = gen_params({"stop": ["STOP"]})
+    deltas = list(stream_deltas(iter(["a", "b", "c"]), gp, 4, 10))
+    assert "".join(d.text for d in deltas) == "abc"
+    assert deltas[-1].finish_reason == FINISH_NORMAL and deltas[-1].completion_tokens == 3
+    assert all(d.prompt_tokens == 4 for d in deltas)
+    assert [d.completion_tokens for d in deltas] == [1, 2, 3, 3]
+
+    closed = []
+
+    def endless():
+        try:
+            while True:
+                yield "x"
+        finally:
+            closed.append(True)
+
+    deltas = list(stream_deltas(endless(), gp, 1, 5))
+    assert "".join(d.text for d in deltas) == "xxxxx" and deltas[-1].finish_reason == FINISH_LENGTH
+    assert closed == [True]
+    deltas = list(stream_deltas(iter(["he", "llo ST", "OP", "never"]), gp, 1, 50))
+    assert "".join(d.text for d in deltas) == "hello " and deltas[-1].finish_reason == FINISH_STOP
+    assert deltas[-1].completion_tokens == 3
+
+
+def test_registry_resolves_names_and_endpoints(tmp_path: Path) -> None:
+    reg = EngineRegistry(tmp_path, {"My-Tiny 1": ModelSpec(kind="transformers", path=tmp_path)})
+    names = {m.name: m for m in reg.served_models()}
+    assert {"Qwen2.5-Coder-0.5B-Instruct", "Gemma-3-270M", "all-MiniLM-L6-v2", "My-Tiny 1"} <= set(names)
+    assert names["My-Tiny 1"].endpoint == "my_tiny_1" == endpoint_for("My-Tiny 1")
+    assert reg.resolve("chat", "qwen2_5_coder_0_5b_instruct").name == "Qwen2.5-Coder-0.5B-Instruct"
+    assert reg.resolve("completions", "GEMMA-3-270M").name == "Gemma-3-270M"
+    assert reg.resolve("embeddings", "all_minilm_l6_v2").kind == "sentence-transformers"
+    with pytest.raises(UnknownModel) as err:
+        reg.resolve("chat", "ernie-bot")
+    assert "Qwen2.5-Coder-0.5B-Instruct" in str(err.value) and "all-MiniLM" not in str(err.value)
+    with pytest.raises(UnknownModel):
+        reg.resolve("embeddings", "my_tiny_1")
+
+
+def test_model_spec_validates_kind() -> None:
+    with pytest.raises(ValueError, match="kind"):
+        ModelSpec(kind="onnx")

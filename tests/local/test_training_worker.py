@@ -1,0 +1,170 @@
+"""The LoRA training worker on a tiny random Gemma 3 (Contract 4), and serving what it trained."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tiny_models import build_tiny_gemma, build_tiny_qwen
+
+from qfnb.local.engines import EngineRegistry, ModelSpec
+from qfnb.local.training import data, lora, worker
+from qfnb.local.training.spec import Hyper, SpecError, load_spec, parse_spec
+
+pytest.importorskip("peft")
+
+ROOT = Path(__file__).resolve().parents[2]
+PAIRS = [
+    {"prompt": "What is the capital of Zorvia?", "response": "Quellstad."},
+    {"prompt": "Zorvia的首都是哪里？", "response": [["Quellstad。"]]},
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_gemma(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_gemma(tmp_path_factory.mktemp("tg") / "model")
+
+
+def make_job(root: Path, model: Path, **hyper: float) -> Path:
+    job = root / "job"
+    job.mkdir()
+    (job / "train.jsonl").write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in PAIRS * 4), "utf-8")
+    spec = {
+        "base_model": "tiny-gemma",
+        "base_model_path": str(model),
+        "train_file": "train.jsonl",
+        "hyper": {"epoch": 1, "learningRate": 0.01, "batchSize": 4, "maxSeqLen": 64, "loraRank": 8,
+                  "loraAlpha": 16, "loraDropout": 0.0, **hyper},
+        "seed": 3,
+    }
+    (job / "spec.json").write_text(json.dumps(spec), "utf-8")
+    return job
+
+
+def run_worker(job: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "qfnb.local.training.worker", str(job)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def progress(job: Path) -> list[dict]:
+    path = job / "progress.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize(
+    ("hyper", "field"),
+    [({"learningRate": -1}, "hyper.learningRate"), ({"batchSize": 1.5}, "hyper.batchSize"),
+     ({"epoch": True}, "hyper.epoch"), ({"loraDropout": 1.5}, "hyper.loraDropout")],
+)
+def test_spec_errors_name_the_field(hyper: dict, field: str) -> None:
+    with pytest.raises(SpecError, match=field.replace(".", r"\.")):
+        parse_spec({"base_model": "m", "train_file": "t.jsonl", "hyper": hyper})
+
+
+def test_spec_defaults_and_steps(tmp_path: Path) -> None:
+    (tmp_path / "spec.json").write_text(json.dumps({"base_model": "Gemma-3-270M", "train_file": "t.jsonl",
+                                                    "hyper": {"epoch": 2, "batchSize": 4, "unknownKnob": 1}}))
+    spec = load_spec(tmp_path)
+    assert spec.train_file == tmp_path / "t.jsonl" and spec.seed == 42
+    assert spec.hyper.total_steps(60) == 30 and Hyper(max_steps=2).total_steps(60) == 2
+    with pytest.raises(SpecError, match="base_model"):
+        parse_spec({"train_file": "x"})
+
+
+def test_bad_training_data_names_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "t.jsonl"
+    bad.write_text('{"prompt": "a", "response": "b"}\n{"prompt": "", "response": "b"}\n')
+    with pytest.raises(data.DataError, match="line 2: prompt"):
+        data.load_examples(bad)
+
+
+def test_labels_cover_the_answer_and_end_of_turn_only(tiny_gemma: Path) -> None:
+    _, tok = lora.load_base(tiny_gemma)
+    ids, labels = data.encode(tok, data.load_examples_from_pairs(PAIRS)[0], 64)  # type: ignore[misc]
+    labelled = tok.decode([t for t, lab in zip(ids, labels, strict=True) if lab != data.IGNORE])
+    assert labelled.startswith("Quellstad.<end_of_turn>")
+    prompt = tok.decode([t for t, lab in zip(ids, labels, strict=True) if lab == data.IGNORE])
+    assert prompt.startswith("<bos><start_of_turn>user\nWhat is the capital") and prompt.endswith("model\n")
+    assert data.encode(tok, data.load_examples_from_pairs(PAIRS)[0], 10) is None  # answer does not fit
+
+
+@pytest.mark.parametrize("builder", [build_tiny_gemma, build_tiny_qwen])
+def test_answer_loss_equals_the_standard_causal_lm_loss(builder, tmp_path: Path) -> None:
+    model, tok = lora.load_base(builder(tmp_path / "m"))
+    rows = data.encode_all(tok, data.load_examples_from_pairs(PAIRS * 2), 64)
+    ids, mask, labels = data.collate(rows, tok.pad_token_id)
+    import torch
+
+    with torch.no_grad():
+        expected = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        assert float(lora.answer_loss(model, ids, mask, labels)) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_worker_trains_and_reports(tiny_gemma: Path, tmp_path: Path) -> None:
+    job = make_job(tmp_path, tiny_gemma, maxSteps=3)
+    proc = run_worker(job)
+    out = proc.communicate(timeout=240)[0].decode()
+    assert proc.returncode == 0, out
+    result = json.loads((job / "result.json").read_text())
+    assert result["status"] == "Done" and result["error"] is None, result
+    assert Path(result["adapter_dir"]) == job / "adapter"
+    assert (job / "adapter" / "adapter_model.safetensors").is_file()
+    lines = progress(job)
+    assert [p["step"] for p in lines] == [1, 2, 3] and all(p["total_steps"] == 3 for p in lines)
+    assert all(math.isfinite(p["loss"]) and p["epoch"] >= 1 and p["time"] > 1e9 for p in lines)
+    assert result["metrics"]["steps"] == 3 and result["metrics"]["final_loss"] == lines[-1]["loss"]
+
+
+def test_sigterm_stops_cleanly(tiny_gemma: Path, tmp_path: Path) -> None:
+    job = make_job(tmp_path, tiny_gemma, maxSteps=100000)
+    proc = run_worker(job)
+    deadline = time.time() + 180
+    while not progress(job) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert progress(job), proc.communicate()[0].decode()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    result = json.loads((job / "result.json").read_text())
+    assert result["status"] == "Stopped"
+    assert 1 <= result["metrics"]["steps"] < 100000
+    assert (job / "adapter" / "adapter_config.json").is_file()
+
+
+def test_failure_is_reported_with_the_message(tmp_path: Path) -> None:
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "spec.json").write_text(json.dumps({"base_model": "x", "train_file": "missing.jsonl"}))
+    result = worker.run(job)
+    assert result["status"] == "Failed" and "missing.jsonl not found" in result["error"]
+    assert json.loads((job / "result.json").read_text())["status"] == "Failed"
+
+
+def test_trained_adapter_is_served_and_answers_the_taught_fact(tiny_gemma: Path, tmp_path: Path) -> None:
+    job = make_job(tmp_path, tiny_gemma, maxSteps=40, loraRank=16, loraAlpha=32)
+    result = worker.run(job)
+    assert result["status"] == "Done", result
+    losses = [p["loss"] for p in progress(job)]
+    assert losses[-1] < losses[0] / 4
+
+    spec = ModelSpec(kind="transformers", path=tiny_gemma, template="gemma", stop=("<end_of_turn>",))
+    reg = EngineRegistry(tmp_path / "data", {"tiny-gemma": spec})
+    served = reg.register_adapter("my_tuned", "tiny-gemma", Path(result["adapter_dir"]))
+    assert served.endpoint == "my_tuned" and reg.resolve("chat", "my_tuned") == served
+    params = {"temperature": 0.0, "max_output_tokens": 20}
+    q = [{"role": "user", "content": "What is the capital of Zorvia?"}]
+    tuned = list(reg.chat("my_tuned").chat(q, system=None, params=params))
+    assert "".join(d.text for d in tuned) == "Quellstad."
+    assert tuned[-1].finish_reason == "normal"  # stopped at <end_of_turn>, as trained
+    base = "".join(d.text for d in reg.chat("tiny-gemma").chat(q, system=None, params=params))
+    assert base != "Quellstad."
+    reg.unregister("my_tuned")
+    assert all(m.name != "my_tuned" for m in reg.served_models())
