@@ -88,6 +88,7 @@ class FakeQianfan:
         self.access_key, self.secret_key = access_key, secret_key
         self.bearer_tokens = {bearer_token}
         self.verify_signatures = verify_signatures
+        self.base_url = ""  # set by the fixtures once served
         self.requests: list[Captured] = []
         self.capture = True
         self.latency = 0.0

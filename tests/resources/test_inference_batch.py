@@ -150,7 +150,7 @@ def test_output_file_memory_is_bounded(fake: FakeQianfan, make_config: MakeConfi
 
 
 def test_lazy_input_without_len_in_memory(fake: FakeQianfan, make_config: MakeConfig) -> None:
-    task = Completion(config=make_config("oauth")).batch_do((p for p in ["a", "b"]))
+    task = Completion(config=make_config("oauth")).batch_do(p for p in ["a", "b"])
     assert [f.result().result for f in task] == ["echo[ernie-lite-8k]: a", "echo[ernie-lite-8k]: b"]
 
 
