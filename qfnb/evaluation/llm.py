@@ -146,21 +146,14 @@ def _callable_runner(fn: Callable[..., Any]) -> BatchFn:
     return run
 
 
-def _qfnb_model_classes() -> tuple[type, type] | None:
-    try:
-        from qfnb.model import Model, Service
-    except ImportError:  # pragma: no cover - qfnb.model always ships with qfnb
-        return None
-    return Model, Service
-
-
 def _default_tag(llm: Any) -> str:
     """Official-style tags: Service ``{id}_{endpoint}``, Model ``{model_set_id}_{version_id}_{name}``."""
-    classes = _qfnb_model_classes()
-    if classes is not None and isinstance(llm, classes[1]):
+    from qfnb.model import Model, Service
+
+    if isinstance(llm, Service):
         parts = [llm.id, llm.endpoint]
         return "_".join(str(p) for p in parts if p not in (None, "")) or "service"
-    if classes is not None and isinstance(llm, classes[0]):
+    if isinstance(llm, Model):
         parts = [llm.model_set_id or llm.id, llm.version_id, llm.name]
         return "_".join(str(p) for p in parts if p not in (None, "")) or "model"
     if _resource_kind(llm):
@@ -171,8 +164,9 @@ def _default_tag(llm: Any) -> str:
 def as_target(llm: Any, tag: str | None = None) -> LLMTarget:
     """Wrap ``llm`` (see the module docstring); ``tag`` defaults to an official-style tag."""
     tag = tag or _default_tag(llm)
-    classes = _qfnb_model_classes()
-    if classes is not None and isinstance(llm, classes[0]):  # a published Model runs via its service
+    from qfnb.model import Model
+
+    if isinstance(llm, Model):  # a published Model runs via its deployed service
         if llm.service is None:
             raise invalid("llms", f"model {tag!r} has no deployed service: deploy it (model.deploy(...)) "
                                   "or evaluate it on the platform with qianfan_evaluators")

@@ -17,11 +17,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from qfnb.protocol.console import EvalState
 
 from ._errors import EvaluationError, invalid
 from .base import Evaluator
-from .result import EvaluationResult
+from .result import BASE_COLUMNS, EvaluationResult
+from .text import as_text
 
 log = logging.getLogger("qfnb.evaluation")
 
@@ -272,6 +275,23 @@ def report_metrics(report: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+def report_samples(report: Any) -> pd.DataFrame | None:
+    """Per-sample rows when the report carries them (the local platform adds ``samples``:
+    ``[{prompt, reference, prediction}]`` per model); ``None`` otherwise."""
+    entries = report if isinstance(report, list) else [report]
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("samples"), list):
+            continue
+        tag = f"{entry.get('modelName', '')}_{entry.get('modelVersion', '')}"
+        for i, sample in enumerate(entry["samples"]):
+            if isinstance(sample, Mapping):
+                rows.append({"llm": tag, "index": i, "input": as_text(sample.get("prompt")),
+                             "reference": as_text(sample.get("reference")),
+                             "output": as_text(sample.get("prediction")), "error": None})
+    return pd.DataFrame(rows, columns=BASE_COLUMNS) if rows else None
+
+
 async def arun_platform_evaluation(
     evaluators: Sequence[QianfanEvaluator], models: Sequence[Any], dataset: Any, *,
     console: Any = None, config: Any = None, poll_interval: float | None = None,
@@ -332,4 +352,4 @@ async def arun_platform_evaluation(
     if state == EvalState.PARTLY_DONE:
         log.warning("evaluation task %s finished only partly", eval_id)
     report = _result_of(await console.aget_evaluation_result(eval_id, **extra))
-    return EvaluationResult(report_metrics(report), task_id=str(eval_id), state=str(state))
+    return EvaluationResult(report_metrics(report), report_samples(report), task_id=str(eval_id), state=str(state))

@@ -1,0 +1,87 @@
+"""Platform evaluation end to end against the local platform's app (engine doubles from
+tests/local): Dataset.save → QianfanRuleEvaluator → eval/create, detail polling, report."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from qfnb._core import client as client_mod
+from qfnb._core.config import Config
+from qfnb.dataset import Dataset
+from qfnb.errors import APIError
+from qfnb.evaluation import EvaluationManager, QianfanRefereeEvaluator, QianfanRuleEvaluator
+from qfnb.local.app import create_app
+from qfnb.local.embedded import free_port
+from qfnb.local.settings import Credentials, Settings
+from qfnb.model import Model
+from qfnb.protocol import ProtocolError
+from tests.local.platform_doubles import FakeRegistry
+
+CREDS = Credentials(api_key="e-ak", secret_key="e-sk", access_key="e-access", iam_secret_key="e-secret")
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> Iterator[tuple[Any, Config]]:
+    app = create_app(Settings(data_dir=tmp_path / "data", credentials=CREDS, poll_interval=0.05), FakeRegistry())
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "local platform did not start"
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    cfg = Config.from_env({}, base_url=url, console_api_base_url=url, iam_base_url=url, ak=CREDS.api_key,
+                          sk=CREDS.secret_key, access_key=CREDS.access_key, secret_key=CREDS.iam_secret_key,
+                          bos_endpoint=url + "/bos", evaluation_online_polling_interval=0.05,
+                          import_status_polling_interval=0.05, release_status_polling_interval=0.05)
+    client_mod._CLIENTS.clear()
+    try:
+        yield app, cfg
+    finally:
+        client_mod._CLIENTS.clear()
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_rule_evaluation_on_the_local_platform(local: tuple[Any, Config]) -> None:
+    app, cfg = local
+    rows = [{"prompt": "x", "response": [["Tiny-Chat: x"]]}, {"prompt": "y", "response": [["something else"]]}]
+    ds = Dataset.create_from_pyobj(rows).save(qianfan_dataset_create_args={"name": "eval-set"}, config=cfg)
+    store = app.state.platform.store
+    preset = next(m for m in store.all("models") if m.get("presetOf") == "Tiny-Chat")
+    version = store.all("versions", lambda v: v["modelId"] == preset["id"])[0]
+    model = Model(version_id=version["id"], config=cfg)  # modelId looked up from the version
+
+    em = EvaluationManager(qianfan_evaluators=[QianfanRuleEvaluator(using_accuracy=True, using_similarity=True)])
+    result = em.eval([model], ds, config=cfg)
+
+    assert result.state == "Done" and em.task_id
+    assert model.id == preset["id"]
+    tag = "Tiny-Chat_1"
+    metrics = result.metrics[tag]
+    assert metrics["accuracy"] == 0.5  # the double answers "tiny-chat: x" -> matches row 1 only
+    assert 0.0 < metrics["similarity"] <= 1.0
+    assert list(result.metrics_df.index) == [tag]
+    samples = result.samples_df  # the local platform's report carries per-sample predictions
+    assert samples["reference"].tolist() == ["Tiny-Chat: x", "something else"]
+    assert samples[f"{tag}/output"].str.lower().tolist()[0] == "tiny-chat: x"
+
+
+def test_local_platform_rejects_referee_mode_with_its_message(local: tuple[Any, Config]) -> None:
+    _app, cfg = local
+    ds = Dataset.create_from_pyobj([{"prompt": "x", "response": [["y"]]}]).save(
+        qianfan_dataset_create_args={"name": "eval-set"}, config=cfg)
+    em = EvaluationManager(qianfan_evaluators=[QianfanRefereeEvaluator(app_id=1)])
+    with pytest.raises(APIError, match="rule evaluation only"):
+        em.eval([{"modelId": 1, "modelVersionId": 1}], ds, config=cfg)
+    with pytest.raises(ProtocolError, match="stored on the platform"):
+        em.eval([{"modelId": 1, "modelVersionId": 1}], Dataset.create_from_pyobj([{"prompt": "x"}]), config=cfg)
