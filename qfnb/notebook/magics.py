@@ -86,6 +86,8 @@ class QfnbMagics(Magics):
     @line_cell_magic
     def qfchat(self, line: str, cell: str | None = None) -> Any:
         """Chat with a model; the cell is the prompt. ``%qfchat sessions|history|reset`` manage sessions."""
+        if self.interpolate and "--no-interp" not in line:
+            line = interpolate(line, self.user_ns)  # brace-safe, unlike IPython's own line expansion
         args = parse_argstring(self.qfchat, line)
         if cell is None:
             return self._chat_command(args)
@@ -161,7 +163,6 @@ class QfnbMagics(Magics):
         return None
 
     # ------------------------------------------------------------------ %qftrain
-    @no_var_expand
     @magic_arguments()
     @argument("--base", help="Base model to fine-tune (default: the platform's fine-tune base).")
     @argument("--dataset", help="Training data: a local .jsonl path or a platform dataset id.")

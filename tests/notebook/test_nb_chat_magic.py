@@ -101,9 +101,12 @@ def test_interpolation_keeps_literal_braces(ip, backend: FakeChatBackend) -> Non
     assert backend.requests[-1].messages[-1]["content"] == "Hi {name}"
 
 
-def test_line_is_not_var_expanded(ip, backend: FakeChatBackend) -> None:
-    ip.user_ns["x"] = "EXPANDED"
-    ip.run_cell_magic("qfchat", '--system "reply as {x}"', "hi")
+def test_line_uses_brace_safe_interpolation(ip, backend: FakeChatBackend) -> None:
+    ip.user_ns.update(x="EXPANDED", ep="ep-tuned")
+    ip.run_cell_magic("qfchat", '--endpoint {ep} --system "reply as {x}, JSON {\\"a\\": 1}"', "hi")
+    assert backend.requests[-1].endpoint == "ep-tuned"
+    assert backend.requests[-1].system == 'reply as EXPANDED, JSON {"a": 1}'
+    ip.run_cell_magic("qfchat", '--no-interp --system "reply as {x}"', "hi")
     assert backend.requests[-1].system == "reply as {x}"
 
 

@@ -1,0 +1,161 @@
+"""Regenerate the tour notebooks (saved without outputs): ``python notebooks/_build.py``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).parent
+IGNORE = {"tags": ["nbval-ignore-output"]}
+CHECK = {"tags": ["nbval-check-output"]}
+
+
+def code(src: str, **meta: object) -> nbformat.NotebookNode:
+    return new_code_cell(src.strip(), metadata=dict(meta))
+
+
+def md(src: str) -> nbformat.NotebookNode:
+    return new_markdown_cell(src.strip())
+
+
+def save(name: str, cells: list[nbformat.NotebookNode]) -> None:
+    nb = new_notebook(cells=cells, metadata={
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    })
+    nbformat.validate(nb)
+    nbformat.write(nb, HERE / name)
+
+
+QUICK = [
+    md("""
+# qfnb quick tour
+
+Chat, streaming `%%qfchat`, a batch with a progress bar, and embeddings — on the embedded local
+platform (no credentials needed: qfnb starts it on first use and says so in the log).
+"""),
+    code("""
+%load_ext qfnb
+import qfnb
+"""),
+    md("## 1. Chat from Python"),
+    code("""
+chat = qfnb.ChatCompletion()
+resp = chat.do(messages=[{"role": "user", "content": "In one sentence: what is LoRA fine-tuning?"}],
+               temperature=0.2)
+print(resp["result"])
+print(resp["usage"])
+""", **IGNORE),
+    md("""
+## 2. `%%qfchat`: the answer streams into one output
+
+Usage and latency show under the answer. `-o` keeps it; `{name}` pulls variables in, while
+literal braces such as JSON stay as they are.
+"""),
+    code("""
+%%qfchat -o answer -t 0.2
+Write a Python one-liner that reverses a string. Answer with the code only.
+""", **IGNORE),
+    code("""
+topic = "list comprehensions"
+print(type(answer).__name__, len(str(answer)) > 0)
+""", **CHECK),
+    code("""
+%%qfchat -s tour -t 0.2
+Explain {topic} in two sentences. Then show the dict {"a": 1} as JSON.
+""", **IGNORE),
+    code("""
+%%qfchat -s tour -t 0.2
+Now give one example of what you just explained.
+""", **IGNORE),
+    code("%qfchat sessions", **CHECK),
+    md("## 3. A batch with a progress bar (widget here, text in a terminal)"),
+    code("""
+questions = [f"What is {a} + {b}? Answer with the number only." for a, b in [(1, 2), (3, 4), (5, 6), (7, 8)]]
+future = chat.batch_do([[{"role": "user", "content": q}] for q in questions], worker_num=2, progress=True)
+results = future.results()
+[r["result"].strip() if not isinstance(r, Exception) else repr(r) for r in results]
+""", **IGNORE),
+    md("## 4. Embeddings and similarity"),
+    code("""
+import numpy as np
+
+texts = ["The cat sits on the mat.", "A kitten is resting on a rug.", "Stock markets fell sharply today."]
+emb = qfnb.Embedding().do(texts=texts)
+vectors = np.array([d["embedding"] for d in emb["data"]])
+unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+similarity = unit @ unit.T
+print(np.round(similarity, 2))
+print("cat~kitten > cat~stocks:", bool(similarity[0, 1] > similarity[0, 2]))
+""", **IGNORE),
+]
+
+FINETUNE = [
+    md("""
+# Fine-tune end to end
+
+Dataset → `%qftrain` with a live dashboard → publish → deploy → chat with the tuned model next
+to the base → an evaluation report comparing them. Everything runs on the embedded local
+platform: a LoRA fine-tune of Gemma 3 270M on 60 question/answer pairs about a made-up planet.
+`QFNB_TOUR_STEPS` shortens the fine-tune (default 30 steps, about two minutes on a laptop CPU).
+"""),
+    code("""
+%load_ext qfnb
+import os
+from pathlib import Path
+
+import qfnb
+from qfnb.dataset import Dataset
+
+STEPS = int(os.environ.get("QFNB_TOUR_STEPS", "30"))
+data_path = str(Path(qfnb.__file__).parent / "local" / "data" / "demo_sft.jsonl")
+ds = Dataset.load(data_file=data_path)
+ds.to_pandas().head(3)
+""", **IGNORE),
+    md("## The base model, before tuning"),
+    code("""
+%%qfchat -m Gemma-3-270M -o base_answer -t 0.1
+What is the capital of the planet Zorvia?
+""", **IGNORE),
+    md("""
+## Fine-tune with a live dashboard
+
+The job runs in the background: the kernel stays free, the dashboard updates itself, and the
+Stop button works. `--deploy` publishes the model and deploys it as a service when training ends.
+"""),
+    code("""
+%qftrain --base Gemma-3-270M --dataset $data_path --steps $STEPS --lr 2e-4 --batch-size 4 --deploy -o run
+""", **IGNORE),
+    code("""
+state = run.wait(timeout=3600)   # "Run All" waits here; interactively you can keep working
+print(state.status)
+""", **CHECK),
+    code("""
+output = run.trainer.output
+endpoint = output["service_endpoint"]
+print("model version:", output["model_version_id"], "| service endpoint:", endpoint)
+""", **IGNORE),
+    md("## Tuned vs base, side by side"),
+    code("""
+%%qfchat --endpoint {endpoint} -m Gemma-3-270M -o compare -t 0.1
+What is the capital of the planet Zorvia?
+""", **IGNORE),
+    md("## Evaluation report: base vs tuned"),
+    code("""
+from qfnb.evaluation import EvaluationManager
+from qfnb.evaluation.metrics import RougeEvaluator
+from qfnb.model import Service
+
+eval_ds = Dataset.load(dataframe=ds.to_pandas().head(8))
+manager = EvaluationManager(local_evaluators=[RougeEvaluator()])
+result = manager.eval({"base": qfnb.ChatCompletion(model="Gemma-3-270M"), "tuned": Service(endpoint=endpoint)},
+                      eval_ds, input_column="prompt", reference_column="response", temperature=0.1)
+""", **IGNORE),
+    code("%qfeval result", **IGNORE),
+]
+
+if __name__ == "__main__":
+    save("01_quick_tour.ipynb", QUICK)
+    save("02_finetune_end_to_end.ipynb", FINETUNE)
