@@ -26,9 +26,17 @@ from typing import Any
 
 log = logging.getLogger("bench")
 
-CHAT_BODY = json.dumps({
-    "id": "as-bench", "object": "chat.completion", "created": 1, "result": "ok", "is_truncated": False,
-    "need_clear_history": False, "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
+CHAT_BODY = json.dumps(
+    {
+        "id": "as-bench",
+        "object": "chat.completion",
+        "created": 1,
+        "result": "ok",
+        "is_truncated": False,
+        "need_clear_history": False,
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+).encode()
 TOKEN_BODY = json.dumps({"access_token": "24.bench.2592000", "expires_in": 2592000}).encode()
 
 
@@ -54,10 +62,14 @@ class _Http(asyncio.Protocol):
                     length = int(value)
             if len(self.buf) < end + 4 + length:
                 return
-            self.buf = self.buf[end + 4 + length:]
+            self.buf = self.buf[end + 4 + length :]
             body = TOKEN_BODY if "/oauth/2.0/token" in head.split("\r\n", 1)[0] else CHAT_BODY
-            out = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                   + str(len(body)).encode() + b"\r\n\r\n" + body)
+            out = (
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\n\r\n"
+                + body
+            )
             if self.latency:
                 asyncio.get_running_loop().call_later(self.latency, self._write, out)
             else:
@@ -86,8 +98,12 @@ def start_server(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(latency_ms)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(port), str(latency_ms)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     if proc.stdout.readline().strip() != "ready":
         raise RuntimeError("bench server failed to start")
@@ -119,8 +135,7 @@ def _timed(fn: Callable[[], Any], n: int) -> dict[str, float]:
 
 
 def run_official(url: str, n: int, workers: int, mode: str) -> dict[str, float]:
-    os.environ.update(QIANFAN_BASE_URL=url, QIANFAN_AK="bench_ak", QIANFAN_SK="bench_sk",
-                      QIANFAN_DISABLE_CACHE="true")
+    os.environ.update(QIANFAN_BASE_URL=url, QIANFAN_AK="bench_ak", QIANFAN_SK="bench_sk", QIANFAN_DISABLE_CACHE="true")
     import qianfan
     import qianfan.config
 
@@ -148,6 +163,36 @@ def run_qfnb(url: str, n: int, workers: int, mode: str) -> dict[str, float]:
     return _timed(lambda: chat.batch_do(msgs, worker_num=workers).results(), n)
 
 
+def run_big(n: int, workers: int, out: str) -> None:
+    """``n`` prompts (generated lazily) through ``batch_do(output_file=...)``; peak RSS before/after."""
+    import resource
+
+    from qfnb import ChatCompletion
+    from qfnb._core.config import Config
+
+    proc, url = start_server(0)
+    try:
+        chat = ChatCompletion(config=Config.from_env({}, base_url=url, ak="bench_ak", sk="bench_sk"))
+        chat.do(messages=_messages(1)[0])
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if os.path.exists(out):
+            os.remove(out)
+        prompts = ([{"role": "user", "content": f"hello {i}"}] for i in range(n))
+        t0 = time.perf_counter()
+        task = chat.batch_do(prompts, worker_num=workers, output_file=out)
+        task.wait()
+        wall = time.perf_counter() - t0
+        rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        with open(out, encoding="utf-8") as fh:
+            lines = sum(1 for _ in fh)
+        print(
+            f"big batch: {n} prompts -> {lines} lines in {wall:.1f} s ({n / wall:.0f} req/s); "
+            f"peak RSS {rss0:.0f} MB before, {rss1:.0f} MB after"
+        )
+    finally:
+        stop_server(proc)
+
+
 def import_time(module: str, repeats: int = 3) -> float:
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
     best = float("inf")
@@ -164,7 +209,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=50)
     ap.add_argument("--skip-official", action="store_true")
     ap.add_argument("--modes", default="abatch_do,batch_do")
+    ap.add_argument("--big", type=int, default=0, help="only run an N-prompt file-backed batch (memory check)")
+    ap.add_argument("--big-out", default="/tmp/qfnb_big_batch.jsonl")
     args = ap.parse_args()
+    if args.big:
+        run_big(args.big, args.workers, args.big_out)
+        return
     logging.basicConfig(level=logging.WARNING)
     modes = args.modes.split(",")
     rows = []
@@ -177,17 +227,23 @@ def main() -> None:
                 rows.append((latency, mode, n, off, ours))
         finally:
             stop_server(proc)
-    print(f"\n{'latency':>8} {'mode':>10} {'n':>6} {'official r/s':>13} {'qfnb r/s':>10} {'ratio':>6} "
-          f"{'% ideal':>8} {'qfnb cpu ms/req':>16} {'official cpu ms/req':>20}")
+    print(
+        f"\n{'latency':>8} {'mode':>10} {'n':>6} {'official r/s':>13} {'qfnb r/s':>10} {'ratio':>6} "
+        f"{'% ideal':>8} {'qfnb cpu ms/req':>16} {'official cpu ms/req':>20}"
+    )
     for latency, mode, n, off, ours in rows:
         ideal = args.workers / (latency / 1000) if latency else float("nan")
         ratio = ours["rps"] / off["rps"] if off else float("nan")
         pct = 100 * ours["rps"] / ideal if latency else float("nan")
-        print(f"{latency:>6.0f}ms {mode:>10} {n:>6} {off['rps'] if off else float('nan'):>13.0f} "
-              f"{ours['rps']:>10.0f} {ratio:>6.2f} {pct:>7.1f}% {ours['cpu_ms']:>16.3f} "
-              f"{off['cpu_ms'] if off else float('nan'):>20.3f}")
-    print(f"\nimport qfnb: {import_time('qfnb'):.3f} s   import qianfan: "
-          f"{import_time('qianfan') if not args.skip_official else float('nan'):.3f} s")
+        print(
+            f"{latency:>6.0f}ms {mode:>10} {n:>6} {off['rps'] if off else float('nan'):>13.0f} "
+            f"{ours['rps']:>10.0f} {ratio:>6.2f} {pct:>7.1f}% {ours['cpu_ms']:>16.3f} "
+            f"{off['cpu_ms'] if off else float('nan'):>20.3f}"
+        )
+    print(
+        f"\nimport qfnb: {import_time('qfnb'):.3f} s   import qianfan: "
+        f"{import_time('qianfan') if not args.skip_official else float('nan'):.3f} s"
+    )
     print(f"import qfnb + ChatCompletion ready: {import_time('qfnb.resources.inference'):.3f} s")
 
 

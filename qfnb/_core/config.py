@@ -191,8 +191,12 @@ class Config:
 
     def credential_fingerprint(self) -> tuple[Any, ...]:
         """Hashable identity of the credentials + endpoints (used to share clients)."""
-        parts = [getattr(self, f.name) for f in fields(self) if f.name != "default_models"]
-        return (*parts, tuple(sorted(self.default_models.items())))
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            parts = [getattr(self, f.name) for f in fields(self) if f.name != "default_models"]
+            cached = (*parts, tuple(sorted(self.default_models.items())))
+            object.__setattr__(self, "_fingerprint", cached)
+        return cached  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         shown = []

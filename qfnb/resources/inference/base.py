@@ -98,6 +98,7 @@ class BaseInference:
         except TypeError as exc:
             raise TypeError(f"{type(self).__name__}(): {exc}") from None
         self._config: Config | None = None
+        self._client: AsyncQianfanClient | None = None
         self._targets: dict[tuple[str | None, str | None], Target] = {}
 
     def __repr__(self) -> str:
@@ -112,7 +113,10 @@ class BaseInference:
 
     @property
     def client(self) -> AsyncQianfanClient:
-        return get_client(self.config)
+        client = self._client
+        if client is None:
+            client = self._client = get_client(self.config)
+        return client
 
     def _default_model(self) -> str | None:
         cfg = self.config
@@ -254,7 +258,7 @@ class BaseInference:
         """Start a batch in the background and return a :class:`BatchFuture` at once."""
         items = self._batch_items(inputs, body_list, common)
         total = _length(inputs if inputs is not None else body_list)
-        if total is None:
+        if total is None and output_file is None:  # futures need a count; a file does not
             items = list(items)
             total = len(items)
         counter = [0]
@@ -264,8 +268,9 @@ class BaseInference:
         skipped = 0
         if output_file is not None:
             sink = _batch.FileSink(output_file)
-            skipped = sum(1 for i in sink.done if i < total)
+            skipped = sum(1 for i in sink.done if total is None or i < total)
         else:
+            assert total is not None
             sink = _batch.FuturesSink(total)
             futures = sink.futures
 

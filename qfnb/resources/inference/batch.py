@@ -175,7 +175,7 @@ class BatchFuture:
     memory: iteration and :meth:`results` read the file back when the batch is done.
     """
 
-    def __init__(self, total: int, done: concurrent.futures.Future[None], counter: list[int],
+    def __init__(self, total: int | None, done: concurrent.futures.Future[None], counter: list[int],
                  futures: list[concurrent.futures.Future[Any]] | None = None,
                  output_file: Path | None = None, skipped: int = 0) -> None:
         self._total = total
@@ -191,13 +191,16 @@ class BatchFuture:
         return self._counter[0] + self._skipped
 
     def total_count(self) -> int:
+        """Number of inputs (for a lazy input without ``len``: the count seen once it is done)."""
+        if self._total is None:
+            return self.finished_count()
         return self._total
 
     def task_count(self) -> int:
-        return self._total
+        return self.total_count()
 
     def __len__(self) -> int:
-        return self._total
+        return self.total_count()
 
     def done(self) -> bool:
         return self._done.done()
@@ -228,10 +231,11 @@ class BatchFuture:
         for index, rec in read_results(self._output_file):
             if rec.get("ok") or index not in by_index or not by_index[index].get("ok"):
                 by_index[index] = rec
-        return [by_index.get(i) for i in range(self._total)]
+        return [by_index.get(i) for i in range(self.total_count())]
 
     def __repr__(self) -> str:
-        return f"BatchFuture({self.finished_count()}/{self._total} finished)"
+        total = "?" if self._total is None else self._total
+        return f"BatchFuture({self.finished_count()}/{total} finished)"
 
 
 def _completed(value: Any) -> concurrent.futures.Future[Any]:
