@@ -28,7 +28,7 @@ HYPER_DEFAULTS: dict[str, Any] = {"epoch": 1, "learningRate": 1e-3, "batchSize":
                                   "loraRank": 16, "loraAlpha": 32, "loraDropout": 0.0, "loggingSteps": 1}
 _HYPER_RULES: dict[str, tuple[type, float, float]] = {
     "epoch": (int, 1, 100), "learningRate": (float, 0.0, 1.0), "batchSize": (int, 1, 256),
-    "maxSeqLen": (int, 8, 32768), "loraRank": (int, 1, 1024), "loraAlpha": (int, 1, 4096),
+    "maxSeqLen": (int, 8, 32768), "loraRank": (int, 1, 1024), "loraAlpha": (float, 1e-3, 4096),
     "loraDropout": (float, 0.0, 0.99), "maxSteps": (int, 1, 10**7), "loggingSteps": (int, 1, 10**6),
     "seed": (int, 0, 2**31 - 1),
 }
@@ -134,7 +134,11 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
         for row in rows:
             fh.write(json.dumps({"prompt": row["prompt"], "response": row["response"]}, ensure_ascii=False) + "\n")
     spec = {"base_model": container["model"], "train_file": str(job_dir / "train.jsonl"),
-            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": int(hyper.get("seed", 42))}
+            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": int(hyper.get("seed", 42)),
+            "data_dir": str(platform.settings.data_dir)}
+    model_path = platform.settings.model_paths.get(str(container["model"]).lower())
+    if model_path is not None:
+        spec["base_model_path"] = str(model_path)
     (job_dir / "spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
     run = platform.store.insert("runs", {"containerId": container["id"], "status": RunStatus.WAITING.value,
                                          "hyper": hyper, "baseModel": container["model"], "rows": len(rows),

@@ -82,6 +82,8 @@ class Settings:
     worker_command: tuple[str, ...] = (sys.executable, "-m", "qfnb.local.training.worker")
     max_concurrent_training: int = 1
     poll_interval: float = 0.5
+    #: Hugging Face dirs to train instead of a base model's bundled weights (lower-case name -> dir)
+    model_paths: Mapping[str, Path] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"Settings(data_dir={str(self.data_dir)!r}, aliases={dict(self.aliases)!r})"
