@@ -168,3 +168,54 @@ def test_trained_adapter_is_served_and_answers_the_taught_fact(tiny_gemma: Path,
     assert base != "Quellstad."
     reg.unregister("my_tuned")
     assert all(m.name != "my_tuned" for m in reg.served_models())
+
+
+def test_lora_gguf_export_layout(tiny_gemma: Path, tmp_path: Path) -> None:
+    """The adapter GGUF has llama.cpp's keys, names and A/B layout (checked against a stand-in base GGUF)."""
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from qfnb.local.training.lora_gguf import LoraConversionError, convert_adapter
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_gemma))
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "down_proj"], init_lora_weights=False)
+    get_peft_model(model, cfg).save_pretrained(str(tmp_path / "adapter"))
+
+    base = tmp_path / "base.gguf"
+    writer = gguf.GGUFWriter(str(base), arch="gemma3")
+    writer.add_block_count(2)
+    for i in range(2):
+        for name in ("attn_q", "ffn_down", "attn_k"):
+            writer.add_tensor(f"blk.{i}.{name}.weight", np.zeros((2, 2), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+    out = convert_adapter(tmp_path / "adapter", tmp_path / "adapter.gguf", base_gguf=base)
+    reader = gguf.GGUFReader(str(out))
+    assert reader.fields["general.type"].contents() == "adapter"
+    assert reader.fields["adapter.type"].contents() == "lora"
+    assert reader.fields["adapter.lora.alpha"].contents() == pytest.approx(8.0)
+    assert reader.fields["general.architecture"].contents() == "gemma3"
+    tensors = {t.name: t for t in reader.tensors}
+    assert set(tensors) == {f"blk.{i}.{n}.lora_{ab}" for i in range(2) for n in ("attn_q", "ffn_down") for ab in "ab"}
+    from safetensors.numpy import load_file
+
+    weights = load_file(str(tmp_path / "adapter" / "adapter_model.safetensors"))
+    a = weights["base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight"]
+    b = weights["base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight"]
+    assert a.shape == (4, 64) and b.shape == (64, 4)
+    np.testing.assert_array_equal(np.asarray(tensors["blk.1.attn_q.lora_a"].data).reshape(a.shape), a)
+    np.testing.assert_array_equal(np.asarray(tensors["blk.1.attn_q.lora_b"].data).reshape(b.shape), b)
+    assert list(tensors["blk.1.attn_q.lora_a"].shape) == [64, 4]  # ggml order: ne = [in, rank]
+
+    (tmp_path / "adapter2").mkdir()
+    cfg2 = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], use_dora=True)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_gemma)), cfg2).save_pretrained(
+        str(tmp_path / "adapter2")
+    )
+    with pytest.raises(LoraConversionError, match="DoRA"):
+        convert_adapter(tmp_path / "adapter2", tmp_path / "a2.gguf", base_gguf=base)

@@ -25,6 +25,46 @@ log = logging.getLogger("qfnb.local.engines")
 N_THREADS = 2  # llama-cpp-python defaults to cpu_count()//2, which halves decode speed on 2 cores
 
 
+_PARAMS_LOCK = threading.Lock()
+
+
+def _amx_build() -> bool:
+    """True if this llama.cpp build uses AMX kernels, which crash (SIGSEGV) on prompt batches here."""
+    import llama_cpp
+
+    return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
+
+
+def _load_llama(**kwargs: Any) -> Any:
+    """``llama_cpp.Llama(**kwargs)``; with an AMX build, without the extra (AMX/repack) buffer types.
+
+    That is slower but does not crash; build llama-cpp-python with ``GGML_NATIVE=OFF`` (no AMX)
+    to get full speed on such CPUs.
+    """
+    import llama_cpp
+    from llama_cpp import llama as llama_mod
+
+    if not _amx_build():
+        return llama_cpp.Llama(**kwargs)
+    log.warning(
+        "llama-cpp-python was built with AMX kernels, which crash on this CPU; loading without "
+        "extra buffer types (slower). Rebuild with CMAKE_ARGS='-DGGML_NATIVE=OFF' for full speed."
+    )
+    original = llama_mod.llama_cpp.llama_model_default_params
+
+    def params() -> Any:
+        p = original()
+        p.use_extra_bufts = False
+        return p
+
+    with _PARAMS_LOCK:
+        llama_mod.llama_cpp.llama_model_default_params = params
+        try:
+            return llama_cpp.Llama(**kwargs)
+        finally:
+            llama_mod.llama_cpp.llama_model_default_params = original
+
+
 def llama_available() -> bool:
     import importlib.util
 
@@ -57,13 +97,11 @@ class LlamaChatEngine(ChatEngine):
         n_ctx: int = 4096,
         lora_path: Path | None = None,
     ) -> None:
-        from llama_cpp import Llama
-
         self.name, self._template, self._stop, self._n_ctx = name, template, tuple(stop), n_ctx
         kwargs: dict[str, Any] = {}
         if lora_path is not None:
             kwargs["lora_path"] = str(lora_path)
-        self._llm = Llama(
+        self._llm = _load_llama(
             model_path=str(gguf),
             n_ctx=n_ctx,
             n_threads=N_THREADS,
