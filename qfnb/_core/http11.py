@@ -102,7 +102,8 @@ async def _read_head(reader: asyncio.StreamReader) -> tuple[int, Headers]:
     try:
         raw = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError as exc:
-        raise HTTPError("connection closed before a response", sent=bool(exc.partial) or True) from None
+        raise HTTPError("connection closed before a complete response head"
+                        + (" (partial answer)" if exc.partial else "")) from None
     except asyncio.LimitOverrunError:
         raise HTTPError("response head too large") from None
     lines = raw.decode("latin-1").split("\r\n")
@@ -119,6 +120,10 @@ async def _read_head(reader: asyncio.StreamReader) -> tuple[int, Headers]:
     if parts[0] == "HTTP/1.0" and "connection" not in headers:
         headers["connection"] = "close"
     return int(parts[1]), headers
+
+
+def _no_body(method: str, status: int) -> bool:
+    return method == "HEAD" or status in (204, 304) or 100 <= status < 200
 
 
 async def _body_parts(reader: asyncio.StreamReader, headers: Headers) -> AsyncIterator[bytes]:
@@ -191,7 +196,7 @@ class HTTPPool:
             stamp, conn = idle.pop()
             if loop.time() - stamp < self._expiry and not conn.reader.at_eof() and not conn.writer.is_closing():
                 return conn
-            self._discard(conn)
+            self._discard_keep_sem(conn)  # idle connections hold no semaphore slot
         return None
 
     def _release(self, key: tuple[str, str, int], conn: _Conn) -> None:
@@ -269,6 +274,8 @@ class HTTPPool:
             except BaseException:
                 self._discard(conn)
                 raise
+            if _no_body(method, status):
+                rheaders["content-length"] = "0"
             if stream:
                 return StreamResponse(self, key, conn, status, rheaders)
             try:
