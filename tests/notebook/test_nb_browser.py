@@ -101,6 +101,7 @@ def run_notebook_in_browser(
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
             page.wait_for_selector(f".jp-OutputArea-output >> text={wait_text}", timeout=timeout_ms)
             page.wait_for_timeout(1500)
+            page.screenshot(path=str(SHOTS / f"{Path(name).stem}_page.png"), full_page=True)
             for selector, shot in shots.items():
                 page.locator(selector).last.scroll_into_view_if_needed()
                 page.locator(selector).last.screenshot(path=str(SHOTS / shot))
@@ -120,7 +121,8 @@ def test_dashboard_renders_finished_state(lab) -> None:  # type: ignore[no-untyp
             ),
             new_code_cell("%qftrain --dataset demo_sft.jsonl --steps 40 -o dash"),
             new_code_cell("dash.wait(60).status"),
-        ]
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
     )
     nbformat.write(nb, root / "dash.ipynb")
     texts = run_notebook_in_browser(

@@ -36,6 +36,7 @@ def test_launch_runs_in_background_and_finishes(ip, pub: RecordingPublisher) -> 
     assert time.monotonic() - t0 < 0.5, "the kernel is not blocked while training"
     dash = ip.user_ns["dash"]
     assert isinstance(dash, TrainingDashboard)
+    assert dash.model_id == dash.comm.comm_id, "the widget keeps its comm model id"
     state = dash.wait(timeout=10)
     spec = made[0].spec
     assert (spec.dataset, spec.steps, spec.epochs, spec.lr) == ("demo.jsonl", 20, 2, 3e-4)
@@ -140,7 +141,7 @@ def test_deploy_button_after_success() -> None:
     deployed: list[str] = []
 
     def on_deploy(d: TrainingDashboard) -> None:
-        deployed.append(d.model_id or "")
+        deployed.append(d.trained_model_id or "")
         d.mark_deployed("ep-tuned")
 
     dash = TrainingDashboard("t", on_deploy=on_deploy)

@@ -123,7 +123,8 @@ class TrainingDashboard(w.VBox):
         return self._done.is_set()
 
     @property
-    def model_id(self) -> str | None:
+    def trained_model_id(self) -> str | None:
+        """The published model's id (``model_id`` is taken: it is the widget's comm id)."""
         return self.state.model_id
 
     def __repr__(self) -> str:
