@@ -110,3 +110,21 @@ async def test_connect_refused(pool: HTTPPool) -> None:
     await server.wait_closed()
     with pytest.raises(HTTPError, match="cannot connect"):
         await pool.request("GET", url)
+
+
+async def test_sse_split_inside_a_multibyte_character() -> None:
+    from qfnb._core.client import AsyncQianfanClient
+    from qfnb._core.config import Config
+
+    event = '{"result": "你好", "is_end": true}'.encode()
+    payload = b"data: " + event + b"\n\n"
+    cut = payload.index("你".encode()) + 1  # split the 3-byte character
+    parts = [payload[:cut], payload[cut:]]
+    body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    server, url, _ = await _server(lambda r: head + body)
+    async with server:
+        client = AsyncQianfanClient(Config.from_env({}, base_url=url, no_auth=True))
+        chunks = [c async for c in await client.infer("chat", "x", {"messages": []}, stream=True)]
+        assert [c.result for c in chunks] == ["你好"]
+        await client.aclose()
