@@ -28,6 +28,7 @@ from qfnb.protocol.routes import MODEL_API_PREFIX
 from qfnb.protocol.sse import DONE, encode_event
 
 from . import text2image
+from .engines.base import PromptTooLong
 from .platform import Platform
 from .wire import BodyError, json_body, now, parse, response_id, v1_error
 
@@ -107,6 +108,8 @@ async def v1_inference(request: Request) -> Response:
         return v1_error(exc.code, str(exc))
     except text2image.Unavailable as exc:
         return v1_error(ErrorCode.API_NAME_NOT_EXIST, str(exc))
+    except PromptTooLong as exc:
+        return v1_error(ErrorCode.INVALID_PARAM, f"messages: {exc}")
     except Exception as exc:
         log.exception("inference on /%s/%s failed", api_type, endpoint)
         return v1_error(ErrorCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
@@ -151,6 +154,29 @@ async def _embeddings(platform: Platform, endpoint: str, body: dict[str, Any]) -
                          "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
 
+_END = object()
+
+
+async def _primed(start: Any) -> AsyncIterator[Any]:
+    """Start a blocking delta iterator and pull its first item before the response is committed,
+    so a failure at the start (a prompt too long, a model that will not load) is a JSON error."""
+    iterator = await run_in_threadpool(start)
+    first = await run_in_threadpool(next, iterator, _END)
+
+    async def chained() -> AsyncIterator[Any]:
+        try:
+            if first is not _END:
+                yield first
+                async for delta in iterate_in_threadpool(iterator):
+                    yield delta
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                await run_in_threadpool(close)
+
+    return chained()
+
+
 def _usage(prompt: int, completion: int) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
@@ -164,8 +190,8 @@ async def _v1_answer(start: Any, obj: str, stream: bool) -> Response:
         return JSONResponse({"id": rid, "object": obj, "created": created, "result": text, "is_truncated": False,
                              "need_clear_history": False, "finish_reason": _v1_finish(finish),
                              "usage": _usage(*_tokens(deltas))})
-    iterator = await run_in_threadpool(start)
-    return StreamingResponse(_v1_events(iterator, rid, obj, created), media_type="text/event-stream",
+    stream_deltas = await _primed(start)
+    return StreamingResponse(_v1_events(stream_deltas, rid, obj, created), media_type="text/event-stream",
                              headers=SSE_HEADERS)
 
 
@@ -179,7 +205,7 @@ def _v1_finish(reason: str | None) -> str:
     return "normal" if reason in (None, "", "stop", "eos") else reason
 
 
-async def _v1_events(iterator: Iterator[Any], rid: str, obj: str, created: int) -> AsyncIterator[bytes]:
+async def _v1_events(deltas: AsyncIterator[Any], rid: str, obj: str, created: int) -> AsyncIterator[bytes]:
     """v1 SSE: one ``data:`` chunk per delta, ``sentence_id`` counting up, ``is_end`` on the last."""
     seen: list[Any] = []
     pending: Any = None
@@ -195,7 +221,7 @@ async def _v1_events(iterator: Iterator[Any], rid: str, obj: str, created: int) 
         return encode_event(body)
 
     try:
-        async for delta in iterate_in_threadpool(iterator):
+        async for delta in deltas:
             seen.append(delta)
             if pending is not None:
                 yield chunk(pending, False)
@@ -206,10 +232,6 @@ async def _v1_events(iterator: Iterator[Any], rid: str, obj: str, created: int) 
         log.exception("stream failed")
         yield (f'{{"error_code": {int(ErrorCode.INTERNAL_ERROR)}, "error_msg": "stream failed: '
                f'{type(exc).__name__}"}}\n').encode()
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            await run_in_threadpool(close)
 
 
 # ---- v2 (OpenAI-style) -----------------------------------------------------------------------
@@ -244,40 +266,41 @@ async def v2_chat(request: Request) -> Response:
 
     rid, created = response_id(), now()
     if not req.stream:
-        deltas = await run_in_threadpool(lambda: list(start()))
+        try:
+            deltas = await run_in_threadpool(lambda: list(start()))
+        except PromptTooLong as exc:
+            return _v2_error(400, "invalid_argument", f"messages: {exc}")
         finish = next((d.finish_reason for d in reversed(deltas) if d.finish_reason), "stop")
         return JSONResponse({"id": rid, "object": "chat.completion", "created": created, "model": req.model,
                              "choices": [{"index": 0, "message": {"role": "assistant",
                                                                   "content": "".join(d.text for d in deltas)},
                                           "finish_reason": finish if finish != "normal" else "stop"}],
                              "usage": _usage(*_tokens(deltas))})
-    iterator = await run_in_threadpool(start)
+    try:
+        stream_deltas = await _primed(start)
+    except PromptTooLong as exc:
+        return _v2_error(400, "invalid_argument", f"messages: {exc}")
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    return StreamingResponse(_v2_events(iterator, rid, req.model, created, include_usage),
+    return StreamingResponse(_v2_events(stream_deltas, rid, req.model, created, include_usage),
                              media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-async def _v2_events(iterator: Iterator[Any], rid: str, model: str, created: int,
+async def _v2_events(deltas: AsyncIterator[Any], rid: str, model: str, created: int,
                      include_usage: bool) -> AsyncIterator[bytes]:
     seen: list[Any] = []
     base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
-    try:
-        async for delta in iterate_in_threadpool(iterator):
-            seen.append(delta)
-            if delta.text:
-                yield encode_event({**base, "choices": [{"index": 0, "delta": {"content": delta.text},
-                                                         "finish_reason": None}]})
-        finish = next((d.finish_reason for d in reversed(seen) if d.finish_reason), "stop")
-        last: dict[str, Any] = {**base, "choices": [{"index": 0, "delta": {},
-                                                     "finish_reason": finish if finish != "normal" else "stop"}]}
-        if include_usage:
-            last["usage"] = _usage(*_tokens(seen))
-        yield encode_event(last)
-        yield encode_event(DONE)
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            await run_in_threadpool(close)
+    async for delta in deltas:
+        seen.append(delta)
+        if delta.text:
+            yield encode_event({**base, "choices": [{"index": 0, "delta": {"content": delta.text},
+                                                     "finish_reason": None}]})
+    finish = next((d.finish_reason for d in reversed(seen) if d.finish_reason), "stop")
+    last: dict[str, Any] = {**base, "choices": [{"index": 0, "delta": {},
+                                                 "finish_reason": finish if finish != "normal" else "stop"}]}
+    if include_usage:
+        last["usage"] = _usage(*_tokens(seen))
+    yield encode_event(last)
+    yield encode_event(DONE)
 
 
 def routes() -> list[Route]:

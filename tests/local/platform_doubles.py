@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.engines.base import PromptTooLong
+
 
 @dataclass(frozen=True)
 class FakeServed:
@@ -32,6 +34,8 @@ class FakeChat:
         self.calls: list[dict[str, Any]] = []
 
     def _words(self, text: str, params: dict[str, Any]) -> Iterator[FakeDelta]:
+        if text == "TOO LONG":
+            raise PromptTooLong("the prompt does not fit the 8-token context")
         words = f"{self.tag}: {text}".split(" ")
         limit = params.get("max_output_tokens") or len(words)
         for i, w in enumerate(words[:limit]):

@@ -265,8 +265,9 @@ def test_evaluation_runs_and_reports(client) -> None:
         "name": "e", "versionEvalInfo": [{"modelId": presets[0]["id"], "modelVersionId": version["id"]}],
         "datasetId": ds, "evalStandardConf": {"evalMode": "rule", "scoreModes": ["similarity", "accuracy"]}})
     eid = ev["result"]["evalId"]
-    wait_for(lambda: console(client, "/wenxinworkshop/modelrepo/eval/detail", {"id": eid})["result"]["state"] == "Done",
-             timeout=90)
+    final = wait_for(lambda: (d := console(client, "/wenxinworkshop/modelrepo/eval/detail", {"id": eid})["result"])[
+        "state"] not in ("Pending", "Doing") and d, timeout=90)
+    assert final["state"] == "Done", final["errorMessage"]
     report = console(client, "/wenxinworkshop/modelrepo/eval/report", {"id": eid})["result"]
     metric = report[0]["effectMetric"]
     assert metric["accuracy"] == 0.5  # "tiny-chat: x" matches "Tiny-Chat: x" after normalisation

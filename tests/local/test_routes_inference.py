@@ -189,3 +189,15 @@ def test_tokens_survive_restart(tmp_path: Path) -> None:
     with client_for(tmp_path, FakeRegistry()) as c:
         body = c.post(CHAT + "tiny-chat", params={"access_token": tok}, json={"messages": MSG}).json()
     assert "result" in body, json.dumps(body)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_prompt_too_long_is_a_json_error_even_when_streaming(client, stream: bool) -> None:
+    resp = client.post(CHAT + "tiny-chat", params={"access_token": token(client)},
+                       json={"messages": [{"role": "user", "content": "TOO LONG"}], "stream": stream})
+    assert resp.headers["content-type"].startswith("application/json")
+    assert resp.json()["error_code"] == 336003 and "8-token context" in resp.json()["error_msg"]
+    v2 = client.post("/v2/chat/completions", headers={"Authorization": "Bearer " + token(client)},
+                     json={"model": "tiny-chat", "messages": [{"role": "user", "content": "TOO LONG"}],
+                           "stream": stream})
+    assert v2.status_code == 400 and v2.json()["error"]["code"] == "invalid_argument"
