@@ -308,7 +308,20 @@ class AsyncQianfanClient:
                              {"request_latency": time.perf_counter() - start})
             return _single(one)
         request = QfRequest(call.method, _path(call.url), call.headers.get("Request_id"))
-        return _iterate_stream(resp, request, start, v2=call.api == "v2")
+        chunks = _iterate_stream(resp, request, start, v2=call.api == "v2")
+        # Read the first event before handing the stream out: an error sent as the first line
+        # (token expired, overload) or a cut before any data is then retried like any other call.
+        try:
+            first = await chunks.__anext__()
+        except StopAsyncIteration:
+            return _single(None)
+        except StreamError as exc:
+            await chunks.aclose()
+            raise ConnectionError(f"{exc} (before any data; safe to retry)") from None
+        except BaseException:
+            await chunks.aclose()
+            raise
+        return _chain(first, chunks)
 
     # ------------------------------------------------------------------ public API
     async def infer(self, api_type: str, endpoint: str, body: dict[str, Any], *, stream: bool = False,
@@ -374,8 +387,18 @@ class AsyncQianfanClient:
         return self._services[1] if self._services is not None else None
 
 
-async def _single(item: QfResponse) -> AsyncIterator[QfResponse]:
-    yield item
+async def _single(item: QfResponse | None) -> AsyncIterator[QfResponse]:
+    if item is not None:
+        yield item
+
+
+async def _chain(first: QfResponse, rest: AsyncIterator[QfResponse]) -> AsyncIterator[QfResponse]:
+    try:
+        yield first
+        async for item in rest:
+            yield item
+    finally:
+        await rest.aclose()  # type: ignore[attr-defined]
 
 
 def _path(url: str) -> str:

@@ -254,3 +254,22 @@ def test_sync_iterate_and_reentrancy_guard() -> None:
 
     with pytest.raises(RuntimeError, match="own event loop thread"):
         sync.run(inner())
+
+
+async def test_stream_first_event_errors_are_retried_and_refresh_tokens(fake: FakeQianfan,
+                                                                        make_config: MakeConfig) -> None:
+    client = AsyncQianfanClient(make_config("oauth"))
+    calls = [0]
+
+    @fake.route("POST", "/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/flaky")
+    def flaky(r: Any) -> Reply:
+        calls[0] += 1
+        if calls[0] == 1:  # an SSE response whose first line is a token error
+            return Reply(sse=['{"error_code": 111, "error_msg": "Access token expired"}\n'])
+        if calls[0] == 2:
+            return Reply(sse=['{"error_code": 336100, "error_msg": "busy"}\n'])
+        return Reply(sse=[{"result": "ok", "is_end": True}])
+
+    chunks = [c async for c in await client.infer("chat", "flaky", {**BODY, "stream": True}, stream=True)]
+    assert [c.result for c in chunks] == ["ok"] and calls[0] == 3
+    assert len(fake.calls("/oauth/2.0/token")) == 2  # refreshed once for the 111
