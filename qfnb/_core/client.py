@@ -17,7 +17,7 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 from qfnb.protocol import routes
@@ -392,13 +392,13 @@ async def _single(item: QfResponse | None) -> AsyncIterator[QfResponse]:
         yield item
 
 
-async def _chain(first: QfResponse, rest: AsyncIterator[QfResponse]) -> AsyncIterator[QfResponse]:
+async def _chain(first: QfResponse, rest: AsyncGenerator[QfResponse, None]) -> AsyncIterator[QfResponse]:
     try:
         yield first
         async for item in rest:
             yield item
     finally:
-        await rest.aclose()  # type: ignore[attr-defined]
+        await rest.aclose()
 
 
 def _path(url: str) -> str:
@@ -473,7 +473,7 @@ class _HttpxStream:
 
 
 async def _iterate_stream(resp: Any, request: QfRequest, start: float, *,
-                          v2: bool) -> AsyncIterator[QfResponse]:
+                          v2: bool) -> AsyncGenerator[QfResponse, None]:
     """Decode the SSE body into chunk QfResponses; a cut or unterminated stream is a StreamError."""
     decoder = SSEDecoder()
     utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
