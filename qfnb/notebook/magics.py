@@ -173,7 +173,7 @@ class QfnbMagics(Magics):
     @argument("--max-seq-len", type=int, help="Maximum sequence length.")
     @argument("--lora-rank", type=int, help="LoRA rank.")
     @argument("--deploy", action="store_true", help="Publish and deploy the model when training succeeds.")
-    @argument("-o", "--output", help="Store the dashboard (with .trainer, .wait(), .trained_model_id) in this variable.")
+    @argument("-o", "--output", help="Store the dashboard (.trainer, .wait(), .trained_model_id) here.")
     @argument("--attach", metavar="TASK", help="Re-attach a dashboard to a running fine-tune task.")
     @argument("--stop", metavar="TASK", help="Stop a running fine-tune task.")
     @line_magic
