@@ -12,10 +12,23 @@ want=$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
+# llama.cpp is compiled once per machine into our own wheel folder, portable (x86-64 AVX2,
+# no AMX: the AMX kernels of a -march=native build crash on some of these CPUs), and
+# installed from there so pip's generic wheel cache never hands back a native build.
+WHEELS=${QFNB_WHEEL_DIR:-$HOME/.cache/qfnb-wheels}
+LLAMA_VERSION=0.3.36
+LLAMA_CMAKE="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/python" -m pip install -q -U pip wheel
+  if ! ls "$WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl >/dev/null 2>&1; then
+    echo "bootstrap: compiling llama-cpp-python $LLAMA_VERSION once (about 6 minutes)" >&2
+    CMAKE_ARGS="$LLAMA_CMAKE" "$VENV/bin/python" -m pip wheel -q --no-cache-dir --no-deps \
+      -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
+  fi
+  "$VENV/bin/python" -m pip install -q --no-deps --force-reinstall "$WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl
   # torch is pinned and named in the same command so pip takes the local CPU wheel.
-  "$VENV/bin/python" -m pip install -q "torch==2.13.0" -e ".[all,dev]"
+  "$VENV/bin/python" -m pip install -q --find-links "$WHEELS" "torch==2.13.0" -e ".[all,dev]"
   echo "$want" > "$STAMP"
 fi
 
