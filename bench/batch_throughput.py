@@ -193,6 +193,30 @@ def run_big(n: int, workers: int, out: str) -> None:
         stop_server(proc)
 
 
+def run_ceiling(url: str, n: int, workers: int) -> dict[str, float]:
+    """The same load with nothing but qfnb's bare connection pool: what this server/machine allows."""
+    from qfnb._core.http11 import HTTPPool
+
+    async def main() -> dict[str, float]:
+        pool = HTTPPool()
+        path = url + "/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/ernie-lite-8k"
+
+        async def worker(it: Any) -> None:
+            for _ in it:
+                await pool.request("POST", path, content=b'{"messages": []}',
+                                   headers={"Content-Type": "application/json"})
+
+        warm = iter(range(workers))
+        await asyncio.gather(*(worker(warm) for _ in range(workers)))
+        it = iter(range(n))
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(it) for _ in range(workers)))
+        await pool.aclose()
+        return {"rps": n / (time.perf_counter() - t0)}
+
+    return asyncio.run(main())
+
+
 def import_time(module: str, repeats: int = 3) -> float:
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
     best = float("inf")
@@ -221,6 +245,10 @@ def main() -> None:
     for latency, n in ((0.0, args.n), (100.0, args.n_slow)):
         proc, url = start_server(latency)
         try:
+            ceiling = run_ceiling(url, n, args.workers)
+            print(f"{latency:.0f} ms: bare-pool ceiling {ceiling['rps']:.0f} req/s "
+                  f"({100 * ceiling['rps'] * latency / 1000 / args.workers:.1f}% of ideal)" if latency else
+                  f"0 ms: bare-pool ceiling {ceiling['rps']:.0f} req/s")
             for mode in modes:
                 off = None if args.skip_official else run_official(url, n, args.workers, mode)
                 ours = run_qfnb(url, n, args.workers, mode)

@@ -100,9 +100,14 @@ def test_body_list_and_common_kwargs(fake: FakeQianfan, make_config: MakeConfig)
         chat.batch_do(_prompts(2), stream=True)
 
 
-async def test_embedding_batch(fake: FakeQianfan, make_config: MakeConfig) -> None:
+async def test_embedding_batch_and_official_keyword_names(fake: FakeQianfan, make_config: MakeConfig) -> None:
     res = await Embedding(config=make_config("oauth")).abatch_do([["a"], ["bb"], ["ccc"]], worker_num=2)
     assert [r["data"][0]["embedding"][0] for r in res] == [1.0, 2.0, 3.0]
+    res2 = await Embedding(config=make_config("oauth")).abatch_do(texts_list=[["dddd"]])
+    assert res2[0]["data"][0]["embedding"][0] == 4.0
+    chat = ChatCompletion(config=make_config("oauth"))
+    assert chat.batch_do(messages_list=_prompts(2)).results()[1].result.endswith("q1")
+    assert (await Completion(config=make_config("oauth")).abatch_do(prompt_list=["p"]))[0].result.endswith("p")
 
 
 def test_output_file_and_resume(fake: FakeQianfan, make_config: MakeConfig, tmp_path: Path) -> None:

@@ -210,6 +210,15 @@ class BaseInference:
         return result
 
     # ------------------------------------------------------------------ batch
+    def _named_inputs(self, inputs: Iterable[Any] | None, common: dict[str, Any]) -> Iterable[Any] | None:
+        """Accept the official keyword spelling (``messages_list=``, ``prompt_list=``, ``texts_list=``)."""
+        named = common.pop(f"{self.batch_field}_list", None)
+        if named is not None:
+            if inputs is not None:
+                raise ValidationError(f"{self.batch_field}_list", "given both positionally and by name")
+            return named  # type: ignore[no-any-return]
+        return inputs
+
     def _batch_items(self, inputs: Iterable[Any] | None, body_list: Iterable[dict[str, Any]] | None,
                      common: dict[str, Any]) -> Iterable[dict[str, Any]]:
         _batch.check_batch_kwargs(common)
@@ -226,6 +235,7 @@ class BaseInference:
         """Run many calls, ``worker_num`` at a time. Returns results in input order
         (exceptions as values). With ``output_file=`` results go to a JSONL file instead
         (resumable) and the list holds nothing; read it with ``read_results``."""
+        inputs = self._named_inputs(inputs, common)
         items = self._batch_items(inputs, body_list, common)
         total = _length(inputs if inputs is not None else body_list)
         reporter = _progress(progress, type(self).__name__)
@@ -256,6 +266,7 @@ class BaseInference:
                  worker_num: int | None = None, output_file: str | Path | None = None,
                  progress: Any = None, **common: Any) -> _batch.BatchFuture:
         """Start a batch in the background and return a :class:`BatchFuture` at once."""
+        inputs = self._named_inputs(inputs, common)
         items = self._batch_items(inputs, body_list, common)
         total = _length(inputs if inputs is not None else body_list)
         if total is None and output_file is None:  # futures need a count; a file does not
