@@ -179,3 +179,8 @@ def test_constructor_kwargs_and_repr(fake: FakeQianfan) -> None:
     assert "SECRET" not in repr(bad) + repr(bad.config) + str(info.value)
     with pytest.raises(TypeError, match="nonsense"):
         ChatCompletion(nonsense=1)
+
+
+def test_models_listing() -> None:
+    assert {"ERNIE-Lite-8K", "ERNIE-4.0-8K"} <= ChatCompletion.models()
+    assert "Embedding-V1" in Embedding.models() and "ERNIE-Lite-8K" not in Embedding.models()

@@ -104,6 +104,15 @@ class BaseInference:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self._model!r}, endpoint={self._endpoint!r})"
 
+    @classmethod
+    def models(cls) -> set[str]:
+        """Built-in model names for this resource (the platform may serve more: pass any name
+        its ``service/list`` knows, or ``endpoint=``)."""
+        names: set[str] = set()
+        for api in cls.api_types:
+            names.update(routes.model_catalog().get(api, {}).get("models", {}))
+        return names
+
     # ------------------------------------------------------------------ plumbing
     @property
     def config(self) -> Config:
