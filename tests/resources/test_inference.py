@@ -184,3 +184,16 @@ def test_constructor_kwargs_and_repr(fake: FakeQianfan) -> None:
 def test_models_listing() -> None:
     assert {"ERNIE-Lite-8K", "ERNIE-4.0-8K"} <= ChatCompletion.models()
     assert "Embedding-V1" in Embedding.models() and "ERNIE-Lite-8K" not in Embedding.models()
+
+
+async def test_tpm_limit_spaces_requests(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    import time
+
+    chat = ChatCompletion(config=make_config("oauth", token_per_minute=600))  # 10 tokens/s
+    words = " ".join(["w"] * 300)  # ~300 tokens each
+    t0 = time.monotonic()
+    await chat.ado(messages=[{"role": "user", "content": words}])
+    await chat.ado(messages=[{"role": "user", "content": words}])
+    assert time.monotonic() - t0 < 1.0  # within the 600-token budget
+    # the minute's budget is spent (the fake reports usage above the estimate: nothing is credited back)
+    assert chat.client.limiter.reserve(300) > 1.0

@@ -202,8 +202,14 @@ class BaseInference:
         return self._postprocess(result, kwargs, target)
 
     async def _send(self, target: Target, body: dict[str, Any], stream: bool, kwargs: dict[str, Any]) -> Any:
-        return await self.client.infer(target.api_type, target.endpoint, body, stream=stream,
-                                       retry=self._retry(kwargs), request_id=kwargs.get("request_id"))
+        client = self.client
+        tokens = _estimate_body_tokens(body) if client.limiter.limits_tokens else 0
+        result = await client.infer(target.api_type, target.endpoint, body, stream=stream,
+                                    retry=self._retry(kwargs), request_id=kwargs.get("request_id"), tokens=tokens)
+        if tokens and isinstance(result, QfResponse):
+            usage = result.body.get("usage") or {}
+            client.limiter.settle(tokens, usage.get("total_tokens"))
+        return result
 
     async def _stream_post(self, chunks: AsyncIterator[QfResponse], kwargs: dict[str, Any],
                            target: Target) -> AsyncIterator[QfResponse]:
@@ -309,6 +315,18 @@ class BaseInference:
         done = sync.submit(_run())
         return _batch.BatchFuture(total, done, counter, futures,
                                   Path(output_file) if output_file is not None else None, skipped)
+
+
+def _estimate_body_tokens(body: dict[str, Any]) -> int:
+    """Local token estimate of a request (for the client-side TPM limit)."""
+    from qfnb._core.ratelimit import estimate_tokens
+
+    texts = [str(m.get("content") or "") for m in body.get("messages") or [] if isinstance(m, dict)]
+    for key in ("prompt", "query", "system"):
+        if isinstance(body.get(key), str):
+            texts.append(body[key])
+    texts.extend(t for t in body.get("input") or [] if isinstance(t, str))
+    return max(1, sum(estimate_tokens(t) for t in texts))
 
 
 def _length(obj: Any) -> int | None:
