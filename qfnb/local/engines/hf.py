@@ -21,11 +21,12 @@ from qfnb.local.engines.base import (
 
 log = logging.getLogger("qfnb.local.engines")
 
+N_THREADS = 2
+
 
 def _torch() -> Any:
     import torch
 
-    torch.set_num_threads(2)
     return torch
 
 
@@ -67,6 +68,7 @@ class HFChatEngine(ChatEngine):
         torch = _torch()
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        torch.set_num_threads(N_THREADS)
         self.name, self._template, self._stop, self._n_ctx = name, template, tuple(stop), n_ctx
         self._tok = AutoTokenizer.from_pretrained(str(model_dir))
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
