@@ -198,6 +198,9 @@ class Config:
             object.__setattr__(self, "_fingerprint", cached)
         return cached  # type: ignore[no-any-return]
 
+    def __hash__(self) -> int:
+        return hash(self.credential_fingerprint())
+
     def __repr__(self) -> str:
         shown = []
         for f in fields(self):
