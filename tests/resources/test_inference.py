@@ -197,3 +197,24 @@ async def test_tpm_limit_spaces_requests(fake: FakeQianfan, make_config: MakeCon
     assert time.monotonic() - t0 < 1.0  # within the 600-token budget
     # the minute's budget is spent (the fake reports usage above the estimate: nothing is credited back)
     assert chat.client.limiter.reserve(300) > 1.0
+
+
+def test_truncate_overlong_messages(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    from qfnb.resources.inference.chat import truncate_messages
+
+    msgs = [{"role": "user", "content": "a" * 10}, {"role": "assistant", "content": "b" * 10},
+            {"role": "user", "content": "c" * 10}, {"role": "assistant", "content": "d" * 10},
+            {"role": "user", "content": "e" * 5}]
+    assert truncate_messages(msgs, 30, None) == msgs[2:]
+    assert truncate_messages(msgs, 10, None) == msgs[4:]
+    assert truncate_messages(msgs, 1000, None) == msgs
+    long = [{"role": "user", "content": "x" * 30000}, {"role": "assistant", "content": "y"},
+            {"role": "user", "content": "hi"}]
+    ChatCompletion(config=make_config("oauth")).do(model="ERNIE-3.5-8K", messages=long, truncate_overlong_msgs=True)
+    assert fake.calls("/chat/completions")[0].json["messages"] == long[2:]
+
+
+def test_use_custom_endpoint_verbatim(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    chat = ChatCompletion(config=make_config("oauth", use_custom_endpoint=True))
+    assert chat.do(endpoint="/chat/my_full_path", messages=HI).result == "echo[my_full_path]: 你好"
+    assert fake.calls("/chat/")[0].path.endswith("/wenxinworkshop/chat/my_full_path")

@@ -66,7 +66,7 @@ def resolve_target(api_types: tuple[str, ...], model: str | None, endpoint: str 
     case-insensitively in the dynamic list first, then in the built-in catalog.
     """
     if endpoint:
-        return Target(api_types[0], endpoint.strip("/").removeprefix(f"{api_types[0]}/"))
+        return Target(api_types[0], endpoint.strip("/"))
     name = model or default_model
     if not name:
         raise ValidationError("model", f"no model given and no default for {api_types[0]}")
@@ -204,7 +204,9 @@ class BaseInference:
     async def _send(self, target: Target, body: dict[str, Any], stream: bool, kwargs: dict[str, Any]) -> Any:
         client = self.client
         tokens = _estimate_body_tokens(body) if client.limiter.limits_tokens else 0
-        result = await client.infer(target.api_type, target.endpoint, body, stream=stream,
+        verbatim = client.config.use_custom_endpoint and target.model is None  # endpoint= used as the full path
+        endpoint = target.endpoint if verbatim else target.endpoint.removeprefix(f"{target.api_type}/")
+        result = await client.infer("" if verbatim else target.api_type, endpoint, body, stream=stream,
                                     retry=self._retry(kwargs), request_id=kwargs.get("request_id"), tokens=tokens)
         if tokens and isinstance(result, QfResponse):
             usage = result.body.get("usage") or {}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from qfnb._core.ratelimit import estimate_tokens
 from qfnb._core.response import QfResponse
+from qfnb.protocol import routes
 from qfnb.protocol.inference import ChatRequest, V2ChatRequest, parse_request
 
 from .base import BaseInference, Target
@@ -49,6 +51,10 @@ class ChatCompletion(BaseInference):
 
             raise ValidationError("messages", "is required")
         kwargs = {**kwargs, "messages": _messages(kwargs["messages"])}
+        if kwargs.get("truncate_overlong_msgs") and target.api_type == "chat":
+            limits = _input_limits(target.model)
+            if limits is not None:
+                kwargs["messages"] = truncate_messages(kwargs["messages"], *limits, system=kwargs.get("system") or "")
         body = self._wire_body(kwargs, stream)
         if target.api_type == "v2":
             body["model"] = target.model
@@ -68,6 +74,34 @@ class ChatCompletion(BaseInference):
     async def _one(self, kwargs: dict[str, Any]) -> QfResponse:
         result: QfResponse = await self.ado(**kwargs)
         return result
+
+
+def _input_limits(model: str | None) -> tuple[int | None, int | None] | None:
+    if not model:
+        return None
+    for name, info in routes.model_catalog().get("chat", {}).get("models", {}).items():
+        if name.lower() == model.lower():
+            return info.get("max_input_chars"), info.get("max_input_tokens")
+    return None
+
+
+def truncate_messages(messages: list[dict[str, Any]], max_chars: int | None, max_tokens: int | None, *,
+                      system: str = "") -> list[dict[str, Any]]:
+    """Drop the oldest user/assistant pairs until the history fits (pure; keeps an odd tail).
+
+    The last message is always kept, even if it alone is too long (the platform will say so).
+    """
+    def size(msgs: list[dict[str, Any]]) -> tuple[int, int]:
+        texts = [system] + [str(m.get("content") or "") for m in msgs]
+        return sum(len(t) for t in texts), sum(estimate_tokens(t) for t in texts)
+
+    start = 0
+    while len(messages) - start > 1:
+        chars, tokens = size(messages[start:])
+        if (max_chars is None or chars <= max_chars) and (max_tokens is None or tokens <= max_tokens):
+            break
+        start += 2
+    return messages[start:]
 
 
 def _hoist_system(body: dict[str, Any]) -> dict[str, Any]:
