@@ -359,12 +359,13 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Run ``app`` with uvicorn on 127.0.0.1 in a daemon thread; yield its base URL; stop it."""
+def serve(app: Any, *, lifespan: str = "off") -> Iterator[str]:
+    """Run ``app`` with uvicorn on 127.0.0.1 in a daemon thread; yield its base URL; stop it.
+    ``lifespan="on"`` runs the app's startup/shutdown (the local platform needs it)."""
     import uvicorn
 
     port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="off",
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan=lifespan,
                             access_log=False, timeout_keep_alive=30)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="fake-qianfan", daemon=True)

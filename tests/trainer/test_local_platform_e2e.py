@@ -1,0 +1,89 @@
+"""End to end on the local platform's real routes (qfnb.local.app) over HTTP.
+
+The heavy parts are the local platform's own test doubles (engines: ``FakeRegistry``;
+training: ``fake_worker.py``, Contract 4), so this runs in seconds; the client, console
+resources, Dataset upload (signed BOS PUT), trainer pipeline, publish, deploy and the
+deployed service's chat all go through the platform's wire protocol.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from qfnb._core import client as client_mod
+from qfnb._core.config import Config
+from qfnb.dataset import Dataset
+from qfnb.model import Model
+from qfnb.trainer import DeployConfig, Event, EventHandler, LLMFinetune, TrainConfig, TrainFailedError
+from tests.fakes.cloud import serve
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "local"))
+from platform_doubles import FakeRegistry
+from platform_helpers import CREDS, make_settings
+
+from qfnb.local.app import create_app
+
+ROWS = [{"prompt": f"What is {i}+{i}?", "response": str(2 * i)} for i in range(8)]
+
+
+@pytest.fixture
+def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Config]:
+    monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
+    app = create_app(make_settings(tmp_path / "platform"), FakeRegistry())
+    with serve(app, lifespan="on") as url:
+        client_mod._CLIENTS.clear()
+        yield Config.from_env(
+            {}, base_url=url, console_api_base_url=url, iam_base_url=url, bos_endpoint=url + "/bos",
+            ak=CREDS.api_key, sk=CREDS.secret_key, access_key=CREDS.access_key,
+            secret_key=CREDS.iam_secret_key, train_status_polling_interval=0.05,
+            model_publish_status_polling_interval=0.05, deploy_status_polling_interval=0.05,
+            import_status_polling_interval=0.05, release_status_polling_interval=0.05)
+        client_mod._CLIENTS.clear()
+
+
+class Steps(EventHandler):
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def dispatch(self, event: Event) -> None:
+        self.events.append(event)
+
+
+def test_finetune_publish_deploy_chat(local: Config) -> None:
+    steps = Steps()
+    trainer = LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(ROWS),
+                          train_config=TrainConfig(epoch=1, batch_size=2, learning_rate=1e-3, max_steps=4),
+                          deploy_config=DeployConfig(endpoint_suffix="tuned_e2e"), event_handler=steps,
+                          config=local)
+    trainer.run()
+    assert trainer.status == "Deployed"
+    running = [e.data for e in steps.events if e.action_class == "TrainAction" and e.action_state == "Running"]
+    assert running[-1]["runStatus"] == "Done"
+    assert running[-1].get("totalSteps") == 4  # Contract 3 extra fields
+    model = trainer.output["model"]
+    assert isinstance(model, Model) and model.service is not None
+    assert model.service.endpoint == "tuned_e2e"
+    reply = model.service.get_res().do(messages=[{"role": "user", "content": "What is 3+3?"}])
+    assert isinstance(reply["result"], str) and reply["result"]
+
+
+def test_failing_training_raises(local: Config) -> None:
+    trainer = LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(ROWS),
+                          train_config=TrainConfig(epoch=1, batch_size=2, max_steps=4,
+                                                   extras={"failAt": 2}),
+                          config=local)
+    with pytest.raises(TrainFailedError):
+        trainer.run()
+    assert trainer.status == "TrainFailed"
+
+
+def test_unknown_base_model_is_a_clear_platform_error(local: Config) -> None:
+    from qfnb._core.errors import QfnbError
+
+    trainer = LLMFinetune(train_type="ERNIE-Speed-8K", dataset=Dataset.create_from_pyobj(ROWS), config=local)
+    with pytest.raises(QfnbError, match="Tiny-Chat"):
+        trainer.run()
