@@ -15,11 +15,20 @@ from .configs import DeployConfig, TrainConfig
 from .consts import ActionState, FinetuneStatus, ServiceStatus, ServiceType
 from .event import Event, EventHandler
 from .finetune import Finetune, LLMFinetune
-from .pipeline import Pipeline
+from .pipeline import Pipeline, Trainer
 
 __all__ = [
     "ActionState", "BaseAction", "DeployAction", "DeployConfig", "EvaluateAction", "Event",
     "EventHandler", "Finetune", "FinetuneStatus", "LLMFinetune", "LoadDataSetAction",
     "ModelPublishAction", "Pipeline", "RunContext", "ServiceStatus", "ServiceType", "TrainAction",
-    "TrainConfig", "TrainFailedError", "TrainerStopped",
+    "TrainConfig", "TrainFailedError", "Trainer", "TrainerStopped",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # ``qfnb.trainer.Model``/``Service`` (official path); imported lazily: qfnb.model imports us
+    if name in ("Model", "Service"):
+        from qfnb import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'qfnb.trainer' has no attribute {name!r}")

@@ -73,8 +73,9 @@ class RunContext:
 class BaseAction:
     """An atomic, resumable step of a :class:`Pipeline`."""
 
-    def __init__(self, id: str | None = None) -> None:
+    def __init__(self, id: str | None = None, event_handler: EventHandler | None = None) -> None:
         self.id = id or f"{type(self).__name__}_{uuid.uuid4().hex[:8]}"
+        self.event_handler = event_handler
         self.state: ActionState | None = None
         self.output: dict[str, Any] | None = None
         self.error: str | None = None
@@ -91,8 +92,17 @@ class BaseAction:
         if state is not ActionState.Running:
             self.state = state
         ctx = self.ctx
-        dispatch_event(ctx.handler if ctx else None,
-                       Event(type(self).__name__, self.id, state, description, dict(data or {})))
+        event = Event(type(self).__name__, self.id, state, description, dict(data or {}))
+        dispatch_event(ctx.handler if ctx else None, event)
+        if self.event_handler is not None and (ctx is None or self.event_handler is not ctx.handler):
+            dispatch_event(self.event_handler, event)
+
+    def action_event(self, state: ActionState, msg: str = "", data: dict[str, Any] | None = None) -> None:
+        """Official-SDK spelling of :meth:`emit`."""
+        self.emit(state, msg, data)
+
+    def action_error_event(self, e: Exception) -> None:
+        self.emit(ActionState.Error, f"{type(e).__name__}: {e}")
 
     def record(self) -> dict[str, Any]:
         return {"id": self.id, "type": type(self).__name__,
@@ -113,8 +123,11 @@ class BaseAction:
 class LoadDataSetAction(BaseAction):
     """Make sure the dataset is on the platform (upload + release) and describe it for training."""
 
-    def __init__(self, dataset: Any, *, split_ratio: int = 20, id: str | None = None) -> None:
-        super().__init__(id)
+    def __init__(self, dataset: Any = None, event_handler: EventHandler | None = None, *,
+                 split_ratio: int = 20, id: str | None = None) -> None:
+        super().__init__(id, event_handler)
+        if dataset is None:
+            raise ValidationError("dataset", "is required")
         self.dataset = dataset
         self.split_ratio = split_ratio
 
@@ -151,15 +164,21 @@ class LoadDataSetAction(BaseAction):
 class TrainAction(BaseAction):
     """v2 ``CreateFineTuningJob`` + ``CreateFineTuningTask``, then poll until the run ends."""
 
-    def __init__(self, train_type: str, train_config: TrainConfig | None = None, *,
-                 train_mode: str = "SFT", job_name: str | None = None,
-                 id: str | None = None) -> None:
-        super().__init__(id)
+    def __init__(self, train_type: str | None = None, train_config: TrainConfig | None = None,
+                 base_model: str | None = None, task_id: str | None = None, job_id: str | None = None,
+                 train_mode: str | None = "SFT", *, job_name: str | None = None,
+                 event_handler: EventHandler | None = None, id: str | None = None) -> None:
+        super().__init__(id, event_handler)
+        train_type = train_type or base_model or ""
+        if job_id:  # attach to an existing job (and to a run, when task_id is given too)
+            self.extra["job_id"] = job_id
+        if task_id:
+            self.extra["task_id"] = task_id
         if not train_type:
             raise ValidationError("train_type", "the base model to fine-tune is required")
         self.train_type = train_type
         self.train_config = train_config or TrainConfig()
-        self.train_mode = train_mode
+        self.train_mode = str(train_mode or "SFT")
         self.job_name = job_name
 
     @property
@@ -241,9 +260,10 @@ class TrainAction(BaseAction):
 class ModelPublishAction(BaseAction):
     """Publish the finished run to the model repository and wait until it is Ready."""
 
-    def __init__(self, name: str = "", id: str | None = None) -> None:
-        super().__init__(id)
-        self.name = name
+    def __init__(self, id: str | None = None, name: str | None = None,
+                 event_handler: EventHandler | None = None) -> None:
+        super().__init__(id, event_handler)
+        self.name = name or ""
 
     async def exec(self, input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from qfnb.model import Model
@@ -269,8 +289,9 @@ class ModelPublishAction(BaseAction):
 class DeployAction(BaseAction):
     """Deploy the published model as a service and wait until it serves."""
 
-    def __init__(self, deploy_config: DeployConfig, id: str | None = None) -> None:
-        super().__init__(id)
+    def __init__(self, deploy_config: DeployConfig | None = None, id: str | None = None,
+                 event_handler: EventHandler | None = None) -> None:
+        super().__init__(id, event_handler)
         if not isinstance(deploy_config, DeployConfig):
             raise ValidationError("deploy_config", "must be a qfnb.trainer.DeployConfig")
         self.deploy_config = deploy_config
@@ -303,8 +324,9 @@ class DeployAction(BaseAction):
 class EvaluateAction(BaseAction):
     """Evaluate the deployed service (or model) with ``EvaluationManager``."""
 
-    def __init__(self, eval_dataset: Any, evaluators: list[Any], id: str | None = None) -> None:
-        super().__init__(id)
+    def __init__(self, eval_dataset: Any, evaluators: list[Any], id: str | None = None,
+                 event_handler: EventHandler | None = None) -> None:
+        super().__init__(id, event_handler)
         if not evaluators:
             raise ValidationError("evaluators", "give at least one evaluator")
         self.eval_dataset = eval_dataset

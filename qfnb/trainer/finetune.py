@@ -27,7 +27,7 @@ from .actions import (
 from .configs import DeployConfig, TrainConfig
 from .consts import FinetuneStatus
 from .event import EventHandler
-from .pipeline import Pipeline
+from .pipeline import Pipeline, Trainer
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger("qfnb.trainer")
 
 
-class LLMFinetune:
+class LLMFinetune(Trainer):
     """Fine-tune ``train_type`` on ``dataset``, publish, and optionally deploy and evaluate."""
 
     def __init__(self, train_type: str = "", dataset: Any = None,
@@ -150,7 +150,7 @@ class LLMFinetune:
     def running(self) -> bool:
         return self._future is not None and not self._future.done()
 
-    def run(self) -> LLMFinetune:
+    def run(self, **kwargs: Any) -> LLMFinetune:
         """Run the whole pipeline and wait (safe in Jupyter: runs on qfnb's loop thread)."""
         self.start()
         try:
@@ -159,7 +159,7 @@ class LLMFinetune:
             self.stop()
             raise
 
-    def resume(self) -> LLMFinetune:
+    def resume(self, **kwargs: Any) -> LLMFinetune:
         """Continue from the last finished action (re-attaching to an existing training task)."""
         return self.run()
 

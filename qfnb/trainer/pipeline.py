@@ -9,6 +9,7 @@ from typing import Any
 
 from .actions import BaseAction, RunContext, TrainerStopped
 from .consts import ActionState, FinetuneStatus, status_of
+from .event import EventHandler
 
 logger = logging.getLogger("qfnb.trainer")
 
@@ -16,11 +17,13 @@ logger = logging.getLogger("qfnb.trainer")
 class Pipeline:
     """A sequential chain of actions; finished actions are skipped on resume."""
 
-    def __init__(self, actions: Sequence[BaseAction], id: str | None = None) -> None:
+    def __init__(self, actions: Sequence[BaseAction], post_actions: Sequence[BaseAction] = (),
+                 event_handler: EventHandler | None = None, id: str | None = None) -> None:
         if not actions:
             raise ValueError("a pipeline needs at least one action")
         self.id = id or f"ppl-{uuid.uuid4().hex[:12]}"
-        self.actions = list(actions)
+        self.actions = [*actions, *post_actions]
+        self.event_handler = event_handler
         self.current = 0
 
     @property
@@ -45,6 +48,8 @@ class Pipeline:
     async def arun(self, input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         """Run from the first unfinished action; returns the last action's output."""
         data = dict(input)
+        if ctx.handler is None:
+            ctx.handler = self.event_handler
         for i, action in enumerate(self.actions):
             if action.state is ActionState.Done and action.output is not None:
                 data = action.output
@@ -88,3 +93,22 @@ class Pipeline:
                 raise ValueError(f"saved action {rec.get('type')} does not match {type(action).__name__}")
             action.restore(rec)
         self.current = current
+
+
+class Trainer:
+    """Base of trainers: ``run()`` the pipelines, ``stop()``, ``resume()``, ``status``."""
+
+    ppls: list[Pipeline]
+
+    def run(self, **kwargs: Any) -> Trainer:
+        raise NotImplementedError
+
+    def resume(self, **kwargs: Any) -> Trainer:
+        raise NotImplementedError
+
+    def stop(self) -> Trainer:
+        raise NotImplementedError
+
+    @property
+    def status(self) -> str:
+        raise NotImplementedError

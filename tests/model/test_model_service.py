@@ -64,3 +64,24 @@ def test_auto_complete_info_and_errors(cloud: ConsoleCloud, cfg: Config) -> None
         Service()
     with pytest.raises(ValueError, match="deploy_config"):
         m.deploy({"replicas": 1})  # type: ignore[arg-type]
+
+
+def test_seed_000_deploy_by_version_id(cloud: ConsoleCloud, cfg: Config) -> None:
+    """Seed 000 as written (qianfan -> qfnb): Model(version_id=...) -> deploy -> get_res().do()."""
+    from qfnb import ChatCompletion as QfChat
+    from qfnb.model.consts import ServiceType as SeedServiceType
+    from qfnb.resources.console.consts import DeployPoolType
+    from qfnb.trainer.configs import DeployConfig as SeedDeployConfig
+
+    job, task = _finished_run(cloud, cfg)
+    vid = Model(task_id=task, job_id=job, config=cfg).publish().version_id
+    m = Model(version_id=vid, config=cfg)
+    sft_svc: Service = m.deploy(SeedDeployConfig(
+        name="your_service_name", endpoint_suffix="your_sdk_suffix", replicas=1,
+        pool_type=DeployPoolType.PrivateResource, service_type=SeedServiceType.Chat, hours=1))
+    chat_comp: QfChat = sft_svc.get_res()
+    sft_chat_resp = chat_comp.do(messages=[{"content": "your problem", "role": "user"}])
+    assert isinstance(sft_chat_resp["result"], str)
+    body = cloud.calls("CreateService")[0].json
+    assert body["billing"]["reservation"] == {"reservationTimeUnit": "Hour", "reservationLength": 1}
+    assert body["modelSetId"] == "am-7" and body["urlSuffix"] == "your_sdk_suffix"
