@@ -89,8 +89,7 @@ class BaseAction:
         """Called when stopped while running (cancel the platform job, if any)."""
 
     def emit(self, state: ActionState, description: str = "", data: dict[str, Any] | None = None) -> None:
-        if state is not ActionState.Running:
-            self.state = state
+        self.state = state
         ctx = self.ctx
         event = Event(type(self).__name__, self.id, state, description, dict(data or {}))
         dispatch_event(ctx.handler if ctx else None, event)

@@ -186,6 +186,8 @@ class LLMFinetune(Trainer):
         from qfnb.dataset import Dataset
 
         ds = self.dataset
+        if isinstance(ds, _Uploaded):
+            return {}
         if isinstance(ds, Dataset):
             if ds.qianfan_dataset_id is not None:
                 return {"qianfan_dataset_id": ds.qianfan_dataset_id}
@@ -231,9 +233,12 @@ class LLMFinetune(Trainer):
             dataset = Dataset.load(data_file=ref["file"])
         else:
             dataset = ref.get("ref")
-        if dataset is None:
-            # the dataset step finished earlier: its output carries what training needs
-            dataset = "restored"
+        load_done = (rec.get("actions") or [{}])[0].get("state") == "Done"
+        if dataset is None and not load_done:
+            raise ValidationError("dataset", f"trainer {id!r} was saved before its dataset was uploaded "
+                                  "and the local copy is gone; create a new trainer")
+        if dataset is None:  # the dataset step finished: its saved output is what training needs
+            dataset = _Uploaded()
         dc = params.get("deploy_config")
         trainer = cls(train_type=params.get("train_type", ""), dataset=dataset,
                       train_config=TrainConfig(**(params.get("train_config") or {})),
@@ -251,6 +256,13 @@ class LLMFinetune(Trainer):
         """Saved trainers, newest first: ``[{"id", "name", "status", "updated"}, ...]``."""
         return [{"id": r.get("id"), "name": r.get("name"), "status": r.get("status"),
                  "updated": r.get("updated")} for r in persist.list_records()]
+
+
+class _Uploaded:
+    """Stands for a dataset that a resumed trainer already uploaded (its step is Done)."""
+
+    def __repr__(self) -> str:
+        return "<dataset already uploaded>"
 
 
 Finetune = LLMFinetune

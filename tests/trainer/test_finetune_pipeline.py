@@ -154,6 +154,7 @@ def test_stop_cancels_the_platform_task(cloud: ConsoleCloud, cfg: Config) -> Non
     trainer.start()
     assert started.wait(10)
     assert trainer.running
+    assert trainer.status == "Training"
     trainer.stop()
     with pytest.raises(TrainerStopped):
         trainer.wait(10)
