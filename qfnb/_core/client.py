@@ -19,6 +19,7 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from qfnb.protocol import routes
 from qfnb.protocol.errors import TOKEN_EXPIRED_CODES
@@ -94,6 +95,7 @@ class AsyncQianfanClient:
         if config.bearer_token:
             self._bearer.set(config.bearer_token)
         self._services: tuple[float, dict[str, Any]] | None = None
+        self._token_query: tuple[str, str] | None = None
         self._infer_auth: InferenceAuth | None = None
         self._infer_policy = RetryPolicy.inference(config)
         self._console_policy = RetryPolicy.console(config)
@@ -169,16 +171,19 @@ class AsyncQianfanClient:
             self._infer_auth = choose_inference_auth(self.config)
         return self._infer_auth
 
-    async def _authorize(self, call: _Call) -> tuple[dict[str, str], dict[str, Any] | None, str | None]:
+    async def _authorize(self, call: _Call) -> tuple[dict[str, str], dict[str, Any] | str | None, str | None]:
         """Headers and params for one attempt, and the token used (to report it bad)."""
         cfg = self.config
         if call.api == "infer":
             mode = self._inference_auth()
             if mode in (InferenceAuth.OAUTH, InferenceAuth.TOKEN):
                 token = await self._oauth.get()
-                params = dict(call.params or {})
-                params["access_token"] = token
-                return call.headers, params, token
+                if call.params:
+                    return call.headers, {**call.params, "access_token": token}, token
+                cached = self._token_query
+                if cached is None or cached[0] != token:
+                    cached = self._token_query = (token, urlencode({"access_token": token}))
+                return call.headers, cached[1], token
             if mode is InferenceAuth.IAM:
                 host = cfg.iam_host or host_of(call.url)
                 return self._sign(call, host), call.params, None
@@ -242,7 +247,7 @@ class AsyncQianfanClient:
                              _path(call.url), delay, attempt + 1, policy.attempts, exc)
                 await asyncio.sleep(delay)
 
-    async def _once(self, call: _Call, headers: dict[str, str], params: dict[str, Any] | None,
+    async def _once(self, call: _Call, headers: dict[str, str], params: dict[str, Any] | str | None,
                     policy: RetryPolicy) -> QfResponse:
         start = time.perf_counter()
         try:
@@ -274,7 +279,7 @@ class AsyncQianfanClient:
         return QfResponse(resp.status_code, rheaders, body,
                           QfRequest(call.method, _path(call.url), call.headers.get("Request_id")), stat)
 
-    async def _open_stream(self, call: _Call, headers: dict[str, str], params: dict[str, Any] | None,
+    async def _open_stream(self, call: _Call, headers: dict[str, str], params: dict[str, Any] | str | None,
                            policy: RetryPolicy, used_token: str | None) -> AsyncIterator[QfResponse]:
         start = time.perf_counter()
         try:

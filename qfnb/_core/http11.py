@@ -210,7 +210,7 @@ class HTTPPool:
         if self._sem is not None:
             self._sem.release()
 
-    async def request(self, method: str, url: str, *, params: Mapping[str, Any] | None = None,
+    async def request(self, method: str, url: str, *, params: Mapping[str, Any] | str | None = None,
                       headers: Mapping[str, str] | None = None, content: bytes = b"", timeout: float | None = None,
                       stream: bool = False) -> Any:
         """Send one request; a :class:`Response` (body read) or a :class:`StreamResponse`."""
@@ -222,7 +222,7 @@ class HTTPPool:
         except TimeoutError:
             raise HTTPError(f"no complete response within {timeout:g} s", timeout=True) from None
 
-    async def _request(self, method: str, url: str, params: Mapping[str, Any] | None,
+    async def _request(self, method: str, url: str, params: Mapping[str, Any] | str | None,
                        headers: Mapping[str, str] | None, content: bytes, stream: bool) -> Any:
         parts = urlsplit(url)
         scheme = parts.scheme
@@ -232,7 +232,8 @@ class HTTPPool:
         target = parts.path or "/"
         query = parts.query
         if params:
-            query = (query + "&" if query else "") + urlencode(params)
+            encoded = params if isinstance(params, str) else urlencode(params)
+            query = (query + "&" if query else "") + encoded
         if query:
             target += "?" + query
         lines = [f"{method} {target} HTTP/1.1"]
