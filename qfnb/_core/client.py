@@ -268,6 +268,8 @@ class AsyncQianfanClient:
             if isinstance(err, APIError):
                 err.retry_after = rheaders.get("retry-after")  # type: ignore[attr-defined]
             raise err
+        if not isinstance(body, dict) and call.api == "raw":
+            body = {"_raw": resp.text}  # signed_request: non-JSON bodies (BOS objects) as text
         if not isinstance(body, dict):
             raise RequestError(f"expected a JSON object from {_path(call.url)}, got {content[:200]!r}",
                                status_code=resp.status_code, body=content[:2000], headers=rheaders)

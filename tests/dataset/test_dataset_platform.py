@@ -47,3 +47,18 @@ def test_save_args_are_checked(cloud: ConsoleCloud, cfg: Config) -> None:
     with pytest.raises(ValueError, match="exactly one"):
         ds.save(config=cfg)
     assert cloud.fake.requests == []
+
+
+def test_load_by_platform_id_downloads_lazily(cloud: ConsoleCloud, cfg: Config) -> None:
+    conv = [[{"prompt": "hi", "response": [["hello"]]}, {"prompt": "more", "response": [["sure"]]}]]
+    src = Dataset.create_from_pyobj([*ROWS, *[{"prompt": "x", "response": "y"}]])
+    src.save(qianfan_dataset_create_args={"name": "d"}, config=cfg)
+    ds = Dataset.load(qianfan_dataset_id=src.qianfan_dataset_id, config=cfg)
+    assert "not loaded" in repr(ds) and cloud.calls("dataset/export") == []
+    assert ds.list() == [{"prompt": "1+1?", "response": [["2"]]},
+                         {"prompt": "capital of France?", "response": [["Paris"]]},
+                         {"prompt": "x", "response": [["y"]]}]
+    assert len(cloud.calls("dataset/export")) == 1 and len(cloud.calls("exportRecord")) == 2
+    grouped = Dataset.create_from_pyobj(conv)
+    grouped.save(qianfan_dataset_create_args={"name": "g"}, config=cfg)
+    assert Dataset.load(qianfan_dataset_id=grouped.qianfan_dataset_id, config=cfg).groups() == conv

@@ -88,7 +88,10 @@ class ConsoleCloud:
         r("/wenxinworkshop/dataset/import")(self.dataset_import)
         r("/wenxinworkshop/dataset/info")(self.dataset_info)
         r("/wenxinworkshop/dataset/release")(self.dataset_release)
+        r("/wenxinworkshop/dataset/export")(self.dataset_export)
+        r("/wenxinworkshop/dataset/exportRecord")(self.dataset_export_records)
         self.fake.route("PUT", "/bos/*")(self.bos_put)
+        self.fake.route("GET", "/bos/*")(self.bos_get)
 
     # ---------------------------------------------------------------- fine-tune
     def _v1_task(self, req: Captured) -> dict[str, Any]:
@@ -219,6 +222,24 @@ class ConsoleCloud:
         self.fake.check_iam(req)
         self.objects[req.path.removeprefix("/bos/")] = req.raw
         return Reply(b"", 200, {"etag": "fake"})
+
+    def dataset_export(self, req: Captured) -> dict[str, Any]:
+        ds = self.datasets[int((req.json or {})["datasetId"])]
+        ds["export"] = 1  # finishes on the next exportRecord poll
+        return self._v1(req, True)
+
+    def dataset_export_records(self, req: Captured) -> dict[str, Any]:
+        ds = self.datasets[int((req.json or {})["datasetId"])]
+        if ds.get("export") == 1:
+            ds["export"] = 2
+            return self._v1(req, [{"status": 1}])
+        key = ds["files"][0].removeprefix("bos:/")
+        return self._v1(req, [{"status": 2, "downloadUrl": f"{self.fake.base_url}/bos/{key}"}])
+
+    def bos_get(self, req: Captured) -> Any:
+        self.fake.check_iam(req)
+        data = self.objects.get(req.path.removeprefix("/bos/"))
+        return Reply(data, 200) if data is not None else Reply({"code": "NoSuchKey"}, 404)
 
     def rows_of(self, dataset_id: int) -> list[Any]:
         files = self.datasets[dataset_id]["files"]
