@@ -97,10 +97,20 @@ class Dataset:
             else:
                 from qfnb._core import sync
 
-                from ._platform import download
-
-                self._df = sync.run(download(self.qianfan_dataset_id, self.config))
+                if sync.in_loop_thread():
+                    raise RuntimeError("this platform dataset is not downloaded yet; "
+                                       "`await ds.afetch()` first when running on qfnb's event loop")
+                sync.run(self.afetch())
+        assert self._df is not None
         return self._df
+
+    async def afetch(self) -> Dataset:
+        """Download the rows of a platform dataset (once); a no-op for local data."""
+        if self._df is None and self.qianfan_dataset_id is not None:
+            from ._platform import download
+
+            self._df = await download(self.qianfan_dataset_id, self.config)
+        return self
 
     def to_pandas(self) -> pd.DataFrame:
         """A copy of the data as a DataFrame."""
@@ -283,6 +293,7 @@ class Dataset:
         """Async :meth:`test_using_llm`."""
         from ._infer import run_llm
 
+        await self.afetch()
         return await run_llm(self, service_or_model, model=model, endpoint=endpoint,
                              prompt_column=prompt_column, concurrency=concurrency,
                              progress=progress, params=params)

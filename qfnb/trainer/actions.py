@@ -341,6 +341,8 @@ class EvaluateAction(BaseAction):
         local = [e for e in self.evaluators if isinstance(e, LocalEvaluator)]
         manager = (EvaluationManager(local_evaluators=local) if len(local) == len(self.evaluators)
                    else EvaluationManager(qianfan_evaluators=self.evaluators))
+        if hasattr(self.eval_dataset, "afetch"):
+            await self.eval_dataset.afetch()
         self.emit(ActionState.Running, "evaluating", {"evaluators": [type(e).__name__ for e in self.evaluators]})
         self.result = await manager.aeval([target], self.eval_dataset)
         metrics = {str(k): dict(v) for k, v in getattr(self.result, "metrics", {}).items()}

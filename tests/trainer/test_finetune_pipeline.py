@@ -204,3 +204,20 @@ def test_bad_configs_fail_early(cfg: Config) -> None:
     with pytest.raises(ValueError, match="endpoint_suffix"):
         DeployConfig(endpoint_suffix="bad/suffix")
     assert ActionState("Running") is ActionState.Running
+
+
+def test_evaluate_step_runs_after_deploy(cloud: ConsoleCloud, cfg: Config) -> None:
+    from qfnb.evaluation import ExactMatchEvaluator
+
+    rec = Recorder()
+    trainer = _trainer(cfg, rec, deploy_config=DeployConfig(endpoint_suffix="ev_ep"),
+                       eval_dataset=Dataset.create_from_pyobj(ROWS[:2]), evaluators=[ExactMatchEvaluator()])
+    trainer.run()
+    assert trainer.status == "EvaluationFinished"
+    assert [a for a, s in rec.trail() if s == "Done"][-1] == "EvaluateAction"
+    result = trainer.output["eval_result"]
+    assert len(result.metrics) == 1
+    (metrics,) = result.metrics.values()
+    assert "accuracy" in metrics
+    assert len(cloud.fake.calls("/chat/ev_ep")) == 2  # each eval prompt went to the deployed service
+    assert trainer.output["eval_metrics"]
