@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import numbers
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -140,7 +141,8 @@ class Dataset:
             if key not in self.df.columns:
                 raise KeyError(f"no column {key!r}; columns are {self.columns}")
             return self.df[key].tolist()
-        if isinstance(key, int):
+        if isinstance(key, numbers.Integral):
+            key = int(key)
             n = len(self)
             if not -n <= key < n:
                 raise IndexError(f"row {key} out of range for a dataset of {n} rows")

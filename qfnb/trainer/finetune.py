@@ -156,7 +156,9 @@ class LLMFinetune(Trainer):
         try:
             return self.wait()
         except KeyboardInterrupt:
-            self.stop()
+            # Interrupting the *wait* does not kill the training: it goes on in the background
+            logger.warning("trainer %s keeps running in the background (status %s); "
+                           "call .stop() to stop it or .wait() to wait again", self.id, self.status)
             raise
 
     def resume(self, **kwargs: Any) -> LLMFinetune:
