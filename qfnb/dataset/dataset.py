@@ -142,14 +142,13 @@ class Dataset:
                 raise KeyError(f"no column {key!r}; columns are {self.columns}")
             return self.df[key].tolist()
         if isinstance(key, numbers.Integral):
-            key = int(key)
-            n = len(self)
-            if not -n <= key < n:
-                raise IndexError(f"row {key} out of range for a dataset of {n} rows")
-            return _clean(self.df.iloc[key].to_dict())
+            i, n = int(key), len(self)
+            if not -n <= i < n:
+                raise IndexError(f"row {i} out of range for a dataset of {n} rows")
+            return _clean(self.df.iloc[i].to_dict())
         if isinstance(key, slice):
             return self._derive(self.df.iloc[key])
-        return self._derive(self.df.iloc[list(key)])
+        return self._derive(self.df.iloc[[int(k) for k in key]])  # type: ignore[union-attr]
 
     def take(self, n: int) -> Dataset:
         """The first ``n`` rows."""
