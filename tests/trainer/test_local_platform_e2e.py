@@ -87,3 +87,37 @@ def test_unknown_base_model_is_a_clear_platform_error(local: Config) -> None:
     trainer = LLMFinetune(train_type="ERNIE-Speed-8K", dataset=Dataset.create_from_pyobj(ROWS), config=local)
     with pytest.raises(QfnbError, match="Tiny-Chat"):
         trainer.run()
+
+
+def test_seed_002_v1_flow_on_the_local_platform(local: Config) -> None:
+    """Seeds 001/002 (training & service, v1 API) with local model names."""
+    import time
+
+    from qfnb.resources import FineTune, Service
+    from qfnb.resources import Model as ModelAPI
+
+    ds = Dataset.create_from_pyobj(ROWS).save(qianfan_dataset_create_args={"name": "seed_ds"}, config=local)
+    resp = FineTune.create_task(name="task_name", description="task_desc", base_train_type="Tiny-Chat",
+                                train_type="Tiny-Chat", config=local)
+    task_id = resp["result"]["id"]
+    create_job_resp = FineTune.create_job({
+        "taskId": task_id, "baseTrainType": "Tiny-Chat", "trainType": "Tiny-Chat", "trainMode": "SFT",
+        "peftType": "LoRA", "trainConfig": {"epoch": 1, "learningRate": 0.001, "batchSize": 2, "maxSeqLen": 128,
+                                            "maxSteps": 3},
+        "trainset": [{"type": 1, "id": ds.qianfan_dataset_id}], "trainsetRate": 20}, config=local)
+    job_id = create_job_resp["result"]["id"]
+    deadline = time.monotonic() + 60
+    while (job := FineTune.get_job(task_id, job_id, config=local))["result"]["trainStatus"] != "FINISH":
+        assert job["result"]["trainStatus"] in ("QUEUE", "RUNNING") and time.monotonic() < deadline
+        time.sleep(0.05)
+    g = ModelAPI.publish(is_new=True, model_name="sdk_test_1",
+                         version_meta={"taskId": task_id, "iterationId": job_id}, config=local)
+    model_id, version_id = g["result"]["modelId"], g["result"]["versionId"]
+    versions = ModelAPI.list(model_id=model_id, config=local)["result"]["modelVersionList"]
+    assert versions[0]["modelName"] == "sdk_test_1"
+    assert ModelAPI.detail(model_version_id=version_id, config=local)["result"]["modelName"] == "sdk_test_1"
+    svc = Service.create(model_id=model_id, model_version_id=version_id, name="sdk_test", uri="svc_uri",
+                         replicas=1, pool_type=2, config=local)
+    service_id = svc["result"]["serviceId"]
+    assert Service.get(id=service_id, config=local)["result"]["id"] == service_id
+    assert FineTune.stop_job(task_id, job_id, config=local)["result"] in (True, False)
