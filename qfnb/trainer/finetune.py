@@ -49,8 +49,7 @@ class LLMFinetune(Trainer):
         if not train_type:
             raise ValidationError("train_type", "name the base model to fine-tune "
                                   "(e.g. 'Gemma-3-270M' locally)")
-        if dataset is None:
-            raise ValidationError("dataset", "a Dataset, platform dataset id or bos:/ URI is required")
+        dataset = _as_dataset(dataset)
         if isinstance(train_config, str | Path):
             train_config = TrainConfig.load(train_config)
         if train_config is not None and not isinstance(train_config, TrainConfig):
@@ -258,6 +257,24 @@ class LLMFinetune(Trainer):
         """Saved trainers, newest first: ``[{"id", "name", "status", "updated"}, ...]``."""
         return [{"id": r.get("id"), "name": r.get("name"), "status": r.get("status"),
                  "updated": r.get("updated")} for r in persist.list_records()]
+
+
+def _as_dataset(dataset: Any) -> Any:
+    """Lists and DataFrames become Datasets; local data is validated now (chat-SFT schema),
+    so a bad row is reported before anything is sent."""
+    import pandas as pd
+
+    from qfnb.dataset import Dataset, QianfanNonSortedConversation
+
+    if dataset is None:
+        raise ValidationError("dataset", "a Dataset, platform dataset id or bos:/ URI is required")
+    if isinstance(dataset, pd.DataFrame):
+        dataset = Dataset.load(dataframe=dataset)
+    elif isinstance(dataset, list):
+        dataset = Dataset.create_from_pyobj(dataset)
+    if isinstance(dataset, Dataset) and dataset.qianfan_dataset_id is None:
+        (dataset.schema or QianfanNonSortedConversation()).validate(dataset.list())
+    return dataset
 
 
 class _Uploaded:

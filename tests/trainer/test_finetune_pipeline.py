@@ -204,6 +204,8 @@ def test_bad_configs_fail_early(cfg: Config) -> None:
     with pytest.raises(ValueError, match="endpoint_suffix"):
         DeployConfig(endpoint_suffix="bad/suffix")
     assert ActionState("Running") is ActionState.Running
+    with pytest.raises(ValueError, match="row 1, field 'response'"):
+        LLMFinetune(train_type="x", dataset=[{"prompt": "a", "response": "b"}, {"prompt": "c"}])
 
 
 def test_evaluate_step_runs_after_deploy(cloud: ConsoleCloud, cfg: Config) -> None:
