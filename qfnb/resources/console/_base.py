@@ -84,7 +84,7 @@ async def send(request: ConsoleRequest, *, config: Config | None = None, retry: 
     cfg = resolve_config(config, **dict(overrides or {}))
     client = get_client(cfg)
     if request.action is not None:
-        return await client.console_v2(request.path, request.action, request.body)
+        return await client.console_v2(request.path, request.action, request.body, retry=retry)
     return await client.console(request.path, request.body, params=request.params, retry=retry)
 
 
