@@ -221,8 +221,13 @@ class LLMFinetune(Trainer):
 
     @classmethod
     def load(cls, id: str, *, event_handler: EventHandler | None = None,
-             config: Config | None = None) -> LLMFinetune:
-        """Rebuild a trainer from its saved record; call :meth:`resume` to continue it."""
+             config: Config | None = None, eval_dataset: Any = None,
+             evaluators: list[Any] | None = None) -> LLMFinetune:
+        """Rebuild a trainer from its saved record; call :meth:`resume` to continue it.
+
+        Evaluators are code, not data: a trainer that evaluates needs ``eval_dataset=`` and
+        ``evaluators=`` again here.
+        """
         from qfnb.dataset import Dataset
 
         rec = persist.read_record(id)
@@ -240,11 +245,15 @@ class LLMFinetune(Trainer):
                                   "and the local copy is gone; create a new trainer")
         if dataset is None:  # the dataset step finished: its saved output is what training needs
             dataset = _Uploaded()
+        if any(a.get("type") == "EvaluateAction" for a in rec.get("actions") or []) and not evaluators:
+            raise ValidationError("evaluators", f"trainer {id!r} has an evaluation step: pass "
+                                  "eval_dataset= and evaluators= to load() again")
         dc = params.get("deploy_config")
         trainer = cls(train_type=params.get("train_type", ""), dataset=dataset,
                       train_config=TrainConfig(**(params.get("train_config") or {})),
                       deploy_config=DeployConfig(**dc) if dc else None,
                       event_handler=event_handler, name=rec.get("name", ""),
+                      eval_dataset=eval_dataset, evaluators=evaluators,
                       model_not_publish=bool(params.get("model_not_publish")), config=config,
                       id=rec["id"])
         trainer.ppl.restore(rec.get("actions") or [], int(rec.get("current_action", 0)))
