@@ -276,3 +276,26 @@ def test_evaluation_runs_and_reports(client) -> None:
     bad = console(client, "/wenxinworkshop/modelrepo/eval/create", {
         "name": "e", "versionEvalInfo": [{"modelId": 1, "modelVersionId": 999}], "datasetId": ds})
     assert "versionEvalInfo[0].modelVersionId" in bad["error_msg"]
+
+
+def test_v2_dataset_basics_feed_a_v2_task(client) -> None:
+    rows = "\n".join(json.dumps({"prompt": f"p{i}", "response": [[f"r{i}"]]}) for i in range(4))
+    assert client.put("/bos/b/v2.jsonl", content=rows.encode(), auth=Signer()).status_code == 200
+    ds = console(client, "/v2/dataset", {"datasetName": "d2", "dataFormat": "PromptResponse",
+                                         "storageType": "sysStorage"}, Action="CreateDataset")["result"]
+    version = ds["versionId"]
+    task = console(client, "/v2/dataset", {"versionId": version, "files": ["bos:/b/v2.jsonl"]},
+                   Action="CreateImportTask")["result"]["taskId"]
+    status = console(client, "/v2/dataset", {"taskId": task}, Action="DescribeImportTask")["result"]
+    assert status["status"] == "Done" and status["entityCount"] == 4
+    assert console(client, "/v2/dataset", {"versionId": version}, Action="PublishDatasetVersion")["result"] is True
+    listed = console(client, "/v2/dataset", {}, Action="DescribeDatasets")["result"]["datasets"]
+    assert listed[0]["published"] is True
+    job = console(client, "/v2/finetuning", {"name": "j", "model": "tiny-chat"}, Action="CreateFineTuningJob")
+    created = console(client, "/v2/finetuning", {"jobId": job["result"]["jobId"],
+                                                 "datasetConfig": {"versions": [{"versionId": version}]}},
+                      Action="CreateFineTuningTask")
+    assert created["result"]["taskId"].startswith("task-")
+    bad = client.post("/v2/dataset", params={"Action": "CreateImportTask"},
+                      json={"versionId": version, "files": ["bos:/b/missing.jsonl"]}, auth=Signer())
+    assert bad.status_code == 400 and "files[0]" in bad.json()["message"]
