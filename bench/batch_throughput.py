@@ -7,7 +7,8 @@ The server is a minimal keep-alive HTTP/1.1 responder on raw asyncio (in a subpr
 after ``latency`` ms. For each latency (0 and 100 ms) it runs the official SDK's
 ``abatch_do``/``batch_do`` and qfnb's, in the same run, and prints req/s, qfnb/official
 ratios, % of the ideal rate (workers / latency), client CPU ms per request, and the
-``import`` time of both packages in fresh interpreters.
+import times (``import X`` and ``from X import ChatCompletion``) of both packages in fresh
+interpreters. ``--profile`` runs qfnb's ``abatch_do`` at 0 ms under cProfile instead.
 """
 
 from __future__ import annotations
@@ -194,31 +195,63 @@ def run_big(n: int, workers: int, out: str) -> None:
 
 
 def run_ceiling(url: str, n: int, workers: int) -> dict[str, float]:
-    """The same load with nothing but qfnb's bare connection pool: what this server/machine allows."""
-    from qfnb._core.http11 import HTTPPool
+    """The same load through qfnb's bare transport (httpx request -> aiohttp pool), no client
+    logic: what this server/machine/transport allow."""
+    from qfnb._core.transport import Transport
 
     async def main() -> dict[str, float]:
-        pool = HTTPPool()
+        http = Transport(max_connections=workers, verify=True)
         path = url + "/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/ernie-lite-8k"
 
         async def worker(it: Any) -> None:
             for _ in it:
-                await pool.request("POST", path, content=b'{"messages": []}',
-                                   headers={"Content-Type": "application/json"})
+                resp = await http.request("POST", path, content=b'{"messages": []}',
+                                          headers={"Content-Type": "application/json"})
+                json.loads(resp.content)
 
         warm = iter(range(workers))
         await asyncio.gather(*(worker(warm) for _ in range(workers)))
         it = iter(range(n))
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(it) for _ in range(workers)))
-        await pool.aclose()
+        await http.aclose()
         return {"rps": n / (time.perf_counter() - t0)}
 
     return asyncio.run(main())
 
 
-def import_time(module: str, repeats: int = 3) -> float:
-    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+def run_profile(n: int, workers: int, top: int = 35) -> None:
+    """qfnb's ``abatch_do`` at 0 ms under cProfile: where the client's CPU goes."""
+    import cProfile
+    import pstats
+
+    from qfnb import ChatCompletion
+    from qfnb._core.config import Config
+
+    proc, url = start_server(0)
+    try:
+        chat = ChatCompletion(config=Config.from_env({}, base_url=url, ak="bench_ak", sk="bench_sk"))
+
+        async def main() -> dict[str, float]:  # on this thread, so the profiler sees it
+            await chat.abatch_do(_messages(200), worker_num=workers)  # warm
+            msgs = _messages(n)
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            prof.enable()
+            await chat.abatch_do(msgs, worker_num=workers)
+            prof.disable()
+            return {"rps": n / (time.perf_counter() - t0), "cpu_ms": (time.process_time() - cpu0) * 1000 / n}
+
+        prof = cProfile.Profile()
+        res = asyncio.run(main())
+    finally:
+        stop_server(proc)
+    print(f"{res['rps']:.0f} req/s under the profiler, {res['cpu_ms']:.3f} ms CPU/request")
+    pstats.Stats(prof).sort_stats("tottime").print_stats(top)
+
+
+def import_time(statement: str, repeats: int = 3) -> float:
+    """Best of ``repeats`` fresh interpreters for ``statement`` (e.g. ``from qfnb import ChatCompletion``)."""
+    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
     best = float("inf")
     for _ in range(repeats):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -235,7 +268,11 @@ def main() -> None:
     ap.add_argument("--modes", default="abatch_do,batch_do")
     ap.add_argument("--big", type=int, default=0, help="only run an N-prompt file-backed batch (memory check)")
     ap.add_argument("--big-out", default="/tmp/qfnb_big_batch.jsonl")
+    ap.add_argument("--profile", action="store_true", help="cProfile qfnb's abatch_do at 0 ms, print the top")
     args = ap.parse_args()
+    if args.profile:
+        run_profile(args.n, args.workers)
+        return
     if args.big:
         run_big(args.big, args.workers, args.big_out)
         return
@@ -269,10 +306,12 @@ def main() -> None:
             f"{off['cpu_ms'] if off else float('nan'):>20.3f}"
         )
     print(
-        f"\nimport qfnb: {import_time('qfnb'):.3f} s   import qianfan: "
-        f"{import_time('qianfan') if not args.skip_official else float('nan'):.3f} s"
+        f"\nimport qfnb: {import_time('import qfnb'):.3f} s   "
+        f"from qfnb import ChatCompletion: {import_time('from qfnb import ChatCompletion'):.3f} s   "
+        f"import qianfan: {import_time('import qianfan') if not args.skip_official else float('nan'):.3f} s   "
+        f"from qianfan import ChatCompletion: "
+        f"{import_time('from qianfan import ChatCompletion') if not args.skip_official else float('nan'):.3f} s"
     )
-    print(f"import qfnb + ChatCompletion ready: {import_time('qfnb.resources.inference'):.3f} s")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """``AsyncQianfanClient``: the one async client per :class:`Config`.
 
-It owns one ``httpx.AsyncClient`` per event loop (connection reuse, pool sized for
-high concurrency), authenticates each call (OAuth token / bce-auth-v1 / bearer), applies
+It owns one ``httpx.AsyncClient`` per event loop (:mod:`qfnb._core.transport`: aiohttp's
+connection pool via ``httpx-aiohttp``, sized for the configured concurrency), authenticates
+each call (OAuth token / bce-auth-v1 / bearer), applies
 the client's rate limits, retries transient failures with backoff, maps errors to the
 :mod:`qfnb.errors` tree, and decodes SSE streams. Resources (``ChatCompletion``...) and
 the console layer call it; the sync API reaches it through :mod:`qfnb._core.sync`.
@@ -18,7 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from qfnb.protocol import routes
@@ -45,11 +46,13 @@ from .errors import (
     StreamError,
     TimeoutError,
 )
-from .http11 import HTTPError, HTTPPool
 from .ratelimit import RateLimiter
 from .response import QfRequest, QfResponse
 from .retry import RetryPolicy, retry_delay
 from .wire import error_from_body, error_from_http, stream_item_error
+
+if TYPE_CHECKING:
+    from .transport import Transport
 
 __all__ = ["AsyncQianfanClient", "get_client"]
 
@@ -85,7 +88,8 @@ class AsyncQianfanClient:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._http_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._http_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Transport] = (
+            weakref.WeakKeyDictionary())
         self._http_lock = threading.Lock()
         self.limiter = RateLimiter(config.qps_limit, config.rpm_limit, config.tpm_limit)
         self._oauth = SharedToken(self._fetch_oauth_token)
@@ -104,24 +108,21 @@ class AsyncQianfanClient:
         return f"AsyncQianfanClient({self.config!r})"
 
     # ------------------------------------------------------------------ HTTP plumbing
-    def _http(self) -> Any:
-        """This loop's connection pool (qfnb's HTTP/1.1 pool; httpx when a proxy is set)."""
+    def _http(self) -> Transport:
+        """This loop's HTTP client (created on first use; httpx/aiohttp are imported then)."""
         loop = asyncio.get_running_loop()
-        pool = self._http_by_loop.get(loop)
-        if pool is None:
+        http = self._http_by_loop.get(loop)
+        if http is None:
             with self._http_lock:
-                pool = self._http_by_loop.get(loop)
-                if pool is None:
-                    pool = self._make_http()
-                    self._http_by_loop[loop] = pool
-        return pool
+                http = self._http_by_loop.get(loop)
+                if http is None:
+                    from .transport import Transport
 
-    def _make_http(self) -> Any:
-        cfg = self.config
-        size = max(1, cfg.max_connections)
-        if cfg.proxy:
-            return _HttpxPool(cfg.proxy, size, cfg.ssl_verification_enabled)
-        return HTTPPool(max_connections=size, verify=cfg.ssl_verification_enabled)
+                    cfg = self.config
+                    http = Transport(max_connections=max(1, cfg.max_connections),
+                                     verify=cfg.ssl_verification_enabled, proxy=cfg.proxy or None)
+                    self._http_by_loop[loop] = http
+        return http
 
     async def aclose(self) -> None:
         """Close the HTTP connections this loop opened."""
@@ -140,7 +141,7 @@ class AsyncQianfanClient:
         try:
             resp = await self._http().request("POST", url, params=params, content=b"{}",
                                               headers={"Content-Type": _JSON}, timeout=cfg.auth_timeout)
-        except Exception as exc:
+        except _transport_errors() as exc:
             raise _transport_error(exc, "POST", routes.OAUTH_TOKEN) from None
         try:
             body = json.loads(resp.content)
@@ -253,7 +254,7 @@ class AsyncQianfanClient:
         try:
             resp = await self._http().request(call.method, call.url, params=params, content=call.content,
                                               headers=headers, timeout=policy.timeout)
-        except Exception as exc:
+        except _transport_errors() as exc:
             raise _transport_error(exc, call.method, _path(call.url)) from None
         latency = time.perf_counter() - start
         rheaders = resp.headers
@@ -287,7 +288,7 @@ class AsyncQianfanClient:
         try:
             resp = await self._http().request(call.method, call.url, params=params, content=call.content,
                                               headers=headers, timeout=policy.timeout, stream=True)
-        except Exception as exc:
+        except _transport_errors() as exc:
             raise _transport_error(exc, call.method, _path(call.url)) from None
         ctype = resp.headers.get("content-type", "")
         if resp.status_code != 200 or "json" in ctype:
@@ -413,70 +414,23 @@ def _path(url: str) -> str:
     return url[cut:] if cut >= 0 else "/"
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    from .transport import TRANSPORT_ERRORS
+
+    return TRANSPORT_ERRORS
+
+
 def _transport_error(exc: BaseException, method: str, path: str) -> QfnbError:
     """Map a transport exception without leaking the URL's query (it may hold a token)."""
     if isinstance(exc, QfnbError):
         return exc
-    if isinstance(exc, HTTPError):
-        if exc.timeout:
-            return TimeoutError(f"{method} {path} timed out: {exc}")
-        return ConnectionError(f"{method} {path} failed: {exc}")
-    name = type(exc).__name__
-    if "Timeout" in name:
+    from .transport import is_timeout
+
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    name = type(cause).__name__
+    if is_timeout(exc):
         return TimeoutError(f"{method} {path} timed out ({name})")
     return ConnectionError(f"{method} {path} failed: connection error ({name})")
-
-
-class _HttpxPool:
-    """The same interface as :class:`HTTPPool` over httpx (used when a proxy is configured)."""
-
-    def __init__(self, proxy: str, size: int, verify: bool) -> None:
-        import httpx
-
-        self._client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=30.0),
-            verify=verify, proxy=proxy, trust_env=False, follow_redirects=False)
-
-    async def request(self, method: str, url: str, *, params: Any = None, headers: Any = None,
-                      content: bytes = b"", timeout: float | None = None, stream: bool = False) -> Any:
-        import httpx
-
-        try:
-            req = self._client.build_request(method, url, params=params, headers=headers, content=content,
-                                             timeout=timeout)
-            resp = await self._client.send(req, stream=stream)
-            if not stream:
-                return resp
-            return _HttpxStream(resp)
-        except httpx.TimeoutException as exc:
-            raise HTTPError(f"timed out ({type(exc).__name__})", timeout=True) from None
-        except httpx.HTTPError as exc:
-            raise HTTPError(f"connection failed ({type(exc).__name__})") from None
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-
-class _HttpxStream:
-    def __init__(self, resp: Any) -> None:
-        self._resp = resp
-        self.status_code = resp.status_code
-        self.headers = resp.headers
-
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        import httpx
-
-        try:
-            async for part in self._resp.aiter_bytes():
-                yield part
-        except httpx.HTTPError as exc:
-            raise HTTPError(f"connection broke while reading the body ({type(exc).__name__})") from None
-
-    async def aread(self) -> bytes:
-        return b"".join([p async for p in self.aiter_bytes()])
-
-    async def aclose(self) -> None:
-        await self._resp.aclose()
 
 
 async def _iterate_stream(resp: Any, request: QfRequest, start: float, *,
@@ -525,7 +479,9 @@ async def _iterate_stream(resp: Any, request: QfRequest, start: float, *,
                     if item.data.get("is_end"):
                         finished = True
                         return
-        except HTTPError as exc:
+        except QfnbError:
+            raise
+        except _transport_errors() as exc:
             raise StreamError(f"the stream from {request.url} broke off after {count} chunk(s) "
                               f"({type(exc).__name__}); the answer is incomplete") from None
         if not finished:

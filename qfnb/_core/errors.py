@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from qfnb.protocol.inference import ProtocolError
+from qfnb.protocol.errors import ProtocolError
 
 __all__ = [
     "APIError",

@@ -4,7 +4,20 @@ Both the client (``qfnb._core``/``qfnb.resources``) and the embedded platform
 (``qfnb.local``) import this package; they never import each other.
 """
 
-from .errors import ErrorCode
-from .inference import ProtocolError, parse_request, validate_messages
+from typing import TYPE_CHECKING, Any
+
+from .errors import ErrorCode, ProtocolError
 
 __all__ = ["ErrorCode", "ProtocolError", "parse_request", "validate_messages"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .inference import parse_request, validate_messages
+
+
+def __getattr__(name: str) -> Any:
+    """The pydantic-backed helpers load on first use (``import qfnb`` stays fast)."""
+    if name in ("parse_request", "validate_messages"):
+        from . import inference
+
+        return getattr(inference, name)
+    raise AttributeError(f"module 'qfnb.protocol' has no attribute {name!r}")

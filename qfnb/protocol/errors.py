@@ -47,3 +47,12 @@ RETRYABLE_CONSOLE_CODES: frozenset[int] = frozenset({18, 336100, 500000})
 TOKEN_EXPIRED_CODES: frozenset[int] = frozenset({110, 111})
 #: HTTP statuses that are transient whatever the body says.
 RETRYABLE_HTTP_STATUSES: frozenset[int] = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+class ProtocolError(ValueError):
+    """A request that violates the wire protocol. ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str, code: int = ErrorCode.INVALID_PARAM) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.code = int(code)

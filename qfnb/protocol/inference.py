@@ -12,16 +12,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ErrorCode
-
-
-class ProtocolError(ValueError):
-    """A request that violates the wire protocol. ``field`` names the offending field."""
-
-    def __init__(self, field: str, message: str, code: int = ErrorCode.INVALID_PARAM) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.code = int(code)
-
+from .errors import ProtocolError as ProtocolError  # defined there: importable without pydantic
 
 _M = TypeVar("_M", bound=BaseModel)
 

@@ -17,7 +17,7 @@ from qfnb._core.errors import ValidationError
 from qfnb._core.response import QfResponse
 from qfnb._core.retry import RetryPolicy
 from qfnb.protocol import routes
-from qfnb.protocol.inference import ProtocolError
+from qfnb.protocol.errors import ProtocolError
 
 from . import batch as _batch
 

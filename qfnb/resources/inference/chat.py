@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 from qfnb._core.ratelimit import estimate_tokens
 from qfnb._core.response import QfResponse
 from qfnb.protocol import routes
-from qfnb.protocol.inference import ChatRequest, V2ChatRequest, parse_request
 
 from .base import BaseInference, Target
 from .messages import Messages
@@ -58,10 +57,12 @@ class ChatCompletion(BaseInference):
         body = self._wire_body(kwargs, stream)
         if target.api_type == "v2":
             body["model"] = target.model
+            from qfnb.protocol.inference import V2ChatRequest, parse_request  # pydantic: on first use
             parse_request(V2ChatRequest, body)
         else:
             if kwargs.get("adapt_openai_message_format"):
                 body = _hoist_system(body)
+            from qfnb.protocol.inference import ChatRequest, parse_request  # pydantic: on first use
             parse_request(ChatRequest, body)
         return target, body
 

@@ -6,7 +6,6 @@ from typing import Any, ClassVar
 
 from qfnb._core.errors import ValidationError
 from qfnb._core.response import QfResponse
-from qfnb.protocol.inference import ChatRequest, CompletionRequest, parse_request
 
 from .base import BaseInference, Target
 
@@ -31,9 +30,11 @@ class Completion(BaseInference):
                 raise ValidationError("prompt", "must be a non-empty string")
             rest = {k: v for k, v in kwargs.items() if k != "prompt"}
             body = self._wire_body({**rest, "messages": [{"role": "user", "content": prompt}]}, stream)
+            from qfnb.protocol.inference import ChatRequest, parse_request  # pydantic: on first use
             parse_request(ChatRequest, body)
         else:
             body = self._wire_body(kwargs, stream)
+            from qfnb.protocol.inference import CompletionRequest, parse_request  # pydantic: on first use
             parse_request(CompletionRequest, body)
         return target, body
 

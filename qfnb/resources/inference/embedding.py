@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from qfnb._core.errors import ValidationError
-from qfnb.protocol.inference import EmbeddingRequest, parse_request
 
 from .base import BaseInference, Target
 
@@ -25,5 +24,6 @@ class Embedding(BaseInference):
             raise ValidationError("texts", "is required")
         rest = {k: v for k, v in kwargs.items() if k != "texts"}
         body = self._wire_body({**rest, "input": kwargs["texts"]}, False)
+        from qfnb.protocol.inference import EmbeddingRequest, parse_request  # pydantic: on first use
         parse_request(EmbeddingRequest, body)
         return target, body

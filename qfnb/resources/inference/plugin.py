@@ -6,7 +6,6 @@ from typing import Any, ClassVar
 
 from qfnb._core.errors import ValidationError
 from qfnb.protocol import routes
-from qfnb.protocol.inference import PluginRequest, parse_request
 
 from .base import BaseInference, Target
 
@@ -39,6 +38,7 @@ class Plugin(BaseInference):
         if target.endpoint.startswith("/erniebot") and "messages" not in kwargs:
             raise ValidationError("messages", "ERNIE Bot plugins take messages=[...]")
         body = self._wire_body(kwargs, bool(kwargs.get("stream", False)))
+        from qfnb.protocol.inference import PluginRequest, parse_request  # pydantic: on first use
         parse_request(PluginRequest, body)
         return target, body
 

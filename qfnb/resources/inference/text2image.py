@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 from qfnb._core.errors import ValidationError
 from qfnb._core.response import QfResponse
-from qfnb.protocol.inference import Text2ImageRequest, parse_request
 
 from .base import BaseInference, Target
 
@@ -30,6 +29,7 @@ class Text2Image(BaseInference):
             raise ValidationError("with_decode", f"only 'base64' is supported, got {decode!r}")
         body = self._wire_body(kwargs, False)
         body.pop("stream", None)
+        from qfnb.protocol.inference import Text2ImageRequest, parse_request  # pydantic: on first use
         parse_request(Text2ImageRequest, body)
         return target, body
 
