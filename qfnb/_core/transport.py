@@ -27,6 +27,7 @@ __all__ = ["TRANSPORT_ERRORS", "Transport", "is_timeout"]
 logger = logging.getLogger("qfnb.client")
 
 _URL_CACHE_SIZE = 512
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 try:
     import aiohttp
@@ -66,18 +67,20 @@ class Transport:
         self._transport = transport
         self.client = httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False)
         weakref.finalize(self, _drop_connections, transport)
-        self._urls: dict[str, httpx.URL] = {}
+        self._urls: dict[str, tuple[httpx.URL, str]] = {}
         self._timeouts: dict[float | None, dict[str, float | None]] = {}
         logger.debug("HTTP transport: %s, pool of %d", self.kind, max_connections)
 
-    def _url(self, url: str, params: Mapping[str, Any] | str | None) -> httpx.URL:
+    def _url(self, url: str, params: Mapping[str, Any] | str | None) -> tuple[httpx.URL, str]:
+        """The parsed URL (cached: the same endpoint and token repeat) and its Host header."""
         if params:
             url = url + ("&" if "?" in url else "?") + (params if isinstance(params, str) else urlencode(params))
         cached = self._urls.get(url)
         if cached is None:
             if len(self._urls) >= _URL_CACHE_SIZE:
                 self._urls.clear()
-            cached = self._urls[url] = httpx.URL(url)
+            parsed = httpx.URL(url)
+            cached = self._urls[url] = (parsed, parsed.netloc.decode("ascii"))
         return cached
 
     def _timeout(self, seconds: float | None) -> dict[str, float | None]:
@@ -90,8 +93,15 @@ class Transport:
                       headers: Mapping[str, str] | None = None, content: bytes = b"",
                       timeout: float | None = None, stream: bool = False) -> httpx.Response:
         """Send one request; the body is read unless ``stream`` (then the caller must ``aclose``)."""
-        request = httpx.Request(method, self._url(url, params), headers=headers, content=content,
+        parsed, host = self._url(url, params)
+        # Host and Content-Length given here and the body as a ready stream: httpx then skips
+        # its header-merging pass (the costliest part of building a Request).
+        all_headers = {"Host": host, **headers} if headers else {"Host": host}
+        if content or method in _BODY_METHODS:
+            all_headers["Content-Length"] = str(len(content))
+        request = httpx.Request(method, parsed, headers=all_headers, stream=httpx.ByteStream(content),
                                 extensions={"timeout": self._timeout(timeout)})
+        request.read()
         response = await self._transport.handle_async_request(request)
         if not stream:
             try:
