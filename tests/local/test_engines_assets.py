@@ -101,7 +101,7 @@ def test_concurrent_assembly_writes_once(fake_parts, tmp_path: Path, caplog: pyt
 
 
 def test_unknown_asset_name(tmp_path: Path) -> None:
-    with pytest.raises(AssetError, match="Qwen2.5-Coder-0.5B-Instruct"):
+    with pytest.raises(AssetError, match=r"Qwen2\.5-Coder-0\.5B-Instruct"):
         assets.gguf_path("ERNIE-4.0", tmp_path)
 
 

@@ -64,14 +64,9 @@ def test_two_step_lora_job_on_gemma_is_served_by_llama_cpp(registry: EngineRegis
     lines = (tmp_path / "progress.jsonl").read_text().splitlines()
     assert len(lines) == 2 and all(json.loads(x)["loss"] > 0 for x in lines)
 
-    from qfnb.local.engines.llama import lora_supported
-
     served = registry.register_adapter("real_tuned", GEMMA, Path(result["adapter_dir"]))
-    if lora_supported():
-        assert served.kind == "llama.cpp"
-        assert (Path(result["adapter_dir"]) / "adapter.gguf").is_file()
-    else:  # an AMX build of llama.cpp: the adapter is served by transformers + peft instead
-        assert served.kind == "transformers"
+    assert served.kind == "llama.cpp"
+    assert (Path(result["adapter_dir"]) / "adapter.gguf").is_file()
     deltas = list(registry.chat("real_tuned").chat([{"role": "user", "content": "What is the capital of Zorvia?"}],
                                                    system=None, params=GREEDY))
     assert deltas[-1].completion_tokens > 0

@@ -201,16 +201,17 @@ def test_lora_gguf_export_layout(tiny_gemma: Path, tmp_path: Path) -> None:
     assert reader.fields["adapter.lora.alpha"].contents() == pytest.approx(8.0)
     assert reader.fields["general.architecture"].contents() == "gemma3"
     tensors = {t.name: t for t in reader.tensors}
-    assert set(tensors) == {f"blk.{i}.{n}.lora_{ab}" for i in range(2) for n in ("attn_q", "ffn_down") for ab in "ab"}
+    names = {f"blk.{i}.{n}.weight.lora_{ab}" for i in range(2) for n in ("attn_q", "ffn_down") for ab in "ab"}
+    assert set(tensors) == names
     from safetensors.numpy import load_file
 
     weights = load_file(str(tmp_path / "adapter" / "adapter_model.safetensors"))
     a = weights["base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight"]
     b = weights["base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight"]
     assert a.shape == (4, 64) and b.shape == (64, 4)
-    np.testing.assert_array_equal(np.asarray(tensors["blk.1.attn_q.lora_a"].data).reshape(a.shape), a)
-    np.testing.assert_array_equal(np.asarray(tensors["blk.1.attn_q.lora_b"].data).reshape(b.shape), b)
-    assert list(tensors["blk.1.attn_q.lora_a"].shape) == [64, 4]  # ggml order: ne = [in, rank]
+    np.testing.assert_array_equal(np.asarray(tensors["blk.1.attn_q.weight.lora_a"].data).reshape(a.shape), a)
+    np.testing.assert_array_equal(np.asarray(tensors["blk.1.attn_q.weight.lora_b"].data).reshape(b.shape), b)
+    assert list(tensors["blk.1.attn_q.weight.lora_a"].shape) == [64, 4]  # ggml order: ne = [in, rank]
 
     (tmp_path / "adapter2").mkdir()
     cfg2 = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], use_dora=True)

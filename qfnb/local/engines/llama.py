@@ -28,11 +28,6 @@ N_THREADS = 2  # llama-cpp-python defaults to cpu_count()//2, which halves decod
 _PARAMS_LOCK = threading.Lock()
 
 
-def lora_supported() -> bool:
-    """False for AMX builds, where decoding with a LoRA crashes even without extra buffer types."""
-    return not _amx_build()
-
-
 def _amx_build() -> bool:
     """True if this llama.cpp build uses AMX kernels, which crash (SIGSEGV) on prompt batches here."""
     import llama_cpp

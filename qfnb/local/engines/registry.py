@@ -89,7 +89,7 @@ class EngineRegistry:
         if not (adapter_dir / "adapter_config.json").is_file():
             raise FileNotFoundError(f"adapter_dir {adapter_dir} has no adapter_config.json")
         spec: ModelSpec | None = None
-        if _effective_kind(base) == "llama.cpp" and _llama_lora_ok():
+        if _effective_kind(base) == "llama.cpp":
             from qfnb.local.training.lora_gguf import LoraConversionError, convert_adapter
 
             base_gguf = base.path or self._gguf(base_name)
@@ -178,15 +178,6 @@ class EngineRegistry:
         return HFChatEngine(
             name, path, template=spec.template, stop=spec.stop, n_ctx=spec.n_ctx, adapter_dir=spec.lora_path
         )
-
-
-def _llama_lora_ok() -> bool:
-    from qfnb.local.engines.llama import lora_supported
-
-    if lora_supported():
-        return True
-    log.warning("this llama-cpp-python build cannot apply LoRA adapters safely; serving with transformers + peft")
-    return False
 
 
 def _effective_kind(spec: ModelSpec) -> str:

@@ -2,8 +2,9 @@
 
 llama.cpp adds ``scale * alpha / rank * B @ A`` to each base weight. The adapter GGUF carries
 ``general.type = "adapter"``, ``adapter.type = "lora"``, ``adapter.lora.alpha``, the base model's
-architecture, and for every adapted weight ``<gguf name>.lora_a`` (peft's A, ``[rank, in]``) and
-``<gguf name>.lora_b`` (peft's B, ``[out, rank]``), in f32. Only architectures whose GGUF keeps
+architecture, and for every adapted weight ``<gguf name>.weight.lora_a`` (peft's A, ``[rank, in]``)
+and ``<gguf name>.weight.lora_b`` (peft's B, ``[out, rank]``), in f32 (llama.cpp pairs them with the
+base tensor by that full name and crashes at decode time on names it cannot pair). Only architectures whose GGUF keeps
 the Hugging Face linear weights unpermuted (gemma3, qwen2) are converted; others raise.
 """
 
@@ -93,8 +94,8 @@ def convert_adapter(adapter_dir: Path, out: Path, *, base_model: str = "", base_
         a, b = pairs[name].get("A"), pairs[name].get("B")
         if a is None or b is None or a.shape[0] != b.shape[1]:
             raise LoraConversionError(f"{name}: LoRA A/B missing or with mismatched rank")
-        writer.add_tensor(f"{name}.lora_a", a)  # [rank, in]  -> ggml ne = [in, rank]
-        writer.add_tensor(f"{name}.lora_b", b)  # [out, rank] -> ggml ne = [rank, out]
+        writer.add_tensor(f"{name}.weight.lora_a", a)  # [rank, in]  -> ggml ne = [in, rank]
+        writer.add_tensor(f"{name}.weight.lora_b", b)  # [out, rank] -> ggml ne = [rank, out]
     try:
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
