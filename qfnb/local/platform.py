@@ -44,9 +44,13 @@ class Platform:
     def startup(self) -> None:
         """Recover runs, re-register deployed services, start supervising."""
         self.supervisor.start()
-        for svc in self.store.all("services", lambda s: s.get("status") in (
-                ServiceStatus.SERVING.value, ServiceStatus.DEPLOYING.value)):
-            self.deploy(svc)
+        services = self.store.all("services", lambda s: s.get("status") in (
+            ServiceStatus.SERVING.value, ServiceStatus.DEPLOYING.value))
+        for svc in services:  # re-registering may convert adapters: show Deploying until it is done
+            self.store.update("services", svc["id"], status=ServiceStatus.DEPLOYING.value)
+        if services:
+            threading.Thread(target=lambda: [self.deploy(s) for s in services], name="qfnb-redeploy",
+                             daemon=True).start()
 
     def shutdown(self) -> None:
         self.supervisor.shutdown()

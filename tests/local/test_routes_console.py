@@ -251,6 +251,8 @@ def test_services_survive_restart(tmp_path: Path) -> None:
         wait_for(lambda: console(c, "/wenxinworkshop/service/detail",
                                  {"serviceId": sid})["result"]["serviceStatus"] == "Serving")
     with client_for(tmp_path, FakeRegistry()) as c:
+        wait_for(lambda: console(c, "/wenxinworkshop/service/detail",
+                                 {"serviceId": sid})["result"]["serviceStatus"] == "Serving")
         answer = c.post(MODEL_API_PREFIX + "/chat/kept", params={"access_token": token(c)},
                         json={"messages": [{"role": "user", "content": "hi"}]}).json()
         assert answer["result"] == "adapter kept: hi"
@@ -299,3 +301,21 @@ def test_v2_dataset_basics_feed_a_v2_task(client) -> None:
     bad = client.post("/v2/dataset", params={"Action": "CreateImportTask"},
                       json={"versionId": version, "files": ["bos:/b/missing.jsonl"]}, auth=Signer())
     assert bad.status_code == 400 and "files[0]" in bad.json()["message"]
+
+
+def test_evaluation_interrupted_by_restart_runs_again(tmp_path: Path) -> None:
+    with client_for(tmp_path) as c:
+        ds = upload_dataset(c, [{"prompt": "x", "response": [["Tiny-Chat: x"]]}])
+        version = c.app.state.platform.store.all("versions", lambda v: v.get("baseModel") == "Tiny-Chat")[0]
+    store = Store(tmp_path / "platform.sqlite3")  # as if the server died while this evaluation was Doing
+    ev = store.insert("evaluations", {"name": "e", "units": [{"modelId": version["modelId"],
+                                                               "modelVersionId": version["id"]}],
+                                      "datasetId": ds, "datasetName": "qa", "evalMode": "rule", "conf": {},
+                                      "scoreModes": ["accuracy"], "state": "Doing"})
+    store.close()
+    with client_for(tmp_path) as c:
+        final = wait_for(lambda: (d := console(c, "/wenxinworkshop/modelrepo/eval/detail", {"id": ev["id"]})[
+            "result"])["state"] not in ("Pending", "Doing") and d, timeout=90)
+        assert final["state"] == "Done", final["errorMessage"]
+        report = console(c, "/wenxinworkshop/modelrepo/eval/report", {"id": ev["id"]})["result"]
+        assert report[0]["effectMetric"]["accuracy"] == 1.0
