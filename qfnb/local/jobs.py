@@ -9,6 +9,7 @@ server is marked Failed with a clear ``errorMessage``; queued runs stay queued.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -57,6 +58,8 @@ class Supervisor:
     def __init__(self, store: Store, command: tuple[str, ...], *, max_concurrent: int = 1,
                  poll_interval: float = 0.5) -> None:
         self._store = store
+        self._lock_path = store.path.with_name("supervisor.lock")
+        self._lock_fd: int | None = None
         self._command = command
         self._max = max(1, max_concurrent)
         self._poll = poll_interval
@@ -69,13 +72,37 @@ class Supervisor:
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Recover what a previous server left, then start the monitor thread."""
+        """Start the monitor thread. Only one server per data dir supervises (a file lock); another
+        server on the same data dir queues runs in the shared store and takes over if the owner exits."""
         if self._thread is not None and self._thread.is_alive():
             return
-        self.recover()
         self._stopping.clear()
+        if self._acquire():
+            self.recover()
         self._thread = threading.Thread(target=self._loop, name="qfnb-jobs", daemon=True)
         self._thread.start()
+
+    @property
+    def owner(self) -> bool:
+        return self._lock_fd is not None
+
+    def _acquire(self) -> bool:
+        if self._lock_fd is not None:
+            return True
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def recover(self) -> None:
         for run in self._store.all("runs", lambda r: r.get("status") == RunStatus.RUNNING.value):
@@ -111,6 +138,7 @@ class Supervisor:
                     w.proc.wait()
             self._store.update("runs", w.run_id, status=RunStatus.FAILED.value, finished=time.time(), pid=None,
                                errorMessage="the local platform shut down while this task was running")
+        self._release()
 
     # ---- commands ----------------------------------------------------------------------------
 
@@ -124,12 +152,16 @@ class Supervisor:
         run = self._store.get("runs", run_id)
         if run is None or run.get("status") not in ACTIVE:
             return False
+        self._store.update("runs", run_id, stopRequested=True)
         with self._lock:
             worker = self._workers.get(run_id)
-            if worker is None:
+            if worker is None and run.get("status") == RunStatus.WAITING.value:
                 self._store.update("runs", run_id, status=RunStatus.STOPPED.value, finished=time.time())
                 return True
-            worker.stop_requested = True
+            if worker is not None:
+                worker.stop_requested = True
+        if worker is None:  # supervised by another server on this data dir
+            worker = _Worker(run_id, Path(run["job_dir"]), int(run.get("pid") or 0))
         self._signal(worker, signal.SIGTERM)
         self._wake.set()
         return True
@@ -150,7 +182,11 @@ class Supervisor:
     def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                self.tick()
+                if not self.owner and self._acquire():
+                    log.info("taking over supervision of fine-tune runs in %s", self._lock_path.parent)
+                    self.recover()
+                if self.owner:
+                    self.tick()
             except Exception:  # keep supervising whatever one run does
                 log.exception("jobs supervisor tick failed")
             self._wake.wait(self._poll)
@@ -229,7 +265,7 @@ class Supervisor:
                 changes["adapter_dir"] = str(result["adapter_dir"])
             if status == RunStatus.FAILED.value:
                 changes["errorMessage"] = str(result.get("error") or "the training worker reported a failure")
-        elif w.stop_requested:
+        elif w.stop_requested or (self._store.get("runs", w.run_id) or {}).get("stopRequested"):
             changes["status"] = RunStatus.STOPPED.value
         else:
             changes["status"] = RunStatus.FAILED.value

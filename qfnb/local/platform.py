@@ -78,6 +78,12 @@ class Platform:
                 for m in models:
                     if target.lower() in (m.name.lower(), m.endpoint.lower()):
                         return m
+        if api_type in ("chat", "completions") and key not in self._deployed:
+            # a service deployed by another server on this data dir: register it here too (may block)
+            for svc in self.store.all("services", lambda s: s.get("uri", "").lower() == key
+                                      and s.get("status") == ServiceStatus.SERVING.value):
+                if self.deploy(svc).get("status") == ServiceStatus.SERVING.value:
+                    return self._deployed[key]
         listing = ", ".join(f"{m.name} (/{api_type}/{m.endpoint})" for m in models) or "none"
         hint = (" Cloud models such as ERNIE are not available offline; set QFNB_MODEL_ALIASES, e.g. "
                 '{"ERNIE-Lite-8K": "Qwen2.5-Coder-0.5B-Instruct"}, to map a name onto a local model.')

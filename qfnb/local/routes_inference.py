@@ -117,7 +117,7 @@ async def v1_inference(request: Request) -> Response:
 
 async def _chat(platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
     req = parse(ChatRequest, body)
-    model = platform.resolve("chat", endpoint)
+    model = await run_in_threadpool(platform.resolve, "chat", endpoint)
     engine = await _chat_engine(platform, model)
 
     def start() -> Iterator[Any]:
@@ -128,7 +128,7 @@ async def _chat(platform: Platform, endpoint: str, body: dict[str, Any]) -> Resp
 
 async def _completion(platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
     req = parse(CompletionRequest, body)
-    model = platform.resolve("completions", endpoint)
+    model = await run_in_threadpool(platform.resolve, "completions", endpoint)
     engine = await _chat_engine(platform, model)
 
     def start() -> Iterator[Any]:
@@ -145,7 +145,7 @@ async def _plugin(platform: Platform, endpoint: str, body: dict[str, Any]) -> Re
 
 async def _embeddings(platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
     req = parse(EmbeddingRequest, body)
-    model = platform.resolve("embeddings", endpoint)
+    model = await run_in_threadpool(platform.resolve, "embeddings", endpoint)
     platform.note_loading(model)
     embedder = await run_in_threadpool(platform.registry.embedder, engine_endpoint(model))
     vectors, tokens = await run_in_threadpool(embedder.embed, req.input)
@@ -250,7 +250,7 @@ async def v2_chat(request: Request) -> Response:
     try:
         body = await json_body(request)
         req = parse(V2ChatRequest, body)
-        model = platform.resolve("chat", req.model)
+        model = await run_in_threadpool(platform.resolve, "chat", req.model)
     except BodyError as exc:
         code = "no_such_model" if exc.code == ErrorCode.API_NAME_NOT_EXIST else "invalid_argument"
         return _v2_error(404 if code == "no_such_model" else 400, code, str(exc))

@@ -60,9 +60,16 @@ class Credentials:
             return cls(**{k: str(data[k]) for k in ("api_key", "secret_key", "access_key", "iam_secret_key")})
         creds = cls.generate()
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(creds.to_dict(), fh)
+        try:
+            os.link(tmp, path)  # atomic create-if-absent: a concurrent first start keeps one pair
+        except FileExistsError:
+            return cls.load_or_create(path)
+        finally:
+            tmp.unlink()
         return creds
 
 

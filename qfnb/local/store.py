@@ -48,6 +48,7 @@ class Store:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")  # another server process may share the data dir
         with self._lock:
             for kind in KINDS:
                 self._db.execute(

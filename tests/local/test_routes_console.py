@@ -203,6 +203,7 @@ def test_restart_mid_training_marks_failed_and_keeps_the_rest(tmp_path: Path) ->
         supervisor = c.app.state.platform.supervisor
         supervisor.shutdown = lambda timeout=0: None  # type: ignore[method-assign]
         supervisor._stopping.set()
+        supervisor._release()  # a dead process holds no file lock
         os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2])
     with client_for(tmp_path) as c:
@@ -319,3 +320,26 @@ def test_evaluation_interrupted_by_restart_runs_again(tmp_path: Path) -> None:
         assert final["state"] == "Done", final["errorMessage"]
         report = console(c, "/wenxinworkshop/modelrepo/eval/report", {"id": ev["id"]})["result"]
         assert report[0]["effectMetric"]["accuracy"] == 1.0
+
+
+def test_second_server_on_the_same_data_dir_defers_to_the_supervisor(tmp_path: Path) -> None:
+    with client_for(tmp_path) as first, client_for(tmp_path) as second:
+        assert first.app.state.platform.supervisor.owner and not second.app.state.platform.supervisor.owner
+        ds = upload_dataset(second)
+        task, job = start_job(second, ds)  # queued by the second server, run by the first's supervisor
+        done = wait_for(lambda: (d := detail(first, task, job))["trainStatus"] == "FINISH" and d)
+        assert done["currentStep"] == done["totalSteps"] == 4
+        task2, job2 = start_job(second, ds, stepSeconds=0.2, maxSteps=300)
+        wait_for(lambda: detail(second, task2, job2)["currentStep"] >= 1)
+        assert console(second, "/wenxinworkshop/finetune/stopJob", {"taskId": task2, "jobId": job2})["result"]
+        assert wait_for(lambda: detail(first, task2, job2)["trainStatus"] == "STOP")
+        pub = console(first, "/wenxinworkshop/modelrepo/publishTrainModel",
+                      {"isNewModel": True, "modelName": "m", "versionMeta": {"taskId": task, "iterationId": job}})
+        sid = console(first, "/wenxinworkshop/service/apply", {"modelId": pub["result"]["modelId"],
+                                                               "modelVersionId": pub["result"]["versionId"],
+                                                               "name": "s", "uri": "shared"})["result"]["serviceId"]
+        wait_for(lambda: console(first, "/wenxinworkshop/service/detail",
+                                 {"serviceId": sid})["result"]["serviceStatus"] == "Serving")
+        answer = second.post(MODEL_API_PREFIX + "/chat/shared", params={"access_token": token(second)},
+                             json={"messages": [{"role": "user", "content": "hi"}]}).json()
+        assert answer["result"] == "adapter shared: hi"
