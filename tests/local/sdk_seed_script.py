@@ -42,6 +42,12 @@ try:
     chat.do(model=chat_model, messages=[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}])
 except Exception as exc:
     out["bad_messages"] = [type(exc).__name__, getattr(exc, "error_code", None)]
+v2 = qianfan.ChatCompletion(version=2)
+out["v2_chat"] = v2.do(model=chat_model, messages=[{"role": "user", "content": "v2 hi"}])["choices"][0]["message"][
+    "content"]
+out["v2_stream"] = "".join(c["choices"][0]["delta"].get("content", "") for c in
+                           v2.do(model=chat_model, messages=[{"role": "user", "content": "v2 hi"}], stream=True)
+                           if c.get("choices"))
 out["completion"] = qianfan.Completion().do(model=chat_model, prompt="The capital of France is")["result"]
 emb = qianfan.Embedding().do(model=embed_model, texts=["世界上最高的山", "the highest mountain"])
 out["embedding_dims"] = [len(d["embedding"]) for d in emb["data"]]

@@ -84,6 +84,7 @@ def test_official_sdk_seed_calls_fast(fast_server, tmp_path: Path) -> None:
     assert out["messages"] == "tiny-chat: hello" and out["endpoint_chat"] == "tiny-chat: hi"
     assert "".join(out["chat_astream"]) == "tiny-chat: async hi"
     assert out["bad_messages"][1] == 336006
+    assert out["v2_chat"] == out["v2_stream"] == "tiny-chat: v2 hi"
     assert out["completion"] == "tiny-chat: The capital of France is"
     assert out["embedding_dims"] == [3, 3]
     assert out["job"] == {"trainStatus": "FINISH", "progress": 100, "currentStep": 3, "totalSteps": 3}
