@@ -50,9 +50,7 @@ def get(platform: Platform, kind: str, key: Any, field: str) -> dict[str, Any]:
 
 def trainable_models(platform: Platform) -> list[Any]:
     """Base models a run can fine-tune (served chat models of a trainable kind)."""
-    services = {s["uri"].lower() for s in platform.store.all("services")}
-    return [m for m in platform.registry.served_models() if "chat" in m.api_types and m.kind in TRAINABLE_KINDS
-            and m.endpoint.lower() not in services and not m.endpoint.startswith("eval-")]
+    return [m for m in platform.base_models() if "chat" in m.api_types and m.kind in TRAINABLE_KINDS]
 
 
 def resolve_base(platform: Platform, name: Any, field: str) -> str:

@@ -19,7 +19,7 @@ from qfnb.protocol.console import EvalState
 
 from . import console as c
 from .datasets import dataset_rows
-from .platform import Platform
+from .platform import EVAL_PREFIX, Platform
 from .wire import BodyError, iso
 
 log = logging.getLogger("qfnb.local.evaluation")
@@ -107,7 +107,7 @@ def _run(platform: Platform, ev_id: int) -> None:
         reports = []
         for unit in ev["units"]:
             version = c.get(platform, "versions", unit["modelVersionId"], "modelVersionId")
-            endpoint = f"eval-{version['sid']}"
+            endpoint = f"{EVAL_PREFIX}{version['sid']}"
             adapter = c.adapter_path(version)
             if adapter is not None:
                 platform.registry.register_adapter(endpoint, version["baseModel"], adapter)

@@ -21,6 +21,9 @@ from .wire import BodyError
 
 log = logging.getLogger("qfnb.local")
 
+#: endpoint prefix of adapters registered only to evaluate a model version
+EVAL_PREFIX = "eval-"
+
 
 class Platform:
     """Shared state of one running local platform."""
@@ -57,10 +60,16 @@ class Platform:
 
     # ---- served models -------------------------------------------------------------------
 
+    def base_models(self) -> list[Any]:
+        """The registry's own models: not deployed services, not evaluation-only adapter endpoints."""
+        hidden = {s["uri"].lower() for s in self.store.all("services")}
+        return [m for m in self.registry.served_models()
+                if m.endpoint.lower() not in hidden and not m.endpoint.startswith(EVAL_PREFIX)]
+
     def served(self, api_type: str | None = None) -> list[Any]:
         """Every model served now (base models and deployed services), optionally by api type."""
         out: dict[str, Any] = {}
-        for m in [*self.registry.served_models(), *self._deployed.values()]:
+        for m in [*self.base_models(), *self._deployed.values()]:
             if api_type is None or api_type in m.api_types:
                 out.setdefault(f"{api_type}:{m.endpoint.lower()}", m)
         return list(out.values())

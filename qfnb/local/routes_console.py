@@ -142,7 +142,7 @@ def service_list(p: Platform, body: dict[str, Any], base_url: str) -> dict[str, 
     for api_type in ("chat", "completions", "embeddings", "text2image", "image2text"):
         if isinstance(wanted, list) and wanted and api_type not in wanted:
             continue
-        for m in p.registry.served_models():
+        for m in p.base_models():
             if api_type in m.api_types:
                 common.append({"name": m.name, "url": f"{base_url}{MODEL_API_PREFIX}/{api_type}/{m.endpoint}",
                                "apiType": api_type, "chargeStatus": "FREE",

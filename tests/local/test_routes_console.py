@@ -82,8 +82,9 @@ def test_v1_lifecycle_train_publish_deploy_chat(client) -> None:
     answer = client.post(MODEL_API_PREFIX + "/chat/mysvc", params={"access_token": token(client)},
                          json={"messages": [{"role": "user", "content": "hi"}]}).json()
     assert answer["result"] == "adapter mysvc: hi"
-    custom = console(client, "/wenxinworkshop/service/list", {})["result"]["custom"]
-    assert [s["name"] for s in custom] == ["svc"]
+    listing = console(client, "/wenxinworkshop/service/list", {})["result"]
+    assert [s["name"] for s in listing["custom"]] == ["svc"]
+    assert "mysvc" not in {c["name"] for c in listing["common"]}
 
 
 def test_job_validation_errors(client) -> None:
