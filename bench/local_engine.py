@@ -166,6 +166,7 @@ def main() -> int:
     ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("QFNB_DATA_DIR") or Path.home() / ".qfnb"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines would show the OAuth secret
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not args.skip_decode:
         rates = bench_decode(args.data_dir, args.tokens, args.rounds, not args.skip_http)
