@@ -276,11 +276,17 @@ class Supervisor:
 
 
 def progress_update(run: dict[str, Any], points: list[dict[str, Any]]) -> dict[str, Any]:
-    """Store changes for new ``progress.jsonl`` points (pure)."""
+    """Store changes for new ``progress.jsonl`` points (pure).
+
+    Idempotent: a point whose step is already on the curve is skipped, so a supervisor that
+    adopts a live worker after a restart (and re-reads its file from the start) adds nothing twice.
+    """
     curve = list(run.get("lossCurve") or [])
+    last_step = curve[-1][0] if curve else 0
     for p in points:
-        if "step" in p and p.get("loss") is not None:
-            curve.append([int(p["step"]), float(p["loss"])])
+        if "step" in p and p.get("loss") is not None and int(p["step"]) > last_step:
+            last_step = int(p["step"])
+            curve.append([last_step, float(p["loss"])])
     last = points[-1]
     step, total = int(last.get("step", 0)), int(last.get("total_steps", 0) or run.get("totalSteps") or 0)
     stamp = float(last.get("time", 0.0))

@@ -56,3 +56,12 @@ def test_secrets_stay_out_of_logs(tmp_path: Path, caplog) -> None:
     assert "rejected bce-auth-v1" in text
     for secret in (CREDS.secret_key, CREDS.iam_secret_key, "wrong-secret-value", tok):
         assert secret not in text
+
+
+def test_progress_update_ignores_points_already_on_the_curve() -> None:
+    """An adopted worker's file is re-read from the start: the curve must not grow twice."""
+    run = {"started": 1_700_000_000.0, "lossCurve": [[1, 4.0], [2, 3.0]]}
+    points = [{"step": s, "total_steps": 4, "loss": 5.0 - s, "time": 1_700_000_000.0 + s} for s in (1, 2, 3)]
+    update = progress_update(run, points)
+    assert update["lossCurve"] == [[1, 4.0], [2, 3.0], [3, 2.0]]
+    assert update["currentStep"] == 3
