@@ -7,17 +7,23 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=.venv
 STAMP="$VENV/.qfnb-installed"
-want=$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
 
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
-# llama.cpp is compiled once per machine into our own wheel folder, portable (x86-64 AVX2,
-# no AMX: the AMX kernels of a -march=native build crash on some of these CPUs), and
-# installed from there so pip's generic wheel cache never hands back a native build.
-WHEELS=${QFNB_WHEEL_DIR:-$HOME/.cache/qfnb-wheels}
+# llama.cpp is compiled once per machine into our own wheel folder, keyed by its build
+# flags, and installed from there so pip's generic wheel cache never hands back another
+# build. Flags: AVX-512 (VNNI/BF16) for speed, and no AMX: the AMX kernels of a
+# -march=native build segfault on these CPUs.
 LLAMA_VERSION=0.3.36
-LLAMA_CMAKE="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+LLAMA_CMAKE="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+-DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON \
+-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+if ! grep -q avx512f /proc/cpuinfo 2>/dev/null; then
+  LLAMA_CMAKE="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+fi
+WHEELS=${QFNB_WHEEL_DIR:-$HOME/.cache/qfnb-wheels}/llama-$(echo "$LLAMA_VERSION $LLAMA_CMAKE" | sha256sum | cut -c1-12)
+want=$(cat pyproject.toml scripts/bootstrap.sh <(echo "$LLAMA_CMAKE") | sha256sum | cut -c1-16)
 
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/python" -m pip install -q -U pip wheel
