@@ -31,8 +31,14 @@ _LAZY = {
 __all__ = [*sorted(_LAZY), "__version__", "load_ipython_extension", "unload_ipython_extension"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb._core.config import Config
-    from qfnb.resources import ChatCompletion, Completion, Embedding, Messages, Plugin, QfResponse, Text2Image
+    from qfnb._core.config import Config as Config
+    from qfnb.resources import ChatCompletion as ChatCompletion
+    from qfnb.resources import Completion as Completion
+    from qfnb.resources import Embedding as Embedding
+    from qfnb.resources import Messages as Messages
+    from qfnb.resources import Plugin as Plugin
+    from qfnb.resources import QfResponse as QfResponse
+    from qfnb.resources import Text2Image as Text2Image
 
 
 def __getattr__(name: str) -> Any:
