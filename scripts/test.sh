@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Run the whole test suite (installs what it needs first). Extra args go to pytest.
+# Run the whole test suite (installs what it needs first): lint and type checks, then
+# pytest with the real-model and browser tests included. Extra args go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 export QFNB_DATA_DIR=${QFNB_DATA_DIR:-$PWD/.qfnb/test-data}
+.venv/bin/ruff check qfnb tests bench
+.venv/bin/mypy
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
