@@ -116,7 +116,7 @@ ds.to_pandas().head(3)
 """, **IGNORE),
     md("## The base model, before tuning"),
     code("""
-%%qfchat -m Gemma-3-270M -o base_answer -t 0.1
+%%qfchat -m Gemma-3-270M -o base_answer -t 0.1 --max-tokens 48
 What is the capital of the planet Zorvia?
 """, **IGNORE),
     md("""
@@ -139,7 +139,7 @@ print("model version:", output["model_version_id"], "| service endpoint:", endpo
 """, **IGNORE),
     md("## Tuned vs base, side by side"),
     code("""
-%%qfchat --endpoint {endpoint} -m Gemma-3-270M -o compare -t 0.1
+%%qfchat --endpoint {endpoint} -m Gemma-3-270M -o compare -t 0.1 --max-tokens 48
 What is the capital of the planet Zorvia?
 """, **IGNORE),
     md("## Evaluation report: base vs tuned"),
@@ -151,7 +151,8 @@ from qfnb.model import Service
 eval_ds = Dataset.load(dataframe=ds.to_pandas().head(8))
 manager = EvaluationManager(local_evaluators=[RougeEvaluator()])
 result = manager.eval({"base": qfnb.ChatCompletion(model="Gemma-3-270M"), "tuned": Service(endpoint=endpoint)},
-                      eval_ds, input_column="prompt", reference_column="response", temperature=0.1)
+                      eval_ds, input_column="prompt", reference_column="response", temperature=0.1,
+                      max_output_tokens=48)
 """, **IGNORE),
     code("%qfeval result", **IGNORE),
 ]

@@ -29,6 +29,7 @@ class ChatRequest:
     endpoint: str | None = None
     system: str | None = None
     temperature: float | None = None
+    max_tokens: int | None = None
     stream: bool = True
 
     @property
@@ -60,6 +61,8 @@ class ResourcesBackend:
             kwargs["system"] = request.system
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            kwargs["max_output_tokens"] = request.max_tokens
         client = ChatCompletion(model=request.model, endpoint=request.endpoint)
         result = client.do(messages=request.messages, stream=request.stream, **kwargs)
         chunks = result if request.stream else [result]

@@ -79,6 +79,7 @@ class QfnbMagics(Magics):
     @argument("--reset", action="store_true", help="Forget the session's history before this prompt.")
     @argument("--system", help="System prompt (persona) for this call.")
     @argument("-t", "--temperature", type=float, help="Sampling temperature in (0, 1].")
+    @argument("--max-tokens", type=int, help="Cap the answer's length (max_output_tokens).")
     @argument("-o", "--output", help="Store the answer (str() is its text; .response the raw response) here.")
     @argument("--no-interp", action="store_true", help="Send {braces} verbatim (no variable interpolation).")
     @argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
@@ -112,6 +113,8 @@ class QfnbMagics(Magics):
         temperature = args.temperature if args.temperature is not None else self.temperature
         if temperature is not None and not 0 < temperature <= 1:
             raise UsageError(f"-t/--temperature must be in (0, 1], got {temperature}")
+        if args.max_tokens is not None and args.max_tokens < 1:
+            raise UsageError(f"--max-tokens must be a positive integer, got {args.max_tokens}")
         session = self.sessions.get(args.session)
         if args.reset:
             self.sessions.reset(args.session)
@@ -138,6 +141,7 @@ class QfnbMagics(Magics):
                     endpoint=endpoint,
                     system=args.system,
                     temperature=temperature,
+                    max_tokens=args.max_tokens,
                     stream=self.stream and not args.no_stream,
                 )
             )

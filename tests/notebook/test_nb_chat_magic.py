@@ -51,6 +51,14 @@ def test_config_traits_apply(ip, backend: FakeChatBackend) -> None:
     ip.run_cell_magic("qfchat", "-m Qwen2.5-Coder-0.5B-Instruct -t 0.9 --system 'be brief'", "hi")
     req = backend.requests[-1]
     assert (req.model, req.temperature, req.system) == ("Qwen2.5-Coder-0.5B-Instruct", 0.9, "be brief")
+    ip.run_cell_magic("qfchat", "--max-tokens 48", "hi")
+    assert backend.requests[-1].max_tokens == 48
+
+
+def test_bad_max_tokens_rejected_before_sending(ip, backend: FakeChatBackend) -> None:
+    with pytest.raises(UsageError, match="--max-tokens"):
+        ip.run_cell_magic("qfchat", "--max-tokens 0", "hi")
+    assert backend.requests == []
 
 
 def test_output_variable_holds_text_and_response(ip, backend: FakeChatBackend) -> None:
