@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 export QFNB_DATA_DIR=${QFNB_DATA_DIR:-$PWD/.qfnb/test-data}
+# The notebook tests run the fine-tune notebook with a shorter training; the full 30-step
+# demo (and that it teaches the fact) is checked by tests/lifecycle.
+export QFNB_TOUR_STEPS=${QFNB_TOUR_STEPS:-12}
 .venv/bin/ruff check qfnb tests bench
 .venv/bin/mypy
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
