@@ -53,7 +53,11 @@ class EngineRegistry:
         return ServedModel(name=name, endpoint=spec.endpoint, api_types=spec.api_types, kind=_effective_kind(spec))
 
     def served_models(self) -> list[ServedModel]:
-        return [self._served(n, s) for n, s in self._specs.items()]
+        # A snapshot under the lock: services are (re-)registered from other threads, e.g. in the
+        # background after a restart, while requests list the served models.
+        with self._lock:
+            specs = list(self._specs.items())
+        return [self._served(n, s) for n, s in specs]
 
     def resolve(self, api_type: str, endpoint: str) -> ServedModel:
         """The model serving ``api_type`` at ``endpoint`` (its endpoint or its name, case-insensitive)."""
