@@ -142,7 +142,8 @@ def run_official(url: str, n: int, workers: int, mode: str) -> dict[str, float]:
 
     qianfan.config._GLOBAL_CONFIG = None  # type: ignore[attr-defined]
     chat = qianfan.ChatCompletion()
-    chat.do(messages=_messages(1)[0])  # warm: token, connections
+    chat.do(messages=_messages(1)[0])  # warm: token
+    chat.batch_do(_messages(workers), worker_num=workers).results()  # warm: a connection per worker
     msgs = _messages(n)
     if mode == "abatch_do":
         return _timed(lambda: asyncio.run(chat.abatch_do(msgs, worker_num=workers)), n)
@@ -154,7 +155,8 @@ def run_qfnb(url: str, n: int, workers: int, mode: str) -> dict[str, float]:
     from qfnb._core.config import Config
 
     chat = ChatCompletion(config=Config.from_env({}, base_url=url, ak="bench_ak", sk="bench_sk"))
-    chat.do(messages=_messages(1)[0])  # warm: token, connections
+    chat.do(messages=_messages(1)[0])  # warm: token
+    chat.batch_do(_messages(workers), worker_num=workers).results()  # warm: a connection per worker
     msgs = _messages(n)
     if mode == "abatch_do":
         from qfnb._core import sync
@@ -262,7 +264,9 @@ def import_time(statement: str, repeats: int = 3) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=2000, help="requests per run at 0 ms")
-    ap.add_argument("--n-slow", type=int, default=1000, help="requests per run at 100 ms")
+    ap.add_argument("--n-slow", type=int, default=5000,
+                    help="requests per run at 100 ms (100 rounds of the workers: a steady-state rate, "
+                         "not the ramp of the first round)")
     ap.add_argument("--workers", type=int, default=50)
     ap.add_argument("--skip-official", action="store_true")
     ap.add_argument("--modes", default="abatch_do,batch_do")
@@ -283,9 +287,13 @@ def main() -> None:
         proc, url = start_server(latency)
         try:
             ceiling = run_ceiling(url, n, args.workers)
-            print(f"{latency:.0f} ms: bare-pool ceiling {ceiling['rps']:.0f} req/s "
-                  f"({100 * ceiling['rps'] * latency / 1000 / args.workers:.1f}% of ideal)" if latency else
-                  f"0 ms: bare-pool ceiling {ceiling['rps']:.0f} req/s")
+            if latency:
+                one = run_ceiling(url, 20, 1)  # one call at a time: the server's real round trip
+                print(f"{latency:.0f} ms: bare-pool ceiling {ceiling['rps']:.0f} req/s "
+                      f"({100 * ceiling['rps'] * latency / 1000 / args.workers:.1f}% of ideal); one call at a "
+                      f"time takes {1000 / one['rps']:.1f} ms")
+            else:
+                print(f"0 ms: bare-pool ceiling {ceiling['rps']:.0f} req/s")
             for mode in modes:
                 off = None if args.skip_official else run_official(url, n, args.workers, mode)
                 ours = run_qfnb(url, n, args.workers, mode)

@@ -286,8 +286,8 @@ class AsyncQianfanClient:
                            policy: RetryPolicy, used_token: str | None) -> AsyncIterator[QfResponse]:
         start = time.perf_counter()
         try:
-            resp = await self._http().request(call.method, call.url, params=params, content=call.content,
-                                              headers=headers, timeout=policy.timeout, stream=True)
+            resp = await self._http().stream(call.method, call.url, params=params, content=call.content,
+                                             headers=headers, timeout=policy.timeout)
         except _transport_errors() as exc:
             raise _transport_error(exc, call.method, _path(call.url)) from None
         ctype = resp.headers.get("content-type", "")

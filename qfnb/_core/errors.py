@@ -116,7 +116,7 @@ class RequestError(QfnbError):
         self.body = body
         self.request_id = request_id
         #: response headers (the server's; they never carry the client's credentials)
-        self.headers = dict(headers or {})
+        self.headers = {k.lower(): v for k, v in (headers or {}).items()}
         super().__init__(message)
 
 

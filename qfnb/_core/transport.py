@@ -1,13 +1,19 @@
 """The HTTP transport: one ``httpx.AsyncClient`` per event loop, on aiohttp's connection pool.
 
-``httpx-aiohttp``'s :class:`AiohttpTransport` carries the requests (aiohttp's pool stays fast
+``httpx-aiohttp``'s :class:`AiohttpTransport` owns the connection pool (aiohttp's stays fast
 with 50+ calls in flight, where httpcore's degrades); httpx's own transport is the fallback
 when a proxy is configured or ``httpx-aiohttp`` is not installed.
 
-The hot path builds an ``httpx.Request`` (URL objects cached, body already serialised) and
-hands it straight to the client's transport (``AsyncBaseTransport.handle_async_request``):
-qfnb uses none of ``AsyncClient.send``'s per-request extras (cookies, auth flows, redirects,
-event hooks), and skipping them saves ~0.15 ms of CPU per call (``bench/batch_throughput.py``).
+Two request paths share that pool:
+
+* a plain (non-streaming) call goes straight to aiohttp's session and comes back as a
+  :class:`Reply` (status, case-insensitive headers, body bytes). Wrapping it in httpx's
+  request/response objects and byte-stream iterators cost more CPU than the call itself
+  (``bench/batch_throughput.py``: 0.35 → 0.2 ms per request);
+* a streaming call builds an ``httpx.Request`` (URL objects cached, body ready) and hands it
+  to the transport, skipping ``AsyncClient.send``'s per-request extras (cookies, auth flows,
+  redirects, event hooks) that qfnb does not use.
+
 This module imports httpx/aiohttp, so :mod:`qfnb._core.client` imports it on first use.
 """
 
@@ -22,7 +28,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-__all__ = ["TRANSPORT_ERRORS", "Transport", "is_timeout"]
+__all__ = ["TRANSPORT_ERRORS", "Reply", "Transport", "is_timeout"]
 
 logger = logging.getLogger("qfnb.client")
 
@@ -46,10 +52,26 @@ if aiohttp is not None:
 def is_timeout(exc: BaseException) -> bool:
     """Whether a transport failure was a timeout (looks through httpx-aiohttp's re-mapping,
     which reports some dropped connections as ``ConnectTimeout``)."""
-    cause = exc.__cause__
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
     if aiohttp is not None and isinstance(cause, aiohttp.ClientError):
         return isinstance(cause, asyncio.TimeoutError)
     return isinstance(exc, httpx.TimeoutException | asyncio.TimeoutError)
+
+
+class Reply:
+    """A complete (non-streaming) response: ``status_code``, ``headers`` (case-insensitive
+    mapping), ``content`` (bytes) and ``text``."""
+
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
 
 
 class Transport:
@@ -65,6 +87,8 @@ class Transport:
             transport = AiohttpTransport(verify=verify, limits=limits, trust_env=False)
         self.kind = type(transport).__name__
         self._transport = transport
+        self._aiohttp = transport if AiohttpTransport is not None and isinstance(transport, AiohttpTransport) else None
+        self._aio_timeouts: dict[float | None, Any] = {}
         self.client = httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False)
         weakref.finalize(self, _drop_connections, transport)
         self._urls: dict[str, tuple[httpx.URL, str]] = {}
@@ -91,8 +115,22 @@ class Transport:
 
     async def request(self, method: str, url: str, *, params: Mapping[str, Any] | str | None = None,
                       headers: Mapping[str, str] | None = None, content: bytes = b"",
-                      timeout: float | None = None, stream: bool = False) -> httpx.Response:
-        """Send one request; the body is read unless ``stream`` (then the caller must ``aclose``)."""
+                      timeout: float | None = None) -> Reply | httpx.Response:
+        """Send one request and read the whole body."""
+        if self._aiohttp is not None:
+            return await self._direct(method, url, params, headers, content, timeout)
+        response = await self.stream(method, url, params=params, headers=headers, content=content, timeout=timeout)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    async def stream(self, method: str, url: str, *, params: Mapping[str, Any] | str | None = None,
+                     headers: Mapping[str, str] | None = None, content: bytes = b"",
+                     timeout: float | None = None) -> httpx.Response:
+        """Send one request and return once the headers are in; the caller reads the body
+        (``aiter_bytes``) and must ``aclose`` the response."""
         parsed, host = self._url(url, params)
         # Host and Content-Length given here and the body as a ready stream: httpx then skips
         # its header-merging pass (the costliest part of building a Request).
@@ -102,13 +140,24 @@ class Transport:
         request = httpx.Request(method, parsed, headers=all_headers, stream=httpx.ByteStream(content),
                                 extensions={"timeout": self._timeout(timeout)})
         request.read()
-        response = await self._transport.handle_async_request(request)
-        if not stream:
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        return response
+        return await self._transport.handle_async_request(request)
+
+    async def _direct(self, method: str, url: str, params: Mapping[str, Any] | str | None,
+                      headers: Mapping[str, str] | None, content: bytes, timeout: float | None) -> Reply:
+        assert self._aiohttp is not None
+        session = self._aiohttp.client
+        if not isinstance(session, aiohttp.ClientSession):
+            session = self._aiohttp.client = self._aiohttp.get_client()
+        if params:
+            url = url + ("&" if "?" in url else "?") + (params if isinstance(params, str) else urlencode(params))
+        limits = self._aio_timeouts.get(timeout)
+        if limits is None:  # httpx.Timeout(t) semantics: t for connect, pool and each read
+            limits = self._aio_timeouts[timeout] = aiohttp.ClientTimeout(
+                total=None, connect=timeout, sock_connect=timeout, sock_read=timeout)
+        async with session.request(method, url, headers=headers, data=content or None, allow_redirects=False,
+                                   timeout=limits) as resp:
+            body = await resp.read()
+        return Reply(resp.status, resp.headers, body)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -167,3 +167,29 @@ async def test_sse_split_inside_a_multibyte_character_and_cut(kind: str,
             async for c in await client.infer("chat", "broken", {"messages": []}, stream=True, retry=ONCE):
                 got.append(c.result)
         assert got == ["a"]
+
+
+async def test_http_error_headers_are_case_insensitive_and_retry_after_honoured(
+        kind: str, closing: list[AsyncQianfanClient]) -> None:
+    calls: list[float] = []
+
+    def respond(req: bytes) -> bytes:
+        calls.append(asyncio.get_running_loop().time())
+        if len(calls) == 1:
+            return b"HTTP/1.1 503 Busy\r\nRETRY-AFTER: 1\r\nContent-Length: 4\r\n\r\nbusy"
+        return _json(b'{"result": "ok"}')
+
+    server, url, _ = await _server(respond)
+    async with server:
+        client = AsyncQianfanClient(Config.from_env({}, base_url=url, no_auth=True))
+        closing.append(client)
+        r = await client.infer("chat", "x", {"messages": []}, retry=RetryPolicy(attempts=2, timeout=5.0,
+                                                                                 backoff_factor=0.0, jitter=0.0))
+        assert r.result == "ok"
+        assert calls[1] - calls[0] >= 0.9  # waited the server's Retry-After, not the zero backoff
+        from qfnb._core.errors import RequestError
+
+        with pytest.raises(RequestError) as info:
+            calls.clear()
+            await client.infer("chat", "x", {"messages": []}, retry=ONCE)
+        assert info.value.status_code == 503 and info.value.headers["retry-after"] == "1"
