@@ -54,6 +54,15 @@ def test_unknown_model_resolved_via_dynamic_list(fake: FakeQianfan, make_config:
     assert info.value.field == "model"
 
 
+def test_unknown_model_error_names_the_failed_model_list(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    fake.fail_next(1, "code:6", path="service/list")  # no permission: not retried
+    chat = ChatCompletion(config=make_config("both"))
+    with pytest.raises(ValidationError, match="service list could not be fetched") as info:
+        chat.do(model="Brand-New-Model-32K", messages=HI)
+    assert info.value.field == "model" and info.value.__cause__ is not None
+    assert fake.calls("/chat/") == []
+
+
 @pytest.mark.parametrize(("kwargs", "field"), [
     ({"messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
     ({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}, "messages"),

@@ -145,18 +145,21 @@ class BaseInference:
         client = self.client
         kwargs = {"default_model": self._default_model()}
         target = resolve_target(self.api_types, model, endpoint, services=client.cached_services(), **kwargs)
+        listing_error: Exception | None = None
         if target is None and client.config.access_key and client.config.secret_key:
             try:
                 services = await client.list_services()
             except Exception as exc:  # the dynamic list is a help, not a requirement
-                logger.debug("could not fetch the model list: %s", exc)
-                services = None
+                logger.warning("could not fetch the platform's model list: %s", exc)
+                services, listing_error = None, exc
             target = resolve_target(self.api_types, model, endpoint, services=services, **kwargs)
         if target is None:
             name = model or kwargs["default_model"]
-            raise ValidationError("model", f"unknown model {name!r} for {'/'.join(self.api_types)}: not in the "
-                                           "built-in catalog nor the platform's service list; pass endpoint=... "
-                                           "for a custom service")
+            where = (f"not in the built-in catalog, and the platform's service list could not be fetched "
+                     f"({type(listing_error).__name__}: {listing_error})" if listing_error is not None
+                     else "not in the built-in catalog nor the platform's service list")
+            raise ValidationError("model", f"unknown model {name!r} for {'/'.join(self.api_types)}: {where}; "
+                                           "pass endpoint=... for a custom service") from listing_error
         self._targets[key] = target
         return target
 
