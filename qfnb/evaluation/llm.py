@@ -21,7 +21,8 @@ from .base import EvalInput
 log = logging.getLogger("qfnb.evaluation")
 
 Answer = str | BaseException
-#: ``run(inputs, worker_num, infer_kwargs, progress)``; ``progress`` is a Contract 8 callback or None.
+#: ``run(inputs, worker_num, infer_kwargs, progress)``; ``progress`` is a Contract 8 callback, or
+#: ``False``/``None`` for none.
 BatchFn = Callable[[Sequence[EvalInput], int, Mapping[str, Any], Any], Awaitable[list[Answer]]]
 
 
@@ -137,7 +138,7 @@ def _callable_runner(fn: Callable[..., Any]) -> BatchFn:
                     answer = response_text(value)
                 except Exception as exc:
                     answer = exc
-            if progress is not None:
+            if progress is not None and progress is not False:
                 progress.on_result(index, not isinstance(answer, BaseException))
             return answer
 

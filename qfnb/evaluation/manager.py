@@ -207,11 +207,12 @@ class _Tracker:
 
     def __init__(self, progress: Progress, desc: str, total: int) -> None:
         self._cb: Any = None
-        if progress is not None and progress is not False:
+        if progress is not False:
             from qfnb.notebook.progress import make_progress
 
-            self._cb = make_progress(progress, desc=desc)
-            self._safe("on_start", total)
+            self._cb = make_progress(progress, desc=desc)  # None: a bar only in a notebook kernel
+            if self._cb is not None:
+                self._safe("on_start", total)
 
     def _safe(self, name: str, *args: Any) -> None:
         try:
@@ -225,7 +226,7 @@ class _Tracker:
 
     def shifted(self, offset: int) -> Any:
         """A callback for a sub-batch (e.g. ``abatch_do``): indices shifted, start/close dropped."""
-        return None if self._cb is None else _Shifted(self, offset)
+        return False if self._cb is None else _Shifted(self, offset)  # False: no bar of their own
 
     def close(self) -> None:
         if self._cb is not None:

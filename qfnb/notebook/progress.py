@@ -249,8 +249,11 @@ class Progress:
 
 
 def make_progress(progress: bool | ProgressCallback | None, *, desc: str = "batch") -> ProgressCallback | None:
-    """Resolve a ``progress=`` argument: ``True`` -> a :class:`Progress`, falsy -> ``None``."""
-    if progress is None or progress is False:
+    """Resolve a ``progress=`` argument: ``None`` (the default) -> a bar only inside a notebook
+    kernel, ``True`` -> a :class:`Progress` anywhere (text outside notebooks), ``False`` -> ``None``."""
+    if progress is None:
+        return Progress(desc=desc) if in_notebook_kernel() else None
+    if progress is False:
         return None
     if progress is True:
         return Progress(desc=desc)

@@ -77,6 +77,26 @@ async def test_eval_two_models() -> None:
     assert sorted(e[1] for e in progress.events[1:-1]) == list(range(18))
 
 
+async def test_one_default_bar_in_a_notebook_and_none_when_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    import qfnb.notebook.progress as progress_mod
+
+    made: list[Any] = []
+
+    class Recorded(progress_mod.Progress):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(mode="off", **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(progress_mod, "in_notebook_kernel", lambda: True)
+    monkeypatch.setattr(progress_mod, "Progress", Recorded)
+    em = EvaluationManager(local_evaluators=[ExactMatchEvaluator()])
+    await em.aeval({"oracle": oracle, "wrong": wrong}, DATA)
+    assert len(made) == 1 and made[0].snapshot().done == 12  # one bar: 2 models x 3 rows x (infer + 1)
+    made.clear()
+    await em.aeval({"oracle": oracle}, DATA, progress=False)
+    assert made == []
+
+
 async def test_failed_inference_rows_are_kept_but_not_scored() -> None:
     def flaky(prompt: str) -> str:
         if prompt == "2+2=?":

@@ -96,6 +96,16 @@ def test_make_progress_resolution() -> None:
         Progress(mode="fancy")  # type: ignore[arg-type]
 
 
+def test_default_shows_a_bar_only_inside_a_notebook_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    import qfnb.notebook.progress as progress_mod
+
+    assert make_progress(None) is None  # a script or a terminal IPython: silent by default
+    monkeypatch.setattr(progress_mod, "in_notebook_kernel", lambda: True)
+    bar = make_progress(None, desc="chat")
+    assert isinstance(bar, Progress) and bar.desc == "chat"
+    assert make_progress(False) is None  # an explicit False stays off in a notebook too
+
+
 def test_widget_mode_updates_traits_and_final_text(ip, pub) -> None:  # type: ignore[no-untyped-def]
     clock = FakeClock()
     bar = Progress(total=4, desc="batch", mode="widget", clock=clock)

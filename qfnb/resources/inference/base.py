@@ -5,6 +5,7 @@ request body, and the do/ado/stream/batch shells (sync is a thin shell over asyn
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -342,8 +343,8 @@ def _length(obj: Any) -> int | None:
 
 
 def _progress(progress: Any, desc: str) -> Any:
-    if progress is None or progress is False:
-        return None
+    if progress is False or (progress is None and "ipykernel" not in sys.modules):
+        return None  # the default shows a bar only inside a notebook kernel
     from qfnb.notebook.progress import make_progress  # the one sanctioned upward import (Contract 8)
 
     return make_progress(progress, desc=desc)
