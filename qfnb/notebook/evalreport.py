@@ -43,8 +43,10 @@ class EvalReport:
         *,
         chart: Sequence[str] = ("auto",),
         max_rows: int = 10,
+        result: Any = None,
     ) -> None:
         self.metrics = metrics
+        self.result = result  # what was rendered: an EvaluationResult or a {name: result} dict
         self.samples = samples if samples is not None else pd.DataFrame()
         self.max_rows = max_rows
         wanted = [c for c in chart if c != "auto"]
@@ -70,8 +72,8 @@ class EvalReport:
                 merged = merged.join(s.drop(columns=[c for c in ("input", "reference") if c in s.columns]), how="outer")
             frame = pd.concat(metrics)
             frame.index.name = "llm"
-            return cls(frame, merged, chart=chart)
-        return cls(_frame(value, "metrics_df"), _frame(value, "samples_df"), chart=chart)
+            return cls(frame, merged, chart=chart, result=value)
+        return cls(_frame(value, "metrics_df"), _frame(value, "samples_df"), chart=chart, result=value)
 
     def chart_png(self) -> bytes:
         table = {

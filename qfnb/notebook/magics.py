@@ -63,6 +63,7 @@ class QfnbMagics(Magics):
         self.trainer_factory: Any = None  # tests inject a fake; None = qfnb.trainer.LLMFinetune
         self.dashboards: dict[str, Any] = {}
         self.attach_options: dict[str, Any] = {}  # tests inject fetch/stop doubles for --attach
+        self.eval_progress: Any = True  # %qfeval's Contract 8 progress (True = the stock bar)
 
     @property
     def user_ns(self) -> dict[str, Any]:
@@ -192,21 +193,64 @@ class QfnbMagics(Magics):
     # ------------------------------------------------------------------ %qfeval
     @no_var_expand
     @magic_arguments()
-    @argument("result", nargs="?", help="Variable holding an EvaluationResult (or a dict of them).")
-    @argument("--chart", default="auto", help="Metric(s) to chart, comma-separated ('auto' = all numeric).")
+    @argument("result", nargs="?", help="Show this EvaluationResult (or dict name -> result) instead of running one.")
+    @argument("-m", "--models", "--model", dest="models", action="append",
+              help="Models to evaluate, comma-separated: names, ep_... endpoints, or Model/Service variables.")
+    @argument("--endpoint", action="append", help="Endpoint(s) of deployed services (also accepted in --models).")
+    @argument("-d", "--dataset", help="A .jsonl/.json/.csv path, a platform dataset id, or a Dataset/DataFrame var.")
+    @argument("--metrics", action="append",
+              help="Comma-separated: exact_match, bleu, rouge, rouge_1, rouge_2, rouge_l, similarity, judge "
+                   "(default: exact_match,bleu,rouge_l).")
+    @argument("--judge", metavar="MODEL", help="Also score answers with this model as an LLM judge (judge_score).")
+    @argument("--limit", type=int, help="Evaluate only the first N rows.")
+    @argument("--input-column", help="Column holding the prompts (default: prompt, input, query, ...).")
+    @argument("--reference-column", help="Column holding the reference answers (default: response, answer, ...).")
+    @argument("-t", "--temperature", type=float, help="Sampling temperature in (0, 1].")
+    @argument("--max-tokens", type=int, help="Cap each answer's length (max_output_tokens).")
+    @argument("--workers", type=int, help="Concurrent requests per model (default 4).")
+    @argument("-o", "--output", help="Store the EvaluationResult in this variable.")
+    @argument("--chart", default="auto", help="Metric(s) to chart, comma-separated ('auto' = the chosen metrics).")
     @line_magic
     def qfeval(self, line: str) -> Any:
-        """Render an evaluation result: styled metrics/samples tables and a comparison chart."""
+        """Evaluate models on a dataset (``--models ... --dataset ...``) or show a result (``%qfeval VAR``):
+        styled metrics/samples tables and a comparison chart."""
         from qfnb.notebook.evalreport import EvalReport
 
         args = parse_argstring(self.qfeval, line)
+        chart = _split_csv([args.chart])
+        if args.models or args.endpoint or args.dataset:
+            if args.result:
+                raise UsageError(f"%qfeval: give a result variable ({args.result!r}) or --models/--dataset, not both")
+            return self._eval_run(args, chart)
         if not args.result:
-            raise UsageError("usage: %qfeval RESULT_VAR  (an EvaluationResult, or a dict name -> result)")
+            raise UsageError(
+                "usage: %qfeval --models M1,M2 --dataset DATA [--metrics ...] [-o VAR]   (run an evaluation)\n"
+                "       %qfeval RESULT_VAR   (show an EvaluationResult, or a dict name -> result)"
+            )
         try:
             value = eval(args.result, self.user_ns)  # the user's own expression, like %timeit
         except Exception as exc:
             raise UsageError(f"%qfeval: cannot evaluate {args.result!r}: {exc}") from exc
-        return EvalReport.from_value(value, chart=_split_csv([args.chart]))
+        return EvalReport.from_value(value, chart=chart)
+
+    def _eval_run(self, args: Any, chart: list[str]) -> Any:
+        from qfnb.notebook import evalrun
+        from qfnb.notebook.evalreport import EvalReport
+
+        _check_var(args.output, "-o/--output")
+        try:
+            plan = evalrun.plan(args, self.user_ns)
+        except evalrun.EvalArgsError as exc:
+            raise UsageError(str(exc)) from exc
+        log.info("qfeval: %d model(s) x %d row(s), metrics %s", len(plan.llms), len(plan.frame), plan.metrics)
+        try:
+            result = plan.run(progress=self.eval_progress)
+        except Exception as exc:  # every inference failed, the platform went away, ...: one clear line
+            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval failed") from exc
+        if args.output:
+            self.user_ns[args.output] = result
+        wanted = chart if chart != ["auto"] else [c for c in plan.chart_metrics if c in result.metrics_df.columns]
+        return EvalReport.from_value(result, chart=wanted or ["auto"])
 
     # ------------------------------------------------------------------ %qfimage
     @no_var_expand

@@ -1,0 +1,258 @@
+"""``%qfeval --models ... --dataset ...``: turn magic arguments into an ``EvaluationManager`` run.
+
+Glue only: metric names map to the evaluators of :mod:`qfnb.evaluation`, model words to the
+objects ``EvaluationManager`` already accepts (``ChatCompletion`` by name or endpoint, or a
+``Model`` / ``Service`` / resource / callable from the user's namespace), and the dataset to a
+frame read by :func:`qfnb.evaluation.data.eval_frame`. Everything is checked — metrics, models
+(against the platform's model list, no inference), the dataset file and its columns — before
+the first model call; problems raise :class:`EvalArgsError` naming the option.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+log = logging.getLogger("qfnb.notebook.evalrun")
+
+#: metric word -> (evaluator family, the metric columns it shows). Aliases share a family.
+METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "exact_match": ("exact_match", ("accuracy",)),
+    "accuracy": ("exact_match", ("accuracy",)),
+    "bleu": ("bleu", ("bleu4",)),
+    "bleu4": ("bleu", ("bleu4",)),
+    "rouge": ("rouge", ("rouge_1", "rouge_2", "rouge_l")),
+    "rouge_1": ("rouge", ("rouge_1",)),
+    "rouge_2": ("rouge", ("rouge_2",)),
+    "rouge_l": ("rouge", ("rouge_l",)),
+    "similarity": ("similarity", ("similarity",)),
+    "judge": ("judge", ("judge_score",)),
+}
+DEFAULT_METRICS = ("exact_match", "bleu", "rouge_l")
+#: Endpoint words: ``ep_...`` (what a deploy names them by default) or an explicit ``endpoint:NAME``.
+ENDPOINT_PREFIXES = ("endpoint:", "ep:")
+#: The judge's reply is one score line and one reason line; this caps a rambling judge.
+JUDGE_MAX_TOKENS = 64
+
+
+class EvalArgsError(ValueError):
+    """A bad ``%qfeval`` argument, found before any model is called."""
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """A checked evaluation: ready for ``EvaluationManager(...).eval(llms, frame, ...)``."""
+
+    llms: dict[str, Any]
+    frame: pd.DataFrame
+    metrics: tuple[str, ...]
+    evaluators: list[Any]
+    infer_kwargs: dict[str, Any] = field(default_factory=dict)
+    workers: int = 4
+
+    @property
+    def chart_metrics(self) -> list[str]:
+        """The metric columns the user asked for (what the comparison chart shows)."""
+        return list(dict.fromkeys(c for m in self.metrics for c in METRICS[m][1]))
+
+    def run(self, progress: Any = True) -> Any:
+        """Run the evaluation (blocking; safe in a kernel) and return the ``EvaluationResult``."""
+        from qfnb.evaluation import EvaluationManager
+
+        manager = EvaluationManager(local_evaluators=self.evaluators, worker_num=self.workers)
+        return manager.eval(self.llms, self.frame, input_column="input", reference_column="reference",
+                            progress=progress, **self.infer_kwargs)
+
+
+def split_words(values: Sequence[str] | None) -> list[str]:
+    """``["a,b", "c"]`` -> ``["a", "b", "c"]`` (repeatable, comma-separated options)."""
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def check_metrics(words: Sequence[str], judge: bool) -> tuple[str, ...]:
+    """Known metric words, deduplicated; ``judge`` is added when a judge model is given."""
+    metrics = [w.lower() for w in words] or list(DEFAULT_METRICS)
+    unknown = [w for w in metrics if w not in METRICS]
+    if unknown:
+        raise EvalArgsError(f"--metrics: unknown metric(s) {unknown}; choose from {sorted(METRICS)} "
+                            "(add an LLM judge with --judge MODEL)")
+    if "judge" in metrics and not judge:
+        raise EvalArgsError("--metrics judge needs a judge model: add --judge MODEL")
+    if judge and "judge" not in metrics:
+        metrics.append("judge")
+    return tuple(dict.fromkeys(metrics))
+
+
+def _reason(exc: Exception) -> str:
+    """The message of a qfnb ``ValidationError`` without its ``field: `` prefix."""
+    text, name = str(exc), getattr(exc, "field", None)
+    return text[len(name) + 2:] if name and text.startswith(f"{name}: ") else text
+
+
+def _endpoint_of(word: str) -> str | None:
+    for prefix in ENDPOINT_PREFIXES:
+        if word.startswith(prefix):
+            return word[len(prefix):].strip() or None
+    return word if word.startswith("ep_") else None
+
+
+def _known_endpoints(services: Mapping[str, Any]) -> set[str]:
+    """Endpoint suffixes in a ``service/list`` result (the last segment of each entry's url)."""
+    found: set[str] = set()
+    for group in ("common", "custom"):
+        for entry in services.get(group) or []:
+            url = str(entry.get("url") or "") if isinstance(entry, Mapping) else ""
+            if url:
+                found.add(url.split("?")[0].rstrip("/").rsplit("/", 1)[-1])
+    return found
+
+
+async def _acheck_resource(res: Any, endpoint: str | None) -> None:
+    """Resolve ``res`` the way a call would (no inference is sent); an endpoint must be listed
+    by the platform's ``service/list`` when that list can be read."""
+    await res._target(None, None)  # the resource's own model -> endpoint resolution
+    if endpoint is None:
+        return
+    cfg = res.client.config
+    if not (cfg.access_key and cfg.secret_key):
+        return  # no console keys: the service list cannot be read; the first call will tell
+    try:
+        services = await res.client.list_services()
+    except Exception as exc:  # the list is a help, not a requirement
+        log.warning("could not fetch the platform's service list to check %r: %s", endpoint, exc)
+        return
+    if endpoint not in _known_endpoints(services):
+        raise EvalArgsError(f"no deployed service with endpoint {endpoint!r} (the platform lists "
+                            f"{len(services.get('custom') or [])} custom service(s))")
+
+
+def resolve_llm(word: str, namespace: Mapping[str, Any], option: str = "--models") -> tuple[str, Any]:
+    """``(tag, llm)`` for one model word: a namespace variable, an endpoint or a model name."""
+    from qfnb._core import sync
+    from qfnb.evaluation.llm import as_target
+    from qfnb.resources import ChatCompletion
+
+    if word.isidentifier() and word in namespace:
+        value = namespace[word]
+        try:
+            as_target(value, word)  # the same check EvaluationManager makes
+        except ValueError as exc:
+            raise EvalArgsError(f"{option}: {word}: {_reason(exc)}") from exc
+        return word, value
+    endpoint = _endpoint_of(word)
+    if any(word.startswith(p) for p in ENDPOINT_PREFIXES) and endpoint is None:
+        raise EvalArgsError(f"{option}: {word!r} names no endpoint")
+    res = ChatCompletion(endpoint=endpoint) if endpoint else ChatCompletion(model=word)
+    try:
+        sync.run(_acheck_resource(res, endpoint))
+    except EvalArgsError as exc:
+        raise EvalArgsError(f"{option}: {exc}") from None
+    except ValueError as exc:  # qfnb.errors.ValidationError: unknown model
+        hint = "" if endpoint else " (a deployed service goes by its endpoint: ep_... or endpoint:NAME)"
+        raise EvalArgsError(f"{option}: {_reason(exc)}{hint}") from exc
+    return (endpoint or word), res
+
+
+def resolve_llms(words: Sequence[str], namespace: Mapping[str, Any]) -> dict[str, Any]:
+    if not words:
+        raise EvalArgsError("--models: give at least one model (a name, an ep_... endpoint or a variable)")
+    dupes = sorted({w for w in words if words.count(w) > 1})
+    if dupes:
+        raise EvalArgsError(f"--models: {dupes} given more than once")
+    return dict(resolve_llm(w, namespace) for w in words)
+
+
+def _looks_like_dataset_id(word: str) -> bool:
+    return word.isdigit() or word.startswith("ds-")
+
+
+def load_dataset(word: str, namespace: Mapping[str, Any]) -> Any:
+    """A namespace variable (Dataset, DataFrame, list of dicts), a local file or a platform id."""
+    if not word:
+        raise EvalArgsError("--dataset is required (a .jsonl/.json/.csv path, a platform dataset id, "
+                            "or a Dataset/DataFrame variable)")
+    if word.isidentifier() and word in namespace:
+        return namespace[word]
+    from qfnb.dataset import Dataset
+
+    path = Path(word).expanduser()
+    if path.exists():
+        try:
+            return Dataset.load(data_file=path)
+        except (ValueError, OSError) as exc:
+            raise EvalArgsError(f"--dataset: cannot read {word}: {exc}") from exc
+    if _looks_like_dataset_id(word):
+        return Dataset.load(qianfan_dataset_id=word)
+    if word.isidentifier():
+        raise EvalArgsError(f"--dataset: no variable, file or dataset id named {word!r}")
+    raise EvalArgsError(f"--dataset: no such file: {word}")
+
+
+def dataset_frame(dataset: Any, *, input_column: str | None, reference_column: str | None,
+                  need_reference: bool, limit: int | None) -> pd.DataFrame:
+    """``input``/``reference`` rows (the first ``limit``), read as ``EvaluationManager`` reads them."""
+    from qfnb.evaluation.data import REFERENCE_NAMES, eval_frame
+
+    try:
+        frame = eval_frame(dataset, input_column=input_column, reference_column=reference_column)
+    except ValueError as exc:  # qfnb's ValidationError names the missing column
+        named = {"input_column": input_column, "reference_column": reference_column}
+        field = getattr(exc, "field", None)
+        option = f"--{field.replace('_', '-')}" if isinstance(field, str) and named.get(field) else "--dataset"
+        raise EvalArgsError(f"{option}: {_reason(exc)}") from exc
+    if limit is not None:
+        frame = frame.head(limit).reset_index(drop=True)
+    if need_reference and not any(str(r).strip() for r in frame["reference"]):
+        raise EvalArgsError(f"--dataset has no reference answers (looked for a column among "
+                            f"{list(REFERENCE_NAMES)}; name it with --reference-column), and the "
+                            f"metrics compare outputs with references")
+    return frame
+
+
+def make_evaluators(metrics: Sequence[str], judge: Any | None) -> list[Any]:
+    from qfnb.evaluation import (
+        BleuEvaluator,
+        EmbeddingSimilarityEvaluator,
+        ExactMatchEvaluator,
+        LocalJudgeEvaluator,
+        RougeEvaluator,
+    )
+
+    factories: dict[str, Callable[[], Any]] = {
+        "exact_match": ExactMatchEvaluator,
+        "bleu": BleuEvaluator,
+        "rouge": RougeEvaluator,
+        "similarity": EmbeddingSimilarityEvaluator,
+        "judge": lambda: LocalJudgeEvaluator(judge, judge_kwargs={"max_output_tokens": JUDGE_MAX_TOKENS}),
+    }
+    families = dict.fromkeys(METRICS[m][0] for m in metrics)
+    return [factories[f]() for f in families]
+
+
+def plan(args: Any, namespace: Mapping[str, Any]) -> EvalPlan:
+    """Check every argument of the run form of ``%qfeval`` (no model is called)."""
+    if args.limit is not None and args.limit < 1:
+        raise EvalArgsError(f"--limit must be a positive integer, got {args.limit}")
+    if args.workers is not None and args.workers < 1:
+        raise EvalArgsError(f"--workers must be a positive integer, got {args.workers}")
+    if args.temperature is not None and not 0 < args.temperature <= 1:
+        raise EvalArgsError(f"-t/--temperature must be in (0, 1], got {args.temperature}")
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise EvalArgsError(f"--max-tokens must be a positive integer, got {args.max_tokens}")
+    metrics = check_metrics(split_words(args.metrics), judge=bool(args.judge))
+    words = split_words(args.models) + [f"endpoint:{e}" for e in split_words(args.endpoint)]
+    if not words:
+        raise EvalArgsError("--models: give at least one model (a name, an ep_... endpoint or a variable)")
+    dataset = load_dataset(args.dataset or "", namespace)
+    frame = dataset_frame(dataset, input_column=args.input_column, reference_column=args.reference_column,
+                          need_reference=any(m != "judge" for m in metrics), limit=args.limit)
+    llms = resolve_llms(words, namespace)
+    judge = resolve_llm(args.judge, namespace, "--judge")[1] if args.judge else None
+    infer = {"temperature": args.temperature, "max_output_tokens": args.max_tokens}
+    return EvalPlan(llms, frame, metrics, make_evaluators(metrics, judge),
+                    {k: v for k, v in infer.items() if v is not None}, args.workers or 4)
