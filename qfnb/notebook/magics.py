@@ -242,6 +242,8 @@ class QfnbMagics(Magics):
             plan = evalrun.plan(args, self.user_ns)
         except evalrun.EvalArgsError as exc:
             raise UsageError(str(exc)) from exc
+        except Exception as exc:  # the platform could not list models or hand out the dataset
+            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval could not start") from exc
         log.info("qfeval: %d model(s) x %d row(s), metrics %s", len(plan.llms), len(plan.frame), plan.metrics)
         try:
             result = plan.run(progress=self.eval_progress)

@@ -48,7 +48,9 @@ def platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRe
     url = f"http://127.0.0.1:{port}"
     env = {"QIANFAN_BASE_URL": url, "QIANFAN_CONSOLE_API_BASE_URL": url, "QIANFAN_IAM_BASE_URL": url,
            "QIANFAN_AK": CREDS.api_key, "QIANFAN_SK": CREDS.secret_key, "QIANFAN_ACCESS_KEY": CREDS.access_key,
-           "QIANFAN_SECRET_KEY": CREDS.iam_secret_key, "QIANFAN_LLM_API_RETRY_COUNT": "1"}
+           "QIANFAN_SECRET_KEY": CREDS.iam_secret_key, "QIANFAN_LLM_API_RETRY_COUNT": "1",
+           "QFNB_BOS_ENDPOINT": url + "/bos", "QIANFAN_IMPORT_STATUS_POLLING_INTERVAL": "0.05",
+           "QIANFAN_RELEASE_STATUS_POLLING_INTERVAL": "0.05", "QIANFAN_EXPORT_STATUS_POLLING_INTERVAL": "0.05"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     client_mod._CLIENTS.clear()
@@ -178,3 +180,11 @@ def test_show_form_still_works_with_a_run_result(ip, platform, data_file) -> Non
     ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics rouge -o first")
     report = ip.run_line_magic("qfeval", "first --chart rouge_2")
     assert report.chart_metrics == ["rouge_2"] and list(report.metrics.columns) == ["rouge_1", "rouge_2", "rouge_l"]
+
+
+
+def test_platform_dataset_that_cannot_be_read_is_one_clear_line(ip, platform) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(QfnbCellError) as err:  # the platform has no such dataset (or cannot export it)
+        ip.run_line_magic("qfeval", "--models Tiny-Chat --dataset 987654 -o r")
+    assert err.value.title == "qfeval could not start"
+    assert calls(platform) == 0 and "r" not in ip.user_ns
