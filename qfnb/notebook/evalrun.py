@@ -115,7 +115,7 @@ def _known_endpoints(services: Mapping[str, Any]) -> set[str]:
 async def _acheck_resource(res: Any, endpoint: str | None) -> None:
     """Resolve ``res`` the way a call would (no inference is sent); an endpoint must be listed
     by the platform's ``service/list`` when that list can be read."""
-    await res._target(None, None)  # the resource's own model -> endpoint resolution
+    await res.aresolve()
     if endpoint is None:
         return
     cfg = res.client.config

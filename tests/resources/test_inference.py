@@ -54,6 +54,17 @@ def test_unknown_model_resolved_via_dynamic_list(fake: FakeQianfan, make_config:
     assert info.value.field == "model"
 
 
+def test_resolve_checks_a_model_without_calling_it(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    fake.services["common"].append({"name": "Brand-New-Model-32K", "apiType": "chat",
+                                    "url": "https://x/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/brand_new"})
+    target = ChatCompletion(model="brand-new-model-32k", config=make_config("both")).resolve()
+    assert (target.api_type, target.endpoint) == ("chat", "brand_new")
+    assert ChatCompletion(endpoint="my_service", config=make_config("both")).resolve().endpoint == "my_service"
+    with pytest.raises(ValidationError, match="unknown model 'No-Such'"):
+        ChatCompletion(config=make_config("both")).resolve(model="No-Such")
+    assert fake.calls("/chat/") == []
+
+
 def test_unknown_model_error_names_the_failed_model_list(fake: FakeQianfan, make_config: MakeConfig) -> None:
     fake.fail_next(1, "code:6", path="service/list")  # no permission: not retried
     chat = ChatCompletion(config=make_config("both"))

@@ -164,6 +164,15 @@ class BaseInference:
         self._targets[key] = target
         return target
 
+    async def aresolve(self, model: str | None = None, endpoint: str | None = None) -> Target:
+        """Where a call would go, without sending it: an unknown model raises ``ValidationError``
+        (after the platform's ``service/list`` is consulted, as a call would)."""
+        return await self._target(model, endpoint)
+
+    def resolve(self, model: str | None = None, endpoint: str | None = None) -> Target:
+        """Blocking :meth:`aresolve`."""
+        return sync.run(self.aresolve(model, endpoint))
+
     def _retry(self, kwargs: dict[str, Any]) -> RetryPolicy | None:
         opts = {k: kwargs[k] for k in _RETRY_KWARGS if kwargs.get(k) is not None}
         if not opts and not self.default_retry:
