@@ -137,19 +137,28 @@ def _final_status(trainer: Any, stop_requested: bool) -> str:
     return "succeeded"
 
 
+def _model_to_deploy(output: Any) -> Any:
+    """The trainer's published model: ``output["model"]``, else its ``model_version_id``."""
+    from qfnb.model import Model
+
+    model = output.get("model") if isinstance(output, dict) else None
+    if model is not None:
+        return model
+    version = output.get("model_version_id") if isinstance(output, dict) else None
+    if version is None:  # (the dashboard's model id is the model *set* id: not deployable)
+        raise ValueError("the fine-tune published no model version to deploy")
+    return Model(version_id=version)
+
+
 def deploy_in_background(dash: TrainingDashboard) -> None:
     """The Deploy button: publish-aware deploy of the trained model on a thread."""
-    output = getattr(getattr(dash, "trainer", None), "output", None) or {}
+    output = getattr(getattr(dash, "trainer", None), "output", None)
 
     def work() -> None:
         try:
-            from qfnb.model import Model
             from qfnb.trainer import DeployConfig
 
-            model = output.get("model") if isinstance(output, dict) else None
-            if model is None:
-                model = Model(version_id=output.get("model_version_id") or dash.state.model_id)
-            service = model.deploy(DeployConfig())
+            service = _model_to_deploy(output).deploy(DeployConfig())
             dash.service = service  # type: ignore[attr-defined]
             dash.mark_deployed(str(getattr(service, "endpoint", None) or getattr(service, "id", service)))
         except Exception as exc:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import time
+import types
 
 import pytest
 from IPython.core.error import UsageError
 from nb_doubles import FakeEvent, FakeTrainer, RecordingPublisher
 
 from qfnb.notebook.errors import QfnbCellError
-from qfnb.notebook.train import TrainSpec, attach
+from qfnb.notebook.train import TrainSpec, attach, deploy_in_background
 from qfnb.notebook.training_state import TrainingState
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
 from qfnb.notebook.widgets.launcher import FinetuneLauncher
@@ -151,6 +152,22 @@ def test_deploy_button_after_success() -> None:
     dash.deploy_button.click()
     assert deployed == ["am-1"] and dash.state.service == "ep-tuned"
     assert dash.deploy_button.layout.display == "none" and "ep-tuned" in dash.result.value
+
+
+def test_deploy_without_a_published_version_fails_clearly() -> None:
+    dash = TrainingDashboard("t", on_deploy=deploy_in_background)
+    dash.trainer = types.SimpleNamespace(output={"task_id": "task-1"})  # trained, but no model version
+    dash.handle_event(FakeEvent("ModelPublishAction", "p", "Done", "", {"model_id": "am-1"}))
+    dash.finish("succeeded")
+    dash.deploy_button.click()
+    deadline = time.monotonic() + 5
+    while dash.deploy_button.description != "Retry deploy" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert dash.deploy_button.description == "Retry deploy" and not dash.deploy_button.disabled
+    assert "deploy requested" in dash.log_view.value  # the log shows what happened after the job ended
+    assert "deploy failed: the fine-tune published no model version to deploy" in dash.log_view.value
+    assert "deploy failed" in dash.result.value
+    assert dash.state.service is None
 
 
 def test_attach_polls_until_done() -> None:

@@ -193,6 +193,7 @@ class TrainingDashboard(w.VBox):
     def deploy_failed(self, message: str) -> None:
         with self._lock:
             self.state.note(f"deploy failed: {message}")
+            self._render(force=True)  # the job has ended: no event will redraw the log
             self.deploy_button.disabled = False
             self.deploy_button.description = "Retry deploy"
             self.result.value = (
@@ -223,4 +224,5 @@ class TrainingDashboard(w.VBox):
         self.deploy_button.description = "Deploying…"
         with self._lock:
             self.state.note("deploy requested")
+            self._render(force=True)
         self.on_deploy(self)
