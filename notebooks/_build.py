@@ -1,32 +1,67 @@
-"""Regenerate the tour notebooks (saved without outputs): ``python notebooks/_build.py``."""
+"""Regenerate the tour notebooks: ``python notebooks/_build.py``.
+
+Cells are saved without outputs, except the contract cells made with :func:`check`: they start
+with ``# NBVAL_CHECK_OUTPUT`` and carry the expected output written here, which
+``pytest --nbval-lax`` (and the browser test for notebook 02) compares with a fresh run after
+``nbval_sanitize.cfg``. Expected outputs are literal text, never captured from a run, so no
+token, path or timing can land in the saved notebooks.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 HERE = Path(__file__).parent
 IGNORE = {"tags": ["nbval-ignore-output"]}
-CHECK = {"tags": ["nbval-check-output"]}
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 
 
 def code(src: str, **meta: object) -> nbformat.NotebookNode:
     return new_code_cell(src.strip(), metadata=dict(meta))
 
 
+def check(src: str, *, stdout: str | None = None, result: str | None = None) -> nbformat.NotebookNode:
+    """A contract cell: its expected printed text (``stdout``) and/or text/plain result."""
+    outputs = []
+    if stdout is not None:
+        outputs.append(new_output("stream", name="stdout", text=stdout))
+    if result is not None:
+        outputs.append(new_output("execute_result", data={"text/plain": result}, execution_count=None))
+    if not outputs:
+        raise ValueError("a contract cell needs an expected output")
+    return new_code_cell(f"{CHECK_MARK}\n{src.strip()}", outputs=outputs)
+
+
 def md(src: str) -> nbformat.NotebookNode:
     return new_markdown_cell(src.strip())
 
 
-def save(name: str, cells: list[nbformat.NotebookNode]) -> None:
+def notebook(cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
+    """The notebook, with stable cell ids (regenerating an unchanged notebook changes nothing).
+
+    Contract cells get the execution count of a top-to-bottom run: nbval refuses stored outputs
+    of a cell that was never run.
+    """
+    count = 0
+    for i, cell in enumerate(cells):
+        cell.id = hashlib.sha1(f"{i}:{cell.source}".encode()).hexdigest()[:8]
+        if cell.cell_type == "code":
+            count += 1
+            if cell.outputs:
+                cell.execution_count = count
+                for out in cell.outputs:
+                    if out.output_type == "execute_result":
+                        out.execution_count = count
     nb = new_notebook(cells=cells, metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
     })
     nbformat.validate(nb)
-    nbformat.write(nb, HERE / name)
+    return nb
 
 
 QUICK = [
@@ -58,10 +93,10 @@ literal braces such as JSON stay as they are.
 %%qfchat -o answer -t 0.2
 Write a Python one-liner that reverses a string. Answer with the code only.
 """, **IGNORE),
-    code("""
+    check("""
 topic = "list comprehensions"
-print(type(answer).__name__, len(str(answer)) > 0)
-""", **CHECK),
+print(type(answer).__name__, answer.done, len(str(answer)) > 0)
+""", stdout="ChatAnswer True True\n"),
     code("""
 %%qfchat -s tour -t 0.2
 Explain {topic} in two sentences. Then show the dict {"a": 1} as JSON.
@@ -70,7 +105,7 @@ Explain {topic} in two sentences. Then show the dict {"a": 1} as JSON.
 %%qfchat -s tour -t 0.2
 Now give one example of what you just explained.
 """, **IGNORE),
-    code("%qfchat sessions", **CHECK),
+    check("%qfchat sessions", result="default: 1 exchange(s)\ntour: 2 exchange(s)"),
     md("## 3. A batch with a progress bar (widget here, text in a terminal)"),
     code("""
 questions = [f"What is {a} + {b}? Answer with the number only." for a, b in [(1, 2), (3, 4), (5, 6), (7, 8)]]
@@ -78,6 +113,10 @@ future = chat.batch_do([[{"role": "user", "content": q}] for q in questions], wo
 results = future.results()
 [r["result"].strip() if not isinstance(r, Exception) else repr(r) for r in results]
 """, **IGNORE),
+    check("""
+print(future)
+print("failed:", [i for i, r in enumerate(results) if isinstance(r, Exception)])
+""", stdout="BatchFuture(4/4 finished)\nfailed: []\n"),
     md("## 4. Embeddings and similarity"),
     code("""
 import numpy as np
@@ -88,8 +127,10 @@ vectors = np.array([d["embedding"] for d in emb["data"]])
 unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 similarity = unit @ unit.T
 print(np.round(similarity, 2))
-print("cat~kitten > cat~stocks:", bool(similarity[0, 1] > similarity[0, 2]))
 """, **IGNORE),
+    check("""
+print("cat~kitten > cat~stocks:", bool(similarity[0, 1] > similarity[0, 2]))
+""", stdout="cat~kitten > cat~stocks: True\n"),
 ]
 
 FINETUNE = [
@@ -104,6 +145,7 @@ platform: a LoRA fine-tune of Gemma 3 270M on 60 question/answer pairs about a m
     code("""
 %load_ext qfnb
 import os
+import hashlib
 from pathlib import Path
 
 import qfnb
@@ -114,6 +156,9 @@ data_path = str(Path(qfnb.__file__).parent / "local" / "data" / "demo_sft.jsonl"
 ds = Dataset.load(data_file=data_path)
 ds.to_pandas().head(3)
 """, **IGNORE),
+    check("""
+print(len(ds), "pairs; columns:", list(ds.to_pandas().columns))
+""", stdout="60 pairs; columns: ['prompt', 'response']\n"),
     md("## The base model, before tuning"),
     code("""
 %%qfchat -m Gemma-3-270M -o base_answer -t 0.1 --max-tokens 48
@@ -128,10 +173,10 @@ Stop button works. `--deploy` publishes the model and deploys it as a service wh
     code("""
 %qftrain --base Gemma-3-270M --dataset $data_path --steps $STEPS --lr 2e-4 --batch-size 4 --deploy -o run
 """, **IGNORE),
-    code("""
+    check("""
 state = run.wait(timeout=3600)   # "Run All" waits here; interactively you can keep working
 print(state.status)
-""", **CHECK),
+""", stdout="succeeded\n"),
     code("""
 output = run.trainer.output
 endpoint = output["service_endpoint"]
@@ -157,6 +202,8 @@ result = manager.eval({"base": qfnb.ChatCompletion(model="Gemma-3-270M"), "tuned
     code("%qfeval result", **IGNORE),
 ]
 
+NOTEBOOKS = {"01_quick_tour.ipynb": QUICK, "02_finetune_end_to_end.ipynb": FINETUNE}
+
 if __name__ == "__main__":
-    save("01_quick_tour.ipynb", QUICK)
-    save("02_finetune_end_to_end.ipynb", FINETUNE)
+    for name, cells in NOTEBOOKS.items():
+        nbformat.write(notebook(cells), HERE / name)

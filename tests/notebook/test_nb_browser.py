@@ -1,6 +1,10 @@
 """Real browser: JupyterLab + headless Chromium (Playwright) renders the live widgets.
 
-Screenshots go to artifacts/screenshots/. Needs the Debian ``chromium`` executable.
+The fine-tune notebook runs here, and only here: Run All in JupyterLab, save, then the saved
+notebook's ``# NBVAL_CHECK_OUTPUT`` cells are compared with the repo notebook's stored outputs
+(``nbcheck``, nbval's rules) next to the dashboard and evaluation checks. Without the Debian
+``chromium`` executable the same checks run on an nbclient execution instead.
+Screenshots go to artifacts/screenshots/.
 """
 
 from __future__ import annotations
@@ -18,15 +22,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbcheck import NOTEBOOKS, ROOT, contract_mismatches, errors, find, strip_outputs, text_of
+from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
-ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(shutil.which("chromium") is None, reason="needs the chromium executable"),
-]
+FINETUNE = NOTEBOOKS / "02_finetune_end_to_end.ipynb"
+HAVE_CHROMIUM = shutil.which("chromium") is not None
+needs_chromium = pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs the chromium executable")
+KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
 
 
 def free_port() -> int:
@@ -36,7 +40,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str]]:
     root = tmp_path_factory.mktemp("lab")
     port, token = free_port(), secrets.token_hex(16)
     env = {
@@ -70,7 +74,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
                 break
             except OSError:
                 time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}", root, token  # type: ignore[misc]
+        yield f"http://127.0.0.1:{port}", root, token
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -79,12 +83,25 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
             proc.kill()
 
 
+RUN_ALL = """() => {
+    window.qfnbRunAll = undefined;
+    window.jupyterapp.commands.execute('notebook:run-all-cells').then(
+        ok => { window.qfnbRunAll = ok === true; }, () => { window.qfnbRunAll = false; });
+}"""
+SAVE = """async () => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    await window.jupyterapp.commands.execute('docmanager:save');
+    return !panel.context.model.dirty;
+}"""
+
+
 def run_notebook_in_browser(
     lab: tuple[str, Path, str], name: str, timeout_ms: int, wait_text: str, shots: dict[str, str]
-) -> list[str]:
+) -> tuple[bool, list[str]]:
+    """Run All in JupyterLab and save; (whether every cell ran, the rendered output texts)."""
     from playwright.sync_api import sync_playwright
 
-    base, _, token = lab  # type: ignore[misc]
+    base, _, token = lab
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(
@@ -98,19 +115,26 @@ def run_notebook_in_browser(
             page.wait_for_function(
                 "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel", timeout=60_000
             )
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            page.wait_for_selector(f".jp-OutputArea-output >> text={wait_text}", timeout=timeout_ms)
+            page.evaluate(RUN_ALL)
+            page.wait_for_function("() => window.qfnbRunAll !== undefined", polling=1000, timeout=timeout_ms)
+            ran_all = bool(page.evaluate("() => window.qfnbRunAll"))
+            assert page.evaluate(SAVE), f"JupyterLab did not save {name}"
+            if not ran_all:
+                return False, page.locator(".jp-OutputArea-output").all_inner_texts()
+            page.wait_for_selector(f".jp-OutputArea-output >> text={wait_text}", timeout=30_000)
             page.wait_for_timeout(1500)
             page.screenshot(path=str(SHOTS / f"{Path(name).stem}_page.png"), full_page=True)
             for selector, shot in shots.items():
                 page.locator(selector).last.scroll_into_view_if_needed()
                 page.locator(selector).last.screenshot(path=str(SHOTS / shot))
-            return [t for t in page.locator(".jp-OutputArea-output").all_inner_texts()]
+            return True, page.locator(".jp-OutputArea-output").all_inner_texts()
         finally:
             browser.close()
 
 
-def test_dashboard_renders_finished_state(lab) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.browser
+@needs_chromium
+def test_dashboard_renders_finished_state(lab: tuple[str, Path, str]) -> None:
     _, root, _ = lab
     nb = new_notebook(
         cells=[
@@ -122,23 +146,60 @@ def test_dashboard_renders_finished_state(lab) -> None:  # type: ignore[no-untyp
             new_code_cell("%qftrain --dataset demo_sft.jsonl --steps 40 -o dash"),
             new_code_cell("dash.wait(60).status"),
         ],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        metadata=KERNEL,
     )
     nbformat.write(nb, root / "dash.ipynb")
-    texts = run_notebook_in_browser(
+    ran_all, texts = run_notebook_in_browser(
         lab, "dash.ipynb", 90_000, "'succeeded'", {".qfnb-dashboard": "dashboard_fake_trainer.png"}
     )
+    assert ran_all, texts
     joined = "\n".join(texts)
     assert "Loading widget" not in joined and "Error displaying widget" not in joined
     assert "succeeded" in joined and "step 40/40" in joined and "am-42" in joined
 
 
-@pytest.mark.real_model
-def test_finetune_notebook_in_browser(lab) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.browser
+@needs_chromium
+def test_run_all_stops_at_a_failing_cell_and_saves(lab: tuple[str, Path, str]) -> None:
     _, root, _ = lab
-    shutil.copy(ROOT / "notebooks" / "02_finetune_end_to_end.ipynb", root / "finetune.ipynb")
-    os.environ.setdefault("QFNB_TOUR_STEPS", "30")
-    texts = run_notebook_in_browser(
+    cells = [new_code_cell("x = 1"), new_code_cell("raise ValueError('boom')"), new_code_cell("print('never')")]
+    nbformat.write(new_notebook(cells=cells, metadata=KERNEL), root / "fails.ipynb")
+    ran_all, _ = run_notebook_in_browser(lab, "fails.ipynb", 60_000, "boom", {})
+    saved = nbformat.read(root / "fails.ipynb", as_version=4)
+    assert not ran_all
+    assert errors(saved) == ["ValueError: boom"] and not saved.cells[2].outputs
+
+
+def check_finetune_run(executed: nbformat.NotebookNode) -> None:
+    """The fine-tune notebook's contract: stored outputs (nbval rules), dashboard, chat, report."""
+    assert not errors(executed), errors(executed)
+    mismatches = contract_mismatches(executed, nbformat.read(FINETUNE, as_version=4))
+    assert not mismatches, mismatches
+    assert text_of(find(executed, "run.wait(")).strip() == "succeeded"
+    assert "[qftrain] Gemma-3-270M ← demo_sft.jsonl: succeeded" in text_of(find(executed, "%qftrain"))
+    for needle in ("-o base_answer", "-o compare"):  # the streamed answers' final update was kept
+        streamed = text_of(find(executed, needle))
+        assert "tokens" in streamed and "streaming…" not in streamed, streamed
+    report = text_of(find(executed, "%qfeval"))
+    assert "base" in report and "tuned" in report and "rouge_l" in report, report
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize(
+    "frontend", [pytest.param("jupyterlab", marks=pytest.mark.browser) if HAVE_CHROMIUM else "nbclient"]
+)
+def test_finetune_notebook(frontend: str, request: pytest.FixtureRequest) -> None:
+    """Runs 02 once: in JupyterLab (saved by Lab, then read back), or with nbclient without chromium."""
+    fresh = strip_outputs(nbformat.read(FINETUNE, as_version=4))
+    if frontend == "nbclient":
+        NotebookClient(
+            fresh, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+        ).execute()
+        check_finetune_run(fresh)
+        return
+    _, root, _ = lab = request.getfixturevalue("lab")
+    nbformat.write(fresh, root / "finetune.ipynb")
+    ran_all, texts = run_notebook_in_browser(
         lab,
         "finetune.ipynb",
         1_800_000,
@@ -149,6 +210,7 @@ def test_finetune_notebook_in_browser(lab) -> None:  # type: ignore[no-untyped-d
             ".qfnb-eval-report": "eval_report.png",
         },
     )
-    joined = "\n".join(texts)
-    assert "Loading widget" not in joined
-    assert "succeeded" in joined and "tuned" in joined
+    saved = nbformat.read(root / "finetune.ipynb", as_version=4)
+    assert ran_all, errors(saved) or texts[-3:]
+    assert "Loading widget" not in "\n".join(texts)
+    check_finetune_run(saved)
