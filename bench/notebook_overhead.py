@@ -4,7 +4,10 @@
 
 1. A batch of cheap items (100 µs of CPU each by default, far cheaper than any HTTP call, so
    the ratio is an upper bound) through ``Progress.on_result`` in widget mode vs no progress at all.
-2. A simulated training emitting ``--events`` Contract 5 events in ~2 s into a
+2. The real thing: ``ChatCompletion.abatch_do`` against the 0 ms fake server of
+   ``batch_throughput.py`` with the widget progress bar vs ``progress=False``, runs interleaved
+   (``--rounds`` each, best and median compared), so machine noise hits both alike.
+3. A simulated training emitting ``--events`` Contract 5 events in ~2 s into a
    ``TrainingDashboard``; comm messages are counted by patching ``comm.create_comm``.
 """
 
@@ -63,6 +66,38 @@ def bench_progress(n: int, repeats: int = 5) -> tuple[float, float]:
     return off, on
 
 
+def bench_real_batch(n: int, rounds: int, workers: int = 50) -> tuple[list[float], list[float]]:
+    """Seconds per ``abatch_do`` of ``n`` chat calls: progress off, widget bar on (interleaved)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from batch_throughput import start_server, stop_server
+
+    from qfnb import ChatCompletion
+    from qfnb._core import sync
+    from qfnb._core.config import Config
+    from qfnb.notebook.progress import Progress
+
+    proc, url = start_server(0)
+    try:
+        chat = ChatCompletion(config=Config.from_env({}, base_url=url, ak="bench_ak", sk="bench_sk"))
+        msgs = [[{"role": "user", "content": f"hello {i}"}] for i in range(n)]
+        sync.run(chat.abatch_do(msgs[:workers], worker_num=workers, progress=False))  # warm
+        off: list[float] = []
+        on: list[float] = []
+        for _ in range(rounds):
+            for times, progress in ((off, False), (on, "widget")):
+                bar = Progress(desc="bench", mode="widget") if progress == "widget" else False
+                t0 = time.perf_counter()
+                results = sync.run(chat.abatch_do(msgs, worker_num=workers, progress=bar))
+                times.append(time.perf_counter() - t0)
+                assert not any(isinstance(r, Exception) for r in results)
+    finally:
+        stop_server(proc)
+    return off, on
+
+
 def bench_dashboard(events: int, seconds: float) -> tuple[int, float, int]:
     from qfnb.notebook.widgets.dashboard import TrainingDashboard
 
@@ -97,6 +132,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--work-us", type=float, default=100.0, help="simulated work per batch item")
+    parser.add_argument("--batch", type=int, default=3000, help="chat calls per real abatch_do run")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved off/on runs of the real batch")
     args = parser.parse_args()
     global WORK_S
     WORK_S = args.work_us * 1e-6
@@ -111,6 +148,16 @@ def main() -> None:
         on * 1e3,
         100 * (on - off) / off,
         1e6 * (on - off) / args.items,
+    )
+    import statistics
+
+    off_runs, on_runs = bench_real_batch(args.batch, args.rounds)
+    log.info(
+        "abatch_do, %d calls to a 0 ms server, %d runs each: progress off best %.0f ms / median %.0f ms, "
+        "widget bar on best %.0f ms / median %.0f ms -> overhead %.2f%% (best) %.2f%% (median)",
+        args.batch, args.rounds, min(off_runs) * 1e3, statistics.median(off_runs) * 1e3, min(on_runs) * 1e3,
+        statistics.median(on_runs) * 1e3, 100 * (min(on_runs) / min(off_runs) - 1),
+        100 * (statistics.median(on_runs) / statistics.median(off_runs) - 1),
     )
     sent, elapsed, renders = bench_dashboard(args.events, args.seconds)
     log.info(
