@@ -3,14 +3,11 @@ tests/local): Dataset.save → QianfanRuleEvaluator → eval/create, detail poll
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from qfnb._core import client as client_mod
 from qfnb._core.config import Config
@@ -18,11 +15,11 @@ from qfnb.dataset import Dataset
 from qfnb.errors import APIError
 from qfnb.evaluation import EvaluationManager, QianfanRefereeEvaluator, QianfanRuleEvaluator
 from qfnb.local.app import create_app
-from qfnb.local.embedded import free_port
 from qfnb.local.settings import Credentials, Settings
 from qfnb.model import Model
 from qfnb.protocol import ProtocolError
 from tests.local.platform_doubles import FakeRegistry
+from tests.local.serve import serve_in_thread
 
 CREDS = Credentials(api_key="e-ak", secret_key="e-sk", access_key="e-access", iam_secret_key="e-secret")
 
@@ -30,26 +27,16 @@ CREDS = Credentials(api_key="e-ak", secret_key="e-sk", access_key="e-access", ia
 @pytest.fixture
 def local(tmp_path: Path) -> Iterator[tuple[Any, Config]]:
     app = create_app(Settings(data_dir=tmp_path / "data", credentials=CREDS, poll_interval=0.05), FakeRegistry())
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "local platform did not start"
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{port}"
-    cfg = Config.from_env({}, base_url=url, console_api_base_url=url, iam_base_url=url, ak=CREDS.api_key,
-                          sk=CREDS.secret_key, access_key=CREDS.access_key, secret_key=CREDS.iam_secret_key,
-                          bos_endpoint=url + "/bos", evaluation_online_polling_interval=0.05,
-                          import_status_polling_interval=0.05, release_status_polling_interval=0.05)
-    client_mod._CLIENTS.clear()
-    try:
-        yield app, cfg
-    finally:
+    with serve_in_thread(app) as url:
+        cfg = Config.from_env({}, base_url=url, console_api_base_url=url, iam_base_url=url, ak=CREDS.api_key,
+                              sk=CREDS.secret_key, access_key=CREDS.access_key, secret_key=CREDS.iam_secret_key,
+                              bos_endpoint=url + "/bos", evaluation_online_polling_interval=0.05,
+                              import_status_polling_interval=0.05, release_status_polling_interval=0.05)
         client_mod._CLIENTS.clear()
-        server.should_exit = True
-        thread.join(10)
+        try:
+            yield app, cfg
+        finally:
+            client_mod._CLIENTS.clear()
 
 
 def test_rule_evaluation_on_the_local_platform(local: tuple[Any, Config]) -> None:

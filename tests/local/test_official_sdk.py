@@ -8,16 +8,15 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from platform_doubles import FakeRegistry
 from platform_helpers import CREDS, Signer, make_settings
+from serve import serve_in_thread
 
 from qfnb.local.app import create_app
 from qfnb.local.embedded import free_port
@@ -47,15 +46,8 @@ def run_sdk(env: dict[str, str], *args: str, timeout: float = 240) -> dict[str, 
 @pytest.fixture()
 def fast_server(tmp_path: Path):
     app = create_app(make_settings(tmp_path / "data"), FakeRegistry())
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield app, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(app) as url:
+        yield app, url
 
 
 def test_official_sdk_seed_calls_fast(fast_server, tmp_path: Path) -> None:

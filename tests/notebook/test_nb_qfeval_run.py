@@ -4,25 +4,22 @@ engine doubles (Tiny-Chat answers ``"tiny-chat: <prompt>"``), through the real c
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-import uvicorn
 from IPython.core.error import UsageError
 
 from qfnb._core import client as client_mod
 from qfnb.evaluation import EvaluationResult
 from qfnb.local.app import create_app
-from qfnb.local.embedded import free_port
 from qfnb.local.settings import Credentials, Settings
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.evalreport import EvalReport
 from tests.local.platform_doubles import FakeRegistry
+from tests.local.serve import serve_in_thread
 
 CREDS = Credentials(api_key="nb-ak", secret_key="nb-sk", access_key="nb-access", iam_secret_key="nb-secret")
 ROWS = [
@@ -37,29 +34,19 @@ def platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRe
     """The local platform's app with engine doubles on 127.0.0.1; the environment points qfnb at it."""
     registry = FakeRegistry()
     app = create_app(Settings(data_dir=tmp_path / "data", credentials=CREDS, poll_interval=0.05), registry)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "local platform did not start"
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{port}"
-    env = {"QIANFAN_BASE_URL": url, "QIANFAN_CONSOLE_API_BASE_URL": url, "QIANFAN_IAM_BASE_URL": url,
-           "QIANFAN_AK": CREDS.api_key, "QIANFAN_SK": CREDS.secret_key, "QIANFAN_ACCESS_KEY": CREDS.access_key,
-           "QIANFAN_SECRET_KEY": CREDS.iam_secret_key, "QIANFAN_LLM_API_RETRY_COUNT": "1",
-           "QFNB_BOS_ENDPOINT": url + "/bos", "QIANFAN_IMPORT_STATUS_POLLING_INTERVAL": "0.05",
-           "QIANFAN_RELEASE_STATUS_POLLING_INTERVAL": "0.05", "QIANFAN_EXPORT_STATUS_POLLING_INTERVAL": "0.05"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    client_mod._CLIENTS.clear()
-    try:
-        yield registry
-    finally:
+    with serve_in_thread(app) as url:
+        env = {"QIANFAN_BASE_URL": url, "QIANFAN_CONSOLE_API_BASE_URL": url, "QIANFAN_IAM_BASE_URL": url,
+               "QIANFAN_AK": CREDS.api_key, "QIANFAN_SK": CREDS.secret_key, "QIANFAN_ACCESS_KEY": CREDS.access_key,
+               "QIANFAN_SECRET_KEY": CREDS.iam_secret_key, "QIANFAN_LLM_API_RETRY_COUNT": "1",
+               "QFNB_BOS_ENDPOINT": url + "/bos", "QIANFAN_IMPORT_STATUS_POLLING_INTERVAL": "0.05",
+               "QIANFAN_RELEASE_STATUS_POLLING_INTERVAL": "0.05", "QIANFAN_EXPORT_STATUS_POLLING_INTERVAL": "0.05"}
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
         client_mod._CLIENTS.clear()
-        server.should_exit = True
-        thread.join(10)
+        try:
+            yield registry
+        finally:
+            client_mod._CLIENTS.clear()
 
 
 def calls(registry: FakeRegistry) -> int:
