@@ -8,7 +8,9 @@ after ``latency`` ms. For each latency (0 and 100 ms) it runs the official SDK's
 ``abatch_do``/``batch_do`` and qfnb's, in the same run, and prints req/s, qfnb/official
 ratios, % of the ideal rate (workers / latency), client CPU ms per request, and the
 import times (``import X`` and ``from X import ChatCompletion``) of both packages in fresh
-interpreters. ``--profile`` runs qfnb's ``abatch_do`` at 0 ms under cProfile instead.
+interpreters. Each measurement runs in its own interpreter (the official SDK leaves threads
+behind that would tax whatever runs after it). ``--profile`` runs qfnb's ``abatch_do`` at 0 ms
+under cProfile instead.
 """
 
 from __future__ import annotations
@@ -166,6 +168,22 @@ def run_qfnb(url: str, n: int, workers: int, mode: str) -> dict[str, float]:
     return _timed(lambda: chat.batch_do(msgs, worker_num=workers).results(), n)
 
 
+def run_isolated(sdk: str, url: str, n: int, workers: int, mode: str) -> dict[str, float]:
+    """``run_official``/``run_qfnb`` in a fresh interpreter; its figures come back as JSON."""
+    out = subprocess.run([sys.executable, __file__, "--one", sdk, url, str(n), str(workers), mode],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{sdk} {mode} failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def one_main(sdk: str, url: str, n: int, workers: int, mode: str) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("qianfan").setLevel(logging.WARNING)
+    fn = run_official if sdk == "official" else run_qfnb
+    print(json.dumps(fn(url, n, workers, mode)))
+
+
 def run_big(n: int, workers: int, out: str) -> None:
     """``n`` prompts (generated lazily) through ``batch_do(output_file=...)``; peak RSS before/after."""
     import resource
@@ -295,8 +313,8 @@ def main() -> None:
             else:
                 print(f"0 ms: bare-pool ceiling {ceiling['rps']:.0f} req/s")
             for mode in modes:
-                off = None if args.skip_official else run_official(url, n, args.workers, mode)
-                ours = run_qfnb(url, n, args.workers, mode)
+                off = None if args.skip_official else run_isolated("official", url, n, args.workers, mode)
+                ours = run_isolated("qfnb", url, n, args.workers, mode)
                 rows.append((latency, mode, n, off, ours))
         finally:
             stop_server(proc)
@@ -325,5 +343,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
         server_main(int(sys.argv[2]), float(sys.argv[3]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--one":
+        one_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
     else:
         main()
