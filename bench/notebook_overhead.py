@@ -5,8 +5,8 @@
 1. A batch of cheap items (100 µs of CPU each by default, far cheaper than any HTTP call, so
    the ratio is an upper bound) through ``Progress.on_result`` in widget mode vs no progress at all.
 2. The real thing: ``ChatCompletion.abatch_do`` against the 0 ms fake server of
-   ``batch_throughput.py`` with the widget progress bar vs ``progress=False``, runs interleaved
-   (``--rounds`` each, best and median compared), so machine noise hits both alike.
+   ``batch_throughput.py`` with the widget progress bar vs ``progress=False``: ``--rounds``
+   pairs, each pair in a random order; the overhead is the median of the per-pair ratios.
 3. A simulated training emitting ``--events`` Contract 5 events in ~2 s into a
    ``TrainingDashboard``; comm messages are counted by patching ``comm.create_comm``.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import random
 import time
 from typing import Any
 
@@ -86,9 +87,10 @@ def bench_real_batch(n: int, rounds: int, workers: int = 50) -> tuple[list[float
         sync.run(chat.abatch_do(msgs[:workers], worker_num=workers, progress=False))  # warm
         off: list[float] = []
         on: list[float] = []
-        for _ in range(rounds):
-            for times, progress in ((off, False), (on, "widget")):
-                bar = Progress(desc="bench", mode="widget") if progress == "widget" else False
+        order = random.Random(0)
+        for _ in range(rounds):  # each round runs both, in a random order (paired samples)
+            for times, progress in order.sample([(off, False), (on, True)], 2):
+                bar = Progress(desc="bench", mode="widget") if progress else False
                 t0 = time.perf_counter()
                 results = sync.run(chat.abatch_do(msgs, worker_num=workers, progress=bar))
                 times.append(time.perf_counter() - t0)
@@ -133,7 +135,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--work-us", type=float, default=100.0, help="simulated work per batch item")
     parser.add_argument("--batch", type=int, default=3000, help="chat calls per real abatch_do run")
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved off/on runs of the real batch")
+    parser.add_argument("--rounds", type=int, default=15, help="off/on pairs of the real batch")
     args = parser.parse_args()
     global WORK_S
     WORK_S = args.work_us * 1e-6
@@ -152,12 +154,12 @@ def main() -> None:
     import statistics
 
     off_runs, on_runs = bench_real_batch(args.batch, args.rounds)
+    ratios = [b / a for a, b in zip(off_runs, on_runs, strict=True)]
     log.info(
-        "abatch_do, %d calls to a 0 ms server, %d runs each: progress off best %.0f ms / median %.0f ms, "
-        "widget bar on best %.0f ms / median %.0f ms -> overhead %.2f%% (best) %.2f%% (median)",
-        args.batch, args.rounds, min(off_runs) * 1e3, statistics.median(off_runs) * 1e3, min(on_runs) * 1e3,
-        statistics.median(on_runs) * 1e3, 100 * (min(on_runs) / min(off_runs) - 1),
-        100 * (statistics.median(on_runs) / statistics.median(off_runs) - 1),
+        "abatch_do, %d calls to a 0 ms server, %d pairs: progress off median %.0f ms, widget bar on median "
+        "%.0f ms -> overhead %.2f%% (median of per-pair ratios; quartiles %.2f%% .. %.2f%%)",
+        args.batch, args.rounds, statistics.median(off_runs) * 1e3, statistics.median(on_runs) * 1e3,
+        100 * (statistics.median(ratios) - 1), *(100 * (q - 1) for q in statistics.quantiles(ratios, n=4)[::2]),
     )
     sent, elapsed, renders = bench_dashboard(args.events, args.seconds)
     log.info(
