@@ -187,8 +187,9 @@ async def _v1_answer(start: Any, obj: str, stream: bool) -> Response:
         deltas = await run_in_threadpool(lambda: list(start()))
         text = "".join(d.text for d in deltas)
         finish = next((d.finish_reason for d in reversed(deltas) if d.finish_reason), "normal")
-        return JSONResponse({"id": rid, "object": obj, "created": created, "result": text, "is_truncated": False,
-                             "need_clear_history": False, "finish_reason": _v1_finish(finish),
+        return JSONResponse({"id": rid, "object": obj, "created": created, "result": text,
+                             "is_truncated": finish == "length", "need_clear_history": False,
+                             "finish_reason": _v1_finish(finish),
                              "usage": _usage(*_tokens(deltas))})
     stream_deltas = await _primed(start)
     return StreamingResponse(_v1_events(stream_deltas, rid, obj, created), media_type="text/event-stream",
@@ -216,8 +217,9 @@ async def _v1_events(deltas: AsyncIterator[Any], rid: str, obj: str, created: in
                                 "is_end": end, "is_truncated": False, "result": delta.text if delta else "",
                                 "need_clear_history": False, "usage": _usage(*_tokens(seen))}
         if end:
-            body["finish_reason"] = _v1_finish(next((d.finish_reason for d in reversed(seen) if d.finish_reason),
-                                                    None))
+            reason = next((d.finish_reason for d in reversed(seen) if d.finish_reason), None)
+            body["finish_reason"] = _v1_finish(reason)
+            body["is_truncated"] = reason == "length"  # the answer hit max_output_tokens
         return encode_event(body)
 
     try:

@@ -94,6 +94,8 @@ class FakeQianfan:
         self.latency = 0.0
         self.cut_stream_after: int | None = None
         self.stream_chunks = 3
+        #: the next N chat answers say ``is_truncated`` (as when the output hit the length limit)
+        self.truncate_next = 0
         self._tokens: set[str] = set()
         self._token_seq = 0
         self._faults: list[Fault] = []
@@ -317,16 +319,21 @@ class FakeQianfan:
         answer = f"echo[{endpoint.strip('/')}]: {text}"
         obj = "completion" if api == "completions" else "chat.completion"
         usage = {"prompt_tokens": len(text), "completion_tokens": len(answer), "total_tokens": len(text) + len(answer)}
+        truncated = False
+        if obj == "chat.completion" and self.truncate_next > 0:
+            self.truncate_next -= 1
+            truncated = True
         if body.get("stream"):
             n = max(1, self.stream_chunks)
             size = -(-len(answer) // n)
             parts = [answer[i * size:(i + 1) * size] for i in range(n)]
             events: list[dict[str, Any] | str] = [
                 {"id": "as-fake", "object": obj, "created": 1, "sentence_id": i, "is_end": i == n - 1,
-                 "result": part, "is_truncated": False, "need_clear_history": False, "usage": usage}
+                 "result": part, "is_truncated": truncated and i == n - 1, "need_clear_history": False,
+                 "usage": usage}
                 for i, part in enumerate(parts)]
             return Reply(sse=events)
-        return Reply({"id": "as-fake", "object": obj, "created": 1, "result": answer, "is_truncated": False,
+        return Reply({"id": "as-fake", "object": obj, "created": 1, "result": answer, "is_truncated": truncated,
                       "need_clear_history": False, "usage": usage},
                      headers={"x-baidu-request-id": req.headers.get("request_id", "")})
 

@@ -118,7 +118,7 @@ def test_v1_stream_format(client) -> None:
     assert [c["sentence_id"] for c in chunks] == [0, 1, 2]
     assert [c["is_end"] for c in chunks] == [False, False, True]
     assert "".join(c["result"] for c in chunks) == "tiny-chat: hello there"
-    assert chunks[-1]["finish_reason"] == "normal"
+    assert chunks[-1]["finish_reason"] == "normal" and not any(c["is_truncated"] for c in chunks)
 
 
 def test_stream_error_before_start_is_json(client) -> None:
@@ -131,7 +131,11 @@ def test_completion_and_embeddings(client) -> None:
     comp = client.post(MODEL_API_PREFIX + "/completions/tiny-chat", params={"access_token": tok},
                        json={"prompt": "one two", "max_output_tokens": 2}).json()
     assert comp["object"] == "completion" and comp["result"] == "tiny-chat: one"
-    assert comp["finish_reason"] == "length"
+    assert comp["finish_reason"] == "length" and comp["is_truncated"] is True  # hit max_output_tokens
+    streamed = client.post(MODEL_API_PREFIX + "/completions/tiny-chat", params={"access_token": tok},
+                           json={"prompt": "one two", "max_output_tokens": 2, "stream": True}).text
+    last = list(SSEDecoder().feed(streamed))[-1].data
+    assert last["is_end"] is True and last["is_truncated"] is True and last["finish_reason"] == "length"
     emb = client.post(MODEL_API_PREFIX + "/embeddings/tiny-embed", params={"access_token": tok},
                       json={"input": ["ab", "abc"]}).json()
     assert [d["index"] for d in emb["data"]] == [0, 1] and emb["data"][1]["embedding"][0] == 3.0

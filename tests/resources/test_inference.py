@@ -238,3 +238,42 @@ def test_use_custom_endpoint_verbatim(fake: FakeQianfan, make_config: MakeConfig
     chat = ChatCompletion(config=make_config("oauth", use_custom_endpoint=True))
     assert chat.do(endpoint="/chat/my_full_path", messages=HI).result == "echo[my_full_path]: 你好"
     assert fake.calls("/chat/")[0].path.endswith("/wenxinworkshop/chat/my_full_path")
+
+
+def test_auto_concat_truncate_continues_until_complete(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    chat = ChatCompletion(config=make_config("oauth"))
+    fake.truncate_next = 2
+    resp = chat.do(messages=HI, auto_concat_truncate=True, truncated_continue_prompt="go on")
+    sent = [c.json for c in fake.calls("/chat/")]
+    assert len(sent) == 3
+    first = "echo[ernie-lite-8k]: 你好"
+    assert sent[1]["messages"] == [*HI, {"role": "assistant", "content": first}, {"role": "user", "content": "go on"}]
+    second = "echo[ernie-lite-8k]: go on"
+    assert sent[2]["messages"][-2:] == [{"role": "assistant", "content": second}, {"role": "user", "content": "go on"}]
+    assert all("auto_concat_truncate" not in b and "truncated_continue_prompt" not in b for b in sent)
+    assert resp.result == first + second + second and resp["is_truncated"] is False
+    assert resp.usage.completion_tokens == len(first) + 2 * len(second)
+    # without the flag a truncated answer comes back as it is
+    fake.truncate_next = 1
+    assert chat.do(messages=HI)["is_truncated"] is True and len(fake.calls("/chat/")) == 4
+
+
+async def test_auto_concat_truncate_streams_every_round(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    chat = ChatCompletion(config=make_config("oauth"))
+    fake.truncate_next = 1
+    chunks = [c async for c in await chat.ado(messages=HI, stream=True, auto_concat_truncate=True)]
+    assert "".join(c.result for c in chunks) == "echo[ernie-lite-8k]: 你好" + "echo[ernie-lite-8k]: 继续"
+    assert len(fake.calls("/chat/")) == 2 and chunks[-1]["is_end"] is True
+    fake.truncate_next = 1
+    parts = [c.result for c in chat.do(messages=HI, stream=True, auto_concat_truncate=True)]
+    assert "".join(parts).endswith("继续") and len(fake.calls("/chat/")) == 4
+
+
+def test_auto_concat_truncate_gives_up_after_the_cap(fake: FakeQianfan, make_config: MakeConfig,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    from qfnb.resources.inference.chat import MAX_CONTINUATIONS
+
+    fake.truncate_next = 1000  # a model that never finishes
+    resp = ChatCompletion(config=make_config("oauth")).do(messages=HI, auto_concat_truncate=True)
+    assert len(fake.calls("/chat/")) == MAX_CONTINUATIONS + 1
+    assert resp["is_truncated"] is True and "still truncated" in caplog.text

@@ -31,7 +31,8 @@ REQUEST_SOURCE = "qfnb_py_sdk_v0.1.0"
 _RETRY_KWARGS = ("retry_count", "request_timeout", "backoff_factor", "retry_jitter", "retry_max_wait_interval",
                  "retry_err_codes")
 _LOCAL_KWARGS = frozenset({"model", "endpoint", "stream", "request_id", "show_total_latency", "with_decode",
-                           "truncate_overlong_msgs", "auto_concat_truncate", "adapt_openai_message_format",
+                           "truncate_overlong_msgs", "auto_concat_truncate", "truncated_continue_prompt",
+                           "adapt_openai_message_format",
                            "retry_err_handler", *_RETRY_KWARGS})
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from qfnb._core.ratelimit import estimate_tokens
@@ -13,7 +15,13 @@ from .messages import Messages
 
 __all__ = ["ChatCompletion"]
 
+logger = logging.getLogger("qfnb.chat")
+
 V2_DEFAULT_MODEL = "ernie-lite-8k"
+#: what ``auto_concat_truncate`` sends to ask for the rest of a truncated answer (the SDK's default)
+CONTINUE_PROMPT = "继续"
+#: follow-up requests ``auto_concat_truncate`` makes at most for one answer
+MAX_CONTINUATIONS = 16
 
 
 def _messages(value: Any) -> Any:
@@ -37,6 +45,59 @@ class ChatCompletion(BaseInference):
         if str(version) not in ("1", "2"):
             raise ValueError(f"version must be 1 or 2, got {version!r}")
         self.version = int(version)
+
+    async def ado(self, **kwargs: Any) -> Any:
+        """Call the model. With ``auto_concat_truncate=True``, an answer the platform marks
+        ``is_truncated`` is continued (the partial answer as the assistant turn, then
+        ``truncated_continue_prompt``, default "继续") until it is complete: one response whose
+        ``result`` is the whole answer and whose ``usage`` adds up every round; with
+        ``stream=True`` the chunks of every round, in order."""
+        if not kwargs.get("auto_concat_truncate"):
+            return await super().ado(**kwargs)
+        first = await super().ado(**kwargs)
+        if kwargs.get("stream"):
+            return self._continue_stream(first, kwargs)
+        parts = [str(first.body.get("result") or "")]
+        usage = dict(first.body.get("usage") or {})
+        resp, rounds = first, 0
+        while resp.body.get("is_truncated") and rounds < MAX_CONTINUATIONS:
+            rounds += 1
+            resp = await super().ado(**self._continuation(kwargs, parts))
+            parts.append(str(resp.body.get("result") or ""))
+            for key, value in (resp.body.get("usage") or {}).items():
+                if isinstance(value, int):
+                    usage[key] = usage.get(key, 0) + value
+        if resp.body.get("is_truncated"):
+            _still_truncated()
+        resp.body["result"] = "".join(parts)
+        if usage:
+            resp.body["usage"] = usage
+        return resp
+
+    def _continuation(self, kwargs: dict[str, Any], parts: list[str]) -> dict[str, Any]:
+        """The follow-up request: the history so far, the partial answer, the continue prompt."""
+        prompt = kwargs.get("truncated_continue_prompt") or CONTINUE_PROMPT
+        history = list(_messages(kwargs["messages"]))
+        for part in parts:
+            history += [{"role": "assistant", "content": part}, {"role": "user", "content": prompt}]
+        return {**kwargs, "messages": history}
+
+    async def _continue_stream(self, first: AsyncIterator[QfResponse], kwargs: dict[str, Any]
+                               ) -> AsyncIterator[QfResponse]:
+        chunks, parts = first, []
+        for _ in range(MAX_CONTINUATIONS + 1):
+            text, truncated = [], False
+            async for chunk in chunks:
+                text.append(str(chunk.body.get("result") or ""))
+                truncated = bool(chunk.body.get("is_truncated"))
+                yield chunk
+            parts.append("".join(text))
+            if not truncated:
+                return
+            if len(parts) > MAX_CONTINUATIONS:
+                _still_truncated()
+                return
+            chunks = await super().ado(**self._continuation(kwargs, parts))
 
     async def _target(self, model: str | None, endpoint: str | None) -> Target:
         if self.version == 2:
@@ -75,6 +136,11 @@ class ChatCompletion(BaseInference):
     async def _one(self, kwargs: dict[str, Any]) -> QfResponse:
         result: QfResponse = await self.ado(**kwargs)
         return result
+
+
+def _still_truncated() -> None:
+    logger.warning("auto_concat_truncate: the answer is still truncated after %d continuations; returning "
+                   "what arrived (is_truncated stays true)", MAX_CONTINUATIONS)
 
 
 def _input_limits(model: str | None) -> tuple[int | None, int | None] | None:
