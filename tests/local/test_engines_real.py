@@ -71,3 +71,22 @@ def test_two_step_lora_job_on_gemma_is_served_by_llama_cpp(registry: EngineRegis
                                                    system=None, params=GREEDY))
     assert deltas[-1].completion_tokens > 0
     registry.unregister("real_tuned")
+
+
+def test_llama_cpp_log_lines_do_not_reach_stderr(data_dir: Path) -> None:
+    # in a notebook, stderr shows as a red block under the answer; llama.cpp's lines go to logging
+    code = ("import logging, sys\n"
+            "from pathlib import Path\n"
+            "from qfnb.local.engines import EngineRegistry\n"
+            "records = []\n"
+            "class Keep(logging.Handler):\n"
+            "    def emit(self, record): records.append(record.getMessage())\n"
+            "logging.getLogger('qfnb.local.llama_cpp').addHandler(Keep())\n"
+            "logging.getLogger('qfnb.local.llama_cpp').setLevel(logging.DEBUG)\n"
+            f"EngineRegistry(Path({str(data_dir)!r})).chat('gemma_3_270m')\n"
+            "print(sum('SWA' in r for r in records), len(records))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    swa, total = map(int, proc.stdout.split()[-2:])
+    assert swa >= 1 and total > 10  # llama.cpp's lines arrived in logging ...
+    assert "llama_kv_cache" not in proc.stderr and "llama_model_loader" not in proc.stderr  # ... not on stderr

@@ -47,7 +47,8 @@ def test_launch_runs_in_background_and_finishes(ip, pub: RecordingPublisher) -> 
     assert state.model_id == "am-42"
     assert dash.bar.value == 1.0 and dash.bar.bar_style == "success"
     assert "succeeded" in dash.header.value and "am-42" in dash.result.value
-    assert dash.stop_button.disabled and dash.deploy_button.layout.display is None
+    assert dash.stop_button.disabled and dash.stop_button.layout.display == "none"
+    assert dash.deploy_button.layout.display is None
     assert bytes(dash.chart.value).startswith(PNG)
     assert "TrainAction Running" in dash.log_view.value and "fine-tune succeeded" in dash.log_view.value
     # the saved notebook keeps a static snapshot and a final text/plain

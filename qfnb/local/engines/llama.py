@@ -27,6 +27,39 @@ N_THREADS = 2  # llama-cpp-python defaults to cpu_count()//2, which halves decod
 
 _PARAMS_LOCK = threading.Lock()
 
+#: llama.cpp's log levels (``ggml_log_level`` in the llama.cpp this wheel builds) -> logging's.
+#: Its own lines are chatty: info and warnings stay at debug/info, errors become warnings.
+_LLAMA_LOG_LEVELS = {1: logging.DEBUG, 2: logging.DEBUG, 3: logging.INFO, 4: logging.WARNING}
+_llama_log = logging.getLogger("qfnb.local.llama_cpp")
+_log_callback: Any = None
+
+
+def _route_llama_logs() -> None:
+    """Send llama.cpp's log lines to the ``qfnb.local.llama_cpp`` logger, not stderr.
+
+    llama-cpp-python's own hook assumes an older level numbering and prints this llama.cpp's
+    warnings (e.g. "using full-size SWA cache") as errors on stderr, which a notebook shows as
+    a red block under the answer.
+    """
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import ctypes
+
+    import llama_cpp
+
+    last = [logging.DEBUG]
+
+    @llama_cpp.llama_log_callback  # type: ignore[misc]
+    def callback(level: int, text: bytes, user_data: Any) -> None:
+        py_level = last[0] if level == 5 else _LLAMA_LOG_LEVELS.get(level, logging.DEBUG)  # 5: continued
+        last[0] = py_level
+        if _llama_log.isEnabledFor(py_level):
+            _llama_log.log(py_level, "%s", text.decode("utf-8", errors="replace").rstrip())
+
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    _log_callback = callback  # keep the C callback alive
+
 
 def _amx_build() -> bool:
     """True if this llama.cpp build uses AMX kernels, which crash (SIGSEGV) on prompt batches here."""
@@ -44,6 +77,7 @@ def _load_llama(**kwargs: Any) -> Any:
     import llama_cpp
     from llama_cpp import llama as llama_mod
 
+    _route_llama_logs()
     if not _amx_build():
         return llama_cpp.Llama(**kwargs)
     log.warning(

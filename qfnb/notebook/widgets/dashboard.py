@@ -106,6 +106,7 @@ class TrainingDashboard(w.VBox):
             self._chart_dirty = True
             self._render(force=True)
             self.stop_button.disabled = True
+            self.stop_button.layout.display = "none"  # nothing left to stop
             can_deploy = status == "succeeded" and self.on_deploy is not None and not self.state.service
             self.deploy_button.layout.display = None if can_deploy else "none"
             self.chart.layout.display = "none" if self.snapshot_handle is not None else None
