@@ -126,6 +126,15 @@ def errors(nb: nbformat.NotebookNode) -> list[str]:
     ]
 
 
+def stderr_of(nb: nbformat.NotebookNode) -> list[str]:
+    """Every stderr stream output (a notebook shows them as red blocks under the cell)."""
+    return [
+        out.get("text", "")
+        for cell in nb.cells if cell.cell_type == "code"
+        for out in cell.get("outputs", []) if out.get("output_type") == "stream" and out.get("name") == "stderr"
+    ]
+
+
 def text_of(cell: nbformat.NotebookNode) -> str:
     """A cell's stream text and text/plain outputs, joined."""
     parts = []

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbcheck import NOTEBOOKS, ROOT, contract_mismatches, errors, find, strip_outputs, text_of
+from nbcheck import NOTEBOOKS, ROOT, contract_mismatches, errors, find, stderr_of, strip_outputs, text_of
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
@@ -173,6 +173,7 @@ def test_run_all_stops_at_a_failing_cell_and_saves(lab: tuple[str, Path, str]) -
 def check_finetune_run(executed: nbformat.NotebookNode) -> None:
     """The fine-tune notebook's contract: stored outputs (nbval rules), dashboard, chat, report."""
     assert not errors(executed), errors(executed)
+    assert not stderr_of(executed), stderr_of(executed)[:3]  # no engine chatter in red under the cells
     mismatches = contract_mismatches(executed, nbformat.read(FINETUNE, as_version=4))
     assert not mismatches, mismatches
     assert text_of(find(executed, "run.wait(")).strip() == "succeeded"
