@@ -12,6 +12,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from .dataset import Dataset
 
 
+async def aresolve_target(target: Any, model: str | None, endpoint: str | None) -> dict[str, str]:
+    """:func:`resolve_target`, letting a Model look itself up (``achat_target``) without blocking."""
+    achat_target = getattr(target, "achat_target", None)
+    if callable(achat_target):
+        return dict(await achat_target())
+    return resolve_target(target, model, endpoint)
+
+
 def resolve_target(target: Any, model: str | None, endpoint: str | None) -> dict[str, str]:
     """``ChatCompletion`` kwargs (``model``/``endpoint``) for a Service, Model, or name."""
     if target is None:
@@ -39,7 +47,7 @@ async def run_llm(ds: Dataset, target: Any, *, model: str | None, endpoint: str 
         raise ValidationError("prompt_column", f"no column {prompt_column!r}; columns are {ds.columns}")
     if concurrency < 1:
         raise ValidationError("concurrency", "must be >= 1")
-    kwargs = resolve_target(target, model, endpoint)
+    kwargs = await aresolve_target(target, model, endpoint)
     config = getattr(target, "config", None)
     chat = ChatCompletion(**kwargs, config=config) if config is not None else ChatCompletion(**kwargs)
     rows = ds.list()

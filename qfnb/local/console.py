@@ -10,16 +10,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
-from qfnb.protocol.console import ModelVersionState, RunStatus, ServiceStatus
+from qfnb.protocol.console import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
 from qfnb.protocol.errors import ErrorCode
 
-from .datasets import dataset_rows, import_files, read_file_rows
+from .datasets import EXPORT_BUCKET, dataset_rows, export_lines, import_files, read_file_rows
 from .platform import Platform
 from .store import new_sid
-from .wire import BodyError
+from .wire import BodyError, iso
 
 log = logging.getLogger("qfnb.local.console")
 
@@ -256,6 +257,20 @@ def import_dataset(platform: Platform, ds: dict[str, Any], files: Any) -> dict[s
         platform.store.update("datasets", ds["id"], importStatus=3)
         raise
     return platform.store.update("datasets", ds["id"], importStatus=2, entityCount=count)
+
+
+def export_dataset(platform: Platform, ds: dict[str, Any]) -> dict[str, Any]:
+    """Write the dataset's rows to an export object (at once: local datasets are small) and
+    record it; ``exportRecord`` lists the records with their download URLs."""
+    rows = dataset_rows(platform.settings.data_dir, ds)
+    exports = list(ds.get("exports") or [])
+    key = f"{ds['sid']}/export-{len(exports) + 1}.jsonl"
+    started = time.time()
+    platform.objects.put(EXPORT_BUCKET, key, export_lines(rows))
+    exports.append({"id": len(exports) + 1, "status": ExportStatus.FINISHED.value, "exportFormat": 0,
+                    "exportType": 1, "exportTo": 0, "entityCount": len(rows), "startTime": iso(started),
+                    "finishTime": iso(time.time()), "bucket": EXPORT_BUCKET, "key": key})
+    return platform.store.update("datasets", ds["id"], exports=exports)
 
 
 def check_version_ready(version: dict[str, Any]) -> None:

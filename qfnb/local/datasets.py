@@ -101,6 +101,15 @@ def dataset_rows(data_dir: Path, dataset: dict[str, Any]) -> list[dict[str, str]
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+EXPORT_BUCKET = "qfnb-exports"
+
+
+def export_lines(rows: list[dict[str, str]]) -> bytes:
+    """The platform's prompt/response export: one conversation (a JSON list of turns) per line."""
+    return "".join(json.dumps([{"prompt": r["prompt"], "response": [[r["response"]]]}], ensure_ascii=False) + "\n"
+                   for r in rows).encode("utf-8")
+
+
 def import_files(data_dir: Path, objects: ObjectStore, dataset: dict[str, Any], files: list[Any]) -> int:
     """Append the rows of ``files`` (``bos:/`` URIs) to the dataset; returns the new row count."""
     rows: list[dict[str, str]] = []

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from qfnb.protocol.console import V1_TRAIN_STATUS, RunStatus, ServiceStatus
+from qfnb.protocol.console import V1_TRAIN_STATUS, ExportStatus, RunStatus, ServiceStatus
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.routes import MODEL_API_PREFIX, Console
 
@@ -184,12 +184,30 @@ def dataset_release(p: Platform, body: dict[str, Any]) -> bool:
     return True
 
 
+def dataset_export(p: Platform, body: dict[str, Any]) -> bool:
+    ds = c.get(p, "datasets", _int(body, "datasetId"), "datasetId")
+    if body.get("exportTo", 0) != 0:
+        raise BodyError("exportTo", "the local platform exports to its own storage only (exportTo=0)")
+    c.export_dataset(p, ds)
+    return True
+
+
+def dataset_export_records(p: Platform, body: dict[str, Any], base_url: str) -> list[dict[str, Any]]:
+    ds = c.get(p, "datasets", _int(body, "datasetId"), "datasetId")
+    return [{k: v for k, v in rec.items() if k not in ("bucket", "key")}
+            | {"downloadUrl": f"{base_url}/bos/{rec['bucket']}/{rec['key']}"}
+            for rec in ds.get("exports") or []]
+
+
 def dataset_info(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     ds = c.get(p, "datasets", _int(body, "datasetId"), "datasetId")
+    exports = ds.get("exports") or []
     return {"groupPK": ds["id"], "name": ds["name"], "dataType": ds["dataType"],
             "versionInfo": {"datasetPK": ds["id"], "bmlDatasetId": ds["sid"], "versionId": 1,
                             "importStatus": ds["importStatus"], "importProgress": 100 if ds["importStatus"] == 2 else 0,
-                            "exportStatus": -1, "releaseStatus": ds["releaseStatus"], "releaseErrCode": 0,
+                            "exportStatus": exports[-1]["status"] if exports else ExportStatus.NOT_STARTED.value,
+                            "exportRecordCount": len(exports), "releaseStatus": ds["releaseStatus"],
+                            "releaseErrCode": 0,
                             "releaseStoragePath": f"/datasets/{ds['sid']}/", "projectType": ds["projectType"],
                             "templateType": ds["templateType"], "storageType": ds["storageType"],
                             "entityCount": ds["entityCount"], "annotatedEntityCount": ds["entityCount"]}}
@@ -203,7 +221,7 @@ HANDLERS: dict[str, Handler] = {
     Console.EVAL_REPORT: evaluation.report_v1, Console.EVAL_CANCEL: evaluation.cancel_v1,
     Console.SERVICE_APPLY: service_apply, Console.DATASET_CREATE: dataset_create,
     Console.DATASET_IMPORT: dataset_import, Console.DATASET_RELEASE: dataset_release,
-    Console.DATASET_INFO: dataset_info,
+    Console.DATASET_INFO: dataset_info, Console.DATASET_EXPORT: dataset_export,
 }
 
 
@@ -221,8 +239,11 @@ async def dispatch(request: Request) -> Response:
     fail = v1_data_error if data_api else partial(v1_error, inference=False)
     try:
         body = await json_body(request)
+        result: Any
         if path == Console.SERVICE_LIST:
             result = service_list(platform, body, base_url(request))
+        elif path == Console.DATASET_EXPORT_RECORD:
+            result = await run_in_threadpool(dataset_export_records, platform, body, base_url(request))
         elif path == Console.SERVICE_DETAIL:
             svc = c.get(platform, "services", _int(body, "serviceId"), "serviceId")
             result = service_view(platform, svc, base_url(request))
@@ -242,5 +263,5 @@ async def dispatch(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    paths = [*HANDLERS, Console.SERVICE_LIST, Console.SERVICE_DETAIL]
+    paths = [*HANDLERS, Console.SERVICE_LIST, Console.SERVICE_DETAIL, Console.DATASET_EXPORT_RECORD]
     return [Route(path, dispatch, methods=["POST"]) for path in paths]

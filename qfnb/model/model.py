@@ -31,6 +31,8 @@ logger = logging.getLogger("qfnb.model")
 #: Called between polls; raising from it (e.g. on stop) aborts the wait.
 Tick = Callable[[dict[str, Any]], Awaitable[None]]
 _WAIT_LIMIT_S = 6 * 3600.0
+#: a model version's ``sourceType`` for the platform's own (preset) models
+PRESET_SOURCE = "PlatformPreset"
 
 
 class PlatformJobError(QfnbError):
@@ -68,6 +70,8 @@ class Model:
         self.version_id_str: str | None = str(version_id) if isinstance(version_id, str) else None
         self.service = service
         self.config = config
+        #: the version's ``sourceType`` once looked up ("PlatformPreset", "Train", ...)
+        self.source: str | None = None
 
     def __repr__(self) -> str:
         return (f"Model(id={self.id!r}, version_id={self.version_id!r}, name={self.name!r}, "
@@ -84,6 +88,7 @@ class Model:
         self.model_set_id = info.get("modelIdStr", self.model_set_id)
         self.version_id_str = info.get("modelVersionIdStr", self.version_id_str)
         self.name = info.get("modelName", self.name) or self.name
+        self.source = info.get("sourceType") or self.source
         train = (info.get("sourceExtra") or {}).get("trainSourceExtra") or {}
         self.job_id = self.job_id or train.get("taskIdStr")
         self.task_id = self.task_id or train.get("runIdStr")
@@ -173,12 +178,30 @@ class Model:
 
     # -- use -------------------------------------------------------------------------------
 
+    async def achat_target(self) -> dict[str, str]:
+        """``ChatCompletion`` kwargs for this model: its deployed service's endpoint, or for a
+        platform preset model (looked up once) the platform's own service of that name."""
+        if self.service is not None:
+            return self.service.chat_target()
+        lookup_error: QfnbError | None = None
+        if self.source is None and self.version_id is not None:
+            try:
+                await self.aauto_complete_info()
+            except QfnbError as exc:
+                lookup_error = exc
+        if self.source == PRESET_SOURCE and self.name:
+            return {"model": self.name}
+        why = f" (looking the version up failed: {lookup_error})" if lookup_error is not None else ""
+        raise ValidationError("model", f"model {self.version_id} has no deployed service{why}; "
+                              "call deploy(DeployConfig(...)) first") from lookup_error
+
     def chat_target(self) -> dict[str, str]:
-        """``ChatCompletion`` kwargs for this model: its deployed service's endpoint."""
-        if self.service is None:
-            raise ValidationError("model", f"model {self.version_id} has no deployed service; "
-                                  "call deploy(DeployConfig(...)) first")
-        return self.service.chat_target()
+        """Blocking :meth:`achat_target`."""
+        if self.service is not None:
+            return self.service.chat_target()
+        from qfnb._core import sync
+
+        return sync.run(self.achat_target())
 
     def exec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         """Run the deployed service (``input={"messages": [...]}`` for chat)."""

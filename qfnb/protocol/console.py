@@ -96,6 +96,16 @@ class ReleaseStatus(int, Enum):
     FAILED = 3
 
 
+class ExportStatus(int, Enum):
+    """A dataset export (``versionInfo.exportStatus`` and each ``exportRecord``'s ``status``)."""
+
+    NOT_STARTED = -1
+    INIT = 0
+    RUNNING = 1
+    FINISHED = 2
+    FAILED = 3
+
+
 class _Envelope(BaseModel):
     model_config = ConfigDict(extra="allow")
 

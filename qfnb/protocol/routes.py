@@ -63,6 +63,8 @@ class Console:
     DATASET_IMPORT = "/wenxinworkshop/dataset/import"
     DATASET_RELEASE = "/wenxinworkshop/dataset/release"
     DATASET_INFO = "/wenxinworkshop/dataset/info"
+    DATASET_EXPORT = "/wenxinworkshop/dataset/export"
+    DATASET_EXPORT_RECORD = "/wenxinworkshop/dataset/exportRecord"
     DATASET_DELETE = "/wenxinworkshop/dataset/delete"
 
     V2_FINETUNING = "/v2/finetuning"

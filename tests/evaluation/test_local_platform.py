@@ -63,6 +63,24 @@ def test_rule_evaluation_on_the_local_platform(local: tuple[Any, Config]) -> Non
     assert samples[f"{tag}/output"].str.lower().tolist()[0] == "tiny-chat: x"
 
 
+def test_seed_000_dataset_by_platform_id(local: tuple[Any, Config]) -> None:
+    """Seed 000 offline: ``Dataset.load(qianfan_dataset_id=...)`` (an export, downloaded), then
+    ``Model.batch_inference`` and a platform rule evaluation on that dataset."""
+    app, cfg = local
+    rows = [{"prompt": "x", "response": [["Tiny-Chat: x"]]}, {"prompt": "y", "response": [["something else"]]}]
+    saved = Dataset.create_from_pyobj(rows).save(qianfan_dataset_create_args={"name": "seed-000"}, config=cfg)
+    ds = Dataset.load(qianfan_dataset_id=saved.qianfan_dataset_id, config=cfg)
+    assert "not loaded" in repr(ds)
+    assert ds.list() == rows  # exported by the platform and read back
+    store = app.state.platform.store
+    preset = next(m for m in store.all("models") if m.get("presetOf") == "Tiny-Chat")
+    model = Model(version_id=store.all("versions", lambda v: v["modelId"] == preset["id"])[0]["id"], config=cfg)
+    inferred = model.batch_inference(dataset=ds)
+    assert [str(o).lower() for o in inferred.to_pandas()["llm_output"]] == ["tiny-chat: x", "tiny-chat: y"]
+    em = EvaluationManager(qianfan_evaluators=[QianfanRuleEvaluator(using_accuracy=True)])
+    assert em.eval([model], ds, config=cfg).metrics["Tiny-Chat_1"]["accuracy"] == 0.5
+
+
 def test_local_platform_rejects_referee_mode_with_its_message(local: tuple[Any, Config]) -> None:
     _app, cfg = local
     ds = Dataset.create_from_pyobj([{"prompt": "x", "response": [["y"]]}]).save(

@@ -194,6 +194,28 @@ def test_object_get_roundtrip_and_auth(client) -> None:
     assert client.put("/bos/b/k.txt", content=b"x").status_code == 403
 
 
+def test_dataset_export_records_and_download(client) -> None:
+    ds = upload_dataset(client, [*ROWS[:2], {"prompt": "hi", "response": "hello"}])
+    info = console(client, "/wenxinworkshop/dataset/info", {"datasetId": ds})["result"]["versionInfo"]
+    assert (info["exportStatus"], info["exportRecordCount"]) == (-1, 0)
+    assert console(client, "/wenxinworkshop/dataset/exportRecord", {"datasetId": ds})["result"] == []
+    assert console(client, "/wenxinworkshop/dataset/export", {"datasetId": ds, "exportFormat": 0, "exportType": 1,
+                                                              "exportTo": 0})["result"] is True
+    records = console(client, "/wenxinworkshop/dataset/exportRecord", {"datasetId": ds})["result"]
+    assert len(records) == 1 and records[0]["status"] == 2 and records[0]["finishTime"].endswith("Z")
+    url = records[0]["downloadUrl"]
+    assert "/bos/qfnb-exports/" in url and "bucket" not in records[0]
+    assert client.get(url).status_code in (401, 403)  # the object store is signed, downloads too
+    lines = [json.loads(line) for line in client.get(url, auth=Signer()).text.splitlines()]
+    assert lines == [[{"prompt": "question 0", "response": [["answer 0"]]}],
+                     [{"prompt": "question 1", "response": [["answer 1"]]}],
+                     [{"prompt": "hi", "response": [["hello"]]}]]
+    info = console(client, "/wenxinworkshop/dataset/info", {"datasetId": ds})["result"]["versionInfo"]
+    assert (info["exportStatus"], info["exportRecordCount"]) == (2, 1)
+    bad = console(client, "/wenxinworkshop/dataset/export", {"datasetId": ds, "exportTo": 1})
+    assert "exportTo" in bad["error_msg"]
+
+
 def test_restart_mid_training_marks_failed_and_keeps_the_rest(tmp_path: Path) -> None:
     with client_for(tmp_path) as c:
         ds = upload_dataset(c)
