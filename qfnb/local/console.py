@@ -248,6 +248,18 @@ def create_dataset(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
         "entityCount": 0})
 
 
+def create_result_dataset(platform: Platform, name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A released dataset holding ``rows`` as they are (e.g. with a ``completion`` per row)."""
+    ds = platform.store.insert("datasets", {
+        "name": name, "projectType": 20, "templateType": 2000, "dataType": 4, "storageType": "sysBos",
+        "dataFormat": "PromptResponse", "importStatus": 2, "releaseStatus": 2, "entityCount": len(rows)})
+    folder = platform.settings.data_dir / "datasets" / ds["sid"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                       encoding="utf-8")
+    return ds
+
+
 def import_dataset(platform: Platform, ds: dict[str, Any], files: Any) -> dict[str, Any]:
     if not isinstance(files, list) or not files:
         raise BodyError("files", "is required: a list of bos:/bucket/key URIs")

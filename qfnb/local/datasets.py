@@ -104,10 +104,16 @@ def dataset_rows(data_dir: Path, dataset: dict[str, Any]) -> list[dict[str, str]
 EXPORT_BUCKET = "qfnb-exports"
 
 
-def export_lines(rows: list[dict[str, str]]) -> bytes:
-    """The platform's prompt/response export: one conversation (a JSON list of turns) per line."""
-    return "".join(json.dumps([{"prompt": r["prompt"], "response": [[r["response"]]]}], ensure_ascii=False) + "\n"
-                   for r in rows).encode("utf-8")
+def export_lines(rows: list[dict[str, Any]]) -> bytes:
+    """The platform's prompt/response export: one conversation (a JSON list of turns) per line;
+    a result dataset's rows keep their ``completion``."""
+    def turn(r: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"prompt": r["prompt"], "response": [[r["response"]]]}
+        if "completion" in r:
+            out["completion"] = r["completion"]
+        return out
+
+    return "".join(json.dumps([turn(r)], ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
 
 
 def import_files(data_dir: Path, objects: ObjectStore, dataset: dict[str, Any], files: list[Any]) -> int:

@@ -25,6 +25,9 @@ from .wire import BodyError, iso
 log = logging.getLogger("qfnb.local.evaluation")
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
+#: ``evalMode`` of a manual evaluation: the platform only collects the answers (a result
+#: dataset); it is also how the SDK runs batch inference on an undeployed model version
+MANUAL = "manual"
 _cancel: dict[tuple[str, int], threading.Event] = {}
 
 
@@ -105,6 +108,7 @@ def _run(platform: Platform, ev_id: int) -> None:
         rows = dataset_rows(platform.settings.data_dir, c.get(platform, "datasets", ev["datasetId"], "datasetId"))
         rows = [r for r in rows if r.get("prompt")]
         reports = []
+        outputs: list[dict[str, Any]] = []
         for unit in ev["units"]:
             version = c.get(platform, "versions", unit["modelVersionId"], "modelVersionId")
             endpoint = f"{EVAL_PREFIX}{version['sid']}"
@@ -120,6 +124,10 @@ def _run(platform: Platform, ev_id: int) -> None:
                     platform.store.update("evaluations", ev_id, state=EvalState.STOPPED.value)
                     return
                 predictions.append(_answer(engine, row["prompt"]))
+            outputs += [{"prompt": r["prompt"], "response": r.get("response", ""), "completion": p,
+                         "modelVersionId": version["id"]} for r, p in zip(rows, predictions, strict=True)]
+            if ev["evalMode"] == MANUAL:
+                continue
             metrics = score(platform, predictions, [r.get("response", "") for r in rows], ev["scoreModes"])
             model = platform.store.get("models", version["modelId"]) or {}
             reports.append({"modelName": model.get("modelName"), "modelVersion": version["version"],
@@ -127,6 +135,11 @@ def _run(platform: Platform, ev_id: int) -> None:
                             "evalMode": ev["evalMode"], "evaluationId": ev_id, "effectMetric": metrics,
                             "samples": [{"prompt": r["prompt"], "reference": r.get("response", ""),
                                          "prediction": p} for r, p in zip(rows, predictions, strict=True)]})
+        if ev["evalMode"] == MANUAL:  # answers collected; people score them (a result dataset)
+            result = c.create_result_dataset(platform, f"{ev['name']}-result", outputs)
+            conf = {**ev["conf"], "resultDatasetId": result["id"], "resultDatasetIdStr": result["sid"]}
+            platform.store.update("evaluations", ev_id, state=EvalState.DOING_WITH_MANUAL_BEGIN.value, conf=conf)
+            return
         platform.store.update("evaluations", ev_id, state=EvalState.DONE.value, report=reports)
     except Exception as exc:
         log.exception("evaluation %s failed", ev_id)
@@ -149,8 +162,9 @@ def create_v1(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
         raise BodyError("datasetId", f"dataset {body.get('datasetId')!r} not found")
     conf = body.get("evalStandardConf") or {}
     mode = str(conf.get("evalMode") or "rule")
-    if any(m not in ("rule",) for m in mode.split(",")):
-        raise BodyError("evalStandardConf.evalMode", f"the local platform runs rule evaluation only, got {mode!r}")
+    if mode != MANUAL and any(m not in ("rule",) for m in mode.split(",")):
+        raise BodyError("evalStandardConf.evalMode", f"the local platform runs rule evaluation only (or 'manual': "
+                        f"answers into a result dataset), got {mode!r}")
     ev = platform.store.insert("evaluations", {
         "name": body.get("name") or "eval", "units": [{"modelId": u.get("modelId"), "modelVersionId":
                                                        u["modelVersionId"]} for u in units],

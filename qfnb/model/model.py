@@ -209,9 +209,55 @@ class Model:
             raise ValidationError("model", "the model has no deployed service to run")
         return self.service.exec(input, **kwargs)
 
+    async def abatch_inference(self, dataset: Dataset, **kwargs: Any) -> Dataset:
+        """Run every prompt of ``dataset`` through the model: on its service (or, for a preset,
+        the platform's), else — a version with no service, on a dataset stored on the platform —
+        as the platform's batch run (a manual-mode evaluation that collects the answers)."""
+        if self.service is None and dataset.qianfan_dataset_id is not None:
+            try:
+                await self.achat_target()
+            except ValidationError:
+                return await self._platform_batch_run(dataset)
+        return await dataset.atest_using_llm(self, **kwargs)
+
     def batch_inference(self, dataset: Dataset, **kwargs: Any) -> Dataset:
-        """Run every prompt of ``dataset`` through the model's service; results as a Dataset."""
-        return dataset.test_using_llm(self, **kwargs)
+        """Blocking :meth:`abatch_inference`; the result has ``prompt``, ``response`` (the
+        reference) and ``llm_output`` columns."""
+        from qfnb._core import sync
+
+        return sync.run(self.abatch_inference(dataset, **kwargs))
+
+    async def _platform_batch_run(self, dataset: Dataset) -> Dataset:
+        from qfnb.dataset import Dataset as _Dataset
+
+        if self.version_id is None:
+            raise ValidationError("version_id", "is required for a batch run on the platform")
+        cfg = _cfg(self.config)
+        if self.id is None and self.model_set_id is None:
+            await self.aauto_complete_info()
+        created = _result(await ModelAPI.acreate_evaluation_task(
+            name=f"batch_run_{uuid.uuid4().hex[:10]}",
+            version_info=[{"modelId": self.model_set_id or self.id, "modelVersionId": self.version_id}],
+            dataset_id=dataset.qianfan_dataset_id, config=cfg,
+            eval_config={"evalMode": "manual", "evaluationDimension": [{"dimension": "满意度"}]}))
+        eval_id = created.get("evalIdStr") or created.get("evalId")
+        deadline = time.monotonic() + _WAIT_LIMIT_S
+        while True:
+            info = _result(await ModelAPI.aget_evaluation_info(eval_id, config=cfg))
+            state = info.get("state")
+            if state not in ("Pending", "Doing"):
+                break
+            if time.monotonic() > deadline:
+                raise PlatformJobError(f"batch run {eval_id} still {state} after {_WAIT_LIMIT_S:.0f} s")
+            await asyncio.sleep(cfg.evaluation_online_polling_interval)
+        conf = info.get("evalStandardConf") or {}
+        result_id = conf.get("resultDatasetIdStr") or conf.get("resultDatasetId")
+        if state not in ("DoingWithManualBegin", "Done") or result_id is None:
+            raise PlatformJobError(f"batch run {eval_id} ended {state}: {info.get('errorMessage') or 'no result'}")
+        answers = await _Dataset.load(qianfan_dataset_id=result_id, config=self.config).afetch()
+        df = answers.to_pandas().rename(columns={"completion": "llm_output"})
+        keep = [c for c in ("prompt", "response", "llm_output") if c in df.columns]
+        return _Dataset.create_from_pyobj(df[keep].to_dict("records"))
 
     # -- serialization (identifiers only, never credentials) -------------------------------
 

@@ -81,6 +81,27 @@ def test_seed_000_dataset_by_platform_id(local: tuple[Any, Config]) -> None:
     assert em.eval([model], ds, config=cfg).metrics["Tiny-Chat_1"]["accuracy"] == 0.5
 
 
+def test_batch_inference_of_an_undeployed_version_runs_on_the_platform(local: tuple[Any, Config]) -> None:
+    """A tuned version with no service: ``batch_inference`` on a platform dataset is the platform's
+    batch run (a manual-mode evaluation whose result dataset holds the answers)."""
+    app, cfg = local
+    rows = [{"prompt": "x", "response": [["ref x"]]}, {"prompt": "y", "response": [["ref y"]]}]
+    ds = Dataset.create_from_pyobj(rows).save(qianfan_dataset_create_args={"name": "batch-run"}, config=cfg)
+    store = app.state.platform.store
+    tuned = store.insert("models", {"modelName": "my-tuned", "source": "Train", "modelType": 0})
+    version = store.insert("versions", {"modelId": tuned["id"], "version": "1", "baseModel": "Tiny-Chat",
+                                        "adapterDir": None, "state": "Ready", "sourceType": "Train"})
+    model = Model(version_id=version["id"], config=cfg)
+    out = model.batch_inference(dataset=Dataset.load(qianfan_dataset_id=ds.qianfan_dataset_id, config=cfg))
+    df = out.to_pandas()
+    assert df["prompt"].tolist() == ["x", "y"] and df["response"].tolist() == [[["ref x"]], [["ref y"]]]
+    assert df["llm_output"].str.lower().tolist() == ["tiny-chat: x", "tiny-chat: y"]
+    evaluation = store.all("evaluations")[-1]
+    assert evaluation["evalMode"] == "manual" and evaluation["state"] == "DoingWithManualBegin"
+    with pytest.raises(ValueError, match="deploy"):  # a local dataset still needs a service
+        model.batch_inference(dataset=Dataset.create_from_pyobj(rows))
+
+
 def test_local_platform_rejects_referee_mode_with_its_message(local: tuple[Any, Config]) -> None:
     _app, cfg = local
     ds = Dataset.create_from_pyobj([{"prompt": "x", "response": [["y"]]}]).save(
