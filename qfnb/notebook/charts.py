@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def _png(fig: Figure) -> bytes:
@@ -23,6 +24,7 @@ def loss_chart(points: Sequence[tuple[int, float]], *, title: str = "training lo
         xs, ys = zip(*points, strict=True)
         ax.plot(xs, ys, color="#1f77b4", linewidth=1.6, marker="o" if len(xs) < 40 else None, markersize=3)
         ax.set_xlim(left=min(xs))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     else:
         ax.text(
             0.5,

@@ -17,8 +17,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -96,9 +97,11 @@ SAVE = """async () => {
 
 
 def run_notebook_in_browser(
-    lab: tuple[str, Path, str], name: str, timeout_ms: int, wait_text: str, shots: dict[str, str]
+    lab: tuple[str, Path, str], name: str, timeout_ms: int, wait_text: str, shots: dict[str, str],
+    interact: Callable[[Any], None] | None = None,
 ) -> tuple[bool, list[str]]:
-    """Run All in JupyterLab and save; (whether every cell ran, the rendered output texts)."""
+    """Run All in JupyterLab and save; (whether every cell ran, the rendered output texts).
+    ``interact(page)`` runs after Run All, before waiting for ``wait_text`` (e.g. a click)."""
     from playwright.sync_api import sync_playwright
 
     base, _, token = lab
@@ -121,6 +124,8 @@ def run_notebook_in_browser(
             assert page.evaluate(SAVE), f"JupyterLab did not save {name}"
             if not ran_all:
                 return False, page.locator(".jp-OutputArea-output").all_inner_texts()
+            if interact is not None:
+                interact(page)
             page.wait_for_selector(f".jp-OutputArea-output >> text={wait_text}", timeout=30_000)
             page.wait_for_timeout(1500)
             page.screenshot(path=str(SHOTS / f"{Path(name).stem}_page.png"), full_page=True)
@@ -156,6 +161,39 @@ def test_dashboard_renders_finished_state(lab: tuple[str, Path, str]) -> None:
     joined = "\n".join(texts)
     assert "Loading widget" not in joined and "Error displaying widget" not in joined
     assert "succeeded" in joined and "step 40/40" in joined and "am-42" in joined
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_launcher_form_launches_from_the_browser(lab: tuple[str, Path, str]) -> None:
+    """``%qftrain`` with no arguments: the form renders, a click on Launch in the page starts the
+    job in the kernel, and its dashboard replaces the form's result area."""
+    _, root, _ = lab
+    nb = new_notebook(
+        cells=[
+            new_code_cell(
+                "%load_ext qfnb\nfrom nb_doubles import FakeTrainer\n"
+                "get_ipython().magics_manager.registry['QfnbMagics'].trainer_factory = "
+                "lambda spec, h: FakeTrainer(spec, h, steps=20, step_time=0.05)"
+            ),
+            new_code_cell("%qftrain"),
+        ],
+        metadata=KERNEL,
+    )
+    nbformat.write(nb, root / "launcher.ipynb")
+
+    def click_launch(page: Any) -> None:
+        page.wait_for_selector(".qfnb-launcher", timeout=30_000)
+        page.locator(".qfnb-launcher button", has_text="Launch").first.click()
+
+    ran_all, texts = run_notebook_in_browser(
+        lab, "launcher.ipynb", 90_000, "step 20/20", {".qfnb-launcher": "launcher_after_launch.png"},
+        interact=click_launch,
+    )
+    assert ran_all, texts
+    joined = "\n".join(texts)
+    assert "Loading widget" not in joined and "Error displaying widget" not in joined
+    assert "base model" in joined and "succeeded" in joined and "step 20/20" in joined
 
 
 @pytest.mark.browser

@@ -56,7 +56,8 @@ class FinetuneLauncher(w.VBox):
         lo, hi = BOUNDS["epochs"]
         self.epochs = w.BoundedIntText(value=1, min=int(lo), max=int(hi), description="epochs", style=style)
         lo, hi = BOUNDS["steps"]
-        self.steps = w.BoundedIntText(value=30, min=0, max=int(hi), description="max steps (0=all)", style=style)
+        self.steps = w.BoundedIntText(value=30, min=0, max=int(hi), description="max steps", style=style,
+                                      tooltip="stop after this many steps; 0 runs every step of the epochs")
         lo, hi = BOUNDS["batch_size"]
         self.batch_size = w.BoundedIntText(value=4, min=int(lo), max=int(hi), description="batch size", style=style)
         self.lr = w.FloatLogSlider(
