@@ -92,6 +92,8 @@ class AsyncQianfanClient:
             weakref.WeakKeyDictionary())
         self._http_lock = threading.Lock()
         self.limiter = RateLimiter(config.qps_limit, config.rpm_limit, config.tpm_limit)
+        #: per service URL: a limiter from the limits its answers advertise (None: none advertised)
+        self.server_limits: dict[str, RateLimiter | None] = {}
         self._oauth = SharedToken(self._fetch_oauth_token)
         if config.access_token:
             self._oauth.set(config.access_token)
@@ -221,6 +223,9 @@ class AsyncQianfanClient:
             attempt += 1
             if self.limiter.enabled:
                 await self.limiter.acquire(tokens)
+            server = self.server_limits.get(call.url)
+            if server is not None:
+                await server.acquire(tokens if server.limits_tokens else 0)
             used_token: str | None = None
             retry_after: str | None = None
             try:
@@ -241,6 +246,8 @@ class AsyncQianfanClient:
                         exc, RequestError) else getattr(exc, "retry_after", None)
                 if isinstance(exc, APIError) and exc.error_code == 336502:
                     self.limiter.on_tpm_exceeded()
+                    if (server := self.server_limits.get(call.url)) is not None:
+                        server.on_tpm_exceeded()
                 delay = retry_delay(exc, attempt, policy, retry_after=retry_after)
                 if delay is None:
                     raise
@@ -277,6 +284,8 @@ class AsyncQianfanClient:
         err2 = error_from_body(body, resp.status_code, rheaders.get("x-baidu-request-id"))
         if err2 is not None:
             raise err2
+        if call.url not in self.server_limits and call.api in ("infer", "v2"):
+            self.server_limits[call.url] = _advertised_limits(rheaders)
         stat = {"request_latency": latency, "total_latency": latency,
                 "start_timestamp": int((time.time() - latency) * 1000)}
         return QfResponse(resp.status_code, rheaders, body,
@@ -315,6 +324,8 @@ class AsyncQianfanClient:
                              QfRequest(call.method, _path(call.url), call.headers.get("Request_id")),
                              {"request_latency": time.perf_counter() - start})
             return _single(one)
+        if call.url not in self.server_limits:
+            self.server_limits[call.url] = _advertised_limits(resp.headers)
         request = QfRequest(call.method, _path(call.url), call.headers.get("Request_id"))
         chunks = _iterate_stream(resp, request, start, v2=call.api == "v2")
         # Read the first event before handing the stream out: an error sent as the first line
@@ -343,7 +354,18 @@ class AsyncQianfanClient:
         if stream and not body.get("stream"):
             body = {**body, "stream": True}
         call = _Call("POST", cfg.base_url.rstrip("/") + path, body, headers, None, "infer", stream)
-        return await self._send(call, retry or self._infer_policy, tokens)
+        result = await self._send(call, retry or self._infer_policy, tokens)
+        if tokens and isinstance(result, QfResponse):  # give back what the estimate over-charged
+            actual = (result.body.get("usage") or {}).get("total_tokens")
+            self.limiter.settle(tokens, actual)
+            if (server := self.server_limits.get(call.url)) is not None:
+                server.settle(tokens, actual)
+        return result
+
+    def needs_token_estimates(self) -> bool:
+        """Whether a call should pass its estimated ``tokens`` (a TPM limit is in force)."""
+        return self.limiter.limits_tokens or any(s is not None and s.limits_tokens
+                                                 for s in self.server_limits.values())
 
     async def chat_v2(self, body: dict[str, Any], *, stream: bool = False, retry: RetryPolicy | None = None,
                       request_id: str | None = None) -> Any:
@@ -407,6 +429,17 @@ async def _chain(first: QfResponse, rest: AsyncGenerator[QfResponse, None]) -> A
             yield item
     finally:
         await rest.aclose()
+
+
+def _advertised_limits(headers: Any) -> RateLimiter | None:
+    """A limiter for the limits a service's answer advertises (``X-Ratelimit-Limit-*``)."""
+    def number(name: str) -> float | None:
+        try:
+            return float(headers.get(name) or 0) or None
+        except (TypeError, ValueError):
+            return None
+
+    return RateLimiter.from_server(number("x-ratelimit-limit-requests"), number("x-ratelimit-limit-tokens"))
 
 
 def _path(url: str) -> str:

@@ -77,8 +77,16 @@ class _TokenWindow:
             self._level = min(self._level, 0.0)
 
 
+#: share of a server-advertised limit a client uses (headroom for other clients and clock skew)
+SERVER_LIMIT_SHARE = 0.9
+
+
 class RateLimiter:
-    """QPS *or* RPM (mutually exclusive), plus optional TPM. Zero means off."""
+    """QPS *or* RPM (mutually exclusive), plus optional TPM. Zero means off.
+
+    The client holds one built from its configuration and, per service, one built from the
+    limits the platform advertises (:meth:`from_server`); a call waits for both.
+    """
 
     def __init__(self, qps: float = 0.0, rpm: float = 0.0, tpm: int = 0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -90,6 +98,15 @@ class RateLimiter:
         interval = 1.0 / qps if qps else (60.0 / rpm if rpm else 0.0)
         self._spacer = _Spacer(interval, clock) if interval else None
         self._tokens = _TokenWindow(tpm, clock) if tpm else None
+
+    @classmethod
+    def from_server(cls, rpm: float | None, tpm: float | None,
+                    clock: Callable[[], float] = time.monotonic) -> RateLimiter | None:
+        """A limiter for a service's advertised limits (``X-Ratelimit-Limit-Requests`` per
+        minute, ``X-Ratelimit-Limit-Tokens``), at :data:`SERVER_LIMIT_SHARE`; None if none."""
+        rpm_use = rpm * SERVER_LIMIT_SHARE if rpm and rpm > 0 else 0.0
+        tpm_use = int(tpm * SERVER_LIMIT_SHARE) if tpm and tpm > 0 else 0
+        return cls(rpm=rpm_use, tpm=tpm_use, clock=clock) if rpm_use or tpm_use else None
 
     @property
     def enabled(self) -> bool:

@@ -204,6 +204,21 @@ async def test_rate_limit_is_per_client_object(fake: FakeQianfan, make_config: M
     assert free_time < 0.5
 
 
+async def test_server_advertised_limits_pace_that_service(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    client = AsyncQianfanClient(make_config("oauth"))
+    await client.infer("chat", "ernie-speed-8k", BODY)  # a service that advertises nothing
+    fake.inference_headers = {"X-Ratelimit-Limit-Requests": "300", "X-Ratelimit-Limit-Tokens": "100000"}
+    await client.infer("chat", "ernie-lite-8k", BODY)  # its first answer carries the limits
+    assert not client.limiter.enabled and client.needs_token_estimates()
+    t0 = time.monotonic()
+    await asyncio.gather(*(client.infer("chat", "ernie-lite-8k", BODY) for _ in range(6)))
+    assert time.monotonic() - t0 >= 5 * 60 / 270 - 0.02  # 300/min at 90%: starts 0.22 s apart
+    t0 = time.monotonic()
+    await asyncio.gather(*(client.infer("chat", "ernie-speed-8k", BODY) for _ in range(6)))
+    assert time.monotonic() - t0 < 0.5  # the other service is not paced by this one's limits
+    assert sum(limiter is not None for limiter in client.server_limits.values()) == 1
+
+
 async def test_secrets_absent_from_errors_and_logs(fake: FakeQianfan, make_config: MakeConfig,
                                                    caplog: pytest.LogCaptureFixture) -> None:
     cfg = make_config("both", llm_api_retry_count=2)

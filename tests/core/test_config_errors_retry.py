@@ -147,6 +147,18 @@ def test_rate_limiter_spacing_with_fake_clock() -> None:
         RateLimiter(qps=1, rpm=1)
 
 
+def test_limiter_from_server_advertised_limits() -> None:
+    now = [0.0]
+    both = RateLimiter.from_server(rpm=60, tpm=1000, clock=lambda: now[0])  # used at 90%
+    assert both is not None and both.enabled and both.limits_tokens
+    assert [both.reserve() for _ in range(3)] == pytest.approx([0.0, 60 / 54, 120 / 54])
+    tokens = RateLimiter.from_server(rpm=None, tpm=1000, clock=lambda: now[0])  # 900 tokens/min = 15/s
+    assert tokens is not None and tokens.reserve(900) == 0.0 and tokens.reserve(90) == pytest.approx(6.0)
+    with pytest.raises(ValueError, match="TPM"):
+        tokens.reserve(901)
+    assert RateLimiter.from_server(rpm=None, tpm=None) is None and RateLimiter.from_server(0, 0) is None
+
+
 def test_tpm_limiter() -> None:
     now = [0.0]
     lim = RateLimiter(tpm=600, clock=lambda: now[0])  # 10 tokens / s

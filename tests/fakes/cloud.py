@@ -96,6 +96,8 @@ class FakeQianfan:
         self.stream_chunks = 3
         #: the next N chat answers say ``is_truncated`` (as when the output hit the length limit)
         self.truncate_next = 0
+        #: extra headers on every inference answer (e.g. ``X-Ratelimit-Limit-Requests``)
+        self.inference_headers: dict[str, str] = {}
         self._tokens: set[str] = set()
         self._token_seq = 0
         self._faults: list[Fault] = []
@@ -332,10 +334,10 @@ class FakeQianfan:
                  "result": part, "is_truncated": truncated and i == n - 1, "need_clear_history": False,
                  "usage": usage}
                 for i, part in enumerate(parts)]
-            return Reply(sse=events)
+            return Reply(sse=events, headers=dict(self.inference_headers))
         return Reply({"id": "as-fake", "object": obj, "created": 1, "result": answer, "is_truncated": truncated,
                       "need_clear_history": False, "usage": usage},
-                     headers={"x-baidu-request-id": req.headers.get("request_id", "")})
+                     headers={"x-baidu-request-id": req.headers.get("request_id", ""), **self.inference_headers})
 
     def _chat_v2(self, req: Captured) -> Reply:
         auth = req.headers.get("authorization", "")

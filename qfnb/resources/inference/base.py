@@ -217,15 +217,11 @@ class BaseInference:
 
     async def _send(self, target: Target, body: dict[str, Any], stream: bool, kwargs: dict[str, Any]) -> Any:
         client = self.client
-        tokens = _estimate_body_tokens(body) if client.limiter.limits_tokens else 0
+        tokens = _estimate_body_tokens(body) if client.needs_token_estimates() else 0
         verbatim = client.config.use_custom_endpoint and target.model is None  # endpoint= used as the full path
         endpoint = target.endpoint if verbatim else target.endpoint.removeprefix(f"{target.api_type}/")
-        result = await client.infer("" if verbatim else target.api_type, endpoint, body, stream=stream,
-                                    retry=self._retry(kwargs), request_id=kwargs.get("request_id"), tokens=tokens)
-        if tokens and isinstance(result, QfResponse):
-            usage = result.body.get("usage") or {}
-            client.limiter.settle(tokens, usage.get("total_tokens"))
-        return result
+        return await client.infer("" if verbatim else target.api_type, endpoint, body, stream=stream,
+                                  retry=self._retry(kwargs), request_id=kwargs.get("request_id"), tokens=tokens)
 
     async def _stream_post(self, chunks: AsyncIterator[QfResponse], kwargs: dict[str, Any],
                            target: Target) -> AsyncIterator[QfResponse]:
