@@ -137,30 +137,33 @@ def run_notebook_in_browser(
             browser.close()
 
 
+def fake_trainer_notebook(root: Path, name: str, steps: int, *cells: str) -> None:
+    """A notebook whose ``%qftrain`` jobs run on the FakeTrainer double (``steps`` quick steps)."""
+    setup = ("%load_ext qfnb\nfrom nb_doubles import FakeTrainer\n"
+             "get_ipython().magics_manager.registry['QfnbMagics'].trainer_factory = "
+             f"lambda spec, h: FakeTrainer(spec, h, steps={steps}, step_time=0.05)")
+    nb = new_notebook(cells=[new_code_cell(c) for c in (setup, *cells)], metadata=KERNEL)
+    nbformat.write(nb, root / name)
+
+
+def assert_widgets_rendered(ran_all: bool, texts: list[str], *needles: str) -> None:
+    assert ran_all, texts
+    joined = "\n".join(texts)
+    assert "Loading widget" not in joined and "Error displaying widget" not in joined
+    missing = [n for n in needles if n not in joined]
+    assert not missing, (missing, joined[-2000:])
+
+
 @pytest.mark.browser
 @needs_chromium
 def test_dashboard_renders_finished_state(lab: tuple[str, Path, str]) -> None:
     _, root, _ = lab
-    nb = new_notebook(
-        cells=[
-            new_code_cell(
-                "%load_ext qfnb\nfrom nb_doubles import FakeTrainer\n"
-                "get_ipython().magics_manager.registry['QfnbMagics'].trainer_factory = "
-                "lambda spec, h: FakeTrainer(spec, h, steps=40, step_time=0.05)"
-            ),
-            new_code_cell("%qftrain --dataset demo_sft.jsonl --steps 40 -o dash"),
-            new_code_cell("dash.wait(60).status"),
-        ],
-        metadata=KERNEL,
-    )
-    nbformat.write(nb, root / "dash.ipynb")
+    fake_trainer_notebook(root, "dash.ipynb", 40, "%qftrain --dataset demo_sft.jsonl --steps 40 -o dash",
+                          "dash.wait(60).status")
     ran_all, texts = run_notebook_in_browser(
         lab, "dash.ipynb", 90_000, "'succeeded'", {".qfnb-dashboard": "dashboard_fake_trainer.png"}
     )
-    assert ran_all, texts
-    joined = "\n".join(texts)
-    assert "Loading widget" not in joined and "Error displaying widget" not in joined
-    assert "succeeded" in joined and "step 40/40" in joined and "am-42" in joined
+    assert_widgets_rendered(ran_all, texts, "succeeded", "step 40/40", "am-42")
 
 
 @pytest.mark.browser
@@ -169,18 +172,7 @@ def test_launcher_form_launches_from_the_browser(lab: tuple[str, Path, str]) -> 
     """``%qftrain`` with no arguments: the form renders, a click on Launch in the page starts the
     job in the kernel, and its dashboard replaces the form's result area."""
     _, root, _ = lab
-    nb = new_notebook(
-        cells=[
-            new_code_cell(
-                "%load_ext qfnb\nfrom nb_doubles import FakeTrainer\n"
-                "get_ipython().magics_manager.registry['QfnbMagics'].trainer_factory = "
-                "lambda spec, h: FakeTrainer(spec, h, steps=20, step_time=0.05)"
-            ),
-            new_code_cell("%qftrain"),
-        ],
-        metadata=KERNEL,
-    )
-    nbformat.write(nb, root / "launcher.ipynb")
+    fake_trainer_notebook(root, "launcher.ipynb", 20, "%qftrain")
 
     def click_launch(page: Any) -> None:
         page.wait_for_selector(".qfnb-launcher", timeout=30_000)
@@ -190,10 +182,7 @@ def test_launcher_form_launches_from_the_browser(lab: tuple[str, Path, str]) -> 
         lab, "launcher.ipynb", 90_000, "step 20/20", {".qfnb-launcher": "launcher_after_launch.png"},
         interact=click_launch,
     )
-    assert ran_all, texts
-    joined = "\n".join(texts)
-    assert "Loading widget" not in joined and "Error displaying widget" not in joined
-    assert "base model" in joined and "succeeded" in joined and "step 20/20" in joined
+    assert_widgets_rendered(ran_all, texts, "base model", "succeeded", "step 20/20")
 
 
 @pytest.mark.browser
