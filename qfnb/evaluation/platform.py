@@ -8,11 +8,9 @@ platform) and reads ``eval/report`` into an :class:`EvaluationResult`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import string
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +53,6 @@ REFEREE_TEMPLATE = """【系统】
 【评估结果】"""
 MANUAL_SATISFACTION = "满意度"
 MAX_MANUAL_DIMENSIONS = 4
-_RUNNING = {EvalState.PENDING, EvalState.DOING}
 _FINISHED = {EvalState.DONE, EvalState.PARTLY_DONE}
 
 
@@ -256,13 +253,6 @@ def _console() -> Any:
     return Model
 
 
-def _result_of(resp: Any) -> Any:
-    try:
-        return resp["result"]
-    except (KeyError, TypeError):
-        return resp
-
-
 def report_metrics(report: Any) -> dict[str, dict[str, Any]]:
     """``{"{modelName}_{modelVersion}": effectMetric}`` from an ``eval/report`` result."""
     entries = report if isinstance(report, list) else [report]
@@ -303,6 +293,8 @@ async def arun_platform_evaluation(
     waiting for human scores. A failed/stopped task raises :class:`EvaluationError`; a
     cancelled wait (or ``timeout``) cancels the platform task.
     """
+    from qfnb.resources.console.evaluation_task import arun_evaluation_task, result_of
+
     eval_conf = build_eval_standard_conf(evaluators)
     if not models:
         raise invalid("llms", "at least one model is required")
@@ -317,33 +309,14 @@ async def arun_platform_evaluation(
     if description:
         kwargs["description"] = description
 
-    created = _result_of(await console.acreate_evaluation_task(
+    eval_id, info = await arun_evaluation_task(
         name=name or _random_name(), version_info=versions, dataset_id=dataset_id, eval_config=eval_conf,
-        **kwargs))
-    eval_id = created.get("evalIdStr") or created.get("evalId")
-    log.info("platform evaluation task %s created (%s)", eval_id, eval_conf["evalMode"])
-    extra = {"config": config} if config is not None else {}
-    deadline = None if timeout is None else time.monotonic() + timeout
+        poll_interval=poll_interval, timeout=timeout, console=console, **kwargs)
     try:
-        while True:
-            info = _result_of(await console.aget_evaluation_info(eval_id, **extra))
-            try:
-                state = EvalState(info.get("state"))
-            except ValueError:
-                raise EvaluationError(f"evaluation task {eval_id}: unknown state {info.get('state')!r}") from None
-            log.debug("evaluation task %s: %s", eval_id, state)
-            if state not in _RUNNING:
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"evaluation task {eval_id} still {state} after {timeout} s")
-            await asyncio.sleep(poll_interval)
-    except (asyncio.CancelledError, TimeoutError):
-        log.warning("stopping platform evaluation task %s", eval_id)
-        try:
-            await asyncio.shield(console.astop_evaluation_task(eval_id, **extra))
-        except Exception as exc:  # best effort: report the original interruption
-            log.warning("could not stop evaluation task %s: %s", eval_id, exc)
-        raise
+        state = EvalState(info.get("state"))
+    except ValueError:
+        raise EvaluationError(f"evaluation task {eval_id}: unknown state {info.get('state')!r}") from None
+    extra = {"config": config} if config is not None else {}
     if state == EvalState.DOING_WITH_MANUAL_BEGIN:
         log.info("evaluation task %s waits for manual scoring on the platform", eval_id)
         return EvaluationResult({}, task_id=str(eval_id), state=str(state))
@@ -351,5 +324,5 @@ async def arun_platform_evaluation(
         raise EvaluationError(f"evaluation task {eval_id} ended in state {state}")
     if state == EvalState.PARTLY_DONE:
         log.warning("evaluation task %s finished only partly", eval_id)
-    report = _result_of(await console.aget_evaluation_result(eval_id, **extra))
+    report = result_of(await console.aget_evaluation_result(eval_id, **extra))
     return EvaluationResult(report_metrics(report), report_samples(report), task_id=str(eval_id), state=str(state))

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import QfnbError, ValidationError
-from qfnb.protocol.console import ModelVersionState
+from qfnb.protocol.console import EvalState, ModelVersionState
 from qfnb.protocol.console import ServiceStatus as RunStatus
 from qfnb.resources.console import Model as ModelAPI
 from qfnb.resources.console import Service as ServiceAPI
@@ -229,30 +229,26 @@ class Model:
 
     async def _platform_batch_run(self, dataset: Dataset) -> Dataset:
         from qfnb.dataset import Dataset as _Dataset
+        from qfnb.resources.console.evaluation_task import arun_evaluation_task
 
         if self.version_id is None:
             raise ValidationError("version_id", "is required for a batch run on the platform")
         cfg = _cfg(self.config)
         if self.id is None and self.model_set_id is None:
             await self.aauto_complete_info()
-        created = _result(await ModelAPI.acreate_evaluation_task(
-            name=f"batch_run_{uuid.uuid4().hex[:10]}",
-            version_info=[{"modelId": self.model_set_id or self.id, "modelVersionId": self.version_id}],
-            dataset_id=dataset.qianfan_dataset_id, config=cfg,
-            eval_config={"evalMode": "manual", "evaluationDimension": [{"dimension": "满意度"}]}))
-        eval_id = created.get("evalIdStr") or created.get("evalId")
-        deadline = time.monotonic() + _WAIT_LIMIT_S
-        while True:
-            info = _result(await ModelAPI.aget_evaluation_info(eval_id, config=cfg))
-            state = info.get("state")
-            if state not in ("Pending", "Doing"):
-                break
-            if time.monotonic() > deadline:
-                raise PlatformJobError(f"batch run {eval_id} still {state} after {_WAIT_LIMIT_S:.0f} s")
-            await asyncio.sleep(cfg.evaluation_online_polling_interval)
+        try:
+            eval_id, info = await arun_evaluation_task(
+                name=f"batch_run_{uuid.uuid4().hex[:10]}",
+                version_info=[{"modelId": self.model_set_id or self.id, "modelVersionId": self.version_id}],
+                dataset_id=dataset.qianfan_dataset_id, config=cfg, timeout=_WAIT_LIMIT_S,
+                poll_interval=cfg.evaluation_online_polling_interval,
+                eval_config={"evalMode": "manual", "evaluationDimension": [{"dimension": "满意度"}]})
+        except TimeoutError as exc:
+            raise PlatformJobError(f"batch run still running after {_WAIT_LIMIT_S:.0f} s") from exc
+        state = info.get("state")
         conf = info.get("evalStandardConf") or {}
         result_id = conf.get("resultDatasetIdStr") or conf.get("resultDatasetId")
-        if state not in ("DoingWithManualBegin", "Done") or result_id is None:
+        if state not in (EvalState.DOING_WITH_MANUAL_BEGIN, EvalState.DONE) or result_id is None:
             raise PlatformJobError(f"batch run {eval_id} ended {state}: {info.get('errorMessage') or 'no result'}")
         answers = await _Dataset.load(qianfan_dataset_id=result_id, config=self.config).afetch()
         df = answers.to_pandas().rename(columns={"completion": "llm_output"})
