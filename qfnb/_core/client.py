@@ -284,8 +284,8 @@ class AsyncQianfanClient:
         err2 = error_from_body(body, resp.status_code, rheaders.get("x-baidu-request-id"))
         if err2 is not None:
             raise err2
-        if call.url not in self.server_limits and call.api in ("infer", "v2"):
-            self.server_limits[call.url] = _advertised_limits(rheaders)
+        if call.api in ("infer", "v2"):
+            self._note_limits(call.url, rheaders)
         stat = {"request_latency": latency, "total_latency": latency,
                 "start_timestamp": int((time.time() - latency) * 1000)}
         return QfResponse(resp.status_code, rheaders, body,
@@ -324,8 +324,7 @@ class AsyncQianfanClient:
                              QfRequest(call.method, _path(call.url), call.headers.get("Request_id")),
                              {"request_latency": time.perf_counter() - start})
             return _single(one)
-        if call.url not in self.server_limits:
-            self.server_limits[call.url] = _advertised_limits(resp.headers)
+        self._note_limits(call.url, resp.headers)
         request = QfRequest(call.method, _path(call.url), call.headers.get("Request_id"))
         chunks = _iterate_stream(resp, request, start, v2=call.api == "v2")
         # Read the first event before handing the stream out: an error sent as the first line
@@ -361,6 +360,11 @@ class AsyncQianfanClient:
             if (server := self.server_limits.get(call.url)) is not None:
                 server.settle(tokens, actual)
         return result
+
+    def _note_limits(self, url: str, headers: Any) -> None:
+        """Keep the limits a service's first answer advertises (see :attr:`server_limits`)."""
+        if url not in self.server_limits:
+            self.server_limits[url] = _advertised_limits(headers)
 
     def needs_token_estimates(self) -> bool:
         """Whether a call should pass its estimated ``tokens`` (a TPM limit is in force)."""

@@ -97,8 +97,7 @@ class Transport:
 
     def _url(self, url: str, params: Mapping[str, Any] | str | None) -> tuple[httpx.URL, str]:
         """The parsed URL (cached: the same endpoint and token repeat) and its Host header."""
-        if params:
-            url = url + ("&" if "?" in url else "?") + (params if isinstance(params, str) else urlencode(params))
+        url = _with_params(url, params)
         cached = self._urls.get(url)
         if cached is None:
             if len(self._urls) >= _URL_CACHE_SIZE:
@@ -148,8 +147,7 @@ class Transport:
         session = self._aiohttp.client
         if not isinstance(session, aiohttp.ClientSession):
             session = self._aiohttp.client = self._aiohttp.get_client()
-        if params:
-            url = url + ("&" if "?" in url else "?") + (params if isinstance(params, str) else urlencode(params))
+        url = _with_params(url, params)
         limits = self._aio_timeouts.get(timeout)
         if limits is None:  # httpx.Timeout(t) semantics: t for connect, pool and each read
             limits = self._aio_timeouts[timeout] = aiohttp.ClientTimeout(
@@ -161,6 +159,13 @@ class Transport:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _with_params(url: str, params: Mapping[str, Any] | str | None) -> str:
+    """``url`` with the query ``params`` (already encoded when a string) appended."""
+    if not params:
+        return url
+    return url + ("&" if "?" in url else "?") + (params if isinstance(params, str) else urlencode(params))
 
 
 def _drop_connections(transport: httpx.AsyncBaseTransport) -> None:
