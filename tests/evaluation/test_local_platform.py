@@ -18,8 +18,8 @@ from qfnb.local.app import create_app
 from qfnb.local.settings import Credentials, Settings
 from qfnb.model import Model
 from qfnb.protocol import ProtocolError
+from tests.fakes.cloud import serve
 from tests.local.platform_doubles import FakeRegistry
-from tests.local.serve import serve_in_thread
 
 CREDS = Credentials(api_key="e-ak", secret_key="e-sk", access_key="e-access", iam_secret_key="e-secret")
 
@@ -27,7 +27,7 @@ CREDS = Credentials(api_key="e-ak", secret_key="e-sk", access_key="e-access", ia
 @pytest.fixture
 def local(tmp_path: Path) -> Iterator[tuple[Any, Config]]:
     app = create_app(Settings(data_dir=tmp_path / "data", credentials=CREDS, poll_interval=0.05), FakeRegistry())
-    with serve_in_thread(app) as url:
+    with serve(app, lifespan="on") as url:
         cfg = Config.from_env({}, base_url=url, console_api_base_url=url, iam_base_url=url, ak=CREDS.api_key,
                               sk=CREDS.secret_key, access_key=CREDS.access_key, secret_key=CREDS.iam_secret_key,
                               bos_endpoint=url + "/bos", evaluation_online_polling_interval=0.05,

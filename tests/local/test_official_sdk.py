@@ -16,10 +16,10 @@ import httpx
 import pytest
 from platform_doubles import FakeRegistry
 from platform_helpers import CREDS, Signer, make_settings
-from serve import serve_in_thread
 
 from qfnb.local.app import create_app
 from qfnb.local.embedded import free_port
+from tests.fakes.cloud import serve
 
 # find, don't import: importing qianfan installs a fake pyarrow import hook into this process
 if importlib.util.find_spec("qianfan") is None:
@@ -46,7 +46,7 @@ def run_sdk(env: dict[str, str], *args: str, timeout: float = 240) -> dict[str, 
 @pytest.fixture()
 def fast_server(tmp_path: Path):
     app = create_app(make_settings(tmp_path / "data"), FakeRegistry())
-    with serve_in_thread(app) as url:
+    with serve(app, lifespan="on") as url:
         yield app, url
 
 

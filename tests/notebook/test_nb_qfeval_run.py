@@ -18,8 +18,8 @@ from qfnb.local.app import create_app
 from qfnb.local.settings import Credentials, Settings
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.evalreport import EvalReport
+from tests.fakes.cloud import serve
 from tests.local.platform_doubles import FakeRegistry
-from tests.local.serve import serve_in_thread
 
 CREDS = Credentials(api_key="nb-ak", secret_key="nb-sk", access_key="nb-access", iam_secret_key="nb-secret")
 ROWS = [
@@ -34,7 +34,7 @@ def platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRe
     """The local platform's app with engine doubles on 127.0.0.1; the environment points qfnb at it."""
     registry = FakeRegistry()
     app = create_app(Settings(data_dir=tmp_path / "data", credentials=CREDS, poll_interval=0.05), registry)
-    with serve_in_thread(app) as url:
+    with serve(app, lifespan="on") as url:
         env = {"QIANFAN_BASE_URL": url, "QIANFAN_CONSOLE_API_BASE_URL": url, "QIANFAN_IAM_BASE_URL": url,
                "QIANFAN_AK": CREDS.api_key, "QIANFAN_SK": CREDS.secret_key, "QIANFAN_ACCESS_KEY": CREDS.access_key,
                "QIANFAN_SECRET_KEY": CREDS.iam_secret_key, "QIANFAN_LLM_API_RETRY_COUNT": "1",
