@@ -17,7 +17,7 @@ from typing import Any
 from qfnb.protocol.console import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
 from qfnb.protocol.errors import ErrorCode
 
-from .datasets import EXPORT_BUCKET, dataset_rows, export_lines, import_files, read_file_rows
+from .datasets import EXPORT_BUCKET, append_rows, dataset_rows, export_lines, import_files, read_file_rows
 from .platform import Platform
 from .store import new_sid
 from .wire import BodyError, iso
@@ -250,14 +250,9 @@ def create_dataset(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
 
 def create_result_dataset(platform: Platform, name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """A released dataset holding ``rows`` as they are (e.g. with a ``completion`` per row)."""
-    ds = platform.store.insert("datasets", {
-        "name": name, "projectType": 20, "templateType": 2000, "dataType": 4, "storageType": "sysBos",
-        "dataFormat": "PromptResponse", "importStatus": 2, "releaseStatus": 2, "entityCount": len(rows)})
-    folder = platform.settings.data_dir / "datasets" / ds["sid"]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "data.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                                       encoding="utf-8")
-    return ds
+    ds = create_dataset(platform, {"name": name})
+    count = append_rows(platform.settings.data_dir, ds, rows)
+    return platform.store.update("datasets", ds["id"], importStatus=2, releaseStatus=2, entityCount=count)
 
 
 def import_dataset(platform: Platform, ds: dict[str, Any], files: Any) -> dict[str, Any]:

@@ -126,6 +126,11 @@ def import_files(data_dir: Path, objects: ObjectStore, dataset: dict[str, Any], 
             rows.extend(read_file_rows(objects.from_uri(uri)))
         except (ValueError, UnicodeDecodeError) as exc:
             raise BodyError(f"files[{i}]", str(exc)) from exc
+    return append_rows(data_dir, dataset, rows)
+
+
+def append_rows(data_dir: Path, dataset: dict[str, Any], rows: list[dict[str, Any]]) -> int:
+    """Append ``rows`` to the dataset's stored data; returns its row count."""
     folder = data_dir / "datasets" / dataset["sid"]
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "data.jsonl", "a", encoding="utf-8") as fh:
