@@ -18,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from qfnb.notebook._checks import sampling_problem
+
 log = logging.getLogger("qfnb.notebook.evalrun")
 
 #: metric word -> (evaluator family, the metric columns it shows). Aliases share a family.
@@ -240,10 +242,9 @@ def plan(args: Any, namespace: Mapping[str, Any]) -> EvalPlan:
         raise EvalArgsError(f"--limit must be a positive integer, got {args.limit}")
     if args.workers is not None and args.workers < 1:
         raise EvalArgsError(f"--workers must be a positive integer, got {args.workers}")
-    if args.temperature is not None and not 0 < args.temperature <= 1:
-        raise EvalArgsError(f"-t/--temperature must be in (0, 1], got {args.temperature}")
-    if args.max_tokens is not None and args.max_tokens < 1:
-        raise EvalArgsError(f"--max-tokens must be a positive integer, got {args.max_tokens}")
+    problem = sampling_problem(args.temperature, args.max_tokens)
+    if problem:
+        raise EvalArgsError(problem)
     metrics = check_metrics(split_words(args.metrics), judge=bool(args.judge))
     words = split_words(args.models) + [f"endpoint:{e}" for e in split_words(args.endpoint)]
     if not words:

@@ -19,6 +19,7 @@ from IPython.display import display
 from traitlets import Bool, Float, Int, Unicode
 
 from qfnb.notebook import chat
+from qfnb.notebook._checks import sampling_problem
 from qfnb.notebook._interp import interpolate
 from qfnb.notebook.errors import QfnbCellError
 
@@ -112,10 +113,9 @@ class QfnbMagics(Magics):
     def _chat_cell(self, args: Any, cell: str) -> Any:
         _check_var(args.output, "-o/--output")
         temperature = args.temperature if args.temperature is not None else self.temperature
-        if temperature is not None and not 0 < temperature <= 1:
-            raise UsageError(f"-t/--temperature must be in (0, 1], got {temperature}")
-        if args.max_tokens is not None and args.max_tokens < 1:
-            raise UsageError(f"--max-tokens must be a positive integer, got {args.max_tokens}")
+        problem = sampling_problem(temperature, args.max_tokens)
+        if problem:
+            raise UsageError(problem)
         session = self.sessions.get(args.session)
         if args.reset:
             self.sessions.reset(args.session)
