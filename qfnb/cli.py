@@ -1,4 +1,4 @@
-"""``qfnb serve``: run the local platform as a standalone server."""
+"""The ``qfnb`` command: ``serve`` (the local platform), ``start``/``status``/``stop`` (its daemon)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qfnb.local.settings import Settings
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
@@ -34,15 +38,111 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-key", help="IAM access key (default $QIANFAN_ACCESS_KEY)")
     serve.add_argument("--secret-key", help="IAM secret key (default $QIANFAN_SECRET_KEY)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--daemon", action="store_true",
+                       help="run as the data dir's shared background service (write runtime.json; what "
+                            "qfnb starts by itself when no credentials are configured)")
+    # for tests and custom engines: a ``module:callable`` returning the engine registry, and the
+    # argv prefix that runs one training task
+    serve.add_argument("--registry", help=argparse.SUPPRESS)
+    serve.add_argument("--worker-command", help=argparse.SUPPRESS)
+    for name, text in (("start", "start the data dir's background platform (if none runs) and print where it is"),
+                       ("status", "show the background platform of a data dir"),
+                       ("stop", "stop the background platform of a data dir")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--data-dir", type=Path, default=None, help="state dir (default $QFNB_DATA_DIR or ~/.qfnb)")
+        if name == "stop":
+            cmd.add_argument("--force", action="store_true", help="stop even while fine-tunes or evaluations run")
     return parser
 
 
+def _load_registry(spec: str | None, settings: object) -> object:
+    if not spec:
+        return None
+    import importlib
+
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)()
+
+
+def _human_bytes(n: int) -> str:
+    return f"{n / 2**20:.0f} MiB"
+
+
+def start(args: argparse.Namespace) -> int:
+    from qfnb._core.daemon import DaemonError, ensure_daemon
+
+    try:
+        platform = ensure_daemon(args.data_dir)
+    except DaemonError as exc:
+        print(f"qfnb: {exc}", file=sys.stderr)
+        return 1
+    print(f"qfnb local platform {platform.version} at {platform.base_url} (pid {platform.pid}, data in "
+          f"{platform.data_dir})")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    from qfnb._core.daemon import daemon_status
+
+    info = daemon_status(args.data_dir)
+    if info is None:
+        print("qfnb: no local platform is running for this data dir")
+        return 3
+    jobs = ", ".join(f"{j['kind']} {j['id']} ({j['status']})" for j in info["jobsRunning"]) or "none"
+    print(f"url            {info['url']}\npid            {info['pid']}\nversion        {info['version']}\n"
+          f"uptime         {info['uptimeSeconds']:.0f} s\ndata dir       {info['dataDir']}\n"
+          f"models loaded  {', '.join(info['modelsLoaded']) or 'none'}\n"
+          f"jobs running   {jobs}\n"
+          f"memory         {_human_bytes(info['memoryBytes'])} (+ {_human_bytes(info['childMemoryBytes'])} "
+          "in engines and workers)")
+    return 0
+
+
+def stop(args: argparse.Namespace) -> int:
+    from qfnb._core.daemon import stop_daemon
+
+    result = stop_daemon(args.data_dir, force=args.force)
+    if result.get("running"):
+        jobs = ", ".join(j["id"] for j in result.get("jobsRunning", []))
+        print(f"qfnb: not stopping: work is running ({jobs}); `qfnb stop --force` stops it too", file=sys.stderr)
+        return 1
+    print("qfnb: stopped the local platform" if result.get("stopped") else "qfnb: no local platform was running")
+    return 0
+
+
 def serve(args: argparse.Namespace) -> int:
+    import dataclasses
+    import shlex
+
+    from qfnb.local.settings import Settings, default_data_dir
+
+    data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the daemon serves 127.0.0.1 with the data dir's own keys, which its clients read from there
+    settings = Settings.from_env(data_dir=data_dir) if args.daemon else _foreground_settings(args, data_dir)
+    if settings is None:
+        return 2
+    if args.worker_command:
+        settings = dataclasses.replace(settings, worker_command=tuple(shlex.split(args.worker_command)))
+    registry = _load_registry(args.registry, settings)
+    if args.daemon:
+        from qfnb.local import daemon
+
+        return daemon.run(settings, port=args.port, registry=registry, log_level=args.log_level)  # type: ignore[arg-type]
     import uvicorn
 
     from qfnb.local.app import create_app
+
+    uvicorn.run(create_app(settings, registry), host=args.host, port=args.port,  # type: ignore[arg-type]
+                log_level=args.log_level, access_log=False)
+    return 0
+
+
+def _foreground_settings(args: argparse.Namespace, data_dir: Path) -> Settings | None:
+    """Settings of a hand-run ``qfnb serve``, after printing where it listens (None: refused)."""
     from qfnb.local.embedded import free_port
-    from qfnb.local.settings import Credentials, Settings, default_data_dir
+    from qfnb.local.settings import Credentials, Settings
 
     env = os.environ
     given = {"api_key": args.ak or env.get("QIANFAN_AK"), "secret_key": args.sk or env.get("QIANFAN_SK"),
@@ -51,15 +151,12 @@ def serve(args: argparse.Namespace) -> int:
     if not is_loopback(args.host) and not (given["access_key"] and given["iam_secret_key"]):
         print(f"refusing to listen on {args.host}: a non-loopback address needs an access key and secret key "
               "(--access-key/--secret-key or QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY)", file=sys.stderr)
-        return 2
-    data_dir = (args.data_dir or default_data_dir()).expanduser()
-    data_dir.mkdir(parents=True, exist_ok=True)
+        return None
     stored = Credentials.load_or_create(data_dir / "credentials.json")
     generated = [k for k, v in given.items() if not v]
     creds = Credentials(**{k: v or getattr(stored, k) for k, v in given.items()})
-    port = args.port or free_port(args.host)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    base = f"http://{args.host}:{port}"
+    args.port = args.port or free_port(args.host)
+    base = f"http://{args.host}:{args.port}"
     print(f"qfnb local platform on {base} (data in {data_dir})")
     print(f"  export QIANFAN_BASE_URL={base} QIANFAN_CONSOLE_API_BASE_URL={base} QIANFAN_IAM_BASE_URL={base}")
     if generated:
@@ -67,16 +164,13 @@ def serve(args: argparse.Namespace) -> int:
         print(f"  export QIANFAN_AK={creds.api_key} QIANFAN_SK={creds.secret_key}")
         print(f"  export QIANFAN_ACCESS_KEY={creds.access_key} QIANFAN_SECRET_KEY={creds.iam_secret_key}")
     sys.stdout.flush()
-    settings = Settings.from_env(data_dir=data_dir, credentials=creds)
-    uvicorn.run(create_app(settings), host=args.host, port=port, log_level=args.log_level, access_log=False)
-    return 0
+    return Settings.from_env(data_dir=data_dir, credentials=creds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        return serve(args)
-    return 1
+    commands = {"serve": serve, "start": start, "status": status, "stop": stop}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -2,16 +2,16 @@
 
 No global singleton: every resource object resolves its own ``Config`` (explicit keyword
 arguments win over the environment). With no credentials at all, :func:`resolve_config`
-points the client at the embedded local platform (``qfnb.local.embedded``).
+points the client at the default backend: the data dir's local platform daemon
+(:mod:`qfnb._core.daemon`), or whatever :func:`set_default_backend` installed.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -240,14 +240,13 @@ def _normalize(overrides: Mapping[str, Any]) -> dict[str, Any]:
 def resolve_config(config: Config | None = None, **overrides: Any) -> Config:
     """The config to use: ``config`` (or the environment) plus ``overrides``.
 
-    With no credentials configured anywhere, start (once) the embedded local platform and
-    return a config pointing at it, logging one INFO notice on the ``qfnb`` logger.
+    With no credentials configured anywhere, find (or start) the data dir's local platform
+    daemon and return a config pointing at it, logging one INFO notice on the ``qfnb`` logger.
     """
     cfg = (config.with_overrides(**overrides) if config is not None else Config.from_env(**overrides))
     if cfg.is_configured:
         return cfg
-    # lazy: the local platform is only imported when nothing is configured
-    platform = importlib.import_module("qfnb.local.embedded").ensure_started()
+    platform = _local_platform()
     global _NOTICE_SHOWN
     if not _NOTICE_SHOWN:
         _NOTICE_SHOWN = True
@@ -276,3 +275,26 @@ def resolve_config(config: Config | None = None, **overrides: Any) -> Config:
 
 
 _NOTICE_SHOWN = False
+
+
+_default_backend: Callable[[], Any] | None = None
+
+
+def set_default_backend(factory: Callable[[], Any] | None) -> None:
+    """Replace the default backend used when nothing is configured (None: the local daemon).
+
+    ``factory()`` returns an object with ``base_url``, ``api_key``, ``secret_key``,
+    ``access_key``, ``iam_secret_key`` and ``default_models`` (e.g. an in-process platform
+    in tests, or :class:`qfnb._core.daemon.LocalPlatform`).
+    """
+    global _default_backend
+    _default_backend = factory
+
+
+def _local_platform() -> Any:
+    """The default backend when nothing is configured: the data dir's shared daemon."""
+    if _default_backend is not None:
+        return _default_backend()
+    from .daemon import ensure_daemon
+
+    return ensure_daemon()

@@ -57,8 +57,9 @@ async def health(request: Request) -> JSONResponse:
 
 
 def create_app(settings: Settings | None = None, registry: RegistryLike | None = None, *,
-               platform: Platform | None = None) -> Starlette:
-    """The app. ``settings`` default to the environment's; ``registry`` to the real engines."""
+               platform: Platform | None = None, extra_routes: list[Any] | None = None) -> Starlette:
+    """The app. ``settings`` default to the environment's; ``registry`` to the real engines;
+    ``extra_routes`` are added as they are (the daemon's control routes)."""
     if platform is None:
         settings = settings or Settings.from_env()
         platform = Platform(settings, registry if registry is not None else default_registry(settings))
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         *routes_inference.routes(), *routes_console.routes(), *routes_v2.routes(),
         Route("/bos/{bucket}/{key:path}", bos_object, methods=["PUT", "GET"]),
         Route("/healthz", health, methods=["GET"]),
+        *(extra_routes or []),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.platform = platform

@@ -99,6 +99,11 @@ class Platform:
         raise BodyError("endpoint", f"API name not exist: /{api_type}/{endpoint} is not served by the local "
                         f"platform. It serves for {api_type}: {listing}.{hint}", ErrorCode.API_NAME_NOT_EXIST)
 
+    def loaded_models(self) -> list[str]:
+        """Endpoints of the models this process has loaded (or started loading)."""
+        with self._lock:
+            return list(self._loaded)
+
     def note_loading(self, model: Any) -> None:
         """Log once per model that its first call loads it."""
         with self._lock:

@@ -10,12 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qfnb.protocol.daemon import default_data_dir
 
-def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
-    """``$QFNB_DATA_DIR`` or ``~/.qfnb``."""
-    env = os.environ if env is None else env
-    raw = env.get("QFNB_DATA_DIR")
-    return Path(raw).expanduser() if raw else Path.home() / ".qfnb"
+__all__ = ["Credentials", "Settings", "default_data_dir"]
 
 
 def _parse_aliases(raw: str | None) -> dict[str, str]:

@@ -62,8 +62,7 @@ def test_resolve_config_uses_embedded_platform_when_unconfigured(monkeypatch: py
     calls: list[Any] = []
     platform = SimpleNamespace(base_url="http://127.0.0.1:9", api_key="a", secret_key="b", access_key="c",
                                iam_secret_key="d", default_models={"chat": "Qwen2.5-Coder-0.5B-Instruct"})
-    fake_module = SimpleNamespace(ensure_started=lambda: calls.append(1) or platform)
-    monkeypatch.setattr(config_mod.importlib, "import_module", lambda name: fake_module)
+    monkeypatch.setattr(config_mod, "_default_backend", lambda: calls.append(1) or platform)
     monkeypatch.setattr(config_mod, "_NOTICE_SHOWN", False)
     with caplog.at_level(logging.INFO, logger="qfnb"):
         cfg = resolve_config(Config.from_env({}))
