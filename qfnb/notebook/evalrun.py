@@ -125,6 +125,8 @@ async def _acheck_resource(res: Any, endpoint: str | None) -> None:
         return  # no console keys: the service list cannot be read; the first call will tell
     try:
         services = await res.client.list_services()
+        if endpoint not in _known_endpoints(services):  # deployed since the list was cached?
+            services = await res.client.list_services(refresh=True)
     except Exception as exc:  # the list is a help, not a requirement
         log.warning("could not fetch the platform's service list to check %r: %s", endpoint, exc)
         return

@@ -91,6 +91,15 @@ class V2Action:
     DESCRIBE_SERVICES = "DescribeServices"
 
 
+def changes_service_list(path: str, action: str | None = None) -> bool:
+    """True for console calls after which ``service/list`` answers differently (deploy, publish, delete)."""
+    if path in (Console.SERVICE_APPLY, Console.MODEL_PUBLISH):
+        return True
+    if path in (Console.V2_SERVICE, Console.V2_MODEL) and action:
+        return action.startswith(("Create", "Delete", "Publish"))
+    return "/service/" in path.lower() and "delete" in path.lower()
+
+
 @lru_cache(maxsize=1)
 def model_catalog() -> dict[str, Any]:
     """The built-in catalog: ``{api_type: {"default": name, "models": {name: {...}}}}``."""

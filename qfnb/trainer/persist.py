@@ -1,6 +1,7 @@
 """Pipeline records on disk: one JSON file per pipeline, replaced atomically.
 
-Location: ``$QIANFAN_CACHE_DIR`` (or ``~/.qfnb/cache``) ``/pipeline/<id>.json``. Records hold
+Location: ``$QIANFAN_CACHE_DIR`` (or the data dir's ``cache``: ``$QFNB_DATA_DIR/cache``,
+``~/.qfnb/cache`` by default) ``/pipeline/<id>.json``, so each data dir lists its own jobs. Records hold
 ids, states and configs only — never credentials (configs are not stored).
 """
 
@@ -13,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from qfnb._core.errors import ValidationError
+from qfnb.protocol.daemon import default_data_dir
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("QIANFAN_CACHE_DIR") or str(Path.home() / ".qfnb" / "cache")
-    return Path(base).expanduser()
+    base = os.environ.get("QIANFAN_CACHE_DIR")
+    return Path(base).expanduser() if base else default_data_dir() / "cache"
 
 
 def disabled() -> bool:

@@ -102,17 +102,13 @@ def test_concurrent_assembly_writes_once(fake_parts, tmp_path: Path, caplog: pyt
 
 def test_unknown_asset_name(tmp_path: Path) -> None:
     with pytest.raises(AssetError, match=r"Qwen2\.5-Coder-0\.5B-Instruct"):
-        assets.gguf_path("ERNIE-4.0", tmp_path)
-
-
-def real_data_dir() -> Path:
-    return Path(os.environ.get("QFNB_DATA_DIR") or Path.home() / ".qfnb")
+        assets.gguf_path("ERNIE-4.0")
 
 
 @pytest.mark.real_model
 @pytest.mark.parametrize("name", ["Qwen2.5-Coder-0.5B-Instruct", "Gemma-3-270M"])
 def test_real_model_assets_match_their_pinned_sha256(name: str) -> None:
-    path = assets.gguf_path(name, real_data_dir())
+    path = assets.gguf_path(name)
     asset = assets.GGUF_ASSETS[name.lower()]
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -120,3 +116,19 @@ def test_real_model_assets_match_their_pinned_sha256(name: str) -> None:
             digest.update(block)
     assert digest.hexdigest() == asset.sha256
     assert assets.minilm_dir().joinpath("config.json").is_file()
+
+
+@pytest.mark.real_model
+def test_two_data_dirs_share_one_copy_of_the_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model store is per machine: platforms on two data dirs open the same file, and
+    neither data dir holds weights."""
+    from qfnb.local.engines import EngineRegistry
+
+    paths = []
+    for name in ("a", "b"):
+        monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path / name))
+        paths.append(EngineRegistry(tmp_path / name)._gguf("Gemma-3-270M"))
+    assert paths[0] == paths[1] and os.path.samefile(paths[0], paths[1])
+    assert paths[0].parent.name == f"sha256-{assets.GEMMA3_270M.sha256}"
+    data_files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in data_files) < 1_000_000

@@ -53,7 +53,7 @@ def test_gemma_base_completes_a_qa_prompt(registry: EngineRegistry) -> None:
 
 def test_two_step_lora_job_on_gemma_is_served_by_llama_cpp(registry: EngineRegistry, data_dir: Path,
                                                             tmp_path: Path) -> None:
-    spec = {"base_model": GEMMA, "train_file": str(DEMO_FILE), "data_dir": str(data_dir), "seed": 1,
+    spec = {"base_model": GEMMA, "train_file": str(DEMO_FILE), "seed": 1,
             "hyper": {"epoch": 1, "learningRate": 1e-3, "batchSize": 2, "maxSeqLen": 64, "loraRank": 8,
                       "loraAlpha": 16, "loraDropout": 0.0, "maxSteps": 2}}
     (tmp_path / "spec.json").write_text(json.dumps(spec))

@@ -149,12 +149,12 @@ class EngineRegistry:
     def _gguf(self, name: str) -> Path:
         from qfnb.local import assets
 
-        return assets.gguf_path(name, self.data_dir)
+        return assets.gguf_path(name)
 
     def _hf(self, name: str) -> Path:
         from qfnb.local import assets
 
-        return assets.hf_dir(name, self.data_dir)
+        return assets.hf_dir(name)
 
     def _load(self, name: str, spec: ModelSpec) -> ChatEngine | Embedder:
         kind = _effective_kind(spec)

@@ -23,7 +23,7 @@ def base_model_dir(spec: TrainSpec) -> Path:
         return spec.base_model_path
     from qfnb.local import assets
 
-    return assets.hf_dir(spec.base_model, spec.resolved_data_dir())
+    return assets.hf_dir(spec.base_model)
 
 
 def load_base(model_dir: Path) -> tuple[Any, Any]:

@@ -65,8 +65,7 @@ def convert_adapter(adapter_dir: Path, out: Path, *, base_model: str = "", base_
     if base_gguf is None:
         from qfnb.local import assets
 
-        data_dir = Path(os.environ.get("QFNB_DATA_DIR") or Path.home() / ".qfnb")
-        base_gguf = assets.gguf_path(base_model, data_dir)
+        base_gguf = assets.gguf_path(base_model)
     config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
     alpha = _scale_alpha(config)
     arch, blocks, base_tensors = _base_info(base_gguf)

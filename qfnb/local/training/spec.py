@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,13 +37,6 @@ class TrainSpec:
     hyper: Hyper
     seed: int = 42
     base_model_path: Path | None = None  # an HF model dir to train instead of the named model's weights
-    data_dir: Path | None = None  # where model weights are cached (default: $QFNB_DATA_DIR or ~/.qfnb)
-
-    def resolved_data_dir(self) -> Path:
-        if self.data_dir is not None:
-            return self.data_dir
-        env = os.environ.get("QFNB_DATA_DIR")
-        return Path(env) if env else Path.home() / ".qfnb"
 
 
 _HYPER_FIELDS: dict[str, tuple[str, type, float, float]] = {
@@ -106,7 +98,6 @@ def parse_spec(raw: Any) -> TrainSpec:
         hyper=parse_hyper(raw.get("hyper")),
         seed=seed,
         base_model_path=opt_path("base_model_path"),
-        data_dir=opt_path("data_dir"),
     )
 
 

@@ -150,7 +150,8 @@ class BaseInference:
         listing_error: Exception | None = None
         if target is None and client.config.access_key and client.config.secret_key:
             try:
-                services = await client.list_services()
+                # a miss against a cached list refreshes it once: a service may have been deployed since
+                services = await client.list_services(refresh=client.cached_services() is not None)
             except Exception as exc:  # the dynamic list is a help, not a requirement
                 logger.warning("could not fetch the platform's model list: %s", exc)
                 services, listing_error = None, exc
