@@ -1,0 +1,186 @@
+"""The local platform daemon: one per data dir, shared, outliving its callers.
+
+Daemons here run the real ``qfnb serve --daemon`` in a detached process, with the engine and
+training-worker test doubles, on a temporary data dir; each test stops what it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from qfnb._core import daemon
+from qfnb.protocol.daemon import RUNTIME_FILE
+
+REPO = Path(__file__).resolve().parents[2]
+FAKE_WORKER = Path(__file__).with_name("fake_worker.py")
+DOUBLES = ["--registry", "tests.local.platform_doubles:FakeRegistry",
+           "--worker-command", f"{sys.executable} {FAKE_WORKER}"]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    root = tmp_path / "data"
+    for key in [k for k in os.environ if k.startswith("QIANFAN_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("QFNB_DATA_DIR", str(root))
+    monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
+    yield root
+    _kill_daemon(root)
+
+
+def _kill_daemon(root: Path) -> None:
+    info = daemon.read_runtime(root)
+    daemon._known.pop(root.resolve(), None)
+    if info is not None:
+        try:
+            daemon.stop_daemon(root, force=True, timeout=20)
+        except Exception:
+            os.kill(info.pid, signal.SIGKILL)
+
+
+def _script(body: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(body)]
+
+
+def test_start_status_stop_and_private_runtime_file(data_dir: Path) -> None:
+    platform = daemon.ensure_daemon(data_dir, serve_args=DOUBLES)
+    runtime = data_dir / RUNTIME_FILE
+    assert runtime.stat().st_mode & 0o777 == 0o600
+    assert json.loads(runtime.read_text())["pid"] == platform.pid != os.getpid()
+    assert platform.secret_key not in repr(platform) and platform.iam_secret_key not in repr(platform)
+    status = daemon.daemon_status(data_dir)
+    assert status is not None and status["pid"] == platform.pid and status["jobsRunning"] == []
+    # the control routes need the runtime file's token
+    assert httpx.get(platform.base_url + "/qfnb/status").status_code == 403
+    assert httpx.post(platform.base_url + "/qfnb/shutdown").status_code == 403
+    assert daemon.stop_daemon(data_dir)["stopped"] is True
+    assert not runtime.exists() and not daemon._pid_alive(platform.pid)
+    assert daemon.daemon_status(data_dir) is None
+
+
+def test_two_processes_racing_get_one_daemon(data_dir: Path) -> None:
+    code = f"""
+        from qfnb._core.daemon import ensure_daemon
+        print(ensure_daemon(serve_args={DOUBLES!r}).pid)
+    """
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen(_script(code), stdout=subprocess.PIPE, text=True, env=env, cwd=REPO) for _ in range(3)]
+    pids = {int(p.communicate(timeout=120)[0].split()[-1]) for p in procs}
+    assert len(pids) == 1
+    (pid,) = pids
+    assert daemon._pid_alive(pid)  # outlives the processes that started it
+    assert daemon.ensure_daemon(data_dir).pid == pid
+
+
+def test_stale_runtime_file_is_replaced(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (data_dir / RUNTIME_FILE).write_text(json.dumps({
+        "url": "http://127.0.0.1:9", "pid": dead.pid, "version": "0.1.0", "started": 0, "control_token": "x"}))
+    platform = daemon.ensure_daemon(data_dir, serve_args=DOUBLES)
+    assert platform.pid != dead.pid and daemon._answers(daemon.read_runtime(data_dir))  # type: ignore[arg-type]
+
+
+def test_other_version_is_restarted_when_idle(data_dir: Path) -> None:
+    first = daemon.ensure_daemon(data_dir, serve_args=DOUBLES)
+    runtime = data_dir / RUNTIME_FILE
+    record = json.loads(runtime.read_text())
+    runtime.write_text(json.dumps({**record, "version": "0.0.1"}))
+    daemon._known.clear()
+    second = daemon.ensure_daemon(data_dir, serve_args=DOUBLES)
+    assert second.pid != first.pid and not daemon._pid_alive(first.pid)
+
+
+FINETUNE = """\
+from qfnb.dataset import Dataset
+from qfnb.trainer import LLMFinetune, TrainConfig
+rows = [{{"prompt": f"q{{i}}", "response": f"a{{i}}"}} for i in range(8)]
+trainer = LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(rows),
+                      train_config=TrainConfig(epoch=1, batch_size=2, max_steps={steps},
+                                               extras={{"stepSeconds": {pace}}}))
+"""
+
+
+def _finetune_in_background(steps: int, pace: float) -> subprocess.Popen[str]:
+    """A script that starts a fine-tune and is then killed: the job must not die with it."""
+    code = FINETUNE.format(steps=steps, pace=pace) + "trainer.start()\nprint(trainer.id, flush=True)\n" \
+        "import time\ntime.sleep(600)\n"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(_script(code), stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+
+
+def _runs(platform: daemon.LocalPlatform) -> list[dict]:  # type: ignore[type-arg]
+    status = daemon.daemon_status(platform.data_dir)
+    assert status is not None
+    return status["jobsRunning"]  # type: ignore[no-any-return]
+
+
+def test_job_outlives_the_process_that_started_it_and_a_daemon_sigkill(data_dir: Path) -> None:
+    platform = daemon.ensure_daemon(data_dir, serve_args=DOUBLES)
+    script = _finetune_in_background(steps=40, pace=0.1)
+    try:
+        assert script.stdout is not None
+        pipeline_id = script.stdout.readline().strip()
+        assert pipeline_id
+        deadline = time.time() + 30
+        while not _runs(platform) and time.time() < deadline:
+            time.sleep(0.1)
+        assert _runs(platform), "the fine-tune never started"
+    finally:
+        script.kill()  # the kernel that started it goes away
+        script.wait()
+    assert _runs(platform)[0]["kind"] == "fine-tune"
+    # stop refuses while the job runs
+    assert daemon.stop_daemon(data_dir)["running"] is True
+    os.kill(platform.pid, signal.SIGKILL)  # the daemon dies mid-fine-tune
+    deadline = time.time() + 10
+    while daemon._pid_alive(platform.pid) and time.time() < deadline:
+        time.sleep(0.05)
+    again = daemon.ensure_daemon(data_dir, serve_args=DOUBLES)
+    assert again.pid != platform.pid and again.base_url == platform.base_url  # same port: old URLs keep working
+    code = f"""
+        from qfnb.trainer import LLMFinetune
+        trainer = LLMFinetune.load({pipeline_id!r})
+        trainer.resume()
+        print(trainer.status)
+    """
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(_script(code), capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "ModelPublished", done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_kernel_loads_nothing_heavy(data_dir: Path) -> None:
+    """Chat, embedding and a fine-tune from a 'kernel': no torch, transformers, llama_cpp or
+    qfnb.local in that process, its environment untouched, nothing on its stderr."""
+    daemon.ensure_daemon(data_dir, serve_args=DOUBLES)
+    tail = """
+        trainer.run()
+        import os, sys, qfnb
+        print(qfnb.ChatCompletion(model="Tiny-Chat").do(messages=[{"role": "user", "content": "hi"}])["result"])
+        print(len(qfnb.Embedding(model="Tiny-Embed").do(texts=["a", "b"])["data"]))
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "llama_cpp")
+                       or m.startswith(("qfnb.local", "uvicorn", "starlette")))
+        print("HEAVY", heavy, "HF_HUB_OFFLINE" in os.environ)
+    """
+    code = FINETUNE.format(steps=3, pace=0.01) + textwrap.dedent(tail)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("HF_HUB_OFFLINE", None)
+    done = subprocess.run(_script(code), capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "HEAVY [] False" in done.stdout, done.stdout
+    assert "tiny-chat: hi" in done.stdout.lower()
+    assert done.stderr.strip() == ""
