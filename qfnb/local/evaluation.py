@@ -109,6 +109,7 @@ def _run(platform: Platform, ev_id: int) -> None:
         rows = [r for r in rows if r.get("prompt")]
         reports = []
         outputs: list[dict[str, Any]] = []
+        answers: dict[str, list[str]] = dict(ev.get("answers") or {})
         for unit in ev["units"]:
             version = c.get(platform, "versions", unit["modelVersionId"], "modelVersionId")
             endpoint = f"{EVAL_PREFIX}{version['sid']}"
@@ -118,12 +119,19 @@ def _run(platform: Platform, ev_id: int) -> None:
             else:
                 endpoint = platform.resolve("chat", version["baseModel"]).endpoint
             engine = platform.registry.chat(endpoint)
-            predictions = []
-            for row in rows:
+            # answers are saved as they come, so a restarted daemon resumes where it stopped
+            key = str(version["id"])
+            predictions = list(answers.get(key) or [])[:len(rows)]
+            if predictions:
+                log.info("evaluation %s: resuming %s at row %d of %d", ev["sid"], version["sid"],
+                         len(predictions) + 1, len(rows))
+            for row in rows[len(predictions):]:
                 if stop.is_set():
                     platform.store.update("evaluations", ev_id, state=EvalState.STOPPED.value)
                     return
                 predictions.append(_answer(engine, row["prompt"]))
+                answers[key] = predictions
+                platform.store.update("evaluations", ev_id, answers=answers)
             outputs += [{"prompt": r["prompt"], "response": r.get("response", ""), "completion": p,
                          "modelVersionId": version["id"]} for r, p in zip(rows, predictions, strict=True)]
             if ev["evalMode"] == MANUAL:
@@ -205,11 +213,12 @@ def cancel_v1(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def recover(platform: Platform) -> None:
-    """After a restart: evaluations that were under way run again; a pending cancel completes."""
+    """After a restart: evaluations that were under way go on from their last saved answer; a
+    pending cancel completes."""
     for ev in platform.store.all("evaluations", lambda e: e.get("state") in (
             EvalState.PENDING.value, EvalState.DOING.value, EvalState.STOPPING.value)):
         if ev["state"] == EvalState.STOPPING.value:
             platform.store.update("evaluations", ev["id"], state=EvalState.STOPPED.value)
             continue
-        log.info("restarting evaluation %s interrupted by a server restart", ev["sid"])
+        log.info("resuming evaluation %s interrupted by a server restart", ev["sid"])
         threading.Thread(target=_run, args=(platform, ev["id"]), name="qfnb-eval", daemon=True).start()

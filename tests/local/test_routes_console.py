@@ -345,6 +345,28 @@ def test_evaluation_interrupted_by_restart_runs_again(tmp_path: Path) -> None:
         assert report[0]["effectMetric"]["accuracy"] == 1.0
 
 
+def test_evaluation_resumes_from_its_saved_answers_after_a_restart(tmp_path: Path) -> None:
+    rows = [{"prompt": p, "response": [[f"Tiny-Chat: {p}"]]} for p in ("a", "b", "c")]
+    with client_for(tmp_path) as c:
+        ds = upload_dataset(c, rows)
+        version = c.app.state.platform.store.all("versions", lambda v: v.get("baseModel") == "Tiny-Chat")[0]
+    store = Store(tmp_path / "platform.sqlite3")  # the daemon died after answering two of three rows
+    ev = store.insert("evaluations", {"name": "e", "units": [{"modelId": version["modelId"],
+                                                               "modelVersionId": version["id"]}],
+                                      "datasetId": ds, "datasetName": "qa", "evalMode": "rule", "conf": {},
+                                      "scoreModes": ["accuracy"], "state": "Doing",
+                                      "answers": {str(version["id"]): ["Tiny-Chat: a", "wrong"]}})
+    store.close()
+    registry = FakeRegistry()
+    with client_for(tmp_path, registry) as c:
+        final = wait_for(lambda: (d := console(c, "/wenxinworkshop/modelrepo/eval/detail", {"id": ev["id"]})[
+            "result"])["state"] not in ("Pending", "Doing") and d, timeout=60)
+        assert final["state"] == "Done", final["errorMessage"]
+        report = console(c, "/wenxinworkshop/modelrepo/eval/report", {"id": ev["id"]})["result"]
+    assert [s["prediction"] for s in report[0]["samples"]] == ["Tiny-Chat: a", "wrong", "tiny-chat: c"]
+    assert len(registry.engines["tiny-chat"].calls) == 1  # only the unanswered row ran again
+
+
 def test_second_server_on_the_same_data_dir_defers_to_the_supervisor(tmp_path: Path) -> None:
     with client_for(tmp_path) as first, client_for(tmp_path) as second:
         assert first.app.state.platform.supervisor.owner and not second.app.state.platform.supervisor.owner
