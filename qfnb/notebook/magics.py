@@ -179,7 +179,9 @@ class QfnbMagics(Magics):
     @argument("--lora-rank", type=int, help="LoRA rank.")
     @argument("--deploy", action="store_true", help="Publish and deploy the model when training succeeds.")
     @argument("-o", "--output", help="Store the dashboard (.trainer, .wait(), .trained_model_id) here.")
-    @argument("--attach", metavar="TASK", help="Re-attach a dashboard to a running fine-tune task.")
+    @argument("--attach", metavar="ID", nargs="?", const="",
+              help="Re-attach a dashboard to a fine-tune: a task, job or pipeline id (none: the newest running).")
+    @argument("--list", action="store_true", help="List this platform's fine-tunes (status, progress, age).")
     @argument("--stop", metavar="TASK", help="Stop a running fine-tune task.")
     @line_magic
     def qftrain(self, line: str) -> Any:

@@ -142,8 +142,10 @@ def _model_to_deploy(output: Any) -> Any:
     from qfnb.model import Model
 
     model = output.get("model") if isinstance(output, dict) else None
-    if model is not None:
+    if isinstance(model, Model):
         return model
+    if isinstance(output, dict) and output.get("taskId") and output.get("jobId"):  # an attached task's detail
+        return Model(task_id=str(output["taskId"]), job_id=str(output["jobId"]))
     version = output.get("model_version_id") if isinstance(output, dict) else None
     if version is None:  # (the dashboard's model id is the model *set* id: not deployable)
         raise ValueError("the fine-tune published no model version to deploy")
@@ -220,6 +222,13 @@ def _platform_stop(task_id: str) -> None:
     FineTune.V2.stop_task(task_id=task_id)
 
 
+@dataclass
+class _AttachedTask:
+    """What an attached dashboard knows of its job: the task's last detail (its Deploy publishes it)."""
+
+    output: dict[str, Any]
+
+
 def attach(
     task_id: str,
     *,
@@ -231,7 +240,8 @@ def attach(
     """A dashboard for an existing task, fed by polling its detail every ``interval`` s."""
     first = fetch(task_id)  # fails loudly in the cell (unknown task) before anything is shown
     title = f"{first.get('model') or 'fine-tune'} · task {task_id}"
-    dash = TrainingDashboard(title, on_stop=lambda: stop(task_id))
+    dash = TrainingDashboard(title, on_stop=lambda: stop(task_id), on_deploy=deploy_in_background)
+    dash.trainer = _AttachedTask(first)
     if show:
         dash.show()
 
@@ -244,6 +254,7 @@ def attach(
                 dash.state.note(f"poll failed: {exc}")
                 time.sleep(interval)
                 continue
+            dash.trainer.output = detail
             run_status = str(detail.get("runStatus") or "Running")
             dash.handle_event(_PollEvent("TrainAction", task_id, "Running", run_status, detail))
             if run_status in _RUN_STATUS:
@@ -264,13 +275,32 @@ def handle_magic(magics: Any, args: Any, line: str) -> Any:
         except Exception as exc:
             raise QfnbCellError(f"could not stop task {args.stop}: {exc}", title="qftrain") from exc
         return f"stop requested for task {args.stop}"
-    if args.attach:
+    if args.list:
+        from qfnb.notebook.jobs import jobs_frame
+
         try:
-            dash = attach(args.attach, **magics.attach_options)
+            return jobs_frame()
+        except Exception as exc:
+            raise QfnbCellError(f"could not list the fine-tunes: {exc}", title="qftrain") from exc
+    if args.attach is not None:
+        from qfnb.notebook.jobs import resolve_task
+
+        try:
+            task_id = resolve_task(args.attach or None)
+            previous = magics.dashboards.get(task_id)
+            if previous is not None and not previous.done:
+                previous.show()  # this kernel already follows it: show that dashboard, not a second
+                return None
+            dash = attach(task_id, **magics.attach_options)
         except UsageError:
             raise
         except Exception as exc:
-            raise QfnbCellError(f"cannot attach to task {args.attach}: {exc}", title="qftrain") from exc
+            raise QfnbCellError(f"cannot attach to {args.attach or 'the newest running fine-tune'}: {exc}",
+                                title="qftrain") from exc
+        magics.dashboards[task_id] = dash
+        if args.output:
+            magics.user_ns[args.output] = dash
+        return None
     elif args.dataset is None and all(getattr(args, n) is None for n in BOUNDS) and args.base is None:
         from qfnb.notebook.widgets.launcher import FinetuneLauncher
 

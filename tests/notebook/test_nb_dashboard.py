@@ -216,8 +216,8 @@ def test_attach_unknown_task_is_a_clear_cell_error(ip) -> None:  # type: ignore[
         raise LookupError(f"task {task_id} not found")
 
     ip.magics_manager.registry["QfnbMagics"].attach_options = {"fetch": fetch}
-    with pytest.raises(QfnbCellError, match="task nope not found"):
-        ip.run_line_magic("qftrain", "--attach nope")
+    with pytest.raises(QfnbCellError, match="task task-nope not found"):
+        ip.run_line_magic("qftrain", "--attach task-nope")
 
 
 def test_state_progress_fallbacks() -> None:
