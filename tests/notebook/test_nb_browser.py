@@ -9,6 +9,7 @@ Screenshots go to artifacts/screenshots/.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -40,14 +41,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str]]:
-    root = tmp_path_factory.mktemp("lab")
+@contextlib.contextmanager
+def jupyter_lab(root: Path, **env: str) -> Iterator[tuple[str, Path, str]]:
+    """JupyterLab serving ``root`` on a free loopback port: ``(base URL, root, token)``."""
     port, token = free_port(), secrets.token_hex(16)
     env = {
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(root / ".jupyter"),
         "PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'notebook'}",
+        **env,
     }
     proc = subprocess.Popen(
         [
@@ -82,6 +84,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, s
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str]]:
+    with jupyter_lab(tmp_path_factory.mktemp("lab")) as running:
+        yield running
 
 
 RUN_ALL = """() => {

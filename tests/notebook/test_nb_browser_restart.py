@@ -1,0 +1,112 @@
+"""A fine-tune outlives a kernel restart (JupyterLab + headless Chromium).
+
+``%qftrain`` starts a job on the data dir's local platform daemon; Kernel → Restart Kernel…
+from the menu; ``%qftrain --attach`` brings back one live dashboard of the same job, which
+finishes; its Deploy button deploys the model and ``%qfeval`` compares it with the base right
+away. The daemon runs the engine and training-worker test doubles, so this takes seconds of
+training; the real engines are covered by the real-model tests. Screenshots go to
+artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+from test_nb_browser import KERNEL, SHOTS, jupyter_lab, needs_chromium
+
+from qfnb._core import daemon
+
+ROOT = Path(__file__).resolve().parents[2]
+FAKE_WORKER = ROOT / "tests" / "local" / "fake_worker.py"
+DOUBLES = ["--registry", "tests.local.platform_doubles:FakeRegistry",
+           "--worker-command", f"{sys.executable} {FAKE_WORKER}"]
+
+CELLS = [
+    "%load_ext qfnb",
+    "%qftrain --base Tiny-Chat --dataset train.jsonl --steps 300",
+    "%load_ext qfnb\n%qftrain --attach -o run",
+    "run.wait(180).status",
+    "ep = run.state.service\nep",
+    "%qfeval --models Tiny-Chat,$ep --dataset eval.jsonl --metrics exact_match -o report",
+]
+RUN_CELL = """async (index) => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    panel.content.activeCellIndex = index;
+    await window.jupyterapp.commands.execute('notebook:run-cell');
+}"""
+KERNEL_IDLE = "() => window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel?.status === 'idle'"
+
+
+@pytest.fixture
+def daemon_lab(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
+    root, data = tmp_path / "lab", tmp_path / "data"
+    root.mkdir()
+    rows = [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(8)]
+    (root / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    (root / "eval.jsonl").write_text("\n".join(json.dumps({"prompt": f"x{i}", "response": f"y{i}"})
+                                               for i in range(4)))
+    daemon.ensure_daemon(data, serve_args=DOUBLES)
+    try:
+        with jupyter_lab(root, QFNB_DATA_DIR=str(data), QIANFAN_CACHE_DIR=str(data / "cache")) as lab:
+            yield lab
+    finally:
+        daemon.stop_daemon(data, force=True)
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_finetune_survives_kernel_restart_and_attach(daemon_lab: tuple[str, Path, str]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    base, root, token = daemon_lab
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in CELLS], metadata=KERNEL), root / "restart.ipynb")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1600})
+            page.goto(f"{base}/lab/tree/restart.ipynb?token={token}&reset")
+            page.wait_for_function(KERNEL_IDLE, timeout=60_000)
+            for index in (0, 1):
+                page.evaluate(RUN_CELL, index)
+            cells = page.locator(".jp-Notebook .jp-Cell")
+            # the job is running: its dashboard counts steps
+            cells.nth(1).locator("text=/step [1-9][0-9]*\\/300/").first.wait_for(timeout=60_000)
+            page.screenshot(path=str(SHOTS / "restart_before.png"))
+
+            page.get_by_text("Kernel", exact=True).first.click()
+            page.get_by_text("Restart Kernel…", exact=True).first.click()
+            page.locator(".jp-Dialog-button.jp-mod-accept").click()
+            page.wait_for_timeout(1000)
+            page.wait_for_function(KERNEL_IDLE, timeout=60_000)
+
+            for index in (2, 3):
+                page.evaluate(RUN_CELL, index)
+            cells.nth(3).locator("text='succeeded'").wait_for(timeout=180_000)
+            attached = cells.nth(2)
+            assert attached.locator(".qfnb-dashboard").count() == 1  # one dashboard, not two
+            dash_text = attached.inner_text()
+            assert "step 300/300" in dash_text and "stopped" not in dash_text, dash_text
+            assert attached.locator(".qfnb-dashboard img").count() >= 1  # the loss chart
+
+            attached.locator("button", has_text="Deploy").click()
+            attached.locator("text=/deployed as /").first.wait_for(timeout=60_000)
+            page.screenshot(path=str(SHOTS / "restart_attached_deployed.png"), full_page=True)
+            for index in (4, 5):
+                page.evaluate(RUN_CELL, index)
+            report = cells.nth(5)
+            report.locator("text=exact_match").first.wait_for(timeout=120_000)
+            report.scroll_into_view_if_needed()
+            page.screenshot(path=str(SHOTS / "restart_qfeval_after_deploy.png"), full_page=True)
+            report_text = report.inner_text()
+            assert "no deployed service" not in report_text and "Error" not in report_text, report_text
+        finally:
+            browser.close()
