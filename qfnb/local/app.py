@@ -8,15 +8,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from qfnb.protocol.errors import ErrorCode
 
 from . import console, evaluation, routes_console, routes_inference, routes_v2
 from .engine_api import RegistryLike
 from .platform import Platform
 from .settings import Settings
-from .wire import bce_error
+from .wire import bce_error, v1_error, v2_error
 
 log = logging.getLogger("qfnb.local")
 
@@ -52,8 +55,46 @@ async def bos_object(request: Request) -> Response:
 
 
 async def health(request: Request) -> JSONResponse:
-    platform: Platform = request.app.state.platform
-    return JSONResponse({"status": "ok", "models": [m.name for m in platform.served()]})
+    """Unauthenticated: says the server is up, nothing more (``service/list`` names the models)."""
+    return JSONResponse({"status": "ok"})
+
+
+class CatchAll:
+    """ASGI middleware: an unhandled error becomes a 500 in the route's own error format, with no
+    internals in it (they go to the log), and the connection stays usable."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await internal_error(str(scope.get("path", "")))(scope, receive, send)
+
+
+def internal_error(path: str) -> Response:
+    message = "internal error (the server log has the details)"
+    if path.startswith("/v2/chat"):
+        return routes_inference.v2_chat_error(500, "internal_error", message)
+    if path.startswith("/v2/"):
+        return v2_error(500, "InternalError", message)
+    if path.startswith("/bos/"):
+        return bce_error(500, "InternalError", message)
+    return v1_error(ErrorCode.INTERNAL_ERROR, message, inference=path.startswith("/rpc/"))
 
 
 def create_app(settings: Settings | None = None, registry: RegistryLike | None = None, *,
@@ -81,6 +122,6 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         Route("/healthz", health, methods=["GET"]),
         *(extra_routes or []),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CatchAll)])
     app.state.platform = platform
     return app

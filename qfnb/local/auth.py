@@ -21,6 +21,8 @@ from .wire import bce_error, v1_error
 log = logging.getLogger("qfnb.local.auth")
 
 BEARER_PREFIX = "bearer:"
+#: the longest validity a bce-auth-v1 signature may claim (clients sign for 300 s by default)
+MAX_SIGNATURE_EXPIRATION = 1800
 
 
 class Authenticator:
@@ -30,6 +32,12 @@ class Authenticator:
         self._store = store
         self._creds = credentials
         self._ttl = token_ttl
+        # tokens are stored as keyed hashes: the database alone never yields a usable token
+        self._token_key = hmac.new(credentials.iam_secret_key.encode(), b"qfnb token store", "sha256").digest()
+        store.purge_tokens(time.time())
+
+    def _hash(self, token: str) -> str:
+        return hmac.new(self._token_key, token.encode(), "sha256").hexdigest()
 
     # ---- OAuth ---------------------------------------------------------------------------
 
@@ -41,7 +49,8 @@ class Authenticator:
             return 401, {"error": "invalid_client", "error_description": "Client authentication failed"}
         issued = int(time.time())
         token = f"24.{secrets.token_hex(16)}.{self._ttl}.{issued}.qfnb"
-        self._store.add_token(token, client_id, issued + self._ttl)
+        self._store.purge_tokens(issued)
+        self._store.add_token(self._hash(token), client_id, issued + self._ttl)
         return 200, {"access_token": token, "expires_in": self._ttl, "refresh_token": f"25.{secrets.token_hex(16)}",
                      "session_key": secrets.token_hex(8), "session_secret": secrets.token_hex(8),
                      "scope": "public ai_custom_qianfan_bloomz_7b_compressed wenxinworkshop"}
@@ -50,7 +59,8 @@ class Authenticator:
         """``GET /v1/BCE-BEARER/token`` (already IAM-verified): a v2 bearer token."""
         issued = time.time()
         token = f"bce-v3/ALTAK-{secrets.token_hex(10)}/{secrets.token_hex(20)}"
-        self._store.add_token(token, BEARER_PREFIX + self._creds.access_key, issued + expire_seconds)
+        self._store.purge_tokens(issued)
+        self._store.add_token(self._hash(token), BEARER_PREFIX + self._creds.access_key, issued + expire_seconds)
         return {"userId": "qfnb-local", "token": token, "status": "enable",
                 "createTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(issued)),
                 "expireTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(issued + expire_seconds))}
@@ -58,7 +68,7 @@ class Authenticator:
     # ---- checks: each returns None when the request may go on, else the error response ---
 
     def _token_state(self, token: str) -> str:
-        found = self._store.token(token)
+        found = self._store.token(self._hash(token))
         if found is None:
             return "invalid"
         return "expired" if found[1] < time.time() else "ok"
@@ -73,7 +83,7 @@ class Authenticator:
         try:
             for i, path in enumerate(paths):
                 try:
-                    verify(request.method, path, params, dict(request.headers), self._secret_for)
+                    auth = verify(request.method, path, params, dict(request.headers), self._secret_for)
                     break
                 except SignatureError as exc:
                     if i == len(paths) - 1 or "does not match" not in str(exc):
@@ -88,6 +98,9 @@ class Authenticator:
             if "does not match" in text:
                 return bce_error(401, "SignatureDoesNotMatch", "Fail to authn user: Signature does not match")
             return bce_error(401, "AccessDenied", f"Fail to authn user: {text}")
+        if auth.expiration > MAX_SIGNATURE_EXPIRATION:
+            return bce_error(400, "InvalidArgument", f"expirationPeriodInSeconds is {auth.expiration}; at most "
+                             f"{MAX_SIGNATURE_EXPIRATION} is accepted")
         return None
 
     def _secret_for(self, access_key: str) -> str | None:

@@ -20,7 +20,7 @@ from qfnb.protocol.errors import ErrorCode
 from .datasets import EXPORT_BUCKET, append_rows, dataset_rows, export_lines, import_files, read_file_rows
 from .platform import Platform
 from .store import new_sid
-from .wire import BodyError, iso
+from .wire import BodyError, check_name, iso
 
 log = logging.getLogger("qfnb.local.console")
 
@@ -194,8 +194,7 @@ def publish(platform: Platform, *, is_new: Any, meta: Any, model_name: Any, mode
         raise BodyError("versionMeta.iterationId", f"task {run['sid']} is {run.get('status')}, not Done; only a "
                         "finished task can be published")
     if is_new is not False:
-        if not isinstance(model_name, str) or not model_name.strip():
-            raise BodyError("modelName", "is required when isNewModel is true")
+        check_name("modelName", model_name)
         model = platform.store.insert("models", {"modelName": model_name, "source": "Train", "modelType": 0})
     else:
         model = get(platform, "models", model_id, "modelId")
@@ -220,10 +219,8 @@ def create_service(platform: Platform, *, model_id: Any, version_id: Any, name: 
     version = get(platform, "versions", version_id, "modelVersionId")
     if model_id is not None and platform.store.get("models", model_id) is None:
         raise NotFound(f"modelId {model_id!r} not found")
-    if not isinstance(name, str) or not name.strip():
-        raise BodyError("name", "is required")
-    if not isinstance(uri, str) or not uri.strip() or "/" in uri:
-        raise BodyError("uri", "is required: the endpoint suffix the service answers at (no '/')")
+    check_name("name", name)
+    check_name("uri", uri, suffix=True)
     taken = {m.endpoint.lower() for m in platform.served()}
     if uri.lower() in taken:
         raise BodyError("uri", f"endpoint {uri!r} is already in use")
@@ -237,9 +234,7 @@ def create_service(platform: Platform, *, model_id: Any, version_id: Any, name: 
 
 
 def create_dataset(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    name = body.get("name") or body.get("datasetName")
-    if not isinstance(name, str) or not name.strip():
-        raise BodyError("name", "is required")
+    name = check_name("name", body.get("name") or body.get("datasetName"))
     return platform.store.insert("datasets", {
         "name": name, "projectType": body.get("projectType", 20), "templateType": body.get("templateType", 2000),
         "dataType": body.get("dataType", 4), "storageType": body.get("storageType", "sysBos"),

@@ -26,6 +26,8 @@ class ObjectStore:
             raise ValueError("object keys must be relative and buckets a single name")
         if any(seg in ("", ".", "..") for seg in [bucket, *key.split("/")]):
             raise ValueError("object paths must not contain '.', '..' or empty segments")
+        if len(key.encode()) > 1024 or any(len(seg.encode()) > 255 for seg in [bucket, *key.split("/")]):
+            raise ValueError("object keys are at most 1024 bytes, each '/'-separated part at most 255")
         target = (self.root / bucket / key).resolve()
         if not target.is_relative_to(self.root):
             raise ValueError("object path escapes the storage root")

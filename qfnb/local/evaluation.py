@@ -144,7 +144,7 @@ def _run(platform: Platform, ev_id: int) -> None:
                             "samples": [{"prompt": r["prompt"], "reference": r.get("response", ""),
                                          "prediction": p} for r, p in zip(rows, predictions, strict=True)]})
         if ev["evalMode"] == MANUAL:  # answers collected; people score them (a result dataset)
-            result = c.create_result_dataset(platform, f"{ev['name']}-result", outputs)
+            result = c.create_result_dataset(platform, f"{str(ev['name'])[:57]}-result", outputs)
             conf = {**ev["conf"], "resultDatasetId": result["id"], "resultDatasetIdStr": result["sid"]}
             platform.store.update("evaluations", ev_id, state=EvalState.DOING_WITH_MANUAL_BEGIN.value, conf=conf)
             return

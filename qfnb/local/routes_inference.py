@@ -110,9 +110,9 @@ async def v1_inference(request: Request) -> Response:
         return v1_error(ErrorCode.API_NAME_NOT_EXIST, str(exc))
     except PromptTooLong as exc:
         return v1_error(ErrorCode.INVALID_PARAM, f"messages: {exc}")
-    except Exception as exc:
+    except Exception:
         log.exception("inference on /%s/%s failed", api_type, endpoint)
-        return v1_error(ErrorCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
+        return v1_error(ErrorCode.INTERNAL_ERROR, "internal error (the server log has the details)")
 
 
 async def _chat(platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
@@ -239,7 +239,7 @@ async def _v1_events(deltas: AsyncIterator[Any], rid: str, obj: str, created: in
 # ---- v2 (OpenAI-style) -----------------------------------------------------------------------
 
 
-def _v2_error(status: int, code: str, message: str) -> JSONResponse:
+def v2_chat_error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, "type": code}, "id": response_id()},
                         status_code=status)
 
@@ -248,19 +248,20 @@ async def v2_chat(request: Request) -> Response:
     platform = _platform(request)
     problem = platform.auth.check_bearer(request)
     if problem is not None:
-        return _v2_error(401, "invalid_iam_token", problem)
+        return v2_chat_error(401, "invalid_iam_token", problem)
     try:
         body = await json_body(request)
         req = parse(V2ChatRequest, body)
         model = await run_in_threadpool(platform.resolve, "chat", req.model)
     except BodyError as exc:
         code = "no_such_model" if exc.code == ErrorCode.API_NAME_NOT_EXIST else "invalid_argument"
-        return _v2_error(404 if code == "no_such_model" else 400, code, str(exc))
+        return v2_chat_error(404 if code == "no_such_model" else 400, code, str(exc))
     system = "\n".join(m["content"] for m in req.messages if m["role"] == "system") or None
     messages = [m for m in req.messages if m["role"] != "system"]
     params = _params(body)
-    if req.max_completion_tokens or req.max_tokens:
-        params["max_output_tokens"] = req.max_completion_tokens or req.max_tokens
+    limit = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+    if limit is not None:
+        params["max_output_tokens"] = limit
     engine = await _chat_engine(platform, model)
 
     def start() -> Iterator[Any]:
@@ -271,7 +272,7 @@ async def v2_chat(request: Request) -> Response:
         try:
             deltas = await run_in_threadpool(lambda: list(start()))
         except PromptTooLong as exc:
-            return _v2_error(400, "invalid_argument", f"messages: {exc}")
+            return v2_chat_error(400, "invalid_argument", f"messages: {exc}")
         finish = next((d.finish_reason for d in reversed(deltas) if d.finish_reason), "stop")
         return JSONResponse({"id": rid, "object": "chat.completion", "created": created, "model": req.model,
                              "choices": [{"index": 0, "message": {"role": "assistant",
@@ -281,8 +282,8 @@ async def v2_chat(request: Request) -> Response:
     try:
         stream_deltas = await _primed(start)
     except PromptTooLong as exc:
-        return _v2_error(400, "invalid_argument", f"messages: {exc}")
-    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return v2_chat_error(400, "invalid_argument", f"messages: {exc}")
+    include_usage = bool((req.stream_options or {}).get("include_usage"))
     return StreamingResponse(_v2_events(stream_deltas, rid, req.model, created, include_usage),
                              media_type="text/event-stream", headers=SSE_HEADERS)
 

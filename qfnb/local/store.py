@@ -54,7 +54,10 @@ class Store:
                 self._db.execute(
                     f"CREATE TABLE IF NOT EXISTS {kind} (id INTEGER PRIMARY KEY AUTOINCREMENT, "
                     "sid TEXT UNIQUE NOT NULL, created REAL NOT NULL, data TEXT NOT NULL)")
-            self._db.execute("CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, client_id TEXT NOT NULL, "
+            # tokens are kept as keyed hashes (``token_hashes``); an older version's plaintext
+            # ``tokens`` table is dropped (its clients simply fetch new tokens)
+            self._db.execute("DROP TABLE IF EXISTS tokens")
+            self._db.execute("CREATE TABLE IF NOT EXISTS token_hashes (hash TEXT PRIMARY KEY, client_id TEXT NOT NULL, "
                              "expires REAL NOT NULL)")
 
     def close(self) -> None:
@@ -90,10 +93,12 @@ class Store:
     def get(self, kind: str, key: int | str | None) -> Record | None:
         """A record by integer id or string sid (a numeric string counts as an id)."""
         self._check(kind)
-        if key is None or isinstance(key, bool):
+        if key is None or isinstance(key, bool) or not isinstance(key, int | str):
             return None
-        if isinstance(key, str) and key.isdigit():
-            key = int(key)
+        if isinstance(key, str) and key.isascii() and key.isdigit():
+            key = int(key) if len(key) < 20 else -1
+        if (isinstance(key, int) and not 0 <= key < 2**63) or (isinstance(key, str) and len(key) > 64):
+            return None  # no such record (and nothing SQLite could compare)
         column = "id" if isinstance(key, int) else "sid"
         with self._lock:
             row = self._db.execute(f"SELECT id, sid, created, data FROM {kind} WHERE {column} = ?",
@@ -128,12 +133,19 @@ class Store:
 
     # ---- OAuth tokens (durable: the official SDK does not re-fetch a token for an hour) ----
 
-    def add_token(self, token: str, client_id: str, expires: float) -> None:
+    def add_token(self, token_hash: str, client_id: str, expires: float) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?)", (token, client_id, expires))
+            self._db.execute("INSERT OR REPLACE INTO token_hashes VALUES (?, ?, ?)", (token_hash, client_id, expires))
 
-    def token(self, token: str) -> tuple[str, float] | None:
-        """``(client_id, expires)`` of a token, or None when it was never issued."""
+    def token(self, token_hash: str) -> tuple[str, float] | None:
+        """``(client_id, expires)`` of a token (by its hash), or None when it was never issued."""
         with self._lock:
-            row = self._db.execute("SELECT client_id, expires FROM tokens WHERE token = ?", (token,)).fetchone()
+            row = self._db.execute("SELECT client_id, expires FROM token_hashes WHERE hash = ?",
+                                   (token_hash,)).fetchone()
         return (str(row[0]), float(row[1])) if row else None
+
+    def purge_tokens(self, now: float, grace: float = 86_400.0) -> int:
+        """Forget tokens expired more than ``grace`` seconds ago (a day: recently expired ones
+        still answer 'expired' rather than 'invalid'); returns how many went."""
+        with self._lock:
+            return self._db.execute("DELETE FROM token_hashes WHERE expires < ?", (now - grace,)).rowcount

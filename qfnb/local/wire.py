@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import string
 import time
@@ -96,6 +97,8 @@ async def json_body(request: Request) -> dict[str, Any]:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BodyError("body", f"is not valid JSON ({exc})", ErrorCode.INVALID_JSON) from exc
+    except RecursionError:
+        raise BodyError("body", "is nested too deeply", ErrorCode.INVALID_JSON) from None
     if not isinstance(data, dict):
         raise BodyError("body", "must be a JSON object", ErrorCode.INVALID_JSON)
     return data
@@ -117,3 +120,25 @@ def parse(model: type[M], data: dict[str, Any]) -> M:
         code = ErrorCode.INVALID_MESSAGES if where.startswith("messages") else ErrorCode.INVALID_PARAM
         raise BodyError(where, message, code) from exc
 
+
+
+#: an endpoint suffix: a URL path segment
+_SUFFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+
+
+def check_name(field: str, value: Any, *, suffix: bool = False) -> str:
+    """``value`` if it is a valid resource name, else a BodyError naming ``field``.
+
+    A display name (service, model, dataset) is 1-64 printable characters, not ``.``/``..``
+    and without ``/`` or ``\\``; an endpoint ``suffix`` is 1-64 letters, digits, ``_ . -``
+    starting with a letter or digit.
+    """
+    if suffix:
+        if not isinstance(value, str) or not _SUFFIX.fullmatch(value):
+            raise BodyError(field, "must be 1-64 letters, digits, '_', '.' or '-' starting with a letter or digit, "
+                            f"got {value!r:.80}")
+        return value
+    if (not isinstance(value, str) or not value.strip() or len(value) > 64 or value in (".", "..")
+            or not value.isprintable() or any(c in value for c in "/\\")):
+        raise BodyError(field, f"must be 1-64 printable characters without '/' or '\\', got {value!r:.80}")
+    return value

@@ -7,6 +7,7 @@ answers with the same rule and the platform's error code.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -112,11 +113,23 @@ def validate_messages(messages: Any, *, field: str = "messages") -> list[dict[st
     return out
 
 
-def _check_range(field: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> None:
+#: the platform's documented ranges (v1 and v2 alike); token counts are bounded loosely here,
+#: since each model has its own limit (a server caps them to the model's context)
+MAX_TOKENS_LIMIT = 65_536
+SEED_LIMIT = 2_147_483_647
+TOP_K_LIMIT = 1_000
+STOP_ITEMS, STOP_CHARS = 4, 20
+
+
+def _check_range(field: str, value: Any, lo: float, hi: float, *, lo_open: bool = False,
+                 integer: bool = False) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ProtocolError(field, f"must be a number, got {type(value).__name__}")
+    kind = int if integer else int | float
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ProtocolError(field, f"must be {'an integer' if integer else 'a number'}, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ProtocolError(field, f"must be a finite number, got {value}")
     if value > hi or value < lo or (lo_open and value == lo):
         left = "(" if lo_open else "["
         raise ProtocolError(field, f"must be in {left}{lo}, {hi}], got {value}")
@@ -142,16 +155,25 @@ class SamplingParams(_Wire):
             _check_range("temperature", data.get("temperature"), 0.0, 1.0, lo_open=True)
             _check_range("top_p", data.get("top_p"), 0.0, 1.0)
             _check_range("penalty_score", data.get("penalty_score"), 1.0, 2.0)
-            mot = data.get("max_output_tokens")
-            if mot is not None and (isinstance(mot, bool) or not isinstance(mot, int) or mot < 1):
-                raise ProtocolError("max_output_tokens", f"must be a positive integer, got {mot!r}")
-            stop = data.get("stop")
-            if stop is not None and (not isinstance(stop, list) or not all(isinstance(s, str) for s in stop)):
-                raise ProtocolError("stop", "must be a list of strings")
-            stream = data.get("stream")
-            if stream is not None and not isinstance(stream, bool):
-                raise ProtocolError("stream", f"must be a bool, got {type(stream).__name__}")
+            _check_range("max_output_tokens", data.get("max_output_tokens"), 1, MAX_TOKENS_LIMIT, integer=True)
+            _check_range("top_k", data.get("top_k"), 1, TOP_K_LIMIT, integer=True)
+            _check_range("seed", data.get("seed"), 1, SEED_LIMIT, integer=True)
+            _check_common(data)
         return data
+
+
+def _check_common(data: dict[str, Any]) -> None:
+    """``stop`` and ``stream``, the same on v1 and v2."""
+    stop = data.get("stop")
+    if stop is not None:
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+            raise ProtocolError("stop", "must be a list of strings")
+        if len(stop) > STOP_ITEMS or any(len(s) > STOP_CHARS or not s for s in stop):
+            raise ProtocolError("stop", f"takes at most {STOP_ITEMS} non-empty strings of at most "
+                                f"{STOP_CHARS} characters each")
+    stream = data.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise ProtocolError("stream", f"must be a bool, got {type(stream).__name__}")
 
 
 class ChatRequest(SamplingParams):
@@ -331,6 +353,30 @@ class V2ChatRequest(_Wire):
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
     stop: list[str] | None = None
+    seed: int | None = None
+    penalty_score: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    stream_options: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ranges(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            _check_range("temperature", data.get("temperature"), 0.0, 1.0, lo_open=True)
+            _check_range("top_p", data.get("top_p"), 0.0, 1.0)
+            _check_range("penalty_score", data.get("penalty_score"), 1.0, 2.0)
+            _check_range("frequency_penalty", data.get("frequency_penalty"), -2.0, 2.0)
+            _check_range("presence_penalty", data.get("presence_penalty"), -2.0, 2.0)
+            for name in ("max_tokens", "max_completion_tokens"):
+                _check_range(name, data.get(name), 1, MAX_TOKENS_LIMIT, integer=True)
+            _check_range("seed", data.get("seed"), 1, SEED_LIMIT, integer=True)
+            _check_common(data)
+            options = data.get("stream_options")
+            if options is not None and (not isinstance(options, dict) or not isinstance(
+                    options.get("include_usage", False), bool)):
+                raise ProtocolError("stream_options", 'must be an object like {"include_usage": true}')
+        return data
 
     @field_validator("messages", mode="before")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def test_bad_and_missing_and_expired_tokens(client) -> None:
     resp = client.post(CHAT + "tiny-chat", json={"messages": MSG})
     assert resp.status_code == 200 and resp.json()["error_code"] == 110
     store = client.app.state.platform.store
-    store.add_token("24.old", CREDS.api_key, 1.0)
+    store.add_token(client.app.state.platform.auth._hash("24.old"), CREDS.api_key, time.time() - 60)
     assert client.post(CHAT + "tiny-chat", params={"access_token": "24.old"},
                        json={"messages": MSG}).json()["error_code"] == 111
 
