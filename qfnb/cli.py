@@ -26,6 +26,27 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+#: what a non-loopback bind asks of the keys it is given
+MIN_SECRET_CHARS, MIN_SECRET_DISTINCT, MIN_KEY_CHARS = 24, 10, 8
+
+
+def public_bind_problem(given: dict[str, str | None]) -> str | None:
+    """Why the given keys may not guard a non-loopback address (None: they may)."""
+    if not (given["access_key"] and given["iam_secret_key"]):
+        return ("a non-loopback address needs an access key and secret key "
+                "(--access-key/--secret-key or QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY)")
+    for name, option in (("access_key", "--access-key"), ("api_key", "--ak")):
+        value = given[name]
+        if value and len(value) < MIN_KEY_CHARS:
+            return f"{option} is too short for a non-loopback address (at least {MIN_KEY_CHARS} characters)"
+    for name, option in (("iam_secret_key", "--secret-key"), ("secret_key", "--sk")):
+        value = given[name]
+        if value and (len(value) < MIN_SECRET_CHARS or len(set(value)) < MIN_SECRET_DISTINCT):
+            return (f"{option} is too weak for a non-loopback address (at least {MIN_SECRET_CHARS} characters, "
+                    f"{MIN_SECRET_DISTINCT} different ones)")
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qfnb", description="qfnb: the Qianfan platform in Jupyter")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +133,8 @@ def stop(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     import dataclasses
+
+    os.umask(0o077)  # everything the platform writes (state, logs, job folders, objects) is private
     import shlex
 
     from qfnb.local.settings import Settings, default_data_dir
@@ -148,21 +171,26 @@ def _foreground_settings(args: argparse.Namespace, data_dir: Path) -> Settings |
     given = {"api_key": args.ak or env.get("QIANFAN_AK"), "secret_key": args.sk or env.get("QIANFAN_SK"),
              "access_key": args.access_key or env.get("QIANFAN_ACCESS_KEY"),
              "iam_secret_key": args.secret_key or env.get("QIANFAN_SECRET_KEY")}
-    if not is_loopback(args.host) and not (given["access_key"] and given["iam_secret_key"]):
-        print(f"refusing to listen on {args.host}: a non-loopback address needs an access key and secret key "
-              "(--access-key/--secret-key or QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY)", file=sys.stderr)
-        return None
-    stored = Credentials.load_or_create(data_dir / "credentials.json")
+    if not is_loopback(args.host):
+        problem = public_bind_problem(given)
+        if problem:
+            print(f"refusing to listen on {args.host}: {problem}", file=sys.stderr)
+            return None
+    path = data_dir / "credentials.json"
+    stored, created = Credentials.create_if_absent(path)
     generated = [k for k, v in given.items() if not v]
     creds = Credentials(**{k: v or getattr(stored, k) for k, v in given.items()})
     args.port = args.port or free_port(args.host)
     base = f"http://{args.host}:{args.port}"
     print(f"qfnb local platform on {base} (data in {data_dir})")
     print(f"  export QIANFAN_BASE_URL={base} QIANFAN_CONSOLE_API_BASE_URL={base} QIANFAN_IAM_BASE_URL={base}")
-    if generated:
-        print(f"  credentials from {data_dir / 'credentials.json'} (mode 0600):")
-        print(f"  export QIANFAN_AK={creds.api_key} QIANFAN_SK={creds.secret_key}")
-        print(f"  export QIANFAN_ACCESS_KEY={creds.access_key} QIANFAN_SECRET_KEY={creds.iam_secret_key}")
+    if generated and created:  # generated keys are shown once, when they are created; given ones never
+        print(f"  new credentials, kept in {path} (mode 0600); this is the only time they are printed:")
+        names = {"api_key": "QIANFAN_AK", "secret_key": "QIANFAN_SK", "access_key": "QIANFAN_ACCESS_KEY",
+                 "iam_secret_key": "QIANFAN_SECRET_KEY"}
+        print("  export " + " ".join(f"{names[k]}={getattr(creds, k)}" for k in generated))
+    elif generated:
+        print(f"  credentials: {path} (mode 0600)")
     sys.stdout.flush()
     return Settings.from_env(data_dir=data_dir, credentials=creds)
 

@@ -15,7 +15,7 @@ from .auth import Authenticator
 from .datasets import ObjectStore
 from .engine_api import RegistryLike
 from .jobs import Supervisor
-from .settings import Settings
+from .settings import Settings, make_private
 from .store import Store
 from .wire import BodyError
 
@@ -45,7 +45,11 @@ class Platform:
     # ---- lifecycle -----------------------------------------------------------------------
 
     def startup(self) -> None:
-        """Recover runs, re-register deployed services, start supervising."""
+        """Make the data dir private, recover runs, re-register deployed services, start supervising."""
+        changed = make_private(self.settings.data_dir)
+        if changed:
+            log.warning("made %d files and folders under %s private to their owner (mode 0600/0700)", changed,
+                        self.settings.data_dir)
         self.supervisor.start()
         services = self.store.all("services", lambda s: s.get("status") in (
             ServiceStatus.SERVING.value, ServiceStatus.DEPLOYING.value))

@@ -52,9 +52,14 @@ class Credentials:
     @classmethod
     def load_or_create(cls, path: Path) -> Credentials:
         """Read ``path`` (JSON) or generate a pair and write it there with mode 0600."""
+        return cls.create_if_absent(path)[0]
+
+    @classmethod
+    def create_if_absent(cls, path: Path) -> tuple[Credentials, bool]:
+        """``(credentials, created)``: read from ``path``, or generated and written there (0600)."""
         if path.exists():
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(**{k: str(data[k]) for k in ("api_key", "secret_key", "access_key", "iam_secret_key")})
+            return cls(**{k: str(data[k]) for k in ("api_key", "secret_key", "access_key", "iam_secret_key")}), False
         creds = cls.generate()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -64,10 +69,10 @@ class Credentials:
         try:
             os.link(tmp, path)  # atomic create-if-absent: a concurrent first start keeps one pair
         except FileExistsError:
-            return cls.load_or_create(path)
+            return cls.create_if_absent(path)
         finally:
             tmp.unlink()
-        return creds
+        return creds, True
 
 
 @dataclass(frozen=True)
@@ -103,3 +108,21 @@ class Settings:
         t2i = env.get("QFNB_TEXT2IMAGE_MODEL_DIR")
         return cls(data_dir=root, credentials=creds, aliases=_parse_aliases(env.get("QFNB_MODEL_ALIASES")),
                    text2image_model_dir=Path(t2i).expanduser() if t2i else None)
+
+
+def make_private(root: Path) -> int:
+    """Tighten ``root`` to 0700 and everything under it to 0700 (dirs) / 0600 (files), as an
+    older version may have left them readable by others; returns how many were changed."""
+    changed = 0
+    for path in [root, *root.rglob("*")]:
+        try:
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode & 0o777
+            want = 0o700 if path.is_dir() else mode & 0o700
+            if mode != want:
+                path.chmod(want)
+                changed += 1
+        except OSError:
+            continue
+    return changed

@@ -27,8 +27,9 @@ def make_settings(data_dir: Path, **kw: Any) -> Settings:
 class Signer:
     """bce-auth-v1 signing for TestClient requests (what the client does)."""
 
-    def __init__(self, ak: str = CREDS.access_key, sk: str = CREDS.iam_secret_key, when: float | None = None) -> None:
-        self.ak, self.sk, self.when = ak, sk, when
+    def __init__(self, ak: str = CREDS.access_key, sk: str = CREDS.iam_secret_key, when: float | None = None,
+                 expiration: int = 300) -> None:
+        self.ak, self.sk, self.when, self.expiration = ak, sk, when, expiration
 
     def __call__(self, request: Any) -> Any:
         ts = bce_date(self.when)
@@ -36,7 +37,8 @@ class Signer:
         headers = {"host": request.headers["host"], "content-type": "application/json", "x-bce-date": ts}
         request.headers["content-type"] = "application/json"
         params = dict(request.url.params)
-        request.headers["authorization"] = sign(request.method, request.url.path, params, headers, self.ak, self.sk, ts)
+        request.headers["authorization"] = sign(request.method, request.url.path, params, headers, self.ak, self.sk, ts,
+                                             self.expiration)
         return request
 
 

@@ -83,4 +83,5 @@ def test_serve_prints_generated_credentials_and_answers(tmp_path: Path) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert f"QIANFAN_BASE_URL=http://127.0.0.1:{port}" in out
-    assert "QIANFAN_AK=given-ak" in out and creds["secret_key"] in out
+    assert "given-ak" not in out  # a user-supplied key is never printed
+    assert creds["secret_key"] in out and "only time they are printed" in out

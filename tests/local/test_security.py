@@ -1,0 +1,215 @@
+"""The local platform's state is private and its answers never leak: file modes, hashed
+tokens, keys shown once, strong keys for a public bind, and a 4xx naming the field for every
+kind of bad input (never a 500 with internals)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from platform_helpers import CREDS, Signer, client_for, console, token
+
+from qfnb.cli import public_bind_problem
+from qfnb.local.settings import make_private
+from qfnb.protocol.routes import MODEL_API_PREFIX
+
+REPO = Path(__file__).resolve().parents[2]
+CHAT = MODEL_API_PREFIX + "/chat/tiny-chat"
+MSG = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture()
+def client(tmp_path: Path):
+    with client_for(tmp_path / "data") as c:
+        yield c
+
+
+def _modes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]}
+
+
+def test_an_existing_data_dir_is_made_private_on_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = tmp_path / "data"
+    (root / "jobs" / "task-1").mkdir(parents=True)
+    (root / "jobs" / "task-1" / "train.jsonl").write_text("{}")
+    os.chmod(root, 0o755)
+    os.chmod(root / "jobs" / "task-1" / "train.jsonl", 0o644)
+    with client_for(root):
+        pass
+    modes = _modes(root)
+    assert modes["."] == 0o700 and modes["jobs/task-1/train.jsonl"] == 0o600
+    assert all(m & 0o077 == 0 for m in modes.values()), modes
+    assert sum("private" in r.getMessage() for r in caplog.records) == 1
+    assert make_private(root) == 0  # nothing left to change
+
+
+def test_daemon_writes_only_private_files(tmp_path: Path) -> None:
+    """The real ``qfnb serve`` (umask 077): database, logs, credentials, runtime file, objects."""
+    from qfnb._core import daemon
+
+    data = tmp_path / "data"
+    platform = daemon.ensure_daemon(data, serve_args=["--registry", "tests.local.platform_doubles:FakeRegistry"])
+    try:
+        signer = Signer(ak=platform.access_key, sk=platform.iam_secret_key)
+        put = httpx.put(platform.base_url + "/bos/b/k.jsonl", content=b'{"prompt": "p"}', auth=signer)
+        assert put.status_code == 200
+        modes = _modes(data)
+        assert {"platform.sqlite3", "daemon.log", "credentials.json", "runtime.json", "objects/b/k.jsonl"} <= set(modes)
+        loose = {k: oct(m) for k, m in modes.items() if m & 0o077}
+        assert not loose, loose
+    finally:
+        daemon.stop_daemon(data, force=True)
+
+
+def test_tokens_are_stored_hashed_and_purged(client) -> None:
+    issued = token(client)
+    db = client.app.state.platform.store.path
+    raw = db.read_bytes() + (db.with_name(db.name + "-wal").read_bytes() if db.with_name(db.name + "-wal").exists()
+                             else b"")
+    assert issued.encode() not in raw
+    with sqlite3.connect(db) as conn:
+        stored = [row[0] for row in conn.execute("SELECT hash FROM token_hashes")]
+    assert stored and issued not in stored
+    # what the database holds is not a token
+    assert client.post(CHAT, params={"access_token": stored[0]}, json={"messages": MSG}).json()["error_code"] == 110
+    assert client.post(CHAT, params={"access_token": issued}, json={"messages": MSG}).json()["result"]
+    store = client.app.state.platform.store
+    store.add_token("old-hash", CREDS.api_key, time.time() - 3 * 86_400)
+    assert store.purge_tokens(time.time()) == 1 and store.token("old-hash") is None
+
+
+def _serve(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run ``qfnb serve`` until it answers, stop it, return what it printed."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("QIANFAN_")}, **(env or {})}
+    proc = subprocess.Popen([sys.executable, "-m", "qfnb.cli", "serve", "--port", str(port), "--data-dir",
+                             str(tmp_path), "--log-level", "warning", "--registry",
+                             "tests.local.platform_doubles:FakeRegistry", *args], env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    return out
+
+
+def test_generated_keys_are_printed_once_and_given_ones_never(tmp_path: Path) -> None:
+    first = _serve(tmp_path, "--secret-key", "user-supplied-secret-xyz")
+    creds = json.loads((tmp_path / "credentials.json").read_text())
+    assert creds["secret_key"] in first and creds["api_key"] in first
+    assert "user-supplied-secret-xyz" not in first and creds["iam_secret_key"] not in first
+    again = _serve(tmp_path, "--secret-key", "user-supplied-secret-xyz")
+    assert str(tmp_path / "credentials.json") in again
+    assert not any(v in again for v in (*creds.values(), "user-supplied-secret-xyz")), again
+
+
+def test_a_public_bind_needs_strong_keys(tmp_path: Path) -> None:
+    weak = {"api_key": None, "secret_key": None, "access_key": "a", "iam_secret_key": "b"}
+    assert "too short" in (public_bind_problem(weak) or "")
+    assert "too weak" in (public_bind_problem({**weak, "access_key": "access-key-1"}) or "")
+    assert "too weak" in (public_bind_problem({**weak, "access_key": "access-key-1",
+                                               "iam_secret_key": "a" * 40}) or "")
+    assert public_bind_problem({**weak, "access_key": "access-key-1",
+                                "iam_secret_key": "Zq8!vR2#kLm9$Tw4^Np7&Xs1*"}) is None
+    proc = subprocess.run([sys.executable, "-m", "qfnb.cli", "serve", "--host", "0.0.0.0", "--data-dir",
+                           str(tmp_path), "--access-key", "a", "--secret-key", "b"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "too short" in proc.stderr and "b" not in proc.stdout
+
+
+BAD_V1 = [
+    ({"temperature": math.nan}, "temperature"),
+    ({"top_p": math.inf}, "top_p"),
+    ({"top_k": -5}, "top_k"),
+    ({"top_k": 2**40}, "top_k"),
+    ({"seed": 2**70}, "seed"),
+    ({"penalty_score": 7}, "penalty_score"),
+    ({"max_output_tokens": 10**12}, "max_output_tokens"),
+    ({"max_output_tokens": 2**70}, "max_output_tokens"),
+    ({"stop": ["x"] * 9}, "stop"),
+]
+
+
+@pytest.mark.parametrize(("extra", "field"), BAD_V1)
+def test_v1_bad_sampling_values_name_the_field(client, extra: dict, field: str) -> None:  # type: ignore[type-arg]
+    resp = client.post(CHAT, params={"access_token": token(client)},
+                       content=json.dumps({"messages": MSG, **extra}, allow_nan=True))
+    body = resp.json()
+    assert resp.status_code == 200 and body["error_code"] == 336003 and field in body["error_msg"], body
+
+
+BAD_V2 = [
+    ({"temperature": -3}, "temperature"),
+    ({"temperature": 50}, "temperature"),
+    ({"top_p": 7}, "top_p"),
+    ({"max_tokens": -5}, "max_tokens"),
+    ({"max_tokens": 0}, "max_tokens"),
+    ({"stream_options": "x"}, "stream_options"),
+    ({"seed": 2**70}, "seed"),
+    ({"temperature": math.nan}, "temperature"),
+]
+
+
+def _bearer(client) -> str:  # type: ignore[no-untyped-def]
+    return str(client.get("/v1/BCE-BEARER/token", params={"expireInSeconds": 600}, auth=Signer()).json()["token"])
+
+
+@pytest.mark.parametrize(("extra", "field"), BAD_V2)
+def test_v2_bad_values_name_the_field(client, extra: dict, field: str) -> None:  # type: ignore[type-arg]
+    resp = client.post("/v2/chat/completions", headers={"Authorization": f"Bearer {_bearer(client)}"},
+                       content=json.dumps({"model": "tiny-chat", "messages": MSG, **extra}, allow_nan=True))
+    assert resp.status_code == 400 and field in resp.json()["error"]["message"], resp.text
+
+
+def test_malformed_requests_get_4xx_and_the_connection_survives(client) -> None:
+    tok = token(client)
+    deep = "[" * 50_000 + "]" * 50_000
+    resp = client.post(CHAT, params={"access_token": tok}, content=deep)
+    assert resp.status_code == 200 and resp.json()["error_code"] == 336002, resp.text
+    resp = client.post("/v2/chat/completions", headers={"Authorization": f"Bearer {_bearer(client)}"},
+                       content='{"model": "tiny-chat", "messages": ' + deep + "}")
+    assert resp.status_code == 400 and "Traceback" not in resp.text
+    # ids beyond SQLite's integers and over-long object keys are plain 'not found' / 'invalid'
+    for value in (2**63, 2**64 + 5, "9" * 40):
+        got = console(client, "/wenxinworkshop/service/detail", {"serviceId": value})
+        assert "error_code" in got and "Overflow" not in json.dumps(got), got
+    put = client.put("/bos/b/" + "k" * 300, content=b"x", auth=Signer())
+    assert put.status_code == 400 and put.headers.get("X-Bce-Error-Code") == "InvalidObjectName"
+    assert client.post(CHAT, params={"access_token": tok}, json={"messages": MSG}).json()["result"]
+
+
+def test_resource_names_and_signature_expiry(client) -> None:
+    version = client.app.state.platform.store.all("versions")[0]
+    bad = console(client, "/wenxinworkshop/service/apply", {"modelId": version["modelId"],
+                                                            "modelVersionId": version["id"], "name": "..",
+                                                            "uri": "ok_uri"})
+    assert "name" in bad["error_msg"]
+    bad = console(client, "/wenxinworkshop/service/apply", {"modelId": version["modelId"],
+                                                            "modelVersionId": version["id"], "name": "svc",
+                                                            "uri": "../x"})
+    assert "uri" in bad["error_msg"]
+    long_lived = client.post(CHAT, json={"messages": MSG}, auth=Signer(expiration=100_000))
+    assert long_lived.status_code == 400 and "1800" in long_lived.text
+
+
+def test_healthz_says_only_up(client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
