@@ -18,7 +18,10 @@ from qfnb.protocol.errors import RETRYABLE_HTTP_STATUSES
 from .config import Config
 from .errors import APIError, ConnectionError, RequestError, StreamError
 
-__all__ = ["RetryPolicy", "parse_retry_after", "retry_delay"]
+__all__ = ["AdaptiveLimit", "BatchVerdict", "RetryPolicy", "batch_verdict", "parse_retry_after", "retry_delay"]
+
+#: error codes that mean "over your quota": a batch slows down instead of failing
+THROTTLE_CODES = frozenset({4, 17, 18, 336501, 336502})
 
 
 @dataclass(frozen=True)
@@ -111,3 +114,64 @@ def retry_delay(exc: BaseException, attempt: int, policy: RetryPolicy, *,
             return None
         wait = max(wait, asked)
     return max(0.0, wait)
+
+
+@dataclass(frozen=True)
+class BatchVerdict:
+    """What a batch does with a failed item: give up, or queue it again after ``wait`` s."""
+
+    retry: bool
+    throttled: bool = False
+    wait: float = 0.0
+
+
+def batch_verdict(exc: BaseException, policy: RetryPolicy, attempt: int, *,
+                  rand: Callable[[], float] = random.random) -> BatchVerdict:
+    """The batch's decision for an item whose ``attempt``-th call failed with ``exc``.
+
+    Transient failures (as :func:`is_retryable` says) are retried — how often is bounded by
+    the batch's time budget, not a count. ``throttled`` (HTTP 429 or a QPS/RPM/TPM code)
+    tells the batch to lower its concurrency. The wait honours ``Retry-After`` and otherwise
+    grows from 0.1 s to ``policy.max_wait`` with jitter, so re-queued items do not hammer.
+    """
+    if not is_retryable(exc, policy):
+        return BatchVerdict(False)
+    code = getattr(exc, "error_code", None)
+    status = getattr(exc, "status_code", None)
+    throttled = status == 429 or (isinstance(code, int) and code in THROTTLE_CODES)
+    headers = getattr(exc, "headers", None) or {}
+    asked = parse_retry_after(headers.get("retry-after") if hasattr(headers, "get") else None)
+    if asked is None:
+        asked = parse_retry_after(getattr(exc, "retry_after", None))
+    wait = min(0.1 * 2 ** min(attempt - 1, 10), policy.max_wait) * (0.5 + rand())
+    if asked is not None:
+        wait = max(asked, 0.0) if asked <= policy.max_retry_after else policy.max_retry_after
+    return BatchVerdict(True, throttled, wait)
+
+
+class AdaptiveLimit:
+    """Additive-increase / multiplicative-decrease concurrency (no I/O, no clock).
+
+    A throttled answer halves the limit, once per "window": answers to calls started before
+    the last cut do not cut again. Each success adds ``1/limit`` (one slot per full window).
+    """
+
+    def __init__(self, maximum: int, minimum: int = 1) -> None:
+        self.maximum, self.minimum = max(1, maximum), max(1, min(minimum, maximum))
+        self.value = float(self.maximum)
+        self.epoch = 0  # bumped on every cut
+
+    @property
+    def current(self) -> int:
+        return max(self.minimum, int(self.value))
+
+    def on_success(self) -> None:
+        self.value = min(float(self.maximum), self.value + 1.0 / self.value)
+
+    def on_throttle(self, started_epoch: int) -> bool:
+        """Cut (and return True) unless the call started before the last cut."""
+        if started_epoch < self.epoch:
+            return False
+        self.value = max(float(self.minimum), self.value / 2.0)
+        self.epoch += 1
+        return True

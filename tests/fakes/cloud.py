@@ -102,6 +102,9 @@ class FakeQianfan:
         self._token_seq = 0
         self._faults: list[Fault] = []
         self._fault_rate: tuple[float, tuple[str, ...], random.Random] | None = None
+        self._fault_retry_after: str | None = None
+        self._quota: tuple[float, str] | None = None
+        self._quota_window: list[float] = []
         self._routes: dict[tuple[str, str, str | None], Handler] = {}
         self._lock = threading.Lock()
         self.services: dict[str, list[dict[str, Any]]] = {"common": [], "custom": []}
@@ -123,9 +126,18 @@ class FakeQianfan:
         with self._lock:
             self._faults.extend(Fault(kind, path, retry_after) for _ in range(n))
 
-    def fault_rate(self, p: float, kinds: tuple[str, ...] = ("500",), seed: int = 0) -> None:
-        """Each request fails with probability ``p`` (a random kind from ``kinds``)."""
+    def fault_rate(self, p: float, kinds: tuple[str, ...] = ("500",), seed: int = 0,
+                   retry_after: str | None = None) -> None:
+        """Each request fails with probability ``p`` (a random kind from ``kinds``; a 429
+        carries ``Retry-After: retry_after``)."""
         self._fault_rate = (p, kinds, random.Random(seed)) if p else None
+        self._fault_retry_after = retry_after
+
+    def admit_per_second(self, rate: float | None, kind: str = "code:18") -> None:
+        """A quota: inference calls beyond ``rate`` in any one-second window get fault ``kind``
+        (the platform's QPS-limit code 18 by default); None lifts it."""
+        self._quota = (rate, kind) if rate else None
+        self._quota_window: list[float] = []
 
     def expire_tokens(self) -> None:
         """Every access token issued so far now answers 111 (expired)."""
@@ -185,10 +197,18 @@ class FakeQianfan:
             for i, fault in enumerate(self._faults):
                 if fault.path is None or fault.path in req.path:
                     return self._faults.pop(i)
+            if self._quota is not None and "/chat/" in req.path:
+                rate, kind = self._quota
+                now = time.monotonic()
+                self._quota_window = [t for t in self._quota_window if now - t < 1.0]
+                if len(self._quota_window) >= rate:
+                    return Fault(kind)
+                self._quota_window.append(now)
             if self._fault_rate is not None:
                 p, kinds, rng = self._fault_rate
                 if rng.random() < p:
-                    return Fault(rng.choice(kinds))
+                    kind = rng.choice(kinds)
+                    return Fault(kind, retry_after=self._fault_retry_after if kind == "429" else None)
         return None
 
     async def _fault(self, fault: Fault, send: Any) -> None:

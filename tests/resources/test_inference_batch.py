@@ -128,10 +128,11 @@ def test_output_file_and_resume(fake: FakeQianfan, make_config: MakeConfig, tmp_
     task2 = chat.batch_do(_prompts(50), worker_num=5, output_file=out)
     task2.wait()
     assert len(fake.calls("/chat/")) - n_sent == 3  # only the failed ones were re-sent
-    final = task2.results()
-    assert all(rec["ok"] for rec in final)
-    assert [rec["result"]["result"] for rec in final] == [f"echo[ernie-lite-8k]: q{i}" for i in range(50)]
-    assert [f.result()["ok"] for f in task2] == [True] * 50
+    final = task2.results()  # the same types as without a file: responses, not records
+    assert all(isinstance(r, QfResponse) for r in final)
+    assert [r["result"] for r in final] == [f"echo[ernie-lite-8k]: q{i}" for i in range(50)]
+    assert [f.result()["result"] for f in task2] == [r["result"] for r in final]
+    assert len(task2.get_future_list()) == 50
 
 
 def test_output_file_memory_is_bounded(fake: FakeQianfan, make_config: MakeConfig, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,7 +16,7 @@ from qfnb._core.client import AsyncQianfanClient, get_client
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import ValidationError
 from qfnb._core.response import QfResponse
-from qfnb._core.retry import RetryPolicy
+from qfnb._core.retry import RetryPolicy, batch_verdict
 from qfnb.protocol import routes
 from qfnb.protocol.errors import ProtocolError
 
@@ -259,10 +259,15 @@ class BaseInference:
 
     async def abatch_do(self, inputs: Iterable[Any] | None = None, *, body_list: Iterable[dict[str, Any]] | None = None,
                         worker_num: int | None = None, output_file: str | Path | None = None,
-                        progress: Any = None, **common: Any) -> list[Any]:
+                        progress: Any = None, retry_budget: float = _batch.DEFAULT_RETRY_BUDGET,
+                        **common: Any) -> Sequence[Any]:
         """Run many calls, ``worker_num`` at a time. Returns results in input order
-        (exceptions as values). With ``output_file=`` results go to a JSONL file instead
-        (resumable) and the list holds nothing; read it with ``read_results``."""
+        (exceptions as values). With ``output_file=`` results are streamed to a JSONL file
+        (bounded memory, resumable) and read back from it one at a time.
+
+        Transient failures (429, 5xx, retryable codes, connection errors) are queued again
+        for up to ``retry_budget`` seconds per input, and throttling lowers the concurrency
+        until calls succeed again; nothing is lost to a passing fault or a quota."""
         inputs = self._named_inputs(inputs, common)
         items = self._batch_items(inputs, body_list, common)
         total = _length(inputs if inputs is not None else body_list)
@@ -279,21 +284,31 @@ class BaseInference:
             if reporter is not None:
                 reporter.on_start(total)
             await _batch.run_batch(self._one, items, sink, worker_num=worker_num,
-                                   skip=getattr(sink, "done", None), progress=reporter)
+                                   skip=getattr(sink, "done", None), progress=reporter,
+                                   classify=self._batch_classifier(common), retry_budget=retry_budget)
         finally:
             if isinstance(sink, _batch.FileSink):
                 sink.close()
             if reporter is not None:
                 reporter.on_close()
-        return sink.results if isinstance(sink, _batch.ListSink) else []
+        if isinstance(sink, _batch.ListSink):
+            return sink.results
+        return _batch.FileResults(sink.path, total if total is not None else sink.count)
 
     async def _one(self, kwargs: dict[str, Any]) -> Any:
-        return await self.ado(**kwargs)
+        # one try per call: the batch itself retries transient failures (re-queued, paced)
+        return await self.ado(**{"retry_count": 1, **kwargs})
+
+    def _batch_classifier(self, common: dict[str, Any]) -> _batch.Classify:
+        policy = self._retry(dict(common)) or RetryPolicy.inference(self.config)
+        return lambda exc, attempt: batch_verdict(exc, policy, attempt)
 
     def batch_do(self, inputs: Iterable[Any] | None = None, *, body_list: Iterable[dict[str, Any]] | None = None,
                  worker_num: int | None = None, output_file: str | Path | None = None,
-                 progress: Any = None, **common: Any) -> _batch.BatchFuture:
-        """Start a batch in the background and return a :class:`BatchFuture` at once."""
+                 progress: Any = None, retry_budget: float = _batch.DEFAULT_RETRY_BUDGET,
+                 **common: Any) -> _batch.BatchFuture:
+        """Start a batch in the background and return a :class:`BatchFuture` at once (retries
+        as :meth:`abatch_do`; ``future.stats`` tells how many calls were re-queued)."""
         inputs = self._named_inputs(inputs, common)
         items = self._batch_items(inputs, body_list, common)
         total = _length(inputs if inputs is not None else body_list)
@@ -301,6 +316,8 @@ class BaseInference:
             items = list(items)
             total = len(items)
         counter = [0]
+        stats = _batch.BatchStats()
+        classify = self._batch_classifier(common)
         reporter = _progress(progress, type(self).__name__)
         futures: list[Any] | None = None
         sink: Any
@@ -318,7 +335,8 @@ class BaseInference:
                 if reporter is not None:
                     reporter.on_start(total)
                 await _batch.run_batch(self._one, items, sink, worker_num=worker_num,
-                                       skip=getattr(sink, "done", None), progress=reporter, counter=counter)
+                                       skip=getattr(sink, "done", None), progress=reporter, counter=counter,
+                                       classify=classify, retry_budget=retry_budget, stats=stats)
             finally:
                 if isinstance(sink, _batch.FileSink):
                     sink.close()
@@ -327,7 +345,7 @@ class BaseInference:
 
         done = sync.submit(_run())
         return _batch.BatchFuture(total, done, counter, futures,
-                                  Path(output_file) if output_file is not None else None, skipped)
+                                  Path(output_file) if output_file is not None else None, skipped, stats)
 
 
 def _estimate_body_tokens(body: dict[str, Any]) -> int:

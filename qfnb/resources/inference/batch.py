@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import heapq
+import itertools
 import json
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
-from qfnb._core.errors import APIError
+from qfnb._core.errors import APIError, QfnbError, api_error
 from qfnb._core.response import QfResponse
+from qfnb._core.retry import AdaptiveLimit, BatchVerdict
 
-__all__ = ["BatchFuture", "FileSink", "ListSink", "read_results", "run_batch"]
+__all__ = ["BatchFuture", "BatchStats", "FileSink", "ListSink", "read_results", "run_batch"]
 
 logger = logging.getLogger("qfnb.batch")
 
@@ -74,6 +80,8 @@ class FileSink:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.done = done_indices(self.path)
+        #: one past the highest index written (the input count of a lazy input, once done)
+        self.count = max(self.done) + 1 if self.done else 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = self.path.open("a", encoding="utf-8")
         if self._fh.tell() > 0 and not _ends_with_newline(self.path):
@@ -87,6 +95,7 @@ class FileSink:
         self._write({"index": index, "ok": False, "error": _error_record(exc)})
 
     def _write(self, record: dict[str, Any]) -> None:
+        self.count = max(self.count, record["index"] + 1)
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._fh.flush()
 
@@ -128,31 +137,181 @@ def read_results(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, 
                 yield rec["index"], rec
 
 
+def record_value(rec: dict[str, Any] | None) -> Any:
+    """What the batch returns for a file record: a QfResponse, or the exception as a value."""
+    if rec is None:
+        return None
+    if rec.get("ok"):
+        return QfResponse(200, {}, rec.get("result") or {})
+    err = rec.get("error") or {}
+    if "error_code" in err:
+        return api_error(err["error_code"], err.get("message", ""))
+    return QfnbError(f"{err.get('type', 'Error')}: {err.get('message', '')}")
+
+
+class FileResults(Sequence[Any]):
+    """A batch's results read back from its output file, in input order, one at a time.
+
+    The same values as without a file (QfResponse, or the exception as a value), but only an
+    offset per input is kept in memory; a success wins over an earlier failure of a re-run.
+    """
+
+    def __init__(self, path: Path, total: int) -> None:
+        self.path, self._total = path, total
+        self._offsets: dict[int, int] = {}
+        ok: set[int] = set()
+        with path.open("rb") as fh:
+            offset = 0
+            for line in fh:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    rec = None
+                if isinstance(rec, dict) and isinstance(rec.get("index"), int):
+                    index = rec["index"]
+                    if rec.get("ok") or index not in ok:
+                        self._offsets[index] = offset
+                    if rec.get("ok"):
+                        ok.add(index)
+                offset += len(line)
+
+    def __len__(self) -> int:
+        return self._total
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._total))]
+        if index < 0:
+            index += self._total
+        if not 0 <= index < self._total:
+            raise IndexError(index)
+        offset = self._offsets.get(index)
+        if offset is None:
+            return None
+        with self.path.open("rb") as fh:
+            fh.seek(offset)
+            return record_value(json.loads(fh.readline()))
+
+    def __iter__(self) -> Iterator[Any]:
+        for i in range(self._total):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        return f"FileResults({str(self.path)!r}, {self._total} results)"
+
+
+#: how long a batch keeps retrying one item's transient failures (seconds from its first try)
+DEFAULT_RETRY_BUDGET = 600.0
+
+
+@dataclass
+class BatchStats:
+    """What a batch did besides its results: re-queued calls and the concurrency it settled at."""
+
+    retried: int = 0
+    concurrency: int = 0
+    lowest_concurrency: int = 0
+
+
+Classify = Callable[[BaseException, int], BatchVerdict]
+
+
 async def run_batch(call: Callable[[Any], Awaitable[Any]], items: Iterable[Any], sink: Sink, *,
                     worker_num: int | None = None, skip: set[int] | None = None,
-                    progress: Any = None, counter: list[int] | None = None) -> None:
-    """Call ``call(item)`` for every item not in ``skip``, ``worker_num`` at a time.
+                    progress: Any = None, counter: list[int] | None = None,
+                    classify: Classify | None = None, retry_budget: float = DEFAULT_RETRY_BUDGET,
+                    stats: BatchStats | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    """Call ``call(item)`` for every item not in ``skip``, at most ``worker_num`` at a time.
 
     Inputs are pulled lazily (one iterator shared by the workers), so each is sent once and
-    memory does not grow with the input count. Failures go to ``sink.fail`` as values.
+    memory does not grow with the input count. A failure that ``classify`` calls transient is
+    queued again, behind the other items, after the wait it names (``Retry-After``), for as
+    long as ``retry_budget`` seconds from the item's first try; a throttled one also halves the
+    concurrency, which grows back as calls succeed (AIMD). Other failures, and transient ones
+    past the budget, go to ``sink.fail`` as values.
     """
     workers = max(1, int(worker_num or DEFAULT_WORKERS))
+    limit = AdaptiveLimit(workers)
+    stats = stats if stats is not None else BatchStats()
+    stats.concurrency = stats.lowest_concurrency = limit.current
     source = enumerate(items)
     skip = skip or set()
     count = counter if counter is not None else [0]
+    waiting: list[tuple[float, int, int, Any, float, int]] = []  # (ready, seq, index, item, first, attempt)
+    order = itertools.count()
+    cond = asyncio.Condition()
+    state = {"active": 0, "exhausted": False}
+
+    def take() -> tuple[int, Any, float, int] | bool | None:
+        """The next job; None when all is done; False when a worker must wait."""
+        now = clock()
+        if state["active"] < limit.current:
+            if waiting and waiting[0][0] <= now:
+                _, _, index, item, first, attempt = heapq.heappop(waiting)
+                return index, item, first, attempt
+            if not state["exhausted"]:
+                for index, item in source:
+                    if index not in skip:
+                        return index, item, now, 1
+                state["exhausted"] = True
+        if state["exhausted"] and not waiting and state["active"] == 0:
+            return None
+        return False
+
+    async def next_job() -> tuple[int, Any, float, int] | None:
+        async with cond:
+            while True:
+                job = take()
+                if job is None:
+                    cond.notify_all()
+                    return None
+                if job is not False:
+                    state["active"] += 1
+                    return job  # type: ignore[return-value]
+                ripe = waiting[0][0] - clock() if waiting and state["active"] < limit.current else None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(cond.wait(), ripe)
+
+    async def settle(index: int, item: Any, first: float, attempt: int, epoch: int,
+                     exc: BaseException | None) -> bool:
+        """Book a finished call; True when it was queued again."""
+        async with cond:
+            state["active"] -= 1
+            cond.notify_all()
+            if exc is None:
+                limit.on_success()
+                return False
+            verdict = classify(exc, attempt) if classify is not None else BatchVerdict(False)
+            if verdict.throttled and limit.on_throttle(epoch):
+                logger.info("batch throttled (%s); concurrency now %d", type(exc).__name__, limit.current)
+                stats.lowest_concurrency = min(stats.lowest_concurrency, limit.current)
+            ready = clock() + verdict.wait
+            if not verdict.retry or ready - first > retry_budget:
+                return False
+            heapq.heappush(waiting, (ready, next(order), index, item, first, attempt + 1))
+            stats.retried += 1
+            return True
 
     async def worker() -> None:
-        for index, item in source:
-            if index in skip:
-                continue
+        while (job := await next_job()) is not None:
+            index, item, first, attempt = job
+            epoch = limit.epoch
             try:
                 value = await call(item)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if await settle(index, item, first, attempt, epoch, exc):
+                    continue
                 sink.fail(index, exc)
                 ok = False
             else:
+                await settle(index, item, first, attempt, epoch, None)
                 sink.ok(index, value)
                 ok = True
             count[0] += 1
@@ -165,6 +324,7 @@ async def run_batch(call: Callable[[Any], Awaitable[Any]], items: Iterable[Any],
     finally:
         for t in tasks:
             t.cancel()
+        stats.concurrency = limit.current
 
 
 class BatchFuture:
@@ -177,7 +337,9 @@ class BatchFuture:
 
     def __init__(self, total: int | None, done: concurrent.futures.Future[None], counter: list[int],
                  futures: list[concurrent.futures.Future[Any]] | None = None,
-                 output_file: Path | None = None, skipped: int = 0) -> None:
+                 output_file: Path | None = None, skipped: int = 0, stats: BatchStats | None = None) -> None:
+        #: calls re-queued after a transient failure, and the concurrency the batch settled at
+        self.stats = stats if stats is not None else BatchStats()
         self._total = total
         self._done = done
         self._counter = counter
@@ -216,22 +378,32 @@ class BatchFuture:
         if self._futures is not None:
             return iter(self._futures)
         self.wait()
-        return iter(_completed(rec) for rec in self._file_records())
+        return iter(_completed(value) for value in self._file_results())
 
-    def results(self) -> list[Any]:
-        """Wait, then every result in input order (exceptions as values; records with a file)."""
+    def results(self) -> Sequence[Any]:
+        """Wait, then every result in input order: a QfResponse, or the exception as a value.
+
+        With ``output_file=`` the same values are read back from the file one at a time."""
         self.wait()
         if self._futures is not None:
             return [f.result() for f in self._futures]
-        return self._file_records()
+        return self._file_results()
 
-    def _file_records(self) -> list[Any]:
+    def get_future_list(self) -> list[concurrent.futures.Future[Any]]:
+        """The official SDK's name: one finished-or-pending future per input."""
+        return list(self)
+
+    @property
+    def retried(self) -> int:
+        return self.stats.retried
+
+    @property
+    def concurrency(self) -> int:
+        return self.stats.concurrency
+
+    def _file_results(self) -> FileResults:
         assert self._output_file is not None
-        by_index: dict[int, Any] = {}
-        for index, rec in read_results(self._output_file):
-            if rec.get("ok") or index not in by_index or not by_index[index].get("ok"):
-                by_index[index] = rec
-        return [by_index.get(i) for i in range(self.total_count())]
+        return FileResults(self._output_file, self.total_count())
 
     def __repr__(self) -> str:
         total = "?" if self._total is None else self._total

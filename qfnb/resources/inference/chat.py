@@ -133,10 +133,6 @@ class ChatCompletion(BaseInference):
                                              request_id=kwargs.get("request_id"))
         return await super()._send(target, body, stream, kwargs)
 
-    async def _one(self, kwargs: dict[str, Any]) -> QfResponse:
-        result: QfResponse = await self.ado(**kwargs)
-        return result
-
 
 def _still_truncated() -> None:
     logger.warning("auto_concat_truncate: the answer is still truncated after %d continuations; returning "
