@@ -21,7 +21,7 @@ from traitlets import Bool, Float, Int, Unicode
 from qfnb.notebook import chat
 from qfnb.notebook._checks import sampling_problem
 from qfnb.notebook._interp import interpolate
-from qfnb.notebook.errors import QfnbCellError
+from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 
 log = logging.getLogger("qfnb.notebook.magics")
 
@@ -129,8 +129,12 @@ class QfnbMagics(Magics):
             prompt = interpolate(prompt, self.user_ns)
         models, endpoints = _split_csv(args.model), _split_csv(args.endpoint)
         targets: list[tuple[str | None, str | None]] = [(m, None) for m in models] + [(None, e) for e in endpoints]
+        default_name = None
         if not targets:
             targets = [(self.default_model or None, None)]
+            if not self.default_model:
+                named = getattr(self.chat_backend, "default_model", None)
+                default_name = named() if callable(named) else None
         multi = len(targets) > 1
         requests = []
         for model, endpoint in targets:
@@ -144,6 +148,7 @@ class QfnbMagics(Magics):
                     temperature=temperature,
                     max_tokens=args.max_tokens,
                     stream=self.stream and not args.no_stream,
+                    name=default_name,
                 )
             )
         handle = display({"text/plain": "…"}, raw=True, display_id=True)
@@ -152,7 +157,12 @@ class QfnbMagics(Magics):
             data, meta = chat.render_answers(answers)
             handle.update(data, raw=True, metadata=meta)
 
-        answers = chat.run_chat(self.chat_backend, requests, on_update, interval=self.update_interval)
+        try:
+            answers = chat.run_chat(self.chat_backend, requests, on_update, interval=self.update_interval)
+        except QfnbInterrupted as exc:  # Kernel -> Interrupt: keep the partial answer(s), one line
+            if args.output and exc.answers:
+                self.user_ns[args.output] = {a.model: a for a in exc.answers} if multi else exc.answers[0]
+            raise
         for (model, endpoint), answer in zip(targets, answers, strict=True):
             if answer.error is None:
                 sess = self.sessions.get(f"{args.session}[{model or endpoint}]") if multi else session

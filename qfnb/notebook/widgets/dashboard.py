@@ -21,6 +21,7 @@ from IPython.display import display
 
 from qfnb.notebook import _fmt, charts
 from qfnb.notebook._throttle import Throttle
+from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.notebook.training_state import TrainingState
 
 log = logging.getLogger("qfnb.notebook.dashboard")
@@ -114,8 +115,18 @@ class TrainingDashboard(w.VBox):
         self._done.set()
 
     def wait(self, timeout: float | None = None) -> TrainingState:
-        """Block until the job ends (for "Run All"); returns the final state."""
-        if not self._done.wait(timeout):
+        """Block until the job ends (for "Run All"); returns the final state.
+
+        Kernel -> Interrupt ends the wait with one line; the job itself keeps running."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:  # short waits: an interrupt is seen within 0.25 s on any platform
+            while not (ended := self._done.wait(0.25)) and (deadline is None or time.monotonic() < deadline):
+                pass
+        except KeyboardInterrupt:
+            raise QfnbInterrupted(
+                f"stopped waiting; the fine-tune is still {self.state.status} in the background "
+                "(call .wait() again, or press Stop)", title="wait interrupted") from None
+        if not ended:
             raise TimeoutError(f"fine-tune still {self.state.status} after {timeout} s")
         return self.state
 
