@@ -20,7 +20,7 @@ from traitlets import Bool, Float, Int, Unicode
 
 from qfnb.notebook import chat
 from qfnb.notebook._checks import sampling_problem
-from qfnb.notebook._interp import interpolate
+from qfnb.notebook._interp import InterpolationError, interpolate
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 
 log = logging.getLogger("qfnb.notebook.magics")
@@ -72,6 +72,12 @@ class QfnbMagics(Magics):
             raise UsageError("qfnb magics need an IPython shell")
         return self.shell.user_ns  # type: ignore[no-any-return]
 
+    def _interp(self, text: str) -> str:
+        try:
+            return interpolate(text, self.user_ns)
+        except InterpolationError as exc:  # nothing is sent with an unfilled placeholder
+            raise UsageError(str(exc)) from None
+
     # ------------------------------------------------------------------ %%qfchat
     @no_var_expand
     @magic_arguments()
@@ -90,7 +96,7 @@ class QfnbMagics(Magics):
     def qfchat(self, line: str, cell: str | None = None) -> Any:
         """Chat with a model; the cell is the prompt. ``%qfchat sessions|history|reset`` manage sessions."""
         if self.interpolate and "--no-interp" not in line:
-            line = interpolate(line, self.user_ns)  # brace-safe, unlike IPython's own line expansion
+            line = self._interp(line)  # brace-safe, unlike IPython's own line expansion
         args = parse_argstring(self.qfchat, line)
         if cell is None:
             return self._chat_command(args)
@@ -126,7 +132,7 @@ class QfnbMagics(Magics):
                 return None
             raise UsageError("%%qfchat needs a prompt in the cell body")
         if self.interpolate and not args.no_interp:
-            prompt = interpolate(prompt, self.user_ns)
+            prompt = self._interp(prompt)
         models, endpoints = _split_csv(args.model), _split_csv(args.endpoint)
         targets: list[tuple[str | None, str | None]] = [(m, None) for m in models] + [(None, e) for e in endpoints]
         default_name = None
@@ -283,7 +289,7 @@ class QfnbMagics(Magics):
         if not prompt:
             raise UsageError("%qfimage needs a prompt")
         if self.interpolate:
-            prompt = interpolate(prompt, self.user_ns)
+            prompt = self._interp(prompt)
         result = generate(prompt, model=args.model, size=args.size, n=args.n)
         if args.output:
             self.user_ns[args.output] = result.response

@@ -97,11 +97,13 @@ def test_max_history_limits_what_is_sent(ip, backend: FakeChatBackend) -> None:
 
 def test_interpolation_keeps_literal_braces(ip, backend: FakeChatBackend) -> None:
     ip.user_ns.update(name="Ada", data={"k": [1, 2]})
-    cell = 'Hi {name}, item {data["k"][1]}; JSON {"a": 1} and {} and {{name}} and {unknown}'
+    cell = 'Hi {name}, item {data["k"][1]}; JSON {"a": 1} and {} and {{name}}'
     ip.run_cell_magic("qfchat", "", cell)
-    assert backend.requests[-1].messages[-1]["content"] == (
-        'Hi Ada, item 2; JSON {"a": 1} and {} and {name} and {unknown}'
-    )
+    assert backend.requests[-1].messages[-1]["content"] == 'Hi Ada, item 2; JSON {"a": 1} and {} and {name}'
+    sent = len(backend.requests)
+    with pytest.raises(UsageError, match=r"\{topic\}: no variable named 'topic'"):
+        ip.run_cell_magic("qfchat", "", "Explain {topic}")
+    assert len(backend.requests) == sent, "nothing is sent with an undefined placeholder"
     ip.run_cell_magic("qfchat", "--no-interp", "Hi {name}")
     assert backend.requests[-1].messages[-1]["content"] == "Hi {name}"
     ip.run_line_magic("config", "QfnbMagics.interpolate = False")
