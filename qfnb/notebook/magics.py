@@ -18,7 +18,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Bool, Float, Int, Unicode
 
-from qfnb.notebook import chat
+from qfnb.notebook import chat, discovery
 from qfnb.notebook._checks import sampling_problem
 from qfnb.notebook._interp import InterpolationError, interpolate
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
@@ -27,12 +27,16 @@ log = logging.getLogger("qfnb.notebook.magics")
 
 
 def parse_argstring(magic: Any, line: str) -> Any:
-    """Parse a magic line POSIX-style (IPython's own splitter keeps the quotes)."""
+    """Parse a magic line POSIX-style (IPython's own splitter keeps the quotes); a misspelled
+    option gets "did you mean"."""
     try:
         argv = shlex.split(line)
     except ValueError as exc:
         raise UsageError(f"cannot parse arguments: {exc}") from exc
-    return magic.parser.parse_args(argv)
+    try:
+        return magic.parser.parse_args(argv)
+    except UsageError as exc:
+        raise UsageError(discovery.did_you_mean(str(exc), discovery.option_strings(magic.parser))) from None
 
 
 def _split_csv(values: list[str] | None) -> list[str]:
@@ -65,6 +69,8 @@ class QfnbMagics(Magics):
         self.dashboards: dict[str, Any] = {}
         self.attach_options: dict[str, Any] = {}  # tests inject fetch/stop doubles for --attach
         self.eval_progress: Any = True  # %qfeval's Contract 8 progress (True = the stock bar)
+        self.names = discovery.NameCache()  # model / endpoint names for Tab completion
+        self.list_models: Any = discovery.list_models  # tests inject a double
 
     @property
     def user_ns(self) -> dict[str, Any]:
@@ -91,7 +97,7 @@ class QfnbMagics(Magics):
     @argument("-o", "--output", help="Store the answer (str() is its text; .response the raw response) here.")
     @argument("--no-interp", action="store_true", help="Send {braces} verbatim (no variable interpolation).")
     @argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
-    @argument("command", nargs="*", help="Line form only: sessions | history [NAME] | reset [NAME].")
+    @argument("command", nargs="*", help="Line form only: models | sessions | history [NAME] | reset [NAME].")
     @line_cell_magic
     def qfchat(self, line: str, cell: str | None = None) -> Any:
         """Chat with a model; the cell is the prompt. ``%qfchat sessions|history|reset`` manage sessions."""
@@ -106,6 +112,8 @@ class QfnbMagics(Magics):
 
     def _chat_command(self, args: Any) -> Any:
         cmd, *rest = args.command or ["sessions"]
+        if cmd == "models":
+            return self._models()
         if cmd == "sessions":
             names = self.sessions.names()
             return chat.SessionList([(n, self.sessions.get(n).exchanges) for n in names])
@@ -114,7 +122,7 @@ class QfnbMagics(Magics):
         if cmd == "reset":  # no name: every session
             self.sessions.reset(rest[0] if rest else None)
             return None
-        raise UsageError(f"unknown %qfchat command {cmd!r}; use sessions, history [NAME] or reset [NAME]")
+        raise UsageError(f"unknown %qfchat command {cmd!r}; use models, sessions, history [NAME] or reset [NAME]")
 
     def _chat_cell(self, args: Any, cell: str) -> Any:
         _check_var(args.output, "-o/--output")
@@ -183,6 +191,36 @@ class QfnbMagics(Magics):
             raise QfnbCellError(f"{first.model}: {chat.error_line(first)}", title="qfchat failed") from first.error
         return None
 
+    # ------------------------------------------------------------------ %qfmodels
+    @line_magic
+    def qfmodels(self, line: str = "") -> Any:
+        """List the chat / embedding models and this platform's endpoints, with what serves them."""
+        if line.strip():
+            raise UsageError("%qfmodels takes no arguments")
+        return self._models()
+
+    def _models(self) -> discovery.ModelList:
+        listing: discovery.ModelList = self.list_models()
+        self.names.set(listing)
+        return listing
+
+    def complete(self, line: str, token: str) -> list[str] | None:
+        """Tab completion for a qfnb magic line (None: the line is not a qfnb magic's)."""
+        head = line.lstrip().split(" ", 1)[0].lstrip("%")
+        magic = {"qfchat": self.qfchat, "qfeval": self.qfeval, "qftrain": self.qftrain}.get(head)
+        if magic is None:
+            return None
+
+        def names(kind: str) -> list[str]:
+            listing = self.names.get(wait=0.5)
+            if listing is None:
+                return []
+            if kind == "endpoint":
+                return listing.names("endpoint")
+            return listing.names("chat") + listing.names("completion")
+
+        return discovery.complete_line(line, token, magic.parser, names)
+
     # ------------------------------------------------------------------ %qftrain
     @magic_arguments()
     @argument("--base", help="Base model to fine-tune (default: the platform's fine-tune base).")
@@ -211,7 +249,8 @@ class QfnbMagics(Magics):
     @magic_arguments()
     @argument("result", nargs="?", help="Show this EvaluationResult (or dict name -> result) instead of running one.")
     @argument("-m", "--models", "--model", dest="models", action="append",
-              help="Models to evaluate, comma-separated: names, ep_... endpoints, or Model/Service variables.")
+              help="Models to evaluate, comma-separated: names, ep_... endpoints, or Model/Service variables "
+                   "(default: the default chat model).")
     @argument("--endpoint", action="append", help="Endpoint(s) of deployed services (also accepted in --models).")
     @argument("-d", "--dataset", help="A .jsonl/.json/.csv path, a platform dataset id, or a Dataset/DataFrame var.")
     @argument("--metrics", action="append",
@@ -240,7 +279,8 @@ class QfnbMagics(Magics):
             return self._eval_run(args, chart)
         if not args.result:
             raise UsageError(
-                "usage: %qfeval --models M1,M2 --dataset DATA [--metrics ...] [-o VAR]   (run an evaluation)\n"
+                "usage: %qfeval [--models M1,M2] --dataset DATA [--metrics ...] [-o VAR]   (run an evaluation;\n"
+                "       without --models: the default chat model)\n"
                 "       %qfeval RESULT_VAR   (show an EvaluationResult, or a dict name -> result)"
             )
         try:
@@ -267,8 +307,9 @@ class QfnbMagics(Magics):
             raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval failed") from exc
         if args.output:
             self.user_ns[args.output] = result
-        wanted = chart if chart != ["auto"] else [c for c in plan.chart_metrics if c in result.metrics_df.columns]
-        return EvalReport.from_value(result, chart=wanted or ["auto"])
+        shown = plan.report_frame(result.metrics_df)
+        wanted = chart if chart != ["auto"] else list(shown.columns)
+        return EvalReport(shown, plan.report_samples(result.samples_df), chart=wanted or ["auto"], result=result)
 
     # ------------------------------------------------------------------ %qfimage
     @no_var_expand
@@ -296,8 +337,29 @@ class QfnbMagics(Magics):
         return result
 
 
+def _matcher(magics: QfnbMagics) -> Any:
+    from IPython.core.completer import SimpleCompletion, context_matcher
+
+    @context_matcher()  # type: ignore[misc]
+    def qfnb_matcher(context: Any) -> dict[str, Any]:
+        line = context.line_with_cursor
+        if not line.lstrip().startswith("%"):
+            first = context.full_text.split("\n", 1)[0]  # only a cell's magic line completes
+            if not (first.startswith("%%qf") and context.full_text.startswith(line)):
+                return {"completions": []}
+        found = magics.complete(line, context.token)
+        if found is None:
+            return {"completions": []}
+        return {"completions": [SimpleCompletion(text=c, type="qfnb") for c in found], "suppress": True}
+
+    return qfnb_matcher
+
+
 def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(QfnbMagics)
+    completer = getattr(ipython, "Completer", None)
+    if completer is not None:
+        completer.custom_matchers.append(_matcher(ipython.magics_manager.registry["QfnbMagics"]))
 
 
 def unload_ipython_extension(ipython: Any) -> None:
