@@ -13,7 +13,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-
 #: Readable on white (4.6:1) and on JupyterLab's dark page (#111: 4.3:1); series colours likewise.
 INK = "#7a7a7a"
 SERIES = ("#3b8fd9", "#e8833a", "#3aa655", "#c678dd", "#d6a419")

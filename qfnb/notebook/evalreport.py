@@ -68,7 +68,7 @@ def samples_html(frame: pd.DataFrame) -> str:
         f'<tr><td style="{_theme.NUM_CELL}">{_fmt.esc(idx)}</td>' + "".join(_text_cell(v) for v in row) + "</tr>"
         for idx, row in zip(frame.index, frame.itertuples(index=False), strict=True)
     )
-    return (f'<table class="qfnb-samples" style="border-collapse:collapse;table-layout:auto;max-width:min(100%,1100px)">'
+    return ('<table class="qfnb-samples" style="border-collapse:collapse;max-width:min(100%,1100px)">'
             f'<thead><tr><th style="{_theme.CELL}"></th>{head}</tr></thead><tbody>{rows}</tbody></table>')
 
 
