@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 #: Readable on white (4.6:1) and on JupyterLab's dark page (#111: 4.3:1); series colours likewise.
 INK = "#7a7a7a"
 SERIES = ("#3b8fd9", "#e8833a", "#3aa655", "#c678dd", "#d6a419")
-_RC: dict[str, Any] = {
+_RC: Any = {  # matplotlib rcParams
     "text.color": INK, "axes.labelcolor": INK, "axes.edgecolor": INK, "xtick.color": INK, "ytick.color": INK,
     "grid.color": INK, "axes.facecolor": "none", "figure.facecolor": "none", "savefig.transparent": True}
 
