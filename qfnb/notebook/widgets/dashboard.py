@@ -3,8 +3,11 @@
 Trainer events arrive on a background thread (Contract 5). They only update the
 :class:`TrainingState`; rendering sets widget traits (thread-safe) at most every
 ``text_interval`` s, the PNG chart at most every ``chart_interval`` s, and once more, unthrottled,
-when the job ends. Nothing here prints or calls ``display`` from a thread: the final static
-snapshot goes through a display handle created in the cell, so the saved notebook keeps it.
+when the job ends. Nothing here prints or calls ``display`` from a thread: two display handles
+are created in the cell. When the job ends the first one, which showed the live widget, is
+*replaced* by the final state as static HTML (+ text/plain), so the cell shows one dashboard and
+a saved notebook reopened without a kernel shows that final state, not a broken widget; the
+second one holds the Deploy button while a deploy is on offer.
 """
 
 from __future__ import annotations
@@ -19,14 +22,13 @@ from typing import Any
 import ipywidgets as w
 from IPython.display import display
 
-from qfnb.notebook import _fmt, charts
+from qfnb.notebook import _fmt, _theme, charts
 from qfnb.notebook._throttle import Throttle
 from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.notebook.training_state import TrainingState
 
 log = logging.getLogger("qfnb.notebook.dashboard")
 
-_BADGE = {"pending": "#888", "running": "#1f77b4", "succeeded": "#2ca02c", "failed": "#d62728", "stopped": "#ff7f0e"}
 
 
 class TrainingDashboard(w.VBox):
@@ -66,6 +68,7 @@ class TrainingDashboard(w.VBox):
             description="Deploy", icon="rocket", button_style="success", layout=w.Layout(display="none")
         )
         self.result = w.HTML()
+        self.actions = w.HBox([self.deploy_button, w.HTML()])  # what stays live after the job ends
         self.stop_button.on_click(self._clicked_stop)
         self.deploy_button.on_click(self._clicked_deploy)
         super().__init__(
@@ -83,10 +86,11 @@ class TrainingDashboard(w.VBox):
 
     # -- wiring ------------------------------------------------------------------------------
     def show(self) -> TrainingDashboard:
-        """Display the widget and a (for now empty) static snapshot slot under it. Call from a cell."""
+        """Display the widget, and an (empty) slot under it for the Deploy button. Call from a cell."""
         self.handle = display(self, display_id=True)
         self.snapshot_handle = display({"text/plain": ""}, raw=True, display_id=True)
         return self
+
 
     def handle_event(self, event: Any) -> None:
         """Contract 5 entry point; safe from any thread."""
@@ -110,8 +114,7 @@ class TrainingDashboard(w.VBox):
             self.stop_button.layout.display = "none"  # nothing left to stop
             can_deploy = status == "succeeded" and self.on_deploy is not None and not self.state.service
             self.deploy_button.layout.display = None if can_deploy else "none"
-            self.chart.layout.display = "none" if self.snapshot_handle is not None else None
-        self._publish_snapshot()
+        self._publish_snapshot(offer_deploy=can_deploy)
         self._done.set()
 
     def wait(self, timeout: float | None = None) -> TrainingState:
@@ -148,12 +151,7 @@ class TrainingDashboard(w.VBox):
         if not force and not self._text_throttle.ready():
             return
         self.renders += 1
-        color = _BADGE.get(st.status, "#888")
-        phase = f" · {_fmt.esc(st.phase)}" if st.phase and not st.finished else ""
-        self.header.value = (
-            f'<b>{_fmt.esc(st.title)}</b> <span class="qfnb-status" style="color:white;background:{color};'
-            f'border-radius:4px;padding:1px 6px">{_fmt.esc(st.status)}</span>{phase}'
-        )
+        self.header.value = self._header_html()
         with self.bar.hold_sync():
             self.bar.value = st.progress or 0.0
             self.bar.bar_style = {"succeeded": "success", "failed": "danger", "stopped": "warning"}.get(st.status, "")
@@ -164,35 +162,53 @@ class TrainingDashboard(w.VBox):
             self._chart_dirty = False
             self.chart.value = charts.loss_chart(st.loss, title=f"loss · {st.title}")
 
+    def _header_html(self) -> str:
+        st = self.state
+        doing = f' <span style="color:{_theme.TEXT_MUTED}">· {_fmt.esc(st.doing)}</span>' if st.doing else ""
+        return (f'<span style="color:{_theme.TEXT}"><b>{_fmt.esc(st.title)}</b></span> '
+                f"{_theme.badge(st.status)}{doing}")
+
     def _result_html(self) -> str:
         st = self.state
         rows = []
+        if st.task_id:
+            rows.append(f"task <code>{_fmt.esc(st.task_id)}</code>")
         if st.model_id:
-            rows.append(f"model <code>{_fmt.esc(st.model_id)}</code>")
+            rows.append(f"model <code>{_fmt.esc(st.model_label)}</code>")
         if st.service:
-            rows.append(f"service <code>{_fmt.esc(st.service)}</code>")
+            rows.append(f"endpoint <code>{_fmt.esc(st.service)}</code>")
         if st.error and st.status == "failed":
-            rows.append(f'<span style="color:#d62728">error: {_fmt.esc(st.error)}</span>')
-        return " · ".join(rows)
+            rows.append(f'<span style="color:{_theme.ERROR}">error: {_fmt.esc(st.error)}</span>')
+        html = f'<span style="color:{_theme.TEXT}">{" · ".join(rows)}</span>'
+        steps = st.next_steps()
+        if steps:
+            code = "\n".join(steps)
+            html += (f'<div style="color:{_theme.TEXT_MUTED};margin-top:4px">next:</div>'
+                     f'<pre class="qfnb-next" style="color:{_theme.TEXT};background:var(--jp-layout-color2,#eee);'
+                     f'padding:4px 8px;margin:2px 0;user-select:all">{_fmt.esc(code)}</pre>')
+        return html
 
     def snapshot_html(self) -> str:
+        """The final state as static HTML (what replaces the widget when the job ends)."""
         st = self.state
         png = base64.b64encode(charts.loss_chart(st.loss, title=f"loss · {st.title}")).decode()
-        color = _BADGE.get(st.status, "#888")
+        log = _fmt.esc("\n".join(st.log))
         return (
-            f'<div class="qfnb-train-summary" style="border-left:4px solid {color};padding-left:8px">'
-            f"<b>{_fmt.esc(st.title)}</b>: <b style='color:{color}'>{_fmt.esc(st.status)}</b> · "
-            f"{_fmt.esc(st.progress_text())}<br>{self._result_html()}<br>"
-            f'<img alt="loss chart" src="data:image/png;base64,{png}"/></div>'
+            f'<div class="qfnb-train-summary qfnb-dashboard-static" style="color:{_theme.TEXT};'
+            f'border-left:4px solid {_theme.STATUS.get(st.status, _theme.STATUS["pending"])};padding-left:8px">'
+            f"{self._header_html()}<div>{_fmt.esc(st.progress_text())}</div>"
+            f'<img alt="loss chart" src="data:image/png;base64,{png}"/>'
+            f"<details><summary>event log</summary><pre>{log}</pre></details>{self._result_html()}</div>"
         )
 
-    def _publish_snapshot(self) -> None:
+    def _publish_snapshot(self, offer_deploy: bool = False) -> None:
+        if self.handle is not None:  # the live widget becomes its final static state
+            self.handle.update({"text/plain": self.state.summary(), "text/html": self.snapshot_html()}, raw=True)
         if self.snapshot_handle is not None:
-            self.snapshot_handle.update(
-                {"text/plain": self.state.summary(), "text/html": self.snapshot_html()}, raw=True
-            )
-        if self.handle is not None:  # the widget's saved text/plain becomes the final summary
-            self.handle.update(self)
+            if offer_deploy:
+                self.snapshot_handle.update(self.actions)
+            else:
+                self.snapshot_handle.update({"text/plain": ""}, raw=True)
 
     def mark_deployed(self, service: str) -> None:
         with self._lock:
@@ -208,9 +224,9 @@ class TrainingDashboard(w.VBox):
             self._render(force=True)  # the job has ended: no event will redraw the log
             self.deploy_button.disabled = False
             self.deploy_button.description = "Retry deploy"
-            self.result.value = (
-                self._result_html() + f' · <span style="color:#d62728">deploy failed: {_fmt.esc(message)}</span>'
-            )
+            failed = f'<span style="color:{_theme.ERROR}">deploy failed: {_fmt.esc(message)}</span>'
+            self.result.value = self._result_html() + " · " + failed
+            self.actions.children[1].value = failed
 
     # -- buttons (kernel main thread) ----------------------------------------------------------
     def _clicked_stop(self, _: Any) -> None:
