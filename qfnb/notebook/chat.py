@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from qfnb.notebook import _fmt
+from qfnb.notebook import _fmt, _theme
 
 log = logging.getLogger("qfnb.notebook.chat")
 
@@ -219,11 +219,11 @@ def render_answers(answers: Sequence[ChatAnswer]) -> tuple[dict[str, str], dict[
     for a in answers:
         body = _md_to_html(a.text) if a.text else ("<i>waiting…</i>" if not a.done else "")
         if a.error is not None:
-            body += f'<pre class="qfnb-error" style="color:#b00020">{_fmt.esc(error_line(a))}</pre>'
+            body += f'<pre class="qfnb-error" style="color:{_theme.ERROR}">{_fmt.esc(error_line(a))}</pre>'
         cols.append(
-            '<div style="flex:1;min-width:0;border:1px solid #ddd;border-radius:6px;padding:6px 10px">'
-            f"<b>{_fmt.esc(a.model)}</b>{body}"
-            f'<div style="color:#666;font-size:85%">{_fmt.esc(a.footer)}</div></div>'
+            f'<div style="flex:1;min-width:0;border:1px solid {_theme.BORDER};border-radius:6px;padding:6px 10px;'
+            f'color:{_theme.TEXT}"><b>{_fmt.esc(a.model)}</b>{body}'
+            f'<div style="color:{_theme.TEXT_MUTED};font-size:85%">{_fmt.esc(a.footer)}</div></div>'
         )
     data["text/html"] = f'<div class="qfnb-chat" style="display:flex;gap:10px">{"".join(cols)}</div>'
     return data, meta
