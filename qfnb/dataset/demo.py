@@ -45,7 +45,7 @@ def demo_rows(split: Split = "all") -> list[dict[str, str]]:
         return rows
     if split == "train":
         return [r for r in rows if r["prompt"] not in HELD_OUT]
-    first = {}
+    first: dict[str, dict[str, str]] = {}
     for r in rows:
         if r["prompt"] in HELD_OUT:
             first.setdefault(r["prompt"], r)
