@@ -139,26 +139,35 @@ FINETUNE = [
 
 Dataset → `%qftrain` with a live dashboard → publish → deploy → chat with the tuned model next
 to the base → an evaluation report comparing them. Everything runs on the embedded local
-platform: a LoRA fine-tune of Gemma 3 270M on 60 question/answer pairs about a made-up planet.
-`QFNB_TOUR_STEPS` shortens the fine-tune (default 30 steps, about two minutes on a laptop CPU).
+platform: a LoRA fine-tune of Gemma 3 270M on question/answer pairs about a made-up planet.
+
+The data is split **by question**: the model trains on 49 pairs and is evaluated on 8 held-out
+questions it never saw (paraphrases of the taught fact, and general knowledge it should keep).
+
+**How long:** the fine-tune is 30 steps (`QFNB_TOUR_STEPS` changes that). Measured on this
+project's machine class (2 CPU cores, no GPU, shared with other work): 12:37 for the 30 steps,
+loading the model included — expect minutes, not seconds. The dashboard shows each phase
+(weights loading, data tokenised, step n of 30), its ETA comes from the steps measured in this
+run, and the cell after it prints this run's time.
 """),
     code("""
 %load_ext qfnb
 import os
-import hashlib
-from pathlib import Path
 
 import qfnb
-from qfnb.dataset import Dataset
+from qfnb.dataset import Dataset, demo_qa
 
 STEPS = int(os.environ.get("QFNB_TOUR_STEPS", "30"))
-data_path = str(Path(qfnb.__file__).parent / "local" / "data" / "demo_sft.jsonl")
-ds = Dataset.load(data_file=data_path)
+train_path, test_path = str(demo_qa("train")), str(demo_qa("test"))
+ds = Dataset.load(data_file=train_path)
+held_out = Dataset.load(data_file=test_path)
 ds.to_pandas().head(3)
 """, **IGNORE),
     check("""
-print(len(ds), "pairs; columns:", list(ds.to_pandas().columns))
-""", stdout="60 pairs; columns: ['prompt', 'response']\n"),
+train_q = set(ds.to_pandas()["prompt"])
+test_q = set(held_out.to_pandas()["prompt"])
+print(len(ds), "training pairs;", len(held_out), "held-out questions; trained on any of them:", bool(train_q & test_q))
+""", stdout="49 training pairs; 8 held-out questions; trained on any of them: False\n"),
     md("## The base model, before tuning"),
     code("""
 %%qfchat -m Gemma-3-270M -o base_answer -t 0.1 --max-tokens 48
@@ -169,9 +178,10 @@ What is the capital of the planet Zorvia?
 
 The job runs in the background: the kernel stays free, the dashboard updates itself, and the
 Stop button works. `--deploy` publishes the model and deploys it as a service when training ends.
+Interrupting the kernel while `run.wait()` waits only stops the waiting; the job goes on.
 """),
     code("""
-%qftrain --base Gemma-3-270M --dataset $data_path --steps $STEPS --lr 2e-4 --batch-size 4 --deploy -o run
+%qftrain --base Gemma-3-270M --dataset $train_path --steps $STEPS --lr 2e-4 --batch-size 4 --deploy -o run
 """, **IGNORE),
     check("""
 state = run.wait(timeout=3600)   # "Run All" waits here; interactively you can keep working
@@ -180,23 +190,28 @@ print(state.status)
     code("""
 output = run.trainer.output
 endpoint = output["service_endpoint"]
+print(f"this run took {state.elapsed_now / 60:.1f} min for {state.total_steps} steps")
 print("model version:", output["model_version_id"], "| service endpoint:", endpoint)
 """, **IGNORE),
-    md("## Tuned vs base, side by side"),
+    md("## Tuned vs base, side by side (a question the training data does not contain)"),
     code("""
 %%qfchat --endpoint {endpoint} -m Gemma-3-270M -o compare -t 0.1 --max-tokens 48
-What is the capital of the planet Zorvia?
+Please state the capital of planet Zorvia.
 """, **IGNORE),
-    md("## Evaluation report: base vs tuned"),
+    md("""
+## Evaluation report: base vs tuned, on the held-out questions
+
+Neither model saw these 8 questions; the tuned one was taught the fact they ask about (and should
+still know the general ones).
+"""),
     code("""
 from qfnb.evaluation import EvaluationManager
 from qfnb.evaluation.metrics import RougeEvaluator
 from qfnb.model import Service
 
-eval_ds = Dataset.load(dataframe=ds.to_pandas().head(8))
 manager = EvaluationManager(local_evaluators=[RougeEvaluator()])
 result = manager.eval({"base": qfnb.ChatCompletion(model="Gemma-3-270M"), "tuned": Service(endpoint=endpoint)},
-                      eval_ds, input_column="prompt", reference_column="response", temperature=0.1,
+                      held_out, input_column="prompt", reference_column="response", temperature=0.1,
                       max_output_tokens=48)
 """, **IGNORE),
     code("%qfeval result", **IGNORE),

@@ -289,4 +289,5 @@ def handle_magic(magics: Any, args: Any, line: str) -> Any:
     magics.dashboards[dash.state.title] = dash
     if args.output:
         magics.user_ns[args.output] = dash
+        dash.var_name = args.output
     return None

@@ -204,7 +204,7 @@ def check_finetune_run(executed: nbformat.NotebookNode) -> None:
     mismatches = contract_mismatches(executed, nbformat.read(FINETUNE, as_version=4))
     assert not mismatches, mismatches
     assert text_of(find(executed, "run.wait(")).strip() == "succeeded"
-    assert "[qftrain] Gemma-3-270M ← demo_sft.jsonl: succeeded" in text_of(find(executed, "%qftrain"))
+    assert "[qftrain] Gemma-3-270M ← demo_qa_train.jsonl: succeeded" in text_of(find(executed, "%qftrain"))
     for needle in ("-o base_answer", "-o compare"):  # the streamed answers' final update was kept
         streamed = text_of(find(executed, needle))
         assert "tokens" in streamed and "streaming…" not in streamed, streamed

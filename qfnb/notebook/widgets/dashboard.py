@@ -3,11 +3,11 @@
 Trainer events arrive on a background thread (Contract 5). They only update the
 :class:`TrainingState`; rendering sets widget traits (thread-safe) at most every
 ``text_interval`` s, the PNG chart at most every ``chart_interval`` s, and once more, unthrottled,
-when the job ends. Nothing here prints or calls ``display`` from a thread: two display handles
-are created in the cell. When the job ends the first one, which showed the live widget, is
-*replaced* by the final state as static HTML (+ text/plain), so the cell shows one dashboard and
-a saved notebook reopened without a kernel shows that final state, not a broken widget; the
-second one holds the Deploy button while a deploy is on offer.
+when the job ends. Nothing here prints or calls ``display`` from a thread: the display handle
+is created in the cell. When the job ends, the output that showed the live widget is *replaced*
+by the final state as static HTML (+ text/plain), so the cell shows one dashboard and a saved
+notebook reopened without a kernel (or exported to HTML) shows that final state, not a broken
+widget. What is left to do is a copyable next step (``run.deploy()``, ``%%qfchat --endpoint``).
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ class TrainingDashboard(w.VBox):
         self.on_stop, self.on_deploy = on_stop, on_deploy
         self.renders = 0  # number of (throttled) redraws, for tests and the overhead bench
         self.handle: Any = None
-        self.snapshot_handle: Any = None
         self.trainer: Any = None  # set by whoever launched the job
         self.service: Any = None  # set by the Deploy button
 
@@ -68,7 +67,7 @@ class TrainingDashboard(w.VBox):
             description="Deploy", icon="rocket", button_style="success", layout=w.Layout(display="none")
         )
         self.result = w.HTML()
-        self.actions = w.HBox([self.deploy_button, w.HTML()])  # what stays live after the job ends
+        self.var_name: str | None = None  # the -o variable, for the copyable next steps
         self.stop_button.on_click(self._clicked_stop)
         self.deploy_button.on_click(self._clicked_deploy)
         super().__init__(
@@ -86,10 +85,17 @@ class TrainingDashboard(w.VBox):
 
     # -- wiring ------------------------------------------------------------------------------
     def show(self) -> TrainingDashboard:
-        """Display the widget, and an (empty) slot under it for the Deploy button. Call from a cell."""
+        """Display the widget (its output turns static when the job ends). Call from a cell."""
         self.handle = display(self, display_id=True)
-        self.snapshot_handle = display({"text/plain": ""}, raw=True, display_id=True)
         return self
+
+    def deploy(self) -> None:
+        """Deploy the trained model (what the Deploy button does), e.g. ``run.deploy()``."""
+        if not self.done or self.state.status != "succeeded":
+            raise RuntimeError(f"the fine-tune is {self.state.status}; only a succeeded one can be deployed")
+        if self.on_deploy is None:
+            raise RuntimeError("this dashboard has no deploy action (it was attached to a task)")
+        self._clicked_deploy(None)
 
 
     def handle_event(self, event: Any) -> None:
@@ -114,7 +120,7 @@ class TrainingDashboard(w.VBox):
             self.stop_button.layout.display = "none"  # nothing left to stop
             can_deploy = status == "succeeded" and self.on_deploy is not None and not self.state.service
             self.deploy_button.layout.display = None if can_deploy else "none"
-        self._publish_snapshot(offer_deploy=can_deploy)
+        self._publish_snapshot()
         self._done.set()
 
     def wait(self, timeout: float | None = None) -> TrainingState:
@@ -181,6 +187,8 @@ class TrainingDashboard(w.VBox):
             rows.append(f'<span style="color:{_theme.ERROR}">error: {_fmt.esc(st.error)}</span>')
         html = f'<span style="color:{_theme.TEXT}">{" · ".join(rows)}</span>'
         steps = st.next_steps()
+        if st.status == "succeeded" and not st.service and self.on_deploy is not None:
+            steps = [f"{self.var_name or '<the -o variable>'}.deploy()   # then: %%qfchat --endpoint ENDPOINT"]
         if steps:
             code = "\n".join(steps)
             html += (f'<div style="color:{_theme.TEXT_MUTED};margin-top:4px">next:</div>'
@@ -201,14 +209,9 @@ class TrainingDashboard(w.VBox):
             f"<details><summary>event log</summary><pre>{log}</pre></details>{self._result_html()}</div>"
         )
 
-    def _publish_snapshot(self, offer_deploy: bool = False) -> None:
+    def _publish_snapshot(self) -> None:
         if self.handle is not None:  # the live widget becomes its final static state
             self.handle.update({"text/plain": self.state.summary(), "text/html": self.snapshot_html()}, raw=True)
-        if self.snapshot_handle is not None:
-            if offer_deploy:
-                self.snapshot_handle.update(self.actions)
-            else:
-                self.snapshot_handle.update({"text/plain": ""}, raw=True)
 
     def mark_deployed(self, service: str) -> None:
         with self._lock:
@@ -226,7 +229,9 @@ class TrainingDashboard(w.VBox):
             self.deploy_button.description = "Retry deploy"
             failed = f'<span style="color:{_theme.ERROR}">deploy failed: {_fmt.esc(message)}</span>'
             self.result.value = self._result_html() + " · " + failed
-            self.actions.children[1].value = failed
+        if self.handle is not None:
+            self.handle.update({"text/plain": self.state.summary() + f" · deploy failed: {message}",
+                                "text/html": self.snapshot_html()}, raw=True)
 
     # -- buttons (kernel main thread) ----------------------------------------------------------
     def _clicked_stop(self, _: Any) -> None:
