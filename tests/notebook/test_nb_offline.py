@@ -71,5 +71,9 @@ def test_the_check_sees_a_widget_left_behind() -> None:
 
     view = {WIDGET_VIEW: {"model_id": "abc", "version_major": 2, "version_minor": 0}, "text/plain": "IntSlider()"}
     cell = new_code_cell("w", outputs=[new_output("display_data", data=view)])
-    html, _ = HTMLExporter().from_notebook_node(new_notebook(cells=[cell], metadata=KERNEL))
+    model = {"model_name": "IntSliderModel", "model_module": "@jupyter-widgets/controls",
+             "model_module_version": "2.0.0", "state": {}}
+    state = {"application/vnd.jupyter.widget-state+json": {"state": {"abc": model}, "version_major": 2,
+                                                            "version_minor": 0}}  # what nbclient saves
+    html, _ = HTMLExporter().from_notebook_node(new_notebook(cells=[cell], metadata={**KERNEL, "widgets": state}))
     assert widget_views_left(html) == 1
