@@ -37,7 +37,7 @@ def _png(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     with mpl.rc_context(_RC):
-        fig.savefig(buf, format="png", dpi=80, bbox_inches="tight", transparent=True)
+        fig.savefig(buf, format="png", dpi=96, bbox_inches="tight", transparent=True)
     return buf.getvalue()
 
 
@@ -79,7 +79,7 @@ def metric_bars(table: Mapping[str, Mapping[str, float]], *, title: str = "evalu
         ys = [float(table[m].get(run, float("nan"))) for m in metrics]
         top = max([top, *(y for y in ys if y == y)])
         bars = ax.bar(xs, ys, width=width, label=str(run), color=SERIES[i % len(SERIES)])
-        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2, color=INK)  # one precision for every label
+        ax.bar_label(bars, fmt="%.3f", fontsize=8, padding=2, color=INK)  # one precision for every label
     ax.set_ylim(0, (top or 1.0) * 1.18)  # headroom: the labels above the tallest bar are not clipped
     ax.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(len(metrics))], metrics, fontsize=8)
     ax.set_title(title, fontsize=10)

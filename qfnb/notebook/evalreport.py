@@ -58,7 +58,7 @@ def _text_cell(value: Any) -> str:
     if len(text) > _PREVIEW:  # an expandable row: a preview, the whole text on a click
         body = (f"<details><summary>{_fmt.esc(text[:_PREVIEW])}…</summary>"
                 f"{_fmt.esc(text[_PREVIEW:])}</details>")
-    return f'<td style="{_theme.CELL};white-space:pre-wrap;overflow-wrap:anywhere">{body}</td>'
+    return f'<td style="{_theme.CELL};white-space:pre-wrap;overflow-wrap:anywhere;min-width:14ch">{body}</td>'
 
 
 def samples_html(frame: pd.DataFrame) -> str:

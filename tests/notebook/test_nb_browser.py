@@ -161,7 +161,7 @@ def test_dashboard_renders_finished_state(lab: tuple[str, Path, str]) -> None:
     fake_trainer_notebook(root, "dash.ipynb", 40, "%qftrain --dataset demo_sft.jsonl --steps 40 -o dash",
                           "dash.wait(60).status")
     ran_all, texts = run_notebook_in_browser(
-        lab, "dash.ipynb", 90_000, "'succeeded'", {".qfnb-dashboard": "dashboard_fake_trainer.png"}
+        lab, "dash.ipynb", 90_000, "'succeeded'", {".qfnb-dashboard-static": "dashboard_fake_trainer.png"}
     )
     assert_widgets_rendered(ran_all, texts, "succeeded", "step 40/40", "am-42")
 
@@ -234,7 +234,7 @@ def test_finetune_notebook(frontend: str, request: pytest.FixtureRequest) -> Non
         "Evaluation",
         {
             ".qfnb-chat": "chat_tuned_vs_base.png",
-            ".qfnb-dashboard": "training_dashboard.png",
+            ".qfnb-dashboard-static": "training_dashboard.png",
             ".qfnb-eval-report": "eval_report.png",
         },
     )

@@ -58,7 +58,7 @@ class TrainingDashboard(w.VBox):
         self.service: Any = None  # set by the Deploy button
 
         self.header = w.HTML()
-        self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="60%"))
+        self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="45%"))
         self.progress_label = w.HTML()
         self.chart = w.Image(format="png", layout=w.Layout(max_width="560px"))
         self.log_view = w.Textarea(layout=w.Layout(width="98%", height="110px"), disabled=True)
@@ -161,7 +161,7 @@ class TrainingDashboard(w.VBox):
         with self.bar.hold_sync():
             self.bar.value = st.progress or 0.0
             self.bar.bar_style = {"succeeded": "success", "failed": "danger", "stopped": "warning"}.get(st.status, "")
-        self.progress_label.value = _fmt.esc(st.progress_text())
+        self.progress_label.value = f'<span style="white-space:nowrap">{_fmt.esc(st.progress_text())}</span>'
         self.log_view.value = "\n".join(st.log)
         self.result.value = self._result_html()
         if self._chart_dirty and (force or self._chart_throttle.ready()):
