@@ -69,6 +69,7 @@ class _PlatformStream:
         self.request = request
         self._queue: queue.Queue[Any] = queue.Queue()
         self._future: Any = None
+        self._cancelled = False
 
     def __iter__(self) -> Iterator[ChatDelta]:
         from qfnb._core import sync
@@ -76,13 +77,14 @@ class _PlatformStream:
         self._future = sync.submit(self._pump())
         while True:
             item = self._queue.get()
-            if item is _END:
+            if item is _END or self._cancelled:
                 return
             if isinstance(item, BaseException):
                 raise item
             yield item
 
     def cancel(self) -> None:
+        self._cancelled = True
         if self._future is not None:
             self._future.cancel()
         self._queue.put(_END)

@@ -14,6 +14,7 @@ from nb_doubles import FakeChatBackend, RecordingPublisher
 from qfnb.notebook.chat import ChatDelta, ChatRequest
 from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
+from tests.notebook.test_nb_qfeval_run import platform  # noqa: F401  (the platform double fixture)
 
 
 def interrupt_after(seconds: float) -> None:
@@ -80,3 +81,21 @@ def test_wait_returns_control_with_one_line_and_the_job_goes_on() -> None:
     assert "still" in str(info.value) and "\n" not in info.value._render_traceback_()[0]
     dash.finish("succeeded")  # the job was not touched by the interrupt
     assert dash.wait(1).status == "succeeded"
+
+
+def test_platform_stream_names_the_model_and_cancel_ends_it(platform: Any) -> None:  # noqa: F811
+    """The real backend through the client stack: the answering model's name comes first, the
+    text follows; cancel() (what Interrupt calls) ends the iteration at once."""
+    from qfnb.notebook.chat import ResourcesBackend
+
+    backend = ResourcesBackend()
+    words = " ".join(f"w{i}" for i in range(200))
+    deltas = list(backend.stream(ChatRequest(messages=[{"role": "user", "content": "hi there"}], model="Tiny-Chat")))
+    assert deltas[0].model == "Tiny-Chat" and "".join(d.text for d in deltas) == "tiny-chat: hi there"
+    stream: Any = backend.stream(ChatRequest(messages=[{"role": "user", "content": words}], model="Tiny-Chat"))
+    it = iter(stream)
+    next(it)
+    stream.cancel()
+    t0 = time.monotonic()
+    rest = list(it)
+    assert time.monotonic() - t0 < 2 and rest == []
