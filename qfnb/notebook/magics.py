@@ -271,6 +271,8 @@ class QfnbMagics(Magics):
         styled metrics/samples tables and a comparison chart."""
         from qfnb.notebook.evalreport import EvalReport
 
+        if self.interpolate:
+            line = self._interp(line)  # --dataset {path}: brace-safe, an undefined name is an error
         args = parse_argstring(self.qfeval, line)
         chart = _split_csv([args.chart])
         if args.models or args.endpoint or args.dataset:

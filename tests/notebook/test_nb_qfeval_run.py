@@ -87,7 +87,8 @@ def test_runs_two_models_and_renders_the_report(ip, platform, data_file, capsys)
 
 
 def test_report_shows_exactly_the_metrics_asked_for_under_their_names(ip, platform, data_file) -> None:  # type: ignore[no-untyped-def]
-    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics rouge_l,bleu")
+    ip.user_ns["path"] = str(data_file)
+    report = ip.run_line_magic("qfeval", "--models Tiny-Chat --dataset {path} --metrics rouge_l,bleu")
     assert list(report.metrics.columns) == ["rouge_l", "bleu"]
     assert "rouge_1" not in report.to_html() and "bleu4" not in report.to_html()
 
