@@ -277,7 +277,9 @@ def handle_magic(magics: Any, args: Any, line: str) -> Any:
         launcher = FinetuneLauncher(factory=magics.trainer_factory)
         if args.output:
             magics.user_ns[args.output] = launcher
-        return launcher
+            launcher.var_name = args.output
+        launcher.show()  # with a display id: the job's final static state replaces the form
+        return None
     else:
         spec = TrainSpec.from_args(args)
         try:

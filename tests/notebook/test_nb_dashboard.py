@@ -121,9 +121,10 @@ def test_factory_error_is_one_clear_line(ip) -> None:  # type: ignore[no-untyped
         ip.run_line_magic("qftrain", "--dataset nope.jsonl")
 
 
-def test_no_args_shows_the_launcher(ip) -> None:  # type: ignore[no-untyped-def]
+def test_no_args_shows_the_launcher(ip, pub: RecordingPublisher) -> None:
     use_trainer(ip, steps=5)
-    launcher = ip.run_line_magic("qftrain", "")
+    assert ip.run_line_magic("qftrain", "-o launcher") is None  # displayed (with a display id), no Out[n]
+    launcher = ip.user_ns["launcher"]
     assert isinstance(launcher, FinetuneLauncher)
     assert launcher.base.value == "Gemma-3-270M" and launcher.steps.value == 30
     launcher.dataset.value = "mine.jsonl"
@@ -131,6 +132,9 @@ def test_no_args_shows_the_launcher(ip) -> None:  # type: ignore[no-untyped-def]
     assert launcher.dashboard is not None and launcher.slot.children == (launcher.dashboard,)
     assert launcher.dashboard.wait(timeout=10).status == "succeeded"
     assert launcher.launch_button.disabled
+    (outputs,) = pub.by_display_id().values()  # the form's output became the job's final static state
+    assert "application/vnd.jupyter.widget-view+json" in outputs[0]["data"]
+    assert "qfnb-dashboard-static" in outputs[-1]["data"]["text/html"]
 
 
 def test_launcher_shows_validation_errors() -> None:

@@ -188,7 +188,8 @@ class TrainingDashboard(w.VBox):
         html = f'<span style="color:{_theme.TEXT}">{" · ".join(rows)}</span>'
         steps = st.next_steps()
         if st.status == "succeeded" and not st.service and self.on_deploy is not None:
-            steps = [f"{self.var_name or '<the -o variable>'}.deploy()   # then: %%qfchat --endpoint ENDPOINT"]
+            steps = [f"{self.var_name}.deploy()   # then: %%qfchat --endpoint ENDPOINT" if self.var_name else
+                     "deploy: %qftrain ... --deploy, or %qftrain ... -o run and then run.deploy()"]
         if steps:
             code = "\n".join(steps)
             html += (f'<div style="color:{_theme.TEXT_MUTED};margin-top:4px">next:</div>'
