@@ -177,3 +177,11 @@ def test_user_text_is_escaped_in_html(ip, pub: RecordingPublisher, backend: Fake
     ip.run_cell_magic("qfchat", "-m A,B", "hi")
     (outputs,) = pub.by_display_id().values()
     assert "<script>" not in outputs[-1]["data"]["text/html"]
+
+
+def test_footer_names_the_default_model(ip, pub: RecordingPublisher, backend: FakeChatBackend) -> None:
+    backend.default_model = lambda: "Qwen2.5-Coder-0.5B-Instruct"  # type: ignore[attr-defined]
+    ip.run_cell_magic("qfchat", "", "hi")
+    assert backend.requests[-1].model is None, "the platform still picks its default"
+    final = pub.outputs[-1]["data"]["text/plain"]
+    assert "-- Qwen2.5-Coder-0.5B-Instruct · " in final and "default model" not in final
