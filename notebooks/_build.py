@@ -144,11 +144,12 @@ platform: a LoRA fine-tune of Gemma 3 270M on question/answer pairs about a made
 The data is split **by question**: the model trains on 49 pairs and is evaluated on 8 held-out
 questions it never saw (paraphrases of the taught fact, and general knowledge it should keep).
 
-**How long:** the fine-tune is 30 steps (`QFNB_TOUR_STEPS` changes that). Measured on this
-project's machine class (2 CPU cores, no GPU, shared with other work): 12:37 for the 30 steps,
-loading the model included — expect minutes, not seconds. The dashboard shows each phase
-(weights loading, data tokenised, step n of 30), its ETA comes from the steps measured in this
-run, and the cell after it prints this run's time.
+**How long** (measured on this project's machine class, 2 CPU cores and no GPU, shared): the
+worker loads the model in about 50 s, then trains at about 0.9 s per step, so the 30-step
+fine-tune (`QFNB_TOUR_STEPS` changes that) takes about 1.5 minutes and the whole notebook about
+3; when the machine was busy with other work, the same run took 12:37. The dashboard shows each
+phase (weights loading, data tokenised, step n of 30), its ETA comes from the steps measured in
+this run, and the cell after it prints this run's time.
 """),
     code("""
 %load_ext qfnb
@@ -205,16 +206,13 @@ Neither model saw these 8 questions; the tuned one was taught the fact they ask 
 still know the general ones).
 """),
     code("""
-from qfnb.evaluation import EvaluationManager
-from qfnb.evaluation.metrics import RougeEvaluator
 from qfnb.model import Service
 
-manager = EvaluationManager(local_evaluators=[RougeEvaluator()])
-result = manager.eval({"base": qfnb.ChatCompletion(model="Gemma-3-270M"), "tuned": Service(endpoint=endpoint)},
-                      held_out, input_column="prompt", reference_column="response", temperature=0.1,
-                      max_output_tokens=48)
+base, tuned = qfnb.ChatCompletion(model="Gemma-3-270M"), Service(endpoint=endpoint)
 """, **IGNORE),
-    code("%qfeval result", **IGNORE),
+    code("""
+%qfeval --models base,tuned --dataset {test_path} --metrics rouge_l,bleu -t 0.1 --max-tokens 48 -o result
+""", **IGNORE),
 ]
 
 NOTEBOOKS = {"01_quick_tour.ipynb": QUICK, "02_finetune_end_to_end.ipynb": FINETUNE}
