@@ -229,7 +229,7 @@ def render_answers(answers: Sequence[ChatAnswer]) -> tuple[dict[str, str], dict[
         cols.append(
             f'<div style="flex:1;min-width:0;border:1px solid {_theme.BORDER};border-radius:6px;padding:6px 10px;'
             f'color:{_theme.TEXT}"><b>{_fmt.esc(a.model)}</b>{body}'
-            f'<div style="color:{_theme.TEXT_MUTED};font-size:85%">{_fmt.esc(a.footer)}</div></div>'
+            f'<div class="qfnb-footer" style="color:{_theme.TEXT_MUTED};font-size:85%">{_fmt.esc(a.footer)}</div></div>'
         )
     data["text/html"] = f'<div class="qfnb-chat" style="display:flex;gap:10px">{"".join(cols)}</div>'
     return data, meta

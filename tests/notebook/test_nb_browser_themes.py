@@ -24,7 +24,7 @@ CELLS = [
     "m = get_ipython().magics_manager.registry['QfnbMagics']\n"
     f"m.chat_backend = FakeChatBackend({ANSWER!r}, chunk=4, delay=0.03)\n"
     "m.trainer_factory = lambda spec, h: FakeTrainer(spec, h, steps=40, step_time=0.12)",
-    "%%qfchat -m Gemma-3-270M\nWhat is LoRA?",
+    "%%qfchat -m Gemma-3-270M,Qwen2.5-Coder-0.5B-Instruct\nWhat is LoRA?",
     "%qftrain --dataset demo_qa_train.jsonl --steps 40 -o run",
     "run.wait(120).status",
     "from qfnb.evaluation import EvaluationResult\nimport pandas as pd\n"
@@ -44,17 +44,27 @@ CONTRAST = """() => {
   const bg = el => { for (; el; el = el.parentElement) { const c = getComputedStyle(el).backgroundColor;
       if (c && c !== 'transparent' && !/^rgba\\(0, 0, 0, 0\\)$/.test(c)) return c; }
     return getComputedStyle(document.body).backgroundColor; };
-  return [...document.querySelectorAll('.qfnb-eval td, .qfnb-eval th, .qfnb-samples td, .qfnb-status')]
+  return [...document.querySelectorAll('.qfnb-eval td, .qfnb-eval th, .qfnb-samples td, .qfnb-status, '
+                                       + '.qfnb-footer, .qfnb-chat b')]
     .map(el => ({best: el.classList.contains('qfnb-best'), fg: getComputedStyle(el).color, bg: bg(el),
                  text: el.textContent.trim().slice(0, 20)}));
 }"""
 
 
-def rgb(css: str) -> tuple[float, float, float]:
+def rgba(css: str) -> tuple[float, float, float, float]:
     nums = [float(x) for x in re.findall(r"[\d.]+", css)]
+    alpha = nums[3] if len(nums) > 3 else 1.0
     if css.startswith("color(srgb"):
-        return nums[0] * 255, nums[1] * 255, nums[2] * 255
-    return nums[0], nums[1], nums[2]
+        return nums[0] * 255, nums[1] * 255, nums[2] * 255, alpha
+    return nums[0], nums[1], nums[2], alpha
+
+
+def over(fg: str, bg: str) -> tuple[float, float, float]:
+    """``fg`` composited over the (opaque) ``bg``: what the eye sees of a translucent text colour."""
+    *f, a = rgba(fg)
+    b = rgba(bg)[:3]
+    r, g, bl = (a * x + (1 - a) * y for x, y in zip(f, b, strict=True))
+    return r, g, bl
 
 
 def luminance(c: tuple[float, float, float]) -> float:
@@ -67,7 +77,7 @@ def luminance(c: tuple[float, float, float]) -> float:
 
 
 def contrast(fg: str, bg: str) -> float:
-    a, b = sorted((luminance(rgb(fg)), luminance(rgb(bg))), reverse=True)
+    a, b = sorted((luminance(over(fg, bg)), luminance(rgba(bg)[:3])), reverse=True)
     return (a + 0.05) / (b + 0.05)
 
 
@@ -104,6 +114,7 @@ def test_themes_chat_interrupt_dashboard_report(lab: tuple[str, Path, str], them
             shot(page, ".qfnb-dashboard", f"dashboard_running_{theme}.png")
             page.wait_for_selector(".qfnb-dashboard-static", timeout=90_000)
             shot(page, ".qfnb-dashboard-static", f"dashboard_finished_{theme}.png")
+            shot(page, ".qfnb-chat", f"chat_side_by_side_{theme}.png")
             page.wait_for_selector(".qfnb-eval-report", timeout=60_000)
             page.locator(".qfnb-eval-report summary").first.click()  # open the samples
             shot(page, ".qfnb-eval-report", f"eval_report_{theme}.png")
@@ -123,7 +134,9 @@ def test_themes_chat_interrupt_dashboard_report(lab: tuple[str, Path, str], them
             browser.close()
     assert "Traceback" not in interrupted and "threading.py" not in interrupted, interrupted
     assert "interrupted" in interrupted and "token token" in interrupted and "▌" not in interrupted
-    assert "Gemma-3-270M" in chat_cell and "streaming…" not in chat_cell, chat_cell
+    assert "Gemma-3-270M" in chat_cell and "Qwen2.5" in chat_cell and "streaming…" not in chat_cell, chat_cell
+    assert contrast("rgb(255, 255, 255)", "rgb(217, 242, 217)") < 1.5  # the issue's white on pale green fails
+    assert len(cells) > 20 and any(c["text"].startswith("Qwen2.5") for c in cells)  # tables, badges, chat
     best = [c for c in cells if c["best"]]
     assert len(best) == 2, cells  # rouge_l and bleu: tuned is best
     low = [(c["text"], c["fg"], c["bg"], round(contrast(c["fg"], c["bg"]), 2)) for c in cells
