@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -59,3 +60,25 @@ def test_qfmodels_lists_the_platforms_models_and_endpoints(ip: Any, platform: An
     assert "Tiny-Chat" in text and "chat" in text and "served by" in text
     assert "<table" in listing._repr_html_()
     assert repr(ip.run_line_magic("qfchat", "models")) == text  # the same list by its jupyter-ai-like name
+
+
+def test_completion_in_a_real_kernel_cell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What JupyterLab asks the kernel on Tab in a %%qfchat cell (complete_request)."""
+    from jupyter_client.manager import start_new_kernel
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.setenv("PYTHONPATH", str(root))
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        setup = ("%load_ext qfnb\nfrom qfnb.notebook.discovery import ModelList, ModelRow\n"
+                 "get_ipython().magics_manager.registry['QfnbMagics'].names.set(ModelList("
+                 "[ModelRow('chat', 'Gemma-3-270M', 'x'), ModelRow('chat', 'Qwen2.5-Coder-0.5B-Instruct', 'y')], 't'))")
+        assert kc.execute_interactive(setup, timeout=60)["content"]["status"] == "ok"
+        cell = "%%qfchat -m \nWhat is LoRA?"
+        reply = kc.complete(cell, cursor_pos=len("%%qfchat -m "), reply=True, timeout=30)["content"]
+        assert reply["matches"] == ["Gemma-3-270M", "Qwen2.5-Coder-0.5B-Instruct"], reply["matches"]
+        reply = kc.complete("%%qfchat --sys", cursor_pos=14, reply=True, timeout=30)["content"]
+        assert reply["matches"] == ["--system"], reply["matches"]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
