@@ -75,6 +75,13 @@ platform (no credentials needed: qfnb starts it on first use and says so in the 
 %load_ext qfnb
 import qfnb
 """),
+    md("""
+## 0. What can answer
+
+`%qfmodels` lists the chat and embedding models and this platform's endpoints (Tab after `-m`
+in a magic completes the same names).
+"""),
+    code("%qfmodels", **IGNORE),
     md("## 1. Chat from Python"),
     code("""
 chat = qfnb.ChatCompletion()
@@ -86,8 +93,9 @@ print(resp["usage"])
     md("""
 ## 2. `%%qfchat`: the answer streams into one output
 
-Usage and latency show under the answer. `-o` keeps it; `{name}` pulls variables in, while
-literal braces such as JSON stay as they are.
+Usage and latency show under the answer, with the model's name. `-o` keeps it; `{name}` pulls
+variables in (an undefined one is an error, not sent), while literal braces such as JSON stay as
+they are. Kernel → Interrupt stops an answer: what came so far stays, marked interrupted.
 """),
     code("""
 %%qfchat -o answer -t 0.2
