@@ -194,7 +194,8 @@ class TrainingDashboard(w.VBox):
             code = "\n".join(steps)
             html += (f'<div style="color:{_theme.TEXT_MUTED};margin-top:4px">next:</div>'
                      f'<pre class="qfnb-next" style="color:{_theme.TEXT};background:var(--jp-layout-color2,#eee);'
-                     f'padding:4px 8px;margin:2px 0;user-select:all">{_fmt.esc(code)}</pre>')
+                     f'padding:4px 8px;margin:2px 0;user-select:all;font-family:var(--jp-code-font-family,monospace)">'
+                     f'{_fmt.esc(code)}</pre>')
         return html
 
     def snapshot_html(self) -> str:
