@@ -99,3 +99,8 @@ def test_platform_stream_names_the_model_and_cancel_ends_it(platform: Any) -> No
     t0 = time.monotonic()
     rest = list(it)
     assert time.monotonic() - t0 < 2 and rest == []
+    whole = list(backend.stream(ChatRequest(messages=[{"role": "user", "content": "hi"}], model="Tiny-Chat",
+                                            stream=False)))
+    assert "".join(d.text for d in whole) == "tiny-chat: hi" and whole[-1].usage
+    with pytest.raises(ValueError, match="No-Such"):  # errors reach the caller (shown as one line)
+        list(backend.stream(ChatRequest(messages=[{"role": "user", "content": "hi"}], model="No-Such")))
