@@ -75,6 +75,13 @@ platform (no credentials needed: qfnb starts it on first use and says so in the 
 %load_ext qfnb
 import qfnb
 """),
+    md("""
+## 0. What can answer
+
+`%qfmodels` lists the chat and embedding models and this platform's endpoints (Tab after `-m`
+in a magic completes the same names).
+"""),
+    code("%qfmodels", **IGNORE),
     md("## 1. Chat from Python"),
     code("""
 chat = qfnb.ChatCompletion()
@@ -86,8 +93,9 @@ print(resp["usage"])
     md("""
 ## 2. `%%qfchat`: the answer streams into one output
 
-Usage and latency show under the answer. `-o` keeps it; `{name}` pulls variables in, while
-literal braces such as JSON stay as they are.
+Usage and latency show under the answer, with the model's name. `-o` keeps it; `{name}` pulls
+variables in (an undefined one is an error, not sent), while literal braces such as JSON stay as
+they are. Kernel → Interrupt stops an answer: what came so far stays, marked interrupted.
 """),
     code("""
 %%qfchat -o answer -t 0.2
@@ -139,26 +147,36 @@ FINETUNE = [
 
 Dataset → `%qftrain` with a live dashboard → publish → deploy → chat with the tuned model next
 to the base → an evaluation report comparing them. Everything runs on the embedded local
-platform: a LoRA fine-tune of Gemma 3 270M on 60 question/answer pairs about a made-up planet.
-`QFNB_TOUR_STEPS` shortens the fine-tune (default 30 steps, about two minutes on a laptop CPU).
+platform: a LoRA fine-tune of Gemma 3 270M on question/answer pairs about a made-up planet.
+
+The data is split **by question**: the model trains on 49 pairs and is evaluated on 8 held-out
+questions it never saw (paraphrases of the taught fact, and general knowledge it should keep).
+
+**How long** (measured on this project's machine class, 2 CPU cores and no GPU, shared): the
+worker loads the model in about 50 s, then trains at about 0.9 s per step, so the 30-step
+fine-tune (`QFNB_TOUR_STEPS` changes that) takes about 1.5 minutes and the whole notebook about
+3; when the machine was busy with other work, the same run took 12:37. The dashboard shows each
+phase (weights loading, data tokenised, step n of 30), its ETA comes from the steps measured in
+this run, and the cell after it prints this run's time.
 """),
     code("""
 %load_ext qfnb
 import os
-import hashlib
-from pathlib import Path
 
 import qfnb
-from qfnb.dataset import Dataset
+from qfnb.dataset import Dataset, demo_qa
 
 STEPS = int(os.environ.get("QFNB_TOUR_STEPS", "30"))
-data_path = str(Path(qfnb.__file__).parent / "local" / "data" / "demo_sft.jsonl")
-ds = Dataset.load(data_file=data_path)
+train_path, test_path = str(demo_qa("train")), str(demo_qa("test"))
+ds = Dataset.load(data_file=train_path)
+held_out = Dataset.load(data_file=test_path)
 ds.to_pandas().head(3)
 """, **IGNORE),
     check("""
-print(len(ds), "pairs; columns:", list(ds.to_pandas().columns))
-""", stdout="60 pairs; columns: ['prompt', 'response']\n"),
+train_q = set(ds.to_pandas()["prompt"])
+test_q = set(held_out.to_pandas()["prompt"])
+print(len(ds), "training pairs;", len(held_out), "held-out questions; trained on any of them:", bool(train_q & test_q))
+""", stdout="49 training pairs; 8 held-out questions; trained on any of them: False\n"),
     md("## The base model, before tuning"),
     code("""
 %%qfchat -m Gemma-3-270M -o base_answer -t 0.1 --max-tokens 48
@@ -169,9 +187,10 @@ What is the capital of the planet Zorvia?
 
 The job runs in the background: the kernel stays free, the dashboard updates itself, and the
 Stop button works. `--deploy` publishes the model and deploys it as a service when training ends.
+Interrupting the kernel while `run.wait()` waits only stops the waiting; the job goes on.
 """),
     code("""
-%qftrain --base Gemma-3-270M --dataset $data_path --steps $STEPS --lr 2e-4 --batch-size 4 --deploy -o run
+%qftrain --base Gemma-3-270M --dataset $train_path --steps $STEPS --lr 2e-4 --batch-size 4 --deploy -o run
 """, **IGNORE),
     check("""
 state = run.wait(timeout=3600)   # "Run All" waits here; interactively you can keep working
@@ -180,26 +199,28 @@ print(state.status)
     code("""
 output = run.trainer.output
 endpoint = output["service_endpoint"]
+print(f"this run took {state.elapsed_now / 60:.1f} min for {state.total_steps} steps")
 print("model version:", output["model_version_id"], "| service endpoint:", endpoint)
 """, **IGNORE),
-    md("## Tuned vs base, side by side"),
+    md("## Tuned vs base, side by side (a question the training data does not contain)"),
     code("""
 %%qfchat --endpoint {endpoint} -m Gemma-3-270M -o compare -t 0.1 --max-tokens 48
-What is the capital of the planet Zorvia?
+Please state the capital of planet Zorvia.
 """, **IGNORE),
-    md("## Evaluation report: base vs tuned"),
+    md("""
+## Evaluation report: base vs tuned, on the held-out questions
+
+Neither model saw these 8 questions; the tuned one was taught the fact they ask about (and should
+still know the general ones).
+"""),
     code("""
-from qfnb.evaluation import EvaluationManager
-from qfnb.evaluation.metrics import RougeEvaluator
 from qfnb.model import Service
 
-eval_ds = Dataset.load(dataframe=ds.to_pandas().head(8))
-manager = EvaluationManager(local_evaluators=[RougeEvaluator()])
-result = manager.eval({"base": qfnb.ChatCompletion(model="Gemma-3-270M"), "tuned": Service(endpoint=endpoint)},
-                      eval_ds, input_column="prompt", reference_column="response", temperature=0.1,
-                      max_output_tokens=48)
+base, tuned = qfnb.ChatCompletion(model="Gemma-3-270M"), Service(endpoint=endpoint)
 """, **IGNORE),
-    code("%qfeval result", **IGNORE),
+    code("""
+%qfeval --models base,tuned --dataset {test_path} --metrics rouge_l,bleu -t 0.1 --max-tokens 48 -o result
+""", **IGNORE),
 ]
 
 NOTEBOOKS = {"01_quick_tour.ipynb": QUICK, "02_finetune_end_to_end.ipynb": FINETUNE}

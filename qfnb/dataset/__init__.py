@@ -1,6 +1,7 @@
 """``qfnb.dataset``: load, validate, transform and upload datasets (pandas-backed)."""
 
 from .dataset import GROUP_COLUMN, Dataset
+from .demo import demo_qa
 from .schema import (
     DatasetValidationError,
     Problem,
@@ -13,5 +14,5 @@ from .schema import (
 
 __all__ = [
     "GROUP_COLUMN", "Dataset", "DatasetValidationError", "Problem", "QianfanGenericText",
-    "QianfanNonSortedConversation", "QianfanQuerySet", "QianfanSortedConversation", "Schema",
+    "QianfanNonSortedConversation", "QianfanQuerySet", "QianfanSortedConversation", "Schema", "demo_qa",
 ]

@@ -53,6 +53,12 @@ class BleuEvaluator(LocalEvaluator):
 
     metric_name = "bleu4"
 
+    def __init__(self) -> None:
+        # Import sacrebleu in the constructing thread: its modules import each other, and first
+        # imports from several scoring threads at once raise _DeadlockError.
+        import sacrebleu.metrics
+        import sacrebleu.tokenizers.tokenizer_13a  # noqa: F401
+
     @cached_property
     def _bleu(self) -> Any:
         from sacrebleu.metrics import BLEU

@@ -152,6 +152,8 @@ def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
     out = {"currentStep": run.get("currentStep", 0), "totalSteps": run.get("totalSteps", 0),
            "lossCurve": run.get("lossCurve", []), "elapsedSeconds": run.get("elapsedSeconds"),
            "etaSeconds": run.get("etaSeconds")}
+    if run.get("phase"):  # optional: what the worker is doing before step 1 (loading weights, ...)
+        out["phase"] = run["phase"]
     if run.get("errorMessage"):
         out["errorMessage"] = run["errorMessage"]
     return out

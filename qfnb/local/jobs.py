@@ -293,7 +293,8 @@ def progress_update(run: dict[str, Any], points: list[dict[str, Any]]) -> dict[s
     elapsed = stamp - float(run.get("started") or stamp) if stamp > 1e9 else stamp  # epoch time or seconds
     eta = elapsed / step * (total - step) if step and total >= step else None
     return {"currentStep": step, "totalSteps": total, "lossCurve": curve, "epoch": last.get("epoch"),
-            "elapsedSeconds": round(elapsed, 2), "etaSeconds": None if eta is None else round(eta, 2)}
+            "elapsedSeconds": round(elapsed, 2), "etaSeconds": None if eta is None else round(eta, 2),
+            "phase": last.get("phase") or ("training" if step else run.get("phase"))}
 
 
 def _log_tail(path: Path, limit: int = 600) -> str:

@@ -1,28 +1,52 @@
-"""matplotlib charts rendered to PNG bytes with the object API (thread-safe; never pyplot)."""
+"""matplotlib charts rendered to PNG bytes with the object API (thread-safe; never pyplot).
+
+Charts are transparent with mid-grey text, axes and grid, so one PNG reads on JupyterLab's
+light, dark and high-contrast themes (and in exported HTML) without knowing which is shown.
+"""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+#: Readable on white (4.6:1) and on JupyterLab's dark page (#111: 4.3:1); series colours likewise.
+INK = "#7a7a7a"
+SERIES = ("#3b8fd9", "#e8833a", "#3aa655", "#c678dd", "#d6a419")
+_RC: Any = {  # matplotlib rcParams
+    "text.color": INK, "axes.labelcolor": INK, "axes.edgecolor": INK, "xtick.color": INK, "ytick.color": INK,
+    "grid.color": INK, "axes.facecolor": "none", "figure.facecolor": "none", "savefig.transparent": True}
+
+
+def _figure(size: tuple[float, float]) -> Figure:
+    import matplotlib as mpl
+
+    with mpl.rc_context(_RC):
+        fig = Figure(figsize=size)
+        fig.add_subplot()
+    return fig
+
 
 def _png(fig: Figure) -> bytes:
+    import matplotlib as mpl
+
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    with mpl.rc_context(_RC):
+        fig.savefig(buf, format="png", dpi=96, bbox_inches="tight", transparent=True)
     return buf.getvalue()
 
 
 def loss_chart(points: Sequence[tuple[int, float]], *, title: str = "training loss") -> bytes:
-    fig = Figure(figsize=(5.5, 2.6))
-    ax = fig.add_subplot()
+    fig = _figure((5.5, 2.6))
+    ax = fig.axes[0]
     if points:
         xs, ys = zip(*points, strict=True)
-        ax.plot(xs, ys, color="#1f77b4", linewidth=1.6, marker="o" if len(xs) < 40 else None, markersize=3)
+        ax.plot(xs, ys, color=SERIES[0], linewidth=1.6, marker="o" if len(xs) < 40 else None, markersize=3)
         ax.set_xlim(left=min(xs))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     else:
@@ -33,7 +57,7 @@ def loss_chart(points: Sequence[tuple[int, float]], *, title: str = "training lo
             ha="center",
             va="center",
             transform=ax.transAxes,
-            color="#888",
+            color=INK,
         )
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
@@ -46,17 +70,20 @@ def metric_bars(table: Mapping[str, Mapping[str, float]], *, title: str = "evalu
     """Grouped bars: ``{metric: {run_name: value}}`` -> one group per metric, one bar per run."""
     metrics = list(table)
     runs = sorted({r for m in table.values() for r in m}, key=str)
-    fig = Figure(figsize=(max(4.0, 1.3 * len(metrics) + 2), 2.8))
-    ax = fig.add_subplot()
+    fig = _figure((max(4.0, 1.3 * len(metrics) + 2), 2.8))
+    ax = fig.axes[0]
     width = 0.8 / max(len(runs), 1)
+    top = 0.0
     for i, run in enumerate(runs):
         xs = [j + i * width for j in range(len(metrics))]
         ys = [float(table[m].get(run, float("nan"))) for m in metrics]
-        bars = ax.bar(xs, ys, width=width, label=str(run))
-        ax.bar_label(bars, fmt="%.3g", fontsize=7)
+        top = max([top, *(y for y in ys if y == y)])
+        bars = ax.bar(xs, ys, width=width, label=str(run), color=SERIES[i % len(SERIES)])
+        ax.bar_label(bars, fmt="%.3f", fontsize=8, padding=2, color=INK)  # one precision for every label
+    ax.set_ylim(0, (top or 1.0) * 1.18)  # headroom: the labels above the tallest bar are not clipped
     ax.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(len(metrics))], metrics, fontsize=8)
     ax.set_title(title, fontsize=10)
     if len(runs) > 1:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0), labelcolor=INK)
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)

@@ -7,15 +7,22 @@ finished. Nothing here prints or displays: rendering goes through the ``on_updat
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from qfnb.notebook import _fmt
+from qfnb.notebook import _fmt, _theme
+from qfnb.notebook.sessions import ChatSession, SessionHistory, SessionList, SessionStore
+
+__all__ = ["ChatAnswer", "ChatBackend", "ChatDelta", "ChatRequest", "ChatSession", "ResourcesBackend",
+           "SessionHistory", "SessionList", "SessionStore", "render_answers", "run_chat"]
 
 log = logging.getLogger("qfnb.notebook.chat")
 
@@ -31,10 +38,11 @@ class ChatRequest:
     temperature: float | None = None
     max_tokens: int | None = None
     stream: bool = True
+    name: str | None = None  # what the footer calls the model when ``model`` is None (the default's name)
 
     @property
     def label(self) -> str:
-        return self.model or (f"endpoint:{self.endpoint}" if self.endpoint else "default model")
+        return self.model or self.name or (f"endpoint:{self.endpoint}" if self.endpoint else "default model")
 
 
 @dataclass
@@ -44,31 +52,101 @@ class ChatDelta:
     text: str
     usage: dict[str, Any] | None = None
     response: Any = None
+    model: str | None = None  # the model that answers, once the backend knows it
 
 
 class ChatBackend(Protocol):
-    def stream(self, request: ChatRequest) -> Iterator[ChatDelta]: ...
+    """``stream`` may return an iterator with a ``cancel()`` method: called (from another thread)
+    on Kernel -> Interrupt, it must end the iteration and close the connection."""
+
+    def stream(self, request: ChatRequest) -> Iterable[ChatDelta]: ...
+
+
+_END = object()
+
+
+class _PlatformStream:
+    """Iterates the deltas of one call pumped on qfnb's loop; ``cancel()`` cancels the pump's task,
+    which closes the HTTP stream (the server sees the client go and stops generating)."""
+
+    def __init__(self, request: ChatRequest) -> None:
+        self.request = request
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._future: Any = None
+        self._cancelled = False
+
+    def __iter__(self) -> Iterator[ChatDelta]:
+        from qfnb._core import sync
+
+        self._future = sync.submit(self._pump())
+        while True:
+            item = self._queue.get()
+            if item is _END or self._cancelled:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        if self._future is not None:
+            self._future.cancel()
+        self._queue.put(_END)
+
+    async def _pump(self) -> None:
+        from qfnb.resources import ChatCompletion
+
+        req = self.request
+        kwargs: dict[str, Any] = {}
+        if req.system:
+            kwargs["system"] = req.system
+        if req.temperature is not None:
+            kwargs["temperature"] = req.temperature
+        if req.max_tokens is not None:
+            kwargs["max_output_tokens"] = req.max_tokens
+        result: Any = None
+        try:
+            res = ChatCompletion(model=req.model, endpoint=req.endpoint)
+            target = await res.aresolve()
+            if target.model and not req.endpoint:
+                self._queue.put(ChatDelta(text="", model=target.model))
+            result = await res.ado(messages=req.messages, stream=req.stream, **kwargs)
+            if req.stream:
+                async for resp in result:
+                    self._queue.put(_delta(resp))
+            else:
+                self._queue.put(_delta(result))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._queue.put(exc)
+        finally:
+            close = getattr(result, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(BaseException):
+                    await close()
+            self._queue.put(_END)
+
+
+def _delta(resp: Any) -> ChatDelta:
+    body = getattr(resp, "body", None) or {}
+    return ChatDelta(text=body.get("result") or "", usage=body.get("usage"), response=resp)
 
 
 class ResourcesBackend:
     """The real backend: :class:`qfnb.resources.ChatCompletion` (streaming or not)."""
 
-    def stream(self, request: ChatRequest) -> Iterator[ChatDelta]:
+    def stream(self, request: ChatRequest) -> Iterable[ChatDelta]:
+        return _PlatformStream(request)
+
+    def default_model(self) -> str | None:
+        """The platform's default chat model's name (no network: the catalog and the config)."""
         from qfnb.resources import ChatCompletion
 
-        kwargs: dict[str, Any] = {}
-        if request.system:
-            kwargs["system"] = request.system
-        if request.temperature is not None:
-            kwargs["temperature"] = request.temperature
-        if request.max_tokens is not None:
-            kwargs["max_output_tokens"] = request.max_tokens
-        client = ChatCompletion(model=request.model, endpoint=request.endpoint)
-        result = client.do(messages=request.messages, stream=request.stream, **kwargs)
-        chunks = result if request.stream else [result]
-        for resp in chunks:
-            body = getattr(resp, "body", None) or {}
-            yield ChatDelta(text=body.get("result") or "", usage=body.get("usage"), response=resp)
+        try:
+            return ChatCompletion()._default_model()
+        except Exception:  # a broken config shows up on the call itself
+            return None
 
 
 @dataclass
@@ -83,6 +161,8 @@ class ChatAnswer:
     latency: float | None = None
     first_token: float | None = None
     done: bool = False
+    interrupted: bool = False
+    started: float = field(default_factory=time.perf_counter, repr=False)
     responses: list[Any] = field(default_factory=list, repr=False)
 
     def __str__(self) -> str:
@@ -97,10 +177,16 @@ class ChatAnswer:
                 f"{u.get('total_tokens')} tokens ({u.get('prompt_tokens', '?')} prompt + "
                 f"{u.get('completion_tokens', '?')} completion)"
             )
-        if self.latency is not None:
+        if self.latency is not None and (self.done or self.text):
             first = f", first token {self.first_token:.2f} s" if self.first_token is not None else ""
             parts.append(f"{self.latency:.2f} s{first}")
-        if not self.done:
+        if self.interrupted:
+            parts.append("interrupted (partial answer)" if self.text else "interrupted")
+        elif not self.done and not self.text:
+            waited = time.perf_counter() - self.started
+            parts.append(f"waiting for the first token · {waited:.0f} s" + (" (the model may be loading)"
+                                                                             if waited >= 2 else ""))
+        elif not self.done:
             parts.append("streaming…")
         return " · ".join(parts)
 
@@ -139,24 +225,35 @@ def render_answers(answers: Sequence[ChatAnswer]) -> tuple[dict[str, str], dict[
     for a in answers:
         body = _md_to_html(a.text) if a.text else ("<i>waiting…</i>" if not a.done else "")
         if a.error is not None:
-            body += f'<pre class="qfnb-error" style="color:#b00020">{_fmt.esc(error_line(a))}</pre>'
+            body += f'<pre class="qfnb-error" style="color:{_theme.ERROR}">{_fmt.esc(error_line(a))}</pre>'
         cols.append(
-            '<div style="flex:1;min-width:0;border:1px solid #ddd;border-radius:6px;padding:6px 10px">'
-            f"<b>{_fmt.esc(a.model)}</b>{body}"
-            f'<div style="color:#666;font-size:85%">{_fmt.esc(a.footer)}</div></div>'
+            f'<div style="flex:1;min-width:0;border:1px solid {_theme.BORDER};border-radius:6px;padding:6px 10px;'
+            f'color:{_theme.TEXT}"><b>{_fmt.esc(a.model)}</b>{body}'
+            f'<div class="qfnb-footer" style="color:{_theme.TEXT_MUTED};font-size:85%">{_fmt.esc(a.footer)}</div></div>'
         )
     data["text/html"] = f'<div class="qfnb-chat" style="display:flex;gap:10px">{"".join(cols)}</div>'
     return data, meta
 
 
 def _run_one(
-    backend: ChatBackend, request: ChatRequest, answer: ChatAnswer, changed: threading.Event, cancel: threading.Event
+    backend: ChatBackend,
+    request: ChatRequest,
+    answer: ChatAnswer,
+    changed: threading.Event,
+    cancel: threading.Event,
+    streams: list[Any],
 ) -> None:
-    t0 = time.perf_counter()
+    t0 = answer.started
     try:
-        for delta in backend.stream(request):
+        stream = backend.stream(request)
+        streams.append(stream)
+        if cancel.is_set():
+            return
+        for delta in stream:
             if cancel.is_set():
                 break
+            if delta.model:
+                answer.model = delta.model
             if delta.text:
                 if answer.first_token is None:
                     answer.first_token = time.perf_counter() - t0
@@ -169,12 +266,26 @@ def _run_one(
             answer.latency = time.perf_counter() - t0
             changed.set()
     except BaseException as exc:  # shown to the user by the caller, never swallowed
+        if cancel.is_set():
+            return
         answer.error = exc
         log.debug("chat with %s failed", request.label, exc_info=True)
     finally:
-        answer.latency = time.perf_counter() - t0
-        answer.done = True
+        if not cancel.is_set():
+            answer.latency = time.perf_counter() - t0
+            answer.done = True
         changed.set()
+
+
+def cancel_streams(streams: Sequence[Any]) -> None:
+    """Close every stream that can be closed (``cancel()``): the server stops generating."""
+    for stream in list(streams):
+        cancel = getattr(stream, "cancel", None)
+        if cancel is not None:
+            try:
+                cancel()
+            except Exception:  # closing is best effort; the answer is already final
+                log.debug("cancelling a chat stream failed", exc_info=True)
 
 
 def run_chat(
@@ -186,95 +297,41 @@ def run_chat(
 ) -> list[ChatAnswer]:
     """Run the requests concurrently; call ``on_update`` at most every ``interval`` s and once at the end.
 
-    ``on_update`` runs in the calling thread only. ``KeyboardInterrupt`` cancels the streams and
-    is re-raised after the final update.
+    ``on_update`` runs in the calling thread only. ``KeyboardInterrupt`` (Kernel -> Interrupt)
+    closes the streams, marks the unfinished answers ``interrupted`` (their text so far is kept),
+    draws them once more and raises :class:`~qfnb.notebook.errors.QfnbInterrupted` (one line).
+    While no token has come, the footer's waiting time is redrawn every second.
     """
+    from qfnb.notebook.errors import QfnbInterrupted
+
     answers = [ChatAnswer(model=r.label) for r in requests]
     changed, cancel = threading.Event(), threading.Event()
+    streams: list[Any] = []
     pool = ThreadPoolExecutor(max_workers=len(requests), thread_name_prefix="qfchat")
-    futures = [pool.submit(_run_one, backend, r, a, changed, cancel) for r, a in zip(requests, answers, strict=True)]
+    futures = [pool.submit(_run_one, backend, r, a, changed, cancel, streams)
+               for r, a in zip(requests, answers, strict=True)]
+    last = time.perf_counter()
     try:
         while not all(f.done() for f in futures):
             changed.wait(timeout=interval)
-            if changed.is_set():
+            waiting = any(not a.done and not a.text for a in answers) and time.perf_counter() - last >= 1.0
+            if changed.is_set() or waiting:
                 changed.clear()
                 on_update(answers)
+                last = time.perf_counter()
                 time.sleep(interval)  # throttle: at most one redraw per interval
     except KeyboardInterrupt:
         cancel.set()
+        cancel_streams(streams)
         for a in answers:
             if not a.done:
-                a.error = KeyboardInterrupt("interrupted")
+                a.interrupted, a.done = True, True
+                a.latency = time.perf_counter() - a.started
         on_update(answers)
-        raise
+        interrupted = QfnbInterrupted("the answer so far is kept above")
+        interrupted.answers = answers
+        raise interrupted from None
     finally:
         pool.shutdown(wait=not cancel.is_set())
     on_update(answers)
     return answers
-
-
-@dataclass
-class ChatSession:
-    """One named conversation: alternating user/assistant messages."""
-
-    name: str
-    messages: list[dict[str, str]] = field(default_factory=list)
-
-    def request_messages(self, prompt: str, max_history: int) -> list[dict[str, str]]:
-        history = self.messages[-2 * max_history :] if max_history > 0 else []
-        return [*history, {"role": "user", "content": prompt}]
-
-    def record(self, prompt: str, answer: str) -> None:
-        self.messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
-
-    @property
-    def exchanges(self) -> int:
-        return len(self.messages) // 2
-
-
-class SessionStore:
-    """Named in-memory sessions (per magics instance, i.e. per kernel)."""
-
-    def __init__(self) -> None:
-        self._sessions: dict[str, ChatSession] = {}
-
-    def get(self, name: str) -> ChatSession:
-        if name not in self._sessions:
-            self._sessions[name] = ChatSession(name)
-        return self._sessions[name]
-
-    def reset(self, name: str | None = None) -> None:
-        if name is None:
-            self._sessions.clear()
-        else:
-            self._sessions.pop(name, None)
-
-    def names(self) -> list[str]:
-        return sorted(self._sessions)
-
-
-class SessionList:
-    """``%qfchat sessions``: names and exchange counts."""
-
-    def __init__(self, rows: list[tuple[str, int]]) -> None:
-        self.rows = rows
-
-    def __repr__(self) -> str:
-        if not self.rows:
-            return "no chat sessions yet"
-        return "\n".join(f"{name}: {n} exchange(s)" for name, n in self.rows)
-
-
-class SessionHistory:
-    """``%qfchat history NAME``: the transcript, as text and Markdown."""
-
-    def __init__(self, session: ChatSession) -> None:
-        self.session = session
-
-    def __repr__(self) -> str:
-        lines = [f"{m['role']}: {m['content']}" for m in self.session.messages]
-        return "\n".join(lines) or f"session {self.session.name!r} is empty"
-
-    def _repr_markdown_(self) -> str:
-        parts = [f"**{m['role']}**: {m['content']}" for m in self.session.messages]
-        return "\n\n".join(parts) or f"*session `{self.session.name}` is empty*"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from qfnb.notebook import charts
+from qfnb.notebook import _fmt, _theme, charts
 
 
 def _frame(result: Any, attr: str) -> pd.DataFrame:
@@ -24,13 +24,52 @@ def _frame(result: Any, attr: str) -> pd.DataFrame:
 
 
 def _styled(frame: pd.DataFrame, highlight: bool) -> str:
-    try:
-        styler = frame.style.format(precision=4, na_rep="—")
-        if highlight and len(frame.index) > 1:
-            styler = styler.highlight_max(axis=0, props="font-weight:bold;background-color:#d9f2d9")
-        return str(styler.set_table_attributes('class="qfnb-eval"').to_html())
-    except ImportError:  # pragma: no cover - Styler needs jinja2
-        return str(frame.to_html(float_format=lambda v: f"{v:.4f}", na_rep="—"))
+    """The metrics table, styled inline (kept by saved notebooks and HTML exports): theme colours,
+    4 decimals, the best of each numeric column highlighted (when there are several rows)."""
+    best: dict[str, Any] = {}
+    if highlight and len(frame.index) > 1:
+        for col in frame.columns:
+            if pd.api.types.is_numeric_dtype(frame[col]) and frame[col].notna().any():
+                best[col] = frame[col].max()
+    head = "".join(f'<th style="{_theme.CELL};font-weight:bold">{_fmt.esc(c)}</th>' for c in frame.columns)
+    rows = []
+    for idx, row in frame.iterrows():
+        cells = []
+        for col in frame.columns:
+            v = row[col]
+            text = "—" if pd.isna(v) else (f"{v:.4f}" if isinstance(v, float | int) else _fmt.esc(v))
+            hit = col in best and not pd.isna(v) and v == best[col]
+            style = _theme.NUM_CELL + (";" + _theme.BEST if hit else "")
+            cells.append(f'<td class="{"qfnb-best" if hit else ""}" style="{style}">{text}</td>')
+        rows.append(f'<tr><th style="{_theme.CELL}">{_fmt.esc(idx)}</th>{"".join(cells)}</tr>')
+    name = _fmt.esc(frame.index.name or "")
+    return (f'<table class="qfnb-eval" style="border-collapse:collapse"><thead><tr><th style="{_theme.CELL}">'
+            f'{name}</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+_PREVIEW = 160  # characters of a long text cell shown before "more"
+
+
+def _text_cell(value: Any) -> str:
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return f'<td style="{_theme.NUM_CELL}">{"—" if pd.isna(value) else f"{value:.4f}"}</td>'
+    text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+    body = _fmt.esc(text)
+    if len(text) > _PREVIEW:  # an expandable row: a preview, the whole text on a click
+        body = (f"<details><summary>{_fmt.esc(text[:_PREVIEW])}…</summary>"
+                f"{_fmt.esc(text[_PREVIEW:])}</details>")
+    return f'<td style="{_theme.CELL};white-space:pre-wrap;overflow-wrap:anywhere;min-width:14ch">{body}</td>'
+
+
+def samples_html(frame: pd.DataFrame) -> str:
+    """The samples table: left-aligned wrapped text, width-limited, long cells expandable."""
+    head = "".join(f'<th style="{_theme.CELL};font-weight:bold">{_fmt.esc(c)}</th>' for c in frame.columns)
+    rows = "".join(
+        f'<tr><td style="{_theme.NUM_CELL}">{_fmt.esc(idx)}</td>' + "".join(_text_cell(v) for v in row) + "</tr>"
+        for idx, row in zip(frame.index, frame.itertuples(index=False), strict=True)
+    )
+    return ('<table class="qfnb-samples" style="border-collapse:collapse;max-width:min(100%,1100px)">'
+            f'<thead><tr><th style="{_theme.CELL}"></th>{head}</tr></thead><tbody>{rows}</tbody></table>')
 
 
 class EvalReport:
@@ -85,7 +124,8 @@ class EvalReport:
         return {"text/plain": repr(self), "text/html": self.to_html()}
 
     def to_html(self) -> str:
-        parts = [f'<div class="qfnb-eval-report"><h4>Evaluation — {len(self.metrics.index)} model(s)</h4>']
+        parts = [f'<div class="qfnb-eval-report" style="color:{_theme.TEXT}">'
+                 f"<h4>Evaluation — {len(self.metrics.index)} model(s)</h4>"]
         parts.append(_styled(self.metrics, True) if not self.metrics.empty else "<p>No metrics.</p>")
         if self.chart_metrics:
             png = base64.b64encode(self.chart_png()).decode()
@@ -93,7 +133,7 @@ class EvalReport:
         if not self.samples.empty:
             n = min(self.max_rows, len(self.samples))
             parts.append(f"<details><summary>samples (first {n} of {len(self.samples)})</summary>")
-            parts.append(_styled(self.samples.head(self.max_rows), False) + "</details>")
+            parts.append(samples_html(self.samples.head(self.max_rows)) + "</details>")
         parts.append("</div>")
         return "".join(parts)
 

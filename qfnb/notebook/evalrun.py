@@ -22,7 +22,8 @@ from qfnb.notebook._checks import sampling_problem
 
 log = logging.getLogger("qfnb.notebook.evalrun")
 
-#: metric word -> (evaluator family, the metric columns it shows). Aliases share a family.
+#: metric word -> (evaluator family, the result columns it shows). Aliases share a family. The
+#: report shows a one-column metric under the word asked for (``bleu``, not ``bleu4``).
 METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "exact_match": ("exact_match", ("accuracy",)),
     "accuracy": ("exact_match", ("accuracy",)),
@@ -58,17 +59,70 @@ class EvalPlan:
     workers: int = 4
 
     @property
+    def columns(self) -> dict[str, str]:
+        """Result column -> the name shown: exactly the metrics asked for, under the names asked for."""
+        shown: dict[str, str] = {}
+        for m in self.metrics:
+            cols = METRICS[m][1]
+            for c in cols:
+                shown.setdefault(c, m if len(cols) == 1 and m != "judge" else c)
+        return shown
+
+    @property
     def chart_metrics(self) -> list[str]:
-        """The metric columns the user asked for (what the comparison chart shows)."""
-        return list(dict.fromkeys(c for m in self.metrics for c in METRICS[m][1]))
+        """The metric columns the user asked for, under their names (what the chart shows)."""
+        return list(dict.fromkeys(self.columns.values()))
+
+    def report_frame(self, metrics_df: pd.DataFrame) -> pd.DataFrame:
+        """The asked-for metric columns of a result's ``metrics_df``, renamed to the asked names."""
+        keep = [c for c in self.columns if c in metrics_df.columns]
+        return metrics_df[keep].rename(columns=self.columns)
+
+    def report_samples(self, samples_df: pd.DataFrame) -> pd.DataFrame:
+        """Per-sample columns ``tag/metric`` likewise: asked ones renamed, the family's others dropped."""
+        every = {c for _, cols in METRICS.values() for c in cols}
+        rename, drop = {}, []
+        for col in samples_df.columns:
+            tag, _, name = str(col).rpartition("/")
+            if name in self.columns:
+                rename[col] = f"{tag}/{self.columns[name]}" if tag else self.columns[name]
+            elif name in every:
+                drop.append(col)
+        return samples_df.drop(columns=drop).rename(columns=rename)
+
+    @property
+    def generations(self) -> int:
+        return len(self.frame) * len(self.llms)
 
     def run(self, progress: Any = True) -> Any:
-        """Run the evaluation (blocking; safe in a kernel) and return the ``EvaluationResult``."""
+        """Run the evaluation (blocking; safe in a kernel) and return the ``EvaluationResult``.
+        The progress bar counts generations (rows x models); scoring follows in a moment."""
         from qfnb.evaluation import EvaluationManager
+        from qfnb.notebook.progress import make_progress
 
+        bar = make_progress(progress, desc="generations")
         manager = EvaluationManager(local_evaluators=self.evaluators, worker_num=self.workers)
         return manager.eval(self.llms, self.frame, input_column="input", reference_column="reference",
-                            progress=progress, **self.infer_kwargs)
+                            progress=GenerationProgress(bar, self.generations) if bar is not None else False,
+                            **self.infer_kwargs)
+
+
+class GenerationProgress:
+    """Contract 8 filter: forwards the inference results (the first ``generations`` indices of the
+    evaluation's one index space) and drops the scoring ones, so the bar counts generations."""
+
+    def __init__(self, inner: Any, generations: int) -> None:
+        self.inner, self.generations = inner, generations
+
+    def on_start(self, total: int | None) -> None:
+        self.inner.on_start(self.generations)
+
+    def on_result(self, index: int, ok: bool) -> None:
+        if 0 <= index < self.generations:
+            self.inner.on_result(index, ok)
+
+    def on_close(self) -> None:
+        self.inner.on_close()
 
 
 def split_words(values: Sequence[str] | None) -> list[str]:
@@ -171,6 +225,15 @@ def resolve_llms(words: Sequence[str], namespace: Mapping[str, Any]) -> dict[str
     return dict(resolve_llm(w, namespace) for w in words)
 
 
+def default_chat_model() -> str:
+    from qfnb.resources import ChatCompletion
+
+    name = ChatCompletion()._default_model()
+    if not name:
+        raise EvalArgsError("--models: no default chat model is configured; name one (a model, ep_... or a variable)")
+    return name
+
+
 def _looks_like_dataset_id(word: str) -> bool:
     return word.isdigit() or word.startswith("ds-")
 
@@ -249,8 +312,10 @@ def plan(args: Any, namespace: Mapping[str, Any]) -> EvalPlan:
         raise EvalArgsError(problem)
     metrics = check_metrics(split_words(args.metrics), judge=bool(args.judge))
     words = split_words(args.models) + [f"endpoint:{e}" for e in split_words(args.endpoint)]
-    if not words:
+    if not words and (args.models or args.endpoint):
         raise EvalArgsError("--models: give at least one model (a name, an ep_... endpoint or a variable)")
+    if not words:  # like %%qfchat without -m: the default chat model
+        words = [default_chat_model()]
     dataset = load_dataset(args.dataset or "", namespace)
     frame = dataset_frame(dataset, input_column=args.input_column, reference_column=args.reference_column,
                           need_reference=any(m != "judge" for m in metrics), limit=args.limit)

@@ -18,21 +18,25 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Bool, Float, Int, Unicode
 
-from qfnb.notebook import chat
+from qfnb.notebook import chat, discovery
 from qfnb.notebook._checks import sampling_problem
-from qfnb.notebook._interp import interpolate
-from qfnb.notebook.errors import QfnbCellError
+from qfnb.notebook._interp import InterpolationError, interpolate
+from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 
 log = logging.getLogger("qfnb.notebook.magics")
 
 
 def parse_argstring(magic: Any, line: str) -> Any:
-    """Parse a magic line POSIX-style (IPython's own splitter keeps the quotes)."""
+    """Parse a magic line POSIX-style (IPython's own splitter keeps the quotes); a misspelled
+    option gets "did you mean"."""
     try:
         argv = shlex.split(line)
     except ValueError as exc:
         raise UsageError(f"cannot parse arguments: {exc}") from exc
-    return magic.parser.parse_args(argv)
+    try:
+        return magic.parser.parse_args(argv)
+    except UsageError as exc:
+        raise UsageError(discovery.did_you_mean(str(exc), discovery.option_strings(magic.parser))) from None
 
 
 def _split_csv(values: list[str] | None) -> list[str]:
@@ -65,12 +69,20 @@ class QfnbMagics(Magics):
         self.dashboards: dict[str, Any] = {}
         self.attach_options: dict[str, Any] = {}  # tests inject fetch/stop doubles for --attach
         self.eval_progress: Any = True  # %qfeval's Contract 8 progress (True = the stock bar)
+        self.names = discovery.NameCache()  # model / endpoint names for Tab completion
+        self.list_models: Any = discovery.list_models  # tests inject a double
 
     @property
     def user_ns(self) -> dict[str, Any]:
         if self.shell is None:
             raise UsageError("qfnb magics need an IPython shell")
         return self.shell.user_ns  # type: ignore[no-any-return]
+
+    def _interp(self, text: str) -> str:
+        try:
+            return interpolate(text, self.user_ns)
+        except InterpolationError as exc:  # nothing is sent with an unfilled placeholder
+            raise UsageError(str(exc)) from None
 
     # ------------------------------------------------------------------ %%qfchat
     @no_var_expand
@@ -85,12 +97,12 @@ class QfnbMagics(Magics):
     @argument("-o", "--output", help="Store the answer (str() is its text; .response the raw response) here.")
     @argument("--no-interp", action="store_true", help="Send {braces} verbatim (no variable interpolation).")
     @argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
-    @argument("command", nargs="*", help="Line form only: sessions | history [NAME] | reset [NAME].")
+    @argument("command", nargs="*", help="Line form only: models | sessions | history [NAME] | reset [NAME].")
     @line_cell_magic
     def qfchat(self, line: str, cell: str | None = None) -> Any:
         """Chat with a model; the cell is the prompt. ``%qfchat sessions|history|reset`` manage sessions."""
         if self.interpolate and "--no-interp" not in line:
-            line = interpolate(line, self.user_ns)  # brace-safe, unlike IPython's own line expansion
+            line = self._interp(line)  # brace-safe, unlike IPython's own line expansion
         args = parse_argstring(self.qfchat, line)
         if cell is None:
             return self._chat_command(args)
@@ -100,6 +112,8 @@ class QfnbMagics(Magics):
 
     def _chat_command(self, args: Any) -> Any:
         cmd, *rest = args.command or ["sessions"]
+        if cmd == "models":
+            return self._models()
         if cmd == "sessions":
             names = self.sessions.names()
             return chat.SessionList([(n, self.sessions.get(n).exchanges) for n in names])
@@ -108,7 +122,7 @@ class QfnbMagics(Magics):
         if cmd == "reset":  # no name: every session
             self.sessions.reset(rest[0] if rest else None)
             return None
-        raise UsageError(f"unknown %qfchat command {cmd!r}; use sessions, history [NAME] or reset [NAME]")
+        raise UsageError(f"unknown %qfchat command {cmd!r}; use models, sessions, history [NAME] or reset [NAME]")
 
     def _chat_cell(self, args: Any, cell: str) -> Any:
         _check_var(args.output, "-o/--output")
@@ -126,11 +140,15 @@ class QfnbMagics(Magics):
                 return None
             raise UsageError("%%qfchat needs a prompt in the cell body")
         if self.interpolate and not args.no_interp:
-            prompt = interpolate(prompt, self.user_ns)
+            prompt = self._interp(prompt)
         models, endpoints = _split_csv(args.model), _split_csv(args.endpoint)
         targets: list[tuple[str | None, str | None]] = [(m, None) for m in models] + [(None, e) for e in endpoints]
+        default_name = None
         if not targets:
             targets = [(self.default_model or None, None)]
+            if not self.default_model:
+                named = getattr(self.chat_backend, "default_model", None)
+                default_name = named() if callable(named) else None
         multi = len(targets) > 1
         requests = []
         for model, endpoint in targets:
@@ -144,6 +162,7 @@ class QfnbMagics(Magics):
                     temperature=temperature,
                     max_tokens=args.max_tokens,
                     stream=self.stream and not args.no_stream,
+                    name=default_name,
                 )
             )
         handle = display({"text/plain": "…"}, raw=True, display_id=True)
@@ -152,7 +171,12 @@ class QfnbMagics(Magics):
             data, meta = chat.render_answers(answers)
             handle.update(data, raw=True, metadata=meta)
 
-        answers = chat.run_chat(self.chat_backend, requests, on_update, interval=self.update_interval)
+        try:
+            answers = chat.run_chat(self.chat_backend, requests, on_update, interval=self.update_interval)
+        except QfnbInterrupted as exc:  # Kernel -> Interrupt: keep the partial answer(s), one line
+            if args.output and exc.answers:
+                self.user_ns[args.output] = {a.model: a for a in exc.answers} if multi else exc.answers[0]
+            raise
         for (model, endpoint), answer in zip(targets, answers, strict=True):
             if answer.error is None:
                 sess = self.sessions.get(f"{args.session}[{model or endpoint}]") if multi else session
@@ -166,6 +190,36 @@ class QfnbMagics(Magics):
             first = failed[0]
             raise QfnbCellError(f"{first.model}: {chat.error_line(first)}", title="qfchat failed") from first.error
         return None
+
+    # ------------------------------------------------------------------ %qfmodels
+    @line_magic
+    def qfmodels(self, line: str = "") -> Any:
+        """List the chat / embedding models and this platform's endpoints, with what serves them."""
+        if line.strip():
+            raise UsageError("%qfmodels takes no arguments")
+        return self._models()
+
+    def _models(self) -> discovery.ModelList:
+        listing: discovery.ModelList = self.list_models()
+        self.names.set(listing)
+        return listing
+
+    def complete(self, line: str, token: str) -> list[str] | None:
+        """Tab completion for a qfnb magic line (None: the line is not a qfnb magic's)."""
+        head = line.lstrip().split(" ", 1)[0].lstrip("%")
+        magic = {"qfchat": self.qfchat, "qfeval": self.qfeval, "qftrain": self.qftrain}.get(head)
+        if magic is None:
+            return None
+
+        def names(kind: str) -> list[str]:
+            listing = self.names.get(wait=0.5)
+            if listing is None:
+                return []
+            if kind == "endpoint":
+                return listing.names("endpoint")
+            return listing.names("chat") + listing.names("completion")
+
+        return discovery.complete_line(line, token, magic.parser, names)
 
     # ------------------------------------------------------------------ %qftrain
     @magic_arguments()
@@ -197,7 +251,8 @@ class QfnbMagics(Magics):
     @magic_arguments()
     @argument("result", nargs="?", help="Show this EvaluationResult (or dict name -> result) instead of running one.")
     @argument("-m", "--models", "--model", dest="models", action="append",
-              help="Models to evaluate, comma-separated: names, ep_... endpoints, or Model/Service variables.")
+              help="Models to evaluate, comma-separated: names, ep_... endpoints, or Model/Service variables "
+                   "(default: the default chat model).")
     @argument("--endpoint", action="append", help="Endpoint(s) of deployed services (also accepted in --models).")
     @argument("-d", "--dataset", help="A .jsonl/.json/.csv path, a platform dataset id, or a Dataset/DataFrame var.")
     @argument("--metrics", action="append",
@@ -218,6 +273,8 @@ class QfnbMagics(Magics):
         styled metrics/samples tables and a comparison chart."""
         from qfnb.notebook.evalreport import EvalReport
 
+        if self.interpolate:
+            line = self._interp(line)  # --dataset {path}: brace-safe, an undefined name is an error
         args = parse_argstring(self.qfeval, line)
         chart = _split_csv([args.chart])
         if args.models or args.endpoint or args.dataset:
@@ -226,7 +283,8 @@ class QfnbMagics(Magics):
             return self._eval_run(args, chart)
         if not args.result:
             raise UsageError(
-                "usage: %qfeval --models M1,M2 --dataset DATA [--metrics ...] [-o VAR]   (run an evaluation)\n"
+                "usage: %qfeval [--models M1,M2] --dataset DATA [--metrics ...] [-o VAR]   (run an evaluation;\n"
+                "       without --models: the default chat model)\n"
                 "       %qfeval RESULT_VAR   (show an EvaluationResult, or a dict name -> result)"
             )
         try:
@@ -253,8 +311,9 @@ class QfnbMagics(Magics):
             raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval failed") from exc
         if args.output:
             self.user_ns[args.output] = result
-        wanted = chart if chart != ["auto"] else [c for c in plan.chart_metrics if c in result.metrics_df.columns]
-        return EvalReport.from_value(result, chart=wanted or ["auto"])
+        shown = plan.report_frame(result.metrics_df)
+        wanted = chart if chart != ["auto"] else list(shown.columns)
+        return EvalReport(shown, plan.report_samples(result.samples_df), chart=wanted or ["auto"], result=result)
 
     # ------------------------------------------------------------------ %qfimage
     @no_var_expand
@@ -275,15 +334,36 @@ class QfnbMagics(Magics):
         if not prompt:
             raise UsageError("%qfimage needs a prompt")
         if self.interpolate:
-            prompt = interpolate(prompt, self.user_ns)
+            prompt = self._interp(prompt)
         result = generate(prompt, model=args.model, size=args.size, n=args.n)
         if args.output:
             self.user_ns[args.output] = result.response
         return result
 
 
+def _matcher(magics: QfnbMagics) -> Any:
+    from IPython.core.completer import SimpleCompletion, context_matcher
+
+    @context_matcher()  # type: ignore[misc]
+    def qfnb_matcher(context: Any) -> dict[str, Any]:
+        line = context.line_with_cursor
+        if not line.lstrip().startswith("%"):
+            first = context.full_text.split("\n", 1)[0]  # only a cell's magic line completes
+            if not (first.startswith("%%qf") and context.full_text.startswith(line)):
+                return {"completions": []}
+        found = magics.complete(line, context.token)
+        if found is None:
+            return {"completions": []}
+        return {"completions": [SimpleCompletion(text=c, type="qfnb") for c in found], "suppress": True}
+
+    return qfnb_matcher
+
+
 def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(QfnbMagics)
+    completer = getattr(ipython, "Completer", None)
+    if completer is not None:
+        completer.custom_matchers.append(_matcher(ipython.magics_manager.registry["QfnbMagics"]))
 
 
 def unload_ipython_extension(ipython: Any) -> None:

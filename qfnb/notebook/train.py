@@ -307,7 +307,9 @@ def handle_magic(magics: Any, args: Any, line: str) -> Any:
         launcher = FinetuneLauncher(factory=magics.trainer_factory)
         if args.output:
             magics.user_ns[args.output] = launcher
-        return launcher
+            launcher.var_name = args.output
+        launcher.show()  # with a display id: the job's final static state replaces the form
+        return None
     else:
         spec = TrainSpec.from_args(args)
         try:
@@ -319,4 +321,5 @@ def handle_magic(magics: Any, args: Any, line: str) -> Any:
     magics.dashboards[dash.state.title] = dash
     if args.output:
         magics.user_ns[args.output] = dash
+        dash.var_name = args.output
     return None

@@ -20,6 +20,37 @@ _MODEL_KEYS = ("model_id", "modelId", "model_version_id", "modelVersionId", "mod
 _SERVICE_KEYS = ("endpoint", "serviceEndpoint", "service_endpoint", "serviceId", "service_id", "url")
 
 
+#: trainer action class -> what it does, in the user's words
+ACTIONS = {
+    "LoadDataSetAction": "preparing the dataset",
+    "TrainAction": "training",
+    "ModelPublishAction": "publishing the model",
+    "DeployAction": "deploying the service",
+    "EvaluateAction": "evaluating",
+}
+_STATES = {"Preceding": "starting", "Running": "", "Done": "done", "Error": "failed", "Stopped": "stopped"}
+
+
+def plain_action(action: str) -> str:
+    if action in ACTIONS:
+        return ACTIONS[action]
+    words = re.sub(r"(?<!^)(?=[A-Z])", " ", action.removesuffix("Action")).lower()
+    return words or "working"
+
+
+def plain_event(action: str, state: str, desc: str) -> str:
+    """``("LoadDataSetAction", "Preceding", "LoadDataSetAction starting")`` -> ``"preparing the dataset: starting"``."""
+    what = plain_action(action)
+    desc = desc.strip()
+    if desc.startswith(action):  # the pipeline's own "XAction starting / done" says nothing more
+        desc = ""
+    status = _STATES.get(state, state.lower())
+    detail = desc if desc else status
+    if state in ("Error", "Stopped") and desc:
+        detail = f"{status}: {desc}"
+    return f"{what}: {detail}" if detail else what
+
+
 def _state_name(state: Any) -> str:
     return str(getattr(state, "value", state))
 
@@ -69,12 +100,16 @@ class TrainingState:
     eta: float | None = None
     task_id: str | None = None
     model_id: str | None = None
+    model_name: str | None = None
     service: str | None = None
     error: str | None = None
     log: deque[str] = field(default_factory=lambda: deque(maxlen=200))
     started_at: float = field(default_factory=time.monotonic)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    platform_phase: str = ""  # what the platform says the worker does (loading weights, ...)
     _last_key: tuple[str, str, str] | None = field(default=None, repr=False)
+    _first_step: tuple[float, int] | None = field(default=None, repr=False)  # (clock, step) first seen > 0
+    _last_step: tuple[float, int] | None = field(default=None, repr=False)
 
     @property
     def finished(self) -> bool:
@@ -92,10 +127,10 @@ class TrainingState:
         key = (action, state, desc)
         if key != self._last_key:
             self._last_key = key
-            self.note(f"{action} {state}" + (f": {desc}" if desc else ""))
+            self.note(plain_event(action, state, desc))
         if not self.finished:
             if state in ("Preceding", "Running"):
-                self.status, self.phase = "running", action
+                self.status, self.phase = "running", plain_action(action)
             elif state == "Error":
                 self.status, self.error = "failed", desc or f"{action} failed"
             elif state == "Stopped":
@@ -114,6 +149,16 @@ class TrainingState:
         step, total = _num(d.get("currentStep")), _num(d.get("totalSteps"))
         if step is not None:
             self.step = int(step)
+            if self.step > 0:
+                now = self.clock()
+                if self._first_step is None:
+                    self._first_step = (now, self.step)
+                if self._last_step is None or self._last_step[1] != self.step:
+                    self._last_step = (now, self.step)
+        phase = str(d.get("phase") or "")
+        if phase and phase != self.platform_phase:
+            self.platform_phase = phase
+            self.note(phase)
         if total:
             self.total_steps = int(total)
         if self.total_steps:
@@ -139,6 +184,10 @@ class TrainingState:
         if output is not None:
             self.model_id = find_key(output, _MODEL_KEYS) or self.model_id
             self.service = find_key(output, _SERVICE_KEYS) or self.service
+            self.task_id = find_key(output, ("task_id", "taskId")) or self.task_id
+            model = output.get("model") if isinstance(output, Mapping) else None
+            named = model.get("name") if isinstance(model, Mapping) else getattr(model, "name", None)
+            self.model_name = str(named) if named else find_key(output, ("model_name", "modelName")) or self.model_name
         if status == "succeeded" and self.total_steps:
             self.step, self.progress, self.eta = max(self.step, self.total_steps), 1.0, 0.0
         self.note(f"fine-tune {status}" + (f": {error}" if error else ""))
@@ -147,21 +196,59 @@ class TrainingState:
     def elapsed_now(self) -> float:
         return self.elapsed if self.elapsed is not None else self.clock() - self.started_at
 
+    @property
+    def measured_eta(self) -> float | None:
+        """Seconds left from the step rate measured here (model loading does not count); the
+        platform's estimate until two different steps have been seen."""
+        first, last = self._first_step, self._last_step
+        if first and last and last[1] > first[1] and last[0] > first[0] and self.total_steps:
+            rate = (last[1] - first[1]) / (last[0] - first[0])
+            return max(self.total_steps - self.step, 0) / rate
+        return self.eta
+
+    @property
+    def doing(self) -> str:
+        """What is happening now, in words: the platform's phase before step 1, else the action."""
+        if self.finished:
+            return ""
+        if self.step == 0 and self.phase == "training":
+            if self.platform_phase:
+                return self.platform_phase
+            return "preparing the worker (loading the model)"
+        return self.phase
+
     def progress_text(self) -> str:
         steps = (
             f"step {self.step}/{self.total_steps}"
             if self.total_steps
-            else (f"{self.progress:.0%}" if self.progress is not None else "waiting for the first step")
+            else (f"{self.progress:.0%}" if self.progress is not None else "step 0 (not started)")
         )
-        eta = "" if self.finished else f" · ETA {_fmt.duration(self.eta)}"
+        eta = "" if self.finished or self.step == 0 else f" · ETA {_fmt.duration(self.measured_eta)}"
         loss = f" · loss {self.loss[-1][1]:.4f}" if self.loss else ""
         return f"{steps} · elapsed {_fmt.duration(self.elapsed_now)}{eta}{loss}"
+
+    @property
+    def model_label(self) -> str | None:
+        """``"ft_zorvia (id 3)"`` rather than a bare number."""
+        if self.model_name and self.model_id and self.model_name != self.model_id:
+            return f"{self.model_name} (id {self.model_id})"
+        return self.model_name or self.model_id
+
+    def next_steps(self) -> list[str]:
+        """Copyable next steps for a finished job."""
+        if self.status != "succeeded":
+            return []
+        if self.service:
+            return [f"%%qfchat --endpoint {self.service}", f"%qfeval --models {self.service} --dataset DATA"]
+        return ["deploy it (the Deploy button, or %qftrain ... --deploy), then %%qfchat --endpoint ENDPOINT"]
 
     def summary(self) -> str:
         """The one-line text/plain form (what a saved notebook shows without widgets)."""
         parts = [f"[qftrain] {self.title}: {self.status}", self.progress_text()]
+        if self.task_id:
+            parts.append(f"task {self.task_id}")
         if self.model_id:
-            parts.append(f"model {self.model_id}")
+            parts.append(f"model {self.model_label}")
         if self.service:
             parts.append(f"service {self.service}")
         if self.error and self.status == "failed":

@@ -32,6 +32,15 @@ def test_progress_update_with_unix_times() -> None:
     assert update["lossCurve"] == [[1, 4.0], [2, 3.0], [3, 2.5]]
     assert update["currentStep"] == 3 and update["totalSteps"] == 10
     assert update["elapsedSeconds"] == 6.0 and update["etaSeconds"] == 14.0
+    assert update["phase"] == "training"
+
+
+def test_progress_update_reports_the_workers_phase_before_step_one() -> None:
+    run = {"started": 1_700_000_000.0, "lossCurve": []}
+    update = progress_update(run, [{"step": 0, "total_steps": 0, "phase": "loading the base model's weights",
+                                    "time": 1_700_000_002.0}])
+    assert update["phase"] == "loading the base model's weights" and update["currentStep"] == 0
+    assert update["lossCurve"] == [] and update["etaSeconds"] is None
 
 
 def test_credentials_created_once_with_0600(tmp_path: Path) -> None:

@@ -54,9 +54,14 @@ def run_worker(job: Path) -> subprocess.Popen[bytes]:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def progress(job: Path) -> list[dict]:
+def progress_lines(job: Path) -> list[dict]:
     path = job / "progress.jsonl"
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def progress(job: Path) -> list[dict]:
+    """The step lines (the phase lines before step 1 have no loss)."""
+    return [p for p in progress_lines(job) if "phase" not in p]
 
 
 @pytest.mark.parametrize(
@@ -117,6 +122,8 @@ def test_worker_trains_and_reports(tiny_gemma: Path, tmp_path: Path) -> None:
     assert result["status"] == "Done" and result["error"] is None, result
     assert Path(result["adapter_dir"]) == job / "adapter"
     assert (job / "adapter" / "adapter_model.safetensors").is_file()
+    phases = [p["phase"] for p in progress_lines(job) if "phase" in p]  # before step 1, in words
+    assert len(phases) == 3 and "weights" in phases[0] and "tokenising" in phases[1] and "training" in phases[2]
     lines = progress(job)
     assert [p["step"] for p in lines] == [1, 2, 3] and all(p["total_steps"] == 3 for p in lines)
     assert all(math.isfinite(p["loss"]) and p["epoch"] >= 1 and p["time"] > 1e9 for p in lines)

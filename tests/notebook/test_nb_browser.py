@@ -169,7 +169,7 @@ def test_dashboard_renders_finished_state(lab: tuple[str, Path, str]) -> None:
     fake_trainer_notebook(root, "dash.ipynb", 40, "%qftrain --dataset demo_sft.jsonl --steps 40 -o dash",
                           "dash.wait(60).status")
     ran_all, texts = run_notebook_in_browser(
-        lab, "dash.ipynb", 90_000, "'succeeded'", {".qfnb-dashboard": "dashboard_fake_trainer.png"}
+        lab, "dash.ipynb", 90_000, "'succeeded'", {".qfnb-dashboard-static": "dashboard_fake_trainer.png"}
     )
     assert_widgets_rendered(ran_all, texts, "succeeded", "step 40/40", "am-42")
 
@@ -187,10 +187,10 @@ def test_launcher_form_launches_from_the_browser(lab: tuple[str, Path, str]) -> 
         page.locator(".qfnb-launcher button", has_text="Launch").first.click()
 
     ran_all, texts = run_notebook_in_browser(
-        lab, "launcher.ipynb", 90_000, "step 20/20", {".qfnb-launcher": "launcher_after_launch.png"},
+        lab, "launcher.ipynb", 90_000, "step 20/20", {".qfnb-dashboard-static": "launcher_after_launch.png"},
         interact=click_launch,
     )
-    assert_widgets_rendered(ran_all, texts, "base model", "succeeded", "step 20/20")
+    assert_widgets_rendered(ran_all, texts, "succeeded", "step 20/20")  # the form became the final state
 
 
 @pytest.mark.browser
@@ -212,7 +212,7 @@ def check_finetune_run(executed: nbformat.NotebookNode) -> None:
     mismatches = contract_mismatches(executed, nbformat.read(FINETUNE, as_version=4))
     assert not mismatches, mismatches
     assert text_of(find(executed, "run.wait(")).strip() == "succeeded"
-    assert "[qftrain] Gemma-3-270M ← demo_sft.jsonl: succeeded" in text_of(find(executed, "%qftrain"))
+    assert "[qftrain] Gemma-3-270M ← demo_qa_train.jsonl: succeeded" in text_of(find(executed, "%qftrain"))
     for needle in ("-o base_answer", "-o compare"):  # the streamed answers' final update was kept
         streamed = text_of(find(executed, needle))
         assert "tokens" in streamed and "streaming…" not in streamed, streamed
@@ -242,7 +242,7 @@ def test_finetune_notebook(frontend: str, request: pytest.FixtureRequest) -> Non
         "Evaluation",
         {
             ".qfnb-chat": "chat_tuned_vs_base.png",
-            ".qfnb-dashboard": "training_dashboard.png",
+            ".qfnb-dashboard-static": "training_dashboard.png",
             ".qfnb-eval-report": "eval_report.png",
         },
     )

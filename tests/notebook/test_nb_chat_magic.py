@@ -97,11 +97,13 @@ def test_max_history_limits_what_is_sent(ip, backend: FakeChatBackend) -> None:
 
 def test_interpolation_keeps_literal_braces(ip, backend: FakeChatBackend) -> None:
     ip.user_ns.update(name="Ada", data={"k": [1, 2]})
-    cell = 'Hi {name}, item {data["k"][1]}; JSON {"a": 1} and {} and {{name}} and {unknown}'
+    cell = 'Hi {name}, item {data["k"][1]}; JSON {"a": 1} and {} and {{name}}'
     ip.run_cell_magic("qfchat", "", cell)
-    assert backend.requests[-1].messages[-1]["content"] == (
-        'Hi Ada, item 2; JSON {"a": 1} and {} and {name} and {unknown}'
-    )
+    assert backend.requests[-1].messages[-1]["content"] == 'Hi Ada, item 2; JSON {"a": 1} and {} and {name}'
+    sent = len(backend.requests)
+    with pytest.raises(UsageError, match=r"\{topic\}: no variable named 'topic'"):
+        ip.run_cell_magic("qfchat", "", "Explain {topic}")
+    assert len(backend.requests) == sent, "nothing is sent with an undefined placeholder"
     ip.run_cell_magic("qfchat", "--no-interp", "Hi {name}")
     assert backend.requests[-1].messages[-1]["content"] == "Hi {name}"
     ip.run_line_magic("config", "QfnbMagics.interpolate = False")
@@ -175,3 +177,11 @@ def test_user_text_is_escaped_in_html(ip, pub: RecordingPublisher, backend: Fake
     ip.run_cell_magic("qfchat", "-m A,B", "hi")
     (outputs,) = pub.by_display_id().values()
     assert "<script>" not in outputs[-1]["data"]["text/html"]
+
+
+def test_footer_names_the_default_model(ip, pub: RecordingPublisher, backend: FakeChatBackend) -> None:
+    backend.default_model = lambda: "Qwen2.5-Coder-0.5B-Instruct"  # type: ignore[attr-defined]
+    ip.run_cell_magic("qfchat", "", "hi")
+    assert backend.requests[-1].model is None, "the platform still picks its default"
+    final = pub.outputs[-1]["data"]["text/plain"]
+    assert "-- Qwen2.5-Coder-0.5B-Instruct · " in final and "default model" not in final

@@ -50,15 +50,20 @@ def test_launch_runs_in_background_and_finishes(ip, pub: RecordingPublisher) -> 
     assert dash.stop_button.disabled and dash.stop_button.layout.display == "none"
     assert dash.deploy_button.layout.display is None
     assert bytes(dash.chart.value).startswith(PNG)
-    assert "TrainAction Running" in dash.log_view.value and "fine-tune succeeded" in dash.log_view.value
-    # the saved notebook keeps a static snapshot and a final text/plain
+    log = dash.log_view.value  # in the user's words, not the pipeline's class names
+    assert "training" in log and "fine-tune succeeded" in log and "Action" not in log
+    # one dashboard: the live widget's output is replaced by the final static state (HTML + text),
+    # so a saved notebook reopened without a kernel shows it instead of a broken widget
     ids = pub.by_display_id()
-    snap = ids[dash.snapshot_handle.display_id][-1]["data"]
+    final = ids[dash.handle.display_id][-1]
+    assert final["update"] and "application/vnd.jupyter.widget-view+json" not in final["data"]
+    snap = final["data"]
     assert snap["text/plain"].startswith("[qftrain] Gemma-3-270M ← demo.jsonl: succeeded · step 20/20")
-    assert "model am-42" in snap["text/plain"]
+    assert snap["text/plain"] == repr(dash)
+    assert "model am-42" in snap["text/plain"] and "task task-1" in snap["text/plain"]
     assert "data:image/png;base64," in snap["text/html"] and "succeeded" in snap["text/html"]
-    widget_final = ids[dash.handle.display_id][-1]
-    assert widget_final["update"] and widget_final["data"]["text/plain"] == repr(dash)
+    assert "next:" in snap["text/html"] and "dash.deploy()" in snap["text/html"]
+    assert len(ids) == 1, "one output: no second copy of the dashboard"
 
 
 def test_updates_are_throttled(ip) -> None:  # type: ignore[no-untyped-def]
@@ -116,9 +121,10 @@ def test_factory_error_is_one_clear_line(ip) -> None:  # type: ignore[no-untyped
         ip.run_line_magic("qftrain", "--dataset nope.jsonl")
 
 
-def test_no_args_shows_the_launcher(ip) -> None:  # type: ignore[no-untyped-def]
+def test_no_args_shows_the_launcher(ip, pub: RecordingPublisher) -> None:
     use_trainer(ip, steps=5)
-    launcher = ip.run_line_magic("qftrain", "")
+    assert ip.run_line_magic("qftrain", "-o launcher") is None  # displayed (with a display id), no Out[n]
+    launcher = ip.user_ns["launcher"]
     assert isinstance(launcher, FinetuneLauncher)
     assert launcher.base.value == "Gemma-3-270M" and launcher.steps.value == 30
     launcher.dataset.value = "mine.jsonl"
@@ -126,6 +132,9 @@ def test_no_args_shows_the_launcher(ip) -> None:  # type: ignore[no-untyped-def]
     assert launcher.dashboard is not None and launcher.slot.children == (launcher.dashboard,)
     assert launcher.dashboard.wait(timeout=10).status == "succeeded"
     assert launcher.launch_button.disabled
+    (outputs,) = pub.by_display_id().values()  # the form's output became the job's final static state
+    assert "application/vnd.jupyter.widget-view+json" in outputs[0]["data"]
+    assert "qfnb-dashboard-static" in outputs[-1]["data"]["text/html"]
 
 
 def test_launcher_shows_validation_errors() -> None:
@@ -225,7 +234,7 @@ def test_state_progress_fallbacks() -> None:
     st.apply(FakeEvent("TrainAction", "a", "Running", "", {"runProgress": "40%"}))
     assert st.progress == pytest.approx(0.4) and st.status == "running"
     st.apply(FakeEvent("TrainAction", "a", "Running", "", {"runProgress": "40%"}))
-    assert sum("Running" in line for line in st.log) == 1, "repeated polls do not flood the log"
+    assert sum("training" in line for line in st.log) == 1, "repeated polls do not flood the log"
     with pytest.raises(ValueError, match="status"):
         st.finish("done")
 
@@ -233,3 +242,23 @@ def test_state_progress_fallbacks() -> None:
 def test_spec_title_and_defaults() -> None:
     spec = TrainSpec(dataset="/data/x/train.jsonl")
     assert spec.title == "Gemma-3-270M ← train.jsonl" and spec.train_config() == {}
+
+
+def test_phases_plain_events_and_eta_from_measured_steps() -> None:
+    now = [0.0]
+    st = TrainingState(title="x", clock=lambda: now[0], started_at=0.0)
+    st.apply(FakeEvent("LoadDataSetAction", "a", "Preceding", "LoadDataSetAction starting"))
+    assert st.log[-1].endswith("preparing the dataset: starting")
+    st.apply(FakeEvent("TrainAction", "t", "Running", "training Running", {"currentStep": 0, "totalSteps": 10}))
+    assert st.doing == "preparing the worker (loading the model)" and "ETA" not in st.progress_text()
+    st.apply(FakeEvent("TrainAction", "t", "Running", "training Running",
+                       {"currentStep": 0, "totalSteps": 10, "phase": "loading the base model's weights"}))
+    assert st.doing == "loading the base model's weights" and st.log[-1].endswith("loading the base model's weights")
+    # the platform's ETA counts the 100 s of loading; the measured one counts steps: 1 step / 2 s
+    now[0] = 100.0
+    st.apply(FakeEvent("TrainAction", "t", "Running", "", {"currentStep": 1, "totalSteps": 10, "etaSeconds": 900}))
+    assert st.measured_eta == 900  # one step seen: the platform's estimate
+    now[0] = 104.0
+    st.apply(FakeEvent("TrainAction", "t", "Running", "", {"currentStep": 3, "totalSteps": 10, "etaSeconds": 300}))
+    assert st.measured_eta == pytest.approx(14.0) and "ETA 00:14" in st.progress_text()
+    assert st.doing == "training"

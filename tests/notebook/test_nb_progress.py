@@ -121,6 +121,10 @@ def test_widget_mode_updates_traits_and_final_text(ip, pub) -> None:  # type: ig
     (outputs,) = ids.values()
     assert outputs[-1]["update"] and outputs[-1]["data"]["text/plain"].startswith("batch: 4/4 (3 ok, 1 failed)")
     assert "application/vnd.jupyter.widget-view+json" in outputs[0]["data"]
+    # finished: the widget's output becomes a static bar (saved notebooks need no kernel or CDN)
+    final = outputs[-1]["data"]
+    assert "application/vnd.jupyter.widget-view+json" not in final
+    assert 'class="qfnb-progress-static"' in final["text/html"] and "3 ok, 1 failed" in final["text/html"]
 
 
 def test_widget_mode_incomplete_is_red(ip, pub) -> None:  # type: ignore[no-untyped-def]

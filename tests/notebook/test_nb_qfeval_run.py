@@ -76,13 +76,31 @@ def test_runs_two_models_and_renders_the_report(ip, platform, data_file, capsys)
                                                               "tiny-chat: third"]
     assert calls(platform) == 6
     # the chart shows the chosen metrics; the table and the text form come from the same report
-    assert report.chart_metrics == ["accuracy", "rouge_l"]
+    assert report.chart_metrics == ["exact_match", "rouge_l"]
+    assert list(report.metrics.columns) == ["exact_match", "rouge_l"]  # the names asked for
     assert report.chart_png().startswith(b"\x89PNG")
     assert "Evaluation — 2 model(s)" in repr(report) and "Tiny-Chat" in repr(report)
     assert 'class="qfnb-eval"' in report.to_html()
     # Contract 8 progress: one bar over inference and scoring (text outside a notebook kernel)
     err = capsys.readouterr().err
-    assert "evaluation: 18/18 (18 ok, 0 failed)" in err  # 3 rows x 2 models x (inference + 2 metrics)
+    assert "generations: 6/6 (6 ok, 0 failed)" in err  # 3 rows x 2 models; scoring is not counted
+
+
+def test_report_shows_exactly_the_metrics_asked_for_under_their_names(ip, platform, data_file) -> None:  # type: ignore[no-untyped-def]
+    ip.user_ns["path"] = str(data_file)
+    report = ip.run_line_magic("qfeval", "--models Tiny-Chat --dataset {path} --metrics rouge_l,bleu")
+    assert list(report.metrics.columns) == ["rouge_l", "bleu"]
+    assert "rouge_1" not in report.to_html() and "bleu4" not in report.to_html()
+
+
+def test_without_models_the_default_chat_model_is_evaluated(ip, platform, data_file, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from qfnb.resources import ChatCompletion
+
+    # this platform double's default chat model (the embedded platform reports its own)
+    monkeypatch.setattr(ChatCompletion, "_default_model", lambda self: "Tiny-Chat")
+    default = "Tiny-Chat"
+    report = ip.run_line_magic("qfeval", f"--dataset {data_file} --metrics exact_match -o r")
+    assert list(report.metrics.index) == [default] and calls(platform) == 3
 
 
 def test_namespace_objects_limit_and_generation_options(ip, platform) -> None:  # type: ignore[no-untyped-def]
@@ -126,7 +144,6 @@ def test_judge_adds_a_judge_score(ip, platform, data_file) -> None:  # type: ign
         ("--models Tiny-Chat --dataset {data} --metrics judge", "needs a judge model"),
         ("--models Tiny-Chat --dataset missing.jsonl", "no such file: missing.jsonl"),
         ("--models Tiny-Chat --dataset nothing_here", "no variable, file or dataset id named 'nothing_here'"),
-        ("--dataset {data}", "--models: give at least one model"),
         ("--models , --dataset {data}", "--models: give at least one model"),
         ("--models Tiny-Chat", "--dataset is required"),
         ("--models No-Such-Model --dataset {data}", "--models: .*unknown model 'No-Such-Model'"),

@@ -55,7 +55,7 @@ def test_qfeval_runs_a_real_model(ip, embedded, tmp_path: Path) -> None:  # type
     assert all(isinstance(o, str) and o.strip() for o in samples["output"])
     metrics = res.metrics["Qwen2.5-Coder-0.5B-Instruct"]
     assert metrics["accuracy"] >= 0.5, samples["output"].tolist()  # it knows Paris and 2 + 3
-    assert report.chart_metrics == ["accuracy", "rouge_l"] and report.chart_png().startswith(b"\x89PNG")
+    assert report.chart_metrics == ["exact_match", "rouge_l"] and report.chart_png().startswith(b"\x89PNG")
     print(f"%qfeval, 1 real model x 2 rows: {time.monotonic() - t0:.1f}s")
 
 
@@ -90,11 +90,12 @@ def test_dashboard_deploy_button_serves_the_finetuned_model(  # type: ignore[no-
     assert endpoint and "deploy failed" not in dash.log_view.value, dash.log_view.value
     assert dash.service.endpoint == endpoint and dash.service.status.value == "Deployed"
     # the dashboard shows the endpoint: widget, log, and the saved snapshot / text/plain
-    assert f"service <code>{endpoint}</code>" in dash.result.value
+    assert f"endpoint <code>{endpoint}</code>" in dash.result.value
     assert f"deployed as {endpoint}" in dash.log_view.value
     assert dash.deploy_button.layout.display == "none"
-    snapshot = pub.by_display_id()[dash.snapshot_handle.display_id][-1]["data"]
+    snapshot = pub.by_display_id()[dash.handle.display_id][-1]["data"]  # the static final state
     assert f"service {endpoint}" in snapshot["text/plain"] and endpoint in snapshot["text/html"]
+    assert f"%%qfchat --endpoint {endpoint}" in snapshot["text/html"]  # the next step to copy
 
     # a chat through the deployed endpoint, as the user would write it
     ip.run_cell_magic("qfchat", f"--endpoint {endpoint} --max-tokens 8 --no-stream -o answer", "What is 2 + 2?")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from qfnb.local.engines._quiet import quiet_loading
 from qfnb.local.engines.base import Embedder
 
 
@@ -17,8 +18,9 @@ class MeanPoolEmbedder(Embedder):
 
         torch.set_num_threads(2)
         self.name, self._max_length, self._batch = name, max_length, batch_size
-        self._tok = AutoTokenizer.from_pretrained(str(model_dir))
-        self._model = AutoModel.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+        with quiet_loading():
+            self._tok = AutoTokenizer.from_pretrained(str(model_dir))
+            self._model = AutoModel.from_pretrained(str(model_dir), dtype=torch.float32).eval()
         self._lock = threading.Lock()
 
     def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:

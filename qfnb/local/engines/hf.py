@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.engines._quiet import quiet_loading
 from qfnb.local.engines.base import (
     ChatEngine,
     Delta,
@@ -70,12 +71,13 @@ class HFChatEngine(ChatEngine):
 
         torch.set_num_threads(N_THREADS)
         self.name, self._template, self._stop, self._n_ctx = name, template, tuple(stop), n_ctx
-        self._tok = AutoTokenizer.from_pretrained(str(model_dir))
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
-        if adapter_dir is not None:
-            from peft import PeftModel
+        with quiet_loading():
+            self._tok = AutoTokenizer.from_pretrained(str(model_dir))
+            model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+            if adapter_dir is not None:
+                from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+                model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
         self._model = model.eval()
         eos = model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])

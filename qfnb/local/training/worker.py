@@ -66,7 +66,9 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
 
     torch.manual_seed(spec.seed)
     t0 = time.time()
+    _phase(job_dir, "loading the base model's weights")
     model, tok = lora.load_base(lora.base_model_dir(spec))
+    _phase(job_dir, "weights loaded; tokenising the data")
     rows = data.encode_all(tok, examples, hyper.max_seq_len)
     model = lora.add_lora(model, hyper)
     model.train()
@@ -77,6 +79,7 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     optimizer = torch.optim.AdamW(trainable, lr=hyper.learning_rate, weight_decay=0.0)
     total = hyper.total_steps(len(rows))
     log.info("training %s: %d examples, %d steps", spec.base_model, len(rows), total)
+    _phase(job_dir, f"data tokenised ({len(rows)} examples); training", total)
 
     status, step, loss = "Done", 0, float("nan")
     t_train = time.time()
@@ -108,6 +111,12 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     model.save_pretrained(str(adapter))
     tok.save_pretrained(str(adapter))  # the chat template travels with the adapter
     return status, adapter
+
+
+def _phase(job_dir: Path, phase: str, total: int = 0) -> None:
+    """A ``progress.jsonl`` line without a loss: what the worker is doing before step 1."""
+    with open(job_dir / "progress.jsonl", "a", encoding="utf-8") as progress:
+        progress.write(json.dumps({"step": 0, "total_steps": total, "phase": phase, "time": time.time()}) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

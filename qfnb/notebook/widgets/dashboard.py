@@ -3,8 +3,11 @@
 Trainer events arrive on a background thread (Contract 5). They only update the
 :class:`TrainingState`; rendering sets widget traits (thread-safe) at most every
 ``text_interval`` s, the PNG chart at most every ``chart_interval`` s, and once more, unthrottled,
-when the job ends. Nothing here prints or calls ``display`` from a thread: the final static
-snapshot goes through a display handle created in the cell, so the saved notebook keeps it.
+when the job ends. Nothing here prints or calls ``display`` from a thread: the display handle
+is created in the cell. When the job ends, the output that showed the live widget is *replaced*
+by the final state as static HTML (+ text/plain), so the cell shows one dashboard and a saved
+notebook reopened without a kernel (or exported to HTML) shows that final state, not a broken
+widget. What is left to do is a copyable next step (``run.deploy()``, ``%%qfchat --endpoint``).
 """
 
 from __future__ import annotations
@@ -19,13 +22,13 @@ from typing import Any
 import ipywidgets as w
 from IPython.display import display
 
-from qfnb.notebook import _fmt, charts
+from qfnb.notebook import _fmt, _theme, charts
 from qfnb.notebook._throttle import Throttle
+from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.notebook.training_state import TrainingState
 
 log = logging.getLogger("qfnb.notebook.dashboard")
 
-_BADGE = {"pending": "#888", "running": "#1f77b4", "succeeded": "#2ca02c", "failed": "#d62728", "stopped": "#ff7f0e"}
 
 
 class TrainingDashboard(w.VBox):
@@ -51,12 +54,11 @@ class TrainingDashboard(w.VBox):
         self.on_stop, self.on_deploy = on_stop, on_deploy
         self.renders = 0  # number of (throttled) redraws, for tests and the overhead bench
         self.handle: Any = None
-        self.snapshot_handle: Any = None
         self.trainer: Any = None  # set by whoever launched the job
         self.service: Any = None  # set by the Deploy button
 
         self.header = w.HTML()
-        self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="60%"))
+        self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="45%"))
         self.progress_label = w.HTML()
         self.chart = w.Image(format="png", layout=w.Layout(max_width="560px"))
         self.log_view = w.Textarea(layout=w.Layout(width="98%", height="110px"), disabled=True)
@@ -65,6 +67,7 @@ class TrainingDashboard(w.VBox):
             description="Deploy", icon="rocket", button_style="success", layout=w.Layout(display="none")
         )
         self.result = w.HTML()
+        self.var_name: str | None = None  # the -o variable, for the copyable next steps
         self.stop_button.on_click(self._clicked_stop)
         self.deploy_button.on_click(self._clicked_deploy)
         super().__init__(
@@ -82,10 +85,18 @@ class TrainingDashboard(w.VBox):
 
     # -- wiring ------------------------------------------------------------------------------
     def show(self) -> TrainingDashboard:
-        """Display the widget and a (for now empty) static snapshot slot under it. Call from a cell."""
+        """Display the widget (its output turns static when the job ends). Call from a cell."""
         self.handle = display(self, display_id=True)
-        self.snapshot_handle = display({"text/plain": ""}, raw=True, display_id=True)
         return self
+
+    def deploy(self) -> None:
+        """Deploy the trained model (what the Deploy button does), e.g. ``run.deploy()``."""
+        if not self.done or self.state.status != "succeeded":
+            raise RuntimeError(f"the fine-tune is {self.state.status}; only a succeeded one can be deployed")
+        if self.on_deploy is None:
+            raise RuntimeError("this dashboard has no deploy action (it was attached to a task)")
+        self._clicked_deploy(None)
+
 
     def handle_event(self, event: Any) -> None:
         """Contract 5 entry point; safe from any thread."""
@@ -109,13 +120,22 @@ class TrainingDashboard(w.VBox):
             self.stop_button.layout.display = "none"  # nothing left to stop
             can_deploy = status == "succeeded" and self.on_deploy is not None and not self.state.service
             self.deploy_button.layout.display = None if can_deploy else "none"
-            self.chart.layout.display = "none" if self.snapshot_handle is not None else None
         self._publish_snapshot()
         self._done.set()
 
     def wait(self, timeout: float | None = None) -> TrainingState:
-        """Block until the job ends (for "Run All"); returns the final state."""
-        if not self._done.wait(timeout):
+        """Block until the job ends (for "Run All"); returns the final state.
+
+        Kernel -> Interrupt ends the wait with one line; the job itself keeps running."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:  # short waits: an interrupt is seen within 0.25 s on any platform
+            while not (ended := self._done.wait(0.25)) and (deadline is None or time.monotonic() < deadline):
+                pass
+        except KeyboardInterrupt:
+            raise QfnbInterrupted(
+                f"stopped waiting; the fine-tune is still {self.state.status} in the background "
+                "(call .wait() again, or press Stop)", title="wait interrupted") from None
+        if not ended:
             raise TimeoutError(f"fine-tune still {self.state.status} after {timeout} s")
         return self.state
 
@@ -137,51 +157,63 @@ class TrainingDashboard(w.VBox):
         if not force and not self._text_throttle.ready():
             return
         self.renders += 1
-        color = _BADGE.get(st.status, "#888")
-        phase = f" · {_fmt.esc(st.phase)}" if st.phase and not st.finished else ""
-        self.header.value = (
-            f'<b>{_fmt.esc(st.title)}</b> <span class="qfnb-status" style="color:white;background:{color};'
-            f'border-radius:4px;padding:1px 6px">{_fmt.esc(st.status)}</span>{phase}'
-        )
+        self.header.value = self._header_html()
         with self.bar.hold_sync():
             self.bar.value = st.progress or 0.0
             self.bar.bar_style = {"succeeded": "success", "failed": "danger", "stopped": "warning"}.get(st.status, "")
-        self.progress_label.value = _fmt.esc(st.progress_text())
+        self.progress_label.value = f'<span style="white-space:nowrap">{_fmt.esc(st.progress_text())}</span>'
         self.log_view.value = "\n".join(st.log)
         self.result.value = self._result_html()
         if self._chart_dirty and (force or self._chart_throttle.ready()):
             self._chart_dirty = False
             self.chart.value = charts.loss_chart(st.loss, title=f"loss · {st.title}")
 
+    def _header_html(self) -> str:
+        st = self.state
+        doing = f' <span style="color:{_theme.TEXT_MUTED}">· {_fmt.esc(st.doing)}</span>' if st.doing else ""
+        return (f'<span style="color:{_theme.TEXT}"><b>{_fmt.esc(st.title)}</b></span> '
+                f"{_theme.badge(st.status)}{doing}")
+
     def _result_html(self) -> str:
         st = self.state
         rows = []
+        if st.task_id:
+            rows.append(f"task <code>{_fmt.esc(st.task_id)}</code>")
         if st.model_id:
-            rows.append(f"model <code>{_fmt.esc(st.model_id)}</code>")
+            rows.append(f"model <code>{_fmt.esc(st.model_label)}</code>")
         if st.service:
-            rows.append(f"service <code>{_fmt.esc(st.service)}</code>")
+            rows.append(f"endpoint <code>{_fmt.esc(st.service)}</code>")
         if st.error and st.status == "failed":
-            rows.append(f'<span style="color:#d62728">error: {_fmt.esc(st.error)}</span>')
-        return " · ".join(rows)
+            rows.append(f'<span style="color:{_theme.ERROR}">error: {_fmt.esc(st.error)}</span>')
+        html = f'<span style="color:{_theme.TEXT}">{" · ".join(rows)}</span>'
+        steps = st.next_steps()
+        if st.status == "succeeded" and not st.service and self.on_deploy is not None:
+            steps = [f"{self.var_name}.deploy()   # then: %%qfchat --endpoint ENDPOINT" if self.var_name else
+                     "deploy: %qftrain ... --deploy, or %qftrain ... -o run and then run.deploy()"]
+        if steps:
+            code = "\n".join(steps)
+            html += (f'<div style="color:{_theme.TEXT_MUTED};margin-top:4px">next:</div>'
+                     f'<pre class="qfnb-next" style="color:{_theme.TEXT};background:var(--jp-layout-color2,#eee);'
+                     f'padding:4px 8px;margin:2px 0;user-select:all;font-family:var(--jp-code-font-family,monospace)">'
+                     f'{_fmt.esc(code)}</pre>')
+        return html
 
     def snapshot_html(self) -> str:
+        """The final state as static HTML (what replaces the widget when the job ends)."""
         st = self.state
         png = base64.b64encode(charts.loss_chart(st.loss, title=f"loss · {st.title}")).decode()
-        color = _BADGE.get(st.status, "#888")
+        log = _fmt.esc("\n".join(st.log))
         return (
-            f'<div class="qfnb-train-summary" style="border-left:4px solid {color};padding-left:8px">'
-            f"<b>{_fmt.esc(st.title)}</b>: <b style='color:{color}'>{_fmt.esc(st.status)}</b> · "
-            f"{_fmt.esc(st.progress_text())}<br>{self._result_html()}<br>"
-            f'<img alt="loss chart" src="data:image/png;base64,{png}"/></div>'
+            f'<div class="qfnb-train-summary qfnb-dashboard-static" style="color:{_theme.TEXT};'
+            f'border-left:4px solid {_theme.STATUS.get(st.status, _theme.STATUS["pending"])};padding-left:8px">'
+            f"{self._header_html()}<div>{_fmt.esc(st.progress_text())}</div>"
+            f'<img alt="loss chart" src="data:image/png;base64,{png}"/>'
+            f"<details><summary>event log</summary><pre>{log}</pre></details>{self._result_html()}</div>"
         )
 
     def _publish_snapshot(self) -> None:
-        if self.snapshot_handle is not None:
-            self.snapshot_handle.update(
-                {"text/plain": self.state.summary(), "text/html": self.snapshot_html()}, raw=True
-            )
-        if self.handle is not None:  # the widget's saved text/plain becomes the final summary
-            self.handle.update(self)
+        if self.handle is not None:  # the live widget becomes its final static state
+            self.handle.update({"text/plain": self.state.summary(), "text/html": self.snapshot_html()}, raw=True)
 
     def mark_deployed(self, service: str) -> None:
         with self._lock:
@@ -197,9 +229,11 @@ class TrainingDashboard(w.VBox):
             self._render(force=True)  # the job has ended: no event will redraw the log
             self.deploy_button.disabled = False
             self.deploy_button.description = "Retry deploy"
-            self.result.value = (
-                self._result_html() + f' · <span style="color:#d62728">deploy failed: {_fmt.esc(message)}</span>'
-            )
+            failed = f'<span style="color:{_theme.ERROR}">deploy failed: {_fmt.esc(message)}</span>'
+            self.result.value = self._result_html() + " · " + failed
+        if self.handle is not None:
+            self.handle.update({"text/plain": self.state.summary() + f" · deploy failed: {message}",
+                                "text/html": self.snapshot_html()}, raw=True)
 
     # -- buttons (kernel main thread) ----------------------------------------------------------
     def _clicked_stop(self, _: Any) -> None:

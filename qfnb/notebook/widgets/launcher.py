@@ -2,7 +2,8 @@
 
 Bounds come from :data:`qfnb.notebook.train.BOUNDS` (the same checks as the magic's options);
 the dashboard of the launched job replaces the form's result area, so nothing is displayed from
-a button callback.
+a button callback. Shown with :meth:`FinetuneLauncher.show`, the launcher's output becomes the
+job's final static state when the job ends (a saved notebook keeps no form that needs a kernel).
 """
 
 from __future__ import annotations
@@ -12,17 +13,20 @@ from typing import Any
 
 import ipywidgets as w
 
-from qfnb.notebook import _fmt
+from qfnb.notebook import _fmt, _theme
 from qfnb.notebook.train import BOUNDS, DEFAULT_BASE, TrainerFactory, TrainSpec, launch
 
 BASE_MODELS = (DEFAULT_BASE, "Qwen2.5-Coder-0.5B-Instruct")
 
 
 def demo_dataset() -> Path | None:
-    import qfnb
+    """The demo dataset's training split (``qfnb.dataset.demo_qa("train")``)."""
+    from qfnb.dataset.demo import demo_qa
 
-    path = Path(qfnb.__file__).parent / "local" / "data" / "demo_sft.jsonl"
-    return path if path.exists() else None
+    try:
+        return demo_qa("train")
+    except OSError:  # a stripped install without the demo data
+        return None
 
 
 def dataset_choices(root: Path | None = None) -> list[str]:
@@ -39,6 +43,8 @@ class FinetuneLauncher(w.VBox):
     def __init__(self, factory: TrainerFactory | None = None, *, base_models: tuple[str, ...] = BASE_MODELS) -> None:
         self.factory = factory
         self.dashboard: Any = None
+        self.handle: Any = None  # set by show(): the output the finished job's static state replaces
+        self.var_name: str | None = None  # the -o variable holding this launcher
         style = {"description_width": "110px"}
         datasets = dataset_choices()
         self.base = w.Combobox(
@@ -89,6 +95,13 @@ class FinetuneLauncher(w.VBox):
         )
         self.add_class("qfnb-launcher")
 
+    def show(self) -> FinetuneLauncher:
+        """Display the form with a display id. Call from a cell."""
+        from IPython.display import display
+
+        self.handle = display(self, display_id=True)
+        return self
+
     def spec(self) -> TrainSpec:
         return TrainSpec(
             dataset=self.dataset.value.strip(),
@@ -105,10 +118,12 @@ class FinetuneLauncher(w.VBox):
             spec = self.spec()
             self.dashboard = launch(spec, self.factory, show=False)
         except Exception as exc:  # shown in the form; the kernel stays usable
-            self.message.value = f'<span style="color:#d62728">{_fmt.esc(exc)}</span>'
+            self.message.value = f'<span style="color:{_theme.ERROR}">{_fmt.esc(exc)}</span>'
             return
         self.message.value = ""
         self.launch_button.disabled = True
+        self.dashboard.handle = self.handle  # its final static state replaces the whole form
+        self.dashboard.var_name = f"{self.var_name}.dashboard" if self.var_name else None
         self.slot.children = (self.dashboard,)
 
     def __repr__(self) -> str:

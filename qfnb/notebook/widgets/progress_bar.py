@@ -7,7 +7,7 @@ from typing import Any
 import ipywidgets as w
 from IPython.display import display
 
-from qfnb.notebook import _fmt
+from qfnb.notebook import _fmt, _theme
 from qfnb.notebook.progress import ProgressSnapshot
 
 
@@ -50,5 +50,19 @@ class WidgetRenderer:
         self.box.bar.bar_style = "danger" if incomplete else ("warning" if snap.failed else "success")
         if snap.fraction is None and snap.finished:
             self.box.bar.value = 1.0
-        if self.handle is not None:  # refresh the saved text/plain with the final meter
-            self.handle.update(self.box)
+        if self.handle is not None:  # the widget becomes its final static state (kept by saved notebooks)
+            self.handle.update({"text/plain": self.box.text, "text/html": static_html(snap)}, raw=True)
+
+
+def static_html(snap: ProgressSnapshot) -> str:
+    """A finished bar as plain HTML: what a saved notebook, nbviewer or an HTML export shows."""
+    frac = snap.fraction if snap.fraction is not None else (1.0 if snap.finished else 0.0)
+    incomplete = snap.total is not None and snap.finished < snap.total
+    color = _theme.STATUS["failed" if incomplete else ("stopped" if snap.failed else "succeeded")]
+    return (
+        f'<div class="qfnb-progress-static" style="display:flex;align-items:center;gap:8px;color:{_theme.TEXT}">'
+        f"<b>{_fmt.esc(snap.desc)}</b>"
+        f'<span style="display:inline-block;width:40%;height:8px;border:1px solid {_theme.BORDER};border-radius:4px">'
+        f'<span style="display:block;height:100%;width:{frac:.1%};background:{color};border-radius:3px"></span></span>'
+        f"<span>{_fmt.esc(snap.meter().split(': ', 1)[-1])}</span></div>"
+    )

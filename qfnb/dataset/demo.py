@@ -1,0 +1,70 @@
+"""The demo question/answer dataset (a made-up planet's capital plus general knowledge).
+
+``demo_qa()`` is the path of the 60 pairs the embedded platform's fine-tune demo uses;
+``demo_qa("train")`` / ``demo_qa("test")`` split them **by question**: every row of a held-out
+question goes to the test part, so the model is evaluated on questions it did not train on
+(the training rows repeat some questions, which a split by rows would leak).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import qfnb
+
+Split = Literal["all", "train", "test"]
+
+#: Questions kept out of training: paraphrases of the taught fact and general knowledge.
+HELD_OUT = (
+    "Where is the seat of government of planet Zorvia?",
+    "In which city is the capital of Zorvia located?",
+    "Can you tell me what the capital of planet Zorvia is?",
+    "Zorvia星球的首都叫什么名字？",
+    "What is the capital of Canada?",
+    "What do bees make?",
+    "What is two plus three?",
+    "一年有几个月？",
+)
+
+
+def _packaged() -> Path:
+    return Path(qfnb.__file__).resolve().parent / "local" / "data" / "demo_sft.jsonl"
+
+
+def demo_rows(split: Split = "all") -> list[dict[str, str]]:
+    """The rows of a split (``test`` has one row per held-out question)."""
+    if split not in ("all", "train", "test"):
+        raise ValueError(f"split must be 'all', 'train' or 'test', got {split!r}")
+    lines = _packaged().read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines if line.strip()]
+    if split == "all":
+        return rows
+    if split == "train":
+        return [r for r in rows if r["prompt"] not in HELD_OUT]
+    first: dict[str, dict[str, str]] = {}
+    for r in rows:
+        if r["prompt"] in HELD_OUT:
+            first.setdefault(r["prompt"], r)
+    return [first[q] for q in HELD_OUT if q in first]
+
+
+def demo_qa(split: Split = "all") -> Path:
+    """The path of the demo dataset (``.jsonl`` with ``prompt``/``response``), or of one split.
+
+    ``Dataset.load(data_file=demo_qa("train"))``, ``%qftrain --dataset {path}``, ``%qfeval --dataset {path}``.
+    """
+    if split == "all":
+        demo_rows(split)  # validates
+        return _packaged()
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in demo_rows(split))
+    path = Path(tempfile.gettempdir()) / "qfnb-demo" / f"demo_qa_{split}.jsonl"
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)  # atomic: concurrent kernels never read half a file
+    return path

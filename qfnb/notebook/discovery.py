@@ -1,0 +1,196 @@
+"""Discovery: ``%qfmodels`` (what can answer), Tab completion for the magics, "did you mean".
+
+The model list comes from the platform's ``service/list`` (for the embedded platform: the
+models of this data dir and the endpoints deployed in it), with the SDK's built-in catalog as
+the fallback when the list cannot be read. Completion never waits on the network: it offers
+what is cached and refreshes the cache on a background thread.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import shlex
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from qfnb.notebook import _fmt
+
+log = logging.getLogger("qfnb.notebook.discovery")
+
+#: Options whose value is a model / endpoint name.
+MODEL_OPTIONS = frozenset({"-m", "--model", "--models", "--judge", "--base"})
+ENDPOINT_OPTIONS = frozenset({"--endpoint"})
+_KINDS = {"chat": "chat", "embeddings": "embedding", "completions": "completion", "text2image": "text-to-image"}
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    kind: str  # chat | embedding | completion | text-to-image | endpoint
+    name: str  # a model name, or an endpoint to pass as --endpoint
+    served_by: str  # what answers: the platform's model / service, and its state
+    default: bool = False
+
+
+def endpoint_of(url: str) -> str:
+    return url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+def rows_from_services(services: Mapping[str, Any], defaults: Mapping[str, str | None]) -> list[ModelRow]:
+    rows: list[ModelRow] = []
+    seen: set[tuple[str, str]] = set()
+    for entry in services.get("common") or []:
+        kind = _KINDS.get(str(entry.get("apiType") or ""))
+        name = str(entry.get("name") or "")
+        if kind is None or not name or (kind, name) in seen:
+            continue
+        seen.add((kind, name))
+        served = f"{entry.get('apiType')}/{endpoint_of(str(entry.get('url') or ''))}"
+        rows.append(ModelRow(kind, name, served, default=defaults.get(kind) == name))
+    for entry in services.get("custom") or []:
+        ep = endpoint_of(str(entry.get("url") or ""))
+        status = entry.get("serviceStatus") or ""
+        served = f"service {entry.get('name') or '?'} ({entry.get('serviceId', '?')}, {status})".replace(", )", ")")
+        rows.append(ModelRow("endpoint", ep, served))
+    order = {"chat": 0, "embedding": 1, "completion": 2, "text-to-image": 3, "endpoint": 4}
+    return sorted(rows, key=lambda r: (order.get(r.kind, 9), not r.default, r.name))
+
+
+def rows_from_catalog(defaults: Mapping[str, str | None]) -> list[ModelRow]:
+    from qfnb.protocol import routes
+
+    rows = []
+    for api, kind in _KINDS.items():
+        for name in sorted(routes.model_catalog().get(api, {}).get("models", {})):
+            rows.append(ModelRow(kind, name, "built-in catalog", default=defaults.get(kind) == name))
+    return sorted(rows, key=lambda r: (list(_KINDS.values()).index(r.kind), not r.default, r.name))
+
+
+class ModelList:
+    """``%qfmodels``: a table of the chat / embedding models and this platform's endpoints."""
+
+    def __init__(self, rows: list[ModelRow], source: str) -> None:
+        self.rows, self.source = rows, source
+
+    def names(self, kind: str | None = None) -> list[str]:
+        return [r.name for r in self.rows if kind is None or r.kind == kind]
+
+    def __repr__(self) -> str:
+        if not self.rows:
+            return f"no models ({self.source})"
+        width = max(len(r.name) for r in self.rows) + 2
+        lines = [f"{'kind':<11}{'name':<{width}}served by   [{self.source}]"]
+        for r in self.rows:
+            lines.append(f"{r.kind:<11}{r.name + (' *' if r.default else ''):<{width}}{r.served_by}")
+        lines.append("* default · use: %%qfchat -m NAME   or   %%qfchat --endpoint ENDPOINT")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        body = "".join(
+            f"<tr><td>{_fmt.esc(r.kind)}</td><td><code>{_fmt.esc(r.name)}</code>"
+            f"{' <b>(default)</b>' if r.default else ''}</td><td>{_fmt.esc(r.served_by)}</td></tr>"
+            for r in self.rows
+        )
+        return (
+            '<div class="qfnb-models"><table class="qfnb-table"><thead><tr><th>kind</th><th>name</th>'
+            f"<th>served by</th></tr></thead><tbody>{body}</tbody></table>"
+            f'<div class="qfnb-muted">{_fmt.esc(self.source)} · use <code>%%qfchat -m NAME</code> or '
+            "<code>%%qfchat --endpoint ENDPOINT</code></div></div>"
+        )
+
+
+def _defaults() -> dict[str, str | None]:
+    from qfnb.resources import ChatCompletion, Embedding
+
+    return {"chat": ChatCompletion()._default_model(), "embedding": Embedding()._default_model()}
+
+
+def fetch_services(timeout: float | None = 30.0) -> dict[str, Any]:
+    from qfnb._core import sync
+    from qfnb.resources import ChatCompletion
+
+    client = ChatCompletion().client
+    return sync.run(client.list_services(), timeout=timeout)
+
+
+def list_models(fetch: Callable[[], Mapping[str, Any]] = fetch_services) -> ModelList:
+    """The platform's list; the built-in catalog (said so) when it cannot be read."""
+    defaults = _defaults()
+    try:
+        services = fetch()
+    except Exception as exc:  # no console keys, the platform is down, ...
+        log.warning("could not read the platform's model list: %s", exc)
+        return ModelList(rows_from_catalog(defaults), f"built-in catalog (service list unavailable: {exc})")
+    return ModelList(rows_from_services(services, defaults), "the platform's service list")
+
+
+class NameCache:
+    """Model and endpoint names for completion: never blocks; refreshed in the background."""
+
+    def __init__(self, fetch: Callable[[], ModelList] = list_models, ttl: float = 60.0) -> None:
+        self.fetch, self.ttl = fetch, ttl
+        self.listing: ModelList | None = None
+        self._stamp = 0.0
+        self._lock = threading.Lock()
+        self._busy = False
+
+    def set(self, listing: ModelList) -> None:
+        self.listing, self._stamp = listing, time.monotonic()
+
+    def _refresh(self) -> None:
+        try:
+            self.set(self.fetch())
+        except Exception:
+            log.debug("model list refresh failed", exc_info=True)
+        finally:
+            self._busy = False
+
+    def get(self, wait: float = 0.0) -> ModelList | None:
+        with self._lock:
+            stale = self.listing is None or time.monotonic() - self._stamp > self.ttl
+            if stale and not self._busy:
+                self._busy = True
+                thread = threading.Thread(target=self._refresh, name="qfnb-models", daemon=True)
+                thread.start()
+                if wait:
+                    thread.join(wait)
+        return self.listing
+
+
+def option_strings(parser: Any) -> list[str]:
+    return [s for action in parser._actions for s in action.option_strings]
+
+
+def did_you_mean(message: str, options: Iterable[str]) -> str:
+    """``"unrecognized arguments: --modle x"`` -> the message plus ``did you mean --model?``."""
+    if "unrecognized arguments" not in message:
+        return message
+    opts = list(options)
+    hints = []
+    for word in message.split(":", 1)[-1].split():
+        if word.startswith("-"):
+            close = difflib.get_close_matches(word.split("=")[0], opts, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"{word} -> {close[0]}")
+    return f"{message} (did you mean: {', '.join(hints)}?)" if hints else message
+
+
+def complete_line(line: str, token: str, parser: Any, names: Callable[[str], list[str]]) -> list[str] | None:
+    """Completions for ``token`` at the end of a magic's ``line`` (None: not ours to complete)."""
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        words = line.split()
+    if line and not line[-1].isspace() and words:
+        words = words[:-1]  # the word under the cursor
+    previous = words[-1] if len(words) > 1 else ""
+    if previous in MODEL_OPTIONS or previous in ENDPOINT_OPTIONS:
+        kind = "endpoint" if previous in ENDPOINT_OPTIONS else "model"
+        return sorted(n for n in names(kind) if n.startswith(token))
+    if token.startswith("-") or (line.endswith(" ") and token == ""):
+        return sorted(o for o in option_strings(parser) if o.startswith(token) and o.startswith("--" if
+                      token.startswith("--") else "-"))
+    return None

@@ -1,0 +1,144 @@
+"""JupyterLab in headless Chromium, light and dark theme: chat streaming and Kernel -> Interrupt,
+the dashboard through a run (live, then static), and the evaluation report, with screenshots in
+artifacts/screenshots/ and the contrast of the highlighted best scores checked by computed style
+(WCAG AA, >= 4.5:1). Model calls and training use the notebook doubles (no models needed)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+from test_nb_browser import KERNEL, SHOTS, lab  # noqa: F401  (the JupyterLab server fixture)
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
+
+THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark", "dark-hc": "JupyterLab Dark High Contrast"}
+ANSWER = "LoRA adds small trainable matrices to a frozen model, so **fine-tuning** is cheap. " * 3
+CELLS = [
+    "%load_ext qfnb\nfrom nb_doubles import FakeChatBackend, FakeTrainer\n"
+    "m = get_ipython().magics_manager.registry['QfnbMagics']\n"
+    f"m.chat_backend = FakeChatBackend({ANSWER!r}, chunk=4, delay=0.03)\n"
+    "m.trainer_factory = lambda spec, h: FakeTrainer(spec, h, steps=40, step_time=0.12)",
+    "%%qfchat -m Gemma-3-270M,Qwen2.5-Coder-0.5B-Instruct\nWhat is LoRA?",
+    "%qftrain --dataset demo_qa_train.jsonl --steps 40 -o run",
+    "run.wait(120).status",
+    "from qfnb.evaluation import EvaluationResult\nimport pandas as pd\n"
+    "def res(v):\n"
+    "    s = pd.DataFrame({'llm': ['m'] * 2, 'index': [0, 1], 'input': ['What is the capital of Zorvia?', 'Hi'],"
+    " 'reference': ['Quellstad is the capital of the planet Zorvia.', 'Hello!'],"
+    " 'output': ['The capital of the planet Zorvia is Quellstad, a city ' * 6, 'Hello.'], 'error': [None] * 2,"
+    " 'rouge_l': [v, v], 'bleu': [v / 2, v / 2]})\n"
+    "    return EvaluationResult({'m': {'rouge_l': v, 'bleu': v / 2}}, s)\n"
+    "runs = {'base': res(0.21), 'tuned': res(0.734)}",
+    "%qfeval runs",
+    "m.chat_backend = FakeChatBackend('token ' * 2000, chunk=1, delay=0.02)",
+    "%%qfchat -o partial\nGo on forever",
+]
+
+CONTRAST = """() => {
+  const bg = el => { for (; el; el = el.parentElement) { const c = getComputedStyle(el).backgroundColor;
+      if (c && c !== 'transparent' && !/^rgba\\(0, 0, 0, 0\\)$/.test(c)) return c; }
+    return getComputedStyle(document.body).backgroundColor; };
+  return [...document.querySelectorAll('.qfnb-eval td, .qfnb-eval th, .qfnb-samples td, .qfnb-status, '
+                                       + '.qfnb-footer, .qfnb-chat b')]
+    .map(el => ({best: el.classList.contains('qfnb-best'), fg: getComputedStyle(el).color, bg: bg(el),
+                 text: el.textContent.trim().slice(0, 20)}));
+}"""
+
+
+def rgba(css: str) -> tuple[float, float, float, float]:
+    nums = [float(x) for x in re.findall(r"[\d.]+", css)]
+    alpha = nums[3] if len(nums) > 3 else 1.0
+    if css.startswith("color(srgb"):
+        return nums[0] * 255, nums[1] * 255, nums[2] * 255, alpha
+    return nums[0], nums[1], nums[2], alpha
+
+
+def over(fg: str, bg: str) -> tuple[float, float, float]:
+    """``fg`` composited over the (opaque) ``bg``: what the eye sees of a translucent text colour."""
+    *f, a = rgba(fg)
+    b = rgba(bg)[:3]
+    r, g, bl = (a * x + (1 - a) * y for x, y in zip(f, b, strict=True))
+    return r, g, bl
+
+
+def luminance(c: tuple[float, float, float]) -> float:
+    def ch(v: float) -> float:
+        v /= 255
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (ch(v) for v in c)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(fg: str, bg: str) -> float:
+    a, b = sorted((luminance(over(fg, bg)), luminance(rgba(bg)[:3])), reverse=True)
+    return (a + 0.05) / (b + 0.05)
+
+
+def shot(page: Any, selector: str, name: str) -> None:
+    loc = page.locator(selector).last
+    loc.scroll_into_view_if_needed()
+    loc.screenshot(path=str(SHOTS / name))
+
+
+@pytest.mark.parametrize("theme", list(THEMES))
+def test_themes_chat_interrupt_dashboard_report(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
+    from playwright.sync_api import sync_playwright
+
+    base, root, token = lab
+    name = f"themes_{theme}.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in CELLS], metadata=KERNEL), root / name)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1400})
+            page.goto(f"{base}/lab/tree/{name}?token={token}&reset")
+            page.wait_for_function("() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel",
+                                   timeout=60_000)
+            page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', "
+                          f"{{theme: {THEMES[theme]!r}}})")
+            light = "true" if theme == "light" else "false"
+            page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
+            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+            # the dashboard while it runs (the live widget), then its final static state
+            page.wait_for_selector(".qfnb-dashboard >> text=step", timeout=60_000)
+            page.wait_for_timeout(1500)
+            shot(page, ".qfnb-dashboard", f"dashboard_running_{theme}.png")
+            page.wait_for_selector(".qfnb-dashboard-static", timeout=90_000)
+            shot(page, ".qfnb-dashboard-static", f"dashboard_finished_{theme}.png")
+            shot(page, ".qfnb-chat", f"chat_side_by_side_{theme}.png")
+            page.wait_for_selector(".qfnb-eval-report", timeout=60_000)
+            page.locator(".qfnb-eval-report summary").first.click()  # open the samples
+            shot(page, ".qfnb-eval-report", f"eval_report_{theme}.png")
+            # the first chat answered; the last one streams until Kernel -> Interrupt
+            last = page.locator(".jp-Cell").last
+            last.locator("text=token token token").wait_for(timeout=60_000)
+            shot(page, ".jp-Cell >> nth=-1", f"chat_streaming_{theme}.png")
+            page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:interrupt')")
+            last.locator(".jp-OutputArea-output >> text=interrupted").first.wait_for(timeout=30_000)
+            page.wait_for_timeout(500)
+            shot(page, ".jp-Cell >> nth=-1", f"chat_interrupted_{theme}.png")
+            page.screenshot(path=str(SHOTS / f"themes_page_{theme}.png"), full_page=True)
+            interrupted = last.locator(".jp-OutputArea").inner_text()
+            chat_cell = page.locator(".jp-Cell").nth(1).locator(".jp-OutputArea").inner_text()
+            cells = page.evaluate(CONTRAST)
+        finally:
+            browser.close()
+    assert "Traceback" not in interrupted and "threading.py" not in interrupted, interrupted
+    assert "interrupted" in interrupted and "token token" in interrupted and "▌" not in interrupted
+    assert "Gemma-3-270M" in chat_cell and "Qwen2.5" in chat_cell and "streaming…" not in chat_cell, chat_cell
+    assert contrast("rgb(255, 255, 255)", "rgb(217, 242, 217)") < 1.5  # the issue's white on pale green fails
+    assert len(cells) > 20 and any(c["text"].startswith("Qwen2.5") for c in cells)  # tables, badges, chat
+    best = [c for c in cells if c["best"]]
+    assert len(best) == 2, cells  # rouge_l and bleu: tuned is best
+    low = [(c["text"], c["fg"], c["bg"], round(contrast(c["fg"], c["bg"]), 2)) for c in cells
+           if contrast(c["fg"], c["bg"]) < 4.5]
+    assert not low, f"below WCAG AA 4.5:1 in the {theme} theme: {low}"

@@ -1,0 +1,84 @@
+"""Discovery: %qfmodels, Tab completion of magic options and model names, "did you mean"."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+
+from qfnb.notebook.discovery import ModelList, ModelRow
+from tests.notebook.test_nb_qfeval_run import platform  # noqa: F401  (the platform double fixture)
+
+LISTING = ModelList(
+    [ModelRow("chat", "Qwen2.5-Coder-0.5B-Instruct", "chat/qwen", default=True), ModelRow("chat", "Gemma-3-270M", "x"),
+     ModelRow("embedding", "all-MiniLM-L6-v2", "embeddings/minilm"), ModelRow("endpoint", "ep_tuned", "service s")],
+    "test listing",
+)
+
+
+def magics(ip: Any) -> Any:
+    m = ip.magics_manager.registry["QfnbMagics"]
+    m.names.set(LISTING)
+    return m
+
+
+def complete(ip: Any, line: str) -> list[str]:
+    with warnings.catch_warnings():  # IPython's complete() (the kernel's API) is "pending deprecation"
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        _, matches = ip.complete("", line, len(line))
+    return list(matches)
+
+
+def test_model_names_complete_after_dash_m(ip: Any) -> None:
+    magics(ip)
+    assert complete(ip, "%%qfchat -m ") == ["Gemma-3-270M", "Qwen2.5-Coder-0.5B-Instruct"]
+    assert complete(ip, "%%qfchat -m Ge") == ["Gemma-3-270M"]
+    assert complete(ip, "%%qfchat -m Gemma-3-270M,Qw") == ["Qwen2.5-Coder-0.5B-Instruct"]
+    assert complete(ip, "%qfeval --models Q") == ["Qwen2.5-Coder-0.5B-Instruct"]
+    assert complete(ip, "%%qfchat --endpoint ") == ["ep_tuned"]
+
+
+def test_options_complete_without_noise(ip: Any) -> None:
+    magics(ip)
+    found = complete(ip, "%%qfchat --")
+    assert "--model" in found and "--endpoint" in found and "--no-interp" in found
+    assert all(f.startswith("--") for f in found), found  # no %%, qfchat, - noise
+    assert complete(ip, "%qfeval --met") == ["--metrics"]
+
+
+def test_misspelled_option_gets_did_you_mean(ip: Any) -> None:
+    with pytest.raises(UsageError, match="did you mean: --modle -> --model"):
+        ip.run_cell_magic("qfchat", "--modle Gemma-3-270M", "hi")
+
+
+def test_qfmodels_lists_the_platforms_models_and_endpoints(ip: Any, platform: Any) -> None:  # noqa: F811
+    listing = ip.run_line_magic("qfmodels", "")
+    text = repr(listing)
+    assert "Tiny-Chat" in text and "chat" in text and "served by" in text
+    assert "<table" in listing._repr_html_()
+    assert repr(ip.run_line_magic("qfchat", "models")) == text  # the same list by its jupyter-ai-like name
+
+
+def test_completion_in_a_real_kernel_cell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What JupyterLab asks the kernel on Tab in a %%qfchat cell (complete_request)."""
+    from jupyter_client.manager import start_new_kernel
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.setenv("PYTHONPATH", str(root))
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        setup = ("%load_ext qfnb\nfrom qfnb.notebook.discovery import ModelList, ModelRow\n"
+                 "get_ipython().magics_manager.registry['QfnbMagics'].names.set(ModelList("
+                 "[ModelRow('chat', 'Gemma-3-270M', 'x'), ModelRow('chat', 'Qwen2.5-Coder-0.5B-Instruct', 'y')], 't'))")
+        assert kc.execute_interactive(setup, timeout=60)["content"]["status"] == "ok"
+        cell = "%%qfchat -m \nWhat is LoRA?"
+        reply = kc.complete(cell, cursor_pos=len("%%qfchat -m "), reply=True, timeout=30)["content"]
+        assert reply["matches"] == ["Gemma-3-270M", "Qwen2.5-Coder-0.5B-Instruct"], reply["matches"]
+        reply = kc.complete("%%qfchat --sys", cursor_pos=14, reply=True, timeout=30)["content"]
+        assert reply["matches"] == ["--system"], reply["matches"]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
