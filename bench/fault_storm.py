@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qfnb import ChatCompletion, QfResponse  # noqa: E402
-from qfnb._core.config import Config  # noqa: E402
-from tests.fakes.cloud import FakeQianfan, serve  # noqa: E402
+from qfnb import ChatCompletion, QfResponse
+from qfnb._core.config import Config
+from tests.fakes.cloud import FakeQianfan, serve
 
 STORM = ("429", "500", "503", "code:18", "code:336100", "drop")
 

@@ -300,6 +300,7 @@ def handle_magic(magics: Any, args: Any, line: str) -> Any:
         magics.dashboards[task_id] = dash
         if args.output:
             magics.user_ns[args.output] = dash
+            dash.var_name = args.output
         return None
     elif args.dataset is None and all(getattr(args, n) is None for n in BOUNDS) and args.base is None:
         from qfnb.notebook.widgets.launcher import FinetuneLauncher

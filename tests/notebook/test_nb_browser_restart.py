@@ -30,18 +30,21 @@ DOUBLES = ["--registry", "tests.local.platform_doubles:FakeRegistry",
 
 CELLS = [
     "%load_ext qfnb",
-    "%qftrain --base Tiny-Chat --dataset train.jsonl --steps 300",
+    "%qftrain --base Tiny-Chat --dataset train.jsonl --steps 1500",
     "%load_ext qfnb\n%qftrain --attach -o run",
-    "run.wait(180).status",
+    "run.wait(240).status",
+    "run.deploy()  # what the finished dashboard's next step says\n"
+    "import time\ndeadline = time.time() + 60\nwhile run.state.service is None and time.time() < deadline:\n"
+    "    time.sleep(0.2)\n"
     "ep = run.state.service\nep",
-    "%qfeval --models Tiny-Chat,$ep --dataset eval.jsonl --metrics exact_match -o report",
+    "%qfeval --models Tiny-Chat,{ep} --dataset eval.jsonl --metrics exact_match -o report",
 ]
 RUN_CELL = """async (index) => {
     const panel = window.jupyterapp.shell.currentWidget;
     panel.content.activeCellIndex = index;
     await window.jupyterapp.commands.execute('notebook:run-cell');
 }"""
-KERNEL_IDLE = "() => window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel?.status === 'idle'"
+KERNEL_IDLE = "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'"
 
 
 @pytest.fixture
@@ -79,7 +82,8 @@ def test_finetune_survives_kernel_restart_and_attach(daemon_lab: tuple[str, Path
                 page.evaluate(RUN_CELL, index)
             cells = page.locator(".jp-Notebook .jp-Cell")
             # the job is running: its dashboard counts steps
-            cells.nth(1).locator("text=/step [1-9][0-9]*\\/300/").first.wait_for(timeout=60_000)
+            cells.nth(1).locator("text=/step [1-9][0-9]*\\/1500/").first.wait_for(timeout=60_000)
+            assert "%qftrain --attach task-" in cells.nth(1).inner_text()  # the dashboard says how to come back
             page.screenshot(path=str(SHOTS / "restart_before.png"))
 
             page.get_by_text("Kernel", exact=True).first.click()
@@ -90,23 +94,26 @@ def test_finetune_survives_kernel_restart_and_attach(daemon_lab: tuple[str, Path
 
             for index in (2, 3):
                 page.evaluate(RUN_CELL, index)
-            cells.nth(3).locator("text='succeeded'").wait_for(timeout=180_000)
+            cells.nth(3).locator(".jp-OutputArea-output", has_text="succeeded").wait_for(timeout=240_000)
             attached = cells.nth(2)
-            assert attached.locator(".qfnb-dashboard").count() == 1  # one dashboard, not two
+            # one dashboard, not two (a finished one turns into its static final state)
+            assert attached.locator(".qfnb-dashboard, .qfnb-train-summary").count() == 1
             dash_text = attached.inner_text()
-            assert "step 300/300" in dash_text and "stopped" not in dash_text, dash_text
-            assert attached.locator(".qfnb-dashboard img").count() >= 1  # the loss chart
-
-            attached.locator("button", has_text="Deploy").click()
-            attached.locator("text=/deployed as /").first.wait_for(timeout=60_000)
-            page.screenshot(path=str(SHOTS / "restart_attached_deployed.png"), full_page=True)
-            for index in (4, 5):
-                page.evaluate(RUN_CELL, index)
+            assert "1500/1500" in dash_text and "stopped" not in dash_text, dash_text
+            assert attached.locator("img").count() >= 1  # the loss chart
+            assert "run.deploy()" in dash_text  # the next step names the -o variable
+            page.screenshot(path=str(SHOTS / "restart_attached_finished.png"), full_page=True)
+            page.evaluate(RUN_CELL, 4)
+            cells.nth(4).locator(".jp-OutputArea-output", has_text="ep_").wait_for(timeout=90_000)
+            page.evaluate(RUN_CELL, 5)
             report = cells.nth(5)
-            report.locator("text=exact_match").first.wait_for(timeout=120_000)
+            report.locator(".jp-OutputArea-output", has_text="exact_match").first.wait_for(timeout=120_000)
             report.scroll_into_view_if_needed()
             page.screenshot(path=str(SHOTS / "restart_qfeval_after_deploy.png"), full_page=True)
             report_text = report.inner_text()
             assert "no deployed service" not in report_text and "Error" not in report_text, report_text
+        except Exception:
+            page.screenshot(path=str(SHOTS / "restart_failure.png"), full_page=True)
+            raise
         finally:
             browser.close()

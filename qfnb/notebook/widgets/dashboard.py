@@ -179,6 +179,9 @@ class TrainingDashboard(w.VBox):
         rows = []
         if st.task_id:
             rows.append(f"task <code>{_fmt.esc(st.task_id)}</code>")
+            if not self.done and not self._finishing:  # the job outlives this kernel: say how to find it
+                rows.append(f'after a kernel restart: <code style="user-select:all">%qftrain --attach '
+                            f"{_fmt.esc(st.task_id)}</code>")
         if st.model_id:
             rows.append(f"model <code>{_fmt.esc(st.model_label)}</code>")
         if st.service:
