@@ -17,7 +17,6 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
 
 log = logging.getLogger("qfnb.notebook.train")
@@ -214,7 +213,7 @@ def _platform_detail(task_id: str) -> dict[str, Any]:
     return dict(resp["result"])
 
 
-def _platform_stop(task_id: str) -> None:
+def platform_stop(task_id: str) -> None:
     from qfnb.resources.console import FineTune
 
     FineTune.V2.stop_task(task_id=task_id)
@@ -224,7 +223,7 @@ def attach(
     task_id: str,
     *,
     fetch: Callable[[str], dict[str, Any]] = _platform_detail,
-    stop: Callable[[str], None] = _platform_stop,
+    stop: Callable[[str], None] = platform_stop,
     interval: float = 1.0,
     show: bool = True,
 ) -> TrainingDashboard:
@@ -254,39 +253,3 @@ def attach(
 
     threading.Thread(target=poll, name=f"qftrain-attach-{task_id}", daemon=True).start()
     return dash
-
-
-def handle_magic(magics: Any, args: Any, line: str) -> Any:
-    """Dispatch the parsed ``%qftrain`` arguments."""
-    if args.stop:
-        try:
-            _platform_stop(args.stop)
-        except Exception as exc:
-            raise QfnbCellError(f"could not stop task {args.stop}: {exc}", title="qftrain") from exc
-        return f"stop requested for task {args.stop}"
-    if args.attach:
-        try:
-            dash = attach(args.attach, **magics.attach_options)
-        except UsageError:
-            raise
-        except Exception as exc:
-            raise QfnbCellError(f"cannot attach to task {args.attach}: {exc}", title="qftrain") from exc
-    elif args.dataset is None and all(getattr(args, n) is None for n in BOUNDS) and args.base is None:
-        from qfnb.notebook.widgets.launcher import FinetuneLauncher
-
-        launcher = FinetuneLauncher(factory=magics.trainer_factory)
-        if args.output:
-            magics.user_ns[args.output] = launcher
-        return launcher
-    else:
-        spec = TrainSpec.from_args(args)
-        try:
-            dash = launch(spec, magics.trainer_factory)
-        except UsageError:
-            raise
-        except Exception as exc:  # bad dataset, unknown base model, ...: one clear line
-            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qftrain could not start") from exc
-    magics.dashboards[dash.state.title] = dash
-    if args.output:
-        magics.user_ns[args.output] = dash
-    return None

@@ -9,9 +9,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from qfnb._core.errors import ValidationError as QfValidationError
-from qfnb.resources.console.consts import DeployPoolType
+from qfnb.model.configs import DeployConfig
+from qfnb.model.configs import raise_first_error as _raise_first
 
-from .consts import ServiceType
+__all__ = ["DeployConfig", "TrainConfig"]
 
 _PEFT = {"lora": "LoRA", "fullfinetuning": "FullFineTuning", "full": "FullFineTuning",
          "all": "FullFineTuning", "prompttuning": "PromptTuning", "ptuning": "PromptTuning"}
@@ -26,12 +27,6 @@ def _camel(name: str) -> str:
         return "Packing"
     head, *rest = name.split("_")
     return head + "".join(p.title() for p in rest)
-
-
-def _raise_first(exc: ValidationError) -> None:
-    err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or "config"
-    raise QfValidationError(field, err["msg"]) from None
 
 
 class TrainConfig(BaseModel):
@@ -94,34 +89,3 @@ class TrainConfig(BaseModel):
         if not isinstance(data, dict):
             raise QfValidationError("train_config", f"{p.name} must hold a mapping of fields")
         return cls(**data)
-
-
-class DeployConfig(BaseModel):
-    """How to deploy a model as a service."""
-
-    model_config = ConfigDict(extra="forbid", use_enum_values=False)
-
-    name: str = ""
-    endpoint_suffix: str = ""
-    endpoint_prefix: str = ""
-    description: str = ""
-    replicas: int = Field(1, ge=1, le=100)
-    pool_type: DeployPoolType = DeployPoolType.PrivateResource
-    service_type: ServiceType = ServiceType.Chat
-    hours: int = Field(1, ge=1)
-    resource_type: str = "GPU-I-2"
-    qps: float | None = Field(None, gt=0)
-    extras: dict[str, Any] = Field(default_factory=dict)
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            _raise_first(exc)
-
-    @field_validator("endpoint_suffix", "endpoint_prefix")
-    @classmethod
-    def _suffix(cls, value: str) -> str:
-        if value and not all(c.isalnum() or c in "_-" for c in value):
-            raise ValueError("may contain only letters, digits, '_' and '-'")
-        return value

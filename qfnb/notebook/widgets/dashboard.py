@@ -19,8 +19,8 @@ from typing import Any
 import ipywidgets as w
 from IPython.display import display
 
+from qfnb._core.throttle import Throttle
 from qfnb.notebook import _fmt, charts
-from qfnb.notebook._throttle import Throttle
 from qfnb.notebook.training_state import TrainingState
 
 log = logging.getLogger("qfnb.notebook.dashboard")

@@ -1,5 +1,7 @@
 """The fine-tune launcher: pick a base model and a dataset, set hyperparameters, Launch.
 
+It lives beside ``train`` (not in ``widgets/``) because it drives ``train.launch``; it also holds
+the ``%qftrain`` dispatch, which shows this form or launches directly.
 Bounds come from :data:`qfnb.notebook.train.BOUNDS` (the same checks as the magic's options);
 the dashboard of the launched job replaces the form's result area, so nothing is displayed from
 a button callback.
@@ -11,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
+from IPython.core.error import UsageError
 
-from qfnb.notebook import _fmt
+from qfnb.notebook import _fmt, train
+from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.train import BOUNDS, DEFAULT_BASE, TrainerFactory, TrainSpec, launch
 
 BASE_MODELS = (DEFAULT_BASE, "Qwen2.5-Coder-0.5B-Instruct")
@@ -115,3 +119,37 @@ class FinetuneLauncher(w.VBox):
         if self.dashboard is not None:
             return repr(self.dashboard)
         return f"[qftrain launcher] base={self.base.value} dataset={self.dataset.value or '?'}"
+
+
+def handle_magic(magics: Any, args: Any, line: str) -> Any:
+    """Dispatch the parsed ``%qftrain`` arguments."""
+    if args.stop:
+        try:
+            train.platform_stop(args.stop)
+        except Exception as exc:
+            raise QfnbCellError(f"could not stop task {args.stop}: {exc}", title="qftrain") from exc
+        return f"stop requested for task {args.stop}"
+    if args.attach:
+        try:
+            dash = train.attach(args.attach, **magics.attach_options)
+        except UsageError:
+            raise
+        except Exception as exc:
+            raise QfnbCellError(f"cannot attach to task {args.attach}: {exc}", title="qftrain") from exc
+    elif args.dataset is None and all(getattr(args, n) is None for n in train.BOUNDS) and args.base is None:
+        launcher = FinetuneLauncher(factory=magics.trainer_factory)
+        if args.output:
+            magics.user_ns[args.output] = launcher
+        return launcher
+    else:
+        spec = train.TrainSpec.from_args(args)
+        try:
+            dash = train.launch(spec, magics.trainer_factory)
+        except UsageError:
+            raise
+        except Exception as exc:  # bad dataset, unknown base model, ...: one clear line
+            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qftrain could not start") from exc
+    magics.dashboards[dash.state.title] = dash
+    if args.output:
+        magics.user_ns[args.output] = dash
+    return None
