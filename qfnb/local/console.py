@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.protocol.console import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
-from qfnb.protocol.errors import ErrorCode
 
 from .datasets import EXPORT_BUCKET, append_rows, dataset_rows, export_lines, import_files, read_file_rows
 from .platform import Platform
@@ -278,12 +277,6 @@ def export_dataset(platform: Platform, ds: dict[str, Any]) -> dict[str, Any]:
                     "exportType": 1, "exportTo": 0, "entityCount": len(rows), "startTime": iso(started),
                     "finishTime": iso(time.time()), "bucket": EXPORT_BUCKET, "key": key})
     return platform.store.update("datasets", ds["id"], exports=exports)
-
-
-def check_version_ready(version: dict[str, Any]) -> None:
-    if version.get("state") != ModelVersionState.READY.value:
-        raise BodyError("modelVersionId", f"model version {version['id']} is {version.get('state')}",
-                        ErrorCode.INVALID_PARAM)
 
 
 def adapter_path(version: dict[str, Any]) -> Path | None:

@@ -5,7 +5,7 @@ request body, and the do/ado/stream/batch shells (sync is a thin shell over asyn
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -350,7 +350,3 @@ def _length(obj: Any) -> int | None:
 
 def _progress(progress: ProgressArg, desc: str) -> ProgressCallback | None:
     return make_progress(progress, desc=desc)  # the default shows a bar only inside a notebook kernel
-
-
-def iterate_sync(chunks: AsyncIterator[QfResponse]) -> Iterator[QfResponse]:
-    return sync.iterate(chunks)
