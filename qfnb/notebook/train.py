@@ -18,19 +18,22 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
+from qfnb.protocol.training import LIMITS, hyper_problem
 
 log = logging.getLogger("qfnb.notebook.train")
 
 DEFAULT_BASE = "Gemma-3-270M"
 # field -> (min, max) inclusive; None = unbounded. Mirrors qfnb.trainer.TrainConfig's bounds.
-BOUNDS: dict[str, tuple[float, float]] = {
-    "epochs": (1, 50),
-    "lr": (1e-7, 1.0),
-    "steps": (1, 100_000),
-    "batch_size": (1, 1024),
-    "max_seq_len": (8, 131072),
-    "lora_rank": (1, 256),
+#: option -> its hyperparameter in qfnb.protocol.training.LIMITS (the table the platform enforces)
+HYPER: dict[str, str] = {
+    "epochs": "epoch",
+    "lr": "learningRate",
+    "steps": "maxSteps",
+    "batch_size": "batchSize",
+    "max_seq_len": "maxSeqLen",
+    "lora_rank": "loraRank",
 }
+BOUNDS: dict[str, tuple[float, float]] = {opt: (LIMITS[h].lo, LIMITS[h].hi) for opt, h in HYPER.items()}
 OPTION = {
     "epochs": "--epochs",
     "lr": "--lr",
@@ -60,10 +63,11 @@ class TrainSpec:
             raise ValueError("--dataset is required (a .jsonl path or a platform dataset id)")
         if not self.base:
             raise ValueError("--base must name a base model")
-        for name, (lo, hi) in BOUNDS.items():
+        for name, hyper in HYPER.items():
             value = getattr(self, name)
-            if value is not None and not lo <= value <= hi:
-                raise ValueError(f"{OPTION[name]} must be between {lo:g} and {hi:g}, got {value}")
+            problem = None if value is None else hyper_problem(hyper, value)
+            if problem is not None:
+                raise ValueError(f"{OPTION[name]} {problem}")
 
     @classmethod
     def from_args(cls, args: Any) -> TrainSpec:

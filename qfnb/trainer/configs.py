@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from qfnb._core.errors import ValidationError as QfValidationError
 from qfnb.model.configs import DeployConfig
 from qfnb.model.configs import raise_first_error as _raise_first
+from qfnb.protocol.training import LIMITS, hyper_problem
 
 __all__ = ["DeployConfig", "TrainConfig"]
 
@@ -34,20 +35,21 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    epoch: int | None = Field(None, ge=1, le=50)
-    learning_rate: float | None = Field(None, gt=0, le=1)
-    batch_size: int | None = Field(None, ge=1, le=1024)
-    max_seq_len: int | None = Field(None, ge=8, le=131072)
-    logging_steps: int | None = Field(None, ge=1)
-    warmup_ratio: float | None = Field(None, ge=0, le=1)
-    weight_decay: float | None = Field(None, ge=0, le=1)
-    lora_rank: int | None = Field(None, ge=1, le=256)
-    lora_alpha: int | None = Field(None, ge=1, le=512)
-    lora_dropout: float | None = Field(None, ge=0, lt=1)
+    # bounds: qfnb.protocol.training.LIMITS, the table the platform enforces too (_limits below)
+    epoch: int | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    max_seq_len: int | None = None
+    logging_steps: int | None = None
+    warmup_ratio: float | None = None
+    weight_decay: float | None = None
+    lora_rank: int | None = None
+    lora_alpha: int | None = None
+    lora_dropout: float | None = None
     lora_all_linear: str | None = None
     lora_target_modules: list[str] | None = None
     scheduler_name: str | None = None
-    max_steps: int | None = Field(None, ge=1)
+    max_steps: int | None = None
     seed: int | None = None
     packing: bool | None = None
     peft_type: str = "LoRA"
@@ -60,6 +62,16 @@ class TrainConfig(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:
             _raise_first(exc)
+
+    @field_validator("*")
+    @classmethod
+    def _limits(cls, value: Any, info: ValidationInfo) -> Any:
+        wire = _camel(info.field_name or "")
+        if value is not None and wire in LIMITS:
+            problem = hyper_problem(wire, value)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
 
     @field_validator("peft_type")
     @classmethod
