@@ -11,7 +11,7 @@ from qfnb.resources.console.consts import DeployPoolType
 
 from .consts import ServiceType
 
-__all__ = ["DeployConfig", "raise_first_error"]
+__all__ = ["ConfigModel", "DeployConfig", "raise_first_error"]
 
 
 def raise_first_error(exc: ValidationError) -> None:
@@ -21,7 +21,17 @@ def raise_first_error(exc: ValidationError) -> None:
     raise QfValidationError(field, err["msg"]) from None
 
 
-class DeployConfig(BaseModel):
+class ConfigModel(BaseModel):
+    """Base of qfnb's config models: a bad field raises qfnb's ValidationError naming it."""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise_first_error(exc)
+
+
+class DeployConfig(ConfigModel):
     """How to deploy a model as a service."""
 
     model_config = ConfigDict(extra="forbid", use_enum_values=False)
@@ -38,11 +48,8 @@ class DeployConfig(BaseModel):
     qps: float | None = Field(None, gt=0)
     extras: dict[str, Any] = Field(default_factory=dict)
 
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise_first_error(exc)
+    def __init__(self, **data: Any) -> None:  # keeps the keyword-only, validated signature for type checkers
+        super().__init__(**data)
 
     @field_validator("endpoint_suffix", "endpoint_prefix")
     @classmethod

@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from qfnb._core.errors import ValidationError as QfValidationError
-from qfnb.model.configs import DeployConfig
-from qfnb.model.configs import raise_first_error as _raise_first
+from qfnb.model.configs import ConfigModel, DeployConfig
 from qfnb.protocol.training import LIMITS, hyper_problem
 
 __all__ = ["DeployConfig", "TrainConfig"]
@@ -30,7 +29,7 @@ def _camel(name: str) -> str:
     return head + "".join(p.title() for p in rest)
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(ConfigModel):
     """Hyper-parameters of a fine-tune run; ``None`` leaves the platform default."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -57,11 +56,8 @@ class TrainConfig(BaseModel):
     resource_config: dict[str, Any] | None = None
     extras: dict[str, Any] = Field(default_factory=dict)
 
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            _raise_first(exc)
+    def __init__(self, **data: Any) -> None:  # keeps the keyword-only, validated signature for type checkers
+        super().__init__(**data)
 
     @field_validator("*")
     @classmethod
