@@ -51,6 +51,7 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
     ("qfnb/resources/inference/chat.py", "import qfnb.dataset", "qfnb.resources is not allowed to import"),
     ("qfnb/local/platform.py", "import qfnb._core.errors", "qfnb.local.platform -> qfnb._core.errors"),
     ("qfnb/_core/retry.py", "import qfnb._core.client", "No cycles are allowed in qfnb._core"),
+    ("qfnb/trainer/consts.py", "import ipywidgets", "qfnb.trainer is not allowed to import ipywidgets"),
 ])
 def test_a_forbidden_import_breaks_a_contract(tree: Path, module: str, line: str, complaint: str) -> None:
     path = tree / module

@@ -164,12 +164,12 @@ class TextRenderer:
 
 
 def in_notebook_kernel() -> bool:
-    """True inside a Jupyter kernel (without importing IPython when it isn't loaded)."""
-    if "IPython" not in sys.modules or "ipykernel" not in sys.modules:
+    """True inside a Jupyter kernel. Never imports IPython: a kernel has already loaded it, so it
+    is looked up in ``sys.modules`` (only the notebook layer imports IPython)."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None or "ipykernel" not in sys.modules:
         return False
-    from IPython import get_ipython
-
-    shell = get_ipython()
+    shell = ipython.get_ipython()
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
