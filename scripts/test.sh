@@ -10,4 +10,5 @@ export QFNB_DATA_DIR=${QFNB_DATA_DIR:-$PWD/.qfnb/test-data}
 export QFNB_TOUR_STEPS=${QFNB_TOUR_STEPS:-12}
 .venv/bin/ruff check qfnb tests bench
 .venv/bin/mypy
+.venv/bin/lint-imports  # the layer contracts in pyproject.toml ([tool.importlinter])
 exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "$@"

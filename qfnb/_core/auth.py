@@ -147,7 +147,12 @@ class SharedToken:
         return token
 
     def invalidate(self, bad_token: str) -> bool:
-        """Drop ``bad_token`` if it is current. False if it was already replaced."""
+        """The platform rejected ``bad_token``: should the caller retry with a fresh token?
+
+        True if ``bad_token`` was dropped (the next :meth:`get` fetches a new one) or was already
+        replaced by another caller's refresh; False only when a token fetched moments ago (within
+        ``min_age``, after the first refresh) is rejected again, since refreshing once more won't help.
+        """
         with self._guard:
             if self._token != bad_token:
                 return True  # already refreshed by someone else: just retry with the new one

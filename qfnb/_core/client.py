@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from qfnb.protocol import routes
-from qfnb.protocol.errors import TOKEN_EXPIRED_CODES
 from qfnb.protocol.sse import SSEDecoder
 
 from .auth import (
@@ -556,7 +555,3 @@ def get_client(config: Config | None = None) -> AsyncQianfanClient:
                 client = AsyncQianfanClient(cfg)
                 _CLIENTS[key] = client
     return client
-
-
-def token_expired(exc: BaseException) -> bool:
-    return isinstance(exc, APIError) and exc.error_code in TOKEN_EXPIRED_CODES

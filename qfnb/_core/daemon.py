@@ -201,7 +201,7 @@ def ensure_daemon(data_dir: Path | str | None = None, *, timeout: float = START_
     another qfnb version is restarted only when nothing runs on it; otherwise it is used and a
     warning says so. ``serve_args`` are extra ``qfnb serve`` options for a daemon started here.
     """
-    from qfnb import __version__
+    from qfnb.protocol.version import __version__
 
     root = _root(data_dir)
     known = _known.get(root)

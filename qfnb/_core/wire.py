@@ -9,7 +9,7 @@ from qfnb.protocol.sse import SSEItem
 
 from .errors import QfnbError, RequestError, StreamError, api_error
 
-__all__ = ["error_from_body", "error_from_http", "is_last_chunk", "stream_item_error"]
+__all__ = ["error_from_body", "error_from_http", "stream_item_error"]
 
 
 def error_from_body(body: Any, status: int = 200, request_id: str | None = None) -> QfnbError | None:
@@ -57,8 +57,3 @@ def stream_item_error(item: SSEItem) -> QfnbError | None:
     if item.bare:
         return StreamError(f"unexpected line in the event stream: {str(data)[:200]!r}")
     return None
-
-
-def is_last_chunk(body: Mapping[str, Any]) -> bool:
-    """v1: ``is_end``; v2: a choice with ``finish_reason`` set is not the end ([DONE] is)."""
-    return bool(body.get("is_end"))

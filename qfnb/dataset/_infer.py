@@ -7,8 +7,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import QfnbError, ValidationError
+from qfnb._core.progress import ProgressArg, make_progress
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
     from .dataset import Dataset
 
 
@@ -36,12 +39,10 @@ def resolve_target(target: Any, model: str | None, endpoint: str | None) -> dict
 
 
 async def run_llm(ds: Dataset, target: Any, *, model: str | None, endpoint: str | None,
-                  prompt_column: str, concurrency: int, progress: Any,
-                  params: dict[str, Any]) -> Dataset:
-    """Chat every row's prompt; returns the rows plus ``llm_output`` and ``request_latency``."""
+                  prompt_column: str, concurrency: int, progress: ProgressArg,
+                  params: dict[str, Any]) -> pd.DataFrame:
+    """Chat every row's prompt; returns the rows (a frame) plus ``llm_output`` and ``request_latency``."""
     from qfnb.resources import ChatCompletion
-
-    from .dataset import Dataset
 
     if prompt_column not in ds.columns:
         raise ValidationError("prompt_column", f"no column {prompt_column!r}; columns are {ds.columns}")
@@ -58,8 +59,6 @@ async def run_llm(ds: Dataset, target: Any, *, model: str | None, endpoint: str 
     latencies: list[float] = [0.0] * len(rows)
     errors: list[str | None] = [None] * len(rows)
     gate = asyncio.Semaphore(concurrency)
-
-    from qfnb.notebook.progress import make_progress
 
     bar = make_progress(progress, desc="inference")
 
@@ -90,5 +89,5 @@ async def run_llm(ds: Dataset, target: Any, *, model: str | None, endpoint: str 
     df["request_latency"] = latencies
     if any(errors):
         df["error"] = errors
-    return Dataset(df.reset_index(drop=True), config=ds.config)
+    return df.reset_index(drop=True)
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from qfnb._core.errors import ValidationError
+from qfnb._core.progress import ProgressArg
 
 from .schema import QianfanNonSortedConversation, Schema
 
@@ -274,7 +275,7 @@ class Dataset:
 
     def test_using_llm(self, service_or_model: Any = None, *, model: str | None = None,
                        endpoint: str | None = None, prompt_column: str = "prompt",
-                       concurrency: int = 8, progress: Any = None,
+                       concurrency: int = 8, progress: ProgressArg = None,
                        **params: Any) -> Dataset:
         """Run every prompt through an LLM; returns a Dataset with ``llm_output`` added.
 
@@ -289,15 +290,16 @@ class Dataset:
 
     async def atest_using_llm(self, service_or_model: Any = None, *, model: str | None = None,
                               endpoint: str | None = None, prompt_column: str = "prompt",
-                              concurrency: int = 8, progress: Any = None,
+                              concurrency: int = 8, progress: ProgressArg = None,
                               **params: Any) -> Dataset:
         """Async :meth:`test_using_llm`."""
         from ._infer import run_llm
 
         await self.afetch()
-        return await run_llm(self, service_or_model, model=model, endpoint=endpoint,
-                             prompt_column=prompt_column, concurrency=concurrency,
-                             progress=progress, params=params)
+        df = await run_llm(self, service_or_model, model=model, endpoint=endpoint,
+                           prompt_column=prompt_column, concurrency=concurrency,
+                           progress=progress, params=params)
+        return Dataset(df, config=self.config)
 
 
 def _clean(row: Mapping[Any, Any]) -> dict[str, Any]:

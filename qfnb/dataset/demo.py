@@ -14,8 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-import qfnb
-
 Split = Literal["all", "train", "test"]
 
 #: Questions kept out of training: paraphrases of the taught fact and general knowledge.
@@ -32,7 +30,7 @@ HELD_OUT = (
 
 
 def _packaged() -> Path:
-    return Path(qfnb.__file__).resolve().parent / "local" / "data" / "demo_sft.jsonl"
+    return Path(__file__).resolve().parents[1] / "local" / "data" / "demo_sft.jsonl"
 
 
 def demo_rows(split: Split = "all") -> list[dict[str, str]]:

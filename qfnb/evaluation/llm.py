@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from qfnb._core.progress import ProgressArg
+
 from ._errors import invalid
 from .base import EvalInput
 
@@ -109,7 +111,7 @@ def _collect(results: Sequence[Any]) -> list[Answer]:
 
 def _resource_runner(res: Any, kind: str) -> BatchFn:
     async def run(inputs: Sequence[EvalInput], workers: int, kwargs: Mapping[str, Any],
-                  progress: Any = None) -> list[Answer]:
+                  progress: ProgressArg = None) -> list[Answer]:
         if not inputs:
             return []
         items = [as_messages(i) for i in inputs] if kind == "chat" else [as_prompt(i) for i in inputs]
@@ -127,8 +129,9 @@ def _callable_runner(fn: Callable[..., Any]) -> BatchFn:
     is_async = is_async_callable(fn)
 
     async def run(inputs: Sequence[EvalInput], workers: int, kwargs: Mapping[str, Any],
-                  progress: Any = None) -> list[Answer]:
+                  progress: ProgressArg = None) -> list[Answer]:
         gate = asyncio.Semaphore(max(1, workers))
+        bar = None if isinstance(progress, bool) else progress  # the caller owns the bar: False = none
 
         async def one(index: int, item: EvalInput) -> Answer:
             async with gate:
@@ -138,8 +141,8 @@ def _callable_runner(fn: Callable[..., Any]) -> BatchFn:
                     answer = response_text(value)
                 except Exception as exc:
                     answer = exc
-            if progress is not None and progress is not False:
-                progress.on_result(index, not isinstance(answer, BaseException))
+            if bar is not None:
+                bar.on_result(index, not isinstance(answer, BaseException))
             return answer
 
         return list(await asyncio.gather(*(one(i, item) for i, item in enumerate(inputs))))

@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from qfnb._core.progress import ProgressArg, ProgressCallback, make_progress
+
 from ._errors import EvaluationError, invalid
 from .base import LocalEvaluator, Sample
 from .data import eval_frame
@@ -28,7 +30,6 @@ log = logging.getLogger("qfnb.evaluation")
 PreProcessor = Callable[..., Any]
 #: Contract 8: ``True`` (a bar), ``None``/``False`` (nothing) or an object with
 #: ``on_start(total)`` / ``on_result(index, ok)`` / ``on_close()``.
-Progress = Any
 
 
 class EvaluationManager:
@@ -70,7 +71,7 @@ class EvaluationManager:
     # -- public API --------------------------------------------------------------------------
     async def aeval(self, llms: Any, dataset: Any, *, input_column: str | None = None,
                     reference_column: str | None = None, worker_num: int | None = None,
-                    progress: Progress | None = None, poll_interval: float | None = None,
+                    progress: ProgressArg = None, poll_interval: float | None = None,
                     timeout: float | None = None, config: Any = None, **infer_kwargs: Any) -> EvaluationResult:
         """Evaluate ``llms`` (a list, or a ``{tag: llm}`` mapping) on ``dataset``.
 
@@ -119,7 +120,7 @@ class EvaluationManager:
     async def aeval_only(self, dataset: Any, *, input_column: str | None = None,
                          reference_column: str | None = None, output_column: str | None = None,
                          llm_column: str | None = None, tag: str = "model",
-                         progress: Progress | None = None) -> EvaluationResult:
+                         progress: ProgressArg = None) -> EvaluationResult:
         """Score a dataset that already holds outputs (optionally several models' rows, told
         apart by ``llm_column``)."""
         if not self.local_evaluators:
@@ -205,11 +206,9 @@ def _failed(error: Any) -> bool:
 class _Tracker:
     """One Contract 8 progress callback for a whole evaluation (inference, then each evaluator)."""
 
-    def __init__(self, progress: Progress, desc: str, total: int) -> None:
-        self._cb: Any = None
+    def __init__(self, progress: ProgressArg, desc: str, total: int) -> None:
+        self._cb: ProgressCallback | None = None
         if progress is not False:
-            from qfnb.notebook.progress import make_progress
-
             self._cb = make_progress(progress, desc=desc)  # None: a bar only in a notebook kernel
             if self._cb is not None:
                 self._safe("on_start", total)

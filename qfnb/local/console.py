@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.protocol.console import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
-from qfnb.protocol.errors import ErrorCode
+from qfnb.protocol.training import LIMITS, hyper_problem
 
 from .datasets import EXPORT_BUCKET, append_rows, dataset_rows, export_lines, import_files, read_file_rows
 from .platform import Platform
@@ -27,12 +27,6 @@ log = logging.getLogger("qfnb.local.console")
 TRAINABLE_KINDS = ("transformers", "llama.cpp")
 HYPER_DEFAULTS: dict[str, Any] = {"epoch": 1, "learningRate": 1e-3, "batchSize": 4, "maxSeqLen": 256,
                                   "loraRank": 16, "loraAlpha": 32, "loraDropout": 0.0, "loggingSteps": 1}
-_HYPER_RULES: dict[str, tuple[type, float, float]] = {
-    "epoch": (int, 1, 100), "learningRate": (float, 0.0, 1.0), "batchSize": (int, 1, 256),
-    "maxSeqLen": (int, 8, 32768), "loraRank": (int, 1, 1024), "loraAlpha": (float, 1e-3, 4096),
-    "loraDropout": (float, 0.0, 0.99), "maxSteps": (int, 1, 10**7), "loggingSteps": (int, 1, 10**6),
-    "seed": (int, 0, 2**31 - 1),
-}
 
 
 class NotFound(Exception):
@@ -87,16 +81,14 @@ def check_hyper(raw: Any, field: str) -> dict[str, Any]:
         raise BodyError(field, "must be an object")
     hyper = dict(HYPER_DEFAULTS)
     for key, value in raw.items():
-        rule = _HYPER_RULES.get(key)
-        if rule is None:
+        limit = LIMITS.get(key)
+        if limit is None:
             hyper[key] = value
             continue
-        kind, lo, hi = rule
-        if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and int(value) != value):
-            raise BodyError(f"{field}.{key}", f"must be {'an integer' if kind is int else 'a number'}, got {value!r}")
-        if not lo <= value <= hi or (key == "learningRate" and value == 0):
-            raise BodyError(f"{field}.{key}", f"must be in [{lo}, {hi}], got {value!r}")
-        hyper[key] = kind(value)
+        problem = hyper_problem(key, value)
+        if problem is not None:
+            raise BodyError(f"{field}.{key}", problem)
+        hyper[key] = limit.kind(value)
     return hyper
 
 
@@ -274,12 +266,6 @@ def export_dataset(platform: Platform, ds: dict[str, Any]) -> dict[str, Any]:
                     "exportType": 1, "exportTo": 0, "entityCount": len(rows), "startTime": iso(started),
                     "finishTime": iso(time.time()), "bucket": EXPORT_BUCKET, "key": key})
     return platform.store.update("datasets", ds["id"], exports=exports)
-
-
-def check_version_ready(version: dict[str, Any]) -> None:
-    if version.get("state") != ModelVersionState.READY.value:
-        raise BodyError("modelVersionId", f"model version {version['id']} is {version.get('state')}",
-                        ErrorCode.INVALID_PARAM)
 
 
 def adapter_path(version: dict[str, Any]) -> Path | None:

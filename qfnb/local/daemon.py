@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qfnb import __version__
 from qfnb.protocol.daemon import RUNTIME_FILE, RuntimeInfo
+from qfnb.protocol.version import __version__
 
 from . import control
 from .app import create_app

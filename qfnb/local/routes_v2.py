@@ -98,8 +98,8 @@ def stop_task(p: Platform, body: dict[str, Any]) -> bool:
 
 
 def supported_models(p: Platform, body: dict[str, Any]) -> list[dict[str, Any]]:
-    configs = [{"key": k, "type": type(v).__name__, "checkType": "range", "checkValue": list(c._HYPER_RULES[k][1:]),
-                "default": v} for k, v in c.HYPER_DEFAULTS.items()]
+    configs = [{"key": k, "type": type(v).__name__, "checkType": "range",
+                "checkValue": [c.LIMITS[k].lo, c.LIMITS[k].hi], "default": v} for k, v in c.HYPER_DEFAULTS.items()]
     return [{"model": m.name, "modelType": "text", "supportTrainMode": [{
         "trainMode": "SFT", "supportParameterScale": [{
             "parameterScale": "LoRA", "supportHyperParameterConfig": configs}]}]} for m in c.trainable_models(p)]

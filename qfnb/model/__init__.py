@@ -1,8 +1,7 @@
 """``qfnb.model``: published models and deployed services."""
 
-from qfnb.trainer.configs import DeployConfig
-from qfnb.trainer.consts import ServiceStatus, ServiceType
-
+from .configs import DeployConfig
+from .consts import ServiceStatus, ServiceType
 from .model import Model, PlatformJobError, Service
 
 __all__ = ["DeployConfig", "Model", "PlatformJobError", "Service", "ServiceStatus", "ServiceType"]

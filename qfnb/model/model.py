@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import QfnbError, ValidationError
+from qfnb.model.configs import DeployConfig
+from qfnb.model.consts import ServiceStatus, ServiceType
 from qfnb.protocol.console import EvalState, ModelVersionState
 from qfnb.protocol.console import ServiceStatus as RunStatus
 from qfnb.resources.console import Model as ModelAPI
 from qfnb.resources.console import Service as ServiceAPI
-from qfnb.trainer.configs import DeployConfig
-from qfnb.trainer.consts import ServiceStatus, ServiceType
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from qfnb.notebook import progress as _progress  # noqa: F401 - registers the widget renderer with the core
+
 __all__ = ["load_ipython_extension", "unload_ipython_extension"]
 
 

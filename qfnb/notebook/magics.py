@@ -240,11 +240,11 @@ class QfnbMagics(Magics):
     @line_magic
     def qftrain(self, line: str) -> Any:
         """Fine-tune: with options launch a job + live dashboard; without, show the launcher."""
-        from qfnb.notebook import train
+        from qfnb.notebook import launcher
 
         args = parse_argstring(self.qftrain, line)
         _check_var(args.output, "-o/--output")
-        return train.handle_magic(self, args, line.strip())
+        return launcher.handle_magic(self, args, line.strip())
 
     # ------------------------------------------------------------------ %qfeval
     @no_var_expand

@@ -17,21 +17,23 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
+from qfnb.protocol.training import LIMITS, hyper_problem
 
 log = logging.getLogger("qfnb.notebook.train")
 
 DEFAULT_BASE = "Gemma-3-270M"
 # field -> (min, max) inclusive; None = unbounded. Mirrors qfnb.trainer.TrainConfig's bounds.
-BOUNDS: dict[str, tuple[float, float]] = {
-    "epochs": (1, 50),
-    "lr": (1e-7, 1.0),
-    "steps": (1, 100_000),
-    "batch_size": (1, 1024),
-    "max_seq_len": (8, 131072),
-    "lora_rank": (1, 256),
+#: option -> its hyperparameter in qfnb.protocol.training.LIMITS (the table the platform enforces)
+HYPER: dict[str, str] = {
+    "epochs": "epoch",
+    "lr": "learningRate",
+    "steps": "maxSteps",
+    "batch_size": "batchSize",
+    "max_seq_len": "maxSeqLen",
+    "lora_rank": "loraRank",
 }
+BOUNDS: dict[str, tuple[float, float]] = {opt: (LIMITS[h].lo, LIMITS[h].hi) for opt, h in HYPER.items()}
 OPTION = {
     "epochs": "--epochs",
     "lr": "--lr",
@@ -61,10 +63,11 @@ class TrainSpec:
             raise ValueError("--dataset is required (a .jsonl path or a platform dataset id)")
         if not self.base:
             raise ValueError("--base must name a base model")
-        for name, (lo, hi) in BOUNDS.items():
+        for name, hyper in HYPER.items():
             value = getattr(self, name)
-            if value is not None and not lo <= value <= hi:
-                raise ValueError(f"{OPTION[name]} must be between {lo:g} and {hi:g}, got {value}")
+            problem = None if value is None else hyper_problem(hyper, value)
+            if problem is not None:
+                raise ValueError(f"{OPTION[name]} {problem}")
 
     @classmethod
     def from_args(cls, args: Any) -> TrainSpec:
@@ -216,7 +219,7 @@ def _platform_detail(task_id: str) -> dict[str, Any]:
     return dict(resp["result"])
 
 
-def _platform_stop(task_id: str) -> None:
+def platform_stop(task_id: str) -> None:
     from qfnb.resources.console import FineTune
 
     FineTune.V2.stop_task(task_id=task_id)
@@ -233,7 +236,7 @@ def attach(
     task_id: str,
     *,
     fetch: Callable[[str], dict[str, Any]] = _platform_detail,
-    stop: Callable[[str], None] = _platform_stop,
+    stop: Callable[[str], None] = platform_stop,
     interval: float = 1.0,
     show: bool = True,
 ) -> TrainingDashboard:
@@ -265,62 +268,3 @@ def attach(
 
     threading.Thread(target=poll, name=f"qftrain-attach-{task_id}", daemon=True).start()
     return dash
-
-
-def handle_magic(magics: Any, args: Any, line: str) -> Any:
-    """Dispatch the parsed ``%qftrain`` arguments."""
-    if args.stop:
-        try:
-            _platform_stop(args.stop)
-        except Exception as exc:
-            raise QfnbCellError(f"could not stop task {args.stop}: {exc}", title="qftrain") from exc
-        return f"stop requested for task {args.stop}"
-    if args.list:
-        from qfnb.notebook.jobs import jobs_frame
-
-        try:
-            return jobs_frame()
-        except Exception as exc:
-            raise QfnbCellError(f"could not list the fine-tunes: {exc}", title="qftrain") from exc
-    if args.attach is not None:
-        from qfnb.notebook.jobs import resolve_task
-
-        try:
-            task_id = resolve_task(args.attach or None)
-            previous = magics.dashboards.get(task_id)
-            if previous is not None and not previous.done:
-                previous.show()  # this kernel already follows it: show that dashboard, not a second
-                return None
-            dash = attach(task_id, **magics.attach_options)
-        except UsageError:
-            raise
-        except Exception as exc:
-            raise QfnbCellError(f"cannot attach to {args.attach or 'the newest running fine-tune'}: {exc}",
-                                title="qftrain") from exc
-        magics.dashboards[task_id] = dash
-        if args.output:
-            magics.user_ns[args.output] = dash
-            dash.var_name = args.output
-        return None
-    elif args.dataset is None and all(getattr(args, n) is None for n in BOUNDS) and args.base is None:
-        from qfnb.notebook.widgets.launcher import FinetuneLauncher
-
-        launcher = FinetuneLauncher(factory=magics.trainer_factory)
-        if args.output:
-            magics.user_ns[args.output] = launcher
-            launcher.var_name = args.output
-        launcher.show()  # with a display id: the job's final static state replaces the form
-        return None
-    else:
-        spec = TrainSpec.from_args(args)
-        try:
-            dash = launch(spec, magics.trainer_factory)
-        except UsageError:
-            raise
-        except Exception as exc:  # bad dataset, unknown base model, ...: one clear line
-            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qftrain could not start") from exc
-    magics.dashboards[dash.state.title] = dash
-    if args.output:
-        magics.user_ns[args.output] = dash
-        dash.var_name = args.output
-    return None

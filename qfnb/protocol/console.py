@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from enum import Enum, StrEnum
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict
 
 
 class _StrEnum(StrEnum):
@@ -104,29 +101,3 @@ class ExportStatus(int, Enum):
     RUNNING = 1
     FINISHED = 2
     FAILED = 3
-
-
-class _Envelope(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class V1Envelope(_Envelope):
-    """v1 console success ``{"log_id", "result"}`` (errors carry ``error_code``/``error_msg``)."""
-
-    log_id: str = ""
-    result: Any = None
-
-
-class V2Envelope(_Envelope):
-    """v2 console success ``{"requestId", "result"}``."""
-
-    requestId: str = ""
-    result: Any = None
-
-
-class V2ConsoleError(_Envelope):
-    """v2 console error, sent with HTTP 4xx: ``{"requestId", "code", "message"}``."""
-
-    requestId: str = ""
-    code: str
-    message: str

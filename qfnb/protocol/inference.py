@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from .errors import ErrorCode
 from .errors import ProtocolError as ProtocolError  # defined there: importable without pydantic
@@ -286,61 +286,6 @@ class PluginRequest(_Wire):
         return self
 
 
-# ---- responses -------------------------------------------------------------------
-
-
-class ChatResponse(_Wire):
-    """v1 chat/completion response (non-stream) and each v1 stream chunk."""
-
-    id: str = ""
-    object: str = "chat.completion"
-    created: int = 0
-    result: str = ""
-    is_truncated: bool = False
-    need_clear_history: bool = False
-    finish_reason: str | None = None
-    usage: Usage = Field(default_factory=Usage)
-    # stream chunks only
-    sentence_id: int | None = None
-    is_end: bool | None = None
-
-
-class EmbeddingData(_Wire):
-    object: str = "embedding"
-    embedding: list[float]
-    index: int
-
-
-class EmbeddingResponse(_Wire):
-    id: str = ""
-    object: str = "embedding_list"
-    created: int = 0
-    data: list[EmbeddingData]
-    usage: Usage = Field(default_factory=Usage)
-
-
-class ImageData(_Wire):
-    object: str = "image"
-    b64_image: str
-    index: int
-
-
-class Text2ImageResponse(_Wire):
-    id: str = ""
-    object: str = "image"
-    created: int = 0
-    data: list[ImageData]
-    usage: Usage = Field(default_factory=Usage)
-
-
-class ErrorBody(_Wire):
-    """v1 error: HTTP 200 with ``error_code``/``error_msg``."""
-
-    error_code: int
-    error_msg: str
-    id: str | None = None
-
-
 # ---- v2 (OpenAI-style) ----------------------------------------------------------------
 
 
@@ -389,29 +334,6 @@ class V2ChatRequest(_Wire):
             if not isinstance(m.get("content"), str):
                 raise ProtocolError(f"messages[{i}].content", "must be a string")
         return value
-
-
-class V2Choice(_Wire):
-    index: int = 0
-    message: dict[str, Any] | None = None
-    delta: dict[str, Any] | None = None
-    finish_reason: str | None = None
-
-
-class V2ChatResponse(_Wire):
-    id: str = ""
-    object: str = "chat.completion"
-    created: int = 0
-    model: str = ""
-    choices: list[V2Choice] = Field(default_factory=list)
-    usage: Usage | None = None
-
-
-class V2ErrorBody(_Wire):
-    """v2 error: ``{"error": {"code": str, "message": str}, "id": ...}``."""
-
-    error: dict[str, Any]
-    id: str | None = None
 
 
 Role = Literal["user", "assistant", "function"]

@@ -8,11 +8,13 @@ is an error body sent mid-stream.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 DONE = "[DONE]"
+_EOL = re.compile(r"\r\n|\r|\n")
 
 
 def encode_event(data: dict[str, Any] | str, event: str | None = None) -> bytes:
@@ -36,8 +38,9 @@ class SSEItem:
 class SSEDecoder:
     """Incremental decoder: feed text chunks as they arrive, get complete items out.
 
-    Tolerates ``\\r\\n``, events split across chunks, multi-line ``data`` fields, and
-    comment lines (``:``). Multi-byte characters must be decoded by the caller with an
+    Lines end in ``\\n``, ``\\r\\n`` or a bare ``\\r`` (the SSE spec allows all three), and a
+    ``\\r\\n`` may be split across chunks. Tolerates events split across chunks, multi-line
+    ``data`` fields, and comment lines (``:``). Multi-byte characters must be decoded by the caller with an
     incremental decoder (httpx's ``aiter_text`` does that).
     """
 
@@ -46,21 +49,29 @@ class SSEDecoder:
         self._data: list[str] = []
         self._event: str | None = None
 
-    def feed(self, text: str) -> Iterator[SSEItem]:
-        self._buffer += text
-        while True:
-            cut = self._buffer.find("\n")
-            if cut < 0:
-                return
-            line, self._buffer = self._buffer[:cut].rstrip("\r"), self._buffer[cut + 1:]
-            yield from self._line(line)
+    def feed(self, text: str) -> list[SSEItem]:
+        """Take the next chunk of text; return the items it completed (eagerly: a chunk is
+        consumed whether or not the result is used)."""
+        buf = self._buffer + text
+        items: list[SSEItem] = []
+        start = 0
+        for match in _EOL.finditer(buf):
+            if match.group() == "\r" and match.end() == len(buf):
+                break  # maybe the first half of a \r\n split across chunks: wait for the next one
+            items.extend(self._line(buf[start:match.start()]))
+            start = match.end()
+        self._buffer = buf[start:]
+        return items
 
-    def close(self) -> Iterator[SSEItem]:
+    def close(self) -> list[SSEItem]:
         """Flush what is left when the stream ends (a last event without a blank line)."""
+        items: list[SSEItem] = []
         if self._buffer:
-            line, self._buffer = self._buffer.rstrip("\r"), ""
-            yield from self._line(line)
-        yield from self._dispatch()
+            rest, self._buffer = self._buffer, ""
+            for line in _EOL.split(rest):
+                items.extend(self._line(line))
+        items.extend(self._dispatch())
+        return items
 
     def _line(self, line: str) -> Iterator[SSEItem]:
         if not line:

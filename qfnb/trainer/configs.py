@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from qfnb._core.errors import ValidationError as QfValidationError
-from qfnb.resources.console.consts import DeployPoolType
+from qfnb.model.configs import ConfigModel, DeployConfig
+from qfnb.protocol.training import LIMITS, hyper_problem
 
-from .consts import ServiceType
+__all__ = ["DeployConfig", "TrainConfig"]
 
 _PEFT = {"lora": "LoRA", "fullfinetuning": "FullFineTuning", "full": "FullFineTuning",
          "all": "FullFineTuning", "prompttuning": "PromptTuning", "ptuning": "PromptTuning"}
@@ -28,31 +29,26 @@ def _camel(name: str) -> str:
     return head + "".join(p.title() for p in rest)
 
 
-def _raise_first(exc: ValidationError) -> None:
-    err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or "config"
-    raise QfValidationError(field, err["msg"]) from None
-
-
-class TrainConfig(BaseModel):
+class TrainConfig(ConfigModel):
     """Hyper-parameters of a fine-tune run; ``None`` leaves the platform default."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    epoch: int | None = Field(None, ge=1, le=50)
-    learning_rate: float | None = Field(None, gt=0, le=1)
-    batch_size: int | None = Field(None, ge=1, le=1024)
-    max_seq_len: int | None = Field(None, ge=8, le=131072)
-    logging_steps: int | None = Field(None, ge=1)
-    warmup_ratio: float | None = Field(None, ge=0, le=1)
-    weight_decay: float | None = Field(None, ge=0, le=1)
-    lora_rank: int | None = Field(None, ge=1, le=256)
-    lora_alpha: int | None = Field(None, ge=1, le=512)
-    lora_dropout: float | None = Field(None, ge=0, lt=1)
+    # bounds: qfnb.protocol.training.LIMITS, the table the platform enforces too (_limits below)
+    epoch: int | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    max_seq_len: int | None = None
+    logging_steps: int | None = None
+    warmup_ratio: float | None = None
+    weight_decay: float | None = None
+    lora_rank: int | None = None
+    lora_alpha: int | None = None
+    lora_dropout: float | None = None
     lora_all_linear: str | None = None
     lora_target_modules: list[str] | None = None
     scheduler_name: str | None = None
-    max_steps: int | None = Field(None, ge=1)
+    max_steps: int | None = None
     seed: int | None = None
     packing: bool | None = None
     peft_type: str = "LoRA"
@@ -60,11 +56,18 @@ class TrainConfig(BaseModel):
     resource_config: dict[str, Any] | None = None
     extras: dict[str, Any] = Field(default_factory=dict)
 
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            _raise_first(exc)
+    def __init__(self, **data: Any) -> None:  # keeps the keyword-only, validated signature for type checkers
+        super().__init__(**data)
+
+    @field_validator("*")
+    @classmethod
+    def _limits(cls, value: Any, info: ValidationInfo) -> Any:
+        wire = _camel(info.field_name or "")
+        if value is not None and wire in LIMITS:
+            problem = hyper_problem(wire, value)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
 
     @field_validator("peft_type")
     @classmethod
@@ -94,34 +97,3 @@ class TrainConfig(BaseModel):
         if not isinstance(data, dict):
             raise QfValidationError("train_config", f"{p.name} must hold a mapping of fields")
         return cls(**data)
-
-
-class DeployConfig(BaseModel):
-    """How to deploy a model as a service."""
-
-    model_config = ConfigDict(extra="forbid", use_enum_values=False)
-
-    name: str = ""
-    endpoint_suffix: str = ""
-    endpoint_prefix: str = ""
-    description: str = ""
-    replicas: int = Field(1, ge=1, le=100)
-    pool_type: DeployPoolType = DeployPoolType.PrivateResource
-    service_type: ServiceType = ServiceType.Chat
-    hours: int = Field(1, ge=1)
-    resource_type: str = "GPU-I-2"
-    qps: float | None = Field(None, gt=0)
-    extras: dict[str, Any] = Field(default_factory=dict)
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            _raise_first(exc)
-
-    @field_validator("endpoint_suffix", "endpoint_prefix")
-    @classmethod
-    def _suffix(cls, value: str) -> str:
-        if value and not all(c.isalnum() or c in "_-" for c in value):
-            raise ValueError("may contain only letters, digits, '_' and '-'")
-        return value

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum as _StrEnum
 
+from qfnb.model.consts import ServiceStatus, ServiceType
+
+__all__ = ["ActionState", "FinetuneStatus", "ServiceStatus", "ServiceType", "status_of"]
+
 
 class ActionState(_StrEnum):
     """Where an action is: every action emits Preceding then Done/Error/Stopped."""
@@ -39,23 +43,6 @@ class FinetuneStatus(_StrEnum):
     EvaluationFinished = "EvaluationFinished"
     EvaluationFailed = "EvaluationFailed"
     EvaluationStopped = "EvaluationStopped"
-
-
-class ServiceStatus(_StrEnum):
-    Unknown = "Unknown"
-    Created = "Created"
-    Deploying = "Deploying"
-    Deployed = "Deployed"
-    DeployFailed = "DeployFailed"
-    DeployStopped = "DeployStopped"
-
-
-class ServiceType(_StrEnum):
-    """What a deployed service behaves like (``Service.get_res()``)."""
-
-    Chat = "Chat"
-    Completion = "Completion"
-    Embedding = "Embedding"
 
 
 _S = FinetuneStatus

@@ -11,10 +11,10 @@ from IPython.core.error import UsageError
 from nb_doubles import FakeEvent, FakeTrainer, RecordingPublisher
 
 from qfnb.notebook.errors import QfnbCellError
+from qfnb.notebook.launcher import FinetuneLauncher
 from qfnb.notebook.train import TrainSpec, attach, deploy_in_background
 from qfnb.notebook.training_state import TrainingState
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
-from qfnb.notebook.widgets.launcher import FinetuneLauncher
 
 PNG = b"\x89PNG"
 
@@ -98,8 +98,8 @@ def test_failure_is_shown(ip) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("--dataset d.jsonl --epochs 0", "--epochs must be between 1 and 50"),
-        ("--dataset d.jsonl --lr 5", "--lr must be between"),
+        ("--dataset d.jsonl --epochs 0", r"--epochs must be in \[1, 100\], got 0"),
+        ("--dataset d.jsonl --lr 5", r"--lr must be in \(0, 1\]"),
         ("--dataset d.jsonl --batch-size 0", "--batch-size"),
         ("--epochs 2", "--dataset is required"),
         ("--dataset d.jsonl -o 9x", "-o/--output"),

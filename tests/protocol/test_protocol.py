@@ -123,6 +123,24 @@ def test_sse_event_names_and_last_event_without_blank_line() -> None:
     assert items[1].data == {"b": 2}
 
 
+def test_sse_feed_consumes_its_chunk_even_if_the_result_is_not_iterated() -> None:
+    dec = SSEDecoder()
+    dec.feed('data: {"a": 1}\n')  # result ignored: the chunk must still be taken in
+    items = dec.feed("\n")
+    assert [it.data for it in items] == [{"a": 1}]
+
+
+@pytest.mark.parametrize("chunks", [
+    ['data: {"a": 1}\r\rdata: {"b": 2}\r\r'],
+    ['data: {"a": 1}\r', '\rdata: {"b": 2}\r', "\r"],
+    ['data: {"a": 1}\r', "\n\r\n", 'data: {"b": 2}\r\n\r\n'],  # \r\n split across chunks
+])
+def test_sse_lines_may_end_in_a_bare_carriage_return(chunks: list[str]) -> None:
+    dec = SSEDecoder()
+    items = [it for chunk in chunks for it in dec.feed(chunk)] + dec.close()
+    assert [it.data for it in items] == [{"a": 1}, {"b": 2}]
+
+
 def test_catalog_and_paths() -> None:
     assert builtin_endpoint("chat", "ernie-lite-8k") == "ernie-lite-8k"
     assert builtin_endpoint("chat", "ERNIE-Bot") == "completions"

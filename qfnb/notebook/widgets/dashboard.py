@@ -22,8 +22,8 @@ from typing import Any
 import ipywidgets as w
 from IPython.display import display
 
+from qfnb._core.throttle import Throttle
 from qfnb.notebook import _fmt, _theme, charts
-from qfnb.notebook._throttle import Throttle
 from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.notebook.training_state import TrainingState
 

@@ -7,8 +7,8 @@ from typing import Any
 import ipywidgets as w
 from IPython.display import display
 
+from qfnb._core.progress import ProgressSnapshot
 from qfnb.notebook import _fmt, _theme
-from qfnb.notebook.progress import ProgressSnapshot
 
 
 class ProgressBox(w.HBox):

@@ -5,8 +5,7 @@ request body, and the do/ado/stream/batch shells (sync is a thin shell over asyn
 from __future__ import annotations
 
 import logging
-import sys
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,6 +14,7 @@ from qfnb._core import sync
 from qfnb._core.client import AsyncQianfanClient, get_client
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import ValidationError
+from qfnb._core.progress import ProgressArg, ProgressCallback, make_progress
 from qfnb._core.response import QfResponse
 from qfnb._core.retry import RetryPolicy, batch_verdict
 from qfnb.protocol import routes
@@ -259,7 +259,7 @@ class BaseInference:
 
     async def abatch_do(self, inputs: Iterable[Any] | None = None, *, body_list: Iterable[dict[str, Any]] | None = None,
                         worker_num: int | None = None, output_file: str | Path | None = None,
-                        progress: Any = None, retry_budget: float = _batch.DEFAULT_RETRY_BUDGET,
+                        progress: ProgressArg = None, retry_budget: float = _batch.DEFAULT_RETRY_BUDGET,
                         **common: Any) -> Sequence[Any]:
         """Run many calls, ``worker_num`` at a time. Returns results in input order
         (exceptions as values). With ``output_file=`` results are streamed to a JSONL file
@@ -305,7 +305,7 @@ class BaseInference:
 
     def batch_do(self, inputs: Iterable[Any] | None = None, *, body_list: Iterable[dict[str, Any]] | None = None,
                  worker_num: int | None = None, output_file: str | Path | None = None,
-                 progress: Any = None, retry_budget: float = _batch.DEFAULT_RETRY_BUDGET,
+                 progress: ProgressArg = None, retry_budget: float = _batch.DEFAULT_RETRY_BUDGET,
                  **common: Any) -> _batch.BatchFuture:
         """Start a batch in the background and return a :class:`BatchFuture` at once (retries
         as :meth:`abatch_do`; ``future.stats`` tells how many calls were re-queued)."""
@@ -367,13 +367,5 @@ def _length(obj: Any) -> int | None:
         return None
 
 
-def _progress(progress: Any, desc: str) -> Any:
-    if progress is False or (progress is None and "ipykernel" not in sys.modules):
-        return None  # the default shows a bar only inside a notebook kernel
-    from qfnb.notebook.progress import make_progress  # the one sanctioned upward import (Contract 8)
-
-    return make_progress(progress, desc=desc)
-
-
-def iterate_sync(chunks: AsyncIterator[QfResponse]) -> Iterator[QfResponse]:
-    return sync.iterate(chunks)
+def _progress(progress: ProgressArg, desc: str) -> ProgressCallback | None:
+    return make_progress(progress, desc=desc)  # the default shows a bar only inside a notebook kernel

@@ -1,5 +1,7 @@
 """The fine-tune launcher: pick a base model and a dataset, set hyperparameters, Launch.
 
+It lives beside ``train`` (not in ``widgets/``) because it drives ``train.launch``; it also holds
+the ``%qftrain`` dispatch, which shows this form or launches directly.
 Bounds come from :data:`qfnb.notebook.train.BOUNDS` (the same checks as the magic's options);
 the dashboard of the launched job replaces the form's result area, so nothing is displayed from
 a button callback. Shown with :meth:`FinetuneLauncher.show`, the launcher's output becomes the
@@ -12,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
+from IPython.core.error import UsageError
 
-from qfnb.notebook import _fmt, _theme
+from qfnb.notebook import _fmt, _theme, train
+from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.train import BOUNDS, DEFAULT_BASE, TrainerFactory, TrainSpec, launch
 
 BASE_MODELS = (DEFAULT_BASE, "Qwen2.5-Coder-0.5B-Instruct")
@@ -130,3 +134,64 @@ class FinetuneLauncher(w.VBox):
         if self.dashboard is not None:
             return repr(self.dashboard)
         return f"[qftrain launcher] base={self.base.value} dataset={self.dataset.value or '?'}"
+
+
+def handle_magic(magics: Any, args: Any, line: str) -> Any:
+    """Dispatch the parsed ``%qftrain`` arguments."""
+    if args.stop:
+        try:
+            train.platform_stop(args.stop)
+        except Exception as exc:
+            raise QfnbCellError(f"could not stop task {args.stop}: {exc}", title="qftrain") from exc
+        return f"stop requested for task {args.stop}"
+    if args.list:
+        from qfnb.notebook.jobs import jobs_frame
+
+        try:
+            return jobs_frame()
+        except Exception as exc:
+            raise QfnbCellError(f"could not list the fine-tunes: {exc}", title="qftrain") from exc
+    if args.attach is not None:
+        return _attach(magics, args)
+    if args.dataset is None and all(getattr(args, n) is None for n in train.BOUNDS) and args.base is None:
+        launcher = FinetuneLauncher(factory=magics.trainer_factory)
+        if args.output:
+            magics.user_ns[args.output] = launcher
+            launcher.var_name = args.output
+        launcher.show()  # with a display id: the job's final static state replaces the form
+        return None
+    spec = train.TrainSpec.from_args(args)
+    try:
+        dash = train.launch(spec, magics.trainer_factory)
+    except UsageError:
+        raise
+    except Exception as exc:  # bad dataset, unknown base model, ...: one clear line
+        raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qftrain could not start") from exc
+    _keep(magics, args, dash.state.title, dash)
+    return None
+
+
+def _attach(magics: Any, args: Any) -> None:
+    """``--attach [task | job | pipeline id]``: one live dashboard of that job in this kernel."""
+    from qfnb.notebook.jobs import resolve_task
+
+    try:
+        task_id = resolve_task(args.attach or None)
+        previous = magics.dashboards.get(task_id)
+        if previous is not None and not previous.done:
+            previous.show()  # this kernel already follows it: show that dashboard, not a second
+            return
+        dash = train.attach(task_id, **magics.attach_options)
+    except UsageError:
+        raise
+    except Exception as exc:
+        raise QfnbCellError(f"cannot attach to {args.attach or 'the newest running fine-tune'}: {exc}",
+                            title="qftrain") from exc
+    _keep(magics, args, task_id, dash)
+
+
+def _keep(magics: Any, args: Any, key: str, dash: Any) -> None:
+    magics.dashboards[key] = dash
+    if args.output:
+        magics.user_ns[args.output] = dash
+        dash.var_name = args.output

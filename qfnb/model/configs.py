@@ -1,0 +1,59 @@
+"""``DeployConfig``: how to deploy a model as a service (``qfnb.trainer.configs`` re-exports it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from qfnb._core.errors import ValidationError as QfValidationError
+from qfnb.resources.console.consts import DeployPoolType
+
+from .consts import ServiceType
+
+__all__ = ["ConfigModel", "DeployConfig", "raise_first_error"]
+
+
+def raise_first_error(exc: ValidationError) -> None:
+    """Re-raise pydantic's first error as qfnb's ValidationError naming the field."""
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "config"
+    raise QfValidationError(field, err["msg"]) from None
+
+
+class ConfigModel(BaseModel):
+    """Base of qfnb's config models: a bad field raises qfnb's ValidationError naming it."""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise_first_error(exc)
+
+
+class DeployConfig(ConfigModel):
+    """How to deploy a model as a service."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+    name: str = ""
+    endpoint_suffix: str = ""
+    endpoint_prefix: str = ""
+    description: str = ""
+    replicas: int = Field(1, ge=1, le=100)
+    pool_type: DeployPoolType = DeployPoolType.PrivateResource
+    service_type: ServiceType = ServiceType.Chat
+    hours: int = Field(1, ge=1)
+    resource_type: str = "GPU-I-2"
+    qps: float | None = Field(None, gt=0)
+    extras: dict[str, Any] = Field(default_factory=dict)
+
+    def __init__(self, **data: Any) -> None:  # keeps the keyword-only, validated signature for type checkers
+        super().__init__(**data)
+
+    @field_validator("endpoint_suffix", "endpoint_prefix")
+    @classmethod
+    def _suffix(cls, value: str) -> str:
+        if value and not all(c.isalnum() or c in "_-" for c in value):
+            raise ValueError("may contain only letters, digits, '_' and '-'")
+        return value

@@ -1,0 +1,54 @@
+"""The progress protocol lives in the core; the notebook plugs its widget in through a hook."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+
+from qfnb._core import progress as core
+
+
+def test_importing_the_core_progress_imports_no_notebook_layer() -> None:
+    code = ("import sys, qfnb._core.progress; "
+            "print(sorted(m for m in sys.modules if m.startswith(('qfnb.notebook', 'IPython', 'ipywidgets'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_widget_mode_without_a_registered_renderer_draws_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(core, "_widget_factory", None)
+    stream = io.StringIO()
+    with core.Progress(total=2, desc="b", mode="widget", stream=stream) as bar:
+        bar.on_result(0, True)
+        bar.on_result(1, False)
+    assert "1 ok, 1 failed" in stream.getvalue()
+
+
+def test_the_registered_renderer_draws_widget_bars(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[tuple[str, int]] = []
+
+    class Recorder:
+        def __init__(self, desc: str) -> None:
+            self.desc = desc
+
+        def render(self, snap: core.ProgressSnapshot) -> None:
+            drawn.append(("render", snap.finished))
+
+        def close(self, snap: core.ProgressSnapshot) -> None:
+            drawn.append(("close", snap.finished))
+
+    monkeypatch.setattr(core, "_widget_factory", None)
+    core.register_widget_renderer(Recorder)
+    with core.Progress(total=1, mode="widget", min_interval=0.0) as bar:
+        bar.on_result(0, True)
+    assert drawn == [("render", 0), ("render", 1), ("close", 1)]
+
+
+def test_importing_the_notebook_layer_registers_its_widget() -> None:
+    import qfnb.notebook  # noqa: F401
+
+    assert core._widget_factory is not None
+    assert core._widget_factory.__module__ == "qfnb.notebook.progress"

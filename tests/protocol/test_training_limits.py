@@ -1,0 +1,36 @@
+"""One table of training limits: the notebook, the trainer and the local platform agree on it."""
+
+from __future__ import annotations
+
+import pytest
+
+from qfnb._core.errors import ValidationError
+from qfnb.notebook.train import TrainSpec
+from qfnb.protocol.training import LIMITS, hyper_problem
+from qfnb.trainer.configs import TrainConfig
+
+
+@pytest.mark.parametrize(("wire", "snake", "option", "ok", "bad"), [
+    ("batchSize", "batch_size", "batch_size", 256, 257),
+    ("maxSteps", "max_steps", "steps", 10**7, 10**7 + 1),
+    ("epoch", "epoch", "epochs", 100, 0),
+    ("learningRate", "learning_rate", "lr", 1.0, 0.0),
+])
+def test_every_layer_draws_the_same_line(wire: str, snake: str, option: str, ok: float, bad: float) -> None:
+    assert hyper_problem(wire, ok) is None and hyper_problem(wire, bad) is not None
+    TrainConfig(**{snake: ok})
+    with pytest.raises(ValidationError, match=snake):
+        TrainConfig(**{snake: bad})
+    TrainSpec(dataset="d.jsonl", **{option: ok})
+    with pytest.raises(ValueError, match="must be in"):
+        TrainSpec(dataset="d.jsonl", **{option: bad})
+
+
+def test_platform_checks_the_same_table() -> None:
+    from qfnb.local.console import check_hyper
+    from qfnb.local.wire import BodyError
+
+    assert check_hyper({"batchSize": 256}, "hyper")["batchSize"] == 256
+    with pytest.raises(BodyError, match="batchSize"):
+        check_hyper({"batchSize": 257}, "hyper")
+    assert set(LIMITS) >= {"epoch", "learningRate", "batchSize", "maxSteps"}

@@ -1,0 +1,65 @@
+"""The import-linter contracts in pyproject.toml hold for the tree, and they bite.
+
+Each breaking case copies the package to a temporary directory, adds one forbidden import and
+runs ``lint-imports`` there against the repository's own contracts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT = Path(sys.executable).with_name("lint-imports")
+
+pytestmark = pytest.mark.skipif(not LINT.exists(), reason="import-linter is not installed (dev extra)")
+
+
+def _lint(root: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([str(LINT), "--no-cache", "--no-logo", "--config", str(root / "pyproject.toml")],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("layers")
+    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+    shutil.copytree(ROOT / "qfnb", root / "qfnb", ignore=shutil.ignore_patterns("__pycache__", "*.gguf", "*.bin"))
+    return root
+
+
+def _with_line(tree: Path, module: str, line: str) -> Path:
+    path = tree / module
+    original = path.read_text(encoding="utf-8")
+    path.write_text(original + f"\n{line}\n", encoding="utf-8")
+    return path
+
+
+def test_the_tree_keeps_every_contract(tree: Path) -> None:
+    result = _lint(tree)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("module", "line", "complaint"), [
+    ("qfnb/_core/progress.py", "import qfnb.notebook.widgets.progress_bar", "qfnb._core is not allowed to import"),
+    ("qfnb/resources/inference/chat.py", "import qfnb.dataset", "qfnb.resources is not allowed to import"),
+    ("qfnb/local/platform.py", "import qfnb._core.errors", "qfnb.local.platform -> qfnb._core.errors"),
+    ("qfnb/_core/retry.py", "import qfnb._core.client", "No cycles are allowed in qfnb._core"),
+    ("qfnb/trainer/consts.py", "import ipywidgets", "qfnb.trainer is not allowed to import ipywidgets"),
+])
+def test_a_forbidden_import_breaks_a_contract(tree: Path, module: str, line: str, complaint: str) -> None:
+    path = tree / module
+    original = path.read_text(encoding="utf-8")
+    try:
+        _with_line(tree, module, line)
+        result = _lint(tree)
+    finally:
+        path.write_text(original, encoding="utf-8")
+    assert result.returncode != 0
+    assert complaint in result.stdout, result.stdout
