@@ -47,7 +47,11 @@ async def bos_object(request: Request) -> Response:
         data = await request.body()
         if len(data) > MAX_OBJECT_BYTES:
             return bce_error(400, "EntityTooLarge", f"objects are limited to {MAX_OBJECT_BYTES} bytes here")
-        platform.objects.put(request.path_params["bucket"], request.path_params["key"], data)
+        try:
+            platform.objects.put(request.path_params["bucket"], request.path_params["key"], data)
+        except (NotADirectoryError, IsADirectoryError, FileExistsError):
+            return bce_error(409, "ObjectConflict", "the key conflicts with an existing object or folder "
+                             "(an object cannot also be a folder)")
         return Response(status_code=200, headers={"ETag": str(len(data))})
     if not path.is_file():
         return bce_error(404, "NoSuchKey", "The specified key does not exist.")

@@ -213,3 +213,10 @@ def test_resource_names_and_signature_expiry(client) -> None:
 
 def test_healthz_says_only_up(client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_an_object_key_under_an_existing_object_is_a_conflict_not_a_500(client) -> None:
+    """Found by the fuzz suite: ``PUT b/0`` then ``PUT b/0/0`` raised NotADirectoryError (a 500)."""
+    assert client.put("/bos/b/0", content=b"x", auth=Signer()).status_code == 200
+    resp = client.put("/bos/b/0/0", content=b"y", auth=Signer())
+    assert resp.status_code == 409 and resp.headers["X-Bce-Error-Code"] == "ObjectConflict"
