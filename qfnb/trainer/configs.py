@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from qfnb._core.errors import ValidationError as QfValidationError
 from qfnb.resources.console.consts import DeployPoolType
 
 from .consts import ServiceType
+
+logger = logging.getLogger(__name__)
 
 _PEFT = {"lora": "LoRA", "fullfinetuning": "FullFineTuning", "full": "FullFineTuning",
          "all": "FullFineTuning", "prompttuning": "PromptTuning", "ptuning": "PromptTuning"}
@@ -28,6 +31,16 @@ def _camel(name: str) -> str:
     return head + "".join(p.title() for p in rest)
 
 
+def _official_input(cls: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    """As the official pydantic models take them: ``None`` means the default, and an unknown
+    field is ignored (with one warning naming it, where the official SDK says nothing)."""
+    known = set(cls.model_fields)
+    unknown = sorted(k for k in data if k not in known)
+    if unknown:
+        logger.warning("%s: ignoring unknown field(s) %s", cls.__name__, ", ".join(unknown))
+    return {k: v for k, v in data.items() if k in known and v is not None}
+
+
 def _raise_first(exc: ValidationError) -> None:
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"]) or "config"
@@ -37,7 +50,7 @@ def _raise_first(exc: ValidationError) -> None:
 class TrainConfig(BaseModel):
     """Hyper-parameters of a fine-tune run; ``None`` leaves the platform default."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
 
     epoch: int | None = Field(None, ge=1, le=50)
     learning_rate: float | None = Field(None, gt=0, le=1)
@@ -62,7 +75,7 @@ class TrainConfig(BaseModel):
 
     def __init__(self, **data: Any) -> None:
         try:
-            super().__init__(**data)
+            super().__init__(**_official_input(type(self), data))
         except ValidationError as exc:
             _raise_first(exc)
 
@@ -99,7 +112,7 @@ class TrainConfig(BaseModel):
 class DeployConfig(BaseModel):
     """How to deploy a model as a service."""
 
-    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+    model_config = ConfigDict(extra="ignore", use_enum_values=False)
 
     name: str = ""
     endpoint_suffix: str = ""
@@ -109,13 +122,15 @@ class DeployConfig(BaseModel):
     pool_type: DeployPoolType = DeployPoolType.PrivateResource
     service_type: ServiceType = ServiceType.Chat
     hours: int = Field(1, ge=1)
+    #: prepaid months; when set it wins over ``hours`` (as in the official SDK)
+    months: int | None = Field(None, ge=1)
     resource_type: str = "GPU-I-2"
     qps: float | None = Field(None, gt=0)
     extras: dict[str, Any] = Field(default_factory=dict)
 
     def __init__(self, **data: Any) -> None:
         try:
-            super().__init__(**data)
+            super().__init__(**_official_input(type(self), data))
         except ValidationError as exc:
             _raise_first(exc)
 

@@ -56,6 +56,7 @@ class ServiceType(_StrEnum):
     Chat = "Chat"
     Completion = "Completion"
     Embedding = "Embedding"
+    Text2Image = "Text2Image"
 
 
 _S = FinetuneStatus
