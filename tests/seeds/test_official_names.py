@@ -112,3 +112,18 @@ def test_evaluator_module_path() -> None:
     from qfnb.evaluation.evaluator import QianfanRuleEvaluator
 
     assert QianfanRuleEvaluator is A
+
+
+@pytest.mark.parametrize("value", ["...", "…", "xxx", "your_ak", "<AK>", "YOUR-SECRET-KEY"])
+def test_doc_placeholder_credentials_fail_before_sending(value: str) -> None:
+    from qfnb._core.config import resolve_config
+
+    with pytest.raises(qfnb.errors.ValidationError, match="placeholder from the docs"):
+        resolve_config(None, access_key=value, secret_key="s3cr3tValue")
+
+
+def test_real_looking_credentials_pass_the_placeholder_check() -> None:
+    from qfnb._core.config import resolve_config
+
+    cfg = resolve_config(None, ak="a1B2c3D4e5F6g7H8", sk="x1y2z3Xx9", access_key="ALTAKyourx12")
+    assert cfg.ak == "a1B2c3D4e5F6g7H8"

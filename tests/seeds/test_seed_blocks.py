@@ -26,6 +26,8 @@ sys.path.insert(0, str(HERE.parent / "local"))
 
 import seedblocks  # noqa: E402
 
+from qfnb.errors import APIError, ValidationError  # noqa: E402
+
 REPO = HERE.parents[1]
 SEEDS_DIR = seedblocks.seeds_dir(REPO)
 SEEDS = seedblocks.load(SEEDS_DIR) if SEEDS_DIR.is_dir() else None
@@ -33,16 +35,19 @@ if SEEDS is None or not SEEDS.blocks:
     pytest.skip(f"the official SDK's docs are not beside this checkout ({SEEDS_DIR} is absent)",
                 allow_module_level=True)
 
-#: blocks that cannot run offline, or that fail as written in the docs themselves: id -> reason
-OFFLINE: dict[str, tuple[str, type[BaseException] | None]] = {
-    "000#4": ("the seed block is not valid Python (an unclosed `EvaluationManager(` call)", SyntaxError),
-    "000#5": ("the seed block uses DeployConfig without importing it", NameError),
-    "003#1": ("passes literal cloud credentials (access_key=\"...\"): only the cloud Qianfan platform can check "
-              "them", None),
-    "003#5": ("Plugin apps are cloud-only: the local platform has no plugin runtime", None),
+#: blocks that cannot run offline, or that fail as written in the docs themselves:
+#: id -> (reason, the exception the block raises, what its message says)
+OFFLINE: dict[str, tuple[str, type[BaseException], str]] = {
+    "000#4": ("the seed block is not valid Python (an unclosed `EvaluationManager(` call)", SyntaxError,
+              "never closed|invalid syntax"),
+    "000#5": ("the seed block uses DeployConfig without importing it", NameError, "DeployConfig"),
+    "003#1": ("passes the docs' placeholder credentials (access_key=\"...\"), which only the cloud could check",
+              ValidationError, "placeholder from the docs"),
+    "003#5": ("Plugin apps are cloud-only: the local platform has no plugin runtime", APIError, "cloud feature"),
     "003#6": ("Text2Image needs weights (QFNB_TEXT2IMAGE_MODEL_DIR); the block also uses Image/io without "
-              "importing them", None),
-    "003#7": ("the seed block uses Completion without importing it (from qianfan import Completion)", NameError),
+              "importing them", APIError, "QFNB_TEXT2IMAGE_MODEL_DIR"),
+    "003#7": ("the seed block uses Completion without importing it (from qianfan import Completion)", NameError,
+              "Completion"),
 }
 
 ROWS = [{"prompt": f"What is {i}+{i}?", "response": str(2 * i)} for i in range(8)]
@@ -146,7 +151,7 @@ def _prepare(block: seedblocks.Block, ns: dict[str, Any], ids: dict[str, Any]) -
                                     train_config=TrainConfig(epoch=1, batch_size=2, max_steps=3))
     if block.id == "002#4" and "create_job_resp" in ns:
         ns["job_id"] = ns["create_job_resp"]["result"]["id"]
-    if block.id == "003#2" and "chat_comp" not in ns:
+    if block.id == "003#2":
         import qfnb
 
         ns["chat_comp"] = qfnb.ChatCompletion()  # 003#1 made it with cloud credentials
@@ -169,12 +174,11 @@ def test_seed_block(block: seedblocks.Block, platform: dict[str, Any]) -> None:
     table = placeholders(platform)
     source = seedblocks.edit(block.source, {**table.get(block.seed, {}), **table.get(block.id, {})})
     offline = OFFLINE.get(block.id)
-    if offline is not None and offline[1] is None:
-        pytest.xfail(offline[0])  # not run: it would need the cloud (or model weights)
     _prepare(block, ns, platform)
-    if offline is not None:
-        with pytest.raises(offline[1]):  # type: ignore[arg-type]
+    if offline is not None:  # it fails, and with the clear error it should
+        reason, raises, says = offline
+        with pytest.raises(raises, match=says):
             seedblocks.run(source, ns)
-        pytest.xfail(offline[0])
+        pytest.xfail(reason)
     with contextlib.suppress(seedblocks.EndOfConversation):
         seedblocks.run(source, ns)
