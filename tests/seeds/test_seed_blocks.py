@@ -182,3 +182,28 @@ def test_seed_block(block: seedblocks.Block, platform: dict[str, Any]) -> None:
         pytest.xfail(reason)
     with contextlib.suppress(seedblocks.EndOfConversation):
         seedblocks.run(source, ns)
+
+
+def test_block_003_1_runs_once_its_placeholder_keys_are_left_out(platform: dict[str, Any]) -> None:
+    """003#1 fails only for its placeholder credentials (see OFFLINE): the rest of it (the
+    default model, ``model="ERNIE-Bot"``, a custom endpoint, the ``Messages`` conversation loop)
+    runs once ``access_key="...", secret_key="..."`` is left out, as the error tells the user."""
+    block = next(b for b in SEEDS.blocks if b.id == "003#1")
+    cloud_call = 'ChatCompletion(access_key="...", secret_key="...")'
+    assert cloud_call in block.source
+    source = seedblocks.edit(block.source.replace(cloud_call, "ChatCompletion()"),
+                             placeholders(platform)["003"])
+    typed: list[str] = []
+
+    def user(prompt: str = "") -> str:
+        if len(typed) == 2:
+            raise seedblocks.EndOfConversation
+        typed.append(f"line {len(typed)}")
+        return typed[-1]
+
+    ns: dict[str, Any] = {"__name__": "seed_003_1", "input": user}
+    with contextlib.suppress(seedblocks.EndOfConversation):
+        seedblocks.run(source, ns)
+    history = ns["msgs"].to_list()
+    assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
+    assert history[0]["content"] == "line 0" and history[1]["content"]
