@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -244,6 +245,7 @@ def resolve_config(config: Config | None = None, **overrides: Any) -> Config:
     daemon and return a config pointing at it, logging one INFO notice on the ``qfnb`` logger.
     """
     cfg = (config.with_overrides(**overrides) if config is not None else Config.from_env(**overrides))
+    _check_placeholders(cfg)
     if cfg.is_configured:
         return cfg
     platform = _local_platform()
@@ -275,6 +277,22 @@ def resolve_config(config: Config | None = None, **overrides: Any) -> Config:
 
 
 _NOTICE_SHOWN = False
+
+_PLACEHOLDER = re.compile(r"\.{2,}|…+|x{2,}|<[^>]*>|your[\w\- ]*|\*+", re.IGNORECASE)
+_CREDENTIAL_FIELDS = ("ak", "sk", "access_key", "secret_key", "access_token", "bearer_token")
+
+
+def _check_placeholders(cfg: Config) -> None:
+    """A documentation placeholder (``access_key="..."``, ``"your_ak"``, ``"xxx"``) given as a
+    credential: say so before anything is sent, instead of failing later at the cloud's door."""
+    from .errors import ValidationError
+
+    for name in _CREDENTIAL_FIELDS:
+        value = getattr(cfg, name)
+        if isinstance(value, str) and _PLACEHOLDER.fullmatch(value.strip()):
+            raise ValidationError(name, f"{value.strip()[:12]!r} is a placeholder from the docs, not a key: pass "
+                                        "your Qianfan credentials (they only work against the cloud platform), "
+                                        "or leave all keys unset to use qfnb's embedded local platform")
 
 
 _default_backend: Callable[[], Any] | None = None

@@ -19,6 +19,7 @@ from qfnb.protocol.training import LIMITS, hyper_problem
 
 from .datasets import EXPORT_BUCKET, append_rows, dataset_rows, export_lines, import_files, read_file_rows
 from .platform import Platform
+from .seed_names import FINETUNE_NAMES, notice
 from .store import new_sid
 from .wire import BodyError, check_name, iso
 
@@ -57,16 +58,22 @@ def resolve_base(platform: Platform, name: Any, field: str) -> str:
     for m in models:
         if wanted in (m.name.lower(), m.endpoint.lower()):
             return str(m.name)
+    if models and name.lower() in {n.lower() for n in FINETUNE_NAMES}:
+        notice(name, str(models[0].name))
+        return str(models[0].name)
     listing = ", ".join(m.name for m in models) or "none"
     raise BodyError(field, f"base model {name!r} cannot be fine-tuned on the local platform; it trains: {listing} "
                     "(or map the name with QFNB_MODEL_ALIASES)")
 
 
 def create_container(platform: Platform, *, name: Any, base_model: Any, base_field: str, train_mode: str = "SFT",
-                     description: str = "", parameter_scale: str = "LoRA") -> dict[str, Any]:
+                     description: str = "", parameter_scale: str = "LoRA",
+                     base_optional: bool = False) -> dict[str, Any]:
+    """A fine-tune container; with ``base_optional`` (v1 ``create_task(name, description)``,
+    as the official docs call it) the base model may come later, from the first job."""
     if not isinstance(name, str) or not name.strip():
         raise BodyError("name", "is required and must be a non-empty string")
-    base = resolve_base(platform, base_model, base_field)
+    base = None if base_optional and base_model is None else resolve_base(platform, base_model, base_field)
     if train_mode != "SFT":
         raise BodyError("trainMode", f"the local platform supports SFT only, got {train_mode!r}")
     return platform.store.insert("ft_jobs", {"name": name, "description": description or "", "model": base,

@@ -15,6 +15,7 @@ from .auth import Authenticator
 from .datasets import ObjectStore
 from .engine_api import RegistryLike
 from .jobs import Supervisor
+from .seed_names import seed_model
 from .settings import Settings, make_private
 from .store import Store
 from .wire import BodyError
@@ -91,6 +92,9 @@ class Platform:
                 for m in models:
                     if target.lower() in (m.name.lower(), m.endpoint.lower()):
                         return m
+        seeded = seed_model(api_type, key, [m for m in self.base_models() if api_type in m.api_types])
+        if seeded is not None:
+            return seeded
         if api_type in ("chat", "completions") and key not in self._deployed:
             # a service deployed by another server on this data dir: register it here too (may block)
             for svc in self.store.all("services", lambda s: s.get("uri", "").lower() == key

@@ -39,13 +39,17 @@ def _int(body: dict[str, Any], field: str) -> Any:
 
 def create_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     rec = c.create_container(p, name=body.get("name"), base_model=body.get("trainType") or body.get("baseTrainType"),
-                             base_field="trainType", description=body.get("description") or "")
+                             base_field="trainType", description=body.get("description") or "",
+                             base_optional=True)
     return {"id": rec["id"], "uuid": rec["sid"], "name": rec["name"], "description": rec["description"],
             "createTime": iso(rec["created"])}
 
 
 def create_job(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     container = c.get(p, "ft_jobs", _int(body, "taskId"), "taskId")
+    if not container.get("model"):  # a task created without trainType: the job names the base model
+        base = c.resolve_base(p, body.get("trainType") or body.get("baseTrainType"), "trainType")
+        container = p.store.update("ft_jobs", container["id"], model=base)
     trainset = body.get("trainset")
     if not isinstance(trainset, list) or not trainset:
         raise BodyError("trainset", "is required: [{type: 1, id: <dataset id>}]")

@@ -268,13 +268,15 @@ async def v2_chat(request: Request) -> Response:
         return iter(engine.chat(messages, system=system, params=params))
 
     rid, created = response_id(), now()
+    # the model that answers (a catalogue name such as ERNIE-Bot is answered by a local model)
+    answered = req.model if req.model.lower() in (model.name.lower(), model.endpoint.lower()) else model.name
     if not req.stream:
         try:
             deltas = await run_in_threadpool(lambda: list(start()))
         except PromptTooLong as exc:
             return v2_chat_error(400, "invalid_argument", f"messages: {exc}")
         finish = next((d.finish_reason for d in reversed(deltas) if d.finish_reason), "stop")
-        return JSONResponse({"id": rid, "object": "chat.completion", "created": created, "model": req.model,
+        return JSONResponse({"id": rid, "object": "chat.completion", "created": created, "model": answered,
                              "choices": [{"index": 0, "message": {"role": "assistant",
                                                                   "content": "".join(d.text for d in deltas)},
                                           "finish_reason": finish if finish != "normal" else "stop"}],
@@ -284,7 +286,7 @@ async def v2_chat(request: Request) -> Response:
     except PromptTooLong as exc:
         return v2_chat_error(400, "invalid_argument", f"messages: {exc}")
     include_usage = bool((req.stream_options or {}).get("include_usage"))
-    return StreamingResponse(_v2_events(stream_deltas, rid, req.model, created, include_usage),
+    return StreamingResponse(_v2_events(stream_deltas, rid, answered, created, include_usage),
                              media_type="text/event-stream", headers=SSE_HEADERS)
 
 

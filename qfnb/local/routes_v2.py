@@ -89,7 +89,8 @@ def describe_tasks(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
 
 def describe_jobs(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     model = body.get("model")
-    jobs = [_job_view(j) for j in p.store.all("ft_jobs") if not model or j["model"].lower() == str(model).lower()]
+    jobs = [_job_view(j) for j in p.store.all("ft_jobs")
+            if not model or (j["model"] or "").lower() == str(model).lower()]
     return _page(jobs, body, "jobList", "jobId")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -13,6 +14,8 @@ from .consts import ServiceType
 
 __all__ = ["ConfigModel", "DeployConfig", "raise_first_error"]
 
+logger = logging.getLogger("qfnb")
+
 
 def raise_first_error(exc: ValidationError) -> None:
     """Re-raise pydantic's first error as qfnb's ValidationError naming the field."""
@@ -22,11 +25,21 @@ def raise_first_error(exc: ValidationError) -> None:
 
 
 class ConfigModel(BaseModel):
-    """Base of qfnb's config models: a bad field raises qfnb's ValidationError naming it."""
+    """Base of qfnb's config models: a bad field raises qfnb's ValidationError naming it.
+
+    As the official pydantic models take them, ``None`` means the default and an unknown field
+    is ignored — with one warning naming it, where the official SDK says nothing.
+    """
+
+    model_config = ConfigDict(extra="ignore")
 
     def __init__(self, **data: Any) -> None:
+        known = set(type(self).model_fields)
+        unknown = sorted(k for k in data if k not in known)
+        if unknown:
+            logger.warning("%s: ignoring unknown field(s) %s", type(self).__name__, ", ".join(unknown))
         try:
-            super().__init__(**data)
+            super().__init__(**{k: v for k, v in data.items() if k in known and v is not None})
         except ValidationError as exc:
             raise_first_error(exc)
 
@@ -34,7 +47,7 @@ class ConfigModel(BaseModel):
 class DeployConfig(ConfigModel):
     """How to deploy a model as a service."""
 
-    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+    model_config = ConfigDict(extra="ignore", use_enum_values=False)
 
     name: str = ""
     endpoint_suffix: str = ""
@@ -44,6 +57,8 @@ class DeployConfig(ConfigModel):
     pool_type: DeployPoolType = DeployPoolType.PrivateResource
     service_type: ServiceType = ServiceType.Chat
     hours: int = Field(1, ge=1)
+    #: prepaid months; when set it wins over ``hours`` (as in the official SDK)
+    months: int | None = Field(None, ge=1)
     resource_type: str = "GPU-I-2"
     qps: float | None = Field(None, gt=0)
     extras: dict[str, Any] = Field(default_factory=dict)

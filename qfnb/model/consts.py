@@ -26,3 +26,4 @@ class ServiceType(_StrEnum):
     Chat = "Chat"
     Completion = "Completion"
     Embedding = "Embedding"
+    Text2Image = "Text2Image"

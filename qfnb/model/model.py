@@ -159,8 +159,10 @@ class Model:
                                      "replicasCount": deploy_config.replicas}
         if deploy_config.qps:
             resources["qps"] = deploy_config.qps
-        billing = {"paymentTiming": "Prepaid", "reservation": {"reservationTimeUnit": "Hour",
-                                                               "reservationLength": deploy_config.hours}}
+        unit, length = (("Month", deploy_config.months) if deploy_config.months
+                        else ("Hour", deploy_config.hours))
+        billing = {"paymentTiming": "Prepaid", "reservation": {"reservationTimeUnit": unit,
+                                                               "reservationLength": length}}
         res = _result(await ServiceAPI.V2.acreate_service(
             model_set_id=str(self.model_set_id), model_id=str(self.version_id_str or self.version_id),
             name=name, url_suffix=suffix, resource_config=resources, billing=billing,
@@ -286,7 +288,7 @@ class Service:
 
     def __init__(self, id: str | int | None = None, endpoint: str | None = None,
                  model: Model | None = None, deploy_config: DeployConfig | None = None,
-                 service_type: ServiceType | str = ServiceType.Chat,
+                 service_type: ServiceType | str | None = ServiceType.Chat,
                  config: Config | None = None) -> None:
         if id is None and endpoint is None:
             raise ValidationError("id", "give a service id or an endpoint")
@@ -294,7 +296,7 @@ class Service:
         self.endpoint = endpoint
         self.model = model
         self.deploy_config = deploy_config
-        self.service_type = ServiceType(service_type)
+        self.service_type = ServiceType(service_type or ServiceType.Chat)
         self.config = config
         self.url: str | None = None
 
@@ -349,7 +351,8 @@ class Service:
         from qfnb import resources
 
         cls = {ServiceType.Chat: resources.ChatCompletion, ServiceType.Completion: resources.Completion,
-               ServiceType.Embedding: resources.Embedding}[self.service_type]
+               ServiceType.Embedding: resources.Embedding,
+               ServiceType.Text2Image: resources.Text2Image}[self.service_type]
         kwargs: dict[str, Any] = dict(self.chat_target())
         if self.config is not None:
             kwargs["config"] = self.config

@@ -10,13 +10,21 @@ class _StrEnum(StrEnum):
 
 
 class TrainMode(_StrEnum):
+    """Official SDK member names first; the upper-case names are aliases."""
+
     SFT = "SFT"
-    POST_PRETRAIN = "PostPretrain"
+    PostPretrain = "PostPretrain"
     DPO = "DPO"
     KTO = "KTO"
+    POST_PRETRAIN = "PostPretrain"
 
 
 class ParameterScale(_StrEnum):
+    """Official SDK member names first (``TrainParameterScale.LoRA``); upper-case aliases."""
+
+    FullFineTuning = "FullFineTuning"
+    PromptTuning = "PromptTuning"
+    LoRA = "LoRA"
     FULL = "FullFineTuning"
     PROMPT_TUNING = "PromptTuning"
     LORA = "LoRA"
@@ -58,6 +66,14 @@ class ModelVersionState(_StrEnum):
 
 
 class ServiceStatus(_StrEnum):
+    """Official SDK member names first (``ServiceStatus.Serving``); upper-case aliases."""
+
+    Done = "Done"
+    New = "New"
+    Deploying = "Deploying"
+    Failed = "Failed"
+    Stopped = "Stopped"
+    Serving = "Serving"
     NEW = "New"
     DEPLOYING = "Deploying"
     SERVING = "Serving"

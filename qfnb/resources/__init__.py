@@ -9,7 +9,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _INFERENCE = ("ChatCompletion", "Completion", "Embedding", "Plugin", "Text2Image", "Messages", "QfResponse",
-              "QfRole", "BatchFuture", "read_results")
+              "QfRole", "BatchFuture", "read_results", "QfMessages", "Role", "Response")
 
 if TYPE_CHECKING:  # pragma: no cover
     from .inference import (

@@ -32,7 +32,7 @@ def _camel(name: str) -> str:
 class TrainConfig(ConfigModel):
     """Hyper-parameters of a fine-tune run; ``None`` leaves the platform default."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
 
     # bounds: qfnb.protocol.training.LIMITS, the table the platform enforces too (_limits below)
     epoch: int | None = None

@@ -105,13 +105,24 @@ class LLMFinetune(Trainer):
 
     @property
     def output(self) -> dict[str, Any]:
-        """The last finished output; ``output["model"]`` is a :class:`qfnb.model.Model`."""
+        """The last finished output; ``output["model"]`` is a :class:`qfnb.model.Model`, and
+        after a deploy ``output["service"]`` the :class:`qfnb.model.Service`."""
         from qfnb.model import Model
 
         done = [a.output for a in self.ppl.actions if a.output is not None]
         out = dict(done[-1]) if done else {}
         if isinstance(out.get("model"), dict):
             out["model"] = Model.from_dict(out["model"], config=self.config)
+        deploy = next((a for a in self.ppl.actions if isinstance(a, DeployAction)), None)
+        if out.get("service_id") is not None and deploy is not None:  # as the official deploy output
+            from qfnb.model import Service
+
+            model = out.get("model") if isinstance(out.get("model"), Model) else None
+            known = getattr(model, "service", None)
+            out["service"] = known if isinstance(known, Service) else Service(
+                id=out["service_id"], endpoint=out.get("service_endpoint"), model=model,
+                deploy_config=deploy.deploy_config, service_type=deploy.deploy_config.service_type,
+                config=self.config)
         evaluate = next((a for a in self.ppl.actions if isinstance(a, EvaluateAction)), None)
         if evaluate is not None and evaluate.result is not None:
             out["eval_result"] = evaluate.result

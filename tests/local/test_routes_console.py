@@ -89,8 +89,8 @@ def test_v1_lifecycle_train_publish_deploy_chat(client) -> None:
 
 def test_job_validation_errors(client) -> None:
     ds = upload_dataset(client)
-    task = console(client, "/wenxinworkshop/finetune/createTask", {"name": "t", "baseTrainType": "ERNIE-Bot-turbo",
-                                                                   "trainType": "ERNIE-Bot-turbo-0725"})
+    task = console(client, "/wenxinworkshop/finetune/createTask", {"name": "t", "baseTrainType": "Llama-2",
+                                                                   "trainType": "Llama-2-70B-Chat"})
     assert task["error_code"] == 336003 and "Tiny-Chat" in task["error_msg"]
     tid = console(client, "/wenxinworkshop/finetune/createTask",
                   {"name": "t", "trainType": "tiny-chat"})["result"]["id"]
@@ -388,3 +388,21 @@ def test_second_server_on_the_same_data_dir_defers_to_the_supervisor(tmp_path: P
         answer = second.post(MODEL_API_PREFIX + "/chat/shared", params={"access_token": token(second)},
                              json={"messages": [{"role": "user", "content": "hi"}]}).json()
         assert answer["result"] == "adapter shared: hi"
+
+
+def test_create_task_without_train_type_takes_the_base_model_from_the_job(client) -> None:
+    """Seed 002: ``FineTune.create_task(name=..., description=...)``, then a job naming the cloud
+    base model, which the local platform trains on its first trainable model."""
+    ds = upload_dataset(client)
+    tid = console(client, "/wenxinworkshop/finetune/createTask", {"name": "task_name",
+                                                                  "description": "task_desc"})["result"]["id"]
+    job = console(client, "/wenxinworkshop/finetune/createJob", {
+        "taskId": tid, "baseTrainType": "ERNIE-Bot-turbo", "trainType": "ERNIE-Bot-turbo-0725", "trainMode": "SFT",
+        "peftType": "LoRA", "trainConfig": {"epoch": 1}, "trainset": [{"type": 1, "id": ds}], "trainsetRate": 20})
+    assert "result" in job, job
+    detail = console(client, "/wenxinworkshop/finetune/jobDetail", {"taskId": tid, "jobId": job["result"]["id"]})
+    assert detail["result"]["trainType"] == "Tiny-Chat"
+    no_base = console(client, "/wenxinworkshop/finetune/createTask", {"name": "t2"})["result"]["id"]
+    missing = console(client, "/wenxinworkshop/finetune/createJob", {"taskId": no_base,
+                                                                     "trainset": [{"type": 1, "id": ds}]})
+    assert missing["error_code"] == 336003 and "trainType" in missing["error_msg"]

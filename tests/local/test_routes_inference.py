@@ -97,7 +97,7 @@ def test_bad_params_and_json(client) -> None:
 
 
 def test_unknown_model_lists_served(client) -> None:
-    body = client.post(CHAT + "ernie-lite-8k", params={"access_token": token(client)}, json={"messages": MSG}).json()
+    body = client.post(CHAT + "llama_2_7b", params={"access_token": token(client)}, json={"messages": MSG}).json()
     assert body["error_code"] == 336005
     assert "Tiny-Chat (/chat/tiny-chat)" in body["error_msg"] and "QFNB_MODEL_ALIASES" in body["error_msg"]
 
@@ -206,3 +206,38 @@ def test_prompt_too_long_is_a_json_error_even_when_streaming(client, stream: boo
                      json={"model": "tiny-chat", "messages": [{"role": "user", "content": "TOO LONG"}],
                            "stream": stream})
     assert v2.status_code == 400 and v2.json()["error"]["code"] == "invalid_argument"
+
+
+def test_seed_catalogue_names_are_served_out_of_the_box(client, caplog) -> None:
+    """The official docs' names answer with the first local model of their type, with one notice
+    per name naming it, and v2 responses carry the real model's name."""
+    import logging
+
+    from qfnb.local import seed_names
+
+    seed_names._noticed.clear()
+    tok = token(client)
+    with caplog.at_level(logging.INFO, logger="qfnb.local"):
+        for endpoint in ("completions", "eb-instant", "completions_pro", "ernie_speed", "ernie-lite-8k",
+                         "completions", "ernie-3.5-8k", "ernie-4.0-8k"):
+            body = client.post(CHAT + endpoint, params={"access_token": tok}, json={"messages": MSG}).json()
+            assert body["result"] == "tiny-chat: hello there", (endpoint, body)
+        emb = client.post(MODEL_API_PREFIX + "/embeddings/embedding-v1", params={"access_token": tok},
+                          json={"input": ["ab"]}).json()
+        assert emb["data"][0]["embedding"][0] == 2.0
+        for name in ("bge_large_zh", "bge_large_en"):
+            assert "data" in client.post(MODEL_API_PREFIX + "/embeddings/" + name, params={"access_token": tok},
+                                         json={"input": ["ab"]}).json()
+    notices = [r.getMessage() for r in caplog.records if "is a cloud model" in r.getMessage()]
+    assert any(n.startswith("ERNIE-Bot is a cloud model") and "Tiny-Chat" in n for n in notices)
+    assert len([n for n in notices if n.startswith("ERNIE-Bot ")]) == 1  # once per process and name
+    assert any("Embedding-V1" in n and "Tiny-Embed" in n for n in notices)
+    v2 = client.post("/v2/chat/completions", headers={"Authorization": "Bearer " + tok},
+                     json={"model": "ERNIE-Bot", "messages": MSG}).json()
+    assert v2["model"] == "Tiny-Chat"
+
+
+def test_user_aliases_win_over_the_seed_names(tmp_path: Path) -> None:
+    with client_for(tmp_path, aliases={"ernie-bot": "Other-Chat"}) as c:
+        body = c.post(CHAT + "completions", params={"access_token": token(c)}, json={"messages": MSG}).json()
+    assert body["result"] == "other-chat: hello there"

@@ -81,6 +81,7 @@ def test_full_pipeline_events_and_output(cloud: ConsoleCloud, cfg: Config, _cach
     assert isinstance(model, Model) and model.version_id is not None
     assert isinstance(model.service, Service) and model.service.endpoint == "myep"
     assert out["service_endpoint"] == "myep"
+    assert isinstance(out["service"], Service) and out["service"].endpoint == "myep"  # as the official output
     # persisted record: statuses and ids, no secrets
     text = (_cache / "pipeline" / f"{trainer.id}.json").read_text()
     saved = json.loads(text)

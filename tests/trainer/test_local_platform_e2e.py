@@ -84,7 +84,7 @@ def test_failing_training_raises(local: Config) -> None:
 def test_unknown_base_model_is_a_clear_platform_error(local: Config) -> None:
     from qfnb._core.errors import QfnbError
 
-    trainer = LLMFinetune(train_type="ERNIE-Speed-8K", dataset=Dataset.create_from_pyobj(ROWS), config=local)
+    trainer = LLMFinetune(train_type="Llama-2-70B-Chat", dataset=Dataset.create_from_pyobj(ROWS), config=local)
     with pytest.raises(QfnbError, match="Tiny-Chat"):
         trainer.run()
 

@@ -88,6 +88,9 @@ class BaseInference:
     api_types: ClassVar[tuple[str, ...]] = ("chat",)
     #: name of the per-item field in ``batch_do``'s first argument
     batch_field: ClassVar[str] = "messages"
+    #: names of the official SDK's positional parameters of ``do``/``ado`` (after ``self``);
+    #: empty: ``(batch_field, "model", "endpoint", "stream")``
+    positional: ClassVar[tuple[str, ...]] = ()
     default_retry: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, model: str | None = None, endpoint: str | None = None, *, config: Config | None = None,
@@ -199,8 +202,25 @@ class BaseInference:
         return body
 
     # ------------------------------------------------------------------ async API
-    async def ado(self, **kwargs: Any) -> Any:
+    def _args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Fold positional arguments into ``kwargs`` as the official SDK names them
+        (``Completion().do("hi")``, ``ChatCompletion().do(messages)``)."""
+        if not args:
+            return kwargs
+        names = self.positional or (self.batch_field, "model", "endpoint", "stream")
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__}.do() takes at most {len(names)} positional "
+                            f"arguments ({', '.join(names)}), got {len(args)}")
+        out = dict(kwargs)
+        for name, value in zip(names, args, strict=False):
+            if name in out:
+                raise TypeError(f"{type(self).__name__}.do() got multiple values for argument {name!r}")
+            out[name] = value
+        return out
+
+    async def ado(self, *args: Any, **kwargs: Any) -> Any:
         """Call the model; a :class:`QfResponse`, or (``stream=True``) an async iterator of chunks."""
+        kwargs = self._args(args, kwargs)
         stream = kwargs.get("stream", False)
         if not isinstance(stream, bool):
             raise ValidationError("stream", f"must be a bool, got {type(stream).__name__}")
@@ -230,8 +250,9 @@ class BaseInference:
             yield self._postprocess(chunk, kwargs, target)
 
     # ------------------------------------------------------------------ sync API
-    def do(self, **kwargs: Any) -> Any:
+    def do(self, *args: Any, **kwargs: Any) -> Any:
         """Blocking :meth:`ado` (runs on qfnb's background loop; safe inside Jupyter)."""
+        kwargs = self._args(args, kwargs)
         result = sync.run(self.ado(**kwargs))
         if kwargs.get("stream"):
             return sync.iterate(result)

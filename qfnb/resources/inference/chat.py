@@ -46,12 +46,13 @@ class ChatCompletion(BaseInference):
             raise ValueError(f"version must be 1 or 2, got {version!r}")
         self.version = int(version)
 
-    async def ado(self, **kwargs: Any) -> Any:
+    async def ado(self, *args: Any, **kwargs: Any) -> Any:
         """Call the model. With ``auto_concat_truncate=True``, an answer the platform marks
         ``is_truncated`` is continued (the partial answer as the assistant turn, then
         ``truncated_continue_prompt``, default "继续") until it is complete: one response whose
         ``result`` is the whole answer and whose ``usage`` adds up every round; with
         ``stream=True`` the chunks of every round, in order."""
+        kwargs = self._args(args, kwargs)
         if not kwargs.get("auto_concat_truncate"):
             return await super().ado(**kwargs)
         first = await super().ado(**kwargs)

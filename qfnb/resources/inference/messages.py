@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from enum import StrEnum
 from typing import Any
 
 from qfnb._core.response import QfResponse
 
-__all__ = ["Messages", "QfRole"]
+__all__ = ["Messages", "QfMessages", "QfRole", "Role"]
 
 
-class QfRole:
+class QfRole(StrEnum):
+    """Chat roles, spelled as the official SDK does (``QfRole.User``); upper-case aliases."""
+
+    User = "user"
+    Assistant = "assistant"
+    Function = "function"
     USER = "user"
     ASSISTANT = "assistant"
     FUNCTION = "function"
@@ -30,8 +36,10 @@ class Messages:
             self.append(m.get("content", ""), role=m.get("role"))
 
     def append(self, message: str | QfResponse | dict[str, Any], role: str | None = None) -> Messages:
+        if isinstance(role, QfRole):
+            role = role.value
         if isinstance(message, QfResponse):
-            item: dict[str, Any] = {"role": role or QfRole.ASSISTANT, "content": message.result}
+            item: dict[str, Any] = {"role": role or QfRole.ASSISTANT.value, "content": message.result}
             call = message.body.get("function_call")
             if call:
                 item["function_call"] = call
@@ -49,8 +57,8 @@ class Messages:
 
     def _next_role(self) -> str:
         if not self._items or self._items[-1]["role"] != QfRole.USER:
-            return QfRole.USER
-        return QfRole.ASSISTANT
+            return QfRole.USER.value
+        return QfRole.ASSISTANT.value
 
     def to_list(self) -> list[dict[str, Any]]:
         return [dict(m) for m in self._items]
@@ -68,3 +76,8 @@ class Messages:
 
     def __repr__(self) -> str:
         return f"Messages({self._items!r})"
+
+
+#: the official SDK's names for the same classes
+QfMessages = Messages
+Role = QfRole

@@ -20,6 +20,7 @@ class Plugin(BaseInference):
 
     api_types: ClassVar[tuple[str, ...]] = ("plugin",)
     batch_field: ClassVar[str] = "prompt"
+    positional: ClassVar[tuple[str, ...]] = ("query", "plugins", "model", "endpoint", "stream")
 
     async def _target(self, model: str | None, endpoint: str | None) -> Target:
         endpoint = endpoint or self._endpoint

@@ -1,0 +1,13 @@
+"""The official SDK's module path for the evaluators (``qianfan.evaluation.evaluator``)."""
+
+from .base import Evaluator, LocalEvaluator
+from .platform import (
+    ManualEvaluatorDimension,
+    QianfanEvaluator,
+    QianfanManualEvaluator,
+    QianfanRefereeEvaluator,
+    QianfanRuleEvaluator,
+)
+
+__all__ = ["Evaluator", "LocalEvaluator", "ManualEvaluatorDimension", "QianfanEvaluator",
+           "QianfanManualEvaluator", "QianfanRefereeEvaluator", "QianfanRuleEvaluator"]
