@@ -61,8 +61,10 @@ def test_two_step_lora_job_on_gemma_is_served_by_llama_cpp(registry: EngineRegis
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600, check=False)
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["status"] == "Done", (result, proc.stdout[-2000:])
-    lines = (tmp_path / "progress.jsonl").read_text().splitlines()
-    assert len(lines) == 2 and all(json.loads(x)["loss"] > 0 for x in lines)
+    records = [json.loads(x) for x in (tmp_path / "progress.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r]  # the others are the phases before step 1
+    assert len(steps) == 2 and all(r["loss"] > 0 for r in steps)
+    assert all("phase" in r for r in records if "loss" not in r)
 
     served = registry.register_adapter("real_tuned", GEMMA, Path(result["adapter_dir"]))
     assert served.kind == "llama.cpp"
