@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -131,8 +132,9 @@ def batch_verdict(exc: BaseException, policy: RetryPolicy, attempt: int, *,
 
     Transient failures (as :func:`is_retryable` says) are retried — how often is bounded by
     the batch's time budget, not a count. ``throttled`` (HTTP 429 or a QPS/RPM/TPM code)
-    tells the batch to lower its concurrency. The wait honours ``Retry-After`` and otherwise
-    grows from 0.1 s to ``policy.max_wait`` with jitter, so re-queued items do not hammer.
+    tells the batch to lower its concurrency. The wait honours ``Retry-After``; otherwise it is
+    about a second for a throttled call and grows from 50 ms to 5 s for other transient
+    failures, jittered, so re-queued items do not hammer.
     """
     if not is_retryable(exc, policy):
         return BatchVerdict(False)
@@ -143,7 +145,10 @@ def batch_verdict(exc: BaseException, policy: RetryPolicy, attempt: int, *,
     asked = parse_retry_after(headers.get("retry-after") if hasattr(headers, "get") else None)
     if asked is None:
         asked = parse_retry_after(getattr(exc, "retry_after", None))
-    wait = min(0.1 * 2 ** min(attempt - 1, 10), policy.max_wait) * (0.5 + rand())
+    if throttled:  # a quota is counted per second: come back in about a second, not at once
+        wait = 1.0 * (0.5 + rand())
+    else:  # 50 ms doubling, at most 5 s: other inputs go on meanwhile, so short waits cost little
+        wait = min(0.05 * 2 ** min(attempt - 1, 10), 5.0, policy.max_wait) * (0.5 + rand())
     if asked is not None:
         wait = max(asked, 0.0) if asked <= policy.max_retry_after else policy.max_retry_after
     return BatchVerdict(True, throttled, wait)
@@ -152,26 +157,44 @@ def batch_verdict(exc: BaseException, policy: RetryPolicy, attempt: int, *,
 class AdaptiveLimit:
     """Additive-increase / multiplicative-decrease concurrency (no I/O, no clock).
 
-    A throttled answer halves the limit, once per "window": answers to calls started before
-    the last cut do not cut again. Each success adds ``1/limit`` (one slot per full window).
+    A quota shows as many throttled answers at once, a passing fault as a few: the limit is
+    halved only when at least ``threshold`` of the recent answers (the last ``max(8, limit)``
+    of calls started since the last cut) were throttled, at least two of them. Answers to calls
+    started before the last cut do not cut again. Each success adds ``1/limit`` (about one
+    slot per round of calls in flight).
     """
 
-    def __init__(self, maximum: int, minimum: int = 1) -> None:
+    def __init__(self, maximum: int, minimum: int = 1, threshold: float = 0.25) -> None:
         self.maximum, self.minimum = max(1, maximum), max(1, min(minimum, maximum))
+        self.threshold = threshold
         self.value = float(self.maximum)
         self.epoch = 0  # bumped on every cut
+        self._recent: deque[bool] = deque()
 
     @property
     def current(self) -> int:
         return max(self.minimum, int(self.value))
 
-    def on_success(self) -> None:
+    def on_success(self, started_epoch: int | None = None) -> None:
         self.value = min(float(self.maximum), self.value + 1.0 / self.value)
+        self._note(False, self.epoch if started_epoch is None else started_epoch)
 
     def on_throttle(self, started_epoch: int) -> bool:
-        """Cut (and return True) unless the call started before the last cut."""
-        if started_epoch < self.epoch:
+        """Record a throttled answer; cut (and return True) when throttling is the rule."""
+        if not self._note(True, started_epoch):
+            return False
+        hits = sum(self._recent)
+        if hits < 2 or hits < self.threshold * len(self._recent):
             return False
         self.value = max(float(self.minimum), self.value / 2.0)
         self.epoch += 1
+        self._recent.clear()
+        return True
+
+    def _note(self, throttled: bool, started_epoch: int) -> bool:
+        if started_epoch < self.epoch:
+            return False  # an answer to a call from before the last cut
+        self._recent.append(throttled)
+        while len(self._recent) > max(8, self.current):
+            self._recent.popleft()
         return True

@@ -83,21 +83,30 @@ def test_batch_verdict_honours_retry_after_and_names_throttling() -> None:
     verdict = batch_verdict(throttled, policy, 1)
     assert verdict.retry and verdict.throttled and verdict.wait == 7
     qps = batch_verdict(api_error(18, "qps"), policy, 3, rand=lambda: 0.5)
-    assert qps.retry and qps.throttled and qps.wait == pytest.approx(0.4)
+    assert qps.retry and qps.throttled and qps.wait == pytest.approx(1.0)  # quotas count per second
     assert not batch_verdict(api_error(336003, "bad"), policy, 1).retry
-    server = batch_verdict(api_error(336100, "busy"), policy, 1)
-    assert server.retry and not server.throttled
+    server = batch_verdict(api_error(336100, "busy"), policy, 3, rand=lambda: 0.5)
+    assert server.retry and not server.throttled and server.wait == pytest.approx(0.2)
 
 
-def test_adaptive_limit_halves_once_per_window_and_grows_back() -> None:
+def test_adaptive_limit_cuts_on_a_quota_not_on_a_passing_fault() -> None:
     limit = AdaptiveLimit(32)
+    for i in range(200):  # one throttle in 20 answers: a passing fault, not a quota
+        if i % 20 == 0:
+            assert not limit.on_throttle(limit.epoch)
+        else:
+            limit.on_success(limit.epoch)
+    assert limit.current == 32
     epoch = limit.epoch
-    assert limit.on_throttle(epoch) and limit.current == 16
-    assert not limit.on_throttle(epoch)  # a call from before the cut does not cut again
-    assert limit.on_throttle(limit.epoch) and limit.current == 8
+    cuts = [limit.on_throttle(epoch) for _ in range(12)]  # everything throttled: a quota
+    assert cuts.count(True) == 1 and limit.current == 16
+    assert not limit.on_throttle(epoch)  # answers to calls from before the cut do not cut again
+    while not limit.on_throttle(limit.epoch):
+        pass
+    assert limit.current == 8
     for _ in range(8 + 9 + 10):
         limit.on_success()
-    assert limit.current == 10  # about one slot per window of successes (8 -> 10.9 after 27)
+    assert limit.current == 10  # about one slot per round of successes (8 -> 10.9 after 27)
     for _ in range(10_000):
         limit.on_success()
     assert limit.current == 32

@@ -284,7 +284,7 @@ async def run_batch(call: Callable[[Any], Awaitable[Any]], items: Iterable[Any],
             state["active"] -= 1
             cond.notify_all()
             if exc is None:
-                limit.on_success()
+                limit.on_success(epoch)
                 return False
             verdict = classify(exc, attempt) if classify is not None else BatchVerdict(False)
             if verdict.throttled and limit.on_throttle(epoch):
