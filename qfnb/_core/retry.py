@@ -158,15 +158,15 @@ class AdaptiveLimit:
     """Additive-increase / multiplicative-decrease concurrency (no I/O, no clock).
 
     A quota shows as many throttled answers at once, a passing fault as a few: the limit is
-    halved only when at least ``threshold`` of the recent answers (the last ``max(8, limit)``
-    of calls started since the last cut) were throttled, at least two of them. Answers to calls
+    halved only when at least ``threshold`` of the recent answers (the last
+    ``max(window, limit)`` of calls started since the last cut) were throttled. Answers to calls
     started before the last cut do not cut again. Each success adds ``1/limit`` (about one
     slot per round of calls in flight).
     """
 
-    def __init__(self, maximum: int, minimum: int = 1, threshold: float = 0.25) -> None:
+    def __init__(self, maximum: int, minimum: int = 1, threshold: float = 0.3, window: int = 20) -> None:
         self.maximum, self.minimum = max(1, maximum), max(1, min(minimum, maximum))
-        self.threshold = threshold
+        self.threshold, self.window = threshold, window
         self.value = float(self.maximum)
         self.epoch = 0  # bumped on every cut
         self._recent: deque[bool] = deque()
@@ -184,7 +184,7 @@ class AdaptiveLimit:
         if not self._note(True, started_epoch):
             return False
         hits = sum(self._recent)
-        if hits < 2 or hits < self.threshold * len(self._recent):
+        if hits < 2 or hits < self.threshold * max(len(self._recent), self.window):
             return False
         self.value = max(float(self.minimum), self.value / 2.0)
         self.epoch += 1
@@ -195,6 +195,6 @@ class AdaptiveLimit:
         if started_epoch < self.epoch:
             return False  # an answer to a call from before the last cut
         self._recent.append(throttled)
-        while len(self._recent) > max(8, self.current):
+        while len(self._recent) > max(self.window, self.current):
             self._recent.popleft()
         return True
