@@ -89,6 +89,20 @@ def normalize_items(items: list[Any]) -> list[Any]:
     return [x[0] if isinstance(x, list) else x for x in items]
 
 
+def source_lines(path: Path) -> list[int] | None:
+    """The 1-based file line of each row read from ``path`` (a .jsonl or .csv file), else None."""
+    if not path.is_file():
+        return None
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        text = path.read_text(encoding="utf-8").splitlines()
+        return [n for n, line in enumerate(text, start=1) if line.strip()]
+    if suffix == ".csv":
+        rows = sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip()) - 1
+        return list(range(2, rows + 2))  # line 1 is the header
+    return None
+
+
 def read_path(path: Path, *, group: bool | None = None) -> pd.DataFrame:
     """Read a file, or every supported file of a folder (concatenated in name order)."""
     if not path.exists():

@@ -42,6 +42,8 @@ class Dataset:
         self.schema = schema
         self.qianfan_dataset_id = qianfan_dataset_id
         self.config = config
+        #: names row ``i`` as the user counts it (set when the rows come from a .jsonl/.csv file)
+        self._locate: Callable[[int], str] | None = None
 
     # ---- construction --------------------------------------------------------------------
 
@@ -68,15 +70,19 @@ class Dataset:
                                       f"{type(dataframe).__name__}")
             ds = cls(dataframe.reset_index(drop=True).copy(), schema=schema, config=config)
         elif data_file is not None:
-            from ._io import read_path
+            from ._io import read_path, source_lines
 
             ds = cls(read_path(Path(data_file), group=organize_data_as_group), schema=schema,
                      config=config)
+            lines = source_lines(Path(data_file))
+            if lines is not None and len(lines) == len(ds._df if ds._df is not None else ()):
+                name = Path(data_file).name
+                ds._locate = lambda i: f"{name} line {lines[i]}"
         else:
             ds = cls(None, schema=schema, qianfan_dataset_id=qianfan_dataset_id, config=config)
             return ds
         if schema is not None:
-            schema.validate(ds.list())
+            schema.validate(ds.list(), ds._locate)
         return ds
 
     @classmethod
@@ -228,7 +234,7 @@ class Dataset:
 
     def validate(self, schema: Schema | None = None) -> None:
         """Check every row against ``schema`` (default: the dataset's, else chat SFT)."""
-        (schema or self.schema or QianfanNonSortedConversation()).validate(self.list())
+        (schema or self.schema or QianfanNonSortedConversation()).validate(self.list(), self._locate)
 
     def save(self, data_file: str | Path | None = None, *,
              qianfan_dataset_id: int | str | None = None,

@@ -6,7 +6,7 @@ the file in one go; :meth:`Schema.validate` raises :class:`DatasetValidationErro
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,14 +24,16 @@ _SHOWN = 20
 
 @dataclass(frozen=True)
 class Problem:
-    """One invalid value: ``row`` is the dataset row index (0-based, as ``ds[row]``)."""
+    """One invalid value: ``row`` is the dataset row index (0-based, as ``ds[row]``); ``where``
+    says it the way the user counts (``qa.jsonl line 7``), when the rows came from a file."""
 
     row: int
     field: str
     message: str
+    where: str | None = None
 
     def __str__(self) -> str:
-        return f"row {self.row}, field {self.field!r}: {self.message}"
+        return f"{self.where or f'row {self.row}'}, field {self.field!r}: {self.message}"
 
 
 class DatasetValidationError(ValidationError):
@@ -68,19 +70,21 @@ class Schema:
         """Yield ``(field, message)`` for each problem of one row."""
         return ()
 
-    def problems(self, rows: Iterable[Mapping[str, Any]]) -> list[Problem]:
+    def problems(self, rows: Iterable[Mapping[str, Any]],
+                 locate: Callable[[int], str] | None = None) -> list[Problem]:
         out: list[Problem] = []
         seen = False
         for i, row in enumerate(rows):
             seen = True
-            out.extend(Problem(i, f, m) for f, m in self.check_row(row))
+            out.extend(Problem(i, f, m, locate(i) if locate else None) for f, m in self.check_row(row))
         if not seen:
             out.append(Problem(0, "dataset", "is empty"))
         return out
 
-    def validate(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Raise :class:`DatasetValidationError` with every problem, or return."""
-        found = self.problems(rows)
+    def validate(self, rows: Iterable[Mapping[str, Any]], locate: Callable[[int], str] | None = None) -> None:
+        """Raise :class:`DatasetValidationError` with every problem, or return. ``locate(i)``
+        names row ``i`` as the user counts it (a file's 1-based line)."""
+        found = self.problems(rows, locate)
         if found:
             raise DatasetValidationError(self.name, found)
 

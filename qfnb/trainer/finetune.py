@@ -284,7 +284,7 @@ def _as_dataset(dataset: Any) -> Any:
     so a bad row is reported before anything is sent."""
     import pandas as pd
 
-    from qfnb.dataset import Dataset, QianfanNonSortedConversation
+    from qfnb.dataset import Dataset
 
     if dataset is None:
         raise ValidationError("dataset", "a Dataset, platform dataset id or bos:/ URI is required")
@@ -293,7 +293,7 @@ def _as_dataset(dataset: Any) -> Any:
     elif isinstance(dataset, list):
         dataset = Dataset.create_from_pyobj(dataset)
     if isinstance(dataset, Dataset) and dataset.qianfan_dataset_id is None:
-        (dataset.schema or QianfanNonSortedConversation()).validate(dataset.list())
+        dataset.validate()  # names file lines (1-based) for a file, row positions for a frame
     return dataset
 
 

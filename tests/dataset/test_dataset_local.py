@@ -56,7 +56,7 @@ def test_validation_collects_every_problem_with_row_and_field(tmp_path: Path) ->
     got = [(p.row, p.field) for p in info.value.problems]
     assert got == [(1, "prompt"), (2, "response"), (3, "prompt"), (4, "response")]
     text = str(info.value)
-    assert "row 1, field 'prompt'" in text and "row 4, field 'response'" in text
+    assert "bad.jsonl line 2, field 'prompt'" in text and "bad.jsonl line 5, field 'response'" in text  # 1-based lines
     assert isinstance(info.value, ValueError)
     # an un-annotated prompt set accepts the row without response
     QianfanNonSortedConversation(is_annotated=False).validate([{"prompt": "p2"}])
@@ -102,3 +102,23 @@ def test_pandas_like_operations() -> None:
         ds["nope"]
     with pytest.raises(TypeError, match="row 0"):
         ds.map(lambda r: None)  # type: ignore[arg-type,return-value]
+
+
+def test_validation_errors_name_file_lines_from_1_and_frame_positions(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A user counts a file's lines from 1 (blank lines included); a frame's rows by position."""
+    import pandas as pd
+
+    from qfnb.dataset import Dataset
+    from qfnb.dataset.schema import DatasetValidationError
+
+    path = tmp_path / "qa.jsonl"
+    path.write_text('{"prompt": "q1", "response": "a1"}\n\n{"prompt": "", "response": "a2"}\n', encoding="utf-8")
+    with pytest.raises(DatasetValidationError, match=r"qa\.jsonl line 3, field 'prompt'"):
+        Dataset.load(data_file=path).validate()
+    csv = tmp_path / "qa.csv"
+    csv.write_text("prompt,response\nq1,a1\nq2,\n", encoding="utf-8")
+    with pytest.raises(DatasetValidationError, match=r"qa\.csv line 3, field 'response'"):
+        Dataset.load(data_file=csv).validate()
+    frame = pd.DataFrame({"prompt": ["q1", None], "response": ["a1", "a2"]})
+    with pytest.raises(DatasetValidationError, match=r"row 1, field 'prompt'"):
+        Dataset.load(dataframe=frame).validate()
