@@ -184,3 +184,15 @@ def test_kernel_loads_nothing_heavy(data_dir: Path) -> None:
     assert "HEAVY [] False" in done.stdout, done.stdout
     assert "tiny-chat: hi" in done.stdout.lower()
     assert done.stderr.strip() == ""
+
+
+def test_trainer_list_shows_only_this_data_dirs_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qfnb.trainer import LLMFinetune, persist
+
+    monkeypatch.delenv("QIANFAN_CACHE_DIR", raising=False)
+    monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path / "a"))
+    persist.write_record({"id": "ppl-in-a", "name": "a", "status": "Training", "actions": []})
+    assert [r["id"] for r in LLMFinetune.list()] == ["ppl-in-a"]
+    assert persist.pipeline_dir().is_relative_to(tmp_path / "a")
+    monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path / "b"))
+    assert LLMFinetune.list() == []
