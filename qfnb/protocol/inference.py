@@ -152,14 +152,31 @@ class SamplingParams(_Wire):
     @classmethod
     def _ranges(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            _check_range("temperature", data.get("temperature"), 0.0, 1.0, lo_open=True)
-            _check_range("top_p", data.get("top_p"), 0.0, 1.0)
-            _check_range("penalty_score", data.get("penalty_score"), 1.0, 2.0)
-            _check_range("max_output_tokens", data.get("max_output_tokens"), 1, MAX_TOKENS_LIMIT, integer=True)
-            _check_range("top_k", data.get("top_k"), 1, TOP_K_LIMIT, integer=True)
-            _check_range("seed", data.get("seed"), 1, SEED_LIMIT, integer=True)
-            _check_common(data)
+            check_sampling(data)
         return data
+
+
+_TOKENS = (1, MAX_TOKENS_LIMIT, False, True)
+#: the documented ranges, v1 and v2 alike: field -> (low, high, low end open, integer)
+RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "temperature": (0.0, 1.0, True, False),
+    "top_p": (0.0, 1.0, False, False),
+    "penalty_score": (1.0, 2.0, False, False),
+    "frequency_penalty": (-2.0, 2.0, False, False),
+    "presence_penalty": (-2.0, 2.0, False, False),
+    "top_k": (1, TOP_K_LIMIT, False, True),
+    "seed": (1, SEED_LIMIT, False, True),
+    "max_output_tokens": _TOKENS,
+    "max_tokens": _TOKENS,
+    "max_completion_tokens": _TOKENS,
+}
+
+
+def check_sampling(data: dict[str, Any]) -> None:
+    """Every sampling field of a request body against :data:`RANGES`, then ``stop``/``stream``."""
+    for name, (lo, hi, lo_open, integer) in RANGES.items():
+        _check_range(name, data.get(name), lo, hi, lo_open=lo_open, integer=integer)
+    _check_common(data)
 
 
 def _check_common(data: dict[str, Any]) -> None:
@@ -308,15 +325,7 @@ class V2ChatRequest(_Wire):
     @classmethod
     def _ranges(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            _check_range("temperature", data.get("temperature"), 0.0, 1.0, lo_open=True)
-            _check_range("top_p", data.get("top_p"), 0.0, 1.0)
-            _check_range("penalty_score", data.get("penalty_score"), 1.0, 2.0)
-            _check_range("frequency_penalty", data.get("frequency_penalty"), -2.0, 2.0)
-            _check_range("presence_penalty", data.get("presence_penalty"), -2.0, 2.0)
-            for name in ("max_tokens", "max_completion_tokens"):
-                _check_range(name, data.get(name), 1, MAX_TOKENS_LIMIT, integer=True)
-            _check_range("seed", data.get("seed"), 1, SEED_LIMIT, integer=True)
-            _check_common(data)
+            check_sampling(data)
             options = data.get("stream_options")
             if options is not None and (not isinstance(options, dict) or not isinstance(
                     options.get("include_usage", False), bool)):
