@@ -48,10 +48,10 @@ def timed_stream(chunks: Iterator[Any], count: Callable[[Any], int]) -> tuple[in
 
 def bench_decode(data_dir: Path, n_tokens: int, rounds: int, http: bool) -> dict[str, float]:
     from llama_cpp import Llama
+    from qfnb.local.engines.llama import N_THREADS
 
     from qfnb.local import assets
     from qfnb.local.engines import DEFAULT_CHAT, EngineRegistry
-    from qfnb.local.engines.llama import N_THREADS
 
     gguf = assets.gguf_path(DEFAULT_CHAT, data_dir)
     bare = Llama(model_path=str(gguf), n_ctx=4096, n_threads=N_THREADS, n_threads_batch=N_THREADS, verbose=False)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from qfnb.local.settings import Settings
@@ -62,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--daemon", action="store_true",
                        help="run as the data dir's shared background service (write runtime.json; what "
                             "qfnb starts by itself when no credentials are configured)")
+    serve.add_argument("--engine", action="append", default=[], metavar="NAME=URL",
+                       help="serve model NAME with an OpenAI-compatible engine at URL (vLLM, llama.cpp's "
+                            "server, Ollama), e.g. --engine Qwen2.5-7B=http://gpu-box:8000/v1 (repeatable; "
+                            "also $QFNB_ENGINES as a JSON object)")
+    serve.add_argument("--slots", type=int, default=None,
+                       help="parallel requests per local engine (default: 4 per core, 4-16; $QFNB_ENGINE_SLOTS)")
+    serve.add_argument("--idle-stop", type=float, default=None, metavar="SECONDS",
+                       help="stop a local engine unused this long (default 600; $QFNB_ENGINE_IDLE_SECONDS)")
     # for tests and custom engines: a ``module:callable`` returning the engine registry, and the
     # argv prefix that runs one training task
     serve.add_argument("--registry", help=argparse.SUPPRESS)
@@ -83,6 +92,26 @@ def _load_registry(spec: str | None, settings: object) -> object:
 
     module, _, attr = spec.partition(":")
     return getattr(importlib.import_module(module), attr)()
+
+
+def _engine_options(args: argparse.Namespace, options: Any) -> Any:
+    """The environment's engine options with ``--engine``, ``--slots`` and ``--idle-stop`` applied."""
+    from qfnb.local.engines.registry import parse_external
+
+    external = dict(options.external)
+    for item in args.engine:
+        name, sep, url = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--engine takes NAME=URL, got {item!r}")
+        external.update(parse_external({name.strip(): url.strip()}))
+    changes: dict[str, Any] = {"external": external}
+    if args.slots is not None:
+        if args.slots < 1:
+            raise ValueError(f"--slots must be at least 1, got {args.slots}")
+        changes["slots"] = args.slots
+    if args.idle_stop is not None:
+        changes["idle_seconds"] = args.idle_stop
+    return dataclasses.replace(options, **changes)
 
 
 def _human_bytes(n: int) -> str:
@@ -132,7 +161,6 @@ def stop(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import dataclasses
 
     os.umask(0o077)  # everything the platform writes (state, logs, job folders, objects) is private
     import shlex
@@ -148,6 +176,11 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     if args.worker_command:
         settings = dataclasses.replace(settings, worker_command=tuple(shlex.split(args.worker_command)))
+    try:
+        settings = dataclasses.replace(settings, engine_options=_engine_options(args, settings.engine_options))
+    except ValueError as exc:
+        print(f"qfnb serve: {exc}", file=sys.stderr)
+        return 2
     registry = _load_registry(args.registry, settings)
     if args.daemon:
         from qfnb.local import daemon

@@ -30,7 +30,7 @@ def default_registry(settings: Settings) -> RegistryLike:
     """The real engines (``qfnb.local.engines``, the local extra)."""
     from .engines import EngineRegistry  # type: ignore[attr-defined]
 
-    return EngineRegistry(settings.data_dir)  # type: ignore[no-any-return]
+    return EngineRegistry(settings.data_dir, options=settings.engine_options)  # type: ignore[no-any-return]
 
 
 async def bos_object(request: Request) -> Response:

@@ -49,12 +49,19 @@ def running_jobs(platform: Platform) -> list[dict[str, Any]]:
             + [{"kind": "evaluation", "id": e["sid"], "status": e["state"]} for e in evals])
 
 
+def engine_states(platform: Platform) -> list[dict[str, Any]]:
+    """Per engine: model, endpoint, state (stopped/starting/ready/failed), since, slots, busy, queued."""
+    states = getattr(platform.registry, "engine_states", None)
+    return list(states()) if states is not None else []
+
+
 def status(platform: Platform, started: float, version: str) -> dict[str, Any]:
     """What ``qfnb status`` shows."""
     pid = os.getpid()
     kids = _children(pid)
     return {"pid": pid, "version": version, "uptimeSeconds": round(time.time() - started, 1),
             "dataDir": str(platform.settings.data_dir), "modelsLoaded": sorted(platform.loaded_models()),
+            "engines": engine_states(platform),
             "jobsRunning": running_jobs(platform), "memoryBytes": _rss_bytes(pid),
             "childMemoryBytes": sum(_rss_bytes(k) for k in kids)}
 

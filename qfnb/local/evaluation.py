@@ -19,6 +19,7 @@ from qfnb.protocol.console import EvalState
 
 from . import console as c
 from .datasets import dataset_rows
+from .engines.gate import answer_all, as_async_chat, run_blocking
 from .platform import EVAL_PREFIX, Platform
 from .wire import BodyError, iso
 
@@ -93,9 +94,10 @@ def score(platform: Platform, predictions: list[str], references: list[str], mod
     return metrics
 
 
-def _answer(engine: Any, prompt: str) -> str:
-    deltas = engine.chat([{"role": "user", "content": prompt}], system=None, params={"temperature": 0.01})
-    return "".join(d.text for d in deltas).strip()
+def _answers(engine: Any, prompts: list[str]) -> list[str]:
+    """The model's answers, several at once (the engine batches them)."""
+    chat = as_async_chat(engine)
+    return run_blocking(lambda: answer_all(chat, prompts, {"temperature": 0.01}))
 
 
 def _run(platform: Platform, ev_id: int) -> None:
@@ -125,11 +127,13 @@ def _run(platform: Platform, ev_id: int) -> None:
             if predictions:
                 log.info("evaluation %s: resuming %s at row %d of %d", ev["sid"], version["sid"],
                          len(predictions) + 1, len(rows))
-            for row in rows[len(predictions):]:
+            step = max(1, as_async_chat(engine).gate.slots)
+            while len(predictions) < len(rows):
                 if stop.is_set():
                     platform.store.update("evaluations", ev_id, state=EvalState.STOPPED.value)
                     return
-                predictions.append(_answer(engine, row["prompt"]))
+                chunk = rows[len(predictions):len(predictions) + step]
+                predictions.extend(_answers(engine, [r["prompt"] for r in chunk]))
                 answers[key] = predictions
                 platform.store.update("evaluations", ev_id, answers=answers)
             outputs += [{"prompt": r["prompt"], "response": r.get("response", ""), "completion": p,

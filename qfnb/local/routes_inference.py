@@ -1,16 +1,19 @@
 """Inference routes: OAuth, v1 chat/completions/embeddings/text2image/plugin, v2 chat.
 
-Engines are blocking; every call runs in a worker thread and streams bridge a blocking
-iterator to SSE, so the event loop never waits on a model.
+Engines are async (:mod:`qfnb.local.engines.gate`): each admits a bounded number of requests
+and refuses the rest at once (the platform's QPS error, HTTP 429 on v2), every answer streams
+from the engine, and a client that goes away cancels its generation.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+import anyio.to_thread
+from anyio import CapacityLimiter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -29,6 +32,8 @@ from qfnb.protocol.sse import DONE, encode_event
 
 from . import text2image
 from .engines.base import PromptTooLong
+from .engines.gate import AsyncChat, EngineBusy, as_async_chat, as_async_embedder
+from .engines.llama_server import EngineUnavailable
 from .platform import Platform
 from .wire import BodyError, json_body, now, parse, response_id, v1_error
 
@@ -36,6 +41,19 @@ log = logging.getLogger("qfnb.local.inference")
 
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "penalty_score", "max_output_tokens", "stop", "seed")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+_limiters: dict[int, CapacityLimiter] = {}
+
+
+async def offload(fn: Any, *args: Any) -> Any:
+    """Run a blocking step of an inference call (model lookup, a first load) on threads of the
+    inference routes' own, so console, token and health routes never wait behind inference."""
+    loop = id(asyncio.get_running_loop())
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = _limiters[loop] = CapacityLimiter(16)
+    return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=limiter)
 
 
 def _platform(request: Request) -> Platform:
@@ -51,9 +69,19 @@ def engine_endpoint(model: Any) -> str:
     return str(getattr(model, "target", model).endpoint)
 
 
-async def _chat_engine(platform: Platform, model: Any) -> Any:
+async def _chat_engine(platform: Platform, model: Any) -> AsyncChat:
     platform.note_loading(model)
-    return await run_in_threadpool(platform.registry.chat, engine_endpoint(model))
+    return as_async_chat(await offload(platform.registry.chat, engine_endpoint(model)))
+
+
+class ClientGone(Exception):
+    """The client disconnected before its (non-streaming) answer was ready."""
+
+
+def busy_v1(exc: EngineBusy) -> Response:
+    response = v1_error(ErrorCode.QPS_LIMIT_REACHED, f"Open api qps request limit reached: {exc}")
+    response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return response
 
 
 # ---- OAuth ---------------------------------------------------------------------------------
@@ -91,14 +119,14 @@ async def v1_inference(request: Request) -> Response:
     try:
         body = await json_body(request)
         if api_type == "chat":
-            return await _chat(platform, endpoint, body)
+            return await _chat(request, platform, endpoint, body)
         if api_type == "completions":
-            return await _completion(platform, endpoint, body)
+            return await _completion(request, platform, endpoint, body)
         if api_type == "embeddings":
             return await _embeddings(platform, endpoint, body)
         if api_type == "text2image":
             parse(Text2ImageRequest, body)
-            result = await run_in_threadpool(text2image.generate, platform.settings.text2image_model_dir, body)
+            result = await offload(text2image.generate, platform.settings.text2image_model_dir, body)
             return JSONResponse(result)
         if api_type == "plugin":
             return await _plugin(platform, endpoint, body)
@@ -110,31 +138,33 @@ async def v1_inference(request: Request) -> Response:
         return v1_error(ErrorCode.API_NAME_NOT_EXIST, str(exc))
     except PromptTooLong as exc:
         return v1_error(ErrorCode.INVALID_PARAM, f"messages: {exc}")
+    except EngineBusy as exc:
+        return busy_v1(exc)
+    except EngineUnavailable as exc:
+        log.warning("%s", exc)
+        return v1_error(ErrorCode.SERVER_HIGH_LOAD, f"the model engine is unavailable, retry shortly: {exc}")
+    except ClientGone:
+        log.info("client left /%s/%s before its answer: generation cancelled", api_type, endpoint)
+        return Response(status_code=499)
     except Exception:
         log.exception("inference on /%s/%s failed", api_type, endpoint)
         return v1_error(ErrorCode.INTERNAL_ERROR, "internal error (the server log has the details)")
 
 
-async def _chat(platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
+async def _chat(request: Request, platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
     req = parse(ChatRequest, body)
-    model = await run_in_threadpool(platform.resolve, "chat", endpoint)
+    model = await offload(platform.resolve, "chat", endpoint)
     engine = await _chat_engine(platform, model)
-
-    def start() -> Iterator[Any]:
-        return iter(engine.chat(req.messages, system=req.system, params=_params(body)))
-
-    return await _v1_answer(start, "chat.completion", req.stream)
+    deltas = engine.achat(req.messages, system=req.system, params=_params(body))
+    return await _v1_answer(request, deltas, "chat.completion", req.stream)
 
 
-async def _completion(platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
+async def _completion(request: Request, platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
     req = parse(CompletionRequest, body)
-    model = await run_in_threadpool(platform.resolve, "completions", endpoint)
+    model = await offload(platform.resolve, "completions", endpoint)
     engine = await _chat_engine(platform, model)
-
-    def start() -> Iterator[Any]:
-        return iter(engine.complete(req.prompt, params=_params(body)))
-
-    return await _v1_answer(start, "completion", req.stream)
+    deltas = engine.acomplete(req.prompt, params=_params(body))
+    return await _v1_answer(request, deltas, "completion", req.stream)
 
 
 async def _plugin(platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
@@ -145,53 +175,84 @@ async def _plugin(platform: Platform, endpoint: str, body: dict[str, Any]) -> Re
 
 async def _embeddings(platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
     req = parse(EmbeddingRequest, body)
-    model = await run_in_threadpool(platform.resolve, "embeddings", endpoint)
+    model = await offload(platform.resolve, "embeddings", endpoint)
     platform.note_loading(model)
-    embedder = await run_in_threadpool(platform.registry.embedder, engine_endpoint(model))
-    vectors, tokens = await run_in_threadpool(embedder.embed, req.input)
+    embedder = as_async_embedder(await offload(platform.registry.embedder, engine_endpoint(model)))
+    vectors, tokens = await embedder.aembed(req.input)
     data = [{"object": "embedding", "embedding": list(v), "index": i} for i, v in enumerate(vectors)]
     return JSONResponse({"id": response_id(), "object": "embedding_list", "created": now(), "data": data,
                          "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
 
-_END = object()
+async def aclose(deltas: AsyncIterator[Any]) -> None:
+    """Close an async generator early (runs its cleanup: the engine request is cancelled)."""
+    close = getattr(deltas, "aclose", None)
+    if close is not None:
+        await close()
 
 
-async def _primed(start: Any) -> AsyncIterator[Any]:
-    """Start a blocking delta iterator and pull its first item before the response is committed,
-    so a failure at the start (a prompt too long, a model that will not load) is a JSON error."""
-    iterator = await run_in_threadpool(start)
-    first = await run_in_threadpool(next, iterator, _END)
+async def _primed(deltas: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Pull the first delta before the response is committed, so a failure at the start (a busy
+    engine, a prompt too long, an engine that will not start) is a JSON error, not a cut stream."""
+    try:
+        first = await anext(deltas)
+    except StopAsyncIteration:
+        first = None
+    except BaseException:
+        await aclose(deltas)
+        raise
 
     async def chained() -> AsyncIterator[Any]:
         try:
-            if first is not _END:
+            if first is not None:
                 yield first
-                async for delta in iterate_in_threadpool(iterator):
+                async for delta in deltas:
                     yield delta
         finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                await run_in_threadpool(close)
+            await aclose(deltas)
 
     return chained()
+
+
+async def collect(request: Request, deltas: AsyncIterator[Any]) -> list[Any]:
+    """Every delta of a non-streaming answer; raises :class:`ClientGone` (and cancels the
+    generation) as soon as the client disconnects."""
+
+    async def consume() -> list[Any]:
+        try:
+            return [d async for d in deltas]
+        finally:
+            await aclose(deltas)
+
+    task = asyncio.ensure_future(consume())
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.25)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                raise ClientGone
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-async def _v1_answer(start: Any, obj: str, stream: bool) -> Response:
+async def _v1_answer(request: Request, answer: AsyncIterator[Any], obj: str, stream: bool) -> Response:
     rid, created = response_id(), now()
     if not stream:
-        deltas = await run_in_threadpool(lambda: list(start()))
+        deltas = await collect(request, answer)
         text = "".join(d.text for d in deltas)
         finish = next((d.finish_reason for d in reversed(deltas) if d.finish_reason), "normal")
         return JSONResponse({"id": rid, "object": obj, "created": created, "result": text,
                              "is_truncated": finish == "length", "need_clear_history": False,
                              "finish_reason": _v1_finish(finish),
                              "usage": _usage(*_tokens(deltas))})
-    stream_deltas = await _primed(start)
+    stream_deltas = await _primed(answer)
     return StreamingResponse(_v1_events(stream_deltas, rid, obj, created), media_type="text/event-stream",
                              headers=SSE_HEADERS)
 
@@ -252,7 +313,7 @@ async def v2_chat(request: Request) -> Response:
     try:
         body = await json_body(request)
         req = parse(V2ChatRequest, body)
-        model = await run_in_threadpool(platform.resolve, "chat", req.model)
+        model = await offload(platform.resolve, "chat", req.model)
     except BodyError as exc:
         code = "no_such_model" if exc.code == ErrorCode.API_NAME_NOT_EXIST else "invalid_argument"
         return v2_chat_error(404 if code == "no_such_model" else 400, code, str(exc))
@@ -262,29 +323,35 @@ async def v2_chat(request: Request) -> Response:
     limit = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
     if limit is not None:
         params["max_output_tokens"] = limit
-    engine = await _chat_engine(platform, model)
-
-    def start() -> Iterator[Any]:
-        return iter(engine.chat(messages, system=system, params=params))
-
     rid, created = response_id(), now()
     # the model that answers (a catalogue name such as ERNIE-Bot is answered by a local model)
     answered = req.model if req.model.lower() in (model.name.lower(), model.endpoint.lower()) else model.name
+    try:
+        engine = await _chat_engine(platform, model)
+        answer = engine.achat(messages, system=system, params=params)
+        if req.stream:
+            stream_deltas = await _primed(answer)
+        else:
+            deltas = await collect(request, answer)
+    except PromptTooLong as exc:
+        return v2_chat_error(400, "invalid_argument", f"messages: {exc}")
+    except EngineBusy as exc:
+        response = v2_chat_error(429, "rate_limit_exceeded", f"Rate limit reached: {exc}")
+        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        return response
+    except EngineUnavailable as exc:
+        log.warning("%s", exc)
+        return v2_chat_error(503, "service_unavailable", f"the model engine is unavailable, retry shortly: {exc}")
+    except ClientGone:
+        log.info("client left /v2/chat/completions before its answer: generation cancelled")
+        return Response(status_code=499)
     if not req.stream:
-        try:
-            deltas = await run_in_threadpool(lambda: list(start()))
-        except PromptTooLong as exc:
-            return v2_chat_error(400, "invalid_argument", f"messages: {exc}")
         finish = next((d.finish_reason for d in reversed(deltas) if d.finish_reason), "stop")
         return JSONResponse({"id": rid, "object": "chat.completion", "created": created, "model": answered,
                              "choices": [{"index": 0, "message": {"role": "assistant",
                                                                   "content": "".join(d.text for d in deltas)},
                                           "finish_reason": finish if finish != "normal" else "stop"}],
                              "usage": _usage(*_tokens(deltas))})
-    try:
-        stream_deltas = await _primed(start)
-    except PromptTooLong as exc:
-        return v2_chat_error(400, "invalid_argument", f"messages: {exc}")
     include_usage = bool((req.stream_options or {}).get("include_usage"))
     return StreamingResponse(_v2_events(stream_deltas, rid, answered, created, include_usage),
                              media_type="text/event-stream", headers=SSE_HEADERS)

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from qfnb.protocol.daemon import default_data_dir
 
@@ -93,6 +94,8 @@ class Settings:
     poll_interval: float = 0.5
     #: Hugging Face dirs to train instead of a base model's bundled weights (lower-case name -> dir)
     model_paths: Mapping[str, Path] = field(default_factory=dict)
+    #: how engines run (slots, queue, idle time, external engines): ``EngineOptions``; None = defaults
+    engine_options: Any = None
 
     def __repr__(self) -> str:
         return f"Settings(data_dir={str(self.data_dir)!r}, aliases={dict(self.aliases)!r})"
@@ -106,8 +109,11 @@ class Settings:
         root.mkdir(parents=True, exist_ok=True)
         creds = credentials or Credentials.load_or_create(root / "credentials.json")
         t2i = env.get("QFNB_TEXT2IMAGE_MODEL_DIR")
+        from .engines.registry import EngineOptions
+
         return cls(data_dir=root, credentials=creds, aliases=_parse_aliases(env.get("QFNB_MODEL_ALIASES")),
-                   text2image_model_dir=Path(t2i).expanduser() if t2i else None)
+                   text2image_model_dir=Path(t2i).expanduser() if t2i else None,
+                   engine_options=EngineOptions.from_env(env))
 
 
 def make_private(root: Path) -> int:

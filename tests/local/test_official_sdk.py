@@ -98,7 +98,10 @@ def test_official_sdk_rejects_wrong_secret(fast_server, tmp_path: Path) -> None:
 
 @pytest.mark.real_model
 def test_official_sdk_against_qfnb_serve_real_models(tmp_path: Path) -> None:
-    pytest.importorskip("llama_cpp")
+    from qfnb.local.engines.llama_server import find_binary
+
+    if find_binary() is None:
+        pytest.skip("llama-server is not built (scripts/bootstrap.sh)")
     port = free_port()
     env = dict(os.environ, QFNB_DATA_DIR=str(tmp_path / "data"))
     cached = Path.home() / ".qfnb" / "models"

@@ -13,7 +13,8 @@ FINISH_NORMAL = "normal"  # the model ended its turn
 FINISH_STOP = "stop"  # a caller's stop sequence was hit
 FINISH_LENGTH = "length"  # max_output_tokens (or the context) was reached
 
-KINDS = ("llama.cpp", "transformers", "sentence-transformers")
+#: ``openai``: an external OpenAI-compatible engine (vLLM, a llama.cpp server, Ollama) at ``base_url``
+KINDS = ("llama.cpp", "transformers", "sentence-transformers", "openai")
 
 
 class UnknownModel(LookupError):
@@ -57,8 +58,16 @@ class ModelSpec:
     stop: tuple[str, ...] = ()
     n_ctx: int = 4096
     lora_path: Path | None = None
+    base_url: str | None = None  # kind "openai": the engine's URL, ending in /v1
+    api_key: str | None = None
+    remote_model: str | None = None  # kind "openai": the model name the engine knows
+
+    def __repr__(self) -> str:  # never show the key
+        return f"ModelSpec(kind={self.kind!r}, path={self.path!r}, base_url={self.base_url!r})"
 
     def __post_init__(self) -> None:
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("an 'openai' engine needs base_url (e.g. http://gpu-box:8000/v1)")
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
         if self.template not in ("gemma", "native"):

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from qfnb.local.engines.base import ChatEngine, Embedder, ModelSpec, ServedModel, UnknownModel
+from qfnb.local.engines.base import ModelSpec, ServedModel, UnknownModel
+from qfnb.local.engines.gate import AsyncChat, BatchingEmbedder, Gate, ThreadedChat
+from qfnb.local.engines.llama_server import LlamaServer, ServerConfig, default_slots, find_binary
+from qfnb.local.engines.openai_http import Endpoint, OpenAIChat, llama_endpoint
 
 log = logging.getLogger("qfnb.local.engines")
 
@@ -25,6 +30,60 @@ BUILTIN_SPECS: dict[str, ModelSpec] = {
 _CHAT_TYPES = ("chat", "completions")
 
 
+@dataclass(frozen=True)
+class EngineOptions:
+    """How engines run: ``slots`` parallel requests per llama-server (default from the cores),
+    ``queue`` more waiting before 429, ``idle_seconds`` before an unused engine stops, and
+    ``external``: model name -> an OpenAI-compatible engine that serves it."""
+
+    slots: int = field(default_factory=default_slots)
+    queue: int | None = None  # default: 4 x slots
+    idle_seconds: float = 600.0
+    external: Mapping[str, ModelSpec] = field(default_factory=dict)
+
+    @property
+    def queue_len(self) -> int:
+        return self.queue if self.queue is not None else 4 * self.slots
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EngineOptions:
+        """``QFNB_ENGINE_SLOTS``, ``QFNB_ENGINE_QUEUE``, ``QFNB_ENGINE_IDLE_SECONDS``, ``QFNB_ENGINES``."""
+
+        def number(key: str, kind: type, default: Any) -> Any:
+            raw = env.get(key)
+            try:
+                return default if raw in (None, "") else kind(raw)
+            except ValueError:
+                raise ValueError(f"{key} must be a number, got {raw!r}") from None
+
+        return cls(slots=number("QFNB_ENGINE_SLOTS", int, default_slots()),
+                   queue=number("QFNB_ENGINE_QUEUE", int, None),
+                   idle_seconds=number("QFNB_ENGINE_IDLE_SECONDS", float, 600.0),
+                   external=parse_external(env.get("QFNB_ENGINES")))
+
+
+def parse_external(raw: str | Mapping[str, Any] | None) -> dict[str, ModelSpec]:
+    """External engines from JSON: ``{"name": "http://host:8000/v1"}`` or ``{"name": {"base_url":
+    ..., "model": "the engine's model name", "api_key": ..., "api_types": ["chat", "completions"]}}``."""
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except ValueError as exc:
+        raise ValueError(f"QFNB_ENGINES must be a JSON object of model name -> engine URL: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError("QFNB_ENGINES must be a JSON object of model name -> engine URL")
+    out = {}
+    for name, conf in data.items():
+        conf = {"base_url": conf} if isinstance(conf, str) else conf
+        if not isinstance(conf, dict) or not str(conf.get("base_url", "")).startswith(("http://", "https://")):
+            raise ValueError(f"QFNB_ENGINES[{name!r}] needs an http(s) base_url, e.g. http://gpu-box:8000/v1")
+        types = tuple(conf.get("api_types") or ("chat", "completions"))
+        out[str(name)] = ModelSpec(kind="openai", api_types=types, base_url=str(conf["base_url"]).rstrip("/"),
+                                   api_key=conf.get("api_key"), remote_model=conf.get("model") or str(name))
+    return out
+
+
 def endpoint_for(name: str) -> str:
     """The URL endpoint of a model name: lowercase, runs of other characters as ``_``."""
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
@@ -33,12 +92,17 @@ def endpoint_for(name: str) -> str:
 class EngineRegistry:
     """Served models and their engines (Contract 7). Engines load on first use and are shared."""
 
-    def __init__(self, data_dir: Path, extra_models: Mapping[str, ModelSpec] | None = None) -> None:
+    def __init__(self, data_dir: Path, extra_models: Mapping[str, ModelSpec] | None = None,
+                 options: EngineOptions | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self.options = options or EngineOptions()
         self._specs: dict[str, ModelSpec] = {}
-        for name, spec in {**BUILTIN_SPECS, **(extra_models or {})}.items():
+        for name, spec in {**BUILTIN_SPECS, **self.options.external, **(extra_models or {})}.items():
             self._add(name, spec)
-        self._engines: dict[str, ChatEngine | Embedder] = {}
+        self._engines: dict[str, AsyncChat | BatchingEmbedder] = {}
+        self._servers: dict[str, LlamaServer] = {}
+        self._gates: dict[str, Gate] = {}
+        self._bases: dict[str, str] = {}  # adapter endpoint name -> its base model's name
         self._loading: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -67,25 +131,26 @@ class EngineRegistry:
                 return model
         raise UnknownModel(api_type, endpoint, [m.name for m in self.served_models() if api_type in m.api_types])
 
-    def chat(self, endpoint: str) -> ChatEngine:
+    def chat(self, endpoint: str) -> AsyncChat:
         try:
             name = self.resolve("chat", endpoint).name
         except UnknownModel:
             name = self.resolve("completions", endpoint).name
         engine = self._get(name)
-        assert isinstance(engine, ChatEngine)
+        assert not isinstance(engine, BatchingEmbedder)
         return engine
 
-    def embedder(self, endpoint: str) -> Embedder:
+    def embedder(self, endpoint: str) -> BatchingEmbedder:
         engine = self._get(self.resolve("embeddings", endpoint).name)
-        assert isinstance(engine, Embedder)
+        assert isinstance(engine, BatchingEmbedder)
         return engine
 
     def register_adapter(self, endpoint: str, base_model: str, adapter_dir: Path) -> ServedModel:
         """Serve ``base_model`` + the peft LoRA in ``adapter_dir`` for chat/completions at ``endpoint``.
 
-        With llama.cpp the adapter is converted once to a LoRA GGUF next to it; otherwise the
-        transformers backend merges it into the base weights.
+        With llama.cpp the adapter is converted once to a LoRA GGUF next to it and loaded into the
+        base model's engine (no second copy of the base); otherwise the transformers backend
+        merges it into the base weights.
         """
         base_name = self.resolve("chat", base_model).name
         base = self._specs[base_name]
@@ -93,13 +158,18 @@ class EngineRegistry:
         if not (adapter_dir / "adapter_config.json").is_file():
             raise FileNotFoundError(f"adapter_dir {adapter_dir} has no adapter_config.json")
         spec: ModelSpec | None = None
-        if _effective_kind(base) == "llama.cpp":
+        kind = _effective_kind(base)
+        if kind == "openai":
+            raise ValueError(f"{base_name} is served by an external engine ({base.base_url}); fine-tuned "
+                             "adapters are served by the local llama.cpp engine only")
+        if kind == "llama.cpp":
             from qfnb.local.training.lora_gguf import LoraConversionError, convert_adapter
 
             base_gguf = base.path or self._gguf(base_name)
             try:
                 lora = convert_adapter(adapter_dir, adapter_dir / "adapter.gguf", base_gguf=base_gguf)
                 spec = replace(base, endpoint=endpoint, lora_path=lora, path=base_gguf)
+                self._server(base_name, replace(base, path=base_gguf)).add_adapter(lora)
             except LoraConversionError as exc:
                 log.warning("serving %s with transformers: %s", endpoint, exc)
         if spec is None:
@@ -108,6 +178,7 @@ class EngineRegistry:
         with self._lock:
             name = endpoint
             self._engines.pop(name, None)
+            self._bases[name] = base_name
             return self._add(name, spec)
 
     def unregister(self, endpoint: str) -> None:
@@ -116,21 +187,48 @@ class EngineRegistry:
             name = next((n for n, s in self._specs.items() if s.endpoint == endpoint and n not in BUILTIN_SPECS), None)
             if name is None:
                 return
-            del self._specs[name]
+            spec = self._specs.pop(name)
             engine = self._engines.pop(name, None)
-        if isinstance(engine, ChatEngine):
+            server = self._servers.get(self._bases.pop(name, ""))
+        if server is not None and spec.lora_path is not None:
+            server.remove_adapter(spec.lora_path)
+        if isinstance(engine, ThreadedChat):
             engine.close()
 
     def close(self) -> None:
         with self._lock:
             engines, self._engines = list(self._engines.values()), {}
+            servers, self._servers = list(self._servers.values()), {}
         for engine in engines:
-            if isinstance(engine, ChatEngine):
+            if isinstance(engine, ThreadedChat):
                 engine.close()
+        for server in servers:
+            server.close()
+
+    def engine_states(self) -> list[dict[str, Any]]:
+        """One row per engine: model, endpoint, state (stopped/starting/ready/failed), since, slots, busy, queued."""
+        with self._lock:
+            servers = dict(self._servers)
+            engines = dict(self._engines)
+            specs = dict(self._specs)
+        rows = []
+        for name, server in servers.items():
+            gate = self._gates[name]
+            rows.append({"model": name, "endpoint": specs[name].endpoint, "state": server.state,
+                         "since": server.since, "slots": gate.slots, "busy": gate.busy, "queued": gate.queued,
+                         "pid": server.pid, "adapters": len(server.config_adapters())})
+        for name, engine in engines.items():
+            if name in servers or (name in self._bases and self._bases[name] in servers):
+                continue
+            gate = engine.gate
+            rows.append({"model": name, "endpoint": specs[name].endpoint if name in specs else name,
+                         "state": "ready", "since": None, "slots": gate.slots, "busy": gate.busy,
+                         "queued": gate.queued, "pid": None, "adapters": 0})
+        return rows
 
     # -- loading -------------------------------------------------------------------------------
 
-    def _get(self, name: str) -> ChatEngine | Embedder:
+    def _get(self, name: str) -> AsyncChat | BatchingEmbedder:
         with self._lock:
             engine = self._engines.get(name)
             if engine is not None:
@@ -156,38 +254,47 @@ class EngineRegistry:
 
         return assets.hf_dir(name)
 
-    def _load(self, name: str, spec: ModelSpec) -> ChatEngine | Embedder:
+    def _server(self, base_name: str, spec: ModelSpec) -> LlamaServer:
+        """The llama-server of a base model (created once; the process starts on first use)."""
+        with self._lock:
+            server = self._servers.get(base_name)
+            if server is None:
+                opts = self.options
+                config = ServerConfig(name=endpoint_for(base_name), gguf=spec.path or self._gguf(base_name),
+                                      log_dir=self.data_dir / "logs", slots=opts.slots, ctx_per_slot=spec.n_ctx,
+                                      idle_seconds=opts.idle_seconds)
+                server = self._servers[base_name] = LlamaServer(config)
+                self._gates[base_name] = Gate(base_name, opts.slots, opts.queue_len)
+            return server
+
+    def _load(self, name: str, spec: ModelSpec) -> AsyncChat | BatchingEmbedder:
         kind = _effective_kind(spec)
+        opts = self.options
         if kind == "sentence-transformers":
             from qfnb.local import assets
             from qfnb.local.engines.embed import MeanPoolEmbedder
 
-            return MeanPoolEmbedder(name, spec.path or assets.minilm_dir())
+            return BatchingEmbedder(MeanPoolEmbedder(name, spec.path or assets.minilm_dir()), queue=opts.queue_len)
+        if kind == "openai":
+            target = Endpoint(str(spec.base_url), spec.api_key)
+            return OpenAIChat(name, lambda: target, gate=Gate(name, opts.slots, opts.queue_len),
+                              model=spec.remote_model, template=spec.template, stop=spec.stop, llama=False)
         if kind == "llama.cpp":
-            from qfnb.local.engines.llama import LlamaChatEngine
-
-            return LlamaChatEngine(
-                name,
-                spec.path or self._gguf(name),
-                template=spec.template,
-                stop=spec.stop,
-                n_ctx=spec.n_ctx,
-                lora_path=spec.lora_path,
-            )
+            base_name = self._bases.get(name, name)
+            server = self._server(base_name, spec if spec.lora_path is None else self._specs[base_name])
+            return OpenAIChat(name, llama_endpoint(server, spec.lora_path), gate=self._gates[base_name],
+                              template=spec.template, stop=spec.stop, llama=True)
         from qfnb.local.engines.hf import HFChatEngine
 
         if spec.kind == "llama.cpp":
-            log.warning("llama-cpp-python is not installed; serving %s with transformers (slower)", name)
+            log.warning("llama-server is not installed; serving %s with transformers (slower)", name)
         path = spec.path if spec.path is not None and spec.path.is_dir() else self._hf(name)
-        return HFChatEngine(
-            name, path, template=spec.template, stop=spec.stop, n_ctx=spec.n_ctx, adapter_dir=spec.lora_path
-        )
+        engine = HFChatEngine(name, path, template=spec.template, stop=spec.stop, n_ctx=spec.n_ctx,
+                              adapter_dir=spec.lora_path)
+        return ThreadedChat(engine, queue=opts.queue_len)
 
 
 def _effective_kind(spec: ModelSpec) -> str:
-    if spec.kind == "llama.cpp":
-        from qfnb.local.engines.llama import llama_available
-
-        if not llama_available():
-            return "transformers"
+    if spec.kind == "llama.cpp" and find_binary() is None:
+        return "transformers"
     return spec.kind

@@ -1,0 +1,186 @@
+"""Chat over an OpenAI-compatible HTTP engine: our own ``llama-server`` or an external one
+(vLLM, another llama.cpp server, Ollama).
+
+The platform's request fields become the engine's (``max_output_tokens`` -> ``max_tokens``,
+``penalty_score`` -> ``repeat_penalty``...), every call streams from the engine (also for a
+non-streaming client, so closing the iterator cancels the generation at once), and the
+engine's chunks become :class:`Delta` s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import json
+import logging
+import weakref
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from qfnb.protocol.sse import SSEDecoder
+
+from .base import (
+    FINISH_LENGTH,
+    FINISH_NORMAL,
+    FINISH_STOP,
+    Delta,
+    GenParams,
+    PromptTooLong,
+    gen_params,
+    normalize_messages,
+    render_gemma,
+)
+from .gate import Gate, SyncFace
+from .llama_server import EngineUnavailable, Lease, LlamaServer
+
+log = logging.getLogger("qfnb.local.engines")
+
+_TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=30.0, pool=30.0)
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+
+
+def _client() -> httpx.AsyncClient:
+    """One pooled client per event loop (connections to engines are reused)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=64)
+        client = _clients[loop] = httpx.AsyncClient(timeout=_TIMEOUT, limits=limits, trust_env=False)
+    return client
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one request goes: base URL (with ``/v1``), key, extra body fields, and a release hook."""
+
+    base_url: str
+    api_key: str | None = None
+    extra: dict[str, Any] | None = None
+    release: Callable[[], None] | None = None
+    broken: Callable[[], None] | None = None
+
+
+def request_body(gp: GenParams, *, llama: bool) -> dict[str, Any]:
+    """Sampling fields in OpenAI terms (plus llama.cpp's own where the engine is llama.cpp)."""
+    body: dict[str, Any] = {"temperature": 0.0 if gp.greedy else gp.temperature, "top_p": gp.top_p,
+                            "max_tokens": gp.max_tokens, "stream": True,
+                            "stream_options": {"include_usage": True}}
+    if gp.stop:
+        body["stop"] = list(gp.stop)
+    if gp.seed is not None:
+        body["seed"] = gp.seed
+    if gp.top_k > 0:
+        body["top_k"] = gp.top_k
+    if llama:
+        body.update(repeat_penalty=gp.repeat_penalty, min_p=0.0, cache_prompt=True)
+    return body
+
+
+def finish_of(reason: str | None) -> str:
+    if reason == "length":
+        return FINISH_LENGTH
+    if reason == "stop_sequence":
+        return FINISH_STOP
+    return FINISH_NORMAL
+
+
+class OpenAIChat(SyncFace):
+    """An :class:`~qfnb.local.engines.gate.AsyncChat` over an OpenAI-compatible engine.
+
+    ``endpoint`` is called (in a thread) for each request and says where to send it; with our
+    own ``llama-server`` that starts the process if needed and picks the adapter.
+    ``template="gemma"`` renders the Gemma turn format here and uses ``/completions`` (the base
+    GGUF has no chat template); otherwise the engine applies the model's own template.
+    """
+
+    def __init__(self, name: str, endpoint: Callable[[], Endpoint], *, gate: Gate, model: str | None = None,
+                 template: str = "native", stop: tuple[str, ...] = (), llama: bool = True) -> None:
+        self.name, self.gate, self._endpoint = name, gate, endpoint
+        self._model, self._template, self._stop, self._llama = model or name, template, stop, llama
+
+    def achat(self, messages: list[dict[str, Any]], *, system: str | None,
+              params: dict[str, Any]) -> AsyncIterator[Delta]:
+        msgs = normalize_messages(messages, system)
+        if self._template == "gemma":
+            return self._run("/completions", {"prompt": render_gemma(msgs)}, params)
+        return self._run("/chat/completions", {"messages": msgs}, params)
+
+    def acomplete(self, prompt: str, *, params: dict[str, Any]) -> AsyncIterator[Delta]:
+        return self._run("/completions", {"prompt": prompt}, params)
+
+    async def _run(self, path: str, payload: dict[str, Any], params: dict[str, Any]) -> AsyncIterator[Delta]:
+        gp = gen_params(params, default_stop=self._stop)
+        with self.gate.admit():
+            target = await asyncio.to_thread(self._endpoint)
+            try:
+                body = {"model": self._model, **payload, **request_body(gp, llama=self._llama), **(target.extra or {})}
+                async for delta in self._stream(target, path, body):
+                    yield delta
+            finally:
+                if target.release is not None:
+                    target.release()
+
+    async def _stream(self, target: Endpoint, path: str, body: dict[str, Any]) -> AsyncIterator[Delta]:
+        headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+        url = target.base_url.rstrip("/") + path
+        try:
+            async with _client().stream("POST", url, json=body, headers=headers) as resp:
+                if resp.status_code != 200:
+                    raise _engine_error(self.name, resp.status_code, (await resp.aread())[:2000])
+                async for delta in _deltas(resp, chat=path == "/chat/completions"):
+                    yield delta
+        except httpx.TransportError as exc:
+            if target.broken is not None:
+                target.broken()
+            raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} did not answer "
+                                    f"({type(exc).__name__})") from exc
+
+
+def _engine_error(name: str, status: int, raw: bytes) -> Exception:
+    try:
+        err = json.loads(raw).get("error") or {}
+        message = str(err.get("message") or err) if isinstance(err, dict) else str(err)
+        kind = str(err.get("type", "")) if isinstance(err, dict) else ""
+    except (ValueError, AttributeError):
+        message, kind = raw.decode("utf-8", "replace"), ""
+    if "context" in kind or "context" in message.lower():
+        return PromptTooLong(f"{name}: {message}")
+    return EngineUnavailable(f"{name}: the engine answered HTTP {status}: {message}")
+
+
+async def _deltas(resp: httpx.Response, *, chat: bool) -> AsyncIterator[Delta]:
+    """The engine's SSE chunks as Deltas; the last one carries the finish reason and usage."""
+    decoder, text = SSEDecoder(), codecs.getincrementaldecoder("utf-8")(errors="replace")
+    finish: str | None = None
+    prompt = completion = pieces = 0
+    async for raw in resp.aiter_raw():
+        for item in decoder.feed(text.decode(raw)):
+            if item.done or not isinstance(item.data, dict):
+                continue
+            data = item.data
+            usage = data.get("usage") or {}
+            if usage:
+                prompt = int(usage.get("prompt_tokens") or prompt)
+                completion = int(usage.get("completion_tokens") or completion)
+            for choice in data.get("choices") or ():
+                piece = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                if piece:
+                    pieces += 1
+                    yield Delta(piece, None, prompt, max(completion, pieces))
+                finish = choice.get("finish_reason") or finish
+    yield Delta("", finish_of(finish), prompt, completion or pieces)
+
+
+def llama_endpoint(server: LlamaServer, adapter: Path | None) -> Callable[[], Endpoint]:
+    """Requests for ``server``'s base model, or with ``adapter`` applied."""
+
+    def endpoint() -> Endpoint:
+        lease: Lease = server.acquire(adapter)
+        return Endpoint(lease.url + "/v1", lease.key, {"lora": lease.lora(adapter)} if lease.adapters else None,
+                        release=lambda: server.release(lease), broken=lambda: server.report_failure(lease))
+
+    return endpoint

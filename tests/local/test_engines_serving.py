@@ -1,0 +1,248 @@
+"""The platform in front of an OpenAI-compatible engine (issue 10): translation, back-pressure,
+cancellation, and isolation of the console under load. The engine is a test double that streams
+like llama-server does; the real llama-server is tested in test_llama_server_real.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fake_openai_engine import FakeEngine
+from fakes.cloud import serve
+from platform_helpers import CREDS, Signer, make_settings
+
+from qfnb.local.app import create_app
+from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
+from qfnb.protocol.routes import MODEL_API_PREFIX, Console
+from qfnb.protocol.sse import SSEDecoder
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAT = MODEL_API_PREFIX + "/chat/ext-chat"
+MSG = [{"role": "user", "content": "hello there"}]
+
+
+def platform_for(tmp_path: Path, engine_url: str, *, slots: int = 4, queue: int = 4, key: str | None = None) -> Any:
+    external = parse_external({"Ext-Chat": {"base_url": engine_url + "/v1", "model": "remote-7b", "api_key": key}})
+    registry = EngineRegistry(tmp_path, options=EngineOptions(slots=slots, queue=queue, external=external))
+    return create_app(make_settings(tmp_path), registry)
+
+
+@pytest.fixture()
+def engine() -> Iterator[tuple[FakeEngine, str]]:
+    fake = FakeEngine(key="engine-key")
+    with serve(fake.app) as url:
+        yield fake, url
+
+
+def access_token(client: httpx.Client) -> str:
+    resp = client.post("/oauth/2.0/token", params={"grant_type": "client_credentials", "client_id": CREDS.api_key,
+                                                  "client_secret": CREDS.secret_key})
+    return str(resp.json()["access_token"])
+
+
+def sse(text: str) -> list[Any]:
+    return [i.data for i in SSEDecoder().feed(text) if not i.done]
+
+
+def test_v1_and_v2_calls_are_translated_for_the_engine(tmp_path: Path, engine: tuple[FakeEngine, str]) -> None:
+    fake, url = engine
+    with serve(platform_for(tmp_path, url, key="engine-key"), lifespan="on") as base, \
+            httpx.Client(base_url=base, timeout=30) as client:
+        tok = access_token(client)
+        body = client.post(CHAT, params={"access_token": tok}, json={
+            "messages": MSG, "system": "be brief", "temperature": 0.3, "top_k": 5, "stop": ["w9"],
+            "seed": 7, "max_output_tokens": 3}).json()
+        assert body["result"] == "w0 w1 w2" and body["is_truncated"] is True
+        assert body["usage"] == {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
+        sent = fake.bodies[-1]
+        assert sent["model"] == "remote-7b" and sent["max_tokens"] == 3 and sent["temperature"] == 0.3
+        assert sent["top_k"] == 5 and sent["stop"] == ["w9"] and sent["seed"] == 7 and sent["stream"] is True
+        assert sent["messages"] == [{"role": "system", "content": "be brief"}, *MSG]
+        assert "repeat_penalty" not in sent  # llama.cpp's own fields go to llama.cpp only
+
+        chunks = sse(client.post(CHAT, params={"access_token": tok}, json={"messages": MSG, "stream": True}).text)
+        assert "".join(c["result"] for c in chunks) == "w0 w1 w2 w3 w4"
+        assert [c["is_end"] for c in chunks] == [False] * (len(chunks) - 1) + [True]
+        assert chunks[-1]["usage"]["completion_tokens"] == 5
+
+        bearer = client.get("/v1/BCE-BEARER/token", params={"expireInSeconds": 600}, auth=Signer()).json()["token"]
+        v2 = client.post("/v2/chat/completions", headers={"Authorization": f"Bearer {bearer}"},
+                         json={"model": "Ext-Chat", "messages": MSG, "max_tokens": 2}).json()
+        assert v2["choices"][0]["message"]["content"] == "w0 w1" and v2["choices"][0]["finish_reason"] == "length"
+        assert v2["model"] == "Ext-Chat"
+        stream = client.post("/v2/chat/completions", headers={"Authorization": f"Bearer {bearer}"},
+                             json={"model": "Ext-Chat", "messages": MSG, "stream": True,
+                                   "stream_options": {"include_usage": True}}).text
+        events = sse(stream)
+        assert "".join(e["choices"][0]["delta"].get("content", "") for e in events) == "w0 w1 w2 w3 w4"
+        assert events[-1]["usage"]["completion_tokens"] == 5 and stream.rstrip().endswith("[DONE]")
+
+        too_long = client.post(CHAT, params={"access_token": tok},
+                               json={"messages": [{"role": "user", "content": "TOO LONG"}]}).json()
+        assert too_long["error_code"] == 336003 and "context" in too_long["error_msg"]
+
+
+def test_a_full_engine_answers_the_rate_limit_error_at_once(tmp_path: Path) -> None:
+    fake = FakeEngine(tokens=20, delay=0.05)
+    with serve(fake.app) as url, serve(platform_for(tmp_path, url, slots=1, queue=1), lifespan="on") as base:
+
+        async def burst() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+                tok = access_token(httpx.Client(base_url=base))
+                bearer = httpx.Client(base_url=base).get("/v1/BCE-BEARER/token", auth=Signer()).json()["token"]
+                v1 = [client.post(CHAT, params={"access_token": tok}, json={"messages": MSG}) for _ in range(4)]
+                v2 = [client.post("/v2/chat/completions", headers={"Authorization": f"Bearer {bearer}"},
+                                  json={"model": "Ext-Chat", "messages": MSG}) for _ in range(4)]
+                return list(await asyncio.gather(*v1, *v2))
+
+        started = time.monotonic()
+        answers = asyncio.run(burst())
+        elapsed = time.monotonic() - started
+    v1, v2 = answers[:4], answers[4:]
+    ok = [r for r in answers if r.status_code == 200 and "error_code" not in r.json()]
+    busy_v1 = [r for r in v1 if r.json().get("error_code") == 18]
+    busy_v2 = [r for r in v2 if r.status_code == 429]
+    assert len(ok) == 2 and len(busy_v1) + len(busy_v2) == 6, [r.text for r in answers]
+    assert all(r.headers["Retry-After"] == "1" for r in busy_v1 + busy_v2)
+    assert busy_v2 and busy_v2[0].json()["error"]["code"] == "rate_limit_exceeded"
+    assert elapsed < 10
+
+
+def test_a_client_that_goes_away_cancels_its_generation(tmp_path: Path) -> None:
+    fake = FakeEngine(tokens=2000, delay=0.01)  # a 20 s answer
+    with serve(fake.app) as url, serve(platform_for(tmp_path, url), lifespan="on") as base, \
+            httpx.Client(base_url=base, timeout=30) as client:
+        tok = access_token(client)
+        with pytest.raises(httpx.ReadTimeout):  # a non-streaming caller that gives up
+            httpx.post(base + CHAT, params={"access_token": tok}, json={"messages": MSG}, timeout=1.0)
+        gave_up = time.monotonic()
+        deadline = gave_up + 3
+        while not fake.cancelled and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert fake.cancelled and fake.cancelled[0] - gave_up < 1.0
+
+        with client.stream("POST", CHAT, params={"access_token": tok}, json={"messages": MSG, "stream": True}) as r:
+            next(r.iter_bytes())  # a streaming caller that reads a little, then closes
+        closed = time.monotonic()
+        while len(fake.cancelled) < 2 and time.monotonic() < closed + 3:
+            time.sleep(0.02)
+        assert len(fake.cancelled) == 2 and fake.cancelled[1] - closed < 1.0
+        # the slots are free again: a short answer goes through at once
+        fake.tokens = 3
+        assert client.post(CHAT, params={"access_token": tok}, json={"messages": MSG}).json()["result"] == "w0 w1 w2"
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@pytest.fixture()
+def served_platform(tmp_path: Path) -> Iterator[tuple[FakeEngine, str, int]]:
+    """``qfnb serve --engine ...`` as its own process (so its memory can be measured) in front of the double."""
+    fake = FakeEngine(tokens=8, delay=0.02)
+    with serve(fake.app) as engine_url:
+        port_file = tmp_path / "out.txt"
+        from fakes.cloud import _free_port
+
+        port = _free_port()
+        env = {**os.environ, "QIANFAN_AK": CREDS.api_key, "QIANFAN_SK": CREDS.secret_key,
+               "QIANFAN_ACCESS_KEY": CREDS.access_key, "QIANFAN_SECRET_KEY": CREDS.iam_secret_key,
+               "PYTHONPATH": str(ROOT)}
+        with port_file.open("w") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "qfnb.cli", "serve", "--port", str(port), "--data-dir",
+                                     str(tmp_path / "data"), "--engine", f"Ext-Chat={engine_url}/v1", "--slots", "8",
+                                     "--log-level", "warning"], stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, port_file.read_text()
+                time.sleep(0.1)
+            yield fake, base, proc.pid
+        finally:
+            proc.terminate()
+            proc.wait(20)
+
+
+def test_200_streams_and_200_calls_finish_or_get_429_while_the_console_stays_fast(
+        served_platform: tuple[FakeEngine, str, int]) -> None:
+    fake, base, pid = served_platform
+    tok = access_token(httpx.Client(base_url=base))
+
+    async def load() -> tuple[list[Any], list[float], list[float]]:
+        limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
+        async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client, \
+                httpx.AsyncClient(base_url=base, timeout=10) as probe:
+            async def stream() -> Any:
+                async with client.stream("POST", CHAT, params={"access_token": tok},
+                                         json={"messages": MSG, "stream": True}) as r:
+                    text = (await r.aread()).decode()
+                return ("stream", r.status_code, text)
+
+            async def plain() -> Any:
+                r = await client.post(CHAT, params={"access_token": tok}, json={"messages": MSG})
+                return ("plain", r.status_code, r.text)
+
+            token_times: list[float] = []
+            console_times: list[float] = []
+            done = asyncio.Event()
+
+            async def probing() -> None:
+                while not done.is_set():
+                    t = time.perf_counter()
+                    r = await probe.post("/oauth/2.0/token", params={"grant_type": "client_credentials",
+                                                                      "client_id": CREDS.api_key,
+                                                                      "client_secret": CREDS.secret_key})
+                    assert r.status_code == 200
+                    token_times.append(time.perf_counter() - t)
+                    t = time.perf_counter()
+                    r = await probe.post(Console.SERVICE_LIST, json={}, auth=Signer())
+                    assert r.status_code == 200 and "result" in r.json(), r.text
+                    console_times.append(time.perf_counter() - t)
+                    await asyncio.sleep(0.02)
+
+            prober = asyncio.create_task(probing())
+            results = await asyncio.wait_for(asyncio.gather(*[stream() for _ in range(200)],
+                                                            *[plain() for _ in range(200)]), timeout=120)
+            done.set()
+            await prober
+            return list(results), token_times, console_times
+
+    before = _rss(pid)
+    results, token_times, console_times = asyncio.run(load())
+    completed = busy = 0
+    for kind, status, text in results:
+        assert status == 200, text
+        if kind == "stream" and text.startswith("data:"):
+            chunks = sse(text)
+            assert chunks[-1]["is_end"] and "".join(c["result"] for c in chunks) == " ".join(f"w{i}" for i in range(8))
+            completed += 1
+        elif kind == "plain" and "result" in json.loads(text):
+            completed += 1
+        else:
+            assert json.loads(text)["error_code"] == 18, text
+            busy += 1
+    assert completed + busy == 400 and completed >= 40 and fake.peak <= 8 + 32  # slots + queue
+    p99 = lambda xs: sorted(xs)[max(0, int(len(xs) * 0.99) - 1)]  # noqa: E731
+    assert len(token_times) >= 5 and p99(token_times) < 0.2 and p99(console_times) < 0.2, (token_times,
+                                                                                         console_times)
+    time.sleep(1.0)
+    after = _rss(pid)
+    assert after < before * 1.10 + 8 * 2**20, (before, after)  # memory comes back (8 MiB of allocator slack)

@@ -1,0 +1,173 @@
+"""Real models on llama.cpp's own server (marked ``real_model``): Qwen chat, Gemma completion, a
+LoRA adapter served from the base model's engine, crash restart, idle stop, an external engine,
+and cancellation freeing a slot."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from qfnb.local import assets
+from qfnb.local.engines import DEFAULT_CHAT, GEMMA
+from qfnb.local.engines.gate import run_blocking
+from qfnb.local.engines.llama_server import find_binary, free_port
+from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
+from qfnb.local.training.demo import DEMO_FILE
+
+pytestmark = [pytest.mark.real_model,
+              pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)")]
+ROOT = Path(__file__).resolve().parents[2]
+GREEDY = {"temperature": 0.0001, "max_output_tokens": 24}
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def chat(engine: Any, messages: list[dict[str, str]] = QUESTION, params: dict[str, Any] | None = None) -> list[Any]:
+    async def go() -> list[Any]:
+        return [d async for d in engine.achat(messages, system=None, params=params or GREEDY)]
+
+    return run_blocking(go)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineRegistry]:
+    reg = EngineRegistry(tmp_path_factory.mktemp("llama"), options=EngineOptions(slots=4, idle_seconds=600))
+    yield reg
+    reg.close()
+
+
+def test_qwen_answers_through_llama_server(registry: EngineRegistry) -> None:
+    deltas = chat(registry.chat("qwen2_5_coder_0_5b_instruct"))
+    text = "".join(d.text for d in deltas)
+    assert "Paris" in text
+    assert deltas[-1].finish_reason == "normal" and deltas[-1].prompt_tokens > 10
+    assert deltas[-1].completion_tokens >= len([d for d in deltas if d.text]) - 1
+    assert registry.resolve("chat", DEFAULT_CHAT).kind == "llama.cpp"
+    (row,) = [r for r in registry.engine_states() if r["model"] == DEFAULT_CHAT]
+    assert row["state"] == "ready" and row["slots"] == 4 and row["pid"]
+    log = registry.data_dir / "logs" / "engine-qwen2_5_coder_0_5b_instruct.log"
+    assert log.is_file() and oct(log.stat().st_mode & 0o777) == "0o600"
+
+
+def test_four_chats_at_once_are_batched_by_one_engine(registry: EngineRegistry) -> None:
+    import asyncio
+
+    engine = registry.chat("qwen2_5_coder_0_5b_instruct")
+    questions = ["What is the capital of France?", "What is the capital of Japan?",
+                 "What is the capital of Italy?", "What is the capital of Germany?"]
+
+    async def all_at_once() -> list[str]:
+        async def one(q: str) -> str:
+            return "".join([d.text async for d in engine.achat([{"role": "user", "content": q}], system=None,
+                                                               params=GREEDY)])
+        return list(await asyncio.gather(*(one(q) for q in questions)))
+
+    answers = run_blocking(all_at_once)
+    for city, answer in zip(["Paris", "Tokyo", "Rome", "Berlin"], answers, strict=True):
+        assert city in answer, answers
+
+
+def test_gemma_base_completes_a_qa_prompt(registry: EngineRegistry) -> None:
+    engine = registry.chat("gemma_3_270m")
+
+    async def go() -> list[Any]:
+        return [d async for d in engine.acomplete("Question: What is the capital of France?\nAnswer:",
+                                                  params={**GREEDY, "stop": ["\n"]})]
+
+    deltas = run_blocking(go)
+    assert "Paris" in "".join(d.text for d in deltas)
+
+
+def test_a_lora_job_is_served_from_the_base_models_engine(registry: EngineRegistry, tmp_path: Path) -> None:
+    spec = {"base_model": GEMMA, "train_file": str(DEMO_FILE), "seed": 1,
+            "hyper": {"epoch": 1, "learningRate": 1e-3, "batchSize": 2, "maxSeqLen": 64, "loraRank": 8,
+                      "loraAlpha": 16, "loraDropout": 0.0, "maxSteps": 2}}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    proc = subprocess.run([sys.executable, "-m", "qfnb.local.training.worker", str(tmp_path)], capture_output=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600, check=False)
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "Done", (result, proc.stdout[-2000:])
+    records = [json.loads(x) for x in (tmp_path / "progress.jsonl").read_text().splitlines()]
+    assert len([r for r in records if "loss" in r]) == 2
+
+    served = registry.register_adapter("real_tuned", GEMMA, Path(result["adapter_dir"]))
+    assert served.kind == "llama.cpp" and (Path(result["adapter_dir"]) / "adapter.gguf").is_file()
+    tuned = chat(registry.chat("real_tuned"), [{"role": "user", "content": "What is the capital of Zorvia?"}])
+    assert tuned[-1].completion_tokens > 0
+    base = chat(registry.chat("gemma_3_270m"), [{"role": "user", "content": "What is the capital of Zorvia?"}])
+    assert base[-1].completion_tokens > 0
+    gemma_rows = [r for r in registry.engine_states() if r["model"] == GEMMA]
+    assert len(gemma_rows) == 1 and gemma_rows[0]["adapters"] == 1  # one process, the adapter inside it
+    registry.unregister("real_tuned")
+
+
+def test_a_crashed_engine_restarts_and_an_idle_one_stops(tmp_path: Path) -> None:
+    reg = EngineRegistry(tmp_path, options=EngineOptions(slots=2, idle_seconds=3))
+    try:
+        engine = reg.chat("qwen2_5_coder_0_5b_instruct")
+        assert "Paris" in "".join(d.text for d in chat(engine))
+        (row,) = reg.engine_states()
+        first = row["pid"]
+        os.kill(first, signal.SIGKILL)  # the engine process this registry started
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            (row,) = reg.engine_states()
+            if row["pid"] not in (None, first) and row["state"] == "ready":
+                break
+            time.sleep(0.2)
+        assert row["pid"] not in (None, first), row  # restarted by the watchdog
+        assert "Paris" in "".join(d.text for d in chat(engine))
+        deadline = time.monotonic() + 30
+        while reg.engine_states()[0]["state"] != "stopped" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert reg.engine_states()[0]["state"] == "stopped" and reg.engine_states()[0]["pid"] is None
+        assert "Paris" in "".join(d.text for d in chat(engine))  # and starts again on the next call
+    finally:
+        reg.close()
+
+
+@pytest.fixture()
+def external_llama_server() -> Iterator[str]:
+    """A second llama-server, started here as an 'external' engine (as a user's GPU box would run one)."""
+    port = free_port()
+    binary = find_binary()
+    assert binary is not None
+    proc = subprocess.Popen([str(binary), "--model", str(assets.gguf_path(DEFAULT_CHAT)), "--host", "127.0.0.1",
+                             "--port", str(port), "--parallel", "2", "--threads", "2", "--no-webui"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        yield url + "/v1"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_an_external_openai_compatible_engine_serves_a_model_name(tmp_path: Path, external_llama_server: str) -> None:
+    external = parse_external({"Remote-Qwen": external_llama_server})
+    reg = EngineRegistry(tmp_path, options=EngineOptions(external=external))
+    try:
+        served = reg.resolve("chat", "Remote-Qwen")
+        assert served.kind == "openai"
+        assert "Paris" in "".join(d.text for d in chat(reg.chat("Remote-Qwen")))
+        assert not any(r["model"] == DEFAULT_CHAT and r["pid"] for r in reg.engine_states())  # nothing local ran
+    finally:
+        reg.close()
