@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.inference import ProtocolError
-from qfnb.protocol.limits import check_local_output_tokens
+from qfnb.protocol.limits import check_local
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -106,11 +106,11 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 
 def parse(model: type[M], data: dict[str, Any]) -> M:
-    """Validate ``data`` as ``model`` (the protocol's rules, then the local platform's token cap);
+    """Validate ``data`` as ``model`` (the protocol's rules, then the local platform's caps);
     a failure becomes a BodyError naming the field."""
     try:
         parsed = model.model_validate(data)
-        check_local_output_tokens(data)
+        check_local(data)
         return parsed
     except ProtocolError as exc:
         raise BodyError(exc.field, str(exc).split(": ", 1)[-1], exc.code) from exc

@@ -28,8 +28,14 @@ MAX_EMBEDDING_TEXTS = 16
 MAX_EMBEDDING_CHARS = 28_000
 #: ``max_output_tokens`` / ``max_tokens`` / ``max_completion_tokens``: the protocol's range, any model
 MAX_OUTPUT_TOKENS = 65_536
-#: the local platform's cap on the same fields: its models' context window
-LOCAL_MAX_OUTPUT_TOKENS = 4096
+#: the local platform's models' context window (tokens)
+LOCAL_CONTEXT_TOKENS = 4096
+#: the local platform's cap on the same fields: its context
+LOCAL_MAX_OUTPUT_TOKENS = LOCAL_CONTEXT_TOKENS
+#: the local platform's cap on messages: a turn costs at least 5 tokens of the context (its markers,
+#: role, newline and one token of content), so no longer history fits. It also bounds llama.cpp's
+#: special-token split, whose time grows with the square of the turns (10,001 messages: about a minute).
+LOCAL_MAX_MESSAGES = LOCAL_CONTEXT_TOKENS // 5
 #: bytes of one uploaded object (a BOS ``PUT``) and of one file imported into a dataset (local platform)
 MAX_UPLOAD_BYTES = 512 * MIB
 
@@ -60,8 +66,13 @@ def check_embedding_text(text: str, field: str) -> None:
         raise ProtocolError(field, f"is {len(text)} characters; at most {MAX_EMBEDDING_CHARS} are accepted")
 
 
-def check_local_output_tokens(data: dict[str, Any]) -> None:
-    """The local platform's cap on the token-count fields (their protocol range is checked elsewhere)."""
+def check_local(data: dict[str, Any]) -> None:
+    """The local platform's own caps: the message count, then the token-count fields (their
+    protocol range is checked elsewhere)."""
+    messages = data.get("messages")
+    if isinstance(messages, list) and len(messages) > LOCAL_MAX_MESSAGES:
+        raise ProtocolError("messages", f"holds {len(messages)} messages; at most {LOCAL_MAX_MESSAGES} fit the "
+                            f"local platform's {LOCAL_CONTEXT_TOKENS}-token context", ErrorCode.INVALID_MESSAGES)
     for name in OUTPUT_TOKEN_FIELDS:
         value = data.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value > LOCAL_MAX_OUTPUT_TOKENS:

@@ -47,6 +47,7 @@ BIG = "x" * (limits.MAX_PROMPT_CHARS + 1)
 V1_CAPS: list[tuple[str, dict[str, Any], str, int]] = [
     (CHAT, {"messages": history(10_001)}, "messages", 336006),
     (CHAT, {"messages": history(limits.MAX_MESSAGES + 1)}, "messages", 336006),
+    (CHAT, {"messages": history(limits.LOCAL_MAX_MESSAGES + 2)}, "messages", 336006),
     (CHAT, {"messages": [{"role": "user", "content": BIG}]}, "messages", 336006),
     (CHAT, {"messages": history(1), "system": BIG}, "messages", 336006),
     (CHAT, {"messages": history(1), "max_output_tokens": limits.LOCAL_MAX_OUTPUT_TOKENS + 1},
@@ -69,6 +70,7 @@ def test_v1_caps_name_the_field_and_never_reach_the_engine(client: TestClient, r
 
 V2_CAPS: list[tuple[dict[str, Any], str]] = [
     ({"messages": history(limits.MAX_MESSAGES + 1)}, "messages"),
+    ({"messages": history(limits.LOCAL_MAX_MESSAGES + 1)}, "messages"),
     ({"messages": [{"role": "system", "content": BIG}, {"role": "user", "content": "hi"}]}, "messages"),
     ({"messages": history(1), "max_tokens": limits.LOCAL_MAX_OUTPUT_TOKENS + 1}, "max_tokens"),
     ({"messages": history(1), "max_completion_tokens": 2**70}, "max_completion_tokens"),
@@ -83,9 +85,11 @@ def test_v2_caps_name_the_field(client: TestClient, registry: FakeRegistry, body
     assert all(not e.calls for e in registry.engines.values())
 
 
-def test_the_local_token_cap_is_inclusive(client: TestClient) -> None:
+def test_the_local_caps_are_inclusive(client: TestClient) -> None:
     body = {"messages": history(1), "max_output_tokens": limits.LOCAL_MAX_OUTPUT_TOKENS}
     assert client.post(CHAT, params={"access_token": token(client)}, json=body).json()["result"]
+    longest = history(limits.LOCAL_MAX_MESSAGES if limits.LOCAL_MAX_MESSAGES % 2 else limits.LOCAL_MAX_MESSAGES - 1)
+    assert client.post(CHAT, params={"access_token": token(client)}, json={"messages": longest}).json()["result"]
 
 
 def _oversize(n: int = limits.MAX_BODY_BYTES + 1) -> bytes:
@@ -172,8 +176,8 @@ async def test_a_lying_content_length_is_counted_and_reading_stops_at_the_cap() 
 
 def test_the_caps_table_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "local-platform.md").read_text(encoding="utf-8")
-    for value in ("8 MiB", f"{limits.MAX_MESSAGES}", f"{limits.MAX_PROMPT_CHARS:,}", f"{limits.MAX_EMBEDDING_CHARS:,}",
-                  f"{limits.LOCAL_MAX_OUTPUT_TOKENS}", "512 MiB"):
+    for value in ("8 MiB", f"{limits.MAX_MESSAGES}; {limits.LOCAL_MAX_MESSAGES} here", f"{limits.MAX_PROMPT_CHARS:,}",
+                  f"{limits.MAX_EMBEDDING_CHARS:,}", f"{limits.LOCAL_MAX_OUTPUT_TOKENS}", "512 MiB"):
         assert value in doc, value
 
 
