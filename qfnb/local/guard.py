@@ -2,8 +2,9 @@
 
 A declared ``Content-Length`` over the cap is answered at once, without reading a byte of the
 body; a chunked (or understated) body is counted as it arrives and reading stops at the cap.
-The refusal is in the route's own error format, and the server drains what the client still
-sends, so a keep-alive connection stays usable.
+The refusal is in the route's own error format (the same whether the size was declared or
+counted), and the server drains what the client still sends, so a keep-alive connection stays
+usable.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.limits import MAX_BODY_BYTES, MAX_UPLOAD_BYTES
-from qfnb.protocol.routes import MODEL_API_PREFIX
+from qfnb.protocol.routes import MODEL_API_PREFIX, OAUTH_TOKEN
 
 from .wire import BodyError, bce_error, v1_data_error, v1_error, v2_error
 
@@ -44,6 +45,8 @@ def too_large(path: str, limit: int) -> Response:
     message = f"body: is larger than {limit} bytes, the limit for this route"
     if path.startswith(UPLOAD_PREFIX):
         return bce_error(400, "EntityTooLarge", f"objects are limited to {limit} bytes here")
+    if path.startswith(OAUTH_TOKEN):
+        return JSONResponse({"error": "invalid_request", "error_description": message}, status_code=413)
     if path.startswith("/v2/chat"):
         from .routes_inference import v2_chat_error
 
@@ -83,26 +86,29 @@ class BodyLimit:
         if declared is not None and declared > limit:
             await too_large(path, limit)(scope, receive, send)
             return
-        seen = 0
-        started = False
+        seen, started, overflowed = 0, False, False
 
         async def counting_receive() -> MutableMapping[str, Any]:
-            nonlocal seen
+            nonlocal seen, overflowed
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    overflowed = True
                     raise BodyTooLarge(limit)
             return message
 
-        async def tracking_send(message: MutableMapping[str, Any]) -> None:
+        async def guarded_send(message: MutableMapping[str, Any]) -> None:
             nonlocal started
+            if overflowed and not started:
+                return  # the route's own answer to the overflow: replaced by the one refusal below
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, guarded_send)
         except BodyTooLarge:
             if started:
                 raise
+        if overflowed and not started:
             await too_large(path, limit)(scope, receive, send)

@@ -125,7 +125,12 @@ def test_a_chunked_body_over_the_cap_is_refused_in_the_routes_format(client: Tes
     got = resp.json()
     assert got["error_code"] == 336003 and got["error_msg"].startswith("body"), got
     resp = client.post(V2, headers={"Authorization": f"Bearer {_bearer(client)}"}, content=_chunks(_oversize()))
-    assert resp.status_code == 400 and resp.json()["error"]["message"].startswith("body"), resp.text
+    assert resp.status_code == 413 and resp.json()["error"]["message"].startswith("body"), resp.text
+    resp = client.post("/v2/finetuning", params={"Action": "DescribeFineTuningTasks"}, content=_chunks(_oversize()),
+                       auth=Signer())
+    assert resp.status_code == 413 and resp.json()["code"] == "RequestEntityTooLarge", resp.text
+    resp = client.post("/oauth/2.0/token", content=_oversize())
+    assert resp.status_code == 413 and resp.json()["error"] == "invalid_request", resp.text
 
 
 async def _asgi_post(app: Any, path: str, chunks: list[bytes], headers: list[tuple[bytes, bytes]]) -> tuple[int, int]:
