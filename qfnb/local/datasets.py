@@ -140,7 +140,8 @@ def dataset_rows(data_dir: Path, dataset: dict[str, Any]) -> list[dict[str, str]
     path = data_dir / "datasets" / dataset["sid"] / "data.jsonl"
     if not path.exists():
         raise BodyError("datasetId", f"dataset {dataset['id']} has no imported data yet; import a file first")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    with open(path, encoding="utf-8") as lines:  # '\n' lines only: a row may hold U+2028 and the like
+        return [json.loads(line) for line in lines if line.strip()]
 
 
 EXPORT_BUCKET = "qfnb-exports"
@@ -178,4 +179,5 @@ def append_rows(data_dir: Path, dataset: dict[str, Any], rows: list[dict[str, An
     with open(folder / "data.jsonl", "a", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return sum(1 for line in (folder / "data.jsonl").read_text(encoding="utf-8").splitlines() if line.strip())
+    with open(folder / "data.jsonl", encoding="utf-8") as lines:  # counted line by line, never held whole
+        return sum(1 for line in lines if line.strip())

@@ -190,3 +190,20 @@ def test_console_bodies_within_the_cap_still_work(client: TestClient) -> None:
     got = console(client, "/wenxinworkshop/service/list", {"pad": "x" * 1000})
     assert "result" in got, got
     assert json.dumps(got)
+
+
+def test_dataset_files_are_read_line_by_line(client: TestClient) -> None:
+    """Import and export read their files by '\\n' lines (never whole): a row holding U+2028 survives."""
+    rows = [{"prompt": f"q{i}\u2028line", "response": "a\x85b"} for i in range(3)]
+    put = client.put("/bos/b/rows.jsonl", content="\n".join(json.dumps(r) for r in rows).encode(), auth=Signer())
+    assert put.status_code == 200 and put.headers["ETag"] == str(len(put.request.content))
+    ds = console(client, "/wenxinworkshop/dataset/create", {"name": "sep", "projectType": 20, "templateType": 2000,
+                                                            "dataType": 4})["result"]
+    imp = console(client, "/wenxinworkshop/dataset/import", {"datasetId": ds["id"], "files": ["bos:/b/rows.jsonl"]})
+    assert imp["result"] is True, imp
+    info = console(client, "/wenxinworkshop/dataset/info", {"datasetId": ds["id"]})["result"]["versionInfo"]
+    assert info["entityCount"] == 3
+    assert console(client, "/wenxinworkshop/dataset/export", {"datasetId": ds["id"]})["result"] is True
+    url = console(client, "/wenxinworkshop/dataset/exportRecord", {"datasetId": ds["id"]})["result"][0]["downloadUrl"]
+    got = [json.loads(line) for line in client.get(url, auth=Signer()).content.decode().split("\n") if line]
+    assert [t[0]["prompt"] for t in got] == [r["prompt"] for r in rows]

@@ -147,6 +147,22 @@ def test_a_50mb_body_is_refused_fast_while_chat_goes_on(platform: EmbeddedPlatfo
         conn.close()
 
 
+def test_a_10001_message_history_is_refused_in_milliseconds(platform: EmbeddedPlatform) -> None:
+    tok = _token(platform)
+    history = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}"} for i in range(10_001)]
+    with httpx.Client(base_url=platform.base_url, params={"access_token": tok}, timeout=30) as c:
+        c.post(CHAT, json={"messages": history[:1]})  # warm: token checked, engine loaded
+        took = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            got = c.post(CHAT, json={"messages": history}).json()
+            took.append(time.perf_counter() - t0)
+            assert got["error_code"] == 336006 and got["error_msg"].startswith("messages"), got
+        assert c.post(CHAT, json={"messages": history[:1]}).json()["result"]
+    print(f"\n10,001 messages refused in {min(took) * 1000:.0f} ms (best of 3)")
+    assert min(took) < 0.5
+
+
 def _objects(p: EmbeddedPlatform) -> list[Path]:
     return [f for f in (p.data_dir / "objects").rglob("*") if f.is_file()]
 
