@@ -10,20 +10,19 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from qfnb.protocol.errors import ErrorCode
 
 from . import console, evaluation, routes_console, routes_inference, routes_v2
 from .engine_api import RegistryLike
+from .guard import BodyLimit
 from .platform import Platform
 from .settings import Settings
 from .wire import bce_error, v1_error, v2_error
 
 log = logging.getLogger("qfnb.local")
-
-MAX_OBJECT_BYTES = 512 * 1024 * 1024
 
 
 def default_registry(settings: Settings) -> RegistryLike:
@@ -44,18 +43,17 @@ async def bos_object(request: Request) -> Response:
     except ValueError as exc:
         return bce_error(400, "InvalidObjectName", str(exc))
     if request.method == "PUT":
-        data = await request.body()
-        if len(data) > MAX_OBJECT_BYTES:
-            return bce_error(400, "EntityTooLarge", f"objects are limited to {MAX_OBJECT_BYTES} bytes here")
+        # streamed to disk; BodyLimit stops the stream at MAX_UPLOAD_BYTES (the partial file is removed)
         try:
-            platform.objects.put(request.path_params["bucket"], request.path_params["key"], data)
+            _, size = await platform.objects.put_stream(request.path_params["bucket"], request.path_params["key"],
+                                                        request.stream())
         except (NotADirectoryError, IsADirectoryError, FileExistsError):
             return bce_error(409, "ObjectConflict", "the key conflicts with an existing object or folder "
                              "(an object cannot also be a folder)")
-        return Response(status_code=200, headers={"ETag": str(len(data))})
+        return Response(status_code=200, headers={"ETag": str(size)})
     if not path.is_file():
         return bce_error(404, "NoSuchKey", "The specified key does not exist.")
-    return Response(path.read_bytes(), media_type="application/octet-stream")
+    return FileResponse(path, media_type="application/octet-stream")
 
 
 async def health(request: Request) -> JSONResponse:
@@ -126,6 +124,6 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         Route("/healthz", health, methods=["GET"]),
         *(extra_routes or []),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CatchAll)])
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CatchAll), Middleware(BodyLimit)])
     app.state.platform = platform
     return app

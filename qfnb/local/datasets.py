@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
+from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import Any
+
+from starlette.concurrency import run_in_threadpool
 
 from .wire import BodyError
 
 BOS_PREFIX = "bos:/"
+#: bytes of an upload gathered before each write to disk
+WRITE_BATCH = 1024 * 1024
+
+
+def _part_file(target: Path) -> Path:
+    """A private temporary name next to ``target`` (unique, so concurrent uploads never share it)."""
+    return target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
 
 
 class ObjectStore:
@@ -36,10 +48,38 @@ class ObjectStore:
     def put(self, bucket: str, key: str, data: bytes) -> Path:
         target = self.path(bucket, key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(target)
+        tmp = _part_file(target)
+        try:
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
+                fh.write(data)
+            tmp.replace(target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return target
+
+    async def put_stream(self, bucket: str, key: str, chunks: AsyncIterable[bytes]) -> tuple[Path, int]:
+        """Write ``chunks`` to the object (0600) as they arrive, at most ``WRITE_BATCH`` bytes held
+        in memory; the object appears whole or not at all (an error leaves no partial file)."""
+        target = self.path(bucket, key)
+        await run_in_threadpool(target.parent.mkdir, parents=True, exist_ok=True)
+        tmp = _part_file(target)
+        fh = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+        size, pending = 0, bytearray()
+        try:
+            with fh:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    pending += chunk
+                    if len(pending) >= WRITE_BATCH:
+                        await run_in_threadpool(fh.write, bytes(pending))
+                        pending.clear()
+                await run_in_threadpool(fh.write, bytes(pending))
+            await run_in_threadpool(tmp.replace, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return target, size
 
     def from_uri(self, uri: str) -> Path:
         """``bos:/bucket/key`` (also ``bos://``) → the stored file; ValueError if malformed or missing."""
@@ -75,23 +115,23 @@ def normalize_rows(raw: Any) -> list[dict[str, str]]:
 
 def read_file_rows(path: Path) -> list[dict[str, str]]:
     """Rows from a ``.jsonl`` or ``.json`` file; ValueError naming the bad line."""
-    text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
-        data = json.loads(text)
+        data = json.loads(path.read_text(encoding="utf-8"))
         items = data if isinstance(data, list) else [data]
         return [row for item in items for row in normalize_rows(item)]
     rows: list[dict[str, str]] = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path.name} line {n} is not JSON: {exc}") from exc
-        found = normalize_rows(item)
-        if not found:
-            raise ValueError(f"{path.name} line {n} has no 'prompt' field")
-        rows.extend(found)
+    with open(path, encoding="utf-8") as lines:  # line by line: the file is never held whole
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path.name} line {n} is not JSON: {exc}") from exc
+            found = normalize_rows(item)
+            if not found:
+                raise ValueError(f"{path.name} line {n} has no 'prompt' field")
+            rows.extend(found)
     return rows
 
 
@@ -100,7 +140,8 @@ def dataset_rows(data_dir: Path, dataset: dict[str, Any]) -> list[dict[str, str]
     path = data_dir / "datasets" / dataset["sid"] / "data.jsonl"
     if not path.exists():
         raise BodyError("datasetId", f"dataset {dataset['id']} has no imported data yet; import a file first")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    with open(path, encoding="utf-8") as lines:  # '\n' lines only: a row may hold U+2028 and the like
+        return [json.loads(line) for line in lines if line.strip()]
 
 
 EXPORT_BUCKET = "qfnb-exports"
@@ -138,4 +179,5 @@ def append_rows(data_dir: Path, dataset: dict[str, Any], rows: list[dict[str, An
     with open(folder / "data.jsonl", "a", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return sum(1 for line in (folder / "data.jsonl").read_text(encoding="utf-8").splitlines() if line.strip())
+    with open(folder / "data.jsonl", encoding="utf-8") as lines:  # counted line by line, never held whole
+        return sum(1 for line in lines if line.strip())

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.inference import ProtocolError
+from qfnb.protocol.limits import check_local
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -105,9 +106,12 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 
 def parse(model: type[M], data: dict[str, Any]) -> M:
-    """Validate ``data`` as ``model``; a failure becomes a BodyError naming the field."""
+    """Validate ``data`` as ``model`` (the protocol's rules, then the local platform's caps);
+    a failure becomes a BodyError naming the field."""
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
+        check_local(data)
+        return parsed
     except ProtocolError as exc:
         raise BodyError(exc.field, str(exc).split(": ", 1)[-1], exc.code) from exc
     except ValidationError as exc:

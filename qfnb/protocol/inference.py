@@ -14,6 +14,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from .errors import ErrorCode
 from .errors import ProtocolError as ProtocolError  # defined there: importable without pydantic
+from .limits import (
+    MAX_EMBEDDING_TEXTS,
+    MAX_OUTPUT_TOKENS,
+    MAX_PROMPT_CHARS,
+    check_embedding_text,
+    check_message_count,
+    check_prompt_chars,
+)
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -72,6 +80,7 @@ def validate_messages(messages: Any, *, field: str = "messages") -> list[dict[st
                             ErrorCode.INVALID_MESSAGES)
     if not messages:
         raise ProtocolError(field, "must not be empty", ErrorCode.INVALID_MESSAGES)
+    check_message_count(messages, field)
     out: list[dict[str, Any]] = []
     for i, raw in enumerate(messages):
         where = f"{field}[{i}]"
@@ -115,7 +124,7 @@ def validate_messages(messages: Any, *, field: str = "messages") -> list[dict[st
 
 #: the platform's documented ranges (v1 and v2 alike); token counts are bounded loosely here,
 #: since each model has its own limit (a server caps them to the model's context)
-MAX_TOKENS_LIMIT = 65_536
+MAX_TOKENS_LIMIT = MAX_OUTPUT_TOKENS
 SEED_LIMIT = 2_147_483_647
 TOP_K_LIMIT = 1_000
 STOP_ITEMS, STOP_CHARS = 4, 20
@@ -199,6 +208,13 @@ class ChatRequest(SamplingParams):
     messages: list[dict[str, Any]]
     system: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _caps(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            _check_history_caps(data.get("messages"), data.get("system"))
+        return data
+
     @field_validator("messages", mode="before")
     @classmethod
     def _messages(cls, value: Any) -> list[dict[str, Any]]:
@@ -224,11 +240,20 @@ class CompletionRequest(SamplingParams):
             raise ProtocolError("prompt", f"must be a string, got {type(value).__name__}")
         if not value.strip():
             raise ProtocolError("prompt", "must not be empty")
+        if len(value) > MAX_PROMPT_CHARS:
+            raise ProtocolError("prompt", f"is {len(value)} characters; at most {MAX_PROMPT_CHARS} are accepted")
         return value
 
 
+def _check_history_caps(messages: Any, system: Any = None) -> None:
+    """The message count, then the prompt's total characters: O(n), before any other check."""
+    if isinstance(messages, list | tuple):
+        check_message_count(messages)
+        check_prompt_chars([system, *(m.get("content") for m in messages if isinstance(m, dict))])
+
+
 #: The platform's documented maximum batch for one embeddings call.
-MAX_EMBEDDING_BATCH = 16
+MAX_EMBEDDING_BATCH = MAX_EMBEDDING_TEXTS
 
 
 class EmbeddingRequest(_Wire):
@@ -249,6 +274,7 @@ class EmbeddingRequest(_Wire):
         for i, text in enumerate(value):
             if not isinstance(text, str) or not text:
                 raise ProtocolError(f"texts[{i}]", "must be a non-empty string")
+            check_embedding_text(text, f"texts[{i}]")
         return list(value)
 
 
@@ -326,6 +352,7 @@ class V2ChatRequest(_Wire):
     def _ranges(cls, data: Any) -> Any:
         if isinstance(data, dict):
             check_sampling(data)
+            _check_history_caps(data.get("messages"))
             options = data.get("stream_options")
             if options is not None and (not isinstance(options, dict) or not isinstance(
                     options.get("include_usage", False), bool)):

@@ -155,15 +155,15 @@ def truncate_messages(messages: list[dict[str, Any]], max_chars: int | None, max
 
     The last message is always kept, even if it alone is too long (the platform will say so).
     """
-    def size(msgs: list[dict[str, Any]]) -> tuple[int, int]:
-        texts = [system] + [str(m.get("content") or "") for m in msgs]
-        return sum(len(t) for t in texts), sum(estimate_tokens(t) for t in texts)
-
+    sizes = [(len(t), estimate_tokens(t)) for t in (str(m.get("content") or "") for m in messages)]
+    chars = len(system) + sum(c for c, _ in sizes)  # one pass; each dropped pair is subtracted (O(n))
+    tokens = estimate_tokens(system) + sum(t for _, t in sizes)
     start = 0
     while len(messages) - start > 1:
-        chars, tokens = size(messages[start:])
         if (max_chars is None or chars <= max_chars) and (max_tokens is None or tokens <= max_tokens):
             break
+        for c, t in sizes[start:start + 2]:
+            chars, tokens = chars - c, tokens - t
         start += 2
     return messages[start:]
 

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from qfnb._core.errors import ValidationError
 from qfnb._core.response import QfResponse
+from qfnb.protocol.limits import MAX_PROMPT_CHARS
 
 from .base import BaseInference, Target
 
@@ -28,6 +29,8 @@ class Completion(BaseInference):
         if target.api_type == "chat":
             if not isinstance(prompt, str) or not prompt.strip():
                 raise ValidationError("prompt", "must be a non-empty string")
+            if len(prompt) > MAX_PROMPT_CHARS:
+                raise ValidationError("prompt", f"is {len(prompt)} characters; at most {MAX_PROMPT_CHARS} are accepted")
             rest = {k: v for k, v in kwargs.items() if k != "prompt"}
             body = self._wire_body({**rest, "messages": [{"role": "user", "content": prompt}]}, stream)
             from qfnb.protocol.inference import ChatRequest, parse_request  # pydantic: on first use

@@ -1,0 +1,80 @@
+"""The request caps, in one place.
+
+The client checks them before sending (a clear error naming the field) and the local
+platform before any work (``docs/local-platform.md`` has the table). Where the cloud
+platform documents a limit, the number here is its largest: the client never refuses what
+the cloud would accept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .errors import ErrorCode, ProtocolError
+
+MIB = 1024 * 1024
+
+#: bytes of one JSON request body (inference, console, token routes)
+MAX_BODY_BYTES = 8 * MIB
+#: messages in one chat request (v1 and v2); no history that fits a served context is longer
+MAX_MESSAGES = 2048
+#: characters of all message contents plus ``system`` (a completion's ``prompt`` likewise): the
+#: platform's largest documented input (its 128K-context ERNIE models; ``models.json``)
+MAX_PROMPT_CHARS = 516_096
+#: texts in one embeddings call (the platform's documented batch)
+MAX_EMBEDDING_TEXTS = 16
+#: characters of one embeddings text: the platform's largest documented (tao-8k)
+MAX_EMBEDDING_CHARS = 28_000
+#: ``max_output_tokens`` / ``max_tokens`` / ``max_completion_tokens``: the protocol's range, any model
+MAX_OUTPUT_TOKENS = 65_536
+#: the local platform's models' context window (tokens)
+LOCAL_CONTEXT_TOKENS = 4096
+#: the local platform's cap on the same fields: its context
+LOCAL_MAX_OUTPUT_TOKENS = LOCAL_CONTEXT_TOKENS
+#: the local platform's cap on messages: a turn costs at least 5 tokens of the context (its markers,
+#: role, newline and one token of content), so no longer history fits. It also bounds llama.cpp's
+#: special-token split, whose time grows with the square of the turns (10,001 messages: about a minute).
+LOCAL_MAX_MESSAGES = LOCAL_CONTEXT_TOKENS // 5
+#: bytes of one uploaded object (a BOS ``PUT``) and of one file imported into a dataset (local platform)
+MAX_UPLOAD_BYTES = 512 * MIB
+
+#: the token-count fields :data:`LOCAL_MAX_OUTPUT_TOKENS` applies to
+OUTPUT_TOKEN_FIELDS = ("max_output_tokens", "max_tokens", "max_completion_tokens")
+
+
+def check_message_count(messages: list[Any] | tuple[Any, ...], field: str = "messages") -> None:
+    """At most :data:`MAX_MESSAGES` messages (checked before looking at any of them)."""
+    if len(messages) > MAX_MESSAGES:
+        raise ProtocolError(field, f"holds {len(messages)} messages; at most {MAX_MESSAGES} are accepted",
+                            ErrorCode.INVALID_MESSAGES)
+
+
+def check_prompt_chars(texts: Iterable[Any], field: str = "messages") -> None:
+    """The strings among ``texts`` total at most :data:`MAX_PROMPT_CHARS` characters (one pass)."""
+    total = 0
+    for text in texts:
+        if isinstance(text, str):
+            total += len(text)
+            if total > MAX_PROMPT_CHARS:
+                raise ProtocolError(field, f"the prompt exceeds {MAX_PROMPT_CHARS} characters in all "
+                                    "(message contents and system together)", ErrorCode.INVALID_MESSAGES)
+
+
+def check_embedding_text(text: str, field: str) -> None:
+    if len(text) > MAX_EMBEDDING_CHARS:
+        raise ProtocolError(field, f"is {len(text)} characters; at most {MAX_EMBEDDING_CHARS} are accepted")
+
+
+def check_local(data: dict[str, Any]) -> None:
+    """The local platform's own caps: the message count, then the token-count fields (their
+    protocol range is checked elsewhere)."""
+    messages = data.get("messages")
+    if isinstance(messages, list) and len(messages) > LOCAL_MAX_MESSAGES:
+        raise ProtocolError("messages", f"holds {len(messages)} messages; at most {LOCAL_MAX_MESSAGES} fit the "
+                            f"local platform's {LOCAL_CONTEXT_TOKENS}-token context", ErrorCode.INVALID_MESSAGES)
+    for name in OUTPUT_TOKEN_FIELDS:
+        value = data.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > LOCAL_MAX_OUTPUT_TOKENS:
+            raise ProtocolError(name, f"must be at most {LOCAL_MAX_OUTPUT_TOKENS} on the local platform "
+                                f"(its models' context), got {value}")
