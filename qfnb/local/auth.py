@@ -35,6 +35,8 @@ class Authenticator:
         # tokens are stored as keyed hashes: the database alone never yields a usable token
         self._token_key = hmac.new(credentials.iam_secret_key.encode(), b"qfnb token store", "sha256").digest()
         store.purge_tokens(time.time())
+        # tokens seen valid (hash -> expiry): the inference hot path checks memory, not SQLite
+        self._valid: dict[str, float] = {}
 
     def _hash(self, token: str) -> str:
         return hmac.new(self._token_key, token.encode(), "sha256").hexdigest()
@@ -68,10 +70,17 @@ class Authenticator:
     # ---- checks: each returns None when the request may go on, else the error response ---
 
     def _token_state(self, token: str) -> str:
-        found = self._store.token(self._hash(token))
-        if found is None:
-            return "invalid"
-        return "expired" if found[1] < time.time() else "ok"
+        key = self._hash(token)
+        expires = self._valid.get(key)
+        if expires is None:
+            found = self._store.token(key)
+            if found is None:
+                return "invalid"
+            expires = found[1]
+            if len(self._valid) >= 10_000:
+                self._valid.clear()
+            self._valid[key] = expires
+        return "expired" if expires < time.time() else "ok"
 
     def check_signature(self, request: Request) -> JSONResponse | None:
         """Verify a bce-auth-v1 Authorization header; BCE error shape on failure."""

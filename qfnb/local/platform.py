@@ -41,6 +41,7 @@ class Platform:
                                                    poll_interval=settings.poll_interval)
         self._deployed: dict[str, Any] = {}
         self._loaded: set[str] = set()
+        self._uris: tuple[int, set[str]] | None = None
         self._lock = threading.Lock()
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -67,9 +68,17 @@ class Platform:
 
     def base_models(self) -> list[Any]:
         """The registry's own models: not deployed services, not evaluation-only adapter endpoints."""
-        hidden = {s["uri"].lower() for s in self.store.all("services")}
+        hidden = self._service_uris()
         return [m for m in self.registry.served_models()
                 if m.endpoint.lower() not in hidden and not m.endpoint.startswith(EVAL_PREFIX)]
+
+    def _service_uris(self) -> set[str]:
+        """Every service's endpoint (lower case), re-read only when services changed."""
+        generation = self.store.generation["services"]
+        cached = self._uris
+        if cached is None or cached[0] != generation:
+            cached = self._uris = (generation, {s["uri"].lower() for s in self.store.all("services")})
+        return cached[1]
 
     def served(self, api_type: str | None = None) -> list[Any]:
         """Every model served now (base models and deployed services), optionally by api type."""

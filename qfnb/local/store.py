@@ -45,6 +45,8 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
+        #: per kind, a number that changes whenever a record of that kind is written (for caches)
+        self.generation: dict[str, int] = dict.fromkeys(KINDS, 0)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -88,6 +90,7 @@ class Store:
             cur = self._db.execute(f"INSERT INTO {kind} (sid, created, data) VALUES (?, ?, ?)",
                                    (sid, now, json.dumps(data, ensure_ascii=False)))
             rowid = cur.lastrowid
+            self.generation[kind] += 1
         return {**data, "id": rowid, "sid": sid, "created": now}
 
     def get(self, kind: str, key: int | str | None) -> Record | None:
@@ -115,6 +118,7 @@ class Store:
             data = json.loads(row[3])
             data.update(changes)
             self._db.execute(f"UPDATE {kind} SET data = ? WHERE id = ?", (json.dumps(data, ensure_ascii=False), rid))
+            self.generation[kind] += 1
         data.update(id=row[0], sid=row[1], created=row[2])
         return data  # type: ignore[no-any-return]
 
