@@ -23,7 +23,7 @@ from platform_helpers import CREDS, Signer, make_settings
 
 from qfnb.local.app import create_app
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
-from qfnb.protocol.routes import MODEL_API_PREFIX, Console
+from qfnb.protocol.routes import MODEL_API_PREFIX
 from qfnb.protocol.sse import SSEDecoder
 
 ROOT = Path(__file__).resolve().parents[2]
