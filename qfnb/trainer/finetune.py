@@ -57,12 +57,12 @@ class LLMFinetune(Trainer):
                  eval_dataset: Any = None, evaluators: list[Any] | None = None,
                  name: str = "", model_not_publish: bool = False, config: Config | None = None,
                  id: str | None = None, **kwargs: Any) -> None:
-        creds = {k: kwargs.pop(k) for k in _CREDENTIALS if kwargs.get(k)}
+        creds = {k: v for k in _CREDENTIALS if (v := kwargs.pop(k, None))}
         if creds:
             from qfnb._core.config import Config as _Config
 
             config = config.with_overrides(**creds) if config is not None else _Config.from_env(**creds)
-        train_kwargs = {k: kwargs.pop(k) for k in ("peft_type", "train_mode") if kwargs.get(k)}
+        train_kwargs = {k: v for k in ("peft_type", "train_mode") if (v := kwargs.pop(k, None))}
         if "dataset_bos_path" in kwargs:
             warn_ignored("LLMFinetune", {"dataset_bos_path": kwargs.pop("dataset_bos_path")},
                          "qfnb uploads a local dataset into a platform dataset; the platform "
