@@ -2,7 +2,9 @@
 
 As in the official SDK, an operation changes the dataset **in place and returns it** (so
 ``ds.map(f)`` and ``ds = ds.map(f).filter(g)`` both work); ``should_create_new_obj=True``
-leaves it alone and returns a new Dataset instead.
+leaves it alone and returns a new Dataset instead. A platform dataset changed in place is
+local data from then on (its ``qianfan_dataset_id`` is cleared): training or ``save()`` uses
+the changed rows, never the platform's unchanged copy.
 
 Chosen from the official list by what its docs and examples use: ``map``, ``filter``,
 ``append``, ``insert``, ``delete``, ``list``/``to_pylist``, ``col_names``, ``col_list``,
@@ -20,12 +22,15 @@ and HuggingFace/BOS-path loading (qfnb is pandas-backed and reads files and fram
 from __future__ import annotations
 
 import builtins
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 import pandas as pd
 
 from qfnb._core.errors import ValidationError
+
+logger = logging.getLogger("qfnb.dataset")
 
 GROUP = "_group"
 PACK = "_pack"
@@ -51,6 +56,10 @@ class DatasetOps:
             return self._derive(df)
         self._df = df.reset_index(drop=True)
         self._locate = None  # rows moved: file line numbers no longer apply
+        if self.qianfan_dataset_id is not None:  # changed here: no longer the platform's copy
+            logger.info("dataset %s changed locally: it is local data until saved again",
+                        self.qianfan_dataset_id)
+            self.qianfan_dataset_id = None
         return self
 
     # ---- rows --------------------------------------------------------------------------------

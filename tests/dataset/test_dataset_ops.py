@@ -72,3 +72,13 @@ def test_dataset_id_is_the_platform_dataset() -> None:
     assert "not loaded" in repr(ds)
     with pytest.raises(ValidationError, match="id"):
         Dataset(id=7, qianfan_dataset_id=8)
+
+
+def test_a_platform_dataset_changed_in_place_becomes_local_data() -> None:
+    import pandas as pd
+
+    ds = Dataset(pd.DataFrame({"prompt": ["a", "b"], "response": ["x", "y"]}), qianfan_dataset_id=7)
+    kept = ds.filter(lambda r: r["prompt"] == "a", should_create_new_obj=True)
+    assert ds.id == 7 and kept.id is None
+    ds.filter(lambda r: r["prompt"] == "a")
+    assert ds.id is None and ds.list() == [{"prompt": "a", "response": "x"}]
