@@ -20,6 +20,7 @@ import pandas as pd
 from qfnb._core.errors import ValidationError
 from qfnb._core.progress import ProgressArg
 
+from ._ops import DatasetOps
 from .schema import QianfanNonSortedConversation, Schema
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,15 +33,22 @@ logger = logging.getLogger("qfnb.dataset")
 GROUP_COLUMN = "_group"
 
 
-class Dataset:
-    """A dataset backed by a pandas DataFrame, optionally linked to a platform dataset."""
+class Dataset(DatasetOps):
+    """A dataset backed by a pandas DataFrame, optionally linked to a platform dataset.
+
+    ``Dataset(id=1)`` (as the official SDK's samples write it) is platform dataset 1, the same
+    as ``Dataset.load(qianfan_dataset_id=1)``; its rows are fetched on first use. Row and column
+    operations (``map``, ``filter``, ``col_map``, ``pack``...) are in :mod:`qfnb.dataset._ops`.
+    """
 
     def __init__(self, data: pd.DataFrame | None = None, *, schema: Schema | None = None,
                  qianfan_dataset_id: int | str | None = None,
-                 config: Config | None = None) -> None:
+                 config: Config | None = None, id: int | str | None = None) -> None:
+        if id is not None and qianfan_dataset_id is not None and id != qianfan_dataset_id:
+            raise ValidationError("id", "give id= or qianfan_dataset_id=, not two different ids")
         self._df = data if data is not None else None
         self.schema = schema
-        self.qianfan_dataset_id = qianfan_dataset_id
+        self.qianfan_dataset_id = qianfan_dataset_id if qianfan_dataset_id is not None else id
         self.config = config
         #: names row ``i`` as the user counts it (set when the rows come from a .jsonl/.csv file)
         self._locate: Callable[[int], str] | None = None
@@ -132,9 +140,18 @@ class Dataset:
     def columns(self) -> list[str]:
         return [str(c) for c in self.df.columns]
 
-    def list(self) -> list[dict[str, Any]]:
-        """All rows as dicts (NaN cells dropped)."""
-        return [_clean(r) for r in self.df.to_dict("records")]
+    @property
+    def id(self) -> int | str | None:
+        """The platform dataset id (``qianfan_dataset_id``), once it is on the platform."""
+        return self.qianfan_dataset_id
+
+    def list(self, by: int | slice | str | Sequence[int] | None = None) -> Any:
+        """All rows as dicts (NaN cells dropped); ``by``: a row (int), rows (slice or list of
+        ints) as a list, or a column's values (str)."""
+        if by is None:
+            return [_clean(r) for r in self.df.to_dict("records")]
+        got = self[by]
+        return got.list() if isinstance(got, Dataset) else got
 
     def __len__(self) -> int:
         return len(self.df)
@@ -143,7 +160,10 @@ class Dataset:
         return iter(self.list())
 
     def __getitem__(self, key: int | slice | str | Sequence[int]) -> Any:
-        """``ds[i]`` a row dict, ``ds[a:b]`` / ``ds[[i, j]]`` a Dataset, ``ds["col"]`` a list."""
+        """``ds[i]`` a row dict, ``ds[a:b]`` / ``ds[[i, j]]`` a Dataset, ``ds["col"]`` a list,
+        ``ds[["c1", "c2"]]`` ``{"c1": [...], "c2": [...]}`` (as the official ``col_list``)."""
+        if isinstance(key, list | tuple) and key and all(isinstance(k, str) for k in key):
+            return self.col_list(key)
         if isinstance(key, str):
             if key not in self.df.columns:
                 raise KeyError(f"no column {key!r}; columns are {self.columns}")
@@ -178,36 +198,6 @@ class Dataset:
             df = self.df.sort_values(GROUP_COLUMN, key=lambda s: s.map(order), kind="stable")
             return self._derive(df)
         return self._derive(self.df.sample(frac=1.0, random_state=seed))
-
-    def map(self, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> Dataset:
-        """A new Dataset with ``fn(row)`` for every row (the row dict is a copy)."""
-        rows = [fn(dict(r)) for r in self.list()]
-        for i, r in enumerate(rows):
-            if not isinstance(r, Mapping):
-                raise TypeError(f"map function returned {type(r).__name__} for row {i}; "
-                                "it must return a dict")
-        return Dataset(pd.DataFrame(rows), schema=self.schema, config=self.config)
-
-    def filter(self, fn: Callable[[dict[str, Any]], bool]) -> Dataset:
-        """Rows for which ``fn(row)`` is true."""
-        keep = [bool(fn(r)) for r in self.list()]
-        return self._derive(self.df[keep] if keep else self.df)
-
-    def append(self, rows: Dataset | pd.DataFrame | Mapping[str, Any] | Sequence[Any]) -> Dataset:
-        """A new Dataset with ``rows`` added at the end."""
-        from ._io import frame_from_obj
-
-        if isinstance(rows, Dataset):
-            extra = rows.df
-        elif isinstance(rows, pd.DataFrame):
-            extra = rows
-        elif isinstance(rows, Mapping):
-            extra = pd.DataFrame([dict(rows)])
-        else:
-            extra = frame_from_obj(list(rows), "rows")
-        if self.is_grouped and GROUP_COLUMN in extra.columns and len(self):
-            extra = extra.assign(**{GROUP_COLUMN: extra[GROUP_COLUMN] + self.df[GROUP_COLUMN].max() + 1})
-        return self._derive(pd.concat([self.df, extra], ignore_index=True))
 
     def groups(self) -> builtins.list[builtins.list[dict[str, Any]]]:
         """Rows as conversations (one list per group; ungrouped rows are one-turn groups)."""

@@ -130,8 +130,9 @@ async def v1_inference(request: Request) -> Response:
             return JSONResponse(result)
         if api_type == "plugin":
             return await _plugin(platform, endpoint, body)
-        raise BodyError("endpoint", f"API name not exist: the local platform has no {api_type} models",
-                        ErrorCode.API_NAME_NOT_EXIST)
+        raise BodyError("endpoint", f"API name not exist: the local platform has no {api_type} model "
+                        f"(no local weights for it); {api_type} needs the cloud platform (set "
+                        "QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY)", ErrorCode.API_NAME_NOT_EXIST)
     except BodyError as exc:
         return v1_error(exc.code, str(exc))
     except text2image.Unavailable as exc:

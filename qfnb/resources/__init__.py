@@ -9,7 +9,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _INFERENCE = ("ChatCompletion", "Completion", "Embedding", "Plugin", "Text2Image", "Messages", "QfResponse",
-              "QfRole", "BatchFuture", "read_results", "QfMessages", "Role", "Response")
+              "QfRole", "BatchFuture", "read_results", "QfMessages", "Role", "Response", "Image2Text",
+              "Reranker", "Tokenizer")
 
 if TYPE_CHECKING:  # pragma: no cover
     from .inference import (
@@ -17,16 +18,19 @@ if TYPE_CHECKING:  # pragma: no cover
         ChatCompletion,
         Completion,
         Embedding,
+        Image2Text,
         Messages,
         Plugin,
         QfResponse,
         QfRole,
+        Reranker,
         Text2Image,
+        Tokenizer,
         read_results,
     )
 
-__all__ = ["BatchFuture", "ChatCompletion", "Completion", "Embedding", "Messages", "Plugin", "QfResponse",
-           "QfRole", "Text2Image", "read_results"]
+__all__ = ["BatchFuture", "ChatCompletion", "Completion", "Embedding", "Image2Text", "Messages", "Plugin",
+           "QfResponse", "QfRole", "Reranker", "Text2Image", "Tokenizer", "read_results"]
 
 
 def __getattr__(name: str) -> Any:

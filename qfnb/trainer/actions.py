@@ -1,29 +1,26 @@
 """Pipeline actions: load dataset → train → publish → deploy → evaluate.
 
-Each action is async, JSON-in/JSON-out (so the pipeline can persist and resume), and keeps
-the platform ids it created in ``self.extra`` (saved before polling starts, so a resumed
-action re-attaches instead of creating a second job).
+Each built-in action is async (:class:`AsyncAction`), JSON-in/JSON-out (so the pipeline can
+persist and resume), and keeps the platform ids it created in ``self.extra`` (saved before
+polling starts, so a resumed action re-attaches instead of creating a second job). Their
+constructors take the official SDK's ``**kwargs``; those qfnb has no use for are warned about
+once (:func:`warn_ignored`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from qfnb._core.errors import QfnbError, ValidationError
 from qfnb.protocol.console import RunStatus
 from qfnb.resources.console import FineTune
 
+from ._action import AsyncAction, BaseAction, RunContext, TrainerStopped
 from .configs import DeployConfig, TrainConfig
 from .consts import ActionState
-from .event import Event, EventHandler, dispatch_event
-
-if TYPE_CHECKING:  # pragma: no cover
-    from qfnb._core.config import Config
+from .event import EventHandler
 
 logger = logging.getLogger("qfnb.trainer")
 
@@ -31,143 +28,113 @@ logger = logging.getLogger("qfnb.trainer")
 POLL_RETRIES = 3
 POLL_BACKOFF_S = 3.0
 
-
-class TrainerStopped(QfnbError):
-    """The pipeline was stopped by :meth:`LLMFinetune.stop`."""
+__all__ = ["AsyncAction", "BaseAction", "DeployAction", "EvaluateAction", "LoadDataSetAction",
+           "ModelPublishAction", "RunContext", "TrainAction", "TrainFailedError", "TrainerStopped"]
 
 
 class TrainFailedError(QfnbError):
     """The platform reported the training task as failed."""
 
 
-class RunContext:
-    """What actions share while running: config, events, persistence, stop flag."""
-
-    def __init__(self, config: Config | None, handler: EventHandler | None,
-                 save: Callable[[], None]) -> None:
-        self.config = config
-        self.handler = handler
-        self.save = save
-        self.stop_flag = threading.Event()
-
-    def resolved(self) -> Config:
-        from qfnb._core.config import resolve_config
-
-        return resolve_config(self.config)
-
-    def check_stop(self) -> None:
-        if self.stop_flag.is_set():
-            raise TrainerStopped("the trainer was stopped")
-
-    async def sleep(self, seconds: float) -> None:
-        """Sleep without blocking the loop, waking early (and raising) when stopped."""
-        end = asyncio.get_running_loop().time() + seconds
-        while True:
-            self.check_stop()
-            left = end - asyncio.get_running_loop().time()
-            if left <= 0:
-                return
-            await asyncio.sleep(min(left, 0.1))
+_WARNED: set[tuple[str, str]] = set()
 
 
-class BaseAction:
-    """An atomic, resumable step of a :class:`Pipeline`."""
-
-    def __init__(self, id: str | None = None, event_handler: EventHandler | None = None) -> None:
-        self.id = id or f"{type(self).__name__}_{uuid.uuid4().hex[:8]}"
-        self.event_handler = event_handler
-        self.state: ActionState | None = None
-        self.output: dict[str, Any] | None = None
-        self.error: str | None = None
-        self.extra: dict[str, Any] = {}
-        self.ctx: RunContext | None = None
-
-    async def exec(self, input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def on_stop(self, ctx: RunContext) -> None:
-        """Called when stopped while running (cancel the platform job, if any)."""
-
-    def emit(self, state: ActionState, description: str = "", data: dict[str, Any] | None = None) -> None:
-        self.state = state
-        ctx = self.ctx
-        event = Event(type(self).__name__, self.id, state, description, dict(data or {}))
-        dispatch_event(ctx.handler if ctx else None, event)
-        if self.event_handler is not None and (ctx is None or self.event_handler is not ctx.handler):
-            dispatch_event(self.event_handler, event)
-
-    def action_event(self, state: ActionState, msg: str = "", data: dict[str, Any] | None = None) -> None:
-        """Official-SDK spelling of :meth:`emit`."""
-        self.emit(state, msg, data)
-
-    def action_error_event(self, e: Exception) -> None:
-        self.emit(ActionState.Error, f"{type(e).__name__}: {e}")
-
-    def record(self) -> dict[str, Any]:
-        return {"id": self.id, "type": type(self).__name__,
-                "state": self.state.value if self.state else None, "output": self.output,
-                "error": self.error, "extra": self.extra}
-
-    def restore(self, rec: dict[str, Any]) -> None:
-        self.id = rec.get("id", self.id)
-        self.state = ActionState(rec["state"]) if rec.get("state") else None
-        self.output = rec.get("output")
-        self.error = rec.get("error")
-        self.extra = dict(rec.get("extra") or {})
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(id={self.id!r}, state={self.state})"
+def warn_ignored(owner: str, kwargs: dict[str, Any], why: str = "qfnb does not use it") -> None:
+    """The official SDK takes ``**kwargs`` here; qfnb accepts them and warns once per name
+    about those it has no use for (``why``)."""
+    for key in sorted(kwargs):
+        if (owner, key) not in _WARNED:
+            _WARNED.add((owner, key))
+            logger.warning("%s: ignoring %s= (%s)", owner, key, why)
 
 
-class LoadDataSetAction(BaseAction):
-    """Make sure the dataset is on the platform (upload + release) and describe it for training."""
+class LoadDataSetAction(AsyncAction):
+    """Make sure the dataset is on the platform (upload + release) and name it for training.
 
-    def __init__(self, dataset: Any = None, event_handler: EventHandler | None = None, *,
-                 split_ratio: int = 20, id: str | None = None) -> None:
-        super().__init__(id, event_handler)
+    ``dataset``: a qfnb :class:`~qfnb.dataset.Dataset` (uploaded when local;
+    ``Dataset(id=1)`` is platform dataset 1), a platform dataset id, or a ``bos:/`` URI.
+    Output, as the official SDK's: ``{"datasets": [{"id": 1, "name": "test_dataset", "type": 1}]}``
+    (``type`` 1: a platform dataset; 2: a BOS URI, with ``"bos_path"``).
+    """
+
+    def __init__(self, dataset: Any = None, event_handler: EventHandler | None = None,
+                 **kwargs: Any) -> None:
+        own = {k: kwargs.pop(k) for k in ("id", "name") if k in kwargs}
+        kwargs.pop("split_ratio", None)  # qfnb <= 0.3: the split is the train config's trainset_rate
+        warn_ignored("LoadDataSetAction", kwargs)
+        super().__init__(own.get("id"), own.get("name"), event_handler, **kwargs)
         if dataset is None:
             raise ValidationError("dataset", "is required")
         self.dataset = dataset
-        self.split_ratio = split_ratio
 
-    async def exec(self, input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+    async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
         from qfnb.dataset import Dataset
         from qfnb.dataset._platform import release_if_needed
 
         ds = self.dataset
+        base = dict(input or {})
         if isinstance(ds, str) and ds.startswith("bos:/"):
-            versions: list[dict[str, Any]] = [{"versionBosUri": ds}]
-            source = "Bos"
+            return {**base, "datasets": [{"id": None, "name": ds, "type": 2, "bos_path": ds}]}
+        name = None
+        if isinstance(ds, Dataset) and ds.qianfan_dataset_id is None:
+            self.emit(ActionState.Running, "uploading dataset", {"rows": len(ds)})
+            name = f"ds_{uuid.uuid4().hex[:10]}"
+            await ds.asave(qianfan_dataset_create_args={"name": name}, config=ctx.config)
+            dataset_id = ds.qianfan_dataset_id
+        elif isinstance(ds, Dataset):
+            dataset_id = ds.qianfan_dataset_id
+            await release_if_needed(dataset_id, ctx.config)  # type: ignore[arg-type]
+        elif isinstance(ds, int | str) and not isinstance(ds, bool) and ds != "":
+            dataset_id = ds
+            await release_if_needed(dataset_id, ctx.config)
         else:
-            if isinstance(ds, Dataset) and ds.qianfan_dataset_id is None:
-                self.emit(ActionState.Running, "uploading dataset", {"rows": len(ds)})
-                await ds.asave(qianfan_dataset_create_args={"name": f"ds_{uuid.uuid4().hex[:10]}"},
-                               config=ctx.config)
-                dataset_id = ds.qianfan_dataset_id
-            elif isinstance(ds, Dataset):
-                dataset_id = ds.qianfan_dataset_id
-                await release_if_needed(dataset_id, ctx.config)  # type: ignore[arg-type]
-            elif isinstance(ds, int | str) and ds != "":
-                dataset_id = ds
-                await release_if_needed(dataset_id, ctx.config)
-            else:
-                raise ValidationError("dataset", "must be a qfnb Dataset, a platform dataset id "
-                                      f"or a bos:/ URI, got {type(ds).__name__}")
-            versions = [{"versionId": dataset_id}]
-            source = "Platform"
-            self.extra["dataset_id"] = dataset_id
-        return {**input, "datasets": {"sourceType": source, "versions": versions,
-                                      "splitRatio": self.split_ratio}}
+            raise ValidationError("dataset", "must be a qfnb Dataset, a platform dataset id "
+                                  f"or a bos:/ URI, got {type(ds).__name__}")
+        self.extra["dataset_id"] = dataset_id
+        if name is None:
+            from qfnb.resources.console import Data
+
+            info = await Data.aget_dataset_info(dataset_id, config=ctx.config)
+            name = (info.body.get("result") or {}).get("name")
+        return {**base, "datasets": [{"id": dataset_id, "name": name, "type": 1}]}
 
 
-class TrainAction(BaseAction):
-    """v2 ``CreateFineTuningJob`` + ``CreateFineTuningTask``, then poll until the run ends."""
+def dataset_config(datasets: Any, split_ratio: int) -> dict[str, Any]:
+    """The v2 ``datasetConfig`` for ``LoadDataSetAction``'s ``datasets`` list (a dict, as saved
+    by qfnb <= 0.3, is already one)."""
+    if isinstance(datasets, dict):
+        return datasets
+    if not isinstance(datasets, list) or not datasets:
+        raise ValidationError("datasets", "expected [{\"id\": ..., \"type\": 1}, ...] (LoadDataSetAction's output)")
+    bos = [d.get("bos_path") or d.get("name") for d in datasets if d.get("type") == 2]
+    if bos:
+        return {"sourceType": "Bos", "versions": [{"versionBosUri": u} for u in bos], "splitRatio": split_ratio}
+    return {"sourceType": "Platform", "versions": [{"versionId": d["id"]} for d in datasets],
+            "splitRatio": split_ratio}
+
+
+class TrainAction(AsyncAction):
+    """v2 ``CreateFineTuningJob`` + ``CreateFineTuningTask``, then poll until the run ends.
+
+    Input ``{"datasets": [{"id": 111, "type": 1}]}``; output ``{..., "task_id", "job_id"}``.
+    ``**kwargs``: ``peft_type=`` sets the train config's ``peft_type``; ``job_name=``/``name=``
+    the job's name; ``id=``, ``event_handler=`` as for every action; others are warned about once.
+    """
+
+    is_incr: bool = False
 
     def __init__(self, train_type: str | None = None, train_config: TrainConfig | None = None,
-                 base_model: str | None = None, task_id: str | None = None, job_id: str | None = None,
-                 train_mode: str | None = "SFT", *, job_name: str | None = None,
-                 event_handler: EventHandler | None = None, id: str | None = None) -> None:
-        super().__init__(id, event_handler)
+                 base_model: str | None = None, task_id: str | int | None = None,
+                 job_id: str | int | None = None, train_mode: str | None = None,
+                 **kwargs: Any) -> None:
+        own = {k: kwargs.pop(k) for k in ("id", "event_handler", "job_name", "name", "peft_type")
+               if k in kwargs}
+        self.is_incr = bool(kwargs.pop("is_incr", False))
+        if self.is_incr:
+            logger.warning("TrainAction: is_incr=True (incremental training) is not supported by qfnb; "
+                           "training from the base model")
+        warn_ignored("TrainAction", kwargs)
+        super().__init__(own.get("id"), own.get("name"), own.get("event_handler"), **kwargs)
         train_type = train_type or base_model or ""
         if job_id:  # attach to an existing job (and to a run, when task_id is given too)
             self.extra["job_id"] = job_id
@@ -176,9 +143,22 @@ class TrainAction(BaseAction):
         if not train_type:
             raise ValidationError("train_type", "the base model to fine-tune is required")
         self.train_type = train_type
+        self.base_model = base_model or train_type
         self.train_config = train_config or TrainConfig()
+        if own.get("peft_type"):
+            self.train_config = self.train_config.model_copy()
+            self.train_config.peft_type = own["peft_type"]  # validated (validate_assignment)
         self.train_mode = str(train_mode or "SFT")
-        self.job_name = job_name
+        self.job_name = own.get("job_name") or own.get("name")
+
+    def get_default_train_config(self, model_type: str | None = None) -> TrainConfig:
+        """The train config qfnb sends when none is given: every hyper-parameter left to the
+        platform's default for ``model_type`` (the local platform's are in docs/local-platform.md)."""
+        return TrainConfig()
+
+    def resume(self, **kwargs: Any) -> None:
+        """Re-attach to this action's training task (or start it) and wait until it ends."""
+        self.exec(self.extra.get("input") or {}, **kwargs)
 
     @property
     def job_id(self) -> str | None:
@@ -188,10 +168,13 @@ class TrainAction(BaseAction):
     def task_id(self) -> str | None:
         return self.extra.get("task_id")
 
-    async def exec(self, input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+    async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
         cfg = ctx.resolved()
+        input = dict(input or {})
         if "datasets" not in input:
             raise ValidationError("datasets", "TrainAction needs the output of LoadDataSetAction")
+        datasets = dataset_config(input["datasets"], self.train_config.trainset_rate)
+        self.extra["input"] = {"datasets": input["datasets"]}
         if self.job_id is None:
             resp = await FineTune.V2.acreate_job(
                 name=self.job_name or f"job_{uuid.uuid4().hex[:10]}", model=self.train_type,
@@ -206,7 +189,7 @@ class TrainAction(BaseAction):
             ctx.check_stop()
             resp = await FineTune.V2.acreate_task(
                 job_id=self.job_id, params_scale=self.train_config.peft_type,
-                hyper_params=self.train_config.hyper_parameters(), dataset_config=input["datasets"],
+                hyper_params=self.train_config.hyper_parameters(), dataset_config=datasets,
                 resource_config=self.train_config.resource_config, config=ctx.config)
             self.extra["task_id"] = resp.body["result"]["taskId"]
             ctx.save()
@@ -256,16 +239,23 @@ class TrainAction(BaseAction):
                 logger.warning("could not stop training task %s: %s", self.task_id, exc)
 
 
-class ModelPublishAction(BaseAction):
-    """Publish the finished run to the model repository and wait until it is Ready."""
+class ModelPublishAction(AsyncAction):
+    """Publish the finished run to the model repository and wait until it is Ready.
+
+    Input ``{"task_id", "job_id"}``; output adds ``model_id``, ``model_version_id`` (and
+    qfnb's ``model``, the :class:`qfnb.model.Model` as a dict). ``name`` names the model.
+    """
 
     def __init__(self, id: str | None = None, name: str | None = None,
-                 event_handler: EventHandler | None = None) -> None:
-        super().__init__(id, event_handler)
+                 event_handler: EventHandler | None = None, **kwargs: Any) -> None:
+        warn_ignored("ModelPublishAction", kwargs)
+        super().__init__(id, name, event_handler, **kwargs)
         self.name = name or ""
 
-    async def exec(self, input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+    async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
         from qfnb.model import Model
+
+        input = dict(input or {})
 
         saved = self.extra.get("model")
         model = (Model.from_dict(saved, config=ctx.config) if saved else
@@ -285,20 +275,29 @@ class ModelPublishAction(BaseAction):
             self.ctx.check_stop()
 
 
-class DeployAction(BaseAction):
-    """Deploy the published model as a service and wait until it serves."""
+class DeployAction(AsyncAction):
+    """Deploy the published model as a service and wait until it serves.
 
-    def __init__(self, deploy_config: DeployConfig | None = None, id: str | None = None,
-                 event_handler: EventHandler | None = None) -> None:
-        super().__init__(id, event_handler)
+    Output adds ``service_id`` and ``service_endpoint`` to the input; ``model_id`` and
+    ``model_version_id`` are those it deployed.
+    """
+
+    def __init__(self, deploy_config: DeployConfig | None = None, **kwargs: Any) -> None:
+        own = {k: kwargs.pop(k) for k in ("id", "name", "event_handler") if k in kwargs}
+        warn_ignored("DeployAction", kwargs)
+        super().__init__(own.get("id"), own.get("name"), own.get("event_handler"), **kwargs)
         if not isinstance(deploy_config, DeployConfig):
             raise ValidationError("deploy_config", "must be a qfnb.trainer.DeployConfig")
         self.deploy_config = deploy_config
+        self.model_id: int | str | None = None
+        self.model_version_id: int | str | None = None
 
-    async def exec(self, input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        from qfnb.model import Model, Service
+    async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
+        from qfnb.model import Service
 
-        model = Model.from_dict(input.get("model") or {}, config=ctx.config)
+        input = dict(input or {})
+        model = _input_model(input, ctx)
+        self.model_id, self.model_version_id = model.id, model.version_id
         saved = self.extra.get("service_id")
         if saved is not None:  # resumed: the service exists, wait for it
             service = Service(id=saved, model=model, deploy_config=self.deploy_config,
@@ -320,23 +319,25 @@ class DeployAction(BaseAction):
             self.ctx.check_stop()
 
 
-class EvaluateAction(BaseAction):
+class EvaluateAction(AsyncAction):
     """Evaluate the deployed service (or model) with ``EvaluationManager``."""
 
     def __init__(self, eval_dataset: Any, evaluators: list[Any], id: str | None = None,
-                 event_handler: EventHandler | None = None) -> None:
-        super().__init__(id, event_handler)
+                 event_handler: EventHandler | None = None, **kwargs: Any) -> None:
+        name = kwargs.pop("name", None)
+        warn_ignored("EvaluateAction", kwargs)
+        super().__init__(id, name, event_handler, **kwargs)
         if not evaluators:
             raise ValidationError("evaluators", "give at least one evaluator")
         self.eval_dataset = eval_dataset
         self.evaluators = list(evaluators)
         self.result: Any = None
 
-    async def exec(self, input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+    async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
         from qfnb.evaluation import EvaluationManager, LocalEvaluator
-        from qfnb.model import Model
 
-        model = Model.from_dict(input.get("model") or {}, config=ctx.config)
+        input = dict(input or {})
+        model = _input_model(input, ctx)
         target: Any = model.service or model
         local = [e for e in self.evaluators if isinstance(e, LocalEvaluator)]
         manager = (EvaluationManager(local_evaluators=local) if len(local) == len(self.evaluators)
@@ -347,3 +348,17 @@ class EvaluateAction(BaseAction):
         self.result = await manager.aeval([target], self.eval_dataset)
         metrics = {str(k): dict(v) for k, v in getattr(self.result, "metrics", {}).items()}
         return {**input, "eval_metrics": metrics}
+
+
+def _input_model(input: dict[str, Any], ctx: RunContext) -> Any:
+    """The model a step's input names: qfnb's saved ``model`` dict, else the official keys
+    (``model_id``, ``model_version_id``, ``task_id``, ``job_id``)."""
+    from qfnb.model import Model
+
+    if input.get("model"):
+        return Model.from_dict(input["model"], config=ctx.config)
+    if input.get("model_version_id") is None and input.get("model_id") is None:
+        raise ValidationError("model_version_id", "the input names no model (expected the output of "
+                              "ModelPublishAction: model_id / model_version_id)")
+    return Model(id=input.get("model_id"), version_id=input.get("model_version_id"),
+                 task_id=input.get("task_id"), job_id=input.get("job_id"), config=ctx.config)

@@ -16,18 +16,19 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.errors import ValidationError
 
 from . import persist
+from ._action import RunContext
 from .actions import (
     DeployAction,
     EvaluateAction,
     LoadDataSetAction,
     ModelPublishAction,
-    RunContext,
     TrainAction,
+    warn_ignored,
 )
 from .configs import DeployConfig, TrainConfig
 from .consts import FinetuneStatus
 from .event import EventHandler
-from .pipeline import Pipeline, Trainer
+from .pipeline import Pipeline, Trainer, _EventLog
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
@@ -35,8 +36,19 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger("qfnb.trainer")
 
 
+#: credentials the official SDK takes as keyword arguments; they become this trainer's config
+_CREDENTIALS = ("ak", "sk", "access_key", "secret_key", "access_token", "bearer_token")
+
+
 class LLMFinetune(Trainer):
-    """Fine-tune ``train_type`` on ``dataset``, publish, and optionally deploy and evaluate."""
+    """Fine-tune ``train_type`` on ``dataset``, publish, and optionally deploy and evaluate.
+
+    The official ``**kwargs`` are accepted: ``peft_type=`` and ``train_mode=`` go to the
+    training step, ``ak=``/``sk=``/``access_key=``/``secret_key=`` make this trainer's config;
+    ``dataset_bos_path=`` (qfnb uploads a local dataset into a platform dataset, whose storage
+    the platform owns), ``previous_trainer=``/``previous_task_id=``/``is_incr=`` (incremental
+    training) and other names are ignored, with one warning each.
+    """
 
     def __init__(self, train_type: str = "", dataset: Any = None,
                  train_config: TrainConfig | str | Path | None = None,
@@ -44,7 +56,18 @@ class LLMFinetune(Trainer):
                  event_handler: EventHandler | None = None, base_model: str | None = None,
                  eval_dataset: Any = None, evaluators: list[Any] | None = None,
                  name: str = "", model_not_publish: bool = False, config: Config | None = None,
-                 id: str | None = None) -> None:
+                 id: str | None = None, **kwargs: Any) -> None:
+        creds = {k: v for k in _CREDENTIALS if (v := kwargs.pop(k, None))}
+        if creds:
+            from qfnb._core.config import Config as _Config
+
+            config = config.with_overrides(**creds) if config is not None else _Config.from_env(**creds)
+        train_kwargs = {k: v for k in ("peft_type", "train_mode") if (v := kwargs.pop(k, None))}
+        if "dataset_bos_path" in kwargs:
+            warn_ignored("LLMFinetune", {"dataset_bos_path": kwargs.pop("dataset_bos_path")},
+                         "qfnb uploads a local dataset into a platform dataset; the platform "
+                         "chooses its storage")
+        warn_ignored("LLMFinetune", kwargs)
         train_type = train_type or base_model or ""
         if not train_type:
             raise ValidationError("train_type", "name the base model to fine-tune "
@@ -71,8 +94,8 @@ class LLMFinetune(Trainer):
         self.evaluators = evaluators
         self.model_not_publish = model_not_publish
         actions: list[Any] = [
-            LoadDataSetAction(dataset, split_ratio=self.train_config.trainset_rate),
-            TrainAction(train_type, self.train_config, job_name=name or None),
+            LoadDataSetAction(dataset),
+            TrainAction(train_type, self.train_config, job_name=name or None, **train_kwargs),
         ]
         if not model_not_publish:
             actions.append(ModelPublishAction(name=name))
@@ -82,9 +105,10 @@ class LLMFinetune(Trainer):
             actions.append(EvaluateAction(eval_dataset, list(evaluators)))
         self.ppl = Pipeline(actions, id=id)
         self.ppls = [self.ppl]
-        self._ctx = RunContext(config, event_handler, self._save)
+        self._log = _EventLog(event_handler)
+        self._ctx = RunContext(config, self._log, self._save)
         self._future: concurrent.futures.Future[Any] | None = None
-        self._result: dict[str, Any] | None = None
+        self._results: list[Any] = [None]
         self._created = time.time()
         self._dataset_file: str | None = None
 
@@ -137,7 +161,11 @@ class LLMFinetune(Trainer):
         """Run (or continue) the pipeline on the current event loop."""
         self._ctx.stop_flag.clear()
         self._stash_dataset()
-        self._result = await self.ppl.arun({}, self._ctx)
+        try:
+            self._results = [await self.ppl.arun({}, self._ctx)]
+        except Exception as exc:  # kept in ``result`` (official), and raised
+            self._results = [exc]
+            raise
         return self
 
     def start(self) -> LLMFinetune:
@@ -226,6 +254,19 @@ class LLMFinetune(Trainer):
         except OSError as exc:  # persistence must not kill a training run
             logger.warning("could not save trainer state for %s: %s", self.id, exc)
 
+    def save(self) -> LLMFinetune:
+        """Save the trainer's record now (it is saved at every step anyway); ``load(id)`` reads it."""
+        persist.write_record(self._record())
+        return self
+
+    def register_event_handler(self, event_handler: EventHandler, ppl_id: str | None = None) -> None:
+        """Send this trainer's events to ``event_handler`` (replacing the one given before)."""
+        if not callable(getattr(event_handler, "dispatch", None)):
+            raise ValidationError("event_handler", "must have a dispatch(event) method")
+        if ppl_id is not None and ppl_id != self.ppl.id:
+            raise KeyError(f"no pipeline {ppl_id!r}; this trainer's is {self.ppl.id!r}")
+        self.event_handler = self._log.forward = event_handler
+
     def info(self) -> dict[str, Any]:
         """The saved record (ids, statuses, outputs; never credentials)."""
         return self._record()
@@ -267,7 +308,7 @@ class LLMFinetune(Trainer):
                       eval_dataset=eval_dataset, evaluators=evaluators,
                       model_not_publish=bool(params.get("model_not_publish")), config=config,
                       id=rec["id"])
-        trainer.ppl.restore(rec.get("actions") or [], int(rec.get("current_action", 0)))
+        trainer.ppl.restore_actions(rec.get("actions") or [], int(rec.get("current_action", 0)))
         trainer._created = rec.get("created", trainer._created)
         trainer._dataset_file = ref.get("file")
         return trainer

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from qfnb.model.model import Model, Service
 
+from ._action import ExecuteSerializable
 from .configs import DeployConfig
+
+# as the official classes: a Model and a Service are executable and serializable
+ExecuteSerializable.register(Model)
+ExecuteSerializable.register(Service)
 
 
 def model_deploy(model: Model, deploy_config: DeployConfig) -> Service:

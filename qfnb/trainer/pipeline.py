@@ -1,30 +1,40 @@
-"""``Pipeline``: runs actions in order, emitting events and persisting after every step."""
+"""``Pipeline`` (itself an action: it can be a step of another pipeline) and ``Trainer``."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from .actions import BaseAction, RunContext, TrainerStopped
+from ._action import BaseAction, RunContext, run_step
 from .consts import ActionState, FinetuneStatus, status_of
-from .event import EventHandler
+from .event import Event, EventHandler, dispatch_event
 
 logger = logging.getLogger("qfnb.trainer")
 
 
-class Pipeline:
-    """A sequential chain of actions; finished actions are skipped on resume."""
+class Pipeline(BaseAction):
+    """A sequential chain of actions; finished actions are skipped on resume.
+
+    ``exec(input=None, **kwargs)`` runs it (sync, on qfnb's loop; the keyword arguments are
+    passed on to every user action's ``exec``); inside another pipeline it runs as one step.
+    Events of every step go to ``event_handler``.
+    """
 
     def __init__(self, actions: Sequence[BaseAction], post_actions: Sequence[BaseAction] = (),
-                 event_handler: EventHandler | None = None, id: str | None = None) -> None:
+                 event_handler: EventHandler | None = None, id: str | None = None,
+                 **kwargs: Any) -> None:
         if not actions:
             raise ValueError("a pipeline needs at least one action")
-        self.id = id or f"ppl-{uuid.uuid4().hex[:12]}"
+        bad = [a for a in [*actions, *post_actions] if not isinstance(a, BaseAction)]
+        if bad:
+            raise TypeError(f"pipeline steps must be BaseAction instances, got {type(bad[0]).__name__}")
+        super().__init__(id or f"ppl-{uuid.uuid4().hex[:12]}", kwargs.pop("name", None), event_handler, **kwargs)
         self.actions = [*actions, *post_actions]
-        self.event_handler = event_handler
         self.current = 0
+        self._ctx: RunContext | None = None
 
     @property
     def current_action(self) -> BaseAction:
@@ -33,6 +43,8 @@ class Pipeline:
     @property
     def status(self) -> FinetuneStatus:
         action = self.current_action
+        if isinstance(action, Pipeline):
+            return action.status
         if action.state is None:
             return FinetuneStatus.Created if self.current == 0 else FinetuneStatus.Unknown
         return status_of(type(action).__name__, action.state)
@@ -41,51 +53,62 @@ class Pipeline:
         if isinstance(key, int):
             return self.actions[key]
         for a in self.actions:
-            if a.id == key or type(a).__name__ == key:
+            if key in (a.id, a.name, type(a).__name__):
                 return a
         raise KeyError(key)
 
-    async def arun(self, input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+    def exec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        """Run the pipeline (sync) and return the last action's output."""
+        from qfnb._core import sync
+
+        ctx = RunContext(kwargs.pop("config", None), self.event_handler, **kwargs)
+        self._ctx = ctx
+        return sync.run(self.arun(dict(input or {}), ctx))
+
+    def stop(self) -> None:
+        """Ask the running pipeline to stop after (or, while polling, during) its current step."""
+        for ctx in (self._ctx, self.ctx):
+            if ctx is not None:
+                ctx.stop_flag.set()
+
+    def register_event_handler(self, event_handler: EventHandler) -> None:
+        """Send this pipeline's events to ``event_handler`` from now on."""
+        self.event_handler = event_handler
+        if self._ctx is not None:
+            self._ctx.handler = event_handler
+
+    async def aexec(self, input: dict[str, Any], ctx: RunContext) -> Any:
+        """As a step of an outer pipeline: the steps run in the outer run's context."""
+        return await self.arun(input, ctx)
+
+    async def arun(self, input: Any, ctx: RunContext) -> Any:
         """Run from the first unfinished action; returns the last action's output."""
-        data = dict(input)
-        if ctx.handler is None:
-            ctx.handler = self.event_handler
-        for i, action in enumerate(self.actions):
-            if action.state is ActionState.Done and action.output is not None:
-                data = action.output
-                continue
-            self.current = i
-            action.ctx = ctx
-            action.error = None
-            action.emit(ActionState.Preceding, f"{type(action).__name__} starting")
-            ctx.save()
-            try:
-                ctx.check_stop()
-                out = await action.exec(data, ctx)
-            except TrainerStopped as exc:
-                await action.on_stop(ctx)
-                action.error = str(exc)
-                action.emit(ActionState.Stopped, str(exc))
-                ctx.save()
-                raise
-            except BaseException as exc:
-                if isinstance(exc, Exception):
-                    action.error = f"{type(exc).__name__}: {exc}"
-                    action.emit(ActionState.Error, action.error)
-                else:  # cancelled / interrupted: leave it resumable
-                    action.error = f"interrupted: {type(exc).__name__}"
-                ctx.save()
-                raise
-            action.output = out
-            action.emit(ActionState.Done, f"{type(action).__name__} done", out)
-            ctx.save()
-            data = out
+        data = input
+        outer = ctx.handler
+        if self.event_handler is not None and self.event_handler is not outer:
+            ctx.handler = self.event_handler if outer is None else _Both(outer, self.event_handler)
+        try:
+            for i, action in enumerate(self.actions):
+                if action.state is ActionState.Done and action.output is not None:
+                    data = action.output
+                    continue
+                self.current = i
+                data = await run_step(action, data, ctx)
+        finally:
+            ctx.handler = outer
         return data
+
+    def record(self) -> dict[str, Any]:
+        return {**super().record(), "actions": self.records(), "current": self.current}
+
+    def restore(self, rec: dict[str, Any]) -> None:
+        super().restore(rec)
+        self.restore_actions(rec.get("actions") or [], int(rec.get("current", 0)))
 
     def records(self) -> list[dict[str, Any]]:
         return [a.record() for a in self.actions]
 
-    def restore(self, records: list[dict[str, Any]], current: int) -> None:
+    def restore_actions(self, records: list[dict[str, Any]], current: int) -> None:
         if len(records) != len(self.actions):
             raise ValueError("saved pipeline has a different number of actions")
         for action, rec in zip(self.actions, records, strict=True):
@@ -95,8 +118,32 @@ class Pipeline:
         self.current = current
 
 
+class _Both(EventHandler):
+    """A nested pipeline's own handler next to the outer run's."""
+
+    def __init__(self, *handlers: EventHandler) -> None:
+        self.handlers = handlers
+
+    def dispatch(self, event: Event) -> None:
+        for h in self.handlers:
+            dispatch_event(h, event)
+
+
+class _EventLog(EventHandler):
+    """Keeps the last events of a trainer (``get_log()``) and forwards each to the user's handler."""
+
+    def __init__(self, forward: EventHandler | None, size: int = 1000) -> None:
+        self.forward = forward
+        self.events: deque[Event] = deque(maxlen=size)
+
+    def dispatch(self, event: Event) -> None:
+        self.events.append(event)
+        dispatch_event(self.forward, event)
+
+
 class Trainer:
-    """Base of trainers: ``run()`` the pipelines, ``stop()``, ``resume()``, ``status``."""
+    """Base of trainers: ``run()`` the pipelines, ``stop()``, ``resume()``, ``status``;
+    ``result`` (one entry per pipeline: its output, or the exception it ended with)."""
 
     ppls: list[Pipeline]
 
@@ -111,4 +158,40 @@ class Trainer:
 
     @property
     def status(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def result(self) -> list[Any]:
+        """Per pipeline: the last output (or the error it ended with; ``None`` before a run)."""
+        return list(getattr(self, "_results", None) or [None] * len(self.ppls))
+
+    @property
+    def actions(self) -> list[BaseAction]:
+        """Every action of every pipeline, in order."""
+        return [a for ppl in self.ppls for a in ppl.actions]
+
+    def register_event_handler(self, event_handler: EventHandler, ppl_id: str | None = None) -> None:
+        """Send the events of the pipelines (or of pipeline ``ppl_id``) to ``event_handler``."""
+        if not callable(getattr(event_handler, "dispatch", None)):
+            raise TypeError("event_handler must have a dispatch(event) method")
+        found = False
+        for ppl in self.ppls:
+            if ppl_id is None or ppl.id == ppl_id:
+                ppl.register_event_handler(event_handler)
+                found = True
+        if not found:
+            raise KeyError(f"no pipeline {ppl_id!r}; pipelines are {[p.id for p in self.ppls]}")
+        log = getattr(self, "_log", None)
+        if isinstance(log, _EventLog):
+            log.forward = event_handler
+
+    def get_log(self) -> list[dict[str, Any]]:
+        """The events this trainer has seen in this process (the last 1000), oldest first."""
+        log = getattr(self, "_log", None)
+        events = list(log.events) if isinstance(log, _EventLog) else []
+        return [{"action_id": e.action_id, "action_class": e.action_class, "state": e.action_state.value,
+                 "description": e.description} for e in events]
+
+    def save(self) -> Trainer:
+        """Save the trainer's state now (it is also saved at every step)."""
         raise NotImplementedError

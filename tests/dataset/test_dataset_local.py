@@ -90,10 +90,11 @@ def test_pandas_like_operations() -> None:
     assert len(ds.sample(4, seed=1)) == 4
     shuffled = ds.shuffle(seed=3)
     assert sorted(shuffled["prompt"]) == sorted(ds["prompt"]) and shuffled["prompt"] != ds["prompt"]
-    upper = ds.map(lambda r: {**r, "prompt": r["prompt"].upper()})
+    upper = ds.map(lambda r: {**r, "prompt": r["prompt"].upper()}, should_create_new_obj=True)
     assert upper[0]["prompt"] == "Q0" and ds[0]["prompt"] == "q0"
-    assert ds.filter(lambda r: r["prompt"].endswith(("1", "2"))).list()[0]["prompt"] == "q1"
-    more = ds.append({"prompt": "x", "response": "y"})
+    assert ds.filter(lambda r: r["prompt"].endswith(("1", "2")), should_create_new_obj=True).list()[0][
+        "prompt"] == "q1"
+    more = ds.append({"prompt": "x", "response": "y"}, should_create_new_obj=True)
     assert len(more) == 11 and len(ds) == 10
     assert isinstance(ds.to_pandas(), pd.DataFrame)
     with pytest.raises(IndexError):

@@ -212,7 +212,7 @@ class ConsoleCloud:
             ds["importStatus"] = 2 if ok else 3
         if ds["releaseStatus"] == 1:
             ds["releaseStatus"] = 2
-        return self._v1(req, {"versionInfo": out})
+        return self._v1(req, {"name": ds["body"].get("name"), "versionInfo": out})
 
     def dataset_release(self, req: Captured) -> dict[str, Any]:
         self.datasets[int((req.json or {})["datasetId"])]["releaseStatus"] = 1

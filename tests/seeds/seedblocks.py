@@ -84,6 +84,27 @@ def scripted_input(lines: list[str]) -> Any:
     return _input
 
 
+def placeholders(ids: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Per seed: literal placeholder in the docs -> the id the fixture created (as Python)."""
+    vid, mid, did = repr(ids["version_id"]), repr(ids["model_id"]), repr(ids["dataset_id"])
+    meta = f'{{"taskId": {ids["task_id"]!r}, "iterationId": {ids["job_id"]!r}}}'
+    return {
+        "000": {'"amv-xxx"': vid, '"amv-xx"': vid, '"ds-xxx"': did, '"ds-xx"': did},
+        "001": {"model_id = 5862": f"model_id = {mid}", "model_version_id = 5659": f"model_version_id = {vid}",
+                '{"taskId": 9220, "iterationId": 5234}': meta, '"modelId": 2259': f'"modelId": {mid}',
+                '"modelId": 2258': f'"modelId": {mid}', '"modelVersionId": 2744': f'"modelVersionId": {vid}',
+                '"modelVersionId": 2743': f'"modelVersionId": {vid}', "14666": did,
+                "eval_id=14670": "eval_id=SEED_EVAL_ID"},
+        "002": {'"id": 1234': f'"id": {did}', "model_id = 5862": f"model_id = {mid}",
+                "model_version_id = 5659": f"model_version_id = {vid}",
+                '{"taskId": 9220, "iterationId": 5234}': meta, "model_id=123": f"model_id={mid}",
+                "model_version_id=456": f"model_version_id={vid}", "id = 2047": f"id = {ids['service_id']!r}"},
+        "003": {'"your_custom_endpoint"': repr(ids["endpoint"])},
+        # a custom embedding endpoint: the platform's own embedder's
+        "003#4": {'"your_custom_endpoint"': repr("tiny-embed")},
+    }
+
+
 def run(source: str, namespace: dict[str, Any]) -> None:
     """Run a block in ``namespace``; top-level ``await`` runs on a fresh event loop."""
     code = compile(source, "<seed block>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)

@@ -120,25 +120,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             client_mod._CLIENTS.clear()
 
 
-def placeholders(ids: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """Per seed: literal placeholder in the docs -> the id the fixture created (as Python)."""
-    vid, mid, did = repr(ids["version_id"]), repr(ids["model_id"]), repr(ids["dataset_id"])
-    meta = f'{{"taskId": {ids["task_id"]!r}, "iterationId": {ids["job_id"]!r}}}'
-    return {
-        "000": {'"amv-xxx"': vid, '"amv-xx"': vid, '"ds-xxx"': did, '"ds-xx"': did},
-        "001": {"model_id = 5862": f"model_id = {mid}", "model_version_id = 5659": f"model_version_id = {vid}",
-                '{"taskId": 9220, "iterationId": 5234}': meta, '"modelId": 2259': f'"modelId": {mid}',
-                '"modelId": 2258': f'"modelId": {mid}', '"modelVersionId": 2744': f'"modelVersionId": {vid}',
-                '"modelVersionId": 2743': f'"modelVersionId": {vid}', "14666": did,
-                "eval_id=14670": "eval_id=SEED_EVAL_ID"},
-        "002": {'"id": 1234': f'"id": {did}', "model_id = 5862": f"model_id = {mid}",
-                "model_version_id = 5659": f"model_version_id = {vid}",
-                '{"taskId": 9220, "iterationId": 5234}': meta, "model_id=123": f"model_id={mid}",
-                "model_version_id=456": f"model_version_id={vid}", "id = 2047": f"id = {ids['service_id']!r}"},
-        "003": {'"your_custom_endpoint"': repr(ids["endpoint"])},
-        # a custom embedding endpoint: the platform's own embedder's
-        "003#4": {'"your_custom_endpoint"': repr("tiny-embed")},
-    }
+placeholders = seedblocks.placeholders
 
 
 def _prepare(block: seedblocks.Block, ns: dict[str, Any], ids: dict[str, Any]) -> None:
@@ -207,3 +189,52 @@ def test_block_003_1_runs_once_its_placeholder_keys_are_left_out(platform: dict[
     history = ns["msgs"].to_list()
     assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
     assert history[0]["content"] == "line 0" and history[1]["content"]
+
+
+def _sample(text: str, after: str) -> Any:
+    """The first ``` `{...}` ``` sample after ``after`` in seed 004's API reference, as Python
+    (the shortest balanced ``{...}`` after the opening backtick)."""
+    import ast
+    import re
+
+    at = text.index(after) + len(after)
+    found = re.compile(r"`\s*\{").search(text, at)
+    assert found, f"seed 004 no longer documents a sample after {after!r}"
+    start = found.end() - 1
+    for end in (i + 1 for i, ch in enumerate(text[start:], start) if ch == "}"):
+        try:
+            return ast.literal_eval(text[start:end])
+        except (SyntaxError, ValueError):
+            continue
+    raise AssertionError(f"no parsable sample after {after!r}")
+
+
+def test_seed_004_actions_alone_as_documented(platform: dict[str, Any]) -> None:
+    """Seed 004 has no python blocks but documents each action's sample use and its input and
+    output: ``LoadDataSetAction(dataset=Dataset(id=1)).exec()`` (its newline lost in the docs),
+    then TrainAction → ModelPublishAction → DeployAction, each run alone with the documented
+    input shape; every documented output key is there."""
+    from qfnb.dataset import Dataset
+    from qfnb.trainer import DeployAction, DeployConfig, LoadDataSetAction, ModelPublishAction, TrainAction
+
+    text = SEEDS.text["004"]
+    sample = "load_action = LoadDataSetAction(dataset=Dataset(id=1)) load_action.exec()"
+    assert sample in text
+    ns: dict[str, Any] = {"LoadDataSetAction": LoadDataSetAction, "Dataset": Dataset}
+    seedblocks.run(sample.replace("id=1", f"id={platform['dataset_id']!r}").replace(") load", ")\nload")
+                   .replace("load_action.exec()", "out = load_action.exec()"), ns)
+    load_doc = _sample(text, "class qianfan.trainer.LoadDataSetAction")
+    assert set(load_doc["datasets"][0]) <= set(ns["out"]["datasets"][0])
+    assert ns["out"]["datasets"][0]["id"] == platform["dataset_id"]
+
+    train_in = _sample(text, "class qianfan.trainer.TrainAction")
+    train_in["datasets"][0]["id"] = platform["dataset_id"]
+    trained = TrainAction(train_type="Tiny-Chat").exec(train_in)
+    assert set(_sample(text, "{'datasets':[{'type': 1, 'id': 111}]} `Output:")) <= set(trained)
+    published = ModelPublishAction().exec(trained)
+    assert set(_sample(text, "class qianfan.trainer.ModelPublishAction")) <= set(published)  # Input sample
+    publish_out = _sample(text, "` {'task_id': 47923, 'job_id': 33512} `Output:")
+    assert set(publish_out) <= set(published)
+    deployed = DeployAction(deploy_config=DeployConfig(endpoint_suffix="seed004", replicas=1)).exec(published)
+    assert set(_sample(text, "class qianfan.trainer.DeployAction")) <= set(deployed)  # the documented output
+    assert deployed["service_endpoint"] and deployed["service_id"] is not None

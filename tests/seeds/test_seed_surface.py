@@ -27,16 +27,9 @@ if not SEEDS_DIR.is_dir():
                 allow_module_level=True)
 TEXT = "\n".join(p.read_text(encoding="utf-8") for p in sorted(SEEDS_DIR.glob("[0-9][0-9][0-9]_*.txt")))
 
-#: documented names qfnb does not have yet, with why (xfail while missing; drop them once they exist)
-KNOWN_GAPS: dict[str, str] = {
-    "qfnb.trainer.base.Executable": "trainer extension API (issue 13, trainer part)",
-    "qfnb.trainer.base.ExecuteSerializable": "trainer extension API (issue 13, trainer part)",
-    "qfnb.trainer.base.Serializable": "trainer extension API (issue 13, trainer part)",
-    "qfnb.trainer.TrainAction.get_default_train_config": "trainer extension API (issue 13, trainer part)",
-    "qfnb.trainer.actions.TrainAction.get_default_train_config": "trainer extension API (issue 13, trainer part)",
-    "qfnb.trainer.TrainAction.resume": "actions resume through the trainer (LLMFinetune.resume)",
-    "qfnb.trainer.actions.TrainAction.resume": "actions resume through the trainer (LLMFinetune.resume)",
-}
+#: documented names qfnb does not have yet, with why (xfail while missing; a name listed here
+#: that exists fails the test, so the list cannot go stale). Empty: every documented name exists.
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def documented_names(text: str) -> list[str]:
@@ -88,3 +81,90 @@ def test_documented_name_exists_in_qfnb(dotted: str) -> None:
         if dotted in KNOWN_GAPS:
             pytest.xfail(KNOWN_GAPS[dotted])
         pytest.fail(f"{dotted} is documented by the official SDK but missing in qfnb: {exc}")
+    assert dotted not in KNOWN_GAPS, f"{dotted} exists now: drop it from KNOWN_GAPS"
+
+
+# ---- signatures: the documented parameters, in the documented order ---------------------------
+
+#: documented callables whose signature qfnb deliberately differs on, with why
+SIGNATURE_GAPS: dict[str, str] = {}
+
+
+def _split_params(text: str) -> list[str]:
+    out, depth, cur = [], 0, ""
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        out.append(cur.strip())
+    return out
+
+
+def documented_signatures(text: str) -> dict[str, list[str]]:
+    """``{"qfnb.trainer.LLMFinetune": ["train_type", "dataset", ..., "**kwargs"], ...}`` for
+    every documented class constructor, function and class method that lists its parameters."""
+    sigs: dict[str, list[str]] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        cls = re.match(r"- class qianfan([\w.]+)(?:\((.*)\))?(?:\[source\])?$", line)
+        if cls:
+            current = "qfnb" + cls.group(1)
+            if cls.group(2) is not None:
+                sigs[current] = [p.split(":")[0].split("=")[0].strip() for p in _split_params(cls.group(2))]
+            continue
+        func = re.match(r"- qianfan([\w.]+)\((.*?)\) [\w\[\], .]+(?:\[source\])?$", line)
+        if func:
+            sigs["qfnb" + func.group(1)] = [p.split(":")[0].split("=")[0].strip()
+                                            for p in _split_params(func.group(2))]
+            continue
+        # a member may follow the class's "Bases:" text on the same line (the docs lost a newline)
+        meth = re.search(r"(?:^|[\]`])- (?:abstract )?([a-z_]\w*)\((.*?)\) [\w\[\], .]+(?:\[source\])?$", line)
+        if meth and current:
+            sigs[f"{current}.{meth.group(1)}"] = [p.split(":")[0].split("=")[0].strip()
+                                                  for p in _split_params(meth.group(2))]
+    return {k: [p for p in v if p and p not in ("self", "cls", "*")] for k, v in sigs.items()}
+
+
+SIGNATURES = documented_signatures(TEXT)
+
+
+def test_the_docs_document_signatures() -> None:
+    assert len(SIGNATURES) > 20 and SIGNATURES["qfnb.trainer.base.BaseAction"] == [
+        "id", "name", "event_handler", "**kwargs"]
+
+
+@pytest.mark.parametrize("dotted", sorted(SIGNATURES))
+def test_documented_signature_is_accepted(dotted: str) -> None:
+    """Every documented parameter exists under its name; the documented positional order is
+    qfnb's; a documented ``**kwargs`` is accepted (pydantic models: the documented fields)."""
+    import inspect
+
+    from pydantic import BaseModel
+
+    obj = resolve(dotted)
+    documented = SIGNATURES[dotted]
+    if isinstance(obj, type) and issubclass(obj, BaseModel):
+        missing = [p for p in documented if not p.startswith("*") and p not in obj.model_fields]
+        assert not missing, f"{dotted} lacks the documented fields {missing}"
+        return
+    params = inspect.signature(obj).parameters
+    ours = [n for n, p in params.items() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            and n not in ("self", "cls")]  # a method looked up on its class
+    named = [p for p in documented if not p.startswith("*")]
+    problems = [f"no parameter {p!r}" for p in named if p not in params]
+    positional = [p for p in named if p in ours]
+    if positional != ours[:len(positional)]:
+        problems.append(f"positional order {ours} differs from the documented {named}")
+    if "**kwargs" in documented and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        problems.append("no **kwargs")
+    if problems and dotted in SIGNATURE_GAPS:
+        pytest.xfail(SIGNATURE_GAPS[dotted])
+    assert not problems, f"{dotted}{inspect.signature(obj)}: " + "; ".join(problems)
+    assert dotted not in SIGNATURE_GAPS, f"{dotted} matches now: drop it from SIGNATURE_GAPS"

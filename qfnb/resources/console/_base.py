@@ -9,6 +9,7 @@ the sync one is a thin shell over the async one through ``qfnb._core.sync``.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec
@@ -31,12 +32,15 @@ _CONFIG_KEYS = frozenset({
 
 @dataclass(frozen=True)
 class ConsoleRequest:
-    """A console call as data: v1 ``POST path`` or v2 ``POST route?Action=action``."""
+    """A console call as data: v1 ``POST path`` or v2 ``POST route?Action=action``; with
+    ``host="iam"``, a signed ``method`` call to the IAM endpoint (bearer tokens)."""
 
     path: str
     body: dict[str, Any] = field(default_factory=dict)
     action: str | None = None
     params: dict[str, Any] | None = None
+    method: str = "POST"
+    host: str = "console"
 
 
 def invalid(field_name: str, message: str) -> ProtocolError:
@@ -83,6 +87,9 @@ async def send(request: ConsoleRequest, *, config: Config | None = None, retry: 
 
     cfg = resolve_config(config, **dict(overrides or {}))
     client = get_client(cfg)
+    if request.host == "iam":
+        return await client.signed_request(request.method, cfg.iam_base_url.rstrip("/") + request.path,
+                                           params=request.params, content=request.body, retry=retry)
     if request.action is not None:
         return await client.console_v2(request.path, request.action, request.body, retry=retry)
     return await client.console(request.path, request.body, params=request.params, retry=retry)
@@ -122,4 +129,20 @@ def console_api(builder: Callable[P, ConsoleRequest]) -> tuple[Any, Any]:
     name = builder.__name__.lstrip("_").removeprefix("v2_")
     method.__name__, amethod.__name__ = name, "a" + name
     method.__qualname__, amethod.__qualname__ = name, "a" + name
+    method.__signature__ = amethod.__signature__ = _public_signature(builder)  # type: ignore[attr-defined]
     return classmethod(method), classmethod(amethod)
+
+
+def _public_signature(builder: Callable[..., ConsoleRequest]) -> inspect.Signature:
+    """What ``inspect.signature`` shows for ``Name.method``: ``cls``, the builder's parameters,
+    ``config=``/``retry=``, returning a ``QfResponse`` (not the builder's ``ConsoleRequest``)."""
+    from qfnb._core.response import QfResponse
+
+    params = list(inspect.signature(builder).parameters.values())
+    var_kw = [p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
+    params = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    names = {p.name for p in params}
+    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None)
+             for n in ("config", "retry") if n not in names]
+    cls = inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return inspect.Signature([cls, *params, *extra, *var_kw], return_annotation=QfResponse)

@@ -1,4 +1,5 @@
-"""The inference API: ChatCompletion, Completion, Embedding, Plugin, Text2Image, Messages."""
+"""The inference API: ChatCompletion, Completion, Embedding, Plugin, Text2Image, Image2Text, Reranker,
+Tokenizer, Messages."""
 
 from qfnb._core.response import QfResponse
 
@@ -6,12 +7,16 @@ from .batch import BatchFuture, read_results
 from .chat import ChatCompletion
 from .completion import Completion
 from .embedding import Embedding
+from .image2text import Image2Text
 from .messages import Messages, QfMessages, QfRole, Role
 from .plugin import Plugin
+from .reranker import Reranker
 from .text2image import Text2Image
+from .tokenizer import Tokenizer
 
-__all__ = ["BatchFuture", "ChatCompletion", "Completion", "Embedding", "Messages", "Plugin", "QfMessages",
-           "QfResponse", "QfRole", "Response", "Role", "Text2Image", "read_results"]
+__all__ = ["BatchFuture", "ChatCompletion", "Completion", "Embedding", "Image2Text", "Messages", "Plugin",
+           "QfMessages", "QfResponse", "QfRole", "Reranker", "Response", "Role", "Text2Image", "Tokenizer",
+           "read_results"]
 
 #: the official SDK's name for :class:`QfResponse`
 Response = QfResponse

@@ -1,0 +1,254 @@
+"""The official SDK's row and column operations on a :class:`~qfnb.dataset.Dataset`.
+
+As in the official SDK, an operation changes the dataset **in place and returns it** (so
+``ds.map(f)`` and ``ds = ds.map(f).filter(g)`` both work); ``should_create_new_obj=True``
+leaves it alone and returns a new Dataset instead. A platform dataset changed in place is
+local data from then on (its ``qianfan_dataset_id`` is cleared): training or ``save()`` uses
+the changed rows, never the platform's unchanged copy.
+
+Chosen from the official list by what its docs and examples use: ``map``, ``filter``,
+``append``, ``insert``, ``delete``, ``list``/``to_pylist``, ``col_names``, ``col_list``,
+``col_map``, ``col_filter``, ``col_append``, ``col_delete``, ``col_renames``,
+``select_columns``, ``pack``/``unpack``, ``add_default_group_column``/``delete_group_column``,
+``is_dataset_packed``/``is_dataset_grouped``/``is_dataset_located_in_qianfan``,
+``row_number``, ``__getitem__``/``__delitem__``. Left out: the cloud-side ETL and data
+operators (``online_data_process``, ``process_data``, the ``data_operator`` classes) — the
+platform runs them, and the local platform has no ETL engine; ``create_from_pyarrow_table``
+and HuggingFace/BOS-path loading (qfnb is pandas-backed and reads files and frames);
+``sample`` keeps qfnb's pandas signature (``sample(n, frac=, seed=)``), not
+``sample(sample_number, start, end)``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Self
+
+import pandas as pd
+
+from qfnb._core.errors import ValidationError
+
+logger = logging.getLogger("qfnb.dataset")
+
+GROUP = "_group"
+PACK = "_pack"
+
+
+class DatasetOps:
+    """Mixed into :class:`Dataset` (which provides ``df``, ``list()``, ``_derive``)."""
+
+    _df: pd.DataFrame | None
+    _locate: Callable[[int], str] | None
+
+    if TYPE_CHECKING:  # provided by Dataset
+        @property
+        def df(self) -> pd.DataFrame: ...
+        def list(self, by: Any = None) -> Any: ...
+        def _derive(self, df: pd.DataFrame) -> Self: ...
+        @property
+        def is_grouped(self) -> bool: ...
+        qianfan_dataset_id: int | str | None
+
+    def _result(self, df: pd.DataFrame, new: bool) -> Self:
+        if new:
+            return self._derive(df)
+        self._df = df.reset_index(drop=True)
+        self._locate = None  # rows moved: file line numbers no longer apply
+        if self.qianfan_dataset_id is not None:  # changed here: no longer the platform's copy
+            logger.info("dataset %s changed locally: it is local data until saved again",
+                        self.qianfan_dataset_id)
+            self.qianfan_dataset_id = None
+        return self
+
+    # ---- rows --------------------------------------------------------------------------------
+
+    def map(self, op: Callable[[dict[str, Any]], dict[str, Any]], should_create_new_obj: bool = False,
+            **kwargs: Any) -> Self:
+        """Replace every row with ``op(row)`` (a dict; the row given is a copy)."""
+        rows = [op(dict(r)) for r in self.list()]
+        for i, r in enumerate(rows):
+            if not isinstance(r, Mapping):
+                raise TypeError(f"map function returned {type(r).__name__} for row {i}; "
+                                "it must return a dict")
+        return self._result(pd.DataFrame([dict(r) for r in rows]), should_create_new_obj)
+
+    def filter(self, op: Callable[[dict[str, Any]], bool], should_create_new_obj: bool = False,
+               **kwargs: Any) -> Self:
+        """Keep the rows for which ``op(row)`` is true."""
+        keep = [bool(op(r)) for r in self.list()]
+        return self._result(self.df[keep] if keep else self.df, should_create_new_obj)
+
+    def append(self, elem: Any, add_new_group: bool = False, is_grouped: bool = True,
+               group_id: int = -1, should_create_new_obj: bool = False, **kwargs: Any) -> Self:
+        """Add rows at the end: a dict, a list of dicts (of lists of dicts: conversations), a
+        DataFrame or a Dataset. On a grouped dataset, new conversations get new group ids;
+        ``group_id=`` puts plain rows into that group (``add_new_group=True``: a new one)."""
+        extra = self._frame_of(elem, "elem")
+        if self.is_grouped and len(self.df):
+            top = int(self.df[GROUP].max())
+            if GROUP in extra.columns:
+                extra = extra.assign(**{GROUP: extra[GROUP] + top + 1})
+            elif is_grouped:
+                extra = extra.assign(**{GROUP: top + 1 if add_new_group or group_id < 0 else group_id})
+        return self._result(pd.concat([self.df, extra], ignore_index=True), should_create_new_obj)
+
+    def insert(self, elem: Any, index: int, should_create_new_obj: bool = False, **kwargs: Any) -> Self:
+        """Insert rows before row ``index``."""
+        extra = self._frame_of(elem, "elem")
+        n = len(self.df)
+        if not -n <= index <= n:
+            raise IndexError(f"insert position {index} out of range for a dataset of {n} rows")
+        index = index % (n + 1) if index < 0 else index
+        df = pd.concat([self.df.iloc[:index], extra, self.df.iloc[index:]], ignore_index=True)
+        return self._result(df, should_create_new_obj)
+
+    def delete(self, index: int | str, should_create_new_obj: bool = False, **kwargs: Any) -> Self:
+        """Delete row ``index`` (a column, when ``index`` is a column name)."""
+        if isinstance(index, str):
+            return self.col_delete(index, should_create_new_obj)
+        n = len(self.df)
+        if not -n <= index < n:
+            raise IndexError(f"row {index} out of range for a dataset of {n} rows")
+        return self._result(self.df.drop(self.df.index[index]), should_create_new_obj)
+
+    def __delitem__(self, key: int | str) -> None:
+        self.delete(key)
+
+    def to_pylist(self) -> builtins.list[dict[str, Any]]:
+        """All rows as dicts (same as ``list()``)."""
+        return self.list()  # type: ignore[no-any-return]
+
+    def row_number(self) -> int:
+        return len(self.df)
+
+    # ---- columns -----------------------------------------------------------------------------
+
+    def col_names(self) -> builtins.list[str]:
+        """The column names."""
+        return [str(c) for c in self.df.columns]
+
+    def col_list(self, by: str | int | Sequence[str | int] | None = None) -> dict[str, builtins.list[Any]]:
+        """Columns as ``{name: [values]}`` (all, or those ``by`` names or numbers)."""
+        names = self._names(by) if by is not None else self.col_names()
+        return {n: self.df[n].tolist() for n in names}
+
+    def col_map(self, op: Callable[[dict[str, builtins.list[Any]]], dict[str, builtins.list[Any]]],
+                should_create_new_obj: bool = False, **kwargs: Any) -> Self:
+        """Replace every column ``{name: values}`` with what ``op`` returns (one or more
+        columns of the same length, possibly renamed)."""
+        out: dict[str, builtins.list[Any]] = {}
+        for name in self.col_names():
+            got = op({name: self.df[name].tolist()})
+            if not isinstance(got, Mapping):
+                raise TypeError(f"col_map function returned {type(got).__name__} for column {name!r}; "
+                                "it must return {name: [values]}")
+            out.update(got)
+        return self._result(_frame_of_columns(out, "col_map"), should_create_new_obj)
+
+    def col_filter(self, op: Callable[[dict[str, builtins.list[Any]]], bool],
+                   should_create_new_obj: bool = False, **kwargs: Any) -> Self:
+        """Keep the columns for which ``op({name: values})`` is true."""
+        keep = [n for n in self.col_names() if op({n: self.df[n].tolist()})]
+        return self._result(self.df[keep], should_create_new_obj)
+
+    def col_append(self, elem: Mapping[str, Any], should_create_new_obj: bool = False,
+                   **kwargs: Any) -> Self:
+        """Add columns: ``{"name": "c", "data": [...]}`` or ``{"c": [...], ...}``."""
+        cols = ({str(elem["name"]): elem["data"]} if set(elem) == {"name", "data"}
+                else {str(k): v for k, v in elem.items()})
+        df = self.df.copy()
+        for name, data in cols.items():
+            if name in df.columns:
+                raise ValidationError(f"elem.{name}", "a column of that name exists")
+            if not isinstance(data, builtins.list) or len(data) != len(df):
+                raise ValidationError(f"elem.{name}", f"must be a list of {len(df)} values (one per row)")
+            df[name] = data
+        return self._result(df, should_create_new_obj)
+
+    def col_delete(self, index: str | Sequence[str], should_create_new_obj: bool = False,
+                   **kwargs: Any) -> Self:
+        """Delete a column (or several)."""
+        return self._result(self.df.drop(columns=self._names(index)), should_create_new_obj)
+
+    def col_renames(self, new_names: Sequence[str], should_create_new_obj: bool = False,
+                    **kwargs: Any) -> Self:
+        """Rename every column, in order."""
+        if len(new_names) != len(self.df.columns):
+            raise ValidationError("new_names", f"give {len(self.df.columns)} names, got {len(new_names)}")
+        return self._result(self.df.set_axis(list(new_names), axis=1), should_create_new_obj)
+
+    def select_columns(self, names: Sequence[str], should_create_new_obj: bool = False,
+                       **kwargs: Any) -> Self:
+        """Keep only the columns ``names``, in that order."""
+        return self._result(self.df[self._names(names)], should_create_new_obj)
+
+    def _names(self, by: str | int | Sequence[str | int]) -> builtins.list[str]:
+        items = [by] if isinstance(by, str | int) else builtins.list(by)
+        cols = self.col_names()
+        out = []
+        for item in items:
+            name = cols[item] if isinstance(item, int) and not isinstance(item, bool) else str(item)
+            if name not in cols:
+                raise KeyError(f"no column {name!r}; columns are {cols}")
+            out.append(name)
+        return out
+
+    # ---- groups and packing ------------------------------------------------------------------
+
+    def is_dataset_grouped(self) -> bool:
+        return GROUP in self.df.columns
+
+    def is_dataset_packed(self) -> bool:
+        return builtins.list(self.df.columns) == [PACK]
+
+    def is_dataset_located_in_qianfan(self) -> bool:
+        return self.qianfan_dataset_id is not None
+
+    def add_default_group_column(self, should_create_new_obj: bool = False) -> Self:
+        """Give every row its own group (a one-turn conversation), unless already grouped."""
+        if self.is_dataset_grouped():
+            return self._result(self.df, should_create_new_obj)
+        return self._result(self.df.assign(**{GROUP: range(len(self.df))}), should_create_new_obj)
+
+    def delete_group_column(self, should_create_new_obj: bool = False) -> Self:
+        return self._result(self.df.drop(columns=[GROUP], errors="ignore"), should_create_new_obj)
+
+    def pack(self, should_create_new_obj: bool = False) -> Self:
+        """One row per conversation: a single ``_pack`` column holding the list of its turns."""
+        if self.is_dataset_packed():
+            return self._result(self.df, should_create_new_obj)
+        if not self.is_dataset_grouped():
+            raise ValidationError(GROUP, "pack() needs a grouped dataset (a _group column)")
+        groups: dict[Any, builtins.list[dict[str, Any]]] = {}
+        for row in self.list():
+            groups.setdefault(row.pop(GROUP), []).append(row)
+        return self._result(pd.DataFrame({PACK: builtins.list(groups.values())}), should_create_new_obj)
+
+    def unpack(self, should_create_new_obj: bool = False) -> Self:
+        """The inverse of :meth:`pack`: one row per turn, with a ``_group`` column."""
+        if not self.is_dataset_packed():
+            raise ValidationError(PACK, "unpack() needs a packed dataset (a single _pack column)")
+        rows = [{**turn, GROUP: g} for g, conv in enumerate(self.df[PACK].tolist()) for turn in conv]
+        return self._result(pd.DataFrame(rows), should_create_new_obj)
+
+    @staticmethod
+    def _frame_of(elem: Any, field: str) -> pd.DataFrame:
+        from ._io import frame_from_obj
+
+        if isinstance(elem, DatasetOps):
+            return elem.df
+        if isinstance(elem, pd.DataFrame):
+            return elem
+        if isinstance(elem, Mapping):
+            return pd.DataFrame([dict(elem)])
+        return frame_from_obj(builtins.list(elem), field)
+
+
+def _frame_of_columns(cols: dict[str, builtins.list[Any]], field: str) -> pd.DataFrame:
+    lengths = {len(v) for v in cols.values()}
+    if len(lengths) > 1:
+        raise ValidationError(field, f"the columns returned have different lengths: "
+                              f"{ {k: len(v) for k, v in cols.items()} }")
+    return pd.DataFrame(cols)

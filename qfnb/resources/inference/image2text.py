@@ -1,0 +1,35 @@
+"""``Image2Text``: a prompt about an image → text (``/image2text/{endpoint}``)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, ClassVar
+
+from qfnb._core.errors import ValidationError
+
+from .base import BaseInference, Target
+
+__all__ = ["Image2Text"]
+
+
+class Image2Text(BaseInference):
+    """``Image2Text(endpoint="your_endpoint").do(prompt="what is in it?", image=b64)["result"]``.
+
+    ``image`` is the image as base64 text (bytes are encoded for you). The platform has no
+    default image model: give ``endpoint=`` (or ``model=`` naming a served one). Streams
+    with ``stream=True``.
+    """
+
+    api_types: ClassVar[tuple[str, ...]] = ("image2text",)
+    batch_field: ClassVar[str] = "prompt"
+    positional: ClassVar[tuple[str, ...]] = ("prompt", "image", "model", "endpoint", "stream")
+
+    def _body(self, target: Target, kwargs: dict[str, Any]) -> tuple[Target, dict[str, Any]]:
+        prompt, image = kwargs.get("prompt"), kwargs.get("image")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValidationError("prompt", "must be a non-empty string")
+        if isinstance(image, bytes | bytearray):
+            image = base64.b64encode(bytes(image)).decode("ascii")
+        if not isinstance(image, str) or not image:
+            raise ValidationError("image", "must be the image as base64 text (or bytes)")
+        return target, self._wire_body({**kwargs, "image": image}, bool(kwargs.get("stream")))
