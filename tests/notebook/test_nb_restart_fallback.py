@@ -74,6 +74,18 @@ def test_after_a_restart_the_old_dashboard_reads_as_its_last_state(ip) -> None:
     assert ".qfnb-offline-note{display:none}" in css
 
 
+def test_a_bar_republishes_its_first_count_then_at_an_interval(ip, pub) -> None:  # type: ignore[no-untyped-def]
+    clock = FakeClock()
+    bar = Progress(total=10, desc="batch", mode="widget", clock=clock)
+    bar.on_start(10)
+    for i in range(5):
+        clock.t += 0.5
+        bar.on_result(i, ok=True)
+    outputs = next(iter(pub.by_display_id().values()))
+    live = [o["data"]["text/html"] for o in outputs[1:] if WIDGET_VIEW in o["data"]]
+    assert len(live) == 1 and "0/10" in live[0], live  # a bar cut short early still shows its count
+
+
 def test_running_bar_output_carries_its_state_as_html(ip, pub, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(progress_bar, "FALLBACK_INTERVAL", 0.0)
     clock = FakeClock()

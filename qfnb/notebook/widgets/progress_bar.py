@@ -46,8 +46,7 @@ class WidgetRenderer:
     def __init__(self, desc: str) -> None:
         self.box = ProgressBox(desc)
         self.handle = display(self.box, display_id=True)
-        self._fallback = Throttle(FALLBACK_INTERVAL)
-        self._fallback.ready()  # the display above is the first fallback
+        self._fallback = Throttle(FALLBACK_INTERVAL)  # (the first render republishes: the count appears)
 
     def render(self, snap: ProgressSnapshot) -> None:
         box = self.box
