@@ -68,6 +68,8 @@ def test_after_a_restart_the_old_dashboard_reads_as_its_last_state(ip) -> None:
     note = dash.offline.value
     assert _theme.OFFLINE_CSS in note and "the kernel restarted" in note
     assert "%qftrain --attach task-7" in note
+    # the live hint hides with its separator (no dangling "task … ·" once disconnected)
+    assert '<code>task-7</code><span class="qfnb-live-only"> · after a kernel restart' in dash.result.value
     css = _theme.OFFLINE_CSS  # keyed on ipywidgets' own class for a view whose kernel went away
     assert ".qfnb-live .jupyter-widgets-disconnected::before" in css and "content:none" in css
     assert ".qfnb-live.jupyter-widgets-disconnected .qfnb-live-only{display:none" in css

@@ -220,8 +220,8 @@ class TrainingDashboard(w.VBox):
         if st.task_id:
             rows.append(f"task <code>{_fmt.esc(st.task_id)}</code>")
             if not self.done and not self._finishing:  # the job outlives this kernel: say how to find it
-                rows.append(f'<span class="qfnb-live-only">after a kernel restart: <code style="user-select:all">'
-                            f"%qftrain --attach {_fmt.esc(st.task_id)}</code></span>")
+                rows[-1] += (f'<span class="qfnb-live-only"> · after a kernel restart: <code style="user-select:all">'
+                             f"%qftrain --attach {_fmt.esc(st.task_id)}</code></span>")
         if st.model_id:
             rows.append(f"model <code>{_fmt.esc(st.model_label)}</code>")
         if st.service:

@@ -58,7 +58,7 @@ class WidgetRenderer:
                 box.bar.value = 1.0 if snap.finished else 0.0
             else:
                 box.bar.value = frac
-        box.meter.value = _fmt.esc(snap.meter().split(": ", 1)[-1])
+        box.meter.value = f'<span style="white-space:nowrap">{_fmt.esc(snap.meter().split(": ", 1)[-1])}</span>'
         box.static = static_html(snap, final=False)
         if self.handle is not None and self._fallback.ready():
             self.handle.update(box)  # the saved notebook's fallback follows the bar
