@@ -247,6 +247,63 @@ def daemon_status(data_dir: Path | str | None = None) -> dict[str, Any] | None:
     return {"url": info.url, **status}
 
 
+@dataclass(frozen=True)
+class EngineState:
+    """One engine of the daemon's status (``GET /qfnb/status`` → ``engines``)."""
+
+    model: str
+    endpoint: str
+    state: str  # "starting" | "ready" | "stopped" | "failed"
+    since: float | None = None  # Unix time the state began
+    slots: int = 0
+    busy: int = 0
+    queued: int = 0
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> EngineState | None:
+        """Parse one entry; None for a malformed one (an older or newer daemon)."""
+        if not isinstance(raw, dict) or not raw.get("model") or not raw.get("state"):
+            return None
+
+        def num(key: str) -> int:
+            try:
+                return int(raw.get(key) or 0)
+            except (TypeError, ValueError):
+                return 0
+
+        try:
+            since = float(raw["since"]) if raw.get("since") is not None else None
+        except (TypeError, ValueError):
+            since = None
+        return cls(model=str(raw["model"]), endpoint=str(raw.get("endpoint") or ""), state=str(raw["state"]),
+                   since=since, slots=num("slots"), busy=num("busy"), queued=num("queued"))
+
+
+def in_use(data_dir: Path | str | None = None) -> bool:
+    """Whether this process talks to ``data_dir``'s daemon (it found or started it)."""
+    return _root(data_dir) in _known
+
+
+def engine_states(data_dir: Path | str | None = None, *, timeout: float = 0.5) -> list[EngineState] | None:
+    """The daemon's engines (loading, ready, busy) from its status route; None when unknown.
+
+    Cheap and safe to call from a UI loop: one short request, no health check, and it never
+    raises (no daemon, a slow one, an older one without ``engines``: None)."""
+    import httpx
+
+    info = read_runtime(data_dir)
+    if info is None:
+        return None
+    try:
+        resp = httpx.get(info.url + STATUS_ROUTE, headers={CONTROL_HEADER: info.control_token}, timeout=timeout)
+        engines = resp.json().get("engines") if resp.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    if not isinstance(engines, list):
+        return None
+    return [e for e in map(EngineState.from_dict, engines) if e is not None]
+
+
 def stop_daemon(data_dir: Path | str | None = None, *, force: bool = False, timeout: float = 30.0) -> dict[str, Any]:
     """Stop the daemon of ``data_dir``. Refuses (``stopped: False``) while jobs run unless ``force``."""
     root = _root(data_dir)

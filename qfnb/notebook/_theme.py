@@ -33,3 +33,24 @@ def badge(status: str) -> str:
         f'<span class="qfnb-status" style="color:{TEXT};border:1px solid {color};border-radius:9px;'
         f'padding:0 7px"><span style="color:{color}">●</span> {status}</span>'
     )
+
+#: Kernel restarted: ipywidgets keeps the old views with their last state but marks each
+#: ``.jupyter-widgets-disconnected`` (a red broken-chain icon before every one). Inside qfnb's
+#: widgets (root class ``qfnb-live``) this hides those icons and the dead buttons
+#: (``qfnb-live-only``) and shows the ``qfnb-offline-note`` instead, so the old cell reads as the
+#: static last state it is. Carried by an HTML child of the widget (its CSS travels with it).
+OFFLINE_CSS = (
+    "<style>"
+    ".qfnb-live.jupyter-widgets-disconnected::before,.qfnb-live .jupyter-widgets-disconnected::before"
+    "{content:none!important;display:none!important}"
+    ".qfnb-live.jupyter-widgets-disconnected .qfnb-live-only{display:none!important}"
+    ".qfnb-offline-note{display:none}"
+    ".qfnb-live.jupyter-widgets-disconnected .qfnb-offline-note{display:inline}"
+    "</style>"
+)
+
+
+def offline_note(text: str) -> str:
+    """The CSS above and a line shown only once the kernel that drew the widget is gone."""
+    return (f'{OFFLINE_CSS}<span class="qfnb-offline-note" style="color:{TEXT_MUTED}">'
+            f"{text}</span>")

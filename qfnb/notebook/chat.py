@@ -148,6 +148,12 @@ class ResourcesBackend:
         except Exception:  # a broken config shows up on the call itself
             return None
 
+    def engine_state(self, request: ChatRequest, label: str) -> Any:
+        """The local platform's engine for this request (loading or not); None when unknown."""
+        from qfnb.notebook.loading import local_engine_state
+
+        return local_engine_state((request.model, request.endpoint, request.name, label))
+
 
 @dataclass
 class ChatAnswer:
@@ -162,6 +168,7 @@ class ChatAnswer:
     first_token: float | None = None
     done: bool = False
     interrupted: bool = False
+    engine: Any = None  # the platform's state of the answering engine while waiting (loading.EngineState)
     started: float = field(default_factory=time.perf_counter, repr=False)
     responses: list[Any] = field(default_factory=list, repr=False)
 
@@ -183,12 +190,22 @@ class ChatAnswer:
         if self.interrupted:
             parts.append("interrupted (partial answer)" if self.text else "interrupted")
         elif not self.done and not self.text:
-            waited = time.perf_counter() - self.started
-            parts.append(f"waiting for the first token · {waited:.0f} s" + (" (the model may be loading)"
-                                                                             if waited >= 2 else ""))
+            parts = self._waiting(parts)
         elif not self.done:
             parts.append("streaming…")
         return " · ".join(parts)
+
+    def _waiting(self, parts: list[str]) -> list[str]:
+        waited = time.perf_counter() - self.started
+        engine = self.engine
+        if engine is not None and engine.state in ("starting", "failed"):
+            since = time.time() - engine.since if engine.since is not None else waited
+            what = "loading" if engine.state == "starting" else "failed to load"
+            if engine.model.lower() == self.model.lower():
+                parts = parts[1:]  # "loading Qwen… · 4 s" names the model once
+            return [*parts, f"{what} {engine.model}", f"{max(since, 0.0):.0f} s"]
+        hint = " (the model may be loading)" if engine is None and waited >= 2 else ""
+        return [*parts, f"waiting for the first token · {waited:.0f} s{hint}"]
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, str], dict[str, Any]]:
         return render_answers([self])
@@ -305,12 +322,17 @@ def run_chat(
     from qfnb.notebook.errors import QfnbInterrupted
 
     answers = [ChatAnswer(model=r.label) for r in requests]
-    changed, cancel = threading.Event(), threading.Event()
+    changed, cancel, watched = threading.Event(), threading.Event(), threading.Event()
     streams: list[Any] = []
     pool = ThreadPoolExecutor(max_workers=len(requests), thread_name_prefix="qfchat")
     futures = [pool.submit(_run_one, backend, r, a, changed, cancel, streams)
                for r, a in zip(requests, answers, strict=True)]
     last = time.perf_counter()
+    probe = getattr(backend, "engine_state", None)
+    if callable(probe):
+        from qfnb.notebook import loading
+
+        loading.watch(probe, requests, answers, changed, watched)
     try:
         while not all(f.done() for f in futures):
             changed.wait(timeout=interval)
@@ -333,5 +355,6 @@ def run_chat(
         raise interrupted from None
     finally:
         pool.shutdown(wait=not cancel.is_set())
+        watched.set()  # ends the loading watcher
     on_update(answers)
     return answers

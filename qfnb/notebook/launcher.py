@@ -10,6 +10,7 @@ job's final static state when the job ends (a saved notebook keeps no form that 
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,7 @@ class FinetuneLauncher(w.VBox):
         self.launch_button = w.Button(description="Launch", icon="play", button_style="primary")
         self.message = w.HTML()
         self.slot = w.VBox()
+        self.offline = w.HTML(_theme.offline_note("the kernel restarted: run the cell again to use this form"))
         self.launch_button.on_click(self._clicked_launch)
         super().__init__(
             children=[
@@ -92,12 +94,13 @@ class FinetuneLauncher(w.VBox):
                 self.dataset,
                 w.HBox([self.epochs, self.steps]),
                 w.HBox([self.batch_size, self.lr]),
-                w.HBox([self.deploy, self.launch_button]),
+                w.HBox([self.deploy, self.launch_button]).add_class("qfnb-live-only"),
                 self.message,
                 self.slot,
+                self.offline,
             ]
         )
-        self.add_class("qfnb-launcher")
+        self.add_class("qfnb-launcher").add_class("qfnb-live")
 
     def show(self) -> FinetuneLauncher:
         """Display the form with a display id. Call from a cell."""
@@ -127,8 +130,32 @@ class FinetuneLauncher(w.VBox):
         self.message.value = ""
         self.launch_button.disabled = True
         self.dashboard.handle = self.handle  # its final static state replaces the whole form
+        self.dashboard.shown_in = self
+        self.offline.value = _theme.OFFLINE_CSS  # the dashboard says what a restart means for its job
         self.dashboard.var_name = f"{self.var_name}.dashboard" if self.var_name else None
         self.slot.children = (self.dashboard,)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The form, and as static HTML for viewers without widgets: the job's state once launched,
+        else the ``%qftrain`` line the form would run."""
+        data = dict(super()._repr_mimebundle_(**kwargs) or {})
+        if self.dashboard is not None:
+            data["text/html"] = self.dashboard.snapshot_html(chart=self.dashboard.chart.value or None)
+        else:
+            data["text/html"] = (f'<div class="qfnb-launcher-static" style="color:{_theme.TEXT}"><b>Fine-tune</b> '
+                                 f'form (needs a running kernel); the same from code: <code>{_fmt.esc(self.command())}'
+                                 "</code></div>")
+        data["text/plain"] = repr(self)
+        return data
+
+    def command(self) -> str:
+        """The ``%qftrain`` line equivalent to the form's current values."""
+        base, data = (shlex.quote(v.strip() or d) for v, d in ((self.base.value, DEFAULT_BASE),
+                                                                (self.dataset.value, "DATA.jsonl")))
+        line = f"%qftrain --base {base} --dataset {data}"
+        line += f" --epochs {self.epochs.value} --batch-size {self.batch_size.value} --lr {self.lr.value:.1e}"
+        return line + (f" --steps {self.steps.value}" if self.steps.value else "") + (
+            " --deploy" if self.deploy.value else "")
 
     def __repr__(self) -> str:
         if self.dashboard is not None:

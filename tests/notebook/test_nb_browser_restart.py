@@ -15,11 +15,12 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
-from test_nb_browser import KERNEL, SHOTS, jupyter_lab, needs_chromium
+from test_nb_browser import KERNEL, SAVE, SHOTS, jupyter_lab, needs_chromium
 
 from qfnb._core import daemon
 
@@ -38,7 +39,22 @@ CELLS = [
     "    time.sleep(0.2)\n"
     "ep = run.state.service\nep",
     "%qfeval --models Tiny-Chat,{ep} --dataset eval.jsonl --metrics exact_match -o report",
+    # a batch's bar still running when the kernel restarts (the renderer batch_do draws)
+    "from qfnb.notebook.progress import Progress\n"
+    "bar = Progress(total=10, desc='batch', mode='widget'); bar.on_start(10); bar.on_result(0, True)",
 ]
+#: the old cells after the restart: ipywidgets marked their views disconnected; qfnb's CSS must
+#: hide the broken-link icons and dead buttons and show the "kernel restarted" line instead
+OLD_OUTPUT = """(cell) => {
+    const all = sel => Array.from(cell.querySelectorAll(sel));
+    const shown = el => getComputedStyle(el).display !== 'none' && el.getClientRects().length > 0;
+    const icons = all('.jupyter-widgets-disconnected')
+        .filter(el => !['none', 'normal'].includes(getComputedStyle(el, '::before').content));
+    return {disconnected: all('.jupyter-widgets-disconnected').length, icons: icons.length,
+            liveOnlyShown: all('.qfnb-live-only').filter(shown).length,
+            notes: all('.qfnb-offline-note').filter(shown).map(el => el.innerText),
+            text: cell.innerText};
+}"""
 RUN_CELL = """async (index) => {
     const panel = window.jupyterapp.shell.currentWidget;
     panel.content.activeCellIndex = index;
@@ -78,7 +94,7 @@ def test_finetune_survives_kernel_restart_and_attach(daemon_lab: tuple[str, Path
             page = browser.new_page(viewport={"width": 1280, "height": 1600})
             page.goto(f"{base}/lab/tree/restart.ipynb?token={token}&reset")
             page.wait_for_function(KERNEL_IDLE, timeout=60_000)
-            for index in (0, 1):
+            for index in (0, 1, 6):
                 page.evaluate(RUN_CELL, index)
             cells = page.locator(".jp-Notebook .jp-Cell")
             # the job is running: its dashboard counts steps
@@ -91,6 +107,7 @@ def test_finetune_survives_kernel_restart_and_attach(daemon_lab: tuple[str, Path
             page.locator(".jp-Dialog-button.jp-mod-accept").click()
             page.wait_for_timeout(1000)
             page.wait_for_function(KERNEL_IDLE, timeout=60_000)
+            check_old_outputs(page, cells)
 
             for index in (2, 3):
                 page.evaluate(RUN_CELL, index)
@@ -112,8 +129,36 @@ def test_finetune_survives_kernel_restart_and_attach(daemon_lab: tuple[str, Path
             page.screenshot(path=str(SHOTS / "restart_qfeval_after_deploy.png"), full_page=True)
             report_text = report.inner_text()
             assert "no deployed service" not in report_text and "Error" not in report_text, report_text
+            assert page.evaluate(SAVE)
+            check_saved_fallbacks(nbformat.read(root / "restart.ipynb", as_version=4))
         except Exception:
             page.screenshot(path=str(SHOTS / "restart_failure.png"), full_page=True)
             raise
         finally:
             browser.close()
+
+
+def check_old_outputs(page: Any, cells: Any) -> None:
+    """After the restart: the running job's old dashboard and the cut-short bar show their last
+    state, with no broken-link icon or dead button, and say the kernel restarted."""
+    cells.nth(1).locator(".qfnb-offline-note").first.wait_for(state="visible", timeout=10_000)
+    old = cells.nth(1).evaluate(OLD_OUTPUT)
+    assert old["disconnected"] > 0, "ipywidgets marks views of a gone kernel (the case under test)"
+    assert old["icons"] == 0 and old["liveOnlyShown"] == 0, old
+    assert old["notes"] and "%qftrain --attach task-" in old["notes"][0], old
+    assert "step " in old["text"] and "/1500" in old["text"], old["text"]
+    bar = cells.nth(6).evaluate(OLD_OUTPUT)
+    assert bar["disconnected"] > 0 and bar["icons"] == 0 and bar["notes"], bar
+    assert "1/10" in bar["text"], bar["text"]
+    cells.nth(1).scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "restart_old_outputs_after_restart.png"))
+    cells.nth(6).screenshot(path=str(SHOTS / "restart_old_bar_after_restart.png"))
+
+
+def check_saved_fallbacks(nb: Any) -> None:
+    """The saved notebook: the old outputs keep a static HTML state for viewers without widgets."""
+    for index, marker, state in ((1, "qfnb-dashboard-static", "/1500"), (6, "qfnb-progress-static", "/10")):
+        bundles = [o.get("data", {}) for o in nb.cells[index].outputs]
+        html = [b["text/html"] for b in bundles if "text/html" in b]
+        # the state refreshed while it ran (the first display knew no step count yet)
+        assert any(marker in h and state in h for h in html), (index, bundles)

@@ -8,6 +8,13 @@ is created in the cell. When the job ends, the output that showed the live widge
 by the final state as static HTML (+ text/plain), so the cell shows one dashboard and a saved
 notebook reopened without a kernel (or exported to HTML) shows that final state, not a broken
 widget. What is left to do is a copyable next step (``run.deploy()``, ``%%qfchat --endpoint``).
+
+While the job runs, the widget's output also carries its state as static HTML (refreshed when
+the status or phase changes and every ``fallback_interval`` s), which a saved notebook shows
+where no widget manager runs (nbviewer, GitHub, an HTML export, an untrusted notebook). If the
+kernel restarts mid-job, the old cell keeps the widget's last state and :data:`_theme.OFFLINE_CSS`
+turns it into a plain static view: no broken-link icons or dead buttons, and a line saying how
+to follow the job (``%qftrain --attach task-…``).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ class TrainingDashboard(w.VBox):
         on_deploy: Callable[[TrainingDashboard], None] | None = None,
         text_interval: float = 0.25,
         chart_interval: float = 1.0,
+        fallback_interval: float = 20.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.state = TrainingState(title=title, clock=clock, started_at=clock())
@@ -51,9 +59,12 @@ class TrainingDashboard(w.VBox):
         self._text_throttle = Throttle(text_interval, clock)
         self._chart_throttle = Throttle(chart_interval, clock)
         self._chart_dirty = True
+        self._fallback_throttle = Throttle(fallback_interval, clock)
+        self._fallback_key: tuple[str, str] | None = None  # (status, phase) of the last published fallback
         self.on_stop, self.on_deploy = on_stop, on_deploy
         self.renders = 0  # number of (throttled) redraws, for tests and the overhead bench
         self.handle: Any = None
+        self.shown_in: Any = None  # the widget whose output holds this one (the launcher form), if any
         self.trainer: Any = None  # set by whoever launched the job
         self.service: Any = None  # set by the Deploy button
 
@@ -67,6 +78,7 @@ class TrainingDashboard(w.VBox):
             description="Deploy", icon="rocket", button_style="success", layout=w.Layout(display="none")
         )
         self.result = w.HTML()
+        self.offline = w.HTML()  # shown only after a kernel restart (CSS on ipywidgets' disconnected class)
         self.var_name: str | None = None  # the -o variable, for the copyable next steps
         self.stop_button.on_click(self._clicked_stop)
         self.deploy_button.on_click(self._clicked_deploy)
@@ -76,17 +88,20 @@ class TrainingDashboard(w.VBox):
                 w.HBox([self.bar, self.progress_label]),
                 self.chart,
                 w.Accordion(children=[self.log_view], titles=("event log",), selected_index=None),
-                w.HBox([self.stop_button, self.deploy_button]),
+                w.HBox([self.stop_button, self.deploy_button]).add_class("qfnb-live-only"),
                 self.result,
+                self.offline,
             ]
         )
-        self.add_class("qfnb-dashboard")
+        self.add_class("qfnb-dashboard").add_class("qfnb-live")
         self._render(force=True)
 
     # -- wiring ------------------------------------------------------------------------------
     def show(self) -> TrainingDashboard:
         """Display the widget (its output turns static when the job ends). Call from a cell."""
         self.handle = display(self, display_id=True)
+        self._fallback_key = (self.state.status, self.state.doing)
+        self._fallback_throttle.ready()  # the display above is the first fallback
         return self
 
     def deploy(self) -> None:
@@ -164,9 +179,34 @@ class TrainingDashboard(w.VBox):
         self.progress_label.value = f'<span style="white-space:nowrap">{_fmt.esc(st.progress_text())}</span>'
         self.log_view.value = "\n".join(st.log)
         self.result.value = self._result_html()
+        self.offline.value = self._offline_html()
         if self._chart_dirty and (force or self._chart_throttle.ready()):
             self._chart_dirty = False
             self.chart.value = charts.loss_chart(st.loss, title=f"loss · {st.title}")
+
+        self._refresh_fallback()
+
+    def _offline_html(self) -> str:
+        task = self.state.task_id
+        follow = (f' · the job goes on: <code style="user-select:all">%qftrain --attach {_fmt.esc(task)}</code>'
+                  if task else "")
+        return _theme.offline_note(f"the kernel restarted: this is the last state it showed{follow}")
+
+    def _refresh_fallback(self) -> None:
+        """Republish the live output (widget + current static HTML) on a status or phase change, and
+        every ``fallback_interval`` s, so a saved notebook's fallback is never far behind."""
+        key = (self.state.status, self.state.doing)
+        if self.handle is None or self._finishing or not (self._fallback_throttle.ready() or key != self._fallback_key):
+            return
+        self._fallback_key = key
+        self.handle.update(self.shown_in or self)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The widget, its state as static HTML (for viewers without a widget manager) and text."""
+        data = dict(super()._repr_mimebundle_(**kwargs) or {})
+        data["text/html"] = self.snapshot_html(chart=self.chart.value or None)
+        data["text/plain"] = self.state.summary()
+        return data
 
     def _header_html(self) -> str:
         st = self.state
@@ -180,8 +220,8 @@ class TrainingDashboard(w.VBox):
         if st.task_id:
             rows.append(f"task <code>{_fmt.esc(st.task_id)}</code>")
             if not self.done and not self._finishing:  # the job outlives this kernel: say how to find it
-                rows.append(f'after a kernel restart: <code style="user-select:all">%qftrain --attach '
-                            f"{_fmt.esc(st.task_id)}</code>")
+                rows[-1] += (f'<span class="qfnb-live-only"> · after a kernel restart: <code style="user-select:all">'
+                             f"%qftrain --attach {_fmt.esc(st.task_id)}</code></span>")
         if st.model_id:
             rows.append(f"model <code>{_fmt.esc(st.model_label)}</code>")
         if st.service:
@@ -201,10 +241,11 @@ class TrainingDashboard(w.VBox):
                      f'{_fmt.esc(code)}</pre>')
         return html
 
-    def snapshot_html(self) -> str:
-        """The final state as static HTML (what replaces the widget when the job ends)."""
+    def snapshot_html(self, chart: bytes | None = None) -> str:
+        """The state as static HTML (what replaces the widget when the job ends); ``chart``: a
+        PNG already drawn (else the loss chart is drawn now)."""
         st = self.state
-        png = base64.b64encode(charts.loss_chart(st.loss, title=f"loss · {st.title}")).decode()
+        png = base64.b64encode(chart or charts.loss_chart(st.loss, title=f"loss · {st.title}")).decode()
         log = _fmt.esc("\n".join(st.log))
         return (
             f'<div class="qfnb-train-summary qfnb-dashboard-static" style="color:{_theme.TEXT};'

@@ -1,4 +1,9 @@
-"""The ipywidgets rendering of :class:`qfnb.notebook.progress.Progress`."""
+"""The ipywidgets rendering of :class:`qfnb.notebook.progress.Progress`.
+
+The bar's output carries its state as static HTML too (refreshed every ``FALLBACK_INTERVAL`` s
+while it runs, final when it closes) for viewers without a widget manager; a bar cut short by a
+kernel restart keeps its last state, without broken-link icons (:data:`_theme.OFFLINE_CSS`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,10 @@ import ipywidgets as w
 from IPython.display import display
 
 from qfnb._core.progress import ProgressSnapshot
+from qfnb._core.throttle import Throttle
 from qfnb.notebook import _fmt, _theme
+
+FALLBACK_INTERVAL = 10.0
 
 
 class ProgressBox(w.HBox):
@@ -19,10 +27,17 @@ class ProgressBox(w.HBox):
         self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="40%"))
         self.meter = w.HTML(value="")
         self.text = desc
-        super().__init__(children=[self.label, self.bar, self.meter], **kwargs)
+        self.static = f'<div class="qfnb-progress-static" style="color:{_theme.TEXT}"><b>{_fmt.esc(desc)}</b></div>'
+        offline = w.HTML(value=_theme.offline_note('<span style="white-space:nowrap">· the kernel restarted</span>'))
+        super().__init__(children=[self.label, self.bar, self.meter, offline], **kwargs)
+        self.add_class("qfnb-progress").add_class("qfnb-live")
 
     def __repr__(self) -> str:
         return self.text
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The widget, its state as static HTML (for viewers without a widget manager) and text."""
+        return {**(super()._repr_mimebundle_(**kwargs) or {}), "text/plain": self.text, "text/html": self.static}
 
 
 class WidgetRenderer:
@@ -31,6 +46,7 @@ class WidgetRenderer:
     def __init__(self, desc: str) -> None:
         self.box = ProgressBox(desc)
         self.handle = display(self.box, display_id=True)
+        self._fallback = Throttle(FALLBACK_INTERVAL)  # (the first render republishes: the count appears)
 
     def render(self, snap: ProgressSnapshot) -> None:
         box = self.box
@@ -42,7 +58,10 @@ class WidgetRenderer:
                 box.bar.value = 1.0 if snap.finished else 0.0
             else:
                 box.bar.value = frac
-        box.meter.value = _fmt.esc(snap.meter().split(": ", 1)[-1])
+        box.meter.value = f'<span style="white-space:nowrap">{_fmt.esc(snap.meter().split(": ", 1)[-1])}</span>'
+        box.static = static_html(snap, final=False)
+        if self.handle is not None and self._fallback.ready():
+            self.handle.update(box)  # the saved notebook's fallback follows the bar
 
     def close(self, snap: ProgressSnapshot) -> None:
         self.render(snap)
@@ -54,11 +73,13 @@ class WidgetRenderer:
             self.handle.update({"text/plain": self.box.text, "text/html": static_html(snap)}, raw=True)
 
 
-def static_html(snap: ProgressSnapshot) -> str:
-    """A finished bar as plain HTML: what a saved notebook, nbviewer or an HTML export shows."""
+def static_html(snap: ProgressSnapshot, *, final: bool = True) -> str:
+    """A bar as plain HTML: what a saved notebook, nbviewer or an HTML export shows (``final``:
+    it has closed, so a short count is a failure; otherwise it is running)."""
     frac = snap.fraction if snap.fraction is not None else (1.0 if snap.finished else 0.0)
     incomplete = snap.total is not None and snap.finished < snap.total
-    color = _theme.STATUS["failed" if incomplete else ("stopped" if snap.failed else "succeeded")]
+    status = ("failed" if incomplete else ("stopped" if snap.failed else "succeeded")) if final else "running"
+    color = _theme.STATUS[status]
     return (
         f'<div class="qfnb-progress-static" style="display:flex;align-items:center;gap:8px;color:{_theme.TEXT}">'
         f"<b>{_fmt.esc(snap.desc)}</b>"

@@ -1,0 +1,70 @@
+"""``qfnb._core.daemon.engine_states``: the daemon's engines, read cheaply and never raising.
+
+The daemon's side of ``engines`` is faked (``tests/fakes/daemon_status.py``): no real daemon,
+engine or model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qfnb._core import daemon
+from qfnb.protocol.daemon import RUNTIME_FILE
+from tests.fakes.daemon_status import QWEN, STARTING, TOKEN, FakeStatus, fake_status_daemon
+
+
+@pytest.fixture
+def status(tmp_path: Path) -> Iterator[tuple[FakeStatus, Path]]:
+    with fake_status_daemon(tmp_path) as answer:
+        yield answer, tmp_path
+
+
+def test_reads_the_engines_with_the_control_token(status: tuple[FakeStatus, Path]) -> None:
+    answer, data_dir = status
+    (engine,) = daemon.engine_states(data_dir) or []
+    assert engine == daemon.EngineState(model=QWEN, endpoint="qwen2_5_coder_0_5b_instruct", state="starting",
+                                        since=1_700_000_000.5, slots=2, busy=0, queued=1)
+    assert answer.headers == [TOKEN]
+
+
+def test_malformed_entries_are_skipped(status: tuple[FakeStatus, Path]) -> None:
+    answer, data_dir = status
+    answer.body = {"engines": [STARTING, "x", {"state": "ready"},
+                               {"model": "m", "state": "ready", "since": "?", "slots": None}]}
+    engines = daemon.engine_states(data_dir) or []
+    assert [(e.model, e.state, e.since, e.slots) for e in engines] == [
+        (QWEN, "starting", 1_700_000_000.5, 2), ("m", "ready", None, 0)]
+
+
+@pytest.mark.parametrize("body", [{"pid": 1}, {"engines": "no"}, ["not", "an", "object"]])
+def test_a_daemon_without_engines_is_unknown(status: tuple[FakeStatus, Path], body: Any) -> None:
+    answer, data_dir = status
+    answer.body = body
+    assert daemon.engine_states(data_dir) is None
+
+
+def test_errors_are_unknown_never_raised(status: tuple[FakeStatus, Path],
+                                        tmp_path_factory: pytest.TempPathFactory) -> None:
+    answer, data_dir = status
+    answer.status = 500
+    assert daemon.engine_states(data_dir) is None
+    answer.status, answer.delay = 200, 1.0
+    t0 = time.monotonic()
+    assert daemon.engine_states(data_dir, timeout=0.2) is None  # a busy daemon does not hold the chat up
+    assert time.monotonic() - t0 < 0.9
+    assert daemon.engine_states(tmp_path_factory.mktemp("none")) is None  # no runtime file
+    (data_dir / RUNTIME_FILE).write_text("{not json")
+    assert daemon.engine_states(data_dir) is None
+
+
+def test_wrong_token_is_unknown(status: tuple[FakeStatus, Path]) -> None:
+    _, data_dir = status
+    runtime = json.loads((data_dir / RUNTIME_FILE).read_text())
+    (data_dir / RUNTIME_FILE).write_text(json.dumps({**runtime, "control_token": "wrong"}))
+    assert daemon.engine_states(data_dir) is None
