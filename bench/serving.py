@@ -1,0 +1,225 @@
+"""Serving through the local platform vs bare llama-server, in one run (issue 10's targets).
+
+    .venv/bin/python bench/serving.py [--tokens 128] [--rounds 3] [--skip-lora]
+
+Both sides run the same llama-server binary, model (Qwen2.5-Coder-0.5B-Instruct), flags and slot
+count; they are measured one after the other, never at the same time. Prints:
+
+1. single-stream decode tok/s (first streamed token to last) and time to first token, through
+   ``qfnb serve`` (v1 completions, SSE) and bare (``/v1/completions``); target >= 90 %;
+2. aggregate tok/s with 1, 4, 8 and 16 concurrent chats through the platform (and bare);
+   target at 8: >= 3x single-stream;
+3. decode tok/s of a LoRA-served model vs its base (Gemma-3-270M, an adapter in the base's
+   engine, through the engine API).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from qfnb.local import assets  # noqa: E402
+from qfnb.local.engines import DEFAULT_CHAT, GEMMA  # noqa: E402
+from qfnb.local.engines.llama_server import LlamaServer, ServerConfig, default_slots, free_port  # noqa: E402
+from qfnb.protocol.routes import MODEL_API_PREFIX, OAUTH_TOKEN  # noqa: E402
+from qfnb.protocol.sse import SSEDecoder  # noqa: E402
+
+log = logging.getLogger("bench.serving")
+PROMPT = ("<|im_start|>user\nRound {n}: write a Python module that implements a binary search tree with insert, "
+          "delete, search and in-order traversal, with docstrings.<|im_end|>\n<|im_start|>assistant\n")
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not up")
+
+
+class Side:
+    """One contender: how to stream a completion and what counts as one token."""
+
+    def __init__(self, name: str, url: str, params: dict[str, str], headers: dict[str, str], body: dict[str, Any],
+                 text_key: str) -> None:
+        self.name, self.url, self.params, self.headers, self.body, self.text_key = name, url, params, headers, body, \
+            text_key
+
+    async def one(self, client: httpx.AsyncClient, prompt: str, tokens: int) -> tuple[float, float, int]:
+        """(seconds to first token, seconds first->last, tokens after the first)."""
+        body = {**self.body, "prompt": prompt, self.text_key: tokens}
+        start = time.perf_counter()
+        first = last = 0.0
+        n = 0
+        decoder = SSEDecoder()
+        async with client.stream("POST", self.url, params=self.params, headers=self.headers, json=body) as resp:
+            async for chunk in resp.aiter_text():
+                for item in decoder.feed(chunk):
+                    if item.done or not isinstance(item.data, dict):
+                        continue
+                    data = item.data
+                    piece = data.get("result") if "result" in data else \
+                        "".join(c.get("text") or "" for c in data.get("choices") or [])
+                    if piece:
+                        now = time.perf_counter()
+                        if not first:
+                            first = now
+                        else:
+                            n += 1
+                        last = now
+        return first - start, last - first, n
+
+
+async def concurrent(side: Side, users: int, tokens: int, tag: str) -> float:
+    """Aggregate generated tok/s with ``users`` chats at once."""
+    async with httpx.AsyncClient(timeout=600) as client:
+        start = time.perf_counter()
+        results = await asyncio.gather(*(side.one(client, PROMPT.format(n=f"{tag}-{i}"), tokens)
+                                         for i in range(users)))
+        wall = time.perf_counter() - start
+    return sum(n + 1 for _, _, n in results) / wall
+
+
+def start_platform(data_dir: Path, slots: int) -> tuple[subprocess.Popen[bytes], Side]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "QFNB_ENGINE_SLOTS": str(slots)}
+    for key in ("QIANFAN_AK", "QIANFAN_SK", "QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY"):
+        env.pop(key, None)
+    proc = subprocess.Popen([sys.executable, "-m", "qfnb.cli", "serve", "--port", str(port), "--data-dir",
+                             str(data_dir), "--log-level", "warning"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    base = f"http://127.0.0.1:{port}"
+    wait_up(base + "/healthz", proc)
+    creds = json.loads((data_dir / "credentials.json").read_text())
+    token = httpx.post(base + OAUTH_TOKEN, params={"grant_type": "client_credentials", "client_id": creds["api_key"],
+                                                   "client_secret": creds["secret_key"]}).json()["access_token"]
+    side = Side("platform", f"{base}{MODEL_API_PREFIX}/completions/qwen2_5_coder_0_5b_instruct",
+                {"access_token": token}, {}, {"stream": True, "temperature": 0.0001}, "max_output_tokens")
+    return proc, side
+
+
+def start_bare(slots: int, log_dir: Path) -> tuple[subprocess.Popen[bytes], Side]:
+    server = LlamaServer(ServerConfig(name="bare", gguf=assets.gguf_path(DEFAULT_CHAT), log_dir=log_dir, slots=slots))
+    port = free_port()
+    argv = server._argv(port, ())  # exactly the flags the platform uses
+    server.close()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    wait_up(base + "/health", proc)
+    side = Side("bare", f"{base}/v1/completions", {}, {}, {"stream": True, "temperature": 0.0001, "top_p": 0.8,
+                                                         "min_p": 0.0, "repeat_penalty": 1.0}, "max_tokens")
+    return proc, side
+
+
+def lora_vs_base(data_dir: Path, tokens: int, rounds: int) -> dict[str, float]:
+    """Decode tok/s of Gemma-3-270M and of the same base with a LoRA adapter in its engine."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from qfnb.local.engines.gate import run_blocking
+    from qfnb.local.engines.registry import EngineRegistry
+
+    adapter = data_dir / "bench-adapter"
+    if not (adapter / "adapter_config.json").is_file():
+        model = AutoModelForCausalLM.from_pretrained(str(assets.hf_dir(GEMMA)), dtype=torch.float32)
+        cfg = LoraConfig(r=16, lora_alpha=32, init_lora_weights=False,
+                         target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+        get_peft_model(model, cfg).save_pretrained(str(adapter))
+    reg = EngineRegistry(data_dir)
+    reg.register_adapter("bench_lora", GEMMA, adapter)
+    prompt = "Question: Write a long story about a dragon who learns to code.\nAnswer:"
+    params = {"temperature": 0.0001, "max_output_tokens": tokens}
+
+    async def rate(endpoint: str) -> float:
+        stamps = [time.perf_counter() async for d in reg.chat(endpoint).acomplete(prompt, params=params) if d.text]
+        return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+    try:
+        run_blocking(lambda: rate("bench_lora"))  # warm-up: starts the engine with the adapter
+        rates: dict[str, list[float]] = {"base": [], "lora": []}
+        for _ in range(rounds):
+            rates["base"].append(run_blocking(lambda: rate("gemma_3_270m")))
+            rates["lora"].append(run_blocking(lambda: rate("bench_lora")))
+        return {k: statistics.median(v) for k, v in rates.items()}
+    finally:
+        reg.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--slots", type=int, default=default_slots())
+    ap.add_argument("--skip-lora", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines would show the access token
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    work = Path(tempfile.mkdtemp(prefix="qfnb-bench-serving-"))
+    procs = []
+    try:
+        platform_proc, platform = start_platform(work / "data", args.slots)
+        procs.append(platform_proc)
+        bare_proc, bare = start_bare(args.slots, work / "bare-logs")
+        procs.append(bare_proc)
+        sides = [bare, platform]
+
+        async def single(side: Side, n: str) -> tuple[float, float, int]:
+            async with httpx.AsyncClient(timeout=600) as client:
+                return await side.one(client, PROMPT.format(n=n), args.tokens)
+
+        for side in sides:  # warm-up: loads the model, starts the engine
+            asyncio.run(single(side, "warm"))
+        decode: dict[str, list[float]] = {s.name: [] for s in sides}
+        ttft: dict[str, list[float]] = {s.name: [] for s in sides}
+        for r in range(args.rounds):
+            for side in sides:
+                first, secs, n = asyncio.run(single(side, f"{r}"))
+                decode[side.name].append(n / secs)
+                ttft[side.name].append(first)
+                log.info("%-8s round %d: %d tokens, %.1f tok/s, first token %.0f ms", side.name, r, n + 1, n / secs,
+                         first * 1000)
+        med = {k: statistics.median(v) for k, v in decode.items()}
+        log.info("single stream decode tok/s: bare %.1f, platform %.1f -> platform/bare = %.1f %% (target >= 90 %%)",
+                 med["bare"], med["platform"], 100 * med["platform"] / med["bare"])
+        log.info("time to first token (median): bare %.0f ms, platform %.0f ms",
+                 1000 * statistics.median(ttft["bare"]), 1000 * statistics.median(ttft["platform"]))
+        for side in sides:
+            agg = {u: asyncio.run(concurrent(side, u, args.tokens // 2, f"{side.name}{u}")) for u in (1, 4, 8, 16)}
+            log.info("%-8s aggregate tok/s by concurrent chats: %s; at 8 = %.1fx single-stream (target >= 3x)",
+                     side.name, {u: round(v, 1) for u, v in agg.items()}, agg[8] / agg[1])
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(30)
+    if not args.skip_lora:
+        lora = lora_vs_base(work / "lora", args.tokens, args.rounds)
+        log.info("LoRA-served decode tok/s: base %.1f, with adapter %.1f -> %.1f %% of base", lora["base"],
+                 lora["lora"], 100 * lora["lora"] / lora["base"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
