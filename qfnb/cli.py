@@ -142,10 +142,16 @@ def status(args: argparse.Namespace) -> int:
     print(f"url            {info['url']}\npid            {info['pid']}\nversion        {info['version']}\n"
           f"uptime         {info['uptimeSeconds']:.0f} s\ndata dir       {info['dataDir']}\n"
           f"models loaded  {', '.join(info['modelsLoaded']) or 'none'}\n"
+          f"engines        {_engines(info.get('engines') or [])}\n"
           f"jobs running   {jobs}\n"
           f"memory         {_human_bytes(info['memoryBytes'])} (+ {_human_bytes(info['childMemoryBytes'])} "
           "in engines and workers)")
     return 0
+
+
+def _engines(rows: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{r['model']} {r['state']} ({r['busy']}/{r['slots']} busy, {r['queued']} queued)"
+                     for r in rows) or "none running"
 
 
 def stop(args: argparse.Namespace) -> int:

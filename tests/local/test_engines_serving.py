@@ -265,3 +265,35 @@ def test_200_streams_and_200_calls_finish_or_get_429_while_the_console_stays_fas
     time.sleep(1.0)
     after = _rss(pid)
     assert after < before * 1.10 + 8 * 2**20, (before, after)  # memory comes back (8 MiB of allocator slack)
+
+
+def test_concurrent_embedding_calls_share_batches() -> None:
+    import threading
+
+    from qfnb.local.engines.gate import BatchingEmbedder
+
+    class SlowEmbedder:
+        name = "slow"
+
+        def __init__(self) -> None:
+            self.batches: list[int] = []
+            self.release = threading.Event()
+
+        def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+            self.release.wait(5)  # the first batch is busy while the others arrive
+            self.batches.append(len(texts))
+            return [[float(len(t))] for t in texts], sum(len(t) for t in texts)
+
+    inner = SlowEmbedder()
+    emb = BatchingEmbedder(inner, max_texts=64)
+
+    async def many() -> list[tuple[list[list[float]], int]]:
+        calls = [asyncio.ensure_future(emb.aembed([f"text {i}", "x" * i])) for i in range(10)]
+        await asyncio.sleep(0.2)
+        inner.release.set()
+        return list(await asyncio.gather(*calls))
+
+    results = asyncio.run(many())
+    assert [r[0] for r in results] == [[[float(len(f"text {i}"))], [float(i)]] for i in range(10)]
+    assert sum(inner.batches) == 20 and len(inner.batches) == 2  # the first call, then the nine that waited
+    assert emb.gate.admitted == 0

@@ -171,3 +171,41 @@ def test_an_external_openai_compatible_engine_serves_a_model_name(tmp_path: Path
         assert not any(r["model"] == DEFAULT_CHAT and r["pid"] for r in reg.engine_states())  # nothing local ran
     finally:
         reg.close()
+
+
+def test_a_client_that_gives_up_frees_its_slot_within_a_second(tmp_path: Path) -> None:
+    import sys as _sys
+
+    _sys.path.insert(0, str(ROOT / "tests"))
+    from fakes.cloud import serve
+
+    from qfnb.local.app import create_app
+    from qfnb.local.settings import Credentials, Settings
+    from qfnb.protocol.routes import MODEL_API_PREFIX
+
+    creds = Credentials.generate()
+    registry = EngineRegistry(tmp_path, options=EngineOptions(slots=2))
+    app = create_app(Settings(data_dir=tmp_path, credentials=creds), registry)
+    with serve(app, lifespan="on") as base:
+        tok = httpx.post(base + "/oauth/2.0/token", params={"grant_type": "client_credentials",
+                                                            "client_id": creds.api_key,
+                                                            "client_secret": creds.secret_key}).json()["access_token"]
+        url = base + MODEL_API_PREFIX + "/chat/qwen2_5_coder_0_5b_instruct"
+        essay = [{"role": "user", "content": "Write a very long essay about the history of computing."}]
+        assert httpx.post(url, params={"access_token": tok}, json={"messages": QUESTION}, timeout=120).is_success
+        server = registry._servers[DEFAULT_CHAT]
+        lease = server.acquire()
+        server.release(lease)
+
+        def busy_slots() -> int:
+            slots = httpx.get(lease.url + "/slots", headers={"Authorization": f"Bearer {lease.key}"}).json()
+            return sum(1 for s in slots if s.get("is_processing"))
+
+        with pytest.raises(httpx.ReadTimeout):  # a caller that gives up on a 4000-token answer
+            httpx.post(url, params={"access_token": tok}, timeout=2.0,
+                       json={"messages": essay, "max_output_tokens": 4000, "temperature": 0.9})
+        gave_up = time.monotonic()
+        while busy_slots() and time.monotonic() - gave_up < 5:
+            time.sleep(0.05)
+        assert busy_slots() == 0 and time.monotonic() - gave_up < 1.0
+    registry.close()
