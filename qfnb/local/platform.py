@@ -63,6 +63,9 @@ class Platform:
 
     def shutdown(self) -> None:
         self.supervisor.shutdown()
+        close = getattr(self.registry, "close", None)
+        if close is not None:  # stop the engine processes with the platform
+            close()
 
     # ---- served models -------------------------------------------------------------------
 

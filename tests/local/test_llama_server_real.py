@@ -209,3 +209,30 @@ def test_a_client_that_gives_up_frees_its_slot_within_a_second(tmp_path: Path) -
             time.sleep(0.05)
         assert busy_slots() == 0 and time.monotonic() - gave_up < 1.0
     registry.close()
+
+
+def test_an_engine_left_by_a_killed_platform_is_stopped_by_the_next(tmp_path: Path) -> None:
+    code = ("import sys, time\n"
+            "from pathlib import Path\n"
+            "from qfnb.local.engines.registry import EngineOptions, EngineRegistry\n"
+            "reg = EngineRegistry(Path(sys.argv[1]), options=EngineOptions(slots=2))\n"
+            "list(reg.chat('qwen2_5_coder_0_5b_instruct').chat([{'role': 'user', 'content': 'hi'}], system=None,"
+            " params={'max_output_tokens': 2}))\n"
+            "print(reg.engine_states()[0]['pid'], flush=True)\n"
+            "time.sleep(600)\n")
+    platform = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert platform.stdout is not None
+    orphan = int(platform.stdout.readline())
+    platform.kill()  # the platform process dies without stopping its engine (kill -9)
+    platform.wait()
+    assert Path(f"/proc/{orphan}").exists()
+    second = EngineRegistry(tmp_path, options=EngineOptions(slots=2))
+    try:
+        assert "Paris" in "".join(d.text for d in chat(second.chat("qwen2_5_coder_0_5b_instruct")))
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{orphan}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{orphan}").exists()  # stopped (the leftover was not our child: init reaps it)
+    finally:
+        second.close()

@@ -131,6 +131,7 @@ class LlamaServer:
         self.state = "stopped"  # stopped | starting | ready | failed
         self.since = time.time()
         self.last_used = time.monotonic()
+        self._reap_leftover()
         self._watch = threading.Thread(target=self._watchdog, name=f"qfnb-engine-watch-{config.name}", daemon=True)
         self._watch.start()
 
@@ -243,6 +244,9 @@ class LlamaServer:
                         else:
                             self._retired.append(old)
                 self._set_state("ready")
+                fd = os.open(self.pid_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(str(proc.pid))
                 log.info("engine %s ready on 127.0.0.1:%d (%d slots, %d adapters)", self.config.name, port,
                          self.config.slots, len(adapters))
                 return inst
@@ -250,6 +254,26 @@ class LlamaServer:
             last_error = error
         self._set_state("failed")
         raise EngineUnavailable(f"{self.config.name}: llama-server did not start: {last_error} (log: {self.log_path})")
+
+    @property
+    def pid_path(self) -> Path:
+        return self.config.log_dir / f"engine-{self.config.name}.pid"
+
+    def _reap_leftover(self) -> None:
+        """Stop an engine a previous platform process left running (it was killed before it could)."""
+        try:
+            pid = int(self.pid_path.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return
+        if any(part.endswith(b"llama-server") for part in cmdline[:1]) and str(self.config.gguf).encode() in cmdline:
+            log.warning("stopping engine %s (pid %d) left running by a previous platform process", self.config.name,
+                        pid)
+            try:
+                os.kill(pid, 15)
+            except OSError:
+                pass
+        self.pid_path.unlink(missing_ok=True)
 
     def _wait_ready(self, inst: _Instance) -> str | None:
         deadline = time.monotonic() + START_TIMEOUT
@@ -326,4 +350,5 @@ class LlamaServer:
             self._current, self._retired = None, []
         for inst in instances:
             inst.stop()
+        self.pid_path.unlink(missing_ok=True)
         self._set_state("stopped")
