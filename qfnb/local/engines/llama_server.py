@@ -10,6 +10,7 @@ one finishes the requests it has and then stops.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -269,10 +270,8 @@ class LlamaServer:
         if any(part.endswith(b"llama-server") for part in cmdline[:1]) and str(self.config.gguf).encode() in cmdline:
             log.warning("stopping engine %s (pid %d) left running by a previous platform process", self.config.name,
                         pid)
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(pid, 15)
-            except OSError:
-                pass
         self.pid_path.unlink(missing_ok=True)
 
     def _wait_ready(self, inst: _Instance) -> str | None:
