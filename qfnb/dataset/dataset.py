@@ -97,8 +97,8 @@ class Dataset:
 
     # ---- pandas-like access --------------------------------------------------------------
 
-    @property
-    def df(self) -> pd.DataFrame:
+    def _frame(self) -> pd.DataFrame:
+        """The rows, downloading a platform dataset's first (once)."""
         if self._df is None:
             if self.qianfan_dataset_id is None:
                 self._df = pd.DataFrame()
@@ -112,6 +112,18 @@ class Dataset:
         assert self._df is not None
         return self._df
 
+    def _loaded(self, what: str) -> pd.DataFrame:
+        """The rows for a property (which never downloads): a clear error when not fetched yet."""
+        if self._df is None and self.qianfan_dataset_id is not None:
+            raise RuntimeError(f"Dataset.{what}: platform dataset {self.qianfan_dataset_id} is not downloaded "
+                               "yet; call ds.fetch() (or `await ds.afetch()`) first")
+        return self._frame()
+
+    def fetch(self) -> Dataset:
+        """Blocking :meth:`afetch`."""
+        self._frame()
+        return self
+
     async def afetch(self) -> Dataset:
         """Download the rows of a platform dataset (once); a no-op for local data."""
         if self._df is None and self.qianfan_dataset_id is not None:
@@ -122,22 +134,22 @@ class Dataset:
 
     def to_pandas(self) -> pd.DataFrame:
         """A copy of the data as a DataFrame."""
-        return self.df.copy()
+        return self._frame().copy()
 
     @property
     def is_grouped(self) -> bool:
-        return GROUP_COLUMN in self.df.columns
+        return GROUP_COLUMN in self._loaded("is_grouped").columns
 
     @property
     def columns(self) -> list[str]:
-        return [str(c) for c in self.df.columns]
+        return [str(c) for c in self._loaded("columns").columns]
 
     def list(self) -> list[dict[str, Any]]:
         """All rows as dicts (NaN cells dropped)."""
-        return [_clean(r) for r in self.df.to_dict("records")]
+        return [_clean(r) for r in self._frame().to_dict("records")]
 
     def __len__(self) -> int:
-        return len(self.df)
+        return len(self._frame())
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.list())
@@ -145,39 +157,39 @@ class Dataset:
     def __getitem__(self, key: int | slice | str | Sequence[int]) -> Any:
         """``ds[i]`` a row dict, ``ds[a:b]`` / ``ds[[i, j]]`` a Dataset, ``ds["col"]`` a list."""
         if isinstance(key, str):
-            if key not in self.df.columns:
+            if key not in self._frame().columns:
                 raise KeyError(f"no column {key!r}; columns are {self.columns}")
-            return self.df[key].tolist()
+            return self._frame()[key].tolist()
         if isinstance(key, numbers.Integral):
             i, n = int(key), len(self)
             if not -n <= i < n:
                 raise IndexError(f"row {i} out of range for a dataset of {n} rows")
-            return _clean(self.df.iloc[i].to_dict())
+            return _clean(self._frame().iloc[i].to_dict())
         if isinstance(key, slice):
-            return self._derive(self.df.iloc[key])
-        return self._derive(self.df.iloc[[int(k) for k in key]])  # type: ignore[union-attr]
+            return self._derive(self._frame().iloc[key])
+        return self._derive(self._frame().iloc[[int(k) for k in key]])  # type: ignore[union-attr]
 
     def take(self, n: int) -> Dataset:
         """The first ``n`` rows."""
-        return self._derive(self.df.head(n))
+        return self._derive(self._frame().head(n))
 
     def take_slice(self, start: int = 0, end: int | None = None) -> Dataset:
-        return self._derive(self.df.iloc[start:end])
+        return self._derive(self._frame().iloc[start:end])
 
     def sample(self, n: int | None = None, *, frac: float | None = None,
                seed: int | None = None) -> Dataset:
         """A random sample of rows (``pandas.DataFrame.sample`` semantics)."""
-        return self._derive(self.df.sample(n=n, frac=frac, random_state=seed))
+        return self._derive(self._frame().sample(n=n, frac=frac, random_state=seed))
 
     def shuffle(self, seed: int | None = None) -> Dataset:
         """All rows in random order (grouped datasets keep each conversation together)."""
-        if self.is_grouped:
-            groups = list(dict.fromkeys(self.df[GROUP_COLUMN].tolist()))
+        if GROUP_COLUMN in self._frame().columns:
+            groups = list(dict.fromkeys(self._frame()[GROUP_COLUMN].tolist()))
             random.Random(seed).shuffle(groups)
             order = {g: i for i, g in enumerate(groups)}
-            df = self.df.sort_values(GROUP_COLUMN, key=lambda s: s.map(order), kind="stable")
+            df = self._frame().sort_values(GROUP_COLUMN, key=lambda s: s.map(order), kind="stable")
             return self._derive(df)
-        return self._derive(self.df.sample(frac=1.0, random_state=seed))
+        return self._derive(self._frame().sample(frac=1.0, random_state=seed))
 
     def map(self, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> Dataset:
         """A new Dataset with ``fn(row)`` for every row (the row dict is a copy)."""
@@ -191,27 +203,27 @@ class Dataset:
     def filter(self, fn: Callable[[dict[str, Any]], bool]) -> Dataset:
         """Rows for which ``fn(row)`` is true."""
         keep = [bool(fn(r)) for r in self.list()]
-        return self._derive(self.df[keep] if keep else self.df)
+        return self._derive(self._frame()[keep] if keep else self._frame())
 
     def append(self, rows: Dataset | pd.DataFrame | Mapping[str, Any] | Sequence[Any]) -> Dataset:
         """A new Dataset with ``rows`` added at the end."""
         from ._io import frame_from_obj
 
         if isinstance(rows, Dataset):
-            extra = rows.df
+            extra = rows._frame()
         elif isinstance(rows, pd.DataFrame):
             extra = rows
         elif isinstance(rows, Mapping):
             extra = pd.DataFrame([dict(rows)])
         else:
             extra = frame_from_obj(list(rows), "rows")
-        if self.is_grouped and GROUP_COLUMN in extra.columns and len(self):
-            extra = extra.assign(**{GROUP_COLUMN: extra[GROUP_COLUMN] + self.df[GROUP_COLUMN].max() + 1})
-        return self._derive(pd.concat([self.df, extra], ignore_index=True))
+        if GROUP_COLUMN in self._frame().columns and GROUP_COLUMN in extra.columns and len(self):
+            extra = extra.assign(**{GROUP_COLUMN: extra[GROUP_COLUMN] + self._frame()[GROUP_COLUMN].max() + 1})
+        return self._derive(pd.concat([self._frame(), extra], ignore_index=True))
 
     def groups(self) -> builtins.list[builtins.list[dict[str, Any]]]:
         """Rows as conversations (one list per group; ungrouped rows are one-turn groups)."""
-        if not self.is_grouped:
+        if GROUP_COLUMN not in self._frame().columns:
             return [[r] for r in self.list()]
         out: dict[Any, builtins.list[dict[str, Any]]] = {}
         for r in self.list():
@@ -227,7 +239,9 @@ class Dataset:
         return f"Dataset({len(self)} rows, columns={self.columns})"
 
     def _repr_html_(self) -> str:
-        head = self.df.head(10).to_html(max_colwidth=80)  # type: ignore[call-arg]
+        if self._df is None and self.qianfan_dataset_id is not None:
+            return f"<div><b>Dataset</b> {self.qianfan_dataset_id} on the platform (not downloaded)</div>"
+        head = self._frame().head(10).to_html(max_colwidth=80)  # type: ignore[call-arg]
         return f"<div><b>Dataset</b> — {len(self)} rows</div>{head}"
 
     # ---- validation & saving ------------------------------------------------------------
