@@ -106,7 +106,7 @@ def preload() -> None:
 def _tokenizer_13a() -> Any:
     from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
-    return Tokenizer13a()
+    return Tokenizer13a()  # type: ignore[no-untyped-call]
 
 
 def _bleu_tokens(text: str, cjk: bool) -> str:
@@ -122,7 +122,7 @@ def bleu_pair(reference: Any, output: Any) -> tuple[str, str]:
 
 @lru_cache(maxsize=2)
 def _bleu(effective_order: bool) -> Any:
-    from sacrebleu.metrics import BLEU
+    from sacrebleu.metrics.bleu import BLEU
 
     return BLEU(tokenize="none", effective_order=effective_order)
 
