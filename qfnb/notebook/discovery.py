@@ -24,7 +24,6 @@ log = logging.getLogger("qfnb.notebook.discovery")
 #: Options whose value is a model / endpoint name.
 MODEL_OPTIONS = frozenset({"-m", "--model", "--models", "--judge", "--base"})
 ENDPOINT_OPTIONS = frozenset({"--endpoint"})
-METRIC_OPTIONS = frozenset({"--metrics", "--chart"})
 _KINDS = {"chat": "chat", "embeddings": "embedding", "completions": "completion", "text2image": "text-to-image"}
 
 
@@ -188,9 +187,8 @@ def complete_line(line: str, token: str, parser: Any, names: Callable[[str], lis
     if line and not line[-1].isspace() and words:
         words = words[:-1]  # the word under the cursor
     previous = words[-1] if len(words) > 1 else ""
-    if previous in MODEL_OPTIONS or previous in ENDPOINT_OPTIONS or previous in METRIC_OPTIONS:
-        kind = ("endpoint" if previous in ENDPOINT_OPTIONS else "metric" if previous in METRIC_OPTIONS
-                else "model")
+    if previous in MODEL_OPTIONS or previous in ENDPOINT_OPTIONS:
+        kind = "endpoint" if previous in ENDPOINT_OPTIONS else "model"
         return sorted(n for n in names(kind) if n.startswith(token))
     if token.startswith("-") or (line.endswith(" ") and token == ""):
         return sorted(o for o in option_strings(parser) if o.startswith(token) and o.startswith("--" if

@@ -212,10 +212,6 @@ class QfnbMagics(Magics):
             return None
 
         def names(kind: str) -> list[str]:
-            if kind == "metric":
-                from qfnb.notebook.evalrun import METRICS
-
-                return list(METRICS)
             listing = self.names.get(wait=0.5)
             if listing is None:
                 return []

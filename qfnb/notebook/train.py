@@ -252,11 +252,7 @@ def attach(
     if show:
         dash.show()
 
-    pending = [first]
-
     def detail() -> dict[str, Any]:
-        if pending:
-            return pending.pop()
         try:
             return fetch(task_id)
         except Exception as exc:
@@ -267,18 +263,25 @@ def attach(
         dash.trainer.output = detail
         dash.handle_event(_PollEvent("TrainAction", task_id, "Running", _run_status(detail), detail))
 
+    def ended(detail: dict[str, Any]) -> bool:
+        return dash.done or _run_status(detail) in _RUN_STATUS
+
     def poll() -> None:
-        # retried for as long as the dashboard is open: the local daemon may be restarting
-        try:
-            last = poll_until(detail, lambda d: dash.done or _run_status(d) in _RUN_STATUS, interval=interval,
-                              tick=update, retries=None, retry_on=(Exception,), max_backoff=max(interval, 10.0),
-                              what=f"fine-tune task {task_id}")
-        except Exception as exc:  # a permanent error (the dashboard already shows it)
-            log.warning("stopped following task %s: %s", task_id, exc)
-            return
+        last = first
+        if not ended(first):
+            # retried for as long as the dashboard is open: the local daemon may be restarting
+            try:
+                last = poll_until(detail, ended, interval=interval, tick=update, retries=None,
+                                  retry_on=(Exception,), max_backoff=max(interval, 10.0),
+                                  what=f"fine-tune task {task_id}")
+            except Exception as exc:  # a permanent error (the dashboard already shows it)
+                log.warning("stopped following task %s: %s", task_id, exc)
+                return
         if not dash.done:
-            update(last)
+            if last is not first:
+                update(last)
             dash.finish(_RUN_STATUS[_run_status(last)], output=last, error=last.get("errorMessage"))
 
+    update(first)  # the dashboard knows its task before attach() returns
     threading.Thread(target=poll, name=f"qftrain-attach-{task_id}", daemon=True).start()
     return dash

@@ -49,13 +49,6 @@ def test_options_complete_without_noise(ip: Any) -> None:
     assert complete(ip, "%qfeval --met") == ["--metrics"]
 
 
-def test_metric_names_complete_after_metrics(ip: Any) -> None:
-    magics(ip)
-    assert complete(ip, "%qfeval --metrics rou") == ["rouge", "rouge_1", "rouge_2", "rouge_l"]
-    assert complete(ip, "%qfeval --metrics exact_match,bl") == ["bleu", "bleu4"]
-    assert "judge" in complete(ip, "%qfeval --chart ")
-
-
 def test_misspelled_option_gets_did_you_mean(ip: Any) -> None:
     with pytest.raises(UsageError, match="did you mean: --modle -> --model"):
         ip.run_cell_magic("qfchat", "--modle Gemma-3-270M", "hi")
