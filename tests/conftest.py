@@ -1,14 +1,29 @@
-"""Suite-wide fixtures: local platform daemons started by the tests are stopped by them."""
+"""Suite-wide fixtures: ``local_platform`` (the local platform's app with engine doubles, served on
+127.0.0.1), and local platform daemons started by the tests are stopped by them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from qfnb._core import daemon
 from qfnb.protocol.daemon import RUNTIME_FILE, default_data_dir
+
+if TYPE_CHECKING:
+    from tests.fakes.local_platform import ServedPlatform
+
+
+@pytest.fixture
+def local_platform(tmp_path: Path) -> Iterator[ServedPlatform]:
+    """The local platform's app on ``tmp_path/platform`` (see ``tests/fakes/local_platform.py``):
+    ``.config()``, ``.set_env(monkeypatch)`` or ``.as_default_backend(monkeypatch)`` point qfnb at it."""
+    from tests.fakes.local_platform import served_platform
+
+    with served_platform(tmp_path / "platform") as served:
+        yield served
 
 
 def _stop(root: Path) -> None:

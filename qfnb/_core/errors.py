@@ -13,8 +13,8 @@
     │   ├── PermissionDeniedError        6, 14, 336004
     │   └── InternalServerError          1, 336000, 500000
     ├── RequestError(status_code, ...)   an HTTP error status (4xx/5xx) or an unreadable body
-    ├── ConnectionError                  the request never got a complete answer
-    │   └── TimeoutError
+    ├── ConnectionError                  the request never got a complete answer (also builtins')
+    │   └── TimeoutError                 a request or a poll's deadline passed (also builtins')
     └── StreamError                      a stream ended or broke before its last event
 
 Messages are built from the platform's own texts and never include keys, tokens,
@@ -23,6 +23,7 @@ signatures or headers.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from typing import Any
 
@@ -120,12 +121,14 @@ class RequestError(QfnbError):
         super().__init__(message)
 
 
-class ConnectionError(QfnbError):
-    """The connection failed or dropped before a complete response arrived."""
+class ConnectionError(QfnbError, builtins.ConnectionError):
+    """The connection failed or dropped before a complete response arrived.
+
+    Also the built-in ``ConnectionError``, so ``except ConnectionError`` catches it either way."""
 
 
-class TimeoutError(ConnectionError):
-    """The request timed out."""
+class TimeoutError(ConnectionError, builtins.TimeoutError):
+    """A request, or a wait for a platform task, timed out (also the built-in ``TimeoutError``)."""
 
 
 class StreamError(QfnbError):

@@ -44,6 +44,7 @@ async def run_llm(ds: Dataset, target: Any, *, model: str | None, endpoint: str 
     """Chat every row's prompt; returns the rows (a frame) plus ``llm_output`` and ``request_latency``."""
     from qfnb.resources import ChatCompletion
 
+    await ds.afetch()
     if prompt_column not in ds.columns:
         raise ValidationError("prompt_column", f"no column {prompt_column!r}; columns are {ds.columns}")
     if concurrency < 1:
@@ -84,7 +85,7 @@ async def run_llm(ds: Dataset, target: Any, *, model: str | None, endpoint: str 
     finally:
         if bar is not None:
             bar.on_close()
-    df = ds.df.copy()
+    df = ds.to_pandas()
     df["llm_output"] = outputs
     df["request_latency"] = latencies
     if any(errors):

@@ -140,6 +140,7 @@ def _platform_turn(turn: dict[str, Any]) -> dict[str, Any]:
 def write_path(ds: Dataset, path: Path) -> None:
     """Write ``ds`` as .jsonl (platform layout), .json (list), or .csv."""
     suffix = path.suffix.lower()
+    ds.fetch()
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".jsonl":
         path.write_text("\n".join(platform_lines(ds)) + "\n", encoding="utf-8")
@@ -147,6 +148,6 @@ def write_path(ds: Dataset, path: Path) -> None:
         data: Any = ds.groups() if ds.is_grouped else ds.list()
         path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
     elif suffix == ".csv":
-        ds.df.to_csv(path, index=False)
+        ds.to_pandas().to_csv(path, index=False)
     else:
         raise ValidationError("data_file", f"cannot write {suffix!r}; use .jsonl, .json or .csv")

@@ -37,14 +37,13 @@ PACK = "_pack"
 
 
 class DatasetOps:
-    """Mixed into :class:`Dataset` (which provides ``df``, ``list()``, ``_derive``)."""
+    """Mixed into :class:`Dataset` (which provides ``_frame()``, ``list()``, ``_derive``)."""
 
     _df: pd.DataFrame | None
     _locate: Callable[[int], str] | None
 
     if TYPE_CHECKING:  # provided by Dataset
-        @property
-        def df(self) -> pd.DataFrame: ...
+        def _frame(self) -> pd.DataFrame: ...
         def list(self, by: Any = None) -> Any: ...
         def _derive(self, df: pd.DataFrame) -> Self: ...
         @property
@@ -78,7 +77,7 @@ class DatasetOps:
                **kwargs: Any) -> Self:
         """Keep the rows for which ``op(row)`` is true."""
         keep = [bool(op(r)) for r in self.list()]
-        return self._result(self.df[keep] if keep else self.df, should_create_new_obj)
+        return self._result(self._frame()[keep] if keep else self._frame(), should_create_new_obj)
 
     def append(self, elem: Any, add_new_group: bool = False, is_grouped: bool = True,
                group_id: int = -1, should_create_new_obj: bool = False, **kwargs: Any) -> Self:
@@ -86,32 +85,32 @@ class DatasetOps:
         DataFrame or a Dataset. On a grouped dataset, new conversations get new group ids;
         ``group_id=`` puts plain rows into that group (``add_new_group=True``: a new one)."""
         extra = self._frame_of(elem, "elem")
-        if self.is_grouped and len(self.df):
-            top = int(self.df[GROUP].max())
+        if self.is_grouped and len(self._frame()):
+            top = int(self._frame()[GROUP].max())
             if GROUP in extra.columns:
                 extra = extra.assign(**{GROUP: extra[GROUP] + top + 1})
             elif is_grouped:
                 extra = extra.assign(**{GROUP: top + 1 if add_new_group or group_id < 0 else group_id})
-        return self._result(pd.concat([self.df, extra], ignore_index=True), should_create_new_obj)
+        return self._result(pd.concat([self._frame(), extra], ignore_index=True), should_create_new_obj)
 
     def insert(self, elem: Any, index: int, should_create_new_obj: bool = False, **kwargs: Any) -> Self:
         """Insert rows before row ``index``."""
         extra = self._frame_of(elem, "elem")
-        n = len(self.df)
+        n = len(self._frame())
         if not -n <= index <= n:
             raise IndexError(f"insert position {index} out of range for a dataset of {n} rows")
         index = index % (n + 1) if index < 0 else index
-        df = pd.concat([self.df.iloc[:index], extra, self.df.iloc[index:]], ignore_index=True)
+        df = pd.concat([self._frame().iloc[:index], extra, self._frame().iloc[index:]], ignore_index=True)
         return self._result(df, should_create_new_obj)
 
     def delete(self, index: int | str, should_create_new_obj: bool = False, **kwargs: Any) -> Self:
         """Delete row ``index`` (a column, when ``index`` is a column name)."""
         if isinstance(index, str):
             return self.col_delete(index, should_create_new_obj)
-        n = len(self.df)
+        n = len(self._frame())
         if not -n <= index < n:
             raise IndexError(f"row {index} out of range for a dataset of {n} rows")
-        return self._result(self.df.drop(self.df.index[index]), should_create_new_obj)
+        return self._result(self._frame().drop(self._frame().index[index]), should_create_new_obj)
 
     def __delitem__(self, key: int | str) -> None:
         self.delete(key)
@@ -121,18 +120,18 @@ class DatasetOps:
         return self.list()  # type: ignore[no-any-return]
 
     def row_number(self) -> int:
-        return len(self.df)
+        return len(self._frame())
 
     # ---- columns -----------------------------------------------------------------------------
 
     def col_names(self) -> builtins.list[str]:
         """The column names."""
-        return [str(c) for c in self.df.columns]
+        return [str(c) for c in self._frame().columns]
 
     def col_list(self, by: str | int | Sequence[str | int] | None = None) -> dict[str, builtins.list[Any]]:
         """Columns as ``{name: [values]}`` (all, or those ``by`` names or numbers)."""
         names = self._names(by) if by is not None else self.col_names()
-        return {n: self.df[n].tolist() for n in names}
+        return {n: self._frame()[n].tolist() for n in names}
 
     def col_map(self, op: Callable[[dict[str, builtins.list[Any]]], dict[str, builtins.list[Any]]],
                 should_create_new_obj: bool = False, **kwargs: Any) -> Self:
@@ -140,7 +139,7 @@ class DatasetOps:
         columns of the same length, possibly renamed)."""
         out: dict[str, builtins.list[Any]] = {}
         for name in self.col_names():
-            got = op({name: self.df[name].tolist()})
+            got = op({name: self._frame()[name].tolist()})
             if not isinstance(got, Mapping):
                 raise TypeError(f"col_map function returned {type(got).__name__} for column {name!r}; "
                                 "it must return {name: [values]}")
@@ -150,15 +149,15 @@ class DatasetOps:
     def col_filter(self, op: Callable[[dict[str, builtins.list[Any]]], bool],
                    should_create_new_obj: bool = False, **kwargs: Any) -> Self:
         """Keep the columns for which ``op({name: values})`` is true."""
-        keep = [n for n in self.col_names() if op({n: self.df[n].tolist()})]
-        return self._result(self.df[keep], should_create_new_obj)
+        keep = [n for n in self.col_names() if op({n: self._frame()[n].tolist()})]
+        return self._result(self._frame()[keep], should_create_new_obj)
 
     def col_append(self, elem: Mapping[str, Any], should_create_new_obj: bool = False,
                    **kwargs: Any) -> Self:
         """Add columns: ``{"name": "c", "data": [...]}`` or ``{"c": [...], ...}``."""
         cols = ({str(elem["name"]): elem["data"]} if set(elem) == {"name", "data"}
                 else {str(k): v for k, v in elem.items()})
-        df = self.df.copy()
+        df = self._frame().copy()
         for name, data in cols.items():
             if name in df.columns:
                 raise ValidationError(f"elem.{name}", "a column of that name exists")
@@ -170,19 +169,19 @@ class DatasetOps:
     def col_delete(self, index: str | Sequence[str], should_create_new_obj: bool = False,
                    **kwargs: Any) -> Self:
         """Delete a column (or several)."""
-        return self._result(self.df.drop(columns=self._names(index)), should_create_new_obj)
+        return self._result(self._frame().drop(columns=self._names(index)), should_create_new_obj)
 
     def col_renames(self, new_names: Sequence[str], should_create_new_obj: bool = False,
                     **kwargs: Any) -> Self:
         """Rename every column, in order."""
-        if len(new_names) != len(self.df.columns):
-            raise ValidationError("new_names", f"give {len(self.df.columns)} names, got {len(new_names)}")
-        return self._result(self.df.set_axis(list(new_names), axis=1), should_create_new_obj)
+        if len(new_names) != len(self._frame().columns):
+            raise ValidationError("new_names", f"give {len(self._frame().columns)} names, got {len(new_names)}")
+        return self._result(self._frame().set_axis(list(new_names), axis=1), should_create_new_obj)
 
     def select_columns(self, names: Sequence[str], should_create_new_obj: bool = False,
                        **kwargs: Any) -> Self:
         """Keep only the columns ``names``, in that order."""
-        return self._result(self.df[self._names(names)], should_create_new_obj)
+        return self._result(self._frame()[self._names(names)], should_create_new_obj)
 
     def _names(self, by: str | int | Sequence[str | int]) -> builtins.list[str]:
         items = [by] if isinstance(by, str | int) else builtins.list(by)
@@ -198,10 +197,10 @@ class DatasetOps:
     # ---- groups and packing ------------------------------------------------------------------
 
     def is_dataset_grouped(self) -> bool:
-        return GROUP in self.df.columns
+        return GROUP in self._frame().columns
 
     def is_dataset_packed(self) -> bool:
-        return builtins.list(self.df.columns) == [PACK]
+        return builtins.list(self._frame().columns) == [PACK]
 
     def is_dataset_located_in_qianfan(self) -> bool:
         return self.qianfan_dataset_id is not None
@@ -209,16 +208,16 @@ class DatasetOps:
     def add_default_group_column(self, should_create_new_obj: bool = False) -> Self:
         """Give every row its own group (a one-turn conversation), unless already grouped."""
         if self.is_dataset_grouped():
-            return self._result(self.df, should_create_new_obj)
-        return self._result(self.df.assign(**{GROUP: range(len(self.df))}), should_create_new_obj)
+            return self._result(self._frame(), should_create_new_obj)
+        return self._result(self._frame().assign(**{GROUP: range(len(self._frame()))}), should_create_new_obj)
 
     def delete_group_column(self, should_create_new_obj: bool = False) -> Self:
-        return self._result(self.df.drop(columns=[GROUP], errors="ignore"), should_create_new_obj)
+        return self._result(self._frame().drop(columns=[GROUP], errors="ignore"), should_create_new_obj)
 
     def pack(self, should_create_new_obj: bool = False) -> Self:
         """One row per conversation: a single ``_pack`` column holding the list of its turns."""
         if self.is_dataset_packed():
-            return self._result(self.df, should_create_new_obj)
+            return self._result(self._frame(), should_create_new_obj)
         if not self.is_dataset_grouped():
             raise ValidationError(GROUP, "pack() needs a grouped dataset (a _group column)")
         groups: dict[Any, builtins.list[dict[str, Any]]] = {}
@@ -230,7 +229,7 @@ class DatasetOps:
         """The inverse of :meth:`pack`: one row per turn, with a ``_group`` column."""
         if not self.is_dataset_packed():
             raise ValidationError(PACK, "unpack() needs a packed dataset (a single _pack column)")
-        rows = [{**turn, GROUP: g} for g, conv in enumerate(self.df[PACK].tolist()) for turn in conv]
+        rows = [{**turn, GROUP: g} for g, conv in enumerate(self._frame()[PACK].tolist()) for turn in conv]
         return self._result(pd.DataFrame(rows), should_create_new_obj)
 
     @staticmethod
@@ -238,7 +237,7 @@ class DatasetOps:
         from ._io import frame_from_obj
 
         if isinstance(elem, DatasetOps):
-            return elem.df
+            return elem._frame()
         if isinstance(elem, pd.DataFrame):
             return elem
         if isinstance(elem, Mapping):

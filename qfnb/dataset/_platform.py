@@ -6,10 +6,8 @@ Save = validate → ``dataset/create`` → signed BOS ``PUT`` of the jsonl → `
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -17,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from qfnb._core.errors import QfnbError, ValidationError
+from qfnb._core.poll import apoll_until
 from qfnb.protocol.console import ImportStatus, ReleaseStatus
 from qfnb.resources.console import Data
 from qfnb.resources.console.consts import DataSourceType, DataTemplateType
@@ -34,7 +33,7 @@ logger = logging.getLogger("qfnb.dataset")
 _CREATE_KEYS = {"name", "template_type", "storage_type", "storage_id", "storage_path",
                 "data_set_type", "project_type", "description"}
 #: Give up waiting for an import/release after this long.
-_WAIT_LIMIT_S = 3600.0
+WAIT_LIMIT_S = 3600.0
 
 
 class DatasetPlatformError(QfnbError):
@@ -55,19 +54,15 @@ async def _info(dataset_id: int | str, cfg: Config) -> dict[str, Any]:
 
 async def _wait(dataset_id: int | str, key: str, done: int, failed: set[int], interval: float,
                 cfg: Config) -> dict[str, Any]:
-    deadline = time.monotonic() + _WAIT_LIMIT_S
-    while True:
-        info = await _info(dataset_id, cfg)
+    def ended(info: dict[str, Any]) -> bool:
         status = info.get(key)
-        if status == done:
-            return info
         if status in failed:
             detail = info.get("releaseErrCode") or info.get("importErrorMessage") or ""
             raise DatasetPlatformError(f"dataset {dataset_id}: {key} is {status} (failed) {detail}".strip())
-        if time.monotonic() > deadline:
-            raise DatasetPlatformError(f"dataset {dataset_id}: {key} still {status} after "
-                                       f"{_WAIT_LIMIT_S:.0f} s")
-        await asyncio.sleep(interval)
+        return bool(status == done)
+
+    return await apoll_until(lambda: _info(dataset_id, cfg), ended, interval=interval, timeout=WAIT_LIMIT_S,
+                             what=f"dataset {dataset_id}'s {key}")
 
 
 def _check_create_args(args: Mapping[str, Any]) -> dict[str, Any]:
@@ -159,25 +154,32 @@ async def download(dataset_id: int | str, config: Config | None) -> pd.DataFrame
 
     cfg = _config(config)
     await Data.acreate_dataset_export_task(dataset_id, 0, config=cfg)
-    deadline = time.monotonic() + _WAIT_LIMIT_S
-    url = None
-    while url is None:
+
+    async def records() -> list[Any]:
         resp = await Data.aget_dataset_export_records(dataset_id, config=cfg)
-        records = resp.body.get("result") or []
-        done = [r for r in records if isinstance(r, dict) and r.get("downloadUrl")
-                and r.get("status") in (2, "2", "Done", "Finished")]
-        if done:
-            url = str(done[-1]["downloadUrl"])
-            break
-        if any(isinstance(r, dict) and r.get("status") in (3, "3", "Failed") for r in records):
+        return list(resp.body.get("result") or [])
+
+    def exported(found: list[Any]) -> bool:
+        if _export_url(found) is not None:
+            return True
+        if any(isinstance(r, dict) and r.get("status") in (3, "3", "Failed") for r in found):
             raise DatasetPlatformError(f"export of dataset {dataset_id} failed")
-        if time.monotonic() > deadline:
-            raise DatasetPlatformError(f"export of dataset {dataset_id} did not finish")
-        await asyncio.sleep(cfg.export_status_polling_interval)
+        return False
+
+    found = await apoll_until(records, exported, interval=cfg.export_status_polling_interval,
+                              timeout=WAIT_LIMIT_S, what=f"the export of dataset {dataset_id}")
+    url = _export_url(found)
+    assert url is not None
     got = await get_client(cfg).signed_request("GET", url)
     body = got.body
     text = body["_raw"] if isinstance(body, dict) and "_raw" in body else json.dumps(body)
     return _parse_export(text)
+
+
+def _export_url(records: list[Any]) -> str | None:
+    done = [r for r in records if isinstance(r, dict) and r.get("downloadUrl")
+            and r.get("status") in (2, "2", "Done", "Finished")]
+    return str(done[-1]["downloadUrl"]) if done else None
 
 
 def _parse_export(text: str) -> pd.DataFrame:

@@ -105,8 +105,8 @@ class Dataset(DatasetOps):
 
     # ---- pandas-like access --------------------------------------------------------------
 
-    @property
-    def df(self) -> pd.DataFrame:
+    def _frame(self) -> pd.DataFrame:
+        """The rows, downloading a platform dataset's first (once)."""
         if self._df is None:
             if self.qianfan_dataset_id is None:
                 self._df = pd.DataFrame()
@@ -120,6 +120,18 @@ class Dataset(DatasetOps):
         assert self._df is not None
         return self._df
 
+    def _loaded(self, what: str) -> pd.DataFrame:
+        """The rows for a property (which never downloads): a clear error when not fetched yet."""
+        if self._df is None and self.qianfan_dataset_id is not None:
+            raise RuntimeError(f"Dataset.{what}: platform dataset {self.qianfan_dataset_id} is not downloaded "
+                               "yet; call ds.fetch() (or `await ds.afetch()`) first")
+        return self._frame()
+
+    def fetch(self) -> Dataset:
+        """Blocking :meth:`afetch`."""
+        self._frame()
+        return self
+
     async def afetch(self) -> Dataset:
         """Download the rows of a platform dataset (once); a no-op for local data."""
         if self._df is None and self.qianfan_dataset_id is not None:
@@ -130,15 +142,15 @@ class Dataset(DatasetOps):
 
     def to_pandas(self) -> pd.DataFrame:
         """A copy of the data as a DataFrame."""
-        return self.df.copy()
+        return self._frame().copy()
 
     @property
     def is_grouped(self) -> bool:
-        return GROUP_COLUMN in self.df.columns
+        return GROUP_COLUMN in self._loaded("is_grouped").columns
 
     @property
     def columns(self) -> list[str]:
-        return [str(c) for c in self.df.columns]
+        return [str(c) for c in self._loaded("columns").columns]
 
     @property
     def id(self) -> int | str | None:
@@ -149,12 +161,12 @@ class Dataset(DatasetOps):
         """All rows as dicts (NaN cells dropped); ``by``: a row (int), rows (slice or list of
         ints) as a list, or a column's values (str)."""
         if by is None:
-            return [_clean(r) for r in self.df.to_dict("records")]
+            return [_clean(r) for r in self._frame().to_dict("records")]
         got = self[by]
         return got.list() if isinstance(got, Dataset) else got
 
     def __len__(self) -> int:
-        return len(self.df)
+        return len(self._frame())
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.list())
@@ -165,43 +177,43 @@ class Dataset(DatasetOps):
         if isinstance(key, list | tuple) and key and all(isinstance(k, str) for k in key):
             return self.col_list(key)
         if isinstance(key, str):
-            if key not in self.df.columns:
+            if key not in self._frame().columns:
                 raise KeyError(f"no column {key!r}; columns are {self.columns}")
-            return self.df[key].tolist()
+            return self._frame()[key].tolist()
         if isinstance(key, numbers.Integral):
             i, n = int(key), len(self)
             if not -n <= i < n:
                 raise IndexError(f"row {i} out of range for a dataset of {n} rows")
-            return _clean(self.df.iloc[i].to_dict())
+            return _clean(self._frame().iloc[i].to_dict())
         if isinstance(key, slice):
-            return self._derive(self.df.iloc[key])
-        return self._derive(self.df.iloc[[int(k) for k in key]])  # type: ignore[union-attr]
+            return self._derive(self._frame().iloc[key])
+        return self._derive(self._frame().iloc[[int(k) for k in key]])  # type: ignore[union-attr]
 
     def take(self, n: int) -> Dataset:
         """The first ``n`` rows."""
-        return self._derive(self.df.head(n))
+        return self._derive(self._frame().head(n))
 
     def take_slice(self, start: int = 0, end: int | None = None) -> Dataset:
-        return self._derive(self.df.iloc[start:end])
+        return self._derive(self._frame().iloc[start:end])
 
     def sample(self, n: int | None = None, *, frac: float | None = None,
                seed: int | None = None) -> Dataset:
         """A random sample of rows (``pandas.DataFrame.sample`` semantics)."""
-        return self._derive(self.df.sample(n=n, frac=frac, random_state=seed))
+        return self._derive(self._frame().sample(n=n, frac=frac, random_state=seed))
 
     def shuffle(self, seed: int | None = None) -> Dataset:
         """All rows in random order (grouped datasets keep each conversation together)."""
-        if self.is_grouped:
-            groups = list(dict.fromkeys(self.df[GROUP_COLUMN].tolist()))
+        if GROUP_COLUMN in self._frame().columns:
+            groups = list(dict.fromkeys(self._frame()[GROUP_COLUMN].tolist()))
             random.Random(seed).shuffle(groups)
             order = {g: i for i, g in enumerate(groups)}
-            df = self.df.sort_values(GROUP_COLUMN, key=lambda s: s.map(order), kind="stable")
+            df = self._frame().sort_values(GROUP_COLUMN, key=lambda s: s.map(order), kind="stable")
             return self._derive(df)
-        return self._derive(self.df.sample(frac=1.0, random_state=seed))
+        return self._derive(self._frame().sample(frac=1.0, random_state=seed))
 
     def groups(self) -> builtins.list[builtins.list[dict[str, Any]]]:
         """Rows as conversations (one list per group; ungrouped rows are one-turn groups)."""
-        if not self.is_grouped:
+        if GROUP_COLUMN not in self._frame().columns:
             return [[r] for r in self.list()]
         out: dict[Any, builtins.list[dict[str, Any]]] = {}
         for r in self.list():
@@ -217,7 +229,9 @@ class Dataset(DatasetOps):
         return f"Dataset({len(self)} rows, columns={self.columns})"
 
     def _repr_html_(self) -> str:
-        head = self.df.head(10).to_html(max_colwidth=80)  # type: ignore[call-arg]
+        if self._df is None and self.qianfan_dataset_id is not None:
+            return f"<div><b>Dataset</b> {self.qianfan_dataset_id} on the platform (not downloaded)</div>"
+        head = self._frame().head(10).to_html(max_colwidth=80)  # type: ignore[call-arg]
         return f"<div><b>Dataset</b> — {len(self)} rows</div>{head}"
 
     # ---- validation & saving ------------------------------------------------------------

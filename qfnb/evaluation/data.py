@@ -7,8 +7,9 @@ from typing import Any
 
 import pandas as pd
 
+from qfnb.protocol.textmetrics import as_text
+
 from ._errors import invalid
-from .text import as_text
 
 INPUT_NAMES = ("prompt", "input", "messages", "query", "question", "instruction")
 REFERENCE_NAMES = ("response", "reference", "answer", "target", "expected", "label")

@@ -12,10 +12,11 @@ from typing import Any
 
 import pandas as pd
 
+from qfnb.protocol.textmetrics import as_text
+
 from ._errors import invalid
 from .base import EvalInput, LocalEvaluator, Sample
 from .llm import as_prompt, as_target
-from .text import as_text
 
 DEFAULT_CRITERIA = (
     "1. 回答是否正确、完整地解决了问题（correctness and completeness）；\n"

@@ -18,11 +18,11 @@ from typing import Any
 import pandas as pd
 
 from qfnb.protocol.console import EvalState
+from qfnb.protocol.textmetrics import as_text
 
 from ._errors import EvaluationError, invalid
 from .base import Evaluator
 from .result import BASE_COLUMNS, EvaluationResult
-from .text import as_text
 
 log = logging.getLogger("qfnb.evaluation")
 

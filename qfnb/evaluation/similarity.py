@@ -12,9 +12,10 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from qfnb.protocol.textmetrics import as_text
+
 from .base import EvalInput, LocalEvaluator, Sample
 from .llm import is_async_callable
-from .text import as_text
 
 Vector = Sequence[float]
 

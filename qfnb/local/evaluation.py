@@ -1,21 +1,20 @@
 """Evaluation on the local platform (``modelrepo/eval/*``): real runs, rule metrics.
 
 Each model version is run over the dataset's prompts; the answers are scored against the
-references: accuracy (exact match after normalisation), similarity (cosine of the
-embedder's vectors), BLEU-4 (sacrebleu; ``zh`` tokenizer for Chinese) and ROUGE-L
-(rouge-score over jieba tokens). States go Pending → Doing → Done (or Failed/Stopped).
+references: similarity (cosine of the embedder's vectors) here, and accuracy, BLEU-4 and
+ROUGE-L by :mod:`qfnb.protocol.textmetrics` — the same code the SDK's evaluators score with.
+States go Pending → Doing → Done (or Failed/Stopped).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
-import unicodedata
 from typing import Any
 
 from qfnb.protocol.console import EvalState
+from qfnb.protocol.textmetrics import summary_scores
 
 from . import console as c
 from .datasets import dataset_rows
@@ -25,46 +24,10 @@ from .wire import BodyError, iso
 
 log = logging.getLogger("qfnb.local.evaluation")
 
-_CJK = re.compile(r"[\u3400-\u9fff]")
 #: ``evalMode`` of a manual evaluation: the platform only collects the answers (a result
 #: dataset); it is also how the SDK runs batch inference on an undeployed model version
 MANUAL = "manual"
 _cancel: dict[tuple[str, int], threading.Event] = {}
-
-
-def normalise(text: str) -> str:
-    """Lower-case, NFKC, punctuation and whitespace removed: what 'exact match' compares."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    return "".join(ch for ch in text if not (ch.isspace() or unicodedata.category(ch).startswith("P")))
-
-
-def _tokens(text: str) -> list[str]:
-    if _CJK.search(text):
-        import jieba
-
-        return [t for t in jieba.lcut(text) if t.strip()]
-    return text.split()
-
-
-def bleu4(predictions: list[str], references: list[str]) -> float:
-    import sacrebleu
-
-    zh = any(_CJK.search(r) for r in references)
-    score = sacrebleu.corpus_bleu(predictions, [references], tokenize="zh" if zh else "13a")
-    return float(score.score) / 100.0
-
-
-def rouge_l(predictions: list[str], references: list[str]) -> float:
-    from rouge_score import rouge_scorer
-
-    scorer = rouge_scorer.RougeScorer(["rougeL"])
-    total = 0.0
-    for pred, ref in zip(predictions, references, strict=True):
-        # rouge-score tokenizes on ASCII; pre-tokenize (jieba for Chinese) and map tokens to ids
-        vocab: dict[str, str] = {}
-        enc = [" ".join(vocab.setdefault(t, f"t{len(vocab)}") for t in _tokens(s)) for s in (ref, pred)]
-        total += scorer.score(enc[0], enc[1])["rougeL"].fmeasure if enc[0] and enc[1] else 0.0
-    return total / len(predictions) if predictions else 0.0
 
 
 def cosine(a: list[float], b: list[float]) -> float:
@@ -75,10 +38,10 @@ def cosine(a: list[float], b: list[float]) -> float:
 
 def score(platform: Platform, predictions: list[str], references: list[str], modes: list[str]) -> dict[str, Any]:
     """The ``effectMetric`` dict for one model's answers."""
+    summary = summary_scores(references, predictions)
     metrics: dict[str, Any] = {}
     if "accuracy" in modes or not modes:
-        hits = sum(normalise(p) == normalise(r) for p, r in zip(predictions, references, strict=True))
-        metrics["accuracy"] = hits / len(references) if references else 0.0
+        metrics["accuracy"] = summary["accuracy"]
     if "similarity" in modes:
         embedders = platform.served("embeddings")
         if embedders:
@@ -89,8 +52,8 @@ def score(platform: Platform, predictions: list[str], references: list[str], mod
                 vr, _ = emb.embed([r or " " for r in references[i:i + 16]])
                 sims.extend(cosine(a, b) for a, b in zip(vp, vr, strict=True))
             metrics["similarity"] = sum(sims) / len(sims) if sims else 0.0
-    metrics["bleu4"] = bleu4(predictions, references)
-    metrics["rouge_l"] = rouge_l(predictions, references)
+    metrics["bleu4"] = summary["bleu4"]
+    metrics["rouge_l"] = summary["rouge_l"]
     return metrics
 
 

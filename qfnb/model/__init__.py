@@ -2,6 +2,7 @@
 
 from .configs import DeployConfig
 from .consts import ServiceStatus, ServiceType
-from .model import Model, PlatformJobError, Service
+from .model import Model
+from .service import PlatformJobError, Service
 
 __all__ = ["DeployConfig", "Model", "PlatformJobError", "Service", "ServiceStatus", "ServiceType"]

@@ -6,21 +6,19 @@ Publishing and deploying are written once here (async, with polling); the traine
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import QfnbError, ValidationError
+from qfnb._core.poll import PollTimeoutError, apoll_until
 from qfnb.model.configs import DeployConfig
-from qfnb.model.consts import ServiceStatus, ServiceType
 from qfnb.protocol.console import EvalState, ModelVersionState
-from qfnb.protocol.console import ServiceStatus as RunStatus
 from qfnb.resources.console import Model as ModelAPI
 from qfnb.resources.console import Service as ServiceAPI
+
+from .service import WAIT_LIMIT_S, PlatformJobError, Service, Tick, _cfg, _noop, _result
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
@@ -28,30 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger("qfnb.model")
 
-#: Called between polls; raising from it (e.g. on stop) aborts the wait.
-Tick = Callable[[dict[str, Any]], Awaitable[None]]
-_WAIT_LIMIT_S = 6 * 3600.0
 #: a model version's ``sourceType`` for the platform's own (preset) models
 PRESET_SOURCE = "PlatformPreset"
-
-
-class PlatformJobError(QfnbError):
-    """A platform job (publish, deploy) ended in failure."""
-
-
-def _cfg(config: Config | None) -> Config:
-    from qfnb._core.config import resolve_config
-
-    return resolve_config(config)
-
-
-async def _noop(_: dict[str, Any]) -> None:
-    return None
-
-
-def _result(resp: Any) -> dict[str, Any]:
-    value = resp.body.get("result")
-    return dict(value) if isinstance(value, dict) else {}
 
 
 class Model:
@@ -128,19 +104,20 @@ class Model:
     async def await_ready(self, *, tick: Tick = _noop) -> dict[str, Any]:
         """Poll ``modelVersionDetail.state`` until ``Ready`` (``Fail`` raises)."""
         cfg = _cfg(self.config)
-        deadline = time.monotonic() + _WAIT_LIMIT_S
-        while True:
-            assert self.version_id is not None
-            info = _result(await ModelAPI.adetail(self.version_id, config=cfg))
-            state = info.get("state")
-            if state == ModelVersionState.READY:
-                return info
-            if state == ModelVersionState.FAIL:
-                raise PlatformJobError(f"model version {self.version_id} failed to publish")
-            if time.monotonic() > deadline:
-                raise PlatformJobError(f"model version {self.version_id} still {state}")
-            await tick(info)
-            await asyncio.sleep(cfg.model_publish_status_polling_interval)
+        version_id = self.version_id
+        if version_id is None:
+            raise ValidationError("version_id", "is required to wait for a published model")
+
+        async def fetch() -> dict[str, Any]:
+            return _result(await ModelAPI.adetail(version_id, config=cfg))
+
+        def ready(info: dict[str, Any]) -> bool:
+            if info.get("state") == ModelVersionState.FAIL:
+                raise PlatformJobError(f"model version {version_id} failed to publish")
+            return info.get("state") == ModelVersionState.READY
+
+        return await apoll_until(fetch, ready, interval=cfg.model_publish_status_polling_interval,
+                                 timeout=WAIT_LIMIT_S, what=f"model version {version_id}", tick=tick)
 
     # -- deploy ----------------------------------------------------------------------------
 
@@ -242,11 +219,11 @@ class Model:
             eval_id, info = await arun_evaluation_task(
                 name=f"batch_run_{uuid.uuid4().hex[:10]}",
                 version_info=[{"modelId": self.model_set_id or self.id, "modelVersionId": self.version_id}],
-                dataset_id=dataset.qianfan_dataset_id, config=cfg, timeout=_WAIT_LIMIT_S,
+                dataset_id=dataset.qianfan_dataset_id, config=cfg, timeout=WAIT_LIMIT_S,
                 poll_interval=cfg.evaluation_online_polling_interval,
                 eval_config={"evalMode": "manual", "evaluationDimension": [{"dimension": "满意度"}]})
-        except TimeoutError as exc:
-            raise PlatformJobError(f"batch run still running after {_WAIT_LIMIT_S:.0f} s") from exc
+        except PollTimeoutError as exc:
+            raise PlatformJobError(f"batch run still running after {WAIT_LIMIT_S:.0f} s") from exc
         state = info.get("state")
         conf = info.get("evalStandardConf") or {}
         result_id = conf.get("resultDatasetIdStr") or conf.get("resultDatasetId")
@@ -280,112 +257,4 @@ class Model:
 
     @classmethod
     def loads(cls, data: bytes | str) -> Model:
-        return cls.from_dict(json.loads(data))
-
-
-class Service:
-    """A deployed service; ``get_res()`` gives the matching inference resource."""
-
-    def __init__(self, id: str | int | None = None, endpoint: str | None = None,
-                 model: Model | None = None, deploy_config: DeployConfig | None = None,
-                 service_type: ServiceType | str | None = ServiceType.Chat,
-                 config: Config | None = None) -> None:
-        if id is None and endpoint is None:
-            raise ValidationError("id", "give a service id or an endpoint")
-        self.id = id
-        self.endpoint = endpoint
-        self.model = model
-        self.deploy_config = deploy_config
-        self.service_type = ServiceType(service_type or ServiceType.Chat)
-        self.config = config
-        self.url: str | None = None
-
-    def __repr__(self) -> str:
-        return f"Service(id={self.id!r}, endpoint={self.endpoint!r}, type={self.service_type.value})"
-
-    async def adetail(self) -> dict[str, Any]:
-        if self.id is None:
-            raise ValidationError("id", "this service was given by endpoint only")
-        return _result(await ServiceAPI.V2.aservice_detail(str(self.id), config=_cfg(self.config)))
-
-    async def await_serving(self, *, tick: Tick = _noop) -> dict[str, Any]:
-        """Poll ``DescribeService`` until ``Serving``; the endpoint is the url's last segment."""
-        cfg = _cfg(self.config)
-        deadline = time.monotonic() + _WAIT_LIMIT_S
-        while True:
-            info = await self.adetail()
-            status = info.get("runStatus")
-            if status in (RunStatus.SERVING, RunStatus.DONE):
-                self.url = info.get("url")
-                if self.url:
-                    self.endpoint = str(self.url).rstrip("/").rsplit("/", 1)[-1]
-                logger.info("service %s serving at endpoint %s", self.id, self.endpoint)
-                return info
-            if status in (RunStatus.FAILED, RunStatus.STOPPED):
-                raise PlatformJobError(f"service {self.id} deployment ended {status}: "
-                                       f"{info.get('errorMessage') or ''}".rstrip(": "))
-            if time.monotonic() > deadline:
-                raise PlatformJobError(f"service {self.id} still {status}")
-            await tick(info)
-            await asyncio.sleep(cfg.deploy_status_polling_interval)
-
-    @property
-    def status(self) -> ServiceStatus:
-        """Trainer-level status of the deployment (one ``DescribeService`` call)."""
-        from qfnb._core import sync
-
-        run = str(sync.run(self.adetail()).get("runStatus") or "")
-        table: dict[str, ServiceStatus] = {
-            RunStatus.NEW: ServiceStatus.Created, RunStatus.DEPLOYING: ServiceStatus.Deploying,
-            RunStatus.SERVING: ServiceStatus.Deployed, RunStatus.DONE: ServiceStatus.Deployed,
-            RunStatus.FAILED: ServiceStatus.DeployFailed, RunStatus.STOPPED: ServiceStatus.DeployStopped}
-        return table.get(run, ServiceStatus.Unknown)
-
-    def chat_target(self) -> dict[str, str]:
-        if not self.endpoint:
-            raise ValidationError("endpoint", f"service {self.id} has no endpoint yet (not serving)")
-        return {"endpoint": self.endpoint}
-
-    def get_res(self) -> Any:
-        """``ChatCompletion``/``Completion``/``Embedding`` bound to this service's endpoint."""
-        from qfnb import resources
-
-        cls = {ServiceType.Chat: resources.ChatCompletion, ServiceType.Completion: resources.Completion,
-               ServiceType.Embedding: resources.Embedding,
-               ServiceType.Text2Image: resources.Text2Image}[self.service_type]
-        kwargs: dict[str, Any] = dict(self.chat_target())
-        if self.config is not None:
-            kwargs["config"] = self.config
-        return cls(**kwargs)
-
-    def exec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        """Call the service: ``input`` holds the request fields (``messages`` for chat)."""
-        return self.get_res().do(**{**(input or {}), **kwargs})
-
-    async def aexec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        return await self.get_res().ado(**{**(input or {}), **kwargs})
-
-    def batch_inference(self, dataset: Dataset, **kwargs: Any) -> Dataset:
-        return dataset.test_using_llm(self, **kwargs)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": "Service", "id": self.id, "endpoint": self.endpoint, "url": self.url,
-                "service_type": self.service_type.value,
-                "deploy_config": self.deploy_config.model_dump(mode="json") if self.deploy_config else None}
-
-    def dumps(self) -> bytes:
-        return json.dumps(self.to_dict()).encode("utf-8")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], config: Config | None = None,
-                  model: Model | None = None) -> Service:
-        dc = data.get("deploy_config")
-        svc = cls(id=data.get("id"), endpoint=data.get("endpoint"), model=model,
-                  deploy_config=DeployConfig(**dc) if dc else None,
-                  service_type=data.get("service_type") or ServiceType.Chat, config=config)
-        svc.url = data.get("url")
-        return svc
-
-    @classmethod
-    def loads(cls, data: bytes | str) -> Service:
         return cls.from_dict(json.loads(data))

@@ -260,23 +260,23 @@ def _run_one(
     cancel: threading.Event,
     streams: list[Any],
 ) -> None:
+    from qfnb.resources.inference.accumulator import ChatAccumulator  # the SDK's modules: on first use
+
     t0 = answer.started
     try:
         stream = backend.stream(request)
         streams.append(stream)
         if cancel.is_set():
             return
+        acc = ChatAccumulator()
         for delta in stream:
             if cancel.is_set():
                 break
             if delta.model:
                 answer.model = delta.model
-            if delta.text:
-                if answer.first_token is None:
-                    answer.first_token = time.perf_counter() - t0
-                answer.text += delta.text
-            if delta.usage:
-                answer.usage = dict(delta.usage)
+            if acc.add(delta.text, delta.usage) and answer.first_token is None:
+                answer.first_token = time.perf_counter() - t0
+            answer.text, answer.usage = acc.text, acc.usage or answer.usage
             if delta.response is not None:
                 answer.response = delta.response
                 answer.responses.append(delta.response)

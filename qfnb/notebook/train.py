@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from qfnb._core.poll import poll_until
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
 from qfnb.protocol.training import LIMITS, hyper_problem
 
@@ -212,6 +212,10 @@ class _PollEvent:
 _RUN_STATUS = {"Done": "succeeded", "Failed": "failed", "Stopped": "stopped"}
 
 
+def _run_status(detail: dict[str, Any]) -> str:
+    return str(detail.get("runStatus") or "Running")
+
+
 def _platform_detail(task_id: str) -> dict[str, Any]:
     from qfnb.resources.console import FineTune
 
@@ -248,23 +252,36 @@ def attach(
     if show:
         dash.show()
 
-    def poll() -> None:
-        detail: dict[str, Any] | None = first
-        while not dash.done:
-            try:
-                detail = detail or fetch(task_id)
-            except Exception as exc:
-                dash.state.note(f"poll failed: {exc}")
-                time.sleep(interval)
-                continue
-            dash.trainer.output = detail
-            run_status = str(detail.get("runStatus") or "Running")
-            dash.handle_event(_PollEvent("TrainAction", task_id, "Running", run_status, detail))
-            if run_status in _RUN_STATUS:
-                dash.finish(_RUN_STATUS[run_status], output=detail, error=detail.get("errorMessage"))
-                return
-            detail = None
-            time.sleep(interval)
+    def detail() -> dict[str, Any]:
+        try:
+            return fetch(task_id)
+        except Exception as exc:
+            dash.state.note(f"poll failed: {exc}")
+            raise
 
+    def update(detail: dict[str, Any]) -> None:
+        dash.trainer.output = detail
+        dash.handle_event(_PollEvent("TrainAction", task_id, "Running", _run_status(detail), detail))
+
+    def ended(detail: dict[str, Any]) -> bool:
+        return dash.done or _run_status(detail) in _RUN_STATUS
+
+    def poll() -> None:
+        last = first
+        if not ended(first):
+            # retried for as long as the dashboard is open: the local daemon may be restarting
+            try:
+                last = poll_until(detail, ended, interval=interval, tick=update, retries=None,
+                                  retry_on=(Exception,), max_backoff=max(interval, 10.0),
+                                  what=f"fine-tune task {task_id}")
+            except Exception as exc:  # a permanent error (the dashboard already shows it)
+                log.warning("stopped following task %s: %s", task_id, exc)
+                return
+        if not dash.done:
+            if last is not first:
+                update(last)
+            dash.finish(_RUN_STATUS[_run_status(last)], output=last, error=last.get("errorMessage"))
+
+    update(first)  # the dashboard knows its task before attach() returns
     threading.Thread(target=poll, name=f"qftrain-attach-{task_id}", daemon=True).start()
     return dash

@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from qfnb._core.errors import QfnbError, ValidationError
+from qfnb._core.poll import apoll_until
 from qfnb.protocol.console import RunStatus
 from qfnb.resources.console import FineTune
 
@@ -198,45 +199,42 @@ class TrainAction(AsyncAction):
         return {**input, "job_id": self.job_id, "task_id": self.task_id,
                 "metrics": detail.get("metrics") or {}, "checkpoints": detail.get("checkpointList") or []}
 
-    async def _detail(self, ctx: RunContext) -> dict[str, Any]:
-        delay = POLL_BACKOFF_S
-        for attempt in range(POLL_RETRIES + 1):
-            try:
-                resp = await FineTune.V2.atask_detail(task_id=self.task_id, config=ctx.config)
-                return dict(resp.body.get("result") or {})
-            except QfnbError as exc:
-                if attempt == POLL_RETRIES:
-                    raise
-                logger.warning("polling task %s failed (%s); retrying in %.0f s", self.task_id, exc, delay)
-                await ctx.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
+    async def _observe(self, ctx: RunContext) -> dict[str, Any]:
+        """One poll: read the run's detail, record it, tell the handlers."""
+        resp = await FineTune.V2.atask_detail(task_id=self.task_id, config=ctx.config)
+        detail = dict(resp.body.get("result") or {})
+        status = detail.get("runStatus") or ""
+        self.extra["progress"] = detail.get("runProgress")
+        self.extra["run_status"] = status
+        self.extra["vdl_link"] = detail.get("vdlLink")
+        self.emit(ActionState.Running, f"training {status or 'pending'}", detail)
+        ctx.save()
+        return detail
+
+    def _ended(self, detail: dict[str, Any]) -> bool:
+        status = detail.get("runStatus") or ""
+        if status == RunStatus.FAILED:
+            msg = detail.get("errorMessage") or "no reason given"
+            raise TrainFailedError(f"training task {self.task_id} failed: {msg}")
+        if status == RunStatus.STOPPED:
+            raise TrainerStopped(f"training task {self.task_id} was stopped on the platform")
+        return bool(status == RunStatus.DONE)
 
     async def _poll(self, ctx: RunContext, interval: float) -> dict[str, Any]:
-        while True:
-            ctx.check_stop()
-            detail = await self._detail(ctx)
-            status = detail.get("runStatus") or ""
-            self.extra["progress"] = detail.get("runProgress")
-            self.extra["run_status"] = status
-            self.extra["vdl_link"] = detail.get("vdlLink")
-            self.emit(ActionState.Running, f"training {status or 'pending'}", detail)
-            ctx.save()
-            if status == RunStatus.DONE:
-                return detail
-            if status == RunStatus.FAILED:
-                msg = detail.get("errorMessage") or "no reason given"
-                raise TrainFailedError(f"training task {self.task_id} failed: {msg}")
-            if status == RunStatus.STOPPED:
-                raise TrainerStopped(f"training task {self.task_id} was stopped on the platform")
-            await ctx.sleep(interval)
+        ctx.check_stop()  # later stops wake ``ctx.sleep`` between polls
+        return await apoll_until(lambda: self._observe(ctx), self._ended, interval=interval,
+                                 what=f"training task {self.task_id}", retries=POLL_RETRIES,
+                                 backoff=POLL_BACKOFF_S, sleep=ctx.sleep, stop=lambda: self.on_stop(ctx))
 
     async def on_stop(self, ctx: RunContext) -> None:
-        if self.task_id and self.extra.get("run_status") not in (RunStatus.DONE, RunStatus.FAILED):
+        if self.task_id and self.extra.get("run_status") not in (RunStatus.DONE, RunStatus.FAILED,
+                                                                 RunStatus.STOPPED):
             try:
                 await FineTune.V2.astop_task(task_id=self.task_id, config=ctx.config)
             except QfnbError as exc:
                 logger.warning("could not stop training task %s: %s", self.task_id, exc)
+            else:
+                self.extra["run_status"] = RunStatus.STOPPED
 
 
 class ModelPublishAction(AsyncAction):

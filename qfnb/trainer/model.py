@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from qfnb.model.model import Model, Service
+from qfnb.model.model import Model
+from qfnb.model.service import Service
 
 from ._action import ExecuteSerializable
 from .configs import DeployConfig

@@ -62,3 +62,16 @@ def test_load_by_platform_id_downloads_lazily(cloud: ConsoleCloud, cfg: Config) 
     grouped = Dataset.create_from_pyobj(conv)
     grouped.save(qianfan_dataset_create_args={"name": "g"}, config=cfg)
     assert Dataset.load(qianfan_dataset_id=grouped.qianfan_dataset_id, config=cfg).groups() == conv
+
+
+def test_properties_never_download(cloud: ConsoleCloud, cfg: Config) -> None:
+    src = Dataset.create_from_pyobj(ROWS)
+    src.save(qianfan_dataset_create_args={"name": "d"}, config=cfg)
+    ds = Dataset.load(qianfan_dataset_id=src.qianfan_dataset_id, config=cfg)
+    for prop in ("columns", "is_grouped"):
+        with pytest.raises(RuntimeError, match=rf"Dataset\.{prop}: .*not downloaded yet; call ds\.fetch\(\)"):
+            getattr(ds, prop)
+    assert "not downloaded" in ds._repr_html_() and cloud.calls("dataset/export") == []
+    assert ds.fetch() is ds and len(cloud.calls("dataset/export")) == 1
+    assert ds.columns == ["prompt", "response"] and not ds.is_grouped
+    assert len(cloud.calls("dataset/export")) == 1

@@ -12,7 +12,7 @@ from rouge_score.rouge_scorer import RougeScorer
 from qfnb.evaluation import BleuEvaluator, EmbeddingSimilarityEvaluator, ExactMatchEvaluator, RougeEvaluator
 from qfnb.evaluation.base import Sample
 from qfnb.evaluation.similarity import cosine
-from qfnb.evaluation.text import cjk_tokens, has_cjk, normalize
+from qfnb.protocol.textmetrics import cjk_tokens, has_cjk, normalize
 
 
 @pytest.mark.parametrize(("ref", "out", "expected"), [
@@ -138,3 +138,30 @@ async def test_similarity_with_embedding_like_resource() -> None:
 def test_cosine_rejects_length_mismatch() -> None:
     with pytest.raises(ValueError, match="length"):
         cosine([1.0], [1.0, 2.0])
+
+
+MIXED = [  # (reference, output): mixed Chinese/latin text, punctuation and full-width forms
+    ("北京是中国的首都 Beijing is the capital", "北京是中国的首都，Beijing is the capital!"),
+    ("The answer is 42。", "the answer is 42"),
+    ("机器学习 machine learning 很有趣", "深度学习 deep learning 很有趣"),
+    ("Paris", "巴黎 Paris"),
+    ("ＡＢＣ 全角字符", "abc 全角字符"),
+    ("", "空的参考"),
+]
+
+
+def test_the_local_platform_scores_exactly_like_the_sdk_evaluators() -> None:
+    from typing import Any, cast
+
+    from qfnb.local.evaluation import score
+
+    refs, outs = [r for r, _ in MIXED], [o for _, o in MIXED]
+    frame = pd.DataFrame({"input": ["q"] * len(MIXED), "reference": refs, "output": outs})
+    sdk: dict[str, float] = {}
+    for ev in (ExactMatchEvaluator(), BleuEvaluator(), RougeEvaluator()):
+        rows = pd.DataFrame([ev.evaluate("q", r, o) for r, o in MIXED])
+        sdk.update(ev.summarize(pd.concat([frame, rows], axis=1)) or {})
+    local = score(cast(Any, None), outs, refs, ["accuracy"])
+    assert set(local) == {"accuracy", "bleu4", "rouge_l"}
+    assert local == {k: pytest.approx(sdk[k], rel=1e-12, abs=1e-15) for k in local}
+    assert 0 < local["accuracy"] < 1 and 0 < local["bleu4"] < 1 and 0 < local["rouge_l"] < 1

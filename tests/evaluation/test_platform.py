@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from qfnb import errors
 from qfnb.evaluation import (
     EvaluationError,
     EvaluationManager,
@@ -151,7 +152,8 @@ async def test_platform_cancel_stops_the_task() -> None:
     console = FakeConsole(["Doing"])
     task = asyncio.create_task(arun_platform_evaluation(
         [QianfanRuleEvaluator(using_similarity=True)], [("a", "b")], 1, console=console, poll_interval=0.01))
-    await asyncio.sleep(0.05)
+    while [c[0] for c in console.calls].count("detail") < 2:  # cancel while it waits between polls
+        await asyncio.sleep(0.001)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -160,7 +162,7 @@ async def test_platform_cancel_stops_the_task() -> None:
 
 async def test_platform_timeout_stops_the_task() -> None:
     console = FakeConsole(["Doing"])
-    with pytest.raises(TimeoutError):
+    with pytest.raises(errors.TimeoutError):  # qfnb's (the built-in TimeoutError before)
         await arun_platform_evaluation([QianfanRuleEvaluator(using_similarity=True)], [("a", "b")], 1,
                                        console=console, poll_interval=0.01, timeout=0.03)
     assert console.calls[-1] == ("cancel", "ame-41")

@@ -85,3 +85,15 @@ def test_seed_000_deploy_by_version_id(cloud: ConsoleCloud, cfg: Config) -> None
     body = cloud.calls("CreateService")[0].json
     assert body["billing"]["reservation"] == {"reservationTimeUnit": "Hour", "reservationLength": 1}
     assert body["modelSetId"] == "am-7" and body["urlSuffix"] == "your_sdk_suffix"
+
+
+def test_status_is_a_method_and_the_official_property_is_deprecated(cloud: ConsoleCloud, cfg: Config) -> None:
+    from qfnb.model import ServiceStatus
+
+    job, task = _finished_run(cloud, cfg)
+    svc = Model(task_id=task, job_id=job, config=cfg).deploy(DeployConfig(name="s", endpoint_suffix="ep_s"))
+    before = len(cloud.calls("DescribeService"))
+    assert svc.get_status() is ServiceStatus.Deployed
+    assert len(cloud.calls("DescribeService")) == before + 1
+    with pytest.warns(DeprecationWarning, match=r"get_status\(\)"):
+        assert svc.status is ServiceStatus.Deployed

@@ -52,11 +52,15 @@ class FakeChatBackend:
         self.fail = fail or {}
         self.requests: list[ChatRequest] = []
         self.lock = threading.Lock()
+        #: when set, every stream waits here before its first chunk (proves streams run at once)
+        self.barrier: threading.Barrier | None = None
 
     def stream(self, request: ChatRequest) -> Iterator[ChatDelta]:
         with self.lock:
             self.requests.append(request)
         label = request.model or request.endpoint or ""
+        if self.barrier is not None:
+            self.barrier.wait()
         if label in self.fail:
             raise self.fail[label]
         text = self.answer[label] if isinstance(self.answer, dict) else self.answer
@@ -92,8 +96,9 @@ class FakeTrainer:
         step_time: float = 0.005,
         fail_at: int | None = None,
         polls_per_step: int = 1,
+        gate: threading.Event | None = None,
     ) -> None:
-        self.spec, self.handler = spec, handler
+        self.spec, self.handler, self.gate = spec, handler, gate
         self.steps, self.step_time, self.fail_at, self.polls_per_step = steps, step_time, fail_at, polls_per_step
         self.status = "Preceding"
         self.output: dict[str, Any] | None = None
@@ -106,6 +111,8 @@ class FakeTrainer:
     def run(self) -> FakeTrainer:
         self.emit("LoadDataSetAction", "Preceding")
         self.emit("LoadDataSetAction", "Done", "", {"datasets": [{"id": 7}]})
+        if self.gate is not None:  # training starts when the test opens the gate
+            self.gate.wait(10)
         self.status = "Running"
         curve: list[list[float]] = []
         t0 = time.monotonic()

@@ -104,45 +104,52 @@ SAVE = """async () => {
 }"""
 
 
+KERNEL_STARTED = "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel"
+
+
+@contextlib.contextmanager
+def open_lab_page(lab: tuple[str, Path, str], name: str, *, width: int = 1280, height: int = 1600,
+                  ready: str = KERNEL_STARTED) -> Iterator[Any]:
+    """Headless Chromium showing notebook ``name`` in JupyterLab, once ``ready`` (a JS predicate,
+    by default: its kernel has started) holds; the browser closes on exit."""
+    from playwright.sync_api import sync_playwright
+
+    base, _, token = lab
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(f"{base}/lab/tree/{name}?token={token}&reset")
+            page.wait_for_function(ready, timeout=60_000)
+            yield page
+        finally:
+            browser.close()
+
+
 def run_notebook_in_browser(
     lab: tuple[str, Path, str], name: str, timeout_ms: int, wait_text: str, shots: dict[str, str],
     interact: Callable[[Any], None] | None = None,
 ) -> tuple[bool, list[str]]:
     """Run All in JupyterLab and save; (whether every cell ran, the rendered output texts).
     ``interact(page)`` runs after Run All, before waiting for ``wait_text`` (e.g. a click)."""
-    from playwright.sync_api import sync_playwright
-
-    base, _, token = lab
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=shutil.which("chromium"),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1600})
-            page.goto(f"{base}/lab/tree/{name}?token={token}&reset")
-            page.wait_for_function(
-                "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel", timeout=60_000
-            )
-            page.evaluate(RUN_ALL)
-            page.wait_for_function("() => window.qfnbRunAll !== undefined", polling=1000, timeout=timeout_ms)
-            ran_all = bool(page.evaluate("() => window.qfnbRunAll"))
-            assert page.evaluate(SAVE), f"JupyterLab did not save {name}"
-            if not ran_all:
-                return False, page.locator(".jp-OutputArea-output").all_inner_texts()
-            if interact is not None:
-                interact(page)
-            page.wait_for_selector(f".jp-OutputArea-output >> text={wait_text}", timeout=30_000)
-            page.wait_for_timeout(1500)
-            page.screenshot(path=str(SHOTS / f"{Path(name).stem}_page.png"), full_page=True)
-            for selector, shot in shots.items():
-                page.locator(selector).last.scroll_into_view_if_needed()
-                page.locator(selector).last.screenshot(path=str(SHOTS / shot))
-            return True, page.locator(".jp-OutputArea-output").all_inner_texts()
-        finally:
-            browser.close()
+    with open_lab_page(lab, name) as page:
+        page.evaluate(RUN_ALL)
+        page.wait_for_function("() => window.qfnbRunAll !== undefined", polling=1000, timeout=timeout_ms)
+        ran_all = bool(page.evaluate("() => window.qfnbRunAll"))
+        assert page.evaluate(SAVE), f"JupyterLab did not save {name}"
+        if not ran_all:
+            return False, page.locator(".jp-OutputArea-output").all_inner_texts()
+        if interact is not None:
+            interact(page)
+        page.wait_for_selector(f".jp-OutputArea-output >> text={wait_text}", timeout=30_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(SHOTS / f"{Path(name).stem}_page.png"), full_page=True)
+        for selector, shot in shots.items():
+            page.locator(selector).last.scroll_into_view_if_needed()
+            page.locator(selector).last.screenshot(path=str(SHOTS / shot))
+        return True, page.locator(".jp-OutputArea-output").all_inner_texts()
 
 
 def fake_trainer_notebook(root: Path, name: str, steps: int, *cells: str) -> None:

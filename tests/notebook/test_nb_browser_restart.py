@@ -11,7 +11,6 @@ artifacts/screenshots/.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
-from test_nb_browser import KERNEL, SAVE, SHOTS, jupyter_lab, needs_chromium
+from test_nb_browser import KERNEL, SAVE, SHOTS, jupyter_lab, needs_chromium, open_lab_page
 
 from qfnb._core import daemon
 
@@ -82,18 +81,10 @@ def daemon_lab(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
 @pytest.mark.browser
 @needs_chromium
 def test_finetune_survives_kernel_restart_and_attach(daemon_lab: tuple[str, Path, str]) -> None:
-    from playwright.sync_api import sync_playwright
-
-    base, root, token = daemon_lab
+    _, root, _ = daemon_lab
     nbformat.write(new_notebook(cells=[new_code_cell(c) for c in CELLS], metadata=KERNEL), root / "restart.ipynb")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+    with open_lab_page(daemon_lab, "restart.ipynb", ready=KERNEL_IDLE) as page:
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1600})
-            page.goto(f"{base}/lab/tree/restart.ipynb?token={token}&reset")
-            page.wait_for_function(KERNEL_IDLE, timeout=60_000)
             for index in (0, 1, 6):
                 page.evaluate(RUN_CELL, index)
             cells = page.locator(".jp-Notebook .jp-Cell")
@@ -134,8 +125,6 @@ def test_finetune_survives_kernel_restart_and_attach(daemon_lab: tuple[str, Path
         except Exception:
             page.screenshot(path=str(SHOTS / "restart_failure.png"), full_page=True)
             raise
-        finally:
-            browser.close()
 
 
 def check_old_outputs(page: Any, cells: Any) -> None:

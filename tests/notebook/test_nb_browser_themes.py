@@ -13,7 +13,7 @@ from typing import Any
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
-from test_nb_browser import KERNEL, SHOTS, lab  # noqa: F401  (the JupyterLab server fixture)
+from test_nb_browser import KERNEL, SHOTS, lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
 
@@ -89,49 +89,37 @@ def shot(page: Any, selector: str, name: str) -> None:
 
 @pytest.mark.parametrize("theme", list(THEMES))
 def test_themes_chat_interrupt_dashboard_report(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
-    from playwright.sync_api import sync_playwright
-
-    base, root, token = lab
+    _, root, _ = lab
     name = f"themes_{theme}.ipynb"
     nbformat.write(new_notebook(cells=[new_code_cell(c) for c in CELLS], metadata=KERNEL), root / name)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 1400})
-            page.goto(f"{base}/lab/tree/{name}?token={token}&reset")
-            page.wait_for_function("() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel",
-                                   timeout=60_000)
-            page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', "
-                          f"{{theme: {THEMES[theme]!r}}})")
-            light = "true" if theme == "light" else "false"
-            page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
-            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-            # the dashboard while it runs (the live widget), then its final static state
-            page.wait_for_selector(".qfnb-dashboard >> text=step", timeout=60_000)
-            page.wait_for_timeout(1500)
-            shot(page, ".qfnb-dashboard", f"dashboard_running_{theme}.png")
-            page.wait_for_selector(".qfnb-dashboard-static", timeout=90_000)
-            shot(page, ".qfnb-dashboard-static", f"dashboard_finished_{theme}.png")
-            shot(page, ".qfnb-chat", f"chat_side_by_side_{theme}.png")
-            page.wait_for_selector(".qfnb-eval-report", timeout=60_000)
-            page.locator(".qfnb-eval-report summary").first.click()  # open the samples
-            shot(page, ".qfnb-eval-report", f"eval_report_{theme}.png")
-            # the first chat answered; the last one streams until Kernel -> Interrupt
-            last = page.locator(".jp-Cell").last
-            last.locator("text=token token token").wait_for(timeout=60_000)
-            shot(page, ".jp-Cell >> nth=-1", f"chat_streaming_{theme}.png")
-            page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:interrupt')")
-            last.locator(".jp-OutputArea-output >> text=interrupted").first.wait_for(timeout=30_000)
-            page.wait_for_timeout(500)
-            shot(page, ".jp-Cell >> nth=-1", f"chat_interrupted_{theme}.png")
-            page.screenshot(path=str(SHOTS / f"themes_page_{theme}.png"), full_page=True)
-            interrupted = last.locator(".jp-OutputArea").inner_text()
-            chat_cell = page.locator(".jp-Cell").nth(1).locator(".jp-OutputArea").inner_text()
-            cells = page.evaluate(CONTRAST)
-        finally:
-            browser.close()
+    with open_lab_page(lab, name, width=1200, height=1400) as page:
+        page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', "
+                      f"{{theme: {THEMES[theme]!r}}})")
+        light = "true" if theme == "light" else "false"
+        page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
+        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        # the dashboard while it runs (the live widget), then its final static state
+        page.wait_for_selector(".qfnb-dashboard >> text=step", timeout=60_000)
+        page.wait_for_timeout(1500)
+        shot(page, ".qfnb-dashboard", f"dashboard_running_{theme}.png")
+        page.wait_for_selector(".qfnb-dashboard-static", timeout=90_000)
+        shot(page, ".qfnb-dashboard-static", f"dashboard_finished_{theme}.png")
+        shot(page, ".qfnb-chat", f"chat_side_by_side_{theme}.png")
+        page.wait_for_selector(".qfnb-eval-report", timeout=60_000)
+        page.locator(".qfnb-eval-report summary").first.click()  # open the samples
+        shot(page, ".qfnb-eval-report", f"eval_report_{theme}.png")
+        # the first chat answered; the last one streams until Kernel -> Interrupt
+        last = page.locator(".jp-Cell").last
+        last.locator("text=token token token").wait_for(timeout=60_000)
+        shot(page, ".jp-Cell >> nth=-1", f"chat_streaming_{theme}.png")
+        page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:interrupt')")
+        last.locator(".jp-OutputArea-output >> text=interrupted").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(500)
+        shot(page, ".jp-Cell >> nth=-1", f"chat_interrupted_{theme}.png")
+        page.screenshot(path=str(SHOTS / f"themes_page_{theme}.png"), full_page=True)
+        interrupted = last.locator(".jp-OutputArea").inner_text()
+        chat_cell = page.locator(".jp-Cell").nth(1).locator(".jp-OutputArea").inner_text()
+        cells = page.evaluate(CONTRAST)
     assert "Traceback" not in interrupted and "threading.py" not in interrupted, interrupted
     assert "interrupted" in interrupted and "token token" in interrupted and "▌" not in interrupted
     assert "Gemma-3-270M" in chat_cell and "Qwen2.5" in chat_cell and "streaming…" not in chat_cell, chat_cell

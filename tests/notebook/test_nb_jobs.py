@@ -4,25 +4,14 @@ and training-worker doubles) — and a deploy that the same process can chat wit
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from IPython.core.error import UsageError
 
-from qfnb._core import client as client_mod
-from qfnb._core import config as config_mod
 from qfnb.notebook.jobs import jobs_frame, resolve_task
-from tests.fakes.cloud import serve
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "local"))
-from platform_doubles import FakeRegistry
-from platform_helpers import CREDS, make_settings
-
-from qfnb.local.app import create_app
+from tests.fakes.local_platform import ServedPlatform
 
 TASKS = [
     {"taskId": "task-b", "jobId": "job-2", "jobName": "second", "model": "Tiny-Chat", "runStatus": "Running",
@@ -60,20 +49,11 @@ def test_jobs_frame_columns_and_age() -> None:
 
 
 @pytest.fixture
-def platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def platform(local_platform: ServedPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The local platform's app on a thread, installed as qfnb's default backend."""
     monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
-    for key in [k for k in __import__("os").environ if k.startswith("QIANFAN_") and k != "QIANFAN_CACHE_DIR"]:
-        monkeypatch.delenv(key)
-    app = create_app(make_settings(tmp_path / "platform"), FakeRegistry())
-    with serve(app, lifespan="on") as url:
-        backend = SimpleNamespace(base_url=url, api_key=CREDS.api_key, secret_key=CREDS.secret_key,
-                                  access_key=CREDS.access_key, iam_secret_key=CREDS.iam_secret_key,
-                                  default_models={"chat": "Tiny-Chat"})
-        monkeypatch.setattr(config_mod, "_default_backend", lambda: backend)
-        client_mod._CLIENTS.clear()
-        yield url
-        client_mod._CLIENTS.clear()
+    local_platform.as_default_backend(monkeypatch)
+    return local_platform.url
 
 
 def test_list_attach_deploy_then_chat_in_the_same_process(ip, platform: str) -> None:  # type: ignore[no-untyped-def]

@@ -4,7 +4,6 @@ engine doubles (Tiny-Chat answers ``"tiny-chat: <prompt>"``), through the real c
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +11,11 @@ import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 
-from qfnb._core import client as client_mod
 from qfnb.evaluation import EvaluationResult
-from qfnb.local.app import create_app
-from qfnb.local.settings import Credentials, Settings
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.evalreport import EvalReport
-from tests.fakes.cloud import serve
-from tests.local.platform_doubles import FakeRegistry
+from tests.fakes.local_platform import FakeRegistry, ServedPlatform
 
-CREDS = Credentials(api_key="nb-ak", secret_key="nb-sk", access_key="nb-access", iam_secret_key="nb-secret")
 ROWS = [
     {"prompt": "hello", "response": [["tiny-chat: hello"]]},
     {"prompt": "two words", "response": [["something else"]]},
@@ -30,23 +24,10 @@ ROWS = [
 
 
 @pytest.fixture
-def platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRegistry]:
+def platform(local_platform: ServedPlatform, monkeypatch: pytest.MonkeyPatch) -> FakeRegistry:
     """The local platform's app with engine doubles on 127.0.0.1; the environment points qfnb at it."""
-    registry = FakeRegistry()
-    app = create_app(Settings(data_dir=tmp_path / "data", credentials=CREDS, poll_interval=0.05), registry)
-    with serve(app, lifespan="on") as url:
-        env = {"QIANFAN_BASE_URL": url, "QIANFAN_CONSOLE_API_BASE_URL": url, "QIANFAN_IAM_BASE_URL": url,
-               "QIANFAN_AK": CREDS.api_key, "QIANFAN_SK": CREDS.secret_key, "QIANFAN_ACCESS_KEY": CREDS.access_key,
-               "QIANFAN_SECRET_KEY": CREDS.iam_secret_key, "QIANFAN_LLM_API_RETRY_COUNT": "1",
-               "QFNB_BOS_ENDPOINT": url + "/bos", "QIANFAN_IMPORT_STATUS_POLLING_INTERVAL": "0.05",
-               "QIANFAN_RELEASE_STATUS_POLLING_INTERVAL": "0.05", "QIANFAN_EXPORT_STATUS_POLLING_INTERVAL": "0.05"}
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        client_mod._CLIENTS.clear()
-        try:
-            yield registry
-        finally:
-            client_mod._CLIENTS.clear()
+    local_platform.set_env(monkeypatch, QIANFAN_LLM_API_RETRY_COUNT="1")
+    return local_platform.registry
 
 
 def calls(registry: FakeRegistry) -> int:

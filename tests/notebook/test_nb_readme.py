@@ -5,23 +5,16 @@ stand-in worker) on 127.0.0.1, through the real client stack."""
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from qfnb._core import client as client_mod
 from qfnb.dataset.demo import HELD_OUT, demo_qa, demo_rows
-from qfnb.local.app import create_app
-from qfnb.local.settings import Credentials, Settings
-from tests.fakes.cloud import serve
-from tests.local.platform_doubles import FakeRegistry
+from tests.fakes.local_platform import FakeRegistry, served_platform
 
 ROOT = Path(__file__).resolve().parents[2]
-FAKE_WORKER = ROOT / "tests" / "local" / "fake_worker.py"
-CREDS = Credentials(api_key="rd-ak", secret_key="rd-sk", access_key="rd-access", iam_secret_key="rd-secret")
 
 
 def taste_snippets() -> list[str]:
@@ -32,24 +25,11 @@ def taste_snippets() -> list[str]:
 
 @pytest.fixture
 def readme_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRegistry]:
-    registry = FakeRegistry()
     aliases = {"ernie-lite-8k": "Tiny-Chat", "gemma-3-270m": "Tiny-Chat"}  # the README's names
-    settings = Settings(data_dir=tmp_path / "data", credentials=CREDS, poll_interval=0.05, aliases=aliases,
-                        worker_command=(sys.executable, str(FAKE_WORKER)))
-    with serve(create_app(settings, registry), lifespan="on") as url:
-        env = {"QIANFAN_BASE_URL": url, "QIANFAN_CONSOLE_API_BASE_URL": url, "QIANFAN_IAM_BASE_URL": url,
-               "QIANFAN_AK": CREDS.api_key, "QIANFAN_SK": CREDS.secret_key, "QIANFAN_ACCESS_KEY": CREDS.access_key,
-               "QIANFAN_SECRET_KEY": CREDS.iam_secret_key, "QFNB_BOS_ENDPOINT": url + "/bos",
-               **{f"QIANFAN_{k}_STATUS_POLLING_INTERVAL": "0.05" for k in
-                  ("IMPORT", "RELEASE", "EXPORT", "TRAIN", "MODEL_PUBLISH", "DEPLOY")}}
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
+    with served_platform(tmp_path / "data", aliases=aliases) as served:
+        served.set_env(monkeypatch)
         monkeypatch.chdir(tmp_path)
-        client_mod._CLIENTS.clear()
-        try:
-            yield registry
-        finally:
-            client_mod._CLIENTS.clear()
+        yield served.registry
 
 
 def test_readme_taste_snippets_run_in_order(ip: Any, readme_platform: FakeRegistry) -> None:

@@ -88,7 +88,7 @@ def test_dashboard_deploy_button_serves_the_finetuned_model(  # type: ignore[no-
     t_deploy = time.monotonic() - t0 - t_train
     endpoint = dash.state.service
     assert endpoint and "deploy failed" not in dash.log_view.value, dash.log_view.value
-    assert dash.service.endpoint == endpoint and dash.service.status.value == "Deployed"
+    assert dash.service.endpoint == endpoint and dash.service.get_status().value == "Deployed"
     # the dashboard shows the endpoint: widget, log, and the saved snapshot / text/plain
     assert f"endpoint <code>{endpoint}</code>" in dash.result.value
     assert f"deployed as {endpoint}" in dash.log_view.value

@@ -8,41 +8,23 @@ deployed service's chat all go through the platform's wire protocol.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from qfnb._core import client as client_mod
 from qfnb._core.config import Config
 from qfnb.dataset import Dataset
 from qfnb.model import Model
 from qfnb.trainer import DeployConfig, Event, EventHandler, LLMFinetune, TrainConfig, TrainFailedError
-from tests.fakes.cloud import serve
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "local"))
-from platform_doubles import FakeRegistry
-from platform_helpers import CREDS, make_settings
-
-from qfnb.local.app import create_app
+from tests.fakes.local_platform import ServedPlatform
 
 ROWS = [{"prompt": f"What is {i}+{i}?", "response": str(2 * i)} for i in range(8)]
 
 
 @pytest.fixture
-def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Config]:
+def local(local_platform: ServedPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
     monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
-    app = create_app(make_settings(tmp_path / "platform"), FakeRegistry())
-    with serve(app, lifespan="on") as url:
-        client_mod._CLIENTS.clear()
-        yield Config.from_env(
-            {}, base_url=url, console_api_base_url=url, iam_base_url=url, bos_endpoint=url + "/bos",
-            ak=CREDS.api_key, sk=CREDS.secret_key, access_key=CREDS.access_key,
-            secret_key=CREDS.iam_secret_key, train_status_polling_interval=0.05,
-            model_publish_status_polling_interval=0.05, deploy_status_polling_interval=0.05,
-            import_status_polling_interval=0.05, release_status_polling_interval=0.05)
-        client_mod._CLIENTS.clear()
+    return local_platform.config()
 
 
 class Steps(EventHandler):

@@ -29,6 +29,7 @@ from typing import Any
 import ipywidgets as w
 from IPython.display import display
 
+from qfnb._core.errors import TimeoutError as QfnbTimeoutError
 from qfnb._core.throttle import Throttle
 from qfnb.notebook import _fmt, _theme, charts
 from qfnb.notebook.errors import QfnbInterrupted
@@ -151,7 +152,7 @@ class TrainingDashboard(w.VBox):
                 f"stopped waiting; the fine-tune is still {self.state.status} in the background "
                 "(call .wait() again, or press Stop)", title="wait interrupted") from None
         if not ended:
-            raise TimeoutError(f"fine-tune still {self.state.status} after {timeout} s")
+            raise QfnbTimeoutError(f"fine-tune still {self.state.status} after {timeout} s")
         return self.state
 
     @property

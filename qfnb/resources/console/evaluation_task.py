@@ -1,18 +1,17 @@
 """Run one platform evaluation task: create it, poll until it leaves Pending/Doing.
 
 Shared by the platform evaluators (``qfnb.evaluation``) and ``Model.batch_inference`` (a
-manual-mode evaluation is the platform's batch run). A cancelled or timed-out wait stops the
-platform task before the interruption propagates.
+manual-mode evaluation is the platform's batch run). The wait is :func:`qfnb._core.poll.apoll_until`:
+a cancelled or timed-out wait stops the platform task before the interruption propagates.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from qfnb._core.poll import apoll_until
 from qfnb.protocol.console import EvalState
 
 from .model import Model
@@ -37,7 +36,8 @@ async def arun_evaluation_task(*, name: str, version_info: Sequence[Mapping[str,
                                timeout: float | None = None, console: Any = None, config: Any = None,
                                **create_kwargs: Any) -> tuple[str, Any]:
     """Create the task and wait for it; ``(eval id, the last eval/detail result)``, whose
-    ``state`` is anything but Pending/Doing. ``TimeoutError`` after ``timeout`` seconds."""
+    ``state`` is anything but Pending/Doing; :class:`qfnb._core.poll.PollTimeoutError` (a
+    ``qfnb.errors.TimeoutError``) after ``timeout`` seconds."""
     console = console or Model
     extra = {"config": config} if config is not None else {}
     created = result_of(await console.acreate_evaluation_task(
@@ -45,21 +45,13 @@ async def arun_evaluation_task(*, name: str, version_info: Sequence[Mapping[str,
         **extra, **create_kwargs))
     eval_id = created.get("evalIdStr") or created.get("evalId")
     log.info("platform evaluation task %s created (%s)", eval_id, eval_config.get("evalMode"))
-    deadline = None if timeout is None else time.monotonic() + timeout
-    try:
-        while True:
-            info = result_of(await console.aget_evaluation_info(eval_id, **extra))
-            state = info.get("state")
-            log.debug("evaluation task %s: %s", eval_id, state)
-            if state not in _RUNNING:
-                return str(eval_id), info
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"evaluation task {eval_id} still {state} after {timeout} s")
-            await asyncio.sleep(poll_interval)
-    except (asyncio.CancelledError, TimeoutError):
-        log.warning("stopping platform evaluation task %s", eval_id)
-        try:
-            await asyncio.shield(console.astop_evaluation_task(eval_id, **extra))
-        except Exception as exc:  # best effort: report the original interruption
-            log.warning("could not stop evaluation task %s: %s", eval_id, exc)
-        raise
+
+    async def fetch() -> Any:
+        info = result_of(await console.aget_evaluation_info(eval_id, **extra))
+        log.debug("evaluation task %s: %s", eval_id, info.get("state"))
+        return info
+
+    info = await apoll_until(fetch, lambda info: info.get("state") not in _RUNNING, interval=poll_interval,
+                             timeout=timeout, what=f"evaluation task {eval_id}",
+                             stop=lambda: console.astop_evaluation_task(eval_id, **extra))
+    return str(eval_id), info

@@ -10,6 +10,7 @@ from qfnb._core.ratelimit import estimate_tokens
 from qfnb._core.response import QfResponse
 from qfnb.protocol import routes
 
+from .accumulator import ChatAccumulator
 from .base import BaseInference, Target
 from .messages import Messages
 
@@ -58,21 +59,17 @@ class ChatCompletion(BaseInference):
         first = await super().ado(**kwargs)
         if kwargs.get("stream"):
             return self._continue_stream(first, kwargs)
-        parts = [str(first.body.get("result") or "")]
-        usage = dict(first.body.get("usage") or {})
-        resp, rounds = first, 0
-        while resp.body.get("is_truncated") and rounds < MAX_CONTINUATIONS:
-            rounds += 1
-            resp = await super().ado(**self._continuation(kwargs, parts))
-            parts.append(str(resp.body.get("result") or ""))
-            for key, value in (resp.body.get("usage") or {}).items():
-                if isinstance(value, int):
-                    usage[key] = usage.get(key, 0) + value
-        if resp.body.get("is_truncated"):
+        acc, resp = ChatAccumulator(), first
+        acc.add_body(resp.body)
+        while acc.truncated and len(acc.rounds) < MAX_CONTINUATIONS:
+            acc.end_round()
+            resp = await super().ado(**self._continuation(kwargs, acc.rounds))
+            acc.add_body(resp.body)
+        if acc.truncated:
             _still_truncated()
-        resp.body["result"] = "".join(parts)
-        if usage:
-            resp.body["usage"] = usage
+        resp.body["result"] = acc.text
+        if acc.usage:
+            resp.body["usage"] = acc.usage
         return resp
 
     def _continuation(self, kwargs: dict[str, Any], parts: list[str]) -> dict[str, Any]:
@@ -85,20 +82,18 @@ class ChatCompletion(BaseInference):
 
     async def _continue_stream(self, first: AsyncIterator[QfResponse], kwargs: dict[str, Any]
                                ) -> AsyncIterator[QfResponse]:
-        chunks, parts = first, []
-        for _ in range(MAX_CONTINUATIONS + 1):
-            text, truncated = [], False
+        acc, chunks = ChatAccumulator(), first
+        while True:
             async for chunk in chunks:
-                text.append(str(chunk.body.get("result") or ""))
-                truncated = bool(chunk.body.get("is_truncated"))
+                acc.add_body(chunk.body)
                 yield chunk
-            parts.append("".join(text))
-            if not truncated:
+            acc.end_round()
+            if not acc.truncated:
                 return
-            if len(parts) > MAX_CONTINUATIONS:
+            if len(acc.rounds) > MAX_CONTINUATIONS:
                 _still_truncated()
                 return
-            chunks = await super().ado(**self._continuation(kwargs, parts))
+            chunks = await super().ado(**self._continuation(kwargs, acc.rounds))
 
     async def _target(self, model: str | None, endpoint: str | None) -> Target:
         if self.version == 2:

@@ -1,0 +1,167 @@
+"""``Service``: a deployed endpoint (deploying waits through :func:`qfnb._core.poll.apoll_until`).
+
+Also the pieces ``Model`` shares with it: the poll tick type, the wait limit, the job error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from qfnb._core.errors import QfnbError, ValidationError
+from qfnb._core.poll import apoll_until
+from qfnb.model.configs import DeployConfig
+from qfnb.model.consts import ServiceStatus, ServiceType
+from qfnb.protocol.console import ServiceStatus as RunStatus
+from qfnb.resources.console import Service as ServiceAPI
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb._core.config import Config
+    from qfnb.dataset import Dataset
+
+    from .model import Model
+
+logger = logging.getLogger("qfnb.model")
+
+#: Called between polls; raising from it (e.g. on stop) aborts the wait.
+Tick = Callable[[dict[str, Any]], Awaitable[None]]
+#: how long a publish, deploy or batch run may take before the wait gives up
+WAIT_LIMIT_S = 6 * 3600.0
+class PlatformJobError(QfnbError):
+    """A platform job (publish, deploy) ended in failure."""
+
+
+def _cfg(config: Config | None) -> Config:
+    from qfnb._core.config import resolve_config
+
+    return resolve_config(config)
+
+
+async def _noop(_: dict[str, Any]) -> None:
+    return None
+
+
+def _result(resp: Any) -> dict[str, Any]:
+    value = resp.body.get("result")
+    return dict(value) if isinstance(value, dict) else {}
+
+
+_SERVICE_STATUS: dict[str, ServiceStatus] = {
+    RunStatus.NEW: ServiceStatus.Created, RunStatus.DEPLOYING: ServiceStatus.Deploying,
+    RunStatus.SERVING: ServiceStatus.Deployed, RunStatus.DONE: ServiceStatus.Deployed,
+    RunStatus.FAILED: ServiceStatus.DeployFailed, RunStatus.STOPPED: ServiceStatus.DeployStopped}
+
+
+class Service:
+    """A deployed service; ``get_res()`` gives the matching inference resource."""
+
+    def __init__(self, id: str | int | None = None, endpoint: str | None = None,
+                 model: Model | None = None, deploy_config: DeployConfig | None = None,
+                 service_type: ServiceType | str | None = ServiceType.Chat,
+                 config: Config | None = None) -> None:
+        if id is None and endpoint is None:
+            raise ValidationError("id", "give a service id or an endpoint")
+        self.id = id
+        self.endpoint = endpoint
+        self.model = model
+        self.deploy_config = deploy_config
+        self.service_type = ServiceType(service_type or ServiceType.Chat)
+        self.config = config
+        self.url: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Service(id={self.id!r}, endpoint={self.endpoint!r}, type={self.service_type.value})"
+
+    async def adetail(self) -> dict[str, Any]:
+        if self.id is None:
+            raise ValidationError("id", "this service was given by endpoint only")
+        return _result(await ServiceAPI.V2.aservice_detail(str(self.id), config=_cfg(self.config)))
+
+    async def await_serving(self, *, tick: Tick = _noop) -> dict[str, Any]:
+        """Poll ``DescribeService`` until ``Serving``; the endpoint is the url's last segment."""
+        cfg = _cfg(self.config)
+
+        def serving(info: dict[str, Any]) -> bool:
+            status = info.get("runStatus")
+            if status in (RunStatus.FAILED, RunStatus.STOPPED):
+                raise PlatformJobError(f"service {self.id} deployment ended {status}: "
+                                       f"{info.get('errorMessage') or ''}".rstrip(": "))
+            return status in (RunStatus.SERVING, RunStatus.DONE)
+
+        info = await apoll_until(self.adetail, serving, interval=cfg.deploy_status_polling_interval,
+                                 timeout=WAIT_LIMIT_S, what=f"service {self.id}", tick=tick)
+        self.url = info.get("url")
+        if self.url:
+            self.endpoint = str(self.url).rstrip("/").rsplit("/", 1)[-1]
+        logger.info("service %s serving at endpoint %s", self.id, self.endpoint)
+        return info
+
+    async def aget_status(self) -> ServiceStatus:
+        """Trainer-level status of the deployment (one ``DescribeService`` call)."""
+        return _SERVICE_STATUS.get(str((await self.adetail()).get("runStatus") or ""), ServiceStatus.Unknown)
+
+    def get_status(self) -> ServiceStatus:
+        """Blocking :meth:`aget_status`."""
+        from qfnb._core import sync
+
+        return sync.run(self.aget_status())
+
+    @property
+    def status(self) -> ServiceStatus:
+        """Deprecated (a network call behind an attribute; kept for the official SDK's
+        ``Service.status``): use :meth:`get_status`."""
+        warnings.warn("Service.status calls the platform; use Service.get_status()", DeprecationWarning,
+                      stacklevel=2)
+        return self.get_status()
+
+    def chat_target(self) -> dict[str, str]:
+        if not self.endpoint:
+            raise ValidationError("endpoint", f"service {self.id} has no endpoint yet (not serving)")
+        return {"endpoint": self.endpoint}
+
+    def get_res(self) -> Any:
+        """``ChatCompletion``/``Completion``/``Embedding`` bound to this service's endpoint."""
+        from qfnb import resources
+
+        cls = {ServiceType.Chat: resources.ChatCompletion, ServiceType.Completion: resources.Completion,
+               ServiceType.Embedding: resources.Embedding,
+               ServiceType.Text2Image: resources.Text2Image}[self.service_type]
+        kwargs: dict[str, Any] = dict(self.chat_target())
+        if self.config is not None:
+            kwargs["config"] = self.config
+        return cls(**kwargs)
+
+    def exec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        """Call the service: ``input`` holds the request fields (``messages`` for chat)."""
+        return self.get_res().do(**{**(input or {}), **kwargs})
+
+    async def aexec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        return await self.get_res().ado(**{**(input or {}), **kwargs})
+
+    def batch_inference(self, dataset: Dataset, **kwargs: Any) -> Dataset:
+        return dataset.test_using_llm(self, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "Service", "id": self.id, "endpoint": self.endpoint, "url": self.url,
+                "service_type": self.service_type.value,
+                "deploy_config": self.deploy_config.model_dump(mode="json") if self.deploy_config else None}
+
+    def dumps(self) -> bytes:
+        return json.dumps(self.to_dict()).encode("utf-8")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], config: Config | None = None,
+                  model: Model | None = None) -> Service:
+        dc = data.get("deploy_config")
+        svc = cls(id=data.get("id"), endpoint=data.get("endpoint"), model=model,
+                  deploy_config=DeployConfig(**dc) if dc else None,
+                  service_type=data.get("service_type") or ServiceType.Chat, config=config)
+        svc.url = data.get("url")
+        return svc
+
+    @classmethod
+    def loads(cls, data: bytes | str) -> Service:
+        return cls.from_dict(json.loads(data))
