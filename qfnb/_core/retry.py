@@ -24,8 +24,10 @@ __all__ = ["AdaptiveLimit", "BatchHealth", "BatchVerdict", "RecentFailures", "Re
 
 #: error codes that mean "over your quota": a batch slows down instead of failing
 THROTTLE_CODES = frozenset({4, 17, 18, 336501, 336502})
-#: a batch whose recent answers fail less often than this re-queues a failed item at once
+#: a batch whose recent answers fail less often than this re-queues a failed item at once...
 SICK_SHARE = 0.5
+#: ...for this many failures in a row of that item; then (a "poison" input) it backs off
+FREE_RETRIES = 4
 
 
 @dataclass(frozen=True)
@@ -146,10 +148,11 @@ def batch_verdict(exc: BaseException, policy: RetryPolicy, attempt: int, health:
     the batch's time budget, not a count. ``throttled`` (HTTP 429 or a QPS/RPM/TPM code)
     tells the batch to lower its concurrency. The wait is the server's ``Retry-After`` when it
     sent one. Otherwise it depends on ``health``: while most calls succeed and the concurrency
-    was not cut, a failure is a passing fault and the item goes back at once (a wait would only
-    lengthen the batch's tail); a throttled call under a quota comes back in about a second
-    (quotas count per second), and while most calls fail (or ``health`` is unknown) the wait
-    grows from 50 ms to 5 s with the item's attempts, jittered, so a sick server is not hammered.
+    was not cut, a failure is a passing fault and the item goes back at once for its first
+    :data:`FREE_RETRIES` failures (a wait would only lengthen the batch's tail); a throttled
+    call under a quota comes back in about a second (quotas count per second); while most calls
+    fail (or ``health`` is unknown), and for an item that keeps failing, the wait grows from
+    50 ms to 5 s with its attempts, jittered, so neither a sick server nor one input hammers.
     """
     if not is_retryable(exc, policy):
         return BatchVerdict(False)
@@ -162,13 +165,21 @@ def batch_verdict(exc: BaseException, policy: RetryPolicy, attempt: int, health:
         asked = parse_retry_after(getattr(exc, "retry_after", None))
     if asked is not None:
         wait = max(asked, 0.0) if asked <= policy.max_retry_after else policy.max_retry_after
-    elif throttled:
-        wait = 1.0 * (0.5 + rand()) if health is None or health.throttling else 0.0
-    elif health is not None and health.failing < SICK_SHARE:
-        wait = 0.0
-    else:  # 50 ms doubling, at most 5 s: other inputs go on meanwhile, so short waits cost little
-        wait = min(0.05 * 2 ** min(attempt - 1, 10), 5.0, policy.max_wait) * (0.5 + rand())
+    elif throttled and (health is None or health.throttling):
+        wait = 1.0 * (0.5 + rand())
+    elif health is not None and health.failing < SICK_SHARE:  # a passing fault
+        wait = _backoff(attempt - FREE_RETRIES, policy, rand)
+    else:
+        wait = _backoff(attempt, policy, rand)
     return BatchVerdict(True, throttled, wait)
+
+
+def _backoff(step: int, policy: RetryPolicy, rand: Callable[[], float]) -> float:
+    """None before step 1, then 50 ms doubling, at most 5 s, jittered: other inputs go on
+    meanwhile, so short waits cost little."""
+    if step <= 0:
+        return 0.0
+    return min(0.05 * 2 ** min(step - 1, 10), 5.0, policy.max_wait) * (0.5 + rand())
 
 
 class RecentFailures:

@@ -18,8 +18,18 @@ from typing import Any
 
 from qfnb._core.retry import AdaptiveLimit, BatchHealth, BatchVerdict, RecentFailures
 
-from .results import (BatchFuture, BatchStats, FileResults, FileSink, FuturesSink, ListSink, Sink, done_indices,
-                      read_results, record_value)
+from .results import (
+    BatchFuture,
+    BatchStats,
+    FileResults,
+    FileSink,
+    FuturesSink,
+    ListSink,
+    Sink,
+    done_indices,
+    read_results,
+    record_value,
+)
 
 __all__ = ["BatchFuture", "BatchStats", "FileResults", "FileSink", "FuturesSink", "ListSink", "done_indices",
            "read_results", "record_value", "run_batch"]
