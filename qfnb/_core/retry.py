@@ -147,12 +147,12 @@ def batch_verdict(exc: BaseException, policy: RetryPolicy, attempt: int, health:
     Transient failures (as :func:`is_retryable` says) are retried — how often is bounded by
     the batch's time budget, not a count. ``throttled`` (HTTP 429 or a QPS/RPM/TPM code)
     tells the batch to lower its concurrency. The wait is the server's ``Retry-After`` when it
-    sent one. Otherwise it depends on ``health``: while most calls succeed and the concurrency
-    was not cut, a failure is a passing fault and the item goes back at once for its first
-    :data:`FREE_RETRIES` failures (a wait would only lengthen the batch's tail); a throttled
-    call under a quota comes back in about a second (quotas count per second); while most calls
-    fail (or ``health`` is unknown), and for an item that keeps failing, the wait grows from
-    50 ms to 5 s with its attempts, jittered, so neither a sick server nor one input hammers.
+    sent one. Otherwise it depends on ``health``: a throttled call comes back in about a second
+    once the concurrency was cut (quotas count per second); while most calls succeed, a failure
+    is a passing fault and the item goes back at once for its first :data:`FREE_RETRIES`
+    failures (a wait would only lengthen the batch's tail); while most calls fail (or
+    ``health`` is unknown), and for an item that keeps failing, the wait grows from 50 ms to
+    5 s with its attempts, jittered, so neither a sick server nor one input hammers.
     """
     if not is_retryable(exc, policy):
         return BatchVerdict(False)
