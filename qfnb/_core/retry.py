@@ -19,10 +19,15 @@ from qfnb.protocol.errors import RETRYABLE_HTTP_STATUSES
 from .config import Config
 from .errors import APIError, ConnectionError, RequestError, StreamError
 
-__all__ = ["AdaptiveLimit", "BatchVerdict", "RetryPolicy", "batch_verdict", "parse_retry_after", "retry_delay"]
+__all__ = ["AdaptiveLimit", "BatchHealth", "BatchVerdict", "RecentFailures", "RetryPolicy", "batch_verdict",
+           "parse_retry_after", "retry_delay"]
 
 #: error codes that mean "over your quota": a batch slows down instead of failing
 THROTTLE_CODES = frozenset({4, 17, 18, 336501, 336502})
+#: a batch whose recent answers fail less often than this re-queues a failed item at once...
+SICK_SHARE = 0.5
+#: ...for this many failures in a row of that item; then (a "poison" input) it backs off
+FREE_RETRIES = 4
 
 
 @dataclass(frozen=True)
@@ -126,15 +131,28 @@ class BatchVerdict:
     wait: float = 0.0
 
 
-def batch_verdict(exc: BaseException, policy: RetryPolicy, attempt: int, *,
+@dataclass(frozen=True)
+class BatchHealth:
+    """How a batch is going when one of its items fails: the share of its recent answers that
+    were transient failures, and whether throttling is the rule (its concurrency was cut)."""
+
+    failing: float = 0.0
+    throttling: bool = False
+
+
+def batch_verdict(exc: BaseException, policy: RetryPolicy, attempt: int, health: BatchHealth | None = None, *,
                   rand: Callable[[], float] = random.random) -> BatchVerdict:
     """The batch's decision for an item whose ``attempt``-th call failed with ``exc``.
 
     Transient failures (as :func:`is_retryable` says) are retried — how often is bounded by
     the batch's time budget, not a count. ``throttled`` (HTTP 429 or a QPS/RPM/TPM code)
-    tells the batch to lower its concurrency. The wait honours ``Retry-After``; otherwise it is
-    about a second for a throttled call and grows from 50 ms to 5 s for other transient
-    failures, jittered, so re-queued items do not hammer.
+    tells the batch to lower its concurrency. The wait is the server's ``Retry-After`` when it
+    sent one. Otherwise it depends on ``health``: a throttled call comes back in about a second
+    once the concurrency was cut (quotas count per second); while most calls succeed, a failure
+    is a passing fault and the item goes back at once for its first :data:`FREE_RETRIES`
+    failures (a wait would only lengthen the batch's tail); while most calls fail (or
+    ``health`` is unknown), and for an item that keeps failing, the wait grows from 50 ms to
+    5 s with its attempts, jittered, so neither a sick server nor one input hammers.
     """
     if not is_retryable(exc, policy):
         return BatchVerdict(False)
@@ -145,13 +163,45 @@ def batch_verdict(exc: BaseException, policy: RetryPolicy, attempt: int, *,
     asked = parse_retry_after(headers.get("retry-after") if hasattr(headers, "get") else None)
     if asked is None:
         asked = parse_retry_after(getattr(exc, "retry_after", None))
-    if throttled:  # a quota is counted per second: come back in about a second, not at once
-        wait = 1.0 * (0.5 + rand())
-    else:  # 50 ms doubling, at most 5 s: other inputs go on meanwhile, so short waits cost little
-        wait = min(0.05 * 2 ** min(attempt - 1, 10), 5.0, policy.max_wait) * (0.5 + rand())
     if asked is not None:
         wait = max(asked, 0.0) if asked <= policy.max_retry_after else policy.max_retry_after
+    elif throttled and (health is None or health.throttling):
+        wait = 1.0 * (0.5 + rand())
+    elif health is not None and health.failing < SICK_SHARE:  # a passing fault
+        wait = _backoff(attempt - FREE_RETRIES, policy, rand)
+    else:
+        wait = _backoff(attempt, policy, rand)
     return BatchVerdict(True, throttled, wait)
+
+
+def _backoff(step: int, policy: RetryPolicy, rand: Callable[[], float]) -> float:
+    """None before step 1, then 50 ms doubling, at most 5 s, jittered: other inputs go on
+    meanwhile, so short waits cost little."""
+    if step <= 0:
+        return 0.0
+    return min(0.05 * 2 ** min(step - 1, 10), 5.0, policy.max_wait) * (0.5 + rand())
+
+
+class RecentFailures:
+    """The share of a batch's last ``window`` answers that were transient failures (no I/O).
+
+    Fewer than ``minimum`` answers count as that many (the first failure of a batch is not
+    "all of them")."""
+
+    def __init__(self, window: int = 50, minimum: int = 10) -> None:
+        self.window, self.minimum = max(1, window), max(1, minimum)
+        self._recent: deque[bool] = deque()
+        self._failed = 0
+
+    @property
+    def share(self) -> float:
+        return self._failed / max(len(self._recent), self.minimum)
+
+    def note(self, failed: bool) -> None:
+        self._recent.append(failed)
+        self._failed += failed
+        if len(self._recent) > self.window:
+            self._failed -= self._recent.popleft()
 
 
 class AdaptiveLimit:
@@ -174,6 +224,11 @@ class AdaptiveLimit:
     @property
     def current(self) -> int:
         return max(self.minimum, int(self.value))
+
+    @property
+    def throttling(self) -> bool:
+        """Whether throttling is the rule: the limit was cut and has not grown back yet."""
+        return self.value < self.maximum
 
     def on_success(self, started_epoch: int | None = None) -> None:
         self.value = min(float(self.maximum), self.value + 1.0 / self.value)

@@ -322,7 +322,7 @@ class BaseInference:
 
     def _batch_classifier(self, common: dict[str, Any]) -> _batch.Classify:
         policy = self._retry(dict(common)) or RetryPolicy.inference(self.config)
-        return lambda exc, attempt: batch_verdict(exc, policy, attempt)
+        return lambda exc, attempt, health: batch_verdict(exc, policy, attempt, health)
 
     def batch_do(self, inputs: Iterable[Any] | None = None, *, body_list: Iterable[dict[str, Any]] | None = None,
                  worker_num: int | None = None, output_file: str | Path | None = None,

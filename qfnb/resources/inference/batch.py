@@ -1,225 +1,47 @@
 """Batch inference at scale: at most ``worker_num`` requests in flight, each input sent once.
 
-One async engine (:func:`run_batch`) feeds results to a *sink*: a list (``abatch_do``),
-per-input futures (``batch_do``), or a JSONL file (``output_file=``, bounded memory,
-resumable: a re-run skips the indices the file already holds as successful).
+One async engine (:func:`run_batch`) feeds results to a *sink* (:mod:`.results`): a list
+(``abatch_do``), per-input futures (``batch_do``), or a JSONL file (``output_file=``, bounded
+memory, resumable: a re-run skips the indices the file already holds as successful).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import heapq
 import itertools
-import json
 import logging
-import os
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol, overload
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
-from qfnb._core.errors import APIError, QfnbError, api_error
-from qfnb._core.response import QfResponse
-from qfnb._core.retry import AdaptiveLimit, BatchVerdict
+from qfnb._core.retry import AdaptiveLimit, BatchHealth, BatchVerdict, RecentFailures
 
-__all__ = ["BatchFuture", "BatchStats", "FileSink", "ListSink", "read_results", "run_batch"]
+from .results import (
+    BatchFuture,
+    BatchStats,
+    FileResults,
+    FileSink,
+    FuturesSink,
+    ListSink,
+    Sink,
+    done_indices,
+    read_results,
+    record_value,
+)
+
+__all__ = ["BatchFuture", "BatchStats", "FileResults", "FileSink", "FuturesSink", "ListSink", "done_indices",
+           "read_results", "record_value", "run_batch"]
 
 logger = logging.getLogger("qfnb.batch")
 
 DEFAULT_WORKERS = 64
-
-
-class Sink(Protocol):
-    def ok(self, index: int, value: Any) -> None: ...
-    def fail(self, index: int, exc: BaseException) -> None: ...
-
-
-class ListSink:
-    """Results (or exceptions) by input index."""
-
-    def __init__(self, total: int) -> None:
-        self.results: list[Any] = [None] * total
-
-    def ok(self, index: int, value: Any) -> None:
-        self.results[index] = value
-
-    def fail(self, index: int, exc: BaseException) -> None:
-        self.results[index] = exc
-
-
-class FuturesSink:
-    """A ``concurrent.futures.Future`` per input; exceptions are set as *values* (seed API)."""
-
-    def __init__(self, total: int) -> None:
-        self.futures: list[concurrent.futures.Future[Any]] = [concurrent.futures.Future() for _ in range(total)]
-
-    def ok(self, index: int, value: Any) -> None:
-        self.futures[index].set_result(value)
-
-    def fail(self, index: int, exc: BaseException) -> None:
-        self.futures[index].set_result(exc)
-
-
-def _error_record(exc: BaseException) -> dict[str, Any]:
-    rec: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
-    if isinstance(exc, APIError):
-        rec["error_code"] = exc.error_code
-    return rec
-
-
-class FileSink:
-    """Append one JSON line per finished input: ``{"index", "ok", "result" | "error"}``.
-
-    Keeps nothing in memory but the set of done indices read at start (for resume).
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.done = done_indices(self.path)
-        #: one past the highest index written (the input count of a lazy input, once done)
-        self.count = max(self.done) + 1 if self.done else 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = self.path.open("a", encoding="utf-8")
-        if self._fh.tell() > 0 and not _ends_with_newline(self.path):
-            self._fh.write("\n")  # seal a line torn by a crash so the next record starts clean
-
-    def ok(self, index: int, value: Any) -> None:
-        body = value.body if isinstance(value, QfResponse) else value
-        self._write({"index": index, "ok": True, "result": body})
-
-    def fail(self, index: int, exc: BaseException) -> None:
-        self._write({"index": index, "ok": False, "error": _error_record(exc)})
-
-    def _write(self, record: dict[str, Any]) -> None:
-        self.count = max(self.count, record["index"] + 1)
-        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._fh.flush()
-
-    def close(self) -> None:
-        self._fh.close()
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with path.open("rb") as fh:
-        fh.seek(-1, os.SEEK_END)
-        return fh.read(1) == b"\n"
-
-
-def done_indices(path: Path) -> set[int]:
-    """Indices a previous run finished successfully (a torn last line is ignored)."""
-    done: set[int] = set()
-    if not path.exists():
-        return done
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if rec.get("ok") and isinstance(rec.get("index"), int):
-                done.add(rec["index"])
-    return done
-
-
-def read_results(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(index, record)`` from a batch output file, in file order (later lines win on re-runs)."""
-    with Path(path).open(encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and isinstance(rec.get("index"), int):
-                yield rec["index"], rec
-
-
-def record_value(rec: dict[str, Any] | None) -> Any:
-    """What the batch returns for a file record: a QfResponse, or the exception as a value."""
-    if rec is None:
-        return None
-    if rec.get("ok"):
-        return QfResponse(200, {}, rec.get("result") or {})
-    err = rec.get("error") or {}
-    if "error_code" in err:
-        return api_error(err["error_code"], err.get("message", ""))
-    return QfnbError(f"{err.get('type', 'Error')}: {err.get('message', '')}")
-
-
-class FileResults(Sequence[Any]):
-    """A batch's results read back from its output file, in input order, one at a time.
-
-    The same values as without a file (QfResponse, or the exception as a value), but only an
-    offset per input is kept in memory; a success wins over an earlier failure of a re-run.
-    """
-
-    def __init__(self, path: Path, total: int) -> None:
-        self.path, self._total = path, total
-        self._offsets: dict[int, int] = {}
-        ok: set[int] = set()
-        with path.open("rb") as fh:
-            offset = 0
-            for line in fh:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    rec = None
-                if isinstance(rec, dict) and isinstance(rec.get("index"), int):
-                    index = rec["index"]
-                    if rec.get("ok") or index not in ok:
-                        self._offsets[index] = offset
-                    if rec.get("ok"):
-                        ok.add(index)
-                offset += len(line)
-
-    def __len__(self) -> int:
-        return self._total
-
-    @overload
-    def __getitem__(self, index: int) -> Any: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Any]: ...
-
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self._total))]
-        if index < 0:
-            index += self._total
-        if not 0 <= index < self._total:
-            raise IndexError(index)
-        offset = self._offsets.get(index)
-        if offset is None:
-            return None
-        with self.path.open("rb") as fh:
-            fh.seek(offset)
-            return record_value(json.loads(fh.readline()))
-
-    def __iter__(self) -> Iterator[Any]:
-        for i in range(self._total):
-            yield self[i]
-
-    def __repr__(self) -> str:
-        return f"FileResults({str(self.path)!r}, {self._total} results)"
-
-
 #: how long a batch keeps retrying one item's transient failures (seconds from its first try)
 DEFAULT_RETRY_BUDGET = 600.0
 
-
-@dataclass
-class BatchStats:
-    """What a batch did besides its results: re-queued calls and the concurrency it settled at."""
-
-    retried: int = 0
-    concurrency: int = 0
-    lowest_concurrency: int = 0
-
-
-Classify = Callable[[BaseException, int], BatchVerdict]
-
+#: ``classify(exc, attempt, health)``: what to do with an item whose ``attempt``-th call failed
+Classify = Callable[[BaseException, int, BatchHealth], BatchVerdict]
 
 async def run_batch(call: Callable[[Any], Awaitable[Any]], items: Iterable[Any], sink: Sink, *,
                     worker_num: int | None = None, skip: set[int] | None = None,
@@ -230,13 +52,15 @@ async def run_batch(call: Callable[[Any], Awaitable[Any]], items: Iterable[Any],
 
     Inputs are pulled lazily (one iterator shared by the workers), so each is sent once and
     memory does not grow with the input count. A failure that ``classify`` calls transient is
-    queued again, behind the other items, after the wait it names (``Retry-After``), for as
-    long as ``retry_budget`` seconds from the item's first try; a throttled one also halves the
-    concurrency, which grows back as calls succeed (AIMD). Other failures, and transient ones
-    past the budget, go to ``sink.fail`` as values.
+    queued again after the wait it names (none for a passing fault while the batch is healthy;
+    ``Retry-After``; a backoff while most calls fail), for as long as ``retry_budget`` seconds
+    from the item's first try; a re-queued item that is due goes before new ones. Throttling
+    halves the concurrency, which grows back as calls succeed (AIMD). Other failures, and
+    transient ones past the budget, go to ``sink.fail`` as values.
     """
     workers = max(1, int(worker_num or DEFAULT_WORKERS))
     limit = AdaptiveLimit(workers)
+    failures = RecentFailures()
     stats = stats if stats is not None else BatchStats()
     stats.concurrency = stats.lowest_concurrency = limit.current
     source = enumerate(items)
@@ -285,8 +109,11 @@ async def run_batch(call: Callable[[Any], Awaitable[Any]], items: Iterable[Any],
             cond.notify_all()
             if exc is None:
                 limit.on_success(epoch)
+                failures.note(False)
                 return False
-            verdict = classify(exc, attempt) if classify is not None else BatchVerdict(False)
+            health = BatchHealth(failures.share, limit.throttling)
+            verdict = classify(exc, attempt, health) if classify is not None else BatchVerdict(False)
+            failures.note(verdict.retry and not verdict.throttled)
             if verdict.throttled and limit.on_throttle(epoch):
                 logger.info("batch throttled (%s); concurrency now %d", type(exc).__name__, limit.current)
                 stats.lowest_concurrency = min(stats.lowest_concurrency, limit.current)
@@ -325,95 +152,6 @@ async def run_batch(call: Callable[[Any], Awaitable[Any]], items: Iterable[Any],
         for t in tasks:
             t.cancel()
         stats.concurrency = limit.current
-
-
-class BatchFuture:
-    """What ``batch_do`` returns while the batch runs in the background.
-
-    ``for f in future: f.result()`` yields, in input order, each result: a QfResponse, or
-    the Exception instance if that input failed. With ``output_file=`` nothing is kept in
-    memory: iteration and :meth:`results` read the file back when the batch is done.
-    """
-
-    def __init__(self, total: int | None, done: concurrent.futures.Future[None], counter: list[int],
-                 futures: list[concurrent.futures.Future[Any]] | None = None,
-                 output_file: Path | None = None, skipped: int = 0, stats: BatchStats | None = None) -> None:
-        #: calls re-queued after a transient failure, and the concurrency the batch settled at
-        self.stats = stats if stats is not None else BatchStats()
-        self._total = total
-        self._done = done
-        self._counter = counter
-        self._futures = futures
-        self._output_file = output_file
-        self._skipped = skipped
-        self._lock = threading.Lock()
-
-    def finished_count(self) -> int:
-        """Inputs finished so far (successes and failures; resumed ones count as finished)."""
-        return self._counter[0] + self._skipped
-
-    def total_count(self) -> int:
-        """Number of inputs (for a lazy input without ``len``: the count seen once it is done)."""
-        if self._total is None:
-            return self.finished_count()
-        return self._total
-
-    def task_count(self) -> int:
-        return self.total_count()
-
-    def __len__(self) -> int:
-        return self.total_count()
-
-    def done(self) -> bool:
-        return self._done.done()
-
-    def wait(self, timeout: float | None = None) -> None:
-        """Block until every input is finished (a batch-level failure is raised here)."""
-        self._done.result(timeout)
-
-    def cancel(self) -> bool:
-        return self._done.cancel()
-
-    def __iter__(self) -> Iterator[concurrent.futures.Future[Any]]:
-        if self._futures is not None:
-            return iter(self._futures)
-        self.wait()
-        return iter(_completed(value) for value in self._file_results())
-
-    def results(self) -> Sequence[Any]:
-        """Wait, then every result in input order: a QfResponse, or the exception as a value.
-
-        With ``output_file=`` the same values are read back from the file one at a time."""
-        self.wait()
-        if self._futures is not None:
-            return [f.result() for f in self._futures]
-        return self._file_results()
-
-    def get_future_list(self) -> list[concurrent.futures.Future[Any]]:
-        """The official SDK's name: one finished-or-pending future per input."""
-        return list(self)
-
-    @property
-    def retried(self) -> int:
-        return self.stats.retried
-
-    @property
-    def concurrency(self) -> int:
-        return self.stats.concurrency
-
-    def _file_results(self) -> FileResults:
-        assert self._output_file is not None
-        return FileResults(self._output_file, self.total_count())
-
-    def __repr__(self) -> str:
-        total = "?" if self._total is None else self._total
-        return f"BatchFuture({self.finished_count()}/{total} finished)"
-
-
-def _completed(value: Any) -> concurrent.futures.Future[Any]:
-    fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
-    fut.set_result(value)
-    return fut
 
 
 def check_batch_kwargs(kwargs: dict[str, Any]) -> None:
