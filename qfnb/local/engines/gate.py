@@ -12,6 +12,7 @@ Routes talk to engines only through :class:`AsyncChat` (``achat`` / ``acomplete`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
@@ -110,16 +111,16 @@ async def _collect(deltas: AsyncIterator[Delta]) -> list[Delta]:
 
 
 class ThreadedChat(SyncFace):
-    """A blocking :class:`ChatEngine` behind a gate and a thread of its own.
+    """A blocking :class:`ChatEngine` behind a gate; each admitted request runs on a thread of its
+    own (the engine serialises generation itself), never on a shared pool.
 
-    Closing the async iterator (the client went away) closes the blocking one between two
+    Closing the async iterator (the client went away) stops the blocking one between two
     tokens, so an abandoned request stops generating.
     """
 
     def __init__(self, engine: ChatEngine, *, queue: int = 32) -> None:
         self.engine, self.name = engine, str(getattr(engine, "name", type(engine).__name__))
         self.gate = Gate(self.name, 1, queue)
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"qfnb-engine-{self.name}")
 
     def achat(self, messages: list[dict[str, Any]], *, system: str | None,
               params: dict[str, Any]) -> AsyncIterator[Delta]:
@@ -128,24 +129,46 @@ class ThreadedChat(SyncFace):
     def acomplete(self, prompt: str, *, params: dict[str, Any]) -> AsyncIterator[Delta]:
         return self._run(lambda: iter(self.engine.complete(prompt, params=params)))
 
-    async def _run(self, start: Any) -> AsyncIterator[Delta]:
+    async def _run(self, start: Callable[[], Iterator[Delta]]) -> AsyncIterator[Delta]:
         loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[Any, BaseException | None]] = asyncio.Queue()
+        stop = threading.Event()
+
+        def put(item: Any, exc: BaseException | None = None) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
+                loop.call_soon_threadsafe(queue.put_nowait, (item, exc))
+
+        def produce() -> None:
+            try:
+                iterator = start()
+                try:
+                    for item in iterator:
+                        if stop.is_set():
+                            break
+                        put(item)
+                finally:
+                    close = getattr(iterator, "close", None)
+                    if close is not None:
+                        close()
+                put(_DONE)
+            except BaseException as exc:  # delivered to the caller
+                put(_DONE, exc)
+
         with self.gate.admit():
-            iterator = await loop.run_in_executor(self._pool, start)
+            threading.Thread(target=produce, name=f"qfnb-engine-{self.name}", daemon=True).start()
             try:
                 while True:
-                    item = await loop.run_in_executor(self._pool, next, iterator, _DONE)
+                    item, exc = await queue.get()
+                    if exc is not None:
+                        raise exc
                     if item is _DONE:
                         return
-                    yield item  # type: ignore[misc]
+                    yield item
             finally:
-                close = getattr(iterator, "close", None)
-                if close is not None:
-                    self._pool.submit(close)
+                stop.set()
 
     def close(self) -> None:
-        self._pool.submit(self.engine.close)
-        self._pool.shutdown(wait=False)
+        self.engine.close()
 
     def __getattr__(self, name: str) -> Any:  # the wrapped engine's own helpers (render, tokenizer)
         if name.startswith("__") or name == "engine":
