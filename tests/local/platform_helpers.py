@@ -66,3 +66,18 @@ def wait_for(check: Callable[[], Any], timeout: float = 20.0) -> Any:
 def client_for(data_dir: Path, registry: FakeRegistry | None = None, **kw: Any) -> TestClient:
     return TestClient(create_app(make_settings(data_dir, **kw), registry or FakeRegistry()),
                       base_url="http://127.0.0.1:8123")
+
+
+def wait_up(url: str, proc: Any, timeout: float = 120.0, log: Path | None = None) -> None:
+    """Wait until ``url`` answers 200 while ``proc`` (a server this test started) is alive."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text() if log else url
+        time.sleep(0.1)

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from fake_openai_engine import FakeEngine
 from fakes.cloud import serve
-from platform_helpers import CREDS, Signer, make_settings
+from platform_helpers import CREDS, Signer, make_settings, wait_up
 
 from qfnb.local.app import create_app
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
@@ -167,15 +167,7 @@ def served_platform(tmp_path: Path) -> Iterator[tuple[FakeEngine, str, int]]:
                                      "--log-level", "warning"], stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert proc.poll() is None and time.monotonic() < deadline, port_file.read_text()
-                time.sleep(0.1)
+            wait_up(base + "/healthz", proc, 60, port_file)
             yield fake, base, proc.pid
             assert proc.poll() is None, port_file.read_text()  # the server survived the load
         finally:

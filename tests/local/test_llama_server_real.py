@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from platform_helpers import wait_up
 
 from qfnb.local import assets
 from qfnb.local.engines import DEFAULT_CHAT, GEMMA
@@ -146,15 +147,7 @@ def external_llama_server() -> Iterator[str]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_up(url + "/health", proc)
         yield url + "/v1"
     finally:
         proc.terminate()
