@@ -9,6 +9,11 @@ DEST=$1
 : "${LLAMA_SRC_VERSION:?}" "${LLAMA_CMAKE:?}"
 PY=${PYTHON:-python3}
 work=$(mktemp -d)
+# cmake and ninja from the system, else their PyPI wheels in the venv
+if ! command -v cmake >/dev/null 2>&1 || ! command -v ninja >/dev/null 2>&1; then
+  "$PY" -m pip install -q cmake ninja
+  PATH="$(dirname "$PY"):$PATH"
+fi
 trap 'rm -rf "$work"' EXIT
 echo "bootstrap: building llama-server from llama.cpp (llama-cpp-python $LLAMA_SRC_VERSION source) once per machine (about 10 minutes on 2 cores)" >&2
 "$PY" -m pip download -q --no-deps --no-binary :all: -d "$work" "llama-cpp-python==$LLAMA_SRC_VERSION" 2>/dev/null
