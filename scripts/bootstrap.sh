@@ -23,7 +23,7 @@ if ! grep -q avx512f /proc/cpuinfo 2>/dev/null; then
   LLAMA_CMAKE="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
 fi
 export LLAMA_CMAKE
-SERVER_DIR=${QFNB_CACHE_DIR:-$HOME/.cache/qfnb}/llama-server-$(cat <(echo "$LLAMA_SRC_VERSION $LLAMA_CMAKE") scripts/build_llama_server.sh | sha256sum | cut -c1-12)
+SERVER_DIR=${QFNB_CACHE_DIR:-$HOME/.cache/qfnb}/llama-server-$(echo "$LLAMA_SRC_VERSION $LLAMA_CMAKE" | sha256sum | cut -c1-12)
 want=$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
 
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
