@@ -1,5 +1,11 @@
 """pytest fixtures around the fake cloud. Import them into a test module or conftest:
 ``from tests.fakes.fixtures import fake, fake_server, make_config  # noqa: F401``.
+
+``fake`` is called in-process through :class:`qfnb._core.transport_asgi.ASGITransport` (no
+socket; ``fake.transport`` is set and ``make_config`` injects it) where a ``fake_in_process``
+fixture returning True is visible (the conftests of tests/core, tests/resources and
+tests/console define one), and over a real uvicorn server otherwise or when a test is marked
+``@pytest.mark.sockets`` (a subprocess or a kernel must reach it, or the real HTTP path is tested).
 """
 
 from __future__ import annotations
@@ -11,8 +17,12 @@ import pytest
 
 from qfnb._core import client as client_mod
 from qfnb._core.config import Config
+from qfnb._core.transport_asgi import ASGITransport
 
 from .cloud import FakeQianfan, serve
+
+#: the base URL of an in-process fake (never resolved: its transport does not use the network)
+IN_PROCESS_URL = "http://qianfan.fake"
 
 
 class _Swap:
@@ -32,26 +42,41 @@ def fake_server() -> Iterator[tuple[_Swap, str]]:
         yield swap, url
 
 
+def _in_process(request: pytest.FixtureRequest) -> bool:
+    if request.node.get_closest_marker("sockets") is not None:
+        return False
+    try:
+        return bool(request.getfixturevalue("fake_in_process"))
+    except pytest.FixtureLookupError:
+        return False
+
+
 @pytest.fixture
-def fake(fake_server: tuple[_Swap, str]) -> Iterator[FakeQianfan]:
-    """A fresh fake platform (``fake.base_url`` is where it listens); clients are not shared
-    between tests."""
-    swap, url = fake_server
-    swap.app = FakeQianfan()
-    swap.app.base_url = url
+def fake(request: pytest.FixtureRequest) -> Iterator[FakeQianfan]:
+    """A fresh fake platform (``fake.base_url`` is where it answers; ``fake.transport`` reaches
+    it in-process, or is None when it is served over a socket); clients are not shared between tests."""
+    app = FakeQianfan()
+    if _in_process(request):
+        app.base_url = IN_PROCESS_URL
+        app.transport = ASGITransport(app)
+    else:
+        swap, url = request.getfixturevalue("fake_server")
+        swap.app = app
+        app.base_url = url
+        app.transport = None
     client_mod._CLIENTS.clear()
-    yield swap.app
+    yield app
     client_mod._CLIENTS.clear()
 
 
 @pytest.fixture
 def make_config(fake: FakeQianfan) -> Callable[..., Config]:
     """``make_config(mode="oauth"|"iam"|"both", **overrides)`` → a Config for the fake
-    (no environment read; fast retries)."""
+    (no environment read; fast retries; the fake's transport when it is in-process)."""
 
     def make(mode: str = "both", **overrides: Any) -> Config:
         values: dict[str, Any] = {**fake.env(fake.base_url, mode), "llm_api_retry_backoff_factor": 0.01,
-                                  "llm_api_retry_jitter": 0.01, **overrides}
+                                  "llm_api_retry_jitter": 0.01, "transport": fake.transport, **overrides}
         return Config.from_env({}, **values)
 
     return make
