@@ -30,9 +30,9 @@ from .errors import AccessTokenExpiredError, APIError, AuthError, QfnbError, Req
 from .ratelimit import RateLimiter
 from .response import QfResponse
 from .retry import RetryPolicy, retry_delay
-from .transport import Request, Transport, default_transport
+from .transport import Request, Transport
 
-__all__ = ["AsyncQianfanClient", "get_client"]
+__all__ = ["AsyncQianfanClient", "default_transport", "get_client"]
 
 logger = logging.getLogger("qfnb.client")
 
@@ -270,7 +270,7 @@ class AsyncQianfanClient:
         resp = await self.console(routes.Console.SERVICE_LIST, {})
         result = resp.body.get("result") or {}
         self._services = (time.monotonic(), result)
-        return result  # type: ignore[no-any-return]
+        return result
 
     def invalidate_services(self) -> None:
         """Forget the cached ``service/list``: the next lookup fetches it again."""
@@ -289,6 +289,24 @@ def _advertised_limits(headers: Any) -> RateLimiter | None:
             return None
 
     return RateLimiter.from_server(number("x-ratelimit-limit-requests"), number("x-ratelimit-limit-tokens"))
+
+
+def default_transport(config: Config) -> Transport:
+    """The transport for ``config``: its injected one, httpx's when a proxy is set, else aiohttp's."""
+    if config.transport is not None:
+        return config.transport
+    pool = max(1, config.max_connections)
+    if not config.proxy:
+        try:
+            from .transport_aiohttp import AiohttpTransport
+        except ImportError:  # pragma: no cover - aiohttp is a dependency; httpx alone still works
+            pass
+        else:
+            return AiohttpTransport(max_connections=pool, verify=config.ssl_verification_enabled)
+    from .transport_httpx import HttpxTransport
+
+    return HttpxTransport(max_connections=pool, verify=config.ssl_verification_enabled,
+                          proxy=config.proxy or None)
 
 
 _CLIENTS: dict[tuple[Any, ...], AsyncQianfanClient] = {}

@@ -203,7 +203,7 @@ class Config:
             parts = [getattr(self, f.name) for f in fields(self) if f.name != "default_models"]
             cached = (*parts, tuple(sorted(self.default_models.items())))
             object.__setattr__(self, "_fingerprint", cached)
-        return cached  # type: ignore[no-any-return]
+        return cached
 
     def __hash__(self) -> int:
         return hash(self.credential_fingerprint())

@@ -103,7 +103,7 @@ async def _chain(first: QfResponse, rest: AsyncGenerator[QfResponse, None]) -> A
         await rest.aclose()
 
 
-async def _events(reply: StreamReply, url: str, count: list[int]) -> AsyncIterator[SSEItem]:
+async def _events(reply: StreamReply, url: str, count: list[int]) -> AsyncGenerator[SSEItem, None]:
     """The SSE items of ``reply``'s body; a broken body is a StreamError."""
     decoder = SSEDecoder()
     utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")

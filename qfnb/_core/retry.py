@@ -108,7 +108,7 @@ def retry_delay(exc: BaseException, attempt: int, policy: RetryPolicy, *,
     """
     if attempt >= policy.attempts or not is_retryable(exc, policy):
         return None
-    wait = min(policy.backoff_factor * (2 ** (attempt - 1)) + rand() * policy.jitter, policy.max_wait)
+    wait = min(policy.backoff_factor * (2.0 ** (attempt - 1)) + rand() * policy.jitter, policy.max_wait)
     asked = parse_retry_after(retry_after)
     if asked is not None:
         if asked > policy.max_retry_after:

@@ -12,8 +12,9 @@ library's exceptions to qfnb's :class:`~qfnb.errors.ConnectionError` /
 * :class:`qfnb._core.transport_asgi.ASGITransport`: calls an ASGI app in-process (tests, embedding).
 
 Inject one with ``Config.from_env(transport=...)`` / ``ChatCompletion(transport=...)``, or
-``AsyncQianfanClient(config, transport=...)``. A transport is shared by every event loop that
-uses the client; implementations bound to a loop keep one pool per loop (:class:`PerLoop`).
+``AsyncQianfanClient(config, transport=...)`` (else :func:`qfnb._core.client.default_transport`
+picks one). A transport is shared by every event loop that uses the client; implementations
+bound to a loop keep one pool per loop (:class:`PerLoop`).
 This module imports no HTTP library.
 """
 
@@ -23,12 +24,9 @@ import asyncio
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Generic, TypeVar
 
-if TYPE_CHECKING:
-    from .config import Config
-
-__all__ = ["PerLoop", "Reply", "Request", "StreamReply", "Transport", "default_transport", "safe_path"]
+__all__ = ["PerLoop", "Reply", "Request", "StreamReply", "Transport", "safe_path"]
 
 T = TypeVar("T")
 
@@ -169,21 +167,3 @@ class PerLoop(Generic[T]):
             self._last = None
         if entry is not None:
             await entry[1].aclose()
-
-
-def default_transport(config: Config) -> Transport:
-    """The transport for ``config``: its injected one, httpx's when a proxy is set, else aiohttp's."""
-    if config.transport is not None:
-        return config.transport
-    pool = max(1, config.max_connections)
-    if not config.proxy:
-        try:
-            from .transport_aiohttp import AiohttpTransport
-        except ImportError:  # pragma: no cover - aiohttp is a dependency; httpx alone still works
-            pass
-        else:
-            return AiohttpTransport(max_connections=pool, verify=config.ssl_verification_enabled)
-    from .transport_httpx import HttpxTransport
-
-    return HttpxTransport(max_connections=pool, verify=config.ssl_verification_enabled,
-                          proxy=config.proxy or None)

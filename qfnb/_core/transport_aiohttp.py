@@ -51,7 +51,7 @@ class AiohttpTransport(Transport):
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0,
-                                         keepalive_timeout=self._keepalive, ssl=None if self._verify else False)
+                                         keepalive_timeout=self._keepalive, ssl=self._verify)
         logger.debug("HTTP transport: aiohttp, pool of %d", self.max_connections)
         return aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True)
 

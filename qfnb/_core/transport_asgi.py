@@ -33,7 +33,7 @@ _DONE = object()  # the app returned
 class _Headers(dict[str, str]):
     """Response headers, looked up case-insensitively (names are stored lower-case)."""
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
 
     def __getitem__(self, key: str) -> str:
@@ -171,8 +171,10 @@ class ASGITransport(Transport):
         async def send(message: Message) -> None:
             await replies.put(message)
 
-        task = asyncio.create_task(self.app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}},
-                                            queue.get, send))
+        async def run() -> None:
+            await self.app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, queue.get, send)
+
+        task = asyncio.create_task(run())
         started = await replies.get()
         if started["type"] != "lifespan.startup.complete":
             raise RuntimeError(f"the ASGI app did not start: {started.get('message', started['type'])}")

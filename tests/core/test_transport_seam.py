@@ -16,7 +16,7 @@ import pytest
 from qfnb import ChatCompletion
 from qfnb._core import client as client_mod
 from qfnb._core.call import Call
-from qfnb._core.client import AsyncQianfanClient, get_client
+from qfnb._core.client import AsyncQianfanClient, default_transport, get_client
 from qfnb._core.config import Config
 from qfnb._core.decode import decode_body, decode_reply, open_stream
 from qfnb._core.errors import (
@@ -29,7 +29,7 @@ from qfnb._core.errors import (
     TimeoutError,
 )
 from qfnb._core.retry import RetryPolicy
-from qfnb._core.transport import Reply, Request, StreamReply, Transport, default_transport
+from qfnb._core.transport import Reply, Request, StreamReply, Transport
 from qfnb._core.transport_aiohttp import AiohttpTransport
 from qfnb._core.transport_aiohttp import map_error as aiohttp_error
 from qfnb._core.transport_asgi import ASGITransport
