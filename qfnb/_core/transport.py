@@ -157,6 +157,12 @@ class PerLoop(Generic[T]):
         try:
             yield
         finally:
+            loop = asyncio.get_running_loop()
+            entry = self._by_loop.get(loop)
+            if entry is not None and entry[0] is resource:  # a loop that runs on gets a new one
+                del self._by_loop[loop]
+            if self._last is not None and self._last[1] is resource:
+                self._last = None
             await self._closer(resource)
 
     async def aclose(self) -> None:

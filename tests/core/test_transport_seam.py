@@ -143,6 +143,19 @@ async def test_aiohttp_resends_once_on_a_pooled_connection_found_closed() -> Non
     assert answered == [1, 0, 1, 1] and len(conns) == 2
 
 
+def test_a_loop_s_pool_closes_when_the_loop_shuts_down() -> None:
+    transport = AiohttpTransport()
+
+    async def main() -> aiohttp.ClientSession:
+        first = await transport._sessions.get()
+        assert await transport._sessions.get() is first  # one per loop
+        return first
+
+    session = asyncio.run(main())  # asyncio.run closes the loop's async generators: the pool with them
+    assert session.closed
+    assert asyncio.run(main()) is not session  # a new loop, a new pool
+
+
 # ---------------------------------------------------------------------------- one decoder
 def _call(stream: bool = False, api: str = "infer") -> Call:
     return Call("POST", "http://h/rpc/chat/x", HI, {"Request_id": "r1"}, None, api, stream)  # type: ignore[arg-type]

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from qfnb._core import client as client_mod
+from qfnb._core import sync
 from qfnb._core.config import Config
+from qfnb._core.transport_asgi import ASGITransport
 from qfnb.dataset import Dataset
 from qfnb.errors import APIError
 from qfnb.evaluation import EvaluationManager, QianfanRefereeEvaluator, QianfanRuleEvaluator
@@ -18,7 +20,6 @@ from qfnb.local.app import create_app
 from qfnb.local.settings import Credentials, Settings
 from qfnb.model import Model
 from qfnb.protocol import ProtocolError
-from tests.fakes.cloud import serve
 from tests.local.platform_doubles import FakeRegistry
 
 CREDS = Credentials(api_key="e-ak", secret_key="e-sk", access_key="e-access", iam_secret_key="e-secret")
@@ -26,17 +27,23 @@ CREDS = Credentials(api_key="e-ak", secret_key="e-sk", access_key="e-access", ia
 
 @pytest.fixture
 def local(tmp_path: Path) -> Iterator[tuple[Any, Config]]:
+    """The local platform's app, called in-process (no server, no socket)."""
     app = create_app(Settings(data_dir=tmp_path / "data", credentials=CREDS, poll_interval=0.05), FakeRegistry())
-    with serve(app, lifespan="on") as url:
-        cfg = Config.from_env({}, base_url=url, console_api_base_url=url, iam_base_url=url, ak=CREDS.api_key,
-                              sk=CREDS.secret_key, access_key=CREDS.access_key, secret_key=CREDS.iam_secret_key,
-                              bos_endpoint=url + "/bos", evaluation_online_polling_interval=0.05,
-                              import_status_polling_interval=0.05, release_status_polling_interval=0.05)
+    transport = ASGITransport(app)
+    url = "http://local.fake"
+    cfg = Config.from_env({}, base_url=url, console_api_base_url=url, iam_base_url=url, ak=CREDS.api_key,
+                          sk=CREDS.secret_key, access_key=CREDS.access_key, secret_key=CREDS.iam_secret_key,
+                          bos_endpoint=url + "/bos", evaluation_online_polling_interval=0.05,
+                          import_status_polling_interval=0.05, release_status_polling_interval=0.05,
+                          transport=transport)
+    lifespan = transport.lifespan()
+    sync.run(lifespan.__aenter__())
+    client_mod._CLIENTS.clear()
+    try:
+        yield app, cfg
+    finally:
         client_mod._CLIENTS.clear()
-        try:
-            yield app, cfg
-        finally:
-            client_mod._CLIENTS.clear()
+        sync.run(lifespan.__aexit__(None, None, None))
 
 
 def test_rule_evaluation_on_the_local_platform(local: tuple[Any, Config]) -> None:
