@@ -2,10 +2,11 @@
 ``from tests.fakes.fixtures import fake, fake_server, make_config  # noqa: F401``.
 
 ``fake`` is called in-process through :class:`qfnb._core.transport_asgi.ASGITransport` (no
-socket; ``fake.transport`` is set and ``make_config`` injects it) where a ``fake_in_process``
-fixture returning True is visible (the conftests of tests/core, tests/resources and
-tests/console define one), and over a real uvicorn server otherwise or when a test is marked
-``@pytest.mark.sockets`` (a subprocess or a kernel must reach it, or the real HTTP path is tested).
+socket; ``fake.transport`` is set and ``make_config`` injects it) where the ``fake_in_process``
+fixture below is visible (imported by the conftests of tests/core, tests/resources,
+tests/console, tests/dataset, tests/model and tests/evaluation), and over a real uvicorn server
+otherwise or when a test is marked ``@pytest.mark.sockets`` (a subprocess or a kernel must reach
+it, or the real HTTP path is tested).
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ def fake_server() -> Iterator[tuple[_Swap, str]]:
         yield swap, url
 
 
+@pytest.fixture
+def fake_in_process() -> bool:
+    """Import this into a conftest (or module) to call ``fake`` in-process there."""
+    return True
+
+
 def _in_process(request: pytest.FixtureRequest) -> bool:
     if request.node.get_closest_marker("sockets") is not None:
         return False
@@ -58,7 +65,8 @@ def fake(request: pytest.FixtureRequest) -> Iterator[FakeQianfan]:
     app = FakeQianfan()
     if _in_process(request):
         app.base_url = IN_PROCESS_URL
-        app.transport = ASGITransport(app)
+        # a handler that raises answers HTTP 500, as it would behind uvicorn
+        app.transport = ASGITransport(app, raise_app_exceptions=False)
     else:
         swap, url = request.getfixturevalue("fake_server")
         swap.app = app

@@ -1,7 +1,3 @@
-import pytest
+from tests.fakes.fixtures import fake_in_process
 
-
-@pytest.fixture
-def fake_in_process() -> bool:
-    """The resources reach the fake in-process (``@pytest.mark.sockets``: over uvicorn)."""
-    return True
+__all__ = ["fake_in_process"]
