@@ -57,7 +57,8 @@ def decode_reply(call: Call, reply: Reply, latency: float) -> QfResponse:
     body = decode_body(call, reply.status_code, reply.headers, reply.content)
     stat = {"request_latency": latency, "total_latency": latency,
             "start_timestamp": int((time.time() - latency) * 1000)}
-    return QfResponse(reply.status_code, reply.headers, body, QfRequest(call.method, call.path, call.request_id), stat)
+    return QfResponse(reply.status_code, reply.headers, body,
+                      QfRequest(call.method, call.path, call.headers.get("Request_id")), stat)
 
 
 def is_event_stream(reply: StreamReply) -> bool:

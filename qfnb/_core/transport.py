@@ -138,6 +138,11 @@ class PerLoop(Generic[T]):
                                                  tuple[T, AsyncGenerator[None, None]]] = weakref.WeakKeyDictionary()
         self._last: tuple[asyncio.AbstractEventLoop, T] | None = None
 
+    def current(self) -> T | None:
+        """The running loop's resource if it was the last one used (the fast path), else None."""
+        last = self._last
+        return last[1] if last is not None and last[0] is asyncio.get_running_loop() else None
+
     async def get(self) -> T:
         """This loop's resource (made on first use)."""
         loop = asyncio.get_running_loop()

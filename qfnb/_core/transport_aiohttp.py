@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import aiohttp
 
@@ -62,27 +62,38 @@ class AiohttpTransport(Transport):
                 total=None, connect=seconds, sock_connect=seconds, sock_read=seconds)
         return limits
 
+    def _request(self, session: aiohttp.ClientSession, request: Request) -> Awaitable[aiohttp.ClientResponse]:
+        """The awaitable aiohttp request (a plain call, not a coroutine: one frame less per call)."""
+        return session.request(request.method, request.url, headers=request.headers, data=request.content or None,
+                               allow_redirects=False, timeout=self._timeout(request.timeout))
+
     async def _start(self, request: Request) -> aiohttp.ClientResponse:
         """Send ``request``; the response once its headers are in."""
-        session = await self._sessions.get()
-        timeout = self._timeout(request.timeout)
-        data = request.content or None
+        session = self._sessions.current() or await self._sessions.get()
         try:
-            return await session.request(request.method, request.url, headers=request.headers, data=data,
-                                         allow_redirects=False, timeout=timeout)
+            return await self._request(session, request)
         except _STALE:
-            logger.debug("%s %s: the pooled connection was closed; sending again on a new one",
-                         request.method, request.path)
+            return await self._resend(request)
         except ERRORS as exc:
             raise map_error(exc, request) from None
+
+    async def _resend(self, request: Request) -> aiohttp.ClientResponse:
+        logger.debug("%s %s: the pooled connection was closed; sending again on a new one",
+                     request.method, request.path)
+        session = await self._sessions.get()
         try:
-            return await session.request(request.method, request.url, headers=request.headers, data=data,
-                                         allow_redirects=False, timeout=timeout)
+            return await self._request(session, request)
         except ERRORS as exc:
             raise map_error(exc, request) from None
 
     async def send(self, request: Request) -> Reply:
-        resp = await self._start(request)
+        session = self._sessions.current() or await self._sessions.get()
+        try:  # _start, inlined: the hot path of every batch
+            resp = await self._request(session, request)
+        except _STALE:
+            resp = await self._resend(request)
+        except ERRORS as exc:
+            raise map_error(exc, request) from None
         try:
             body = await resp.read()
         except ERRORS as exc:
