@@ -16,6 +16,13 @@ _LAZY = {
     "get_client": "qfnb._core.client",
     "QfResponse": "qfnb._core.response",
     "RetryPolicy": "qfnb._core.retry",
+    "Transport": "qfnb._core.transport",
+    "Request": "qfnb._core.transport",
+    "Reply": "qfnb._core.transport",
+    "StreamReply": "qfnb._core.transport",
+    "AiohttpTransport": "qfnb._core.transport_aiohttp",
+    "HttpxTransport": "qfnb._core.transport_httpx",
+    "ASGITransport": "qfnb._core.transport_asgi",
 }
 
 __all__ = sorted(_LAZY)

@@ -308,3 +308,10 @@ def test_pools_close_quietly_at_exit(fake: FakeQianfan) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["echo[ernie-lite-8k]:", "a", "echo[ernie-lite-8k]:", "b"]
     assert "Unclosed" not in out.stderr and "never awaited" not in out.stderr, out.stderr
+
+
+def test_the_transports_are_exported_lazily() -> None:
+    import qfnb._core as core
+
+    assert (core.ASGITransport, core.AiohttpTransport, core.HttpxTransport, core.Transport) == (
+        ASGITransport, AiohttpTransport, HttpxTransport, Transport)
