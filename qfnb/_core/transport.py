@@ -21,6 +21,7 @@ This module imports no HTTP library.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
@@ -29,6 +30,8 @@ from typing import Generic, TypeVar
 __all__ = ["PerLoop", "Reply", "Request", "StreamReply", "Transport", "safe_path"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("qfnb.client")
 
 
 class Request:
@@ -127,8 +130,8 @@ class PerLoop(Generic[T]):
 
     ``open()`` makes the resource inside the running loop and ``close(resource)`` releases it.
     The close runs from ``loop.shutdown_asyncgens()`` (``asyncio.run`` and qfnb's own loop call it
-    on the way out), from :meth:`aclose`, or when the transport is garbage collected while its
-    loop still runs, so no pool outlives its loop with sockets open.
+    on the way out), from :meth:`aclose`, or, for a loop that never shuts down (one a caller keeps
+    and stops, as IPython does), when the transport is dropped or the interpreter exits.
     """
 
     def __init__(self, open: Callable[[], T], close: Callable[[T], Awaitable[None]]) -> None:
@@ -137,6 +140,7 @@ class PerLoop(Generic[T]):
         self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
                                                  tuple[T, AsyncGenerator[None, None]]] = weakref.WeakKeyDictionary()
         self._last: tuple[asyncio.AbstractEventLoop, T] | None = None
+        weakref.finalize(self, _close_left_over, self._by_loop)
 
     def current(self) -> T | None:
         """The running loop's resource if it was the last one used (the fast path), else None."""
@@ -178,3 +182,26 @@ class PerLoop(Generic[T]):
             self._last = None
         if entry is not None:
             await entry[1].aclose()
+
+
+def _close_left_over(by_loop: Mapping[asyncio.AbstractEventLoop, tuple[object, AsyncGenerator[None, None]]]) -> None:
+    """Finalizer of a :class:`PerLoop` (dropped, or at exit): close the pools whose loops did not."""
+    for loop, (_, guard) in list(by_loop.items()):
+        try:
+            if loop.is_closed():
+                continue  # nothing can run there any more
+            if not loop.is_running():
+                loop.run_until_complete(asyncio.wait_for(guard.aclose(), 2.0))
+            elif _running_loop() is loop:
+                loop.create_task(guard.aclose())
+            else:
+                asyncio.run_coroutine_threadsafe(guard.aclose(), loop)
+        except Exception:  # pragma: no cover - best effort at garbage collection / exit
+            logger.debug("could not close a connection pool", exc_info=True)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -293,7 +293,7 @@ async def test_the_local_app_in_process(tmp_path: Path) -> None:
 
 @pytest.mark.sockets
 def test_pools_close_quietly_at_exit(fake: FakeQianfan) -> None:
-    """A script's pools (qfnb's own loop, and an ``asyncio.run`` loop) close when it exits:
+    """A script's pools (qfnb's own loop, an ``asyncio.run`` loop, a loop kept) close when it exits:
     no "Unclosed client session/connector" noise, and no private aiohttp call to get there."""
     import json
     import subprocess
@@ -303,10 +303,12 @@ def test_pools_close_quietly_at_exit(fake: FakeQianfan) -> None:
     script = (f"import asyncio\nfrom qfnb import ChatCompletion\nfrom qfnb._core.config import Config\n"
               f"chat = ChatCompletion(config=Config.from_env({{}}, **{env}))\n"
               f"print(chat.do(messages=[{{'role': 'user', 'content': 'a'}}]).result)\n"
-              f"print(asyncio.run(chat.ado(messages=[{{'role': 'user', 'content': 'b'}}])).result)\n")
+              f"print(asyncio.run(chat.ado(messages=[{{'role': 'user', 'content': 'b'}}])).result)\n"
+              f"kept = asyncio.new_event_loop()  # a loop kept and stopped, never shut down (as IPython's)\n"
+              f"print(kept.run_until_complete(chat.ado(messages=[{{'role': 'user', 'content': 'c'}}])).result)\n")
     out = subprocess.run([sys.executable, "-X", "dev", "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["echo[ernie-lite-8k]:", "a", "echo[ernie-lite-8k]:", "b"]
+    assert out.stdout.split() == ["echo[ernie-lite-8k]:", "a", "echo[ernie-lite-8k]:", "b", "echo[ernie-lite-8k]:", "c"]
     assert "Unclosed" not in out.stderr and "never awaited" not in out.stderr, out.stderr
 
 
