@@ -7,6 +7,7 @@ Contract 2.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 _LAZY = {
@@ -33,5 +34,6 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'qfnb._core' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
+    # not globals()[...]: once imported, the submodule qfnb._core.globals shadows that builtin here
+    setattr(sys.modules[__name__], name, value)
     return value

@@ -185,23 +185,13 @@ class PerLoop(Generic[T]):
 
 
 def _close_left_over(by_loop: Mapping[asyncio.AbstractEventLoop, tuple[object, AsyncGenerator[None, None]]]) -> None:
-    """Finalizer of a :class:`PerLoop` (dropped, or at exit): close the pools whose loops did not."""
+    """Finalizer of a :class:`PerLoop` (dropped, or at exit): close the pools of loops that were
+    stopped without shutting down. A running loop closes its own (the generator's finalizer, or
+    its shutdown); a closed one can run nothing more."""
     for loop, (_, guard) in list(by_loop.items()):
+        if loop.is_closed() or loop.is_running():
+            continue
         try:
-            if loop.is_closed():
-                continue  # nothing can run there any more
-            if not loop.is_running():
-                loop.run_until_complete(asyncio.wait_for(guard.aclose(), 2.0))
-            elif _running_loop() is loop:
-                loop.create_task(guard.aclose())
-            else:
-                asyncio.run_coroutine_threadsafe(guard.aclose(), loop)
+            loop.run_until_complete(asyncio.wait_for(guard.aclose(), 2.0))
         except Exception:  # pragma: no cover - best effort at garbage collection / exit
             logger.debug("could not close a connection pool", exc_info=True)
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None

@@ -314,6 +314,7 @@ def test_pools_close_quietly_at_exit(fake: FakeQianfan) -> None:
 
 def test_the_transports_are_exported_lazily() -> None:
     import qfnb._core as core
+    import qfnb._core.globals  # noqa: F401 - the submodule named like the builtin once broke the lazy lookup
 
     assert (core.ASGITransport, core.AiohttpTransport, core.HttpxTransport, core.Transport) == (
         ASGITransport, AiohttpTransport, HttpxTransport, Transport)
