@@ -215,18 +215,19 @@ def run_big(n: int, workers: int, out: str) -> None:
 
 
 def run_ceiling(url: str, n: int, workers: int) -> dict[str, float]:
-    """The same load through qfnb's bare transport (httpx request -> aiohttp pool), no client
-    logic: what this server/machine/transport allow."""
-    from qfnb._core.transport import Transport
+    """The same load through qfnb's bare transport (aiohttp's pool), no client logic: what this
+    server/machine/transport allow."""
+    from qfnb._core.transport import Request
+    from qfnb._core.transport_aiohttp import AiohttpTransport
 
     async def main() -> dict[str, float]:
-        http = Transport(max_connections=workers, verify=True)
-        path = url + "/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/ernie-lite-8k"
+        http = AiohttpTransport(max_connections=workers)
+        request = Request("POST", url + "/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/ernie-lite-8k",
+                          {"Content-Type": "application/json"}, b'{"messages": []}')
 
         async def worker(it: Any) -> None:
             for _ in it:
-                resp = await http.request("POST", path, content=b'{"messages": []}',
-                                          headers={"Content-Type": "application/json"})
+                resp = await http.send(request)
                 json.loads(resp.content)
 
         warm = iter(range(workers))

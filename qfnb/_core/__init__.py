@@ -7,6 +7,7 @@ Contract 2.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 _LAZY = {
@@ -16,6 +17,13 @@ _LAZY = {
     "get_client": "qfnb._core.client",
     "QfResponse": "qfnb._core.response",
     "RetryPolicy": "qfnb._core.retry",
+    "Transport": "qfnb._core.transport",
+    "Request": "qfnb._core.transport",
+    "Reply": "qfnb._core.transport",
+    "StreamReply": "qfnb._core.transport",
+    "AiohttpTransport": "qfnb._core.transport_aiohttp",
+    "HttpxTransport": "qfnb._core.transport_httpx",
+    "ASGITransport": "qfnb._core.transport_asgi",
 }
 
 __all__ = sorted(_LAZY)
@@ -26,5 +34,6 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'qfnb._core' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
+    # not globals()[...]: once imported, the submodule qfnb._core.globals shadows that builtin here
+    setattr(sys.modules[__name__], name, value)
     return value

@@ -1,7 +1,10 @@
 """Credentials on the wire: OAuth access tokens, bce-auth-v1 signing, v2 bearer tokens.
 
-The pure parts (which scheme applies, what headers a signed request carries, how a token
-response reads) are plain functions; the stateful caches below only remember tokens and
+Each API kind has one strategy object (:class:`Auth`): v1 inference an :class:`OAuthQuery`
+(or :class:`BceSigner` with IAM keys, :class:`AccessCodeAuth` on a private deployment), v2
+chat a :class:`BearerAuth`, console/BOS/IAM calls a :class:`BceSigner`. The pure parts
+(which scheme applies, what headers a signed request carries, how a token response reads) are
+plain functions; the stateful caches below only remember tokens and
 make sure concurrent callers share one refresh. No asyncio primitive is created before
 it is needed inside a running loop.
 """
@@ -15,15 +18,20 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from enum import Enum
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
 
 from qfnb.protocol.signing import bce_date, sign
 
 from .config import Config, mask
 from .errors import AuthError
 
-__all__ = ["InferenceAuth", "SharedToken", "choose_inference_auth", "iam_headers", "parse_oauth_response"]
+if TYPE_CHECKING:
+    from .call import Call
+
+__all__ = ["AccessCodeAuth", "Auth", "BceSigner", "BearerAuth", "InferenceAuth", "MissingAuth", "NoAuth",
+           "OAuthQuery", "SharedToken", "choose_inference_auth", "console_auth", "iam_headers", "inference_auth",
+           "parse_oauth_response"]
 
 logger = logging.getLogger("qfnb.auth")
 
@@ -164,3 +172,122 @@ class SharedToken:
     def set(self, token: str) -> None:
         with self._guard:
             self._token, self._expires, self._fetched_at = token, None, self._clock()
+
+
+# ---------------------------------------------------------------------------- one strategy per API kind
+class Auth:
+    """How one kind of call is authenticated. :meth:`apply` gives one attempt's headers, its
+    encoded query (``""`` for none) and the token it used (None for schemes without one), and
+    :meth:`rejected` says whether a call the platform refused for its token may be replayed."""
+
+    async def apply(self, call: Call) -> tuple[Mapping[str, str], str, str | None]:
+        return call.headers, _query(call.params), None
+
+    def rejected(self, token: str) -> bool:
+        return False
+
+
+class NoAuth(Auth):
+    """Nothing added (``QIANFAN_NO_AUTH``, or a private deployment's open endpoint)."""
+
+
+class MissingAuth(Auth):
+    """No credentials for this kind of call: every attempt raises AuthError saying what to set."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    async def apply(self, call: Call) -> tuple[Mapping[str, str], str, str | None]:
+        raise AuthError(self.message)
+
+
+class OAuthQuery(Auth):
+    """v1 inference: a (shared, refreshed on demand) OAuth ``access_token`` in the query."""
+
+    def __init__(self, token: SharedToken) -> None:
+        self.token = token
+        self._encoded: tuple[str, str] | None = None
+
+    async def apply(self, call: Call) -> tuple[Mapping[str, str], str, str | None]:
+        token = await self.token.get()
+        cached = self._encoded
+        if cached is None or cached[0] != token:
+            cached = self._encoded = (token, urlencode({"access_token": token}))
+        query = cached[1] if not call.params else _query(call.params) + "&" + cached[1]
+        return call.headers, query, token
+
+    def rejected(self, token: str) -> bool:
+        return self.token.invalidate(token)
+
+
+class BceSigner(Auth):
+    """bce-auth-v1: console calls, BOS/IAM requests, and v1 inference with an IAM key pair."""
+
+    def __init__(self, access_key: str, secret_key: str, *, expiration: int = 300, host: str | None = None) -> None:
+        self._keys = (access_key, secret_key)
+        self.expiration = expiration
+        self.host = host
+
+    def __repr__(self) -> str:
+        return f"BceSigner(access_key={mask(self._keys[0])})"
+
+    async def apply(self, call: Call) -> tuple[Mapping[str, str], str, str | None]:
+        headers = iam_headers(call.method, call.url, call.params, call.headers, *self._keys,
+                              expiration=self.expiration, host=self.host)
+        return headers, _query(call.params), None
+
+
+class BearerAuth(Auth):
+    """v2 inference: ``Authorization: Bearer <token>`` (a given one, or minted through IAM)."""
+
+    def __init__(self, token: SharedToken, app_id: str | None = None) -> None:
+        self.token = token
+        self.app_id = app_id
+
+    async def apply(self, call: Call) -> tuple[Mapping[str, str], str, str | None]:
+        token = await self.token.get()
+        headers = {**call.headers, "Authorization": f"Bearer {token}"}
+        if self.app_id:
+            headers["appid"] = self.app_id
+        return headers, _query(call.params), None
+
+
+class AccessCodeAuth(Auth):
+    """A private deployment's ``Authorization: ACCESSCODE <code>``."""
+
+    def __init__(self, code: str) -> None:
+        self._code = code
+
+    def __repr__(self) -> str:
+        return "AccessCodeAuth(****)"
+
+    async def apply(self, call: Call) -> tuple[Mapping[str, str], str, str | None]:
+        return {**call.headers, "Authorization": f"ACCESSCODE {self._code}"}, _query(call.params), None
+
+
+def inference_auth(config: Config, oauth: SharedToken) -> Auth:
+    """The strategy for v1 inference (raises AuthError when nothing is configured)."""
+    mode = choose_inference_auth(config)
+    if mode in (InferenceAuth.OAUTH, InferenceAuth.TOKEN):
+        return OAuthQuery(oauth)
+    if mode is InferenceAuth.IAM:
+        assert config.access_key and config.secret_key
+        return BceSigner(config.access_key, config.secret_key, expiration=config.iam_sign_expiration_sec,
+                         host=config.iam_host)
+    if mode is InferenceAuth.ACCESS_CODE:
+        assert config.access_code
+        return AccessCodeAuth(config.access_code)
+    return NoAuth()
+
+
+def console_auth(config: Config) -> Auth:
+    """The strategy for console, BOS and IAM calls: bce-auth-v1 with the IAM key pair."""
+    if config.access_key and config.secret_key:
+        return BceSigner(config.access_key, config.secret_key, expiration=config.iam_sign_expiration_sec)
+    if config.no_auth:
+        return NoAuth()
+    return MissingAuth("console calls need QIANFAN_ACCESS_KEY and QIANFAN_SECRET_KEY (access_key=, secret_key=)")
+
+
+def _query(params: Mapping[str, Any] | None) -> str:
+    return urlencode(params) if params else ""

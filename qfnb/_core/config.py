@@ -14,9 +14,12 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qfnb.protocol import routes
+
+if TYPE_CHECKING:
+    from .transport import Transport
 
 __all__ = ["SECRET_FIELDS", "Config", "mask", "resolve_config"]
 
@@ -159,6 +162,9 @@ class Config:
     default_models: Mapping[str, str] = field(default_factory=dict)
     #: set by :func:`resolve_config` when it points at the embedded platform
     embedded: bool = False
+    #: what sends the requests (:class:`qfnb._core.transport.Transport`; None: aiohttp's pool, or
+    #: httpx's with a proxy). Inject e.g. ``ASGITransport(app)`` to call an ASGI app in-process.
+    transport: Transport | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -197,7 +203,7 @@ class Config:
             parts = [getattr(self, f.name) for f in fields(self) if f.name != "default_models"]
             cached = (*parts, tuple(sorted(self.default_models.items())))
             object.__setattr__(self, "_fingerprint", cached)
-        return cached  # type: ignore[no-any-return]
+        return cached
 
     def __hash__(self) -> int:
         return hash(self.credential_fingerprint())
@@ -221,7 +227,7 @@ class Config:
         raise TypeError("qfnb Config holds credentials and cannot be pickled")
 
 
-_FIELD_NAMES = frozenset(_ENV) | {"default_models", "embedded"}
+_FIELD_NAMES = frozenset(_ENV) | {"default_models", "embedded", "transport"}
 
 
 def _normalize(overrides: Mapping[str, Any]) -> dict[str, Any]:

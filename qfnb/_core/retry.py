@@ -113,7 +113,7 @@ def retry_delay(exc: BaseException, attempt: int, policy: RetryPolicy, *,
     """
     if attempt >= policy.attempts or not is_retryable(exc, policy):
         return None
-    wait = min(policy.backoff_factor * (2 ** (attempt - 1)) + rand() * policy.jitter, policy.max_wait)
+    wait = min(policy.backoff_factor * (2.0 ** (attempt - 1)) + rand() * policy.jitter, policy.max_wait)
     asked = parse_retry_after(retry_after)
     if asked is not None:
         if asked > policy.max_retry_after:
@@ -179,7 +179,7 @@ def _backoff(step: int, policy: RetryPolicy, rand: Callable[[], float]) -> float
     meanwhile, so short waits cost little."""
     if step <= 0:
         return 0.0
-    return min(0.05 * 2 ** min(step - 1, 10), 5.0, policy.max_wait) * (0.5 + rand())
+    return float(min(0.05 * 2.0 ** min(step - 1, 10), 5.0, policy.max_wait)) * (0.5 + rand())
 
 
 class RecentFailures:

@@ -1,20 +1,21 @@
-"""The HTTP transport: one ``httpx.AsyncClient`` per event loop, on aiohttp's connection pool.
+"""The transport seam: the little the client needs from HTTP, and nothing more.
 
-``httpx-aiohttp``'s :class:`AiohttpTransport` owns the connection pool (aiohttp's stays fast
-with 50+ calls in flight, where httpcore's degrades); httpx's own transport is the fallback
-when a proxy is configured or ``httpx-aiohttp`` is not installed.
+A :class:`Transport` sends one :class:`Request` and answers with a whole :class:`Reply`
+(:meth:`Transport.send`) or with a :class:`StreamReply` whose status and headers are in before
+its body is read as byte chunks (:meth:`Transport.stream`). Each implementation maps its own
+library's exceptions to qfnb's :class:`~qfnb.errors.ConnectionError` /
+:class:`~qfnb.errors.TimeoutError`, so nothing above this seam sees aiohttp or httpx:
 
-Two request paths share that pool:
+* :class:`qfnb._core.transport_aiohttp.AiohttpTransport`: the default (aiohttp's pool stays fast
+  with hundreds of calls in flight);
+* :class:`qfnb._core.transport_httpx.HttpxTransport`: used when a proxy is configured;
+* :class:`qfnb._core.transport_asgi.ASGITransport`: calls an ASGI app in-process (tests, embedding).
 
-* a plain (non-streaming) call goes straight to aiohttp's session and comes back as a
-  :class:`Reply` (status, case-insensitive headers, body bytes). Wrapping it in httpx's
-  request/response objects and byte-stream iterators cost more CPU than the call itself
-  (``bench/batch_throughput.py``: 0.35 → 0.2 ms per request);
-* a streaming call builds an ``httpx.Request`` (URL objects cached, body ready) and hands it
-  to the transport, skipping ``AsyncClient.send``'s per-request extras (cookies, auth flows,
-  redirects, event hooks) that qfnb does not use.
-
-This module imports httpx/aiohttp, so :mod:`qfnb._core.client` imports it on first use.
+Inject one with ``Config.from_env(transport=...)`` / ``ChatCompletion(transport=...)``, or
+``AsyncQianfanClient(config, transport=...)`` (else :func:`qfnb._core.client.default_transport`
+picks one). A transport is shared by every event loop that uses the client; implementations
+bound to a loop keep one pool per loop (:class:`PerLoop`).
+This module imports no HTTP library.
 """
 
 from __future__ import annotations
@@ -22,45 +23,43 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Mapping
-from typing import Any
-from urllib.parse import urlencode
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Generic, TypeVar
 
-import httpx
+__all__ = ["PerLoop", "Reply", "Request", "StreamReply", "Transport", "safe_path"]
 
-__all__ = ["TRANSPORT_ERRORS", "Reply", "Transport", "is_timeout"]
+T = TypeVar("T")
 
 logger = logging.getLogger("qfnb.client")
 
-_URL_CACHE_SIZE = 512
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
-try:
-    import aiohttp
-    from httpx_aiohttp import AiohttpTransport
-except ImportError:  # pragma: no cover - httpx-aiohttp is a dependency; httpx alone still works
-    aiohttp = None  # type: ignore[assignment]
-    AiohttpTransport = None  # type: ignore[assignment,misc]
+class Request:
+    """One HTTP request: ``url`` is complete (query included); ``timeout`` bounds the connect
+    and each read, in seconds (None: no limit)."""
 
-#: Exceptions a transport may raise while sending or reading (anything else is a bug, not mapped).
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (httpx.HTTPError, httpx.StreamError, OSError,
-                                                     asyncio.TimeoutError)
-if aiohttp is not None:
-    TRANSPORT_ERRORS += (aiohttp.ClientError,)
+    __slots__ = ("content", "headers", "method", "timeout", "url")
 
+    def __init__(self, method: str, url: str, headers: Mapping[str, str] | None = None, content: bytes = b"",
+                 timeout: float | None = None) -> None:
+        self.method = method
+        self.url = url
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
+        self.content = content
+        self.timeout = timeout
 
-def is_timeout(exc: BaseException) -> bool:
-    """Whether a transport failure was a timeout (looks through httpx-aiohttp's re-mapping,
-    which reports some dropped connections as ``ConnectTimeout``)."""
-    cause = exc.__cause__ if exc.__cause__ is not None else exc
-    if aiohttp is not None and isinstance(cause, aiohttp.ClientError):
-        return isinstance(cause, asyncio.TimeoutError)
-    return isinstance(exc, httpx.TimeoutException | asyncio.TimeoutError)
+    @property
+    def path(self) -> str:
+        """The URL's path without host or query (a query may hold a token): safe for messages."""
+        return safe_path(self.url)
+
+    def __repr__(self) -> str:
+        return f"Request({self.method} {self.path})"
 
 
 class Reply:
-    """A complete (non-streaming) response: ``status_code``, ``headers`` (case-insensitive
-    mapping), ``content`` (bytes) and ``text``."""
+    """A complete response: ``status_code``, ``headers`` (a case-insensitive mapping),
+    ``content`` (bytes) and ``text``."""
 
     __slots__ = ("content", "headers", "status_code")
 
@@ -74,107 +73,125 @@ class Reply:
         return self.content.decode("utf-8", errors="replace")
 
 
-class Transport:
-    """An ``httpx.AsyncClient`` bound to one event loop, with a cheap request path."""
+class StreamReply:
+    """A response whose headers are in and whose body is still coming: iterate it for byte
+    chunks (a broken body raises qfnb's ConnectionError), then :meth:`aclose` it."""
 
-    def __init__(self, *, max_connections: int, verify: bool, proxy: str | None = None) -> None:
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
-                              keepalive_expiry=30.0)
-        transport: httpx.AsyncBaseTransport
-        if proxy or AiohttpTransport is None:
-            transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits, proxy=proxy, trust_env=False)
-        else:
-            transport = AiohttpTransport(verify=verify, limits=limits, trust_env=False)
-        self.kind = type(transport).__name__
-        self._transport = transport
-        self._aiohttp = transport if AiohttpTransport is not None and isinstance(transport, AiohttpTransport) else None
-        self._aio_timeouts: dict[float | None, Any] = {}
-        self.client = httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False)
-        weakref.finalize(self, _drop_connections, transport)
-        self._urls: dict[str, tuple[httpx.URL, str]] = {}
-        self._timeouts: dict[float | None, dict[str, float | None]] = {}
-        logger.debug("HTTP transport: %s, pool of %d", self.kind, max_connections)
+    __slots__ = ("_chunks", "_close", "headers", "status_code")
 
-    def _url(self, url: str, params: Mapping[str, Any] | str | None) -> tuple[httpx.URL, str]:
-        """The parsed URL (cached: the same endpoint and token repeat) and its Host header."""
-        url = _with_params(url, params)
-        cached = self._urls.get(url)
-        if cached is None:
-            if len(self._urls) >= _URL_CACHE_SIZE:
-                self._urls.clear()
-            parsed = httpx.URL(url)
-            cached = self._urls[url] = (parsed, parsed.netloc.decode("ascii"))
-        return cached
+    def __init__(self, status_code: int, headers: Mapping[str, str], chunks: AsyncIterator[bytes],
+                 close: Callable[[], Awaitable[None]]) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self._chunks = chunks
+        self._close = close
 
-    def _timeout(self, seconds: float | None) -> dict[str, float | None]:
-        cached = self._timeouts.get(seconds)
-        if cached is None:
-            cached = self._timeouts[seconds] = httpx.Timeout(seconds).as_dict()
-        return cached
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks
 
-    async def request(self, method: str, url: str, *, params: Mapping[str, Any] | str | None = None,
-                      headers: Mapping[str, str] | None = None, content: bytes = b"",
-                      timeout: float | None = None) -> Reply | httpx.Response:
-        """Send one request and read the whole body."""
-        if self._aiohttp is not None:
-            return await self._direct(method, url, params, headers, content, timeout)
-        response = await self.stream(method, url, params=params, headers=headers, content=content, timeout=timeout)
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
-
-    async def stream(self, method: str, url: str, *, params: Mapping[str, Any] | str | None = None,
-                     headers: Mapping[str, str] | None = None, content: bytes = b"",
-                     timeout: float | None = None) -> httpx.Response:
-        """Send one request and return once the headers are in; the caller reads the body
-        (``aiter_bytes``) and must ``aclose`` the response."""
-        parsed, host = self._url(url, params)
-        # Host and Content-Length given here and the body as a ready stream: httpx then skips
-        # its header-merging pass (the costliest part of building a Request).
-        all_headers = {"Host": host, **headers} if headers else {"Host": host}
-        if content or method in _BODY_METHODS:
-            all_headers["Content-Length"] = str(len(content))
-        request = httpx.Request(method, parsed, headers=all_headers, stream=httpx.ByteStream(content),
-                                extensions={"timeout": self._timeout(timeout)})
-        request.read()
-        return await self._transport.handle_async_request(request)
-
-    async def _direct(self, method: str, url: str, params: Mapping[str, Any] | str | None,
-                      headers: Mapping[str, str] | None, content: bytes, timeout: float | None) -> Reply:
-        assert self._aiohttp is not None
-        session = self._aiohttp.client
-        if not isinstance(session, aiohttp.ClientSession):
-            session = self._aiohttp.client = self._aiohttp.get_client()
-        url = _with_params(url, params)
-        limits = self._aio_timeouts.get(timeout)
-        if limits is None:  # httpx.Timeout(t) semantics: t for connect, pool and each read
-            limits = self._aio_timeouts[timeout] = aiohttp.ClientTimeout(
-                total=None, connect=timeout, sock_connect=timeout, sock_read=timeout)
-        async with session.request(method, url, headers=headers, data=content or None, allow_redirects=False,
-                                   timeout=limits) as resp:
-            body = await resp.read()
-        return Reply(resp.status, resp.headers, body)
+    async def aread(self) -> bytes:
+        """The rest of the body."""
+        return b"".join([chunk async for chunk in self._chunks])
 
     async def aclose(self) -> None:
-        await self.client.aclose()
-
-
-def _with_params(url: str, params: Mapping[str, Any] | str | None) -> str:
-    """``url`` with the query ``params`` (already encoded when a string) appended."""
-    if not params:
-        return url
-    return url + ("&" if "?" in url else "?") + (params if isinstance(params, str) else urlencode(params))
-
-
-def _drop_connections(transport: httpx.AsyncBaseTransport) -> None:
-    """Finalizer for a client whose event loop is gone without ``aclose()`` (a finished
-    ``asyncio.run``): drop aiohttp's pooled sockets synchronously so it does not warn."""
-    session = getattr(transport, "client", None)
-    connector = getattr(session, "connector", None) if aiohttp is not None else None
-    if connector is not None and not connector.closed:
+        """Stop reading: the connection goes back to the pool (body read) or is closed."""
         try:
-            connector._close()  # the synchronous half of close(); no loop is needed
-        except Exception:  # pragma: no cover - best effort at garbage collection
-            logger.debug("could not drop pooled connections", exc_info=True)
+            closer = getattr(self._chunks, "aclose", None)
+            if closer is not None:
+                await closer()
+        finally:
+            await self._close()
+
+
+class Transport(ABC):
+    """Sends requests. Implementations raise only qfnb errors (ConnectionError, TimeoutError)."""
+
+    @abstractmethod
+    async def send(self, request: Request) -> Reply:
+        """Send ``request`` and read the whole answer."""
+
+    @abstractmethod
+    async def stream(self, request: Request) -> StreamReply:
+        """Send ``request`` and return once the status and headers are in."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional: transports without resources keep it
+        """Release what this event loop's use of the transport holds (connections)."""
+
+
+def safe_path(url: str) -> str:
+    """``url``'s path: no scheme, host or query."""
+    start = url.find("/", url.find("//") + 2) if "//" in url else 0
+    path = url[start:] if start >= 0 else "/"
+    return path.partition("?")[0] or "/"
+
+
+class PerLoop(Generic[T]):
+    """One resource (a connection pool) per event loop, closed when its loop shuts down.
+
+    ``open()`` makes the resource inside the running loop and ``close(resource)`` releases it.
+    The close runs from ``loop.shutdown_asyncgens()`` (``asyncio.run`` and qfnb's own loop call it
+    on the way out), from :meth:`aclose`, or, for a loop that never shuts down (one a caller keeps
+    and stops, as IPython does), when the transport is dropped or the interpreter exits.
+    """
+
+    def __init__(self, open: Callable[[], T], close: Callable[[T], Awaitable[None]]) -> None:
+        self._open = open
+        self._closer = close
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                                 tuple[T, AsyncGenerator[None, None]]] = weakref.WeakKeyDictionary()
+        self._last: tuple[asyncio.AbstractEventLoop, T] | None = None
+        weakref.finalize(self, _close_left_over, self._by_loop)
+
+    def current(self) -> T | None:
+        """The running loop's resource if it was the last one used (the fast path), else None."""
+        last = self._last
+        return last[1] if last is not None and last[0] is asyncio.get_running_loop() else None
+
+    async def get(self) -> T:
+        """This loop's resource (made on first use)."""
+        loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0] is loop:
+            return last[1]
+        entry = self._by_loop.get(loop)
+        if entry is None:
+            resource = self._open()
+            guard = self._close_on_shutdown(resource)
+            await guard.__anext__()  # now the loop tracks it: shutdown_asyncgens() will close it
+            entry = self._by_loop[loop] = (resource, guard)
+        self._last = (loop, entry[0])
+        return entry[0]
+
+    async def _close_on_shutdown(self, resource: T) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            loop = asyncio.get_running_loop()
+            entry = self._by_loop.get(loop)
+            if entry is not None and entry[0] is resource:  # a loop that runs on gets a new one
+                del self._by_loop[loop]
+            if self._last is not None and self._last[1] is resource:
+                self._last = None
+            await self._closer(resource)
+
+    async def aclose(self) -> None:
+        """Close the running loop's resource, if it has one."""
+        loop = asyncio.get_running_loop()
+        entry = self._by_loop.pop(loop, None)
+        if self._last is not None and self._last[0] is loop:
+            self._last = None
+        if entry is not None:
+            await entry[1].aclose()
+
+
+def _close_left_over(by_loop: Mapping[asyncio.AbstractEventLoop, tuple[object, AsyncGenerator[None, None]]]) -> None:
+    """Finalizer of a :class:`PerLoop` (dropped, or at exit): close the pools of loops that were
+    stopped without shutting down. A running loop closes its own (the generator's finalizer, or
+    its shutdown); a closed one can run nothing more."""
+    for loop, (_, guard) in list(by_loop.items()):
+        if loop.is_closed() or loop.is_running():
+            continue
+        try:
+            loop.run_until_complete(asyncio.wait_for(guard.aclose(), 2.0))
+        except Exception:  # pragma: no cover - best effort at garbage collection / exit
+            logger.debug("could not close a connection pool", exc_info=True)

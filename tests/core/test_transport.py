@@ -1,6 +1,6 @@
-"""The client over its HTTP transport, against a raw asyncio server: framing, keep-alive, stale
+"""The client over its HTTP transports, against a raw asyncio server: framing, keep-alive, stale
 connections, cut bodies, timeouts, refused connections, split UTF-8 in SSE. Each test runs on
-the aiohttp transport (the default) and on httpx's own (the proxy / no-httpx-aiohttp fallback)."""
+the aiohttp transport (the default) and on httpx's (used with a proxy)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,26 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from qfnb._core import transport as transport_mod
 from qfnb._core.client import AsyncQianfanClient
 from qfnb._core.config import Config
 from qfnb._core.errors import ConnectionError, StreamError, TimeoutError
 from qfnb._core.retry import RetryPolicy
+from qfnb._core.transport_aiohttp import AiohttpTransport
+from qfnb._core.transport_httpx import HttpxTransport
 
 Responder = Callable[[bytes], bytes | None]
 ONCE = RetryPolicy(attempts=1, timeout=5.0)
 JSON_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
 
 
-@pytest.fixture(params=["AiohttpTransport", "AsyncHTTPTransport"])
-def kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    if request.param == "AsyncHTTPTransport":
-        monkeypatch.setattr(transport_mod, "AiohttpTransport", None)
+@pytest.fixture(params=["AiohttpTransport", "HttpxTransport"])
+def kind(request: pytest.FixtureRequest) -> Iterator[str]:
     yield request.param
+
+
+def _client(kind: str, url: str, **config: object) -> AsyncQianfanClient:
+    transport = AiohttpTransport() if kind == "AiohttpTransport" else HttpxTransport()
+    return AsyncQianfanClient(Config.from_env({}, base_url=url, **config), transport=transport)
 
 
 async def _server(respond: Responder) -> tuple[asyncio.AbstractServer, str, list[int]]:
@@ -82,9 +86,9 @@ async def test_content_length_chunked_and_keep_alive(kind: str, closing: list[As
 
     server, url, conns = await _server(respond)
     async with server:
-        client = AsyncQianfanClient(Config.from_env({}, base_url=url, no_auth=True))
+        client = _client(kind, url, no_auth=True)
         closing.append(client)
-        assert client._http().kind == kind
+        assert type(client.transport).__name__ == kind
         r1 = await client.infer("chat", "plain", {"messages": []}, retry=ONCE)
         assert (r1.result, r1.headers["x-thing"], r1.headers.get("X-THING")) == ("plain", "a", "a")
         r2 = await client.infer("chat", "chunked", {"messages": []}, retry=ONCE)
@@ -98,7 +102,7 @@ async def test_stale_keep_alive_connection_is_replaced(kind: str, closing: list[
     # the server drops each connection right after answering, without announcing it
     server, url, conns = await _server(lambda req: _json(b'{"result": "ok"}', b"X-Close: 1\r\n"))
     async with server:
-        client = AsyncQianfanClient(Config.from_env({}, base_url=url, no_auth=True))
+        client = _client(kind, url, no_auth=True)
         closing.append(client)
         assert (await client.infer("chat", "x", {"messages": []}, retry=ONCE)).result == "ok"
         await asyncio.sleep(0.1)
@@ -114,7 +118,7 @@ async def test_cut_body_timeout_and_refused(kind: str, closing: list[AsyncQianfa
 
     server, url, _ = await _server(respond)
     async with server:
-        client = AsyncQianfanClient(Config.from_env({}, base_url=url, no_auth=True))
+        client = _client(kind, url, no_auth=True)
         closing.append(client)
         with pytest.raises(ConnectionError) as cut:
             await client.infer("chat", "cut", {"messages": []}, retry=ONCE)
@@ -123,7 +127,7 @@ async def test_cut_body_timeout_and_refused(kind: str, closing: list[AsyncQianfa
             await client.infer("chat", "slow", {"messages": []}, retry=RetryPolicy(attempts=1, timeout=0.3))
     server.close()
     await server.wait_closed()
-    client = AsyncQianfanClient(Config.from_env({}, base_url=url, no_auth=True))
+    client = _client(kind, url, no_auth=True)
     closing.append(client)
     with pytest.raises(ConnectionError) as refused:
         await client.infer("chat", "x", {"messages": []}, retry=ONCE)
@@ -136,7 +140,7 @@ async def test_token_never_in_transport_errors(kind: str, closing: list[AsyncQia
     server.close()
     await server.wait_closed()
     secret = "24.SECRET-token-value"
-    client = AsyncQianfanClient(Config.from_env({}, base_url=url, access_token=secret))
+    client = _client(kind, url, access_token=secret)
     closing.append(client)
     with pytest.raises(ConnectionError) as info:
         await client.infer("chat", "x", {"messages": []}, retry=ONCE)
@@ -158,7 +162,7 @@ async def test_sse_split_inside_a_multibyte_character_and_cut(kind: str,
 
     server, url, _ = await _server(respond)
     async with server:
-        client = AsyncQianfanClient(Config.from_env({}, base_url=url, no_auth=True))
+        client = _client(kind, url, no_auth=True)
         closing.append(client)
         chunks = [c async for c in await client.infer("chat", "x", {"messages": []}, stream=True)]
         assert [c.result for c in chunks] == ["你好"]
@@ -181,7 +185,7 @@ async def test_http_error_headers_are_case_insensitive_and_retry_after_honoured(
 
     server, url, _ = await _server(respond)
     async with server:
-        client = AsyncQianfanClient(Config.from_env({}, base_url=url, no_auth=True))
+        client = _client(kind, url, no_auth=True)
         closing.append(client)
         r = await client.infer("chat", "x", {"messages": []}, retry=RetryPolicy(attempts=2, timeout=5.0,
                                                                                  backoff_factor=0.0, jitter=0.0))

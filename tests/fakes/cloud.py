@@ -14,7 +14,8 @@ A small ASGI app (no framework) with:
   ``fake.fault_rate(p, kinds)``, ``fake.latency``, ``fake.expire_tokens()``,
   ``fake.cut_stream_after``.
 
-Serve it with :func:`serve` (uvicorn on 127.0.0.1, a free port, in a daemon thread).
+Serve it with :func:`serve` (uvicorn on 127.0.0.1, a free port, in a daemon thread), or call it
+in-process with ``qfnb._core.transport_asgi.ASGITransport(fake)`` (see :mod:`tests.fakes.fixtures`).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class FakeQianfan:
         self.bearer_tokens = {bearer_token}
         self.verify_signatures = verify_signatures
         self.base_url = ""  # set by the fixtures once served
+        self.transport: Any = None  # an in-process transport to it, when the fixtures made one
         self.requests: list[Captured] = []
         self.capture = True
         self.latency = 0.0

@@ -1,5 +1,12 @@
 """pytest fixtures around the fake cloud. Import them into a test module or conftest:
 ``from tests.fakes.fixtures import fake, fake_server, make_config  # noqa: F401``.
+
+``fake`` is called in-process through :class:`qfnb._core.transport_asgi.ASGITransport` (no
+socket; ``fake.transport`` is set and ``make_config`` injects it) where the ``fake_in_process``
+fixture below is visible (imported by the conftests of tests/core, tests/resources,
+tests/console, tests/dataset, tests/model and tests/evaluation), and over a real uvicorn server
+otherwise or when a test is marked ``@pytest.mark.sockets`` (a subprocess or a kernel must reach
+it, or the real HTTP path is tested).
 """
 
 from __future__ import annotations
@@ -11,8 +18,12 @@ import pytest
 
 from qfnb._core import client as client_mod
 from qfnb._core.config import Config
+from qfnb._core.transport_asgi import ASGITransport
 
 from .cloud import FakeQianfan, serve
+
+#: the base URL of an in-process fake (never resolved: its transport does not use the network)
+IN_PROCESS_URL = "http://qianfan.fake"
 
 
 class _Swap:
@@ -33,25 +44,47 @@ def fake_server() -> Iterator[tuple[_Swap, str]]:
 
 
 @pytest.fixture
-def fake(fake_server: tuple[_Swap, str]) -> Iterator[FakeQianfan]:
-    """A fresh fake platform (``fake.base_url`` is where it listens); clients are not shared
-    between tests."""
-    swap, url = fake_server
-    swap.app = FakeQianfan()
-    swap.app.base_url = url
+def fake_in_process() -> bool:
+    """Import this into a conftest (or module) to call ``fake`` in-process there."""
+    return True
+
+
+def _in_process(request: pytest.FixtureRequest) -> bool:
+    if request.node.get_closest_marker("sockets") is not None:
+        return False
+    try:
+        return bool(request.getfixturevalue("fake_in_process"))
+    except pytest.FixtureLookupError:
+        return False
+
+
+@pytest.fixture
+def fake(request: pytest.FixtureRequest) -> Iterator[FakeQianfan]:
+    """A fresh fake platform (``fake.base_url`` is where it answers; ``fake.transport`` reaches
+    it in-process, or is None when it is served over a socket); clients are not shared between tests."""
+    app = FakeQianfan()
+    if _in_process(request):
+        app.base_url = IN_PROCESS_URL
+        # a handler that raises answers HTTP 500, as it would behind uvicorn
+        app.transport = ASGITransport(app, raise_app_exceptions=False)
+    else:
+        swap, url = request.getfixturevalue("fake_server")
+        swap.app = app
+        app.base_url = url
+        app.transport = None
     client_mod._CLIENTS.clear()
-    yield swap.app
+    yield app
     client_mod._CLIENTS.clear()
 
 
 @pytest.fixture
 def make_config(fake: FakeQianfan) -> Callable[..., Config]:
     """``make_config(mode="oauth"|"iam"|"both", **overrides)`` → a Config for the fake
-    (no environment read; fast retries)."""
+    (no environment read; fast retries; the fake's transport when it is in-process)."""
 
     def make(mode: str = "both", **overrides: Any) -> Config:
         values: dict[str, Any] = {**fake.env(fake.base_url, mode), "llm_api_retry_backoff_factor": 0.01,
-                                  "llm_api_retry_jitter": 0.01, **overrides}
+                                  "llm_api_retry_jitter": 0.01, "transport": fake.transport, **overrides}
         return Config.from_env({}, **values)
 
     return make

@@ -191,9 +191,9 @@ def test_plugin(fake: FakeQianfan, make_config: MakeConfig) -> None:
 
 
 def test_constructor_kwargs_and_repr(fake: FakeQianfan) -> None:
-    chat = ChatCompletion(ak=fake.ak, sk=fake.sk, base_url=fake.base_url)
+    chat = ChatCompletion(ak=fake.ak, sk=fake.sk, base_url=fake.base_url, transport=fake.transport)
     assert chat.do(messages=HI).result == "echo[ernie-lite-8k]: 你好"
-    bad = ChatCompletion(ak="my-ak-123456789", sk="my-SECRET-sk", base_url=fake.base_url)
+    bad = ChatCompletion(ak="my-ak-123456789", sk="my-SECRET-sk", base_url=fake.base_url, transport=fake.transport)
     with pytest.raises(AuthError) as info:
         bad.do(messages=HI)
     assert "SECRET" not in repr(bad) + repr(bad.config) + str(info.value)

@@ -15,6 +15,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 
+@pytest.mark.sockets  # the kernel is another process: it reaches the fake over a socket
 def test_sync_and_async_calls_in_a_kernel(fake: FakeQianfan) -> None:
     env = json.dumps(fake.env(fake.base_url, "oauth"))
     cells = [

@@ -32,6 +32,7 @@ t.run()
 """
 
 
+@pytest.mark.sockets  # a child process reaches the fake
 def test_resume_after_sigkill_does_not_create_a_second_task(cloud: ConsoleCloud, cfg: Config, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "cache"
