@@ -79,7 +79,6 @@ def test_unknown_model_error_names_the_failed_model_list(fake: FakeQianfan, make
     ({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}, "messages"),
     ({"messages": HI, "temperature": 3}, "temperature"),
     ({"messages": "hello"}, "messages"),
-    ({}, "messages"),
     ({"messages": HI, "stream": "yes"}, "stream"),
 ])
 def test_bad_input_rejected_before_sending(fake: FakeQianfan, make_config: MakeConfig,
@@ -88,6 +87,13 @@ def test_bad_input_rejected_before_sending(fake: FakeQianfan, make_config: MakeC
     with pytest.raises(ValidationError) as info:
         chat.do(**kwargs)
     assert info.value.field == field and isinstance(info.value, ValueError)
+    assert fake.calls("/chat/") == []
+
+
+def test_missing_messages_is_a_type_error_naming_them(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    """``messages`` is a required parameter, as in the official SDK: Python names it."""
+    with pytest.raises(TypeError, match="'messages'"):
+        ChatCompletion(config=make_config("oauth")).do()
     assert fake.calls("/chat/") == []
 
 
