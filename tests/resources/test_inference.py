@@ -196,6 +196,15 @@ def test_plugin(fake: FakeQianfan, make_config: MakeConfig) -> None:
     assert eb.result and fake.calls("/erniebot/plugin")
 
 
+def test_plugin_query_positional_as_the_official_sdk(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    """``do(query, plugins, model, endpoint)``: a text query for an app, a conversation for ERNIE Bot."""
+    assert Plugin(config=make_config("oauth")).do("你好", None, None, "your_app").result == "echo[your_app]: 你好"
+    assert fake.calls("/plugin/your_app/")[0].json["query"] == "你好"
+    eb = Plugin(config=make_config("oauth")).do(Messages().append("你好"), ["uuid-zhishiku"], "EBPluginV2")
+    sent = fake.calls("/erniebot/plugin")[0].json
+    assert eb.result and sent["messages"] == HI and sent["plugins"] == ["uuid-zhishiku"] and "query" not in sent
+
+
 def test_constructor_kwargs_and_repr(fake: FakeQianfan) -> None:
     chat = ChatCompletion(ak=fake.ak, sk=fake.sk, base_url=fake.base_url)
     assert chat.do(messages=HI).result == "echo[ernie-lite-8k]: 你好"
