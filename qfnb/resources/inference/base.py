@@ -4,9 +4,8 @@ request body, and the do/ado/stream/batch shells (sync is a thin shell over asyn
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,6 +21,7 @@ from qfnb.protocol import routes
 from qfnb.protocol.errors import ProtocolError
 
 from . import batch as _batch
+from ._call import blocking_doc, call_params
 
 __all__ = ["BaseInference", "Target", "blocking_doc", "call_params", "resolve_target"]
 
@@ -363,21 +363,6 @@ class BaseInference:
         done = sync.submit(_run())
         return _batch.BatchFuture(total, done, counter, futures,
                                   Path(output_file) if output_file is not None else None, skipped, stats)
-
-
-def call_params(scope: Mapping[str, Any], *, keep_none: bool = False) -> dict[str, Any]:
-    """The arguments of a ``do``/``ado`` call, from its ``locals()`` taken first thing: the
-    named ones (those not None unless ``keep_none``: ``do`` forwards all to ``ado``), then
-    its ``**kwargs`` (fields the platform adds)."""
-    named = {k: v for k, v in scope.items()
-             if k not in ("self", "kwargs", "__class__") and (keep_none or v is not None)}
-    return {**named, **scope.get("kwargs", {})}
-
-
-def blocking_doc(async_doc: str | None) -> str:
-    """``do``'s docstring from ``ado``'s: shift-Tab in a notebook shows every parameter."""
-    return ("Blocking :meth:`ado`: runs on qfnb's background loop (safe inside Jupyter); a stream "
-            "is a sync iterator.\n\n" + inspect.cleandoc(async_doc or ""))
 
 
 def _estimate_body_tokens(body: dict[str, Any]) -> int:
