@@ -79,7 +79,6 @@ def test_unknown_model_error_names_the_failed_model_list(fake: FakeQianfan, make
     ({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}, "messages"),
     ({"messages": HI, "temperature": 3}, "temperature"),
     ({"messages": "hello"}, "messages"),
-    ({}, "messages"),
     ({"messages": HI, "stream": "yes"}, "stream"),
 ])
 def test_bad_input_rejected_before_sending(fake: FakeQianfan, make_config: MakeConfig,
@@ -88,6 +87,13 @@ def test_bad_input_rejected_before_sending(fake: FakeQianfan, make_config: MakeC
     with pytest.raises(ValidationError) as info:
         chat.do(**kwargs)
     assert info.value.field == field and isinstance(info.value, ValueError)
+    assert fake.calls("/chat/") == []
+
+
+def test_missing_messages_is_a_type_error_naming_them(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    """``messages`` is a required parameter, as in the official SDK: Python names it."""
+    with pytest.raises(TypeError, match="'messages'"):
+        ChatCompletion(config=make_config("oauth")).do()
     assert fake.calls("/chat/") == []
 
 
@@ -188,6 +194,15 @@ def test_plugin(fake: FakeQianfan, make_config: MakeConfig) -> None:
     assert "".join(c.result for c in chunks) == "echo[your_app]: hi"
     eb = Plugin(model="EBPluginV2", config=make_config("oauth")).do(messages=HI, plugins=["uuid-zhishiku"])
     assert eb.result and fake.calls("/erniebot/plugin")
+
+
+def test_plugin_query_positional_as_the_official_sdk(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    """``do(query, plugins, model, endpoint)``: a text query for an app, a conversation for ERNIE Bot."""
+    assert Plugin(config=make_config("oauth")).do("你好", None, None, "your_app").result == "echo[your_app]: 你好"
+    assert fake.calls("/plugin/your_app/")[0].json["query"] == "你好"
+    eb = Plugin(config=make_config("oauth")).do(Messages().append("你好"), ["uuid-zhishiku"], "EBPluginV2")
+    sent = fake.calls("/erniebot/plugin")[0].json
+    assert eb.result and sent["messages"] == HI and sent["plugins"] == ["uuid-zhishiku"] and "query" not in sent
 
 
 def test_constructor_kwargs_and_repr(fake: FakeQianfan) -> None:

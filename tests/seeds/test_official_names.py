@@ -84,8 +84,9 @@ def test_positional_arguments_as_the_official_sdk(fake: FakeQianfan,
     assert qfnb.Embedding(config=cfg).do(["a", "b"])["data"]
     with pytest.raises(TypeError, match="multiple values for argument 'prompt'"):
         qfnb.Completion(config=cfg).do("a", prompt="b")
-    with pytest.raises(TypeError, match="at most 4 positional"):
-        qfnb.Completion(config=cfg).do("a", None, None, False, 1)
+    assert qfnb.Completion(config=cfg).do("a", None, None, False, 1).result  # retry_count, 5th as documented
+    with pytest.raises(TypeError, match="positional arguments but 10 were given"):
+        qfnb.Completion(config=cfg).do("a", None, None, False, 1, 60, None, 0, "extra")
 
 
 def test_configs_accept_none_and_ignore_unknown_fields(caplog: pytest.LogCaptureFixture) -> None:

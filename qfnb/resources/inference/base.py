@@ -5,7 +5,7 @@ request body, and the do/ado/stream/batch shells (sync is a thin shell over asyn
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,8 +21,9 @@ from qfnb.protocol import routes
 from qfnb.protocol.errors import ProtocolError
 
 from . import batch as _batch
+from ._call import blocking_doc, call_params
 
-__all__ = ["BaseInference", "Target", "resolve_target"]
+__all__ = ["BaseInference", "Target", "blocking_doc", "call_params", "resolve_target"]
 
 logger = logging.getLogger("qfnb.resources")
 
@@ -88,9 +89,6 @@ class BaseInference:
     api_types: ClassVar[tuple[str, ...]] = ("chat",)
     #: name of the per-item field in ``batch_do``'s first argument
     batch_field: ClassVar[str] = "messages"
-    #: names of the official SDK's positional parameters of ``do``/``ado`` (after ``self``);
-    #: empty: ``(batch_field, "model", "endpoint", "stream")``
-    positional: ClassVar[tuple[str, ...]] = ()
     default_retry: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, model: str | None = None, endpoint: str | None = None, *, config: Config | None = None,
@@ -202,39 +200,33 @@ class BaseInference:
         return body
 
     # ------------------------------------------------------------------ async API
-    def _args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Fold positional arguments into ``kwargs`` as the official SDK names them
-        (``Completion().do("hi")``, ``ChatCompletion().do(messages)``)."""
-        if not args:
-            return kwargs
-        names = self.positional or (self.batch_field, "model", "endpoint", "stream")
-        if len(args) > len(names):
-            raise TypeError(f"{type(self).__name__}.do() takes at most {len(names)} positional "
-                            f"arguments ({', '.join(names)}), got {len(args)}")
-        out = dict(kwargs)
-        for name, value in zip(names, args, strict=False):
-            if name in out:
-                raise TypeError(f"{type(self).__name__}.do() got multiple values for argument {name!r}")
-            out[name] = value
-        return out
-
     async def ado(self, *args: Any, **kwargs: Any) -> Any:
-        """Call the model; a :class:`QfResponse`, or (``stream=True``) an async iterator of chunks."""
-        kwargs = self._args(args, kwargs)
-        stream = kwargs.get("stream", False)
+        """Call the model (each resource declares its own parameters)."""
+        raise NotImplementedError
+
+    async def _acall(self, params: dict[str, Any]) -> QfResponse | AsyncIterator[QfResponse]:
+        """The one implementation of a call: ``params`` as :func:`call_params` gives them;
+        a :class:`QfResponse`, or (``stream=True``) an async iterator of chunks."""
+        stream = params.get("stream", False)
         if not isinstance(stream, bool):
             raise ValidationError("stream", f"must be a bool, got {type(stream).__name__}")
-        target = await self._target(kwargs.get("model"), kwargs.get("endpoint"))
+        target = await self._target(params.get("model"), params.get("endpoint"))
         try:
-            target, body = self._body(target, kwargs)
+            target, body = self._body(target, params)
         except ValidationError:
             raise
         except ProtocolError as exc:
             raise ValidationError(exc.field, str(exc).split(": ", 1)[-1], exc.code) from None
-        result = await self._send(target, body, stream, kwargs)
+        result = await self._send(target, body, stream, params)
         if stream:
-            return self._stream_post(result, kwargs, target)
-        return self._postprocess(result, kwargs, target)
+            return self._stream_post(result, params, target)
+        return self._postprocess(result, params, target)
+
+    async def _acall_one(self, params: dict[str, Any]) -> QfResponse:
+        """:meth:`_acall` for a resource that never streams."""
+        resp = await self._acall(params)
+        assert isinstance(resp, QfResponse)  # _body refuses stream=True
+        return resp
 
     async def _send(self, target: Target, body: dict[str, Any], stream: bool, kwargs: dict[str, Any]) -> Any:
         client = self.client
@@ -251,12 +243,16 @@ class BaseInference:
 
     # ------------------------------------------------------------------ sync API
     def do(self, *args: Any, **kwargs: Any) -> Any:
-        """Blocking :meth:`ado` (runs on qfnb's background loop; safe inside Jupyter)."""
-        kwargs = self._args(args, kwargs)
-        result = sync.run(self.ado(**kwargs))
-        if kwargs.get("stream"):
-            return sync.iterate(result)
-        return result
+        """Blocking :meth:`ado` (each resource declares its own parameters)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _blocking(call: Coroutine[Any, Any, QfResponse | AsyncIterator[QfResponse]]
+                  ) -> QfResponse | Iterator[QfResponse]:
+        """Run an ``ado`` call on qfnb's background loop (safe inside Jupyter); a stream
+        becomes a sync iterator."""
+        result = sync.run(call)
+        return result if isinstance(result, QfResponse) else sync.iterate(result)
 
     # ------------------------------------------------------------------ batch
     def _named_inputs(self, inputs: Iterable[Any] | None, common: dict[str, Any]) -> Iterable[Any] | None:
@@ -318,7 +314,7 @@ class BaseInference:
 
     async def _one(self, kwargs: dict[str, Any]) -> Any:
         # one try per call: the batch itself retries transient failures (re-queued, paced)
-        return await self.ado(**{"retry_count": 1, **kwargs})
+        return await self._acall({"retry_count": 1, **kwargs})
 
     def _batch_classifier(self, common: dict[str, Any]) -> _batch.Classify:
         policy = self._retry(dict(common)) or RetryPolicy.inference(self.config)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Literal, overload
 
 from qfnb._core.ratelimit import estimate_tokens
 from qfnb._core.response import QfResponse
 from qfnb.protocol import routes
 
 from .accumulator import ChatAccumulator
-from .base import BaseInference, Target
+from .base import BaseInference, Target, blocking_doc, call_params
 from .messages import Messages
 
-__all__ = ["ChatCompletion"]
+__all__ = ["ChatCompletion", "ChatMessages"]
 
 logger = logging.getLogger("qfnb.chat")
 
@@ -23,6 +23,9 @@ V2_DEFAULT_MODEL = "ernie-lite-8k"
 CONTINUE_PROMPT = "继续"
 #: follow-up requests ``auto_concat_truncate`` makes at most for one answer
 MAX_CONTINUATIONS = 16
+
+#: a conversation: ``[{"role": "user", "content": "你好"}, ...]`` or :class:`Messages`
+ChatMessages = Sequence[Mapping[str, Any]] | Messages
 
 
 def _messages(value: Any) -> Any:
@@ -47,23 +50,135 @@ class ChatCompletion(BaseInference):
             raise ValueError(f"version must be 1 or 2, got {version!r}")
         self.version = int(version)
 
-    async def ado(self, *args: Any, **kwargs: Any) -> Any:
-        """Call the model. With ``auto_concat_truncate=True``, an answer the platform marks
-        ``is_truncated`` is continued (the partial answer as the assistant turn, then
-        ``truncated_continue_prompt``, default "继续") until it is complete: one response whose
-        ``result`` is the whole answer and whose ``usage`` adds up every round; with
-        ``stream=True`` the chunks of every round, in order."""
-        kwargs = self._args(args, kwargs)
-        if not kwargs.get("auto_concat_truncate"):
-            return await super().ado(**kwargs)
-        first = await super().ado(**kwargs)
-        if kwargs.get("stream"):
-            return self._continue_stream(first, kwargs)
+    # The official SDK's parameters in its positional order, then the documented body fields
+    # (keyword-only), then ``**kwargs`` for fields the platform adds. The overloads give the
+    # result's type from ``stream``; both calls run :meth:`_acall`.
+    @overload
+    async def ado(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
+                  stream: Literal[False] = False, retry_count: int | None = None,
+                  request_timeout: float | None = None, request_id: str | None = None,
+                  backoff_factor: float | None = None, auto_concat_truncate: bool = False,
+                  truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
+                  system: str | None = None, temperature: float | None = None, top_p: float | None = None,
+                  top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
+                  max_output_tokens: int | None = None, user_id: str | None = None,
+                  **kwargs: Any) -> QfResponse: ...
+    @overload
+    async def ado(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None, *,
+                  stream: Literal[True], retry_count: int | None = None, request_timeout: float | None = None,
+                  request_id: str | None = None, backoff_factor: float | None = None,
+                  auto_concat_truncate: bool = False, truncated_continue_prompt: str = CONTINUE_PROMPT,
+                  truncate_overlong_msgs: bool = False,
+                  system: str | None = None, temperature: float | None = None, top_p: float | None = None,
+                  top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
+                  max_output_tokens: int | None = None, user_id: str | None = None,
+                  **kwargs: Any) -> AsyncIterator[QfResponse]: ...
+    @overload
+    async def ado(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
+                  stream: bool = False, retry_count: int | None = None,
+                  request_timeout: float | None = None, request_id: str | None = None,
+                  backoff_factor: float | None = None, auto_concat_truncate: bool = False,
+                  truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
+                  system: str | None = None, temperature: float | None = None, top_p: float | None = None,
+                  top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
+                  max_output_tokens: int | None = None, user_id: str | None = None,
+                  **kwargs: Any) -> QfResponse | AsyncIterator[QfResponse]: ...
+    async def ado(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
+                  stream: bool = False, retry_count: int | None = None,
+                  request_timeout: float | None = None, request_id: str | None = None,
+                  backoff_factor: float | None = None, auto_concat_truncate: bool = False,
+                  truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
+                  system: str | None = None, temperature: float | None = None, top_p: float | None = None,
+                  top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
+                  max_output_tokens: int | None = None, user_id: str | None = None,
+                  **kwargs: Any) -> QfResponse | AsyncIterator[QfResponse]:
+        """Chat with the model.
+
+        :param messages: the conversation, oldest first, ending with a user turn.
+        :param model: a model name (built-in catalog or the platform's list); default: the
+            instance's, then the config's default chat model.
+        :param endpoint: a custom service's endpoint suffix (wins over ``model``).
+        :param stream: ``True``: an async iterator of chunks instead of one response.
+        :param retry_count: tries in all; ``None``: the config's ``llm_api_retry_count``.
+        :param request_timeout: seconds per try; ``None``: the config's.
+        :param request_id: sent as the request's id (the platform echoes it).
+        :param backoff_factor: the retry backoff factor; ``None``: the config's.
+        :param auto_concat_truncate: continue an answer the platform marks ``is_truncated``
+            (the partial answer as the assistant turn, then ``truncated_continue_prompt``)
+            until it is complete: one response whose ``result`` is the whole answer and whose
+            ``usage`` adds up every round; with ``stream=True`` the chunks of every round.
+        :param truncated_continue_prompt: the user turn that asks for the rest.
+        :param truncate_overlong_msgs: drop the oldest turns until the model's input limit fits.
+        :param system: the system prompt (v1).
+        :param temperature: sampling temperature, ``(0, 1]``.
+        :param top_p: nucleus sampling mass, ``[0, 1]``.
+        :param top_k: sample from the ``top_k`` likeliest tokens.
+        :param penalty_score: repetition penalty, ``[1, 2]``.
+        :param stop: strings that end the answer.
+        :param max_output_tokens: the most tokens to generate.
+        :param user_id: the end user's id, for the platform's abuse checks.
+        :param kwargs: further body fields the platform accepts, sent as given.
+        """
+        return await self._acall(call_params(locals()))
+
+    @overload
+    def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
+           stream: Literal[False] = False, retry_count: int | None = None,
+           request_timeout: float | None = None, request_id: str | None = None,
+           backoff_factor: float | None = None, auto_concat_truncate: bool = False,
+           truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
+           system: str | None = None, temperature: float | None = None, top_p: float | None = None,
+           top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
+           max_output_tokens: int | None = None, user_id: str | None = None,
+           **kwargs: Any) -> QfResponse: ...
+    @overload
+    def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None, *,
+           stream: Literal[True], retry_count: int | None = None, request_timeout: float | None = None,
+           request_id: str | None = None, backoff_factor: float | None = None,
+           auto_concat_truncate: bool = False, truncated_continue_prompt: str = CONTINUE_PROMPT,
+           truncate_overlong_msgs: bool = False,
+           system: str | None = None, temperature: float | None = None, top_p: float | None = None,
+           top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
+           max_output_tokens: int | None = None, user_id: str | None = None,
+           **kwargs: Any) -> Iterator[QfResponse]: ...
+    @overload
+    def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
+           stream: bool = False, retry_count: int | None = None,
+           request_timeout: float | None = None, request_id: str | None = None,
+           backoff_factor: float | None = None, auto_concat_truncate: bool = False,
+           truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
+           system: str | None = None, temperature: float | None = None, top_p: float | None = None,
+           top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
+           max_output_tokens: int | None = None, user_id: str | None = None,
+           **kwargs: Any) -> QfResponse | Iterator[QfResponse]: ...
+    def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
+           stream: bool = False, retry_count: int | None = None,
+           request_timeout: float | None = None, request_id: str | None = None,
+           backoff_factor: float | None = None, auto_concat_truncate: bool = False,
+           truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
+           system: str | None = None, temperature: float | None = None, top_p: float | None = None,
+           top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
+           max_output_tokens: int | None = None, user_id: str | None = None,
+           **kwargs: Any) -> QfResponse | Iterator[QfResponse]:
+        return self._blocking(self.ado(**call_params(locals(), keep_none=True)))
+
+    do.__doc__ = blocking_doc(ado.__doc__)
+
+    async def _acall(self, params: dict[str, Any]) -> QfResponse | AsyncIterator[QfResponse]:
+        if not params.get("auto_concat_truncate"):
+            return await super()._acall(params)
+        first = await super()._acall(params)
+        if params.get("stream"):
+            assert not isinstance(first, QfResponse)
+            return self._continue_stream(first, params)
+        assert isinstance(first, QfResponse)
         acc, resp = ChatAccumulator(), first
         acc.add_body(resp.body)
         while acc.truncated and len(acc.rounds) < MAX_CONTINUATIONS:
             acc.end_round()
-            resp = await super().ado(**self._continuation(kwargs, acc.rounds))
+            nxt = await super()._acall(self._continuation(params, acc.rounds))
+            assert isinstance(nxt, QfResponse)
+            resp = nxt
             acc.add_body(resp.body)
         if acc.truncated:
             _still_truncated()
@@ -93,7 +208,9 @@ class ChatCompletion(BaseInference):
             if len(acc.rounds) > MAX_CONTINUATIONS:
                 _still_truncated()
                 return
-            chunks = await super().ado(**self._continuation(kwargs, acc.rounds))
+            nxt = await super()._acall(self._continuation(kwargs, acc.rounds))
+            assert not isinstance(nxt, QfResponse)
+            chunks = nxt
 
     async def _target(self, model: str | None, endpoint: str | None) -> Target:
         if self.version == 2:

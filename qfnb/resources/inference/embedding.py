@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from qfnb._core import sync
 from qfnb._core.errors import ValidationError
+from qfnb._core.response import QfResponse
 
-from .base import BaseInference, Target
+from .base import BaseInference, Target, blocking_doc, call_params
 
 __all__ = ["Embedding"]
 
@@ -16,6 +18,31 @@ class Embedding(BaseInference):
 
     api_types: ClassVar[tuple[str, ...]] = ("embeddings",)
     batch_field: ClassVar[str] = "texts"
+
+    async def ado(self, texts: list[str], model: str | None = None, endpoint: str | None = None,
+                  retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
+                  backoff_factor: float | None = None, *, user_id: str | None = None, **kwargs: Any) -> QfResponse:
+        """Embed ``texts``: ``resp["data"][i]["embedding"]`` is the vector of ``texts[i]``.
+
+        :param texts: the texts, at most 16 per call.
+        :param model: a model name (built-in catalog or the platform's list); default: the
+            instance's, then the config's default.
+        :param endpoint: a custom service's endpoint suffix (wins over ``model``).
+        :param retry_count: tries in all; ``None``: the config's ``llm_api_retry_count``.
+        :param request_timeout: seconds per try; ``None``: the config's.
+        :param request_id: sent as the request's id (the platform echoes it).
+        :param backoff_factor: the retry backoff factor; ``None``: the config's.
+        :param user_id: the end user's id, for the platform's abuse checks.
+        :param kwargs: further body fields the platform accepts, sent as given.
+        """
+        return await self._acall_one(call_params(locals()))
+
+    def do(self, texts: list[str], model: str | None = None, endpoint: str | None = None,
+           retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
+           backoff_factor: float | None = None, *, user_id: str | None = None, **kwargs: Any) -> QfResponse:
+        return sync.run(self.ado(**call_params(locals(), keep_none=True)))
+
+    do.__doc__ = blocking_doc(ado.__doc__)
 
     def _body(self, target: Target, kwargs: dict[str, Any]) -> tuple[Target, dict[str, Any]]:
         if kwargs.get("stream"):

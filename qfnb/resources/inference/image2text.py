@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, ClassVar, Literal, overload
 
 from qfnb._core.errors import ValidationError
+from qfnb._core.response import QfResponse
 
-from .base import BaseInference, Target
+from .base import BaseInference, Target, blocking_doc, call_params
 
 __all__ = ["Image2Text"]
 
@@ -22,7 +24,70 @@ class Image2Text(BaseInference):
 
     api_types: ClassVar[tuple[str, ...]] = ("image2text",)
     batch_field: ClassVar[str] = "prompt"
-    positional: ClassVar[tuple[str, ...]] = ("prompt", "image", "model", "endpoint", "stream")
+
+    @overload
+    async def ado(self, prompt: str, image: str | bytes, model: str | None = None,
+                  endpoint: str | None = None,
+                  stream: Literal[False] = False, retry_count: int | None = None, request_timeout: float | None = None,
+                  request_id: str | None = None, backoff_factor: float | None = None, **kwargs: Any) -> QfResponse: ...
+    @overload
+    async def ado(self, prompt: str, image: str | bytes, model: str | None = None,
+                  endpoint: str | None = None, *,
+                  stream: Literal[True], retry_count: int | None = None, request_timeout: float | None = None,
+                  request_id: str | None = None, backoff_factor: float | None = None,
+                  **kwargs: Any) -> AsyncIterator[QfResponse]: ...
+    @overload
+    async def ado(self, prompt: str, image: str | bytes, model: str | None = None,
+                  endpoint: str | None = None,
+                  stream: bool = False, retry_count: int | None = None, request_timeout: float | None = None,
+                  request_id: str | None = None, backoff_factor: float | None = None,
+                  **kwargs: Any) -> QfResponse | AsyncIterator[QfResponse]: ...
+    async def ado(self, prompt: str, image: str | bytes, model: str | None = None,
+                  endpoint: str | None = None,
+                  stream: bool = False, retry_count: int | None = None, request_timeout: float | None = None,
+                  request_id: str | None = None, backoff_factor: float | None = None,
+                  **kwargs: Any) -> QfResponse | AsyncIterator[QfResponse]:
+        """Ask ``prompt`` about ``image``.
+
+        :param prompt: the question about the image.
+        :param image: the image, as base64 text or bytes.
+        :param model: a model name (built-in catalog or the platform's list); default: the
+            instance's, then the config's default.
+        :param endpoint: a custom service's endpoint suffix (wins over ``model``).
+        :param stream: ``True``: an async iterator of chunks instead of one response.
+        :param retry_count: tries in all; ``None``: the config's ``llm_api_retry_count``.
+        :param request_timeout: seconds per try; ``None``: the config's.
+        :param request_id: sent as the request's id (the platform echoes it).
+        :param backoff_factor: the retry backoff factor; ``None``: the config's.
+        :param kwargs: further body fields the platform accepts, sent as given.
+        """
+        return await self._acall(call_params(locals()))
+
+    @overload
+    def do(self, prompt: str, image: str | bytes, model: str | None = None,
+           endpoint: str | None = None,
+           stream: Literal[False] = False, retry_count: int | None = None, request_timeout: float | None = None,
+           request_id: str | None = None, backoff_factor: float | None = None, **kwargs: Any) -> QfResponse: ...
+    @overload
+    def do(self, prompt: str, image: str | bytes, model: str | None = None,
+           endpoint: str | None = None, *,
+           stream: Literal[True], retry_count: int | None = None, request_timeout: float | None = None,
+           request_id: str | None = None, backoff_factor: float | None = None,
+           **kwargs: Any) -> Iterator[QfResponse]: ...
+    @overload
+    def do(self, prompt: str, image: str | bytes, model: str | None = None,
+           endpoint: str | None = None,
+           stream: bool = False, retry_count: int | None = None, request_timeout: float | None = None,
+           request_id: str | None = None, backoff_factor: float | None = None,
+           **kwargs: Any) -> QfResponse | Iterator[QfResponse]: ...
+    def do(self, prompt: str, image: str | bytes, model: str | None = None,
+           endpoint: str | None = None,
+           stream: bool = False, retry_count: int | None = None, request_timeout: float | None = None,
+           request_id: str | None = None, backoff_factor: float | None = None,
+           **kwargs: Any) -> QfResponse | Iterator[QfResponse]:
+        return self._blocking(self.ado(**call_params(locals(), keep_none=True)))
+
+    do.__doc__ = blocking_doc(ado.__doc__)
 
     def _body(self, target: Target, kwargs: dict[str, Any]) -> tuple[Target, dict[str, Any]]:
         prompt, image = kwargs.get("prompt"), kwargs.get("image")

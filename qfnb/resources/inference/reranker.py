@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
+from qfnb._core import sync
 from qfnb._core.errors import ValidationError
+from qfnb._core.response import QfResponse
 
-from .base import BaseInference, Target
+from .base import BaseInference, Target, blocking_doc, call_params
 
 __all__ = ["Reranker"]
 
@@ -22,7 +24,32 @@ class Reranker(BaseInference):
 
     api_types: ClassVar[tuple[str, ...]] = ("reranker",)
     batch_field: ClassVar[str] = "query_document_pairs"
-    positional: ClassVar[tuple[str, ...]] = ("query", "documents", "top_n", "model", "endpoint")
+
+    async def ado(self, query: str, documents: Sequence[str], top_n: int | None = None, model: str | None = None,
+                  endpoint: str | None = None, retry_count: int | None = None, request_timeout: float | None = None,
+                  backoff_factor: float | None = None, *, request_id: str | None = None, **kwargs: Any) -> QfResponse:
+        """Order ``documents`` by relevance to ``query``.
+
+        :param query: what the documents should answer.
+        :param documents: the texts to order.
+        :param top_n: return only the ``top_n`` best; default: all.
+        :param model: a model name (built-in catalog or the platform's list); default: the
+            instance's, then the config's default.
+        :param endpoint: a custom service's endpoint suffix (wins over ``model``).
+        :param retry_count: tries in all; ``None``: the config's ``llm_api_retry_count``.
+        :param request_timeout: seconds per try; ``None``: the config's.
+        :param backoff_factor: the retry backoff factor; ``None``: the config's.
+        :param request_id: sent as the request's id (the platform echoes it).
+        :param kwargs: further body fields the platform accepts, sent as given.
+        """
+        return await self._acall_one(call_params(locals()))
+
+    def do(self, query: str, documents: Sequence[str], top_n: int | None = None, model: str | None = None,
+           endpoint: str | None = None, retry_count: int | None = None, request_timeout: float | None = None,
+           backoff_factor: float | None = None, *, request_id: str | None = None, **kwargs: Any) -> QfResponse:
+        return sync.run(self.ado(**call_params(locals(), keep_none=True)))
+
+    do.__doc__ = blocking_doc(ado.__doc__)
 
     def _body(self, target: Target, kwargs: dict[str, Any]) -> tuple[Target, dict[str, Any]]:
         if kwargs.get("stream"):

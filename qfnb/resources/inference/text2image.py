@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 from typing import Any, ClassVar
 
+from qfnb._core import sync
 from qfnb._core.errors import ValidationError
 from qfnb._core.response import QfResponse
 
-from .base import BaseInference, Target
+from .base import BaseInference, Target, blocking_doc, call_params
 
 __all__ = ["Text2Image"]
 
@@ -20,6 +21,49 @@ class Text2Image(BaseInference):
     api_types: ClassVar[tuple[str, ...]] = ("text2image",)
     batch_field: ClassVar[str] = "prompt"
     default_retry: ClassVar[dict[str, Any]] = {"retry_count": 1, "request_timeout": 60.0, "backoff_factor": 0.0}
+
+    async def ado(self, prompt: str, model: str | None = None, endpoint: str | None = None,
+                  with_decode: str | None = None, retry_count: int | None = None, request_timeout: float | None = None,
+                  request_id: str | None = None, backoff_factor: float | None = None, *,
+                  negative_prompt: str | None = None, size: str | None = None, n: int | None = None,
+                  steps: int | None = None, sampler_index: str | None = None, seed: int | None = None,
+                  cfg_scale: float | None = None, style: str | None = None, user_id: str | None = None,
+                  **kwargs: Any) -> QfResponse:
+        """Draw ``prompt``: ``resp["data"][i]["b64_image"]`` (and ``["image"]``, the bytes,
+        with ``with_decode="base64"``).
+
+        :param prompt: what to draw.
+        :param model: a model name (built-in catalog or the platform's list); default: the
+            instance's, then the config's default.
+        :param endpoint: a custom service's endpoint suffix (wins over ``model``).
+        :param with_decode: ``"base64"``: also decode each image into ``["image"]`` bytes.
+        :param retry_count: tries in all; ``None``: the config's ``llm_api_retry_count``.
+        :param request_timeout: seconds per try; ``None``: the config's.
+        :param request_id: sent as the request's id (the platform echoes it).
+        :param backoff_factor: the retry backoff factor; ``None``: the config's.
+        :param negative_prompt: what not to draw.
+        :param size: ``"WIDTHxHEIGHT"``, e.g. ``"1024x1024"``.
+        :param n: how many images.
+        :param steps: sampling steps.
+        :param sampler_index: the sampler's name.
+        :param seed: the random seed, for a repeatable image.
+        :param cfg_scale: how closely the image follows the prompt.
+        :param style: a style preset the model knows.
+        :param user_id: the end user's id, for the platform's abuse checks.
+        :param kwargs: further body fields the platform accepts, sent as given.
+        """
+        return await self._acall_one(call_params(locals()))
+
+    def do(self, prompt: str, model: str | None = None, endpoint: str | None = None,
+           with_decode: str | None = None, retry_count: int | None = None, request_timeout: float | None = None,
+           request_id: str | None = None, backoff_factor: float | None = None, *,
+           negative_prompt: str | None = None, size: str | None = None, n: int | None = None,
+           steps: int | None = None, sampler_index: str | None = None, seed: int | None = None,
+           cfg_scale: float | None = None, style: str | None = None, user_id: str | None = None,
+           **kwargs: Any) -> QfResponse:
+        return sync.run(self.ado(**call_params(locals(), keep_none=True)))
+
+    do.__doc__ = blocking_doc(ado.__doc__)
 
     def _body(self, target: Target, kwargs: dict[str, Any]) -> tuple[Target, dict[str, Any]]:
         if kwargs.get("stream"):
