@@ -198,7 +198,7 @@ class LlamaServer:
                 "--parallel", str(c.slots), "--ctx-size", str(c.ctx_per_slot * c.slots), "--kv-unified",
                 "--threads", str(c.threads), "--threads-batch", str(c.threads),
                 "--threads-http", str(max(8, 2 * c.slots + 4)), "--no-webui", "--metrics", "--jinja",
-                "--cont-batching", "--no-warmup"]
+                "--cont-batching", "--no-warmup", "--flash-attn", "on"]
         if c.chat_template:
             argv += ["--chat-template-file", c.chat_template]
         for a in adapters:
