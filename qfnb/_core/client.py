@@ -16,7 +16,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -46,13 +46,18 @@ def new_request_id() -> str:
 
 class AsyncQianfanClient:
     """The async client for one configuration. Get the shared one with :func:`get_client`;
-    ``transport`` (default: ``config.transport``, else aiohttp's) is what sends the requests."""
+    ``transport`` (default: ``config.transport``, else aiohttp's) is what sends the requests;
+    ``clock`` and ``sleep`` are what rate limits and retry waits read and wait on (tests inject fakes)."""
 
-    def __init__(self, config: Config, *, transport: Transport | None = None) -> None:
+    def __init__(self, config: Config, *, transport: Transport | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
         self.config = config
         self._transport = transport or config.transport
         self._transport_lock = threading.Lock()
-        self.limiter = RateLimiter(config.qps_limit, config.rpm_limit, config.tpm_limit)
+        self.clock = clock
+        self.sleep = sleep
+        self.limiter = RateLimiter(config.qps_limit, config.rpm_limit, config.tpm_limit, clock=clock)
         #: per service URL: a limiter from the limits its answers advertise (None: none advertised)
         self.server_limits: dict[str, RateLimiter | None] = {}
         self._oauth = SharedToken(self._fetch_oauth_token)
@@ -139,10 +144,10 @@ class AsyncQianfanClient:
         while True:
             attempt += 1
             if self.limiter.enabled:
-                await self.limiter.acquire(tokens)
+                await self.limiter.acquire(tokens, self.sleep)
             server = self.server_limits.get(call.url)
             if server is not None:
-                await server.acquire(tokens if server.limits_tokens else 0)
+                await server.acquire(tokens if server.limits_tokens else 0, self.sleep)
             used_token: str | None = None
             try:
                 headers, query, used_token = await auth.apply(call)
@@ -169,7 +174,7 @@ class AsyncQianfanClient:
                     raise
                 logger.debug("retrying %s %s in %.2fs (attempt %d/%d): %s", call.method, call.path, delay,
                              attempt + 1, policy.attempts, exc)
-                await asyncio.sleep(delay)
+                await self.sleep(delay)
 
     async def _attempt(self, call: Call, headers: Mapping[str, str], query: str,
                        policy: RetryPolicy) -> QfResponse | AsyncIterator[QfResponse]:
@@ -211,7 +216,7 @@ class AsyncQianfanClient:
     def _note_limits(self, url: str, headers: Any) -> None:
         """Keep the limits a service's first answer advertises (see :attr:`server_limits`)."""
         if url not in self.server_limits:
-            self.server_limits[url] = _advertised_limits(headers)
+            self.server_limits[url] = _advertised_limits(headers, self.clock)
 
     def needs_token_estimates(self) -> bool:
         """Whether a call should pass its estimated ``tokens`` (a TPM limit is in force)."""
@@ -280,7 +285,7 @@ class AsyncQianfanClient:
         return self._services[1] if self._services is not None else None
 
 
-def _advertised_limits(headers: Any) -> RateLimiter | None:
+def _advertised_limits(headers: Any, clock: Callable[[], float]) -> RateLimiter | None:
     """A limiter for the limits a service's answer advertises (``X-Ratelimit-Limit-*``)."""
     def number(name: str) -> float | None:
         try:
@@ -288,7 +293,7 @@ def _advertised_limits(headers: Any) -> RateLimiter | None:
         except (TypeError, ValueError):
             return None
 
-    return RateLimiter.from_server(number("x-ratelimit-limit-requests"), number("x-ratelimit-limit-tokens"))
+    return RateLimiter.from_server(number("x-ratelimit-limit-requests"), number("x-ratelimit-limit-tokens"), clock)
 
 
 def default_transport(config: Config) -> Transport:

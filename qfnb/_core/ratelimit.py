@@ -11,7 +11,7 @@ import asyncio
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 __all__ = ["RateLimiter", "estimate_tokens"]
 
@@ -123,10 +123,12 @@ class RateLimiter:
             wait = max(wait, self._tokens.reserve(tokens))
         return wait
 
-    async def acquire(self, tokens: int = 0) -> None:
+    async def acquire(self, tokens: int = 0,
+                      sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+        """Reserve, then wait with ``sleep`` (tests inject a recording one)."""
         wait = self.reserve(tokens)
         if wait > 0:
-            await asyncio.sleep(wait)
+            await sleep(wait)
 
     def settle(self, estimated: int, actual: int | None) -> None:
         """After a response: give back what the estimate over-charged (TPM only)."""

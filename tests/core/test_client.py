@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +23,7 @@ from qfnb._core.errors import (
     StreamError,
 )
 from qfnb.protocol.signing import verify
+from tests.fakes.clock import VirtualTime
 from tests.fakes.cloud import FakeQianfan, Reply
 
 MakeConfig = Callable[..., Config]
@@ -135,11 +135,12 @@ async def test_non_retryable_error_is_not_retried(fake: FakeQianfan, make_config
 
 
 async def test_retry_after_is_honoured(fake: FakeQianfan, make_config: MakeConfig) -> None:
-    client = AsyncQianfanClient(make_config("oauth"))
+    vt = VirtualTime()
+    client = AsyncQianfanClient(make_config("oauth"), clock=vt, sleep=vt.sleep)
     fake.fail_next(1, "429", path=CHAT, retry_after="0.4")
-    t0 = time.monotonic()
     await client.infer("chat", "ernie-lite-8k", BODY)
-    assert time.monotonic() - t0 >= 0.4
+    assert len(fake.calls(CHAT)) == 2
+    assert len(vt.sleeps) == 1 and vt.sleeps[0] >= 0.4  # the backoff alone is ~0.01 s
 
 
 async def test_http_error_without_retry_surfaces_status(fake: FakeQianfan, make_config: MakeConfig) -> None:
@@ -191,31 +192,33 @@ async def test_stream_error_body_before_and_mid_stream(fake: FakeQianfan, make_c
 
 
 async def test_rate_limit_is_per_client_object(fake: FakeQianfan, make_config: MakeConfig) -> None:
-    limited = AsyncQianfanClient(make_config("oauth", query_per_second=10))
-    free = AsyncQianfanClient(make_config("oauth"))
+    vt = VirtualTime()
+    limited = AsyncQianfanClient(make_config("oauth", query_per_second=10), clock=vt, sleep=vt.sleep)
+    free = AsyncQianfanClient(make_config("oauth"), clock=vt, sleep=vt.sleep)
     await free.infer("chat", "ernie-lite-8k", BODY)  # token
-    t0 = time.monotonic()
     await asyncio.gather(*(free.infer("chat", "ernie-lite-8k", BODY) for _ in range(10)))
-    free_time = time.monotonic() - t0
-    t0 = time.monotonic()
+    assert vt.sleeps == []  # the unlimited client never waits
+    t0 = vt()
     await asyncio.gather(*(limited.infer("chat", "ernie-lite-8k", BODY) for _ in range(6)))
-    limited_time = time.monotonic() - t0
-    assert limited_time >= 0.5 - 0.02  # 6 starts spaced 0.1 s apart
-    assert free_time < 0.5
+    assert sorted(vt.sleeps) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])  # 6 starts spaced 0.1 s apart
+    assert vt() - t0 == pytest.approx(0.5)
 
 
 async def test_server_advertised_limits_pace_that_service(fake: FakeQianfan, make_config: MakeConfig) -> None:
-    client = AsyncQianfanClient(make_config("oauth"))
+    vt = VirtualTime()
+    client = AsyncQianfanClient(make_config("oauth"), clock=vt, sleep=vt.sleep)
     await client.infer("chat", "ernie-speed-8k", BODY)  # a service that advertises nothing
     fake.inference_headers = {"X-Ratelimit-Limit-Requests": "300", "X-Ratelimit-Limit-Tokens": "100000"}
     await client.infer("chat", "ernie-lite-8k", BODY)  # its first answer carries the limits
     assert not client.limiter.enabled and client.needs_token_estimates()
-    t0 = time.monotonic()
+    t0 = vt()
     await asyncio.gather(*(client.infer("chat", "ernie-lite-8k", BODY) for _ in range(6)))
-    assert time.monotonic() - t0 >= 5 * 60 / 270 - 0.02  # 300/min at 90%: starts 0.22 s apart
-    t0 = time.monotonic()
+    gap = 60 / 270  # 300/min at 90%: starts 0.22 s apart
+    assert sorted(vt.sleeps) == pytest.approx([gap * i for i in range(1, 6)])
+    assert vt() - t0 == pytest.approx(5 * gap)
+    vt.sleeps.clear()
     await asyncio.gather(*(client.infer("chat", "ernie-speed-8k", BODY) for _ in range(6)))
-    assert time.monotonic() - t0 < 0.5  # the other service is not paced by this one's limits
+    assert vt.sleeps == []  # the other service is not paced by this one's limits
     assert sum(limiter is not None for limiter in client.server_limits.values()) == 1
 
 

@@ -10,6 +10,7 @@ import pytest
 from qfnb import ChatCompletion, Completion, Embedding, Messages, Plugin, QfResponse, Text2Image
 from qfnb._core.config import Config
 from qfnb.errors import AuthError, InvalidArgumentError, ValidationError
+from tests.fakes.clock import VirtualTime
 from tests.fakes.cloud import FakeQianfan
 from tests.fakes.fixtures import fake, fake_server, make_config
 
@@ -222,14 +223,13 @@ def test_models_listing() -> None:
 
 
 async def test_tpm_limit_spaces_requests(fake: FakeQianfan, make_config: MakeConfig) -> None:
-    import time
-
     chat = ChatCompletion(config=make_config("oauth", token_per_minute=600))  # 10 tokens/s
+    vt = VirtualTime()
+    chat.client.sleep = vt.sleep  # record the limiter's waits instead of sleeping
     words = " ".join(["w"] * 300)  # ~300 tokens each
-    t0 = time.monotonic()
     await chat.ado(messages=[{"role": "user", "content": words}])
     await chat.ado(messages=[{"role": "user", "content": words}])
-    assert time.monotonic() - t0 < 1.0  # within the 600-token budget
+    assert vt.sleeps == []  # within the 600-token budget: no wait
     # the minute's budget is spent (the fake reports usage above the estimate: nothing is credited back)
     assert chat.client.limiter.reserve(300) > 1.0
 
