@@ -85,20 +85,45 @@ def test_wait_returns_control_with_one_line_and_the_job_goes_on() -> None:
 
 def test_platform_stream_names_the_model_and_cancel_ends_it(platform: Any) -> None:  # noqa: F811
     """The real backend through the client stack: the answering model's name comes first, the
-    text follows; cancel() (what Interrupt calls) ends the iteration at once."""
+    text follows; cancel() (what Interrupt calls) ends the iteration at once, while the
+    server is still generating (its engine holds the stream open until the test lets go)."""
     from qfnb.notebook.chat import ResourcesBackend
 
     backend = ResourcesBackend()
-    words = " ".join(f"w{i}" for i in range(200))
     deltas = list(backend.stream(ChatRequest(messages=[{"role": "user", "content": "hi there"}], model="Tiny-Chat")))
     assert deltas[0].model == "Tiny-Chat" and "".join(d.text for d in deltas) == "tiny-chat: hi there"
-    stream: Any = backend.stream(ChatRequest(messages=[{"role": "user", "content": words}], model="Tiny-Chat"))
+    engine, release = platform.chat("tiny-chat"), threading.Event()
+    words = engine._words
+
+    def held(text: str, params: dict[str, Any]) -> Iterator[Any]:
+        for i, delta in enumerate(words(text, params)):
+            if i == 3:
+                release.wait(60)  # mid-answer (2 chunks sent: the server is one delta behind) until released
+            yield delta
+
+    engine._words = held  # type: ignore[method-assign]
+    stream: Any = backend.stream(ChatRequest(messages=[{"role": "user", "content": "w0 w1 w2"}], model="Tiny-Chat"))
     it = iter(stream)
-    next(it)
-    stream.cancel()
-    t0 = time.monotonic()
-    rest = list(it)
-    assert time.monotonic() - t0 < 2 and rest == []
+    try:
+        assert next(it).model == "Tiny-Chat"
+        for _ in range(6000):  # until "tiny-chat:" and " w0" wait unread (a hang guard, not a speed check)
+            if stream._queue.qsize() >= 2:
+                break
+            time.sleep(0.01)
+        assert stream._queue.qsize() >= 2
+        stream.cancel()
+        ended = threading.Event()
+        rest: list[Any] = []
+
+        def read_rest() -> None:
+            rest.extend(it)
+            ended.set()
+
+        threading.Thread(target=read_rest, daemon=True).start()
+        # the iteration ends at once: no waiting delta is shown, and the server's stream is still open
+        assert ended.wait(60) and not release.is_set() and rest == []
+    finally:
+        release.set()
     whole = list(backend.stream(ChatRequest(messages=[{"role": "user", "content": "hi"}], model="Tiny-Chat",
                                             stream=False)))
     assert "".join(d.text for d in whole) == "tiny-chat: hi" and whole[-1].usage
