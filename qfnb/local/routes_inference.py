@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -43,13 +44,13 @@ SAMPLING_KEYS = ("temperature", "top_p", "top_k", "penalty_score", "max_output_t
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-_limiters: dict[int, CapacityLimiter] = {}
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = weakref.WeakKeyDictionary()
 
 
 async def offload(fn: Any, *args: Any) -> Any:
     """Run a blocking step of an inference call (model lookup, a first load) on threads of the
     inference routes' own, so console, token and health routes never wait behind inference."""
-    loop = id(asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
     limiter = _limiters.get(loop)
     if limiter is None:
         limiter = _limiters[loop] = CapacityLimiter(16)

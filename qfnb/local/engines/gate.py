@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -43,7 +42,6 @@ class Gate:
         self.name, self.slots, self.queue = name, slots, queue
         self._admitted = 0
         self._lock = threading.Lock()
-        self.last_used = time.monotonic()
 
     @property
     def admitted(self) -> int:
@@ -64,13 +62,11 @@ class Gate:
             if self._admitted >= self.slots + self.queue:
                 raise EngineBusy(self.name, self.slots + self.queue)
             self._admitted += 1
-            self.last_used = time.monotonic()
         try:
             yield
         finally:
             with self._lock:
                 self._admitted -= 1
-                self.last_used = time.monotonic()
 
 
 class AsyncChat(Protocol):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Mapping
@@ -13,7 +15,7 @@ from typing import Any
 
 from qfnb.local.engines.base import ModelSpec, ServedModel, UnknownModel
 from qfnb.local.engines.gate import AsyncChat, BatchingEmbedder, Gate, ThreadedChat
-from qfnb.local.engines.llama_server import LlamaServer, ServerConfig, default_slots, find_binary
+from qfnb.local.engines.llama_server import BINARY_ENV, LlamaServer, ServerConfig, default_slots, find_binary
 from qfnb.local.engines.openai_http import Endpoint, OpenAIChat, llama_endpoint
 
 log = logging.getLogger("qfnb.local.engines")
@@ -294,7 +296,14 @@ class EngineRegistry:
         return ThreadedChat(engine, queue=opts.queue_len)
 
 
+@functools.lru_cache(maxsize=4)
+def _llama_server_at(override: str | None) -> bool:
+    """Whether a llama-server binary is installed (looked up once per ``$QFNB_LLAMA_SERVER`` value)."""
+    return find_binary() is not None
+
+
 def _effective_kind(spec: ModelSpec) -> str:
-    if spec.kind == "llama.cpp" and find_binary() is None:
+    # called for every served model on every request: the binary is looked up once, not per call
+    if spec.kind == "llama.cpp" and not _llama_server_at(os.environ.get(BINARY_ENV)):
         return "transformers"
     return spec.kind
