@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import anyio.to_thread
@@ -244,50 +244,66 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
+class Tally:
+    """Token counts and finish reason of an answer so far, kept as deltas arrive (O(1) each)."""
+
+    __slots__ = ("completion", "finish", "pieces", "prompt")
+
+    def __init__(self, deltas: Iterable[Any] = ()) -> None:
+        self.prompt = self.completion = self.pieces = 0
+        self.finish: str | None = None
+        for delta in deltas:
+            self.add(delta)
+
+    def add(self, delta: Any) -> None:
+        self.prompt = max(self.prompt, delta.prompt_tokens)
+        self.completion = max(self.completion, delta.completion_tokens)
+        self.pieces += bool(delta.text)
+        self.finish = delta.finish_reason or self.finish
+
+    def usage(self) -> dict[str, int]:
+        return _usage(self.prompt, self.completion or self.pieces)
+
+
 async def _v1_answer(request: Request, answer: AsyncIterator[Any], obj: str, stream: bool) -> Response:
     rid, created = response_id(), now()
     if not stream:
         deltas = await collect(request, answer)
-        text = "".join(d.text for d in deltas)
-        finish = next((d.finish_reason for d in reversed(deltas) if d.finish_reason), "normal")
-        return JSONResponse({"id": rid, "object": obj, "created": created, "result": text,
-                             "is_truncated": finish == "length", "need_clear_history": False,
-                             "finish_reason": _v1_finish(finish),
-                             "usage": _usage(*_tokens(deltas))})
+        tally = Tally(deltas)
+        return JSONResponse({"id": rid, "object": obj, "created": created, "result": "".join(d.text for d in deltas),
+                             "is_truncated": tally.finish == "length", "need_clear_history": False,
+                             "finish_reason": _v1_finish(tally.finish), "usage": tally.usage()})
     stream_deltas = await _primed(answer)
     return StreamingResponse(_v1_events(stream_deltas, rid, obj, created), media_type="text/event-stream",
                              headers=SSE_HEADERS)
-
-
-def _tokens(deltas: list[Any]) -> tuple[int, int]:
-    prompt = max((d.prompt_tokens for d in deltas), default=0)
-    completion = max((d.completion_tokens for d in deltas), default=0)
-    return prompt, completion or sum(1 for d in deltas if d.text)
 
 
 def _v1_finish(reason: str | None) -> str:
     return "normal" if reason in (None, "", "stop", "eos") else reason
 
 
+def _v2_finish(reason: str | None) -> str:
+    return "stop" if reason in (None, "", "normal") else reason
+
+
 async def _v1_events(deltas: AsyncIterator[Any], rid: str, obj: str, created: int) -> AsyncIterator[bytes]:
     """v1 SSE: one ``data:`` chunk per delta, ``sentence_id`` counting up, ``is_end`` on the last."""
-    seen: list[Any] = []
+    tally = Tally()
     pending: Any = None
     sentence = 0
 
     def chunk(delta: Any, end: bool) -> bytes:
         body: dict[str, Any] = {"id": rid, "object": obj, "created": created, "sentence_id": sentence,
                                 "is_end": end, "is_truncated": False, "result": delta.text if delta else "",
-                                "need_clear_history": False, "usage": _usage(*_tokens(seen))}
+                                "need_clear_history": False, "usage": tally.usage()}
         if end:
-            reason = next((d.finish_reason for d in reversed(seen) if d.finish_reason), None)
-            body["finish_reason"] = _v1_finish(reason)
-            body["is_truncated"] = reason == "length"  # the answer hit max_output_tokens
+            body["finish_reason"] = _v1_finish(tally.finish)
+            body["is_truncated"] = tally.finish == "length"  # the answer hit max_output_tokens
         return encode_event(body)
 
     try:
         async for delta in deltas:
-            seen.append(delta)
+            tally.add(delta)
             if pending is not None:
                 yield chunk(pending, False)
                 sentence += 1
@@ -348,12 +364,12 @@ async def v2_chat(request: Request) -> Response:
         log.info("client left /v2/chat/completions before its answer: generation cancelled")
         return Response(status_code=499)
     if not req.stream:
-        finish = next((d.finish_reason for d in reversed(deltas) if d.finish_reason), "stop")
+        tally = Tally(deltas)
         return JSONResponse({"id": rid, "object": "chat.completion", "created": created, "model": answered,
                              "choices": [{"index": 0, "message": {"role": "assistant",
                                                                   "content": "".join(d.text for d in deltas)},
-                                          "finish_reason": finish if finish != "normal" else "stop"}],
-                             "usage": _usage(*_tokens(deltas))})
+                                          "finish_reason": _v2_finish(tally.finish)}],
+                             "usage": tally.usage()})
     include_usage = bool((req.stream_options or {}).get("include_usage"))
     return StreamingResponse(_v2_events(stream_deltas, rid, answered, created, include_usage),
                              media_type="text/event-stream", headers=SSE_HEADERS)
@@ -361,18 +377,16 @@ async def v2_chat(request: Request) -> Response:
 
 async def _v2_events(deltas: AsyncIterator[Any], rid: str, model: str, created: int,
                      include_usage: bool) -> AsyncIterator[bytes]:
-    seen: list[Any] = []
+    tally = Tally()
     base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
     async for delta in deltas:
-        seen.append(delta)
+        tally.add(delta)
         if delta.text:
             yield encode_event({**base, "choices": [{"index": 0, "delta": {"content": delta.text},
                                                      "finish_reason": None}]})
-    finish = next((d.finish_reason for d in reversed(seen) if d.finish_reason), "stop")
-    last: dict[str, Any] = {**base, "choices": [{"index": 0, "delta": {},
-                                                 "finish_reason": finish if finish != "normal" else "stop"}]}
+    last: dict[str, Any] = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": _v2_finish(tally.finish)}]}
     if include_usage:
-        last["usage"] = _usage(*_tokens(seen))
+        last["usage"] = tally.usage()
     yield encode_event(last)
     yield encode_event(DONE)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from qfnb.local.assets import GEMMA3_CHAT_TEMPLATE
-from qfnb.local.engines import EngineRegistry, ModelSpec, UnknownModel, endpoint_for
+from qfnb.local.engines import DEFAULT_CHAT, EngineRegistry, ModelSpec, UnknownModel, endpoint_for
 from qfnb.local.engines.base import (
     FINISH_LENGTH,
     FINISH_NORMAL,
@@ -18,6 +18,7 @@ from qfnb.local.engines.base import (
     render_gemma,
     stream_deltas,
 )
+from qfnb.local.engines.registry import EngineOptions, parse_external
 
 
 def feed_all(stops: list[str], chunks: list[str]) -> tuple[str, bool]:
@@ -155,3 +156,12 @@ def test_served_models_is_safe_while_services_register(tmp_path: Path) -> None:
 def test_model_spec_validates_kind() -> None:
     with pytest.raises(ValueError, match="kind"):
         ModelSpec(kind="onnx")
+
+
+@pytest.mark.parametrize("key", ["Qwen2.5-Coder-0.5B-Instruct", "qwen2_5_coder_0_5b_instruct"])
+def test_an_external_engine_named_like_a_builtin_model_replaces_it(tmp_path: Path, key: str) -> None:
+    options = EngineOptions(external=parse_external({key: "http://gpu-box:8000/v1"}))
+    reg = EngineRegistry(tmp_path, options=options)
+    chat = [m for m in reg.served_models() if m.endpoint == "qwen2_5_coder_0_5b_instruct"]
+    assert [(m.name, m.kind) for m in chat] == [(DEFAULT_CHAT, "openai")]
+    assert reg.resolve("completions", key).kind == "openai"

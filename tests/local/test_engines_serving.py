@@ -5,10 +5,13 @@ like llama-server does; the real llama-server is tested in test_llama_server_rea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -116,6 +119,64 @@ def test_a_full_engine_answers_the_rate_limit_error_at_once(tmp_path: Path) -> N
     assert all(r.headers["Retry-After"] == "1" for r in busy_v1 + busy_v2)
     assert busy_v2 and busy_v2[0].json()["error"]["code"] == "rate_limit_exceeded"
     assert elapsed < 10
+
+
+def read_request(conn: socket.socket) -> None:
+    """Read one whole HTTP request (headers and Content-Length body), so closing is no reset."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length"))
+    while len(body) < length:
+        body += conn.recv(65536)
+
+
+@contextlib.contextmanager
+def dropping_engine(drops: int) -> Iterator[tuple[list[int], str]]:
+    """An engine that closes its first ``drops`` connections without a word (as a keep-alive
+    connection closed under a reuse looks), then streams a one-word answer. Yields (count, url)."""
+    answer = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+              b'data: {"choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}\n\n'
+              b"data: [DONE]\n\n")
+    seen = [0]
+    sock = socket.create_server(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                read_request(conn)
+                seen[0] += 1
+                if seen[0] > drops:
+                    conn.sendall(answer)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield seen, f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+
+@pytest.mark.parametrize("drops, answered", [(1, True), (2, False)])
+def test_a_connection_the_engine_drops_unanswered_is_resent_once(tmp_path: Path, drops: int, answered: bool) -> None:
+    with dropping_engine(drops) as (seen, url), serve(platform_for(tmp_path, url), lifespan="on") as base, \
+            httpx.Client(base_url=base, timeout=30) as client:
+        body = client.post(CHAT, params={"access_token": access_token(client)}, json={"messages": MSG}).json()
+    assert seen[0] == 2  # once more, never more
+    if answered:
+        assert body["result"] == "ok"
+    else:
+        assert body["error_code"] == 336100 and "did not answer" in body["error_msg"]
 
 
 def test_a_client_that_goes_away_cancels_its_generation(tmp_path: Path) -> None:

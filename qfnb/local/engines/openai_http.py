@@ -127,17 +127,31 @@ class OpenAIChat(SyncFace):
     async def _stream(self, target: Endpoint, path: str, body: dict[str, Any]) -> AsyncIterator[Delta]:
         headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
         url = target.base_url.rstrip("/") + path
-        try:
-            async with _client().stream("POST", url, json=body, headers=headers) as resp:
-                if resp.status_code != 200:
-                    raise _engine_error(self.name, resp.status_code, (await resp.aread())[:2000])
-                async for delta in _deltas(resp, chat=path == "/chat/completions"):
-                    yield delta
-        except httpx.TransportError as exc:
-            if target.broken is not None:
-                target.broken()
-            raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} did not answer "
-                                    f"({type(exc).__name__})") from exc
+        for attempt in (1, 2):
+            answered = False
+            try:
+                async with _client().stream("POST", url, json=body, headers=headers) as resp:
+                    answered = True
+                    if resp.status_code != 200:
+                        raise _engine_error(self.name, resp.status_code, (await resp.aread())[:2000])
+                    async for delta in _deltas(resp, chat=path == "/chat/completions"):
+                        yield delta
+                return
+            except httpx.TransportError as exc:
+                if attempt == 1 and not answered and _stale_connection(exc):
+                    # most often a pooled keep-alive connection that the engine closed as it was
+                    # reused; nothing was answered, so the request goes once more on a new connection
+                    log.debug("%s: engine connection closed before answering; resending once", self.name)
+                    continue
+                if target.broken is not None:
+                    target.broken()
+                raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} did not answer "
+                                        f"({type(exc).__name__})") from exc
+
+
+def _stale_connection(exc: httpx.TransportError) -> bool:
+    """A reused connection closed under us (not an engine that is down or too slow)."""
+    return isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError))
 
 
 def _engine_error(name: str, status: int, raw: bytes) -> Exception:

@@ -86,6 +86,12 @@ def parse_external(raw: str | Mapping[str, Any] | None) -> dict[str, ModelSpec]:
     return out
 
 
+def _builtin_named(key: str) -> str | None:
+    """The built-in model that ``key`` names (its name or endpoint, any case), if any."""
+    want = endpoint_for(key)
+    return next((name for name in BUILTIN_SPECS if endpoint_for(name) == want), None)
+
+
 def endpoint_for(name: str) -> str:
     """The URL endpoint of a model name: lowercase, runs of other characters as ``_``."""
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
@@ -99,7 +105,11 @@ class EngineRegistry:
         self.data_dir = Path(data_dir)
         self.options = options or EngineOptions()
         self._specs: dict[str, ModelSpec] = {}
-        for name, spec in {**BUILTIN_SPECS, **self.options.external, **(extra_models or {})}.items():
+        specs = dict(BUILTIN_SPECS)
+        for name, spec in self.options.external.items():
+            # an external engine named by a built-in model's name or endpoint replaces that model
+            specs[_builtin_named(name) or name] = spec
+        for name, spec in {**specs, **(extra_models or {})}.items():
             self._add(name, spec)
         self._engines: dict[str, AsyncChat | BatchingEmbedder] = {}
         self._servers: dict[str, LlamaServer] = {}
