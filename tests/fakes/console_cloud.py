@@ -71,7 +71,7 @@ class ConsoleCloud:
         r("/wenxinworkshop/modelrepo/modelVersionDetail")(self.version_detail)
         r("/wenxinworkshop/modelrepo/modelDetail")(self.model_detail)
         r("/wenxinworkshop/modelrepo/eval/create")(self.eval_create)
-        r("/wenxinworkshop/modelrepo/eval/detail")(lambda q: self._v1(q, self._eval(q)))
+        r("/wenxinworkshop/modelrepo/eval/detail")(self.eval_detail)
         r("/wenxinworkshop/modelrepo/eval/report")(lambda q: self._v1(q, [{"modelName": "m",
                                                                            "effectMetric": {"bleu4": 0.5}}]))
         r("/wenxinworkshop/modelrepo/eval/cancel")(lambda q: self._v1(q, {"result": True}))
@@ -172,8 +172,17 @@ class ConsoleCloud:
         self.evals[eid] = {"evaluationId": eid, "state": "Doing", **(req.json or {})}
         return self._v1(req, {"evalId": eid, "evalIdStr": f"ev-{eid}"})
 
-    def _eval(self, req: Captured) -> dict[str, Any]:
-        return dict(self.evals.get(int((req.json or {}).get("id", 0)), {"state": "Failed"}))
+    def eval_detail(self, req: Captured) -> Any:
+        """An evaluation by its id or its ``ev-N`` string id. The double runs no manual-mode
+        evaluation (the platform's batch run): their detail is an explicit HTTP 500."""
+        self.fake.check_iam(req)
+        ref = str((req.json or {}).get("id", 0))
+        ev = self.evals.get(int(ref.removeprefix("ev-"))) if ref.removeprefix("ev-").isdigit() else None
+        if ev is None:
+            return self._v1(req, {"state": "Failed"})
+        if (ev.get("evalStandardConf") or {}).get("evalMode") == "manual":
+            return Reply(b"the double has no platform batch run (manual-mode evaluation)", 500)
+        return self._v1(req, dict(ev))
 
     # ---------------------------------------------------------------- services
     def create_service(self, req: Captured) -> dict[str, Any]:

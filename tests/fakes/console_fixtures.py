@@ -20,7 +20,8 @@ __all__ = ["cfg", "cloud", "fake", "fake_server", "make_config"]
 
 FAST = {"train_status_polling_interval": 0.01, "model_publish_status_polling_interval": 0.01,
         "deploy_status_polling_interval": 0.01, "import_status_polling_interval": 0.01,
-        "release_status_polling_interval": 0.01, "export_status_polling_interval": 0.01}
+        "release_status_polling_interval": 0.01, "export_status_polling_interval": 0.01,
+        "evaluation_online_polling_interval": 0.01}
 
 
 @pytest.fixture
