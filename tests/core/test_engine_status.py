@@ -7,11 +7,12 @@ engine or model.
 from __future__ import annotations
 
 import json
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from qfnb._core import daemon
@@ -54,13 +55,33 @@ def test_errors_are_unknown_never_raised(status: tuple[FakeStatus, Path],
     answer, data_dir = status
     answer.status = 500
     assert daemon.engine_states(data_dir) is None
-    answer.status, answer.delay = 200, 1.0
-    t0 = time.monotonic()
-    assert daemon.engine_states(data_dir, timeout=0.2) is None  # a busy daemon does not hold the chat up
-    assert time.monotonic() - t0 < 0.9
     assert daemon.engine_states(tmp_path_factory.mktemp("none")) is None  # no runtime file
     (data_dir / RUNTIME_FILE).write_text("{not json")
     assert daemon.engine_states(data_dir) is None
+
+
+def test_a_busy_daemon_does_not_hold_the_caller_up(status: tuple[FakeStatus, Path],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe's timeout is applied: the caller gets None while the daemon still holds its
+    answer (without the timeout it would get the engines once the fake lets go)."""
+    answer, data_dir = status
+    timeouts: list[object] = []
+    real_get = httpx.get
+
+    def spy_get(*args: Any, **kwargs: Any) -> httpx.Response:
+        timeouts.append(kwargs.get("timeout"))
+        return real_get(*args, **kwargs)
+
+    monkeypatch.setattr(httpx, "get", spy_get)
+    answer.hold = threading.Event()
+    try:
+        assert daemon.engine_states(data_dir, timeout=0.05) is None
+        assert answer.headers == [TOKEN] and answer.answered == []  # asked, and gave up before the answer
+    finally:
+        answer.hold.set()
+    assert timeouts == [0.05]
+    assert daemon.engine_states(data_dir) is not None  # the same daemon, once it answers
+    assert timeouts[-1] == 0.5  # the default probe timeout
 
 
 def test_wrong_token_is_unknown(status: tuple[FakeStatus, Path]) -> None:
