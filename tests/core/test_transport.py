@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from qfnb._core.errors import ConnectionError, StreamError, TimeoutError
 from qfnb._core.retry import RetryPolicy
 from qfnb._core.transport_aiohttp import AiohttpTransport
 from qfnb._core.transport_httpx import HttpxTransport
+from tests.fakes.clock import VirtualTime
 
 Responder = Callable[[bytes], bytes | None]
 ONCE = RetryPolicy(attempts=1, timeout=5.0)
@@ -26,9 +28,10 @@ def kind(request: pytest.FixtureRequest) -> Iterator[str]:
     yield request.param
 
 
-def _client(kind: str, url: str, **config: object) -> AsyncQianfanClient:
+def _client(kind: str, url: str, vt: VirtualTime | None = None, **config: object) -> AsyncQianfanClient:
     transport = AiohttpTransport() if kind == "AiohttpTransport" else HttpxTransport()
-    return AsyncQianfanClient(Config.from_env({}, base_url=url, **config), transport=transport)
+    timing: dict[str, Any] = {} if vt is None else {"clock": vt, "sleep": vt.sleep}
+    return AsyncQianfanClient(Config.from_env({}, base_url=url, **config), transport=transport, **timing)
 
 
 async def _server(respond: Responder) -> tuple[asyncio.AbstractServer, str, list[int]]:
@@ -175,22 +178,23 @@ async def test_sse_split_inside_a_multibyte_character_and_cut(kind: str,
 
 async def test_http_error_headers_are_case_insensitive_and_retry_after_honoured(
         kind: str, closing: list[AsyncQianfanClient]) -> None:
-    calls: list[float] = []
+    calls: list[bytes] = []
 
     def respond(req: bytes) -> bytes:
-        calls.append(asyncio.get_running_loop().time())
+        calls.append(req)
         if len(calls) == 1:
             return b"HTTP/1.1 503 Busy\r\nRETRY-AFTER: 1\r\nContent-Length: 4\r\n\r\nbusy"
         return _json(b'{"result": "ok"}')
 
     server, url, _ = await _server(respond)
     async with server:
-        client = _client(kind, url, no_auth=True)
+        vt = VirtualTime()
+        client = _client(kind, url, vt, no_auth=True)
         closing.append(client)
         r = await client.infer("chat", "x", {"messages": []}, retry=RetryPolicy(attempts=2, timeout=5.0,
                                                                                  backoff_factor=0.0, jitter=0.0))
-        assert r.result == "ok"
-        assert calls[1] - calls[0] >= 0.9  # waited the server's Retry-After, not the zero backoff
+        assert r.result == "ok" and len(calls) == 2
+        assert vt.sleeps == [1.0]  # waited the server's Retry-After (virtually), not the zero backoff
         from qfnb._core.errors import RequestError
 
         with pytest.raises(RequestError) as info:
