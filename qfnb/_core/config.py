@@ -271,15 +271,16 @@ def resolve_config(config: Config | None = None, **overrides: Any) -> Config:
         access_key=platform.access_key,
         secret_key=platform.iam_secret_key,
         default_models=dict(platform.default_models),
-        train_status_polling_interval=1.0,
-        model_publish_status_polling_interval=1.0,
-        deploy_status_polling_interval=1.0,
-        evaluation_online_polling_interval=1.0,
-        import_status_polling_interval=1.0,
-        export_status_polling_interval=1.0,
-        release_status_polling_interval=1.0,
         embedded=True,
+        # jobs on this machine move in seconds: poll each second, unless the user chose an interval
+        **_local_polling(cfg),
     )
+
+
+def _local_polling(cfg: Config) -> dict[str, Any]:
+    """Each polling interval still at its cloud default, set to 1 s."""
+    return {f.name: 1.0 for f in fields(cfg)
+            if f.name.endswith("_polling_interval") and getattr(cfg, f.name) == f.default}
 
 
 _NOTICE_SHOWN = False

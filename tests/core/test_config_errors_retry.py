@@ -70,10 +70,15 @@ def test_resolve_config_uses_embedded_platform_when_unconfigured(monkeypatch: py
     assert cfg.base_url == cfg.console_api_base_url == "http://127.0.0.1:9"
     assert cfg.bos_endpoint == "http://127.0.0.1:9/bos" and cfg.embedded
     assert cfg.default_models["chat"] == "Qwen2.5-Coder-0.5B-Instruct"
-    assert cfg.train_status_polling_interval == 1.0
-    assert len(calls) == 2 and sum("embedded local platform" in r.message for r in caplog.records) == 1
+    assert cfg.train_status_polling_interval == cfg.evaluation_online_polling_interval == 1.0
+    # an interval the user chose is kept
+    chosen = resolve_config(Config.from_env({"QIANFAN_TRAIN_STATUS_POLLING_INTERVAL": "0.1"}),
+                            deploy_status_polling_interval=5)
+    assert chosen.train_status_polling_interval == 0.1 and chosen.deploy_status_polling_interval == 5
+    assert chosen.model_publish_status_polling_interval == 1.0
+    assert len(calls) == 3 and sum("embedded local platform" in r.message for r in caplog.records) == 1
     # configured: no launcher
-    assert resolve_config(Config.from_env(ENV)).ak == "ak-from-env-123456" and len(calls) == 2
+    assert resolve_config(Config.from_env(ENV)).ak == "ak-from-env-123456" and len(calls) == 3
 
 
 @pytest.mark.parametrize(("code", "cls"), [(110, AccessTokenExpiredError), (111, AccessTokenExpiredError),
