@@ -93,7 +93,12 @@ def test_dashboard_deploy_button_serves_the_finetuned_model(  # type: ignore[no-
     assert f"endpoint <code>{endpoint}</code>" in dash.result.value
     assert f"deployed as {endpoint}" in dash.log_view.value
     assert dash.deploy_button.layout.display == "none"
-    snapshot = pub.by_display_id()[dash.handle.display_id][-1]["data"]  # the static final state
+    # the static final state, republished right after the service is set (from the deploy thread)
+    def snapshot_data() -> dict[str, str]:
+        return pub.by_display_id()[dash.handle.display_id][-1]["data"]
+
+    wait_until(lambda: f"service {endpoint}" in snapshot_data()["text/plain"], 10, "the deployed snapshot")
+    snapshot = snapshot_data()
     assert f"service {endpoint}" in snapshot["text/plain"] and endpoint in snapshot["text/html"]
     assert f"%%qfchat --endpoint {endpoint}" in snapshot["text/html"]  # the next step to copy
 
