@@ -207,3 +207,20 @@ def test_provenance_never_holds_a_secret(fake: Any, make_config: Any) -> None:
     text = json.dumps(resp.provenance)
     for secret in (config.ak, config.sk, config.access_key, config.secret_key):
         assert secret and secret not in text
+
+
+def test_the_budget_stops_batch_do_at_the_right_row_and_keeps_the_rows_before(fake: Any, make_config: Any,
+                                                                               tmp_path: Path) -> None:
+    chat = qfnb.ChatCompletion(config=make_config())
+    prompts = [[{"role": "user", "content": f"q{i:02d}"}] for i in range(12)]
+    one = chat.do(messages=prompts[0], max_output_tokens=16)["usage"]["total_tokens"]
+    budget(tokens=one * 5)
+    results = chat.batch_do(prompts, worker_num=1, max_output_tokens=16,
+                            output_file=str(tmp_path / "out.jsonl")).results()
+    answered = [r for r in results if not isinstance(r, Exception)]
+    refused = [r for r in results if isinstance(r, Exception) and "budget" in str(r)]
+    assert 3 <= len(answered) <= 5 and len(answered) + len(refused) == 12
+    assert all(not isinstance(r, Exception) for r in results[:len(answered)])  # in order: the first rows kept
+    assert _chat_calls(fake) == 1 + len(answered)  # nothing past the line was sent
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert sum('"result"' in line for line in lines) >= len(answered)
