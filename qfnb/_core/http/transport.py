@@ -27,11 +27,17 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Generic, TypeVar
 
-__all__ = ["PerLoop", "Reply", "Request", "StreamReply", "Transport", "safe_path"]
+__all__ = ["IDEMPOTENT_METHODS", "PerLoop", "Reply", "Request", "StreamReply", "Transport", "safe_path"]
 
 T = TypeVar("T")
 
 logger = logging.getLogger("qfnb.client")
+
+#: methods whose repetition has the effect of one call (RFC 9110 §9.2.2): the only ones a transport
+#: may send again after a connection dropped before any answer. A POST never is: the server may
+#: have read it (``CreateFineTuningTask`` twice is two tasks); whether to try it again is the
+#: retry policy's call, counted and with backoff.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
 class Request:
@@ -47,6 +53,11 @@ class Request:
         self.headers: Mapping[str, str] = headers if headers is not None else {}
         self.content = content
         self.timeout = timeout
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether sending this request twice does what sending it once does (see :data:`IDEMPOTENT_METHODS`)."""
+        return self.method.upper() in IDEMPOTENT_METHODS
 
     @property
     def path(self) -> str:
