@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from qfnb.protocol import routes
 
 if TYPE_CHECKING:
-    from qfnb._core.http.transport import Transport
+    from qfnb._core.transport import Transport
 
 __all__ = ["SECRET_FIELDS", "Config", "mask", "resolve_config"]
 
@@ -162,7 +162,7 @@ class Config:
     default_models: Mapping[str, str] = field(default_factory=dict)
     #: set by :func:`resolve_config` when it points at the embedded platform
     embedded: bool = False
-    #: what sends the requests (:class:`qfnb._core.http.transport.Transport`; None: aiohttp's pool, or
+    #: what sends the requests (:class:`qfnb._core.transport.Transport`; None: aiohttp's pool, or
     #: httpx's with a proxy). Inject e.g. ``ASGITransport(app)`` to call an ASGI app in-process.
     transport: Transport | None = None
 

@@ -14,8 +14,8 @@ from qfnb._core.config import Config
 from qfnb._core.errors import ConnectionError, StreamError, TimeoutError
 from qfnb._core.http.client import AsyncQianfanClient
 from qfnb._core.http.retry import RetryPolicy, is_retryable
-from qfnb._core.http.transport_aiohttp import AiohttpTransport
-from qfnb._core.http.transport_httpx import HttpxTransport
+from qfnb._core.transport.aiohttp import AiohttpTransport
+from qfnb._core.transport.httpx import HttpxTransport
 from tests.fakes.clock import VirtualTime
 
 Responder = Callable[[bytes], bytes | None]

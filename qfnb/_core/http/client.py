@@ -1,6 +1,6 @@
 """``AsyncQianfanClient``: the one async client per :class:`Config`.
 
-It sends through one :class:`~qfnb._core.http.transport.Transport` (aiohttp's pool by default,
+It sends through one :class:`~qfnb._core.transport.Transport` (aiohttp's pool by default,
 one per event loop; or the one injected with ``transport=``), authenticates each call with
 its API kind's strategy (:mod:`qfnb._core.http.auth`), applies the client's rate limits, retries
 transient failures with backoff and decodes answers (:mod:`qfnb._core.http.decode`). Resources
@@ -36,7 +36,7 @@ from qfnb._core.http.decode import decode_reply, open_stream
 from qfnb._core.http.ratelimit import RateLimiter
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy, retry_delay
-from qfnb._core.http.transport import Request, Transport
+from qfnb._core.transport import Request, Transport
 from qfnb.protocol import routes
 
 __all__ = ["AsyncQianfanClient", "default_transport", "get_client"]
@@ -310,12 +310,12 @@ def default_transport(config: Config) -> Transport:
     pool = max(1, config.max_connections)
     if not config.proxy:
         try:
-            from qfnb._core.http.transport_aiohttp import AiohttpTransport
+            from qfnb._core.transport.aiohttp import AiohttpTransport
         except ImportError:  # pragma: no cover - aiohttp is a dependency; httpx alone still works
             pass
         else:
             return AiohttpTransport(max_connections=pool, verify=config.ssl_verification_enabled)
-    from qfnb._core.http.transport_httpx import HttpxTransport
+    from qfnb._core.transport.httpx import HttpxTransport
 
     return HttpxTransport(max_connections=pool, verify=config.ssl_verification_enabled,
                           proxy=config.proxy or None)

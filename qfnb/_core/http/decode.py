@@ -18,8 +18,8 @@ from typing import Any
 from qfnb._core.errors import APIError, ConnectionError, QfnbError, RequestError, StreamError
 from qfnb._core.http.call import Call
 from qfnb._core.http.response import QfRequest, QfResponse
-from qfnb._core.http.transport import Reply, StreamReply
 from qfnb._core.http.wire import error_from_body, error_from_http, stream_item_error
+from qfnb._core.transport import Reply, StreamReply
 from qfnb.protocol.sse import SSEDecoder, SSEItem
 
 __all__ = ["decode_body", "decode_reply", "open_stream"]

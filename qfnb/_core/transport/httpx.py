@@ -4,7 +4,7 @@ Requests go straight to ``AsyncHTTPTransport.handle_async_request``, skipping
 ``AsyncClient.send``'s per-request extras (cookies, auth flows, redirects, event hooks) that
 qfnb does not use. httpcore drops a pooled connection the server closed while idle before reusing
 it; a connection that drops before any answer anyway is sent again once, at once, only for an
-idempotent request (:data:`~qfnb._core.http.transport.IDEMPOTENT_METHODS`), as the aiohttp
+idempotent request (:data:`~qfnb._core.transport.IDEMPOTENT_METHODS`), as the aiohttp
 transport does. A POST never is: the server may have read it.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from qfnb._core.errors import ConnectionError, TimeoutError
-from qfnb._core.http.transport import PerLoop, Reply, Request, StreamReply, Transport
+from qfnb._core.transport import PerLoop, Reply, Request, StreamReply, Transport
 
 __all__ = ["HttpxTransport", "map_error"]
 

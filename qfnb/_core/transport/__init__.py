@@ -6,16 +6,17 @@ its body is read as byte chunks (:meth:`Transport.stream`). Each implementation 
 library's exceptions to qfnb's :class:`~qfnb.errors.ConnectionError` /
 :class:`~qfnb.errors.TimeoutError`, so nothing above this seam sees aiohttp or httpx:
 
-* :class:`qfnb._core.http.transport_aiohttp.AiohttpTransport`: the default (aiohttp's pool stays fast
+* :class:`qfnb._core.transport.aiohttp.AiohttpTransport`: the default (aiohttp's pool stays fast
   with hundreds of calls in flight);
-* :class:`qfnb._core.http.transport_httpx.HttpxTransport`: used when a proxy is configured;
-* :class:`qfnb._core.http.transport_asgi.ASGITransport`: calls an ASGI app in-process (tests, embedding).
+* :class:`qfnb._core.transport.httpx.HttpxTransport`: used when a proxy is configured;
+* :class:`qfnb._core.transport.asgi.ASGITransport`: calls an ASGI app in-process (tests, embedding).
 
 Inject one with ``Config.from_env(transport=...)`` / ``ChatCompletion(transport=...)``, or
 ``AsyncQianfanClient(config, transport=...)`` (else :func:`qfnb._core.http.client.default_transport`
 picks one). A transport is shared by every event loop that uses the client; implementations
 bound to a loop keep one pool per loop (:class:`PerLoop`).
-This module imports no HTTP library.
+The local daemon's control calls (:mod:`qfnb._core.backend`) send through it too, so this room sits
+below both the client (:mod:`qfnb._core.http`) and the backend. This module imports no HTTP library.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A plain call is one ``session.request`` read to the end (no wrapper objects: at 
 flight the client's CPU per call is what bounds throughput, ``bench/batch_throughput.py``).
 A connection that drops before any answer came (a pooled keep-alive socket the server closed
 while idle, or a server that read the request and hung up) is sent again once, at once, only
-for an idempotent request (:data:`~qfnb._core.http.transport.IDEMPOTENT_METHODS`): aiohttp does
+for an idempotent request (:data:`~qfnb._core.transport.IDEMPOTENT_METHODS`): aiohttp does
 that itself (RFC 9112 §9.3.1). A POST is never sent again here — the server may have read it —
 and fails with a :class:`~qfnb.errors.ConnectionError` that the retry policy judges.
 """
@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable
 import aiohttp
 
 from qfnb._core.errors import ConnectionError, TimeoutError
-from qfnb._core.http.transport import PerLoop, Reply, Request, StreamReply, Transport
+from qfnb._core.transport import PerLoop, Reply, Request, StreamReply, Transport
 
 __all__ = ["AiohttpTransport", "map_error"]
 
