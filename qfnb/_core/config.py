@@ -3,7 +3,7 @@
 No global singleton: every resource object resolves its own ``Config`` (explicit keyword
 arguments win over the environment). With no credentials at all, :func:`resolve_config`
 points the client at the default backend: the data dir's local platform daemon
-(:mod:`qfnb._core.backend.daemon`), or whatever :func:`set_default_backend` installed.
+(:class:`qfnb._core.backend.daemon.LocalDaemon`), or whatever :func:`set_default_backend` installed.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from qfnb.protocol import routes
 
 if TYPE_CHECKING:
+    from qfnb._core.backend import Access
     from qfnb._core.transport import Transport
 
 __all__ = ["SECRET_FIELDS", "Config", "mask", "resolve_config"]
@@ -302,24 +303,25 @@ def _check_placeholders(cfg: Config) -> None:
                                         "or leave all keys unset to use qfnb's embedded local platform")
 
 
-_default_backend: Callable[[], Any] | None = None
+_default_backend: Callable[[], Access] | None = None
 
 
-def set_default_backend(factory: Callable[[], Any] | None) -> None:
+def set_default_backend(factory: Callable[[], Access] | None) -> None:
     """Replace the default backend used when nothing is configured (None: the local daemon).
 
-    ``factory()`` returns an object with ``base_url``, ``api_key``, ``secret_key``,
-    ``access_key``, ``iam_secret_key`` and ``default_models`` (e.g. an in-process platform
-    in tests, or :class:`qfnb._core.backend.daemon.LocalPlatform`).
+    ``factory()`` returns an :class:`~qfnb._core.backend.Access`: an object with ``base_url``,
+    ``api_key``, ``secret_key``, ``access_key``, ``iam_secret_key`` and ``default_models``
+    (e.g. an in-process platform in tests, or what a :class:`~qfnb._core.backend.Backend`'s
+    ``ensure()`` returns).
     """
     global _default_backend
     _default_backend = factory
 
 
-def _local_platform() -> Any:
+def _local_platform() -> Access:
     """The default backend when nothing is configured: the data dir's shared daemon."""
     if _default_backend is not None:
         return _default_backend()
-    from qfnb._core.backend.daemon import ensure_daemon
+    from qfnb._core.backend.daemon import LocalDaemon
 
-    return ensure_daemon()
+    return LocalDaemon().ensure()
