@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from qfnb.protocol import routes
+from qfnb.protocol.errors import RETRYABLE_CONSOLE_CODES, RETRYABLE_INFERENCE_CODES
 
 if TYPE_CHECKING:
     from qfnb._core.backend import Access
@@ -137,13 +138,13 @@ class Config:
     llm_api_retry_backoff_factor: float = 1.0
     llm_api_retry_jitter: float = 1.0
     llm_api_retry_max_wait_interval: float = 120.0
-    llm_api_retry_err_codes: frozenset[int] = frozenset({2, 15, 18, 336100, 336501, 336502})
+    llm_api_retry_err_codes: frozenset[int] = RETRYABLE_INFERENCE_CODES
     console_api_retry_count: int = 1
     console_api_retry_timeout: float = 60.0
     console_api_retry_backoff_factor: float = 0.0
     console_api_retry_jitter: float = 1.0
     console_api_retry_max_wait_interval: float = 120.0
-    console_api_retry_err_codes: frozenset[int] = frozenset({18, 336100, 500000})
+    console_api_retry_err_codes: frozenset[int] = RETRYABLE_CONSOLE_CODES
     proxy: str = ""
     ssl_verification_enabled: bool = True
     no_auth: bool = False

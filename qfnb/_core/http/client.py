@@ -23,7 +23,6 @@ from urllib.parse import urlencode
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import AccessTokenExpiredError, APIError, AuthError, QfnbError, RequestError
 from qfnb._core.http.auth import (
-    REQUEST_SOURCE,
     Auth,
     BearerAuth,
     SharedToken,
@@ -38,6 +37,7 @@ from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy, retry_delay
 from qfnb._core.transport import Request, Transport
 from qfnb.protocol import routes
+from qfnb.protocol.version import REQUEST_SOURCE
 
 __all__ = ["AsyncQianfanClient", "default_transport", "get_client"]
 
