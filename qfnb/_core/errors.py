@@ -74,6 +74,8 @@ class APIError(QfnbError):
         self.error_msg = error_msg
         self.request_id = request_id
         self.status_code = status_code
+        #: the answer's ``Retry-After`` header, when it came with an HTTP error status
+        self.retry_after: str | None = None
         rid = f" (request id {request_id})" if request_id else ""
         super().__init__(f"error code {error_code}: {error_msg}{rid}")
 

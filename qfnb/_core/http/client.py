@@ -171,7 +171,7 @@ class AsyncQianfanClient:
                 if isinstance(exc, RequestError):
                     retry_after = exc.headers.get("retry-after")
                 elif isinstance(exc, APIError):
-                    retry_after = getattr(exc, "retry_after", None)
+                    retry_after = exc.retry_after
                     if exc.error_code == 336502:
                         self.limiter.on_tpm_exceeded()
                         if (server := self.server_limits.get(call.url)) is not None:

@@ -37,7 +37,7 @@ def decode_body(call: Call, status: int, headers: Mapping[str, str], content: by
         text = content.decode("utf-8", errors="replace") if body is None else ""
         err = error_from_http(status, body, headers, text)
         if isinstance(err, APIError):
-            err.retry_after = headers.get("retry-after")  # type: ignore[attr-defined]
+            err.retry_after = headers.get("retry-after")
         raise err
     if not isinstance(body, dict):
         if call.api == "raw":

@@ -2,7 +2,9 @@
 
 Retried: body error codes in the policy's set, HTTP 408/409/425/429/5xx, connection
 errors and timeouts. Waits grow exponentially with jitter, capped, and a server's
-``Retry-After`` (seconds or HTTP date) is honoured when it is longer.
+``Retry-After`` (seconds or HTTP date) is honoured when it is longer, within the policy's
+budget: its attempts, and at most ``max_retry_after`` seconds (a longer ask gives up at once
+rather than holding the caller).
 """
 
 from __future__ import annotations
