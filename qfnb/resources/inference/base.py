@@ -19,6 +19,7 @@ from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import ProgressArg, ProgressCallback, make_progress
 from qfnb.protocol import routes
 from qfnb.protocol.errors import ProtocolError
+from qfnb.protocol.version import REQUEST_SOURCE
 
 from . import batch as _batch
 from ._call import blocking_doc, call_params
@@ -27,7 +28,6 @@ __all__ = ["BaseInference", "Target", "blocking_doc", "call_params", "resolve_ta
 
 logger = logging.getLogger("qfnb.resources")
 
-REQUEST_SOURCE = "qfnb_py_sdk_v0.1.0"
 #: call kwargs that configure the SDK and are never sent in the body
 _RETRY_KWARGS = ("retry_count", "request_timeout", "backoff_factor", "retry_jitter", "retry_max_wait_interval",
                  "retry_err_codes")
