@@ -193,12 +193,18 @@ def inference_module(source: Path) -> str:
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef))
     methods = [n for n in cls.body if isinstance(n, ast.AsyncFunctionDef)]
     streaming = any(p.name == "stream" for m in methods for p in params_of(m, text))
-    extra = {"collections.abc": {"Iterator"}, "typing": {"Literal", "overload"}} if streaming else {}
+    extra: dict[str, set[str]] = {"typing": {"ClassVar"}}
+    if streaming:
+        extra = {"collections.abc": {"Iterator"}, "typing": {"ClassVar", "Literal", "overload"}}
     bases = ", ".join(ast.get_source_segment(text, b) or "" for b in cls.bases)
     doc = ast.get_docstring(cls)
     out = [header(source), f'"""{ast.get_docstring(tree)}"""\n\n', imports_with(tree, text, extra),
            f'\n__all__ = ["{cls.name}"]\n\n\nclass {cls.name}({bases}):\n    """{doc}"""\n']
     for fn in methods:
+        required = [p.name for p in params_of(fn, text) if p.kind == "pos" and p.default is None and p.name != "self"]
+        names = ", ".join(f'"{n}"' for n in required) + ("," if len(required) == 1 else "")
+        out.append("\n    #: ``ado``'s parameters without a default (a batch item without one sends None: refused)\n"
+                   f"    required: ClassVar[tuple[str, ...]] = ({names})\n")
         params, returns = params_of(fn, text), fn.returns
         assert returns is not None, f"{fn.name} needs a return annotation"
         ret = ast.get_source_segment(text, returns) or ""

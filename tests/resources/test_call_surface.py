@@ -147,3 +147,18 @@ def test_mypy_proves_the_type_facts() -> None:
     done = _run("-m", "mypy", "--strict", "--warn-unused-ignores", "--follow-imports=silent",
                 "tests/typing/check_calls.py")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_batch_item_without_a_required_field_is_refused_naming_it() -> None:
+    """A ``body_list`` item reaches the typed ``ado``; one lacking a required field is sent as
+    None and refused before anything is sent, as before (not a ``TypeError``)."""
+    from qfnb import ChatCompletion, Embedding
+    from qfnb._core.config import Config
+    from qfnb._core.errors import ValidationError
+    from qfnb._core.runtime import sync
+
+    cfg = Config(ak="a1B2c3D4e5F6g7H8", sk="x1y2z3Xx9", base_url="http://127.0.0.1:9")
+    assert ChatCompletion.required == ("messages",) and Embedding.required == ("texts",)
+    for resource, field in ((ChatCompletion(config=cfg), "messages"), (Embedding(config=cfg), "texts")):
+        [result] = sync.run(resource.abatch_do(body_list=[{"user_id": "u1"}]))
+        assert isinstance(result, ValidationError) and result.field == field, result

@@ -96,6 +96,8 @@ class BaseInference(Generic[C]):
     #: name of the per-item field in ``batch_do``'s first argument
     batch_field: ClassVar[str] = "messages"
     default_retry: ClassVar[dict[str, Any]] = {}
+    #: ``ado``'s parameters without a default (set by the generated calls)
+    required: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: str | None = None, endpoint: str | None = None, *, config: Config | None = None,
                  **config_kwargs: Any) -> None:
@@ -335,7 +337,8 @@ class BaseInference(Generic[C]):
 
     async def _one(self, kwargs: dict[str, Any]) -> Any:
         # one try per call: the batch itself retries transient failures (re-queued, paced)
-        return await self.ado(**{"retry_count": 1, **kwargs})
+        # an item without a required field sends it as None: ``_body`` refuses it, naming the field
+        return await self.ado(**{**dict.fromkeys(self.required), "retry_count": 1, **kwargs})
 
     def _batch_classifier(self, common: dict[str, Any]) -> _batch.Classify:
         call = Call(retry_count=common.get("retry_count"), request_timeout=common.get("request_timeout"),

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Literal, overload
+from typing import Any, ClassVar, Literal, overload
 
 from qfnb._core.http.response import QfResponse
 
@@ -17,6 +17,9 @@ __all__ = ["ChatCompletionCalls"]
 
 class ChatCompletionCalls(BaseInference[ChatCall]):
     """``ChatCompletion.ado`` / ``do``."""
+
+    #: ``ado``'s parameters without a default (a batch item without one sends None: refused)
+    required: ClassVar[tuple[str, ...]] = ("messages",)
 
     @overload
     async def ado(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,

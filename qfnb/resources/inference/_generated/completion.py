@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Literal, overload
+from typing import Any, ClassVar, Literal, overload
 
 from qfnb._core.http.response import QfResponse
 
@@ -17,6 +17,9 @@ __all__ = ["CompletionCalls"]
 
 class CompletionCalls(BaseInference[CompletionCall]):
     """``Completion.ado`` / ``do``."""
+
+    #: ``ado``'s parameters without a default (a batch item without one sends None: refused)
+    required: ClassVar[tuple[str, ...]] = ("prompt",)
 
     @overload
     async def ado(self, prompt: str, model: str | None = None, endpoint: str | None = None,

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from qfnb._core.http.response import QfResponse
 
@@ -16,6 +16,9 @@ __all__ = ["EmbeddingCalls"]
 
 class EmbeddingCalls(BaseInference[EmbeddingCall]):
     """``Embedding.ado`` / ``do``."""
+
+    #: ``ado``'s parameters without a default (a batch item without one sends None: refused)
+    required: ClassVar[tuple[str, ...]] = ("texts",)
 
     async def ado(self, texts: list[str], model: str | None = None, endpoint: str | None = None,
                   retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,

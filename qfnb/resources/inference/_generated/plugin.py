@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Literal, overload
+from typing import Any, ClassVar, Literal, overload
 
 from qfnb._core.http.response import QfResponse
 
@@ -17,6 +17,9 @@ __all__ = ["PluginCalls"]
 
 class PluginCalls(BaseInference[PluginCall]):
     """``Plugin.ado`` / ``do``."""
+
+    #: ``ado``'s parameters without a default (a batch item without one sends None: refused)
+    required: ClassVar[tuple[str, ...]] = ()
 
     @overload
     async def ado(self, query: str | ChatMessages | None = None, plugins: list[str] | None = None,

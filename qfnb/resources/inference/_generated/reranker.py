@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from qfnb._core.http.response import QfResponse
 
@@ -17,6 +17,9 @@ __all__ = ["RerankerCalls"]
 
 class RerankerCalls(BaseInference[RerankerCall]):
     """``Reranker.ado`` / ``do``."""
+
+    #: ``ado``'s parameters without a default (a batch item without one sends None: refused)
+    required: ClassVar[tuple[str, ...]] = ("query", "documents")
 
     async def ado(self, query: str, documents: Sequence[str], top_n: int | None = None, model: str | None = None,
                   endpoint: str | None = None, retry_count: int | None = None, request_timeout: float | None = None,
