@@ -1,0 +1,9 @@
+"""The console calls' request builders, one module per class (``FineTune``, ``Data``, ...).
+
+A builder is a pure function that checks its arguments and returns a :class:`ConsoleRequest`
+(path, body, v2 action); ``@surface("FineTune.V2.create_task")`` names the public call it
+becomes. ``tools/unasync_calls.py`` writes the public classes from these builders into
+``qfnb/resources/console/{finetune,data,model,service,iam}.py``: for each builder a classmethod
+pair ``name`` (blocking) / ``aname`` (async) with the builder's parameters plus ``config=`` and
+``retry=``, sending what the builder returns. Edit here, then run that script.
+"""
