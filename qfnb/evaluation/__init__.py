@@ -2,6 +2,7 @@
 
 from ._errors import EvaluationError
 from .base import EvalInput, Evaluator, LocalEvaluator, Sample
+from .compare import Comparison, PairedMetric
 from .judge import LocalJudgeEvaluator, parse_judge_score
 from .manager import EvaluationManager
 from .manual import ManualEvaluator, ManualItem
@@ -19,6 +20,7 @@ from .similarity import EmbeddingSimilarityEvaluator
 
 __all__ = [
     "BleuEvaluator",
+    "Comparison",
     "EmbeddingSimilarityEvaluator",
     "EvalInput",
     "EvaluationError",
@@ -31,6 +33,7 @@ __all__ = [
     "ManualEvaluator",
     "ManualEvaluatorDimension",
     "ManualItem",
+    "PairedMetric",
     "QianfanEvaluator",
     "QianfanManualEvaluator",
     "QianfanRefereeEvaluator",

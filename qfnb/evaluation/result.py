@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
     from .base import LocalEvaluator
+    from .compare import Comparison
 
 log = logging.getLogger("qfnb.evaluation")
 
@@ -53,6 +54,33 @@ def _scalar(value: Any) -> Any:
         except ValueError:
             return None
     return None
+
+
+def _rescored(samples: pd.DataFrame, wanted: Sequence[str] | None,
+              reported: Mapping[str, Mapping[str, Any]]) -> tuple[pd.DataFrame, list[str]]:
+    """Per-item text metrics for a result that has outputs only (a platform rule evaluation),
+    computed as the platform computes them: the metrics it reported, or ``wanted``."""
+    from qfnb.protocol import textmetrics as tm
+
+    def rouge_of(name: str) -> Callable[[Any, Any], float]:
+        return lambda r, o: tm.rouge(r, o)[name]
+
+    scorers: dict[str, Callable[[Any, Any], float]] = {
+        "accuracy": tm.exact_match, "bleu4": tm.sentence_bleu4,
+        **{name: rouge_of(name) for name in tm.ROUGE_TYPES.values()}}
+    names = list(wanted) if wanted is not None else [
+        m for m in scorers if any(m in v for v in reported.values())]
+    unknown = [m for m in names if m not in scorers]
+    if unknown:
+        raise ValueError(f"metrics: {unknown} cannot be scored per item here (choose from {list(scorers)})")
+    if not names:
+        raise ValueError("metrics: this result has no per-item scores to compare")
+    out = samples.copy()
+    ok = [not (isinstance(e, str) and e) for e in out["error"]]
+    for name in names:
+        out[name] = [scorers[name](r, o) if good else None
+                     for r, o, good in zip(out["reference"], out["output"], ok, strict=True)]
+    return out, names
 
 
 class EvaluationResult:
@@ -139,6 +167,46 @@ class EvaluationResult:
             for tag, values in fresh.items():
                 self.metrics[tag].update(values)
         return self
+
+    # -- comparison ----------------------------------------------------------------------------
+    @property
+    def item_metrics(self) -> list[str]:
+        """Per-item numeric metric columns (what :meth:`compare` can compare)."""
+        out = []
+        for name in self.metric_names or [c for c in self.samples.columns if c not in BASE_COLUMNS]:
+            if name == "repeat" or name not in self.samples.columns:
+                continue
+            values = pd.to_numeric(self.samples[name], errors="coerce")
+            if values.notna().any() and values.notna().sum() >= self.samples[name].notna().sum():
+                out.append(name)
+        return out
+
+    def compare(self, a: str | Sequence[str] | None = None, b: str | None = None, *,
+                metrics: Sequence[str] | None = None, confidence: float = 0.95, n_resamples: int = 10_000,
+                seed: int = 0, method: str = "expanded", alpha: float = 0.05,
+                correction: str = "holm") -> Comparison:
+        """Compare model ``a`` (or several) with the baseline ``b``, item by item (``a`` − ``b``).
+
+        ``b`` defaults to the first model, ``a`` to every other one. Per metric: the mean
+        difference with a seeded paired-bootstrap CI, McNemar's exact test (pass/fail metrics) or
+        the paired permutation test (scores), win/tie/loss counts and the changed items; p-values
+        are Holm-adjusted over several models. A result with outputs but no per-item scores (a
+        platform rule evaluation) is scored per item with the same text metrics as the platform.
+        """
+        from .compare import compare_samples
+
+        tags = self.llm_tags if self.metrics else list(dict.fromkeys(self.samples["llm"]))
+        baseline = b if b is not None else (tags[0] if tags else "")
+        models = [t for t in tags if t != baseline] if a is None else [a] if isinstance(a, str) else list(a)
+        samples = self.samples
+        names = list(metrics) if metrics is not None else self.item_metrics
+        if not self.item_metrics and not samples.empty:
+            samples, names = _rescored(samples, metrics, self.metrics)
+        missing = [m for m in names if m not in samples.columns]
+        if missing:
+            raise ValueError(f"metrics: no per-item column for {missing} (per-item metrics: {self.item_metrics})")
+        return compare_samples(samples, names, models, baseline, confidence=confidence, n_resamples=n_resamples,
+                               seed=seed, method=method, alpha=alpha, correction=correction)  # type: ignore[arg-type]
 
     # -- display -----------------------------------------------------------------------------
     def plot(self, metrics: Sequence[str] | None = None) -> Figure:
