@@ -1,6 +1,7 @@
 """Evaluation: ``EvaluationManager`` with local and platform evaluators, ``EvaluationResult``."""
 
 from ._errors import EvaluationError
+from .answers import AnswerStore
 from .base import EvalInput, Evaluator, LocalEvaluator, Sample
 from .compare import Comparison, PairedMetric
 from .judge import LocalJudgeEvaluator, parse_judge_score
@@ -17,8 +18,10 @@ from .platform import (
 )
 from .result import EvaluationResult
 from .similarity import EmbeddingSimilarityEvaluator
+from .stability import Stability
 
 __all__ = [
+    "AnswerStore",
     "BleuEvaluator",
     "Comparison",
     "EmbeddingSimilarityEvaluator",
@@ -40,6 +43,7 @@ __all__ = [
     "QianfanRuleEvaluator",
     "RougeEvaluator",
     "Sample",
+    "Stability",
     "build_eval_standard_conf",
     "parse_judge_score",
 ]

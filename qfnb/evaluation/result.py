@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .base import LocalEvaluator
     from .compare import Comparison
+    from .stability import Stability
 
 log = logging.getLogger("qfnb.evaluation")
 
@@ -54,6 +55,18 @@ def _scalar(value: Any) -> Any:
         except ValueError:
             return None
     return None
+
+
+def _per_item(rows: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """One row per item: with repeats, the first repeat's output and each numeric metric's mean."""
+    if "repeat" not in rows.columns:
+        return rows.set_index("index")
+    first = rows.sort_values("repeat", kind="stable").drop_duplicates("index").set_index("index")
+    for m in metrics:
+        values = pd.to_numeric(rows[m], errors="coerce")
+        if values.notna().any():
+            first[m] = values.groupby(rows["index"]).mean()
+    return first
 
 
 def _rescored(samples: pd.DataFrame, wanted: Sequence[str] | None,
@@ -130,7 +143,7 @@ class EvaluationResult:
         base = s.drop_duplicates("index").set_index("index")[["input", "reference"]]
         parts = [base]
         for tag in dict.fromkeys(s["llm"]):
-            rows = s[s["llm"] == tag].set_index("index")
+            rows = _per_item(s[s["llm"] == tag], self.metric_names)
             cols = ["output", *self.metric_names]
             if rows["error"].notna().any():
                 cols.insert(1, "error")
@@ -207,6 +220,22 @@ class EvaluationResult:
             raise ValueError(f"metrics: no per-item column for {missing} (per-item metrics: {self.item_metrics})")
         return compare_samples(samples, names, models, baseline, confidence=confidence, n_resamples=n_resamples,
                                seed=seed, method=method, alpha=alpha, correction=correction)  # type: ignore[arg-type]
+
+    @property
+    def repeats(self) -> int:
+        """How many times each item was answered (1 without ``repeats``)."""
+        if "repeat" not in self.samples.columns or self.samples.empty:
+            return 1
+        return int(self.samples["repeat"].max()) + 1
+
+    def stability(self, *, metrics: Sequence[str] | None = None, tolerance: float = 0.1,
+                  confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0) -> Stability:
+        """Agreement across repeats: per-item agreement and spread, the CI with the repeat
+        variance, the items answered inconsistently (see :mod:`qfnb.evaluation.stability`)."""
+        from .stability import stability
+
+        return stability(self.samples, list(metrics) if metrics is not None else self.item_metrics,
+                         tolerance=tolerance, confidence=confidence, n_resamples=n_resamples, seed=seed)
 
     # -- display -----------------------------------------------------------------------------
     def plot(self, metrics: Sequence[str] | None = None) -> Figure:
