@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from qfnb._core.progress import ProgressArg, ProgressCallback, make_progress
+from qfnb._core.runtime.progress import ProgressArg, ProgressCallback, make_progress
 
 from ._errors import EvaluationError, invalid
 from .answers import answers_of, as_store, recorded_answers
@@ -141,7 +141,7 @@ class EvaluationManager:
 
     def eval(self, llms: Any = None, dataset: Any = None, **kwargs: Any) -> EvaluationResult:
         """Sync shell over :meth:`aeval` (safe inside Jupyter)."""
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         return sync.run(self.aeval(llms, dataset, **kwargs))
 
@@ -174,7 +174,7 @@ class EvaluationManager:
 
     def eval_only(self, dataset: Any, **kwargs: Any) -> EvaluationResult:
         """Sync shell over :meth:`aeval_only`."""
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         return sync.run(self.aeval_only(dataset, **kwargs))
 
