@@ -8,6 +8,7 @@ from .judge import LocalJudgeEvaluator, parse_judge_score
 from .manager import EvaluationManager
 from .manual import ManualEvaluator, ManualItem
 from .metrics import BleuEvaluator, ExactMatchEvaluator, RougeEvaluator
+from .pairwise import PairwiseJudge
 from .platform import (
     ManualEvaluatorDimension,
     QianfanEvaluator,
@@ -17,6 +18,7 @@ from .platform import (
     build_eval_standard_conf,
 )
 from .result import EvaluationResult
+from .rubric import Rubric
 from .similarity import EmbeddingSimilarityEvaluator
 from .stability import Stability
 
@@ -37,11 +39,13 @@ __all__ = [
     "ManualEvaluatorDimension",
     "ManualItem",
     "PairedMetric",
+    "PairwiseJudge",
     "QianfanEvaluator",
     "QianfanManualEvaluator",
     "QianfanRefereeEvaluator",
     "QianfanRuleEvaluator",
     "RougeEvaluator",
+    "Rubric",
     "Sample",
     "Stability",
     "build_eval_standard_conf",

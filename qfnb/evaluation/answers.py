@@ -35,14 +35,19 @@ RECORDED_OUTPUT_NAMES = ("llm_output", "completion", "output", "prediction", "an
 
 
 def target_identity(target: LLMTarget) -> str:
-    """What answers a target's calls: a model name / endpoint / callable's qualified name."""
+    """What answers a target's calls: ``endpoint:NAME`` (a deployed service, whichever object
+    reaches it), ``model:NAME``, or a callable's qualified name."""
     src = target.source
-    kind = _resource_kind(src) if src is not None else None
-    if kind is not None:
-        return f"{kind}:{_resource_tag(src)}"
-    endpoint = getattr(src, "endpoint", None)
-    if isinstance(endpoint, str) and endpoint:
-        return f"service:{endpoint}"
+    service = getattr(src, "service", None)  # a published Model runs on its service
+    for obj in (src, service):
+        if obj is None:
+            continue
+        for attr in ("_endpoint", "endpoint"):
+            value = getattr(obj, attr, None)
+            if isinstance(value, str) and value:
+                return f"endpoint:{value}"
+    if src is not None and _resource_kind(src) is not None:
+        return f"model:{_resource_tag(src)}"
     if callable(src):
         fn = getattr(src, "__func__", src)
         name = getattr(fn, "__qualname__", None) or type(fn).__qualname__

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -257,8 +257,6 @@ def _pair(model: str, baseline: str, metric: str, a: dict[int, list[float]], b: 
 
 def _adjust(rows: list[PairedMetric], correction: str) -> list[PairedMetric]:
     """Each metric's p-values adjusted over its comparisons with the baseline."""
-    from dataclasses import replace
-
     out = list(rows)
     for metric in dict.fromkeys(r.metric for r in rows):
         pos = [i for i, r in enumerate(rows) if r.metric == metric and math.isfinite(r.p_value)]
@@ -273,8 +271,11 @@ def _adjust(rows: list[PairedMetric], correction: str) -> list[PairedMetric]:
 
 def compare_samples(samples: pd.DataFrame, metrics: Sequence[str], models: Sequence[str], baseline: str, *,
                     confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0,
-                    method: st.CIMethod = "expanded", alpha: float = 0.05, correction: str = "holm") -> Comparison:
-    """Compare each of ``models`` with ``baseline`` on ``metrics`` (columns of the long ``samples``)."""
+                    method: st.CIMethod = "expanded", alpha: float = 0.05, correction: str = "holm",
+                    preferences: Mapping[str, Mapping[int, Any]] | None = None,
+                    judge_info: Mapping[str, Any] | None = None) -> Comparison:
+    """Compare each of ``models`` with ``baseline`` on ``metrics`` (columns of the long ``samples``);
+    ``preferences`` (``{model: {index: Preference}}``) add a pairwise judge's row per model."""
     tags = list(dict.fromkeys(str(t) for t in samples["llm"]))
     if baseline not in tags:
         raise invalid("baseline", f"{baseline!r} is not a model of this result (models: {tags})")
@@ -285,7 +286,7 @@ def compare_samples(samples: pd.DataFrame, metrics: Sequence[str], models: Seque
             raise invalid("models", f"{m!r} is not a model of this result (models: {tags})")
         if m == baseline:
             raise invalid("models", f"{m!r} is the baseline; compare it with another model")
-    if not metrics:
+    if not metrics and preferences is None:
         raise invalid("metrics", "no per-item numeric metric to compare")
     if correction not in CORRECTIONS:
         raise invalid("correction", f"choose from {list(CORRECTIONS)}, got {correction!r}")
@@ -307,6 +308,38 @@ def compare_samples(samples: pd.DataFrame, metrics: Sequence[str], models: Seque
         for m in models:
             rows.append(_pair(m, baseline, metric, _values(samples, m, metric), base, settings,
                               st.is_binary(column)))
-    rows = _adjust(rows, correction)
     items = {m: _item_frame(samples, m, baseline, metrics) for m in models}
-    return Comparison(baseline, list(models), rows, items, settings)
+    notes: list[str] = []
+    if preferences is not None:
+        name = f"judge:{(judge_info or {}).get('judge', 'pairwise')}"
+        for m in models:
+            prefs = preferences[m]
+            a = {i: [(p.value + 1) / 2] for i, p in prefs.items()}
+            b = {i: [(1 - p.value) / 2] for i, p in prefs.items()}
+            rows.append(replace(_pair(m, baseline, name, a, b, settings, False), kind="preference",
+                                test="sign test (permutation)"))
+            frame = items[m]
+            frame[f"model/{name}"] = [a[i][0] if i in a else float("nan") for i in frame["index"]]
+            frame[f"baseline/{name}"] = [b[i][0] if i in b else float("nan") for i in frame["index"]]
+            frame["position_bias"] = [prefs[i].position_bias if i in prefs else None for i in frame["index"]]
+            notes += judge_notes(m, baseline, name, prefs, frame, metrics, judge_info or {})
+    rows = _adjust(rows, correction)
+    return Comparison(baseline, list(models), rows, items, settings, notes)
+
+
+def judge_notes(model: str, baseline: str, name: str, prefs: Mapping[int, Any], frame: pd.DataFrame,
+                metrics: Sequence[str], info: Mapping[str, Any]) -> list[str]:
+    """How the pairwise judge was run, its position bias, and its agreement with each reference metric."""
+    biased = sum(1 for p in prefs.values() if p.position_bias)
+    sees = "saw the reference" if info.get("uses_reference") else "did not see the reference"
+    out = [f"{name} ({model} vs {baseline}): each pair judged in both orders; {biased} of {len(prefs)} pairs "
+           f"changed verdict with the order (counted as ties); rubric {info.get('rubric')} "
+           f"v{info.get('rubric_version')} #{info.get('rubric_hash')}; the judge {sees}."]
+    sign = {i: p.value for i, p in prefs.items() if p.value != 0}
+    for metric in metrics:
+        diff = dict(zip(frame["index"], frame[f"model/{metric}"] - frame[f"baseline/{metric}"], strict=True))
+        both = [i for i in sign if i in diff and math.isfinite(diff[i]) and diff[i] != 0]
+        if both:
+            agree = sum(1 for i in both if (diff[i] > 0) == (sign[i] > 0))
+            out.append(f"{name} agrees with {metric} on {agree} of {len(both)} items where both pick a winner.")
+    return out

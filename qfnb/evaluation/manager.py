@@ -19,10 +19,11 @@ import pandas as pd
 from qfnb._core.runtime.progress import ProgressArg, ProgressCallback, make_progress
 
 from ._errors import EvaluationError, invalid
-from .answers import answers_of, as_store, recorded_answers
+from .answers import answers_of, as_store, recorded_answers, target_identity
 from .base import LocalEvaluator, Sample
 from .data import eval_frame, to_frame
 from .llm import as_targets
+from .pairwise import check_not_candidate
 from .platform import QianfanEvaluator, arun_platform_evaluation, check_qianfan_evaluators
 from .result import BASE_COLUMNS, EvaluationResult, summarize_all
 
@@ -108,6 +109,10 @@ class EvaluationManager:
             clash = sorted(set(kept) & {t.tag for t in targets})
             if clash:
                 raise invalid("recorded", f"{clash} also name models to run; give the recorded answers other tags")
+        identities = {t.tag: target_identity(t) for t in targets}
+        judges: list[Any] = [ev for ev in self.local_evaluators if hasattr(ev, "judge_target")]
+        for ev in judges:
+            check_not_candidate(ev, [*identities.items(), *((tag, None) for tag in kept)])
         workers = worker_num or self.worker_num
         n = len(inputs)
         tags = [t.tag for t in targets] + list(kept)
@@ -135,6 +140,8 @@ class EvaluationManager:
             columns = BASE_COLUMNS + (["repeat"] if repeats > 1 else [])
             samples = pd.DataFrame(rows, columns=columns)
             result = await self._score(samples, tags, tracker, generations)
+            result.identities = identities
+            result.judges = [ev.judge_info() for ev in judges]
             return result
         finally:
             tracker.close()

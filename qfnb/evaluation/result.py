@@ -116,6 +116,10 @@ class EvaluationResult:
         self.state = state
         self._evaluators = list(evaluators)
         self._metric_columns = [list(c) for c in metric_columns]
+        #: ``{tag: identity}`` of the models run (what a judge must not be)
+        self.identities: dict[str, str] = {}
+        #: what each judge was: model, rubric name, version and hash, whether it saw the reference
+        self.judges: list[dict[str, Any]] = [ev.judge_info() for ev in self._evaluators if hasattr(ev, "judge_info")]
 
     # -- tables ------------------------------------------------------------------------------
     @property
@@ -197,7 +201,7 @@ class EvaluationResult:
     def compare(self, a: str | Sequence[str] | None = None, b: str | None = None, *,
                 metrics: Sequence[str] | None = None, confidence: float = 0.95, n_resamples: int = 10_000,
                 seed: int = 0, method: str = "expanded", alpha: float = 0.05,
-                correction: str = "holm") -> Comparison:
+                correction: str = "holm", judge: Any = None) -> Comparison:
         """Compare model ``a`` (or several) with the baseline ``b``, item by item (``a`` − ``b``).
 
         ``b`` defaults to the first model, ``a`` to every other one. Per metric: the mean
@@ -205,6 +209,8 @@ class EvaluationResult:
         the paired permutation test (scores), win/tie/loss counts and the changed items; p-values
         are Holm-adjusted over several models. A result with outputs but no per-item scores (a
         platform rule evaluation) is scored per item with the same text metrics as the platform.
+        ``judge`` (a :class:`~.pairwise.PairwiseJudge`) adds a pairwise row per model: each pair
+        judged in both orders, a disagreement between the orders a tie.
         """
         from .compare import compare_samples
 
@@ -218,8 +224,60 @@ class EvaluationResult:
         missing = [m for m in names if m not in samples.columns]
         if missing:
             raise ValueError(f"metrics: no per-item column for {missing} (per-item metrics: {self.item_metrics})")
-        return compare_samples(samples, names, models, baseline, confidence=confidence, n_resamples=n_resamples,
-                               seed=seed, method=method, alpha=alpha, correction=correction)  # type: ignore[arg-type]
+        prefs = None
+        if judge is not None:
+            from qfnb._core.runtime import sync
+
+            from .pairwise import check_not_candidate
+
+            check_not_candidate(judge, [(t, self.identities.get(t)) for t in [baseline, *models]])
+            prefs = sync.run(self._apreferences(judge, samples, models, baseline))
+        cmp = compare_samples(samples, names, models, baseline, confidence=confidence, n_resamples=n_resamples,
+                              seed=seed, method=method, alpha=alpha, correction=correction,  # type: ignore[arg-type]
+                              preferences=prefs, judge_info=judge.judge_info() if judge is not None else None)
+        for j in self.judges:
+            cmp.notes.append(f"judge {j.get('judge')} ({j.get('metric')}): rubric {j.get('rubric')} "
+                             f"v{j.get('rubric_version')} #{j.get('rubric_hash')}, "
+                             f"{'saw' if j.get('uses_reference') else 'did not see'} the reference.")
+        for row in self.judge_agreement().itertuples(index=False):
+            if row.spearman is not None and pd.notna(row.spearman):
+                cmp.notes.append(f"{row.judge_metric} agrees with {row.metric}: Spearman {row.spearman:.2f} "
+                                 f"over {row.n} answers.")
+        return cmp
+
+    async def _apreferences(self, judge: Any, samples: pd.DataFrame, models: Sequence[str],
+                            baseline: str) -> dict[str, dict[int, Any]]:
+        """Each model's answers against the baseline's, item by item (the first repeat)."""
+        first = samples.sort_values("repeat") if "repeat" in samples.columns else samples
+        first = first[~first["error"].map(lambda e: isinstance(e, str) and bool(e))].drop_duplicates(["llm", "index"])
+        base = first[first["llm"] == baseline].set_index("index")
+        out: dict[str, dict[int, Any]] = {}
+        for m in models:
+            other = first[first["llm"] == m].set_index("index")
+            keys = [int(i) for i in base.index if i in other.index]
+            prefs = await judge.apreferences([(base.at[i, "input"], base.at[i, "reference"], other.at[i, "output"],
+                                               base.at[i, "output"]) for i in keys])
+            out[m] = dict(zip(keys, prefs, strict=True))
+        return out
+
+    def judge_agreement(self) -> pd.DataFrame:
+        """Each judge score's Spearman correlation with each reference metric over every judged
+        answer (``judge_metric``, ``metric``, ``spearman``, ``n``)."""
+        from . import stats as st
+
+        judged = [j["metric"] for j in self.judges if "metric" in j]
+        rows = []
+        for jm in judged:
+            if jm not in self.samples.columns:
+                continue
+            for m in self.item_metrics:
+                if m in judged:
+                    continue
+                pair = pd.DataFrame({"j": pd.to_numeric(self.samples[jm], errors="coerce"),
+                                     "m": pd.to_numeric(self.samples[m], errors="coerce")}).dropna()
+                rho = st.spearman(pair["j"], pair["m"]) if len(pair) >= 2 else None
+                rows.append({"judge_metric": jm, "metric": m, "spearman": rho, "n": len(pair)})
+        return pd.DataFrame(rows, columns=["judge_metric", "metric", "spearman", "n"])
 
     @property
     def repeats(self) -> int:
