@@ -64,8 +64,10 @@ def answer_key(identity: str, item: EvalInput, infer_kwargs: Mapping[str, Any], 
 class AnswerStore:
     """Answers by key in one SQLite file (safe across threads and runs)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, refresh: bool = False) -> None:
         self.path = Path(path).expanduser()
+        #: ask every model again (and keep the new answers) instead of reusing stored ones
+        self.refresh = refresh
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         with self._connect() as db:
@@ -76,6 +78,8 @@ class AnswerStore:
 
     def get_many(self, keys: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}
+        if self.refresh:
+            return out
         with self._lock, self._connect() as db:
             for start in range(0, len(keys), 500):
                 part = list(keys[start:start + 500])
@@ -96,6 +100,16 @@ class AnswerStore:
 
     def __repr__(self) -> str:
         return f"AnswerStore({str(self.path)!r})"
+
+
+def default_store_path() -> Path:
+    """``$QFNB_EVAL_STORE`` or ``<data dir>/evaluations/answers.sqlite`` (the notebook's default)."""
+    import os
+
+    from qfnb.protocol.daemon import default_data_dir
+
+    raw = os.environ.get("QFNB_EVAL_STORE")
+    return Path(raw).expanduser() if raw else default_data_dir() / "evaluations" / "answers.sqlite"
 
 
 def as_store(store: Any) -> AnswerStore | None:
@@ -169,7 +183,7 @@ def _output_column(frame: Any, field: str) -> str:
 
 def recorded_answers(recorded: Any, dataset_frame: Any, inputs: Sequence[EvalInput]) -> dict[str, list[str]]:
     """``{tag: [answer per item]}`` from ``recorded``: a column name of the dataset, a mapping
-    ``{tag: column name | batch output}`` where a batch output is a Dataset / DataFrame / records /
+    ``{tag: column name | list of answers | batch output}`` where a batch output is a Dataset / DataFrame / records /
     ``.jsonl`` path with ``prompt`` and ``llm_output`` (or ``completion``) — matched to the items
     by prompt, else by row order."""
     from .data import to_frame
@@ -180,6 +194,11 @@ def recorded_answers(recorded: Any, dataset_frame: Any, inputs: Sequence[EvalInp
         field = f"recorded[{tag!r}]" if tag is not None else "recorded"
         if isinstance(src, str) and src in dataset_frame.columns:
             out[str(tag or src)] = [as_text(v) for v in dataset_frame[src]]
+            continue
+        if isinstance(src, list | tuple) and all(isinstance(v, str) for v in src):
+            if len(src) != len(inputs):
+                raise invalid(field, f"{len(src)} recorded answers for {len(inputs)} items")
+            out[str(tag or "recorded")] = list(src)
             continue
         if isinstance(src, str | Path):
             path = Path(src).expanduser()

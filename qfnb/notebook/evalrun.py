@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from qfnb.notebook._checks import sampling_problem
+from qfnb.protocol.textmetrics import as_text
 
 log = logging.getLogger("qfnb.notebook.evalrun")
 
@@ -57,6 +58,12 @@ class EvalPlan:
     evaluators: list[Any]
     infer_kwargs: dict[str, Any] = field(default_factory=dict)
     workers: int = 4
+    repeats: int = 1
+    #: ``{tag: dataset column or batch output path}``: answers scored without calling a model
+    recorded: dict[str, str] = field(default_factory=dict)
+    #: the baseline of ``--compare`` (a model tag), or None
+    compare: str | None = None
+    store: Any = None
 
     @property
     def columns(self) -> dict[str, str]:
@@ -92,7 +99,7 @@ class EvalPlan:
 
     @property
     def generations(self) -> int:
-        return len(self.frame) * len(self.llms)
+        return len(self.frame) * len(self.llms) * self.repeats
 
     def run(self, progress: Any = True) -> Any:
         """Run the evaluation (blocking; safe in a kernel) and return the ``EvaluationResult``.
@@ -102,9 +109,15 @@ class EvalPlan:
 
         bar = make_progress(progress, desc="generations")
         manager = EvaluationManager(local_evaluators=self.evaluators, worker_num=self.workers)
-        return manager.eval(self.llms, self.frame, input_column="input", reference_column="reference",
+        return manager.eval(self.llms or None, self.frame, input_column="input", reference_column="reference",
                             progress=GenerationProgress(bar, self.generations) if bar is not None else False,
+                            repeats=self.repeats, store=self.store, recorded=self.recorded or None,
                             **self.infer_kwargs)
+
+    def comparison(self, result: Any) -> Any:
+        """``result.compare`` against the ``--compare`` baseline on the asked-for metrics."""
+        wanted = [c for c in self.columns if c in result.item_metrics]
+        return result.compare(b=self.compare, metrics=wanted or None)
 
 
 class GenerationProgress:
@@ -310,17 +323,71 @@ def plan(args: Any, namespace: Mapping[str, Any]) -> EvalPlan:
     problem = sampling_problem(args.temperature, args.max_tokens)
     if problem:
         raise EvalArgsError(problem)
-    metrics = check_metrics(split_words(args.metrics), judge=bool(args.judge))
+    if args.repeats is not None and args.repeats < 1:
+        raise EvalArgsError(f"--repeats must be a positive integer, got {args.repeats}")
+    metrics = check_metrics(split_words(args.metrics), judge=args.judge is not None)
     words = split_words(args.models) + [f"endpoint:{e}" for e in split_words(args.endpoint)]
     if not words and (args.models or args.endpoint):
         raise EvalArgsError("--models: give at least one model (a name, an ep_... endpoint or a variable)")
-    if not words:  # like %%qfchat without -m: the default chat model
+    recorded = parse_recorded(split_words(args.recorded))
+    if not words and not recorded:  # like %%qfchat without -m: the default chat model
         words = [default_chat_model()]
     dataset = load_dataset(args.dataset or "", namespace)
     frame = dataset_frame(dataset, input_column=args.input_column, reference_column=args.reference_column,
                           need_reference=any(m != "judge" for m in metrics), limit=args.limit)
-    llms = resolve_llms(words, namespace)
-    judge = resolve_llm(args.judge, namespace, "--judge")[1] if args.judge else None
+    recorded = check_recorded(recorded, dataset, args.limit)
+    llms = resolve_llms(words, namespace) if words else {}
+    tags = [*llms, *recorded]
+    clash = sorted(set(llms) & set(recorded))
+    if clash:
+        raise EvalArgsError(f"--recorded: {clash} also name models in --models; give the recorded answers other tags")
+    if args.compare is not None and args.compare not in tags:
+        raise EvalArgsError(f"--compare: {args.compare!r} is not one of the evaluated models {tags}")
+    if args.compare is not None and len(tags) < 2:
+        raise EvalArgsError("--compare needs at least two models (the baseline and one to compare with it)")
+    judge = None
+    if args.judge is not None:  # a bare --judge: a chat model on the embedded local platform
+        from qfnb.evaluation.llm import embedded_chat
+
+        judge = resolve_llm(args.judge, namespace, "--judge")[1] if args.judge else embedded_chat()
     infer = {"temperature": args.temperature, "max_output_tokens": args.max_tokens}
+    from qfnb.evaluation.answers import AnswerStore, default_store_path
+
     return EvalPlan(llms, frame, metrics, make_evaluators(metrics, judge),
-                    {k: v for k, v in infer.items() if v is not None}, args.workers or 4)
+                    {k: v for k, v in infer.items() if v is not None}, args.workers or 4,
+                    repeats=args.repeats or 1, recorded=recorded, compare=args.compare,
+                    store=AnswerStore(default_store_path(), refresh=bool(args.fresh)) if llms else None)
+
+
+def parse_recorded(words: Sequence[str]) -> dict[str, str]:
+    """``TAG=SOURCE`` (or a bare column name, its own tag) -> ``{tag: source}``."""
+    out: dict[str, str] = {}
+    for word in words:
+        tag, sep, src = word.partition("=")
+        tag, src = (tag.strip(), src.strip()) if sep else (word, word)
+        if not tag or not src:
+            raise EvalArgsError(f"--recorded: {word!r} should be TAG=COLUMN_OR_FILE or a column name")
+        if tag in out:
+            raise EvalArgsError(f"--recorded: {tag!r} given more than once")
+        out[tag] = src
+    return out
+
+
+def check_recorded(recorded: dict[str, str], dataset: Any, limit: int | None) -> dict[str, Any]:
+    """Each source is a dataset column or an existing file; a file is read now (a clear error)."""
+    if not recorded:
+        return {}
+    from qfnb.evaluation.data import to_frame
+
+    source = to_frame(dataset)
+    columns = list(source.columns)
+    out: dict[str, Any] = {}
+    for tag, src in recorded.items():
+        if src in columns:  # the answers themselves: the frame the run sees has no such column
+            out[tag] = [as_text(v) for v in source[src]][:limit]
+            continue
+        path = Path(src).expanduser()
+        if not path.exists():
+            raise EvalArgsError(f"--recorded: {src!r} is neither a dataset column ({columns}) nor a file")
+        out[tag] = path
+    return out

@@ -10,6 +10,12 @@ from nb_doubles import FakeChatBackend, RecordingPublisher
 from traitlets.config import Config
 
 
+@pytest.fixture(autouse=True)
+def _own_answer_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """%qfeval keeps answers to reuse them; each test starts with an empty store of its own."""
+    monkeypatch.setenv("QFNB_EVAL_STORE", str(tmp_path_factory.mktemp("answers") / "answers.sqlite"))
+
+
 @pytest.fixture
 def ip() -> Iterator[InteractiveShell]:
     cfg = Config()
