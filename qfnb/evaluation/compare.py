@@ -152,6 +152,17 @@ class Comparison:
                      f"{self.baseline} on each metric; the CIs are per comparison.")
         return text
 
+    def renamed(self, names: Mapping[str, str]) -> Comparison:
+        """The same comparison with metrics shown under other names (``{"bleu4": "bleu"}``)."""
+        rows = [replace(r, metric=names.get(r.metric, r.metric)) for r in self.rows]
+
+        def col(c: str) -> str:
+            side, sep, metric = c.partition("/")
+            return f"{side}/{names.get(metric, metric)}" if sep and side in ("model", "baseline") else c
+
+        items = {m: f.rename(columns=col) for m, f in self.items.items()}
+        return Comparison(self.baseline, list(self.models), rows, items, dict(self.settings), list(self.notes))
+
     def row(self, model: str, metric: str) -> PairedMetric:
         for r in self.rows:
             if r.model == model and r.metric == metric:

@@ -121,6 +121,30 @@ class EvaluationResult:
         #: what each judge was: model, rubric name, version and hash, whether it saw the reference
         self.judges: list[dict[str, Any]] = [ev.judge_info() for ev in self._evaluators if hasattr(ev, "judge_info")]
 
+    @classmethod
+    def combine(cls, results: Mapping[str, EvaluationResult]) -> EvaluationResult:
+        """One result from several (e.g. ``{"base": r1, "tuned": r2}``, one run each, maybe by the
+        platform's evaluators): models are renamed to the keys (``key/tag`` when a result holds
+        several), so :meth:`compare` can pair them item by item."""
+        if not results:
+            raise ValueError("results: nothing to combine")
+        metrics: dict[str, dict[str, Any]] = {}
+        frames, columns, evaluators = [], [], []
+        for name, res in results.items():
+            if not isinstance(res, EvaluationResult):
+                raise ValueError(f"results: {name!r} is a {type(res).__name__}, not an EvaluationResult")
+            tags = res.llm_tags or list(dict.fromkeys(res.samples["llm"]))
+            new = {t: str(name) if len(tags) == 1 else f"{name}/{t}" for t in tags}
+            metrics.update({new[t]: dict(res.metrics.get(t, {})) for t in tags})
+            frames.append(res.samples.assign(llm=res.samples["llm"].map(lambda t, m=new: m.get(t, t))))
+            for ev, cols in zip(res._evaluators, res._metric_columns, strict=False):
+                if cols not in columns:
+                    evaluators.append(ev)
+                    columns.append(cols)
+        out = cls(metrics, pd.concat(frames, ignore_index=True), evaluators=evaluators, metric_columns=columns)
+        out.identities = {k: v for res in results.values() for k, v in res.identities.items()}
+        return out
+
     # -- tables ------------------------------------------------------------------------------
     @property
     def llm_tags(self) -> list[str]:

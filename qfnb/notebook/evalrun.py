@@ -117,7 +117,7 @@ class EvalPlan:
     def comparison(self, result: Any) -> Any:
         """``result.compare`` against the ``--compare`` baseline on the asked-for metrics."""
         wanted = [c for c in self.columns if c in result.item_metrics]
-        return result.compare(b=self.compare, metrics=wanted or None)
+        return result.compare(b=self.compare, metrics=wanted or None).renamed(self.columns)
 
 
 class GenerationProgress:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+from collections.abc import Mapping
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -308,6 +309,10 @@ class QfnbMagics(Magics):
         report = EvalReport.from_value(value, chart=chart)
         if args.compare is not None:
             try:
+                if isinstance(value, Mapping):  # {name: result}: one result per run, paired by item
+                    from qfnb.evaluation import EvaluationResult
+
+                    value = EvaluationResult.combine(value)
                 report.comparison = value.compare(b=args.compare)
             except (ValueError, AttributeError) as exc:
                 raise UsageError(f"%qfeval --compare: {exc}") from exc

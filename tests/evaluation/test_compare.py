@@ -165,3 +165,16 @@ def test_platform_result_with_outputs_only_is_scored_per_item() -> None:
     cmp = res.compare("tuned_1", "base_1")
     assert cmp.metrics == ["accuracy", "bleu4", "rouge_l"]
     assert cmp.row("tuned_1", "accuracy").wins == 7
+
+
+def test_separate_results_combine_into_one_comparison(result: EvaluationResult) -> None:
+    em = EvaluationManager(local_evaluators=[ExactMatchEvaluator(), RougeEvaluator()])
+    one, two = em.eval({"m": tuned}, DATA), em.eval({"m": base}, DATA)
+    both = EvaluationResult.combine({"tuned": one, "base": two})
+    assert both.llm_tags == ["tuned", "base"] and both.metrics["tuned"] == one.metrics["m"]
+    pd.testing.assert_frame_equal(both.compare("tuned", "base").to_dataframe(),
+                                  result.compare("tuned", "base").to_dataframe())
+    renamed = both.compare("tuned", "base").renamed({"accuracy": "exact_match"})
+    assert renamed.metrics[0] == "exact_match" and "tuned exact_match" in renamed.flipped().columns
+    with pytest.raises(ValueError, match="not an EvaluationResult"):
+        EvaluationResult.combine({"a": one, "b": {}})

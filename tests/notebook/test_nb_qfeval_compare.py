@@ -38,11 +38,11 @@ def test_compare_shows_ci_sentence_and_flipped_items(ip, platform, data_file) ->
                                          "--metrics exact_match,rouge_l --compare Other-Chat -o res")
     assert isinstance(report, EvalReport)
     cmp = report.comparison
-    assert cmp.baseline == "Other-Chat" and cmp.models == ["Tiny-Chat"] and cmp.metrics == ["accuracy", "rouge_l"]
-    acc = cmp.row("Tiny-Chat", "accuracy")
+    assert cmp.baseline == "Other-Chat" and cmp.models == ["Tiny-Chat"] and cmp.metrics == ["exact_match", "rouge_l"]
+    acc = cmp.row("Tiny-Chat", "exact_match")  # under the names asked for
     assert (acc.wins, acc.ties, acc.losses) == (6, 0, 0) and acc.test == "McNemar exact"
     assert acc.p_value == pytest.approx(2 / 2**6)
-    assert acc.sentence.startswith("Tiny-Chat beats Other-Chat on accuracy by +1.00 (95% CI +1.00\u2026+1.00, "
+    assert acc.sentence.startswith("Tiny-Chat beats Other-Chat on exact_match by +1.00 (95% CI +1.00\u2026+1.00, "
                                    "6/6 items better")
     html = report.to_html()
     assert "Comparison with Other-Chat" in html and 'class="qfnb-forest"' in html
@@ -51,7 +51,7 @@ def test_compare_shows_ci_sentence_and_flipped_items(ip, platform, data_file) ->
     assert acc.sentence in repr(report)
     # the same comparison for a result already in the namespace
     again = ip.run_line_magic("qfeval", "res --compare Other-Chat")
-    assert set(cmp.sentences) <= set(again.comparison.sentences)  # (there: every per-item metric)
+    assert cmp.row("Tiny-Chat", "rouge_l") == again.comparison.row("Tiny-Chat", "rouge_l")
     with pytest.raises(UsageError, match="--compare"):
         ip.run_line_magic("qfeval", "res --compare Nope")
 
@@ -74,7 +74,7 @@ def test_repeats_show_stability(ip, platform, data_file) -> None:  # type: ignor
     assert all(c["params"]["temperature"] == 0.8 for c in platform.engines["tiny-chat"].calls)
     assert ip.user_ns["r"].repeats == 2
     assert report.stability is not None and "Stability over 2 repeats" in report.to_html()
-    assert report.comparison.row("Tiny-Chat", "accuracy").repeats == 2
+    assert report.comparison.row("Tiny-Chat", "exact_match").repeats == 2
     with pytest.raises(UsageError, match="--repeats must be a positive integer"):
         ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --repeats 0")
 
@@ -90,8 +90,17 @@ def test_recorded_answers_are_scored_without_a_model(ip, platform, tmp_path) -> 
     assert calls(platform) == {}
     r = ip.user_ns["r"]
     assert r.metrics["old"]["accuracy"] == pytest.approx(1 / 6) and r.metrics["batch"]["accuracy"] == 1.0
-    assert report.comparison.row("batch", "accuracy").wins == 5
+    assert report.comparison.row("batch", "exact_match").wins == 5
     with pytest.raises(UsageError, match="neither a dataset column"):
         ip.run_line_magic("qfeval", "--dataset df --recorded x=missing")
     with pytest.raises(UsageError, match="not one of the evaluated models"):
         ip.run_line_magic("qfeval", "--dataset df --recorded old --compare Tiny-Chat")
+
+
+def test_separate_runs_are_compared_item_by_item(ip, platform, data_file) -> None:  # type: ignore[no-untyped-def]
+    ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics exact_match -o r1")
+    ip.run_line_magic("qfeval", f"--models Other-Chat --dataset {data_file} --metrics exact_match -o r2")
+    ip.user_ns["runs"] = {"tuned": ip.user_ns["r1"], "base": ip.user_ns["r2"]}
+    report = ip.run_line_magic("qfeval", "runs --compare base")
+    row = report.comparison.row("tuned", "accuracy")
+    assert (row.wins, row.n) == (6, 6) and row.verdict == "better"
