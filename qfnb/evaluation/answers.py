@@ -34,9 +34,22 @@ CHUNK = 16
 RECORDED_OUTPUT_NAMES = ("llm_output", "completion", "output", "prediction", "answer_text")
 
 
+def _platform(obj: Any) -> str:
+    """Which platform answers ``obj``'s calls: ``embedded`` (no credentials configured) or the
+    configured base URL (never a credential)."""
+    for attr in ("_base_config", "config"):
+        cfg = getattr(obj, attr, None)
+        if cfg is not None and hasattr(cfg, "is_configured"):
+            return str(cfg.base_url) if cfg.is_configured else "embedded"
+    import os
+
+    return "env" if any(k.startswith("QIANFAN_") for k in os.environ) else "embedded"
+
+
 def target_identity(target: LLMTarget) -> str:
     """What answers a target's calls: ``endpoint:NAME`` (a deployed service, whichever object
-    reaches it), ``model:NAME``, or a callable's qualified name."""
+    reaches it) or ``model:NAME`` on a platform (``@embedded`` / ``@base-url``), or a callable's
+    qualified name."""
     src = target.source
     service = getattr(src, "service", None)  # a published Model runs on its service
     for obj in (src, service):
@@ -45,9 +58,9 @@ def target_identity(target: LLMTarget) -> str:
         for attr in ("_endpoint", "endpoint"):
             value = getattr(obj, attr, None)
             if isinstance(value, str) and value:
-                return f"endpoint:{value}"
+                return f"endpoint:{value}@{_platform(obj)}"
     if src is not None and _resource_kind(src) is not None:
-        return f"model:{_resource_tag(src)}"
+        return f"model:{_resource_tag(src)}@{_platform(src)}"
     if callable(src):
         fn = getattr(src, "__func__", src)
         name = getattr(fn, "__qualname__", None) or type(fn).__qualname__

@@ -124,3 +124,18 @@ def test_recorded_batch_output_jsonl_matched_by_prompt(tmp_path: Path) -> None:
         em.eval(dataset=DATA, recorded={"tuned": "nope"})
     with pytest.raises(ValueError, match="also name models"):
         em.eval({"tuned": base}, DATA, recorded={"tuned": out})
+
+
+def test_identity_names_the_model_and_its_platform(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qfnb.evaluation.llm import as_target
+
+    def ident(llm: Any) -> str:
+        return answers_mod.target_identity(as_target(llm))
+
+    local = ChatCompletion(model="Gemma-3-270M", config=Config())
+    cloud = ChatCompletion(model="Gemma-3-270M", config=Config(ak="a", sk="b", base_url="https://qianfan.example"))
+    assert ident(local) == "model:Gemma-3-270M@embedded"
+    assert ident(cloud) == "model:Gemma-3-270M@https://qianfan.example"
+    assert ident(ChatCompletion(model="Gemma-3-270M", config=Config())) == ident(local)  # another object, same model
+    assert ident(ChatCompletion(endpoint="ep_1", config=Config())) == "endpoint:ep_1@embedded"
+    assert ident(str.upper).startswith("callable:")
