@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from qfnb.notebook._checks import sampling_problem
-from qfnb.protocol.textmetrics import as_text
+from qfnb.notebook.evalopts import EvalArgsError, check_judges, check_recorded, parse_recorded
 
 log = logging.getLogger("qfnb.notebook.evalrun")
 
@@ -44,10 +44,6 @@ ENDPOINT_PREFIXES = ("endpoint:", "ep:")
 JUDGE_MAX_TOKENS = 64
 
 
-class EvalArgsError(ValueError):
-    """A bad ``%qfeval`` argument, found before any model is called."""
-
-
 @dataclass(frozen=True)
 class EvalPlan:
     """A checked evaluation: ready for ``EvaluationManager(...).eval(llms, frame, ...)``."""
@@ -64,6 +60,8 @@ class EvalPlan:
     #: the baseline of ``--compare`` (a model tag), or None
     compare: str | None = None
     store: Any = None
+    #: ``--pairwise``: a PairwiseJudge for the comparison, or None
+    pairwise: Any = None
 
     @property
     def columns(self) -> dict[str, str]:
@@ -117,7 +115,7 @@ class EvalPlan:
     def comparison(self, result: Any) -> Any:
         """``result.compare`` against the ``--compare`` baseline on the asked-for metrics."""
         wanted = [c for c in self.columns if c in result.item_metrics]
-        return result.compare(b=self.compare, metrics=wanted or None).renamed(self.columns)
+        return result.compare(b=self.compare, metrics=wanted or None, judge=self.pairwise).renamed(self.columns)
 
 
 class GenerationProgress:
@@ -353,41 +351,19 @@ def plan(args: Any, namespace: Mapping[str, Any]) -> EvalPlan:
     infer = {"temperature": args.temperature, "max_output_tokens": args.max_tokens}
     from qfnb.evaluation.answers import AnswerStore, default_store_path
 
-    return EvalPlan(llms, frame, metrics, make_evaluators(metrics, judge),
+    evaluators = make_evaluators(metrics, judge)
+    pairwise = None
+    if getattr(args, "pairwise", None) is not None:
+        if args.compare is None:
+            raise EvalArgsError("--pairwise judges each model against the --compare baseline: add --compare BASE")
+        from qfnb.evaluation import PairwiseJudge
+        from qfnb.evaluation.llm import embedded_chat
+
+        model = resolve_llm(args.pairwise, namespace, "--pairwise")[1] if args.pairwise else embedded_chat()
+        pairwise = PairwiseJudge(model, judge_kwargs={"max_output_tokens": JUDGE_MAX_TOKENS})
+    check_judges([*evaluators, *([pairwise] if pairwise else [])], llms, recorded)
+    return EvalPlan(llms, frame, metrics, evaluators,
                     {k: v for k, v in infer.items() if v is not None}, args.workers or 4,
                     repeats=args.repeats or 1, recorded=recorded, compare=args.compare,
-                    store=AnswerStore(default_store_path(), refresh=bool(args.fresh)) if llms else None)
-
-
-def parse_recorded(words: Sequence[str]) -> dict[str, str]:
-    """``TAG=SOURCE`` (or a bare column name, its own tag) -> ``{tag: source}``."""
-    out: dict[str, str] = {}
-    for word in words:
-        tag, sep, src = word.partition("=")
-        tag, src = (tag.strip(), src.strip()) if sep else (word, word)
-        if not tag or not src:
-            raise EvalArgsError(f"--recorded: {word!r} should be TAG=COLUMN_OR_FILE or a column name")
-        if tag in out:
-            raise EvalArgsError(f"--recorded: {tag!r} given more than once")
-        out[tag] = src
-    return out
-
-
-def check_recorded(recorded: dict[str, str], dataset: Any, limit: int | None) -> dict[str, Any]:
-    """Each source is a dataset column or an existing file; a file is read now (a clear error)."""
-    if not recorded:
-        return {}
-    from qfnb.evaluation.data import to_frame
-
-    source = to_frame(dataset)
-    columns = list(source.columns)
-    out: dict[str, Any] = {}
-    for tag, src in recorded.items():
-        if src in columns:  # the answers themselves: the frame the run sees has no such column
-            out[tag] = [as_text(v) for v in source[src]][:limit]
-            continue
-        path = Path(src).expanduser()
-        if not path.exists():
-            raise EvalArgsError(f"--recorded: {src!r} is neither a dataset column ({columns}) nor a file")
-        out[tag] = path
-    return out
+                    store=AnswerStore(default_store_path(), refresh=bool(args.fresh)) if llms else None,
+                    pairwise=pairwise)

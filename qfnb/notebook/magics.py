@@ -268,6 +268,9 @@ class QfnbMagics(Magics):
                    "embedded local platform's chat model. A candidate cannot be its own judge.")
     @argument("--compare", metavar="BASE", help="Compare every other model with BASE, item by item: mean "
               "difference with a 95%% bootstrap CI, McNemar / permutation test (Holm-adjusted), flipped items.")
+    @argument("--pairwise", metavar="MODEL", nargs="?", const="",
+              help="With --compare: a judge picks the better answer of each pair, asked in both orders "
+                   "(a disagreement is a tie); bare: the embedded local platform's chat model.")
     @argument("--repeats", type=int, help="Ask each item N times (with -t): stability across repeats.")
     @argument("--recorded", action="append", metavar="TAG=SOURCE",
               help="Score answers already made, without calling a model: a dataset column, or a batch output "

@@ -104,3 +104,26 @@ def test_separate_runs_are_compared_item_by_item(ip, platform, data_file) -> Non
     report = ip.run_line_magic("qfeval", "runs --compare base")
     row = report.comparison.row("tuned", "accuracy")
     assert (row.wins, row.n) == (6, 6) and row.verdict == "better"
+
+
+def test_pairwise_judge_and_the_self_judging_guardrail(ip, platform, data_file) -> None:  # type: ignore[no-untyped-def]
+    asked: list[str] = []
+
+    def first_one(prompt: str, **kwargs: object) -> str:  # a judge double that always prefers position A
+        asked.append(prompt)
+        return "Winner: A"
+
+    ip.user_ns["first_one"] = first_one
+    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} --metrics exact_match "
+                                         "--compare Other-Chat --pairwise first_one")
+    row = report.comparison.row("Tiny-Chat", "judge:first_one")
+    assert (row.wins, row.ties, row.losses) == (0, 6, 0) and len(asked) == 12  # 6 pairs x both orders
+    assert any("6 of 6 pairs changed verdict with the order" in n for n in report.comparison.notes)
+    before = calls(platform)
+    for line in (f"--models Tiny-Chat,Other-Chat --dataset {data_file} --judge Tiny-Chat",
+                 f"--models Tiny-Chat,Other-Chat --dataset {data_file} --compare Other-Chat --pairwise Other-Chat"):
+        with pytest.raises(UsageError, match="also a candidate"):
+            ip.run_line_magic("qfeval", line)
+    with pytest.raises(UsageError, match="add --compare"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --pairwise first_one")
+    assert calls(platform) == before  # refused before any call
