@@ -75,6 +75,12 @@ class PairedMetric:
     @property
     def sentence(self) -> str:
         """The comparison in plain words (what the report prints under the table)."""
+        text = self._sentence()
+        if self.excluded:
+            text += f" [{self.excluded} item(s) without a score on both sides left out]"
+        return text
+
+    def _sentence(self) -> str:
         m, b, k, v = self.model, self.baseline, self.metric, self.verdict
         if v == TOO_FEW:
             return f"{m} vs {b} on {k}: too few paired items ({self.n}) to compare"

@@ -178,3 +178,15 @@ def test_separate_results_combine_into_one_comparison(result: EvaluationResult) 
     assert renamed.metrics[0] == "exact_match" and "tuned exact_match" in renamed.flipped().columns
     with pytest.raises(ValueError, match="not an EvaluationResult"):
         EvaluationResult.combine({"a": one, "b": {}})
+
+
+def test_items_missing_a_score_are_left_out_and_said_so() -> None:
+    def sometimes(prompt: str) -> str:
+        if prompt in ("q3", "q4"):
+            raise RuntimeError("timeout")
+        return tuned(prompt)
+
+    res = EvaluationManager(local_evaluators=[ExactMatchEvaluator()]).eval({"base": base, "t": sometimes}, DATA)
+    row = res.compare("t", "base").row("t", "accuracy")
+    assert (row.n, row.excluded) == (8, 2)
+    assert row.sentence.endswith("[2 item(s) without a score on both sides left out]")
