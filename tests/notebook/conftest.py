@@ -12,6 +12,12 @@ from traitlets.config import Config
 from qfnb._core.record.cache import set_process_mode
 
 
+@pytest.fixture(autouse=True)
+def _own_answer_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """%qfeval keeps answers to reuse them; each test starts with an empty store of its own."""
+    monkeypatch.setenv("QFNB_EVAL_STORE", str(tmp_path_factory.mktemp("answers") / "answers.sqlite"))
+
+
 @pytest.fixture
 def ip() -> Iterator[InteractiveShell]:
     cfg = Config()
