@@ -69,6 +69,29 @@ def test_check_fails_on_a_stale_file_and_a_run_fixes_it(tmp_path: Path) -> None:
     assert stale.read_text() == (RESOURCES / "inference/_generated/chat.py").read_text() and not orphan.exists()
 
 
+def test_a_class_can_take_calls_from_another_builder_module(tmp_path: Path) -> None:
+    """``builders/data_extra.py`` with ``@surface("Data.ping")``: a ``DataExtraCalls`` mixin
+    that the generated ``Data`` subclasses (a class's builders may span modules)."""
+    shutil.copytree(ROOT / "tools", tmp_path / "tools")
+    shutil.copytree(RESOURCES / "console", tmp_path / "qfnb/resources/console")
+    (tmp_path / "qfnb/resources/console/builders/data_extra.py").write_text(
+        '"""More of ``Data``."""\n\nfrom __future__ import annotations\n\nfrom typing import Any\n\n'
+        "from .._base import ConsoleRequest, require, surface\n\n\n"
+        '@surface("Data.ping")\ndef ping(dataset_id: str, **kwargs: Any) -> ConsoleRequest:\n'
+        '    """Ping a dataset."""\n    return ConsoleRequest("/ping", {"id": require(dataset_id, "dataset_id")})\n')
+    done = _run("tools/unasync_calls.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    extra = (tmp_path / "qfnb/resources/console/data_extra.py").read_text()
+    data = (tmp_path / "qfnb/resources/console/data.py").read_text()
+    assert "class DataExtraCalls:" in extra and "async def aping(cls, dataset_id: str, *, config:" in extra
+    assert "from .data_extra import DataExtraCalls\n" in data and "class Data(DataExtraCalls):" in data
+    for text in (extra, data):
+        compile(text, "generated", "exec")
+    lint = _run("-m", "ruff", "check", "--isolated", "--line-length", "120", "--select", "E,F,W,B",
+                "qfnb/resources/console/data.py", "qfnb/resources/console/data_extra.py", cwd=tmp_path)
+    assert lint.returncode == 0, lint.stdout
+
+
 def test_unasync_rewrites_the_async_source() -> None:
     sys.path.insert(0, str(ROOT / "tools"))
     try:
