@@ -83,8 +83,11 @@ class AnswerStore:
         self.refresh = refresh
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        fresh = not self.path.exists()
         with self._connect() as db:
             db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, output TEXT)")
+        if fresh:  # answers can hold private data: the user's only
+            self.path.chmod(0o600)
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)

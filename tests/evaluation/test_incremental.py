@@ -50,6 +50,7 @@ def test_rerun_with_one_more_model_calls_only_the_new_model(fake: FakeQianfan, t
     em.eval({"base": ChatCompletion(model="ERNIE-Speed-8K", config=cfg)}, DATA, store=store, temperature=0.7)
     assert len(_inference(fake)) == 6
     assert len(AnswerStore(store)) == 6 + 6 + 4 + 6
+    assert store.stat().st_mode & 0o777 == 0o600
 
 
 def test_failed_answers_are_asked_again_and_repeats_are_stored_apart(tmp_path: Path) -> None:
