@@ -174,8 +174,9 @@ class Config:
     #: connection-pool size of the HTTP client (high-concurrency batches)
     max_connections: int = 1000
     #: the response cache (``off``: the official SDK's behaviour; ``on``: identical requests answer
-    #: from the cache; ``refresh``: ask again and store the new answer). ``ChatCompletion(cache=True)``
-    cache: str = "off"
+    #: from the cache; ``refresh``: ask again and store the new answer). ``ChatCompletion(cache=True)``;
+    #: None: the process's default (off, or on in a kernel that loaded ``%load_ext qfnb``)
+    cache: str | None = None
     #: default model per api type (``{"chat": ...}``); the embedded platform sets its own
     default_models: Mapping[str, str] = field(default_factory=dict)
     #: set by :func:`resolve_config` when it points at the embedded platform

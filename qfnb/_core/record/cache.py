@@ -23,7 +23,10 @@ from typing import Any
 
 from qfnb.protocol.daemon import default_data_dir
 
-__all__ = ["CACHE_FILE", "CacheStats", "CachedAnswer", "ResponseCache", "cache_key", "deciding_fields", "default_cache"]
+__all__ = [
+    "CACHE_FILE", "CacheStats", "CachedAnswer", "ResponseCache", "cache_key", "deciding_fields", "default_cache",
+    "process_mode", "set_process_mode",
+]
 
 logger = logging.getLogger("qfnb.cache")
 
@@ -198,6 +201,22 @@ class ResponseCache:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+_process_mode = "off"
+
+
+def set_process_mode(mode: str) -> str:
+    """The cache mode of calls whose config leaves it unset (``%qfcache on|off``); the previous one."""
+    global _process_mode
+    if mode not in ("on", "off", "refresh"):
+        raise ValueError(f"cache mode must be on, off or refresh, got {mode!r}")
+    previous, _process_mode = _process_mode, mode
+    return previous
+
+
+def process_mode() -> str:
+    return _process_mode
 
 
 _default: dict[Path, ResponseCache] = {}
