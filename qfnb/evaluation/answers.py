@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from qfnb._core.record.cache import evaluation_context
 from qfnb.protocol.textmetrics import as_text
 
 from ._errors import invalid
@@ -172,17 +173,20 @@ async def answers_of(target: LLMTarget, inputs: Sequence[EvalInput], *, repeats:
                 tracker.result(offset + j, True)
         if cached:
             log.info("%s: %d of %d answers from the store", target.tag, len(cached), len(jobs))
-    todo = [j for j, a in enumerate(got) if a is None]
-    step = len(todo) if store is None else max(CHUNK, workers)
-    for start in range(0, len(todo), max(step, 1)):
-        part = todo[start:start + step]
-        fresh = await target.run([inputs[jobs[j][1]] for j in part], workers, infer_kwargs,
-                                 _Mapped(tracker, [offset + j for j in part]) if tracker.active else False)
-        for j, answer in zip(part, fresh, strict=True):
-            got[j] = answer
-        if store is not None:
-            store.put_many(target_identity(target),
-                           {keys[j]: a for j, a in zip(part, fresh, strict=True) if isinstance(a, str)})
+    refresh = store is not None and store.refresh
+    for r in range(repeats):  # each repeat in its own context: the response cache keeps repeats apart
+        todo = [j for j, a in enumerate(got) if a is None and jobs[j][0] == r]
+        step = len(todo) if store is None else max(CHUNK, workers)
+        for start in range(0, len(todo), max(step, 1)):
+            part = todo[start:start + step]
+            with evaluation_context(repeat=r, refresh=refresh):
+                fresh = await target.run([inputs[jobs[j][1]] for j in part], workers, infer_kwargs,
+                                         _Mapped(tracker, [offset + j for j in part]) if tracker.active else False)
+            for j, answer in zip(part, fresh, strict=True):
+                got[j] = answer
+            if store is not None:
+                store.put_many(target_identity(target),
+                               {keys[j]: a for j, a in zip(part, fresh, strict=True) if isinstance(a, str)})
     out: list[list[Answer]] = [[] for _ in range(repeats)]
     for (r, _), done in zip(jobs, got, strict=True):
         assert done is not None

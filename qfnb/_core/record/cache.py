@@ -9,6 +9,8 @@ by its base URL only.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import logging
@@ -16,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,6 +219,33 @@ def set_process_mode(mode: str) -> str:
 
 def process_mode() -> str:
     return _process_mode
+
+
+#: set by an evaluation around each repeat: the same request asked again is another answer
+_repeat: contextvars.ContextVar[int] = contextvars.ContextVar("qfnb_eval_repeat", default=0)
+#: set by an evaluation asked to start fresh: a cache that is on is refreshed instead
+_refresh: contextvars.ContextVar[bool] = contextvars.ContextVar("qfnb_eval_refresh", default=False)
+
+
+@contextlib.contextmanager
+def evaluation_context(*, repeat: int = 0, refresh: bool = False) -> Iterator[None]:
+    """Calls made inside (tasks started inside included) are cached under repeat index ``repeat``;
+    with ``refresh``, a cache that is on asks again and stores the new answer."""
+    tokens = (_repeat.set(repeat), _refresh.set(refresh))
+    try:
+        yield
+    finally:
+        _refresh.reset(tokens[1])
+        _repeat.reset(tokens[0])
+
+
+def current_repeat() -> int:
+    return _repeat.get()
+
+
+def effective_mode(mode: str) -> str:
+    """``mode`` as an evaluation context changes it (``on`` -> ``refresh`` when asked to start fresh)."""
+    return "refresh" if mode == "on" and _refresh.get() else mode
 
 
 _default: dict[Path, ResponseCache] = {}
