@@ -85,8 +85,11 @@ class AnswerStore:
         self.refresh = refresh
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        fresh = not self.path.exists()
         with self._connect() as db:
             db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, output TEXT)")
+        if fresh:  # answers can hold private data: the user's only
+            self.path.chmod(0o600)
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
@@ -171,14 +174,13 @@ async def answers_of(target: LLMTarget, inputs: Sequence[EvalInput], *, repeats:
                 tracker.result(offset + j, True)
         if cached:
             log.info("%s: %d of %d answers from the store", target.tag, len(cached), len(jobs))
-    todo = [j for j, a in enumerate(got) if a is None]
-    step = len(todo) if store is None else max(CHUNK, workers)
     refresh = store is not None and store.refresh
-    for repeat in range(repeats):  # each repeat is its own request to the response cache, too
-        mine = [j for j in todo if jobs[j][0] == repeat]
-        for start in range(0, len(mine), max(step, 1)):
-            part = mine[start:start + step]
-            with repeat_index(repeat), (cache_mode("refresh") if refresh else contextlib.nullcontext()):
+    for r in range(repeats):  # each repeat in its own context: the response cache keeps repeats apart
+        todo = [j for j, a in enumerate(got) if a is None and jobs[j][0] == r]
+        step = len(todo) if store is None else max(CHUNK, workers)
+        for start in range(0, len(todo), max(step, 1)):
+            part = todo[start:start + step]
+            with repeat_index(r), (cache_mode("refresh") if refresh else contextlib.nullcontext()):
                 fresh = await target.run([inputs[jobs[j][1]] for j in part], workers, infer_kwargs,
                                          _Mapped(tracker, [offset + j for j in part]) if tracker.active else False)
             for j, answer in zip(part, fresh, strict=True):

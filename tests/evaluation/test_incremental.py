@@ -50,6 +50,7 @@ def test_rerun_with_one_more_model_calls_only_the_new_model(fake: FakeQianfan, t
     em.eval({"base": ChatCompletion(model="ERNIE-Speed-8K", config=cfg)}, DATA, store=store, temperature=0.7)
     assert len(_inference(fake)) == 6
     assert len(AnswerStore(store)) == 6 + 6 + 4 + 6
+    assert store.stat().st_mode & 0o777 == 0o600
 
 
 def test_failed_answers_are_asked_again_and_repeats_are_stored_apart(tmp_path: Path) -> None:
@@ -139,3 +140,23 @@ def test_identity_names_the_model_and_its_platform(monkeypatch: pytest.MonkeyPat
     assert ident(ChatCompletion(model="Gemma-3-270M", config=Config())) == ident(local)  # another object, same model
     assert ident(ChatCompletion(endpoint="ep_1", config=Config())) == "endpoint:ep_1@embedded"
     assert ident(str.upper).startswith("callable:")
+
+
+def test_repeats_and_fresh_under_the_response_cache(fake: FakeQianfan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    make_config: Callable[..., Config]) -> None:
+    """With the HTTP response cache on (a notebook turns it on), each repeat is still asked of the model,
+    a re-run answers from the cache, and a fresh run asks again."""
+    from qfnb._core.record import cache as cache_mod
+
+    monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path / "data"))
+    cache_mod._default.clear()
+    chat = ChatCompletion(model="ERNIE-Speed-8K", config=make_config("oauth", cache=True))
+    em = EvaluationManager(local_evaluators=[ExactMatchEvaluator()])
+    em.eval({"m": chat}, DATA, repeats=3, temperature=0.9)
+    assert len(_inference(fake)) == 18  # 6 items x 3 repeats: no repeat answered from another's cache entry
+    fake.requests.clear()
+    em.eval({"m": chat}, DATA, repeats=3, temperature=0.9)
+    assert _inference(fake) == []  # the same evaluation again: every answer from the response cache
+    em.eval({"m": chat}, DATA, repeats=3, temperature=0.9, store=AnswerStore(tmp_path / "s.sqlite", refresh=True))
+    assert len(_inference(fake)) == 18  # fresh: asked again, even with the cache on
+    cache_mod._default.clear()

@@ -246,8 +246,10 @@ def repeat_index(repeat: int) -> Iterator[None]:
 
 
 def mode_for(configured: str | None) -> str:
-    """The cache mode of a call: its config's, else the surrounding ``cache_mode``, else the process's."""
-    return configured or _mode_here.get() or _process_mode
+    """The cache mode of a call: its config's, else the process's; a surrounding
+    ``cache_mode("refresh")`` (``--fresh``) turns a cache that is on into one that asks again."""
+    mode = configured or _process_mode
+    return "refresh" if mode == "on" and _mode_here.get() == "refresh" else mode
 
 
 def current_repeat() -> int:
