@@ -16,6 +16,7 @@ import logging
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -244,7 +245,9 @@ class AsyncQianfanClient:
     async def console(self, path: str, body: dict[str, Any] | None = None, *, params: dict[str, Any] | None = None,
                       retry: RetryPolicy | None = None, method: str = "POST") -> QfResponse:
         """A bce-auth-v1 signed console call to ``{console_api_base_url}{path}``."""
-        headers = {"Content-Type": _JSON, "request-source": REQUEST_SOURCE}
+        # a unique signed header: two calls never share a signature (the local platform refuses a
+        # signature seen before on a call that changes state)
+        headers = {"Content-Type": _JSON, "request-source": REQUEST_SOURCE, "x-bce-request-id": str(uuid.uuid4())}
         url = self.config.console_api_base_url.rstrip("/") + path
         call = Call(method, url, body if body is not None else {}, headers, params, "console", False)
         try:
@@ -265,7 +268,7 @@ class AsyncQianfanClient:
         """Any bce-auth-v1 signed request to a full URL (BOS uploads, IAM). Non-JSON bodies are kept
         as ``{"_raw": text}``."""
         hdrs = {"Content-Type": _JSON if not isinstance(content, bytes) else "application/octet-stream",
-                **(headers or {})}
+                "x-bce-request-id": str(uuid.uuid4()), **(headers or {})}
         call = Call(method, url, content, hdrs, params, "raw", False)
         result: QfResponse = await self._send(call, retry or self._console_policy)
         return result

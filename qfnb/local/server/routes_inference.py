@@ -25,6 +25,8 @@ from qfnb.local.engines import text2image
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import AsyncChat, EngineBusy, as_async_chat, as_async_embedder
 from qfnb.local.engines.llama_server import EngineUnavailable
+from qfnb.local.server import routes_tokens
+from qfnb.local.server.failures import failure_response
 from qfnb.local.server.wire import json_body, now, parse, response_id, v1_error
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.inference import (
@@ -85,28 +87,6 @@ def busy_v1(exc: EngineBusy) -> Response:
     return response
 
 
-# ---- OAuth ---------------------------------------------------------------------------------
-
-
-async def oauth_token(request: Request) -> JSONResponse:
-    q = request.query_params
-    if q.get("grant_type") != "client_credentials":
-        return JSONResponse({"error": "unsupported_grant_type",
-                             "error_description": "grant_type must be client_credentials"}, status_code=400)
-    status, body = request.app.state.auth.issue_token(q.get("client_id"), q.get("client_secret"))
-    return JSONResponse(body, status_code=status)
-
-
-async def bearer_token(request: Request) -> JSONResponse:
-    """``GET /v1/BCE-BEARER/token``: IAM-signed, mints a v2 bearer token."""
-    failure = request.app.state.auth.check_console(request)
-    if failure is not None:
-        return failure
-    raw = request.query_params.get("expireInSeconds", "43200")
-    seconds = int(raw) if raw.isdigit() else 43200
-    return JSONResponse(request.app.state.auth.issue_bearer(max(60, min(seconds, 2_592_000))))
-
-
 # ---- v1 ------------------------------------------------------------------------------------
 
 
@@ -147,9 +127,9 @@ async def v1_inference(request: Request) -> Response:
     except ClientGone:
         log.info("client left /%s/%s before its answer: generation cancelled", api_type, endpoint)
         return Response(status_code=499)
-    except Exception:
+    except Exception as exc:
         log.exception("inference on /%s/%s failed", api_type, endpoint)
-        return v1_error(ErrorCode.INTERNAL_ERROR, "internal error (the server log has the details)")
+        return failure_response(request.url.path, exc, platform.settings.data_dir)
 
 
 async def _chat(request: Request, platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
@@ -308,10 +288,19 @@ async def _v1_events(deltas: AsyncIterator[Any], rid: str, obj: str, created: in
                 sentence += 1
             pending = delta
         yield chunk(pending, True)
-    except Exception as exc:
+    except Exception:
         log.exception("stream failed")
-        yield (f'{{"error_code": {int(ErrorCode.INTERNAL_ERROR)}, "error_msg": "stream failed: '
-               f'{type(exc).__name__}"}}\n').encode()
+        yield stream_error_event(v2=False)
+
+
+def stream_error_event(*, v2: bool) -> bytes:
+    """An SSE ``error`` event: the answer broke off on the platform's side (the engine failed
+    mid-answer); clients raise a retryable stream error. No internals: they go to the log."""
+    message = "the model engine failed mid-answer; the answer is incomplete, retry the request"
+    if v2:
+        return encode_event({"error": {"code": "server_overloaded", "message": message, "type": "server_error"}},
+                            event="error")
+    return encode_event({"error_code": int(ErrorCode.SERVER_HIGH_LOAD), "error_msg": message}, event="error")
 
 
 # ---- v2 (OpenAI-style) -----------------------------------------------------------------------
@@ -378,11 +367,16 @@ async def _v2_events(deltas: AsyncIterator[Any], rid: str, model: str, created: 
                      include_usage: bool) -> AsyncIterator[bytes]:
     tally = Tally()
     base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
-    async for delta in deltas:
-        tally.add(delta)
-        if delta.text:
-            yield encode_event({**base, "choices": [{"index": 0, "delta": {"content": delta.text},
-                                                     "finish_reason": None}]})
+    try:
+        async for delta in deltas:
+            tally.add(delta)
+            if delta.text:
+                yield encode_event({**base, "choices": [{"index": 0, "delta": {"content": delta.text},
+                                                         "finish_reason": None}]})
+    except Exception:
+        log.exception("stream failed")
+        yield stream_error_event(v2=True)
+        return
     last: dict[str, Any] = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": _v2_finish(tally.finish)}]}
     if include_usage:
         last["usage"] = tally.usage()
@@ -392,8 +386,7 @@ async def _v2_events(deltas: AsyncIterator[Any], rid: str, model: str, created: 
 
 def routes() -> list[Route]:
     return [
-        Route("/oauth/2.0/token", oauth_token, methods=["POST", "GET"]),
-        Route("/v1/BCE-BEARER/token", bearer_token, methods=["GET"]),
+        *routes_tokens.routes(),
         Route(MODEL_API_PREFIX + "/{api_type}/{endpoint:path}", v1_inference, methods=["POST"]),
         Route("/v2/chat/completions", v2_chat, methods=["POST"]),
     ]
