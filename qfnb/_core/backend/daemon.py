@@ -65,6 +65,8 @@ class LocalPlatform:
 
 
 _known: dict[Path, LocalPlatform] = {}
+#: the ``serve_args`` a data dir's daemon was asked for in this process
+serve_args_of: dict[Path, tuple[str, ...]] = {}
 _known_lock = threading.Lock()
 
 
@@ -204,6 +206,8 @@ def ensure_daemon(data_dir: Path | str | None = None, *, timeout: float = START_
     from qfnb.protocol.version import __version__
 
     root = _root(data_dir)
+    if serve_args:
+        serve_args_of[root] = tuple(serve_args)  # a daemon started again (heal.revive) gets them too
     known = _known.get(root)
     if known is not None and _pid_alive(known.pid):
         return known

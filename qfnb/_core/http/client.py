@@ -21,8 +21,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from qfnb._core.backend.heal import revive
 from qfnb._core.config import Config, resolve_config
-from qfnb._core.errors import AccessTokenExpiredError, APIError, AuthError, QfnbError, RequestError
+from qfnb._core.errors import (
+    AccessTokenExpiredError,
+    APIError,
+    AuthError,
+    ConnectionError,
+    QfnbError,
+    RequestError,
+    TimeoutError,
+)
 from qfnb._core.http.auth import (
     REQUEST_SOURCE,
     Auth,
@@ -34,6 +43,7 @@ from qfnb._core.http.auth import (
 )
 from qfnb._core.http.call import ApiKind, Call
 from qfnb._core.http.decode import decode_reply, open_stream
+from qfnb._core.http.outage import Outages, origin
 from qfnb._core.http.ratelimit import RateLimiter
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy, retry_delay
@@ -76,6 +86,8 @@ class AsyncQianfanClient:
             self._bearer.set(config.bearer_token)
         self._auths: dict[ApiKind, Auth] = {}
         self._services: tuple[float, dict[str, Any]] | None = None
+        #: origins refusing connections: every call to them waits out one shared, growing window
+        self.outages = Outages(clock)
         self._infer_policy = RetryPolicy.inference(config)
         self._console_policy = RetryPolicy.console(config)
 
@@ -146,11 +158,13 @@ class AsyncQianfanClient:
     # ------------------------------------------------------------------ send + retry
     async def _send(self, call: Call, policy: RetryPolicy, tokens: int = 0) -> Any:
         """Send ``call`` with retries; a QfResponse, or an async iterator of chunks if streaming."""
-        refreshed = False
+        refreshed = revived = False
         attempt = 0
         auth = self._auth(call.api)
         while True:
             attempt += 1
+            while (hold := self.outages.delay(call.url)) > 0:  # the server refuses connections: wait it out
+                await self.sleep(min(hold, 0.25))
             if self.limiter.enabled:
                 await self.limiter.acquire(tokens, self.sleep)
             server = self.server_limits.get(call.url)
@@ -159,7 +173,9 @@ class AsyncQianfanClient:
             used_token: str | None = None
             try:
                 headers, query, used_token = await auth.apply(call)
-                return await self._attempt(call, headers, query, policy)
+                result = await self._attempt(call, headers, query, policy)
+                self.outages.answered(call.url)
+                return result
             except AccessTokenExpiredError:
                 if refreshed or used_token is None or not auth.rejected(used_token):
                     raise
@@ -168,6 +184,14 @@ class AsyncQianfanClient:
                 logger.info("access token rejected (110/111); refreshing it and replaying the request")
                 continue
             except QfnbError as exc:
+                if isinstance(exc, ConnectionError) and not isinstance(exc, TimeoutError):
+                    self.outages.refused(call.url)
+                    if not revived and self.config.embedded:
+                        revived = True  # the local daemon died: find or start it again, once per call
+                        if await asyncio.to_thread(revive, origin(call.url)):
+                            self.outages.answered(call.url)
+                            attempt -= 1
+                            continue
                 retry_after: str | None = None
                 if isinstance(exc, RequestError):
                     retry_after = exc.headers.get("retry-after")

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import httpx
 
+from qfnb.local.engines import spawn
+
 log = logging.getLogger("qfnb.local.engines")
 
 BINARY_ENV = "QFNB_LLAMA_SERVER"
@@ -61,6 +63,42 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def orphaned_engine(pid: int) -> bool:
+    """Whether ``pid`` is a ``llama-server`` whose platform process is gone (its parent is no
+    longer a qfnb process): one a live platform runs is never touched."""
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return False
+    if not argv0.endswith(b"llama-server"):
+        return False
+    try:
+        return ppid <= 1 or b"qfnb" not in Path(f"/proc/{ppid}/cmdline").read_bytes()
+    except OSError:
+        return True
+
+
+def reap_leftovers(log_dir: Path) -> int:
+    """Stop every engine a previous platform process of this data dir left running (its pid
+    files in ``log_dir`` name a live ``llama-server``); returns how many were stopped."""
+    stopped = 0
+    for pid_file in sorted(log_dir.glob("engine-*.pid")) if log_dir.is_dir() else ():
+        try:
+            pid = int(pid_file.read_text())
+        except (OSError, ValueError):
+            pid = 0
+        if pid and orphaned_engine(pid):
+            log.warning("stopping an engine (pid %d) left running by a previous platform process", pid)
+            with contextlib.suppress(OSError):
+                os.kill(pid, 15)
+                stopped += 1
+        elif pid and Path(f"/proc/{pid}").exists():
+            continue  # a live platform's engine
+        pid_file.unlink(missing_ok=True)
+    return stopped
 
 
 @dataclass
@@ -230,9 +268,10 @@ class LlamaServer:
                 logf.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.config.name} "
                            f"({len(adapters)} adapters) on port {port}\n".encode())
                 logf.flush()
-                proc = subprocess.Popen(self._argv(port, adapters), stdin=subprocess.DEVNULL, stdout=logf,
-                                        stderr=subprocess.STDOUT, env={**os.environ, "LLAMA_API_KEY": key},
-                                        start_new_session=True)
+                # dies with the platform, even on SIGKILL (spawn.popen: PR_SET_PDEATHSIG)
+                proc = spawn.popen(self._argv(port, adapters), stdin=subprocess.DEVNULL, stdout=logf,
+                                   stderr=subprocess.STDOUT, env={**os.environ, "LLAMA_API_KEY": key},
+                                   start_new_session=True)
             inst = _Instance(proc, port, key, adapters)
             error = self._wait_ready(inst)
             if error is None:

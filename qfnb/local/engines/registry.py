@@ -15,7 +15,14 @@ from typing import Any
 
 from qfnb.local.engines.base import ModelSpec, ServedModel, UnknownModel
 from qfnb.local.engines.gate import AsyncChat, BatchingEmbedder, Gate, ThreadedChat
-from qfnb.local.engines.llama_server import BINARY_ENV, LlamaServer, ServerConfig, default_slots, find_binary
+from qfnb.local.engines.llama_server import (
+    BINARY_ENV,
+    LlamaServer,
+    ServerConfig,
+    default_slots,
+    find_binary,
+    reap_leftovers,
+)
 from qfnb.local.engines.openai_http import Endpoint, OpenAIChat, llama_endpoint
 
 log = logging.getLogger("qfnb.local.engines")
@@ -119,6 +126,7 @@ class EngineRegistry:
         self._bases: dict[str, str] = {}  # adapter endpoint name -> its base model's name
         self._loading: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+        reap_leftovers(self.data_dir / "logs")  # engines a killed platform process left running
 
     def _add(self, name: str, spec: ModelSpec) -> ServedModel:
         spec = replace(spec, endpoint=spec.endpoint or endpoint_for(name))
