@@ -162,3 +162,16 @@ def test_an_engine_dies_with_the_platform_process(tmp_path: Path) -> None:
         platform.wait()
         if engine and daemon._pid_alive(engine):
             os.kill(engine, signal.SIGKILL)
+
+
+def test_a_second_daemon_for_the_same_data_dir_refuses_to_start(data_dir: Path) -> None:
+    first = daemon.ensure_daemon(data_dir, serve_args=SLOW)
+    before = (data_dir / "runtime.json").read_text()
+    second = subprocess.run([sys.executable, "-m", "qfnb.cli", "serve", "--daemon", "--data-dir", str(data_dir),
+                             "--port", "0", *SLOW], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
+    assert second.returncode == 3, second.stderr[-2000:]
+    assert "already serves" in second.stderr
+    assert (data_dir / "runtime.json").read_text() == before  # the first stays the one clients find
+    status = daemon.daemon_status(data_dir)
+    assert status is not None and status["url"] == first.base_url

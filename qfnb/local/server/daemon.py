@@ -4,11 +4,13 @@ It binds 127.0.0.1 on a free port, serves the app, and writes ``<data_dir>/runti
 (mode 0600: URL, pid, version, start time, control token) once it answers, so that every
 kernel, script and ``qfnb`` command on the machine finds and shares it. The file is removed
 when the daemon exits. Its stdout/stderr go to ``<data_dir>/daemon.log`` (the spawner opens it).
+A second daemon for the same data dir refuses to start (``daemon.lock``, exit code 3).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -23,7 +25,7 @@ from qfnb.local.engines.registry import DEFAULT_MODELS
 from qfnb.local.server import control
 from qfnb.local.server.app import create_app
 from qfnb.local.settings import Settings
-from qfnb.protocol.daemon import RUNTIME_FILE, RuntimeInfo
+from qfnb.protocol.daemon import LOCK_FILE, RUNTIME_FILE, RuntimeInfo
 from qfnb.protocol.version import __version__
 
 log = logging.getLogger("qfnb.local.server.daemon")
@@ -45,11 +47,34 @@ def _remove_if_ours(path: Path) -> None:
         pass
 
 
+def hold_serving_lock(data_dir: Path) -> int | None:
+    """Hold ``<data_dir>/daemon.lock`` for as long as this process serves (an fd to keep open),
+    or None when another daemon holds it: one daemon per data dir, however it was started.
+
+    This is a POSIX record lock (``lockf``); the clients' start lock on the same file is a
+    ``flock``, and on Linux the two kinds never block each other, so a client can hold its start
+    lock while the daemon it spawned takes this one."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry: RegistryLike | None = None,
         log_level: str = "info") -> int:
     """Serve until stopped (SIGTERM, SIGINT or ``POST /qfnb/shutdown``); returns the exit code."""
     import uvicorn
 
+    serving_lock = hold_serving_lock(settings.data_dir)
+    if serving_lock is None:
+        other = settings.data_dir / RUNTIME_FILE
+        log.error("another qfnb daemon already serves %s (see %s); not starting a second one",
+                  settings.data_dir, other)
+        return 3
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
@@ -83,4 +108,5 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry:
     finally:
         _remove_if_ours(runtime)
         sock.close()
+        os.close(serving_lock)
     return 0
