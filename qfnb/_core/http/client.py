@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlencode
 
@@ -56,6 +57,12 @@ logger = logging.getLogger("qfnb.client")
 
 _JSON = "application/json"
 _SERVICE_LIST_TTL = 3600.0
+
+
+#: set while a batch's workers run (``run_batch``): their calls to the local platform carry
+#: ``X-Qfnb-Priority: batch``, so interactive calls go first on its engines
+batch_traffic: ContextVar[bool] = ContextVar("qfnb_batch_traffic", default=False)
+PRIORITY_HEADER = "X-Qfnb-Priority"
 
 
 def new_request_id() -> str:
@@ -233,7 +240,7 @@ class AsyncQianfanClient:
         cfg = self.config
         path = (cfg.model_api_prefix + "/" + endpoint.lstrip("/")) if api_type == "" else routes.inference_path(
             api_type, endpoint, prefix=cfg.model_api_prefix)
-        headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id()}
+        headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(), **self._lane()}
         if stream and not body.get("stream"):
             body = {**body, "stream": True}
         call = Call("POST", cfg.base_url.rstrip("/") + path, body, headers, None, "infer", stream)
@@ -244,6 +251,10 @@ class AsyncQianfanClient:
             if (server := self.server_limits.get(call.url)) is not None:
                 server.settle(tokens, actual)
         return result
+
+    def _lane(self) -> dict[str, str]:
+        """The priority header of a batch's call to the local platform (none otherwise)."""
+        return {PRIORITY_HEADER: "batch"} if self.config.embedded and batch_traffic.get() else {}
 
     def _note_limits(self, url: str, headers: Any) -> None:
         """Keep the limits a service's first answer advertises (see :attr:`server_limits`)."""
@@ -259,7 +270,7 @@ class AsyncQianfanClient:
                       request_id: str | None = None) -> Any:
         """POST the OpenAI-style v2 chat (bearer auth)."""
         cfg = self.config
-        headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id()}
+        headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(), **self._lane()}
         if stream and not body.get("stream"):
             body = {**body, "stream": True}
         call = Call("POST", cfg.console_api_base_url.rstrip("/") + cfg.chat_v2_api_route, body, headers, None,

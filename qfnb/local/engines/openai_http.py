@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import json
 import logging
 import weakref
@@ -33,6 +34,7 @@ from qfnb.local.engines.base import (
     render_gemma,
 )
 from qfnb.local.engines.gate import Gate, SyncFace
+from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama_server import EngineUnavailable, Lease, LlamaServer
 from qfnb.protocol.sse import SSEDecoder
 
@@ -113,7 +115,8 @@ class OpenAIChat(SyncFace):
 
     async def _run(self, path: str, payload: dict[str, Any], params: dict[str, Any]) -> AsyncIterator[Delta]:
         gp = gen_params(params, default_stop=self._stop)
-        with self.gate.admit():
+        # a LaneGate queues by priority (interactive before batch); a plain Gate only counts
+        async with self.gate.turn() if isinstance(self.gate, LaneGate) else _admitted(self.gate):
             target = await asyncio.to_thread(self._endpoint)
             try:
                 body = {"model": self._model, **payload, **request_body(gp, llama=self._llama), **(target.extra or {})}
@@ -146,6 +149,12 @@ class OpenAIChat(SyncFace):
                     target.broken()
                 raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} did not answer "
                                         f"({type(exc).__name__})") from exc
+
+
+@contextlib.asynccontextmanager
+async def _admitted(gate: Gate) -> AsyncIterator[None]:
+    with gate.admit():
+        yield
 
 
 def _stale_connection(exc: httpx.TransportError) -> bool:

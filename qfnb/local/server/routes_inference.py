@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio.to_thread
@@ -21,11 +21,12 @@ from starlette.routing import Route
 
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
-from qfnb.local.engines import text2image
+from qfnb.local.engines import lanes, text2image
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import AsyncChat, EngineBusy, as_async_chat, as_async_embedder
 from qfnb.local.engines.llama_server import EngineUnavailable
 from qfnb.local.server import routes_tokens
+from qfnb.local.server.answers import Tally, stream_error_event, v1_finish, v2_finish
 from qfnb.local.server.failures import failure_response
 from qfnb.local.server.wire import json_body, now, parse, response_id, v1_error
 from qfnb.protocol.errors import ErrorCode
@@ -43,6 +44,7 @@ from qfnb.protocol.sse import DONE, encode_event
 log = logging.getLogger("qfnb.local.inference")
 
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "penalty_score", "max_output_tokens", "stop", "seed")
+PRIORITY_HEADER = "x-qfnb-priority"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -77,6 +79,12 @@ async def _chat_engine(platform: Platform, model: Any) -> AsyncChat:
     return as_async_chat(await offload(platform.registry.chat, engine_endpoint(model)))
 
 
+def mark_priority(request: Request) -> None:
+    """The engines' lane for this request: ``X-Qfnb-Priority: batch`` marks batch traffic."""
+    batch = request.headers.get(PRIORITY_HEADER, "").strip().lower() == lanes.BATCH
+    lanes.priority.set(lanes.BATCH if batch else lanes.INTERACTIVE)
+
+
 class ClientGone(Exception):
     """The client disconnected before its (non-streaming) answer was ready."""
 
@@ -96,6 +104,7 @@ async def v1_inference(request: Request) -> Response:
     if failure is not None:
         return failure
     api_type, endpoint = request.path_params["api_type"], request.path_params["endpoint"]
+    mark_priority(request)
     try:
         body = await json_body(request)
         if api_type == "chat":
@@ -219,31 +228,6 @@ async def collect(request: Request, deltas: AsyncIterator[Any]) -> list[Any]:
             await asyncio.gather(task, return_exceptions=True)
 
 
-def _usage(prompt: int, completion: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-
-
-class Tally:
-    """Token counts and finish reason of an answer so far, kept as deltas arrive (O(1) each)."""
-
-    __slots__ = ("completion", "finish", "pieces", "prompt")
-
-    def __init__(self, deltas: Iterable[Any] = ()) -> None:
-        self.prompt = self.completion = self.pieces = 0
-        self.finish: str | None = None
-        for delta in deltas:
-            self.add(delta)
-
-    def add(self, delta: Any) -> None:
-        self.prompt = max(self.prompt, delta.prompt_tokens)
-        self.completion = max(self.completion, delta.completion_tokens)
-        self.pieces += bool(delta.text)
-        self.finish = delta.finish_reason or self.finish
-
-    def usage(self) -> dict[str, int]:
-        return _usage(self.prompt, self.completion or self.pieces)
-
-
 async def _v1_answer(request: Request, answer: AsyncIterator[Any], obj: str, stream: bool) -> Response:
     rid, created = response_id(), now()
     if not stream:
@@ -251,18 +235,10 @@ async def _v1_answer(request: Request, answer: AsyncIterator[Any], obj: str, str
         tally = Tally(deltas)
         return JSONResponse({"id": rid, "object": obj, "created": created, "result": "".join(d.text for d in deltas),
                              "is_truncated": tally.finish == "length", "need_clear_history": False,
-                             "finish_reason": _v1_finish(tally.finish), "usage": tally.usage()})
+                             "finish_reason": v1_finish(tally.finish), "usage": tally.usage()})
     stream_deltas = await _primed(answer)
     return StreamingResponse(_v1_events(stream_deltas, rid, obj, created), media_type="text/event-stream",
                              headers=SSE_HEADERS)
-
-
-def _v1_finish(reason: str | None) -> str:
-    return "normal" if reason in (None, "", "stop", "eos") else reason
-
-
-def _v2_finish(reason: str | None) -> str:
-    return "stop" if reason in (None, "", "normal") else reason
 
 
 async def _v1_events(deltas: AsyncIterator[Any], rid: str, obj: str, created: int) -> AsyncIterator[bytes]:
@@ -276,7 +252,7 @@ async def _v1_events(deltas: AsyncIterator[Any], rid: str, obj: str, created: in
                                 "is_end": end, "is_truncated": False, "result": delta.text if delta else "",
                                 "need_clear_history": False, "usage": tally.usage()}
         if end:
-            body["finish_reason"] = _v1_finish(tally.finish)
+            body["finish_reason"] = v1_finish(tally.finish)
             body["is_truncated"] = tally.finish == "length"  # the answer hit max_output_tokens
         return encode_event(body)
 
@@ -293,16 +269,6 @@ async def _v1_events(deltas: AsyncIterator[Any], rid: str, obj: str, created: in
         yield stream_error_event(v2=False)
 
 
-def stream_error_event(*, v2: bool) -> bytes:
-    """An SSE ``error`` event: the answer broke off on the platform's side (the engine failed
-    mid-answer); clients raise a retryable stream error. No internals: they go to the log."""
-    message = "the model engine failed mid-answer; the answer is incomplete, retry the request"
-    if v2:
-        return encode_event({"error": {"code": "server_overloaded", "message": message, "type": "server_error"}},
-                            event="error")
-    return encode_event({"error_code": int(ErrorCode.SERVER_HIGH_LOAD), "error_msg": message}, event="error")
-
-
 # ---- v2 (OpenAI-style) -----------------------------------------------------------------------
 
 
@@ -316,6 +282,7 @@ async def v2_chat(request: Request) -> Response:
     problem = request.app.state.auth.check_bearer(request)
     if problem is not None:
         return v2_chat_error(401, "invalid_iam_token", problem)
+    mark_priority(request)
     try:
         body = await json_body(request)
         req = parse(V2ChatRequest, body)
@@ -356,7 +323,7 @@ async def v2_chat(request: Request) -> Response:
         return JSONResponse({"id": rid, "object": "chat.completion", "created": created, "model": answered,
                              "choices": [{"index": 0, "message": {"role": "assistant",
                                                                   "content": "".join(d.text for d in deltas)},
-                                          "finish_reason": _v2_finish(tally.finish)}],
+                                          "finish_reason": v2_finish(tally.finish)}],
                              "usage": tally.usage()})
     include_usage = bool((req.stream_options or {}).get("include_usage"))
     return StreamingResponse(_v2_events(stream_deltas, rid, answered, created, include_usage),
@@ -377,7 +344,7 @@ async def _v2_events(deltas: AsyncIterator[Any], rid: str, model: str, created: 
         log.exception("stream failed")
         yield stream_error_event(v2=True)
         return
-    last: dict[str, Any] = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": _v2_finish(tally.finish)}]}
+    last: dict[str, Any] = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": v2_finish(tally.finish)}]}
     if include_usage:
         last["usage"] = tally.usage()
     yield encode_event(last)
