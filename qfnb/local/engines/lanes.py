@@ -39,10 +39,11 @@ def spare_slots(slots: int) -> int:
 
 
 class _Waiter:
-    __slots__ = ("batch", "future", "granted", "loop")
+    __slots__ = ("batch", "future", "granted", "long", "loop", "slot")
 
-    def __init__(self, batch: bool, loop: asyncio.AbstractEventLoop) -> None:
-        self.batch, self.loop, self.granted = batch, loop, False
+    def __init__(self, batch: bool, long: bool, loop: asyncio.AbstractEventLoop) -> None:
+        self.batch, self.long, self.loop, self.granted = batch, long, loop, False
+        self.slot: int | None = None
         self.future: asyncio.Future[None] = loop.create_future()
 
 
@@ -57,6 +58,7 @@ class LaneGate(Gate):
         self.reserve = (max(1, places // 8) if places >= 4 else 0) if reserve is None else reserve
         self._clock = clock
         self._running = self._running_batch = 0
+        self._free = set(range(slots + self.spare))  # engine slot ids (llama-server's id_slot)
         self._waiting: deque[_Waiter] = deque()
         self._finished: deque[float] = deque(maxlen=32)
         self._cond_lock = threading.Lock()
@@ -81,9 +83,12 @@ class LaneGate(Gate):
         return min(MAX_RETRY_AFTER, max(1.0, 1.0 / rate if rate > 0 else MAX_RETRY_AFTER))
 
     @contextlib.asynccontextmanager
-    async def turn(self, lane: str | None = None) -> AsyncIterator[None]:
+    async def turn(self, lane: str | None = None, *, long: bool = False) -> AsyncIterator[int]:
         """Admit one request of ``lane`` (default: the request's :data:`priority`), wait for its
-        turn to run, and hold its place until the block ends; EngineBusy when it cannot be admitted."""
+        turn to run, and hold its place until the block ends; EngineBusy when it cannot be admitted.
+
+        Yields the engine slot to run on: the lowest free one for a short interactive request,
+        the highest for a ``long`` prompt or batch traffic (the engine serves low slots first)."""
         batch = (lane or priority.get()) == BATCH
         cap = self.slots + self.queue - (self.reserve if batch else 0)
         with self._lock:
@@ -95,11 +100,11 @@ class LaneGate(Gate):
         if full:
             raise EngineBusy(self.name, cap, self.retry_after())
         try:
-            await self._wait_turn(batch)
+            slot = await self._wait_turn(batch, long)
             try:
-                yield
+                yield slot
             finally:
-                self._leave(batch)
+                self._leave(batch, slot)
         finally:
             with self._lock:
                 self._admitted -= 1
@@ -109,19 +114,21 @@ class LaneGate(Gate):
             return False
         return not batch or self._running_batch < self.slots
 
-    def _start(self, batch: bool) -> None:
+    def _start(self, batch: bool, long: bool) -> int:
         self._running += 1
         self._running_batch += batch
+        slot = max(self._free) if (batch or long) else min(self._free)
+        self._free.discard(slot)
+        return slot
 
-    async def _wait_turn(self, batch: bool) -> None:
+    async def _wait_turn(self, batch: bool, long: bool) -> int:
         loop = asyncio.get_running_loop()
         with self._cond_lock:
             # FIFO within a lane, interactive before batch: go now only if nobody it yields to waits
             ahead = bool(self._waiting) if batch else any(not w.batch for w in self._waiting)
             if not ahead and self._can_run(batch):
-                self._start(batch)
-                return
-            waiter = _Waiter(batch, loop)
+                return self._start(batch, long)
+            waiter = _Waiter(batch, long, loop)
             self._waiting.append(waiter)
         try:
             await waiter.future
@@ -133,13 +140,17 @@ class LaneGate(Gate):
                     granted = False
                     self._waiting.remove(waiter)
             if granted:
-                self._leave(batch)
+                assert waiter.slot is not None
+                self._leave(batch, waiter.slot)
             raise
+        assert waiter.slot is not None
+        return waiter.slot
 
-    def _leave(self, batch: bool) -> None:
+    def _leave(self, batch: bool, slot: int) -> None:
         with self._cond_lock:
             self._running -= 1
             self._running_batch -= batch
+            self._free.add(slot)
             self._finished.append(self._clock())
             self._grant()
 
@@ -150,12 +161,15 @@ class LaneGate(Gate):
                 if not self._can_run(waiter.batch):
                     break
                 self._waiting.remove(waiter)
+                waiter.granted = True
+                waiter.slot = self._start(waiter.batch, waiter.long)
                 try:
                     waiter.loop.call_soon_threadsafe(_wake, waiter.future)
                 except RuntimeError:  # its event loop is gone: nobody waits any more
-                    continue
-                waiter.granted = True
-                self._start(waiter.batch)
+                    waiter.granted = False
+                    self._running -= 1
+                    self._running_batch -= waiter.batch
+                    self._free.add(waiter.slot)
 
 
 def _wake(future: asyncio.Future[None]) -> None:

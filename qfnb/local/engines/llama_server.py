@@ -113,6 +113,9 @@ class ServerConfig:
     threads: int = field(default_factory=lambda: os.cpu_count() or 2)
     idle_seconds: float = 600.0
     chat_template: str | None = None  # a jinja template file for models without one
+    #: tokens the engine processes per step (all slots together): a long prompt is prefilled in
+    #: steps this size, and the short prompts of other slots get into every step
+    batch: int = 64
 
 
 class _Instance:
@@ -236,7 +239,8 @@ class LlamaServer:
                 "--parallel", str(c.slots), "--ctx-size", str(c.ctx_per_slot * c.slots), "--kv-unified",
                 "--threads", str(c.threads), "--threads-batch", str(c.threads),
                 "--threads-http", str(max(8, 2 * c.slots + 4)), "--no-webui", "--metrics", "--jinja",
-                "--cont-batching", "--no-warmup", "--flash-attn", "on"]
+                "--cont-batching", "--no-warmup", "--flash-attn", "on",
+                "--batch-size", str(c.batch), "--ubatch-size", str(c.batch)]
         if c.chat_template:
             argv += ["--chat-template-file", c.chat_template]
         for a in adapters:
