@@ -64,18 +64,28 @@ def test_a_history_beyond_the_context_is_refused_before_any_prefill(engine: Any)
 
 def test_a_small_request_is_answered_while_the_longest_history_is_prefilled(engine: Any) -> None:
     run(engine, history(2), {"max_output_tokens": 2})
+    start = time.monotonic()
+    _, alone = run(engine, history(40), {"max_output_tokens": 1})  # this machine's prefill speed, now
+    rate = alone[-1].prompt_tokens / (time.monotonic() - start)
     long_done: list[Any] = []
 
     def long_request() -> None:  # about 3,900 tokens: the most that fits with room to answer
+        begun = time.monotonic()
         result = run(engine, history(640), {"max_output_tokens": 2})
-        long_done.append((time.monotonic(), result))
+        long_done.append((begun, time.monotonic(), result))
 
     worker = threading.Thread(target=long_request)
     worker.start()
     time.sleep(1.0)  # it is prefilling now
     sent = time.monotonic()
     first, _ = run(engine, [{"role": "user", "content": "Say hello"}], {"max_output_tokens": 3})
-    assert first is not None and first < 5.0, first
-    worker.join(600)
-    assert long_done and long_done[0][1][1][-1].prompt_tokens > 3500
-    assert long_done[0][0] > sent + first, "the small request was answered while the long one ran"
+    worker.join(1200)
+    assert first is not None and long_done
+    begun, ended, (_, deltas) = long_done[0]
+    assert deltas[-1].prompt_tokens > 3500
+    # the small request did not wait for the long prefill: it was answered early in it
+    assert sent + first < begun + (ended - begun) / 3, (first, ended - begun)
+    if rate < 40:  # a 0.5B model prefills 80+ tokens/s on two idle cores; far less is a loaded machine
+        pytest.skip(f"the machine prefills {rate:.0f} tokens/s now: the 5 s bound needs 40+ "
+                    f"(the small request's first token came after {first:.1f} s)")
+    assert first < 5.0, (first, rate)
