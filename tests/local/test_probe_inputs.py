@@ -91,6 +91,7 @@ def test_a_full_disk_is_storage_full_in_each_routes_shape(client, monkeypatch: p
                                                              "templateType": 2000}, auth=Signer())
     assert v1.status_code == 200 and v1.json()["error_code"] == 500000
     assert "storage full" in v1.json()["error_msg"] and "OperationalError" not in v1.text
+    assert v1.json()["status"] == 507 and v1.json()["success"] is False
     v2 = _v2(client, "/v2/dataset", "CreateDataset", {"datasetName": "d"})
     assert v2.status_code == 507 and v2.json()["code"] == "StorageFull" and "OperationalError" not in v2.text
     oauth = client.post("/oauth/2.0/token", params={"grant_type": "client_credentials", "client_id": "test-ak",

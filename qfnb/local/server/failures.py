@@ -83,7 +83,7 @@ def failure_response(path: str, exc: BaseException | None, data_dir: Path | str 
     if path.startswith("/bos/"):
         return bce_error(status, "InsufficientStorage" if full else "InternalError", message)
     if path.startswith("/wenxinworkshop/dataset/"):
-        return v1_data_error(ErrorCode.CONSOLE_INTERNAL_ERROR, message)
+        return v1_data_error(ErrorCode.CONSOLE_INTERNAL_ERROR, message, status)
     if path.startswith("/wenxinworkshop/"):
         return v1_error(ErrorCode.CONSOLE_INTERNAL_ERROR, message, inference=False)
     return v1_error(ErrorCode.INTERNAL_ERROR, message, inference=True)

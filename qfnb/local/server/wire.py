@@ -52,9 +52,10 @@ def v1_ok(result: Any, *, data_api: bool = False) -> JSONResponse:
     return JSONResponse(body)
 
 
-def v1_data_error(code: int, message: str) -> JSONResponse:
-    """A v1 data-API error: the console error plus ``status: 400``/``success: false``/``code``/``message``."""
-    return JSONResponse({"log_id": log_id(), "error_code": int(code), "error_msg": message, "status": 400,
+def v1_data_error(code: int, message: str, status: int = 400) -> JSONResponse:
+    """A v1 data-API error: the console error plus ``status`` (400: the request's fault; 5xx: the
+    platform's)/``success: false``/``code``/``message``."""
+    return JSONResponse({"log_id": log_id(), "error_code": int(code), "error_msg": message, "status": status,
                          "success": False, "code": str(code), "message": message})
 
 
