@@ -136,7 +136,13 @@ class TimeoutError(ConnectionError, builtins.TimeoutError):
 
 
 class StreamError(QfnbError):
-    """A stream broke off (connection cut, bad event) before its final event."""
+    """A stream broke off (connection cut, bad event) before its final event.
+
+    ``retryable``: the server said the break was on its side (an SSE ``error`` event, e.g. its
+    engine failed mid-answer), so making the call again is safe; ``error_code`` is its code."""
+
+    retryable: bool = False
+    error_code: int | str | None = None
 
 
 #: the exception class of each kind of platform error (the codes of each kind: CODE_RULES)

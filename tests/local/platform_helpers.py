@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,13 @@ class Signer:
     def __call__(self, request: Any) -> Any:
         ts = bce_date(self.when)
         request.headers["x-bce-date"] = ts
-        headers = {"host": request.headers["host"], "content-type": "application/json", "x-bce-date": ts}
+        # a nonce signed in, as qfnb's client does: the platform refuses a signature seen before on
+        # a call that changes state
+        nonce = str(uuid.uuid4())
+        headers = {"host": request.headers["host"], "content-type": "application/json", "x-bce-date": ts,
+                   "x-bce-request-id": nonce}
         request.headers["content-type"] = "application/json"
+        request.headers["x-bce-request-id"] = nonce
         params = dict(request.url.params)
         request.headers["authorization"] = sign(request.method, request.url.path, params, headers, self.ak, self.sk, ts,
                                              self.expiration)
@@ -53,6 +59,12 @@ def token(client: TestClient) -> str:
     resp = client.post("/oauth/2.0/token", params={"grant_type": "client_credentials", "client_id": CREDS.api_key,
                                                   "client_secret": CREDS.secret_key}, json={})
     return str(resp.json()["access_token"])
+
+
+def bearer(client: TestClient, seconds: int = 600) -> str:
+    """A minted v2 bearer token (an OAuth access token does not work on v2)."""
+    resp = client.get("/v1/BCE-BEARER/token", params={"expireInSeconds": seconds}, auth=Signer())
+    return str(resp.json()["token"])
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 20.0) -> Any:

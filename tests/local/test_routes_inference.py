@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from platform_doubles import FakeRegistry
-from platform_helpers import CREDS, Signer, client_for, token
+from platform_helpers import CREDS, Signer, bearer, client_for, token
 
 from qfnb.protocol.routes import MODEL_API_PREFIX
 from qfnb.protocol.sse import SSEDecoder
@@ -153,7 +153,7 @@ def test_text2image_without_model_is_a_clear_error(client) -> None:
 
 
 def test_v2_chat_and_stream(client) -> None:
-    headers = {"Authorization": "Bearer " + token(client)}
+    headers = {"Authorization": "Bearer " + bearer(client)}
     body = client.post("/v2/chat/completions", headers=headers,
                        json={"model": "tiny-chat", "messages": [{"role": "system", "content": "s"}, *MSG]}).json()
     assert body["choices"][0]["message"]["content"] == "tiny-chat: hello there"
@@ -202,7 +202,7 @@ def test_prompt_too_long_is_a_json_error_even_when_streaming(client, stream: boo
                        json={"messages": [{"role": "user", "content": "TOO LONG"}], "stream": stream})
     assert resp.headers["content-type"].startswith("application/json")
     assert resp.json()["error_code"] == 336003 and "8-token context" in resp.json()["error_msg"]
-    v2 = client.post("/v2/chat/completions", headers={"Authorization": "Bearer " + token(client)},
+    v2 = client.post("/v2/chat/completions", headers={"Authorization": "Bearer " + bearer(client)},
                      json={"model": "tiny-chat", "messages": [{"role": "user", "content": "TOO LONG"}],
                            "stream": stream})
     assert v2.status_code == 400 and v2.json()["error"]["code"] == "invalid_argument"
@@ -232,7 +232,7 @@ def test_seed_catalogue_names_are_served_out_of_the_box(client, caplog) -> None:
     assert any(n.startswith("ERNIE-Bot is a cloud model") and "Tiny-Chat" in n for n in notices)
     assert len([n for n in notices if n.startswith("ERNIE-Bot ")]) == 1  # once per process and name
     assert any("Embedding-V1" in n and "Tiny-Embed" in n for n in notices)
-    v2 = client.post("/v2/chat/completions", headers={"Authorization": "Bearer " + tok},
+    v2 = client.post("/v2/chat/completions", headers={"Authorization": "Bearer " + bearer(client)},
                      json={"model": "ERNIE-Bot", "messages": MSG}).json()
     assert v2["model"] == "Tiny-Chat"
 

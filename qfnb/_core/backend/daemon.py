@@ -32,6 +32,9 @@ START_TIMEOUT = 120.0
 #: the daemons this process uses, and whether a pid runs (names kept for callers and tests)
 _known = known
 _pid_alive = pid_alive
+#: the ``serve_args`` a data dir's daemon was asked for in this process (a daemon started again by
+#: :func:`qfnb._core.backend.heal.revive` gets them too)
+serve_args_of: dict[Path, tuple[str, ...]] = {}
 
 
 class LocalDaemon:
@@ -144,6 +147,8 @@ def ensure_daemon(data_dir: Path | str | None = None, *, timeout: float = START_
                   serve_args: Sequence[str] = ()) -> LocalPlatform:
     """The daemon of ``data_dir`` (``$QFNB_DATA_DIR`` or ``~/.qfnb``), started if none runs
     (:meth:`LocalDaemon.ensure`)."""
+    if serve_args:
+        serve_args_of[root(data_dir)] = tuple(serve_args)
     return LocalDaemon(data_dir, serve_args=serve_args, timeout=timeout).ensure()
 
 

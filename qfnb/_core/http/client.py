@@ -16,12 +16,23 @@ import logging
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlencode
 
+from qfnb._core.backend.heal import revive
 from qfnb._core.config import Config, resolve_config
-from qfnb._core.errors import AccessTokenExpiredError, APIError, AuthError, QfnbError, RequestError
+from qfnb._core.errors import (
+    AccessTokenExpiredError,
+    APIError,
+    AuthError,
+    ConnectionError,
+    QfnbError,
+    RequestError,
+    TimeoutError,
+)
 from qfnb._core.http.auth import (
     Auth,
     BearerAuth,
@@ -32,6 +43,7 @@ from qfnb._core.http.auth import (
 )
 from qfnb._core.http.call import ApiKind, Call
 from qfnb._core.http.decode import decode_reply, open_stream
+from qfnb._core.http.outage import Outages, origin
 from qfnb._core.http.ratelimit import RateLimiter
 from qfnb._core.http.recorded import Recording
 from qfnb._core.http.response import QfResponse
@@ -46,6 +58,12 @@ logger = logging.getLogger("qfnb.client")
 
 _JSON = "application/json"
 _SERVICE_LIST_TTL = 3600.0
+
+
+#: set while a batch's workers run (``run_batch``): their calls to the local platform carry
+#: ``X-Qfnb-Priority: batch``, so interactive calls go first on its engines
+batch_traffic: ContextVar[bool] = ContextVar("qfnb_batch_traffic", default=False)
+PRIORITY_HEADER = "X-Qfnb-Priority"
 
 
 def new_request_id() -> str:
@@ -76,6 +94,8 @@ class AsyncQianfanClient:
             self._bearer.set(config.bearer_token)
         self._auths: dict[ApiKind, Auth] = {}
         self._services: tuple[float, dict[str, Any]] | None = None
+        #: origins refusing connections: every call to them waits out one shared, growing window
+        self.outages = Outages(clock)
         self._infer_policy = RetryPolicy.inference(config)
         self._console_policy = RetryPolicy.console(config)
 
@@ -146,11 +166,13 @@ class AsyncQianfanClient:
     # ------------------------------------------------------------------ send + retry
     async def _send(self, call: Call, policy: RetryPolicy, tokens: int = 0) -> Any:
         """Send ``call`` with retries; a QfResponse, or an async iterator of chunks if streaming."""
-        refreshed = False
+        refreshed = revived = False
         attempt = 0
         auth = self._auth(call.api)
         while True:
             attempt += 1
+            while (hold := self.outages.delay(call.url)) > 0:  # the server refuses connections: wait it out
+                await self.sleep(min(hold, 0.25))
             if self.limiter.enabled:
                 await self.limiter.acquire(tokens, self.sleep)
             server = self.server_limits.get(call.url)
@@ -159,7 +181,9 @@ class AsyncQianfanClient:
             used_token: str | None = None
             try:
                 headers, query, used_token = await auth.apply(call)
-                return await self._attempt(call, headers, query, policy)
+                result = await self._attempt(call, headers, query, policy)
+                self.outages.answered(call.url)
+                return result
             except AccessTokenExpiredError:
                 if refreshed or used_token is None or not auth.rejected(used_token):
                     raise
@@ -168,6 +192,14 @@ class AsyncQianfanClient:
                 logger.info("access token rejected (110/111); refreshing it and replaying the request")
                 continue
             except QfnbError as exc:
+                if isinstance(exc, ConnectionError) and not isinstance(exc, TimeoutError):
+                    self.outages.refused(call.url)
+                    if not revived and self.config.embedded:
+                        revived = True  # the local daemon died: find or start it again, once per call
+                        if await asyncio.to_thread(revive, origin(call.url)):
+                            self.outages.answered(call.url)
+                            attempt -= 1
+                            continue
                 retry_after: str | None = None
                 if isinstance(exc, RequestError):
                     retry_after = exc.headers.get("retry-after")
@@ -214,7 +246,7 @@ class AsyncQianfanClient:
         cfg = self.config
         path = (cfg.model_api_prefix + "/" + endpoint.lstrip("/")) if api_type == "" else routes.inference_path(
             api_type, endpoint, prefix=cfg.model_api_prefix)
-        headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id()}
+        headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(), **self._lane()}
         if stream and not body.get("stream"):
             body = {**body, "stream": True}
         record = Recording.begin(cfg, api_type or "custom", endpoint, body, stream=stream, repeat=repeat)
@@ -228,6 +260,10 @@ class AsyncQianfanClient:
             if (server := self.server_limits.get(call.url)) is not None:
                 server.settle(tokens, actual)
         return result
+
+    def _lane(self) -> dict[str, str]:
+        """The priority header of a batch's call to the local platform (none otherwise)."""
+        return {PRIORITY_HEADER: "batch"} if self.config.embedded and batch_traffic.get() else {}
 
     def _note_limits(self, url: str, headers: Any) -> None:
         """Keep the limits a service's first answer advertises (see :attr:`server_limits`)."""
@@ -243,7 +279,7 @@ class AsyncQianfanClient:
                       request_id: str | None = None) -> Any:
         """POST the OpenAI-style v2 chat (bearer auth)."""
         cfg = self.config
-        headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id()}
+        headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(), **self._lane()}
         if stream and not body.get("stream"):
             body = {**body, "stream": True}
         call = Call("POST", cfg.console_api_base_url.rstrip("/") + cfg.chat_v2_api_route, body, headers, None,
@@ -253,7 +289,9 @@ class AsyncQianfanClient:
     async def console(self, path: str, body: dict[str, Any] | None = None, *, params: dict[str, Any] | None = None,
                       retry: RetryPolicy | None = None, method: str = "POST") -> QfResponse:
         """A bce-auth-v1 signed console call to ``{console_api_base_url}{path}``."""
-        headers = {"Content-Type": _JSON, "request-source": REQUEST_SOURCE}
+        # a unique signed header: two calls never share a signature (the local platform refuses a
+        # signature seen before on a call that changes state)
+        headers = {"Content-Type": _JSON, "request-source": REQUEST_SOURCE, "x-bce-request-id": str(uuid.uuid4())}
         url = self.config.console_api_base_url.rstrip("/") + path
         call = Call(method, url, body if body is not None else {}, headers, params, "console", False)
         try:
@@ -274,7 +312,7 @@ class AsyncQianfanClient:
         """Any bce-auth-v1 signed request to a full URL (BOS uploads, IAM). Non-JSON bodies are kept
         as ``{"_raw": text}``."""
         hdrs = {"Content-Type": _JSON if not isinstance(content, bytes) else "application/octet-stream",
-                **(headers or {})}
+                "x-bce-request-id": str(uuid.uuid4()), **(headers or {})}
         call = Call(method, url, content, hdrs, params, "raw", False)
         result: QfResponse = await self._send(call, retry or self._console_policy)
         return result

@@ -49,8 +49,18 @@ def error_from_http(status: int, body: Any, headers: Mapping[str, str], text: st
 
 
 def stream_item_error(item: SSEItem) -> QfnbError | None:
-    """The error a stream item carries (a bare JSON error line, or an error event), if any."""
+    """The error a stream item carries (a bare JSON error line, or an error event), if any.
+
+    An ``event: error`` is the server saying the answer broke off on its side (an engine
+    failed mid-answer): a :class:`StreamError` with ``retryable`` set (the call may be made again)."""
     data = item.data
+    if item.event == "error":
+        found = error_from_body(data) if isinstance(data, dict) else None
+        text = str(getattr(found, "error_msg", None) or data)[:300]
+        exc = StreamError(f"the stream broke off on the server's side: {text} (the call may be retried)")
+        exc.retryable = True
+        exc.error_code = getattr(found, "error_code", None)
+        return exc
     if isinstance(data, dict):
         return error_from_body(data)
     if item.bare:

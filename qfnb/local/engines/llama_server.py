@@ -27,6 +27,8 @@ from pathlib import Path
 
 import httpx
 
+from qfnb.local.engines import spawn
+
 log = logging.getLogger("qfnb.local.engines")
 
 BINARY_ENV = "QFNB_LLAMA_SERVER"
@@ -68,6 +70,42 @@ def reported_port(log_bytes: bytes) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def orphaned_engine(pid: int) -> bool:
+    """Whether ``pid`` is a ``llama-server`` whose platform process is gone (its parent is no
+    longer a qfnb process): one a live platform runs is never touched."""
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return False
+    if not argv0.endswith(b"llama-server"):
+        return False
+    try:
+        return ppid <= 1 or b"qfnb" not in Path(f"/proc/{ppid}/cmdline").read_bytes()
+    except OSError:
+        return True
+
+
+def reap_leftovers(log_dir: Path) -> int:
+    """Stop every engine a previous platform process of this data dir left running (its pid
+    files in ``log_dir`` name a live ``llama-server``); returns how many were stopped."""
+    stopped = 0
+    for pid_file in sorted(log_dir.glob("engine-*.pid")) if log_dir.is_dir() else ():
+        try:
+            pid = int(pid_file.read_text())
+        except (OSError, ValueError):
+            pid = 0
+        if pid and orphaned_engine(pid):
+            log.warning("stopping an engine (pid %d) left running by a previous platform process", pid)
+            with contextlib.suppress(OSError):
+                os.kill(pid, 15)
+                stopped += 1
+        elif pid and Path(f"/proc/{pid}").exists():
+            continue  # a live platform's engine
+        pid_file.unlink(missing_ok=True)
+    return stopped
+
+
 @dataclass
 class ServerConfig:
     """How to run one base model's engine."""
@@ -80,6 +118,9 @@ class ServerConfig:
     threads: int = field(default_factory=lambda: os.cpu_count() or 2)
     idle_seconds: float = 600.0
     chat_template: str | None = None  # a jinja template file for models without one
+    #: tokens the engine processes per step (all slots together): a long prompt is prefilled in
+    #: steps this size, and the short prompts of other slots get into every step
+    batch: int = 64
 
 
 class _Instance:
@@ -204,7 +245,8 @@ class LlamaServer:
                 "--parallel", str(c.slots), "--ctx-size", str(c.ctx_per_slot * c.slots), "--kv-unified",
                 "--threads", str(c.threads), "--threads-batch", str(c.threads),
                 "--threads-http", str(max(8, 2 * c.slots + 4)), "--no-webui", "--metrics", "--jinja",
-                "--cont-batching", "--no-warmup", "--flash-attn", "on"]
+                "--cont-batching", "--no-warmup", "--flash-attn", "on",
+                "--batch-size", str(c.batch), "--ubatch-size", str(c.batch)]
         if c.chat_template:
             argv += ["--chat-template-file", c.chat_template]
         for a in adapters:
@@ -234,9 +276,10 @@ class LlamaServer:
                        f"({len(adapters)} adapters)\n".encode())
             logf.flush()
             offset = os.fstat(logf.fileno()).st_size
-            proc = subprocess.Popen(self._argv(adapters), stdin=subprocess.DEVNULL, stdout=logf,
-                                    stderr=subprocess.STDOUT, env={**os.environ, "LLAMA_API_KEY": key},
-                                    start_new_session=True)
+            # dies with the platform, even on SIGKILL (spawn.popen: PR_SET_PDEATHSIG)
+            proc = spawn.popen(self._argv(adapters), stdin=subprocess.DEVNULL, stdout=logf,
+                               stderr=subprocess.STDOUT, env={**os.environ, "LLAMA_API_KEY": key},
+                               start_new_session=True)
         inst = _Instance(proc, key, adapters)
         error = self._wait_ready(inst, offset)
         if error is not None:

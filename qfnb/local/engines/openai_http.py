@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import json
 import logging
 import weakref
@@ -21,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from qfnb.local.engines import prompts
 from qfnb.local.engines.base import (
     FINISH_LENGTH,
     FINISH_NORMAL,
@@ -33,6 +35,7 @@ from qfnb.local.engines.base import (
     render_gemma,
 )
 from qfnb.local.engines.gate import Gate, SyncFace
+from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama_server import EngineUnavailable, Lease, LlamaServer
 from qfnb.protocol.sse import SSEDecoder
 
@@ -97,23 +100,58 @@ class OpenAIChat(SyncFace):
     """
 
     def __init__(self, name: str, endpoint: Callable[[], Endpoint], *, gate: Gate, model: str | None = None,
-                 template: str = "native", stop: tuple[str, ...] = (), llama: bool = True) -> None:
+                 template: str = "native", stop: tuple[str, ...] = (), llama: bool = True,
+                 n_ctx: int | None = None) -> None:
         self.name, self.gate, self._endpoint = name, gate, endpoint
         self._model, self._template, self._stop, self._llama = model or name, template, stop, llama
+        #: with our own llama-server and a context size: prompts are prepared here (:mod:`.prompts`)
+        self._n_ctx = n_ctx if llama else None
 
     def achat(self, messages: list[dict[str, Any]], *, system: str | None,
               params: dict[str, Any]) -> AsyncIterator[Delta]:
         msgs = normalize_messages(messages, system)
+        if self._n_ctx is not None:
+            return self._run_prepared(render_gemma(msgs) if self._template == "gemma" else msgs, params)
         if self._template == "gemma":
             return self._run("/completions", {"prompt": render_gemma(msgs)}, params)
         return self._run("/chat/completions", {"messages": msgs}, params)
 
     def acomplete(self, prompt: str, *, params: dict[str, Any]) -> AsyncIterator[Delta]:
+        if self._n_ctx is not None:
+            return self._run_prepared(prompt, params)
         return self._run("/completions", {"prompt": prompt}, params)
+
+    async def _run_prepared(self, source: str | list[dict[str, str]], params: dict[str, Any]) -> AsyncIterator[Delta]:
+        """Render (a chat) and tokenize once, check the context, then run on an engine slot chosen
+        by the prompt's length (see :mod:`.prompts`)."""
+        assert self._n_ctx is not None and isinstance(self.gate, LaneGate)
+        gp = gen_params(params, default_stop=self._stop)
+        target = await asyncio.to_thread(self._endpoint)
+        try:
+            headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+            try:
+                text = source if isinstance(source, str) else await prompts.render_chat(
+                    _client(), target.base_url, headers, source)
+                tokens = await prompts.tokenize(_client(), target.base_url, headers, text)
+            except httpx.HTTPError as exc:
+                if target.broken is not None:
+                    target.broken()
+                raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} could not prepare the prompt "
+                                        f"({type(exc).__name__})") from exc
+            body = {"model": self._model, "prompt": tokens, **request_body(gp, llama=True), **(target.extra or {})}
+            prompts.fit(self.name, tokens, self._n_ctx, body)
+            async with self.gate.turn(long=len(tokens) > prompts.LONG_PROMPT_TOKENS) as slot:
+                body["id_slot"] = slot
+                async for delta in self._stream(target, "/completions", body):
+                    yield delta
+        finally:
+            if target.release is not None:
+                target.release()
 
     async def _run(self, path: str, payload: dict[str, Any], params: dict[str, Any]) -> AsyncIterator[Delta]:
         gp = gen_params(params, default_stop=self._stop)
-        with self.gate.admit():
+        # a LaneGate queues by priority (interactive before batch); a plain Gate only counts
+        async with self.gate.turn() if isinstance(self.gate, LaneGate) else _admitted(self.gate):
             target = await asyncio.to_thread(self._endpoint)
             try:
                 body = {"model": self._model, **payload, **request_body(gp, llama=self._llama), **(target.extra or {})}
@@ -146,6 +184,12 @@ class OpenAIChat(SyncFace):
                     target.broken()
                 raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} did not answer "
                                         f"({type(exc).__name__})") from exc
+
+
+@contextlib.asynccontextmanager
+async def _admitted(gate: Gate) -> AsyncIterator[None]:
+    with gate.admit():
+        yield
 
 
 def _stale_connection(exc: httpx.TransportError) -> bool:

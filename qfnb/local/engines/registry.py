@@ -15,7 +15,15 @@ from typing import Any
 
 from qfnb.local.engines.base import ModelSpec, ServedModel, UnknownModel
 from qfnb.local.engines.gate import AsyncChat, BatchingEmbedder, Gate, ThreadedChat
-from qfnb.local.engines.llama_server import BINARY_ENV, LlamaServer, ServerConfig, default_slots, find_binary
+from qfnb.local.engines.lanes import LaneGate, spare_slots
+from qfnb.local.engines.llama_server import (
+    BINARY_ENV,
+    LlamaServer,
+    ServerConfig,
+    default_slots,
+    find_binary,
+    reap_leftovers,
+)
 from qfnb.local.engines.openai_http import Endpoint, OpenAIChat, llama_endpoint
 from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE
 
@@ -118,6 +126,7 @@ class EngineRegistry:
         self._bases: dict[str, str] = {}  # adapter endpoint name -> its base model's name
         self._loading: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+        reap_leftovers(self.data_dir / "logs")  # engines a killed platform process left running
 
     def _add(self, name: str, spec: ModelSpec) -> ServedModel:
         spec = replace(spec, endpoint=spec.endpoint or endpoint_for(name))
@@ -273,11 +282,12 @@ class EngineRegistry:
             server = self._servers.get(base_name)
             if server is None:
                 opts = self.options
+                # the engine gets spare slots beside the batch-usable ones: the interactive lane's
                 config = ServerConfig(name=endpoint_for(base_name), gguf=spec.path or self._gguf(base_name),
-                                      log_dir=self.data_dir / "logs", slots=opts.slots, ctx_per_slot=spec.n_ctx,
-                                      idle_seconds=opts.idle_seconds)
+                                      log_dir=self.data_dir / "logs", slots=opts.slots + spare_slots(opts.slots),
+                                      ctx_per_slot=spec.n_ctx, idle_seconds=opts.idle_seconds)
                 server = self._servers[base_name] = LlamaServer(config)
-                self._gates[base_name] = Gate(base_name, opts.slots, opts.queue_len)
+                self._gates[base_name] = LaneGate(base_name, opts.slots, opts.queue_len)
             return server
 
     def _load(self, name: str, spec: ModelSpec) -> AsyncChat | BatchingEmbedder:
@@ -290,13 +300,13 @@ class EngineRegistry:
             return BatchingEmbedder(MeanPoolEmbedder(name, spec.path or assets.minilm_dir()), queue=opts.queue_len)
         if kind == "openai":
             target = Endpoint(str(spec.base_url), spec.api_key)
-            return OpenAIChat(name, lambda: target, gate=Gate(name, opts.slots, opts.queue_len),
+            return OpenAIChat(name, lambda: target, gate=LaneGate(name, opts.slots, opts.queue_len),
                               model=spec.remote_model, template=spec.template, stop=spec.stop, llama=False)
         if kind == "llama.cpp":
             base_name = self._bases.get(name, name)
             server = self._server(base_name, spec if spec.lora_path is None else self._specs[base_name])
             return OpenAIChat(name, llama_endpoint(server, spec.lora_path), gate=self._gates[base_name],
-                              template=spec.template, stop=spec.stop, llama=True)
+                              template=spec.template, stop=spec.stop, llama=True, n_ctx=spec.n_ctx)
         from qfnb.local.engines.hf import HFChatEngine
 
         if spec.kind == "llama.cpp":

@@ -16,12 +16,11 @@ from starlette.routing import Route
 from qfnb.local.domain import console, evaluation
 from qfnb.local.domain.platform import Platform
 from qfnb.local.engines.api import RegistryLike
-from qfnb.local.server import routes_console, routes_inference, routes_v2
+from qfnb.local.server import failures, routes_console, routes_inference, routes_v2
 from qfnb.local.server.auth import Authenticator
 from qfnb.local.server.guard import BodyLimit
-from qfnb.local.server.wire import bce_error, v1_error, v2_error
+from qfnb.local.server.wire import bce_error
 from qfnb.local.settings import Settings
-from qfnb.protocol.errors import ErrorCode
 
 log = logging.getLogger("qfnb.local")
 
@@ -51,6 +50,10 @@ async def bos_object(request: Request) -> Response:
         except (NotADirectoryError, IsADirectoryError, FileExistsError):
             return bce_error(409, "ObjectConflict", "the key conflicts with an existing object or folder "
                              "(an object cannot also be a folder)")
+        except OSError as exc:
+            if not failures.is_storage_full(exc):
+                raise
+            return failures.failure_response(request.url.path, exc, platform.settings.data_dir)
         return Response(status_code=200, headers={"ETag": str(size)})
     if not path.is_file():
         return bce_error(404, "NoSuchKey", "The specified key does not exist.")
@@ -58,8 +61,9 @@ async def bos_object(request: Request) -> Response:
 
 
 async def health(request: Request) -> JSONResponse:
-    """Unauthenticated: says the server is up, nothing more (``service/list`` names the models)."""
-    return JSONResponse({"status": "ok"})
+    """Unauthenticated: says the server is up (``ok``, or ``degraded`` with its problems, such as a
+    full disk), nothing more (``service/list`` names the models)."""
+    return JSONResponse(failures.health(request.app.state.platform.settings.data_dir))
 
 
 class CatchAll:
@@ -82,22 +86,13 @@ class CatchAll:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
+        except Exception as exc:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
-            await internal_error(str(scope.get("path", "")))(scope, receive, send)
-
-
-def internal_error(path: str) -> Response:
-    message = "internal error (the server log has the details)"
-    if path.startswith("/v2/chat"):
-        return routes_inference.v2_chat_error(500, "internal_error", message)
-    if path.startswith("/v2/"):
-        return v2_error(500, "InternalError", message)
-    if path.startswith("/bos/"):
-        return bce_error(500, "InternalError", message)
-    return v1_error(ErrorCode.INTERNAL_ERROR, message, inference=path.startswith("/rpc/"))
+            app = scope.get("app")
+            data_dir = app.state.platform.settings.data_dir if app is not None else None
+            await failures.failure_response(str(scope.get("path", "")), exc, data_dir)(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, registry: RegistryLike | None = None, *,

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from qfnb.local.domain.store import Store
+from qfnb.local.server.replay import ReplayCache, changes_state, from_loopback
 from qfnb.local.server.wire import bce_error, v1_error
 from qfnb.local.settings import Credentials
 from qfnb.protocol.errors import ErrorCode
@@ -34,8 +35,9 @@ class Authenticator:
         # tokens are stored as keyed hashes: the database alone never yields a usable token
         self._token_key = hmac.new(credentials.iam_secret_key.encode(), b"qfnb token store", "sha256").digest()
         store.purge_tokens(time.time())
-        # tokens seen valid (hash -> expiry): the inference hot path checks memory, not SQLite
-        self._valid: dict[str, float] = {}
+        self._replays = ReplayCache()
+        # tokens seen valid (hash -> expiry, is a bearer token): the inference hot path checks memory
+        self._valid: dict[str, tuple[float, bool]] = {}
 
     def _hash(self, token: str) -> str:
         return hmac.new(self._token_key, token.encode(), "sha256").hexdigest()
@@ -68,17 +70,22 @@ class Authenticator:
 
     # ---- checks: each returns None when the request may go on, else the error response ---
 
-    def _token_state(self, token: str) -> str:
+    def _token_state(self, token: str, *, bearer: bool) -> str:
+        """``ok``, ``expired`` or ``invalid``; a token works only on its own API (an OAuth access
+        token on v1, a minted bearer token on v2): used on the other it is ``invalid``."""
         key = self._hash(token)
-        expires = self._valid.get(key)
-        if expires is None:
+        known = self._valid.get(key)
+        if known is None:
             found = self._store.token(key)
             if found is None:
                 return "invalid"
-            expires = found[1]
+            known = (found[1], found[0].startswith(BEARER_PREFIX))
             if len(self._valid) >= 10_000:
                 self._valid.clear()
-            self._valid[key] = expires
+            self._valid[key] = known
+        expires, is_bearer = known
+        if is_bearer != bearer:
+            return "invalid"
         return "expired" if expires < time.time() else "ok"
 
     def check_signature(self, request: Request) -> JSONResponse | None:
@@ -109,6 +116,14 @@ class Authenticator:
         if auth.expiration > MAX_SIGNATURE_EXPIRATION:
             return bce_error(400, "InvalidArgument", f"expirationPeriodInSeconds is {auth.expiration}; at most "
                              f"{MAX_SIGNATURE_EXPIRATION} is accepted")
+        if changes_state(request.method, request.url.path, request.query_params.get("Action")) and \
+                not from_loopback(request) and \
+                not self._replays.first_use(auth.signature, auth.timestamp, auth.expiration):
+            log.info("refused a replayed signature on %s %s", request.method, request.url.path)
+            response = bce_error(409, "RequestReplayed", "this signature was already used for a call that changes "
+                                 "state; sign the request again (each signature is good for one such call)")
+            response.headers["Retry-After"] = "1"
+            return response
         return None
 
     def _secret_for(self, access_key: str) -> str | None:
@@ -118,7 +133,7 @@ class Authenticator:
         """v1 inference: an OAuth ``access_token`` query parameter, or a bce-auth-v1 signature."""
         token = request.query_params.get("access_token")
         if token:
-            state = self._token_state(token)
+            state = self._token_state(token, bearer=False)
             if state == "invalid":
                 return v1_error(ErrorCode.API_TOKEN_INVALID, "Access token invalid or no longer valid")
             if state == "expired":
@@ -142,7 +157,7 @@ class Authenticator:
             return None if failure is None else "invalid IAM signature"
         if not header.lower().startswith("bearer "):
             return "missing bearer token: send 'Authorization: Bearer <token>'"
-        state = self._token_state(header[7:].strip())
+        state = self._token_state(header[7:].strip(), bearer=True)
         if state == "invalid":
             return "invalid bearer token"
         if state == "expired":

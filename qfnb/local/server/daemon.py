@@ -5,11 +5,13 @@ the app on that socket, and writes ``<data_dir>/runtime.json`` (mode 0600: URL, 
 start time, control token) once it answers, so that every kernel, script and ``qfnb`` command
 on the machine finds and shares it. The file is removed when the daemon exits. Its stdout/stderr
 go to ``<data_dir>/daemon.log`` (the spawner opens it).
+A second daemon for the same data dir refuses to start (``daemon.lock``, exit code 3).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -22,7 +24,7 @@ from qfnb.local.engines.api import RegistryLike
 from qfnb.local.server import control, listen
 from qfnb.local.server.app import create_app
 from qfnb.local.settings import Settings
-from qfnb.protocol.daemon import RUNTIME_FILE, RuntimeInfo
+from qfnb.protocol.daemon import LOCK_FILE, RUNTIME_FILE, RuntimeInfo
 from qfnb.protocol.model_names import LOCAL_DEFAULT_MODELS
 from qfnb.protocol.version import __version__
 
@@ -45,11 +47,34 @@ def _remove_if_ours(path: Path) -> None:
         pass
 
 
+def hold_serving_lock(data_dir: Path) -> int | None:
+    """Hold ``<data_dir>/daemon.lock`` for as long as this process serves (an fd to keep open),
+    or None when another daemon holds it: one daemon per data dir, however it was started.
+
+    This is a POSIX record lock (``lockf``); the clients' start lock on the same file is a
+    ``flock``, and on Linux the two kinds never block each other, so a client can hold its start
+    lock while the daemon it spawned takes this one."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry: RegistryLike | None = None,
         log_level: str = "info") -> int:
     """Serve until stopped (SIGTERM, SIGINT or ``POST /qfnb/shutdown``); returns the exit code."""
     import uvicorn
 
+    serving_lock = hold_serving_lock(settings.data_dir)
+    if serving_lock is None:
+        other = settings.data_dir / RUNTIME_FILE
+        log.error("another qfnb daemon already serves %s (see %s); not starting a second one",
+                  settings.data_dir, other)
+        return 3
     # bound here and handed to uvicorn, so the port written to the runtime file is the one served;
     # a previous daemon's port (what clients may still hold) is preferred when it is free
     sock = listen.bind_preferring(host, port)
@@ -82,4 +107,5 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry:
     finally:
         _remove_if_ours(runtime)
         sock.close()
+        os.close(serving_lock)
     return 0

@@ -17,6 +17,7 @@ from qfnb.local.domain import console as c
 from qfnb.local.domain import evaluation
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError, iso
+from qfnb.local.server.failures import failure_response
 from qfnb.local.server.wire import json_body, v1_data_error, v1_error, v1_ok
 from qfnb.protocol.console import V1_TRAIN_STATUS, ExportStatus, RunStatus, ServiceStatus
 from qfnb.protocol.errors import ErrorCode
@@ -262,7 +263,7 @@ async def dispatch(request: Request) -> Response:
         return fail(ErrorCode.INVALID_PARAM, str(exc))
     except Exception as exc:
         log.exception("console call %s failed", path)
-        return fail(ErrorCode.CONSOLE_INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
+        return failure_response(path, exc, platform.settings.data_dir)
     return v1_ok(result, data_api=data_api)
 
 

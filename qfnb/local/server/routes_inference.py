@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio.to_thread
@@ -21,10 +21,13 @@ from starlette.routing import Route
 
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
-from qfnb.local.engines import text2image
+from qfnb.local.engines import lanes, text2image
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import AsyncChat, EngineBusy, as_async_chat, as_async_embedder
 from qfnb.local.engines.llama_server import EngineUnavailable
+from qfnb.local.server import routes_tokens
+from qfnb.local.server.answers import Tally, stream_error_event, v1_finish, v2_finish
+from qfnb.local.server.failures import failure_response
 from qfnb.local.server.wire import json_body, now, parse, response_id, v1_error
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.inference import (
@@ -41,6 +44,7 @@ from qfnb.protocol.sse import DONE, encode_event
 log = logging.getLogger("qfnb.local.inference")
 
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "penalty_score", "max_output_tokens", "stop", "seed")
+PRIORITY_HEADER = "x-qfnb-priority"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -75,6 +79,12 @@ async def _chat_engine(platform: Platform, model: Any) -> AsyncChat:
     return as_async_chat(await offload(platform.registry.chat, engine_endpoint(model)))
 
 
+def mark_priority(request: Request) -> None:
+    """The engines' lane for this request: ``X-Qfnb-Priority: batch`` marks batch traffic."""
+    batch = request.headers.get(PRIORITY_HEADER, "").strip().lower() == lanes.BATCH
+    lanes.priority.set(lanes.BATCH if batch else lanes.INTERACTIVE)
+
+
 class ClientGone(Exception):
     """The client disconnected before its (non-streaming) answer was ready."""
 
@@ -83,28 +93,6 @@ def busy_v1(exc: EngineBusy) -> Response:
     response = v1_error(ErrorCode.QPS_LIMIT_REACHED, f"Open api qps request limit reached: {exc}")
     response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     return response
-
-
-# ---- OAuth ---------------------------------------------------------------------------------
-
-
-async def oauth_token(request: Request) -> JSONResponse:
-    q = request.query_params
-    if q.get("grant_type") != "client_credentials":
-        return JSONResponse({"error": "unsupported_grant_type",
-                             "error_description": "grant_type must be client_credentials"}, status_code=400)
-    status, body = request.app.state.auth.issue_token(q.get("client_id"), q.get("client_secret"))
-    return JSONResponse(body, status_code=status)
-
-
-async def bearer_token(request: Request) -> JSONResponse:
-    """``GET /v1/BCE-BEARER/token``: IAM-signed, mints a v2 bearer token."""
-    failure = request.app.state.auth.check_console(request)
-    if failure is not None:
-        return failure
-    raw = request.query_params.get("expireInSeconds", "43200")
-    seconds = int(raw) if raw.isdigit() else 43200
-    return JSONResponse(request.app.state.auth.issue_bearer(max(60, min(seconds, 2_592_000))))
 
 
 # ---- v1 ------------------------------------------------------------------------------------
@@ -116,6 +104,7 @@ async def v1_inference(request: Request) -> Response:
     if failure is not None:
         return failure
     api_type, endpoint = request.path_params["api_type"], request.path_params["endpoint"]
+    mark_priority(request)
     try:
         body = await json_body(request)
         if api_type == "chat":
@@ -147,9 +136,9 @@ async def v1_inference(request: Request) -> Response:
     except ClientGone:
         log.info("client left /%s/%s before its answer: generation cancelled", api_type, endpoint)
         return Response(status_code=499)
-    except Exception:
+    except Exception as exc:
         log.exception("inference on /%s/%s failed", api_type, endpoint)
-        return v1_error(ErrorCode.INTERNAL_ERROR, "internal error (the server log has the details)")
+        return failure_response(request.url.path, exc, platform.settings.data_dir)
 
 
 async def _chat(request: Request, platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
@@ -239,31 +228,6 @@ async def collect(request: Request, deltas: AsyncIterator[Any]) -> list[Any]:
             await asyncio.gather(task, return_exceptions=True)
 
 
-def _usage(prompt: int, completion: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-
-
-class Tally:
-    """Token counts and finish reason of an answer so far, kept as deltas arrive (O(1) each)."""
-
-    __slots__ = ("completion", "finish", "pieces", "prompt")
-
-    def __init__(self, deltas: Iterable[Any] = ()) -> None:
-        self.prompt = self.completion = self.pieces = 0
-        self.finish: str | None = None
-        for delta in deltas:
-            self.add(delta)
-
-    def add(self, delta: Any) -> None:
-        self.prompt = max(self.prompt, delta.prompt_tokens)
-        self.completion = max(self.completion, delta.completion_tokens)
-        self.pieces += bool(delta.text)
-        self.finish = delta.finish_reason or self.finish
-
-    def usage(self) -> dict[str, int]:
-        return _usage(self.prompt, self.completion or self.pieces)
-
-
 async def _v1_answer(request: Request, answer: AsyncIterator[Any], obj: str, stream: bool) -> Response:
     rid, created = response_id(), now()
     if not stream:
@@ -271,18 +235,10 @@ async def _v1_answer(request: Request, answer: AsyncIterator[Any], obj: str, str
         tally = Tally(deltas)
         return JSONResponse({"id": rid, "object": obj, "created": created, "result": "".join(d.text for d in deltas),
                              "is_truncated": tally.finish == "length", "need_clear_history": False,
-                             "finish_reason": _v1_finish(tally.finish), "usage": tally.usage()})
+                             "finish_reason": v1_finish(tally.finish), "usage": tally.usage()})
     stream_deltas = await _primed(answer)
     return StreamingResponse(_v1_events(stream_deltas, rid, obj, created), media_type="text/event-stream",
                              headers=SSE_HEADERS)
-
-
-def _v1_finish(reason: str | None) -> str:
-    return "normal" if reason in (None, "", "stop", "eos") else reason
-
-
-def _v2_finish(reason: str | None) -> str:
-    return "stop" if reason in (None, "", "normal") else reason
 
 
 async def _v1_events(deltas: AsyncIterator[Any], rid: str, obj: str, created: int) -> AsyncIterator[bytes]:
@@ -296,7 +252,7 @@ async def _v1_events(deltas: AsyncIterator[Any], rid: str, obj: str, created: in
                                 "is_end": end, "is_truncated": False, "result": delta.text if delta else "",
                                 "need_clear_history": False, "usage": tally.usage()}
         if end:
-            body["finish_reason"] = _v1_finish(tally.finish)
+            body["finish_reason"] = v1_finish(tally.finish)
             body["is_truncated"] = tally.finish == "length"  # the answer hit max_output_tokens
         return encode_event(body)
 
@@ -308,10 +264,9 @@ async def _v1_events(deltas: AsyncIterator[Any], rid: str, obj: str, created: in
                 sentence += 1
             pending = delta
         yield chunk(pending, True)
-    except Exception as exc:
+    except Exception:
         log.exception("stream failed")
-        yield (f'{{"error_code": {int(ErrorCode.INTERNAL_ERROR)}, "error_msg": "stream failed: '
-               f'{type(exc).__name__}"}}\n').encode()
+        yield stream_error_event(v2=False)
 
 
 # ---- v2 (OpenAI-style) -----------------------------------------------------------------------
@@ -327,6 +282,7 @@ async def v2_chat(request: Request) -> Response:
     problem = request.app.state.auth.check_bearer(request)
     if problem is not None:
         return v2_chat_error(401, "invalid_iam_token", problem)
+    mark_priority(request)
     try:
         body = await json_body(request)
         req = parse(V2ChatRequest, body)
@@ -367,7 +323,7 @@ async def v2_chat(request: Request) -> Response:
         return JSONResponse({"id": rid, "object": "chat.completion", "created": created, "model": answered,
                              "choices": [{"index": 0, "message": {"role": "assistant",
                                                                   "content": "".join(d.text for d in deltas)},
-                                          "finish_reason": _v2_finish(tally.finish)}],
+                                          "finish_reason": v2_finish(tally.finish)}],
                              "usage": tally.usage()})
     include_usage = bool((req.stream_options or {}).get("include_usage"))
     return StreamingResponse(_v2_events(stream_deltas, rid, answered, created, include_usage),
@@ -378,12 +334,17 @@ async def _v2_events(deltas: AsyncIterator[Any], rid: str, model: str, created: 
                      include_usage: bool) -> AsyncIterator[bytes]:
     tally = Tally()
     base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
-    async for delta in deltas:
-        tally.add(delta)
-        if delta.text:
-            yield encode_event({**base, "choices": [{"index": 0, "delta": {"content": delta.text},
-                                                     "finish_reason": None}]})
-    last: dict[str, Any] = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": _v2_finish(tally.finish)}]}
+    try:
+        async for delta in deltas:
+            tally.add(delta)
+            if delta.text:
+                yield encode_event({**base, "choices": [{"index": 0, "delta": {"content": delta.text},
+                                                         "finish_reason": None}]})
+    except Exception:
+        log.exception("stream failed")
+        yield stream_error_event(v2=True)
+        return
+    last: dict[str, Any] = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": v2_finish(tally.finish)}]}
     if include_usage:
         last["usage"] = tally.usage()
     yield encode_event(last)
@@ -392,8 +353,7 @@ async def _v2_events(deltas: AsyncIterator[Any], rid: str, model: str, created: 
 
 def routes() -> list[Route]:
     return [
-        Route("/oauth/2.0/token", oauth_token, methods=["POST", "GET"]),
-        Route("/v1/BCE-BEARER/token", bearer_token, methods=["GET"]),
+        *routes_tokens.routes(),
         Route(MODEL_API_PREFIX + "/{api_type}/{endpoint:path}", v1_inference, methods=["POST"]),
         Route("/v2/chat/completions", v2_chat, methods=["POST"]),
     ]

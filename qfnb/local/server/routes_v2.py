@@ -14,6 +14,7 @@ from starlette.routing import Route
 from qfnb.local.domain import console as c
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError, iso
+from qfnb.local.server.failures import failure_response
 from qfnb.local.server.routes_console import base_url
 from qfnb.local.server.wire import json_body, v2_error, v2_ok
 from qfnb.protocol.routes import MODEL_API_PREFIX, Console, V2Action
@@ -22,12 +23,15 @@ log = logging.getLogger("qfnb.local.domain.console")
 
 Handler = Callable[[Platform, dict[str, Any]], Any]
 
+#: the largest page a v2 ``Describe…s`` call returns (the cloud's ``maxKeys`` range is 1-1000)
+MAX_KEYS = 1000
+
 
 def _page(items: list[dict[str, Any]], body: dict[str, Any], key: str, id_field: str) -> dict[str, Any]:
     """``marker``/``maxKeys``/``pageReverse`` paging over ``items`` (oldest first)."""
+    marker, max_keys = page_params(body)
     if body.get("pageReverse"):
         items = items[::-1]
-    marker, max_keys = body.get("marker"), int(body.get("maxKeys") or 100)
     if marker:
         ids = [i[id_field] for i in items]
         items = items[ids.index(marker) + 1:] if marker in ids else []
@@ -35,6 +39,20 @@ def _page(items: list[dict[str, Any]], body: dict[str, Any], key: str, id_field:
     truncated = len(items) > max_keys
     return {key: page, "pageInfo": {"marker": marker or "", "maxKeys": max_keys, "isTruncated": truncated,
                                     "nextMarker": page[-1][id_field] if truncated and page else ""}}
+
+
+def page_params(body: dict[str, Any]) -> tuple[str | None, int]:
+    """``marker`` (a string) and ``maxKeys`` (an integer in [1, MAX_KEYS], default 100), checked."""
+    marker, max_keys, reverse = body.get("marker"), body.get("maxKeys", 100), body.get("pageReverse")
+    if max_keys is None:
+        max_keys = 100
+    if isinstance(max_keys, bool) or not isinstance(max_keys, int) or not 1 <= max_keys <= MAX_KEYS:
+        raise BodyError("maxKeys", f"must be an integer from 1 to {MAX_KEYS}, got {max_keys!r:.40}")
+    if marker is not None and not isinstance(marker, str):
+        raise BodyError("marker", f"must be a string (an id from a previous page), got {marker!r:.40}")
+    if reverse is not None and not isinstance(reverse, bool):
+        raise BodyError("pageReverse", f"must be true or false, got {reverse!r:.40}")
+    return marker or None, max_keys
 
 
 # ---- fine-tuning ------------------------------------------------------------------------------
@@ -241,7 +259,7 @@ async def dispatch(request: Request) -> Response:
         return v2_error(404, "ResourceNotFound", str(exc))
     except Exception as exc:
         log.exception("v2 console %s?Action=%s failed", path, action)
-        return v2_error(500, "InternalError", f"{type(exc).__name__}: {exc}")
+        return failure_response(path, exc, platform.settings.data_dir)
     return v2_ok(result)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import string
 import time
@@ -51,9 +52,10 @@ def v1_ok(result: Any, *, data_api: bool = False) -> JSONResponse:
     return JSONResponse(body)
 
 
-def v1_data_error(code: int, message: str) -> JSONResponse:
-    """A v1 data-API error: the console error plus ``status: 400``/``success: false``/``code``/``message``."""
-    return JSONResponse({"log_id": log_id(), "error_code": int(code), "error_msg": message, "status": 400,
+def v1_data_error(code: int, message: str, status: int = 400) -> JSONResponse:
+    """A v1 data-API error: the console error plus ``status`` (400: the request's fault; 5xx: the
+    platform's)/``success: false``/``code``/``message``."""
+    return JSONResponse({"log_id": log_id(), "error_code": int(code), "error_msg": message, "status": status,
                          "success": False, "code": str(code), "message": message})
 
 
@@ -81,14 +83,54 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_int=_parse_int)
+    except BodyError:
+        raise
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BodyError("body", f"is not valid JSON ({exc})", ErrorCode.INVALID_JSON) from exc
     except RecursionError:
         raise BodyError("body", "is nested too deeply", ErrorCode.INVALID_JSON) from None
+    except ValueError as exc:  # e.g. a number json cannot convert
+        raise BodyError("body", "holds a value that is not valid JSON here", ErrorCode.INVALID_JSON) from exc
     if not isinstance(data, dict):
         raise BodyError("body", "must be a JSON object", ErrorCode.INVALID_JSON)
+    if _SURROGATE_ESCAPE.search(raw):
+        where = lone_surrogate(data, "")
+        if where is not None:
+            raise BodyError(where or "body", "holds a lone UTF-16 surrogate (\\ud800-\\udfff without its pair), "
+                            "which is not text", ErrorCode.INVALID_JSON)
     return data
+
+
+#: the most digits an integer literal may have (2^64 has 20; longer ones are refused, not converted)
+MAX_INT_DIGITS = 40
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise BodyError("body", f"holds an integer literal of {len(text.lstrip('-'))} digits; at most "
+                        f"{MAX_INT_DIGITS} are accepted", ErrorCode.INVALID_JSON)
+    return int(text)
+
+
+def lone_surrogate(value: Any, path: str = "") -> str | None:
+    """The path of the first string (or key) in ``value`` holding a lone surrogate, else None
+    (iterative: any nesting JSON allowed)."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= ch <= "\udfff" for ch in item):
+                return where
+        elif isinstance(item, dict):
+            for key, child in reversed(list(item.items())):
+                here = f"{where}.{key}" if where else str(key)
+                stack.append((child, here))
+                stack.append((key, here))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in reversed(list(enumerate(item))))
+    return None
 
 
 def parse(model: type[M], data: dict[str, Any]) -> M:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from qfnb._core.http.client import batch_traffic
 from qfnb._core.http.retry import AdaptiveLimit, BatchHealth, BatchVerdict, RecentFailures
 
 from .results import (
@@ -162,7 +163,11 @@ async def run_batch(call: Callable[[Any], Awaitable[Any]], items: Iterable[Any],
             if progress is not None:
                 progress.on_result(index, ok)
 
-    tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
+    marked = batch_traffic.set(True)  # the workers' calls say they are batch traffic (the local platform's lanes)
+    try:
+        tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
+    finally:
+        batch_traffic.reset(marked)
     try:
         await asyncio.gather(*tasks)
     finally:

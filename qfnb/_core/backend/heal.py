@@ -1,0 +1,35 @@
+"""Bringing the local platform back when its daemon died under a running call.
+
+A call that finds nothing listening at the local platform's URL (the daemon was killed, or
+stopped by another shell) asks :func:`revive` once: it finds or starts the data dir's daemon
+again, as the first call did. The new daemon takes the same port, so the caller's URL stays
+good. Concurrent callers share one start (the start lock).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from qfnb._core.backend import daemon
+
+logger = logging.getLogger("qfnb")
+
+
+def revive(base_url: str) -> bool:
+    """Find or start the daemon that served ``base_url``; True when it answers there again
+    (False: no daemon of this process was at ``base_url``, or it came back elsewhere)."""
+    base = base_url.rstrip("/")
+    roots = [root for root, known in list(daemon._known.items()) if known.base_url.rstrip("/") == base]
+    if not roots:
+        return False
+    root = roots[0]
+    known = daemon._known.get(root)
+    if known is not None and not daemon._pid_alive(known.pid):
+        daemon._known.pop(root, None)
+    logger.warning("qfnb: the local platform at %s stopped answering; starting it again", base)
+    try:
+        platform = daemon.ensure_daemon(root, serve_args=daemon.serve_args_of.get(root, ()))
+    except daemon.DaemonError as exc:
+        logger.warning("qfnb: could not start the local platform again: %s", exc)
+        return False
+    return platform.base_url.rstrip("/") == base

@@ -1,0 +1,177 @@
+"""Fair admission for serving engines: an interactive lane ahead of batch traffic.
+
+A request is *batch* when its client says so (``X-Qfnb-Priority: batch``: qfnb marks its
+``batch_do`` calls) and *interactive* otherwise (``do``, streams, magics, other clients). A
+:class:`LaneGate` admits ``slots + queue`` requests, of which batch traffic may hold all but
+``reserve``; it lets ``slots`` requests run on the engine at once, plus ``spare`` more that only
+interactive requests may use (the engine is started with ``slots + spare`` slots), and a waiting
+interactive request always runs before a waiting batch one. So an interactive call beside a
+batch that saturates the engine is admitted, and runs at once on a spare slot.
+
+``Retry-After`` on a refusal is estimated from the rate at which admitted requests finish (one
+place frees per finish), instead of a fixed second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
+
+from qfnb.local.engines.gate import EngineBusy, Gate
+
+INTERACTIVE = "interactive"
+BATCH = "batch"
+#: the priority of the request being served (set by the routes from ``X-Qfnb-Priority``)
+priority: ContextVar[str] = ContextVar("qfnb_request_priority", default=INTERACTIVE)
+
+#: the longest Retry-After the platform asks for (seconds)
+MAX_RETRY_AFTER = 120.0
+
+
+def spare_slots(slots: int) -> int:
+    """Engine slots kept for interactive requests beside ``slots`` batch-usable ones."""
+    return max(1, slots // 4)
+
+
+class _Waiter:
+    __slots__ = ("batch", "future", "granted", "long", "loop", "slot")
+
+    def __init__(self, batch: bool, long: bool, loop: asyncio.AbstractEventLoop) -> None:
+        self.batch, self.long, self.loop, self.granted = batch, long, loop, False
+        self.slot: int | None = None
+        self.future: asyncio.Future[None] = loop.create_future()
+
+
+class LaneGate(Gate):
+    """A :class:`Gate` with an interactive lane (see the module doc); thread-safe, any event loop."""
+
+    def __init__(self, name: str, slots: int, queue: int, *, spare: int | None = None,
+                 reserve: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(name, slots, queue)
+        self.spare = spare_slots(slots) if spare is None else spare
+        places = slots + queue
+        self.reserve = (max(1, places // 8) if places >= 4 else 0) if reserve is None else reserve
+        self._clock = clock
+        self._running = self._running_batch = 0
+        self._free = set(range(slots + self.spare))  # engine slot ids (llama-server's id_slot)
+        self._waiting: deque[_Waiter] = deque()
+        self._finished: deque[float] = deque(maxlen=32)
+        self._cond_lock = threading.Lock()
+
+    @property
+    def busy(self) -> int:
+        return self._running
+
+    @property
+    def queued(self) -> int:
+        return max(0, self._admitted - self._running)
+
+    def retry_after(self) -> float:
+        """Seconds until a place is likely to free: one over the recent finishing rate (1 s when
+        nothing finished yet), at most :data:`MAX_RETRY_AFTER`."""
+        with self._cond_lock:
+            done = list(self._finished)
+        if len(done) < 2:
+            return 1.0
+        span = max(self._clock() - done[0], done[-1] - done[0])
+        rate = (len(done) - 1) / span if span > 0 else float("inf")
+        return min(MAX_RETRY_AFTER, max(1.0, 1.0 / rate if rate > 0 else MAX_RETRY_AFTER))
+
+    @contextlib.asynccontextmanager
+    async def turn(self, lane: str | None = None, *, long: bool = False) -> AsyncIterator[int]:
+        """Admit one request of ``lane`` (default: the request's :data:`priority`), wait for its
+        turn to run, and hold its place until the block ends; EngineBusy when it cannot be admitted.
+
+        Yields the engine slot to run on: the lowest free one for a short interactive request,
+        the highest for a ``long`` prompt or batch traffic (the engine serves low slots first)."""
+        batch = (lane or priority.get()) == BATCH
+        cap = self.slots + self.queue - (self.reserve if batch else 0)
+        with self._lock:
+            if self._admitted >= cap:
+                full = True
+            else:
+                full = False
+                self._admitted += 1
+        if full:
+            raise EngineBusy(self.name, cap, self.retry_after())
+        try:
+            slot = await self._wait_turn(batch, long)
+            try:
+                yield slot
+            finally:
+                self._leave(batch, slot)
+        finally:
+            with self._lock:
+                self._admitted -= 1
+
+    def _can_run(self, batch: bool) -> bool:
+        if self._running >= self.slots + self.spare:
+            return False
+        return not batch or self._running_batch < self.slots
+
+    def _start(self, batch: bool, long: bool) -> int:
+        self._running += 1
+        self._running_batch += batch
+        slot = max(self._free) if (batch or long) else min(self._free)
+        self._free.discard(slot)
+        return slot
+
+    async def _wait_turn(self, batch: bool, long: bool) -> int:
+        loop = asyncio.get_running_loop()
+        with self._cond_lock:
+            # FIFO within a lane, interactive before batch: go now only if nobody it yields to waits
+            ahead = bool(self._waiting) if batch else any(not w.batch for w in self._waiting)
+            if not ahead and self._can_run(batch):
+                return self._start(batch, long)
+            waiter = _Waiter(batch, long, loop)
+            self._waiting.append(waiter)
+        try:
+            await waiter.future
+        except BaseException:
+            with self._cond_lock:
+                if waiter.granted:
+                    granted = True
+                else:
+                    granted = False
+                    self._waiting.remove(waiter)
+            if granted:
+                assert waiter.slot is not None
+                self._leave(batch, waiter.slot)
+            raise
+        assert waiter.slot is not None
+        return waiter.slot
+
+    def _leave(self, batch: bool, slot: int) -> None:
+        with self._cond_lock:
+            self._running -= 1
+            self._running_batch -= batch
+            self._free.add(slot)
+            self._finished.append(self._clock())
+            self._grant()
+
+    def _grant(self) -> None:
+        """Start waiters that may run now: interactive ones first, then batch ones, oldest first."""
+        for want_batch in (False, True):
+            for waiter in [w for w in self._waiting if w.batch == want_batch]:
+                if not self._can_run(waiter.batch):
+                    break
+                self._waiting.remove(waiter)
+                waiter.granted = True
+                waiter.slot = self._start(waiter.batch, waiter.long)
+                try:
+                    waiter.loop.call_soon_threadsafe(_wake, waiter.future)
+                except RuntimeError:  # its event loop is gone: nobody waits any more
+                    waiter.granted = False
+                    self._running -= 1
+                    self._running_batch -= waiter.batch
+                    self._free.add(waiter.slot)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

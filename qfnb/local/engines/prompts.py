@@ -1,0 +1,54 @@
+"""Preparing a prompt for our own ``llama-server`` once, before it takes an engine slot.
+
+The chat template is rendered once (the engine's ``/apply-template``, or Gemma's turn format
+rendered here) and tokenized once (``/tokenize``); the tokens then go to ``/completions`` as
+they are, so the engine neither renders nor tokenizes again. Knowing the count first, the
+platform refuses a prompt that does not fit the model's context (in tokens: what costs) before
+any prefill, trims ``max_tokens`` to the room left, and sends a long prompt to a high-numbered
+slot: llama-server fills each step's batch slot by slot, so short prompts in low slots get
+their share of every step instead of waiting for a long prefill to end.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from qfnb.local.engines.base import PromptTooLong
+
+#: a prompt longer than this (tokens) takes more than one engine step to prefill: a "long" one
+LONG_PROMPT_TOKENS = 256
+
+
+def engine_root(base_url: str) -> str:
+    """The engine's own root URL (``…/v1`` stripped)."""
+    root = base_url.rstrip("/")
+    return root[:-3] if root.endswith("/v1") else root
+
+
+async def render_chat(client: httpx.AsyncClient, base_url: str, headers: dict[str, str],
+                      messages: list[dict[str, str]]) -> str:
+    """The model's own chat template applied to ``messages`` (with the assistant's turn opened)."""
+    resp = await client.post(engine_root(base_url) + "/apply-template", json={"messages": messages},
+                             headers=headers)
+    resp.raise_for_status()
+    return str(resp.json()["prompt"])
+
+
+async def tokenize(client: httpx.AsyncClient, base_url: str, headers: dict[str, str], text: str) -> list[int]:
+    """``text`` as the engine's tokens, special tokens parsed and BOS added as the model wants
+    (what the engine itself does with a text prompt)."""
+    resp = await client.post(engine_root(base_url) + "/tokenize",
+                             json={"content": text, "add_special": True, "parse_special": True}, headers=headers)
+    resp.raise_for_status()
+    return [int(t) for t in resp.json()["tokens"]]
+
+
+def fit(name: str, tokens: list[int], n_ctx: int, body: dict[str, Any]) -> None:
+    """Refuse a prompt that leaves no room in the context; trim ``max_tokens`` to the room left."""
+    room = n_ctx - len(tokens)
+    if room < 1:
+        raise PromptTooLong(f"the prompt is {len(tokens)} tokens; {name} has a context of {n_ctx} tokens "
+                            "(prompt and answer together)")
+    body["max_tokens"] = min(int(body.get("max_tokens") or room), room)
