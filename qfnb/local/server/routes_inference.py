@@ -25,6 +25,7 @@ from qfnb.local.engines import text2image
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import AsyncChat, EngineBusy, as_async_chat, as_async_embedder
 from qfnb.local.engines.llama_server import EngineUnavailable
+from qfnb.local.server.auth import authenticator
 from qfnb.local.server.wire import json_body, now, parse, response_id, v1_error
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.inference import (
@@ -93,18 +94,18 @@ async def oauth_token(request: Request) -> JSONResponse:
     if q.get("grant_type") != "client_credentials":
         return JSONResponse({"error": "unsupported_grant_type",
                              "error_description": "grant_type must be client_credentials"}, status_code=400)
-    status, body = request.app.state.auth.issue_token(q.get("client_id"), q.get("client_secret"))
+    status, body = authenticator(request).issue_token(q.get("client_id"), q.get("client_secret"))
     return JSONResponse(body, status_code=status)
 
 
 async def bearer_token(request: Request) -> JSONResponse:
     """``GET /v1/BCE-BEARER/token``: IAM-signed, mints a v2 bearer token."""
-    failure = request.app.state.auth.check_console(request)
+    failure = authenticator(request).check_console(request)
     if failure is not None:
         return failure
     raw = request.query_params.get("expireInSeconds", "43200")
     seconds = int(raw) if raw.isdigit() else 43200
-    return JSONResponse(request.app.state.auth.issue_bearer(max(60, min(seconds, 2_592_000))))
+    return JSONResponse(authenticator(request).issue_bearer(max(60, min(seconds, 2_592_000))))
 
 
 # ---- v1 ------------------------------------------------------------------------------------
@@ -112,7 +113,7 @@ async def bearer_token(request: Request) -> JSONResponse:
 
 async def v1_inference(request: Request) -> Response:
     platform = _platform(request)
-    failure = request.app.state.auth.check_inference(request)
+    failure = authenticator(request).check_inference(request)
     if failure is not None:
         return failure
     api_type, endpoint = request.path_params["api_type"], request.path_params["endpoint"]
@@ -324,7 +325,7 @@ def v2_chat_error(status: int, code: str, message: str) -> JSONResponse:
 
 async def v2_chat(request: Request) -> Response:
     platform = _platform(request)
-    problem = request.app.state.auth.check_bearer(request)
+    problem = authenticator(request).check_bearer(request)
     if problem is not None:
         return v2_chat_error(401, "invalid_iam_token", problem)
     try:
