@@ -32,9 +32,11 @@ from qfnb.protocol.daemon import (
     RUNTIME_FILE,
     SHUTDOWN_ROUTE,
     STATUS_ROUTE,
+    DaemonStatus,
     RuntimeInfo,
     default_data_dir,
 )
+from qfnb.protocol.daemon import EngineState as EngineState  # the status schema's home is qfnb.protocol
 
 logger = logging.getLogger("qfnb")
 
@@ -238,45 +240,12 @@ def _wait_gone(info: RuntimeInfo, timeout: float) -> bool:
     return False
 
 
-def daemon_status(data_dir: Path | str | None = None) -> dict[str, Any] | None:
+def daemon_status(data_dir: Path | str | None = None) -> DaemonStatus | None:
     """What the running daemon of ``data_dir`` reports (None when none runs)."""
     info = _running(read_runtime(data_dir))
     if info is None:
         return None
-    status: dict[str, Any] = _request("GET", info, STATUS_ROUTE).json()
-    return {"url": info.url, **status}
-
-
-@dataclass(frozen=True)
-class EngineState:
-    """One engine of the daemon's status (``GET /qfnb/status`` → ``engines``)."""
-
-    model: str
-    endpoint: str
-    state: str  # "starting" | "ready" | "stopped" | "failed"
-    since: float | None = None  # Unix time the state began
-    slots: int = 0
-    busy: int = 0
-    queued: int = 0
-
-    @classmethod
-    def from_dict(cls, raw: Any) -> EngineState | None:
-        """Parse one entry; None for a malformed one (an older or newer daemon)."""
-        if not isinstance(raw, dict) or not raw.get("model") or not raw.get("state"):
-            return None
-
-        def num(key: str) -> int:
-            try:
-                return int(raw.get(key) or 0)
-            except (TypeError, ValueError):
-                return 0
-
-        try:
-            since = float(raw["since"]) if raw.get("since") is not None else None
-        except (TypeError, ValueError):
-            since = None
-        return cls(model=str(raw["model"]), endpoint=str(raw.get("endpoint") or ""), state=str(raw["state"]),
-                   since=since, slots=num("slots"), busy=num("busy"), queued=num("queued"))
+    return DaemonStatus.from_dict(_request("GET", info, STATUS_ROUTE).json(), url=info.url)
 
 
 def in_use(data_dir: Path | str | None = None) -> bool:
