@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,13 @@ class TrainSpec:
     base_model_path: Path | None = None  # an HF model dir to train instead of the named model's weights
 
 
-#: wire name -> Hyper attribute; bounds are ``qfnb.protocol.training.LIMITS``, the client's and console's
-_ATTRS: dict[str, str] = {"epoch": "epoch", "learningRate": "learning_rate", "batchSize": "batch_size",
-                          "maxSeqLen": "max_seq_len", "loraRank": "lora_rank", "loraAlpha": "lora_alpha",
-                          "loraDropout": "lora_dropout", "maxSteps": "max_steps", "loggingSteps": "logging_steps"}
+def _snake(wire: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", wire).lower()
+
+
+#: wire name -> Hyper attribute, for the limited parameters the worker uses; their bounds are
+#: ``qfnb.protocol.training.LIMITS``, the client's and the console's
+_ATTRS: dict[str, str] = {w: _snake(w) for w in LIMITS if _snake(w) in {f.name for f in fields(Hyper)}}
 
 
 def parse_hyper(raw: Any) -> Hyper:

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal, overload
 from qfnb._core.http.ratelimit import estimate_tokens
 from qfnb._core.http.response import QfResponse
 from qfnb.protocol import routes
+from qfnb.protocol.model_names import V2_DEFAULT_MODEL
 
 from .accumulator import ChatAccumulator
 from .base import BaseInference, Target, blocking_doc, call_params
@@ -18,7 +19,6 @@ __all__ = ["ChatCompletion", "ChatMessages"]
 
 logger = logging.getLogger("qfnb.chat")
 
-V2_DEFAULT_MODEL = "ernie-lite-8k"
 #: what ``auto_concat_truncate`` sends to ask for the rest of a truncated answer (the SDK's default)
 CONTINUE_PROMPT = "继续"
 #: follow-up requests ``auto_concat_truncate`` makes at most for one answer
