@@ -154,3 +154,23 @@ def authenticator(request: Request) -> Authenticator:
     """The app's :class:`Authenticator` (``app.state.auth``, set by ``create_app``)."""
     auth: Authenticator = request.app.state.auth
     return auth
+
+
+async def oauth_token(request: Request) -> JSONResponse:
+    """``POST|GET /oauth/2.0/token``: the OAuth pair mints an access token."""
+    q = request.query_params
+    if q.get("grant_type") != "client_credentials":
+        return JSONResponse({"error": "unsupported_grant_type",
+                             "error_description": "grant_type must be client_credentials"}, status_code=400)
+    status, body = authenticator(request).issue_token(q.get("client_id"), q.get("client_secret"))
+    return JSONResponse(body, status_code=status)
+
+
+async def bearer_token(request: Request) -> JSONResponse:
+    """``GET /v1/BCE-BEARER/token``: IAM-signed, mints a v2 bearer token."""
+    failure = authenticator(request).check_console(request)
+    if failure is not None:
+        return failure
+    raw = request.query_params.get("expireInSeconds", "43200")
+    seconds = int(raw) if raw.isdigit() else 43200
+    return JSONResponse(authenticator(request).issue_bearer(max(60, min(seconds, 2_592_000))))

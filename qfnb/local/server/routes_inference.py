@@ -25,7 +25,7 @@ from qfnb.local.engines import text2image
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import AsyncChat, EngineBusy, as_async_chat, as_async_embedder
 from qfnb.local.engines.llama_server import EngineUnavailable
-from qfnb.local.server.auth import authenticator
+from qfnb.local.server.auth import authenticator, bearer_token, oauth_token
 from qfnb.local.server.wire import json_body, now, parse, response_id, v1_error
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.inference import (
@@ -86,28 +86,6 @@ def busy_v1(exc: EngineBusy) -> Response:
     return response
 
 
-# ---- OAuth ---------------------------------------------------------------------------------
-
-
-async def oauth_token(request: Request) -> JSONResponse:
-    q = request.query_params
-    if q.get("grant_type") != "client_credentials":
-        return JSONResponse({"error": "unsupported_grant_type",
-                             "error_description": "grant_type must be client_credentials"}, status_code=400)
-    status, body = authenticator(request).issue_token(q.get("client_id"), q.get("client_secret"))
-    return JSONResponse(body, status_code=status)
-
-
-async def bearer_token(request: Request) -> JSONResponse:
-    """``GET /v1/BCE-BEARER/token``: IAM-signed, mints a v2 bearer token."""
-    failure = authenticator(request).check_console(request)
-    if failure is not None:
-        return failure
-    raw = request.query_params.get("expireInSeconds", "43200")
-    seconds = int(raw) if raw.isdigit() else 43200
-    return JSONResponse(authenticator(request).issue_bearer(max(60, min(seconds, 2_592_000))))
-
-
 # ---- v1 ------------------------------------------------------------------------------------
 
 
@@ -118,30 +96,9 @@ async def v1_inference(request: Request) -> Response:
         return failure
     api_type, endpoint = request.path_params["api_type"], request.path_params["endpoint"]
     try:
-        body = await json_body(request)
-        if api_type == "chat":
-            return await _chat(request, platform, endpoint, body)
-        if api_type == "completions":
-            return await _completion(request, platform, endpoint, body)
-        if api_type == "embeddings":
-            return await _embeddings(platform, endpoint, body)
-        if api_type == "text2image":
-            parse(Text2ImageRequest, body)
-            result = await offload(text2image.generate, platform.settings.text2image_model_dir, body)
-            return JSONResponse(result)
-        if api_type == "plugin":
-            return await _plugin(platform, endpoint, body)
-        raise BodyError("endpoint", f"API name not exist: the local platform has no {api_type} model "
-                        f"(no local weights for it); {api_type} needs the cloud platform (set "
-                        "QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY)", ErrorCode.API_NAME_NOT_EXIST)
-    except BodyError as exc:
-        return v1_error(exc.code, str(exc))
-    except text2image.Unavailable as exc:
-        return v1_error(ErrorCode.API_NAME_NOT_EXIST, str(exc))
-    except PromptTooLong as exc:
-        return v1_error(ErrorCode.INVALID_PARAM, f"messages: {exc}")
-    except EngineBusy as exc:
-        return busy_v1(exc)
+        return await _v1_route(request, platform, api_type, endpoint, await json_body(request))
+    except (BodyError, text2image.Unavailable, PromptTooLong, EngineBusy) as exc:
+        return _v1_refusal(exc)
     except EngineUnavailable as exc:
         log.warning("%s", exc)
         return v1_error(ErrorCode.SERVER_HIGH_LOAD, f"the model engine is unavailable, retry shortly: {exc}")
@@ -151,6 +108,35 @@ async def v1_inference(request: Request) -> Response:
     except Exception:
         log.exception("inference on /%s/%s failed", api_type, endpoint)
         return v1_error(ErrorCode.INTERNAL_ERROR, "internal error (the server log has the details)")
+
+
+async def _v1_route(request: Request, platform: Platform, api_type: str, endpoint: str,
+                    body: dict[str, Any]) -> Response:
+    if api_type == "chat":
+        return await _chat(request, platform, endpoint, body)
+    if api_type == "completions":
+        return await _completion(request, platform, endpoint, body)
+    if api_type == "embeddings":
+        return await _embeddings(platform, endpoint, body)
+    if api_type == "text2image":
+        parse(Text2ImageRequest, body)
+        return JSONResponse(await offload(text2image.generate, platform.settings.text2image_model_dir, body))
+    if api_type == "plugin":
+        return await _plugin(platform, endpoint, body)
+    raise BodyError("endpoint", f"API name not exist: the local platform has no {api_type} model "
+                    f"(no local weights for it); {api_type} needs the cloud platform (set "
+                    "QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY)", ErrorCode.API_NAME_NOT_EXIST)
+
+
+def _v1_refusal(exc: Exception) -> Response:
+    """The v1 error answer for a request refused before or while its engine ran."""
+    if isinstance(exc, BodyError):
+        return v1_error(exc.code, str(exc))
+    if isinstance(exc, PromptTooLong):
+        return v1_error(ErrorCode.INVALID_PARAM, f"messages: {exc}")
+    if isinstance(exc, EngineBusy):
+        return busy_v1(exc)
+    return v1_error(ErrorCode.API_NAME_NOT_EXIST, str(exc))  # text2image.Unavailable
 
 
 async def _chat(request: Request, platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
