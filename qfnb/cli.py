@@ -138,20 +138,17 @@ def status(args: argparse.Namespace) -> int:
     if info is None:
         print("qfnb: no local platform is running for this data dir")
         return 3
-    jobs = ", ".join(f"{j['kind']} {j['id']} ({j['status']})" for j in info["jobsRunning"]) or "none"
-    print(f"url            {info['url']}\npid            {info['pid']}\nversion        {info['version']}\n"
-          f"uptime         {info['uptimeSeconds']:.0f} s\ndata dir       {info['dataDir']}\n"
-          f"models loaded  {', '.join(info['modelsLoaded']) or 'none'}\n"
-          f"engines        {_engines(info.get('engines') or [])}\n"
+    jobs = ", ".join(f"{j.kind} {j.id} ({j.status})" for j in info.jobs_running) or "none"
+    engines = ", ".join(f"{e.model} {e.state} ({e.busy}/{e.slots} busy, {e.queued} queued)"
+                        for e in info.engines) or "none running"
+    print(f"url            {info.url}\npid            {info.pid}\nversion        {info.version}\n"
+          f"uptime         {info.uptime_seconds:.0f} s\ndata dir       {info.data_dir}\n"
+          f"models loaded  {', '.join(info.models_loaded) or 'none'}\n"
+          f"engines        {engines}\n"
           f"jobs running   {jobs}\n"
-          f"memory         {_human_bytes(info['memoryBytes'])} (+ {_human_bytes(info['childMemoryBytes'])} "
+          f"memory         {_human_bytes(info.memory_bytes)} (+ {_human_bytes(info.child_memory_bytes)} "
           "in engines and workers)")
     return 0
-
-
-def _engines(rows: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{r['model']} {r['state']} ({r['busy']}/{r['slots']} busy, {r['queued']} queued)"
-                     for r in rows) or "none running"
 
 
 def stop(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-export QFNB_DATA_DIR=${QFNB_DATA_DIR:-$PWD/.qfnb/test-data}
+# every run gets its own temporary QFNB_DATA_DIR (tests/conftest.py): ~/.qfnb is never touched
 # The notebook tests run the fine-tune notebook with a shorter training; the full 30-step
 # demo (and that it teaches the fact) is checked by tests/lifecycle.
 export QFNB_TOUR_STEPS=${QFNB_TOUR_STEPS:-12}

@@ -1,8 +1,15 @@
 """Suite-wide fixtures: ``local_platform`` (the local platform's app with engine doubles, served on
-127.0.0.1), and local platform daemons started by the tests are stopped by them."""
+127.0.0.1), and local platform daemons started by the tests are stopped by them.
+
+Every run gets its own temporary ``QFNB_DATA_DIR`` (set before collection, removed at the end),
+whatever the caller's environment says: the suite never reads or writes ``~/.qfnb`` (or a data
+dir the user exported) and never stops a daemon it did not start."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +21,31 @@ from qfnb.protocol.daemon import RUNTIME_FILE, default_data_dir
 
 if TYPE_CHECKING:
     from tests.fakes.local_platform import ServedPlatform
+
+
+_SESSION_DATA: dict[str, str | None] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A fresh ``QFNB_DATA_DIR`` for this run (subprocesses and kernels inherit it)."""
+    _SESSION_DATA["previous"] = os.environ.get("QFNB_DATA_DIR")
+    _SESSION_DATA["dir"] = os.environ["QFNB_DATA_DIR"] = tempfile.mkdtemp(prefix="qfnb-test-data-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    made = _SESSION_DATA.pop("dir", None)
+    previous = _SESSION_DATA.pop("previous", None)
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)
+        if previous is None:
+            os.environ.pop("QFNB_DATA_DIR", None)
+        else:
+            os.environ["QFNB_DATA_DIR"] = previous
+
+
+def session_data_dir() -> Path:
+    """This run's temporary data dir."""
+    return Path(str(_SESSION_DATA["dir"])).resolve()
 
 
 @pytest.fixture
@@ -46,11 +78,13 @@ def _stop_daemons_of_temp_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="session", autouse=True)
 def _stop_daemons_at_exit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """At the end: the session data dir's daemon, and any left in temporary dirs (e.g. started
-    by a notebook kernel), are stopped."""
+    """At the end: daemons of this run's data dir and of temporary dirs (e.g. started by a
+    notebook kernel) are stopped; a daemon anywhere else is never touched."""
     yield
+    base, session = tmp_path_factory.getbasetemp().resolve(), session_data_dir()
     roots = {default_data_dir().resolve(), *daemon._known}
-    roots.update(p.parent for p in tmp_path_factory.getbasetemp().rglob(RUNTIME_FILE))
+    roots.update(p.parent for p in base.rglob(RUNTIME_FILE))
     for root in roots:
-        if (root / RUNTIME_FILE).exists():
+        ours = root.resolve().is_relative_to(base) or root.resolve().is_relative_to(session)
+        if ours and (root / RUNTIME_FILE).exists():
             _stop(root)

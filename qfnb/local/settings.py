@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.protocol.daemon import default_data_dir
+from qfnb.protocol.files import write_private_json
 
 __all__ = ["Credentials", "Settings", "default_data_dir"]
 
@@ -62,17 +63,8 @@ class Credentials:
             data = json.loads(path.read_text(encoding="utf-8"))
             return cls(**{k: str(data[k]) for k in ("api_key", "secret_key", "access_key", "iam_secret_key")}), False
         creds = cls.generate()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(creds.to_dict(), fh)
-        try:
-            os.link(tmp, path)  # atomic create-if-absent: a concurrent first start keeps one pair
-        except FileExistsError:
-            return cls.create_if_absent(path)
-        finally:
-            tmp.unlink()
+        if not write_private_json(path, creds.to_dict(), exclusive=True):
+            return cls.create_if_absent(path)  # a concurrent first start keeps one pair
         return creds, True
 
 

@@ -20,8 +20,9 @@ from IPython.core.error import UsageError
 from qfnb.notebook import _fmt, _theme, train
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.train import BOUNDS, DEFAULT_BASE, TrainerFactory, TrainSpec, launch
+from qfnb.protocol.model_names import LOCAL_CHAT_MODEL
 
-BASE_MODELS = (DEFAULT_BASE, "Qwen2.5-Coder-0.5B-Instruct")
+BASE_MODELS = (DEFAULT_BASE, LOCAL_CHAT_MODEL)
 
 
 def demo_dataset() -> Path | None:

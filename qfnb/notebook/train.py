@@ -18,11 +18,12 @@ from IPython.core.error import UsageError
 
 from qfnb._core.runtime.poll import poll_until
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
+from qfnb.protocol.model_names import LOCAL_FINETUNE_BASE
 from qfnb.protocol.training import LIMITS, hyper_problem
 
 log = logging.getLogger("qfnb.notebook.train")
 
-DEFAULT_BASE = "Gemma-3-270M"
+DEFAULT_BASE = LOCAL_FINETUNE_BASE
 # field -> (min, max) inclusive; None = unbounded. Mirrors qfnb.trainer.TrainConfig's bounds.
 #: option -> its hyperparameter in qfnb.protocol.training.LIMITS (the table the platform enforces)
 HYPER: dict[str, str] = {

@@ -1,4 +1,5 @@
-"""The local platform daemon's contract: where its files live and what its runtime file says.
+"""The local platform daemon's contract: where its files live, what its runtime file says and
+what its status route answers.
 
 The client (``qfnb._core.backend.daemon``) and the daemon (``qfnb.local.server.daemon``) meet here and at the
 wire: one ``qfnb serve --daemon`` per data dir, found through ``<data_dir>/runtime.json``
@@ -69,6 +70,17 @@ class RuntimeInfo:
             raise ValueError(f"malformed runtime file: {exc!r}") from exc
 
 
+def _num(raw: Mapping[str, Any], key: str, kind: type[int] | type[float], default: Any = 0) -> Any:
+    """``raw[key]`` as ``kind``; ``default`` when it is missing or malformed (an older or newer daemon)."""
+    value = raw.get(key)
+    if value is None or isinstance(value, bool):
+        return default
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        return default
+
+
 @dataclass(frozen=True)
 class EngineState:
     """One engine of the daemon's status (``GET /qfnb/status`` → ``engines``)."""
@@ -80,22 +92,71 @@ class EngineState:
     slots: int = 0
     busy: int = 0
     queued: int = 0
+    pid: int | None = None
+    adapters: int = 0
 
     @classmethod
     def from_dict(cls, raw: Any) -> EngineState | None:
-        """Parse one entry; None for a malformed one (an older or newer daemon)."""
-        if not isinstance(raw, dict) or not raw.get("model") or not raw.get("state"):
+        """Parse one entry; None for a malformed one."""
+        if not isinstance(raw, Mapping) or not raw.get("model") or not raw.get("state"):
             return None
-
-        def num(key: str) -> int:
-            try:
-                return int(raw.get(key) or 0)
-            except (TypeError, ValueError):
-                return 0
-
-        try:
-            since = float(raw["since"]) if raw.get("since") is not None else None
-        except (TypeError, ValueError):
-            since = None
         return cls(model=str(raw["model"]), endpoint=str(raw.get("endpoint") or ""), state=str(raw["state"]),
-                   since=since, slots=num("slots"), busy=num("busy"), queued=num("queued"))
+                   since=_num(raw, "since", float, None), slots=_num(raw, "slots", int), busy=_num(raw, "busy", int),
+                   queued=_num(raw, "queued", int), pid=_num(raw, "pid", int, None),
+                   adapters=_num(raw, "adapters", int))
+
+
+@dataclass(frozen=True)
+class RunningJob:
+    """A fine-tune run or an evaluation under way (``jobsRunning``)."""
+
+    kind: str  # "fine-tune" | "evaluation"
+    id: str
+    status: str
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> RunningJob | None:
+        if not isinstance(raw, Mapping) or not raw.get("id"):
+            return None
+        return cls(kind=str(raw.get("kind") or "job"), id=str(raw["id"]), status=str(raw.get("status") or ""))
+
+
+@dataclass(frozen=True)
+class DaemonStatus:
+    """What ``GET /qfnb/status`` answers (camelCase on the wire) and ``qfnb status`` shows.
+
+    Parsing is lenient: a key an older daemon does not send reads as its default."""
+
+    pid: int = 0
+    version: str = ""
+    uptime_seconds: float = 0.0
+    data_dir: str = ""
+    models_loaded: tuple[str, ...] = ()
+    engines: tuple[EngineState, ...] = ()
+    jobs_running: tuple[RunningJob, ...] = ()
+    memory_bytes: int = 0
+    child_memory_bytes: int = 0
+    #: where the client reached it (from the runtime file; not sent by the daemon)
+    url: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pid": self.pid, "version": self.version, "uptimeSeconds": self.uptime_seconds,
+                "dataDir": self.data_dir, "modelsLoaded": list(self.models_loaded),
+                "engines": [asdict(e) for e in self.engines], "jobsRunning": [asdict(j) for j in self.jobs_running],
+                "memoryBytes": self.memory_bytes, "childMemoryBytes": self.child_memory_bytes}
+
+    @classmethod
+    def from_dict(cls, raw: Any, *, url: str = "") -> DaemonStatus:
+        raw = raw if isinstance(raw, Mapping) else {}
+        loaded = raw.get("modelsLoaded")
+        engines = raw.get("engines")
+        jobs = raw.get("jobsRunning")
+        return cls(pid=_num(raw, "pid", int), version=str(raw.get("version") or ""),
+                   uptime_seconds=_num(raw, "uptimeSeconds", float, 0.0), data_dir=str(raw.get("dataDir") or ""),
+                   models_loaded=tuple(map(str, loaded)) if isinstance(loaded, list) else (),
+                   engines=tuple(e for e in map(EngineState.from_dict, engines) if e is not None)
+                   if isinstance(engines, list) else (),
+                   jobs_running=tuple(j for j in map(RunningJob.from_dict, jobs) if j is not None)
+                   if isinstance(jobs, list) else (),
+                   memory_bytes=_num(raw, "memoryBytes", int), child_memory_bytes=_num(raw, "childMemoryBytes", int),
+                   url=url)

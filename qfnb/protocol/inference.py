@@ -81,41 +81,7 @@ def validate_messages(messages: Any, *, field: str = "messages") -> list[dict[st
     if not messages:
         raise ProtocolError(field, "must not be empty", ErrorCode.INVALID_MESSAGES)
     check_message_count(messages, field)
-    out: list[dict[str, Any]] = []
-    for i, raw in enumerate(messages):
-        where = f"{field}[{i}]"
-        if isinstance(raw, BaseModel):
-            raw = raw.model_dump(exclude_none=True)
-        if not isinstance(raw, dict):
-            raise ProtocolError(where, f"must be a dict with role and content, got {type(raw).__name__}",
-                                ErrorCode.INVALID_MESSAGES)
-        role = raw.get("role")
-        if role == "system":
-            raise ProtocolError(f"{where}.role", "v1 chat has no 'system' role; pass system=... instead",
-                                ErrorCode.INVALID_MESSAGES)
-        if role not in V1_ROLES:
-            raise ProtocolError(f"{where}.role", f"unknown role {role!r}; expected one of {', '.join(V1_ROLES)}",
-                                ErrorCode.INVALID_MESSAGES)
-        expected_user = i % 2 == 0
-        if expected_user and role != "user":
-            raise ProtocolError(f"{where}.role", f"expected 'user' at position {i} (roles must alternate "
-                                f"user/assistant starting with user), got {role!r}", ErrorCode.INVALID_MESSAGES)
-        if not expected_user and role == "user":
-            raise ProtocolError(f"{where}.role", f"expected 'assistant' or 'function' at position {i} "
-                                "(roles must alternate user/assistant), got 'user'", ErrorCode.INVALID_MESSAGES)
-        content = raw.get("content")
-        if role == "function" and not raw.get("name"):
-            raise ProtocolError(f"{where}.name", "a function message must carry the function's name",
-                                ErrorCode.INVALID_MESSAGES)
-        if role == "assistant" and raw.get("function_call") and content in (None, ""):
-            out.append(dict(raw))
-            continue
-        if not isinstance(content, str):
-            raise ProtocolError(f"{where}.content", f"must be a string, got {type(content).__name__}",
-                                ErrorCode.INVALID_MESSAGES)
-        if not content.strip():
-            raise ProtocolError(f"{where}.content", "must not be empty", ErrorCode.INVALID_MESSAGES)
-        out.append(dict(raw))
+    out = [_checked_message(raw, i, f"{field}[{i}]") for i, raw in enumerate(messages)]
     if len(out) % 2 == 0:
         raise ProtocolError(field, f"must hold an odd number of messages ending with a user turn, got {len(out)}",
                             ErrorCode.INVALID_MESSAGES)
@@ -128,6 +94,44 @@ MAX_TOKENS_LIMIT = MAX_OUTPUT_TOKENS
 SEED_LIMIT = 2_147_483_647
 TOP_K_LIMIT = 1_000
 STOP_ITEMS, STOP_CHARS = 4, 20
+
+
+
+def _checked_message(raw: Any, i: int, where: str) -> dict[str, Any]:
+    """Message ``i`` of a v1 history as a plain dict; ProtocolError naming ``where`` otherwise."""
+    if isinstance(raw, BaseModel):
+        raw = raw.model_dump(exclude_none=True)
+    if not isinstance(raw, dict):
+        raise ProtocolError(where, f"must be a dict with role and content, got {type(raw).__name__}",
+                            ErrorCode.INVALID_MESSAGES)
+    _check_role(raw.get("role"), i, where)
+    content = raw.get("content")
+    if raw.get("role") == "function" and not raw.get("name"):
+        raise ProtocolError(f"{where}.name", "a function message must carry the function's name",
+                            ErrorCode.INVALID_MESSAGES)
+    if raw.get("role") == "assistant" and raw.get("function_call") and content in (None, ""):
+        return dict(raw)
+    if not isinstance(content, str):
+        raise ProtocolError(f"{where}.content", f"must be a string, got {type(content).__name__}",
+                            ErrorCode.INVALID_MESSAGES)
+    if not content.strip():
+        raise ProtocolError(f"{where}.content", "must not be empty", ErrorCode.INVALID_MESSAGES)
+    return dict(raw)
+
+
+def _check_role(role: Any, i: int, where: str) -> None:
+    if role == "system":
+        raise ProtocolError(f"{where}.role", "v1 chat has no 'system' role; pass system=... instead",
+                            ErrorCode.INVALID_MESSAGES)
+    if role not in V1_ROLES:
+        raise ProtocolError(f"{where}.role", f"unknown role {role!r}; expected one of {', '.join(V1_ROLES)}",
+                            ErrorCode.INVALID_MESSAGES)
+    if i % 2 == 0 and role != "user":
+        raise ProtocolError(f"{where}.role", f"expected 'user' at position {i} (roles must alternate "
+                            f"user/assistant starting with user), got {role!r}", ErrorCode.INVALID_MESSAGES)
+    if i % 2 == 1 and role == "user":
+        raise ProtocolError(f"{where}.role", f"expected 'assistant' or 'function' at position {i} "
+                            "(roles must alternate user/assistant), got 'user'", ErrorCode.INVALID_MESSAGES)
 
 
 def _check_range(field: str, value: Any, lo: float, hi: float, *, lo_open: bool = False,

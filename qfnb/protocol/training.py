@@ -1,9 +1,10 @@
-"""Fine-tune hyperparameter limits: one table for the client, the trainer, the notebook and the
-local platform (which may import only ``qfnb.protocol``).
+"""Fine-tune hyperparameters: the one table of limits and of defaults, for the client, the
+trainer, the notebook, the console routes and the training worker (the local platform may
+import only ``qfnb.protocol``).
 
 Keys are the wire (camelCase) names in a fine-tune run's ``hyperParameterConfig``; the checks
-are pure. The platform enforces the same table, so a value the client lets through is never
-refused for being out of range after it was sent.
+are pure. The console and the worker enforce the same table, so a value the client lets through
+is never refused after it was sent.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LIMITS", "Limit", "hyper_problem"]
+__all__ = ["DEFAULTS", "LIMITS", "Limit", "hyper_problem"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ LIMITS: dict[str, Limit] = {
     "weightDecay": Limit(float, 0.0, 1.0),
     "seed": Limit(int, 0, 2**31 - 1),
 }
+
+
+#: what a run gets for a hyperparameter its request leaves out (the console fills these in)
+DEFAULTS: dict[str, int | float] = {"epoch": 1, "learningRate": 1e-3, "batchSize": 4, "maxSeqLen": 256,
+                                    "loraRank": 16, "loraAlpha": 32, "loraDropout": 0.0, "loggingSteps": 1}
 
 
 def hyper_problem(name: str, value: Any) -> str | None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from qfnb._core.errors import ValidationError
 from qfnb.protocol.daemon import default_data_dir
+from qfnb.protocol.files import write_private_json
 
 
 def cache_dir() -> Path:
@@ -46,17 +46,7 @@ def write_record(record: dict[str, Any]) -> Path | None:
         return None
     path = record_path(str(record["id"]))
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(record, ensure_ascii=False, indent=1, default=str)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private_json(path, record, indent=1)
     return path
 
 

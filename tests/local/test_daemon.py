@@ -60,7 +60,8 @@ def test_start_status_stop_and_private_runtime_file(data_dir: Path) -> None:
     assert json.loads(runtime.read_text())["pid"] == platform.pid != os.getpid()
     assert platform.secret_key not in repr(platform) and platform.iam_secret_key not in repr(platform)
     status = daemon.daemon_status(data_dir)
-    assert status is not None and status["pid"] == platform.pid and status["jobsRunning"] == []
+    assert status is not None and status.pid == platform.pid and status.jobs_running == ()
+    assert status.url == platform.base_url and status.data_dir == str(data_dir.resolve())
     # the control routes need the runtime file's token
     assert httpx.get(platform.base_url + "/qfnb/status").status_code == 403
     assert httpx.post(platform.base_url + "/qfnb/shutdown").status_code == 403
@@ -121,10 +122,10 @@ def _finetune_in_background(steps: int, pace: float) -> subprocess.Popen[str]:
     return subprocess.Popen(_script(code), stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
 
 
-def _runs(platform: daemon.LocalPlatform) -> list[dict]:  # type: ignore[type-arg]
+def _runs(platform: daemon.LocalPlatform) -> list[dict[str, str]]:
     status = daemon.daemon_status(platform.data_dir)
     assert status is not None
-    return status["jobsRunning"]  # type: ignore[no-any-return]
+    return [{"kind": j.kind, "id": j.id, "status": j.status} for j in status.jobs_running]
 
 
 def test_job_outlives_the_process_that_started_it_and_a_daemon_sigkill(data_dir: Path) -> None:

@@ -21,7 +21,7 @@ from qfnb._core.backend.control import Control
 from qfnb._core.backend.discovery import LocalPlatform, known, known_lock, load_platform, read_runtime, root
 from qfnb._core.backend.process import TICK, log_tail, pid_alive, spawn, start_lock, wait_gone
 from qfnb._core.transport import Transport
-from qfnb.protocol.daemon import LOG_FILE, EngineState, RuntimeInfo
+from qfnb.protocol.daemon import LOG_FILE, DaemonStatus, EngineState, RuntimeInfo
 
 __all__ = ["START_TIMEOUT", "DaemonError", "EngineState", "LocalDaemon", "LocalPlatform", "daemon_status",
            "engine_states", "ensure_daemon", "in_use", "read_runtime", "stop_daemon"]
@@ -152,9 +152,13 @@ def ensure_daemon(data_dir: Path | str | None = None, *, timeout: float = START_
     return LocalDaemon(data_dir, serve_args=serve_args, timeout=timeout).ensure()
 
 
-def daemon_status(data_dir: Path | str | None = None) -> dict[str, Any] | None:
+def daemon_status(data_dir: Path | str | None = None) -> DaemonStatus | None:
     """What the running daemon of ``data_dir`` reports (None when none runs)."""
-    return LocalDaemon(data_dir).status()
+    raw = LocalDaemon(data_dir).status()
+    if raw is None:
+        return None
+    info = read_runtime(root(data_dir))
+    return DaemonStatus.from_dict(raw, url=info.url if info is not None else "")
 
 
 def engine_states(data_dir: Path | str | None = None, *, timeout: float = 0.5) -> list[EngineState] | None:

@@ -27,13 +27,11 @@ from qfnb.local.domain.seed_names import FINETUNE_NAMES, notice
 from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, check_name, iso
 from qfnb.protocol.console import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
-from qfnb.protocol.training import LIMITS, hyper_problem
+from qfnb.protocol.training import DEFAULTS, LIMITS, hyper_problem
 
 log = logging.getLogger("qfnb.local.domain.console")
 
 TRAINABLE_KINDS = ("transformers", "llama.cpp")
-HYPER_DEFAULTS: dict[str, Any] = {"epoch": 1, "learningRate": 1e-3, "batchSize": 4, "maxSeqLen": 256,
-                                  "loraRank": 16, "loraAlpha": 32, "loraDropout": 0.0, "loggingSteps": 1}
 
 
 class NotFound(Exception):
@@ -92,7 +90,7 @@ def check_hyper(raw: Any, field: str) -> dict[str, Any]:
         raw = {}
     if not isinstance(raw, dict):
         raise BodyError(field, "must be an object")
-    hyper = dict(HYPER_DEFAULTS)
+    hyper: dict[str, Any] = dict(DEFAULTS)
     for key, value in raw.items():
         limit = LIMITS.get(key)
         if limit is None:
@@ -187,7 +185,8 @@ def ensure_presets(platform: Platform) -> None:
                                            "sourceType": "PlatformPreset"})
 
 
-def publish(platform: Platform, *, is_new: Any, meta: Any, model_name: Any, model_id: Any) -> tuple[dict, dict]:
+def publish(platform: Platform, *, is_new: Any, meta: Any, model_name: Any,
+            model_id: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """Publish a Done run's adapter as a new model (or a new version of ``model_id``)."""
     if not isinstance(meta, dict):
         raise BodyError("versionMeta", "is required: {taskId, iterationId}")

@@ -93,28 +93,35 @@ class Platform:
         case-insensitively); BodyError 336005 listing what is served otherwise."""
         key = endpoint.strip("/").lower()
         models = self.served(api_type)
-        for m in models:
-            if key in (m.endpoint.lower(), m.name.lower()):
-                return m
-        for alias, target in self.settings.aliases.items():
-            if key == alias or key == (builtin_endpoint(api_type, alias) or "").lower():
-                for m in models:
-                    if target.lower() in (m.name.lower(), m.endpoint.lower()):
-                        return m
-        seeded = seed_model(api_type, key, [m for m in self.base_models() if api_type in m.api_types])
-        if seeded is not None:
-            return seeded
-        if api_type in ("chat", "completions") and key not in self._deployed:
-            # a service deployed by another server on this data dir: register it here too (may block)
-            for svc in self.store.all("services", lambda s: s.get("uri", "").lower() == key
-                                      and s.get("status") == ServiceStatus.SERVING.value):
-                if self.deploy(svc).get("status") == ServiceStatus.SERVING.value:
-                    return self._deployed[key]
+        found = (_named(models, key) or self._aliased(api_type, key, models)
+                 or seed_model(api_type, key, [m for m in self.base_models() if api_type in m.api_types])
+                 or self._deployed_elsewhere(api_type, key))
+        if found is not None:
+            return found
         listing = ", ".join(f"{m.name} (/{api_type}/{m.endpoint})" for m in models) or "none"
         hint = (" Cloud models such as ERNIE are not available offline; set QFNB_MODEL_ALIASES, e.g. "
                 '{"ERNIE-Lite-8K": "Qwen2.5-Coder-0.5B-Instruct"}, to map a name onto a local model.')
         raise BodyError("endpoint", f"API name not exist: /{api_type}/{endpoint} is not served by the local "
                         f"platform. It serves for {api_type}: {listing}.{hint}", ErrorCode.API_NAME_NOT_EXIST)
+
+    def _aliased(self, api_type: str, key: str, models: list[Any]) -> Any:
+        """The model ``QFNB_MODEL_ALIASES`` maps ``key`` (a name or its built-in endpoint) onto."""
+        for alias, target in self.settings.aliases.items():
+            if key == alias or key == (builtin_endpoint(api_type, alias) or "").lower():
+                found = _named(models, target.lower())
+                if found is not None:
+                    return found
+        return None
+
+    def _deployed_elsewhere(self, api_type: str, key: str) -> Any:
+        """A service deployed by another server on this data dir: registered here too (may block)."""
+        if api_type not in ("chat", "completions") or key in self._deployed:
+            return None
+        for svc in self.store.all("services", lambda s: s.get("uri", "").lower() == key
+                                  and s.get("status") == ServiceStatus.SERVING.value):
+            if self.deploy(svc).get("status") == ServiceStatus.SERVING.value:
+                return self._deployed[key]
+        return None
 
     def loaded_models(self) -> list[str]:
         """Endpoints of the models this process has loaded (or started loading)."""
@@ -161,3 +168,8 @@ class _Alias:
         self.api_types = ("chat", "completions")
         self.kind = target.kind
         self.target = target
+
+
+def _named(models: list[Any], key: str) -> Any:
+    """The model whose endpoint or name is ``key`` (lower case), or None."""
+    return next((m for m in models if key in (m.endpoint.lower(), m.name.lower())), None)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qfnb.protocol.daemon import default_model_cache
+from qfnb.protocol.files import write_private_json
 from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE
 
 log = logging.getLogger("qfnb.local.engines.assets")
@@ -161,10 +162,7 @@ def _verified(target: Path, sha256: str) -> bool:
 
 
 def _write_stamp(target: Path, sha256: str) -> None:
-    sidecar = target.with_name(target.name + ".sha256.json")
-    tmp = sidecar.with_name(sidecar.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"sha256": sha256, **_stamp(target)}))
-    os.replace(tmp, sidecar)
+    write_private_json(target.with_name(target.name + ".sha256.json"), {"sha256": sha256, **_stamp(target)})
 
 
 def concatenate_verified(parts: Sequence[Path], target: Path, sha256: str) -> Path:

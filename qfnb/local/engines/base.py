@@ -195,11 +195,11 @@ class ChatEngine(abc.ABC):
     name: str
 
     @abc.abstractmethod
-    def chat(self, messages: list[dict], *, system: str | None, params: dict) -> Iterator[Delta]:
+    def chat(self, messages: list[dict[str, Any]], *, system: str | None, params: dict[str, Any]) -> Iterator[Delta]:
         """Stream the assistant's reply to ``messages`` (blocking iterator)."""
 
     @abc.abstractmethod
-    def complete(self, prompt: str, *, params: dict) -> Iterator[Delta]:
+    def complete(self, prompt: str, *, params: dict[str, Any]) -> Iterator[Delta]:
         """Stream a raw continuation of ``prompt``."""
 
     def close(self) -> None:  # noqa: B027 - optional hook

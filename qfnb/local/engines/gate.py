@@ -247,7 +247,7 @@ def as_async_chat(engine: Any) -> AsyncChat:
     if face is None:
         face = ThreadedChat(engine)
         engine._qfnb_async = face
-    return face  # type: ignore[no-any-return]
+    return face
 
 
 def as_async_embedder(embedder: Any) -> BatchingEmbedder:
@@ -258,7 +258,7 @@ def as_async_embedder(embedder: Any) -> BatchingEmbedder:
     if face is None:
         face = BatchingEmbedder(embedder)
         embedder._qfnb_async = face
-    return face  # type: ignore[no-any-return]
+    return face
 
 
 _background: asyncio.AbstractEventLoop | None = None

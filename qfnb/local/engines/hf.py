@@ -78,7 +78,7 @@ class HFChatEngine(ChatEngine):
                 from peft import PeftModel
 
                 model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-        self._model = model.eval()
+        self._model = model.eval()  # type: ignore[no-untyped-call]
         eos = model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         if self._tok.eos_token_id is not None:
@@ -90,19 +90,19 @@ class HFChatEngine(ChatEngine):
         self._eos = eos_ids
         self._lock = threading.Lock()
 
-    def render(self, messages: list[dict], system: str | None) -> str:
+    def render(self, messages: list[dict[str, Any]], system: str | None) -> str:
         msgs = normalize_messages(messages, system)
         if self._template == "gemma":
             return (self._tok.bos_token or "") + render_gemma(msgs)
         return str(self._tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
 
-    def chat(self, messages: list[dict], *, system: str | None, params: dict) -> Iterator[Delta]:
+    def chat(self, messages: list[dict[str, Any]], *, system: str | None, params: dict[str, Any]) -> Iterator[Delta]:
         return self._run(self.render(messages, system), params, special=True)
 
-    def complete(self, prompt: str, *, params: dict) -> Iterator[Delta]:
+    def complete(self, prompt: str, *, params: dict[str, Any]) -> Iterator[Delta]:
         return self._run(prompt, params, special=False)
 
-    def _run(self, text: str, params: dict, *, special: bool) -> Iterator[Delta]:
+    def _run(self, text: str, params: dict[str, Any], *, special: bool) -> Iterator[Delta]:
         gp = gen_params(params, default_stop=self._stop)
         # chat prompts carry their special tokens as text; raw completions get the tokenizer's BOS
         ids = self._tok(text, add_special_tokens=not special)["input_ids"]

@@ -33,7 +33,7 @@ def _pipeline(model_dir: Path) -> Any:
     with _lock:
         if model_dir not in _pipelines:
             try:
-                from diffusers import AutoPipelineForText2Image  # type: ignore[import-not-found]
+                from diffusers import AutoPipelineForText2Image
             except ImportError as exc:
                 raise Unavailable("diffusers is not installed. " + HOW_TO) from exc
             log.info("loading text2image model from %s", model_dir)

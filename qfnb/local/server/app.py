@@ -17,7 +17,7 @@ from qfnb.local.domain import console, evaluation
 from qfnb.local.domain.platform import Platform
 from qfnb.local.engines.api import RegistryLike
 from qfnb.local.server import failures, routes_console, routes_inference, routes_v2
-from qfnb.local.server.auth import Authenticator
+from qfnb.local.server.auth import Authenticator, authenticator
 from qfnb.local.server.guard import BodyLimit
 from qfnb.local.server.wire import bce_error
 from qfnb.local.settings import Settings
@@ -27,15 +27,15 @@ log = logging.getLogger("qfnb.local")
 
 def default_registry(settings: Settings) -> RegistryLike:
     """The real engines (``qfnb.local.engines``, the local extra)."""
-    from qfnb.local.engines import EngineRegistry  # type: ignore[attr-defined]
+    from qfnb.local.engines import EngineRegistry
 
-    return EngineRegistry(settings.data_dir, options=settings.engine_options)  # type: ignore[no-any-return]
+    return EngineRegistry(settings.data_dir, options=settings.engine_options)
 
 
 async def bos_object(request: Request) -> Response:
     """Contract 6: signed ``PUT``/``GET /bos/{bucket}/{key}`` under ``<data_dir>/objects``."""
     platform: Platform = request.app.state.platform
-    failure = request.app.state.auth.check_console(request)
+    failure = authenticator(request).check_console(request)
     if failure is not None:
         return failure
     try:

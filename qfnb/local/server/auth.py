@@ -163,3 +163,9 @@ class Authenticator:
         if state == "expired":
             return "bearer token expired"
         return None
+
+
+def authenticator(request: Request) -> Authenticator:
+    """The app's :class:`Authenticator` (``app.state.auth``, set by ``create_app``)."""
+    auth: Authenticator = request.app.state.auth
+    return auth

@@ -10,7 +10,7 @@ import hmac
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import asdict
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from qfnb.local.domain.platform import Platform
 from qfnb.protocol.console import EvalState, RunStatus
-from qfnb.protocol.daemon import CONTROL_HEADER, SHUTDOWN_ROUTE, STATUS_ROUTE
+from qfnb.protocol.daemon import CONTROL_HEADER, SHUTDOWN_ROUTE, STATUS_ROUTE, DaemonStatus, EngineState, RunningJob
 
 
 def _rss_bytes(pid: int) -> int:
@@ -39,30 +39,30 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def running_jobs(platform: Platform) -> list[dict[str, Any]]:
+def running_jobs(platform: Platform) -> list[RunningJob]:
     """Fine-tune runs and evaluations that are under way."""
     runs = platform.store.all("runs", lambda r: r.get("status") in (RunStatus.WAITING.value, RunStatus.RUNNING.value))
     evals = platform.store.all("evaluations", lambda e: e.get("state") in (
         EvalState.PENDING.value, EvalState.DOING.value))
-    return ([{"kind": "fine-tune", "id": r["sid"], "status": r["status"]} for r in runs]
-            + [{"kind": "evaluation", "id": e["sid"], "status": e["state"]} for e in evals])
+    return ([RunningJob("fine-tune", str(r["sid"]), str(r["status"])) for r in runs]
+            + [RunningJob("evaluation", str(e["sid"]), str(e["state"])) for e in evals])
 
 
-def engine_states(platform: Platform) -> list[dict[str, Any]]:
+def engine_states(platform: Platform) -> list[EngineState]:
     """Per engine: model, endpoint, state (stopped/starting/ready/failed), since, slots, busy, queued."""
     states = getattr(platform.registry, "engine_states", None)
-    return list(states()) if states is not None else []
+    rows = list(states()) if states is not None else []
+    return [e for e in map(EngineState.from_dict, rows) if e is not None]
 
 
-def status(platform: Platform, started: float, version: str) -> dict[str, Any]:
+def status(platform: Platform, started: float, version: str) -> DaemonStatus:
     """What ``qfnb status`` shows."""
     pid = os.getpid()
     kids = _children(pid)
-    return {"pid": pid, "version": version, "uptimeSeconds": round(time.time() - started, 1),
-            "dataDir": str(platform.settings.data_dir), "modelsLoaded": sorted(platform.loaded_models()),
-            "engines": engine_states(platform),
-            "jobsRunning": running_jobs(platform), "memoryBytes": _rss_bytes(pid),
-            "childMemoryBytes": sum(_rss_bytes(k) for k in kids)}
+    return DaemonStatus(pid=pid, version=version, uptime_seconds=round(time.time() - started, 1),
+                        data_dir=str(platform.settings.data_dir), models_loaded=tuple(sorted(platform.loaded_models())),
+                        engines=tuple(engine_states(platform)), jobs_running=tuple(running_jobs(platform)),
+                        memory_bytes=_rss_bytes(pid), child_memory_bytes=sum(_rss_bytes(k) for k in kids))
 
 
 def routes(token: str, started: float, version: str, request_exit: Callable[[], None]) -> list[Route]:
@@ -74,12 +74,12 @@ def routes(token: str, started: float, version: str, request_exit: Callable[[], 
     async def get_status(request: Request) -> JSONResponse:
         if not allowed(request):
             return JSONResponse({"error": "control token required"}, status_code=403)
-        return JSONResponse(status(request.app.state.platform, started, version))
+        return JSONResponse(status(request.app.state.platform, started, version).to_dict())
 
     async def shutdown(request: Request) -> JSONResponse:
         if not allowed(request):
             return JSONResponse({"error": "control token required"}, status_code=403)
-        jobs = running_jobs(request.app.state.platform)
+        jobs = [asdict(j) for j in running_jobs(request.app.state.platform)]
         if jobs and request.query_params.get("force") not in ("1", "true"):
             return JSONResponse({"stopped": False, "jobsRunning": jobs}, status_code=409)
         request_exit()

@@ -18,26 +18,17 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Any
 
 from qfnb.local.engines.api import RegistryLike
 from qfnb.local.server import control, listen
 from qfnb.local.server.app import create_app
 from qfnb.local.settings import Settings
 from qfnb.protocol.daemon import LOCK_FILE, RUNTIME_FILE, RuntimeInfo
+from qfnb.protocol.files import write_private_json
 from qfnb.protocol.model_names import LOCAL_DEFAULT_MODELS
 from qfnb.protocol.version import __version__
 
 log = logging.getLogger("qfnb.local.server.daemon")
-
-def write_private(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to ``path`` atomically with mode 0600."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, path)
-
 
 def _remove_if_ours(path: Path) -> None:
     try:
@@ -98,7 +89,7 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry:
         if server.started:
             info = RuntimeInfo(url=url, pid=os.getpid(), version=__version__, started=started,
                                control_token=token, default_models=dict(LOCAL_DEFAULT_MODELS))
-            write_private(runtime, info.to_dict())
+            write_private_json(runtime, info.to_dict())
             log.info("qfnb daemon %s serving %s (data in %s)", __version__, url, settings.data_dir)
         await serving
 

@@ -86,29 +86,35 @@ class BodyLimit:
         if declared is not None and declared > limit:
             await too_large(path, limit)(scope, receive, send)
             return
-        seen, started, overflowed = 0, False, False
-
-        async def counting_receive() -> MutableMapping[str, Any]:
-            nonlocal seen, overflowed
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    overflowed = True
-                    raise BodyTooLarge(limit)
-            return message
-
-        async def guarded_send(message: MutableMapping[str, Any]) -> None:
-            nonlocal started
-            if overflowed and not started:
-                return  # the route's own answer to the overflow: replaced by the one refusal below
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        meter = _Meter(receive, send, limit)
         try:
-            await self.app(scope, counting_receive, guarded_send)
+            await self.app(scope, meter.receive, meter.send)
         except BodyTooLarge:
-            if started:
+            if meter.started:
                 raise
-        if overflowed and not started:
+        if meter.overflowed and not meter.started:
             await too_large(path, limit)(scope, receive, send)
+
+
+class _Meter:
+    """``receive`` counting the body against ``limit`` (BodyTooLarge past it), and ``send``
+    dropping the route's own answer to that overflow (the guard answers it once, in one format)."""
+
+    def __init__(self, receive: Receive, send: Send, limit: int) -> None:
+        self._receive, self._send, self.limit = receive, send, limit
+        self.seen, self.started, self.overflowed = 0, False, False
+
+    async def receive(self) -> MutableMapping[str, Any]:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.seen += len(message.get("body", b""))
+            if self.seen > self.limit:
+                self.overflowed = True
+                raise BodyTooLarge(self.limit)
+        return message
+
+    async def send(self, message: MutableMapping[str, Any]) -> None:
+        if self.overflowed and not self.started:
+            return  # the route's own answer to the overflow: replaced by the one refusal
+        self.started = self.started or message["type"] == "http.response.start"
+        await self._send(message)

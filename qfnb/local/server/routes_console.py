@@ -17,6 +17,7 @@ from qfnb.local.domain import console as c
 from qfnb.local.domain import evaluation
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError, iso
+from qfnb.local.server.auth import authenticator
 from qfnb.local.server.failures import failure_response
 from qfnb.local.server.wire import json_body, v1_data_error, v1_error, v1_ok
 from qfnb.protocol.console import V1_TRAIN_STATUS, ExportStatus, RunStatus, ServiceStatus
@@ -236,7 +237,7 @@ def base_url(request: Request) -> str:
 
 async def dispatch(request: Request) -> Response:
     platform: Platform = request.app.state.platform
-    failure = request.app.state.auth.check_console(request)
+    failure = authenticator(request).check_console(request)
     if failure is not None:
         return failure
     path = request.url.path

@@ -27,6 +27,7 @@ from qfnb.local.engines.gate import AsyncChat, EngineBusy, as_async_chat, as_asy
 from qfnb.local.engines.llama_server import EngineUnavailable
 from qfnb.local.server import routes_tokens
 from qfnb.local.server.answers import Tally, stream_error_event, v1_finish, v2_finish
+from qfnb.local.server.auth import authenticator
 from qfnb.local.server.failures import failure_response
 from qfnb.local.server.wire import json_body, now, parse, response_id, v1_error
 from qfnb.protocol.errors import ErrorCode
@@ -100,36 +101,15 @@ def busy_v1(exc: EngineBusy) -> Response:
 
 async def v1_inference(request: Request) -> Response:
     platform = _platform(request)
-    failure = request.app.state.auth.check_inference(request)
+    failure = authenticator(request).check_inference(request)
     if failure is not None:
         return failure
     api_type, endpoint = request.path_params["api_type"], request.path_params["endpoint"]
     mark_priority(request)
     try:
-        body = await json_body(request)
-        if api_type == "chat":
-            return await _chat(request, platform, endpoint, body)
-        if api_type == "completions":
-            return await _completion(request, platform, endpoint, body)
-        if api_type == "embeddings":
-            return await _embeddings(platform, endpoint, body)
-        if api_type == "text2image":
-            parse(Text2ImageRequest, body)
-            result = await offload(text2image.generate, platform.settings.text2image_model_dir, body)
-            return JSONResponse(result)
-        if api_type == "plugin":
-            return await _plugin(platform, endpoint, body)
-        raise BodyError("endpoint", f"API name not exist: the local platform has no {api_type} model "
-                        f"(no local weights for it); {api_type} needs the cloud platform (set "
-                        "QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY)", ErrorCode.API_NAME_NOT_EXIST)
-    except BodyError as exc:
-        return v1_error(exc.code, str(exc))
-    except text2image.Unavailable as exc:
-        return v1_error(ErrorCode.API_NAME_NOT_EXIST, str(exc))
-    except PromptTooLong as exc:
-        return v1_error(ErrorCode.INVALID_PARAM, f"messages: {exc}")
-    except EngineBusy as exc:
-        return busy_v1(exc)
+        return await _v1_route(request, platform, api_type, endpoint, await json_body(request))
+    except (BodyError, text2image.Unavailable, PromptTooLong, EngineBusy) as exc:
+        return _v1_refusal(exc)
     except EngineUnavailable as exc:
         log.warning("%s", exc)
         return v1_error(ErrorCode.SERVER_HIGH_LOAD, f"the model engine is unavailable, retry shortly: {exc}")
@@ -139,6 +119,35 @@ async def v1_inference(request: Request) -> Response:
     except Exception as exc:
         log.exception("inference on /%s/%s failed", api_type, endpoint)
         return failure_response(request.url.path, exc, platform.settings.data_dir)
+
+
+async def _v1_route(request: Request, platform: Platform, api_type: str, endpoint: str,
+                    body: dict[str, Any]) -> Response:
+    if api_type == "chat":
+        return await _chat(request, platform, endpoint, body)
+    if api_type == "completions":
+        return await _completion(request, platform, endpoint, body)
+    if api_type == "embeddings":
+        return await _embeddings(platform, endpoint, body)
+    if api_type == "text2image":
+        parse(Text2ImageRequest, body)
+        return JSONResponse(await offload(text2image.generate, platform.settings.text2image_model_dir, body))
+    if api_type == "plugin":
+        return await _plugin(platform, endpoint, body)
+    raise BodyError("endpoint", f"API name not exist: the local platform has no {api_type} model "
+                    f"(no local weights for it); {api_type} needs the cloud platform (set "
+                    "QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY)", ErrorCode.API_NAME_NOT_EXIST)
+
+
+def _v1_refusal(exc: Exception) -> Response:
+    """The v1 error answer for a request refused before or while its engine ran."""
+    if isinstance(exc, BodyError):
+        return v1_error(exc.code, str(exc))
+    if isinstance(exc, PromptTooLong):
+        return v1_error(ErrorCode.INVALID_PARAM, f"messages: {exc}")
+    if isinstance(exc, EngineBusy):
+        return busy_v1(exc)
+    return v1_error(ErrorCode.API_NAME_NOT_EXIST, str(exc))  # text2image.Unavailable
 
 
 async def _chat(request: Request, platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
@@ -279,7 +288,7 @@ def v2_chat_error(status: int, code: str, message: str) -> JSONResponse:
 
 async def v2_chat(request: Request) -> Response:
     platform = _platform(request)
-    problem = request.app.state.auth.check_bearer(request)
+    problem = authenticator(request).check_bearer(request)
     if problem is not None:
         return v2_chat_error(401, "invalid_iam_token", problem)
     mark_priority(request)

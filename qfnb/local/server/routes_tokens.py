@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from qfnb.local.server.auth import authenticator
 from qfnb.local.server.wire import v2_error
 
 #: a bearer token's validity when ``expireInSeconds`` is not given, and the longest one (30 days)
@@ -21,13 +22,13 @@ async def oauth_token(request: Request) -> JSONResponse:
     if q.get("grant_type") != "client_credentials":
         return JSONResponse({"error": "unsupported_grant_type",
                              "error_description": "grant_type must be client_credentials"}, status_code=400)
-    status, body = request.app.state.auth.issue_token(q.get("client_id"), q.get("client_secret"))
+    status, body = authenticator(request).issue_token(q.get("client_id"), q.get("client_secret"))
     return JSONResponse(body, status_code=status)
 
 
 async def bearer_token(request: Request) -> JSONResponse:
     """``GET /v1/BCE-BEARER/token``: IAM-signed, mints a v2 bearer token."""
-    failure = request.app.state.auth.check_console(request)
+    failure = authenticator(request).check_console(request)
     if failure is not None:
         return failure
     raw = request.query_params.get("expireInSeconds", str(BEARER_DEFAULT_SECONDS))
@@ -35,7 +36,7 @@ async def bearer_token(request: Request) -> JSONResponse:
     if not 1 <= seconds <= BEARER_MAX_SECONDS:
         return v2_error(400, "InvalidParameter", f"expireInSeconds: must be an integer from 1 to "
                         f"{BEARER_MAX_SECONDS} (seconds), got {raw!r:.40}")
-    return JSONResponse(request.app.state.auth.issue_bearer(seconds))
+    return JSONResponse(authenticator(request).issue_bearer(seconds))
 
 
 def routes() -> list[Route]:

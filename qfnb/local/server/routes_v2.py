@@ -14,10 +14,12 @@ from starlette.routing import Route
 from qfnb.local.domain import console as c
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError, iso
+from qfnb.local.server.auth import authenticator
 from qfnb.local.server.failures import failure_response
 from qfnb.local.server.routes_console import base_url
 from qfnb.local.server.wire import json_body, v2_error, v2_ok
 from qfnb.protocol.routes import MODEL_API_PREFIX, Console, V2Action
+from qfnb.protocol.training import DEFAULTS, LIMITS
 
 log = logging.getLogger("qfnb.local.domain.console")
 
@@ -118,7 +120,7 @@ def stop_task(p: Platform, body: dict[str, Any]) -> bool:
 
 def supported_models(p: Platform, body: dict[str, Any]) -> list[dict[str, Any]]:
     configs = [{"key": k, "type": type(v).__name__, "checkType": "range",
-                "checkValue": [c.LIMITS[k].lo, c.LIMITS[k].hi], "default": v} for k, v in c.HYPER_DEFAULTS.items()]
+                "checkValue": [LIMITS[k].lo, LIMITS[k].hi], "default": v} for k, v in DEFAULTS.items()]
     return [{"model": m.name, "modelType": "text", "supportTrainMode": [{
         "trainMode": "SFT", "supportParameterScale": [{
             "parameterScale": "LoRA", "supportHyperParameterConfig": configs}]}]} for m in c.trainable_models(p)]
@@ -234,7 +236,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
 
 async def dispatch(request: Request) -> Response:
     platform: Platform = request.app.state.platform
-    failure = request.app.state.auth.check_console(request)
+    failure = authenticator(request).check_console(request)
     if failure is not None:
         return failure
     path, action = request.url.path, request.query_params.get("Action", "")

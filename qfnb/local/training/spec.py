@@ -4,26 +4,35 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from qfnb.protocol.training import DEFAULTS, LIMITS, hyper_problem
 
 
 class SpecError(ValueError):
     """``spec.json`` is missing, malformed or has an out-of-range field."""
 
 
+def _default(wire: str) -> Any:
+    return DEFAULTS[wire]
+
+
 @dataclass(frozen=True)
 class Hyper:
-    epoch: int = 1
-    learning_rate: float = 3e-4
-    batch_size: int = 4
-    max_seq_len: int = 128
-    lora_rank: int = 16
-    lora_alpha: float = 32.0
-    lora_dropout: float = 0.0
+    """The hyperparameters the worker uses; defaults from ``qfnb.protocol.training.DEFAULTS``."""
+
+    epoch: int = _default("epoch")
+    learning_rate: float = _default("learningRate")
+    batch_size: int = _default("batchSize")
+    max_seq_len: int = _default("maxSeqLen")
+    lora_rank: int = _default("loraRank")
+    lora_alpha: float = _default("loraAlpha")
+    lora_dropout: float = _default("loraDropout")
     max_steps: int | None = None
-    logging_steps: int = 1
+    logging_steps: int = _default("loggingSteps")
 
     def total_steps(self, n_examples: int) -> int:
         per_epoch = math.ceil(n_examples / self.batch_size)
@@ -39,18 +48,13 @@ class TrainSpec:
     base_model_path: Path | None = None  # an HF model dir to train instead of the named model's weights
 
 
-_HYPER_FIELDS: dict[str, tuple[str, type, float, float]] = {
-    # wire name: (attribute, type, min, max)
-    "epoch": ("epoch", int, 1, 1000),
-    "learningRate": ("learning_rate", float, 1e-8, 1.0),
-    "batchSize": ("batch_size", int, 1, 1024),
-    "maxSeqLen": ("max_seq_len", int, 8, 32768),
-    "loraRank": ("lora_rank", int, 1, 1024),
-    "loraAlpha": ("lora_alpha", float, 1e-3, 4096),
-    "loraDropout": ("lora_dropout", float, 0.0, 0.99),
-    "maxSteps": ("max_steps", int, 1, 10**7),
-    "loggingSteps": ("logging_steps", int, 1, 10**7),
-}
+def _snake(wire: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", wire).lower()
+
+
+#: wire name -> Hyper attribute, for the limited parameters the worker uses; their bounds are
+#: ``qfnb.protocol.training.LIMITS``, the client's and the console's
+_ATTRS: dict[str, str] = {w: _snake(w) for w in LIMITS if _snake(w) in {f.name for f in fields(Hyper)}}
 
 
 def parse_hyper(raw: Any) -> Hyper:
@@ -60,14 +64,12 @@ def parse_hyper(raw: Any) -> Hyper:
         raise SpecError("hyper: must be an object")
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if key not in _HYPER_FIELDS or value is None:
+        if key not in _ATTRS or value is None:
             continue  # unknown platform parameters are accepted and ignored
-        attr, typ, lo, hi = _HYPER_FIELDS[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or (typ is int and value != int(value)):
-            raise SpecError(f"hyper.{key}: must be {'an integer' if typ is int else 'a number'}, got {value!r}")
-        if not lo <= value <= hi:
-            raise SpecError(f"hyper.{key}: must be in [{lo}, {hi}], got {value!r}")
-        values[attr] = typ(value)
+        problem = hyper_problem(key, value)
+        if problem is not None:
+            raise SpecError(f"hyper.{key}: {problem}")
+        values[_ATTRS[key]] = LIMITS[key].kind(value)
     return Hyper(**values)
 
 

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from qfnb.protocol.files import write_private_json
+
 log = logging.getLogger("qfnb.local.training")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,9 +34,7 @@ class _StopFlag:
 
 
 def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    write_private_json(path, obj)
 
 
 def run(job_dir: Path, stop: _StopFlag | None = None) -> dict[str, Any]:

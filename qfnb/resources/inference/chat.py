@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from qfnb._core.http.ratelimit import estimate_tokens
 from qfnb._core.http.response import QfResponse
 from qfnb.protocol import routes
+from qfnb.protocol.model_names import V2_DEFAULT_MODEL
 
 from ._generated.chat import ChatCompletionCalls
 from .accumulator import ChatAccumulator
@@ -20,7 +21,6 @@ __all__ = ["ChatCompletion", "ChatMessages"]
 
 logger = logging.getLogger("qfnb.chat")
 
-V2_DEFAULT_MODEL = "ernie-lite-8k"
 #: follow-up requests ``auto_concat_truncate`` makes at most for one answer
 MAX_CONTINUATIONS = 16
 

@@ -1,0 +1,36 @@
+"""Private JSON files written atomically: the one writer of runtime files, credentials, job
+state and pipeline records, for the client and the platform alike."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_private_json"]
+
+
+def write_private_json(path: Path, data: Any, *, exclusive: bool = False, indent: int | None = None) -> bool:
+    """Write ``data`` as JSON to ``path`` with mode 0600, atomically (a reader sees the old file or
+    the whole new one, never a part). With ``exclusive``, only if ``path`` does not exist yet (a
+    concurrent writer's file wins); returns whether this call wrote it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, ensure_ascii=False, indent=indent, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if not exclusive:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)  # atomic create-if-absent
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        Path(tmp).unlink(missing_ok=True)

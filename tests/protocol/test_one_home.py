@@ -1,0 +1,80 @@
+"""Every shared rule has one home (issue 20): an AST scan of ``qfnb`` finds each table defined once.
+
+- default model names: their string literals only in ``qfnb/protocol/model_names.py``;
+- training limits and defaults: a table keyed by hyperparameter wire names only in
+  ``qfnb/protocol/training.py``;
+- the daemon status schema: its wire keys only in ``qfnb/protocol/daemon.py``;
+- the atomic JSON writer: a function that both dumps JSON and renames/links a file into place
+  only in ``qfnb/protocol/files.py``.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+from qfnb.protocol import model_names
+
+ROOT = Path(__file__).resolve().parents[2] / "qfnb"
+HYPER_KEYS = {"epoch", "learningRate", "batchSize", "maxSeqLen", "loraRank", "loraAlpha", "loraDropout",
+              "maxSteps", "loggingSteps"}
+STATUS_KEYS = {"uptimeSeconds", "modelsLoaded", "memoryBytes", "childMemoryBytes"}
+
+
+def modules() -> Iterator[tuple[str, ast.Module]]:
+    for path in sorted(ROOT.rglob("*.py")):
+        yield str(path.relative_to(ROOT.parent)), ast.parse(path.read_text(encoding="utf-8"))
+
+
+def docstrings(tree: ast.Module) -> set[int]:
+    """ids of the docstring nodes (mentioning a name in prose is fine)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def strings(tree: ast.Module) -> Iterator[str]:
+    skip = docstrings(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+            yield node.value
+
+
+def where(predicate: object) -> set[str]:
+    return {name for name, tree in modules() if predicate(tree)}  # type: ignore[operator]
+
+
+def test_default_model_names_are_spelled_once() -> None:
+    names = {model_names.LOCAL_CHAT_MODEL, model_names.LOCAL_FINETUNE_BASE, model_names.LOCAL_EMBEDDING_MODEL,
+             model_names.V2_DEFAULT_MODEL}
+    assert where(lambda tree: names & set(strings(tree))) == {"qfnb/protocol/model_names.py"}
+
+
+def test_one_table_of_training_limits_and_defaults() -> None:
+    def has_table(tree: ast.Module) -> bool:
+        return any(isinstance(node, ast.Dict) and len(HYPER_KEYS & {k.value for k in node.keys
+                                                                   if isinstance(k, ast.Constant)}) >= 3
+                   for node in ast.walk(tree))
+
+    assert where(has_table) == {"qfnb/protocol/training.py"}
+
+
+def test_the_daemon_status_schema_has_one_owner() -> None:
+    assert where(lambda tree: STATUS_KEYS & set(strings(tree))) == {"qfnb/protocol/daemon.py"}
+
+
+def test_one_atomic_json_writer() -> None:
+    def calls(fn: ast.AST) -> set[str]:
+        return {f"{n.func.value.id}.{n.func.attr}" for n in ast.walk(fn) if isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)}
+
+    def writes_json_atomically(tree: ast.Module) -> bool:
+        return any(calls(fn) & {"json.dump", "json.dumps"} and calls(fn) & {"os.replace", "os.link", "os.rename"}
+                   for fn in ast.walk(tree) if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef))
+
+    assert where(writes_json_atomically) == {"qfnb/protocol/files.py"}
