@@ -114,21 +114,17 @@ def test_a_stream_resumes_by_itself_after_a_daemon_sigkill(data_dir: Path) -> No
 
 FAKE_LLAMA = textwrap.dedent("""\
     #!{python}
-    import http.server, sys
-    port = int(sys.argv[sys.argv.index("--port") + 1])
-    class H(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200); self.end_headers(); self.wfile.write(b"{{}}")
-        def log_message(self, *a):
-            pass
-    http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
-""")
+    import runpy, sys
+    sys.path.insert(0, {tests!r})
+    runpy.run_path({fake!r}, run_name="__main__")
+""")  # tests/local/fake_llama_server.py: binds --port 0 and logs the address as llama-server does
 
 
 def test_an_engine_dies_with_the_platform_process(tmp_path: Path) -> None:
     binary = tmp_path / "bin" / "llama-server"
     binary.parent.mkdir()
-    binary.write_text(FAKE_LLAMA.format(python=sys.executable))
+    binary.write_text(FAKE_LLAMA.format(python=sys.executable, tests=str(Path(__file__).parent),
+                                        fake=str(Path(__file__).with_name("fake_llama_server.py"))))
     binary.chmod(0o755)
     code = textwrap.dedent(f"""
         import sys, time, threading

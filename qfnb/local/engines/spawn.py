@@ -36,7 +36,8 @@ def _prctl() -> Callable[..., int] | None:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     except OSError:
         return None
-    return libc.prctl  # type: ignore[no-any-return]
+    prctl: Callable[..., int] = libc.prctl
+    return prctl
 
 
 def die_with_parent(parent: int) -> Callable[[], None]:
