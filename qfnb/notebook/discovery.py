@@ -104,9 +104,9 @@ class ModelList:
 
 
 def _defaults() -> dict[str, str | None]:
-    from qfnb.resources import ChatCompletion, Embedding
+    from qfnb.resources.defaults import default_model
 
-    return {"chat": ChatCompletion()._default_model(), "embedding": Embedding()._default_model()}
+    return {"chat": default_model("chat"), "embedding": default_model("embedding")}
 
 
 def fetch_services(timeout: float | None = 30.0) -> dict[str, Any]:

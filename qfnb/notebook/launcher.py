@@ -21,7 +21,22 @@ from qfnb.notebook import _fmt, _theme, train
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.train import BOUNDS, DEFAULT_BASE, TrainerFactory, TrainSpec, launch
 
-BASE_MODELS = (DEFAULT_BASE, "Qwen2.5-Coder-0.5B-Instruct")
+
+def platform_base_models(list_models: Any = None) -> tuple[str, ...]:
+    """The base models to offer: the platform's chat and completion models (what ``%qfmodels``
+    lists, so the cloud's names when qfnb points at the cloud), the usual fine-tune base first."""
+    from qfnb.notebook import discovery
+
+    try:
+        listing = (list_models or discovery.list_models)()
+        names = listing.names("completion") + listing.names("chat")
+    except Exception:  # the form still works: the user types a name
+        names = []
+    names = list(dict.fromkeys(names))
+    if DEFAULT_BASE in names:
+        names.remove(DEFAULT_BASE)
+        names.insert(0, DEFAULT_BASE)
+    return tuple(names) or (DEFAULT_BASE,)
 
 
 def demo_dataset() -> Path | None:
@@ -45,13 +60,15 @@ def dataset_choices(root: Path | None = None) -> list[str]:
 class FinetuneLauncher(w.VBox):
     """A form that validates a :class:`TrainSpec` and launches it with a live dashboard."""
 
-    def __init__(self, factory: TrainerFactory | None = None, *, base_models: tuple[str, ...] = BASE_MODELS) -> None:
+    def __init__(self, factory: TrainerFactory | None = None, *, base_models: tuple[str, ...] | None = None) -> None:
         self.factory = factory
         self.dashboard: Any = None
         self.handle: Any = None  # set by show(): the output the finished job's static state replaces
         self.var_name: str | None = None  # the -o variable holding this launcher
         style = {"description_width": "110px"}
         datasets = dataset_choices()
+        if base_models is None:
+            base_models = platform_base_models()
         self.base = w.Combobox(
             value=base_models[0], options=list(base_models), description="base model", ensure_option=False, style=style
         )
@@ -181,7 +198,8 @@ def handle_magic(magics: Any, args: Any, line: str) -> Any:
     if args.attach is not None:
         return _attach(magics, args)
     if args.dataset is None and all(getattr(args, n) is None for n in train.BOUNDS) and args.base is None:
-        launcher = FinetuneLauncher(factory=magics.trainer_factory)
+        bases = platform_base_models(magics.list_models)
+        launcher = FinetuneLauncher(factory=magics.trainer_factory, base_models=bases)
         if args.output:
             magics.user_ns[args.output] = launcher
             launcher.var_name = args.output

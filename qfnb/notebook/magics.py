@@ -18,7 +18,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Bool, Float, Int, Unicode
 
-from qfnb.notebook import chat, discovery
+from qfnb.notebook import chat, chat_runner, discovery
 from qfnb.notebook._checks import sampling_problem
 from qfnb.notebook._interp import InterpolationError, interpolate
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
@@ -172,7 +172,7 @@ class QfnbMagics(Magics):
             handle.update(data, raw=True, metadata=meta)
 
         try:
-            answers = chat.run_chat(self.chat_backend, requests, on_update, interval=self.update_interval)
+            answers = chat_runner.run_chat(self.chat_backend, requests, on_update, interval=self.update_interval)
         except QfnbInterrupted as exc:  # Kernel -> Interrupt: keep the partial answer(s), one line
             if args.output and exc.answers:
                 self.user_ns[args.output] = {a.model: a for a in exc.answers} if multi else exc.answers[0]

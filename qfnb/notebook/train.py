@@ -1,22 +1,26 @@
 """``%qftrain``: launch a fine-tune in the background, attach to one, stop one, or show the launcher.
 
-The trainer (``qfnb.trainer.LLMFinetune``) runs ``run()`` on a daemon thread so the kernel stays
-free; its events (Contract 5) feed a :class:`TrainingDashboard`. ``--attach TASK`` polls the
-platform's task detail instead, so a dashboard survives a kernel restart.
+Everything runs as a coroutine on qfnb's loop (:mod:`qfnb._core.runtime.sync`), so the kernel
+stays free: the trainer's ``arun()`` (``qfnb.trainer.LLMFinetune``), whose events (Contract 5)
+feed a :class:`TrainingDashboard`; ``--attach TASK``'s poll of the platform's task detail
+(:func:`qfnb._core.runtime.poll.apoll_until`), so a dashboard survives a kernel restart; and a deploy.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
 
-from qfnb._core.runtime.poll import poll_until
+from qfnb._core.runtime import sync
+from qfnb._core.runtime.poll import apoll_until
+from qfnb.notebook import _background
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
 from qfnb.protocol.training import LIMITS, hyper_problem
 
@@ -155,22 +159,30 @@ def _model_to_deploy(output: Any) -> Any:
     return Model(version_id=version)
 
 
-def deploy_in_background(dash: TrainingDashboard) -> None:
-    """The Deploy button: publish-aware deploy of the trained model on a thread."""
+async def _maybe(value: Any) -> Any:
+    """``value``, awaited when it is awaitable (test doubles may be plain functions)."""
+    return await value if inspect.isawaitable(value) else value
+
+
+async def deploy_job(dash: TrainingDashboard) -> Any:
+    """Publish-aware deploy of the dashboard's trained model; the dashboard shows how it goes."""
+    from qfnb.trainer import DeployConfig
+
     output = getattr(getattr(dash, "trainer", None), "output", None)
+    try:
+        service = await _model_to_deploy(output).adeploy(DeployConfig(), tick=dash.deploy_tick)
+    except Exception as exc:
+        log.warning("deploy failed: %s", exc)
+        dash.deploy_failed(str(exc))
+        raise
+    dash.service = service
+    dash.mark_deployed(str(getattr(service, "endpoint", None) or getattr(service, "id", service)))
+    return service
 
-    def work() -> None:
-        try:
-            from qfnb.trainer import DeployConfig
 
-            service = _model_to_deploy(output).deploy(DeployConfig())
-            dash.service = service  # type: ignore[attr-defined]
-            dash.mark_deployed(str(getattr(service, "endpoint", None) or getattr(service, "id", service)))
-        except Exception as exc:
-            log.warning("deploy failed: %s", exc)
-            dash.deploy_failed(str(exc))
-
-    threading.Thread(target=work, name="qftrain-deploy", daemon=True).start()
+def deploy_in_background(dash: TrainingDashboard) -> Any:
+    """The Deploy button: :func:`deploy_job` on qfnb's loop; a ``concurrent.futures.Future``."""
+    return _background.submit(deploy_job(dash))
 
 
 def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool = True) -> TrainingDashboard:
@@ -188,15 +200,15 @@ def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool
     if show:
         dash.show()
 
-    def run() -> None:
+    async def run() -> None:
         try:
-            trainer.run()
+            await trainer.arun()
         except Exception as exc:
             dash.finish("stopped" if stop.is_set() else "failed", error=f"{type(exc).__name__}: {exc}")
         else:
             dash.finish(_final_status(trainer, stop.is_set()), output=getattr(trainer, "output", None))
 
-    threading.Thread(target=run, name="qftrain", daemon=True).start()
+    _background.submit(run())
     return dash
 
 
@@ -216,17 +228,21 @@ def _run_status(detail: dict[str, Any]) -> str:
     return str(detail.get("runStatus") or "Running")
 
 
-def _platform_detail(task_id: str) -> dict[str, Any]:
+async def _platform_detail(task_id: str) -> dict[str, Any]:
     from qfnb.resources.console import FineTune
 
-    resp = FineTune.V2.task_detail(task_id=task_id)
+    resp = await FineTune.V2.atask_detail(task_id=task_id)
     return dict(resp["result"])
 
 
-def platform_stop(task_id: str) -> None:
+async def aplatform_stop(task_id: str) -> None:
     from qfnb.resources.console import FineTune
 
-    FineTune.V2.stop_task(task_id=task_id)
+    await FineTune.V2.astop_task(task_id=task_id)
+
+
+def platform_stop(task_id: str) -> None:
+    sync.run(aplatform_stop(task_id))
 
 
 @dataclass
@@ -236,25 +252,30 @@ class _AttachedTask:
     output: dict[str, Any]
 
 
+Fetch = Callable[[str], "Awaitable[dict[str, Any]] | dict[str, Any]"]
+
+
 def attach(
     task_id: str,
     *,
-    fetch: Callable[[str], dict[str, Any]] = _platform_detail,
-    stop: Callable[[str], None] = platform_stop,
+    fetch: Fetch = _platform_detail,
+    stop: Callable[[str], Any] = aplatform_stop,
     interval: float = 1.0,
     show: bool = True,
 ) -> TrainingDashboard:
-    """A dashboard for an existing task, fed by polling its detail every ``interval`` s."""
-    first = fetch(task_id)  # fails loudly in the cell (unknown task) before anything is shown
+    """A dashboard for an existing task, fed by polling its detail every ``interval`` s on qfnb's
+    loop. It is the same dashboard a launch shows: Stop while the task runs, Deploy when it succeeded."""
+    first: dict[str, Any] = sync.run(_maybe(fetch(task_id)))  # an unknown task fails in the cell
     title = f"{first.get('model') or 'fine-tune'} · task {task_id}"
-    dash = TrainingDashboard(title, on_stop=lambda: stop(task_id), on_deploy=deploy_in_background)
+    dash = TrainingDashboard(title, on_stop=lambda: sync.run(_maybe(stop(task_id))),
+                             on_deploy=deploy_in_background)
     dash.trainer = _AttachedTask(first)
     if show:
         dash.show()
 
-    def detail() -> dict[str, Any]:
+    async def detail() -> dict[str, Any]:
         try:
-            return fetch(task_id)
+            return dict(await _maybe(fetch(task_id)))
         except Exception as exc:
             dash.state.note(f"poll failed: {exc}")
             raise
@@ -266,14 +287,14 @@ def attach(
     def ended(detail: dict[str, Any]) -> bool:
         return dash.done or _run_status(detail) in _RUN_STATUS
 
-    def poll() -> None:
+    async def follow() -> None:
         last = first
         if not ended(first):
             # retried for as long as the dashboard is open: the local daemon may be restarting
             try:
-                last = poll_until(detail, ended, interval=interval, tick=update, retries=None,
-                                  retry_on=(Exception,), max_backoff=max(interval, 10.0),
-                                  what=f"fine-tune task {task_id}")
+                last = await apoll_until(detail, ended, interval=interval, tick=update, retries=None,
+                                         retry_on=(Exception,), max_backoff=max(interval, 10.0),
+                                         what=f"fine-tune task {task_id}")
             except Exception as exc:  # a permanent error (the dashboard already shows it)
                 log.warning("stopped following task %s: %s", task_id, exc)
                 return
@@ -283,5 +304,5 @@ def attach(
             dash.finish(_RUN_STATUS[_run_status(last)], output=last, error=last.get("errorMessage"))
 
     update(first)  # the dashboard knows its task before attach() returns
-    threading.Thread(target=poll, name=f"qftrain-attach-{task_id}", daemon=True).start()
+    dash.follower = _background.submit(follow())
     return dash

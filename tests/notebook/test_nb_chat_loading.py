@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -67,10 +68,11 @@ class LoadingBackend(FakeChatBackend):
         return READY if self.loaded.is_set() else EngineState(model=QWEN, endpoint="q", state="starting",
                                                                 since=time.time() - 7)
 
-    def stream(self, request: ChatRequest) -> Iterator[ChatDelta]:
-        time.sleep(self.load)
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        await asyncio.sleep(self.load)
         self.loaded.set()
-        yield from super().stream(request)
+        async for delta in super().stream(request):
+            yield delta
 
 
 def test_qfchat_footer_says_loading_until_the_first_token(ip, pub: RecordingPublisher) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from IPython.core.error import UsageError
 from nb_doubles import FakeChatBackend, RecordingPublisher
@@ -125,7 +123,7 @@ def test_line_uses_brace_safe_interpolation(ip, backend: FakeChatBackend) -> Non
 def test_side_by_side_models_run_concurrently(ip, pub: RecordingPublisher, backend: FakeChatBackend) -> None:
     backend.answer = {"A": "alpha answer", "B": "beta answer"}
     # both streams must be open at once to pass the barrier (run one after the other, it breaks)
-    backend.barrier = threading.Barrier(2, timeout=10)
+    backend.together = 2
     ip.run_cell_magic("qfchat", "-m A,B -o both -s cmp", "compare")
     both = ip.user_ns["both"]
     assert {k: str(v) for k, v in both.items()} == {"A": "alpha answer", "B": "beta answer"}

@@ -134,10 +134,17 @@ def test_factory_error_is_one_clear_line(ip) -> None:  # type: ignore[no-untyped
 
 def test_no_args_shows_the_launcher(ip, pub: RecordingPublisher) -> None:
     use_trainer(ip, steps=5)
+    from qfnb.notebook.discovery import ModelList, ModelRow
+
+    cloud = ModelList([ModelRow("chat", "ERNIE-Speed-8K", "chat/ernie_speed"), ModelRow("chat", "Gemma-3-270M", "x"),
+                       ModelRow("endpoint", "ep_tuned", "service s")], "the platform's service list")
+    ip.magics_manager.registry["QfnbMagics"].list_models = lambda: cloud
     assert ip.run_line_magic("qftrain", "-o launcher") is None  # displayed (with a display id), no Out[n]
     launcher = ip.user_ns["launcher"]
     assert isinstance(launcher, FinetuneLauncher)
     assert launcher.base.value == "Gemma-3-270M" and launcher.steps.value == 30
+    # the base models are the platform's (the cloud's names there), never an endpoint
+    assert launcher.base.options == ("Gemma-3-270M", "ERNIE-Speed-8K")
     launcher.dataset.value = "mine.jsonl"
     launcher.launch_button.click()
     assert launcher.dashboard is not None and launcher.slot.children == (launcher.dashboard,)
@@ -149,7 +156,7 @@ def test_no_args_shows_the_launcher(ip, pub: RecordingPublisher) -> None:
 
 
 def test_launcher_shows_validation_errors() -> None:
-    launcher = FinetuneLauncher(factory=lambda s, h: FakeTrainer(s, h))
+    launcher = FinetuneLauncher(factory=lambda s, h: FakeTrainer(s, h), base_models=("Gemma-3-270M",))
     launcher.dataset.value = ""
     launcher.launch_button.click()
     assert "--dataset is required" in launcher.message.value and launcher.dashboard is None

@@ -89,3 +89,26 @@ def test_completion_in_a_real_kernel_cell(monkeypatch: pytest.MonkeyPatch) -> No
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_default_model_is_public_and_follows_the_config() -> None:
+    import qfnb
+    from qfnb._core.config import Config
+
+    cfg = Config.from_env().with_overrides(ak="test-ak", sk="test-sk",  # configured: no local platform
+                                           default_models={"chat": "My-Chat", "embeddings": "My-Embed"})
+    assert qfnb.default_model(config=cfg) == "My-Chat"
+    assert qfnb.default_model("embedding", config=cfg) == "My-Embed"
+    with pytest.raises(ValueError, match="kind"):
+        qfnb.default_model("vision")  # type: ignore[arg-type]
+
+
+def test_the_launcher_offers_the_platforms_models() -> None:
+    from qfnb.notebook.launcher import platform_base_models
+
+    assert platform_base_models(lambda: LISTING) == ("Gemma-3-270M", "Qwen2.5-Coder-0.5B-Instruct")
+
+    def down() -> ModelList:
+        raise ConnectionError("no platform")
+
+    assert platform_base_models(down) == ("Gemma-3-270M",)  # the form still works: type a name

@@ -62,7 +62,7 @@ def test_tty_mode_redraws_with_carriage_return() -> None:
     bar.on_close()
     frames = stream.getvalue().split("\r")[1:]
     assert 5 <= len(frames) <= 8  # start + every 0.2 s of 1 s + final
-    assert frames[-1].endswith("x: 10/10 (10 ok, 0 failed) 100% [00:01, 10.00it/s]\n")
+    assert frames[-1].endswith("x: 10/10 (10 ok, 0 failed) 100%|████████████████████| [00:01, 10.00it/s]\n")
 
 
 def test_thread_safe_counts() -> None:
@@ -133,3 +133,21 @@ def test_widget_mode_incomplete_is_red(ip, pub) -> None:  # type: ignore[no-unty
     bar.on_result(0, ok=True)
     bar.on_close()
     assert bar.widget.bar.bar_style == "danger"  # type: ignore[attr-defined]
+
+
+def test_a_widget_bar_whichever_module_came_first() -> None:
+    """In a fresh process that never imported qfnb.notebook (a kernel before %load_ext), a widget
+    bar still draws as the notebook's widget: the package root plugs it in."""
+
+    code = ("import sys; from qfnb._core.runtime import progress as p; "
+            "before = any(m.startswith('qfnb.notebook') for m in sys.modules); "
+            "bar = p.Progress(total=2, mode='widget'); bar.on_start(2); "
+            "print(before, type(bar._renderer).__name__, type(bar._renderer).__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1].split() == ["False", "WidgetRenderer", "qfnb.notebook.widgets.progress_bar"]
+
+
+def test_terminal_bar_is_tqdm_style() -> None:
+    snap = ProgressSnapshot("embed", 8, 3, 1, 2.0)
+    assert snap.meter(8) == "embed: 4/8 (3 ok, 1 failed) 50%|████    | [00:02<00:02, 2.00it/s]"
+    assert "|" not in ProgressSnapshot("x", None, 1, 0, 1.0).meter(8)

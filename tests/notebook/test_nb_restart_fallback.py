@@ -112,7 +112,7 @@ def test_launcher_form_has_a_static_fallback_and_keeps_its_output(ip, pub: Recor
 
     from qfnb.notebook.launcher import FinetuneLauncher
 
-    launcher = FinetuneLauncher(factory=lambda s, h: FakeTrainer(s, h, steps=5)).show()
+    launcher = FinetuneLauncher(factory=lambda s, h: FakeTrainer(s, h, steps=5), base_models=("Gemma-3-270M",)).show()
     launcher.dataset.value = "my data.jsonl"
     (first,) = pub.by_display_id()[launcher.handle.display_id]
     assert WIDGET_VIEW in first["data"] and "qfnb-launcher-static" in first["data"]["text/html"]

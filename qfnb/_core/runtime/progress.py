@@ -41,6 +41,7 @@ __all__ = [
     "in_notebook_kernel",
     "make_progress",
     "register_widget_renderer",
+    "widget_factory",
 ]
 
 
@@ -85,10 +86,13 @@ class ProgressSnapshot:
             return None
         return min(self.finished / self.total, 1.0)
 
-    def meter(self) -> str:
-        """``'batch: 42/100 (41 ok, 1 failed) 42% [00:03<00:04, 12.50it/s]'``."""
+    def meter(self, width: int = 0) -> str:
+        """``'batch: 42/100 (41 ok, 1 failed) 42% [00:03<00:04, 12.50it/s]'``; with ``width`` a
+        tqdm-style bar of that many cells after the percentage (``42%|████▏     |``)."""
         total = "?" if self.total is None else str(self.total)
         pct = "" if self.fraction is None else f" {self.fraction:.0%}"
+        if width and self.fraction is not None:
+            pct += f"|{bar_cells(self.fraction, width)}|"
         eta = "" if self.closed else f"<{fmt_duration(self.eta)}"
         return (
             f"{self.desc}: {self.finished}/{total} ({self.done} ok, {self.failed} failed){pct} "
@@ -103,10 +107,31 @@ _widget_factory: Callable[[str], Renderer] | None = None
 
 
 def register_widget_renderer(factory: Callable[[str], Renderer] | None) -> None:
-    """Install how ``mode="widget"`` bars draw (the notebook layer registers its ipywidgets
-    renderer when imported); the core never imports the notebook. ``None`` unregisters."""
+    """Install how ``mode="widget"`` bars draw; the core never imports the notebook. ``None``
+    unregisters (then the package root's plug-in is used, see :func:`widget_factory`)."""
     global _widget_factory
     _widget_factory = factory
+
+
+def widget_factory() -> Callable[[str], Renderer] | None:
+    """How widget bars draw: a registered factory, else the one the package root (``qfnb``, always
+    imported before this module) plugs in, which imports the notebook layer only when a bar is
+    drawn. So a bar is a widget in a kernel whichever qfnb module was imported first."""
+    if _widget_factory is not None:
+        return _widget_factory
+    root = sys.modules.get("qfnb")
+    plugged = getattr(root, "_notebook_widget_renderer", None)
+    return plugged if callable(plugged) else None
+
+
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def bar_cells(fraction: float, width: int) -> str:
+    """``width`` cells of a tqdm-style bar filled to ``fraction`` (eighths of a cell)."""
+    eighths = round(max(0.0, min(fraction, 1.0)) * width * 8)
+    full, part = divmod(eighths, 8)
+    return ("█" * full + (_EIGHTHS[part] if part else "")).ljust(width)
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -142,6 +167,10 @@ class _NullRenderer:
         return None
 
 
+#: cells of the terminal bar
+BAR_WIDTH = 20
+
+
 class TextRenderer:
     """Plain text on a stream: ``\\r`` redraws on a TTY, one line per ``line_interval`` otherwise."""
 
@@ -153,13 +182,14 @@ class TextRenderer:
 
     def render(self, snap: ProgressSnapshot) -> None:
         if self.tty:
-            self.stream.write("\r" + snap.meter())
+            self.stream.write("\r" + snap.meter(BAR_WIDTH))
             self.stream.flush()
         elif self._lines.ready():
             self.stream.write(snap.meter() + "\n")
 
     def close(self, snap: ProgressSnapshot) -> None:
-        self.stream.write(("\r" if self.tty else "") + snap.meter() + "\n")
+        self.stream.write(("\r" + snap.meter(BAR_WIDTH)) if self.tty else snap.meter())
+        self.stream.write("\n")
         self.stream.flush()
 
 
@@ -284,9 +314,10 @@ class Progress:
         if mode == "auto":
             mode = "widget" if in_notebook_kernel() else "text"
         if mode == "widget":
-            if _widget_factory is not None:
-                return _widget_factory(self.desc)
-            log.debug("no widget renderer registered (qfnb.notebook not imported); showing text progress")
+            factory = widget_factory()
+            if factory is not None:
+                return factory(self.desc)
+            log.debug("no widget renderer; showing text progress")
             mode = "text"
         if mode == "text":
             return TextRenderer(self._stream)

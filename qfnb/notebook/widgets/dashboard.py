@@ -47,7 +47,7 @@ class TrainingDashboard(w.VBox):
         title: str = "fine-tune",
         *,
         on_stop: Callable[[], None] | None = None,
-        on_deploy: Callable[[TrainingDashboard], None] | None = None,
+        on_deploy: Callable[[TrainingDashboard], Any] | None = None,
         text_interval: float = 0.25,
         chart_interval: float = 1.0,
         fallback_interval: float = 20.0,
@@ -68,6 +68,9 @@ class TrainingDashboard(w.VBox):
         self.shown_in: Any = None  # the widget whose output holds this one (the launcher form), if any
         self.trainer: Any = None  # set by whoever launched the job
         self.service: Any = None  # set by the Deploy button
+        self.follower: Any = None  # an attached dashboard's poll (a concurrent.futures.Future)
+        self.deploy_state = ""  # the deploying service's last state
+        self.deploying: Any = None  # the deploy in flight (what on_deploy returned)
 
         self.header = w.HTML()
         self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="45%"))
@@ -105,13 +108,29 @@ class TrainingDashboard(w.VBox):
         self._fallback_throttle.ready()  # the display above is the first fallback
         return self
 
-    def deploy(self) -> None:
-        """Deploy the trained model (what the Deploy button does), e.g. ``run.deploy()``."""
+    def deploy(self, wait: bool = True) -> Any:
+        """Deploy the trained model (what the Deploy button does), e.g. ``run.deploy()``: this cell
+        shows how the deploy goes and then the endpoint; returns the service (``wait=False``: the
+        deploy's future at once). Kernel -> Interrupt stops the wait, not the deploy."""
         if not self.done or self.state.status != "succeeded":
             raise RuntimeError(f"the fine-tune is {self.state.status}; only a succeeded one can be deployed")
         if self.on_deploy is None:
-            raise RuntimeError("this dashboard has no deploy action (it was attached to a task)")
-        self._clicked_deploy(None)
+            raise RuntimeError("this dashboard has no deploy action")
+        if self.service is not None:
+            return self.service
+        from qfnb.notebook.widgets.deploy_view import follow_deploy
+
+        future = self._clicked_deploy(None)
+        return follow_deploy(self, future) if wait else future
+
+    async def deploy_tick(self, info: dict[str, Any]) -> None:
+        """A deploy's poll (the service's state): noted once per change, shown in the dashboard."""
+        state = str(info.get("serviceStatus") or info.get("status") or info.get("state") or "")
+        if state and state != self.deploy_state:
+            self.deploy_state = state
+            with self._lock:
+                self.state.note(f"deploy: service {state}")
+                self._render(force=True)
 
 
     def handle_event(self, event: Any) -> None:
@@ -297,12 +316,16 @@ class TrainingDashboard(w.VBox):
             self.stop_button.disabled = False
             self.stop_button.description = "Stop"
 
-    def _clicked_deploy(self, _: Any) -> None:
+    def _clicked_deploy(self, _: Any) -> Any:
         if self.on_deploy is None:
-            return
+            return None
+        busy = self.deploying
+        if busy is not None and hasattr(busy, "done") and not busy.done():
+            return busy  # one deploy at a time: a second click follows the first
         self.deploy_button.disabled = True
         self.deploy_button.description = "Deploying…"
         with self._lock:
             self.state.note("deploy requested")
             self._render(force=True)
-        self.on_deploy(self)
+        self.deploying = self.on_deploy(self)
+        return self.deploying
