@@ -37,6 +37,7 @@ _LAZY = {
     "disable_log": "qfnb._core.globals",
     "Config": "qfnb._core.config",
     "default_model": "qfnb.resources.defaults",
+    "backend": "qfnb.resources.where",
     "errors": "qfnb.errors",
     "resources": "qfnb.resources",
     "dataset": "qfnb.dataset",

@@ -34,6 +34,22 @@ class ChatRequest:
     max_tokens: int | None = None
     stream: bool = True
     name: str | None = None  # what the footer calls the model when ``model`` is None (the default's name)
+    session: str | None = None  # the %%qfchat session the history came from
+    turns: int = 0  # earlier exchanges of that session sent with this prompt
+    note: str | None = None  # a word for the footer (a base model's warning)
+    where: str | None = None  # which platform answers ("local", "cloud")
+
+    @property
+    def context(self) -> str:
+        """The footer's account of what was sent besides the prompt, and to whom."""
+        parts = []
+        if self.session is not None:
+            parts.append(f"session {self.session} · {self.turns} turn{'s' if self.turns != 1 else ''} in context")
+        if self.where:
+            parts.append(self.where)
+        if self.note:
+            parts.append(self.note)
+        return " · ".join(parts)
 
     @property
     def label(self) -> str:
@@ -104,6 +120,15 @@ class ResourcesBackend:
         except Exception:  # a broken config shows up on the call itself
             return None
 
+    def where(self) -> str | None:
+        """The footer's word for where calls go (``local``, ``cloud (QIANFAN_AK set)``)."""
+        from qfnb.resources.where import backend
+
+        try:
+            return backend().label
+        except Exception:  # a broken config shows up on the call itself
+            return None
+
     def engine_state(self, request: ChatRequest, label: str) -> Any:
         """The local platform's engine for this request (loading or not); None when unknown."""
         from qfnb.notebook.loading import local_engine_state
@@ -125,6 +150,7 @@ class ChatAnswer:
     done: bool = False
     interrupted: bool = False
     engine: Any = None  # the platform's state of the answering engine while waiting (loading.EngineState)
+    context: str = ""  # session, turns in context, where it ran (ChatRequest.context)
     started: float = field(default_factory=time.perf_counter, repr=False)
     responses: list[Any] = field(default_factory=list, repr=False)
 
@@ -149,6 +175,8 @@ class ChatAnswer:
             parts = self._waiting(parts)
         elif not self.done:
             parts.append("streaming…")
+        if self.context:
+            parts.append(self.context)
         return " · ".join(parts)
 
     def _waiting(self, parts: list[str]) -> list[str]:

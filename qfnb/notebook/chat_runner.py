@@ -127,7 +127,7 @@ def run_chat(
     from qfnb._core.runtime import sync
     from qfnb.notebook.errors import QfnbInterrupted
 
-    answers = [ChatAnswer(model=r.label) for r in requests]
+    answers = [ChatAnswer(model=r.label, context=r.context) for r in requests]
     updates: queue.Queue[str] = queue.Queue()
     future = sync.submit(_drive(backend, requests, answers, updates))
     ended = False

@@ -62,6 +62,7 @@ class FinetuneLauncher(w.VBox):
 
     def __init__(self, factory: TrainerFactory | None = None, *, base_models: tuple[str, ...] | None = None) -> None:
         self.factory = factory
+        self.on_deploy: Any = None  # None: deploy on the platform (tests inject a double)
         self.dashboard: Any = None
         self.handle: Any = None  # set by show(): the output the finished job's static state replaces
         self.var_name: str | None = None  # the -o variable holding this launcher
@@ -140,7 +141,7 @@ class FinetuneLauncher(w.VBox):
     def _clicked_launch(self, _: Any = None) -> None:
         try:
             spec = self.spec()
-            self.dashboard = launch(spec, self.factory, show=False)
+            self.dashboard = launch(spec, self.factory, show=False, on_deploy=self.on_deploy)
         except Exception as exc:  # shown in the form; the kernel stays usable
             self.message.value = f'<span style="color:{_theme.ERROR}">{_fmt.esc(exc)}</span>'
             return
@@ -200,6 +201,7 @@ def handle_magic(magics: Any, args: Any, line: str) -> Any:
     if args.dataset is None and all(getattr(args, n) is None for n in train.BOUNDS) and args.base is None:
         bases = platform_base_models(magics.list_models)
         launcher = FinetuneLauncher(factory=magics.trainer_factory, base_models=bases)
+        launcher.on_deploy = magics.deployer
         if args.output:
             magics.user_ns[args.output] = launcher
             launcher.var_name = args.output
@@ -207,7 +209,7 @@ def handle_magic(magics: Any, args: Any, line: str) -> Any:
         return None
     spec = train.TrainSpec.from_args(args)
     try:
-        dash = train.launch(spec, magics.trainer_factory)
+        dash = train.launch(spec, magics.trainer_factory, on_deploy=magics.deployer)
     except UsageError:
         raise
     except Exception as exc:  # bad dataset, unknown base model, ...: one clear line
@@ -222,17 +224,33 @@ def _attach(magics: Any, args: Any) -> None:
 
     try:
         task_id = resolve_task(args.attach or None)
-        previous = magics.dashboards.get(task_id)
-        if previous is not None and not previous.done:
-            previous.show()  # this kernel already follows it: show that dashboard, not a second
-            return
-        dash = train.attach(task_id, **magics.attach_options)
+        dash = _followed(magics, task_id)
+        if dash is not None:
+            dash.show()  # this kernel already follows it: the same dashboard, not a second that may disagree
+        else:
+            dash = train.attach(task_id, on_deploy=magics.deployer, **magics.attach_options)
     except UsageError:
         raise
     except Exception as exc:
         raise QfnbCellError(f"cannot attach to {args.attach or 'the newest running fine-tune'}: {exc}",
                             title="qftrain") from exc
     _keep(magics, args, task_id, dash)
+    if args.deploy:  # %qftrain --attach TASK --deploy: deploy this job (now, or when it succeeds)
+        if not dash.done:
+            dash.deploy_when_done = True
+            dash.state.note("will deploy when the fine-tune succeeds")
+        elif dash.state.status != "succeeded":
+            raise UsageError(f"task {task_id} {dash.state.status}: there is no model to deploy")
+        else:
+            dash.deploy()
+
+
+def _followed(magics: Any, task_id: str) -> Any:
+    """The dashboard this kernel already shows for ``task_id`` (launched here, or attached)."""
+    for dash in magics.dashboards.values():
+        if dash.state.task_id == task_id and (not dash.done or dash.state.status == "succeeded"):
+            return dash
+    return None
 
 
 def _keep(magics: Any, args: Any, key: str, dash: Any) -> None:

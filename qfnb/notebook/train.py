@@ -185,8 +185,9 @@ def deploy_in_background(dash: TrainingDashboard) -> Any:
     return _background.submit(deploy_job(dash))
 
 
-def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool = True) -> TrainingDashboard:
-    """Start a fine-tune on a daemon thread and return its (displayed) dashboard."""
+def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool = True,
+           on_deploy: Callable[[TrainingDashboard], Any] | None = None) -> TrainingDashboard:
+    """Start a fine-tune on qfnb's loop and return its (displayed) dashboard."""
     stop = threading.Event()
     holder: dict[str, Any] = {}
 
@@ -194,7 +195,8 @@ def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool
         stop.set()
         holder["trainer"].stop()
 
-    dash = TrainingDashboard(spec.title, on_stop=on_stop, on_deploy=deploy_in_background)
+    dash = TrainingDashboard(spec.title, on_stop=on_stop, on_deploy=on_deploy or deploy_in_background)
+    dash.eval_data = spec.dataset
     trainer = (factory or default_trainer)(spec, _event_handler(dash))
     holder["trainer"] = dash.trainer = trainer  # type: ignore[attr-defined]
     if show:
@@ -262,13 +264,14 @@ def attach(
     stop: Callable[[str], Any] = aplatform_stop,
     interval: float = 1.0,
     show: bool = True,
+    on_deploy: Callable[[TrainingDashboard], Any] | None = None,
 ) -> TrainingDashboard:
     """A dashboard for an existing task, fed by polling its detail every ``interval`` s on qfnb's
     loop. It is the same dashboard a launch shows: Stop while the task runs, Deploy when it succeeded."""
     first: dict[str, Any] = sync.run(_maybe(fetch(task_id)))  # an unknown task fails in the cell
     title = f"{first.get('model') or 'fine-tune'} · task {task_id}"
     dash = TrainingDashboard(title, on_stop=lambda: sync.run(_maybe(stop(task_id))),
-                             on_deploy=deploy_in_background)
+                             on_deploy=on_deploy or deploy_in_background)
     dash.trainer = _AttachedTask(first)
     if show:
         dash.show()
@@ -287,22 +290,27 @@ def attach(
     def ended(detail: dict[str, Any]) -> bool:
         return dash.done or _run_status(detail) in _RUN_STATUS
 
-    async def follow() -> None:
-        last = first
-        if not ended(first):
-            # retried for as long as the dashboard is open: the local daemon may be restarting
-            try:
-                last = await apoll_until(detail, ended, interval=interval, tick=update, retries=None,
-                                         retry_on=(Exception,), max_backoff=max(interval, 10.0),
-                                         what=f"fine-tune task {task_id}")
-            except Exception as exc:  # a permanent error (the dashboard already shows it)
-                log.warning("stopped following task %s: %s", task_id, exc)
-                return
-        if not dash.done:
-            if last is not first:
-                update(last)
-            dash.finish(_RUN_STATUS[_run_status(last)], output=last, error=last.get("errorMessage"))
+    def finish(last: dict[str, Any]) -> None:
+        dash.finish(_RUN_STATUS[_run_status(last)], output=last, error=last.get("errorMessage"))
 
-    update(first)  # the dashboard knows its task before attach() returns
-    dash.follower = _background.submit(follow())
+    async def follow() -> None:
+        # retried for as long as the dashboard is open: the local daemon may be restarting
+        try:
+            last = await apoll_until(detail, ended, interval=interval, tick=update, retries=None,
+                                     retry_on=(Exception,), max_backoff=max(interval, 10.0),
+                                     what=f"fine-tune task {task_id}")
+        except Exception as exc:  # a permanent error (the dashboard already shows it)
+            log.warning("stopped following task %s: %s", task_id, exc)
+            return
+        if not dash.done:
+            update(last)
+            finish(last)
+        if dash.deploy_when_done and dash.state.status == "succeeded" and dash.service is None:
+            dash.deploy(wait=False)  # %qftrain --attach TASK --deploy, given while it ran
+
+    update(first)  # the dashboard knows its task (and an ended one its end) before attach() returns
+    if ended(first):
+        finish(first)
+    else:
+        dash.follower = _background.submit(follow())
     return dash

@@ -7,6 +7,7 @@ snapshots of this state and renders them, throttled. Kept free of IPython so it 
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -234,13 +235,21 @@ class TrainingState:
             return f"{self.model_name} (id {self.model_id})"
         return self.model_name or self.model_id
 
-    def next_steps(self) -> list[str]:
-        """Copyable next steps for a finished job."""
+    def next_steps(self, *, var_name: str | None = None, can_deploy: bool = True,
+                   eval_data: str | None = None) -> list[str]:
+        """Copyable next steps for THIS finished job, each a command that does that step."""
         if self.status != "succeeded":
             return []
         if self.service:
-            return [f"%%qfchat --endpoint {self.service}", f"%qfeval --models {self.service} --dataset DATA"]
-        return ["deploy it (the Deploy button, or %qftrain ... --deploy), then %%qfchat --endpoint ENDPOINT"]
+            steps = [f"%%qfchat -m {self.service}"]
+            if eval_data:
+                steps.append(f"%qfeval --models {self.service} --dataset {shlex.quote(eval_data)} --limit 20")
+            return steps
+        if not can_deploy:
+            return []
+        if var_name:
+            return [f"{var_name}.deploy()"]
+        return [f"%qftrain --attach {self.task_id} --deploy"] if self.task_id else []
 
     def summary(self) -> str:
         """The one-line text/plain form (what a saved notebook shows without widgets)."""

@@ -9,6 +9,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from nb_doubles import FakeChatBackend, RecordingPublisher
 from traitlets.config import Config
 
+from qfnb.notebook.discovery import ModelList
+
 
 @pytest.fixture
 def ip() -> Iterator[InteractiveShell]:
@@ -18,6 +20,8 @@ def ip() -> Iterator[InteractiveShell]:
     old = shell.display_pub
     shell.display_pub = pub
     shell.extension_manager.load_extension("qfnb")
+    magics = shell.magics_manager.registry["QfnbMagics"]
+    magics.list_models = lambda: ModelList([], "test: no platform listing")  # tests that need one set it
     yield shell
     shell.display_pub = old
     InteractiveShell.clear_instance()

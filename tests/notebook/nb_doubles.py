@@ -167,3 +167,24 @@ class FakeTrainer:
     def stop(self) -> None:
         self.stop_calls += 1
         self.stopped.set()
+
+
+def fake_deployer(endpoint: str, deployed: list[Any] | None = None) -> Any:
+    """A dashboard's deploy double (``QfnbMagics.deployer``): marks ``endpoint`` deployed for it."""
+    from types import SimpleNamespace
+
+    from qfnb.notebook import _background
+
+    def deployer(dash: Any) -> Any:
+        async def deploy() -> Any:
+            await dash.deploy_tick({"serviceStatus": "Deploying"})
+            service = SimpleNamespace(endpoint=endpoint)
+            dash.service = service
+            dash.mark_deployed(endpoint)
+            if deployed is not None:
+                deployed.append(dash.state.task_id)
+            return service
+
+        return _background.submit(deploy())
+
+    return deployer

@@ -82,7 +82,8 @@ def test_qfchat_footer_says_loading_until_the_first_token(ip, pub: RecordingPubl
     ip.run_line_magic("config", f"QfnbMagics.default_model = '{QWEN}'")
     ip.run_cell_magic("qfchat", "", "hi")
     plains = [o["data"]["text/plain"] for o in pub.outputs if "text/plain" in o["data"]]
-    assert any(re.search(f"-- loading {re.escape(QWEN)} · [78] s$", p) for p in plains), plains
+    assert any(re.search(f"-- loading {re.escape(QWEN)} · [78] s · session default · 0 turns in context$", p)
+               for p in plains), plains
     assert plains[-1].startswith("Hi there\n-- ") and "loading" not in plains[-1]
     assert backend.probes and backend.probes[0][1] == QWEN
 

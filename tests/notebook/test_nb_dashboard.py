@@ -54,11 +54,12 @@ def test_launch_runs_in_background_and_finishes(ip, pub: RecordingPublisher) -> 
     assert bytes(dash.chart.value).startswith(PNG)
     log = dash.log_view.value  # in the user's words, not the pipeline's class names
     assert "training" in log and "fine-tune succeeded" in log and "Action" not in log
-    # one dashboard: the live widget's output is replaced by the final static state (HTML + text),
-    # so a saved notebook reopened without a kernel shows it instead of a broken widget
+    # one dashboard: its output carries the final static state (HTML + text), so a saved notebook
+    # reopened without a kernel shows it; Deploy being the next step, the widget (its button) stays
     ids = pub.by_display_id()
     final = ids[dash.handle.display_id][-1]
-    assert final["update"] and "application/vnd.jupyter.widget-view+json" not in final["data"]
+    assert final["update"] and "application/vnd.jupyter.widget-view+json" in final["data"]
+    assert "qfnb-dashboard-static" in final["data"]["text/html"] and dash.deploy_button.layout.display is None
     snap = final["data"]
     assert snap["text/plain"].startswith("[qftrain] Gemma-3-270M ← demo.jsonl: succeeded · step 20/20")
     assert snap["text/plain"] == repr(dash)
