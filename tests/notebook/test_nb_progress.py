@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import subprocess
 import sys
 import threading
@@ -27,7 +28,7 @@ def test_import_does_not_pull_in_a_frontend() -> None:
 
 
 def test_snapshot_meter_rate_eta() -> None:
-    snap = ProgressSnapshot("batch", 100, 41, 1, 4.2)
+    snap = ProgressSnapshot("batch", 100, 41, 1, 4.2, smoothed_rate=10.0)
     assert snap.finished == 42 and snap.rate == pytest.approx(10.0) and snap.eta == pytest.approx(5.8)
     assert snap.meter() == "batch: 42/100 (41 ok, 1 failed) 42% [00:04<00:06, 10.00it/s]"
     assert ProgressSnapshot("b", None, 0, 0, 0.0).meter() == "b: 0/? (0 ok, 0 failed) [00:00<?, ?it/s]"
@@ -148,6 +149,26 @@ def test_a_widget_bar_whichever_module_came_first() -> None:
 
 
 def test_terminal_bar_is_tqdm_style() -> None:
-    snap = ProgressSnapshot("embed", 8, 3, 1, 2.0)
+    snap = ProgressSnapshot("embed", 8, 3, 1, 2.0, smoothed_rate=2.0)
     assert snap.meter(8) == "embed: 4/8 (3 ok, 1 failed) 50%|████    | [00:02<00:02, 2.00it/s]"
     assert "|" not in ProgressSnapshot("x", None, 1, 0, 1.0).meter(8)
+
+
+def test_eta_is_smoothed_and_counts_measured_steps_only() -> None:
+    """A 60-step job: 100 s of model loading before step 1, then steps of 2 s with jitter. The ETA
+    never counts the loading and moves smoothly (the review saw 33:55 -> 15:20 -> 27:20 -> 7:21)."""
+    clock = FakeClock()
+    bar = Progress(total=60, desc="fine-tune", mode="off", clock=clock)
+    bar.on_start(60)
+    clock.t += 100.0  # loading: no result yet
+    etas = []
+    for step in range(60):
+        clock.t += 2.0 + (0.8 if step % 3 == 0 else -0.4)  # 2 s a step on average, jittery
+        bar.on_result(step, True)
+        etas.append(bar.snapshot().eta)
+    assert etas[0] is None  # one result measures no step time
+    measured = [e for e in etas[2:50] if e is not None]
+    left = [2.0 * (60 - n) for n in range(3, 51)]
+    assert all(abs(e - want) <= 0.25 * want for e, want in zip(measured, left, strict=True))  # within 25%
+    # no jumps: one update moves the ETA by at most 10% of the time left
+    assert all(abs(b - a) <= 0.1 * a for a, b in itertools.pairwise(measured)), measured

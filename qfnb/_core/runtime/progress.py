@@ -64,6 +64,8 @@ class ProgressSnapshot:
     failed: int
     elapsed: float
     closed: bool = False
+    #: items per second, smoothed over the measured gaps between results (see :class:`Progress`)
+    smoothed_rate: float | None = None
 
     @property
     def finished(self) -> int:
@@ -75,8 +77,9 @@ class ProgressSnapshot:
 
     @property
     def eta(self) -> float | None:
-        r = self.rate
-        if self.total is None or r is None:
+        """Seconds left, from the smoothed rate of measured results (not the time before the first)."""
+        r = self.smoothed_rate
+        if self.total is None or r is None or r <= 0:
             return None
         return max(self.total - self.finished, 0) / r
 
@@ -237,6 +240,9 @@ class Progress:
         self._failed = 0
         self._t0: float | None = None
         self._closed = False
+        self._sample: tuple[float, int] | None = None  # (clock, finished) where the current rate window began
+        self._pending: tuple[float, int] | None = None  # (clock, finished) of the newest result
+        self._smoothed: float | None = None
         self._renderer: Renderer | None = None
 
     # -- Contract 8 -------------------------------------------------------------------------
@@ -259,6 +265,7 @@ class Progress:
                 self._done += 1
             else:
                 self._failed += 1
+            self._measure()
             if not self._throttle.ready():
                 return
             if self._t0 is None:  # on_start was skipped
@@ -305,9 +312,38 @@ class Progress:
         return getattr(self._renderer, "box", None)
 
     # -- internals ------------------------------------------------------------------------------
+    #: weight of the newest rate window in the smoothed rate (tqdm's ``smoothing``)
+    SMOOTHING = 0.3
+    #: seconds a rate window spans at least, after the first estimate (results arriving in bursts,
+    #: or steps of uneven length, do not swing the ETA)
+    WINDOW = 5.0
+
+    def _measure(self) -> None:
+        """Note the newest result. Results that arrive at one instant (a poll seeing three steps)
+        are folded into the rate together, once the clock has moved on."""
+        now, finished = self._clock(), self._done + self._failed
+        pending = self._pending
+        if pending is not None and now > pending[0]:
+            self._sample, self._smoothed = self._folded(pending)
+        self._pending = (now, finished)
+
+    def _folded(self, point: tuple[float, int]) -> tuple[tuple[float, int] | None, float | None]:
+        """(window start, smoothed rate) once the results counted at ``point`` are taken in. The
+        clock starts at the first result, so start-up time (loading a model) never counts."""
+        sample, smoothed = self._sample, self._smoothed
+        if sample is None:
+            return point, smoothed
+        (t0, n0), (t, n) = sample, point
+        if t <= t0 or (smoothed is not None and t - t0 < self.WINDOW):
+            return sample, smoothed
+        rate = (n - n0) / (t - t0)
+        a = self.SMOOTHING
+        return point, rate if smoothed is None else a * rate + (1 - a) * smoothed
+
     def _snapshot_locked(self) -> ProgressSnapshot:
         elapsed = 0.0 if self._t0 is None else self._clock() - self._t0
-        return ProgressSnapshot(self.desc, self.total, self._done, self._failed, elapsed, self._closed)
+        smoothed = self._smoothed if self._pending is None else self._folded(self._pending)[1]
+        return ProgressSnapshot(self.desc, self.total, self._done, self._failed, elapsed, self._closed, smoothed)
 
     def _make_renderer(self) -> Renderer:
         mode = self.mode
