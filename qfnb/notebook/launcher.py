@@ -73,6 +73,7 @@ class FinetuneLauncher(w.VBox):
         self.base = w.Combobox(
             value=base_models[0], options=list(base_models), description="base model", ensure_option=False, style=style
         )
+        self.name = w.Text(value="", description="name", placeholder="e.g. my-first-tune (optional)", style=style)
         self.dataset = w.Combobox(
             value=datasets[0] if datasets else "",
             options=datasets,
@@ -108,6 +109,7 @@ class FinetuneLauncher(w.VBox):
         super().__init__(
             children=[
                 w.HTML("<b>Fine-tune</b>"),
+                self.name,
                 self.base,
                 self.dataset,
                 w.HBox([self.epochs, self.steps]),
@@ -136,6 +138,7 @@ class FinetuneLauncher(w.VBox):
             steps=self.steps.value or None,
             batch_size=self.batch_size.value,
             deploy=self.deploy.value,
+            name=self.name.value.strip() or None,
         )
 
     def _clicked_launch(self, _: Any = None) -> None:
@@ -171,6 +174,8 @@ class FinetuneLauncher(w.VBox):
         base, data = (shlex.quote(v.strip() or d) for v, d in ((self.base.value, DEFAULT_BASE),
                                                                 (self.dataset.value, "DATA.jsonl")))
         line = f"%qftrain --base {base} --dataset {data}"
+        if self.name.value.strip():
+            line += f" --name {shlex.quote(self.name.value.strip())}"
         line += f" --epochs {self.epochs.value} --batch-size {self.batch_size.value} --lr {self.lr.value:.1e}"
         return line + (f" --steps {self.steps.value}" if self.steps.value else "") + (
             " --deploy" if self.deploy.value else "")
@@ -198,7 +203,8 @@ def handle_magic(magics: Any, args: Any, line: str) -> Any:
             raise QfnbCellError(f"could not list the fine-tunes: {exc}", title="qftrain") from exc
     if args.attach is not None:
         return _attach(magics, args)
-    if args.dataset is None and all(getattr(args, n) is None for n in train.BOUNDS) and args.base is None:
+    if args.dataset is None and all(getattr(args, n) is None for n in train.BOUNDS) and args.base is None \
+            and args.name is None:
         bases = platform_base_models(magics.list_models)
         launcher = FinetuneLauncher(factory=magics.trainer_factory, base_models=bases)
         launcher.on_deploy = magics.deployer

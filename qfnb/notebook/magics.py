@@ -241,7 +241,9 @@ class QfnbMagics(Magics):
     @argument("--batch-size", type=int, help="Batch size.")
     @argument("--max-seq-len", type=int, help="Maximum sequence length.")
     @argument("--lora-rank", type=int, help="LoRA rank.")
-    @argument("--deploy", action="store_true", help="Publish and deploy the model when training succeeds.")
+    @argument("--name", help="A name for the run (dashboards, --list and %%qfmodels show it, the id beside).")
+    @argument("--deploy", action="store_true",
+              help="Publish and deploy the model when training succeeds (with --attach TASK: deploy that job).")
     @argument("-o", "--output", help="Store the dashboard (.trainer, .wait(), .trained_model_id) here.")
     @argument("--attach", metavar="ID", nargs="?", const="",
               help="Re-attach a dashboard to a fine-tune: a task, job or pipeline id (none: the newest running).")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
@@ -61,12 +62,16 @@ class TrainSpec:
     max_seq_len: int | None = None
     lora_rank: int | None = None
     deploy: bool = False
+    name: str | None = None  # what dashboards, --list and %qfmodels call the run (its id beside)
 
     def __post_init__(self) -> None:
         if not self.dataset:
             raise ValueError("--dataset is required (a .jsonl path or a platform dataset id)")
         if not self.base:
             raise ValueError("--base must name a base model")
+        if self.name is not None and not re.fullmatch(r"[A-Za-z][\w.-]{0,49}", self.name):
+            raise ValueError(f"--name must start with a letter and hold up to 50 letters, digits, '_', '-' or '.', "
+                             f"got {self.name!r}")
         for name, hyper in HYPER.items():
             value = getattr(self, name)
             problem = None if value is None else hyper_problem(hyper, value)
@@ -95,7 +100,8 @@ class TrainSpec:
 
     @property
     def title(self) -> str:
-        return f"{self.base} ← {Path(self.dataset).name}"
+        what = f"{self.base} ← {Path(self.dataset).name}"
+        return f"{self.name} · {what}" if self.name else what
 
 
 TrainerFactory = Callable[[TrainSpec, Any], Any]
@@ -119,6 +125,7 @@ def default_trainer(spec: TrainSpec, event_handler: Any) -> Any:
         train_config=TrainConfig(**spec.train_config()),
         deploy_config=DeployConfig() if spec.deploy else None,
         event_handler=event_handler,
+        name=spec.name or "",
     )
 
 
@@ -270,6 +277,8 @@ def attach(
     loop. It is the same dashboard a launch shows: Stop while the task runs, Deploy when it succeeded."""
     first: dict[str, Any] = sync.run(_maybe(fetch(task_id)))  # an unknown task fails in the cell
     title = f"{first.get('model') or 'fine-tune'} · task {task_id}"
+    if first.get("jobName"):
+        title = f"{first['jobName']} · {title}"
     dash = TrainingDashboard(title, on_stop=lambda: sync.run(_maybe(stop(task_id))),
                              on_deploy=on_deploy or deploy_in_background)
     dash.trainer = _AttachedTask(first)
