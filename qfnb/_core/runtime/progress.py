@@ -317,6 +317,8 @@ class Progress:
     #: seconds a rate window spans at least, after the first estimate (results arriving in bursts,
     #: or steps of uneven length, do not swing the ETA)
     WINDOW = 5.0
+    #: seconds the first rate window spans at least
+    FIRST_WINDOW = 1.0
 
     def _measure(self) -> None:
         """Note the newest result. Results that arrive at one instant (a poll seeing three steps)
@@ -334,8 +336,8 @@ class Progress:
         if sample is None:
             return point, smoothed
         (t0, n0), (t, n) = sample, point
-        if t <= t0 or (smoothed is not None and t - t0 < self.WINDOW):
-            return sample, smoothed
+        if t - t0 < (self.WINDOW if smoothed is not None else self.FIRST_WINDOW):
+            return sample, smoothed  # (two polls a moment apart would make a rate of thousands a second)
         rate = (n - n0) / (t - t0)
         a = self.SMOOTHING
         return point, rate if smoothed is None else a * rate + (1 - a) * smoothed
