@@ -277,8 +277,9 @@ def attach(
     loop. It is the same dashboard a launch shows: Stop while the task runs, Deploy when it succeeded."""
     first: dict[str, Any] = sync.run(_maybe(fetch(task_id)))  # an unknown task fails in the cell
     title = f"{first.get('model') or 'fine-tune'} · task {task_id}"
-    if first.get("jobName"):
-        title = f"{first['jobName']} · {title}"
+    named = str(first.get("jobName") or "")
+    if named and not re.fullmatch(r"job_[0-9a-f]+", named):  # a name the user gave (not the generated one)
+        title = f"{named} · {title}"
     dash = TrainingDashboard(title, on_stop=lambda: sync.run(_maybe(stop(task_id))),
                              on_deploy=on_deploy or deploy_in_background)
     dash.trainer = _AttachedTask(first)
