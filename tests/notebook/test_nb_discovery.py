@@ -144,3 +144,16 @@ def test_a_base_model_chats_with_a_warning_and_a_cap(ip: Any, pub: Any, backend:
     assert backend.requests[-1].max_tokens == 40
     ip.run_cell_magic("qfchat", "-m Qwen2.5-Coder-0.5B-Instruct", "hi")
     assert backend.requests[-1].max_tokens is None and "base model" not in pub.outputs[-1]["data"]["text/plain"]
+
+
+def test_model_equals_an_endpoint_name_in_the_sdk_too() -> None:
+    """``ChatCompletion(model="my_tuned")``: a deployed service answers to the endpoint %qfmodels lists."""
+    from qfnb.resources.inference.base import resolve_target
+
+    services = {"common": [{"name": "Tiny-Chat", "apiType": "chat", "url": "http://x/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/tiny"}],
+                "custom": [{"name": "svc_1a2b", "apiType": "chat",
+                            "url": "http://x/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/my_tuned"}]}
+    target = resolve_target(("chat",), "my_tuned", None, default_model=None, services=services)
+    assert target is not None and (target.api_type, target.endpoint) == ("chat", "my_tuned")
+    by_service_name = resolve_target(("chat",), "svc_1a2b", None, default_model=None, services=services)
+    assert by_service_name is not None and by_service_name.endpoint == "my_tuned"
