@@ -104,6 +104,8 @@ def test_themes_chat_interrupt_dashboard_report(lab: tuple[str, Path, str], them
         shot(page, ".qfnb-dashboard", f"dashboard_running_{theme}.png")
         # finished: succeeded with Deploy to do, the widget stays (its button) until deployed
         page.wait_for_selector(".qfnb-dashboard >> text=succeeded", timeout=90_000)
+        page.locator(".qfnb-dashboard button", has_text="Deploy").last.wait_for(state="visible", timeout=10_000)
+        assert page.locator(".qfnb-dashboard button", has_text="Stop").last.is_hidden()
         shot(page, ".qfnb-dashboard", f"dashboard_finished_{theme}.png")
         shot(page, ".qfnb-chat", f"chat_side_by_side_{theme}.png")
         page.wait_for_selector(".qfnb-eval-report", timeout=60_000)

@@ -161,11 +161,11 @@ class TrainingDashboard(w.VBox):
                 return
             self._finishing = True
             self.state.finish(status, output=output, error=error)
-            self._chart_dirty = True
-            self._render(force=True)
             self.stop_button.disabled = True
             self.stop_button.layout.display = "none"  # nothing left to stop
             self.deploy_button.layout.display = None if self.deployable else "none"
+            self._chart_dirty = True
+            self._render(force=True)  # after the buttons: "succeeded" never shows beside a Stop
         self._publish_snapshot()
         self._done.set()
 
