@@ -7,6 +7,7 @@ local platform's app with engine doubles, where the "deployed" model answers as 
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -118,12 +119,18 @@ def test_a_failed_job_offers_no_step_and_attach_deploy_says_why(ip: Any, platfor
 
 def test_an_attached_running_job_deploys_when_it_succeeds(ip: Any, platform: Any) -> None:  # noqa: F811
     m, deployed = setup(ip, step_time=0.001)
-    details = iter([{"taskId": "task-5", "runStatus": "Running", "currentStep": 1, "totalSteps": 2},
-                    {"taskId": "task-5", "runStatus": "Done", "currentStep": 2, "totalSteps": 2}])
-    m.attach_options = {"fetch": lambda t: next(details), "interval": 0.01}
+    done = threading.Event()  # the task runs until the test says it is done
+
+    def fetch(task_id: str) -> dict[str, Any]:
+        if done.is_set():
+            return {"taskId": task_id, "runStatus": "Done", "currentStep": 2, "totalSteps": 2}
+        return {"taskId": task_id, "runStatus": "Running", "currentStep": 1, "totalSteps": 2}
+
+    m.attach_options = {"fetch": fetch, "interval": 0.01}
     ip.run_line_magic("qftrain", "--attach task-5 --deploy")
     dash = m.dashboards["task-5"]
     assert dash.deploy_button.layout.display == "none" and not dash.stop_button.disabled  # Stop while running
+    done.set()
     wait_for(lambda: deployed == ["task-5"], "the deploy once the task succeeded")
     assert dash.state.status == "succeeded" and dash.hints()[0] == f"%%qfchat -m {ENDPOINT}"
 
