@@ -53,7 +53,7 @@ def setup(ip: Any, step_time: float) -> tuple[Any, list[str | None]]:
 
 
 def test_every_hint_does_its_step(ip: Any, pub: RecordingPublisher, platform: Any, data_file: Path) -> None:  # noqa: F811
-    m, deployed = setup(ip, step_time=0.3)
+    m, deployed = setup(ip, step_time=1.0)  # long enough to look at the running dashboard
     ip.run_line_magic("qftrain", f"--dataset {data_file} --steps 3")
     (dash,) = m.dashboards.values()
     wait_for(lambda: dash.state.task_id == "task-1", "the task id is known")
