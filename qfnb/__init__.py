@@ -36,6 +36,8 @@ _LAZY = {
     "enable_log": "qfnb._core.globals",
     "disable_log": "qfnb._core.globals",
     "Config": "qfnb._core.config",
+    "default_model": "qfnb.resources.defaults",
+    "backend": "qfnb.resources.where",
     "errors": "qfnb.errors",
     "resources": "qfnb.resources",
     "dataset": "qfnb.dataset",
@@ -65,6 +67,15 @@ def __getattr__(name: str) -> Any:
     value = mod if module.endswith("." + name) else getattr(mod, name)
     globals()[name] = value
     return value
+
+
+def _notebook_widget_renderer(desc: str) -> Any:
+    """How a progress bar draws as a widget in a kernel (``qfnb._core.runtime.progress`` looks this
+    up, so the bar is a widget whichever qfnb module was imported first); the notebook layer is
+    imported only here, when a bar is drawn."""
+    from qfnb.notebook.widgets.progress_bar import WidgetRenderer
+
+    return WidgetRenderer(desc)
 
 
 def load_ipython_extension(ipython: Any) -> None:

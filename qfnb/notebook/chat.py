@@ -1,20 +1,15 @@
-"""Chat for ``%%qfchat``: sessions, the streaming runner and the answer display (no IPython here).
+"""Chat for ``%%qfchat``: requests, the platform's async stream and the answer display (no IPython here).
 
-The runner streams each requested model in a worker thread into a :class:`ChatAnswer`; the
-caller's thread (the kernel's main thread) redraws one display, throttled, until all answers are
-finished. Nothing here prints or displays: rendering goes through the ``on_update`` callback.
+A backend streams one request as an async iterator of :class:`ChatDelta`, run on qfnb's loop
+by :mod:`qfnb.notebook.chat_runner` into a :class:`ChatAnswer`. Nothing here prints or displays.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,7 +17,7 @@ from qfnb.notebook import _fmt, _theme
 from qfnb.notebook.sessions import ChatSession, SessionHistory, SessionList, SessionStore
 
 __all__ = ["ChatAnswer", "ChatBackend", "ChatDelta", "ChatRequest", "ChatSession", "ResourcesBackend",
-           "SessionHistory", "SessionList", "SessionStore", "render_answers", "run_chat"]
+           "SessionHistory", "SessionList", "SessionStore", "render_answers"]
 
 log = logging.getLogger("qfnb.notebook.chat")
 
@@ -39,6 +34,22 @@ class ChatRequest:
     max_tokens: int | None = None
     stream: bool = True
     name: str | None = None  # what the footer calls the model when ``model`` is None (the default's name)
+    session: str | None = None  # the %%qfchat session the history came from
+    turns: int = 0  # earlier exchanges of that session sent with this prompt
+    note: str | None = None  # a word for the footer (a base model's warning)
+    where: str | None = None  # which platform answers ("local", "cloud")
+
+    @property
+    def context(self) -> str:
+        """The footer's account of what was sent besides the prompt, and to whom."""
+        parts = []
+        if self.session is not None:
+            parts.append(f"session {self.session} · {self.turns} turn{'s' if self.turns != 1 else ''} in context")
+        if self.where:
+            parts.append(self.where)
+        if self.note:
+            parts.append(self.note)
+        return " · ".join(parts)
 
     @property
     def label(self) -> str:
@@ -56,76 +67,10 @@ class ChatDelta:
 
 
 class ChatBackend(Protocol):
-    """``stream`` may return an iterator with a ``cancel()`` method: called (from another thread)
-    on Kernel -> Interrupt, it must end the iteration and close the connection."""
+    """``stream`` returns an async iterator, read on qfnb's loop; Kernel -> Interrupt cancels the
+    task reading it, so its ``finally`` must close the connection (an async generator's does)."""
 
-    def stream(self, request: ChatRequest) -> Iterable[ChatDelta]: ...
-
-
-_END = object()
-
-
-class _PlatformStream:
-    """Iterates the deltas of one call pumped on qfnb's loop; ``cancel()`` cancels the pump's task,
-    which closes the HTTP stream (the server sees the client go and stops generating)."""
-
-    def __init__(self, request: ChatRequest) -> None:
-        self.request = request
-        self._queue: queue.Queue[Any] = queue.Queue()
-        self._future: Any = None
-        self._cancelled = False
-
-    def __iter__(self) -> Iterator[ChatDelta]:
-        from qfnb._core.runtime import sync
-
-        self._future = sync.submit(self._pump())
-        while True:
-            item = self._queue.get()
-            if item is _END or self._cancelled:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def cancel(self) -> None:
-        self._cancelled = True
-        if self._future is not None:
-            self._future.cancel()
-        self._queue.put(_END)
-
-    async def _pump(self) -> None:
-        from qfnb.resources import ChatCompletion
-
-        req = self.request
-        kwargs: dict[str, Any] = {}
-        if req.system:
-            kwargs["system"] = req.system
-        if req.temperature is not None:
-            kwargs["temperature"] = req.temperature
-        if req.max_tokens is not None:
-            kwargs["max_output_tokens"] = req.max_tokens
-        result: Any = None
-        try:
-            res = ChatCompletion(model=req.model, endpoint=req.endpoint)
-            target = await res.aresolve()
-            if target.model and not req.endpoint:
-                self._queue.put(ChatDelta(text="", model=target.model))
-            result = await res.ado(messages=req.messages, stream=req.stream, **kwargs)
-            if req.stream:
-                async for resp in result:
-                    self._queue.put(_delta(resp))
-            else:
-                self._queue.put(_delta(result))
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            self._queue.put(exc)
-        finally:
-            close = getattr(result, "aclose", None)
-            if close is not None:
-                with contextlib.suppress(BaseException):
-                    await close()
-            self._queue.put(_END)
+    def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]: ...
 
 
 def _delta(resp: Any) -> ChatDelta:
@@ -136,15 +81,51 @@ def _delta(resp: Any) -> ChatDelta:
 class ResourcesBackend:
     """The real backend: :class:`qfnb.resources.ChatCompletion` (streaming or not)."""
 
-    def stream(self, request: ChatRequest) -> Iterable[ChatDelta]:
-        return _PlatformStream(request)
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        """The deltas of one call; the answering model's name comes first (an empty delta).
+        Cancelling the reader closes the HTTP stream: the server sees the client go and stops."""
+        from qfnb.resources import ChatCompletion
+
+        kwargs: dict[str, Any] = {}
+        if request.system:
+            kwargs["system"] = request.system
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            kwargs["max_output_tokens"] = request.max_tokens
+        result: Any = None
+        try:
+            res = ChatCompletion(model=request.model, endpoint=request.endpoint)
+            target = await res.aresolve()
+            if target.model and not request.endpoint:
+                yield ChatDelta(text="", model=target.model)
+            result = await res.ado(messages=request.messages, stream=request.stream, **kwargs)
+            if request.stream:
+                async for resp in result:
+                    yield _delta(resp)
+            else:
+                yield _delta(result)
+        finally:
+            close = getattr(result, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(BaseException):
+                    await close()
 
     def default_model(self) -> str | None:
         """The platform's default chat model's name (no network: the catalog and the config)."""
-        from qfnb.resources import ChatCompletion
+        from qfnb.resources.defaults import default_model
 
         try:
-            return ChatCompletion()._default_model()
+            return default_model("chat")
+        except Exception:  # a broken config shows up on the call itself
+            return None
+
+    def where(self) -> str | None:
+        """The footer's word for where calls go (``local``, ``cloud (QIANFAN_AK set)``)."""
+        from qfnb.resources.where import backend
+
+        try:
+            return backend().label
         except Exception:  # a broken config shows up on the call itself
             return None
 
@@ -169,6 +150,7 @@ class ChatAnswer:
     done: bool = False
     interrupted: bool = False
     engine: Any = None  # the platform's state of the answering engine while waiting (loading.EngineState)
+    context: str = ""  # session, turns in context, where it ran (ChatRequest.context)
     started: float = field(default_factory=time.perf_counter, repr=False)
     responses: list[Any] = field(default_factory=list, repr=False)
 
@@ -193,6 +175,8 @@ class ChatAnswer:
             parts = self._waiting(parts)
         elif not self.done:
             parts.append("streaming…")
+        if self.context:
+            parts.append(self.context)
         return " · ".join(parts)
 
     def _waiting(self, parts: list[str]) -> list[str]:
@@ -250,111 +234,3 @@ def render_answers(answers: Sequence[ChatAnswer]) -> tuple[dict[str, str], dict[
         )
     data["text/html"] = f'<div class="qfnb-chat" style="display:flex;gap:10px">{"".join(cols)}</div>'
     return data, meta
-
-
-def _run_one(
-    backend: ChatBackend,
-    request: ChatRequest,
-    answer: ChatAnswer,
-    changed: threading.Event,
-    cancel: threading.Event,
-    streams: list[Any],
-) -> None:
-    from qfnb.resources.inference.accumulator import ChatAccumulator  # the SDK's modules: on first use
-
-    t0 = answer.started
-    try:
-        stream = backend.stream(request)
-        streams.append(stream)
-        if cancel.is_set():
-            return
-        acc = ChatAccumulator()
-        for delta in stream:
-            if cancel.is_set():
-                break
-            if delta.model:
-                answer.model = delta.model
-            if acc.add(delta.text, delta.usage) and answer.first_token is None:
-                answer.first_token = time.perf_counter() - t0
-            answer.text, answer.usage = acc.text, acc.usage or answer.usage
-            if delta.response is not None:
-                answer.response = delta.response
-                answer.responses.append(delta.response)
-            answer.latency = time.perf_counter() - t0
-            changed.set()
-    except BaseException as exc:  # shown to the user by the caller, never swallowed
-        if cancel.is_set():
-            return
-        answer.error = exc
-        log.debug("chat with %s failed", request.label, exc_info=True)
-    finally:
-        if not cancel.is_set():
-            answer.latency = time.perf_counter() - t0
-            answer.done = True
-        changed.set()
-
-
-def cancel_streams(streams: Sequence[Any]) -> None:
-    """Close every stream that can be closed (``cancel()``): the server stops generating."""
-    for stream in list(streams):
-        cancel = getattr(stream, "cancel", None)
-        if cancel is not None:
-            try:
-                cancel()
-            except Exception:  # closing is best effort; the answer is already final
-                log.debug("cancelling a chat stream failed", exc_info=True)
-
-
-def run_chat(
-    backend: ChatBackend,
-    requests: Sequence[ChatRequest],
-    on_update: Callable[[list[ChatAnswer]], None],
-    *,
-    interval: float = 0.1,
-) -> list[ChatAnswer]:
-    """Run the requests concurrently; call ``on_update`` at most every ``interval`` s and once at the end.
-
-    ``on_update`` runs in the calling thread only. ``KeyboardInterrupt`` (Kernel -> Interrupt)
-    closes the streams, marks the unfinished answers ``interrupted`` (their text so far is kept),
-    draws them once more and raises :class:`~qfnb.notebook.errors.QfnbInterrupted` (one line).
-    While no token has come, the footer's waiting time is redrawn every second.
-    """
-    from qfnb.notebook.errors import QfnbInterrupted
-
-    answers = [ChatAnswer(model=r.label) for r in requests]
-    changed, cancel, watched = threading.Event(), threading.Event(), threading.Event()
-    streams: list[Any] = []
-    pool = ThreadPoolExecutor(max_workers=len(requests), thread_name_prefix="qfchat")
-    futures = [pool.submit(_run_one, backend, r, a, changed, cancel, streams)
-               for r, a in zip(requests, answers, strict=True)]
-    last = time.perf_counter()
-    probe = getattr(backend, "engine_state", None)
-    if callable(probe):
-        from qfnb.notebook import loading
-
-        loading.watch(probe, requests, answers, changed, watched)
-    try:
-        while not all(f.done() for f in futures):
-            changed.wait(timeout=interval)
-            waiting = any(not a.done and not a.text for a in answers) and time.perf_counter() - last >= 1.0
-            if changed.is_set() or waiting:
-                changed.clear()
-                on_update(answers)
-                last = time.perf_counter()
-                time.sleep(interval)  # throttle: at most one redraw per interval
-    except KeyboardInterrupt:
-        cancel.set()
-        cancel_streams(streams)
-        for a in answers:
-            if not a.done:
-                a.interrupted, a.done = True, True
-                a.latency = time.perf_counter() - a.started
-        on_update(answers)
-        interrupted = QfnbInterrupted("the answer so far is kept above")
-        interrupted.answers = answers
-        raise interrupted from None
-    finally:
-        pool.shutdown(wait=not cancel.is_set())
-        watched.set()  # ends the loading watcher
-    on_update(answers)
-    return answers

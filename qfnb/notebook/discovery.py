@@ -35,6 +35,12 @@ class ModelRow:
     served_by: str  # what answers: the platform's model / service, and its state
     default: bool = False
 
+    @property
+    def role(self) -> str:
+        from qfnb.notebook.roles import role
+
+        return role(self.kind, self.name)
+
 
 def endpoint_of(url: str) -> str:
     return url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
@@ -76,37 +82,70 @@ class ModelList:
     def __init__(self, rows: list[ModelRow], source: str) -> None:
         self.rows, self.source = rows, source
 
-    def names(self, kind: str | None = None) -> list[str]:
-        return [r.name for r in self.rows if kind is None or r.kind == kind]
+    def names(self, kind: str | None = None, *, chat: bool = False) -> list[str]:
+        """Names of ``kind`` (None: all); ``chat=True`` leaves out base models (not for chat)."""
+        from qfnb.notebook.roles import is_base
+
+        return [r.name for r in self.rows if (kind is None or r.kind == kind) and not (chat and is_base(r.name))]
 
     def __repr__(self) -> str:
         if not self.rows:
             return f"no models ({self.source})"
-        width = max(len(r.name) for r in self.rows) + 2
-        lines = [f"{'kind':<11}{'name':<{width}}served by   [{self.source}]"]
+        width = max(len(r.name) for r in self.rows) + 4
+        lines = [f"{'kind':<11}{'name':<{width}}{'role':<23}served by   [{self.source}]"]
         for r in self.rows:
-            lines.append(f"{r.kind:<11}{r.name + (' *' if r.default else ''):<{width}}{r.served_by}")
+            lines.append(f"{r.kind:<11}{r.name + (' *' if r.default else ''):<{width}}{r.role:<23}{r.served_by}")
         lines.append("* default · use: %%qfchat -m NAME   or   %%qfchat --endpoint ENDPOINT")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         body = "".join(
             f"<tr><td>{_fmt.esc(r.kind)}</td><td><code>{_fmt.esc(r.name)}</code>"
-            f"{' <b>(default)</b>' if r.default else ''}</td><td>{_fmt.esc(r.served_by)}</td></tr>"
+            f"{' <b>(default)</b>' if r.default else ''}</td><td>{_fmt.esc(r.role)}</td>"
+            f"<td>{_fmt.esc(r.served_by)}</td></tr>"
             for r in self.rows
         )
         return (
-            '<div class="qfnb-models"><table class="qfnb-table"><thead><tr><th>kind</th><th>name</th>'
+            '<div class="qfnb-models"><table class="qfnb-table"><thead><tr><th>kind</th><th>name</th><th>role</th>'
             f"<th>served by</th></tr></thead><tbody>{body}</tbody></table>"
             f'<div class="qfnb-muted">{_fmt.esc(self.source)} · use <code>%%qfchat -m NAME</code> or '
             "<code>%%qfchat --endpoint ENDPOINT</code></div></div>"
         )
 
 
-def _defaults() -> dict[str, str | None]:
-    from qfnb.resources import ChatCompletion, Embedding
+class AmbiguousName(ValueError):
+    """A model word that names more than one thing ``%qfmodels`` lists."""
 
-    return {"chat": ChatCompletion()._default_model(), "embedding": Embedding()._default_model()}
+
+def resolve_name(word: str, listing: ModelList | None, option: str = "-m") -> tuple[str | None, str | None]:
+    """``(model, endpoint)`` for a word given as a model: whatever ``%qfmodels`` lists is accepted,
+    a deployed service's endpoint included. An exact name wins; else one case-insensitive match;
+    several matches raise :class:`AmbiguousName` listing them. A name the list lacks is passed on
+    as a model (the platform has the last word)."""
+    if listing is None:
+        return word, None
+    if word.lower().startswith("endpoint:"):
+        return None, word.split(":", 1)[1]
+    callable_rows = [r for r in listing.rows if r.kind in ("chat", "completion", "endpoint")]
+    found = [r for r in callable_rows if r.name == word] or [r for r in callable_rows if r.name.lower() == word.lower()]
+    kinds = {r.kind == "endpoint" for r in found}
+    if len(kinds) > 1:
+        listed = ", ".join(f"{r.kind} {r.name}" for r in found)
+        raise AmbiguousName(f"{option} {word}: matches {listed}; say -m {found[0].name} for the model or "
+                            f"-m endpoint:{word} (or --endpoint {word}) for the deployed service")
+    names = sorted({r.name for r in found})
+    if len(names) > 1:
+        raise AmbiguousName(f"{option} {word}: matches {', '.join(names)}; give the exact name")
+    if not found:
+        return word, None
+    row = found[0]
+    return (None, row.name) if row.kind == "endpoint" else (row.name, None)
+
+
+def _defaults() -> dict[str, str | None]:
+    from qfnb.resources.defaults import default_model
+
+    return {"chat": default_model("chat"), "embedding": default_model("embedding")}
 
 
 def fetch_services(timeout: float | None = 30.0) -> dict[str, Any]:

@@ -237,9 +237,9 @@ def resolve_llms(words: Sequence[str], namespace: Mapping[str, Any]) -> dict[str
 
 
 def default_chat_model() -> str:
-    from qfnb.resources import ChatCompletion
+    from qfnb.resources.defaults import default_model
 
-    name = ChatCompletion()._default_model()
+    name = default_model("chat")
     if not name:
         raise EvalArgsError("--models: no default chat model is configured; name one (a model, ep_... or a variable)")
     return name

@@ -20,9 +20,23 @@ from IPython.core.error import UsageError
 from qfnb.notebook import _fmt, _theme, train
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.train import BOUNDS, DEFAULT_BASE, TrainerFactory, TrainSpec, launch
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL
 
-BASE_MODELS = (DEFAULT_BASE, LOCAL_CHAT_MODEL)
+
+def platform_base_models(list_models: Any = None) -> tuple[str, ...]:
+    """The base models to offer: the platform's chat and completion models (what ``%qfmodels``
+    lists, so the cloud's names when qfnb points at the cloud), the usual fine-tune base first."""
+    from qfnb.notebook import discovery
+
+    try:
+        listing = (list_models or discovery.list_models)()
+        names = listing.names("completion") + listing.names("chat")
+    except Exception:  # the form still works: the user types a name
+        names = []
+    names = list(dict.fromkeys(names))
+    if DEFAULT_BASE in names:
+        names.remove(DEFAULT_BASE)
+        names.insert(0, DEFAULT_BASE)
+    return tuple(names) or (DEFAULT_BASE,)
 
 
 def demo_dataset() -> Path | None:
@@ -46,16 +60,20 @@ def dataset_choices(root: Path | None = None) -> list[str]:
 class FinetuneLauncher(w.VBox):
     """A form that validates a :class:`TrainSpec` and launches it with a live dashboard."""
 
-    def __init__(self, factory: TrainerFactory | None = None, *, base_models: tuple[str, ...] = BASE_MODELS) -> None:
+    def __init__(self, factory: TrainerFactory | None = None, *, base_models: tuple[str, ...] | None = None) -> None:
         self.factory = factory
+        self.on_deploy: Any = None  # None: deploy on the platform (tests inject a double)
         self.dashboard: Any = None
         self.handle: Any = None  # set by show(): the output the finished job's static state replaces
         self.var_name: str | None = None  # the -o variable holding this launcher
         style = {"description_width": "110px"}
         datasets = dataset_choices()
+        if base_models is None:
+            base_models = platform_base_models()
         self.base = w.Combobox(
             value=base_models[0], options=list(base_models), description="base model", ensure_option=False, style=style
         )
+        self.name = w.Text(value="", description="name", placeholder="e.g. my-first-tune (optional)", style=style)
         self.dataset = w.Combobox(
             value=datasets[0] if datasets else "",
             options=datasets,
@@ -91,6 +109,7 @@ class FinetuneLauncher(w.VBox):
         super().__init__(
             children=[
                 w.HTML("<b>Fine-tune</b>"),
+                self.name,
                 self.base,
                 self.dataset,
                 w.HBox([self.epochs, self.steps]),
@@ -119,12 +138,13 @@ class FinetuneLauncher(w.VBox):
             steps=self.steps.value or None,
             batch_size=self.batch_size.value,
             deploy=self.deploy.value,
+            name=self.name.value.strip() or None,
         )
 
     def _clicked_launch(self, _: Any = None) -> None:
         try:
             spec = self.spec()
-            self.dashboard = launch(spec, self.factory, show=False)
+            self.dashboard = launch(spec, self.factory, show=False, on_deploy=self.on_deploy)
         except Exception as exc:  # shown in the form; the kernel stays usable
             self.message.value = f'<span style="color:{_theme.ERROR}">{_fmt.esc(exc)}</span>'
             return
@@ -154,6 +174,8 @@ class FinetuneLauncher(w.VBox):
         base, data = (shlex.quote(v.strip() or d) for v, d in ((self.base.value, DEFAULT_BASE),
                                                                 (self.dataset.value, "DATA.jsonl")))
         line = f"%qftrain --base {base} --dataset {data}"
+        if self.name.value.strip():
+            line += f" --name {shlex.quote(self.name.value.strip())}"
         line += f" --epochs {self.epochs.value} --batch-size {self.batch_size.value} --lr {self.lr.value:.1e}"
         return line + (f" --steps {self.steps.value}" if self.steps.value else "") + (
             " --deploy" if self.deploy.value else "")
@@ -181,8 +203,11 @@ def handle_magic(magics: Any, args: Any, line: str) -> Any:
             raise QfnbCellError(f"could not list the fine-tunes: {exc}", title="qftrain") from exc
     if args.attach is not None:
         return _attach(magics, args)
-    if args.dataset is None and all(getattr(args, n) is None for n in train.BOUNDS) and args.base is None:
-        launcher = FinetuneLauncher(factory=magics.trainer_factory)
+    if args.dataset is None and all(getattr(args, n) is None for n in train.BOUNDS) and args.base is None \
+            and args.name is None:
+        bases = platform_base_models(magics.list_models)
+        launcher = FinetuneLauncher(factory=magics.trainer_factory, base_models=bases)
+        launcher.on_deploy = magics.deployer
         if args.output:
             magics.user_ns[args.output] = launcher
             launcher.var_name = args.output
@@ -190,7 +215,7 @@ def handle_magic(magics: Any, args: Any, line: str) -> Any:
         return None
     spec = train.TrainSpec.from_args(args)
     try:
-        dash = train.launch(spec, magics.trainer_factory)
+        dash = train.launch(spec, magics.trainer_factory, on_deploy=magics.deployer)
     except UsageError:
         raise
     except Exception as exc:  # bad dataset, unknown base model, ...: one clear line
@@ -205,17 +230,33 @@ def _attach(magics: Any, args: Any) -> None:
 
     try:
         task_id = resolve_task(args.attach or None)
-        previous = magics.dashboards.get(task_id)
-        if previous is not None and not previous.done:
-            previous.show()  # this kernel already follows it: show that dashboard, not a second
-            return
-        dash = train.attach(task_id, **magics.attach_options)
+        dash = _followed(magics, task_id)
+        if dash is not None:
+            dash.show()  # this kernel already follows it: the same dashboard, not a second that may disagree
+        else:
+            dash = train.attach(task_id, on_deploy=magics.deployer, **magics.attach_options)
     except UsageError:
         raise
     except Exception as exc:
         raise QfnbCellError(f"cannot attach to {args.attach or 'the newest running fine-tune'}: {exc}",
                             title="qftrain") from exc
     _keep(magics, args, task_id, dash)
+    if args.deploy:  # %qftrain --attach TASK --deploy: deploy this job (now, or when it succeeds)
+        if not dash.done:
+            dash.deploy_when_done = True
+            dash.state.note("will deploy when the fine-tune succeeds")
+        elif dash.state.status != "succeeded":
+            raise UsageError(f"task {task_id} {dash.state.status}: there is no model to deploy")
+        else:
+            dash.deploy()
+
+
+def _followed(magics: Any, task_id: str) -> Any:
+    """The dashboard this kernel already shows for ``task_id`` (launched here, or attached)."""
+    for dash in magics.dashboards.values():
+        if dash.state.task_id == task_id and (not dash.done or dash.state.status == "succeeded"):
+            return dash
+    return None
 
 
 def _keep(magics: Any, args: Any, key: str, dash: Any) -> None:

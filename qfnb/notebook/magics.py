@@ -19,7 +19,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Bool, Float, Int, Unicode
 
-from qfnb.notebook import chat, discovery
+from qfnb.notebook import chat, chat_requests, chat_runner, discovery
 from qfnb.notebook._checks import sampling_problem
 from qfnb.notebook._interp import InterpolationError, interpolate
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
@@ -69,9 +69,10 @@ class QfnbMagics(Magics):
         self.trainer_factory: Any = None  # tests inject a fake; None = qfnb.trainer.LLMFinetune
         self.dashboards: dict[str, Any] = {}
         self.attach_options: dict[str, Any] = {}  # tests inject fetch/stop doubles for --attach
+        self.deployer: Any = None  # a dashboard's deploy (None: the platform's; tests inject a double)
         self.eval_progress: Any = True  # %qfeval's Contract 8 progress (True = the stock bar)
-        self.names = discovery.NameCache()  # model / endpoint names for Tab completion
         self.list_models: Any = discovery.list_models  # tests inject a double
+        self.names = discovery.NameCache(lambda: self.list_models())  # names for Tab completion and -m
 
     @property
     def user_ns(self) -> dict[str, Any]:
@@ -90,7 +91,8 @@ class QfnbMagics(Magics):
     @magic_arguments()
     @argument("-m", "--model", action="append", help="Model name(s); comma-separated for side-by-side answers.")
     @argument("--endpoint", action="append", help="Custom endpoint(s) of deployed services, instead of -m.")
-    @argument("-s", "--session", default="default", help="Named conversation (history kept per session).")
+    @argument("-s", "--session", default="default",
+              help="Named conversation; cells without -s share 'default' (its recent turns are sent along).")
     @argument("--reset", action="store_true", help="Forget the session's history before this prompt.")
     @argument("--system", help="System prompt (persona) for this call.")
     @argument("-t", "--temperature", type=float, help="Sampling temperature in (0, 1].")
@@ -101,7 +103,13 @@ class QfnbMagics(Magics):
     @argument("command", nargs="*", help="Line form only: models | sessions | history [NAME] | reset [NAME].")
     @line_cell_magic
     def qfchat(self, line: str, cell: str | None = None) -> Any:
-        """Chat with a model; the cell is the prompt. ``%qfchat sessions|history|reset`` manage sessions."""
+        """Chat with a model; the cell is the prompt.
+
+        Cells without ``-s`` share the session ``default``: each prompt carries that session's last
+        ``max_history`` exchanges (``%config QfnbMagics.max_history = 0`` sends none), and the footer
+        says so ("session default · 2 turns in context"). ``--reset`` forgets the session first;
+        ``%qfchat reset [NAME]`` forgets one (no name: all), ``%qfchat sessions|history`` show them.
+        ``-m`` takes any name ``%qfmodels`` lists, a deployed endpoint included."""
         if self.interpolate and "--no-interp" not in line:
             line = self._interp(line)  # brace-safe, unlike IPython's own line expansion
         args = parse_argstring(self.qfchat, line)
@@ -131,10 +139,8 @@ class QfnbMagics(Magics):
         problem = sampling_problem(temperature, args.max_tokens)
         if problem:
             raise UsageError(problem)
-        session = self.sessions.get(args.session)
         if args.reset:
             self.sessions.reset(args.session)
-            session = self.sessions.get(args.session)
         prompt = cell.strip()
         if not prompt:
             if args.reset:
@@ -143,7 +149,12 @@ class QfnbMagics(Magics):
         if self.interpolate and not args.no_interp:
             prompt = self._interp(prompt)
         models, endpoints = _split_csv(args.model), _split_csv(args.endpoint)
-        targets: list[tuple[str | None, str | None]] = [(m, None) for m in models] + [(None, e) for e in endpoints]
+        listing = self.names.get(wait=3.0) if models else None
+        try:  # -m takes any name %qfmodels lists, a deployed service's endpoint included
+            targets: list[tuple[str | None, str | None]] = [discovery.resolve_name(m, listing) for m in models]
+            targets += [(None, e) for e in endpoints]
+        except discovery.AmbiguousName as exc:
+            raise UsageError(str(exc)) from None
         default_name = None
         if not targets:
             targets = [(self.default_model or None, None)]
@@ -151,21 +162,11 @@ class QfnbMagics(Magics):
                 named = getattr(self.chat_backend, "default_model", None)
                 default_name = named() if callable(named) else None
         multi = len(targets) > 1
-        requests = []
-        for model, endpoint in targets:
-            sess = self.sessions.get(f"{args.session}[{model or endpoint}]") if multi else session
-            requests.append(
-                chat.ChatRequest(
-                    messages=sess.request_messages(prompt, self.max_history),
-                    model=model,
-                    endpoint=endpoint,
-                    system=args.system,
-                    temperature=temperature,
-                    max_tokens=args.max_tokens,
-                    stream=self.stream and not args.no_stream,
-                    name=default_name,
-                )
-            )
+        where = getattr(self.chat_backend, "where", None)
+        requests = chat_requests.build_requests(
+            targets, prompt, sessions=self.sessions, session=args.session, max_history=self.max_history,
+            default_name=default_name, where=where() if callable(where) else None, max_tokens=args.max_tokens,
+            system=args.system, temperature=temperature, stream=self.stream and not args.no_stream)
         handle = display({"text/plain": "…"}, raw=True, display_id=True)
 
         def on_update(answers: list[chat.ChatAnswer]) -> None:
@@ -173,15 +174,14 @@ class QfnbMagics(Magics):
             handle.update(data, raw=True, metadata=meta)
 
         try:
-            answers = chat.run_chat(self.chat_backend, requests, on_update, interval=self.update_interval)
+            answers = chat_runner.run_chat(self.chat_backend, requests, on_update, interval=self.update_interval)
         except QfnbInterrupted as exc:  # Kernel -> Interrupt: keep the partial answer(s), one line
             if args.output and exc.answers:
                 self.user_ns[args.output] = {a.model: a for a in exc.answers} if multi else exc.answers[0]
             raise
-        for (model, endpoint), answer in zip(targets, answers, strict=True):
+        for target, answer in zip(targets, answers, strict=True):
             if answer.error is None:
-                sess = self.sessions.get(f"{args.session}[{model or endpoint}]") if multi else session
-                sess.record(prompt, answer.text)
+                self.sessions.get(chat_requests.session_of(args.session, target, multi)).record(prompt, answer.text)
         if args.output:
             self.user_ns[args.output] = {a.model: a for a in answers} if multi else answers[0]
         failed = [a for a in answers if a.error is not None]
@@ -189,7 +189,10 @@ class QfnbMagics(Magics):
             if not any(a.text for a in answers):
                 handle.update({"text/plain": ""}, raw=True)
             first = failed[0]
-            raise QfnbCellError(f"{first.model}: {chat.error_line(first)}", title="qfchat failed") from first.error
+            from qfnb.resources.where import connection_hint
+
+            raise QfnbCellError(f"{first.model}: {chat.error_line(first)}{connection_hint(first.error)}",
+                                title="qfchat failed") from first.error
         return None
 
     # ------------------------------------------------------------------ %qfmodels
@@ -222,7 +225,10 @@ class QfnbMagics(Magics):
                 return []
             if kind == "endpoint":
                 return listing.names("endpoint")
-            return listing.names("chat") + listing.names("completion")
+            if head == "qftrain":  # --base: what can be fine-tuned
+                return listing.names("chat") + listing.names("completion")
+            # -m / --models: whatever %qfmodels lists that can chat, deployed endpoints included
+            return listing.names("chat", chat=True) + listing.names("completion", chat=True) + listing.names("endpoint")
 
         return discovery.complete_line(line, token, magic.parser, names)
 
@@ -236,7 +242,9 @@ class QfnbMagics(Magics):
     @argument("--batch-size", type=int, help="Batch size.")
     @argument("--max-seq-len", type=int, help="Maximum sequence length.")
     @argument("--lora-rank", type=int, help="LoRA rank.")
-    @argument("--deploy", action="store_true", help="Publish and deploy the model when training succeeds.")
+    @argument("--name", help="A name for the run (dashboards, --list and %%qfmodels show it, the id beside).")
+    @argument("--deploy", action="store_true",
+              help="Publish and deploy the model when training succeeds (with --attach TASK: deploy that job).")
     @argument("-o", "--output", help="Store the dashboard (.trainer, .wait(), .trained_model_id) here.")
     @argument("--attach", metavar="ID", nargs="?", const="",
               help="Re-attach a dashboard to a fine-tune: a task, job or pipeline id (none: the newest running).")
@@ -395,10 +403,24 @@ def _matcher(magics: QfnbMagics) -> Any:
     return qfnb_matcher
 
 
+def _republish(magics: QfnbMagics) -> Any:
+    def post_run_cell(*_: Any) -> None:
+        """A job that ended in the background published its final state from qfnb's loop; publish it
+        once more from the kernel thread, so every output of it (and the saved notebook) is final."""
+        for dash in list(magics.dashboards.values()):
+            try:
+                dash.republish()
+            except Exception:  # a display nicety: never break the user's cell
+                log.debug("republishing a dashboard failed", exc_info=True)
+
+    return post_run_cell
+
+
 def load_ipython_extension(ipython: Any) -> None:
     from qfnb.notebook import usage
 
     ipython.register_magics(QfnbMagics)
+    ipython.events.register("post_run_cell", _republish(ipython.magics_manager.registry["QfnbMagics"]))
     usage.register(ipython)
     completer = getattr(ipython, "Completer", None)
     if completer is not None:

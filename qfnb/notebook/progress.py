@@ -1,8 +1,9 @@
 """Batch progress in a notebook: the core's bar (:mod:`qfnb._core.runtime.progress`) drawn as a widget.
 
 The progress protocol, the text renderer and ``make_progress`` live in the core so every layer
-resolves ``progress=`` the same way. Importing this module (``qfnb.notebook`` does) registers
-the ipywidgets renderer with the core; ipywidgets itself is imported only when a bar is drawn.
+resolves ``progress=`` the same way. The core finds the ipywidgets renderer through the package
+root (``qfnb._notebook_widget_renderer``) whether or not this module was imported; importing it
+registers the same renderer explicitly. ipywidgets itself is imported only when a bar is drawn.
 """
 
 from __future__ import annotations

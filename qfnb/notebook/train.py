@@ -1,22 +1,27 @@
 """``%qftrain``: launch a fine-tune in the background, attach to one, stop one, or show the launcher.
 
-The trainer (``qfnb.trainer.LLMFinetune``) runs ``run()`` on a daemon thread so the kernel stays
-free; its events (Contract 5) feed a :class:`TrainingDashboard`. ``--attach TASK`` polls the
-platform's task detail instead, so a dashboard survives a kernel restart.
+Everything runs as a coroutine on qfnb's loop (:mod:`qfnb._core.runtime.sync`), so the kernel
+stays free: the trainer's ``arun()`` (``qfnb.trainer.LLMFinetune``), whose events (Contract 5)
+feed a :class:`TrainingDashboard`; ``--attach TASK``'s poll of the platform's task detail
+(:func:`qfnb._core.runtime.poll.apoll_until`), so a dashboard survives a kernel restart; and a deploy.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
 
-from qfnb._core.runtime.poll import poll_until
+from qfnb._core.runtime import sync
+from qfnb._core.runtime.poll import apoll_until
+from qfnb.notebook import _background
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
 from qfnb.protocol.model_names import LOCAL_FINETUNE_BASE
 from qfnb.protocol.training import LIMITS, hyper_problem
@@ -58,12 +63,16 @@ class TrainSpec:
     max_seq_len: int | None = None
     lora_rank: int | None = None
     deploy: bool = False
+    name: str | None = None  # what dashboards, --list and %qfmodels call the run (its id beside)
 
     def __post_init__(self) -> None:
         if not self.dataset:
             raise ValueError("--dataset is required (a .jsonl path or a platform dataset id)")
         if not self.base:
             raise ValueError("--base must name a base model")
+        if self.name is not None and not re.fullmatch(r"[A-Za-z][\w.-]{0,49}", self.name):
+            raise ValueError(f"--name must start with a letter and hold up to 50 letters, digits, '_', '-' or '.', "
+                             f"got {self.name!r}")
         for name, hyper in HYPER.items():
             value = getattr(self, name)
             problem = None if value is None else hyper_problem(hyper, value)
@@ -92,7 +101,8 @@ class TrainSpec:
 
     @property
     def title(self) -> str:
-        return f"{self.base} ← {Path(self.dataset).name}"
+        what = f"{self.base} ← {Path(self.dataset).name}"
+        return f"{self.name} · {what}" if self.name else what
 
 
 TrainerFactory = Callable[[TrainSpec, Any], Any]
@@ -116,6 +126,7 @@ def default_trainer(spec: TrainSpec, event_handler: Any) -> Any:
         train_config=TrainConfig(**spec.train_config()),
         deploy_config=DeployConfig() if spec.deploy else None,
         event_handler=event_handler,
+        name=spec.name or "",
     )
 
 
@@ -156,26 +167,35 @@ def _model_to_deploy(output: Any) -> Any:
     return Model(version_id=version)
 
 
-def deploy_in_background(dash: TrainingDashboard) -> None:
-    """The Deploy button: publish-aware deploy of the trained model on a thread."""
+async def _maybe(value: Any) -> Any:
+    """``value``, awaited when it is awaitable (test doubles may be plain functions)."""
+    return await value if inspect.isawaitable(value) else value
+
+
+async def deploy_job(dash: TrainingDashboard) -> Any:
+    """Publish-aware deploy of the dashboard's trained model; the dashboard shows how it goes."""
+    from qfnb.trainer import DeployConfig
+
     output = getattr(getattr(dash, "trainer", None), "output", None)
-
-    def work() -> None:
-        try:
-            from qfnb.trainer import DeployConfig
-
-            service = _model_to_deploy(output).deploy(DeployConfig())
-            dash.service = service  # type: ignore[attr-defined]
-            dash.mark_deployed(str(getattr(service, "endpoint", None) or getattr(service, "id", service)))
-        except Exception as exc:
-            log.warning("deploy failed: %s", exc)
-            dash.deploy_failed(str(exc))
-
-    threading.Thread(target=work, name="qftrain-deploy", daemon=True).start()
+    try:
+        service = await _model_to_deploy(output).adeploy(DeployConfig(), tick=dash.deploy_tick)
+    except Exception as exc:
+        log.warning("deploy failed: %s", exc)
+        dash.deploy_failed(str(exc))
+        raise
+    dash.service = service
+    dash.mark_deployed(str(getattr(service, "endpoint", None) or getattr(service, "id", service)))
+    return service
 
 
-def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool = True) -> TrainingDashboard:
-    """Start a fine-tune on a daemon thread and return its (displayed) dashboard."""
+def deploy_in_background(dash: TrainingDashboard) -> Any:
+    """The Deploy button: :func:`deploy_job` on qfnb's loop; a ``concurrent.futures.Future``."""
+    return _background.submit(deploy_job(dash))
+
+
+def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool = True,
+           on_deploy: Callable[[TrainingDashboard], Any] | None = None) -> TrainingDashboard:
+    """Start a fine-tune on qfnb's loop and return its (displayed) dashboard."""
     stop = threading.Event()
     holder: dict[str, Any] = {}
 
@@ -183,21 +203,22 @@ def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool
         stop.set()
         holder["trainer"].stop()
 
-    dash = TrainingDashboard(spec.title, on_stop=on_stop, on_deploy=deploy_in_background)
+    dash = TrainingDashboard(spec.title, on_stop=on_stop, on_deploy=on_deploy or deploy_in_background)
+    dash.eval_data = spec.dataset
     trainer = (factory or default_trainer)(spec, _event_handler(dash))
     holder["trainer"] = dash.trainer = trainer  # type: ignore[attr-defined]
     if show:
         dash.show()
 
-    def run() -> None:
+    async def run() -> None:
         try:
-            trainer.run()
+            await trainer.arun()
         except Exception as exc:
             dash.finish("stopped" if stop.is_set() else "failed", error=f"{type(exc).__name__}: {exc}")
         else:
             dash.finish(_final_status(trainer, stop.is_set()), output=getattr(trainer, "output", None))
 
-    threading.Thread(target=run, name="qftrain", daemon=True).start()
+    _background.submit(run())
     return dash
 
 
@@ -217,17 +238,21 @@ def _run_status(detail: dict[str, Any]) -> str:
     return str(detail.get("runStatus") or "Running")
 
 
-def _platform_detail(task_id: str) -> dict[str, Any]:
+async def _platform_detail(task_id: str) -> dict[str, Any]:
     from qfnb.resources.console import FineTune
 
-    resp = FineTune.V2.task_detail(task_id=task_id)
+    resp = await FineTune.V2.atask_detail(task_id=task_id)
     return dict(resp["result"])
 
 
-def platform_stop(task_id: str) -> None:
+async def aplatform_stop(task_id: str) -> None:
     from qfnb.resources.console import FineTune
 
-    FineTune.V2.stop_task(task_id=task_id)
+    await FineTune.V2.astop_task(task_id=task_id)
+
+
+def platform_stop(task_id: str) -> None:
+    sync.run(aplatform_stop(task_id))
 
 
 @dataclass
@@ -237,25 +262,34 @@ class _AttachedTask:
     output: dict[str, Any]
 
 
+Fetch = Callable[[str], "Awaitable[dict[str, Any]] | dict[str, Any]"]
+
+
 def attach(
     task_id: str,
     *,
-    fetch: Callable[[str], dict[str, Any]] = _platform_detail,
-    stop: Callable[[str], None] = platform_stop,
+    fetch: Fetch = _platform_detail,
+    stop: Callable[[str], Any] = aplatform_stop,
     interval: float = 1.0,
     show: bool = True,
+    on_deploy: Callable[[TrainingDashboard], Any] | None = None,
 ) -> TrainingDashboard:
-    """A dashboard for an existing task, fed by polling its detail every ``interval`` s."""
-    first = fetch(task_id)  # fails loudly in the cell (unknown task) before anything is shown
+    """A dashboard for an existing task, fed by polling its detail every ``interval`` s on qfnb's
+    loop. It is the same dashboard a launch shows: Stop while the task runs, Deploy when it succeeded."""
+    first: dict[str, Any] = sync.run(_maybe(fetch(task_id)))  # an unknown task fails in the cell
     title = f"{first.get('model') or 'fine-tune'} · task {task_id}"
-    dash = TrainingDashboard(title, on_stop=lambda: stop(task_id), on_deploy=deploy_in_background)
+    named = str(first.get("jobName") or "")
+    if named and not re.fullmatch(r"job_[0-9a-f]+", named):  # a name the user gave (not the generated one)
+        title = f"{named} · {title}"
+    dash = TrainingDashboard(title, on_stop=lambda: sync.run(_maybe(stop(task_id))),
+                             on_deploy=on_deploy or deploy_in_background)
     dash.trainer = _AttachedTask(first)
     if show:
         dash.show()
 
-    def detail() -> dict[str, Any]:
+    async def detail() -> dict[str, Any]:
         try:
-            return fetch(task_id)
+            return dict(await _maybe(fetch(task_id)))
         except Exception as exc:
             dash.state.note(f"poll failed: {exc}")
             raise
@@ -267,22 +301,27 @@ def attach(
     def ended(detail: dict[str, Any]) -> bool:
         return dash.done or _run_status(detail) in _RUN_STATUS
 
-    def poll() -> None:
-        last = first
-        if not ended(first):
-            # retried for as long as the dashboard is open: the local daemon may be restarting
-            try:
-                last = poll_until(detail, ended, interval=interval, tick=update, retries=None,
-                                  retry_on=(Exception,), max_backoff=max(interval, 10.0),
-                                  what=f"fine-tune task {task_id}")
-            except Exception as exc:  # a permanent error (the dashboard already shows it)
-                log.warning("stopped following task %s: %s", task_id, exc)
-                return
-        if not dash.done:
-            if last is not first:
-                update(last)
-            dash.finish(_RUN_STATUS[_run_status(last)], output=last, error=last.get("errorMessage"))
+    def finish(last: dict[str, Any]) -> None:
+        dash.finish(_RUN_STATUS[_run_status(last)], output=last, error=last.get("errorMessage"))
 
-    update(first)  # the dashboard knows its task before attach() returns
-    threading.Thread(target=poll, name=f"qftrain-attach-{task_id}", daemon=True).start()
+    async def follow() -> None:
+        # retried for as long as the dashboard is open: the local daemon may be restarting
+        try:
+            last = await apoll_until(detail, ended, interval=interval, tick=update, retries=None,
+                                     retry_on=(Exception,), max_backoff=max(interval, 10.0),
+                                     what=f"fine-tune task {task_id}")
+        except Exception as exc:  # a permanent error (the dashboard already shows it)
+            log.warning("stopped following task %s: %s", task_id, exc)
+            return
+        if not dash.done:
+            update(last)
+            finish(last)
+        if dash.deploy_when_done and dash.state.status == "succeeded" and dash.service is None:
+            dash.deploy(wait=False)  # %qftrain --attach TASK --deploy, given while it ran
+
+    update(first)  # the dashboard knows its task (and an ended one its end) before attach() returns
+    if ended(first):
+        finish(first)
+    else:
+        dash.follower = _background.submit(follow())
     return dash

@@ -7,6 +7,7 @@ snapshots of this state and renders them, throttled. Kept free of IPython so it 
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -108,8 +109,7 @@ class TrainingState:
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     platform_phase: str = ""  # what the platform says the worker does (loading weights, ...)
     _last_key: tuple[str, str, str] | None = field(default=None, repr=False)
-    _first_step: tuple[float, int] | None = field(default=None, repr=False)  # (clock, step) first seen > 0
-    _last_step: tuple[float, int] | None = field(default=None, repr=False)
+    _steps: Any = field(default=None, repr=False)  # a counting Progress: the smoothed step rate
 
     @property
     def finished(self) -> bool:
@@ -148,13 +148,8 @@ class TrainingState:
         self.task_id = str(d.get("taskId") or self.task_id or "") or None
         step, total = _num(d.get("currentStep")), _num(d.get("totalSteps"))
         if step is not None:
+            self._count_steps(int(step))
             self.step = int(step)
-            if self.step > 0:
-                now = self.clock()
-                if self._first_step is None:
-                    self._first_step = (now, self.step)
-                if self._last_step is None or self._last_step[1] != self.step:
-                    self._last_step = (now, self.step)
         phase = str(d.get("phase") or "")
         if phase and phase != self.platform_phase:
             self.platform_phase = phase
@@ -196,15 +191,25 @@ class TrainingState:
     def elapsed_now(self) -> float:
         return self.elapsed if self.elapsed is not None else self.clock() - self.started_at
 
+    def _count_steps(self, step: int) -> None:
+        """Each newly finished step is one result of a counting bar (no display): its rate is
+        measured from the first step on and smoothed (see :class:`qfnb._core.runtime.progress.Progress`)."""
+        from qfnb._core.runtime.progress import Progress
+
+        if self._steps is None:
+            self._steps = Progress(mode="off", clock=self.clock)
+            self._steps.on_start(None)
+        while self._steps.snapshot().finished < step:
+            self._steps.on_result(-1, True)
+
     @property
     def measured_eta(self) -> float | None:
-        """Seconds left from the step rate measured here (model loading does not count); the
-        platform's estimate until two different steps have been seen."""
-        first, last = self._first_step, self._last_step
-        if first and last and last[1] > first[1] and last[0] > first[0] and self.total_steps:
-            rate = (last[1] - first[1]) / (last[0] - first[0])
-            return max(self.total_steps - self.step, 0) / rate
-        return self.eta
+        """Seconds left from step times measured here, smoothed; None until two steps were seen
+        (model loading and the platform's own guess never count: no ETA that jumps)."""
+        if self._steps is None or not self.total_steps:
+            return None
+        rate = self._steps.snapshot().smoothed_rate
+        return None if not rate else max(self.total_steps - self.step, 0) / rate
 
     @property
     def doing(self) -> str:
@@ -223,7 +228,8 @@ class TrainingState:
             if self.total_steps
             else (f"{self.progress:.0%}" if self.progress is not None else "step 0 (not started)")
         )
-        eta = "" if self.finished or self.step == 0 else f" · ETA {_fmt.duration(self.measured_eta)}"
+        left = None if self.finished else self.measured_eta
+        eta = "" if left is None else f" · ETA {_fmt.duration(left)}"
         loss = f" · loss {self.loss[-1][1]:.4f}" if self.loss else ""
         return f"{steps} · elapsed {_fmt.duration(self.elapsed_now)}{eta}{loss}"
 
@@ -234,13 +240,21 @@ class TrainingState:
             return f"{self.model_name} (id {self.model_id})"
         return self.model_name or self.model_id
 
-    def next_steps(self) -> list[str]:
-        """Copyable next steps for a finished job."""
+    def next_steps(self, *, var_name: str | None = None, can_deploy: bool = True,
+                   eval_data: str | None = None) -> list[str]:
+        """Copyable next steps for THIS finished job, each a command that does that step."""
         if self.status != "succeeded":
             return []
         if self.service:
-            return [f"%%qfchat --endpoint {self.service}", f"%qfeval --models {self.service} --dataset DATA"]
-        return ["deploy it (the Deploy button, or %qftrain ... --deploy), then %%qfchat --endpoint ENDPOINT"]
+            steps = [f"%%qfchat -m {self.service}"]
+            if eval_data:
+                steps.append(f"%qfeval --models {self.service} --dataset {shlex.quote(eval_data)} --limit 20")
+            return steps
+        if not can_deploy:
+            return []
+        if var_name:
+            return [f"{var_name}.deploy()"]
+        return [f"%qftrain --attach {self.task_id} --deploy"] if self.task_id else []
 
     def summary(self) -> str:
         """The one-line text/plain form (what a saved notebook shows without widgets)."""

@@ -32,6 +32,7 @@ from .pipeline import Pipeline, Trainer, _EventLog
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
+    from qfnb._core.runtime.progress import ProgressArg
 
 logger = logging.getLogger("qfnb.trainer")
 
@@ -188,8 +189,20 @@ class LLMFinetune(Trainer):
     def running(self) -> bool:
         return self._future is not None and not self._future.done()
 
-    def run(self, **kwargs: Any) -> LLMFinetune:
-        """Run the whole pipeline and wait (safe in Jupyter: runs on qfnb's loop thread)."""
+    def run(self, progress: ProgressArg = None, **kwargs: Any) -> LLMFinetune:
+        """Run the whole pipeline and wait (safe in Jupyter: runs on qfnb's loop thread).
+
+        ``progress``: a bar of the training steps — by default a widget inside a notebook kernel
+        (whether or not ``%load_ext qfnb`` ran), ``True`` also a tqdm-style bar on a terminal,
+        ``False`` none, or any object with ``on_start``/``on_result``/``on_close``."""
+        from qfnb._core.runtime.progress import make_progress
+        from qfnb._core.runtime.steps import StepFeed
+
+        bar = make_progress(progress, desc=f"fine-tune {self.name or self.train_type}")
+        feed = StepFeed(bar) if bar is not None else None
+        if feed is not None:
+            feed.observe(0)  # drawn now, in the caller's cell
+            self._log.watchers.append(feed.event)
         self.start()
         try:
             return self.wait()
@@ -198,6 +211,10 @@ class LLMFinetune(Trainer):
             logger.warning("trainer %s keeps running in the background (status %s); "
                            "call .stop() to stop it or .wait() to wait again", self.id, self.status)
             raise
+        finally:
+            if feed is not None:
+                self._log.watchers.remove(feed.event)
+                feed.close()
 
     def resume(self, **kwargs: Any) -> LLMFinetune:
         """Continue from the last finished action (re-attaching to an existing training task)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._action import BaseAction, RunContext, run_step
@@ -135,9 +135,12 @@ class _EventLog(EventHandler):
     def __init__(self, forward: EventHandler | None, size: int = 1000) -> None:
         self.forward = forward
         self.events: deque[Event] = deque(maxlen=size)
+        self.watchers: list[Callable[[Event], None]] = []  # e.g. a progress bar of run()
 
     def dispatch(self, event: Event) -> None:
         self.events.append(event)
+        for watch in list(self.watchers):
+            watch(event)
         dispatch_event(self.forward, event)
 
 

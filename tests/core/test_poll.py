@@ -1,4 +1,4 @@
-"""``poll_until``: one poll loop, driven here by an injected clock (no real waiting)."""
+"""``apoll_until``: one poll loop, driven here by an injected clock (no real waiting)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from qfnb._core.errors import InvalidArgumentError, RateLimitError, TimeoutError
-from qfnb._core.runtime.poll import PollTimeoutError, apoll_until, poll_until
+from qfnb._core.runtime.poll import PollTimeoutError, apoll_until
 from qfnb.errors import QfnbError
 
 
@@ -150,17 +150,6 @@ async def test_a_failing_stop_does_not_hide_the_interruption() -> None:
 
     with pytest.raises(PollTimeoutError):
         await apoll_until(task.aread, _done, interval=1, timeout=1, clock=clock, sleep=clock.asleep, stop=stop)
-
-
-def test_the_blocking_twin_runs_the_same_loop() -> None:
-    clock, task, seen = Clock(), Task([RuntimeError("daemon restarting"), "Doing", "Done"]), []
-    got = poll_until(task.read, _done, interval=2, retries=None, retry_on=(Exception,), clock=clock,
-                     sleep=clock.sleep, tick=seen.append)
-    assert got == {"state": "Done"} and clock.waits == [2, 2] and seen == [{"state": "Doing"}]
-    with pytest.raises(PollTimeoutError):
-        poll_until(Task(["Doing"]).read, _done, interval=2, timeout=3, clock=clock, sleep=clock.sleep,
-                   stop=task.stop)
-    assert task.stops == 1
 
 
 def test_qfnb_connection_and_timeout_errors_are_the_builtins_too() -> None:

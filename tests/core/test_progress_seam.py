@@ -19,7 +19,10 @@ def test_importing_the_core_progress_imports_no_notebook_layer() -> None:
 
 
 def test_widget_mode_without_a_registered_renderer_draws_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    import qfnb
+
     monkeypatch.setattr(core, "_widget_factory", None)
+    monkeypatch.delattr(qfnb, "_notebook_widget_renderer")
     stream = io.StringIO()
     with core.Progress(total=2, desc="b", mode="widget", stream=stream) as bar:
         bar.on_result(0, True)

@@ -10,6 +10,7 @@ from nb_doubles import FakeChatBackend, RecordingPublisher
 from traitlets.config import Config
 
 from qfnb._core.record.cache import set_process_mode
+from qfnb.notebook.discovery import ModelList
 from tests.fakes.fixtures import fake, fake_server, make_config  # noqa: F401 - the fake cloud, for SDK calls in a shell
 
 
@@ -27,6 +28,8 @@ def ip() -> Iterator[InteractiveShell]:
     old = shell.display_pub
     shell.display_pub = pub
     shell.extension_manager.load_extension("qfnb")
+    magics = shell.magics_manager.registry["QfnbMagics"]
+    magics.list_models = lambda: ModelList([], "test: no platform listing")  # tests that need one set it
     yield shell
     shell.display_pub = old
     InteractiveShell.clear_instance()

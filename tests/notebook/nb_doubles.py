@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,22 +53,29 @@ class FakeChatBackend:
         self.fail = fail or {}
         self.requests: list[ChatRequest] = []
         self.lock = threading.Lock()
-        #: when set, every stream waits here before its first chunk (proves streams run at once)
-        self.barrier: threading.Barrier | None = None
+        #: when set, every stream waits before its first chunk until this many are open (proves
+        #: the streams run at once: one after the other, the first never gets past)
+        self.together: int | None = None
+        self.opened = 0
 
-    def stream(self, request: ChatRequest) -> Iterator[ChatDelta]:
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         with self.lock:
             self.requests.append(request)
+            self.opened += 1
         label = request.model or request.endpoint or ""
-        if self.barrier is not None:
-            self.barrier.wait()
+        for _ in range(5000):  # a hang guard, not a speed check
+            if self.together is None or self.opened >= self.together:
+                break
+            await asyncio.sleep(0.002)
+        else:
+            raise RuntimeError(f"only {self.opened} of {self.together} streams were opened together")
         if label in self.fail:
             raise self.fail[label]
         text = self.answer[label] if isinstance(self.answer, dict) else self.answer
         pieces = [text[i : i + self.chunk] for i in range(0, len(text), self.chunk)] if request.stream else [text]
         for n, piece in enumerate(pieces):
             if self.delay:
-                time.sleep(self.delay)
+                await asyncio.sleep(self.delay)
             last = n == len(pieces) - 1
             usage = {"prompt_tokens": 7, "completion_tokens": len(pieces), "total_tokens": 7 + len(pieces)}
             yield ChatDelta(text=piece, usage=usage if last else None, response={"result": piece, "is_end": last})
@@ -109,10 +117,17 @@ class FakeTrainer:
         self.handler.dispatch(FakeEvent(action, f"{action}-1", state, desc, data or {}))
 
     def run(self) -> FakeTrainer:
+        from qfnb._core.runtime import sync
+
+        return sync.run(self.arun())
+
+    async def arun(self) -> FakeTrainer:
         self.emit("LoadDataSetAction", "Preceding")
         self.emit("LoadDataSetAction", "Done", "", {"datasets": [{"id": 7}]})
-        if self.gate is not None:  # training starts when the test opens the gate
-            self.gate.wait(10)
+        for _ in range(5000):  # training starts when the test opens the gate (a hang guard)
+            if self.gate is None or self.gate.is_set():
+                break
+            await asyncio.sleep(0.002)
         self.status = "Running"
         curve: list[list[float]] = []
         t0 = time.monotonic()
@@ -125,7 +140,7 @@ class FakeTrainer:
                 self.status = "Error"
                 self.emit("TrainAction", "Error", "CUDA out of memory")
                 raise RuntimeError(f"training failed at step {step}")
-            time.sleep(self.step_time)
+            await asyncio.sleep(self.step_time)
             curve.append([step, 3.0 / step])
             for _ in range(self.polls_per_step):
                 self.emit(
@@ -152,3 +167,24 @@ class FakeTrainer:
     def stop(self) -> None:
         self.stop_calls += 1
         self.stopped.set()
+
+
+def fake_deployer(endpoint: str, deployed: list[Any] | None = None) -> Any:
+    """A dashboard's deploy double (``QfnbMagics.deployer``): marks ``endpoint`` deployed for it."""
+    from types import SimpleNamespace
+
+    from qfnb.notebook import _background
+
+    def deployer(dash: Any) -> Any:
+        async def deploy() -> Any:
+            await dash.deploy_tick({"serviceStatus": "Deploying"})
+            service = SimpleNamespace(endpoint=endpoint)
+            dash.service = service
+            dash.mark_deployed(endpoint)
+            if deployed is not None:
+                deployed.append(dash.state.task_id)
+            return service
+
+        return _background.submit(deploy())
+
+    return deployer

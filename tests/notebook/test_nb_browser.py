@@ -176,9 +176,10 @@ def test_dashboard_renders_finished_state(lab: tuple[str, Path, str]) -> None:
     fake_trainer_notebook(root, "dash.ipynb", 40, "%qftrain --dataset demo_sft.jsonl --steps 40 -o dash",
                           "dash.wait(60).status")
     ran_all, texts = run_notebook_in_browser(
-        lab, "dash.ipynb", 90_000, "'succeeded'", {".qfnb-dashboard-static": "dashboard_fake_trainer.png"}
+        lab, "dash.ipynb", 90_000, "'succeeded'", {".qfnb-dashboard": "dashboard_fake_trainer.png"}
     )
-    assert_widgets_rendered(ran_all, texts, "succeeded", "step 40/40", "am-42")
+    # succeeded, Deploy still to do: the widget (its Deploy button) stays, the next step names the job
+    assert_widgets_rendered(ran_all, texts, "succeeded", "step 40/40", "am-42", "Deploy", "dash.deploy()")
 
 
 @pytest.mark.browser
@@ -194,10 +195,10 @@ def test_launcher_form_launches_from_the_browser(lab: tuple[str, Path, str]) -> 
         page.locator(".qfnb-launcher button", has_text="Launch").first.click()
 
     ran_all, texts = run_notebook_in_browser(
-        lab, "launcher.ipynb", 90_000, "step 20/20", {".qfnb-dashboard-static": "launcher_after_launch.png"},
+        lab, "launcher.ipynb", 90_000, "step 20/20", {".qfnb-launcher": "launcher_after_launch.png"},
         interact=click_launch,
     )
-    assert_widgets_rendered(ran_all, texts, "succeeded", "step 20/20")  # the form became the final state
+    assert_widgets_rendered(ran_all, texts, "succeeded", "step 20/20", "Deploy")  # final, Deploy offered
 
 
 @pytest.mark.browser

@@ -1,10 +1,13 @@
 """A fine-tune outlives a kernel restart (JupyterLab + headless Chromium).
 
 ``%qftrain`` starts a job on the data dir's local platform daemon; Kernel → Restart Kernel…
-from the menu; ``%qftrain --attach`` brings back one live dashboard of the same job, which
-finishes; its Deploy button deploys the model and ``%qfeval`` compares it with the base right
-away. The daemon runs the engine and training-worker test doubles, so this takes seconds of
-training; the real engines are covered by the real-model tests. Screenshots go to
+from the menu; the SDK's ``trainer.run()`` shows its progress in a fresh kernel (no
+``%load_ext``); ``%qftrain --attach`` brings back one live dashboard of the same job, which
+finishes; its Deploy button (clicked in the page) deploys the model, the endpoint answers
+through ``%%qfchat -m NAME`` with a footer naming the session and its turns, ``%qfeval``
+compares it with the base right away, and the saved notebook shows the job finished. The
+daemon runs the engine and training-worker test doubles, so this takes seconds of training;
+the real engines are covered by the real-model tests. Screenshots go to
 artifacts/screenshots/.
 """
 
@@ -33,7 +36,7 @@ CELLS = [
     "%qftrain --base Tiny-Chat --dataset train.jsonl --steps 1500",
     "%load_ext qfnb\n%qftrain --attach -o run",
     "run.wait(240).status",
-    "run.deploy()  # what the finished dashboard's next step says\n"
+    # the Deploy button of the attached dashboard was clicked in the page; its endpoint:
     "import time\ndeadline = time.time() + 60\nwhile run.state.service is None and time.time() < deadline:\n"
     "    time.sleep(0.2)\n"
     "ep = run.state.service\nep",
@@ -41,6 +44,13 @@ CELLS = [
     # a batch's bar still running when the kernel restarts (the renderer batch_do draws)
     "from qfnb.notebook.progress import Progress\n"
     "bar = Progress(total=10, desc='batch', mode='widget'); bar.on_start(10); bar.on_result(0, True)",
+    # the SDK's fine-tune in a fresh kernel, before any %load_ext: its progress shows in the cell
+    "from qfnb.dataset import Dataset\nfrom qfnb.trainer import LLMFinetune, TrainConfig\n"
+    "sdk = LLMFinetune(train_type='Tiny-Chat', dataset=Dataset.load(data_file='train.jsonl'),\n"
+    "                  train_config=TrainConfig(max_steps=60), name='sdk-run')\nsdk.run().status",
+    # the deployed endpoint by the name %qfmodels lists, twice: the footer counts the session's turns
+    "%%qfchat -m {ep}\nhello there",
+    "%%qfchat -m {ep}\nand again",
 ]
 #: the old cells after the restart: ipywidgets marked their views disconnected; qfnb's CSS must
 #: hide the broken-link icons and dead buttons and show the "kernel restarted" line instead
@@ -93,26 +103,35 @@ def test_finetune_survives_kernel_restart_and_attach(daemon_lab: tuple[str, Path
             assert "%qftrain --attach task-" in cells.nth(1).inner_text()  # the dashboard says how to come back
             page.screenshot(path=str(SHOTS / "restart_before.png"))
 
-            page.get_by_text("Kernel", exact=True).first.click()
-            page.get_by_text("Restart Kernel…", exact=True).first.click()
-            page.locator(".jp-Dialog-button.jp-mod-accept").click()
-            page.wait_for_timeout(1000)
-            page.wait_for_function(KERNEL_IDLE, timeout=60_000)
+            restart_kernel(page)
             check_old_outputs(page, cells)
 
             for index in (2, 3):
                 page.evaluate(RUN_CELL, index)
             cells.nth(3).locator(".jp-OutputArea-output", has_text="succeeded").wait_for(timeout=240_000)
             attached = cells.nth(2)
-            # one dashboard, not two (a finished one turns into its static final state)
+            # one dashboard, not two; the same dashboard a launch shows: Deploy once it succeeded
             assert attached.locator(".qfnb-dashboard, .qfnb-train-summary").count() == 1
             dash_text = attached.inner_text()
             assert "1500/1500" in dash_text and "stopped" not in dash_text, dash_text
             assert attached.locator("img").count() >= 1  # the loss chart
             assert "run.deploy()" in dash_text  # the next step names the -o variable
-            page.screenshot(path=str(SHOTS / "restart_attached_finished.png"), full_page=True)
+            deploy = attached.locator("button", has_text="Deploy")
+            deploy.wait_for(state="visible", timeout=10_000)
+            attached.screenshot(path=str(SHOTS / "restart_attached_deploy_button.png"))
+            deploy.click()
             page.evaluate(RUN_CELL, 4)
             cells.nth(4).locator(".jp-OutputArea-output", has_text="ep_").wait_for(timeout=90_000)
+            attached.locator(".jp-OutputArea-output", has_text="%%qfchat -m ep_").first.wait_for(timeout=30_000)
+            page.screenshot(path=str(SHOTS / "restart_attached_finished.png"), full_page=True)
+            for index in (8, 9):  # the endpoint answers through -m NAME; the footer names session and turns
+                page.evaluate(RUN_CELL, index)
+            cells.nth(9).locator(".jp-OutputArea-output", has_text="1 turn in context").first.wait_for(
+                timeout=120_000)
+            first = cells.nth(8).inner_text()
+            assert "session default · 0 turns in context" in first and "Error" not in first, first
+            cells.nth(9).scroll_into_view_if_needed()
+            page.screenshot(path=str(SHOTS / "qfchat_footer_session_light.png"))
             page.evaluate(RUN_CELL, 5)
             report = cells.nth(5)
             report.locator(".jp-OutputArea-output", has_text="exact_match").first.wait_for(timeout=120_000)
@@ -120,11 +139,37 @@ def test_finetune_survives_kernel_restart_and_attach(daemon_lab: tuple[str, Path
             page.screenshot(path=str(SHOTS / "restart_qfeval_after_deploy.png"), full_page=True)
             report_text = report.inner_text()
             assert "no deployed service" not in report_text and "Error" not in report_text, report_text
+            page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', "
+                          "{theme: 'JupyterLab Dark'})")
+            page.wait_for_timeout(1500)
+            attached.scroll_into_view_if_needed()
+            page.screenshot(path=str(SHOTS / "restart_attached_deployed_dark.png"))
+            cells.nth(9).scroll_into_view_if_needed()
+            page.screenshot(path=str(SHOTS / "qfchat_footer_session_dark.png"))
+            restart_kernel(page)  # a fresh kernel again: the SDK's fine-tune before any %load_ext
+            page.evaluate(RUN_CELL, 7)  # trainer.run() before %load_ext in this kernel
+            sdk = cells.nth(7)
+            # a widget while it runs (its final state then static), not stderr lines
+            sdk.locator(".qfnb-progress, .qfnb-progress-static").first.wait_for(timeout=60_000)
+            sdk.locator(".jp-OutputArea-output", has_text="60/60").first.wait_for(timeout=240_000)
+            assert sdk.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+            sdk.scroll_into_view_if_needed()
+            sdk.screenshot(path=str(SHOTS / "sdk_trainer_run_progress.png"))
+            assert "fine-tune sdk-run" in sdk.inner_text(), sdk.inner_text()
             assert page.evaluate(SAVE)
             check_saved_fallbacks(nbformat.read(root / "restart.ipynb", as_version=4))
         except Exception:
             page.screenshot(path=str(SHOTS / "restart_failure.png"), full_page=True)
             raise
+
+
+def restart_kernel(page: Any) -> None:
+    """Kernel -> Restart Kernel… from the menu, as a user does."""
+    page.get_by_text("Kernel", exact=True).first.click()
+    page.get_by_text("Restart Kernel…", exact=True).first.click()
+    page.locator(".jp-Dialog-button.jp-mod-accept").click()
+    page.wait_for_timeout(1000)
+    page.wait_for_function(KERNEL_IDLE, timeout=60_000)
 
 
 def check_old_outputs(page: Any, cells: Any) -> None:
@@ -145,7 +190,12 @@ def check_old_outputs(page: Any, cells: Any) -> None:
 
 
 def check_saved_fallbacks(nb: Any) -> None:
-    """The saved notebook: the old outputs keep a static HTML state for viewers without widgets."""
+    """The saved notebook: the old outputs keep a static HTML state for viewers without widgets,
+    and the finished job's dashboard is saved finished (deployed), not "running"."""
+    attached = [o.get("data", {}) for o in nb.cells[2].outputs]
+    final = [b.get("text/plain", "") for b in attached]
+    assert any("succeeded" in t and "service ep_" in t for t in final), final
+    assert not any(": running ·" in t for t in final), final
     for index, marker, state in ((1, "qfnb-dashboard-static", "/1500"), (6, "qfnb-progress-static", "/10")):
         bundles = [o.get("data", {}) for o in nb.cells[index].outputs]
         html = [b["text/html"] for b in bundles if "text/html" in b]

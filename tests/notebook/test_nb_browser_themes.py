@@ -112,8 +112,11 @@ def test_themes_chat_interrupt_dashboard_report(lab: tuple[str, Path, str], them
         page.wait_for_selector(".qfnb-dashboard >> text=step", timeout=60_000)
         page.wait_for_timeout(1500)
         shot(page, ".qfnb-dashboard", f"dashboard_running_{theme}.png")
-        page.wait_for_selector(".qfnb-dashboard-static", timeout=90_000)
-        shot(page, ".qfnb-dashboard-static", f"dashboard_finished_{theme}.png")
+        # finished: succeeded with Deploy to do, the widget stays (its button) until deployed
+        page.wait_for_selector(".qfnb-dashboard >> text=succeeded", timeout=90_000)
+        page.locator(".qfnb-dashboard button", has_text="Deploy").last.wait_for(state="visible", timeout=10_000)
+        assert page.locator(".qfnb-dashboard button", has_text="Stop").last.is_hidden()
+        shot(page, ".qfnb-dashboard", f"dashboard_finished_{theme}.png")
         shot(page, ".qfnb-chat", f"chat_side_by_side_{theme}.png")
         page.wait_for_selector(".qfnb-compare", timeout=60_000)
         page.locator(".qfnb-eval-report summary").first.click()  # open the samples

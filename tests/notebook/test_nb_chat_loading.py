@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -67,10 +68,11 @@ class LoadingBackend(FakeChatBackend):
         return READY if self.loaded.is_set() else EngineState(model=QWEN, endpoint="q", state="starting",
                                                                 since=time.time() - 7)
 
-    def stream(self, request: ChatRequest) -> Iterator[ChatDelta]:
-        time.sleep(self.load)
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        await asyncio.sleep(self.load)
         self.loaded.set()
-        yield from super().stream(request)
+        async for delta in super().stream(request):
+            yield delta
 
 
 def test_qfchat_footer_says_loading_until_the_first_token(ip, pub: RecordingPublisher) -> None:
@@ -80,7 +82,8 @@ def test_qfchat_footer_says_loading_until_the_first_token(ip, pub: RecordingPubl
     ip.run_line_magic("config", f"QfnbMagics.default_model = '{QWEN}'")
     ip.run_cell_magic("qfchat", "", "hi")
     plains = [o["data"]["text/plain"] for o in pub.outputs if "text/plain" in o["data"]]
-    assert any(re.search(f"-- loading {re.escape(QWEN)} · [78] s$", p) for p in plains), plains
+    assert any(re.search(f"-- loading {re.escape(QWEN)} · [78] s · session default · 0 turns in context$", p)
+               for p in plains), plains
     assert plains[-1].startswith("Hi there\n-- ") and "loading" not in plains[-1]
     assert backend.probes and backend.probes[0][1] == QWEN
 

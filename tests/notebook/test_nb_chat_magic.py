@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from IPython.core.error import UsageError
 from nb_doubles import FakeChatBackend, RecordingPublisher
@@ -125,7 +123,7 @@ def test_line_uses_brace_safe_interpolation(ip, backend: FakeChatBackend) -> Non
 def test_side_by_side_models_run_concurrently(ip, pub: RecordingPublisher, backend: FakeChatBackend) -> None:
     backend.answer = {"A": "alpha answer", "B": "beta answer"}
     # both streams must be open at once to pass the barrier (run one after the other, it breaks)
-    backend.barrier = threading.Barrier(2, timeout=10)
+    backend.together = 2
     ip.run_cell_magic("qfchat", "-m A,B -o both -s cmp", "compare")
     both = ip.user_ns["both"]
     assert {k: str(v) for k, v in both.items()} == {"A": "alpha answer", "B": "beta answer"}
@@ -187,3 +185,29 @@ def test_footer_names_the_default_model(ip, pub: RecordingPublisher, backend: Fa
     assert backend.requests[-1].model is None, "the platform still picks its default"
     final = pub.outputs[-1]["data"]["text/plain"]
     assert "-- Qwen2.5-Coder-0.5B-Instruct · " in final and "default model" not in final
+
+
+def test_footer_names_the_session_and_its_turns_and_reset_clears_them(
+        ip, pub: RecordingPublisher, backend: FakeChatBackend) -> None:
+    ip.run_cell_magic("qfchat", "", "first")
+    assert pub.outputs[-1]["data"]["text/plain"].endswith("session default · 0 turns in context")
+    ip.run_cell_magic("qfchat", "", "second")
+    assert pub.outputs[-1]["data"]["text/plain"].endswith("session default · 1 turn in context")
+    assert len(backend.requests[-1].messages) == 3  # the turn the footer counts was sent
+    ip.run_cell_magic("qfchat", "-s other", "elsewhere")
+    assert pub.outputs[-1]["data"]["text/plain"].endswith("session other · 0 turns in context")
+    ip.run_cell_magic("qfchat", "--reset", "again")
+    assert pub.outputs[-1]["data"]["text/plain"].endswith("session default · 0 turns in context")
+    assert len(backend.requests[-1].messages) == 1
+    ip.run_line_magic("qfchat", "reset default")
+    ip.run_cell_magic("qfchat", "", "fresh")
+    assert pub.outputs[-1]["data"]["text/plain"].endswith("session default · 0 turns in context")
+    doc = ip.magics_manager.registry["QfnbMagics"].qfchat.__doc__
+    assert "session ``default``" in doc and "--reset" in doc and "%qfchat reset" in doc
+
+
+def test_the_footer_says_where_it_ran(ip, pub: RecordingPublisher, backend: FakeChatBackend,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    backend.where = lambda: "cloud (QIANFAN_AK set)"  # type: ignore[attr-defined]
+    ip.run_cell_magic("qfchat", "", "hi")
+    assert pub.outputs[-1]["data"]["text/plain"].endswith("turns in context · cloud (QIANFAN_AK set)")

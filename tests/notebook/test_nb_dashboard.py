@@ -54,11 +54,12 @@ def test_launch_runs_in_background_and_finishes(ip, pub: RecordingPublisher) -> 
     assert bytes(dash.chart.value).startswith(PNG)
     log = dash.log_view.value  # in the user's words, not the pipeline's class names
     assert "training" in log and "fine-tune succeeded" in log and "Action" not in log
-    # one dashboard: the live widget's output is replaced by the final static state (HTML + text),
-    # so a saved notebook reopened without a kernel shows it instead of a broken widget
+    # one dashboard: its output carries the final static state (HTML + text), so a saved notebook
+    # reopened without a kernel shows it; Deploy being the next step, the widget (its button) stays
     ids = pub.by_display_id()
     final = ids[dash.handle.display_id][-1]
-    assert final["update"] and "application/vnd.jupyter.widget-view+json" not in final["data"]
+    assert final["update"] and "application/vnd.jupyter.widget-view+json" in final["data"]
+    assert "qfnb-dashboard-static" in final["data"]["text/html"] and dash.deploy_button.layout.display is None
     snap = final["data"]
     assert snap["text/plain"].startswith("[qftrain] Gemma-3-270M ← demo.jsonl: succeeded · step 20/20")
     assert snap["text/plain"] == repr(dash)
@@ -134,10 +135,17 @@ def test_factory_error_is_one_clear_line(ip) -> None:  # type: ignore[no-untyped
 
 def test_no_args_shows_the_launcher(ip, pub: RecordingPublisher) -> None:
     use_trainer(ip, steps=5)
+    from qfnb.notebook.discovery import ModelList, ModelRow
+
+    cloud = ModelList([ModelRow("chat", "ERNIE-Speed-8K", "chat/ernie_speed"), ModelRow("chat", "Gemma-3-270M", "x"),
+                       ModelRow("endpoint", "ep_tuned", "service s")], "the platform's service list")
+    ip.magics_manager.registry["QfnbMagics"].list_models = lambda: cloud
     assert ip.run_line_magic("qftrain", "-o launcher") is None  # displayed (with a display id), no Out[n]
     launcher = ip.user_ns["launcher"]
     assert isinstance(launcher, FinetuneLauncher)
     assert launcher.base.value == "Gemma-3-270M" and launcher.steps.value == 30
+    # the base models are the platform's (the cloud's names there), never an endpoint
+    assert launcher.base.options == ("Gemma-3-270M", "ERNIE-Speed-8K")
     launcher.dataset.value = "mine.jsonl"
     launcher.launch_button.click()
     assert launcher.dashboard is not None and launcher.slot.children == (launcher.dashboard,)
@@ -149,7 +157,7 @@ def test_no_args_shows_the_launcher(ip, pub: RecordingPublisher) -> None:
 
 
 def test_launcher_shows_validation_errors() -> None:
-    launcher = FinetuneLauncher(factory=lambda s, h: FakeTrainer(s, h))
+    launcher = FinetuneLauncher(factory=lambda s, h: FakeTrainer(s, h), base_models=("Gemma-3-270M",))
     launcher.dataset.value = ""
     launcher.launch_button.click()
     assert "--dataset is required" in launcher.message.value and launcher.dashboard is None
@@ -268,7 +276,7 @@ def test_phases_plain_events_and_eta_from_measured_steps() -> None:
     # the platform's ETA counts the 100 s of loading; the measured one counts steps: 1 step / 2 s
     now[0] = 100.0
     st.apply(FakeEvent("TrainAction", "t", "Running", "", {"currentStep": 1, "totalSteps": 10, "etaSeconds": 900}))
-    assert st.measured_eta == 900  # one step seen: the platform's estimate
+    assert st.measured_eta is None and "ETA" not in st.progress_text()  # one step measures no step time
     now[0] = 104.0
     st.apply(FakeEvent("TrainAction", "t", "Running", "", {"currentStep": 3, "totalSteps": 10, "etaSeconds": 300}))
     assert st.measured_eta == pytest.approx(14.0) and "ETA 00:14" in st.progress_text()

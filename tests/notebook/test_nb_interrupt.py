@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import _thread
+import asyncio
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -21,29 +21,21 @@ def interrupt_after(seconds: float) -> None:
     threading.Timer(seconds, _thread.interrupt_main).start()
 
 
-class EndlessStream:
+class EndlessBackend:
     """A server that never stops generating until the client closes the stream."""
 
     def __init__(self) -> None:
+        self.opened = 0
         self.closed = threading.Event()
 
-    def __iter__(self) -> Iterator[ChatDelta]:
-        while not self.closed.is_set():
-            time.sleep(0.02)
-            yield ChatDelta(text="tok ")
-
-    def cancel(self) -> None:
-        self.closed.set()
-
-
-class EndlessBackend:
-    def __init__(self) -> None:
-        self.streams: list[EndlessStream] = []
-
-    def stream(self, request: ChatRequest) -> EndlessStream:
-        s = EndlessStream()
-        self.streams.append(s)
-        return s
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        self.opened += 1
+        try:
+            while True:
+                await asyncio.sleep(0.02)
+                yield ChatDelta(text="tok ")
+        finally:  # what closing the HTTP stream is, for the real backend
+            self.closed.set()
 
 
 def test_interrupt_keeps_partial_answer_closes_stream_one_line(ip: Any, pub: RecordingPublisher) -> None:
@@ -54,7 +46,7 @@ def test_interrupt_keeps_partial_answer_closes_stream_one_line(ip: Any, pub: Rec
     with pytest.raises(QfnbInterrupted) as info:
         ip.run_cell_magic("qfchat", "-o partial", "go on forever")
     assert info.value._render_traceback_()[0].count("\n") == 0  # one line, no traceback
-    assert backend.streams and backend.streams[0].closed.is_set(), "the stream was closed"
+    assert backend.opened == 1 and backend.closed.is_set(), "the stream was closed"
     final = pub.outputs[-1]["data"]
     assert final["text/plain"].startswith("tok tok")
     assert "interrupted" in final["text/plain"] and "▌" not in final["text/markdown"]
@@ -85,12 +77,17 @@ def test_wait_returns_control_with_one_line_and_the_job_goes_on() -> None:
 
 def test_platform_stream_names_the_model_and_cancel_ends_it(platform: Any) -> None:  # noqa: F811
     """The real backend through the client stack: the answering model's name comes first, the
-    text follows; cancel() (what Interrupt calls) ends the iteration at once, while the
-    server is still generating (its engine holds the stream open until the test lets go)."""
+    text follows; cancelling the reader on qfnb's loop (what Interrupt does) ends it at once and
+    closes the stream while the server is still generating (its engine holds the answer open)."""
+    from qfnb._core.runtime import sync
     from qfnb.notebook.chat import ResourcesBackend
 
     backend = ResourcesBackend()
-    deltas = list(backend.stream(ChatRequest(messages=[{"role": "user", "content": "hi there"}], model="Tiny-Chat")))
+
+    async def collect(request: ChatRequest) -> list[ChatDelta]:
+        return [d async for d in backend.stream(request)]
+
+    deltas = sync.run(collect(ChatRequest(messages=[{"role": "user", "content": "hi there"}], model="Tiny-Chat")))
     assert deltas[0].model == "Tiny-Chat" and "".join(d.text for d in deltas) == "tiny-chat: hi there"
     engine, release = platform.chat("tiny-chat"), threading.Event()
     words = engine._words
@@ -98,34 +95,33 @@ def test_platform_stream_names_the_model_and_cancel_ends_it(platform: Any) -> No
     def held(text: str, params: dict[str, Any]) -> Iterator[Any]:
         for i, delta in enumerate(words(text, params)):
             if i == 3:
-                release.wait(60)  # mid-answer (2 chunks sent: the server is one delta behind) until released
+                release.wait(60)  # mid-answer until released
             yield delta
 
     engine._words = held  # type: ignore[method-assign]
-    stream: Any = backend.stream(ChatRequest(messages=[{"role": "user", "content": "w0 w1 w2"}], model="Tiny-Chat"))
-    it = iter(stream)
-    try:
-        assert next(it).model == "Tiny-Chat"
-        for _ in range(6000):  # until "tiny-chat:" and " w0" wait unread (a hang guard, not a speed check)
-            if stream._queue.qsize() >= 2:
-                break
-            time.sleep(0.01)
-        assert stream._queue.qsize() >= 2
-        stream.cancel()
-        ended = threading.Event()
-        rest: list[Any] = []
+    seen: list[ChatDelta] = []
+    two, ended = threading.Event(), threading.Event()
 
-        def read_rest() -> None:
-            rest.extend(it)
+    async def read() -> None:
+        try:
+            async for d in backend.stream(ChatRequest(messages=[{"role": "user", "content": "w0 w1 w2"}],
+                                                      model="Tiny-Chat")):
+                seen.append(d)
+                if len(seen) >= 2:
+                    two.set()
+        finally:  # reached once the stream's own finally has closed the response
             ended.set()
 
-        threading.Thread(target=read_rest, daemon=True).start()
-        # the iteration ends at once: no waiting delta is shown, and the server's stream is still open
-        assert ended.wait(60) and not release.is_set() and rest == []
+    future = sync.submit(read())
+    try:
+        assert two.wait(60), "the first deltas came"  # a hang guard, not a speed check
+        future.cancel()
+        # the reader ended while the server was still holding the answer open
+        assert ended.wait(60) and not release.is_set()
     finally:
         release.set()
-    whole = list(backend.stream(ChatRequest(messages=[{"role": "user", "content": "hi"}], model="Tiny-Chat",
-                                            stream=False)))
+    whole = sync.run(collect(ChatRequest(messages=[{"role": "user", "content": "hi"}], model="Tiny-Chat",
+                                         stream=False)))
     assert "".join(d.text for d in whole) == "tiny-chat: hi" and whole[-1].usage
     with pytest.raises(ValueError, match="No-Such"):  # errors reach the caller (shown as one line)
-        list(backend.stream(ChatRequest(messages=[{"role": "user", "content": "hi"}], model="No-Such")))
+        sync.run(collect(ChatRequest(messages=[{"role": "user", "content": "hi"}], model="No-Such")))

@@ -29,11 +29,12 @@ def widget_views_left(html: str) -> int:
 def test_executed_notebook_keeps_static_dashboard_and_bars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests" / "notebook")]))
     cells = [
-        "%load_ext qfnb\nfrom nb_doubles import FakeTrainer\n"
-        "get_ipython().magics_manager.registry['QfnbMagics'].trainer_factory = "
-        "lambda spec, h: FakeTrainer(spec, h, steps=10, step_time=0.01)",
+        "%load_ext qfnb\nfrom nb_doubles import FakeTrainer, fake_deployer\n"
+        "m = get_ipython().magics_manager.registry['QfnbMagics']\n"
+        "m.trainer_factory = lambda spec, h: FakeTrainer(spec, h, steps=10, step_time=0.01)\n"
+        "m.deployer = fake_deployer('ep_offline')",
         "%qftrain --dataset demo.jsonl --steps 10 -o run",
-        "run.wait(30).status",
+        "run.wait(30).status\nrun.deploy().endpoint  # deployed: nothing is left for the widget to do",
         "from qfnb.notebook.progress import Progress\n"
         "with Progress(total=3, desc='batch', mode='widget') as bar:\n"
         "    for i in range(3):\n        bar.on_result(i, True)",

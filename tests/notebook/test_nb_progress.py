@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import subprocess
 import sys
 import threading
@@ -27,7 +28,7 @@ def test_import_does_not_pull_in_a_frontend() -> None:
 
 
 def test_snapshot_meter_rate_eta() -> None:
-    snap = ProgressSnapshot("batch", 100, 41, 1, 4.2)
+    snap = ProgressSnapshot("batch", 100, 41, 1, 4.2, smoothed_rate=10.0)
     assert snap.finished == 42 and snap.rate == pytest.approx(10.0) and snap.eta == pytest.approx(5.8)
     assert snap.meter() == "batch: 42/100 (41 ok, 1 failed) 42% [00:04<00:06, 10.00it/s]"
     assert ProgressSnapshot("b", None, 0, 0, 0.0).meter() == "b: 0/? (0 ok, 0 failed) [00:00<?, ?it/s]"
@@ -62,7 +63,7 @@ def test_tty_mode_redraws_with_carriage_return() -> None:
     bar.on_close()
     frames = stream.getvalue().split("\r")[1:]
     assert 5 <= len(frames) <= 8  # start + every 0.2 s of 1 s + final
-    assert frames[-1].endswith("x: 10/10 (10 ok, 0 failed) 100% [00:01, 10.00it/s]\n")
+    assert frames[-1].endswith("x: 10/10 (10 ok, 0 failed) 100%|████████████████████| [00:01, 10.00it/s]\n")
 
 
 def test_thread_safe_counts() -> None:
@@ -133,3 +134,41 @@ def test_widget_mode_incomplete_is_red(ip, pub) -> None:  # type: ignore[no-unty
     bar.on_result(0, ok=True)
     bar.on_close()
     assert bar.widget.bar.bar_style == "danger"  # type: ignore[attr-defined]
+
+
+def test_a_widget_bar_whichever_module_came_first() -> None:
+    """In a fresh process that never imported qfnb.notebook (a kernel before %load_ext), a widget
+    bar still draws as the notebook's widget: the package root plugs it in."""
+
+    code = ("import sys; from qfnb._core.runtime import progress as p; "
+            "before = any(m.startswith('qfnb.notebook') for m in sys.modules); "
+            "bar = p.Progress(total=2, mode='widget'); bar.on_start(2); "
+            "print(before, type(bar._renderer).__name__, type(bar._renderer).__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1].split() == ["False", "WidgetRenderer", "qfnb.notebook.widgets.progress_bar"]
+
+
+def test_terminal_bar_is_tqdm_style() -> None:
+    snap = ProgressSnapshot("embed", 8, 3, 1, 2.0, smoothed_rate=2.0)
+    assert snap.meter(8) == "embed: 4/8 (3 ok, 1 failed) 50%|████    | [00:02<00:02, 2.00it/s]"
+    assert "|" not in ProgressSnapshot("x", None, 1, 0, 1.0).meter(8)
+
+
+def test_eta_is_smoothed_and_counts_measured_steps_only() -> None:
+    """A 60-step job: 100 s of model loading before step 1, then steps of 2 s with jitter. The ETA
+    never counts the loading and moves smoothly (the review saw 33:55 -> 15:20 -> 27:20 -> 7:21)."""
+    clock = FakeClock()
+    bar = Progress(total=60, desc="fine-tune", mode="off", clock=clock)
+    bar.on_start(60)
+    clock.t += 100.0  # loading: no result yet
+    etas = []
+    for step in range(60):
+        clock.t += 2.0 + (0.8 if step % 3 == 0 else -0.4)  # 2 s a step on average, jittery
+        bar.on_result(step, True)
+        etas.append(bar.snapshot().eta)
+    assert etas[0] is None  # one result measures no step time
+    measured = [e for e in etas[2:50] if e is not None]
+    left = [2.0 * (60 - n) for n in range(3, 51)]
+    assert all(abs(e - want) <= 0.25 * want for e, want in zip(measured, left, strict=True))  # within 25%
+    # no jumps: one update moves the ETA by at most 10% of the time left
+    assert all(abs(b - a) <= 0.1 * a for a, b in itertools.pairwise(measured)), measured

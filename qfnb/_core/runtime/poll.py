@@ -1,7 +1,8 @@
 """One poll loop for every wait on a platform task (publish, deploy, train, evaluate, import).
 
-:func:`apoll_until` (async) and :func:`poll_until` (sync, for threads) are thin shells over
-:class:`PollPlan`, which makes every decision and does no I/O:
+:func:`apoll_until` is a coroutine on the caller's loop (a sync caller runs it on qfnb's loop with
+:func:`qfnb._core.runtime.sync.run`), a thin shell over :class:`PollPlan`, which makes every
+decision and does no I/O:
 
 - ``fetch()`` reads the task's state; ``done(value)`` says whether it has ended (it may raise
   for a failed end state, which then propagates untouched);
@@ -26,7 +27,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Generic, TypeVar
 
 from qfnb._core.errors import (
     AuthError,
@@ -38,13 +39,11 @@ from qfnb._core.errors import (
 )
 from qfnb.protocol.errors import transient
 
-__all__ = ["MAX_BACKOFF_S", "PollPlan", "PollTimeoutError", "apoll_until", "poll_until"]
+__all__ = ["MAX_BACKOFF_S", "PollPlan", "PollTimeoutError", "apoll_until"]
 
 log = logging.getLogger("qfnb.poll")
 
 T = TypeVar("T")
-R = TypeVar("R")
-P = ParamSpec("P")
 #: the longest wait between retries of a failing poll
 MAX_BACKOFF_S = 60.0
 #: fetch failures that retrying cannot mend (unless their code is a transient one: CODE_RULES)
@@ -168,31 +167,3 @@ async def apoll_until(
             except Exception as err:  # best effort: the interruption is what the caller sees
                 log.warning("could not stop %s: %s", what, err)
         raise
-
-
-def _off_loop(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
-    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-
-    return call
-
-
-def poll_until(
-    fetch: Callable[[], T],
-    done: Callable[[T], bool],
-    *,
-    interval: float,
-    tick: Callable[[T], None] | None = None,
-    stop: Callable[[], object] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    **options: Any,
-) -> T:
-    """The blocking twin of :func:`apoll_until`: the same loop, run on qfnb's background event
-    loop (:func:`qfnb._core.runtime.sync.run`), with ``fetch``, ``tick``, ``stop`` and ``sleep`` called on
-    a worker thread. ``options`` are :func:`apoll_until`'s (``what``, ``timeout``, ``retries``...)."""
-    from qfnb._core.runtime import sync
-
-    return sync.run(apoll_until(_off_loop(fetch), done, interval=interval,
-                                tick=None if tick is None else _off_loop(tick),
-                                stop=None if stop is None else _off_loop(stop),
-                                sleep=_off_loop(sleep), **options))

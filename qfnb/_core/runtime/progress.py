@@ -41,6 +41,7 @@ __all__ = [
     "in_notebook_kernel",
     "make_progress",
     "register_widget_renderer",
+    "widget_factory",
 ]
 
 
@@ -63,6 +64,8 @@ class ProgressSnapshot:
     failed: int
     elapsed: float
     closed: bool = False
+    #: items per second, smoothed over the measured gaps between results (see :class:`Progress`)
+    smoothed_rate: float | None = None
 
     @property
     def finished(self) -> int:
@@ -74,8 +77,9 @@ class ProgressSnapshot:
 
     @property
     def eta(self) -> float | None:
-        r = self.rate
-        if self.total is None or r is None:
+        """Seconds left, from the smoothed rate of measured results (not the time before the first)."""
+        r = self.smoothed_rate
+        if self.total is None or r is None or r <= 0:
             return None
         return max(self.total - self.finished, 0) / r
 
@@ -85,10 +89,13 @@ class ProgressSnapshot:
             return None
         return min(self.finished / self.total, 1.0)
 
-    def meter(self) -> str:
-        """``'batch: 42/100 (41 ok, 1 failed) 42% [00:03<00:04, 12.50it/s]'``."""
+    def meter(self, width: int = 0) -> str:
+        """``'batch: 42/100 (41 ok, 1 failed) 42% [00:03<00:04, 12.50it/s]'``; with ``width`` a
+        tqdm-style bar of that many cells after the percentage (``42%|████▏     |``)."""
         total = "?" if self.total is None else str(self.total)
         pct = "" if self.fraction is None else f" {self.fraction:.0%}"
+        if width and self.fraction is not None:
+            pct += f"|{bar_cells(self.fraction, width)}|"
         eta = "" if self.closed else f"<{fmt_duration(self.eta)}"
         return (
             f"{self.desc}: {self.finished}/{total} ({self.done} ok, {self.failed} failed){pct} "
@@ -103,10 +110,31 @@ _widget_factory: Callable[[str], Renderer] | None = None
 
 
 def register_widget_renderer(factory: Callable[[str], Renderer] | None) -> None:
-    """Install how ``mode="widget"`` bars draw (the notebook layer registers its ipywidgets
-    renderer when imported); the core never imports the notebook. ``None`` unregisters."""
+    """Install how ``mode="widget"`` bars draw; the core never imports the notebook. ``None``
+    unregisters (then the package root's plug-in is used, see :func:`widget_factory`)."""
     global _widget_factory
     _widget_factory = factory
+
+
+def widget_factory() -> Callable[[str], Renderer] | None:
+    """How widget bars draw: a registered factory, else the one the package root (``qfnb``, always
+    imported before this module) plugs in, which imports the notebook layer only when a bar is
+    drawn. So a bar is a widget in a kernel whichever qfnb module was imported first."""
+    if _widget_factory is not None:
+        return _widget_factory
+    root = sys.modules.get("qfnb")
+    plugged = getattr(root, "_notebook_widget_renderer", None)
+    return plugged if callable(plugged) else None
+
+
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def bar_cells(fraction: float, width: int) -> str:
+    """``width`` cells of a tqdm-style bar filled to ``fraction`` (eighths of a cell)."""
+    eighths = round(max(0.0, min(fraction, 1.0)) * width * 8)
+    full, part = divmod(eighths, 8)
+    return ("█" * full + (_EIGHTHS[part] if part else "")).ljust(width)
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -142,6 +170,10 @@ class _NullRenderer:
         return None
 
 
+#: cells of the terminal bar
+BAR_WIDTH = 20
+
+
 class TextRenderer:
     """Plain text on a stream: ``\\r`` redraws on a TTY, one line per ``line_interval`` otherwise."""
 
@@ -153,13 +185,14 @@ class TextRenderer:
 
     def render(self, snap: ProgressSnapshot) -> None:
         if self.tty:
-            self.stream.write("\r" + snap.meter())
+            self.stream.write("\r" + snap.meter(BAR_WIDTH))
             self.stream.flush()
         elif self._lines.ready():
             self.stream.write(snap.meter() + "\n")
 
     def close(self, snap: ProgressSnapshot) -> None:
-        self.stream.write(("\r" if self.tty else "") + snap.meter() + "\n")
+        self.stream.write(("\r" + snap.meter(BAR_WIDTH)) if self.tty else snap.meter())
+        self.stream.write("\n")
         self.stream.flush()
 
 
@@ -207,6 +240,9 @@ class Progress:
         self._failed = 0
         self._t0: float | None = None
         self._closed = False
+        self._sample: tuple[float, int] | None = None  # (clock, finished) where the current rate window began
+        self._pending: tuple[float, int] | None = None  # (clock, finished) of the newest result
+        self._smoothed: float | None = None
         self._renderer: Renderer | None = None
 
     # -- Contract 8 -------------------------------------------------------------------------
@@ -229,6 +265,7 @@ class Progress:
                 self._done += 1
             else:
                 self._failed += 1
+            self._measure()
             if not self._throttle.ready():
                 return
             if self._t0 is None:  # on_start was skipped
@@ -275,18 +312,50 @@ class Progress:
         return getattr(self._renderer, "box", None)
 
     # -- internals ------------------------------------------------------------------------------
+    #: weight of the newest rate window in the smoothed rate (tqdm's ``smoothing``)
+    SMOOTHING = 0.3
+    #: seconds a rate window spans at least, after the first estimate (results arriving in bursts,
+    #: or steps of uneven length, do not swing the ETA)
+    WINDOW = 5.0
+    #: seconds the first rate window spans at least
+    FIRST_WINDOW = 1.0
+
+    def _measure(self) -> None:
+        """Note the newest result. Results that arrive at one instant (a poll seeing three steps)
+        are folded into the rate together, once the clock has moved on."""
+        now, finished = self._clock(), self._done + self._failed
+        pending = self._pending
+        if pending is not None and now > pending[0]:
+            self._sample, self._smoothed = self._folded(pending)
+        self._pending = (now, finished)
+
+    def _folded(self, point: tuple[float, int]) -> tuple[tuple[float, int] | None, float | None]:
+        """(window start, smoothed rate) once the results counted at ``point`` are taken in. The
+        clock starts at the first result, so start-up time (loading a model) never counts."""
+        sample, smoothed = self._sample, self._smoothed
+        if sample is None:
+            return point, smoothed
+        (t0, n0), (t, n) = sample, point
+        if t - t0 < (self.WINDOW if smoothed is not None else self.FIRST_WINDOW):
+            return sample, smoothed  # (two polls a moment apart would make a rate of thousands a second)
+        rate = (n - n0) / (t - t0)
+        a = self.SMOOTHING
+        return point, rate if smoothed is None else a * rate + (1 - a) * smoothed
+
     def _snapshot_locked(self) -> ProgressSnapshot:
         elapsed = 0.0 if self._t0 is None else self._clock() - self._t0
-        return ProgressSnapshot(self.desc, self.total, self._done, self._failed, elapsed, self._closed)
+        smoothed = self._smoothed if self._pending is None else self._folded(self._pending)[1]
+        return ProgressSnapshot(self.desc, self.total, self._done, self._failed, elapsed, self._closed, smoothed)
 
     def _make_renderer(self) -> Renderer:
         mode = self.mode
         if mode == "auto":
             mode = "widget" if in_notebook_kernel() else "text"
         if mode == "widget":
-            if _widget_factory is not None:
-                return _widget_factory(self.desc)
-            log.debug("no widget renderer registered (qfnb.notebook not imported); showing text progress")
+            factory = widget_factory()
+            if factory is not None:
+                return factory(self.desc)
+            log.debug("no widget renderer; showing text progress")
             mode = "text"
         if mode == "text":
             return TextRenderer(self._stream)

@@ -7,7 +7,9 @@ when the job ends. Nothing here prints or calls ``display`` from a thread: the d
 is created in the cell. When the job ends, the output that showed the live widget is *replaced*
 by the final state as static HTML (+ text/plain), so the cell shows one dashboard and a saved
 notebook reopened without a kernel (or exported to HTML) shows that final state, not a broken
-widget. What is left to do is a copyable next step (``run.deploy()``, ``%%qfchat --endpoint``).
+widget — except while Deploy is the next step: then the widget stays (its Deploy button), with
+the final static state beside it in the same output, until the model is deployed. Each next step
+is a command for THIS job (:meth:`TrainingDashboard.hints`).
 
 While the job runs, the widget's output also carries its state as static HTML (refreshed when
 the status or phase changes and every ``fallback_interval`` s), which a saved notebook shows
@@ -47,7 +49,7 @@ class TrainingDashboard(w.VBox):
         title: str = "fine-tune",
         *,
         on_stop: Callable[[], None] | None = None,
-        on_deploy: Callable[[TrainingDashboard], None] | None = None,
+        on_deploy: Callable[[TrainingDashboard], Any] | None = None,
         text_interval: float = 0.25,
         chart_interval: float = 1.0,
         fallback_interval: float = 20.0,
@@ -65,9 +67,16 @@ class TrainingDashboard(w.VBox):
         self.on_stop, self.on_deploy = on_stop, on_deploy
         self.renders = 0  # number of (throttled) redraws, for tests and the overhead bench
         self.handle: Any = None
+        self.more_handles: list[Any] = []  # later displays of this same dashboard (a second --attach)
+        self.republish_pending = False  # the final state was published from the loop (see republish)
+        self.deploy_when_done = False  # %qftrain --attach TASK --deploy on a running task
+        self.eval_data: str | None = None  # the job's data, for the %qfeval hint
         self.shown_in: Any = None  # the widget whose output holds this one (the launcher form), if any
         self.trainer: Any = None  # set by whoever launched the job
         self.service: Any = None  # set by the Deploy button
+        self.follower: Any = None  # an attached dashboard's poll (a concurrent.futures.Future)
+        self.deploy_state = ""  # the deploying service's last state
+        self.deploying: Any = None  # the deploy in flight (what on_deploy returned)
 
         self.header = w.HTML()
         self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="45%"))
@@ -100,18 +109,40 @@ class TrainingDashboard(w.VBox):
     # -- wiring ------------------------------------------------------------------------------
     def show(self) -> TrainingDashboard:
         """Display the widget (its output turns static when the job ends). Call from a cell."""
-        self.handle = display(self, display_id=True)
+        shown = display(self, display_id=True)
+        if self.handle is None:
+            self.handle = shown
+        else:  # the same dashboard again: both outputs follow the job, both end in its final state
+            self.more_handles.append(shown)
+        if self.done:
+            self._publish_snapshot()
         self._fallback_key = (self.state.status, self.state.doing)
         self._fallback_throttle.ready()  # the display above is the first fallback
         return self
 
-    def deploy(self) -> None:
-        """Deploy the trained model (what the Deploy button does), e.g. ``run.deploy()``."""
+    def deploy(self, wait: bool = True) -> Any:
+        """Deploy the trained model (what the Deploy button does), e.g. ``run.deploy()``: this cell
+        shows how the deploy goes and then the endpoint; returns the service (``wait=False``: the
+        deploy's future at once). Kernel -> Interrupt stops the wait, not the deploy."""
         if not self.done or self.state.status != "succeeded":
             raise RuntimeError(f"the fine-tune is {self.state.status}; only a succeeded one can be deployed")
         if self.on_deploy is None:
-            raise RuntimeError("this dashboard has no deploy action (it was attached to a task)")
-        self._clicked_deploy(None)
+            raise RuntimeError("this dashboard has no deploy action")
+        if self.service is not None:
+            return self.service
+        from qfnb.notebook.widgets.deploy_view import follow_deploy
+
+        future = self._clicked_deploy(None)
+        return follow_deploy(self, future) if wait else future
+
+    async def deploy_tick(self, info: dict[str, Any]) -> None:
+        """A deploy's poll (the service's state): noted once per change, shown in the dashboard."""
+        state = str(info.get("serviceStatus") or info.get("status") or info.get("state") or "")
+        if state and state != self.deploy_state:
+            self.deploy_state = state
+            with self._lock:
+                self.state.note(f"deploy: service {state}")
+                self._render(force=True)
 
 
     def handle_event(self, event: Any) -> None:
@@ -130,12 +161,11 @@ class TrainingDashboard(w.VBox):
                 return
             self._finishing = True
             self.state.finish(status, output=output, error=error)
-            self._chart_dirty = True
-            self._render(force=True)
             self.stop_button.disabled = True
             self.stop_button.layout.display = "none"  # nothing left to stop
-            can_deploy = status == "succeeded" and self.on_deploy is not None and not self.state.service
-            self.deploy_button.layout.display = None if can_deploy else "none"
+            self.deploy_button.layout.display = None if self.deployable else "none"
+            self._chart_dirty = True
+            self._render(force=True)  # after the buttons: "succeeded" never shows beside a Stop
         self._publish_snapshot()
         self._done.set()
 
@@ -190,7 +220,7 @@ class TrainingDashboard(w.VBox):
     def _offline_html(self) -> str:
         task = self.state.task_id
         follow = (f' · the job goes on: <code style="user-select:all">%qftrain --attach {_fmt.esc(task)}</code>'
-                  if task else "")
+                  if task else "")  # the same command as hints() while the job runs
         return _theme.offline_note(f"the kernel restarted: this is the last state it showed{follow}")
 
     def _refresh_fallback(self) -> None:
@@ -200,7 +230,8 @@ class TrainingDashboard(w.VBox):
         if self.handle is None or self._finishing or not (self._fallback_throttle.ready() or key != self._fallback_key):
             return
         self._fallback_key = key
-        self.handle.update(self.shown_in or self)
+        for handle in self._handles():
+            handle.update(self.shown_in or self)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         """The widget, its state as static HTML (for viewers without a widget manager) and text."""
@@ -222,7 +253,7 @@ class TrainingDashboard(w.VBox):
             rows.append(f"task <code>{_fmt.esc(st.task_id)}</code>")
             if not self.done and not self._finishing:  # the job outlives this kernel: say how to find it
                 rows[-1] += (f'<span class="qfnb-live-only"> · after a kernel restart: <code style="user-select:all">'
-                             f"%qftrain --attach {_fmt.esc(st.task_id)}</code></span>")
+                             f"{_fmt.esc(self.hints()[0])}</code></span>")
         if st.model_id:
             rows.append(f"model <code>{_fmt.esc(st.model_label)}</code>")
         if st.service:
@@ -230,10 +261,7 @@ class TrainingDashboard(w.VBox):
         if st.error and st.status == "failed":
             rows.append(f'<span style="color:{_theme.ERROR}">error: {_fmt.esc(st.error)}</span>')
         html = f'<span style="color:{_theme.TEXT}">{" · ".join(rows)}</span>'
-        steps = st.next_steps()
-        if st.status == "succeeded" and not st.service and self.on_deploy is not None:
-            steps = [f"{self.var_name}.deploy()   # then: %%qfchat --endpoint ENDPOINT" if self.var_name else
-                     "deploy: %qftrain ... --deploy, or %qftrain ... -o run and then run.deploy()"]
+        steps = self.hints() if self.done or self._finishing else []
         if steps:
             code = "\n".join(steps)
             html += (f'<div style="color:{_theme.TEXT_MUTED};margin-top:4px">next:</div>'
@@ -241,6 +269,14 @@ class TrainingDashboard(w.VBox):
                      f'padding:4px 8px;margin:2px 0;user-select:all;font-family:var(--jp-code-font-family,monospace)">'
                      f'{_fmt.esc(code)}</pre>')
         return html
+
+    def hints(self) -> list[str]:
+        """Every command this dashboard shows now, each doing its step for THIS job: while it runs,
+        how to follow it after a restart; once it succeeded, deploy it, then chat with / evaluate it."""
+        st = self.state
+        if not (self.done or self._finishing):
+            return [f"%qftrain --attach {st.task_id}"] if st.task_id else []
+        return st.next_steps(var_name=self.var_name, can_deploy=self.on_deploy is not None, eval_data=self.eval_data)
 
     def snapshot_html(self, chart: bytes | None = None) -> str:
         """The state as static HTML (what replaces the widget when the job ends); ``chart``: a
@@ -256,9 +292,32 @@ class TrainingDashboard(w.VBox):
             f"<details><summary>event log</summary><pre>{log}</pre></details>{self._result_html()}</div>"
         )
 
-    def _publish_snapshot(self) -> None:
-        if self.handle is not None:  # the live widget becomes its final static state
-            self.handle.update({"text/plain": self.state.summary(), "text/html": self.snapshot_html()}, raw=True)
+    def _handles(self) -> list[Any]:
+        return ([self.handle] if self.handle is not None else []) + self.more_handles
+
+    def _publish_snapshot(self, extra: str = "") -> None:
+        """Every output of this dashboard becomes its final static state. Published from qfnb's
+        loop, a frontend may drop the update (it follows the running cell), so the notebook
+        layer publishes it once more from the kernel thread (:meth:`republish`)."""
+        bundle = {"text/plain": self.state.summary() + extra, "text/html": self.snapshot_html()}
+        if self.deployable:  # Deploy is the next step: keep the widget (its button), the static state beside it
+            bundle = {**(self.shown_in or self)._repr_mimebundle_(), **bundle}
+        for handle in self._handles():  # the live widget becomes its final static state
+            handle.update(bundle, raw=True)
+        self.republish_pending = bool(self._handles()) and threading.current_thread() is not threading.main_thread()
+
+    @property
+    def deployable(self) -> bool:
+        """Whether the job succeeded and its Deploy is still to do (then the widget keeps its button)."""
+        return self.state.status == "succeeded" and self.on_deploy is not None and not self.state.service
+
+    def republish(self) -> bool:
+        """Publish the final state again from the kernel thread (an IPython ``post_run_cell``
+        hook calls this); True when it did."""
+        if not (self.done and self.republish_pending):
+            return False
+        self._publish_snapshot()
+        return True
 
     def mark_deployed(self, service: str) -> None:
         with self._lock:
@@ -276,9 +335,7 @@ class TrainingDashboard(w.VBox):
             self.deploy_button.description = "Retry deploy"
             failed = f'<span style="color:{_theme.ERROR}">deploy failed: {_fmt.esc(message)}</span>'
             self.result.value = self._result_html() + " · " + failed
-        if self.handle is not None:
-            self.handle.update({"text/plain": self.state.summary() + f" · deploy failed: {message}",
-                                "text/html": self.snapshot_html()}, raw=True)
+        self._publish_snapshot(f" · deploy failed: {message}")
 
     # -- buttons (kernel main thread) ----------------------------------------------------------
     def _clicked_stop(self, _: Any) -> None:
@@ -297,12 +354,16 @@ class TrainingDashboard(w.VBox):
             self.stop_button.disabled = False
             self.stop_button.description = "Stop"
 
-    def _clicked_deploy(self, _: Any) -> None:
+    def _clicked_deploy(self, _: Any) -> Any:
         if self.on_deploy is None:
-            return
+            return None
+        busy = self.deploying
+        if busy is not None and hasattr(busy, "done") and not busy.done():
+            return busy  # one deploy at a time: a second click follows the first
         self.deploy_button.disabled = True
         self.deploy_button.description = "Deploying…"
         with self._lock:
             self.state.note("deploy requested")
             self._render(force=True)
-        self.on_deploy(self)
+        self.deploying = self.on_deploy(self)
+        return self.deploying

@@ -63,6 +63,8 @@ def _services_index(services: dict[str, Any] | None) -> dict[str, tuple[str, str
             if name and len(parts) >= 2 and parts[-2] in routes.API_TYPES:
                 api = entry.get("apiType") or parts[-2]
                 index.setdefault(str(name).lower(), (str(api), parts[-1]))
+                if group == "custom":  # a deployed service answers to its endpoint too (what %qfmodels lists)
+                    index.setdefault(parts[-1].lower(), (str(api), parts[-1]))
     return index
 
 

@@ -1,0 +1,53 @@
+"""The requests of one ``%%qfchat`` cell: history from the session, what the footer will say.
+
+Cells without ``-s`` share the session ``default`` (as jupyter-ai's ``%%ai`` carries recent
+exchanges): each request carries the session's last ``max_history`` exchanges, and its footer
+says so ("session default · 2 turns in context"), with where it ran and, for a base model,
+that it only continues text (capped at :data:`qfnb.notebook.roles.BASE_CAP` tokens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from qfnb.notebook import roles
+from qfnb.notebook.chat import ChatRequest
+from qfnb.notebook.sessions import SessionStore
+
+__all__ = ["build_requests", "session_of"]
+
+
+def session_of(session: str, target: tuple[str | None, str | None], multi: bool) -> str:
+    """The session name one target's history lives in (side by side: one per model)."""
+    model, endpoint = target
+    return f"{session}[{model or endpoint}]" if multi else session
+
+
+def build_requests(
+    targets: Sequence[tuple[str | None, str | None]],
+    prompt: str,
+    *,
+    sessions: SessionStore,
+    session: str,
+    max_history: int,
+    default_name: str | None = None,
+    where: str | None = None,
+    max_tokens: int | None = None,
+    **options: Any,
+) -> list[ChatRequest]:
+    """One :class:`ChatRequest` per target; ``options``: ``system``, ``temperature``, ``stream``."""
+    multi = len(targets) > 1
+    requests = []
+    for target in targets:
+        name = session_of(session, target, multi)
+        sess = sessions.get(name)
+        history = min(sess.exchanges, max_history) if max_history > 0 else 0
+        model = target[0] or (default_name if target[1] is None else None)
+        base = roles.is_base(model)
+        requests.append(ChatRequest(
+            messages=sess.request_messages(prompt, max_history), model=target[0], endpoint=target[1],
+            max_tokens=roles.BASE_CAP if base and max_tokens is None else max_tokens, name=default_name,
+            session=name, turns=history, where=where, note=roles.base_note(max_tokens) if base else None,
+            **options))
+    return requests

@@ -1,0 +1,54 @@
+"""``run.deploy()`` in a cell: how the deploy goes, then the endpoint and how to use it.
+
+The deploy itself is a coroutine on qfnb's loop (:func:`qfnb.notebook.train.deploy_job`); this
+cell's thread only waits on its future, redrawing one display line, so Kernel -> Interrupt stops
+the wait (one line) and the deploy goes on (the dashboard still shows how it ends).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from typing import Any
+
+from IPython.display import display
+
+from qfnb.notebook import _fmt, _theme
+from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
+
+#: seconds between redraws of the deploy line
+INTERVAL = 0.5
+
+
+def endpoint_line(endpoint: str) -> str:
+    return f"deployed · endpoint {endpoint} · chat with it: %%qfchat -m {endpoint}"
+
+
+def _bundle(text: str, color: str = _theme.TEXT) -> dict[str, str]:
+    return {"text/plain": text,
+            "text/html": f'<div class="qfnb-deploy" style="color:{color}">{_fmt.esc(text)}</div>'}
+
+
+def follow_deploy(dash: Any, future: Any) -> Any:
+    """Show the deploy of ``dash``'s model in this cell until ``future`` ends; the service."""
+    if future is None or not hasattr(future, "result"):  # a synchronous on_deploy already ran
+        return dash.service
+    t0 = time.monotonic()
+    handle = display(_bundle("deploying the fine-tuned model…"), raw=True, display_id=True)
+    try:
+        while True:
+            try:
+                service = future.result(INTERVAL)
+                break
+            except concurrent.futures.TimeoutError:
+                state = f" · service {dash.deploy_state}" if dash.deploy_state else ""
+                handle.update(_bundle(f"deploying the fine-tuned model{state} · "
+                                      f"{_fmt.duration(time.monotonic() - t0)}"), raw=True)
+    except KeyboardInterrupt:
+        raise QfnbInterrupted("stopped waiting; the deploy goes on (the dashboard shows how it ends)",
+                              title="deploy") from None
+    except Exception as exc:
+        handle.update(_bundle(f"deploy failed: {exc}", _theme.ERROR), raw=True)
+        raise QfnbCellError(f"deploy failed: {exc}", title="deploy") from exc
+    handle.update(_bundle(endpoint_line(dash.state.service or str(getattr(service, "endpoint", "")))), raw=True)
+    return service
