@@ -1,6 +1,6 @@
 """``AsyncQianfanClient``: the one async client per :class:`Config`.
 
-It sends through one :class:`~qfnb._core.http.transport.Transport` (aiohttp's pool by default,
+It sends through one :class:`~qfnb._core.transport.Transport` (aiohttp's pool by default,
 one per event loop; or the one injected with ``transport=``), authenticates each call with
 its API kind's strategy (:mod:`qfnb._core.http.auth`), applies the client's rate limits, retries
 transient failures with backoff and decodes answers (:mod:`qfnb._core.http.decode`). Resources
@@ -23,7 +23,6 @@ from urllib.parse import urlencode
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import AccessTokenExpiredError, APIError, AuthError, QfnbError, RequestError
 from qfnb._core.http.auth import (
-    REQUEST_SOURCE,
     Auth,
     BearerAuth,
     SharedToken,
@@ -34,10 +33,12 @@ from qfnb._core.http.auth import (
 from qfnb._core.http.call import ApiKind, Call
 from qfnb._core.http.decode import decode_reply, open_stream
 from qfnb._core.http.ratelimit import RateLimiter
+from qfnb._core.http.recorded import Recording
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy, retry_delay
-from qfnb._core.http.transport import Request, Transport
+from qfnb._core.transport import Request, Transport
 from qfnb.protocol import routes
+from qfnb.protocol.version import REQUEST_SOURCE
 
 __all__ = ["AsyncQianfanClient", "default_transport", "get_client"]
 
@@ -171,7 +172,7 @@ class AsyncQianfanClient:
                 if isinstance(exc, RequestError):
                     retry_after = exc.headers.get("retry-after")
                 elif isinstance(exc, APIError):
-                    retry_after = getattr(exc, "retry_after", None)
+                    retry_after = exc.retry_after
                     if exc.error_code == 336502:
                         self.limiter.on_tpm_exceeded()
                         if (server := self.server_limits.get(call.url)) is not None:
@@ -203,16 +204,24 @@ class AsyncQianfanClient:
     # ------------------------------------------------------------------ public API
     async def infer(self, api_type: str, endpoint: str, body: dict[str, Any], *, stream: bool = False,
                     retry: RetryPolicy | None = None, request_id: str | None = None,
-                    tokens: int = 0) -> Any:
-        """POST a v1 inference call (``/{api_type}/{endpoint}``); QfResponse or async iterator."""
+                    tokens: int = 0, repeat: int = 0) -> Any:
+        """POST a v1 inference call (``/{api_type}/{endpoint}``); QfResponse or async iterator.
+
+        Every call is recorded (:mod:`qfnb._core.http.recorded`): the usage ledger, the budget and
+        ``resp.provenance``; with the config's ``cache`` on, identical requests (``repeat`` is the
+        repeat index where an evaluation asks the same thing again) answer from the cache.
+        """
         cfg = self.config
         path = (cfg.model_api_prefix + "/" + endpoint.lstrip("/")) if api_type == "" else routes.inference_path(
             api_type, endpoint, prefix=cfg.model_api_prefix)
         headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id()}
         if stream and not body.get("stream"):
             body = {**body, "stream": True}
+        record = Recording.begin(cfg, api_type or "custom", endpoint, body, stream=stream, repeat=repeat)
+        if record.hit is not None:
+            return record.replay(path)
         call = Call("POST", cfg.base_url.rstrip("/") + path, body, headers, None, "infer", stream)
-        result = await self._send(call, retry or self._infer_policy, tokens)
+        result = record.finish(await self._send(call, retry or self._infer_policy, tokens))
         if tokens and isinstance(result, QfResponse):  # give back what the estimate over-charged
             actual = (result.body.get("usage") or {}).get("total_tokens")
             self.limiter.settle(tokens, actual)
@@ -310,12 +319,12 @@ def default_transport(config: Config) -> Transport:
     pool = max(1, config.max_connections)
     if not config.proxy:
         try:
-            from qfnb._core.http.transport_aiohttp import AiohttpTransport
+            from qfnb._core.transport.aiohttp import AiohttpTransport
         except ImportError:  # pragma: no cover - aiohttp is a dependency; httpx alone still works
             pass
         else:
             return AiohttpTransport(max_connections=pool, verify=config.ssl_verification_enabled)
-    from qfnb._core.http.transport_httpx import HttpxTransport
+    from qfnb._core.transport.httpx import HttpxTransport
 
     return HttpxTransport(max_connections=pool, verify=config.ssl_verification_enabled,
                           proxy=config.proxy or None)

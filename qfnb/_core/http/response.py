@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, KeysView, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .views import Choice, choices_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.inference import Usage
 
 __all__ = ["QfRequest", "QfResponse"]
 
@@ -27,10 +32,10 @@ class QfResponse(Mapping[str, Any]):
     ``statistic`` (latencies in seconds; ``start_timestamp`` in ms) and ``request``.
 
     ``resp["result"]`` reads the body; ``resp["body"]["result"]`` works too, as in the
-    official SDK. ``resp.result`` / ``resp.usage`` give typed access.
+    official SDK. ``resp.result`` / ``resp.usage`` / ``resp.choices`` give typed access.
     """
 
-    __slots__ = ("body", "code", "headers", "image", "request", "statistic")
+    __slots__ = ("body", "code", "headers", "image", "provenance", "request", "statistic")
 
     def __init__(self, code: int, headers: Mapping[str, str], body: dict[str, Any],
                  request: QfRequest | None = None, statistic: dict[str, Any] | None = None) -> None:
@@ -40,6 +45,9 @@ class QfResponse(Mapping[str, Any]):
         self.request = request
         self.statistic: dict[str, Any] = statistic if statistic is not None else {}
         self.image: Any = None
+        #: where the answer came from: model, parameters, prompt hash, usage, latency, cache hit,
+        #: platform (set by the client for inference calls; never holds a secret)
+        self.provenance: dict[str, Any] = {}
 
     # -- mapping over the body (with "body"/"code"/"headers" as the SDK's legacy keys) --
     def __getitem__(self, key: str) -> Any:
@@ -88,11 +96,22 @@ class QfResponse(Mapping[str, Any]):
         return ""
 
     @property
-    def usage(self) -> Any:
-        """``qfnb.protocol.inference.Usage`` of this response (zeros if absent)."""
+    def usage(self) -> Usage:
+        """``qfnb.protocol.inference.Usage`` of this response (zeros if absent or malformed)."""
+        from pydantic import ValidationError
+
         from qfnb.protocol.inference import Usage
 
-        return Usage.model_validate(self.body.get("usage") or {})
+        try:
+            return Usage.model_validate(self.body.get("usage") or {})
+        except ValidationError:
+            return Usage()
+
+    @property
+    def choices(self) -> list[Choice]:
+        """The v2 answer's choices as lenient views: ``resp.choices[0].message.content``
+        (a stream chunk: ``.delta.content``); ``[]`` for a v1 answer."""
+        return choices_of(self.body)
 
     @property
     def request_id(self) -> str | None:
