@@ -11,6 +11,7 @@ verbatim. A placeholder whose name is not defined (or whose ``.attr`` / ``[key]`
 from __future__ import annotations
 
 import ast
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -64,3 +65,14 @@ def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
         return str(_resolve(path, namespace))
 
     return _PLACEHOLDER.sub(sub, text)
+
+
+def prompt_template(text: str, *, interpolated: bool = True) -> dict[str, Any]:
+    """A cell's prompt as provenance records it: a short sha256 of the text as written (before
+    ``{name}`` is filled) and the names it interpolates (never their values)."""
+    names: list[str] = []
+    if interpolated:
+        for m in _PLACEHOLDER.finditer(text):
+            if m.group(1) is None and m.group(2) not in names:
+                names.append(m.group(2))
+    return {"hash": hashlib.sha256(text.encode("utf-8")).hexdigest()[:16], "variables": names}

@@ -38,6 +38,7 @@ class ChatRequest:
     turns: int = 0  # earlier exchanges of that session sent with this prompt
     note: str | None = None  # a word for the footer (a base model's warning)
     where: str | None = None  # which platform answers ("local", "cloud")
+    fresh: bool = False  # ask the model again instead of replaying a cached answer (--fresh)
 
     @property
     def context(self) -> str:
@@ -95,7 +96,8 @@ class ResourcesBackend:
             kwargs["max_output_tokens"] = request.max_tokens
         result: Any = None
         try:
-            res = ChatCompletion(model=request.model, endpoint=request.endpoint)
+            res = ChatCompletion(model=request.model, endpoint=request.endpoint,
+                                 cache="refresh" if request.fresh else None)
             target = await res.aresolve()
             if target.model and not request.endpoint:
                 yield ChatDelta(text="", model=target.model)
@@ -154,6 +156,19 @@ class ChatAnswer:
     started: float = field(default_factory=time.perf_counter, repr=False)
     responses: list[Any] = field(default_factory=list, repr=False)
 
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """Where the answer came from (model, parameters, prompt hash, usage, cache hit, platform)."""
+        last = self.response if self.response is not None else (self.responses[-1] if self.responses else None)
+        found = getattr(last, "provenance", None)
+        return dict(found) if isinstance(found, dict) else {}
+
+    @property
+    def cached_age(self) -> float | None:
+        """Seconds since a replayed answer was first given; None for a fresh one."""
+        cache = self.provenance.get("cache") or {}
+        return float(cache.get("age_s", 0.0)) if cache.get("hit") else None
+
     def __str__(self) -> str:
         return self.text
 
@@ -177,6 +192,8 @@ class ChatAnswer:
             parts.append("streaming…")
         if self.context:
             parts.append(self.context)
+        if self.done and self.cached_age is not None:
+            parts.append(f"↺ cached · {cached_ago(self.cached_age)} · --fresh to ask again")
         return " · ".join(parts)
 
     def _waiting(self, parts: list[str]) -> list[str]:
@@ -203,14 +220,35 @@ def _md_to_html(text: str) -> str:
     return str(mistune.create_markdown(escape=True)(text))  # raw HTML in answers is escaped
 
 
+def _saved_provenance(answer: ChatAnswer) -> dict[str, Any]:
+    """What a saved notebook keeps of an answer's provenance (no secrets: the platform by URL)."""
+    found = answer.provenance
+    return {k: found[k] for k in ("model", "api", "params", "prompt_hash", "usage", "latency_s", "cache",
+                                  "platform", "base_url") if k in found}
+
+
 def error_line(answer: ChatAnswer) -> str:
     err = answer.error
     return f"{type(err).__name__}: {err}" if err is not None else ""
 
 
+def cached_ago(age_s: float) -> str:
+    """``12 s ago`` / ``3 min ago`` / ``2 h ago`` / ``4 days ago``."""
+    if age_s < 90:
+        return f"{int(age_s)} s ago"
+    if age_s < 5400:
+        return f"{round(age_s / 60)} min ago"
+    if age_s < 172800:
+        return f"{round(age_s / 3600)} h ago"
+    return f"{round(age_s / 86400)} days ago"
+
+
 def render_answers(answers: Sequence[ChatAnswer]) -> tuple[dict[str, str], dict[str, Any]]:
-    """A mimebundle (text/plain always; Markdown for one answer, HTML columns for several)."""
-    meta = {"qfnb": {"models": [a.model for a in answers]}}
+    """A mimebundle (text/plain always; Markdown for one answer, HTML columns for several); its
+    metadata records each answer's provenance, so a saved notebook says what produced it."""
+    meta: dict[str, Any] = {"qfnb": {"models": [a.model for a in answers]}}
+    if any(a.done for a in answers):
+        meta["qfnb"]["provenance"] = [_saved_provenance(a) for a in answers]
     plain_parts = []
     for a in answers:
         head = f"[{a.model}]\n" if len(answers) > 1 else ""

@@ -21,7 +21,7 @@ from traitlets import Bool, Float, Int, Unicode
 
 from qfnb.notebook import chat, chat_requests, chat_runner, discovery
 from qfnb.notebook._checks import sampling_problem
-from qfnb.notebook._interp import InterpolationError, interpolate
+from qfnb.notebook._interp import InterpolationError, interpolate, prompt_template
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 
 log = logging.getLogger("qfnb.notebook.magics")
@@ -100,6 +100,8 @@ class QfnbMagics(Magics):
     @argument("-o", "--output", help="Store the answer (str() is its text; .response the raw response) here.")
     @argument("--no-interp", action="store_true", help="Send {braces} verbatim (no variable interpolation).")
     @argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
+    @argument("--fresh", action="store_true",
+              help="Ask the model again instead of replaying the cached answer (%%qfcache: the cache itself).")
     @argument("command", nargs="*", help="Line form only: models | sessions | history [NAME] | reset [NAME].")
     @line_cell_magic
     def qfchat(self, line: str, cell: str | None = None) -> Any:
@@ -146,6 +148,7 @@ class QfnbMagics(Magics):
             if args.reset:
                 return None
             raise UsageError("%%qfchat needs a prompt in the cell body")
+        template = prompt_template(prompt, interpolated=self.interpolate and not args.no_interp)
         if self.interpolate and not args.no_interp:
             prompt = self._interp(prompt)
         models, endpoints = _split_csv(args.model), _split_csv(args.endpoint)
@@ -166,11 +169,13 @@ class QfnbMagics(Magics):
         requests = chat_requests.build_requests(
             targets, prompt, sessions=self.sessions, session=args.session, max_history=self.max_history,
             default_name=default_name, where=where() if callable(where) else None, max_tokens=args.max_tokens,
-            system=args.system, temperature=temperature, stream=self.stream and not args.no_stream)
+            system=args.system, temperature=temperature, stream=self.stream and not args.no_stream,
+            fresh=args.fresh)
         handle = display({"text/plain": "…"}, raw=True, display_id=True)
 
         def on_update(answers: list[chat.ChatAnswer]) -> None:
             data, meta = chat.render_answers(answers)
+            meta["qfnb"]["template"] = template
             handle.update(data, raw=True, metadata=meta)
 
         try:

@@ -19,6 +19,7 @@ from IPython.display import HTML, display
 from qfnb import usage
 from qfnb._core.record import ledger
 from qfnb.notebook._theme import BORDER, TEXT, TEXT_MUTED
+from qfnb.notebook.chat import cached_ago
 
 log = logging.getLogger("qfnb.notebook.usage")
 
@@ -27,16 +28,9 @@ _BUDGET = re.compile(r"^(?:¥|yuan:?)?\s*([0-9]+(?:\.[0-9]+)?)\s*(yuan|元|¥)?$
 
 def cached_badge(age_s: float) -> str:
     """``↺ cached · 3 min ago · --fresh to ask again``, quiet in any theme."""
-    if age_s < 90:
-        ago = f"{int(age_s)} s ago"
-    elif age_s < 5400:
-        ago = f"{round(age_s / 60)} min ago"
-    elif age_s < 172800:
-        ago = f"{round(age_s / 3600)} h ago"
-    else:
-        ago = f"{round(age_s / 86400)} days ago"
     return (f'<span class="qfnb-cached" style="color:{TEXT_MUTED};font-size:85%" '
-            f'title="answered from qfnb\'s response cache">↺ cached · {ago} · <code>--fresh</code> to ask again</span>')
+            f'title="answered from qfnb\'s response cache">↺ cached · {cached_ago(age_s)} · <code>--fresh</code> '
+            "to ask again</span>")
 
 
 def parse_budget(text: str) -> dict[str, Any]:

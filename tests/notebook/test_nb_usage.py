@@ -79,3 +79,45 @@ def test_the_cached_badge_says_how_old_and_how_to_ask_again() -> None:
     assert "3 min ago" in cached_badge(180) and "--fresh" in cached_badge(180)
     assert "12 s ago" in cached_badge(12)
     assert "2 h ago" in cached_badge(7200)
+
+
+@pytest.fixture
+def cloud_env(fake: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The SDK's environment pointed at the fake cloud (over a socket), as a user's keys would."""
+    names = {"ak": "QIANFAN_AK", "sk": "QIANFAN_SK", "access_key": "QIANFAN_ACCESS_KEY",
+             "secret_key": "QIANFAN_SECRET_KEY", "base_url": "QIANFAN_BASE_URL",
+             "console_api_base_url": "QIANFAN_CONSOLE_API_BASE_URL", "iam_base_url": "QIANFAN_IAM_BASE_URL"}
+    for key, value in fake.env(fake.base_url, "both").items():
+        monkeypatch.setenv(names[key], value)
+    return fake
+
+
+def _final(pub: Any) -> dict[str, Any]:
+    return [o for o in pub.outputs if "qfnb" in (o.get("metadata") or {})][-1]
+
+
+@pytest.mark.sockets
+def test_a_replayed_qfchat_answer_says_so_and_fresh_asks_again(ip: InteractiveShell, pub: Any,
+                                                               cloud_env: Any) -> None:
+    ip.user_ns["topic"] = "LoRA"
+    cell = "Explain {topic} briefly."
+    ip.run_cell_magic("qfchat", "-t 0.3 -s a", cell)
+    first = _final(pub)
+    assert len(cloud_env.calls("/chat/")) == 1
+    assert "cached" not in first["data"]["text/plain"]
+    ip.run_cell_magic("qfchat", "-t 0.3 -s b", cell)  # a new session: the same request
+    again = _final(pub)
+    assert len(cloud_env.calls("/chat/")) == 1  # answered from the cache
+    assert "↺ cached" in again["data"]["text/plain"] and "--fresh to ask again" in again["data"]["text/plain"]
+    assert again["data"]["text/plain"].split("\n-- ")[0] == first["data"]["text/plain"].split("\n-- ")[0]
+    meta = again["metadata"]["qfnb"]
+    assert meta["template"]["variables"] == ["topic"] and len(meta["template"]["hash"]) == 16
+    (prov,) = meta["provenance"]
+    assert prov["cache"]["hit"] is True and prov["params"]["temperature"] == 0.3 and prov["usage"]["total_tokens"]
+    assert prov["platform"] == "cloud" and prov["base_url"] == cloud_env.base_url
+    text = str(meta)
+    for secret in (cloud_env.ak, cloud_env.sk, cloud_env.access_key, cloud_env.secret_key):
+        assert secret not in text
+    ip.run_cell_magic("qfchat", "-t 0.3 -s c --fresh", cell)
+    assert len(cloud_env.calls("/chat/")) == 2
+    assert "cached" not in _final(pub)["data"]["text/plain"]
