@@ -10,3 +10,15 @@ def sampling_problem(temperature: float | None, max_tokens: int | None) -> str |
     if max_tokens is not None and max_tokens < 1:
         return f"--max-tokens must be a positive integer, got {max_tokens}"
     return None
+
+
+def split_csv(values: list[str] | None) -> list[str]:
+    """``["a,b", "c"]`` -> ``["a", "b", "c"]`` (repeatable, comma-separated options)."""
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def var_problem(name: str | None, option: str) -> str | None:
+    """What is wrong with a variable name given to ``option`` (``-o``), or None."""
+    if name is not None and not name.isidentifier():
+        return f"{option} must be a Python identifier, got {name!r}"
+    return None

@@ -16,13 +16,12 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
-from IPython.display import display
 from traitlets import Bool, Float, Int, Unicode
 
-from qfnb.notebook import chat, chat_requests, chat_runner, discovery
-from qfnb.notebook._checks import sampling_problem
-from qfnb.notebook._interp import InterpolationError, interpolate, prompt_template
-from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
+from qfnb.notebook import chat, discovery
+from qfnb.notebook._checks import split_csv, var_problem
+from qfnb.notebook._interp import InterpolationError, interpolate
+from qfnb.notebook.errors import QfnbCellError
 
 log = logging.getLogger("qfnb.notebook.magics")
 
@@ -40,13 +39,10 @@ def parse_argstring(magic: Any, line: str) -> Any:
         raise UsageError(discovery.did_you_mean(str(exc), discovery.option_strings(magic.parser))) from None
 
 
-def _split_csv(values: list[str] | None) -> list[str]:
-    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
-
-
 def _check_var(name: str | None, option: str) -> None:
-    if name is not None and not name.isidentifier():
-        raise UsageError(f"{option} must be a Python identifier, got {name!r}")
+    problem = var_problem(name, option)
+    if problem:
+        raise UsageError(problem)
 
 
 @magics_class
@@ -136,69 +132,9 @@ class QfnbMagics(Magics):
         raise UsageError(f"unknown %qfchat command {cmd!r}; use models, sessions, history [NAME] or reset [NAME]")
 
     def _chat_cell(self, args: Any, cell: str) -> Any:
-        _check_var(args.output, "-o/--output")
-        temperature = args.temperature if args.temperature is not None else self.temperature
-        problem = sampling_problem(temperature, args.max_tokens)
-        if problem:
-            raise UsageError(problem)
-        if args.reset:
-            self.sessions.reset(args.session)
-        prompt = cell.strip()
-        if not prompt:
-            if args.reset:
-                return None
-            raise UsageError("%%qfchat needs a prompt in the cell body")
-        template = prompt_template(prompt, interpolated=self.interpolate and not args.no_interp)
-        if self.interpolate and not args.no_interp:
-            prompt = self._interp(prompt)
-        models, endpoints = _split_csv(args.model), _split_csv(args.endpoint)
-        listing = self.names.get(wait=3.0) if models else None
-        try:  # -m takes any name %qfmodels lists, a deployed service's endpoint included
-            targets: list[tuple[str | None, str | None]] = [discovery.resolve_name(m, listing) for m in models]
-            targets += [(None, e) for e in endpoints]
-        except discovery.AmbiguousName as exc:
-            raise UsageError(str(exc)) from None
-        default_name = None
-        if not targets:
-            targets = [(self.default_model or None, None)]
-            if not self.default_model:
-                named = getattr(self.chat_backend, "default_model", None)
-                default_name = named() if callable(named) else None
-        multi = len(targets) > 1
-        where = getattr(self.chat_backend, "where", None)
-        requests = chat_requests.build_requests(
-            targets, prompt, sessions=self.sessions, session=args.session, max_history=self.max_history,
-            default_name=default_name, where=where() if callable(where) else None, max_tokens=args.max_tokens,
-            system=args.system, temperature=temperature, stream=self.stream and not args.no_stream,
-            fresh=args.fresh)
-        handle = display({"text/plain": "…"}, raw=True, display_id=True)
+        from qfnb.notebook.chat_cell import run_chat_cell
 
-        def on_update(answers: list[chat.ChatAnswer]) -> None:
-            data, meta = chat.render_answers(answers)
-            meta["qfnb"]["template"] = template
-            handle.update(data, raw=True, metadata=meta)
-
-        try:
-            answers = chat_runner.run_chat(self.chat_backend, requests, on_update, interval=self.update_interval)
-        except QfnbInterrupted as exc:  # Kernel -> Interrupt: keep the partial answer(s), one line
-            if args.output and exc.answers:
-                self.user_ns[args.output] = {a.model: a for a in exc.answers} if multi else exc.answers[0]
-            raise
-        for target, answer in zip(targets, answers, strict=True):
-            if answer.error is None:
-                self.sessions.get(chat_requests.session_of(args.session, target, multi)).record(prompt, answer.text)
-        if args.output:
-            self.user_ns[args.output] = {a.model: a for a in answers} if multi else answers[0]
-        failed = [a for a in answers if a.error is not None]
-        if failed and len(failed) == len(answers):
-            if not any(a.text for a in answers):
-                handle.update({"text/plain": ""}, raw=True)
-            first = failed[0]
-            from qfnb.resources.where import connection_hint
-
-            raise QfnbCellError(f"{first.model}: {chat.error_line(first)}{connection_hint(first.error)}",
-                                title="qfchat failed") from first.error
-        return None
+        return run_chat_cell(self, args, cell)
 
     # ------------------------------------------------------------------ %qfmodels
     @line_magic
@@ -307,7 +243,7 @@ class QfnbMagics(Magics):
         if self.interpolate:
             line = self._interp(line)  # --dataset {path}: brace-safe, an undefined name is an error
         args = parse_argstring(self.qfeval, line)
-        chart = _split_csv([args.chart])
+        chart = split_csv([args.chart])
         if args.models or args.endpoint or args.dataset or args.recorded:
             if args.result:
                 raise UsageError(f"%qfeval: give a result variable ({args.result!r}) or --models/--dataset, not both")

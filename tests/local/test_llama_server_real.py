@@ -217,9 +217,8 @@ def test_an_engine_left_by_a_killed_platform_is_stopped_by_the_next(tmp_path: Pa
                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert platform.stdout is not None
     orphan = int(platform.stdout.readline())
-    platform.kill()  # the platform process dies without stopping its engine (kill -9)
-    platform.wait()
-    assert Path(f"/proc/{orphan}").exists()
+    platform.kill()  # the platform process dies without stopping its engine (kill -9): the engine
+    platform.wait()  # dies with it (PR_SET_PDEATHSIG), or the next platform stops it (its pid file)
     second = EngineRegistry(tmp_path, options=EngineOptions(slots=2))
     try:
         assert "Paris" in "".join(d.text for d in chat(second.chat("qwen2_5_coder_0_5b_instruct")))

@@ -170,4 +170,4 @@ def test_a_second_daemon_for_the_same_data_dir_refuses_to_start(data_dir: Path) 
     assert "already serves" in second.stderr
     assert (data_dir / "runtime.json").read_text() == before  # the first stays the one clients find
     status = daemon.daemon_status(data_dir)
-    assert status is not None and status["url"] == first.base_url
+    assert status is not None and status.url == first.base_url

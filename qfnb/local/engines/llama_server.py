@@ -11,7 +11,6 @@ one finishes the requests it has and then stops.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -68,42 +67,6 @@ def reported_port(log_bytes: bytes) -> int | None:
     """The port a llama-server started with ``--port 0`` says it listens on (None: not yet)."""
     found = LISTENING.search(log_bytes)
     return int(found.group(1)) if found else None
-
-
-def orphaned_engine(pid: int) -> bool:
-    """Whether ``pid`` is a ``llama-server`` whose platform process is gone (its parent is no
-    longer a qfnb process): one a live platform runs is never touched."""
-    try:
-        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-        ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return False
-    if not argv0.endswith(b"llama-server"):
-        return False
-    try:
-        return ppid <= 1 or b"qfnb" not in Path(f"/proc/{ppid}/cmdline").read_bytes()
-    except OSError:
-        return True
-
-
-def reap_leftovers(log_dir: Path) -> int:
-    """Stop every engine a previous platform process of this data dir left running (its pid
-    files in ``log_dir`` name a live ``llama-server``); returns how many were stopped."""
-    stopped = 0
-    for pid_file in sorted(log_dir.glob("engine-*.pid")) if log_dir.is_dir() else ():
-        try:
-            pid = int(pid_file.read_text())
-        except (OSError, ValueError):
-            pid = 0
-        if pid and orphaned_engine(pid):
-            log.warning("stopping an engine (pid %d) left running by a previous platform process", pid)
-            with contextlib.suppress(OSError):
-                os.kill(pid, 15)
-                stopped += 1
-        elif pid and Path(f"/proc/{pid}").exists():
-            continue  # a live platform's engine
-        pid_file.unlink(missing_ok=True)
-    return stopped
 
 
 @dataclass
@@ -178,7 +141,6 @@ class LlamaServer:
         self.state = "stopped"  # stopped | starting | ready | failed
         self.since = time.time()
         self.last_used = time.monotonic()
-        self._reap_leftover()
         self._watch = threading.Thread(target=self._watchdog, name=f"qfnb-engine-watch-{config.name}", daemon=True)
         self._watch.start()
 
@@ -305,20 +267,6 @@ class LlamaServer:
     @property
     def pid_path(self) -> Path:
         return self.config.log_dir / f"engine-{self.config.name}.pid"
-
-    def _reap_leftover(self) -> None:
-        """Stop an engine a previous platform process left running (it was killed before it could)."""
-        try:
-            pid = int(self.pid_path.read_text())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            return
-        if any(part.endswith(b"llama-server") for part in cmdline[:1]) and str(self.config.gguf).encode() in cmdline:
-            log.warning("stopping engine %s (pid %d) left running by a previous platform process", self.config.name,
-                        pid)
-            with contextlib.suppress(OSError):
-                os.kill(pid, 15)
-        self.pid_path.unlink(missing_ok=True)
 
     def _wait_ready(self, inst: _Instance, offset: int) -> str | None:
         """Wait for the port the process reports in its log (after ``offset``), then for its health."""

@@ -16,13 +16,13 @@ from typing import Any
 from qfnb.local.engines.base import ModelSpec, ServedModel, UnknownModel
 from qfnb.local.engines.gate import AsyncChat, BatchingEmbedder, Gate, ThreadedChat
 from qfnb.local.engines.lanes import LaneGate, spare_slots
+from qfnb.local.engines.leftovers import reap_leftovers
 from qfnb.local.engines.llama_server import (
     BINARY_ENV,
     LlamaServer,
     ServerConfig,
     default_slots,
     find_binary,
-    reap_leftovers,
 )
 from qfnb.local.engines.openai_http import Endpoint, OpenAIChat, llama_endpoint
 from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE

@@ -1,0 +1,104 @@
+"""The cell form of ``%%qfchat``: check the options, build one request per model, stream the
+answers into one output (with their provenance in its metadata) and keep the session's history."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.display import display
+
+from qfnb.notebook import chat, chat_requests, chat_runner, discovery
+from qfnb.notebook._checks import sampling_problem, split_csv, var_problem
+from qfnb.notebook._interp import prompt_template
+from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.notebook.magics import QfnbMagics
+
+Target = tuple[str | None, str | None]
+
+
+def run_chat_cell(magics: QfnbMagics, args: Any, cell: str) -> Any:
+    """Run one ``%%qfchat`` cell for ``magics`` (its sessions, backend and settings)."""
+    temperature = args.temperature if args.temperature is not None else magics.temperature
+    problem = var_problem(args.output, "-o/--output") or sampling_problem(temperature, args.max_tokens)
+    if problem:
+        raise UsageError(problem)
+    if args.reset:
+        magics.sessions.reset(args.session)
+    prompt = cell.strip()
+    if not prompt:
+        if args.reset:
+            return None
+        raise UsageError("%%qfchat needs a prompt in the cell body")
+    interpolated = magics.interpolate and not args.no_interp
+    template = prompt_template(prompt, interpolated=interpolated)
+    if interpolated:
+        prompt = magics._interp(prompt)
+    targets, default_name = _targets(magics, args)
+    multi = len(targets) > 1
+    where = getattr(magics.chat_backend, "where", None)
+    requests = chat_requests.build_requests(
+        targets, prompt, sessions=magics.sessions, session=args.session, max_history=magics.max_history,
+        default_name=default_name, where=where() if callable(where) else None, max_tokens=args.max_tokens,
+        system=args.system, temperature=temperature, stream=magics.stream and not args.no_stream,
+        fresh=args.fresh)
+    handle = display({"text/plain": "…"}, raw=True, display_id=True)
+
+    def on_update(answers: list[chat.ChatAnswer]) -> None:
+        data, meta = chat.render_answers(answers)
+        meta["qfnb"]["template"] = template
+        handle.update(data, raw=True, metadata=meta)
+
+    try:
+        answers = chat_runner.run_chat(magics.chat_backend, requests, on_update, interval=magics.update_interval)
+    except QfnbInterrupted as exc:  # Kernel -> Interrupt: keep the partial answer(s), one line
+        if args.output and exc.answers:
+            magics.user_ns[args.output] = {a.model: a for a in exc.answers} if multi else exc.answers[0]
+        raise
+    _keep(magics, args, targets, prompt, answers)
+    _raise_if_all_failed(answers, handle)
+    return None
+
+
+def _raise_if_all_failed(answers: list[chat.ChatAnswer], handle: Any) -> None:
+    """One clear cell error when no model answered (a partial answer stays shown)."""
+    failed = [a for a in answers if a.error is not None]
+    if not failed or len(failed) < len(answers):
+        return
+    if not any(a.text for a in answers):
+        handle.update({"text/plain": ""}, raw=True)
+    first = failed[0]
+    from qfnb.resources.where import connection_hint
+
+    raise QfnbCellError(f"{first.model}: {chat.error_line(first)}{connection_hint(first.error)}",
+                        title="qfchat failed") from first.error
+
+
+def _targets(magics: QfnbMagics, args: Any) -> tuple[list[Target], str | None]:
+    """The ``(model, endpoint)`` pairs to ask, and the default model's name when none was named."""
+    models, endpoints = split_csv(args.model), split_csv(args.endpoint)
+    listing = magics.names.get(wait=3.0) if models else None
+    try:  # -m takes any name %qfmodels lists, a deployed service's endpoint included
+        targets: list[Target] = [discovery.resolve_name(m, listing) for m in models]
+        targets += [(None, e) for e in endpoints]
+    except discovery.AmbiguousName as exc:
+        raise UsageError(str(exc)) from None
+    if targets:
+        return targets, None
+    if magics.default_model:
+        return [(magics.default_model, None)], None
+    named = getattr(magics.chat_backend, "default_model", None)
+    return [(None, None)], named() if callable(named) else None
+
+
+def _keep(magics: QfnbMagics, args: Any, targets: list[Target], prompt: str,
+          answers: list[chat.ChatAnswer]) -> None:
+    """Record each good answer in its session's history, and store the answer(s) in ``-o``."""
+    multi = len(targets) > 1
+    for target, answer in zip(targets, answers, strict=True):
+        if answer.error is None:
+            magics.sessions.get(chat_requests.session_of(args.session, target, multi)).record(prompt, answer.text)
+    if args.output:
+        magics.user_ns[args.output] = {a.model: a for a in answers} if multi else answers[0]
