@@ -161,7 +161,7 @@ def run_qfnb(url: str, n: int, workers: int, mode: str) -> dict[str, float]:
     chat.batch_do(_messages(workers), worker_num=workers).results()  # warm: a connection per worker
     msgs = _messages(n)
     if mode == "abatch_do":
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         # run on qfnb's loop so the warmed connection pool is reused (a fresh asyncio.run works too)
         return _timed(lambda: sync.run(chat.abatch_do(msgs, worker_num=workers)), n)
@@ -217,8 +217,8 @@ def run_big(n: int, workers: int, out: str) -> None:
 def run_ceiling(url: str, n: int, workers: int) -> dict[str, float]:
     """The same load through qfnb's bare transport (aiohttp's pool), no client logic: what this
     server/machine/transport allow."""
-    from qfnb._core.transport import Request
-    from qfnb._core.transport_aiohttp import AiohttpTransport
+    from qfnb._core.http.transport import Request
+    from qfnb._core.http.transport_aiohttp import AiohttpTransport
 
     async def main() -> dict[str, float]:
         http = AiohttpTransport(max_connections=workers)

@@ -62,7 +62,7 @@ def run(mode: str, data_dir: Path, train: bool) -> dict[str, object]:
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
-    from qfnb._core.daemon import stop_daemon
+    from qfnb._core.backend.daemon import stop_daemon
 
     mib = 2**20
     with tempfile.TemporaryDirectory() as tmp:

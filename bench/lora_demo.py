@@ -20,8 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from qfnb.local import assets
-from qfnb.local.engines import GEMMA, EngineRegistry, ModelSpec
+from qfnb.local.engines import GEMMA, EngineRegistry, ModelSpec, assets
 from qfnb.local.training.demo import DEMO_FILE, HELD_OUT
 
 log = logging.getLogger("bench.lora_demo")

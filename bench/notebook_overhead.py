@@ -76,8 +76,8 @@ def bench_real_batch(n: int, rounds: int, workers: int = 50) -> tuple[list[float
     from batch_throughput import start_server, stop_server
 
     from qfnb import ChatCompletion
-    from qfnb._core import sync
     from qfnb._core.config import Config
+    from qfnb._core.runtime import sync
     from qfnb.notebook.progress import Progress
 
     proc, url = start_server(0)

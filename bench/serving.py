@@ -37,8 +37,11 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qfnb.local import assets  # noqa: E402
-from qfnb.local.engines import DEFAULT_CHAT, GEMMA  # noqa: E402
+from qfnb.local.engines import (  # noqa: E402
+    DEFAULT_CHAT,
+    GEMMA,
+    assets,
+)
 from qfnb.local.engines.llama_server import LlamaServer, ServerConfig, default_slots, free_port  # noqa: E402
 from qfnb.protocol.routes import MODEL_API_PREFIX, OAUTH_TOKEN  # noqa: E402
 from qfnb.protocol.sse import SSEDecoder  # noqa: E402

@@ -119,7 +119,7 @@ def _human_bytes(n: int) -> str:
 
 
 def start(args: argparse.Namespace) -> int:
-    from qfnb._core.daemon import DaemonError, ensure_daemon
+    from qfnb._core.backend.daemon import DaemonError, ensure_daemon
 
     try:
         platform = ensure_daemon(args.data_dir)
@@ -132,7 +132,7 @@ def start(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    from qfnb._core.daemon import daemon_status
+    from qfnb._core.backend.daemon import daemon_status
 
     info = daemon_status(args.data_dir)
     if info is None:
@@ -155,7 +155,7 @@ def _engines(rows: list[dict[str, Any]]) -> str:
 
 
 def stop(args: argparse.Namespace) -> int:
-    from qfnb._core.daemon import stop_daemon
+    from qfnb._core.backend.daemon import stop_daemon
 
     result = stop_daemon(args.data_dir, force=args.force)
     if result.get("running"):
@@ -189,12 +189,12 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     registry = _load_registry(args.registry, settings)
     if args.daemon:
-        from qfnb.local import daemon
+        from qfnb.local.server import daemon
 
         return daemon.run(settings, port=args.port, registry=registry, log_level=args.log_level)  # type: ignore[arg-type]
     import uvicorn
 
-    from qfnb.local.app import create_app
+    from qfnb.local.server.app import create_app
 
     uvicorn.run(create_app(settings, registry), host=args.host, port=args.port,  # type: ignore[arg-type]
                 log_level=args.log_level, access_log=False)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from qfnb._core import daemon
+from qfnb._core.backend import daemon
 from qfnb.protocol.daemon import RUNTIME_FILE, default_data_dir
 
 if TYPE_CHECKING:

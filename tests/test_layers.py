@@ -47,10 +47,13 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
 
 
 @pytest.mark.parametrize(("module", "line", "complaint"), [
-    ("qfnb/_core/progress.py", "import qfnb.notebook.widgets.progress_bar", "qfnb._core is not allowed to import"),
+    ("qfnb/_core/runtime/progress.py", "import qfnb.notebook.widgets.progress_bar",
+     "qfnb._core is not allowed to import"),
+    ("qfnb/local/domain/store.py", "import qfnb.local.server.wire", "qfnb.local.domain is not allowed to import"),
+    ("qfnb/_core/http/retry.py", "import qfnb._core.runtime.sync", "qfnb._core.http is not allowed to import"),
     ("qfnb/resources/inference/chat.py", "import qfnb.dataset", "qfnb.resources is not allowed to import"),
-    ("qfnb/local/platform.py", "import qfnb._core.errors", "qfnb.local.platform -> qfnb._core.errors"),
-    ("qfnb/_core/retry.py", "import qfnb._core.client", "No cycles are allowed in qfnb._core"),
+    ("qfnb/local/domain/platform.py", "import qfnb._core.errors", "qfnb.local.domain.platform -> qfnb._core.errors"),
+    ("qfnb/_core/http/retry.py", "import qfnb._core.http.client", "No cycles are allowed in qfnb._core"),
     ("qfnb/trainer/consts.py", "import ipywidgets", "qfnb.trainer is not allowed to import ipywidgets"),
 ])
 def test_a_forbidden_import_breaks_a_contract(tree: Path, module: str, line: str, complaint: str) -> None:

@@ -13,17 +13,17 @@ from typing import Any
 _LAZY = {
     "Config": "qfnb._core.config",
     "resolve_config": "qfnb._core.config",
-    "AsyncQianfanClient": "qfnb._core.client",
-    "get_client": "qfnb._core.client",
-    "QfResponse": "qfnb._core.response",
-    "RetryPolicy": "qfnb._core.retry",
-    "Transport": "qfnb._core.transport",
-    "Request": "qfnb._core.transport",
-    "Reply": "qfnb._core.transport",
-    "StreamReply": "qfnb._core.transport",
-    "AiohttpTransport": "qfnb._core.transport_aiohttp",
-    "HttpxTransport": "qfnb._core.transport_httpx",
-    "ASGITransport": "qfnb._core.transport_asgi",
+    "AsyncQianfanClient": "qfnb._core.http.client",
+    "get_client": "qfnb._core.http.client",
+    "QfResponse": "qfnb._core.http.response",
+    "RetryPolicy": "qfnb._core.http.retry",
+    "Transport": "qfnb._core.http.transport",
+    "Request": "qfnb._core.http.transport",
+    "Reply": "qfnb._core.http.transport",
+    "StreamReply": "qfnb._core.http.transport",
+    "AiohttpTransport": "qfnb._core.http.transport_aiohttp",
+    "HttpxTransport": "qfnb._core.http.transport_httpx",
+    "ASGITransport": "qfnb._core.http.transport_asgi",
 }
 
 __all__ = sorted(_LAZY)

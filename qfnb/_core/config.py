@@ -3,7 +3,7 @@
 No global singleton: every resource object resolves its own ``Config`` (explicit keyword
 arguments win over the environment). With no credentials at all, :func:`resolve_config`
 points the client at the default backend: the data dir's local platform daemon
-(:mod:`qfnb._core.daemon`), or whatever :func:`set_default_backend` installed.
+(:mod:`qfnb._core.backend.daemon`), or whatever :func:`set_default_backend` installed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from qfnb.protocol import routes
 
 if TYPE_CHECKING:
-    from .transport import Transport
+    from qfnb._core.http.transport import Transport
 
 __all__ = ["SECRET_FIELDS", "Config", "mask", "resolve_config"]
 
@@ -162,7 +162,7 @@ class Config:
     default_models: Mapping[str, str] = field(default_factory=dict)
     #: set by :func:`resolve_config` when it points at the embedded platform
     embedded: bool = False
-    #: what sends the requests (:class:`qfnb._core.transport.Transport`; None: aiohttp's pool, or
+    #: what sends the requests (:class:`qfnb._core.http.transport.Transport`; None: aiohttp's pool, or
     #: httpx's with a proxy). Inject e.g. ``ASGITransport(app)`` to call an ASGI app in-process.
     transport: Transport | None = None
 
@@ -292,7 +292,7 @@ _CREDENTIAL_FIELDS = ("ak", "sk", "access_key", "secret_key", "access_token", "b
 def _check_placeholders(cfg: Config) -> None:
     """A documentation placeholder (``access_key="..."``, ``"your_ak"``, ``"xxx"``) given as a
     credential: say so before anything is sent, instead of failing later at the cloud's door."""
-    from .errors import ValidationError
+    from qfnb._core.errors import ValidationError
 
     for name in _CREDENTIAL_FIELDS:
         value = getattr(cfg, name)
@@ -310,7 +310,7 @@ def set_default_backend(factory: Callable[[], Any] | None) -> None:
 
     ``factory()`` returns an object with ``base_url``, ``api_key``, ``secret_key``,
     ``access_key``, ``iam_secret_key`` and ``default_models`` (e.g. an in-process platform
-    in tests, or :class:`qfnb._core.daemon.LocalPlatform`).
+    in tests, or :class:`qfnb._core.backend.daemon.LocalPlatform`).
     """
     global _default_backend
     _default_backend = factory
@@ -320,6 +320,6 @@ def _local_platform() -> Any:
     """The default backend when nothing is configured: the data dir's shared daemon."""
     if _default_backend is not None:
         return _default_backend()
-    from .daemon import ensure_daemon
+    from qfnb._core.backend.daemon import ensure_daemon
 
     return ensure_daemon()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 
-from .config import Config
+from qfnb._core.config import Config
 
 __all__ = ["AK", "SK", "AccessKey", "AccessToken", "SecretKey", "disable_log", "enable_log",
            "get_config"]

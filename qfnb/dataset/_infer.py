@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import QfnbError, ValidationError
-from qfnb._core.progress import ProgressArg, make_progress
+from qfnb._core.runtime.progress import ProgressArg, make_progress
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from qfnb._core.errors import QfnbError, ValidationError
-from qfnb._core.poll import apoll_until
+from qfnb._core.runtime.poll import apoll_until
 from qfnb.protocol.console import ImportStatus, ReleaseStatus
 from qfnb.resources.console import Data
 from qfnb.resources.console.consts import DataSourceType, DataTemplateType
@@ -128,7 +128,7 @@ async def upload_dataset(ds: Dataset, *, dataset_id: int | str | None,
 
 
 async def _put_object(cfg: Config, bucket: str, key: str, data: bytes) -> None:
-    from qfnb._core.client import get_client
+    from qfnb._core.http.client import get_client
 
     if ".." in key.split("/") or "\x00" in key:
         raise ValidationError("key", "object keys must not contain '..' or NUL")
@@ -150,7 +150,7 @@ async def release_if_needed(dataset_id: int | str, config: Config | None) -> Non
 
 async def download(dataset_id: int | str, config: Config | None) -> pd.DataFrame:
     """Rows of a platform dataset: export, wait for the record, fetch the file."""
-    from qfnb._core.client import get_client
+    from qfnb._core.http.client import get_client
 
     cfg = _config(config)
     await Data.acreate_dataset_export_task(dataset_id, 0, config=cfg)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from qfnb._core.errors import ValidationError
-from qfnb._core.progress import ProgressArg
+from qfnb._core.runtime.progress import ProgressArg
 
 from ._ops import DatasetOps
 from .schema import QianfanNonSortedConversation, Schema
@@ -111,7 +111,7 @@ class Dataset(DatasetOps):
             if self.qianfan_dataset_id is None:
                 self._df = pd.DataFrame()
             else:
-                from qfnb._core import sync
+                from qfnb._core.runtime import sync
 
                 if sync.in_loop_thread():
                     raise RuntimeError("this platform dataset is not downloaded yet; "
@@ -262,7 +262,7 @@ class Dataset(DatasetOps):
                 schema.validate(self.list())
             write_path(self, Path(data_file))
             return self
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         return sync.run(self.asave(qianfan_dataset_id=qianfan_dataset_id,
                                    qianfan_dataset_create_args=qianfan_dataset_create_args,
@@ -292,7 +292,7 @@ class Dataset(DatasetOps):
         ``service_or_model`` is a :class:`qfnb.model.Model`/``Service`` or a model name;
         ``model=``/``endpoint=`` name a ``ChatCompletion`` target directly.
         """
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         return sync.run(self.atest_using_llm(service_or_model, model=model, endpoint=endpoint,
                                              prompt_column=prompt_column, concurrency=concurrency,

@@ -143,7 +143,7 @@ class LocalJudgeEvaluator(LocalEvaluator):
         return (await self.aevaluate_many([Sample(0, "", input, reference, output)]))[0]
 
     def evaluate(self, input: EvalInput, reference: str, output: str) -> dict[str, Any]:
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         return dict(sync.run(self.aevaluate(input, reference, output)))
 

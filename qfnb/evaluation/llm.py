@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qfnb._core.progress import ProgressArg
+from qfnb._core.runtime.progress import ProgressArg
 
 from ._errors import invalid
 from .base import EvalInput

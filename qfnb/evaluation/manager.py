@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from qfnb._core.progress import ProgressArg, ProgressCallback, make_progress
+from qfnb._core.runtime.progress import ProgressArg, ProgressCallback, make_progress
 
 from ._errors import EvaluationError, invalid
 from .base import LocalEvaluator, Sample
@@ -113,7 +113,7 @@ class EvaluationManager:
 
     def eval(self, llms: Any, dataset: Any, **kwargs: Any) -> EvaluationResult:
         """Sync shell over :meth:`aeval` (safe inside Jupyter)."""
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         return sync.run(self.aeval(llms, dataset, **kwargs))
 
@@ -148,7 +148,7 @@ class EvaluationManager:
 
     def eval_only(self, dataset: Any, **kwargs: Any) -> EvaluationResult:
         """Sync shell over :meth:`aeval_only`."""
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         return sync.run(self.aeval_only(dataset, **kwargs))
 

@@ -112,7 +112,7 @@ class ManualEvaluator(LocalEvaluator):
         return (await self.aevaluate_many([Sample(len(self._items), "manual", input, reference, output)]))[0]
 
     def evaluate(self, input: EvalInput, reference: str, output: str) -> dict[str, Any]:
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         return dict(sync.run(self.aevaluate(input, reference, output)))
 

@@ -109,7 +109,7 @@ class EmbeddingSimilarityEvaluator(LocalEvaluator):
         return self._score(await self.embed([ref, out]), ref, out)
 
     def evaluate(self, input: EvalInput, reference: str, output: str) -> dict[str, Any]:
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         return dict(sync.run(self.aevaluate(input, reference, output)))
 

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .settings import Settings, default_data_dir
+from qfnb.local.engines.registry import DEFAULT_MODELS
+from qfnb.local.settings import Settings, default_data_dir
 
 log = logging.getLogger("qfnb.local")
 
-DEFAULT_MODELS = {"chat": "Qwen2.5-Coder-0.5B-Instruct", "completions": "Qwen2.5-Coder-0.5B-Instruct",
-                  "embeddings": "all-MiniLM-L6-v2"}
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ def ensure_started(data_dir: Path | None = None, *, registry: Any = None, timeou
     """
     import uvicorn
 
-    from .app import create_app
+    from qfnb.local.server.app import create_app
 
     root = (Path(data_dir) if data_dir is not None else default_data_dir()).expanduser().resolve()
     with _lock:

@@ -109,7 +109,7 @@ class Settings:
         root.mkdir(parents=True, exist_ok=True)
         creds = credentials or Credentials.load_or_create(root / "credentials.json")
         t2i = env.get("QFNB_TEXT2IMAGE_MODEL_DIR")
-        from .engines.registry import EngineOptions
+        from qfnb.local.engines.registry import EngineOptions
 
         return cls(data_dir=root, credentials=creds, aliases=_parse_aliases(env.get("QFNB_MODEL_ALIASES")),
                    text2image_model_dir=Path(t2i).expanduser() if t2i else None,

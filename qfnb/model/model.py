@@ -12,7 +12,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import QfnbError, ValidationError
-from qfnb._core.poll import PollTimeoutError, apoll_until
+from qfnb._core.runtime.poll import PollTimeoutError, apoll_until
 from qfnb.model.configs import DeployConfig
 from qfnb.protocol.console import EvalState, ModelVersionState
 from qfnb.resources.console import Model as ModelAPI
@@ -71,7 +71,7 @@ class Model:
         return self
 
     def auto_complete_info(self) -> Model:
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         return sync.run(self.aauto_complete_info())
 
@@ -97,7 +97,7 @@ class Model:
         return self
 
     def publish(self, name: str = "") -> Model:
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         return sync.run(self.apublish(name))
 
@@ -151,7 +151,7 @@ class Model:
         return service
 
     def deploy(self, deploy_config: DeployConfig) -> Service:
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         return sync.run(self.adeploy(deploy_config))
 
@@ -178,7 +178,7 @@ class Model:
         """Blocking :meth:`achat_target`."""
         if self.service is not None:
             return self.service.chat_target()
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         return sync.run(self.achat_target())
 
@@ -202,7 +202,7 @@ class Model:
     def batch_inference(self, dataset: Dataset, **kwargs: Any) -> Dataset:
         """Blocking :meth:`abatch_inference`; the result has ``prompt``, ``response`` (the
         reference) and ``llm_output`` columns."""
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         return sync.run(self.abatch_inference(dataset, **kwargs))
 

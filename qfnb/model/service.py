@@ -1,4 +1,4 @@
-"""``Service``: a deployed endpoint (deploying waits through :func:`qfnb._core.poll.apoll_until`).
+"""``Service``: a deployed endpoint (deploying waits through :func:`qfnb._core.runtime.poll.apoll_until`).
 
 Also the pieces ``Model`` shares with it: the poll tick type, the wait limit, the job error.
 """
@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import QfnbError, ValidationError
-from qfnb._core.poll import apoll_until
+from qfnb._core.runtime.poll import apoll_until
 from qfnb.model.configs import DeployConfig
 from qfnb.model.consts import ServiceStatus, ServiceType
 from qfnb.protocol.console import ServiceStatus as RunStatus
@@ -105,7 +105,7 @@ class Service:
 
     def get_status(self) -> ServiceStatus:
         """Blocking :meth:`aget_status`."""
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         return sync.run(self.aget_status())
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import html
 
-from qfnb._core.progress import fmt_duration as duration
-from qfnb._core.progress import fmt_rate as rate
+from qfnb._core.runtime.progress import fmt_duration as duration
+from qfnb._core.runtime.progress import fmt_rate as rate
 
 __all__ = ["duration", "esc", "rate"]
 

@@ -76,7 +76,7 @@ class _PlatformStream:
         self._cancelled = False
 
     def __iter__(self) -> Iterator[ChatDelta]:
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         self._future = sync.submit(self._pump())
         while True:

@@ -110,7 +110,7 @@ def _defaults() -> dict[str, str | None]:
 
 
 def fetch_services(timeout: float | None = 30.0) -> dict[str, Any]:
-    from qfnb._core import sync
+    from qfnb._core.runtime import sync
     from qfnb.resources import ChatCompletion
 
     client = ChatCompletion().client

@@ -191,7 +191,7 @@ async def _acheck_resource(res: Any, endpoint: str | None) -> None:
 
 def resolve_llm(word: str, namespace: Mapping[str, Any], option: str = "--models") -> tuple[str, Any]:
     """``(tag, llm)`` for one model word: a namespace variable, an endpoint or a model name."""
-    from qfnb._core import sync
+    from qfnb._core.runtime import sync
     from qfnb.evaluation.llm import as_target
     from qfnb.resources import ChatCompletion
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from qfnb._core.daemon import EngineState
+from qfnb._core.backend.daemon import EngineState
 
 log = logging.getLogger("qfnb.notebook.loading")
 
@@ -39,7 +39,7 @@ def match_engine(engines: Sequence[EngineState], names: Iterable[str | None]) ->
 
 def local_engine_state(names: Iterable[str | None]) -> EngineState | None:
     """The local daemon's engine for ``names``, when this process uses the daemon (else None)."""
-    from qfnb._core import daemon
+    from qfnb._core.backend import daemon
 
     if not daemon.in_use():
         return None

@@ -1,4 +1,4 @@
-"""Batch progress in a notebook: the core's bar (:mod:`qfnb._core.progress`) drawn as a widget.
+"""Batch progress in a notebook: the core's bar (:mod:`qfnb._core.runtime.progress`) drawn as a widget.
 
 The progress protocol, the text renderer and ``make_progress`` live in the core so every layer
 resolves ``progress=`` the same way. Importing this module (``qfnb.notebook`` does) registers
@@ -7,7 +7,7 @@ the ipywidgets renderer with the core; ipywidgets itself is imported only when a
 
 from __future__ import annotations
 
-from qfnb._core.progress import (
+from qfnb._core.runtime.progress import (
     Progress,
     ProgressArg,
     ProgressCallback,

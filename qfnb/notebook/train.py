@@ -16,7 +16,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from qfnb._core.poll import poll_until
+from qfnb._core.runtime.poll import poll_until
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
 from qfnb.protocol.training import LIMITS, hyper_problem
 

@@ -1,6 +1,6 @@
 """The local platform daemon's contract: where its files live and what its runtime file says.
 
-The client (``qfnb._core.daemon``) and the daemon (``qfnb.local.daemon``) meet here and at the
+The client (``qfnb._core.backend.daemon``) and the daemon (``qfnb.local.server.daemon``) meet here and at the
 wire: one ``qfnb serve --daemon`` per data dir, found through ``<data_dir>/runtime.json``
 (mode 0600), like Jupyter's runtime files or Ollama's single background server.
 """

@@ -175,7 +175,7 @@ class AsyncAction(BaseAction):
 
     def exec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         """Run this action alone and return its output (events go to its ``event_handler``)."""
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         ctx = RunContext(kwargs.pop("config", None), self.event_handler, **kwargs)
         return sync.run(run_step(self, dict(input or {}), ctx))

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from qfnb._core.errors import QfnbError, ValidationError
-from qfnb._core.poll import apoll_until
+from qfnb._core.runtime.poll import apoll_until
 from qfnb.protocol.console import RunStatus
 from qfnb.resources.console import FineTune
 

@@ -170,7 +170,7 @@ class LLMFinetune(Trainer):
 
     def start(self) -> LLMFinetune:
         """Start in the background on qfnb's loop; returns at once (see :meth:`wait`)."""
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         if self._future is not None and not self._future.done():
             raise RuntimeError(f"trainer {self.id} is already running")

@@ -59,7 +59,7 @@ class Pipeline(BaseAction):
 
     def exec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         """Run the pipeline (sync) and return the last action's output."""
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         ctx = RunContext(kwargs.pop("config", None), self.event_handler, **kwargs)
         self._ctx = ctx

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from qfnb._core.errors import ConnectionError, RequestError, api_error
-from qfnb._core.retry import FREE_RETRIES, AdaptiveLimit, BatchHealth, RecentFailures, RetryPolicy, batch_verdict
+from qfnb._core.http.retry import FREE_RETRIES, AdaptiveLimit, BatchHealth, RecentFailures, RetryPolicy, batch_verdict
 
 HEALTHY = BatchHealth(failing=0.1, throttling=False)
 SICK = BatchHealth(failing=0.8, throttling=False)

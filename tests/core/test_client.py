@@ -10,8 +10,6 @@ from typing import Any
 
 import pytest
 
-from qfnb._core import sync
-from qfnb._core.client import AsyncQianfanClient
 from qfnb._core.config import Config
 from qfnb._core.errors import (
     APIError,
@@ -22,6 +20,8 @@ from qfnb._core.errors import (
     ServerOverloadedError,
     StreamError,
 )
+from qfnb._core.http.client import AsyncQianfanClient
+from qfnb._core.runtime import sync
 from qfnb.protocol.signing import verify
 from tests.fakes.clock import VirtualTime
 from tests.fakes.cloud import FakeQianfan, Reply

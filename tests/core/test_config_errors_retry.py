@@ -23,9 +23,9 @@ from qfnb._core.errors import (
     ValidationError,
     api_error,
 )
-from qfnb._core.ratelimit import RateLimiter, estimate_tokens
-from qfnb._core.retry import RetryPolicy, parse_retry_after, retry_delay
-from qfnb._core.wire import error_from_body, error_from_http
+from qfnb._core.http.ratelimit import RateLimiter, estimate_tokens
+from qfnb._core.http.retry import RetryPolicy, parse_retry_after, retry_delay
+from qfnb._core.http.wire import error_from_body, error_from_http
 from qfnb.protocol import ProtocolError
 
 ENV = {"QIANFAN_AK": "ak-from-env-123456", "QIANFAN_SK": "sk-from-env-SECRET", "QIANFAN_QPS_LIMIT": "5",

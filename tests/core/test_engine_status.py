@@ -1,4 +1,4 @@
-"""``qfnb._core.daemon.engine_states``: the daemon's engines, read cheaply and never raising.
+"""``qfnb._core.backend.daemon.engine_states``: the daemon's engines, read cheaply and never raising.
 
 The daemon's side of ``engines`` is faked (``tests/fakes/daemon_status.py``): no real daemon,
 engine or model.
@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from qfnb._core import daemon
+from qfnb._core.backend import daemon
 from qfnb.protocol.daemon import RUNTIME_FILE
 from tests.fakes.daemon_status import QWEN, STARTING, TOKEN, FakeStatus, fake_status_daemon
 

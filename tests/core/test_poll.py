@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from qfnb._core.errors import InvalidArgumentError, RateLimitError, TimeoutError
-from qfnb._core.poll import PollTimeoutError, apoll_until, poll_until
+from qfnb._core.runtime.poll import PollTimeoutError, apoll_until, poll_until
 from qfnb.errors import QfnbError
 
 

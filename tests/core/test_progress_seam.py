@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from qfnb._core import progress as core
+from qfnb._core.runtime import progress as core
 
 
 def test_importing_the_core_progress_imports_no_notebook_layer() -> None:
-    code = ("import sys, qfnb._core.progress; "
+    code = ("import sys, qfnb._core.runtime.progress; "
             "print(sorted(m for m in sys.modules if m.startswith(('qfnb.notebook', 'IPython', 'ipywidgets'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

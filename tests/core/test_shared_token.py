@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qfnb._core.auth import SharedToken
+from qfnb._core.http.auth import SharedToken
 
 
 async def test_invalidate_answers_whether_to_retry() -> None:

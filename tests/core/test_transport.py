@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from qfnb._core.client import AsyncQianfanClient
 from qfnb._core.config import Config
 from qfnb._core.errors import ConnectionError, StreamError, TimeoutError
-from qfnb._core.retry import RetryPolicy
-from qfnb._core.transport_aiohttp import AiohttpTransport
-from qfnb._core.transport_httpx import HttpxTransport
+from qfnb._core.http.client import AsyncQianfanClient
+from qfnb._core.http.retry import RetryPolicy
+from qfnb._core.http.transport_aiohttp import AiohttpTransport
+from qfnb._core.http.transport_httpx import HttpxTransport
 from tests.fakes.clock import VirtualTime
 
 Responder = Callable[[bytes], bytes | None]

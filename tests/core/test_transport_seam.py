@@ -14,11 +14,7 @@ import httpx
 import pytest
 
 from qfnb import ChatCompletion
-from qfnb._core import client as client_mod
-from qfnb._core.call import Call
-from qfnb._core.client import AsyncQianfanClient, default_transport, get_client
 from qfnb._core.config import Config
-from qfnb._core.decode import decode_body, decode_reply, open_stream
 from qfnb._core.errors import (
     AccessTokenExpiredError,
     ConnectionError,
@@ -28,13 +24,17 @@ from qfnb._core.errors import (
     StreamError,
     TimeoutError,
 )
-from qfnb._core.retry import RetryPolicy
-from qfnb._core.transport import Reply, Request, StreamReply, Transport
-from qfnb._core.transport_aiohttp import AiohttpTransport
-from qfnb._core.transport_aiohttp import map_error as aiohttp_error
-from qfnb._core.transport_asgi import ASGITransport
-from qfnb._core.transport_httpx import HttpxTransport
-from qfnb._core.transport_httpx import map_error as httpx_error
+from qfnb._core.http import client as client_mod
+from qfnb._core.http.call import Call
+from qfnb._core.http.client import AsyncQianfanClient, default_transport, get_client
+from qfnb._core.http.decode import decode_body, decode_reply, open_stream
+from qfnb._core.http.retry import RetryPolicy
+from qfnb._core.http.transport import Reply, Request, StreamReply, Transport
+from qfnb._core.http.transport_aiohttp import AiohttpTransport
+from qfnb._core.http.transport_aiohttp import map_error as aiohttp_error
+from qfnb._core.http.transport_asgi import ASGITransport
+from qfnb._core.http.transport_httpx import HttpxTransport
+from qfnb._core.http.transport_httpx import map_error as httpx_error
 from tests.fakes.cloud import FakeQianfan
 
 ONCE = RetryPolicy(attempts=1, timeout=5.0)
@@ -271,7 +271,7 @@ async def test_in_process_fake_streams_and_drops(fake: FakeQianfan, make_config:
 
 async def test_the_local_app_in_process(tmp_path: Path) -> None:
     pytest.importorskip("starlette")
-    from qfnb.local.app import create_app
+    from qfnb.local.server.app import create_app
     from qfnb.local.settings import Credentials, Settings
     from tests.local.platform_doubles import FakeRegistry
 

@@ -78,7 +78,7 @@ async def test_eval_two_models() -> None:
 
 
 async def test_one_default_bar_in_a_notebook_and_none_when_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    import qfnb._core.progress as progress_mod
+    import qfnb._core.runtime.progress as progress_mod
 
     made: list[Any] = []
 

@@ -15,7 +15,7 @@ A small ASGI app (no framework) with:
   ``fake.cut_stream_after``.
 
 Serve it with :func:`serve` (uvicorn on 127.0.0.1, a free port, in a daemon thread), or call it
-in-process with ``qfnb._core.transport_asgi.ASGITransport(fake)`` (see :mod:`tests.fakes.fixtures`).
+in-process with ``qfnb._core.http.transport_asgi.ASGITransport(fake)`` (see :mod:`tests.fakes.fixtures`).
 """
 
 from __future__ import annotations

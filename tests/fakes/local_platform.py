@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from qfnb._core import client as client_mod
 from qfnb._core import config as config_mod
 from qfnb._core.config import Config
+from qfnb._core.http import client as client_mod
 
 from .cloud import serve
 
@@ -77,7 +77,7 @@ def served_platform(data_dir: Path, *, registry: FakeRegistry | None = None,
                     **settings: Any) -> Iterator[ServedPlatform]:
     """The app on ``data_dir`` (``settings`` go to the local platform's ``Settings``), served on a
     thread; qfnb's cached clients are dropped before and after."""
-    from qfnb.local.app import create_app
+    from qfnb.local.server.app import create_app
 
     registry = registry or FakeRegistry()
     app = create_app(make_settings(data_dir, **settings), registry)

@@ -11,7 +11,7 @@ from typing import Any
 from platform_doubles import FakeRegistry
 from starlette.testclient import TestClient
 
-from qfnb.local.app import create_app
+from qfnb.local.server.app import create_app
 from qfnb.local.settings import Credentials, Settings
 from qfnb.protocol.signing import bce_date, sign
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qfnb._core import daemon
+from qfnb._core.backend import daemon
 from qfnb.protocol.daemon import RUNTIME_FILE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +71,7 @@ def test_start_status_stop_and_private_runtime_file(data_dir: Path) -> None:
 
 def test_two_processes_racing_get_one_daemon(data_dir: Path) -> None:
     code = f"""
-        from qfnb._core.daemon import ensure_daemon
+        from qfnb._core.backend.daemon import ensure_daemon
         print(ensure_daemon(serve_args={DOUBLES!r}).pid)
     """
     env = {**os.environ, "PYTHONPATH": str(REPO)}

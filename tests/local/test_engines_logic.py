@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from qfnb.local.assets import GEMMA3_CHAT_TEMPLATE
 from qfnb.local.engines import DEFAULT_CHAT, EngineRegistry, ModelSpec, UnknownModel, endpoint_for
+from qfnb.local.engines.assets import GEMMA3_CHAT_TEMPLATE
 from qfnb.local.engines.base import (
     FINISH_LENGTH,
     FINISH_NORMAL,

@@ -24,8 +24,8 @@ from fake_openai_engine import FakeEngine
 from fakes.cloud import serve
 from platform_helpers import CREDS, Signer, make_settings, wait_up
 
-from qfnb.local.app import create_app
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
+from qfnb.local.server.app import create_app
 from qfnb.protocol.routes import MODEL_API_PREFIX
 from qfnb.protocol.sse import SSEDecoder
 

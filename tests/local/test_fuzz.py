@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from platform_helpers import Signer, client_for, token
 
-from qfnb._core.retry import parse_retry_after
+from qfnb._core.http.retry import parse_retry_after
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.inference import ChatRequest, V2ChatRequest
 from qfnb.protocol.routes import MODEL_API_PREFIX

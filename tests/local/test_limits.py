@@ -14,7 +14,7 @@ from platform_doubles import FakeRegistry
 from platform_helpers import Signer, client_for, console, token
 from starlette.testclient import TestClient
 
-from qfnb.local import guard
+from qfnb.local.server import guard
 from qfnb.protocol import limits
 from qfnb.protocol.routes import MODEL_API_PREFIX
 

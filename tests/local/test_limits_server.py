@@ -18,8 +18,9 @@ import psutil
 import pytest
 from platform_doubles import FakeRegistry
 
-from qfnb.local import embedded, guard
+from qfnb.local import embedded
 from qfnb.local.embedded import EmbeddedPlatform
+from qfnb.local.server import guard
 from qfnb.protocol.routes import MODEL_API_PREFIX
 from qfnb.protocol.signing import bce_date, sign
 

@@ -18,8 +18,7 @@ import httpx
 import pytest
 from platform_helpers import wait_up
 
-from qfnb.local import assets
-from qfnb.local.engines import DEFAULT_CHAT, GEMMA
+from qfnb.local.engines import DEFAULT_CHAT, GEMMA, assets
 from qfnb.local.engines.gate import run_blocking
 from qfnb.local.engines.llama_server import find_binary, free_port
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
@@ -172,7 +171,7 @@ def test_a_client_that_gives_up_frees_its_slot_within_a_second(tmp_path: Path) -
     _sys.path.insert(0, str(ROOT / "tests"))
     from fakes.cloud import serve
 
-    from qfnb.local.app import create_app
+    from qfnb.local.server.app import create_app
     from qfnb.local.settings import Credentials, Settings
     from qfnb.protocol.routes import MODEL_API_PREFIX
 

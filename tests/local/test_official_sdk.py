@@ -17,8 +17,8 @@ import pytest
 from platform_doubles import FakeRegistry
 from platform_helpers import CREDS, Signer, make_settings
 
-from qfnb.local.app import create_app
 from qfnb.local.embedded import free_port
+from qfnb.local.server.app import create_app
 from tests.fakes.cloud import serve
 
 # find, don't import: importing qianfan installs a fake pyarrow import hook into this process

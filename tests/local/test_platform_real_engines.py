@@ -15,7 +15,7 @@ from platform_helpers import CREDS, Signer, console, token, wait_for
 from starlette.testclient import TestClient
 from tiny_models import build_tiny_gemma
 
-from qfnb.local.app import create_app
+from qfnb.local.server.app import create_app
 from qfnb.local.settings import Settings
 from qfnb.protocol.routes import MODEL_API_PREFIX
 

@@ -57,7 +57,7 @@ def test_bad_and_missing_and_expired_tokens(client) -> None:
     resp = client.post(CHAT + "tiny-chat", json={"messages": MSG})
     assert resp.status_code == 200 and resp.json()["error_code"] == 110
     store = client.app.state.platform.store
-    store.add_token(client.app.state.platform.auth._hash("24.old"), CREDS.api_key, time.time() - 60)
+    store.add_token(client.app.state.auth._hash("24.old"), CREDS.api_key, time.time() - 60)
     assert client.post(CHAT + "tiny-chat", params={"access_token": "24.old"},
                        json={"messages": MSG}).json()["error_code"] == 111
 
@@ -213,7 +213,7 @@ def test_seed_catalogue_names_are_served_out_of_the_box(client, caplog) -> None:
     per name naming it, and v2 responses carry the real model's name."""
     import logging
 
-    from qfnb.local import seed_names
+    from qfnb.local.domain import seed_names
 
     seed_names._noticed.clear()
     tok = token(client)

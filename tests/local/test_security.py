@@ -55,7 +55,7 @@ def test_an_existing_data_dir_is_made_private_on_start(tmp_path: Path, caplog: p
 
 def test_daemon_writes_only_private_files(tmp_path: Path) -> None:
     """The real ``qfnb serve`` (umask 077): database, logs, credentials, runtime file, objects."""
-    from qfnb._core import daemon
+    from qfnb._core.backend import daemon
 
     data = tmp_path / "data"
     platform = daemon.ensure_daemon(data, serve_args=["--registry", "tests.local.platform_doubles:FakeRegistry"])

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from platform_helpers import CREDS, Signer, client_for, token
 
-from qfnb.local.jobs import progress_update
+from qfnb.local.domain.jobs import progress_update
+from qfnb.local.domain.store import Store
 from qfnb.local.settings import Credentials, Settings
-from qfnb.local.store import Store
 from qfnb.protocol.routes import MODEL_API_PREFIX
 
 

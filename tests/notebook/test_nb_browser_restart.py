@@ -21,7 +21,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 from test_nb_browser import KERNEL, SAVE, SHOTS, jupyter_lab, needs_chromium, open_lab_page
 
-from qfnb._core import daemon
+from qfnb._core.backend import daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_WORKER = ROOT / "tests" / "local" / "fake_worker.py"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from nb_doubles import FakeChatBackend, RecordingPublisher
 
-from qfnb._core import daemon
-from qfnb._core.daemon import EngineState
+from qfnb._core.backend import daemon
+from qfnb._core.backend.daemon import EngineState
 from qfnb.notebook import loading
 from qfnb.notebook.chat import ChatAnswer, ChatDelta, ChatRequest, ResourcesBackend
 from tests.fakes.daemon_status import QWEN, STARTING, fake_status_daemon

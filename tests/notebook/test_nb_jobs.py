@@ -83,7 +83,7 @@ def test_list_attach_deploy_then_chat_in_the_same_process(ip, platform: str) -> 
     assert run.service is not None, run.result.value
     endpoint = run.service.endpoint
     # the service list cached before the deploy does not hide the new service (%qfeval's check)
-    from qfnb._core import sync
+    from qfnb._core.runtime import sync
     from qfnb.notebook.evalrun import _acheck_resource
 
     chat = ChatCompletion(endpoint=endpoint)

@@ -97,7 +97,7 @@ def test_make_progress_resolution() -> None:
 
 
 def test_default_shows_a_bar_only_inside_a_notebook_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    import qfnb._core.progress as progress_mod
+    import qfnb._core.runtime.progress as progress_mod
 
     assert make_progress(None) is None  # a script or a terminal IPython: silent by default
     monkeypatch.setattr(progress_mod, "in_notebook_kernel", lambda: True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from nb_doubles import RecordingPublisher
 
-from qfnb._core import client as client_mod
+from qfnb._core.http import client as client_mod
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
 
 pytestmark = pytest.mark.real_model

@@ -27,8 +27,8 @@ def test_every_layer_draws_the_same_line(wire: str, snake: str, option: str, ok:
 
 
 def test_platform_checks_the_same_table() -> None:
-    from qfnb.local.console import check_hyper
-    from qfnb.local.wire import BodyError
+    from qfnb.local.domain.console import check_hyper
+    from qfnb.local.domain.values import BodyError
 
     assert check_hyper({"batchSize": 256}, "hyper")["batchSize"] == 256
     with pytest.raises(BodyError, match="batchSize"):

@@ -11,7 +11,7 @@ import pytest
 from qfnb import ChatCompletion, QfResponse
 from qfnb._core.config import Config
 from qfnb._core.errors import APIError, RequestError, api_error
-from qfnb._core.retry import AdaptiveLimit, RetryPolicy, batch_verdict
+from qfnb._core.http.retry import AdaptiveLimit, RetryPolicy, batch_verdict
 from qfnb.errors import InvalidArgumentError
 from tests.fakes.cloud import FakeQianfan
 from tests.fakes.fixtures import fake, fake_server, make_config

@@ -98,7 +98,7 @@ def local_cfg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
     from platform_doubles import FakeRegistry
     from platform_helpers import CREDS, make_settings
 
-    from qfnb.local.app import create_app
+    from qfnb.local.server.app import create_app
     from tests.fakes.cloud import serve
 
     tmp = tmp_path_factory.mktemp("local")

@@ -14,7 +14,7 @@ import pytest
 
 from qfnb import ChatCompletion, Completion, Embedding, Plugin, Text2Image
 from qfnb._core.config import Config
-from qfnb._core.response import QfResponse
+from qfnb._core.http.response import QfResponse
 from qfnb.resources import Image2Text, Reranker
 from qfnb.resources.inference.base import BaseInference
 

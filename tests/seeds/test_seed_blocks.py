@@ -1,7 +1,7 @@
 """Seed conformance: every python block of the official SDK's docs (``../shared/seeds``) runs
 against the local platform with only the mechanical edits of :mod:`seedblocks`.
 
-The platform is ``qfnb.local.app`` served in-process with its engine and training doubles
+The platform is ``qfnb.local.server.app`` served in-process with its engine and training doubles
 (``FakeRegistry``, ``fake_worker.py``) and made qfnb's default backend, so the blocks call
 qfnb exactly as written (no ``config=``): cloud names such as ``ERNIE-Bot`` and
 ``Embedding-V1`` are answered by the platform's local models. Each block is one test, run in
@@ -80,9 +80,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     from platform_helpers import CREDS, make_settings
 
     import qfnb._core.config as config_mod
-    from qfnb._core import client as client_mod
+    from qfnb._core.http import client as client_mod
     from qfnb.dataset import Dataset
-    from qfnb.local.app import create_app
+    from qfnb.local.server.app import create_app
     from qfnb.resources import FineTune, Model, Service
     from tests.fakes.cloud import serve
 

@@ -44,8 +44,8 @@ CLOUD_GAPS: dict[str, tuple[str, type[BaseException] | tuple[type[BaseException]
 
 @pytest.fixture(scope="module")
 def cloud_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from qfnb._core import client as client_mod
     from qfnb._core.config import _ENV
+    from qfnb._core.http import client as client_mod
     from tests.fakes.cloud import FakeQianfan, serve
     from tests.fakes.console_cloud import ConsoleCloud
     from tests.fakes.console_fixtures import FAST

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from qfnb._core import sync
 from qfnb._core.config import Config
+from qfnb._core.runtime import sync
 from qfnb.dataset import Dataset
 from qfnb.trainer import (
     ActionState,

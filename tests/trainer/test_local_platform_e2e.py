@@ -1,4 +1,4 @@
-"""End to end on the local platform's real routes (qfnb.local.app) over HTTP.
+"""End to end on the local platform's real routes (qfnb.local.server.app) over HTTP.
 
 The heavy parts are the local platform's own test doubles (engines: ``FakeRegistry``;
 training: ``fake_worker.py``, Contract 4), so this runs in seconds; the client, console

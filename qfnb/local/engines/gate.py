@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
-from .base import ChatEngine, Delta, Embedder
+from qfnb.local.engines.base import ChatEngine, Delta, Embedder
 
 T = TypeVar("T")
 

@@ -21,9 +21,7 @@ from typing import Any
 
 import httpx
 
-from qfnb.protocol.sse import SSEDecoder
-
-from .base import (
+from qfnb.local.engines.base import (
     FINISH_LENGTH,
     FINISH_NORMAL,
     FINISH_STOP,
@@ -34,8 +32,9 @@ from .base import (
     normalize_messages,
     render_gemma,
 )
-from .gate import Gate, SyncFace
-from .llama_server import EngineUnavailable, Lease, LlamaServer
+from qfnb.local.engines.gate import Gate, SyncFace
+from qfnb.local.engines.llama_server import EngineUnavailable, Lease, LlamaServer
+from qfnb.protocol.sse import SSEDecoder
 
 log = logging.getLogger("qfnb.local.engines")
 

@@ -23,6 +23,8 @@ log = logging.getLogger("qfnb.local.engines")
 DEFAULT_CHAT = "Qwen2.5-Coder-0.5B-Instruct"
 GEMMA = "Gemma-3-270M"
 MINILM = "all-MiniLM-L6-v2"
+#: the model each API type answers with when a request names none (the daemon publishes these)
+DEFAULT_MODELS = {"chat": DEFAULT_CHAT, "completions": DEFAULT_CHAT, "embeddings": MINILM}
 
 BUILTIN_SPECS: dict[str, ModelSpec] = {
     DEFAULT_CHAT: ModelSpec(kind="llama.cpp", template="native", n_ctx=4096),
@@ -175,7 +177,7 @@ class EngineRegistry:
             raise ValueError(f"{base_name} is served by an external engine ({base.base_url}); fine-tuned "
                              "adapters are served by the local llama.cpp engine only")
         if kind == "llama.cpp":
-            from qfnb.local.training.lora_gguf import LoraConversionError, convert_adapter
+            from qfnb.local.engines.lora_gguf import LoraConversionError, convert_adapter
 
             base_gguf = base.path or self._gguf(base_name)
             try:
@@ -257,12 +259,12 @@ class EngineRegistry:
             return engine
 
     def _gguf(self, name: str) -> Path:
-        from qfnb.local import assets
+        from qfnb.local.engines import assets
 
         return assets.gguf_path(name)
 
     def _hf(self, name: str) -> Path:
-        from qfnb.local import assets
+        from qfnb.local.engines import assets
 
         return assets.hf_dir(name)
 
@@ -283,7 +285,7 @@ class EngineRegistry:
         kind = _effective_kind(spec)
         opts = self.options
         if kind == "sentence-transformers":
-            from qfnb.local import assets
+            from qfnb.local.engines import assets
             from qfnb.local.engines.embed import MeanPoolEmbedder
 
             return BatchingEmbedder(MeanPoolEmbedder(name, spec.path or assets.minilm_dir()), queue=opts.queue_len)

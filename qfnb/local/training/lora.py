@@ -21,7 +21,7 @@ def base_model_dir(spec: TrainSpec) -> Path:
         if not (spec.base_model_path / "config.json").is_file():
             raise FileNotFoundError(f"base_model_path: {spec.base_model_path} has no config.json")
         return spec.base_model_path
-    from qfnb.local import assets
+    from qfnb.local.engines import assets
 
     return assets.hf_dir(spec.base_model)
 

@@ -30,7 +30,7 @@ import ipywidgets as w
 from IPython.display import display
 
 from qfnb._core.errors import TimeoutError as QfnbTimeoutError
-from qfnb._core.throttle import Throttle
+from qfnb._core.http.throttle import Throttle
 from qfnb.notebook import _fmt, _theme, charts
 from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.notebook.training_state import TrainingState

@@ -12,8 +12,8 @@ from typing import Any
 import ipywidgets as w
 from IPython.display import display
 
-from qfnb._core.progress import ProgressSnapshot
-from qfnb._core.throttle import Throttle
+from qfnb._core.http.throttle import Throttle
+from qfnb._core.runtime.progress import ProgressSnapshot
 from qfnb.notebook import _fmt, _theme
 
 FALLBACK_INTERVAL = 10.0

@@ -3,7 +3,7 @@
 Each console method is written once as a *builder*: a pure function that checks its
 arguments and returns a :class:`ConsoleRequest` (path, body, v2 action). :func:`console_api`
 turns a builder into the public pair ``Name.method`` (sync) / ``Name.amethod`` (async);
-the sync one is a thin shell over the async one through ``qfnb._core.sync``.
+the sync one is a thin shell over the async one through ``qfnb._core.runtime.sync``.
 """
 
 from __future__ import annotations
@@ -82,8 +82,8 @@ def compact(body: Mapping[str, Any]) -> dict[str, Any]:
 async def send(request: ConsoleRequest, *, config: Config | None = None, retry: Any = None,
                overrides: Mapping[str, Any] | None = None) -> QfResponse:
     """Send ``request`` through the client for ``config`` (bce-auth-v1 signed)."""
-    from qfnb._core.client import get_client
     from qfnb._core.config import resolve_config
+    from qfnb._core.http.client import get_client
 
     cfg = resolve_config(config, **dict(overrides or {}))
     client = get_client(cfg)
@@ -115,7 +115,7 @@ def console_api(builder: Callable[P, ConsoleRequest]) -> tuple[Any, Any]:
                           overrides=overrides)
 
     def method(cls: type, *args: Any, **kwargs: Any) -> QfResponse:
-        from qfnb._core import sync
+        from qfnb._core.runtime import sync
 
         # Build (and so validate) here, in the caller's thread, so a bad argument raises
         # before the coroutine is even scheduled.
@@ -136,7 +136,7 @@ def console_api(builder: Callable[P, ConsoleRequest]) -> tuple[Any, Any]:
 def _public_signature(builder: Callable[..., ConsoleRequest]) -> inspect.Signature:
     """What ``inspect.signature`` shows for ``Name.method``: ``cls``, the builder's parameters,
     ``config=``/``retry=``, returning a ``QfResponse`` (not the builder's ``ConsoleRequest``)."""
-    from qfnb._core.response import QfResponse
+    from qfnb._core.http.response import QfResponse
 
     params = list(inspect.signature(builder).parameters.values())
     var_kw = [p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]

@@ -1,7 +1,7 @@
 """Run one platform evaluation task: create it, poll until it leaves Pending/Doing.
 
 Shared by the platform evaluators (``qfnb.evaluation``) and ``Model.batch_inference`` (a
-manual-mode evaluation is the platform's batch run). The wait is :func:`qfnb._core.poll.apoll_until`:
+manual-mode evaluation is the platform's batch run). The wait is :func:`qfnb._core.runtime.poll.apoll_until`:
 a cancelled or timed-out wait stops the platform task before the interruption propagates.
 """
 
@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from qfnb._core.poll import apoll_until
+from qfnb._core.runtime.poll import apoll_until
 from qfnb.protocol.console import EvalState
 
 from .model import Model
@@ -36,7 +36,7 @@ async def arun_evaluation_task(*, name: str, version_info: Sequence[Mapping[str,
                                timeout: float | None = None, console: Any = None, config: Any = None,
                                **create_kwargs: Any) -> tuple[str, Any]:
     """Create the task and wait for it; ``(eval id, the last eval/detail result)``, whose
-    ``state`` is anything but Pending/Doing; :class:`qfnb._core.poll.PollTimeoutError` (a
+    ``state`` is anything but Pending/Doing; :class:`qfnb._core.runtime.poll.PollTimeoutError` (a
     ``qfnb.errors.TimeoutError``) after ``timeout`` seconds."""
     console = console or Model
     extra = {"config": config} if config is not None else {}

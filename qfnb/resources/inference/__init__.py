@@ -1,7 +1,7 @@
 """The inference API: ChatCompletion, Completion, Embedding, Plugin, Text2Image, Image2Text, Reranker,
 Tokenizer, Messages."""
 
-from qfnb._core.response import QfResponse
+from qfnb._core.http.response import QfResponse
 
 from .batch import BatchFuture, read_results
 from .chat import ChatCompletion

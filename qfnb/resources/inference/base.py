@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from qfnb._core import sync
-from qfnb._core.client import AsyncQianfanClient, get_client
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import ValidationError
-from qfnb._core.progress import ProgressArg, ProgressCallback, make_progress
-from qfnb._core.response import QfResponse
-from qfnb._core.retry import RetryPolicy, batch_verdict
+from qfnb._core.http.client import AsyncQianfanClient, get_client
+from qfnb._core.http.response import QfResponse
+from qfnb._core.http.retry import RetryPolicy, batch_verdict
+from qfnb._core.runtime import sync
+from qfnb._core.runtime.progress import ProgressArg, ProgressCallback, make_progress
 from qfnb.protocol import routes
 from qfnb.protocol.errors import ProtocolError
 
@@ -367,7 +367,7 @@ class BaseInference:
 
 def _estimate_body_tokens(body: dict[str, Any]) -> int:
     """Local token estimate of a request (for the client-side TPM limit)."""
-    from qfnb._core.ratelimit import estimate_tokens
+    from qfnb._core.http.ratelimit import estimate_tokens
 
     texts = [str(m.get("content") or "") for m in body.get("messages") or [] if isinstance(m, dict)]
     for key in ("prompt", "query", "system"):

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from qfnb._core.retry import AdaptiveLimit, BatchHealth, BatchVerdict, RecentFailures
+from qfnb._core.http.retry import AdaptiveLimit, BatchHealth, BatchVerdict, RecentFailures
 
 from .results import (
     BatchFuture,

@@ -6,8 +6,8 @@ import logging
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal, overload
 
-from qfnb._core.ratelimit import estimate_tokens
-from qfnb._core.response import QfResponse
+from qfnb._core.http.ratelimit import estimate_tokens
+from qfnb._core.http.response import QfResponse
 from qfnb.protocol import routes
 
 from .accumulator import ChatAccumulator

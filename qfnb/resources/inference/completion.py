@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar, Literal, overload
 
 from qfnb._core.errors import ValidationError
-from qfnb._core.response import QfResponse
+from qfnb._core.http.response import QfResponse
 from qfnb.protocol.limits import MAX_PROMPT_CHARS
 
 from .base import BaseInference, Target, blocking_doc, call_params

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
 
-from qfnb._core.response import QfResponse
+from qfnb._core.http.response import QfResponse
 
 __all__ = ["Messages", "QfMessages", "QfRole", "Role"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol, overload
 
 from qfnb._core.errors import APIError, QfnbError, api_error
-from qfnb._core.response import QfResponse
+from qfnb._core.http.response import QfResponse
 
 __all__ = ["BatchFuture", "BatchStats", "FileResults", "FileSink", "FuturesSink", "ListSink", "Sink",
            "done_indices", "read_results", "record_value"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 from typing import Any, ClassVar
 
-from qfnb._core import sync
 from qfnb._core.errors import ValidationError
-from qfnb._core.response import QfResponse
+from qfnb._core.http.response import QfResponse
+from qfnb._core.runtime import sync
 
 from .base import BaseInference, Target, blocking_doc, call_params
 

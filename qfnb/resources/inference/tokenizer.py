@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from qfnb._core import sync
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import ValidationError
+from qfnb._core.runtime import sync
 
 __all__ = ["Tokenizer"]
 
@@ -39,7 +39,7 @@ class Tokenizer:
             raise ValidationError("mode", f"must be 'local' or 'remote', got {mode!r}")
         if not isinstance(text, str) or not text:
             raise ValidationError("text", "must be a non-empty string for a remote count")
-        from qfnb._core.client import get_client
+        from qfnb._core.http.client import get_client
 
         config: Config | None = kwargs.pop("config", None)
         cfg = resolve_config(config, **kwargs)

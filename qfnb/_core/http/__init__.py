@@ -1,0 +1,1 @@
+"""The HTTP client: transports, auth, retries, rate limits, decoding, responses."""

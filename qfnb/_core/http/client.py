@@ -1,0 +1,339 @@
+"""``AsyncQianfanClient``: the one async client per :class:`Config`.
+
+It sends through one :class:`~qfnb._core.http.transport.Transport` (aiohttp's pool by default,
+one per event loop; or the one injected with ``transport=``), authenticates each call with
+its API kind's strategy (:mod:`qfnb._core.http.auth`), applies the client's rate limits, retries
+transient failures with backoff and decodes answers (:mod:`qfnb._core.http.decode`). Resources
+(``ChatCompletion``...) and the console layer call it; the sync API reaches it through
+:mod:`qfnb._core.runtime.sync`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from qfnb._core.config import Config, resolve_config
+from qfnb._core.errors import AccessTokenExpiredError, APIError, AuthError, QfnbError, RequestError
+from qfnb._core.http.auth import (
+    REQUEST_SOURCE,
+    Auth,
+    BearerAuth,
+    SharedToken,
+    console_auth,
+    inference_auth,
+    parse_oauth_response,
+)
+from qfnb._core.http.call import ApiKind, Call
+from qfnb._core.http.decode import decode_reply, open_stream
+from qfnb._core.http.ratelimit import RateLimiter
+from qfnb._core.http.response import QfResponse
+from qfnb._core.http.retry import RetryPolicy, retry_delay
+from qfnb._core.http.transport import Request, Transport
+from qfnb.protocol import routes
+
+__all__ = ["AsyncQianfanClient", "default_transport", "get_client"]
+
+logger = logging.getLogger("qfnb.client")
+
+_JSON = "application/json"
+_SERVICE_LIST_TTL = 3600.0
+
+
+def new_request_id() -> str:
+    return "qfnb-" + secrets.token_hex(8)
+
+
+class AsyncQianfanClient:
+    """The async client for one configuration. Get the shared one with :func:`get_client`;
+    ``transport`` (default: ``config.transport``, else aiohttp's) is what sends the requests;
+    ``clock`` and ``sleep`` are what rate limits and retry waits read and wait on (tests inject fakes)."""
+
+    def __init__(self, config: Config, *, transport: Transport | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+        self.config = config
+        self._transport = transport or config.transport
+        self._transport_lock = threading.Lock()
+        self.clock = clock
+        self.sleep = sleep
+        self.limiter = RateLimiter(config.qps_limit, config.rpm_limit, config.tpm_limit, clock=clock)
+        #: per service URL: a limiter from the limits its answers advertise (None: none advertised)
+        self.server_limits: dict[str, RateLimiter | None] = {}
+        self._oauth = SharedToken(self._fetch_oauth_token)
+        if config.access_token:
+            self._oauth.set(config.access_token)
+        self._bearer = SharedToken(self._fetch_bearer_token, skew=10.0)
+        if config.bearer_token:
+            self._bearer.set(config.bearer_token)
+        self._auths: dict[ApiKind, Auth] = {}
+        self._services: tuple[float, dict[str, Any]] | None = None
+        self._infer_policy = RetryPolicy.inference(config)
+        self._console_policy = RetryPolicy.console(config)
+
+    def __repr__(self) -> str:
+        return f"AsyncQianfanClient({self.config!r})"
+
+    @property
+    def transport(self) -> Transport:
+        """What sends this client's requests (made on first use: HTTP libraries import then)."""
+        transport = self._transport
+        if transport is None:
+            with self._transport_lock:
+                if self._transport is None:
+                    self._transport = default_transport(self.config)
+                transport = self._transport
+        return transport
+
+    async def aclose(self) -> None:
+        """Close the connections this event loop opened."""
+        if self._transport is not None:
+            await self._transport.aclose()
+
+    # ------------------------------------------------------------------ auth
+    def _auth(self, api: ApiKind) -> Auth:
+        """The strategy for ``api`` calls (chosen on first use: it may raise AuthError)."""
+        auth = self._auths.get(api)
+        if auth is None:
+            if api == "infer":
+                auth = inference_auth(self.config, self._oauth)
+            elif api == "v2":
+                auth = BearerAuth(self._bearer, self.config.app_id)
+            else:
+                auth = console_auth(self.config)
+            self._auths[api] = auth
+        return auth
+
+    async def _fetch_oauth_token(self) -> tuple[str, float | None]:
+        cfg = self.config
+        if not (cfg.ak and cfg.sk):
+            raise AuthError("the access token was rejected and no QIANFAN_AK/QIANFAN_SK is set to mint a new one")
+        query = urlencode({"grant_type": "client_credentials", "client_id": cfg.ak, "client_secret": cfg.sk})
+        request = Request("POST", f"{cfg.base_url.rstrip('/')}{routes.OAUTH_TOKEN}?{query}", {"Content-Type": _JSON},
+                          b"{}", cfg.auth_timeout)
+        reply = await self.transport.send(request)
+        try:
+            body = json.loads(reply.content)
+        except ValueError:
+            body = None
+        if reply.status_code >= 400 and not (isinstance(body, dict) and "error" in body):
+            raise AuthError(f"OAuth token request failed with HTTP {reply.status_code}")
+        token, expires = parse_oauth_response(body, cfg)
+        logger.debug("fetched an OAuth access token (expires in %s s)", expires)
+        return token, expires
+
+    async def _fetch_bearer_token(self) -> tuple[str, float | None]:
+        cfg = self.config
+        if not (cfg.access_key and cfg.secret_key):
+            raise AuthError("v2 calls need QIANFAN_BEARER_TOKEN, or QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY "
+                            "to mint one")
+        url = cfg.iam_base_url.rstrip("/") + routes.BEARER_TOKEN
+        params = {"expireInSeconds": str(cfg.bearer_token_expired_interval)}
+        resp = await self.signed_request("GET", url, params=params, content=b"{}", retry=self._console_policy)
+        token = resp.body.get("token")
+        if not token:
+            raise AuthError("the IAM bearer-token endpoint answered without a token")
+        return str(token), float(cfg.bearer_token_expired_interval)
+
+    # ------------------------------------------------------------------ send + retry
+    async def _send(self, call: Call, policy: RetryPolicy, tokens: int = 0) -> Any:
+        """Send ``call`` with retries; a QfResponse, or an async iterator of chunks if streaming."""
+        refreshed = False
+        attempt = 0
+        auth = self._auth(call.api)
+        while True:
+            attempt += 1
+            if self.limiter.enabled:
+                await self.limiter.acquire(tokens, self.sleep)
+            server = self.server_limits.get(call.url)
+            if server is not None:
+                await server.acquire(tokens if server.limits_tokens else 0, self.sleep)
+            used_token: str | None = None
+            try:
+                headers, query, used_token = await auth.apply(call)
+                return await self._attempt(call, headers, query, policy)
+            except AccessTokenExpiredError:
+                if refreshed or used_token is None or not auth.rejected(used_token):
+                    raise
+                refreshed = True
+                attempt -= 1
+                logger.info("access token rejected (110/111); refreshing it and replaying the request")
+                continue
+            except QfnbError as exc:
+                retry_after: str | None = None
+                if isinstance(exc, RequestError):
+                    retry_after = exc.headers.get("retry-after")
+                elif isinstance(exc, APIError):
+                    retry_after = getattr(exc, "retry_after", None)
+                    if exc.error_code == 336502:
+                        self.limiter.on_tpm_exceeded()
+                        if (server := self.server_limits.get(call.url)) is not None:
+                            server.on_tpm_exceeded()
+                delay = retry_delay(exc, attempt, policy, retry_after=retry_after)
+                if delay is None:
+                    raise
+                logger.debug("retrying %s %s in %.2fs (attempt %d/%d): %s", call.method, call.path, delay,
+                             attempt + 1, policy.attempts, exc)
+                await self.sleep(delay)
+
+    async def _attempt(self, call: Call, headers: Mapping[str, str], query: str,
+                       policy: RetryPolicy) -> QfResponse | AsyncIterator[QfResponse]:
+        """One try: send through the transport, decode the answer (or open the stream)."""
+        url = call.url if not query else call.url + ("&" if "?" in call.url else "?") + query
+        request = Request(call.method, url, headers, call.content, policy.timeout)
+        start = time.perf_counter()
+        if call.stream:
+            reply = await self.transport.stream(request)
+            if reply.status_code == 200:
+                self._note_limits(call.url, reply.headers)
+            return await open_stream(call, reply, start)
+        whole = await self.transport.send(request)
+        resp = decode_reply(call, whole, time.perf_counter() - start)
+        if call.api == "infer" or call.api == "v2":
+            self._note_limits(call.url, whole.headers)
+        return resp
+
+    # ------------------------------------------------------------------ public API
+    async def infer(self, api_type: str, endpoint: str, body: dict[str, Any], *, stream: bool = False,
+                    retry: RetryPolicy | None = None, request_id: str | None = None,
+                    tokens: int = 0) -> Any:
+        """POST a v1 inference call (``/{api_type}/{endpoint}``); QfResponse or async iterator."""
+        cfg = self.config
+        path = (cfg.model_api_prefix + "/" + endpoint.lstrip("/")) if api_type == "" else routes.inference_path(
+            api_type, endpoint, prefix=cfg.model_api_prefix)
+        headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id()}
+        if stream and not body.get("stream"):
+            body = {**body, "stream": True}
+        call = Call("POST", cfg.base_url.rstrip("/") + path, body, headers, None, "infer", stream)
+        result = await self._send(call, retry or self._infer_policy, tokens)
+        if tokens and isinstance(result, QfResponse):  # give back what the estimate over-charged
+            actual = (result.body.get("usage") or {}).get("total_tokens")
+            self.limiter.settle(tokens, actual)
+            if (server := self.server_limits.get(call.url)) is not None:
+                server.settle(tokens, actual)
+        return result
+
+    def _note_limits(self, url: str, headers: Any) -> None:
+        """Keep the limits a service's first answer advertises (see :attr:`server_limits`)."""
+        if url not in self.server_limits:
+            self.server_limits[url] = _advertised_limits(headers, self.clock)
+
+    def needs_token_estimates(self) -> bool:
+        """Whether a call should pass its estimated ``tokens`` (a TPM limit is in force)."""
+        return self.limiter.limits_tokens or any(s is not None and s.limits_tokens
+                                                 for s in self.server_limits.values())
+
+    async def chat_v2(self, body: dict[str, Any], *, stream: bool = False, retry: RetryPolicy | None = None,
+                      request_id: str | None = None) -> Any:
+        """POST the OpenAI-style v2 chat (bearer auth)."""
+        cfg = self.config
+        headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id()}
+        if stream and not body.get("stream"):
+            body = {**body, "stream": True}
+        call = Call("POST", cfg.console_api_base_url.rstrip("/") + cfg.chat_v2_api_route, body, headers, None,
+                     "v2", stream)
+        return await self._send(call, retry or self._infer_policy)
+
+    async def console(self, path: str, body: dict[str, Any] | None = None, *, params: dict[str, Any] | None = None,
+                      retry: RetryPolicy | None = None, method: str = "POST") -> QfResponse:
+        """A bce-auth-v1 signed console call to ``{console_api_base_url}{path}``."""
+        headers = {"Content-Type": _JSON, "request-source": REQUEST_SOURCE}
+        url = self.config.console_api_base_url.rstrip("/") + path
+        call = Call(method, url, body if body is not None else {}, headers, params, "console", False)
+        try:
+            result: QfResponse = await self._send(call, retry or self._console_policy)
+        finally:
+            if routes.changes_service_list(path, (params or {}).get("Action")):
+                self.invalidate_services()
+        return result
+
+    async def console_v2(self, route: str, action: str, body: dict[str, Any] | None = None, *,
+                         retry: RetryPolicy | None = None) -> QfResponse:
+        """``POST /v2/<domain>?Action=<action>``."""
+        return await self.console(route, body, params={"Action": action}, retry=retry)
+
+    async def signed_request(self, method: str, url: str, *, params: dict[str, Any] | None = None,
+                             content: bytes | dict[str, Any] | None = None, headers: Mapping[str, str] | None = None,
+                             retry: RetryPolicy | None = None) -> QfResponse:
+        """Any bce-auth-v1 signed request to a full URL (BOS uploads, IAM). Non-JSON bodies are kept
+        as ``{"_raw": text}``."""
+        hdrs = {"Content-Type": _JSON if not isinstance(content, bytes) else "application/octet-stream",
+                **(headers or {})}
+        call = Call(method, url, content, hdrs, params, "raw", False)
+        result: QfResponse = await self._send(call, retry or self._console_policy)
+        return result
+
+    async def list_services(self, *, refresh: bool = False) -> dict[str, Any]:
+        """``service/list`` (the platform's dynamic model list), cached for an hour.
+
+        Deploying, publishing or deleting through this client drops the cache; ``refresh``
+        fetches the list again whatever the cache holds (a lookup that missed does that once).
+        """
+        cached = self._services
+        if not refresh and cached is not None and time.monotonic() - cached[0] < _SERVICE_LIST_TTL:
+            return cached[1]
+        resp = await self.console(routes.Console.SERVICE_LIST, {})
+        result = resp.body.get("result") or {}
+        self._services = (time.monotonic(), result)
+        return result
+
+    def invalidate_services(self) -> None:
+        """Forget the cached ``service/list``: the next lookup fetches it again."""
+        self._services = None
+
+    def cached_services(self) -> dict[str, Any] | None:
+        return self._services[1] if self._services is not None else None
+
+
+def _advertised_limits(headers: Any, clock: Callable[[], float]) -> RateLimiter | None:
+    """A limiter for the limits a service's answer advertises (``X-Ratelimit-Limit-*``)."""
+    def number(name: str) -> float | None:
+        try:
+            return float(headers.get(name) or 0) or None
+        except (TypeError, ValueError):
+            return None
+
+    return RateLimiter.from_server(number("x-ratelimit-limit-requests"), number("x-ratelimit-limit-tokens"), clock)
+
+
+def default_transport(config: Config) -> Transport:
+    """The transport for ``config``: its injected one, httpx's when a proxy is set, else aiohttp's."""
+    if config.transport is not None:
+        return config.transport
+    pool = max(1, config.max_connections)
+    if not config.proxy:
+        try:
+            from qfnb._core.http.transport_aiohttp import AiohttpTransport
+        except ImportError:  # pragma: no cover - aiohttp is a dependency; httpx alone still works
+            pass
+        else:
+            return AiohttpTransport(max_connections=pool, verify=config.ssl_verification_enabled)
+    from qfnb._core.http.transport_httpx import HttpxTransport
+
+    return HttpxTransport(max_connections=pool, verify=config.ssl_verification_enabled,
+                          proxy=config.proxy or None)
+
+
+_CLIENTS: dict[tuple[Any, ...], AsyncQianfanClient] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def get_client(config: Config | None = None) -> AsyncQianfanClient:
+    """The shared client for ``config`` (resolved from the environment if None)."""
+    cfg = resolve_config(config)
+    key = cfg.credential_fingerprint()
+    client = _CLIENTS.get(key)
+    if client is None:
+        with _CLIENTS_LOCK:
+            client = _CLIENTS.get(key)
+            if client is None:
+                client = AsyncQianfanClient(cfg)
+                _CLIENTS[key] = client
+    return client

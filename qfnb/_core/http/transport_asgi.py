@@ -1,0 +1,190 @@
+"""An in-process transport: requests go straight to an ASGI app, no socket, no server thread.
+
+For tests (the cloud fakes, the local platform's app) and for embedding. It behaves like a
+server in front of the app would: the body streams as the app sends it; an app that fails
+before answering raises (``raise_app_exceptions=True``, httpx's default) or answers 500; an
+app that fails after it began answering looks to the client like a dropped connection
+(:class:`qfnb.errors.ConnectionError`); ``Request.timeout`` bounds the wait for each message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from qfnb._core import errors
+from qfnb._core.http.transport import Reply, Request, StreamReply, Transport
+
+__all__ = ["ASGIApp", "ASGITransport"]
+
+logger = logging.getLogger("qfnb.client")
+
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Message]],
+                    Callable[[Message], Awaitable[None]]], Awaitable[None]]
+
+_DONE = object()  # the app returned
+
+
+class _Headers(dict[str, str]):
+    """Response headers, looked up case-insensitively (names are stored lower-case)."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+
+class ASGITransport(Transport):
+    """Send requests to ``app`` in the calling event loop."""
+
+    def __init__(self, app: ASGIApp, *, raise_app_exceptions: bool = True,
+                 client: tuple[str, int] = ("127.0.0.1", 50000)) -> None:
+        self.app = app
+        self.raise_app_exceptions = raise_app_exceptions
+        self.client = client
+
+    def __repr__(self) -> str:
+        return f"ASGITransport({type(self.app).__name__})"
+
+    def _scope(self, request: Request) -> dict[str, Any]:
+        url = urlsplit(request.url)
+        headers = [(b"host", url.netloc.encode("ascii"))]
+        headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.items()
+                    if k.lower() != "host"]
+        if request.content:
+            headers.append((b"content-length", str(len(request.content)).encode()))
+        port = url.port or (443 if url.scheme == "https" else 80)
+        return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": request.method,
+                "scheme": url.scheme or "http", "path": unquote(url.path) or "/",
+                "raw_path": (url.path or "/").encode(), "query_string": url.query.encode(), "root_path": "",
+                "headers": headers, "client": self.client, "server": (url.hostname or "", port)}
+
+    async def send(self, request: Request) -> Reply:
+        reply = await self.stream(request)
+        try:
+            content = await reply.aread()
+        finally:
+            await reply.aclose()
+        return Reply(reply.status_code, reply.headers, content)
+
+    async def stream(self, request: Request) -> StreamReply:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        gone = asyncio.Event()  # the answer is complete, or the client stopped reading
+        received = False
+
+        async def receive() -> Message:
+            nonlocal received
+            if not received:
+                received = True
+                return {"type": "http.request", "body": request.content, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            if gone.is_set():
+                if message.get("more_body") or message.get("body"):
+                    raise OSError("the client closed the connection")
+                return
+            queue.put_nowait(message)
+            if message.get("type") == "http.response.body" and not message.get("more_body", False):
+                gone.set()  # like a server: the app's receive() now says the exchange is over
+
+        async def run() -> None:
+            try:
+                await self.app(self._scope(request), receive, send)
+            except Exception as exc:
+                queue.put_nowait(exc)
+            else:
+                queue.put_nowait(_DONE)
+
+        task = asyncio.create_task(run())
+
+        async def close() -> None:
+            gone.set()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+        try:
+            start = await self._next(queue, request)
+        except BaseException:
+            await close()
+            raise
+        if isinstance(start, BaseException) or start is _DONE or start.get("type") != "http.response.start":
+            await close()
+            if isinstance(start, BaseException) and self.raise_app_exceptions:
+                raise start
+            if start is _DONE:
+                raise errors.ConnectionError(f"{request.method} {request.path} failed: the app returned no answer")
+            logger.debug("ASGI app failed before answering %s %s: %r", request.method, request.path, start)
+            return StreamReply(500, _Headers({"content-type": "text/plain"}), _once(b"Internal Server Error"), close)
+        headers = _Headers((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in start.get("headers", ()))
+        return StreamReply(int(start["status"]), headers, self._body(queue, task, request), close)
+
+    async def _body(self, queue: asyncio.Queue[Any], task: asyncio.Task[None],
+                    request: Request) -> AsyncIterator[bytes]:
+        while True:
+            message = await self._next(queue, request)
+            if isinstance(message, BaseException) or message is _DONE:
+                raise errors.ConnectionError(f"{request.method} {request.path} failed: connection error "
+                                             f"(the app stopped mid-answer: {type(message).__name__})")
+            if message.get("type") != "http.response.body":
+                continue
+            chunk = message.get("body", b"")
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                break
+        # the answer is complete; let the app finish (what it raises now, a server would only log)
+        await task
+        while not queue.empty():
+            left = queue.get_nowait()
+            if isinstance(left, BaseException):
+                logger.debug("ASGI app raised after answering %s %s: %r", request.method, request.path, left)
+
+    @staticmethod
+    async def _next(queue: asyncio.Queue[Any], request: Request) -> Any:
+        try:
+            async with asyncio.timeout(request.timeout):
+                return await queue.get()
+        except TimeoutError:  # the built-in (qfnb's is errors.TimeoutError)
+            raise errors.TimeoutError(f"{request.method} {request.path} timed out (no answer from the app "
+                                      f"within {request.timeout} s)") from None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        """Run the app's startup before the block and its shutdown after it (ASGI lifespan)."""
+        queue: asyncio.Queue[Message] = asyncio.Queue()
+        replies: asyncio.Queue[Message] = asyncio.Queue()
+        await queue.put({"type": "lifespan.startup"})
+
+        async def send(message: Message) -> None:
+            await replies.put(message)
+
+        async def run() -> None:
+            await self.app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, queue.get, send)
+
+        task = asyncio.create_task(run())
+        started = await replies.get()
+        if started["type"] != "lifespan.startup.complete":
+            raise RuntimeError(f"the ASGI app did not start: {started.get('message', started['type'])}")
+        try:
+            yield
+        finally:
+            await queue.put({"type": "lifespan.shutdown"})
+            await replies.get()
+            await task
+
+
+async def _once(chunk: bytes) -> AsyncIterator[bytes]:
+    yield chunk

@@ -1,0 +1,95 @@
+"""httpx's own transport (httpcore's pool), one per event loop: used when a proxy is configured.
+
+Requests go straight to ``AsyncHTTPTransport.handle_async_request``, skipping
+``AsyncClient.send``'s per-request extras (cookies, auth flows, redirects, event hooks) that
+qfnb does not use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+
+from qfnb._core.errors import ConnectionError, TimeoutError
+from qfnb._core.http.transport import PerLoop, Reply, Request, StreamReply, Transport
+
+__all__ = ["HttpxTransport", "map_error"]
+
+logger = logging.getLogger("qfnb.client")
+
+#: what httpx raises while connecting, sending or reading
+ERRORS: tuple[type[BaseException], ...] = (httpx.HTTPError, httpx.StreamError, OSError, asyncio.TimeoutError)
+
+
+def map_error(exc: BaseException, request: Request) -> ConnectionError:
+    """qfnb's error for an httpx failure; names the path, never the query (it may hold a token)."""
+    name = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException | asyncio.TimeoutError):
+        return TimeoutError(f"{request.method} {request.path} timed out ({name})")
+    return ConnectionError(f"{request.method} {request.path} failed: connection error ({name})")
+
+
+class HttpxTransport(Transport):
+    """httpx's ``AsyncHTTPTransport`` with ``max_connections`` keep-alive connections per event loop."""
+
+    def __init__(self, *, max_connections: int = 1000, verify: bool = True, proxy: str | None = None,
+                 keepalive_expiry: float = 30.0) -> None:
+        self.max_connections = max_connections
+        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
+                                    keepalive_expiry=keepalive_expiry)
+        self._verify = verify
+        self._proxy = proxy
+        self._pools: PerLoop[httpx.AsyncHTTPTransport] = PerLoop(self._open, _close)
+        self._timeouts: dict[float | None, dict[str, float | None]] = {}
+
+    def __repr__(self) -> str:
+        return f"HttpxTransport(max_connections={self.max_connections}, proxy={bool(self._proxy)})"
+
+    def _open(self) -> httpx.AsyncHTTPTransport:
+        logger.debug("HTTP transport: httpx, pool of %d", self.max_connections)
+        return httpx.AsyncHTTPTransport(verify=self._verify, limits=self._limits, proxy=self._proxy,
+                                        trust_env=False)
+
+    async def _start(self, request: Request) -> httpx.Response:
+        pool = await self._pools.get()
+        timeout = self._timeouts.get(request.timeout)
+        if timeout is None:  # ``timeout`` for connecting, the pool and each read
+            timeout = self._timeouts[request.timeout] = httpx.Timeout(request.timeout).as_dict()
+        req = httpx.Request(request.method, request.url, headers=request.headers, content=request.content,
+                            extensions={"timeout": timeout})
+        try:
+            return await pool.handle_async_request(req)
+        except ERRORS as exc:
+            raise map_error(exc, request) from None
+
+    async def send(self, request: Request) -> Reply:
+        resp = await self._start(request)
+        try:
+            body = await resp.aread()
+        except ERRORS as exc:
+            raise map_error(exc, request) from None
+        finally:
+            await resp.aclose()
+        return Reply(resp.status_code, resp.headers, body)
+
+    async def stream(self, request: Request) -> StreamReply:
+        resp = await self._start(request)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in resp.aiter_bytes():
+                    yield chunk
+            except ERRORS as exc:
+                raise map_error(exc, request) from None
+
+        return StreamReply(resp.status_code, resp.headers, chunks(), resp.aclose)
+
+    async def aclose(self) -> None:
+        await self._pools.aclose()
+
+
+async def _close(pool: httpx.AsyncHTTPTransport) -> None:
+    await pool.aclose()

@@ -1,0 +1,1 @@
+"""The event-loop runtime: qfnb's background loop, polling and progress."""

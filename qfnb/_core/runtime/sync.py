@@ -1,0 +1,121 @@
+"""The sync shell: run qfnb's coroutines on ONE background event-loop thread.
+
+Works from a plain script, from worker threads and from inside a running Jupyter kernel
+(whose own loop is busy running the cell): the caller's thread just blocks on a
+``concurrent.futures.Future``. Never ``asyncio.run`` in the caller's thread, never
+``nest_asyncio``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import os
+import threading
+from collections.abc import AsyncIterable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+__all__ = ["get_loop", "in_loop_thread", "iterate", "run", "submit"]
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+
+
+def get_loop() -> asyncio.AbstractEventLoop:
+    """qfnb's background loop (started on first use, a daemon thread named ``qfnb-loop``)."""
+    global _loop, _thread
+    loop = _loop
+    if loop is not None and loop.is_running():
+        return loop
+    with _lock:
+        if _loop is None or not _loop.is_running():
+            ready = threading.Event()
+            new_loop = asyncio.new_event_loop()
+
+            def _main() -> None:
+                asyncio.set_event_loop(new_loop)
+                new_loop.call_soon(ready.set)
+                new_loop.run_forever()
+
+            _thread = threading.Thread(target=_main, name="qfnb-loop", daemon=True)
+            _thread.start()
+            ready.wait()
+            _loop = new_loop
+        return _loop
+
+
+def in_loop_thread() -> bool:
+    return _thread is not None and threading.current_thread() is _thread
+
+
+def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+    """Schedule ``coro`` on the background loop; returns at once."""
+    return asyncio.run_coroutine_threadsafe(coro, get_loop())
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    """Run ``coro`` on the background loop and block the calling thread for its result.
+
+    Ctrl-C (KeyboardInterrupt) cancels the coroutine. Calling this from the background
+    loop's own thread (e.g. from an event handler) would deadlock, so it raises.
+    """
+    if in_loop_thread():
+        coro.close()
+        raise RuntimeError("qfnb sync call made from qfnb's own event loop thread; use the async API "
+                           "(await ....ado(...)) there")
+    future = submit(coro)
+    try:
+        return future.result(timeout)
+    except BaseException:
+        future.cancel()
+        raise
+
+
+def iterate(aiterable: AsyncIterable[T]) -> Iterator[T]:
+    """A sync iterator over an async iterable, each step run on the background loop."""
+    ait = aiterable.__aiter__()
+
+    async def _next() -> tuple[bool, Any]:
+        try:
+            return True, await ait.__anext__()
+        except StopAsyncIteration:
+            return False, None
+
+    finished = False
+    try:
+        while True:
+            ok, value = run(_next())
+            if not ok:
+                finished = True
+                return
+            yield value
+    finally:
+        close = getattr(ait, "aclose", None)
+        if not finished and close is not None:
+            with contextlib.suppress(Exception):  # closing must not mask the real error
+                run(close())
+
+
+def _shutdown() -> None:
+    loop = _loop
+    if loop is not None and loop.is_running():
+        # as asyncio.run does: close the loop's async generators first (the transports close
+        # their connection pools that way, see qfnb._core.http.transport.PerLoop)
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result(2.0)
+        loop.call_soon_threadsafe(loop.stop)
+
+
+def _after_fork() -> None:  # a forked child has no loop thread: start afresh on demand
+    global _loop, _thread, _lock
+    _loop, _thread, _lock = None, None, threading.Lock()
+
+
+atexit.register(_shutdown)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

@@ -1,0 +1,1 @@
+"""The platform's domain: SQLite store, console objects, datasets and objects, jobs, evaluations."""

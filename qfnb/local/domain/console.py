@@ -1,0 +1,285 @@
+"""Console logic shared by the v1 and v2 routes: fine-tuning, models, services, datasets.
+
+Functions take and return plain records; the route modules shape them into each API
+version's wire fields. Naming (reference §3.0): container = v1 task = v2 job (``ft_jobs``);
+run = v1 job = v2 task (``runs``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from qfnb.local.domain.datasets import (
+    EXPORT_BUCKET,
+    append_rows,
+    dataset_rows,
+    export_lines,
+    import_files,
+    read_file_rows,
+)
+from qfnb.local.domain.platform import Platform
+from qfnb.local.domain.seed_names import FINETUNE_NAMES, notice
+from qfnb.local.domain.store import new_sid
+from qfnb.local.domain.values import BodyError, check_name, iso
+from qfnb.protocol.console import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
+from qfnb.protocol.training import LIMITS, hyper_problem
+
+log = logging.getLogger("qfnb.local.domain.console")
+
+TRAINABLE_KINDS = ("transformers", "llama.cpp")
+HYPER_DEFAULTS: dict[str, Any] = {"epoch": 1, "learningRate": 1e-3, "batchSize": 4, "maxSeqLen": 256,
+                                  "loraRank": 16, "loraAlpha": 32, "loraDropout": 0.0, "loggingSteps": 1}
+
+
+class NotFound(Exception):
+    """A referenced console object does not exist."""
+
+
+def get(platform: Platform, kind: str, key: Any, field: str) -> dict[str, Any]:
+    rec = platform.store.get(kind, key) if isinstance(key, int | str) else None
+    if rec is None:
+        raise NotFound(f"{field} {key!r} not found")
+    return rec
+
+
+# ---- fine-tuning --------------------------------------------------------------------------
+
+
+def trainable_models(platform: Platform) -> list[Any]:
+    """Base models a run can fine-tune (served chat models of a trainable kind)."""
+    return [m for m in platform.base_models() if "chat" in m.api_types and m.kind in TRAINABLE_KINDS]
+
+
+def resolve_base(platform: Platform, name: Any, field: str) -> str:
+    """The served model name for a requested base model (case-insensitive, aliases honoured)."""
+    if not isinstance(name, str) or not name:
+        raise BodyError(field, "is required: the base model to fine-tune")
+    models = trainable_models(platform)
+    wanted = platform.settings.aliases.get(name.lower(), name).lower()
+    for m in models:
+        if wanted in (m.name.lower(), m.endpoint.lower()):
+            return str(m.name)
+    if models and name.lower() in {n.lower() for n in FINETUNE_NAMES}:
+        notice(name, str(models[0].name))
+        return str(models[0].name)
+    listing = ", ".join(m.name for m in models) or "none"
+    raise BodyError(field, f"base model {name!r} cannot be fine-tuned on the local platform; it trains: {listing} "
+                    "(or map the name with QFNB_MODEL_ALIASES)")
+
+
+def create_container(platform: Platform, *, name: Any, base_model: Any, base_field: str, train_mode: str = "SFT",
+                     description: str = "", parameter_scale: str = "LoRA",
+                     base_optional: bool = False) -> dict[str, Any]:
+    """A fine-tune container; with ``base_optional`` (v1 ``create_task(name, description)``,
+    as the official docs call it) the base model may come later, from the first job."""
+    if not isinstance(name, str) or not name.strip():
+        raise BodyError("name", "is required and must be a non-empty string")
+    base = None if base_optional and base_model is None else resolve_base(platform, base_model, base_field)
+    if train_mode != "SFT":
+        raise BodyError("trainMode", f"the local platform supports SFT only, got {train_mode!r}")
+    return platform.store.insert("ft_jobs", {"name": name, "description": description or "", "model": base,
+                                             "trainMode": train_mode, "parameterScale": parameter_scale})
+
+
+def check_hyper(raw: Any, field: str) -> dict[str, Any]:
+    """Hyper-parameters with defaults filled in; BodyError naming the bad key."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise BodyError(field, "must be an object")
+    hyper = dict(HYPER_DEFAULTS)
+    for key, value in raw.items():
+        limit = LIMITS.get(key)
+        if limit is None:
+            hyper[key] = value
+            continue
+        problem = hyper_problem(key, value)
+        if problem is not None:
+            raise BodyError(f"{field}.{key}", problem)
+        hyper[key] = limit.kind(value)
+    return hyper
+
+
+def collect_rows(platform: Platform, refs: list[tuple[str, Any]]) -> list[dict[str, str]]:
+    """Training rows from dataset references ``(field, dataset id | bos uri)``."""
+    rows: list[dict[str, str]] = []
+    for field, ref in refs:
+        if isinstance(ref, str) and ref.startswith("bos:"):
+            try:
+                rows.extend(read_file_rows(platform.objects.from_uri(ref)))
+            except ValueError as exc:
+                raise BodyError(field, str(exc)) from exc
+            continue
+        ds = platform.store.get("datasets", ref) if isinstance(ref, int | str) else None
+        if ds is None:
+            raise BodyError(field, f"dataset {ref!r} not found")
+        rows.extend(dataset_rows(platform.settings.data_dir, ds))
+    rows = [r for r in rows if r.get("prompt") and r.get("response")]
+    if not rows:
+        raise BodyError(refs[0][0] if refs else "dataset", "the training data has no prompt/response pairs")
+    return rows
+
+
+def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, Any],
+               refs: list[tuple[str, Any]], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Prepare the job dir (train file + spec.json, Contract 4) and queue the run."""
+    if not refs:
+        raise BodyError("trainset", "at least one dataset is required")
+    rows = collect_rows(platform, refs)
+    sid = new_sid("task-")
+    job_dir = platform.settings.data_dir / "jobs" / sid
+    job_dir.mkdir(parents=True, exist_ok=True)
+    with open(job_dir / "train.jsonl", "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps({"prompt": row["prompt"], "response": row["response"]}, ensure_ascii=False) + "\n")
+    spec = {"base_model": container["model"], "train_file": str(job_dir / "train.jsonl"),
+            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": int(hyper.get("seed", 42))}
+    model_path = platform.settings.model_paths.get(str(container["model"]).lower())
+    if model_path is not None:
+        spec["base_model_path"] = str(model_path)
+    (job_dir / "spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    run = platform.store.insert("runs", {"containerId": container["id"], "status": RunStatus.WAITING.value,
+                                         "hyper": hyper, "baseModel": container["model"], "rows": len(rows),
+                                         "job_dir": str(job_dir), "currentStep": 0, "totalSteps": 0,
+                                         "lossCurve": [], **(extra or {})}, sid=sid)
+    platform.supervisor.submit(run["id"])
+    log.info("queued fine-tune task %s (%d rows, base %s)", run["sid"], len(rows), container["model"])
+    return get(platform, "runs", run["id"], "taskId")
+
+
+def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
+    """Contract 3's extra fields of a run."""
+    out = {"currentStep": run.get("currentStep", 0), "totalSteps": run.get("totalSteps", 0),
+           "lossCurve": run.get("lossCurve", []), "elapsedSeconds": run.get("elapsedSeconds"),
+           "etaSeconds": run.get("etaSeconds")}
+    if run.get("phase"):  # optional: what the worker is doing before step 1 (loading weights, ...)
+        out["phase"] = run["phase"]
+    if run.get("errorMessage"):
+        out["errorMessage"] = run["errorMessage"]
+    return out
+
+
+def percent(run: dict[str, Any]) -> int:
+    if run.get("status") == RunStatus.DONE.value:
+        return 100
+    total = run.get("totalSteps") or 0
+    return int(100 * (run.get("currentStep") or 0) / total) if total else 0
+
+
+# ---- models ---------------------------------------------------------------------------------
+
+
+def ensure_presets(platform: Platform) -> None:
+    """One preset model (with a version) per served base chat model, so bases can be evaluated/deployed."""
+    have = {m.get("presetOf") for m in platform.store.all("models", lambda m: m.get("source") == "PlatformPreset")}
+    for served in trainable_models(platform):
+        if served.name in have:
+            continue
+        model = platform.store.insert("models", {"modelName": served.name, "source": "PlatformPreset",
+                                                 "presetOf": served.name, "modelType": 0})
+        platform.store.insert("versions", {"modelId": model["id"], "version": "1", "baseModel": served.name,
+                                           "adapterDir": None, "state": ModelVersionState.READY.value,
+                                           "sourceType": "PlatformPreset"})
+
+
+def publish(platform: Platform, *, is_new: Any, meta: Any, model_name: Any, model_id: Any) -> tuple[dict, dict]:
+    """Publish a Done run's adapter as a new model (or a new version of ``model_id``)."""
+    if not isinstance(meta, dict):
+        raise BodyError("versionMeta", "is required: {taskId, iterationId}")
+    container = platform.store.get("ft_jobs", meta.get("taskId"))
+    if container is None:
+        raise BodyError("versionMeta.taskId", f"fine-tune job {meta.get('taskId')!r} not found")
+    run = platform.store.get("runs", meta.get("iterationId"))
+    if run is None or run.get("containerId") != container["id"]:
+        raise BodyError("versionMeta.iterationId", f"task {meta.get('iterationId')!r} not found in that job")
+    if run.get("status") != RunStatus.DONE.value or not run.get("adapter_dir"):
+        raise BodyError("versionMeta.iterationId", f"task {run['sid']} is {run.get('status')}, not Done; only a "
+                        "finished task can be published")
+    if is_new is not False:
+        check_name("modelName", model_name)
+        model = platform.store.insert("models", {"modelName": model_name, "source": "Train", "modelType": 0})
+    else:
+        model = get(platform, "models", model_id, "modelId")
+    number = 1 + len(platform.store.all("versions", lambda v: v.get("modelId") == model["id"]))
+    version = platform.store.insert("versions", {
+        "modelId": model["id"], "version": str(number), "baseModel": run["baseModel"],
+        "adapterDir": run["adapter_dir"], "state": ModelVersionState.READY.value, "sourceType": "Train",
+        "taskId": container["id"], "taskIdStr": container["sid"], "runId": run["id"], "runIdStr": run["sid"],
+        "description": str(meta.get("description") or "")})
+    return model, version
+
+
+def versions_of(platform: Platform, model_id: int) -> list[dict[str, Any]]:
+    return platform.store.all("versions", lambda v: v.get("modelId") == model_id)
+
+
+# ---- services -------------------------------------------------------------------------------
+
+
+def create_service(platform: Platform, *, model_id: Any, version_id: Any, name: Any, uri: Any) -> dict[str, Any]:
+    """Register a model version as a chat endpoint; Deploying now, Serving once registered."""
+    version = get(platform, "versions", version_id, "modelVersionId")
+    if model_id is not None and platform.store.get("models", model_id) is None:
+        raise NotFound(f"modelId {model_id!r} not found")
+    check_name("name", name)
+    check_name("uri", uri, suffix=True)
+    taken = {m.endpoint.lower() for m in platform.served()}
+    if uri.lower() in taken:
+        raise BodyError("uri", f"endpoint {uri!r} is already in use")
+    svc = platform.store.insert("services", {"name": name, "uri": uri, "modelId": version["modelId"],
+                                             "modelVersionId": version["id"], "status": ServiceStatus.DEPLOYING.value})
+    threading.Thread(target=platform.deploy, args=(svc,), name="qfnb-deploy", daemon=True).start()
+    return svc
+
+
+# ---- datasets -------------------------------------------------------------------------------
+
+
+def create_dataset(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    name = check_name("name", body.get("name") or body.get("datasetName"))
+    return platform.store.insert("datasets", {
+        "name": name, "projectType": body.get("projectType", 20), "templateType": body.get("templateType", 2000),
+        "dataType": body.get("dataType", 4), "storageType": body.get("storageType", "sysBos"),
+        "dataFormat": body.get("dataFormat", "PromptResponse"), "importStatus": -1, "releaseStatus": 0,
+        "entityCount": 0})
+
+
+def create_result_dataset(platform: Platform, name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A released dataset holding ``rows`` as they are (e.g. with a ``completion`` per row)."""
+    ds = create_dataset(platform, {"name": name})
+    count = append_rows(platform.settings.data_dir, ds, rows)
+    return platform.store.update("datasets", ds["id"], importStatus=2, releaseStatus=2, entityCount=count)
+
+
+def import_dataset(platform: Platform, ds: dict[str, Any], files: Any) -> dict[str, Any]:
+    if not isinstance(files, list) or not files:
+        raise BodyError("files", "is required: a list of bos:/bucket/key URIs")
+    try:
+        count = import_files(platform.settings.data_dir, platform.objects, ds, files)
+    except BodyError:
+        platform.store.update("datasets", ds["id"], importStatus=3)
+        raise
+    return platform.store.update("datasets", ds["id"], importStatus=2, entityCount=count)
+
+
+def export_dataset(platform: Platform, ds: dict[str, Any]) -> dict[str, Any]:
+    """Write the dataset's rows to an export object (at once: local datasets are small) and
+    record it; ``exportRecord`` lists the records with their download URLs."""
+    rows = dataset_rows(platform.settings.data_dir, ds)
+    exports = list(ds.get("exports") or [])
+    key = f"{ds['sid']}/export-{len(exports) + 1}.jsonl"
+    started = time.time()
+    platform.objects.put(EXPORT_BUCKET, key, export_lines(rows))
+    exports.append({"id": len(exports) + 1, "status": ExportStatus.FINISHED.value, "exportFormat": 0,
+                    "exportType": 1, "exportTo": 0, "entityCount": len(rows), "startTime": iso(started),
+                    "finishTime": iso(time.time()), "bucket": EXPORT_BUCKET, "key": key})
+    return platform.store.update("datasets", ds["id"], exports=exports)
+
+
+def adapter_path(version: dict[str, Any]) -> Path | None:
+    return Path(version["adapterDir"]) if version.get("adapterDir") else None

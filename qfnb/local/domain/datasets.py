@@ -1,0 +1,183 @@
+"""Datasets and object storage on the local platform (Contract 6): files only under the data dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import AsyncIterable
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from qfnb.local.domain.values import BodyError
+
+BOS_PREFIX = "bos:/"
+#: bytes of an upload gathered before each write to disk
+WRITE_BATCH = 1024 * 1024
+
+
+def _part_file(target: Path) -> Path:
+    """A private temporary name next to ``target`` (unique, so concurrent uploads never share it)."""
+    return target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
+
+
+class ObjectStore:
+    """BOS-style objects at ``<data_dir>/objects/<bucket>/<key>``, with path-traversal protection."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def path(self, bucket: str, key: str) -> Path:
+        """The file for ``bucket``/``key``; ValueError for anything escaping the root."""
+        for part, what in ((bucket, "bucket"), (key, "key")):
+            if not part or "\0" in part or "\\" in part:
+                raise ValueError(f"invalid object {what} {part!r}")
+        if key.startswith("/") or bucket.startswith("/") or "/" in bucket:
+            raise ValueError("object keys must be relative and buckets a single name")
+        if any(seg in ("", ".", "..") for seg in [bucket, *key.split("/")]):
+            raise ValueError("object paths must not contain '.', '..' or empty segments")
+        if len(key.encode()) > 1024 or any(len(seg.encode()) > 255 for seg in [bucket, *key.split("/")]):
+            raise ValueError("object keys are at most 1024 bytes, each '/'-separated part at most 255")
+        target = (self.root / bucket / key).resolve()
+        if not target.is_relative_to(self.root):
+            raise ValueError("object path escapes the storage root")
+        return target
+
+    def put(self, bucket: str, key: str, data: bytes) -> Path:
+        target = self.path(bucket, key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _part_file(target)
+        try:
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
+                fh.write(data)
+            tmp.replace(target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return target
+
+    async def put_stream(self, bucket: str, key: str, chunks: AsyncIterable[bytes]) -> tuple[Path, int]:
+        """Write ``chunks`` to the object (0600) as they arrive, at most ``WRITE_BATCH`` bytes held
+        in memory; the object appears whole or not at all (an error leaves no partial file)."""
+        target = self.path(bucket, key)
+        await run_in_threadpool(target.parent.mkdir, parents=True, exist_ok=True)
+        tmp = _part_file(target)
+        fh = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+        size, pending = 0, bytearray()
+        try:
+            with fh:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    pending += chunk
+                    if len(pending) >= WRITE_BATCH:
+                        await run_in_threadpool(fh.write, bytes(pending))
+                        pending.clear()
+                await run_in_threadpool(fh.write, bytes(pending))
+            await run_in_threadpool(tmp.replace, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return target, size
+
+    def from_uri(self, uri: str) -> Path:
+        """``bos:/bucket/key`` (also ``bos://``) → the stored file; ValueError if malformed or missing."""
+        if not uri.startswith(BOS_PREFIX):
+            raise ValueError(f"only bos:/bucket/key files can be imported here, got {uri!r}")
+        rest = uri[len(BOS_PREFIX):].lstrip("/")
+        bucket, _, key = rest.partition("/")
+        target = self.path(bucket, key)
+        if not target.is_file():
+            raise ValueError(f"no object at {uri}: upload it first with a signed PUT to /bos/{bucket}/{key}")
+        return target
+
+
+def _first_text(value: Any) -> str:
+    while isinstance(value, list) and value:
+        value = value[0]
+    return value if isinstance(value, str) else ""
+
+
+def normalize_rows(raw: Any) -> list[dict[str, str]]:
+    """Rows of ``{prompt, response}`` from the platform's jsonl shapes.
+
+    Accepts ``{"prompt", "response"}`` (response as str, ``[str]`` or ``[[str]]``), a list of
+    such turns (one row per turn), and prompt-only rows (query sets, response ``""``).
+    """
+    turns = raw if isinstance(raw, list) else [raw]
+    rows = []
+    for turn in turns:
+        if isinstance(turn, dict) and isinstance(turn.get("prompt"), str):
+            rows.append({"prompt": turn["prompt"], "response": _first_text(turn.get("response"))})
+    return rows
+
+
+def read_file_rows(path: Path) -> list[dict[str, str]]:
+    """Rows from a ``.jsonl`` or ``.json`` file; ValueError naming the bad line."""
+    if path.suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        items = data if isinstance(data, list) else [data]
+        return [row for item in items for row in normalize_rows(item)]
+    rows: list[dict[str, str]] = []
+    with open(path, encoding="utf-8") as lines:  # line by line: the file is never held whole
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path.name} line {n} is not JSON: {exc}") from exc
+            found = normalize_rows(item)
+            if not found:
+                raise ValueError(f"{path.name} line {n} has no 'prompt' field")
+            rows.extend(found)
+    return rows
+
+
+def dataset_rows(data_dir: Path, dataset: dict[str, Any]) -> list[dict[str, str]]:
+    """The imported rows of a dataset record."""
+    path = data_dir / "datasets" / dataset["sid"] / "data.jsonl"
+    if not path.exists():
+        raise BodyError("datasetId", f"dataset {dataset['id']} has no imported data yet; import a file first")
+    with open(path, encoding="utf-8") as lines:  # '\n' lines only: a row may hold U+2028 and the like
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+EXPORT_BUCKET = "qfnb-exports"
+
+
+def export_lines(rows: list[dict[str, Any]]) -> bytes:
+    """The platform's prompt/response export: one conversation (a JSON list of turns) per line;
+    a result dataset's rows keep their ``completion``."""
+    def turn(r: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"prompt": r["prompt"], "response": [[r["response"]]]}
+        if "completion" in r:
+            out["completion"] = r["completion"]
+        return out
+
+    return "".join(json.dumps([turn(r)], ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+
+
+def import_files(data_dir: Path, objects: ObjectStore, dataset: dict[str, Any], files: list[Any]) -> int:
+    """Append the rows of ``files`` (``bos:/`` URIs) to the dataset; returns the new row count."""
+    rows: list[dict[str, str]] = []
+    for i, uri in enumerate(files):
+        if not isinstance(uri, str):
+            raise BodyError(f"files[{i}]", "must be a bos:/bucket/key string")
+        try:
+            rows.extend(read_file_rows(objects.from_uri(uri)))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BodyError(f"files[{i}]", str(exc)) from exc
+    return append_rows(data_dir, dataset, rows)
+
+
+def append_rows(data_dir: Path, dataset: dict[str, Any], rows: list[dict[str, Any]]) -> int:
+    """Append ``rows`` to the dataset's stored data; returns its row count."""
+    folder = data_dir / "datasets" / dataset["sid"]
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "data.jsonl", "a", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    with open(folder / "data.jsonl", encoding="utf-8") as lines:  # counted line by line, never held whole
+        return sum(1 for line in lines if line.strip())

@@ -1,0 +1,304 @@
+"""The jobs supervisor: one training-worker subprocess per fine-tune run (Contract 4).
+
+It starts queued runs (at most ``max_concurrent_training`` at once), tails each run's
+``progress.jsonl`` into the store (``currentStep``/``lossCurve``/…, Contract 3), reads
+``result.json`` when the worker exits, and stops a run with SIGTERM. On start it recovers:
+a run whose worker is still alive is adopted, one whose worker died with the previous
+server is marked Failed with a clear ``errorMessage``; queued runs stay queued.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qfnb.local.domain.store import Store
+from qfnb.protocol.console import RunStatus
+
+log = logging.getLogger("qfnb.local.domain.jobs")
+
+ACTIVE = (RunStatus.WAITING.value, RunStatus.RUNNING.value)
+RESTART_MESSAGE = ("the local platform stopped while this task was running and its training worker is gone; "
+                   "start a new task to train again")
+
+
+@dataclass
+class _Worker:
+    run_id: int
+    job_dir: Path
+    pid: int
+    proc: subprocess.Popen[bytes] | None = None   # None for a worker adopted after a restart
+    offset: int = 0
+    stop_requested: bool = False
+
+
+def _alive(pid: int, job_dir: Path) -> bool:
+    """True when ``pid`` is a live process whose command line names ``job_dir``."""
+    try:
+        os.kill(pid, 0)
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, ValueError):
+        return False
+    return str(job_dir) in cmdline
+
+
+class Supervisor:
+    """Runs fine-tune workers in the background and keeps the store in step with them."""
+
+    def __init__(self, store: Store, command: tuple[str, ...], *, max_concurrent: int = 1,
+                 poll_interval: float = 0.5) -> None:
+        self._store = store
+        self._lock_path = store.path.with_name("supervisor.lock")
+        self._lock_fd: int | None = None
+        self._command = command
+        self._max = max(1, max_concurrent)
+        self._poll = poll_interval
+        self._workers: dict[int, _Worker] = {}
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the monitor thread. Only one server per data dir supervises (a file lock); another
+        server on the same data dir queues runs in the shared store and takes over if the owner exits."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stopping.clear()
+        if self._acquire():
+            self.recover()
+        self._thread = threading.Thread(target=self._loop, name="qfnb-jobs", daemon=True)
+        self._thread.start()
+
+    @property
+    def owner(self) -> bool:
+        return self._lock_fd is not None
+
+    def _acquire(self) -> bool:
+        if self._lock_fd is not None:
+            return True
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def recover(self) -> None:
+        for run in self._store.all("runs", lambda r: r.get("status") == RunStatus.RUNNING.value):
+            job_dir, pid = Path(run["job_dir"]), run.get("pid")
+            if pid and _alive(int(pid), job_dir):
+                log.info("adopting training worker pid %s of task %s", pid, run["sid"])
+                self._workers[run["id"]] = _Worker(run["id"], job_dir, int(pid))
+            elif (job_dir / "result.json").exists():
+                self._finish(_Worker(run["id"], job_dir, int(pid or 0)), None)
+            else:
+                log.warning("task %s was running when the server stopped; marking it Failed", run["sid"])
+                self._store.update("runs", run["id"], status=RunStatus.FAILED.value, errorMessage=RESTART_MESSAGE,
+                                   finished=time.time(), pid=None)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop the monitor; running workers get SIGTERM and their runs are marked Failed."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._lock:
+            workers = list(self._workers.values())
+            self._workers.clear()
+        for w in workers:
+            self._signal(w, signal.SIGTERM)
+        deadline = time.time() + timeout
+        for w in workers:
+            if w.proc is not None:
+                try:
+                    w.proc.wait(max(0.1, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    w.proc.kill()
+                    w.proc.wait()
+            self._store.update("runs", w.run_id, status=RunStatus.FAILED.value, finished=time.time(), pid=None,
+                               errorMessage="the local platform shut down while this task was running")
+        self._release()
+
+    # ---- commands ----------------------------------------------------------------------------
+
+    def submit(self, run_id: int) -> None:
+        """Queue a prepared run (its ``job_dir`` holds ``spec.json``)."""
+        self._store.update("runs", run_id, status=RunStatus.WAITING.value)
+        self._wake.set()
+
+    def stop(self, run_id: int) -> bool:
+        """Stop a queued or running run. False when it had already finished."""
+        run = self._store.get("runs", run_id)
+        if run is None or run.get("status") not in ACTIVE:
+            return False
+        self._store.update("runs", run_id, stopRequested=True)
+        with self._lock:
+            worker = self._workers.get(run_id)
+            if worker is None and run.get("status") == RunStatus.WAITING.value:
+                self._store.update("runs", run_id, status=RunStatus.STOPPED.value, finished=time.time())
+                return True
+            if worker is not None:
+                worker.stop_requested = True
+        if worker is None:  # supervised by another server on this data dir
+            worker = _Worker(run_id, Path(run["job_dir"]), int(run.get("pid") or 0))
+        self._signal(worker, signal.SIGTERM)
+        self._wake.set()
+        return True
+
+    @staticmethod
+    def _signal(worker: _Worker, sig: int) -> None:
+        try:
+            if worker.proc is not None:
+                if worker.proc.poll() is None:
+                    worker.proc.send_signal(sig)
+            elif _alive(worker.pid, worker.job_dir):
+                os.kill(worker.pid, sig)
+        except OSError:
+            pass
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if not self.owner and self._acquire():
+                    log.info("taking over supervision of fine-tune runs in %s", self._lock_path.parent)
+                    self.recover()
+                if self.owner:
+                    self.tick()
+            except Exception:  # keep supervising whatever one run does
+                log.exception("jobs supervisor tick failed")
+            self._wake.wait(self._poll)
+            self._wake.clear()
+
+    def tick(self) -> None:
+        """One pass: tail progress, reap finished workers, start queued runs."""
+        with self._lock:
+            workers = list(self._workers.values())
+        for w in workers:
+            self._tail(w)
+            code = w.proc.poll() if w.proc is not None else (None if _alive(w.pid, w.job_dir) else -1)
+            if code is not None:
+                self._tail(w)
+                with self._lock:
+                    self._workers.pop(w.run_id, None)
+                self._finish(w, code)
+        with self._lock:
+            free = self._max - len(self._workers)
+        if free > 0:
+            for run in self._store.all("runs", lambda r: r.get("status") == RunStatus.WAITING.value)[:free]:
+                self._launch(run)
+
+    def _launch(self, run: dict[str, Any]) -> None:
+        job_dir = Path(run["job_dir"])
+        log_file = open(job_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            proc = subprocess.Popen([*self._command, str(job_dir)], stdout=log_file, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(job_dir))
+        except OSError as exc:
+            self._store.update("runs", run["id"], status=RunStatus.FAILED.value, finished=time.time(),
+                               errorMessage=f"could not start the training worker: {exc}")
+            return
+        finally:
+            log_file.close()
+        log.info("started training worker pid %s for task %s", proc.pid, run["sid"])
+        self._store.update("runs", run["id"], status=RunStatus.RUNNING.value, pid=proc.pid, started=time.time())
+        with self._lock:
+            self._workers[run["id"]] = _Worker(run["id"], job_dir, proc.pid, proc)
+
+    def _tail(self, w: _Worker) -> None:
+        path = w.job_dir / "progress.jsonl"
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(w.offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return
+        w.offset += end + 1
+        points = []
+        for line in chunk[:end].splitlines():
+            try:
+                points.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        if points:
+            run = self._store.get("runs", w.run_id)
+            if run is not None:
+                self._store.update("runs", w.run_id, **progress_update(run, points))
+
+    def _finish(self, w: _Worker, code: int | None) -> None:
+        result: dict[str, Any] = {}
+        try:
+            result = json.loads((w.job_dir / "result.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            result = {}
+        status = str(result.get("status") or "")
+        changes: dict[str, Any] = {"finished": time.time(), "pid": None}
+        if status in (RunStatus.DONE.value, RunStatus.FAILED.value, RunStatus.STOPPED.value):
+            changes["status"] = status
+            changes["metrics"] = result.get("metrics") or {}
+            if result.get("adapter_dir"):
+                changes["adapter_dir"] = str(result["adapter_dir"])
+            if status == RunStatus.FAILED.value:
+                changes["errorMessage"] = str(result.get("error") or "the training worker reported a failure")
+        elif w.stop_requested or (self._store.get("runs", w.run_id) or {}).get("stopRequested"):
+            changes["status"] = RunStatus.STOPPED.value
+        else:
+            changes["status"] = RunStatus.FAILED.value
+            changes["errorMessage"] = f"the training worker exited with code {code} without a result; " + _log_tail(
+                w.job_dir / "worker.log")
+        log.info("task %s finished: %s", w.run_id, changes["status"])
+        self._store.update("runs", w.run_id, **changes)
+
+
+def progress_update(run: dict[str, Any], points: list[dict[str, Any]]) -> dict[str, Any]:
+    """Store changes for new ``progress.jsonl`` points (pure).
+
+    Idempotent: a point whose step is already on the curve is skipped, so a supervisor that
+    adopts a live worker after a restart (and re-reads its file from the start) adds nothing twice.
+    """
+    curve = list(run.get("lossCurve") or [])
+    last_step = curve[-1][0] if curve else 0
+    for p in points:
+        if "step" in p and p.get("loss") is not None and int(p["step"]) > last_step:
+            last_step = int(p["step"])
+            curve.append([last_step, float(p["loss"])])
+    last = points[-1]
+    step, total = int(last.get("step", 0)), int(last.get("total_steps", 0) or run.get("totalSteps") or 0)
+    stamp = float(last.get("time", 0.0))
+    elapsed = stamp - float(run.get("started") or stamp) if stamp > 1e9 else stamp  # epoch time or seconds
+    eta = elapsed / step * (total - step) if step and total >= step else None
+    return {"currentStep": step, "totalSteps": total, "lossCurve": curve, "epoch": last.get("epoch"),
+            "elapsedSeconds": round(elapsed, 2), "etaSeconds": None if eta is None else round(eta, 2),
+            "phase": last.get("phase") or ("training" if step else run.get("phase"))}
+
+
+def _log_tail(path: Path, limit: int = 600) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return "no worker log"
+    return "worker log: " + (text[-limit:] if text else "(empty)")

@@ -1,0 +1,163 @@
+"""The platform object the routes share: settings, store, objects, engines, supervisor."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from qfnb.local.domain.datasets import ObjectStore
+from qfnb.local.domain.jobs import Supervisor
+from qfnb.local.domain.seed_names import seed_model
+from qfnb.local.domain.store import Store
+from qfnb.local.domain.values import BodyError
+from qfnb.local.engines.api import RegistryLike
+from qfnb.local.settings import Settings, make_private
+from qfnb.protocol.console import ServiceStatus
+from qfnb.protocol.errors import ErrorCode
+from qfnb.protocol.routes import builtin_endpoint
+
+log = logging.getLogger("qfnb.local")
+
+#: endpoint prefix of adapters registered only to evaluate a model version
+EVAL_PREFIX = "eval-"
+
+
+class Platform:
+    """Shared state of one running local platform."""
+
+    def __init__(self, settings: Settings, registry: RegistryLike, store: Store | None = None,
+                 supervisor: Supervisor | None = None) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.store = store or Store(settings.data_dir / "platform.sqlite3")
+        self.objects = ObjectStore(settings.data_dir / "objects")
+        self.supervisor = supervisor or Supervisor(self.store, settings.worker_command,
+                                                   max_concurrent=settings.max_concurrent_training,
+                                                   poll_interval=settings.poll_interval)
+        self._deployed: dict[str, Any] = {}
+        self._loaded: set[str] = set()
+        self._uris: tuple[int, set[str]] | None = None
+        self._lock = threading.Lock()
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def startup(self) -> None:
+        """Make the data dir private, recover runs, re-register deployed services, start supervising."""
+        changed = make_private(self.settings.data_dir)
+        if changed:
+            log.warning("made %d files and folders under %s private to their owner (mode 0600/0700)", changed,
+                        self.settings.data_dir)
+        self.supervisor.start()
+        services = self.store.all("services", lambda s: s.get("status") in (
+            ServiceStatus.SERVING.value, ServiceStatus.DEPLOYING.value))
+        for svc in services:  # re-registering may convert adapters: show Deploying until it is done
+            self.store.update("services", svc["id"], status=ServiceStatus.DEPLOYING.value)
+        if services:
+            threading.Thread(target=lambda: [self.deploy(s) for s in services], name="qfnb-redeploy",
+                             daemon=True).start()
+
+    def shutdown(self) -> None:
+        self.supervisor.shutdown()
+        close = getattr(self.registry, "close", None)
+        if close is not None:  # stop the engine processes with the platform
+            close()
+
+    # ---- served models -------------------------------------------------------------------
+
+    def base_models(self) -> list[Any]:
+        """The registry's own models: not deployed services, not evaluation-only adapter endpoints."""
+        hidden = self._service_uris()
+        return [m for m in self.registry.served_models()
+                if m.endpoint.lower() not in hidden and not m.endpoint.startswith(EVAL_PREFIX)]
+
+    def _service_uris(self) -> set[str]:
+        """Every service's endpoint (lower case), re-read only when services changed."""
+        generation = self.store.generation["services"]
+        cached = self._uris
+        if cached is None or cached[0] != generation:
+            cached = self._uris = (generation, {s["uri"].lower() for s in self.store.all("services")})
+        return cached[1]
+
+    def served(self, api_type: str | None = None) -> list[Any]:
+        """Every model served now (base models and deployed services), optionally by api type."""
+        out: dict[str, Any] = {}
+        for m in [*self.base_models(), *self._deployed.values()]:
+            if api_type is None or api_type in m.api_types:
+                out.setdefault(f"{api_type}:{m.endpoint.lower()}", m)
+        return list(out.values())
+
+    def resolve(self, api_type: str, endpoint: str) -> Any:
+        """The served model behind ``/{api_type}/{endpoint}`` (names, endpoints and aliases match
+        case-insensitively); BodyError 336005 listing what is served otherwise."""
+        key = endpoint.strip("/").lower()
+        models = self.served(api_type)
+        for m in models:
+            if key in (m.endpoint.lower(), m.name.lower()):
+                return m
+        for alias, target in self.settings.aliases.items():
+            if key == alias or key == (builtin_endpoint(api_type, alias) or "").lower():
+                for m in models:
+                    if target.lower() in (m.name.lower(), m.endpoint.lower()):
+                        return m
+        seeded = seed_model(api_type, key, [m for m in self.base_models() if api_type in m.api_types])
+        if seeded is not None:
+            return seeded
+        if api_type in ("chat", "completions") and key not in self._deployed:
+            # a service deployed by another server on this data dir: register it here too (may block)
+            for svc in self.store.all("services", lambda s: s.get("uri", "").lower() == key
+                                      and s.get("status") == ServiceStatus.SERVING.value):
+                if self.deploy(svc).get("status") == ServiceStatus.SERVING.value:
+                    return self._deployed[key]
+        listing = ", ".join(f"{m.name} (/{api_type}/{m.endpoint})" for m in models) or "none"
+        hint = (" Cloud models such as ERNIE are not available offline; set QFNB_MODEL_ALIASES, e.g. "
+                '{"ERNIE-Lite-8K": "Qwen2.5-Coder-0.5B-Instruct"}, to map a name onto a local model.')
+        raise BodyError("endpoint", f"API name not exist: /{api_type}/{endpoint} is not served by the local "
+                        f"platform. It serves for {api_type}: {listing}.{hint}", ErrorCode.API_NAME_NOT_EXIST)
+
+    def loaded_models(self) -> list[str]:
+        """Endpoints of the models this process has loaded (or started loading)."""
+        with self._lock:
+            return list(self._loaded)
+
+    def note_loading(self, model: Any) -> None:
+        """Log once per model that its first call loads it."""
+        with self._lock:
+            if model.endpoint in self._loaded:
+                return
+            self._loaded.add(model.endpoint)
+        log.info("loading model %s for its first call (this can take a few seconds)", model.name)
+
+    # ---- deployment ----------------------------------------------------------------------
+
+    def deploy(self, service: dict[str, Any]) -> dict[str, Any]:
+        """Register a service's adapter as a chat endpoint; the service goes Serving or Failed."""
+        version = self.store.get("versions", service["modelVersionId"])
+        try:
+            if version is None:
+                raise ValueError(f"model version {service['modelVersionId']} no longer exists")
+            if version.get("adapterDir"):
+                served = self.registry.register_adapter(service["uri"], version["baseModel"],
+                                                        Path(version["adapterDir"]))
+            else:
+                served = self.resolve("chat", version["baseModel"])
+                served = _Alias(service["uri"], served)
+        except Exception as exc:  # a failed deployment is a state, not a crash
+            log.warning("deploying service %s failed: %s", service["sid"], exc)
+            return self.store.update("services", service["id"], status=ServiceStatus.FAILED.value,
+                                     errorMessage=str(exc))
+        with self._lock:
+            self._deployed[service["uri"].lower()] = served
+        return self.store.update("services", service["id"], status=ServiceStatus.SERVING.value)
+
+
+class _Alias:
+    """A service of a preset (untrained) model: the same engine under the service's endpoint."""
+
+    def __init__(self, endpoint: str, target: Any) -> None:
+        self.endpoint = endpoint
+        self.name = endpoint
+        self.api_types = ("chat", "completions")
+        self.kind = target.kind
+        self.target = target

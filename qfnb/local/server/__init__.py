@@ -1,0 +1,1 @@
+"""The platform's HTTP face: the ASGI app, routes, guards, wire shapes, control and the daemon entry."""

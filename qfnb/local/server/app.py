@@ -1,0 +1,131 @@
+"""The local platform's ASGI app: ``create_app(settings, registry)``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from qfnb.local.domain import console, evaluation
+from qfnb.local.domain.platform import Platform
+from qfnb.local.engines.api import RegistryLike
+from qfnb.local.server import routes_console, routes_inference, routes_v2
+from qfnb.local.server.auth import Authenticator
+from qfnb.local.server.guard import BodyLimit
+from qfnb.local.server.wire import bce_error, v1_error, v2_error
+from qfnb.local.settings import Settings
+from qfnb.protocol.errors import ErrorCode
+
+log = logging.getLogger("qfnb.local")
+
+
+def default_registry(settings: Settings) -> RegistryLike:
+    """The real engines (``qfnb.local.engines``, the local extra)."""
+    from qfnb.local.engines import EngineRegistry  # type: ignore[attr-defined]
+
+    return EngineRegistry(settings.data_dir, options=settings.engine_options)  # type: ignore[no-any-return]
+
+
+async def bos_object(request: Request) -> Response:
+    """Contract 6: signed ``PUT``/``GET /bos/{bucket}/{key}`` under ``<data_dir>/objects``."""
+    platform: Platform = request.app.state.platform
+    failure = request.app.state.auth.check_console(request)
+    if failure is not None:
+        return failure
+    try:
+        path = platform.objects.path(request.path_params["bucket"], request.path_params["key"])
+    except ValueError as exc:
+        return bce_error(400, "InvalidObjectName", str(exc))
+    if request.method == "PUT":
+        # streamed to disk; BodyLimit stops the stream at MAX_UPLOAD_BYTES (the partial file is removed)
+        try:
+            _, size = await platform.objects.put_stream(request.path_params["bucket"], request.path_params["key"],
+                                                        request.stream())
+        except (NotADirectoryError, IsADirectoryError, FileExistsError):
+            return bce_error(409, "ObjectConflict", "the key conflicts with an existing object or folder "
+                             "(an object cannot also be a folder)")
+        return Response(status_code=200, headers={"ETag": str(size)})
+    if not path.is_file():
+        return bce_error(404, "NoSuchKey", "The specified key does not exist.")
+    return FileResponse(path, media_type="application/octet-stream")
+
+
+async def health(request: Request) -> JSONResponse:
+    """Unauthenticated: says the server is up, nothing more (``service/list`` names the models)."""
+    return JSONResponse({"status": "ok"})
+
+
+class CatchAll:
+    """ASGI middleware: an unhandled error becomes a 500 in the route's own error format, with no
+    internals in it (they go to the log), and the connection stays usable."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await internal_error(str(scope.get("path", "")))(scope, receive, send)
+
+
+def internal_error(path: str) -> Response:
+    message = "internal error (the server log has the details)"
+    if path.startswith("/v2/chat"):
+        return routes_inference.v2_chat_error(500, "internal_error", message)
+    if path.startswith("/v2/"):
+        return v2_error(500, "InternalError", message)
+    if path.startswith("/bos/"):
+        return bce_error(500, "InternalError", message)
+    return v1_error(ErrorCode.INTERNAL_ERROR, message, inference=path.startswith("/rpc/"))
+
+
+def create_app(settings: Settings | None = None, registry: RegistryLike | None = None, *,
+               platform: Platform | None = None, extra_routes: list[Any] | None = None) -> Starlette:
+    """The app. ``settings`` default to the environment's; ``registry`` to the real engines;
+    ``extra_routes`` are added as they are (the daemon's control routes)."""
+    if platform is None:
+        settings = settings or Settings.from_env()
+        platform = Platform(settings, registry if registry is not None else default_registry(settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        platform.startup()
+        console.ensure_presets(platform)
+        evaluation.recover(platform)
+        log.info("local platform ready: data in %s", platform.settings.data_dir)
+        try:
+            yield
+        finally:
+            platform.shutdown()
+
+    routes: list[Any] = [
+        *routes_inference.routes(), *routes_console.routes(), *routes_v2.routes(),
+        Route("/bos/{bucket}/{key:path}", bos_object, methods=["PUT", "GET"]),
+        Route("/healthz", health, methods=["GET"]),
+        *(extra_routes or []),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CatchAll), Middleware(BodyLimit)])
+    app.state.platform = platform
+    app.state.auth = Authenticator(platform.store, platform.settings.credentials, platform.settings.token_ttl)
+    return app

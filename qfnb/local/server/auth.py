@@ -1,0 +1,150 @@
+"""Credential checks, as the platform does them: OAuth tokens, bce-auth-v1, bearer tokens."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from qfnb.local.domain.store import Store
+from qfnb.local.server.wire import bce_error, v1_error
+from qfnb.local.settings import Credentials
+from qfnb.protocol.errors import ErrorCode
+from qfnb.protocol.signing import SignatureError, uri_encode, verify
+
+log = logging.getLogger("qfnb.local.server.auth")
+
+BEARER_PREFIX = "bearer:"
+#: the longest validity a bce-auth-v1 signature may claim (clients sign for 300 s by default)
+MAX_SIGNATURE_EXPIRATION = 1800
+
+
+class Authenticator:
+    """Issues and checks the local platform's credentials."""
+
+    def __init__(self, store: Store, credentials: Credentials, token_ttl: int) -> None:
+        self._store = store
+        self._creds = credentials
+        self._ttl = token_ttl
+        # tokens are stored as keyed hashes: the database alone never yields a usable token
+        self._token_key = hmac.new(credentials.iam_secret_key.encode(), b"qfnb token store", "sha256").digest()
+        store.purge_tokens(time.time())
+        # tokens seen valid (hash -> expiry): the inference hot path checks memory, not SQLite
+        self._valid: dict[str, float] = {}
+
+    def _hash(self, token: str) -> str:
+        return hmac.new(self._token_key, token.encode(), "sha256").hexdigest()
+
+    # ---- OAuth ---------------------------------------------------------------------------
+
+    def issue_token(self, client_id: str | None, client_secret: str | None) -> tuple[int, dict[str, Any]]:
+        """``POST /oauth/2.0/token``: ``(status, body)`` with a token or ``invalid_client``."""
+        if not client_id or not hmac.compare_digest(client_id, self._creds.api_key):
+            return 401, {"error": "invalid_client", "error_description": "unknown client id"}
+        if not client_secret or not hmac.compare_digest(client_secret, self._creds.secret_key):
+            return 401, {"error": "invalid_client", "error_description": "Client authentication failed"}
+        issued = int(time.time())
+        token = f"24.{secrets.token_hex(16)}.{self._ttl}.{issued}.qfnb"
+        self._store.purge_tokens(issued)
+        self._store.add_token(self._hash(token), client_id, issued + self._ttl)
+        return 200, {"access_token": token, "expires_in": self._ttl, "refresh_token": f"25.{secrets.token_hex(16)}",
+                     "session_key": secrets.token_hex(8), "session_secret": secrets.token_hex(8),
+                     "scope": "public ai_custom_qianfan_bloomz_7b_compressed wenxinworkshop"}
+
+    def issue_bearer(self, expire_seconds: int) -> dict[str, Any]:
+        """``GET /v1/BCE-BEARER/token`` (already IAM-verified): a v2 bearer token."""
+        issued = time.time()
+        token = f"bce-v3/ALTAK-{secrets.token_hex(10)}/{secrets.token_hex(20)}"
+        self._store.purge_tokens(issued)
+        self._store.add_token(self._hash(token), BEARER_PREFIX + self._creds.access_key, issued + expire_seconds)
+        return {"userId": "qfnb-local", "token": token, "status": "enable",
+                "createTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(issued)),
+                "expireTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(issued + expire_seconds))}
+
+    # ---- checks: each returns None when the request may go on, else the error response ---
+
+    def _token_state(self, token: str) -> str:
+        key = self._hash(token)
+        expires = self._valid.get(key)
+        if expires is None:
+            found = self._store.token(key)
+            if found is None:
+                return "invalid"
+            expires = found[1]
+            if len(self._valid) >= 10_000:
+                self._valid.clear()
+            self._valid[key] = expires
+        return "expired" if expires < time.time() else "ok"
+
+    def check_signature(self, request: Request) -> JSONResponse | None:
+        """Verify a bce-auth-v1 Authorization header; BCE error shape on failure."""
+        params = dict((k, v) for k, v in request.query_params.multi_items() if k.lower() != "authorization")
+        raw = request.scope.get("raw_path") or b""
+        # the path as sent, as decoded, and BCE-canonical (encoded except '/'): clients differ here
+        paths = dict.fromkeys([raw.decode("latin-1").split("?", 1)[0] if raw else request.url.path,
+                               request.url.path, uri_encode(request.url.path, encode_slash=False)])
+        try:
+            for i, path in enumerate(paths):
+                try:
+                    auth = verify(request.method, path, params, dict(request.headers), self._secret_for)
+                    break
+                except SignatureError as exc:
+                    if i == len(paths) - 1 or "does not match" not in str(exc):
+                        raise
+        except SignatureError as exc:
+            text = str(exc)
+            log.info("rejected bce-auth-v1 request to %s: %s", request.url.path, text)
+            if text == "unknown access key":
+                return bce_error(401, "NotFound", "Could not find credential.")
+            if "expired" in text or "future" in text:
+                return bce_error(401, "RequestExpired", f"Fail to authn user: {text}")
+            if "does not match" in text:
+                return bce_error(401, "SignatureDoesNotMatch", "Fail to authn user: Signature does not match")
+            return bce_error(401, "AccessDenied", f"Fail to authn user: {text}")
+        if auth.expiration > MAX_SIGNATURE_EXPIRATION:
+            return bce_error(400, "InvalidArgument", f"expirationPeriodInSeconds is {auth.expiration}; at most "
+                             f"{MAX_SIGNATURE_EXPIRATION} is accepted")
+        return None
+
+    def _secret_for(self, access_key: str) -> str | None:
+        return self._creds.iam_secret_key if hmac.compare_digest(access_key, self._creds.access_key) else None
+
+    def check_inference(self, request: Request) -> JSONResponse | None:
+        """v1 inference: an OAuth ``access_token`` query parameter, or a bce-auth-v1 signature."""
+        token = request.query_params.get("access_token")
+        if token:
+            state = self._token_state(token)
+            if state == "invalid":
+                return v1_error(ErrorCode.API_TOKEN_INVALID, "Access token invalid or no longer valid")
+            if state == "expired":
+                return v1_error(ErrorCode.API_TOKEN_EXPIRED, "Access token expired")
+            return None
+        if request.headers.get("authorization", "").startswith("bce-auth-v1/"):
+            return self.check_signature(request)
+        return v1_error(ErrorCode.API_TOKEN_INVALID, "Access token invalid or no longer valid")
+
+    def check_console(self, request: Request) -> JSONResponse | None:
+        """Console APIs: bce-auth-v1 only."""
+        if not request.headers.get("authorization"):
+            return bce_error(403, "AccessDenied", "Fail to authn user: missing Authorization header")
+        return self.check_signature(request)
+
+    def check_bearer(self, request: Request) -> str | None:
+        """v2 API: ``Authorization: Bearer <token>``; returns an error message or None."""
+        header = request.headers.get("authorization", "")
+        if header.startswith("bce-auth-v1/"):
+            failure = self.check_signature(request)
+            return None if failure is None else "invalid IAM signature"
+        if not header.lower().startswith("bearer "):
+            return "missing bearer token: send 'Authorization: Bearer <token>'"
+        state = self._token_state(header[7:].strip())
+        if state == "invalid":
+            return "invalid bearer token"
+        if state == "expired":
+            return "bearer token expired"
+        return None

@@ -1,0 +1,86 @@
+"""``qfnb serve --daemon``: the platform as the data dir's shared background service.
+
+It binds 127.0.0.1 on a free port, serves the app, and writes ``<data_dir>/runtime.json``
+(mode 0600: URL, pid, version, start time, control token) once it answers, so that every
+kernel, script and ``qfnb`` command on the machine finds and shares it. The file is removed
+when the daemon exits. Its stdout/stderr go to ``<data_dir>/daemon.log`` (the spawner opens it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from qfnb.local.engines.api import RegistryLike
+from qfnb.local.engines.registry import DEFAULT_MODELS
+from qfnb.local.server import control
+from qfnb.local.server.app import create_app
+from qfnb.local.settings import Settings
+from qfnb.protocol.daemon import RUNTIME_FILE, RuntimeInfo
+from qfnb.protocol.version import __version__
+
+log = logging.getLogger("qfnb.local.server.daemon")
+
+def write_private(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON to ``path`` atomically with mode 0600."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
+
+
+def _remove_if_ours(path: Path) -> None:
+    try:
+        if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry: RegistryLike | None = None,
+        log_level: str = "info") -> int:
+    """Serve until stopped (SIGTERM, SIGINT or ``POST /qfnb/shutdown``); returns the exit code."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    url = f"http://{host}:{sock.getsockname()[1]}"
+    started, token = time.time(), secrets.token_urlsafe(24)
+    server: uvicorn.Server | None = None
+
+    def request_exit() -> None:
+        assert server is not None
+        server.should_exit = True
+
+    app = create_app(settings, registry, extra_routes=control.routes(token, started, __version__, request_exit))
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False))
+    runtime = settings.data_dir / RUNTIME_FILE
+
+    async def main() -> None:
+        assert server is not None
+        serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.02)
+        if server.started:
+            info = RuntimeInfo(url=url, pid=os.getpid(), version=__version__, started=started,
+                               control_token=token, default_models=dict(DEFAULT_MODELS))
+            write_private(runtime, info.to_dict())
+            log.info("qfnb daemon %s serving %s (data in %s)", __version__, url, settings.data_dir)
+        await serving
+
+    try:
+        asyncio.run(main())
+    finally:
+        _remove_if_ours(runtime)
+        sock.close()
+    return 0

@@ -1,0 +1,114 @@
+"""The body-size guard: a request body over its cap is refused before it is read.
+
+A declared ``Content-Length`` over the cap is answered at once, without reading a byte of the
+body; a chunked (or understated) body is counted as it arrives and reading stops at the cap.
+The refusal is in the route's own error format (the same whether the size was declared or
+counted), and the server drains what the client still sends, so a keep-alive connection stays
+usable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.responses import JSONResponse, Response
+
+from qfnb.local.domain.values import BodyError
+from qfnb.local.server.wire import bce_error, v1_data_error, v1_error, v2_error
+from qfnb.protocol.errors import ErrorCode
+from qfnb.protocol.limits import MAX_BODY_BYTES, MAX_UPLOAD_BYTES
+from qfnb.protocol.routes import MODEL_API_PREFIX, OAUTH_TOKEN
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+UPLOAD_PREFIX = "/bos/"
+
+
+class BodyTooLarge(BodyError):
+    """Raised from ``receive`` once a body passes its cap; routes answer it as any BodyError."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("body", f"is larger than {limit} bytes, the limit for this route")
+        self.limit = limit
+
+
+def body_limit(path: str) -> int:
+    """The cap for a request to ``path``: uploads get :data:`MAX_UPLOAD_BYTES`, JSON routes the body cap."""
+    return MAX_UPLOAD_BYTES if path.startswith(UPLOAD_PREFIX) else MAX_BODY_BYTES
+
+
+def too_large(path: str, limit: int) -> Response:
+    """The refusal of an oversize body in the format of the route at ``path``."""
+    message = f"body: is larger than {limit} bytes, the limit for this route"
+    if path.startswith(UPLOAD_PREFIX):
+        return bce_error(400, "EntityTooLarge", f"objects are limited to {limit} bytes here")
+    if path.startswith(OAUTH_TOKEN):
+        return JSONResponse({"error": "invalid_request", "error_description": message}, status_code=413)
+    if path.startswith("/v2/chat"):
+        from qfnb.local.server.routes_inference import v2_chat_error
+
+        return v2_chat_error(413, "invalid_argument", message)
+    if path.startswith("/v2/"):
+        return v2_error(413, "RequestEntityTooLarge", message)
+    if path.startswith(MODEL_API_PREFIX):
+        return v1_error(ErrorCode.INVALID_PARAM, message)
+    if path.startswith("/wenxinworkshop/dataset/"):
+        return v1_data_error(ErrorCode.INVALID_PARAM, message)
+    if path.startswith("/wenxinworkshop/"):
+        return v1_error(ErrorCode.INVALID_PARAM, message, inference=False)
+    return v2_error(413, "RequestEntityTooLarge", message)
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The request's ``Content-Length`` (None when absent or not a number)."""
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+class BodyLimit:
+    """ASGI middleware applying :func:`body_limit` to every HTTP request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", ""))
+        limit = body_limit(path)
+        declared = declared_length(scope)
+        if declared is not None and declared > limit:
+            await too_large(path, limit)(scope, receive, send)
+            return
+        seen, started, overflowed = 0, False, False
+
+        async def counting_receive() -> MutableMapping[str, Any]:
+            nonlocal seen, overflowed
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    overflowed = True
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def guarded_send(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            if overflowed and not started:
+                return  # the route's own answer to the overflow: replaced by the one refusal below
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except BodyTooLarge:
+            if started:
+                raise
+        if overflowed and not started:
+            await too_large(path, limit)(scope, receive, send)

@@ -1,0 +1,399 @@
+"""Inference routes: OAuth, v1 chat/completions/embeddings/text2image/plugin, v2 chat.
+
+Engines are async (:mod:`qfnb.local.engines.gate`): each admits a bounded number of requests
+and refuses the rest at once (the platform's QPS error, HTTP 429 on v2), every answer streams
+from the engine, and a client that goes away cancels its generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import anyio.to_thread
+from anyio import CapacityLimiter
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from qfnb.local.domain.platform import Platform
+from qfnb.local.domain.values import BodyError
+from qfnb.local.engines import text2image
+from qfnb.local.engines.base import PromptTooLong
+from qfnb.local.engines.gate import AsyncChat, EngineBusy, as_async_chat, as_async_embedder
+from qfnb.local.engines.llama_server import EngineUnavailable
+from qfnb.local.server.wire import json_body, now, parse, response_id, v1_error
+from qfnb.protocol.errors import ErrorCode
+from qfnb.protocol.inference import (
+    ChatRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    PluginRequest,
+    Text2ImageRequest,
+    V2ChatRequest,
+)
+from qfnb.protocol.routes import MODEL_API_PREFIX
+from qfnb.protocol.sse import DONE, encode_event
+
+log = logging.getLogger("qfnb.local.inference")
+
+SAMPLING_KEYS = ("temperature", "top_p", "top_k", "penalty_score", "max_output_tokens", "stop", "seed")
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = weakref.WeakKeyDictionary()
+
+
+async def offload(fn: Any, *args: Any) -> Any:
+    """Run a blocking step of an inference call (model lookup, a first load) on threads of the
+    inference routes' own, so console, token and health routes never wait behind inference."""
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = _limiters[loop] = CapacityLimiter(16)
+    return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=limiter)
+
+
+def _platform(request: Request) -> Platform:
+    return request.app.state.platform  # type: ignore[no-any-return]
+
+
+def _params(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: body[k] for k in SAMPLING_KEYS if body.get(k) is not None}
+
+
+def engine_endpoint(model: Any) -> str:
+    """The registry endpoint behind a served model (a preset-model service points at its base)."""
+    return str(getattr(model, "target", model).endpoint)
+
+
+async def _chat_engine(platform: Platform, model: Any) -> AsyncChat:
+    platform.note_loading(model)
+    return as_async_chat(await offload(platform.registry.chat, engine_endpoint(model)))
+
+
+class ClientGone(Exception):
+    """The client disconnected before its (non-streaming) answer was ready."""
+
+
+def busy_v1(exc: EngineBusy) -> Response:
+    response = v1_error(ErrorCode.QPS_LIMIT_REACHED, f"Open api qps request limit reached: {exc}")
+    response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return response
+
+
+# ---- OAuth ---------------------------------------------------------------------------------
+
+
+async def oauth_token(request: Request) -> JSONResponse:
+    q = request.query_params
+    if q.get("grant_type") != "client_credentials":
+        return JSONResponse({"error": "unsupported_grant_type",
+                             "error_description": "grant_type must be client_credentials"}, status_code=400)
+    status, body = request.app.state.auth.issue_token(q.get("client_id"), q.get("client_secret"))
+    return JSONResponse(body, status_code=status)
+
+
+async def bearer_token(request: Request) -> JSONResponse:
+    """``GET /v1/BCE-BEARER/token``: IAM-signed, mints a v2 bearer token."""
+    failure = request.app.state.auth.check_console(request)
+    if failure is not None:
+        return failure
+    raw = request.query_params.get("expireInSeconds", "43200")
+    seconds = int(raw) if raw.isdigit() else 43200
+    return JSONResponse(request.app.state.auth.issue_bearer(max(60, min(seconds, 2_592_000))))
+
+
+# ---- v1 ------------------------------------------------------------------------------------
+
+
+async def v1_inference(request: Request) -> Response:
+    platform = _platform(request)
+    failure = request.app.state.auth.check_inference(request)
+    if failure is not None:
+        return failure
+    api_type, endpoint = request.path_params["api_type"], request.path_params["endpoint"]
+    try:
+        body = await json_body(request)
+        if api_type == "chat":
+            return await _chat(request, platform, endpoint, body)
+        if api_type == "completions":
+            return await _completion(request, platform, endpoint, body)
+        if api_type == "embeddings":
+            return await _embeddings(platform, endpoint, body)
+        if api_type == "text2image":
+            parse(Text2ImageRequest, body)
+            result = await offload(text2image.generate, platform.settings.text2image_model_dir, body)
+            return JSONResponse(result)
+        if api_type == "plugin":
+            return await _plugin(platform, endpoint, body)
+        raise BodyError("endpoint", f"API name not exist: the local platform has no {api_type} model "
+                        f"(no local weights for it); {api_type} needs the cloud platform (set "
+                        "QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY)", ErrorCode.API_NAME_NOT_EXIST)
+    except BodyError as exc:
+        return v1_error(exc.code, str(exc))
+    except text2image.Unavailable as exc:
+        return v1_error(ErrorCode.API_NAME_NOT_EXIST, str(exc))
+    except PromptTooLong as exc:
+        return v1_error(ErrorCode.INVALID_PARAM, f"messages: {exc}")
+    except EngineBusy as exc:
+        return busy_v1(exc)
+    except EngineUnavailable as exc:
+        log.warning("%s", exc)
+        return v1_error(ErrorCode.SERVER_HIGH_LOAD, f"the model engine is unavailable, retry shortly: {exc}")
+    except ClientGone:
+        log.info("client left /%s/%s before its answer: generation cancelled", api_type, endpoint)
+        return Response(status_code=499)
+    except Exception:
+        log.exception("inference on /%s/%s failed", api_type, endpoint)
+        return v1_error(ErrorCode.INTERNAL_ERROR, "internal error (the server log has the details)")
+
+
+async def _chat(request: Request, platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
+    req = parse(ChatRequest, body)
+    model = await offload(platform.resolve, "chat", endpoint)
+    engine = await _chat_engine(platform, model)
+    deltas = engine.achat(req.messages, system=req.system, params=_params(body))
+    return await _v1_answer(request, deltas, "chat.completion", req.stream)
+
+
+async def _completion(request: Request, platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
+    req = parse(CompletionRequest, body)
+    model = await offload(platform.resolve, "completions", endpoint)
+    engine = await _chat_engine(platform, model)
+    deltas = engine.acomplete(req.prompt, params=_params(body))
+    return await _v1_answer(request, deltas, "completion", req.stream)
+
+
+async def _plugin(platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
+    parse(PluginRequest, body)
+    raise BodyError("endpoint", f"API name not exist: no plugin is deployed at /plugin/{endpoint}/ on the local "
+                    "platform (plugins are a cloud feature)", ErrorCode.API_NAME_NOT_EXIST)
+
+
+async def _embeddings(platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
+    req = parse(EmbeddingRequest, body)
+    model = await offload(platform.resolve, "embeddings", endpoint)
+    platform.note_loading(model)
+    embedder = as_async_embedder(await offload(platform.registry.embedder, engine_endpoint(model)))
+    vectors, tokens = await embedder.aembed(req.input)
+    data = [{"object": "embedding", "embedding": list(v), "index": i} for i, v in enumerate(vectors)]
+    return JSONResponse({"id": response_id(), "object": "embedding_list", "created": now(), "data": data,
+                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+
+async def aclose(deltas: AsyncIterator[Any]) -> None:
+    """Close an async generator early (runs its cleanup: the engine request is cancelled)."""
+    close = getattr(deltas, "aclose", None)
+    if close is not None:
+        await close()
+
+
+async def _primed(deltas: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Pull the first delta before the response is committed, so a failure at the start (a busy
+    engine, a prompt too long, an engine that will not start) is a JSON error, not a cut stream."""
+    try:
+        first = await anext(deltas)
+    except StopAsyncIteration:
+        first = None
+    except BaseException:
+        await aclose(deltas)
+        raise
+
+    async def chained() -> AsyncIterator[Any]:
+        try:
+            if first is not None:
+                yield first
+                async for delta in deltas:
+                    yield delta
+        finally:
+            await aclose(deltas)
+
+    return chained()
+
+
+async def collect(request: Request, deltas: AsyncIterator[Any]) -> list[Any]:
+    """Every delta of a non-streaming answer; raises :class:`ClientGone` (and cancels the
+    generation) as soon as the client disconnects."""
+
+    async def consume() -> list[Any]:
+        try:
+            return [d async for d in deltas]
+        finally:
+            await aclose(deltas)
+
+    task = asyncio.ensure_future(consume())
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.25)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                raise ClientGone
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+class Tally:
+    """Token counts and finish reason of an answer so far, kept as deltas arrive (O(1) each)."""
+
+    __slots__ = ("completion", "finish", "pieces", "prompt")
+
+    def __init__(self, deltas: Iterable[Any] = ()) -> None:
+        self.prompt = self.completion = self.pieces = 0
+        self.finish: str | None = None
+        for delta in deltas:
+            self.add(delta)
+
+    def add(self, delta: Any) -> None:
+        self.prompt = max(self.prompt, delta.prompt_tokens)
+        self.completion = max(self.completion, delta.completion_tokens)
+        self.pieces += bool(delta.text)
+        self.finish = delta.finish_reason or self.finish
+
+    def usage(self) -> dict[str, int]:
+        return _usage(self.prompt, self.completion or self.pieces)
+
+
+async def _v1_answer(request: Request, answer: AsyncIterator[Any], obj: str, stream: bool) -> Response:
+    rid, created = response_id(), now()
+    if not stream:
+        deltas = await collect(request, answer)
+        tally = Tally(deltas)
+        return JSONResponse({"id": rid, "object": obj, "created": created, "result": "".join(d.text for d in deltas),
+                             "is_truncated": tally.finish == "length", "need_clear_history": False,
+                             "finish_reason": _v1_finish(tally.finish), "usage": tally.usage()})
+    stream_deltas = await _primed(answer)
+    return StreamingResponse(_v1_events(stream_deltas, rid, obj, created), media_type="text/event-stream",
+                             headers=SSE_HEADERS)
+
+
+def _v1_finish(reason: str | None) -> str:
+    return "normal" if reason in (None, "", "stop", "eos") else reason
+
+
+def _v2_finish(reason: str | None) -> str:
+    return "stop" if reason in (None, "", "normal") else reason
+
+
+async def _v1_events(deltas: AsyncIterator[Any], rid: str, obj: str, created: int) -> AsyncIterator[bytes]:
+    """v1 SSE: one ``data:`` chunk per delta, ``sentence_id`` counting up, ``is_end`` on the last."""
+    tally = Tally()
+    pending: Any = None
+    sentence = 0
+
+    def chunk(delta: Any, end: bool) -> bytes:
+        body: dict[str, Any] = {"id": rid, "object": obj, "created": created, "sentence_id": sentence,
+                                "is_end": end, "is_truncated": False, "result": delta.text if delta else "",
+                                "need_clear_history": False, "usage": tally.usage()}
+        if end:
+            body["finish_reason"] = _v1_finish(tally.finish)
+            body["is_truncated"] = tally.finish == "length"  # the answer hit max_output_tokens
+        return encode_event(body)
+
+    try:
+        async for delta in deltas:
+            tally.add(delta)
+            if pending is not None:
+                yield chunk(pending, False)
+                sentence += 1
+            pending = delta
+        yield chunk(pending, True)
+    except Exception as exc:
+        log.exception("stream failed")
+        yield (f'{{"error_code": {int(ErrorCode.INTERNAL_ERROR)}, "error_msg": "stream failed: '
+               f'{type(exc).__name__}"}}\n').encode()
+
+
+# ---- v2 (OpenAI-style) -----------------------------------------------------------------------
+
+
+def v2_chat_error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, "type": code}, "id": response_id()},
+                        status_code=status)
+
+
+async def v2_chat(request: Request) -> Response:
+    platform = _platform(request)
+    problem = request.app.state.auth.check_bearer(request)
+    if problem is not None:
+        return v2_chat_error(401, "invalid_iam_token", problem)
+    try:
+        body = await json_body(request)
+        req = parse(V2ChatRequest, body)
+        model = await offload(platform.resolve, "chat", req.model)
+    except BodyError as exc:
+        code = "no_such_model" if exc.code == ErrorCode.API_NAME_NOT_EXIST else "invalid_argument"
+        return v2_chat_error(404 if code == "no_such_model" else 400, code, str(exc))
+    system = "\n".join(m["content"] for m in req.messages if m["role"] == "system") or None
+    messages = [m for m in req.messages if m["role"] != "system"]
+    params = _params(body)
+    limit = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+    if limit is not None:
+        params["max_output_tokens"] = limit
+    rid, created = response_id(), now()
+    # the model that answers (a catalogue name such as ERNIE-Bot is answered by a local model)
+    answered = req.model if req.model.lower() in (model.name.lower(), model.endpoint.lower()) else model.name
+    try:
+        engine = await _chat_engine(platform, model)
+        answer = engine.achat(messages, system=system, params=params)
+        if req.stream:
+            stream_deltas = await _primed(answer)
+        else:
+            deltas = await collect(request, answer)
+    except PromptTooLong as exc:
+        return v2_chat_error(400, "invalid_argument", f"messages: {exc}")
+    except EngineBusy as exc:
+        response = v2_chat_error(429, "rate_limit_exceeded", f"Rate limit reached: {exc}")
+        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        return response
+    except EngineUnavailable as exc:
+        log.warning("%s", exc)
+        return v2_chat_error(503, "service_unavailable", f"the model engine is unavailable, retry shortly: {exc}")
+    except ClientGone:
+        log.info("client left /v2/chat/completions before its answer: generation cancelled")
+        return Response(status_code=499)
+    if not req.stream:
+        tally = Tally(deltas)
+        return JSONResponse({"id": rid, "object": "chat.completion", "created": created, "model": answered,
+                             "choices": [{"index": 0, "message": {"role": "assistant",
+                                                                  "content": "".join(d.text for d in deltas)},
+                                          "finish_reason": _v2_finish(tally.finish)}],
+                             "usage": tally.usage()})
+    include_usage = bool((req.stream_options or {}).get("include_usage"))
+    return StreamingResponse(_v2_events(stream_deltas, rid, answered, created, include_usage),
+                             media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def _v2_events(deltas: AsyncIterator[Any], rid: str, model: str, created: int,
+                     include_usage: bool) -> AsyncIterator[bytes]:
+    tally = Tally()
+    base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
+    async for delta in deltas:
+        tally.add(delta)
+        if delta.text:
+            yield encode_event({**base, "choices": [{"index": 0, "delta": {"content": delta.text},
+                                                     "finish_reason": None}]})
+    last: dict[str, Any] = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": _v2_finish(tally.finish)}]}
+    if include_usage:
+        last["usage"] = tally.usage()
+    yield encode_event(last)
+    yield encode_event(DONE)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/oauth/2.0/token", oauth_token, methods=["POST", "GET"]),
+        Route("/v1/BCE-BEARER/token", bearer_token, methods=["GET"]),
+        Route(MODEL_API_PREFIX + "/{api_type}/{endpoint:path}", v1_inference, methods=["POST"]),
+        Route("/v2/chat/completions", v2_chat, methods=["POST"]),
+    ]

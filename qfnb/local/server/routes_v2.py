@@ -1,0 +1,250 @@
+"""v2 console routes (``POST /v2/<domain>?Action=…``): ``{requestId, result}`` or HTTP 4xx errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from qfnb.local.domain import console as c
+from qfnb.local.domain.platform import Platform
+from qfnb.local.domain.values import BodyError, iso
+from qfnb.local.server.routes_console import base_url
+from qfnb.local.server.wire import json_body, v2_error, v2_ok
+from qfnb.protocol.routes import MODEL_API_PREFIX, Console, V2Action
+
+log = logging.getLogger("qfnb.local.domain.console")
+
+Handler = Callable[[Platform, dict[str, Any]], Any]
+
+
+def _page(items: list[dict[str, Any]], body: dict[str, Any], key: str, id_field: str) -> dict[str, Any]:
+    """``marker``/``maxKeys``/``pageReverse`` paging over ``items`` (oldest first)."""
+    if body.get("pageReverse"):
+        items = items[::-1]
+    marker, max_keys = body.get("marker"), int(body.get("maxKeys") or 100)
+    if marker:
+        ids = [i[id_field] for i in items]
+        items = items[ids.index(marker) + 1:] if marker in ids else []
+    page = items[:max_keys]
+    truncated = len(items) > max_keys
+    return {key: page, "pageInfo": {"marker": marker or "", "maxKeys": max_keys, "isTruncated": truncated,
+                                    "nextMarker": page[-1][id_field] if truncated and page else ""}}
+
+
+# ---- fine-tuning ------------------------------------------------------------------------------
+
+
+def _job_view(job: dict[str, Any]) -> dict[str, Any]:
+    return {"jobId": job["sid"], "name": job["name"], "description": job["description"], "model": job["model"],
+            "trainMode": job["trainMode"], "parameterScale": job["parameterScale"], "createDate": iso(job["created"])}
+
+
+def _task_view(p: Platform, run: dict[str, Any]) -> dict[str, Any]:
+    job = p.store.get("ft_jobs", run["containerId"]) or {}
+    return {"taskId": run["sid"], "jobId": job.get("sid"), "jobName": job.get("name"), "model": run["baseModel"],
+            "trainMode": job.get("trainMode", "SFT"), "parameterScale": job.get("parameterScale", "LoRA"),
+            "runStatus": run["status"], "runProgress": f"{c.percent(run)}%", "vdlLink": "",
+            "createDate": iso(run["created"]), "finishDate": iso(run.get("finished")),
+            "metrics": run.get("metrics") or {}, **c.progress_fields(run)}
+
+
+def create_ft_job(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    job = c.create_container(p, name=body.get("name"), base_model=body.get("model"), base_field="model",
+                             train_mode=str(body.get("trainMode") or "SFT"), description=body.get("description") or "",
+                             parameter_scale=str(body.get("parameterScale") or "LoRA"))
+    return {"jobId": job["sid"]}
+
+
+def create_ft_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    job = c.get(p, "ft_jobs", body.get("jobId"), "jobId")
+    conf = body.get("datasetConfig")
+    if not isinstance(conf, dict) or not isinstance(conf.get("versions"), list) or not conf["versions"]:
+        raise BodyError("datasetConfig.versions", "is required: [{versionId} or {versionBosUri}]")
+    refs = []
+    for i, v in enumerate(conf["versions"]):
+        ref = v.get("versionId") or v.get("versionBosUri") if isinstance(v, dict) else None
+        if ref is None:
+            raise BodyError(f"datasetConfig.versions[{i}]", "needs versionId or versionBosUri")
+        refs.append((f"datasetConfig.versions[{i}]", ref))
+    hyper = c.check_hyper(body.get("hyperParameterConfig"), "hyperParameterConfig")
+    run = c.create_run(p, job, hyper, refs, {"parameterScale": body.get("parameterScale") or "LoRA"})
+    return {"jobId": job["sid"], "taskId": run["sid"]}
+
+
+def describe_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    return _task_view(p, c.get(p, "runs", body.get("taskId"), "taskId"))
+
+
+def describe_tasks(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    job = c.get(p, "ft_jobs", body.get("jobId"), "jobId")
+    runs = [_task_view(p, r) for r in p.store.all("runs", lambda r: r.get("containerId") == job["id"])]
+    return _page(runs, body, "taskList", "taskId")
+
+
+def describe_jobs(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    model = body.get("model")
+    jobs = [_job_view(j) for j in p.store.all("ft_jobs")
+            if not model or (j["model"] or "").lower() == str(model).lower()]
+    return _page(jobs, body, "jobList", "jobId")
+
+
+def stop_task(p: Platform, body: dict[str, Any]) -> bool:
+    return p.supervisor.stop(c.get(p, "runs", body.get("taskId"), "taskId")["id"])
+
+
+def supported_models(p: Platform, body: dict[str, Any]) -> list[dict[str, Any]]:
+    configs = [{"key": k, "type": type(v).__name__, "checkType": "range",
+                "checkValue": [c.LIMITS[k].lo, c.LIMITS[k].hi], "default": v} for k, v in c.HYPER_DEFAULTS.items()]
+    return [{"model": m.name, "modelType": "text", "supportTrainMode": [{
+        "trainMode": "SFT", "supportParameterScale": [{
+            "parameterScale": "LoRA", "supportHyperParameterConfig": configs}]}]} for m in c.trainable_models(p)]
+
+
+# ---- models and services --------------------------------------------------------------------
+
+
+def describe_model_set(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    key = body.get("modelSetId")
+    if key is None:
+        name = body.get("modelSetName")
+        found = p.store.all("models", lambda m: m.get("modelName") == name)
+        if not found:
+            raise c.NotFound(f"modelSetName {name!r} not found")
+        model = found[-1]
+    else:
+        model = c.get(p, "models", key, "modelSetId")
+    return {"modelSetId": model["sid"], "modelSetName": model["modelName"], "source": model["source"],
+            "modelType": "text", "createDate": iso(model["created"]),
+            "modelIds": [v["sid"] for v in c.versions_of(p, model["id"])]}
+
+
+def describe_model(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    v = c.get(p, "versions", body.get("modelId"), "modelId")
+    model = p.store.get("models", v["modelId"]) or {}
+    return {"modelId": v["sid"], "modelSetId": model.get("sid"), "modelSetName": model.get("modelName"),
+            "version": v["version"], "state": v["state"], "sourceType": v.get("sourceType"),
+            "sourceInfo": {"trainTaskId": v.get("runIdStr"), "trainJobId": v.get("taskIdStr"),
+                           "baseModel": v["baseModel"]}, "createDate": iso(v["created"])}
+
+
+def create_service(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    svc = c.create_service(p, model_id=body.get("modelSetId"), version_id=body.get("modelId"),
+                           name=body.get("name"), uri=body.get("urlSuffix"))
+    return {"serviceId": svc["sid"], "instanceId": svc["sid"]}
+
+
+def _service_view(p: Platform, svc: dict[str, Any], base: str) -> dict[str, Any]:
+    version = p.store.get("versions", svc["modelVersionId"]) or {}
+    model = p.store.get("models", svc["modelId"]) or {}
+    return {"serviceId": svc["sid"], "name": svc["name"], "modelSetId": model.get("sid"),
+            "modelId": version.get("sid"), "modelVersionId": version.get("sid"),
+            "url": f"{base}{MODEL_API_PREFIX}/chat/{svc['uri']}", "serviceType": "chat", "runStatus": svc["status"],
+            "chargeStatus": "NORMAL", "resourceConfig": {"type": "local", "replicasCount": 1},
+            "createTime": iso(svc["created"]), "errorMessage": svc.get("errorMessage")}
+
+
+# ---- datasets (one version per dataset: the version id is the dataset's ds-… id) -------------
+
+
+def _dataset_view(ds: dict[str, Any]) -> dict[str, Any]:
+    return {"datasetId": ds["sid"], "datasetName": ds["name"], "dataFormat": ds.get("dataFormat", "PromptResponse"),
+            "storageType": ds.get("storageType", "sysStorage"), "versionId": ds["sid"], "versionNumber": 1,
+            "importStatus": ds["importStatus"], "entityCount": ds["entityCount"],
+            "published": ds["releaseStatus"] == 2, "createTime": iso(ds["created"])}
+
+
+def create_dataset(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    fmt = body.get("dataFormat") or "PromptResponse"
+    if fmt not in ("PromptResponse", "Prompt"):
+        raise BodyError("dataFormat", f"the local platform stores PromptResponse or Prompt datasets, got {fmt!r}")
+    return _dataset_view(c.create_dataset(p, {"name": body.get("datasetName"), "dataFormat": fmt,
+                                              "storageType": body.get("storageType") or "sysStorage"}))
+
+
+def describe_datasets(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    return _page([_dataset_view(d) for d in p.store.all("datasets")], body, "datasets", "datasetId")
+
+
+def describe_dataset_version(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    return _dataset_view(c.get(p, "datasets", body.get("versionId"), "versionId"))
+
+
+def create_import_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    ds = c.get(p, "datasets", body.get("versionId"), "versionId")
+    ds = c.import_dataset(p, ds, body.get("files"))
+    return {"taskId": f"{ds['sid']}-import-{ds['entityCount']}"}
+
+
+def describe_import_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    task = str(body.get("taskId") or "")
+    ds = c.get(p, "datasets", task.split("-import-")[0], "taskId")
+    return {"taskId": task, "versionId": ds["sid"], "status": "Done" if ds["importStatus"] == 2 else "Running",
+            "entityCount": ds["entityCount"]}
+
+
+def publish_dataset_version(p: Platform, body: dict[str, Any]) -> bool:
+    ds = c.get(p, "datasets", body.get("versionId"), "versionId")
+    p.store.update("datasets", ds["id"], releaseStatus=2)
+    return True
+
+
+HANDLERS: dict[tuple[str, str], Handler] = {
+    (Console.V2_DATASET, "CreateDataset"): create_dataset,
+    (Console.V2_DATASET, "DescribeDatasets"): describe_datasets,
+    (Console.V2_DATASET, "DescribeDatasetVersion"): describe_dataset_version,
+    (Console.V2_DATASET, "CreateImportTask"): create_import_task,
+    (Console.V2_DATASET, "DescribeImportTask"): describe_import_task,
+    (Console.V2_DATASET, "PublishDatasetVersion"): publish_dataset_version,
+    (Console.V2_FINETUNING, V2Action.CREATE_JOB): create_ft_job,
+    (Console.V2_FINETUNING, V2Action.CREATE_TASK): create_ft_task,
+    (Console.V2_FINETUNING, V2Action.DESCRIBE_TASK): describe_task,
+    (Console.V2_FINETUNING, V2Action.DESCRIBE_TASKS): describe_tasks,
+    (Console.V2_FINETUNING, V2Action.DESCRIBE_JOBS): describe_jobs,
+    (Console.V2_FINETUNING, V2Action.STOP_TASK): stop_task,
+    (Console.V2_FINETUNING, V2Action.SUPPORTED_MODELS): supported_models,
+    (Console.V2_MODEL, V2Action.DESCRIBE_MODEL_SET): describe_model_set,
+    (Console.V2_MODEL, V2Action.DESCRIBE_MODEL): describe_model,
+    (Console.V2_SERVICE, V2Action.CREATE_SERVICE): create_service,
+}
+
+
+async def dispatch(request: Request) -> Response:
+    platform: Platform = request.app.state.platform
+    failure = request.app.state.auth.check_console(request)
+    if failure is not None:
+        return failure
+    path, action = request.url.path, request.query_params.get("Action", "")
+    try:
+        body = await json_body(request)
+        base = base_url(request)
+        if (path, action) == (Console.V2_SERVICE, V2Action.DESCRIBE_SERVICE):
+            result: Any = _service_view(platform, c.get(platform, "services", body.get("serviceId"), "serviceId"),
+                                        base)
+        elif (path, action) == (Console.V2_SERVICE, V2Action.DESCRIBE_SERVICES):
+            views = [_service_view(platform, s, base) for s in platform.store.all("services")]
+            result = _page(views, body, "serviceList", "serviceId")
+        else:
+            handler = HANDLERS.get((path, action))
+            if handler is None:
+                return v2_error(400, "InvalidAction", f"Action {action!r} on {path} is not supported by the local "
+                                "platform")
+            result = await run_in_threadpool(handler, platform, body)
+    except BodyError as exc:
+        return v2_error(400, "InvalidParameter", str(exc))
+    except c.NotFound as exc:
+        return v2_error(404, "ResourceNotFound", str(exc))
+    except Exception as exc:
+        log.exception("v2 console %s?Action=%s failed", path, action)
+        return v2_error(500, "InternalError", f"{type(exc).__name__}: {exc}")
+    return v2_ok(result)
+
+
+def routes() -> list[Route]:
+    paths = sorted({p for p, _ in HANDLERS} | {Console.V2_SERVICE})
+    return [Route(path, dispatch, methods=["POST"]) for path in paths]
