@@ -13,8 +13,17 @@ from pathlib import Path
 from qfnb.protocol import routes
 from qfnb.protocol.version import __version__
 
-__all__ = ["APIErrorCode", "Consts", "DefaultLLMModel", "DefaultValue", "Env", "PromptFrameworkType",
-           "PromptScoreStandard", "PromptSceneType", "PromptType"]
+__all__ = [
+    "APIErrorCode",
+    "Consts",
+    "DefaultLLMModel",
+    "DefaultValue",
+    "Env",
+    "PromptFrameworkType",
+    "PromptSceneType",
+    "PromptScoreStandard",
+    "PromptType",
+]
 
 
 class APIErrorCode(enum.Enum):

@@ -183,7 +183,10 @@ class Config:
                 except ValueError as exc:
                     raise ValueError(f"environment variable {var}: {exc}") from None
         if env is None and _global_overrides is not None:
-            values.update(_normalize(_global_overrides()))
+            settings = dict(_global_overrides())
+            for name in [k for k, v in settings.items() if v is None]:  # set to None: unset
+                values.pop(name, None)
+            values.update(_normalize(settings))
         values.update(_normalize(overrides))
         return cls(**values)
 

@@ -111,6 +111,10 @@ class AsyncQianfanClient:
             self._auths[api] = auth
         return auth
 
+    async def access_token(self) -> str:
+        """The OAuth access token v1 inference calls carry (minted from AK/SK on first use)."""
+        return await self._oauth.get()
+
     async def _fetch_oauth_token(self) -> tuple[str, float | None]:
         cfg = self.config
         if not (cfg.ak and cfg.sk):
