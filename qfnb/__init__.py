@@ -22,6 +22,7 @@ _LAZY = {
     "Image2Text": "qfnb.resources",
     "Reranker": "qfnb.resources",
     "Tokenizer": "qfnb.resources",
+    "Function": "qfnb.resources",
     "IAM": "qfnb.resources",
     "Messages": "qfnb.resources",
     "QfResponse": "qfnb.resources",

@@ -57,7 +57,8 @@ def decode_reply(call: Call, reply: Reply, latency: float) -> QfResponse:
     stat = {"request_latency": latency, "total_latency": latency,
             "start_timestamp": int((time.time() - latency) * 1000)}
     return QfResponse(reply.status_code, reply.headers, body,
-                      QfRequest(call.method, call.path, call.headers.get("Request_id")), stat)
+                      QfRequest(call.method, call.path, call.headers.get("Request_id"), content=call.content,
+                                headers=call.headers), stat)
 
 
 def is_event_stream(reply: StreamReply) -> bool:
@@ -66,7 +67,7 @@ def is_event_stream(reply: StreamReply) -> bool:
 
 async def open_stream(call: Call, reply: StreamReply, start: float) -> AsyncIterator[QfResponse]:
     """The chunks of a streamed answer, its first already read; closes ``reply`` when done."""
-    request = QfRequest(call.method, call.path, call.request_id)
+    request = QfRequest(call.method, call.path, call.request_id, content=call.content, headers=call.headers)
     if not is_event_stream(reply):  # an error, or a server answering with one JSON body: one chunk
         try:
             raw = await reply.aread()

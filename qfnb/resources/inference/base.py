@@ -248,8 +248,11 @@ class BaseInference:
             raise ValidationError(f"{self.batch_field}_list", f"pass either {self.batch_field}_list or body_list")
         if body_list is not None:
             return ({**common, **item} for item in body_list)
-        field = self.batch_field
-        return ({**common, field: item} for item in inputs or ())
+        return ({**common, **self._batch_item(item)} for item in inputs or ())
+
+    def _batch_item(self, item: Any) -> dict[str, Any]:
+        """The call kwargs of one ``batch_do`` input."""
+        return {self.batch_field: item}
 
     async def abatch_do(self, inputs: Iterable[Any] | None = None, *, body_list: Iterable[dict[str, Any]] | None = None,
                         worker_num: int | None = None, output_file: str | Path | None = None,

@@ -19,12 +19,14 @@ class Embedding(BaseInference):
     api_types: ClassVar[tuple[str, ...]] = ("embeddings",)
     batch_field: ClassVar[str] = "texts"
 
-    async def ado(self, texts: list[str], model: str | None = None, endpoint: str | None = None,
+    async def ado(self, texts: list[str] | str, model: str | None = None, endpoint: str | None = None,
                   retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
                   backoff_factor: float | None = None, *, user_id: str | None = None, **kwargs: Any) -> QfResponse:
         """Embed ``texts``: ``resp["data"][i]["embedding"]`` is the vector of ``texts[i]``.
 
-        :param texts: the texts, at most 16 per call.
+        :param texts: the texts, at most 16 per call; one string is taken as a list of one (the
+            official SDK sends a bare string as given, which the platform's list-of-texts field
+            does not describe).
         :param model: a model name (built-in catalog or the platform's list); default: the
             instance's, then the config's default.
         :param endpoint: a custom service's endpoint suffix (wins over ``model``).
@@ -37,7 +39,7 @@ class Embedding(BaseInference):
         """
         return await self._acall_one(call_params(locals()))
 
-    def do(self, texts: list[str], model: str | None = None, endpoint: str | None = None,
+    def do(self, texts: list[str] | str, model: str | None = None, endpoint: str | None = None,
            retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
            backoff_factor: float | None = None, *, user_id: str | None = None, **kwargs: Any) -> QfResponse:
         return sync.run(self.ado(**call_params(locals(), keep_none=True)))
@@ -49,8 +51,9 @@ class Embedding(BaseInference):
             raise ValidationError("stream", "embeddings cannot be streamed")
         if "texts" not in kwargs:
             raise ValidationError("texts", "is required")
+        texts = kwargs["texts"]
         rest = {k: v for k, v in kwargs.items() if k != "texts"}
-        body = self._wire_body({**rest, "input": kwargs["texts"]}, False)
+        body = self._wire_body({**rest, "input": [texts] if isinstance(texts, str) else texts}, False)
         from qfnb.protocol.inference import EmbeddingRequest, parse_request  # pydantic: on first use
         parse_request(EmbeddingRequest, body)
         return target, body
