@@ -116,7 +116,8 @@ def run_pytest(python: Path, root: Path, files: list[str], alias: bool, out: Pat
     env.pop("QFNB_DATA_DIR", None)
     for key in [k for k in env if k.startswith("QIANFAN_")]:
         env.pop(key)
-    args = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={out}"]
+    args = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--continue-on-collection-errors",
+            f"--junitxml={out}"]
     if alias:
         env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(REPO)])
         env["QFNB_CONFORMANCE_ROOT"] = str(root)
