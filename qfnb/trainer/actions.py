@@ -264,7 +264,7 @@ class ModelPublishAction(AsyncAction):
         else:  # resumed after publishing: just wait for Ready
             await model.await_ready(tick=self._tick)
         self.extra["model"] = model.to_dict()
-        return {**input, "model_id": model.id, "model_version_id": model.version_id,
+        return {**input, "model_id": model.set_id, "model_version_id": model.version_id,
                 "model_set_id": model.model_set_id, "model": model.to_dict()}
 
     async def _tick(self, info: dict[str, Any]) -> None:
@@ -295,7 +295,7 @@ class DeployAction(AsyncAction):
 
         input = dict(input or {})
         model = _input_model(input, ctx)
-        self.model_id, self.model_version_id = model.id, model.version_id
+        self.model_id, self.model_version_id = model.set_id, model.version_id
         saved = self.extra.get("service_id")
         if saved is not None:  # resumed: the service exists, wait for it
             service = Service(id=saved, model=model, deploy_config=self.deploy_config,
@@ -358,5 +358,5 @@ def _input_model(input: dict[str, Any], ctx: RunContext) -> Any:
     if input.get("model_version_id") is None and input.get("model_id") is None:
         raise ValidationError("model_version_id", "the input names no model (expected the output of "
                               "ModelPublishAction: model_id / model_version_id)")
-    return Model(id=input.get("model_id"), version_id=input.get("model_version_id"),
+    return Model(set_id=input.get("model_id"), version_id=input.get("model_version_id"),
                  task_id=input.get("task_id"), job_id=input.get("job_id"), config=ctx.config)

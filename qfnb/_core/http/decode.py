@@ -38,6 +38,8 @@ def decode_body(call: Call, status: int, headers: Mapping[str, str], content: by
         err = error_from_http(status, body, headers, text)
         if isinstance(err, APIError):
             err.retry_after = headers.get("retry-after")  # type: ignore[attr-defined]
+            err.headers = {k.lower(): v for k, v in headers.items()}
+            err.body = body
         raise err
     if not isinstance(body, dict):
         if call.api == "raw":
@@ -47,6 +49,9 @@ def decode_body(call: Call, status: int, headers: Mapping[str, str], content: by
                            body=content[:2000], headers=headers)
     err2 = error_from_body(body, status, headers.get("x-baidu-request-id"))
     if err2 is not None:
+        if isinstance(err2, APIError):
+            err2.headers = {k.lower(): v for k, v in headers.items()}
+            err2.body = body
         raise err2
     return body
 
