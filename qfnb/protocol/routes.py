@@ -75,6 +75,19 @@ class Console:
     DATASET_EXPORT = "/wenxinworkshop/dataset/export"
     DATASET_EXPORT_RECORD = "/wenxinworkshop/dataset/exportRecord"
     DATASET_DELETE = "/wenxinworkshop/dataset/delete"
+    DATASET_IMPORT_ERROR_DETAIL = "/wenxinworkshop/dataset/importErrorDetail"
+    ETL_CREATE = "/wenxinworkshop/etl/create"
+    ETL_DETAIL = "/wenxinworkshop/etl/detail"
+    ETL_LIST = "/wenxinworkshop/etl/list"
+    ETL_DELETE = "/wenxinworkshop/etl/delete"
+    AUG_CREATE = "/wenxinworkshop/enhance/create"
+    AUG_LIST = "/wenxinworkshop/enhance/list"
+    AUG_DETAIL = "/wenxinworkshop/enhance/detail"
+    AUG_DELETE = "/wenxinworkshop/enhance/delete"
+    ENTITY_ANNOTATE = "/wenxinworkshop/entity/annotate"
+    ENTITY_DELETE = "/wenxinworkshop/entity/delete"
+    ENTITY_LIST = "/wenxinworkshop/entity/list"
+    V2_BATCH_INFERENCE = "/v2/batchinference"
 
     V2_FINETUNING = "/v2/finetuning"
     V2_MODEL = "/v2/model"
@@ -98,6 +111,10 @@ class V2Action:
     CREATE_SERVICE = "CreateService"
     DESCRIBE_SERVICE = "DescribeService"
     DESCRIBE_SERVICES = "DescribeServices"
+    CREATE_BATCH_INFERENCE = "CreateBatchInferenceTask"
+    DESCRIBE_BATCH_INFERENCE = "DescribeBatchInferenceTask"
+    DESCRIBE_BATCH_INFERENCES = "DescribeBatchInferenceTasks"
+    STOP_BATCH_INFERENCE = "StopBatchInferenceTask"
 
 
 def changes_service_list(path: str, action: str | None = None) -> bool:

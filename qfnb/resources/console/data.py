@@ -6,6 +6,7 @@ from typing import Any
 
 from qfnb.protocol.routes import Console
 
+from . import data_tasks
 from ._base import ConsoleRequest, compact, console_api, invalid, require, require_id
 from .consts import (
     TEMPLATE_PROJECT,
@@ -174,6 +175,7 @@ class Data:
         _get_dataset_export_records)
     get_dataset_import_error_detail, aget_dataset_import_error_detail = console_api(
         _get_dataset_import_error_detail)
+    # ETL, augmenting, entities and offline batch inference (see data_tasks), set below
 
     class V2:
         """``/v2/dataset``."""
@@ -183,3 +185,9 @@ class Data:
         describe_import_task, adescribe_import_task = console_api(_v2_describe_import_task)
         publish_dataset_version, apublish_dataset_version = console_api(
             _v2_publish_dataset_version)
+
+
+for _name, _builder in data_tasks.BUILDERS.items():
+    _sync, _async = console_api(_builder)
+    setattr(Data, _name, _sync)
+    setattr(Data, "a" + _name, _async)
