@@ -1,5 +1,15 @@
 """``qfnb.dataset``: load, validate, transform and upload datasets (pandas-backed)."""
 
+from qfnb.resources.console.consts import (
+    DataExportDestinationType,
+    DataProjectType,
+    DataSetType,
+    DataSourceType,
+    DataStorageType,
+    DataTemplateType,
+)
+
+from .data_source import AFSDataSource, BosDataSource, DataSource, FileDataSource, FormatType, QianfanDataSource
 from .dataset import GROUP_COLUMN, Dataset
 from .demo import demo_qa
 from .schema import (
@@ -13,6 +23,8 @@ from .schema import (
 )
 
 __all__ = [
-    "GROUP_COLUMN", "Dataset", "DatasetValidationError", "Problem", "QianfanGenericText",
+    "GROUP_COLUMN", "AFSDataSource", "BosDataSource", "DataExportDestinationType", "DataProjectType",
+    "DataSetType", "DataSource", "DataSourceType", "DataStorageType", "DataTemplateType", "Dataset",
+    "DatasetValidationError", "FileDataSource", "FormatType", "Problem", "QianfanDataSource", "QianfanGenericText",
     "QianfanNonSortedConversation", "QianfanQuerySet", "QianfanSortedConversation", "Schema", "demo_qa",
 ]
