@@ -23,6 +23,7 @@ _LAZY = {
     "Reranker": "qfnb.resources",
     "Tokenizer": "qfnb.resources",
     "Function": "qfnb.resources",
+    "Qianfan": "qfnb.client",
     "IAM": "qfnb.resources",
     "Messages": "qfnb.resources",
     "QfResponse": "qfnb.resources",

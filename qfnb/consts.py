@@ -13,7 +13,11 @@ from pathlib import Path
 from qfnb.protocol import routes
 from qfnb.protocol.version import __version__
 
+#: qfnb's version (the official module re-exports its own here)
+VERSION = __version__
+
 __all__ = [
+    "VERSION",
     "APIErrorCode",
     "Consts",
     "DefaultLLMModel",

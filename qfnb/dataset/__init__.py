@@ -9,6 +9,7 @@ from qfnb.resources.console.consts import (
     DataTemplateType,
 )
 
+from ._ops import DatasetOps
 from .data_source import AFSDataSource, BosDataSource, DataSource, FileDataSource, FormatType, QianfanDataSource
 from .dataset import GROUP_COLUMN, Dataset
 from .demo import demo_qa
@@ -22,9 +23,13 @@ from .schema import (
     Schema,
 )
 
+#: the official name of the row/column-operations base of :class:`Dataset` (the official one
+#: wraps a pyarrow table; qfnb's Dataset keeps a pandas DataFrame)
+Table = DatasetOps
+
 __all__ = [
     "GROUP_COLUMN", "AFSDataSource", "BosDataSource", "DataExportDestinationType", "DataProjectType",
     "DataSetType", "DataSource", "DataSourceType", "DataStorageType", "DataTemplateType", "Dataset",
     "DatasetValidationError", "FileDataSource", "FormatType", "Problem", "QianfanDataSource", "QianfanGenericText",
-    "QianfanNonSortedConversation", "QianfanQuerySet", "QianfanSortedConversation", "Schema", "demo_qa",
+    "QianfanNonSortedConversation", "QianfanQuerySet", "QianfanSortedConversation", "Schema", "Table", "demo_qa",
 ]

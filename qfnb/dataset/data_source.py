@@ -33,8 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .dataset import Dataset
 
-__all__ = ["AFSDataSource", "BosDataSource", "DataSource", "FileDataSource", "FormatType", "QianfanDataSource",
-           "dataset_from_source"]
+__all__ = ["AFSDataSource", "BosDataSource", "DataSource", "FileDataSource", "FormatType", "QianfanDataSource"]
 
 logger = logging.getLogger("qfnb.dataset")
 
@@ -189,6 +188,11 @@ class QianfanDataSource(DataSource):
     def format_type(self) -> FormatType:
         return self.data_format_type
 
+    @property
+    def platform_dataset_id(self) -> int | str:
+        """The platform dataset a :class:`Dataset` loaded from this source reads (lazily)."""
+        return self.id
+
     def set_format_type(self, format_type: FormatType) -> None:
         self.data_format_type = FormatType(format_type)
 
@@ -280,23 +284,3 @@ class AFSDataSource(_UnreadableSource):
 
     _what = "AFS paths"
 
-
-def dataset_from_source(cls: type[Dataset], source: Any, group: bool | None, config: Config | None) -> Dataset:
-    """A dataset over ``source``: a platform dataset is read lazily, anything else fetched now
-    (a ``fetch()`` answering a Dataset, or a table with ``to_pandas()`` such as pyarrow's)."""
-    pack = QianfanDatasetPackColumnName
-    if isinstance(source, QianfanDataSource):
-        ds = cls(None, qianfan_dataset_id=source.id, config=config or source.config)
-    else:
-        fetched = source.fetch(organize_data_as_group=group) if group is not None else source.fetch()
-        df = fetched.to_pandas().copy() if hasattr(fetched, "to_pandas") else None
-        if df is None:
-            raise ValidationError("source", f"{type(source).__name__}.fetch() gave {type(fetched).__name__}, "
-                                  "not a table")
-        if list(df.columns) == [pack] and group is not False:  # packed: one entity (a row or a conversation) per row
-            from ._io import frame_from_obj
-
-            df = frame_from_obj([v if isinstance(v, dict | list) else {pack: v} for v in df[pack]], "source")
-        ds = cls(df.reset_index(drop=True), config=config)
-    ds.inner_data_source_cache = source
-    return ds

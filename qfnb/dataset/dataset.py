@@ -75,12 +75,10 @@ class Dataset(DatasetOps):
 
         ``schema=`` validates right away (raising with every problem found).
         """
-        from .data_source import DataSource
-
-        if isinstance(data_file, DataSource):
+        if _is_source(data_file):
             if source is not None:
                 raise ValidationError("source", "given both positionally and by name")
-            data_file, source = None, data_file
+            data_file, source = None, data_file  # type: ignore[assignment]
         given = [n for n, v in (("data_file", data_file), ("source", source), ("dataframe", dataframe),
                                 ("qianfan_dataset_id", qianfan_dataset_id)) if v is not None]
         if len(given) != 1:
@@ -89,9 +87,7 @@ class Dataset(DatasetOps):
         if kwargs:
             raise ValidationError(next(iter(kwargs)), "is not a supported Dataset.load source")
         if source is not None:
-            from .data_source import dataset_from_source
-
-            ds = dataset_from_source(cls, source, organize_data_as_group, config)
+            ds = _from_source(cls, source, organize_data_as_group, config)
         elif dataframe is not None:
             if not isinstance(dataframe, pd.DataFrame):
                 raise ValidationError("dataframe", f"must be a pandas DataFrame, got "
@@ -100,11 +96,11 @@ class Dataset(DatasetOps):
         elif data_file is not None:
             from ._io import read_path, source_lines
 
-            ds = cls(read_path(Path(data_file), group=organize_data_as_group), schema=schema,
-                     config=config)
-            lines = source_lines(Path(data_file))
+            path = Path(data_file)  # type: ignore[arg-type]  # a source was moved to ``source`` above
+            ds = cls(read_path(path, group=organize_data_as_group), schema=schema, config=config)
+            lines = source_lines(path)
             if lines is not None and len(lines) == len(ds._df if ds._df is not None else ()):
-                name = Path(data_file).name
+                name = path.name
                 ds._locate = lambda i: f"{name} line {lines[i]}"
         else:
             ds = cls(None, schema=schema, qianfan_dataset_id=qianfan_dataset_id, config=config)
@@ -287,10 +283,8 @@ class Dataset(DatasetOps):
         from. Nothing is written when validation fails. ``use_qianfan_special_jsonl_format=True``
         writes every row of an ungrouped set to a .jsonl file as a one-turn conversation.
         """
-        from .data_source import DataSource
-
-        if isinstance(data_file, DataSource):
-            data_file, destination = None, data_file
+        if _is_source(data_file):
+            data_file, destination = None, data_file  # type: ignore[assignment]
         if destination is None and data_file is None and qianfan_dataset_id is None \
                 and qianfan_dataset_create_args is None:
             destination = self.inner_data_source_cache
@@ -315,7 +309,7 @@ class Dataset(DatasetOps):
 
             if schema is not None:
                 schema.validate(self.list())
-            write_path(self, Path(data_file), conversations=use_qianfan_special_jsonl_format)
+            write_path(self, Path(data_file), conversations=use_qianfan_special_jsonl_format)  # type: ignore[arg-type]
             return self
         from qfnb._core.runtime import sync
 
@@ -375,3 +369,30 @@ def _clean(row: Mapping[Any, Any]) -> dict[str, Any]:
         out[str(k)] = v.item() if hasattr(v, "item") and not isinstance(v, list | dict | str) else v
     return out
 
+
+def _is_source(value: Any) -> bool:
+    """A data source object (anything with ``fetch`` and ``save``; see :mod:`.data_source`)."""
+    return not isinstance(value, str | Path) and callable(getattr(value, "fetch", None)) \
+        and callable(getattr(value, "save", None))
+
+
+def _from_source(cls: type[Dataset], source: Any, group: bool | None, config: Config | None) -> Dataset:
+    """A dataset over ``source``: a platform dataset is read lazily, anything else fetched now
+    (a ``fetch()`` answering a Dataset, or a table with ``to_pandas()`` such as pyarrow's)."""
+    from ._io import frame_from_obj
+
+    pack = "_pack"  # the official packed column (qfnb.dataset.consts.QianfanDatasetPackColumnName)
+    platform_id = getattr(source, "platform_dataset_id", None)
+    if platform_id is not None:
+        ds = cls(None, qianfan_dataset_id=platform_id, config=config or getattr(source, "config", None))
+    else:
+        fetched = source.fetch(organize_data_as_group=group) if group is not None else source.fetch()
+        if not hasattr(fetched, "to_pandas"):
+            raise ValidationError("source", f"{type(source).__name__}.fetch() gave {type(fetched).__name__}, "
+                                  "not a table")
+        df = fetched.to_pandas().copy()
+        if list(df.columns) == [pack] and group is not False:  # packed: one entity (a row or a conversation) per row
+            df = frame_from_obj([v if isinstance(v, dict | list) else {pack: v} for v in df[pack]], "source")
+        ds = cls(df.reset_index(drop=True), config=config)
+    ds.inner_data_source_cache = source
+    return ds

@@ -13,7 +13,7 @@ import logging
 import uuid
 from typing import Any
 
-from qfnb._core.errors import QfnbError, ValidationError
+from qfnb._core.errors import InternalServerError, QfnbError, RequestError, ValidationError
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.protocol.console import RunStatus
 from qfnb.resources.console import FineTune
@@ -34,8 +34,16 @@ __all__ = ["AsyncAction", "BaseAction", "DeployAction", "EvaluateAction", "LoadD
            "ModelPublishAction", "RunContext", "TrainAction", "TrainFailedError", "TrainerStopped"]
 
 
-class TrainFailedError(QfnbError):
-    """The platform reported the training task as failed."""
+class TrainFailedError(InternalServerError):
+    """The platform reported the training task as failed (an ``InternalError``, the class the
+    official SDK raises for it)."""
+
+    def __init__(self, message: str) -> None:
+        RequestError.__init__(self, message)
+        self.error_code, self.error_msg, self.status_code = "TrainFailed", message, 200
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.error_msg,))
 
 
 class TrainAction(AsyncAction):

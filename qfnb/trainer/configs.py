@@ -133,7 +133,7 @@ class TrainLimit(dict[str, Any]):
         super().__init__(**kwargs)
         self.__dict__.update(kwargs)
 
-    def __or__(self, other: Any) -> TrainLimit:
+    def __or__(self, other: Any) -> TrainLimit:  # type: ignore[override]
         if not isinstance(other, TrainLimit):
             return NotImplemented
         return TrainLimit(**{**{k: v for k, v in other.items()}, **{k: v for k, v in self.items() if v is not None}})

@@ -142,6 +142,8 @@ class LLMFinetune(Trainer):
 
         done = [a.output for a in self.ppl.actions if a.output is not None]
         out = dict(done[-1]) if done else {}
+        if isinstance(self._results[-1], BaseException):  # as officially: a failed run's output names the error
+            out["error"] = str(self._results[-1])
         if isinstance(out.get("model"), dict):
             out["model"] = Model.from_dict(out["model"], config=self.config)
         deploy = next((a for a in self.ppl.actions if isinstance(a, DeployAction)), None)

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal, overload
 
 from qfnb._core.http.ratelimit import estimate_tokens
 from qfnb._core.http.response import QfResponse
+from qfnb._core.runtime import sync
 from qfnb.protocol import routes
 
 from .accumulator import ChatAccumulator
@@ -163,6 +164,31 @@ class ChatCompletion(BaseInference):
         return self._blocking(self.ado(**call_params(locals(), keep_none=True)))
 
     do.__doc__ = blocking_doc(ado.__doc__)
+
+    async def acreate(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
+                      stream: bool = False, **kwargs: Any) -> Any:
+        """The official ``create``: as :meth:`ado`, but a v2 resource answers typed objects
+        (:class:`~qfnb.resources.typing_client.Completion`, or an async iterator of
+        ``CompletionChunk``); a v1 resource answers as :meth:`ado`."""
+        from qfnb.resources.typing_client import chunk_of, completion_of
+
+        resp = await self.ado(messages, model, endpoint, stream, **kwargs)
+        if self.version != 2:
+            return resp
+        if isinstance(resp, QfResponse):
+            return completion_of(resp.body, resp.statistic)
+
+        async def chunks() -> AsyncIterator[Any]:
+            async for chunk in resp:
+                yield chunk_of(chunk.body, chunk.statistic)
+
+        return chunks()
+
+    def create(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
+               stream: bool = False, **kwargs: Any) -> Any:
+        """Blocking :meth:`acreate` (a stream is a plain iterator)."""
+        result = sync.run(self.acreate(messages, model, endpoint, stream, **kwargs))
+        return sync.iterate(result) if stream and self.version == 2 else result
 
     async def _acall(self, params: dict[str, Any]) -> QfResponse | AsyncIterator[QfResponse]:
         if not params.get("auto_concat_truncate"):

@@ -12,7 +12,7 @@ from qfnb.protocol import routes
 __all__ = ["QfLLMInfo", "Target", "class_or_instance_method", "model_info", "resolve_target", "service_names"]
 
 
-class class_or_instance_method(classmethod):
+class class_or_instance_method(classmethod):  # type: ignore[type-arg]
     """A classmethod that gets the instance instead when called on one."""
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
