@@ -299,7 +299,7 @@ class EvaluateAction(AsyncAction):
         self.emit(ActionState.Running, "evaluating", {"evaluators": [type(e).__name__ for e in self.evaluators]})
         self.result = await manager.aeval([target], self.eval_dataset)
         metrics = {str(k): dict(v) for k, v in getattr(self.result, "metrics", {}).items()}
-        return {**input, "eval_metrics": metrics}
+        return {**input, "eval_res": metrics, "eval_metrics": metrics}  # eval_res: the official key
 
 
 def _input_model(input: dict[str, Any], ctx: RunContext) -> Any:
@@ -307,6 +307,8 @@ def _input_model(input: dict[str, Any], ctx: RunContext) -> Any:
     (``model_id``, ``model_version_id``, ``task_id``, ``job_id``)."""
     from qfnb.model import Model
 
+    if isinstance(input.get("model"), Model):  # the official input: a Model object
+        return input["model"]
     if input.get("model"):
         return Model.from_dict(input["model"], config=ctx.config)
     if input.get("model_version_id") is None and input.get("model_id") is None:

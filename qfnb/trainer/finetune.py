@@ -135,6 +135,13 @@ class LLMFinetune(Trainer):
         return next(a for a in self.ppl.actions if isinstance(a, TrainAction))
 
     @property
+    def result(self) -> list[Any]:
+        """The run's result: :attr:`output` (with its ``model`` / ``service`` objects) once it
+        finished, the error it ended with, or ``None`` before a run."""
+        last = self._results[-1]
+        return [last if last is None or isinstance(last, BaseException) else self.output]
+
+    @property
     def output(self) -> dict[str, Any]:
         """The last finished output; ``output["model"]`` is a :class:`qfnb.model.Model`, and
         after a deploy ``output["service"]`` the :class:`qfnb.model.Service`."""
@@ -323,10 +330,21 @@ class LLMFinetune(Trainer):
         return trainer
 
     @classmethod
-    def list(cls) -> list[dict[str, Any]]:
-        """Saved trainers, newest first: ``[{"id", "name", "status", "updated"}, ...]``."""
-        return [{"id": r.get("id"), "name": r.get("name"), "status": r.get("status"),
-                 "updated": r.get("updated")} for r in persist.list_records()]
+    def list(cls) -> list[TrainerSummary]:
+        """Saved trainers, newest first: ``[{"id", "name", "status", "updated"}, ...]`` (each also
+        readable as attributes, ``trainers[0].id``, as the official SDK's trainer objects)."""
+        return [TrainerSummary(id=r.get("id"), name=r.get("name"), status=r.get("status"), updated=r.get("updated"))
+                for r in persist.list_records()]
+
+
+class TrainerSummary(dict[str, Any]):
+    """One saved trainer's summary: a dict whose keys are attributes too."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def _previous_task(task_id: str | None, trainer: Any) -> str | None:

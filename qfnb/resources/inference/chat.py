@@ -11,6 +11,7 @@ from qfnb._core.http.response import QfResponse
 from qfnb._core.runtime import sync
 from qfnb.protocol import routes
 
+from . import function_call
 from .accumulator import ChatAccumulator
 from .base import BaseInference, Target, blocking_doc, call_params
 from .messages import Messages
@@ -191,6 +192,11 @@ class ChatCompletion(BaseInference):
         return sync.iterate(result) if stream and self.version == 2 else result
 
     async def _acall(self, params: dict[str, Any]) -> QfResponse | AsyncIterator[QfResponse]:
+        if self.version == 1 and params.get("functions"):
+            target = await self._target(params.get("model"), params.get("endpoint"))
+            if target.endpoint == function_call.FUNCTION_ENDPOINT:  # as officially: that model takes instructions
+                return await function_call.acall(self._acall, {k: v for k, v in params.items()
+                                                               if k != "auto_concat_truncate"})  # type: ignore[no-any-return]
         if not params.get("auto_concat_truncate"):
             return await super()._acall(params)
         first = await super()._acall(params)
