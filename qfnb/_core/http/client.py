@@ -267,7 +267,7 @@ class AsyncQianfanClient:
                              content: bytes | dict[str, Any] | None = None, headers: Mapping[str, str] | None = None,
                              retry: RetryPolicy | None = None) -> QfResponse:
         """Any bce-auth-v1 signed request to a full URL (BOS uploads, IAM). Non-JSON bodies are kept
-        as ``{"_raw": text}``."""
+        as ``{"_raw": text, "_bytes": content}``."""
         hdrs = {"Content-Type": _JSON if not isinstance(content, bytes) else "application/octet-stream",
                 **(headers or {})}
         call = Call(method, url, content, hdrs, params, "raw", False)

@@ -27,7 +27,7 @@ __all__ = ["decode_body", "decode_reply", "open_stream"]
 
 def decode_body(call: Call, status: int, headers: Mapping[str, str], content: bytes) -> dict[str, Any]:
     """The JSON object of a whole answer, or the error it stands for. Non-JSON bodies of
-    ``raw`` calls (BOS objects) come back as ``{"_raw": text}``."""
+    ``raw`` calls (BOS objects) come back as ``{"_raw": text, "_bytes": content}``."""
     body: Any
     try:
         body = json.loads(content) if content else {}
@@ -43,7 +43,7 @@ def decode_body(call: Call, status: int, headers: Mapping[str, str], content: by
         raise err
     if not isinstance(body, dict):
         if call.api == "raw":
-            return {"_raw": content.decode("utf-8", errors="replace")}
+            return {"_raw": content.decode("utf-8", errors="replace"), "_bytes": content}
         kind = "an event stream or a JSON object" if call.stream else "a JSON object"
         raise RequestError(f"expected {kind} from {call.path}, got {content[:200]!r}", status_code=status,
                            body=content[:2000], headers=headers)
