@@ -246,7 +246,11 @@ class Model:
         answers = await _Dataset.load(qianfan_dataset_id=result_id, config=self.config).afetch()
         df = answers.to_pandas().rename(columns={"completion": "llm_output"})
         keep = [c for c in ("prompt", "response", "llm_output") if c in df.columns]
-        return _Dataset.create_from_pyobj(df[keep].to_dict("records"))
+        result = _Dataset.create_from_pyobj(df[keep].to_dict("records"))
+        from qfnb.dataset.data_source import QianfanDataSource
+
+        result.inner_data_source_cache = QianfanDataSource(id=result_id, config=self.config)  # where it came from
+        return result
 
     # -- serialization (identifiers only, never credentials) -------------------------------
 

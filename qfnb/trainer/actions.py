@@ -284,11 +284,18 @@ class EvaluateAction(AsyncAction):
         self.eval_dataset = eval_dataset
         self.evaluators = list(evaluators)
         self.result: Any = None
+        #: the input of the last run (the official attribute; :meth:`resume` runs it again)
+        self._input: dict[str, Any] | None = None
+
+    def resume(self, **kwargs: Any) -> Any:
+        """Evaluate again on the last input (an evaluation has no platform task to re-attach to)."""
+        return self.exec(self._input or {}, **kwargs)
 
     async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
         from qfnb.evaluation import EvaluationManager, LocalEvaluator
 
         input = dict(input or {})
+        self._input = dict(input)
         model = _input_model(input, ctx)
         target: Any = model.service or model
         local = [e for e in self.evaluators if isinstance(e, LocalEvaluator)]
@@ -299,7 +306,7 @@ class EvaluateAction(AsyncAction):
         self.emit(ActionState.Running, "evaluating", {"evaluators": [type(e).__name__ for e in self.evaluators]})
         self.result = await manager.aeval([target], self.eval_dataset)
         metrics = {str(k): dict(v) for k, v in getattr(self.result, "metrics", {}).items()}
-        return {**input, "eval_res": metrics, "eval_metrics": metrics}  # eval_res: the official key
+        return {**input, "eval_res": metrics}  # metrics per model, under the official key
 
 
 def _input_model(input: dict[str, Any], ctx: RunContext) -> Any:
