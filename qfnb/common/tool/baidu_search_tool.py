@@ -33,7 +33,7 @@ class BaiduSearchTool(BaseTool):
         query = parameters["search_query"]
         tool = {"type": "tool", "tool": {"name": "baidu_search",
                                          "baidu_search": {"channel": self.channel, "top_n": self.top_n}}}
-        params = {"tools": [tool], "tool_choice": {"type": "tool", "tool": {"name": "baidu_search"}}}
+        params: dict[str, Any] = {"tools": [tool], "tool_choice": {"type": "tool", "tool": {"name": "baidu_search"}}}
         if isinstance(self.client, Completion):
             resp = self.client.do(prompt=query, **params)
         else:

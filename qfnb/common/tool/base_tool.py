@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import builtins
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, create_model
 
@@ -34,14 +35,14 @@ class ToolParameter(BaseModel):
                 schema["required"] = required
         return schema
 
-    def to_pydantic_model(self) -> type[BaseModel]:
+    def to_pydantic_model(self) -> builtins.type[BaseModel]:
         """A pydantic model with this object parameter's properties as fields."""
         fields: dict[str, Any] = {}
         for prop in self.properties or []:
             kind = prop.to_pydantic_model() if prop.type == "object" else _PY_TYPES.get(prop.type, Any)
             fields[prop.name] = (kind if prop.required else kind | None,
                                  Field(... if prop.required else None, description=prop.description))
-        model: type[BaseModel] = create_model(f"{self.name.title().replace('_', '')}Parameters", **fields)
+        model: builtins.type[BaseModel] = create_model(f"{self.name.title().replace('_', '')}Parameters", **fields)
         return model
 
     @staticmethod
@@ -61,7 +62,7 @@ class BaseTool:
 
     name: str
     description: str
-    parameters: list[ToolParameter]
+    parameters: ClassVar[list[ToolParameter]]
 
     def run(self, **parameters: Any) -> Any:
         """Run the tool on the model's arguments."""

@@ -195,8 +195,9 @@ class ChatCompletion(BaseInference):
         if self.version == 1 and params.get("functions"):
             target = await self._target(params.get("model"), params.get("endpoint"))
             if target.endpoint == function_call.FUNCTION_ENDPOINT:  # as officially: that model takes instructions
-                return await function_call.acall(self._acall, {k: v for k, v in params.items()
-                                                               if k != "auto_concat_truncate"})  # type: ignore[no-any-return]
+                rest = {k: v for k, v in params.items() if k != "auto_concat_truncate"}
+                result: QfResponse | AsyncIterator[QfResponse] = await function_call.acall(self._acall, rest)
+                return result
         if not params.get("auto_concat_truncate"):
             return await super()._acall(params)
         first = await super()._acall(params)
