@@ -17,6 +17,7 @@ of the official tests is copied into this repository.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import subprocess
@@ -131,16 +132,49 @@ def run_pytest(python: Path, root: Path, files: list[str], alias: bool, out: Pat
             subprocess.run(args, cwd=root, env=env, check=False, stdout=log, stderr=log)
 
 
+def run_everyday(python: Path, root: Path) -> str:
+    """Send the everyday calls (``everyday.py``) with both SDKs; a table of where they differ."""
+    outcomes: dict[str, dict[str, dict[str, object]]] = {}
+    for label, alias in (("official", False), ("qfnb", True)):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("QIANFAN_") and k != "PYTHONPATH"}
+        env.update(QFNB_CONFORMANCE_ROOT=str(root), PYTHONPATH=os.pathsep.join([str(HERE), str(REPO)]))
+        if alias:
+            env["QFNB_CONFORMANCE_ALIAS"] = "1"
+        with tempfile.TemporaryDirectory(prefix="qfnb-conf-home-") as home:
+            env.update(HOME=home, QFNB_DATA_DIR=os.path.join(home, "qfnb"))
+            done = subprocess.run([str(python), str(HERE / "everyday.py")], cwd=root, env=env, check=False,
+                                  capture_output=True, text=True, timeout=600)
+        lines = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
+        outcomes[label] = {x.pop("call"): x for x in lines}
+    names = list(outcomes["official"]) or list(outcomes["qfnb"])
+    out = [f"\neveryday calls ({len(names)}): same / differ"]
+    same = 0
+    for name in names:
+        o, q = outcomes["official"].get(name), outcomes["qfnb"].get(name)
+        if o == q:
+            same += 1
+            continue
+        out.append(f"  {name}:\n    official: {json.dumps(o, ensure_ascii=False)[:300]}"
+                   f"\n    qfnb:     {json.dumps(q, ensure_ascii=False)[:300]}")
+    out.insert(1, f"  {same} the same, {len(names) - same} different")
+    return "\n".join(out) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--snapshot", help="checkout or bare git dir of bce-qianfan-sdk")
     parser.add_argument("--files", nargs="*", default=list(DEFAULT_FILES))
     parser.add_argument("--skip-official", action="store_true", help="qfnb run only")
     parser.add_argument("--junit-dir", help="keep the JUnit XML files here")
+    parser.add_argument("--everyday", action="store_true", help="also compare the everyday calls")
+    parser.add_argument("--everyday-only", action="store_true", help="only compare the everyday calls")
     ns = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     root = snapshot_root(ns.snapshot)
     python = ensure_venv(root)
+    if ns.everyday_only:
+        sys.stdout.write(run_everyday(python, root))
+        return
     outdir = Path(ns.junit_dir or tempfile.mkdtemp(prefix="qfnb-conformance-"))
     outdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[FileResult]] = {}
@@ -151,6 +185,8 @@ def main() -> None:
         run_pytest(python, root, ns.files, alias, xml)
         results[label] = parse_junit(xml, ns.files)
     sys.stdout.write(render(ns.files, results))
+    if ns.everyday:
+        sys.stdout.write(run_everyday(python, root))
 
 
 if __name__ == "__main__":
