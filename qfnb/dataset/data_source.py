@@ -91,8 +91,8 @@ class FileDataSource(DataSource):
     def fetch(self, using_file_as_element: bool = False, **kwargs: Any) -> Dataset:
         """The rows of the file (or of every file in the folder)."""
         from ._io import read_path
-        from .dataset import Dataset
 
+        Dataset = _dataset_class()
         path = Path(self.path)
         if not path.exists():
             raise FileNotFoundError(f"{self.path} does not exist")
@@ -119,6 +119,14 @@ class FileDataSource(DataSource):
             target = target.with_name(f"{target.name}.{fmt.value}")
         write_path(table, target)
         return True
+
+
+def _dataset_class() -> type[Dataset]:
+    """:class:`~qfnb.dataset.Dataset`, looked up through the package (the dataset module uses
+    this one, so it is not imported from here)."""
+    from qfnb import dataset as package
+
+    return package.Dataset
 
 
 def _values(table: Dataset) -> list[Any]:
@@ -241,9 +249,7 @@ class QianfanDataSource(DataSource):
 
     def fetch(self, **kwargs: Any) -> Dataset:
         """The dataset's rows (exported by the platform and downloaded)."""
-        from .dataset import Dataset
-
-        return Dataset(qianfan_dataset_id=self.id, config=self.config).fetch()
+        return _dataset_class()(qianfan_dataset_id=self.id, config=self.config).fetch()
 
     def save(self, table: Dataset, **kwargs: Any) -> bool:
         """Upload ``table`` into this dataset (import, then release).

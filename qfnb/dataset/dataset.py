@@ -20,6 +20,7 @@ import pandas as pd
 from qfnb._core.errors import ValidationError
 from qfnb._core.runtime.progress import ProgressArg
 
+from ._online import OnlineOps
 from ._ops import DatasetOps
 from .schema import QianfanNonSortedConversation, Schema
 
@@ -35,7 +36,7 @@ logger = logging.getLogger("qfnb.dataset")
 GROUP_COLUMN = "_group"
 
 
-class Dataset(DatasetOps):
+class Dataset(DatasetOps, OnlineOps):
     """A dataset backed by a pandas DataFrame, optionally linked to a platform dataset.
 
     ``Dataset(id=1)`` (as the official SDK's samples write it) is platform dataset 1, the same
@@ -377,8 +378,7 @@ def _is_source(value: Any) -> bool:
 
 
 def _from_source(cls: type[Dataset], source: Any, group: bool | None, config: Config | None) -> Dataset:
-    """A dataset over ``source``: a platform dataset is read lazily, anything else fetched now
-    (a ``fetch()`` answering a Dataset, or a table with ``to_pandas()`` such as pyarrow's)."""
+    """A dataset over ``source``: a platform one read lazily, others fetched now (any table: pyarrow too)."""
     from ._io import frame_from_obj
 
     pack = "_pack"  # the official packed column (qfnb.dataset.consts.QianfanDatasetPackColumnName)
@@ -390,9 +390,11 @@ def _from_source(cls: type[Dataset], source: Any, group: bool | None, config: Co
         if not hasattr(fetched, "to_pandas"):
             raise ValidationError("source", f"{type(source).__name__}.fetch() gave {type(fetched).__name__}, "
                                   "not a table")
-        df = fetched.to_pandas().copy()
+        rows = (fetched.to_pylist() if hasattr(fetched, "to_pylist")  # python values, not numpy
+                else fetched.to_pandas().to_dict("records"))
+        df = pd.DataFrame(rows)
         if list(df.columns) == [pack] and group is not False:  # packed: one entity (a row or a conversation) per row
-            df = frame_from_obj([v if isinstance(v, dict | list) else {pack: v} for v in df[pack]], "source")
+            df = frame_from_obj([r[pack] if isinstance(r[pack], dict | list) else r for r in rows], "source")
         ds = cls(df.reset_index(drop=True), config=config)
     ds.inner_data_source_cache = source
     return ds

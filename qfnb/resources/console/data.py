@@ -175,7 +175,29 @@ class Data:
         _get_dataset_export_records)
     get_dataset_import_error_detail, aget_dataset_import_error_detail = console_api(
         _get_dataset_import_error_detail)
-    # ETL, augmenting, entities and offline batch inference (see data_tasks), set below
+    # ETL, augmenting, entities and offline batch inference (see data_tasks)
+    create_dataset_etl_task, acreate_dataset_etl_task = console_api(data_tasks.create_dataset_etl_task)
+    get_dataset_etl_task_info, aget_dataset_etl_task_info = console_api(data_tasks.get_dataset_etl_task_info)
+    get_dataset_etl_task_list, aget_dataset_etl_task_list = console_api(data_tasks.get_dataset_etl_task_list)
+    delete_dataset_etl_task, adelete_dataset_etl_task = console_api(data_tasks.delete_dataset_etl_task)
+    create_dataset_augmenting_task, acreate_dataset_augmenting_task = console_api(
+        data_tasks.create_dataset_augmenting_task)
+    get_dataset_aug_task_list, aget_dataset_aug_task_list = console_api(data_tasks.get_dataset_aug_task_list)
+    get_dataset_augmenting_task_info, aget_dataset_augmenting_task_info = console_api(
+        data_tasks.get_dataset_augmenting_task_info)
+    delete_dataset_augmenting_task, adelete_dataset_augmenting_task = console_api(
+        data_tasks.delete_dataset_augmenting_task)
+    annotate_an_entity, aannotate_an_entity = console_api(data_tasks.annotate_an_entity)
+    delete_an_entity, adelete_an_entity = console_api(data_tasks.delete_an_entity)
+    list_all_entity_in_dataset, alist_all_entity_in_dataset = console_api(data_tasks.list_all_entity_in_dataset)
+    create_offline_batch_inference_task, acreate_offline_batch_inference_task = console_api(
+        data_tasks.create_offline_batch_inference_task)
+    get_offline_batch_inference_task, aget_offline_batch_inference_task = console_api(
+        data_tasks.get_offline_batch_inference_task)
+    stop_offline_batch_inference_task, astop_offline_batch_inference_task = console_api(
+        data_tasks.stop_offline_batch_inference_task)
+    list_offline_batch_inference_task, alist_offline_batch_inference_task = console_api(
+        data_tasks.list_offline_batch_inference_task)
 
     class V2:
         """``/v2/dataset``."""
@@ -186,8 +208,3 @@ class Data:
         publish_dataset_version, apublish_dataset_version = console_api(
             _v2_publish_dataset_version)
 
-
-for _name, _builder in data_tasks.BUILDERS.items():
-    _sync, _async = console_api(_builder)
-    setattr(Data, _name, _sync)
-    setattr(Data, "a" + _name, _async)

@@ -10,7 +10,13 @@ from qfnb.protocol.routes import Console, V2Action
 from ._base import ConsoleRequest, compact, invalid, require, require_id
 from .consts import EntityListingType
 
-__all__ = ["BUILDERS"]
+__all__ = [
+    "annotate_an_entity", "create_dataset_augmenting_task", "create_dataset_etl_task",
+    "create_offline_batch_inference_task", "delete_an_entity", "delete_dataset_augmenting_task",
+    "delete_dataset_etl_task", "get_dataset_aug_task_list", "get_dataset_augmenting_task_info",
+    "get_dataset_etl_task_info", "get_dataset_etl_task_list", "get_offline_batch_inference_task",
+    "list_all_entity_in_dataset", "list_offline_batch_inference_task", "stop_offline_batch_inference_task",
+]
 
 
 def _number(value: Any, field_name: str, low: float, high: float) -> Any:
@@ -167,11 +173,3 @@ def list_offline_batch_inference_task(marker: str | None = None, max_keys: int |
     return ConsoleRequest(Console.V2_BATCH_INFERENCE, {**body, "runStatus": status},
                           action=V2Action.DESCRIBE_BATCH_INFERENCES)
 
-
-#: every builder here, by its official method name on ``Data``
-BUILDERS = {f.__name__: f for f in (
-    create_dataset_etl_task, get_dataset_etl_task_info, get_dataset_etl_task_list, delete_dataset_etl_task,
-    create_dataset_augmenting_task, get_dataset_aug_task_list, get_dataset_augmenting_task_info,
-    delete_dataset_augmenting_task, annotate_an_entity, delete_an_entity, list_all_entity_in_dataset,
-    create_offline_batch_inference_task, get_offline_batch_inference_task, stop_offline_batch_inference_task,
-    list_offline_batch_inference_task)}
