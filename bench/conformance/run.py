@@ -5,7 +5,7 @@ Usage::
     python bench/conformance/run.py [--snapshot PATH] [--files chat_completion_test.py ...]
 
 ``--snapshot`` is a checkout (or bare git dir) of github baidubce/bce-qianfan-sdk;
-by default the bare mirror under ``/work/.mirror`` is used and the tag
+by default ``$QFNB_CONFORMANCE_SNAPSHOT`` or the bare mirror under ``/work/.mirror`` is used and the tag
 ``py/v0.4.12.3`` (the PyPI 0.4.12.3 release) is exported from it. The bench keeps
 its own venv (``~/.cache/qfnb/conformance-venv``) holding the official SDK of that
 release and the official ``poetry.lock`` pins of the test tools, then runs the
@@ -34,7 +34,7 @@ SDK = "qianfan==0.4.12.3"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 CACHE = Path(os.environ.get("QFNB_CONFORMANCE_CACHE", Path.home() / ".cache/qfnb"))
-DEFAULT_MIRROR = Path("/work/.mirror/baidubce+bce-qianfan-sdk/repo")
+DEFAULT_MIRROR = Path(os.environ.get("QFNB_CONFORMANCE_SNAPSHOT", "/work/.mirror/baidubce+bce-qianfan-sdk/repo"))
 # Test tools and the libraries the official tests or mock import, pinned as the
 # official poetry.lock pins them (the newest lock entry where it lists several).
 LOCK_PINS = (
