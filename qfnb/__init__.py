@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb.protocol.version import __version__
 
+VERSION = __version__
+
 _LAZY = {
     "ChatCompletion": "qfnb.resources",
     "Completion": "qfnb.resources",
@@ -20,6 +22,8 @@ _LAZY = {
     "Image2Text": "qfnb.resources",
     "Reranker": "qfnb.resources",
     "Tokenizer": "qfnb.resources",
+    "Function": "qfnb.resources",
+    "Qianfan": "qfnb.client",
     "IAM": "qfnb.resources",
     "Messages": "qfnb.resources",
     "QfResponse": "qfnb.resources",
@@ -27,18 +31,23 @@ _LAZY = {
     "QfMessages": "qfnb.resources",
     "Role": "qfnb.resources",
     "Response": "qfnb.resources",
-    "AK": "qfnb._core.globals",
-    "SK": "qfnb._core.globals",
-    "AccessKey": "qfnb._core.globals",
-    "SecretKey": "qfnb._core.globals",
-    "AccessToken": "qfnb._core.globals",
-    "get_config": "qfnb._core.globals",
+    "AK": "qfnb.config",
+    "SK": "qfnb.config",
+    "AccessKey": "qfnb.config",
+    "SecretKey": "qfnb.config",
+    "AccessToken": "qfnb.config",
+    "get_config": "qfnb.config",
+    "get_config_with_kwargs": "qfnb.config",
     "enable_log": "qfnb._core.globals",
     "disable_log": "qfnb._core.globals",
     "Config": "qfnb._core.config",
     "default_model": "qfnb.resources.defaults",
     "backend": "qfnb.resources.where",
     "errors": "qfnb.errors",
+    "config": "qfnb.config",
+    "consts": "qfnb.consts",
+    "version": "qfnb.version",
+    "utils": "qfnb.utils",
     "resources": "qfnb.resources",
     "dataset": "qfnb.dataset",
     "trainer": "qfnb.trainer",
@@ -46,7 +55,7 @@ _LAZY = {
     "evaluation": "qfnb.evaluation",
 }
 
-__all__ = [*sorted(_LAZY), "__version__", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = [*sorted(_LAZY), "VERSION", "__version__", "load_ipython_extension", "unload_ipython_extension"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config as Config

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from qfnb._core.backend import Access
     from qfnb._core.transport import Transport
 
-__all__ = ["SECRET_FIELDS", "Config", "mask", "resolve_config"]
+__all__ = ["FIELD_NAMES", "SECRET_FIELDS", "Config", "mask", "resolve_config", "set_global_overrides"]
 
 logger = logging.getLogger("qfnb")
 
@@ -118,7 +118,7 @@ _ENV: dict[str, tuple[str, Any]] = {
 
 # official SDK kwarg spellings -> our field names
 _ALIASES = {
-    "query_per_second": "qps_limit",
+    "query_per_second": "qps_limit", "ssl": "ssl_verification_enabled",
     "request_per_minute": "rpm_limit", "token_per_minute": "tpm_limit",
 }
 
@@ -203,6 +203,11 @@ class Config:
                     values[name] = parse(raw)
                 except ValueError as exc:
                     raise ValueError(f"environment variable {var}: {exc}") from None
+        if env is None and _global_overrides is not None:
+            settings = dict(_global_overrides())
+            for name in [k for k, v in settings.items() if v is None]:  # set to None: unset
+                values.pop(name, None)
+            values.update(_normalize(settings))
         values.update(_normalize(overrides))
         return cls(**values)
 
@@ -249,12 +254,28 @@ class Config:
 
 
 _FIELD_NAMES = frozenset(_ENV) | {"default_models", "embedded", "transport"}
+#: every field name of :class:`Config`
+FIELD_NAMES = _FIELD_NAMES
+# accepted for the official SDK's sake, no effect here: ``key`` names the official rate limiter's
+# bucket (qfnb's limiter is per configuration already)
+_IGNORED = frozenset({"key"})
+
+_global_overrides: Callable[[], Mapping[str, Any]] | None = None
+
+
+def set_global_overrides(source: Callable[[], Mapping[str, Any]] | None) -> None:
+    """Install the process-wide settings :meth:`Config.from_env` lays over the environment
+    (:func:`qfnb.config.get_config`'s object)."""
+    global _global_overrides
+    _global_overrides = source
 
 
 def _normalize(overrides: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in overrides.items():
         name = _ALIASES.get(key, key).lower()
+        if name in _IGNORED:
+            continue
         if name not in _FIELD_NAMES:
             raise TypeError(f"unknown configuration option {key!r}")
         if value is None:

@@ -3,16 +3,16 @@
 ::
 
     QfnbError
-    ├── ValidationError (also ValueError, ProtocolError)  bad input, raised before sending
     ├── AuthError                        credentials rejected by the OAuth/IAM endpoints
-    ├── APIError(error_code, error_msg, request_id)       the platform said no (body code)
-    │   ├── AccessTokenExpiredError      110, 111
-    │   ├── RateLimitError               4, 17, 18, 19, 336501, 336502; HTTP 429 with a v2 code
-    │   ├── ServerOverloadedError        2, 336100
-    │   ├── InvalidArgumentError         3, 100, 336001, 336002, 336003, 336005, 336006, 336101, 336104, 336105
-    │   ├── PermissionDeniedError        6, 13, 14, 15, 336004
-    │   └── InternalServerError          1, 336000, 500000
     ├── RequestError(status_code, ...)   an HTTP error status (4xx/5xx) or an unreadable body
+    │   └── APIError(error_code, error_msg, request_id)   the platform said no (body code)
+    │       ├── AccessTokenExpiredError  110, 111
+    │       ├── RateLimitError           4, 17, 18, 19, 336501, 336502; HTTP 429 with a v2 code
+    │       ├── ServerOverloadedError    2, 336100
+    │       ├── InvalidArgumentError     3, 100, 336001, 336002, 336003, 336005, 336006, 336101, 336104, 336105
+    │       │   └── ValidationError (also ValueError, ProtocolError)  bad input, raised before sending
+    │       ├── PermissionDeniedError    6, 13, 14, 15, 336004
+    │       └── InternalServerError      1, 336000, 500000
     ├── ConnectionError                  the request never got a complete answer (also builtins')
     │   └── TimeoutError                 a request or a poll's deadline passed (also builtins')
     └── StreamError                      a stream ended or broke before its last event
@@ -54,30 +54,40 @@ class QfnbError(Exception):
     """Base of every error qfnb raises."""
 
 
-class ValidationError(QfnbError, ProtocolError):
-    """Bad input, found before anything was sent. ``field`` names the offending field."""
-
-    def __init__(self, field: str, message: str, code: int = 336003) -> None:
-        ProtocolError.__init__(self, field, message, code)
-
-
 class AuthError(QfnbError):
     """The OAuth / IAM endpoint rejected the credentials (message shows masked keys only)."""
 
 
-class APIError(QfnbError):
-    """The platform answered with an error code in the body (v1) or an error object (v2)."""
+class RequestError(QfnbError):
+    """An HTTP error status, or a body that is not the expected JSON."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, body: Any = None,
+                 request_id: str | None = None, headers: Mapping[str, str] | None = None) -> None:
+        self.status_code = status_code
+        self.body = body
+        self.request_id = request_id
+        #: response headers (the server's; they never carry the client's credentials)
+        self.headers = {k.lower(): v for k, v in (headers or {}).items()}
+        super().__init__(message)
+
+
+class APIError(RequestError):
+    """The platform answered with an error code in the body (v1) or an error object (v2).
+
+    Also a :class:`RequestError`: the official SDK raises ``RequestError`` for a console call's
+    error answer, so ``except RequestError`` written for it catches these."""
 
     def __init__(self, error_code: int | str, error_msg: str, request_id: str | None = None,
                  *, status_code: int = 200) -> None:
         self.error_code = error_code
         self.error_msg = error_msg
         self.request_id = request_id
-        self.status_code = status_code
+        rid = f" (request id {request_id})" if request_id else ""
+        RequestError.__init__(self, f"error code {error_code}: {error_msg}{rid}", status_code=status_code,
+                              request_id=request_id)
+        self.status_code: int = status_code
         #: the answer's ``Retry-After`` header, when it came with an HTTP error status
         self.retry_after: str | None = None
-        rid = f" (request id {request_id})" if request_id else ""
-        super().__init__(f"error code {error_code}: {error_msg}{rid}")
 
     def __reduce__(self) -> Any:
         return (_rebuild_api_error, (type(self), self.error_code, self.error_msg, self.request_id,
@@ -104,25 +114,25 @@ class InvalidArgumentError(APIError):
     """The platform rejected the request's content."""
 
 
+class ValidationError(InvalidArgumentError, ProtocolError):
+    """Bad input, found before anything was sent. ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str, code: int = 336003) -> None:
+        ProtocolError.__init__(self, field, message, code)
+        # an InvalidArgumentError too (the official SDK's class for bad arguments), with its fields
+        self.error_code, self.error_msg, self.request_id, self.status_code = code, message, None, 0
+        self.body, self.headers, self.retry_after = None, {}, None
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.field, self.error_msg, self.code))
+
+
 class PermissionDeniedError(APIError):
     """No permission for this resource, or IAM authentication failed."""
 
 
 class InternalServerError(APIError):
     """The platform failed internally."""
-
-
-class RequestError(QfnbError):
-    """An HTTP error status, or a body that is not the expected JSON."""
-
-    def __init__(self, message: str, *, status_code: int | None = None, body: Any = None,
-                 request_id: str | None = None, headers: Mapping[str, str] | None = None) -> None:
-        self.status_code = status_code
-        self.body = body
-        self.request_id = request_id
-        #: response headers (the server's; they never carry the client's credentials)
-        self.headers = {k.lower(): v for k, v in (headers or {}).items()}
-        super().__init__(message)
 
 
 class ConnectionError(QfnbError, builtins.ConnectionError):

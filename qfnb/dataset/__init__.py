@@ -1,5 +1,16 @@
 """``qfnb.dataset``: load, validate, transform and upload datasets (pandas-backed)."""
 
+from qfnb.resources.console.consts import (
+    DataExportDestinationType,
+    DataProjectType,
+    DataSetType,
+    DataSourceType,
+    DataStorageType,
+    DataTemplateType,
+)
+
+from ._ops import DatasetOps
+from .data_source import AFSDataSource, BosDataSource, DataSource, FileDataSource, FormatType, QianfanDataSource
 from .dataset import GROUP_COLUMN, Dataset
 from .demo import demo_qa
 from .schema import (
@@ -12,7 +23,13 @@ from .schema import (
     Schema,
 )
 
+#: the official name of the row/column-operations base of :class:`Dataset` (the official one
+#: wraps a pyarrow table; qfnb's Dataset keeps a pandas DataFrame)
+Table = DatasetOps
+
 __all__ = [
-    "GROUP_COLUMN", "Dataset", "DatasetValidationError", "Problem", "QianfanGenericText",
-    "QianfanNonSortedConversation", "QianfanQuerySet", "QianfanSortedConversation", "Schema", "demo_qa",
+    "GROUP_COLUMN", "AFSDataSource", "BosDataSource", "DataExportDestinationType", "DataProjectType",
+    "DataSetType", "DataSource", "DataSourceType", "DataStorageType", "DataTemplateType", "Dataset",
+    "DatasetValidationError", "FileDataSource", "FormatType", "Problem", "QianfanDataSource", "QianfanGenericText",
+    "QianfanNonSortedConversation", "QianfanQuerySet", "QianfanSortedConversation", "Schema", "Table", "demo_qa",
 ]

@@ -137,17 +137,30 @@ def _platform_turn(turn: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_path(ds: Dataset, path: Path) -> None:
+def write_path(ds: Dataset, path: Path, *, conversations: bool = False) -> None:
     """Write ``ds`` as .jsonl (platform layout), .json (list), or .csv."""
     suffix = path.suffix.lower()
     ds.fetch()
     path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".jsonl":
-        path.write_text("\n".join(platform_lines(ds)) + "\n", encoding="utf-8")
+    if suffix == ".jsonl":  # a conversation per line when grouped, else a row per line (as officially)
+        if ds.is_grouped:
+            lines = platform_lines(ds)
+        else:
+            rows = [_clean_row(r) for r in ds.list()]
+            lines = [json.dumps([r] if conversations else r, ensure_ascii=False) for r in rows]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    elif suffix == ".txt":  # a row per line: the value of a one-column set, else the row as JSON
+        rows = ds.list()
+        lines = [str(next(iter(r.values()))) if len(r) == 1 else json.dumps(r, ensure_ascii=False) for r in rows]
+        path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     elif suffix == ".json":
         data: Any = ds.groups() if ds.is_grouped else ds.list()
         path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
     elif suffix == ".csv":
         ds.to_pandas().to_csv(path, index=False)
     else:
-        raise ValidationError("data_file", f"cannot write {suffix!r}; use .jsonl, .json or .csv")
+        raise ValidationError("data_file", f"cannot write {suffix!r}; use .jsonl, .json, .csv or .txt")
+
+
+def _clean_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != GROUP}

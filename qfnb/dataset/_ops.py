@@ -84,6 +84,9 @@ class DatasetOps:
         """Add rows at the end: a dict, a list of dicts (of lists of dicts: conversations), a
         DataFrame or a Dataset. On a grouped dataset, new conversations get new group ids;
         ``group_id=`` puts plain rows into that group (``add_new_group=True``: a new one)."""
+        if isinstance(elem, builtins.list | tuple) and any(not isinstance(e, Mapping | builtins.list) for e in elem):
+            raise ValidationError("elem", "elements appended must be dicts (rows) or lists of dicts "
+                                  "(conversations)")
         extra = self._frame_of(elem, "elem")
         if self.is_grouped and len(self._frame()):
             top = int(self._frame()[GROUP].max())
@@ -166,6 +169,26 @@ class DatasetOps:
             df[name] = data
         return self._result(df, should_create_new_obj)
 
+    def col_insert(self, elem: Mapping[str, Any], index: int, should_create_new_obj: bool = False,
+                   **kwargs: Any) -> Self:
+        """Insert a column at position ``index``: ``{"name": "c", "data": [...]}``."""
+        if not isinstance(elem, Mapping) or set(elem) != {"name", "data"}:
+            raise ValidationError("elem", 'must be {"name": <column name>, "data": [one value per row]}')
+        df = self._frame().copy()
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= len(df.columns):
+            raise ValidationError("index", f"must be a column position in [0, {len(df.columns)}], got {index!r}")
+        name, data = str(elem["name"]), elem["data"]
+        if name in df.columns:
+            raise ValidationError("elem.name", f"a column {name!r} exists")
+        if not isinstance(data, builtins.list) or len(data) != len(df):
+            raise ValidationError("elem.data", f"must be a list of {len(df)} values (one per row)")
+        df.insert(index, name, data)
+        return self._result(df, should_create_new_obj)
+
+    def to_pydict(self) -> dict[str, builtins.list[Any]]:
+        """The columns: ``{name: [value per row]}``."""
+        return {str(c): self._frame()[c].tolist() for c in self._frame().columns}
+
     def col_delete(self, index: str | Sequence[str], should_create_new_obj: bool = False,
                    **kwargs: Any) -> Self:
         """Delete a column (or several)."""
@@ -173,7 +196,12 @@ class DatasetOps:
 
     def col_renames(self, new_names: Sequence[str], should_create_new_obj: bool = False,
                     **kwargs: Any) -> Self:
-        """Rename every column, in order."""
+        """Rename every column, in order (on a grouped dataset the ``_group`` column keeps its
+        name when ``new_names`` leaves it out, as officially)."""
+        cols = builtins.list(self._frame().columns)
+        new_names = builtins.list(new_names)
+        if GROUP in cols and GROUP not in new_names and len(new_names) == len(cols) - 1:
+            new_names.insert(cols.index(GROUP), GROUP)
         if len(new_names) != len(self._frame().columns):
             raise ValidationError("new_names", f"give {len(self._frame().columns)} names, got {len(new_names)}")
         return self._result(self._frame().set_axis(list(new_names), axis=1), should_create_new_obj)

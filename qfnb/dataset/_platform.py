@@ -6,9 +6,11 @@ Save = validate → ``dataset/create`` → signed BOS ``PUT`` of the jsonl → `
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import uuid
+import zipfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -172,8 +174,18 @@ async def download(dataset_id: int | str, config: Config | None) -> pd.DataFrame
     assert url is not None
     got = await get_client(cfg).signed_request("GET", url)
     body = got.body
+    data = body.get("_bytes") if isinstance(body, dict) else None
+    if isinstance(data, bytes) and zipfile.is_zipfile(io.BytesIO(data)):  # the platform zips its exports
+        return _parse_export(_unzip_text(data))
     text = body["_raw"] if isinstance(body, dict) and "_raw" in body else json.dumps(body)
     return _parse_export(text)
+
+
+def _unzip_text(data: bytes) -> str:
+    """The data files of an export archive, in name order, as one text."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = sorted(n for n in archive.namelist() if n.lower().endswith((".jsonl", ".json", ".txt")))
+        return "\n".join(archive.read(n).decode("utf-8") for n in names)
 
 
 def _export_url(records: list[Any]) -> str | None:

@@ -20,11 +20,14 @@ import pandas as pd
 from qfnb._core.errors import ValidationError
 from qfnb._core.runtime.progress import ProgressArg
 
+from ._online import OnlineOps
 from ._ops import DatasetOps
 from .schema import QianfanNonSortedConversation, Schema
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:
     from qfnb._core.config import Config
+
+    from .data_source import DataSource  # pragma: no cover
 
 __all__ = ["GROUP_COLUMN", "Dataset"]
 
@@ -33,7 +36,7 @@ logger = logging.getLogger("qfnb.dataset")
 GROUP_COLUMN = "_group"
 
 
-class Dataset(DatasetOps):
+class Dataset(DatasetOps, OnlineOps):
     """A dataset backed by a pandas DataFrame, optionally linked to a platform dataset.
 
     ``Dataset(id=1)`` (as the official SDK's samples write it) is platform dataset 1, the same
@@ -48,6 +51,11 @@ class Dataset(DatasetOps):
             raise ValidationError("id", "give id= or qianfan_dataset_id=, not two different ids")
         self._df = data if data is not None else None
         self.schema = schema
+        #: the data source this dataset was loaded from (the official SDK's attribute)
+        self.inner_data_source_cache: Any = None
+        #: the columns an LLM run reads, and the expected answer's (official names; None: defaults)
+        self.input_columns: builtins.list[str] | None = None
+        self.reference_column: str | None = None
         self.qianfan_dataset_id = qianfan_dataset_id if qianfan_dataset_id is not None else id
         self.config = config
         #: names row ``i`` as the user counts it (set when the rows come from a .jsonl/.csv file)
@@ -56,23 +64,32 @@ class Dataset(DatasetOps):
     # ---- construction --------------------------------------------------------------------
 
     @classmethod
-    def load(cls, data_file: str | Path | None = None, *, dataframe: pd.DataFrame | None = None,
+    def load(cls, data_file: str | Path | DataSource | None = None, *, source: DataSource | None = None,
+             dataframe: pd.DataFrame | None = None,
              qianfan_dataset_id: int | str | None = None, schema: Schema | None = None,
              organize_data_as_group: bool | None = None, config: Config | None = None,
              **kwargs: Any) -> Dataset:
         """Load from exactly one source: ``data_file`` (.jsonl/.json/.csv/.txt or a folder of
-        them), ``dataframe=``, or ``qianfan_dataset_id=`` (rows fetched lazily on first use).
+        them), ``source=`` (a :mod:`~qfnb.dataset.data_source` object; the official SDK's first
+        positional argument, so ``Dataset.load(source)`` works too), ``dataframe=``, or
+        ``qianfan_dataset_id=`` (rows fetched lazily on first use).
 
         ``schema=`` validates right away (raising with every problem found).
         """
-        given = [n for n, v in (("data_file", data_file), ("dataframe", dataframe),
+        if _is_source(data_file):
+            if source is not None:
+                raise ValidationError("source", "given both positionally and by name")
+            data_file, source = None, data_file  # type: ignore[assignment]
+        given = [n for n, v in (("data_file", data_file), ("source", source), ("dataframe", dataframe),
                                 ("qianfan_dataset_id", qianfan_dataset_id)) if v is not None]
         if len(given) != 1:
             raise ValidationError("data_file", "give exactly one of data_file, dataframe, "
                                   f"qianfan_dataset_id (got {given or 'none'})")
         if kwargs:
             raise ValidationError(next(iter(kwargs)), "is not a supported Dataset.load source")
-        if dataframe is not None:
+        if source is not None:
+            ds = _from_source(cls, source, organize_data_as_group, config)
+        elif dataframe is not None:
             if not isinstance(dataframe, pd.DataFrame):
                 raise ValidationError("dataframe", f"must be a pandas DataFrame, got "
                                       f"{type(dataframe).__name__}")
@@ -80,28 +97,43 @@ class Dataset(DatasetOps):
         elif data_file is not None:
             from ._io import read_path, source_lines
 
-            ds = cls(read_path(Path(data_file), group=organize_data_as_group), schema=schema,
-                     config=config)
-            lines = source_lines(Path(data_file))
+            path = Path(data_file)  # type: ignore[arg-type]  # a source was moved to ``source`` above
+            ds = cls(read_path(path, group=organize_data_as_group), schema=schema, config=config)
+            lines = source_lines(path)
             if lines is not None and len(lines) == len(ds._df if ds._df is not None else ()):
-                name = Path(data_file).name
+                name = path.name
                 ds._locate = lambda i: f"{name} line {lines[i]}"
         else:
             ds = cls(None, schema=schema, qianfan_dataset_id=qianfan_dataset_id, config=config)
             return ds
-        if schema is not None:
+        ds.schema = schema
+        if schema is not None and ds._df is not None:
             schema.validate(ds.list(), ds._locate)
         return ds
 
     @classmethod
-    def create_from_pyobj(cls, data: Any, schema: Schema | None = None) -> Dataset:
-        """From ``list[dict]``, ``list[list[dict]]`` (grouped), ``list[str]`` or ``dict[str, list]``."""
+    def create_from_pyobj(cls, data: Any, schema: Schema | None = None, *, input_columns: Sequence[str] | None = None,
+                          reference_column: str | None = None) -> Dataset:
+        """From ``list[dict]``, ``list[list[dict]]`` (grouped), ``list[str]`` or ``dict[str, list]``.
+
+        ``input_columns`` / ``reference_column`` (official names) say which columns an LLM run
+        reads and which holds the expected answer."""
         from ._io import frame_from_obj
 
         ds = cls(frame_from_obj(data, "data"), schema=schema)
+        ds.set_columns(input_columns, reference_column)
         if schema is not None:
             schema.validate(ds.list())
         return ds
+
+    def set_columns(self, input_columns: Sequence[str] | None = None, reference_column: str | None = None) -> None:
+        """Name the input columns and the reference (expected answer) column; checked when given."""
+        for name in [*(input_columns or ()), *([reference_column] if reference_column else [])]:
+            if self._df is not None and name not in self._df.columns:
+                raise ValidationError("input_columns" if name != reference_column else "reference_column",
+                                      f"no column {name!r} (columns: {builtins.list(self._df.columns)})")
+        self.input_columns = builtins.list(input_columns) if input_columns else None
+        self.reference_column = reference_column
 
     # ---- pandas-like access --------------------------------------------------------------
 
@@ -240,15 +272,33 @@ class Dataset(DatasetOps):
         """Check every row against ``schema`` (default: the dataset's, else chat SFT)."""
         (schema or self.schema or QianfanNonSortedConversation()).validate(self.list(), self._locate)
 
-    def save(self, data_file: str | Path | None = None, *,
+    def save(self, data_file: str | Path | DataSource | None = None, *, destination: DataSource | None = None,
              qianfan_dataset_id: int | str | None = None,
              qianfan_dataset_create_args: Mapping[str, Any] | None = None,
              schema: Schema | None = None, release: bool = True,
-             config: Config | None = None) -> Dataset:
-        """Write to ``data_file``, or upload to the platform (a new dataset from
+             config: Config | None = None, use_qianfan_special_jsonl_format: bool = False) -> Dataset:
+        """Write to ``data_file``, to a data source (``destination=``, or positionally as the
+        official SDK takes it), or upload to the platform (a new dataset from
         ``qianfan_dataset_create_args={"name": ..., "template_type": ...}``, or an existing
-        ``qianfan_dataset_id``). Nothing is uploaded when validation fails.
+        ``qianfan_dataset_id``). With none of them, save back to the source it was loaded
+        from. Nothing is written when validation fails. ``use_qianfan_special_jsonl_format=True``
+        writes every row of an ungrouped set to a .jsonl file as a one-turn conversation.
         """
+        if _is_source(data_file):
+            data_file, destination = None, data_file  # type: ignore[assignment]
+        if destination is None and data_file is None and qianfan_dataset_id is None \
+                and qianfan_dataset_create_args is None:
+            destination = self.inner_data_source_cache
+            if destination is None:
+                raise ValidationError("destination", "give exactly one of data_file, destination, qianfan_dataset_id "
+                                      "or qianfan_dataset_create_args (this dataset has no source to save back to)")
+        if destination is not None:
+            if data_file is not None or qianfan_dataset_id is not None or qianfan_dataset_create_args is not None:
+                raise ValidationError("destination", "give one target only")
+            if schema is not None:
+                schema.validate(self.list())
+            destination.save(self)
+            return self
         targets = [n for n, v in (("data_file", data_file), ("qianfan_dataset_id", qianfan_dataset_id),
                                   ("qianfan_dataset_create_args", qianfan_dataset_create_args))
                    if v is not None]
@@ -260,7 +310,7 @@ class Dataset(DatasetOps):
 
             if schema is not None:
                 schema.validate(self.list())
-            write_path(self, Path(data_file))
+            write_path(self, Path(data_file), conversations=use_qianfan_special_jsonl_format)  # type: ignore[arg-type]
             return self
         from qfnb._core.runtime import sync
 
@@ -319,3 +369,32 @@ def _clean(row: Mapping[Any, Any]) -> dict[str, Any]:
             continue
         out[str(k)] = v.item() if hasattr(v, "item") and not isinstance(v, list | dict | str) else v
     return out
+
+
+def _is_source(value: Any) -> bool:
+    """A data source object (anything with ``fetch`` and ``save``; see :mod:`.data_source`)."""
+    return not isinstance(value, str | Path) and callable(getattr(value, "fetch", None)) \
+        and callable(getattr(value, "save", None))
+
+
+def _from_source(cls: type[Dataset], source: Any, group: bool | None, config: Config | None) -> Dataset:
+    """A dataset over ``source``: a platform one read lazily, others fetched now (any table: pyarrow too)."""
+    from ._io import frame_from_obj
+
+    pack = "_pack"  # the official packed column (qfnb.dataset.consts.QianfanDatasetPackColumnName)
+    platform_id = getattr(source, "platform_dataset_id", None)
+    if platform_id is not None:
+        ds = cls(None, qianfan_dataset_id=platform_id, config=config or getattr(source, "config", None))
+    else:
+        fetched = source.fetch(organize_data_as_group=group) if group is not None else source.fetch()
+        if not hasattr(fetched, "to_pandas"):
+            raise ValidationError("source", f"{type(source).__name__}.fetch() gave {type(fetched).__name__}, "
+                                  "not a table")
+        rows = (fetched.to_pylist() if hasattr(fetched, "to_pylist")  # python values, not numpy
+                else fetched.to_pandas().to_dict("records"))
+        df = pd.DataFrame(rows)
+        if list(df.columns) == [pack] and group is not False:  # packed: one entity (a row or a conversation) per row
+            df = frame_from_obj([r[pack] if isinstance(r[pack], dict | list) else r for r in rows], "source")
+        ds = cls(df.reset_index(drop=True), config=config)
+    ds.inner_data_source_cache = source
+    return ds

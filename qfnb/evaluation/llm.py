@@ -158,7 +158,7 @@ def _default_tag(llm: Any) -> str:
         parts = [llm.id, llm.endpoint]
         return "_".join(str(p) for p in parts if p not in (None, "")) or "service"
     if isinstance(llm, Model):
-        parts = [llm.model_set_id or llm.id, llm.version_id, llm.name]
+        parts = [llm.model_set_id or llm.set_id, llm.version_id, llm.name]
         return "_".join(str(p) for p in parts if p not in (None, "")) or "model"
     if _resource_kind(llm):
         return _resource_tag(llm)

@@ -221,9 +221,9 @@ async def amodel_version_ref(model: Any) -> dict[str, Any]:
         if not isinstance(model, Model):
             raise invalid("llms", f"platform evaluation takes published qfnb.model.Model objects, "
                                   f"got {type(model).__name__}")
-        if model.id is None and model.version_id is not None:
+        if model.set_id is None and model.version_id is not None:
             await model.aauto_complete_info()
-        mid, vid = model.id, model.version_id
+        mid, vid = model.set_id, model.version_id
     if mid is None or vid is None:
         raise invalid("llms", f"platform evaluation needs published models (modelId and modelVersionId); "
                               f"got modelId={mid!r}, modelVersionId={vid!r}")

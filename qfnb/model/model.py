@@ -31,26 +31,40 @@ PRESET_SOURCE = "PlatformPreset"
 
 
 class Model:
-    """A model version on the platform (``version_id`` is what everything else needs)."""
+    """A model version on the platform: ``Model(set_id, id)`` as in the official SDK, where
+    ``set_id`` is the model (set) and ``id`` the version; ``version_id=`` is qfnb's spelling of
+    ``id`` (either works, and ``.id``/``.version_id`` read the same value)."""
 
-    def __init__(self, id: int | str | None = None, version_id: int | str | None = None,
-                 task_id: str | None = None, job_id: str | None = None, name: str = "",
-                 model_set_id: str | None = None, service: Service | None = None,
-                 config: Config | None = None) -> None:
-        self.id = id
-        self.version_id = version_id
+    def __init__(self, set_id: int | str | None = None, id: int | str | None = None,
+                 task_id: str | None = None, job_id: str | None = None, name: str = "", *,
+                 version_id: int | str | None = None, model_set_id: str | None = None,
+                 service: Service | None = None, config: Config | None = None) -> None:
+        if id is not None and version_id is not None and id != version_id:
+            raise ValidationError("version_id", "give the version once: id= (the official name) or version_id=")
+        self.set_id = set_id
+        self.version_id = version_id if version_id is not None else id
         self.task_id = task_id
         self.job_id = job_id
         self.name = name
         self.model_set_id = model_set_id
-        self.version_id_str: str | None = str(version_id) if isinstance(version_id, str) else None
+        vid = self.version_id
+        self.version_id_str: str | None = str(vid) if isinstance(vid, str) else None
         self.service = service
         self.config = config
         #: the version's ``sourceType`` once looked up ("PlatformPreset", "Train", ...)
         self.source: str | None = None
 
+    @property
+    def id(self) -> int | str | None:
+        """The model version's id (the official SDK's ``Model.id``); same as ``version_id``."""
+        return self.version_id
+
+    @id.setter
+    def id(self, value: int | str | None) -> None:
+        self.version_id = value
+
     def __repr__(self) -> str:
-        return (f"Model(id={self.id!r}, version_id={self.version_id!r}, name={self.name!r}, "
+        return (f"Model(set_id={self.set_id!r}, id={self.version_id!r}, name={self.name!r}, "
                 f"task_id={self.task_id!r}, job_id={self.job_id!r})")
 
     # -- info ------------------------------------------------------------------------------
@@ -60,7 +74,7 @@ class Model:
         if self.version_id is None:
             raise ValidationError("version_id", "is required to look the model up")
         info = _result(await ModelAPI.adetail(self.version_id, config=_cfg(self.config)))
-        self.id = info.get("modelId", self.id)
+        self.set_id = info.get("modelId", self.set_id)
         self.model_set_id = info.get("modelIdStr", self.model_set_id)
         self.version_id_str = info.get("modelVersionIdStr", self.version_id_str)
         self.name = info.get("modelName", self.name) or self.name
@@ -88,11 +102,11 @@ class Model:
         res = _result(await ModelAPI.apublish(
             is_new=True, model_name=self.name,
             version_meta={"taskId": self.job_id, "iterationId": self.task_id}, config=cfg))
-        self.id = res.get("modelId")
+        self.set_id = res.get("modelId")
         self.model_set_id = res.get("modelIDStr")
         self.version_id = res.get("versionId")
         self.version_id_str = res.get("versionIdStr")
-        logger.info("published %s as model %s version %s", self.task_id, self.id, self.version_id)
+        logger.info("published %s as model %s version %s", self.task_id, self.set_id, self.version_id)
         await self.await_ready(tick=tick)
         return self
 
@@ -213,12 +227,12 @@ class Model:
         if self.version_id is None:
             raise ValidationError("version_id", "is required for a batch run on the platform")
         cfg = _cfg(self.config)
-        if self.id is None and self.model_set_id is None:
+        if self.set_id is None and self.model_set_id is None:
             await self.aauto_complete_info()
         try:
             eval_id, info = await arun_evaluation_task(
                 name=f"batch_run_{uuid.uuid4().hex[:10]}",
-                version_info=[{"modelId": self.model_set_id or self.id, "modelVersionId": self.version_id}],
+                version_info=[{"modelId": self.model_set_id or self.set_id, "modelVersionId": self.version_id}],
                 dataset_id=dataset.qianfan_dataset_id, config=cfg, timeout=WAIT_LIMIT_S,
                 poll_interval=cfg.evaluation_online_polling_interval,
                 eval_config={"evalMode": "manual", "evaluationDimension": [{"dimension": "满意度"}]})
@@ -232,12 +246,16 @@ class Model:
         answers = await _Dataset.load(qianfan_dataset_id=result_id, config=self.config).afetch()
         df = answers.to_pandas().rename(columns={"completion": "llm_output"})
         keep = [c for c in ("prompt", "response", "llm_output") if c in df.columns]
-        return _Dataset.create_from_pyobj(df[keep].to_dict("records"))
+        result = _Dataset.create_from_pyobj(df[keep].to_dict("records"))
+        from qfnb.dataset.data_source import QianfanDataSource
+
+        result.inner_data_source_cache = QianfanDataSource(id=result_id, config=self.config)  # where it came from
+        return result
 
     # -- serialization (identifiers only, never credentials) -------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "Model", "id": self.id, "version_id": self.version_id,
+        return {"type": "Model", "set_id": self.set_id, "version_id": self.version_id,
                 "version_id_str": self.version_id_str, "model_set_id": self.model_set_id,
                 "task_id": self.task_id, "job_id": self.job_id, "name": self.name,
                 "service": self.service.to_dict() if self.service else None}
@@ -247,8 +265,9 @@ class Model:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], config: Config | None = None) -> Model:
-        m = cls(id=data.get("id"), version_id=data.get("version_id"), task_id=data.get("task_id"),
-                job_id=data.get("job_id"), name=data.get("name") or "",
+        # "id" is the set id in records written before the official naming
+        m = cls(set_id=data.get("set_id", data.get("id")), version_id=data.get("version_id"),
+                task_id=data.get("task_id"), job_id=data.get("job_id"), name=data.get("name") or "",
                 model_set_id=data.get("model_set_id"), config=config)
         m.version_id_str = data.get("version_id_str")
         if data.get("service"):

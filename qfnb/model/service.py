@@ -60,11 +60,11 @@ class Service:
     """A deployed service; ``get_res()`` gives the matching inference resource."""
 
     def __init__(self, id: str | int | None = None, endpoint: str | None = None,
-                 model: Model | None = None, deploy_config: DeployConfig | None = None,
+                 model: Model | str | None = None, deploy_config: DeployConfig | None = None,
                  service_type: ServiceType | str | None = ServiceType.Chat,
                  config: Config | None = None) -> None:
-        if id is None and endpoint is None:
-            raise ValidationError("id", "give a service id or an endpoint")
+        if id is None and endpoint is None and not isinstance(model, str):
+            raise ValidationError("id", "give a service id, an endpoint, or a preset model's name (model=)")
         self.id = id
         self.endpoint = endpoint
         self.model = model
@@ -123,6 +123,8 @@ class Service:
         return self.get_status()
 
     def chat_target(self) -> dict[str, str]:
+        if isinstance(self.model, str) and not self.endpoint:  # a preset model's service, by name
+            return {"model": self.model}
         if not self.endpoint:
             raise ValidationError("endpoint", f"service {self.id} has no endpoint yet (not serving)")
         return {"endpoint": self.endpoint}

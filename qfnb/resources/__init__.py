@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 _INFERENCE = ("ChatCompletion", "Completion", "Embedding", "Plugin", "Text2Image", "Messages", "QfResponse",
               "QfRole", "BatchFuture", "read_results", "QfMessages", "Role", "Response", "Image2Text",
-              "Reranker", "Tokenizer")
+              "Reranker", "Tokenizer", "Function", "QfLLMInfo")
 
 if TYPE_CHECKING:  # pragma: no cover
     from .inference import (
@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
         ChatCompletion,
         Completion,
         Embedding,
+        Function,
         Image2Text,
         Messages,
         Plugin,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
         read_results,
     )
 
-__all__ = ["BatchFuture", "ChatCompletion", "Completion", "Embedding", "Image2Text", "Messages", "Plugin",
+__all__ = ["BatchFuture", "ChatCompletion", "Completion", "Embedding", "Function", "Image2Text", "Messages", "Plugin",
            "QfResponse", "QfRole", "Reranker", "Text2Image", "Tokenizer", "read_results"]
 
 

@@ -9,17 +9,27 @@ from .actions import (
     TrainAction,
     TrainFailedError,
 )
-from .configs import DeployConfig, TrainConfig
-from .consts import ActionState, FinetuneStatus, ServiceStatus, ServiceType
+from .configs import (
+    CorpusConfig,
+    CorpusConfigItem,
+    DatasetConfig,
+    DeployConfig,
+    ResourceConfig,
+    TrainConfig,
+    TrainLimit,
+)
+from .consts import ActionState, FinetuneStatus, PeftType, ServiceStatus, ServiceType
 from .event import Event, EventHandler, dispatch_event
 from .finetune import Finetune, LLMFinetune
 from .pipeline import Pipeline, Trainer
+from .post_pretrain import DPO, PostPreTrain
 
 __all__ = [
-    "ActionState", "AsyncAction", "BaseAction", "DeployAction", "DeployConfig", "EvaluateAction", "Event",
-    "EventHandler", "Finetune", "FinetuneStatus", "LLMFinetune", "LoadDataSetAction",
-    "ModelPublishAction", "Pipeline", "RunContext", "ServiceStatus", "ServiceType", "TrainAction",
-    "TrainConfig", "TrainFailedError", "Trainer", "TrainerStopped", "dispatch_event",
+    "DPO", "ActionState", "AsyncAction", "BaseAction", "CorpusConfig", "CorpusConfigItem", "DatasetConfig",
+    "DeployAction", "DeployConfig", "EvaluateAction", "Event", "EventHandler", "Finetune", "FinetuneStatus",
+    "LLMFinetune", "LoadDataSetAction", "ModelPublishAction", "PeftType", "Pipeline", "PostPreTrain",
+    "ResourceConfig", "RunContext", "ServiceStatus", "ServiceType", "TrainAction", "TrainConfig",
+    "TrainFailedError", "TrainLimit", "Trainer", "TrainerStopped", "dispatch_event",
 ]
 
 

@@ -13,7 +13,7 @@ import logging
 import uuid
 from typing import Any
 
-from qfnb._core.errors import QfnbError, ValidationError
+from qfnb._core.errors import InternalServerError, QfnbError, RequestError, ValidationError
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.protocol.console import RunStatus
 from qfnb.resources.console import FineTune
@@ -22,6 +22,7 @@ from ._action import AsyncAction, BaseAction, RunContext, TrainerStopped
 from .configs import DeployConfig, TrainConfig
 from .consts import ActionState
 from .event import EventHandler
+from .load_action import LoadDataSetAction, dataset_config, warn_ignored
 
 logger = logging.getLogger("qfnb.trainer")
 
@@ -33,86 +34,16 @@ __all__ = ["AsyncAction", "BaseAction", "DeployAction", "EvaluateAction", "LoadD
            "ModelPublishAction", "RunContext", "TrainAction", "TrainFailedError", "TrainerStopped"]
 
 
-class TrainFailedError(QfnbError):
-    """The platform reported the training task as failed."""
+class TrainFailedError(InternalServerError):
+    """The platform reported the training task as failed (an ``InternalError``, the class the
+    official SDK raises for it)."""
 
+    def __init__(self, message: str) -> None:
+        RequestError.__init__(self, message)
+        self.error_code, self.error_msg, self.status_code = "TrainFailed", message, 200
 
-_WARNED: set[tuple[str, str]] = set()
-
-
-def warn_ignored(owner: str, kwargs: dict[str, Any], why: str = "qfnb does not use it") -> None:
-    """The official SDK takes ``**kwargs`` here; qfnb accepts them and warns once per name
-    about those it has no use for (``why``)."""
-    for key in sorted(kwargs):
-        if (owner, key) not in _WARNED:
-            _WARNED.add((owner, key))
-            logger.warning("%s: ignoring %s= (%s)", owner, key, why)
-
-
-class LoadDataSetAction(AsyncAction):
-    """Make sure the dataset is on the platform (upload + release) and name it for training.
-
-    ``dataset``: a qfnb :class:`~qfnb.dataset.Dataset` (uploaded when local;
-    ``Dataset(id=1)`` is platform dataset 1), a platform dataset id, or a ``bos:/`` URI.
-    Output, as the official SDK's: ``{"datasets": [{"id": 1, "name": "test_dataset", "type": 1}]}``
-    (``type`` 1: a platform dataset; 2: a BOS URI, with ``"bos_path"``).
-    """
-
-    def __init__(self, dataset: Any = None, event_handler: EventHandler | None = None,
-                 **kwargs: Any) -> None:
-        own = {k: kwargs.pop(k) for k in ("id", "name") if k in kwargs}
-        kwargs.pop("split_ratio", None)  # qfnb <= 0.3: the split is the train config's trainset_rate
-        warn_ignored("LoadDataSetAction", kwargs)
-        super().__init__(own.get("id"), own.get("name"), event_handler, **kwargs)
-        if dataset is None:
-            raise ValidationError("dataset", "is required")
-        self.dataset = dataset
-
-    async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
-        from qfnb.dataset import Dataset
-        from qfnb.dataset._platform import release_if_needed
-
-        ds = self.dataset
-        base = dict(input or {})
-        if isinstance(ds, str) and ds.startswith("bos:/"):
-            return {**base, "datasets": [{"id": None, "name": ds, "type": 2, "bos_path": ds}]}
-        name = None
-        if isinstance(ds, Dataset) and ds.qianfan_dataset_id is None:
-            self.emit(ActionState.Running, "uploading dataset", {"rows": len(ds)})
-            name = f"ds_{uuid.uuid4().hex[:10]}"
-            await ds.asave(qianfan_dataset_create_args={"name": name}, config=ctx.config)
-            dataset_id = ds.qianfan_dataset_id
-        elif isinstance(ds, Dataset):
-            dataset_id = ds.qianfan_dataset_id
-            await release_if_needed(dataset_id, ctx.config)  # type: ignore[arg-type]
-        elif isinstance(ds, int | str) and not isinstance(ds, bool) and ds != "":
-            dataset_id = ds
-            await release_if_needed(dataset_id, ctx.config)
-        else:
-            raise ValidationError("dataset", "must be a qfnb Dataset, a platform dataset id "
-                                  f"or a bos:/ URI, got {type(ds).__name__}")
-        self.extra["dataset_id"] = dataset_id
-        if name is None:
-            from qfnb.resources.console import Data
-
-            # a None id is refused by the builder (ValidationError)
-            info = await Data.aget_dataset_info(dataset_id, config=ctx.config)  # type: ignore[arg-type]
-            name = (info.body.get("result") or {}).get("name")
-        return {**base, "datasets": [{"id": dataset_id, "name": name, "type": 1}]}
-
-
-def dataset_config(datasets: Any, split_ratio: int) -> dict[str, Any]:
-    """The v2 ``datasetConfig`` for ``LoadDataSetAction``'s ``datasets`` list (a dict, as saved
-    by qfnb <= 0.3, is already one)."""
-    if isinstance(datasets, dict):
-        return datasets
-    if not isinstance(datasets, list) or not datasets:
-        raise ValidationError("datasets", "expected [{\"id\": ..., \"type\": 1}, ...] (LoadDataSetAction's output)")
-    bos = [d.get("bos_path") or d.get("name") for d in datasets if d.get("type") == 2]
-    if bos:
-        return {"sourceType": "Bos", "versions": [{"versionBosUri": u} for u in bos], "splitRatio": split_ratio}
-    return {"sourceType": "Platform", "versions": [{"versionId": d["id"]} for d in datasets],
-            "splitRatio": split_ratio}
+    def __reduce__(self) -> Any:
+        return (type(self), (self.error_msg,))
 
 
 class TrainAction(AsyncAction):
@@ -131,10 +62,15 @@ class TrainAction(AsyncAction):
                  **kwargs: Any) -> None:
         own = {k: kwargs.pop(k) for k in ("id", "event_handler", "job_name", "name", "peft_type")
                if k in kwargs}
-        self.is_incr = bool(kwargs.pop("is_incr", False))
-        if self.is_incr:
-            logger.warning("TrainAction: is_incr=True (incremental training) is not supported by qfnb; "
-                           "training from the base model")
+        #: incremental training: the run to continue from (``previous_task_id=``, as LLMFinetune's)
+        self.increment_task_id = kwargs.pop("increment_task_id", None) or kwargs.pop("previous_task_id", None)
+        self.increment_checkpoint_step = kwargs.pop("increment_checkpoint_step", None)
+        corpus = kwargs.pop("corpus_config", None)
+        self.corpus_config = corpus.to_wire() if hasattr(corpus, "to_wire") else corpus
+        self.train_extras: dict[str, Any] = dict(kwargs.pop("train_extras", None) or {})
+        self.is_incr = bool(kwargs.pop("is_incr", False)) or self.increment_task_id is not None
+        if self.is_incr and self.increment_task_id is None:
+            logger.warning("TrainAction: is_incr=True without previous_task_id: training from the base model")
         warn_ignored("TrainAction", kwargs)
         super().__init__(own.get("id"), own.get("name"), own.get("event_handler"), **kwargs)
         train_type = train_type or base_model or ""
@@ -142,8 +78,8 @@ class TrainAction(AsyncAction):
             self.extra["job_id"] = job_id
         if task_id:
             self.extra["task_id"] = task_id
-        if not train_type:
-            raise ValidationError("train_type", "the base model to fine-tune is required")
+        if not train_type and self.increment_task_id is None:
+            raise ValidationError("train_type", "the base model to fine-tune is required (or previous_task_id=)")
         self.train_type = train_type
         self.base_model = base_model or train_type
         self.train_config = train_config or TrainConfig()
@@ -175,8 +111,12 @@ class TrainAction(AsyncAction):
         input = dict(input or {})
         if "datasets" not in input:
             raise ValidationError("datasets", "TrainAction needs the output of LoadDataSetAction")
-        datasets = dataset_config(input["datasets"], self.train_config.trainset_rate)
+        datasets = dataset_config(input["datasets"], input.get("split_ratio", self.train_config.trainset_rate))
+        if input.get("corpus_proportion") is not None:
+            datasets = {**datasets, "corpusProportion": input["corpus_proportion"]}
         self.extra["input"] = {"datasets": input["datasets"]}
+        if self.increment_task_id is not None and not self.extra.get("incr_checked"):
+            await self._continue_from(ctx)
         if self.job_id is None:
             resp = await FineTune.V2.acreate_job(
                 name=self.job_name or f"job_{uuid.uuid4().hex[:10]}", model=self.train_type,
@@ -193,13 +133,26 @@ class TrainAction(AsyncAction):
                 job_id=self.job_id,  # type: ignore[arg-type]  # a None id: the builder refuses it
                 params_scale=self.train_config.peft_type,
                 hyper_params=self.train_config.hyper_parameters(), dataset_config=datasets,
-                resource_config=self.train_config.resource_config, config=ctx.config)
+                resource_config=self.train_config.resource_config, increment_task_id=self.increment_task_id,
+                increment_checkpoint_step=self.increment_checkpoint_step, corpus_config=self.corpus_config,
+                config=ctx.config, **self.train_extras)
             self.extra["task_id"] = resp.body["result"]["taskId"]
             ctx.save()
             logger.info("training task %s (job %s) created", self.task_id, self.job_id)
         detail = await self._poll(ctx, cfg.train_status_polling_interval)
         return {**input, "job_id": self.job_id, "task_id": self.task_id,
                 "metrics": detail.get("metrics") or {}, "checkpoints": detail.get("checkpointList") or []}
+
+    async def _continue_from(self, ctx: RunContext) -> None:
+        """Incremental training: the previous run's model (and job, for the same train mode)."""
+        resp = await FineTune.V2.atask_detail(task_id=self.increment_task_id, config=ctx.config)
+        prev = resp.body.get("result") or {}
+        self.train_type = self.train_type or prev.get("model") or ""
+        if not self.train_type:
+            raise ValidationError("previous_task_id", f"task {self.increment_task_id} names no model to continue")
+        if prev.get("trainMode") == self.train_mode and prev.get("jobId") and "job_id" not in self.extra:
+            self.extra["job_id"] = prev["jobId"]
+        self.extra["incr_checked"] = True
 
     async def _observe(self, ctx: RunContext) -> dict[str, Any]:
         """One poll: read the run's detail, record it, tell the handlers."""
@@ -266,7 +219,7 @@ class ModelPublishAction(AsyncAction):
         else:  # resumed after publishing: just wait for Ready
             await model.await_ready(tick=self._tick)
         self.extra["model"] = model.to_dict()
-        return {**input, "model_id": model.id, "model_version_id": model.version_id,
+        return {**input, "model_id": model.set_id, "model_version_id": model.version_id,
                 "model_set_id": model.model_set_id, "model": model.to_dict()}
 
     async def _tick(self, info: dict[str, Any]) -> None:
@@ -297,7 +250,7 @@ class DeployAction(AsyncAction):
 
         input = dict(input or {})
         model = _input_model(input, ctx)
-        self.model_id, self.model_version_id = model.id, model.version_id
+        self.model_id, self.model_version_id = model.set_id, model.version_id
         saved = self.extra.get("service_id")
         if saved is not None:  # resumed: the service exists, wait for it
             service = Service(id=saved, model=model, deploy_config=self.deploy_config,
@@ -332,11 +285,18 @@ class EvaluateAction(AsyncAction):
         self.eval_dataset = eval_dataset
         self.evaluators = list(evaluators)
         self.result: Any = None
+        #: the input of the last run (the official attribute; :meth:`resume` runs it again)
+        self._input: dict[str, Any] | None = None
+
+    def resume(self, **kwargs: Any) -> Any:
+        """Evaluate again on the last input (an evaluation has no platform task to re-attach to)."""
+        return self.exec(self._input or {}, **kwargs)
 
     async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
         from qfnb.evaluation import EvaluationManager, LocalEvaluator
 
         input = dict(input or {})
+        self._input = dict(input)
         model = _input_model(input, ctx)
         target: Any = model.service or model
         local = [e for e in self.evaluators if isinstance(e, LocalEvaluator)]
@@ -347,7 +307,7 @@ class EvaluateAction(AsyncAction):
         self.emit(ActionState.Running, "evaluating", {"evaluators": [type(e).__name__ for e in self.evaluators]})
         self.result = await manager.aeval([target], self.eval_dataset)
         metrics = {str(k): dict(v) for k, v in getattr(self.result, "metrics", {}).items()}
-        return {**input, "eval_metrics": metrics}
+        return {**input, "eval_res": metrics}  # metrics per model, under the official key
 
 
 def _input_model(input: dict[str, Any], ctx: RunContext) -> Any:
@@ -355,10 +315,12 @@ def _input_model(input: dict[str, Any], ctx: RunContext) -> Any:
     (``model_id``, ``model_version_id``, ``task_id``, ``job_id``)."""
     from qfnb.model import Model
 
+    if isinstance(input.get("model"), Model):  # the official input: a Model object
+        return input["model"]
     if input.get("model"):
         return Model.from_dict(input["model"], config=ctx.config)
     if input.get("model_version_id") is None and input.get("model_id") is None:
         raise ValidationError("model_version_id", "the input names no model (expected the output of "
                               "ModelPublishAction: model_id / model_version_id)")
-    return Model(id=input.get("model_id"), version_id=input.get("model_version_id"),
+    return Model(set_id=input.get("model_id"), version_id=input.get("model_version_id"),
                  task_id=input.get("task_id"), job_id=input.get("job_id"), config=ctx.config)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from qfnb._core.errors import ValidationError as QfValidationError
 from qfnb.model.configs import ConfigModel, DeployConfig
 from qfnb.protocol.training import LIMITS, hyper_problem
 
-__all__ = ["DeployConfig", "TrainConfig"]
+__all__ = ["CorpusConfig", "CorpusConfigItem", "DatasetConfig", "DeployConfig", "ResourceConfig", "TrainConfig",
+           "TrainLimit"]
+
+logger = logging.getLogger("qfnb.trainer")
 
 _PEFT = {"lora": "LoRA", "fullfinetuning": "FullFineTuning", "full": "FullFineTuning",
          "all": "FullFineTuning", "prompttuning": "PromptTuning", "ptuning": "PromptTuning"}
@@ -56,6 +60,28 @@ class TrainConfig(ConfigModel):
     resource_config: dict[str, Any] | None = None
     extras: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("resource_config", mode="before")
+    @classmethod
+    def _resource(cls, value: Any) -> Any:
+        return value.to_wire() if isinstance(value, ResourceConfig) else value
+
+    def validate_config(self, train_limit: TrainLimit) -> bool:
+        """True when every field ``train_limit`` bounds is set and within its bound: a
+        ``(low, high)`` tuple, or a list of allowed values (as the official SDK checks)."""
+        for name, bound in train_limit.items():
+            name = name.removesuffix("_limit")
+            value = getattr(self, name, None)
+            if value is None:
+                logger.warning("TrainConfig.validate_config: %s is not set", name)
+                return False
+            if isinstance(bound, tuple) and len(bound) == 2 and not bound[0] <= value <= bound[1]:
+                logger.warning("TrainConfig.validate_config: %s=%r is outside %s", name, value, bound)
+                return False
+            if isinstance(bound, list) and value not in bound:
+                logger.warning("TrainConfig.validate_config: %s=%r is not one of %s", name, value, bound)
+                return False
+        return True
+
     def __init__(self, **data: Any) -> None:  # keeps the keyword-only, validated signature for type checkers
         super().__init__(**data)
 
@@ -97,3 +123,74 @@ class TrainConfig(ConfigModel):
         if not isinstance(data, dict):
             raise QfValidationError("train_config", f"{p.name} must hold a mapping of fields")
         return cls(**data)
+
+
+class TrainLimit(dict[str, Any]):
+    """Bounds of train-config fields: ``TrainLimit(epoch=(1, 10), max_seq_len=[4096, 8192])``;
+    each bound is also an attribute. ``specific | common`` fills what ``specific`` leaves unset."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.__dict__.update(kwargs)
+
+    def __or__(self, other: Any) -> TrainLimit:  # type: ignore[override]
+        if not isinstance(other, TrainLimit):
+            return NotImplemented
+        return TrainLimit(**{**{k: v for k, v in other.items()}, **{k: v for k, v in self.items() if v is not None}})
+
+
+class _WireModel(BaseModel):
+    """A config sent as a camelCase body (``to_wire()``); fields take either spelling."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class ResourceConfig(_WireModel):
+    """Where the training runs: ``resourceConfig`` (a resource pool, node count, idle nodes)."""
+
+    resource_id: str | None = Field(None, alias="resourceId")
+    node_num: int | None = Field(None, alias="nodeNum")
+    idle_resource: bool | None = Field(None, alias="idleResource")
+
+    def to_wire(self) -> dict[str, Any]:
+        extras = self.model_extra or {}
+        return {**{k: v for k, v in super().to_wire().items() if k not in extras}, **extras.get("extras", {})}
+
+
+class CorpusConfigItem(_WireModel):
+    """One general corpus mixed into the training data (type, proportion, labels)."""
+
+    corpus_proportion: Any = Field(None, alias="proportion")
+    corpus_type: int | None = Field(None, alias="corpusType")
+    corpus_labels: list[str] | None = Field(None, alias="labels")
+
+    @field_validator("corpus_type", mode="before")
+    @classmethod
+    def _type(cls, value: Any) -> Any:
+        return getattr(value, "value", value)
+
+
+class CorpusConfig(_WireModel):
+    """``corpusConfig``: general corpora mixed into a fine-tune's data."""
+
+    copy_data: bool | None = Field(None, alias="copyData")
+    corpus_configs: list[CorpusConfigItem] = Field(default_factory=list, alias="config")
+
+
+class DatasetConfig(BaseModel):
+    """Several datasets for one fine-tune, each with its sampling rate, plus the split and
+    corpus options (``Finetune(dataset=DatasetConfig(...))``)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    datasets: list[Any]
+    sampling_rates: list[float] | None = None
+    eval_split_ratio: float | None = None
+    corpus_proportion: float | None = None
+    corpus_type: Any = None
+    corpus_labels: list[str] | None = None
+    sampling_rate: float | None = None
+    source_type: str | None = None

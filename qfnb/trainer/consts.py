@@ -6,7 +6,15 @@ from enum import StrEnum as _StrEnum
 
 from qfnb.model.consts import ServiceStatus, ServiceType
 
-__all__ = ["ActionState", "FinetuneStatus", "ServiceStatus", "ServiceType", "status_of"]
+__all__ = ["ActionState", "FinetuneStatus", "PeftType", "ServiceStatus", "ServiceType", "status_of"]
+
+
+class PeftType(_StrEnum):
+    """How much of the model a fine-tune changes (``TrainConfig(peft_type=...)``)."""
+
+    ALL = "FullFineTuning"
+    PTuning = "PromptTuning"
+    LoRA = "LoRA"
 
 
 class ActionState(_StrEnum):

@@ -63,16 +63,23 @@ class LLMFinetune(Trainer):
             from qfnb._core.config import Config as _Config
 
             config = config.with_overrides(**creds) if config is not None else _Config.from_env(**creds)
-        train_kwargs = {k: v for k in ("peft_type", "train_mode") if (v := kwargs.pop(k, None))}
-        if "dataset_bos_path" in kwargs:
-            warn_ignored("LLMFinetune", {"dataset_bos_path": kwargs.pop("dataset_bos_path")},
-                         "qfnb uploads a local dataset into a platform dataset; the platform "
-                         "chooses its storage")
+        train_kwargs = {k: v for k in ("peft_type", "train_mode", "corpus_config", "train_extras")
+                        if (v := kwargs.pop(k, None))}
+        previous = _previous_task(kwargs.pop("previous_task_id", None), kwargs.pop("previous_trainer", None))
+        if previous is not None:
+            train_kwargs["increment_task_id"] = previous
+        bos_path = kwargs.pop("dataset_bos_path", None)
+        if bos_path is not None:
+            if dataset is not None:
+                raise ValidationError("dataset_bos_path", "give dataset= or dataset_bos_path=, not both")
+            if not isinstance(bos_path, str) or not bos_path.startswith("bos:/"):
+                raise ValidationError("dataset_bos_path", f"must be a bos:/ URI, got {bos_path!r}")
+            dataset = bos_path
         warn_ignored("LLMFinetune", kwargs)
         train_type = train_type or base_model or ""
-        if not train_type:
+        if not train_type and previous is None:
             raise ValidationError("train_type", "name the base model to fine-tune "
-                                  "(e.g. 'Gemma-3-270M' locally)")
+                                  "(e.g. 'Gemma-3-270M' locally), or continue one with previous_task_id=")
         dataset = _as_dataset(dataset)
         if isinstance(train_config, str | Path):
             train_config = TrainConfig.load(train_config)
@@ -129,6 +136,13 @@ class LLMFinetune(Trainer):
         return next(a for a in self.ppl.actions if isinstance(a, TrainAction))
 
     @property
+    def result(self) -> list[Any]:
+        """The run's result: :attr:`output` (with its ``model`` / ``service`` objects) once it
+        finished, the error it ended with, or ``None`` before a run."""
+        last = self._results[-1]
+        return [last if last is None or isinstance(last, BaseException) else self.output]
+
+    @property
     def output(self) -> dict[str, Any]:
         """The last finished output; ``output["model"]`` is a :class:`qfnb.model.Model`, and
         after a deploy ``output["service"]`` the :class:`qfnb.model.Service`."""
@@ -136,6 +150,8 @@ class LLMFinetune(Trainer):
 
         done = [a.output for a in self.ppl.actions if a.output is not None]
         out = dict(done[-1]) if done else {}
+        if isinstance(self._results[-1], BaseException):  # as officially: a failed run's output names the error
+            out["error"] = str(self._results[-1])
         if isinstance(out.get("model"), dict):
             out["model"] = Model.from_dict(out["model"], config=self.config)
         deploy = next((a for a in self.ppl.actions if isinstance(a, DeployAction)), None)
@@ -331,10 +347,33 @@ class LLMFinetune(Trainer):
         return trainer
 
     @classmethod
-    def list(cls) -> list[dict[str, Any]]:
-        """Saved trainers, newest first: ``[{"id", "name", "status", "updated"}, ...]``."""
-        return [{"id": r.get("id"), "name": r.get("name"), "status": r.get("status"),
-                 "updated": r.get("updated")} for r in persist.list_records()]
+    def list(cls) -> list[TrainerSummary]:
+        """Saved trainers, newest first: ``[{"id", "name", "status", "updated"}, ...]`` (each also
+        readable as attributes, ``trainers[0].id``, as the official SDK's trainer objects)."""
+        return [TrainerSummary(id=r.get("id"), name=r.get("name"), status=r.get("status"), updated=r.get("updated"))
+                for r in persist.list_records()]
+
+
+class TrainerSummary(dict[str, Any]):
+    """One saved trainer's summary: a dict whose keys are attributes too."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _previous_task(task_id: str | None, trainer: Any) -> str | None:
+    """The run an incremental fine-tune continues: ``previous_task_id``, or ``previous_trainer``'s."""
+    if trainer is not None:
+        if task_id is not None:
+            raise ValidationError("previous_task_id", "give previous_task_id= or previous_trainer=, not both")
+        action = getattr(trainer, "train_action", None)
+        task_id = getattr(action, "task_id", None)
+        if task_id is None:
+            raise ValidationError("previous_trainer", "that trainer has not started a training run yet")
+    return task_id
 
 
 def _as_dataset(dataset: Any) -> Any:
@@ -346,6 +385,11 @@ def _as_dataset(dataset: Any) -> Any:
 
     if dataset is None:
         raise ValidationError("dataset", "a Dataset, platform dataset id or bos:/ URI is required")
+    from .configs import DatasetConfig
+
+    if isinstance(dataset, DatasetConfig):
+        dataset.datasets = [_as_dataset(d) for d in dataset.datasets]
+        return dataset
     if isinstance(dataset, pd.DataFrame):
         dataset = Dataset.load(dataframe=dataset)
     elif isinstance(dataset, list):

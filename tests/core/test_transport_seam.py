@@ -202,7 +202,7 @@ async def test_plain_and_streamed_answers_decode_the_same(status: int, content: 
 async def test_decoder_success_raw_bodies_and_one_json_chunk_for_a_stream() -> None:
     ok = decode_reply(_call(), Reply(200, {"x-baidu-request-id": "rid"}, b'{"result": "hi"}'), 0.01)
     assert ok.result == "hi" and ok.request is not None and ok.request.url == "/rpc/chat/x"
-    assert decode_body(_call(api="raw"), 200, {}, b"plain text") == {"_raw": "plain text"}
+    assert decode_body(_call(api="raw"), 200, {}, b"plain text") == {"_raw": "plain text", "_bytes": b"plain text"}
     chunks = await open_stream(_call(stream=True), _stream_reply(200, "application/json", b'{"result": "one"}'), 0.0)
     assert [c.result async for c in chunks] == ["one"]
 

@@ -75,3 +75,19 @@ def test_properties_never_download(cloud: ConsoleCloud, cfg: Config) -> None:
     assert ds.fetch() is ds and len(cloud.calls("dataset/export")) == 1
     assert ds.columns == ["prompt", "response"] and not ds.is_grouped
     assert len(cloud.calls("dataset/export")) == 1
+
+
+def test_a_zipped_export_is_read_file_by_file() -> None:
+    """The platform's export download is a zip of .jsonl files (one conversation per line)."""
+    import io
+    import zipfile
+
+    from qfnb.dataset._platform import _parse_export, _unzip_text
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("2.jsonl", '[{"prompt": "b", "response": [["B"]]}]')
+        archive.writestr("1.jsonl", '[{"prompt": "a", "response": [["A"]]}]')
+        archive.writestr("meta.csv", "ignored")
+    df = _parse_export(_unzip_text(buf.getvalue()))
+    assert list(df["prompt"]) == ["a", "b"]

@@ -34,7 +34,7 @@ def test_rule_evaluation_on_the_local_platform(local: tuple[Any, Config]) -> Non
     result = em.eval([model], ds, config=cfg)
 
     assert result.state == "Done" and em.task_id
-    assert model.id == preset["id"]
+    assert model.set_id == preset["id"]
     tag = "Tiny-Chat_1"
     metrics = result.metrics[tag]
     assert metrics["accuracy"] == 0.5  # the double answers "tiny-chat: x" -> matches row 1 only

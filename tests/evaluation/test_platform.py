@@ -118,7 +118,7 @@ class FakeConsole:
 async def test_platform_task_lifecycle() -> None:
     console = FakeConsole(["Pending", "Doing", "Done"])
     rule = QianfanRuleEvaluator(using_accuracy=True)
-    result = await arun_platform_evaluation([rule], [Model(id="am-1", version_id="amv-1")], "ds-9", console=console,
+    result = await arun_platform_evaluation([rule], [Model(set_id="am-1", version_id="amv-1")], "ds-9", console=console,
                                             poll_interval=0)
     kind, body = console.calls[0]
     assert kind == "create"
@@ -173,7 +173,7 @@ async def test_platform_needs_published_models_and_a_platform_dataset() -> None:
     with pytest.raises(ProtocolError, match=r"published qfnb\.model\.Model"):
         await arun_platform_evaluation([rule], [object()], 1, console=FakeConsole(["Done"]), poll_interval=0)
     with pytest.raises(ProtocolError, match="modelVersionId"):
-        await arun_platform_evaluation([rule], [Model(id=3)], 1, console=FakeConsole(["Done"]), poll_interval=0)
+        await arun_platform_evaluation([rule], [Model(set_id=3)], 1, console=FakeConsole(["Done"]), poll_interval=0)
     with pytest.raises(ProtocolError, match="stored on the platform") as info:
         await arun_platform_evaluation([rule], [("a", "b")], object(), console=FakeConsole(["Done"]),
                                        poll_interval=0)

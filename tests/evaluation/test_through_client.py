@@ -108,10 +108,10 @@ def test_models_and_services_run_through_their_endpoint(fake: FakeQianfan,
                                                         make_config: Callable[..., Config]) -> None:
     cfg = make_config("oauth")
     svc = Service(id="svco-1", endpoint="my_sft", config=cfg)
-    model = Model(id=11, version_id=22, name="sft", model_set_id="am-11", service=svc)
+    model = Model(set_id=11, version_id=22, name="sft", model_set_id="am-11", service=svc)
     em = EvaluationManager(local_evaluators=[ExactMatchEvaluator()])
     result = em.eval([model, svc], DATA[:1])
     assert list(result.metrics) == ["am-11_22_sft", "svco-1_my_sft"]
     assert result.samples_df["am-11_22_sft/output"].tolist() == ["echo[my_sft]: hello"]
     with pytest.raises(ProtocolError, match="no deployed service"):
-        em.eval([Model(id=1, version_id=2)], DATA)
+        em.eval([Model(set_id=1, version_id=2)], DATA)

@@ -25,7 +25,7 @@ def _finished_run(cloud: ConsoleCloud, cfg: Config) -> tuple[str, str]:
 def test_publish_deploy_and_use(cloud: ConsoleCloud, cfg: Config) -> None:
     job, task = _finished_run(cloud, cfg)
     m = Model(task_id=task, job_id=job, config=cfg).publish("my_model")
-    assert m.version_id is not None and m.id == 7 and m.name == "my_model"
+    assert m.version_id is not None and m.set_id == 7 and m.name == "my_model"
     assert len(cloud.calls("modelVersionDetail")) == 2  # Creating, then Ready
     svc = m.deploy(DeployConfig(name="svc", endpoint_suffix="ep_x", replicas=1, service_type=ServiceType.Chat))
     assert svc.endpoint == "ep_x" and m.service is svc
@@ -44,12 +44,12 @@ def test_publish_deploy_and_use(cloud: ConsoleCloud, cfg: Config) -> None:
 
 def test_dumps_roundtrip_has_no_credentials(cloud: ConsoleCloud, cfg: Config) -> None:
     svc = Service(id="svco-1", endpoint="ep", config=cfg, deploy_config=DeployConfig(hours=2))
-    m = Model(id=7, version_id=9, task_id="task-1", job_id="job-1", name="n", config=cfg, service=svc)
+    m = Model(set_id=7, version_id=9, task_id="task-1", job_id="job-1", name="n", config=cfg, service=svc)
     blob = m.dumps()
     for secret in (b"test_secret_key", b"test_access_key", b"test_sk"):
         assert secret not in blob
     back = Model.loads(blob)
-    assert (back.id, back.version_id, back.task_id, back.service.endpoint) == (7, 9, "task-1", "ep")  # type: ignore[union-attr]
+    assert (back.set_id, back.version_id, back.task_id, back.service.endpoint) == (7, 9, "task-1", "ep")  # type: ignore[union-attr]
     assert back.service.deploy_config.hours == 2  # type: ignore[union-attr]
     assert Service.loads(svc.dumps()).endpoint == "ep"
     assert "secret" not in repr(m) and "secret" not in repr(svc)
@@ -59,7 +59,7 @@ def test_auto_complete_info_and_errors(cloud: ConsoleCloud, cfg: Config) -> None
     job, task = _finished_run(cloud, cfg)
     published = Model(task_id=task, job_id=job, config=cfg).publish("x")
     m = Model(version_id=published.version_id, config=cfg).auto_complete_info()
-    assert m.id == 7 and m.name == "x" and m.model_set_id == "am-7"
+    assert m.set_id == 7 and m.name == "x" and m.model_set_id == "am-7"
     with pytest.raises(ValueError, match="deploy"):
         Model(version_id=1, config=cfg).chat_target()
     with pytest.raises(ValueError, match="id"):

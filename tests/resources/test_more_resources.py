@@ -58,7 +58,7 @@ def test_image2text_sends_base64_and_needs_an_endpoint(fake: FakeQianfan, cfg: C
 
 
 def test_tokenizer_local_estimate_and_remote_count(fake: FakeQianfan, cfg: Config) -> None:  # noqa: F811
-    assert Tokenizer.count_tokens("你好 world, hello!") == 2 + int(2 * 1.3)  # CJK + 1.3 × words
+    assert Tokenizer.count_tokens("你好 world, hello!") == int(2 * 0.625 + 2)  # 0.625 per CJK char + 1 per word
     assert Tokenizer.count_tokens("") == 0
     assert Tokenizer.count_tokens("abcdef", mode="remote", config=cfg) == 6
     call = fake.calls("/tokenizer/")[-1]

@@ -14,6 +14,7 @@ import pytest
 from qfnb._core.config import Config
 from qfnb._core.runtime import sync
 from qfnb.dataset import Dataset
+from qfnb.errors import ValidationError
 from qfnb.trainer import (
     ActionState,
     Event,
@@ -151,17 +152,23 @@ def test_load_dataset_action_alone_with_dataset_id(cloud: ConsoleCloud, cfg: Con
 def test_llmfinetune_kwargs_result_log_save_and_handlers(cloud: ConsoleCloud, cfg: Config, _cache: None,
                                                          caplog: pytest.LogCaptureFixture,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from qfnb.trainer import actions
+    from qfnb.trainer import load_action
 
-    monkeypatch.setattr(actions, "_WARNED", set())
+    monkeypatch.setattr(load_action, "_WARNED", set())
     caplog.set_level(logging.WARNING, logger="qfnb.trainer")
     trainer = LLMFinetune(train_type="Fake-Base", dataset=Dataset.create_from_pyobj(ROWS),
                           train_config=TrainConfig(epoch=1), config=cfg, peft_type="FullFineTuning",
-                          dataset_bos_path="bos:/bucket/path", previous_task_id="t-1")
-    LLMFinetune(train_type="Fake-Base", dataset=ROWS, config=cfg, dataset_bos_path="bos:/b/p")
+                          unknown_option=1)
+    LLMFinetune(train_type="Fake-Base", dataset=ROWS, config=cfg, unknown_option=2)
     warned = [r.getMessage() for r in caplog.records]
-    assert sum("dataset_bos_path" in m for m in warned) == 1  # once per process and name
-    assert any("previous_task_id" in m for m in warned)
+    assert sum("unknown_option" in m for m in warned) == 1  # once per process and name
+    # the official options qfnb honours: a BOS dataset, and continuing a previous run
+    bos = LLMFinetune(train_type="Fake-Base", config=cfg, dataset_bos_path="bos:/b/p")
+    assert bos.actions[0].dataset == "bos:/b/p"
+    with pytest.raises(ValidationError, match="dataset_bos_path"):
+        LLMFinetune(train_type="Fake-Base", dataset=ROWS, config=cfg, dataset_bos_path="bos:/b/p")
+    incr = LLMFinetune(dataset=ROWS, config=cfg, previous_task_id="t-1")
+    assert incr.train_action.increment_task_id == "t-1"
     assert trainer.result == [None]
     assert [type(a).__name__ for a in trainer.actions] == ["LoadDataSetAction", "TrainAction",
                                                            "ModelPublishAction"]

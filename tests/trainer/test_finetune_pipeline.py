@@ -223,7 +223,7 @@ def test_evaluate_step_runs_after_deploy(cloud: ConsoleCloud, cfg: Config) -> No
     (metrics,) = result.metrics.values()
     assert "accuracy" in metrics
     assert len(cloud.fake.calls("/chat/ev_ep")) == 2  # each eval prompt went to the deployed service
-    assert trainer.output["eval_metrics"]
+    assert trainer.output["eval_res"]
     with pytest.raises(ValueError, match="evaluators"):
         LLMFinetune.load(trainer.id, config=cfg)
     again = LLMFinetune.load(trainer.id, config=cfg, eval_dataset=Dataset.create_from_pyobj(ROWS[:2]),

@@ -27,7 +27,8 @@ def inference(chat: ChatCompletion) -> None:
     assert_type(Completion().do("x", stream=True), Iterator[QfResponse])
     assert_type(Embedding().do(["a"]), QfResponse)
     chat.do(MSGS, temperature="hot")  # type: ignore[call-overload]
-    Embedding().do("not a list")  # type: ignore[arg-type]
+    assert_type(Embedding().do("one text"), QfResponse)  # a string is a list of one (as officially)
+    Embedding().do(3)  # type: ignore[arg-type]
 
 
 async def inference_async(chat: ChatCompletion) -> None:

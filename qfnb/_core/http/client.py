@@ -132,6 +132,10 @@ class AsyncQianfanClient:
             self._auths[api] = auth
         return auth
 
+    async def access_token(self) -> str:
+        """The OAuth access token v1 inference calls carry (minted from AK/SK on first use)."""
+        return await self._oauth.get()
+
     async def _fetch_oauth_token(self) -> tuple[str, float | None]:
         cfg = self.config
         if not (cfg.ak and cfg.sk):
@@ -310,7 +314,7 @@ class AsyncQianfanClient:
                              content: bytes | dict[str, Any] | None = None, headers: Mapping[str, str] | None = None,
                              retry: RetryPolicy | None = None) -> QfResponse:
         """Any bce-auth-v1 signed request to a full URL (BOS uploads, IAM). Non-JSON bodies are kept
-        as ``{"_raw": text}``."""
+        as ``{"_raw": text, "_bytes": content}``."""
         hdrs = {"Content-Type": _JSON if not isinstance(content, bytes) else "application/octet-stream",
                 "x-bce-request-id": str(uuid.uuid4()), **(headers or {})}
         call = Call(method, url, content, hdrs, params, "raw", False)

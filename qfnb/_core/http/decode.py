@@ -27,7 +27,7 @@ __all__ = ["decode_body", "decode_reply", "open_stream"]
 
 def decode_body(call: Call, status: int, headers: Mapping[str, str], content: bytes) -> dict[str, Any]:
     """The JSON object of a whole answer, or the error it stands for. Non-JSON bodies of
-    ``raw`` calls (BOS objects) come back as ``{"_raw": text}``."""
+    ``raw`` calls (BOS objects) come back as ``{"_raw": text, "_bytes": content}``."""
     body: Any
     try:
         body = json.loads(content) if content else {}
@@ -38,15 +38,20 @@ def decode_body(call: Call, status: int, headers: Mapping[str, str], content: by
         err = error_from_http(status, body, headers, text)
         if isinstance(err, APIError):
             err.retry_after = headers.get("retry-after")
+            err.headers = {k.lower(): v for k, v in headers.items()}
+            err.body = body
         raise err
     if not isinstance(body, dict):
         if call.api == "raw":
-            return {"_raw": content.decode("utf-8", errors="replace")}
+            return {"_raw": content.decode("utf-8", errors="replace"), "_bytes": content}
         kind = "an event stream or a JSON object" if call.stream else "a JSON object"
         raise RequestError(f"expected {kind} from {call.path}, got {content[:200]!r}", status_code=status,
                            body=content[:2000], headers=headers)
     err2 = error_from_body(body, status, headers.get("x-baidu-request-id"))
     if err2 is not None:
+        if isinstance(err2, APIError):
+            err2.headers = {k.lower(): v for k, v in headers.items()}
+            err2.body = body
         raise err2
     return body
 
@@ -57,7 +62,8 @@ def decode_reply(call: Call, reply: Reply, latency: float) -> QfResponse:
     stat = {"request_latency": latency, "total_latency": latency,
             "start_timestamp": int((time.time() - latency) * 1000)}
     return QfResponse(reply.status_code, reply.headers, body,
-                      QfRequest(call.method, call.path, call.headers.get("Request_id")), stat)
+                      QfRequest(call.method, call.path, call.headers.get("Request_id"), content=call.content,
+                                headers=call.headers), stat)
 
 
 def is_event_stream(reply: StreamReply) -> bool:
@@ -66,7 +72,7 @@ def is_event_stream(reply: StreamReply) -> bool:
 
 async def open_stream(call: Call, reply: StreamReply, start: float) -> AsyncIterator[QfResponse]:
     """The chunks of a streamed answer, its first already read; closes ``reply`` when done."""
-    request = QfRequest(call.method, call.path, call.request_id)
+    request = QfRequest(call.method, call.path, call.request_id, content=call.content, headers=call.headers)
     if not is_event_stream(reply):  # an error, or a server answering with one JSON body: one chunk
         try:
             raw = await reply.aread()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, KeysView, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -12,16 +13,33 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["QfRequest", "QfResponse"]
 
+_SECRET_HEADERS = frozenset({"authorization", "x-bce-security-token", "x-auth-token", "cookie"})
+
 
 class QfRequest:
-    """What was sent, without secrets: method, URL path (no query), request id."""
+    """What was sent, without secrets: method, URL path (no query), request id, and the JSON
+    body (``json_body``, as the official SDK's record; credentials never travel in a body) and
+    the non-credential headers (``headers``; the auth headers are not kept)."""
 
-    __slots__ = ("method", "request_id", "url")
+    __slots__ = ("_content", "headers", "method", "request_id", "url")
 
-    def __init__(self, method: str, url: str, request_id: str | None = None) -> None:
+    def __init__(self, method: str, url: str, request_id: str | None = None, *, content: bytes = b"",
+                 headers: Mapping[str, str] | None = None) -> None:
         self.method = method
         self.url = url
         self.request_id = request_id
+        self._content = content
+        self.headers: dict[str, str] = {k: v for k, v in (headers or {}).items()
+                                        if k.lower() not in _SECRET_HEADERS}
+
+    @property
+    def json_body(self) -> dict[str, Any]:
+        """The JSON body sent ({} for none or a non-JSON body)."""
+        try:
+            body = json.loads(self._content) if self._content else {}
+        except ValueError:
+            return {}
+        return body if isinstance(body, dict) else {}
 
     def __repr__(self) -> str:
         return f"QfRequest({self.method} {self.url})"

@@ -1,9 +1,12 @@
-"""Console (management) APIs: ``FineTune``, ``Model``, ``Service``, ``Data``, ``IAM``; bce-auth-v1 signed."""
+"""Console (management) APIs: ``FineTune``, ``Model``, ``Service``, ``Data``, ``IAM``, ``Prompt``,
+``Charge``, ``Memory``; bce-auth-v1 signed."""
 
+from .charge import Charge, Memory
 from .data import Data
 from .finetune import FineTune
 from .iam import IAM
 from .model import Model
+from .prompt import Prompt
 from .service import Service
 
-__all__ = ["IAM", "Data", "FineTune", "Model", "Service"]
+__all__ = ["IAM", "Charge", "Data", "FineTune", "Memory", "Model", "Prompt", "Service"]

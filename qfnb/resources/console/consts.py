@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import IntEnum, StrEnum
+from enum import Enum, IntEnum, StrEnum
 
 from qfnb.protocol.console import (
     EvalState,
@@ -16,10 +16,49 @@ from qfnb.protocol.console import (
 )
 
 __all__ = [
-    "DataExportDestinationType", "DataProjectType", "DataSetType", "DataSourceType",
-    "DataStorageType", "DataTemplateType", "DeployPoolType", "EvalState", "ImportStatus",
-    "ModelVersionState", "ParameterScale", "ReleaseStatus", "RunStatus", "ServiceStatus",
-    "ServiceType", "TrainMode", "TrainParameterScale",
+    "V2",
+    "CreateCustomModelSourceType",
+    "CustomModelSetModelType",
+    "DataExportDestinationType",
+    "DataExportStatus",
+    "DataImportStatus",
+    "DataProjectType",
+    "DataReleaseStatus",
+    "DataSetType",
+    "DataSourceType",
+    "DataStorageType",
+    "DataTemplateType",
+    "DeployPoolType",
+    "ETLTaskStatus",
+    "EntityListingType",
+    "EvalState",
+    "EvaluationResultExportDestinationType",
+    "EvaluationResultExportField",
+    "EvaluationResultExportRange",
+    "EvaluationResultExportTaskStatus",
+    "EvaluationTaskStatus",
+    "FinetuneCorpusType",
+    "FinetuneSupportHyperParameterCheckType",
+    "FinetuneSupportHyperParameterType",
+    "FinetuneSupportModelType",
+    "ImportStatus",
+    "ModelCompStrategy",
+    "ModelCompTaskStatus",
+    "ModelQuantizationWeight",
+    "ModelState",
+    "ModelTypePreset",
+    "ModelTypeUser",
+    "ModelVersionState",
+    "ParameterScale",
+    "ReleaseStatus",
+    "RunStatus",
+    "ServiceStatus",
+    "ServiceType",
+    "TrainDatasetSourceType",
+    "TrainDatasetType",
+    "TrainMode",
+    "TrainParameterScale",
+    "TrainStatus",
 ]
 
 TrainParameterScale = ParameterScale
@@ -85,3 +124,199 @@ class ServiceType(StrEnum):
     Embeddings = "embeddings"
     Text2image = "text2image"
     Image2text = "image2text"
+
+
+# ---------------------------------------------------------------- the official SDK's other enums
+class DataImportStatus(int, Enum):
+    NotStarted = -1
+    Initialized = 0
+    Running = 1
+    Finished = 2
+    Failed = 3
+    Terminated = 4
+
+
+class DataExportStatus(int, Enum):
+    NotStarted = -1
+    Initialized = 0
+    Running = 1
+    Finished = 2
+    Failed = 3
+
+
+class DataReleaseStatus(int, Enum):
+    NotStarted = 0
+    Running = 1
+    Finished = 2
+    Failed = 3
+
+
+class TrainStatus(StrEnum):
+    """A v2 fine-tuning task's ``runStatus`` (qfnb's v1 ``trainStatus`` values are
+    :class:`qfnb.protocol.console.TrainStatus`)."""
+
+    Finish = "Done"
+    Running = "Running"
+    Fail = "Failed"
+    Stop = "Stopped"
+    Waiting = "Waiting"
+
+
+class ModelState(StrEnum):
+    Ready = "Ready"
+    Creating = "Creating"
+    Fail = "Fail"
+
+
+class TrainDatasetType(IntEnum):
+    Platform = 1
+    PrivateBos = 2
+
+
+class TrainDatasetSourceType(StrEnum):
+    Platform = "Platform"
+    PrivateBos = "Bos"
+    PrivateAfs = "Afs"
+
+
+class EntityListingType(IntEnum):
+    All = 0
+    AnnotatedOnly = 1
+    NotAnnotatedOnly = 2
+
+
+class ETLTaskStatus(IntEnum):
+    NoTask = 0
+    Running = 1
+    Finished = 2
+    Interrupted = 3
+    Failed = 4
+    Paused = 5
+
+
+class EvaluationTaskStatus(StrEnum):
+    Pending = "Pending"
+    Doing = "Doing"
+    DoingWithManualBegin = "DoingWithManualBegin"
+    Stopping = "Stopping"
+    Done = "Done"
+    PartlyDone = "PartlyDone"
+    Failed = "Failed"
+    Stopped = "Stopped"
+
+
+class EvaluationResultExportDestinationType(StrEnum):
+    PublicBos = "local"
+    PrivateBos = "storage"
+
+
+class EvaluationResultExportRange(StrEnum):
+    Total = "total"
+    Part = "part"
+
+
+class EvaluationResultExportField(StrEnum):
+    Prompt = "prompt"
+    Prediction = "prediction"
+    Completion = "completion"
+    Metrics = "metrics"
+
+
+class EvaluationResultExportTaskStatus(StrEnum):
+    Pending = "Pending"
+    Uploading = "Uploading"
+    Fail = "Fail"
+    Done = "Done"
+
+
+class FinetuneSupportModelType(StrEnum):
+    Text2Text = "text2text"
+    Text2Image = "text2image"
+    ImageUnderstanding = "imageUnderstanding"
+
+
+class FinetuneSupportHyperParameterType(StrEnum):
+    Int = "int"
+    Float = "float"
+    Boolean = "boolean"
+    String = "string"
+
+
+class FinetuneSupportHyperParameterCheckType(StrEnum):
+    Range = "range"
+    Choice = "choice"
+    MultipleChoice = "mult_choice"
+
+
+class ModelTypePreset(IntEnum):
+    TextGC = 0
+    ImageGC = 1
+    VectorModel = 4
+    Image2Text = 5
+    IndustryModel = 6
+
+
+class ModelTypeUser(IntEnum):
+    LargeLanguageModel = 0
+    Text2Image = 1
+    IndustrySearchModel = 2
+    TextRepresentationModel = 3
+    VectorModel = 4
+    Image2Text = 5
+
+
+class CustomModelSetModelType(StrEnum):
+    Text2Text = "Text2Text"
+    Text2Image = "Text2Image"
+    TextRepresentation = "TextRepresentation"
+    ImageUnderstanding = "ImageUnderstanding"
+    Industry = "Industry"
+
+
+class CreateCustomModelSourceType(StrEnum):
+    Train = "Train"
+    Import = "Import"
+
+
+class FinetuneCorpusType(IntEnum):
+    QianfanCommon = 1
+    YiyanCommon = 2
+    YiyanVertical = 3
+
+
+class ModelCompStrategy(StrEnum):
+    Quantization = "Quantization"
+    Sparsity = "Sparsity"
+
+
+class ModelQuantizationWeight(StrEnum):
+    INT8PTQ = "INT8-PTQ"
+    W8A16C16 = "W8A16C16"
+    W4A16C16 = "W4A16C16"
+
+
+class ModelCompTaskStatus(StrEnum):
+    Creating = "creating"
+    Running = "running"
+    Succeeded = "succeeded"
+    Failed = "failed"
+    Stopping = "stopping"
+    Stopped = "stopped"
+
+
+class V2:
+    """The v2 console's dataset enums."""
+
+    class DatasetFormat(StrEnum):
+        PromptResponse = "PromptResponse"
+        Text = "Text"
+        DPOPromptChosenRejected = "DPO_PromptChosenRejected"
+        KTOPromptChosenRejected = "KTO_PromptChosenRejected"
+        PromptSortedResponses = "PromptSortedresponses"
+        Prompt = "Prompt"
+        PromptImage = "PromptImage"
+        PromptImageResponse = "PromptImageResponse"
+
+    class StorageType(StrEnum):
+        Bos = "BOS"
+        SysStorage = "sysStorage"

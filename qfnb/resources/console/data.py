@@ -18,11 +18,12 @@ from qfnb.resources.console.consts import (
 
 from ._base import asend, send, split_overrides
 from .builders import data as build
+from .data_tasks import DataTasksCalls
 
 __all__ = ["Data"]
 
 
-class Data:
+class Data(DataTasksCalls):
     """Dataset console API (v1); ``Data.V2`` for ``/v2/dataset``."""
 
     @classmethod

@@ -11,11 +11,13 @@ from qfnb._core.http.retry import RetryPolicy
 
 from ._base import asend, send, split_overrides
 from .builders import model as build
+from .model_eval import ModelEvalCalls
+from .model_repo import ModelRepoCalls
 
 __all__ = ["Model"]
 
 
-class Model:
+class Model(ModelEvalCalls, ModelRepoCalls):
     """Model repository console API (v1); ``Model.V2`` for ``/v2/model``."""
 
     @classmethod

@@ -1,5 +1,5 @@
 """The inference API: ChatCompletion, Completion, Embedding, Plugin, Text2Image, Image2Text, Reranker,
-Tokenizer, Messages."""
+Tokenizer, Messages, Function."""
 
 from qfnb._core.http.response import QfResponse
 
@@ -7,15 +7,17 @@ from .batch import BatchFuture, read_results
 from .chat import ChatCompletion
 from .completion import Completion
 from .embedding import Embedding
+from .function import Function
 from .image2text import Image2Text
 from .messages import Messages, QfMessages, QfRole, Role
 from .plugin import Plugin
 from .reranker import Reranker
+from .targets import QfLLMInfo
 from .text2image import Text2Image
 from .tokenizer import Tokenizer
 
-__all__ = ["BatchFuture", "ChatCompletion", "Completion", "Embedding", "Image2Text", "Messages", "Plugin",
-           "QfMessages", "QfResponse", "QfRole", "Reranker", "Response", "Role", "Text2Image", "Tokenizer",
+__all__ = ["BatchFuture", "ChatCompletion", "Completion", "Embedding", "Function", "Image2Text", "Messages", "Plugin",
+           "QfLLMInfo", "QfMessages", "QfResponse", "QfRole", "Reranker", "Response", "Role", "Text2Image", "Tokenizer",
            "read_results"]
 
 #: the official SDK's name for :class:`QfResponse`

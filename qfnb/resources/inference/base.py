@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -24,8 +23,9 @@ from qfnb.protocol.version import REQUEST_SOURCE
 from . import batch as _batch
 from . import batching
 from .params import Call
+from .targets import QfLLMInfo, Target, class_or_instance_method, model_info, resolve_target, service_names
 
-__all__ = ["BaseInference", "Target", "resolve_target"]
+__all__ = ["BaseInference", "QfLLMInfo", "Target", "resolve_target"]
 
 logger = logging.getLogger("qfnb.resources")
 
@@ -40,54 +40,6 @@ _LOCAL_KWARGS = frozenset({"model", "endpoint", "stream", "request_id", "show_to
                            "truncate_overlong_msgs", "auto_concat_truncate", "truncated_continue_prompt",
                            "adapt_openai_message_format",
                            "retry_err_handler", *_RETRY_KWARGS})
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a call goes: ``api_type`` and endpoint suffix (``chat``, ``ernie-lite-8k``)."""
-
-    api_type: str
-    endpoint: str
-    model: str | None = None
-
-
-def _services_index(services: dict[str, Any] | None) -> dict[str, tuple[str, str]]:
-    """``{lower(name): (api_type, endpoint)}`` from a ``service/list`` result."""
-    index: dict[str, tuple[str, str]] = {}
-    for group in ("common", "custom"):
-        for entry in (services or {}).get(group) or []:
-            if not isinstance(entry, dict):
-                continue
-            name, url = entry.get("name") or entry.get("serviceName"), entry.get("url") or ""
-            parts = [p for p in str(url).split("?")[0].split("/") if p]
-            if name and len(parts) >= 2 and parts[-2] in routes.API_TYPES:
-                api = entry.get("apiType") or parts[-2]
-                index.setdefault(str(name).lower(), (str(api), parts[-1]))
-                if group == "custom":  # a deployed service answers to its endpoint too (what %qfmodels lists)
-                    index.setdefault(parts[-1].lower(), (str(api), parts[-1]))
-    return index
-
-
-def resolve_target(api_types: tuple[str, ...], model: str | None, endpoint: str | None, *,
-                   default_model: str | None, services: dict[str, Any] | None) -> Target | None:
-    """Pure: the target for ``model``/``endpoint``. None means "not known without the dynamic list".
-
-    ``endpoint`` wins (a custom service under the first api type). A model name is looked up
-    case-insensitively in the dynamic list first, then in the built-in catalog.
-    """
-    if endpoint:
-        return Target(api_types[0], endpoint.strip("/"))
-    name = model or default_model
-    if not name:
-        raise ValidationError("model", f"no model given and no default for {api_types[0]}")
-    found = _services_index(services).get(name.lower())
-    if found is not None and found[0] in api_types:
-        return Target(found[0], found[1], name)
-    for api in api_types:
-        ep = routes.builtin_endpoint(api, name)
-        if ep is not None:
-            return Target(api, ep, name)
-    return None
 
 
 class BaseInference(Generic[C]):
@@ -118,14 +70,37 @@ class BaseInference(Generic[C]):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self._model!r}, endpoint={self._endpoint!r})"
 
-    @classmethod
-    def models(cls) -> set[str]:
-        """Built-in model names for this resource (the platform may serve more: pass any name
-        its ``service/list`` knows, or ``endpoint=``)."""
+    @class_or_instance_method
+    def models(self_or_cls: Any) -> set[str]:
+        """Model names for this resource: on the class, the built-in catalog's; on an instance
+        with console keys, also those the platform's ``service/list`` serves (as the official
+        SDK's instance method)."""
         names: set[str] = set()
-        for api in cls.api_types:
+        for api in self_or_cls.api_types:
             names.update(routes.model_catalog().get(api, {}).get("models", {}))
+        if isinstance(self_or_cls, BaseInference):
+            names.update(self_or_cls._platform_models())
         return names
+
+    def _platform_models(self) -> set[str]:
+        client = self.client
+        if not (client.config.access_key and client.config.secret_key):
+            return set()
+        try:
+            services = sync.run(client.list_services())
+        except Exception as exc:  # the dynamic list is a help, not a requirement
+            logger.warning("could not fetch the platform's model list: %s", exc)
+            return set()
+        return service_names(services, self.api_types)
+
+    def get_model_info(self, model: str) -> QfLLMInfo:
+        """Where ``model`` is served (``.endpoint`` below the API prefix, e.g. ``/chat/completions``);
+        an unknown model raises ``ValidationError`` (an ``InvalidArgumentError``)."""
+        return model_info(self.resolve(model))
+
+    def access_token(self) -> str:
+        """The OAuth access token this resource's v1 calls carry (minted from AK/SK if needed)."""
+        return sync.run(self.client.access_token())
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -150,8 +125,8 @@ class BaseInference(Generic[C]):
         return routes.default_model(self.api_types[0])
 
     async def _target(self, model: str | None, endpoint: str | None) -> Target:
-        model = model or self._model
-        endpoint = endpoint or (None if model else self._endpoint)
+        if model is None and endpoint is None:  # as the official SDK: the call's pair, else the constructor's
+            model, endpoint = self._model, self._endpoint
         key = (model, endpoint)
         found = self._targets.get(key)
         if found is not None:
@@ -297,8 +272,11 @@ class BaseInference(Generic[C]):
             raise ValidationError(f"{self.batch_field}_list", f"pass either {self.batch_field}_list or body_list")
         if body_list is not None:
             return ({**common, **item} for item in body_list)
-        field = self.batch_field
-        return ({**common, field: item} for item in inputs or ())
+        return ({**common, **self._batch_item(item)} for item in inputs or ())
+
+    def _batch_item(self, item: Any) -> dict[str, Any]:
+        """The call kwargs of one ``batch_do`` input."""
+        return {self.batch_field: item}
 
     async def abatch_do(self, inputs: Iterable[Any] | None = None, *, body_list: Iterable[dict[str, Any]] | None = None,
                         worker_num: int | None = None, output_file: str | Path | None = None,

@@ -9,9 +9,11 @@ from typing import Any, ClassVar
 
 from qfnb._core.http.ratelimit import estimate_tokens
 from qfnb._core.http.response import QfResponse
+from qfnb._core.runtime import sync
 from qfnb.protocol import routes
 from qfnb.protocol.model_names import V2_DEFAULT_MODEL
 
+from . import function_call
 from ._generated.chat import ChatCompletionCalls
 from .accumulator import ChatAccumulator
 from .base import Target
@@ -43,7 +45,38 @@ class ChatCompletion(ChatCompletionCalls):
             raise ValueError(f"version must be 1 or 2, got {version!r}")
         self.version = int(version)
 
+    async def acreate(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
+                      stream: bool = False, **kwargs: Any) -> Any:
+        """The official ``create``: as :meth:`ado`, but a v2 resource answers typed objects
+        (:class:`~qfnb.resources.typing_client.Completion`, or an async iterator of
+        ``CompletionChunk``); a v1 resource answers as :meth:`ado`."""
+        from qfnb.resources.typing_client import chunk_of, completion_of
+
+        resp = await self.ado(messages, model, endpoint, stream, **kwargs)
+        if self.version != 2:
+            return resp
+        if isinstance(resp, QfResponse):
+            return completion_of(resp.body, resp.statistic)
+
+        async def chunks() -> AsyncIterator[Any]:
+            async for chunk in resp:
+                yield chunk_of(chunk.body, chunk.statistic)
+
+        return chunks()
+
+    def create(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
+               stream: bool = False, **kwargs: Any) -> Any:
+        """Blocking :meth:`acreate` (a stream is a plain iterator)."""
+        result = sync.run(self.acreate(messages, model, endpoint, stream, **kwargs))
+        return sync.iterate(result) if stream and self.version == 2 else result
+
     async def _acall(self, call: ChatCall) -> QfResponse | AsyncIterator[QfResponse]:
+        if self.version == 1 and call.extra.get("functions"):
+            target = await self._target(call.model, call.endpoint)
+            if target.endpoint == function_call.FUNCTION_ENDPOINT:  # as officially: that model takes instructions
+                plain = dataclasses.replace(call, auto_concat_truncate=False)
+                result: QfResponse | AsyncIterator[QfResponse] = await function_call.acall(self._acall, plain)
+                return result
         if not call.auto_concat_truncate:
             return await super()._acall(call)
         first = await super()._acall(call)

@@ -114,11 +114,12 @@ class Image2TextCall(Call):
 class EmbeddingCall(Call):
     """:meth:`Embedding.ado`'s arguments (``texts`` go on the wire as ``input``)."""
 
-    texts: list[str]
+    texts: list[str] | str
     user_id: str | None = None
 
     def fields(self) -> dict[str, Any]:
-        return {"input": self.texts, "user_id": self.user_id}
+        texts = [self.texts] if isinstance(self.texts, str) else self.texts  # one string: a list of one
+        return {"input": texts, "user_id": self.user_id}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 from qfnb._core.config import Config, resolve_config
@@ -11,15 +12,15 @@ from qfnb._core.runtime import sync
 
 __all__ = ["Tokenizer"]
 
-_HAN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff]")
-_WORD = re.compile(r"[^\W_]+")  # punctuation and spaces separate words
+_HAN = re.compile(r"[\u4e00-\u9fff]")
 #: the platform's tokenizer route (``/tokenizer/erniebot``): counts for the ERNIE models
 _REMOTE_ENDPOINT = "erniebot"
 
 
 class Tokenizer:
     """``Tokenizer.count_tokens("你好 world")``: ``mode="local"`` (default) estimates as the
-    official SDK does (CJK characters + 1.3 × the other words, punctuation separating words);
+    official SDK does (0.625 per CJK character + 1 per other word, ASCII or Unicode punctuation
+    and spaces separating words, rounded down);
     ``mode="remote"`` asks the platform (ERNIE models only; the local platform has no
     tokenizer service and says so)."""
 
@@ -50,9 +51,15 @@ class Tokenizer:
         return total
 
     @staticmethod
-    def _local_count(text: str) -> int:
+    def _local_count(text: str, han_tokens: float = 0.625, word_tokens: float = 1.0) -> int:
         if not isinstance(text, str):
             raise ValidationError("text", f"must be a string, got {type(text).__name__}")
         han = len(_HAN.findall(text))
-        words = len(_WORD.findall(_HAN.sub(" ", text)))
-        return han + int(words * 1.3)
+        spaced = "".join(" " if _HAN.match(ch) or _separates(ch) else ch for ch in text)
+        return int(han * han_tokens + len(spaced.split()) * word_tokens)
+
+
+def _separates(ch: str) -> bool:
+    """Spaces and punctuation (every ASCII symbol, and Unicode's P* categories)."""
+    return ch.isspace() or unicodedata.category(ch).startswith(("P", "Zs")) or (
+        ch.isascii() and not ch.isalnum() and ch.isprintable())

@@ -3,7 +3,7 @@
 A builder is a pure function that checks its arguments and returns a :class:`ConsoleRequest`
 (path, body, v2 action); ``@surface("FineTune.V2.create_task")`` names the public call it
 becomes. ``tools/unasync_calls.py`` writes the public classes from these builders into
-``qfnb/resources/console/{finetune,data,model,service,iam}.py``: for each builder a classmethod
+``qfnb/resources/console/<module>.py``: for each builder a classmethod
 pair ``name`` (blocking) / ``aname`` (async) with the builder's parameters plus ``config=`` and
 ``retry=``, sending what the builder returns. A module's ``CLASSES`` declares its classes and
 their docstrings; builders for a class declared in another module (``Data``'s ETL calls, say)

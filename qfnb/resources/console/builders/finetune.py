@@ -31,17 +31,20 @@ def _enum_value(value: Any, enum: type, field_name: str) -> str:
 
 
 def check_dataset_config(config: Any, field_name: str = "dataset_config") -> dict[str, Any]:
-    """Validate a v2 ``datasetConfig`` (``sourceType``, ``versions``, ``splitRatio``)."""
+    """Validate a v2 ``datasetConfig`` (``sourceType``, ``versions`` or the v2 datasets'
+    ``datasets``, ``splitRatio``); the dict is sent as given."""
     if not isinstance(config, dict):
-        raise invalid(field_name, "must be a dict with sourceType, versions and splitRatio")
+        raise invalid(field_name, "must be a dict with sourceType, versions (or datasets) and splitRatio")
     if config.get("sourceType") not in _SOURCE_TYPES:
         raise invalid(f"{field_name}.sourceType", f"must be one of {list(_SOURCE_TYPES)}")
-    versions = config.get("versions")
+    key = "datasets" if "datasets" in config and "versions" not in config else "versions"
+    versions = config.get(key)
     if not isinstance(versions, list) or not versions:
-        raise invalid(f"{field_name}.versions", "must be a non-empty list")
+        raise invalid(f"{field_name}.{key}", "must be a non-empty list")
+    wanted = ("datasetId", "datasetBosUri") if key == "datasets" else ("versionId", "versionBosUri")
     for i, v in enumerate(versions):
-        if not isinstance(v, dict) or not (v.get("versionId") or v.get("versionBosUri")):
-            raise invalid(f"{field_name}.versions[{i}]", "needs versionId or versionBosUri")
+        if not isinstance(v, dict) or not any(v.get(w) for w in wanted):
+            raise invalid(f"{field_name}.{key}[{i}]", f"needs {wanted[0]} or {wanted[1]}")
     ratio = config.get("splitRatio", 0)
     if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 100:
         raise invalid(f"{field_name}.splitRatio", "must be a number in [0, 100]")

@@ -20,12 +20,14 @@ class EmbeddingCalls(BaseInference[EmbeddingCall]):
     #: ``ado``'s parameters without a default (a batch item without one sends None: refused)
     required: ClassVar[tuple[str, ...]] = ("texts",)
 
-    async def ado(self, texts: list[str], model: str | None = None, endpoint: str | None = None,
+    async def ado(self, texts: list[str] | str, model: str | None = None, endpoint: str | None = None,
                   retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
                   backoff_factor: float | None = None, *, user_id: str | None = None, **kwargs: Any) -> QfResponse:
         """Embed ``texts``: ``resp["data"][i]["embedding"]`` is the vector of ``texts[i]``.
 
-        :param texts: the texts, at most 16 per call.
+        :param texts: the texts, at most 16 per call; one string is taken as a list of one (the
+            official SDK sends a bare string as given, which the platform's list-of-texts field
+            does not describe).
         :param model: a model name (built-in catalog or the platform's list); default: the
             instance's, then the config's default.
         :param endpoint: a custom service's endpoint suffix (wins over ``model``).
@@ -40,14 +42,16 @@ class EmbeddingCalls(BaseInference[EmbeddingCall]):
             texts=texts, model=model, endpoint=endpoint, retry_count=retry_count, request_timeout=request_timeout,
             request_id=request_id, backoff_factor=backoff_factor, user_id=user_id, extra=kwargs))
 
-    def do(self, texts: list[str], model: str | None = None, endpoint: str | None = None,
+    def do(self, texts: list[str] | str, model: str | None = None, endpoint: str | None = None,
            retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
            backoff_factor: float | None = None, *, user_id: str | None = None, **kwargs: Any) -> QfResponse:
         """Embed ``texts``: ``resp["data"][i]["embedding"]`` is the vector of ``texts[i]``.
 
         Blocking :meth:`ado`: runs on qfnb's background loop (safe inside Jupyter).
 
-        :param texts: the texts, at most 16 per call.
+        :param texts: the texts, at most 16 per call; one string is taken as a list of one (the
+            official SDK sends a bare string as given, which the platform's list-of-texts field
+            does not describe).
         :param model: a model name (built-in catalog or the platform's list); default: the
             instance's, then the config's default.
         :param endpoint: a custom service's endpoint suffix (wins over ``model``).

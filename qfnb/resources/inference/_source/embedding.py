@@ -13,12 +13,14 @@ from ..params import EmbeddingCall
 class EmbeddingCalls(BaseInference[EmbeddingCall]):
     """``Embedding.ado`` / ``do``."""
 
-    async def ado(self, texts: list[str], model: str | None = None, endpoint: str | None = None,
+    async def ado(self, texts: list[str] | str, model: str | None = None, endpoint: str | None = None,
                   retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
                   backoff_factor: float | None = None, *, user_id: str | None = None, **kwargs: Any) -> QfResponse:
         """Embed ``texts``: ``resp["data"][i]["embedding"]`` is the vector of ``texts[i]``.
 
-        :param texts: the texts, at most 16 per call.
+        :param texts: the texts, at most 16 per call; one string is taken as a list of one (the
+            official SDK sends a bare string as given, which the platform's list-of-texts field
+            does not describe).
         :param model: a model name (built-in catalog or the platform's list); default: the
             instance's, then the config's default.
         :param endpoint: a custom service's endpoint suffix (wins over ``model``).

@@ -1,0 +1,1 @@
+"""The official SDK's ``qianfan.common``: tools for function calling (:mod:`qfnb.common.tool`)."""

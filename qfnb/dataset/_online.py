@@ -1,0 +1,108 @@
+"""``Dataset.online_data_process``: clean a platform dataset with the platform's ETL task."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from qfnb._core.config import resolve_config
+from qfnb._core.errors import ValidationError
+from qfnb._core.runtime import sync
+from qfnb._core.runtime.poll import apoll_until
+from qfnb.resources.console import Data
+from qfnb.resources.console.consts import TEMPLATE_PROJECT, DataSetType, DataTemplateType, ETLTaskStatus
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb._core.config import Config
+
+    from .qianfan_data_operators import QianfanOperator
+
+__all__ = ["OnlineOps"]
+
+#: the most seconds an ETL task is waited for
+ETL_WAIT_S = 24 * 3600.0
+_KINDS = ("clean", "filter", "deduplication", "desensitization")
+
+
+class OnlineOps:
+    """The platform-side processing of a :class:`~qfnb.dataset.Dataset` linked to a platform
+    dataset (``Dataset.load(qianfan_dataset_id=...)`` or ``source=QianfanDataSource``)."""
+
+    qianfan_dataset_id: int | str | None
+    inner_data_source_cache: Any
+    config: Config | None
+
+    async def _platform_source(self) -> dict[str, Any]:
+        """id, template and storage of the platform dataset behind this one."""
+        from .data_source import QianfanDataSource
+
+        source = self.inner_data_source_cache
+        if isinstance(source, QianfanDataSource):
+            return {"id": source.id, "template": source.template_type, "storage_type": source.storage_type,
+                    "storage_id": source.storage_id or None, "storage_path": source.storage_raw_path or None}
+        if self.qianfan_dataset_id is None:
+            raise ValidationError("dataset", "can't process a dataset that is not on the platform: save it there first")
+        info = (await Data.aget_dataset_info(self.qianfan_dataset_id, config=self.config)).body.get("result") or {}
+        version = info.get("versionInfo") or {}
+        storage = version.get("storage") or {}
+        return {"id": self.qianfan_dataset_id,
+                "template": DataTemplateType(version.get("templateType", DataTemplateType.NonSortedConversation)),
+                "storage_type": version.get("storageType", "sysBos"), "storage_id": storage.get("storageId") or None,
+                "storage_path": storage.get("rawStoragePath") or None}
+
+    async def astart_online_data_process_task(self, operators: list[QianfanOperator]) -> Any:
+        """Create the ETL task (into a new platform dataset); its id."""
+        source = await self._platform_source()
+        template = source["template"]
+        if template is not DataTemplateType.GenericText:
+            raise ValidationError("dataset", "the platform cleans GenericText datasets only, this one is "
+                                  f"{template.name}")
+        operations: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _KINDS}
+        for op in operators:
+            if op.operator_type not in operations:
+                raise ValidationError("operators", f"unknown operator type {op.operator_type!r}")
+            operations[op.operator_type].append(op.operation())
+        created = await Data.acreate_bare_dataset(
+            f"etl_result_set_{uuid.uuid4().hex[:10]}", DataSetType.TextOnly, TEMPLATE_PROJECT[template], template,
+            source["storage_type"], source["storage_id"], source["storage_path"], config=self.config)
+        target = (created.body.get("result") or {})["datasetId"]
+        resp = await Data.acreate_dataset_etl_task(f"etl_task_{uuid.uuid4().hex[:10]}", source["id"], target,
+                                                   operations, config=self.config)
+        etl_id = resp.body["result"]
+        if isinstance(etl_id, bool):  # the platform answers "result": true; the task is the one writing ``target``
+            listing = (await Data.aget_dataset_etl_task_list(page_size=50, config=self.config)).body.get("result")
+            items = (listing or {}).get("items") or []
+            found = [i for i in items if str(i.get("destDatasetStrId") or i.get("destDatasetId")) == str(target)]
+            if not found:
+                raise ValidationError("etl_id", f"the ETL task writing dataset {target} is not in the task list")
+            etl_id = found[0].get("etlStrId") or found[0].get("etlId") or found[0].get("id")
+        return etl_id
+
+    def start_online_data_process_task(self, operators: list[QianfanOperator]) -> Any:
+        """Blocking :meth:`astart_online_data_process_task`."""
+        return sync.run(self.astart_online_data_process_task(operators))
+
+    async def aonline_data_process(self, operators: list[QianfanOperator]) -> dict[str, Any]:
+        """Run an ETL task and wait for it: ``{"is_succeeded", "etl_task_id", "new_dataset_id"}``
+        (the cleaned rows are in the new platform dataset)."""
+        etl_id = await self.astart_online_data_process_task(operators)
+        cfg = resolve_config(self.config)
+
+        async def info() -> dict[str, Any]:
+            resp = await Data.aget_dataset_etl_task_info(etl_id, config=self.config)
+            return dict(resp.body.get("result") or {})
+
+        def ended(found: dict[str, Any]) -> bool:
+            return found.get("processStatus") not in (ETLTaskStatus.Running, ETLTaskStatus.Paused, None)
+
+        found = await apoll_until(info, ended, interval=cfg.import_status_polling_interval, timeout=ETL_WAIT_S,
+                                  what=f"ETL task {etl_id}")
+        out: dict[str, Any] = {"is_succeeded": found.get("processStatus") == ETLTaskStatus.Finished,
+                               "etl_task_id": etl_id}
+        if out["is_succeeded"]:
+            out["new_dataset_id"] = found.get("destDatasetStrId") or found.get("destDatasetId")
+        return out
+
+    def online_data_process(self, operators: list[QianfanOperator]) -> dict[str, Any]:
+        """Blocking :meth:`aonline_data_process`."""
+        return sync.run(self.aonline_data_process(operators))

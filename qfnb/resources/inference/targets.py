@@ -1,0 +1,115 @@
+"""Where an inference call goes: model name or endpoint → :class:`Target` (pure), and the
+official SDK's :class:`QfLLMInfo` view of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from qfnb._core.errors import ValidationError
+from qfnb.protocol import routes
+
+__all__ = ["QfLLMInfo", "Target", "class_or_instance_method", "model_info", "resolve_target", "service_names"]
+
+
+class class_or_instance_method(classmethod):  # type: ignore[type-arg]
+    """A classmethod that gets the instance instead when called on one."""
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return super().__get__(instance, owner)
+        return self.__func__.__get__(instance, owner)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a call goes: ``api_type`` and endpoint suffix (``chat``, ``ernie-lite-8k``)."""
+
+    api_type: str
+    endpoint: str
+    model: str | None = None
+
+
+def _services_index(services: dict[str, Any] | None) -> dict[str, tuple[str, str]]:
+    """``{lower(name): (api_type, endpoint)}`` from a ``service/list`` result."""
+    index: dict[str, tuple[str, str]] = {}
+    for group in ("common", "custom"):
+        for entry in (services or {}).get(group) or []:
+            if not isinstance(entry, dict):
+                continue
+            name, url = entry.get("name") or entry.get("serviceName"), entry.get("url") or ""
+            parts = [p for p in str(url).split("?")[0].split("/") if p]
+            if name and len(parts) >= 2 and parts[-2] in routes.API_TYPES:
+                api = entry.get("apiType") or parts[-2]
+                index.setdefault(str(name).lower(), (str(api), parts[-1]))
+                if group == "custom":  # a deployed service answers to its endpoint too (what %qfmodels lists)
+                    index.setdefault(parts[-1].lower(), (str(api), parts[-1]))
+    return index
+
+
+def resolve_target(api_types: tuple[str, ...], model: str | None, endpoint: str | None, *,
+                   default_model: str | None, services: dict[str, Any] | None) -> Target | None:
+    """Pure: the target for ``model``/``endpoint``. None means "not known without the dynamic list".
+
+    ``endpoint`` wins: a custom service under the first api type, or (as the official SDK
+    routes ``Completion(model=<a chat model>, endpoint=E)``) under the first api type whose
+    built-in catalog knows ``model``. A model name is looked up case-insensitively in the
+    dynamic list first, then in the built-in catalog.
+    """
+    if endpoint:
+        api = next((a for a in api_types if model and routes.builtin_endpoint(a, model)), api_types[0])
+        return Target(api, endpoint.strip("/"))
+    name = model or default_model
+    if not name:
+        raise ValidationError("model", f"no model given and no default for {api_types[0]}")
+    found = _services_index(services).get(name.lower())
+    if found is not None and found[0] in api_types:
+        return Target(found[0], found[1], name)
+    for api in api_types:
+        ep = routes.builtin_endpoint(api, name)
+        if ep is not None:
+            return Target(api, ep, name)
+    return None
+
+
+def service_names(services: dict[str, Any] | None, api_types: tuple[str, ...]) -> set[str]:
+    """The model names a ``service/list`` result serves under ``api_types``."""
+    names: set[str] = set()
+    for group in ("common", "custom"):
+        for entry in (services or {}).get(group) or []:
+            if not isinstance(entry, dict):
+                continue
+            name = entry.get("name") or entry.get("serviceName")
+            parts = [p for p in str(entry.get("url") or "").split("?")[0].split("/") if p]
+            api = entry.get("apiType") or (parts[-2] if len(parts) >= 2 else "")
+            if name and api in api_types:
+                names.add(str(name))
+    return names
+
+
+@dataclass
+class QfLLMInfo:
+    """What the official SDK's ``get_model_info`` returns: the model's path below the API
+    prefix (``/chat/completions``), its api type and the body keys known for it."""
+
+    endpoint: str
+    required_keys: set[str] = field(default_factory=set)
+    optional_keys: set[str] = field(default_factory=set)
+    max_input_chars: int | None = None
+    max_input_tokens: int | None = None
+    input_price_per_1k_tokens: float = 0.0
+    output_price_per_1k_tokens: float = 0.0
+    deprecated: bool = False
+    api_type: str = ""
+
+
+def model_info(target: Target) -> QfLLMInfo:
+    """The :class:`QfLLMInfo` of a resolved target."""
+    models = routes.model_catalog().get(target.api_type, {}).get("models", {})
+    wanted = (target.model or "").lower()
+    info = next((v for k, v in models.items() if k.lower() == wanted and isinstance(v, dict)), {})
+    chars, tokens = info.get("max_input_chars"), info.get("max_input_tokens")
+    return QfLLMInfo(endpoint=f"/{target.api_type}/{target.endpoint}", api_type=target.api_type,
+                     max_input_chars=chars if isinstance(chars, int) else None,
+                     max_input_tokens=tokens if isinstance(tokens, int) else None,
+                     deprecated=bool(info.get("deprecated", False)))

@@ -1,0 +1,43 @@
+"""``PostPreTrain`` (continued pre-training on plain text) and ``DPO`` (preference training):
+the fine-tune pipeline with the official SDK's other train modes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qfnb.protocol.console import TrainMode
+
+from .finetune import LLMFinetune
+
+__all__ = ["DPO", "PostPreTrain"]
+
+
+def _with_schema(dataset: Any, schema_name: str) -> Any:
+    """A local Dataset without a schema is checked against ``schema_name`` (not chat SFT's)."""
+    from qfnb import dataset as _dataset
+
+    if isinstance(dataset, _dataset.Dataset) and dataset.qianfan_dataset_id is None and dataset.schema is None:
+        dataset.schema = getattr(_dataset, schema_name)()
+    return dataset
+
+
+class PostPreTrain(LLMFinetune):
+    """Continued pre-training of ``train_type`` on a plain-text dataset (load → train; the
+    result is a training run, not a published model). ``LLMFinetune(previous_trainer=it)``
+    fine-tunes on from it."""
+
+    def __init__(self, train_type: str = "", dataset: Any = None, train_config: Any = None,
+                 event_handler: Any = None, name: str = "", **kwargs: Any) -> None:
+        kwargs.setdefault("model_not_publish", True)
+        super().__init__(train_type, _with_schema(dataset, "QianfanGenericText"), train_config,
+                         event_handler=event_handler, name=name, train_mode=TrainMode.PostPretrain, **kwargs)
+
+
+class DPO(LLMFinetune):
+    """Preference training (DPO) of ``train_type`` on a dataset of prompts with ranked
+    answers; otherwise as :class:`LLMFinetune`."""
+
+    def __init__(self, train_type: str = "", dataset: Any = None, train_config: Any = None,
+                 event_handler: Any = None, name: str = "", **kwargs: Any) -> None:
+        super().__init__(train_type, _with_schema(dataset, "QianfanSortedConversation"), train_config,
+                         event_handler=event_handler, name=name, train_mode=TrainMode.DPO, **kwargs)
