@@ -17,26 +17,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from qfnb.local.domain.platform import Platform
+from qfnb.local.server import models_control
 from qfnb.protocol.console import EvalState, RunStatus
 from qfnb.protocol.daemon import CONTROL_HEADER, SHUTDOWN_ROUTE, STATUS_ROUTE
-
-
-def _rss_bytes(pid: int) -> int:
-    try:
-        for line in open(f"/proc/{pid}/status", encoding="ascii"):  # noqa: SIM115 - short read
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as fh:
-            return [int(p) for p in fh.read().split()]
-    except OSError:
-        return []
 
 
 def running_jobs(platform: Platform) -> list[dict[str, Any]]:
@@ -56,13 +39,14 @@ def engine_states(platform: Platform) -> list[dict[str, Any]]:
 
 def status(platform: Platform, started: float, version: str) -> dict[str, Any]:
     """What ``qfnb status`` shows."""
+    from qfnb.local.engines.byom import descendants, rss_bytes
+
     pid = os.getpid()
-    kids = _children(pid)
     return {"pid": pid, "version": version, "uptimeSeconds": round(time.time() - started, 1),
             "dataDir": str(platform.settings.data_dir), "modelsLoaded": sorted(platform.loaded_models()),
             "engines": engine_states(platform),
-            "jobsRunning": running_jobs(platform), "memoryBytes": _rss_bytes(pid),
-            "childMemoryBytes": sum(_rss_bytes(k) for k in kids)}
+            "jobsRunning": running_jobs(platform), "memoryBytes": rss_bytes(pid),
+            "childMemoryBytes": sum(rss_bytes(k) for k in descendants(pid))}
 
 
 def routes(token: str, started: float, version: str, request_exit: Callable[[], None]) -> list[Route]:
@@ -85,4 +69,5 @@ def routes(token: str, started: float, version: str, request_exit: Callable[[], 
         request_exit()
         return JSONResponse({"stopped": True, "jobsRunning": jobs})
 
-    return [Route(STATUS_ROUTE, get_status, methods=["GET"]), Route(SHUTDOWN_ROUTE, shutdown, methods=["POST"])]
+    return [Route(STATUS_ROUTE, get_status, methods=["GET"]), Route(SHUTDOWN_ROUTE, shutdown, methods=["POST"]),
+            *models_control.routes(allowed)]
