@@ -23,7 +23,7 @@ from typing import Any
 from qfnb.local.engines.assets import _locked, _sha256_file
 from qfnb.local.engines.model_check import ROLES, NotAModel, inspect
 from qfnb.protocol.daemon import default_model_cache
-from qfnb.protocol.model_names import LOCAL_DEFAULT_MODELS
+from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE
 
 log = logging.getLogger("qfnb.local.engines.model_store")
 
@@ -64,7 +64,7 @@ def check_name(name: str) -> str:
     if not _NAME.match(name):
         raise NotAModel(f"name {name!r} is not usable: letters, digits and . _ : - only, starting with a letter "
                         "or digit, at most 100 characters.")
-    if name.lower() in {n.lower() for n in LOCAL_DEFAULT_MODELS.values()}:
+    if name.lower() in {n.lower() for n in (LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE)}:
         raise NotAModel(f"name {name!r} is a built-in model's name; choose another.")
     return name
 
