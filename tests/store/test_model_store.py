@@ -17,7 +17,7 @@ from safetensors.numpy import save_file
 from qfnb.local.engines import byom
 from qfnb.local.engines.model_check import NotAModel
 from qfnb.local.engines.model_store import ModelStore
-from qfnb.local.engines.registry import EngineRegistry, EngineOptions
+from qfnb.local.engines.registry import EngineOptions, EngineRegistry
 
 
 def tiny_gguf(path: Path, arch: str = "llama", template: str | None = "{{ messages }}") -> Path:
