@@ -60,6 +60,8 @@ def test_a_gguf_is_stored_once_hard_linked_and_named(store: ModelStore, tmp_path
     # two names share the weights: removing one frees nothing, removing the last frees the file
     assert store.usage()["models"][0]["freed_by_rm"] == 0
     assert store.remove("my-llama") == 0 and stored.is_file()
+    assert store.usage()["models"][0]["freed_by_rm"] == 0  # the source's hard link keeps the bytes on disk
+    src.unlink()
     assert store.remove("my-llama-2") == entry.size and not stored.exists()
 
 

@@ -214,7 +214,7 @@ class ModelStore:
         folder = self.root / f"sha256-{entry.digest}"
         if any(folder.glob("*.sha256.json")):  # a built-in model's assembled file
             return 0
-        return _tree_bytes(folder)
+        return _tree_bytes(folder, only_last_link=True)
 
     def usage(self) -> dict[str, Any]:
         """``qfnb models du``: the store's bytes on disk, and per name what ``rm`` would free."""
@@ -243,8 +243,9 @@ def _place(source: Path, target: Path, sha256: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _tree_bytes(path: Path) -> int:
-    """Bytes on disk under ``path``, each inode counted once (hard links are not double-counted)."""
+def _tree_bytes(path: Path, *, only_last_link: bool = False) -> int:
+    """Bytes on disk under ``path``, each inode counted once (hard links are not double-counted);
+    ``only_last_link``: only files no other hard link keeps (what deleting ``path`` frees)."""
     seen: set[tuple[int, int]] = set()
     total = 0
     for dirpath, _, names in os.walk(path):
@@ -252,6 +253,8 @@ def _tree_bytes(path: Path) -> int:
             try:
                 st = os.stat(os.path.join(dirpath, n))
             except OSError:
+                continue
+            if only_last_link and st.st_nlink > 1:
                 continue
             if (st.st_dev, st.st_ino) not in seen:
                 seen.add((st.st_dev, st.st_ino))
