@@ -140,6 +140,11 @@ class EngineRegistry:
                 self._add(name, spec)
             self._stored = set(fresh)
 
+    def spec_of(self, name: str) -> ModelSpec | None:
+        """How model ``name`` is served (None: no such model)."""
+        with self._lock:
+            return self._specs.get(name)
+
     def unload(self, name: str) -> bool:
         """Stop the engine of model ``name`` now (it starts again on its next request); False: none ran."""
         with self._lock:

@@ -126,7 +126,8 @@ async def v1_inference(request: Request) -> Response:
             return await _embeddings(platform, endpoint, body)
         if api_type == "text2image":
             parse(Text2ImageRequest, body)
-            result = await offload(text2image.generate, platform.settings.text2image_model_dir, body)
+            draw = text2image.drawer(platform.registry, endpoint, platform.settings.text2image_model_dir)
+            result = await offload(draw, body)
             return JSONResponse(result)
         if api_type == "plugin":
             return await _plugin(platform, endpoint, body)
