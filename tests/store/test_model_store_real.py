@@ -94,6 +94,7 @@ def test_added_ggufs_are_served_listed_measured_and_unloaded(tmp_path: Path, mon
     print(f"\nRSS my-qwen before unload {qwen_rss / 2**20:.0f} MiB, after 0 MiB; shaped-2layer "
           f"{running['shaped-2layer']['rssBytes'] / 2**20:.0f} MiB; engines+workers "
           f"{status['childMemoryBytes'] / 2**20:.0f} -> {status_after['childMemoryBytes'] / 2**20:.0f} MiB")
+    shaped.unlink()  # the store's link is now the only one: rm would free the file
     usage = lm.du(data)
     freed = {m["name"]: m["freed_by_rm"] for m in usage["models"]}
     assert freed == {"my-qwen": 0, "shaped-2layer": other["size"]}  # the Qwen file is linked from the built-in store
