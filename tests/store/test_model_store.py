@@ -130,7 +130,7 @@ def _hf_dir(path: Path, *, sentence: bool = False, cut: bool = False) -> Path:
 
 
 def test_hugging_face_dirs_become_a_finetune_base_or_an_embedder(store: ModelStore, tmp_path: Path) -> None:
-    base = store.add(_hf_dir(tmp_path / "causal"), "my-base", roles=("finetune-base",))
+    base = store.add(_hf_dir(tmp_path / "causal"), "my-base")
     assert base.kind == "hf-causal-lm" and base.roles == ("finetune-base",) and base.ctx == 4096
     assert (Path(base.path) / ".complete").is_file() and (Path(base.path) / "config.json").is_file()
     emb = store.add(_hf_dir(tmp_path / "st", sentence=True), "my-embedder")

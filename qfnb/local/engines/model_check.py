@@ -28,11 +28,12 @@ class ModelFacts:
     """What a check found."""
 
     kind: str  # gguf | hf-causal-lm | sentence-transformers
-    roles: tuple[str, ...]
+    roles: tuple[str, ...]  # what it does when no role is given
     arch: str = ""
     chat_template: str | None = None
     context_length: int | None = None
     files: tuple[Path, ...] = field(default_factory=tuple)  # the files to store (relative to the dir)
+    can: tuple[str, ...] = ()  # every role it may be given (default: ``roles``)
 
 
 def inspect(path: Path) -> ModelFacts:
@@ -60,7 +61,7 @@ def check_gguf(path: Path) -> ModelFacts:
         reader = GGUFReader(str(path))
         end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
     except Exception as exc:  # the reader fails in many ways on a cut-off header
-        raise NotAModel(f"{path.name} is truncated or damaged: its GGUF header cannot be read ({exc}).") from None
+        raise NotAModel(f"{path.name} is truncated or damaged: it cannot be read as GGUF ({exc}).") from None
     if not reader.tensors:
         raise NotAModel(f"{path.name} holds no tensors, so it is not a model.")
     if end > size:
@@ -75,7 +76,7 @@ def check_gguf(path: Path) -> ModelFacts:
         raise NotAModel(f"{path.name} has architecture {arch!r}, which this llama.cpp cannot load.")
     template = field_value("tokenizer.chat_template")
     ctx = field_value(f"{arch}.context_length")
-    return ModelFacts(kind="gguf", roles=("chat", "completion"), arch=arch,
+    return ModelFacts(kind="gguf", roles=("chat", "completion"), can=("chat", "completion"), arch=arch,
                       chat_template=str(template) if template else None,
                       context_length=int(ctx) if ctx is not None else None, files=(Path(path.name),))
 
@@ -132,6 +133,7 @@ def _check_dir(path: Path) -> ModelFacts:
     if template is None and (path / "chat_template.jinja").is_file():
         template = (path / "chat_template.jinja").read_text(encoding="utf-8")
     ctx = config.get("max_position_embeddings")
-    return ModelFacts(kind="hf-causal-lm", roles=("finetune-base", "chat"), arch=archs[0],
+    return ModelFacts(kind="hf-causal-lm", roles=("finetune-base",), can=("finetune-base", "chat", "completion"),
+                      arch=archs[0],
                       chat_template=template if isinstance(template, str) else None,
                       context_length=int(ctx) if isinstance(ctx, int) else None, files=files)

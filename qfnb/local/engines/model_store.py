@@ -134,8 +134,7 @@ class ModelStore:
             raise NotAModel("give a model path (a GGUF file or a Hugging Face dir) or --engine URL.")
         source = Path(path).expanduser().resolve()
         facts = inspect(source)
-        roles = check_roles(roles or facts.roles, (*facts.roles, "completion") if "chat" in facts.roles
-                            else facts.roles)
+        roles = check_roles(roles or facts.roles, facts.can or facts.roles)
         stored, digest, size = self._store_weights(source, facts.kind, facts.files)
         entry = StoredModel(name=name, kind=facts.kind, roles=roles, digest=digest, path=str(stored),
                             source=str(source), size=size, arch=facts.arch,
