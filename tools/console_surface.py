@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from unasync_calls import ROOT, Param, header, params_of, render_from, signature, unasync
@@ -87,14 +88,51 @@ def method(fn: ast.FunctionDef, name: str, text: str, indent: str, blocking: boo
     return unasync(text) if blocking else text
 
 
-def console_module(source: Path) -> str:
+@dataclass
+class Builders:
+    """One builder module: its classes (``CLASSES``) and ``(builder, "Class.method")`` calls."""
+
+    source: Path
+    text: str
+    tree: ast.Module
+    classes: dict[str, str]
+    calls: list[tuple[ast.FunctionDef, str]]
+
+
+def load(source: Path) -> Builders:
     text = source.read_text()
     tree = ast.parse(text)
     classes: dict[str, str] = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "CLASSES":
             classes = ast.literal_eval(node.value)
-    calls = builders(tree)
+    return Builders(source, text, tree, classes, builders(tree))
+
+
+def contribute(mods: list[Builders]) -> dict[str, list[tuple[str, str]]]:
+    """Calls for a class declared in another builder module go on a mixin (``DataTasksCalls``
+    for ``builders/data_tasks.py``) that the class's generated module subclasses; returns
+    ``{class: [(module, mixin), ...]}``."""
+    home = {c for m in mods for c in m.classes if "." not in c}
+    bases: dict[str, list[tuple[str, str]]] = {}
+    for m in mods:
+        foreign = sorted({p.split(".")[0] for _, p in m.calls} - set(m.classes))
+        if not foreign:
+            continue
+        cls = foreign[0]
+        if len(foreign) > 1 or cls not in home or any(p.count(".") != 1 for _, p in m.calls if p.startswith(cls)):
+            raise SystemExit(f"{m.source.name}: calls for {foreign}: one class declared in another module's "
+                             "CLASSES, top-level methods only")
+        mixin = "".join(w.capitalize() for w in m.source.stem.split("_")) + "Calls"
+        m.classes = {mixin: f"``{cls}``'s calls built in ``builders/{m.source.name}`` (a base of ``{cls}``).",
+                     **m.classes}
+        m.calls = [(fn, f"{mixin}.{p.split('.', 1)[1]}" if p.split(".")[0] == cls else p) for fn, p in m.calls]
+        bases.setdefault(cls, []).append((m.source.stem, mixin))
+    return bases
+
+
+def console_module(m: Builders, bases: dict[str, list[tuple[str, str]]]) -> str:
+    source, text, tree, classes, calls = m.source, m.text, m.tree, m.classes, m.calls
     used = names_in([n for fn, _ in calls for n in [
         *(a.annotation for a in [*fn.args.args, *fn.args.kwonlyargs]), *fn.args.defaults, *fn.args.kw_defaults,
         *([fn.args.kwarg.annotation] if fn.args.kwarg else [])]])
@@ -112,12 +150,17 @@ def console_module(source: Path) -> str:
     out = [header(source), f"{doc}\n\n", "import builtins\n" if shadowed else "",
            *(render_from(m, imports[m]) for m in std), "\n",
            *(render_from(m, imports[m]) for m in first), "\n",
-           "from ._base import asend, send, split_overrides\n", f"from .builders import {source.stem} as build\n",
+           *sorted(["from ._base import asend, send, split_overrides\n",
+                    f"from .builders import {source.stem} as build\n",
+                    *(f"from .{stem} import {mixin}\n" for c in classes for stem, mixin in bases.get(c, []))],
+                   key=lambda line: line.split()[1].lower()),
            "\n", f"__all__ = [{', '.join(repr(c) for c in classes if '.' not in c)}]\n".replace("'", '"')]
     for dotted, cls_doc in classes.items():
         depth = dotted.count(".")
         indent = "    " * depth
-        out.append(("\n\n" if depth == 0 else "\n") + f"{indent}class {dotted.rsplit('.', 1)[-1]}:\n"
+        parents = ", ".join(mixin for _, mixin in sorted(bases.get(dotted, [])))
+        out.append(("\n\n" if depth == 0 else "\n") + f"{indent}class {dotted.rsplit('.', 1)[-1]}"
+                   + (f"({parents})" if parents else "") + ":\n"
                    f'{indent}    """{cls_doc}"""\n')
         for fn, public in calls:
             owner, name = public.rsplit(".", 1)
@@ -133,5 +176,6 @@ def console_module(source: Path) -> str:
 
 
 def console_targets() -> dict[Path, str]:
-    return {CONSOLE / source.name: console_module(source)
-            for source in sorted((CONSOLE / "builders").glob("*.py")) if source.name != "__init__.py"}
+    mods = [load(s) for s in sorted((CONSOLE / "builders").glob("*.py")) if s.name != "__init__.py"]
+    bases = contribute(mods)
+    return {CONSOLE / m.source.name: console_module(m, bases) for m in mods}

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from qfnb._core.record.cache import cache_mode, repeat_index
 from qfnb.protocol.textmetrics import as_text
 
 from ._errors import invalid
@@ -171,15 +173,19 @@ async def answers_of(target: LLMTarget, inputs: Sequence[EvalInput], *, repeats:
             log.info("%s: %d of %d answers from the store", target.tag, len(cached), len(jobs))
     todo = [j for j, a in enumerate(got) if a is None]
     step = len(todo) if store is None else max(CHUNK, workers)
-    for start in range(0, len(todo), max(step, 1)):
-        part = todo[start:start + step]
-        fresh = await target.run([inputs[jobs[j][1]] for j in part], workers, infer_kwargs,
-                                 _Mapped(tracker, [offset + j for j in part]) if tracker.active else False)
-        for j, answer in zip(part, fresh, strict=True):
-            got[j] = answer
-        if store is not None:
-            store.put_many(target_identity(target),
-                           {keys[j]: a for j, a in zip(part, fresh, strict=True) if isinstance(a, str)})
+    refresh = store is not None and store.refresh
+    for repeat in range(repeats):  # each repeat is its own request to the response cache, too
+        mine = [j for j in todo if jobs[j][0] == repeat]
+        for start in range(0, len(mine), max(step, 1)):
+            part = mine[start:start + step]
+            with repeat_index(repeat), (cache_mode("refresh") if refresh else contextlib.nullcontext()):
+                fresh = await target.run([inputs[jobs[j][1]] for j in part], workers, infer_kwargs,
+                                         _Mapped(tracker, [offset + j for j in part]) if tracker.active else False)
+            for j, answer in zip(part, fresh, strict=True):
+                got[j] = answer
+            if store is not None:
+                store.put_many(target_identity(target),
+                               {keys[j]: a for j, a in zip(part, fresh, strict=True) if isinstance(a, str)})
     out: list[list[Answer]] = [[] for _ in range(repeats)]
     for (r, _), done in zip(jobs, got, strict=True):
         assert done is not None

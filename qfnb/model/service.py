@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import QfnbError, ValidationError
+from qfnb._core.record.cache import default_cache
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.model.configs import DeployConfig
 from qfnb.model.consts import ServiceStatus, ServiceType
@@ -96,6 +97,10 @@ class Service:
         self.url = info.get("url")
         if self.url:
             self.endpoint = str(self.url).rstrip("/").rsplit("/", 1)[-1]
+        if self.endpoint:  # a new deployment answers differently: forget the old one's cached answers
+            forgotten = default_cache().invalidate(self.endpoint)
+            if forgotten:
+                logger.info("forgot %d cached answers of endpoint %s (redeployed)", forgotten, self.endpoint)
         logger.info("service %s serving at endpoint %s", self.id, self.endpoint)
         return info
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from qfnb._core.config import Config
@@ -97,3 +99,22 @@ def test_status_is_a_method_and_the_official_property_is_deprecated(cloud: Conso
     assert len(cloud.calls("DescribeService")) == before + 1
     with pytest.warns(DeprecationWarning, match=r"get_status\(\)"):
         assert svc.status is ServiceStatus.Deployed
+
+
+def test_redeploying_an_endpoint_forgets_its_cached_answers(cloud: ConsoleCloud, cfg: Config, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from qfnb._core.record import cache as cache_mod
+
+    monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path))
+    cache_mod._default.clear()
+    job, task = _finished_run(cloud, cfg)
+    m = Model(task_id=task, job_id=job, config=cfg).publish("my_model")
+    first = m.deploy(DeployConfig(name="svc", endpoint_suffix="ep_x", replicas=1, service_type=ServiceType.Chat))
+    chat = ChatCompletion(endpoint=first.endpoint, config=cfg.with_overrides(cache=True))
+    ask = [{"role": "user", "content": "hello"}]
+    chat.do(messages=ask)
+    chat.do(messages=ask)
+    assert len(cloud.fake.calls("/chat/ep_x")) == 1  # the second answer came from the cache
+    m.deploy(DeployConfig(name="svc2", endpoint_suffix="ep_x", replicas=1, service_type=ServiceType.Chat))
+    chat.do(messages=ask)
+    assert len(cloud.fake.calls("/chat/ep_x")) == 2  # a new deployment of the endpoint is asked again

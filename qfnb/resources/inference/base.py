@@ -16,12 +16,13 @@ from qfnb._core.http.client import AsyncQianfanClient, get_client
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy, batch_verdict
 from qfnb._core.runtime import sync
-from qfnb._core.runtime.progress import ProgressArg, ProgressCallback, make_progress
+from qfnb._core.runtime.progress import ProgressArg
 from qfnb.protocol import routes
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.version import REQUEST_SOURCE
 
 from . import batch as _batch
+from . import batching
 from .params import Call
 
 __all__ = ["BaseInference", "Target", "resolve_target"]
@@ -310,30 +311,10 @@ class BaseInference(Generic[C]):
         until calls succeed again; nothing is lost to a passing fault or a quota."""
         inputs = self._named_inputs(inputs, common)
         items = self._batch_items(inputs, body_list, common)
-        total = _length(inputs if inputs is not None else body_list)
-        reporter = _progress(progress, type(self).__name__)
-        sink: Any
-        if output_file is not None:
-            sink = _batch.FileSink(output_file)
-        else:
-            if total is None:
-                items = list(items)
-                total = len(items)
-            sink = _batch.ListSink(total)
-        try:
-            if reporter is not None:
-                reporter.on_start(total)
-            await _batch.run_batch(self._one, items, sink, worker_num=worker_num,
-                                   skip=getattr(sink, "done", None), progress=reporter,
-                                   classify=self._batch_classifier(common), retry_budget=retry_budget)
-        finally:
-            if isinstance(sink, _batch.FileSink):
-                sink.close()
-            if reporter is not None:
-                reporter.on_close()
-        if isinstance(sink, _batch.ListSink):
-            return sink.results
-        return _batch.FileResults(sink.path, total if total is not None else sink.count)
+        return await batching.acollect(
+            self._one, items, batching.length(inputs if inputs is not None else body_list), worker_num=worker_num,
+            output_file=output_file, progress=batching.reporter(progress, type(self).__name__),
+            classify=self._batch_classifier(common), retry_budget=retry_budget)
 
     async def _one(self, kwargs: dict[str, Any]) -> Any:
         # one try per call: the batch itself retries transient failures (re-queued, paced)
@@ -354,41 +335,10 @@ class BaseInference(Generic[C]):
         as :meth:`abatch_do`; ``future.stats`` tells how many calls were re-queued)."""
         inputs = self._named_inputs(inputs, common)
         items = self._batch_items(inputs, body_list, common)
-        total = _length(inputs if inputs is not None else body_list)
-        if total is None and output_file is None:  # futures need a count; a file does not
-            items = list(items)
-            total = len(items)
-        counter = [0]
-        stats = _batch.BatchStats()
-        classify = self._batch_classifier(common)
-        reporter = _progress(progress, type(self).__name__)
-        futures: list[Any] | None = None
-        sink: Any
-        skipped = 0
-        if output_file is not None:
-            sink = _batch.FileSink(output_file)
-            skipped = sum(1 for i in sink.done if total is None or i < total)
-        else:
-            assert total is not None
-            sink = _batch.FuturesSink(total)
-            futures = sink.futures
-
-        async def _run() -> None:
-            try:
-                if reporter is not None:
-                    reporter.on_start(total)
-                await _batch.run_batch(self._one, items, sink, worker_num=worker_num,
-                                       skip=getattr(sink, "done", None), progress=reporter, counter=counter,
-                                       classify=classify, retry_budget=retry_budget, stats=stats)
-            finally:
-                if isinstance(sink, _batch.FileSink):
-                    sink.close()
-                if reporter is not None:
-                    reporter.on_close()
-
-        done = sync.submit(_run())
-        return _batch.BatchFuture(total, done, counter, futures,
-                                  Path(output_file) if output_file is not None else None, skipped, stats)
+        return batching.submit(
+            self._one, items, batching.length(inputs if inputs is not None else body_list), worker_num=worker_num,
+            output_file=output_file, progress=batching.reporter(progress, type(self).__name__),
+            classify=self._batch_classifier(common), retry_budget=retry_budget)
 
 
 def _estimate_body_tokens(body: dict[str, Any]) -> int:
@@ -401,14 +351,3 @@ def _estimate_body_tokens(body: dict[str, Any]) -> int:
             texts.append(body[key])
     texts.extend(t for t in body.get("input") or [] if isinstance(t, str))
     return max(1, sum(estimate_tokens(t) for t in texts))
-
-
-def _length(obj: Any) -> int | None:
-    try:
-        return len(obj)
-    except TypeError:
-        return None
-
-
-def _progress(progress: ProgressArg, desc: str) -> ProgressCallback | None:
-    return make_progress(progress, desc=desc)  # the default shows a bar only inside a notebook kernel
