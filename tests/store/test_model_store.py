@@ -186,3 +186,15 @@ def test_memory_counts_children_started_from_any_thread() -> None:
         procs[0].kill()
         procs[0].wait()
     assert byom.rss_bytes(procs[0].pid) == 0  # reaped: nothing resident is counted
+
+
+def test_a_registry_sees_a_model_another_process_added(store: ModelStore, tmp_path: Path) -> None:
+    registry = EngineRegistry(tmp_path / "data", options=EngineOptions(slots=2))
+    try:
+        assert "late" not in {m.name for m in registry.served_models()}
+        ModelStore(store.root).add(tiny_gguf(tmp_path / "m.gguf"), "late")  # e.g. another data dir's daemon
+        assert "late" in {m.name for m in registry.served_models()}  # no reload call: the manifest changed
+        ModelStore(store.root).remove("late")
+        assert "late" not in {m.name for m in registry.served_models()}
+    finally:
+        registry.close()

@@ -122,10 +122,12 @@ class EngineRegistry:
         self._lock = threading.Lock()
         self.store = ModelStore()
         self._stored: set[str] = set()  # names served from the model store (``qfnb models add``)
+        self._manifest_stamp: tuple[int, int] | None = None
         self.reload_store()
 
     def reload_store(self) -> None:
         """Serve what the model store names now: new names added, removed ones unloaded and dropped."""
+        self._manifest_stamp = self._stamp()
         specs = {m.name: spec for m in self.store.models() if (spec := byom.spec_for(m)) is not None}
         with self._lock:
             gone = [n for n in self._stored if n not in specs]
@@ -133,12 +135,24 @@ class EngineRegistry:
         for name in gone:
             self.unload(name)
         with self._lock:
+            closing = [self._servers.pop(name, None) for name in gone]
             for name in gone:
                 self._specs.pop(name, None)
-                self._servers.pop(name, None)
+                self._engines.pop(name, None)
             for name, spec in fresh.items():
                 self._add(name, spec)
             self._stored = set(fresh)
+        for server in closing:
+            if server is not None:
+                server.close()
+
+    def _stamp(self) -> tuple[int, int] | None:
+        """The manifest's identity: every write replaces the file, so its inode changes."""
+        try:
+            st = self.store.manifest.stat()
+            return st.st_ino, st.st_mtime_ns
+        except OSError:
+            return None
 
     def spec_of(self, name: str) -> ModelSpec | None:
         """How model ``name`` is served (None: no such model)."""
@@ -169,6 +183,8 @@ class EngineRegistry:
     def served_models(self) -> list[ServedModel]:
         # A snapshot under the lock: services are (re-)registered from other threads, e.g. in the
         # background after a restart, while requests list the served models.
+        if self._stamp() != self._manifest_stamp:  # another process (a second data dir's daemon) added one
+            self.reload_store()
         with self._lock:
             specs = list(self._specs.items())
         return [self._served(n, s) for n, s in specs]
