@@ -110,3 +110,30 @@ def test_an_image_engine_that_answers_no_image_is_a_clear_error(client: TestClie
         resp = client.post("/rpc/2.0/ai_custom/v1/wenxinworkshop/text2image/bad_sd", params={"access_token": token},
                            json={"prompt": "x"})
     assert resp.json()["error_msg"].endswith("gave no usable image: image 1 is not a PNG, JPEG, WebP or GIF")
+
+
+def test_qfnb_text2image_draws_through_the_added_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        image_engine: Any) -> None:
+    from qfnb._core.http import client as client_mod
+    from qfnb.resources import Text2Image
+
+    url, seen = image_engine
+    monkeypatch.setenv("QFNB_MODEL_CACHE", str(tmp_path / "store"))
+    settings = Settings(data_dir=tmp_path / "data", credentials=CREDS, worker_command=(sys.executable, "-c", "0"))
+    app = create_app(settings, EngineRegistry(settings.data_dir, options=EngineOptions(slots=2)))
+    with serve(app, lifespan="on") as base:
+        from qfnb.local.engines.model_store import ModelStore
+
+        ModelStore().add(None, "my-sd", roles=("text2image",), engine_url=url)
+        for name, value in {"QIANFAN_BASE_URL": base, "QIANFAN_CONSOLE_API_BASE_URL": base,
+                            "QIANFAN_IAM_BASE_URL": base, "QIANFAN_AK": CREDS.api_key,
+                            "QIANFAN_SK": CREDS.secret_key, "QIANFAN_ACCESS_KEY": CREDS.access_key,
+                            "QIANFAN_SECRET_KEY": CREDS.iam_secret_key}.items():
+            monkeypatch.setenv(name, value)
+        client_mod._CLIENTS.clear()
+        resp = Text2Image(endpoint="my_sd").do(prompt="a red square", size="32x32")
+        by_name = Text2Image(model="my-sd").do(prompt="a red square", size="16x16")
+    assert struct.unpack(">II", base64.b64decode(by_name["body"]["data"][0]["b64_image"])[16:24]) == (16, 16)
+    raw = base64.b64decode(resp["body"]["data"][0]["b64_image"])
+    assert raw.startswith(b"\x89PNG") and struct.unpack(">II", raw[16:24]) == (32, 32)
+    assert [(s["model"], s["size"]) for s in seen] == [("my-sd", "32x32"), ("my-sd", "16x16")]
