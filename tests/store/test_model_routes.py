@@ -91,3 +91,22 @@ def test_the_store_manifest_is_json_others_can_read(client: TestClient, tmp_path
                                     "roles": ["completion"]})
     manifest = json.loads((tmp_path / "store" / "manifest.json").read_text())
     assert manifest["byo"]["ctx"] == 1024 and manifest["byo"]["roles"] == ["completion"]
+
+
+def test_an_added_base_is_trainable_and_its_run_trains_on_the_stored_weights(client: TestClient,
+                                                                            tmp_path: Path) -> None:
+    from qfnb.local.domain import console
+    from tests.store.test_model_store import _hf_dir
+
+    added = client.post(MODELS_ROUTE, json={"path": str(_hf_dir(tmp_path / "hf")), "name": "my-base",
+                                            "roles": ["finetune-base"]})
+    assert added.status_code == 200, added.text
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    assert "my-base" in [m.name for m in console.trainable_models(platform)]
+    container = console.create_container(platform, name="t", base_model="MY-BASE", base_field="trainType")
+    assert container["model"] == "my-base"
+    platform.objects.path("b", "rows.jsonl").parent.mkdir(parents=True, exist_ok=True)
+    platform.objects.path("b", "rows.jsonl").write_text(json.dumps({"prompt": "q", "response": [["a"]]}) + "\n")
+    run = console.create_run(platform, container, console.check_hyper({}, "hyper"), [("trainset", "bos:/b/rows.jsonl")])
+    spec = json.loads((platform.settings.data_dir / "jobs" / run["sid"] / "spec.json").read_text())
+    assert spec["base_model"] == "my-base" and spec["base_model_path"] == added.json()["path"]

@@ -150,7 +150,9 @@ def test_the_registry_serves_added_models_and_drops_removed_ones(store: ModelSto
         store.add(_hf_dir(tmp_path / "causal"), "byo-base", roles=("finetune-base",))
         registry.reload_store()
         served = {m.name: m for m in registry.served_models()}
-        assert set(served) - names == {"byo-chat", "byo-embed"}  # a fine-tune base alone is not served
+        assert set(served) - names == {"byo-chat", "byo-embed", "byo-base"}
+        # a fine-tune base is a served chat model (through transformers): its tuned adapters serve beside it
+        assert served["byo-base"].kind == "transformers" and "chat" in served["byo-base"].api_types
         assert served["byo-chat"].api_types == ("chat", "completions") and served["byo-chat"].endpoint == "byo_chat"
         assert registry.resolve("embeddings", "byo-embed").name == "byo-embed"
         store.remove("byo-chat")
@@ -198,3 +200,24 @@ def test_a_registry_sees_a_model_another_process_added(store: ModelStore, tmp_pa
         assert "late" not in {m.name for m in registry.served_models()}
     finally:
         registry.close()
+
+
+def test_an_added_gguf_base_is_converted_once_to_a_trainable_dir_beside_it(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from qfnb.local.engines import assets
+    from qfnb.local.training import lora
+    from qfnb.local.training.spec import Hyper, TrainSpec
+
+    calls: list[Path] = []
+
+    def convert(gguf: Path, out: Path, *, gemma: bool) -> None:  # the transformers conversion, recorded
+        calls.append(gguf)
+        out.mkdir()
+        (out / ".complete").write_text(gguf.name)
+
+    monkeypatch.setattr(assets, "_convert_gguf_to_hf", convert)
+    (tmp_path / "sha256-x").mkdir()
+    gguf = tiny_gguf(tmp_path / "sha256-x" / "m.gguf")
+    spec = TrainSpec(base_model="byo", train_file=tmp_path / "t.jsonl", hyper=Hyper(), base_model_path=gguf)
+    first, second = lora.base_model_dir(spec), lora.base_model_dir(spec)
+    assert first == second == tmp_path / "sha256-x" / "m-hf-bf16" and calls == [gguf]

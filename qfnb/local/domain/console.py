@@ -139,7 +139,8 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
             fh.write(json.dumps({"prompt": row["prompt"], "response": row["response"]}, ensure_ascii=False) + "\n")
     spec = {"base_model": container["model"], "train_file": str(job_dir / "train.jsonl"),
             "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": int(hyper.get("seed", 42))}
-    model_path = platform.settings.model_paths.get(str(container["model"]).lower())
+    model_path = platform.settings.model_paths.get(str(container["model"]).lower()) or getattr(
+        platform.registry, "train_path", lambda name: None)(str(container["model"]))  # an added model's weights
     if model_path is not None:
         spec["base_model_path"] = str(model_path)
     (job_dir / "spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")

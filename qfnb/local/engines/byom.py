@@ -23,6 +23,9 @@ def api_types(roles: tuple[str, ...]) -> tuple[str, ...]:
 def spec_for(entry: StoredModel) -> ModelSpec | None:
     """How the registry serves a stored model (None: it has no served role, e.g. a fine-tune base only)."""
     types = api_types(entry.roles)
+    if entry.kind == "hf-causal-lm" and "finetune-base" in entry.roles:
+        # a base trains on this platform as a served chat model: its tuned adapters are served beside it
+        types = tuple(dict.fromkeys(("chat", "completions", *types)))
     if not types:
         return None
     if entry.kind == "engine":

@@ -154,6 +154,13 @@ class EngineRegistry:
         except OSError:
             return None
 
+    def train_path(self, name: str) -> Path | None:
+        """What a fine-tune of added model ``name`` trains on: its HF dir, or its GGUF (converted by the
+        worker); None for the built-in models, which the worker finds itself."""
+        with self._lock:
+            spec = self._specs.get(name) if name in self._stored else None
+        return spec.path if spec is not None else None
+
     def spec_of(self, name: str) -> ModelSpec | None:
         """How model ``name`` is served (None: no such model)."""
         with self._lock:
