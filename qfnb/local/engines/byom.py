@@ -89,3 +89,45 @@ def descendants(pid: int) -> list[int]:
 def tree_rss(pid: int) -> int:
     """Resident memory of ``pid`` and everything it started."""
     return rss_bytes(pid) + sum(rss_bytes(p) for p in descendants(pid))
+
+
+def parameter_count(path: Path) -> int:
+    """Parameters of a model: from a GGUF's tensor shapes or a dir's safetensors headers (no weights read)."""
+    import json
+    import struct
+
+    if path.is_file():
+        from gguf import GGUFReader
+
+        return sum(int(t.n_elements) for t in GGUFReader(str(path)).tensors)
+    total = 0
+    for file in path.rglob("*.safetensors"):
+        with open(file, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(n))
+        total += sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
+    return total
+
+
+def available_bytes() -> int:
+    """Memory the kernel says a new process can have (``MemAvailable``)."""
+    with open("/proc/meminfo", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def training_problem(path: Path, available: int | None = None) -> str | None:
+    """Why a LoRA fine-tune of the model at ``path`` cannot fit in RAM (None: it fits).
+
+    The worker loads the base in fp32 (4 bytes a parameter); LoRA's gradients and optimizer state
+    are small, activations and the runtime are counted as half the weights again plus 1 GiB.
+    """
+    params = parameter_count(path)
+    need = int(params * 4 * 1.5) + 2**30
+    have = available_bytes() if available is None else available
+    if need > have:
+        return (f"fine-tuning this {params / 1e9:.1f}B-parameter base needs about {need / 2**30:.1f} GiB of RAM "
+                f"and {have / 2**30:.1f} GiB is available; nothing was started.")
+    return None

@@ -161,6 +161,10 @@ class EngineRegistry:
             spec = self._specs.get(name) if name in self._stored else None
         return spec.path if spec is not None else None
 
+    def training_problem(self, path: Path) -> str | None:
+        """Why a fine-tune of the base at ``path`` cannot fit in RAM (None: it fits)."""
+        return byom.training_problem(path)
+
     def spec_of(self, name: str) -> ModelSpec | None:
         """How model ``name`` is served (None: no such model)."""
         with self._lock:
