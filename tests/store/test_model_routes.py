@@ -115,8 +115,8 @@ def test_an_added_base_is_trainable_and_its_run_trains_on_the_stored_weights(cli
 def test_a_fine_tune_that_cannot_fit_in_ram_is_refused_before_anything_starts(client: TestClient, tmp_path: Path,
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from qfnb.local.domain import console
-    from qfnb.local.engines import byom
     from qfnb.local.domain.values import BodyError
+    from qfnb.local.engines import byom
     from tests.store.test_model_store import _hf_dir
 
     client.post(MODELS_ROUTE, json={"path": str(_hf_dir(tmp_path / "hf")), "name": "my-base"})
