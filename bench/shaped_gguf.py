@@ -26,6 +26,8 @@ SIZES: dict[str, tuple[dict[int, int], dict[str, int]]] = {
     "7b": ({896: 3584, 4864: 18944, 128: 512},
            {"embedding_length": 3584, "feed_forward_length": 18944, "block_count": 28,
             "attention.head_count": 28, "attention.head_count_kv": 4}),
+    # the same shapes with two layers: a small real-architecture GGUF for tests of the model store
+    "2layer": ({}, {"block_count": 2}),
 }
 BLOCK = np.dtype([("d", "<f2"), ("qs", "i1", (32,))])  # one Q8_0 block: a scale and 32 int8
 

@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--data-dir", type=Path, default=None, help="state dir (default $QFNB_DATA_DIR or ~/.qfnb)")
         if name == "stop":
             cmd.add_argument("--force", action="store_true", help="stop even while fine-tunes or evaluations run")
+    from qfnb import cli_models
+
+    cli_models.add_parser(sub)
     return parser
 
 
@@ -242,7 +245,9 @@ def _foreground_settings(args: argparse.Namespace, data_dir: Path) -> Settings |
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"serve": serve, "start": start, "status": status, "stop": stop}
+    from qfnb import cli_models
+
+    commands = {"serve": serve, "start": start, "status": status, "stop": stop, "models": cli_models.run}
     return commands[args.command](args)
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import shlex
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +22,8 @@ from typing import Any
 from qfnb.notebook import _fmt
 
 log = logging.getLogger("qfnb.notebook.discovery")
+#: every name cache in this process, so that a model added here shows at once
+_CACHES: weakref.WeakSet[NameCache] = weakref.WeakSet()
 
 #: Options whose value is a model / endpoint name.
 MODEL_OPTIONS = frozenset({"-m", "--model", "--models", "--judge", "--base"})
@@ -167,6 +171,12 @@ def list_models(fetch: Callable[[], Mapping[str, Any]] = fetch_services) -> Mode
     return ModelList(rows_from_services(services, defaults), "the platform's service list")
 
 
+def forget_models() -> None:
+    """Refresh every name cache of this process (``qfnb.local_models.add``/``rm`` call this)."""
+    for cache in list(_CACHES):
+        cache.invalidate()
+
+
 class NameCache:
     """Model and endpoint names for completion: never blocks; refreshed in the background."""
 
@@ -176,6 +186,12 @@ class NameCache:
         self._stamp = 0.0
         self._lock = threading.Lock()
         self._busy = False
+        _CACHES.add(self)
+
+    def invalidate(self) -> None:
+        """The names changed (a model was added or removed): refresh now, in the background."""
+        self._stamp = -math.inf
+        self.get()
 
     def set(self, listing: ModelList) -> None:
         self.listing, self._stamp = listing, time.monotonic()

@@ -21,6 +21,8 @@ LOG_FILE = "daemon.log"
 #: control routes of the daemon; they need the runtime file's token in ``CONTROL_HEADER``
 STATUS_ROUTE = "/qfnb/status"
 SHUTDOWN_ROUTE = "/qfnb/shutdown"
+#: the model store (``qfnb models``): GET list, POST add, DELETE /{name}, POST /{name}/unload
+MODELS_ROUTE = "/qfnb/models"
 CONTROL_HEADER = "X-Qfnb-Control"
 
 

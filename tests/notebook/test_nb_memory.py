@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-from qfnb.local.server import control
+from qfnb.local.engines.byom import descendants, rss_bytes
 
 HOLD = ("import sys, time; data = bytearray(40 * 1024 * 1024); "
         "import subprocess; kid = subprocess.Popen([sys.executable, '-c', 'import time; b = bytearray(30 << 20); "
@@ -27,17 +27,17 @@ def test_child_memory_counts_every_thread_and_grandchild() -> None:
     thread.join()
     try:
         assert procs[0].stdout is not None and procs[0].stdout.readline().strip() == "ready"
-        kids = control._children(os.getpid())
+        kids = descendants(os.getpid())
         assert procs[0].pid in kids and len(kids) >= 2, kids  # the worker thread's child and its child
         for _ in range(500):  # the grandchild allocates after it starts (a hang guard, not a speed check)
-            total = sum(control._rss_bytes(k) for k in kids if k != procs[0].pid)
+            total = sum(rss_bytes(k) for k in kids if k != procs[0].pid)
             if total >= 30 << 20:
                 break
             time.sleep(0.01)
-            kids = control._children(os.getpid())
-        assert sum(control._rss_bytes(k) for k in kids) >= 70 << 20
+            kids = descendants(os.getpid())
+        assert sum(rss_bytes(k) for k in kids) >= 70 << 20
     finally:
-        for kid in control._children(procs[0].pid):
+        for kid in descendants(procs[0].pid):
             subprocess.run(["kill", str(kid)], check=False)
         procs[0].kill()
         procs[0].wait()

@@ -50,10 +50,12 @@ class Control:
         self.transport = transport or default_transport()
 
     def _call(self, method: str, path: str, *, timeout: float, params: dict[str, str] | None = None,
-              token: bool = True) -> Reply:
+              token: bool = True, body: bytes = b"") -> Reply:
         url = self.info.url + path + (f"?{urlencode(params)}" if params else "")
         headers = {CONTROL_HEADER: self.info.control_token} if token else {}
-        request = Request(method, url, headers, b"", timeout)
+        if body:
+            headers["Content-Type"] = "application/json"
+        request = Request(method, url, headers, body, timeout)
 
         async def send() -> Reply:
             try:
@@ -80,6 +82,12 @@ class Control:
         reply = self._call("POST", SHUTDOWN_ROUTE, timeout=timeout, params={"force": "1"} if force else None)
         body = _json(reply)
         return reply.status_code, body if isinstance(body, dict) else {}
+
+    def call(self, method: str, path: str, payload: Any = None, *, timeout: float = 600.0) -> tuple[int, Any]:
+        """A control route with a JSON body (the model store's): its HTTP status and JSON answer."""
+        body = json.dumps(payload).encode() if payload is not None else b""
+        reply = self._call(method, path, timeout=timeout, body=body)
+        return reply.status_code, _json(reply)
 
     def engines(self, timeout: float = 0.5) -> list[EngineState] | None:
         """The engines of the status route; None when unknown (an error, an older daemon)."""

@@ -129,6 +129,11 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     if not refs:
         raise BodyError("trainset", "at least one dataset is required")
     rows = collect_rows(platform, refs)
+    model_path = platform.settings.model_paths.get(str(container["model"]).lower()) or getattr(
+        platform.registry, "train_path", lambda name: None)(str(container["model"]))  # an added model's weights
+    problem = getattr(platform.registry, "training_problem", lambda p: None)(model_path) if model_path else None
+    if problem:
+        raise BodyError("trainType", problem)
     sid = new_sid("task-")
     job_dir = platform.settings.data_dir / "jobs" / sid
     job_dir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +142,6 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
             fh.write(json.dumps({"prompt": row["prompt"], "response": row["response"]}, ensure_ascii=False) + "\n")
     spec = {"base_model": container["model"], "train_file": str(job_dir / "train.jsonl"),
             "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": int(hyper.get("seed", 42))}
-    model_path = platform.settings.model_paths.get(str(container["model"]).lower())
     if model_path is not None:
         spec["base_model_path"] = str(model_path)
     (job_dir / "spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")

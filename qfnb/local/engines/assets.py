@@ -233,6 +233,16 @@ def hf_dir(name: str) -> Path:
     return out
 
 
+def hf_dir_of(gguf: Path) -> Path:
+    """A bf16 safetensors dir of any GGUF file (an added model's), converted once beside it."""
+    out = gguf.with_name(f"{gguf.name.removesuffix('.gguf')}-hf-bf16")
+    if not (out / ".complete").is_file():
+        with _locked(out.with_name(out.name + ".lock")):
+            if not (out / ".complete").is_file():
+                _convert_gguf_to_hf(gguf, out, gemma=False)
+    return out
+
+
 def _convert_gguf_to_hf(gguf: Path, out: Path, *, gemma: bool) -> None:
     import shutil
 

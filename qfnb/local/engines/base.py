@@ -61,6 +61,8 @@ class ModelSpec:
     base_url: str | None = None  # kind "openai": the engine's URL, ending in /v1
     api_key: str | None = None
     remote_model: str | None = None  # kind "openai": the model name the engine knows
+    keep_alive: float | None = None  # seconds idle before its engine stops; -1 never; None the default
+    chat_template: str | None = None  # jinja text given to llama-server (None: the GGUF's own)
 
     def __repr__(self) -> str:  # never show the key
         return f"ModelSpec(kind={self.kind!r}, path={self.path!r}, base_url={self.base_url!r})"

@@ -333,6 +333,31 @@ class LlamaServer:
                 inst.stop()
                 self._set_state("stopped")
 
+    def unload(self) -> bool:
+        """Stop the process now (requests under way finish first); the next request starts one."""
+        with self._lock:
+            inst, self._current = self._current, None
+            if inst is None:
+                return False
+            inst.retired = True
+            busy = inst.active > 0
+            if busy:
+                self._retired.append(inst)
+        if not busy:
+            inst.stop()
+        self._set_state("stopped")
+        log.info("engine %s unloaded on request", self.config.name)
+        return True
+
+    def unload_in(self) -> float | None:
+        """Seconds until the idle stop (None: not running, or never unloaded)."""
+        inst = self._current
+        if inst is None or not inst.alive() or self.config.idle_seconds == float("inf"):
+            return None
+        if inst.active > 0:
+            return self.config.idle_seconds
+        return max(0.0, self.config.idle_seconds - (time.monotonic() - self.last_used))
+
     def acquire_and_release(self) -> None:
         """Make sure a process is running (start one if none)."""
         self.release(self.acquire())

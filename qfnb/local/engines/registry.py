@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.engines import byom
 from qfnb.local.engines.base import ModelSpec, ServedModel, UnknownModel
 from qfnb.local.engines.gate import AsyncChat, BatchingEmbedder, Gate, ThreadedChat
 from qfnb.local.engines.lanes import LaneGate, spare_slots
@@ -24,6 +25,7 @@ from qfnb.local.engines.llama_server import (
     default_slots,
     find_binary,
 )
+from qfnb.local.engines.model_store import ModelStore
 from qfnb.local.engines.openai_http import Endpoint, OpenAIChat, llama_endpoint
 from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE
 
@@ -127,6 +129,66 @@ class EngineRegistry:
         self._loading: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         reap_leftovers(self.data_dir / "logs")  # engines a killed platform process left running
+        self.store = ModelStore()
+        self._stored: set[str] = set()  # names served from the model store (``qfnb models add``)
+        self._manifest_stamp: tuple[int, int] | None = None
+        self.reload_store()
+
+    def reload_store(self) -> None:
+        """Serve what the model store names now: new names added, removed ones unloaded and dropped."""
+        self._manifest_stamp = self._stamp()
+        specs = {m.name: spec for m in self.store.models() if (spec := byom.spec_for(m)) is not None}
+        with self._lock:
+            gone = [n for n in self._stored if n not in specs]
+            fresh = {n: s for n, s in specs.items() if n in self._stored or n not in self._specs}
+        for name in gone:
+            self.unload(name)
+        with self._lock:
+            closing = [self._servers.pop(name, None) for name in gone]
+            for name in gone:
+                self._specs.pop(name, None)
+                self._engines.pop(name, None)
+            for name, spec in fresh.items():
+                self._add(name, spec)
+            self._stored = set(fresh)
+        for server in closing:
+            if server is not None:
+                server.close()
+
+    def _stamp(self) -> tuple[int, int] | None:
+        """The manifest's identity: every write replaces the file, so its inode changes."""
+        try:
+            st = self.store.manifest.stat()
+            return st.st_ino, st.st_mtime_ns
+        except OSError:
+            return None
+
+    def train_path(self, name: str) -> Path | None:
+        """What a fine-tune of added model ``name`` trains on: its HF dir, or its GGUF (converted by the
+        worker); None for the built-in models, which the worker finds itself."""
+        with self._lock:
+            spec = self._specs.get(name) if name in self._stored else None
+        return spec.path if spec is not None else None
+
+    def training_problem(self, path: Path) -> str | None:
+        """Why a fine-tune of the base at ``path`` cannot fit in RAM (None: it fits)."""
+        return byom.training_problem(path)
+
+    def spec_of(self, name: str) -> ModelSpec | None:
+        """How model ``name`` is served (None: no such model)."""
+        with self._lock:
+            return self._specs.get(name)
+
+    def unload(self, name: str) -> bool:
+        """Stop the engine of model ``name`` now (it starts again on its next request); False: none ran."""
+        with self._lock:
+            server = self._servers.get(name)
+            engine = self._engines.pop(name, None) if server is None else None
+        if server is not None:
+            return server.unload()
+        if isinstance(engine, ThreadedChat):
+            engine.close()
+        return engine is not None
 
     def _add(self, name: str, spec: ModelSpec) -> ServedModel:
         spec = replace(spec, endpoint=spec.endpoint or endpoint_for(name))
@@ -141,6 +203,8 @@ class EngineRegistry:
     def served_models(self) -> list[ServedModel]:
         # A snapshot under the lock: services are (re-)registered from other threads, e.g. in the
         # background after a restart, while requests list the served models.
+        if self._stamp() != self._manifest_stamp:  # another process (a second data dir's daemon) added one
+            self.reload_store()
         with self._lock:
             specs = list(self._specs.items())
         return [self._served(n, s) for n, s in specs]
@@ -236,9 +300,11 @@ class EngineRegistry:
         rows = []
         for name, server in servers.items():
             gate = self._gates[name]
+            pid = server.pid
             rows.append({"model": name, "endpoint": specs[name].endpoint, "state": server.state,
                          "since": server.since, "slots": gate.slots, "busy": gate.busy, "queued": gate.queued,
-                         "pid": server.pid, "adapters": len(server.config_adapters())})
+                         "pid": pid, "adapters": len(server.config_adapters()),
+                         "rssBytes": byom.rss_bytes(pid) if pid else 0, "unloadIn": server.unload_in()})
         for name, engine in engines.items():
             if name in servers or (name in self._bases and self._bases[name] in servers):
                 continue
@@ -282,10 +348,17 @@ class EngineRegistry:
             server = self._servers.get(base_name)
             if server is None:
                 opts = self.options
+                template = None
+                if spec.chat_template:
+                    template = self.data_dir / "logs" / f"template-{endpoint_for(base_name)}.jinja"
+                    template.parent.mkdir(parents=True, exist_ok=True)
+                    template.write_text(spec.chat_template, encoding="utf-8")
                 # the engine gets spare slots beside the batch-usable ones: the interactive lane's
                 config = ServerConfig(name=endpoint_for(base_name), gguf=spec.path or self._gguf(base_name),
                                       log_dir=self.data_dir / "logs", slots=opts.slots + spare_slots(opts.slots),
-                                      ctx_per_slot=spec.n_ctx, idle_seconds=opts.idle_seconds)
+                                      ctx_per_slot=spec.n_ctx,
+                                      idle_seconds=byom.idle_seconds(spec.keep_alive, opts.idle_seconds),
+                                      chat_template=str(template) if template else None)
                 server = self._servers[base_name] = LlamaServer(config)
                 self._gates[base_name] = LaneGate(base_name, opts.slots, opts.queue_len)
             return server

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from qfnb.local.domain import console, evaluation
 from qfnb.local.domain.platform import Platform
 from qfnb.local.engines.api import RegistryLike
-from qfnb.local.server import failures, routes_console, routes_inference, routes_v2
+from qfnb.local.server import failures, routes_console, routes_inference, routes_models, routes_v2
 from qfnb.local.server.auth import Authenticator, authenticator
 from qfnb.local.server.guard import BodyLimit
 from qfnb.local.server.wire import bce_error
@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
             platform.shutdown()
 
     routes: list[Any] = [
-        *routes_inference.routes(), *routes_console.routes(), *routes_v2.routes(),
+        *routes_inference.routes(), *routes_console.routes(), *routes_v2.routes(), *routes_models.routes(),
         Route("/bos/{bucket}/{key:path}", bos_object, methods=["PUT", "GET"]),
         Route("/healthz", health, methods=["GET"]),
         *(extra_routes or []),

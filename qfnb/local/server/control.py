@@ -17,40 +17,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from qfnb.local.domain.platform import Platform
+from qfnb.local.server import models_control
 from qfnb.protocol.console import EvalState, RunStatus
 from qfnb.protocol.daemon import CONTROL_HEADER, SHUTDOWN_ROUTE, STATUS_ROUTE, DaemonStatus, EngineState, RunningJob
-
-
-def _rss_bytes(pid: int) -> int:
-    try:
-        for line in open(f"/proc/{pid}/status", encoding="ascii"):  # noqa: SIM115 - short read
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _children(pid: int) -> list[int]:
-    """Every process below ``pid`` (engines, training workers and what they start): the children
-    of each of its threads, not only the main thread's, and their children in turn."""
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        parent = todo.pop()
-        try:
-            threads = os.listdir(f"/proc/{parent}/task")
-        except OSError:
-            continue
-        for tid in threads:
-            try:
-                with open(f"/proc/{parent}/task/{tid}/children", encoding="ascii") as fh:
-                    kids = [int(p) for p in fh.read().split()]
-            except OSError:
-                continue
-            found += kids
-            todo += kids
-    return found
 
 
 def running_jobs(platform: Platform) -> list[RunningJob]:
@@ -71,12 +40,13 @@ def engine_states(platform: Platform) -> list[EngineState]:
 
 def status(platform: Platform, started: float, version: str) -> DaemonStatus:
     """What ``qfnb status`` shows."""
+    from qfnb.local.engines.byom import descendants, rss_bytes
+
     pid = os.getpid()
-    kids = _children(pid)
     return DaemonStatus(pid=pid, version=version, uptime_seconds=round(time.time() - started, 1),
                         data_dir=str(platform.settings.data_dir), models_loaded=tuple(sorted(platform.loaded_models())),
                         engines=tuple(engine_states(platform)), jobs_running=tuple(running_jobs(platform)),
-                        memory_bytes=_rss_bytes(pid), child_memory_bytes=sum(_rss_bytes(k) for k in kids))
+                        memory_bytes=rss_bytes(pid), child_memory_bytes=sum(rss_bytes(k) for k in descendants(pid)))
 
 
 def routes(token: str, started: float, version: str, request_exit: Callable[[], None]) -> list[Route]:
@@ -99,4 +69,5 @@ def routes(token: str, started: float, version: str, request_exit: Callable[[], 
         request_exit()
         return JSONResponse({"stopped": True, "jobsRunning": jobs})
 
-    return [Route(STATUS_ROUTE, get_status, methods=["GET"]), Route(SHUTDOWN_ROUTE, shutdown, methods=["POST"])]
+    return [Route(STATUS_ROUTE, get_status, methods=["GET"]), Route(SHUTDOWN_ROUTE, shutdown, methods=["POST"]),
+            *models_control.routes(allowed)]

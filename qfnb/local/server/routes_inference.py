@@ -131,7 +131,8 @@ async def _v1_route(request: Request, platform: Platform, api_type: str, endpoin
         return await _embeddings(platform, endpoint, body)
     if api_type == "text2image":
         parse(Text2ImageRequest, body)
-        return JSONResponse(await offload(text2image.generate, platform.settings.text2image_model_dir, body))
+        draw = text2image.drawer(platform.registry, endpoint, platform.settings.text2image_model_dir)
+        return JSONResponse(await offload(draw, body))
     if api_type == "plugin":
         return await _plugin(platform, endpoint, body)
     raise BodyError("endpoint", f"API name not exist: the local platform has no {api_type} model "

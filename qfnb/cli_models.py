@@ -1,0 +1,88 @@
+"""``qfnb models add|list|ps|rm|unload|du``: the local platform's model store, as ``ollama`` users know it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    models = sub.add_parser("models", help="the local platform's models: add, list, ps, rm, unload, du")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    add = msub.add_parser("add", help="add a GGUF file, a Hugging Face dir or an OpenAI-API engine")
+    add.add_argument("path", nargs="?", type=Path, help="a .gguf file, or a Hugging Face model dir")
+    add.add_argument("--name", required=True, help="the model's name on the platform")
+    add.add_argument("--role", action="append", default=[],
+                     choices=["chat", "completion", "embeddings", "finetune-base", "text2image"],
+                     help="what it serves (repeatable; default: what the model is)")
+    add.add_argument("--template", help="a chat template file (jinja) instead of the GGUF's own")
+    add.add_argument("--ctx", type=int, help="context tokens per request (default: the model's, at most 4096)")
+    add.add_argument("--keep-alive", type=float, help="seconds idle before unload (-1: never; default 600)")
+    add.add_argument("--engine", help="an engine URL (OpenAI API, e.g. http://host:7860/v1) instead of a path")
+    for name, text in (("list", "the models in the store"), ("ps", "the engines loaded now"),
+                       ("du", "the store's size, and what rm would free"),
+                       ("rm", "remove a model (refused while in use)"), ("unload", "stop a model's engine now")):
+        cmd = msub.add_parser(name, help=text)
+        if name in ("rm", "unload"):
+            cmd.add_argument("name")
+    for cmd in msub.choices.values():
+        cmd.add_argument("--data-dir", type=Path, default=None, help="state dir (default $QFNB_DATA_DIR or ~/.qfnb)")
+
+
+def _mib(n: int | None) -> str:
+    return f"{(n or 0) / 2**20:,.0f} MiB"
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    from qfnb import local_models as lm
+
+    try:
+        return _run(lm, args)
+    except (lm.ModelStoreError, ValueError) as exc:
+        print(f"qfnb models {args.models_command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(lm: Any, args: argparse.Namespace) -> int:
+    cmd, data_dir = args.models_command, args.data_dir
+    if cmd == "add":
+        entry = lm.add(args.path, name=args.name, role=args.role or None, template=args.template, ctx=args.ctx,
+                       keep_alive=args.keep_alive, engine=args.engine, data_dir=data_dir)
+        print(f"added {entry['name']} ({entry['kind']}, {_mib(entry['size'])}, roles: {', '.join(entry['roles'])})")
+        return 0
+    if cmd == "list":
+        rows = [["NAME", "KIND", "SIZE", "ROLES", "FROM", "ADDED"]]
+        rows += [[m["name"], m["kind"], _mib(m["size"]), ",".join(m["roles"]), m["source"],
+                  time.strftime("%Y-%m-%d %H:%M", time.localtime(m["added"]))] for m in lm.list(data_dir)]
+        print(_table(rows))
+        return 0
+    if cmd == "ps":
+        rows = [["NAME", "STATE", "PID", "RESIDENT", "BUSY/SLOTS", "QUEUED", "UNLOAD IN"]]
+        for r in lm.ps(data_dir):
+            until = r.get("unloadIn")
+            rows.append([r["model"], r["state"], str(r.get("pid") or "-"), _mib(r.get("rssBytes")),
+                         f"{r['busy']}/{r['slots']}", str(r["queued"]),
+                         "never" if until is None and r.get("pid") else "-" if until is None else f"{until:.0f} s"])
+        print(_table(rows))
+        return 0
+    if cmd == "du":
+        usage = lm.du(data_dir)
+        print(f"{usage['path']}: {_mib(usage['bytes'])}")
+        for m in usage["models"]:
+            print(f"  {m['name']}: {_mib(m['size'])}, rm frees {_mib(m['freed_by_rm'])}")
+        return 0
+    if cmd == "rm":
+        result = lm.rm(args.name, data_dir)
+        print(f"removed {result['removed']} (freed {_mib(result['freedBytes'])})")
+        return 0
+    result = lm.unload(args.name, data_dir)
+    print(f"unloaded {args.name}" if result["unloaded"] else f"{args.name} was not loaded")
+    return 0

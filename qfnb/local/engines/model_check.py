@@ -1,0 +1,139 @@
+"""What a file or directory a user adds to the model store is: checked before anything is stored.
+
+Each check raises :class:`NotAModel` with one sentence that says what is wrong; a passing check
+returns the facts the store keeps (kind, roles, architecture, chat template, context length).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+GGUF_MAGIC = b"GGUF"
+GGUF_VERSIONS = (2, 3)
+#: the roles a stored model can play (``completion`` is the plain-text completions API)
+ROLES = ("chat", "completion", "embeddings", "finetune-base", "text2image")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.txt")
+
+
+class NotAModel(ValueError):
+    """The path is not a model this platform can serve or train (the message says why)."""
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a check found."""
+
+    kind: str  # gguf | hf-causal-lm | sentence-transformers
+    roles: tuple[str, ...]  # what it does when no role is given
+    arch: str = ""
+    chat_template: str | None = None
+    context_length: int | None = None
+    files: tuple[Path, ...] = field(default_factory=tuple)  # the files to store (relative to the dir)
+    can: tuple[str, ...] = ()  # every role it may be given (default: ``roles``)
+
+
+def inspect(path: Path) -> ModelFacts:
+    """Check ``path`` (a GGUF file, a Hugging Face causal-LM dir or a sentence-transformers dir)."""
+    if not path.exists():
+        raise NotAModel(f"{path} does not exist.")
+    if path.is_dir():
+        return _check_dir(path)
+    return check_gguf(path)
+
+
+def check_gguf(path: Path) -> ModelFacts:
+    """A complete GGUF file of an architecture llama.cpp knows; its metadata."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if len(head) < 8 or head[:4] != GGUF_MAGIC:
+        raise NotAModel(f"{path.name} is not a GGUF model file (it does not start with the GGUF magic bytes).")
+    version = struct.unpack("<I", head[4:8])[0]
+    if version not in GGUF_VERSIONS:
+        raise NotAModel(f"{path.name} is GGUF version {version}; llama.cpp reads versions 2 and 3.")
+    from gguf import MODEL_ARCH_NAMES, GGUFReader
+
+    try:
+        reader = GGUFReader(str(path))
+        end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+    except Exception as exc:  # the reader fails in many ways on a cut-off header
+        raise NotAModel(f"{path.name} is truncated or damaged: it cannot be read as GGUF ({exc}).") from None
+    if not reader.tensors:
+        raise NotAModel(f"{path.name} holds no tensors, so it is not a model.")
+    if end > size:
+        raise NotAModel(f"{path.name} is truncated: its tensors need {end} bytes but the file has {size}.")
+
+    def field_value(key: str) -> Any:
+        fld = reader.fields.get(key)
+        return fld.contents() if fld is not None else None
+
+    arch = str(field_value("general.architecture") or "")
+    if arch not in set(MODEL_ARCH_NAMES.values()):
+        raise NotAModel(f"{path.name} has architecture {arch!r}, which this llama.cpp cannot load.")
+    template = field_value("tokenizer.chat_template")
+    ctx = field_value(f"{arch}.context_length")
+    return ModelFacts(kind="gguf", roles=("chat", "completion"), can=("chat", "completion"), arch=arch,
+                      chat_template=str(template) if template else None,
+                      context_length=int(ctx) if ctx is not None else None, files=(Path(path.name),))
+
+
+def _safetensors_ok(path: Path) -> None:
+    """A safetensors file whose header parses and whose data is all there."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        raw = fh.read(8)
+        if len(raw) < 8:
+            raise NotAModel(f"{path.name} is not a safetensors file (too short).")
+        (n,) = struct.unpack("<Q", raw)
+        try:
+            header = json.loads(fh.read(n)) if n < size else None
+        except ValueError:
+            header = None
+    if not isinstance(header, dict):
+        raise NotAModel(f"{path.name} is not a safetensors file (its header does not parse).")
+    end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + n + end > size:
+        raise NotAModel(f"{path.name} is truncated: its tensors need {8 + n + end} bytes but the file has {size}.")
+
+
+def _check_dir(path: Path) -> ModelFacts:
+    weights = sorted(p for p in path.rglob("*.safetensors") if p.is_file())
+    if not weights:
+        raise NotAModel(f"{path} has no .safetensors weights (a Hugging Face model dir needs them).")
+    for w in weights:
+        _safetensors_ok(w)
+    if not any((path / t).is_file() or any(path.rglob(t)) for t in TOKENIZER_FILES):
+        raise NotAModel(f"{path} has no tokenizer ({', '.join(TOKENIZER_FILES)}).")
+    files = tuple(p.relative_to(path) for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith("."))
+    if (path / "modules.json").is_file() or (path / "config_sentence_transformers.json").is_file():
+        return ModelFacts(kind="sentence-transformers", roles=("embeddings",), files=files)
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise NotAModel(f"{path} has no readable config.json.") from None
+    archs = [str(a) for a in config.get("architectures") or []]
+    if not any(a.endswith("ForCausalLM") for a in archs):
+        raise NotAModel(f"{path} is not a causal language model (architectures: {archs or 'none'}).")
+    model_type = str(config.get("model_type") or "")
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    if model_type not in CONFIG_MAPPING_NAMES:
+        raise NotAModel(f"{path} has model_type {model_type!r}, which transformers (and so peft) cannot load.")
+    template = None
+    tok_config = path / "tokenizer_config.json"
+    if tok_config.is_file():
+        try:
+            template = json.loads(tok_config.read_text(encoding="utf-8")).get("chat_template")
+        except ValueError:
+            template = None
+    if template is None and (path / "chat_template.jinja").is_file():
+        template = (path / "chat_template.jinja").read_text(encoding="utf-8")
+    ctx = config.get("max_position_embeddings")
+    return ModelFacts(kind="hf-causal-lm", roles=("finetune-base",), can=("finetune-base", "chat", "completion"),
+                      arch=archs[0],
+                      chat_template=template if isinstance(template, str) else None,
+                      context_length=int(ctx) if isinstance(ctx, int) else None, files=files)

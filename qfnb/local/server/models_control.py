@@ -1,0 +1,131 @@
+"""The daemon's model-store routes (``qfnb models …``, ``qfnb.local_models``), behind the control token.
+
+``GET /qfnb/models``: the store's models, the running engines (true RSS) and the store's size;
+``POST /qfnb/models``: add one (JSON: path or engine, name, roles, template, ctx, keep_alive);
+``DELETE /qfnb/models/{name}``: remove one (409 while a service, a job or a request uses it);
+``POST /qfnb/models/{name}/unload``: stop its engine now.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from qfnb.local.domain.platform import Platform
+from qfnb.protocol.console import RunStatus, ServiceStatus
+from qfnb.protocol.daemon import MODELS_ROUTE
+
+log = logging.getLogger("qfnb.local.server.models_control")
+
+
+def users(platform: Platform, name: str) -> list[str]:
+    """What uses model ``name`` now: services built on it, fine-tunes of it, requests on its engine."""
+    key = name.lower()
+    found = []
+    for svc in platform.store.all("services", lambda s: s.get("status") != ServiceStatus.FAILED.value):
+        version = platform.store.get("versions", svc["modelVersionId"]) or {}
+        if str(version.get("baseModel", "")).lower() == key:
+            found.append(f"service {svc['name']}")
+    live = (RunStatus.WAITING.value, RunStatus.RUNNING.value)
+    for run in platform.store.all("runs", lambda r: r.get("status") in live):
+        if str(run.get("baseModel", "")).lower() == key:
+            found.append(f"fine-tune {run['sid']}")
+    for row in _engines(platform):
+        if str(row["model"]).lower() == key and (row.get("busy") or row.get("queued")):
+            found.append(f"{row['busy']} requests on its engine")
+    return found
+
+
+def _engines(platform: Platform) -> list[dict[str, Any]]:
+    states = getattr(platform.registry, "engine_states", None)
+    return list(states()) if states is not None else []
+
+
+def listing(platform: Platform) -> dict[str, Any]:
+    store = getattr(platform.registry, "store", None)
+    if store is None:
+        return {"models": [], "running": _engines(platform), "store": {}}
+    return {"models": [m.to_dict() for m in store.models()], "running": _engines(platform), "store": store.usage()}
+
+
+def _reload(platform: Platform) -> None:
+    reload = getattr(platform.registry, "reload_store", None)
+    if reload is not None:
+        reload()
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def routes(allowed: Callable[[Request], bool]) -> list[Route]:
+    """The routes, answering only requests that ``allowed`` accepts (the control token)."""
+
+    async def list_models(request: Request) -> JSONResponse:
+        if not allowed(request):
+            return _error(403, "control token required")
+        return JSONResponse(await run_in_threadpool(listing, request.app.state.platform))
+
+    async def add_model(request: Request) -> JSONResponse:
+        if not allowed(request):
+            return _error(403, "control token required")
+        platform: Platform = request.app.state.platform
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return _error(400, "the body must be a JSON object")
+        if not isinstance(body, dict):
+            return _error(400, "the body must be a JSON object")
+        from qfnb.local.engines.model_check import NotAModel
+
+        registry = platform.registry
+        store = getattr(registry, "store", None)
+        if store is None:
+            return _error(501, "this platform's engines have no model store")
+        roles = body.get("roles") or ()
+        if isinstance(roles, str):
+            roles = (roles,)
+        try:
+            keep = body.get("keep_alive")
+            entry = await run_in_threadpool(
+                store.add, body.get("path"), str(body.get("name") or ""), roles=tuple(str(r) for r in roles),
+                template=body.get("template"), ctx=int(body["ctx"]) if body.get("ctx") is not None else None,
+                keep_alive=float(keep) if keep is not None else None, engine_url=body.get("engine"))
+        except (NotAModel, TypeError, ValueError) as exc:
+            return _error(400, str(exc))
+        await run_in_threadpool(_reload, platform)
+        return JSONResponse(entry.to_dict())
+
+    async def remove_model(request: Request) -> JSONResponse:
+        if not allowed(request):
+            return _error(403, "control token required")
+        platform: Platform = request.app.state.platform
+        name = request.path_params["name"]
+        store = getattr(platform.registry, "store", None)
+        if store is None or store.get(name) is None:
+            return _error(404, f"no model named {name!r} in the store")
+        using = users(platform, name)
+        if using:
+            return _error(409, f"{name} is in use ({', '.join(using)}); stop that first")
+        freed = await run_in_threadpool(store.remove, name)
+        await run_in_threadpool(_reload, platform)
+        return JSONResponse({"removed": name, "freedBytes": freed})
+
+    async def unload_model(request: Request) -> JSONResponse:
+        if not allowed(request):
+            return _error(403, "control token required")
+        unload = getattr(request.app.state.platform.registry, "unload", None)
+        name = request.path_params["name"]
+        stopped = bool(await run_in_threadpool(unload, name)) if unload is not None else False
+        return JSONResponse({"model": name, "unloaded": stopped})
+
+    return [Route(MODELS_ROUTE, list_models, methods=["GET"]), Route(MODELS_ROUTE, add_model, methods=["POST"]),
+            Route(MODELS_ROUTE + "/{name}", remove_model, methods=["DELETE"]),
+            Route(MODELS_ROUTE + "/{name}/unload", unload_model, methods=["POST"])]

@@ -1,0 +1,41 @@
+"""``GET /v2/models`` (and ``/v2/models/{id}``): the served chat models in the OpenAI API's list shape,
+so the ``openai`` SDK's ``client.models.list()`` (base URL ``…/v2``) sees every model, added ones too."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from qfnb.local.domain.platform import Platform
+from qfnb.local.server.wire import v2_error
+
+_STARTED = int(time.time())
+
+
+def _entry(model: Any, created: int) -> dict[str, Any]:
+    return {"id": model.name, "object": "model", "created": created, "owned_by": "qfnb-local",
+            "api_types": list(model.api_types)}
+
+
+async def list_models(request: Request) -> Response:
+    problem = request.app.state.auth.check_bearer(request)
+    if problem is not None:
+        return v2_error(401, "InvalidIAMToken", problem)
+    platform: Platform = request.app.state.platform
+    data = [_entry(m, _STARTED) for m in platform.served()]
+    wanted = request.path_params.get("model_id")
+    if wanted is None:
+        return JSONResponse({"object": "list", "data": data})
+    found = next((d for d in data if d["id"].lower() == str(wanted).lower()), None)
+    if found is None:
+        return v2_error(404, "NoSuchModel", f"no served model is called {wanted!r}")
+    return JSONResponse(found)
+
+
+def routes() -> list[Route]:
+    return [Route("/v2/models", list_models, methods=["GET"]),
+            Route("/v2/models/{model_id:path}", list_models, methods=["GET"])]
