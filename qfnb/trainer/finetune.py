@@ -28,6 +28,7 @@ from .actions import (
 from .configs import DeployConfig, TrainConfig
 from .consts import FinetuneStatus
 from .event import EventHandler
+from .inputs import as_dataset, previous_task
 from .pipeline import Pipeline, Trainer, _EventLog
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,7 +66,7 @@ class LLMFinetune(Trainer):
             config = config.with_overrides(**creds) if config is not None else _Config.from_env(**creds)
         train_kwargs = {k: v for k in ("peft_type", "train_mode", "corpus_config", "train_extras")
                         if (v := kwargs.pop(k, None))}
-        previous = _previous_task(kwargs.pop("previous_task_id", None), kwargs.pop("previous_trainer", None))
+        previous = previous_task(kwargs.pop("previous_task_id", None), kwargs.pop("previous_trainer", None))
         if previous is not None:
             train_kwargs["increment_task_id"] = previous
         bos_path = kwargs.pop("dataset_bos_path", None)
@@ -80,7 +81,7 @@ class LLMFinetune(Trainer):
         if not train_type and previous is None:
             raise ValidationError("train_type", "name the base model to fine-tune "
                                   "(e.g. 'Gemma-3-270M' locally), or continue one with previous_task_id=")
-        dataset = _as_dataset(dataset)
+        dataset = as_dataset(dataset)
         if isinstance(train_config, str | Path):
             train_config = TrainConfig.load(train_config)
         if train_config is not None and not isinstance(train_config, TrainConfig):
@@ -362,41 +363,6 @@ class TrainerSummary(dict[str, Any]):
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
-
-
-def _previous_task(task_id: str | None, trainer: Any) -> str | None:
-    """The run an incremental fine-tune continues: ``previous_task_id``, or ``previous_trainer``'s."""
-    if trainer is not None:
-        if task_id is not None:
-            raise ValidationError("previous_task_id", "give previous_task_id= or previous_trainer=, not both")
-        action = getattr(trainer, "train_action", None)
-        task_id = getattr(action, "task_id", None)
-        if task_id is None:
-            raise ValidationError("previous_trainer", "that trainer has not started a training run yet")
-    return task_id
-
-
-def _as_dataset(dataset: Any) -> Any:
-    """Lists and DataFrames become Datasets; local data is validated now (chat-SFT schema),
-    so a bad row is reported before anything is sent."""
-    import pandas as pd
-
-    from qfnb.dataset import Dataset
-
-    if dataset is None:
-        raise ValidationError("dataset", "a Dataset, platform dataset id or bos:/ URI is required")
-    from .configs import DatasetConfig
-
-    if isinstance(dataset, DatasetConfig):
-        dataset.datasets = [_as_dataset(d) for d in dataset.datasets]
-        return dataset
-    if isinstance(dataset, pd.DataFrame):
-        dataset = Dataset.load(dataframe=dataset)
-    elif isinstance(dataset, list):
-        dataset = Dataset.create_from_pyobj(dataset)
-    if isinstance(dataset, Dataset) and dataset.qianfan_dataset_id is None:
-        dataset.validate()  # names file lines (1-based) for a file, row positions for a frame
-    return dataset
 
 
 class _Uploaded:

@@ -1,0 +1,65 @@
+"""How the platform runs its engines: slots, queue, idle time and external engines (``QFNB_ENGINE_*``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from qfnb.local.engines.base import ModelSpec
+from qfnb.local.engines.llama_server import default_slots
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How engines run: ``slots`` parallel requests per llama-server (default from the cores),
+    ``queue`` more waiting before 429, ``idle_seconds`` before an unused engine stops, and
+    ``external``: model name -> an OpenAI-compatible engine that serves it."""
+
+    slots: int = field(default_factory=default_slots)
+    queue: int | None = None  # default: 4 x slots
+    idle_seconds: float = 600.0
+    external: Mapping[str, ModelSpec] = field(default_factory=dict)
+
+    @property
+    def queue_len(self) -> int:
+        return self.queue if self.queue is not None else 4 * self.slots
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EngineOptions:
+        """``QFNB_ENGINE_SLOTS``, ``QFNB_ENGINE_QUEUE``, ``QFNB_ENGINE_IDLE_SECONDS``, ``QFNB_ENGINES``."""
+
+        def number(key: str, kind: type, default: Any) -> Any:
+            raw = env.get(key)
+            try:
+                return default if raw in (None, "") else kind(raw)
+            except ValueError:
+                raise ValueError(f"{key} must be a number, got {raw!r}") from None
+
+        return cls(slots=number("QFNB_ENGINE_SLOTS", int, default_slots()),
+                   queue=number("QFNB_ENGINE_QUEUE", int, None),
+                   idle_seconds=number("QFNB_ENGINE_IDLE_SECONDS", float, 600.0),
+                   external=parse_external(env.get("QFNB_ENGINES")))
+
+
+def parse_external(raw: str | Mapping[str, Any] | None) -> dict[str, ModelSpec]:
+    """External engines from JSON: ``{"name": "http://host:8000/v1"}`` or ``{"name": {"base_url":
+    ..., "model": "the engine's model name", "api_key": ..., "api_types": ["chat", "completions"]}}``."""
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except ValueError as exc:
+        raise ValueError(f"QFNB_ENGINES must be a JSON object of model name -> engine URL: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError("QFNB_ENGINES must be a JSON object of model name -> engine URL")
+    out = {}
+    for name, conf in data.items():
+        conf = {"base_url": conf} if isinstance(conf, str) else conf
+        if not isinstance(conf, dict) or not str(conf.get("base_url", "")).startswith(("http://", "https://")):
+            raise ValueError(f"QFNB_ENGINES[{name!r}] needs an http(s) base_url, e.g. http://gpu-box:8000/v1")
+        types = tuple(conf.get("api_types") or ("chat", "completions"))
+        out[str(name)] = ModelSpec(kind="openai", api_types=types, base_url=str(conf["base_url"]).rstrip("/"),
+                                   api_key=conf.get("api_key"), remote_model=conf.get("model") or str(name))
+    return out
