@@ -79,7 +79,7 @@ class Dataset(DatasetOps, OnlineOps):
         if _is_source(data_file):
             if source is not None:
                 raise ValidationError("source", "given both positionally and by name")
-            data_file, source = None, data_file  # type: ignore[assignment]
+            data_file, source = None, data_file
         given = [n for n, v in (("data_file", data_file), ("source", source), ("dataframe", dataframe),
                                 ("qianfan_dataset_id", qianfan_dataset_id)) if v is not None]
         if len(given) != 1:
@@ -263,7 +263,7 @@ class Dataset(DatasetOps, OnlineOps):
     def _repr_html_(self) -> str:
         if self._df is None and self.qianfan_dataset_id is not None:
             return f"<div><b>Dataset</b> {self.qianfan_dataset_id} on the platform (not downloaded)</div>"
-        head = self._frame().head(10).to_html(max_colwidth=80)  # type: ignore[call-arg]
+        head = self._frame().head(10).to_html(max_colwidth=80)
         return f"<div><b>Dataset</b> — {len(self)} rows</div>{head}"
 
     # ---- validation & saving ------------------------------------------------------------
@@ -285,7 +285,7 @@ class Dataset(DatasetOps, OnlineOps):
         writes every row of an ungrouped set to a .jsonl file as a one-turn conversation.
         """
         if _is_source(data_file):
-            data_file, destination = None, data_file  # type: ignore[assignment]
+            data_file, destination = None, data_file
         if destination is None and data_file is None and qianfan_dataset_id is None \
                 and qianfan_dataset_create_args is None:
             destination = self.inner_data_source_cache

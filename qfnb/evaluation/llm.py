@@ -41,8 +41,9 @@ def response_text(resp: Any) -> str:
     """The generated text of an inference response (v1 ``result``, v2 ``choices``) or a str."""
     if isinstance(resp, str):
         return resp
-    for getter in (lambda r: r["result"], lambda r: r["choices"][0]["message"]["content"],
-                   lambda r: r["choices"][0]["text"]):
+    getters: tuple[Callable[[Any], Any], ...] = (lambda r: r["result"], lambda r: r["choices"][0]["message"]["content"],
+                                                  lambda r: r["choices"][0]["text"])
+    for getter in getters:
         try:
             value = getter(resp)
         except (KeyError, IndexError, TypeError, AttributeError):

@@ -273,7 +273,7 @@ def sign_flip_test(diffs: ArrayLike, *, n_resamples: int = 20_000, seed: int = 0
             chunk = codes[start:start + (1 << 16)]
             signs = 1 - 2 * ((chunk[:, None] >> np.arange(d.size)) & 1)
             hits += int(np.count_nonzero(np.abs(signs @ d) >= threshold))
-        return hits / total
+        return float(hits / total)
     rng = np.random.default_rng(seed)
     hits = 0
     for start in range(0, n_resamples, 4096):

@@ -23,12 +23,12 @@ from .actions import (
     LoadDataSetAction,
     ModelPublishAction,
     TrainAction,
-    warn_ignored,
 )
 from .configs import DeployConfig, TrainConfig
 from .consts import FinetuneStatus
 from .event import EventHandler
 from .inputs import as_dataset, previous_task
+from .load_action import warn_ignored
 from .pipeline import Pipeline, Trainer, _EventLog
 
 if TYPE_CHECKING:  # pragma: no cover
