@@ -3,7 +3,7 @@ and OpenAI's files + batches API, shared by the client and the local platform.""
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 #: console v2 route of offline batch inference
 ROUTE = "/v2/batchinference"
@@ -21,7 +21,7 @@ TASK_PREFIX = "infer-"
 FILE_PREFIX = "file-"
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     """``runStatus`` of an offline batch-inference task (the platform's values)."""
 
     QUEUING = "Queuing"

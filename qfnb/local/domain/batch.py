@@ -32,7 +32,7 @@ _threads: dict[tuple[str, int], threading.Thread] = {}
 _lock = threading.Lock()
 
 
-def _split_uri(uri: str, field: str) -> tuple[str, str]:
+def _split_uri(uri: Any, field: str) -> tuple[str, str]:
     if not isinstance(uri, str) or not uri.startswith(BOS_PREFIX):
         raise BodyError(field, f"must be a bos:/bucket/key URI, got {uri!r}")
     bucket, _, key = uri[len(BOS_PREFIX):].lstrip("/").partition("/")
@@ -89,7 +89,8 @@ def create(platform: Platform, body: dict[str, Any], *, openai: dict[str, Any] |
     task = platform.store.insert("batches", {
         "name": name, "description": body.get("description") or "", "endpoint": body.get("endpoint"),
         "modelId": body.get("modelId"), "model": model, "inferenceParams": params,
-        "inputBosUri": body.get("inputBosUri"), "outputBosUri": body["outputBosUri"], "datasetId": body.get("datasetId"),
+        "inputBosUri": body.get("inputBosUri"), "outputBosUri": body["outputBosUri"],
+        "datasetId": body.get("datasetId"),
         "completionWindow": window, "runStatus": RunStatus.QUEUING.value, "openai": openai,
         "done": 0, "failed": 0, "total": None, "inputTokens": 0, "outputTokens": 0, "repeatedRequests": 0,
         "preempted": 0, "retried": 0, "runSeconds": 0.0})
@@ -203,7 +204,8 @@ def _run(platform: Platform, task_id: int) -> None:
         base_seconds = float(task.get("runSeconds") or 0.0)
         window = COMPLETION_WINDOWS.get(task.get("completionWindow") or "")
         task = platform.store.update("batches", task_id, runStatus=RunStatus.RUNNING.value, repeatedRequests=repeats,
-                                     done=state.done, failed=state.failed, startedAt=task.get("startedAt") or time.time())
+                                     done=state.done, failed=state.failed,
+                                     startedAt=task.get("startedAt") or time.time())
         created = float(task["created"])
         expired = threading.Event()
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from qfnb.protocol.routes import Console
 
+from . import batch_inference as _bi
 from ._base import ConsoleRequest, compact, console_api, invalid, require, require_id
 from .consts import (
     TEMPLATE_PROJECT,
@@ -174,6 +175,15 @@ class Data:
         _get_dataset_export_records)
     get_dataset_import_error_detail, aget_dataset_import_error_detail = console_api(
         _get_dataset_import_error_detail)
+    # offline batch inference (/v2/batchinference), builders in batch_inference.py
+    create_offline_batch_inference_task, acreate_offline_batch_inference_task = console_api(
+        _bi._create_offline_batch_inference_task)
+    get_offline_batch_inference_task, aget_offline_batch_inference_task = console_api(
+        _bi._get_offline_batch_inference_task)
+    stop_offline_batch_inference_task, astop_offline_batch_inference_task = console_api(
+        _bi._stop_offline_batch_inference_task)
+    list_offline_batch_inference_task, alist_offline_batch_inference_task = console_api(
+        _bi._list_offline_batch_inference_task)
 
     class V2:
         """``/v2/dataset``."""
