@@ -46,30 +46,32 @@ class Recorder:
         await self.app(scope, replay, send)
 
 
-def put_object(base: str, bucket: str, key: str, lines: list[Any]) -> str:
+def put_object(base: str, bucket: str, key: str, lines: list[Any], auth: Any = None) -> str:
     text = "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n"
-    resp = httpx.put(f"{base}/bos/{bucket}/{key}", content=text.encode(), auth=Signer())
+    resp = httpx.put(f"{base}/bos/{bucket}/{key}", content=text.encode(), auth=auth or Signer())
     assert resp.status_code == 200, resp.text
     return f"bos:/{bucket}/{key}"
 
 
-def get_object(base: str, uri: str) -> list[dict[str, Any]]:
-    resp = httpx.get(base + "/bos/" + uri[len("bos:/"):].lstrip("/"), auth=Signer())
+def get_object(base: str, uri: str, auth: Any = None) -> list[dict[str, Any]]:
+    resp = httpx.get(base + "/bos/" + uri[len("bos:/"):].lstrip("/"), auth=auth or Signer())
     if resp.status_code == 404:
         return []
     return [json.loads(line) for line in resp.text.splitlines() if line.strip()]
 
 
-def console(base: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
-    resp = httpx.post(base + "/v2/batchinference", params={"Action": action}, json=body, auth=Signer(), timeout=30)
+def console(base: str, action: str, body: dict[str, Any], auth: Any = None) -> dict[str, Any]:
+    resp = httpx.post(base + "/v2/batchinference", params={"Action": action}, json=body, auth=auth or Signer(),
+                      timeout=30)
     assert resp.status_code == 200, resp.text
     return resp.json()["result"]  # type: ignore[no-any-return]
 
 
-def wait_task(base: str, task_id: str, until: Callable[[dict[str, Any]], bool], limit: float = 60) -> dict[str, Any]:
+def wait_task(base: str, task_id: str, until: Callable[[dict[str, Any]], bool], limit: float = 60,
+              auth: Any = None) -> dict[str, Any]:
     deadline = time.monotonic() + limit
     while True:
-        view = console(base, "DescribeBatchInferenceTask", {"taskId": task_id})
+        view = console(base, "DescribeBatchInferenceTask", {"taskId": task_id}, auth)
         if until(view):
             return view
         assert time.monotonic() < deadline, view

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from qfnb.local.domain.platform import Platform
+from qfnb.protocol.batch import ACTIVE as BATCH_ACTIVE
 from qfnb.protocol.console import EvalState, RunStatus
 from qfnb.protocol.daemon import CONTROL_HEADER, SHUTDOWN_ROUTE, STATUS_ROUTE
 
@@ -40,12 +41,14 @@ def _children(pid: int) -> list[int]:
 
 
 def running_jobs(platform: Platform) -> list[dict[str, Any]]:
-    """Fine-tune runs and evaluations that are under way."""
+    """Fine-tune runs, evaluations and batch-inference tasks that are under way."""
     runs = platform.store.all("runs", lambda r: r.get("status") in (RunStatus.WAITING.value, RunStatus.RUNNING.value))
     evals = platform.store.all("evaluations", lambda e: e.get("state") in (
         EvalState.PENDING.value, EvalState.DOING.value))
+    batches = platform.store.all("batches", lambda b: b.get("runStatus") in BATCH_ACTIVE)
     return ([{"kind": "fine-tune", "id": r["sid"], "status": r["status"]} for r in runs]
-            + [{"kind": "evaluation", "id": e["sid"], "status": e["state"]} for e in evals])
+            + [{"kind": "evaluation", "id": e["sid"], "status": e["state"]} for e in evals]
+            + [{"kind": "batch-inference", "id": b["sid"], "status": b["runStatus"]} for b in batches])
 
 
 def engine_states(platform: Platform) -> list[dict[str, Any]]:
