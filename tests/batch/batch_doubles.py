@@ -2,7 +2,7 @@
 
 :class:`PacedChat` is an async engine with several slots behind a real :class:`Gate`: it
 answers ``"<tag>: <last user message>"`` one word per ``delay`` seconds, notes every request
-it starts (and, if ``$QFNB_TEST_REQUEST_LOG`` is set, appends it to that file, so a test can
+it starts, runs at most ``slots`` at once (others wait, as llama-server's queue does), (and, if ``$QFNB_TEST_REQUEST_LOG`` is set, appends it to that file, so a test can
 count requests across daemon restarts), and can be made to fail like a crashed or
 rate-limited engine.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,7 +27,9 @@ class PacedChat(SyncFace):
         self.started: list[str] = []          # every request's last user message, in start order
         self.events: list[tuple[str, str]] = []  # ("start"/"end"/"cancel", message) in order
         self.failures: dict[str, list[Exception]] = {}  # message -> errors to raise first, one per attempt
-        self.active = self.peak = 0
+        self.slots = slots
+        self.active = self.peak = self.max_admitted = 0
+        self._lock = threading.Lock()
 
     def achat(self, messages: list[dict[str, Any]], *, system: str | None,
               params: dict[str, Any]) -> AsyncIterator[Delta]:
@@ -35,11 +38,27 @@ class PacedChat(SyncFace):
     def acomplete(self, prompt: str, *, params: dict[str, Any]) -> AsyncIterator[Delta]:
         return self._answer(prompt)
 
+    def _take_slot(self) -> bool:
+        with self._lock:
+            if self.active >= self.slots:
+                return False
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            return True
+
     async def _answer(self, text: str) -> AsyncIterator[Delta]:
         with self.gate.admit():
+            self.max_admitted = max(self.max_admitted, self.gate.admitted)
             pending = self.failures.get(text)
             if pending:
                 raise pending.pop(0)
+            self.events.append(("queued", text))
+            try:
+                while not self._take_slot():  # a slot frees when a request ends or is cancelled
+                    await asyncio.sleep(0.001)
+            except (asyncio.CancelledError, GeneratorExit):
+                self.events.append(("cancel", text))
+                raise
             self.started.append(text)
             self.events.append(("start", text))
             log = os.environ.get("QFNB_TEST_REQUEST_LOG")
@@ -47,8 +66,6 @@ class PacedChat(SyncFace):
                 with open(log, "a", encoding="utf-8") as fh:
                     fh.write(text + "\n")
             words = f"{self.name}: {text}".split(" ")
-            self.active += 1
-            self.peak = max(self.peak, self.active)
             try:
                 for i, word in enumerate(words):
                     await asyncio.sleep(self.delay)
@@ -59,7 +76,8 @@ class PacedChat(SyncFace):
                 self.events.append(("cancel", text))
                 raise
             finally:
-                self.active -= 1
+                with self._lock:
+                    self.active -= 1
 
 
 def crash(text: str) -> EngineUnavailable:
