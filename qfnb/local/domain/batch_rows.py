@@ -25,7 +25,11 @@ _PARAMS = {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "se
 
 
 class RowError(ValueError):
-    """An input line that cannot be run; it becomes an error row naming the line."""
+    """An input line that cannot be run; it becomes an error row naming the line (and its key)."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass
@@ -60,10 +64,10 @@ def parse_line(raw: bytes, line: int, default_model: str | None, defaults: dict[
     key = f"line-{line}" if key is None else str(key)
     if body is not None:
         if not isinstance(body, dict):
-            raise RowError(f"line {line}: body must be an object")
+            raise RowError(f"line {line}: body must be an object", key)
         url = item.get("url")
         if url is not None and url not in ROW_URLS:
-            raise RowError(f"line {line}: url {url!r} is not supported; use one of {', '.join(ROW_URLS)}")
+            raise RowError(f"line {line}: url {url!r} is not supported; use one of {', '.join(ROW_URLS)}", key)
         source = body
     else:
         source = item
@@ -71,15 +75,15 @@ def parse_line(raw: bytes, line: int, default_model: str | None, defaults: dict[
     if messages is None:
         text = source.get("query", source.get("prompt"))
         if not isinstance(text, str) or not text:
-            raise RowError(f"line {line} has no 'messages', 'query' or 'prompt'")
+            raise RowError(f"line {line} has no 'messages', 'query' or 'prompt'", key)
         messages = [{"role": "user", "content": text}]
     if not isinstance(messages, list) or not messages or not all(
             isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages):
-        raise RowError(f"line {line}: messages must be a non-empty list of {{role, content}} objects")
+        raise RowError(f"line {line}: messages must be a non-empty list of {{role, content}} objects", key)
     system = "\n".join(m["content"] for m in messages if m.get("role") == "system") or source.get("system")
     turns = [{"role": m.get("role", "user"), "content": m["content"]} for m in messages if m.get("role") != "system"]
     if not turns:
-        raise RowError(f"line {line}: messages have no user turn")
+        raise RowError(f"line {line}: messages have no user turn", key)
     model = source.get("model") or default_model
     return Row(line, key, str(model) if model else None, turns, system if isinstance(system, str) else None,
                {**defaults, **params_of(source)})

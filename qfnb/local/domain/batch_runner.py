@@ -109,7 +109,7 @@ class Runner:
             try:
                 self._ahead.append(parse_line(raw, line, self.model, self.params))
             except RowError as exc:
-                bad.append(error_row(line, f"line-{line}", "invalid_request", str(exc)))
+                bad.append(error_row(line, exc.key or f"line-{line}", "invalid_request", str(exc)))
         return bad
 
     def _next_row(self) -> Row | None:
