@@ -302,10 +302,17 @@ class Dataset(DatasetOps):
                               endpoint: str | None = None, prompt_column: str = "prompt",
                               concurrency: int = 8, progress: ProgressArg = None,
                               **params: Any) -> Dataset:
-        """Async :meth:`test_using_llm`."""
+        """Async :meth:`test_using_llm`. A platform model version with no chat service runs as
+        a durable platform batch-inference task (``BatchJob``)."""
+        from ._batchjob import platform_version, run_as_job
         from ._infer import run_llm
 
         await self.afetch()
+        version = await platform_version(service_or_model)
+        if version is not None:
+            df = await run_as_job(self, version, prompt_column=prompt_column, progress=progress, params=params,
+                                  config=getattr(service_or_model, "config", None) or self.config)
+            return Dataset(df, config=self.config)
         df = await run_llm(self, service_or_model, model=model, endpoint=endpoint,
                            prompt_column=prompt_column, concurrency=concurrency,
                            progress=progress, params=params)

@@ -1,10 +1,10 @@
 """Engine doubles for batch-inference tests (never used by the product).
 
-:class:`PacedChat` is an async engine with several slots behind a real :class:`Gate`: it
-answers ``"<tag>: <last user message>"`` one word per ``delay`` seconds, notes every request
-it starts, runs at most ``slots`` at once (others wait, as llama-server's queue does), (and, if ``$QFNB_TEST_REQUEST_LOG`` is set, appends it to that file, so a test can
-count requests across daemon restarts), and can be made to fail like a crashed or
-rate-limited engine.
+:class:`PacedChat` is an async engine behind a real :class:`Gate`: it runs at most ``slots``
+requests at once (others wait, as llama-server's queue does), answers ``"<tag>: <last user
+message>"`` one word per ``delay`` seconds, notes every request it starts (and appends it to
+``$QFNB_TEST_REQUEST_LOG`` if set, so a test can count requests across daemon restarts), and
+can be made to fail like a crashed or rate-limited engine.
 """
 
 from __future__ import annotations

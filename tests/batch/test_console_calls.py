@@ -61,8 +61,9 @@ def test_official_sdk_and_qfnb_send_the_same_four_calls(recorded: tuple[ServedPl
         pytest.skip("the official qianfan SDK is not installed")
     served, recorder = recorded
     inp = put_object(served.url, "in", "rows.jsonl", ROWS)
-    proc = subprocess.run([sys.executable, "-c", OFFICIAL, inp, "bos:/out/official/"], env=sdk_env(served.url, tmp_path),
-                          capture_output=True, text=True, timeout=180, cwd=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", OFFICIAL, inp, "bos:/out/official/"],
+                          env=sdk_env(served.url, tmp_path), capture_output=True, text=True, timeout=180,
+                          cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     official = json.loads(proc.stdout.strip().splitlines()[-1])
     assert official["got"]["taskId"] == official["taskId"] and official["got"]["name"] == "bi"

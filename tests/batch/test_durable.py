@@ -4,7 +4,6 @@ SIGKILL mid-job, and every row is answered exactly once in the output."""
 from __future__ import annotations
 
 import collections
-import json
 import os
 import signal
 import subprocess

@@ -5,7 +5,7 @@ request body, and the do/ado/stream/batch shells (sync is a thin shell over asyn
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -277,16 +277,23 @@ class BaseInference:
     async def abatch_do(self, inputs: Iterable[Any] | None = None, *, body_list: Iterable[dict[str, Any]] | None = None,
                         worker_num: int | None = None, output_file: str | Path | None = None,
                         progress: ProgressArg = None, retry_budget: float = _batch.DEFAULT_RETRY_BUDGET,
-                        **common: Any) -> Sequence[Any]:
+                        durable: bool = False, **common: Any) -> Any:
         """Run many calls, ``worker_num`` at a time. Returns results in input order
         (exceptions as values). With ``output_file=`` results are streamed to a JSONL file
         (bounded memory, resumable) and read back from it one at a time.
 
         Transient failures (429, 5xx, retryable codes, connection errors) are queued again
         for up to ``retry_budget`` seconds per input, and throttling lowers the concurrency
-        until calls succeed again; nothing is lost to a passing fault or a quota."""
+        until calls succeed again; nothing is lost to a passing fault or a quota.
+
+        ``durable=True`` hands the rows to the platform as a batch-inference task instead and
+        returns its :class:`~qfnb.resources.batch_job.BatchJob` (the job outlives this process)."""
         inputs = self._named_inputs(inputs, common)
         items = self._batch_items(inputs, body_list, common)
+        if durable:
+            from qfnb.resources.batch_job import submit_durable
+
+            return await submit_durable(self, items, common)
         total = _length(inputs if inputs is not None else body_list)
         reporter = _progress(progress, type(self).__name__)
         sink: Any
@@ -323,11 +330,16 @@ class BaseInference:
     def batch_do(self, inputs: Iterable[Any] | None = None, *, body_list: Iterable[dict[str, Any]] | None = None,
                  worker_num: int | None = None, output_file: str | Path | None = None,
                  progress: ProgressArg = None, retry_budget: float = _batch.DEFAULT_RETRY_BUDGET,
-                 **common: Any) -> _batch.BatchFuture:
+                 durable: bool = False, **common: Any) -> Any:
         """Start a batch in the background and return a :class:`BatchFuture` at once (retries
-        as :meth:`abatch_do`; ``future.stats`` tells how many calls were re-queued)."""
+        as :meth:`abatch_do`; ``future.stats`` tells how many calls were re-queued).
+        ``durable=True``: a platform batch-inference task, returned as its ``BatchJob``."""
         inputs = self._named_inputs(inputs, common)
         items = self._batch_items(inputs, body_list, common)
+        if durable:
+            from qfnb.resources.batch_job import submit_durable
+
+            return sync.run(submit_durable(self, items, common))
         total = _length(inputs if inputs is not None else body_list)
         if total is None and output_file is None:  # futures need a count; a file does not
             items = list(items)
