@@ -1,4 +1,4 @@
-"""IPython magics: ``%%qfchat``, ``%qftrain``, ``%qfeval``, ``%qfimage`` (glue only).
+"""IPython magics: ``%%qfchat``, ``%qftrain``, ``%qfeval``, ``%qfimage``, ``%qfbatch`` (glue only).
 
 ``%load_ext qfnb`` registers :class:`QfnbMagics`; its settings are traitlets, so
 ``%config QfnbMagics.default_model = "Qwen2.5-Coder-0.5B-Instruct"`` works, as does
@@ -249,6 +249,27 @@ class QfnbMagics(Magics):
         args = parse_argstring(self.qftrain, line)
         _check_var(args.output, "-o/--output")
         return launcher.handle_magic(self, args, line.strip())
+
+    # ------------------------------------------------------------------ %qfbatch
+    @magic_arguments()
+    @argument("source", nargs="?", help="A variable: a list of prompts, a Dataset or a DataFrame.")
+    @argument("-m", "--model", help="Chat model to run on the platform.")
+    @argument("--endpoint", help="A deployed service's endpoint instead of --model.")
+    @argument("--column", default="prompt", help="Prompt column of a Dataset/DataFrame (default: prompt).")
+    @argument("--name", help="Task name.")
+    @argument("-o", "--output", help="Store the BatchJob (.state(), .results(), .stop()) here.")
+    @argument("--no-wait", action="store_true", help="Submit and return the BatchJob without the live bar.")
+    @argument("--attach", metavar="ID", nargs="?", const="", help="Show a task's live bar again (none: the newest).")
+    @argument("--list", action="store_true", help="List this platform's batch-inference tasks.")
+    @argument("--stop", metavar="ID", help="Stop a task (its finished rows stay).")
+    @line_magic
+    def qfbatch(self, line: str) -> Any:
+        """Durable batch inference on the platform with a live bar; the result is a Dataset with ``llm_output``."""
+        from qfnb.notebook import batchjob
+
+        args = parse_argstring(self.qfbatch, line)
+        _check_var(args.output, "-o/--output")
+        return batchjob.handle_magic(self, args)
 
     # ------------------------------------------------------------------ %qfeval
     @no_var_expand
