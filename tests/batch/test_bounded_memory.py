@@ -43,7 +43,7 @@ def _peak(work: Path, rows: int) -> int:
     finally:
         tracemalloc.stop()
     assert runner.progress.done == rows
-    assert sum(1 for _ in open(paths.output)) == rows
+    assert paths.output.read_text().count("\n") == rows
     return peak
 
 
