@@ -114,3 +114,13 @@ def test_the_job_fills_the_slots_and_interactive_chat_preempts_it(paced: ServedP
     assert engine.peak == 2  # never more than the engine's slots
     out = get_object(paced.url, view["outputFileUri"])
     assert sorted(r["custom_id"] for r in out) == sorted(f"k{i}" for i in range(40))  # the pre-empted row ran again
+
+
+def test_two_jobs_share_the_slots_without_preempting_each_other(paced: ServedPlatform) -> None:
+    engine = _engine(paced)
+    first = put_object(paced.url, "in", "a.jsonl", [{"id": f"a{i}", "query": f"a{i} x y"} for i in range(20)])
+    second = put_object(paced.url, "in", "b.jsonl", [{"id": f"b{i}", "query": f"b{i} x y"} for i in range(20)])
+    ids = [_create(paced.url, first, "a"), _create(paced.url, second, "b")]
+    views = [wait_task(paced.url, tid, ended, limit=120) for tid in ids]
+    assert [(v["runStatus"], v["succeededCount"], v["preemptedRequests"]) for v in views] == [("Done", 20, 0)] * 2
+    assert engine.peak == 2 and engine.max_admitted <= 2

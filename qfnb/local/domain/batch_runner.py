@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections import deque
@@ -66,6 +67,25 @@ class Progress:
     retried: int = 0
 
 
+class _JobShare:
+    """Rows of all batch jobs in this process admitted per engine gate (thread-safe), so jobs
+    tell interactive requests from each other's rows."""
+
+    def __init__(self) -> None:
+        self._counts: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, gate: Any, n: int) -> None:
+        with self._lock:
+            self._counts[id(gate)] = self._counts.get(id(gate), 0) + n
+
+    def get(self, gate: Any) -> int:
+        return self._counts.get(id(gate), 0)
+
+
+BATCH_ADMITTED = _JobShare()
+
+
 class _Flight:
     """One row on its way through the engine."""
 
@@ -76,6 +96,12 @@ class _Flight:
         self.admitted = False
         self.started = time.monotonic()
         self.task: asyncio.Task[Any] | None = None
+
+    def mark(self, admitted: bool) -> None:
+        """Note whether the row holds (or is about to hold) a place in the engine's gate."""
+        if admitted != self.admitted:
+            self.admitted = admitted
+            BATCH_ADMITTED.add(self.engine.gate, 1 if admitted else -1)
 
 
 class Runner:
@@ -129,19 +155,24 @@ class Runner:
 
     def _room(self, engine: AsyncChat) -> int:
         """How many of the job's rows may be in flight on ``engine`` now: its slots, less the
-        interactive requests admitted by its gate."""
+        interactive requests its gate admitted and the rows of other jobs on it."""
         gate = engine.gate
         mine = sum(1 for f in self._flights.values() if f.engine.gate is gate and f.admitted)
-        others = max(0, gate.admitted - mine)
-        return max(0, gate.slots - others)
+        jobs = BATCH_ADMITTED.get(gate)
+        interactive = max(0, gate.admitted - jobs)
+        return max(0, gate.slots - interactive - (jobs - mine))
 
     def _preempt(self) -> None:
-        """Cancel the youngest rows beyond the room an engine leaves (they go back in line)."""
+        """When interactive requests wait behind full slots, cancel the job's youngest rows (they
+        go back in line). Jobs never pre-empt each other."""
         for engine in {id(f.engine.gate): f.engine for f in self._flights.values()}.values():
+            gate = engine.gate
+            waiting = gate.admitted - gate.slots
+            if waiting <= 0 or gate.admitted - BATCH_ADMITTED.get(gate) <= 0:
+                continue
             flights = [f for f in self._flights.values()
-                       if f.engine.gate is engine.gate and f.admitted and f.task is not None and not f.task.done()]
-            extra = len(flights) - self._room(engine)
-            for flight in sorted(flights, key=lambda f: f.started, reverse=True)[:max(0, extra)]:
+                       if f.engine.gate is gate and f.admitted and f.task is not None and not f.task.done()]
+            for flight in sorted(flights, key=lambda f: f.started, reverse=True)[:waiting]:
                 assert flight.task is not None
                 flight.task.cancel()
                 self.progress.preempted += 1
@@ -149,16 +180,22 @@ class Runner:
     # ---- one row --------------------------------------------------------------------------------
 
     async def _answer(self, flight: _Flight) -> dict[str, Any]:
+        try:
+            return await self._attempts(flight)
+        finally:
+            flight.mark(False)
+
+    async def _attempts(self, flight: _Flight) -> dict[str, Any]:
         row = flight.row
         attempt = 0
         while True:
             attempt += 1
-            flight.admitted = True
+            flight.mark(True)
             try:
                 deltas = [d async for d in flight.engine.achat(row.messages, system=row.system, params=row.params)]
                 break
             except (EngineBusy, EngineUnavailable) as exc:
-                flight.admitted = False
+                flight.mark(False)
                 if attempt >= MAX_ATTEMPTS:
                     return error_row(row.line, row.key, "engine_unavailable", f"{exc} (after {attempt} attempts)")
                 hint = exc.retry_after if isinstance(exc, EngineBusy) else 0.0
