@@ -124,3 +124,22 @@ def test_two_jobs_share_the_slots_without_preempting_each_other(paced: ServedPla
     views = [wait_task(paced.url, tid, ended, limit=120) for tid in ids]
     assert [(v["runStatus"], v["succeededCount"], v["preemptedRequests"]) for v in views] == [("Done", 20, 0)] * 2
     assert engine.peak == 2 and engine.max_admitted <= 2
+
+
+def test_bad_requests_are_refused_naming_the_field(paced: ServedPlatform) -> None:
+    import httpx as _httpx
+    from platform_helpers import Signer
+
+    uri = put_object(paced.url, "in", "ok.jsonl", [{"id": "a", "query": "x"}])
+    base = {"name": "t", "inputBosUri": uri, "outputBosUri": "bos:/out/", "endpoint": "tiny-chat"}
+    for change, field in (({"outputBosUri": "bos:/out/../../etc"}, "outputBosUri"),
+                          ({"inputBosUri": "bos:/in/missing.jsonl"}, "inputBosUri"),
+                          ({"endpoint": "no-such-model"}, "endpoint"), ({"completion_window": "1h"}, "completion_window"),
+                          ({"name": ""}, "name")):
+        resp = _httpx.post(paced.url + "/v2/batchinference", params={"Action": "CreateBatchInferenceTask"},
+                           json={**base, **change}, auth=Signer())
+        assert resp.status_code == 400 and resp.json()["message"].startswith(field), (change, resp.text)
+    missing = _httpx.post(paced.url + "/v2/batchinference", params={"Action": "DescribeBatchInferenceTask"},
+                          json={"taskId": "infer-nope"}, auth=Signer())
+    assert missing.status_code == 404
+    assert paced.app.state.platform.store.all("batches") == []  # nothing stored for a refused request

@@ -58,7 +58,10 @@ def out_dir(platform: Platform, task: dict[str, Any]) -> tuple[str, str, Path]:
     """``(bucket, key prefix, folder)`` of a task's output objects."""
     bucket, prefix = _split_uri(task["outputBosUri"], "outputBosUri")
     prefix = "/".join(p for p in (prefix.strip("/"), task["sid"]) if p)
-    return bucket, prefix, platform.objects.path(bucket, prefix + "/output.jsonl").parent
+    try:
+        return bucket, prefix, platform.objects.path(bucket, prefix + "/output.jsonl").parent
+    except ValueError as exc:
+        raise BodyError("outputBosUri", str(exc)) from None
 
 
 def paths(platform: Platform, task: dict[str, Any]) -> Paths:
@@ -86,6 +89,9 @@ def create(platform: Platform, body: dict[str, Any], *, openai: dict[str, Any] |
     if body.get("datasetId") is None:
         _split_uri(body.get("inputBosUri"), "inputBosUri")
     _split_uri(body.get("outputBosUri") if body.get("outputBosUri") is not None else "", "outputBosUri")
+    draft = {"sid": "infer-draft", "datasetId": body.get("datasetId"), "inputBosUri": body.get("inputBosUri"),
+             "outputBosUri": body["outputBosUri"]}
+    paths(platform, draft)  # BodyError naming inputBosUri / outputBosUri / datasetId, before anything is stored
     task = platform.store.insert("batches", {
         "name": name, "description": body.get("description") or "", "endpoint": body.get("endpoint"),
         "modelId": body.get("modelId"), "model": model, "inferenceParams": params,
@@ -94,12 +100,6 @@ def create(platform: Platform, body: dict[str, Any], *, openai: dict[str, Any] |
         "completionWindow": window, "runStatus": RunStatus.QUEUING.value, "openai": openai,
         "done": 0, "failed": 0, "total": None, "inputTokens": 0, "outputTokens": 0, "repeatedRequests": 0,
         "preempted": 0, "retried": 0, "runSeconds": 0.0})
-    try:
-        paths(platform, task)
-    except BodyError as exc:
-        platform.store.update("batches", task["id"], runStatus=RunStatus.FAILED.value, errorReason=str(exc),
-                              errorCode=400, finished=time.time())
-        raise
     start(platform, task["id"])
     return platform.store.get("batches", task["id"]) or task
 

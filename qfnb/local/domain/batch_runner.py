@@ -8,7 +8,8 @@
 - Each answer (or per-row error) is appended to the output (or error) object and fsynced
   before it counts; a journal notes each dispatched line, so a restarted job resumes at the
   first row without an answer and knows how many in-flight rows it sends a second time.
-- A busy or crashed engine (HTTP 429/5xx from an external one) is retried with back-off.
+- A busy or crashed engine (HTTP 429/5xx from an external one) is retried with back-off; an
+  engine's other 4xx refusal is that row's error.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -47,6 +49,12 @@ def backoff(attempt: int, hint: float = 0.0) -> float:
     """Seconds to wait before attempt ``attempt + 1``: doubling from 0.5 s, at most 20 s, never
     less than the engine's own ``Retry-After``."""
     return max(hint, min(BACKOFF_CAP, 0.5 * 2 ** (attempt - 1)))
+
+
+def _http_status(exc: Exception) -> int | None:
+    """The HTTP status an external engine answered, when the error names one."""
+    found = re.search(r"answered HTTP (\d{3})", str(exc))
+    return int(found.group(1)) if found else None
 
 
 @dataclass
@@ -196,6 +204,9 @@ class Runner:
                 break
             except (EngineBusy, EngineUnavailable) as exc:
                 flight.mark(False)
+                status = _http_status(exc)
+                if status is not None and 400 <= status < 500 and status not in (408, 409, 429):
+                    return error_row(row.line, row.key, "invalid_request", str(exc))  # the engine refused this row
                 if attempt >= MAX_ATTEMPTS:
                     return error_row(row.line, row.key, "engine_unavailable", f"{exc} (after {attempt} attempts)")
                 hint = exc.retry_after if isinstance(exc, EngineBusy) else 0.0
