@@ -134,7 +134,8 @@ def test_bad_requests_are_refused_naming_the_field(paced: ServedPlatform) -> Non
     base = {"name": "t", "inputBosUri": uri, "outputBosUri": "bos:/out/", "endpoint": "tiny-chat"}
     for change, field in (({"outputBosUri": "bos:/out/../../etc"}, "outputBosUri"),
                           ({"inputBosUri": "bos:/in/missing.jsonl"}, "inputBosUri"),
-                          ({"endpoint": "no-such-model"}, "endpoint"), ({"completion_window": "1h"}, "completion_window"),
+                          ({"endpoint": "no-such-model"}, "endpoint"),
+                          ({"completion_window": "1h"}, "completion_window"),
                           ({"name": ""}, "name")):
         resp = _httpx.post(paced.url + "/v2/batchinference", params={"Action": "CreateBatchInferenceTask"},
                            json={**base, **change}, auth=Signer())
