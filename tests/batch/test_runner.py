@@ -58,13 +58,15 @@ def test_malformed_lines_become_error_rows_and_the_rest_run(paced: ServedPlatfor
     lines = [{"id": "a", "query": "one"}, {"id": "b", "query": "two"}, "{not json", {"id": "c"}, "[1, 2]",
              {"custom_id": "d", "method": "POST", "url": "/v1/chat/completions",
               "body": {"messages": [{"role": "user", "content": "four"}]}},
-             {"custom_id": "e", "url": "/v1/embeddings", "body": {"input": "x"}}]
+             {"custom_id": "e", "url": "/v1/embeddings", "body": {"input": "x"}},
+             {"custom_id": "f", "body": {"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]}}]
     uri = put_object(paced.url, "in", "mixed.jsonl", lines)
     view = wait_task(paced.url, _create(paced.url, uri), ended)
-    assert view["runStatus"] == "Done" and (view["succeededCount"], view["failedCount"]) == (3, 4)
+    assert view["runStatus"] == "Done" and (view["succeededCount"], view["failedCount"]) == (3, 5)
     assert sorted(r["custom_id"] for r in get_object(paced.url, view["outputFileUri"])) == ["a", "b", "d"]
     errors = {r["line"]: r["error"]["message"] for r in get_object(paced.url, view["errorFileUri"])}
-    assert sorted(errors) == [3, 4, 5, 7]
+    assert sorted(errors) == [3, 4, 5, 7, 8]
+    assert "line 8:" in errors[8] and "no-such-model" in errors[8]
     assert errors[3].startswith("line 3 is not valid JSON")
     assert "line 4 has no 'messages', 'query' or 'prompt'" in errors[4]
     assert "line 5 must be a JSON object" in errors[5] and "line 7: url '/v1/embeddings'" in errors[7]

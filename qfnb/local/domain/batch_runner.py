@@ -242,7 +242,7 @@ class Runner:
                     self._write(out, err, self._fill(out, err))
                     if self.stopped():
                         return "stopped"
-                    self._dispatch(journal)
+                    self._write(out, err, self._dispatch(journal))
                     if not self._flights:
                         if self._exhausted and not self._ahead:
                             return "done"
@@ -259,13 +259,19 @@ class Runner:
                 await self._cancel_all()
                 self.save(self.progress, True)
 
-    def _dispatch(self, journal: BinaryIO) -> None:
-        sent = False
+    def _dispatch(self, journal: BinaryIO) -> list[dict[str, Any]]:
+        """Start rows while the engine has room; rows naming a model that is not served are
+        returned as error rows."""
+        sent, refused = False, []
         while True:
             row = self._next_row()
             if row is None:
                 break
-            engine = self.engine_for(row.model)
+            try:
+                engine = self.engine_for(row.model)
+            except Exception as exc:  # e.g. a row's body names a model the platform does not serve
+                refused.append(error_row(row.line, row.key, "model_not_found", f"line {row.line}: {exc}"))
+                continue
             in_flight = sum(1 for f in self._flights.values() if f.engine.gate is engine.gate)
             if in_flight >= self._room(engine):
                 self._ahead.appendleft(row)
@@ -277,6 +283,7 @@ class Runner:
             sent = True
         if sent:
             journal.flush()  # survives the process being killed (no fsync: a repeat is cheap)
+        return refused
 
     def _collect(self, finished: set[asyncio.Task[Any]]) -> list[dict[str, Any]]:
         rows = []
