@@ -199,13 +199,13 @@ def _run(platform: Platform, task_id: int) -> None:
         repeats = int(task.get("repeatedRequests") or 0) + state.repeats
         if state.repeats:
             log.info("batch %s: resuming; %d rows were in flight and are sent again", task["sid"], state.repeats)
-        where.journal.write_bytes(b"")
         started = time.monotonic()
         base_seconds = float(task.get("runSeconds") or 0.0)
         window = COMPLETION_WINDOWS.get(task.get("completionWindow") or "")
         task = platform.store.update("batches", task_id, runStatus=RunStatus.RUNNING.value, repeatedRequests=repeats,
                                      done=state.done, failed=state.failed,
                                      startedAt=task.get("startedAt") or time.time())
+        where.journal.write_bytes(b"")  # counted (and stored) above: a new journal for this run
         created = float(task["created"])
         expired = threading.Event()
 
