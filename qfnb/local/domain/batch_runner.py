@@ -239,10 +239,10 @@ class Runner:
             last_save = time.monotonic()
             try:
                 while True:
-                    self._write(out, err, self._fill(out, err))
+                    await self._write(out, err, self._fill(out, err))
                     if self.stopped():
                         return "stopped"
-                    self._write(out, err, self._dispatch(journal))
+                    await self._write(out, err, self._dispatch(journal))
                     if not self._flights:
                         if self._exhausted and not self._ahead:
                             return "done"
@@ -250,7 +250,7 @@ class Runner:
                         continue
                     finished, _ = await asyncio.wait(list(self._flights), timeout=TICK,
                                                      return_when=asyncio.FIRST_COMPLETED)
-                    self._write(out, err, self._collect(finished))
+                    await self._write(out, err, self._collect(finished))
                     self._preempt()
                     if time.monotonic() - last_save >= SAVE_EVERY:
                         self.save(self.progress, False)
@@ -301,8 +301,9 @@ class Runner:
                 rows.append(task.result())
         return rows
 
-    def _write(self, out: BinaryIO, err: BinaryIO, rows: list[dict[str, Any]]) -> None:
-        """Append rows and fsync them before they count (one fsync per file per wake-up)."""
+    async def _write(self, out: BinaryIO, err: BinaryIO, rows: list[dict[str, Any]]) -> None:
+        """Append rows and fsync them before they count (one fsync per file per wake-up, on a
+        thread: the rows in flight keep streaming meanwhile)."""
         if not rows:
             return
         touched = set()
@@ -312,7 +313,7 @@ class Runner:
             touched.add(target)
         for fh in touched:
             fh.flush()
-            os.fsync(fh.fileno())
+        await asyncio.to_thread(lambda: [os.fsync(fh.fileno()) for fh in touched])
         for row in rows:
             self.answered[row["line"] - 1] = 1
             if row["error"] is None:
