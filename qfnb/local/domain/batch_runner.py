@@ -51,6 +51,11 @@ def backoff(attempt: int, hint: float = 0.0) -> float:
     return max(hint, min(BACKOFF_CAP, 0.5 * 2 ** (attempt - 1)))
 
 
+def _fsync_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.fsync(fd)
+
+
 def _http_status(exc: Exception) -> int | None:
     """The HTTP status an external engine answered, when the error names one."""
     found = re.search(r"answered HTTP (\d{3})", str(exc))
@@ -81,10 +86,10 @@ class _JobShare:
 
     def __init__(self) -> None:
         self._counts: dict[int, int] = {}
-        self._lock = threading.Lock()
+        self.lock = threading.RLock()  # held while a job reserves places, so two jobs never over-book
 
     def add(self, gate: Any, n: int) -> None:
-        with self._lock:
+        with self.lock:
             self._counts[id(gate)] = self._counts.get(id(gate), 0) + n
 
     def get(self, gate: Any) -> int:
@@ -272,11 +277,13 @@ class Runner:
             except Exception as exc:  # e.g. a row's body names a model the platform does not serve
                 refused.append(error_row(row.line, row.key, "model_not_found", f"line {row.line}: {exc}"))
                 continue
-            in_flight = sum(1 for f in self._flights.values() if f.engine.gate is engine.gate)
-            if in_flight >= self._room(engine):
-                self._ahead.appendleft(row)
-                break
-            flight = _Flight(row, engine)
+            with BATCH_ADMITTED.lock:
+                in_flight = sum(1 for f in self._flights.values() if f.engine.gate is engine.gate)
+                if in_flight >= self._room(engine):
+                    self._ahead.appendleft(row)
+                    break
+                flight = _Flight(row, engine)
+                flight.mark(True)  # the place is this job's from now on
             flight.task = asyncio.ensure_future(self._answer(flight))
             self._flights[flight.task] = flight
             journal.write(f"{row.line}\n".encode())
@@ -313,7 +320,7 @@ class Runner:
             touched.add(target)
         for fh in touched:
             fh.flush()
-        await asyncio.to_thread(lambda: [os.fsync(fh.fileno()) for fh in touched])
+        await asyncio.to_thread(_fsync_all, [fh.fileno() for fh in touched])
         for row in rows:
             self.answered[row["line"] - 1] = 1
             if row["error"] is None:
