@@ -6,7 +6,7 @@
 Same binary, model (Qwen2.5-Coder-0.5B-Instruct), flags and slot count on every side, measured one
 after the other. Prints aggregate decode tok/s (completion tokens / wall seconds) of:
 
-1. bare ``llama-server`` driven at its best concurrency (slots, 2 x slots);
+1. bare ``llama-server`` driven at its best concurrency (slots, 2 x slots by default);
 2. the platform's batch job (``CreateBatchInferenceTask``; wall from create to Done), target >= 90 % of 1;
 3. client-side ``ChatCompletion.batch_do`` against the same platform;
 
@@ -99,7 +99,8 @@ def bare(args: argparse.Namespace, work: Path, texts: list[str]) -> float:
     try:
         asyncio.run(drive(url + "/v1/chat/completions", texts[:2], args.tokens, 2, args.remote_model))  # warm-up
         best = 0.0
-        for users in sorted({args.slots, 2 * args.slots}):
+        for users in sorted({int(u.replace("x", "")) * (args.slots if "x" in u else 1)
+                             for u in args.bare_concurrency.split(",")}):
             rate = asyncio.run(drive(url + "/v1/chat/completions", texts, args.tokens, users, args.remote_model))
             log.info("bare engine, %d concurrent: %.1f tok/s", users, rate)
             best = max(best, rate)
@@ -202,6 +203,8 @@ def main() -> int:
     ap.add_argument("--engine-url", help="an OpenAI-compatible engine already running (base URL without /v1)")
     ap.add_argument("--remote-model", default=DEFAULT_CHAT, help="the engine's model name (with --engine-url)")
     ap.add_argument("--bookkeeping-rows", type=int, default=5000)
+    ap.add_argument("--bare-concurrency", default="1x,2x",
+                    help="concurrencies to drive the bare engine at: N or Nx (times the slots), comma-separated")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -209,6 +212,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="qfnb-bench-batch-"))
     texts = prompts(args.prompts)
     per_row = bookkeeping(work / "bookkeeping", args.bookkeeping_rows)
+    log.info("runner bookkeeping: %.0f us per row", per_row)
     bare_rate = bare(args, work, texts)
     proc, base, creds = start_platform(args, work / "data")
     try:
@@ -218,7 +222,10 @@ def main() -> int:
         rate, view = job(cfg, texts, args.tokens)
         job_rates.append(rate)
         views.append(view)
+        log.info("platform batch job: %.1f tok/s (%d rows, %.1f s in the runner)", rate, view["totalCount"],
+                 view["runSeconds"])
         client_rate = client_batch(cfg, texts, args.tokens, args.slots)
+        log.info("client-side batch_do: %.1f tok/s", client_rate)
     finally:
         proc.terminate()
         proc.wait(30)
