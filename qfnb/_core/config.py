@@ -41,6 +41,20 @@ def _bool(text: str) -> bool:
     return text.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _cache_mode(value: object) -> str:
+    """``off`` / ``on`` / ``refresh`` from a bool or its usual spellings (``QFNB_CACHE=1``)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return "on"
+    if text in ("0", "false", "no", "off", ""):
+        return "off"
+    if text in ("refresh", "fresh"):
+        return "refresh"
+    raise ValueError(f"cache must be on, off or refresh, got {value!r}")
+
+
 def _codes(text: str) -> frozenset[int]:
     try:
         return frozenset(int(c) for c in json.loads(text))
@@ -97,6 +111,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "export_status_polling_interval": ("QIANFAN_EXPORT_STATUS_POLLING_INTERVAL", float),
     "release_status_polling_interval": ("QIANFAN_RELEASE_STATUS_POLLING_INTERVAL", float),
     "max_connections": ("QFNB_MAX_CONNECTIONS", int),
+    "cache": ("QFNB_CACHE", _cache_mode),
 }
 
 # official SDK kwarg spellings -> our field names
@@ -158,6 +173,10 @@ class Config:
     release_status_polling_interval: float = 2.0
     #: connection-pool size of the HTTP client (high-concurrency batches)
     max_connections: int = 1000
+    #: the response cache (``off``: the official SDK's behaviour; ``on``: identical requests answer
+    #: from the cache; ``refresh``: ask again and store the new answer). ``ChatCompletion(cache=True)``;
+    #: None: the process's default (off, or on in a kernel that loaded ``%load_ext qfnb``)
+    cache: str | None = None
     #: default model per api type (``{"chat": ...}``); the embedded platform sets its own
     default_models: Mapping[str, str] = field(default_factory=dict)
     #: set by :func:`resolve_config` when it points at the embedded platform
@@ -240,6 +259,8 @@ def _normalize(overrides: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if name.endswith("_err_codes"):
             value = frozenset(int(v) for v in value)
+        elif name == "cache":
+            value = _cache_mode(value)
         out[name] = value
     return out
 

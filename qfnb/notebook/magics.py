@@ -385,7 +385,10 @@ def _matcher(magics: QfnbMagics) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
+    from qfnb.notebook import usage
+
     ipython.register_magics(QfnbMagics)
+    usage.register(ipython)
     completer = getattr(ipython, "Completer", None)
     if completer is not None:
         completer.custom_matchers.append(_matcher(ipython.magics_manager.registry["QfnbMagics"]))

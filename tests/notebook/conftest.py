@@ -9,6 +9,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from nb_doubles import FakeChatBackend, RecordingPublisher
 from traitlets.config import Config
 
+from qfnb._core.record.cache import set_process_mode
+
 
 @pytest.fixture
 def ip() -> Iterator[InteractiveShell]:
@@ -21,6 +23,7 @@ def ip() -> Iterator[InteractiveShell]:
     yield shell
     shell.display_pub = old
     InteractiveShell.clear_instance()
+    set_process_mode("off")  # loading the extension turned this process's response cache on
 
 
 @pytest.fixture

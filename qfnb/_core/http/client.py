@@ -34,6 +34,7 @@ from qfnb._core.http.auth import (
 from qfnb._core.http.call import ApiKind, Call
 from qfnb._core.http.decode import decode_reply, open_stream
 from qfnb._core.http.ratelimit import RateLimiter
+from qfnb._core.http.recorded import Recording
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy, retry_delay
 from qfnb._core.http.transport import Request, Transport
@@ -203,16 +204,24 @@ class AsyncQianfanClient:
     # ------------------------------------------------------------------ public API
     async def infer(self, api_type: str, endpoint: str, body: dict[str, Any], *, stream: bool = False,
                     retry: RetryPolicy | None = None, request_id: str | None = None,
-                    tokens: int = 0) -> Any:
-        """POST a v1 inference call (``/{api_type}/{endpoint}``); QfResponse or async iterator."""
+                    tokens: int = 0, repeat: int = 0) -> Any:
+        """POST a v1 inference call (``/{api_type}/{endpoint}``); QfResponse or async iterator.
+
+        Every call is recorded (:mod:`qfnb._core.http.recorded`): the usage ledger, the budget and
+        ``resp.provenance``; with the config's ``cache`` on, identical requests (``repeat`` is the
+        repeat index where an evaluation asks the same thing again) answer from the cache.
+        """
         cfg = self.config
         path = (cfg.model_api_prefix + "/" + endpoint.lstrip("/")) if api_type == "" else routes.inference_path(
             api_type, endpoint, prefix=cfg.model_api_prefix)
         headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id()}
         if stream and not body.get("stream"):
             body = {**body, "stream": True}
+        record = Recording.begin(cfg, api_type or "custom", endpoint, body, stream=stream, repeat=repeat)
+        if record.hit is not None:
+            return record.replay(path)
         call = Call("POST", cfg.base_url.rstrip("/") + path, body, headers, None, "infer", stream)
-        result = await self._send(call, retry or self._infer_policy, tokens)
+        result = record.finish(await self._send(call, retry or self._infer_policy, tokens))
         if tokens and isinstance(result, QfResponse):  # give back what the estimate over-charged
             actual = (result.body.get("usage") or {}).get("total_tokens")
             self.limiter.settle(tokens, actual)

@@ -30,7 +30,7 @@ class QfResponse(Mapping[str, Any]):
     official SDK. ``resp.result`` / ``resp.usage`` give typed access.
     """
 
-    __slots__ = ("body", "code", "headers", "image", "request", "statistic")
+    __slots__ = ("body", "code", "headers", "image", "provenance", "request", "statistic")
 
     def __init__(self, code: int, headers: Mapping[str, str], body: dict[str, Any],
                  request: QfRequest | None = None, statistic: dict[str, Any] | None = None) -> None:
@@ -40,6 +40,9 @@ class QfResponse(Mapping[str, Any]):
         self.request = request
         self.statistic: dict[str, Any] = statistic if statistic is not None else {}
         self.image: Any = None
+        #: where the answer came from: model, parameters, prompt hash, usage, latency, cache hit,
+        #: platform (set by the client for inference calls; never holds a secret)
+        self.provenance: dict[str, Any] = {}
 
     # -- mapping over the body (with "body"/"code"/"headers" as the SDK's legacy keys) --
     def __getitem__(self, key: str) -> Any:

@@ -1,0 +1,195 @@
+"""The usage ledger: every call's tokens, latency, retries and cache hit, in SQLite in the data dir.
+
+Rows carry the process's session id, the notebook cell that made the call (the notebook layer sets
+it with :func:`set_cell`) and the job it belonged to (:func:`job` tags a batch or an evaluation).
+Reading is :meth:`Ledger.rows` / :meth:`Ledger.frame`; prices come from :mod:`.prices`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import contextvars
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from qfnb.protocol.daemon import default_data_dir
+
+__all__ = ["LEDGER_FILE", "SESSION", "Ledger", "UsageRow", "current_cell", "default_ledger", "job", "set_cell"]
+
+logger = logging.getLogger("qfnb.usage")
+
+LEDGER_FILE = "usage.sqlite3"
+#: this process's session id (one per kernel or script)
+SESSION = uuid.uuid4().hex[:12]
+
+_cell: int | None = None
+_job: contextvars.ContextVar[str | None] = contextvars.ContextVar("qfnb_job", default=None)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    ts REAL NOT NULL, session TEXT NOT NULL, cell INTEGER, job TEXT, api TEXT NOT NULL,
+    model TEXT NOT NULL, platform TEXT NOT NULL, prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL, total_tokens INTEGER NOT NULL, latency_s REAL NOT NULL,
+    retries INTEGER NOT NULL, cache_hit INTEGER NOT NULL, trained_tokens INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS calls_ts ON calls(ts);
+"""
+
+
+def set_cell(execution_count: int | None) -> None:
+    """The notebook cell now running (its execution count); calls made from here on carry it."""
+    global _cell
+    _cell = execution_count
+
+
+def current_cell() -> int | None:
+    return _cell
+
+
+@contextlib.contextmanager
+def job(name: str) -> Iterator[None]:
+    """Tag the calls made inside (and in tasks started inside) with a job name."""
+    token = _job.set(name)
+    try:
+        yield
+    finally:
+        _job.reset(token)
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One call as the ledger keeps it."""
+
+    api: str
+    model: str
+    platform: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    latency_s: float = 0.0
+    retries: int = 0
+    cache_hit: bool = False
+    trained_tokens: int = 0
+    ts: float = 0.0
+    session: str = ""
+    cell: int | None = None
+    job: str | None = None
+
+
+class Ledger:
+    """The ledger file at ``path``. Appends are queued and written in batches by a background
+    thread (never on the caller's event loop); reads flush first. Safe across processes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._pending: list[tuple[Any, ...]] = []
+        self._wake = threading.Event()
+        self._writer: threading.Thread | None = None
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+            self._db = db
+        return self._db
+
+    def record(self, row: UsageRow) -> UsageRow:
+        """Queue ``row``, stamped with the time, this session, the current cell and job."""
+        stamped = UsageRow(**{**asdict(row), "ts": row.ts or time.time(), "session": row.session or SESSION,
+                              "cell": row.cell if row.cell is not None else _cell,
+                              "job": row.job if row.job is not None else _job.get()})
+        values = asdict(stamped)
+        values["cache_hit"] = int(values["cache_hit"])
+        with self._lock:
+            self._pending.append(tuple(values.values()))
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="qfnb-usage-ledger", daemon=True)
+                self._writer.start()
+                atexit.register(self.flush)
+        self._wake.set()
+        return stamped
+
+    def _write_loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            time.sleep(0.2)  # let a burst of calls land in one transaction
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every queued row now."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+            if not batch:
+                return
+            columns = ", ".join(UsageRow.__dataclass_fields__)
+            try:
+                db = self._conn()
+                db.execute("BEGIN")
+                db.executemany(f"INSERT INTO calls({columns}) VALUES ({', '.join('?' * len(batch[0]))})", batch)
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:  # the ledger never breaks a call
+                logger.warning("usage ledger: could not record %d calls (%s)", len(batch), exc)
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn().execute("ROLLBACK")
+
+    def rows(self, *, since: float | None = None, session: str | None = None) -> list[UsageRow]:
+        self.flush()
+        query = "SELECT * FROM calls WHERE 1=1"
+        args: list[Any] = []
+        if since is not None:
+            query += " AND ts >= ?"
+            args.append(since)
+        if session is not None:
+            query += " AND session = ?"
+            args.append(session)
+        with self._lock:
+            cur = self._conn().execute(query + " ORDER BY ts", args)
+            names = [d[0] for d in cur.description]
+            found = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        return [UsageRow(**{**r, "cache_hit": bool(r["cache_hit"])}) for r in found]
+
+    def frame(self, **filters: Any) -> Any:
+        """The rows as a pandas DataFrame, priced (``cost_yuan``, ``cloud_equivalent_yuan``)."""
+        import pandas as pd
+
+        from qfnb._core.record.prices import price_rows
+
+        rows = self.rows(**filters)
+        frame = pd.DataFrame([asdict(r) for r in rows], columns=list(UsageRow.__dataclass_fields__))
+        return price_rows(frame)
+
+    def close(self) -> None:
+        self.flush()
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+_default: dict[Path, Ledger] = {}
+_default_lock = threading.Lock()
+
+
+def default_ledger() -> Ledger:
+    """The ledger of the current data dir (``$QFNB_DATA_DIR`` or ``~/.qfnb``), one per process."""
+    path = default_data_dir() / LEDGER_FILE
+    with _default_lock:
+        ledger = _default.get(path)
+        if ledger is None:
+            ledger = _default[path] = Ledger(path)
+        return ledger

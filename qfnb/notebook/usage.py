@@ -1,0 +1,132 @@
+"""``%qfcache`` and ``%qfusage``: the response cache and the usage ledger in the notebook.
+
+Loading the extension turns the cache on for this kernel's calls (``%qfcache off`` turns it off),
+so Restart & Run All replays answers instead of asking again, and it tags every call with the
+cell that made it. ``cached_badge`` is the small line a replayed answer carries.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.display import HTML, display
+
+from qfnb import usage
+from qfnb._core.record import ledger
+from qfnb.notebook._theme import BORDER, TEXT, TEXT_MUTED
+
+log = logging.getLogger("qfnb.notebook.usage")
+
+_BUDGET = re.compile(r"^(?:¥|yuan:?)?\s*([0-9]+(?:\.[0-9]+)?)\s*(yuan|元|¥)?$|^([0-9_]+)\s*(?:tokens?|t)$", re.I)
+
+
+def cached_badge(age_s: float) -> str:
+    """``↺ cached · 3 min ago · --fresh to ask again``, quiet in any theme."""
+    if age_s < 90:
+        ago = f"{int(age_s)} s ago"
+    elif age_s < 5400:
+        ago = f"{round(age_s / 60)} min ago"
+    elif age_s < 172800:
+        ago = f"{round(age_s / 3600)} h ago"
+    else:
+        ago = f"{round(age_s / 86400)} days ago"
+    return (f'<span class="qfnb-cached" style="color:{TEXT_MUTED};font-size:85%" '
+            f'title="answered from qfnb\'s response cache">↺ cached · {ago} · <code>--fresh</code> to ask again</span>')
+
+
+def parse_budget(text: str) -> dict[str, Any]:
+    """``¥5`` / ``5 yuan`` → ``{"yuan": 5.0}``; ``20000 tokens`` → ``{"tokens": 20000}``."""
+    found = _BUDGET.match(text.strip())
+    if found is None:
+        raise UsageError(f"--budget takes an amount like ¥5, 5yuan or 20000tokens, got {text!r}")
+    if found.group(3) is not None:
+        return {"tokens": int(found.group(3).replace("_", ""))}
+    return {"yuan": float(found.group(1))}
+
+
+def _stats_html() -> str:
+    s = usage.cache_stats()
+    rows = [("mode", usage.cache()), ("answers stored", f"{s.entries:,}"),
+            ("size", f"{s.bytes / 1e6:.1f} MB of {s.max_bytes / 1e6:.0f} MB"),
+            ("replays", f"{s.hits:,}"), ("tokens saved", f"{s.saved_tokens:,}")]
+    cells = "".join(f'<tr><td style="color:{TEXT_MUTED};padding:1px 10px 1px 0">{k}</td>'
+                    f'<td style="color:{TEXT}">{html.escape(str(v))}</td></tr>' for k, v in rows)
+    return f'<table class="qfnb-cache-stats" style="border-top:1px solid {BORDER}">{cells}</table>'
+
+
+@magics_class
+class UsageMagics(Magics):
+    """``%qfcache`` and ``%qfusage``."""
+
+    @line_magic
+    def qfcache(self, line: str) -> Any:
+        """``%qfcache [on|off|clear|stats]``: the response cache of this kernel.
+
+        ``on`` (the default once ``%load_ext qfnb`` ran): identical requests answer from the
+        cache, each with a "↺ cached" badge; ``off``: every call asks the model; ``clear``:
+        forget every stored answer; ``stats`` (or nothing): what is stored and what it saved.
+        A single cell asks again with ``--fresh`` (``%%qfchat --fresh``).
+        """
+        word = line.strip().lower() or "stats"
+        if word in ("on", "off"):
+            usage.cache(word)
+            print(f"qfnb response cache: {word}")
+            return None
+        if word == "clear":
+            print(f"qfnb response cache: forgot {usage.clear_cache():,} answers")
+            return None
+        if word == "stats":
+            display(HTML(_stats_html()))
+            return None
+        raise UsageError(f"%qfcache takes on, off, clear or stats, got {line.strip()!r}")
+
+    @line_magic
+    def qfusage(self, line: str) -> Any:
+        """``%qfusage [--by cell|model|session|job|day] [--all] [--budget ¥5|20000tokens|off]``.
+
+        What this session's calls used (``--all``: every session in the ledger), grouped, with
+        cost at the dated Qianfan list prices (local models: ¥0, beside what the same tokens
+        would cost on the cloud) and the cache's savings; returns the DataFrame.
+        """
+        args = line.split()
+        by, everyone, limit = "model", False, None
+        while args:
+            word = args.pop(0)
+            if word == "--by" and args:
+                by = args.pop(0)
+            elif word == "--all":
+                everyone = True
+            elif word == "--budget" and args:
+                limit = " ".join(args)
+                args = []
+            else:
+                raise UsageError(f"%qfusage: unknown option {word!r} (--by, --all, --budget)")
+        if limit is not None:
+            if limit.strip().lower() in ("off", "none"):
+                usage.clear_budget()
+                print("qfnb budget: off")
+            else:
+                print(str(usage.budget(**parse_budget(limit))))
+            return None
+        if by not in usage.GROUPS:
+            raise UsageError(f"--by takes one of {', '.join(usage.GROUPS)}, got {by!r}")
+        table = usage.summary(by=by, session=None if everyone else ledger.SESSION)
+        if (b := usage.active_budget()) is not None:
+            print(str(b))
+        return table
+
+
+def register(ipython: Any) -> None:
+    """Register the magics, tag calls with their cell and turn the cache on for this kernel."""
+    ipython.register_magics(UsageMagics)
+
+    def pre_run_cell(info: Any) -> None:
+        ledger.set_cell(getattr(ipython, "execution_count", None))
+
+    ipython.events.register("pre_run_cell", pre_run_cell)
+    usage.cache("on")

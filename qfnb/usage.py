@@ -1,0 +1,68 @@
+"""What your calls used and cost: the usage ledger, the response cache and a spending budget.
+
+>>> import qfnb.usage
+>>> qfnb.usage.budget(tokens=50_000)        # a call that would cross it is refused before it is sent
+>>> qfnb.usage.frame(today=True)            # every call: tokens, latency, cache hit, cell, cost
+>>> qfnb.usage.summary(by="model")          # totals, priced at the dated list prices
+>>> qfnb.usage.cache("on")                  # this process's calls answer identical requests from the cache
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from qfnb._core.record.budget import Budget, BudgetExceeded, active_budget, budget, clear_budget
+from qfnb._core.record.cache import CacheStats, default_cache, process_mode, set_process_mode
+from qfnb._core.record.ledger import SESSION, default_ledger
+from qfnb._core.record.prices import prices
+
+__all__ = ["SESSION", "Budget", "BudgetExceeded", "active_budget", "budget", "cache", "cache_stats", "clear_budget",
+           "clear_cache", "frame", "prices", "summary"]
+
+#: the groupings :func:`summary` knows
+GROUPS = ("cell", "model", "session", "job", "day")
+
+
+def frame(*, today: bool = False, session: str | None = None) -> Any:
+    """Every recorded call as a DataFrame (newest last), with ``cost_yuan`` and
+    ``cloud_equivalent_yuan`` priced from the shipped table."""
+    since = None
+    if today:
+        now = time.localtime()
+        since = time.mktime((now.tm_year, now.tm_mon, now.tm_mday, 0, 0, 0, 0, 0, -1))
+    return default_ledger().frame(since=since, session=session)
+
+
+def summary(by: str = "model", *, today: bool = False, session: str | None = None) -> Any:
+    """Totals per ``by`` (cell, model, session, job or day): calls, tokens, cache hits, cost."""
+    if by not in GROUPS:
+        raise ValueError(f"by must be one of {', '.join(GROUPS)}, got {by!r}")
+    rows = frame(today=today, session=session)
+    if by == "day":
+        import pandas as pd
+
+        rows = rows.assign(day=pd.to_datetime(rows["ts"], unit="s").dt.strftime("%Y-%m-%d"))
+    rows = rows.assign(calls=1, saved_tokens=rows["total_tokens"].where(rows["cache_hit"], 0))
+    columns = ["calls", "prompt_tokens", "completion_tokens", "total_tokens", "cache_hit", "saved_tokens",
+               "latency_s", "cost_yuan", "cloud_equivalent_yuan"]
+    grouped = rows.groupby(rows[by].fillna("—") if by in ("cell", "job") else rows[by], sort=False)[columns]
+    out = grouped.sum(min_count=1)
+    out["cache_hit"] = out["cache_hit"].astype(int)
+    return out.rename(columns={"cache_hit": "cache_hits"})
+
+
+def cache(mode: str | None = None) -> str:
+    """The cache mode of calls that leave it unset (``on``, ``off`` or ``refresh``); set it with ``mode``."""
+    if mode is not None:
+        set_process_mode(mode)
+    return process_mode()
+
+
+def cache_stats() -> CacheStats:
+    return default_cache().stats()
+
+
+def clear_cache() -> int:
+    """Forget every cached answer; the number forgotten."""
+    return default_cache().clear()

@@ -1,0 +1,226 @@
+"""The record of calls: the response cache, the usage ledger, the budget and provenance."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import qfnb
+from qfnb._core.record import cache as cache_mod
+from qfnb._core.record import ledger as ledger_mod
+from qfnb._core.record.budget import BudgetExceeded, budget, clear_budget
+from qfnb._core.record.cache import ResponseCache, cache_key
+from qfnb._core.record.ledger import Ledger, UsageRow
+from qfnb._core.record.prices import prices
+
+MSG = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(autouse=True)
+def _own_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path / "data"))
+    cache_mod._default.clear()
+    ledger_mod._default.clear()
+    clear_budget()
+    yield
+    clear_budget()
+
+
+def _chat_calls(fake: Any) -> int:
+    return len([r for r in fake.calls("/chat/") if r.method == "POST"])
+
+
+def test_key_changes_with_everything_that_decides_an_answer() -> None:
+    base = {"platform": "http://p", "route": "chat", "target": "ernie-speed-8k",
+            "body": {"messages": MSG, "temperature": 0.5}}
+    key = cache_key(**base)
+    assert key == cache_key(**{**base, "target": "ERNIE-Speed-8K"})  # names are case-insensitive
+    assert key == cache_key(**{**base, "body": {"temperature": 0.5, "messages": MSG}})  # order does not matter
+    different = [
+        {**base, "platform": "http://q"},
+        {**base, "route": "completions"},
+        {**base, "target": "ernie-4.0-8k"},
+        {**base, "body": {"messages": MSG, "temperature": 0.6}},
+        {**base, "body": {"messages": MSG, "temperature": 0.5, "seed": 7}},
+        {**base, "body": {"messages": MSG, "temperature": 0.5, "system": "be brief"}},
+        {**base, "version": "v2"},
+        {**base, "repeat": 1},
+    ]
+    keys = {cache_key(**d) for d in different}
+    assert key not in keys and len(keys) == len(different)
+
+
+def test_off_by_default_in_the_sdk_so_drop_in_code_asks_every_time(fake: Any, make_config: Any) -> None:
+    chat = qfnb.ChatCompletion(config=make_config())
+    chat.do(messages=MSG)
+    chat.do(messages=MSG)
+    assert _chat_calls(fake) == 2
+
+
+def test_on_answers_identical_requests_from_the_cache_with_provenance(fake: Any, make_config: Any) -> None:
+    chat = qfnb.ChatCompletion(config=make_config(cache=True))
+    first = chat.do(messages=MSG, temperature=0.3)
+    again = chat.do(messages=MSG, temperature=0.3)
+    assert _chat_calls(fake) == 1
+    assert again["result"] == first["result"] and again.body == first.body
+    assert first.provenance["cache"] == {"hit": False} and again.provenance["cache"]["hit"] is True
+    assert again.provenance["params"] == {"temperature": 0.3}
+    assert again.provenance["prompt_hash"] == first.provenance["prompt_hash"]
+    chat.do(messages=MSG, temperature=0.4)  # another temperature is a miss
+    assert _chat_calls(fake) == 2
+
+
+def test_refresh_asks_again_and_stores_the_new_answer(fake: Any, make_config: Any) -> None:
+    qfnb.ChatCompletion(config=make_config(cache=True)).do(messages=MSG)
+    qfnb.ChatCompletion(config=make_config(cache="refresh")).do(messages=MSG)
+    assert _chat_calls(fake) == 2
+    qfnb.ChatCompletion(config=make_config(cache=True)).do(messages=MSG)
+    assert _chat_calls(fake) == 2
+
+
+def test_a_cached_stream_replays_as_the_same_chunks(fake: Any, make_config: Any) -> None:
+    chat = qfnb.ChatCompletion(config=make_config(cache=True))
+    first = [c.body for c in chat.do(messages=MSG, stream=True)]
+    again = [c.body for c in chat.do(messages=MSG, stream=True)]
+    assert len(first) > 1 and again == first
+    assert _chat_calls(fake) == 1
+
+
+def test_errors_are_never_stored(fake: Any, make_config: Any) -> None:
+    chat = qfnb.ChatCompletion(config=make_config(cache=True, llm_api_retry_count=0))
+    fake.fail_next(1, "code:336000")
+    with pytest.raises(qfnb.errors.APIError):
+        chat.do(messages=MSG)
+    chat.do(messages=MSG)
+    assert _chat_calls(fake) == 2
+
+
+def test_a_cut_stream_is_never_stored(fake: Any, make_config: Any) -> None:
+    chat = qfnb.ChatCompletion(config=make_config(cache=True, llm_api_retry_count=0))
+    fake.cut_stream_after = 1
+    with pytest.raises(qfnb.errors.QfnbError):
+        list(chat.do(messages=MSG, stream=True))
+    assert cache_mod.default_cache().stats().entries == 0
+    fake.cut_stream_after = None
+    list(chat.do(messages=MSG, stream=True))
+    assert cache_mod.default_cache().stats().entries == 1
+
+
+def test_the_size_bound_holds_least_recently_used_first(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "c.sqlite3", max_bytes=3_000)
+    for i in range(20):
+        cache.put(f"k{i}", "m", [{"result": "x" * 400, "i": i}], stream=False)
+        if i >= 1:
+            assert cache.get("k0") is not None or i > 5  # k0 stays while it is used
+    stats = cache.stats()
+    assert stats.bytes <= 3_000 and stats.entries < 20
+    assert cache.get("k19") is not None
+    assert stat.S_IMODE(os.stat(tmp_path / "c.sqlite3").st_mode) == 0o600
+
+
+def _writer(path: str, start: int) -> None:
+    cache = ResponseCache(Path(path))
+    for i in range(start, start + 60):
+        cache.put(f"key-{i}", "m", [{"result": f"answer {i}"}], stream=False)
+
+
+def test_two_processes_write_at_once_without_corruption(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite3"
+    ResponseCache(path).stats()  # create the schema first
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(path), n * 1000)) for n in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    cache = ResponseCache(path)
+    assert cache.stats().entries == 120
+    hit = cache.get("key-1059")
+    assert hit is not None and hit.bodies[0]["result"] == "answer 1059"
+
+
+def test_invalidate_forgets_an_endpoints_answers(fake: Any, make_config: Any) -> None:
+    chat = qfnb.ChatCompletion(config=make_config(cache=True))
+    chat.do(messages=MSG)
+    assert cache_mod.default_cache().invalidate(chat.do(messages=MSG).provenance["model"]) == 1
+    chat.do(messages=MSG)
+    assert _chat_calls(fake) == 2
+
+
+def test_the_ledger_totals_equal_the_platforms_usage(fake: Any, make_config: Any) -> None:
+    chat = qfnb.ChatCompletion(config=make_config())
+    answers = [chat.do(messages=[{"role": "user", "content": f"question {i}"}]) for i in range(5)]
+    frame = ledger_mod.default_ledger().frame(session=ledger_mod.SESSION)
+    assert len(frame) == 5
+    assert frame["total_tokens"].sum() == sum(a["usage"]["total_tokens"] for a in answers)
+    assert frame["prompt_tokens"].sum() == sum(a["usage"]["prompt_tokens"] for a in answers)
+    assert not frame["cache_hit"].any()
+
+
+def test_the_ledger_marks_cell_and_prices_local_calls_at_zero(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "u.sqlite3")
+    ledger_mod.set_cell(7)
+    try:
+        ledger.record(UsageRow(api="chat", model="ERNIE-4.0-8K", platform="cloud", prompt_tokens=1000,
+                               completion_tokens=1000, total_tokens=2000))
+        ledger.record(UsageRow(api="chat", model="Qwen2.5-Coder-0.5B-Instruct", platform="local",
+                               prompt_tokens=1000, completion_tokens=0, total_tokens=1000))
+    finally:
+        ledger_mod.set_cell(None)
+    frame = ledger.frame()
+    assert list(frame["cell"]) == [7, 7]
+    assert frame["cost_yuan"].iloc[0] == pytest.approx(0.03 + 0.09)
+    assert frame["cost_yuan"].iloc[1] == 0.0
+    twin = prices().models[prices().cloud_equivalent.lower()]
+    assert frame["cloud_equivalent_yuan"].iloc[1] == pytest.approx(twin[0])
+
+
+def test_the_budget_stops_a_batch_before_the_call_that_crosses_it(fake: Any, make_config: Any) -> None:
+    chat = qfnb.ChatCompletion(config=make_config())
+    used = chat.do(messages=MSG, max_output_tokens=20)["usage"]["total_tokens"]
+    budget(tokens=used * 3 + 5)
+    done = 0
+    with pytest.raises(BudgetExceeded, match="token budget"):
+        for _ in range(10):
+            chat.do(messages=MSG, max_output_tokens=20)
+            done += 1
+    assert 1 <= done <= 3
+    assert _chat_calls(fake) == 1 + done  # the refused call was never sent
+
+
+def test_bad_budgets_are_refused() -> None:
+    for bad in (-1, "5", True):
+        with pytest.raises(ValueError, match="budget"):
+            budget(tokens=bad)  # type: ignore[arg-type]
+
+
+def test_provenance_never_holds_a_secret(fake: Any, make_config: Any) -> None:
+    config = make_config()
+    resp = qfnb.ChatCompletion(config=config).do(messages=MSG)
+    text = json.dumps(resp.provenance)
+    for secret in (config.ak, config.sk, config.access_key, config.secret_key):
+        assert secret and secret not in text
+
+
+def test_the_budget_stops_batch_do_at_the_right_row_and_keeps_the_rows_before(fake: Any, make_config: Any,
+                                                                               tmp_path: Path) -> None:
+    chat = qfnb.ChatCompletion(config=make_config())
+    prompts = [[{"role": "user", "content": f"q{i:02d}"}] for i in range(12)]
+    one = chat.do(messages=prompts[0], max_output_tokens=16)["usage"]["total_tokens"]
+    budget(tokens=one * 5)
+    results = chat.batch_do(prompts, worker_num=1, max_output_tokens=16,
+                            output_file=str(tmp_path / "out.jsonl")).results()
+    answered = [r for r in results if not isinstance(r, Exception)]
+    refused = [r for r in results if isinstance(r, Exception) and "budget" in str(r)]
+    assert 3 <= len(answered) <= 5 and len(answered) + len(refused) == 12
+    assert all(not isinstance(r, Exception) for r in results[:len(answered)])  # in order: the first rows kept
+    assert _chat_calls(fake) == 1 + len(answered)  # nothing past the line was sent
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert sum('"result"' in line for line in lines) >= len(answered)
