@@ -20,6 +20,7 @@ from qfnb._core.runtime.progress import ProgressArg, ProgressCallback, make_prog
 from qfnb.protocol import routes
 from qfnb.protocol.errors import ProtocolError
 
+from ..batch_job import submit_durable
 from . import batch as _batch
 from ._call import blocking_doc, call_params
 
@@ -284,15 +285,11 @@ class BaseInference:
 
         Transient failures (429, 5xx, retryable codes, connection errors) are queued again
         for up to ``retry_budget`` seconds per input, and throttling lowers the concurrency
-        until calls succeed again; nothing is lost to a passing fault or a quota.
-
-        ``durable=True`` hands the rows to the platform as a batch-inference task instead and
-        returns its :class:`~qfnb.resources.batch_job.BatchJob` (the job outlives this process)."""
+        until calls succeed again; nothing is lost to a passing fault or a quota. ``durable=True``:
+        a platform batch-inference task instead, returned as its ``BatchJob`` (outlives this process)."""
         inputs = self._named_inputs(inputs, common)
         items = self._batch_items(inputs, body_list, common)
         if durable:
-            from qfnb.resources.batch_job import submit_durable
-
             return await submit_durable(self, items, common)
         total = _length(inputs if inputs is not None else body_list)
         reporter = _progress(progress, type(self).__name__)
@@ -337,8 +334,6 @@ class BaseInference:
         inputs = self._named_inputs(inputs, common)
         items = self._batch_items(inputs, body_list, common)
         if durable:
-            from qfnb.resources.batch_job import submit_durable
-
             return sync.run(submit_durable(self, items, common))
         total = _length(inputs if inputs is not None else body_list)
         if total is None and output_file is None:  # futures need a count; a file does not
