@@ -243,11 +243,15 @@ class Runner:
                 open(self.paths.journal, "ab") as journal:
             last_save = time.monotonic()
             try:
+                pending: list[dict[str, Any]] = []
                 while True:
-                    await self._write(out, err, self._fill(out, err))
+                    pending += self._fill(out, err)
                     if self.stopped():
+                        await self._write(out, err, pending)
                         return "stopped"
-                    await self._write(out, err, self._dispatch(journal))
+                    pending += self._dispatch(journal)  # freed slots are refilled before the fsync
+                    await self._write(out, err, pending)
+                    pending = []
                     if not self._flights:
                         if self._exhausted and not self._ahead:
                             return "done"
@@ -255,7 +259,7 @@ class Runner:
                         continue
                     finished, _ = await asyncio.wait(list(self._flights), timeout=TICK,
                                                      return_when=asyncio.FIRST_COMPLETED)
-                    await self._write(out, err, self._collect(finished))
+                    pending = self._collect(finished)
                     self._preempt()
                     if time.monotonic() - last_save >= SAVE_EVERY:
                         self.save(self.progress, False)
