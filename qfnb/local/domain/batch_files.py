@@ -3,6 +3,7 @@ is a batch-inference task (:mod:`qfnb.local.domain.batch`) shown in OpenAI's sha
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from qfnb.protocol.batch import COMPLETION_WINDOWS, FINAL, OPENAI_STATUS, ROW_UR
 
 #: the local BOS bucket that holds uploaded files and batch results
 BUCKET = "qfnb-files"
+_attach_lock = threading.Lock()
 PURPOSES = ("batch", "batch_output", "fine-tune", "assistants", "user_data", "evals")
 
 
@@ -81,7 +83,14 @@ def create_batch(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def attach_results(platform: Platform, task: dict[str, Any]) -> dict[str, Any]:
-    """Give an ended OpenAI batch its ``output_file_id`` / ``error_file_id`` (once)."""
+    """Give an ended OpenAI batch its ``output_file_id`` / ``error_file_id`` (once, also when
+    two requests read it at the same moment)."""
+    with _attach_lock:
+        task = platform.store.get("batches", task["id"]) or task
+        return _attach(platform, task)
+
+
+def _attach(platform: Platform, task: dict[str, Any]) -> dict[str, Any]:
     info = dict(task["openai"])
     if info.get("attached"):
         return task
