@@ -217,8 +217,8 @@ def run_big(n: int, workers: int, out: str) -> None:
 def run_ceiling(url: str, n: int, workers: int) -> dict[str, float]:
     """The same load through qfnb's bare transport (aiohttp's pool), no client logic: what this
     server/machine/transport allow."""
-    from qfnb._core.http.transport import Request
-    from qfnb._core.http.transport_aiohttp import AiohttpTransport
+    from qfnb._core.transport import Request
+    from qfnb._core.transport.aiohttp import AiohttpTransport
 
     async def main() -> dict[str, float]:
         http = AiohttpTransport(max_connections=workers)

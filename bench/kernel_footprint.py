@@ -27,10 +27,23 @@ CASE = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import qfnb
-if sys.argv[1] == "in-process":
+if sys.argv[1] == "in-process":  # the platform on a thread of this process, as before the daemon
+    import threading, types, uvicorn
     from qfnb._core import config
-    from qfnb.local import embedded
-    config.set_default_backend(embedded.ensure_started)
+    from qfnb.local.server.app import create_app
+    from qfnb.local.server.listen import bind, url_of
+    from qfnb.local.settings import Settings
+    from qfnb.protocol.model_names import LOCAL_DEFAULT_MODELS
+    settings, sock = Settings.from_env(), bind("127.0.0.1")
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
+    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+    while not server.started:
+        time.sleep(0.02)
+    c = settings.credentials
+    local = types.SimpleNamespace(base_url=url_of(sock), api_key=c.api_key, secret_key=c.secret_key,
+                                  access_key=c.access_key, iam_secret_key=c.iam_secret_key,
+                                  default_models=dict(LOCAL_DEFAULT_MODELS))
+    config.set_default_backend(lambda: local)
 answer = qfnb.ChatCompletion().do(messages=[{"role": "user", "content": "Say hi."}], max_output_tokens=8)
 first = time.perf_counter() - t0
 qfnb.Embedding().do(texts=["hello", "world"])

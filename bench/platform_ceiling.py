@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import socket
-import subprocess
+import os
+import re
 import sys
 import tempfile
 import time
@@ -27,29 +27,24 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from serving import PROMPT, Side, start_bare, start_platform  # noqa: E402
-
-from qfnb.local.engines.llama_server import free_port  # noqa: E402
+from serving import PROMPT, Side, spawn_reporting, start_bare, start_platform  # noqa: E402
 
 log = logging.getLogger("bench.platform_ceiling")
 ENGINE = """
 import sys, uvicorn
 sys.path.insert(0, {tests!r})
 from fake_openai_engine import FakeEngine
-uvicorn.run(FakeEngine(tokens=1_000_000, delay={delay}).app, host="127.0.0.1", port={port}, log_level="warning",
-            timeout_keep_alive=30)
+from qfnb.local.server.listen import bind, bound_port
+sock = bind("127.0.0.1")
+print("engine port", bound_port(sock), flush=True)
+config = uvicorn.Config(FakeEngine(tokens=1_000_000, delay={delay}).app, log_level="warning", timeout_keep_alive=30)
+uvicorn.Server(config).run(sockets=[sock])
 """
 
 
-def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("the engine double did not start")
+def _engine_port(log: bytes) -> int | None:
+    found = re.search(rb"engine port (\d+)", log)
+    return int(found.group(1)) if found else None
 
 
 async def pump(side: Side, users: int, tokens: int, seconds: float) -> float:
@@ -79,15 +74,15 @@ def main() -> int:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    port = free_port()
-    engine = subprocess.Popen([sys.executable, "-c", ENGINE.format(tests=str(ROOT / "tests" / "local"),
-                                                                    delay=args.delay, port=port)])
-    url = f"http://127.0.0.1:{port}"
     work = Path(tempfile.mkdtemp(prefix="qfnb-bench-ceiling-"))
+    engine, port = spawn_reporting([sys.executable, "-c", ENGINE.format(tests=str(ROOT / "tests" / "local"),
+                                                                        delay=args.delay)],
+                                   work / "engine.log", _engine_port, timeout=60,
+                                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    url = f"http://127.0.0.1:{port}"
     users = [int(u) for u in args.users.split(",")]
     platform_proc = None
     try:
-        wait_listening(port, engine)
         platform_proc, platform = start_platform(work / "data", max(users), url)
         _, bare = start_bare(max(users), work, url)
         for tokens in (int(t) for t in args.tokens.split(",")):

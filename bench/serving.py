@@ -36,13 +36,16 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "local"))
+
+from platform_helpers import serve_port, spawn_reporting  # noqa: E402
 
 from qfnb.local.engines import (  # noqa: E402
     DEFAULT_CHAT,
     GEMMA,
     assets,
 )
-from qfnb.local.engines.llama_server import LlamaServer, ServerConfig, default_slots, free_port  # noqa: E402
+from qfnb.local.engines.llama_server import LlamaServer, ServerConfig, default_slots, reported_port  # noqa: E402
 from qfnb.protocol.routes import MODEL_API_PREFIX, OAUTH_TOKEN  # noqa: E402
 from qfnb.protocol.sse import SSEDecoder  # noqa: E402
 
@@ -109,7 +112,6 @@ async def concurrent(side: Side, users: int, tokens: int, tag: str) -> float:
 
 
 def start_platform(data_dir: Path, slots: int, engine_url: str | None) -> tuple[subprocess.Popen[bytes], Side]:
-    port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "QFNB_ENGINE_SLOTS": str(slots)}
     if engine_url:
@@ -117,9 +119,10 @@ def start_platform(data_dir: Path, slots: int, engine_url: str | None) -> tuple[
                                                          "api_types": ["chat", "completions"]}})
     for key in ("QIANFAN_AK", "QIANFAN_SK", "QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY"):
         env.pop(key, None)
-    proc = subprocess.Popen([sys.executable, "-m", "qfnb.cli", "serve", "--port", str(port), "--data-dir",
-                             str(data_dir), "--log-level", "warning"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    proc, port = spawn_reporting([sys.executable, "-m", "qfnb.cli", "serve", "--port", "0", "--data-dir",
+                                  str(data_dir), "--log-level", "warning"], data_dir.parent / "serve.log",
+                                 serve_port, env=env)
     base = f"http://127.0.0.1:{port}"
     wait_up(base + "/healthz", proc)
     creds = json.loads((data_dir / "credentials.json").read_text())
@@ -135,10 +138,9 @@ def start_bare(slots: int, log_dir: Path, engine_url: str | None) -> tuple[subpr
     if engine_url:
         return None, Side("bare", engine_url.rstrip("/") + "/v1/completions", {}, {}, body, "max_tokens")
     server = LlamaServer(ServerConfig(name="bare", gguf=assets.gguf_path(DEFAULT_CHAT), log_dir=log_dir, slots=slots))
-    port = free_port()
-    argv = server._argv(port, ())  # exactly the flags the platform uses
+    argv = server._argv(())  # exactly the flags the platform uses
     server.close()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, port = spawn_reporting(argv, log_dir / "bare.log", reported_port)
     base = f"http://127.0.0.1:{port}"
     wait_up(base + "/health", proc)
     return proc, Side("bare", f"{base}/v1/completions", {}, {}, body, "max_tokens")

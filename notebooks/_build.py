@@ -219,7 +219,20 @@ from qfnb.model import Service
 base, tuned = qfnb.ChatCompletion(model="Gemma-3-270M"), Service(endpoint=endpoint)
 """, **IGNORE),
     code("""
-%qfeval --models base,tuned --dataset {test_path} --metrics rouge_l,bleu -t 0.1 --max-tokens 48 -o result
+%qfeval --models base,tuned --dataset {test_path} --metrics rouge_l,bleu -t 0.1 --max-tokens 48 --compare base -o result
+""", **IGNORE),
+    md("""
+**Is the gain real?** With 8 questions a higher average can be luck. `--compare base` pairs each
+question's scores: the mean difference with a 95% bootstrap confidence interval (seeded, so it
+reproduces), a paired permutation test, how many questions got better or worse, and the questions
+whose scores changed most with both answers side by side. A plain-words sentence says whether the
+difference is detectable. Answers are kept: running the cell again with one more model asks only
+that model (`--fresh` asks everyone again); `--repeats 3 -t 0.8` shows how stable the answers are.
+The same comparison from Python:
+"""),
+    code("""
+comparison = result.compare("tuned", "base")
+comparison.to_dataframe()[["metric", "diff", "ci_low", "ci_high", "p_value", "wins", "ties", "losses", "verdict"]]
 """, **IGNORE),
 ]
 

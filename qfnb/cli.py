@@ -196,14 +196,18 @@ def serve(args: argparse.Namespace) -> int:
 
     from qfnb.local.server.app import create_app
 
-    uvicorn.run(create_app(settings, registry), host=args.host, port=args.port,  # type: ignore[arg-type]
-                log_level=args.log_level, access_log=False)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, registry), log_level=args.log_level,  # type: ignore[arg-type]
+                                           access_log=False))
+    try:
+        server.run(sockets=[args.socket])
+    finally:
+        args.socket.close()
     return 0
 
 
 def _foreground_settings(args: argparse.Namespace, data_dir: Path) -> Settings | None:
     """Settings of a hand-run ``qfnb serve``, after printing where it listens (None: refused)."""
-    from qfnb.local.embedded import free_port
+    from qfnb.local.server import listen
     from qfnb.local.settings import Credentials, Settings
 
     env = os.environ
@@ -219,8 +223,13 @@ def _foreground_settings(args: argparse.Namespace, data_dir: Path) -> Settings |
     stored, created = Credentials.create_if_absent(path)
     generated = [k for k, v in given.items() if not v]
     creds = Credentials(**{k: v or getattr(stored, k) for k, v in given.items()})
-    args.port = args.port or free_port(args.host)
-    base = f"http://{args.host}:{args.port}"
+    try:  # bound once here and served by uvicorn: the printed port is the one served
+        args.socket = listen.bind(args.host, args.port)
+    except OSError as exc:
+        print(f"qfnb serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return None
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    base = f"http://{host}:{listen.bound_port(args.socket)}"
     print(f"qfnb local platform on {base} (data in {data_dir})")
     print(f"  export QIANFAN_BASE_URL={base} QIANFAN_CONSOLE_API_BASE_URL={base} QIANFAN_IAM_BASE_URL={base}")
     if generated and created:  # generated keys are shown once, when they are created; given ones never

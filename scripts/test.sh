@@ -8,7 +8,8 @@ export QFNB_DATA_DIR=${QFNB_DATA_DIR:-$PWD/.qfnb/test-data}
 # The notebook tests run the fine-tune notebook with a shorter training; the full 30-step
 # demo (and that it teaches the fact) is checked by tests/lifecycle.
 export QFNB_TOUR_STEPS=${QFNB_TOUR_STEPS:-12}
-.venv/bin/ruff check qfnb tests bench
+.venv/bin/ruff check qfnb tests bench tools
+.venv/bin/python tools/unasync_calls.py --check  # the generated call surface matches its source (docs/client.md)
 .venv/bin/mypy
 .venv/bin/lint-imports  # the layer contracts in pyproject.toml ([tool.importlinter])
 exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "$@"

@@ -17,13 +17,13 @@ _LAZY = {
     "get_client": "qfnb._core.http.client",
     "QfResponse": "qfnb._core.http.response",
     "RetryPolicy": "qfnb._core.http.retry",
-    "Transport": "qfnb._core.http.transport",
-    "Request": "qfnb._core.http.transport",
-    "Reply": "qfnb._core.http.transport",
-    "StreamReply": "qfnb._core.http.transport",
-    "AiohttpTransport": "qfnb._core.http.transport_aiohttp",
-    "HttpxTransport": "qfnb._core.http.transport_httpx",
-    "ASGITransport": "qfnb._core.http.transport_asgi",
+    "Transport": "qfnb._core.transport",
+    "Request": "qfnb._core.transport",
+    "Reply": "qfnb._core.transport",
+    "StreamReply": "qfnb._core.transport",
+    "AiohttpTransport": "qfnb._core.transport.aiohttp",
+    "HttpxTransport": "qfnb._core.transport.httpx",
+    "ASGITransport": "qfnb._core.transport.asgi",
 }
 
 __all__ = sorted(_LAZY)

@@ -3,7 +3,7 @@
 No global singleton: every resource object resolves its own ``Config`` (explicit keyword
 arguments win over the environment). With no credentials at all, :func:`resolve_config`
 points the client at the default backend: the data dir's local platform daemon
-(:mod:`qfnb._core.backend.daemon`), or whatever :func:`set_default_backend` installed.
+(:class:`qfnb._core.backend.daemon.LocalDaemon`), or whatever :func:`set_default_backend` installed.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from qfnb.protocol import routes
+from qfnb.protocol.errors import RETRYABLE_CONSOLE_CODES, RETRYABLE_INFERENCE_CODES
 
 if TYPE_CHECKING:
-    from qfnb._core.http.transport import Transport
+    from qfnb._core.backend import Access
+    from qfnb._core.transport import Transport
 
 __all__ = ["SECRET_FIELDS", "Config", "mask", "resolve_config"]
 
@@ -151,13 +153,13 @@ class Config:
     llm_api_retry_backoff_factor: float = 1.0
     llm_api_retry_jitter: float = 1.0
     llm_api_retry_max_wait_interval: float = 120.0
-    llm_api_retry_err_codes: frozenset[int] = frozenset({2, 15, 18, 336100, 336501, 336502})
+    llm_api_retry_err_codes: frozenset[int] = RETRYABLE_INFERENCE_CODES
     console_api_retry_count: int = 1
     console_api_retry_timeout: float = 60.0
     console_api_retry_backoff_factor: float = 0.0
     console_api_retry_jitter: float = 1.0
     console_api_retry_max_wait_interval: float = 120.0
-    console_api_retry_err_codes: frozenset[int] = frozenset({18, 336100, 500000})
+    console_api_retry_err_codes: frozenset[int] = RETRYABLE_CONSOLE_CODES
     proxy: str = ""
     ssl_verification_enabled: bool = True
     no_auth: bool = False
@@ -181,7 +183,7 @@ class Config:
     default_models: Mapping[str, str] = field(default_factory=dict)
     #: set by :func:`resolve_config` when it points at the embedded platform
     embedded: bool = False
-    #: what sends the requests (:class:`qfnb._core.http.transport.Transport`; None: aiohttp's pool, or
+    #: what sends the requests (:class:`qfnb._core.transport.Transport`; None: aiohttp's pool, or
     #: httpx's with a proxy). Inject e.g. ``ASGITransport(app)`` to call an ASGI app in-process.
     transport: Transport | None = None
 
@@ -323,24 +325,25 @@ def _check_placeholders(cfg: Config) -> None:
                                         "or leave all keys unset to use qfnb's embedded local platform")
 
 
-_default_backend: Callable[[], Any] | None = None
+_default_backend: Callable[[], Access] | None = None
 
 
-def set_default_backend(factory: Callable[[], Any] | None) -> None:
+def set_default_backend(factory: Callable[[], Access] | None) -> None:
     """Replace the default backend used when nothing is configured (None: the local daemon).
 
-    ``factory()`` returns an object with ``base_url``, ``api_key``, ``secret_key``,
-    ``access_key``, ``iam_secret_key`` and ``default_models`` (e.g. an in-process platform
-    in tests, or :class:`qfnb._core.backend.daemon.LocalPlatform`).
+    ``factory()`` returns an :class:`~qfnb._core.backend.Access`: an object with ``base_url``,
+    ``api_key``, ``secret_key``, ``access_key``, ``iam_secret_key`` and ``default_models``
+    (e.g. an in-process platform in tests, or what a :class:`~qfnb._core.backend.Backend`'s
+    ``ensure()`` returns).
     """
     global _default_backend
     _default_backend = factory
 
 
-def _local_platform() -> Any:
+def _local_platform() -> Access:
     """The default backend when nothing is configured: the data dir's shared daemon."""
     if _default_backend is not None:
         return _default_backend()
-    from qfnb._core.backend.daemon import ensure_daemon
+    from qfnb._core.backend.daemon import LocalDaemon
 
-    return ensure_daemon()
+    return LocalDaemon().ensure()

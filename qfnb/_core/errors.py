@@ -6,19 +6,20 @@
     ├── ValidationError (also ValueError, ProtocolError)  bad input, raised before sending
     ├── AuthError                        credentials rejected by the OAuth/IAM endpoints
     ├── APIError(error_code, error_msg, request_id)       the platform said no (body code)
-    │   ├── AccessTokenExpiredError      110 / 111
-    │   ├── RateLimitError               4, 17, 18, 19, 336501, 336502, HTTP 429
+    │   ├── AccessTokenExpiredError      110, 111
+    │   ├── RateLimitError               4, 17, 18, 19, 336501, 336502; HTTP 429 with a v2 code
     │   ├── ServerOverloadedError        2, 336100
-    │   ├── InvalidArgumentError         336001..336006, 336104, 336105, 100
-    │   ├── PermissionDeniedError        6, 14, 336004
+    │   ├── InvalidArgumentError         3, 100, 336001, 336002, 336003, 336005, 336006, 336101, 336104, 336105
+    │   ├── PermissionDeniedError        6, 13, 14, 15, 336004
     │   └── InternalServerError          1, 336000, 500000
     ├── RequestError(status_code, ...)   an HTTP error status (4xx/5xx) or an unreadable body
     ├── ConnectionError                  the request never got a complete answer (also builtins')
     │   └── TimeoutError                 a request or a poll's deadline passed (also builtins')
     └── StreamError                      a stream ended or broke before its last event
 
-Messages are built from the platform's own texts and never include keys, tokens,
-signatures or headers.
+The codes come from the one table, :data:`qfnb.protocol.errors.CODE_RULES` (a test holds this
+drawing to it). Messages are built from the platform's own texts and never include keys,
+tokens, signatures or headers.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ import builtins
 from collections.abc import Mapping
 from typing import Any
 
-from qfnb.protocol.errors import ProtocolError
+from qfnb.protocol.errors import CODE_RULES, V2_CODE_KINDS, Kind, ProtocolError
 
 __all__ = [
+    "KIND_CLASSES",
     "APIError",
     "AccessTokenExpiredError",
     "AuthError",
@@ -72,6 +74,8 @@ class APIError(QfnbError):
         self.error_msg = error_msg
         self.request_id = request_id
         self.status_code = status_code
+        #: the answer's ``Retry-After`` header, when it came with an HTTP error status
+        self.retry_after: str | None = None
         rid = f" (request id {request_id})" if request_id else ""
         super().__init__(f"error code {error_code}: {error_msg}{rid}")
 
@@ -135,26 +139,14 @@ class StreamError(QfnbError):
     """A stream broke off (connection cut, bad event) before its final event."""
 
 
-_CODE_CLASSES: dict[int, type[APIError]] = {}
-for _cls, _codes in (
-    (AccessTokenExpiredError, (110, 111)),
-    (RateLimitError, (4, 17, 18, 19, 336501, 336502)),
-    (ServerOverloadedError, (2, 336100)),
-    (InvalidArgumentError, (3, 100, 336001, 336002, 336003, 336005, 336006, 336101, 336104, 336105)),
-    (PermissionDeniedError, (6, 13, 14, 15, 336004)),
-    (InternalServerError, (1, 336000, 500000)),
-):
-    for _c in _codes:
-        _CODE_CLASSES[_c] = _cls
-
-_V2_CODE_CLASSES: dict[str, type[APIError]] = {
-    "rate_limit_exceeded": RateLimitError,
-    "invalid_argument": InvalidArgumentError,
-    "invalid_request_error": InvalidArgumentError,
-    "permission_denied": PermissionDeniedError,
-    "internal_error": InternalServerError,
-    "server_overloaded": ServerOverloadedError,
-    "access_token_expired": AccessTokenExpiredError,
+#: the exception class of each kind of platform error (the codes of each kind: CODE_RULES)
+KIND_CLASSES: Mapping[Kind, type[APIError]] = {
+    Kind.TOKEN_EXPIRED: AccessTokenExpiredError,
+    Kind.RATE_LIMIT: RateLimitError,
+    Kind.OVERLOADED: ServerOverloadedError,
+    Kind.INVALID_ARGUMENT: InvalidArgumentError,
+    Kind.PERMISSION: PermissionDeniedError,
+    Kind.INTERNAL: InternalServerError,
 }
 
 
@@ -163,11 +155,14 @@ def api_error(error_code: Any, error_msg: Any, request_id: str | None = None, *,
     """The exception for a platform error code (int for v1, str for v2); pure."""
     msg = str(error_msg or "")
     if isinstance(error_code, int) and not isinstance(error_code, bool):
-        return _CODE_CLASSES.get(error_code, APIError)(error_code, msg, request_id, status_code=status_code)
+        rule = CODE_RULES.get(error_code)
+        cls = KIND_CLASSES[rule.kind] if rule is not None else APIError
+        return cls(error_code, msg, request_id, status_code=status_code)
     code = str(error_code)
     if code.isdigit():
         return api_error(int(code), msg, request_id, status_code=status_code)
-    cls = _V2_CODE_CLASSES.get(code.lower(), APIError)
+    kind = V2_CODE_KINDS.get(code.lower())
+    cls = KIND_CLASSES[kind] if kind is not None else APIError
     if cls is APIError and status_code == 429:
         cls = RateLimitError
     return cls(code, msg, request_id, status_code=status_code)

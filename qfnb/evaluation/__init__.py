@@ -1,11 +1,14 @@
 """Evaluation: ``EvaluationManager`` with local and platform evaluators, ``EvaluationResult``."""
 
 from ._errors import EvaluationError
+from .answers import AnswerStore
 from .base import EvalInput, Evaluator, LocalEvaluator, Sample
+from .compare import Comparison, PairedMetric
 from .judge import LocalJudgeEvaluator, parse_judge_score
 from .manager import EvaluationManager
 from .manual import ManualEvaluator, ManualItem
 from .metrics import BleuEvaluator, ExactMatchEvaluator, RougeEvaluator
+from .pairwise import PairwiseJudge
 from .platform import (
     ManualEvaluatorDimension,
     QianfanEvaluator,
@@ -15,10 +18,14 @@ from .platform import (
     build_eval_standard_conf,
 )
 from .result import EvaluationResult
+from .rubric import Rubric
 from .similarity import EmbeddingSimilarityEvaluator
+from .stability import Stability
 
 __all__ = [
+    "AnswerStore",
     "BleuEvaluator",
+    "Comparison",
     "EmbeddingSimilarityEvaluator",
     "EvalInput",
     "EvaluationError",
@@ -31,12 +38,16 @@ __all__ = [
     "ManualEvaluator",
     "ManualEvaluatorDimension",
     "ManualItem",
+    "PairedMetric",
+    "PairwiseJudge",
     "QianfanEvaluator",
     "QianfanManualEvaluator",
     "QianfanRefereeEvaluator",
     "QianfanRuleEvaluator",
     "RougeEvaluator",
+    "Rubric",
     "Sample",
+    "Stability",
     "build_eval_standard_conf",
     "parse_judge_score",
 ]

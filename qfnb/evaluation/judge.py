@@ -16,7 +16,8 @@ from qfnb.protocol.textmetrics import as_text
 
 from ._errors import invalid
 from .base import EvalInput, LocalEvaluator, Sample
-from .llm import as_prompt, as_target
+from .llm import as_prompt, as_target, embedded_chat
+from .rubric import Rubric
 
 DEFAULT_CRITERIA = (
     "1. 回答是否正确、完整地解决了问题（correctness and completeness）；\n"
@@ -51,8 +52,21 @@ DEFAULT_TEMPLATE = """你是一名公正的裁判，负责评估一个AI助手�
 评分: <整数>
 原因: <一句话理由>
 """
+#: The default template without the reference (a rubric with ``uses_reference=False``).
+DEFAULT_TEMPLATE_NO_REFERENCE = (
+    DEFAULT_TEMPLATE.replace("【标准答案 / reference answer】（没有标准答案时为空）\n{reference}\n\n", "")
+    .replace("回答正确且与标准答案含义一致则给高分", "回答正确、完整则给高分")
+)
+DEFAULT_CRITERIA_NO_REFERENCE = (
+    "1. 回答是否正确、完整地解决了问题（correctness and completeness）；\n"
+    "2. 表达是否清晰、简洁、没有无关内容（clarity）。"
+)
+DEFAULT_STEPS_NO_REFERENCE = (
+    "1. 阅读问题，理解要求；\n"
+    "2. 阅读待评估的回答，逐条对照评价标准；\n"
+    "3. 给出一个整数评分和简短理由。"
+)
 
-_PLACEHOLDERS = ("criteria", "steps", "prompt", "response", "reference", "min_score", "max_score")
 _NUM = r"(-?\d+(?:\.\d+)?)"
 _LABELLED = re.compile(
     r"(?:评分|得分|分数|打分|score|rating|grade)\s*[\"'“”]?\s*[:：=]?\s*[\"'“”]?\s*(?:为|是)?\s*" + _NUM,
@@ -81,14 +95,6 @@ def parse_judge_score(text: str, max_score: float, min_score: float = 0) -> floa
     return None
 
 
-def render(template: str, values: Mapping[str, Any]) -> str:
-    """Fill the known ``{placeholders}`` only; other braces (JSON, code) stay as they are."""
-    out = template
-    for key in _PLACEHOLDERS:
-        out = out.replace("{" + key + "}", str(values.get(key, "")))
-    return out
-
-
 class LocalJudgeEvaluator(LocalEvaluator):
     """Ask ``model`` to grade each output; metrics ``{metric_name}`` (float or empty when the
     reply has no valid score) and ``{metric_name}_judgement`` (the judge's raw reply).
@@ -97,35 +103,50 @@ class LocalJudgeEvaluator(LocalEvaluator):
     ``prompt -> text``; ``judge_kwargs`` are passed to each call (e.g. ``temperature``).
     """
 
-    def __init__(self, model: Any, *, metric_name: str = "judge_score",
+    def __init__(self, model: Any = None, *, metric_name: str = "judge_score",
                  evaluation_prompt: str = DEFAULT_TEMPLATE, criteria: str = DEFAULT_CRITERIA,
                  prompt_steps: str = DEFAULT_STEPS, prompt_max_score: int = 5, prompt_min_score: int = 0,
-                 concurrency: int = 4, judge_kwargs: Mapping[str, Any] | None = None) -> None:
-        if model is None:
-            raise invalid("model", "a judge model is required")
-        if prompt_max_score <= prompt_min_score:
-            raise invalid("prompt_max_score", f"must be greater than prompt_min_score ({prompt_min_score})")
-        if "{response}" not in evaluation_prompt:
-            raise invalid("evaluation_prompt", "must contain {response} (where the model output goes)")
+                 concurrency: int = 4, judge_kwargs: Mapping[str, Any] | None = None,
+                 uses_reference: bool | None = None, rubric: Rubric | None = None) -> None:
         if not metric_name:
             raise invalid("metric_name", "must not be empty")
-        self._target = as_target(model)
+        if rubric is None:
+            if uses_reference is False and evaluation_prompt == DEFAULT_TEMPLATE:
+                evaluation_prompt = DEFAULT_TEMPLATE_NO_REFERENCE
+                criteria = DEFAULT_CRITERIA_NO_REFERENCE if criteria == DEFAULT_CRITERIA else criteria
+                prompt_steps = DEFAULT_STEPS_NO_REFERENCE if prompt_steps == DEFAULT_STEPS else prompt_steps
+            shows = "{reference}" in evaluation_prompt
+            default = evaluation_prompt in (DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_NO_REFERENCE)
+            rubric = Rubric("default" if default else "custom", evaluation_prompt, criteria, prompt_steps,
+                            prompt_min_score, prompt_max_score,
+                            uses_reference=shows if uses_reference is None else uses_reference)
+        elif rubric.kind != "score":
+            raise invalid("rubric", "LocalJudgeEvaluator scores one answer: give a rubric of kind 'score'")
+        # no model: a chat model on the embedded local platform (offline), whatever else is configured
+        self._target = as_target(model if model is not None else embedded_chat())
+        self.rubric = rubric
         self.metric_name = metric_name
-        self.evaluation_prompt = evaluation_prompt
-        self.criteria = criteria
-        self.prompt_steps = prompt_steps
-        self.prompt_max_score = prompt_max_score
-        self.prompt_min_score = prompt_min_score
+        self.evaluation_prompt = rubric.template
+        self.criteria = rubric.criteria
+        self.prompt_steps = rubric.steps
+        self.prompt_max_score = rubric.max_score
+        self.prompt_min_score = rubric.min_score
         self.concurrency = concurrency
         self.judge_kwargs = dict(judge_kwargs or {})
 
+    @property
+    def judge_target(self) -> Any:
+        """The judge model as an evaluation target (its tag and identity)."""
+        return self._target
+
+    def judge_info(self) -> dict[str, Any]:
+        """What the result records about this judge: which model, which rubric (hashed)."""
+        return {"metric": self.metric_name, "judge": self._target.tag, **self.rubric.info()}
+
     def build_prompt(self, input: EvalInput, reference: str, output: str) -> str:
-        """The judge prompt for one sample: ``{response}`` is the model output."""
-        return render(self.evaluation_prompt, {
-            "criteria": self.criteria, "steps": self.prompt_steps, "prompt": as_prompt(input),
-            "response": as_text(output), "reference": as_text(reference),
-            "min_score": self.prompt_min_score, "max_score": self.prompt_max_score,
-        })
+        """The judge prompt for one sample: ``{response}`` is the model output; the reference is
+        shown only when the rubric uses it."""
+        return self.rubric.prompt(prompt=as_prompt(input), reference=as_text(reference), response=as_text(output))
 
     def _result(self, reply: Any) -> dict[str, Any]:
         judgement_key = f"{self.metric_name}_judgement"

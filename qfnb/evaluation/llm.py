@@ -191,6 +191,15 @@ def as_target(llm: Any, tag: str | None = None) -> LLMTarget:
                           "Service, Model or a callable input -> text")
 
 
+def embedded_chat(model: str | None = None) -> Any:
+    """A ``ChatCompletion`` on the embedded local platform (offline), even when cloud credentials
+    are configured: the default judge. ``model`` defaults to the platform's default chat model."""
+    from qfnb._core.config import Config
+    from qfnb.resources import ChatCompletion
+
+    return ChatCompletion(model=model, config=Config())
+
+
 def as_targets(llms: Any) -> list[LLMTarget]:
     """``llms`` as a list (or a ``{tag: llm}`` mapping) of targets with unique tags."""
     if llms is None or (isinstance(llms, Sequence | Mapping) and not isinstance(llms, str) and len(llms) == 0):

@@ -19,9 +19,11 @@ import pandas as pd
 from qfnb._core.runtime.progress import ProgressArg, ProgressCallback, make_progress
 
 from ._errors import EvaluationError, invalid
+from .answers import answers_of, as_store, recorded_answers, target_identity
 from .base import LocalEvaluator, Sample
-from .data import eval_frame
+from .data import eval_frame, to_frame
 from .llm import as_targets
+from .pairwise import check_not_candidate
 from .platform import QianfanEvaluator, arun_platform_evaluation, check_qianfan_evaluators
 from .result import BASE_COLUMNS, EvaluationResult, summarize_all
 
@@ -69,49 +71,82 @@ class EvaluationManager:
         return f"EvaluationManager({', '.join(type(e).__name__ for e in evs)})"
 
     # -- public API --------------------------------------------------------------------------
-    async def aeval(self, llms: Any, dataset: Any, *, input_column: str | None = None,
+    async def aeval(self, llms: Any = None, dataset: Any = None, *, input_column: str | None = None,
                     reference_column: str | None = None, worker_num: int | None = None,
                     progress: ProgressArg = None, poll_interval: float | None = None,
-                    timeout: float | None = None, config: Any = None, **infer_kwargs: Any) -> EvaluationResult:
+                    timeout: float | None = None, config: Any = None, repeats: int = 1, store: Any = None,
+                    recorded: Any = None, **infer_kwargs: Any) -> EvaluationResult:
         """Evaluate ``llms`` (a list, or a ``{tag: llm}`` mapping) on ``dataset``.
 
-        ``infer_kwargs`` (e.g. ``temperature``) go to every inference call.
+        ``infer_kwargs`` (e.g. ``temperature``) go to every inference call. ``repeats`` asks
+        each item that many times (samples get a ``repeat`` column). ``store`` (a path or an
+        :class:`~.answers.AnswerStore`) keeps every answer: a re-run asks only for answers the
+        store lacks. ``recorded`` scores answers already made, without calling a model: a
+        dataset column name, or ``{tag: column | batch output (Dataset, DataFrame, .jsonl)}``.
         """
         if self.qianfan_evaluators:
+            if recorded is not None or repeats != 1 or store is not None:
+                raise invalid("qianfan_evaluators", "recorded, repeats and store apply to local evaluators")
             models = list(llms.values()) if isinstance(llms, Mapping) else list(llms)
             result = await arun_platform_evaluation(self.qianfan_evaluators, models, dataset, config=config,
                                                     poll_interval=poll_interval, timeout=timeout)
             self.task_id = result.task_id
             return result
-        targets = as_targets(llms)
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+            raise invalid("repeats", f"must be an integer >= 1, got {repeats!r}")
+        if dataset is None:
+            raise invalid("dataset", "is required")
+        targets = as_targets(llms) if llms is not None or recorded is None else []
+        answer_store = as_store(store)
         # in a worker thread: a platform-backed Dataset downloads its rows on first access
         frame = await asyncio.to_thread(eval_frame, dataset, input_column=input_column,
                                         reference_column=reference_column)
-        workers = worker_num or self.worker_num
         inputs = list(frame["input"])
+        kept: dict[str, list[str]] = {}
+        if recorded is not None:
+            source = await asyncio.to_thread(to_frame, dataset)
+            kept = recorded_answers(recorded, source, inputs)
+            clash = sorted(set(kept) & {t.tag for t in targets})
+            if clash:
+                raise invalid("recorded", f"{clash} also name models to run; give the recorded answers other tags")
+        identities = {t.tag: target_identity(t) for t in targets}
+        judges: list[Any] = [ev for ev in self.local_evaluators if hasattr(ev, "judge_target")]
+        for ev in judges:
+            check_not_candidate(ev, [*identities.items(), *((tag, None) for tag in kept)])
+        workers = worker_num or self.worker_num
         n = len(inputs)
-        tracker = _Tracker(progress, "evaluation", n * len(targets) * (1 + len(self.local_evaluators)))
+        tags = [t.tag for t in targets] + list(kept)
+        generations = n * repeats * len(targets)
+        tracker = _Tracker(progress, "evaluation",
+                           generations + n * repeats * len(tags) * len(self.local_evaluators))
         try:
             rows: list[dict[str, Any]] = []
             for k, target in enumerate(targets):
-                answers = await target.run(inputs, workers, infer_kwargs, tracker.shifted(k * n))
-                failed = sum(isinstance(a, BaseException) for a in answers)
+                answers = await answers_of(target, inputs, repeats=repeats, workers=workers,
+                                           infer_kwargs=infer_kwargs, tracker=tracker, offset=k * n * repeats,
+                                           store=answer_store)
+                flat = [a for rep in answers for a in rep]
+                failed = sum(isinstance(a, BaseException) for a in flat)
                 if failed:
-                    first = next(a for a in answers if isinstance(a, BaseException))
-                    log.warning("%s: %d of %d inferences failed (first: %s)", target.tag, failed, n, first)
-                for i, (inp, ref, ans) in enumerate(zip(inputs, frame["reference"], answers, strict=True)):
-                    err = ans if isinstance(ans, BaseException) else None
-                    rows.append({"llm": target.tag, "index": i, "input": inp, "reference": ref,
-                                 "output": "" if err else ans,
-                                 "error": f"{type(err).__name__}: {err}" if err else None})
+                    first = next(a for a in flat if isinstance(a, BaseException))
+                    log.warning("%s: %d of %d inferences failed (first: %s)", target.tag, failed, len(flat), first)
+                for r, rep in enumerate(answers):
+                    rows += _rows(target.tag, frame, rep, r if repeats > 1 else None)
+            for tag, outs in kept.items():
+                for r in range(repeats):
+                    rows += _rows(tag, frame, list(outs), r if repeats > 1 else None)
             if rows and all(_failed(r["error"]) for r in rows):
                 raise EvaluationError(f"every inference failed; first error: {rows[0]['error']}")
-            samples = pd.DataFrame(rows, columns=BASE_COLUMNS)
-            return await self._score(samples, [t.tag for t in targets], tracker, n * len(targets))
+            columns = BASE_COLUMNS + (["repeat"] if repeats > 1 else [])
+            samples = pd.DataFrame(rows, columns=columns)
+            result = await self._score(samples, tags, tracker, generations)
+            result.identities = identities
+            result.judges = [ev.judge_info() for ev in judges]
+            return result
         finally:
             tracker.close()
 
-    def eval(self, llms: Any, dataset: Any, **kwargs: Any) -> EvaluationResult:
+    def eval(self, llms: Any = None, dataset: Any = None, **kwargs: Any) -> EvaluationResult:
         """Sync shell over :meth:`aeval` (safe inside Jupyter)."""
         from qfnb._core.runtime import sync
 
@@ -129,8 +164,6 @@ class EvaluationManager:
                                         reference_column=reference_column, output_column=output_column,
                                         need_output=True)
         if llm_column is not None:
-            from .data import to_frame
-
             source = await asyncio.to_thread(to_frame, dataset)
             if llm_column not in source.columns:
                 raise invalid("llm_column", f"column {llm_column!r} not in the dataset")
@@ -198,6 +231,19 @@ class EvaluationManager:
         return EvaluationResult(metrics, samples, evaluators=self.local_evaluators, metric_columns=columns)
 
 
+def _rows(tag: str, frame: pd.DataFrame, answers: list[Any], repeat: int | None) -> list[dict[str, Any]]:
+    """Long-frame rows of one model's answers (one repeat)."""
+    out = []
+    for i, (inp, ref, ans) in enumerate(zip(frame["input"], frame["reference"], answers, strict=True)):
+        err = ans if isinstance(ans, BaseException) else None
+        row = {"llm": tag, "index": i, "input": inp, "reference": ref, "output": "" if err else ans,
+               "error": f"{type(err).__name__}: {err}" if err else None}
+        if repeat is not None:
+            row["repeat"] = repeat
+        out.append(row)
+    return out
+
+
 def _failed(error: Any) -> bool:
     """Whether a row's ``error`` cell records a failure (pandas stores "no error" as None/NaN)."""
     return isinstance(error, str) and bool(error)
@@ -219,29 +265,15 @@ class _Tracker:
         except Exception:  # a UI callback must never break the evaluation
             log.exception("progress callback %s failed", name)
 
+    @property
+    def active(self) -> bool:
+        return self._cb is not None
+
     def result(self, index: int, ok: bool) -> None:
         if self._cb is not None:
             self._safe("on_result", index, ok)
-
-    def shifted(self, offset: int) -> Any:
-        """A callback for a sub-batch (e.g. ``abatch_do``): indices shifted, start/close dropped."""
-        return False if self._cb is None else _Shifted(self, offset)  # False: no bar of their own
 
     def close(self) -> None:
         if self._cb is not None:
             self._safe("on_close")
             self._cb = None
-
-
-class _Shifted:
-    def __init__(self, tracker: _Tracker, offset: int) -> None:
-        self._tracker, self._offset = tracker, offset
-
-    def on_start(self, total: int | None) -> None:
-        pass
-
-    def on_result(self, index: int, ok: bool) -> None:
-        self._tracker.result(self._offset + index, ok)
-
-    def on_close(self) -> None:
-        pass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
     from .base import LocalEvaluator
+    from .compare import Comparison
+    from .stability import Stability
 
 log = logging.getLogger("qfnb.evaluation")
 
@@ -55,6 +57,45 @@ def _scalar(value: Any) -> Any:
     return None
 
 
+def _per_item(rows: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """One row per item: with repeats, the first repeat's output and each numeric metric's mean."""
+    if "repeat" not in rows.columns:
+        return rows.set_index("index")
+    first = rows.sort_values("repeat", kind="stable").drop_duplicates("index").set_index("index")
+    for m in metrics:
+        values = pd.to_numeric(rows[m], errors="coerce")
+        if values.notna().any():
+            first[m] = values.groupby(rows["index"]).mean()
+    return first
+
+
+def _rescored(samples: pd.DataFrame, wanted: Sequence[str] | None,
+              reported: Mapping[str, Mapping[str, Any]]) -> tuple[pd.DataFrame, list[str]]:
+    """Per-item text metrics for a result that has outputs only (a platform rule evaluation),
+    computed as the platform computes them: the metrics it reported, or ``wanted``."""
+    from qfnb.protocol import textmetrics as tm
+
+    def rouge_of(name: str) -> Callable[[Any, Any], float]:
+        return lambda r, o: tm.rouge(r, o)[name]
+
+    scorers: dict[str, Callable[[Any, Any], float]] = {
+        "accuracy": tm.exact_match, "bleu4": tm.sentence_bleu4,
+        **{name: rouge_of(name) for name in tm.ROUGE_TYPES.values()}}
+    names = list(wanted) if wanted is not None else [
+        m for m in scorers if any(m in v for v in reported.values())]
+    unknown = [m for m in names if m not in scorers]
+    if unknown:
+        raise ValueError(f"metrics: {unknown} cannot be scored per item here (choose from {list(scorers)})")
+    if not names:
+        raise ValueError("metrics: this result has no per-item scores to compare")
+    out = samples.copy()
+    ok = [not (isinstance(e, str) and e) for e in out["error"]]
+    for name in names:
+        out[name] = [scorers[name](r, o) if good else None
+                     for r, o, good in zip(out["reference"], out["output"], ok, strict=True)]
+    return out, names
+
+
 class EvaluationResult:
     """The outcome of an evaluation.
 
@@ -75,6 +116,34 @@ class EvaluationResult:
         self.state = state
         self._evaluators = list(evaluators)
         self._metric_columns = [list(c) for c in metric_columns]
+        #: ``{tag: identity}`` of the models run (what a judge must not be)
+        self.identities: dict[str, str] = {}
+        #: what each judge was: model, rubric name, version and hash, whether it saw the reference
+        self.judges: list[dict[str, Any]] = [ev.judge_info() for ev in self._evaluators if hasattr(ev, "judge_info")]
+
+    @classmethod
+    def combine(cls, results: Mapping[str, EvaluationResult]) -> EvaluationResult:
+        """One result from several (e.g. ``{"base": r1, "tuned": r2}``, one run each, maybe by the
+        platform's evaluators): models are renamed to the keys (``key/tag`` when a result holds
+        several), so :meth:`compare` can pair them item by item."""
+        if not results:
+            raise ValueError("results: nothing to combine")
+        metrics: dict[str, dict[str, Any]] = {}
+        frames, columns, evaluators = [], [], []
+        for name, res in results.items():
+            if not isinstance(res, EvaluationResult):
+                raise ValueError(f"results: {name!r} is a {type(res).__name__}, not an EvaluationResult")
+            tags = res.llm_tags or list(dict.fromkeys(res.samples["llm"]))
+            new = {t: str(name) if len(tags) == 1 else f"{name}/{t}" for t in tags}
+            metrics.update({new[t]: dict(res.metrics.get(t, {})) for t in tags})
+            frames.append(res.samples.assign(llm=res.samples["llm"].map(lambda t, m=new: m.get(t, t))))
+            for ev, cols in zip(res._evaluators, res._metric_columns, strict=False):
+                if cols not in columns:
+                    evaluators.append(ev)
+                    columns.append(cols)
+        out = cls(metrics, pd.concat(frames, ignore_index=True), evaluators=evaluators, metric_columns=columns)
+        out.identities = {k: v for res in results.values() for k, v in res.identities.items()}
+        return out
 
     # -- tables ------------------------------------------------------------------------------
     @property
@@ -102,7 +171,7 @@ class EvaluationResult:
         base = s.drop_duplicates("index").set_index("index")[["input", "reference"]]
         parts = [base]
         for tag in dict.fromkeys(s["llm"]):
-            rows = s[s["llm"] == tag].set_index("index")
+            rows = _per_item(s[s["llm"] == tag], self.metric_names)
             cols = ["output", *self.metric_names]
             if rows["error"].notna().any():
                 cols.insert(1, "error")
@@ -139,6 +208,116 @@ class EvaluationResult:
             for tag, values in fresh.items():
                 self.metrics[tag].update(values)
         return self
+
+    # -- comparison ----------------------------------------------------------------------------
+    @property
+    def item_metrics(self) -> list[str]:
+        """Per-item numeric metric columns (what :meth:`compare` can compare)."""
+        out = []
+        for name in self.metric_names or [c for c in self.samples.columns if c not in BASE_COLUMNS]:
+            if name == "repeat" or name not in self.samples.columns:
+                continue
+            values = pd.to_numeric(self.samples[name], errors="coerce")
+            if values.notna().any() and values.notna().sum() >= self.samples[name].notna().sum():
+                out.append(name)
+        return out
+
+    def compare(self, a: str | Sequence[str] | None = None, b: str | None = None, *,
+                metrics: Sequence[str] | None = None, confidence: float = 0.95, n_resamples: int = 10_000,
+                seed: int = 0, method: str = "expanded", alpha: float = 0.05,
+                correction: str = "holm", judge: Any = None) -> Comparison:
+        """Compare model ``a`` (or several) with the baseline ``b``, item by item (``a`` − ``b``).
+
+        ``b`` defaults to the first model, ``a`` to every other one. Per metric: the mean
+        difference with a seeded paired-bootstrap CI, McNemar's exact test (pass/fail metrics) or
+        the paired permutation test (scores), win/tie/loss counts and the changed items; p-values
+        are Holm-adjusted over several models. A result with outputs but no per-item scores (a
+        platform rule evaluation) is scored per item with the same text metrics as the platform.
+        ``judge`` (a :class:`~.pairwise.PairwiseJudge`) adds a pairwise row per model: each pair
+        judged in both orders, a disagreement between the orders a tie.
+        """
+        from .compare import compare_samples
+
+        tags = self.llm_tags if self.metrics else list(dict.fromkeys(self.samples["llm"]))
+        baseline = b if b is not None else (tags[0] if tags else "")
+        models = [t for t in tags if t != baseline] if a is None else [a] if isinstance(a, str) else list(a)
+        samples = self.samples
+        names = list(metrics) if metrics is not None else self.item_metrics
+        if not self.item_metrics and not samples.empty:
+            samples, names = _rescored(samples, metrics, self.metrics)
+        missing = [m for m in names if m not in samples.columns]
+        if missing:
+            raise ValueError(f"metrics: no per-item column for {missing} (per-item metrics: {self.item_metrics})")
+        prefs = None
+        if judge is not None:
+            from qfnb._core.runtime import sync
+
+            from .pairwise import check_not_candidate
+
+            check_not_candidate(judge, [(t, self.identities.get(t)) for t in [baseline, *models]])
+            prefs = sync.run(self._apreferences(judge, samples, models, baseline))
+        cmp = compare_samples(samples, names, models, baseline, confidence=confidence, n_resamples=n_resamples,
+                              seed=seed, method=method, alpha=alpha, correction=correction,  # type: ignore[arg-type]
+                              preferences=prefs, judge_info=judge.judge_info() if judge is not None else None)
+        for j in self.judges:
+            cmp.notes.append(f"judge {j.get('judge')} ({j.get('metric')}): rubric {j.get('rubric')} "
+                             f"v{j.get('rubric_version')} #{j.get('rubric_hash')}, "
+                             f"{'saw' if j.get('uses_reference') else 'did not see'} the reference.")
+        for row in self.judge_agreement().itertuples(index=False):
+            if row.spearman is not None and pd.notna(row.spearman):
+                cmp.notes.append(f"{row.judge_metric} agrees with {row.metric}: Spearman {row.spearman:.2f} "
+                                 f"over {row.n} answers.")
+        return cmp
+
+    async def _apreferences(self, judge: Any, samples: pd.DataFrame, models: Sequence[str],
+                            baseline: str) -> dict[str, dict[int, Any]]:
+        """Each model's answers against the baseline's, item by item (the first repeat)."""
+        first = samples.sort_values("repeat") if "repeat" in samples.columns else samples
+        first = first[~first["error"].map(lambda e: isinstance(e, str) and bool(e))].drop_duplicates(["llm", "index"])
+        base = first[first["llm"] == baseline].set_index("index")
+        out: dict[str, dict[int, Any]] = {}
+        for m in models:
+            other = first[first["llm"] == m].set_index("index")
+            keys = [int(i) for i in base.index if i in other.index]
+            prefs = await judge.apreferences([(base.at[i, "input"], base.at[i, "reference"], other.at[i, "output"],
+                                               base.at[i, "output"]) for i in keys])
+            out[m] = dict(zip(keys, prefs, strict=True))
+        return out
+
+    def judge_agreement(self) -> pd.DataFrame:
+        """Each judge score's Spearman correlation with each reference metric over every judged
+        answer (``judge_metric``, ``metric``, ``spearman``, ``n``)."""
+        from . import stats as st
+
+        judged = [j["metric"] for j in self.judges if "metric" in j]
+        rows = []
+        for jm in judged:
+            if jm not in self.samples.columns:
+                continue
+            for m in self.item_metrics:
+                if m in judged:
+                    continue
+                pair = pd.DataFrame({"j": pd.to_numeric(self.samples[jm], errors="coerce"),
+                                     "m": pd.to_numeric(self.samples[m], errors="coerce")}).dropna()
+                rho = st.spearman(pair["j"], pair["m"]) if len(pair) >= 2 else None
+                rows.append({"judge_metric": jm, "metric": m, "spearman": rho, "n": len(pair)})
+        return pd.DataFrame(rows, columns=["judge_metric", "metric", "spearman", "n"])
+
+    @property
+    def repeats(self) -> int:
+        """How many times each item was answered (1 without ``repeats``)."""
+        if "repeat" not in self.samples.columns or self.samples.empty:
+            return 1
+        return int(self.samples["repeat"].max()) + 1
+
+    def stability(self, *, metrics: Sequence[str] | None = None, tolerance: float = 0.1,
+                  confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0) -> Stability:
+        """Agreement across repeats: per-item agreement and spread, the CI with the repeat
+        variance, the items answered inconsistently (see :mod:`qfnb.evaluation.stability`)."""
+        from .stability import stability
+
+        return stability(self.samples, list(metrics) if metrics is not None else self.item_metrics,
+                         tolerance=tolerance, confidence=confidence, n_resamples=n_resamples, seed=seed)
 
     # -- display -----------------------------------------------------------------------------
     def plot(self, metrics: Sequence[str] | None = None) -> Figure:

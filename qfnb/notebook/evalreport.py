@@ -72,6 +72,22 @@ def samples_html(frame: pd.DataFrame) -> str:
             f'<thead><tr><th style="{_theme.CELL}"></th>{head}</tr></thead><tbody>{rows}</tbody></table>')
 
 
+#: the comparison report's tables in the theme's colours
+THEMED = {"cell": _theme.CELL, "num": _theme.NUM_CELL, "muted": f"color:{_theme.TEXT_MUTED}"}
+
+
+def stability_html(stability: Any) -> str:
+    """Repeat stability: its sentences, the summary table and the inconsistent items."""
+    head = f"<h4>Stability over {stability.repeats} repeats</h4><ul>"
+    items = "".join(f"<li>{_fmt.esc(s)}</li>" for s in stability.sentences)
+    bad = stability.inconsistent()
+    cols = ["model", "index", "input", "agreement", *[c for c in bad.columns if c.startswith("answer_")]]
+    table = samples_html(bad[cols].head(10)) if not bad.empty else ""
+    note = (f"<details><summary>{len(bad)} item(s) answered inconsistently</summary>{table}</details>"
+            if table else "<p>Every item scored the same in every repeat.</p>")
+    return f'<div class="qfnb-stability" style="color:{_theme.TEXT}">{head}{items}</ul>{note}</div>'
+
+
 class EvalReport:
     """A rich display of one or several evaluation results."""
 
@@ -93,6 +109,10 @@ class EvalReport:
         if unknown:
             raise ValueError(f"--chart: unknown metric(s) {unknown}; available: {list(metrics.columns)}")
         self.chart_metrics = wanted or [c for c in metrics.columns if pd.api.types.is_numeric_dtype(metrics[c])]
+        #: ``--compare``: a :class:`qfnb.evaluation.Comparison` shown under the metrics
+        self.comparison: Any = None
+        #: ``--repeats``: a :class:`qfnb.evaluation.Stability` shown under the metrics
+        self.stability: Any = None
 
     @classmethod
     def from_value(cls, value: Any, *, chart: Sequence[str] = ("auto",)) -> EvalReport:
@@ -130,6 +150,10 @@ class EvalReport:
         if self.chart_metrics:
             png = base64.b64encode(self.chart_png()).decode()
             parts.append(f'<img class="qfnb-eval-chart" alt="metrics chart" src="data:image/png;base64,{png}"/>')
+        if self.comparison is not None:
+            parts.append(self.comparison.to_html(styles=THEMED))
+        if self.stability is not None:
+            parts.append(stability_html(self.stability))
         if not self.samples.empty:
             n = min(self.max_rows, len(self.samples))
             parts.append(f"<details><summary>samples (first {n} of {len(self.samples)})</summary>")
@@ -141,4 +165,9 @@ class EvalReport:
         if self.metrics.empty:
             return "Evaluation: no metrics"
         table = self.metrics.to_string(float_format=lambda v: f"{v:.4f}", na_rep="—")
-        return f"Evaluation — {len(self.metrics.index)} model(s)\n{table}"
+        text = f"Evaluation — {len(self.metrics.index)} model(s)\n{table}"
+        if self.comparison is not None:
+            text += "\n" + "\n".join(self.comparison.sentences)
+        if self.stability is not None:
+            text += "\n" + "\n".join(self.stability.sentences)
+        return text

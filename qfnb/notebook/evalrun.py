@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from qfnb.notebook._checks import sampling_problem
+from qfnb.notebook.evalopts import EvalArgsError, check_judges, check_recorded, parse_recorded
 
 log = logging.getLogger("qfnb.notebook.evalrun")
 
@@ -43,10 +44,6 @@ ENDPOINT_PREFIXES = ("endpoint:", "ep:")
 JUDGE_MAX_TOKENS = 64
 
 
-class EvalArgsError(ValueError):
-    """A bad ``%qfeval`` argument, found before any model is called."""
-
-
 @dataclass(frozen=True)
 class EvalPlan:
     """A checked evaluation: ready for ``EvaluationManager(...).eval(llms, frame, ...)``."""
@@ -57,6 +54,14 @@ class EvalPlan:
     evaluators: list[Any]
     infer_kwargs: dict[str, Any] = field(default_factory=dict)
     workers: int = 4
+    repeats: int = 1
+    #: ``{tag: dataset column or batch output path}``: answers scored without calling a model
+    recorded: dict[str, str] = field(default_factory=dict)
+    #: the baseline of ``--compare`` (a model tag), or None
+    compare: str | None = None
+    store: Any = None
+    #: ``--pairwise``: a PairwiseJudge for the comparison, or None
+    pairwise: Any = None
 
     @property
     def columns(self) -> dict[str, str]:
@@ -92,7 +97,7 @@ class EvalPlan:
 
     @property
     def generations(self) -> int:
-        return len(self.frame) * len(self.llms)
+        return len(self.frame) * len(self.llms) * self.repeats
 
     def run(self, progress: Any = True) -> Any:
         """Run the evaluation (blocking; safe in a kernel) and return the ``EvaluationResult``.
@@ -102,9 +107,15 @@ class EvalPlan:
 
         bar = make_progress(progress, desc="generations")
         manager = EvaluationManager(local_evaluators=self.evaluators, worker_num=self.workers)
-        return manager.eval(self.llms, self.frame, input_column="input", reference_column="reference",
+        return manager.eval(self.llms or None, self.frame, input_column="input", reference_column="reference",
                             progress=GenerationProgress(bar, self.generations) if bar is not None else False,
+                            repeats=self.repeats, store=self.store, recorded=self.recorded or None,
                             **self.infer_kwargs)
+
+    def comparison(self, result: Any) -> Any:
+        """``result.compare`` against the ``--compare`` baseline on the asked-for metrics."""
+        wanted = [c for c in self.columns if c in result.item_metrics]
+        return result.compare(b=self.compare, metrics=wanted or None, judge=self.pairwise).renamed(self.columns)
 
 
 class GenerationProgress:
@@ -310,17 +321,49 @@ def plan(args: Any, namespace: Mapping[str, Any]) -> EvalPlan:
     problem = sampling_problem(args.temperature, args.max_tokens)
     if problem:
         raise EvalArgsError(problem)
-    metrics = check_metrics(split_words(args.metrics), judge=bool(args.judge))
+    if args.repeats is not None and args.repeats < 1:
+        raise EvalArgsError(f"--repeats must be a positive integer, got {args.repeats}")
+    metrics = check_metrics(split_words(args.metrics), judge=args.judge is not None)
     words = split_words(args.models) + [f"endpoint:{e}" for e in split_words(args.endpoint)]
     if not words and (args.models or args.endpoint):
         raise EvalArgsError("--models: give at least one model (a name, an ep_... endpoint or a variable)")
-    if not words:  # like %%qfchat without -m: the default chat model
+    recorded = parse_recorded(split_words(args.recorded))
+    if not words and not recorded:  # like %%qfchat without -m: the default chat model
         words = [default_chat_model()]
     dataset = load_dataset(args.dataset or "", namespace)
     frame = dataset_frame(dataset, input_column=args.input_column, reference_column=args.reference_column,
                           need_reference=any(m != "judge" for m in metrics), limit=args.limit)
-    llms = resolve_llms(words, namespace)
-    judge = resolve_llm(args.judge, namespace, "--judge")[1] if args.judge else None
+    recorded = check_recorded(recorded, dataset, args.limit)
+    llms = resolve_llms(words, namespace) if words else {}
+    tags = [*llms, *recorded]
+    clash = sorted(set(llms) & set(recorded))
+    if clash:
+        raise EvalArgsError(f"--recorded: {clash} also name models in --models; give the recorded answers other tags")
+    if args.compare is not None and args.compare not in tags:
+        raise EvalArgsError(f"--compare: {args.compare!r} is not one of the evaluated models {tags}")
+    if args.compare is not None and len(tags) < 2:
+        raise EvalArgsError("--compare needs at least two models (the baseline and one to compare with it)")
+    judge = None
+    if args.judge is not None:  # a bare --judge: a chat model on the embedded local platform
+        from qfnb.evaluation.llm import embedded_chat
+
+        judge = resolve_llm(args.judge, namespace, "--judge")[1] if args.judge else embedded_chat()
     infer = {"temperature": args.temperature, "max_output_tokens": args.max_tokens}
-    return EvalPlan(llms, frame, metrics, make_evaluators(metrics, judge),
-                    {k: v for k, v in infer.items() if v is not None}, args.workers or 4)
+    from qfnb.evaluation.answers import AnswerStore, default_store_path
+
+    evaluators = make_evaluators(metrics, judge)
+    pairwise = None
+    if getattr(args, "pairwise", None) is not None:
+        if args.compare is None:
+            raise EvalArgsError("--pairwise judges each model against the --compare baseline: add --compare BASE")
+        from qfnb.evaluation import PairwiseJudge
+        from qfnb.evaluation.llm import embedded_chat
+
+        model = resolve_llm(args.pairwise, namespace, "--pairwise")[1] if args.pairwise else embedded_chat()
+        pairwise = PairwiseJudge(model, judge_kwargs={"max_output_tokens": JUDGE_MAX_TOKENS})
+    check_judges([*evaluators, *([pairwise] if pairwise else [])], llms, recorded)
+    return EvalPlan(llms, frame, metrics, evaluators,
+                    {k: v for k, v in infer.items() if v is not None}, args.workers or 4,
+                    repeats=args.repeats or 1, recorded=recorded, compare=args.compare,
+                    store=AnswerStore(default_store_path(), refresh=bool(args.fresh)) if llms else None,
+                    pairwise=pairwise)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+from collections.abc import Mapping
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -283,7 +284,20 @@ class QfnbMagics(Magics):
     @argument("--metrics", action="append",
               help="Comma-separated: exact_match, bleu, rouge, rouge_1, rouge_2, rouge_l, similarity, judge "
                    "(default: exact_match,bleu,rouge_l).")
-    @argument("--judge", metavar="MODEL", help="Also score answers with this model as an LLM judge (judge_score).")
+    @argument("--judge", metavar="MODEL", nargs="?", const="",
+              help="Also score answers with this model as an LLM judge (judge_score); a bare --judge uses the "
+                   "embedded local platform's chat model. A candidate cannot be its own judge.")
+    @argument("--compare", metavar="BASE", help="Compare every other model with BASE, item by item: mean "
+              "difference with a 95%% bootstrap CI, McNemar / permutation test (Holm-adjusted), flipped items.")
+    @argument("--pairwise", metavar="MODEL", nargs="?", const="",
+              help="With --compare: a judge picks the better answer of each pair, asked in both orders "
+                   "(a disagreement is a tie); bare: the embedded local platform's chat model.")
+    @argument("--repeats", type=int, help="Ask each item N times (with -t): stability across repeats.")
+    @argument("--recorded", action="append", metavar="TAG=SOURCE",
+              help="Score answers already made, without calling a model: a dataset column, or a batch output "
+                   ".jsonl (prompt + llm_output); comma-separated, repeatable.")
+    @argument("--fresh", action="store_true",
+              help="Ask every model again (answers are otherwise reused from the last runs on the same items).")
     @argument("--limit", type=int, help="Evaluate only the first N rows.")
     @argument("--input-column", help="Column holding the prompts (default: prompt, input, query, ...).")
     @argument("--reference-column", help="Column holding the reference answers (default: response, answer, ...).")
@@ -302,7 +316,7 @@ class QfnbMagics(Magics):
             line = self._interp(line)  # --dataset {path}: brace-safe, an undefined name is an error
         args = parse_argstring(self.qfeval, line)
         chart = _split_csv([args.chart])
-        if args.models or args.endpoint or args.dataset:
+        if args.models or args.endpoint or args.dataset or args.recorded:
             if args.result:
                 raise UsageError(f"%qfeval: give a result variable ({args.result!r}) or --models/--dataset, not both")
             return self._eval_run(args, chart)
@@ -316,7 +330,17 @@ class QfnbMagics(Magics):
             value = eval(args.result, self.user_ns)  # the user's own expression, like %timeit
         except Exception as exc:
             raise UsageError(f"%qfeval: cannot evaluate {args.result!r}: {exc}") from exc
-        return EvalReport.from_value(value, chart=chart)
+        report = EvalReport.from_value(value, chart=chart)
+        if args.compare is not None:
+            try:
+                if isinstance(value, Mapping):  # {name: result}: one result per run, paired by item
+                    from qfnb.evaluation import EvaluationResult
+
+                    value = EvaluationResult.combine(value)
+                report.comparison = value.compare(b=args.compare)
+            except (ValueError, AttributeError) as exc:
+                raise UsageError(f"%qfeval --compare: {exc}") from exc
+        return report
 
     def _eval_run(self, args: Any, chart: list[str]) -> Any:
         from qfnb.notebook import evalrun
@@ -338,7 +362,15 @@ class QfnbMagics(Magics):
             self.user_ns[args.output] = result
         shown = plan.report_frame(result.metrics_df)
         wanted = chart if chart != ["auto"] else list(shown.columns)
-        return EvalReport(shown, plan.report_samples(result.samples_df), chart=wanted or ["auto"], result=result)
+        report = EvalReport(shown, plan.report_samples(result.samples_df), chart=wanted or ["auto"], result=result)
+        try:
+            if plan.compare is not None:
+                report.comparison = plan.comparison(result)
+            if plan.repeats > 1:
+                report.stability = result.stability(metrics=[c for c in plan.columns if c in result.item_metrics])
+        except ValueError as exc:  # e.g. every answer of the baseline failed: the report still shows
+            log.warning("qfeval: no comparison: %s", exc)
+        return report
 
     # ------------------------------------------------------------------ %qfimage
     @no_var_expand

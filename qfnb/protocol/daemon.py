@@ -67,3 +67,35 @@ class RuntimeInfo:
                        default_models={str(k): str(v) for k, v in dict(data.get("default_models") or {}).items()})
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed runtime file: {exc!r}") from exc
+
+
+@dataclass(frozen=True)
+class EngineState:
+    """One engine of the daemon's status (``GET /qfnb/status`` → ``engines``)."""
+
+    model: str
+    endpoint: str
+    state: str  # "starting" | "ready" | "stopped" | "failed"
+    since: float | None = None  # Unix time the state began
+    slots: int = 0
+    busy: int = 0
+    queued: int = 0
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> EngineState | None:
+        """Parse one entry; None for a malformed one (an older or newer daemon)."""
+        if not isinstance(raw, dict) or not raw.get("model") or not raw.get("state"):
+            return None
+
+        def num(key: str) -> int:
+            try:
+                return int(raw.get(key) or 0)
+            except (TypeError, ValueError):
+                return 0
+
+        try:
+            since = float(raw["since"]) if raw.get("since") is not None else None
+        except (TypeError, ValueError):
+            since = None
+        return cls(model=str(raw["model"]), endpoint=str(raw.get("endpoint") or ""), state=str(raw["state"]),
+                   since=since, slots=num("slots"), busy=num("busy"), queued=num("queued"))

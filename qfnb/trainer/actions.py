@@ -95,7 +95,8 @@ class LoadDataSetAction(AsyncAction):
         if name is None:
             from qfnb.resources.console import Data
 
-            info = await Data.aget_dataset_info(dataset_id, config=ctx.config)
+            # a None id is refused by the builder (ValidationError)
+            info = await Data.aget_dataset_info(dataset_id, config=ctx.config)  # type: ignore[arg-type]
             name = (info.body.get("result") or {}).get("name")
         return {**base, "datasets": [{"id": dataset_id, "name": name, "type": 1}]}
 
@@ -189,7 +190,8 @@ class TrainAction(AsyncAction):
         if self.task_id is None:
             ctx.check_stop()
             resp = await FineTune.V2.acreate_task(
-                job_id=self.job_id, params_scale=self.train_config.peft_type,
+                job_id=self.job_id,  # type: ignore[arg-type]  # a None id: the builder refuses it
+                params_scale=self.train_config.peft_type,
                 hyper_params=self.train_config.hyper_parameters(), dataset_config=datasets,
                 resource_config=self.train_config.resource_config, config=ctx.config)
             self.extra["task_id"] = resp.body["result"]["taskId"]
@@ -201,7 +203,7 @@ class TrainAction(AsyncAction):
 
     async def _observe(self, ctx: RunContext) -> dict[str, Any]:
         """One poll: read the run's detail, record it, tell the handlers."""
-        resp = await FineTune.V2.atask_detail(task_id=self.task_id, config=ctx.config)
+        resp = await FineTune.V2.atask_detail(task_id=self.task_id, config=ctx.config)  # type: ignore[arg-type]
         detail = dict(resp.body.get("result") or {})
         status = detail.get("runStatus") or ""
         self.extra["progress"] = detail.get("runProgress")

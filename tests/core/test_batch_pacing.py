@@ -62,3 +62,18 @@ def test_throttling_is_the_rule_from_a_cut_until_the_limit_grows_back() -> None:
     for _ in range(100):
         limit.on_success()
     assert not limit.throttling and limit.current == 8
+
+
+def test_the_cut_comes_at_the_threshold_share_of_throttled_answers() -> None:
+    """30% of the recent answers (at least the last 20) throttled: 5 in 20 is a passing fault,
+    the 6th is a quota; answers to calls started before the cut never cut again."""
+    limit = AdaptiveLimit(8, threshold=0.3, window=20)
+    for _ in range(14):
+        limit.on_success(limit.epoch)
+    assert [limit.on_throttle(limit.epoch) for _ in range(5)] == [False] * 5 and limit.current == 8
+    before = limit.epoch
+    assert limit.on_throttle(before) and limit.current == 4  # 6 of 20
+    assert not any(limit.on_throttle(before) for _ in range(20)) and limit.current == 4
+    lone = AdaptiveLimit(8, threshold=0.01, window=1)
+    assert not lone.on_throttle(lone.epoch)  # one throttled answer alone never cuts
+    assert lone.on_throttle(lone.epoch) and lone.current == 4

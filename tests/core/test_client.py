@@ -22,6 +22,8 @@ from qfnb._core.errors import (
 )
 from qfnb._core.http.client import AsyncQianfanClient
 from qfnb._core.runtime import sync
+from qfnb._core.transport import Reply as TransportReply
+from qfnb._core.transport import Request, StreamReply, Transport
 from qfnb.protocol.signing import verify
 from tests.fakes.clock import VirtualTime
 from tests.fakes.cloud import FakeQianfan, Reply
@@ -141,6 +143,57 @@ async def test_retry_after_is_honoured(fake: FakeQianfan, make_config: MakeConfi
     await client.infer("chat", "ernie-lite-8k", BODY)
     assert len(fake.calls(CHAT)) == 2
     assert len(vt.sleeps) == 1 and vt.sleeps[0] >= 0.4  # the backoff alone is ~0.01 s
+
+
+class _Scripted(Transport):
+    """Answers each request with the next scripted (status, headers, body)."""
+
+    def __init__(self, *answers: tuple[int, dict[str, str], bytes]) -> None:
+        self.answers = list(answers)
+        self.sent = 0
+
+    async def send(self, request: Request) -> TransportReply:
+        status, headers, body = self.answers[min(self.sent, len(self.answers) - 1)]
+        self.sent += 1
+        return TransportReply(status, {k.lower(): v for k, v in headers.items()}, body)
+
+    async def stream(self, request: Request) -> StreamReply:
+        raise NotImplementedError
+
+
+OK_BODY = b'{"result": "ok"}'
+BUSY = b'{"error_code": 336100, "error_msg": "busy"}'
+
+
+async def test_retry_after_is_honoured_within_the_retry_budget() -> None:
+    vt = VirtualTime()
+    cases: list[tuple[tuple[int, dict[str, str], bytes], list[float], int]] = [
+        ((503, {"Retry-After": "7"}, BUSY), [7.0], 2),  # on a platform error code (APIError) too
+        ((429, {"Retry-After": "2"}, b""), [2.0], 2),
+        ((503, {"Retry-After": "301"}, BUSY), [], 1),  # past the budget: gives up at once
+    ]
+    for first, sleeps, sent in cases:
+        transport = _Scripted(first, (200, {}, OK_BODY))
+        cfg = Config.from_env({}, base_url="http://cloud.test", no_auth=True, llm_api_retry_backoff_factor=0,
+                              llm_api_retry_jitter=0)
+        client = AsyncQianfanClient(cfg, transport=transport, clock=vt, sleep=vt.sleep)
+        vt.sleeps.clear()
+        if sleeps:
+            assert (await client.infer("chat", "m", BODY)).result == "ok"
+        else:
+            with pytest.raises(ServerOverloadedError) as info:
+                await client.infer("chat", "m", BODY)
+            assert info.value.retry_after == "301"
+        assert (vt.sleeps, transport.sent) == (sleeps, sent)
+    # the last attempt never waits, whatever the server asks
+    transport = _Scripted((429, {"Retry-After": "5"}, b""))
+    client = AsyncQianfanClient(Config.from_env({}, base_url="http://cloud.test", no_auth=True,
+                                                llm_api_retry_count=2, llm_api_retry_backoff_factor=0,
+                                                llm_api_retry_jitter=0), transport=transport, clock=vt, sleep=vt.sleep)
+    vt.sleeps.clear()
+    with pytest.raises(RequestError):
+        await client.infer("chat", "m", BODY)
+    assert (vt.sleeps, transport.sent) == ([5.0], 2)
 
 
 async def test_http_error_without_retry_surfaces_status(fake: FakeQianfan, make_config: MakeConfig) -> None:

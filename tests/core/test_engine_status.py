@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from qfnb._core.backend import daemon
+from qfnb._core.backend import control, daemon
+from qfnb._core.transport import Reply, Request
+from qfnb._core.transport.httpx import HttpxTransport
 from qfnb.protocol.daemon import RUNTIME_FILE
 from tests.fakes.daemon_status import QWEN, STARTING, TOKEN, FakeStatus, fake_status_daemon
 
@@ -65,14 +66,14 @@ def test_a_busy_daemon_does_not_hold_the_caller_up(status: tuple[FakeStatus, Pat
     """The probe's timeout is applied: the caller gets None while the daemon still holds its
     answer (without the timeout it would get the engines once the fake lets go)."""
     answer, data_dir = status
-    timeouts: list[object] = []
-    real_get = httpx.get
+    timeouts: list[float | None] = []
 
-    def spy_get(*args: Any, **kwargs: Any) -> httpx.Response:
-        timeouts.append(kwargs.get("timeout"))
-        return real_get(*args, **kwargs)
+    class Spy(HttpxTransport):  # the control calls go through the transport seam
+        async def send(self, request: Request) -> Reply:
+            timeouts.append(request.timeout)
+            return await super().send(request)
 
-    monkeypatch.setattr(httpx, "get", spy_get)
+    monkeypatch.setattr(control, "default_transport", Spy)
     answer.hold = threading.Event()
     try:
         assert daemon.engine_states(data_dir, timeout=0.05) is None

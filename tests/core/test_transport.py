@@ -13,9 +13,9 @@ import pytest
 from qfnb._core.config import Config
 from qfnb._core.errors import ConnectionError, StreamError, TimeoutError
 from qfnb._core.http.client import AsyncQianfanClient
-from qfnb._core.http.retry import RetryPolicy
-from qfnb._core.http.transport_aiohttp import AiohttpTransport
-from qfnb._core.http.transport_httpx import HttpxTransport
+from qfnb._core.http.retry import RetryPolicy, is_retryable
+from qfnb._core.transport.aiohttp import AiohttpTransport
+from qfnb._core.transport.httpx import HttpxTransport
 from tests.fakes.clock import VirtualTime
 
 Responder = Callable[[bytes], bytes | None]
@@ -111,6 +111,29 @@ async def test_stale_keep_alive_connection_is_replaced(kind: str, closing: list[
         await asyncio.sleep(0.1)
         assert (await client.infer("chat", "x", {"messages": []}, retry=ONCE)).result == "ok"
         assert len(conns) == 2
+
+
+async def test_a_post_the_server_read_is_never_sent_again(kind: str, closing: list[AsyncQianfanClient]) -> None:
+    # the server reads each request whole, then hangs up without a word: had it acted on a
+    # CreateFineTuningTask, a resend would create a second task
+    received: list[bytes] = []
+
+    def hang_up(req: bytes) -> None:
+        received.append(req.split(b" ", 1)[0])
+
+    server, url, _ = await _server(hang_up)
+    async with server:
+        client = _client(kind, url, no_auth=True, console_api_base_url=url)
+        closing.append(client)
+        with pytest.raises(ConnectionError) as post:
+            await client.console("/v2/finetuning", {"name": "t"}, params={"Action": "CreateFineTuningTask"})
+        assert received == [b"POST"]  # the default console policy tries once, and so does the transport
+        assert "not sent again" in str(post.value) and is_retryable(post.value, ONCE)
+        received.clear()
+        with pytest.raises(ConnectionError) as get:
+            await client.signed_request("GET", url + "/v2/finetuning", retry=ONCE)
+        assert received == [b"GET", b"GET"]  # an idempotent request is sent again once, no more
+        assert "not sent again" not in str(get.value)
 
 
 async def test_cut_body_timeout_and_refused(kind: str, closing: list[AsyncQianfanClient]) -> None:

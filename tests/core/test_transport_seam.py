@@ -29,12 +29,12 @@ from qfnb._core.http.call import Call
 from qfnb._core.http.client import AsyncQianfanClient, default_transport, get_client
 from qfnb._core.http.decode import decode_body, decode_reply, open_stream
 from qfnb._core.http.retry import RetryPolicy
-from qfnb._core.http.transport import Reply, Request, StreamReply, Transport
-from qfnb._core.http.transport_aiohttp import AiohttpTransport
-from qfnb._core.http.transport_aiohttp import map_error as aiohttp_error
-from qfnb._core.http.transport_asgi import ASGITransport
-from qfnb._core.http.transport_httpx import HttpxTransport
-from qfnb._core.http.transport_httpx import map_error as httpx_error
+from qfnb._core.transport import Reply, Request, StreamReply, Transport
+from qfnb._core.transport.aiohttp import AiohttpTransport
+from qfnb._core.transport.aiohttp import map_error as aiohttp_error
+from qfnb._core.transport.asgi import ASGITransport
+from qfnb._core.transport.httpx import HttpxTransport
+from qfnb._core.transport.httpx import map_error as httpx_error
 from tests.fakes.cloud import FakeQianfan
 
 ONCE = RetryPolicy(attempts=1, timeout=5.0)
@@ -109,8 +109,9 @@ async def test_asgi_stream_headers_come_before_the_body() -> None:
     await reply.aclose()
 
 
-async def test_aiohttp_resends_once_on_a_pooled_connection_found_closed() -> None:
-    """A keep-alive connection the server closed while idle costs no retry (attempts=1 here)."""
+async def test_aiohttp_resends_once_on_a_pooled_connection_found_closed_only_when_idempotent() -> None:
+    """A keep-alive connection closed under a GET costs no retry (attempts=1 here); under a POST
+    it fails, since the server may have read it (the retry policy decides, not the transport)."""
     answered: list[int] = []
     conns: list[int] = []
 
@@ -120,7 +121,7 @@ async def test_aiohttp_resends_once_on_a_pooled_connection_found_closed() -> Non
             while True:
                 await reader.readuntil(b"\r\n\r\n")
                 await reader.readexactly(2)
-                if len(answered) == 1 and len(conns) == 1:  # second request on the first connection
+                if len(answered) == 1 and len(conns) in (1, 2):  # 2nd request on the 1st (2nd) connection
                     answered.append(0)
                     writer.close()  # closed without an answer: what a stale pooled socket looks like
                     return
@@ -137,10 +138,14 @@ async def test_aiohttp_resends_once_on_a_pooled_connection_found_closed() -> Non
         client = AsyncQianfanClient(Config.from_env({}, base_url=url, no_auth=True), transport=AiohttpTransport())
         try:
             for _ in range(3):
-                assert (await client.infer("chat", "x", {"messages": []}, retry=ONCE)).result == "ok"
+                assert (await client.signed_request("GET", url + "/x", content=b"{}", retry=ONCE))["result"] == "ok"
+            assert answered == [1, 0, 1, 1] and len(conns) == 2
+            answered[:] = [1]
+            with pytest.raises(ConnectionError, match="not sent again"):
+                await client.infer("chat", "x", {"messages": []}, retry=ONCE)
+            assert answered == [1, 0] and len(conns) == 2
         finally:
             await client.aclose()
-    assert answered == [1, 0, 1, 1] and len(conns) == 2
 
 
 def test_a_loop_s_pool_closes_when_the_loop_shuts_down() -> None:

@@ -29,7 +29,9 @@ def test_evaluate_a_real_model_on_the_local_platform(monkeypatch: pytest.MonkeyP
     from qfnb.resources import ChatCompletion
 
     chat = ChatCompletion()  # the local platform's default chat model
-    judge = LocalJudgeEvaluator(chat, judge_kwargs={"temperature": 0.01, "max_output_tokens": 48})
+    # a judge is never a candidate (it would favour its own answers): the other local model judges
+    judge = LocalJudgeEvaluator(ChatCompletion(model="Gemma-3-270M"),
+                                judge_kwargs={"temperature": 0.01, "max_output_tokens": 48})
     em = EvaluationManager(local_evaluators=[ExactMatchEvaluator(), BleuEvaluator(), RougeEvaluator(),
                                              EmbeddingSimilarityEvaluator(), judge])
     result = em.eval({"qwen": chat}, DATA, temperature=0.01, max_output_tokens=24)

@@ -15,7 +15,7 @@ A small ASGI app (no framework) with:
   ``fake.cut_stream_after``.
 
 Serve it with :func:`serve` (uvicorn on 127.0.0.1, a free port, in a daemon thread), or call it
-in-process with ``qfnb._core.http.transport_asgi.ASGITransport(fake)`` (see :mod:`tests.fakes.fixtures`).
+in-process with ``qfnb._core.transport.asgi.ASGITransport(fake)`` (see :mod:`tests.fakes.fixtures`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import json
 import random
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -383,27 +382,25 @@ class FakeQianfan:
                       "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def serve(app: Any, *, lifespan: str = "off") -> Iterator[str]:
     """Run ``app`` with uvicorn on 127.0.0.1 in a daemon thread; yield its base URL; stop it.
-    ``lifespan="on"`` runs the app's startup/shutdown (the local platform needs it)."""
+    ``lifespan="on"`` runs the app's startup/shutdown (the local platform needs it). The socket is
+    bound here and handed to uvicorn, so no other process can take the port in between."""
     import uvicorn
 
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan=lifespan,
-                            access_log=False, timeout_keep_alive=30)
+    from qfnb.local.server.listen import bind, bound_port
+
+    sock = bind("127.0.0.1")
+    port = bound_port(sock)
+    config = uvicorn.Config(app, log_level="critical", lifespan=lifespan, access_log=False, timeout_keep_alive=30)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="fake-qianfan", daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fake-qianfan", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
+            sock.close()
             raise RuntimeError("fake Qianfan server did not start")
         time.sleep(0.01)
     try:
@@ -411,3 +408,4 @@ def serve(app: Any, *, lifespan: str = "off") -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(5)
+        sock.close()

@@ -1,7 +1,7 @@
 """pytest fixtures around the fake cloud. Import them into a test module or conftest:
 ``from tests.fakes.fixtures import fake, fake_server, make_config  # noqa: F401``.
 
-``fake`` is called in-process through :class:`qfnb._core.http.transport_asgi.ASGITransport` (no
+``fake`` is called in-process through :class:`qfnb._core.transport.asgi.ASGITransport` (no
 socket; ``fake.transport`` is set and ``make_config`` injects it) where the ``fake_in_process``
 fixture below is visible (imported by the conftests of tests/core, tests/resources,
 tests/console, tests/dataset, tests/model and tests/evaluation), and over a real uvicorn server
@@ -18,7 +18,7 @@ import pytest
 
 from qfnb._core.config import Config
 from qfnb._core.http import client as client_mod
-from qfnb._core.http.transport_asgi import ASGITransport
+from qfnb._core.transport.asgi import ASGITransport
 
 from .cloud import FakeQianfan, serve
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -81,3 +83,28 @@ def wait_up(url: str, proc: Any, timeout: float = 120.0, log: Path | None = None
             pass
         assert proc.poll() is None and time.monotonic() < deadline, log.read_text() if log else url
         time.sleep(0.1)
+
+
+#: what ``qfnb serve --port 0`` prints once it has bound its port
+SERVE_URL = re.compile(rb"QIANFAN_BASE_URL=http://127\.0\.0\.1:(\d+)")
+
+
+def spawn_reporting(argv: list[str], log_path: Path, port_of: Callable[[bytes], int | None], timeout: float = 180,
+                    **popen: Any) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a server that binds a free port itself and logs it; ``port_of(log bytes)`` finds it."""
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, **popen)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        port = port_of(log_path.read_bytes())
+        if port:
+            return proc, int(port)
+        if proc.poll() is not None:
+            raise RuntimeError(f"{argv[0]} exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+        time.sleep(0.1)
+    raise RuntimeError(f"{argv[0]} reported no port")
+
+
+def serve_port(log: bytes) -> int | None:
+    found = SERVE_URL.search(log)
+    return int(found.group(1)) if found else None

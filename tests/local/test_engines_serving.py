@@ -22,7 +22,7 @@ import httpx
 import pytest
 from fake_openai_engine import FakeEngine
 from fakes.cloud import serve
-from platform_helpers import CREDS, Signer, make_settings, wait_up
+from platform_helpers import CREDS, Signer, make_settings, serve_port, spawn_reporting, wait_up
 
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
 from qfnb.local.server.app import create_app
@@ -216,16 +216,12 @@ def served_platform(tmp_path: Path) -> Iterator[tuple[FakeEngine, str, int]]:
     fake = FakeEngine(tokens=8, delay=0.4)  # 3 s answers: the load lasts long enough to sample
     with serve(fake.app) as engine_url:
         port_file = tmp_path / "out.txt"
-        from fakes.cloud import _free_port
-
-        port = _free_port()
         env = {**os.environ, "QIANFAN_AK": CREDS.api_key, "QIANFAN_SK": CREDS.secret_key,
                "QIANFAN_ACCESS_KEY": CREDS.access_key, "QIANFAN_SECRET_KEY": CREDS.iam_secret_key,
                "PYTHONPATH": str(ROOT)}
-        with port_file.open("w") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "qfnb.cli", "serve", "--port", str(port), "--data-dir",
-                                     str(tmp_path / "data"), "--engine", f"Ext-Chat={engine_url}/v1", "--slots", "8",
-                                     "--log-level", "warning"], stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc, port = spawn_reporting([sys.executable, "-m", "qfnb.cli", "serve", "--port", "0", "--data-dir",
+                                      str(tmp_path / "data"), "--engine", f"Ext-Chat={engine_url}/v1", "--slots",
+                                      "8", "--log-level", "warning"], port_file, serve_port, env=env)
         try:
             base = f"http://127.0.0.1:{port}"
             wait_up(base + "/healthz", proc, 60, port_file)

@@ -1,6 +1,7 @@
 """The body caps on a real server (uvicorn on 127.0.0.1, engine doubles), as a load test would
-try them: a 50 MB body is refused in milliseconds while chat goes on, the keep-alive connection
-stays usable, and uploads stream to disk (a refused one leaves no file and no memory behind)."""
+try them: a 50 MB body is refused before it is read while chat goes on, the keep-alive connection
+stays usable, and uploads stream to disk (a refused one leaves no file and no memory behind).
+Timings are printed (-s); what is asserted is the order of events."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,35 +20,42 @@ import psutil
 import pytest
 from platform_doubles import FakeRegistry
 
-from qfnb.local import embedded
-from qfnb.local.embedded import EmbeddedPlatform
 from qfnb.local.server import guard
 from qfnb.protocol.routes import MODEL_API_PREFIX
 from qfnb.protocol.signing import bce_date, sign
+from tests.fakes.local_platform import CREDS, served_platform
 
 CHAT = MODEL_API_PREFIX + "/chat/tiny-chat"
 FIFTY_MB = 50 * 1000 * 1000
-#: generous bounds for a shared 2-core machine; the measured figures are printed (-s)
-REFUSE_WITHIN_S = 2.0
+
+
+@dataclass(frozen=True)
+class Served:
+    """The platform served on 127.0.0.1 with engine doubles, and its keys."""
+
+    base_url: str
+    data_dir: Path
+    registry: FakeRegistry
+    api_key: str = CREDS.api_key
+    secret_key: str = CREDS.secret_key
+    access_key: str = CREDS.access_key
+    iam_secret_key: str = CREDS.iam_secret_key
 
 
 @pytest.fixture()
-def platform(tmp_path: Path) -> Iterator[EmbeddedPlatform]:
+def platform(tmp_path: Path) -> Iterator[Served]:
     data_dir = tmp_path / "data"
-    info = embedded.ensure_started(data_dir, registry=FakeRegistry())
-    try:
-        yield info
-    finally:
-        embedded.stop(data_dir)
+    with served_platform(data_dir) as served:
+        yield Served(served.url, data_dir, served.registry)
 
 
-def _token(p: EmbeddedPlatform) -> str:
+def _token(p: Served) -> str:
     resp = httpx.post(p.base_url + "/oauth/2.0/token", params={"grant_type": "client_credentials",
                                                               "client_id": p.api_key, "client_secret": p.secret_key})
     return str(resp.json()["access_token"])
 
 
-def _signed_headers(p: EmbeddedPlatform, method: str, path: str) -> dict[str, str]:
+def _signed_headers(p: Served, method: str, path: str) -> dict[str, str]:
     host = p.base_url.removeprefix("http://")
     ts = bce_date()
     headers = {"host": host, "content-type": "application/json", "x-bce-date": ts}
@@ -57,7 +66,7 @@ def _signed_headers(p: EmbeddedPlatform, method: str, path: str) -> dict[str, st
 class RawConnection:
     """One keep-alive HTTP/1.1 connection driven by hand (a client that keeps sending)."""
 
-    def __init__(self, p: EmbeddedPlatform) -> None:
+    def __init__(self, p: Served) -> None:
         host, port = p.base_url.removeprefix("http://").split(":")
         self.host = f"{host}:{port}"
         self.sock = socket.create_connection((host, int(port)), timeout=30)
@@ -112,7 +121,7 @@ def _send_zeros(sock: socket.socket, total: int, *, chunked: bool = False, size:
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
-def test_a_50mb_body_is_refused_fast_while_chat_goes_on(platform: EmbeddedPlatform, chunked: bool) -> None:
+def test_a_50mb_body_is_refused_fast_while_chat_goes_on(platform: Served, chunked: bool) -> None:
     tok = _token(platform)
     conn = RawConnection(platform)
     framing = {"Transfer-Encoding": "chunked"} if chunked else {"Content-Length": str(FIFTY_MB)}
@@ -135,11 +144,12 @@ def test_a_50mb_body_is_refused_fast_while_chat_goes_on(platform: EmbeddedPlatfo
         chatter.start()
         status, _, body = conn.read_response()
         refused_in = time.perf_counter() - started
+        unread = sender.is_alive()  # the client is still sending: the answer came before the body was read
         chatter.join(30)
         print(f"\n50 MB body ({'chunked' if chunked else 'Content-Length'}) refused in {refused_in * 1000:.0f} ms; "
               f"concurrent chats {max(chats) * 1000:.0f} ms at most")
         assert status == 200 and b'"error_code":336003' in body.replace(b" ", b""), body[:300]
-        assert refused_in < REFUSE_WITHIN_S and len(chats) == 5
+        assert unread and len(chats) == 5
         # the client finishes sending; the server discards it and the connection serves the next request
         sender.join(60)
         conn.send_head("GET", "/healthz", {})
@@ -148,9 +158,10 @@ def test_a_50mb_body_is_refused_fast_while_chat_goes_on(platform: EmbeddedPlatfo
         conn.close()
 
 
-def test_a_10001_message_history_is_refused_in_milliseconds(platform: EmbeddedPlatform) -> None:
+def test_a_10001_message_history_is_refused_in_milliseconds(platform: Served) -> None:
     tok = _token(platform)
     history = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}"} for i in range(10_001)]
+    engine = platform.registry.chat("tiny-chat")
     with httpx.Client(base_url=platform.base_url, params={"access_token": tok}, timeout=30) as c:
         c.post(CHAT, json={"messages": history[:1]})  # warm: token checked, engine loaded
         took = []
@@ -159,16 +170,17 @@ def test_a_10001_message_history_is_refused_in_milliseconds(platform: EmbeddedPl
             got = c.post(CHAT, json={"messages": history}).json()
             took.append(time.perf_counter() - t0)
             assert got["error_code"] == 336006 and got["error_msg"].startswith("messages"), got
+        assert len(engine.calls) == 1  # refused before anything reached the engine
         assert c.post(CHAT, json={"messages": history[:1]}).json()["result"]
+    assert len(engine.calls) == 2
     print(f"\n10,001 messages refused in {min(took) * 1000:.0f} ms (best of 3)")
-    assert min(took) < 0.5
 
 
-def _objects(p: EmbeddedPlatform) -> list[Path]:
+def _objects(p: Served) -> list[Path]:
     return [f for f in (p.data_dir / "objects").rglob("*") if f.is_file()]
 
 
-def _put(p: EmbeddedPlatform, key: str, content: Any) -> httpx.Response:
+def _put(p: Served, key: str, content: Any) -> httpx.Response:
     path = f"/bos/b/{key}"
     return httpx.put(p.base_url + path, content=content, headers=_signed_headers(p, "PUT", path), timeout=60)
 
@@ -183,7 +195,7 @@ def _rss() -> int:
     return int(psutil.Process(os.getpid()).memory_info().rss)
 
 
-def test_uploads_stream_to_disk_and_a_refused_one_leaves_nothing(platform: EmbeddedPlatform,
+def test_uploads_stream_to_disk_and_a_refused_one_leaves_nothing(platform: Served,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     mib = 1 << 20
     monkeypatch.setattr(guard, "MAX_UPLOAD_BYTES", 64 * mib)
@@ -192,10 +204,8 @@ def test_uploads_stream_to_disk_and_a_refused_one_leaves_nothing(platform: Embed
     try:
         conn.send_head("PUT", "/bos/b/declared", {**_signed_headers(platform, "PUT", "/bos/b/declared"),
                                                   "Content-Length": str(600 * 1000 * 1000)})
-        started = time.perf_counter()
-        status, headers, _ = conn.read_response()
+        status, headers, _ = conn.read_response()  # answered though not one body byte was sent
         assert status == 400 and headers["x-bce-error-code"] == "EntityTooLarge"
-        assert time.perf_counter() - started < REFUSE_WITHIN_S
     finally:
         conn.close()
     # chunked over the cap: read up to the cap, refused, the partial file removed

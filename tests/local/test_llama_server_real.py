@@ -16,11 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-from platform_helpers import wait_up
+from platform_helpers import spawn_reporting, wait_up
 
 from qfnb.local.engines import DEFAULT_CHAT, GEMMA, assets
 from qfnb.local.engines.gate import run_blocking
-from qfnb.local.engines.llama_server import find_binary, free_port
+from qfnb.local.engines.llama_server import find_binary, reported_port
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
 from qfnb.local.training.demo import DEMO_FILE
 
@@ -136,14 +136,14 @@ def test_a_crashed_engine_restarts_and_an_idle_one_stops(tmp_path: Path) -> None
 
 
 @pytest.fixture()
-def external_llama_server() -> Iterator[str]:
+def external_llama_server(tmp_path: Path) -> Iterator[str]:
     """A second llama-server, started here as an 'external' engine (as a user's GPU box would run one)."""
-    port = free_port()
     binary = find_binary()
     assert binary is not None
-    proc = subprocess.Popen([str(binary), "--model", str(assets.gguf_path(DEFAULT_CHAT)), "--host", "127.0.0.1",
-                             "--port", str(port), "--parallel", "2", "--threads", "2", "--no-webui"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # --port 0: it binds a free port itself and logs it
+    proc, port = spawn_reporting([str(binary), "--model", str(assets.gguf_path(DEFAULT_CHAT)), "--host", "127.0.0.1",
+                                  "--port", "0", "--parallel", "2", "--threads", "2", "--no-webui"],
+                                 tmp_path / "external.log", reported_port)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_up(url + "/health", proc)

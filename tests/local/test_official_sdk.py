@@ -5,10 +5,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
+import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ import pytest
 from platform_doubles import FakeRegistry
 from platform_helpers import CREDS, Signer, make_settings
 
-from qfnb.local.embedded import free_port
 from qfnb.local.server.app import create_app
 from tests.fakes.cloud import serve
 
@@ -102,26 +100,21 @@ def test_official_sdk_against_qfnb_serve_real_models(tmp_path: Path) -> None:
 
     if find_binary() is None:
         pytest.skip("llama-server is not built (scripts/bootstrap.sh)")
-    port = free_port()
     env = dict(os.environ, QFNB_DATA_DIR=str(tmp_path / "data"))
-    cached = Path.home() / ".qfnb" / "models"
-    if cached.is_dir():  # reuse assembled weights instead of re-assembling 0.5 GB per run
-        (tmp_path / "data").mkdir()
-        (tmp_path / "data" / "models").symlink_to(cached)
     env.pop("QIANFAN_AK", None)
-    server = subprocess.Popen([sys.executable, "-m", "qfnb.cli", "serve", "--port", str(port)], env=env,
+    server = subprocess.Popen([sys.executable, "-m", "qfnb.cli", "serve", "--port", "0"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(REPO))
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        assert server.stdout is not None
+        base = ""
+        for line in server.stdout:  # the server binds a free port once and prints it
+            found = re.search(r"QIANFAN_BASE_URL=(http://127\.0\.0\.1:\d+)", line)
+            if found:
+                base = found.group(1)
                 break
-            except OSError:
-                time.sleep(0.2)
+        assert base, "qfnb serve printed no URL"
         creds = json.loads((tmp_path / "data" / "credentials.json").read_text())
         assert (tmp_path / "data" / "credentials.json").stat().st_mode & 0o777 == 0o600
-        base = f"http://127.0.0.1:{port}"
         out = run_sdk(sdk_env(base, tmp_path, creds["api_key"], creds["secret_key"], creds["access_key"],
                               creds["iam_secret_key"]), "real", timeout=500)
         assert "Paris" in out["chat"]

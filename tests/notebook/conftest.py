@@ -10,6 +10,13 @@ from nb_doubles import FakeChatBackend, RecordingPublisher
 from traitlets.config import Config
 
 from qfnb._core.record.cache import set_process_mode
+from tests.fakes.fixtures import fake, fake_server, make_config  # noqa: F401 - the fake cloud, for SDK calls in a shell
+
+
+@pytest.fixture(autouse=True)
+def _own_answer_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """%qfeval keeps answers to reuse them; each test starts with an empty store of its own."""
+    monkeypatch.setenv("QFNB_EVAL_STORE", str(tmp_path_factory.mktemp("answers") / "answers.sqlite"))
 
 
 @pytest.fixture
@@ -34,7 +41,7 @@ def pub(ip: InteractiveShell) -> RecordingPublisher:
 
 @pytest.fixture
 def backend(ip: InteractiveShell) -> FakeChatBackend:
-    fake = FakeChatBackend()
+    double = FakeChatBackend()
     magics = ip.magics_manager.registry["QfnbMagics"]
-    magics.chat_backend = fake
-    return fake
+    magics.chat_backend = double
+    return double

@@ -36,6 +36,15 @@ CELLS = [
     "    return EvaluationResult({'m': {'rouge_l': v, 'bleu': v / 2}}, s)\n"
     "runs = {'base': res(0.21), 'tuned': res(0.734)}",
     "%qfeval runs",
+    "ids = list(range(8)) * 2\n"
+    "s2 = pd.DataFrame({'llm': ['base'] * 8 + ['tuned'] * 8, 'index': ids,"
+    " 'input': [f'Question {i} about Zorvia?' for i in ids], 'reference': ['Quellstad is the capital.'] * 16,"
+    " 'output': ['I do not know.'] * 8 + ['Quellstad is the capital.'] * 7 + ['Quellstad.'], 'error': [None] * 16,"
+    " 'rouge_l': [0.1, 0.2, 0.15, 0.05, 0.3, 0.2, 0.1, 0.25] + [1.0] * 7 + [0.5],"
+    " 'accuracy': [0.0] * 8 + [1.0] * 7 + [0.0]})\n"
+    "both = EvaluationResult({'base': {'rouge_l': 0.169, 'accuracy': 0.0},"
+    " 'tuned': {'rouge_l': 0.938, 'accuracy': 0.875}}, s2, metric_columns=[['rouge_l', 'accuracy']])",
+    "%qfeval both --compare base",
     "m.chat_backend = FakeChatBackend('token ' * 2000, chunk=1, delay=0.02)",
     "%%qfchat -o partial\nGo on forever",
 ]
@@ -45,7 +54,8 @@ CONTRAST = """() => {
       if (c && c !== 'transparent' && !/^rgba\\(0, 0, 0, 0\\)$/.test(c)) return c; }
     return getComputedStyle(document.body).backgroundColor; };
   return [...document.querySelectorAll('.qfnb-eval td, .qfnb-eval th, .qfnb-samples td, .qfnb-status, '
-                                       + '.qfnb-footer, .qfnb-chat b')]
+                                       + '.qfnb-footer, .qfnb-chat b, .qfnb-compare td, .qfnb-compare li, '
+                                       + '.qfnb-compare p')]
     .map(el => ({best: el.classList.contains('qfnb-best'), fg: getComputedStyle(el).color, bg: bg(el),
                  text: el.textContent.trim().slice(0, 20)}));
 }"""
@@ -105,9 +115,12 @@ def test_themes_chat_interrupt_dashboard_report(lab: tuple[str, Path, str], them
         page.wait_for_selector(".qfnb-dashboard-static", timeout=90_000)
         shot(page, ".qfnb-dashboard-static", f"dashboard_finished_{theme}.png")
         shot(page, ".qfnb-chat", f"chat_side_by_side_{theme}.png")
-        page.wait_for_selector(".qfnb-eval-report", timeout=60_000)
+        page.wait_for_selector(".qfnb-compare", timeout=60_000)
         page.locator(".qfnb-eval-report summary").first.click()  # open the samples
-        shot(page, ".qfnb-eval-report", f"eval_report_{theme}.png")
+        shot(page, ".qfnb-eval-report >> nth=0", f"eval_report_{theme}.png")
+        page.locator(".qfnb-compare summary").first.click()  # open the flipped items
+        shot(page, ".qfnb-compare", f"eval_compare_{theme}.png")
+        compare_text = page.locator(".qfnb-compare").inner_text()
         # the first chat answered; the last one streams until Kernel -> Interrupt
         last = page.locator(".jp-Cell").last
         last.locator("text=token token token").wait_for(timeout=60_000)
@@ -126,7 +139,9 @@ def test_themes_chat_interrupt_dashboard_report(lab: tuple[str, Path, str], them
     assert contrast("rgb(255, 255, 255)", "rgb(217, 242, 217)") < 1.5  # the issue's white on pale green fails
     assert len(cells) > 20 and any(c["text"].startswith("Qwen2.5") for c in cells)  # tables, badges, chat
     best = [c for c in cells if c["best"]]
-    assert len(best) == 2, cells  # rouge_l and bleu: tuned is best
+    assert len(best) == 4, cells  # rouge_l and bleu of the runs, rouge_l and accuracy of both: tuned is best
+    assert "tuned beats base on rouge_l by +0.77" in compare_text, compare_text
+    assert "7 item(s) flipped" in compare_text and "I do not know." in compare_text
     low = [(c["text"], c["fg"], c["bg"], round(contrast(c["fg"], c["bg"]), 2)) for c in cells
            if contrast(c["fg"], c["bg"]) < 4.5]
     assert not low, f"below WCAG AA 4.5:1 in the {theme} theme: {low}"

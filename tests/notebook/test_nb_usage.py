@@ -15,8 +15,6 @@ from qfnb._core.record import cache as cache_mod
 from qfnb._core.record import ledger as ledger_mod
 from qfnb.notebook.usage import cached_badge, parse_budget
 
-pytest_plugins = ["tests.fakes.fixtures"]
-
 MSG = [{"role": "user", "content": "hello"}]
 
 

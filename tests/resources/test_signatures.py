@@ -15,12 +15,14 @@ import pytest
 from qfnb import ChatCompletion, Completion, Embedding, Plugin, Text2Image
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
+from qfnb._core.runtime import sync
 from qfnb.resources import Image2Text, Reranker
 from qfnb.resources.inference.base import BaseInference
+from qfnb.resources.inference.params import Call, ChatCall, EmbeddingCall, Text2ImageCall
 
 RETRY = ["retry_count", "request_timeout", "request_id", "backoff_factor"]
 #: the official SDK's positional parameters of ``do``/``ado`` (after ``self``), in order
-OFFICIAL: dict[type[BaseInference], list[str]] = {
+OFFICIAL: dict[type[BaseInference[Any]], list[str]] = {
     ChatCompletion: ["messages", "model", "endpoint", "stream", *RETRY, "auto_concat_truncate",
                      "truncated_continue_prompt", "truncate_overlong_msgs"],
     Completion: ["prompt", "model", "endpoint", "stream", *RETRY],
@@ -32,7 +34,7 @@ OFFICIAL: dict[type[BaseInference], list[str]] = {
                "backoff_factor"],
 }
 #: documented body fields, keyword-only
-KEYWORD_ONLY: dict[type[BaseInference], set[str]] = {
+KEYWORD_ONLY: dict[type[BaseInference[Any]], set[str]] = {
     ChatCompletion: {"system", "temperature", "top_p", "top_k", "penalty_score", "stop", "max_output_tokens",
                      "user_id"},
     Completion: {"temperature", "top_p", "top_k", "penalty_score", "stop", "max_output_tokens", "user_id"},
@@ -48,7 +50,7 @@ CFG = Config(ak="a1B2c3D4e5F6g7H8", sk="x1y2z3Xx9")
 
 @pytest.mark.parametrize("cls", list(OFFICIAL), ids=lambda c: c.__name__)
 @pytest.mark.parametrize("method", ["do", "ado"])
-def test_do_and_ado_declare_the_official_parameters(cls: type[BaseInference], method: str) -> None:
+def test_do_and_ado_declare_the_official_parameters(cls: type[BaseInference[Any]], method: str) -> None:
     bound = getattr(cls(config=CFG), method)  # what a notebook's shift-Tab inspects
     params = inspect.signature(bound).parameters
     positional = [n for n, p in params.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
@@ -62,7 +64,7 @@ def test_do_and_ado_declare_the_official_parameters(cls: type[BaseInference], me
 
 
 @pytest.mark.parametrize("cls", list(OFFICIAL), ids=lambda c: c.__name__)
-def test_every_parameter_is_documented(cls: type[BaseInference]) -> None:
+def test_every_parameter_is_documented(cls: type[BaseInference[Any]]) -> None:
     doc = inspect.getdoc(cls.ado) or ""
     undocumented = [n for n in inspect.signature(cls.ado).parameters if n != "self" and f":param {n}:" not in doc]
     assert not undocumented, f"{cls.__name__}.ado lacks docs for {undocumented}"
@@ -72,7 +74,7 @@ def test_every_parameter_is_documented(cls: type[BaseInference]) -> None:
 
 
 @pytest.mark.parametrize("cls", STREAMING, ids=lambda c: c.__name__)
-def test_stream_picks_the_return_type(cls: type[BaseInference]) -> None:
+def test_stream_picks_the_return_type(cls: type[BaseInference[Any]]) -> None:
     """Overloads on ``stream: Literal[False]`` / ``Literal[True]`` / ``bool`` for IDEs and type checkers."""
     hints = {name: [typing.get_type_hints(o)["return"] for o in typing.get_overloads(getattr(cls, name))]
              for name in ("do", "ado")}
@@ -96,30 +98,32 @@ def test_ipython_help_shows_the_parameters() -> None:
 
 
 @pytest.mark.parametrize("cls", list(OFFICIAL), ids=lambda c: c.__name__)
-def test_batch_calls_declare_their_parameters(cls: type[BaseInference]) -> None:
+def test_batch_calls_declare_their_parameters(cls: type[BaseInference[Any]]) -> None:
     for method in (cls.batch_do, cls.abatch_do):
         params = inspect.signature(method).parameters
         assert {"inputs", "body_list", "worker_num", "output_file", "progress", "retry_budget"} <= set(params)
 
 
-def test_sync_do_forwards_to_the_async_core(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``do`` and ``ado`` hand the same dict to the one implementation: named arguments not
-    None, positional ones under their official names, the ``**kwargs`` passthrough merged."""
-    seen: list[dict[str, Any]] = []
+def test_sync_do_and_async_ado_build_the_same_typed_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``do`` and ``ado`` hand the one implementation the same typed call: positional arguments
+    under their official names, the documented fields as fields, the ``**kwargs`` as ``extra``."""
+    seen: list[Call] = []
 
-    async def fake_acall(self: BaseInference, params: dict[str, Any]) -> QfResponse:
-        seen.append(params)
+    async def fake_acall(self: BaseInference[Call], call: Call) -> QfResponse:
+        seen.append(call)
         return QfResponse(200, {}, {"result": "ok"})
 
     monkeypatch.setattr(BaseInference, "_acall", fake_acall)
     msgs = [{"role": "user", "content": "hi"}]
     chat = ChatCompletion(config=CFG)
     assert chat.do(msgs, "ERNIE-Bot", None, False, 2, temperature=0.5, extra_field=1).result == "ok"
-    expected = {"messages": msgs, "model": "ERNIE-Bot", "stream": False, "retry_count": 2,
-                "auto_concat_truncate": False, "truncated_continue_prompt": "继续", "truncate_overlong_msgs": False,
-                "temperature": 0.5, "extra_field": 1}
+    expected = ChatCall(messages=msgs, model="ERNIE-Bot", retry_count=2, temperature=0.5, extra={"extra_field": 1})
     assert seen == [expected]
+    assert sync.run(chat.ado(msgs, "ERNIE-Bot", None, False, 2, temperature=0.5, extra_field=1)).result == "ok"
+    assert seen == [expected, expected]
     seen.clear()
     Embedding(config=CFG).do(["a"], request_id="r1")
     Text2Image(config=CFG).do("cat", None, None, "base64", n=2)
-    assert seen == [{"texts": ["a"], "request_id": "r1"}, {"prompt": "cat", "with_decode": "base64", "n": 2}]
+    assert seen == [EmbeddingCall(texts=["a"], request_id="r1"),
+                    Text2ImageCall(prompt="cat", with_decode="base64", n=2)]
+    assert seen[0].fields() == {"input": ["a"], "user_id": None}

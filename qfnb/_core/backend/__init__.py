@@ -1,1 +1,59 @@
-"""Which platform the client talks to: discovery and start of the local daemon."""
+"""Which platform the client talks to when no credentials are configured.
+
+:class:`Backend` is the typed protocol the client relies on: find (or start) the platform and
+say how to reach it (:class:`Access`: base URL, keys, default models), read its status, stop
+it. The default is the data dir's local platform daemon (:class:`qfnb._core.backend.daemon.LocalDaemon`),
+in rooms by concern:
+
+* :mod:`.discovery`: the runtime file, the credentials file, the daemons this process uses;
+* :mod:`.process`: supervision of the detached process (start lock, spawn, liveness, log);
+* :mod:`.control`: the daemon's control routes (``/healthz``, ``/qfnb/status``,
+  ``/qfnb/shutdown``), sent through the transport seam (:mod:`qfnb._core.transport`).
+
+:func:`qfnb._core.config.set_default_backend` is the one hook that replaces it (tests install an
+in-process platform there). Nothing here imports :mod:`qfnb.local`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+__all__ = ["Access", "Backend", "DaemonError"]
+
+
+class DaemonError(RuntimeError):
+    """The local platform daemon could not be started, reached or stopped."""
+
+
+class Access(Protocol):
+    """What the client needs of a running platform: where it is and the keys it accepts."""
+
+    @property
+    def base_url(self) -> str: ...  # v1 inference, OAuth, console, IAM and BOS all answer here
+    @property
+    def api_key(self) -> str: ...  # the OAuth pair (QIANFAN_AK / QIANFAN_SK roles)
+    @property
+    def secret_key(self) -> str: ...
+    @property
+    def access_key(self) -> str: ...  # the IAM pair (QIANFAN_ACCESS_KEY / QIANFAN_SECRET_KEY roles)
+    @property
+    def iam_secret_key(self) -> str: ...
+    @property
+    def default_models(self) -> Mapping[str, str]: ...  # {"chat": ..., "completions": ..., ...}
+
+
+class Backend(Protocol):
+    """A platform the client can fall back to: found or started on demand."""
+
+    def ensure(self) -> Access:
+        """The running platform, started first if none runs."""
+        ...
+
+    def status(self) -> dict[str, Any] | None:
+        """What the running platform reports about itself; None when none runs."""
+        ...
+
+    def stop(self, *, force: bool = False) -> dict[str, Any]:
+        """Stop it; refused (``running: True``) while jobs run unless ``force``."""
+        ...

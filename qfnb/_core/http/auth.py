@@ -34,8 +34,6 @@ __all__ = ["AccessCodeAuth", "Auth", "BceSigner", "BearerAuth", "InferenceAuth",
 
 logger = logging.getLogger("qfnb.auth")
 
-REQUEST_SOURCE = "qfnb_py_sdk_v0.1.0"
-
 
 class InferenceAuth(Enum):
     """How a v1 inference call is authenticated (reference §1.0, in this order)."""

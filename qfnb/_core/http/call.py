@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from qfnb._core.http.transport import safe_path
+from qfnb._core.transport import safe_path
 
 __all__ = ["ApiKind", "Call"]
 

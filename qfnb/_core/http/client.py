@@ -1,6 +1,6 @@
 """``AsyncQianfanClient``: the one async client per :class:`Config`.
 
-It sends through one :class:`~qfnb._core.http.transport.Transport` (aiohttp's pool by default,
+It sends through one :class:`~qfnb._core.transport.Transport` (aiohttp's pool by default,
 one per event loop; or the one injected with ``transport=``), authenticates each call with
 its API kind's strategy (:mod:`qfnb._core.http.auth`), applies the client's rate limits, retries
 transient failures with backoff and decodes answers (:mod:`qfnb._core.http.decode`). Resources
@@ -23,7 +23,6 @@ from urllib.parse import urlencode
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import AccessTokenExpiredError, APIError, AuthError, QfnbError, RequestError
 from qfnb._core.http.auth import (
-    REQUEST_SOURCE,
     Auth,
     BearerAuth,
     SharedToken,
@@ -37,8 +36,9 @@ from qfnb._core.http.ratelimit import RateLimiter
 from qfnb._core.http.recorded import Recording
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy, retry_delay
-from qfnb._core.http.transport import Request, Transport
+from qfnb._core.transport import Request, Transport
 from qfnb.protocol import routes
+from qfnb.protocol.version import REQUEST_SOURCE
 
 __all__ = ["AsyncQianfanClient", "default_transport", "get_client"]
 
@@ -172,7 +172,7 @@ class AsyncQianfanClient:
                 if isinstance(exc, RequestError):
                     retry_after = exc.headers.get("retry-after")
                 elif isinstance(exc, APIError):
-                    retry_after = getattr(exc, "retry_after", None)
+                    retry_after = exc.retry_after
                     if exc.error_code == 336502:
                         self.limiter.on_tpm_exceeded()
                         if (server := self.server_limits.get(call.url)) is not None:
@@ -320,12 +320,12 @@ def default_transport(config: Config) -> Transport:
     pool = max(1, config.max_connections)
     if not config.proxy:
         try:
-            from qfnb._core.http.transport_aiohttp import AiohttpTransport
+            from qfnb._core.transport.aiohttp import AiohttpTransport
         except ImportError:  # pragma: no cover - aiohttp is a dependency; httpx alone still works
             pass
         else:
             return AiohttpTransport(max_connections=pool, verify=config.ssl_verification_enabled)
-    from qfnb._core.http.transport_httpx import HttpxTransport
+    from qfnb._core.transport.httpx import HttpxTransport
 
     return HttpxTransport(max_connections=pool, verify=config.ssl_verification_enabled,
                           proxy=config.proxy or None)

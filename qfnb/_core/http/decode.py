@@ -18,8 +18,8 @@ from typing import Any
 from qfnb._core.errors import APIError, ConnectionError, QfnbError, RequestError, StreamError
 from qfnb._core.http.call import Call
 from qfnb._core.http.response import QfRequest, QfResponse
-from qfnb._core.http.transport import Reply, StreamReply
 from qfnb._core.http.wire import error_from_body, error_from_http, stream_item_error
+from qfnb._core.transport import Reply, StreamReply
 from qfnb.protocol.sse import SSEDecoder, SSEItem
 
 __all__ = ["decode_body", "decode_reply", "open_stream"]
@@ -37,7 +37,7 @@ def decode_body(call: Call, status: int, headers: Mapping[str, str], content: by
         text = content.decode("utf-8", errors="replace") if body is None else ""
         err = error_from_http(status, body, headers, text)
         if isinstance(err, APIError):
-            err.retry_after = headers.get("retry-after")  # type: ignore[attr-defined]
+            err.retry_after = headers.get("retry-after")
         raise err
     if not isinstance(body, dict):
         if call.api == "raw":

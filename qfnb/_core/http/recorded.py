@@ -18,7 +18,7 @@ from typing import Any
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb._core.record.budget import active_budget
-from qfnb._core.record.cache import CachedAnswer, cache_key, deciding_fields, default_cache, process_mode
+from qfnb._core.record.cache import CachedAnswer, cache_key, current_repeat, deciding_fields, default_cache, mode_for
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
 
@@ -62,10 +62,10 @@ class Recording:
     @classmethod
     def begin(cls, config: Config, api: str, target: str, body: dict[str, Any], *, stream: bool,
               repeat: int = 0) -> Recording:
-        rec = cls(config, api, target, body, stream, repeat)
-        mode = config.cache or process_mode()
+        rec = cls(config, api, target, body, stream, repeat or current_repeat())
+        mode = mode_for(config.cache)
         if mode != "off":
-            rec.key = cache_key(platform=config.base_url, route=api, target=target, body=body, repeat=repeat)
+            rec.key = cache_key(platform=config.base_url, route=api, target=target, body=body, repeat=rec.repeat)
             if mode == "on":
                 rec.hit = default_cache().get(rec.key)
         if rec.hit is None and (budget := active_budget()) is not None:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, KeysView, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .views import Choice, choices_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.inference import Usage
 
 __all__ = ["QfRequest", "QfResponse"]
 
@@ -27,7 +32,7 @@ class QfResponse(Mapping[str, Any]):
     ``statistic`` (latencies in seconds; ``start_timestamp`` in ms) and ``request``.
 
     ``resp["result"]`` reads the body; ``resp["body"]["result"]`` works too, as in the
-    official SDK. ``resp.result`` / ``resp.usage`` give typed access.
+    official SDK. ``resp.result`` / ``resp.usage`` / ``resp.choices`` give typed access.
     """
 
     __slots__ = ("body", "code", "headers", "image", "provenance", "request", "statistic")
@@ -91,11 +96,22 @@ class QfResponse(Mapping[str, Any]):
         return ""
 
     @property
-    def usage(self) -> Any:
-        """``qfnb.protocol.inference.Usage`` of this response (zeros if absent)."""
+    def usage(self) -> Usage:
+        """``qfnb.protocol.inference.Usage`` of this response (zeros if absent or malformed)."""
+        from pydantic import ValidationError
+
         from qfnb.protocol.inference import Usage
 
-        return Usage.model_validate(self.body.get("usage") or {})
+        try:
+            return Usage.model_validate(self.body.get("usage") or {})
+        except ValidationError:
+            return Usage()
+
+    @property
+    def choices(self) -> list[Choice]:
+        """The v2 answer's choices as lenient views: ``resp.choices[0].message.content``
+        (a stream chunk: ``.delta.content``); ``[]`` for a v1 answer."""
+        return choices_of(self.body)
 
     @property
     def request_id(self) -> str | None:

@@ -2,7 +2,9 @@
 
 Retried: body error codes in the policy's set, HTTP 408/409/425/429/5xx, connection
 errors and timeouts. Waits grow exponentially with jitter, capped, and a server's
-``Retry-After`` (seconds or HTTP date) is honoured when it is longer.
+``Retry-After`` (seconds or HTTP date) is honoured when it is longer, within the policy's
+budget: its attempts, and at most ``max_retry_after`` seconds (a longer ask gives up at once
+rather than holding the caller).
 """
 
 from __future__ import annotations
@@ -16,13 +18,11 @@ from email.utils import parsedate_to_datetime
 
 from qfnb._core.config import Config
 from qfnb._core.errors import APIError, ConnectionError, RequestError, StreamError
-from qfnb.protocol.errors import RETRYABLE_HTTP_STATUSES
+from qfnb.protocol.errors import RETRYABLE_HTTP_STATUSES, RETRYABLE_INFERENCE_CODES, THROTTLE_CODES
 
 __all__ = ["AdaptiveLimit", "BatchHealth", "BatchVerdict", "RecentFailures", "RetryPolicy", "batch_verdict",
            "parse_retry_after", "retry_delay"]
 
-#: error codes that mean "over your quota": a batch slows down instead of failing
-THROTTLE_CODES = frozenset({4, 17, 18, 336501, 336502})
 #: a batch whose recent answers fail less often than this re-queues a failed item at once...
 SICK_SHARE = 0.5
 #: ...for this many failures in a row of that item; then (a "poison" input) it backs off
@@ -38,7 +38,7 @@ class RetryPolicy:
     backoff_factor: float = 1.0
     jitter: float = 1.0
     max_wait: float = 120.0
-    error_codes: frozenset[int] = frozenset({2, 15, 18, 336100, 336501, 336502})
+    error_codes: frozenset[int] = RETRYABLE_INFERENCE_CODES
     http_statuses: frozenset[int] = RETRYABLE_HTTP_STATUSES
     #: longest Retry-After we accept before giving up instead of waiting
     max_retry_after: float = 300.0

@@ -9,6 +9,8 @@ by its base URL only.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import logging
@@ -16,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,19 @@ from typing import Any
 from qfnb.protocol.daemon import default_data_dir
 
 __all__ = [
-    "CACHE_FILE", "CacheStats", "CachedAnswer", "ResponseCache", "cache_key", "deciding_fields", "default_cache",
-    "process_mode", "set_process_mode",
+    "CACHE_FILE",
+    "CacheStats",
+    "CachedAnswer",
+    "ResponseCache",
+    "cache_key",
+    "cache_mode",
+    "current_repeat",
+    "deciding_fields",
+    "default_cache",
+    "mode_for",
+    "process_mode",
+    "repeat_index",
+    "set_process_mode",
 ]
 
 logger = logging.getLogger("qfnb.cache")
@@ -204,6 +217,41 @@ class ResponseCache:
 
 
 _process_mode = "off"
+_mode_here: contextvars.ContextVar[str | None] = contextvars.ContextVar("qfnb_cache_mode", default=None)
+_repeat_here: contextvars.ContextVar[int] = contextvars.ContextVar("qfnb_cache_repeat", default=0)
+
+
+@contextlib.contextmanager
+def cache_mode(mode: str) -> Iterator[None]:
+    """Calls made inside (and in tasks started inside) use this cache mode unless their config sets
+    one: ``--fresh`` asks again with ``refresh``."""
+    if mode not in ("on", "off", "refresh"):
+        raise ValueError(f"cache mode must be on, off or refresh, got {mode!r}")
+    token = _mode_here.set(mode)
+    try:
+        yield
+    finally:
+        _mode_here.reset(token)
+
+
+@contextlib.contextmanager
+def repeat_index(repeat: int) -> Iterator[None]:
+    """Calls made inside are repeat ``repeat`` of the same request (an evaluation's repeats): each
+    repeat has its own cache entry, so asking N times gives N samples, not one answer N times."""
+    token = _repeat_here.set(repeat)
+    try:
+        yield
+    finally:
+        _repeat_here.reset(token)
+
+
+def mode_for(configured: str | None) -> str:
+    """The cache mode of a call: its config's, else the surrounding ``cache_mode``, else the process's."""
+    return configured or _mode_here.get() or _process_mode
+
+
+def current_repeat() -> int:
+    return _repeat_here.get()
 
 
 def set_process_mode(mode: str) -> str:

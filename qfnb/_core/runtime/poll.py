@@ -36,6 +36,7 @@ from qfnb._core.errors import (
     TimeoutError,
     ValidationError,
 )
+from qfnb.protocol.errors import transient
 
 __all__ = ["MAX_BACKOFF_S", "PollPlan", "PollTimeoutError", "apoll_until", "poll_until"]
 
@@ -46,7 +47,7 @@ R = TypeVar("R")
 P = ParamSpec("P")
 #: the longest wait between retries of a failing poll
 MAX_BACKOFF_S = 60.0
-#: fetch failures that retrying cannot mend
+#: fetch failures that retrying cannot mend (unless their code is a transient one: CODE_RULES)
 PERMANENT: tuple[type[BaseException], ...] = (ValidationError, AuthError, PermissionDeniedError,
                                               InvalidArgumentError)
 
@@ -94,7 +95,8 @@ class PollPlan(Generic[T]):
     def failed(self, exc: BaseException) -> float:
         """Seconds until a retry of a failed poll; re-raises ``exc`` when it is not retried."""
         self.failures += 1
-        permanent = isinstance(exc, PERMANENT) or not isinstance(exc, self.retry_on)
+        permanent = ((isinstance(exc, PERMANENT) and not transient(getattr(exc, "error_code", None)))
+                     or not isinstance(exc, self.retry_on))
         out_of_retries = self.retries is not None and self.failures > self.retries
         past_deadline = self.deadline is not None and self.clock() >= self.deadline
         if permanent or out_of_retries or past_deadline:

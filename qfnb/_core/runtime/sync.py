@@ -105,7 +105,7 @@ def _shutdown() -> None:
     loop = _loop
     if loop is not None and loop.is_running():
         # as asyncio.run does: close the loop's async generators first (the transports close
-        # their connection pools that way, see qfnb._core.http.transport.PerLoop)
+        # their connection pools that way, see qfnb._core.transport.PerLoop)
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result(2.0)
         loop.call_soon_threadsafe(loop.stop)

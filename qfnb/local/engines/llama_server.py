@@ -1,7 +1,8 @@
 """llama.cpp's own server (``llama-server``) as a supervised engine process.
 
-One process per base model, on a private loopback port with a random API key (passed in the
-environment, never on the command line), ``--parallel`` slots with continuous batching and the
+One process per base model, on a private loopback port it binds itself (``--port 0``; it logs the
+port it got, so no port is picked here and released for it to take) with a random API key (passed in
+the environment, never on the command line), ``--parallel`` slots with continuous batching and the
 base model's LoRA adapters loaded unapplied, so each request picks its adapter. The process is
 started on first use, restarted if it crashes, stopped when idle, and its log is
 ``<data_dir>/logs/engine-<name>.log``. Changing the adapter set starts a new process; the old
@@ -13,9 +14,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -57,10 +58,14 @@ def default_slots(cores: int | None = None) -> int:
     return max(4, min(16, 4 * n))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+#: what llama-server logs once it serves (after its model loaded), with the port it bound
+LISTENING = re.compile(rb"listening on http://127\.0\.0\.1:(\d+)")
+
+
+def reported_port(log_bytes: bytes) -> int | None:
+    """The port a llama-server started with ``--port 0`` says it listens on (None: not yet)."""
+    found = LISTENING.search(log_bytes)
+    return int(found.group(1)) if found else None
 
 
 @dataclass
@@ -80,7 +85,7 @@ class ServerConfig:
 class _Instance:
     """One running process, its port, key and adapter list, and how many requests use it."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, key: str, adapters: tuple[Path, ...]) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], key: str, adapters: tuple[Path, ...], port: int = 0) -> None:
         self.proc, self.port, self.key, self.adapters = proc, port, key, adapters
         self.active = 0
         self.retired = False
@@ -192,9 +197,10 @@ class LlamaServer:
 
     # ---- process management --------------------------------------------------------------
 
-    def _argv(self, port: int, adapters: Sequence[Path]) -> list[str]:
+    def _argv(self, adapters: Sequence[Path]) -> list[str]:
+        """The command line: ``--port 0``, so the process binds a free port itself and logs it."""
         c = self.config
-        argv = [str(self.binary), "--model", str(c.gguf), "--host", "127.0.0.1", "--port", str(port),
+        argv = [str(self.binary), "--model", str(c.gguf), "--host", "127.0.0.1", "--port", "0",
                 "--parallel", str(c.slots), "--ctx-size", str(c.ctx_per_slot * c.slots), "--kv-unified",
                 "--threads", str(c.threads), "--threads-batch", str(c.threads),
                 "--threads-http", str(max(8, 2 * c.slots + 4)), "--no-webui", "--metrics", "--jinja",
@@ -222,39 +228,36 @@ class LlamaServer:
         self._set_state("starting")
         self.config.log_dir.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(24)
-        last_error = ""
-        for _ in range(3):  # a port picked free may be taken before the server binds it
-            port = free_port()
-            fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            with os.fdopen(fd, "ab") as logf:
-                logf.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.config.name} "
-                           f"({len(adapters)} adapters) on port {port}\n".encode())
-                logf.flush()
-                proc = subprocess.Popen(self._argv(port, adapters), stdin=subprocess.DEVNULL, stdout=logf,
-                                        stderr=subprocess.STDOUT, env={**os.environ, "LLAMA_API_KEY": key},
-                                        start_new_session=True)
-            inst = _Instance(proc, port, key, adapters)
-            error = self._wait_ready(inst)
-            if error is None:
-                with self._lock:
-                    old, self._current = self._current, inst
-                    if old is not None:
-                        old.retired = True
-                        if old.active <= 0:
-                            threading.Thread(target=old.stop, daemon=True).start()
-                        else:
-                            self._retired.append(old)
-                self._set_state("ready")
-                fd = os.open(self.pid_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(str(proc.pid))
-                log.info("engine %s ready on 127.0.0.1:%d (%d slots, %d adapters)", self.config.name, port,
-                         self.config.slots, len(adapters))
-                return inst
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as logf:
+            logf.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.config.name} "
+                       f"({len(adapters)} adapters)\n".encode())
+            logf.flush()
+            offset = os.fstat(logf.fileno()).st_size
+            proc = subprocess.Popen(self._argv(adapters), stdin=subprocess.DEVNULL, stdout=logf,
+                                    stderr=subprocess.STDOUT, env={**os.environ, "LLAMA_API_KEY": key},
+                                    start_new_session=True)
+        inst = _Instance(proc, key, adapters)
+        error = self._wait_ready(inst, offset)
+        if error is not None:
             inst.stop()
-            last_error = error
-        self._set_state("failed")
-        raise EngineUnavailable(f"{self.config.name}: llama-server did not start: {last_error} (log: {self.log_path})")
+            self._set_state("failed")
+            raise EngineUnavailable(f"{self.config.name}: llama-server did not start: {error} (log: {self.log_path})")
+        with self._lock:
+            old, self._current = self._current, inst
+            if old is not None:
+                old.retired = True
+                if old.active <= 0:
+                    threading.Thread(target=old.stop, daemon=True).start()
+                else:
+                    self._retired.append(old)
+        self._set_state("ready")
+        fd = os.open(self.pid_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(proc.pid))
+        log.info("engine %s ready on 127.0.0.1:%d (%d slots, %d adapters)", self.config.name, inst.port,
+                 self.config.slots, len(adapters))
+        return inst
 
     @property
     def pid_path(self) -> Path:
@@ -274,19 +277,30 @@ class LlamaServer:
                 os.kill(pid, 15)
         self.pid_path.unlink(missing_ok=True)
 
-    def _wait_ready(self, inst: _Instance) -> str | None:
+    def _wait_ready(self, inst: _Instance, offset: int) -> str | None:
+        """Wait for the port the process reports in its log (after ``offset``), then for its health."""
         deadline = time.monotonic() + START_TIMEOUT
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
                 if not inst.alive():
                     return f"exited with code {inst.proc.returncode}"
+                if not inst.port:
+                    inst.port = self._reported_port(offset) or 0
                 try:
-                    if client.get(f"{inst.url}/health").status_code == 200:
+                    if inst.port and client.get(f"{inst.url}/health").status_code == 200:
                         return None
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.1)
         return f"not ready after {START_TIMEOUT:.0f} s"
+
+    def _reported_port(self, offset: int) -> int | None:
+        try:
+            with self.log_path.open("rb") as fh:
+                fh.seek(offset)
+                return reported_port(fh.read())
+        except OSError:
+            return None
 
     def _set_state(self, state: str) -> None:
         with self._lock:

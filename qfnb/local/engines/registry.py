@@ -17,14 +17,13 @@ from qfnb.local.engines.base import ModelSpec, ServedModel, UnknownModel
 from qfnb.local.engines.gate import AsyncChat, BatchingEmbedder, Gate, ThreadedChat
 from qfnb.local.engines.llama_server import BINARY_ENV, LlamaServer, ServerConfig, default_slots, find_binary
 from qfnb.local.engines.openai_http import Endpoint, OpenAIChat, llama_endpoint
+from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE
 
 log = logging.getLogger("qfnb.local.engines")
 
-DEFAULT_CHAT = "Qwen2.5-Coder-0.5B-Instruct"
-GEMMA = "Gemma-3-270M"
-MINILM = "all-MiniLM-L6-v2"
-#: the model each API type answers with when a request names none (the daemon publishes these)
-DEFAULT_MODELS = {"chat": DEFAULT_CHAT, "completions": DEFAULT_CHAT, "embeddings": MINILM}
+DEFAULT_CHAT = LOCAL_CHAT_MODEL
+GEMMA = LOCAL_FINETUNE_BASE
+MINILM = LOCAL_EMBEDDING_MODEL
 
 BUILTIN_SPECS: dict[str, ModelSpec] = {
     DEFAULT_CHAT: ModelSpec(kind="llama.cpp", template="native", n_ctx=4096),

@@ -1,9 +1,10 @@
 """``qfnb serve --daemon``: the platform as the data dir's shared background service.
 
-It binds 127.0.0.1 on a free port, serves the app, and writes ``<data_dir>/runtime.json``
-(mode 0600: URL, pid, version, start time, control token) once it answers, so that every
-kernel, script and ``qfnb`` command on the machine finds and shares it. The file is removed
-when the daemon exits. Its stdout/stderr go to ``<data_dir>/daemon.log`` (the spawner opens it).
+It binds 127.0.0.1 once (the previous daemon's port if free, else one the kernel picks), serves
+the app on that socket, and writes ``<data_dir>/runtime.json`` (mode 0600: URL, pid, version,
+start time, control token) once it answers, so that every kernel, script and ``qfnb`` command
+on the machine finds and shares it. The file is removed when the daemon exits. Its stdout/stderr
+go to ``<data_dir>/daemon.log`` (the spawner opens it).
 """
 
 from __future__ import annotations
@@ -13,17 +14,16 @@ import json
 import logging
 import os
 import secrets
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 from qfnb.local.engines.api import RegistryLike
-from qfnb.local.engines.registry import DEFAULT_MODELS
-from qfnb.local.server import control
+from qfnb.local.server import control, listen
 from qfnb.local.server.app import create_app
 from qfnb.local.settings import Settings
 from qfnb.protocol.daemon import RUNTIME_FILE, RuntimeInfo
+from qfnb.protocol.model_names import LOCAL_DEFAULT_MODELS
 from qfnb.protocol.version import __version__
 
 log = logging.getLogger("qfnb.local.server.daemon")
@@ -50,11 +50,10 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry:
     """Serve until stopped (SIGTERM, SIGINT or ``POST /qfnb/shutdown``); returns the exit code."""
     import uvicorn
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    url = f"http://{host}:{sock.getsockname()[1]}"
+    # bound here and handed to uvicorn, so the port written to the runtime file is the one served;
+    # a previous daemon's port (what clients may still hold) is preferred when it is free
+    sock = listen.bind_preferring(host, port)
+    url = listen.url_of(sock)
     started, token = time.time(), secrets.token_urlsafe(24)
     server: uvicorn.Server | None = None
 
@@ -73,7 +72,7 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry:
             await asyncio.sleep(0.02)
         if server.started:
             info = RuntimeInfo(url=url, pid=os.getpid(), version=__version__, started=started,
-                               control_token=token, default_models=dict(DEFAULT_MODELS))
+                               control_token=token, default_models=dict(LOCAL_DEFAULT_MODELS))
             write_private(runtime, info.to_dict())
             log.info("qfnb daemon %s serving %s (data in %s)", __version__, url, settings.data_dir)
         await serving

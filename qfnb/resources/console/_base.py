@@ -1,29 +1,28 @@
 """The one place console calls are sent from.
 
-Each console method is written once as a *builder*: a pure function that checks its
-arguments and returns a :class:`ConsoleRequest` (path, body, v2 action). :func:`console_api`
-turns a builder into the public pair ``Name.method`` (sync) / ``Name.amethod`` (async);
-the sync one is a thin shell over the async one through ``qfnb._core.runtime.sync``.
+Each console method is written once as a *builder* (``builders/``): a pure function that
+checks its arguments and returns a :class:`ConsoleRequest` (path, body, v2 action), marked
+``@surface("FineTune.V2.create_task")``. The public pair ``Name.method`` (blocking) /
+``Name.amethod`` (async) is generated from it (``tools/unasync_calls.py``): both build the
+request in the caller's thread, then :func:`asend` it (the blocking one through
+:func:`send`, a thin shell over qfnb's background loop).
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ParamSpec
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from qfnb.protocol import ProtocolError
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
-    from qfnb.resources import QfResponse
+    from qfnb._core.http.response import QfResponse
+    from qfnb._core.http.retry import RetryPolicy
 
-P = ParamSpec("P")
+B = TypeVar("B", bound=Callable[..., "ConsoleRequest"])
 
-#: Keyword arguments every console method accepts that configure the call, not the body.
-_CALL_KEYS = frozenset({"config", "retry"})
 #: Config overrides accepted as keyword arguments (official SDK style: ``ak=..., sk=...``).
 _CONFIG_KEYS = frozenset({
     "ak", "sk", "access_key", "secret_key", "console_api_base_url", "base_url", "access_token",
@@ -80,8 +79,26 @@ def compact(body: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
-async def send(request: ConsoleRequest, *, config: Config | None = None, retry: Any = None,
-               overrides: Mapping[str, Any] | None = None) -> QfResponse:
+def surface(name: str) -> Callable[[B], B]:
+    """Mark a builder as the public console call ``name`` (``"FineTune.V2.create_task"``);
+    ``tools/unasync_calls.py`` reads the mark. At runtime the builder is returned as it is."""
+    del name
+    return _same
+
+
+def _same(builder: B) -> B:
+    return builder
+
+
+def split_overrides(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(body fields, config overrides)``: a call's ``**kwargs`` less ``ak=``, ``sk=``, ...
+    (official SDK style), and those."""
+    fields = {k: v for k, v in kwargs.items() if k not in _CONFIG_KEYS}
+    return fields, {k: v for k, v in kwargs.items() if k in _CONFIG_KEYS}
+
+
+async def asend(request: ConsoleRequest, *, config: Config | None = None, retry: RetryPolicy | None = None,
+                overrides: Mapping[str, Any] | None = None) -> QfResponse:
     """Send ``request`` through the client for ``config`` (bce-auth-v1 signed)."""
     from qfnb._core.config import resolve_config
     from qfnb._core.http.client import get_client
@@ -97,54 +114,9 @@ async def send(request: ConsoleRequest, *, config: Config | None = None, retry: 
     return await client.console(request.path, request.body, params=request.params, retry=retry)
 
 
-def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    call = {k: kwargs.pop(k) for k in list(kwargs) if k in _CALL_KEYS}
-    overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in _CONFIG_KEYS}
-    return call, overrides, kwargs
+def send(request: ConsoleRequest, *, config: Config | None = None, retry: RetryPolicy | None = None,
+         overrides: Mapping[str, Any] | None = None) -> QfResponse:
+    """Blocking :func:`asend`: runs on qfnb's background loop (safe inside Jupyter)."""
+    from qfnb._core.runtime import sync
 
-
-def console_api(builder: Callable[P, ConsoleRequest]) -> tuple[Any, Any]:
-    """Make ``(sync_classmethod, async_classmethod)`` from a request builder.
-
-    Keyword arguments ``config=``/``retry=`` and config overrides (``ak``, ``sk``, ...) are
-    taken out; everything else goes to the builder, which validates before any I/O.
-    """
-
-    async def amethod(cls: type, *args: Any, **kwargs: Any) -> QfResponse:
-        call, overrides, rest = _split(dict(kwargs))
-        request = builder(*args, **rest)
-        return await send(request, config=call.get("config"), retry=call.get("retry"),
-                          overrides=overrides)
-
-    def method(cls: type, *args: Any, **kwargs: Any) -> QfResponse:
-        from qfnb._core.runtime import sync
-
-        # Build (and so validate) here, in the caller's thread, so a bad argument raises
-        # before the coroutine is even scheduled.
-        call, overrides, rest = _split(dict(kwargs))
-        request = builder(*args, **rest)
-        return sync.run(send(request, config=call.get("config"), retry=call.get("retry"),
-                             overrides=overrides))
-
-    functools.update_wrapper(amethod, builder)
-    functools.update_wrapper(method, builder)
-    name = builder.__name__.lstrip("_").removeprefix("v2_")
-    method.__name__, amethod.__name__ = name, "a" + name
-    method.__qualname__, amethod.__qualname__ = name, "a" + name
-    method.__signature__ = amethod.__signature__ = _public_signature(builder)  # type: ignore[attr-defined]
-    return classmethod(method), classmethod(amethod)
-
-
-def _public_signature(builder: Callable[..., ConsoleRequest]) -> inspect.Signature:
-    """What ``inspect.signature`` shows for ``Name.method``: ``cls``, the builder's parameters,
-    ``config=``/``retry=``, returning a ``QfResponse`` (not the builder's ``ConsoleRequest``)."""
-    from qfnb._core.http.response import QfResponse
-
-    params = list(inspect.signature(builder).parameters.values())
-    var_kw = [p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
-    params = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    names = {p.name for p in params}
-    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None)
-             for n in ("config", "retry") if n not in names]
-    cls = inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return inspect.Signature([cls, *params, *extra, *var_kw], return_annotation=QfResponse)
+    return sync.run(asend(request, config=config, retry=retry, overrides=overrides))

@@ -5,10 +5,10 @@ request body, and the do/ado/stream/batch shells (sync is a thin shell over asyn
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import ValidationError
@@ -16,22 +16,27 @@ from qfnb._core.http.client import AsyncQianfanClient, get_client
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy, batch_verdict
 from qfnb._core.runtime import sync
-from qfnb._core.runtime.progress import ProgressArg, ProgressCallback, make_progress
+from qfnb._core.runtime.progress import ProgressArg
 from qfnb.protocol import routes
 from qfnb.protocol.errors import ProtocolError
+from qfnb.protocol.version import REQUEST_SOURCE
 
 from ..batch_job import submit_durable
 from . import batch as _batch
-from ._call import blocking_doc, call_params
+from . import batching
+from .params import Call
 
-__all__ = ["BaseInference", "Target", "blocking_doc", "call_params", "resolve_target"]
+__all__ = ["BaseInference", "Target", "resolve_target"]
 
 logger = logging.getLogger("qfnb.resources")
 
-REQUEST_SOURCE = "qfnb_py_sdk_v0.1.0"
 #: call kwargs that configure the SDK and are never sent in the body
 _RETRY_KWARGS = ("retry_count", "request_timeout", "backoff_factor", "retry_jitter", "retry_max_wait_interval",
                  "retry_err_codes")
+#: the retry options that arrive in ``**kwargs`` (the others are named parameters)
+_EXTRA_RETRY_KWARGS = ("retry_jitter", "retry_max_wait_interval", "retry_err_codes")
+#: the resource's typed call (:mod:`.params`)
+C = TypeVar("C", bound=Call)
 _LOCAL_KWARGS = frozenset({"model", "endpoint", "stream", "request_id", "show_total_latency", "with_decode",
                            "truncate_overlong_msgs", "auto_concat_truncate", "truncated_continue_prompt",
                            "adapt_openai_message_format",
@@ -84,13 +89,17 @@ def resolve_target(api_types: tuple[str, ...], model: str | None, endpoint: str 
     return None
 
 
-class BaseInference:
-    """Common shell. Subclasses set ``api_types`` and implement :meth:`_body`."""
+class BaseInference(Generic[C]):
+    """Common shell. Subclasses set ``api_types`` and implement :meth:`_body`; their ``ado``
+    and ``do`` (generated, see ``tools/unasync_calls.py``) build a typed call ``C`` and run
+    :meth:`_acall` / :meth:`_call`."""
 
     api_types: ClassVar[tuple[str, ...]] = ("chat",)
     #: name of the per-item field in ``batch_do``'s first argument
     batch_field: ClassVar[str] = "messages"
     default_retry: ClassVar[dict[str, Any]] = {}
+    #: ``ado``'s parameters without a default (set by the generated calls)
+    required: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: str | None = None, endpoint: str | None = None, *, config: Config | None = None,
                  **config_kwargs: Any) -> None:
@@ -177,23 +186,32 @@ class BaseInference:
         """Blocking :meth:`aresolve`."""
         return sync.run(self.aresolve(model, endpoint))
 
-    def _retry(self, kwargs: dict[str, Any]) -> RetryPolicy | None:
-        opts = {k: kwargs[k] for k in _RETRY_KWARGS if kwargs.get(k) is not None}
+    def _retry(self, call: Call) -> RetryPolicy | None:
+        named = {"retry_count": call.retry_count, "request_timeout": call.request_timeout,
+                 "backoff_factor": call.backoff_factor}
+        opts = {k: v for k, v in {**named, **{k: call.extra.get(k) for k in _EXTRA_RETRY_KWARGS}}.items()
+                if v is not None}
         if not opts and not self.default_retry:
             return None
         base = RetryPolicy.inference(self.config)
         return base.with_options(**{**self.default_retry, **opts})
 
-    def _body(self, target: Target, kwargs: dict[str, Any]) -> tuple[Target, dict[str, Any]]:
+    def _body(self, target: Target, call: C) -> tuple[Target, dict[str, Any]]:
         """Validate and build the wire body (raise ProtocolError on bad input)."""
         raise NotImplementedError
 
-    def _postprocess(self, resp: QfResponse, kwargs: dict[str, Any], target: Target) -> QfResponse:
+    def _postprocess(self, resp: QfResponse, call: C, target: Target) -> QfResponse:
         return resp
 
     @staticmethod
-    def _wire_body(kwargs: dict[str, Any], stream: bool) -> dict[str, Any]:
-        body = {k: v for k, v in kwargs.items() if k not in _LOCAL_KWARGS and v is not None}
+    def _given(call: Call) -> dict[str, Any]:
+        """The call's body fields and its ``**kwargs``, those not None (what the caller gave)."""
+        return {k: v for k, v in {**call.fields(), **call.extra}.items() if v is not None}
+
+    @staticmethod
+    def _wire_body(fields: Mapping[str, Any], stream: bool) -> dict[str, Any]:
+        """The body sent: ``fields`` less the SDK's own options, with ``stream`` and the request source."""
+        body = {k: v for k, v in fields.items() if k not in _LOCAL_KWARGS and v is not None}
         body["stream"] = stream
         extra = body.get("extra_parameters")
         body["extra_parameters"] = {**extra, "request_source": REQUEST_SOURCE} if isinstance(extra, dict) else {
@@ -205,53 +223,59 @@ class BaseInference:
         """Call the model (each resource declares its own parameters)."""
         raise NotImplementedError
 
-    async def _acall(self, params: dict[str, Any]) -> QfResponse | AsyncIterator[QfResponse]:
-        """The one implementation of a call: ``params`` as :func:`call_params` gives them;
-        a :class:`QfResponse`, or (``stream=True``) an async iterator of chunks."""
-        stream = params.get("stream", False)
-        if not isinstance(stream, bool):
-            raise ValidationError("stream", f"must be a bool, got {type(stream).__name__}")
-        target = await self._target(params.get("model"), params.get("endpoint"))
+    async def _acall(self, call: C) -> QfResponse | AsyncIterator[QfResponse]:
+        """The one implementation of a call: a :class:`QfResponse`, or (``call.stream``) an
+        async iterator of chunks."""
+        if not isinstance(call.stream, bool):
+            raise ValidationError("stream", f"must be a bool, got {type(call.stream).__name__}")
+        target = await self._target(call.model, call.endpoint)
         try:
-            target, body = self._body(target, params)
+            target, body = self._body(target, call)
         except ValidationError:
             raise
         except ProtocolError as exc:
             raise ValidationError(exc.field, str(exc).split(": ", 1)[-1], exc.code) from None
-        result = await self._send(target, body, stream, params)
-        if stream:
-            return self._stream_post(result, params, target)
-        return self._postprocess(result, params, target)
+        result = await self._send(target, body, call)
+        if call.stream:
+            return self._stream_post(result, call, target)
+        return self._postprocess(result, call, target)
 
-    async def _acall_one(self, params: dict[str, Any]) -> QfResponse:
+    async def _acall_one(self, call: C) -> QfResponse:
         """:meth:`_acall` for a resource that never streams."""
-        resp = await self._acall(params)
+        resp = await self._acall(call)
         assert isinstance(resp, QfResponse)  # _body refuses stream=True
         return resp
 
-    async def _send(self, target: Target, body: dict[str, Any], stream: bool, kwargs: dict[str, Any]) -> Any:
+    async def _send(self, target: Target, body: dict[str, Any], call: C) -> Any:
         client = self.client
         tokens = _estimate_body_tokens(body) if client.needs_token_estimates() else 0
         verbatim = client.config.use_custom_endpoint and target.model is None  # endpoint= used as the full path
         endpoint = target.endpoint if verbatim else target.endpoint.removeprefix(f"{target.api_type}/")
-        return await client.infer("" if verbatim else target.api_type, endpoint, body, stream=stream,
-                                  retry=self._retry(kwargs), request_id=kwargs.get("request_id"), tokens=tokens)
+        return await client.infer("" if verbatim else target.api_type, endpoint, body, stream=call.stream,
+                                  retry=self._retry(call), request_id=call.request_id, tokens=tokens)
 
-    async def _stream_post(self, chunks: AsyncIterator[QfResponse], kwargs: dict[str, Any],
+    async def _stream_post(self, chunks: AsyncIterator[QfResponse], call: C,
                            target: Target) -> AsyncIterator[QfResponse]:
         async for chunk in chunks:
-            yield self._postprocess(chunk, kwargs, target)
+            yield self._postprocess(chunk, call, target)
 
     # ------------------------------------------------------------------ sync API
     def do(self, *args: Any, **kwargs: Any) -> Any:
         """Blocking :meth:`ado` (each resource declares its own parameters)."""
         raise NotImplementedError
 
+    def _call(self, call: C) -> QfResponse | Iterator[QfResponse]:
+        """Blocking :meth:`_acall`: runs on qfnb's background loop (safe inside Jupyter); a
+        stream becomes a sync iterator."""
+        return self._blocking(self._acall(call))
+
+    def _call_one(self, call: C) -> QfResponse:
+        """Blocking :meth:`_acall_one`."""
+        return sync.run(self._acall_one(call))
+
     @staticmethod
     def _blocking(call: Coroutine[Any, Any, QfResponse | AsyncIterator[QfResponse]]
                   ) -> QfResponse | Iterator[QfResponse]:
-        """Run an ``ado`` call on qfnb's background loop (safe inside Jupyter); a stream
-        becomes a sync iterator."""
         result = sync.run(call)
         return result if isinstance(result, QfResponse) else sync.iterate(result)
 
@@ -291,37 +315,20 @@ class BaseInference:
         items = self._batch_items(inputs, body_list, common)
         if durable:
             return await submit_durable(self, items, common)
-        total = _length(inputs if inputs is not None else body_list)
-        reporter = _progress(progress, type(self).__name__)
-        sink: Any
-        if output_file is not None:
-            sink = _batch.FileSink(output_file)
-        else:
-            if total is None:
-                items = list(items)
-                total = len(items)
-            sink = _batch.ListSink(total)
-        try:
-            if reporter is not None:
-                reporter.on_start(total)
-            await _batch.run_batch(self._one, items, sink, worker_num=worker_num,
-                                   skip=getattr(sink, "done", None), progress=reporter,
-                                   classify=self._batch_classifier(common), retry_budget=retry_budget)
-        finally:
-            if isinstance(sink, _batch.FileSink):
-                sink.close()
-            if reporter is not None:
-                reporter.on_close()
-        if isinstance(sink, _batch.ListSink):
-            return sink.results
-        return _batch.FileResults(sink.path, total if total is not None else sink.count)
+        return await batching.acollect(
+            self._one, items, batching.length(inputs if inputs is not None else body_list), worker_num=worker_num,
+            output_file=output_file, progress=batching.reporter(progress, type(self).__name__),
+            classify=self._batch_classifier(common), retry_budget=retry_budget)
 
     async def _one(self, kwargs: dict[str, Any]) -> Any:
         # one try per call: the batch itself retries transient failures (re-queued, paced)
-        return await self._acall({"retry_count": 1, **kwargs})
+        # an item without a required field sends it as None: ``_body`` refuses it, naming the field
+        return await self.ado(**{**dict.fromkeys(self.required), "retry_count": 1, **kwargs})
 
     def _batch_classifier(self, common: dict[str, Any]) -> _batch.Classify:
-        policy = self._retry(dict(common)) or RetryPolicy.inference(self.config)
+        call = Call(retry_count=common.get("retry_count"), request_timeout=common.get("request_timeout"),
+                    backoff_factor=common.get("backoff_factor"), extra=common)
+        policy = self._retry(call) or RetryPolicy.inference(self.config)
         return lambda exc, attempt, health: batch_verdict(exc, policy, attempt, health)
 
     def batch_do(self, inputs: Iterable[Any] | None = None, *, body_list: Iterable[dict[str, Any]] | None = None,
@@ -335,41 +342,10 @@ class BaseInference:
         items = self._batch_items(inputs, body_list, common)
         if durable:
             return sync.run(submit_durable(self, items, common))
-        total = _length(inputs if inputs is not None else body_list)
-        if total is None and output_file is None:  # futures need a count; a file does not
-            items = list(items)
-            total = len(items)
-        counter = [0]
-        stats = _batch.BatchStats()
-        classify = self._batch_classifier(common)
-        reporter = _progress(progress, type(self).__name__)
-        futures: list[Any] | None = None
-        sink: Any
-        skipped = 0
-        if output_file is not None:
-            sink = _batch.FileSink(output_file)
-            skipped = sum(1 for i in sink.done if total is None or i < total)
-        else:
-            assert total is not None
-            sink = _batch.FuturesSink(total)
-            futures = sink.futures
-
-        async def _run() -> None:
-            try:
-                if reporter is not None:
-                    reporter.on_start(total)
-                await _batch.run_batch(self._one, items, sink, worker_num=worker_num,
-                                       skip=getattr(sink, "done", None), progress=reporter, counter=counter,
-                                       classify=classify, retry_budget=retry_budget, stats=stats)
-            finally:
-                if isinstance(sink, _batch.FileSink):
-                    sink.close()
-                if reporter is not None:
-                    reporter.on_close()
-
-        done = sync.submit(_run())
-        return _batch.BatchFuture(total, done, counter, futures,
-                                  Path(output_file) if output_file is not None else None, skipped, stats)
+        return batching.submit(
+            self._one, items, batching.length(inputs if inputs is not None else body_list), worker_num=worker_num,
+            output_file=output_file, progress=batching.reporter(progress, type(self).__name__),
+            classify=self._batch_classifier(common), retry_budget=retry_budget)
 
 
 def _estimate_body_tokens(body: dict[str, Any]) -> int:
@@ -382,14 +358,3 @@ def _estimate_body_tokens(body: dict[str, Any]) -> int:
             texts.append(body[key])
     texts.extend(t for t in body.get("input") or [] if isinstance(t, str))
     return max(1, sum(estimate_tokens(t) for t in texts))
-
-
-def _length(obj: Any) -> int | None:
-    try:
-        return len(obj)
-    except TypeError:
-        return None
-
-
-def _progress(progress: ProgressArg, desc: str) -> ProgressCallback | None:
-    return make_progress(progress, desc=desc)  # the default shows a bar only inside a notebook kernel

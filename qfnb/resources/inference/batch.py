@@ -8,7 +8,6 @@ memory, resumable: a re-run skips the indices the file already holds as successf
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import logging
@@ -47,7 +46,8 @@ async def run_batch(call: Callable[[Any], Awaitable[Any]], items: Iterable[Any],
                     worker_num: int | None = None, skip: set[int] | None = None,
                     progress: Any = None, counter: list[int] | None = None,
                     classify: Classify | None = None, retry_budget: float = DEFAULT_RETRY_BUDGET,
-                    stats: BatchStats | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                    stats: BatchStats | None = None, clock: Callable[[], float] = time.monotonic,
+                    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
     """Call ``call(item)`` for every item not in ``skip``, at most ``worker_num`` at a time.
 
     Inputs are pulled lazily (one iterator shared by the workers), so each is sent once and
@@ -56,7 +56,8 @@ async def run_batch(call: Callable[[Any], Awaitable[Any]], items: Iterable[Any],
     ``Retry-After``; a backoff while most calls fail), for as long as ``retry_budget`` seconds
     from the item's first try; a re-queued item that is due goes before new ones. Throttling
     halves the concurrency, which grows back as calls succeed (AIMD). Other failures, and
-    transient ones past the budget, go to ``sink.fail`` as values.
+    transient ones past the budget, go to ``sink.fail`` as values. Waits read ``clock`` and
+    wait on ``sleep`` (a pair: tests pass a virtual clock and its sleep).
     """
     workers = max(1, int(worker_num or DEFAULT_WORKERS))
     limit = AdaptiveLimit(workers)
@@ -70,6 +71,22 @@ async def run_batch(call: Callable[[Any], Awaitable[Any]], items: Iterable[Any],
     order = itertools.count()
     cond = asyncio.Condition()
     state = {"active": 0, "exhausted": False}
+    alarm: dict[str, Any] = {"at": None, "task": None}  # the wake-up for the next re-queued item due
+
+    async def ring(at: float) -> None:
+        await sleep(max(0.0, at - clock()))
+        async with cond:
+            if alarm["at"] == at:
+                alarm["at"] = None
+            cond.notify_all()
+
+    def arm(at: float) -> None:
+        """Wake the waiting workers at ``at`` (on ``clock``), unless an earlier wake-up is set."""
+        if alarm["at"] is not None and alarm["at"] <= at:
+            return
+        if alarm["task"] is not None:
+            alarm["task"].cancel()
+        alarm["at"], alarm["task"] = at, asyncio.ensure_future(ring(at))
 
     def take() -> tuple[int, Any, float, int] | bool | None:
         """The next job; None when all is done; False when a worker must wait."""
@@ -97,9 +114,9 @@ async def run_batch(call: Callable[[Any], Awaitable[Any]], items: Iterable[Any],
                 if job is not False:
                     state["active"] += 1
                     return job  # type: ignore[return-value]
-                ripe = waiting[0][0] - clock() if waiting and state["active"] < limit.current else None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(cond.wait(), ripe)
+                if waiting and state["active"] < limit.current:
+                    arm(waiting[0][0])
+                await cond.wait()
 
     async def settle(index: int, item: Any, first: float, attempt: int, epoch: int,
                      exc: BaseException | None) -> bool:
@@ -149,8 +166,9 @@ async def run_batch(call: Callable[[Any], Awaitable[Any]], items: Iterable[Any],
     try:
         await asyncio.gather(*tasks)
     finally:
-        for t in tasks:
-            t.cancel()
+        for t in [*tasks, alarm["task"]]:
+            if t is not None:
+                t.cancel()
         stats.concurrency = limit.current
 
 

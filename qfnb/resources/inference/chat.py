@@ -2,42 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Literal, overload
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
 
 from qfnb._core.http.ratelimit import estimate_tokens
 from qfnb._core.http.response import QfResponse
 from qfnb.protocol import routes
 
+from ._generated.chat import ChatCompletionCalls
 from .accumulator import ChatAccumulator
-from .base import BaseInference, Target, blocking_doc, call_params
-from .messages import Messages
+from .base import Target
+from .params import CONTINUE_PROMPT, ChatCall, ChatMessages
 
 __all__ = ["ChatCompletion", "ChatMessages"]
 
 logger = logging.getLogger("qfnb.chat")
 
 V2_DEFAULT_MODEL = "ernie-lite-8k"
-#: what ``auto_concat_truncate`` sends to ask for the rest of a truncated answer (the SDK's default)
-CONTINUE_PROMPT = "继续"
 #: follow-up requests ``auto_concat_truncate`` makes at most for one answer
 MAX_CONTINUATIONS = 16
 
-#: a conversation: ``[{"role": "user", "content": "你好"}, ...]`` or :class:`Messages`
-ChatMessages = Sequence[Mapping[str, Any]] | Messages
-
-
-def _messages(value: Any) -> Any:
-    return value.to_list() if isinstance(value, Messages) else value
-
-
-class ChatCompletion(BaseInference):
+class ChatCompletion(ChatCompletionCalls):
     """Chat with a model: ``ChatCompletion().do(messages=[{"role": "user", "content": "你好"}])``.
 
     ``model=`` a name (built-in catalog or the platform's list), ``endpoint=`` a custom
     service; ``stream=True`` gives chunks; ``system=``, ``temperature=`` ... go in the body.
-    ``ChatCompletion(version=2)`` speaks the OpenAI-style v2 API (bearer token).
+    ``ChatCompletion(version=2)`` speaks the OpenAI-style v2 API (bearer token). ``ado``/``do``
+    are in :class:`ChatCompletionCalls` (generated from ``_source/chat.py``).
     """
 
     api_types: ClassVar[tuple[str, ...]] = ("chat",)
@@ -50,133 +43,19 @@ class ChatCompletion(BaseInference):
             raise ValueError(f"version must be 1 or 2, got {version!r}")
         self.version = int(version)
 
-    # The official SDK's parameters in its positional order, then the documented body fields
-    # (keyword-only), then ``**kwargs`` for fields the platform adds. The overloads give the
-    # result's type from ``stream``; both calls run :meth:`_acall`.
-    @overload
-    async def ado(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
-                  stream: Literal[False] = False, retry_count: int | None = None,
-                  request_timeout: float | None = None, request_id: str | None = None,
-                  backoff_factor: float | None = None, auto_concat_truncate: bool = False,
-                  truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
-                  system: str | None = None, temperature: float | None = None, top_p: float | None = None,
-                  top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-                  max_output_tokens: int | None = None, user_id: str | None = None,
-                  **kwargs: Any) -> QfResponse: ...
-    @overload
-    async def ado(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None, *,
-                  stream: Literal[True], retry_count: int | None = None, request_timeout: float | None = None,
-                  request_id: str | None = None, backoff_factor: float | None = None,
-                  auto_concat_truncate: bool = False, truncated_continue_prompt: str = CONTINUE_PROMPT,
-                  truncate_overlong_msgs: bool = False,
-                  system: str | None = None, temperature: float | None = None, top_p: float | None = None,
-                  top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-                  max_output_tokens: int | None = None, user_id: str | None = None,
-                  **kwargs: Any) -> AsyncIterator[QfResponse]: ...
-    @overload
-    async def ado(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
-                  stream: bool = False, retry_count: int | None = None,
-                  request_timeout: float | None = None, request_id: str | None = None,
-                  backoff_factor: float | None = None, auto_concat_truncate: bool = False,
-                  truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
-                  system: str | None = None, temperature: float | None = None, top_p: float | None = None,
-                  top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-                  max_output_tokens: int | None = None, user_id: str | None = None,
-                  **kwargs: Any) -> QfResponse | AsyncIterator[QfResponse]: ...
-    async def ado(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
-                  stream: bool = False, retry_count: int | None = None,
-                  request_timeout: float | None = None, request_id: str | None = None,
-                  backoff_factor: float | None = None, auto_concat_truncate: bool = False,
-                  truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
-                  system: str | None = None, temperature: float | None = None, top_p: float | None = None,
-                  top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-                  max_output_tokens: int | None = None, user_id: str | None = None,
-                  **kwargs: Any) -> QfResponse | AsyncIterator[QfResponse]:
-        """Chat with the model.
-
-        :param messages: the conversation, oldest first, ending with a user turn.
-        :param model: a model name (built-in catalog or the platform's list); default: the
-            instance's, then the config's default chat model.
-        :param endpoint: a custom service's endpoint suffix (wins over ``model``).
-        :param stream: ``True``: an async iterator of chunks instead of one response.
-        :param retry_count: tries in all; ``None``: the config's ``llm_api_retry_count``.
-        :param request_timeout: seconds per try; ``None``: the config's.
-        :param request_id: sent as the request's id (the platform echoes it).
-        :param backoff_factor: the retry backoff factor; ``None``: the config's.
-        :param auto_concat_truncate: continue an answer the platform marks ``is_truncated``
-            (the partial answer as the assistant turn, then ``truncated_continue_prompt``)
-            until it is complete: one response whose ``result`` is the whole answer and whose
-            ``usage`` adds up every round; with ``stream=True`` the chunks of every round.
-        :param truncated_continue_prompt: the user turn that asks for the rest.
-        :param truncate_overlong_msgs: drop the oldest turns until the model's input limit fits.
-        :param system: the system prompt (v1).
-        :param temperature: sampling temperature, ``(0, 1]``.
-        :param top_p: nucleus sampling mass, ``[0, 1]``.
-        :param top_k: sample from the ``top_k`` likeliest tokens.
-        :param penalty_score: repetition penalty, ``[1, 2]``.
-        :param stop: strings that end the answer.
-        :param max_output_tokens: the most tokens to generate.
-        :param user_id: the end user's id, for the platform's abuse checks.
-        :param kwargs: further body fields the platform accepts, sent as given.
-        """
-        return await self._acall(call_params(locals()))
-
-    @overload
-    def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
-           stream: Literal[False] = False, retry_count: int | None = None,
-           request_timeout: float | None = None, request_id: str | None = None,
-           backoff_factor: float | None = None, auto_concat_truncate: bool = False,
-           truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
-           system: str | None = None, temperature: float | None = None, top_p: float | None = None,
-           top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-           max_output_tokens: int | None = None, user_id: str | None = None,
-           **kwargs: Any) -> QfResponse: ...
-    @overload
-    def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None, *,
-           stream: Literal[True], retry_count: int | None = None, request_timeout: float | None = None,
-           request_id: str | None = None, backoff_factor: float | None = None,
-           auto_concat_truncate: bool = False, truncated_continue_prompt: str = CONTINUE_PROMPT,
-           truncate_overlong_msgs: bool = False,
-           system: str | None = None, temperature: float | None = None, top_p: float | None = None,
-           top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-           max_output_tokens: int | None = None, user_id: str | None = None,
-           **kwargs: Any) -> Iterator[QfResponse]: ...
-    @overload
-    def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
-           stream: bool = False, retry_count: int | None = None,
-           request_timeout: float | None = None, request_id: str | None = None,
-           backoff_factor: float | None = None, auto_concat_truncate: bool = False,
-           truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
-           system: str | None = None, temperature: float | None = None, top_p: float | None = None,
-           top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-           max_output_tokens: int | None = None, user_id: str | None = None,
-           **kwargs: Any) -> QfResponse | Iterator[QfResponse]: ...
-    def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
-           stream: bool = False, retry_count: int | None = None,
-           request_timeout: float | None = None, request_id: str | None = None,
-           backoff_factor: float | None = None, auto_concat_truncate: bool = False,
-           truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
-           system: str | None = None, temperature: float | None = None, top_p: float | None = None,
-           top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-           max_output_tokens: int | None = None, user_id: str | None = None,
-           **kwargs: Any) -> QfResponse | Iterator[QfResponse]:
-        return self._blocking(self.ado(**call_params(locals(), keep_none=True)))
-
-    do.__doc__ = blocking_doc(ado.__doc__)
-
-    async def _acall(self, params: dict[str, Any]) -> QfResponse | AsyncIterator[QfResponse]:
-        if not params.get("auto_concat_truncate"):
-            return await super()._acall(params)
-        first = await super()._acall(params)
-        if params.get("stream"):
+    async def _acall(self, call: ChatCall) -> QfResponse | AsyncIterator[QfResponse]:
+        if not call.auto_concat_truncate:
+            return await super()._acall(call)
+        first = await super()._acall(call)
+        if call.stream:
             assert not isinstance(first, QfResponse)
-            return self._continue_stream(first, params)
+            return self._continue_stream(first, call)
         assert isinstance(first, QfResponse)
         acc, resp = ChatAccumulator(), first
         acc.add_body(resp.body)
         while acc.truncated and len(acc.rounds) < MAX_CONTINUATIONS:
             acc.end_round()
-            nxt = await super()._acall(self._continuation(params, acc.rounds))
+            nxt = await super()._acall(self._continuation(call, acc.rounds))
             assert isinstance(nxt, QfResponse)
             resp = nxt
             acc.add_body(resp.body)
@@ -187,15 +66,15 @@ class ChatCompletion(BaseInference):
             resp.body["usage"] = acc.usage
         return resp
 
-    def _continuation(self, kwargs: dict[str, Any], parts: list[str]) -> dict[str, Any]:
+    def _continuation(self, call: ChatCall, parts: list[str]) -> ChatCall:
         """The follow-up request: the history so far, the partial answer, the continue prompt."""
-        prompt = kwargs.get("truncated_continue_prompt") or CONTINUE_PROMPT
-        history = list(_messages(kwargs["messages"]))
+        prompt = call.truncated_continue_prompt or CONTINUE_PROMPT
+        history: list[dict[str, Any]] = list(call.fields()["messages"])
         for part in parts:
             history += [{"role": "assistant", "content": part}, {"role": "user", "content": prompt}]
-        return {**kwargs, "messages": history}
+        return dataclasses.replace(call, messages=history)
 
-    async def _continue_stream(self, first: AsyncIterator[QfResponse], kwargs: dict[str, Any]
+    async def _continue_stream(self, first: AsyncIterator[QfResponse], call: ChatCall
                                ) -> AsyncIterator[QfResponse]:
         acc, chunks = ChatAccumulator(), first
         while True:
@@ -208,7 +87,7 @@ class ChatCompletion(BaseInference):
             if len(acc.rounds) > MAX_CONTINUATIONS:
                 _still_truncated()
                 return
-            nxt = await super()._acall(self._continuation(kwargs, acc.rounds))
+            nxt = await super()._acall(self._continuation(call, acc.rounds))
             assert not isinstance(nxt, QfResponse)
             chunks = nxt
 
@@ -217,34 +96,33 @@ class ChatCompletion(BaseInference):
             return Target("v2", "", model or self._model or V2_DEFAULT_MODEL)
         return await super()._target(model, endpoint)
 
-    def _body(self, target: Target, kwargs: dict[str, Any]) -> tuple[Target, dict[str, Any]]:
-        stream = bool(kwargs.get("stream", False))
-        if "messages" not in kwargs:
+    def _body(self, target: Target, call: ChatCall) -> tuple[Target, dict[str, Any]]:
+        fields = self._given(call)
+        if "messages" not in fields:
             from qfnb._core.errors import ValidationError
 
             raise ValidationError("messages", "is required")
-        kwargs = {**kwargs, "messages": _messages(kwargs["messages"])}
-        if kwargs.get("truncate_overlong_msgs") and target.api_type == "chat":
+        if call.truncate_overlong_msgs and target.api_type == "chat":
             limits = _input_limits(target.model)
             if limits is not None:
-                kwargs["messages"] = truncate_messages(kwargs["messages"], *limits, system=kwargs.get("system") or "")
-        body = self._wire_body(kwargs, stream)
+                fields["messages"] = truncate_messages(fields["messages"], *limits, system=call.system or "")
+        body = self._wire_body(fields, call.stream)
         if target.api_type == "v2":
             body["model"] = target.model
             from qfnb.protocol.inference import V2ChatRequest, parse_request  # pydantic: on first use
             parse_request(V2ChatRequest, body)
         else:
-            if kwargs.get("adapt_openai_message_format"):
+            if call.extra.get("adapt_openai_message_format"):
                 body = _hoist_system(body)
             from qfnb.protocol.inference import ChatRequest, parse_request  # pydantic: on first use
             parse_request(ChatRequest, body)
         return target, body
 
-    async def _send(self, target: Target, body: dict[str, Any], stream: bool, kwargs: dict[str, Any]) -> Any:
+    async def _send(self, target: Target, body: dict[str, Any], call: ChatCall) -> Any:
         if target.api_type == "v2":
-            return await self.client.chat_v2(body, stream=stream, retry=self._retry(kwargs),
-                                             request_id=kwargs.get("request_id"))
-        return await super()._send(target, body, stream, kwargs)
+            return await self.client.chat_v2(body, stream=call.stream, retry=self._retry(call),
+                                             request_id=call.request_id)
+        return await super()._send(target, body, call)
 
 
 def _still_truncated() -> None:

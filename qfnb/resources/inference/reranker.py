@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from qfnb._core.errors import ValidationError
-from qfnb._core.http.response import QfResponse
-from qfnb._core.runtime import sync
 
-from .base import BaseInference, Target, blocking_doc, call_params
+from ._generated.reranker import RerankerCalls
+from .base import Target
+from .params import RerankerCall
 
 __all__ = ["Reranker"]
 
 
-class Reranker(BaseInference):
+class Reranker(RerankerCalls):
     """``Reranker().do("上海天气", ["上海气候", "北京美食"], top_n=1)["results"]`` — each result
     has ``document``, ``relevance_score`` and ``index`` (the document's position).
 
@@ -25,33 +25,8 @@ class Reranker(BaseInference):
     api_types: ClassVar[tuple[str, ...]] = ("reranker",)
     batch_field: ClassVar[str] = "query_document_pairs"
 
-    async def ado(self, query: str, documents: Sequence[str], top_n: int | None = None, model: str | None = None,
-                  endpoint: str | None = None, retry_count: int | None = None, request_timeout: float | None = None,
-                  backoff_factor: float | None = None, *, request_id: str | None = None, **kwargs: Any) -> QfResponse:
-        """Order ``documents`` by relevance to ``query``.
-
-        :param query: what the documents should answer.
-        :param documents: the texts to order.
-        :param top_n: return only the ``top_n`` best; default: all.
-        :param model: a model name (built-in catalog or the platform's list); default: the
-            instance's, then the config's default.
-        :param endpoint: a custom service's endpoint suffix (wins over ``model``).
-        :param retry_count: tries in all; ``None``: the config's ``llm_api_retry_count``.
-        :param request_timeout: seconds per try; ``None``: the config's.
-        :param backoff_factor: the retry backoff factor; ``None``: the config's.
-        :param request_id: sent as the request's id (the platform echoes it).
-        :param kwargs: further body fields the platform accepts, sent as given.
-        """
-        return await self._acall_one(call_params(locals()))
-
-    def do(self, query: str, documents: Sequence[str], top_n: int | None = None, model: str | None = None,
-           endpoint: str | None = None, retry_count: int | None = None, request_timeout: float | None = None,
-           backoff_factor: float | None = None, *, request_id: str | None = None, **kwargs: Any) -> QfResponse:
-        return sync.run(self.ado(**call_params(locals(), keep_none=True)))
-
-    do.__doc__ = blocking_doc(ado.__doc__)
-
-    def _body(self, target: Target, kwargs: dict[str, Any]) -> tuple[Target, dict[str, Any]]:
+    def _body(self, target: Target, call: RerankerCall) -> tuple[Target, dict[str, Any]]:
+        kwargs = self._given(call)
         if kwargs.get("stream"):
             raise ValidationError("stream", "reranking cannot be streamed")
         query, documents = kwargs.get("query"), kwargs.get("documents")

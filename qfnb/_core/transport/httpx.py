@@ -2,7 +2,10 @@
 
 Requests go straight to ``AsyncHTTPTransport.handle_async_request``, skipping
 ``AsyncClient.send``'s per-request extras (cookies, auth flows, redirects, event hooks) that
-qfnb does not use.
+qfnb does not use. httpcore drops a pooled connection the server closed while idle before reusing
+it; a connection that drops before any answer anyway is sent again once, at once, only for an
+idempotent request (:data:`~qfnb._core.transport.IDEMPOTENT_METHODS`), as the aiohttp
+transport does. A POST never is: the server may have read it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from qfnb._core.errors import ConnectionError, TimeoutError
-from qfnb._core.http.transport import PerLoop, Reply, Request, StreamReply, Transport
+from qfnb._core.transport import PerLoop, Reply, Request, StreamReply, Transport
 
 __all__ = ["HttpxTransport", "map_error"]
 
@@ -22,6 +25,8 @@ logger = logging.getLogger("qfnb.client")
 
 #: what httpx raises while connecting, sending or reading
 ERRORS: tuple[type[BaseException], ...] = (httpx.HTTPError, httpx.StreamError, OSError, asyncio.TimeoutError)
+#: the connection dropped after the request went out and before any answer
+_DROPPED: tuple[type[BaseException], ...] = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 def map_error(exc: BaseException, request: Request) -> ConnectionError:
@@ -29,6 +34,9 @@ def map_error(exc: BaseException, request: Request) -> ConnectionError:
     name = type(exc).__name__
     if isinstance(exc, httpx.TimeoutException | asyncio.TimeoutError):
         return TimeoutError(f"{request.method} {request.path} timed out ({name})")
+    if isinstance(exc, _DROPPED) and not request.idempotent:
+        return ConnectionError(f"{request.method} {request.path} failed: the server closed the connection before "
+                               f"answering ({name}); not sent again, as the server may have received it")
     return ConnectionError(f"{request.method} {request.path} failed: connection error ({name})")
 
 
@@ -60,6 +68,13 @@ class HttpxTransport(Transport):
             timeout = self._timeouts[request.timeout] = httpx.Timeout(request.timeout).as_dict()
         req = httpx.Request(request.method, request.url, headers=request.headers, content=request.content,
                             extensions={"timeout": timeout})
+        try:
+            return await pool.handle_async_request(req)
+        except ERRORS as exc:
+            if not (isinstance(exc, _DROPPED) and request.idempotent):
+                raise map_error(exc, request) from None
+        logger.debug("%s %s: the connection dropped before an answer; sending it again once",
+                     request.method, request.path)
         try:
             return await pool.handle_async_request(req)
         except ERRORS as exc:

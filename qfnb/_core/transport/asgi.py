@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from qfnb._core import errors
-from qfnb._core.http.transport import Reply, Request, StreamReply, Transport
+from qfnb._core.transport import Reply, Request, StreamReply, Transport
 
 __all__ = ["ASGIApp", "ASGITransport"]
 

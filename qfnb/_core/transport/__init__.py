@@ -6,16 +6,17 @@ its body is read as byte chunks (:meth:`Transport.stream`). Each implementation 
 library's exceptions to qfnb's :class:`~qfnb.errors.ConnectionError` /
 :class:`~qfnb.errors.TimeoutError`, so nothing above this seam sees aiohttp or httpx:
 
-* :class:`qfnb._core.http.transport_aiohttp.AiohttpTransport`: the default (aiohttp's pool stays fast
+* :class:`qfnb._core.transport.aiohttp.AiohttpTransport`: the default (aiohttp's pool stays fast
   with hundreds of calls in flight);
-* :class:`qfnb._core.http.transport_httpx.HttpxTransport`: used when a proxy is configured;
-* :class:`qfnb._core.http.transport_asgi.ASGITransport`: calls an ASGI app in-process (tests, embedding).
+* :class:`qfnb._core.transport.httpx.HttpxTransport`: used when a proxy is configured;
+* :class:`qfnb._core.transport.asgi.ASGITransport`: calls an ASGI app in-process (tests, embedding).
 
 Inject one with ``Config.from_env(transport=...)`` / ``ChatCompletion(transport=...)``, or
 ``AsyncQianfanClient(config, transport=...)`` (else :func:`qfnb._core.http.client.default_transport`
 picks one). A transport is shared by every event loop that uses the client; implementations
 bound to a loop keep one pool per loop (:class:`PerLoop`).
-This module imports no HTTP library.
+The local daemon's control calls (:mod:`qfnb._core.backend`) send through it too, so this room sits
+below both the client (:mod:`qfnb._core.http`) and the backend. This module imports no HTTP library.
 """
 
 from __future__ import annotations
@@ -27,11 +28,17 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Generic, TypeVar
 
-__all__ = ["PerLoop", "Reply", "Request", "StreamReply", "Transport", "safe_path"]
+__all__ = ["IDEMPOTENT_METHODS", "PerLoop", "Reply", "Request", "StreamReply", "Transport", "safe_path"]
 
 T = TypeVar("T")
 
 logger = logging.getLogger("qfnb.client")
+
+#: methods whose repetition has the effect of one call (RFC 9110 §9.2.2): the only ones a transport
+#: may send again after a connection dropped before any answer. A POST never is: the server may
+#: have read it (``CreateFineTuningTask`` twice is two tasks); whether to try it again is the
+#: retry policy's call, counted and with backoff.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
 class Request:
@@ -47,6 +54,11 @@ class Request:
         self.headers: Mapping[str, str] = headers if headers is not None else {}
         self.content = content
         self.timeout = timeout
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether sending this request twice does what sending it once does (see :data:`IDEMPOTENT_METHODS`)."""
+        return self.method.upper() in IDEMPOTENT_METHODS
 
     @property
     def path(self) -> str:

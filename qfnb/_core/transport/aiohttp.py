@@ -2,9 +2,11 @@
 
 A plain call is one ``session.request`` read to the end (no wrapper objects: at 50+ calls in
 flight the client's CPU per call is what bounds throughput, ``bench/batch_throughput.py``).
-A request whose pooled keep-alive connection turns out to be dead before any answer came
-(the server closed it while idle) is sent once more at once on a fresh connection: that is a
-stale socket, not a failed call, so it costs neither a retry nor a backoff.
+A connection that drops before any answer came (a pooled keep-alive socket the server closed
+while idle, or a server that read the request and hung up) is sent again once, at once, only
+for an idempotent request (:data:`~qfnb._core.transport.IDEMPOTENT_METHODS`): aiohttp does
+that itself (RFC 9112 §9.3.1). A POST is never sent again here — the server may have read it —
+and fails with a :class:`~qfnb.errors.ConnectionError` that the retry policy judges.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable
 import aiohttp
 
 from qfnb._core.errors import ConnectionError, TimeoutError
-from qfnb._core.http.transport import PerLoop, Reply, Request, StreamReply, Transport
+from qfnb._core.transport import PerLoop, Reply, Request, StreamReply, Transport
 
 __all__ = ["AiohttpTransport", "map_error"]
 
@@ -24,8 +26,6 @@ logger = logging.getLogger("qfnb.client")
 
 #: what aiohttp raises while connecting, sending or reading (TimeoutError is an OSError)
 ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
-#: a pooled connection found dead before the answer began: safe and cheap to send again
-_STALE: tuple[type[BaseException], ...] = (aiohttp.ServerDisconnectedError,)
 
 
 def map_error(exc: BaseException, request: Request) -> ConnectionError:
@@ -33,6 +33,9 @@ def map_error(exc: BaseException, request: Request) -> ConnectionError:
     name = type(exc).__name__
     if isinstance(exc, asyncio.TimeoutError):  # ServerTimeoutError / ConnectionTimeoutError too
         return TimeoutError(f"{request.method} {request.path} timed out ({name})")
+    if isinstance(exc, aiohttp.ServerDisconnectedError) and not request.idempotent:
+        return ConnectionError(f"{request.method} {request.path} failed: the server closed the connection before "
+                               f"answering ({name}); not sent again, as the server may have received it")
     return ConnectionError(f"{request.method} {request.path} failed: connection error ({name})")
 
 
@@ -72,17 +75,6 @@ class AiohttpTransport(Transport):
         session = self._sessions.current() or await self._sessions.get()
         try:
             return await self._request(session, request)
-        except _STALE:
-            return await self._resend(request)
-        except ERRORS as exc:
-            raise map_error(exc, request) from None
-
-    async def _resend(self, request: Request) -> aiohttp.ClientResponse:
-        logger.debug("%s %s: the pooled connection was closed; sending again on a new one",
-                     request.method, request.path)
-        session = await self._sessions.get()
-        try:
-            return await self._request(session, request)
         except ERRORS as exc:
             raise map_error(exc, request) from None
 
@@ -90,8 +82,6 @@ class AiohttpTransport(Transport):
         session = self._sessions.current() or await self._sessions.get()
         try:  # _start, inlined: the hot path of every batch
             resp = await self._request(session, request)
-        except _STALE:
-            resp = await self._resend(request)
         except ERRORS as exc:
             raise map_error(exc, request) from None
         try:

@@ -1,0 +1,244 @@
+"""Collect the models' answers: repeats, a durable per-item store, and recorded answers.
+
+* ``repeats=N`` asks each model every item N times (with the caller's sampling settings).
+* An :class:`AnswerStore` (SQLite) keeps every answer under a key of (model identity, input,
+  inference settings, repeat), written a chunk at a time as answers arrive: a re-run with one
+  more model or more items asks only for what the store lacks, and an interrupted run resumes.
+  Failed inferences are never stored (they are asked again).
+* :func:`recorded_answers` reads answers already made (a dataset column, or a batch-inference
+  output) so they are scored without calling any model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from qfnb._core.record.cache import cache_mode, repeat_index
+from qfnb.protocol.textmetrics import as_text
+
+from ._errors import invalid
+from .base import EvalInput
+from .llm import Answer, LLMTarget, _resource_kind, _resource_tag
+
+log = logging.getLogger("qfnb.evaluation")
+
+#: answers asked for per store write (a crash loses at most this many per model)
+CHUNK = 16
+#: batch-inference output columns holding the answer (``Model.batch_inference``: ``llm_output``)
+RECORDED_OUTPUT_NAMES = ("llm_output", "completion", "output", "prediction", "answer_text")
+
+
+def _platform(obj: Any) -> str:
+    """Which platform answers ``obj``'s calls: ``embedded`` (no credentials configured) or the
+    configured base URL (never a credential)."""
+    for attr in ("_base_config", "config"):
+        cfg = getattr(obj, attr, None)
+        if cfg is not None and hasattr(cfg, "is_configured"):
+            return str(cfg.base_url) if cfg.is_configured else "embedded"
+    import os
+
+    return "env" if any(k.startswith("QIANFAN_") for k in os.environ) else "embedded"
+
+
+def target_identity(target: LLMTarget) -> str:
+    """What answers a target's calls: ``endpoint:NAME`` (a deployed service, whichever object
+    reaches it) or ``model:NAME`` on a platform (``@embedded`` / ``@base-url``), or a callable's
+    qualified name."""
+    src = target.source
+    service = getattr(src, "service", None)  # a published Model runs on its service
+    for obj in (src, service):
+        if obj is None:
+            continue
+        for attr in ("_endpoint", "endpoint"):
+            value = getattr(obj, attr, None)
+            if isinstance(value, str) and value:
+                return f"endpoint:{value}@{_platform(obj)}"
+    if src is not None and _resource_kind(src) is not None:
+        return f"model:{_resource_tag(src)}@{_platform(src)}"
+    if callable(src):
+        fn = getattr(src, "__func__", src)
+        name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+        return f"callable:{getattr(fn, '__module__', '')}.{name}"
+    return f"tag:{target.tag}"
+
+
+def answer_key(identity: str, item: EvalInput, infer_kwargs: Mapping[str, Any], repeat: int) -> str:
+    blob = json.dumps([identity, item, dict(sorted(infer_kwargs.items())), repeat], ensure_ascii=False,
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class AnswerStore:
+    """Answers by key in one SQLite file (safe across threads and runs)."""
+
+    def __init__(self, path: str | Path, *, refresh: bool = False) -> None:
+        self.path = Path(path).expanduser()
+        #: ask every model again (and keep the new answers) instead of reusing stored ones
+        self.refresh = refresh
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        with self._connect() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, output TEXT)")
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30)
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if self.refresh:
+            return out
+        with self._lock, self._connect() as db:
+            for start in range(0, len(keys), 500):
+                part = list(keys[start:start + 500])
+                marks = ",".join("?" * len(part))
+                out.update(db.execute(f"SELECT key, output FROM answers WHERE key IN ({marks})", part).fetchall())
+        return out
+
+    def put_many(self, model: str, items: Mapping[str, str]) -> None:
+        if not items:
+            return
+        with self._lock, self._connect() as db:
+            db.executemany("INSERT OR REPLACE INTO answers (key, model, output) VALUES (?, ?, ?)",
+                           [(k, model, v) for k, v in items.items()])
+
+    def __len__(self) -> int:
+        with self._lock, self._connect() as db:
+            return int(db.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+
+    def __repr__(self) -> str:
+        return f"AnswerStore({str(self.path)!r})"
+
+
+def default_store_path() -> Path:
+    """``$QFNB_EVAL_STORE`` or ``<data dir>/evaluations/answers.sqlite`` (the notebook's default)."""
+    import os
+
+    from qfnb.protocol.daemon import default_data_dir
+
+    raw = os.environ.get("QFNB_EVAL_STORE")
+    return Path(raw).expanduser() if raw else default_data_dir() / "evaluations" / "answers.sqlite"
+
+
+def as_store(store: Any) -> AnswerStore | None:
+    if store is None or store is False:
+        return None
+    if isinstance(store, AnswerStore):
+        return store
+    if isinstance(store, str | Path):
+        return AnswerStore(store)
+    raise invalid("store", f"expected a path or an AnswerStore, got {type(store).__name__}")
+
+
+class _Mapped:
+    """Progress of a sub-batch: its indices mapped to positions in the whole evaluation."""
+
+    def __init__(self, tracker: Any, positions: Sequence[int]) -> None:
+        self._tracker, self._positions = tracker, positions
+
+    def on_start(self, total: int | None) -> None:
+        pass
+
+    def on_result(self, index: int, ok: bool) -> None:
+        if 0 <= index < len(self._positions):
+            self._tracker.result(self._positions[index], ok)
+
+    def on_close(self) -> None:
+        pass
+
+
+async def answers_of(target: LLMTarget, inputs: Sequence[EvalInput], *, repeats: int, workers: int,
+                     infer_kwargs: Mapping[str, Any], tracker: Any, offset: int,
+                     store: AnswerStore | None) -> list[list[Answer]]:
+    """``answers[r][i]``: the target's answer to item ``i`` in repeat ``r`` (stored ones reused)."""
+    jobs = [(r, i) for r in range(repeats) for i in range(len(inputs))]
+    got: list[Answer | None] = [None] * len(jobs)
+    keys: list[str] = []
+    if store is not None:
+        identity = target_identity(target)
+        keys = [answer_key(identity, inputs[i], infer_kwargs, r) for r, i in jobs]
+        cached = store.get_many(keys)
+        for j, key in enumerate(keys):
+            if key in cached:
+                got[j] = cached[key]
+                tracker.result(offset + j, True)
+        if cached:
+            log.info("%s: %d of %d answers from the store", target.tag, len(cached), len(jobs))
+    todo = [j for j, a in enumerate(got) if a is None]
+    step = len(todo) if store is None else max(CHUNK, workers)
+    refresh = store is not None and store.refresh
+    for repeat in range(repeats):  # each repeat is its own request to the response cache, too
+        mine = [j for j in todo if jobs[j][0] == repeat]
+        for start in range(0, len(mine), max(step, 1)):
+            part = mine[start:start + step]
+            with repeat_index(repeat), (cache_mode("refresh") if refresh else contextlib.nullcontext()):
+                fresh = await target.run([inputs[jobs[j][1]] for j in part], workers, infer_kwargs,
+                                         _Mapped(tracker, [offset + j for j in part]) if tracker.active else False)
+            for j, answer in zip(part, fresh, strict=True):
+                got[j] = answer
+            if store is not None:
+                store.put_many(target_identity(target),
+                               {keys[j]: a for j, a in zip(part, fresh, strict=True) if isinstance(a, str)})
+    out: list[list[Answer]] = [[] for _ in range(repeats)]
+    for (r, _), done in zip(jobs, got, strict=True):
+        assert done is not None
+        out[r].append(done)
+    return out
+
+
+def _output_column(frame: Any, field: str) -> str:
+    for name in RECORDED_OUTPUT_NAMES:
+        if name in frame.columns:
+            return str(name)
+    raise invalid(field, f"no answer column among {list(RECORDED_OUTPUT_NAMES)} (columns: {list(frame.columns)})")
+
+
+def recorded_answers(recorded: Any, dataset_frame: Any, inputs: Sequence[EvalInput]) -> dict[str, list[str]]:
+    """``{tag: [answer per item]}`` from ``recorded``: a column name of the dataset, a mapping
+    ``{tag: column name | list of answers | batch output}`` where a batch output is a Dataset / DataFrame / records /
+    ``.jsonl`` path with ``prompt`` and ``llm_output`` (or ``completion``) — matched to the items
+    by prompt, else by row order."""
+    from .data import to_frame
+
+    pairs = recorded.items() if isinstance(recorded, Mapping) else [(None, recorded)]
+    out: dict[str, list[str]] = {}
+    for tag, src in pairs:
+        field = f"recorded[{tag!r}]" if tag is not None else "recorded"
+        if isinstance(src, str) and src in dataset_frame.columns:
+            out[str(tag or src)] = [as_text(v) for v in dataset_frame[src]]
+            continue
+        if isinstance(src, list | tuple) and all(isinstance(v, str) for v in src):
+            if len(src) != len(inputs):
+                raise invalid(field, f"{len(src)} recorded answers for {len(inputs)} items")
+            out[str(tag or "recorded")] = list(src)
+            continue
+        if isinstance(src, str | Path):
+            path = Path(src).expanduser()
+            if not path.exists():
+                raise invalid(field, f"{str(src)!r} is neither a dataset column ({list(dataset_frame.columns)}) "
+                                     "nor a file")
+            import pandas as pd
+
+            frame = pd.read_json(path, lines=path.suffix == ".jsonl")
+        else:
+            frame = to_frame(src)
+        col = _output_column(frame, field)
+        answers = [as_text(v) for v in frame[col]]
+        prompts = [as_text(v) for v in frame["prompt"]] if "prompt" in frame.columns else None
+        wanted = [as_text(i) if isinstance(i, str) else json.dumps(i, ensure_ascii=False) for i in inputs]
+        if prompts is not None and set(wanted) <= set(prompts):
+            by_prompt = dict(zip(prompts, answers, strict=True))
+            out[str(tag or "recorded")] = [by_prompt[p] for p in wanted]
+        elif len(answers) == len(inputs):
+            out[str(tag or "recorded")] = answers
+        else:
+            raise invalid(field, f"{len(answers)} recorded answers for {len(inputs)} items, and their prompts "
+                                 "do not match the dataset's")
+    return out

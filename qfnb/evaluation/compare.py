@@ -1,0 +1,362 @@
+"""Paired comparison of models on the same items: is the difference real, and where is it?
+
+:func:`compare_samples` pairs each model's per-item scores with the baseline's (same ``index``;
+with repeats, each item's mean over its repeats) and gives per metric: the mean difference
+with a seeded bootstrap CI (two-level with repeats), McNemar's exact test for pass/fail
+metrics or the paired permutation test for scores, win/tie/loss counts, and the items that
+changed. With several models, the p-values of each metric are Holm-adjusted over the
+comparisons with the baseline. A difference is reported as real only when the adjusted
+p-value is below ``alpha`` and the CI excludes 0. Every metric is taken as higher-is-better.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from . import stats as st
+from ._errors import invalid
+from ._words import BETTER, NO_DIFF, SAME, TOO_FEW, UNSURE, WORSE, format_p
+from ._words import digits_for as _digits
+from ._words import signed as _num
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+log = logging.getLogger("qfnb.evaluation")
+
+CORRECTIONS = ("holm", "bonferroni", "none")
+
+
+@dataclass(frozen=True)
+class PairedMetric:
+    """One model against the baseline on one metric (``diff`` = model − baseline)."""
+
+    model: str
+    baseline: str
+    metric: str
+    kind: str  # "pass/fail" or "score"
+    n: int  # paired items
+    excluded: int  # items missing a score on either side (failed inference, unparsed judge reply)
+    repeats: int  # most repeats of an item (1: none)
+    mean_model: float
+    mean_baseline: float
+    diff: float
+    ci: st.Interval | None
+    test: str
+    p_value: float
+    p_adjusted: float
+    wins: int
+    ties: int
+    losses: int
+    alpha: float = 0.05
+    correction: str = "holm"
+
+    @property
+    def verdict(self) -> str:
+        if self.n < 2 or self.ci is None:
+            return TOO_FEW
+        if self.wins == 0 and self.losses == 0 and self.ci.low == self.ci.high:
+            return SAME
+        excludes = self.ci.low > 0 or self.ci.high < 0
+        significant = self.p_adjusted < self.alpha
+        if excludes and significant:
+            return BETTER if self.diff > 0 else WORSE
+        if not excludes and not significant:
+            return NO_DIFF
+        return UNSURE
+
+    @property
+    def sentence(self) -> str:
+        """The comparison in plain words (what the report prints under the table)."""
+        text = self._sentence()
+        if self.excluded:
+            text += f" [{self.excluded} item(s) without a score on both sides left out]"
+        return text
+
+    def _sentence(self) -> str:
+        m, b, k, v = self.model, self.baseline, self.metric, self.verdict
+        if v == TOO_FEW:
+            return f"{m} vs {b} on {k}: too few paired items ({self.n}) to compare"
+        if v == SAME:
+            return f"{m} and {b} score the same on {k} on all {self.n} items"
+        assert self.ci is not None
+        dg = _digits(self.diff, self.ci.low, self.ci.high)
+        level = f"{self.ci.confidence:.0%} CI"
+        ci = f"{level} {_num(self.ci.low, dg)}\u2026{_num(self.ci.high, dg)}"
+        reps = f", {self.repeats} repeats each" if self.repeats > 1 else ""
+        adj = " (Holm-adjusted)" if self.correction == "holm" and self.p_adjusted != self.p_value else ""
+        adj = " (Bonferroni-adjusted)" if self.correction == "bonferroni" and self.p_adjusted != self.p_value else adj
+        p = f"p={format_p(self.p_adjusted)}{adj}"
+        if v == BETTER:
+            return (f"{m} beats {b} on {k} by {_num(self.diff, dg)} ({ci}, {self.wins}/{self.n} items better"
+                    f"{reps}, {p})")
+        if v == WORSE:
+            return (f"{m} is worse than {b} on {k} by {_num(self.diff, dg)} ({ci}, {self.losses}/{self.n} items "
+                    f"worse{reps}, {p})")
+        counts = f"{self.wins} better, {self.losses} worse, {self.ties} tied"
+        if v == NO_DIFF:
+            return (f"{m} vs {b} on {k}: no detectable difference ({_num(self.diff, dg)}, {ci} spans 0; "
+                    f"{counts}{reps})")
+        why = "the CI excludes 0 but" if self.ci.low > 0 or self.ci.high < 0 else "the CI spans 0 but"
+        return f"{m} vs {b} on {k}: inconclusive ({_num(self.diff, dg)}, {ci}; {why} {p}; {counts}{reps})"
+
+    def as_row(self) -> dict[str, Any]:
+        return {"model": self.model, "baseline": self.baseline, "metric": self.metric, "kind": self.kind,
+                "n": self.n, "excluded": self.excluded, "repeats": self.repeats, "model_mean": self.mean_model,
+                "baseline_mean": self.mean_baseline, "diff": self.diff,
+                "ci_low": self.ci.low if self.ci else float("nan"),
+                "ci_high": self.ci.high if self.ci else float("nan"), "test": self.test, "p_value": self.p_value,
+                "p_adjusted": self.p_adjusted, "wins": self.wins, "ties": self.ties, "losses": self.losses,
+                "verdict": self.verdict}
+
+
+@dataclass
+class Comparison:
+    """Models against a baseline, per metric: a table, sentences, changed items and a forest plot."""
+
+    baseline: str
+    models: list[str]
+    rows: list[PairedMetric]
+    #: per model: one row per item of the baseline and the model (``index``, ``input``,
+    #: ``reference``, ``baseline_output``, ``model_output`` and, per metric, ``baseline/{m}``, ``model/{m}``)
+    items: dict[str, pd.DataFrame]
+    settings: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(dict.fromkeys(r.metric for r in self.rows))
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per (model, metric)."""
+        return pd.DataFrame([r.as_row() for r in self.rows])
+
+    @property
+    def sentences(self) -> list[str]:
+        return [r.sentence for r in self.rows]
+
+    @property
+    def method_note(self) -> str:
+        """How the numbers were computed (printed under the sentences)."""
+        s = self.settings
+        ci = {"expanded": "paired bootstrap, percentile interval expanded for small samples",
+              "percentile": "paired bootstrap, percentile interval", "bca": "paired bootstrap, BCa interval"}
+        text = (f"{s['confidence']:.0%} CIs: {ci[s['method']]} ({s['n_resamples']} resamples, seed {s['seed']}"
+                f"{'; items then repeats resampled' if any(r.repeats > 1 for r in self.rows) else ''}). "
+                "Tests: McNemar's exact test for pass/fail metrics, the paired permutation (sign-flip) test "
+                f"for scores; significant = adjusted p < {s['alpha']} and CI excluding 0.")
+        others = len(self.models)
+        if others > 1 and s["correction"] != "none":
+            text += (f" p-values are {s['correction'].capitalize()}-adjusted for the {others} comparisons with "
+                     f"{self.baseline} on each metric; the CIs are per comparison.")
+        return text
+
+    def renamed(self, names: Mapping[str, str]) -> Comparison:
+        """The same comparison with metrics shown under other names (``{"bleu4": "bleu"}``)."""
+        rows = [replace(r, metric=names.get(r.metric, r.metric)) for r in self.rows]
+
+        def col(c: str) -> str:
+            side, sep, metric = c.partition("/")
+            return f"{side}/{names.get(metric, metric)}" if sep and side in ("model", "baseline") else c
+
+        items = {m: f.rename(columns=col) for m, f in self.items.items()}
+        return Comparison(self.baseline, list(self.models), rows, items, dict(self.settings), list(self.notes))
+
+    def row(self, model: str, metric: str) -> PairedMetric:
+        for r in self.rows:
+            if r.model == model and r.metric == metric:
+                return r
+        raise KeyError(f"no comparison of {model!r} on {metric!r}")
+
+    def flipped(self, model: str | None = None, metric: str | None = None, limit: int | None = None) -> pd.DataFrame:
+        """Items whose score changed between the baseline and ``model`` on ``metric`` (defaults:
+        the first of each), largest change first; for pass/fail metrics, exactly the flips."""
+        model = model or self.models[0]
+        metric = metric or self.metrics[0]
+        if model not in self.items:
+            raise KeyError(f"{model!r} was not compared (compared: {self.models})")
+        frame = self.items[model]
+        a, b = f"model/{metric}", f"baseline/{metric}"
+        if a not in frame.columns:
+            raise KeyError(f"no metric {metric!r} (compared: {self.metrics})")
+        diff = frame[a] - frame[b]
+        changed = frame.assign(change=diff)[diff.notna() & (diff != 0)]
+        changed = changed.reindex(changed["change"].abs().sort_values(ascending=False, kind="stable").index)
+        cols = ["index", "input", "reference", "baseline_output", "model_output", b, a, "change"]
+        out = changed[cols].rename(columns={"baseline_output": f"{self.baseline} output",
+                                            "model_output": f"{model} output", b: f"{self.baseline} {metric}",
+                                            a: f"{model} {metric}"})
+        return out.head(limit) if limit else out
+
+    def plot(self) -> Figure:
+        """A forest plot: each difference with its CI, one panel per metric (no pyplot state)."""
+        from .compare_view import forest_figure
+
+        return forest_figure(self)
+
+    def to_html(self, styles: Mapping[str, str] | None = None, max_flips: int = 5) -> str:
+        from .compare_view import comparison_html
+
+        return comparison_html(self, styles or {}, max_flips)
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def __repr__(self) -> str:
+        return "\n".join([f"Comparison vs {self.baseline}", *self.sentences, self.method_note])
+
+
+# -- building ---------------------------------------------------------------------------------------
+
+def _values(samples: pd.DataFrame, tag: str, metric: str) -> dict[int, list[float]]:
+    """``{item index: [scores over repeats]}`` for one model (missing scores dropped)."""
+    rows = samples[samples["llm"] == tag]
+    values = pd.to_numeric(rows[metric], errors="coerce").astype(float)
+    out: dict[int, list[float]] = {}
+    for index, value in zip(rows["index"], values, strict=True):
+        if math.isfinite(value):
+            out.setdefault(int(index), []).append(float(value))
+    return out
+
+
+def _item_frame(samples: pd.DataFrame, model: str, baseline: str, metrics: Sequence[str]) -> pd.DataFrame:
+    """Per item: input/reference, both outputs (the first repeat) and both mean scores."""
+    first = samples.sort_values("repeat") if "repeat" in samples.columns else samples
+    first = first.drop_duplicates(["llm", "index"])
+    base = first[first["llm"] == baseline].set_index("index")
+    other = first[first["llm"] == model].set_index("index")
+    index = sorted(set(base.index) | set(other.index))
+    frame = pd.DataFrame({"index": index})
+    src = base.reindex(index).combine_first(other.reindex(index))
+    frame["input"] = [src.at[i, "input"] for i in index]
+    frame["reference"] = [src.at[i, "reference"] for i in index]
+    frame["baseline_output"] = [base["output"].get(i) for i in index]
+    frame["model_output"] = [other["output"].get(i) for i in index]
+    for m in metrics:
+        for side, tag in (("baseline", baseline), ("model", model)):
+            vals = _values(samples, tag, m)
+            frame[f"{side}/{m}"] = [float(np.mean(vals[i])) if i in vals else float("nan") for i in index]
+    return frame
+
+
+def _pair(model: str, baseline: str, metric: str, a: dict[int, list[float]], b: dict[int, list[float]],
+          settings: Mapping[str, Any], pass_fail: bool) -> PairedMetric:
+    keys = sorted(set(a) & set(b))
+    excluded = len(set(a) | set(b)) - len(keys)
+    repeats = max([len(a[k]) for k in keys] + [len(b[k]) for k in keys] + [1])
+    ma = np.array([np.mean(a[k]) for k in keys])
+    mb = np.array([np.mean(b[k]) for k in keys])
+    d = ma - mb
+    binary = pass_fail and repeats == 1
+    ci_kw = {k: settings[k] for k in ("confidence", "n_resamples", "seed", "method")}
+    ci: st.Interval | None = None
+    p = float("nan")
+    if len(keys) >= 2:
+        ci = (st.two_level_ci([a[k] for k in keys], [b[k] for k in keys], **ci_kw) if repeats > 1
+              else st.bootstrap_ci(d, **ci_kw))
+        p = st.mcnemar_exact(ma, mb).p_value if binary else st.sign_flip_test(d, seed=settings["seed"])
+    nan = float("nan")
+    return PairedMetric(
+        model=model, baseline=baseline, metric=metric, kind="pass/fail" if binary else "score", n=len(keys),
+        excluded=excluded, repeats=repeats, mean_model=float(ma.mean()) if keys else nan,
+        mean_baseline=float(mb.mean()) if keys else nan, diff=float(d.mean()) if keys else nan, ci=ci,
+        test="McNemar exact" if binary else "paired permutation", p_value=p, p_adjusted=p,
+        wins=int(np.count_nonzero(d > 0)), ties=int(np.count_nonzero(d == 0)), losses=int(np.count_nonzero(d < 0)),
+        alpha=settings["alpha"], correction=settings["correction"])
+
+
+def _adjust(rows: list[PairedMetric], correction: str) -> list[PairedMetric]:
+    """Each metric's p-values adjusted over its comparisons with the baseline."""
+    out = list(rows)
+    for metric in dict.fromkeys(r.metric for r in rows):
+        pos = [i for i, r in enumerate(rows) if r.metric == metric and math.isfinite(r.p_value)]
+        if len(pos) < 2 or correction == "none":
+            continue
+        raw = [rows[i].p_value for i in pos]
+        adjusted = st.holm(raw) if correction == "holm" else st.bonferroni(raw)
+        for i, p in zip(pos, adjusted, strict=True):
+            out[i] = replace(rows[i], p_adjusted=p)
+    return out
+
+
+def compare_samples(samples: pd.DataFrame, metrics: Sequence[str], models: Sequence[str], baseline: str, *,
+                    confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0,
+                    method: st.CIMethod = "expanded", alpha: float = 0.05, correction: str = "holm",
+                    preferences: Mapping[str, Mapping[int, Any]] | None = None,
+                    judge_info: Mapping[str, Any] | None = None) -> Comparison:
+    """Compare each of ``models`` with ``baseline`` on ``metrics`` (columns of the long ``samples``);
+    ``preferences`` (``{model: {index: Preference}}``) add a pairwise judge's row per model."""
+    tags = list(dict.fromkeys(str(t) for t in samples["llm"]))
+    if baseline not in tags:
+        raise invalid("baseline", f"{baseline!r} is not a model of this result (models: {tags})")
+    if not models:
+        raise invalid("models", f"nothing to compare with {baseline!r}: the result has no other model")
+    for m in models:
+        if m not in tags:
+            raise invalid("models", f"{m!r} is not a model of this result (models: {tags})")
+        if m == baseline:
+            raise invalid("models", f"{m!r} is the baseline; compare it with another model")
+    if not metrics and preferences is None:
+        raise invalid("metrics", "no per-item numeric metric to compare")
+    if correction not in CORRECTIONS:
+        raise invalid("correction", f"choose from {list(CORRECTIONS)}, got {correction!r}")
+    if not 0 < alpha < 1:
+        raise invalid("alpha", f"must be in (0, 1), got {alpha}")
+    if method not in st.CI_METHODS:
+        raise invalid("method", f"choose from {list(st.CI_METHODS)}, got {method!r}")
+    settings = {"confidence": confidence, "n_resamples": n_resamples, "seed": seed, "method": method,
+                "alpha": alpha, "correction": correction}
+    try:
+        st.bootstrap_ci([0.0, 1.0], confidence=confidence, n_resamples=n_resamples, method=method)
+    except ValueError as exc:  # confidence / n_resamples named in the message
+        name = str(exc).split(":", 1)[0]
+        raise invalid(name, str(exc).split(":", 1)[-1].strip()) from None
+    rows: list[PairedMetric] = []
+    for metric in metrics:
+        base = _values(samples, baseline, metric)
+        column = pd.to_numeric(samples[metric], errors="coerce").dropna()  # pass/fail: 0/1 for every model
+        for m in models:
+            rows.append(_pair(m, baseline, metric, _values(samples, m, metric), base, settings,
+                              st.is_binary(column)))
+    items = {m: _item_frame(samples, m, baseline, metrics) for m in models}
+    notes: list[str] = []
+    if preferences is not None:
+        name = f"judge:{(judge_info or {}).get('judge', 'pairwise')}"
+        for m in models:
+            prefs = preferences[m]
+            a = {i: [(p.value + 1) / 2] for i, p in prefs.items()}
+            b = {i: [(1 - p.value) / 2] for i, p in prefs.items()}
+            rows.append(replace(_pair(m, baseline, name, a, b, settings, False), kind="preference",
+                                test="sign test (permutation)"))
+            frame = items[m]
+            frame[f"model/{name}"] = [a[i][0] if i in a else float("nan") for i in frame["index"]]
+            frame[f"baseline/{name}"] = [b[i][0] if i in b else float("nan") for i in frame["index"]]
+            frame["position_bias"] = [prefs[i].position_bias if i in prefs else None for i in frame["index"]]
+            notes += judge_notes(m, baseline, name, prefs, frame, metrics, judge_info or {})
+    rows = _adjust(rows, correction)
+    return Comparison(baseline, list(models), rows, items, settings, notes)
+
+
+def judge_notes(model: str, baseline: str, name: str, prefs: Mapping[int, Any], frame: pd.DataFrame,
+                metrics: Sequence[str], info: Mapping[str, Any]) -> list[str]:
+    """How the pairwise judge was run, its position bias, and its agreement with each reference metric."""
+    biased = sum(1 for p in prefs.values() if p.position_bias)
+    sees = "saw the reference" if info.get("uses_reference") else "did not see the reference"
+    out = [f"{name} ({model} vs {baseline}): each pair judged in both orders; {biased} of {len(prefs)} pairs "
+           f"changed verdict with the order (counted as ties); rubric {info.get('rubric')} "
+           f"v{info.get('rubric_version')} #{info.get('rubric_hash')}; the judge {sees}."]
+    sign = {i: p.value for i, p in prefs.items() if p.value != 0}
+    for metric in metrics:
+        diff = dict(zip(frame["index"], frame[f"model/{metric}"] - frame[f"baseline/{metric}"], strict=True))
+        both = [i for i in sign if i in diff and math.isfinite(diff[i]) and diff[i] != 0]
+        if both:
+            agree = sum(1 for i in both if (diff[i] > 0) == (sign[i] > 0))
+            out.append(f"{name} agrees with {metric} on {agree} of {len(both)} items where both pick a winner.")
+    return out

@@ -1,0 +1,71 @@
+"""The options of ``%qfeval`` beyond the run itself: ``--recorded`` sources and the judge guardrail,
+checked before any model is called (problems raise :class:`EvalArgsError` naming the option)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from qfnb.protocol.textmetrics import as_text
+
+
+class EvalArgsError(ValueError):
+    """A bad ``%qfeval`` argument, found before any model is called."""
+
+
+def reason(exc: Exception) -> str:
+    """The message of a qfnb ``ValidationError`` without its ``field: `` prefix."""
+    text, name = str(exc), getattr(exc, "field", None)
+    return text[len(name) + 2:] if name and text.startswith(f"{name}: ") else text
+
+
+def check_judges(judges: Sequence[Any], llms: Mapping[str, Any], recorded: Mapping[str, Any]) -> None:
+    """A judge must not be one of the candidates (before any model is called)."""
+    from qfnb.evaluation.answers import target_identity
+    from qfnb.evaluation.llm import as_target
+    from qfnb.evaluation.pairwise import check_not_candidate
+
+    candidates: list[tuple[str, str | None]] = [
+        (tag, target_identity(as_target(llm, tag))) for tag, llm in llms.items()]
+    candidates += [(tag, None) for tag in recorded]
+    for judge in judges:
+        if hasattr(judge, "judge_target"):
+            try:
+                check_not_candidate(judge, candidates)
+            except ValueError as exc:
+                raise EvalArgsError(f"--judge/--pairwise: {reason(exc)}") from None
+
+
+def parse_recorded(words: Sequence[str]) -> dict[str, str]:
+    """``TAG=SOURCE`` (or a bare column name, its own tag) -> ``{tag: source}``."""
+    out: dict[str, str] = {}
+    for word in words:
+        tag, sep, src = word.partition("=")
+        tag, src = (tag.strip(), src.strip()) if sep else (word, word)
+        if not tag or not src:
+            raise EvalArgsError(f"--recorded: {word!r} should be TAG=COLUMN_OR_FILE or a column name")
+        if tag in out:
+            raise EvalArgsError(f"--recorded: {tag!r} given more than once")
+        out[tag] = src
+    return out
+
+
+def check_recorded(recorded: dict[str, str], dataset: Any, limit: int | None) -> dict[str, Any]:
+    """Each source is a dataset column or an existing file; a file is read now (a clear error)."""
+    if not recorded:
+        return {}
+    from qfnb.evaluation.data import to_frame
+
+    source = to_frame(dataset)
+    columns = list(source.columns)
+    out: dict[str, Any] = {}
+    for tag, src in recorded.items():
+        if src in columns:  # the answers themselves: the frame the run sees has no such column
+            out[tag] = [as_text(v) for v in source[src]][:limit]
+            continue
+        path = Path(src).expanduser()
+        if not path.exists():
+            raise EvalArgsError(f"--recorded: {src!r} is neither a dataset column ({columns}) nor a file")
+        out[tag] = path
+    return out

@@ -1,0 +1,25 @@
+"""Default model names: the one home of every name qfnb falls back to when a call names none.
+
+The local platform serves, publishes (in its runtime file) and trains these; the client, the
+notebook launcher and the daemon read them from here. The cloud's own defaults per API type are
+in ``models.json`` (:func:`qfnb.protocol.routes.default_model`).
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+__all__ = ["LOCAL_CHAT_MODEL", "LOCAL_DEFAULT_MODELS", "LOCAL_EMBEDDING_MODEL", "LOCAL_FINETUNE_BASE",
+           "V2_DEFAULT_MODEL"]
+
+#: the local platform's chat and completions model (llama.cpp)
+LOCAL_CHAT_MODEL = "Qwen2.5-Coder-0.5B-Instruct"
+#: the local platform's fine-tune base (and the notebook launcher's first choice)
+LOCAL_FINETUNE_BASE = "Gemma-3-270M"
+#: the local platform's embedding model (sentence-transformers)
+LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+#: the model each API type answers with on the local platform when a request names none
+LOCAL_DEFAULT_MODELS = MappingProxyType({"chat": LOCAL_CHAT_MODEL, "completions": LOCAL_CHAT_MODEL,
+                                         "embeddings": LOCAL_EMBEDDING_MODEL})
+#: the v2 API's model when a v2 chat call names none (the cloud's)
+V2_DEFAULT_MODEL = "ernie-lite-8k"

@@ -1,0 +1,94 @@
+"""How a resource's ``abatch_do`` and ``batch_do`` run their items through :func:`.batch.run_batch`:
+into a list or a JSONL file (awaited), or into per-input futures or a file (started on qfnb's
+loop, a :class:`BatchFuture` returned at once)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from qfnb._core.runtime import sync
+from qfnb._core.runtime.progress import ProgressArg, ProgressCallback, make_progress
+
+from . import batch as _batch
+
+__all__ = ["acollect", "length", "reporter", "submit"]
+
+One = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+def length(obj: Any) -> int | None:
+    try:
+        return len(obj)
+    except TypeError:
+        return None
+
+
+def reporter(progress: ProgressArg, desc: str) -> ProgressCallback | None:
+    return make_progress(progress, desc=desc)  # the default shows a bar only inside a notebook kernel
+
+
+async def acollect(one: One, items: Iterable[dict[str, Any]], total: int | None, *, worker_num: int | None,
+                   output_file: str | Path | None, progress: ProgressCallback | None, classify: _batch.Classify,
+                   retry_budget: float) -> Sequence[Any]:
+    """Run the batch and return its results in input order (a file's read back lazily)."""
+    sink: Any
+    if output_file is not None:
+        sink = _batch.FileSink(output_file)
+    else:
+        if total is None:
+            items = list(items)
+            total = len(items)
+        sink = _batch.ListSink(total)
+    try:
+        if progress is not None:
+            progress.on_start(total)
+        await _batch.run_batch(one, items, sink, worker_num=worker_num, skip=getattr(sink, "done", None),
+                               progress=progress, classify=classify, retry_budget=retry_budget)
+    finally:
+        if isinstance(sink, _batch.FileSink):
+            sink.close()
+        if progress is not None:
+            progress.on_close()
+    if isinstance(sink, _batch.ListSink):
+        return sink.results
+    return _batch.FileResults(sink.path, total if total is not None else sink.count)
+
+
+def submit(one: One, items: Iterable[dict[str, Any]], total: int | None, *, worker_num: int | None,
+           output_file: str | Path | None, progress: ProgressCallback | None, classify: _batch.Classify,
+           retry_budget: float) -> _batch.BatchFuture:
+    """Start the batch on qfnb's loop; its :class:`BatchFuture` at once."""
+    if total is None and output_file is None:  # futures need a count; a file does not
+        items = list(items)
+        total = len(items)
+    counter = [0]
+    stats = _batch.BatchStats()
+    futures: list[Any] | None = None
+    sink: Any
+    skipped = 0
+    if output_file is not None:
+        sink = _batch.FileSink(output_file)
+        skipped = sum(1 for i in sink.done if total is None or i < total)
+    else:
+        assert total is not None
+        sink = _batch.FuturesSink(total)
+        futures = sink.futures
+
+    async def _run() -> None:
+        try:
+            if progress is not None:
+                progress.on_start(total)
+            await _batch.run_batch(one, items, sink, worker_num=worker_num, skip=getattr(sink, "done", None),
+                                   progress=progress, counter=counter, classify=classify,
+                                   retry_budget=retry_budget, stats=stats)
+        finally:
+            if isinstance(sink, _batch.FileSink):
+                sink.close()
+            if progress is not None:
+                progress.on_close()
+
+    done = sync.submit(_run())
+    return _batch.BatchFuture(total, done, counter, futures, Path(output_file) if output_file is not None else None,
+                              skipped, stats)

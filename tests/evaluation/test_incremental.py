@@ -1,0 +1,141 @@
+"""Durable, incremental evaluation: an answer store, and scoring recorded answers without a model."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from qfnb._core.config import Config
+from qfnb.evaluation import AnswerStore, EvaluationManager, ExactMatchEvaluator, RougeEvaluator
+from qfnb.evaluation import answers as answers_mod
+from qfnb.resources import ChatCompletion
+from tests.fakes.cloud import FakeQianfan
+
+DATA = [{"prompt": f"question {i}", "response": f"echo[completions]: question {i}"} for i in range(6)]
+
+
+def _inference(fake: FakeQianfan) -> list[str]:
+    """Prompts that reached the platform's inference routes, in order."""
+    return [str(r.json["messages"][-1]["content"]) for r in fake.requests
+            if "/wenxinworkshop/" in r.path and r.json and "messages" in r.json]
+
+
+def test_rerun_with_one_more_model_calls_only_the_new_model(fake: FakeQianfan, tmp_path: Path,
+                                                            make_config: Callable[..., Config]) -> None:
+    cfg = make_config("oauth")
+    store = tmp_path / "answers.sqlite"
+    em = EvaluationManager(local_evaluators=[ExactMatchEvaluator()])
+    first = em.eval({"base": ChatCompletion(model="ERNIE-Speed-8K", config=cfg)}, DATA, store=store)
+    assert len(_inference(fake)) == 6
+    fake.requests.clear()
+    again = em.eval({"base": ChatCompletion(model="ERNIE-Speed-8K", config=cfg),
+                     "lite": ChatCompletion(model="ERNIE-Lite-8K", config=cfg)}, DATA, store=store)
+    sent = [r for r in fake.requests if "/wenxinworkshop/" in r.path and r.json and "messages" in r.json]
+    assert len(sent) == 6 and all("ernie-lite-8k" in r.path for r in sent)  # exactly the new model's calls
+    pd.testing.assert_series_equal(first.samples_df["base/output"], again.samples_df["base/output"])
+    fake.requests.clear()
+    # two more items: only they are asked, of each model
+    more = [*DATA, {"prompt": "question 6", "response": "x"}, {"prompt": "question 7", "response": "y"}]
+    em.eval({"base": ChatCompletion(model="ERNIE-Speed-8K", config=cfg),
+             "lite": ChatCompletion(model="ERNIE-Lite-8K", config=cfg)}, more, store=store)
+    assert sorted(_inference(fake)) == ["question 6", "question 6", "question 7", "question 7"]
+    # other sampling settings are other answers
+    fake.requests.clear()
+    em.eval({"base": ChatCompletion(model="ERNIE-Speed-8K", config=cfg)}, DATA, store=store, temperature=0.7)
+    assert len(_inference(fake)) == 6
+    assert len(AnswerStore(store)) == 6 + 6 + 4 + 6
+
+
+def test_failed_answers_are_asked_again_and_repeats_are_stored_apart(tmp_path: Path) -> None:
+    calls: Counter[str] = Counter()
+    failed: list[str] = []
+
+    def flaky(prompt: str) -> str:
+        calls[prompt] += 1
+        if prompt == "question 2" and not failed:
+            failed.append(prompt)
+            raise RuntimeError("rate limited")
+        return f"echo[completions]: {prompt}"
+
+    em = EvaluationManager(local_evaluators=[ExactMatchEvaluator()])
+    res = em.eval({"m": flaky}, DATA, store=tmp_path / "s.sqlite")
+    assert res.samples["error"].notna().sum() == 1
+    calls.clear()
+    res = em.eval({"m": flaky}, DATA, store=tmp_path / "s.sqlite")
+    assert calls == Counter({"question 2": 1})
+    assert res.samples["error"].isna().all() and res.metrics["m"]["accuracy"] == 1.0
+    calls.clear()
+    em.eval({"m": flaky}, DATA, store=tmp_path / "s.sqlite", repeats=3)
+    assert calls == Counter({d["prompt"]: 2 for d in DATA})  # repeat 0 is stored; 1 and 2 are new
+
+
+def test_answers_are_written_as_they_come(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writes: list[int] = []
+    original = AnswerStore.put_many
+
+    def spy(self: AnswerStore, model: str, items: Any) -> None:
+        writes.append(len(items))
+        original(self, model, items)
+
+    monkeypatch.setattr(AnswerStore, "put_many", spy)
+    data = [{"prompt": f"q{i}", "response": "r"} for i in range(40)]
+    EvaluationManager(local_evaluators=[ExactMatchEvaluator()]).eval({"m": str.upper}, data,
+                                                                        store=tmp_path / "s.sqlite")
+    assert writes == [answers_mod.CHUNK, answers_mod.CHUNK, 40 - 2 * answers_mod.CHUNK]
+
+
+def test_recorded_answers_in_a_dataset_column_are_scored_without_a_model() -> None:
+    rows = [{**d, "tuned_answer": d["response"] if i % 2 else "wrong", "base_answer": "wrong"}
+            for i, d in enumerate(DATA)]
+    em = EvaluationManager(local_evaluators=[ExactMatchEvaluator(), RougeEvaluator()])
+    res = em.eval(dataset=rows, recorded={"tuned": "tuned_answer", "base": "base_answer"})
+    assert res.metrics["tuned"]["accuracy"] == 0.5 and res.metrics["base"]["accuracy"] == 0.0
+    assert res.samples_df["tuned/output"].tolist()[:2] == ["wrong", DATA[1]["response"]]
+    assert res.compare("tuned", "base").row("tuned", "accuracy").wins == 3
+    single = em.eval(dataset=rows, recorded="tuned_answer")
+    assert single.llm_tags == ["tuned_answer"]
+
+
+def test_recorded_batch_output_jsonl_matched_by_prompt(tmp_path: Path) -> None:
+    out = tmp_path / "batch_output.jsonl"
+    lines = [{"prompt": d["prompt"], "response": d["response"], "llm_output": d["response"] if i < 4 else "no"}
+             for i, d in enumerate(DATA)][::-1]  # another order than the dataset's
+    out.write_text("\n".join(json.dumps(x) for x in lines), encoding="utf-8")
+    calls: list[str] = []
+
+    def base(prompt: str) -> str:
+        calls.append(prompt)
+        return "no"
+
+    em = EvaluationManager(local_evaluators=[ExactMatchEvaluator()])
+    res = em.eval({"base": base}, DATA, recorded={"tuned": out})
+    assert len(calls) == 6  # the live model only
+    assert res.samples_df["tuned/accuracy"].tolist() == [1, 1, 1, 1, 0, 0]
+    assert res.compare("tuned", "base").row("tuned", "accuracy").wins == 4
+    with pytest.raises(ValueError, match=r"recorded\['tuned'\].*6 recorded answers for 3 items"):
+        em.eval(dataset=[{"prompt": "other", "response": "x"}] * 3, recorded={"tuned": out})
+    with pytest.raises(ValueError, match="neither a dataset column"):
+        em.eval(dataset=DATA, recorded={"tuned": "nope"})
+    with pytest.raises(ValueError, match="also name models"):
+        em.eval({"tuned": base}, DATA, recorded={"tuned": out})
+
+
+def test_identity_names_the_model_and_its_platform(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qfnb.evaluation.llm import as_target
+
+    def ident(llm: Any) -> str:
+        return answers_mod.target_identity(as_target(llm))
+
+    local = ChatCompletion(model="Gemma-3-270M", config=Config())
+    cloud = ChatCompletion(model="Gemma-3-270M", config=Config(ak="a", sk="b", base_url="https://qianfan.example"))
+    assert ident(local) == "model:Gemma-3-270M@embedded"
+    assert ident(cloud) == "model:Gemma-3-270M@https://qianfan.example"
+    assert ident(ChatCompletion(model="Gemma-3-270M", config=Config())) == ident(local)  # another object, same model
+    assert ident(ChatCompletion(endpoint="ep_1", config=Config())) == "endpoint:ep_1@embedded"
+    assert ident(str.upper).startswith("callable:")

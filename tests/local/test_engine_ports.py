@@ -1,0 +1,63 @@
+"""Engines bind their own port (``--port 0``) and report it: nothing picks a port and releases it
+for another process to take."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from qfnb.local.engines.llama_server import LlamaServer, ServerConfig, reported_port
+from qfnb.local.server import listen
+
+FAKE = Path(__file__).with_name("fake_llama_server.py")
+
+
+def test_the_port_is_read_from_llama_servers_own_log_line() -> None:
+    line = b"main: model loaded\nsrv          main: listening on http://127.0.0.1:41234\n"
+    assert reported_port(line) == 41234
+    assert reported_port(b"srv  load_model: loading model\n") is None
+
+
+@pytest.fixture()
+def fake_binary(tmp_path: Path) -> Path:
+    binary = tmp_path / "llama-server"
+    binary.write_text(f"#!{sys.executable}\n" + FAKE.read_text())
+    binary.chmod(0o755)
+    return binary
+
+
+def test_llama_server_binds_port_0_and_the_engine_uses_the_port_it_reports(tmp_path: Path,
+                                                                           fake_binary: Path) -> None:
+    config = ServerConfig(name="fake", gguf=tmp_path / "m.gguf", log_dir=tmp_path / "logs", idle_seconds=3600)
+    config.log_dir.mkdir()
+    # a line left in the log by an earlier process must not be taken for this one's
+    (config.log_dir / "engine-fake.log").write_text("srv          main: listening on http://127.0.0.1:1\n")
+    engine = LlamaServer(config, binary=fake_binary)
+    try:
+        lease = engine.acquire()
+        engine.release(lease)
+        port = int(lease.url.rsplit(":", 1)[1])
+        argv = Path(f"/proc/{engine.pid}/cmdline").read_bytes().split(b"\0")
+        assert argv[argv.index(b"--port") + 1] == b"0"
+        assert port not in (0, 1) and engine.state == "ready"
+        assert f"listening on http://127.0.0.1:{port}" in (config.log_dir / "engine-fake.log").read_text()
+    finally:
+        engine.close()
+
+
+def test_a_taken_preferred_port_falls_back_to_a_free_one() -> None:
+    first = listen.bind("127.0.0.1")
+    try:
+        taken = listen.bound_port(first)
+        second = listen.bind_preferring("127.0.0.1", taken)
+        try:
+            assert listen.bound_port(second) not in (0, taken)
+            assert listen.url_of(second) == f"http://127.0.0.1:{listen.bound_port(second)}"
+        finally:
+            second.close()
+        with pytest.raises(OSError):
+            listen.bind("127.0.0.1", taken)
+    finally:
+        first.close()

@@ -1,0 +1,129 @@
+"""``%qfeval ... --compare BASE``, ``--repeats``, ``--recorded`` and reuse of stored answers: against
+the local platform's app with engine doubles (Tiny-Chat answers ``"tiny-chat: <prompt>"``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from IPython.core.error import UsageError
+
+from qfnb.notebook.evalreport import EvalReport
+from tests.fakes.local_platform import FakeRegistry, ServedPlatform
+
+ROWS = [{"prompt": f"question {i}", "response": f"tiny-chat: question {i}"} for i in range(6)]
+
+
+@pytest.fixture
+def platform(local_platform: ServedPlatform, monkeypatch: pytest.MonkeyPatch) -> FakeRegistry:
+    local_platform.set_env(monkeypatch, QIANFAN_LLM_API_RETRY_COUNT="1")
+    return local_platform.registry
+
+
+def calls(registry: FakeRegistry) -> dict[str, int]:
+    return {name: len(engine.calls) for name, engine in registry.engines.items() if engine.calls}
+
+
+@pytest.fixture
+def data_file(tmp_path: Path) -> Path:
+    path = tmp_path / "eval.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    return path
+
+
+def test_compare_shows_ci_sentence_and_flipped_items(ip, platform, data_file) -> None:  # type: ignore[no-untyped-def]
+    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} "
+                                         "--metrics exact_match,rouge_l --compare Other-Chat -o res")
+    assert isinstance(report, EvalReport)
+    cmp = report.comparison
+    assert cmp.baseline == "Other-Chat" and cmp.models == ["Tiny-Chat"] and cmp.metrics == ["exact_match", "rouge_l"]
+    acc = cmp.row("Tiny-Chat", "exact_match")  # under the names asked for
+    assert (acc.wins, acc.ties, acc.losses) == (6, 0, 0) and acc.test == "McNemar exact"
+    assert acc.p_value == pytest.approx(2 / 2**6)
+    assert acc.sentence.startswith("Tiny-Chat beats Other-Chat on exact_match by +1.00 (95% CI +1.00\u2026+1.00, "
+                                   "6/6 items better")
+    html = report.to_html()
+    assert "Comparison with Other-Chat" in html and 'class="qfnb-forest"' in html
+    assert "var(--jp-" in html.split("Comparison with Other-Chat", 1)[1]  # theme colours in the tables
+    assert "6 item(s) flipped" in html and "tiny-chat: question 0" in html and "other-chat: question 0" in html
+    assert acc.sentence in repr(report)
+    # the same comparison for a result already in the namespace
+    again = ip.run_line_magic("qfeval", "res --compare Other-Chat")
+    assert cmp.row("Tiny-Chat", "rouge_l") == again.comparison.row("Tiny-Chat", "rouge_l")
+    with pytest.raises(UsageError, match="--compare"):
+        ip.run_line_magic("qfeval", "res --compare Nope")
+
+
+def test_rerun_with_one_more_model_asks_only_the_new_model(ip, platform, data_file) -> None:  # type: ignore[no-untyped-def]
+    ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics exact_match")
+    assert calls(platform) == {"tiny-chat": 6}
+    ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} --metrics exact_match "
+                                "--compare Tiny-Chat -o r")
+    assert calls(platform) == {"tiny-chat": 6, "other-chat": 6}  # exactly the new model's calls
+    assert ip.user_ns["r"].metrics["Tiny-Chat"]["accuracy"] == 1.0
+    ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics exact_match --fresh")
+    assert calls(platform) == {"tiny-chat": 12, "other-chat": 6}
+
+
+def test_repeats_show_stability(ip, platform, data_file) -> None:  # type: ignore[no-untyped-def]
+    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} "
+                                         "--metrics exact_match --repeats 2 -t 0.8 --compare Other-Chat -o r")
+    assert calls(platform) == {"tiny-chat": 12, "other-chat": 12}
+    assert all(c["params"]["temperature"] == 0.8 for c in platform.engines["tiny-chat"].calls)
+    assert ip.user_ns["r"].repeats == 2
+    assert report.stability is not None and "Stability over 2 repeats" in report.to_html()
+    assert report.comparison.row("Tiny-Chat", "exact_match").repeats == 2
+    with pytest.raises(UsageError, match="--repeats must be a positive integer"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --repeats 0")
+
+
+def test_recorded_answers_are_scored_without_a_model(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ip.user_ns["df"] = pd.DataFrame({"prompt": [r["prompt"] for r in ROWS], "response": [r["response"] for r in ROWS],
+                                     "old": ["tiny-chat: question 0"] + ["nope"] * 5})
+    batch = tmp_path / "out.jsonl"
+    batch.write_text("".join(json.dumps({"prompt": r["prompt"], "llm_output": r["response"]}) + "\n"
+                             for r in ROWS[::-1]), encoding="utf-8")
+    report = ip.run_line_magic("qfeval", f"--dataset df --recorded old,batch={batch} --metrics exact_match "
+                                         "--compare old -o r")
+    assert calls(platform) == {}
+    r = ip.user_ns["r"]
+    assert r.metrics["old"]["accuracy"] == pytest.approx(1 / 6) and r.metrics["batch"]["accuracy"] == 1.0
+    assert report.comparison.row("batch", "exact_match").wins == 5
+    with pytest.raises(UsageError, match="neither a dataset column"):
+        ip.run_line_magic("qfeval", "--dataset df --recorded x=missing")
+    with pytest.raises(UsageError, match="not one of the evaluated models"):
+        ip.run_line_magic("qfeval", "--dataset df --recorded old --compare Tiny-Chat")
+
+
+def test_separate_runs_are_compared_item_by_item(ip, platform, data_file) -> None:  # type: ignore[no-untyped-def]
+    ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics exact_match -o r1")
+    ip.run_line_magic("qfeval", f"--models Other-Chat --dataset {data_file} --metrics exact_match -o r2")
+    ip.user_ns["runs"] = {"tuned": ip.user_ns["r1"], "base": ip.user_ns["r2"]}
+    report = ip.run_line_magic("qfeval", "runs --compare base")
+    row = report.comparison.row("tuned", "accuracy")
+    assert (row.wins, row.n) == (6, 6) and row.verdict == "better"
+
+
+def test_pairwise_judge_and_the_self_judging_guardrail(ip, platform, data_file) -> None:  # type: ignore[no-untyped-def]
+    asked: list[str] = []
+
+    def first_one(prompt: str, **kwargs: object) -> str:  # a judge double that always prefers position A
+        asked.append(prompt)
+        return "Winner: A"
+
+    ip.user_ns["first_one"] = first_one
+    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} --metrics exact_match "
+                                         "--compare Other-Chat --pairwise first_one")
+    row = report.comparison.row("Tiny-Chat", "judge:first_one")
+    assert (row.wins, row.ties, row.losses) == (0, 6, 0) and len(asked) == 12  # 6 pairs x both orders
+    assert any("6 of 6 pairs changed verdict with the order" in n for n in report.comparison.notes)
+    before = calls(platform)
+    for line in (f"--models Tiny-Chat,Other-Chat --dataset {data_file} --judge Tiny-Chat",
+                 f"--models Tiny-Chat,Other-Chat --dataset {data_file} --compare Other-Chat --pairwise Other-Chat"):
+        with pytest.raises(UsageError, match="also a candidate"):
+            ip.run_line_magic("qfeval", line)
+    with pytest.raises(UsageError, match="add --compare"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --pairwise first_one")
+    assert calls(platform) == before  # refused before any call

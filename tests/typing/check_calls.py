@@ -1,0 +1,72 @@
+"""Facts about the call surface's types, checked by mypy (``tests/resources/test_call_surface.py``
+runs mypy on this file; it is never executed). ``assert_type`` fails the check when a type is
+not exactly the one written, so none of these can silently become ``Any``; a
+``# type: ignore[...]`` that stops being needed fails it too (``warn_unused_ignores``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any, assert_type
+
+from qfnb import ChatCompletion, Completion, Embedding
+from qfnb._core.http.response import QfResponse
+from qfnb._core.http.views import Choice
+from qfnb.protocol.inference import Usage
+from qfnb.resources.console import IAM, Data, FineTune, Model, Service
+from qfnb.resources.inference.params import ChatCall, ChatMessages
+
+MSGS = [{"role": "user", "content": "你好"}]
+
+
+def inference(chat: ChatCompletion) -> None:
+    assert_type(chat.do(MSGS), QfResponse)
+    assert_type(chat.do(messages=MSGS, stream=True), Iterator[QfResponse])
+    assert_type(chat.do(MSGS, stream=False), QfResponse)
+    flag: bool = bool(MSGS)
+    assert_type(chat.do(MSGS, stream=flag), QfResponse | Iterator[QfResponse])
+    assert_type(Completion().do("x", stream=True), Iterator[QfResponse])
+    assert_type(Embedding().do(["a"]), QfResponse)
+    chat.do(MSGS, temperature="hot")  # type: ignore[call-overload]
+    Embedding().do("not a list")  # type: ignore[arg-type]
+
+
+async def inference_async(chat: ChatCompletion) -> None:
+    assert_type(await chat.ado(MSGS), QfResponse)
+    assert_type(await chat.ado(MSGS, stream=True), AsyncIterator[QfResponse])
+    async for chunk in await chat.ado(MSGS, stream=True):
+        assert_type(chunk.result, str)
+
+
+def typed_call(call: ChatCall) -> None:
+    assert_type(call.messages, ChatMessages)  # the field ``do`` fills from ``messages``
+    assert_type(call.stream, bool)
+
+
+def console() -> None:
+    # not Any: a call that does not fit the signature is an error (else the ignore is unused)
+    wrong: Callable[[], int] = FineTune.V2.create_task  # type: ignore[assignment]
+    sync: Callable[..., QfResponse] = FineTune.V2.create_task
+    asynchronous: Callable[..., Coroutine[Any, Any, QfResponse]] = FineTune.V2.acreate_task
+    del wrong, sync, asynchronous
+    assert_type(FineTune.V2.create_task(job_id="job-1", params_scale="FullFineTuning",
+                                        dataset_config={}), QfResponse)
+    coro = FineTune.V2.acreate_task(job_id="j", params_scale="LoRA", dataset_config={})
+    assert_type(coro, Coroutine[Any, Any, QfResponse]).close()
+    assert_type(Data.get_dataset_info(1), QfResponse)
+    assert_type(Model.V2.describe_model("m"), QfResponse)
+    assert_type(Service.list(), QfResponse)
+    assert_type(IAM.create_bearer_token(expire_in_seconds=60), QfResponse)
+    FineTune.V2.create_task(job_id=1, params_scale="LoRA")  # type: ignore[arg-type]
+    FineTune.V2.task_detail()  # type: ignore[call-arg]
+
+
+def responses(resp: QfResponse) -> None:
+    assert_type(resp.result, str)
+    assert_type(resp.usage, Usage)
+    assert_type(resp.usage.total_tokens, int)
+    assert_type(resp.choices, list[Choice])
+    assert_type(resp.choices[0].message.content, str)
+    assert_type(resp.choices[0].delta.content, str)
+    assert_type(resp.choices[0].finish_reason, str | None)
+    assert_type(resp["result"], Any)  # the dict access stays, untyped
+    assert_type(resp["body"]["result"], Any)
