@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.resources.batch_job import BatchJob, JobState
@@ -164,3 +166,41 @@ def handle_magic(magics: Any, args: Any) -> Any:
         raise QfnbCellError(f"{job.task_id} ended {state.status}: {state.view.get('errorReason') or ''}".strip(),
                             title="batch ended early")
     return as_dataset(job)
+
+
+@magics_class
+class BatchMagics(Magics):
+    """``%qfbatch`` (registered by ``%load_ext qfnb``)."""
+
+    batch_job_factory: Any = None  # tests may inject a BatchJob double
+    batch_bar: Any = None
+
+    @property
+    def user_ns(self) -> dict[str, Any]:
+        if self.shell is None:
+            raise UsageError("%qfbatch needs an IPython shell")
+        return self.shell.user_ns  # type: ignore[no-any-return]
+
+    @property
+    def default_model(self) -> str:
+        qfnb_magics = self.shell.magics_manager.registry.get("QfnbMagics") if self.shell is not None else None
+        return str(getattr(qfnb_magics, "default_model", "") or "")
+
+    @magic_arguments()
+    @argument("source", nargs="?", help="A variable: a list of prompts, a Dataset or a DataFrame.")
+    @argument("-m", "--model", help="Chat model to run on the platform.")
+    @argument("--endpoint", help="A deployed service's endpoint instead of --model.")
+    @argument("--column", default="prompt", help="Prompt column of a Dataset/DataFrame (default: prompt).")
+    @argument("--name", help="Task name.")
+    @argument("-o", "--output", help="Store the BatchJob (.state(), .results(), .stop()) here.")
+    @argument("--no-wait", action="store_true", help="Submit and return the BatchJob without the live bar.")
+    @argument("--attach", metavar="ID", nargs="?", const="", help="Show a task's live bar again (none: the newest).")
+    @argument("--list", action="store_true", help="List this platform's batch-inference tasks.")
+    @argument("--stop", metavar="ID", help="Stop a task (its finished rows stay).")
+    @line_magic
+    def qfbatch(self, line: str) -> Any:
+        """Durable batch inference on the platform with a live bar; the result is a Dataset with ``llm_output``."""
+        args = parse_argstring(self.qfbatch, line)
+        if args.output is not None and not args.output.isidentifier():
+            raise UsageError(f"-o/--output must be a Python identifier, got {args.output!r}")
+        return handle_magic(self, args)

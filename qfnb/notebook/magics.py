@@ -1,4 +1,4 @@
-"""IPython magics: ``%%qfchat``, ``%qftrain``, ``%qfeval``, ``%qfimage``, ``%qfbatch`` (glue only).
+"""IPython magics: ``%%qfchat``, ``%qftrain``, ``%qfeval``, ``%qfimage`` (glue only).
 
 ``%load_ext qfnb`` registers :class:`QfnbMagics`; its settings are traitlets, so
 ``%config QfnbMagics.default_model = "Qwen2.5-Coder-0.5B-Instruct"`` works, as does
@@ -251,27 +251,6 @@ class QfnbMagics(Magics):
         _check_var(args.output, "-o/--output")
         return launcher.handle_magic(self, args, line.strip())
 
-    # ------------------------------------------------------------------ %qfbatch
-    @magic_arguments()
-    @argument("source", nargs="?", help="A variable: a list of prompts, a Dataset or a DataFrame.")
-    @argument("-m", "--model", help="Chat model to run on the platform.")
-    @argument("--endpoint", help="A deployed service's endpoint instead of --model.")
-    @argument("--column", default="prompt", help="Prompt column of a Dataset/DataFrame (default: prompt).")
-    @argument("--name", help="Task name.")
-    @argument("-o", "--output", help="Store the BatchJob (.state(), .results(), .stop()) here.")
-    @argument("--no-wait", action="store_true", help="Submit and return the BatchJob without the live bar.")
-    @argument("--attach", metavar="ID", nargs="?", const="", help="Show a task's live bar again (none: the newest).")
-    @argument("--list", action="store_true", help="List this platform's batch-inference tasks.")
-    @argument("--stop", metavar="ID", help="Stop a task (its finished rows stay).")
-    @line_magic
-    def qfbatch(self, line: str) -> Any:
-        """Durable batch inference on the platform with a live bar; the result is a Dataset with ``llm_output``."""
-        from qfnb.notebook import batchjob
-
-        args = parse_argstring(self.qfbatch, line)
-        _check_var(args.output, "-o/--output")
-        return batchjob.handle_magic(self, args)
-
     # ------------------------------------------------------------------ %qfeval
     @no_var_expand
     @magic_arguments()
@@ -417,10 +396,11 @@ def _matcher(magics: QfnbMagics) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from qfnb.notebook import usage
+    from qfnb.notebook import batchjob, usage
 
     ipython.register_magics(QfnbMagics)
     usage.register(ipython)
+    ipython.register_magics(batchjob.BatchMagics)  # %qfbatch
     completer = getattr(ipython, "Completer", None)
     if completer is not None:
         completer.custom_matchers.append(_matcher(ipython.magics_manager.registry["QfnbMagics"]))
