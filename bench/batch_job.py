@@ -33,9 +33,12 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "local"))
+
+from platform_helpers import serve_port, spawn_reporting  # noqa: E402
 
 from qfnb.local.engines import DEFAULT_CHAT, assets  # noqa: E402
-from qfnb.local.engines.llama_server import LlamaServer, ServerConfig, default_slots, free_port  # noqa: E402
+from qfnb.local.engines.llama_server import LlamaServer, ServerConfig, default_slots, reported_port  # noqa: E402
 
 log = logging.getLogger("bench.batch_job")
 TOPICS = ["binary search trees", "HTTP caching", "Python generators", "SQL joins", "TCP congestion control",
@@ -90,10 +93,10 @@ def bare(args: argparse.Namespace, work: Path, texts: list[str]) -> float:
     else:
         server = LlamaServer(ServerConfig(name="bare", gguf=assets.gguf_path(DEFAULT_CHAT), log_dir=work / "bare",
                                           slots=args.slots))
-        port = free_port()
-        argv = server._argv(port, ())  # exactly the flags the platform uses
+        argv = server._argv(())  # exactly the flags the platform uses
         server.close()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        (work / "bare").mkdir(parents=True, exist_ok=True)
+        proc, port = spawn_reporting(argv, work / "bare" / "bare.log", reported_port)
         url = f"http://127.0.0.1:{port}"
         wait_up(url + "/health", proc)
     try:
@@ -115,7 +118,6 @@ def bare(args: argparse.Namespace, work: Path, texts: list[str]) -> float:
 
 
 def start_platform(args: argparse.Namespace, data_dir: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
-    port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "QFNB_ENGINE_SLOTS": str(args.slots)}
     if args.engine_url:
@@ -123,9 +125,10 @@ def start_platform(args: argparse.Namespace, data_dir: Path) -> tuple[subprocess
                                                          "model": args.remote_model}})
     for key in [k for k in env if k.startswith("QIANFAN_")]:
         env.pop(key)
-    proc = subprocess.Popen([sys.executable, "-m", "qfnb.cli", "serve", "--port", str(port), "--data-dir",
-                             str(data_dir), "--log-level", "warning"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    proc, port = spawn_reporting([sys.executable, "-m", "qfnb.cli", "serve", "--port", "0", "--data-dir",
+                                  str(data_dir), "--log-level", "warning"], data_dir.parent / "serve.log",
+                                 serve_port, env=env)
     base = f"http://127.0.0.1:{port}"
     wait_up(base + "/healthz", proc)
     return proc, base, json.loads((data_dir / "credentials.json").read_text())
