@@ -22,6 +22,7 @@ from qfnb._core.runtime.progress import ProgressArg
 
 from ._online import OnlineOps
 from ._ops import DatasetOps
+from ._rows import clean_row, from_source, is_source
 from .schema import QianfanNonSortedConversation, Schema
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class Dataset(DatasetOps, OnlineOps):
 
         ``schema=`` validates right away (raising with every problem found).
         """
-        if _is_source(data_file):
+        if is_source(data_file):
             if source is not None:
                 raise ValidationError("source", "given both positionally and by name")
             data_file, source = None, data_file
@@ -88,7 +89,7 @@ class Dataset(DatasetOps, OnlineOps):
         if kwargs:
             raise ValidationError(next(iter(kwargs)), "is not a supported Dataset.load source")
         if source is not None:
-            ds = _from_source(cls, source, organize_data_as_group, config)
+            ds = from_source(cls, source, organize_data_as_group, config)
         elif dataframe is not None:
             if not isinstance(dataframe, pd.DataFrame):
                 raise ValidationError("dataframe", f"must be a pandas DataFrame, got "
@@ -193,7 +194,7 @@ class Dataset(DatasetOps, OnlineOps):
         """All rows as dicts (NaN cells dropped); ``by``: a row (int), rows (slice or list of
         ints) as a list, or a column's values (str)."""
         if by is None:
-            return [_clean(r) for r in self._frame().to_dict("records")]
+            return [clean_row(r) for r in self._frame().to_dict("records")]
         got = self[by]
         return got.list() if isinstance(got, Dataset) else got
 
@@ -216,7 +217,7 @@ class Dataset(DatasetOps, OnlineOps):
             i, n = int(key), len(self)
             if not -n <= i < n:
                 raise IndexError(f"row {i} out of range for a dataset of {n} rows")
-            return _clean(self._frame().iloc[i].to_dict())
+            return clean_row(self._frame().iloc[i].to_dict())
         if isinstance(key, slice):
             return self._derive(self._frame().iloc[key])
         return self._derive(self._frame().iloc[[int(k) for k in key]])  # type: ignore[union-attr]
@@ -284,7 +285,7 @@ class Dataset(DatasetOps, OnlineOps):
         from. Nothing is written when validation fails. ``use_qianfan_special_jsonl_format=True``
         writes every row of an ungrouped set to a .jsonl file as a one-turn conversation.
         """
-        if _is_source(data_file):
+        if is_source(data_file):
             data_file, destination = None, data_file
         if destination is None and data_file is None and qianfan_dataset_id is None \
                 and qianfan_dataset_create_args is None:
@@ -352,49 +353,18 @@ class Dataset(DatasetOps, OnlineOps):
                               endpoint: str | None = None, prompt_column: str = "prompt",
                               concurrency: int = 8, progress: ProgressArg = None,
                               **params: Any) -> Dataset:
-        """Async :meth:`test_using_llm`."""
+        """Async :meth:`test_using_llm`. A platform model version with no chat service runs as
+        a durable platform batch-inference task (``BatchJob``)."""
+        from ._batchjob import platform_version, run_as_job
         from ._infer import run_llm
 
         await self.afetch()
+        version = await platform_version(service_or_model)
+        if version is not None:
+            df = await run_as_job(self, version, prompt_column=prompt_column, progress=progress, params=params,
+                                  config=getattr(service_or_model, "config", None) or self.config)
+            return Dataset(df, config=self.config)
         df = await run_llm(self, service_or_model, model=model, endpoint=endpoint,
                            prompt_column=prompt_column, concurrency=concurrency,
                            progress=progress, params=params)
         return Dataset(df, config=self.config)
-
-
-def _clean(row: Mapping[Any, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in row.items():
-        if isinstance(v, float) and v != v:
-            continue
-        out[str(k)] = v.item() if hasattr(v, "item") and not isinstance(v, list | dict | str) else v
-    return out
-
-
-def _is_source(value: Any) -> bool:
-    """A data source object (anything with ``fetch`` and ``save``; see :mod:`.data_source`)."""
-    return not isinstance(value, str | Path) and callable(getattr(value, "fetch", None)) \
-        and callable(getattr(value, "save", None))
-
-
-def _from_source(cls: type[Dataset], source: Any, group: bool | None, config: Config | None) -> Dataset:
-    """A dataset over ``source``: a platform one read lazily, others fetched now (any table: pyarrow too)."""
-    from ._io import frame_from_obj
-
-    pack = "_pack"  # the official packed column (qfnb.dataset.consts.QianfanDatasetPackColumnName)
-    platform_id = getattr(source, "platform_dataset_id", None)
-    if platform_id is not None:
-        ds = cls(None, qianfan_dataset_id=platform_id, config=config or getattr(source, "config", None))
-    else:
-        fetched = source.fetch(organize_data_as_group=group) if group is not None else source.fetch()
-        if not hasattr(fetched, "to_pandas"):
-            raise ValidationError("source", f"{type(source).__name__}.fetch() gave {type(fetched).__name__}, "
-                                  "not a table")
-        rows = (fetched.to_pylist() if hasattr(fetched, "to_pylist")  # python values, not numpy
-                else fetched.to_pandas().to_dict("records"))
-        df = pd.DataFrame(rows)
-        if list(df.columns) == [pack] and group is not False:  # packed: one entity (a row or a conversation) per row
-            df = frame_from_obj([r[pack] if isinstance(r[pack], dict | list) else r for r in rows], "source")
-        ds = cls(df.reset_index(drop=True), config=config)
-    ds.inner_data_source_cache = source
-    return ds

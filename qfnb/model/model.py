@@ -12,9 +12,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import QfnbError, ValidationError
-from qfnb._core.runtime.poll import PollTimeoutError, apoll_until
+from qfnb._core.runtime.poll import apoll_until
 from qfnb.model.configs import DeployConfig
-from qfnb.protocol.console import EvalState, ModelVersionState
+from qfnb.protocol.console import ModelVersionState
 from qfnb.resources.console import Model as ModelAPI
 from qfnb.resources.console import Service as ServiceAPI
 
@@ -204,13 +204,8 @@ class Model:
 
     async def abatch_inference(self, dataset: Dataset, **kwargs: Any) -> Dataset:
         """Run every prompt of ``dataset`` through the model: on its service (or, for a preset,
-        the platform's), else — a version with no service, on a dataset stored on the platform —
-        as the platform's batch run (a manual-mode evaluation that collects the answers)."""
-        if self.service is None and dataset.qianfan_dataset_id is not None:
-            try:
-                await self.achat_target()
-            except ValidationError:
-                return await self._platform_batch_run(dataset)
+        the platform's), else — a version with no service — as a durable platform batch-inference
+        task (``Dataset.test_using_llm`` does that for such a model)."""
         return await dataset.atest_using_llm(self, **kwargs)
 
     def batch_inference(self, dataset: Dataset, **kwargs: Any) -> Dataset:
@@ -219,38 +214,6 @@ class Model:
         from qfnb._core.runtime import sync
 
         return sync.run(self.abatch_inference(dataset, **kwargs))
-
-    async def _platform_batch_run(self, dataset: Dataset) -> Dataset:
-        from qfnb.dataset import Dataset as _Dataset
-        from qfnb.resources.console.evaluation_task import arun_evaluation_task
-
-        if self.version_id is None:
-            raise ValidationError("version_id", "is required for a batch run on the platform")
-        cfg = _cfg(self.config)
-        if self.set_id is None and self.model_set_id is None:
-            await self.aauto_complete_info()
-        try:
-            eval_id, info = await arun_evaluation_task(
-                name=f"batch_run_{uuid.uuid4().hex[:10]}",
-                version_info=[{"modelId": self.model_set_id or self.set_id, "modelVersionId": self.version_id}],
-                dataset_id=dataset.qianfan_dataset_id, config=cfg, timeout=WAIT_LIMIT_S,
-                poll_interval=cfg.evaluation_online_polling_interval,
-                eval_config={"evalMode": "manual", "evaluationDimension": [{"dimension": "满意度"}]})
-        except PollTimeoutError as exc:
-            raise PlatformJobError(f"batch run still running after {WAIT_LIMIT_S:.0f} s") from exc
-        state = info.get("state")
-        conf = info.get("evalStandardConf") or {}
-        result_id = conf.get("resultDatasetIdStr") or conf.get("resultDatasetId")
-        if state not in (EvalState.DOING_WITH_MANUAL_BEGIN, EvalState.DONE) or result_id is None:
-            raise PlatformJobError(f"batch run {eval_id} ended {state}: {info.get('errorMessage') or 'no result'}")
-        answers = await _Dataset.load(qianfan_dataset_id=result_id, config=self.config).afetch()
-        df = answers.to_pandas().rename(columns={"completion": "llm_output"})
-        keep = [c for c in ("prompt", "response", "llm_output") if c in df.columns]
-        result = _Dataset.create_from_pyobj(df[keep].to_dict("records"))
-        from qfnb.dataset.data_source import QianfanDataSource
-
-        result.inner_data_source_cache = QianfanDataSource(id=result_id, config=self.config)  # where it came from
-        return result
 
     # -- serialization (identifiers only, never credentials) -------------------------------
 

@@ -358,11 +358,12 @@ def _republish(magics: QfnbMagics) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from qfnb.notebook import usage
+    from qfnb.notebook import batchjob, usage
 
     ipython.register_magics(QfnbMagics)
     ipython.events.register("post_run_cell", _republish(ipython.magics_manager.registry["QfnbMagics"]))
     usage.register(ipython)
+    ipython.register_magics(batchjob.BatchMagics)  # %qfbatch
     completer = getattr(ipython, "Completer", None)
     if completer is not None:
         completer.custom_matchers.append(_matcher(ipython.magics_manager.registry["QfnbMagics"]))

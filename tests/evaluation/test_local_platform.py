@@ -64,8 +64,8 @@ def test_seed_000_dataset_by_platform_id(local: tuple[Any, Config]) -> None:
 
 
 def test_batch_inference_of_an_undeployed_version_runs_on_the_platform(local: tuple[Any, Config]) -> None:
-    """A tuned version with no service: ``batch_inference`` on a platform dataset is the platform's
-    batch run (a manual-mode evaluation whose result dataset holds the answers)."""
+    """A tuned version with no service: ``batch_inference`` runs as a platform batch-inference
+    task (``/v2/batchinference``), on a platform dataset or a local one."""
     app, cfg = local
     rows = [{"prompt": "x", "response": [["ref x"]]}, {"prompt": "y", "response": [["ref y"]]}]
     ds = Dataset.create_from_pyobj(rows).save(qianfan_dataset_create_args={"name": "batch-run"}, config=cfg)
@@ -78,10 +78,12 @@ def test_batch_inference_of_an_undeployed_version_runs_on_the_platform(local: tu
     df = out.to_pandas()
     assert df["prompt"].tolist() == ["x", "y"] and df["response"].tolist() == [[["ref x"]], [["ref y"]]]
     assert df["llm_output"].str.lower().tolist() == ["tiny-chat: x", "tiny-chat: y"]
-    evaluation = store.all("evaluations")[-1]
-    assert evaluation["evalMode"] == "manual" and evaluation["state"] == "DoingWithManualBegin"
-    with pytest.raises(ValueError, match="deploy"):  # a local dataset still needs a service
-        model.batch_inference(dataset=Dataset.create_from_pyobj(rows))
+    task = store.all("batches")[-1]
+    assert task["runStatus"] == "Done" and task["model"] == "Tiny-Chat" and task["done"] == 2
+    assert store.all("evaluations") == []  # no evaluation borrowed any more
+    local_rows = model.batch_inference(dataset=Dataset.create_from_pyobj(rows)).to_pandas()
+    assert local_rows["llm_output"].str.lower().tolist() == ["tiny-chat: x", "tiny-chat: y"]
+    assert len(store.all("batches")) == 2
 
 
 def test_local_platform_rejects_referee_mode_with_its_message(local: tuple[Any, Config]) -> None:

@@ -291,11 +291,13 @@ class AsyncQianfanClient:
         return await self._send(call, retry or self._infer_policy)
 
     async def console(self, path: str, body: dict[str, Any] | None = None, *, params: dict[str, Any] | None = None,
-                      retry: RetryPolicy | None = None, method: str = "POST") -> QfResponse:
-        """A bce-auth-v1 signed console call to ``{console_api_base_url}{path}``."""
+                      retry: RetryPolicy | None = None, method: str = "POST",
+                      headers: Mapping[str, str] | None = None) -> QfResponse:
+        """A bce-auth-v1 signed console call to ``{console_api_base_url}{path}`` (``headers``: extra ones)."""
         # a unique signed header: two calls never share a signature (the local platform refuses a
         # signature seen before on a call that changes state)
-        headers = {"Content-Type": _JSON, "request-source": REQUEST_SOURCE, "x-bce-request-id": str(uuid.uuid4())}
+        headers = {"Content-Type": _JSON, "request-source": REQUEST_SOURCE, "x-bce-request-id": str(uuid.uuid4()),
+                   **(headers or {})}
         url = self.config.console_api_base_url.rstrip("/") + path
         call = Call(method, url, body if body is not None else {}, headers, params, "console", False)
         try:
@@ -306,9 +308,9 @@ class AsyncQianfanClient:
         return result
 
     async def console_v2(self, route: str, action: str, body: dict[str, Any] | None = None, *,
-                         retry: RetryPolicy | None = None) -> QfResponse:
+                         retry: RetryPolicy | None = None, headers: Mapping[str, str] | None = None) -> QfResponse:
         """``POST /v2/<domain>?Action=<action>``."""
-        return await self.console(route, body, params={"Action": action}, retry=retry)
+        return await self.console(route, body, params={"Action": action}, retry=retry, headers=headers)
 
     async def signed_request(self, method: str, url: str, *, params: dict[str, Any] | None = None,
                              content: bytes | dict[str, Any] | None = None, headers: Mapping[str, str] | None = None,

@@ -27,6 +27,8 @@ KINDS: dict[str, str] = {
     "versions": "amv-",
     "services": "svco-",
     "evaluations": "ev-",
+    "batches": "infer-",   # offline batch-inference tasks (also OpenAI batches)
+    "files": "file-",      # OpenAI-style uploaded files (objects in the local BOS)
 }
 
 Record = dict[str, Any]

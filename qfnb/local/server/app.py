@@ -13,10 +13,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from qfnb.local.domain import console, evaluation
+from qfnb.local.domain import batch, console, evaluation
 from qfnb.local.domain.platform import Platform
 from qfnb.local.engines.api import RegistryLike
-from qfnb.local.server import failures, routes_console, routes_inference, routes_models, routes_v2
+from qfnb.local.server import failures, routes_batch, routes_console, routes_inference, routes_models, routes_v2
 from qfnb.local.server.auth import Authenticator, authenticator
 from qfnb.local.server.guard import BodyLimit
 from qfnb.local.server.wire import bce_error
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         platform.startup()
         console.ensure_presets(platform)
         evaluation.recover(platform)
+        batch.recover(platform)
         log.info("local platform ready: data in %s", platform.settings.data_dir)
         try:
             yield
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
 
     routes: list[Any] = [
         *routes_inference.routes(), *routes_console.routes(), *routes_v2.routes(), *routes_models.routes(),
+        *routes_batch.routes(),
         Route("/bos/{bucket}/{key:path}", bos_object, methods=["PUT", "GET"]),
         Route("/healthz", health, methods=["GET"]),
         *(extra_routes or []),

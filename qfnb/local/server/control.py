@@ -18,17 +18,20 @@ from starlette.routing import Route
 
 from qfnb.local.domain.platform import Platform
 from qfnb.local.server import models_control
+from qfnb.protocol.batch import ACTIVE as BATCH_ACTIVE
 from qfnb.protocol.console import EvalState, RunStatus
 from qfnb.protocol.daemon import CONTROL_HEADER, SHUTDOWN_ROUTE, STATUS_ROUTE, DaemonStatus, EngineState, RunningJob
 
 
 def running_jobs(platform: Platform) -> list[RunningJob]:
-    """Fine-tune runs and evaluations that are under way."""
+    """Fine-tune runs, evaluations and batch-inference tasks that are under way."""
     runs = platform.store.all("runs", lambda r: r.get("status") in (RunStatus.WAITING.value, RunStatus.RUNNING.value))
     evals = platform.store.all("evaluations", lambda e: e.get("state") in (
         EvalState.PENDING.value, EvalState.DOING.value))
+    batches = platform.store.all("batches", lambda b: b.get("runStatus") in BATCH_ACTIVE)
     return ([RunningJob("fine-tune", str(r["sid"]), str(r["status"])) for r in runs]
-            + [RunningJob("evaluation", str(e["sid"]), str(e["state"])) for e in evals])
+            + [RunningJob("evaluation", str(e["sid"]), str(e["state"])) for e in evals]
+            + [RunningJob("batch-inference", str(b["sid"]), str(b["runStatus"])) for b in batches])
 
 
 def engine_states(platform: Platform) -> list[EngineState]:

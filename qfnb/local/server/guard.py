@@ -25,6 +25,8 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 UPLOAD_PREFIX = "/bos/"
+#: OpenAI-style file uploads (batch input files) get the upload cap too
+UPLOAD_PATHS = ("/v1/files",)
 
 
 class BodyTooLarge(BodyError):
@@ -37,7 +39,7 @@ class BodyTooLarge(BodyError):
 
 def body_limit(path: str) -> int:
     """The cap for a request to ``path``: uploads get :data:`MAX_UPLOAD_BYTES`, JSON routes the body cap."""
-    return MAX_UPLOAD_BYTES if path.startswith(UPLOAD_PREFIX) else MAX_BODY_BYTES
+    return MAX_UPLOAD_BYTES if path.startswith(UPLOAD_PREFIX) or path in UPLOAD_PATHS else MAX_BODY_BYTES
 
 
 def too_large(path: str, limit: int) -> Response:

@@ -40,6 +40,7 @@ class ConsoleRequest:
     params: dict[str, Any] | None = None
     method: str = "POST"
     host: str = "console"
+    headers: dict[str, str] | None = None  # extra request headers (e.g. ``Referer: infer``)
 
 
 def invalid(field_name: str, message: str) -> ProtocolError:
@@ -108,7 +109,8 @@ async def asend(request: ConsoleRequest, *, config: Config | None = None, retry:
         return await client.signed_request(request.method, cfg.iam_base_url.rstrip("/") + request.path,
                                            params=request.params, content=request.body, retry=retry)
     if request.action is not None:
-        return await client.console_v2(request.path, request.action, request.body, retry=retry)
+        return await client.console_v2(request.path, request.action, request.body, retry=retry,
+                                       headers=request.headers)
     return await client.console(request.path, request.body, params=request.params, retry=retry)
 
 

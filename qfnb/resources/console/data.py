@@ -193,6 +193,92 @@ class Data(DataTasksCalls):
         request = build.get_dataset_import_error_detail(dataset_id, error_code, **fields)
         return await asend(request, config=config, retry=retry, overrides=overrides)
 
+    @classmethod
+    def create_offline_batch_inference_task(cls, name: str, input_bos_uri: str | None = None,
+                                            output_bos_uri: str | None = None, model_id: str | None = None,
+                                            endpoint: str | None = None, inference_params: dict[str, Any] | None = None,
+                                            description: str | None = None, afs_config: dict[str, Any] | None = None,
+                                            completion_window: str | None = None, *, config: Config | None = None,
+                                            retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+        """``CreateBatchInferenceTask``: run ``model_id`` (or ``endpoint``) over the JSONL at
+        ``input_bos_uri``, answers under ``output_bos_uri``; ``completion_window`` "24h" or None."""
+        fields, overrides = split_overrides(kwargs)
+        request = build.create_offline_batch_inference_task(name, input_bos_uri, output_bos_uri, model_id, endpoint,
+                                                            inference_params, description, afs_config,
+                                                            completion_window, **fields)
+        return send(request, config=config, retry=retry, overrides=overrides)
+
+    @classmethod
+    async def acreate_offline_batch_inference_task(cls, name: str, input_bos_uri: str | None = None,
+                                                   output_bos_uri: str | None = None, model_id: str | None = None,
+                                                   endpoint: str | None = None,
+                                                   inference_params: dict[str, Any] | None = None,
+                                                   description: str | None = None,
+                                                   afs_config: dict[str, Any] | None = None,
+                                                   completion_window: str | None = None, *,
+                                                   config: Config | None = None, retry: RetryPolicy | None = None,
+                                                   **kwargs: Any) -> QfResponse:
+        """``CreateBatchInferenceTask``: run ``model_id`` (or ``endpoint``) over the JSONL at
+        ``input_bos_uri``, answers under ``output_bos_uri``; ``completion_window`` "24h" or None."""
+        fields, overrides = split_overrides(kwargs)
+        request = build.create_offline_batch_inference_task(name, input_bos_uri, output_bos_uri, model_id, endpoint,
+                                                            inference_params, description, afs_config,
+                                                            completion_window, **fields)
+        return await asend(request, config=config, retry=retry, overrides=overrides)
+
+    @classmethod
+    def get_offline_batch_inference_task(cls, task_id: str, *, config: Config | None = None,
+                                         retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+        """``DescribeBatchInferenceTask``."""
+        fields, overrides = split_overrides(kwargs)
+        request = build.get_offline_batch_inference_task(task_id, **fields)
+        return send(request, config=config, retry=retry, overrides=overrides)
+
+    @classmethod
+    async def aget_offline_batch_inference_task(cls, task_id: str, *, config: Config | None = None,
+                                                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+        """``DescribeBatchInferenceTask``."""
+        fields, overrides = split_overrides(kwargs)
+        request = build.get_offline_batch_inference_task(task_id, **fields)
+        return await asend(request, config=config, retry=retry, overrides=overrides)
+
+    @classmethod
+    def stop_offline_batch_inference_task(cls, task_id: str, *, config: Config | None = None,
+                                          retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+        """``StopBatchInferenceTask``: finished rows stay in the output."""
+        fields, overrides = split_overrides(kwargs)
+        request = build.stop_offline_batch_inference_task(task_id, **fields)
+        return send(request, config=config, retry=retry, overrides=overrides)
+
+    @classmethod
+    async def astop_offline_batch_inference_task(cls, task_id: str, *, config: Config | None = None,
+                                                 retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+        """``StopBatchInferenceTask``: finished rows stay in the output."""
+        fields, overrides = split_overrides(kwargs)
+        request = build.stop_offline_batch_inference_task(task_id, **fields)
+        return await asend(request, config=config, retry=retry, overrides=overrides)
+
+    @classmethod
+    def list_offline_batch_inference_task(cls, marker: str | None = None, max_keys: int | None = None,
+                                          page_reverse: bool | None = None, run_status: list[str] | str | None = None,
+                                          *, config: Config | None = None, retry: RetryPolicy | None = None,
+                                          **kwargs: Any) -> QfResponse:
+        """``DescribeBatchInferenceTasks``; ``run_status`` e.g. "Running", "Done", "Stopped", "Failed"."""
+        fields, overrides = split_overrides(kwargs)
+        request = build.list_offline_batch_inference_task(marker, max_keys, page_reverse, run_status, **fields)
+        return send(request, config=config, retry=retry, overrides=overrides)
+
+    @classmethod
+    async def alist_offline_batch_inference_task(cls, marker: str | None = None, max_keys: int | None = None,
+                                                 page_reverse: bool | None = None,
+                                                 run_status: list[str] | str | None = None, *,
+                                                 config: Config | None = None, retry: RetryPolicy | None = None,
+                                                 **kwargs: Any) -> QfResponse:
+        """``DescribeBatchInferenceTasks``; ``run_status`` e.g. "Running", "Done", "Stopped", "Failed"."""
+        fields, overrides = split_overrides(kwargs)
+        request = build.list_offline_batch_inference_task(marker, max_keys, page_reverse, run_status, **fields)
+        return await asend(request, config=config, retry=retry, overrides=overrides)
+
     class V2:
         """``/v2/dataset``."""
 

@@ -5,7 +5,7 @@ request body, and the do/ado/stream/batch shells (sync is a thin shell over asyn
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -20,6 +20,7 @@ from qfnb.protocol import routes
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.version import REQUEST_SOURCE
 
+from ..batch_job import submit_durable
 from . import batch as _batch
 from . import batching
 from .params import Call
@@ -281,16 +282,19 @@ class BaseInference(Generic[C]):
     async def abatch_do(self, inputs: Iterable[Any] | None = None, *, body_list: Iterable[dict[str, Any]] | None = None,
                         worker_num: int | None = None, output_file: str | Path | None = None,
                         progress: ProgressArg = None, retry_budget: float = _batch.DEFAULT_RETRY_BUDGET,
-                        **common: Any) -> Sequence[Any]:
+                        durable: bool = False, **common: Any) -> Any:
         """Run many calls, ``worker_num`` at a time. Returns results in input order
         (exceptions as values). With ``output_file=`` results are streamed to a JSONL file
         (bounded memory, resumable) and read back from it one at a time.
 
         Transient failures (429, 5xx, retryable codes, connection errors) are queued again
         for up to ``retry_budget`` seconds per input, and throttling lowers the concurrency
-        until calls succeed again; nothing is lost to a passing fault or a quota."""
+        until calls succeed again; nothing is lost to a passing fault or a quota. ``durable=True``:
+        a platform batch-inference task instead, returned as its ``BatchJob`` (outlives this process)."""
         inputs = self._named_inputs(inputs, common)
         items = self._batch_items(inputs, body_list, common)
+        if durable:
+            return await submit_durable(self, items, common)
         return await batching.acollect(
             self._one, items, batching.length(inputs if inputs is not None else body_list), worker_num=worker_num,
             output_file=output_file, progress=batching.reporter(progress, type(self).__name__),
@@ -310,11 +314,14 @@ class BaseInference(Generic[C]):
     def batch_do(self, inputs: Iterable[Any] | None = None, *, body_list: Iterable[dict[str, Any]] | None = None,
                  worker_num: int | None = None, output_file: str | Path | None = None,
                  progress: ProgressArg = None, retry_budget: float = _batch.DEFAULT_RETRY_BUDGET,
-                 **common: Any) -> _batch.BatchFuture:
+                 durable: bool = False, **common: Any) -> Any:
         """Start a batch in the background and return a :class:`BatchFuture` at once (retries
-        as :meth:`abatch_do`; ``future.stats`` tells how many calls were re-queued)."""
+        as :meth:`abatch_do`; ``future.stats`` tells how many calls were re-queued).
+        ``durable=True``: a platform batch-inference task, returned as its ``BatchJob``."""
         inputs = self._named_inputs(inputs, common)
         items = self._batch_items(inputs, body_list, common)
+        if durable:
+            return sync.run(submit_durable(self, items, common))
         return batching.submit(
             self._one, items, batching.length(inputs if inputs is not None else body_list), worker_num=worker_num,
             output_file=output_file, progress=batching.reporter(progress, type(self).__name__),

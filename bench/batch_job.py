@@ -1,0 +1,249 @@
+"""A platform batch job vs bare llama-server vs client-side ``batch_do``, in one run (issue 22).
+
+    .venv/bin/python bench/batch_job.py [--prompts 256] [--tokens 64] [--slots N]
+    .venv/bin/python bench/batch_job.py --engine-url http://127.0.0.1:8080   # an engine already running
+
+Same binary, model (Qwen2.5-Coder-0.5B-Instruct), flags and slot count on every side, measured one
+after the other. Prints aggregate decode tok/s (completion tokens / wall seconds) of:
+
+1. bare ``llama-server`` driven at its best concurrency (slots, 2 x slots by default);
+2. the platform's batch job (``CreateBatchInferenceTask``; wall from create to Done), target >= 90 % of 1;
+3. client-side ``ChatCompletion.batch_do`` against the same platform;
+
+and the job runner's own bookkeeping per row (parse, journal, answer row, fsync) measured on an
+engine that answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "local"))
+
+from platform_helpers import serve_port, spawn_reporting  # noqa: E402
+
+from qfnb.local.engines import DEFAULT_CHAT, assets  # noqa: E402
+from qfnb.local.engines.llama_server import LlamaServer, ServerConfig, default_slots, reported_port  # noqa: E402
+
+log = logging.getLogger("bench.batch_job")
+TOPICS = ["binary search trees", "HTTP caching", "Python generators", "SQL joins", "TCP congestion control",
+          "garbage collection", "unit testing", "regular expressions"]
+
+
+def prompts(n: int) -> list[str]:
+    return [f"Request {i}: explain {TOPICS[i % len(TOPICS)]} to a new engineer in a few paragraphs." for i in range(n)]
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes] | None, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{url}: the process exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not up")
+
+
+# ---- 1. bare engine -----------------------------------------------------------------------------
+
+
+async def drive(url: str, texts: list[str], tokens: int, concurrency: int, model: str) -> float:
+    """Aggregate completion tok/s of ``texts`` sent ``concurrency`` at a time."""
+    gate = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(timeout=900, limits=httpx.Limits(max_connections=concurrency + 4)) as client:
+        async def one(text: str) -> int:
+            body = {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": tokens,
+                    "temperature": 0.0001, "top_p": 0.8, "min_p": 0.0, "repeat_penalty": 1.0, "stream": True,
+                    "stream_options": {"include_usage": True}}  # as the platform sends it
+            used = 0
+            async with gate, client.stream("POST", url, json=body) as resp:
+                async for line in resp.aiter_lines():
+                    if line.startswith("data: {"):
+                        used = int((json.loads(line[6:]).get("usage") or {}).get("completion_tokens") or used)
+            return used
+
+        start = time.perf_counter()
+        total = sum(await asyncio.gather(*(one(t) for t in texts)))
+        return total / (time.perf_counter() - start)
+
+
+def bare(args: argparse.Namespace, work: Path, texts: list[str]) -> float:
+    proc = None
+    if args.engine_url:
+        url = args.engine_url.rstrip("/")
+    else:
+        server = LlamaServer(ServerConfig(name="bare", gguf=assets.gguf_path(DEFAULT_CHAT), log_dir=work / "bare",
+                                          slots=args.slots))
+        argv = server._argv(())  # exactly the flags the platform uses
+        server.close()
+        (work / "bare").mkdir(parents=True, exist_ok=True)
+        proc, port = spawn_reporting(argv, work / "bare" / "bare.log", reported_port)
+        url = f"http://127.0.0.1:{port}"
+        wait_up(url + "/health", proc)
+    try:
+        asyncio.run(drive(url + "/v1/chat/completions", texts[:2], args.tokens, 2, args.remote_model))  # warm-up
+        best = 0.0
+        for users in sorted({int(u.replace("x", "")) * (args.slots if "x" in u else 1)
+                             for u in args.bare_concurrency.split(",")}):
+            rate = asyncio.run(drive(url + "/v1/chat/completions", texts, args.tokens, users, args.remote_model))
+            log.info("bare engine, %d concurrent: %.1f tok/s", users, rate)
+            best = max(best, rate)
+        return best
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(30)
+
+
+# ---- 2 and 3. the platform --------------------------------------------------------------------
+
+
+def start_platform(args: argparse.Namespace, data_dir: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           "QFNB_ENGINE_SLOTS": str(args.slots)}
+    if args.engine_url:
+        env["QFNB_ENGINES"] = json.dumps({DEFAULT_CHAT: {"base_url": args.engine_url.rstrip("/") + "/v1",
+                                                         "model": args.remote_model}})
+    for key in [k for k in env if k.startswith("QIANFAN_")]:
+        env.pop(key)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    proc, port = spawn_reporting([sys.executable, "-m", "qfnb.cli", "serve", "--port", "0", "--data-dir",
+                                  str(data_dir), "--log-level", "warning"], data_dir.parent / "serve.log",
+                                 serve_port, env=env)
+    base = f"http://127.0.0.1:{port}"
+    wait_up(base + "/healthz", proc)
+    return proc, base, json.loads((data_dir / "credentials.json").read_text())
+
+
+def config_for(base: str, creds: dict[str, str]) -> Any:
+    from qfnb._core.config import Config
+
+    return Config.from_env({}, base_url=base, console_api_base_url=base, iam_base_url=base, bos_endpoint=base + "/bos",
+                           ak=creds["api_key"], sk=creds["secret_key"], access_key=creds["access_key"],
+                           secret_key=creds["iam_secret_key"])
+
+
+def job(cfg: Any, texts: list[str], tokens: int) -> tuple[float, dict[str, Any]]:
+    from qfnb.resources.batch_job import BatchJob
+
+    start = time.perf_counter()
+    handle = BatchJob.submit(texts, model=DEFAULT_CHAT, inference_params={"max_output_tokens": tokens,
+                                                                          "temperature": 0.0001}, config=cfg)
+    state = handle.wait(interval=0.1)
+    wall = time.perf_counter() - start
+    if state.status != "Done" or state.failed:
+        raise RuntimeError(f"the batch job ended {state.status} with {state.failed} failed rows")
+    return state.output_tokens / wall, state.view
+
+
+def client_batch(cfg: Any, texts: list[str], tokens: int, workers: int) -> float:
+    from qfnb.resources import ChatCompletion
+
+    chat = ChatCompletion(model=DEFAULT_CHAT, config=cfg)
+    start = time.perf_counter()
+    results = chat.batch_do([[{"role": "user", "content": t}] for t in texts], worker_num=workers,
+                            max_output_tokens=tokens, temperature=0.0001).results()
+    wall = time.perf_counter() - start
+    failed = [r for r in results if isinstance(r, Exception)]
+    if failed:
+        raise RuntimeError(f"client batch_do: {len(failed)} failed, e.g. {failed[0]}")
+    return sum(int(r["usage"]["completion_tokens"]) for r in results) / wall
+
+
+# ---- 4. the runner's bookkeeping ----------------------------------------------------------------
+
+
+def bookkeeping(work: Path, rows: int) -> float:
+    """Microseconds per row of the runner on an engine that answers at once."""
+    from qfnb.local.domain import batch_rows
+    from qfnb.local.domain.batch_runner import Paths, Runner
+    from qfnb.local.engines.base import Delta
+    from qfnb.local.engines.gate import Gate
+
+    class Instant:
+        name, gate = "instant", Gate("instant", 16, 0)
+
+        async def achat(self, messages: list[dict[str, Any]], *, system: str | None, params: dict[str, Any]) -> Any:
+            with self.gate.admit():
+                yield Delta("answer", "normal", 3, 1)
+
+    work.mkdir(parents=True, exist_ok=True)
+    paths = Paths(work / "in.jsonl", work / "out.jsonl", work / "err.jsonl", work / "journal.log")
+    paths.input.write_text("".join(json.dumps({"custom_id": f"r{i}", "body": {"messages": [
+        {"role": "user", "content": f"row {i}"}]}}) + "\n" for i in range(rows)))
+    engine = Instant()
+    runner = Runner(paths, batch_rows.Standing(bytearray(rows)), model=None, params={},
+                    engine_for=lambda _: engine, save=lambda *_: None, stopped=lambda: False)  # type: ignore[arg-type,return-value]
+    start = time.perf_counter()
+    assert asyncio.run(runner.run()) == "done" and runner.progress.done == rows
+    return (time.perf_counter() - start) / rows * 1e6
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prompts", type=int, default=256)
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--slots", type=int, default=default_slots())
+    ap.add_argument("--engine-url", help="an OpenAI-compatible engine already running (base URL without /v1)")
+    ap.add_argument("--remote-model", default=DEFAULT_CHAT, help="the engine's model name (with --engine-url)")
+    ap.add_argument("--bookkeeping-rows", type=int, default=5000)
+    ap.add_argument("--bare-concurrency", default="1x,2x",
+                    help="concurrencies to drive the bare engine at: N or Nx (times the slots), comma-separated")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    work = Path(tempfile.mkdtemp(prefix="qfnb-bench-batch-"))
+    texts = prompts(args.prompts)
+    per_row = bookkeeping(work / "bookkeeping", args.bookkeeping_rows)
+    log.info("runner bookkeeping: %.0f us per row", per_row)
+    bare_rate = bare(args, work, texts)
+    proc, base, creds = start_platform(args, work / "data")
+    try:
+        cfg = config_for(base, creds)
+        client_batch(cfg, texts[:2], args.tokens, 2)  # warm-up: the platform starts its engine
+        job_rates, views = [], []
+        rate, view = job(cfg, texts, args.tokens)
+        job_rates.append(rate)
+        views.append(view)
+        log.info("platform batch job: %.1f tok/s (%d rows, %.1f s in the runner)", rate, view["totalCount"],
+                 view["runSeconds"])
+        client_rate = client_batch(cfg, texts, args.tokens, args.slots)
+        log.info("client-side batch_do: %.1f tok/s", client_rate)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    job_rate = statistics.median(job_rates)
+    log.info("%d prompts, %d tokens each at most, %d slots", args.prompts, args.tokens, args.slots)
+    log.info("bare llama-server (best concurrency): %.1f tok/s", bare_rate)
+    log.info("platform batch job:                  %.1f tok/s -> %.1f %% of bare (target >= 90 %%); "
+             "%d rows pre-empted, %d retried", job_rate, 100 * job_rate / bare_rate,
+             views[-1].get("preemptedRequests", 0), views[-1].get("retriedRequests", 0))
+    log.info("client-side batch_do via platform:   %.1f tok/s -> %.1f %% of bare", client_rate,
+             100 * client_rate / bare_rate)
+    log.info("job / client batch_do = %.2fx", job_rate / client_rate)
+    log.info("runner bookkeeping per row (instant engine, %d rows): %.0f us", args.bookkeeping_rows, per_row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,344 @@
+"""The runner of one batch-inference job: feeds the engine, writes the answers, survives restarts.
+
+- It keeps as many rows in flight as the engine has slots (read from its gate), never more, so
+  nothing of the job waits in the gate's queue; rows for one model (one LoRA adapter) go together.
+- Interactive requests keep a share: when one is admitted while the job fills every slot, the
+  job's youngest row is cancelled at once (the engine frees its slot within a decode step) and
+  goes back to the front of the line, so chat waits at most one decode step behind the job.
+- Each answer (or per-row error) is appended to the output (or error) object and fsynced
+  before it counts; a journal notes each dispatched line, so a restarted job resumes at the
+  first row without an answer and knows how many in-flight rows it sends a second time.
+- A busy or crashed engine (HTTP 429/5xx from an external one) is retried with back-off; an
+  engine's other 4xx refusal is that row's error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from qfnb.local.domain.batch_rows import Row, RowError, Standing, answer_row, error_row, input_lines, parse_line
+from qfnb.local.engines.base import PromptTooLong
+from qfnb.local.engines.gate import AsyncChat, EngineBusy
+from qfnb.local.engines.llama_server import EngineUnavailable
+
+log = logging.getLogger("qfnb.local.domain.batch")
+
+#: input rows read ahead of the engine (to group rows of one model; bounds memory)
+LOOKAHEAD = 256
+#: how often the runner looks at the gate for interactive requests (well under one decode step)
+TICK = 0.01
+#: how often progress counts are written to the store
+SAVE_EVERY = 0.5
+MAX_ATTEMPTS = 8
+BACKOFF_CAP = 20.0
+
+
+def backoff(attempt: int, hint: float = 0.0) -> float:
+    """Seconds to wait before attempt ``attempt + 1``: doubling from 0.5 s, at most 20 s, never
+    less than the engine's own ``Retry-After``."""
+    return float(max(hint, min(BACKOFF_CAP, 0.5 * 2 ** (attempt - 1))))
+
+
+def _fsync_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.fsync(fd)
+
+
+def _http_status(exc: Exception) -> int | None:
+    """The HTTP status an external engine answered, when the error names one."""
+    found = re.search(r"answered HTTP (\d{3})", str(exc))
+    return int(found.group(1)) if found else None
+
+
+@dataclass
+class Paths:
+    input: Path
+    output: Path
+    errors: Path
+    journal: Path
+
+
+@dataclass
+class Progress:
+    done: int
+    failed: int
+    input_tokens: int
+    output_tokens: int
+    preempted: int = 0
+    retried: int = 0
+
+
+class _JobShare:
+    """Rows of all batch jobs in this process admitted per engine gate (thread-safe), so jobs
+    tell interactive requests from each other's rows."""
+
+    def __init__(self) -> None:
+        self._counts: dict[int, int] = {}
+        self.lock = threading.RLock()  # held while a job reserves places, so two jobs never over-book
+
+    def add(self, gate: Any, n: int) -> None:
+        with self.lock:
+            self._counts[id(gate)] = self._counts.get(id(gate), 0) + n
+
+    def get(self, gate: Any) -> int:
+        return self._counts.get(id(gate), 0)
+
+
+BATCH_ADMITTED = _JobShare()
+
+
+class _Flight:
+    """One row on its way through the engine."""
+
+    __slots__ = ("admitted", "engine", "row", "started", "task")
+
+    def __init__(self, row: Row, engine: AsyncChat) -> None:
+        self.row, self.engine = row, engine
+        self.admitted = False
+        self.started = time.monotonic()
+        self.task: asyncio.Task[Any] | None = None
+
+    def mark(self, admitted: bool) -> None:
+        """Note whether the row holds (or is about to hold) a place in the engine's gate."""
+        if admitted != self.admitted:
+            self.admitted = admitted
+            BATCH_ADMITTED.add(self.engine.gate, 1 if admitted else -1)
+
+
+class Runner:
+    """Runs one job to its end (or until ``stopped()``); ``engine_for(model)`` gives an engine,
+    ``save(progress)`` stores the counts."""
+
+    def __init__(self, paths: Paths, standing: Standing, *, model: str | None, params: dict[str, Any],
+                 engine_for: Callable[[str | None], AsyncChat], save: Callable[[Progress, bool], None],
+                 stopped: Callable[[], bool], sleep: Callable[[float], Any] = asyncio.sleep) -> None:
+        self.paths, self.model, self.params = paths, model, params
+        self.engine_for, self.save, self.stopped, self.sleep = engine_for, save, stopped, sleep
+        self.answered = standing.answered
+        self.progress = Progress(standing.done, standing.failed, standing.input_tokens, standing.output_tokens)
+        self._ahead: deque[Row] = deque()
+        self._lines: Iterator[tuple[int, bytes]] = iter(())
+        self._exhausted = False
+        self._flights: dict[asyncio.Task[Any], _Flight] = {}
+        self._current: str | None = None
+
+    # ---- input -------------------------------------------------------------------------------
+
+    def _fill(self, out: BinaryIO, err: BinaryIO) -> list[dict[str, Any]]:
+        """Read ahead up to LOOKAHEAD rows; malformed lines become error rows (returned)."""
+        bad: list[dict[str, Any]] = []
+        while not self._exhausted and len(self._ahead) < LOOKAHEAD:
+            try:
+                line, raw = next(self._lines)
+            except StopIteration:
+                self._exhausted = True
+                break
+            try:
+                self._ahead.append(parse_line(raw, line, self.model, self.params))
+            except RowError as exc:
+                bad.append(error_row(line, exc.key or f"line-{line}", "invalid_request", str(exc)))
+        return bad
+
+    def _next_row(self) -> Row | None:
+        """The next row to send: one for the model in flight if there is one ahead (grouping)."""
+        if not self._ahead:
+            return None
+        if self._current is not None and self._ahead[0].model != self._current:
+            for i, row in enumerate(self._ahead):
+                if row.model == self._current:
+                    del self._ahead[i]
+                    return row
+        row = self._ahead.popleft()
+        self._current = row.model
+        return row
+
+    # ---- capacity ------------------------------------------------------------------------------
+
+    def _room(self, engine: AsyncChat) -> int:
+        """How many of the job's rows may be in flight on ``engine`` now: its slots, less the
+        interactive requests its gate admitted and the rows of other jobs on it."""
+        gate = engine.gate
+        mine = sum(1 for f in self._flights.values() if f.engine.gate is gate and f.admitted)
+        jobs = BATCH_ADMITTED.get(gate)
+        interactive = max(0, gate.admitted - jobs)
+        return max(0, gate.slots - interactive - (jobs - mine))
+
+    def _preempt(self) -> None:
+        """When interactive requests wait behind full slots, cancel the job's youngest rows (they
+        go back in line). Jobs never pre-empt each other."""
+        for engine in {id(f.engine.gate): f.engine for f in self._flights.values()}.values():
+            gate = engine.gate
+            waiting = gate.admitted - gate.slots
+            if waiting <= 0 or gate.admitted - BATCH_ADMITTED.get(gate) <= 0:
+                continue
+            flights = [f for f in self._flights.values()
+                       if f.engine.gate is gate and f.admitted and f.task is not None and not f.task.done()]
+            for flight in sorted(flights, key=lambda f: f.started, reverse=True)[:waiting]:
+                assert flight.task is not None
+                flight.task.cancel()
+                self.progress.preempted += 1
+
+    # ---- one row --------------------------------------------------------------------------------
+
+    async def _answer(self, flight: _Flight) -> dict[str, Any]:
+        try:
+            return await self._attempts(flight)
+        finally:
+            flight.mark(False)
+
+    async def _attempts(self, flight: _Flight) -> dict[str, Any]:
+        row = flight.row
+        attempt = 0
+        while True:
+            attempt += 1
+            flight.mark(True)
+            try:
+                deltas = [d async for d in flight.engine.achat(row.messages, system=row.system, params=row.params)]
+                break
+            except (EngineBusy, EngineUnavailable) as exc:
+                flight.mark(False)
+                status = _http_status(exc)
+                if status is not None and 400 <= status < 500 and status not in (408, 409, 429):
+                    return error_row(row.line, row.key, "invalid_request", str(exc))  # the engine refused this row
+                if attempt >= MAX_ATTEMPTS:
+                    return error_row(row.line, row.key, "engine_unavailable", f"{exc} (after {attempt} attempts)")
+                hint = exc.retry_after if isinstance(exc, EngineBusy) else 0.0
+                self.progress.retried += 1
+                log.info("batch row %d: %s; retrying in %.1f s", row.line, exc, backoff(attempt, hint))
+                await self.sleep(backoff(attempt, hint))
+            except PromptTooLong as exc:
+                return error_row(row.line, row.key, "context_length_exceeded", str(exc))
+            except ValueError as exc:
+                return error_row(row.line, row.key, "invalid_request", str(exc))
+        prompt = max((d.prompt_tokens for d in deltas), default=0)
+        completion = max((d.completion_tokens for d in deltas), default=0)
+        finish = next((d.finish_reason for d in reversed(deltas) if d.finish_reason), None)
+        rid = uuid.uuid4().hex[:20]
+        body = {"id": f"chatcmpl-{rid}", "object": "chat.completion", "created": int(time.time()),
+                "model": row.model or getattr(flight.engine, "name", ""),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(d.text for d in deltas)},
+                             "finish_reason": "length" if finish == "length" else "stop"}],
+                "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                          "total_tokens": prompt + completion}}
+        return answer_row(row, rid, body)
+
+    # ---- the loop -------------------------------------------------------------------------------
+
+    async def run(self) -> str:
+        """Run until every row has an answer (``"done"``) or the job is stopped (``"stopped"``)."""
+        self._lines = input_lines(self.paths.input, self.answered)
+        with open(self.paths.output, "ab") as out, open(self.paths.errors, "ab") as err, \
+                open(self.paths.journal, "ab") as journal:
+            last_save = time.monotonic()
+            try:
+                pending: list[dict[str, Any]] = []
+                while True:
+                    pending += self._fill(out, err)
+                    if self.stopped():
+                        await self._write(out, err, pending)
+                        return "stopped"
+                    pending += self._dispatch(journal)  # freed slots are refilled before the fsync
+                    await self._write(out, err, pending)
+                    pending = []
+                    if not self._flights:
+                        if self._exhausted and not self._ahead:
+                            return "done"
+                        await asyncio.sleep(TICK)  # every slot is taken by interactive requests
+                        continue
+                    finished, _ = await asyncio.wait(list(self._flights), timeout=TICK,
+                                                     return_when=asyncio.FIRST_COMPLETED)
+                    pending = self._collect(finished)
+                    self._preempt()
+                    if time.monotonic() - last_save >= SAVE_EVERY:
+                        self.save(self.progress, False)
+                        last_save = time.monotonic()
+            finally:
+                await self._cancel_all()
+                self.save(self.progress, True)
+
+    def _dispatch(self, journal: BinaryIO) -> list[dict[str, Any]]:
+        """Start rows while the engine has room; rows naming a model that is not served are
+        returned as error rows."""
+        sent, refused = False, []
+        while True:
+            row = self._next_row()
+            if row is None:
+                break
+            try:
+                engine = self.engine_for(row.model)
+            except Exception as exc:  # e.g. a row's body names a model the platform does not serve
+                refused.append(error_row(row.line, row.key, "model_not_found", f"line {row.line}: {exc}"))
+                continue
+            with BATCH_ADMITTED.lock:
+                in_flight = sum(1 for f in self._flights.values() if f.engine.gate is engine.gate)
+                if in_flight >= self._room(engine):
+                    self._ahead.appendleft(row)
+                    break
+                flight = _Flight(row, engine)
+                flight.mark(True)  # the place is this job's from now on
+            flight.task = asyncio.ensure_future(self._answer(flight))
+            self._flights[flight.task] = flight
+            journal.write(f"{row.line}\n".encode())
+            sent = True
+        if sent:
+            journal.flush()  # survives the process being killed (no fsync: a repeat is cheap)
+        return refused
+
+    def _collect(self, finished: set[asyncio.Task[Any]]) -> list[dict[str, Any]]:
+        rows = []
+        for task in finished:
+            flight = self._flights.pop(task)
+            if task.cancelled():
+                self._ahead.appendleft(flight.row)  # pre-empted for an interactive request
+                continue
+            exc = task.exception()
+            if exc is not None:
+                log.warning("batch row %d failed: %s", flight.row.line, exc)
+                rows.append(error_row(flight.row.line, flight.row.key, "internal_error",
+                                      f"{type(exc).__name__}: {exc}"))
+            else:
+                rows.append(task.result())
+        return rows
+
+    async def _write(self, out: BinaryIO, err: BinaryIO, rows: list[dict[str, Any]]) -> None:
+        """Append rows and fsync them before they count (one fsync per file per wake-up, on a
+        thread: the rows in flight keep streaming meanwhile)."""
+        if not rows:
+            return
+        touched = set()
+        for row in rows:
+            target = out if row["error"] is None else err
+            target.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+            touched.add(target)
+        for fh in touched:
+            fh.flush()
+        await asyncio.to_thread(_fsync_all, [fh.fileno() for fh in touched])
+        for row in rows:
+            self.answered[row["line"] - 1] = 1
+            if row["error"] is None:
+                usage = row["response"]["body"]["usage"]
+                self.progress.done += 1
+                self.progress.input_tokens += usage["prompt_tokens"]
+                self.progress.output_tokens += usage["completion_tokens"]
+            else:
+                self.progress.failed += 1
+
+    async def _cancel_all(self) -> None:
+        tasks = list(self._flights)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._flights.clear()

@@ -1,0 +1,252 @@
+"""``BatchJob``: a durable batch-inference task the platform runs (``/v2/batchinference``).
+
+The rows are uploaded as one JSONL object to the platform's object store and the platform
+(the local daemon) runs them: the job goes on when the kernel restarts or the caller exits,
+and any kernel finds it again (:meth:`BatchJob.attach`, :meth:`BatchJob.list`).
+:meth:`BatchJob.results` reads the answers back as ``batch_do`` returns them: a
+:class:`~qfnb.resources.QfResponse` per input (the v1 chat body), or the exception as a value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from qfnb._core.errors import QfnbError, ValidationError
+from qfnb._core.http.response import QfResponse
+from qfnb.protocol.batch import ACTIVE
+
+from .console.data import Data
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb._core.config import Config
+
+INPUT_BUCKET = "qfnb-batch-inputs"
+OUTPUT_URI = "bos:/qfnb-batch-results/"
+
+
+@dataclass
+class JobState:
+    """A snapshot of a task: ``status`` (the platform's runStatus), counts and tokens."""
+
+    task_id: str
+    name: str
+    status: str
+    done: int
+    failed: int
+    total: int
+    output_tokens: int
+    run_seconds: float
+    view: dict[str, Any]
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ACTIVE
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.output_tokens / self.run_seconds if self.run_seconds > 0 else 0.0
+
+    @property
+    def eta_seconds(self) -> float | None:
+        processed = self.done + self.failed
+        if not processed or self.finished or self.run_seconds <= 0:
+            return None
+        return self.run_seconds / processed * (self.total - processed)
+
+    @classmethod
+    def of(cls, view: dict[str, Any]) -> JobState:
+        return cls(view["taskId"], view.get("name", ""), view["runStatus"], int(view.get("succeededCount") or 0),
+                   int(view.get("failedCount") or 0), int(view.get("totalCount") or 0),
+                   int(view.get("outputTokenUsage") or 0), float(view.get("runSeconds") or 0.0), view)
+
+
+def _config(config: Config | None) -> Config:
+    from qfnb._core.config import resolve_config
+
+    return resolve_config(config)
+
+
+def request_line(index: int, item: Any) -> dict[str, Any]:
+    """One input line: ``custom_id`` is the input's index; ``item`` is a message list, a prompt
+    string or a request body (``{"messages": [...], ...}``)."""
+    if isinstance(item, str):
+        body: dict[str, Any] = {"messages": [{"role": "user", "content": item}]}
+    elif isinstance(item, list):
+        body = {"messages": item}
+    elif isinstance(item, dict) and isinstance(item.get("messages"), list):
+        body = {k: v for k, v in item.items() if k not in ("stream", "retry_count", "request_timeout")}
+    else:
+        raise ValidationError(f"inputs[{index}]", "must be a prompt, a message list or a body with 'messages'")
+    return {"custom_id": str(index), "method": "POST", "url": "/v2/chat/completions", "body": body}
+
+
+def v1_value(row: dict[str, Any]) -> Any:
+    """An output or error row as ``batch_do`` gives it: a QfResponse with the v1 chat body, or
+    the exception as a value."""
+    if row.get("error") is None and row.get("response"):
+        body = row["response"]["body"]
+        choice = (body.get("choices") or [{}])[0]
+        finish = choice.get("finish_reason") or "stop"
+        return QfResponse(200, {}, {"id": body.get("id"), "object": "chat.completion", "created": body.get("created"),
+                                    "result": (choice.get("message") or {}).get("content", ""),
+                                    "is_truncated": finish == "length", "need_clear_history": False,
+                                    "finish_reason": "normal" if finish == "stop" else finish,
+                                    "usage": body.get("usage") or {}})
+    error = row.get("error") or {}
+    return QfnbError(f"{error.get('code', 'error')}: {error.get('message', '')}")
+
+
+class BatchJob:
+    """A handle on one batch-inference task (holds its id, never its rows)."""
+
+    def __init__(self, task_id: str, config: Config | None = None) -> None:
+        if not isinstance(task_id, str) or not task_id:
+            raise ValidationError("task_id", "is required")
+        self.task_id, self.config = task_id, config
+
+    def __repr__(self) -> str:
+        return f"BatchJob({self.task_id!r})"
+
+    # ---- submit / find ----------------------------------------------------------------------
+
+    @classmethod
+    async def asubmit(cls, inputs: Iterable[Any], *, model: str | None = None, endpoint: str | None = None,
+                      model_id: str | None = None, name: str | None = None,
+                      inference_params: dict[str, Any] | None = None, config: Config | None = None) -> BatchJob:
+        """Upload ``inputs`` (prompts, message lists or bodies) and start a task on ``model``/
+        ``endpoint``/``model_id`` (the platform's model version)."""
+        from qfnb._core.http.client import get_client
+
+        if not (model or endpoint or model_id):
+            raise ValidationError("model", "give model=, endpoint= or model_id=")
+        cfg = _config(config)
+        data = "".join(json.dumps(request_line(i, item), ensure_ascii=False) + "\n" for i, item in enumerate(inputs))
+        if not data:
+            raise ValidationError("inputs", "is empty")
+        key = f"{uuid.uuid4().hex}.jsonl"
+        await get_client(cfg).signed_request("PUT", f"{cfg.bos_endpoint.rstrip('/')}/{INPUT_BUCKET}/{key}",
+                                             content=data.encode("utf-8"))
+        made = await Data.acreate_offline_batch_inference_task(
+            name=name or f"qfnb-batch-{key[:8]}", input_bos_uri=f"bos:/{INPUT_BUCKET}/{key}",
+            output_bos_uri=OUTPUT_URI, model_id=model_id, endpoint=endpoint or model,
+            inference_params=inference_params or {}, config=cfg)
+        return cls(str(made["result"]["taskId"]), config)
+
+    @classmethod
+    def submit(cls, inputs: Iterable[Any], **kwargs: Any) -> BatchJob:
+        """Blocking :meth:`asubmit`."""
+        from qfnb._core.runtime import sync
+
+        return sync.run(cls.asubmit(inputs, **kwargs))
+
+    @classmethod
+    def attach(cls, task_id: str | None = None, config: Config | None = None) -> BatchJob:
+        """The task ``task_id``, or the newest one (from any kernel)."""
+        if task_id:
+            return cls(task_id, config)
+        found = cls.list(config)
+        if not found:
+            raise ValidationError("task_id", "no batch inference task on this platform yet")
+        return cls(found[-1].task_id, config)
+
+    @classmethod
+    def list(cls, config: Config | None = None) -> builtins.list[JobState]:
+        """Every task, oldest first."""
+        states: builtins.list[JobState] = []
+        marker: str | None = None
+        while True:
+            page = Data.list_offline_batch_inference_task(marker=marker, max_keys=100, config=config)["result"]
+            states += [JobState.of(t) for t in page.get("taskList") or []]
+            info = page.get("pageInfo") or {}
+            if not info.get("isTruncated"):
+                return states
+            marker = info.get("nextMarker")
+
+    # ---- state --------------------------------------------------------------------------------
+
+    async def astate(self) -> JobState:
+        return JobState.of((await Data.aget_offline_batch_inference_task(task_id=self.task_id,
+                                                                          config=self.config))["result"])
+
+    def state(self) -> JobState:
+        return JobState.of(Data.get_offline_batch_inference_task(task_id=self.task_id, config=self.config)["result"])
+
+    def stop(self) -> JobState:
+        """Stop the task; rows it finished stay in its output."""
+        Data.stop_offline_batch_inference_task(task_id=self.task_id, config=self.config)
+        return self.state()
+
+    async def await_done(self, *, on_state: Callable[[JobState], None] | None = None,
+                         interval: float = 0.5) -> JobState:
+        """Poll until the task ends, calling ``on_state`` with each snapshot."""
+        while True:
+            state = await self.astate()
+            if on_state is not None:
+                on_state(state)
+            if state.finished:
+                return state
+            await asyncio.sleep(interval)
+
+    def wait(self, *, on_state: Callable[[JobState], None] | None = None, interval: float = 0.5) -> JobState:
+        from qfnb._core.runtime import sync
+
+        return sync.run(self.await_done(on_state=on_state, interval=interval))
+
+    # ---- results -------------------------------------------------------------------------------
+
+    async def arows(self) -> tuple[builtins.list[dict[str, Any]], builtins.list[dict[str, Any]]]:
+        """The raw output and error rows (OpenAI's batch row shape)."""
+        from qfnb._core.http.client import get_client
+
+        state = await self.astate()
+        cfg = _config(self.config)
+        out: builtins.list[builtins.list[dict[str, Any]]] = []
+        for uri in (state.view["outputFileUri"], state.view["errorFileUri"]):
+            url = f"{cfg.bos_endpoint.rstrip('/')}/{uri[len('bos:/'):].lstrip('/')}"
+            try:
+                got = await get_client(cfg).signed_request("GET", url)
+            except QfnbError as exc:  # no such object yet: nothing answered (or nothing failed)
+                if getattr(exc, "status_code", None) == 404 or "NoSuchKey" in str(exc):
+                    out.append([])
+                    continue
+                raise
+            body = got.body
+            text = body["_raw"] if isinstance(body, dict) and "_raw" in body else json.dumps(body)
+            out.append([json.loads(line) for line in text.splitlines() if line.strip()])
+        return out[0], out[1]
+
+    async def aresults(self) -> builtins.list[Any]:
+        """Per input, in input order: a QfResponse, the exception as a value, or None (not run)."""
+        answers, errors = await self.arows()
+        state = await self.astate()
+        values: builtins.list[Any] = [None] * state.total
+        for row in [*errors, *answers]:
+            try:
+                index = int(row["custom_id"])
+            except (TypeError, ValueError, KeyError):
+                index = int(row.get("line", 0)) - 1
+            if 0 <= index < len(values):
+                values[index] = v1_value(row)
+        return values
+
+    def results(self) -> builtins.list[Any]:
+        from qfnb._core.runtime import sync
+
+        return sync.run(self.aresults())
+
+
+async def submit_durable(inference: Any, items: Iterable[dict[str, Any]], common: dict[str, Any]) -> BatchJob:
+    """``batch_do(..., durable=True)``: the chat requests ``items`` as a platform task on the
+    inference object's model or endpoint."""
+    if getattr(inference, "batch_field", None) != "messages":
+        raise ValidationError("durable", f"durable batches run chat requests; {type(inference).__name__} is not chat")
+    model, endpoint = getattr(inference, "_model", None), getattr(inference, "_endpoint", None)
+    if not (model or endpoint):
+        raise ValidationError("model", "a durable batch needs the ChatCompletion's model= or endpoint=")
+    return await BatchJob.asubmit(items, model=model, endpoint=endpoint, config=inference.config)

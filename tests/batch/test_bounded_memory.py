@@ -1,0 +1,53 @@
+"""The runner streams its input: its memory does not grow with the row count (one byte per input
+line for the answered map aside)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+from qfnb.local.domain import batch_rows
+from qfnb.local.domain.batch_runner import Paths, Runner
+from qfnb.local.engines.base import Delta
+from qfnb.local.engines.gate import Gate
+
+
+class Instant:
+    name = "instant"
+
+    def __init__(self) -> None:
+        self.gate = Gate("instant", 8, 0)
+
+    async def achat(self, messages: list[dict[str, Any]], *, system: str | None, params: dict[str, Any]) -> Any:
+        with self.gate.admit():
+            yield Delta("an answer of a few words", "normal", 3, 5)
+
+
+def _peak(work: Path, rows: int) -> int:
+    work.mkdir()
+    paths = Paths(work / "in.jsonl", work / "out.jsonl", work / "err.jsonl", work / "journal.log")
+    with open(paths.input, "w") as fh:
+        for i in range(rows):
+            fh.write(json.dumps({"custom_id": f"r{i}", "body": {"messages": [{"role": "user", "content": f"q {i}"}]}})
+                     + "\n")
+    engine = Instant()
+    runner = Runner(paths, batch_rows.Standing(bytearray(rows)), model=None, params={}, engine_for=lambda _: engine,
+                    save=lambda *_: None, stopped=lambda: False)  # type: ignore[arg-type,return-value]
+    tracemalloc.start()
+    try:
+        assert asyncio.run(runner.run()) == "done"
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert runner.progress.done == rows
+    assert paths.output.read_text().count("\n") == rows
+    return peak
+
+
+def test_memory_does_not_grow_with_the_rows(tmp_path: Path) -> None:
+    small, large = _peak(tmp_path / "small", 300), _peak(tmp_path / "large", 1800)
+    print(f"peak traced memory: {small} bytes for 300 rows, {large} for 1800")
+    assert large - small < 256 * 1024, (small, large)

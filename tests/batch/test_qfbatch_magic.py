@@ -1,0 +1,95 @@
+"""``%qfbatch`` in a kernel against the local platform: submit with a live line, find the job
+again from another "kernel" (--attach, --list), results as a Dataset with ``llm_output``, and an
+Interrupt that stops the bar but not the job."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from batch_doubles import PacedRegistry
+from IPython.core.interactiveshell import InteractiveShell
+
+from qfnb.notebook import batchjob
+from qfnb.notebook.errors import QfnbInterrupted
+from qfnb.resources.batch_job import BatchJob
+from tests.fakes.local_platform import ServedPlatform, served_platform
+from tests.notebook.nb_doubles import RecordingPublisher
+
+
+@pytest.fixture()
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedPlatform]:
+    monkeypatch.setenv("QFNB_TEST_DELAY", "0.01")
+    with served_platform(tmp_path / "data", registry=PacedRegistry(slots=2)) as platform:
+        platform.set_env(monkeypatch)
+        yield platform
+
+
+@pytest.fixture()
+def ip() -> Iterator[InteractiveShell]:
+    shell = InteractiveShell.instance()
+    old, shell.display_pub = shell.display_pub, RecordingPublisher(shell=shell)
+    shell.extension_manager.load_extension("qfnb")
+    yield shell
+    shell.display_pub = old
+    InteractiveShell.clear_instance()
+
+
+def _lines(ip: InteractiveShell) -> list[str]:
+    return [str(o["data"].get("text/html", "")) for o in ip.display_pub.outputs]  # type: ignore[attr-defined]
+
+
+def test_submit_watch_and_results_as_a_dataset(served: ServedPlatform, ip: InteractiveShell) -> None:
+    ip.user_ns["prompts"] = [f"p{i}" for i in range(6)]
+    ds = ip.run_line_magic("qfbatch", "prompts -m tiny-chat -o job")
+    frame = ds.to_pandas()
+    assert frame["llm_output"].tolist() == [f"tiny-chat: p{i}" for i in range(6)]
+    assert frame["prompt"].tolist() == [f"p{i}" for i in range(6)]
+    job = ip.user_ns["job"]
+    assert isinstance(job, BatchJob)
+    shown = _lines(ip)
+    assert any("Done 6/6 rows · 0 failed" in line and "tok/s" in line for line in shown)
+    values = job.results()  # what batch_do returns: QfResponse per input
+    assert [v["result"] for v in values] == [f"tiny-chat: p{i}" for i in range(6)]
+    # another kernel finds it again
+    InteractiveShell.clear_instance()
+    other = InteractiveShell.instance()
+    other.extension_manager.load_extension("qfnb")
+    listed = other.run_line_magic("qfbatch", "--list")
+    assert job.task_id in listed["task"].tolist() and listed.iloc[0]["status"] == "Done"
+    again = other.run_line_magic("qfbatch", f"--attach {job.task_id}")
+    assert again.to_pandas()["llm_output"].tolist() == frame["llm_output"].tolist()
+
+
+class _Bar:
+    def __init__(self) -> None:
+        self.shown: list[tuple[str, str]] = []
+
+    def show(self, state: Any, note: str = "") -> None:
+        self.shown.append((batchjob.progress_text(state), note))
+
+
+def test_interrupt_stops_the_bar_not_the_job(served: ServedPlatform) -> None:
+    job = BatchJob.submit([f"q{i} " + "w " * 10 for i in range(60)], model="tiny-chat")
+    bar = _Bar()
+
+    def interrupt(_: float) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(QfnbInterrupted, match="the job goes on"):
+        batchjob.watch(job, bar=bar, sleep=interrupt)
+    assert "goes on" in bar.shown[-1][1] and job.task_id in bar.shown[-1][1]
+    state = job.wait(interval=0.05)  # the job went on without the bar
+    assert state.status == "Done" and state.done == 60
+
+
+def test_durable_batch_do_returns_a_job(served: ServedPlatform) -> None:
+    from qfnb.resources import ChatCompletion
+
+    job = ChatCompletion(model="tiny-chat").batch_do([[{"role": "user", "content": f"m{i}"}] for i in range(4)],
+                                                     durable=True)
+    assert isinstance(job, BatchJob)
+    assert job.wait(interval=0.05).status == "Done"
+    assert [r["result"] for r in job.results()] == [f"tiny-chat: m{i}" for i in range(4)]
