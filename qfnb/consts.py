@@ -11,6 +11,8 @@ import enum
 from pathlib import Path
 
 from qfnb.protocol import routes
+from qfnb.protocol.errors import RETRYABLE_CONSOLE_CODES, RETRYABLE_INFERENCE_CODES
+from qfnb.protocol.model_names import V2_DEFAULT_MODEL
 from qfnb.protocol.version import __version__
 
 #: qfnb's version (the official module re-exports its own here)
@@ -174,13 +176,13 @@ class DefaultValue:
     RetryBackoffFactor = 1.0
     RetryJitter = 1.0
     RetryMaxWaitInterval = 120.0
-    RetryErrCodes = frozenset({2, 15, 18, 336100, 336501, 336502})
+    RetryErrCodes = RETRYABLE_INFERENCE_CODES
     ConsoleRetryCount = 1
     ConsoleRetryTimeout = 60.0
     ConsoleRetryBackoffFactor = 0.0
     ConsoleRetryJitter = 1.0
     ConsoleRetryMaxWaitInterval = 120.0
-    ConsoleRetryErrCodes = frozenset({18, 336100, 500000})
+    ConsoleRetryErrCodes = RETRYABLE_CONSOLE_CODES
     QpsLimit = 0.0
     RpmLimit = 0.0
     TpmLimit = 0
@@ -216,7 +218,7 @@ class DefaultLLMModel:
     ChatCompletion = "ERNIE-Lite-8K"
     Embedding = "Embedding-V1"
     Text2Image = "Stable-Diffusion-XL"
-    ChatCompletionV2 = "ernie-lite-8k"
+    ChatCompletionV2 = V2_DEFAULT_MODEL
 
 
 class PromptSceneType(int, enum.Enum):

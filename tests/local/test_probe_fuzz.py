@@ -21,6 +21,7 @@ from platform_helpers import Signer, bearer, client_for, token
 from qfnb.local.domain.datasets import ObjectStore
 from qfnb.local.domain.store import Store
 from qfnb.local.server import routes_console, routes_v2
+from qfnb.protocol import batch
 from qfnb.protocol.routes import MODEL_API_PREFIX, Console, V2Action
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -49,6 +50,10 @@ def _every_route() -> list[tuple[str, str, dict[str, str]]]:
     out += [("infer", MODEL_API_PREFIX + f"/{t}/{e}", {}) for t, e in (
         ("chat", "tiny-chat"), ("completions", "tiny-chat"), ("embeddings", "tiny-embed"), ("text2image", "x"),
         ("plugin", "p"), ("nope", "x"))]
+    out += [("v2", batch.ROUTE, {"Action": a}) for a in (batch.CREATE, batch.DESCRIBE, batch.STOP, batch.DESCRIBE_ALL)]
+    out += [("openai", p, {}) for p in (batch.FILES, batch.FILES + "/file-x", batch.FILES + "/file-x/content",
+                                        batch.BATCHES, batch.BATCHES + "/batch-x", batch.BATCHES + "/batch-x/cancel",
+                                        "/v2/models", "/v2/models/tiny-chat")]
     out += [("v2chat", "/v2/chat/completions", {}), ("oauth", "/oauth/2.0/token", {}),
             ("bearer", "/v1/BCE-BEARER/token", {}), ("bos", "/bos/bucket/key.jsonl", {}), ("health", "/healthz", {})]
     return out
@@ -61,7 +66,9 @@ def test_the_table_covers_every_route_of_the_app(tmp_path: Path) -> None:
     with client_for(tmp_path) as client:
         paths = {getattr(r, "path", "") for r in client.app.routes}  # type: ignore[attr-defined]
     covered = {p for _, p, _ in ROUTES} | {"/rpc/2.0/ai_custom/v1/wenxinworkshop/{api_type}/{endpoint:path}",
-                                          "/bos/{bucket}/{key:path}"}
+                                          "/bos/{bucket}/{key:path}", batch.FILES + "/{file_id}",
+                                          batch.FILES + "/{file_id}/content", batch.BATCHES + "/{batch_id}",
+                                          batch.BATCHES + "/{batch_id}/cancel", "/v2/models/{model_id:path}"}
     assert paths - covered <= {p for p in paths if p.startswith("/qfnb/")}, paths - covered
 
 
@@ -80,6 +87,11 @@ def _send(client: Any, kind: str, path: str, params: dict[str, str], body: Any) 
         return client.post(path, params={"access_token": client.oauth}, content=content)
     if kind == "v2chat":
         return client.post(path, headers={"Authorization": f"Bearer {client.bearer}"}, content=content)
+    if kind == "openai":  # OpenAI-shaped routes: a JSON POST where the route takes one, else a GET
+        auth = {"Authorization": f"Bearer {client.bearer}"}
+        if path.endswith(("/cancel", batch.BATCHES, batch.FILES)):
+            return client.post(path, headers=auth, content=content)
+        return client.get(path, headers=auth)
     if kind == "oauth":
         return client.post(path, params={"grant_type": "client_credentials", "client_id": "test-ak",
                                          "client_secret": "test-sk", **{k: str(v)[:20] for k, v in body.items()}})

@@ -23,6 +23,7 @@ from typing import Any
 from qfnb.local.engines.assets import _locked, _sha256_file
 from qfnb.local.engines.model_check import ROLES, NotAModel, inspect
 from qfnb.protocol.daemon import default_model_cache
+from qfnb.protocol.files import write_private_json
 from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE
 
 log = logging.getLogger("qfnb.local.engines.model_store")
@@ -99,10 +100,7 @@ class ModelStore:
         return data if isinstance(data, dict) else {}
 
     def _write(self, data: dict[str, dict[str, Any]]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.manifest.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.manifest)
+        write_private_json(self.manifest, dict(sorted(data.items())), indent=1)
 
     def models(self) -> list[StoredModel]:
         return [StoredModel.from_dict(v) for _, v in sorted(self._read().items())]
@@ -168,7 +166,7 @@ class ModelStore:
                 _place(source, target, digest)
             return target, digest, size
         sums = [(str(rel), _sha256_file(source / rel)) for rel in files]
-        digest = hashlib.sha256(json.dumps(sums).encode()).hexdigest()
+        digest = _digest_of(sums)
         folder = self.root / f"sha256-{digest}"
         size = sum((source / rel).stat().st_size for rel in files)
         with _locked(self.root / f".sha256-{digest}.lock"):
@@ -219,6 +217,11 @@ class ModelStore:
         """``qfnb models du``: the store's bytes on disk, and per name what ``rm`` would free."""
         return {"path": str(self.root), "bytes": _tree_bytes(self.root),
                 "models": [{"name": m.name, "size": m.size, "freed_by_rm": self.freed_by(m)} for m in self.models()]}
+
+
+def _digest_of(sums: Any) -> str:
+    """The content address of a set of files: the sha256 of their sha256s."""
+    return hashlib.sha256(json.dumps(sums).encode()).hexdigest()
 
 
 def _default_ctx(trained: int | None) -> int:
