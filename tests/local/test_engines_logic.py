@@ -165,3 +165,12 @@ def test_an_external_engine_named_like_a_builtin_model_replaces_it(tmp_path: Pat
     chat = [m for m in reg.served_models() if m.endpoint == "qwen2_5_coder_0_5b_instruct"]
     assert [(m.name, m.kind) for m in chat] == [(DEFAULT_CHAT, "openai")]
     assert reg.resolve("completions", key).kind == "openai"
+
+
+def test_bf16_autocast_only_where_the_cpu_multiplies_bf16_natively() -> None:
+    from qfnb.local.training.lora import native_bf16
+
+    assert native_bf16("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile") is True
+    assert native_bf16("flags\t\t: fpu sse2 avx2 amx_bf16") is True
+    # an AMD EPYC without AVX-512: torch would emulate bf16 matmuls (40x slower than fp32)
+    assert native_bf16("flags\t\t: fpu sse2 avx2 fma f16c") is False
