@@ -88,3 +88,15 @@ def _stop_daemons_at_exit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         ours = root.resolve().is_relative_to(base) or root.resolve().is_relative_to(session)
         if ours and (root / RUNTIME_FILE).exists():
             _stop(root)
+
+
+@pytest.fixture(autouse=True)
+def _no_record_state_across_tests() -> Iterator[None]:
+    """A test that loaded the notebook extension turned this process's response cache on, or set a
+    budget: neither may leak into the next test (drop-in SDK calls are not cached by default)."""
+    from qfnb._core.record.budget import clear_budget
+    from qfnb._core.record.cache import set_process_mode
+
+    yield
+    set_process_mode("off")
+    clear_budget()
