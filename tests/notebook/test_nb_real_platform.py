@@ -100,7 +100,7 @@ def test_dashboard_deploy_button_serves_the_finetuned_model(  # type: ignore[no-
     wait_until(lambda: f"service {endpoint}" in snapshot_data()["text/plain"], 10, "the deployed snapshot")
     snapshot = snapshot_data()
     assert f"service {endpoint}" in snapshot["text/plain"] and endpoint in snapshot["text/html"]
-    assert f"%%qfchat --endpoint {endpoint}" in snapshot["text/html"]  # the next step to copy
+    assert f"%%qfchat -m {endpoint}" in snapshot["text/html"]  # the next step to copy (one name per model)
 
     # a chat through the deployed endpoint, as the user would write it
     ip.run_cell_magic("qfchat", f"--endpoint {endpoint} --max-tokens 8 --no-stream -o answer", "What is 2 + 2?")
