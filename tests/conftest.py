@@ -97,6 +97,11 @@ def _no_record_state_across_tests() -> Iterator[None]:
     from qfnb._core.record.budget import clear_budget
     from qfnb._core.record.cache import set_process_mode
 
+    before = {k: v for k, v in os.environ.items() if k.startswith("QIANFAN_")}
     yield
     set_process_mode("off")
     clear_budget()
+    for key in [k for k in os.environ if k.startswith("QIANFAN_")]:  # qfnb.AK("...") & co. write these
+        if key not in before:
+            del os.environ[key]
+    os.environ.update(before)
