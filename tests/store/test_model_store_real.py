@@ -79,7 +79,7 @@ def test_added_ggufs_are_served_listed_measured_and_unloaded(tmp_path: Path, mon
     assert qwen_rss > 200 * 2**20 and running["shaped-2layer"]["rssBytes"] > 50 * 2**20
     assert running["shaped-2layer"]["unloadIn"] is not None
     status = daemon_status(data)
-    assert status is not None and status["childMemoryBytes"] >= qwen_rss + running["shaped-2layer"]["rssBytes"]
+    assert status is not None and status.child_memory_bytes >= qwen_rss + running["shaped-2layer"]["rssBytes"]
 
     assert lm.unload("my-qwen", data) == {"model": "my-qwen", "unloaded": True}
     for _ in range(100):
@@ -90,7 +90,7 @@ def test_added_ggufs_are_served_listed_measured_and_unloaded(tmp_path: Path, mon
     after = {r["model"]: r for r in lm.ps(data)}
     assert after["my-qwen"]["state"] == "stopped" and after["my-qwen"]["rssBytes"] == 0
     status_after = daemon_status(data)
-    assert status_after is not None and status_after["childMemoryBytes"] <= status["childMemoryBytes"] - qwen_rss // 2
+    assert status_after is not None and status_after.child_memory_bytes <= status.child_memory_bytes - qwen_rss // 2
     print(f"\nRSS my-qwen before unload {qwen_rss / 2**20:.0f} MiB, after 0 MiB; shaped-2layer "
           f"{running['shaped-2layer']['rssBytes'] / 2**20:.0f} MiB; engines+workers "
           f"{status['childMemoryBytes'] / 2**20:.0f} -> {status_after['childMemoryBytes'] / 2**20:.0f} MiB")
