@@ -87,7 +87,11 @@ def test_documented_name_exists_in_qfnb(dotted: str) -> None:
 # ---- signatures: the documented parameters, in the documented order ---------------------------
 
 #: documented callables whose signature qfnb deliberately differs on, with why
-SIGNATURE_GAPS: dict[str, str] = {}
+#: documented signatures qfnb does not follow, and why
+_MODEL_ORDER = ("the docs list Model(id, version_id, task_id, job_id); the PyPI release the official test suite "
+           "judges (0.4.12.3) takes Model(set_id, id, task_id, job_id, name), and qfnb follows the release "
+           "(docs/conformance.md); version_id is accepted by keyword, as every seed example passes it")
+SIGNATURE_GAPS: dict[str, str] = {"qfnb.trainer.Model": _MODEL_ORDER, "qfnb.trainer.model.Model": _MODEL_ORDER}
 
 
 def _split_params(text: str) -> list[str]:
