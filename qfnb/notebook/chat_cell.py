@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
-from IPython.display import display
 
 from qfnb.notebook import chat, chat_requests, chat_runner, discovery
 from qfnb.notebook._checks import sampling_problem, split_csv, var_problem
 from qfnb.notebook._interp import prompt_template
+from qfnb.notebook._ipython import DisplayHandle, live_display
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,7 +44,7 @@ def run_chat_cell(magics: QfnbMagics, args: Any, cell: str) -> Any:
         default_name=default_name, where=where() if callable(where) else None, max_tokens=args.max_tokens,
         system=args.system, temperature=temperature, stream=magics.stream and not args.no_stream,
         fresh=args.fresh)
-    handle = display({"text/plain": "…"}, raw=True, display_id=True)
+    handle = live_display({"text/plain": "…"}, raw=True)
 
     def on_update(answers: list[chat.ChatAnswer]) -> None:
         data, meta = chat.render_answers(answers)
@@ -62,7 +62,7 @@ def run_chat_cell(magics: QfnbMagics, args: Any, cell: str) -> Any:
     return None
 
 
-def _raise_if_all_failed(answers: list[chat.ChatAnswer], handle: Any) -> None:
+def _raise_if_all_failed(answers: list[chat.ChatAnswer], handle: DisplayHandle) -> None:
     """One clear cell error when no model answered (a partial answer stays shown)."""
     failed = [a for a in answers if a.error is not None]
     if not failed or len(failed) < len(answers):

@@ -18,6 +18,7 @@ import ipywidgets as w
 from IPython.core.error import UsageError
 
 from qfnb.notebook import _fmt, _theme, train
+from qfnb.notebook._ipywidgets import VBox
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.train import BOUNDS, DEFAULT_BASE, TrainerFactory, TrainSpec, launch
 
@@ -57,7 +58,7 @@ def dataset_choices(root: Path | None = None) -> list[str]:
     return ([str(demo)] if demo else []) + found
 
 
-class FinetuneLauncher(w.VBox):
+class FinetuneLauncher(VBox):
     """A form that validates a :class:`TrainSpec` and launches it with a live dashboard."""
 
     def __init__(self, factory: TrainerFactory | None = None, *, base_models: tuple[str, ...] | None = None) -> None:
@@ -124,7 +125,7 @@ class FinetuneLauncher(w.VBox):
 
     def show(self) -> FinetuneLauncher:
         """Display the form with a display id. Call from a cell."""
-        from IPython.display import display
+        from qfnb.notebook._ipython import display
 
         self.handle = display(self, display_id=True)
         return self

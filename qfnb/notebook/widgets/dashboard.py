@@ -29,11 +29,12 @@ from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w
-from IPython.display import display
 
 from qfnb._core.errors import TimeoutError as QfnbTimeoutError
 from qfnb._core.http.throttle import Throttle
 from qfnb.notebook import _fmt, _theme, charts
+from qfnb.notebook._ipython import display
+from qfnb.notebook._ipywidgets import VBox
 from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.notebook.training_state import TrainingState
 
@@ -41,7 +42,7 @@ log = logging.getLogger("qfnb.notebook.dashboard")
 
 
 
-class TrainingDashboard(w.VBox):
+class TrainingDashboard(VBox):
     """A fine-tune dashboard driven by :meth:`handle_event` and closed by :meth:`finish`."""
 
     def __init__(
