@@ -26,6 +26,7 @@ from qfnb.notebook.errors import QfnbCellError
 
 if TYPE_CHECKING:  # pragma: no cover
     from IPython.core.completer import CompletionContext, SimpleMatcherResult
+    from IPython.core.interactiveshell import InteractiveShell
 
 log = logging.getLogger("qfnb.notebook.magics")
 
@@ -63,7 +64,7 @@ class QfnbMagics(Magics):
     max_history = Int(5, help="Previous exchanges of a session sent with each prompt.").tag(config=True)
     update_interval = Float(0.1, help="Seconds between redraws of a streaming answer.").tag(config=True)
 
-    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+    def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.sessions = chat.SessionStore()
         self.chat_backend: chat.ChatBackend = chat.ResourcesBackend()
@@ -351,7 +352,7 @@ def _matcher(magics: QfnbMagics) -> Callable[[CompletionContext], SimpleMatcherR
     return qfnb_matcher
 
 
-def _republish(magics: QfnbMagics) -> Any:
+def _republish(magics: QfnbMagics) -> Callable[..., None]:
     def post_run_cell(*_: Any) -> None:
         """A job that ended in the background published its final state from qfnb's loop; publish it
         once more from the kernel thread, so every output of it (and the saved notebook) is final."""
@@ -364,7 +365,7 @@ def _republish(magics: QfnbMagics) -> Any:
     return post_run_cell
 
 
-def load_ipython_extension(ipython: Any) -> None:
+def load_ipython_extension(ipython: InteractiveShell) -> None:
     from qfnb.notebook import batchjob, usage
 
     ipython.register_magics(QfnbMagics)
@@ -376,6 +377,6 @@ def load_ipython_extension(ipython: Any) -> None:
         completer.custom_matchers.append(_matcher(ipython.magics_manager.registry["QfnbMagics"]))
 
 
-def unload_ipython_extension(ipython: Any) -> None:
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """Magics cannot be unregistered individually; nothing global was hooked, so nothing to undo."""
     return None
