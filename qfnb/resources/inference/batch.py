@@ -80,7 +80,7 @@ async def run_batch(call: Callable[[Any], Awaitable[Any]], items: Iterable[Any],
 
 
 #: a job: ``(index, item, first try's time, attempt)``
-Job = tuple[int, Any, float, int]
+_Job = tuple[int, Any, float, int]
 
 
 class _Batch:
@@ -120,7 +120,7 @@ class _Batch:
             self.alarm.cancel()
         self.alarm_at, self.alarm = at, asyncio.ensure_future(self._ring(at))
 
-    def _take(self) -> Job | bool | None:
+    def _take(self) -> _Job | bool | None:
         """The next job; None when all is done; False when a worker must wait."""
         now = self.clock()
         if self.active < self.limit.current:
@@ -136,7 +136,7 @@ class _Batch:
             return None
         return False
 
-    async def _next_job(self) -> Job | None:
+    async def _next_job(self) -> _Job | None:
         async with self.cond:
             while True:
                 job = self._take()
@@ -150,7 +150,7 @@ class _Batch:
                     self._arm(self.waiting[0][0])
                 await self.cond.wait()
 
-    async def _settle(self, job: Job, epoch: int, exc: BaseException | None) -> bool:
+    async def _settle(self, job: _Job, epoch: int, exc: BaseException | None) -> bool:
         """Book a finished call; True when it was queued again."""
         async with self.cond:
             self.active -= 1
@@ -161,7 +161,7 @@ class _Batch:
                 return False
             return self._requeue(job, epoch, exc)
 
-    def _requeue(self, job: Job, epoch: int, exc: BaseException) -> bool:
+    def _requeue(self, job: _Job, epoch: int, exc: BaseException) -> bool:
         """Queue a failed job again if ``classify`` calls it transient and its retry budget lasts."""
         index, item, first, attempt = job
         health = BatchHealth(self.failures.share, self.limit.throttling)
