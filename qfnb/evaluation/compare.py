@@ -293,31 +293,12 @@ def compare_samples(samples: pd.DataFrame, metrics: Sequence[str], models: Seque
                     judge_info: Mapping[str, Any] | None = None) -> Comparison:
     """Compare each of ``models`` with ``baseline`` on ``metrics`` (columns of the long ``samples``);
     ``preferences`` (``{model: {index: Preference}}``) add a pairwise judge's row per model."""
-    tags = list(dict.fromkeys(str(t) for t in samples["llm"]))
-    if baseline not in tags:
-        raise invalid("baseline", f"{baseline!r} is not a model of this result (models: {tags})")
-    if not models:
-        raise invalid("models", f"nothing to compare with {baseline!r}: the result has no other model")
-    for m in models:
-        if m not in tags:
-            raise invalid("models", f"{m!r} is not a model of this result (models: {tags})")
-        if m == baseline:
-            raise invalid("models", f"{m!r} is the baseline; compare it with another model")
+    _check_models(samples, models, baseline)
     if not metrics and preferences is None:
         raise invalid("metrics", "no per-item numeric metric to compare")
-    if correction not in CORRECTIONS:
-        raise invalid("correction", f"choose from {list(CORRECTIONS)}, got {correction!r}")
-    if not 0 < alpha < 1:
-        raise invalid("alpha", f"must be in (0, 1), got {alpha}")
-    if method not in st.CI_METHODS:
-        raise invalid("method", f"choose from {list(st.CI_METHODS)}, got {method!r}")
     settings = {"confidence": confidence, "n_resamples": n_resamples, "seed": seed, "method": method,
                 "alpha": alpha, "correction": correction}
-    try:
-        st.bootstrap_ci([0.0, 1.0], confidence=confidence, n_resamples=n_resamples, method=method)
-    except ValueError as exc:  # confidence / n_resamples named in the message
-        name = str(exc).split(":", 1)[0]
-        raise invalid(name, str(exc).split(":", 1)[-1].strip()) from None
+    _check_settings(settings)
     rows: list[PairedMetric] = []
     for metric in metrics:
         base = _values(samples, baseline, metric)
@@ -328,20 +309,56 @@ def compare_samples(samples: pd.DataFrame, metrics: Sequence[str], models: Seque
     items = {m: _item_frame(samples, m, baseline, metrics) for m in models}
     notes: list[str] = []
     if preferences is not None:
-        name = f"judge:{(judge_info or {}).get('judge', 'pairwise')}"
         for m in models:
-            prefs = preferences[m]
-            a = {i: [(p.value + 1) / 2] for i, p in prefs.items()}
-            b = {i: [(1 - p.value) / 2] for i, p in prefs.items()}
-            rows.append(replace(_pair(m, baseline, name, a, b, settings, False), kind="preference",
-                                test="sign test (permutation)"))
-            frame = items[m]
-            frame[f"model/{name}"] = [a[i][0] if i in a else float("nan") for i in frame["index"]]
-            frame[f"baseline/{name}"] = [b[i][0] if i in b else float("nan") for i in frame["index"]]
-            frame["position_bias"] = [prefs[i].position_bias if i in prefs else None for i in frame["index"]]
-            notes += judge_notes(m, baseline, name, prefs, frame, metrics, judge_info or {})
+            row, judged = _judge_pair(m, baseline, preferences[m], items[m], metrics, settings, judge_info or {})
+            rows.append(row)
+            notes += judged
     rows = _adjust(rows, correction)
     return Comparison(baseline, list(models), rows, items, settings, notes)
+
+
+def _check_models(samples: pd.DataFrame, models: Sequence[str], baseline: str) -> None:
+    """Refuse a baseline or a model the result lacks, no model, or the baseline among the models."""
+    tags = list(dict.fromkeys(str(t) for t in samples["llm"]))
+    if baseline not in tags:
+        raise invalid("baseline", f"{baseline!r} is not a model of this result (models: {tags})")
+    if not models:
+        raise invalid("models", f"nothing to compare with {baseline!r}: the result has no other model")
+    for m in models:
+        if m not in tags:
+            raise invalid("models", f"{m!r} is not a model of this result (models: {tags})")
+        if m == baseline:
+            raise invalid("models", f"{m!r} is the baseline; compare it with another model")
+
+
+def _check_settings(settings: Mapping[str, Any]) -> None:
+    """Refuse a correction, alpha, CI method, confidence or resample count out of range."""
+    if settings["correction"] not in CORRECTIONS:
+        raise invalid("correction", f"choose from {list(CORRECTIONS)}, got {settings['correction']!r}")
+    if not 0 < settings["alpha"] < 1:
+        raise invalid("alpha", f"must be in (0, 1), got {settings['alpha']}")
+    if settings["method"] not in st.CI_METHODS:
+        raise invalid("method", f"choose from {list(st.CI_METHODS)}, got {settings['method']!r}")
+    try:
+        st.bootstrap_ci([0.0, 1.0], confidence=settings["confidence"], n_resamples=settings["n_resamples"],
+                        method=settings["method"])
+    except ValueError as exc:  # confidence / n_resamples named in the message
+        name = str(exc).split(":", 1)[0]
+        raise invalid(name, str(exc).split(":", 1)[-1].strip()) from None
+
+
+def _judge_pair(model: str, baseline: str, prefs: Mapping[int, Any], frame: pd.DataFrame, metrics: Sequence[str],
+                settings: Mapping[str, Any], info: Mapping[str, Any]) -> tuple[PairedMetric, list[str]]:
+    """The pairwise judge's row for ``model`` and its notes; its per-item verdicts go into ``frame``."""
+    name = f"judge:{info.get('judge', 'pairwise')}"
+    a = {i: [(p.value + 1) / 2] for i, p in prefs.items()}
+    b = {i: [(1 - p.value) / 2] for i, p in prefs.items()}
+    row = replace(_pair(model, baseline, name, a, b, settings, False), kind="preference",
+                  test="sign test (permutation)")
+    frame[f"model/{name}"] = [a[i][0] if i in a else float("nan") for i in frame["index"]]
+    frame[f"baseline/{name}"] = [b[i][0] if i in b else float("nan") for i in frame["index"]]
+    frame["position_bias"] = [prefs[i].position_bias if i in prefs else None for i in frame["index"]]
+    return row, judge_notes(model, baseline, name, prefs, frame, metrics, info)
 
 
 def judge_notes(model: str, baseline: str, name: str, prefs: Mapping[int, Any], frame: pd.DataFrame,

@@ -87,11 +87,8 @@ class EvaluationManager:
         if self.qianfan_evaluators:
             if recorded is not None or repeats != 1 or store is not None:
                 raise invalid("qianfan_evaluators", "recorded, repeats and store apply to local evaluators")
-            models = list(llms.values()) if isinstance(llms, Mapping) else list(llms)
-            result = await arun_platform_evaluation(self.qianfan_evaluators, models, dataset, config=config,
-                                                    poll_interval=poll_interval, timeout=timeout)
-            self.task_id = result.task_id
-            return result
+            return await self._aeval_platform(llms, dataset, config=config, poll_interval=poll_interval,
+                                              timeout=timeout)
         if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
             raise invalid("repeats", f"must be an integer >= 1, got {repeats!r}")
         if dataset is None:
@@ -101,40 +98,20 @@ class EvaluationManager:
         # in a worker thread: a platform-backed Dataset downloads its rows on first access
         frame = await asyncio.to_thread(eval_frame, dataset, input_column=input_column,
                                         reference_column=reference_column)
-        inputs = list(frame["input"])
-        kept: dict[str, list[str]] = {}
-        if recorded is not None:
-            source = await asyncio.to_thread(to_frame, dataset)
-            kept = recorded_answers(recorded, source, inputs)
-            clash = sorted(set(kept) & {t.tag for t in targets})
-            if clash:
-                raise invalid("recorded", f"{clash} also name models to run; give the recorded answers other tags")
+        kept = await _recorded(recorded, dataset, list(frame["input"]), {t.tag for t in targets})
         identities = {t.tag: target_identity(t) for t in targets}
         judges: list[Any] = [ev for ev in self.local_evaluators if hasattr(ev, "judge_target")]
         for ev in judges:
             check_not_candidate(ev, [*identities.items(), *((tag, None) for tag in kept)])
-        workers = worker_num or self.worker_num
-        n = len(inputs)
+        n = len(frame)
         tags = [t.tag for t in targets] + list(kept)
         generations = n * repeats * len(targets)
         tracker = _Tracker(progress, "evaluation",
                            generations + n * repeats * len(tags) * len(self.local_evaluators))
         try:
-            rows: list[dict[str, Any]] = []
-            for k, target in enumerate(targets):
-                answers = await answers_of(target, inputs, repeats=repeats, workers=workers,
-                                           infer_kwargs=infer_kwargs, tracker=tracker, offset=k * n * repeats,
-                                           store=answer_store)
-                flat = [a for rep in answers for a in rep]
-                failed = sum(isinstance(a, BaseException) for a in flat)
-                if failed:
-                    first = next(a for a in flat if isinstance(a, BaseException))
-                    log.warning("%s: %d of %d inferences failed (first: %s)", target.tag, failed, len(flat), first)
-                for r, rep in enumerate(answers):
-                    rows += _rows(target.tag, frame, rep, r if repeats > 1 else None)
-            for tag, outs in kept.items():
-                for r in range(repeats):
-                    rows += _rows(tag, frame, list(outs), r if repeats > 1 else None)
+            rows = await _answered_rows(targets, frame, repeats=repeats, workers=worker_num or self.worker_num,
+                                        infer_kwargs=infer_kwargs, tracker=tracker, store=answer_store)
+            rows += _recorded_rows(kept, frame, repeats)
             if rows and all(_failed(r["error"]) for r in rows):
                 raise EvaluationError(f"every inference failed; first error: {rows[0]['error']}")
             columns = BASE_COLUMNS + (["repeat"] if repeats > 1 else [])
@@ -145,6 +122,15 @@ class EvaluationManager:
             return result
         finally:
             tracker.close()
+
+    async def _aeval_platform(self, llms: Any, dataset: Any, *, config: Any, poll_interval: float | None,
+                              timeout: float | None) -> EvaluationResult:
+        """One platform evaluation task of ``llms`` on ``dataset``."""
+        models = list(llms.values()) if isinstance(llms, Mapping) else list(llms)
+        result = await arun_platform_evaluation(self.qianfan_evaluators, models, dataset, config=config,
+                                                poll_interval=poll_interval, timeout=timeout)
+        self.task_id = result.task_id
+        return result
 
     def eval(self, llms: Any = None, dataset: Any = None, **kwargs: Any) -> EvaluationResult:
         """Sync shell over :meth:`aeval` (safe inside Jupyter)."""
@@ -229,6 +215,45 @@ class EvaluationManager:
             offset += len(samples)
         metrics = summarize_all(self.local_evaluators, columns, samples, tags)
         return EvaluationResult(metrics, samples, evaluators=self.local_evaluators, metric_columns=columns)
+
+
+async def _recorded(recorded: Any, dataset: Any, inputs: list[Any], running: set[str]) -> dict[str, list[str]]:
+    """The recorded answers per tag (none when ``recorded`` is None); a tag may not name a model to run."""
+    if recorded is None:
+        return {}
+    source = await asyncio.to_thread(to_frame, dataset)
+    kept = recorded_answers(recorded, source, inputs)
+    clash = sorted(set(kept) & running)
+    if clash:
+        raise invalid("recorded", f"{clash} also name models to run; give the recorded answers other tags")
+    return kept
+
+
+async def _answered_rows(targets: Sequence[Any], frame: pd.DataFrame, *, repeats: int, workers: int,
+                         infer_kwargs: dict[str, Any], tracker: _Tracker, store: Any) -> list[dict[str, Any]]:
+    """Ask each target every input ``repeats`` times: the long-frame rows (failures logged)."""
+    inputs = list(frame["input"])
+    rows: list[dict[str, Any]] = []
+    for k, target in enumerate(targets):
+        answers = await answers_of(target, inputs, repeats=repeats, workers=workers, infer_kwargs=infer_kwargs,
+                                   tracker=tracker, offset=k * len(inputs) * repeats, store=store)
+        flat = [a for rep in answers for a in rep]
+        failed = sum(isinstance(a, BaseException) for a in flat)
+        if failed:
+            first = next(a for a in flat if isinstance(a, BaseException))
+            log.warning("%s: %d of %d inferences failed (first: %s)", target.tag, failed, len(flat), first)
+        for r, rep in enumerate(answers):
+            rows += _rows(target.tag, frame, rep, r if repeats > 1 else None)
+    return rows
+
+
+def _recorded_rows(kept: Mapping[str, list[str]], frame: pd.DataFrame, repeats: int) -> list[dict[str, Any]]:
+    """The long-frame rows of the recorded answers (the same ones for every repeat)."""
+    rows: list[dict[str, Any]] = []
+    for tag, outs in kept.items():
+        for r in range(repeats):
+            rows += _rows(tag, frame, list(outs), r if repeats > 1 else None)
+    return rows
 
 
 def _rows(tag: str, frame: pd.DataFrame, answers: list[Any], repeat: int | None) -> list[dict[str, Any]]:

@@ -21,18 +21,19 @@ in-process with ``qfnb._core.transport.asgi.ASGITransport(fake)`` (see :mod:`tes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from qfnb.protocol.signing import SignatureError, verify
 from qfnb.protocol.sse import encode_event
+
+from .serving import serve as serve  # tests import it from here
 
 Handler = Callable[["Captured"], "dict[str, Any] | Reply | Awaitable[dict[str, Any] | Reply]"]
 
@@ -159,22 +160,9 @@ class FakeQianfan:
     # ------------------------------------------------------------------ ASGI
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        params = dict(parse_qsl(scope.get("query_string", b"").decode(), keep_blank_values=True))
-        req = Captured(scope["method"], scope["path"], params, headers, body)
+            await _lifespan(receive, send)
+            return
+        req = await _captured(scope, receive)
         if self.capture:
             with self._lock:
                 self.requests.append(req)
@@ -382,30 +370,25 @@ class FakeQianfan:
                       "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}})
 
 
-@contextlib.contextmanager
-def serve(app: Any, *, lifespan: str = "off") -> Iterator[str]:
-    """Run ``app`` with uvicorn on 127.0.0.1 in a daemon thread; yield its base URL; stop it.
-    ``lifespan="on"`` runs the app's startup/shutdown (the local platform needs it). The socket is
-    bound here and handed to uvicorn, so no other process can take the port in between."""
-    import uvicorn
+async def _lifespan(receive: Any, send: Any) -> None:
+    """Answer the ASGI lifespan messages until shutdown."""
+    while True:
+        msg = await receive()
+        if msg["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif msg["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
-    from qfnb.local.server.listen import bind, bound_port
 
-    sock = bind("127.0.0.1")
-    port = bound_port(sock)
-    config = uvicorn.Config(app, log_level="critical", lifespan=lifespan, access_log=False, timeout_keep_alive=30)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fake-qianfan", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            sock.close()
-            raise RuntimeError("fake Qianfan server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(5)
-        sock.close()
+async def _captured(scope: dict[str, Any], receive: Any) -> Captured:
+    """The HTTP request ``scope`` opens, its body read whole."""
+    body = b""
+    while True:
+        msg = await receive()
+        body += msg.get("body", b"")
+        if not msg.get("more_body"):
+            break
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    params = dict(parse_qsl(scope.get("query_string", b"").decode(), keep_blank_values=True))
+    return Captured(scope["method"], scope["path"], params, headers, body)

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -64,6 +65,15 @@ _SERVICE_LIST_TTL = 3600.0
 #: ``X-Qfnb-Priority: batch``, so interactive calls go first on its engines
 batch_traffic: ContextVar[bool] = ContextVar("qfnb_batch_traffic", default=False)
 PRIORITY_HEADER = "X-Qfnb-Priority"
+
+
+@dataclass(slots=True)
+class _Tries:
+    """How far one call's retries went: the attempt that failed, the one-off recoveries used."""
+
+    attempt: int = 1
+    refreshed: bool = False
+    revived: bool = False
 
 
 def new_request_id() -> str:
@@ -170,11 +180,9 @@ class AsyncQianfanClient:
     # ------------------------------------------------------------------ send + retry
     async def _send(self, call: Call, policy: RetryPolicy, tokens: int = 0) -> Any:
         """Send ``call`` with retries; a QfResponse, or an async iterator of chunks if streaming."""
-        refreshed = revived = False
-        attempt = 0
         auth = self._auth(call.api)
+        tries: _Tries | None = None  # made on the first failure: a call that succeeds allocates none
         while True:
-            attempt += 1
             while (hold := self.outages.delay(call.url)) > 0:  # the server refuses connections: wait it out
                 await self.sleep(min(hold, 0.25))
             if self.limiter.enabled:
@@ -188,37 +196,48 @@ class AsyncQianfanClient:
                 result = await self._attempt(call, headers, query, policy)
                 self.outages.answered(call.url)
                 return result
-            except AccessTokenExpiredError:
-                if refreshed or used_token is None or not auth.rejected(used_token):
-                    raise
-                refreshed = True
-                attempt -= 1
-                logger.info("access token rejected (110/111); refreshing it and replaying the request")
-                continue
             except QfnbError as exc:
-                if isinstance(exc, ConnectionError) and not isinstance(exc, TimeoutError):
-                    self.outages.refused(call.url)
-                    if not revived and self.config.embedded:
-                        revived = True  # the local daemon died: find or start it again, once per call
-                        if await asyncio.to_thread(revive, origin(call.url)):
-                            self.outages.answered(call.url)
-                            attempt -= 1
-                            continue
-                retry_after: str | None = None
-                if isinstance(exc, RequestError):
-                    retry_after = exc.headers.get("retry-after")
-                elif isinstance(exc, APIError):
-                    retry_after = exc.retry_after
-                    if exc.error_code == 336502:
-                        self.limiter.on_tpm_exceeded()
-                        if (server := self.server_limits.get(call.url)) is not None:
-                            server.on_tpm_exceeded()
-                delay = retry_delay(exc, attempt, policy, retry_after=retry_after)
-                if delay is None:
+                tries = tries or _Tries()
+                if not await self._recover(call, exc, tries, policy, auth, used_token):
                     raise
-                logger.debug("retrying %s %s in %.2fs (attempt %d/%d): %s", call.method, call.path, delay,
-                             attempt + 1, policy.attempts, exc)
-                await self.sleep(delay)
+
+    async def _recover(self, call: Call, exc: QfnbError, tries: _Tries, policy: RetryPolicy, auth: Auth,
+                       used_token: str | None) -> bool:
+        """After ``call`` failed with ``exc``: wait as the policy says; whether to try again. A rejected
+        token is refreshed, a dead local daemon revived, once per call (that replay is no attempt)."""
+        if isinstance(exc, AccessTokenExpiredError):
+            if tries.refreshed or used_token is None or not auth.rejected(used_token):
+                return False
+            tries.refreshed = True
+            logger.info("access token rejected (110/111); refreshing it and replaying the request")
+            return True
+        if isinstance(exc, ConnectionError) and not isinstance(exc, TimeoutError):
+            self.outages.refused(call.url)
+            if not tries.revived and self.config.embedded:
+                tries.revived = True  # the local daemon died: find or start it again
+                if await asyncio.to_thread(revive, origin(call.url)):
+                    self.outages.answered(call.url)
+                    return True
+        delay = retry_delay(exc, tries.attempt, policy, retry_after=self._retry_after(call.url, exc))
+        if delay is None:
+            return False
+        logger.debug("retrying %s %s in %.2fs (attempt %d/%d): %s", call.method, call.path, delay,
+                     tries.attempt + 1, policy.attempts, exc)
+        await self.sleep(delay)
+        tries.attempt += 1
+        return True
+
+    def _retry_after(self, url: str, exc: QfnbError) -> str | None:
+        """The wait the server asked for; a TPM refusal (336502) also slows the token limits."""
+        if isinstance(exc, RequestError):
+            return exc.headers.get("retry-after")
+        if not isinstance(exc, APIError):
+            return None
+        if exc.error_code == 336502:
+            self.limiter.on_tpm_exceeded()
+            if (server := self.server_limits.get(url)) is not None:
+                server.on_tpm_exceeded()
+        return exc.retry_after
 
     async def _attempt(self, call: Call, headers: Mapping[str, str], query: str,
                        policy: RetryPolicy) -> QfResponse | AsyncIterator[QfResponse]:
@@ -272,7 +291,7 @@ class AsyncQianfanClient:
     def _note_limits(self, url: str, headers: Any) -> None:
         """Keep the limits a service's first answer advertises (see :attr:`server_limits`)."""
         if url not in self.server_limits:
-            self.server_limits[url] = _advertised_limits(headers, self.clock)
+            self.server_limits[url] = RateLimiter.from_headers(headers, self.clock)
 
     def needs_token_estimates(self) -> bool:
         """Whether a call should pass its estimated ``tokens`` (a TPM limit is in force)."""
@@ -343,17 +362,6 @@ class AsyncQianfanClient:
 
     def cached_services(self) -> dict[str, Any] | None:
         return self._services[1] if self._services is not None else None
-
-
-def _advertised_limits(headers: Any, clock: Callable[[], float]) -> RateLimiter | None:
-    """A limiter for the limits a service's answer advertises (``X-Ratelimit-Limit-*``)."""
-    def number(name: str) -> float | None:
-        try:
-            return float(headers.get(name) or 0) or None
-        except (TypeError, ValueError):
-            return None
-
-    return RateLimiter.from_server(number("x-ratelimit-limit-requests"), number("x-ratelimit-limit-tokens"), clock)
 
 
 def default_transport(config: Config) -> Transport:

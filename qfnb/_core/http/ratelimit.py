@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 __all__ = ["RateLimiter", "estimate_tokens"]
 
@@ -22,6 +23,13 @@ _WORD = re.compile(r"[A-Za-z0-9_]+")
 def estimate_tokens(text: str) -> int:
     """Rough local token estimate: 0.625 per CJK character + 1 per word (the SDK's rule)."""
     return int(len(_CJK.findall(text)) * 0.625 + len(_WORD.findall(text)))
+
+
+def _header_number(headers: Any, name: str) -> float | None:
+    try:
+        return float(headers.get(name) or 0) or None
+    except (TypeError, ValueError):
+        return None
 
 
 class _Spacer:
@@ -107,6 +115,12 @@ class RateLimiter:
         rpm_use = rpm * SERVER_LIMIT_SHARE if rpm and rpm > 0 else 0.0
         tpm_use = int(tpm * SERVER_LIMIT_SHARE) if tpm and tpm > 0 else 0
         return cls(rpm=rpm_use, tpm=tpm_use, clock=clock) if rpm_use or tpm_use else None
+
+    @classmethod
+    def from_headers(cls, headers: Any, clock: Callable[[], float] = time.monotonic) -> RateLimiter | None:
+        """:meth:`from_server` for the limits an answer's headers advertise (``X-Ratelimit-Limit-*``)."""
+        return cls.from_server(_header_number(headers, "x-ratelimit-limit-requests"),
+                               _header_number(headers, "x-ratelimit-limit-tokens"), clock)
 
     @property
     def enabled(self) -> bool:

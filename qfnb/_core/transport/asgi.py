@@ -43,6 +43,49 @@ class _Headers(dict[str, str]):
         return isinstance(key, str) and super().__contains__(key.lower())
 
 
+class _Exchange:
+    """One request's exchange with the app, run in a task: the app's messages (or what it raised,
+    or :data:`_DONE`) queue up for the reader."""
+
+    def __init__(self, app: ASGIApp, request: Request, scope: Callable[[Request], dict[str, Any]]) -> None:
+        self.request = request
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.gone = asyncio.Event()  # the answer is complete, or the client stopped reading
+        self.received = False
+        self.task = asyncio.create_task(self._run(app, scope))
+
+    async def _run(self, app: ASGIApp, scope: Callable[[Request], dict[str, Any]]) -> None:
+        try:
+            await app(scope(self.request), self.receive, self.send)
+        except Exception as exc:
+            self.queue.put_nowait(exc)
+        else:
+            self.queue.put_nowait(_DONE)
+
+    async def receive(self) -> Message:
+        if not self.received:
+            self.received = True
+            return {"type": "http.request", "body": self.request.content, "more_body": False}
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        if self.gone.is_set():
+            if message.get("more_body") or message.get("body"):
+                raise OSError("the client closed the connection")
+            return
+        self.queue.put_nowait(message)
+        if message.get("type") == "http.response.body" and not message.get("more_body", False):
+            self.gone.set()  # like a server: the app's receive() now says the exchange is over
+
+    async def close(self) -> None:
+        self.gone.set()
+        if not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
 class ASGITransport(Transport):
     """Send requests to ``app`` in the calling event loop."""
 
@@ -77,59 +120,28 @@ class ASGITransport(Transport):
         return Reply(reply.status_code, reply.headers, content)
 
     async def stream(self, request: Request) -> StreamReply:
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        gone = asyncio.Event()  # the answer is complete, or the client stopped reading
-        received = False
-
-        async def receive() -> Message:
-            nonlocal received
-            if not received:
-                received = True
-                return {"type": "http.request", "body": request.content, "more_body": False}
-            await gone.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: Message) -> None:
-            if gone.is_set():
-                if message.get("more_body") or message.get("body"):
-                    raise OSError("the client closed the connection")
-                return
-            queue.put_nowait(message)
-            if message.get("type") == "http.response.body" and not message.get("more_body", False):
-                gone.set()  # like a server: the app's receive() now says the exchange is over
-
-        async def run() -> None:
-            try:
-                await self.app(self._scope(request), receive, send)
-            except Exception as exc:
-                queue.put_nowait(exc)
-            else:
-                queue.put_nowait(_DONE)
-
-        task = asyncio.create_task(run())
-
-        async def close() -> None:
-            gone.set()
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
+        exchange = _Exchange(self.app, request, self._scope)
         try:
-            start = await self._next(queue, request)
+            start = await self._next(exchange.queue, request)
         except BaseException:
-            await close()
+            await exchange.close()
             raise
         if isinstance(start, BaseException) or start is _DONE or start.get("type") != "http.response.start":
-            await close()
-            if isinstance(start, BaseException) and self.raise_app_exceptions:
-                raise start
-            if start is _DONE:
-                raise errors.ConnectionError(f"{request.method} {request.path} failed: the app returned no answer")
-            logger.debug("ASGI app failed before answering %s %s: %r", request.method, request.path, start)
-            return StreamReply(500, _Headers({"content-type": "text/plain"}), _once(b"Internal Server Error"), close)
+            await exchange.close()
+            return self._no_answer(start, request, exchange.close)
         headers = _Headers((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in start.get("headers", ()))
-        return StreamReply(int(start["status"]), headers, self._body(queue, task, request), close)
+        return StreamReply(int(start["status"]), headers, self._body(exchange.queue, exchange.task, request),
+                           exchange.close)
+
+    def _no_answer(self, failure: Any, request: Request, close: Callable[[], Awaitable[None]]) -> StreamReply:
+        """The app failed before it began answering: raise what it raised (``raise_app_exceptions``)
+        or answer 500, as a server would; an app that returned without answering dropped the connection."""
+        if isinstance(failure, BaseException) and self.raise_app_exceptions:
+            raise failure
+        if failure is _DONE:
+            raise errors.ConnectionError(f"{request.method} {request.path} failed: the app returned no answer")
+        logger.debug("ASGI app failed before answering %s %s: %r", request.method, request.path, failure)
+        return StreamReply(500, _Headers({"content-type": "text/plain"}), _once(b"Internal Server Error"), close)
 
     async def _body(self, queue: asyncio.Queue[Any], task: asyncio.Task[None],
                     request: Request) -> AsyncIterator[bytes]:

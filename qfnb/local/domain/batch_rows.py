@@ -51,6 +51,22 @@ def params_of(source: dict[str, Any]) -> dict[str, Any]:
 
 def parse_line(raw: bytes, line: int, default_model: str | None, defaults: dict[str, Any]) -> Row:
     """The request on input line ``line``; :class:`RowError` naming the line if it is malformed."""
+    item = _load(raw, line)
+    key = item.get("custom_id", item.get("id"))
+    key = f"line-{line}" if key is None else str(key)
+    source = _request_of(item, line, key)
+    messages = _messages_of(source, line, key)
+    system = "\n".join(m["content"] for m in messages if m.get("role") == "system") or source.get("system")
+    turns = [{"role": m.get("role", "user"), "content": m["content"]} for m in messages if m.get("role") != "system"]
+    if not turns:
+        raise RowError(f"line {line}: messages have no user turn", key)
+    model = source.get("model") or default_model
+    return Row(line, key, str(model) if model else None, turns, system if isinstance(system, str) else None,
+               {**defaults, **params_of(source)})
+
+
+def _load(raw: bytes, line: int) -> dict[str, Any]:
+    """The line's JSON object (a dataset conversation's last turn)."""
     try:
         item = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -59,18 +75,24 @@ def parse_line(raw: bytes, line: int, default_model: str | None, defaults: dict[
         item = item[-1]
     if not isinstance(item, dict):
         raise RowError(f"line {line} must be a JSON object, got {type(item).__name__}")
+    return item
+
+
+def _request_of(item: dict[str, Any], line: int, key: str) -> dict[str, Any]:
+    """What the row asks: an OpenAI batch request's ``body`` (for a supported ``url``), else the row."""
     body = item.get("body")
-    key = item.get("custom_id", item.get("id"))
-    key = f"line-{line}" if key is None else str(key)
-    if body is not None:
-        if not isinstance(body, dict):
-            raise RowError(f"line {line}: body must be an object", key)
-        url = item.get("url")
-        if url is not None and url not in ROW_URLS:
-            raise RowError(f"line {line}: url {url!r} is not supported; use one of {', '.join(ROW_URLS)}", key)
-        source = body
-    else:
-        source = item
+    if body is None:
+        return item
+    if not isinstance(body, dict):
+        raise RowError(f"line {line}: body must be an object", key)
+    url = item.get("url")
+    if url is not None and url not in ROW_URLS:
+        raise RowError(f"line {line}: url {url!r} is not supported; use one of {', '.join(ROW_URLS)}", key)
+    return body
+
+
+def _messages_of(source: dict[str, Any], line: int, key: str) -> list[dict[str, Any]]:
+    """The request's messages (a ``query`` or ``prompt`` is one user turn), checked."""
     messages = source.get("messages")
     if messages is None:
         text = source.get("query", source.get("prompt"))
@@ -80,13 +102,7 @@ def parse_line(raw: bytes, line: int, default_model: str | None, defaults: dict[
     if not isinstance(messages, list) or not messages or not all(
             isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages):
         raise RowError(f"line {line}: messages must be a non-empty list of {{role, content}} objects", key)
-    system = "\n".join(m["content"] for m in messages if m.get("role") == "system") or source.get("system")
-    turns = [{"role": m.get("role", "user"), "content": m["content"]} for m in messages if m.get("role") != "system"]
-    if not turns:
-        raise RowError(f"line {line}: messages have no user turn", key)
-    model = source.get("model") or default_model
-    return Row(line, key, str(model) if model else None, turns, system if isinstance(system, str) else None,
-               {**defaults, **params_of(source)})
+    return messages
 
 
 def answer_row(row: Row, request_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -155,35 +171,51 @@ def standing(last_line: int, output: Path, errors: Path, journal: Path) -> Stand
     byte per input line)."""
     state = Standing(bytearray(last_line))
     for path, ok in ((output, True), (errors, False)):
-        _trim_torn_tail(path)
-        if not path.exists():
-            continue
-        with open(path, "rb") as fh:
-            for raw in fh:
-                try:
-                    row = json.loads(raw)
-                    line = int(row["line"])
-                except (ValueError, KeyError, TypeError):
-                    continue
-                if not 1 <= line <= last_line or state.answered[line - 1]:
-                    continue
-                state.answered[line - 1] = 1
-                if ok:
-                    state.done += 1
-                    usage = ((row.get("response") or {}).get("body") or {}).get("usage") or {}
-                    state.input_tokens += int(usage.get("prompt_tokens") or 0)
-                    state.output_tokens += int(usage.get("completion_tokens") or 0)
-                else:
-                    state.failed += 1
-    if journal.exists():
-        seen = bytearray(last_line)
-        with open(journal, "rb") as fh:
-            for raw in fh:
-                try:
-                    line = int(raw)
-                except ValueError:
-                    continue
-                if 1 <= line <= last_line and not state.answered[line - 1] and not seen[line - 1]:
-                    seen[line - 1] = 1
-                    state.repeats += 1
+        for line, row in _rows_of(path, last_line):
+            if state.answered[line - 1]:
+                continue
+            state.answered[line - 1] = 1
+            if ok:
+                state.done += 1
+                usage = ((row.get("response") or {}).get("body") or {}).get("usage") or {}
+                state.input_tokens += int(usage.get("prompt_tokens") or 0)
+                state.output_tokens += int(usage.get("completion_tokens") or 0)
+            else:
+                state.failed += 1
+    state.repeats = _in_flight(journal, state.answered)
     return state
+
+
+def _rows_of(path: Path, last_line: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line, row)`` of an output or error file's readable rows for lines 1..``last_line``
+    (a torn last line cut first)."""
+    _trim_torn_tail(path)
+    if not path.exists():
+        return
+    with open(path, "rb") as fh:
+        for raw in fh:
+            try:
+                row = json.loads(raw)
+                line = int(row["line"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if 1 <= line <= last_line:
+                yield line, row
+
+
+def _in_flight(journal: Path, answered: bytearray) -> int:
+    """How many lines the dispatch journal names that have no answer (sent, then the job stopped)."""
+    if not journal.exists():
+        return 0
+    seen = bytearray(len(answered))
+    count = 0
+    with open(journal, "rb") as fh:
+        for raw in fh:
+            try:
+                line = int(raw)
+            except ValueError:
+                continue
+            if 1 <= line <= len(answered) and not answered[line - 1] and not seen[line - 1]:
+                seen[line - 1] = 1
+                count += 1
+    return count

@@ -101,16 +101,32 @@ def _safetensors_ok(path: Path) -> None:
 
 
 def _check_dir(path: Path) -> ModelFacts:
-    weights = sorted(p for p in path.rglob("*.safetensors") if p.is_file())
-    if not weights:
-        raise NotAModel(f"{path} has no .safetensors weights (a Hugging Face model dir needs them).")
-    for w in weights:
-        _safetensors_ok(w)
+    _check_weights(path)
     if not any((path / t).is_file() or any(path.rglob(t)) for t in TOKENIZER_FILES):
         raise NotAModel(f"{path} has no tokenizer ({', '.join(TOKENIZER_FILES)}).")
     files = tuple(p.relative_to(path) for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith("."))
     if (path / "modules.json").is_file() or (path / "config_sentence_transformers.json").is_file():
         return ModelFacts(kind="sentence-transformers", roles=("embeddings",), files=files)
+    config, archs = _causal_lm_config(path)
+    template = _chat_template(path)
+    ctx = config.get("max_position_embeddings")
+    return ModelFacts(kind="hf-causal-lm", roles=("finetune-base",), can=("finetune-base", "chat", "completion"),
+                      arch=archs[0],
+                      chat_template=template if isinstance(template, str) else None,
+                      context_length=int(ctx) if isinstance(ctx, int) else None, files=files)
+
+
+def _check_weights(path: Path) -> None:
+    """The dir holds safetensors weights, each complete."""
+    weights = sorted(p for p in path.rglob("*.safetensors") if p.is_file())
+    if not weights:
+        raise NotAModel(f"{path} has no .safetensors weights (a Hugging Face model dir needs them).")
+    for w in weights:
+        _safetensors_ok(w)
+
+
+def _causal_lm_config(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The dir's ``config.json`` and architectures: a causal LM of a model type transformers knows."""
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -123,6 +139,11 @@ def _check_dir(path: Path) -> ModelFacts:
 
     if model_type not in CONFIG_MAPPING_NAMES:
         raise NotAModel(f"{path} has model_type {model_type!r}, which transformers (and so peft) cannot load.")
+    return config, archs
+
+
+def _chat_template(path: Path) -> Any:
+    """The chat template in ``tokenizer_config.json``, else ``chat_template.jinja`` (None: neither)."""
     template = None
     tok_config = path / "tokenizer_config.json"
     if tok_config.is_file():
@@ -132,8 +153,4 @@ def _check_dir(path: Path) -> ModelFacts:
             template = None
     if template is None and (path / "chat_template.jinja").is_file():
         template = (path / "chat_template.jinja").read_text(encoding="utf-8")
-    ctx = config.get("max_position_embeddings")
-    return ModelFacts(kind="hf-causal-lm", roles=("finetune-base",), can=("finetune-base", "chat", "completion"),
-                      arch=archs[0],
-                      chat_template=template if isinstance(template, str) else None,
-                      context_length=int(ctx) if isinstance(ctx, int) else None, files=files)
+    return template

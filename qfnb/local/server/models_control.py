@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -65,67 +65,78 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+Handler = Callable[[Request], Awaitable[JSONResponse]]
+
+
 def routes(allowed: Callable[[Request], bool]) -> list[Route]:
     """The routes, answering only requests that ``allowed`` accepts (the control token)."""
 
-    async def list_models(request: Request) -> JSONResponse:
-        if not allowed(request):
-            return _error(403, "control token required")
-        return JSONResponse(await run_in_threadpool(listing, request.app.state.platform))
+    def guarded(handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> JSONResponse:
+            if not allowed(request):
+                return _error(403, "control token required")
+            return await handler(request)
+        return endpoint
 
-    async def add_model(request: Request) -> JSONResponse:
-        if not allowed(request):
-            return _error(403, "control token required")
-        platform: Platform = request.app.state.platform
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            return _error(400, "the body must be a JSON object")
-        if not isinstance(body, dict):
-            return _error(400, "the body must be a JSON object")
-        from qfnb.local.engines.model_check import NotAModel
+    return [Route(MODELS_ROUTE, guarded(_list_models), methods=["GET"]),
+            Route(MODELS_ROUTE, guarded(_add_model), methods=["POST"]),
+            Route(MODELS_ROUTE + "/{name}", guarded(_remove_model), methods=["DELETE"]),
+            Route(MODELS_ROUTE + "/{name}/unload", guarded(_unload_model), methods=["POST"])]
 
-        registry = platform.registry
-        store = getattr(registry, "store", None)
-        if store is None:
-            return _error(501, "this platform's engines have no model store")
-        roles = body.get("roles") or ()
-        if isinstance(roles, str):
-            roles = (roles,)
-        try:
-            keep = body.get("keep_alive")
-            entry = await run_in_threadpool(
-                store.add, body.get("path"), str(body.get("name") or ""), roles=tuple(str(r) for r in roles),
-                template=body.get("template"), ctx=int(body["ctx"]) if body.get("ctx") is not None else None,
-                keep_alive=float(keep) if keep is not None else None, engine_url=body.get("engine"))
-        except (NotAModel, TypeError, ValueError) as exc:
-            return _error(400, str(exc))
-        await run_in_threadpool(_reload, platform)
-        return JSONResponse(entry.to_dict())
 
-    async def remove_model(request: Request) -> JSONResponse:
-        if not allowed(request):
-            return _error(403, "control token required")
-        platform: Platform = request.app.state.platform
-        name = request.path_params["name"]
-        store = getattr(platform.registry, "store", None)
-        if store is None or store.get(name) is None:
-            return _error(404, f"no model named {name!r} in the store")
-        using = users(platform, name)
-        if using:
-            return _error(409, f"{name} is in use ({', '.join(using)}); stop that first")
-        freed = await run_in_threadpool(store.remove, name)
-        await run_in_threadpool(_reload, platform)
-        return JSONResponse({"removed": name, "freedBytes": freed})
+async def _list_models(request: Request) -> JSONResponse:
+    return JSONResponse(await run_in_threadpool(listing, request.app.state.platform))
 
-    async def unload_model(request: Request) -> JSONResponse:
-        if not allowed(request):
-            return _error(403, "control token required")
-        unload = getattr(request.app.state.platform.registry, "unload", None)
-        name = request.path_params["name"]
-        stopped = bool(await run_in_threadpool(unload, name)) if unload is not None else False
-        return JSONResponse({"model": name, "unloaded": stopped})
 
-    return [Route(MODELS_ROUTE, list_models, methods=["GET"]), Route(MODELS_ROUTE, add_model, methods=["POST"]),
-            Route(MODELS_ROUTE + "/{name}", remove_model, methods=["DELETE"]),
-            Route(MODELS_ROUTE + "/{name}/unload", unload_model, methods=["POST"])]
+async def _add_model(request: Request) -> JSONResponse:
+    platform: Platform = request.app.state.platform
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return _error(400, "the body must be a JSON object")
+    from qfnb.local.engines.model_check import NotAModel
+
+    store = getattr(platform.registry, "store", None)
+    if store is None:
+        return _error(501, "this platform's engines have no model store")
+    try:
+        entry = await run_in_threadpool(store.add, body.get("path"), str(body.get("name") or ""),
+                                        **_add_options(body))
+    except (NotAModel, TypeError, ValueError) as exc:
+        return _error(400, str(exc))
+    await run_in_threadpool(_reload, platform)
+    return JSONResponse(entry.to_dict())
+
+
+def _add_options(body: dict[str, Any]) -> dict[str, Any]:
+    """The store's options from an add request (TypeError or ValueError: a value of the wrong kind)."""
+    roles = body.get("roles") or ()
+    if isinstance(roles, str):
+        roles = (roles,)
+    ctx, keep = body.get("ctx"), body.get("keep_alive")
+    return {"roles": tuple(str(r) for r in roles), "template": body.get("template"),
+            "ctx": int(ctx) if ctx is not None else None, "keep_alive": float(keep) if keep is not None else None,
+            "engine_url": body.get("engine")}
+
+
+async def _remove_model(request: Request) -> JSONResponse:
+    platform: Platform = request.app.state.platform
+    name = request.path_params["name"]
+    store = getattr(platform.registry, "store", None)
+    if store is None or store.get(name) is None:
+        return _error(404, f"no model named {name!r} in the store")
+    using = users(platform, name)
+    if using:
+        return _error(409, f"{name} is in use ({', '.join(using)}); stop that first")
+    freed = await run_in_threadpool(store.remove, name)
+    await run_in_threadpool(_reload, platform)
+    return JSONResponse({"removed": name, "freedBytes": freed})
+
+
+async def _unload_model(request: Request) -> JSONResponse:
+    unload = getattr(request.app.state.platform.registry, "unload", None)
+    name = request.path_params["name"]
+    stopped = bool(await run_in_threadpool(unload, name)) if unload is not None else False
+    return JSONResponse({"model": name, "unloaded": stopped})

@@ -61,120 +61,142 @@ async def run_batch(call: Callable[[Any], Awaitable[Any]], items: Iterable[Any],
     wait on ``sleep`` (a pair: tests pass a virtual clock and its sleep).
     """
     workers = max(1, int(worker_num or DEFAULT_WORKERS))
-    limit = AdaptiveLimit(workers)
-    failures = RecentFailures()
     stats = stats if stats is not None else BatchStats()
-    stats.concurrency = stats.lowest_concurrency = limit.current
-    source = enumerate(items)
-    skip = skip or set()
-    count = counter if counter is not None else [0]
-    waiting: list[tuple[float, int, int, Any, float, int]] = []  # (ready, seq, index, item, first, attempt)
-    order = itertools.count()
-    cond = asyncio.Condition()
-    state = {"active": 0, "exhausted": False}
-    alarm: dict[str, Any] = {"at": None, "task": None}  # the wake-up for the next re-queued item due
-
-    async def ring(at: float) -> None:
-        await sleep(max(0.0, at - clock()))
-        async with cond:
-            if alarm["at"] == at:
-                alarm["at"] = None
-            cond.notify_all()
-
-    def arm(at: float) -> None:
-        """Wake the waiting workers at ``at`` (on ``clock``), unless an earlier wake-up is set."""
-        if alarm["at"] is not None and alarm["at"] <= at:
-            return
-        if alarm["task"] is not None:
-            alarm["task"].cancel()
-        alarm["at"], alarm["task"] = at, asyncio.ensure_future(ring(at))
-
-    def take() -> tuple[int, Any, float, int] | bool | None:
-        """The next job; None when all is done; False when a worker must wait."""
-        now = clock()
-        if state["active"] < limit.current:
-            if waiting and waiting[0][0] <= now:
-                _, _, index, item, first, attempt = heapq.heappop(waiting)
-                return index, item, first, attempt
-            if not state["exhausted"]:
-                for index, item in source:
-                    if index not in skip:
-                        return index, item, now, 1
-                state["exhausted"] = True
-        if state["exhausted"] and not waiting and state["active"] == 0:
-            return None
-        return False
-
-    async def next_job() -> tuple[int, Any, float, int] | None:
-        async with cond:
-            while True:
-                job = take()
-                if job is None:
-                    cond.notify_all()
-                    return None
-                if job is not False:
-                    state["active"] += 1
-                    return job  # type: ignore[return-value]
-                if waiting and state["active"] < limit.current:
-                    arm(waiting[0][0])
-                await cond.wait()
-
-    async def settle(index: int, item: Any, first: float, attempt: int, epoch: int,
-                     exc: BaseException | None) -> bool:
-        """Book a finished call; True when it was queued again."""
-        async with cond:
-            state["active"] -= 1
-            cond.notify_all()
-            if exc is None:
-                limit.on_success(epoch)
-                failures.note(False)
-                return False
-            health = BatchHealth(failures.share, limit.throttling)
-            verdict = classify(exc, attempt, health) if classify is not None else BatchVerdict(False)
-            failures.note(verdict.retry and not verdict.throttled)
-            if verdict.throttled and limit.on_throttle(epoch):
-                logger.info("batch throttled (%s); concurrency now %d", type(exc).__name__, limit.current)
-                stats.lowest_concurrency = min(stats.lowest_concurrency, limit.current)
-            ready = clock() + verdict.wait
-            if not verdict.retry or ready - first > retry_budget:
-                return False
-            heapq.heappush(waiting, (ready, next(order), index, item, first, attempt + 1))
-            stats.retried += 1
-            return True
-
-    async def worker() -> None:
-        while (job := await next_job()) is not None:
-            index, item, first, attempt = job
-            epoch = limit.epoch
-            try:
-                value = await call(item)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if await settle(index, item, first, attempt, epoch, exc):
-                    continue
-                sink.fail(index, exc)
-                ok = False
-            else:
-                await settle(index, item, first, attempt, epoch, None)
-                sink.ok(index, value)
-                ok = True
-            count[0] += 1
-            if progress is not None:
-                progress.on_result(index, ok)
-
+    batch = _Batch(call, items, sink, AdaptiveLimit(workers), stats, skip=skip or set(),
+                   progress=progress, count=counter if counter is not None else [0], classify=classify,
+                   retry_budget=retry_budget, clock=clock, sleep=sleep)
     marked = batch_traffic.set(True)  # the workers' calls say they are batch traffic (the local platform's lanes)
     try:
-        tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
+        tasks = [asyncio.ensure_future(batch.worker()) for _ in range(workers)]
     finally:
         batch_traffic.reset(marked)
     try:
         await asyncio.gather(*tasks)
     finally:
-        for t in [*tasks, alarm["task"]]:
+        for t in [*tasks, batch.alarm]:
             if t is not None:
                 t.cancel()
-        stats.concurrency = limit.current
+        stats.concurrency = batch.limit.current
+
+
+#: a job: ``(index, item, first try's time, attempt)``
+_Job = tuple[int, Any, float, int]
+
+
+class _Batch:
+    """The state :func:`run_batch`'s workers share, guarded by ``cond``: the input iterator, the
+    re-queued items (a heap on when each is due), the calls in flight and the adaptive limit."""
+
+    def __init__(self, call: Callable[[Any], Awaitable[Any]], items: Iterable[Any], sink: Sink,
+                 limit: AdaptiveLimit, stats: BatchStats, *, skip: set[int], progress: Any, count: list[int],
+                 classify: Classify | None, retry_budget: float, clock: Callable[[], float],
+                 sleep: Callable[[float], Awaitable[object]]) -> None:
+        self.call, self.sink, self.limit, self.stats = call, sink, limit, stats
+        self.skip, self.progress, self.count, self.classify = skip, progress, count, classify
+        self.retry_budget, self.clock, self.sleep = retry_budget, clock, sleep
+        stats.concurrency = stats.lowest_concurrency = limit.current
+        self.source = enumerate(items)
+        self.failures = RecentFailures()
+        self.waiting: list[tuple[float, int, int, Any, float, int]] = []  # (ready, seq, index, item, first, attempt)
+        self.order = itertools.count()
+        self.cond = asyncio.Condition()
+        self.active = 0
+        self.exhausted = False
+        self.alarm_at: float | None = None  # the wake-up for the next re-queued item due
+        self.alarm: asyncio.Future[None] | None = None
+
+    async def _ring(self, at: float) -> None:
+        await self.sleep(max(0.0, at - self.clock()))
+        async with self.cond:
+            if self.alarm_at == at:
+                self.alarm_at = None
+            self.cond.notify_all()
+
+    def _arm(self, at: float) -> None:
+        """Wake the waiting workers at ``at`` (on ``clock``), unless an earlier wake-up is set."""
+        if self.alarm_at is not None and self.alarm_at <= at:
+            return
+        if self.alarm is not None:
+            self.alarm.cancel()
+        self.alarm_at, self.alarm = at, asyncio.ensure_future(self._ring(at))
+
+    def _take(self) -> _Job | bool | None:
+        """The next job; None when all is done; False when a worker must wait."""
+        now = self.clock()
+        if self.active < self.limit.current:
+            if self.waiting and self.waiting[0][0] <= now:
+                _, _, index, item, first, attempt = heapq.heappop(self.waiting)
+                return index, item, first, attempt
+            if not self.exhausted:
+                for index, item in self.source:
+                    if index not in self.skip:
+                        return index, item, now, 1
+                self.exhausted = True
+        if self.exhausted and not self.waiting and self.active == 0:
+            return None
+        return False
+
+    async def _next_job(self) -> _Job | None:
+        async with self.cond:
+            while True:
+                job = self._take()
+                if job is None:
+                    self.cond.notify_all()
+                    return None
+                if job is not False:
+                    self.active += 1
+                    return job  # type: ignore[return-value]
+                if self.waiting and self.active < self.limit.current:
+                    self._arm(self.waiting[0][0])
+                await self.cond.wait()
+
+    async def _settle(self, job: _Job, epoch: int, exc: BaseException | None) -> bool:
+        """Book a finished call; True when it was queued again."""
+        async with self.cond:
+            self.active -= 1
+            self.cond.notify_all()
+            if exc is None:
+                self.limit.on_success(epoch)
+                self.failures.note(False)
+                return False
+            return self._requeue(job, epoch, exc)
+
+    def _requeue(self, job: _Job, epoch: int, exc: BaseException) -> bool:
+        """Queue a failed job again if ``classify`` calls it transient and its retry budget lasts."""
+        index, item, first, attempt = job
+        health = BatchHealth(self.failures.share, self.limit.throttling)
+        verdict = self.classify(exc, attempt, health) if self.classify is not None else BatchVerdict(False)
+        self.failures.note(verdict.retry and not verdict.throttled)
+        if verdict.throttled and self.limit.on_throttle(epoch):
+            logger.info("batch throttled (%s); concurrency now %d", type(exc).__name__, self.limit.current)
+            self.stats.lowest_concurrency = min(self.stats.lowest_concurrency, self.limit.current)
+        ready = self.clock() + verdict.wait
+        if not verdict.retry or ready - first > self.retry_budget:
+            return False
+        heapq.heappush(self.waiting, (ready, next(self.order), index, item, first, attempt + 1))
+        self.stats.retried += 1
+        return True
+
+    async def worker(self) -> None:
+        while (job := await self._next_job()) is not None:
+            index = job[0]
+            epoch = self.limit.epoch
+            try:
+                value = await self.call(job[1])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if await self._settle(job, epoch, exc):
+                    continue
+                self.sink.fail(index, exc)
+                ok = False
+            else:
+                await self._settle(job, epoch, None)
+                self.sink.ok(index, value)
+                ok = True
+            self.count[0] += 1
+            if self.progress is not None:
+                self.progress.on_result(index, ok)
 
 
 def check_batch_kwargs(kwargs: dict[str, Any]) -> None:
