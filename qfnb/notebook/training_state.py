@@ -97,6 +97,7 @@ class TrainingState:
     total_steps: int | None = None
     progress: float | None = None  # 0..1
     loss: list[tuple[int, float]] = field(default_factory=list)
+    eval_loss: list[tuple[int, float]] = field(default_factory=list)  # the held-out split's (evalLossCurve)
     elapsed: float | None = None
     eta: float | None = None
     task_id: str | None = None
@@ -164,11 +165,13 @@ class TrainingState:
         self.eta = _num(d.get("etaSeconds")) if "etaSeconds" in d else self.eta
         if d.get("errorMessage"):
             self.error = str(d["errorMessage"])
-        curve = d.get("lossCurve")
-        if isinstance(curve, list) and len(curve) != len(self.loss):
-            self.loss = [(int(s), float(v)) for s, v in curve]
-            return True
-        return False
+        changed = False
+        for key, attr in (("lossCurve", "loss"), ("evalLossCurve", "eval_loss")):
+            curve = d.get(key)
+            if isinstance(curve, list) and len(curve) != len(getattr(self, attr)):
+                setattr(self, attr, [(int(s), float(v)) for s, v in curve])
+                changed = True
+        return changed
 
     def finish(self, status: str, *, output: Any = None, error: str | None = None) -> None:
         if status not in TERMINAL:
@@ -231,6 +234,8 @@ class TrainingState:
         left = None if self.finished else self.measured_eta
         eta = "" if left is None else f" · ETA {_fmt.duration(left)}"
         loss = f" · loss {self.loss[-1][1]:.4f}" if self.loss else ""
+        if self.eval_loss:
+            loss += f" · eval loss {self.eval_loss[-1][1]:.4f}"
         return f"{steps} · elapsed {_fmt.duration(self.elapsed_now)}{eta}{loss}"
 
     @property

@@ -213,7 +213,7 @@ class TrainingDashboard(w.VBox):
         self.offline.value = self._offline_html()
         if self._chart_dirty and (force or self._chart_throttle.ready()):
             self._chart_dirty = False
-            self.chart.value = charts.loss_chart(st.loss, title=f"loss · {st.title}")
+            self.chart.value = charts.loss_chart(st.loss, title=f"loss · {st.title}", eval_points=st.eval_loss)
 
         self._refresh_fallback()
 
@@ -282,7 +282,8 @@ class TrainingDashboard(w.VBox):
         """The state as static HTML (what replaces the widget when the job ends); ``chart``: a
         PNG already drawn (else the loss chart is drawn now)."""
         st = self.state
-        png = base64.b64encode(chart or charts.loss_chart(st.loss, title=f"loss · {st.title}")).decode()
+        png = base64.b64encode(chart or charts.loss_chart(st.loss, title=f"loss · {st.title}",
+                                                          eval_points=st.eval_loss)).decode()
         log = _fmt.esc("\n".join(st.log))
         return (
             f'<div class="qfnb-train-summary qfnb-dashboard-static" style="color:{_theme.TEXT};'
