@@ -108,6 +108,8 @@ class TrainingState:
     log: deque[str] = field(default_factory=lambda: deque(maxlen=200))
     started_at: float = field(default_factory=time.monotonic)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    wall: Callable[[], float] = field(default=time.time, repr=False)  # for the times a saved snapshot states
+    ended_at: float | None = None  # wall time the job was seen to end
     platform_phase: str = ""  # what the platform says the worker does (loading weights, ...)
     _last_key: tuple[str, str, str] | None = field(default=None, repr=False)
     _steps: Any = field(default=None, repr=False)  # a counting Progress: the smoothed step rate
@@ -188,6 +190,7 @@ class TrainingState:
             self.model_name = str(named) if named else find_key(output, ("model_name", "modelName")) or self.model_name
         if status == "succeeded" and self.total_steps:
             self.step, self.progress, self.eta = max(self.step, self.total_steps), 1.0, 0.0
+        self.ended_at = self.wall()
         self.note(f"fine-tune {status}" + (f": {error}" if error else ""))
 
     @property
@@ -272,4 +275,16 @@ class TrainingState:
             parts.append(f"service {self.service}")
         if self.error and self.status == "failed":
             parts.append(f"error: {self.error}")
+        parts.append(self.as_of())
         return " · ".join(parts)
+
+    def as_of(self) -> str:
+        """When this state was true, for a snapshot that outlives its kernel: a finished job's end, or
+        the time of a running job's snapshot (which no kernel updates once the one that drew it is gone)."""
+        if self.finished:
+            return f"ended {_stamp(self.ended_at or self.wall())}"
+        return f"snapshot {_stamp(self.wall())}, not live"
+
+
+def _stamp(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
