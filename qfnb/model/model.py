@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.runtime.poll import apoll_until
+from qfnb._core.runtime.progress import ProgressArg
+from qfnb._core.runtime.stages import StageFeed, make_stages
 from qfnb.model.configs import DeployConfig
 from qfnb.protocol.console import ModelVersionState
 from qfnb.resources.console import Model as ModelAPI
@@ -28,6 +30,20 @@ logger = logging.getLogger("qfnb.model")
 
 #: a model version's ``sourceType`` for the platform's own (preset) models
 PRESET_SOURCE = "PlatformPreset"
+#: a deploy's stages, as its progress bar names them
+PUBLISHING, CREATING, STARTING = "publishing the model", "creating the service", "starting the service"
+
+
+def _shown(tick: Tick, stages: StageFeed | None) -> Tick:
+    """``tick``, also showing each poll's platform state (a version's, a service's) on ``stages``."""
+    if stages is None:
+        return tick
+
+    async def shown(info: dict[str, Any]) -> None:
+        stages.note(str(info.get("runStatus") or info.get("state") or ""))
+        await tick(info)
+
+    return shown
 
 
 class Model:
@@ -135,12 +151,23 @@ class Model:
 
     # -- deploy ----------------------------------------------------------------------------
 
-    async def adeploy(self, deploy_config: DeployConfig, *, tick: Tick = _noop) -> Service:
-        """Deploy as a service (v2 ``CreateService``) and wait until it serves."""
+    def deploy_stages(self) -> list[str]:
+        """What a deploy of this model goes through, in words (its progress bar's stages)."""
+        return [*([PUBLISHING] if self.version_id is None else []), CREATING, STARTING]
+
+    async def adeploy(self, deploy_config: DeployConfig, *, tick: Tick = _noop,
+                      stages: StageFeed | None = None) -> Service:
+        """Deploy as a service (v2 ``CreateService``) and wait until it serves; ``stages``: a feed
+        of :meth:`deploy_stages` to show how it goes (see :meth:`deploy`)."""
         if not isinstance(deploy_config, DeployConfig):
             raise ValidationError("deploy_config", "must be a qfnb.trainer.DeployConfig")
+        tick = _shown(tick, stages)
         if self.version_id is None:
-            await self.apublish()
+            if stages is not None:
+                stages.enter(PUBLISHING)
+            await self.apublish(tick=tick)
+        if stages is not None:
+            stages.enter(CREATING)
         if not self.model_set_id or not self.version_id_str:
             await self.aauto_complete_info()
         cfg = _cfg(self.config)
@@ -160,14 +187,33 @@ class Model:
             description=deploy_config.description or None, config=cfg, **deploy_config.extras))
         service = Service(id=res.get("serviceId"), model=self, deploy_config=deploy_config,
                           service_type=deploy_config.service_type, config=self.config)
+        if stages is not None:
+            stages.enter(STARTING)
         await service.await_serving(tick=tick)
         self.service = service
         return service
 
-    def deploy(self, deploy_config: DeployConfig) -> Service:
+    def deploy(self, deploy_config: DeployConfig, progress: ProgressArg = None) -> Service:
+        """Blocking :meth:`adeploy`. ``progress``: how the deploy goes, stage by stage — by default
+        a widget inside a notebook kernel (whether or not ``%load_ext qfnb`` ran), ``True`` also a
+        tqdm-style line on a terminal, ``False`` none, or an ``on_start``/``on_result``/``on_close`` object."""
         from qfnb._core.runtime import sync
 
-        return sync.run(self.adeploy(deploy_config))
+        if not isinstance(deploy_config, DeployConfig):  # refused before a bar is drawn
+            raise ValidationError("deploy_config", "must be a qfnb.trainer.DeployConfig")
+        feed = make_stages(progress, self.deploy_stages(), desc=f"deploy {self._label()}")  # drawn in this cell
+        try:
+            service = sync.run(self.adeploy(deploy_config, stages=feed))
+        except BaseException:
+            if feed is not None:
+                feed.close(ok=False)
+            raise
+        if feed is not None:
+            feed.close(ok=True, detail=f"serving at endpoint {service.endpoint}")
+        return service
+
+    def _label(self) -> str:
+        return self.name or str(self.version_id or self.task_id or "model")
 
     # -- use -------------------------------------------------------------------------------
 

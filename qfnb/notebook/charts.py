@@ -41,14 +41,23 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def loss_chart(points: Sequence[tuple[int, float]], *, title: str = "training loss") -> bytes:
+def loss_chart(points: Sequence[tuple[int, float]], *, title: str = "training loss",
+               eval_points: Sequence[tuple[int, float]] = ()) -> bytes:
+    """The training loss by step; with ``eval_points`` (the held-out split's loss) both curves and a legend."""
     fig = _figure((5.5, 2.6))
     ax = fig.axes[0]
-    if points:
-        xs, ys = zip(*points, strict=True)
-        ax.plot(xs, ys, color=SERIES[0], linewidth=1.6, marker="o" if len(xs) < 40 else None, markersize=3)
-        ax.set_xlim(left=min(xs))
+    curves = [(points, "train", SERIES[0], "-"), (eval_points, "eval (held out)", SERIES[1], "--")]
+    steps = [s for pts, *_ in curves for s, _ in pts]
+    for pts, label, color, style in curves:
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            ax.plot(xs, ys, color=color, linestyle=style, linewidth=1.6, label=label,
+                    marker="o" if len(xs) < 40 else None, markersize=3)
+    if steps:
+        ax.set_xlim(left=min(steps))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
+        if eval_points:
+            ax.legend(fontsize=8, frameon=False, loc="upper right", labelcolor=INK)
     else:
         ax.text(
             0.5,

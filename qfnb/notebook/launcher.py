@@ -22,7 +22,11 @@ from qfnb.notebook import _fmt, _theme, train
 from qfnb.notebook._ipython import DisplayHandle
 from qfnb.notebook._ipywidgets import VBox
 from qfnb.notebook.errors import QfnbCellError
-from qfnb.notebook.train import BOUNDS, DEFAULT_BASE, TrainerFactory, TrainSpec, launch
+from qfnb.notebook.train import BOUNDS, DEFAULT_BASE, MAX_EVAL_SPLIT, TrainerFactory, TrainSpec, launch
+from qfnb.trainer.configs import TrainConfig
+
+#: the launcher's validation split: ``TrainConfig.trainset_rate``'s default (the official SDK's 20)
+DEFAULT_EVAL_SPLIT = int(TrainConfig.model_fields["trainset_rate"].default)
 
 
 def platform_base_models(list_models: Any = None) -> tuple[str, ...]:
@@ -103,6 +107,9 @@ class FinetuneLauncher(VBox):
             description="learning rate",
             style=style,
         )
+        self.eval_split = w.BoundedIntText(
+            value=DEFAULT_EVAL_SPLIT, min=0, max=MAX_EVAL_SPLIT, description="validation %", style=style,
+            tooltip="held out of the data, never trained on: the dashboard draws its loss beside the training loss")
         self.deploy = w.Checkbox(value=False, description="deploy when done", indent=False)
         self.launch_button = w.Button(description="Launch", icon="play", button_style="primary")
         self.message = w.HTML()
@@ -117,6 +124,8 @@ class FinetuneLauncher(VBox):
                 self.dataset,
                 w.HBox([self.epochs, self.steps]),
                 w.HBox([self.batch_size, self.lr]),
+                w.HBox([self.eval_split, w.HTML(f'<span style="color:{_theme.TEXT_MUTED}">held out for the '
+                                                "evaluation loss (never trained on); 0: none</span>")]),
                 w.HBox([self.deploy, self.launch_button]).add_class("qfnb-live-only"),
                 self.message,
                 self.slot,
@@ -142,6 +151,7 @@ class FinetuneLauncher(VBox):
             batch_size=self.batch_size.value,
             deploy=self.deploy.value,
             name=self.name.value.strip() or None,
+            eval_split=self.eval_split.value,
         )
 
     def _clicked_launch(self, _: Any = None) -> None:
@@ -180,6 +190,7 @@ class FinetuneLauncher(VBox):
         if self.name.value.strip():
             line += f" --name {shlex.quote(self.name.value.strip())}"
         line += f" --epochs {self.epochs.value} --batch-size {self.batch_size.value} --lr {self.lr.value:.1e}"
+        line += f" --eval-split {self.eval_split.value}"
         return line + (f" --steps {self.steps.value}" if self.steps.value else "") + (
             " --deploy" if self.deploy.value else "")
 
@@ -207,7 +218,7 @@ def handle_magic(magics: Any, args: argparse.Namespace, line: str) -> Any:
     if args.attach is not None:
         return _attach(magics, args)
     if args.dataset is None and all(getattr(args, n) is None for n in train.BOUNDS) and args.base is None \
-            and args.name is None:
+            and args.name is None and getattr(args, "eval_split", None) is None:
         bases = platform_base_models(magics.list_models)
         launcher = FinetuneLauncher(factory=magics.trainer_factory, base_models=bases)
         launcher.on_deploy = magics.deployer

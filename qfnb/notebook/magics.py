@@ -191,6 +191,8 @@ class QfnbMagics(Magics):
     @argument("--max-seq-len", type=int, help="Maximum sequence length.")
     @argument("--lora-rank", type=int, help="LoRA rank.")
     @argument("--name", help="A name for the run (dashboards, --list and %%qfmodels show it, the id beside).")
+    @argument("--eval-split", type=int, metavar="PCT", help="Hold out PCT%% of the data (never trained on) for the "
+              "evaluation loss the dashboard draws beside the training loss (default: the platform's 20; 0: none).")
     @argument("--deploy", action="store_true",
               help="Publish and deploy the model when training succeeds (with --attach TASK: deploy that job).")
     @argument("-o", "--output", help="Store the dashboard (.trainer, .wait(), .trained_model_id) here.")

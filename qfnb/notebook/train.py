@@ -42,6 +42,8 @@ HYPER: dict[str, str] = {
     "max_seq_len": "maxSeqLen",
     "lora_rank": "loraRank",
 }
+#: the largest validation split (percent of the data held out) ``--eval-split`` and the launcher offer
+MAX_EVAL_SPLIT = 90
 BOUNDS: dict[str, tuple[float, float]] = {opt: (LIMITS[h].lo, LIMITS[h].hi) for opt, h in HYPER.items()}
 OPTION = {
     "epochs": "--epochs",
@@ -67,6 +69,7 @@ class TrainSpec:
     lora_rank: int | None = None
     deploy: bool = False
     name: str | None = None  # what dashboards, --list and %qfmodels call the run (its id beside)
+    eval_split: int | None = None  # % of the data held out for the evaluation loss (None: the platform's 20)
 
     def __post_init__(self) -> None:
         if not self.dataset:
@@ -76,6 +79,8 @@ class TrainSpec:
         if self.name is not None and not re.fullmatch(r"[A-Za-z][\w.-]{0,49}", self.name):
             raise ValueError(f"--name must start with a letter and hold up to 50 letters, digits, '_', '-' or '.', "
                              f"got {self.name!r}")
+        if self.eval_split is not None and not 0 <= self.eval_split <= MAX_EVAL_SPLIT:
+            raise ValueError(f"--eval-split must be a percentage in [0, {MAX_EVAL_SPLIT}], got {self.eval_split!r}")
         for name, hyper in HYPER.items():
             value = getattr(self, name)
             problem = None if value is None else hyper_problem(hyper, value)
@@ -92,7 +97,7 @@ class TrainSpec:
             raise UsageError(str(exc)) from exc
 
     def train_config(self) -> dict[str, Any]:
-        mapping = {
+        mapping: dict[str, Any] = {
             "epoch": self.epochs,
             "learning_rate": self.lr,
             "max_steps": self.steps,
@@ -100,6 +105,8 @@ class TrainSpec:
             "max_seq_len": self.max_seq_len,
             "lora_rank": self.lora_rank,
         }
+        if self.eval_split is not None:  # the platform's validation split (v2 datasetConfig.splitRatio)
+            mapping["trainset_rate"] = self.eval_split
         return {k: v for k, v in mapping.items() if v is not None}
 
     @property

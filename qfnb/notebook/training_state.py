@@ -97,6 +97,7 @@ class TrainingState:
     total_steps: int | None = None
     progress: float | None = None  # 0..1
     loss: list[tuple[int, float]] = field(default_factory=list)
+    eval_loss: list[tuple[int, float]] = field(default_factory=list)  # the held-out split's (evalLossCurve)
     elapsed: float | None = None
     eta: float | None = None
     task_id: str | None = None
@@ -107,6 +108,8 @@ class TrainingState:
     log: deque[str] = field(default_factory=lambda: deque(maxlen=200))
     started_at: float = field(default_factory=time.monotonic)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    wall: Callable[[], float] = field(default=time.time, repr=False)  # for the times a saved snapshot states
+    ended_at: float | None = None  # wall time the job was seen to end
     platform_phase: str = ""  # what the platform says the worker does (loading weights, ...)
     _last_key: tuple[str, str, str] | None = field(default=None, repr=False)
     _steps: Any = field(default=None, repr=False)  # a counting Progress: the smoothed step rate
@@ -164,11 +167,13 @@ class TrainingState:
         self.eta = _num(d.get("etaSeconds")) if "etaSeconds" in d else self.eta
         if d.get("errorMessage"):
             self.error = str(d["errorMessage"])
-        curve = d.get("lossCurve")
-        if isinstance(curve, list) and len(curve) != len(self.loss):
-            self.loss = [(int(s), float(v)) for s, v in curve]
-            return True
-        return False
+        changed = False
+        for key, attr in (("lossCurve", "loss"), ("evalLossCurve", "eval_loss")):
+            curve = d.get(key)
+            if isinstance(curve, list) and len(curve) != len(getattr(self, attr)):
+                setattr(self, attr, [(int(s), float(v)) for s, v in curve])
+                changed = True
+        return changed
 
     def finish(self, status: str, *, output: Any = None, error: str | None = None) -> None:
         if status not in TERMINAL:
@@ -185,6 +190,7 @@ class TrainingState:
             self.model_name = str(named) if named else find_key(output, ("model_name", "modelName")) or self.model_name
         if status == "succeeded" and self.total_steps:
             self.step, self.progress, self.eta = max(self.step, self.total_steps), 1.0, 0.0
+        self.ended_at = self.wall()
         self.note(f"fine-tune {status}" + (f": {error}" if error else ""))
 
     @property
@@ -231,6 +237,8 @@ class TrainingState:
         left = None if self.finished else self.measured_eta
         eta = "" if left is None else f" · ETA {_fmt.duration(left)}"
         loss = f" · loss {self.loss[-1][1]:.4f}" if self.loss else ""
+        if self.eval_loss:
+            loss += f" · eval loss {self.eval_loss[-1][1]:.4f}"
         return f"{steps} · elapsed {_fmt.duration(self.elapsed_now)}{eta}{loss}"
 
     @property
@@ -267,4 +275,16 @@ class TrainingState:
             parts.append(f"service {self.service}")
         if self.error and self.status == "failed":
             parts.append(f"error: {self.error}")
+        parts.append(self.as_of())
         return " · ".join(parts)
+
+    def as_of(self) -> str:
+        """When this state was true, for a snapshot that outlives its kernel: a finished job's end, or
+        the time of a running job's snapshot (which no kernel updates once the one that drew it is gone)."""
+        if self.finished:
+            return f"ended {_stamp(self.ended_at or self.wall())}"
+        return f"snapshot {_stamp(self.wall())}, not live"
+
+
+def _stamp(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))

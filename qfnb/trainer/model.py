@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from qfnb._core.runtime.progress import ProgressArg
 from qfnb.model.model import Model
 from qfnb.model.service import Service
 
@@ -13,9 +14,9 @@ ExecuteSerializable.register(Model)
 ExecuteSerializable.register(Service)
 
 
-def model_deploy(model: Model, deploy_config: DeployConfig) -> Service:
-    """Deploy ``model`` and wait until the service is serving."""
-    return model.deploy(deploy_config)
+def model_deploy(model: Model, deploy_config: DeployConfig, progress: ProgressArg = None) -> Service:
+    """Deploy ``model`` and wait until the service is serving (``progress``: see :meth:`Model.deploy`)."""
+    return model.deploy(deploy_config, progress=progress)
 
 
 __all__ = ["Model", "Service", "model_deploy"]

@@ -1,6 +1,7 @@
 """A fast stand-in for ``qfnb.local.training.worker`` (Contract 4) used by unit tests.
 
-Steps are paced by ``hyper.stepSeconds`` (default 0.05 s); ``hyper.failAt`` makes it fail.
+Steps are paced by ``hyper.stepSeconds`` (default 0.05 s); ``hyper.failAt`` makes it fail. With an
+``eval_file`` (a validation split) it reports an ``eval_loss`` every other step and at the last.
 """
 
 import json
@@ -41,6 +42,9 @@ with open(job / "progress.jsonl", "a") as fh:
         time.sleep(float(hyper.get("stepSeconds", 0.05)))
         fh.write(json.dumps({"step": step, "total_steps": total, "loss": 5.0 / step, "epoch": 1,
                              "time": round(time.time() - start, 3)}) + "\n")
+        if spec.get("eval_file") and (step % 2 == 0 or step == total):
+            fh.write(json.dumps({"step": step, "total_steps": total, "eval_loss": 1.0 + 5.0 / (step + 1),
+                                 "epoch": 1, "time": round(time.time() - start, 3)}) + "\n")
         fh.flush()
 (job / "adapter").mkdir(exist_ok=True)
 (job / "adapter" / "adapter_config.json").write_text(json.dumps({"base_model": spec["base_model"]}))

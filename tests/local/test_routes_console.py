@@ -61,8 +61,10 @@ def test_v1_lifecycle_train_publish_deploy_chat(client) -> None:
     ds = upload_dataset(client)
     task, job = start_job(client, ds)
     done = wait_for(lambda: (d := detail(client, task, job))["trainStatus"] == "FINISH" and d)
-    assert done["progress"] == 100 and done["totalSteps"] == 4 and done["currentStep"] == 4
-    assert [p[0] for p in done["lossCurve"]] == [1, 2, 3, 4] and done["lossCurve"][0][1] == 5.0
+    # trainsetRate 20: 1 of the 8 rows is held out for the evaluation loss, 7 train (3 steps of 2)
+    assert done["progress"] == 100 and done["totalSteps"] == 3 and done["currentStep"] == 3
+    assert [p[0] for p in done["lossCurve"]] == [1, 2, 3] and done["lossCurve"][0][1] == 5.0
+    assert [p[0] for p in done["evalLossCurve"]] == [2, 3]
     spec = json.loads((Path(client.app.state.platform.settings.data_dir) / "jobs").joinpath(
         client.app.state.platform.store.get("runs", job)["sid"], "spec.json").read_text())
     assert spec["base_model"] == "Tiny-Chat" and spec["hyper"]["batchSize"] == 2
@@ -373,7 +375,7 @@ def test_second_server_on_the_same_data_dir_defers_to_the_supervisor(tmp_path: P
         ds = upload_dataset(second)
         task, job = start_job(second, ds)  # queued by the second server, run by the first's supervisor
         done = wait_for(lambda: (d := detail(first, task, job))["trainStatus"] == "FINISH" and d)
-        assert done["currentStep"] == done["totalSteps"] == 4
+        assert done["currentStep"] == done["totalSteps"] == 3  # 7 rows train (trainsetRate 20 holds 1 out)
         task2, job2 = start_job(second, ds, stepSeconds=0.2, maxSteps=300)
         wait_for(lambda: detail(second, task2, job2)["currentStep"] >= 1)
         assert console(second, "/wenxinworkshop/finetune/stopJob", {"taskId": task2, "jobId": job2})["result"]

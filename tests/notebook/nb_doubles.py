@@ -130,6 +130,8 @@ class FakeTrainer:
             await asyncio.sleep(0.002)
         self.status = "Running"
         curve: list[list[float]] = []
+        evals: list[list[float]] = []  # with a validation split (--eval-split): the held-out loss
+        split = getattr(self.spec, "eval_split", None)
         t0 = time.monotonic()
         for step in range(1, self.steps + 1):
             if self.stopped.is_set():
@@ -142,6 +144,8 @@ class FakeTrainer:
                 raise RuntimeError(f"training failed at step {step}")
             await asyncio.sleep(self.step_time)
             curve.append([step, 3.0 / step])
+            if split and (step % 4 == 0 or step == self.steps):  # falls, then rises again: over-fitting
+                evals.append([step, 1.0 + 2.0 / step ** 0.5 + 0.02 * step])
             for _ in range(self.polls_per_step):
                 self.emit(
                     "TrainAction",
@@ -154,6 +158,7 @@ class FakeTrainer:
                         "currentStep": step,
                         "totalSteps": self.steps,
                         "lossCurve": list(curve),
+                        **({"evalLossCurve": list(evals)} if split else {}),
                         "elapsedSeconds": time.monotonic() - t0,
                         "etaSeconds": (self.steps - step) * self.step_time,
                     },

@@ -51,6 +51,9 @@ CELLS = [
     # the deployed endpoint by the name %qfmodels lists, twice: the footer counts the session's turns
     "%%qfchat -m {ep}\nhello there",
     "%%qfchat -m {ep}\nand again",
+    # the SDK's deploy in the same fresh kernel, still before any %load_ext: its stages show in the cell
+    "from qfnb.model import DeployConfig\n"
+    "svc = sdk.output['model'].deploy(DeployConfig(endpoint_suffix='ep_sdk'))\nsvc.endpoint",
 ]
 #: the old cells after the restart: ipywidgets marked their views disconnected; qfnb's CSS must
 #: hide the broken-link icons and dead buttons and show the "kernel restarted" line instead
@@ -156,6 +159,15 @@ def test_finetune_survives_kernel_restart_and_attach(daemon_lab: tuple[str, Path
             sdk.scroll_into_view_if_needed()
             sdk.screenshot(path=str(SHOTS / "sdk_trainer_run_progress.png"))
             assert "fine-tune sdk-run" in sdk.inner_text(), sdk.inner_text()
+            page.evaluate(RUN_CELL, 10)  # Model.deploy() before %load_ext: a stage bar, then the endpoint
+            dep = cells.nth(10)
+            dep.locator(".qfnb-progress, .qfnb-progress-static").first.wait_for(timeout=60_000)
+            dep.locator(".jp-OutputArea-output", has_text="serving at endpoint ep_sdk").first.wait_for(
+                timeout=120_000)
+            assert dep.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+            dep.scroll_into_view_if_needed()
+            dep.screenshot(path=str(SHOTS / "sdk_model_deploy_progress.png"))
+            assert "deploy " in dep.inner_text() and "2/2" in dep.inner_text(), dep.inner_text()
             assert page.evaluate(SAVE)
             check_saved_fallbacks(nbformat.read(root / "restart.ipynb", as_version=4))
         except Exception:

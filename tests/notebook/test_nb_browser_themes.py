@@ -25,7 +25,7 @@ CELLS = [
     f"m.chat_backend = FakeChatBackend({ANSWER!r}, chunk=4, delay=0.03)\n"
     "m.trainer_factory = lambda spec, h: FakeTrainer(spec, h, steps=40, step_time=0.12)",
     "%%qfchat -m Gemma-3-270M,Qwen2.5-Coder-0.5B-Instruct\nWhat is LoRA?",
-    "%qftrain --dataset demo_qa_train.jsonl --steps 40 -o run",
+    "%qftrain --dataset demo_qa_train.jsonl --steps 40 --eval-split 20 -o run",
     "run.wait(120).status",
     "from qfnb.evaluation import EvaluationResult\nimport pandas as pd\n"
     "def res(v):\n"
@@ -117,6 +117,9 @@ def test_themes_chat_interrupt_dashboard_report(lab: tuple[str, Path, str], them
         page.locator(".qfnb-dashboard button", has_text="Deploy").last.wait_for(state="visible", timeout=10_000)
         assert page.locator(".qfnb-dashboard button", has_text="Stop").last.is_hidden()
         shot(page, ".qfnb-dashboard", f"dashboard_finished_{theme}.png")
+        # a validation split: the train and evaluation losses, both in the progress line (and the chart)
+        dash_text = page.locator(".qfnb-dashboard").last.inner_text()
+        assert re.search(r"loss \d\.\d{4} · eval loss \d\.\d{4}", dash_text), dash_text
         shot(page, ".qfnb-chat", f"chat_side_by_side_{theme}.png")
         page.wait_for_selector(".qfnb-compare", timeout=60_000)
         page.locator(".qfnb-eval-report summary").first.click()  # open the samples

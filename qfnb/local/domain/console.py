@@ -24,6 +24,7 @@ from qfnb.local.domain.datasets import (
 )
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.seed_names import FINETUNE_NAMES, notice
+from qfnb.local.domain.split import held_out, split_percent
 from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, check_name, iso
 from qfnb.protocol.console import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
@@ -124,11 +125,16 @@ def collect_rows(platform: Platform, refs: list[tuple[str, Any]]) -> list[dict[s
 
 
 def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, Any],
-               refs: list[tuple[str, Any]], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Prepare the job dir (train file + spec.json, Contract 4) and queue the run."""
+               refs: list[tuple[str, Any]], extra: dict[str, Any] | None = None,
+               split: tuple[str, Any] = ("splitRatio", None)) -> dict[str, Any]:
+    """Prepare the job dir (train file, the held-out eval file, spec.json: Contract 4) and queue the
+    run; ``split``: (its field, the percentage of rows held out for the evaluation loss)."""
     if not refs:
         raise BodyError("trainset", "at least one dataset is required")
     rows = collect_rows(platform, refs)
+    seed = int(hyper.get("seed", 42))
+    held = set(held_out(len(rows), split_percent(split[1], split[0]), seed, split[0]))
+    rows, eval_rows = [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
     model_path = platform.settings.model_paths.get(str(container["model"]).lower()) or getattr(
         platform.registry, "train_path", lambda name: None)(str(container["model"]))  # an added model's weights
     problem = getattr(platform.registry, "training_problem", lambda p: None)(model_path) if model_path else None
@@ -137,21 +143,30 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     sid = new_sid("task-")
     job_dir = platform.settings.data_dir / "jobs" / sid
     job_dir.mkdir(parents=True, exist_ok=True)
-    with open(job_dir / "train.jsonl", "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps({"prompt": row["prompt"], "response": row["response"]}, ensure_ascii=False) + "\n")
+    _write_pairs(job_dir / "train.jsonl", rows)
     spec = {"base_model": container["model"], "train_file": str(job_dir / "train.jsonl"),
-            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": int(hyper.get("seed", 42))}
+            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": seed}
+    if eval_rows:  # never trained on: the worker reads them only for the evaluation loss
+        _write_pairs(job_dir / "eval.jsonl", eval_rows)
+        spec["eval_file"] = str(job_dir / "eval.jsonl")
     if model_path is not None:
         spec["base_model_path"] = str(model_path)
     (job_dir / "spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
     run = platform.store.insert("runs", {"containerId": container["id"], "status": RunStatus.WAITING.value,
                                          "hyper": hyper, "baseModel": container["model"], "rows": len(rows),
                                          "job_dir": str(job_dir), "currentStep": 0, "totalSteps": 0,
-                                         "lossCurve": [], **(extra or {})}, sid=sid)
+                                         "lossCurve": [], "evalRows": len(eval_rows),
+                                         **({"evalLossCurve": []} if eval_rows else {}), **(extra or {})}, sid=sid)
     platform.supervisor.submit(run["id"])
-    log.info("queued fine-tune task %s (%d rows, base %s)", run["sid"], len(rows), container["model"])
+    log.info("queued fine-tune task %s (%d rows, %d held out, base %s)", run["sid"], len(rows), len(eval_rows),
+             container["model"])
     return get(platform, "runs", run["id"], "taskId")
+
+
+def _write_pairs(path: Path, rows: list[dict[str, str]]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps({"prompt": row["prompt"], "response": row["response"]}, ensure_ascii=False) + "\n")
 
 
 def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
@@ -159,6 +174,8 @@ def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
     out = {"currentStep": run.get("currentStep", 0), "totalSteps": run.get("totalSteps", 0),
            "lossCurve": run.get("lossCurve", []), "elapsedSeconds": run.get("elapsedSeconds"),
            "etaSeconds": run.get("etaSeconds")}
+    if "evalLossCurve" in run:  # a run with a validation split: its evaluation loss, [[step, loss], ...]
+        out["evalLossCurve"] = run["evalLossCurve"]
     if run.get("phase"):  # optional: what the worker is doing before step 1 (loading weights, ...)
         out["phase"] = run["phase"]
     if run.get("errorMessage"):

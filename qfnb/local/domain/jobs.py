@@ -280,12 +280,8 @@ def progress_update(run: dict[str, Any], points: list[dict[str, Any]]) -> dict[s
     Idempotent: a point whose step is already on the curve is skipped, so a supervisor that
     adopts a live worker after a restart (and re-reads its file from the start) adds nothing twice.
     """
-    curve = list(run.get("lossCurve") or [])
-    last_step = curve[-1][0] if curve else 0
-    for p in points:
-        if "step" in p and p.get("loss") is not None and int(p["step"]) > last_step:
-            last_step = int(p["step"])
-            curve.append([last_step, float(p["loss"])])
+    curve = _extended(run.get("lossCurve"), points, "loss")
+    evals = _extended(run.get("evalLossCurve"), points, "eval_loss")  # lines of the held-out split's loss
     last = points[-1]
     step, total = int(last.get("step", 0)), int(last.get("total_steps", 0) or run.get("totalSteps") or 0)
     stamp = float(last.get("time", 0.0))
@@ -293,7 +289,19 @@ def progress_update(run: dict[str, Any], points: list[dict[str, Any]]) -> dict[s
     eta = elapsed / step * (total - step) if step and total >= step else None
     return {"currentStep": step, "totalSteps": total, "lossCurve": curve, "epoch": last.get("epoch"),
             "elapsedSeconds": round(elapsed, 2), "etaSeconds": None if eta is None else round(eta, 2),
-            "phase": last.get("phase") or ("training" if step else run.get("phase"))}
+            "phase": last.get("phase") or ("training" if step else run.get("phase")),
+            **({"evalLossCurve": evals} if evals or "evalLossCurve" in run else {})}
+
+
+def _extended(curve: Any, points: list[dict[str, Any]], key: str) -> list[list[float]]:
+    """``curve`` (``[[step, value], ...]``) with the points' ``key`` values of later steps appended."""
+    out = list(curve or [])
+    last_step = out[-1][0] if out else 0
+    for p in points:
+        if "step" in p and p.get(key) is not None and int(p["step"]) > last_step:
+            last_step = int(p["step"])
+            out.append([last_step, float(p[key])])
+    return out
 
 
 def _log_tail(path: Path, limit: int = 600) -> str:

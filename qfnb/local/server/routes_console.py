@@ -62,7 +62,8 @@ def create_job(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
         refs.append((f"trainset[{i}].id", item["id"]))
     hyper = c.check_hyper(body.get("trainConfig"), "trainConfig")
     run = c.create_run(p, container, hyper, refs, {"peftType": body.get("peftType") or "LoRA",
-                                                   "trainMode": body.get("trainMode") or "SFT"})
+                                                   "trainMode": body.get("trainMode") or "SFT"},
+                       split=("trainsetRate", body.get("trainsetRate")))
     return {"id": run["id"], "uuid": run["sid"]}
 
 

@@ -93,7 +93,8 @@ def create_ft_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
             raise BodyError(f"datasetConfig.versions[{i}]", "needs versionId or versionBosUri")
         refs.append((f"datasetConfig.versions[{i}]", ref))
     hyper = c.check_hyper(body.get("hyperParameterConfig"), "hyperParameterConfig")
-    run = c.create_run(p, job, hyper, refs, {"parameterScale": body.get("parameterScale") or "LoRA"})
+    run = c.create_run(p, job, hyper, refs, {"parameterScale": body.get("parameterScale") or "LoRA"},
+                       split=("datasetConfig.splitRatio", conf.get("splitRatio")))
     return {"jobId": job["sid"], "taskId": run["sid"]}
 
 

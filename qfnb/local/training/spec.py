@@ -46,6 +46,7 @@ class TrainSpec:
     hyper: Hyper
     seed: int = 42
     base_model_path: Path | None = None  # an HF model dir to train instead of the named model's weights
+    eval_file: Path | None = None  # held-out pairs for the evaluation loss (never trained on)
 
 
 def _snake(wire: str) -> str:
@@ -100,6 +101,7 @@ def parse_spec(raw: Any) -> TrainSpec:
         hyper=parse_hyper(raw.get("hyper")),
         seed=seed,
         base_model_path=opt_path("base_model_path"),
+        eval_file=opt_path("eval_file"),
     )
 
 
@@ -114,4 +116,6 @@ def load_spec(job_dir: Path) -> TrainSpec:
     spec = parse_spec(raw)
     if not spec.train_file.is_absolute():
         spec = TrainSpec(**{**spec.__dict__, "train_file": Path(job_dir) / spec.train_file})
+    if spec.eval_file is not None and not spec.eval_file.is_absolute():
+        spec = TrainSpec(**{**spec.__dict__, "eval_file": Path(job_dir) / spec.eval_file})
     return spec

@@ -1,6 +1,7 @@
 """The fine-tune worker process (Contract 4): ``python -m qfnb.local.training.worker <job_dir>``.
 
-Reads ``spec.json``, runs LoRA SFT, appends one ``progress.jsonl`` line per step, saves the adapter
+Reads ``spec.json``, runs LoRA SFT, appends one ``progress.jsonl`` line per step (and, with an
+``eval_file``, one with the held-out split's ``eval_loss`` at intervals), saves the adapter
 to ``adapter/`` and writes ``result.json`` (Done / Failed / Stopped). SIGTERM stops it cleanly
 between steps; the adapter trained so far is still saved.
 """
@@ -57,11 +58,13 @@ def run(job_dir: Path, stop: _StopFlag | None = None) -> dict[str, Any]:
 
 def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str, Path]:
     from qfnb.local.training import data, lora
+    from qfnb.local.training.evaluate import EvalSet
     from qfnb.local.training.spec import load_spec
 
     spec = load_spec(job_dir)
     hyper = spec.hyper
     examples = data.load_examples(spec.train_file)  # fail fast on bad data, before loading torch
+    held = data.load_examples(spec.eval_file) if spec.eval_file is not None else []
     import torch
 
     torch.manual_seed(spec.seed)
@@ -70,6 +73,8 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     model, tok = lora.load_base(lora.base_model_dir(spec))
     _phase(job_dir, "weights loaded; tokenising the data")
     rows = data.encode_all(tok, examples, hyper.max_seq_len)
+    evals = EvalSet.build(data.encode_all(tok, held, hyper.max_seq_len), hyper.batch_size,
+                          tok.pad_token_id) if held else None
     model = lora.add_lora(model, hyper)
     model.train()
     metrics["load_seconds"] = round(time.time() - t0, 3)
@@ -78,28 +83,13 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     metrics["examples"] = len(rows)
     optimizer = torch.optim.AdamW(trainable, lr=hyper.learning_rate, weight_decay=0.0)
     total = hyper.total_steps(len(rows))
-    log.info("training %s: %d examples, %d steps", spec.base_model, len(rows), total)
-    _phase(job_dir, f"data tokenised ({len(rows)} examples); training", total)
+    log.info("training %s: %d examples (%d held out), %d steps", spec.base_model, len(rows), len(held), total)
+    _phase(job_dir, f"data tokenised ({len(rows)} examples"
+           + (f", {len(held)} held out for the evaluation loss" if held else "") + "); training", total)
 
-    status, step, loss = "Done", 0, float("nan")
     t_train = time.time()
-    with open(job_dir / "progress.jsonl", "a", encoding="utf-8") as progress:
-        for epoch, idx in data.batches(len(rows), hyper.batch_size, spec.seed):
-            if step >= total:
-                break
-            if stop.requested:
-                status = "Stopped"
-                break
-            batch = data.collate([rows[i] for i in idx], tok.pad_token_id)
-            loss = lora.train_step(model, optimizer, batch)
-            step += 1
-            if loss != loss or loss in (float("inf"), float("-inf")):
-                raise FloatingPointError(f"loss is {loss} at step {step}; lower learningRate")
-            if step % hyper.logging_steps == 0 or step == total:
-                line = {"step": step, "total_steps": total, "loss": round(loss, 6), "epoch": epoch, "time": time.time()}
-                progress.write(json.dumps(line) + "\n")
-                progress.flush()
-    train_seconds = time.time() - t_train
+    status, step, loss, eval_loss = _loop(job_dir, stop, model, optimizer, tok, rows, spec, total, evals)
+    train_seconds = time.time() - t_train - (evals.seconds if evals else 0.0)
     metrics.update(
         steps=step,
         total_steps=total,
@@ -107,10 +97,48 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
         train_seconds=round(train_seconds, 3),
         seconds_per_step=round(train_seconds / step, 3) if step else None,
     )
+    if evals is not None:
+        metrics.update(eval_examples=evals.examples, eval_seconds=round(evals.seconds, 3),
+                       final_eval_loss=None if eval_loss is None else round(eval_loss, 6))
     adapter = job_dir / "adapter"
     model.save_pretrained(str(adapter))
     tok.save_pretrained(str(adapter))  # the chat template travels with the adapter
     return status, adapter
+
+
+def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, tok: Any, rows: list[Any], spec: Any,
+          total: int, evals: Any) -> tuple[str, int, float, float | None]:
+    """The training steps: one ``progress.jsonl`` line per logged step, and one with the held-out
+    split's ``eval_loss`` every :func:`~qfnb.local.training.evaluate.every` steps and at the last."""
+    from qfnb.local.training import data, lora
+    from qfnb.local.training.evaluate import every
+
+    hyper = spec.hyper
+    status, step, loss, eval_loss = "Done", 0, float("nan"), None
+    eval_every = every(total, hyper.logging_steps)
+    with open(job_dir / "progress.jsonl", "a", encoding="utf-8") as progress:
+        for epoch, idx in data.batches(len(rows), hyper.batch_size, spec.seed):
+            if step >= total:
+                break
+            if stop.requested:
+                status = "Stopped"
+                break
+            loss = lora.train_step(model, optimizer, data.collate([rows[i] for i in idx], tok.pad_token_id))
+            step += 1
+            if loss != loss or loss in (float("inf"), float("-inf")):
+                raise FloatingPointError(f"loss is {loss} at step {step}; lower learningRate")
+            line: dict[str, Any] = {"step": step, "total_steps": total, "epoch": epoch}
+            if step % hyper.logging_steps == 0 or step == total:
+                _line(progress, {**line, "loss": round(loss, 6)})
+            if evals is not None and (step % eval_every == 0 or step == total) and not stop.requested:
+                eval_loss = evals.loss(model)
+                _line(progress, {**line, "eval_loss": round(eval_loss, 6)})
+    return status, step, loss, eval_loss
+
+
+def _line(progress: Any, line: dict[str, Any]) -> None:
+    progress.write(json.dumps({**line, "time": time.time()}) + "\n")
+    progress.flush()
 
 
 def _phase(job_dir: Path, phase: str, total: int = 0) -> None:

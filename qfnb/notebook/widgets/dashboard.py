@@ -214,7 +214,7 @@ class TrainingDashboard(VBox):
         self.offline.value = self._offline_html()
         if self._chart_dirty and (force or self._chart_throttle.ready()):
             self._chart_dirty = False
-            self.chart.value = charts.loss_chart(st.loss, title=f"loss · {st.title}")
+            self.chart.value = charts.loss_chart(st.loss, title=f"loss · {st.title}", eval_points=st.eval_loss)
 
         self._refresh_fallback()
 
@@ -222,7 +222,8 @@ class TrainingDashboard(VBox):
         task = self.state.task_id
         follow = (f' · the job goes on: <code style="user-select:all">%qftrain --attach {_fmt.esc(task)}</code>'
                   if task else "")  # the same command as hints() while the job runs
-        return _theme.offline_note(f"the kernel restarted: this is the last state it showed{follow}")
+        return _theme.offline_note(f"the kernel restarted: this is the last state it showed "
+                                   f"({_fmt.esc(self.state.as_of().split(',')[0])}){follow}")
 
     def _refresh_fallback(self) -> None:
         """Republish the live output (widget + current static HTML) on a status or phase change, and
@@ -283,15 +284,25 @@ class TrainingDashboard(VBox):
         """The state as static HTML (what replaces the widget when the job ends); ``chart``: a
         PNG already drawn (else the loss chart is drawn now)."""
         st = self.state
-        png = base64.b64encode(chart or charts.loss_chart(st.loss, title=f"loss · {st.title}")).decode()
+        png = base64.b64encode(chart or charts.loss_chart(st.loss, title=f"loss · {st.title}",
+                                                          eval_points=st.eval_loss)).decode()
         log = _fmt.esc("\n".join(st.log))
         return (
             f'<div class="qfnb-train-summary qfnb-dashboard-static" style="color:{_theme.TEXT};'
             f'border-left:4px solid {_theme.STATUS.get(st.status, _theme.STATUS["pending"])};padding-left:8px">'
-            f"{self._header_html()}<div>{_fmt.esc(st.progress_text())}</div>"
+            f"{self._header_html()}<div>{_fmt.esc(st.progress_text())}</div>{self._as_of_html()}"
             f'<img alt="loss chart" src="data:image/png;base64,{png}"/>'
             f"<details><summary>event log</summary><pre>{log}</pre></details>{self._result_html()}</div>"
         )
+
+    def _as_of_html(self) -> str:
+        """When the static state was true: a running job's snapshot says it is not live, and how to see
+        where the job is now (a saved notebook or an export keeps it after the kernel is gone)."""
+        st, task = self.state, self.state.task_id
+        now = (f' · where the job is now: <code style="user-select:all">%qftrain --attach {_fmt.esc(task)}</code>'
+               if task and not st.finished else "")
+        return (f'<div class="qfnb-as-of" style="color:{_theme.TEXT_MUTED};font-size:90%">'
+                f"{_fmt.esc(st.as_of())}{now}</div>")
 
     def _handles(self) -> list[DisplayHandle]:
         return ([self.handle] if self.handle is not None else []) + self.more_handles

@@ -7,6 +7,7 @@ kernel restart keeps its last state, without broken-link icons (:data:`_theme.OF
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import ipywidgets as w
@@ -86,5 +87,11 @@ def static_html(snap: ProgressSnapshot, *, final: bool = True) -> str:
         f"<b>{_fmt.esc(snap.desc)}</b>"
         f'<span style="display:inline-block;width:40%;height:8px;border:1px solid {_theme.BORDER};border-radius:4px">'
         f'<span style="display:block;height:100%;width:{frac:.1%};background:{color};border-radius:3px"></span></span>'
-        f"<span>{_fmt.esc(snap.meter().split(': ', 1)[-1])}</span></div>"
+        f"<span>{_fmt.esc(snap.meter().split(': ', 1)[-1])}</span>{'' if final else _snapshot_time()}</div>"
     )
+
+
+def _snapshot_time() -> str:
+    """A running bar's static state says when it was true: no kernel updates it once its own is gone."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    return f'<span class="qfnb-as-of" style="color:{_theme.TEXT_MUTED}">· snapshot {stamp}, not live</span>'

@@ -1,0 +1,83 @@
+"""Train and evaluation loss in the dashboard: a validation split from ``%qftrain --eval-split`` / the
+launcher reaches the platform, whose held-out loss (``evalLossCurve``) the dashboard draws beside the
+training loss, with a legend."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from IPython.core.error import UsageError
+
+from qfnb.notebook import charts
+from qfnb.notebook.launcher import DEFAULT_EVAL_SPLIT, FinetuneLauncher
+from qfnb.notebook.train import TrainSpec
+from qfnb.notebook.training_state import TrainingState
+from tests.fakes.local_platform import ServedPlatform
+
+
+def _orange_pixels(png: bytes) -> int:
+    """Pixels of the evaluation curve's colour (charts.SERIES[1]) in a chart."""
+    from matplotlib import image
+
+    rgba = image.imread(io.BytesIO(png), format="png")
+    r, g, b = (int(charts.SERIES[1][i:i + 2], 16) / 255 for i in (1, 3, 5))
+    near = (abs(rgba[..., 0] - r) < 0.08) & (abs(rgba[..., 1] - g) < 0.08) & (abs(rgba[..., 2] - b) < 0.08)
+    return int((near & (rgba[..., 3] > 0.5)).sum())
+
+
+def test_state_keeps_both_curves_and_the_chart_draws_the_second_only_when_there_is_one() -> None:
+    st = TrainingState()
+    detail = {"currentStep": 4, "totalSteps": 8, "lossCurve": [[1, 2.0], [2, 1.6], [3, 1.3], [4, 1.1]],
+              "evalLossCurve": [[2, 1.9], [4, 1.5]]}
+    assert st.apply(SimpleNamespace(action_class="TrainAction", action_state="Running", description="", data=detail))
+    assert st.eval_loss == [(2, 1.9), (4, 1.5)] and st.loss[-1] == (4, 1.1)
+    assert "loss 1.1000 · eval loss 1.5000" in st.progress_text()
+    assert not st.apply(SimpleNamespace(action_class="TrainAction", action_state="Running", description="",
+                                        data=detail))  # the same curves again: nothing to redraw
+    both = charts.loss_chart(st.loss, eval_points=st.eval_loss)
+    train_only = charts.loss_chart(st.loss)
+    assert _orange_pixels(both) > 50  # the dashed eval curve (and its legend line)
+    assert _orange_pixels(train_only) == 0
+
+
+def test_eval_split_option_and_launcher_field_reach_the_train_config() -> None:
+    spec = TrainSpec(dataset="d.jsonl", eval_split=10)
+    assert spec.train_config()["trainset_rate"] == 10
+    assert "trainset_rate" not in TrainSpec(dataset="d.jsonl").train_config()  # the platform's default
+    with pytest.raises(ValueError, match="--eval-split must be a percentage"):
+        TrainSpec(dataset="d.jsonl", eval_split=95)
+    launcher = FinetuneLauncher(base_models=("Tiny-Chat",))
+    assert launcher.eval_split.value == DEFAULT_EVAL_SPLIT == 20
+    launcher.eval_split.value = 0
+    assert launcher.spec().eval_split == 0 and "--eval-split 0" in launcher.command()
+
+
+def test_magic_refuses_a_bad_split(ip) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UsageError, match="--eval-split"):
+        ip.run_line_magic("qftrain", "--dataset d.jsonl --eval-split 120")
+
+
+@pytest.fixture
+def platform(local_platform: ServedPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ServedPlatform:
+    monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
+    local_platform.as_default_backend(monkeypatch)
+    return local_platform
+
+
+def test_qftrain_eval_split_shows_both_losses(ip, platform: ServedPlatform, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"q{i}", "response": f"a{i}"}) + "\n" for i in range(8)))
+    ip.run_line_magic("qftrain", f"--base Tiny-Chat --dataset {data} --eval-split 25 --batch-size 2 -o dash")
+    state = ip.user_ns["dash"].wait(timeout=60)
+    assert state.status == "succeeded", (state.error, list(state.log))
+    assert state.total_steps == 3 and len(state.loss) == 3  # 6 of 8 rows train, in batches of 2
+    assert state.eval_loss and state.eval_loss[-1][0] == 3
+    assert "eval loss" in ip.user_ns["dash"].snapshot_html()
+
+    ip.run_line_magic("qftrain", f"--base Tiny-Chat --dataset {data} --eval-split 0 --batch-size 2 -o plain")
+    plain = ip.user_ns["plain"].wait(timeout=60)
+    assert plain.status == "succeeded" and plain.total_steps == 4 and plain.eval_loss == []
