@@ -22,9 +22,9 @@ def _write(path: Path, rows: list[dict[str, str]]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
 
 
-def test_eval_every_spreads_about_ten_points_over_logged_steps() -> None:
-    assert evaluate.every(60) == 6 and evaluate.every(5) == 1 and evaluate.every(1) == 1
-    assert evaluate.every(60, logging_steps=4) == 8 and evaluate.every(100, logging_steps=3) == 12
+def test_eval_every_spreads_about_six_points_over_logged_steps() -> None:
+    assert evaluate.every(60) == 10 and evaluate.every(5) == 1 and evaluate.every(1) == 1
+    assert evaluate.every(60, logging_steps=4) == 12 and evaluate.every(100, logging_steps=3) == 18
 
 
 def test_held_out_rows_are_never_trained_on_and_their_loss_is_reported(tmp_path: Path,
