@@ -194,3 +194,20 @@ class DatasetConfig(BaseModel):
     corpus_labels: list[str] | None = None
     sampling_rate: float | None = None
     source_type: str | None = None
+
+
+#: the platform's per-model tables (``DefaultTrainConfigMapping`` ...), in :mod:`.model_info`
+_MODEL_INFO_NAMES = (
+    "DPOTrainModelInfoMapping", "DefaultDPOTrainConfigMapping", "DefaultPostPretrainTrainConfigMapping",
+    "DefaultTrainConfigMapping", "ModelInfo", "ModelInfoMapping", "PostPreTrainModelInfoMapping",
+    "get_default_train_config", "get_model_info", "get_trainer_model_list",
+)
+
+
+def __getattr__(name: str) -> Any:
+    # the official module defines these here; they live in model_info (which imports this module)
+    if name in _MODEL_INFO_NAMES:
+        from . import model_info
+
+        return getattr(model_info, name)
+    raise AttributeError(f"module 'qfnb.trainer.configs' has no attribute {name!r}")
