@@ -75,9 +75,9 @@ class TrainAction(AsyncAction):
         super().__init__(own.get("id"), own.get("name"), own.get("event_handler"), **kwargs)
         train_type = train_type or base_model or ""
         if job_id:  # attach to an existing job (and to a run, when task_id is given too)
-            self.extra["job_id"] = job_id
+            self.job_id = job_id
         if task_id:
-            self.extra["task_id"] = task_id
+            self.task_id = task_id
         if not train_type and self.increment_task_id is None:
             raise ValidationError("train_type", "the base model to fine-tune is required (or previous_task_id=)")
         self.train_type = train_type
@@ -128,8 +128,10 @@ class TrainAction(AsyncAction):
     def _set_id(self, key: str, value: str | int | None) -> None:
         if value is None:
             self.extra.pop(key, None)
+        elif isinstance(value, bool) or not isinstance(value, int | str) or str(value) == "":
+            raise ValidationError(key, f"must be a platform id (str or int), got {value!r}")
         else:
-            self.extra[key] = value
+            self.extra[key] = str(value)  # the console takes ids as strings
 
     async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
         cfg = ctx.resolved()
