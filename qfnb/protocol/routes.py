@@ -88,6 +88,12 @@ class Console:
     ENTITY_DELETE = "/wenxinworkshop/entity/delete"
     ENTITY_LIST = "/wenxinworkshop/entity/list"
     V2_BATCH_INFERENCE = "/v2/batchinference"
+    PROMPT_CREATE = "/wenxinworkshop/prompt/template/create"
+    PROMPT_INFO = "/wenxinworkshop/prompt/template/info"
+    PROMPT_UPDATE = "/wenxinworkshop/prompt/template/update"
+    PROMPT_DELETE = "/wenxinworkshop/prompt/template/delete"
+    PROMPT_LIST = "/wenxinworkshop/prompt/template/list"
+    PROMPT_LABEL_LIST = "/wenxinworkshop/prompt/label/list"
 
     V2_FINETUNING = "/v2/finetuning"
     V2_MODEL = "/v2/model"

@@ -24,8 +24,8 @@ from pydantic import ValidationError as PydanticValidationError
 from qfnb._core.errors import QfnbError
 from qfnb.protocol.console import TrainMode
 
-from .configs import _HYPER, TrainConfig, TrainLimit
 from .consts import PeftType
+from .train_config import _HYPER, TrainConfig, TrainLimit
 
 __all__ = ["DPOTrainModelInfoMapping", "DefaultDPOTrainConfigMapping", "DefaultPostPretrainTrainConfigMapping",
            "DefaultTrainConfigMapping", "ModelInfo", "ModelInfoMapping", "PostPreTrainModelInfoMapping",
