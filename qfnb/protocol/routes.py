@@ -94,6 +94,8 @@ class Console:
     PROMPT_DELETE = "/wenxinworkshop/prompt/template/delete"
     PROMPT_LIST = "/wenxinworkshop/prompt/template/list"
     PROMPT_LABEL_LIST = "/wenxinworkshop/prompt/label/list"
+    V2_PROMPT_TEMPLATES = "/v2/promptTemplates"
+    V2_PROMPT_LABELS = "/v2/promptLabels"
 
     V2_FINETUNING = "/v2/finetuning"
     V2_MODEL = "/v2/model"

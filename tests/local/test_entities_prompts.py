@@ -85,3 +85,8 @@ def test_prompt_calls_name_what_is_wrong(cfg: Config) -> None:
         Prompt.create(name="lab", template="c {dd}", label_ids=[1], config=cfg)
     with pytest.raises(APIError, match="not supported by the local platform"):  # cloud-only: one sentence
         Prompt.create_optimiztion_task("improve me", [{"opType": 1}], config=cfg)
+
+
+def test_the_v2_prompt_library_answers_with_one_sentence(cfg: Config) -> None:
+    with pytest.raises(APIError, match="not supported by the local platform"):
+        Prompt.V2.list(config=cfg)

@@ -19,8 +19,8 @@ CLASSES = {
 
 
 _V1 = "/wenxinworkshop/prompt"
-_V2 = "/v2/promptTemplates"
-_V2_LABELS = "/v2/promptLabels"
+_V2 = Console.V2_PROMPT_TEMPLATES
+_V2_LABELS = Console.V2_PROMPT_LABELS
 _IDENTIFIERS = ("{}", "{{}}", "[]", "[[]]", "()", "(())")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{1,29}")
 
