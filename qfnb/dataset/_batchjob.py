@@ -10,6 +10,8 @@ from qfnb._core.errors import ValidationError
 from qfnb._core.runtime.progress import ProgressArg, make_progress
 from qfnb.resources.batch_job import BatchJob, JobState
 
+from ._infer import prompts_of
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -35,14 +37,23 @@ async def run_as_job(ds: Dataset, model_id: str, *, prompt_column: str, progress
     """Every row's prompt through ``model_id`` as one platform task; the rows plus ``llm_output``
     (and ``error`` where a row failed)."""
     await ds.afetch()
-    if prompt_column not in ds.columns:
-        raise ValidationError("prompt_column", f"no column {prompt_column!r}; columns are {ds.columns}")
-    rows = ds.list()
-    for i, row in enumerate(rows):
-        if not isinstance(row.get(prompt_column), str) or not row[prompt_column].strip():
-            raise ValidationError(prompt_column, f"row {i}: prompt must be a non-empty string")
-    job = await BatchJob.asubmit((r[prompt_column] for r in rows), model_id=model_id, inference_params=params,
-                                 config=config)
+    rows = prompts_of(ds, prompt_column)
+    job = await BatchJob.asubmit(rows, model_id=model_id, inference_params=params, config=config)
+    state = await _await_job(job, len(rows), progress)
+    if state.status != "Done":
+        raise ValidationError("model", f"batch task {job.task_id} ended {state.status}: "
+                              f"{state.view.get('errorReason') or 'stopped before every row had an answer'}")
+    values = await job.aresults()
+    df = ds.to_pandas()
+    df["llm_output"] = [v["result"] if v is not None and not isinstance(v, Exception) else None for v in values]
+    errors = [str(v) if isinstance(v, Exception) else None for v in values]
+    if any(errors):
+        df["error"] = errors
+    return df.reset_index(drop=True)
+
+
+async def _await_job(job: BatchJob, total: int, progress: ProgressArg) -> JobState:
+    """Wait for the task, showing each finished row on the progress bar."""
     bar = make_progress(progress, desc=f"batch {job.task_id}")
     seen = 0
 
@@ -55,19 +66,9 @@ async def run_as_job(ds: Dataset, model_id: str, *, prompt_column: str, progress
         seen = state.done + state.failed
 
     if bar is not None:
-        bar.on_start(len(rows))
+        bar.on_start(total)
     try:
-        state = await job.await_done(on_state=on_state)
+        return await job.await_done(on_state=on_state)
     finally:
         if bar is not None:
             bar.on_close()
-    if state.status != "Done":
-        raise ValidationError("model", f"batch task {job.task_id} ended {state.status}: "
-                              f"{state.view.get('errorReason') or 'stopped before every row had an answer'}")
-    values = await job.aresults()
-    df = ds.to_pandas()
-    df["llm_output"] = [v["result"] if v is not None and not isinstance(v, Exception) else None for v in values]
-    errors = [str(v) if isinstance(v, Exception) else None for v in values]
-    if any(errors):
-        df["error"] = errors
-    return df.reset_index(drop=True)

@@ -38,6 +38,18 @@ def resolve_target(target: Any, model: str | None, endpoint: str | None) -> dict
                           "use a qfnb.model.Model/Service or a model name")
 
 
+def prompts_of(ds: Dataset, prompt_column: str) -> list[str]:
+    """Every row's prompt, checked before anything is sent."""
+    if prompt_column not in ds.columns:
+        raise ValidationError("prompt_column", f"no column {prompt_column!r}; columns are {ds.columns}")
+    prompts = []
+    for i, row in enumerate(ds.list()):
+        if not isinstance(row.get(prompt_column), str) or not row[prompt_column].strip():
+            raise ValidationError(prompt_column, f"row {i}: prompt must be a non-empty string")
+        prompts.append(row[prompt_column])
+    return prompts
+
+
 async def run_llm(ds: Dataset, target: Any, *, model: str | None, endpoint: str | None,
                   prompt_column: str, concurrency: int, progress: ProgressArg,
                   params: dict[str, Any]) -> pd.DataFrame:
@@ -52,39 +64,9 @@ async def run_llm(ds: Dataset, target: Any, *, model: str | None, endpoint: str 
     kwargs = await aresolve_target(target, model, endpoint)
     config = getattr(target, "config", None)
     chat = ChatCompletion(**kwargs, config=config) if config is not None else ChatCompletion(**kwargs)
-    rows = ds.list()
-    for i, row in enumerate(rows):
-        if not isinstance(row.get(prompt_column), str) or not row[prompt_column].strip():
-            raise ValidationError(prompt_column, f"row {i}: prompt must be a non-empty string")
-    outputs: list[str | None] = [None] * len(rows)
-    latencies: list[float] = [0.0] * len(rows)
-    errors: list[str | None] = [None] * len(rows)
-    gate = asyncio.Semaphore(concurrency)
-
-    bar = make_progress(progress, desc="inference")
-
-    async def one(i: int) -> None:
-        async with gate:
-            start = time.perf_counter()
-            try:
-                resp = await chat.ado(messages=[{"role": "user", "content": rows[i][prompt_column]}],
-                                      **params)
-                outputs[i] = str(resp["result"])
-                ok = True
-            except QfnbError as exc:
-                errors[i] = f"{type(exc).__name__}: {exc}"
-                ok = False
-            latencies[i] = time.perf_counter() - start
-            if bar is not None:
-                bar.on_result(i, ok)
-
-    if bar is not None:
-        bar.on_start(len(rows))
-    try:
-        await asyncio.gather(*(one(i) for i in range(len(rows))))
-    finally:
-        if bar is not None:
-            bar.on_close()
+    prompts = prompts_of(ds, prompt_column)
+    outputs, latencies, errors = await _chat_all(chat, prompts, params, concurrency,
+                                                 make_progress(progress, desc="inference"))
     df = ds.to_pandas()
     df["llm_output"] = outputs
     df["request_latency"] = latencies
@@ -92,3 +74,32 @@ async def run_llm(ds: Dataset, target: Any, *, model: str | None, endpoint: str 
         df["error"] = errors
     return df.reset_index(drop=True)
 
+
+async def _chat_all(chat: Any, prompts: list[str], params: dict[str, Any], concurrency: int,
+                    bar: Any) -> tuple[list[str | None], list[float], list[str | None]]:
+    """Each prompt's answer, latency and error (``concurrency`` at a time), reported to ``bar``."""
+    outputs: list[str | None] = [None] * len(prompts)
+    latencies: list[float] = [0.0] * len(prompts)
+    errors: list[str | None] = [None] * len(prompts)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with gate:
+            start = time.perf_counter()
+            try:
+                resp = await chat.ado(messages=[{"role": "user", "content": prompts[i]}], **params)
+                outputs[i] = str(resp["result"])
+            except QfnbError as exc:
+                errors[i] = f"{type(exc).__name__}: {exc}"
+            latencies[i] = time.perf_counter() - start
+            if bar is not None:
+                bar.on_result(i, errors[i] is None)
+
+    if bar is not None:
+        bar.on_start(len(prompts))
+    try:
+        await asyncio.gather(*(one(i) for i in range(len(prompts))))
+    finally:
+        if bar is not None:
+            bar.on_close()
+    return outputs, latencies, errors

@@ -20,12 +20,7 @@ _SUFFIXES = (".jsonl", ".json", ".csv", ".txt")
 def frame_from_obj(data: Any, field: str) -> pd.DataFrame:
     """A DataFrame from list[dict], list[list[dict]] (grouped), list[str] or dict[str, list]."""
     if isinstance(data, dict):
-        lengths = {k: len(v) for k, v in data.items() if isinstance(v, list)}
-        if len(lengths) != len(data):
-            raise ValidationError(field, "a dict must map column names to lists")
-        if len(set(lengths.values())) > 1:
-            raise ValidationError(field, f"columns have different lengths: {lengths}")
-        return pd.DataFrame(data)
+        return _frame_of_columns(data, field)
     if not isinstance(data, list):
         raise ValidationError(field, f"must be a list or dict of lists, got {type(data).__name__}")
     if not data:
@@ -35,15 +30,29 @@ def frame_from_obj(data: Any, field: str) -> pd.DataFrame:
     if all(isinstance(x, dict) for x in data):
         return pd.DataFrame(data)
     if all(isinstance(x, list) for x in data):
-        rows: list[dict[str, Any]] = []
-        for g, group in enumerate(data):
-            for t, turn in enumerate(group):
-                if not isinstance(turn, dict):
-                    raise ValidationError(f"{field}[{g}][{t}]", "each turn must be a dict")
-                rows.append({**turn, GROUP: g})
-        return pd.DataFrame(rows)
+        return _frame_of_groups(data, field)
     kinds = sorted({type(x).__name__ for x in data})
     raise ValidationError(field, f"items must all be dicts, lists of dicts or strings; got {kinds}")
+
+
+def _frame_of_columns(data: dict[Any, Any], field: str) -> pd.DataFrame:
+    lengths = {k: len(v) for k, v in data.items() if isinstance(v, list)}
+    if len(lengths) != len(data):
+        raise ValidationError(field, "a dict must map column names to lists")
+    if len(set(lengths.values())) > 1:
+        raise ValidationError(field, f"columns have different lengths: {lengths}")
+    return pd.DataFrame(data)
+
+
+def _frame_of_groups(data: list[list[Any]], field: str) -> pd.DataFrame:
+    """One row per turn, with the conversation's number in the group column."""
+    rows: list[dict[str, Any]] = []
+    for g, group in enumerate(data):
+        for t, turn in enumerate(group):
+            if not isinstance(turn, dict):
+                raise ValidationError(f"{field}[{g}][{t}]", "each turn must be a dict")
+            rows.append({**turn, GROUP: g})
+    return pd.DataFrame(rows)
 
 
 def _read_jsonl(path: Path) -> list[Any]:

@@ -222,6 +222,17 @@ class DatasetOps:
             out.append(name)
         return out
 
+    @property
+    def inner_table(self) -> Any:
+        """The rows as a ``pyarrow.Table`` (a snapshot; needs pyarrow, which qfnb does not
+        install): what the official SDK hands a data source's ``save(table)`` as
+        ``table.inner_table``, so a ``DataSource`` written for it saves a qfnb Dataset too."""
+        try:
+            import pyarrow
+        except ImportError as exc:
+            raise ImportError("Dataset.inner_table is a pyarrow Table: pip install pyarrow") from exc
+        return pyarrow.Table.from_pylist(self.list())
+
     # ---- groups and packing ------------------------------------------------------------------
 
     def is_dataset_grouped(self) -> bool:

@@ -32,6 +32,18 @@ if TYPE_CHECKING:
 
 __all__ = ["GROUP_COLUMN", "Dataset"]
 
+
+def _one_source(**given: Any) -> None:
+    """``Dataset.load`` reads exactly one of its sources; other keywords are refused."""
+    sources = ("data_file", "source", "dataframe", "qianfan_dataset_id")
+    named = [n for n in sources if given.get(n) is not None]
+    if len(named) != 1:
+        raise ValidationError("data_file", "give exactly one of data_file, dataframe, "
+                              f"qianfan_dataset_id (got {named or 'none'})")
+    extra = [k for k in given if k not in sources]
+    if extra:
+        raise ValidationError(extra[0], "is not a supported Dataset.load source")
+
 logger = logging.getLogger("qfnb.dataset")
 
 GROUP_COLUMN = "_group"
@@ -81,13 +93,8 @@ class Dataset(DatasetOps, OnlineOps):
             if source is not None:
                 raise ValidationError("source", "given both positionally and by name")
             data_file, source = None, data_file
-        given = [n for n, v in (("data_file", data_file), ("source", source), ("dataframe", dataframe),
-                                ("qianfan_dataset_id", qianfan_dataset_id)) if v is not None]
-        if len(given) != 1:
-            raise ValidationError("data_file", "give exactly one of data_file, dataframe, "
-                                  f"qianfan_dataset_id (got {given or 'none'})")
-        if kwargs:
-            raise ValidationError(next(iter(kwargs)), "is not a supported Dataset.load source")
+        _one_source(data_file=data_file, source=source, dataframe=dataframe, qianfan_dataset_id=qianfan_dataset_id,
+                    **kwargs)
         if source is not None:
             ds = from_source(cls, source, organize_data_as_group, config)
         elif dataframe is not None:
@@ -96,20 +103,24 @@ class Dataset(DatasetOps, OnlineOps):
                                       f"{type(dataframe).__name__}")
             ds = cls(dataframe.reset_index(drop=True).copy(), schema=schema, config=config)
         elif data_file is not None:
-            from ._io import read_path, source_lines
-
-            path = Path(data_file)  # type: ignore[arg-type]  # a source was moved to ``source`` above
-            ds = cls(read_path(path, group=organize_data_as_group), schema=schema, config=config)
-            lines = source_lines(path)
-            if lines is not None and len(lines) == len(ds._df if ds._df is not None else ()):
-                name = path.name
-                ds._locate = lambda i: f"{name} line {lines[i]}"
+            ds = cls._from_file(Path(data_file), organize_data_as_group, schema, config)  # type: ignore[arg-type]
         else:
-            ds = cls(None, schema=schema, qianfan_dataset_id=qianfan_dataset_id, config=config)
-            return ds
+            return cls(None, schema=schema, qianfan_dataset_id=qianfan_dataset_id, config=config)
         ds.schema = schema
         if schema is not None and ds._df is not None:
             schema.validate(ds.list(), ds._locate)
+        return ds
+
+    @classmethod
+    def _from_file(cls, path: Path, group: bool | None, schema: Schema | None, config: Config | None) -> Dataset:
+        """A file's (or a folder's) rows; a problem is located by the file's line."""
+        from ._io import read_path, source_lines
+
+        ds = cls(read_path(path, group=group), schema=schema, config=config)
+        lines = source_lines(path)
+        if lines is not None and len(lines) == len(ds._df if ds._df is not None else ()):
+            name = path.name
+            ds._locate = lambda i: f"{name} line {lines[i]}"
         return ds
 
     @classmethod

@@ -18,6 +18,8 @@ __all__ = [
     "QianfanQuerySet", "QianfanSortedConversation", "Schema", "schema_for_template",
 ]
 
+#: the column of a packed dataset (``qfnb.dataset.consts.QianfanDatasetPackColumnName``)
+PACK = "_pack"
 #: Show at most this many problems in the message (all of them are on ``.problems``).
 _SHOWN = 20
 
@@ -76,10 +78,28 @@ class Schema:
         seen = False
         for i, row in enumerate(rows):
             seen = True
-            out.extend(Problem(i, f, m, locate(i) if locate else None) for f, m in self.check_row(row))
+            out.extend(Problem(i, f, m, locate(i) if locate else None) for f, m in self._check_entity(row))
         if not seen:
             out.append(Problem(0, "dataset", "is empty"))
         return out
+
+    def _check_entity(self, row: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+        """One row's problems; a still-packed row (a single ``_pack`` cell: one conversation as a
+        list of turns, one row as a dict, or one text) is checked turn by turn."""
+        if list(row) != [PACK]:
+            yield from self.check_row(row)
+            return
+        cell = row[PACK]
+        turns = cell if isinstance(cell, list) else [cell]
+        if not turns:
+            yield PACK, "is an empty conversation"
+        for j, turn in enumerate(turns):
+            entity = {"text": turn} if isinstance(turn, str) else turn
+            if not isinstance(entity, Mapping):
+                yield f"{PACK}[{j}]", f"must be a row (a dict), got {_show(turn)}"
+                continue
+            for f, m in self.check_row(entity):
+                yield f"{PACK}[{j}].{f}", m
 
     def validate(self, rows: Iterable[Mapping[str, Any]], locate: Callable[[int], str] | None = None) -> None:
         """Raise :class:`DatasetValidationError` with every problem, or return. ``locate(i)``

@@ -75,9 +75,9 @@ class TrainAction(AsyncAction):
         super().__init__(own.get("id"), own.get("name"), own.get("event_handler"), **kwargs)
         train_type = train_type or base_model or ""
         if job_id:  # attach to an existing job (and to a run, when task_id is given too)
-            self.extra["job_id"] = job_id
+            self.job_id = job_id
         if task_id:
-            self.extra["task_id"] = task_id
+            self.task_id = task_id
         if not train_type and self.increment_task_id is None:
             raise ValidationError("train_type", "the base model to fine-tune is required (or previous_task_id=)")
         self.train_type = train_type
@@ -89,10 +89,19 @@ class TrainAction(AsyncAction):
         self.train_mode = str(train_mode or "SFT")
         self.job_name = own.get("job_name") or own.get("name")
 
-    def get_default_train_config(self, model_type: str | None = None) -> TrainConfig:
-        """The train config qfnb sends when none is given: every hyper-parameter left to the
-        platform's default for ``model_type`` (the local platform's are in docs/local-platform.md)."""
-        return TrainConfig()
+    def get_default_train_config(self, model_type: str | None = None, train_mode: str | None = None,
+                                 peft_type: str | None = None) -> TrainConfig:
+        """The platform's default train config of ``model_type`` (this action's model) for
+        ``peft_type`` (default: the first it lists), from ``FineTune.V2.supported_models``; an
+        empty ``TrainConfig`` (every value left to the platform) when it lists none. qfnb sends
+        that empty one when no config is given: the platform fills in the same defaults."""
+        from .model_info import get_default_train_config
+
+        table = get_default_train_config(train_mode or self.train_mode).get(model_type or self.train_type) or {}
+        if not table:
+            return TrainConfig()
+        key = next((k for k in table if k == peft_type), sorted(table)[0])
+        return table[key].model_copy(deep=True)
 
     def resume(self, **kwargs: Any) -> None:
         """Re-attach to this action's training task (or start it) and wait until it ends."""
@@ -102,19 +111,38 @@ class TrainAction(AsyncAction):
     def job_id(self) -> str | None:
         return self.extra.get("job_id")
 
+    @job_id.setter
+    def job_id(self, value: str | int | None) -> None:
+        """Attach to an existing fine-tune job (as officially: ``action.job_id = ...``)."""
+        self._set_id("job_id", value)
+
     @property
     def task_id(self) -> str | None:
         return self.extra.get("task_id")
 
+    @task_id.setter
+    def task_id(self, value: str | int | None) -> None:
+        """Attach to an existing training run: a resume polls it instead of starting one."""
+        self._set_id("task_id", value)
+
+    def _set_id(self, key: str, value: str | int | None) -> None:
+        if value is None:
+            self.extra.pop(key, None)
+        elif isinstance(value, bool) or not isinstance(value, int | str) or str(value) == "":
+            raise ValidationError(key, f"must be a platform id (str or int), got {value!r}")
+        else:
+            self.extra[key] = str(value)  # the console takes ids as strings
+
     async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
         cfg = ctx.resolved()
         input = dict(input or {})
-        if "datasets" not in input:
+        if "datasets" not in input and (self.extra.get("input") or {}).get("datasets") is not None:
+            input["datasets"] = self.extra["input"]["datasets"]  # a resume that starts here
+        if "datasets" not in input and self.task_id is None:
             raise ValidationError("datasets", "TrainAction needs the output of LoadDataSetAction")
-        datasets = dataset_config(input["datasets"], input.get("split_ratio", self.train_config.trainset_rate))
-        if input.get("corpus_proportion") is not None:
-            datasets = {**datasets, "corpusProportion": input["corpus_proportion"]}
-        self.extra["input"] = {"datasets": input["datasets"]}
+        datasets = self._datasets(input) if "datasets" in input else None  # checked before anything is sent
+        if "datasets" in input:
+            self.extra["input"] = {"datasets": input["datasets"]}
         if self.increment_task_id is not None and not self.extra.get("incr_checked"):
             await self._continue_from(ctx)
         if self.job_id is None:
@@ -132,7 +160,8 @@ class TrainAction(AsyncAction):
             resp = await FineTune.V2.acreate_task(
                 job_id=self.job_id,  # type: ignore[arg-type]  # a None id: the builder refuses it
                 params_scale=self.train_config.peft_type,
-                hyper_params=self.train_config.hyper_parameters(), dataset_config=datasets,
+                hyper_params=self.train_config.hyper_parameters(),
+                dataset_config=datasets if datasets is not None else self._datasets(input),
                 resource_config=self.train_config.resource_config, increment_task_id=self.increment_task_id,
                 increment_checkpoint_step=self.increment_checkpoint_step, corpus_config=self.corpus_config,
                 config=ctx.config, **self.train_extras)
@@ -142,6 +171,15 @@ class TrainAction(AsyncAction):
         detail = await self._poll(ctx, cfg.train_status_polling_interval)
         return {**input, "job_id": self.job_id, "task_id": self.task_id,
                 "metrics": detail.get("metrics") or {}, "checkpoints": detail.get("checkpointList") or []}
+
+    def _datasets(self, input: dict[str, Any]) -> dict[str, Any]:
+        """The run's ``datasetConfig`` from LoadDataSetAction's output."""
+        if "datasets" not in input:
+            raise ValidationError("datasets", "TrainAction needs the output of LoadDataSetAction to start a run")
+        datasets = dataset_config(input["datasets"], input.get("split_ratio", self.train_config.trainset_rate))
+        if input.get("corpus_proportion") is not None:
+            datasets = {**datasets, "corpusProportion": input["corpus_proportion"]}
+        return datasets
 
     async def _continue_from(self, ctx: RunContext) -> None:
         """Incremental training: the previous run's model (and job, for the same train mode)."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import ValidationError
 
-from . import persist
+from . import finetune_store, official_file, persist
 from ._action import RunContext
 from .actions import (
     DeployAction,
@@ -27,6 +27,7 @@ from .actions import (
 from .configs import DeployConfig, TrainConfig
 from .consts import FinetuneStatus
 from .event import EventHandler
+from .finetune_store import TrainerSummary
 from .inputs import as_dataset, previous_task
 from .load_action import warn_ignored
 from .pipeline import Pipeline, Trainer, _EventLog
@@ -59,39 +60,17 @@ class LLMFinetune(Trainer):
                  eval_dataset: Any = None, evaluators: list[Any] | None = None,
                  name: str = "", model_not_publish: bool = False, config: Config | None = None,
                  id: str | None = None, **kwargs: Any) -> None:
-        creds = {k: v for k in _CREDENTIALS if (v := kwargs.pop(k, None))}
-        if creds:
-            from qfnb._core.config import Config as _Config
-
-            config = config.with_overrides(**creds) if config is not None else _Config.from_env(**creds)
-        train_kwargs = {k: v for k in ("peft_type", "train_mode", "corpus_config", "train_extras")
-                        if (v := kwargs.pop(k, None))}
-        previous = previous_task(kwargs.pop("previous_task_id", None), kwargs.pop("previous_trainer", None))
-        if previous is not None:
-            train_kwargs["increment_task_id"] = previous
-        bos_path = kwargs.pop("dataset_bos_path", None)
-        if bos_path is not None:
-            if dataset is not None:
-                raise ValidationError("dataset_bos_path", "give dataset= or dataset_bos_path=, not both")
-            if not isinstance(bos_path, str) or not bos_path.startswith("bos:/"):
-                raise ValidationError("dataset_bos_path", f"must be a bos:/ URI, got {bos_path!r}")
-            dataset = bos_path
+        config = _with_credentials(config, kwargs)
+        train_kwargs = _train_kwargs(kwargs)
+        dataset = _bos_dataset(dataset, kwargs.pop("dataset_bos_path", None))
         warn_ignored("LLMFinetune", kwargs)
         train_type = train_type or base_model or ""
-        if not train_type and previous is None:
+        if not train_type and "increment_task_id" not in train_kwargs:
             raise ValidationError("train_type", "name the base model to fine-tune "
                                   "(e.g. 'Gemma-3-270M' locally), or continue one with previous_task_id=")
         dataset = as_dataset(dataset)
-        if isinstance(train_config, str | Path):
-            train_config = TrainConfig.load(train_config)
-        if train_config is not None and not isinstance(train_config, TrainConfig):
-            raise ValidationError("train_config", "must be a TrainConfig or a .json/.yaml path")
-        if event_handler is not None and not callable(getattr(event_handler, "dispatch", None)):
-            raise ValidationError("event_handler", "must have a dispatch(event) method")
-        if bool(eval_dataset is not None) != bool(evaluators):
-            raise ValidationError("evaluators", "give both eval_dataset and evaluators, or neither")
-        if model_not_publish and deploy_config is not None:
-            raise ValidationError("deploy_config", "cannot deploy when model_not_publish=True")
+        train_config = _train_config(train_config)
+        _check_parts(event_handler, eval_dataset, evaluators, model_not_publish, deploy_config)
         self.train_type = train_type
         self.dataset = dataset
         self.train_config = train_config or TrainConfig()
@@ -102,17 +81,7 @@ class LLMFinetune(Trainer):
         self.eval_dataset = eval_dataset
         self.evaluators = evaluators
         self.model_not_publish = model_not_publish
-        actions: list[Any] = [
-            LoadDataSetAction(dataset),
-            TrainAction(train_type, self.train_config, job_name=name or None, **train_kwargs),
-        ]
-        if not model_not_publish:
-            actions.append(ModelPublishAction(name=name))
-        if deploy_config is not None:
-            actions.append(DeployAction(deploy_config))
-        if evaluators:
-            actions.append(EvaluateAction(eval_dataset, list(evaluators)))
-        self.ppl = Pipeline(actions, id=id)
+        self.ppl = Pipeline(self._actions(train_kwargs), id=id)
         self.ppls = [self.ppl]
         self._log = _EventLog(event_handler)
         self._ctx = RunContext(config, self._log, self._save)
@@ -120,6 +89,19 @@ class LLMFinetune(Trainer):
         self._results: list[Any] = [None]
         self._created = time.time()
         self._dataset_file: str | None = None
+
+    def _actions(self, train_kwargs: dict[str, Any]) -> list[Any]:
+        actions: list[Any] = [
+            LoadDataSetAction(self.dataset),
+            TrainAction(self.train_type, self.train_config, job_name=self.name or None, **train_kwargs),
+        ]
+        if not self.model_not_publish:
+            actions.append(ModelPublishAction(name=self.name))
+        if self.deploy_config is not None:
+            actions.append(DeployAction(self.deploy_config))
+        if self.evaluators:
+            actions.append(EvaluateAction(self.eval_dataset, list(self.evaluators)))
+        return actions
 
     # ---- identity & state ------------------------------------------------------------------
 
@@ -134,7 +116,7 @@ class LLMFinetune(Trainer):
 
     @property
     def train_action(self) -> TrainAction:
-        return next(a for a in self.ppl.actions if isinstance(a, TrainAction))
+        return next(a for a in self.ppl.steps if isinstance(a, TrainAction))
 
     @property
     def result(self) -> list[Any]:
@@ -149,26 +131,29 @@ class LLMFinetune(Trainer):
         after a deploy ``output["service"]`` the :class:`qfnb.model.Service`."""
         from qfnb.model import Model
 
-        done = [a.output for a in self.ppl.actions if a.output is not None]
+        done = [a.output for a in self.ppl.steps if a.output is not None]
         out = dict(done[-1]) if done else {}
         if isinstance(self._results[-1], BaseException):  # as officially: a failed run's output names the error
             out["error"] = str(self._results[-1])
         if isinstance(out.get("model"), dict):
             out["model"] = Model.from_dict(out["model"], config=self.config)
-        deploy = next((a for a in self.ppl.actions if isinstance(a, DeployAction)), None)
+        deploy = next((a for a in self.ppl.steps if isinstance(a, DeployAction)), None)
         if out.get("service_id") is not None and deploy is not None:  # as the official deploy output
-            from qfnb.model import Service
-
-            model = out.get("model") if isinstance(out.get("model"), Model) else None
-            known = getattr(model, "service", None)
-            out["service"] = known if isinstance(known, Service) else Service(
-                id=out["service_id"], endpoint=out.get("service_endpoint"), model=model,
-                deploy_config=deploy.deploy_config, service_type=deploy.deploy_config.service_type,
-                config=self.config)
-        evaluate = next((a for a in self.ppl.actions if isinstance(a, EvaluateAction)), None)
+            out["service"] = self._service(out, deploy)
+        evaluate = next((a for a in self.ppl.steps if isinstance(a, EvaluateAction)), None)
         if evaluate is not None and evaluate.result is not None:
             out["eval_result"] = evaluate.result
         return out
+
+    def _service(self, out: dict[str, Any], deploy: DeployAction) -> Any:
+        from qfnb.model import Model, Service
+
+        model = out.get("model") if isinstance(out.get("model"), Model) else None
+        known = getattr(model, "service", None)
+        return known if isinstance(known, Service) else Service(
+            id=out["service_id"], endpoint=out.get("service_endpoint"), model=model,
+            deploy_config=deploy.deploy_config, service_type=deploy.deploy_config.service_type,
+            config=self.config)
 
     def __repr__(self) -> str:
         return f"LLMFinetune(id={self.id!r}, train_type={self.train_type!r}, status={self.status!r})"
@@ -245,42 +230,10 @@ class LLMFinetune(Trainer):
     # ---- persistence --------------------------------------------------------------------------
 
     def _stash_dataset(self) -> None:
-        """Keep an un-uploaded local dataset next to the record so a resume can upload it."""
-        from qfnb.dataset import Dataset
-
-        load = self.ppl.actions[0]
-        if (isinstance(self.dataset, Dataset) and self.dataset.qianfan_dataset_id is None
-                and load.state is None and not persist.disabled() and self._dataset_file is None):
-            path = persist.pipeline_dir() / f"{self.id}.data.jsonl"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.dataset.save(data_file=path)
-            self._dataset_file = str(path)
-
-    def _dataset_ref(self) -> dict[str, Any]:
-        from qfnb.dataset import Dataset
-
-        ds = self.dataset
-        if isinstance(ds, _Uploaded):
-            return {}
-        if isinstance(ds, Dataset):
-            if ds.qianfan_dataset_id is not None:
-                return {"qianfan_dataset_id": ds.qianfan_dataset_id}
-            return {"file": self._dataset_file}
-        return {"ref": ds}
+        finetune_store.stash_dataset(self)
 
     def _record(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "case_type": "Finetune", "name": self.name, "created": self._created,
-            "updated": time.time(), "status": self.status, "current_action": self.ppl.current,
-            "init_params": {
-                "train_type": self.train_type,
-                "train_config": self.train_config.model_dump(mode="json", exclude_none=True),
-                "deploy_config": (self.deploy_config.model_dump(mode="json")
-                                  if self.deploy_config else None),
-                "model_not_publish": self.model_not_publish, "dataset": self._dataset_ref(),
-            },
-            "actions": self.ppl.records(),
-        }
+        return finetune_store.record_of(self)
 
     def _save(self) -> None:
         try:
@@ -288,9 +241,12 @@ class LLMFinetune(Trainer):
         except OSError as exc:  # persistence must not kill a training run
             logger.warning("could not save trainer state for %s: %s", self.id, exc)
 
-    def save(self) -> LLMFinetune:
-        """Save the trainer's record now (it is saved at every step anyway); ``load(id)`` reads it."""
+    def save(self, file: str | Path | None = None) -> LLMFinetune:
+        """Save the trainer's record now (it is saved at every step anyway); ``load(id)`` reads it.
+        ``file``: also write the pipeline as the official SDK's file, read by ``load(file=...)``."""
         persist.write_record(self._record())
+        if file is not None:
+            official_file.to_file(self, file)
         return self
 
     def register_event_handler(self, event_handler: EventHandler, ppl_id: str | None = None) -> None:
@@ -306,71 +262,79 @@ class LLMFinetune(Trainer):
         return self._record()
 
     @classmethod
-    def load(cls, id: str, *, event_handler: EventHandler | None = None,
-             config: Config | None = None, eval_dataset: Any = None,
-             evaluators: list[Any] | None = None) -> LLMFinetune:
-        """Rebuild a trainer from its saved record; call :meth:`resume` to continue it.
+    def load(cls, id: str | None = None, *, file: str | Path | None = None,
+             event_handler: EventHandler | None = None, config: Config | None = None,
+             eval_dataset: Any = None, evaluators: list[Any] | None = None) -> LLMFinetune:
+        """Rebuild a trainer from its saved record (``id``), or from the official SDK's pipeline
+        file (``file=``, as ``save(file)`` writes it; the trainer is then saved under its id);
+        call :meth:`resume` (or :meth:`run`) to continue it.
 
         Evaluators are code, not data: a trainer that evaluates needs ``eval_dataset=`` and
         ``evaluators=`` again here.
         """
-        from qfnb.dataset import Dataset
-
-        rec = persist.read_record(id)
-        params = rec.get("init_params") or {}
-        ref = params.get("dataset") or {}
-        if ref.get("qianfan_dataset_id") is not None:
-            dataset: Any = Dataset(qianfan_dataset_id=ref["qianfan_dataset_id"])
-        elif ref.get("file"):
-            dataset = Dataset.load(data_file=ref["file"])
-        else:
-            dataset = ref.get("ref")
-        load_done = (rec.get("actions") or [{}])[0].get("state") == "Done"
-        if dataset is None and not load_done:
-            raise ValidationError("dataset", f"trainer {id!r} was saved before its dataset was uploaded "
-                                  "and the local copy is gone; create a new trainer")
-        if dataset is None:  # the dataset step finished: its saved output is what training needs
-            dataset = _Uploaded()
-        if any(a.get("type") == "EvaluateAction" for a in rec.get("actions") or []) and not evaluators:
-            raise ValidationError("evaluators", f"trainer {id!r} has an evaluation step: pass "
-                                  "eval_dataset= and evaluators= to load() again")
-        dc = params.get("deploy_config")
-        trainer = cls(train_type=params.get("train_type", ""), dataset=dataset,
-                      train_config=TrainConfig(**(params.get("train_config") or {})),
-                      deploy_config=DeployConfig(**dc) if dc else None,
-                      event_handler=event_handler, name=rec.get("name", ""),
-                      eval_dataset=eval_dataset, evaluators=evaluators,
-                      model_not_publish=bool(params.get("model_not_publish")), config=config,
-                      id=rec["id"])
-        trainer.ppl.restore_actions(rec.get("actions") or [], int(rec.get("current_action", 0)))
-        trainer._created = rec.get("created", trainer._created)
-        trainer._dataset_file = ref.get("file")
-        return trainer
+        if (id is None) == (file is None):
+            raise ValidationError("id", "give the id of a saved trainer or file= (a pipeline file), one of them")
+        if file is not None:
+            trainer = official_file.from_file(cls, file, event_handler=event_handler, config=config)
+            trainer._save()
+            return trainer
+        return finetune_store.load_trainer(cls, str(id), event_handler=event_handler, config=config,
+                                           eval_dataset=eval_dataset, evaluators=evaluators)
 
     @classmethod
     def list(cls) -> list[TrainerSummary]:
         """Saved trainers, newest first: ``[{"id", "name", "status", "updated"}, ...]`` (each also
         readable as attributes, ``trainers[0].id``, as the official SDK's trainer objects)."""
-        return [TrainerSummary(id=r.get("id"), name=r.get("name"), status=r.get("status"), updated=r.get("updated"))
-                for r in persist.list_records()]
+        return finetune_store.list_summaries()
 
 
-class TrainerSummary(dict[str, Any]):
-    """One saved trainer's summary: a dict whose keys are attributes too."""
+def _with_credentials(config: Config | None, kwargs: dict[str, Any]) -> Config | None:
+    """The official credential keywords (``ak=`` ...) make the trainer's config."""
+    creds = {k: v for k in _CREDENTIALS if (v := kwargs.pop(k, None))}
+    if not creds:
+        return config
+    from qfnb._core.config import Config as _Config
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    return config.with_overrides(**creds) if config is not None else _Config.from_env(**creds)
 
 
-class _Uploaded:
-    """Stands for a dataset that a resumed trainer already uploaded (its step is Done)."""
+def _train_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The keywords that go to the training step (incremental training's included)."""
+    out = {k: v for k in ("peft_type", "train_mode", "corpus_config", "train_extras") if (v := kwargs.pop(k, None))}
+    previous = previous_task(kwargs.pop("previous_task_id", None), kwargs.pop("previous_trainer", None))
+    if previous is not None:
+        out["increment_task_id"] = previous
+    return out
 
-    def __repr__(self) -> str:
-        return "<dataset already uploaded>"
+
+def _bos_dataset(dataset: Any, bos_path: Any) -> Any:
+    """``dataset_bos_path=`` (the official keyword) is the dataset when given."""
+    if bos_path is None:
+        return dataset
+    if dataset is not None:
+        raise ValidationError("dataset_bos_path", "give dataset= or dataset_bos_path=, not both")
+    if not isinstance(bos_path, str) or not bos_path.startswith("bos:/"):
+        raise ValidationError("dataset_bos_path", f"must be a bos:/ URI, got {bos_path!r}")
+    return bos_path
+
+
+def _train_config(train_config: Any) -> TrainConfig | None:
+    if isinstance(train_config, str | Path):
+        return TrainConfig.load(train_config)
+    if train_config is not None and not isinstance(train_config, TrainConfig):
+        raise ValidationError("train_config", "must be a TrainConfig or a .json/.yaml path")
+    return train_config
+
+
+def _check_parts(event_handler: Any, eval_dataset: Any, evaluators: Any, model_not_publish: bool,
+                 deploy_config: Any) -> None:
+    if event_handler is not None and not callable(getattr(event_handler, "dispatch", None)):
+        raise ValidationError("event_handler", "must have a dispatch(event) method")
+    if bool(eval_dataset is not None) != bool(evaluators):
+        raise ValidationError("evaluators", "give both eval_dataset and evaluators, or neither")
+    if model_not_publish and deploy_config is not None:
+        raise ValidationError("deploy_config", "cannot deploy when model_not_publish=True")
 
 
 Finetune = LLMFinetune
-__all__ = ["Finetune", "FinetuneStatus", "LLMFinetune"]
+__all__ = ["Finetune", "FinetuneStatus", "LLMFinetune", "TrainerSummary"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ._action import BaseAction, RunContext, run_step
@@ -21,6 +21,11 @@ class Pipeline(BaseAction):
     ``exec(input=None, **kwargs)`` runs it (sync, on qfnb's loop; the keyword arguments are
     passed on to every user action's ``exec``); inside another pipeline it runs as one step.
     Events of every step go to ``event_handler``.
+
+    As officially, ``actions`` is a dict of the steps by action id (in order; ``seq`` lists the
+    ids) and ``current_action`` the id of the step a run is at (settable: a resume starts there);
+    iterating the pipeline gives the steps, ``ppl[i]`` / ``ppl["id"]`` one of them, and
+    ``current`` is the index of ``current_action``.
     """
 
     def __init__(self, actions: Sequence[BaseAction], post_actions: Sequence[BaseAction] = (),
@@ -32,17 +37,42 @@ class Pipeline(BaseAction):
         if bad:
             raise TypeError(f"pipeline steps must be BaseAction instances, got {type(bad[0]).__name__}")
         super().__init__(id or f"ppl-{uuid.uuid4().hex[:12]}", kwargs.pop("name", None), event_handler, **kwargs)
-        self.actions = [*actions, *post_actions]
+        steps = [*actions, *post_actions]
+        ids = [a.id for a in steps]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"pipeline steps need distinct ids, got {ids}")
+        #: the steps by action id, in order (the official SDK's ``Dict[str, BaseAction]``)
+        self.actions: dict[str, BaseAction] = dict(zip(ids, steps, strict=True))
+        self.seq: list[str] = ids
         self.current = 0
         self._ctx: RunContext | None = None
 
     @property
-    def current_action(self) -> BaseAction:
-        return self.actions[self.current]
+    def steps(self) -> list[BaseAction]:
+        """The actions in order."""
+        return [self.actions[i] for i in self.seq]
+
+    @property
+    def current_action(self) -> str:
+        """The id of the step a run is at; set it (an id or an action) to resume from there."""
+        return self.seq[self.current]
+
+    @current_action.setter
+    def current_action(self, key: str | BaseAction) -> None:
+        key = key.id if isinstance(key, BaseAction) else key
+        if key not in self.actions:
+            raise KeyError(f"no action {key!r} in this pipeline; its actions are {self.seq}")
+        self.current = self.seq.index(key)
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    def __iter__(self) -> Iterator[BaseAction]:
+        return iter(self.steps)
 
     @property
     def status(self) -> FinetuneStatus:
-        action = self.current_action
+        action = self.steps[self.current]
         if isinstance(action, Pipeline):
             return action.status
         if action.state is None:
@@ -51,8 +81,8 @@ class Pipeline(BaseAction):
 
     def __getitem__(self, key: int | str) -> BaseAction:
         if isinstance(key, int):
-            return self.actions[key]
-        for a in self.actions:
+            return self.steps[key]
+        for a in self.steps:
             if key in (a.id, a.name, type(a).__name__):
                 return a
         raise KeyError(key)
@@ -82,15 +112,16 @@ class Pipeline(BaseAction):
         return await self.arun(input, ctx)
 
     async def arun(self, input: Any, ctx: RunContext) -> Any:
-        """Run from the first unfinished action; returns the last action's output."""
+        """Run from ``current_action`` (steps before it count as done), skipping finished
+        steps; returns the last action's output."""
         data = input
         outer = ctx.handler
         if self.event_handler is not None and self.event_handler is not outer:
             ctx.handler = self.event_handler if outer is None else _Both(outer, self.event_handler)
         try:
-            for i, action in enumerate(self.actions):
-                if action.state is ActionState.Done and action.output is not None:
-                    data = action.output
+            for i, action in enumerate(self.steps):
+                if i < self.current or (action.state is ActionState.Done and action.output is not None):
+                    data = action.output if action.output is not None else data
                     continue
                 self.current = i
                 data = await run_step(action, data, ctx)
@@ -106,15 +137,18 @@ class Pipeline(BaseAction):
         self.restore_actions(rec.get("actions") or [], int(rec.get("current", 0)))
 
     def records(self) -> list[dict[str, Any]]:
-        return [a.record() for a in self.actions]
+        return [a.record() for a in self.steps]
 
     def restore_actions(self, records: list[dict[str, Any]], current: int) -> None:
-        if len(records) != len(self.actions):
+        steps = self.steps
+        if len(records) != len(steps):
             raise ValueError("saved pipeline has a different number of actions")
-        for action, rec in zip(self.actions, records, strict=True):
+        for action, rec in zip(steps, records, strict=True):
             if rec.get("type") != type(action).__name__:
                 raise ValueError(f"saved action {rec.get('type')} does not match {type(action).__name__}")
             action.restore(rec)
+        self.seq = [a.id for a in steps]  # restored ids
+        self.actions = dict(zip(self.seq, steps, strict=True))
         self.current = current
 
 
@@ -171,7 +205,7 @@ class Trainer:
     @property
     def actions(self) -> list[BaseAction]:
         """Every action of every pipeline, in order."""
-        return [a for ppl in self.ppls for a in ppl.actions]
+        return [a for ppl in self.ppls for a in ppl.steps]
 
     def register_event_handler(self, event_handler: EventHandler, ppl_id: str | None = None) -> None:
         """Send the events of the pipelines (or of pipeline ``ppl_id``) to ``event_handler``."""

@@ -181,3 +181,20 @@ def append_rows(data_dir: Path, dataset: dict[str, Any], rows: list[dict[str, An
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     with open(folder / "data.jsonl", encoding="utf-8") as lines:  # counted line by line, never held whole
         return sum(1 for line in lines if line.strip())
+
+
+def write_rows(data_dir: Path, dataset: dict[str, Any], rows: list[dict[str, Any]]) -> int:
+    """Replace the dataset's stored rows (written aside, then renamed over); returns their count."""
+    folder = data_dir / "datasets" / dataset["sid"]
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "data.jsonl"
+    tmp = _part_file(target)
+    try:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        tmp.replace(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return len(rows)

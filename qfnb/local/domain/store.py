@@ -29,6 +29,7 @@ KINDS: dict[str, str] = {
     "evaluations": "ev-",
     "batches": "infer-",   # offline batch-inference tasks (also OpenAI batches)
     "files": "file-",      # OpenAI-style uploaded files (objects in the local BOS)
+    "prompts": "pt-",      # prompt templates (the v1 prompt library)
 }
 
 Record = dict[str, Any]
@@ -123,6 +124,14 @@ class Store:
             self.generation[kind] += 1
         data.update(id=row[0], sid=row[1], created=row[2])
         return data  # type: ignore[no-any-return]
+
+    def delete(self, kind: str, rid: int) -> bool:
+        """Remove a record; False when there was none."""
+        self._check(kind)
+        with self._lock:
+            cur = self._db.execute(f"DELETE FROM {kind} WHERE id = ?", (rid,))
+            self.generation[kind] += 1
+        return cur.rowcount > 0
 
     def all(self, kind: str, where: Callable[[Record], bool] | None = None) -> list[Record]:
         """Every record of ``kind`` (oldest first), optionally filtered."""

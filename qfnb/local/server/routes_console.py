@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from qfnb.local.domain import console as c
-from qfnb.local.domain import evaluation
+from qfnb.local.domain import entities, evaluation, prompts
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.server.auth import authenticator
@@ -229,6 +229,11 @@ HANDLERS: dict[str, Handler] = {
     Console.SERVICE_APPLY: service_apply, Console.DATASET_CREATE: dataset_create,
     Console.DATASET_IMPORT: dataset_import, Console.DATASET_RELEASE: dataset_release,
     Console.DATASET_INFO: dataset_info, Console.DATASET_EXPORT: dataset_export,
+    Console.ENTITY_LIST: entities.list_page, Console.ENTITY_ANNOTATE: entities.annotate,
+    Console.ENTITY_DELETE: entities.delete,
+    Console.PROMPT_CREATE: prompts.create, Console.PROMPT_INFO: prompts.info, Console.PROMPT_UPDATE: prompts.update,
+    Console.PROMPT_DELETE: prompts.delete, Console.PROMPT_LIST: prompts.list_page,
+    Console.PROMPT_LABEL_LIST: prompts.list_labels,
 }
 
 
@@ -257,7 +262,8 @@ async def dispatch(request: Request) -> Response:
         else:
             handler = HANDLERS.get(path)
             if handler is None:
-                return fail(ErrorCode.UNSUPPORTED_METHOD, f"{path} is not supported by the local platform")
+                return fail(ErrorCode.UNSUPPORTED_METHOD, f"{path} is not supported by the local platform: it is "
+                            "a cloud service (configure Qianfan credentials to use it)")
             result = await run_in_threadpool(handler, platform, body)
     except BodyError as exc:
         return fail(exc.code, str(exc))
@@ -271,4 +277,6 @@ async def dispatch(request: Request) -> Response:
 
 def routes() -> list[Route]:
     paths = [*HANDLERS, Console.SERVICE_LIST, Console.SERVICE_DETAIL, Console.DATASET_EXPORT_RECORD]
-    return [Route(path, dispatch, methods=["POST"]) for path in paths]
+    # last: any other v1 console call (ETL, augmenting, prompt optimizing ...) answers with one sentence
+    return [*(Route(path, dispatch, methods=["POST"]) for path in paths),
+            Route("/wenxinworkshop/{rest:path}", dispatch, methods=["POST"])]

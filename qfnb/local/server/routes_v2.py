@@ -267,5 +267,7 @@ async def dispatch(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    paths = sorted({p for p, _ in HANDLERS} | {Console.V2_SERVICE})
+    # the v2 prompt library is cloud-only: its calls answer with the one-sentence InvalidAction
+    paths = sorted({p for p, _ in HANDLERS} | {Console.V2_SERVICE, Console.V2_PROMPT_TEMPLATES,
+                                               Console.V2_PROMPT_LABELS})
     return [Route(path, dispatch, methods=["POST"]) for path in paths]

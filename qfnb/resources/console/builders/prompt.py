@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from qfnb.consts import PromptFrameworkType, PromptSceneType, PromptType
+from qfnb.protocol.routes import Console
 
 from .._base import ConsoleRequest, compact, invalid, require, surface
 
@@ -18,8 +19,8 @@ CLASSES = {
 
 
 _V1 = "/wenxinworkshop/prompt"
-_V2 = "/v2/promptTemplates"
-_V2_LABELS = "/v2/promptLabels"
+_V2 = Console.V2_PROMPT_TEMPLATES
+_V2_LABELS = Console.V2_PROMPT_LABELS
 _IDENTIFIERS = ("{}", "{{}}", "[]", "[[]]", "()", "(())")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{1,29}")
 
@@ -59,13 +60,13 @@ def create(name: str, template: str, identifier: str = "{}", scene: PromptSceneT
         if negative_variables is None:
             negative_variables = template_variables(negative_template, identifier) if negative_template else []
         body["negativeTemplateVariables"] = ",".join(negative_variables)
-    return ConsoleRequest(f"{_V1}/template/create", body)
+    return ConsoleRequest(Console.PROMPT_CREATE, body)
 
 
 @surface("Prompt.info")
 def info(id: int | str, **kwargs: Any) -> ConsoleRequest:
     """``template/info``."""
-    return ConsoleRequest(f"{_V1}/template/info", {"id": str(id), **kwargs})
+    return ConsoleRequest(Console.PROMPT_INFO, {"id": str(id), **kwargs})
 
 
 @surface("Prompt.update")
@@ -76,13 +77,13 @@ def update(id: int | str, name: str | None = None, label_ids: list[int | str] | 
     body = {"templateId": id, **kwargs, **compact({
         "templateName": name, "labelIds": label_ids or None, "variableIdentifier": identifier or None,
         "templateContent": template or None, "negativeTemplateContent": negative_template or None})}
-    return ConsoleRequest(f"{_V1}/template/update", body)
+    return ConsoleRequest(Console.PROMPT_UPDATE, body)
 
 
 @surface("Prompt.delete")
 def delete(id: int | str, **kwargs: Any) -> ConsoleRequest:
     """``template/delete``."""
-    return ConsoleRequest(f"{_V1}/template/delete", {"templateId": id, **kwargs})
+    return ConsoleRequest(Console.PROMPT_DELETE, {"templateId": id, **kwargs})
 
 
 @surface("Prompt.list")
@@ -92,13 +93,13 @@ def list_prompts(offset: int = 0, page_size: int = 10, name: str | None = None,
     """``template/list``: a page of templates (the platform's presets and yours)."""
     body = {"offset": offset, "pageSize": page_size, "labelIds": list(label_ids or []), **kwargs,
             **compact({"name": name, "type": PromptType(type).value if type else None})}
-    return ConsoleRequest(f"{_V1}/template/list", body)
+    return ConsoleRequest(Console.PROMPT_LIST, body)
 
 
 @surface("Prompt.list_labels")
 def list_labels(offset: int = 0, page_size: int = 10, **kwargs: Any) -> ConsoleRequest:
     """``label/list``."""
-    return ConsoleRequest(f"{_V1}/label/list", {"offset": offset, "pageSize": page_size, **kwargs})
+    return ConsoleRequest(Console.PROMPT_LABEL_LIST, {"offset": offset, "pageSize": page_size, **kwargs})
 
 
 @surface("Prompt.create_optimiztion_task")

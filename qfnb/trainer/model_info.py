@@ -1,0 +1,220 @@
+"""The platform's trainable models, per train mode: what each supports (``ModelInfo``) and its
+default train configs (``DefaultTrainConfigMapping`` and friends, by model then ``PeftType``).
+
+Both come from ``FineTune.V2.supported_models()`` (``DescribeFineTuningSupportModels``), read on
+first use and kept for the process (``refresh()`` reads again). The official SDK fills the same
+module-level tables the same way; here they are mappings that read when first looked into, so
+``from qfnb.trainer.configs import DefaultTrainConfigMapping`` sends nothing. A platform that
+cannot be read leaves them empty, with one warning naming why (as officially).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as PydanticValidationError
+
+from qfnb._core.errors import QfnbError
+from qfnb.protocol.console import TrainMode
+
+from .consts import PeftType
+from .train_config import _HYPER, TrainConfig, TrainLimit
+
+__all__ = ["DPOTrainModelInfoMapping", "DefaultDPOTrainConfigMapping", "DefaultPostPretrainTrainConfigMapping",
+           "DefaultTrainConfigMapping", "ModelInfo", "ModelInfoMapping", "PostPreTrainModelInfoMapping",
+           "get_default_train_config", "get_model_info", "get_supported_models", "get_trainer_model_list",
+           "refresh"]
+
+logger = logging.getLogger("qfnb.trainer")
+
+
+class FinetuneSupportModelType(StrEnum):
+    Text2Text = "text2text"
+    Text2Image = "text2image"
+    ImageUnderstanding = "imageUnderstanding"
+
+
+class ModelInfo(BaseModel):
+    """One trainable model of a train mode: the model name to train, the PEFT types it supports
+    and each one's parameter limits (``{"epoch": [1, 50], ...}``)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model: str = ""
+    short_name: str
+    base_model_type: str = ""
+    support_peft_types: list[PeftType] = []
+    common_params_limit: TrainLimit = TrainLimit()
+    specific_peft_types_params_limit: dict[str, TrainLimit] | None = None
+    model_type: str = FinetuneSupportModelType.Text2Text.value
+    deprecated: bool = False
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
+
+
+#: renamed models the platform answers under their new name (the official SDK's table)
+_RENAMED = {"ERNIE-Speed": "ERNIE-Speed-8K", "Qianfan-Chinese-Llama-2-13B": "Qianfan-Chinese-Llama-2-13B-v2"}
+_KNOWN = set(_HYPER) | {"packing"}
+
+
+def default_config(params: list[dict[str, Any]], peft: str) -> TrainConfig | None:
+    """A ``TrainConfig`` of the ``default`` of each parameter (unknown keys go to ``extras``
+    under their wire name); None when the platform's defaults are out of qfnb's bounds."""
+    known: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
+    for p in params:
+        if not isinstance(p, dict) or "key" not in p or p.get("default") is None:
+            continue
+        name = _snake(str(p["key"]))
+        if name in _KNOWN:
+            known[name] = p["default"]
+        else:
+            extras[str(p["key"])] = p["default"]
+    try:
+        return TrainConfig(**known, peft_type=peft, extras=extras)
+    except PydanticValidationError as exc:
+        logger.warning("default train config for %s skipped: %s", peft, exc.errors()[0].get("msg"))
+        return None
+
+
+def _parse(models: list[dict[str, Any]]) -> tuple[dict[str, dict[str, ModelInfo]], dict[str, dict[str, Any]]]:
+    """``(infos, defaults)``, each by train mode then model."""
+    infos: dict[str, dict[str, ModelInfo]] = {m.value: {} for m in TrainMode}
+    defaults: dict[str, dict[str, Any]] = {m.value: {} for m in TrainMode}
+    for item in models:
+        model = str(item.get("model") or "")
+        for mode in item.get("supportTrainMode") or []:
+            name = str(mode.get("trainMode") or "")
+            if not model or name not in infos:
+                continue
+            info = infos[name].setdefault(model, ModelInfo(
+                model=model, short_name=f"model{hashlib.sha256(model.encode()).hexdigest()[:8]}",
+                base_model_type=str(item.get("baseModel") or ""), specific_peft_types_params_limit={},
+                model_type=str(item.get("modelType") or FinetuneSupportModelType.Text2Text.value)))
+            for scale in mode.get("supportParameterScale") or []:
+                _add_scale(info, defaults[name].setdefault(model, {}), scale)
+    return infos, defaults
+
+
+def _add_scale(info: ModelInfo, defaults: dict[Any, TrainConfig], scale: dict[str, Any]) -> None:
+    peft = str(scale.get("parameterScale") or "")
+    try:
+        peft_type: Any = PeftType(peft)
+    except ValueError:
+        peft_type = peft  # a PEFT type this version does not name: kept as the platform spells it
+    params = [p for p in scale.get("supportHyperParameterConfig") or [] if isinstance(p, dict)]
+    if peft_type not in info.support_peft_types:
+        info.support_peft_types.append(peft_type)
+    assert info.specific_peft_types_params_limit is not None
+    info.specific_peft_types_params_limit[peft] = TrainLimit(
+        **{_snake(str(p["key"])): p.get("checkValue") for p in params if "key" in p})
+    config = default_config(params, peft)
+    if config is not None:
+        defaults[peft_type] = config
+
+
+class _Tables:
+    """The parsed answer, read once per process (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded: tuple[dict[str, dict[str, ModelInfo]], dict[str, dict[str, Any]]] | None = None
+
+    def get(self) -> tuple[dict[str, dict[str, ModelInfo]], dict[str, dict[str, Any]]]:
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = _parse(_fetch())
+                _alias_renamed(*self._loaded)
+            return self._loaded
+
+    def clear(self) -> None:
+        with self._lock:
+            self._loaded = None
+
+
+def _fetch() -> list[dict[str, Any]]:
+    from qfnb.resources.console import FineTune
+
+    try:
+        result = FineTune.V2.supported_models().body.get("result")
+    except QfnbError as exc:
+        logger.warning("could not read the platform's trainable models (%s); the default train configs are "
+                       "empty", exc)
+        return []
+    return [m for m in result or [] if isinstance(m, dict)]
+
+
+def _alias_renamed(infos: dict[str, dict[str, ModelInfo]], defaults: dict[str, dict[str, Any]]) -> None:
+    """Old names answer as the model they were renamed to (``ERNIE-Speed`` → ``ERNIE-Speed-8K``)."""
+    for mode in infos:
+        for old, new in _RENAMED.items():
+            if new in infos[mode] and old not in infos[mode]:
+                infos[mode][old] = infos[mode][new]
+            if new in defaults[mode] and old not in defaults[mode]:
+                defaults[mode][old] = defaults[mode][new]
+
+
+_TABLES = _Tables()
+
+
+class _Table(Mapping[str, Any]):
+    """A read-only view of one table of one train mode, read from the platform on first use."""
+
+    def __init__(self, mode: TrainMode, which: int) -> None:
+        self._mode, self._which = mode, which
+
+    def _data(self) -> dict[str, Any]:
+        return _TABLES.get()[self._which][self._mode.value]
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._data()))
+
+    def __len__(self) -> int:
+        return len(self._data())
+
+    def __repr__(self) -> str:
+        return f"<{self._mode.value} {'model infos' if self._which == 0 else 'default train configs'}: {list(self)}>"
+
+
+ModelInfoMapping: Mapping[str, ModelInfo] = _Table(TrainMode.SFT, 0)
+PostPreTrainModelInfoMapping: Mapping[str, ModelInfo] = _Table(TrainMode.PostPretrain, 0)
+DPOTrainModelInfoMapping: Mapping[str, ModelInfo] = _Table(TrainMode.DPO, 0)
+DefaultTrainConfigMapping: Mapping[str, dict[PeftType, TrainConfig]] = _Table(TrainMode.SFT, 1)
+DefaultPostPretrainTrainConfigMapping: Mapping[str, dict[PeftType, TrainConfig]] = _Table(TrainMode.PostPretrain, 1)
+DefaultDPOTrainConfigMapping: Mapping[str, dict[PeftType, TrainConfig]] = _Table(TrainMode.DPO, 1)
+
+
+def get_supported_models() -> list[dict[str, Any]]:
+    """The platform's answer to ``DescribeFineTuningSupportModels`` (read now)."""
+    return _fetch()
+
+
+def get_trainer_model_list(train_mode: str | TrainMode) -> Mapping[str, ModelInfo]:
+    """The trainable models of ``train_mode`` ("SFT", "PostPretrain", "DPO")."""
+    return _Table(TrainMode(train_mode), 0)
+
+
+def get_model_info(train_mode: str | TrainMode, model: str) -> ModelInfo | None:
+    return get_trainer_model_list(train_mode).get(model)
+
+
+def get_default_train_config(train_mode: str | TrainMode) -> Mapping[str, dict[PeftType, TrainConfig]]:
+    """``{model: {PeftType: TrainConfig}}`` of ``train_mode``: the platform's defaults."""
+    return _Table(TrainMode(train_mode), 1)
+
+
+def refresh() -> None:
+    """Forget the tables: the next look reads the platform again."""
+    _TABLES.clear()
