@@ -47,6 +47,10 @@ def _every_route() -> list[tuple[str, str, dict[str, str]]]:
     v2 = [*routes_v2.HANDLERS, (Console.V2_SERVICE, V2Action.DESCRIBE_SERVICE),
           (Console.V2_SERVICE, V2Action.DESCRIBE_SERVICES)]
     out += [("v2", str(p), {"Action": str(a)}) for p, a in v2]
+    # the cloud-only calls: one sentence saying so (v2 prompt calls, and any other v1 console path)
+    out += [("v2", str(p), {"Action": "DescribePromptTemplates"}) for p in (Console.V2_PROMPT_TEMPLATES,
+                                                                           Console.V2_PROMPT_LABELS)]
+    out += [("v1", "/wenxinworkshop/etl/create", {}), ("v1", "/wenxinworkshop/no/such/call", {})]
     out += [("infer", MODEL_API_PREFIX + f"/{t}/{e}", {}) for t, e in (
         ("chat", "tiny-chat"), ("completions", "tiny-chat"), ("embeddings", "tiny-embed"), ("text2image", "x"),
         ("plugin", "p"), ("nope", "x"))]
@@ -68,7 +72,8 @@ def test_the_table_covers_every_route_of_the_app(tmp_path: Path) -> None:
     covered = {p for _, p, _ in ROUTES} | {"/rpc/2.0/ai_custom/v1/wenxinworkshop/{api_type}/{endpoint:path}",
                                           "/bos/{bucket}/{key:path}", batch.FILES + "/{file_id}",
                                           batch.FILES + "/{file_id}/content", batch.BATCHES + "/{batch_id}",
-                                          batch.BATCHES + "/{batch_id}/cancel", "/v2/models/{model_id:path}"}
+                                          batch.BATCHES + "/{batch_id}/cancel", "/v2/models/{model_id:path}",
+                                          "/wenxinworkshop/{rest:path}"}
     assert paths - covered <= {p for p in paths if p.startswith("/qfnb/")}, paths - covered
 
 
