@@ -167,7 +167,10 @@ class Comparison:
             return f"{side}/{names.get(metric, metric)}" if sep and side in ("model", "baseline") else c
 
         items = {m: f.rename(columns=col) for m, f in self.items.items()}
-        return Comparison(self.baseline, list(self.models), rows, items, dict(self.settings), list(self.notes))
+        notes = list(self.notes)  # "judge:x agrees with accuracy on 6 of 6 items": the shown name
+        for old, new in names.items():
+            notes = [n.replace(f" agrees with {old} on ", f" agrees with {new} on ") for n in notes]
+        return Comparison(self.baseline, list(self.models), rows, items, dict(self.settings), notes)
 
     def row(self, model: str, metric: str) -> PairedMetric:
         for r in self.rows:
