@@ -89,6 +89,14 @@ def batch_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple
         daemon.stop_daemon(data, force=True)
 
 
+#: run a cell and return at once (RUN_CELL waits for the cell: %qfbatch watches its job to the end)
+START_CELL = """(index) => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    panel.content.activeCellIndex = index;
+    window.jupyterapp.commands.execute('notebook:run-cell');
+}"""
+
+
 def bar_of(cell: Any) -> re.Match[str]:
     found = BAR_TEXT.search(cell.locator(".qfnb-batch").last.inner_text())
     assert found, cell.inner_text()
@@ -102,8 +110,8 @@ def test_qfbatch_outlives_a_kernel_restart_light_and_dark(batch_lab: tuple[str, 
         try:
             set_theme(page, "light")
             cells = page.locator(".jp-Notebook .jp-Cell")
-            for index in (0, 1):
-                page.evaluate(RUN_CELL, index)
+            page.evaluate(RUN_CELL, 0)
+            page.evaluate(START_CELL, 1)
             submitted = cells.nth(1)
             submitted.locator(".qfnb-batch", has_text=re.compile(r"Running ([1-9]\d*)/64")).first.wait_for(
                 timeout=60_000)
@@ -115,7 +123,9 @@ def test_qfbatch_outlives_a_kernel_restart_light_and_dark(batch_lab: tuple[str, 
             assert float(before.group(6)) > 0 and before.group(7) != "–", before.group(0)  # tok/s and an ETA
 
             restart_kernel(page)
-            page.evaluate(RUN_CELL, 2)
+            # the old cell's last state says where the job is and how to see it again
+            assert f"%qfbatch --attach {task} shows it from any kernel" in submitted.inner_text()
+            page.evaluate(START_CELL, 2)
             attached = cells.nth(2)
             attached.locator(".qfnb-batch", has_text=task).first.wait_for(timeout=60_000)
             live = bar_of(attached)
@@ -139,7 +149,7 @@ def test_qfbatch_outlives_a_kernel_restart_light_and_dark(batch_lab: tuple[str, 
             light_low = low_contrast(page, ".qfnb-batch code, .qfnb-batch div, .jp-OutputArea-output td")
 
             set_theme(page, "dark")
-            page.evaluate(RUN_CELL, 4)
+            page.evaluate(START_CELL, 4)
             second = cells.nth(4)
             second.locator(".qfnb-batch", has_text=re.compile(r"Running ([1-9]\d*)/32")).first.wait_for(
                 timeout=60_000)
