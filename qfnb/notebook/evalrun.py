@@ -333,7 +333,7 @@ def plan(args: Any, namespace: Mapping[str, Any]) -> EvalPlan:
     dataset = load_dataset(args.dataset or "", namespace)
     frame = dataset_frame(dataset, input_column=args.input_column, reference_column=args.reference_column,
                           need_reference=any(m != "judge" for m in metrics), limit=args.limit)
-    recorded = check_recorded(recorded, dataset, args.limit)
+    recorded = check_recorded(recorded, dataset, args.limit, namespace)
     llms = resolve_llms(words, namespace) if words else {}
     tags = [*llms, *recorded]
     clash = sorted(set(llms) & set(recorded))
