@@ -21,8 +21,8 @@ from tests.fakes.local_platform import ServedPlatform, served_platform
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "local"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "batch"))
-from batch_doubles import PacedRegistry  # noqa: E402
-from platform_helpers import Signer  # noqa: E402
+from batch_doubles import PacedRegistry
+from platform_helpers import Signer
 
 N = 8
 #: the reference matches the engine double's answer ("tiny-chat: <prompt>") on even items only
