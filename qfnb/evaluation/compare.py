@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -167,9 +168,9 @@ class Comparison:
             return f"{side}/{names.get(metric, metric)}" if sep and side in ("model", "baseline") else c
 
         items = {m: f.rename(columns=col) for m, f in self.items.items()}
-        notes = list(self.notes)  # "judge:x agrees with accuracy on 6 of 6 items": the shown name
+        notes = list(self.notes)  # "judge:x agrees with accuracy on 6 of 6 items" / "…accuracy: Spearman": as shown
         for old, new in names.items():
-            notes = [n.replace(f" agrees with {old} on ", f" agrees with {new} on ") for n in notes]
+            notes = [re.sub(rf" agrees with {re.escape(old)}(?=[ :])", f" agrees with {new}", n) for n in notes]
         return Comparison(self.baseline, list(self.models), rows, items, dict(self.settings), notes)
 
     def row(self, model: str, metric: str) -> PairedMetric:
