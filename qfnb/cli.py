@@ -8,11 +8,12 @@ import ipaddress
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from qfnb.local.engines.api import RegistryLike
     from qfnb.local.settings import Settings
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
@@ -88,13 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_registry(spec: str | None, settings: object) -> object:
+def _load_registry(spec: str | None, settings: object) -> RegistryLike | None:
+    """``--registry module:factory``: the registry the factory makes (None: the real engines)."""
     if not spec:
         return None
     import importlib
 
     module, _, attr = spec.partition(":")
-    return getattr(importlib.import_module(module), attr)()
+    factory: Callable[[], RegistryLike] = getattr(importlib.import_module(module), attr)
+    return factory()
 
 
 def _engine_options(args: argparse.Namespace, options: Any) -> Any:
@@ -191,12 +194,12 @@ def serve(args: argparse.Namespace) -> int:
     if args.daemon:
         from qfnb.local.server import daemon
 
-        return daemon.run(settings, port=args.port, registry=registry, log_level=args.log_level)  # type: ignore[arg-type]
+        return daemon.run(settings, port=args.port, registry=registry, log_level=args.log_level)
     import uvicorn
 
     from qfnb.local.server.app import create_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, registry), log_level=args.log_level,  # type: ignore[arg-type]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, registry), log_level=args.log_level,
                                            access_log=False))
     try:
         server.run(sockets=[args.socket])

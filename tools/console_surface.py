@@ -113,6 +113,10 @@ def contribute(mods: list[Builders]) -> dict[str, list[tuple[str, str]]]:
     """Calls for a class declared in another builder module go on a mixin (``DataTasksCalls``
     for ``builders/data_tasks.py``) that the class's generated module subclasses; returns
     ``{class: [(module, mixin), ...]}``."""
+    declared = [p for m in mods for _, p in m.calls]
+    twice = sorted({p for p in declared if declared.count(p) > 1})
+    if twice:
+        raise SystemExit(f"declared by more than one @surface builder (one home per call): {twice}")
     home = {c for m in mods for c in m.classes if "." not in c}
     bases: dict[str, list[tuple[str, str]]] = {}
     for m in mods:

@@ -7,21 +7,24 @@ its batch progress to :class:`qfnb.notebook.progress.Progress` without pulling i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from qfnb.notebook import progress as _progress  # noqa: F401 - registers the widget renderer with the core
+
+if TYPE_CHECKING:  # pragma: no cover
+    from IPython.core.interactiveshell import InteractiveShell
 
 __all__ = ["load_ipython_extension", "unload_ipython_extension"]
 
 
-def load_ipython_extension(ipython: Any) -> None:
+def load_ipython_extension(ipython: InteractiveShell) -> None:
     """``%load_ext qfnb.notebook``: register the qfnb magics."""
     from qfnb.notebook.magics import load_ipython_extension as load
 
     load(ipython)
 
 
-def unload_ipython_extension(ipython: Any) -> None:
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
     from qfnb.notebook.magics import unload_ipython_extension as unload
 
     unload(ipython)

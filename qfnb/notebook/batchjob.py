@@ -7,6 +7,7 @@ lists the tasks, and an Interrupt stops only the bar (the job goes on, and the b
 
 from __future__ import annotations
 
+import argparse
 import html
 import json
 import time
@@ -14,9 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic import Magics, magics_class
 
+from qfnb.notebook._ipython import argument, line_magic, magic_arguments, parse_argstring
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.resources.batch_job import BatchJob, JobState
 
@@ -50,7 +51,7 @@ class Bar:
     """The live line: an updatable display in a kernel, text otherwise."""
 
     def __init__(self) -> None:
-        from IPython.display import HTML, display
+        from qfnb.notebook._ipython import HTML, display
 
         self._html = HTML
         self._handle = display(HTML(""), display_id=True)
@@ -137,29 +138,14 @@ def _inputs(value: Any, column: str) -> list[Any]:
     return [v[column] if isinstance(v, dict) and column in v else v for v in value]
 
 
-def handle_magic(magics: Any, args: Any) -> Any:
+def handle_magic(magics: Any, args: argparse.Namespace) -> Any:
     """Dispatch ``%qfbatch`` (see the magic's help)."""
     factory = getattr(magics, "batch_job_factory", None) or BatchJob
     if args.list:
         return list_frame(factory.list())
     if args.stop:
         return progress_text(factory(args.stop).stop())
-    if args.attach is not None:
-        job = factory.attach(args.attach or None)
-    else:
-        if not args.source:
-            raise UsageError("%qfbatch SOURCE -m MODEL (a list of prompts, a Dataset or a DataFrame), "
-                             "or --attach [ID] / --list / --stop ID")
-        if args.source not in magics.user_ns:
-            raise UsageError(f"no variable {args.source!r} in the notebook")
-        model = args.model or getattr(magics, "default_model", "") or None
-        if not (model or args.endpoint):
-            raise UsageError("give -m MODEL or --endpoint NAME")
-        try:
-            job = factory.submit(_inputs(magics.user_ns[args.source], args.column), model=model,
-                                 endpoint=args.endpoint, name=args.name)
-        except Exception as exc:
-            raise QfnbCellError(str(exc), title="batch not started") from exc
+    job = factory.attach(args.attach or None) if args.attach is not None else _submit(magics, args, factory)
     if args.output:
         magics.user_ns[args.output] = job
     if args.no_wait:
@@ -169,6 +155,23 @@ def handle_magic(magics: Any, args: Any) -> Any:
         raise QfnbCellError(f"{job.task_id} ended {state.status}: {state.view.get('errorReason') or ''}".strip(),
                             title="batch ended early")
     return as_dataset(job)
+
+
+def _submit(magics: Any, args: argparse.Namespace, factory: type[BatchJob]) -> BatchJob:
+    """Submit ``args.source``'s prompts as a new batch job (``factory.submit``)."""
+    if not args.source:
+        raise UsageError("%qfbatch SOURCE -m MODEL (a list of prompts, a Dataset or a DataFrame), "
+                         "or --attach [ID] / --list / --stop ID")
+    if args.source not in magics.user_ns:
+        raise UsageError(f"no variable {args.source!r} in the notebook")
+    model = args.model or getattr(magics, "default_model", "") or None
+    if not (model or args.endpoint):
+        raise UsageError("give -m MODEL or --endpoint NAME")
+    try:
+        return factory.submit(_inputs(magics.user_ns[args.source], args.column), model=model,
+                              endpoint=args.endpoint, name=args.name)
+    except Exception as exc:
+        raise QfnbCellError(str(exc), title="batch not started") from exc
 
 
 @magics_class
@@ -182,7 +185,8 @@ class BatchMagics(Magics):
     def user_ns(self) -> dict[str, Any]:
         if self.shell is None:
             raise UsageError("%qfbatch needs an IPython shell")
-        return self.shell.user_ns  # type: ignore[no-any-return]
+        namespace: dict[str, Any] = self.shell.user_ns
+        return namespace
 
     @property
     def default_model(self) -> str:

@@ -3,14 +3,15 @@ answers into one output (with their provenance in its metadata) and keep the ses
 
 from __future__ import annotations
 
+import argparse
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
-from IPython.display import display
 
 from qfnb.notebook import chat, chat_requests, chat_runner, discovery
 from qfnb.notebook._checks import sampling_problem, split_csv, var_problem
 from qfnb.notebook._interp import prompt_template
+from qfnb.notebook._ipython import DisplayHandle, live_display
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -19,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 Target = tuple[str | None, str | None]
 
 
-def run_chat_cell(magics: QfnbMagics, args: Any, cell: str) -> Any:
+def run_chat_cell(magics: QfnbMagics, args: argparse.Namespace, cell: str) -> Any:
     """Run one ``%%qfchat`` cell for ``magics`` (its sessions, backend and settings)."""
     temperature = args.temperature if args.temperature is not None else magics.temperature
     problem = var_problem(args.output, "-o/--output") or sampling_problem(temperature, args.max_tokens)
@@ -44,7 +45,7 @@ def run_chat_cell(magics: QfnbMagics, args: Any, cell: str) -> Any:
         default_name=default_name, where=where() if callable(where) else None, max_tokens=args.max_tokens,
         system=args.system, temperature=temperature, stream=magics.stream and not args.no_stream,
         fresh=args.fresh)
-    handle = display({"text/plain": "…"}, raw=True, display_id=True)
+    handle = live_display({"text/plain": "…"}, raw=True)
 
     def on_update(answers: list[chat.ChatAnswer]) -> None:
         data, meta = chat.render_answers(answers)
@@ -62,7 +63,7 @@ def run_chat_cell(magics: QfnbMagics, args: Any, cell: str) -> Any:
     return None
 
 
-def _raise_if_all_failed(answers: list[chat.ChatAnswer], handle: Any) -> None:
+def _raise_if_all_failed(answers: list[chat.ChatAnswer], handle: DisplayHandle) -> None:
     """One clear cell error when no model answered (a partial answer stays shown)."""
     failed = [a for a in answers if a.error is not None]
     if not failed or len(failed) < len(answers):
@@ -76,7 +77,7 @@ def _raise_if_all_failed(answers: list[chat.ChatAnswer], handle: Any) -> None:
                         title="qfchat failed") from first.error
 
 
-def _targets(magics: QfnbMagics, args: Any) -> tuple[list[Target], str | None]:
+def _targets(magics: QfnbMagics, args: argparse.Namespace) -> tuple[list[Target], str | None]:
     """The ``(model, endpoint)`` pairs to ask, and the default model's name when none was named."""
     models, endpoints = split_csv(args.model), split_csv(args.endpoint)
     listing = magics.names.get(wait=3.0) if models else None
@@ -93,7 +94,7 @@ def _targets(magics: QfnbMagics, args: Any) -> tuple[list[Target], str | None]:
     return [(None, None)], named() if callable(named) else None
 
 
-def _keep(magics: QfnbMagics, args: Any, targets: list[Target], prompt: str,
+def _keep(magics: QfnbMagics, args: argparse.Namespace, targets: list[Target], prompt: str,
           answers: list[chat.ChatAnswer]) -> None:
     """Record each good answer in its session's history, and store the answer(s) in ``-o``."""
     multi = len(targets) > 1

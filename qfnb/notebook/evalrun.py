@@ -10,6 +10,7 @@ the first model call; problems raise :class:`EvalArgsError` naming the option.
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -312,8 +313,8 @@ def make_evaluators(metrics: Sequence[str], judge: Any | None) -> list[Any]:
     return [factories[f]() for f in families]
 
 
-def plan(args: Any, namespace: Mapping[str, Any]) -> EvalPlan:
-    """Check every argument of the run form of ``%qfeval`` (no model is called)."""
+def _check_numbers(args: argparse.Namespace) -> None:
+    """``--limit``, ``--workers``, ``--repeats`` and the sampling options."""
     if args.limit is not None and args.limit < 1:
         raise EvalArgsError(f"--limit must be a positive integer, got {args.limit}")
     if args.workers is not None and args.workers < 1:
@@ -323,6 +324,45 @@ def plan(args: Any, namespace: Mapping[str, Any]) -> EvalPlan:
         raise EvalArgsError(problem)
     if args.repeats is not None and args.repeats < 1:
         raise EvalArgsError(f"--repeats must be a positive integer, got {args.repeats}")
+
+
+def _check_tags(args: argparse.Namespace, llms: Mapping[str, Any], recorded: Mapping[str, Any]) -> None:
+    """Recorded answers name no model, and ``--compare``'s baseline is one of two or more."""
+    tags = [*llms, *recorded]
+    clash = sorted(set(llms) & set(recorded))
+    if clash:
+        raise EvalArgsError(f"--recorded: {clash} also name models in --models; give the recorded answers other tags")
+    if args.compare is not None and args.compare not in tags:
+        raise EvalArgsError(f"--compare: {args.compare!r} is not one of the evaluated models {tags}")
+    if args.compare is not None and len(tags) < 2:
+        raise EvalArgsError("--compare needs at least two models (the baseline and one to compare with it)")
+
+
+def _judge(args: argparse.Namespace, namespace: Mapping[str, Any]) -> Any | None:
+    """``--judge``'s model (bare: a chat model on the embedded local platform); None without it."""
+    if args.judge is None:
+        return None
+    from qfnb.evaluation.llm import embedded_chat
+
+    return resolve_llm(args.judge, namespace, "--judge")[1] if args.judge else embedded_chat()
+
+
+def _pairwise(args: argparse.Namespace, namespace: Mapping[str, Any]) -> Any | None:
+    """``--pairwise``'s judge of each model against the ``--compare`` baseline; None without it."""
+    if getattr(args, "pairwise", None) is None:
+        return None
+    if args.compare is None:
+        raise EvalArgsError("--pairwise judges each model against the --compare baseline: add --compare BASE")
+    from qfnb.evaluation import PairwiseJudge
+    from qfnb.evaluation.llm import embedded_chat
+
+    model = resolve_llm(args.pairwise, namespace, "--pairwise")[1] if args.pairwise else embedded_chat()
+    return PairwiseJudge(model, judge_kwargs={"max_output_tokens": JUDGE_MAX_TOKENS})
+
+
+def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
+    """Check every argument of the run form of ``%qfeval`` (no model is called)."""
+    _check_numbers(args)
     metrics = check_metrics(split_words(args.metrics), judge=args.judge is not None)
     words = split_words(args.models) + [f"endpoint:{e}" for e in split_words(args.endpoint)]
     if not words and (args.models or args.endpoint):
@@ -335,32 +375,12 @@ def plan(args: Any, namespace: Mapping[str, Any]) -> EvalPlan:
                           need_reference=any(m != "judge" for m in metrics), limit=args.limit)
     recorded = check_recorded(recorded, dataset, args.limit, namespace)
     llms = resolve_llms(words, namespace) if words else {}
-    tags = [*llms, *recorded]
-    clash = sorted(set(llms) & set(recorded))
-    if clash:
-        raise EvalArgsError(f"--recorded: {clash} also name models in --models; give the recorded answers other tags")
-    if args.compare is not None and args.compare not in tags:
-        raise EvalArgsError(f"--compare: {args.compare!r} is not one of the evaluated models {tags}")
-    if args.compare is not None and len(tags) < 2:
-        raise EvalArgsError("--compare needs at least two models (the baseline and one to compare with it)")
-    judge = None
-    if args.judge is not None:  # a bare --judge: a chat model on the embedded local platform
-        from qfnb.evaluation.llm import embedded_chat
-
-        judge = resolve_llm(args.judge, namespace, "--judge")[1] if args.judge else embedded_chat()
+    _check_tags(args, llms, recorded)
     infer = {"temperature": args.temperature, "max_output_tokens": args.max_tokens}
     from qfnb.evaluation.answers import AnswerStore, default_store_path
 
-    evaluators = make_evaluators(metrics, judge)
-    pairwise = None
-    if getattr(args, "pairwise", None) is not None:
-        if args.compare is None:
-            raise EvalArgsError("--pairwise judges each model against the --compare baseline: add --compare BASE")
-        from qfnb.evaluation import PairwiseJudge
-        from qfnb.evaluation.llm import embedded_chat
-
-        model = resolve_llm(args.pairwise, namespace, "--pairwise")[1] if args.pairwise else embedded_chat()
-        pairwise = PairwiseJudge(model, judge_kwargs={"max_output_tokens": JUDGE_MAX_TOKENS})
+    evaluators = make_evaluators(metrics, _judge(args, namespace))
+    pairwise = _pairwise(args, namespace)
     check_judges([*evaluators, *([pairwise] if pairwise else [])], llms, recorded)
     return EvalPlan(llms, frame, metrics, evaluators,
                     {k: v for k, v in infer.items() if v is not None}, args.workers or 4,

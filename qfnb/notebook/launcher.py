@@ -10,6 +10,7 @@ job's final static state when the job ends (a saved notebook keeps no form that 
 
 from __future__ import annotations
 
+import argparse
 import shlex
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import ipywidgets as w
 from IPython.core.error import UsageError
 
 from qfnb.notebook import _fmt, _theme, train
+from qfnb.notebook._ipython import DisplayHandle
+from qfnb.notebook._ipywidgets import VBox
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.train import BOUNDS, DEFAULT_BASE, TrainerFactory, TrainSpec, launch
 
@@ -57,14 +60,14 @@ def dataset_choices(root: Path | None = None) -> list[str]:
     return ([str(demo)] if demo else []) + found
 
 
-class FinetuneLauncher(w.VBox):
+class FinetuneLauncher(VBox):
     """A form that validates a :class:`TrainSpec` and launches it with a live dashboard."""
 
     def __init__(self, factory: TrainerFactory | None = None, *, base_models: tuple[str, ...] | None = None) -> None:
         self.factory = factory
         self.on_deploy: Any = None  # None: deploy on the platform (tests inject a double)
         self.dashboard: Any = None
-        self.handle: Any = None  # set by show(): the output the finished job's static state replaces
+        self.handle: DisplayHandle | None = None  # set by show(): the output the finished job's static state replaces
         self.var_name: str | None = None  # the -o variable holding this launcher
         style = {"description_width": "110px"}
         datasets = dataset_choices()
@@ -124,7 +127,7 @@ class FinetuneLauncher(w.VBox):
 
     def show(self) -> FinetuneLauncher:
         """Display the form with a display id. Call from a cell."""
-        from IPython.display import display
+        from qfnb.notebook._ipython import display
 
         self.handle = display(self, display_id=True)
         return self
@@ -186,7 +189,7 @@ class FinetuneLauncher(w.VBox):
         return f"[qftrain launcher] base={self.base.value} dataset={self.dataset.value or '?'}"
 
 
-def handle_magic(magics: Any, args: Any, line: str) -> Any:
+def handle_magic(magics: Any, args: argparse.Namespace, line: str) -> Any:
     """Dispatch the parsed ``%qftrain`` arguments."""
     if args.stop:
         try:
@@ -224,7 +227,7 @@ def handle_magic(magics: Any, args: Any, line: str) -> Any:
     return None
 
 
-def _attach(magics: Any, args: Any) -> None:
+def _attach(magics: Any, args: argparse.Namespace) -> None:
     """``--attach [task | job | pipeline id]``: one live dashboard of that job in this kernel."""
     from qfnb.notebook.jobs import resolve_task
 
@@ -259,7 +262,7 @@ def _followed(magics: Any, task_id: str) -> Any:
     return None
 
 
-def _keep(magics: Any, args: Any, key: str, dash: Any) -> None:
+def _keep(magics: Any, args: argparse.Namespace, key: str, dash: Any) -> None:
     magics.dashboards[key] = dash
     if args.output:
         magics.user_ns[args.output] = dash

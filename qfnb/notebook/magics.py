@@ -8,35 +8,41 @@ modules (``chat``, ``_interp``) and the widget modules; this file parses and dis
 
 from __future__ import annotations
 
+import argparse
 import logging
 import shlex
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic import Magics, magics_class, no_var_expand
 from traitlets import Bool, Float, Int, Unicode
 
 from qfnb.notebook import chat, discovery
 from qfnb.notebook._checks import split_csv, var_problem
 from qfnb.notebook._interp import InterpolationError, interpolate
+from qfnb.notebook._ipython import argument, context_matcher, line_cell_magic, line_magic, magic_arguments, magic_parser
 from qfnb.notebook.errors import QfnbCellError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from IPython.core.completer import CompletionContext, SimpleMatcherResult
+    from IPython.core.interactiveshell import InteractiveShell
 
 log = logging.getLogger("qfnb.notebook.magics")
 
 
-def parse_argstring(magic: Any, line: str) -> Any:
+def parse_argstring(magic: Callable[..., Any], line: str) -> argparse.Namespace:
     """Parse a magic line POSIX-style (IPython's own splitter keeps the quotes); a misspelled
     option gets "did you mean"."""
     try:
         argv = shlex.split(line)
     except ValueError as exc:
         raise UsageError(f"cannot parse arguments: {exc}") from exc
+    parser = magic_parser(magic)
     try:
-        return magic.parser.parse_args(argv)
+        return parser.parse_args(argv)
     except UsageError as exc:
-        raise UsageError(discovery.did_you_mean(str(exc), discovery.option_strings(magic.parser))) from None
+        raise UsageError(discovery.did_you_mean(str(exc), discovery.option_strings(parser))) from None
 
 
 def _check_var(name: str | None, option: str) -> None:
@@ -58,7 +64,7 @@ class QfnbMagics(Magics):
     max_history = Int(5, help="Previous exchanges of a session sent with each prompt.").tag(config=True)
     update_interval = Float(0.1, help="Seconds between redraws of a streaming answer.").tag(config=True)
 
-    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+    def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.sessions = chat.SessionStore()
         self.chat_backend: chat.ChatBackend = chat.ResourcesBackend()
@@ -74,7 +80,8 @@ class QfnbMagics(Magics):
     def user_ns(self) -> dict[str, Any]:
         if self.shell is None:
             raise UsageError("qfnb magics need an IPython shell")
-        return self.shell.user_ns  # type: ignore[no-any-return]
+        namespace: dict[str, Any] = self.shell.user_ns
+        return namespace
 
     def _interp(self, text: str) -> str:
         try:
@@ -117,7 +124,7 @@ class QfnbMagics(Magics):
             raise UsageError(f"unexpected arguments to %%qfchat: {' '.join(args.command)!r}")
         return self._chat_cell(args, cell)
 
-    def _chat_command(self, args: Any) -> Any:
+    def _chat_command(self, args: argparse.Namespace) -> Any:
         cmd, *rest = args.command or ["sessions"]
         if cmd == "models":
             return self._models()
@@ -131,7 +138,7 @@ class QfnbMagics(Magics):
             return None
         raise UsageError(f"unknown %qfchat command {cmd!r}; use models, sessions, history [NAME] or reset [NAME]")
 
-    def _chat_cell(self, args: Any, cell: str) -> Any:
+    def _chat_cell(self, args: argparse.Namespace, cell: str) -> Any:
         from qfnb.notebook.chat_cell import run_chat_cell
 
         return run_chat_cell(self, args, cell)
@@ -171,7 +178,7 @@ class QfnbMagics(Magics):
             # -m / --models: whatever %qfmodels lists that can chat, deployed endpoints included
             return listing.names("chat", chat=True) + listing.names("completion", chat=True) + listing.names("endpoint")
 
-        return discovery.complete_line(line, token, magic.parser, names)
+        return discovery.complete_line(line, token, magic_parser(magic), names)
 
     # ------------------------------------------------------------------ %qftrain
     @magic_arguments()
@@ -271,14 +278,15 @@ class QfnbMagics(Magics):
                 raise UsageError(f"%qfeval --compare: {exc}") from exc
         return report
 
-    def _eval_run(self, args: Any, chart: list[str]) -> Any:
+    def _eval_run(self, args: argparse.Namespace, chart: list[str]) -> Any:
         from qfnb.notebook import evalrun
+        from qfnb.notebook.evalopts import EvalArgsError
         from qfnb.notebook.evalreport import EvalReport
 
         _check_var(args.output, "-o/--output")
         try:
             plan = evalrun.plan(args, self.user_ns)
-        except evalrun.EvalArgsError as exc:
+        except EvalArgsError as exc:
             raise UsageError(str(exc)) from exc
         except Exception as exc:  # the platform could not list models or hand out the dataset
             raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval could not start") from exc
@@ -327,11 +335,11 @@ class QfnbMagics(Magics):
         return result
 
 
-def _matcher(magics: QfnbMagics) -> Any:
-    from IPython.core.completer import SimpleCompletion, context_matcher
+def _matcher(magics: QfnbMagics) -> Callable[[CompletionContext], SimpleMatcherResult]:
+    from IPython.core.completer import SimpleCompletion
 
-    @context_matcher()  # type: ignore[misc]
-    def qfnb_matcher(context: Any) -> dict[str, Any]:
+    @context_matcher()
+    def qfnb_matcher(context: CompletionContext) -> SimpleMatcherResult:
         line = context.line_with_cursor
         if not line.lstrip().startswith("%"):
             first = context.full_text.split("\n", 1)[0]  # only a cell's magic line completes
@@ -345,7 +353,7 @@ def _matcher(magics: QfnbMagics) -> Any:
     return qfnb_matcher
 
 
-def _republish(magics: QfnbMagics) -> Any:
+def _republish(magics: QfnbMagics) -> Callable[..., None]:
     def post_run_cell(*_: Any) -> None:
         """A job that ended in the background published its final state from qfnb's loop; publish it
         once more from the kernel thread, so every output of it (and the saved notebook) is final."""
@@ -358,7 +366,7 @@ def _republish(magics: QfnbMagics) -> Any:
     return post_run_cell
 
 
-def load_ipython_extension(ipython: Any) -> None:
+def load_ipython_extension(ipython: InteractiveShell) -> None:
     from qfnb.notebook import batchjob, usage
 
     ipython.register_magics(QfnbMagics)
@@ -370,6 +378,6 @@ def load_ipython_extension(ipython: Any) -> None:
         completer.custom_matchers.append(_matcher(ipython.magics_manager.registry["QfnbMagics"]))
 
 
-def unload_ipython_extension(ipython: Any) -> None:
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """Magics cannot be unregistered individually; nothing global was hooked, so nothing to undo."""
     return None

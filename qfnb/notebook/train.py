@@ -15,7 +15,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
@@ -25,6 +25,9 @@ from qfnb.notebook import _background
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
 from qfnb.protocol.model_names import LOCAL_FINETUNE_BASE
 from qfnb.protocol.training import LIMITS, hyper_problem
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.trainer import Event, EventHandler
 
 log = logging.getLogger("qfnb.notebook.train")
 
@@ -130,14 +133,11 @@ def default_trainer(spec: TrainSpec, event_handler: Any) -> Any:
     )
 
 
-def _event_handler(dash: TrainingDashboard) -> Any:
-    try:
-        from qfnb.trainer import EventHandler
-    except ImportError:  # pragma: no cover - trainer is part of qfnb
-        EventHandler = object  # type: ignore[misc,assignment]
+def _event_handler(dash: TrainingDashboard) -> EventHandler:
+    from qfnb import trainer
 
-    class DashboardHandler(EventHandler):  # type: ignore[misc,valid-type]
-        def dispatch(self, event: Any) -> None:
+    class DashboardHandler(trainer.EventHandler):
+        def dispatch(self, event: Event) -> None:
             dash.handle_event(event)
 
     return DashboardHandler()
@@ -206,7 +206,7 @@ def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool
     dash = TrainingDashboard(spec.title, on_stop=on_stop, on_deploy=on_deploy or deploy_in_background)
     dash.eval_data = spec.dataset
     trainer = (factory or default_trainer)(spec, _event_handler(dash))
-    holder["trainer"] = dash.trainer = trainer  # type: ignore[attr-defined]
+    holder["trainer"] = dash.trainer = trainer
     if show:
         dash.show()
 
@@ -265,6 +265,15 @@ class _AttachedTask:
 Fetch = Callable[[str], "Awaitable[dict[str, Any]] | dict[str, Any]"]
 
 
+def _attached_title(task_id: str, detail: dict[str, Any]) -> str:
+    """``model · task ID``, after the job's name when the user gave it one."""
+    title = f"{detail.get('model') or 'fine-tune'} · task {task_id}"
+    named = str(detail.get("jobName") or "")
+    if named and not re.fullmatch(r"job_[0-9a-f]+", named):  # a name the user gave (not the generated one)
+        title = f"{named} · {title}"
+    return title
+
+
 def attach(
     task_id: str,
     *,
@@ -277,51 +286,59 @@ def attach(
     """A dashboard for an existing task, fed by polling its detail every ``interval`` s on qfnb's
     loop. It is the same dashboard a launch shows: Stop while the task runs, Deploy when it succeeded."""
     first: dict[str, Any] = sync.run(_maybe(fetch(task_id)))  # an unknown task fails in the cell
-    title = f"{first.get('model') or 'fine-tune'} · task {task_id}"
-    named = str(first.get("jobName") or "")
-    if named and not re.fullmatch(r"job_[0-9a-f]+", named):  # a name the user gave (not the generated one)
-        title = f"{named} · {title}"
-    dash = TrainingDashboard(title, on_stop=lambda: sync.run(_maybe(stop(task_id))),
+    dash = TrainingDashboard(_attached_title(task_id, first), on_stop=lambda: sync.run(_maybe(stop(task_id))),
                              on_deploy=on_deploy or deploy_in_background)
     dash.trainer = _AttachedTask(first)
     if show:
         dash.show()
+    poll = _TaskPoll(dash, task_id, fetch, interval)
+    poll.update(first)  # the dashboard knows its task (and an ended one its end) before attach() returns
+    if poll.ended(first):
+        poll.finish(first)
+    else:
+        dash.follower = _background.submit(poll.follow())
+    return dash
 
-    async def detail() -> dict[str, Any]:
+
+@dataclass
+class _TaskPoll:
+    """An attached dashboard's poll of its task's detail."""
+
+    dash: TrainingDashboard
+    task_id: str
+    fetch: Fetch
+    interval: float
+
+    async def detail(self) -> dict[str, Any]:
         try:
-            return dict(await _maybe(fetch(task_id)))
+            return dict(await _maybe(self.fetch(self.task_id)))
         except Exception as exc:
-            dash.state.note(f"poll failed: {exc}")
+            self.dash.state.note(f"poll failed: {exc}")
             raise
 
-    def update(detail: dict[str, Any]) -> None:
-        dash.trainer.output = detail
-        dash.handle_event(_PollEvent("TrainAction", task_id, "Running", _run_status(detail), detail))
+    def update(self, detail: dict[str, Any]) -> None:
+        self.dash.trainer.output = detail
+        self.dash.handle_event(_PollEvent("TrainAction", self.task_id, "Running", _run_status(detail), detail))
 
-    def ended(detail: dict[str, Any]) -> bool:
-        return dash.done or _run_status(detail) in _RUN_STATUS
+    def ended(self, detail: dict[str, Any]) -> bool:
+        return self.dash.done or _run_status(detail) in _RUN_STATUS
 
-    def finish(last: dict[str, Any]) -> None:
-        dash.finish(_RUN_STATUS[_run_status(last)], output=last, error=last.get("errorMessage"))
+    def finish(self, last: dict[str, Any]) -> None:
+        self.dash.finish(_RUN_STATUS[_run_status(last)], output=last, error=last.get("errorMessage"))
 
-    async def follow() -> None:
-        # retried for as long as the dashboard is open: the local daemon may be restarting
+    async def follow(self) -> None:
+        """Poll until the task ends; retried for as long as the dashboard is open (the local daemon
+        may be restarting)."""
+        dash = self.dash
         try:
-            last = await apoll_until(detail, ended, interval=interval, tick=update, retries=None,
-                                     retry_on=(Exception,), max_backoff=max(interval, 10.0),
-                                     what=f"fine-tune task {task_id}")
+            last = await apoll_until(self.detail, self.ended, interval=self.interval, tick=self.update, retries=None,
+                                     retry_on=(Exception,), max_backoff=max(self.interval, 10.0),
+                                     what=f"fine-tune task {self.task_id}")
         except Exception as exc:  # a permanent error (the dashboard already shows it)
-            log.warning("stopped following task %s: %s", task_id, exc)
+            log.warning("stopped following task %s: %s", self.task_id, exc)
             return
         if not dash.done:
-            update(last)
-            finish(last)
+            self.update(last)
+            self.finish(last)
         if dash.deploy_when_done and dash.state.status == "succeeded" and dash.service is None:
             dash.deploy(wait=False)  # %qftrain --attach TASK --deploy, given while it ran
-
-    update(first)  # the dashboard knows its task (and an ended one its end) before attach() returns
-    if ended(first):
-        finish(first)
-    else:
-        dash.follower = _background.submit(follow())
-    return dash

@@ -14,10 +14,10 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.display import HTML, display
 
 from qfnb import usage
 from qfnb._core.record import ledger
+from qfnb.notebook._ipython import HTML, display
 from qfnb.notebook._theme import BORDER, TEXT, TEXT_MUTED
 from qfnb.notebook.chat import cached_ago
 

@@ -87,7 +87,6 @@ class Console:
     ENTITY_ANNOTATE = "/wenxinworkshop/entity/annotate"
     ENTITY_DELETE = "/wenxinworkshop/entity/delete"
     ENTITY_LIST = "/wenxinworkshop/entity/list"
-    V2_BATCH_INFERENCE = "/v2/batchinference"
 
     V2_FINETUNING = "/v2/finetuning"
     V2_MODEL = "/v2/model"
@@ -111,10 +110,6 @@ class V2Action:
     CREATE_SERVICE = "CreateService"
     DESCRIBE_SERVICE = "DescribeService"
     DESCRIBE_SERVICES = "DescribeServices"
-    CREATE_BATCH_INFERENCE = "CreateBatchInferenceTask"
-    DESCRIBE_BATCH_INFERENCE = "DescribeBatchInferenceTask"
-    DESCRIBE_BATCH_INFERENCES = "DescribeBatchInferenceTasks"
-    STOP_BATCH_INFERENCE = "StopBatchInferenceTask"
 
 
 def changes_service_list(path: str, action: str | None = None) -> bool:

@@ -96,6 +96,21 @@ def test_a_class_can_take_calls_from_another_builder_module(tmp_path: Path) -> N
     assert lint.returncode == 0, lint.stdout
 
 
+def test_a_call_declared_by_two_builders_is_refused(tmp_path: Path) -> None:
+    """One home per call: a second ``@surface("Data.get_dataset_info")`` stops the generator,
+    naming the call (two merged branches once each wrote the batch-inference calls)."""
+    shutil.copytree(ROOT / "tools", tmp_path / "tools")
+    shutil.copytree(RESOURCES / "console", tmp_path / "qfnb/resources/console")
+    (tmp_path / "qfnb/resources/console/builders/data_extra.py").write_text(
+        '"""More of ``Data``."""\n\nfrom __future__ import annotations\n\n'
+        "from .._base import ConsoleRequest, surface\n\n\n"
+        '@surface("Data.get_dataset_info")\ndef get_dataset_info(dataset_id: str) -> ConsoleRequest:\n'
+        '    """Again."""\n    return ConsoleRequest("/again", {"id": dataset_id})\n')
+    done = _run("tools/unasync_calls.py", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "more than one @surface builder" in done.stderr and "Data.get_dataset_info" in done.stderr
+
+
 def test_unasync_rewrites_the_async_source() -> None:
     sys.path.insert(0, str(ROOT / "tools"))
     try:

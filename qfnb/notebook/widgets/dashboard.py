@@ -29,11 +29,12 @@ from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w
-from IPython.display import display
 
 from qfnb._core.errors import TimeoutError as QfnbTimeoutError
 from qfnb._core.http.throttle import Throttle
 from qfnb.notebook import _fmt, _theme, charts
+from qfnb.notebook._ipython import DisplayHandle, display
+from qfnb.notebook._ipywidgets import VBox
 from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.notebook.training_state import TrainingState
 
@@ -41,7 +42,7 @@ log = logging.getLogger("qfnb.notebook.dashboard")
 
 
 
-class TrainingDashboard(w.VBox):
+class TrainingDashboard(VBox):
     """A fine-tune dashboard driven by :meth:`handle_event` and closed by :meth:`finish`."""
 
     def __init__(
@@ -66,8 +67,8 @@ class TrainingDashboard(w.VBox):
         self._fallback_key: tuple[str, str] | None = None  # (status, phase) of the last published fallback
         self.on_stop, self.on_deploy = on_stop, on_deploy
         self.renders = 0  # number of (throttled) redraws, for tests and the overhead bench
-        self.handle: Any = None
-        self.more_handles: list[Any] = []  # later displays of this same dashboard (a second --attach)
+        self.handle: DisplayHandle | None = None
+        self.more_handles: list[DisplayHandle] = []  # later displays of this same dashboard (a second --attach)
         self.republish_pending = False  # the final state was published from the loop (see republish)
         self.deploy_when_done = False  # %qftrain --attach TASK --deploy on a running task
         self.eval_data: str | None = None  # the job's data, for the %qfeval hint
@@ -112,7 +113,7 @@ class TrainingDashboard(w.VBox):
         shown = display(self, display_id=True)
         if self.handle is None:
             self.handle = shown
-        else:  # the same dashboard again: both outputs follow the job, both end in its final state
+        elif shown is not None:  # the same dashboard again: both outputs follow the job, both end in its final state
             self.more_handles.append(shown)
         if self.done:
             self._publish_snapshot()
@@ -292,7 +293,7 @@ class TrainingDashboard(w.VBox):
             f"<details><summary>event log</summary><pre>{log}</pre></details>{self._result_html()}</div>"
         )
 
-    def _handles(self) -> list[Any]:
+    def _handles(self) -> list[DisplayHandle]:
         return ([self.handle] if self.handle is not None else []) + self.more_handles
 
     def _publish_snapshot(self, extra: str = "") -> None:

@@ -11,9 +11,8 @@ import concurrent.futures
 import time
 from typing import Any
 
-from IPython.display import display
-
 from qfnb.notebook import _fmt, _theme
+from qfnb.notebook._ipython import live_display
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 
 #: seconds between redraws of the deploy line
@@ -34,7 +33,7 @@ def follow_deploy(dash: Any, future: Any) -> Any:
     if future is None or not hasattr(future, "result"):  # a synchronous on_deploy already ran
         return dash.service
     t0 = time.monotonic()
-    handle = display(_bundle("deploying the fine-tuned model…"), raw=True, display_id=True)
+    handle = live_display(_bundle("deploying the fine-tuned model…"), raw=True)
     try:
         while True:
             try:

@@ -10,16 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 import ipywidgets as w
-from IPython.display import display
 
 from qfnb._core.http.throttle import Throttle
 from qfnb._core.runtime.progress import ProgressSnapshot
 from qfnb.notebook import _fmt, _theme
+from qfnb.notebook._ipython import display
+from qfnb.notebook._ipywidgets import HBox
 
 FALLBACK_INTERVAL = 10.0
 
 
-class ProgressBox(w.HBox):
+class ProgressBox(HBox):
     """``HBox(label, FloatProgress, meter)`` whose text/plain is the current meter."""
 
     def __init__(self, desc: str, **kwargs: Any) -> None:

@@ -1,11 +1,11 @@
 """The dataset console's task calls: ETL (cleaning), augmenting, entities (the rows of a
-platform dataset: list, annotate, delete) and v2 offline batch inference."""
+platform dataset: list, annotate, delete)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from qfnb.protocol.routes import Console, V2Action
+from qfnb.protocol.routes import Console
 
 from .._base import ConsoleRequest, compact, invalid, require, require_id, surface
 from ..consts import EntityListingType
@@ -131,51 +131,3 @@ def list_all_entity_in_dataset(dataset_id: int | str, offset: int = 0, page_size
                     "annoTime": _closure(annotating_time_closure, "annotating_time_closure"),
                     "labelId": label_id_str or None})
     return ConsoleRequest(Console.ENTITY_LIST, {**body, **kwargs})
-
-
-@surface("Data.create_offline_batch_inference_task")
-def create_offline_batch_inference_task(name: str, input_bos_uri: str | None = None,
-                                        output_bos_uri: str | None = None, model_id: str | None = None,
-                                        endpoint: str | None = None, inference_params: dict[str, Any] | None = None,
-                                        description: str | None = None, afs_config: dict[str, Any] | None = None,
-                                        completion_window: str | None = None, **kwargs: Any) -> ConsoleRequest:
-    """``CreateBatchInferenceTask``: run a model over a file of requests, offline."""
-    body: dict[str, Any] = {"name": require(name, "name"), "inferenceParams": dict(inference_params or {}),
-                            **kwargs}
-    if afs_config:
-        body["afsConfig"] = afs_config
-    elif input_bos_uri and output_bos_uri:
-        body.update(inputBosUri=input_bos_uri, outputBosUri=output_bos_uri)
-    else:
-        raise invalid("input_bos_uri", "give input_bos_uri and output_bos_uri (or afs_config)")
-    if model_id:
-        body["modelId"] = model_id
-    elif endpoint:
-        body["endpoint"] = endpoint
-    body.update(compact({"description": description, "completion_window": completion_window}))
-    return ConsoleRequest(Console.V2_BATCH_INFERENCE, body, action=V2Action.CREATE_BATCH_INFERENCE)
-
-
-@surface("Data.get_offline_batch_inference_task")
-def get_offline_batch_inference_task(task_id: str, **kwargs: Any) -> ConsoleRequest:
-    """``DescribeBatchInferenceTask``."""
-    return ConsoleRequest(Console.V2_BATCH_INFERENCE, {"taskId": require(task_id, "task_id"), **kwargs},
-                          action=V2Action.DESCRIBE_BATCH_INFERENCE)
-
-
-@surface("Data.stop_offline_batch_inference_task")
-def stop_offline_batch_inference_task(task_id: str, **kwargs: Any) -> ConsoleRequest:
-    """``StopBatchInferenceTask``."""
-    return ConsoleRequest(Console.V2_BATCH_INFERENCE, {"taskId": require(task_id, "task_id"), **kwargs},
-                          action=V2Action.STOP_BATCH_INFERENCE)
-
-
-@surface("Data.list_offline_batch_inference_task")
-def list_offline_batch_inference_task(marker: str | None = None, max_keys: int | None = None,
-                                      page_reverse: bool | None = None, run_status: list[str] | str | None = None,
-                                      **kwargs: Any) -> ConsoleRequest:
-    """``DescribeBatchInferenceTasks``."""
-    status = [run_status] if isinstance(run_status, str) else list(run_status or [])
-    body = compact({**kwargs, "marker": marker, "maxKeys": max_keys, "pageReverse": page_reverse})
-    return ConsoleRequest(Console.V2_BATCH_INFERENCE, {**body, "runStatus": status},
-                          action=V2Action.DESCRIBE_BATCH_INFERENCES)
