@@ -126,8 +126,9 @@ def summary_frame(comparison: Comparison) -> pd.DataFrame:
     frame["p"] = [format_p(p) for p in frame["p_adjusted"]]
     frame["W/T/L"] = [f"{w}/{t}/{lo}" for w, t, lo in zip(frame["wins"], frame["ties"], frame["losses"],
                                                          strict=True)]
-    cols = ["model", "metric", "kind", "n", "model_mean", "baseline_mean", "diff", "ci_low", "ci_high", "test",
-            "p", "W/T/L", "verdict"]
+    # what decides first (a narrow output area cuts the right-hand columns): verdict, difference, CI, p
+    cols = ["model", "metric", "verdict", "diff", "ci_low", "ci_high", "p", "W/T/L", "n", "model_mean",
+            "baseline_mean", "test", "kind"]
     return frame[cols].rename(columns={"model_mean": "model", "baseline_mean": comparison.baseline,
                                        "model": "vs " + comparison.baseline})
 
