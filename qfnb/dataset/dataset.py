@@ -275,7 +275,7 @@ class Dataset(DatasetOps, OnlineOps):
     def _repr_html_(self) -> str:
         if self._df is None and self.qianfan_dataset_id is not None:
             return f"<div><b>Dataset</b> {self.qianfan_dataset_id} on the platform (not downloaded)</div>"
-        head = self._frame().head(10).to_html(max_colwidth=80)
+        head = self._frame().head(10).map(_cut).to_html()  # (to_html takes no max_colwidth)
         return f"<div><b>Dataset</b> — {len(self)} rows</div>{head}"
 
     # ---- validation & saving ------------------------------------------------------------
@@ -379,3 +379,8 @@ class Dataset(DatasetOps, OnlineOps):
                            prompt_column=prompt_column, concurrency=concurrency,
                            progress=progress, params=params)
         return Dataset(df, config=self.config)
+
+
+def _cut(value: Any) -> Any:
+    """A text cell as the HTML repr shows it: at most 80 characters."""
+    return value[:77] + "..." if isinstance(value, str) and len(value) > 80 else value

@@ -26,6 +26,7 @@ from qfnb.protocol.textmetrics import as_text
 
 from ._errors import invalid
 from .base import EvalInput
+from .batch_output import is_job, is_openai_output, job_answers, openai_output_answers
 from .llm import Answer, LLMTarget, _resource_kind, _resource_tag
 
 log = logging.getLogger("qfnb.evaluation")
@@ -206,41 +207,50 @@ def recorded_answers(recorded: Any, dataset_frame: Any, inputs: Sequence[EvalInp
     """``{tag: [answer per item]}`` from ``recorded``: a column name of the dataset, a mapping
     ``{tag: column name | list of answers | batch output}`` where a batch output is a Dataset / DataFrame / records /
     ``.jsonl`` path with ``prompt`` and ``llm_output`` (or ``completion``) — matched to the items
-    by prompt, else by row order."""
-    from .data import to_frame
-
+    by prompt, else by row order —, a ``BatchJob``, or a job's output file in OpenAI's batch shape
+    (by ``custom_id``, see :mod:`.batch_output`)."""
     pairs = recorded.items() if isinstance(recorded, Mapping) else [(None, recorded)]
     out: dict[str, list[str]] = {}
     for tag, src in pairs:
         field = f"recorded[{tag!r}]" if tag is not None else "recorded"
         if isinstance(src, str) and src in dataset_frame.columns:
             out[str(tag or src)] = [as_text(v) for v in dataset_frame[src]]
-            continue
-        if isinstance(src, list | tuple) and all(isinstance(v, str) for v in src):
+        elif isinstance(src, list | tuple) and all(isinstance(v, str) for v in src):
             if len(src) != len(inputs):
                 raise invalid(field, f"{len(src)} recorded answers for {len(inputs)} items")
             out[str(tag or "recorded")] = list(src)
-            continue
-        if isinstance(src, str | Path):
-            path = Path(src).expanduser()
-            if not path.exists():
-                raise invalid(field, f"{str(src)!r} is neither a dataset column ({list(dataset_frame.columns)}) "
-                                     "nor a file")
-            import pandas as pd
-
-            frame = pd.read_json(path, lines=path.suffix == ".jsonl")
+        elif is_job(src):  # a durable batch job (%qfbatch, batch_do(durable=True)): answers by input index
+            out[str(tag or "recorded")] = job_answers(src, len(inputs), field)
         else:
-            frame = to_frame(src)
-        col = _output_column(frame, field)
-        answers = [as_text(v) for v in frame[col]]
-        prompts = [as_text(v) for v in frame["prompt"]] if "prompt" in frame.columns else None
-        wanted = [as_text(i) if isinstance(i, str) else json.dumps(i, ensure_ascii=False) for i in inputs]
-        if prompts is not None and set(wanted) <= set(prompts):
-            by_prompt = dict(zip(prompts, answers, strict=True))
-            out[str(tag or "recorded")] = [by_prompt[p] for p in wanted]
-        elif len(answers) == len(inputs):
-            out[str(tag or "recorded")] = answers
-        else:
-            raise invalid(field, f"{len(answers)} recorded answers for {len(inputs)} items, and their prompts "
-                                 "do not match the dataset's")
+            out[str(tag or "recorded")] = _output_answers(_output_frame(src, dataset_frame, field), inputs, field)
     return out
+
+
+def _output_frame(src: Any, dataset_frame: Any, field: str) -> Any:
+    """A batch output as a frame: a file (``.jsonl`` or JSON), else anything :func:`to_frame` reads."""
+    from .data import to_frame
+
+    if not isinstance(src, str | Path):
+        return to_frame(src)
+    path = Path(src).expanduser()
+    if not path.exists():
+        raise invalid(field, f"{str(src)!r} is neither a dataset column ({list(dataset_frame.columns)}) nor a file")
+    import pandas as pd
+
+    return pd.read_json(path, lines=path.suffix == ".jsonl")
+
+
+def _output_answers(frame: Any, inputs: Sequence[EvalInput], field: str) -> list[str]:
+    if is_openai_output(frame.columns):  # a batch job's output file as the platform wrote it
+        return openai_output_answers(frame, len(inputs), field)
+    col = _output_column(frame, field)
+    answers = [as_text(v) for v in frame[col]]
+    prompts = [as_text(v) for v in frame["prompt"]] if "prompt" in frame.columns else None
+    wanted = [as_text(i) if isinstance(i, str) else json.dumps(i, ensure_ascii=False) for i in inputs]
+    if prompts is not None and set(wanted) <= set(prompts):
+        by_prompt = dict(zip(prompts, answers, strict=True))
+        return [by_prompt[p] for p in wanted]
+    if len(answers) == len(inputs):
+        return answers
+    raise invalid(field, f"{len(answers)} recorded answers for {len(inputs)} items, and their prompts "
+                         "do not match the dataset's")

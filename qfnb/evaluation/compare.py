@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -167,7 +168,10 @@ class Comparison:
             return f"{side}/{names.get(metric, metric)}" if sep and side in ("model", "baseline") else c
 
         items = {m: f.rename(columns=col) for m, f in self.items.items()}
-        return Comparison(self.baseline, list(self.models), rows, items, dict(self.settings), list(self.notes))
+        notes = list(self.notes)  # "judge:x agrees with accuracy on 6 of 6 items" / "…accuracy: Spearman": as shown
+        for old, new in names.items():
+            notes = [re.sub(rf" agrees with {re.escape(old)}(?=[ :])", f" agrees with {new}", n) for n in notes]
+        return Comparison(self.baseline, list(self.models), rows, items, dict(self.settings), notes)
 
     def row(self, model: str, metric: str) -> PairedMetric:
         for r in self.rows:

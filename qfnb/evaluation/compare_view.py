@@ -91,6 +91,16 @@ def _cell(value: Any, style: str) -> str:
     return f'<td style="{style}">{text}</td>'
 
 
+def _wrap(text: str) -> str:
+    """How a text cell wraps: a short one never (a p-value or "McNemar exact" split into a column of
+    single letters is unreadable), a long one between words within 40ch, and only a word too long
+    for that (a URL) anywhere: ``overflow-wrap:anywhere`` lets the table squeeze every column."""
+    if len(text) <= 16:
+        return ";white-space:nowrap"
+    anywhere = ";overflow-wrap:anywhere" if any(len(w) > 40 for w in text.split()) else ""
+    return f";white-space:pre-wrap;max-width:40ch{anywhere}"
+
+
 def _table(frame: pd.DataFrame, styles: Mapping[str, str], cls: str) -> str:
     th = styles.get("cell", "text-align:left;padding:2px 8px")
     head = "".join(f'<th style="{th}">{html.escape(str(c))}</th>' for c in frame.columns)
@@ -101,7 +111,7 @@ def _table(frame: pd.DataFrame, styles: Mapping[str, str], cls: str) -> str:
             num = isinstance(v, int | float) and not isinstance(v, bool)
             style = styles.get("num", "text-align:right;padding:2px 8px") if num else th
             if not num:
-                style += ";white-space:pre-wrap;overflow-wrap:anywhere;max-width:40ch"
+                style += _wrap(str(v))
             cells.append(_cell(v, style))
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f'<table class="{cls}" style="border-collapse:collapse"><thead><tr>{head}</tr></thead>'
@@ -116,8 +126,9 @@ def summary_frame(comparison: Comparison) -> pd.DataFrame:
     frame["p"] = [format_p(p) for p in frame["p_adjusted"]]
     frame["W/T/L"] = [f"{w}/{t}/{lo}" for w, t, lo in zip(frame["wins"], frame["ties"], frame["losses"],
                                                          strict=True)]
-    cols = ["model", "metric", "kind", "n", "model_mean", "baseline_mean", "diff", "ci_low", "ci_high", "test",
-            "p", "W/T/L", "verdict"]
+    # what decides first (a narrow output area cuts the right-hand columns): verdict, difference, CI, p
+    cols = ["model", "metric", "verdict", "diff", "ci_low", "ci_high", "p", "W/T/L", "n", "model_mean",
+            "baseline_mean", "test", "kind"]
     return frame[cols].rename(columns={"model_mean": "model", "baseline_mean": comparison.baseline,
                                        "model": "vs " + comparison.baseline})
 

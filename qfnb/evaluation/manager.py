@@ -82,7 +82,7 @@ class EvaluationManager:
         each item that many times (samples get a ``repeat`` column). ``store`` (a path or an
         :class:`~.answers.AnswerStore`) keeps every answer: a re-run asks only for answers the
         store lacks. ``recorded`` scores answers already made, without calling a model: a
-        dataset column name, or ``{tag: column | batch output (Dataset, DataFrame, .jsonl)}``.
+        dataset column name, or ``{tag: column | batch output (Dataset, DataFrame, .jsonl, BatchJob)}``.
         """
         if self.qianfan_evaluators:
             if recorded is not None or repeats != 1 or store is not None:
@@ -222,7 +222,7 @@ async def _recorded(recorded: Any, dataset: Any, inputs: list[Any], running: set
     if recorded is None:
         return {}
     source = await asyncio.to_thread(to_frame, dataset)
-    kept = recorded_answers(recorded, source, inputs)
+    kept = await asyncio.to_thread(recorded_answers, recorded, source, inputs)  # files, a BatchJob's reads
     clash = sorted(set(kept) & running)
     if clash:
         raise invalid("recorded", f"{clash} also name models to run; give the recorded answers other tags")

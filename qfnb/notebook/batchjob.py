@@ -38,10 +38,13 @@ def progress_text(state: JobState) -> str:
 
 def progress_html(state: JobState, note: str = "") -> str:
     share = 100.0 * (state.done + state.failed) / state.total if state.total else 0.0
-    extra = f"<div style='color:#b36b00'>{html.escape(note)}</div>" if note else ""
-    return (f"<div class='qfnb-batch'><div style='background:#eee;width:320px;height:8px'>"
-            f"<div style='background:#3b82f6;width:{share:.1f}%;height:8px'></div></div>"
-            f"<code>{html.escape(progress_text(state))}</code>{extra}</div>")
+    if not note and not state.finished:  # also what a saved notebook or a restarted kernel still shows
+        note = f"runs on the platform: %qfbatch --attach {state.task_id} shows it from any kernel"
+    extra = f"<div style='color:var(--jp-ui-font-color2,#595959)'>{html.escape(note)}</div>" if note else ""
+    # the theme's colours: a pale track on a dark page was a glaring white bar
+    return (f"<div class='qfnb-batch'><div style='background:var(--jp-layout-color3,#e0e0e0);width:320px;"
+            f"height:8px'><div style='background:var(--jp-brand-color1,#1976d2);width:{share:.1f}%;height:8px'>"
+            f"</div></div><code>{html.escape(progress_text(state))}</code>{extra}</div>")
 
 
 class Bar:

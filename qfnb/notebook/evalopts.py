@@ -51,8 +51,10 @@ def parse_recorded(words: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def check_recorded(recorded: dict[str, str], dataset: Any, limit: int | None) -> dict[str, Any]:
-    """Each source is a dataset column or an existing file; a file is read now (a clear error)."""
+def check_recorded(recorded: dict[str, str], dataset: Any, limit: int | None,
+                   namespace: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Each source is a dataset column, a notebook variable (what ``%qfbatch`` returned, its
+    ``-o`` BatchJob, a DataFrame, a list of answers) or an existing file (a clear error if none)."""
     if not recorded:
         return {}
     from qfnb.evaluation.data import to_frame
@@ -64,8 +66,12 @@ def check_recorded(recorded: dict[str, str], dataset: Any, limit: int | None) ->
         if src in columns:  # the answers themselves: the frame the run sees has no such column
             out[tag] = [as_text(v) for v in source[src]][:limit]
             continue
+        if namespace is not None and src.isidentifier() and src in namespace:
+            out[tag] = namespace[src]
+            continue
         path = Path(src).expanduser()
         if not path.exists():
-            raise EvalArgsError(f"--recorded: {src!r} is neither a dataset column ({columns}) nor a file")
+            raise EvalArgsError(f"--recorded: {src!r} is neither a dataset column ({columns}), a notebook "
+                                "variable nor a file")
         out[tag] = path
     return out

@@ -373,7 +373,7 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
     dataset = load_dataset(args.dataset or "", namespace)
     frame = dataset_frame(dataset, input_column=args.input_column, reference_column=args.reference_column,
                           need_reference=any(m != "judge" for m in metrics), limit=args.limit)
-    recorded = check_recorded(recorded, dataset, args.limit)
+    recorded = check_recorded(recorded, dataset, args.limit, namespace)
     llms = resolve_llms(words, namespace) if words else {}
     _check_tags(args, llms, recorded)
     infer = {"temperature": args.temperature, "max_output_tokens": args.max_tokens}

@@ -231,8 +231,9 @@ class QfnbMagics(Magics):
                    "(a disagreement is a tie); bare: the embedded local platform's chat model.")
     @argument("--repeats", type=int, help="Ask each item N times (with -t): stability across repeats.")
     @argument("--recorded", action="append", metavar="TAG=SOURCE",
-              help="Score answers already made, without calling a model: a dataset column, or a batch output "
-                   ".jsonl (prompt + llm_output); comma-separated, repeatable.")
+              help="Score answers already made, without calling a model: a dataset column, a notebook variable "
+                   "(what %%qfbatch returned, its -o job), or a batch output .jsonl (prompt + llm_output, or the "
+                   "platform's OpenAI-shaped output); comma-separated, repeatable.")
     @argument("--fresh", action="store_true",
               help="Ask every model again (answers are otherwise reused from the last runs on the same items).")
     @argument("--limit", type=int, help="Evaluate only the first N rows.")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import itertools
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.http.response import QfResponse
 from qfnb.protocol.batch import ACTIVE
 
+from . import batch_objects
 from .console.data import Data
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -121,17 +123,17 @@ class BatchJob:
                       inference_params: dict[str, Any] | None = None, config: Config | None = None) -> BatchJob:
         """Upload ``inputs`` (prompts, message lists or bodies) and start a task on ``model``/
         ``endpoint``/``model_id`` (the platform's model version)."""
-        from qfnb._core.http.client import get_client
-
         if not (model or endpoint or model_id):
             raise ValidationError("model", "give model=, endpoint= or model_id=")
         cfg = _config(config)
-        data = "".join(json.dumps(request_line(i, item), ensure_ascii=False) + "\n" for i, item in enumerate(inputs))
-        if not data:
+        rows = iter(enumerate(inputs))
+        first = next(rows, None)
+        if first is None:
             raise ValidationError("inputs", "is empty")
+        lines = (json.dumps(request_line(i, item), ensure_ascii=False) + "\n" for i, item in
+                 itertools.chain([first], rows))
         key = f"{uuid.uuid4().hex}.jsonl"
-        await get_client(cfg).signed_request("PUT", f"{cfg.bos_endpoint.rstrip('/')}/{INPUT_BUCKET}/{key}",
-                                             content=data.encode("utf-8"))
+        await batch_objects.aupload_lines(cfg, f"bos:/{INPUT_BUCKET}/{key}", lines)  # in bounded pieces
         made = await Data.acreate_offline_batch_inference_task(
             name=name or f"qfnb-batch-{key[:8]}", input_bos_uri=f"bos:/{INPUT_BUCKET}/{key}",
             output_bos_uri=OUTPUT_URI, model_id=model_id, endpoint=endpoint or model,
@@ -200,45 +202,54 @@ class BatchJob:
 
     # ---- results -------------------------------------------------------------------------------
 
+    async def aiter_rows(self, which: str = "output") -> AsyncIterator[dict[str, Any]]:
+        """The raw rows (OpenAI's batch row shape) of the ``"output"`` or ``"errors"`` object, read
+        lazily in bounded pieces: memory does not grow with the job's size."""
+        field = {"output": "outputFileUri", "errors": "errorFileUri"}.get(which)
+        if field is None:
+            raise ValidationError("which", f"must be 'output' or 'errors', got {which!r}")
+        state = await self.astate()
+        async for line in batch_objects.aiter_lines(_config(self.config), str(state.view[field])):
+            yield json.loads(line)
+
     async def arows(self) -> tuple[builtins.list[dict[str, Any]], builtins.list[dict[str, Any]]]:
         """The raw output and error rows (OpenAI's batch row shape)."""
-        from qfnb._core.http.client import get_client
+        return [r async for r in self.aiter_rows("output")], [r async for r in self.aiter_rows("errors")]
 
-        state = await self.astate()
-        cfg = _config(self.config)
-        out: builtins.list[builtins.list[dict[str, Any]]] = []
-        for uri in (state.view["outputFileUri"], state.view["errorFileUri"]):
-            url = f"{cfg.bos_endpoint.rstrip('/')}/{uri[len('bos:/'):].lstrip('/')}"
-            try:
-                got = await get_client(cfg).signed_request("GET", url)
-            except QfnbError as exc:  # no such object yet: nothing answered (or nothing failed)
-                if getattr(exc, "status_code", None) == 404 or "NoSuchKey" in str(exc):
-                    out.append([])
-                    continue
-                raise
-            body = got.body
-            text = body["_raw"] if isinstance(body, dict) and "_raw" in body else json.dumps(body)
-            out.append([json.loads(line) for line in text.splitlines() if line.strip()])
-        return out[0], out[1]
+    async def aiter_results(self) -> AsyncIterator[tuple[int, Any]]:
+        """``(input index, value)`` for every finished row, as the job wrote them (answers, then
+        errors): a QfResponse or the exception as a value. Lazy, in bounded memory."""
+        for which in ("output", "errors"):
+            async for row in self.aiter_rows(which):
+                yield _index(row), v1_value(row)
+
+    def iter_results(self) -> Iterator[tuple[int, Any]]:
+        """Blocking :meth:`aiter_results` (a generator: rows are read as it is iterated)."""
+        from qfnb._core.runtime import sync
+
+        return sync.iterate(self.aiter_results())
 
     async def aresults(self) -> builtins.list[Any]:
         """Per input, in input order: a QfResponse, the exception as a value, or None (not run)."""
-        answers, errors = await self.arows()
         state = await self.astate()
         values: builtins.list[Any] = [None] * state.total
-        for row in [*errors, *answers]:
-            try:
-                index = int(row["custom_id"])
-            except (TypeError, ValueError, KeyError):
-                index = int(row.get("line", 0)) - 1
-            if 0 <= index < len(values):
-                values[index] = v1_value(row)
+        async for index, value in self.aiter_results():
+            if 0 <= index < len(values) and (values[index] is None or not isinstance(value, Exception)):
+                values[index] = value
         return values
 
     def results(self) -> builtins.list[Any]:
         from qfnb._core.runtime import sync
 
         return sync.run(self.aresults())
+
+
+def _index(row: dict[str, Any]) -> int:
+    """The input index of an output or error row (its custom_id; else its input line)."""
+    try:
+        return int(row["custom_id"])
+    except (TypeError, ValueError, KeyError):
+        return int(row.get("line") or 0) - 1
 
 
 async def submit_durable(inference: Any, items: Iterable[dict[str, Any]], common: dict[str, Any]) -> BatchJob:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -27,6 +28,7 @@ import pytest
 from nbcheck import NOTEBOOKS, ROOT, contract_mismatches, errors, find, stderr_of, strip_outputs, text_of
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
+from sentence_check import false_claims
 
 SHOTS = ROOT / "artifacts" / "screenshots"
 FINETUNE = NOTEBOOKS / "02_finetune_end_to_end.ipynb"
@@ -226,6 +228,9 @@ def check_finetune_run(executed: nbformat.NotebookNode) -> None:
         assert "tokens" in streamed and "streaming…" not in streamed, streamed
     report = text_of(find(executed, "%qfeval"))
     assert "base" in report and "tuned" in report and "rouge_l" in report, report
+    # issue 23: the comparison with base is shown, and its sentences are true of the held-out scores
+    assert re.search(r"tuned (beats|is worse than|vs) base on rouge_l", report), report
+    assert not false_claims(report), false_claims(report)
 
 
 @pytest.mark.real_model

@@ -27,7 +27,11 @@ __all__ = ["decode_body", "decode_reply", "open_stream"]
 
 def decode_body(call: Call, status: int, headers: Mapping[str, str], content: bytes) -> dict[str, Any]:
     """The JSON object of a whole answer, or the error it stands for. Non-JSON bodies of
-    ``raw`` calls (BOS objects) come back as ``{"_raw": text, "_bytes": content}``."""
+    ``raw`` calls (BOS objects) come back as ``{"_raw": text, "_bytes": content}``, and so does
+    any 2xx ``application/octet-stream`` answer to one: an object's bytes are never read as JSON
+    (a JSONL object of one line holding ``"error"`` is data, not the platform's error)."""
+    if call.api == "raw" and status < 300 and _octets(headers):
+        return {"_raw": content.decode("utf-8", errors="replace"), "_bytes": content}
     body: Any
     try:
         body = json.loads(content) if content else {}
@@ -54,6 +58,11 @@ def decode_body(call: Call, status: int, headers: Mapping[str, str], content: by
             err2.body = body
         raise err2
     return body
+
+
+def _octets(headers: Mapping[str, str]) -> bool:
+    return str(headers.get("content-type") or headers.get("Content-Type") or "").startswith(
+        "application/octet-stream")
 
 
 def decode_reply(call: Call, reply: Reply, latency: float) -> QfResponse:

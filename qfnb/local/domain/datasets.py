@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -21,6 +22,20 @@ WRITE_BATCH = 1024 * 1024
 def _part_file(target: Path) -> Path:
     """A private temporary name next to ``target`` (unique, so concurrent uploads never share it)."""
     return target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class AppendConflict(Exception):
+    """An append the object refuses: ``code`` is BOS's (OffsetIncorrect, EntityTooLarge)."""
+
+    def __init__(self, code: str, message: str, length: int) -> None:
+        super().__init__(message)
+        self.code, self.length = code, length
 
 
 class ObjectStore:
@@ -80,6 +95,39 @@ class ObjectStore:
             tmp.unlink(missing_ok=True)
             raise
         return target, size
+
+    async def append_stream(self, bucket: str, key: str, offset: int, chunks: AsyncIterable[bytes],
+                            limit: int) -> int:
+        """BOS ``AppendObject``: add ``chunks`` at the end of the object (created at offset 0), which
+        must be ``offset`` bytes long; returns the next offset. A failed append leaves the object as
+        it was (cut back to ``offset``); :class:`AppendConflict` when ``offset`` is not its length or
+        the object would pass ``limit`` bytes. Appends to one object are serialized (a file lock)."""
+        target = self.path(bucket, key)
+        await run_in_threadpool(target.parent.mkdir, parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            await run_in_threadpool(fcntl.flock, fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            if size != offset:
+                raise AppendConflict("OffsetIncorrect", f"the object is {size} bytes long, not {offset}", size)
+            try:
+                pending = bytearray()
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > limit:
+                        raise AppendConflict("EntityTooLarge", f"objects are limited to {limit} bytes here", offset)
+                    pending += chunk
+                    if len(pending) >= WRITE_BATCH:
+                        await run_in_threadpool(_write_all, fd, bytes(pending))
+                        pending.clear()
+                await run_in_threadpool(_write_all, fd, bytes(pending))
+                await run_in_threadpool(os.fsync, fd)
+            except BaseException:
+                os.ftruncate(fd, offset)
+                raise
+            return size
+        finally:
+            os.close(fd)  # closing drops the lock
 
     def from_uri(self, uri: str) -> Path:
         """``bos:/bucket/key`` (also ``bos://``) → the stored file; ValueError if malformed or missing."""

@@ -14,6 +14,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from qfnb.local.domain import batch, console, evaluation
+from qfnb.local.domain.datasets import AppendConflict
 from qfnb.local.domain.platform import Platform
 from qfnb.local.engines.api import RegistryLike
 from qfnb.local.server import failures, routes_batch, routes_console, routes_inference, routes_models, routes_v2
@@ -21,6 +22,7 @@ from qfnb.local.server.auth import Authenticator, authenticator
 from qfnb.local.server.guard import BodyLimit
 from qfnb.local.server.wire import bce_error
 from qfnb.local.settings import Settings
+from qfnb.protocol.limits import MAX_UPLOAD_BYTES
 
 log = logging.getLogger("qfnb.local")
 
@@ -42,6 +44,8 @@ async def bos_object(request: Request) -> Response:
         path = platform.objects.path(request.path_params["bucket"], request.path_params["key"])
     except ValueError as exc:
         return bce_error(400, "InvalidObjectName", str(exc))
+    if request.method == "POST":
+        return await _append(platform, request)
     if request.method == "PUT":
         # streamed to disk; BodyLimit stops the stream at MAX_UPLOAD_BYTES (the partial file is removed)
         try:
@@ -58,6 +62,28 @@ async def bos_object(request: Request) -> Response:
     if not path.is_file():
         return bce_error(404, "NoSuchKey", "The specified key does not exist.")
     return FileResponse(path, media_type="application/octet-stream")
+
+
+async def _append(platform: Platform, request: Request) -> Response:
+    """BOS ``AppendObject`` (``POST /bos/{bucket}/{key}?append&offset=N``): a large upload sent in
+    bounded pieces; the answer's ``x-bce-next-append-offset`` is the object's new length."""
+    if "append" not in request.query_params:
+        return bce_error(400, "InvalidArgument", "POST on an object needs ?append (AppendObject)")
+    try:
+        offset = int(request.query_params.get("offset") or 0)
+    except ValueError:
+        return bce_error(400, "InvalidArgument", "offset must be a whole number of bytes")
+    try:
+        size = await platform.objects.append_stream(request.path_params["bucket"], request.path_params["key"],
+                                                    offset, request.stream(), MAX_UPLOAD_BYTES)
+    except AppendConflict as exc:
+        status = 400 if exc.code == "EntityTooLarge" else 409
+        refused = bce_error(status, exc.code, str(exc))
+        refused.headers["x-bce-next-append-offset"] = str(exc.length)
+        return refused
+    except (NotADirectoryError, IsADirectoryError):
+        return bce_error(409, "ObjectConflict", "the key conflicts with an existing folder")
+    return Response(status_code=200, headers={"x-bce-next-append-offset": str(size), "ETag": str(size)})
 
 
 async def health(request: Request) -> JSONResponse:
@@ -118,7 +144,7 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
     routes: list[Any] = [
         *routes_inference.routes(), *routes_console.routes(), *routes_v2.routes(), *routes_models.routes(),
         *routes_batch.routes(),
-        Route("/bos/{bucket}/{key:path}", bos_object, methods=["PUT", "GET"]),
+        Route("/bos/{bucket}/{key:path}", bos_object, methods=["PUT", "GET", "POST"]),
         Route("/healthz", health, methods=["GET"]),
         *(extra_routes or []),
     ]
