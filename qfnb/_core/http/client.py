@@ -280,15 +280,18 @@ class AsyncQianfanClient:
                                                  for s in self.server_limits.values())
 
     async def chat_v2(self, body: dict[str, Any], *, stream: bool = False, retry: RetryPolicy | None = None,
-                      request_id: str | None = None) -> Any:
-        """POST the OpenAI-style v2 chat (bearer auth)."""
+                      request_id: str | None = None, repeat: int = 0) -> Any:
+        """POST the OpenAI-style v2 chat (bearer auth); recorded as :meth:`infer` is (route ``v2/chat``)."""
         cfg = self.config
         headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(), **self._lane()}
         if stream and not body.get("stream"):
             body = {**body, "stream": True}
+        record = Recording.begin(cfg, "v2/chat", str(body.get("model") or ""), body, stream=stream, repeat=repeat)
+        if record.hit is not None:
+            return record.replay(cfg.chat_v2_api_route)
         call = Call("POST", cfg.console_api_base_url.rstrip("/") + cfg.chat_v2_api_route, body, headers, None,
                      "v2", stream)
-        return await self._send(call, retry or self._infer_policy)
+        return record.finish(await self._send(call, retry or self._infer_policy))
 
     async def console(self, path: str, body: dict[str, Any] | None = None, *, params: dict[str, Any] | None = None,
                       retry: RetryPolicy | None = None, method: str = "POST",
