@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import ValidationError
 
-from . import persist
+from . import persist, replay
 from ._action import RunContext
 from .actions import (
     DeployAction,
@@ -58,7 +58,7 @@ class LLMFinetune(Trainer):
                  event_handler: EventHandler | None = None, base_model: str | None = None,
                  eval_dataset: Any = None, evaluators: list[Any] | None = None,
                  name: str = "", model_not_publish: bool = False, config: Config | None = None,
-                 id: str | None = None, **kwargs: Any) -> None:
+                 id: str | None = None, replay: bool | None = None, **kwargs: Any) -> None:
         creds = {k: v for k in _CREDENTIALS if (v := kwargs.pop(k, None))}
         if creds:
             from qfnb._core.config import Config as _Config
@@ -102,6 +102,10 @@ class LLMFinetune(Trainer):
         self.eval_dataset = eval_dataset
         self.evaluators = evaluators
         self.model_not_publish = model_not_publish
+        #: reuse an identical finished run (:mod:`qfnb.trainer.replay`); None: when the cache is on
+        self.replay = replay
+        #: what was reused (:meth:`qfnb.trainer.replay.Reuse.as_dict`), or None
+        self.replayed: dict[str, Any] | None = None
         actions: list[Any] = [
             LoadDataSetAction(dataset),
             TrainAction(train_type, self.train_config, job_name=name or None, **train_kwargs),
@@ -178,6 +182,9 @@ class LLMFinetune(Trainer):
     async def arun(self) -> LLMFinetune:
         """Run (or continue) the pipeline on the current event loop."""
         self._ctx.stop_flag.clear()
+        if (found := await replay.aprepare(self, self._ctx)) is not None:
+            self.replayed = found.as_dict()
+            self._save()
         self._stash_dataset()
         try:
             self._results = [await self.ppl.arun({}, self._ctx)]

@@ -62,7 +62,8 @@ def test_a_fine_tune_run_counts_once(client) -> None:
                   Action=V2Action.CREATE_JOB)["result"]
     task = console(client, Console.V2_FINETUNING, {
         "jobId": job["jobId"], "hyperParameterConfig": {"epoch": 1, "maxSteps": 2},
-        "datasetConfig": {"versions": [{"versionBosUri": "bos:/qfnb/rows.jsonl"}]}}, Action=V2Action.CREATE_TASK)["result"]
+        "datasetConfig": {"versions": [{"versionBosUri": "bos:/qfnb/rows.jsonl"}]}},
+        Action=V2Action.CREATE_TASK)["result"]
 
     def done() -> bool:
         detail = console(client, Console.V2_FINETUNING, {"taskId": task["taskId"]},

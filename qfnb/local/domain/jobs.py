@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.engines import calls
 from qfnb.local.domain.store import Store
+from qfnb.local.engines import calls
 from qfnb.protocol.console import RunStatus
 
 log = logging.getLogger("qfnb.local.domain.jobs")

@@ -81,7 +81,7 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     log.info("training %s: %d examples, %d steps", spec.base_model, len(rows), total)
     _phase(job_dir, f"data tokenised ({len(rows)} examples); training", total)
 
-    status, step, loss = "Done", 0, float("nan")
+    status, step, loss, tokens = "Done", 0, float("nan"), 0
     t_train = time.time()
     with open(job_dir / "progress.jsonl", "a", encoding="utf-8") as progress:
         for epoch, idx in data.batches(len(rows), hyper.batch_size, spec.seed):
@@ -93,6 +93,7 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
             batch = data.collate([rows[i] for i in idx], tok.pad_token_id)
             loss = lora.train_step(model, optimizer, batch)
             step += 1
+            tokens += sum(len(rows[i][0]) for i in idx)  # the tokens trained on (no padding)
             if loss != loss or loss in (float("inf"), float("-inf")):
                 raise FloatingPointError(f"loss is {loss} at step {step}; lower learningRate")
             if step % hyper.logging_steps == 0 or step == total:
@@ -103,6 +104,7 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     metrics.update(
         steps=step,
         total_steps=total,
+        trained_tokens=tokens,
         final_loss=round(loss, 6) if step else None,
         train_seconds=round(train_seconds, 3),
         seconds_per_step=round(train_seconds / step, 3) if step else None,
