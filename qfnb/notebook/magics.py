@@ -186,6 +186,8 @@ class QfnbMagics(Magics):
     @argument("--name", help="A name for the run (dashboards, --list and %%qfmodels show it, the id beside).")
     @argument("--deploy", action="store_true",
               help="Publish and deploy the model when training succeeds (with --attach TASK: deploy that job).")
+    @argument("--fresh", action="store_true",
+              help="Train again even if this platform has a finished run of the same recipe (it is reused otherwise).")
     @argument("-o", "--output", help="Store the dashboard (.trainer, .wait(), .trained_model_id) here.")
     @argument("--attach", metavar="ID", nargs="?", const="",
               help="Re-attach a dashboard to a fine-tune: a task, job or pipeline id (none: the newest running).")

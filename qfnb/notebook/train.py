@@ -64,6 +64,7 @@ class TrainSpec:
     lora_rank: int | None = None
     deploy: bool = False
     name: str | None = None  # what dashboards, --list and %qfmodels call the run (its id beside)
+    fresh: bool = False  # train again rather than reuse a finished run of the same recipe (qfnb.trainer.replay)
 
     def __post_init__(self) -> None:
         if not self.dataset:
@@ -127,6 +128,7 @@ def default_trainer(spec: TrainSpec, event_handler: Any) -> Any:
         deploy_config=DeployConfig() if spec.deploy else None,
         event_handler=event_handler,
         name=spec.name or "",
+        replay=False if spec.fresh else None,  # None: reused while the kernel's cache is on
     )
 
 

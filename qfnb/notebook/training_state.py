@@ -108,6 +108,7 @@ class TrainingState:
     started_at: float = field(default_factory=time.monotonic)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     platform_phase: str = ""  # what the platform says the worker does (loading weights, ...)
+    reused: str | None = None  # the finished run reused instead of training again (qfnb.trainer.replay)
     _last_key: tuple[str, str, str] | None = field(default=None, repr=False)
     _steps: Any = field(default=None, repr=False)  # a counting Progress: the smoothed step rate
 
@@ -146,6 +147,10 @@ class TrainingState:
     def _apply_detail(self, d: Mapping[str, Any]) -> bool:
         """The task-detail fields (Contract 3 extensions are optional)."""
         self.task_id = str(d.get("taskId") or self.task_id or "") or None
+        replayed = d.get("replayed")
+        if isinstance(replayed, Mapping) and replayed.get("task_id"):
+            when = f", finished {replayed['finished']}" if replayed.get("finished") else ""
+            self.reused = f"{replayed['task_id']}{when}"
         step, total = _num(d.get("currentStep")), _num(d.get("totalSteps"))
         if step is not None:
             self._count_steps(int(step))
@@ -261,6 +266,8 @@ class TrainingState:
         parts = [f"[qftrain] {self.title}: {self.status}", self.progress_text()]
         if self.task_id:
             parts.append(f"task {self.task_id}")
+        if self.reused:
+            parts.append(f"↺ reused finished run {self.reused} (--fresh trains again)")
         if self.model_id:
             parts.append(f"model {self.model_label}")
         if self.service:
