@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
+from qfnb._core.record import ledger
 from qfnb._core.runtime.progress import ProgressArg, ProgressCallback, make_progress
 
 from ._errors import EvaluationError, invalid
@@ -119,32 +121,34 @@ class EvaluationManager:
         generations = n * repeats * len(targets)
         tracker = _Tracker(progress, "evaluation",
                            generations + n * repeats * len(tags) * len(self.local_evaluators))
-        try:
-            rows: list[dict[str, Any]] = []
-            for k, target in enumerate(targets):
-                answers = await answers_of(target, inputs, repeats=repeats, workers=workers,
-                                           infer_kwargs=infer_kwargs, tracker=tracker, offset=k * n * repeats,
-                                           store=answer_store)
-                flat = [a for rep in answers for a in rep]
-                failed = sum(isinstance(a, BaseException) for a in flat)
-                if failed:
-                    first = next(a for a in flat if isinstance(a, BaseException))
-                    log.warning("%s: %d of %d inferences failed (first: %s)", target.tag, failed, len(flat), first)
-                for r, rep in enumerate(answers):
-                    rows += _rows(target.tag, frame, rep, r if repeats > 1 else None)
-            for tag, outs in kept.items():
-                for r in range(repeats):
-                    rows += _rows(tag, frame, list(outs), r if repeats > 1 else None)
-            if rows and all(_failed(r["error"]) for r in rows):
-                raise EvaluationError(f"every inference failed; first error: {rows[0]['error']}")
-            columns = BASE_COLUMNS + (["repeat"] if repeats > 1 else [])
-            samples = pd.DataFrame(rows, columns=columns)
-            result = await self._score(samples, tags, tracker, generations)
-            result.identities = identities
-            result.judges = [ev.judge_info() for ev in judges]
-            return result
-        finally:
-            tracker.close()
+        with ledger.job(f"evaluation {uuid.uuid4().hex[:8]}"):  # its calls, one job in the usage ledger
+            try:
+                rows: list[dict[str, Any]] = []
+                for k, target in enumerate(targets):
+                    answers = await answers_of(target, inputs, repeats=repeats, workers=workers,
+                                               infer_kwargs=infer_kwargs, tracker=tracker, offset=k * n * repeats,
+                                               store=answer_store)
+                    flat = [a for rep in answers for a in rep]
+                    failed = sum(isinstance(a, BaseException) for a in flat)
+                    if failed:
+                        first = next(a for a in flat if isinstance(a, BaseException))
+                        log.warning("%s: %d of %d inferences failed (first: %s)", target.tag, failed, len(flat),
+                                    first)
+                    for r, rep in enumerate(answers):
+                        rows += _rows(target.tag, frame, rep, r if repeats > 1 else None)
+                for tag, outs in kept.items():
+                    for r in range(repeats):
+                        rows += _rows(tag, frame, list(outs), r if repeats > 1 else None)
+                if rows and all(_failed(r["error"]) for r in rows):
+                    raise EvaluationError(f"every inference failed; first error: {rows[0]['error']}")
+                columns = BASE_COLUMNS + (["repeat"] if repeats > 1 else [])
+                samples = pd.DataFrame(rows, columns=columns)
+                result = await self._score(samples, tags, tracker, generations)
+                result.identities = identities
+                result.judges = [ev.judge_info() for ev in judges]
+                return result
+            finally:
+                tracker.close()
 
     def eval(self, llms: Any = None, dataset: Any = None, **kwargs: Any) -> EvaluationResult:
         """Sync shell over :meth:`aeval` (safe inside Jupyter)."""

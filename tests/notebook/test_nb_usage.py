@@ -83,9 +83,9 @@ def test_the_cached_badge_says_how_old_and_how_to_ask_again() -> None:
 
 
 def test_a_replayed_answers_rendered_footer_carries_the_badge() -> None:
-    from qfnb.notebook.chat import ChatAnswer, render_answers
-
     from types import SimpleNamespace
+
+    from qfnb.notebook.chat import ChatAnswer, render_answers
 
     answer = ChatAnswer(model="m", text="hi", done=True,
                         response=SimpleNamespace(provenance={"cache": {"hit": True, "age_s": 180.0}}))
