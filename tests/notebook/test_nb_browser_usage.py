@@ -65,7 +65,7 @@ def test_cached_badge_and_qfusage_in_both_themes(lab: tuple[str, Path, str], the
     _, root, _ = lab
     name = f"usage_{theme}.ipynb"
     nbformat.write(new_notebook(cells=[new_code_cell(c) for c in CELLS], metadata=KERNEL), root / name)
-    with open_lab_page(lab, name, width=1100, height=1400) as page:
+    with open_lab_page(lab, name, width=1700, height=1400) as page:  # wide: %qfusage's table unclipped
         page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', "
                       f"{{theme: {THEMES[theme]!r}}})")
         light = "true" if theme == "light" else "false"
@@ -74,6 +74,10 @@ def test_cached_badge_and_qfusage_in_both_themes(lab: tuple[str, Path, str], the
         page.wait_for_selector(".qfnb-cached", timeout=60_000)
         page.wait_for_selector(".qfnb-cache-stats", timeout=60_000)
         page.wait_for_timeout(800)
+        news = page.get_by_role("button", name="No", exact=True)  # JupyterLab's "notified about news?" toast
+        if news.count():
+            news.first.click()
+            page.wait_for_timeout(300)
         shot(page, ".jp-Cell >> nth=1", f"chat_cached_badge_{theme}.png")
         shot(page, ".jp-Cell >> nth=3", f"qfusage_by_model_{theme}.png")
         shot(page, ".jp-Cell >> nth=4", f"qfusage_by_job_{theme}.png")
