@@ -147,11 +147,15 @@ def status(args: argparse.Namespace) -> int:
     jobs = ", ".join(f"{j.kind} {j.id} ({j.status})" for j in info.jobs_running) or "none"
     engines = ", ".join(f"{e.model} {e.state} ({e.busy}/{e.slots} busy, {e.queued} queued)"
                         for e in info.engines) or "none running"
+    calls = (f"{info.model_calls_total} since it started ("
+             + ", ".join(f"{m} {n}" for m, n in sorted(info.model_calls.items())) + ")"
+             if info.model_calls else "none since it started")
     print(f"url            {info.url}\npid            {info.pid}\nversion        {info.version}\n"
           f"uptime         {info.uptime_seconds:.0f} s\ndata dir       {info.data_dir}\n"
           f"models loaded  {', '.join(info.models_loaded) or 'none'}\n"
           f"engines        {engines}\n"
           f"jobs running   {jobs}\n"
+          f"model calls    {calls}\n"
           f"memory         {_human_bytes(info.memory_bytes)} (+ {_human_bytes(info.child_memory_bytes)} "
           "in engines and workers)")
     return 0

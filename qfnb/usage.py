@@ -35,7 +35,8 @@ def frame(*, today: bool = False, session: str | None = None) -> Any:
 
 
 def summary(by: str = "model", *, today: bool = False, session: str | None = None) -> Any:
-    """Totals per ``by`` (cell, model, session, job or day): calls, tokens, cache hits, cost."""
+    """Totals per ``by`` (cell, model, session, job or day): calls, tokens (``trained_tokens``: what
+    fine-tunes trained on), cache hits and what they saved, cost."""
     if by not in GROUPS:
         raise ValueError(f"by must be one of {', '.join(GROUPS)}, got {by!r}")
     rows = frame(today=today, session=session)
@@ -43,9 +44,12 @@ def summary(by: str = "model", *, today: bool = False, session: str | None = Non
         import pandas as pd
 
         rows = rows.assign(day=pd.to_datetime(rows["ts"], unit="s").dt.strftime("%Y-%m-%d"))
-    rows = rows.assign(calls=1, saved_tokens=rows["total_tokens"].where(rows["cache_hit"], 0))
-    columns = ["calls", "prompt_tokens", "completion_tokens", "total_tokens", "cache_hit", "saved_tokens",
-               "latency_s", "cost_yuan", "cloud_equivalent_yuan"]
+    # a replayed answer saved its tokens; a reused fine-tune saved the tokens it trained on
+    saved = (rows["total_tokens"] + rows["trained_tokens"]).where(rows["cache_hit"], 0)
+    rows = rows.assign(calls=1, saved_tokens=saved,
+                       trained_tokens=rows["trained_tokens"].where(~rows["cache_hit"].astype(bool), 0))
+    columns = ["calls", "prompt_tokens", "completion_tokens", "total_tokens", "trained_tokens", "cache_hit",
+               "saved_tokens", "latency_s", "cost_yuan", "cloud_equivalent_yuan"]
     grouped = rows.groupby(rows[by].fillna("—") if by in ("cell", "job") else rows[by], sort=False)[columns]
     out = grouped.sum(min_count=1)
     out["cache_hit"] = out["cache_hit"].astype(int)

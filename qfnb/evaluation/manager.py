@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
+from qfnb._core.record import ledger
 from qfnb._core.runtime.progress import ProgressArg, ProgressCallback, make_progress
 
 from ._errors import EvaluationError, invalid
@@ -108,20 +110,21 @@ class EvaluationManager:
         generations = n * repeats * len(targets)
         tracker = _Tracker(progress, "evaluation",
                            generations + n * repeats * len(tags) * len(self.local_evaluators))
-        try:
-            rows = await _answered_rows(targets, frame, repeats=repeats, workers=worker_num or self.worker_num,
-                                        infer_kwargs=infer_kwargs, tracker=tracker, store=answer_store)
-            rows += _recorded_rows(kept, frame, repeats)
-            if rows and all(_failed(r["error"]) for r in rows):
-                raise EvaluationError(f"every inference failed; first error: {rows[0]['error']}")
-            columns = BASE_COLUMNS + (["repeat"] if repeats > 1 else [])
-            samples = pd.DataFrame(rows, columns=columns)
-            result = await self._score(samples, tags, tracker, generations)
-            result.identities = identities
-            result.judges = [ev.judge_info() for ev in judges]
-            return result
-        finally:
-            tracker.close()
+        with ledger.job(f"evaluation {uuid.uuid4().hex[:8]}"):  # its calls, one job in the usage ledger
+            try:
+                rows = await _answered_rows(targets, frame, repeats=repeats, workers=worker_num or self.worker_num,
+                                            infer_kwargs=infer_kwargs, tracker=tracker, store=answer_store)
+                rows += _recorded_rows(kept, frame, repeats)
+                if rows and all(_failed(r["error"]) for r in rows):
+                    raise EvaluationError(f"every inference failed; first error: {rows[0]['error']}")
+                columns = BASE_COLUMNS + (["repeat"] if repeats > 1 else [])
+                samples = pd.DataFrame(rows, columns=columns)
+                result = await self._score(samples, tags, tracker, generations)
+                result.identities = identities
+                result.judges = [ev.judge_info() for ev in judges]
+                return result
+            finally:
+                tracker.close()
 
     async def _aeval_platform(self, llms: Any, dataset: Any, *, config: Any, poll_interval: float | None,
                               timeout: float | None) -> EvaluationResult:

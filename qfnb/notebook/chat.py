@@ -174,6 +174,16 @@ class ChatAnswer:
 
     @property
     def footer(self) -> str:
+        """The line under the answer, as text: model, usage, latency, and "↺ cached" for a replay."""
+        return self._footer(cached=True)
+
+    @property
+    def footer_html(self) -> str:
+        """The footer for Markdown/HTML outputs: the same line, its replay part as :func:`cached_badge`."""
+        text = _fmt.esc(self._footer(cached=False))
+        return f"{text} · {cached_badge(self.cached_age)}" if self.done and self.cached_age is not None else text
+
+    def _footer(self, *, cached: bool) -> str:
         parts = [self.model]
         u = self.usage or {}
         if u.get("total_tokens") is not None:
@@ -192,7 +202,7 @@ class ChatAnswer:
             parts.append("streaming…")
         if self.context:
             parts.append(self.context)
-        if self.done and self.cached_age is not None:
+        if cached and self.done and self.cached_age is not None:
             parts.append(f"↺ cached · {cached_ago(self.cached_age)} · --fresh to ask again")
         return " · ".join(parts)
 
@@ -232,6 +242,14 @@ def error_line(answer: ChatAnswer) -> str:
     return f"{type(err).__name__}: {err}" if err is not None else ""
 
 
+def cached_badge(age_s: float) -> str:
+    """``↺ cached · 3 min ago · --fresh to ask again`` as HTML, quiet in any theme (the footer of a
+    replayed answer)."""
+    return (f'<span class="qfnb-cached" style="color:{_theme.TEXT_MUTED}" '
+            f'title="answered from qfnb\'s response cache">↺ cached · {cached_ago(age_s)} · <code>--fresh</code> '
+            "to ask again</span>")
+
+
 def cached_ago(age_s: float) -> str:
     """``12 s ago`` / ``3 min ago`` / ``2 h ago`` / ``4 days ago``."""
     if age_s < 90:
@@ -258,7 +276,7 @@ def render_answers(answers: Sequence[ChatAnswer]) -> tuple[dict[str, str], dict[
     if len(answers) == 1:
         a = answers[0]
         cursor = " ▌" if not a.done else ""
-        data["text/markdown"] = f"{a.text}{cursor}\n\n<sub>{_fmt.esc(a.footer)}</sub>"
+        data["text/markdown"] = f"{a.text}{cursor}\n\n<sub>{a.footer_html}</sub>"
         return data, meta
     cols = []
     for a in answers:
@@ -268,7 +286,7 @@ def render_answers(answers: Sequence[ChatAnswer]) -> tuple[dict[str, str], dict[
         cols.append(
             f'<div style="flex:1;min-width:0;border:1px solid {_theme.BORDER};border-radius:6px;padding:6px 10px;'
             f'color:{_theme.TEXT}"><b>{_fmt.esc(a.model)}</b>{body}'
-            f'<div class="qfnb-footer" style="color:{_theme.TEXT_MUTED};font-size:85%">{_fmt.esc(a.footer)}</div></div>'
+            f'<div class="qfnb-footer" style="color:{_theme.TEXT_MUTED};font-size:85%">{a.footer_html}</div></div>'
         )
     data["text/html"] = f'<div class="qfnb-chat" style="display:flex;gap:10px">{"".join(cols)}</div>'
     return data, meta

@@ -195,6 +195,8 @@ class QfnbMagics(Magics):
               "evaluation loss the dashboard draws beside the training loss (default: the platform's 20; 0: none).")
     @argument("--deploy", action="store_true",
               help="Publish and deploy the model when training succeeds (with --attach TASK: deploy that job).")
+    @argument("--fresh", action="store_true",
+              help="Train again even if this platform has a finished run of the same recipe (it is reused otherwise).")
     @argument("-o", "--output", help="Store the dashboard (.trainer, .wait(), .trained_model_id) here.")
     @argument("--attach", metavar="ID", nargs="?", const="",
               help="Re-attach a dashboard to a fine-tune: a task, job or pipeline id (none: the newest running).")

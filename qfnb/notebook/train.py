@@ -70,6 +70,7 @@ class TrainSpec:
     deploy: bool = False
     name: str | None = None  # what dashboards, --list and %qfmodels call the run (its id beside)
     eval_split: int | None = None  # % of the data held out for the evaluation loss (None: the platform's 20)
+    fresh: bool = False  # train again rather than reuse a finished run of the same recipe (qfnb.trainer.replay)
 
     def __post_init__(self) -> None:
         if not self.dataset:
@@ -137,6 +138,7 @@ def default_trainer(spec: TrainSpec, event_handler: Any) -> Any:
         deploy_config=DeployConfig() if spec.deploy else None,
         event_handler=event_handler,
         name=spec.name or "",
+        replay=False if spec.fresh else None,  # None: reused while the kernel's cache is on
     )
 
 

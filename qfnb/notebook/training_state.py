@@ -111,6 +111,7 @@ class TrainingState:
     wall: Callable[[], float] = field(default=time.time, repr=False)  # for the times a saved snapshot states
     ended_at: float | None = None  # wall time the job was seen to end
     platform_phase: str = ""  # what the platform says the worker does (loading weights, ...)
+    reused: str | None = None  # the finished run reused instead of training again (qfnb.trainer.replay)
     _last_key: tuple[str, str, str] | None = field(default=None, repr=False)
     _steps: Any = field(default=None, repr=False)  # a counting Progress: the smoothed step rate
 
@@ -149,6 +150,10 @@ class TrainingState:
     def _apply_detail(self, d: Mapping[str, Any]) -> bool:
         """The task-detail fields (Contract 3 extensions are optional)."""
         self.task_id = str(d.get("taskId") or self.task_id or "") or None
+        replayed = d.get("replayed")
+        if isinstance(replayed, Mapping) and replayed.get("task_id"):
+            when = f", finished {replayed['finished']}" if replayed.get("finished") else ""
+            self.reused = f"{replayed['task_id']}{when}"
         step, total = _num(d.get("currentStep")), _num(d.get("totalSteps"))
         if step is not None:
             self._count_steps(int(step))
@@ -269,6 +274,8 @@ class TrainingState:
         parts = [f"[qftrain] {self.title}: {self.status}", self.progress_text()]
         if self.task_id:
             parts.append(f"task {self.task_id}")
+        if self.reused:
+            parts.append(f"↺ reused finished run {self.reused} (--fresh trains again)")
         if self.model_id:
             parts.append(f"model {self.model_label}")
         if self.service:

@@ -2,7 +2,7 @@
 
 Loading the extension turns the cache on for this kernel's calls (``%qfcache off`` turns it off),
 so Restart & Run All replays answers instead of asking again, and it tags every call with the
-cell that made it. ``cached_badge`` is the small line a replayed answer carries.
+cell that made it. (A replayed answer's badge is :func:`qfnb.notebook.chat.cached_badge`.)
 """
 
 from __future__ import annotations
@@ -19,18 +19,10 @@ from qfnb import usage
 from qfnb._core.record import ledger
 from qfnb.notebook._ipython import HTML, display
 from qfnb.notebook._theme import BORDER, TEXT, TEXT_MUTED
-from qfnb.notebook.chat import cached_ago
 
 log = logging.getLogger("qfnb.notebook.usage")
 
 _BUDGET = re.compile(r"^(?:¥|yuan:?)?\s*([0-9]+(?:\.[0-9]+)?)\s*(yuan|元|¥)?$|^([0-9_]+)\s*(?:tokens?|t)$", re.I)
-
-
-def cached_badge(age_s: float) -> str:
-    """``↺ cached · 3 min ago · --fresh to ask again``, quiet in any theme."""
-    return (f'<span class="qfnb-cached" style="color:{TEXT_MUTED};font-size:85%" '
-            f'title="answered from qfnb\'s response cache">↺ cached · {cached_ago(age_s)} · <code>--fresh</code> '
-            "to ask again</span>")
 
 
 def parse_budget(text: str) -> dict[str, Any]:

@@ -138,14 +138,22 @@ class DaemonStatus:
     jobs_running: tuple[RunningJob, ...] = ()
     memory_bytes: int = 0
     child_memory_bytes: int = 0
+    #: model calls this daemon served since it started, by model (``fine-tune``: training runs)
+    model_calls: Mapping[str, int] = field(default_factory=dict)
     #: where the client reached it (from the runtime file; not sent by the daemon)
     url: str = ""
+
+    @property
+    def model_calls_total(self) -> int:
+        """Every model call counted at the platform: engine requests and fine-tune runs."""
+        return sum(self.model_calls.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {"pid": self.pid, "version": self.version, "uptimeSeconds": self.uptime_seconds,
                 "dataDir": self.data_dir, "modelsLoaded": list(self.models_loaded),
                 "engines": [asdict(e) for e in self.engines], "jobsRunning": [asdict(j) for j in self.jobs_running],
-                "memoryBytes": self.memory_bytes, "childMemoryBytes": self.child_memory_bytes}
+                "memoryBytes": self.memory_bytes, "childMemoryBytes": self.child_memory_bytes,
+                "modelCalls": dict(self.model_calls)}
 
     @classmethod
     def from_dict(cls, raw: Any, *, url: str = "") -> DaemonStatus:
@@ -153,6 +161,7 @@ class DaemonStatus:
         loaded = raw.get("modelsLoaded")
         engines = raw.get("engines")
         jobs = raw.get("jobsRunning")
+        counted = raw.get("modelCalls")
         return cls(pid=_num(raw, "pid", int), version=str(raw.get("version") or ""),
                    uptime_seconds=_num(raw, "uptimeSeconds", float, 0.0), data_dir=str(raw.get("dataDir") or ""),
                    models_loaded=tuple(map(str, loaded)) if isinstance(loaded, list) else (),
@@ -161,4 +170,6 @@ class DaemonStatus:
                    jobs_running=tuple(j for j in map(RunningJob.from_dict, jobs) if j is not None)
                    if isinstance(jobs, list) else (),
                    memory_bytes=_num(raw, "memoryBytes", int), child_memory_bytes=_num(raw, "childMemoryBytes", int),
+                   model_calls={str(k): int(v) for k, v in counted.items() if isinstance(v, int)}
+                   if isinstance(counted, Mapping) else {},
                    url=url)

@@ -68,6 +68,24 @@ class JobState:
                    int(view.get("outputTokenUsage") or 0), float(view.get("runSeconds") or 0.0), view)
 
 
+_RECORDED: set[str] = set()
+
+
+def record_job(state: JobState, config: Config) -> None:
+    """The ended task's tokens in the usage ledger, once per process (job ``batch-job <id>``)."""
+    from qfnb._core.record.ledger import UsageRow, default_ledger
+
+    if state.task_id in _RECORDED:
+        return
+    _RECORDED.add(state.task_id)
+    view = state.view
+    prompt, completion = int(view.get("inputTokenUsage") or 0), state.output_tokens
+    default_ledger().record(UsageRow(
+        api="batch-job", model=str(view.get("endpoint") or view.get("modelId") or view.get("model") or "batch"),
+        platform="local" if config.embedded else "cloud", prompt_tokens=prompt, completion_tokens=completion,
+        total_tokens=prompt + completion, latency_s=state.run_seconds, job=f"batch-job {state.task_id}"))
+
+
 def _config(config: Config | None) -> Config:
     from qfnb._core.config import resolve_config
 
@@ -192,6 +210,7 @@ class BatchJob:
             if on_state is not None:
                 on_state(state)
             if state.finished:
+                record_job(state, _config(self.config))
                 return state
             await asyncio.sleep(interval)
 

@@ -19,6 +19,7 @@ from qfnb.protocol.console import RunStatus
 from qfnb.resources.console import FineTune
 
 from ._action import AsyncAction, BaseAction, RunContext, TrainerStopped
+from .accounting import record_training
 from .configs import DeployConfig, TrainConfig
 from .consts import ActionState
 from .event import EventHandler
@@ -88,6 +89,8 @@ class TrainAction(AsyncAction):
             self.train_config.peft_type = own["peft_type"]  # validated (validate_assignment)
         self.train_mode = str(train_mode or "SFT")
         self.job_name = own.get("job_name") or own.get("name")
+        #: the job's description (qfnb's recipe mark, :mod:`qfnb.trainer.replay`)
+        self.description: str | None = None
 
     def get_default_train_config(self, model_type: str | None = None, train_mode: str | None = None,
                                  peft_type: str | None = None) -> TrainConfig:
@@ -148,7 +151,7 @@ class TrainAction(AsyncAction):
         if self.job_id is None:
             resp = await FineTune.V2.acreate_job(
                 name=self.job_name or f"job_{uuid.uuid4().hex[:10]}", model=self.train_type,
-                train_mode=self.train_mode, config=ctx.config)
+                train_mode=self.train_mode, description=self.description, config=ctx.config)
             self.extra["job_id"] = resp.body["result"]["jobId"]
             ctx.save()
         if self.extra.get("run_status") in (RunStatus.FAILED, RunStatus.STOPPED):
@@ -169,6 +172,7 @@ class TrainAction(AsyncAction):
             ctx.save()
             logger.info("training task %s (job %s) created", self.task_id, self.job_id)
         detail = await self._poll(ctx, cfg.train_status_polling_interval)
+        record_training(detail, self.train_type, cfg, reused=False)
         return {**input, "job_id": self.job_id, "task_id": self.task_id,
                 "metrics": detail.get("metrics") or {}, "checkpoints": detail.get("checkpointList") or []}
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import ValidationError
 
-from . import finetune_store, official_file, persist
+from . import finetune_store, official_file, persist, replay
 from ._action import RunContext
 from .actions import (
     DeployAction,
@@ -59,7 +59,7 @@ class LLMFinetune(Trainer):
                  event_handler: EventHandler | None = None, base_model: str | None = None,
                  eval_dataset: Any = None, evaluators: list[Any] | None = None,
                  name: str = "", model_not_publish: bool = False, config: Config | None = None,
-                 id: str | None = None, **kwargs: Any) -> None:
+                 id: str | None = None, replay: bool | None = None, **kwargs: Any) -> None:
         config = _with_credentials(config, kwargs)
         train_kwargs = _train_kwargs(kwargs)
         dataset = _bos_dataset(dataset, kwargs.pop("dataset_bos_path", None))
@@ -81,6 +81,10 @@ class LLMFinetune(Trainer):
         self.eval_dataset = eval_dataset
         self.evaluators = evaluators
         self.model_not_publish = model_not_publish
+        #: reuse an identical finished run (:mod:`qfnb.trainer.replay`); None: when the cache is on
+        self.replay = replay
+        #: what was reused (:meth:`qfnb.trainer.replay.Reuse.as_dict`), or None
+        self.replayed: dict[str, Any] | None = None
         self.ppl = Pipeline(self._actions(train_kwargs), id=id)
         self.ppls = [self.ppl]
         self._log = _EventLog(event_handler)
@@ -163,6 +167,9 @@ class LLMFinetune(Trainer):
     async def arun(self) -> LLMFinetune:
         """Run (or continue) the pipeline on the current event loop."""
         self._ctx.stop_flag.clear()
+        if (found := await replay.aprepare(self, self._ctx)) is not None:
+            self.replayed = found.as_dict()
+            self._save()
         self._stash_dataset()
         try:
             self._results = [await self.ppl.arun({}, self._ctx)]

@@ -13,7 +13,8 @@ import qfnb
 from qfnb import usage
 from qfnb._core.record import cache as cache_mod
 from qfnb._core.record import ledger as ledger_mod
-from qfnb.notebook.usage import cached_badge, parse_budget
+from qfnb.notebook.chat import cached_badge
+from qfnb.notebook.usage import parse_budget
 
 MSG = [{"role": "user", "content": "hello"}]
 
@@ -79,6 +80,20 @@ def test_the_cached_badge_says_how_old_and_how_to_ask_again() -> None:
     assert "3 min ago" in cached_badge(180) and "--fresh" in cached_badge(180)
     assert "12 s ago" in cached_badge(12)
     assert "2 h ago" in cached_badge(7200)
+
+
+def test_a_replayed_answers_rendered_footer_carries_the_badge() -> None:
+    from types import SimpleNamespace
+
+    from qfnb.notebook.chat import ChatAnswer, render_answers
+
+    answer = ChatAnswer(model="m", text="hi", done=True,
+                        response=SimpleNamespace(provenance={"cache": {"hit": True, "age_s": 180.0}}))
+    data, _ = render_answers([answer])
+    assert cached_badge(180.0) in data["text/markdown"] and "↺ cached · 3 min ago" in data["text/plain"]
+    fresh = ChatAnswer(model="m", text="hi", done=True)
+    both, _ = render_answers([answer, fresh])
+    assert both["text/html"].count('class="qfnb-cached"') == 1
 
 
 @pytest.fixture

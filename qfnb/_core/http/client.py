@@ -2,10 +2,9 @@
 
 It sends through one :class:`~qfnb._core.transport.Transport` (aiohttp's pool by default,
 one per event loop; or the one injected with ``transport=``), authenticates each call with
-its API kind's strategy (:mod:`qfnb._core.http.auth`), applies the client's rate limits, retries
-transient failures with backoff and decodes answers (:mod:`qfnb._core.http.decode`). Resources
-(``ChatCompletion``...) and the console layer call it; the sync API reaches it through
-:mod:`qfnb._core.runtime.sync`.
+its API kind's strategy (:mod:`qfnb._core.http.auth`), applies rate limits, retries transient
+failures with backoff and decodes answers (:mod:`qfnb._core.http.decode`); the sync API reaches
+it through :mod:`qfnb._core.runtime.sync`.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from qfnb._core.backend.heal import revive
@@ -261,28 +260,32 @@ class AsyncQianfanClient:
                     retry: RetryPolicy | None = None, request_id: str | None = None,
                     tokens: int = 0, repeat: int = 0) -> Any:
         """POST a v1 inference call (``/{api_type}/{endpoint}``); QfResponse or async iterator.
-
-        Every call is recorded (:mod:`qfnb._core.http.recorded`): the usage ledger, the budget and
-        ``resp.provenance``; with the config's ``cache`` on, identical requests (``repeat`` is the
-        repeat index where an evaluation asks the same thing again) answer from the cache.
-        """
+        Recorded: the usage ledger, the budget, ``resp.provenance``; with the config's ``cache`` on,
+        identical requests (``repeat``: an evaluation's repeat index) answer from the cache."""
         cfg = self.config
         path = (cfg.model_api_prefix + "/" + endpoint.lstrip("/")) if api_type == "" else routes.inference_path(
             api_type, endpoint, prefix=cfg.model_api_prefix)
-        headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(), **self._lane()}
-        if stream and not body.get("stream"):
-            body = {**body, "stream": True}
-        record = Recording.begin(cfg, api_type or "custom", endpoint, body, stream=stream, repeat=repeat)
-        if record.hit is not None:
-            return record.replay(path)
-        call = Call("POST", cfg.base_url.rstrip("/") + path, body, headers, None, "infer", stream)
-        result = record.finish(await self._send(call, retry or self._infer_policy, tokens))
+        result = await self._recorded(api_type or "custom", endpoint, cfg.base_url, path, body, stream=stream,
+                                      retry=retry, request_id=request_id, tokens=tokens, repeat=repeat)
         if tokens and isinstance(result, QfResponse):  # give back what the estimate over-charged
             actual = (result.body.get("usage") or {}).get("total_tokens")
             self.limiter.settle(tokens, actual)
-            if (server := self.server_limits.get(call.url)) is not None:
+            if (server := self.server_limits.get(cfg.base_url.rstrip("/") + path)) is not None:
                 server.settle(tokens, actual)
         return result
+
+    async def _recorded(self, kind: str, name: str, base: str, path: str, body: dict[str, Any], *, stream: bool,
+                        retry: RetryPolicy | None, request_id: str | None, tokens: int = 0, repeat: int = 0,
+                        via: Literal["infer", "v2"] = "infer") -> Any:
+        """POST a model call, recorded (:mod:`qfnb._core.http.recorded`): answered from the cache on a hit."""
+        if stream and not body.get("stream"):
+            body = {**body, "stream": True}
+        record = Recording.begin(self.config, kind, name, body, stream=stream, repeat=repeat)
+        if record.hit is not None:
+            return record.replay(path)
+        headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(), **self._lane()}
+        call = Call("POST", base.rstrip("/") + path, body, headers, None, via, stream)
+        return record.finish(await self._send(call, retry or self._infer_policy, tokens))
 
     def _lane(self) -> dict[str, str]:
         """The priority header of a batch's call to the local platform (none otherwise)."""
@@ -299,15 +302,12 @@ class AsyncQianfanClient:
                                                  for s in self.server_limits.values())
 
     async def chat_v2(self, body: dict[str, Any], *, stream: bool = False, retry: RetryPolicy | None = None,
-                      request_id: str | None = None) -> Any:
-        """POST the OpenAI-style v2 chat (bearer auth)."""
+                      request_id: str | None = None, repeat: int = 0) -> Any:
+        """POST the OpenAI-style v2 chat (bearer auth); recorded as :meth:`infer` is (route ``v2/chat``)."""
         cfg = self.config
-        headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(), **self._lane()}
-        if stream and not body.get("stream"):
-            body = {**body, "stream": True}
-        call = Call("POST", cfg.console_api_base_url.rstrip("/") + cfg.chat_v2_api_route, body, headers, None,
-                     "v2", stream)
-        return await self._send(call, retry or self._infer_policy)
+        return await self._recorded("v2/chat", str(body.get("model") or ""), cfg.console_api_base_url,
+                                    cfg.chat_v2_api_route, body, stream=stream, retry=retry, request_id=request_id,
+                                    repeat=repeat, via="v2")
 
     async def console(self, path: str, body: dict[str, Any] | None = None, *, params: dict[str, Any] | None = None,
                       retry: RetryPolicy | None = None, method: str = "POST",

@@ -23,7 +23,8 @@ from typing import Any
 
 from qfnb.protocol.daemon import default_data_dir
 
-__all__ = ["LEDGER_FILE", "SESSION", "Ledger", "UsageRow", "current_cell", "default_ledger", "job", "set_cell"]
+__all__ = ["LEDGER_FILE", "SESSION", "Ledger", "UsageRow", "current_cell", "current_job", "default_ledger", "job",
+           "set_cell"]
 
 logger = logging.getLogger("qfnb.usage")
 
@@ -53,6 +54,11 @@ def set_cell(execution_count: int | None) -> None:
 
 def current_cell() -> int | None:
     return _cell
+
+
+def current_job() -> str | None:
+    """The job the calls made here belong to (:func:`job`), or None."""
+    return _job.get()
 
 
 @contextlib.contextmanager

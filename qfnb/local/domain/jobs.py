@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.domain.store import Store
+from qfnb.local.engines import calls
 from qfnb.protocol.console import RunStatus
 
 log = logging.getLogger("qfnb.local.domain.jobs")
@@ -221,6 +222,7 @@ class Supervisor:
             return
         finally:
             log_file.close()
+        calls.count(calls.FINE_TUNE)
         log.info("started training worker pid %s for task %s", proc.pid, run["sid"])
         self._store.update("runs", run["id"], status=RunStatus.RUNNING.value, pid=proc.pid, started=time.time())
         with self._lock:

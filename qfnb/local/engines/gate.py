@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
+from qfnb.local.engines import calls
 from qfnb.local.engines.base import ChatEngine, Delta, Embedder
 
 T = TypeVar("T")
@@ -34,7 +35,8 @@ class EngineBusy(RuntimeError):
 
 
 class Gate:
-    """At most ``slots + queue`` requests admitted; counts what runs and waits (thread-safe)."""
+    """At most ``slots + queue`` requests admitted; counts what runs and waits (thread-safe), and
+    each admitted request as a model call (:mod:`qfnb.local.engines.calls`)."""
 
     def __init__(self, name: str, slots: int, queue: int) -> None:
         if slots < 1 or queue < 0:
@@ -62,6 +64,7 @@ class Gate:
             if self._admitted >= self.slots + self.queue:
                 raise EngineBusy(self.name, self.slots + self.queue)
             self._admitted += 1
+        calls.count(self.name)
         try:
             yield
         finally:

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 
+from qfnb.local.engines import calls
 from qfnb.local.engines.gate import EngineBusy, Gate
 
 INTERACTIVE = "interactive"
@@ -99,6 +100,7 @@ class LaneGate(Gate):
                 self._admitted += 1
         if full:
             raise EngineBusy(self.name, cap, self.retry_after())
+        calls.count(self.name)
         try:
             slot = await self._wait_turn(batch, long)
             try:

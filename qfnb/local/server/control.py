@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from qfnb.local.domain.platform import Platform
+from qfnb.local.engines import calls
 from qfnb.local.server import models_control
 from qfnb.protocol.batch import ACTIVE as BATCH_ACTIVE
 from qfnb.protocol.console import EvalState, RunStatus
@@ -49,7 +50,8 @@ def status(platform: Platform, started: float, version: str) -> DaemonStatus:
     return DaemonStatus(pid=pid, version=version, uptime_seconds=round(time.time() - started, 1),
                         data_dir=str(platform.settings.data_dir), models_loaded=tuple(sorted(platform.loaded_models())),
                         engines=tuple(engine_states(platform)), jobs_running=tuple(running_jobs(platform)),
-                        memory_bytes=rss_bytes(pid), child_memory_bytes=sum(rss_bytes(k) for k in descendants(pid)))
+                        memory_bytes=rss_bytes(pid), child_memory_bytes=sum(rss_bytes(k) for k in descendants(pid)),
+                        model_calls=calls.snapshot())
 
 
 def routes(token: str, started: float, version: str, request_exit: Callable[[], None]) -> list[Route]:

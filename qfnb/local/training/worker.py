@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +89,13 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
            + (f", {len(held)} held out for the evaluation loss" if held else "") + "); training", total)
 
     t_train = time.time()
-    status, step, loss, eval_loss = _loop(job_dir, stop, model, optimizer, tok, rows, spec, total, evals)
+    run = _loop(job_dir, stop, model, optimizer, tok, rows, spec, total, evals)
+    status, step, loss, eval_loss = run.status, run.step, run.loss, run.eval_loss
     train_seconds = time.time() - t_train - (evals.seconds if evals else 0.0)
     metrics.update(
         steps=step,
         total_steps=total,
+        trained_tokens=run.tokens,
         final_loss=round(loss, 6) if step else None,
         train_seconds=round(train_seconds, 3),
         seconds_per_step=round(train_seconds / step, 3) if step else None,
@@ -106,34 +109,46 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     return status, adapter
 
 
+@dataclass
+class _Run:
+    """Where the training loop ended: its status, steps, last losses and the tokens trained on."""
+
+    status: str = "Done"
+    step: int = 0
+    loss: float = float("nan")
+    eval_loss: float | None = None
+    tokens: int = 0  # prompt + answer tokens of every row trained on (no padding)
+
+
 def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, tok: Any, rows: list[Any], spec: Any,
-          total: int, evals: Any) -> tuple[str, int, float, float | None]:
+          total: int, evals: Any) -> _Run:
     """The training steps: one ``progress.jsonl`` line per logged step, and one with the held-out
     split's ``eval_loss`` every :func:`~qfnb.local.training.evaluate.every` steps and at the last."""
     from qfnb.local.training import data, lora
     from qfnb.local.training.evaluate import every
 
     hyper = spec.hyper
-    status, step, loss, eval_loss = "Done", 0, float("nan"), None
+    run = _Run()
     eval_every = every(total, hyper.logging_steps)
     with open(job_dir / "progress.jsonl", "a", encoding="utf-8") as progress:
         for epoch, idx in data.batches(len(rows), hyper.batch_size, spec.seed):
-            if step >= total:
+            if run.step >= total:
                 break
             if stop.requested:
-                status = "Stopped"
+                run.status = "Stopped"
                 break
-            loss = lora.train_step(model, optimizer, data.collate([rows[i] for i in idx], tok.pad_token_id))
-            step += 1
+            run.loss = loss = lora.train_step(model, optimizer, data.collate([rows[i] for i in idx], tok.pad_token_id))
+            run.step += 1
+            run.tokens += sum(len(rows[i][0]) for i in idx)
             if loss != loss or loss in (float("inf"), float("-inf")):
-                raise FloatingPointError(f"loss is {loss} at step {step}; lower learningRate")
-            line: dict[str, Any] = {"step": step, "total_steps": total, "epoch": epoch}
-            if step % hyper.logging_steps == 0 or step == total:
+                raise FloatingPointError(f"loss is {loss} at step {run.step}; lower learningRate")
+            line: dict[str, Any] = {"step": run.step, "total_steps": total, "epoch": epoch}
+            if run.step % hyper.logging_steps == 0 or run.step == total:
                 _line(progress, {**line, "loss": round(loss, 6)})
-            if evals is not None and (step % eval_every == 0 or step == total) and not stop.requested:
-                eval_loss = evals.loss(model)
-                _line(progress, {**line, "eval_loss": round(eval_loss, 6)})
-    return status, step, loss, eval_loss
+            if evals is not None and (run.step % eval_every == 0 or run.step == total) and not stop.requested:
+                run.eval_loss = evals.loss(model)
+                _line(progress, {**line, "eval_loss": round(run.eval_loss, 6)})
+    return run
 
 
 def _line(progress: Any, line: dict[str, Any]) -> None:

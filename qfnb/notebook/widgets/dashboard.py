@@ -256,6 +256,9 @@ class TrainingDashboard(VBox):
             if not self.done and not self._finishing:  # the job outlives this kernel: say how to find it
                 rows[-1] += (f'<span class="qfnb-live-only"> · after a kernel restart: <code style="user-select:all">'
                              f"{_fmt.esc(self.hints()[0])}</code></span>")
+        if st.reused:
+            rows.append(f'<span class="qfnb-reused" style="color:{_theme.TEXT_MUTED}">↺ reused finished run '
+                        f"<code>{_fmt.esc(st.reused)}</code> (same recipe) · <code>--fresh</code> trains again</span>")
         if st.model_id:
             rows.append(f"model <code>{_fmt.esc(st.model_label)}</code>")
         if st.service:

@@ -5,7 +5,8 @@ request body, and the do/ado/stream/batch shells (sync is a thin shell over asyn
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -296,8 +297,8 @@ class BaseInference(Generic[C]):
         if durable:
             return await submit_durable(self, items, common)
         return await batching.acollect(
-            self._one, items, batching.length(inputs if inputs is not None else body_list), worker_num=worker_num,
-            output_file=output_file, progress=batching.reporter(progress, type(self).__name__),
+            _in_job(self._one), items, batching.length(inputs if inputs is not None else body_list),
+            worker_num=worker_num, output_file=output_file, progress=batching.reporter(progress, type(self).__name__),
             classify=self._batch_classifier(common), retry_budget=retry_budget)
 
     async def _one(self, kwargs: dict[str, Any]) -> Any:
@@ -323,9 +324,25 @@ class BaseInference(Generic[C]):
         if durable:
             return sync.run(submit_durable(self, items, common))
         return batching.submit(
-            self._one, items, batching.length(inputs if inputs is not None else body_list), worker_num=worker_num,
-            output_file=output_file, progress=batching.reporter(progress, type(self).__name__),
+            _in_job(self._one), items, batching.length(inputs if inputs is not None else body_list),
+            worker_num=worker_num, output_file=output_file, progress=batching.reporter(progress, type(self).__name__),
             classify=self._batch_classifier(common), retry_budget=retry_budget)
+
+
+def _in_job(call: Callable[[dict[str, Any]], Awaitable[Any]]) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+    """``call`` with its calls tagged as one batch job in the usage ledger (``%qfusage --by job``);
+    a batch run as part of a job (an evaluation) stays in that job."""
+    from qfnb._core.record.ledger import current_job, job
+
+    if current_job() is not None:
+        return call
+    name = f"batch {uuid.uuid4().hex[:8]}"
+
+    async def tagged(kwargs: dict[str, Any]) -> Any:
+        with job(name):
+            return await call(kwargs)
+
+    return tagged
 
 
 def _estimate_body_tokens(body: dict[str, Any]) -> int:

@@ -1,0 +1,91 @@
+"""JupyterLab in headless Chromium, light and dark theme: a replayed ``%%qfchat`` answer's "↺ cached"
+badge, ``%qfusage`` (by model and by job, a fine-tune's trained tokens and a reused run among them)
+and ``%qfcache stats``, with screenshots in artifacts/screenshots/ and the badge's contrast checked by
+computed style (WCAG AA, >= 4.5:1). The chat uses the notebook doubles; the ledger rows are written
+by the notebook itself (no models needed)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+from test_nb_browser import KERNEL, SHOTS, lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
+from test_nb_browser_themes import THEMES, contrast, shot
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
+
+CELLS = [
+    "%load_ext qfnb\nfrom types import SimpleNamespace\nfrom nb_doubles import FakeChatBackend\n"
+    "from qfnb.notebook.chat import ChatDelta\n"
+    "class Replayed(FakeChatBackend):\n"
+    "    async def stream(self, request):\n"
+    "        async for d in super().stream(request):\n"
+    "            done = d.usage is not None\n"
+    "            prov = {'cache': {'hit': True, 'age_s': 180.0}} if done else {}\n"
+    "            yield ChatDelta(d.text, d.usage, SimpleNamespace(provenance=prov, body=d.response))\n"
+    "m = get_ipython().magics_manager.registry['QfnbMagics']\n"
+    "m.chat_backend = Replayed('LoRA trains small low-rank matrices beside a frozen model.', chunk=8)",
+    "%%qfchat -m Gemma-3-270M\nWhat is LoRA?",
+    "from qfnb._core.record.ledger import UsageRow, default_ledger, job\n"
+    "L = default_ledger()\n"
+    "for hit in (False, True, True):\n"
+    "    L.record(UsageRow(api='chat', model='Qwen2.5-Coder-0.5B-Instruct', platform='local', prompt_tokens=21,"
+    " completion_tokens=34, total_tokens=55, latency_s=0.8, cache_hit=hit))\n"
+    "with job('evaluation 1a2b3c4d'):\n"
+    "    for _ in range(4):\n"
+    "        L.record(UsageRow(api='chat', model='ERNIE-3.5-8K', platform='cloud', prompt_tokens=120,"
+    " completion_tokens=40, total_tokens=160, latency_s=1.2))\n"
+    "for hit in (False, True):\n"
+    "    L.record(UsageRow(api='fine-tune', model='Gemma-3-270M', platform='local', trained_tokens=5120,"
+    " cache_hit=hit, job='fine-tune task-7'))",
+    "%qfusage --by model",
+    "%qfusage --by job",
+    "%qfcache stats",
+]
+
+
+BADGE = """() => {
+  const el = [...document.querySelectorAll('.qfnb-cached')].pop();
+  let bg = null;
+  for (let e = el; e && !bg; e = e.parentElement) {
+    const c = getComputedStyle(e).backgroundColor;
+    if (c && c !== 'transparent' && c !== 'rgba(0, 0, 0, 0)') bg = c;
+  }
+  return {text: el.textContent, fg: getComputedStyle(el).color,
+          bg: bg || getComputedStyle(document.body).backgroundColor};
+}"""
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_cached_badge_and_qfusage_in_both_themes(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
+    _, root, _ = lab
+    name = f"usage_{theme}.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in CELLS], metadata=KERNEL), root / name)
+    with open_lab_page(lab, name, width=1700, height=1400) as page:  # wide: %qfusage's table unclipped
+        page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', "
+                      f"{{theme: {THEMES[theme]!r}}})")
+        light = "true" if theme == "light" else "false"
+        page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
+        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        page.wait_for_selector(".qfnb-cached", timeout=60_000)
+        page.wait_for_selector(".qfnb-cache-stats", timeout=60_000)
+        page.wait_for_timeout(800)
+        news = page.get_by_role("button", name="No", exact=True)  # JupyterLab's "notified about news?" toast
+        if news.count():
+            news.first.click()
+            page.wait_for_timeout(300)
+        shot(page, ".jp-Cell >> nth=1", f"chat_cached_badge_{theme}.png")
+        shot(page, ".jp-Cell >> nth=3", f"qfusage_by_model_{theme}.png")
+        shot(page, ".jp-Cell >> nth=4", f"qfusage_by_job_{theme}.png")
+        shot(page, ".jp-Cell >> nth=5", f"qfcache_stats_{theme}.png")
+        badge: dict[str, Any] = page.evaluate(BADGE)
+        by_model = page.locator(".jp-Cell").nth(3).locator(".jp-OutputArea").inner_text()
+        by_job = page.locator(".jp-Cell").nth(4).locator(".jp-OutputArea").inner_text()
+    assert "↺ cached · 3 min ago" in badge["text"] and "--fresh" in badge["text"], badge
+    assert contrast(badge["fg"], badge["bg"]) >= 4.5, badge
+    assert "trained_tokens" in by_model and "5120" in by_model and "Gemma-3-270M" in by_model, by_model
+    assert "fine-tune task-7" in by_job and "evaluation 1a2b3c4d" in by_job, by_job
