@@ -96,3 +96,23 @@ def metric_bars(table: Mapping[str, Mapping[str, float]], *, title: str = "evalu
         ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0), labelcolor=INK)
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
+
+
+def usage_bars(table: Mapping[str, Mapping[str, float]], *, title: str = "tokens") -> bytes:
+    """Stacked horizontal bars: ``{group: {kind: tokens}}`` (kinds such as prompt, completion,
+    trained, saved), one bar per group, the kinds in the order of the first group's."""
+    groups = list(table)
+    kinds = list(next(iter(table.values()), {}))
+    fig = _figure((5.5, 0.5 + 0.35 * max(len(groups), 1)))
+    ax = fig.axes[0]
+    left = [0.0] * len(groups)
+    for i, kind in enumerate(kinds):
+        widths = [float(table[g].get(kind, 0.0) or 0.0) for g in groups]
+        ax.barh(groups, widths, left=left, color=SERIES[i % len(SERIES)], label=kind, height=0.6)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    ax.invert_yaxis()  # the table's first row on top
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0), labelcolor=INK)
+    ax.grid(axis="x", alpha=0.3)
+    return _png(fig)

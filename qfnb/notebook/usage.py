@@ -7,6 +7,7 @@ cell that made it. (A replayed answer's badge is :func:`qfnb.notebook.chat.cache
 
 from __future__ import annotations
 
+import base64
 import html
 import logging
 import re
@@ -17,6 +18,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from qfnb import usage
 from qfnb._core.record import ledger
+from qfnb.notebook import charts
 from qfnb.notebook._ipython import HTML, display
 from qfnb.notebook._theme import BORDER, TEXT, TEXT_MUTED
 
@@ -43,6 +45,19 @@ def _stats_html() -> str:
     cells = "".join(f'<tr><td style="color:{TEXT_MUTED};padding:1px 10px 1px 0">{k}</td>'
                     f'<td style="color:{TEXT}">{html.escape(str(v))}</td></tr>' for k, v in rows)
     return f'<table class="qfnb-cache-stats" style="border-top:1px solid {BORDER}">{cells}</table>'
+
+
+#: the token kinds the chart stacks: the summary's column, and its label
+_KINDS = {"prompt_tokens": "prompt", "completion_tokens": "completion", "trained_tokens": "trained",
+          "saved_tokens": "saved by the cache"}
+
+
+def chart_html(table: Any, by: str) -> str:
+    """The summary's tokens as stacked bars, one per row of ``table`` (an inline PNG)."""
+    data = {str(group): {label: float(row[col]) if row[col] == row[col] else 0.0 for col, label in _KINDS.items()}
+            for group, row in table.iterrows()}
+    png = base64.b64encode(charts.usage_bars(data, title=f"tokens by {by}")).decode()
+    return f'<img class="qfnb-usage-chart" alt="tokens by {html.escape(by)}" src="data:image/png;base64,{png}"/>'
 
 
 @magics_class
@@ -104,6 +119,8 @@ class UsageMagics(Magics):
         table = usage.summary(by=by, session=None if everyone else ledger.SESSION)
         if (b := usage.active_budget()) is not None:
             print(str(b))
+        if not table.empty:
+            display(HTML(chart_html(table, by)))
         return table
 
 

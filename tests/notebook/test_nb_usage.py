@@ -136,3 +136,25 @@ def test_a_replayed_qfchat_answer_says_so_and_fresh_asks_again(ip: InteractiveSh
     ip.run_cell_magic("qfchat", "-t 0.3 -s c --fresh", cell)
     assert len(cloud_env.calls("/chat/")) == 2
     assert "cached" not in _final(pub)["data"]["text/plain"]
+
+
+def test_qfusage_draws_the_tokens_it_lists(ip: InteractiveShell, fake: Any, make_config: Any,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chart beside the table: one stacked bar per row, drawn from the table's own tokens."""
+    from qfnb.notebook import charts
+    from qfnb.notebook import usage as nb_usage
+
+    drawn: list[dict[str, dict[str, float]]] = []
+    real = charts.usage_bars
+    monkeypatch.setattr(charts, "usage_bars", lambda data, **kw: drawn.append(data) or real(data, **kw))
+    shown: list[str] = []
+    monkeypatch.setattr(nb_usage, "display", lambda obj: shown.append(obj.data))
+    chat = qfnb.ChatCompletion(config=make_config())
+    chat.do(messages=MSG)
+    chat.do(messages=MSG)  # replayed: its tokens are saved ones
+    table = ip.run_line_magic("qfusage", "--by model")
+    assert len(drawn) == 1 and list(drawn[0]) == [str(g) for g in table.index]
+    bar = drawn[0][str(table.index[0])]
+    assert bar["prompt"] == table["prompt_tokens"].iloc[0] and bar["completion"] == table["completion_tokens"].iloc[0]
+    assert bar["saved by the cache"] == table["saved_tokens"].iloc[0] > 0
+    assert len(shown) == 1 and 'class="qfnb-usage-chart"' in shown[0] and "data:image/png;base64," in shown[0]
