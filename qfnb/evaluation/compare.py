@@ -171,6 +171,8 @@ class Comparison:
         notes = list(self.notes)  # "judge:x agrees with accuracy on 6 of 6 items" / "…accuracy: Spearman": as shown
         for old, new in names.items():
             notes = [re.sub(rf" agrees with {re.escape(old)}(?=[ :])", f" agrees with {new}", n) for n in notes]
+            corpus = rf"^{re.escape(old)}: (.*)the table's {re.escape(old)} "  # _corpus_notes in result.py
+            notes = [re.sub(corpus, rf"{new}: \1the table's {new} ", n) for n in notes]
         return Comparison(self.baseline, list(self.models), rows, items, dict(self.settings), notes)
 
     def row(self, model: str, metric: str) -> PairedMetric:
@@ -214,7 +216,7 @@ class Comparison:
         return self.to_html()
 
     def __repr__(self) -> str:
-        return "\n".join([f"Comparison vs {self.baseline}", *self.sentences, self.method_note])
+        return "\n".join([f"Comparison vs {self.baseline}", *self.sentences, self.method_note, *self.notes])
 
 
 # -- building ---------------------------------------------------------------------------------------

@@ -259,6 +259,7 @@ class EvaluationResult:
         cmp = compare_samples(samples, names, models, baseline, confidence=confidence, n_resamples=n_resamples,
                               seed=seed, method=method, alpha=alpha, correction=correction,  # type: ignore[arg-type]
                               preferences=prefs, judge_info=judge.judge_info() if judge is not None else None)
+        cmp.notes += _corpus_notes(cmp, self.metrics)
         for j in self.judges:
             cmp.notes.append(f"judge {j.get('judge')} ({j.get('metric')}): rubric {j.get('rubric')} "
                              f"v{j.get('rubric_version')} #{j.get('rubric_hash')}, "
@@ -382,3 +383,18 @@ class EvaluationResult:
         frame = self.metrics_df
         body = frame.to_string(float_format=lambda v: f"{v:.4f}") if not frame.empty else "no metrics"
         return f"{head})\n{body}"
+
+
+def _corpus_notes(cmp: Comparison, table: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """A metric whose table value is not its item scores' mean (corpus BLEU): say which means were compared."""
+    notes = []
+    for row in cmp.rows:
+        raw = [(table.get(t) or {}).get(row.metric) for t in (row.model, row.baseline)]
+        shown = [float(v) for v in raw if isinstance(v, int | float)]
+        if len(shown) < 2 or all(abs(a - b) < 5e-5 for a, b in zip(shown, (row.mean_model, row.mean_baseline),
+                                                                      strict=True)):
+            continue
+        notes.append(f"{row.metric}: compared item by item, on the mean of per-item scores ({row.model} "
+                     f"{row.mean_model:.4f}, {row.baseline} {row.mean_baseline:.4f}); the table's {row.metric} "
+                     f"is computed over the whole corpus ({shown[0]:.4f}, {shown[1]:.4f}).")
+    return notes

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sp
 
-from qfnb.evaluation import EvaluationManager, EvaluationResult, ExactMatchEvaluator, RougeEvaluator
+from qfnb.evaluation import BleuEvaluator, EvaluationManager, EvaluationResult, ExactMatchEvaluator, RougeEvaluator
 from qfnb.evaluation.compare import Comparison
 
 DATA = [{"prompt": f"q{i}", "response": f"the answer to question {i} is {i * 7}"} for i in range(10)]
@@ -190,3 +190,20 @@ def test_items_missing_a_score_are_left_out_and_said_so() -> None:
     row = res.compare("t", "base").row("t", "accuracy")
     assert (row.n, row.excluded) == (8, 2)
     assert row.sentence.endswith("[2 item(s) without a score on both sides left out]")
+
+
+def test_a_corpus_level_table_figure_is_told_apart_from_the_item_means_compared() -> None:
+    """BLEU's table value is corpus BLEU; the comparison pairs sentence BLEU: the report says which
+    means it compared, so its sentence never contradicts the table (and a rename follows)."""
+    em = EvaluationManager(local_evaluators=[BleuEvaluator(), RougeEvaluator()])
+    res = EvaluationResult.combine({"tuned": em.eval({"m": tuned}, DATA), "base": em.eval({"m": base}, DATA)})
+    cmp = res.compare("tuned", "base", metrics=["bleu4", "rouge_l"])
+    row = cmp.row("tuned", "bleu4")
+    corpus = res.metrics["tuned"]["bleu4"]
+    assert abs(corpus - row.mean_model) > 1e-3  # the two figures differ here
+    (note,) = [n for n in cmp.notes if n.startswith("bleu4:")]
+    assert f"tuned {row.mean_model:.4f}, base {row.mean_baseline:.4f}" in note and f"({corpus:.4f}," in note
+    assert not [n for n in cmp.notes if n.startswith("rouge_l:")]  # its table value is the item mean
+    assert note in str(cmp)
+    shown = cmp.renamed({"bleu4": "bleu"})
+    assert any(n.startswith("bleu: ") and "the table's bleu is" in n for n in shown.notes)

@@ -14,6 +14,9 @@ import re
 NUM = r"([+\-\u2212]?\d+(?:\.\d+)?)"
 BEATS = re.compile(rf"^(\S+) (beats|is worse than) (\S+) on (\S+) by {NUM} \(\d+% CI {NUM}\u2026{NUM}, "
                    rf"(\d+)/(\d+) items (?:better|worse)[^)]*?p=([<\d.e\-]+)")
+#: a metric whose table value is corpus-level (BLEU): the report says which item means it compared
+ITEM_MEANS = re.compile(r"^(\S+): compared item by item, on the mean of per-item scores "
+                        r"\((\S+) ([\d.]+), (\S+) ([\d.]+)\)")
 NO_DIFF = re.compile(rf"^(\S+) vs (\S+) on (\S+): no detectable difference \({NUM}, \d+% CI {NUM}\u2026{NUM} spans 0")
 
 
@@ -45,10 +48,19 @@ def metrics_table(report: str) -> dict[str, dict[str, float]]:
     return table
 
 
+def _with_item_means(table: dict[str, dict[str, float]], report: str) -> dict[str, dict[str, float]]:
+    """The report's own note on a corpus-level metric: its sentences compare these item means."""
+    for line in report.splitlines():
+        if (m := ITEM_MEANS.match(line)) is not None:
+            metric, a, mean_a, b, mean_b = m.groups()
+            table.setdefault(a, {})[metric], table.setdefault(b, {})[metric] = float(mean_a), float(mean_b)
+    return table
+
+
 def false_claims(report: str) -> list[str]:
     """Every comparison sentence of ``report`` that its table contradicts (empty: all true), or
     a note that the report has no sentence at all."""
-    table = metrics_table(report)
+    table = _with_item_means(metrics_table(report), report)
     problems: list[str] = []
     sentences = 0
     for line in report.splitlines():
