@@ -279,6 +279,14 @@ class EngineRegistry:
                     self._engines[name] = engine
             return engine
 
+    def base_gguf(self, base_model: str) -> Path | None:
+        """The GGUF a tuned model of ``base_model`` is served on (None: its base is not a llama.cpp model)."""
+        name = self.resolve("chat", base_model).name
+        spec = self._specs[name]
+        if spec.kind != "llama.cpp":
+            return None
+        return spec.path or self._gguf(name)
+
     def _gguf(self, name: str) -> Path:
         from qfnb.local.engines import assets
 
