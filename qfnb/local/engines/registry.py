@@ -121,6 +121,20 @@ class EngineRegistry:
         """Why a fine-tune of the base at ``path`` cannot fit in RAM (None: it fits)."""
         return byom.training_problem(path)
 
+    def weights_of(self, name: str) -> Path | None:
+        """The weights a fine-tune of ``name`` is sized by: an added model's, or a built-in llama.cpp
+        model's GGUF (its tensor shapes; the worker trains on its converted dir). None: unknown."""
+        path = self.train_path(name)
+        spec = self._specs.get(name)
+        if path is None and spec is not None and spec.kind == "llama.cpp":
+            from qfnb.local.engines.assets import AssetError
+
+            try:
+                path = spec.path or self._gguf(name)
+            except AssetError:
+                return None
+        return path
+
     def spec_of(self, name: str) -> ModelSpec | None:
         """How model ``name`` is served (None: no such model)."""
         with self._lock:
