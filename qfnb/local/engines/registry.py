@@ -114,8 +114,9 @@ class EngineRegistry:
         """What a fine-tune of added model ``name`` trains on: its HF dir, or its GGUF (converted by the
         worker); None for the built-in models, which the worker finds itself."""
         with self._lock:
-            spec = self._specs.get(name) if name in self._stored else None
-        return spec.path if spec is not None else None
+            stored = name in self._stored
+        entry = self.store.get(name) if stored else None
+        return Path(entry.path) if entry is not None and entry.path else None  # an HF dir trains on the dir itself
 
     def training_problem(self, path: Path) -> str | None:
         """Why a fine-tune of the base at ``path`` cannot fit in RAM (None: it fits)."""
