@@ -72,8 +72,8 @@ def test_the_chat_model_learns_the_demo_fact(tmp_path: Path, monkeypatch: pytest
     assert not any("Quellstad" in a for a in before), before  # a made-up fact: the base cannot know it
     started = time.monotonic()
     trainer = LLMFinetune(train_type=LOCAL_CHAT_MODEL, dataset=Dataset.load(data_file=str(demo_qa("train"))),
-                          train_config=TrainConfig(epoch=1, batch_size=4, max_seq_len=64, max_steps=12,
-                                                   learning_rate=2e-3, lora_rank=8),
+                          train_config=TrainConfig(epoch=2, batch_size=4, max_seq_len=64, max_steps=16,
+                                                   learning_rate=1e-3, lora_rank=8, trainset_rate=0),
                           deploy_config=DeployConfig(endpoint_suffix=f"qwen_demo_{tmp_path.name[-6:]}".lower()))
     trainer.run()
     took = time.monotonic() - started
