@@ -16,6 +16,7 @@ import pytest
 from platform_helpers import spawn_reporting, wait_up
 
 import qfnb.local_models as lm
+from qfnb._core.backend.daemon import stop_daemon
 from qfnb.local.engines import assets
 from qfnb.local.engines.llama_server import find_binary, reported_port
 from qfnb.local.engines.model_store import SERVED_GGUF
@@ -49,17 +50,22 @@ def test_an_hf_dir_is_served_by_llama_server_after_conversion(tmp_path: Path,
         monkeypatch.delenv(name, raising=False)
     original = assets.gguf_path(LOCAL_CHAT_MODEL)
     hf_dir = assets.hf_dir(LOCAL_CHAT_MODEL)  # converted once per machine (the fine-tune form)
+    # a daemon of its own (a temporary store and data dir), stopped at the end
     monkeypatch.setenv("QFNB_MODEL_CACHE", str(tmp_path / "store"))
-    started = time.monotonic()
-    entry = lm.add(hf_dir, name="qwen-from-hf", role=["chat", "finetune-base"])
-    took = time.monotonic() - started
-    served = Path(entry["path"]) / SERVED_GGUF
-    assert entry["kind"] == "hf-causal-lm" and served.is_file()
-    assert tokens(served, tmp_path) == tokens(original, tmp_path)
-    answer = ChatCompletion(model="qwen-from-hf").do(
-        messages=[{"role": "user", "content": "What is the capital of France? One word."}],
-        temperature=1e-6, max_output_tokens=8)["result"]
-    log.info("added and converted in %.0f s; answers %r", took, answer)
-    assert "Paris" in answer
-    engines = [r for r in lm.ps() if r["model"] == "qwen-from-hf"]
-    assert engines and engines[0]["pid"] and engines[0]["rssBytes"] > 0  # a llama-server, not transformers
+    monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path / "data"))
+    try:
+        started = time.monotonic()
+        entry = lm.add(hf_dir, name="qwen-from-hf", role=["chat", "finetune-base"])
+        took = time.monotonic() - started
+        served = Path(entry["path"]) / SERVED_GGUF
+        assert entry["kind"] == "hf-causal-lm" and served.is_file()
+        assert tokens(served, tmp_path) == tokens(original, tmp_path)
+        answer = ChatCompletion(model="qwen-from-hf").do(
+            messages=[{"role": "user", "content": "What is the capital of France? One word."}],
+            temperature=1e-6, max_output_tokens=8)["result"]
+        log.info("added and converted in %.0f s; answers %r", took, answer)
+        assert "Paris" in answer
+        engines = [r for r in lm.ps() if r["model"] == "qwen-from-hf"]
+        assert engines and engines[0]["pid"] and engines[0]["rssBytes"] > 0  # a llama-server, not transformers
+    finally:
+        stop_daemon(tmp_path / "data", force=True)

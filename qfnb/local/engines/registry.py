@@ -111,8 +111,9 @@ class EngineRegistry:
             return None
 
     def train_path(self, name: str) -> Path | None:
-        """What a fine-tune of added model ``name`` trains on: its HF dir, or its GGUF (converted by the
-        worker); None for the built-in models, which the worker finds itself."""
+        """What a fine-tune of added model ``name`` trains on: its HF dir (even when a GGUF converted from
+        it serves it), or its GGUF (converted by the worker); None for the built-in models, which the
+        worker finds itself."""
         with self._lock:
             stored = name in self._stored
         entry = self.store.get(name) if stored else None
