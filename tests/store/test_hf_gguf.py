@@ -64,6 +64,8 @@ def test_a_qwen2_dir_becomes_a_gguf_llama_cpp_reads(tmp_path: Path) -> None:
     assert fields["tokenizer.ggml.eos_token_id"] > 0 and "<|im_start|>" in fields["tokenizer.chat_template"]
     assert len(reader.fields["tokenizer.ggml.tokens"].data) == VOCAB  # padded to the embedding's rows
     assert len(reader.fields["tokenizer.ggml.merges"].data) > 0
+    types = reader.fields["tokenizer.ggml.token_type"]
+    assert [int(types.parts[i][0]) for i in types.data[:3]] == [3, 3, 3]  # the added special tokens: CONTROL
     tensors = {t.name: t for t in reader.tensors}
     assert set(tensors) >= {"token_embd.weight", "output.weight", "output_norm.weight", "blk.0.attn_q.bias",
                             "blk.0.attn_k.weight", "blk.0.ffn_down.weight", "blk.0.ffn_norm.weight"}

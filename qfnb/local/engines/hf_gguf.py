@@ -89,6 +89,9 @@ def _tokenizer(writer: Any, hf_dir: Path, pre: str, n_vocab: int) -> None:
     for text, _, kind in vocab.all_tokens():
         tokens.append(text)
         types.append(kind)
+    for token_id, special in _added(hf_dir).items():  # added tokens may sit inside the BPE vocab too
+        if token_id < len(types):
+            types[token_id] = gguf.TokenType.CONTROL if special else gguf.TokenType.USER_DEFINED
     if len(tokens) > n_vocab:
         raise HFConversionError(f"its tokenizer has {len(tokens)} tokens, more than the model's {n_vocab}")
     for i in range(len(tokens), n_vocab):  # rows of the embedding no token uses
@@ -102,6 +105,13 @@ def _tokenizer(writer: Any, hf_dir: Path, pre: str, n_vocab: int) -> None:
     template = hf_dir / "chat_template.jinja"
     if template.is_file():  # transformers 5 keeps the template beside tokenizer_config.json
         writer.add_chat_template(template.read_text(encoding="utf-8"))
+
+
+def _added(hf_dir: Path) -> dict[int, bool]:
+    """The tokenizer's added tokens: id -> special (a control token such as ``<|im_start|>``, which
+    llama.cpp parses whole in a prompt) or not (user-defined text that is still one token)."""
+    raw = json.loads((hf_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    return {int(t["id"]): bool(t.get("special")) for t in raw.get("added_tokens") or []}
 
 
 def _tensors(writer: Any, hf_dir: Path, arch: str, blocks: int) -> int:
