@@ -222,7 +222,9 @@ class EngineRegistry:
             except LoraConversionError as exc:
                 log.warning("serving %s with transformers: %s", endpoint, exc)
         if spec is None:
-            hf_path = base.path if base.path is not None and base.path.is_dir() else self._hf(base_name)
+            trained_on = self.train_path(base_name)  # an added HF dir, also when a GGUF of it serves it
+            hf_path = (base.path if base.path is not None and base.path.is_dir()
+                       else trained_on if trained_on is not None and trained_on.is_dir() else self._hf(base_name))
             spec = replace(base, endpoint=endpoint, kind="transformers", lora_path=adapter_dir, path=hf_path)
         with self._lock:
             name = endpoint
