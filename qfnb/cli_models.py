@@ -10,7 +10,7 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    models = sub.add_parser("models", help="the local platform's models: add, list, ps, rm, unload, du")
+    models = sub.add_parser("models", help="the local platform's models: add, list, ps, rm, unload, du, export")
     msub = models.add_subparsers(dest="models_command", required=True)
     add = msub.add_parser("add", help="add a GGUF file, a Hugging Face dir or an OpenAI-API engine")
     add.add_argument("path", nargs="?", type=Path, help="a .gguf file, or a Hugging Face model dir")
@@ -28,6 +28,11 @@ def add_parser(sub: Any) -> None:
         cmd = msub.add_parser(name, help=text)
         if name in ("rm", "unload"):
             cmd.add_argument("name")
+    export = msub.add_parser("export", help="write a tuned model as GGUF (its LoRA adapter, or merged)")
+    export.add_argument("name", help="a service's name or endpoint, a published model, or a fine-tune task id")
+    export.add_argument("--gguf", required=True, type=Path, help="the .gguf file to write")
+    export.add_argument("--merge", action="store_true", help="base + adapter in one GGUF (default: the adapter)")
+    export.add_argument("--force", action="store_true", help="replace an existing file")
     for cmd in msub.choices.values():
         cmd.add_argument("--data-dir", type=Path, default=None, help="state dir (default $QFNB_DATA_DIR or ~/.qfnb)")
 
@@ -83,6 +88,17 @@ def _run(lm: Any, args: argparse.Namespace) -> int:
         result = lm.rm(args.name, data_dir)
         print(f"removed {result['removed']} (freed {_mib(result['freedBytes'])})")
         return 0
+    if cmd == "export":
+        return _export(lm, args)
     result = lm.unload(args.name, data_dir)
     print(f"unloaded {args.name}" if result["unloaded"] else f"{args.name} was not loaded")
+    return 0
+
+
+def _export(lm: Any, args: argparse.Namespace) -> int:
+    out = lm.export(args.name, gguf=args.gguf, merge=args.merge, overwrite=args.force, data_dir=args.data_dir)
+    what = f"{out['base']} + adapter, merged" if out["merged"] else f"LoRA adapter for {out['base']}"
+    print(f"wrote {out['gguf']} ({what}, {_mib(out['bytes'])})")
+    if not out["merged"]:
+        print(f"  serve it: llama-server -m {out['baseGguf']} --lora {out['gguf']}")
     return 0

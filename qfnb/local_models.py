@@ -3,6 +3,8 @@
     import qfnb.local_models as lm
     lm.add("~/models/qwen2.5-7b-instruct-q4_k_m.gguf", name="qwen7b")   # then chat with model="qwen7b"
     lm.list(); lm.ps(); lm.unload("qwen7b"); lm.du(); lm.rm("qwen7b")
+    lm.export("my-tuned-service", gguf="/tmp/my-lora.gguf")              # the LoRA adapter as GGUF
+    lm.export("my-tuned-service", gguf="/tmp/my-model.gguf", merge=True)  # base + adapter, one GGUF
 
 Each call goes to the data dir's daemon (started if none runs) over its control routes: the
 daemon checks the file, stores its weights once and serves the name at once. Refusals raise
@@ -23,7 +25,7 @@ from qfnb._core.backend.daemon import LocalDaemon
 from qfnb._core.backend.discovery import read_runtime
 from qfnb.protocol.daemon import MODELS_ROUTE
 
-__all__ = ["ModelStoreError", "add", "du", "list", "ps", "rm", "unload"]
+__all__ = ["ModelStoreError", "add", "du", "export", "list", "ps", "rm", "unload"]
 
 ROLES = ("chat", "completion", "embeddings", "finetune-base", "text2image")
 
@@ -116,3 +118,24 @@ def rm(name: str, data_dir: Path | str | None = None) -> dict[str, Any]:
 def unload(name: str, data_dir: Path | str | None = None) -> dict[str, Any]:
     """Stop ``name``'s engine now and free its memory (it loads again on its next request)."""
     return dict(_call("POST", f"{MODELS_ROUTE}/{quote(name, safe='')}/unload", None, data_dir))
+
+
+def export(name: str, *, gguf: str | Path, merge: bool = False, overwrite: bool = False,
+           data_dir: Path | str | None = None) -> dict[str, Any]:
+    """Write the tuned model ``name`` (a service's name or endpoint, a published model's name or a
+    finished fine-tune task id) to ``gguf`` as portable GGUF: its LoRA adapter (load it with
+    ``llama-server -m BASE.gguf --lora FILE``, Ollama's ``ADAPTER`` or LM Studio), or with
+    ``merge=True`` its base with the adapter merged in, one self-contained model file. Returns
+    ``{"gguf", "merged", "base", "baseGguf", "bytes"}``; an existing file is kept unless ``overwrite``.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("name must be the tuned model's name, e.g. export('my-service', gguf='/tmp/x.gguf')")
+    target = Path(gguf).expanduser().resolve()
+    if target.suffix.lower() != ".gguf":
+        raise ValueError(f"gguf must be a path ending in .gguf, got {str(gguf)!r}")
+    if not target.parent.is_dir():
+        raise ValueError(f"the folder {str(target.parent)!r} does not exist")
+    if target.exists() and not overwrite:
+        raise ValueError(f"{str(target)!r} already exists; pass overwrite=True to replace it")
+    payload = {"gguf": str(target), "merge": bool(merge), "overwrite": bool(overwrite)}
+    return dict(_call("POST", f"{MODELS_ROUTE}/{quote(name, safe='')}/export", payload, data_dir))

@@ -32,10 +32,18 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/python" -m pip install -q "torch==2.13.0" -e ".[all,dev]"
   echo "$want" > "$STAMP"
 fi
-if [ ! -x "$SERVER_DIR/llama-server" ]; then
-  PYTHON="$VENV/bin/python" bash scripts/build_llama_server.sh "$SERVER_DIR"
+# The folder's key is the source and the flags; it holds one binary per tool, and a tool missing
+# from it (a cache built before that tool was needed) is built alone, from the same source and flags.
+missing=()
+for tool in llama-server llama-export-lora; do
+  [ -x "$SERVER_DIR/$tool" ] || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  PYTHON="$VENV/bin/python" bash scripts/build_llama_server.sh "$SERVER_DIR" "${missing[@]}"
 fi
-ln -sfn "$SERVER_DIR/llama-server" "$VENV/bin/llama-server"
+for tool in llama-server llama-export-lora; do
+  ln -sfn "$SERVER_DIR/$tool" "$VENV/bin/$tool"
+done
 
 if [ "${QFNB_SKIP_BROWSER:-0}" != "1" ] && ! command -v chromium >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

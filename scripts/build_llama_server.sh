@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Build llama.cpp's `llama-server` once per machine into DEST (argument 1).
+# Build llama.cpp's tools once per machine into DEST (argument 1): the targets named by the
+# further arguments (default: llama-server and llama-export-lora, which merges a LoRA GGUF into
+# its base for `qfnb models export --merge`).
 #
 # The source is the llama.cpp that llama-cpp-python $LLAMA_SRC_VERSION vendors (its sdist on PyPI,
 # pinned), compiled with the CPU flags in $LLAMA_CMAKE (set by bootstrap.sh). Static build, no
 # web UI, no network at build or run time.
 set -euo pipefail
 DEST=$1
+shift
+if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=(llama-server llama-export-lora); fi
 : "${LLAMA_SRC_VERSION:?}" "${LLAMA_CMAKE:?}"
 PY=${PYTHON:-python3}
 work=$(mktemp -d)
@@ -15,7 +19,7 @@ if ! command -v cmake >/dev/null 2>&1 || ! command -v ninja >/dev/null 2>&1; the
   PATH="$(dirname "$PY"):$PATH"
 fi
 trap 'rm -rf "$work"' EXIT
-echo "bootstrap: building llama-server from llama.cpp (llama-cpp-python $LLAMA_SRC_VERSION source) once per machine (about 10 minutes on 2 cores)" >&2
+echo "bootstrap: building ${TARGETS[*]} from llama.cpp (llama-cpp-python $LLAMA_SRC_VERSION source) once per machine (about 10 minutes on 2 cores)" >&2
 "$PY" -m pip download -q --no-deps --no-binary :all: -d "$work" "llama-cpp-python==$LLAMA_SRC_VERSION" 2>/dev/null
 tar xzf "$work"/llama_cpp_python-"$LLAMA_SRC_VERSION".tar.gz -C "$work"
 src="$work/llama_cpp_python-$LLAMA_SRC_VERSION/vendor/llama.cpp"
@@ -23,10 +27,12 @@ src="$work/llama_cpp_python-$LLAMA_SRC_VERSION/vendor/llama.cpp"
 cmake -S "$src" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON \
   -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF $LLAMA_CMAKE >"$work/cmake.log"
-cmake --build "$work/build" --target llama-server -j "$(nproc)" >"$work/build.log" \
+cmake --build "$work/build" --target "${TARGETS[@]}" -j "$(nproc)" >"$work/build.log" \
   || { tail -40 "$work/build.log" >&2; exit 1; }
 mkdir -p "$DEST"
-install -m 0755 "$work/build/bin/llama-server" "$DEST/llama-server.tmp"
-mv "$DEST/llama-server.tmp" "$DEST/llama-server"
+for t in "${TARGETS[@]}"; do
+  install -m 0755 "$work/build/bin/$t" "$DEST/$t.tmp"
+  mv "$DEST/$t.tmp" "$DEST/$t"
+done
 cp "$src/LICENSE" "$DEST/LICENSE"
-"$DEST/llama-server" --version >&2 || true
+"$DEST/${TARGETS[0]}" --version >&2 || true

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 from qfnb.local.engines.base import ModelSpec
-from qfnb.local.engines.model_store import StoredModel
+from qfnb.local.engines.model_store import SERVED_GGUF, StoredModel
 
 
 def api_types(roles: tuple[str, ...]) -> tuple[str, ...]:
@@ -34,6 +34,9 @@ def spec_for(entry: StoredModel) -> ModelSpec | None:
     path = Path(entry.path)
     if entry.kind == "sentence-transformers":
         return ModelSpec(kind="sentence-transformers", api_types=("embeddings",), path=path)
+    if entry.kind == "hf-causal-lm" and (path / SERVED_GGUF).is_file():  # converted when it was added
+        return ModelSpec(kind="llama.cpp", api_types=types, path=path / SERVED_GGUF, n_ctx=entry.ctx or 4096,
+                         keep_alive=entry.keep_alive, chat_template=entry.template)
     if entry.kind == "hf-causal-lm":
         return ModelSpec(kind="transformers", api_types=types, path=path, n_ctx=entry.ctx or 4096)
     return ModelSpec(kind="llama.cpp", api_types=types, path=path, n_ctx=entry.ctx or 4096,

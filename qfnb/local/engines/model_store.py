@@ -29,6 +29,7 @@ from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, L
 log = logging.getLogger("qfnb.local.engines.model_store")
 
 MANIFEST = "manifest.json"
+SERVED_GGUF = "served-f16.gguf"  # an HF causal-LM dir's GGUF form, converted once when it is added
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 
 
@@ -134,6 +135,8 @@ class ModelStore:
         facts = inspect(source)
         roles = check_roles(roles or facts.roles, facts.can or facts.roles)
         stored, digest, size = self._store_weights(source, facts.kind, facts.files)
+        if facts.kind == "hf-causal-lm":
+            _serve_as_gguf(stored)
         entry = StoredModel(name=name, kind=facts.kind, roles=roles, digest=digest, path=str(stored),
                             source=str(source), size=size, arch=facts.arch,
                             ctx=ctx or _default_ctx(facts.context_length),
@@ -217,6 +220,17 @@ class ModelStore:
         """``qfnb models du``: the store's bytes on disk, and per name what ``rm`` would free."""
         return {"path": str(self.root), "bytes": _tree_bytes(self.root),
                 "models": [{"name": m.name, "size": m.size, "freed_by_rm": self.freed_by(m)} for m in self.models()]}
+
+
+def _serve_as_gguf(hf_dir: Path) -> None:
+    """Convert a stored HF causal-LM dir once to the GGUF ``llama-server`` serves it with (beside its
+    weights, so ``rm`` frees both); an architecture the converter does not know stays with transformers."""
+    from qfnb.local.engines.hf_gguf import HFConversionError, convert
+
+    try:
+        convert(hf_dir, hf_dir / SERVED_GGUF)
+    except (HFConversionError, KeyError, TypeError) as exc:  # a config without a field llama.cpp needs
+        log.info("%s is served by transformers: %s", hf_dir, exc)
 
 
 def _digest_of(sums: Any) -> str:

@@ -111,15 +111,31 @@ class EngineRegistry:
             return None
 
     def train_path(self, name: str) -> Path | None:
-        """What a fine-tune of added model ``name`` trains on: its HF dir, or its GGUF (converted by the
-        worker); None for the built-in models, which the worker finds itself."""
+        """What a fine-tune of added model ``name`` trains on: its HF dir (even when a GGUF converted from
+        it serves it), or its GGUF (converted by the worker); None for the built-in models, which the
+        worker finds itself."""
         with self._lock:
-            spec = self._specs.get(name) if name in self._stored else None
-        return spec.path if spec is not None else None
+            stored = name in self._stored
+        entry = self.store.get(name) if stored else None
+        return Path(entry.path) if entry is not None and entry.path else None  # an HF dir trains on the dir itself
 
     def training_problem(self, path: Path) -> str | None:
         """Why a fine-tune of the base at ``path`` cannot fit in RAM (None: it fits)."""
         return byom.training_problem(path)
+
+    def weights_of(self, name: str) -> Path | None:
+        """The weights a fine-tune of ``name`` is sized by: an added model's, or a built-in llama.cpp
+        model's GGUF (its tensor shapes; the worker trains on its converted dir). None: unknown."""
+        path = self.train_path(name)
+        spec = self._specs.get(name)
+        if path is None and spec is not None and spec.kind == "llama.cpp":
+            from qfnb.local.engines.assets import AssetError
+
+            try:
+                path = spec.path or self._gguf(name)
+            except AssetError:
+                return None
+        return path
 
     def spec_of(self, name: str) -> ModelSpec | None:
         """How model ``name`` is served (None: no such model)."""
@@ -206,7 +222,9 @@ class EngineRegistry:
             except LoraConversionError as exc:
                 log.warning("serving %s with transformers: %s", endpoint, exc)
         if spec is None:
-            hf_path = base.path if base.path is not None and base.path.is_dir() else self._hf(base_name)
+            trained_on = self.train_path(base_name)  # an added HF dir, also when a GGUF of it serves it
+            hf_path = (base.path if base.path is not None and base.path.is_dir()
+                       else trained_on if trained_on is not None and trained_on.is_dir() else self._hf(base_name))
             spec = replace(base, endpoint=endpoint, kind="transformers", lora_path=adapter_dir, path=hf_path)
         with self._lock:
             name = endpoint
@@ -278,6 +296,14 @@ class EngineRegistry:
                 with self._lock:
                     self._engines[name] = engine
             return engine
+
+    def base_gguf(self, base_model: str) -> Path | None:
+        """The GGUF a tuned model of ``base_model`` is served on (None: its base is not a llama.cpp model)."""
+        name = self.resolve("chat", base_model).name
+        spec = self._specs[name]
+        if spec.kind != "llama.cpp":
+            return None
+        return spec.path or self._gguf(name)
 
     def _gguf(self, name: str) -> Path:
         from qfnb.local.engines import assets

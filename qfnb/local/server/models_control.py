@@ -3,7 +3,9 @@
 ``GET /qfnb/models``: the store's models, the running engines (true RSS) and the store's size;
 ``POST /qfnb/models``: add one (JSON: path or engine, name, roles, template, ctx, keep_alive);
 ``DELETE /qfnb/models/{name}``: remove one (409 while a service, a job or a request uses it);
-``POST /qfnb/models/{name}/unload``: stop its engine now.
+``POST /qfnb/models/{name}/unload``: stop its engine now;
+``POST /qfnb/models/{name}/export``: write a tuned model (a service, a published model or a finished
+fine-tune task) as GGUF (JSON: gguf path, merge, overwrite).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -81,7 +84,8 @@ def routes(allowed: Callable[[Request], bool]) -> list[Route]:
     return [Route(MODELS_ROUTE, guarded(_list_models), methods=["GET"]),
             Route(MODELS_ROUTE, guarded(_add_model), methods=["POST"]),
             Route(MODELS_ROUTE + "/{name}", guarded(_remove_model), methods=["DELETE"]),
-            Route(MODELS_ROUTE + "/{name}/unload", guarded(_unload_model), methods=["POST"])]
+            Route(MODELS_ROUTE + "/{name}/unload", guarded(_unload_model), methods=["POST"]),
+            Route(MODELS_ROUTE + "/{name}/export", guarded(_export_model), methods=["POST"])]
 
 
 async def _list_models(request: Request) -> JSONResponse:
@@ -140,3 +144,67 @@ async def _unload_model(request: Request) -> JSONResponse:
     name = request.path_params["name"]
     stopped = bool(await run_in_threadpool(unload, name)) if unload is not None else False
     return JSONResponse({"model": name, "unloaded": stopped})
+
+
+def tuned(platform: Platform, name: str) -> tuple[str, str] | str:
+    """``(adapter dir, base model)`` of the tuned model ``name``: a service (name or endpoint), a
+    published model (its newest version) or a finished fine-tune task id; else why not (a sentence)."""
+    key = name.lower()
+    store = platform.store
+    versions: list[dict[str, Any]] = []
+    for svc in store.all("services", lambda s: key in (str(s["name"]).lower(), str(s["uri"]).lower())):
+        versions += [v for v in [store.get("versions", svc["modelVersionId"])] if v is not None]
+    model_ids = {m["id"] for m in store.all("models", lambda m: str(m.get("modelName", "")).lower() == key)}
+    versions += sorted(store.all("versions", lambda v: v.get("modelId") in model_ids),
+                       key=lambda v: int(v["id"]), reverse=True)
+    runs = store.all("runs", lambda r: str(r.get("sid", "")).lower() == key)
+    found = [(str(v["adapterDir"]), str(v["baseModel"])) for v in versions if v.get("adapterDir")]
+    found += [(str(r["adapter_dir"]), str(r["baseModel"])) for r in runs if r.get("adapter_dir")]
+    if found:
+        return found[0]
+    if versions:
+        return f"{name} is a base model, not a tuned one; export the service or model a fine-tune produced."
+    if runs:
+        return f"fine-tune task {name} has no adapter yet (it is {runs[0].get('status')}); export it once it is Done."
+    return (f"no tuned model named {name!r}: give a service's name or endpoint, a published model's name "
+            "or a finished fine-tune task id.")
+
+
+def export(platform: Platform, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Write tuned model ``name`` to ``body["gguf"]``; ValueError (one sentence) when it cannot be."""
+    from qfnb.local.engines.export import check_target, export_gguf
+
+    out = body.get("gguf")
+    if not isinstance(out, str) or not out:
+        raise ValueError("give the path to write, e.g. --gguf /tmp/my-model.gguf.")
+    merge, overwrite = bool(body.get("merge")), bool(body.get("overwrite"))
+    check_target(out, overwrite=overwrite)
+    found = tuned(platform, name)
+    if isinstance(found, str):
+        raise ValueError(found)
+    adapter_dir, base = found
+    locate = getattr(platform.registry, "base_gguf", None)
+    try:
+        base_gguf = locate(base) if locate is not None else None
+    except LookupError:
+        raise ValueError(f"{name}'s base model {base} is no longer served here; add it again to export.") from None
+    if base_gguf is None:
+        raise ValueError(f"{name}'s base {base} is not a GGUF model served by llama.cpp, so it has no GGUF form "
+                         "to export.")
+    path = export_gguf(Path(adapter_dir), base_gguf, out, merge=merge, overwrite=overwrite)
+    return {"model": name, "gguf": str(path), "merged": merge, "base": base, "baseGguf": str(base_gguf),
+            "bytes": path.stat().st_size}
+
+
+async def _export_model(request: Request) -> JSONResponse:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return _error(400, "the body must be a JSON object")
+    try:
+        result = await run_in_threadpool(export, request.app.state.platform, request.path_params["name"], body)
+    except ValueError as exc:  # ExportError is one
+        return _error(400, str(exc))
+    return JSONResponse(result)
