@@ -12,4 +12,5 @@ export QFNB_TOUR_STEPS=${QFNB_TOUR_STEPS:-12}
 .venv/bin/python tools/unasync_calls.py --check  # the generated call surface matches its source (docs/client.md)
 .venv/bin/mypy
 .venv/bin/lint-imports  # the layer contracts in pyproject.toml ([tool.importlinter])
-exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "$@"
+# tests marked slow (minutes of CPU training beyond the budget) run with: bash scripts/test.sh -m slow
+exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 -m "not slow" "$@"

@@ -54,6 +54,7 @@ def test_the_chat_model_trains_and_is_sized_before_its_run(client: TestClient, t
 
 
 @pytest.mark.real_model
+@pytest.mark.slow  # ~5 min of LoRA on a 0.5B model on 2 idle cores (12 min measured on a loaded one)
 def test_the_chat_model_learns_the_demo_fact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("QIANFAN_AK", "QIANFAN_SK", "QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY", "QIANFAN_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
