@@ -145,7 +145,7 @@ def run_notebook_in_browser(
             return False, page.locator(".jp-OutputArea-output").all_inner_texts()
         if interact is not None:
             interact(page)
-        page.wait_for_selector(f".jp-OutputArea-output >> text={wait_text}", timeout=30_000)
+        page.wait_for_selector(f".jp-OutputArea-output >> text={wait_text} >> visible=true", timeout=30_000)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(SHOTS / f"{Path(name).stem}_page.png"), full_page=True)
         for selector, shot in shots.items():

@@ -37,9 +37,11 @@ CLOUD_GAPS: dict[str, tuple[str, type[BaseException] | tuple[type[BaseException]
               "placeholder from the docs"),
     "003#6": ("the block uses Image/io without importing them", NameError, "Image|io"),
     "003#7": ("the seed block uses Completion without importing it", NameError, "Completion"),
-    # the double's limit: Model.batch_inference is an offline batch-inference task (/v2/batchinference),
-    # which the double does not serve (the local platform does: tests/seeds/test_seed_blocks.py)
-    "000#3": ("the double has no offline batch-inference task", APIError, "no route POST /v2/batchinference"),
+    # the double's limit: Model.batch_inference is an offline batch-inference task (its input uploaded
+    # to the platform's BOS, then /v2/batchinference), which the double does not serve (the local
+    # platform does: tests/seeds/test_seed_blocks.py)
+    "000#3": ("the double has no object store nor offline batch-inference task", APIError,
+              "fake: no route POST /(bos/|v2/batchinference)"),
 }
 
 

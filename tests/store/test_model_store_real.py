@@ -91,9 +91,9 @@ def test_added_ggufs_are_served_listed_measured_and_unloaded(tmp_path: Path, mon
     assert after["my-qwen"]["state"] == "stopped" and after["my-qwen"]["rssBytes"] == 0
     status_after = daemon_status(data)
     assert status_after is not None and status_after.child_memory_bytes <= status.child_memory_bytes - qwen_rss // 2
-    print(f"\nRSS my-qwen before unload {qwen_rss / 2**20:.0f} MiB, after 0 MiB; shaped-2layer "
-          f"{running['shaped-2layer']['rssBytes'] / 2**20:.0f} MiB; engines+workers "
-          f"{status['childMemoryBytes'] / 2**20:.0f} -> {status_after['childMemoryBytes'] / 2**20:.0f} MiB")
+    log.info("RSS my-qwen before unload %.0f MiB, after 0 MiB; shaped-2layer %.0f MiB; engines+workers "
+             "%.0f -> %.0f MiB", qwen_rss / 2**20, running["shaped-2layer"]["rssBytes"] / 2**20,
+             status.child_memory_bytes / 2**20, status_after.child_memory_bytes / 2**20)
     shaped.unlink()  # the store's link is now the only one: rm would free the file
     usage = lm.du(data)
     freed = {m["name"]: m["freed_by_rm"] for m in usage["models"]}

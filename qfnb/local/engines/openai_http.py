@@ -50,7 +50,9 @@ def _client() -> httpx.AsyncClient:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        limits = httpx.Limits(max_connections=512, max_keepalive_connections=64)
+        # llama-server closes an idle connection after 5 s; forgetting ours at 2 s means a request is
+        # never sent on a connection the server is closing (RemoteProtocolError)
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=64, keepalive_expiry=2.0)
         client = _clients[loop] = httpx.AsyncClient(timeout=_TIMEOUT, limits=limits, trust_env=False)
     return client
 
@@ -121,6 +123,20 @@ class OpenAIChat(SyncFace):
             return self._run_prepared(prompt, params)
         return self._run("/completions", {"prompt": prompt}, params)
 
+    @staticmethod
+    async def _prepare(base_url: str, headers: dict[str, str], source: str | list[dict[str, str]]) -> list[int]:
+        """The prompt's tokens (a chat rendered by the engine's template first); both calls are
+        idempotent, so one sent on a connection the engine had just closed is sent again, once."""
+        async def once() -> list[int]:
+            text = source if isinstance(source, str) else await prompts.render_chat(
+                _client(), base_url, headers, source)
+            return await prompts.tokenize(_client(), base_url, headers, text)
+
+        try:
+            return await once()
+        except httpx.RemoteProtocolError:
+            return await once()
+
     async def _run_prepared(self, source: str | list[dict[str, str]], params: dict[str, Any]) -> AsyncIterator[Delta]:
         """Render (a chat) and tokenize once, check the context, then run on an engine slot chosen
         by the prompt's length (see :mod:`.prompts`)."""
@@ -130,9 +146,7 @@ class OpenAIChat(SyncFace):
         try:
             headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
             try:
-                text = source if isinstance(source, str) else await prompts.render_chat(
-                    _client(), target.base_url, headers, source)
-                tokens = await prompts.tokenize(_client(), target.base_url, headers, text)
+                tokens = await self._prepare(target.base_url, headers, source)
             except httpx.HTTPError as exc:
                 if target.broken is not None:
                     target.broken()
