@@ -114,3 +114,16 @@ def _no_record_state_across_tests() -> Iterator[None]:
         if key not in before:
             del os.environ[key]
     os.environ.update(before)
+
+
+@pytest.fixture
+def own_record_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test's own response cache and usage ledger (``QFNB_DATA_DIR`` in ``tmp_path``), no budget."""
+    from qfnb._core.record import cache as cache_mod
+    from qfnb._core.record import ledger as ledger_mod
+    from qfnb._core.record.budget import clear_budget
+
+    monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path / "data"))
+    cache_mod._default.clear()
+    ledger_mod._default.clear()
+    clear_budget()

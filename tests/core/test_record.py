@@ -14,7 +14,7 @@ import pytest
 import qfnb
 from qfnb._core.record import cache as cache_mod
 from qfnb._core.record import ledger as ledger_mod
-from qfnb._core.record.budget import BudgetExceeded, budget, clear_budget
+from qfnb._core.record.budget import BudgetExceeded, budget
 from qfnb._core.record.cache import ResponseCache, cache_key
 from qfnb._core.record.ledger import Ledger, UsageRow
 from qfnb._core.record.prices import prices
@@ -22,14 +22,7 @@ from qfnb._core.record.prices import prices
 MSG = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture(autouse=True)
-def _own_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path / "data"))
-    cache_mod._default.clear()
-    ledger_mod._default.clear()
-    clear_budget()
-    yield
-    clear_budget()
+pytestmark = pytest.mark.usefixtures("own_record_dir")  # tests/conftest.py
 
 
 def _chat_calls(fake: Any) -> int:

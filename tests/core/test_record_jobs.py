@@ -3,14 +3,12 @@ included) share one, and a durable batch task's tokens are recorded once when it
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import qfnb
 import qfnb.usage
-from qfnb._core.record import cache as cache_mod
 from qfnb._core.record import ledger as ledger_mod
 from qfnb.evaluation import EvaluationManager, ExactMatchEvaluator
 from qfnb.resources import batch_job
@@ -18,11 +16,7 @@ from qfnb.resources import batch_job
 MSG = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture(autouse=True)
-def _own_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path / "data"))
-    cache_mod._default.clear()
-    ledger_mod._default.clear()
+pytestmark = pytest.mark.usefixtures("own_record_dir")  # tests/conftest.py
 
 
 def _jobs() -> list[str | None]:

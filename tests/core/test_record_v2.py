@@ -3,23 +3,17 @@ cache is on, replayed as the same chunks, in the ledger, with provenance."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import qfnb
-from qfnb._core.record import cache as cache_mod
 from qfnb._core.record import ledger as ledger_mod
 
 MSG = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture(autouse=True)
-def _own_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path / "data"))
-    cache_mod._default.clear()
-    ledger_mod._default.clear()
+pytestmark = pytest.mark.usefixtures("own_record_dir")  # tests/conftest.py
 
 
 def _v2_calls(fake: Any) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +10,6 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import qfnb
 from qfnb import usage
-from qfnb._core.record import cache as cache_mod
-from qfnb._core.record import ledger as ledger_mod
 from qfnb.notebook.chat import cached_badge
 from qfnb.notebook.usage import parse_budget
 
@@ -24,12 +21,7 @@ def fake_in_process() -> bool:
     return True
 
 
-@pytest.fixture(autouse=True)
-def _own_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path / "data"))
-    cache_mod._default.clear()
-    ledger_mod._default.clear()
-    usage.clear_budget()
+pytestmark = pytest.mark.usefixtures("own_record_dir")  # tests/conftest.py
 
 
 def test_loading_the_extension_turns_the_cache_on_and_qfcache_off_turns_it_off(
