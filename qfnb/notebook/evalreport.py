@@ -166,8 +166,8 @@ class EvalReport:
             return "Evaluation: no metrics"
         table = self.metrics.to_string(float_format=lambda v: f"{v:.4f}", na_rep="—")
         text = f"Evaluation — {len(self.metrics.index)} model(s)\n{table}"
-        if self.comparison is not None:
-            text += "\n" + "\n".join(self.comparison.sentences)
+        if self.comparison is not None:  # its notes say which means a corpus-level metric compared
+            text += "\n" + "\n".join([*self.comparison.sentences, *self.comparison.notes])
         if self.stability is not None:
             text += "\n" + "\n".join(self.stability.sentences)
         return text
