@@ -34,8 +34,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "local"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from platform_helpers import serve_port, spawn_reporting  # noqa: E402
+from serving import wait_up  # noqa: E402
 
 from qfnb.local.engines import DEFAULT_CHAT, assets  # noqa: E402
 from qfnb.local.engines.llama_server import LlamaServer, ServerConfig, default_slots, reported_port  # noqa: E402
@@ -47,20 +49,6 @@ TOPICS = ["binary search trees", "HTTP caching", "Python generators", "SQL joins
 
 def prompts(n: int) -> list[str]:
     return [f"Request {i}: explain {TOPICS[i % len(TOPICS)]} to a new engineer in a few paragraphs." for i in range(n)]
-
-
-def wait_up(url: str, proc: subprocess.Popen[bytes] | None, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{url}: the process exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not up")
 
 
 # ---- 1. bare engine -----------------------------------------------------------------------------

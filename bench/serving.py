@@ -54,10 +54,11 @@ PROMPT = ("<|im_start|>user\nRound {n}: write a Python module that implements a 
           "delete, search and in-order traversal, with docstrings.<|im_end|>\n<|im_start|>assistant\n")
 
 
-def wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
+def wait_up(url: str, proc: subprocess.Popen[bytes] | None, timeout: float = 180) -> None:
+    """Until ``url`` answers 200 (``proc``, if given, must not exit meanwhile)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
+        if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"{url} exited with {proc.returncode}")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
