@@ -13,6 +13,7 @@ from typing import Any
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
+from playwright.sync_api import Error as PlaywrightError
 from test_nb_browser import KERNEL, SHOTS, lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
@@ -91,10 +92,19 @@ def contrast(fg: str, bg: str) -> float:
     return (a + 0.05) / (b + 0.05)
 
 
-def shot(page: Any, selector: str, name: str) -> None:
-    loc = page.locator(selector).last
-    loc.scroll_into_view_if_needed()
-    loc.screenshot(path=str(SHOTS / name))
+def shot(page: Any, selector: str, name: str, tries: int = 4) -> None:
+    """Screenshot the last ``selector`` match. A widget whose display is updated is rendered anew
+    (the old node leaves the DOM mid-scroll), so a detached node is looked up again."""
+    for attempt in range(tries):
+        loc = page.locator(selector).last
+        try:
+            loc.scroll_into_view_if_needed()
+            loc.screenshot(path=str(SHOTS / name))
+            return
+        except PlaywrightError as exc:
+            if "not attached" not in str(exc) or attempt == tries - 1:
+                raise
+            page.wait_for_timeout(500)
 
 
 @pytest.mark.parametrize("theme", list(THEMES))
