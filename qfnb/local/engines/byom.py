@@ -100,9 +100,9 @@ def parameter_count(path: Path) -> int:
     import struct
 
     if path.is_file():
-        from gguf import GGUFReader
+        from qfnb.local.engines.gguf_header import read_header
 
-        return sum(int(t.n_elements) for t in GGUFReader(str(path)).tensors)
+        return read_header(path).parameters
     total = 0
     for file in path.rglob("*.safetensors"):
         with open(file, "rb") as fh:

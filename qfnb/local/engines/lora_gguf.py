@@ -29,12 +29,11 @@ class LoraConversionError(ValueError):
 
 
 def _base_info(base_gguf: Path) -> tuple[str, int, set[str]]:
-    import gguf
+    from qfnb.local.engines.gguf_header import read_header
 
-    reader = gguf.GGUFReader(str(base_gguf))
-    arch = str(reader.fields["general.architecture"].contents())
-    blocks = int(reader.fields[f"{arch}.block_count"].contents())
-    return arch, blocks, {t.name for t in reader.tensors}
+    header = read_header(base_gguf)
+    arch = str(header.fields["general.architecture"])
+    return arch, int(header.fields[f"{arch}.block_count"]), {t.name for t in header.tensors}
 
 
 def _scale_alpha(config: dict[str, Any]) -> float:

@@ -55,21 +55,21 @@ def check_gguf(path: Path) -> ModelFacts:
     version = struct.unpack("<I", head[4:8])[0]
     if version not in GGUF_VERSIONS:
         raise NotAModel(f"{path.name} is GGUF version {version}; llama.cpp reads versions 2 and 3.")
-    from gguf import MODEL_ARCH_NAMES, GGUFReader
+    from gguf import MODEL_ARCH_NAMES
+
+    from qfnb.local.engines.gguf_header import GGUFHeaderError, read_header
 
     try:
-        reader = GGUFReader(str(path))
-        end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
-    except Exception as exc:  # the reader fails in many ways on a cut-off header
+        header = read_header(path)
+    except GGUFHeaderError as exc:
         raise NotAModel(f"{path.name} is truncated or damaged: it cannot be read as GGUF ({exc}).") from None
-    if not reader.tensors:
+    if not header.tensors:
         raise NotAModel(f"{path.name} holds no tensors, so it is not a model.")
-    if end > size:
-        raise NotAModel(f"{path.name} is truncated: its tensors need {end} bytes but the file has {size}.")
+    if header.end > size:
+        raise NotAModel(f"{path.name} is truncated: its tensors need {header.end} bytes but the file has {size}.")
 
     def field_value(key: str) -> Any:
-        fld = reader.fields.get(key)
-        return fld.contents() if fld is not None else None
+        return header.fields.get(key)
 
     arch = str(field_value("general.architecture") or "")
     if arch not in set(MODEL_ARCH_NAMES.values()):
