@@ -1,14 +1,16 @@
 """Engines bind their own port (``--port 0``) and report it: nothing picks a port and releases it
-for another process to take."""
+for another process to take. A new adapter set starts a new process only once the old one has
+finished its requests (the two would slow each other's decoding many times over)."""
 
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from qfnb.local.engines.llama_server import LlamaServer, ServerConfig, reported_port
+from qfnb.local.engines.llama_server import Lease, LlamaServer, ServerConfig, reported_port
 from qfnb.local.server import listen
 
 FAKE = Path(__file__).with_name("fake_llama_server.py")
@@ -61,3 +63,33 @@ def test_a_taken_preferred_port_falls_back_to_a_free_one() -> None:
             listen.bind("127.0.0.1", taken)
     finally:
         first.close()
+
+
+def test_a_new_adapter_set_waits_for_the_old_process_to_finish_its_requests(tmp_path: Path,
+                                                                            fake_binary: Path) -> None:
+    config = ServerConfig(name="fake", gguf=tmp_path / "m.gguf", log_dir=tmp_path / "logs", idle_seconds=3600)
+    engine = LlamaServer(config, binary=fake_binary)
+    adapter = tmp_path / "tuned.gguf"
+    try:
+        running = engine.acquire()  # a base-model request under way on the first process
+        old = running.instance
+        engine.add_adapter(adapter)
+        leases: dict[str, object] = {}
+        waiters = [threading.Thread(target=lambda k=k, a=a: leases.__setitem__(k, engine.acquire(a)))
+                   for k, a in (("tuned", adapter), ("base", None))]
+        for w in waiters:
+            w.start()
+        waiters[0].join(1.0)
+        # neither the tuned request nor a new base request went anywhere, and only one process runs
+        assert not leases and old.draining and old.alive() and engine.pid == old.proc.pid
+        engine.release(running)
+        for w in waiters:
+            w.join(30)
+        tuned, base = leases["tuned"], leases["base"]
+        assert isinstance(tuned, Lease) and isinstance(base, Lease)
+        assert tuned.instance is base.instance is not old and tuned.adapters == (adapter,)
+        old.proc.wait(15)  # the replaced process stops once its last request is released
+        engine.release(tuned)
+        engine.release(base)
+    finally:
+        engine.close()

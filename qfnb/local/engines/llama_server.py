@@ -5,8 +5,9 @@ port it got, so no port is picked here and released for it to take) with a rando
 the environment, never on the command line), ``--parallel`` slots with continuous batching and the
 base model's LoRA adapters loaded unapplied, so each request picks its adapter. The process is
 started on first use, restarted if it crashes, stopped when idle, and its log is
-``<data_dir>/logs/engine-<name>.log``. Changing the adapter set starts a new process; the old
-one finishes the requests it has and then stops.
+``<data_dir>/logs/engine-<name>.log``. A new adapter set means a new process, started once the
+old one has finished its requests: two processes that each use every core slowed each other's
+decoding 4 to 60 times here (llama.cpp's threads spin at their barriers), so they do not overlap.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ BINARY_ENV = "QFNB_LLAMA_SERVER"
 START_TIMEOUT = 120.0
 MAX_RESTARTS = 3  # crashes within RESTART_WINDOW before the engine is marked failed
 RESTART_WINDOW = 60.0
+DRAIN_S = 20.0  # the longest a process being replaced may take to finish its requests
 
 
 class EngineUnavailable(RuntimeError):
@@ -93,6 +95,7 @@ class _Instance:
         self.proc, self.port, self.key, self.adapters = proc, port, key, adapters
         self.active = 0
         self.retired = False
+        self.draining = False  # takes no new request: a process with other adapters replaces it
 
     @property
     def url(self) -> str:
@@ -100,6 +103,10 @@ class _Instance:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def serves(self, adapter: Path | None) -> bool:
+        """Alive, taking requests, and with ``adapter`` loaded (None: the base model alone)."""
+        return not self.draining and self.alive() and (adapter is None or adapter in self.adapters)
 
     def stop(self) -> None:
         if self.alive():
@@ -135,6 +142,7 @@ class LlamaServer:
         self._current: _Instance | None = None
         self._retired: list[_Instance] = []
         self._lock = threading.RLock()
+        self._drained = threading.Condition(self._lock)
         self._start_lock = threading.Lock()
         self._crashes: list[float] = []
         self._closed = False
@@ -167,18 +175,19 @@ class LlamaServer:
         self.last_used = time.monotonic()
         with self._lock:
             inst = self._current
-            if inst is not None and inst.alive() and (adapter is None or adapter in inst.adapters):
+            if inst is not None and inst.serves(adapter):
                 inst.active += 1
                 return Lease(inst.url, inst.key, inst.adapters, inst)
         with self._start_lock:  # one start at a time; others wait for it and use it
             with self._lock:
                 inst = self._current
-                usable = inst is not None and inst.alive() and (adapter is None or adapter in inst.adapters)
+                usable = inst is not None and inst.serves(adapter)
                 if not usable:
                     if adapter is not None and adapter not in self._adapters:
                         raise EngineUnavailable(f"{self.config.name}: adapter {adapter} is not registered")
                     adapters = self._adapters
             if not usable:
+                self._drain(inst)
                 inst = self._start(adapters)
             with self._lock:
                 assert inst is not None
@@ -190,8 +199,17 @@ class LlamaServer:
             lease.instance.active -= 1
             self.last_used = time.monotonic()
             done = lease.instance.retired and lease.instance.active <= 0
+            self._drained.notify_all()
         if done:
             lease.instance.stop()
+
+    def _drain(self, inst: _Instance | None) -> None:
+        """A live process that lacks an adapter takes no new request and finishes its own (for up
+        to :data:`DRAIN_S`) before its replacement starts; new requests wait for the replacement."""
+        with self._lock:
+            if inst is not None and inst.alive():
+                inst.draining = True
+                self._drained.wait_for(lambda: inst.active <= 0, timeout=DRAIN_S)
 
     def report_failure(self, lease: Lease) -> None:
         """A request could not reach the process: if it died, the next acquire starts another."""
@@ -325,10 +343,9 @@ class LlamaServer:
                     log.warning("%s", exc)
             elif inst.active <= 0 and time.monotonic() - self.last_used > self.config.idle_seconds:
                 with self._lock:
-                    if self._current is inst and inst.active <= 0:
-                        self._current = None
-                    else:
+                    if self._current is not inst or inst.active > 0:
                         continue
+                    self._current = None
                 log.info("engine %s idle for %.0f s: stopping it", self.config.name, self.config.idle_seconds)
                 inst.stop()
                 self._set_state("stopped")
