@@ -43,7 +43,7 @@ def prompts_of(ds: Dataset, prompt_column: str) -> list[str]:
     if prompt_column not in ds.columns:
         raise ValidationError("prompt_column", f"no column {prompt_column!r}; columns are {ds.columns}")
     prompts = []
-    for i, row in enumerate(ds.list()):
+    for i, row in enumerate(ds._rows()):
         if not isinstance(row.get(prompt_column), str) or not row[prompt_column].strip():
             raise ValidationError(prompt_column, f"row {i}: prompt must be a non-empty string")
         prompts.append(row[prompt_column])

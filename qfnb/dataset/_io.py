@@ -154,12 +154,14 @@ def write_path(ds: Dataset, path: Path, *, conversations: bool = False) -> None:
     if suffix == ".jsonl":  # a conversation per line when grouped, else a row per line (as officially)
         if ds.is_grouped:
             lines = platform_lines(ds)
+        elif ds.is_dataset_packed():  # an entry per line, as the official SDK writes a packed set
+            lines = [json.dumps(e, ensure_ascii=False) for e in ds.list()]
         else:
             rows = [_clean_row(r) for r in ds.list()]
             lines = [json.dumps([r] if conversations else r, ensure_ascii=False) for r in rows]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     elif suffix == ".txt":  # a row per line: the value of a one-column set, else the row as JSON
-        rows = ds.list()
+        rows = ds._rows()
         lines = [str(next(iter(r.values()))) if len(r) == 1 else json.dumps(r, ensure_ascii=False) for r in rows]
         path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     elif suffix == ".json":

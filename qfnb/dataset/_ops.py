@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 import pandas as pd
@@ -45,6 +45,7 @@ class DatasetOps:
     if TYPE_CHECKING:  # provided by Dataset
         def _frame(self) -> pd.DataFrame: ...
         def list(self, by: Any = None) -> Any: ...
+        def _rows(self) -> builtins.list[dict[str, Any]]: ...
         def _derive(self, df: pd.DataFrame) -> Self: ...
         @property
         def is_grouped(self) -> bool: ...
@@ -63,9 +64,15 @@ class DatasetOps:
 
     # ---- rows --------------------------------------------------------------------------------
 
-    def map(self, op: Callable[[dict[str, Any]], dict[str, Any]], should_create_new_obj: bool = False,
-            **kwargs: Any) -> Self:
-        """Replace every row with ``op(row)`` (a dict; the row given is a copy)."""
+    def map(self, op: Callable[[Any], Any], should_create_new_obj: bool = False, **kwargs: Any) -> Self:
+        """Replace every row with ``op(row)`` (a dict; the row given is a copy). On a packed
+        dataset ``op`` gets each entry (as ``list()`` gives it) and returns the new entry;
+        a falsy return drops it, a generator gives several (as officially)."""
+        if self.is_dataset_packed():
+            entries: builtins.list[Any] = []
+            for got in map(op, self.list()):
+                entries.extend(got if isinstance(got, Iterator) else [got] if got else [])
+            return self._result(pd.DataFrame({PACK: entries}), should_create_new_obj)
         rows = [op(dict(r)) for r in self.list()]
         for i, r in enumerate(rows):
             if not isinstance(r, Mapping):
@@ -73,9 +80,8 @@ class DatasetOps:
                                 "it must return a dict")
         return self._result(pd.DataFrame([dict(r) for r in rows]), should_create_new_obj)
 
-    def filter(self, op: Callable[[dict[str, Any]], bool], should_create_new_obj: bool = False,
-               **kwargs: Any) -> Self:
-        """Keep the rows for which ``op(row)`` is true."""
+    def filter(self, op: Callable[[Any], bool], should_create_new_obj: bool = False, **kwargs: Any) -> Self:
+        """Keep the rows for which ``op(row)`` is true (a packed dataset's: ``op(entry)``)."""
         keep = [bool(op(r)) for r in self.list()]
         return self._result(self._frame()[keep] if keep else self._frame(), should_create_new_obj)
 
@@ -119,8 +125,8 @@ class DatasetOps:
         self.delete(key)
 
     def to_pylist(self) -> builtins.list[dict[str, Any]]:
-        """All rows as dicts (same as ``list()``)."""
-        return self.list()  # type: ignore[no-any-return]
+        """All rows as dicts (a packed dataset's as ``{"_pack": entry}``, as officially)."""
+        return self._rows()
 
     def row_number(self) -> int:
         return len(self._frame())
@@ -231,7 +237,7 @@ class DatasetOps:
             import pyarrow
         except ImportError as exc:
             raise ImportError("Dataset.inner_table is a pyarrow Table: pip install pyarrow") from exc
-        return pyarrow.Table.from_pylist(self.list())
+        return pyarrow.Table.from_pylist(self._rows())
 
     # ---- groups and packing ------------------------------------------------------------------
 
@@ -260,7 +266,7 @@ class DatasetOps:
         if not self.is_dataset_grouped():
             raise ValidationError(GROUP, "pack() needs a grouped dataset (a _group column)")
         groups: dict[Any, builtins.list[dict[str, Any]]] = {}
-        for row in self.list():
+        for row in self._rows():
             groups.setdefault(row.pop(GROUP), []).append(row)
         return self._result(pd.DataFrame({PACK: builtins.list(groups.values())}), should_create_new_obj)
 

@@ -93,7 +93,7 @@ async def upload_dataset(ds: Dataset, *, dataset_id: int | str | None,
         from .schema import QianfanNonSortedConversation
 
         check = QianfanNonSortedConversation()
-    check.validate(ds.list())
+    check.validate(ds._rows())
     body = ("\n".join(platform_lines(ds)) + "\n").encode("utf-8")
     annotated = bool(getattr(check, "is_annotated", True))
 

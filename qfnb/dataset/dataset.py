@@ -21,7 +21,7 @@ from qfnb._core.errors import ValidationError
 from qfnb._core.runtime.progress import ProgressArg
 
 from ._online import OnlineOps
-from ._ops import DatasetOps
+from ._ops import PACK, DatasetOps
 from ._rows import clean_row, from_source, is_source
 from .schema import QianfanNonSortedConversation, Schema
 
@@ -108,7 +108,7 @@ class Dataset(DatasetOps, OnlineOps):
             return cls(None, schema=schema, qianfan_dataset_id=qianfan_dataset_id, config=config)
         ds.schema = schema
         if schema is not None and ds._df is not None:
-            schema.validate(ds.list(), ds._locate)
+            schema.validate(ds._rows(), ds._locate)
         return ds
 
     @classmethod
@@ -135,7 +135,7 @@ class Dataset(DatasetOps, OnlineOps):
         ds = cls(frame_from_obj(data, "data"), schema=schema)
         ds.set_columns(input_columns, reference_column)
         if schema is not None:
-            schema.validate(ds.list())
+            schema.validate(ds._rows())
         return ds
 
     def set_columns(self, input_columns: Sequence[str] | None = None, reference_column: str | None = None) -> None:
@@ -203,21 +203,27 @@ class Dataset(DatasetOps, OnlineOps):
 
     def list(self, by: int | slice | str | Sequence[int] | None = None) -> Any:
         """All rows as dicts (NaN cells dropped); ``by``: a row (int), rows (slice or list of
-        ints) as a list, or a column's values (str)."""
+        ints) as a list, or a column's values (str). A packed dataset's rows are its entries
+        (a conversation's list of turns, a dict or a text), as officially."""
         if by is None:
-            return [clean_row(r) for r in self._frame().to_dict("records")]
+            return [r[PACK] for r in self._rows()] if self.is_dataset_packed() else self._rows()
         got = self[by]
         return got.list() if isinstance(got, Dataset) else got
+
+    def _rows(self) -> builtins.list[dict[str, Any]]:
+        """The rows as dicts, a packed one as ``{"_pack": entry}`` (what schemas check)."""
+        return [clean_row(r) for r in self._frame().to_dict("records")]
 
     def __len__(self) -> int:
         return len(self._frame())
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[Any]:
         return iter(self.list())
 
     def __getitem__(self, key: int | slice | str | Sequence[int]) -> Any:
-        """``ds[i]`` a row dict, ``ds[a:b]`` / ``ds[[i, j]]`` a Dataset, ``ds["col"]`` a list,
-        ``ds[["c1", "c2"]]`` ``{"c1": [...], "c2": [...]}`` (as the official ``col_list``)."""
+        """``ds[i]`` a row dict (a packed dataset's entry), ``ds[a:b]`` / ``ds[[i, j]]`` a Dataset,
+        ``ds["col"]`` a list, ``ds[["c1", "c2"]]`` ``{"c1": [...], "c2": [...]}`` (as the official
+        ``col_list``)."""
         if isinstance(key, list | tuple) and key and all(isinstance(k, str) for k in key):
             return self.col_list(key)
         if isinstance(key, str):
@@ -228,7 +234,8 @@ class Dataset(DatasetOps, OnlineOps):
             i, n = int(key), len(self)
             if not -n <= i < n:
                 raise IndexError(f"row {i} out of range for a dataset of {n} rows")
-            return clean_row(self._frame().iloc[i].to_dict())
+            row = clean_row(self._frame().iloc[i].to_dict())
+            return row[PACK] if self.is_dataset_packed() else row
         if isinstance(key, slice):
             return self._derive(self._frame().iloc[key])
         return self._derive(self._frame().iloc[[int(k) for k in key]])  # type: ignore[union-attr]
@@ -256,11 +263,15 @@ class Dataset(DatasetOps, OnlineOps):
         return self._derive(self._frame().sample(frac=1.0, random_state=seed))
 
     def groups(self) -> builtins.list[builtins.list[dict[str, Any]]]:
-        """Rows as conversations (one list per group; ungrouped rows are one-turn groups)."""
+        """Rows as conversations (one list per group; ungrouped rows are one-turn groups, a
+        packed dataset's entries its conversations)."""
+        if self.is_dataset_packed():
+            return [e if isinstance(e, builtins.list) else [e if isinstance(e, dict) else {"text": e}]
+                    for e in self.list()]
         if GROUP_COLUMN not in self._frame().columns:
-            return [[r] for r in self.list()]
+            return [[r] for r in self._rows()]
         out: dict[Any, builtins.list[dict[str, Any]]] = {}
-        for r in self.list():
+        for r in self._rows():
             out.setdefault(r.pop(GROUP_COLUMN), []).append(r)
         return list(out.values())
 
@@ -282,7 +293,7 @@ class Dataset(DatasetOps, OnlineOps):
 
     def validate(self, schema: Schema | None = None) -> None:
         """Check every row against ``schema`` (default: the dataset's, else chat SFT)."""
-        (schema or self.schema or QianfanNonSortedConversation()).validate(self.list(), self._locate)
+        (schema or self.schema or QianfanNonSortedConversation()).validate(self._rows(), self._locate)
 
     def save(self, data_file: str | Path | DataSource | None = None, *, destination: DataSource | None = None,
              qianfan_dataset_id: int | str | None = None,
@@ -308,7 +319,7 @@ class Dataset(DatasetOps, OnlineOps):
             if data_file is not None or qianfan_dataset_id is not None or qianfan_dataset_create_args is not None:
                 raise ValidationError("destination", "give one target only")
             if schema is not None:
-                schema.validate(self.list())
+                schema.validate(self._rows())
             destination.save(self)
             return self
         targets = [n for n, v in (("data_file", data_file), ("qianfan_dataset_id", qianfan_dataset_id),
@@ -321,7 +332,7 @@ class Dataset(DatasetOps, OnlineOps):
             from ._io import write_path
 
             if schema is not None:
-                schema.validate(self.list())
+                schema.validate(self._rows())
             write_path(self, Path(data_file), conversations=use_qianfan_special_jsonl_format)  # type: ignore[arg-type]
             return self
         from qfnb._core.runtime import sync

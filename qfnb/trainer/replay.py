@@ -71,7 +71,7 @@ def _data_digest(ds: Any) -> str | None:
     if isinstance(ds, Dataset):
         if ds.qianfan_dataset_id is not None:
             return f"platform:{ds.qianfan_dataset_id}"
-        text = json.dumps(ds.list(), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+        text = json.dumps(ds.to_pylist(), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
         return "rows:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
     if isinstance(ds, int | str) and not isinstance(ds, bool) and ds != "":
         return f"ref:{ds}"

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from qfnb._core.errors import InvalidArgumentError, ValidationError
-from qfnb.resources.console import Charge, Data, Memory, Model, Prompt, charge, data_tasks, model_eval, prompt
+from qfnb.resources.console import Charge, Data, Memory, Model, Prompt, charge, data, data_tasks, model_eval, prompt
 from qfnb.resources.console._base import ConsoleRequest
+from qfnb.resources.console.consts import DataProjectType, DataSetType, DataTemplateType
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[ConsoleRequest]:
         got.append(request)
         return "sent"
 
-    for module in (charge, data_tasks, model_eval, prompt):
+    for module in (charge, data, data_tasks, model_eval, prompt):
         monkeypatch.setattr(module, "send", fake_send)
     return got
 
@@ -55,6 +56,8 @@ def test_model_evaluation_result_export_defaults(sent: list[ConsoleRequest]) -> 
     (lambda: Charge.charge_tpm_credit("m", "two", {}), "purchase_count"),
     (lambda: Data.delete_dataset_etl_task("not a list"), "etl_ids"),
     (lambda: Prompt.V2.create("t", "hi {x}", variable_identifier="<>"), "identifier"),
+    (lambda: Data.create_bare_dataset("d", DataSetType.MultiModel, DataProjectType.Conversation,
+                                      DataTemplateType.NonSortedConversation), "template_type"),  # text2image only
 ])
 def test_bad_input_names_the_field_before_sending(sent: list[ConsoleRequest], call: Any, field: str) -> None:
     with pytest.raises(ValidationError) as info:

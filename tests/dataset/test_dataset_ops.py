@@ -57,7 +57,7 @@ def test_pack_and_unpack_conversations() -> None:
     ds = Dataset.create_from_pyobj(convs)
     assert ds.is_dataset_grouped() and not ds.is_dataset_packed()
     ds.pack()
-    assert ds.is_dataset_packed() and ds.list() == [{"_pack": convs[0]}, {"_pack": convs[1]}]
+    assert ds.is_dataset_packed() and ds.list() == convs and ds.to_pylist() == [{"_pack": c} for c in convs]
     ds.unpack().delete_group_column()
     assert len(ds) == 3 and not ds.is_dataset_grouped()
     ds.add_default_group_column()

@@ -1,6 +1,7 @@
 """A still-packed dataset (one ``_pack`` cell per conversation, as the official SDK's data
-sources load it) is validated turn by turn, and a data source written for the official SDK
-(its ``save(table)`` reads ``table.inner_table``) saves a qfnb Dataset."""
+sources load it) reads as its entries (``list()``, ``ds[i]``, iteration, ``map``/``filter``),
+is validated turn by turn, and a data source written for the official SDK (its
+``save(table)`` reads ``table.inner_table``) saves a qfnb Dataset."""
 
 from __future__ import annotations
 
@@ -18,6 +19,40 @@ GOOD = {"prompt": "12", "response": [["12"]]}
 
 def _packed(*conversations: Any) -> Dataset:
     return Dataset(pd.DataFrame({"_pack": list(conversations)}))
+
+
+class PackedSource:
+    """A data source whose table is packed: one conversation per ``_pack`` cell."""
+
+    def __init__(self, conversations: list[Any]) -> None:
+        self.rows = [{"_pack": c} for c in conversations]
+
+    def fetch(self, **kwargs: Any) -> Any:
+        return Dataset(pd.DataFrame(self.rows))
+
+    def save(self, table: Any, **kwargs: Any) -> bool:
+        self.rows = table.to_pylist()
+        return True
+
+
+def test_a_packed_dataset_lists_its_entries_as_the_official_sdk_does(tmp_path: Any) -> None:
+    conv = [GOOD, {"prompt": "and?", "response": [["so"]]}]
+    source = PackedSource([conv, [GOOD]])
+    ds = Dataset.load(source, organize_data_as_group=False)
+    assert ds.is_dataset_packed() and ds.list() == [conv, [GOOD]]
+    assert ds.list()[0][0]["prompt"] == "12" and ds.list(1) == ds[1] == [GOOD]
+    assert ds.list([1, 0]) == ds.list(slice(0, 2))[::-1] and list(ds) == [conv, [GOOD]]
+    assert ds.to_pylist() == source.rows and ds.col_list() == {"_pack": [conv, [GOOD]]}
+    ds.save(schema=QianfanSortedConversation())  # validated turn by turn, saved back as packed rows
+    assert source.rows == [{"_pack": conv}, {"_pack": [GOOD]}]
+    ds.save(data_file=tmp_path / "out.jsonl")  # one conversation per line, the platform's layout
+    lines = (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
+    assert lines[1] == '[{"prompt": "12", "response": [["12"]]}]'
+    assert Dataset.load(tmp_path / "out.jsonl").groups() == ds.groups() == [conv, [GOOD]]
+    assert ds.filter(lambda entry: len(entry) > 1, should_create_new_obj=True).list() == [conv]
+    ds.map(lambda entry: entry[:1])  # each entry in, the new entry out
+    assert ds.list() == [[GOOD], [GOOD]] and ds.is_dataset_packed()
+    assert Dataset.load(PackedSource([conv])).groups() == [conv]  # by default the source is unpacked, grouped
 
 
 def test_a_packed_dataset_is_checked_turn_by_turn() -> None:

@@ -48,6 +48,8 @@ def create_bare_dataset(name: str, data_set_type: int | DataSetType = DataSetTyp
         project_type, DataProjectType, "project_type")
     if TEMPLATE_PROJECT[template] != project:
         raise invalid("template_type", f"{template.name} does not belong to project {project.name}")
+    if dtype is DataSetType.MultiModel and template is not DataTemplateType.Text2Image:
+        raise invalid("template_type", f"a multi-model set is a Text2Image one, got {template.name}")
     storage = _coerce(storage_type, DataStorageType, "storage_type")
     if storage is DataStorageType.PrivateBos and not (storage_id and storage_path):
         raise invalid("storage_id", "storage_id and storage_path are required for private BOS")
