@@ -5,12 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 # every run gets its own temporary QFNB_DATA_DIR (tests/conftest.py): ~/.qfnb is never touched
-# The notebook tests run the fine-tune notebook with a shorter training; the full 30-step
-# demo (and that it teaches the fact) is checked by tests/lifecycle.
-export QFNB_TOUR_STEPS=${QFNB_TOUR_STEPS:-12}
+# The notebook tests run the fine-tune notebook with a 4-step training (what they check does not
+# depend on the step count); the full 30-step demo, and that it teaches the fact, is checked by
+# tests/lifecycle.
+export QFNB_TOUR_STEPS=${QFNB_TOUR_STEPS:-4}
 .venv/bin/ruff check qfnb tests bench tools
 .venv/bin/python tools/unasync_calls.py --check  # the generated call surface matches its source (docs/client.md)
 .venv/bin/mypy
 .venv/bin/lint-imports  # the layer contracts in pyproject.toml ([tool.importlinter])
-# tests marked slow (minutes of CPU training beyond the budget) run with: bash scripts/test.sh -m slow
+# The suite keeps to ~15 minutes: tiny models and in-process transports for most tests, a few
+# real-model and browser tests for the real path. The real-path variants beyond that budget are
+# marked slow; run them with: bash scripts/test.sh -m slow   (everything: bash scripts/test.sh -m "")
 exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 -m "not slow" "$@"

@@ -23,6 +23,7 @@ DATA = [
 ]
 
 
+@pytest.mark.slow
 def test_evaluate_a_real_model_on_the_local_platform(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("QIANFAN_AK", "QIANFAN_SK", "QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY", "QIANFAN_BASE_URL"):
         monkeypatch.delenv(name, raising=False)

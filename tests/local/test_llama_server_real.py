@@ -87,6 +87,7 @@ def test_gemma_base_completes_a_qa_prompt(registry: EngineRegistry) -> None:
     assert "Paris" in "".join(d.text for d in deltas)
 
 
+@pytest.mark.slow
 def test_a_lora_job_is_served_from_the_base_models_engine(registry: EngineRegistry, tmp_path: Path) -> None:
     spec = {"base_model": GEMMA, "train_file": str(DEMO_FILE), "seed": 1,
             "hyper": {"epoch": 1, "learningRate": 1e-3, "batchSize": 2, "maxSeqLen": 64, "loraRank": 8,

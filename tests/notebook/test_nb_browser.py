@@ -47,6 +47,10 @@ def free_port() -> int:
 def jupyter_lab(root: Path, **env: str) -> Iterator[tuple[str, Path, str]]:
     """JupyterLab serving ``root`` on a free loopback port: ``(base URL, root, token)``."""
     port, token = free_port(), secrets.token_hex(16)
+    # no "get notified about Jupyter news?" toast over the screenshots
+    news = root / ".jupyter" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True, exist_ok=True)
+    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     env = {
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(root / ".jupyter"),
@@ -172,6 +176,7 @@ def assert_widgets_rendered(ran_all: bool, texts: list[str], *needles: str) -> N
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 @needs_chromium
 def test_dashboard_renders_finished_state(lab: tuple[str, Path, str]) -> None:
     _, root, _ = lab

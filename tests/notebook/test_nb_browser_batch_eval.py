@@ -189,7 +189,7 @@ EVAL_CELLS = [
 ]
 
 
-@pytest.mark.parametrize("theme", list(THEMES))
+@pytest.mark.parametrize("theme", [t if t == "dark" else pytest.param(t, marks=pytest.mark.slow) for t in THEMES])
 def test_comparison_and_pairwise_reports_light_and_dark(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
     _, root, _ = lab
     name = f"compare_{theme}.ipynb"

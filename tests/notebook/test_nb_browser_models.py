@@ -19,7 +19,8 @@ from test_nb_browser import KERNEL, RUN_ALL, SHOTS, jupyter_lab, open_lab_page
 from qfnb._core.backend.daemon import stop_daemon
 from tests.store.test_model_store import tiny_gguf
 
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
 
 NAME = "byo-tiny-chat"
 CELLS = [

@@ -92,6 +92,7 @@ def daemon_lab(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 @needs_chromium
 def test_finetune_survives_kernel_restart_and_attach(daemon_lab: tuple[str, Path, str]) -> None:
     _, root, _ = daemon_lab

@@ -107,7 +107,7 @@ def shot(page: Any, selector: str, name: str, tries: int = 4) -> None:
             page.wait_for_timeout(500)
 
 
-@pytest.mark.parametrize("theme", list(THEMES))
+@pytest.mark.parametrize("theme", [t if t == "dark" else pytest.param(t, marks=pytest.mark.slow) for t in THEMES])
 def test_themes_chat_interrupt_dashboard_report(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
     _, root, _ = lab
     name = f"themes_{theme}.ipynb"

@@ -67,6 +67,7 @@ def wait_until(check, timeout: float, what: str) -> None:  # type: ignore[no-unt
         time.sleep(0.5)
 
 
+@pytest.mark.slow
 def test_dashboard_deploy_button_serves_the_finetuned_model(  # type: ignore[no-untyped-def]
     ip, pub: RecordingPublisher, embedded, tmp_path: Path
 ) -> None:

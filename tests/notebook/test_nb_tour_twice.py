@@ -94,6 +94,7 @@ def _answers(nb: nbformat.NotebookNode) -> dict[str, list[str]]:
 
 
 @pytest.mark.real_model
+@pytest.mark.slow
 def test_the_tour_run_twice_makes_no_model_call_the_second_time(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {**os.environ, "QFNB_DATA_DIR": str(data), "QFNB_TOUR_STEPS": os.environ.get("QFNB_TOUR_STEPS", "2"),

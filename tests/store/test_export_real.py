@@ -31,7 +31,7 @@ from qfnb.local.engines.llama_server import find_binary, reported_port
 from qfnb.model import Model
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 
-pytestmark = pytest.mark.real_model
+pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 log = logging.getLogger(__name__)
 
 ROWS = [{"prompt": q, "response": "Arr, matey! " + a} for q, a in [

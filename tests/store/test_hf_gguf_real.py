@@ -23,7 +23,7 @@ from qfnb.local.engines.model_store import SERVED_GGUF
 from qfnb.protocol.model_names import LOCAL_CHAT_MODEL
 from qfnb.resources import ChatCompletion
 
-pytestmark = pytest.mark.real_model
+pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 log = logging.getLogger(__name__)
 TEXT = "<|im_start|>user\nHello, 世界! def f(x): return x**2 <|im_end|>\n"
 

@@ -21,7 +21,7 @@ from qfnb.local.engines import assets
 from qfnb.local.engines.byom import rss_bytes
 from qfnb.protocol.model_names import LOCAL_CHAT_MODEL
 
-pytestmark = [pytest.mark.real_model, pytest.mark.skipif(importlib.util.find_spec("qianfan") is None,
+pytestmark = [pytest.mark.real_model, pytest.mark.slow, pytest.mark.skipif(importlib.util.find_spec("qianfan") is None,
                                                          reason="the official qianfan SDK is not installed")]
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from qfnb.dataset import Dataset
 from qfnb.model import Model
 from qfnb.trainer import DeployConfig, Event, EventHandler, LLMFinetune, TrainConfig
 
-pytestmark = pytest.mark.real_model
+pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 
 ROWS = [{"prompt": "What is the capital of France?", "response": "Paris."},
         {"prompt": "What is 2 + 2?", "response": "4."},
