@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run the whole test suite (installs what it needs first): lint and type checks, then
-# pytest with the real-model and browser tests included. Extra args go to pytest.
+# Run the whole test suite (installs what it needs first): lint and type checks, then pytest with
+# the real-model and browser tests included. Extra args go to one pytest run (e.g. -m slow).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -11,9 +11,24 @@ bash scripts/bootstrap.sh
 export QFNB_TOUR_STEPS=${QFNB_TOUR_STEPS:-4}
 .venv/bin/ruff check qfnb tests bench tools
 .venv/bin/python tools/unasync_calls.py --check  # the generated call surface matches its source (docs/client.md)
-.venv/bin/mypy
 .venv/bin/lint-imports  # the layer contracts in pyproject.toml ([tool.importlinter])
+PYTEST=(.venv/bin/python -m pytest -q -p no:cacheprovider)
+if [ $# -gt 0 ]; then
+  .venv/bin/mypy
+  # tests marked slow are left out unless the args choose them: bash scripts/test.sh -m slow
+  exec "${PYTEST[@]}" -m "not slow" "$@"
+fi
 # The suite keeps to ~15 minutes: tiny models and in-process transports for most tests, a few
 # real-model and browser tests for the real path. The real-path variants beyond that budget are
 # marked slow; run them with: bash scripts/test.sh -m slow   (everything: bash scripts/test.sh -m "")
-exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 -m "not slow" "$@"
+# mypy (a minute on a clean clone) checks while the in-process tests run on two workers; the
+# real-model, browser and latency (serial) tests then run one at a time, on an otherwise idle machine.
+mypy_log=$(mktemp)
+.venv/bin/mypy > "$mypy_log" 2>&1 &
+mypy_pid=$!
+status=0
+"${PYTEST[@]}" -n 2 -m "not slow and not real_model and not browser and not serial" || status=$?
+wait "$mypy_pid" || status=$?
+cat "$mypy_log" && rm -f "$mypy_log"
+"${PYTEST[@]}" --durations=15 -m "not slow and (real_model or browser or serial)" || status=$?
+exit "$status"

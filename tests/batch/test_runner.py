@@ -17,6 +17,8 @@ from qfnb.local.domain import batch
 from qfnb.protocol.routes import MODEL_API_PREFIX
 from tests.fakes.local_platform import ServedPlatform, served_platform
 
+pytestmark = pytest.mark.serial  # wall-clock latency under load: run alone (scripts/test.sh)
+
 
 @pytest.fixture()
 def paced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedPlatform]:

@@ -29,6 +29,8 @@ from qfnb.local.server.app import create_app
 from qfnb.protocol.routes import MODEL_API_PREFIX
 from qfnb.protocol.sse import SSEDecoder
 
+pytestmark = pytest.mark.serial  # wall-clock latency under load: run alone (scripts/test.sh)
+
 ROOT = Path(__file__).resolve().parents[2]
 CHAT = MODEL_API_PREFIX + "/chat/ext-chat"
 MSG = [{"role": "user", "content": "hello there"}]
@@ -240,6 +242,7 @@ import json, sys, time
 import httpx
 sys.path[:0] = sys.argv[3:]
 from platform_helpers import CREDS, Signer
+
 base, seconds = sys.argv[1], float(sys.argv[2])
 token, console = [], []
 with httpx.Client(base_url=base, timeout=30) as client:

@@ -22,6 +22,8 @@ from qfnb.local.engines.lanes import BATCH, INTERACTIVE, LaneGate
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
 from qfnb.local.server.app import create_app
 
+pytestmark = pytest.mark.serial  # wall-clock latency under load: run alone (scripts/test.sh)
+
 
 def test_batch_traffic_leaves_places_and_slots_to_interactive_calls() -> None:
     assert LaneGate("m", slots=2, queue=6).reserve == 1
