@@ -27,6 +27,7 @@ SERVER_DIR=${QFNB_CACHE_DIR:-$HOME/.cache/qfnb}/llama-server-$(echo "$LLAMA_SRC_
 want=$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
 
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+  "$VENV/bin/python" -m pip install -q -U pip wheel
   # torch is pinned and named in the same command so pip takes the local CPU wheel.
   "$VENV/bin/python" -m pip install -q "torch==2.13.0" -e ".[all,dev]"
   echo "$want" > "$STAMP"
