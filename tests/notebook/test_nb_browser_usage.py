@@ -60,7 +60,8 @@ BADGE = """() => {
 }"""
 
 
-@pytest.mark.parametrize("theme", [pytest.param("light", marks=pytest.mark.slow), "dark"])
+@pytest.mark.slow
+@pytest.mark.parametrize("theme", ["light", "dark"])
 def test_cached_badge_and_qfusage_in_both_themes(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
     _, root, _ = lab
     name = f"usage_{theme}.ipynb"
