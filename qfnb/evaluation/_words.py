@@ -16,9 +16,13 @@ def signed(x: float, digits: int) -> str:
 
 
 def digits_for(*values: float) -> int:
-    """2 decimals, or 3 when every value is below 0.1."""
+    """2 decimals, or 3 when every value is below 0.1; more (up to 6) while a value that is not 0
+    would print as 0, so a CI bound just above 0 never reads as ``+0.00``."""
     finite = [abs(v) for v in values if math.isfinite(v)]
-    return 2 if finite and max(finite) >= 0.1 else 3
+    digits = 2 if finite and max(finite) >= 0.1 else 3
+    while digits < 6 and any(0 < v < 0.5 * 10 ** -digits for v in finite):
+        digits += 1
+    return digits
 
 
 def format_p(p: float) -> str:

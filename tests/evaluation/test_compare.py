@@ -207,3 +207,14 @@ def test_a_corpus_level_table_figure_is_told_apart_from_the_item_means_compared(
     assert note in str(cmp)
     shown = cmp.renamed({"bleu4": "bleu"})
     assert any(n.startswith("bleu: ") and "the table's bleu is" in n for n in shown.notes)
+
+
+def test_a_ci_bound_just_above_zero_never_prints_as_zero() -> None:
+    """Found by the fine-tune notebook: ``+0.05 (95% CI +0.00…+0.15)`` under "beats" read as a CI
+    that touches 0, though its bound was +0.0004; the sentence shows digits until it is not 0."""
+    from qfnb.evaluation._words import digits_for, signed
+
+    assert digits_for(0.0475, 0.0004, 0.1458) == 4 and signed(0.0004, 4) == "+0.0004"
+    assert digits_for(0.3, 0.2, 0.41) == 2 and digits_for(0.05, 0.01, 0.09) == 3
+    assert digits_for(0.3, 0.0, 0.41) == 2  # an exact 0 needs no more digits
+    assert digits_for(0.3, 1e-9) == 6  # bounded
