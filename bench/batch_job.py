@@ -34,10 +34,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "local"))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from platform_helpers import serve_port, spawn_reporting  # noqa: E402
-from serving import wait_up  # noqa: E402
+from platform_helpers import serve_port, spawn_reporting, wait_up  # noqa: E402
 
 from qfnb.local.engines import DEFAULT_CHAT, assets  # noqa: E402
 from qfnb.local.engines.llama_server import LlamaServer, ServerConfig, default_slots, reported_port  # noqa: E402
@@ -86,7 +84,7 @@ def bare(args: argparse.Namespace, work: Path, texts: list[str]) -> float:
         (work / "bare").mkdir(parents=True, exist_ok=True)
         proc, port = spawn_reporting(argv, work / "bare" / "bare.log", reported_port)
         url = f"http://127.0.0.1:{port}"
-        wait_up(url + "/health", proc)
+        wait_up(url + "/health", proc, 180)
     try:
         asyncio.run(drive(url + "/v1/chat/completions", texts[:2], args.tokens, 2, args.remote_model))  # warm-up
         best = 0.0
@@ -118,7 +116,7 @@ def start_platform(args: argparse.Namespace, data_dir: Path) -> tuple[subprocess
                                   str(data_dir), "--log-level", "warning"], data_dir.parent / "serve.log",
                                  serve_port, env=env)
     base = f"http://127.0.0.1:{port}"
-    wait_up(base + "/healthz", proc)
+    wait_up(base + "/healthz", proc, 180)
     return proc, base, json.loads((data_dir / "credentials.json").read_text())
 
 

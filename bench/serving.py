@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "local"))
 
-from platform_helpers import serve_port, spawn_reporting  # noqa: E402
+from platform_helpers import serve_port, spawn_reporting, wait_up  # noqa: E402
 
 from qfnb.local.engines import (  # noqa: E402
     DEFAULT_CHAT,
@@ -52,21 +52,6 @@ from qfnb.protocol.sse import SSEDecoder  # noqa: E402
 log = logging.getLogger("bench.serving")
 PROMPT = ("<|im_start|>user\nRound {n}: write a Python module that implements a binary search tree with insert, "
           "delete, search and in-order traversal, with docstrings.<|im_end|>\n<|im_start|>assistant\n")
-
-
-def wait_up(url: str, proc: subprocess.Popen[bytes] | None, timeout: float = 180) -> None:
-    """Until ``url`` answers 200 (``proc``, if given, must not exit meanwhile)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{url} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not up")
 
 
 class Side:
@@ -125,7 +110,7 @@ def start_platform(data_dir: Path, slots: int, engine_url: str | None) -> tuple[
                                   str(data_dir), "--log-level", "warning"], data_dir.parent / "serve.log",
                                  serve_port, env=env)
     base = f"http://127.0.0.1:{port}"
-    wait_up(base + "/healthz", proc)
+    wait_up(base + "/healthz", proc, 180)
     creds = json.loads((data_dir / "credentials.json").read_text())
     token = httpx.post(base + OAUTH_TOKEN, params={"grant_type": "client_credentials", "client_id": creds["api_key"],
                                                    "client_secret": creds["secret_key"]}).json()["access_token"]
@@ -143,7 +128,7 @@ def start_bare(slots: int, log_dir: Path, engine_url: str | None) -> tuple[subpr
     server.close()
     proc, port = spawn_reporting(argv, log_dir / "bare.log", reported_port)
     base = f"http://127.0.0.1:{port}"
-    wait_up(base + "/health", proc)
+    wait_up(base + "/health", proc, 180)
     return proc, Side("bare", f"{base}/v1/completions", {}, {}, body, "max_tokens")
 
 
