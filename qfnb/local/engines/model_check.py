@@ -67,15 +67,11 @@ def check_gguf(path: Path) -> ModelFacts:
         raise NotAModel(f"{path.name} holds no tensors, so it is not a model.")
     if header.end > size:
         raise NotAModel(f"{path.name} is truncated: its tensors need {header.end} bytes but the file has {size}.")
-
-    def field_value(key: str) -> Any:
-        return header.fields.get(key)
-
-    arch = str(field_value("general.architecture") or "")
+    fields = header.fields
+    arch = str(fields.get("general.architecture") or "")
     if arch not in set(MODEL_ARCH_NAMES.values()):
         raise NotAModel(f"{path.name} has architecture {arch!r}, which this llama.cpp cannot load.")
-    template = field_value("tokenizer.chat_template")
-    ctx = field_value(f"{arch}.context_length")
+    template, ctx = fields.get("tokenizer.chat_template"), fields.get(f"{arch}.context_length")
     return ModelFacts(kind="gguf", roles=("chat", "completion"), can=("chat", "completion"), arch=arch,
                       chat_template=str(template) if template else None,
                       context_length=int(ctx) if ctx is not None else None, files=(Path(path.name),))
