@@ -70,7 +70,8 @@ class DatasetOps:
         a falsy return drops it, a generator gives several (as officially)."""
         if self.is_dataset_packed():
             entries: builtins.list[Any] = []
-            for got in map(op, self.list()):
+            for entry in self.list():
+                got = op(entry)
                 entries.extend(got if isinstance(got, Iterator) else [got] if got else [])
             return self._result(pd.DataFrame({PACK: entries}), should_create_new_obj)
         rows = [op(dict(r)) for r in self.list()]
