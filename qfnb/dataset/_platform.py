@@ -151,7 +151,13 @@ async def release_if_needed(dataset_id: int | str, config: Config | None) -> Non
 
 
 async def download(dataset_id: int | str, config: Config | None) -> pd.DataFrame:
-    """Rows of a platform dataset: export, wait for the record, fetch the file."""
+    """Rows of a platform dataset (one-turn conversations as plain rows, longer ones grouped)."""
+    return frame_from_obj(normalize_items(await download_items(dataset_id, config)), "export")
+
+
+async def download_items(dataset_id: int | str, config: Config | None) -> list[Any]:
+    """The entities of a platform dataset as its export file holds them (one JSON value per
+    line; a conversation is a list of turns): export, wait for the record, fetch the file."""
     from qfnb._core.http.client import get_client
 
     cfg = _config(config)
@@ -194,6 +200,5 @@ def _export_url(records: list[Any]) -> str | None:
     return str(done[-1]["downloadUrl"]) if done else None
 
 
-def _parse_export(text: str) -> pd.DataFrame:
-    items = [json.loads(line) for line in text.splitlines() if line.strip()]
-    return frame_from_obj(normalize_items(items), "export")
+def _parse_export(text: str) -> list[Any]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]

@@ -32,6 +32,16 @@ def is_source(value: Any) -> bool:
         and callable(getattr(value, "save", None))
 
 
+def frame_from_table(table: Any, what: str = "inner_table") -> pd.DataFrame:
+    """A table's rows as a DataFrame: a pyarrow Table, a qfnb Dataset or anything with
+    ``to_pandas``. A packed table (one ``_pack`` column) stays packed, as officially."""
+    if not hasattr(table, "to_pandas"):
+        raise ValidationError(what, f"gave {type(table).__name__}, not a table (a pyarrow Table or a Dataset)")
+    rows = (table.to_pylist() if hasattr(table, "to_pylist")  # python values, not numpy
+            else table.to_pandas().to_dict("records"))
+    return pd.DataFrame(rows)
+
+
 def from_source(cls: type[Dataset], source: Any, group: bool | None, config: Config | None) -> Dataset:
     """A dataset over ``source``: a platform one read lazily, others fetched now (any table: pyarrow too)."""
     from ._io import frame_from_obj
@@ -42,14 +52,10 @@ def from_source(cls: type[Dataset], source: Any, group: bool | None, config: Con
         ds = cls(None, qianfan_dataset_id=platform_id, config=config or getattr(source, "config", None))
     else:
         fetched = source.fetch(organize_data_as_group=group) if group is not None else source.fetch()
-        if not hasattr(fetched, "to_pandas"):
-            raise ValidationError("source", f"{type(source).__name__}.fetch() gave {type(fetched).__name__}, "
-                                  "not a table")
-        rows = (fetched.to_pylist() if hasattr(fetched, "to_pylist")  # python values, not numpy
-                else fetched.to_pandas().to_dict("records"))
-        df = pd.DataFrame(rows)
+        df = frame_from_table(fetched, f"{type(source).__name__}.fetch()")
         if list(df.columns) == [pack] and group is not False:  # packed: one entity (a row or a conversation) per row
-            df = frame_from_obj([r[pack] if isinstance(r[pack], dict | list) else r for r in rows], "source")
+            df = frame_from_obj([e if isinstance(e, dict | list) else {pack: e} for e in df[pack].tolist()],
+                                "source")
         ds = cls(df.reset_index(drop=True), config=config)
     ds.inner_data_source_cache = source
     return ds

@@ -17,6 +17,8 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from qfnb._core.errors import ValidationError
 from qfnb.resources.console.consts import (
     TEMPLATE_PROJECT,
@@ -248,8 +250,23 @@ class QianfanDataSource(DataSource):
                    storage_region=storage.get("region") or "bj", info=result, config=config)
 
     def fetch(self, **kwargs: Any) -> Dataset:
-        """The dataset's rows (exported by the platform and downloaded)."""
-        return _dataset_class()(qianfan_dataset_id=self.id, config=self.config).fetch()
+        """Blocking :meth:`afetch`."""
+        from qfnb._core.runtime import sync
+
+        return sync.run(self.afetch(**kwargs))
+
+    async def afetch(self, **kwargs: Any) -> Dataset:
+        """The dataset's entities as the platform exports them, in the official table's shape: a
+        file of conversations (lists of turns) is packed, one ``_pack`` row per conversation;
+        a file of objects gives a row each. ``Dataset(inner_table=source.fetch())`` keeps that
+        shape; ``Dataset.load(source=...)`` reads conversations one row per turn."""
+        from ._platform import download_items
+
+        items = await download_items(self.id, self.config)
+        cls = _dataset_class()
+        if any(isinstance(item, list) for item in items):
+            return cls(pd.DataFrame({QianfanDatasetPackColumnName: items}), config=self.config)
+        return cls(pd.DataFrame(items), config=self.config)
 
     def save(self, table: Dataset, **kwargs: Any) -> bool:
         """Upload ``table`` into this dataset (import, then release).

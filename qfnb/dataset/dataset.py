@@ -22,7 +22,7 @@ from qfnb._core.runtime.progress import ProgressArg
 
 from ._online import OnlineOps
 from ._ops import PACK, DatasetOps
-from ._rows import clean_row, from_source, is_source
+from ._rows import clean_row, frame_from_table, from_source, is_source
 from .schema import QianfanNonSortedConversation, Schema
 
 if TYPE_CHECKING:
@@ -59,9 +59,13 @@ class Dataset(DatasetOps, OnlineOps):
 
     def __init__(self, data: pd.DataFrame | None = None, *, schema: Schema | None = None,
                  qianfan_dataset_id: int | str | None = None,
-                 config: Config | None = None, id: int | str | None = None) -> None:
+                 config: Config | None = None, id: int | str | None = None, inner_table: Any = None) -> None:
         if id is not None and qianfan_dataset_id is not None and id != qianfan_dataset_id:
             raise ValidationError("id", "give id= or qianfan_dataset_id=, not two different ids")
+        if inner_table is not None:  # the official constructor's table: pyarrow, or a qfnb Dataset
+            if data is not None:
+                raise ValidationError("inner_table", "give the rows once: a DataFrame or inner_table=, not both")
+            data = frame_from_table(inner_table)
         self._df = data if data is not None else None
         self.schema = schema
         #: the data source this dataset was loaded from (the official SDK's attribute)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from qfnb._core.config import Config
+from qfnb._core.errors import ValidationError
 from qfnb.dataset import Dataset, DatasetValidationError
+from qfnb.dataset.consts import QianfanDatasetPackColumnName
+from qfnb.dataset.data_source import QianfanDataSource
 from qfnb.protocol.signing import verify
 from tests.fakes.console_cloud import ConsoleCloud
 
@@ -89,5 +93,36 @@ def test_a_zipped_export_is_read_file_by_file() -> None:
         archive.writestr("2.jsonl", '[{"prompt": "b", "response": [["B"]]}]')
         archive.writestr("1.jsonl", '[{"prompt": "a", "response": [["A"]]}]')
         archive.writestr("meta.csv", "ignored")
-    df = _parse_export(_unzip_text(buf.getvalue()))
-    assert list(df["prompt"]) == ["a", "b"]
+    items = _parse_export(_unzip_text(buf.getvalue()))
+    assert [conv[0]["prompt"] for conv in items] == ["a", "b"]
+
+
+def test_a_platform_data_source_fetches_the_official_packed_table(cloud: ConsoleCloud, cfg: Config) -> None:
+    """``QianfanDataSource.fetch()`` gives the export as the official SDK's table: one ``_pack``
+    row per conversation; ``Dataset(inner_table=...)`` keeps it packed, ``Dataset.load`` groups."""
+    conv = [[{"prompt": "hi", "response": [["hello"]]}, {"prompt": "more", "response": [["sure"]]}],
+            [{"prompt": "bye", "response": [["see you"]]}]]
+    src = Dataset.create_from_pyobj(conv)
+    src.save(qianfan_dataset_create_args={"name": "c"}, config=cfg)
+    source = QianfanDataSource(id=src.qianfan_dataset_id, config=cfg)
+    table = source.fetch()
+    assert table.columns == [QianfanDatasetPackColumnName] and table.to_pylist() == [
+        {QianfanDatasetPackColumnName: c} for c in conv]
+    content = Dataset(inner_table=table).list()
+    assert content == conv and content[0][0]["response"] == [["hello"]]
+    assert Dataset.load(source=source).groups() == conv
+
+
+def test_inner_table_takes_any_table_once() -> None:
+    class ArrowLike:  # the part of pyarrow.Table the constructor reads
+        def to_pylist(self) -> list[dict[str, object]]:
+            return [{"prompt": "p", "response": [["r"]]}]
+
+        def to_pandas(self) -> object:
+            raise AssertionError("to_pylist is preferred: python values, not numpy")
+
+    assert Dataset(inner_table=ArrowLike()).list() == [{"prompt": "p", "response": [["r"]]}]
+    with pytest.raises(ValidationError, match="inner_table.*not both"):
+        Dataset(pd.DataFrame({"a": [1]}), inner_table=ArrowLike())
+    with pytest.raises(ValidationError, match="inner_table.*gave list, not a table"):
+        Dataset(inner_table=[{"a": 1}])
