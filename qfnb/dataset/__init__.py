@@ -9,7 +9,6 @@ from qfnb.resources.console.consts import (
     DataTemplateType,
 )
 
-from ._ops import DatasetOps
 from .data_source import AFSDataSource, BosDataSource, DataSource, FileDataSource, FormatType, QianfanDataSource
 from .dataset import GROUP_COLUMN, Dataset
 from .demo import demo_qa
@@ -22,10 +21,7 @@ from .schema import (
     QianfanSortedConversation,
     Schema,
 )
-
-#: the official name of the row/column-operations base of :class:`Dataset` (the official one
-#: wraps a pyarrow table; qfnb's Dataset keeps a pandas DataFrame)
-Table = DatasetOps
+from .table import Table
 
 __all__ = [
     "GROUP_COLUMN", "AFSDataSource", "BosDataSource", "DataExportDestinationType", "DataProjectType",

@@ -26,14 +26,26 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
+import numpy as np
 import pandas as pd
 
 from qfnb._core.errors import ValidationError
 
+from ._add import GROUP, PACK, new_rows, packed_entries
+
 logger = logging.getLogger("qfnb.dataset")
 
-GROUP = "_group"
-PACK = "_pack"
+class RowOutOfRange(IndexError, OverflowError):
+    """A row position outside the dataset: an IndexError, and the OverflowError the official SDK
+    raises for it."""
+
+
+class NoSuchColumn(ValidationError, KeyError):
+    """A column name the dataset does not have: a KeyError, and the ValueError the official SDK
+    raises for it."""
+
+    def __str__(self) -> str:
+        return ValidationError.__str__(self)
 
 
 class DatasetOps:
@@ -82,44 +94,47 @@ class DatasetOps:
         return self._result(pd.DataFrame([dict(r) for r in rows]), should_create_new_obj)
 
     def filter(self, op: Callable[[Any], bool], should_create_new_obj: bool = False, **kwargs: Any) -> Self:
-        """Keep the rows for which ``op(row)`` is true (a packed dataset's: ``op(entry)``)."""
-        keep = [bool(op(r)) for r in self.list()]
+        """Keep the rows for which ``op(row)`` returns True (a packed dataset's: ``op(entry)``)."""
+        keep = []
+        for i, row in enumerate(self.list()):
+            got = op(row)
+            if not isinstance(got, bool | np.bool_):
+                raise ValidationError("op", f"the filter function returned {type(got).__name__} for row {i}; "
+                                      "it must return True or False")
+            keep.append(bool(got))
         return self._result(self._frame()[keep] if keep else self._frame(), should_create_new_obj)
 
     def append(self, elem: Any, add_new_group: bool = False, is_grouped: bool = True,
                group_id: int = -1, should_create_new_obj: bool = False, **kwargs: Any) -> Self:
-        """Add rows at the end: a dict, a list of dicts (of lists of dicts: conversations), a
-        DataFrame or a Dataset. On a grouped dataset, new conversations get new group ids;
-        ``group_id=`` puts plain rows into that group (``add_new_group=True``: a new one)."""
-        if isinstance(elem, builtins.list | tuple) and any(not isinstance(e, Mapping | builtins.list) for e in elem):
-            raise ValidationError("elem", "elements appended must be dicts (rows) or lists of dicts "
-                                  "(conversations)")
-        extra = self._frame_of(elem, "elem")
-        if self.is_grouped and len(self._frame()):
-            top = int(self._frame()[GROUP].max())
-            if GROUP in extra.columns:
-                extra = extra.assign(**{GROUP: extra[GROUP] + top + 1})
-            elif is_grouped:
-                extra = extra.assign(**{GROUP: top + 1 if add_new_group or group_id < 0 else group_id})
-        return self._result(pd.concat([self._frame(), extra], ignore_index=True), should_create_new_obj)
+        """Add rows at the end: a dict or a list of dicts (of lists of dicts: conversations), a
+        DataFrame or a Dataset; a packed dataset takes entries. On a grouped dataset the rows join
+        the last conversation unless ``add_new_group`` (see :func:`~qfnb.dataset._add.new_rows`)."""
+        return self._added(elem, len(self._frame()), group_id, add_new_group, is_grouped, should_create_new_obj)
 
-    def insert(self, elem: Any, index: int, should_create_new_obj: bool = False, **kwargs: Any) -> Self:
-        """Insert rows before row ``index``."""
-        extra = self._frame_of(elem, "elem")
+    def insert(self, elem: Any, index: int, group_id: int = -1, add_new_group: bool = False,
+               is_grouped: bool = True, should_create_new_obj: bool = False, **kwargs: Any) -> Self:
+        """Insert rows (as :meth:`append` takes them) before row ``index``, 0 to the row count."""
         n = len(self._frame())
-        if not -n <= index <= n:
-            raise IndexError(f"insert position {index} out of range for a dataset of {n} rows")
-        index = index % (n + 1) if index < 0 else index
-        df = pd.concat([self._frame().iloc[:index], extra, self._frame().iloc[index:]], ignore_index=True)
-        return self._result(df, should_create_new_obj)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= n:
+            raise ValidationError("index", f"rows are inserted at a position from 0 to {n}, not {index!r}")
+        return self._added(elem, index, group_id, add_new_group, is_grouped, should_create_new_obj)
+
+    def _added(self, elem: Any, index: int, group_id: int, add_new_group: bool, is_grouped: bool,
+               new: bool) -> Self:
+        df = self._frame()
+        extra = (pd.DataFrame({PACK: packed_entries(elem)}) if self.is_dataset_packed()
+                 else new_rows(elem, df, group_id=group_id, add_new_group=add_new_group, is_grouped=is_grouped))
+        return self._result(pd.concat([df.iloc[:index], extra, df.iloc[index:]], ignore_index=True), new)
 
     def delete(self, index: int | str, should_create_new_obj: bool = False, **kwargs: Any) -> Self:
-        """Delete row ``index`` (a column, when ``index`` is a column name)."""
+        """Delete row ``index`` (0 to the row count - 1), or the column named ``index``."""
         if isinstance(index, str):
             return self.col_delete(index, should_create_new_obj)
         n = len(self._frame())
-        if not -n <= index < n:
-            raise IndexError(f"row {index} out of range for a dataset of {n} rows")
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise ValidationError("index", f"a row is deleted by its position (an int), not {type(index).__name__}")
+        if not 0 <= index < n:
+            raise RowOutOfRange(f"no row {index}: rows are numbered 0 to {n - 1}")
         return self._result(self._frame().drop(self._frame().index[index]), should_create_new_obj)
 
     def __delitem__(self, key: int | str) -> None:
@@ -131,6 +146,9 @@ class DatasetOps:
 
     def row_number(self) -> int:
         return len(self._frame())
+
+    def column_number(self) -> int:
+        return len(self._frame().columns)
 
     # ---- columns -----------------------------------------------------------------------------
 
@@ -165,13 +183,19 @@ class DatasetOps:
     def col_append(self, elem: Mapping[str, Any], should_create_new_obj: bool = False,
                    **kwargs: Any) -> Self:
         """Add columns: ``{"name": "c", "data": [...]}`` or ``{"c": [...], ...}``."""
-        cols = ({str(elem["name"]): elem["data"]} if set(elem) == {"name", "data"}
-                else {str(k): v for k, v in elem.items()})
+        if not isinstance(elem, Mapping):
+            raise ValidationError("elem", 'columns are added as {"name": [one value per row], ...}, '
+                                  f"not {type(elem).__name__}")
+        cols = {elem["name"]: elem["data"]} if set(elem) == {"name", "data"} else dict(elem)
         df = self._frame().copy()
         for name, data in cols.items():
+            if not isinstance(name, str):
+                raise TypeError(f"elem: a column name must be a str, not {type(name).__name__}")
+            if not isinstance(data, builtins.list):
+                raise TypeError(f"elem.{name}: a column's data must be a list, not {type(data).__name__}")
             if name in df.columns:
                 raise ValidationError(f"elem.{name}", "a column of that name exists")
-            if not isinstance(data, builtins.list) or len(data) != len(df):
+            if len(data) != len(df):
                 raise ValidationError(f"elem.{name}", f"must be a list of {len(df)} values (one per row)")
             df[name] = data
         return self._result(df, should_create_new_obj)
@@ -219,13 +243,16 @@ class DatasetOps:
         return self._result(self._frame()[self._names(names)], should_create_new_obj)
 
     def _names(self, by: str | int | Sequence[str | int]) -> builtins.list[str]:
+        if not isinstance(by, str | int | builtins.list | tuple):
+            raise ValidationError("by", f"columns are chosen by name or position (or a list of them), "
+                                  f"not {type(by).__name__}")
         items = [by] if isinstance(by, str | int) else builtins.list(by)
         cols = self.col_names()
         out = []
         for item in items:
             name = cols[item] if isinstance(item, int) and not isinstance(item, bool) else str(item)
             if name not in cols:
-                raise KeyError(f"no column {name!r}; columns are {cols}")
+                raise NoSuchColumn("by", f"no column {name!r}; columns are {cols}")
             out.append(name)
         return out
 
@@ -277,18 +304,6 @@ class DatasetOps:
             raise ValidationError(PACK, "unpack() needs a packed dataset (a single _pack column)")
         rows = [{**turn, GROUP: g} for g, conv in enumerate(self._frame()[PACK].tolist()) for turn in conv]
         return self._result(pd.DataFrame(rows), should_create_new_obj)
-
-    @staticmethod
-    def _frame_of(elem: Any, field: str) -> pd.DataFrame:
-        from ._io import frame_from_obj
-
-        if isinstance(elem, DatasetOps):
-            return elem._frame()
-        if isinstance(elem, pd.DataFrame):
-            return elem
-        if isinstance(elem, Mapping):
-            return pd.DataFrame([dict(elem)])
-        return frame_from_obj(builtins.list(elem), field)
 
 
 def _frame_of_columns(cols: dict[str, builtins.list[Any]], field: str) -> pd.DataFrame:

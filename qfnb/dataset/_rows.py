@@ -33,8 +33,10 @@ def is_source(value: Any) -> bool:
 
 
 def frame_from_table(table: Any, what: str = "inner_table") -> pd.DataFrame:
-    """A table's rows as a DataFrame: a pyarrow Table, a qfnb Dataset or anything with
-    ``to_pandas``. A packed table (one ``_pack`` column) stays packed, as officially."""
+    """A table's rows as a DataFrame: a pyarrow Table, a DataFrame, a qfnb Dataset or anything
+    with ``to_pandas``. A packed table (one ``_pack`` column) stays packed, as officially."""
+    if isinstance(table, pd.DataFrame):
+        return table
     if not hasattr(table, "to_pandas"):
         raise ValidationError(what, f"gave {type(table).__name__}, not a table (a pyarrow Table or a Dataset)")
     rows = (table.to_pylist() if hasattr(table, "to_pylist")  # python values, not numpy

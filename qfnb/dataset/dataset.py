@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import builtins
 import logging
-import numbers
 import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +20,9 @@ from qfnb._core.errors import ValidationError
 from qfnb._core.runtime.progress import ProgressArg
 
 from ._online import OnlineOps
-from ._ops import PACK, DatasetOps
-from ._rows import clean_row, frame_from_table, from_source, is_source
+from ._rows import frame_from_table, from_source, is_source
 from .schema import QianfanNonSortedConversation, Schema
+from .table import Table
 
 if TYPE_CHECKING:
     from qfnb._core.config import Config
@@ -49,12 +48,13 @@ logger = logging.getLogger("qfnb.dataset")
 GROUP_COLUMN = "_group"
 
 
-class Dataset(DatasetOps, OnlineOps):
+class Dataset(Table, OnlineOps):
     """A dataset backed by a pandas DataFrame, optionally linked to a platform dataset.
 
     ``Dataset(id=1)`` (as the official SDK's samples write it) is platform dataset 1, the same
-    as ``Dataset.load(qianfan_dataset_id=1)``; its rows are fetched on first use. Row and column
-    operations (``map``, ``filter``, ``col_map``, ``pack``...) are in :mod:`qfnb.dataset._ops`.
+    as ``Dataset.load(qianfan_dataset_id=1)``; its rows are fetched on first use. Row access is
+    :class:`~qfnb.dataset.table.Table`'s, and its operations (``map``, ``filter``, ``col_map``,
+    ``pack``...) are in :mod:`qfnb.dataset._ops`.
     """
 
     def __init__(self, data: pd.DataFrame | None = None, *, schema: Schema | None = None,
@@ -188,10 +188,6 @@ class Dataset(DatasetOps, OnlineOps):
             self._df = await download(self.qianfan_dataset_id, self.config)
         return self
 
-    def to_pandas(self) -> pd.DataFrame:
-        """A copy of the data as a DataFrame."""
-        return self._frame().copy()
-
     @property
     def is_grouped(self) -> bool:
         return GROUP_COLUMN in self._loaded("is_grouped").columns
@@ -204,52 +200,6 @@ class Dataset(DatasetOps, OnlineOps):
     def id(self) -> int | str | None:
         """The platform dataset id (``qianfan_dataset_id``), once it is on the platform."""
         return self.qianfan_dataset_id
-
-    def list(self, by: int | slice | str | Sequence[int] | None = None) -> Any:
-        """All rows as dicts (NaN cells dropped); ``by``: a row (int), rows (slice or list of
-        ints) as a list, or a column's values (str). A packed dataset's rows are its entries
-        (a conversation's list of turns, a dict or a text), as officially."""
-        if by is None:
-            return [r[PACK] for r in self._rows()] if self.is_dataset_packed() else self._rows()
-        got = self[by]
-        return got.list() if isinstance(got, Dataset) else got
-
-    def _rows(self) -> builtins.list[dict[str, Any]]:
-        """The rows as dicts, a packed one as ``{"_pack": entry}`` (what schemas check)."""
-        return [clean_row(r) for r in self._frame().to_dict("records")]
-
-    def __len__(self) -> int:
-        return len(self._frame())
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.list())
-
-    def __getitem__(self, key: int | slice | str | Sequence[int]) -> Any:
-        """``ds[i]`` a row dict (a packed dataset's entry), ``ds[a:b]`` / ``ds[[i, j]]`` a Dataset,
-        ``ds["col"]`` a list, ``ds[["c1", "c2"]]`` ``{"c1": [...], "c2": [...]}`` (as the official
-        ``col_list``)."""
-        if isinstance(key, list | tuple) and key and all(isinstance(k, str) for k in key):
-            return self.col_list(key)
-        if isinstance(key, str):
-            if key not in self._frame().columns:
-                raise KeyError(f"no column {key!r}; columns are {self.columns}")
-            return self._frame()[key].tolist()
-        if isinstance(key, numbers.Integral):
-            i, n = int(key), len(self)
-            if not -n <= i < n:
-                raise IndexError(f"row {i} out of range for a dataset of {n} rows")
-            row = clean_row(self._frame().iloc[i].to_dict())
-            return row[PACK] if self.is_dataset_packed() else row
-        if isinstance(key, slice):
-            return self._derive(self._frame().iloc[key])
-        return self._derive(self._frame().iloc[[int(k) for k in key]])  # type: ignore[union-attr]
-
-    def take(self, n: int) -> Dataset:
-        """The first ``n`` rows."""
-        return self._derive(self._frame().head(n))
-
-    def take_slice(self, start: int = 0, end: int | None = None) -> Dataset:
-        return self._derive(self._frame().iloc[start:end])
 
     def sample(self, n: int | None = None, *, frac: float | None = None,
                seed: int | None = None) -> Dataset:

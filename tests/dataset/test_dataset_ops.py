@@ -21,13 +21,15 @@ def test_row_operations_change_the_dataset_in_place_and_chain() -> None:
     ds.insert([{"prompt": "first", "response": "z"}], 0)
     assert ds.to_pylist()[0]["prompt"] == "first" and ds.list(-1)["prompt"] == "x"
     del ds[0]
-    ds.delete(-1)
+    ds.delete(len(ds) - 1)
     assert ds["prompt"] == ["Q1", "Q2", "Q3"] and ds.row_number() == 3
     copy = ds.filter(lambda r: False, should_create_new_obj=True)
     assert len(copy) == 0 and len(ds) == 3
     assert ds.list(slice(0, 2)) == [{"prompt": "Q1", "response": "a1"}, {"prompt": "Q2", "response": "a2"}]
-    with pytest.raises(IndexError):
-        ds.delete(3)
+    for outside in (3, -1):  # rows are 0..n-1, as officially (an IndexError, and the official OverflowError)
+        with pytest.raises(IndexError, match=r"rows are numbered 0 to 2") as info:
+            ds.delete(outside)
+        assert isinstance(info.value, OverflowError)
     with pytest.raises(TypeError, match="row 0"):
         ds.map(lambda r: [r])  # type: ignore[arg-type,return-value]
 

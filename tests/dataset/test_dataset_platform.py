@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from qfnb._core.config import Config
-from qfnb._core.errors import ValidationError
 from qfnb.dataset import Dataset, DatasetValidationError
 from qfnb.dataset.consts import QianfanDatasetPackColumnName
 from qfnb.dataset.data_source import QianfanDataSource
@@ -112,17 +110,3 @@ def test_a_platform_data_source_fetches_the_official_packed_table(cloud: Console
     assert content == conv and content[0][0]["response"] == [["hello"]]
     assert Dataset.load(source=source).groups() == conv
 
-
-def test_inner_table_takes_any_table_once() -> None:
-    class ArrowLike:  # the part of pyarrow.Table the constructor reads
-        def to_pylist(self) -> list[dict[str, object]]:
-            return [{"prompt": "p", "response": [["r"]]}]
-
-        def to_pandas(self) -> object:
-            raise AssertionError("to_pylist is preferred: python values, not numpy")
-
-    assert Dataset(inner_table=ArrowLike()).list() == [{"prompt": "p", "response": [["r"]]}]
-    with pytest.raises(ValidationError, match="inner_table.*not both"):
-        Dataset(pd.DataFrame({"a": [1]}), inner_table=ArrowLike())
-    with pytest.raises(ValidationError, match="inner_table.*gave list, not a table"):
-        Dataset(inner_table=[{"a": 1}])
