@@ -35,6 +35,7 @@ from ._add import GROUP, PACK, new_rows, packed_entries
 
 logger = logging.getLogger("qfnb.dataset")
 
+
 class RowOutOfRange(IndexError, OverflowError):
     """A row position outside the dataset: an IndexError, and the OverflowError the official SDK
     raises for it."""
