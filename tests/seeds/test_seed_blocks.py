@@ -28,10 +28,6 @@ import seedblocks  # noqa: E402
 
 from qfnb.errors import APIError, ValidationError  # noqa: E402
 
-#: a seed file's blocks share one namespace, in order: on pytest-xdist (scripts/test.sh runs
-#: ``--dist loadgroup``) they all run on one worker
-pytestmark = pytest.mark.xdist_group("seed_blocks")
-
 REPO = HERE.parents[1]
 SEEDS_DIR = seedblocks.seeds_dir(REPO)
 SEEDS = seedblocks.load(SEEDS_DIR) if SEEDS_DIR.is_dir() else None
