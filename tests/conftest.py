@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import tempfile
-import threading
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,22 +88,6 @@ def _stop_daemons_at_exit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         ours = root.resolve().is_relative_to(base) or root.resolve().is_relative_to(session)
         if ours and (root / RUNTIME_FILE).exists():
             _stop(root)
-
-
-@pytest.fixture(autouse=True)
-def _interrupt_handler_kept(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Ctrl-C stays as the test found it: code that sets SIGINT to be ignored in this process
-    (ipykernel's app does, at start) must not leave the next test deaf to Kernel -> Interrupt,
-    which tests press with ``_thread.interrupt_main`` (a no-op while SIGINT is ignored)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = signal.getsignal(signal.SIGINT)
-    yield
-    if signal.getsignal(signal.SIGINT) is not before and before is not None:
-        warnings.warn(f"{request.node.nodeid} left SIGINT set to {signal.getsignal(signal.SIGINT)!r}; restored",
-                      stacklevel=1)
-        signal.signal(signal.SIGINT, before)
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import asyncio
 import contextlib
+import signal
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -16,6 +17,16 @@ from qfnb.notebook.chat import ChatDelta, ChatRequest
 from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
 from tests.notebook.test_nb_qfeval_run import platform  # noqa: F401  (the platform double fixture)
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt here, as in a kernel (ipykernel installs that handler). A
+    test run started from a shell's background job inherits SIGINT ignored, and then
+    ``_thread.interrupt_main`` does nothing."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 @contextlib.contextmanager
