@@ -14,8 +14,8 @@ import pandas as pd
 
 from qfnb._core.errors import ValidationError
 
-GROUP = "_group"
-PACK = "_pack"
+from ._rows import frame_from_table
+from .consts import QianfanDataGroupColumnName as GROUP
 
 
 def packed_entries(elem: Any) -> list[Any]:
@@ -45,7 +45,7 @@ def new_rows(elem: Any, frame: pd.DataFrame, *, group_id: int = -1, add_new_grou
     from ._io import frame_from_obj
 
     if isinstance(elem, pd.DataFrame) or hasattr(elem, "to_pandas"):
-        extra = elem if isinstance(elem, pd.DataFrame) else elem.to_pandas()
+        extra = frame_from_table(elem, "elem")
     elif isinstance(elem, Mapping):
         extra = pd.DataFrame([dict(elem)])
     elif isinstance(elem, list | tuple) and elem and all(isinstance(e, Mapping | list) for e in elem):

@@ -31,7 +31,9 @@ import pandas as pd
 
 from qfnb._core.errors import ValidationError
 
-from ._add import GROUP, PACK, new_rows, packed_entries
+from ._add import new_rows, packed_entries
+from .consts import QianfanDataGroupColumnName as GROUP
+from .consts import QianfanDatasetPackColumnName as PACK
 
 logger = logging.getLogger("qfnb.dataset")
 

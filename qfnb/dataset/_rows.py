@@ -11,6 +11,8 @@ import pandas as pd
 
 from qfnb._core.errors import ValidationError
 
+from .consts import QianfanDatasetPackColumnName
+
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
 
@@ -48,7 +50,7 @@ def from_source(cls: type[Dataset], source: Any, group: bool | None, config: Con
     """A dataset over ``source``: a platform one read lazily, others fetched now (any table: pyarrow too)."""
     from ._io import frame_from_obj
 
-    pack = "_pack"  # the official packed column (qfnb.dataset.consts.QianfanDatasetPackColumnName)
+    pack = QianfanDatasetPackColumnName
     platform_id = getattr(source, "platform_dataset_id", None)
     if platform_id is not None:
         ds = cls(None, qianfan_dataset_id=platform_id, config=config or getattr(source, "config", None))

@@ -15,9 +15,9 @@ import pandas as pd
 
 from qfnb._core.errors import ValidationError
 
-from ._add import GROUP, PACK
 from ._ops import DatasetOps, RowOutOfRange
 from ._rows import clean_row, frame_from_table
+from .consts import QianfanDatasetPackColumnName as PACK
 
 __all__ = ["Table"]
 
@@ -45,7 +45,7 @@ class Table(DatasetOps):
 
     @property
     def is_grouped(self) -> bool:
-        return GROUP in self._frame().columns
+        return self.is_dataset_grouped()
 
     def list(self, by: int | slice | Sequence[int] | None = None) -> Any:
         """All rows as dicts (NaN cells dropped), or those ``by`` chooses: a row (int), rows
