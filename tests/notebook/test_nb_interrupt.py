@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import _thread
 import asyncio
-import contextlib
 import signal
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -29,29 +28,8 @@ def _ctrl_c_raises() -> Iterator[None]:
     signal.signal(signal.SIGINT, before)
 
 
-@contextlib.contextmanager
-def interrupt_after(seconds: float, *, again: bool = True) -> Iterator[None]:
-    """Kernel -> Interrupt ``seconds`` into the block; ``again``: pressed again every half second
-    until the block ends, as a user presses it again when a press landed before the cell was
-    listening (on a loaded machine the magic can still be setting up after ``seconds``)."""
-    stop = threading.Event()
-
-    def press() -> None:
-        if stop.wait(seconds):
-            return
-        while not stop.is_set():
-            _thread.interrupt_main()
-            if not again:
-                return
-            stop.wait(0.5)
-
-    presser = threading.Thread(target=press, daemon=True)
-    presser.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        presser.join()
+def interrupt_after(seconds: float) -> None:
+    threading.Timer(seconds, _thread.interrupt_main).start()
 
 
 class EndlessBackend:
@@ -75,7 +53,8 @@ def test_interrupt_keeps_partial_answer_closes_stream_one_line(ip: Any, pub: Rec
     backend = EndlessBackend()
     magics = ip.magics_manager.registry["QfnbMagics"]
     magics.chat_backend, magics.update_interval = backend, 0.02
-    with pytest.raises(QfnbInterrupted) as info, interrupt_after(0.4):
+    interrupt_after(0.4)
+    with pytest.raises(QfnbInterrupted) as info:
         ip.run_cell_magic("qfchat", "-o partial", "go on forever")
     assert info.value._render_traceback_()[0].count("\n") == 0  # one line, no traceback
     assert backend.opened == 1 and backend.closed.is_set(), "the stream was closed"
@@ -90,8 +69,8 @@ def test_interrupt_keeps_partial_answer_closes_stream_one_line(ip: Any, pub: Rec
 def test_interrupt_in_a_shell_cell_prints_no_traceback(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
     magics = ip.magics_manager.registry["QfnbMagics"]
     magics.chat_backend = FakeChatBackend("x" * 400, chunk=1, delay=0.01)
-    with interrupt_after(0.3, again=False):  # the backend ends by itself; a second press would land after
-        ip.run_cell("%%qfchat\nhello")
+    interrupt_after(0.3)
+    ip.run_cell("%%qfchat\nhello")
     err = capsys.readouterr()
     text = err.out + err.err
     assert "interrupted" in text and "Traceback" not in text and "threading.py" not in text
@@ -99,7 +78,8 @@ def test_interrupt_in_a_shell_cell_prints_no_traceback(ip: Any, capsys: pytest.C
 
 def test_wait_returns_control_with_one_line_and_the_job_goes_on() -> None:
     dash = TrainingDashboard("job")
-    with pytest.raises(QfnbInterrupted) as info, interrupt_after(0.2, again=False):
+    interrupt_after(0.2)
+    with pytest.raises(QfnbInterrupted) as info:
         dash.wait(30)
     assert "still" in str(info.value) and "\n" not in info.value._render_traceback_()[0]
     dash.finish("succeeded")  # the job was not touched by the interrupt
