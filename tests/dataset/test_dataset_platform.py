@@ -109,4 +109,3 @@ def test_a_platform_data_source_fetches_the_official_packed_table(cloud: Console
     content = Dataset(inner_table=table).list()
     assert content == conv and content[0][0]["response"] == [["hello"]]
     assert Dataset.load(source=source).groups() == conv
-
