@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+# The run starts hundreds of Python processes (workers, daemons, kernels); each compiles qfnb's
+# modules (and pytest rewrites the tests) only once when bytecode may be written (.gitignored).
+unset PYTHONDONTWRITEBYTECODE
 # every run gets its own temporary QFNB_DATA_DIR (tests/conftest.py): ~/.qfnb is never touched
 # The notebook tests run the fine-tune notebook with a 4-step training (what they check does not
 # depend on the step count); the full 30-step demo, and that it teaches the fact, is checked by

@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+# The run starts hundreds of Python processes (workers, daemons, kernels); each compiles qfnb's
+# modules (and pytest rewrites the tests) only once when bytecode may be written (.gitignored).
+unset PYTHONDONTWRITEBYTECODE
 mkdir -p artifacts
 for nb in notebooks/*.ipynb; do
   echo "running $nb"
