@@ -302,7 +302,10 @@ class DatasetOps:
         return self._result(pd.DataFrame({PACK: builtins.list(groups.values())}), should_create_new_obj)
 
     def unpack(self, should_create_new_obj: bool = False) -> Self:
-        """The inverse of :meth:`pack`: one row per turn, with a ``_group`` column."""
+        """The inverse of :meth:`pack`: one row per turn, with a ``_group`` column (a grouped
+        dataset, as ``Dataset.load`` gives a packed source, is unpacked already)."""
+        if self.is_dataset_grouped():
+            return self._result(self._frame(), should_create_new_obj)
         if not self.is_dataset_packed():
             raise ValidationError(PACK, "unpack() needs a packed dataset (a single _pack column)")
         rows = [{**turn, GROUP: g} for g, conv in enumerate(self._frame()[PACK].tolist()) for turn in conv]

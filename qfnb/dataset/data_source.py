@@ -272,8 +272,17 @@ class QianfanDataSource(DataSource):
         """Upload ``table`` into this dataset (import, then release).
 
         The official SDK refuses a dataset stored on the platform's own BOS here; qfnb uploads
-        through the platform's own import, so both storage types work."""
-        table.save(qianfan_dataset_id=self.id, config=self.config)
+        through the platform's own import, so both storage types work. Rows are checked against
+        the table's schema, else this dataset's template's."""
+        from .schema import schema_for_template
+
+        schema = None
+        if table.schema is None:
+            try:
+                schema = schema_for_template(self.template_type)
+            except ValidationError:  # a template with no local schema: the platform checks it
+                schema = None
+        table.save(qianfan_dataset_id=self.id, schema=schema, config=self.config)
         return True
 
 

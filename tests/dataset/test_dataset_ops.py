@@ -60,7 +60,11 @@ def test_pack_and_unpack_conversations() -> None:
     assert ds.is_dataset_grouped() and not ds.is_dataset_packed()
     ds.pack()
     assert ds.is_dataset_packed() and ds.list() == convs and ds.to_pylist() == [{"_pack": c} for c in convs]
-    ds.unpack().delete_group_column()
+    ds.unpack()
+    assert ds.unpack().list() == [{**t, "_group": g} for g, c in enumerate(convs) for t in c]  # unpacked already
+    ds.delete_group_column()
+    with pytest.raises(ValidationError, match="_pack"):
+        ds.unpack()  # neither packed nor grouped
     assert len(ds) == 3 and not ds.is_dataset_grouped()
     ds.add_default_group_column()
     assert ds["_group"] == [0, 1, 2]

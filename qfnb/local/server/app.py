@@ -17,7 +17,15 @@ from qfnb.local.domain import batch, console, evaluation
 from qfnb.local.domain.datasets import AppendConflict
 from qfnb.local.domain.platform import Platform
 from qfnb.local.engines.api import RegistryLike
-from qfnb.local.server import failures, routes_batch, routes_console, routes_inference, routes_models, routes_v2
+from qfnb.local.server import (
+    failures,
+    routes_batch,
+    routes_bos,
+    routes_console,
+    routes_inference,
+    routes_models,
+    routes_v2,
+)
 from qfnb.local.server.auth import Authenticator, authenticator
 from qfnb.local.server.guard import BodyLimit
 from qfnb.local.server.wire import bce_error
@@ -35,7 +43,8 @@ def default_registry(settings: Settings) -> RegistryLike:
 
 
 async def bos_object(request: Request) -> Response:
-    """Contract 6: signed ``PUT``/``GET /bos/{bucket}/{key}`` under ``<data_dir>/objects``."""
+    """Contract 6: signed ``PUT``/``GET``/``HEAD``/``DELETE /bos/{bucket}/{key}`` under
+    ``<data_dir>/objects`` (a ``GET`` may carry its signature as ``?authorization=``: a shared link)."""
     platform: Platform = request.app.state.platform
     failure = authenticator(request).check_console(request)
     if failure is not None:
@@ -46,6 +55,9 @@ async def bos_object(request: Request) -> Response:
         return bce_error(400, "InvalidObjectName", str(exc))
     if request.method == "POST":
         return await _append(platform, request)
+    other = await routes_bos.delete_or_copy(platform, request)
+    if other is not None:
+        return other
     if request.method == "PUT":
         # streamed to disk; BodyLimit stops the stream at MAX_UPLOAD_BYTES (the partial file is removed)
         try:
@@ -143,8 +155,8 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
 
     routes: list[Any] = [
         *routes_inference.routes(), *routes_console.routes(), *routes_v2.routes(), *routes_models.routes(),
-        *routes_batch.routes(),
-        Route("/bos/{bucket}/{key:path}", bos_object, methods=["PUT", "GET", "POST"]),
+        *routes_batch.routes(), *routes_bos.routes(),
+        Route("/bos/{bucket}/{key:path}", bos_object, methods=["PUT", "GET", "POST", "DELETE"]),
         Route("/healthz", health, methods=["GET"]),
         *(extra_routes or []),
     ]

@@ -89,8 +89,11 @@ class Authenticator:
         return "expired" if expires < time.time() else "ok"
 
     def check_signature(self, request: Request) -> JSONResponse | None:
-        """Verify a bce-auth-v1 Authorization header; BCE error shape on failure."""
+        """Verify a bce-auth-v1 Authorization header (or a shared link's ``?authorization=``, see
+        :func:`presigned`); BCE error shape on failure."""
         params = dict((k, v) for k, v in request.query_params.multi_items() if k.lower() != "authorization")
+        headers = {**request.headers, **({"authorization": request.query_params["authorization"]}
+                                          if presigned(request) else {})}
         raw = request.scope.get("raw_path") or b""
         # the path as sent, as decoded, and BCE-canonical (encoded except '/'): clients differ here
         paths = dict.fromkeys([raw.decode("latin-1").split("?", 1)[0] if raw else request.url.path,
@@ -98,7 +101,7 @@ class Authenticator:
         try:
             for i, path in enumerate(paths):
                 try:
-                    auth = verify(request.method, path, params, dict(request.headers), self._secret_for)
+                    auth = verify(request.method, path, params, headers, self._secret_for)
                     break
                 except SignatureError as exc:
                     if i == len(paths) - 1 or "does not match" not in str(exc):
@@ -145,7 +148,7 @@ class Authenticator:
 
     def check_console(self, request: Request) -> JSONResponse | None:
         """Console APIs: bce-auth-v1 only."""
-        if not request.headers.get("authorization"):
+        if not request.headers.get("authorization") and not presigned(request):
             return bce_error(403, "AccessDenied", "Fail to authn user: missing Authorization header")
         return self.check_signature(request)
 
@@ -163,6 +166,13 @@ class Authenticator:
         if state == "expired":
             return "bearer token expired"
         return None
+
+
+def presigned(request: Request) -> bool:
+    """A read of a BOS object signed in its URL (BOS's pre-signed link: ``?authorization=``, no
+    ``Authorization`` header); never a call that changes anything."""
+    return (request.method in ("GET", "HEAD") and request.url.path.startswith("/bos/")
+            and not request.headers.get("authorization") and bool(request.query_params.get("authorization")))
 
 
 def authenticator(request: Request) -> Authenticator:
