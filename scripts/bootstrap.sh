@@ -29,16 +29,15 @@ want=$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
 # torch is pinned and named in the same command so the installer takes the local CPU wheel.
 # uv installs in about 20 s what pip takes about 3 min for; it reads pip's sources and
 # constraints through scripts/uv_args.py. pip is the fallback if uv cannot be had or fails.
-# uv compiles the bytecode here, as pip does: without it, where PYTHONDONTWRITEBYTECODE is set (as in
-# CI's image), every Python process compiles torch, pandas and the rest from source again
-# (importing qfnb's stack took 11.9 s that way, 4.5 s from bytecode).
+# uv leaves the bytecode to be written on first import (compiling every module of every package
+# here took 2.5 min on 2 cores); scripts/test.sh and scripts/tour.sh let Python write it.
 install_with_uv() {
   "$VENV/bin/python" -m pip install -q uv || return 1
   local opts cert
   opts=$("$VENV/bin/python" scripts/uv_args.py) || return 1
   cert=$("$VENV/bin/python" scripts/uv_args.py --cert) || return 1
   mapfile -t uv_args <<< "$opts"
-  SSL_CERT_FILE=${SSL_CERT_FILE:-${cert:-}} "$VENV/bin/uv" pip install -q --compile-bytecode --python "$VENV/bin/python" \
+  SSL_CERT_FILE=${SSL_CERT_FILE:-${cert:-}} "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" \
     "${uv_args[@]}" "torch==2.13.0" -e ".[all,dev]"
 }
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
