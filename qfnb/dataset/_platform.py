@@ -14,6 +14,7 @@ import logging
 import uuid
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -84,10 +85,27 @@ def _check_create_args(args: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class Upload:
+    """Where a dataset's file is put for the platform to import: the dataset's own storage, unless
+    a staging bucket is given (the official ``sup_storage_id/path/region``: on the cloud, a dataset
+    on the platform's own BOS is filled from one of the user's buckets), signed with ``ak``/``sk``
+    when given, else the configured IAM keys."""
+
+    bucket: str = ""
+    path: str = ""
+    region: str = ""
+    ak: str | None = None
+    sk: str | None = None
+    #: whether the rows are annotated (None: as the rows' schema says)
+    annotated: bool | None = None
+
+
 async def upload_dataset(ds: Dataset, *, dataset_id: int | str | None,
                          create_args: Mapping[str, Any] | None, schema: Schema | None,
-                         release: bool, config: Config | None) -> int | str:
+                         release: bool, config: Config | None, upload: Upload | None = None) -> int | str:
     """Upload ``ds`` to the platform; returns the platform dataset id."""
+    upload = upload or Upload()
     args = _check_create_args(create_args) if create_args is not None else None
     template = int(args["template_type"]) if args else None
     # validate first: nothing is sent when the data is bad
@@ -98,9 +116,10 @@ async def upload_dataset(ds: Dataset, *, dataset_id: int | str | None,
         check = QianfanNonSortedConversation()
     check.validate(ds._rows())
     body = ("\n".join(platform_lines(ds)) + "\n").encode("utf-8")
-    annotated = bool(getattr(check, "is_annotated", True))
+    annotated = upload.annotated if upload.annotated is not None else bool(getattr(check, "is_annotated", True))
 
     cfg = _config(config)
+    BosHelper(None, upload.ak, upload.sk, config=cfg).require_keys()
     if args is not None:
         resp = await Data.acreate_bare_dataset(config=cfg, **args)
         created = resp.body.get("result") or {}
@@ -113,13 +132,18 @@ async def upload_dataset(ds: Dataset, *, dataset_id: int | str | None,
         assert dataset_id is not None
         info = await _info(dataset_id, cfg)
         storage = info.get("storage") or {}
-    bucket = storage.get("storageId")
-    prefix = str(storage.get("storagePath") or storage.get("rawStoragePath") or "").strip("/")
+    bucket: str | None
+    if upload.bucket:
+        bucket, prefix, region = upload.bucket, upload.path.strip("/"), upload.region
+    else:
+        bucket = storage.get("storageId")
+        prefix = str(storage.get("storagePath") or storage.get("rawStoragePath") or "").strip("/")
+        region = storage.get("region") or ""
     if not bucket:
         raise DatasetPlatformError(f"dataset {dataset_id} has no storage bucket (storageInfo."
                                    "storageId) to upload to")
     key = f"{prefix}/data_{uuid.uuid4().hex}.jsonl".lstrip("/")
-    await put_object(BosHelper(storage.get("region") or None, config=cfg), str(bucket), key, body)
+    await put_object(BosHelper(region or None, upload.ak, upload.sk, config=cfg), str(bucket), key, body)
     await Data.acreate_data_import_task(dataset_id, annotated, DataSourceType.PrivateBos,
                                         f"bos:/{bucket}/{key}", config=cfg)
     await _wait(dataset_id, "importStatus", ImportStatus.FINISHED,

@@ -191,6 +191,9 @@ class QianfanDataSource(DataSource):
         self.info = dict(info or {})
         self.data_format_type = data_format_type or _format_of_template(self.template_type)
         self.config = config
+        #: IAM keys the upload to BOS is signed with (the official attributes; None: the configured ones)
+        self.ak: str | None = kwargs.get("ak")
+        self.sk: str | None = kwargs.get("sk")
 
     def __repr__(self) -> str:
         return f"QianfanDataSource(id={self.id!r}, name={self.name!r}, template_type={self.template_type.name})"
@@ -268,13 +271,26 @@ class QianfanDataSource(DataSource):
             return cls(pd.DataFrame({QianfanDatasetPackColumnName: items}), config=self.config)
         return cls(pd.DataFrame(items), config=self.config)
 
-    def save(self, table: Dataset, **kwargs: Any) -> bool:
-        """Upload ``table`` into this dataset (import, then release).
+    def save(self, table: Dataset, is_annotated: bool = True, does_release: bool = True,
+             sup_storage_id: str = "", sup_storage_path: str = "", sup_storage_region: str = "",
+             **kwargs: Any) -> bool:
+        """Upload ``table`` into this dataset (import, then release unless ``does_release=False``).
 
-        The official SDK refuses a dataset stored on the platform's own BOS here; qfnb uploads
-        through the platform's own import, so both storage types work. Rows are checked against
-        the table's schema, else this dataset's template's."""
+        The file goes to this dataset's storage, or, with all three ``sup_storage_*``, to that
+        bucket, path and region first (on the cloud, a dataset on the platform's own BOS is filled
+        that way); it is signed with ``ak``/``sk`` set on this source, else the configured IAM keys
+        (neither: a ValueError before anything is sent). The official SDK refuses a dataset on the
+        platform's BOS without a staging bucket; the local platform takes it, so qfnb does not.
+        Rows are checked against the table's
+        schema, else this dataset's template's. The official ``does_release`` defaults to False:
+        qfnb releases, so the dataset can be trained on at once."""
+        from ._platform import Upload
         from .schema import schema_for_template
+
+        staging = (sup_storage_id, sup_storage_path, sup_storage_region)
+        if any(staging) and not all(staging):
+            raise ValidationError("sup_storage_id", "give sup_storage_id, sup_storage_path and sup_storage_region "
+                                  "together (the staging bucket, a path in it and its region), or none")
 
         schema = None
         if table.schema is None:
@@ -282,7 +298,11 @@ class QianfanDataSource(DataSource):
                 schema = schema_for_template(self.template_type)
             except ValidationError:  # a template with no local schema: the platform checks it
                 schema = None
-        table.save(qianfan_dataset_id=self.id, schema=schema, config=self.config)
+        from qfnb._core.runtime import sync
+
+        sync.run(table.asave(qianfan_dataset_id=self.id, schema=schema, release=does_release, config=self.config,
+                             upload=Upload(*staging, ak=self.ak or None, sk=self.sk or None,
+                                           annotated=is_annotated)))
         return True
 
 

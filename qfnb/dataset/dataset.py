@@ -27,6 +27,7 @@ from .table import Table
 if TYPE_CHECKING:
     from qfnb._core.config import Config
 
+    from ._platform import Upload
     from .data_source import DataSource  # pragma: no cover
 
 __all__ = ["GROUP_COLUMN", "Dataset"]
@@ -298,13 +299,14 @@ class Dataset(Table, OnlineOps):
     async def asave(self, *, qianfan_dataset_id: int | str | None = None,
                     qianfan_dataset_create_args: Mapping[str, Any] | None = None,
                     schema: Schema | None = None, release: bool = True,
-                    config: Config | None = None) -> Dataset:
-        """Async :meth:`save` to the platform: create → upload → import → release."""
+                    config: Config | None = None, upload: Upload | None = None) -> Dataset:
+        """Async :meth:`save` to the platform: create → upload → import → release (``upload``:
+        a staging bucket and keys, as :meth:`QianfanDataSource.save` takes them)."""
         from ._platform import upload_dataset
 
         dataset_id = await upload_dataset(self, dataset_id=qianfan_dataset_id,
                                           create_args=qianfan_dataset_create_args, schema=schema,
-                                          release=release, config=config or self.config)
+                                          release=release, config=config or self.config, upload=upload)
         self.qianfan_dataset_id = dataset_id
         return self
 

@@ -104,7 +104,14 @@ class BosHelper:
     async def _send(self, method: str, bucket: str, key: str = "", **kwargs: Any) -> QfResponse:
         from qfnb._core.http.client import get_client
 
+        self.require_keys()
         return await get_client(self.config).signed_request(method, self._url(bucket, key), **kwargs)
+
+    def require_keys(self) -> None:
+        """BOS calls are signed with the IAM keys: refused before anything is sent without them."""
+        if not (self.config.access_key and self.config.secret_key):
+            raise ValidationError("ak", "BOS calls are signed with the IAM access key and secret key; set "
+                                  "QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY or pass ak=/sk=")
 
     # ---- async work -------------------------------------------------------------------------
 
@@ -233,10 +240,9 @@ class BosHelper:
         from qfnb._core.http.auth import host_of
 
         url = self._url(_bucket(bucket_name), _key(remote_file_path))
+        self.require_keys()
         ak, sk = self.config.access_key, self.config.secret_key
-        if not (ak and sk):
-            raise ValidationError("ak", "a shared link is signed with the IAM access key and secret key; "
-                                  "set QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY or pass ak=/sk=")
+        assert ak and sk
         path = url.split("://", 1)[-1].partition("/")[2]
         signature = sign("GET", "/" + path, None, {"Host": host_of(url)}, ak, sk, time.time(), expiration_s)
         return f"{url}?authorization={quote(signature, safe='')}"

@@ -3,6 +3,7 @@ dataset upload going through it."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from unittest.mock import patch
 
@@ -10,8 +11,9 @@ import httpx
 import pytest
 
 from qfnb._core.config import Config
-from qfnb.dataset import Dataset
+from qfnb.dataset import Dataset, QianfanDataSource
 from qfnb.errors import InvalidArgumentError
+from qfnb.resources.console.consts import DataTemplateType
 from qfnb.utils.bos_uploader import (
     BosHelper,
     BosObject,
@@ -138,3 +140,27 @@ def test_cloud_upload_is_signed_through_the_helper(cloud: ConsoleCloud, cfg: Con
             qianfan_dataset_create_args={"name": "d"}, config=cfg)
     assert put.call_count == 1
     assert next(r.path for r in cloud.fake.requests if r.method == "PUT").startswith("/bos/fake-bucket/")
+
+
+def test_a_data_source_save_stages_in_the_given_bucket_with_its_own_keys(local_platform: ServedPlatform) -> None:
+    cfg = local_platform.config()
+    source = QianfanDataSource.create_bare_dataset("staged", DataTemplateType.NonSortedConversation, config=cfg)
+    rows = Dataset.create_from_pyobj([{"prompt": "p", "response": "r"}])
+    with pytest.raises(InvalidArgumentError, match="sup_storage_id"):  # a staging bucket is given whole or not at all
+        source.save(rows, sup_storage_id="staging")
+    source.ak = "not-a-key"  # the source's own keys sign the upload: a wrong one is refused by BOS
+    with pytest.raises(Exception, match=r"(?i)sign|auth|denied|credential"):
+        source.save(rows, sup_storage_id="staging", sup_storage_path="/in/", sup_storage_region="bj")
+    source.ak = None
+    assert source.save(rows, sup_storage_id="staging", sup_storage_path="/in/", sup_storage_region="bj")
+    staged = BosHelper(config=cfg).list_dir("staging", "in/")
+    assert len(staged) == 1 and staged[0].key.startswith("in/data_") and staged[0].key.endswith(".jsonl")
+    assert Dataset.load(qianfan_dataset_id=source.id, config=cfg).list() == [{"prompt": "p", "response": [["r"]]}]
+
+
+def test_an_upload_without_iam_keys_is_refused_before_anything_is_sent(cloud: ConsoleCloud, cfg: Config) -> None:
+    keyless = dataclasses.replace(cfg, access_key=None, secret_key=None)
+    with pytest.raises(InvalidArgumentError, match="QIANFAN_ACCESS_KEY"):
+        Dataset.create_from_pyobj([{"prompt": "a", "response": "b"}]).save(
+            qianfan_dataset_create_args={"name": "d"}, config=keyless)
+    assert cloud.fake.requests == []
