@@ -36,7 +36,7 @@ def test_reranker_wire_positional_args_and_batch(fake: FakeQianfan, cfg: Config)
     call = fake.calls("/reranker/")[-1]
     assert call.path.endswith("/reranker/bce_reranker_base")  # the catalogue's default model
     assert call.json["query"] == "Shanghai weather" and call.json["documents"] == DOCS and call.json["top_n"] == 2
-    assert "stream" not in call.json
+    assert call.json["stream"] is False  # sent as the official SDK sends it
     got = rr.batch_do([("Beijing food", DOCS), ("rain", DOCS[:1])], worker_num=2).results()
     assert got[0]["results"][0]["index"] == 1 and len(got[1]["results"]) == 1
     with pytest.raises(ValidationError, match="documents"):

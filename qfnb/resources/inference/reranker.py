@@ -41,7 +41,7 @@ class Reranker(RerankerCalls):
         if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
             raise ValidationError("top_n", f"must be a positive integer, got {top_n!r}")
         body = self._wire_body({**kwargs, "documents": list(documents)}, False)
-        body.pop("stream", None)
+        body["stream"] = False  # as the official SDK sends it: these APIs never stream
         return target, body
 
     def _named_inputs(self, inputs: Iterable[Any] | None, common: dict[str, Any]) -> Iterable[Any] | None:

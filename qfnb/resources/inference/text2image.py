@@ -31,7 +31,7 @@ class Text2Image(Text2ImageCalls):
         if decode not in (None, "base64"):
             raise ValidationError("with_decode", f"only 'base64' is supported, got {decode!r}")
         body = self._wire_body(kwargs, False)
-        body.pop("stream", None)
+        body["stream"] = False  # as the official SDK sends it: these APIs never stream
         from qfnb.protocol.inference import Text2ImageRequest, parse_request  # pydantic: on first use
         parse_request(Text2ImageRequest, body)
         return target, body
