@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -74,6 +75,32 @@ def test_four_chats_at_once_are_batched_by_one_engine(registry: EngineRegistry) 
     answers = run_blocking(all_at_once)
     for city, answer in zip(["Paris", "Tokyo", "Rome", "Berlin"], answers, strict=True):
         assert city in answer, answers
+
+
+def test_pinned_slots_reread_only_what_a_prompt_does_not_share_with_their_last(registry: EngineRegistry) -> None:
+    """Each request is pinned to an engine slot (``id_slot``). With llama-server's host-RAM prompt
+    cache on (its default), requests rotating over the slots re-read their whole prompts; the
+    engine runs without it, so each slot keeps the prefix its next prompt shares."""
+    import asyncio
+
+    engine = registry.chat(DEFAULT_CHAT)
+    log = registry.data_dir / "logs" / "engine-qwen2_5_coder_0_5b_instruct.log"
+    start = log.stat().st_size if log.exists() else 0
+    topics = ["binary search trees", "HTTP caching", "SQL joins", "unit testing",
+              "TCP congestion", "regular expressions", "Python generators", "garbage collection"]
+
+    async def wave(names: list[str]) -> list[int]:
+        async def one(topic: str) -> int:
+            ask = [{"role": "user", "content": f"Explain {topic} to a new engineer in a few paragraphs."}]
+            params = {"temperature": 0.0001, "max_output_tokens": 48}
+            return [d async for d in engine.achat(ask, system=None, params=params)][-1].prompt_tokens
+        return list(await asyncio.gather(*(one(t) for t in names)))
+
+    prompt_tokens = run_blocking(lambda: wave(topics[:4])) + run_blocking(lambda: wave(topics[4:]))
+    read = [int(n) for n in re.findall(r"prompt eval time = .*? / +(\d+) tokens", log.read_bytes()[start:].decode())]
+    assert len(read) == 8, read
+    # the chat template's system turn and "Explain " (about 26 tokens) are kept in each slot
+    assert max(read[4:]) < min(prompt_tokens) - 15, (read, prompt_tokens)
 
 
 def test_gemma_base_completes_a_qa_prompt(registry: EngineRegistry) -> None:
