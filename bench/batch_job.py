@@ -117,7 +117,10 @@ def bare(args: argparse.Namespace, url: str, texts: list[str], users: int) -> fl
 
 def start_platform(args: argparse.Namespace, data_dir: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-           "QFNB_ENGINE_SLOTS": str(args.slots)}
+           "QFNB_ENGINE_SLOTS": str(args.slots),
+           # the platform's engine stays up while the bare one is measured (it would stop after
+           # 10 idle minutes, and the job would then start a cold one)
+           "QFNB_ENGINE_IDLE_SECONDS": "86400"}
     if args.engine_url:
         env["QFNB_ENGINES"] = json.dumps({DEFAULT_CHAT: {"base_url": args.engine_url.rstrip("/") + "/v1",
                                                          "model": args.remote_model}})
