@@ -93,9 +93,10 @@ print(resp["usage"])
     md("""
 ## 2. `%%qfchat`: the answer streams into one output
 
-Usage and latency show under the answer, with the model's name. `-o` keeps it; `{name}` pulls
-variables in (an undefined one is an error, not sent), while literal braces such as JSON stay as
-they are. Kernel → Interrupt stops an answer: what came so far stays, marked interrupted.
+Usage and latency show under the answer, with the model's name; `--max-tokens` caps its length.
+`-o` keeps it; `{name}` pulls variables in (an undefined one is an error, not sent), while
+literal braces such as JSON stay as they are. Kernel → Interrupt stops an answer: what came so
+far stays, marked interrupted.
 """),
     code("""
 %%qfchat -o answer -t 0.2
@@ -106,11 +107,11 @@ topic = "list comprehensions"
 print(type(answer).__name__, answer.done, len(str(answer)) > 0)
 """, stdout="ChatAnswer True True\n"),
     code("""
-%%qfchat -s tour -t 0.2
+%%qfchat -s tour -t 0.2 --max-tokens 256
 Explain {topic} in two sentences. Then show the dict {"a": 1} as JSON.
 """, **IGNORE),
     code("""
-%%qfchat -s tour -t 0.2
+%%qfchat -s tour -t 0.2 --max-tokens 256
 Now give one example of what you just explained.
 """, **IGNORE),
     check("%qfchat sessions", result="default: 1 exchange(s)\ntour: 2 exchange(s)"),
