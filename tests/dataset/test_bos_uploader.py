@@ -164,3 +164,14 @@ def test_an_upload_without_iam_keys_is_refused_before_anything_is_sent(cloud: Co
         Dataset.create_from_pyobj([{"prompt": "a", "response": "b"}]).save(
             qianfan_dataset_create_args={"name": "d"}, config=keyless)
     assert cloud.fake.requests == []
+
+
+def test_rows_are_saved_into_an_existing_local_dataset(local_platform: ServedPlatform) -> None:
+    """The local GetDataset answers ``versionInfo.storage`` as the cloud does, so a save into a
+    dataset made earlier finds its bucket (it had answered none: 'has no storage bucket')."""
+    cfg = local_platform.config()
+    source = QianfanDataSource.create_bare_dataset("existing", DataTemplateType.NonSortedConversation, config=cfg)
+    assert source.save(Dataset.create_from_pyobj([{"prompt": "p", "response": "r"}]))
+    Dataset.create_from_pyobj([{"prompt": "q", "response": "s"}]).save(qianfan_dataset_id=source.id, config=cfg)
+    assert Dataset.load(qianfan_dataset_id=source.id, config=cfg).list() == [
+        {"prompt": "p", "response": [["r"]]}, {"prompt": "q", "response": [["s"]]}]

@@ -15,6 +15,8 @@ from typing import Any
 from qfnb.local.domain.datasets import ObjectStore
 
 _PART = re.compile(r"^\..+\.[0-9a-f]{12}\.part$")
+#: the local BOS's one region (``GetBucketLocation``; a dataset's ``storageInfo.region``)
+REGION = "local"
 #: at most this many keys in one listing (BOS's own cap)
 MAX_KEYS = 1000
 

@@ -16,8 +16,6 @@ from qfnb.local.domain.platform import Platform
 from qfnb.local.server.auth import authenticator
 from qfnb.local.server.wire import bce_error
 
-#: the region the local platform's datasets report (``storageInfo.region``)
-REGION = "local"
 COPY_SOURCE = "x-bce-copy-source"
 
 
@@ -42,8 +40,8 @@ async def copy_object(platform: Platform, request: Request, bucket: str, key: st
         return bce_error(404, "NoSuchKey", "The copy source does not exist.")
     except (NotADirectoryError, IsADirectoryError, FileExistsError):
         return bce_error(409, "ObjectConflict", "the key conflicts with an existing object or folder")
-    size = target.stat().st_size
-    return JSONResponse({"eTag": str(size), "lastModified": objects.http_date(target.stat().st_mtime)})
+    stat = target.stat()
+    return JSONResponse({"eTag": str(stat.st_size), "lastModified": objects.http_date(stat.st_mtime)})
 
 
 async def delete_or_copy(platform: Platform, request: Request) -> Response | None:
@@ -64,7 +62,7 @@ async def bucket_root(request: Request) -> Response:
     platform: Platform = request.app.state.platform
     name = request.path_params["bucket"]
     if "location" in request.query_params:
-        return JSONResponse({"locationConstraint": REGION})
+        return JSONResponse({"locationConstraint": objects.REGION})
     query = request.query_params
     try:
         max_keys = min(int(query.get("maxKeys") or objects.MAX_KEYS), objects.MAX_KEYS)

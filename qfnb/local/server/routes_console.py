@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from qfnb.local.domain import console as c
 from qfnb.local.domain import entities, evaluation, prompts
+from qfnb.local.domain.bucket import REGION
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.server.auth import authenticator
@@ -168,9 +169,13 @@ def dataset_view(ds: dict[str, Any]) -> dict[str, Any]:
             "name": ds["name"], "dataType": ds["dataType"], "projectType": ds["projectType"],
             "templateType": ds["templateType"], "importStatus": ds["importStatus"],
             "releaseStatus": ds["releaseStatus"], "storageType": ds["storageType"],
-            "storageInfo": {"storageId": "qfnb-local", "storagePath": f"/datasets/{ds['sid']}/",
-                            "storageName": "qfnb-local", "rawStoragePath": f"/datasets/{ds['sid']}/",
-                            "region": "local"}}
+            "storageInfo": dataset_storage(ds)}
+
+
+def dataset_storage(ds: dict[str, Any]) -> dict[str, Any]:
+    """Where a dataset's files live in the local BOS (``storageInfo``; ``versionInfo.storage``)."""
+    return {"storageId": "qfnb-local", "storagePath": f"/datasets/{ds['sid']}/", "storageName": "qfnb-local",
+            "rawStoragePath": f"/datasets/{ds['sid']}/", "region": REGION}
 
 
 def dataset_create(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
@@ -217,7 +222,8 @@ def dataset_info(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
                             "releaseErrCode": 0,
                             "releaseStoragePath": f"/datasets/{ds['sid']}/", "projectType": ds["projectType"],
                             "templateType": ds["templateType"], "storageType": ds["storageType"],
-                            "entityCount": ds["entityCount"], "annotatedEntityCount": ds["entityCount"]}}
+                            "entityCount": ds["entityCount"], "annotatedEntityCount": ds["entityCount"],
+                            "storage": dataset_storage(ds)}}
 
 
 HANDLERS: dict[str, Handler] = {
