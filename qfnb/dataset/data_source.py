@@ -10,6 +10,7 @@ loaded from (``Dataset.load(source=...)``) and saved to (``ds.save(destination=.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -284,6 +285,8 @@ class QianfanDataSource(DataSource):
         Rows are checked against the table's
         schema, else this dataset's template's. The official ``does_release`` defaults to False:
         qfnb releases, so the dataset can be trained on at once."""
+        from qfnb._core.runtime import sync
+
         from ._platform import Upload
         from .schema import schema_for_template
 
@@ -291,15 +294,10 @@ class QianfanDataSource(DataSource):
         if any(staging) and not all(staging):
             raise ValidationError("sup_storage_id", "give sup_storage_id, sup_storage_path and sup_storage_region "
                                   "together (the staging bucket, a path in it and its region), or none")
-
         schema = None
         if table.schema is None:
-            try:
+            with contextlib.suppress(ValidationError):  # no local schema: checked as a conversation
                 schema = schema_for_template(self.template_type)
-            except ValidationError:  # a template with no local schema: the platform checks it
-                schema = None
-        from qfnb._core.runtime import sync
-
         sync.run(table.asave(qianfan_dataset_id=self.id, schema=schema, release=does_release, config=self.config,
                              upload=Upload(*staging, ak=self.ak or None, sk=self.sk or None,
                                            annotated=is_annotated)))
