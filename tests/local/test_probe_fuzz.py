@@ -85,6 +85,12 @@ def client(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
         yield c
 
 
+def _query(value: Any, size: int) -> str:
+    """A generated value as a query parameter: a URL cannot carry a lone surrogate (no client can
+    send one), so those become U+FFFD; every other character goes as generated."""
+    return str(value)[:size].encode("utf-8", "replace").decode("utf-8")
+
+
 def _send(client: Any, kind: str, path: str, params: dict[str, str], body: Any) -> Any:
     content = json.dumps(body, allow_nan=True)
     if kind in ("v1", "v2"):
@@ -100,13 +106,13 @@ def _send(client: Any, kind: str, path: str, params: dict[str, str], body: Any) 
         return client.get(path, headers=auth)
     if kind == "oauth":
         return client.post(path, params={"grant_type": "client_credentials", "client_id": "test-ak",
-                                         "client_secret": "test-sk", **{k: str(v)[:20] for k, v in body.items()}})
+                                         "client_secret": "test-sk", **{k: _query(v, 20) for k, v in body.items()}})
     if kind == "bearer":
-        return client.get(path, params={"expireInSeconds": str(body.get("maxKeys", "600"))[:30]}, auth=Signer())
+        return client.get(path, params={"expireInSeconds": _query(body.get("maxKeys", "600"), 30)}, auth=Signer())
     if kind == "bos":
         return client.put(path, content=content.encode(), auth=Signer())
     if kind == "boslist":  # ListObjects: the body's fields as its query (maxKeys, marker, ...)
-        return client.get(path, params={k: str(v)[:40] for k, v in body.items()}, auth=Signer())
+        return client.get(path, params={k: _query(v, 40) for k, v in body.items()}, auth=Signer())
     return client.get(path)
 
 
