@@ -217,10 +217,12 @@ async def cancel_batch(request: Request) -> Response:
 def routes() -> list[Route]:
     return [
         Route(wire.ROUTE, batchinference, methods=["POST"]),
-        Route(wire.FILES, files, methods=["GET", "POST"]),
-        Route(wire.FILES + "/{file_id}", one_file, methods=["GET", "DELETE"]),
-        Route(wire.FILES + "/{file_id}/content", file_content, methods=["GET"]),
-        Route(wire.BATCHES, batches, methods=["GET", "POST"]),
-        Route(wire.BATCHES + "/{batch_id}", one_batch, methods=["GET"]),
-        Route(wire.BATCHES + "/{batch_id}/cancel", cancel_batch, methods=["POST"]),
+        # OpenAI's files and batches under /v1 and /v2 alike (one base URL serves all of the OpenAI API)
+        *(route for f, b in ((wire.FILES, wire.BATCHES), ("/v2/files", "/v2/batches")) for route in (
+            Route(f, files, methods=["GET", "POST"]),
+            Route(f + "/{file_id}", one_file, methods=["GET", "DELETE"]),
+            Route(f + "/{file_id}/content", file_content, methods=["GET"]),
+            Route(b, batches, methods=["GET", "POST"]),
+            Route(b + "/{batch_id}", one_batch, methods=["GET"]),
+            Route(b + "/{batch_id}/cancel", cancel_batch, methods=["POST"]))),
     ]
