@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from qfnb.local.engines import prompts
+from qfnb.local.engines import prompts, tool_calls
 from qfnb.local.engines.base import (
     FINISH_LENGTH,
     FINISH_NORMAL,
@@ -144,24 +144,34 @@ class OpenAIChat(SyncFace):
         """A chat with OpenAI's own ``fields`` (``tools``, ``tool_choice``, ``response_format``,
         ``logprobs``, penalties) over OpenAI turns (tool calls and results included).
 
-        A JSON schema constrains decoding through the engine's grammar; a request with neither
-        tools, logprobs nor tool turns keeps the prepared-prompt path (one render, slot by length).
+        On our own engine the prompt is prepared here (rendered with the tools by the model's
+        template, tokenized once), a JSON schema constrains decoding through the engine's grammar
+        and tool calls are decided by :mod:`.tool_calls`; ``logprobs`` and external engines use
+        the engine's chat endpoint with the fields as they are.
         """
         schema = check_response_format(fields.get("response_format"))
         passthrough = {k: fields[k] for k in PASSTHROUGH if k in fields}
-        templated = any(k in fields for k in TEMPLATED) or any(
-            m.get("role") == "tool" or m.get("tool_calls") for m in messages)
-        if not templated and self._n_ctx is not None:
-            msgs = normalize_messages(messages, None)
-            extra = {**passthrough, **({"json_schema": schema} if schema is not None else {})}
-            return self._run_prepared(render_gemma(msgs) if self._template == "gemma" else msgs, params, extra)
-        if not templated and self._template == "gemma":
-            return self._run("/completions", {"prompt": render_gemma(normalize_messages(messages, None)),
-                                              **passthrough}, params)
-        if not self.can_call_tools:
-            wanted = ", ".join(k for k in TEMPLATED if k in fields) or "tool turns"
+        tools = fields.get("tools") if fields.get("tool_choice") != "none" else None
+        tool_turns = any(m.get("role") == "tool" or m.get("tool_calls") for m in messages)
+        if (tools or tool_turns) and not self.can_call_tools:
             raise NoChatTemplate(f"{self.name} is a base model without a chat template: it cannot call tools "
-                                 f"or serve {wanted}; use an instruct model such as Qwen2.5-Coder-0.5B-Instruct")
+                                 "or read tool turns; use an instruct model such as Qwen2.5-Coder-0.5B-Instruct")
+        if self._n_ctx is not None and "logprobs" not in fields:
+            if self._template == "gemma":
+                source: str | list[dict[str, Any]] = render_gemma(normalize_messages(messages, None))
+            else:
+                source = messages
+            forced = bool(tools) and fields.get("tool_choice") == "required"
+            extra = {**passthrough, **({"json_schema": schema} if schema is not None else {})}
+            if not tools:
+                return self._run_prepared(source, params, extra)
+            if forced:
+                extra["json_schema"] = tool_calls.call_schema(tools)
+            names = [t["function"]["name"] for t in tools]
+            return self._run_prepared(source, params, extra, tools=tools, forced=forced, names=names)
+        if tools and "logprobs" in fields and self._n_ctx is not None:
+            raise NoChatTemplate("logprobs cannot be combined with tools on the local platform's own engine; "
+                                 "send them in separate requests")
         payload = {"messages": messages, **passthrough, **{k: fields[k] for k in TEMPLATED if k in fields}}
         if fields.get("response_format") is not None:
             payload["response_format"] = fields["response_format"]
@@ -173,30 +183,35 @@ class OpenAIChat(SyncFace):
         return self._run("/completions", {"prompt": prompt}, params)
 
     @staticmethod
-    async def _prepare(base_url: str, headers: dict[str, str], source: str | list[dict[str, str]]) -> list[int]:
-        """The prompt's tokens (a chat rendered by the engine's template first); both calls are
-        idempotent, so one sent on a connection the engine had just closed is sent again, once."""
-        async def once() -> list[int]:
+    async def _prepare(base_url: str, headers: dict[str, str], source: str | list[dict[str, Any]],
+                       tools: list[dict[str, Any]] | None = None, forced: bool = False) -> tuple[list[int], str]:
+        """The prompt's tokens (a chat rendered by the engine's template first, with ``tools``; a
+        ``forced`` call opened with the template's own call opener) and that opener; both calls
+        are idempotent, so one sent on a connection the engine had just closed is sent again, once."""
+        async def once() -> tuple[list[int], str]:
             text = source if isinstance(source, str) else await prompts.render_chat(
-                _client(), base_url, headers, source)
-            return await prompts.tokenize(_client(), base_url, headers, text)
+                _client(), base_url, headers, source, tools)
+            opener = tool_calls.call_prefix(text) if forced else ""
+            return await prompts.tokenize(_client(), base_url, headers, text + opener), opener
 
         try:
             return await once()
         except httpx.RemoteProtocolError:
             return await once()
 
-    async def _run_prepared(self, source: str | list[dict[str, str]], params: dict[str, Any],
-                            extra: dict[str, Any] | None = None) -> AsyncIterator[Delta]:
+    async def _run_prepared(self, source: str | list[dict[str, Any]], params: dict[str, Any],
+                            extra: dict[str, Any] | None = None, *, tools: list[dict[str, Any]] | None = None,
+                            forced: bool = False, names: list[str] | None = None) -> AsyncIterator[Delta]:
         """Render (a chat) and tokenize once, check the context, then run on an engine slot chosen
-        by the prompt's length (see :mod:`.prompts`)."""
+        by the prompt's length (see :mod:`.prompts`); with ``names``, calls of those tools in the
+        answer become ``tool_calls`` (:mod:`.tool_calls`)."""
         assert self._n_ctx is not None and isinstance(self.gate, LaneGate)
         gp = gen_params(params, default_stop=self._stop)
         target = await asyncio.to_thread(self._endpoint)
         try:
             headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
             try:
-                tokens = await self._prepare(target.base_url, headers, source)
+                tokens, opener = await self._prepare(target.base_url, headers, source, tools, forced)
             except httpx.HTTPError as exc:
                 if target.broken is not None:
                     target.broken()
@@ -207,7 +222,10 @@ class OpenAIChat(SyncFace):
             prompts.fit(self.name, tokens, self._n_ctx, body)
             async with self.gate.turn(long=len(tokens) > prompts.LONG_PROMPT_TOKENS) as slot:
                 body["id_slot"] = slot
-                async for delta in self._stream(target, "/completions", body):
+                deltas = self._stream(target, "/completions", body)
+                if names:
+                    deltas = tool_calls.as_tool_calls(deltas, names, prefix=opener, forced=forced)
+                async for delta in deltas:
                     yield delta
         finally:
             if target.release is not None:

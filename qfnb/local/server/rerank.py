@@ -12,7 +12,7 @@ from typing import Any
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.gate import as_async_embedder
-from qfnb.local.server.routes_inference import engine_endpoint, offload
+from qfnb.local.server.offload import engine_endpoint, offload
 
 #: the most documents one call ranks
 MAX_DOCUMENTS = 64

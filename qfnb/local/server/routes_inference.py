@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio.to_thread
-from anyio import CapacityLimiter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -25,10 +22,11 @@ from qfnb.local.engines import lanes, text2image
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import AsyncChat, EngineBusy, as_async_chat, as_async_embedder
 from qfnb.local.engines.llama_server import EngineUnavailable
-from qfnb.local.server import routes_tokens
+from qfnb.local.server import rerank, routes_tokens
 from qfnb.local.server.answers import Tally, merge_tool_calls, stream_error_event, tool_calls_of, v1_finish
 from qfnb.local.server.auth import authenticator
 from qfnb.local.server.failures import failure_response
+from qfnb.local.server.offload import engine_endpoint, offload
 from qfnb.local.server.wire import json_body, now, parse, response_id, v1_error
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.inference import (
@@ -50,30 +48,12 @@ PRIORITY_HEADER = "x-qfnb-priority"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = weakref.WeakKeyDictionary()
-
-
-async def offload(fn: Any, *args: Any) -> Any:
-    """Run a blocking step of an inference call (model lookup, a first load) on threads of the
-    inference routes' own, so console, token and health routes never wait behind inference."""
-    loop = asyncio.get_running_loop()
-    limiter = _limiters.get(loop)
-    if limiter is None:
-        limiter = _limiters[loop] = CapacityLimiter(16)
-    return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=limiter)
-
-
 def _platform(request: Request) -> Platform:
     return request.app.state.platform  # type: ignore[no-any-return]
 
 
 def _params(body: dict[str, Any]) -> dict[str, Any]:
     return {k: body[k] for k in SAMPLING_KEYS if body.get(k) is not None}
-
-
-def engine_endpoint(model: Any) -> str:
-    """The registry endpoint behind a served model (a preset-model service points at its base)."""
-    return str(getattr(model, "target", model).endpoint)
 
 
 async def _chat_engine(platform: Platform, model: Any) -> AsyncChat:
@@ -137,8 +117,6 @@ async def _v1_route(request: Request, platform: Platform, api_type: str, endpoin
     if api_type == "plugin":
         return await _plugin(platform, endpoint, body)
     if api_type == "reranker":
-        from qfnb.local.server import rerank  # imports this module's helpers
-
         return JSONResponse({"id": response_id(), "object": "reranker_list", "created": now(),
                              **await rerank.rerank(platform, body, endpoint)})
     raise BodyError("endpoint", f"API name not exist: the local platform has no {api_type} model "

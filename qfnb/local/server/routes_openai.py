@@ -26,15 +26,14 @@ from qfnb.local.engines.llama_server import EngineUnavailable
 from qfnb.local.server import rerank
 from qfnb.local.server.answers import Tally, stream_error_event, tool_calls_of, v2_finish
 from qfnb.local.server.auth import authenticator
+from qfnb.local.server.offload import engine_endpoint, offload
 from qfnb.local.server.routes_inference import (
     SSE_HEADERS,
     ClientGone,
     _chat_engine,
     _primed,
     collect,
-    engine_endpoint,
     mark_priority,
-    offload,
 )
 from qfnb.local.server.wire import json_body, now, parse, response_id
 from qfnb.protocol.errors import ErrorCode, ProtocolError
