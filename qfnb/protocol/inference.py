@@ -186,10 +186,20 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
 }
 
 
+#: what to use instead of a value outside Qianfan's range that OpenAI's range takes
+_QIANFAN_INSTEAD = {"temperature": "for greedy decoding send a small temperature such as 0.01, or temperature 0 "
+                    "on the OpenAI routes (/v1/chat/completions, /v2/chat/completions)"}
+
+
 def check_sampling(data: dict[str, Any]) -> None:
     """Every sampling field of a request body against :data:`RANGES`, then ``stop``/``stream``."""
     for name, (lo, hi, lo_open, integer) in RANGES.items():
-        _check_range(name, data.get(name), lo, hi, lo_open=lo_open, integer=integer)
+        try:
+            _check_range(name, data.get(name), lo, hi, lo_open=lo_open, integer=integer)
+        except ProtocolError as exc:
+            if name not in _QIANFAN_INSTEAD:
+                raise
+            raise ProtocolError(name, f"{str(exc).split(': ', 1)[-1]}; {_QIANFAN_INSTEAD[name]}") from None
     _check_common(data)
 
 
@@ -239,6 +249,28 @@ class ChatRequest(SamplingParams):
         if value is not None and not isinstance(value, str):
             raise ProtocolError("system", "must be a string")
         return value
+
+
+#: every field v1 chat takes on the local platform; any other is refused by name
+V1_CHAT_FIELDS = ("messages", "system", "stream", "temperature", "top_p", "top_k", "penalty_score",
+                  "frequency_penalty", "presence_penalty", "max_output_tokens", "stop", "seed", "user_id",
+                  "functions", "tool_choice", "response_format", "extra_parameters", "disable_search",
+                  "enable_citation", "enable_trace")
+#: cloud switches that only an ``off`` value can honour locally, and why
+_CLOUD_ONLY = {"enable_citation": "the local platform has no web search to cite",
+               "enable_trace": "the local platform has no web search to trace"}
+
+
+def check_v1_chat_fields(data: dict[str, Any]) -> None:
+    """Refuse, by name, a v1 chat field the local platform cannot honour (the cloud's others too)."""
+    for key in data:
+        if key not in V1_CHAT_FIELDS:
+            hint = "; on the OpenAI routes use /v2/chat/completions" if key in OPENAI_CHAT_FIELDS else ""
+            raise ProtocolError(key, f"is not a v1 chat field the local platform serves{hint} (supported: "
+                                f"{', '.join(V1_CHAT_FIELDS)})")
+    for key, why in _CLOUD_ONLY.items():
+        if data.get(key):
+            raise ProtocolError(key, f"must be false here: {why}")
 
 
 def v1_schema(fmt: Any) -> dict[str, Any] | None:

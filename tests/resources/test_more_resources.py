@@ -108,8 +108,13 @@ def local_cfg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
                               secret_key=CREDS.iam_secret_key)
 
 
+def test_reranker_answers_locally_with_the_embedding_model(local_cfg: Config) -> None:
+    ranked = Reranker(config=local_cfg).do("q", ["d", "e"], top_n=1)
+    assert ranked["object"] == "reranker_list" and len(ranked["results"]) == 1
+    assert ranked["results"][0]["index"] in (0, 1) and ranked["usage"]["total_tokens"] > 0
+
+
 @pytest.mark.parametrize(("call", "what"), [
-    (lambda c: Reranker(config=c).do("q", ["d"]), "reranker"),
     (lambda c: Image2Text(model="Fuyu-8B", config=c).do(prompt="p", image=b"x"), "image2text"),
     (lambda c: Tokenizer.count_tokens("x", mode="remote", config=c), "tokenizer"),
 ])

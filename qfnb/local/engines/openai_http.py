@@ -94,6 +94,8 @@ def request_body(gp: GenParams, *, llama: bool) -> dict[str, Any]:
         body["top_k"] = gp.top_k
     if llama:
         body.update(repeat_penalty=gp.repeat_penalty, min_p=0.0, cache_prompt=True)
+    elif gp.repeat_penalty != 1.0:
+        body["repetition_penalty"] = gp.repeat_penalty  # vLLM's name for penalty_score
     return body
 
 

@@ -17,7 +17,7 @@ from qfnb.local.server.offload import engine_endpoint, offload
 #: the most documents one call ranks
 MAX_DOCUMENTS = 64
 #: the request fields a rerank call takes (v1 names and OpenAI-style ones)
-FIELDS = ("model", "query", "documents", "top_n", "return_documents", "user_id", "user")
+FIELDS = ("model", "query", "documents", "top_n", "user_id", "user", "stream", "extra_parameters")
 
 
 def check(body: dict[str, Any]) -> tuple[str, list[str], int | None]:
@@ -25,6 +25,8 @@ def check(body: dict[str, Any]) -> tuple[str, list[str], int | None]:
     for key in body:
         if key not in FIELDS:
             raise BodyError(key, f"is not a rerank field (supported: {', '.join(FIELDS)})")
+    if body.get("stream"):
+        raise BodyError("stream", "a rerank answer is not streamed; send stream: false or leave it out")
     query, docs, top_n = body.get("query"), body.get("documents"), body.get("top_n")
     if not isinstance(query, str) or not query.strip():
         raise BodyError("query", "must be a non-empty string")

@@ -28,13 +28,14 @@ from qfnb.local.server.auth import authenticator
 from qfnb.local.server.failures import failure_response
 from qfnb.local.server.offload import engine_endpoint, offload
 from qfnb.local.server.wire import json_body, now, parse, response_id, v1_error
-from qfnb.protocol.errors import ErrorCode
+from qfnb.protocol.errors import ErrorCode, ProtocolError
 from qfnb.protocol.inference import (
     ChatRequest,
     CompletionRequest,
     EmbeddingRequest,
     PluginRequest,
     Text2ImageRequest,
+    check_v1_chat_fields,
     v1_schema,
 )
 from qfnb.protocol.routes import MODEL_API_PREFIX
@@ -137,6 +138,10 @@ def _v1_refusal(exc: Exception) -> Response:
 
 async def _chat(request: Request, platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
     req = parse(ChatRequest, body)
+    try:
+        check_v1_chat_fields(body)
+    except ProtocolError as exc:
+        raise BodyError(exc.field, str(exc).split(": ", 1)[-1], exc.code) from exc
     model = await offload(platform.resolve, "chat", endpoint)
     engine = await _chat_engine(platform, model)
     fields = v1_fields(body)
