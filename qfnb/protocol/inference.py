@@ -127,7 +127,9 @@ def _check_role(role: Any, i: int, where: str) -> None:
     if role not in V1_ROLES:
         raise ProtocolError(f"{where}.role", f"unknown role {role!r}; expected one of {', '.join(V1_ROLES)}",
                             ErrorCode.INVALID_MESSAGES)
-    if i % 2 == 0 and role != "user":
+    # ERNIE's function calling: a function's result stands where the user's turn would, after
+    # the assistant turn that called it (user, assistant + function_call, function)
+    if i % 2 == 0 and role != "user" and not (i and role == "function"):
         raise ProtocolError(f"{where}.role", f"expected 'user' at position {i} (roles must alternate "
                             f"user/assistant starting with user), got {role!r}", ErrorCode.INVALID_MESSAGES)
     if i % 2 == 1 and role == "user":
