@@ -162,3 +162,14 @@ def test_json_object_mode_and_a_schema_keyword_the_grammar_cannot_enforce(sdk: A
         sdk.chat.completions.create(model=QWEN, messages=ASK, max_tokens=8, response_format={
             "type": "json_schema", "json_schema": {"name": "x", "schema": schema}})
     assert "'not'" in str(refused.value)
+
+
+def test_langchain_bind_tools_and_structured_output(client: TestClient) -> None:
+    langchain_openai = pytest.importorskip("langchain_openai")
+    chat = langchain_openai.ChatOpenAI(model=QWEN, base_url="http://127.0.0.1:8123/v1", api_key=bearer(client),
+                                       http_client=client, temperature=0, max_tokens=48)
+    message = chat.bind_tools([WEATHER], tool_choice="required").invoke(ASK[0]["content"])
+    assert message.tool_calls[0]["name"] == "get_weather"
+    assert message.tool_calls[0]["args"]["city"].lower() == "paris"
+    ticket = chat.with_structured_output(Ticket).invoke("Classify this ticket: 'The app crashes when I press save.'")
+    assert isinstance(ticket, Ticket)
