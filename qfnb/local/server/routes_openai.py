@@ -126,7 +126,7 @@ def openai_route(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def route(request: Request) -> Response:
         problem = authenticator(request).check_bearer(request)
         if problem is not None:
-            return openai_error(401, "invalid_api_key", problem)
+            return openai_error(401, "invalid_iam_token", problem)  # the cloud v2 code (clients re-mint on it)
         mark_priority(request)
         try:
             return await handler(request, _platform(request), await json_body(request))
