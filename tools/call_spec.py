@@ -62,7 +62,7 @@ def annotated(f: Field) -> str:
 
 
 def ado_source(call: Call) -> str:
-    """The resource's ``ado`` as source text (what ``_source/<module>.py`` used to hold)."""
+    """The resource's ``ado`` as source text, which :func:`unasync_calls.inference_module` reads."""
     used = set().union(*(named_in(f.type) | named_in(f.default) for f in call.params))
     from_params = [*(n for n in spec.CONSTANTS if n in used), call.call]
     abc = sorted({*(["AsyncIterator"] if call.streams else []), *call.imports.get("collections.abc", ())})
