@@ -10,18 +10,22 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ValidationError, field_validator, model_validator
 
 from . import tools as tool_checks
 from .errors import ErrorCode
 from .errors import ProtocolError as ProtocolError  # defined there: importable without pydantic
-from .limits import (
-    MAX_EMBEDDING_TEXTS,
-    MAX_OUTPUT_TOKENS,
-    MAX_PROMPT_CHARS,
-    check_embedding_text,
-    check_message_count,
-    check_prompt_chars,
+from .limits import MAX_EMBEDDING_TEXTS, MAX_PROMPT_CHARS, check_embedding_text, check_message_count, check_prompt_chars
+from .wire_fields import (
+    RANGES,
+    ChatFields,
+    CompletionFields,
+    EmbeddingFields,
+    PluginFields,
+    SamplingFields,
+    Text2ImageFields,
+    V2ChatFields,
+    WireModel,
 )
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -46,19 +50,13 @@ def parse_request(model: type[_M], data: Any) -> _M:
         raise ProtocolError(field, first["msg"]) from None
 
 
-class _Wire(BaseModel):
-    """Base for wire models: unknown keys are kept (models accept model-specific extras)."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-
-class Usage(_Wire):
+class Usage(WireModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
 
 
-class Message(_Wire):
+class Message(WireModel):
     role: str
     content: str | None = None
     name: str | None = None
@@ -89,13 +87,7 @@ def validate_messages(messages: Any, *, field: str = "messages") -> list[dict[st
     return out
 
 
-#: the platform's documented ranges (v1 and v2 alike); token counts are bounded loosely here,
-#: since each model has its own limit (a server caps them to the model's context)
-MAX_TOKENS_LIMIT = MAX_OUTPUT_TOKENS
-SEED_LIMIT = 2_147_483_647
-TOP_K_LIMIT = 1_000
 STOP_ITEMS, STOP_CHARS = 4, 20
-
 
 
 def _checked_message(raw: Any, i: int, where: str) -> dict[str, Any]:
@@ -137,32 +129,25 @@ def _check_role(role: Any, i: int, where: str) -> None:
                             "(roles must alternate user/assistant), got 'user'", ErrorCode.INVALID_MESSAGES)
 
 
-def _check_range(field: str, value: Any, lo: float, hi: float, *, lo_open: bool = False,
-                 integer: bool = False) -> None:
-    if value is None:
-        return
+def range_problem(field: str, value: Any,
+                  ranges: dict[str, tuple[float, float, bool, bool]] = RANGES) -> str | None:
+    """Why ``value`` is outside ``field``'s documented range (:data:`RANGES`, or OpenAI's on the
+    OpenAI routes); None when it fits (or is None, or the field has no range)."""
+    if value is None or field not in ranges:
+        return None
+    lo, hi, lo_open, integer = ranges[field]
     kind = int if integer else int | float
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise ProtocolError(field, f"must be {'an integer' if integer else 'a number'}, got {type(value).__name__}")
+        return f"must be {'an integer' if integer else 'a number'}, got {type(value).__name__}"
     if not math.isfinite(value):
-        raise ProtocolError(field, f"must be a finite number, got {value}")
+        return f"must be a finite number, got {value}"
     if value > hi or value < lo or (lo_open and value == lo):
-        left = "(" if lo_open else "["
-        raise ProtocolError(field, f"must be in {left}{lo}, {hi}], got {value}")
+        return f"must be in {'(' if lo_open else '['}{lo}, {hi}], got {value}"
+    return None
 
 
-class SamplingParams(_Wire):
-    """Sampling parameters shared by chat and completion requests."""
-
-    stream: bool = False
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    penalty_score: float | None = None
-    max_output_tokens: int | None = None
-    stop: list[str] | None = None
-    user_id: str | None = None
-    extra_parameters: dict[str, Any] | None = None
+class SamplingParams(SamplingFields):
+    """Sampling parameters shared by chat and completion requests (fields: the spec's)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -172,22 +157,6 @@ class SamplingParams(_Wire):
         return data
 
 
-_TOKENS = (1, MAX_TOKENS_LIMIT, False, True)
-#: the documented ranges, v1 and v2 alike: field -> (low, high, low end open, integer)
-RANGES: dict[str, tuple[float, float, bool, bool]] = {
-    "temperature": (0.0, 1.0, True, False),
-    "top_p": (0.0, 1.0, False, False),
-    "penalty_score": (1.0, 2.0, False, False),
-    "frequency_penalty": (-2.0, 2.0, False, False),
-    "presence_penalty": (-2.0, 2.0, False, False),
-    "top_k": (1, TOP_K_LIMIT, False, True),
-    "seed": (1, SEED_LIMIT, False, True),
-    "max_output_tokens": _TOKENS,
-    "max_tokens": _TOKENS,
-    "max_completion_tokens": _TOKENS,
-}
-
-
 #: what to use instead of a value outside Qianfan's range that OpenAI's range takes
 _QIANFAN_INSTEAD = {"temperature": "for greedy decoding send a small temperature such as 0.01, or temperature 0 "
                     "on the OpenAI routes (/v1/chat/completions, /v2/chat/completions)"}
@@ -195,13 +164,11 @@ _QIANFAN_INSTEAD = {"temperature": "for greedy decoding send a small temperature
 
 def check_sampling(data: dict[str, Any]) -> None:
     """Every sampling field of a request body against :data:`RANGES`, then ``stop``/``stream``."""
-    for name, (lo, hi, lo_open, integer) in RANGES.items():
-        try:
-            _check_range(name, data.get(name), lo, hi, lo_open=lo_open, integer=integer)
-        except ProtocolError as exc:
-            if name not in _QIANFAN_INSTEAD:
-                raise
-            raise ProtocolError(name, f"{str(exc).split(': ', 1)[-1]}; {_QIANFAN_INSTEAD[name]}") from None
+    for name in RANGES:
+        problem = range_problem(name, data.get(name))
+        if problem:
+            hint = f"; {_QIANFAN_INSTEAD[name]}" if name in _QIANFAN_INSTEAD else ""
+            raise ProtocolError(name, problem + hint)
     _check_common(data)
 
 
@@ -219,11 +186,9 @@ def _check_common(data: dict[str, Any]) -> None:
         raise ProtocolError("stream", f"must be a bool, got {type(stream).__name__}")
 
 
-class ChatRequest(SamplingParams):
+class ChatRequest(ChatFields, SamplingParams):
     """Body of ``POST .../chat/{endpoint}``."""
 
-    messages: list[dict[str, Any]]
-    system: str | None = None
     functions: list[dict[str, Any]] | None = None
     tool_choice: dict[str, Any] | None = None
     response_format: str | dict[str, Any] | None = None
@@ -288,10 +253,8 @@ def v1_schema(fmt: Any) -> dict[str, Any] | None:
                         f"object), got {fmt!r:.40}")
 
 
-class CompletionRequest(SamplingParams):
+class CompletionRequest(CompletionFields, SamplingParams):
     """Body of ``POST .../completions/{endpoint}``."""
-
-    prompt: str
 
     @field_validator("prompt", mode="before")
     @classmethod
@@ -316,11 +279,8 @@ def _check_history_caps(messages: Any, system: Any = None) -> None:
 MAX_EMBEDDING_BATCH = MAX_EMBEDDING_TEXTS
 
 
-class EmbeddingRequest(_Wire):
+class EmbeddingRequest(EmbeddingFields):
     """Body of ``POST .../embeddings/{endpoint}``."""
-
-    input: list[str]
-    user_id: str | None = None
 
     @field_validator("input", mode="before")
     @classmethod
@@ -338,19 +298,8 @@ class EmbeddingRequest(_Wire):
         return list(value)
 
 
-class Text2ImageRequest(_Wire):
+class Text2ImageRequest(Text2ImageFields):
     """Body of ``POST .../text2image/{endpoint}``."""
-
-    prompt: str
-    negative_prompt: str | None = None
-    size: str = "1024x1024"
-    n: int = 1
-    steps: int = 20
-    sampler_index: str | None = None
-    seed: int | None = None
-    cfg_scale: float | None = None
-    style: str | None = None
-    user_id: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -372,13 +321,8 @@ class Text2ImageRequest(_Wire):
         return data
 
 
-class PluginRequest(_Wire):
+class PluginRequest(PluginFields):
     """Body of a plugin call: EB plugins take ``messages``; custom plugins take ``query``."""
-
-    query: str | None = None
-    messages: list[dict[str, Any]] | None = None
-    plugins: list[str] | None = None
-    stream: bool = False
 
     @model_validator(mode="after")
     def _one_input(self) -> PluginRequest:
@@ -392,20 +336,9 @@ class PluginRequest(_Wire):
 # ---- v2 (OpenAI-style) ----------------------------------------------------------------
 
 
-class V2ChatRequest(_Wire):
-    model: str
-    messages: list[dict[str, Any]]
-    stream: bool = False
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    stop: list[str] | None = None
-    seed: int | None = None
-    penalty_score: float | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-    stream_options: dict[str, Any] | None = None
+class V2ChatRequest(V2ChatFields):
+    """Body of ``POST /v2/chat/completions`` (fields: the spec's, and the tool and format ones)."""
+
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
@@ -453,12 +386,12 @@ OPENAI_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "frequency_penalty": (-2.0, 2.0, False, False),
     "presence_penalty": (-2.0, 2.0, False, False),
     "penalty_score": (1.0, 2.0, False, False),
-    "top_k": (1, TOP_K_LIMIT, False, True),
+    "top_k": RANGES["top_k"],
     "seed": (-(2**63), 2**63 - 1, False, True),
     "n": (1, 8, False, True),  # the local platform answers up to 8 choices at once
     "top_logprobs": (0, 20, False, True),
-    "max_tokens": _TOKENS,
-    "max_completion_tokens": _TOKENS,
+    "max_tokens": RANGES["max_tokens"],
+    "max_completion_tokens": RANGES["max_completion_tokens"],
 }
 #: every field the OpenAI chat routes take; any other is refused by name
 OPENAI_CHAT_FIELDS = ("model", "messages", "stream", "stream_options", "temperature", "top_p", "top_k",
@@ -498,8 +431,10 @@ def check_openai_chat(data: dict[str, Any]) -> None:
             hint = f"; use {_INSTEAD[key]!r} instead" if key in _INSTEAD else ""
             raise ProtocolError(key, f"is not supported by the local platform's OpenAI chat API{hint} "
                                 f"(supported: {', '.join(OPENAI_CHAT_FIELDS)})")
-    for name, (lo, hi, lo_open, integer) in OPENAI_RANGES.items():
-        _check_range(name, data.get(name), lo, hi, lo_open=lo_open, integer=integer)
+    for name in OPENAI_RANGES:
+        problem = range_problem(name, data.get(name), OPENAI_RANGES)
+        if problem:
+            raise ProtocolError(name, problem)
     stop = data.get("stop")
     if isinstance(stop, str):
         stop = [stop]
@@ -509,6 +444,12 @@ def check_openai_chat(data: dict[str, Any]) -> None:
     stream = data.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise ProtocolError("stream", f"must be a bool, got {type(stream).__name__}")
+    _check_openai_extras(data)
+    _check_v2_common(data)
+
+
+def _check_openai_extras(data: dict[str, Any]) -> None:
+    """``logprobs``/``top_logprobs`` and ``logit_bias``."""
     if data.get("logprobs") is not None and not isinstance(data["logprobs"], bool):
         raise ProtocolError("logprobs", "must be true or false")
     if data.get("top_logprobs") is not None and not data.get("logprobs"):
@@ -517,7 +458,6 @@ def check_openai_chat(data: dict[str, Any]) -> None:
     if bias is not None and (not isinstance(bias, dict) or not all(
             str(k).lstrip("-").isdigit() and isinstance(v, int | float) and -100 <= v <= 100 for k, v in bias.items())):
         raise ProtocolError("logit_bias", "must map token ids to numbers from -100 to 100")
-    _check_v2_common(data)
 
 
 Role = Literal["user", "assistant", "function"]
