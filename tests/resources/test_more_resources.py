@@ -127,3 +127,14 @@ def test_local_platform_answers_a_clear_error(local_cfg: Config, call: Any, what
 def test_local_platform_mints_bearer_tokens(local_cfg: Config) -> None:
     resp = IAM.create_bearer_token(expire_in_seconds=120, config=local_cfg)
     assert resp["token"] and resp.body.get("expireTime")
+
+
+def test_v2_client_embedding_and_reranker_answer_locally(local_cfg: Config) -> None:
+    from qfnb.client import Qianfan
+
+    client = Qianfan(config=local_cfg)
+    vectors = client.embedding.create(model="tiny-embed", input=["alpha", "beta gamma"])
+    assert [d["index"] for d in vectors["data"]] == [0, 1] and len(vectors["data"][0]["embedding"]) == 3
+    ranked = client.reranker.create(model="tiny-embed", query="q", documents=["a", "bb", "ccc"], top_n=2)
+    assert len(ranked["results"]) == 2 and ranked["results"][0]["relevance_score"] >= ranked["results"][1][
+        "relevance_score"]
