@@ -83,6 +83,10 @@ class Settings:
     token_ttl: int = 2_592_000
     worker_command: tuple[str, ...] = (sys.executable, "-m", "qfnb.local.training.worker")
     max_concurrent_training: int = 1
+    #: batch-inference jobs that run at once (a thread each); the rest wait in line with no thread
+    max_batch_jobs: int = 4
+    #: batch-inference jobs that may wait in line; one more is refused (HTTP 429 naming this cap)
+    max_waiting_batch_jobs: int = 10_000
     poll_interval: float = 0.5
     #: Hugging Face dirs to train instead of a base model's bundled weights (lower-case name -> dir)
     model_paths: Mapping[str, Path] = field(default_factory=dict)
