@@ -183,18 +183,19 @@ def stop(platform: Platform, key: Any) -> dict[str, Any]:
     if task["runStatus"] not in ACTIVE:
         return task
     room, task_id = _room(platform), task["id"]
-    with _lock:
+    with _lock:  # the runner's last status is written under the same lock: Stopping never follows it
         room.waiting.discard(task_id)
         event, runner = room.stops.get(task_id), room.runners.get(task_id)
-        if event is not None:
-            event.set()
-    if event is None:  # nothing runs it here: stopped at once
-        if get(platform, task_id)["runStatus"] not in ACTIVE:  # it ended meanwhile
-            return get(platform, task_id)
-        return platform.store.update("batches", task_id, runStatus=RunStatus.STOPPED.value, finished=time.time())
+        task = get(platform, task_id)
+        if task["runStatus"] not in ACTIVE:  # it ended meanwhile
+            return task
+        if event is None:  # nothing runs it here: stopped at once
+            return platform.store.update("batches", task_id, runStatus=RunStatus.STOPPED.value, finished=time.time())
+        task = platform.store.update("batches", task_id, runStatus=RunStatus.STOPPING.value)
+        event.set()
     if runner is not None:
         runner.poke()
-    return platform.store.update("batches", task_id, runStatus=RunStatus.STOPPING.value)
+    return task
 
 
 def start(platform: Platform, task_id: int) -> None:
@@ -272,12 +273,10 @@ def _run(platform: Platform, task_id: int) -> None:
         _run_task(platform, room, task_id)
     except batch_rows.InputRejected as exc:
         log.info("batch task %s refused its input: %s", task_id, exc)
-        platform.store.update("batches", task_id, runStatus=RunStatus.FAILED.value, errorCode=400,
-                              errorReason=str(exc), finished=time.time())
+        _fail(platform, task_id, 400, str(exc))
     except Exception as exc:
         log.exception("batch task %s failed", task_id)
-        platform.store.update("batches", task_id, runStatus=RunStatus.FAILED.value, errorCode=500,
-                              errorReason=str(exc), finished=time.time())
+        _fail(platform, task_id, 500, str(exc))
     finally:
         _next(platform, room, task_id)
 
@@ -331,9 +330,16 @@ def _run_task(platform: Platform, room: _Admission, task_id: int) -> None:
     finish(platform, task_id, status)
 
 
+def _fail(platform: Platform, task_id: int, code: int, reason: str) -> None:
+    with _lock:
+        platform.store.update("batches", task_id, runStatus=RunStatus.FAILED.value, errorCode=code,
+                              errorReason=reason, finished=time.time())
+
+
 def finish(platform: Platform, task_id: int, status: RunStatus) -> None:
     """Mark the task ended (an OpenAI batch gets its result files when it is next read)."""
-    task = platform.store.update("batches", task_id, runStatus=status.value, finished=time.time())
+    with _lock:
+        task = platform.store.update("batches", task_id, runStatus=status.value, finished=time.time())
     log.info("batch %s %s: %s done, %s failed of %s", task["sid"], status.value, task["done"], task["failed"],
              task["total"])
 
