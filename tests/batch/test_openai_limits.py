@@ -135,3 +135,30 @@ def test_qianfan_batch_routes_name_the_field_in_their_own_shape(served: ServedPl
                           ({"inferenceParams": {"max_output_tokens": 10**9}}, "inferenceParams.max_output_tokens")):
         resp = _console(served, "CreateBatchInferenceTask", {**base, **change})
         assert resp.status_code == 400 and resp.json()["message"].startswith(field), resp.text
+
+
+def test_a_client_gone_mid_upload_is_one_log_line_and_leaves_nothing(served: ServedPlatform,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+    import time
+
+    bearer = httpx.get(served.url + "/v1/BCE-BEARER/token", auth=Signer()).json()["token"]
+    folder = served.app.state.platform.objects.path("qfnb-files", "x").parent
+    before = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    host, port = served.url.removeprefix("http://").split(":")
+    head = (f"POST /v1/files HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {bearer}\r\n"
+            "Content-Type: multipart/form-data; boundary=bb\r\nContent-Length: 10000000\r\n\r\n"
+            "--bb\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jsonl\"\r\n\r\n")
+    with caplog.at_level("INFO"), socket.create_connection((host, int(port))) as sock:
+        sock.sendall(head.encode() + b"x" * 300_000)
+        time.sleep(0.5)
+        sock.close()
+        for _ in range(100):  # the server notices the disconnect
+            if any("went away" in r.getMessage() for r in caplog.records):
+                break
+            time.sleep(0.05)
+    gone = [r for r in caplog.records if "went away" in r.getMessage()]
+    assert len(gone) == 1 and gone[0].exc_info is None
+    assert not [r for r in caplog.records if r.exc_info and r.name.startswith(("qfnb", "uvicorn"))]
+    after = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    assert after == before  # no partial object, no empty folder
