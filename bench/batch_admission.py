@@ -178,8 +178,8 @@ def main() -> int:
                 time.sleep(1)
                 cpu, rss = idle_cpu(pid, args.window), memory(pid)
                 listed = daemon.console("DescribeBatchInferenceTasks", {"maxKeys": 1000, "runStatus": "Running"})
-                log.info("%5d jobs (%d running): CPU %.1f %% of a core (baseline %.1f, +%.1f), RSS %.0f MiB "
-                         "(baseline %.0f, +%.0f); creating them took %.2f ms a job",
+                log.info("%5d jobs (%d running): CPU %.1f %% of a core (baseline %.1f, %+.1f), RSS %.0f MiB "
+                         "(baseline %.0f, %+.0f); creating them took %.2f ms a job",
                          target, len(listed["taskList"]), cpu, base_cpu, cpu - base_cpu, rss, base_rss,
                          rss - base_rss, 1000 * per_job)
             running = {t["taskId"] for t in daemon.console("DescribeBatchInferenceTasks", {
