@@ -273,6 +273,13 @@ async def cancel_batch(request: Request) -> Response:
     return await _openai(request, call)
 
 
+async def no_such_route(request: Request) -> Response:
+    async def call(p: Platform) -> Any:
+        raise c.NotFound(f"Invalid URL ({request.method} {request.url.path})")
+
+    return await _openai(request, call)
+
+
 def routes() -> list[Route]:
     return [
         Route(wire.ROUTE, batchinference, methods=["POST"]),
@@ -282,4 +289,7 @@ def routes() -> list[Route]:
         Route(wire.BATCHES, batches, methods=["GET", "POST"]),
         Route(wire.BATCHES + "/{batch_id}", one_batch, methods=["GET"]),
         Route(wire.BATCHES + "/{batch_id}/cancel", cancel_batch, methods=["POST"]),
+        # anything else under them (an id holding '/', a wrong verb path) is OpenAI's 404, in its shape
+        Route(wire.FILES + "/{rest:path}", no_such_route, methods=["GET", "POST", "DELETE"]),
+        Route(wire.BATCHES + "/{rest:path}", no_such_route, methods=["GET", "POST", "DELETE"]),
     ]
