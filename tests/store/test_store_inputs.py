@@ -8,12 +8,15 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qfnb.cli import main
 from qfnb.local.engines.model_check import NotAModel
 from qfnb.local.engines.model_store import ModelStore
 from qfnb.local.engines.options import parse_external
-from qfnb.local.server.models_control import served_elsewhere
+from qfnb.local.engines.store_inputs import StoreInputError, check_engine_url, check_template
+from qfnb.local.server.models_control import _add_options, served_elsewhere
 from tests.fakes.local_platform import served_platform
 from tests.store.test_model_store import tiny_gguf
 
@@ -79,3 +82,33 @@ def test_the_cli_refuses_a_non_template_and_a_name_an_engine_serves(tmp_path: Pa
         assert "link-local" in capsys.readouterr().err
     finally:
         main(["stop", "--data-dir", data])
+
+
+@settings(max_examples=200, deadline=None)
+@given(url=st.one_of(st.text(max_size=60), st.from_regex(r"https?://[\[\]0-9a-fA-F:.a-z%-]{0,40}(/[a-z0-9]*)?",
+                                                         fullmatch=True)))
+def test_any_engine_url_is_kept_or_refused_in_a_sentence(url: str) -> None:
+    try:
+        assert check_engine_url(url) == url
+    except StoreInputError as exc:
+        assert str(exc).startswith("engine URL") and "Traceback" not in str(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.one_of(st.text(max_size=200), st.from_regex(r"\{[{%][^}]{0,40}[%}]\}", fullmatch=True)))
+def test_any_template_text_is_kept_or_refused_in_a_sentence(text: str) -> None:
+    try:
+        assert check_template(text) == text
+    except StoreInputError as exc:
+        assert str(exc).startswith("template")
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.dictionaries(st.sampled_from(["roles", "ctx", "keep_alive", "template", "engine", "name", "path"]),
+                            st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10),
+                                      st.lists(st.text(max_size=5), max_size=3)), max_size=7))
+def test_any_add_request_options_are_checked_in_a_sentence(body: dict[str, object]) -> None:
+    try:
+        _add_options(body)
+    except ValueError as exc:
+        assert str(exc).split(" ", 1)[0] in ("roles", "ctx", "keep_alive", "template", "engine"), exc
