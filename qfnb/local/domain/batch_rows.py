@@ -71,7 +71,7 @@ def parse_line(raw: bytes | int, line: int, default_model: str | None, defaults:
                        "the chat routes)")
     item = _load(raw, line)
     key = item.get("custom_id", item.get("id"))
-    key = f"line-{line}" if key is None else str(key)[:256]
+    key = f"line-{line}" if key is None else str(key)
     source = _request_of(item, line, key)
     messages = _messages_of(source, line, key)
     check_row(source, messages, default_model, line, key)
