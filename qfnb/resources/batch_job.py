@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import hashlib
 import itertools
 import json
 import uuid
@@ -30,6 +31,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 INPUT_BUCKET = "qfnb-batch-inputs"
 OUTPUT_URI = "bos:/qfnb-batch-results/"
+#: what the description of a task qfnb submits carries: ``qfnb-batch:<fingerprint>`` (so the
+#: platform itself remembers which input, model and parameters a task ran, as a fine-tune's recipe)
+MARK = "qfnb-batch:"
+#: how many pages of tasks (100 each) are searched for a finished twin
+MAX_PAGES = 10
 
 
 @dataclass
@@ -71,8 +77,9 @@ class JobState:
 _RECORDED: set[str] = set()
 
 
-def record_job(state: JobState, config: Config) -> None:
-    """The ended task's tokens in the usage ledger, once per process (job ``batch-job <id>``)."""
+def record_job(state: JobState, config: Config, *, reused: bool = False) -> None:
+    """The ended task's tokens in the usage ledger, once per process (job ``batch-job <id>``); a
+    reused task's row is a cache hit (its tokens count as saved)."""
     from qfnb._core.record.ledger import UsageRow, default_ledger
 
     if state.task_id in _RECORDED:
@@ -83,7 +90,33 @@ def record_job(state: JobState, config: Config) -> None:
     default_ledger().record(UsageRow(
         api="batch-job", model=str(view.get("endpoint") or view.get("modelId") or view.get("model") or "batch"),
         platform="local" if config.embedded else "cloud", prompt_tokens=prompt, completion_tokens=completion,
-        total_tokens=prompt + completion, latency_s=state.run_seconds, job=f"batch-job {state.task_id}"))
+        total_tokens=prompt + completion, latency_s=0.0 if reused else state.run_seconds, cache_hit=reused,
+        job=f"batch-job {state.task_id}"))
+
+
+class Recipe:
+    """A task's fingerprint, built as its input lines are written: sha256 over the model (or
+    endpoint or model version), the inference parameters and every request line, in order."""
+
+    def __init__(self, *, model: str | None, endpoint: str | None, model_id: str | None,
+                 inference_params: dict[str, Any] | None) -> None:
+        head = {"model": model, "endpoint": endpoint, "model_id": model_id, "params": inference_params or {}}
+        self._sha = hashlib.sha256(json.dumps(head, sort_keys=True, ensure_ascii=False, default=str).encode())
+
+    def add(self, line: str) -> str:
+        self._sha.update(line.encode("utf-8"))
+        return line
+
+    @property
+    def fingerprint(self) -> str:
+        return self._sha.hexdigest()[:24]
+
+
+def done_twin(states: Iterable[JobState], fingerprint: str) -> JobState | None:
+    """The newest task that ran this fingerprint and ended Done (a failed or stopped one never counts)."""
+    mark = MARK + fingerprint
+    found = [s for s in states if s.status == "Done" and mark in str(s.view.get("description") or "")]
+    return found[-1] if found else None
 
 
 def _config(config: Config | None) -> Config:
@@ -129,6 +162,8 @@ class BatchJob:
         if not isinstance(task_id, str) or not task_id:
             raise ValidationError("task_id", "is required")
         self.task_id, self.config = task_id, config
+        #: the finished task this handle reuses instead of a new one (``submit(reuse=True)``), or None
+        self.reused: JobState | None = None
 
     def __repr__(self) -> str:
         return f"BatchJob({self.task_id!r})"
@@ -138,25 +173,53 @@ class BatchJob:
     @classmethod
     async def asubmit(cls, inputs: Iterable[Any], *, model: str | None = None, endpoint: str | None = None,
                       model_id: str | None = None, name: str | None = None,
-                      inference_params: dict[str, Any] | None = None, config: Config | None = None) -> BatchJob:
+                      inference_params: dict[str, Any] | None = None, reuse: bool = False,
+                      config: Config | None = None) -> BatchJob:
         """Upload ``inputs`` (prompts, message lists or bodies) and start a task on ``model``/
-        ``endpoint``/``model_id`` (the platform's model version)."""
+        ``endpoint``/``model_id`` (the platform's model version).
+
+        The task's description carries its fingerprint (:class:`Recipe`). With ``reuse=True`` the
+        platform's tasks are searched first: a Done task of the same input lines, model and
+        parameters is returned instead (its ``reused`` set), and nothing is uploaded or run."""
         if not (model or endpoint or model_id):
             raise ValidationError("model", "give model=, endpoint= or model_id=")
         cfg = _config(config)
+        recipe = Recipe(model=model, endpoint=endpoint, model_id=model_id, inference_params=inference_params)
         rows = iter(enumerate(inputs))
         first = next(rows, None)
         if first is None:
             raise ValidationError("inputs", "is empty")
-        lines = (json.dumps(request_line(i, item), ensure_ascii=False) + "\n" for i, item in
-                 itertools.chain([first], rows))
+        lines: Iterator[str] = (recipe.add(json.dumps(request_line(i, item), ensure_ascii=False) + "\n")
+                                for i, item in itertools.chain([first], rows))
+        if reuse:
+            lines = iter(builtins.list(lines))  # the whole input is hashed before anything is sent
+            twin = done_twin(await cls._alist(cfg, MAX_PAGES), recipe.fingerprint)
+            if twin is not None:
+                job = cls(twin.task_id, config)
+                job.reused = twin
+                return job
         key = f"{uuid.uuid4().hex}.jsonl"
         await batch_objects.aupload_lines(cfg, f"bos:/{INPUT_BUCKET}/{key}", lines)  # in bounded pieces
         made = await Data.acreate_offline_batch_inference_task(
             name=name or f"qfnb-batch-{key[:8]}", input_bos_uri=f"bos:/{INPUT_BUCKET}/{key}",
             output_bos_uri=OUTPUT_URI, model_id=model_id, endpoint=endpoint or model,
-            inference_params=inference_params or {}, config=cfg)
+            inference_params=inference_params or {}, description=MARK + recipe.fingerprint, config=cfg)
         return cls(str(made["result"]["taskId"]), config)
+
+    @classmethod
+    async def _alist(cls, config: Config | None, max_pages: int | None = None) -> builtins.list[JobState]:
+        """The platform's tasks as it lists them (every page, or the first ``max_pages``)."""
+        states: builtins.list[JobState] = []
+        marker: str | None = None
+        for _ in itertools.count() if max_pages is None else range(max_pages):
+            got = await Data.alist_offline_batch_inference_task(marker=marker, max_keys=100, config=config)
+            page = got["result"]
+            states += [JobState.of(t) for t in page.get("taskList") or []]
+            info = page.get("pageInfo") or {}
+            if not info.get("isTruncated"):
+                break
+            marker = info.get("nextMarker")
+        return states
 
     @classmethod
     def submit(cls, inputs: Iterable[Any], **kwargs: Any) -> BatchJob:
@@ -178,15 +241,9 @@ class BatchJob:
     @classmethod
     def list(cls, config: Config | None = None) -> builtins.list[JobState]:
         """Every task, oldest first."""
-        states: builtins.list[JobState] = []
-        marker: str | None = None
-        while True:
-            page = Data.list_offline_batch_inference_task(marker=marker, max_keys=100, config=config)["result"]
-            states += [JobState.of(t) for t in page.get("taskList") or []]
-            info = page.get("pageInfo") or {}
-            if not info.get("isTruncated"):
-                return states
-            marker = info.get("nextMarker")
+        from qfnb._core.runtime import sync
+
+        return sync.run(cls._alist(config))
 
     # ---- state --------------------------------------------------------------------------------
 
