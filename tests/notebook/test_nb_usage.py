@@ -166,3 +166,19 @@ def test_qfusage_draws_the_tokens_it_lists(ip: InteractiveShell, fake: Any, make
     assert bar["prompt"] == table["prompt_tokens"].iloc[0] and bar["completion"] == table["completion_tokens"].iloc[0]
     assert bar["saved by the cache"] == table["saved_tokens"].iloc[0] > 0
     assert len(shown) == 1 and 'class="qfnb-usage-chart"' in shown[0] and "data:image/png;base64," in shown[0]
+
+
+def test_a_footer_never_lands_inside_an_unclosed_code_block() -> None:
+    from qfnb.notebook.chat import close_fences
+
+    cut = "Here:\n```python\ndef f():\n    return"
+    assert close_fences(cut) == cut + "\n```"
+    closed = "```\na\n```\nafter"
+    assert close_fences(closed) == closed
+    assert close_fences("~~~\nx") == "~~~\nx\n~~~"
+    assert close_fences("~~~\n```\nx") == "~~~\n```\nx\n~~~"  # a ``` inside a ~~~ block is text
+    from qfnb.notebook.chat import ChatAnswer, render_answers
+
+    data, _ = render_answers([ChatAnswer(model="m", text=cut, done=True)])
+    body, footer = data["text/markdown"].rsplit("\n\n", 1)
+    assert body.endswith("\n```") and footer.startswith("<sub>")
