@@ -27,7 +27,7 @@ log = logging.getLogger("qfnb.notebook.evalrun")
 #: metric word -> (evaluator family, the result columns it shows). Aliases share a family. The
 #: report shows a one-column metric under the word asked for (``bleu``, not ``bleu4``).
 METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "exact_match": ("exact_match", ("accuracy",)),
+    "exact_match": ("exact_match", ("exact_match",)),
     "accuracy": ("exact_match", ("accuracy",)),
     "bleu": ("bleu", ("bleu4",)),
     "bleu4": ("bleu", ("bleu4",)),
@@ -302,8 +302,11 @@ def make_evaluators(metrics: Sequence[str], judge: Any | None) -> list[Any]:
         RougeEvaluator,
     )
 
+    # the result's own column is the word asked for (exact_match, or the SDK's accuracy), so a stored
+    # result's samples_df and a later --compare say what the notebook asked for
+    match_name = next((m for m in metrics if METRICS[m][0] == "exact_match"), "exact_match")
     factories: dict[str, Callable[[], Any]] = {
-        "exact_match": ExactMatchEvaluator,
+        "exact_match": lambda: ExactMatchEvaluator(metric_name=match_name),
         "bleu": BleuEvaluator,
         "rouge": RougeEvaluator,
         "similarity": EmbeddingSimilarityEvaluator,
