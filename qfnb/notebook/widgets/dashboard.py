@@ -155,13 +155,14 @@ class TrainingDashboard(VBox):
                 self._chart_dirty = True
             self._render()
 
-    def finish(self, status: str, *, output: Any = None, error: str | None = None) -> None:
+    def finish(self, status: str, *, output: Any = None, error: str | None = None,
+               ended_at: float | None = None) -> None:
         """Freeze the final state: last render, buttons, static HTML snapshot and text/plain."""
         with self._lock:
             if self._finishing:
                 return
             self._finishing = True
-            self.state.finish(status, output=output, error=error)
+            self.state.finish(status, output=output, error=error, ended_at=ended_at)
             self.stop_button.disabled = True
             self.stop_button.layout.display = "none"  # nothing left to stop
             self.deploy_button.layout.display = None if self.deployable else "none"
