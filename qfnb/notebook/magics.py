@@ -371,9 +371,10 @@ def _republish(magics: QfnbMagics) -> Callable[..., None]:
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
-    from qfnb.notebook import batchjob, usage
+    from qfnb.notebook import batchjob, launcher, usage
 
     ipython.register_magics(QfnbMagics)
+    launcher.register(ipython)  # a form knows its cell (what it launched before a restart)
     ipython.events.register("post_run_cell", _republish(ipython.magics_manager.registry["QfnbMagics"]))
     usage.register(ipython)
     ipython.register_magics(batchjob.BatchMagics)  # %qfbatch

@@ -73,6 +73,7 @@ class TrainingDashboard(VBox):
         self.deploy_when_done = False  # %qftrain --attach TASK --deploy on a running task
         self.eval_data: str | None = None  # the job's data, for the %qfeval hint
         self.shown_in: Any = None  # the widget whose output holds this one (the launcher form), if any
+        self.launched_as: str | None = None  # the %qftrain line a launcher form ran (shown above the job)
         self.trainer: Any = None  # set by whoever launched the job
         self.service: Any = None  # set by the Deploy button
         self.follower: Any = None  # an attached dashboard's poll (a concurrent.futures.Future)
@@ -197,7 +198,7 @@ class TrainingDashboard(VBox):
         return self.state.model_id
 
     def __repr__(self) -> str:
-        return self.state.summary()
+        return self.summary_text()
 
     # -- rendering (any thread) ----------------------------------------------------------------
     def _render(self, force: bool = False) -> None:
@@ -240,13 +241,24 @@ class TrainingDashboard(VBox):
         """The widget, its state as static HTML (for viewers without a widget manager) and text."""
         data = dict(super()._repr_mimebundle_(**kwargs) or {})
         data["text/html"] = self.snapshot_html(chart=self.chart.value or None)
-        data["text/plain"] = self.state.summary()
+        data["text/plain"] = self.summary_text()
         return data
+
+    def summary_text(self) -> str:
+        """The text/plain form: the launched line (when a form launched it), then the state."""
+        launched = f"launched as: {self.launched_as}\n" if self.launched_as else ""
+        return launched + self.state.summary()
+
+    def _launched_html(self) -> str:
+        if not self.launched_as:
+            return ""
+        return (f'<div class="qfnb-launched" style="color:{_theme.TEXT_MUTED}">launched as: <code style="color:'
+                f'{_theme.TEXT};user-select:all">{_fmt.esc(self.launched_as)}</code></div>')
 
     def _header_html(self) -> str:
         st = self.state
         doing = f' <span style="color:{_theme.TEXT_MUTED}">· {_fmt.esc(st.doing)}</span>' if st.doing else ""
-        return (f'<span style="color:{_theme.TEXT}"><b>{_fmt.esc(st.title)}</b></span> '
+        return (f'{self._launched_html()}<span style="color:{_theme.TEXT}"><b>{_fmt.esc(st.title)}</b></span> '
                 f"{_theme.badge(st.status)}{doing}")
 
     def _result_html(self) -> str:
@@ -315,7 +327,7 @@ class TrainingDashboard(VBox):
         """Every output of this dashboard becomes its final static state. Published from qfnb's
         loop, a frontend may drop the update (it follows the running cell), so the notebook
         layer publishes it once more from the kernel thread (:meth:`republish`)."""
-        bundle = {"text/plain": self.state.summary() + extra, "text/html": self.snapshot_html()}
+        bundle = {"text/plain": self.summary_text() + extra, "text/html": self.snapshot_html()}
         if self.deployable:  # Deploy is the next step: keep the widget (its button), the static state beside it
             bundle = {**(self.shown_in or self)._repr_mimebundle_(), **bundle}
         for handle in self._handles():  # the live widget becomes its final static state
