@@ -119,6 +119,17 @@ class EvalPlan:
         return result.compare(b=self.compare, metrics=wanted or None, judge=self.pairwise).renamed(self.columns)
 
 
+def reuse_note(plan: EvalPlan) -> str | None:
+    """``↺ 12 of 12 answers reused from earlier runs on the same items · --fresh asks again`` when
+    the run's answer store gave any back (a replay asks no model: its bar's speed is the store's)."""
+    hits = int(getattr(plan.store, "hits", 0) or 0)
+    if not hits:
+        return None
+    asked = plan.generations - hits
+    return (f"↺ {hits} of {plan.generations} answers reused from earlier runs on the same items "
+            f"({asked} asked now) · --fresh asks every model again")
+
+
 class GenerationProgress:
     """Contract 8 filter: forwards the inference results (the first ``generations`` indices of the
     evaluation's one index space) and drops the scoring ones, so the bar counts generations."""

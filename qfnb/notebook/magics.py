@@ -304,6 +304,7 @@ class QfnbMagics(Magics):
         shown = plan.report_frame(result.metrics_df)
         wanted = chart if chart != ["auto"] else list(shown.columns)
         report = EvalReport(shown, plan.report_samples(result.samples_df), chart=wanted or ["auto"], result=result)
+        report.reused = evalrun.reuse_note(plan)
         try:
             if plan.compare is not None:
                 report.comparison = plan.comparison(result)

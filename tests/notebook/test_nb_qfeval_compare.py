@@ -59,9 +59,13 @@ def test_compare_shows_ci_sentence_and_flipped_items(ip, platform, data_file) ->
 def test_rerun_with_one_more_model_asks_only_the_new_model(ip, platform, data_file) -> None:  # type: ignore[no-untyped-def]
     ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics exact_match")
     assert calls(platform) == {"tiny-chat": 6}
-    ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} --metrics exact_match "
-                                "--compare Tiny-Chat -o r")
+    first = ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics exact_match")
+    assert first.reused is not None and first.reused.startswith("↺ 6 of 6 answers reused")  # a replay says so
+    assert first.reused in repr(first) and "--fresh" in first.to_html()
+    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} "
+                                         "--metrics exact_match --compare Tiny-Chat -o r")
     assert calls(platform) == {"tiny-chat": 6, "other-chat": 6}  # exactly the new model's calls
+    assert report.reused.startswith("↺ 6 of 12 answers reused") and "(6 asked now)" in report.reused
     assert ip.user_ns["r"].metrics["Tiny-Chat"]["exact_match"] == 1.0
     ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics exact_match --fresh")
     assert calls(platform) == {"tiny-chat": 12, "other-chat": 6}
