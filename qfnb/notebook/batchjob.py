@@ -40,6 +40,8 @@ def progress_html(state: JobState, note: str = "") -> str:
     share = 100.0 * (state.done + state.failed) / state.total if state.total else 0.0
     if not note and not state.finished:  # also what a saved notebook or a restarted kernel still shows
         note = f"runs on the platform: %qfbatch --attach {state.task_id} shows it from any kernel"
+    if not state.finished:  # no kernel updates this line once the one that drew it is gone: say when it was true
+        note += f" · snapshot {time.strftime('%Y-%m-%d %H:%M:%S')}, not live"
     extra = f"<div style='color:var(--jp-ui-font-color2,#595959)'>{html.escape(note)}</div>" if note else ""
     # the theme's colours: a pale track on a dark page was a glaring white bar
     return (f"<div class='qfnb-batch'><div style='background:var(--jp-layout-color3,#e0e0e0);width:320px;"

@@ -142,3 +142,13 @@ def test_a_task_that_did_not_end_done_is_never_reused(served: ServedPlatform) ->
                       state("t3", "Running", "qfnb-batch:" + fp)], fp) is None
     assert done_twin([state("t1", "Done", "qfnb-batch:" + fp), state("t2", "Done", "qfnb-batch:" + fp),
                       state("t3", "Done", "qfnb-batch:" + "b" * 24)], fp).task_id == "t2"  # type: ignore[union-attr]
+
+
+def test_a_running_bars_saved_line_says_it_is_a_snapshot_not_live() -> None:
+    from qfnb.resources.batch_job import JobState
+
+    running = JobState.of({"taskId": "infer-1", "runStatus": "Running", "succeededCount": 0, "totalCount": 42})
+    line = batchjob.progress_html(running)
+    assert "Running 0/42 rows" in line and ", not live" in line and "%qfbatch --attach infer-1" in line
+    done = JobState.of({"taskId": "infer-1", "runStatus": "Done", "succeededCount": 42, "totalCount": 42})
+    assert "not live" not in batchjob.progress_html(done)

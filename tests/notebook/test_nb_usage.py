@@ -182,3 +182,23 @@ def test_a_footer_never_lands_inside_an_unclosed_code_block() -> None:
     data, _ = render_answers([ChatAnswer(model="m", text=cut, done=True)])
     body, footer = data["text/markdown"].rsplit("\n\n", 1)
     assert body.endswith("\n```") and footer.startswith("<sub>")
+
+
+def test_a_bar_over_replayed_calls_says_they_were_replayed(ip: InteractiveShell, fake: Any,
+                                                          make_config: Any) -> None:
+    from qfnb._core.runtime.progress import ProgressSnapshot
+    from qfnb.notebook.widgets.progress_bar import WidgetRenderer
+
+    chat = qfnb.ChatCompletion(config=make_config())
+    fresh = WidgetRenderer("batch")
+    chat.do(messages=MSG)
+    fresh.close(ProgressSnapshot("batch", 1, 1, 0, 0.01, closed=True))
+    assert "replayed" not in fresh.box.text  # asked the model: no note
+    replay = WidgetRenderer("batch")
+    chat.do(messages=MSG)
+    chat.do(messages=MSG)
+    replay.close(ProgressSnapshot("batch", 2, 2, 0, 0.01, closed=True))
+    assert len(fake.calls("/chat/")) == 1
+    assert "↺ 2 of 2 replayed from the cache" in replay.box.text and "--fresh" in replay.box.text
+    final = ip.display_pub.outputs[-1]["data"]  # type: ignore[attr-defined]
+    assert "↺ 2 of 2 replayed" in final["text/html"] and "↺ 2 of 2 replayed" in final["text/plain"]
