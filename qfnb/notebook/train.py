@@ -202,6 +202,25 @@ def deploy_in_background(dash: TrainingDashboard) -> Any:
     return _background.submit(deploy_job(dash))
 
 
+#: words in a file's name that mark rows kept out of training (``tickets_test.csv``, ``eval.jsonl``)
+HELD_OUT_WORDS = ("test", "eval", "valid", "val", "dev", "held", "holdout")
+
+
+def held_out_file(train: str) -> str | None:
+    """A file beside the training file ``train`` that holds rows kept out of it (same format, a
+    name with :data:`HELD_OUT_WORDS`), as the path the user wrote; None when there is none."""
+    path = Path(train)
+    if not train or not path.is_file():
+        return None
+    words = set(re.split(r"[^a-z]+", path.stem.lower()))
+    for other in sorted(path.parent.iterdir()):
+        if other == path or other.suffix.lower() != path.suffix.lower() or not other.is_file():
+            continue
+        if set(re.split(r"[^a-z]+", other.stem.lower())) - words & set(HELD_OUT_WORDS):
+            return str(path.parent / other.name) if str(path.parent) != "." else other.name
+    return None
+
+
 def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool = True,
            on_deploy: Callable[[TrainingDashboard], Any] | None = None) -> TrainingDashboard:
     """Start a fine-tune on qfnb's loop and return its (displayed) dashboard."""
@@ -213,7 +232,9 @@ def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool
         holder["trainer"].stop()
 
     dash = TrainingDashboard(spec.title, on_stop=on_stop, on_deploy=on_deploy or deploy_in_background)
-    dash.eval_data = spec.dataset
+    held_out = held_out_file(spec.dataset)
+    dash.eval_data = held_out or spec.dataset
+    dash.eval_is_training = held_out is None  # its "next:" %qfeval then warns: the model saw those rows
     trainer = (factory or default_trainer)(spec, _event_handler(dash))
     holder["trainer"] = dash.trainer = trainer
     if show:

@@ -42,6 +42,12 @@ log = logging.getLogger("qfnb.notebook.dashboard")
 
 
 
+#: under a "next:" that evaluates on the training file
+TRAINING_FILE_WARNING = ("that %qfeval scores the training file: the model has seen those rows, so the scores "
+                         "flatter it; evaluate on rows kept out of training (a file beside it named *_test, "
+                         "*_eval or *_valid is picked up)")
+
+
 class TrainingDashboard(VBox):
     """A fine-tune dashboard driven by :meth:`handle_event` and closed by :meth:`finish`."""
 
@@ -71,7 +77,8 @@ class TrainingDashboard(VBox):
         self.more_handles: list[DisplayHandle] = []  # later displays of this same dashboard (a second --attach)
         self.republish_pending = False  # the final state was published from the loop (see republish)
         self.deploy_when_done = False  # %qftrain --attach TASK --deploy on a running task
-        self.eval_data: str | None = None  # the job's data, for the %qfeval hint
+        self.eval_data: str | None = None  # the job's held-out data (else its training data), for the %qfeval hint
+        self.eval_is_training = False  # eval_data is the training file: the hint warns
         self.shown_in: Any = None  # the widget whose output holds this one (the launcher form), if any
         self.launched_as: str | None = None  # the %qftrain line a launcher form ran (shown above the job)
         self.trainer: Any = None  # set by whoever launched the job
@@ -286,6 +293,9 @@ class TrainingDashboard(VBox):
                      f'<pre class="qfnb-next" style="color:{_theme.TEXT};background:var(--jp-layout-color2,#eee);'
                      f'padding:4px 8px;margin:2px 0;user-select:all;font-family:var(--jp-code-font-family,monospace)">'
                      f'{_fmt.esc(code)}</pre>')
+            if self.eval_is_training and any(s.startswith("%qfeval") for s in steps):
+                html += (f'<div class="qfnb-warning" style="color:{_theme.ERROR}">⚠ {_fmt.esc(TRAINING_FILE_WARNING)}'
+                         "</div>")
         return html
 
     def hints(self) -> list[str]:
