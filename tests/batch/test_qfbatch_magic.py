@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from batch_doubles import PacedRegistry
+from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from qfnb._core.record.cache import set_process_mode
@@ -152,3 +153,16 @@ def test_a_running_bars_saved_line_says_it_is_a_snapshot_not_live() -> None:
     assert "Running 0/42 rows" in line and ", not live" in line and "%qfbatch --attach infer-1" in line
     done = JobState.of({"taskId": "infer-1", "runStatus": "Done", "succeededCount": 42, "totalCount": 42})
     assert "not live" not in batchjob.progress_html(done)
+
+
+def test_sampling_options_go_to_every_row(served: ServedPlatform, ip: InteractiveShell) -> None:
+    """``%qfbatch`` takes the sampling options of ``%%qfchat``/``%qfeval`` (the spec's), sent as
+    the task's inferenceParams; a bad one is refused before anything is uploaded."""
+    ip.user_ns["prompts"] = ["p0", "p1"]
+    with pytest.raises(UsageError, match=r"^--top-p must be in \[0.0, 1.0\], got 1.5$"):
+        ip.run_line_magic("qfbatch", "prompts -m tiny-chat --top-p 1.5")
+    assert BatchJob.list() == []
+    ds = ip.run_line_magic("qfbatch", "prompts -m tiny-chat -t 0.5 --top-k 3 --max-tokens 8 -o job")
+    assert ds.to_pandas()["llm_output"].tolist() == ["tiny-chat: p0", "tiny-chat: p1"]
+    view = ip.user_ns["job"].state().view
+    assert view["inferenceParams"] == {"temperature": 0.5, "top_k": 3, "max_output_tokens": 8}
