@@ -122,6 +122,11 @@ def test_run_all_reuses_a_finished_task_of_the_same_rows_model_and_parameters(se
     assert sum(engine_calls.snapshot().values()) == calls  # no new engine call
     assert again.to_pandas()["llm_output"].tolist() == first.to_pandas()["llm_output"].tolist()
     assert any(f"↺ reused {made.task_id}" in line and "--fresh" in line for line in _lines(other))
+    from qfnb import usage
+
+    rows = usage.frame()
+    rows = rows[rows["job"] == f"batch-job {made.task_id}"]
+    assert sorted(rows["cache_hit"].tolist()) == [False, True]  # ran once; the reuse counts as saved
     # other rows, another order, or --fresh: a new task
     other.user_ns["prompts"] = [f"r{i}" for i in reversed(range(4))]
     other.run_line_magic("qfbatch", "prompts -m tiny-chat -o job")
