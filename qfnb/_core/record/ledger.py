@@ -90,6 +90,8 @@ class UsageRow:
     session: str = ""
     cell: int | None = None
     job: str | None = None
+    #: the name the call asked for when it differs from ``model`` (the one that answered), e.g. an alias
+    asked: str = ""
 
 
 class Ledger:
@@ -111,6 +113,8 @@ class Ledger:
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            if "asked" not in {r[1] for r in db.execute("PRAGMA table_info(calls)")}:  # a file from before
+                db.execute("ALTER TABLE calls ADD COLUMN asked TEXT NOT NULL DEFAULT ''")
             self._db = db
         return self._db
 
