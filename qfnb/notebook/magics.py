@@ -98,6 +98,7 @@ class QfnbMagics(Magics):
               help="Named conversation; cells without -s share 'default' (its recent turns are sent along).")
     @argument("--reset", action="store_true", help="Forget the session's history before this prompt.")
     @argument("--system", help="System prompt (persona) for this call.")
+    @argument("--prompt", help="A prompt saved on the platform, rendered with the name=value words given after it.")
     @argument("-t", "--temperature", type=float, help="Sampling temperature in (0, 1].")
     @argument("--max-tokens", type=int, help="Cap the answer's length (max_output_tokens).")
     @argument("-o", "--output", help="Store the answer (str() is its text; .response the raw response) here.")
@@ -118,6 +119,10 @@ class QfnbMagics(Magics):
         if self.interpolate and "--no-interp" not in line:
             line = self._interp(line)  # brace-safe, unlike IPython's own line expansion
         args = parse_argstring(self.qfchat, line)
+        if args.prompt:
+            from qfnb.notebook.saved_prompts import saved_prompt_text
+
+            return self._chat_cell(args, saved_prompt_text(args.prompt, args.command, cell or ""))
         if cell is None:
             return self._chat_command(args)
         if args.command:
