@@ -376,11 +376,12 @@ def _republish(magics: QfnbMagics) -> Callable[..., None]:
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
-    from qfnb.notebook import batchjob, usage
+    from qfnb.notebook import batchjob, stress_report, usage
 
     ipython.register_magics(QfnbMagics)
     ipython.events.register("post_run_cell", _republish(ipython.magics_manager.registry["QfnbMagics"]))
     usage.register(ipython)
+    stress_report.register(ipython)  # a stress test's table with its chart
     ipython.register_magics(batchjob.BatchMagics)  # %qfbatch
     completer = getattr(ipython, "Completer", None)
     if completer is not None:
