@@ -139,15 +139,16 @@ def stress_chart(rows: Sequence[Mapping[str, float]], *, title: str = "stress te
                linewidth=1.6, label="output tokens/s")
     right.set_ylabel("output tokens / s", fontsize=8)
     right.set_xlabel("concurrent users", fontsize=8)
-    qps = right.twinx()
-    qps.plot(users, [float(r["qps"]) for r in rows], color=SERIES[1], linestyle="--", marker="s", markersize=3,
-             linewidth=1.4, label="requests/s")
+    qps = right.twinx()  # bars: proportional to the tokens line when answers are of one length, never hidden by it
+    qps.bar(users, [float(r["qps"]) for r in rows], color=SERIES[1], alpha=0.45, width=0.5, label="requests/s")
+    qps.set_zorder(right.get_zorder() - 1)
+    right.patch.set_visible(False)
     qps.set_ylabel("requests / s", fontsize=8, color=INK)
     qps.tick_params(colors=INK)
     for spine in qps.spines.values():
         spine.set_color(INK)
     right.set_title("throughput", fontsize=10)
-    right.legend(handles=[*right.get_lines(), *qps.get_lines()], fontsize=7, frameon=False, labelcolor=INK,
+    right.legend(handles=[*right.get_lines(), *qps.containers], fontsize=7, frameon=False, labelcolor=INK,
                  loc="upper left")
     for ax in (left, right):
         ax.set_ylim(bottom=0)

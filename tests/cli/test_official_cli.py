@@ -5,8 +5,10 @@ worker) served on 127.0.0.1 by this test process, so what reached the engines ca
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -280,3 +282,29 @@ def test_proxy_signs_calls_for_a_client_without_keys(shell: dict[str, str],
     _wait_up(console, child)
     listed = httpx.post(console, json={}, timeout=30).json()
     assert "result" in listed, listed
+
+
+def test_trainer_from_options_runs_detached_with_daemon(shell: dict[str, str], local_platform: ServedPlatform,
+                                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qfnb.dataset import Dataset
+
+    local_platform.set_env(monkeypatch)
+    dataset_id = Dataset.create_from_pyobj(ROWS).save(qianfan_dataset_create_args={"name": "d"}).qianfan_dataset_id
+    run = qfnb(shell, "trainer", "finetune", "--train-type", "Tiny-Chat", "--dataset-id", str(dataset_id),
+               "--train-epoch", "1", "--train-batch-size", "2", "--train-learning-rate", "0.001", "--daemon")
+    assert run.returncode == 0, run.stderr
+    trainer_id = run.stdout.split("trainer[")[1].split("]")[0]
+    pid = int(run.stdout.split("pid: ")[1].split()[0])
+    try:
+        for _ in range(600):  # the detached run outlives the command that started it
+            info = json.loads(qfnb(shell, "trainer", "info", "--trainer-id", trainer_id).stdout)
+            if info.get("status") in ("ModelPublished", "Failed", "Stopped"):
+                break
+            time.sleep(0.2)
+        assert info["status"] == "ModelPublished", info
+        assert info["init_params"]["train_config"]["learning_rate"] == 0.001
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    run = qfnb(shell, "trainer", "dpo", "--train-type", "Tiny-Chat")
+    assert run.returncode == 1 and "--dataset-id or --dataset-bos-path is required" in run.stderr

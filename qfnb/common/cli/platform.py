@@ -74,15 +74,29 @@ def _dataset(sub: Any) -> None:
     predict.add_argument("--reference-column", default=None, help="the reference column")
 
 
+#: the trainer commands and the trainer class each runs
+TRAINERS = {"finetune": ("LLMFinetune", "run a fine-tune trainer job"),
+            "postpretrain": ("PostPreTrain", "run a post-pretrain (continued pre-training) job"),
+            "dpo": ("DPO", "run a DPO (preference training) job")}
+
+
 def _trainer(sub: Any) -> None:
-    trainer = sub.add_parser("trainer", help="run a fine-tune (from options or the official job file)")
+    trainer = sub.add_parser("trainer", help="run a fine-tune, post-pretrain or DPO job (from options or the "
+                                             "official job file)")
     tsub = trainer.add_subparsers(dest="trainer_command", required=True)
-    ft = tsub.add_parser("finetune", help="run a fine-tune trainer job",
-                         description="Run a fine-tune: -f job.json (the official pipeline file, as "
-                                     "Finetune.save(file) writes it), or --train-type with --dataset-id.")
+    for command, (_, text) in TRAINERS.items():
+        _trainer_job(tsub.add_parser(command, help=text, description=f"{text[0].upper()}{text[1:]}: -f job.json "
+                                     "(the official pipeline file, as Finetune.save(file) writes it), or "
+                                     "--train-type with --dataset-id."))
+    info = tsub.add_parser("info", help="a saved trainer's info (by trainer id or task id)")
+    info.add_argument("--trainer-id", help="the trainer id")
+    info.add_argument("--task-id", help="a task id of the trainer")
+
+
+def _trainer_job(ft: argparse.ArgumentParser) -> None:
     ft.add_argument("--dataset-id", help="the dataset (version) id")
     ft.add_argument("--dataset-bos-path", help="a dataset BOS path")
-    ft.add_argument("--train-type", help="the base model to fine-tune")
+    ft.add_argument("--train-type", help="the base model to train")
     ft.add_argument("--previous-task-id", help="continue from this task's output")
     ft.add_argument("--trainer-pipeline-file", "-f", help="the trainer pipeline (job) file")
     ft.add_argument("--daemon", action="store_true", help="start the trainer and return (prints its id)")
@@ -104,9 +118,6 @@ def _trainer(sub: Any) -> None:
                         default="private_resource", help="pool type")
     deploy.add_argument("--deploy-service-type", choices=["chat", "completion", "embedding", "text2image"],
                         default="chat", help="service type")
-    info = tsub.add_parser("info", help="a saved trainer's info (by trainer id or task id)")
-    info.add_argument("--trainer-id", help="the trainer id")
-    info.add_argument("--task-id", help="a task id of the trainer")
 
 
 def _evaluation(sub: Any) -> None:
@@ -275,29 +286,45 @@ def _print_events() -> EventHandler:
 
 
 def trainer(args: argparse.Namespace) -> int:
-    from qfnb.trainer import LLMFinetune
+    import qfnb.trainer
 
     if args.trainer_command == "info":
         return _trainer_info(args)
+    job_class = getattr(qfnb.trainer, TRAINERS[args.trainer_command][0])
     if args.trainer_pipeline_file is not None:
         if not Path(args.trainer_pipeline_file).is_file():
             raise CliError(f"--trainer-pipeline-file: no such file: {args.trainer_pipeline_file}")
-        job = LLMFinetune.load(file=args.trainer_pipeline_file, event_handler=_print_events())
+        job = job_class.load(file=args.trainer_pipeline_file, event_handler=_print_events())
     else:
-        job = _trainer_from_options(args)
+        job = _trainer_from_options(job_class, args)
     print(f"trainer id: {job.id} is created", file=sys.stderr)
     if args.daemon:
-        job.start()
-        print(f"trainer[{job.id}] started; `qfnb trainer info --trainer-id {job.id}` shows it")
-        return 0
+        return _run_detached(job, TRAINERS[args.trainer_command][0])
     job.run(progress=True)
     print_json(job.output)
     return 0
 
 
-def _trainer_from_options(args: argparse.Namespace) -> Any:
+def _run_detached(job: Any, class_name: str) -> int:
+    """Save the trainer and run it in a process of its own session, which outlives this command."""
+    import subprocess
+
+    from qfnb.trainer import persist
+
+    job.save()
+    log = persist.pipeline_dir() / f"{job.id}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    code = "import sys, qfnb.trainer as t; getattr(t, sys.argv[1]).load(sys.argv[2]).run(progress=False)"
+    with log.open("ab") as out:
+        child = subprocess.Popen([sys.executable, "-c", code, class_name, job.id], stdout=out,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    print(f"trainer[{job.id}] started with pid: {child.pid}\ncheck running log in: {log}")
+    return 0
+
+
+def _trainer_from_options(job_class: Any, args: argparse.Namespace) -> Any:
     from qfnb.dataset import Dataset
-    from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
+    from qfnb.trainer import DeployConfig, TrainConfig
 
     if not args.train_type and not args.previous_task_id:
         raise CliError("give -f <job file>, or --train-type (with --dataset-id or --dataset-bos-path)")
@@ -318,11 +345,13 @@ def _trainer_from_options(args: argparse.Namespace) -> Any:
         deploy = DeployConfig(name=args.deploy_name, endpoint_prefix=args.deploy_endpoint_prefix,
                               description=args.deploy_description, replicas=args.deploy_replicas)
     data = Dataset.load(qianfan_dataset_id=args.dataset_id) if args.dataset_id else None
-    extra = {"previous_task_id": args.previous_task_id} if args.previous_task_id else {}
+    extra: dict[str, Any] = {"previous_task_id": args.previous_task_id} if args.previous_task_id else {}
     if args.dataset_bos_path:
         extra["dataset_bos_path"] = args.dataset_bos_path
-    return LLMFinetune(train_type=args.train_type or "", dataset=data, train_config=config,
-                       deploy_config=deploy, event_handler=_print_events(), **extra)
+    if deploy is not None:
+        extra["deploy_config"] = deploy
+    return job_class(train_type=args.train_type or "", dataset=data, train_config=config,
+                     event_handler=_print_events(), **extra)
 
 
 def _trainer_info(args: argparse.Namespace) -> int:
