@@ -308,3 +308,20 @@ def test_trainer_from_options_runs_detached_with_daemon(shell: dict[str, str], l
             os.kill(pid, signal.SIGTERM)
     run = qfnb(shell, "trainer", "dpo", "--train-type", "Tiny-Chat")
     assert run.returncode == 1 and "--dataset-id or --dataset-bos-path is required" in run.stderr
+
+
+def test_dataset_save_and_the_trainer_listings(shell: dict[str, str], tmp_path: Path) -> None:
+    src = tmp_path / "rows.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    out = tmp_path / "copy.csv"
+    run = qfnb(shell, "dataset", "save", str(src), str(out))
+    assert run.returncode == 0 and out.read_text().splitlines()[0] == "prompt,response", run.stderr
+    run = qfnb(shell, "trainer", "finetune", "--list-train-type")
+    assert run.returncode == 0 and run.stdout.split(), run.stderr
+    first = run.stdout.split()[0]
+    run = qfnb(shell, "trainer", "finetune", "--show", first)
+    assert run.returncode == 0 and json.loads(run.stdout)["specific_peft_types_params_limit"], run.stderr
+    run = qfnb(shell, "trainer", "finetune", "-s", "No-Such-Model")
+    assert run.returncode == 1 and "is not trainable here" in run.stderr
+    run = qfnb(shell, "trainer", "finetune", "--train-peft-type", "LoRA")  # the official spelling is lo_ra
+    assert run.returncode == 2 and "invalid choice: 'LoRA'" in run.stderr

@@ -8,6 +8,9 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+#: an official ``--x / --no-x`` flag, off by default
+FLAG: dict[str, Any] = {"action": argparse.BooleanOptionalAction, "default": False}
+
 
 class CliError(Exception):
     """A problem the user can fix; printed as ``qfnb <command>: <message>``, exit status 1."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.common.cli._shared import (
+    FLAG,
     CliError,
     add_sampling,
     add_search_flags,
@@ -37,7 +38,7 @@ def add_parsers(sub: Any) -> None:
                           description="Chat with the LLM in the terminal. Each line read is a user turn "
                                       f"({', '.join(f'{k}: {v}' for k, v in HELP_MESSAGES.items())}).")
     add_target(chat, "chat", many=True)
-    chat.add_argument("--multi-line", action="store_true", help="a message ends with an empty line")
+    chat.add_argument("--multi-line", **FLAG, help="a message ends with an empty line")
     chat.add_argument("--raw-output", action="store_true", help="print the answer as it comes (always: no markdown)")
     chat.add_argument("--debug", action="store_true", help="print each answer's last response body on stderr")
     chat.add_argument("--list-model", "-l", **list_model)
@@ -58,9 +59,9 @@ def add_parsers(sub: Any) -> None:
     completion.add_argument("prompts", nargs="*", help="the prompt, or user/assistant/user... messages; "
                                                        "none: read one from stdin")
     add_target(completion, "completion")
-    completion.add_argument("--plain", action="store_true", help="plain text output (the default here)")
+    completion.add_argument("--plain", **FLAG, help="plain text output (the default here)")
     completion.add_argument("--list-model", "-l", **list_model)
-    completion.add_argument("--multi-line", action="store_true", help="the stdin prompt ends with an empty line")
+    completion.add_argument("--multi-line", **FLAG, help="the stdin prompt ends with an empty line")
     completion.add_argument("--debug", action="store_true", help="print the response body on stderr")
     add_sampling(completion)
     add_search_flags(completion)
@@ -70,7 +71,7 @@ def add_parsers(sub: Any) -> None:
     plugin.add_argument("--model", default=None, help=argparse.SUPPRESS)
     plugin.add_argument("--plugins", required=True, help="plugins enabled, comma-separated (e.g. uuid-zhishiku)")
     plugin.add_argument("--bos-path", help="BOS path used for uploaded files")
-    plugin.add_argument("--multi-line", action="store_true", help="a message ends with an empty line")
+    plugin.add_argument("--multi-line", **FLAG, help="a message ends with an empty line")
     plugin.add_argument("--debug", action="store_true", help="print each response body on stderr")
     add_sampling(plugin)
 
@@ -81,7 +82,7 @@ def add_parsers(sub: Any) -> None:
     add_target(txt2img, "text-to-image")
     txt2img.add_argument("--output", type=Path, default=None,
                          help="the output file (default ./<timestamp>.jpg)")
-    txt2img.add_argument("--plain", action="store_true", help="no progress line")
+    txt2img.add_argument("--plain", **FLAG, help="no progress line")
     txt2img.add_argument("--list-model", "-l", **list_model)
     txt2img.add_argument("--debug", action="store_true", help="print the response body on stderr (images omitted)")
 

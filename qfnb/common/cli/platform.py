@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger("qfnb.cli")
 
 QIANFAN_PATH_PREFIX = "qianfan://"
+#: ``--train-peft-type``: PeftType's members in snake case (as officially), and their names
+PEFT_TYPES = {"all": "ALL", "p_tuning": "PTuning", "lo_ra": "LoRA"}
 #: DataTemplateType's members in snake case, as the official command takes them
 TEMPLATE_TYPES = ("non_sorted_conversation", "sorted_conversation", "prompt_chosen_rejected", "generic_text",
                   "query_set", "text2_image")
@@ -53,13 +55,12 @@ def _dataset(sub: Any) -> None:
     upload = dsub.add_parser("upload", help="upload a local file as a platform dataset")
     upload.add_argument("path", type=Path, help="the dataset file")
     upload.add_argument("dst", nargs="?", help="an existing dataset id or qianfan://<id> (default: a new dataset)")
-    upload.add_argument("--dataset-name", help="the new dataset's name (default: the file's name)")
-    upload.add_argument("--bos-path", help="a BOS path to stage the file in (bos://bucket/path/); the local "
-                                           "platform needs none")
-    upload.add_argument("--dataset-template-type", choices=TEMPLATE_TYPES, default="non_sorted_conversation",
-                        help="the type of the dataset")
-    upload.add_argument("--dataset-storage-type", choices=["private_bos", "public_bos"], default="private_bos",
-                        help="the storage type of the dataset")
+    _platform_dataset_options(upload)
+    save = dsub.add_parser("save", help="save a dataset (a file or qianfan://<id>) to a file or the platform")
+    save.add_argument("src", help="a file path or qianfan://<id>")
+    save.add_argument("dst", nargs="?", help="a file, or qianfan://<id> to append to (default: a new platform "
+                                             "dataset)")
+    _platform_dataset_options(save)
     view = dsub.add_parser("view", help="print some rows of a dataset (a file or qianfan://<id>)")
     view.add_argument("dataset", help="a file path or qianfan://<id>")
     view.add_argument("--row", help="rows to show: 1,3-5,12 or all (default: the first 5)")
@@ -72,6 +73,16 @@ def _dataset(sub: Any) -> None:
     predict.add_argument("--output", type=Path, default=None, help="the output file (default ./<timestamp>.jsonl)")
     predict.add_argument("--input-columns", default="prompt", help="the input column(s), comma-separated")
     predict.add_argument("--reference-column", default=None, help="the reference column")
+
+
+def _platform_dataset_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset-name", help="the new dataset's name (default: the file's name)")
+    parser.add_argument("--bos-path", help="a BOS path to stage the file in (bos://bucket/path/); the local "
+                                           "platform needs none")
+    parser.add_argument("--dataset-template-type", choices=TEMPLATE_TYPES, default="non_sorted_conversation",
+                        help="the type of the dataset")
+    parser.add_argument("--dataset-storage-type", choices=["private_bos", "public_bos"], default="private_bos",
+                        help="the storage type of the dataset")
 
 
 #: the trainer commands and the trainer class each runs
@@ -101,12 +112,15 @@ def _trainer_job(ft: argparse.ArgumentParser) -> None:
     ft.add_argument("--trainer-pipeline-file", "-f", help="the trainer pipeline (job) file")
     ft.add_argument("--daemon", action="store_true", help="start the trainer and return (prints its id)")
     ft.add_argument("--train-config-file", help="a train config file (json/yaml)")
+    ft.add_argument("--list-train-type", action="store_true", help="print the models this job can train, and exit")
+    ft.add_argument("--show-config-limit", "--show", "-s", metavar="TRAIN_TYPE",
+                    help="print a model's hyperparameter limits, and exit")
     group = ft.add_argument_group("train config")
     for name, kind in (("epoch", int), ("batch-size", int), ("learning-rate", float), ("max-seq-len", int),
                        ("logging-steps", int), ("warmup-ratio", float), ("weight-decay", float),
                        ("lora-rank", int)):
         group.add_argument(f"--train-{name}", type=kind, help=f"the train config's {name.replace('-', '_')}")
-    group.add_argument("--train-peft-type", choices=["LoRA", "ALL", "P-tuning"], help="the peft type")
+    group.add_argument("--train-peft-type", choices=sorted(PEFT_TYPES), help="the peft type")
     group.add_argument("--trainset-rate", type=int, default=None, help="percent of the data used to train")
     group.add_argument("--train-lora-all-linear", help="LoRA on all linear layers (True/False)")
     deploy = ft.add_argument_group("deploy (after publishing)")
@@ -116,7 +130,7 @@ def _trainer_job(ft: argparse.ArgumentParser) -> None:
     deploy.add_argument("--deploy-replicas", type=int, default=1, help="replicas")
     deploy.add_argument("--deploy-pool-type", choices=["public_resource", "private_resource"],
                         default="private_resource", help="pool type")
-    deploy.add_argument("--deploy-service-type", choices=["chat", "completion", "embedding", "text2image"],
+    deploy.add_argument("--deploy-service-type", choices=["chat", "completion", "embedding", "text2_image"],
                         default="chat", help="service type")
 
 
@@ -129,18 +143,23 @@ def _evaluation(sub: Any) -> None:
     lm.add_argument("--train-type", help="filter by train type, comma-separated")
     lm.add_argument("--name", help="filter by model name, comma-separated")
     run = esub.add_parser("run", help="run an evaluation task (at least one evaluator enabled)")
-    run.add_argument("models", nargs="+", help="model version ids")
-    run.add_argument("--dataset-id", required=True, help="the dataset id")
-    run.add_argument("--enable-rule-evaluator", action="store_true", help="enable the rule evaluator")
+    run.add_argument("models", nargs="*", help="model version ids")
+    run.add_argument("--dataset-id", help="the dataset id (required to run)")
+    run.add_argument("--list-evaluable-models", action="store_true",
+                     help="print the evaluable models and exit (the list-evaluable-models command has filters)")
+    run.add_argument("--enable-rule-evaluator", action=argparse.BooleanOptionalAction, default=False,
+                     help="enable the rule evaluator")
     run.add_argument("--using-similarity", action="store_true", help="rule evaluator: similarity")
     run.add_argument("--using-accuracy", action="store_true", help="rule evaluator: accuracy")
     run.add_argument("--stop-words", help="rule evaluator: stop words")
-    run.add_argument("--enable-referee-evaluator", action="store_true", help="enable the referee evaluator")
+    run.add_argument("--enable-referee-evaluator", action=argparse.BooleanOptionalAction, default=False,
+                     help="enable the referee evaluator")
     run.add_argument("--app-id", type=int, help="referee evaluator: the app id")
     run.add_argument("--prompt-metrics", default=None, help="referee evaluator: metrics")
     run.add_argument("--prompt-steps", default=None, help="referee evaluator: steps")
     run.add_argument("--prompt-max-score", type=int, default=5, help="referee evaluator: max score")
-    run.add_argument("--enable-manual-evaluator", action="store_true", help="enable the manual evaluator")
+    run.add_argument("--enable-manual-evaluator", action=argparse.BooleanOptionalAction, default=False,
+                     help="enable the manual evaluator")
     run.add_argument("--dimensions", help="manual evaluator: dimensions, comma-separated")
 
 
@@ -220,6 +239,8 @@ def dataset(args: argparse.Namespace) -> int:
         return 0
     if cmd == "upload":
         return _upload(args)
+    if cmd == "save":
+        return _save(args)
     if cmd == "view":
         return _view(args)
     output = args.output or _default_output()
@@ -235,16 +256,18 @@ def dataset(args: argparse.Namespace) -> int:
 
 
 def _upload(args: argparse.Namespace) -> int:
-    from qfnb.resources.console.consts import DataTemplateType
-
     if not args.path.exists():
         raise CliError(f"no such file: {args.path}")
-    target = None
-    if args.dst is not None:
-        target = dataset_id_of(args.dst)
-        if target is None:
-            raise CliError(f"not a dataset id: {args.dst!r} (give an id or qianfan://<id>)")
-    ds = _load(str(args.path))
+    if args.dst is not None and dataset_id_of(args.dst) is None:
+        raise CliError(f"not a dataset id: {args.dst!r} (give an id or qianfan://<id>)")
+    return _to_platform(_load(str(args.path)), args)
+
+
+def _to_platform(ds: Any, args: argparse.Namespace) -> int:
+    """Append ``ds`` to ``args.dst`` (a platform dataset), or create one from the options."""
+    from qfnb.resources.console.consts import DataTemplateType
+
+    target = dataset_id_of(args.dst) if args.dst is not None else None
     if target is not None:
         ds.save(qianfan_dataset_id=target)
     else:
@@ -253,6 +276,17 @@ def _upload(args: argparse.Namespace) -> int:
                                              "template_type": template})
     print(f"Dataset has been uploaded: qianfan://{ds.qianfan_dataset_id}")
     return 0
+
+
+def _save(args: argparse.Namespace) -> int:
+    """``dataset save SRC [DST]``: to a file, appended to a platform dataset, or a new one."""
+    ds = _load(args.src)
+    if args.dst is not None and dataset_id_of(args.dst) is None:
+        ds.save(data_file=args.dst)
+        print(f"Dataset has been saved to: {Path(args.dst).absolute()}")
+        return 0
+    args.path, args.dataset_name = Path(args.src), args.dataset_name or Path(args.src).stem
+    return _to_platform(ds, args)
 
 
 def _view(args: argparse.Namespace) -> int:
@@ -290,6 +324,8 @@ def trainer(args: argparse.Namespace) -> int:
 
     if args.trainer_command == "info":
         return _trainer_info(args)
+    if args.list_train_type or args.show_config_limit:
+        return _train_types(args)
     job_class = getattr(qfnb.trainer, TRAINERS[args.trainer_command][0])
     if args.trainer_pipeline_file is not None:
         if not Path(args.trainer_pipeline_file).is_file():
@@ -302,6 +338,27 @@ def trainer(args: argparse.Namespace) -> int:
         return _run_detached(job, TRAINERS[args.trainer_command][0])
     job.run(progress=True)
     print_json(job.output)
+    return 0
+
+
+#: the train mode of each trainer command
+TRAIN_MODES = {"finetune": "SFT", "postpretrain": "PostPretrain", "dpo": "DPO"}
+
+
+def _train_types(args: argparse.Namespace) -> int:
+    """``--list-train-type``: the trainable models; ``--show-config-limit M``: M's limits (the platform's)."""
+    from qfnb.trainer.model_info import get_trainer_model_list
+
+    models = get_trainer_model_list(TRAIN_MODES[args.trainer_command])
+    if args.show_config_limit:
+        info = models.get(args.show_config_limit)
+        if info is None:
+            raise CliError(f"--show-config-limit: {args.show_config_limit!r} is not trainable here "
+                           f"(--list-train-type lists what is)")
+        print_json(info.model_dump(mode="json"))
+        return 0
+    for name in sorted(models):
+        print(name)
     return 0
 
 
@@ -324,20 +381,13 @@ def _run_detached(job: Any, class_name: str) -> int:
 
 def _trainer_from_options(job_class: Any, args: argparse.Namespace) -> Any:
     from qfnb.dataset import Dataset
-    from qfnb.trainer import DeployConfig, TrainConfig
+    from qfnb.trainer import DeployConfig
 
     if not args.train_type and not args.previous_task_id:
         raise CliError("give -f <job file>, or --train-type (with --dataset-id or --dataset-bos-path)")
     if args.dataset_id is None and args.dataset_bos_path is None:
         raise CliError("--dataset-id or --dataset-bos-path is required without -f")
-    config = TrainConfig.load(args.train_config_file) if args.train_config_file else TrainConfig()
-    for name in ("epoch", "batch_size", "learning_rate", "max_seq_len", "logging_steps", "warmup_ratio",
-                 "weight_decay", "lora_rank", "peft_type", "lora_all_linear"):
-        value = getattr(args, f"train_{name}")
-        if value is not None:
-            setattr(config, name, value)
-    if args.trainset_rate is not None:
-        config.trainset_rate = args.trainset_rate
+    config = _train_config(args)
     deploy = None
     if args.deploy_name is not None:
         if args.deploy_endpoint_prefix is None:
@@ -352,6 +402,23 @@ def _trainer_from_options(job_class: Any, args: argparse.Namespace) -> Any:
         extra["deploy_config"] = deploy
     return job_class(train_type=args.train_type or "", dataset=data, train_config=config,
                      event_handler=_print_events(), **extra)
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    """The ``--train-config-file``'s config (or the defaults) with the ``--train-*`` options applied."""
+    from qfnb.trainer import PeftType, TrainConfig
+
+    config = TrainConfig.load(args.train_config_file) if args.train_config_file else TrainConfig()
+    for name in ("epoch", "batch_size", "learning_rate", "max_seq_len", "logging_steps", "warmup_ratio",
+                 "weight_decay", "lora_rank", "lora_all_linear"):
+        value = getattr(args, f"train_{name}")
+        if value is not None:
+            setattr(config, name, value)
+    if args.train_peft_type is not None:
+        config.peft_type = getattr(PeftType, PEFT_TYPES[args.train_peft_type])
+    if args.trainset_rate is not None:
+        config.trainset_rate = args.trainset_rate
+    return config
 
 
 def _trainer_info(args: argparse.Namespace) -> int:
@@ -377,16 +444,32 @@ def _trainer_info(args: argparse.Namespace) -> int:
 def evaluation(args: argparse.Namespace) -> int:
     if args.evaluation_command == "list-evaluable-models":
         return _list_evaluable(args)
+    if args.list_evaluable_models:
+        return _list_evaluable(argparse.Namespace(preset=None, train_type=None, name=None))
+    if not args.models or not args.dataset_id:
+        raise CliError("evaluation run needs model version ids and --dataset-id")
     from qfnb.dataset import Dataset
+    from qfnb.evaluation import EvaluationManager
+    from qfnb.model import Model
+
+    evaluators = _evaluators(args)
+    manager = EvaluationManager(qianfan_evaluators=evaluators)
+    result = manager.eval([Model(version_id=m) for m in args.models], Dataset.load(qianfan_dataset_id=args.dataset_id))
+    if result is None or not result.metrics:
+        print(f"The data has been processed; evaluation task {manager.task_id} waits for manual scoring.")
+        return 0
+    print_json(result.metrics)
+    return 0
+
+
+def _evaluators(args: argparse.Namespace) -> list[Any]:
+    """The platform evaluators the options enable (at least one; the manual one alone)."""
     from qfnb.evaluation import (
-        EvaluationManager,
         ManualEvaluatorDimension,
         QianfanManualEvaluator,
         QianfanRefereeEvaluator,
         QianfanRuleEvaluator,
     )
-    from qfnb.model import Model
-
     evaluators: list[Any] = []
     if args.enable_rule_evaluator:
         evaluators.append(QianfanRuleEvaluator(using_similarity=args.using_similarity,
@@ -408,13 +491,7 @@ def evaluation(args: argparse.Namespace) -> int:
     if not evaluators:
         raise CliError("enable at least one evaluator (--enable-rule-evaluator, --enable-referee-evaluator or "
                        "--enable-manual-evaluator)")
-    manager = EvaluationManager(qianfan_evaluators=evaluators)
-    result = manager.eval([Model(version_id=m) for m in args.models], Dataset.load(qianfan_dataset_id=args.dataset_id))
-    if result is None or not result.metrics:
-        print(f"The data has been processed; evaluation task {manager.task_id} waits for manual scoring.")
-        return 0
-    print_json(result.metrics)
-    return 0
+    return evaluators
 
 
 def _list_evaluable(args: argparse.Namespace) -> int:

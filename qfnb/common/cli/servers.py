@@ -41,9 +41,11 @@ EMBEDDING_BATCH = 16
 
 
 def add_parsers(sub: Any) -> None:
-    openai = sub.add_parser("openai", help="an OpenAI-protocol server in front of Qianfan",
+    openai = sub.add_parser("openai", help="an OpenAI-protocol server in front of Qianfan", add_help=False,
                             description="Serve the OpenAI API (chat, completions, embeddings) by calling Qianfan.")
-    openai.add_argument("--host", default=None, help="address to bind (default 127.0.0.1; another needs --api-key)")
+    openai.add_argument("--help", action="help", help="show this help message and exit")
+    openai.add_argument("--host", "-h", default=None,  # -h as officially (help is --help here)
+                        help="address to bind (default 127.0.0.1; another needs --api-key)")
     openai.add_argument("--port", "-p", type=int, default=None, help="port (default 8001)")
     openai.add_argument("--detach", "-d", action="store_true", default=None, help="run in the background")
     openai.add_argument("--ignore-system", action=argparse.BooleanOptionalAction, default=None,
