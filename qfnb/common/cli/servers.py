@@ -64,7 +64,8 @@ def add_parsers(sub: Any) -> None:
     proxy.add_argument("--detach", "-d", action="store_true", help="run in the background")
     proxy.add_argument("--log-file", help="append the server's log here")
     proxy.add_argument("--access-token", default="", help="the token clients must send (?access_token=...)")
-    proxy.add_argument("--direct", action="store_true", help="forward as received, unsigned")
+    proxy.add_argument("--direct", action="store_true",
+                       help="accepted for the official command lines; qfnb signs every call with its own keys")
     for name in ("keyfile", "certfile", "keyfile-password", "ca-certs"):
         proxy.add_argument(f"--ssl-{name}", default="", help=f"TLS: {name.replace('-', ' ')}")
     proxy.add_argument("--ssl-version", type=int, default=17, help=argparse.SUPPRESS)
@@ -309,7 +310,7 @@ def openai(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 # ---- the signing proxy -------------------------------------------------------------------------------
 
-def proxy_app(kind: str, access_token: str, direct: bool) -> Any:
+def proxy_app(kind: str, access_token: str) -> Any:
     """The inference (``kind="base"``) or console proxy's ASGI app."""
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -351,7 +352,6 @@ def proxy_app(kind: str, access_token: str, direct: bool) -> Any:
             return JSONResponse({"error_code": 3, "error_msg": "the body is not JSON"}, 400)
         return JSONResponse(dict(result.body))
 
-    del direct  # qfnb always signs with its own credentials (OAuth or IAM), as the client does
     return Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST", "PUT", "DELETE"])])
 
 
@@ -360,6 +360,8 @@ def proxy(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if not is_loopback(args.host) and not args.access_token:
         raise CliError(f"refusing to serve {args.host} without --access-token: anyone there would call Qianfan "
                        "with your credentials")
+    if args.direct:
+        logger.warning("--direct is ignored: the proxy signs every call with this process's credentials")
     if args.detach:
         return _detach(argv, args.log_file)
     import asyncio
@@ -372,7 +374,7 @@ def proxy(args: argparse.Namespace, argv: Sequence[str]) -> int:
     scheme = "https" if ssl else "http"
     print(f"Proxy server is running at\n- base: {scheme}://{args.host}:{args.base_port}\n"
           f"- console: {scheme}://{args.host}:{args.console_port}", flush=True)
-    servers = [uvicorn.Server(uvicorn.Config(proxy_app(kind, args.access_token, args.direct), host=args.host,
+    servers = [uvicorn.Server(uvicorn.Config(proxy_app(kind, args.access_token), host=args.host,
                                              port=port, log_level="info", **ssl))
                for kind, port in (("base", args.base_port), ("console", args.console_port))]
 
