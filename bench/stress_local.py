@@ -4,11 +4,11 @@ measure in the same run.
     .venv/bin/python bench/stress_local.py [--concurrency 1,4,8] [--tokens 64] [--per-user 2] [--rounds 2]
 
 Starts ``qfnb serve`` on a temporary data dir (llama-server, Qwen2.5-Coder-0.5B-Instruct). For each
-concurrency, in interleaved rounds: bench/serving.py's aggregate tok/s (``concurrent``: raw SSE over
-httpx, streamed pieces / wall time) and a stress-test round through qfnb's client (``users`` users,
-``per_user`` requests each: OTPS = completion tokens / wall time, plus TTFT and latency
-percentiles). Prints the medians and their ratio (stress / serving; the same engine and
-prompts, so it should be ~1 within the noise of a shared machine).
+concurrency, in interleaved rounds (which side goes first alternates by round): bench/serving.py's
+aggregate tok/s (``concurrent``: raw SSE over httpx, streamed pieces / wall time) and a stress-test
+round through qfnb's client (``users`` users, ``per_user`` requests each: OTPS = completion tokens /
+wall time, plus TTFT and latency percentiles). Prints the medians and their ratio (stress /
+serving; the same engine and prompts, so it should be ~1 within the noise of a shared machine).
 """
 
 from __future__ import annotations
@@ -67,11 +67,18 @@ def main() -> int:
         stress: dict[int, list[dict[str, float]]] = {u: [] for u in users}
         for r in range(args.rounds):
             for u in users:
-                serving[u].append(asyncio.run(concurrent(side, u, args.tokens, f"s{r}-{u}")))
-                prompts = [{"prompt": PROMPT.format(n=f"t{r}-{u}-{i}")} for i in range(u * args.per_user)]
-                result = Dataset.create_from_pyobj(prompts).stress_test(
-                    users=u, endpoint=ENDPOINT, model_type="Completions", hyperparameters=hyper)
-                stress[u].append(result.to_pandas().iloc[0].to_dict())
+                def serve_side(r: int = r, u: int = u) -> None:
+                    serving[u].append(asyncio.run(concurrent(side, u, args.tokens, f"s{r}-{u}")))
+
+                def stress_side(r: int = r, u: int = u) -> None:
+                    prompts = [{"prompt": PROMPT.format(n=f"t{r}-{u}-{i}")} for i in range(u * args.per_user)]
+                    result = Dataset.create_from_pyobj(prompts).stress_test(
+                        users=u, endpoint=ENDPOINT, model_type="Completions", hyperparameters=hyper)
+                    stress[u].append(result.to_pandas().iloc[0].to_dict())
+
+                # alternate which side goes first: a shared machine's speed drifts within minutes
+                for measure in (serve_side, stress_side) if r % 2 == 0 else (stress_side, serve_side):
+                    measure()
                 log.info("round %d, %d users: serving %.1f tok/s, stress test OTPS %.1f (TTFT p50 %.0f ms, "
                          "latency p50 %.2f s, %d errors)", r, u, serving[u][-1], stress[u][-1]["otps"],
                          1000 * stress[u][-1]["ttft_p50"], stress[u][-1]["latency_p50"], stress[u][-1]["errors"])
