@@ -326,3 +326,14 @@ def test_dataset_save_and_the_trainer_listings(shell: dict[str, str], tmp_path: 
     assert run.returncode == 1 and "is not trainable here" in run.stderr
     run = qfnb(shell, "trainer", "finetune", "--train-peft-type", "LoRA")  # the official spelling is lo_ra
     assert run.returncode == 2 and "invalid choice: 'LoRA'" in run.stderr
+
+
+def test_installed_as_qianfan_too(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["project"]["scripts"]
+    assert scripts["qianfan"] == scripts["qfnb"] == "qfnb.cli:main"
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/qianfan"])
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: qianfan ")
