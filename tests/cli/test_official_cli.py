@@ -279,6 +279,10 @@ def test_proxy_signs_calls_for_a_client_without_keys(shell: dict[str, str],
     assert httpx.post(base + chat, json=body).status_code == 401
     answer = httpx.post(base + chat + "?access_token=tok", json=body, timeout=30).json()
     assert answer["result"] == "tiny-chat: via proxy"
+    with httpx.stream("POST", base + chat + "?access_token=tok", json={**body, "stream": True},
+                      timeout=30) as stream:
+        chunks = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: ")]
+    assert len(chunks) > 1 and "".join(c["result"] for c in chunks) == "tiny-chat: via proxy"
     console = f"http://127.0.0.1:{console_port}/v2/dataset?Action=DescribeDatasets&access_token=tok"
     _wait_up(console, child)
     listed = httpx.post(console, json={}, timeout=30).json()
