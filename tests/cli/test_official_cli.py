@@ -249,6 +249,10 @@ def test_openai_adapter_fronts_the_platform(shell: dict[str, str], started: list
     assert lines[-1] == "data: [DONE]"
     text = "".join(json.loads(line[6:])["choices"][0]["delta"]["content"] for line in lines[:-1])
     assert text == "tiny-chat: hi adapter" and len(lines) > 2
+    done = httpx.post(base + "/completions", json={"model": "Tiny-Chat", "prompt": ["com", "plete"]}, headers=auth,
+                      timeout=30).json()
+    assert done["choices"][0]["text"] == "tiny-chat: complete" and done["usage"]["completion_tokens"] == 2
+    assert "Tiny-Chat" in [m["id"] for m in httpx.get(base + "/models", headers=auth).json()["data"]]
     emb = httpx.post(base + "/embeddings", json={"model": "Tiny-Embed", "input": ["ab", "abc"]}, headers=auth,
                      timeout=30).json()
     assert [d["embedding"][0] for d in emb["data"]] == [2.0, 3.0]

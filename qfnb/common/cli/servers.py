@@ -254,9 +254,12 @@ def openai_app(adapter: OpenAIAdapter, api_key: str | None) -> Any:
         return endpoint
 
     async def models(request: Request) -> Response:
+        import asyncio
+
         from qfnb.resources import ChatCompletion
 
-        names = sorted(ChatCompletion.models())
+        # an instance lists the platform's own models too (its service/list), off this loop
+        names = sorted(await asyncio.to_thread(lambda: ChatCompletion().models()))
         return JSONResponse({"object": "list", "data": [{"id": n, "object": "model", "created": 0,
                                                          "owned_by": "qianfan"} for n in names]})
 
