@@ -91,8 +91,8 @@ class LLMFinetune(Trainer):
         self._ctx = RunContext(config, self._log, self._save)
         self._future: concurrent.futures.Future[Any] | None = None
         self._results: list[Any] = [None]
-        self._created = time.time()
-        self._dataset_file: str | None = None
+        self.created = time.time()
+        self.dataset_file: str | None = None
 
     def _actions(self, train_kwargs: dict[str, Any]) -> list[Any]:
         actions: list[Any] = [
