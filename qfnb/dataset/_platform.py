@@ -27,12 +27,12 @@ from qfnb.resources.console.consts import DataSourceType, DataTemplateType
 from qfnb.utils.bos_uploader import BosHelper
 
 from ._io import frame_from_obj, normalize_items, platform_lines
-from .schema import Schema, schema_for_template
+from .schema import QianfanNonSortedConversation, Schema, schema_for_template
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
 
-    from .dataset import Dataset
+    from .view import DatasetView
 
 logger = logging.getLogger("qfnb.dataset")
 
@@ -101,7 +101,7 @@ class Upload:
     annotated: bool | None = None
 
 
-async def upload_dataset(ds: Dataset, *, dataset_id: int | str | None,
+async def upload_dataset(ds: DatasetView, *, dataset_id: int | str | None,
                          create_args: Mapping[str, Any] | None, schema: Schema | None,
                          release: bool, config: Config | None, upload: Upload | None = None) -> int | str:
     """Upload ``ds`` to the platform; returns the platform dataset id."""
@@ -111,10 +111,8 @@ async def upload_dataset(ds: Dataset, *, dataset_id: int | str | None,
     # validate first: nothing is sent when the data is bad
     check = schema or ds.schema or (schema_for_template(template) if template is not None else None)
     if check is None:
-        from .schema import QianfanNonSortedConversation
-
         check = QianfanNonSortedConversation()
-    check.validate(ds._rows())
+    check.validate(ds.to_pylist())
     body = ("\n".join(platform_lines(ds)) + "\n").encode("utf-8")
     annotated = upload.annotated if upload.annotated is not None else bool(getattr(check, "is_annotated", True))
 
