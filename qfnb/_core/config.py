@@ -354,7 +354,7 @@ def set_default_backend(factory: Callable[[], Access] | None) -> None:
 
     ``factory()`` returns an :class:`~qfnb._core.backend.Access`: an object with ``base_url``,
     ``api_key``, ``secret_key``, ``access_key``, ``iam_secret_key`` and ``default_models``
-    (e.g. an in-process platform in tests, or what a :class:`~qfnb._core.backend.Backend`'s
+    (e.g. an in-process platform in tests, or what a :class:`~qfnb._core.backend.daemon.LocalDaemon`'s
     ``ensure()`` returns).
     """
     global _default_backend

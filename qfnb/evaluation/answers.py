@@ -27,7 +27,7 @@ from qfnb.protocol.textmetrics import as_text
 from ._errors import invalid
 from .base import EvalInput
 from .batch_output import is_job, is_openai_output, job_answers, openai_output_answers
-from .llm import Answer, LLMTarget, _resource_kind, _resource_tag
+from .llm import Answer, LLMTarget, resource_kind, resource_tag
 
 log = logging.getLogger("qfnb.evaluation")
 
@@ -62,8 +62,8 @@ def target_identity(target: LLMTarget) -> str:
             value = getattr(obj, attr, None)
             if isinstance(value, str) and value:
                 return f"endpoint:{value}@{_platform(obj)}"
-    if src is not None and _resource_kind(src) is not None:
-        return f"model:{_resource_tag(src)}@{_platform(src)}"
+    if src is not None and resource_kind(src) is not None:
+        return f"model:{resource_tag(src)}@{_platform(src)}"
     if callable(src):
         fn = getattr(src, "__func__", src)
         name = getattr(fn, "__qualname__", None) or type(fn).__qualname__

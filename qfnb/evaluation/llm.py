@@ -71,7 +71,7 @@ def is_async_callable(fn: Any) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(vars(type(fn)).get("__call__"))
 
 
-def _resource_kind(obj: Any) -> str | None:
+def resource_kind(obj: Any) -> str | None:
     """``"chat"`` / ``"completion"`` for qfnb inference resources (by class, then by name)."""
     try:
         from qfnb.resources import ChatCompletion, Completion
@@ -89,7 +89,7 @@ def _resource_kind(obj: Any) -> str | None:
     return None
 
 
-def _resource_tag(res: Any) -> str:
+def resource_tag(res: Any) -> str:
     for attr in ("model", "endpoint", "_model", "_endpoint"):
         value = getattr(res, attr, None)
         if isinstance(value, str) and value:
@@ -119,7 +119,7 @@ def _resource_runner(res: Any, kind: str) -> BatchFn:
         try:
             results = await res.abatch_do(items, worker_num=workers, progress=progress, **kwargs)
         except Exception as exc:  # the whole batch failed: every row records why
-            log.warning("batch inference failed for %s: %s", _resource_tag(res), exc)
+            log.warning("batch inference failed for %s: %s", resource_tag(res), exc)
             return [exc for _ in inputs]
         return _collect(list(results))
 
@@ -161,8 +161,8 @@ def _default_tag(llm: Any) -> str:
     if isinstance(llm, Model):
         parts = [llm.model_set_id or llm.set_id, llm.version_id, llm.name]
         return "_".join(str(p) for p in parts if p not in (None, "")) or "model"
-    if _resource_kind(llm):
-        return _resource_tag(llm)
+    if resource_kind(llm):
+        return resource_tag(llm)
     return str(getattr(llm, "__name__", None) or type(llm).__name__)
 
 
@@ -176,13 +176,13 @@ def as_target(llm: Any, tag: str | None = None) -> LLMTarget:
             raise invalid("llms", f"model {tag!r} has no deployed service: deploy it (model.deploy(...)) "
                                   "or evaluate it on the platform with qianfan_evaluators")
         return LLMTarget(tag, as_target(llm.service, tag).run, llm)
-    kind = _resource_kind(llm)
+    kind = resource_kind(llm)
     if kind and hasattr(llm, "abatch_do"):
         return LLMTarget(tag, _resource_runner(llm, kind), llm)
     get_res = getattr(llm, "get_res", None)
     if callable(get_res):  # a deployed Service: evaluate through its inference resource
         res = get_res()
-        kind = _resource_kind(res)
+        kind = resource_kind(res)
         if kind is None:
             raise invalid("llms", f"service {tag!r} does not serve chat or completions")
         return LLMTarget(tag, _resource_runner(res, kind), llm)

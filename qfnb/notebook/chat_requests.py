@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from qfnb.notebook import roles
-from qfnb.notebook.chat import ChatRequest
+from qfnb.notebook.chat import CellChatRequest
 from qfnb.notebook.sessions import SessionStore
 
 __all__ = ["build_requests", "session_of"]
@@ -35,8 +35,8 @@ def build_requests(
     where: str | None = None,
     max_tokens: int | None = None,
     **options: Any,
-) -> list[ChatRequest]:
-    """One :class:`ChatRequest` per target; ``options``: ``system``, ``temperature``, ``stream``."""
+) -> list[CellChatRequest]:
+    """One :class:`CellChatRequest` per target; ``options``: ``system``, ``temperature``, ``stream``."""
     multi = len(targets) > 1
     requests = []
     for target in targets:
@@ -45,7 +45,7 @@ def build_requests(
         history = min(sess.exchanges, max_history) if max_history > 0 else 0
         model = target[0] or (default_name if target[1] is None else None)
         base = roles.is_base(model)
-        requests.append(ChatRequest(
+        requests.append(CellChatRequest(
             messages=sess.request_messages(prompt, max_history), model=target[0], endpoint=target[1],
             max_tokens=roles.BASE_CAP if base and max_tokens is None else max_tokens, name=default_name,
             session=name, turns=history, where=where, note=roles.base_note(max_tokens) if base else None,

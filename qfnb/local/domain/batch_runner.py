@@ -71,7 +71,7 @@ class Paths:
 
 
 @dataclass
-class Progress:
+class BatchProgress:
     done: int
     failed: int
     input_tokens: int
@@ -122,12 +122,12 @@ class Runner:
     ``save(progress)`` stores the counts."""
 
     def __init__(self, paths: Paths, standing: Standing, *, model: str | None, params: dict[str, Any],
-                 engine_for: Callable[[str | None], AsyncChat], save: Callable[[Progress, bool], None],
+                 engine_for: Callable[[str | None], AsyncChat], save: Callable[[BatchProgress, bool], None],
                  stopped: Callable[[], bool], sleep: Callable[[float], Any] = asyncio.sleep) -> None:
         self.paths, self.model, self.params = paths, model, params
         self.engine_for, self.save, self.stopped, self.sleep = engine_for, save, stopped, sleep
         self.answered = standing.answered
-        self.progress = Progress(standing.done, standing.failed, standing.input_tokens, standing.output_tokens)
+        self.progress = BatchProgress(standing.done, standing.failed, standing.input_tokens, standing.output_tokens)
         self._ahead: deque[Row] = deque()
         self._lines: Iterator[tuple[int, bytes]] = iter(())
         self._exhausted = False
