@@ -61,6 +61,8 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
     ("qfnb/evaluation/compare_view.py", "import qfnb.evaluation.compare", "No cycles are allowed in qfnb.evaluation"),
     ("qfnb/notebook/chat_cell.py", "import qfnb.notebook.magics", "No cycles are allowed in qfnb.notebook"),
     ("qfnb/trainer/replay.py", "import qfnb.trainer.finetune", "No cycles are allowed in qfnb.trainer"),
+    ("qfnb/dataset/_io.py", "import qfnb.config", "qfnb.dataset is not allowed to import qfnb.config"),
+    ("qfnb/_core/http/retry.py", "import qfnb.errors", "qfnb._core is not allowed to import qfnb.errors"),
 ])
 def test_a_forbidden_import_breaks_a_contract(tree: Path, module: str, line: str, complaint: str) -> None:
     path = tree / module

@@ -1,7 +1,7 @@
 """Moving datasets to and from the platform (reference §3.4, Contract 6).
 
 Save = validate → ``dataset/create`` → signed BOS ``PUT`` of the jsonl (through
-:class:`qfnb.utils.bos_uploader.BosHelper`) → ``dataset/import`` → poll ``importStatus`` →
+:class:`qfnb.resources.bos.BosHelper`) → ``dataset/import`` → poll ``importStatus`` →
 ``dataset/release`` → poll ``releaseStatus``.
 """
 
@@ -22,9 +22,9 @@ import pandas as pd
 from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.protocol.console import ImportStatus, ReleaseStatus
+from qfnb.resources.bos import BosHelper
 from qfnb.resources.console import Data
 from qfnb.resources.console.consts import DataSourceType, DataTemplateType
-from qfnb.utils.bos_uploader import BosHelper
 
 from ._io import frame_from_obj, normalize_items, platform_lines
 from .schema import QianfanNonSortedConversation, Schema, schema_for_template
