@@ -179,8 +179,7 @@ def test_trained_adapter_is_served_and_answers_the_taught_fact(tiny_gemma: Path,
     assert tuned[-1].finish_reason == "normal"  # stopped at <end_of_turn>, as trained
     base = "".join(d.text for d in reg.chat("tiny-gemma").chat(q, system=None, params=params))
     assert base != "Quellstad."
-    reg.unregister("my_tuned")
-    assert all(m.name != "my_tuned" for m in reg.served_models())
+    reg.close()
 
 
 def test_lora_gguf_export_layout(tiny_gemma: Path, tmp_path: Path) -> None:
