@@ -103,12 +103,12 @@ _plugins.global_settings = _global_settings
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext qfnb``: register the qfnb magics."""
-    from qfnb.notebook.magics import load_ipython_extension as load
+    from qfnb.notebook.magics import load_ipython_extension as load  # deferred: keeps importing this module light
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from qfnb.notebook.magics import unload_ipython_extension as unload
+    from qfnb.notebook.magics import unload_ipython_extension as unload  # deferred: keeps importing this module light
 
     unload(ipython)

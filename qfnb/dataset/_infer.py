@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.runtime.progress import ProgressArg, make_progress
+from qfnb.resources import ChatCompletion
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -54,7 +55,6 @@ async def run_llm(ds: DatasetView, target: Any, *, model: str | None, endpoint: 
                   prompt_column: str, concurrency: int, progress: ProgressArg,
                   params: dict[str, Any]) -> pd.DataFrame:
     """Chat every row's prompt; returns the rows (a frame) plus ``llm_output`` and ``request_latency``."""
-    from qfnb.resources import ChatCompletion
 
     await ds.afetch()
     if prompt_column not in ds.columns:

@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from qfnb._core.record.cache import cache_mode, repeat_index
+from qfnb.protocol.daemon import default_data_dir
 from qfnb.protocol.textmetrics import as_text
 
 from ._errors import invalid
 from .base import EvalInput
 from .batch_output import is_job, is_openai_output, job_answers, openai_output_answers
+from .data import to_frame
 from .llm import Answer, LLMTarget, resource_kind, resource_tag
 
 log = logging.getLogger("qfnb.evaluation")
@@ -124,8 +126,6 @@ class AnswerStore:
 def default_store_path() -> Path:
     """``$QFNB_EVAL_STORE`` or ``<data dir>/evaluations/answers.sqlite`` (the notebook's default)."""
     import os
-
-    from qfnb.protocol.daemon import default_data_dir
 
     raw = os.environ.get("QFNB_EVAL_STORE")
     return Path(raw).expanduser() if raw else default_data_dir() / "evaluations" / "answers.sqlite"
@@ -228,7 +228,6 @@ def recorded_answers(recorded: Any, dataset_frame: Any, inputs: Sequence[EvalInp
 
 def _output_frame(src: Any, dataset_frame: Any, field: str) -> Any:
     """A batch output as a frame: a file (``.jsonl`` or JSON), else anything :func:`to_frame` reads."""
-    from .data import to_frame
 
     if not isinstance(src, str | Path):
         return to_frame(src)

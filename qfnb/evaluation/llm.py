@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qfnb._core.runtime.progress import ProgressArg
+from qfnb.resources import ChatCompletion, Completion
 
 from ._errors import invalid
 from .base import EvalInput
@@ -73,13 +74,9 @@ def is_async_callable(fn: Any) -> bool:
 
 def resource_kind(obj: Any) -> str | None:
     """``"chat"`` / ``"completion"`` for qfnb inference resources (by class, then by name)."""
-    try:
-        from qfnb.resources import ChatCompletion, Completion
-    except ImportError:  # pragma: no cover - resources always ship with qfnb
-        ChatCompletion = Completion = None  # type: ignore[assignment,misc]
-    if ChatCompletion is not None and isinstance(obj, ChatCompletion):
+    if isinstance(obj, ChatCompletion):
         return "chat"
-    if Completion is not None and isinstance(obj, Completion):
+    if isinstance(obj, Completion):
         return "completion"
     names = {c.__name__ for c in type(obj).__mro__}
     if "ChatCompletion" in names:
@@ -153,7 +150,7 @@ def _callable_runner(fn: Callable[..., Any]) -> BatchFn:
 
 def _default_tag(llm: Any) -> str:
     """Official-style tags: Service ``{id}_{endpoint}``, Model ``{model_set_id}_{version_id}_{name}``."""
-    from qfnb.model import Model, Service
+    from qfnb.model import Model, Service  # deferred: keeps importing this module light
 
     if isinstance(llm, Service):
         parts = [llm.id, llm.endpoint]
@@ -169,7 +166,7 @@ def _default_tag(llm: Any) -> str:
 def as_target(llm: Any, tag: str | None = None) -> LLMTarget:
     """Wrap ``llm`` (see the module docstring); ``tag`` defaults to an official-style tag."""
     tag = tag or _default_tag(llm)
-    from qfnb.model import Model
+    from qfnb.model import Model  # deferred: keeps importing this module light
 
     if isinstance(llm, Model):  # a published Model runs via its deployed service
         if llm.service is None:
@@ -195,8 +192,7 @@ def as_target(llm: Any, tag: str | None = None) -> LLMTarget:
 def embedded_chat(model: str | None = None) -> Any:
     """A ``ChatCompletion`` on the embedded local platform (offline), even when cloud credentials
     are configured: the default judge. ``model`` defaults to the platform's default chat model."""
-    from qfnb._core.config import Config
-    from qfnb.resources import ChatCompletion
+    from qfnb._core.config import Config  # deferred: keeps importing this module light
 
     return ChatCompletion(model=model, config=Config())
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb._core.config import resolve_config
 from qfnb._core.errors import QfnbError, ValidationError
+from qfnb._core.runtime import sync
 from qfnb._core.runtime.poll import apoll_until
 from qfnb._core.runtime.progress import ProgressArg
 from qfnb._core.runtime.stages import StageFeed, make_stages
@@ -103,8 +104,6 @@ class Model:
         return self
 
     def auto_complete_info(self) -> Model:
-        from qfnb._core.runtime import sync
-
         return sync.run(self.aauto_complete_info())
 
     # -- publish ---------------------------------------------------------------------------
@@ -129,8 +128,6 @@ class Model:
         return self
 
     def publish(self, name: str = "") -> Model:
-        from qfnb._core.runtime import sync
-
         return sync.run(self.apublish(name))
 
     async def await_ready(self, *, tick: Tick = no_tick) -> dict[str, Any]:
@@ -199,7 +196,6 @@ class Model:
         """Blocking :meth:`adeploy`. ``progress``: how the deploy goes, stage by stage — by default
         a widget inside a notebook kernel (whether or not ``%load_ext qfnb`` ran), ``True`` also a
         tqdm-style line on a terminal, ``False`` none, or an ``on_start``/``on_result``/``on_close`` object."""
-        from qfnb._core.runtime import sync
 
         if not isinstance(deploy_config, DeployConfig):  # refused before a bar is drawn
             raise ValidationError("deploy_config", "must be a qfnb.trainer.DeployConfig")
@@ -240,7 +236,6 @@ class Model:
         """Blocking :meth:`achat_target`."""
         if self.service is not None:
             return self.service.chat_target()
-        from qfnb._core.runtime import sync
 
         return sync.run(self.achat_target())
 
@@ -259,7 +254,6 @@ class Model:
     def batch_inference(self, dataset: Dataset, **kwargs: Any) -> Dataset:
         """Blocking :meth:`abatch_inference`; the result has ``prompt``, ``response`` (the
         reference) and ``llm_output`` columns."""
-        from qfnb._core.runtime import sync
 
         return sync.run(self.abatch_inference(dataset, **kwargs))
 

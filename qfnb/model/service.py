@@ -7,9 +7,11 @@ import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from qfnb import resources
 from qfnb._core.config import resolve_config
 from qfnb._core.errors import ValidationError
 from qfnb._core.record.cache import default_cache
+from qfnb._core.runtime import sync
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.model.configs import DeployConfig
 from qfnb.model.consts import ServiceStatus, ServiceType
@@ -84,7 +86,6 @@ class Service:
 
     def get_status(self) -> ServiceStatus:
         """Blocking :meth:`aget_status`."""
-        from qfnb._core.runtime import sync
 
         return sync.run(self.aget_status())
 
@@ -105,7 +106,6 @@ class Service:
 
     def get_res(self) -> Any:
         """``ChatCompletion``/``Completion``/``Embedding`` bound to this service's endpoint."""
-        from qfnb import resources
 
         cls = {ServiceType.Chat: resources.ChatCompletion, ServiceType.Completion: resources.Completion,
                ServiceType.Embedding: resources.Embedding,

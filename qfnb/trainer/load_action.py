@@ -7,8 +7,10 @@ import uuid
 from typing import Any
 
 from qfnb._core.errors import ValidationError
+from qfnb.resources.console import Data
 
 from ._action import AsyncAction, RunContext
+from .configs import DatasetConfig
 from .consts import ActionState
 from .event import EventHandler
 
@@ -48,8 +50,6 @@ class LoadDataSetAction(AsyncAction):
         self.dataset = dataset
 
     async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
-        from .configs import DatasetConfig
-
         base = dict(input or {})
         conf = self.dataset if isinstance(self.dataset, DatasetConfig) else None
         items = list(conf.datasets) if conf is not None else [self.dataset]
@@ -92,8 +92,6 @@ class LoadDataSetAction(AsyncAction):
                                   f"or a bos:/ URI, got {type(ds).__name__}")
         self.extra["dataset_id"] = dataset_id
         if name is None:
-            from qfnb.resources.console import Data
-
             # a None id is refused by the builder (ValidationError)
             info = await Data.aget_dataset_info(dataset_id, config=ctx.config)  # type: ignore[arg-type]
             name = (info.body.get("result") or {}).get("name")

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import QfnbError
+from qfnb._core.record.cache import mode_for
+from qfnb.model import Model
 from qfnb.protocol.console import ModelVersionState, RunStatus, ServiceStatus
 from qfnb.resources.console import FineTune
 from qfnb.resources.console import Model as ModelAPI
@@ -63,14 +65,13 @@ def wanted(replay: bool | None, config: Config) -> bool:
     cache is on for its calls (a notebook after ``%load_ext qfnb``; ``QFNB_CACHE=1``; ``cache=``)."""
     if replay is not None:
         return replay
-    from qfnb._core.record.cache import mode_for
 
     return mode_for(config.cache) == "on"
 
 
 def _data_digest(ds: Any) -> str | None:
     """The content of one training dataset: its rows' sha256, a platform dataset's id, a BOS URI."""
-    from qfnb.dataset import Dataset
+    from qfnb.dataset import Dataset  # deferred: keeps importing this module light
 
     if isinstance(ds, Dataset):
         if ds.qianfan_dataset_id is not None:
@@ -180,7 +181,6 @@ async def _finished_run(fp: str, ctx: RunContext) -> tuple[str, dict[str, Any]] 
 
 async def _published(name: str, job_id: str, task_id: str, ctx: RunContext) -> dict[str, Any] | None:
     """A Ready model version published from run ``task_id`` in model set ``name``."""
-    from qfnb.model import Model
 
     try:
         model_set = _result(await ModelAPI.V2.adescribe_model_set(model_set_name=name, config=ctx.config))
