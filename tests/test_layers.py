@@ -102,3 +102,18 @@ def test_a_type_checking_circle_is_found(tree: Path) -> None:
         path.write_text(original, encoding="utf-8")
     assert result.returncode == 1
     assert "circle in qfnb.dataset: " in result.stdout and "_io" in result.stdout, result.stdout
+
+
+def test_a_circle_through_a_package_init_is_found(tree: Path) -> None:
+    """``schema -> qfnb.dataset -> schema``: no sibling imports another, the package does."""
+    module = "qfnb/dataset/schema.py"
+    path = tree / module
+    original = path.read_text(encoding="utf-8")
+    try:
+        _with_line(tree, module, "def _back() -> object:\n    from qfnb.dataset import Dataset\n    return Dataset")
+        result = _circles(tree)
+    finally:
+        path.write_text(original, encoding="utf-8")
+    assert result.returncode == 1
+    [line] = [x for x in result.stdout.splitlines() if x.startswith("circle in modules: qfnb.dataset, ")]
+    assert "qfnb.dataset.schema" in line.split(": ", 1)[1].split(", "), result.stdout

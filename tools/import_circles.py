@@ -66,10 +66,15 @@ def circles(edges: Mapping[str, Set[str]]) -> Iterator[list[str]]:
 
 
 def all_circles(package: str = "qfnb") -> list[tuple[str, list[str]]]:
-    """``(package, members)`` for every circle among siblings, ``TYPE_CHECKING`` imports included."""
+    """``(package, members)`` for every circle among siblings, ``TYPE_CHECKING`` imports included,
+    then ``("modules", members)`` for one among modules that only closes through a package's
+    ``__init__`` (``a -> pkg -> b -> a``: no two siblings import each other directly)."""
     graph = grimp.build_graph(package, exclude_type_checking_imports=False, cache_dir=None)
     packages = sorted(m for m in graph.modules if graph.find_children(m))
-    return [(p, c) for p in packages for c in circles(sibling_graph(graph, p))]
+    found = [(p, c) for p in packages for c in circles(sibling_graph(graph, p))]
+    modules = {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+    through_init = [c for c in circles(modules) if any(m in packages for m in c)]
+    return found + [("modules", c) for c in through_init]
 
 
 def deferred_imports(root: Path = ROOT) -> list[tuple[str, int, str]]:
@@ -101,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(args.root))
     found = all_circles()
     for package, members in found:
-        print(f"circle in {package}: " + ", ".join(m.rsplit(".", 1)[1] for m in members))
+        print(f"circle in {package}: " + ", ".join(m.rsplit(".", 1)[-1] if package != "modules" else m
+                                                   for m in members))
     deferred = deferred_imports(args.root)
     if args.list:
         for file, line, source in deferred:
