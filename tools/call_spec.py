@@ -102,7 +102,7 @@ def call_class(call: Call) -> str:
     base = {f.name for f in spec.TRANSPORT}
     own = [f for f in call.params if f.name not in base]
     doc = f":meth:`{call.resource}.ado`'s arguments" + (f" ({call.call_doc})" if call.call_doc else "") + "."
-    out = f'\n\n@dataclass(frozen=True, kw_only=True)\nclass {call.call}(Call):\n    """{doc}"""\n\n'
+    out = f'\n\n@dataclass(frozen=True, kw_only=True)\nclass {call.call}(InferenceCall):\n    """{doc}"""\n\n'
     out += "".join(dataclass_field(f) for f in own)
     entries = [body_entry(f) for f in own if f.wire_name]
     out += "\n    def fields(self) -> dict[str, Any]:\n" + packed(entries, " " * 8 + "return {", " " * 16, "}")
@@ -110,7 +110,7 @@ def call_class(call: Call) -> str:
 
 
 def params_module() -> str:
-    names = ["Call", *spec.CONSTANTS, *(c.call for c in spec.CALLS)]
+    names = ["InferenceCall", *spec.CONSTANTS, *(c.call for c in spec.CALLS)]
     listed = packed([f'"{n}"' for n in sorted(names, key=order_key)], "__all__ = [", " " * 11, "]")
     constants = "".join(f"\n#: {doc}\n{name} = {value}\n" for name, (value, doc) in spec.CONSTANTS.items())
     base = "".join(dataclass_field(f) for f in spec.TRANSPORT)
@@ -121,7 +121,7 @@ def params_module() -> str:
             '``ChatCompletion.do`` to the transport. No ``locals()``.\n"""\n\n'
             "from __future__ import annotations\n\nfrom collections.abc import Mapping, Sequence\n"
             "from dataclasses import dataclass, field\nfrom typing import Any\n\nfrom .messages import Messages\n\n"
-            f"{listed}\n{constants}\n\n@dataclass(frozen=True, kw_only=True)\nclass Call:\n"
+            f"{listed}\n{constants}\n\n@dataclass(frozen=True, kw_only=True)\nclass InferenceCall:\n"
             '    """What every call carries: where it goes and how it is sent (never in the body), and\n'
             "    ``extra``, the ``**kwargs`` passthrough (further body fields, sent as given; a few SDK\n"
             '    options such as ``retry_jitter`` are read from it and kept out of the body)."""\n\n'

@@ -34,7 +34,7 @@ REQUEST_ID = Field("request_id", "str | None", doc="sent as the request's id (th
                    wire=NOT_SENT)
 BACKOFF_FACTOR = Field("backoff_factor", "float | None", doc="the retry backoff factor; ``None``: the config's.",
                        wire=NOT_SENT)
-#: what every call carries (the ``Call`` base class): where it goes and how it is sent
+#: what every call carries (the ``InferenceCall`` base class): where it goes and how it is sent
 TRANSPORT = (MODEL, ENDPOINT, STREAM, RETRY_COUNT, REQUEST_TIMEOUT, REQUEST_ID, BACKOFF_FACTOR)
 
 USER_ID = Field("user_id", "str | None", doc="the end user's id, for the platform's abuse checks.")
