@@ -7,16 +7,22 @@ answers with the same rule and the platform's error code.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError, field_validator, model_validator
 
 from .errors import ErrorCode
 from .errors import ProtocolError as ProtocolError  # defined there: importable without pydantic
-from .limits import MAX_EMBEDDING_TEXTS, MAX_PROMPT_CHARS, check_embedding_text, check_message_count, check_prompt_chars
+from .limits import (
+    MAX_EMBEDDING_TEXTS,
+    MAX_PROMPT_CHARS,
+    check_embedding_text,
+    check_message_count,
+    check_prompt_chars,
+    range_problem,
+)
+from .ranges import RANGES
 from .wire_fields import (
-    RANGES,
     ChatFields,
     CompletionFields,
     EmbeddingFields,
@@ -126,22 +132,6 @@ def _check_role(role: Any, i: int, where: str) -> None:
                             "(roles must alternate user/assistant), got 'user'", ErrorCode.INVALID_MESSAGES)
 
 
-def range_problem(field: str, value: Any) -> str | None:
-    """Why ``value`` is outside ``field``'s documented range (:data:`RANGES`); None when it fits
-    (or is None, or the field has no range)."""
-    if value is None or field not in RANGES:
-        return None
-    lo, hi, lo_open, integer = RANGES[field]
-    kind = int if integer else int | float
-    if isinstance(value, bool) or not isinstance(value, kind):
-        return f"must be {'an integer' if integer else 'a number'}, got {type(value).__name__}"
-    if not math.isfinite(value):
-        return f"must be a finite number, got {value}"
-    if value > hi or value < lo or (lo_open and value == lo):
-        return f"must be in {'(' if lo_open else '['}{lo}, {hi}], got {value}"
-    return None
-
-
 class SamplingParams(SamplingFields):
     """Sampling parameters shared by chat and completion requests (fields: the spec's)."""
 
@@ -155,8 +145,8 @@ class SamplingParams(SamplingFields):
 
 def check_sampling(data: dict[str, Any]) -> None:
     """Every sampling field of a request body against :data:`RANGES`, then ``stop``/``stream``."""
-    for name in RANGES:
-        problem = range_problem(name, data.get(name))
+    for name, bounds in RANGES.items():
+        problem = range_problem(data.get(name), *bounds)
         if problem:
             raise ProtocolError(name, problem)
     _check_common(data)

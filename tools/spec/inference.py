@@ -6,7 +6,8 @@ positional slot (its place in ``positional``) and doc line.
 * ``qfnb/resources/inference/_generated/<module>.py``: each resource's ``ado``/``do`` with the
   ``stream`` overloads;
 * ``qfnb/resources/inference/params.py``: the typed call dataclasses and their wire bodies;
-* ``qfnb/protocol/wire_fields.py``: ``RANGES`` and the fields of the pydantic wire models
+* ``qfnb/protocol/ranges.py``: ``RANGES``; ``qfnb/protocol/wire_fields.py``: the fields of the pydantic
+  wire models
   (``qfnb/protocol/inference.py`` adds the validators);
 * ``qfnb/notebook/sampling.py``: the sampling options of ``%%qfchat``, ``%qfeval`` and
   ``%qfbatch`` (flags, help, the typed :class:`SamplingOptions`).
