@@ -19,7 +19,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import QfnbError, ValidationError
+from qfnb._core.http.recorded import worst_case
 from qfnb._core.http.response import QfResponse
+from qfnb._core.record.budget import Budget, Reservation, active_budget
+from qfnb._core.record.ledger import UsageRow, default_ledger
+from qfnb._core.record.prices import prices
 from qfnb.protocol.batch import ACTIVE
 
 from . import batch_objects
@@ -68,22 +72,33 @@ class JobState:
                    int(view.get("outputTokenUsage") or 0), float(view.get("runSeconds") or 0.0), view)
 
 
-_RECORDED: set[str] = set()
+#: per task submitted here: the budget it reserved its rows' worst case against, and how much
+_HELD: dict[str, tuple[Budget, Reservation]] = {}
+
+
+def reserve_rows(rows: int, tokens: int, model: str, config: Config) -> tuple[Budget, Reservation] | None:
+    """Hold a durable batch's worst case (``tokens`` over ``rows`` rows) against the active
+    budget before the task is created (BudgetExceeded naming the budget: nothing runs)."""
+    budget = active_budget()
+    if budget is None:
+        return None
+    yuan = 0.0 if config.embedded else (prices().cost(model, tokens, 0) or 0.0)
+    return budget, budget.reserve(tokens, yuan, what=f"a durable batch of {rows:,} rows")
 
 
 def record_job(state: JobState, config: Config) -> None:
-    """The ended task's tokens in the usage ledger, once per process (job ``batch-job <id>``)."""
-    from qfnb._core.record.ledger import UsageRow, default_ledger
-
-    if state.task_id in _RECORDED:
-        return
-    _RECORDED.add(state.task_id)
+    """The ended task's tokens: in the usage ledger once, whichever process reads it first (job
+    ``batch-job <id>``), and settled against the budget its submission reserved here."""
     view = state.view
     prompt, completion = int(view.get("inputTokenUsage") or 0), state.output_tokens
-    default_ledger().record(UsageRow(
-        api="batch-job", model=str(view.get("endpoint") or view.get("modelId") or view.get("model") or "batch"),
-        platform="local" if config.embedded else "cloud", prompt_tokens=prompt, completion_tokens=completion,
-        total_tokens=prompt + completion, latency_s=state.run_seconds, job=f"batch-job {state.task_id}"))
+    model = str(view.get("endpoint") or view.get("modelId") or view.get("model") or "batch")
+    if (held := _HELD.pop(state.task_id, None)) is not None:
+        yuan = 0.0 if config.embedded else (prices().cost(model, prompt, completion) or 0.0)
+        held[0].settle(held[1], prompt + completion, 0, yuan)
+    row = UsageRow(api="batch-job", model=model, platform="local" if config.embedded else "cloud",
+                   prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion,
+                   latency_s=state.run_seconds, job=f"batch-job {state.task_id}")
+    default_ledger().record_once(row, f"batch-job {config.base_url.rstrip('/')} {state.task_id}")
 
 
 def _config(config: Config | None) -> Config:
@@ -148,15 +163,33 @@ class BatchJob:
         first = next(rows, None)
         if first is None:
             raise ValidationError("inputs", "is empty")
-        lines = (json.dumps(request_line(i, item), ensure_ascii=False) + "\n" for i, item in
-                 itertools.chain([first], rows))
+        budget, params = active_budget(), inference_params or {}
+        largest, worst, count = (budget.largest_answer if budget is not None else 0), [0], [0]
+
+        def line(index: int, item: Any) -> str:
+            request = request_line(index, item)
+            if budget is not None:  # each row's worst case, counted as it streams to the upload
+                worst[0] += worst_case({**params, **request["body"]}, largest)
+                count[0] += 1
+            return json.dumps(request, ensure_ascii=False) + "\n"
+
+        lines = (line(i, item) for i, item in itertools.chain([first], rows))
         key = f"{uuid.uuid4().hex}.jsonl"
         await batch_objects.aupload_lines(cfg, f"bos:/{INPUT_BUCKET}/{key}", lines)  # in bounded pieces
-        made = await Data.acreate_offline_batch_inference_task(
-            name=name or f"qfnb-batch-{key[:8]}", input_bos_uri=f"bos:/{INPUT_BUCKET}/{key}",
-            output_bos_uri=OUTPUT_URI, model_id=model_id, endpoint=endpoint or model,
-            inference_params=inference_params or {}, config=cfg)
-        return cls(str(made["result"]["taskId"]), config)
+        held = reserve_rows(count[0], worst[0], str(endpoint or model or model_id), cfg)
+        try:
+            made = await Data.acreate_offline_batch_inference_task(
+                name=name or f"qfnb-batch-{key[:8]}", input_bos_uri=f"bos:/{INPUT_BUCKET}/{key}",
+                output_bos_uri=OUTPUT_URI, model_id=model_id, endpoint=endpoint or model,
+                inference_params=params, config=cfg)
+        except BaseException:
+            if held is not None:
+                held[0].release(held[1])
+            raise
+        task_id = str(made["result"]["taskId"])
+        if held is not None:
+            _HELD[task_id] = held
+        return cls(task_id, config)
 
     @classmethod
     def submit(cls, inputs: Iterable[Any], **kwargs: Any) -> BatchJob:

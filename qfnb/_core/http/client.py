@@ -1,10 +1,11 @@
 """``AsyncQianfanClient``: the one async client per :class:`Config`.
 
-It sends through one :class:`~qfnb._core.transport.Transport` (aiohttp's pool by default,
-one per event loop; or the one injected with ``transport=``), authenticates each call with
-its API kind's strategy (:mod:`qfnb._core.http.auth`), applies rate limits, retries transient
-failures with backoff and decodes answers (:mod:`qfnb._core.http.decode`); the sync API reaches
-it through :mod:`qfnb._core.runtime.sync`.
+A call goes through the client's send pipeline (:mod:`qfnb._core.http.stages`): record (cache,
+budget, ledger), retry, revive (the local daemon), outage, rate limits, auth, then one
+:class:`~qfnb._core.transport.Transport` (aiohttp's pool by default, one per event loop; or the
+one injected with ``transport=``) and the decoder (:mod:`qfnb._core.http.decode`). The client
+holds the state those stages share (tokens, limiters, outages); the sync API reaches it through
+:mod:`qfnb._core.runtime.sync`.
 """
 
 from __future__ import annotations
@@ -16,23 +17,14 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode
 
 from qfnb._core.backend.heal import revive
 from qfnb._core.config import Config, resolve_config
-from qfnb._core.errors import (
-    AccessTokenExpiredError,
-    APIError,
-    AuthError,
-    ConnectionError,
-    QfnbError,
-    RequestError,
-    TimeoutError,
-)
+from qfnb._core.errors import AuthError
 from qfnb._core.http.auth import (
     Auth,
     BearerAuth,
@@ -42,12 +34,19 @@ from qfnb._core.http.auth import (
     parse_oauth_response,
 )
 from qfnb._core.http.call import ApiKind, Call
-from qfnb._core.http.decode import decode_reply, open_stream
-from qfnb._core.http.outage import Outages, origin
+from qfnb._core.http.outage import Outages
 from qfnb._core.http.ratelimit import RateLimiter
 from qfnb._core.http.recorded import Recording
 from qfnb._core.http.response import QfResponse
-from qfnb._core.http.retry import RetryPolicy, retry_delay
+from qfnb._core.http.retry import RetryPolicy
+from qfnb._core.http.stages import Next, Stage, compose
+from qfnb._core.http.stages.auth import Authenticate
+from qfnb._core.http.stages.limit import Limit
+from qfnb._core.http.stages.outage import Outage
+from qfnb._core.http.stages.record import record
+from qfnb._core.http.stages.retry import Retry
+from qfnb._core.http.stages.revive import Revive
+from qfnb._core.http.stages.send import Send
 from qfnb._core.transport import Request, Transport
 from qfnb.protocol import routes
 from qfnb.protocol.version import REQUEST_SOURCE
@@ -66,15 +65,6 @@ batch_traffic: ContextVar[bool] = ContextVar("qfnb_batch_traffic", default=False
 PRIORITY_HEADER = "X-Qfnb-Priority"
 
 
-@dataclass(slots=True)
-class _Tries:
-    """How far one call's retries went: the attempt that failed, the one-off recoveries used."""
-
-    attempt: int = 1
-    refreshed: bool = False
-    revived: bool = False
-
-
 def new_request_id() -> str:
     return "qfnb-" + secrets.token_hex(8)
 
@@ -82,11 +72,14 @@ def new_request_id() -> str:
 class AsyncQianfanClient:
     """The async client for one configuration. Get the shared one with :func:`get_client`;
     ``transport`` (default: ``config.transport``, else aiohttp's) is what sends the requests;
-    ``clock`` and ``sleep`` are what rate limits and retry waits read and wait on (tests inject fakes)."""
+    ``clock`` and ``sleep`` are what rate limits and retry waits read and wait on (tests inject fakes);
+    ``stages(client)`` gives the pipeline's stages, outermost first, in front of the transport
+    (default: :meth:`default_stages`; a test may build a client from a subset)."""
 
     def __init__(self, config: Config, *, transport: Transport | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+                 stages: Callable[[AsyncQianfanClient], Sequence[Stage]] | None = None) -> None:
         self.config = config
         self._transport = transport or config.transport
         self._transport_lock = threading.Lock()
@@ -107,6 +100,15 @@ class AsyncQianfanClient:
         self.outages = Outages(clock)
         self._infer_policy = RetryPolicy.inference(config)
         self._console_policy = RetryPolicy.console(config)
+        self._send: Next = compose((stages or AsyncQianfanClient.default_stages)(self),
+                                   Send(lambda: self.transport, self._infer_policy))
+
+    def default_stages(self) -> list[Stage]:
+        """The full pipeline, outermost first: record, retry, revive (embedded platform only),
+        outage, limit, auth (the transport comes after them)."""
+        revive_stage: list[Stage] = [Revive(revive, self.outages)] if self.config.embedded else []
+        return [record, Retry(self._infer_policy, self.sleep), *revive_stage, Outage(self.outages, self.sleep),
+                Limit(self.limiter, self.server_limits, self.sleep, self.clock), Authenticate(self.auth_for)]
 
     def __repr__(self) -> str:
         return f"AsyncQianfanClient({self.config!r})"
@@ -128,7 +130,7 @@ class AsyncQianfanClient:
             await self._transport.aclose()
 
     # ------------------------------------------------------------------ auth
-    def _auth(self, api: ApiKind) -> Auth:
+    def auth_for(self, api: ApiKind) -> Auth:
         """The strategy for ``api`` calls (chosen on first use: it may raise AuthError)."""
         auth = self._auths.get(api)
         if auth is None:
@@ -176,85 +178,6 @@ class AsyncQianfanClient:
             raise AuthError("the IAM bearer-token endpoint answered without a token")
         return str(token), float(cfg.bearer_token_expired_interval)
 
-    # ------------------------------------------------------------------ send + retry
-    async def _send(self, call: Call, policy: RetryPolicy, tokens: int = 0) -> Any:
-        """Send ``call`` with retries; a QfResponse, or an async iterator of chunks if streaming."""
-        auth = self._auth(call.api)
-        tries: _Tries | None = None  # made on the first failure: a call that succeeds allocates none
-        while True:
-            while (hold := self.outages.delay(call.url)) > 0:  # the server refuses connections: wait it out
-                await self.sleep(min(hold, 0.25))
-            if self.limiter.enabled:
-                await self.limiter.acquire(tokens, self.sleep)
-            server = self.server_limits.get(call.url)
-            if server is not None:
-                await server.acquire(tokens if server.limits_tokens else 0, self.sleep)
-            used_token: str | None = None
-            try:
-                headers, query, used_token = await auth.apply(call)
-                result = await self._attempt(call, headers, query, policy)
-                self.outages.answered(call.url)
-                return result
-            except QfnbError as exc:
-                tries = tries or _Tries()
-                if not await self._recover(call, exc, tries, policy, auth, used_token):
-                    raise
-
-    async def _recover(self, call: Call, exc: QfnbError, tries: _Tries, policy: RetryPolicy, auth: Auth,
-                       used_token: str | None) -> bool:
-        """After ``call`` failed with ``exc``: wait as the policy says; whether to try again. A rejected
-        token is refreshed, a dead local daemon revived, once per call (that replay is no attempt)."""
-        if isinstance(exc, AccessTokenExpiredError):
-            if tries.refreshed or used_token is None or not auth.rejected(used_token):
-                return False
-            tries.refreshed = True
-            logger.info("access token rejected (110/111); refreshing it and replaying the request")
-            return True
-        if isinstance(exc, ConnectionError) and not isinstance(exc, TimeoutError):
-            self.outages.refused(call.url)
-            if not tries.revived and self.config.embedded:
-                tries.revived = True  # the local daemon died: find or start it again
-                if await asyncio.to_thread(revive, origin(call.url)):
-                    self.outages.answered(call.url)
-                    return True
-        delay = retry_delay(exc, tries.attempt, policy, retry_after=self._retry_after(call.url, exc))
-        if delay is None:
-            return False
-        logger.debug("retrying %s %s in %.2fs (attempt %d/%d): %s", call.method, call.path, delay,
-                     tries.attempt + 1, policy.attempts, exc)
-        await self.sleep(delay)
-        tries.attempt += 1
-        return True
-
-    def _retry_after(self, url: str, exc: QfnbError) -> str | None:
-        """The wait the server asked for; a TPM refusal (336502) also slows the token limits."""
-        if isinstance(exc, RequestError):
-            return exc.headers.get("retry-after")
-        if not isinstance(exc, APIError):
-            return None
-        if exc.error_code == 336502:
-            self.limiter.on_tpm_exceeded()
-            if (server := self.server_limits.get(url)) is not None:
-                server.on_tpm_exceeded()
-        return exc.retry_after
-
-    async def _attempt(self, call: Call, headers: Mapping[str, str], query: str,
-                       policy: RetryPolicy) -> QfResponse | AsyncIterator[QfResponse]:
-        """One try: send through the transport, decode the answer (or open the stream)."""
-        url = call.url if not query else call.url + ("&" if "?" in call.url else "?") + query
-        request = Request(call.method, url, headers, call.content, policy.timeout)
-        start = time.perf_counter()
-        if call.stream:
-            reply = await self.transport.stream(request)
-            if reply.status_code == 200:
-                self._note_limits(call.url, reply.headers)
-            return await open_stream(call, reply, start)
-        whole = await self.transport.send(request)
-        resp = decode_reply(call, whole, time.perf_counter() - start)
-        if call.api == "infer" or call.api == "v2":
-            self._note_limits(call.url, whole.headers)
-        return resp
-
     # ------------------------------------------------------------------ public API
     async def infer(self, api_type: str, endpoint: str, body: dict[str, Any], *, stream: bool = False,
                     retry: RetryPolicy | None = None, request_id: str | None = None,
@@ -265,14 +188,8 @@ class AsyncQianfanClient:
         cfg = self.config
         path = (cfg.model_api_prefix + "/" + endpoint.lstrip("/")) if api_type == "" else routes.inference_path(
             api_type, endpoint, prefix=cfg.model_api_prefix)
-        result = await self._recorded(api_type or "custom", endpoint, cfg.base_url, path, body, stream=stream,
-                                      retry=retry, request_id=request_id, tokens=tokens, repeat=repeat)
-        if tokens and isinstance(result, QfResponse):  # give back what the estimate over-charged
-            actual = (result.body.get("usage") or {}).get("total_tokens")
-            self.limiter.settle(tokens, actual)
-            if (server := self.server_limits.get(cfg.base_url.rstrip("/") + path)) is not None:
-                server.settle(tokens, actual)
-        return result
+        return await self._recorded(api_type or "custom", endpoint, cfg.base_url, path, body, stream=stream,
+                                    retry=retry, request_id=request_id, tokens=tokens, repeat=repeat)
 
     async def _recorded(self, kind: str, name: str, base: str, path: str, body: dict[str, Any], *, stream: bool,
                         retry: RetryPolicy | None, request_id: str | None, tokens: int = 0, repeat: int = 0,
@@ -280,21 +197,14 @@ class AsyncQianfanClient:
         """POST a model call, recorded (:mod:`qfnb._core.http.recorded`): answered from the cache on a hit."""
         if stream and not body.get("stream"):
             body = {**body, "stream": True}
-        record = Recording.begin(self.config, kind, name, body, stream=stream, repeat=repeat)
-        if record.hit is not None:
-            return record.replay(path)
         headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(), **self._lane()}
-        call = Call("POST", base.rstrip("/") + path, body, headers, None, via, stream)
-        return record.finish(await self._send(call, retry or self._infer_policy, tokens))
+        call = Call("POST", base.rstrip("/") + path, body, headers, None, via, stream, policy=retry, tokens=tokens,
+                    record=Recording.begin(self.config, kind, name, body, stream=stream, repeat=repeat))
+        return await self._send(call)
 
     def _lane(self) -> dict[str, str]:
         """The priority header of a batch's call to the local platform (none otherwise)."""
         return {PRIORITY_HEADER: "batch"} if self.config.embedded and batch_traffic.get() else {}
-
-    def _note_limits(self, url: str, headers: Any) -> None:
-        """Keep the limits a service's first answer advertises (see :attr:`server_limits`)."""
-        if url not in self.server_limits:
-            self.server_limits[url] = RateLimiter.from_headers(headers, self.clock)
 
     def needs_token_estimates(self) -> bool:
         """Whether a call should pass its estimated ``tokens`` (a TPM limit is in force)."""
@@ -318,9 +228,11 @@ class AsyncQianfanClient:
         headers = {"Content-Type": _JSON, "request-source": REQUEST_SOURCE, "x-bce-request-id": str(uuid.uuid4()),
                    **(headers or {})}
         url = self.config.console_api_base_url.rstrip("/") + path
-        call = Call(method, url, body if body is not None else {}, headers, params, "console", False)
+        call = Call(method, url, body if body is not None else {}, headers, params, "console", False,
+                    policy=retry or self._console_policy)
         try:
-            result: QfResponse = await self._send(call, retry or self._console_policy)
+            result = await self._send(call)
+            assert isinstance(result, QfResponse)
         finally:
             if routes.changes_service_list(path, (params or {}).get("Action")):
                 self.invalidate_services()
@@ -338,8 +250,9 @@ class AsyncQianfanClient:
         as ``{"_raw": text, "_bytes": content}``."""
         hdrs = {"Content-Type": _JSON if not isinstance(content, bytes) else "application/octet-stream",
                 "x-bce-request-id": str(uuid.uuid4()), **(headers or {})}
-        call = Call(method, url, content, hdrs, params, "raw", False)
-        result: QfResponse = await self._send(call, retry or self._console_policy)
+        call = Call(method, url, content, hdrs, params, "raw", False, policy=retry or self._console_policy)
+        result = await self._send(call)
+        assert isinstance(result, QfResponse)
         return result
 
     async def list_services(self, *, refresh: bool = False) -> dict[str, Any]:

@@ -1,9 +1,13 @@
-"""One inference call as the record sees it: cache lookup, budget check, ledger row, provenance.
+"""One model call as the record sees it: cache lookup, budget reservation, ledger row, provenance.
 
-:class:`Recording` wraps :meth:`AsyncQianfanClient.infer`: ``begin`` looks the request up in the
-response cache (when the config's ``cache`` is on) and checks the budget; ``finish`` stores a
-whole answer, writes the ledger row and puts ``provenance`` on the response. A stream is stored
-only when its last chunk arrived; an error is never stored.
+The record stage (:mod:`qfnb._core.http.stages.record`) drives a :class:`Recording`: ``lookup``
+finds the request in the response cache (when the config's ``cache`` is on); ``reserve`` holds its
+worst case against the budget; ``finish`` stores a whole answer, settles the budget to the real
+usage, writes the ledger row and puts ``provenance`` on the response; ``release`` gives the
+reservation back when the call failed. A stream is stored only when its last chunk arrived; one
+closed early (or cut) is still settled and recorded with what arrived: the last chunk's
+``usage`` (v1 chunks carry the running count) or, without one, the prompt's estimate plus one
+token per chunk that carried text (a lower bound of what the engine generated).
 """
 
 from __future__ import annotations
@@ -17,12 +21,12 @@ from typing import Any
 
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfRequest, QfResponse
-from qfnb._core.record.budget import active_budget
+from qfnb._core.record.budget import Budget, Reservation, active_budget
 from qfnb._core.record.cache import CachedAnswer, cache_key, current_repeat, deciding_fields, default_cache, mode_for
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
 
-__all__ = ["Recording", "prompt_hash"]
+__all__ = ["Recording", "prompt_estimate", "prompt_hash", "worst_case"]
 
 #: body fields that are the prompt itself (hashed in provenance), not parameters
 _PROMPT_FIELDS = ("messages", "prompt", "input", "texts", "query", "system")
@@ -36,13 +40,27 @@ def prompt_hash(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _estimate_tokens(body: Mapping[str, Any], largest_answer: int) -> int:
-    """What a call may use at most: its prompt (≈ one token per 2 characters, rounded up) and its
-    output cap, or the largest answer seen so far when it sets none."""
+def prompt_estimate(body: Mapping[str, Any]) -> int:
+    """A call's prompt tokens at most: one per 2 characters of its prompt fields, rounded up."""
     prompt = {k: body[k] for k in _PROMPT_FIELDS if k in body}
-    chars = len(json.dumps(prompt, ensure_ascii=False))
+    return -(-len(json.dumps(prompt, ensure_ascii=False)) // 2)
+
+
+def worst_case(body: Mapping[str, Any], largest_answer: int) -> int:
+    """What a call may use at most: its prompt (:func:`prompt_estimate`) and its output cap, or
+    the largest answer seen so far when it sets none."""
     cap = body.get("max_output_tokens") or body.get("max_tokens") or body.get("max_completion_tokens")
-    return -(-chars // 2) + (int(cap) if isinstance(cap, int) and cap > 0 else max(largest_answer, 1))
+    return prompt_estimate(body) + (int(cap) if isinstance(cap, int) and cap > 0 else max(largest_answer, 1))
+
+
+def _chunk_text(body: Mapping[str, Any]) -> bool:
+    """Whether a stream chunk carried answer text (v1 ``result``, v2 ``choices[].delta.content``)."""
+    if body.get("result"):
+        return True
+    choices = body.get("choices")
+    return isinstance(choices, list) and any(
+        isinstance(c, Mapping) and isinstance(c.get("delta"), Mapping) and c["delta"].get("content")
+        for c in choices)
 
 
 @dataclass
@@ -59,20 +77,37 @@ class Recording:
     hit: CachedAnswer | None = None
     started: float = field(default_factory=time.perf_counter)
 
+    held: Reservation | None = None
+    budget: Budget | None = None
+
     @classmethod
     def begin(cls, config: Config, api: str, target: str, body: dict[str, Any], *, stream: bool,
               repeat: int = 0) -> Recording:
-        rec = cls(config, api, target, body, stream, repeat or current_repeat())
-        mode = mode_for(config.cache)
+        """A call about to be made (nothing is looked up or held yet)."""
+        return cls(config, api, target, body, stream, repeat or current_repeat())
+
+    def lookup(self) -> bool:
+        """Whether the cache answers this call (then :meth:`replay` it)."""
+        mode = mode_for(self.config.cache)
         if mode != "off":
-            rec.key = cache_key(platform=config.base_url, route=api, target=target, body=body, repeat=rec.repeat)
+            self.key = cache_key(platform=self.config.base_url, route=self.api, target=self.target, body=self.body,
+                                 repeat=self.repeat)
             if mode == "on":
-                rec.hit = default_cache().get(rec.key)
-        if rec.hit is None and (budget := active_budget()) is not None:
-            estimate = _estimate_tokens(body, budget.largest_answer)
-            yuan = 0.0 if config.embedded else (prices().cost(target, estimate, 0) or 0.0)
-            budget.check(estimate, yuan)
-        return rec
+                self.hit = default_cache().get(self.key)
+        return self.hit is not None
+
+    def reserve(self) -> None:
+        """Hold the call's worst case against the active budget (BudgetExceeded: nothing sent)."""
+        if (budget := active_budget()) is not None:
+            estimate = worst_case(self.body, budget.largest_answer)
+            yuan = 0.0 if self.config.embedded else (prices().cost(self.target, estimate, 0) or 0.0)
+            self.held, self.budget = budget.reserve(estimate, yuan), budget
+
+    def release(self) -> None:
+        """The call failed before an answer: give its reservation back."""
+        if self.held is not None and self.budget is not None:
+            self.budget.release(self.held)
+        self.held = None
 
     @property
     def platform(self) -> str:
@@ -107,7 +142,7 @@ class Recording:
         return chunks()
 
     # ---- a fresh answer ------------------------------------------------------------------
-    def finish(self, result: Any) -> Any:
+    def finish(self, result: QfResponse | AsyncIterator[QfResponse]) -> QfResponse | AsyncIterator[QfResponse]:
         """Store, account for and annotate a fresh answer (a stream: once it has ended)."""
         if isinstance(result, QfResponse):
             if self.key is not None:
@@ -118,22 +153,30 @@ class Recording:
 
     async def _watch(self, stream: AsyncIterator[QfResponse]) -> AsyncIterator[QfResponse]:
         seen: list[QfResponse] = []
-        async for chunk in stream:  # an error or a cut stream raises here: nothing is stored
-            seen.append(chunk)
-            yield chunk
-        if not seen:
-            return
-        if self.key is not None:
-            default_cache().put(self.key, self.target, [c.body for c in seen], stream=True)
-        self._account(seen, hit=False)
+        whole = False
+        try:
+            async for chunk in stream:  # an error or a cut stream raises here: nothing is stored
+                seen.append(chunk)
+                yield chunk
+            whole = True
+            if seen and self.key is not None:
+                default_cache().put(self.key, self.target, [c.body for c in seen], stream=True)
+        finally:  # closed early, cut or whole: what arrived is counted
+            if seen:
+                self._account(seen, hit=False, whole=whole)
+            else:
+                self.release()
 
-    def _account(self, responses: list[QfResponse], *, hit: bool) -> None:
+    def _account(self, responses: list[QfResponse], *, hit: bool, whole: bool = True) -> None:
         usage: Mapping[str, Any] = {}
         for r in reversed(responses):
             found = r.body.get("usage")
             if isinstance(found, Mapping) and found:
                 usage = found
                 break
+        if not usage and not whole:  # a stream closed early without a running count: a lower bound
+            usage = {"prompt_tokens": prompt_estimate(self.body),
+                     "completion_tokens": sum(_chunk_text(r.body) for r in responses)}
         latency = time.perf_counter() - self.started
         prompt = int(usage.get("prompt_tokens") or 0)
         completion = int(usage.get("completion_tokens") or 0)
@@ -141,9 +184,11 @@ class Recording:
         default_ledger().record(UsageRow(api=self.api, model=self.target, platform=self.platform,
                                          prompt_tokens=prompt, completion_tokens=completion, total_tokens=total,
                                          latency_s=latency, cache_hit=hit))
-        if not hit and (budget := active_budget()) is not None:
+        budget = self.budget if self.held is not None else active_budget()
+        if not hit and budget is not None:
             yuan = 0.0 if self.config.embedded else (prices().cost(self.target, prompt, completion) or 0.0)
-            budget.add(total, completion, yuan)
+            budget.settle(self.held, total, completion, yuan)
+            self.held = None
         provenance = self.provenance(usage, latency)
         for r in responses:
             r.provenance = provenance

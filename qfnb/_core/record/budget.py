@@ -1,9 +1,11 @@
 """A spending budget for this process: a call that would cross it is refused before it is sent.
 
-``budget(tokens=..., yuan=...)`` starts counting from zero; every call the ledger records adds to
-it. A call is checked against what it may use at most (its prompt, estimated, plus its output cap
-or, without one, the largest answer seen so far), so a batch stops *before* the call that would
-cross the line, and what was already answered is kept.
+``budget(tokens=..., yuan=...)`` starts counting from zero. A call *reserves* what it may use at
+most (its prompt, estimated, plus its output cap or, without one, the largest answer seen so
+far) before it is sent, and *settles* to its real usage when its answer is in (or releases the
+reservation when nothing was generated). Calls in flight hold their reservations, so twenty
+concurrent calls can never pass the line together: the one that would cross it is refused, and
+what was already answered is kept.
 """
 
 from __future__ import annotations
@@ -13,11 +15,19 @@ from dataclasses import dataclass, field
 
 from qfnb._core.errors import QfnbError
 
-__all__ = ["Budget", "BudgetExceeded", "active_budget", "budget", "clear_budget"]
+__all__ = ["Budget", "BudgetExceeded", "Reservation", "active_budget", "budget", "clear_budget"]
 
 
 class BudgetExceeded(QfnbError):
     """The next call would cross the budget set with :func:`budget`; nothing was sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What one call holds against a budget until it settles."""
+
+    tokens: int
+    yuan: float
 
 
 @dataclass
@@ -26,26 +36,51 @@ class Budget:
     yuan: float | None = None
     spent_tokens: int = 0
     spent_yuan: float = 0.0
+    #: held by calls in flight (their worst case), not yet settled
+    reserved_tokens: int = 0
+    reserved_yuan: float = 0.0
     largest_answer: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def check(self, estimate_tokens: int, estimate_yuan: float = 0.0) -> None:
-        """Raise :class:`BudgetExceeded` if a call of this size would cross the budget."""
+    def reserve(self, estimate_tokens: int, estimate_yuan: float = 0.0, *, what: str = "the next call") -> Reservation:
+        """Hold a call's worst case, or raise :class:`BudgetExceeded` (holding nothing) if what is
+        spent, what calls in flight hold and this would cross the budget."""
         with self._lock:
-            if self.tokens is not None and self.spent_tokens + estimate_tokens > self.tokens:
+            held = self.spent_tokens + self.reserved_tokens
+            if self.tokens is not None and held + estimate_tokens > self.tokens:
                 raise BudgetExceeded(
-                    f"token budget: {self.spent_tokens:,} of {self.tokens:,} used and the next call may use up to "
-                    f"{estimate_tokens:,}; stopped before sending it (qfnb.usage.budget(tokens=...) raises it)")
-            if self.yuan is not None and self.spent_yuan + estimate_yuan > self.yuan:
+                    f"token budget: {self.spent_tokens:,} of {self.tokens:,} used ({self.reserved_tokens:,} more held "
+                    f"by calls in flight) and {what} may use up to {estimate_tokens:,}; stopped before sending it "
+                    "(qfnb.usage.budget(tokens=...) raises it)")
+            if self.yuan is not None and self.spent_yuan + self.reserved_yuan + estimate_yuan > self.yuan:
                 raise BudgetExceeded(
-                    f"budget: ¥{self.spent_yuan:.4f} of ¥{self.yuan:.4f} spent and the next call may cost up to "
-                    f"¥{estimate_yuan:.4f}; stopped before sending it")
+                    f"budget: ¥{self.spent_yuan:.4f} of ¥{self.yuan:.4f} spent (¥{self.reserved_yuan:.4f} more held "
+                    f"by calls in flight) and {what} may cost up to ¥{estimate_yuan:.4f}; stopped before sending it")
+            self.reserved_tokens += estimate_tokens
+            self.reserved_yuan += estimate_yuan
+        return Reservation(estimate_tokens, estimate_yuan)
 
-    def add(self, tokens: int, completion_tokens: int, yuan: float) -> None:
+    def check(self, estimate_tokens: int, estimate_yuan: float = 0.0) -> None:
+        """Raise :class:`BudgetExceeded` if a call of this size would cross the budget now."""
+        self.release(self.reserve(estimate_tokens, estimate_yuan))
+
+    def settle(self, held: Reservation | None, tokens: int, completion_tokens: int, yuan: float) -> None:
+        """Replace what ``held`` reserved with what the call used."""
         with self._lock:
+            if held is not None:
+                self.reserved_tokens -= held.tokens
+                self.reserved_yuan -= held.yuan
             self.spent_tokens += tokens
             self.spent_yuan += yuan
             self.largest_answer = max(self.largest_answer, completion_tokens)
+
+    def release(self, held: Reservation) -> None:
+        """Give back what ``held`` reserved (the call failed before anything was generated)."""
+        self.settle(held, 0, 0, 0.0)
+
+    def add(self, tokens: int, completion_tokens: int, yuan: float) -> None:
+        """Count usage that reserved nothing."""
+        self.settle(None, tokens, completion_tokens, yuan)
 
     def __str__(self) -> str:
         parts = []

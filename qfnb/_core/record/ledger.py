@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS calls (
     retries INTEGER NOT NULL, cache_hit INTEGER NOT NULL, trained_tokens INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS calls_ts ON calls(ts);
+CREATE TABLE IF NOT EXISTS recorded_once (key TEXT PRIMARY KEY);
 """
 
 
@@ -128,6 +129,31 @@ class Ledger:
                 atexit.register(self.flush)
         self._wake.set()
         return stamped
+
+    def record_once(self, row: UsageRow, key: str) -> bool:
+        """Write ``row`` now unless a row under ``key`` (a platform's job) is in the file already,
+        whichever process wrote it; whether this call wrote it."""
+        self.flush()
+        stamped = UsageRow(**{**asdict(row), "ts": row.ts or time.time(), "session": row.session or SESSION,
+                              "cell": row.cell if row.cell is not None else _cell})
+        values = asdict(stamped)
+        values["cache_hit"] = int(values["cache_hit"])
+        columns = ", ".join(values)
+        with self._lock:
+            db = self._conn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                fresh = db.execute("INSERT OR IGNORE INTO recorded_once(key) VALUES (?)", (key,)).rowcount == 1
+                if fresh:
+                    db.execute(f"INSERT INTO calls({columns}) VALUES ({', '.join('?' * len(values))})",
+                               tuple(values.values()))
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:  # the ledger never breaks a call
+                logger.warning("usage ledger: could not record %s (%s)", key, exc)
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                return False
+        return fresh
 
     def _write_loop(self) -> None:
         while True:

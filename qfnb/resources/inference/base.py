@@ -234,8 +234,13 @@ class BaseInference(Generic[C]):
 
     async def _stream_post(self, chunks: AsyncIterator[QfResponse], call: C,
                            target: Target) -> AsyncIterator[QfResponse]:
-        async for chunk in chunks:
-            yield self._postprocess(chunk, call, target)
+        try:
+            async for chunk in chunks:
+                yield self._postprocess(chunk, call, target)
+        finally:  # closed early: close the source now, so what arrived is counted at once
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
 
     # ------------------------------------------------------------------ sync API
     def do(self, *args: Any, **kwargs: Any) -> Any:
