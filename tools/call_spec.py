@@ -212,7 +212,10 @@ def sampling_module() -> str:
             '__all__ = ["OPTIONS", "SamplingOption", "SamplingOptions"]\n\n\n'
             'class SamplingOption(NamedTuple):\n    """One flag: its spellings, the field it sets, its value type '
             'and help."""\n\n    flags: tuple[str, ...]\n    field: str\n    type: type[int] | type[float]\n'
-            "    help: str\n\n\n"
+            "    help: str\n\n"
+            "    @property\n    def label(self) -> str:\n"
+            '        """``-t/--temperature``, as messages name the option."""\n'
+            '        return "/".join(self.flags)\n\n\n'
             f"#: every sampling option, in the help's order\nOPTIONS = (\n{table})\n\n\n"
             '@dataclass(frozen=True, kw_only=True)\nclass SamplingOptions:\n    """The sampling fields of one '
             'magic call, by their wire names (``None``: not sent)."""\n\n' + attrs)

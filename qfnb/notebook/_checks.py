@@ -19,7 +19,7 @@ def sampling_options(args: argparse.Namespace, *, temperature: float | None = No
     for option in OPTIONS:
         problem = range_problem(values[option.field], *RANGES[option.field])
         if problem:
-            raise ValueError(f"{'/'.join(option.flags)} {problem}")
+            raise ValueError(f"{option.label} {problem}")
     return SamplingOptions(**values)
 
 

@@ -20,6 +20,11 @@ class SamplingOption(NamedTuple):
     type: type[int] | type[float]
     help: str
 
+    @property
+    def label(self) -> str:
+        """``-t/--temperature``, as messages name the option."""
+        return "/".join(self.flags)
+
 
 #: every sampling option, in the help's order
 OPTIONS = (
