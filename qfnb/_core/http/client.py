@@ -219,6 +219,13 @@ class AsyncQianfanClient:
                                     cfg.chat_v2_api_route, body, stream=stream, retry=retry, request_id=request_id,
                                     repeat=repeat, via="v2")
 
+    async def infer_v2(self, route: str, body: dict[str, Any], *, retry: RetryPolicy | None = None) -> Any:
+        """POST an OpenAI-style v2 call other than chat (``/v2/embeddings``, ``/v2/rerankers``; bearer
+        auth), recorded as :meth:`chat_v2` is (route ``v2/<last part of route>``)."""
+        return await self._recorded("v2/" + route.rstrip("/").rsplit("/", 1)[-1], str(body.get("model") or ""),
+                                    self.config.console_api_base_url, route, body, stream=False, retry=retry,
+                                    request_id=None, via="v2")
+
     async def console(self, path: str, body: dict[str, Any] | None = None, *, params: dict[str, Any] | None = None,
                       retry: RetryPolicy | None = None, method: str = "POST",
                       headers: Mapping[str, str] | None = None) -> QfResponse:

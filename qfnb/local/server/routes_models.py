@@ -1,5 +1,5 @@
-"""``GET /v2/models`` (and ``/v2/models/{id}``): the served chat models in the OpenAI API's list shape,
-so the ``openai`` SDK's ``client.models.list()`` (base URL ``…/v2``) sees every model, added ones too."""
+"""``GET /v1/models`` and ``/v2/models`` (and ``…/models/{id}``): the served chat models in the OpenAI API's list shape,
+so the ``openai`` SDK's ``client.models.list()`` (base URL ``…/v1`` or ``…/v2``) sees every model, added ones too."""
 
 from __future__ import annotations
 
@@ -37,5 +37,6 @@ async def list_models(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    return [Route("/v2/models", list_models, methods=["GET"]),
-            Route("/v2/models/{model_id:path}", list_models, methods=["GET"])]
+    return [route for prefix in ("/v1", "/v2") for route in (
+        Route(prefix + "/models", list_models, methods=["GET"]),
+        Route(prefix + "/models/{model_id:path}", list_models, methods=["GET"]))]
