@@ -176,11 +176,7 @@ def _check_common(data: dict[str, Any]) -> None:
 
 
 class ChatRequest(ChatFields, SamplingParams):
-    """Body of ``POST .../chat/{endpoint}``."""
-
-    functions: list[dict[str, Any]] | None = None
-    tool_choice: dict[str, Any] | None = None
-    response_format: str | dict[str, Any] | None = None
+    """Body of ``POST .../chat/{endpoint}`` (fields: the spec's)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -326,12 +322,7 @@ class PluginRequest(PluginFields):
 
 
 class V2ChatRequest(V2ChatFields):
-    """Body of ``POST /v2/chat/completions`` (fields: the spec's, and the tool and format ones)."""
-
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
-    parallel_tool_calls: bool | None = None
-    response_format: dict[str, Any] | None = None
+    """Body of ``POST /v2/chat/completions`` (fields: the spec's)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -41,6 +41,9 @@ class ChatFields(SamplingFields):
 
     messages: list[dict[str, Any]]
     system: str | None = None
+    functions: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
+    response_format: str | dict[str, Any] | None = None
 
 
 class CompletionFields(SamplingFields):
@@ -96,3 +99,7 @@ class V2ChatFields(WireModel):
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     stream_options: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None
