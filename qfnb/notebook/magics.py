@@ -31,12 +31,15 @@ from qfnb.notebook._ipython import (
     sampling_arguments,
 )
 from qfnb.notebook.errors import QfnbCellError
+from qfnb.notebook.sampling import OPTIONS
 
 if TYPE_CHECKING:  # pragma: no cover
     from IPython.core.completer import CompletionContext, SimpleMatcherResult
     from IPython.core.interactiveshell import InteractiveShell
 
 log = logging.getLogger("qfnb.notebook.magics")
+#: ``-t/--temperature`` (the spec's), whose default ``%config QfnbMagics.temperature`` sets
+TEMPERATURE = next(option for option in OPTIONS if option.field == "temperature")
 
 
 def parse_argstring(magic: Callable[..., Any], line: str) -> argparse.Namespace:
@@ -66,7 +69,8 @@ class QfnbMagics(Magics):
     default_model = Unicode("", help="Chat model used when -m is not given ('' = the platform default).").tag(
         config=True
     )
-    temperature = Float(None, allow_none=True, help="Default sampling temperature in (0, 1].").tag(config=True)
+    temperature = Float(None, allow_none=True, help=f"The default of {TEMPERATURE.label}: {TEMPERATURE.help}").tag(
+        config=True)
     stream = Bool(True, help="Stream answers token by token into the output.").tag(config=True)
     interpolate = Bool(True, help="Replace {name} in prompts with variables from the namespace.").tag(config=True)
     max_history = Int(5, help="Previous exchanges of a session sent with each prompt.").tag(config=True)
