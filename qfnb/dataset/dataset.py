@@ -17,29 +17,35 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from qfnb._core.errors import ValidationError
+from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import ProgressArg
 
+from ._batchjob import platform_version, run_as_job
+from ._infer import run_llm
+from ._io import frame_from_obj, read_path, source_lines, write_path
 from ._online import OnlineOps
-from ._rows import frame_from_table, from_source, is_source
+from ._platform import Upload, download, upload_dataset
+from ._rows import frame_from_table, is_source
+from .consts import QianfanDatasetPackColumnName
 from .schema import QianfanNonSortedConversation, Schema
 from .table import Table
+from .view import DataSourceLike as DataSource
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
 
-    from ._platform import Upload
-    from .data_source import DataSource  # pragma: no cover
+    from .stress import StressTestResult
 
 __all__ = ["GROUP_COLUMN", "Dataset"]
 
 
 def _one_source(**given: Any) -> None:
     """``Dataset.load`` reads exactly one of its sources; other keywords are refused."""
-    sources = ("data_file", "source", "dataframe", "qianfan_dataset_id")
+    sources = ("data_file", "source", "dataframe", "qianfan_dataset_id", "huggingface_dataset")
     named = [n for n in sources if given.get(n) is not None]
     if len(named) != 1:
         raise ValidationError("data_file", "give exactly one of data_file, dataframe, "
-                              f"qianfan_dataset_id (got {named or 'none'})")
+                              f"qianfan_dataset_id, huggingface_dataset (got {named or 'none'})")
     extra = [k for k in given if k not in sources]
     if extra:
         raise ValidationError(extra[0], "is not a supported Dataset.load source")
@@ -86,11 +92,12 @@ class Dataset(Table, OnlineOps):
              dataframe: pd.DataFrame | None = None,
              qianfan_dataset_id: int | str | None = None, schema: Schema | None = None,
              organize_data_as_group: bool | None = None, config: Config | None = None,
-             **kwargs: Any) -> Dataset:
+             huggingface_dataset: Any = None, **kwargs: Any) -> Dataset:
         """Load from exactly one source: ``data_file`` (.jsonl/.json/.csv/.txt or a folder of
         them), ``source=`` (a :mod:`~qfnb.dataset.data_source` object; the official SDK's first
         positional argument, so ``Dataset.load(source)`` works too), ``dataframe=``, or
-        ``qianfan_dataset_id=`` (rows fetched lazily on first use).
+        ``qianfan_dataset_id=`` (rows fetched lazily on first use), or ``huggingface_dataset=`` (a
+        ``datasets.Dataset``, or a ``DatasetDict`` whose splits are concatenated).
 
         ``schema=`` validates right away (raising with every problem found).
         """
@@ -99,9 +106,13 @@ class Dataset(Table, OnlineOps):
                 raise ValidationError("source", "given both positionally and by name")
             data_file, source = None, data_file
         _one_source(data_file=data_file, source=source, dataframe=dataframe, qianfan_dataset_id=qianfan_dataset_id,
-                    **kwargs)
+                    huggingface_dataset=huggingface_dataset, **kwargs)
+        if huggingface_dataset is not None:
+            from ._arrow import frame_from_huggingface
+
+            dataframe = frame_from_huggingface(huggingface_dataset)
         if source is not None:
-            ds = from_source(cls, source, organize_data_as_group, config)
+            ds = cls._from_source(source, organize_data_as_group, config)
         elif dataframe is not None:
             if not isinstance(dataframe, pd.DataFrame):
                 raise ValidationError("dataframe", f"must be a pandas DataFrame, got "
@@ -117,10 +128,25 @@ class Dataset(Table, OnlineOps):
         return ds
 
     @classmethod
+    def _from_source(cls, source: DataSource, group: bool | None, config: Config | None) -> Dataset:
+        """A dataset over ``source``: a platform one read lazily, others fetched now (any table: pyarrow too)."""
+        pack = QianfanDatasetPackColumnName
+        platform_id = getattr(source, "platform_dataset_id", None)
+        if platform_id is not None:
+            ds = cls(None, qianfan_dataset_id=platform_id, config=config or getattr(source, "config", None))
+        else:
+            fetched = source.fetch(organize_data_as_group=group) if group is not None else source.fetch()
+            df = frame_from_table(fetched, f"{type(source).__name__}.fetch()")
+            if list(df.columns) == [pack] and group is not False:  # packed: an entity (row, conversation) a row
+                df = frame_from_obj([e if isinstance(e, dict | list) else {pack: e} for e in df[pack].tolist()],
+                                    "source")
+            ds = cls(df.reset_index(drop=True), config=config)
+        ds.inner_data_source_cache = source
+        return ds
+
+    @classmethod
     def _from_file(cls, path: Path, group: bool | None, schema: Schema | None, config: Config | None) -> Dataset:
         """A file's (or a folder's) rows; a problem is located by the file's line."""
-        from ._io import read_path, source_lines
-
         ds = cls(read_path(path, group=group), schema=schema, config=config)
         lines = source_lines(path)
         if lines is not None and len(lines) == len(ds._df if ds._df is not None else ()):
@@ -129,14 +155,19 @@ class Dataset(Table, OnlineOps):
         return ds
 
     @classmethod
+    def create_from_pyarrow_table(cls, table: Any, schema: Schema | None = None, **kwargs: Any) -> Dataset:
+        """From a ``pyarrow.Table`` (the ``hf`` extra); ``schema=`` validates the rows."""
+        from ._arrow import frame_from_arrow
+
+        return cls.load(dataframe=frame_from_arrow(table), schema=schema)
+
+    @classmethod
     def create_from_pyobj(cls, data: Any, schema: Schema | None = None, *, input_columns: Sequence[str] | None = None,
                           reference_column: str | None = None) -> Dataset:
         """From ``list[dict]``, ``list[list[dict]]`` (grouped), ``list[str]`` or ``dict[str, list]``.
 
         ``input_columns`` / ``reference_column`` (official names) say which columns an LLM run
         reads and which holds the expected answer."""
-        from ._io import frame_from_obj
-
         ds = cls(frame_from_obj(data, "data"), schema=schema)
         ds.set_columns(input_columns, reference_column)
         if schema is not None:
@@ -160,8 +191,6 @@ class Dataset(Table, OnlineOps):
             if self.qianfan_dataset_id is None:
                 self._df = pd.DataFrame()
             else:
-                from qfnb._core.runtime import sync
-
                 if sync.in_loop_thread():
                     raise RuntimeError("this platform dataset is not downloaded yet; "
                                        "`await ds.afetch()` first when running on qfnb's event loop")
@@ -184,8 +213,6 @@ class Dataset(Table, OnlineOps):
     async def afetch(self) -> Dataset:
         """Download the rows of a platform dataset (once); a no-op for local data."""
         if self._df is None and self.qianfan_dataset_id is not None:
-            from ._platform import download
-
             self._df = await download(self.qianfan_dataset_id, self.config)
         return self
 
@@ -284,14 +311,10 @@ class Dataset(Table, OnlineOps):
             raise ValidationError("data_file", "give exactly one of data_file, qianfan_dataset_id, "
                                   f"qianfan_dataset_create_args (got {targets or 'none'})")
         if data_file is not None:
-            from ._io import write_path
-
             if schema is not None:
                 schema.validate(self._rows())
             write_path(self, Path(data_file), conversations=use_qianfan_special_jsonl_format)  # type: ignore[arg-type]
             return self
-        from qfnb._core.runtime import sync
-
         return sync.run(self.asave(qianfan_dataset_id=qianfan_dataset_id,
                                    qianfan_dataset_create_args=qianfan_dataset_create_args,
                                    schema=schema, release=release, config=config))
@@ -302,8 +325,6 @@ class Dataset(Table, OnlineOps):
                     config: Config | None = None, upload: Upload | None = None) -> Dataset:
         """Async :meth:`save` to the platform: create → upload → import → release (``upload``:
         a staging bucket and keys, as :meth:`QianfanDataSource.save` takes them)."""
-        from ._platform import upload_dataset
-
         dataset_id = await upload_dataset(self, dataset_id=qianfan_dataset_id,
                                           create_args=qianfan_dataset_create_args, schema=schema,
                                           release=release, config=config or self.config, upload=upload)
@@ -321,8 +342,6 @@ class Dataset(Table, OnlineOps):
         ``service_or_model`` is a :class:`qfnb.model.Model`/``Service`` or a model name;
         ``model=``/``endpoint=`` name a ``ChatCompletion`` target directly.
         """
-        from qfnb._core.runtime import sync
-
         return sync.run(self.atest_using_llm(service_or_model, model=model, endpoint=endpoint,
                                              prompt_column=prompt_column, concurrency=concurrency,
                                              progress=progress, **params))
@@ -333,9 +352,6 @@ class Dataset(Table, OnlineOps):
                               **params: Any) -> Dataset:
         """Async :meth:`test_using_llm`. A platform model version with no chat service runs as
         a durable platform batch-inference task (``BatchJob``)."""
-        from ._batchjob import platform_version, run_as_job
-        from ._infer import run_llm
-
         await self.afetch()
         version = await platform_version(service_or_model)
         if version is not None:
@@ -346,6 +362,63 @@ class Dataset(Table, OnlineOps):
                            prompt_column=prompt_column, concurrency=concurrency,
                            progress=progress, params=params)
         return Dataset(df, config=self.config)
+
+    # ---- overview and statistics (DataFrames; the official SDK prints them) ------------------------
+
+    def show_overview_info(self) -> pd.DataFrame:
+        """Per column: ``repetition_ratio`` (1 - distinct / rows) and ``null_ratio`` (empty or missing
+        cells / rows)."""
+        from .summarization_method import overview
+
+        return overview(self.to_pandas())
+
+    def show_processed_statistics(self, methods: Sequence[Any] | None = None, **kwargs: Any) -> pd.DataFrame:
+        """Each numeric column's statistics, a row per method (default: mean, min, max, the 0.8 and 0.9
+        quantiles; any :class:`~qfnb.dataset.summarization_method.SummarizationMethod`)."""
+        from .summarization_method import statistics
+
+        return statistics(self, methods, **kwargs)
+
+    # ---- stress tests (qfnb.dataset.stress) ---------------------------------------------------
+
+    def stress_test(self, workers: int = 1, users: int | None = None, spawn_rate: float | None = None,
+                    model: str | None = None, endpoint: str | None = None, runtime: str | float = "0s",
+                    model_type: str = "ChatCompletion", hyperparameters: Mapping[str, Any] | None = None,
+                    prompt_column: str = "prompt", **kwargs: Any) -> StressTestResult:
+        """Send every prompt once with ``users`` concurrent streams (stopping after ``runtime``,
+        e.g. ``"5m"``); TTFT, latency percentiles, QPS, OTPS and errors in one round.
+        ``workers`` (locust's processes officially) is accepted: one event loop drives every user."""
+        from qfnb._core.runtime import sync
+
+        from .stress import astress
+
+        return sync.run(astress(self, users_per_round=[users] if users is not None else [], model=model,
+                                endpoint=endpoint, model_type=model_type, hyperparameters=hyperparameters,
+                                spawn_rate=spawn_rate, runtime=runtime, workers=workers,
+                                prompt_column=prompt_column, ignored=kwargs))
+
+    def multi_stress_test(self, origin_users: int, workers: int = 1, spawn_rate: float | None = None,
+                          model: str | None = None, endpoint: str | None = None, runtime: str | float = "0s",
+                          model_type: str = "ChatCompletion", hyperparameters: Mapping[str, Any] | None = None,
+                          rounds: int = 1, interval: int = 0, first_latency_threshold: float | None = 100,
+                          round_latency_threshold: float | None = 1000, success_rate_threshold: float | None = 0,
+                          prompt_column: str = "prompt", **kwargs: Any) -> StressTestResult:
+        """``rounds`` stress tests at ``origin_users``, ``+interval``, ... users; stops after a round whose
+        mean first-token latency or mean latency (seconds) passes its threshold, or whose success rate
+        falls below ``success_rate_threshold``."""
+        from qfnb._core.runtime import sync
+
+        from .stress import astress
+
+        if rounds < 1 or interval < 0:
+            raise ValidationError("rounds", f"need rounds >= 1 and interval >= 0, got {rounds} and {interval}")
+        return sync.run(astress(self, users_per_round=[origin_users + i * interval for i in range(rounds)],
+                                model=model, endpoint=endpoint, model_type=model_type,
+                                hyperparameters=hyperparameters, spawn_rate=spawn_rate, runtime=runtime,
+                                workers=workers, prompt_column=prompt_column,
+                                first_latency_threshold=first_latency_threshold,
+                                round_latency_threshold=round_latency_threshold,
+                                success_rate_threshold=success_rate_threshold, ignored=kwargs))
 
 
 def _cut(value: Any) -> Any:
