@@ -85,7 +85,9 @@ def test_the_table_covers_every_route_of_the_app(tmp_path: Path) -> None:
                                           batch.BATCHES + "/{batch_id}/cancel", "/v2/models/{model_id:path}",
                                           "/wenxinworkshop/{rest:path}", "/v1/models/{model_id:path}",
                                           "/v2/files/{file_id}", "/v2/files/{file_id}/content",
-                                          "/v2/batches/{batch_id}", "/v2/batches/{batch_id}/cancel"}
+                                          "/v2/batches/{batch_id}", "/v2/batches/{batch_id}/cancel",
+                                          batch.FILES + "/{rest:path}", batch.BATCHES + "/{rest:path}",
+                                          "/v2/files/{rest:path}", "/v2/batches/{rest:path}"}
     assert paths - covered <= {p for p in paths if p.startswith("/qfnb/")}, paths - covered
 
 
