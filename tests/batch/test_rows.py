@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from qfnb.local.domain.batch_rows import answer_row, error_row, parse_line, standing
+import pytest
+
+from qfnb.local.domain.batch_rows import RowError, answer_row, error_row, parse_line, standing
 
 
 def test_standing_cuts_a_torn_line_and_counts_in_flight_rows(tmp_path: Path) -> None:
@@ -33,3 +35,20 @@ def test_parse_line_shapes() -> None:
     assert (qianfan.key, qianfan.model, qianfan.messages) == ("7", "m", [{"role": "user", "content": "hello"}])
     dataset = parse_line(b'[{"prompt": "p", "response": [["r"]]}]', 3, "m", {})
     assert (dataset.key, dataset.messages[0]["content"]) == ("line-3", "p")
+
+
+def test_a_field_a_batch_does_not_carry_is_refused_by_name_and_openai_rows_take_openai_ranges() -> None:
+    def openai_row(**body: object) -> bytes:
+        return json.dumps({"custom_id": "k", "method": "POST", "url": "/v1/chat/completions",
+                           "body": {"model": "x", "messages": [{"role": "user", "content": "hi"}], **body}}).encode()
+
+    for field, value in (("tools", [{"type": "function", "function": {"name": "f"}}]),
+                         ("response_format", {"type": "json_object"}), ("n", 2)):
+        with pytest.raises(RowError, match=f"line 1: {field}: is not supported in a batch row"):
+            parse_line(openai_row(**{field: value}), 1, None, {})
+    # OpenAI's temperature 0 (greedy) is an OpenAI row's right; a Qianfan row keeps Qianfan's range
+    assert parse_line(openai_row(temperature=0), 1, None, {}).params == {"temperature": 0}
+    with pytest.raises(RowError, match="line 2: temperature"):
+        parse_line(b'{"query": "hi", "temperature": 0}', 2, "m", {})
+    with pytest.raises(RowError, match="line 1: temperature"):
+        parse_line(openai_row(temperature=5), 1, None, {})

@@ -24,7 +24,8 @@ from typing import Any
 from qfnb.local.domain.requests import parse
 from qfnb.local.domain.values import BodyError
 from qfnb.protocol.batch import ROW_URLS
-from qfnb.protocol.inference import V2ChatRequest
+from qfnb.protocol.errors import ProtocolError
+from qfnb.protocol.inference import V2ChatRequest, check_openai_chat
 from qfnb.protocol.limits import MAX_BODY_BYTES
 
 #: an input line's bytes: the chat routes' body cap
@@ -36,6 +37,11 @@ MAX_OPENAI_REQUESTS = 50_000
 _PARAMS = {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "seed": "seed", "stop": "stop",
            "max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens",
            "max_output_tokens": "max_output_tokens", "penalty_score": "penalty_score"}
+#: what a row may hold besides its parameters: the prompt, its model and its key (and a dataset row's
+#: reference ``response``, which is not asked); any other field (tools, response_format, n, ...) is refused
+#: by name rather than dropped (a batch answers text only)
+_ROW_FIELDS = frozenset({"messages", "query", "prompt", "response", "system", "model", "id", "custom_id",
+                         "stream", "user_id", "user"}) | frozenset(_PARAMS)
 
 
 class RowError(ValueError):
@@ -74,7 +80,7 @@ def parse_line(raw: bytes | int, line: int, default_model: str | None, defaults:
     key = f"line-{line}" if key is None else str(key)
     source = _request_of(item, line, key)
     messages = _messages_of(source, line, key)
-    check_row(source, messages, default_model, line, key)
+    check_row(source, messages, default_model, line, key, openai="body" in item)
     system = "\n".join(m["content"] for m in messages if m.get("role") == "system") or source.get("system")
     turns = [{"role": m.get("role", "user"), "content": m["content"]} for m in messages if m.get("role") != "system"]
     if not turns:
@@ -85,13 +91,26 @@ def parse_line(raw: bytes | int, line: int, default_model: str | None, defaults:
 
 
 def check_row(source: dict[str, Any], messages: list[dict[str, Any]], model: str | None, line: int,
-              key: str) -> None:
-    """The row as the OpenAI chat route would check it: roles, sampling ranges, the local caps."""
+              key: str, *, openai: bool = False) -> None:
+    """The row as its route would check it (an OpenAI batch request's ``body`` by the OpenAI chat
+    route's rules, else Qianfan's): roles, sampling ranges, the local caps; a field a batch does not
+    carry is refused by name."""
+    for name in source:
+        if name not in _ROW_FIELDS:
+            raise RowError(f"line {line}: {name}: is not supported in a batch row (supported: "
+                           f"{', '.join(sorted(_ROW_FIELDS))})", key)
+    if openai:
+        try:
+            check_openai_chat({k: v for k, v in source.items() if k not in ("id", "custom_id", "query", "prompt")})
+        except ProtocolError as exc:
+            raise RowError(f"line {line}: {exc}", key) from None
     body = {k: v for k, v in source.items() if k not in ("messages", "query", "prompt", "id", "custom_id")}
     system = source.get("system")
     turns = ([{"role": "system", "content": system}] if isinstance(system, str) and system else []) + messages
     body.update(model=body.get("model") or model or "default", messages=turns)
     body.pop("system", None)
+    if openai:  # its sampling ranges are OpenAI's (checked above); roles and the local caps are shared
+        body = {k: v for k, v in body.items() if k not in _PARAMS}
     try:
         parse(V2ChatRequest, body)
     except BodyError as exc:
