@@ -35,6 +35,7 @@ from qfnb._core.http.stages.send import Send
 from qfnb._core.record import ledger as ledger_mod
 from qfnb._core.record.budget import BudgetExceeded, budget
 from qfnb._core.transport import Reply, Request, StreamReply, Transport
+from qfnb.protocol.routes import Target
 
 URL = "http://h.test/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/m"
 FAST = RetryPolicy(attempts=3, timeout=7.0, backoff_factor=0.5, jitter=0.0)
@@ -269,11 +270,11 @@ async def test_a_client_from_auth_alone_signs_and_neither_retries_nor_records() 
     client = AsyncQianfanClient(cfg, transport=transport, stages=lambda c: [Authenticate(c.auth_for)])
     budget(tokens=1)  # no record stage: the budget is not consulted
     with pytest.raises(ServerOverloadedError):
-        await client.infer("chat", "m", {"messages": [{"role": "user", "content": "hi"}]})
+        await client.infer(Target("chat", "m"), {"messages": [{"role": "user", "content": "hi"}]})
     (request,) = transport.requests  # no retry stage: one try
     assert request.url.endswith("/chat/m?access_token=24.tok")
     assert ledger_mod.default_ledger().rows() == []
     transport.reply = Reply(200, {}, b'{"result": "ok"}')
     bare = AsyncQianfanClient(cfg, transport=transport, stages=lambda c: [])  # the transport alone
-    resp = await bare.infer("chat", "m", {"messages": [{"role": "user", "content": "hi"}]})
+    resp = await bare.infer(Target("chat", "m"), {"messages": [{"role": "user", "content": "hi"}]})
     assert isinstance(resp, QfResponse) and "access_token" not in transport.requests[-1].url

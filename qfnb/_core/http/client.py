@@ -49,6 +49,7 @@ from qfnb._core.http.stages.revive import Revive
 from qfnb._core.http.stages.send import Send
 from qfnb._core.transport import Request, Transport
 from qfnb.protocol import routes
+from qfnb.protocol.routes import Target
 from qfnb.protocol.version import REQUEST_SOURCE
 
 __all__ = ["AsyncQianfanClient", "default_transport", "get_client"]
@@ -179,26 +180,27 @@ class AsyncQianfanClient:
         return str(token), float(cfg.bearer_token_expired_interval)
 
     # ------------------------------------------------------------------ public API
-    async def infer(self, api_type: str, endpoint: str, body: dict[str, Any], *, stream: bool = False,
+    async def infer(self, target: Target, body: dict[str, Any], *, stream: bool = False,
                     retry: RetryPolicy | None = None, request_id: str | None = None,
                     tokens: int = 0, repeat: int = 0) -> Any:
-        """POST a v1 inference call (``/{api_type}/{endpoint}``); QfResponse or async iterator.
-        Recorded: the usage ledger, the budget, ``resp.provenance``; with the config's ``cache`` on,
-        identical requests (``repeat``: an evaluation's repeat index) answer from the cache."""
+        """POST a v1 inference call to ``target`` (its :attr:`~qfnb.protocol.routes.Target.path`
+        below the model API prefix); QfResponse or async iterator. Recorded: the usage ledger, the
+        budget, ``resp.provenance``; with the config's ``cache`` on, identical requests
+        (``repeat``: an evaluation's repeat index) answer from the cache."""
         cfg = self.config
-        path = (cfg.model_api_prefix + "/" + endpoint.lstrip("/")) if api_type == "" else routes.inference_path(
-            api_type, endpoint, prefix=cfg.model_api_prefix)
-        return await self._recorded(api_type or "custom", endpoint, cfg.base_url, path, body, stream=stream,
-                                    retry=retry, request_id=request_id, tokens=tokens, repeat=repeat)
+        return await self._recorded("custom" if target.verbatim else target.api_type, target.endpoint,
+                                    cfg.base_url.rstrip("/") + cfg.model_api_prefix + target.path, body,
+                                    stream=stream, retry=retry, request_id=request_id, tokens=tokens, repeat=repeat)
 
-    async def _recorded(self, kind: str, name: str, base: str, path: str, body: dict[str, Any], *, stream: bool,
+    async def _recorded(self, kind: str, name: str, url: str, body: dict[str, Any], *, stream: bool,
                         retry: RetryPolicy | None, request_id: str | None, tokens: int = 0, repeat: int = 0,
                         via: Literal["infer", "v2"] = "infer") -> Any:
-        """POST a model call, recorded (:mod:`qfnb._core.http.recorded`): answered from the cache on a hit."""
+        """POST a model call to ``url``, recorded (:mod:`qfnb._core.http.recorded`): answered from the
+        cache on a hit."""
         if stream and not body.get("stream"):
             body = {**body, "stream": True}
         headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(), **self._lane()}
-        call = Call("POST", base.rstrip("/") + path, body, headers, None, via, stream, policy=retry, tokens=tokens,
+        call = Call("POST", url, body, headers, None, via, stream, policy=retry, tokens=tokens,
                     record=Recording.begin(self.config, kind, name, body, stream=stream, repeat=repeat))
         return await self._send(call)
 
@@ -215,9 +217,9 @@ class AsyncQianfanClient:
                       request_id: str | None = None, repeat: int = 0) -> Any:
         """POST the OpenAI-style v2 chat (bearer auth); recorded as :meth:`infer` is (route ``v2/chat``)."""
         cfg = self.config
-        return await self._recorded("v2/chat", str(body.get("model") or ""), cfg.console_api_base_url,
-                                    cfg.chat_v2_api_route, body, stream=stream, retry=retry, request_id=request_id,
-                                    repeat=repeat, via="v2")
+        return await self._recorded("v2/chat", str(body.get("model") or ""),
+                                    cfg.console_api_base_url.rstrip("/") + cfg.chat_v2_api_route, body,
+                                    stream=stream, retry=retry, request_id=request_id, repeat=repeat, via="v2")
 
     async def console(self, path: str, body: dict[str, Any] | None = None, *, params: dict[str, Any] | None = None,
                       retry: RetryPolicy | None = None, method: str = "POST",
