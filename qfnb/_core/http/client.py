@@ -20,11 +20,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from qfnb._core.backend.heal import revive
 from qfnb._core.config import Config, resolve_config
-from qfnb._core.errors import AuthError
+from qfnb._core.errors import AuthError, QfnbError
 from qfnb._core.http.auth import (
     Auth,
     BearerAuth,
@@ -43,7 +43,7 @@ from qfnb._core.http.stages import Next, Stage, compose
 from qfnb._core.http.stages.auth import Authenticate
 from qfnb._core.http.stages.limit import Limit
 from qfnb._core.http.stages.outage import Outage
-from qfnb._core.http.stages.record import record
+from qfnb._core.http.stages.record import Record
 from qfnb._core.http.stages.retry import Retry
 from qfnb._core.http.stages.revive import Revive
 from qfnb._core.http.stages.send import Send
@@ -57,6 +57,9 @@ __all__ = ["AsyncQianfanClient", "default_transport", "get_client"]
 logger = logging.getLogger("qfnb.client")
 
 _JSON = "application/json"
+#: seconds the embedded platform's answer to "what serves this name" is trusted
+DIGEST_TTL = 1.0
+_ONE_TRY = RetryPolicy(attempts=1, timeout=10.0)
 _SERVICE_LIST_TTL = 3600.0
 
 
@@ -101,6 +104,8 @@ class AsyncQianfanClient:
         self.outages = Outages(clock)
         self._infer_policy = RetryPolicy.inference(config)
         self._console_policy = RetryPolicy.console(config)
+        #: per (api type, name): when the local platform said what serves it, and its digest
+        self._digests: dict[tuple[str, str], tuple[float, str]] = {}
         self._send: Next = compose((stages or AsyncQianfanClient.default_stages)(self),
                                    Send(lambda: self.transport, self._infer_policy))
 
@@ -108,7 +113,8 @@ class AsyncQianfanClient:
         """The full pipeline, outermost first: record, retry, revive (embedded platform only),
         outage, limit, auth (the transport comes after them)."""
         revive_stage: list[Stage] = [Revive(revive, self.outages)] if self.config.embedded else []
-        return [record, Retry(self._infer_policy, self.sleep), *revive_stage, Outage(self.outages, self.sleep),
+        return [Record(self.served_digest), Retry(self._infer_policy, self.sleep), *revive_stage,
+                Outage(self.outages, self.sleep),
                 Limit(self.limiter, self.server_limits, self.sleep, self.clock), Authenticate(self.auth_for)]
 
     def __repr__(self) -> str:
@@ -203,6 +209,28 @@ class AsyncQianfanClient:
         call = Call("POST", url, body, headers, None, via, stream, policy=retry, tokens=tokens,
                     record=Recording.begin(self.config, kind, name, body, stream=stream, repeat=repeat))
         return await self._send(call)
+
+    async def served_digest(self, rec: Recording) -> str | None:
+        """What would answer ``rec`` on the embedded platform: its served model's digest
+        (``GET /v2/models/{name}``, remembered for :data:`DIGEST_TTL` seconds, so ``qfnb models
+        rm/add``, ``--engine`` and alias changes show within that); "" on the cloud (it names its
+        models itself); None when the platform could not tell (the call neither reads nor stores)."""
+        if not self.config.embedded:
+            return ""
+        key = ("chat" if rec.api == "v2/chat" else rec.api, rec.target.lower())
+        now = time.monotonic()
+        known = self._digests.get(key)
+        if known is not None and now - known[0] < DIGEST_TTL:
+            return known[1]
+        url = f"{self.config.base_url.rstrip('/')}/v2/models/{quote(rec.target, safe='')}"
+        try:
+            resp = await self.signed_request("GET", url, params={"api_type": key[0]}, retry=_ONE_TRY)
+        except QfnbError as exc:
+            logger.debug("could not tell what serves %s (%s): not cached", rec.target, exc)
+            return None
+        digest = str(resp.body.get("digest") or "")
+        self._digests[key] = (now, digest)
+        return digest
 
     def _lane(self) -> dict[str, str]:
         """The priority header of a batch's call to the local platform (none otherwise)."""
