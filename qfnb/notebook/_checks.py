@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 
-def sampling_problem(temperature: float | None, max_tokens: int | None) -> str | None:
-    """What is wrong with ``-t/--temperature`` / ``--max-tokens``, or None when both are fine."""
-    if temperature is not None and not 0 < temperature <= 1:
-        return f"-t/--temperature must be in (0, 1], got {temperature}"
-    if max_tokens is not None and max_tokens < 1:
-        return f"--max-tokens must be a positive integer, got {max_tokens}"
-    return None
+from qfnb.notebook.sampling import OPTIONS, SamplingOptions
+from qfnb.protocol.inference import range_problem
+
+
+def sampling_options(args: argparse.Namespace, *, temperature: float | None = None) -> SamplingOptions:
+    """The typed sampling fields of a parsed magic line, each checked against the range the
+    platform applies (``ValueError`` naming the flag otherwise). ``temperature``: the value when
+    ``-t`` is not given (``%config QfnbMagics.temperature``)."""
+    values = {option.field: getattr(args, option.field, None) for option in OPTIONS}
+    if values["temperature"] is None:
+        values["temperature"] = temperature
+    for option in OPTIONS:
+        problem = range_problem(option.field, values[option.field])
+        if problem:
+            raise ValueError(f"{'/'.join(option.flags)} {problem}")
+    return SamplingOptions(**values)
 
 
 def split_csv(values: list[str] | None) -> list[str]:

@@ -18,6 +18,8 @@ from IPython.core import magic_arguments as _magic_arguments
 from IPython.display import HTML as _HTML
 from IPython.display import display as _display
 
+from qfnb.notebook.sampling import OPTIONS
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -69,6 +71,15 @@ def line_cell_magic(func: F) -> F:
     """``@line_cell_magic``: marks ``func`` as a line and cell magic of its ``@magics_class``."""
     _magic.line_cell_magic(func)  # records the magic and returns func itself
     return func
+
+
+def sampling_arguments(magic: F) -> F:
+    """Give a magic the sampling options of the spec (``-t/--temperature``, ``--top-p``, ...,
+    ``--max-tokens``, :data:`qfnb.notebook.sampling.OPTIONS`); among its ``@argument`` lines,
+    they show there in its help."""
+    for option in reversed(OPTIONS):  # @argument lines apply bottom-up
+        magic = argument(*option.flags, dest=option.field, type=option.type, help=option.help)(magic)
+    return magic
 
 
 def context_matcher() -> Decorator:

@@ -17,7 +17,8 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class
 
-from qfnb.notebook._ipython import argument, line_magic, magic_arguments, parse_argstring
+from qfnb.notebook._checks import sampling_options
+from qfnb.notebook._ipython import argument, line_magic, magic_arguments, parse_argstring, sampling_arguments
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.resources.batch_job import BatchJob, JobState
 
@@ -168,8 +169,12 @@ def _submit(magics: Any, args: argparse.Namespace, factory: type[BatchJob]) -> B
     if not (model or args.endpoint):
         raise UsageError("give -m MODEL or --endpoint NAME")
     try:
+        sampling = sampling_options(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:  # the sampling options go to every row (the task's inferenceParams)
         return factory.submit(_inputs(magics.user_ns[args.source], args.column), model=model,
-                              endpoint=args.endpoint, name=args.name)
+                              endpoint=args.endpoint, name=args.name, inference_params=sampling.fields())
     except Exception as exc:
         raise QfnbCellError(str(exc), title="batch not started") from exc
 
@@ -199,6 +204,7 @@ class BatchMagics(Magics):
     @argument("--endpoint", help="A deployed service's endpoint instead of --model.")
     @argument("--column", default="prompt", help="Prompt column of a Dataset/DataFrame (default: prompt).")
     @argument("--name", help="Task name.")
+    @sampling_arguments
     @argument("-o", "--output", help="Store the BatchJob (.state(), .results(), .stop()) here.")
     @argument("--no-wait", action="store_true", help="Submit and return the BatchJob without the live bar.")
     @argument("--attach", metavar="ID", nargs="?", const="", help="Show a task's live bar again (none: the newest).")

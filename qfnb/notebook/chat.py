@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from qfnb.notebook import _fmt, _theme
+from qfnb.notebook.sampling import SamplingOptions
 from qfnb.notebook.sessions import ChatSession, SessionHistory, SessionList, SessionStore
 
 __all__ = ["ChatAnswer", "ChatBackend", "ChatDelta", "ChatRequest", "ChatSession", "ResourcesBackend",
@@ -30,8 +31,7 @@ class ChatRequest:
     model: str | None = None
     endpoint: str | None = None
     system: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)  # -t, --top-p, ..., --max-tokens
     stream: bool = True
     name: str | None = None  # what the footer calls the model when ``model`` is None (the default's name)
     session: str | None = None  # the %%qfchat session the history came from
@@ -39,6 +39,15 @@ class ChatRequest:
     note: str | None = None  # a word for the footer (a base model's warning)
     where: str | None = None  # which platform answers ("local", "cloud")
     fresh: bool = False  # ask the model again instead of replaying a cached answer (--fresh)
+
+    @property
+    def temperature(self) -> float | None:
+        return self.sampling.temperature
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The answer's cap (``--max-tokens``, sent as ``max_output_tokens``)."""
+        return self.sampling.max_output_tokens
 
     @property
     def context(self) -> str:
@@ -87,13 +96,6 @@ class ResourcesBackend:
         Cancelling the reader closes the HTTP stream: the server sees the client go and stops."""
         from qfnb.resources import ChatCompletion
 
-        kwargs: dict[str, Any] = {}
-        if request.system:
-            kwargs["system"] = request.system
-        if request.temperature is not None:
-            kwargs["temperature"] = request.temperature
-        if request.max_tokens is not None:
-            kwargs["max_output_tokens"] = request.max_tokens
         result: Any = None
         try:
             res = ChatCompletion(model=request.model, endpoint=request.endpoint,
@@ -101,7 +103,8 @@ class ResourcesBackend:
             target = await res.aresolve()
             if target.model and not request.endpoint:
                 yield ChatDelta(text="", model=target.model)
-            result = await res.ado(messages=request.messages, stream=request.stream, **kwargs)
+            result = await res.ado(messages=request.messages, stream=request.stream, system=request.system or None,
+                                   **request.sampling.fields())
             if request.stream:
                 async for resp in result:
                     yield _delta(resp)

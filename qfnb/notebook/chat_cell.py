@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 
 from qfnb.notebook import chat, chat_requests, chat_runner, discovery
-from qfnb.notebook._checks import sampling_problem, split_csv, var_problem
+from qfnb.notebook._checks import sampling_options, split_csv, var_problem
 from qfnb.notebook._interp import prompt_template
 from qfnb.notebook._ipython import DisplayHandle, live_display
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
@@ -22,10 +22,13 @@ Target = tuple[str | None, str | None]
 
 def run_chat_cell(magics: QfnbMagics, args: argparse.Namespace, cell: str) -> Any:
     """Run one ``%%qfchat`` cell for ``magics`` (its sessions, backend and settings)."""
-    temperature = args.temperature if args.temperature is not None else magics.temperature
-    problem = var_problem(args.output, "-o/--output") or sampling_problem(temperature, args.max_tokens)
+    problem = var_problem(args.output, "-o/--output")
     if problem:
         raise UsageError(problem)
+    try:
+        sampling = sampling_options(args, temperature=magics.temperature)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.reset:
         magics.sessions.reset(args.session)
     prompt = cell.strip()
@@ -42,9 +45,8 @@ def run_chat_cell(magics: QfnbMagics, args: argparse.Namespace, cell: str) -> An
     where = getattr(magics.chat_backend, "where", None)
     requests = chat_requests.build_requests(
         targets, prompt, sessions=magics.sessions, session=args.session, max_history=magics.max_history,
-        default_name=default_name, where=where() if callable(where) else None, max_tokens=args.max_tokens,
-        system=args.system, temperature=temperature, stream=magics.stream and not args.no_stream,
-        fresh=args.fresh)
+        default_name=default_name, where=where() if callable(where) else None, sampling=sampling,
+        system=args.system, stream=magics.stream and not args.no_stream, fresh=args.fresh)
     handle = live_display({"text/plain": "…"}, raw=True)
 
     def on_update(answers: list[chat.ChatAnswer]) -> None:

@@ -9,10 +9,11 @@ that it only continues text (capped at :data:`qfnb.notebook.roles.BASE_CAP` toke
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
 
 from qfnb.notebook import roles
 from qfnb.notebook.chat import ChatRequest
+from qfnb.notebook.sampling import SamplingOptions
 from qfnb.notebook.sessions import SessionStore
 
 __all__ = ["build_requests", "session_of"]
@@ -33,10 +34,14 @@ def build_requests(
     max_history: int,
     default_name: str | None = None,
     where: str | None = None,
-    max_tokens: int | None = None,
-    **options: Any,
+    sampling: SamplingOptions | None = None,
+    system: str | None = None,
+    stream: bool = True,
+    fresh: bool = False,
 ) -> list[ChatRequest]:
-    """One :class:`ChatRequest` per target; ``options``: ``system``, ``temperature``, ``stream``."""
+    """One :class:`ChatRequest` per target (a base model's answer capped, unless ``--max-tokens``)."""
+    sampling = sampling or SamplingOptions()
+    max_tokens = sampling.max_output_tokens
     multi = len(targets) > 1
     requests = []
     for target in targets:
@@ -47,7 +52,7 @@ def build_requests(
         base = roles.is_base(model)
         requests.append(ChatRequest(
             messages=sess.request_messages(prompt, max_history), model=target[0], endpoint=target[1],
-            max_tokens=roles.BASE_CAP if base and max_tokens is None else max_tokens, name=default_name,
-            session=name, turns=history, where=where, note=roles.base_note(max_tokens) if base else None,
-            **options))
+            sampling=replace(sampling, max_output_tokens=roles.BASE_CAP) if base and max_tokens is None else sampling,
+            name=default_name, session=name, turns=history, where=where,
+            note=roles.base_note(max_tokens) if base else None, system=system, stream=stream, fresh=fresh))
     return requests

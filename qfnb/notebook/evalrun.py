@@ -19,8 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from qfnb.notebook._checks import sampling_problem
+from qfnb.notebook._checks import sampling_options
 from qfnb.notebook.evalopts import EvalArgsError, check_judges, check_recorded, parse_recorded
+from qfnb.notebook.sampling import SamplingOptions
 
 log = logging.getLogger("qfnb.notebook.evalrun")
 
@@ -53,7 +54,7 @@ class EvalPlan:
     frame: pd.DataFrame
     metrics: tuple[str, ...]
     evaluators: list[Any]
-    infer_kwargs: dict[str, Any] = field(default_factory=dict)
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)  # -t, --top-p, ..., --max-tokens
     workers: int = 4
     repeats: int = 1
     #: ``{tag: dataset column or batch output path}``: answers scored without calling a model
@@ -111,7 +112,7 @@ class EvalPlan:
         return manager.eval(self.llms or None, self.frame, input_column="input", reference_column="reference",
                             progress=GenerationProgress(bar, self.generations) if bar is not None else False,
                             repeats=self.repeats, store=self.store, recorded=self.recorded or None,
-                            **self.infer_kwargs)
+                            **self.sampling.fields())
 
     def comparison(self, result: Any) -> Any:
         """``result.compare`` against the ``--compare`` baseline on the asked-for metrics."""
@@ -314,14 +315,11 @@ def make_evaluators(metrics: Sequence[str], judge: Any | None) -> list[Any]:
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
-    """``--limit``, ``--workers``, ``--repeats`` and the sampling options."""
+    """``--limit``, ``--workers`` and ``--repeats`` (the sampling options: :func:`sampling_options`)."""
     if args.limit is not None and args.limit < 1:
         raise EvalArgsError(f"--limit must be a positive integer, got {args.limit}")
     if args.workers is not None and args.workers < 1:
         raise EvalArgsError(f"--workers must be a positive integer, got {args.workers}")
-    problem = sampling_problem(args.temperature, args.max_tokens)
-    if problem:
-        raise EvalArgsError(problem)
     if args.repeats is not None and args.repeats < 1:
         raise EvalArgsError(f"--repeats must be a positive integer, got {args.repeats}")
 
@@ -363,6 +361,10 @@ def _pairwise(args: argparse.Namespace, namespace: Mapping[str, Any]) -> Any | N
 def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
     """Check every argument of the run form of ``%qfeval`` (no model is called)."""
     _check_numbers(args)
+    try:
+        sampling = sampling_options(args)
+    except ValueError as exc:
+        raise EvalArgsError(str(exc)) from None
     metrics = check_metrics(split_words(args.metrics), judge=args.judge is not None)
     words = split_words(args.models) + [f"endpoint:{e}" for e in split_words(args.endpoint)]
     if not words and (args.models or args.endpoint):
@@ -376,14 +378,13 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
     recorded = check_recorded(recorded, dataset, args.limit, namespace)
     llms = resolve_llms(words, namespace) if words else {}
     _check_tags(args, llms, recorded)
-    infer = {"temperature": args.temperature, "max_output_tokens": args.max_tokens}
     from qfnb.evaluation.answers import AnswerStore, default_store_path
 
     evaluators = make_evaluators(metrics, _judge(args, namespace))
     pairwise = _pairwise(args, namespace)
     check_judges([*evaluators, *([pairwise] if pairwise else [])], llms, recorded)
     return EvalPlan(llms, frame, metrics, evaluators,
-                    {k: v for k, v in infer.items() if v is not None}, args.workers or 4,
+                    sampling, args.workers or 4,
                     repeats=args.repeats or 1, recorded=recorded, compare=args.compare,
                     store=AnswerStore(default_store_path(), refresh=bool(args.fresh)) if llms else None,
                     pairwise=pairwise)

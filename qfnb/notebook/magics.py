@@ -21,7 +21,15 @@ from traitlets import Bool, Float, Int, Unicode
 from qfnb.notebook import chat, discovery
 from qfnb.notebook._checks import split_csv, var_problem
 from qfnb.notebook._interp import InterpolationError, interpolate
-from qfnb.notebook._ipython import argument, context_matcher, line_cell_magic, line_magic, magic_arguments, magic_parser
+from qfnb.notebook._ipython import (
+    argument,
+    context_matcher,
+    line_cell_magic,
+    line_magic,
+    magic_arguments,
+    magic_parser,
+    sampling_arguments,
+)
 from qfnb.notebook.errors import QfnbCellError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -98,8 +106,7 @@ class QfnbMagics(Magics):
               help="Named conversation; cells without -s share 'default' (its recent turns are sent along).")
     @argument("--reset", action="store_true", help="Forget the session's history before this prompt.")
     @argument("--system", help="System prompt (persona) for this call.")
-    @argument("-t", "--temperature", type=float, help="Sampling temperature in (0, 1].")
-    @argument("--max-tokens", type=int, help="Cap the answer's length (max_output_tokens).")
+    @sampling_arguments
     @argument("-o", "--output", help="Store the answer (str() is its text; .response the raw response) here.")
     @argument("--no-interp", action="store_true", help="Send {braces} verbatim (no variable interpolation).")
     @argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
@@ -241,8 +248,7 @@ class QfnbMagics(Magics):
     @argument("--limit", type=int, help="Evaluate only the first N rows.")
     @argument("--input-column", help="Column holding the prompts (default: prompt, input, query, ...).")
     @argument("--reference-column", help="Column holding the reference answers (default: response, answer, ...).")
-    @argument("-t", "--temperature", type=float, help="Sampling temperature in (0, 1].")
-    @argument("--max-tokens", type=int, help="Cap each answer's length (max_output_tokens).")
+    @sampling_arguments
     @argument("--workers", type=int, help="Concurrent requests per model (default 4).")
     @argument("-o", "--output", help="Store the EvaluationResult in this variable.")
     @argument("--chart", default="auto", help="Metric(s) to chart, comma-separated ('auto' = the chosen metrics).")

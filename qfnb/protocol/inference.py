@@ -10,17 +10,21 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ValidationError, field_validator, model_validator
 
 from .errors import ErrorCode
 from .errors import ProtocolError as ProtocolError  # defined there: importable without pydantic
-from .limits import (
-    MAX_EMBEDDING_TEXTS,
-    MAX_OUTPUT_TOKENS,
-    MAX_PROMPT_CHARS,
-    check_embedding_text,
-    check_message_count,
-    check_prompt_chars,
+from .limits import MAX_EMBEDDING_TEXTS, MAX_PROMPT_CHARS, check_embedding_text, check_message_count, check_prompt_chars
+from .wire_fields import (
+    RANGES,
+    ChatFields,
+    CompletionFields,
+    EmbeddingFields,
+    PluginFields,
+    SamplingFields,
+    Text2ImageFields,
+    V2ChatFields,
+    WireModel,
 )
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -45,19 +49,13 @@ def parse_request(model: type[_M], data: Any) -> _M:
         raise ProtocolError(field, first["msg"]) from None
 
 
-class _Wire(BaseModel):
-    """Base for wire models: unknown keys are kept (models accept model-specific extras)."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-
-class Usage(_Wire):
+class Usage(WireModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
 
 
-class Message(_Wire):
+class Message(WireModel):
     role: str
     content: str | None = None
     name: str | None = None
@@ -88,13 +86,7 @@ def validate_messages(messages: Any, *, field: str = "messages") -> list[dict[st
     return out
 
 
-#: the platform's documented ranges (v1 and v2 alike); token counts are bounded loosely here,
-#: since each model has its own limit (a server caps them to the model's context)
-MAX_TOKENS_LIMIT = MAX_OUTPUT_TOKENS
-SEED_LIMIT = 2_147_483_647
-TOP_K_LIMIT = 1_000
 STOP_ITEMS, STOP_CHARS = 4, 20
-
 
 
 def _checked_message(raw: Any, i: int, where: str) -> dict[str, Any]:
@@ -134,32 +126,24 @@ def _check_role(role: Any, i: int, where: str) -> None:
                             "(roles must alternate user/assistant), got 'user'", ErrorCode.INVALID_MESSAGES)
 
 
-def _check_range(field: str, value: Any, lo: float, hi: float, *, lo_open: bool = False,
-                 integer: bool = False) -> None:
-    if value is None:
-        return
+def range_problem(field: str, value: Any) -> str | None:
+    """Why ``value`` is outside ``field``'s documented range (:data:`RANGES`); None when it fits
+    (or is None, or the field has no range)."""
+    if value is None or field not in RANGES:
+        return None
+    lo, hi, lo_open, integer = RANGES[field]
     kind = int if integer else int | float
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise ProtocolError(field, f"must be {'an integer' if integer else 'a number'}, got {type(value).__name__}")
+        return f"must be {'an integer' if integer else 'a number'}, got {type(value).__name__}"
     if not math.isfinite(value):
-        raise ProtocolError(field, f"must be a finite number, got {value}")
+        return f"must be a finite number, got {value}"
     if value > hi or value < lo or (lo_open and value == lo):
-        left = "(" if lo_open else "["
-        raise ProtocolError(field, f"must be in {left}{lo}, {hi}], got {value}")
+        return f"must be in {'(' if lo_open else '['}{lo}, {hi}], got {value}"
+    return None
 
 
-class SamplingParams(_Wire):
-    """Sampling parameters shared by chat and completion requests."""
-
-    stream: bool = False
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    penalty_score: float | None = None
-    max_output_tokens: int | None = None
-    stop: list[str] | None = None
-    user_id: str | None = None
-    extra_parameters: dict[str, Any] | None = None
+class SamplingParams(SamplingFields):
+    """Sampling parameters shared by chat and completion requests (fields: the spec's)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -169,26 +153,12 @@ class SamplingParams(_Wire):
         return data
 
 
-_TOKENS = (1, MAX_TOKENS_LIMIT, False, True)
-#: the documented ranges, v1 and v2 alike: field -> (low, high, low end open, integer)
-RANGES: dict[str, tuple[float, float, bool, bool]] = {
-    "temperature": (0.0, 1.0, True, False),
-    "top_p": (0.0, 1.0, False, False),
-    "penalty_score": (1.0, 2.0, False, False),
-    "frequency_penalty": (-2.0, 2.0, False, False),
-    "presence_penalty": (-2.0, 2.0, False, False),
-    "top_k": (1, TOP_K_LIMIT, False, True),
-    "seed": (1, SEED_LIMIT, False, True),
-    "max_output_tokens": _TOKENS,
-    "max_tokens": _TOKENS,
-    "max_completion_tokens": _TOKENS,
-}
-
-
 def check_sampling(data: dict[str, Any]) -> None:
     """Every sampling field of a request body against :data:`RANGES`, then ``stop``/``stream``."""
-    for name, (lo, hi, lo_open, integer) in RANGES.items():
-        _check_range(name, data.get(name), lo, hi, lo_open=lo_open, integer=integer)
+    for name in RANGES:
+        problem = range_problem(name, data.get(name))
+        if problem:
+            raise ProtocolError(name, problem)
     _check_common(data)
 
 
@@ -206,11 +176,8 @@ def _check_common(data: dict[str, Any]) -> None:
         raise ProtocolError("stream", f"must be a bool, got {type(stream).__name__}")
 
 
-class ChatRequest(SamplingParams):
+class ChatRequest(ChatFields, SamplingParams):
     """Body of ``POST .../chat/{endpoint}``."""
-
-    messages: list[dict[str, Any]]
-    system: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -232,10 +199,8 @@ class ChatRequest(SamplingParams):
         return value
 
 
-class CompletionRequest(SamplingParams):
+class CompletionRequest(CompletionFields, SamplingParams):
     """Body of ``POST .../completions/{endpoint}``."""
-
-    prompt: str
 
     @field_validator("prompt", mode="before")
     @classmethod
@@ -260,11 +225,8 @@ def _check_history_caps(messages: Any, system: Any = None) -> None:
 MAX_EMBEDDING_BATCH = MAX_EMBEDDING_TEXTS
 
 
-class EmbeddingRequest(_Wire):
+class EmbeddingRequest(EmbeddingFields):
     """Body of ``POST .../embeddings/{endpoint}``."""
-
-    input: list[str]
-    user_id: str | None = None
 
     @field_validator("input", mode="before")
     @classmethod
@@ -282,19 +244,8 @@ class EmbeddingRequest(_Wire):
         return list(value)
 
 
-class Text2ImageRequest(_Wire):
+class Text2ImageRequest(Text2ImageFields):
     """Body of ``POST .../text2image/{endpoint}``."""
-
-    prompt: str
-    negative_prompt: str | None = None
-    size: str = "1024x1024"
-    n: int = 1
-    steps: int = 20
-    sampler_index: str | None = None
-    seed: int | None = None
-    cfg_scale: float | None = None
-    style: str | None = None
-    user_id: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -316,13 +267,8 @@ class Text2ImageRequest(_Wire):
         return data
 
 
-class PluginRequest(_Wire):
+class PluginRequest(PluginFields):
     """Body of a plugin call: EB plugins take ``messages``; custom plugins take ``query``."""
-
-    query: str | None = None
-    messages: list[dict[str, Any]] | None = None
-    plugins: list[str] | None = None
-    stream: bool = False
 
     @model_validator(mode="after")
     def _one_input(self) -> PluginRequest:
@@ -336,20 +282,8 @@ class PluginRequest(_Wire):
 # ---- v2 (OpenAI-style) ----------------------------------------------------------------
 
 
-class V2ChatRequest(_Wire):
-    model: str
-    messages: list[dict[str, Any]]
-    stream: bool = False
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    stop: list[str] | None = None
-    seed: int | None = None
-    penalty_score: float | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-    stream_options: dict[str, Any] | None = None
+class V2ChatRequest(V2ChatFields):
+    """Body of ``POST /v2/chat/completions`` (fields: the spec's)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -46,7 +46,7 @@ class TrainConfig(ConfigModel):
     warmup_ratio: float | None = None
     weight_decay: float | None = None
     lora_rank: int | None = None
-    lora_alpha: int | None = None
+    lora_alpha: int | float | None = None  # any number >= 1e-3 (LIMITS); an int is sent as given
     lora_dropout: float | None = None
     lora_all_linear: str | None = None
     lora_target_modules: list[str] | None = None

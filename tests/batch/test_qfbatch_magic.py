@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from batch_doubles import PacedRegistry
+from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from qfnb.notebook import batchjob
@@ -93,3 +94,16 @@ def test_durable_batch_do_returns_a_job(served: ServedPlatform) -> None:
     assert isinstance(job, BatchJob)
     assert job.wait(interval=0.05).status == "Done"
     assert [r["result"] for r in job.results()] == [f"tiny-chat: m{i}" for i in range(4)]
+
+
+def test_sampling_options_go_to_every_row(served: ServedPlatform, ip: InteractiveShell) -> None:
+    """``%qfbatch`` takes the sampling options of ``%%qfchat``/``%qfeval`` (the spec's), sent as
+    the task's inferenceParams; a bad one is refused before anything is uploaded."""
+    ip.user_ns["prompts"] = ["p0", "p1"]
+    with pytest.raises(UsageError, match=r"^--top-p must be in \[0.0, 1.0\], got 1.5$"):
+        ip.run_line_magic("qfbatch", "prompts -m tiny-chat --top-p 1.5")
+    assert BatchJob.list() == []
+    ds = ip.run_line_magic("qfbatch", "prompts -m tiny-chat -t 0.5 --top-k 3 --max-tokens 8 -o job")
+    assert ds.to_pandas()["llm_output"].tolist() == ["tiny-chat: p0", "tiny-chat: p1"]
+    view = ip.user_ns["job"].state().view
+    assert view["inferenceParams"] == {"temperature": 0.5, "top_k": 3, "max_output_tokens": 8}

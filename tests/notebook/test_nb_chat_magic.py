@@ -8,6 +8,9 @@ from nb_doubles import FakeChatBackend, RecordingPublisher
 
 from qfnb.notebook.chat import ChatAnswer
 from qfnb.notebook.errors import QfnbCellError
+from qfnb.notebook.sampling import SamplingOptions
+from qfnb.protocol.inference import range_problem
+from qfnb.protocol.limits import MAX_OUTPUT_TOKENS
 
 
 def magics(ip):  # type: ignore[no-untyped-def]
@@ -55,10 +58,31 @@ def test_config_traits_apply(ip, backend: FakeChatBackend) -> None:
     assert backend.requests[-1].max_tokens == 48
 
 
-def test_bad_max_tokens_rejected_before_sending(ip, backend: FakeChatBackend) -> None:
-    with pytest.raises(UsageError, match="--max-tokens"):
-        ip.run_cell_magic("qfchat", "--max-tokens 0", "hi")
+@pytest.mark.parametrize("line", ["--max-tokens 0", f"--max-tokens {MAX_OUTPUT_TOKENS + 1}"])
+def test_bad_max_tokens_rejected_before_sending(ip, backend: FakeChatBackend, line: str) -> None:
+    """Both ends of the range: an oversized cap used to pass here and fail inside the answer."""
+    with pytest.raises(UsageError, match=f"--max-tokens must be in \\[1, {MAX_OUTPUT_TOKENS}\\]"):
+        ip.run_cell_magic("qfchat", line, "hi")
     assert backend.requests == []
+
+
+def test_every_sampling_option_reaches_the_request(ip, backend: FakeChatBackend) -> None:
+    ip.run_cell_magic("qfchat", "--top-p 0.5 --top-k 7 --penalty-score 1.5 --max-tokens 9 -t 0.2", "hi")
+    assert backend.requests[-1].sampling == SamplingOptions(temperature=0.2, top_p=0.5, top_k=7, penalty_score=1.5,
+                                                            max_output_tokens=9)
+    assert backend.requests[-1].sampling.fields() == {"temperature": 0.2, "top_p": 0.5, "top_k": 7,
+                                                      "penalty_score": 1.5, "max_output_tokens": 9}
+
+
+@pytest.mark.parametrize(("line", "flag"), [("--top-p 1.5", "--top-p"), ("--top-k 0", "--top-k"),
+                                            ("--top-k 1001", "--top-k"), ("--penalty-score 0.5", "--penalty-score")])
+def test_each_sampling_range_is_the_platforms(ip, backend: FakeChatBackend, line: str, flag: str) -> None:
+    field = flag.lstrip("-").replace("-", "_")
+    with pytest.raises(UsageError, match=f"^{flag} must be in") as caught:
+        ip.run_cell_magic("qfchat", line, "hi")
+    assert backend.requests == []
+    value = float(line.split()[1]) if "." in line else int(line.split()[1])
+    assert str(caught.value) == f"{flag} {range_problem(field, value)}"  # the wire model's own rule
 
 
 def test_output_variable_holds_text_and_response(ip, backend: FakeChatBackend) -> None:
@@ -211,3 +235,18 @@ def test_the_footer_says_where_it_ran(ip, pub: RecordingPublisher, backend: Fake
     backend.where = lambda: "cloud (QIANFAN_AK set)"  # type: ignore[attr-defined]
     ip.run_cell_magic("qfchat", "", "hi")
     assert pub.outputs[-1]["data"]["text/plain"].endswith("turns in context · cloud (QIANFAN_AK set)")
+
+
+def test_the_three_magics_take_the_specs_sampling_options(ip) -> None:  # type: ignore[no-untyped-def]
+    """%%qfchat, %qfeval and %qfbatch parse the same flags, with one help each, from the spec."""
+    from qfnb.notebook._ipython import magic_parser
+    from qfnb.notebook.sampling import OPTIONS
+
+    batch = ip.magics_manager.registry["BatchMagics"]
+    for magic in (magics(ip).qfchat, magics(ip).qfeval, batch.qfbatch):
+        actions = {a.dest: a for a in magic_parser(magic)._actions}
+        for option in OPTIONS:
+            action = actions[option.field]
+            assert (tuple(action.option_strings), action.type, action.help) == (option.flags, option.type,
+                                                                                option.help)
+    assert [o.flags[-1] for o in OPTIONS] == ["--temperature", "--top-p", "--top-k", "--penalty-score", "--max-tokens"]

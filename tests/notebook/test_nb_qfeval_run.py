@@ -136,6 +136,8 @@ def test_judge_adds_a_judge_score(ip, platform, data_file) -> None:  # type: ign
         ("--models Tiny-Chat --dataset {data} --input-column q", "--input-column: column 'q' not in the dataset"),
         ("--models Tiny-Chat --dataset {data} --limit 0", "--limit must be a positive integer"),
         ("--models Tiny-Chat --dataset {data} -t 2", "temperature must be in"),
+        ("--models Tiny-Chat --dataset {data} --top-k 0", r"--top-k must be in \[1, 1000\], got 0"),
+        ("--models Tiny-Chat --dataset {data} --max-tokens 70000", r"--max-tokens must be in \[1, 65536\]"),
         ("--models Tiny-Chat --dataset {data} -o 1x", "-o/--output must be a Python identifier"),
         ("res --models Tiny-Chat --dataset {data}", "not both"),
         ("--models notamodel --dataset {data}", "--models: notamodel: cannot run 'int'"),

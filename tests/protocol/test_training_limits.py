@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 
 from qfnb._core.errors import ValidationError
@@ -34,3 +36,19 @@ def test_platform_checks_the_same_table() -> None:
     with pytest.raises(BodyError, match="batchSize"):
         check_hyper({"batchSize": 257}, "hyper")
     assert set(LIMITS) >= {"epoch", "learningRate", "batchSize", "maxSteps"}
+
+
+def test_train_config_types_follow_the_limits() -> None:
+    """A bounded hyperparameter's type is the limit's kind (``lora_alpha`` was an int while the
+    limits accepted any number >= 1e-3): a float the platform accepts is a valid TrainConfig."""
+    from qfnb.trainer.train_config import _camel
+
+    bounded = {name: LIMITS[_camel(name)] for name in TrainConfig.model_fields if _camel(name) in LIMITS}
+    assert {"epoch", "learning_rate", "lora_alpha", "lora_dropout"} <= set(bounded)
+    for name, limit in bounded.items():
+        kinds = set(typing.get_args(TrainConfig.model_fields[name].annotation)) - {type(None)}
+        assert (float in kinds) == (limit.kind is float) and (int in kinds or float in kinds), name
+    assert TrainConfig(lora_alpha=0.5).hyper_parameters() == {"loraAlpha": 0.5}
+    assert TrainConfig(lora_alpha=32).hyper_parameters() == {"loraAlpha": 32}  # an int stays one on the wire
+    with pytest.raises(ValidationError, match="lora_alpha"):
+        TrainConfig(lora_alpha=0.0001)

@@ -32,7 +32,7 @@ class ChatCompletion(ChatCompletionCalls):
     ``model=`` a name (built-in catalog or the platform's list), ``endpoint=`` a custom
     service; ``stream=True`` gives chunks; ``system=``, ``temperature=`` ... go in the body.
     ``ChatCompletion(version=2)`` speaks the OpenAI-style v2 API (bearer token). ``ado``/``do``
-    are in :class:`ChatCompletionCalls` (generated from ``_source/chat.py``).
+    are in :class:`ChatCompletionCalls` (generated from ``tools/spec/inference.py``).
     """
 
     api_types: ClassVar[tuple[str, ...]] = ("chat",)

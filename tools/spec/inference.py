@@ -1,0 +1,200 @@
+"""The inference calls, declared once: every parameter's name, type, default, wire name, range,
+positional slot (its place in ``positional``) and doc line.
+
+``python tools/unasync_calls.py`` writes from this file:
+
+* ``qfnb/resources/inference/_generated/<module>.py``: each resource's ``ado``/``do`` with the
+  ``stream`` overloads;
+* ``qfnb/resources/inference/params.py``: the typed call dataclasses and their wire bodies;
+* ``qfnb/protocol/wire_fields.py``: ``RANGES`` and the fields of the pydantic wire models
+  (``qfnb/protocol/inference.py`` adds the validators);
+* ``qfnb/notebook/sampling.py``: the sampling options of ``%%qfchat``, ``%qfeval`` and
+  ``%qfbatch`` (flags, help, the typed :class:`SamplingOptions`).
+
+To add a body field to a call, add a :class:`Field` to its ``keyword`` (and to the wire model
+that carries it, below), then run the generator. Nothing else is edited by hand.
+"""
+
+from __future__ import annotations
+
+from spec.schema import NOT_SENT, REQUIRED, Call, Field, Option, Range, WireModel
+
+# ---------------------------------------------------------------------------- shared fields
+MODEL = Field("model", "str | None", doc="a model name (built-in catalog or the platform's list); default: the "
+              "instance's, then the config's default.", wire=NOT_SENT)
+ENDPOINT = Field("endpoint", "str | None", doc="a custom service's endpoint suffix (wins over ``model``).",
+                 wire=NOT_SENT)
+STREAM = Field("stream", "bool", "False", doc="``True``: an async iterator of chunks instead of one response.",
+               wire=NOT_SENT)
+RETRY_COUNT = Field("retry_count", "int | None", doc="tries in all; ``None``: the config's ``llm_api_retry_count``.",
+                    wire=NOT_SENT)
+REQUEST_TIMEOUT = Field("request_timeout", "float | None", doc="seconds per try; ``None``: the config's.",
+                        wire=NOT_SENT)
+REQUEST_ID = Field("request_id", "str | None", doc="sent as the request's id (the platform echoes it).",
+                   wire=NOT_SENT)
+BACKOFF_FACTOR = Field("backoff_factor", "float | None", doc="the retry backoff factor; ``None``: the config's.",
+                       wire=NOT_SENT)
+#: what every call carries (the ``Call`` base class): where it goes and how it is sent
+TRANSPORT = (MODEL, ENDPOINT, STREAM, RETRY_COUNT, REQUEST_TIMEOUT, REQUEST_ID, BACKOFF_FACTOR)
+
+USER_ID = Field("user_id", "str | None", doc="the end user's id, for the platform's abuse checks.")
+TEMPERATURE = Field("temperature", "float | None", doc="sampling temperature.", range=Range(0.0, 1.0, lo_open=True),
+                    option=Option(("-t", "--temperature"), "float"))
+TOP_P = Field("top_p", "float | None", doc="nucleus sampling mass.", range=Range(0.0, 1.0),
+              option=Option(("--top-p",), "float"))
+TOP_K = Field("top_k", "int | None", doc="sample from the ``top_k`` likeliest tokens.",
+              range=Range(1, 1_000, integer=True), option=Option(("--top-k",), "int"))
+PENALTY_SCORE = Field("penalty_score", "float | None", doc="repetition penalty.", range=Range(1.0, 2.0),
+                      option=Option(("--penalty-score",), "float"))
+STOP = Field("stop", "list[str] | None", doc="strings that end the answer.")
+MAX_OUTPUT_TOKENS = Field("max_output_tokens", "int | None", doc="the most tokens to generate.",
+                          range=Range(1, 65_536, integer=True, hi_name="MAX_OUTPUT_TOKENS"),
+                          option=Option(("--max-tokens",), "int"))
+#: v1 sampling, the same on chat and completion
+SAMPLING = (TEMPERATURE, TOP_P, TOP_K, PENALTY_SCORE, STOP, MAX_OUTPUT_TOKENS, USER_ID)
+
+# the v2 (OpenAI-style) body's own sampling fields
+_TOKENS = Range(1, 65_536, integer=True, hi_name="MAX_OUTPUT_TOKENS")
+SEED = Field("seed", "int | None", doc="the random seed.", range=Range(1, 2_147_483_647, integer=True))
+FREQUENCY_PENALTY = Field("frequency_penalty", "float | None", doc="frequency penalty.", range=Range(-2.0, 2.0))
+PRESENCE_PENALTY = Field("presence_penalty", "float | None", doc="presence penalty.", range=Range(-2.0, 2.0))
+MAX_TOKENS = Field("max_tokens", "int | None", doc="the most tokens to generate (v2).", range=_TOKENS)
+MAX_COMPLETION_TOKENS = Field("max_completion_tokens", "int | None", doc="the most tokens to generate (v2).",
+                              range=_TOKENS)
+
+#: the notebook magics' sampling options (%%qfchat, %qfeval, %qfbatch), in their help's order
+NOTEBOOK_SAMPLING = (TEMPERATURE, TOP_P, TOP_K, PENALTY_SCORE, MAX_OUTPUT_TOKENS)
+
+KWARGS_DOC = "further body fields the platform accepts, sent as given."
+
+#: names ``params.py`` defines for the specs' types and defaults: name -> (source, doc comment)
+CONSTANTS = {
+    "ChatMessages": ("Sequence[Mapping[str, Any]] | Messages",
+                     "a conversation: ``[{\"role\": \"user\", \"content\": \"你好\"}, ...]`` or :class:`Messages`"),
+    "CONTINUE_PROMPT": ('"继续"', "what ``auto_concat_truncate`` sends to ask for the rest of a truncated answer "
+                                  "(the SDK's default)"),
+}
+
+# ---------------------------------------------------------------------------- calls
+CHAT = Call(
+    module="chat", resource="ChatCompletion", calls="ChatCompletionCalls", call="ChatCall",
+    summary="Chat with the model.",
+    positional=(
+        Field("messages", "ChatMessages", REQUIRED, doc="the conversation, oldest first, ending with a user turn.",
+              to_wire="value.to_list() if isinstance(value, Messages) else value"),
+        MODEL.but(doc="a model name (built-in catalog or the platform's list); default: the instance's, then the "
+                      "config's default chat model."),
+        ENDPOINT, STREAM, RETRY_COUNT, REQUEST_TIMEOUT, REQUEST_ID, BACKOFF_FACTOR,
+        Field("auto_concat_truncate", "bool", "False", wire=NOT_SENT,
+              doc="continue an answer the platform marks ``is_truncated`` (the partial answer as the assistant "
+                  "turn, then ``truncated_continue_prompt``) until it is complete: one response whose ``result`` is "
+                  "the whole answer and whose ``usage`` adds up every round; with ``stream=True`` the chunks of "
+                  "every round."),
+        Field("truncated_continue_prompt", "str", "CONTINUE_PROMPT", wire=NOT_SENT,
+              doc="the user turn that asks for the rest."),
+        Field("truncate_overlong_msgs", "bool", "False", wire=NOT_SENT,
+              doc="drop the oldest turns until the model's input limit fits."),
+    ),
+    keyword=(Field("system", "str | None", doc="the system prompt (v1)."), *SAMPLING),
+)
+
+COMPLETION = Call(
+    module="completion", resource="Completion", calls="CompletionCalls", call="CompletionCall",
+    summary="Continue ``prompt`` (a chat model gets it as one user turn).",
+    positional=(Field("prompt", "str", REQUIRED, doc="the text to continue."), *TRANSPORT),
+    keyword=SAMPLING,
+)
+
+EMBEDDING = Call(
+    module="embedding", resource="Embedding", calls="EmbeddingCalls", call="EmbeddingCall", send="_acall_one",
+    summary='Embed ``texts``: ``resp["data"][i]["embedding"]`` is the vector of ``texts[i]``.',
+    call_doc="``texts`` go on the wire as ``input``",
+    positional=(
+        Field("texts", "list[str] | str", REQUIRED, wire="input", wire_type="list[str]",
+              to_wire="[value] if isinstance(value, str) else value",  # one string: a list of one
+              doc="the texts, at most 16 per call; one string is taken as a list of one (the official SDK sends a "
+                  "bare string as given, which the platform's list-of-texts field does not describe)."),
+        MODEL, ENDPOINT, RETRY_COUNT, REQUEST_TIMEOUT, REQUEST_ID, BACKOFF_FACTOR,
+    ),
+    keyword=(USER_ID,),
+)
+
+IMAGE2TEXT = Call(
+    module="image2text", resource="Image2Text", calls="Image2TextCalls", call="Image2TextCall",
+    summary="Ask ``prompt`` about ``image``.",
+    positional=(Field("prompt", "str", REQUIRED, doc="the question about the image."),
+                Field("image", "str | bytes", REQUIRED, doc="the image, as base64 text or bytes."), *TRANSPORT),
+)
+
+PLUGIN = Call(
+    module="plugin", resource="Plugin", calls="PluginCalls", call="PluginCall",
+    summary="Run a plugin app (``endpoint=``) on ``query``, or an ERNIE Bot plugin model on a conversation.",
+    positional=(
+        Field("query", "str | ChatMessages | None", wire_type="str | None",
+              doc="the question (a plugin app), or the conversation (ERNIE Bot plugins: a list of messages or "
+                  ":class:`Messages`, sent as ``messages``)."),
+        Field("plugins", "list[str] | None", doc='the plugins to use, e.g. ``["uuid-zhishiku"]``.'),
+        *TRANSPORT,
+    ),
+    keyword=(Field("prompt", "str | None", doc="the seed docs' spelling of a text ``query``."),
+             Field("messages", "ChatMessages | None", wire_type="list[dict[str, Any]] | None",
+                   doc="the conversation for an ERNIE Bot plugin model.")),
+)
+
+RERANKER = Call(
+    module="reranker", resource="Reranker", calls="RerankerCalls", call="RerankerCall", send="_acall_one",
+    summary="Order ``documents`` by relevance to ``query``.",
+    positional=(Field("query", "str", REQUIRED, doc="what the documents should answer."),
+                Field("documents", "Sequence[str]", REQUIRED, doc="the texts to order."),
+                Field("top_n", "int | None", doc="return only the ``top_n`` best; default: all."),
+                MODEL, ENDPOINT, RETRY_COUNT, REQUEST_TIMEOUT, BACKOFF_FACTOR),
+    keyword=(REQUEST_ID,),
+    imports={"collections.abc": ("Sequence",)},
+)
+
+TEXT2IMAGE = Call(
+    module="text2image", resource="Text2Image", calls="Text2ImageCalls", call="Text2ImageCall", send="_acall_one",
+    summary='Draw ``prompt``: ``resp["data"][i]["b64_image"]`` (and ``["image"]``, the bytes, with '
+            '``with_decode="base64"``).',
+    positional=(Field("prompt", "str", REQUIRED, doc="what to draw."), MODEL, ENDPOINT,
+                Field("with_decode", "str | None", wire=NOT_SENT,
+                      doc='``"base64"``: also decode each image into ``["image"]`` bytes.'),
+                RETRY_COUNT, REQUEST_TIMEOUT, REQUEST_ID, BACKOFF_FACTOR),
+    keyword=(Field("negative_prompt", "str | None", doc="what not to draw."),
+             Field("size", "str | None", wire_type="str", wire_default='"1024x1024"',
+                   doc='``"WIDTHxHEIGHT"``, e.g. ``"1024x1024"``.'),
+             Field("n", "int | None", wire_type="int", wire_default="1", doc="how many images."),
+             Field("steps", "int | None", wire_type="int", wire_default="20", doc="sampling steps."),
+             Field("sampler_index", "str | None", doc="the sampler's name."),
+             Field("seed", "int | None", doc="the random seed, for a repeatable image."),
+             Field("cfg_scale", "float | None", doc="how closely the image follows the prompt."),
+             Field("style", "str | None", doc="a style preset the model knows."),
+             USER_ID),
+)
+
+CALLS = (CHAT, COMPLETION, EMBEDDING, IMAGE2TEXT, PLUGIN, RERANKER, TEXT2IMAGE)
+
+# ---------------------------------------------------------------------------- wire models
+_WIRE_STREAM = STREAM.but(wire=None)
+_V1_MESSAGES = Field("messages", "list[dict[str, Any]]", REQUIRED)
+_EXTRA_PARAMETERS = Field("extra_parameters", "dict[str, Any] | None")
+
+WIRE_MODELS = (
+    WireModel("SamplingFields", "Sampling parameters shared by chat and completion requests.",
+              (_WIRE_STREAM, TEMPERATURE, TOP_P, TOP_K, PENALTY_SCORE, MAX_OUTPUT_TOKENS, STOP, USER_ID,
+               _EXTRA_PARAMETERS)),
+    WireModel("ChatFields", "Body of ``POST .../chat/{endpoint}``.",
+              (_V1_MESSAGES, Field("system", "str | None")), base="SamplingFields"),
+    WireModel("CompletionFields", "Body of ``POST .../completions/{endpoint}``.",
+              (Field("prompt", "str", REQUIRED),), base="SamplingFields"),
+    WireModel("EmbeddingFields", "Body of ``POST .../embeddings/{endpoint}``.",
+              (EMBEDDING.positional[0], USER_ID)),
+    WireModel("Text2ImageFields", "Body of ``POST .../text2image/{endpoint}``.",
+              tuple(f for f in TEXT2IMAGE.params if f.wire_name)),
+    WireModel("PluginFields", "Body of a plugin call: EB plugins take ``messages``; custom plugins take ``query``.",
+              (PLUGIN.positional[0], PLUGIN.keyword[1], PLUGIN.positional[1], _WIRE_STREAM)),
+    WireModel("V2ChatFields", "Body of ``POST /v2/chat/completions`` (OpenAI-style).",
+              (Field("model", "str", REQUIRED), _V1_MESSAGES, _WIRE_STREAM, TEMPERATURE, TOP_P, MAX_TOKENS,
+               MAX_COMPLETION_TOKENS, STOP, SEED, PENALTY_SCORE, FREQUENCY_PENALTY, PRESENCE_PENALTY,
+               Field("stream_options", "dict[str, Any] | None"))),
+)
