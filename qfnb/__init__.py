@@ -24,6 +24,8 @@ _LAZY = {
     "Tokenizer": "qfnb.resources",
     "Function": "qfnb.resources",
     "Qianfan": "qfnb.client",
+    "openai_client": "qfnb._core.backend.openai_access",
+    "async_openai_client": "qfnb._core.backend.openai_access",
     "IAM": "qfnb.resources",
     "Messages": "qfnb.resources",
     "QfResponse": "qfnb.resources",

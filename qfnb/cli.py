@@ -150,7 +150,10 @@ def status(args: argparse.Namespace) -> int:
     calls = (f"{info.model_calls_total} since it started ("
              + ", ".join(f"{m} {n}" for m, n in sorted(info.model_calls.items())) + ")"
              if info.model_calls else "none since it started")
-    print(f"url            {info.url}\npid            {info.pid}\nversion        {info.version}\n"
+    print(f"url            {info.url}\nOpenAI API     base_url {info.url.rstrip('/')}/v1 (/v2 serves the same); "
+          "a client with its key: qfnb.openai_client(), the key alone: "
+          "python -c 'import qfnb; print(qfnb.openai_client().api_key)'\n"
+          f"pid            {info.pid}\nversion        {info.version}\n"
           f"uptime         {info.uptime_seconds:.0f} s\ndata dir       {info.data_dir}\n"
           f"models loaded  {', '.join(info.models_loaded) or 'none'}\n"
           f"engines        {engines}\n"

@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from qfnb._core.config import Config
+from qfnb._core.runtime import sync
 from qfnb.resources.inference.chat import ChatCompletion
 
-__all__ = ["Chat", "Qianfan"]
+__all__ = ["Chat", "Qianfan", "V2Route"]
 
 
 class Qianfan:
@@ -46,6 +47,32 @@ class Qianfan:
     @property
     def completions(self) -> ChatCompletion:
         return self._resource()
+
+    @property
+    def embedding(self) -> V2Route:
+        """``client.embedding.create(model="embedding-v1", input=["text", ...])`` (``/v2/embeddings``)."""
+        return V2Route(self, "/v2/embeddings", "embedding-v1")
+
+    @property
+    def reranker(self) -> V2Route:
+        """``client.reranker.create(model="bce-reranker-base", query=..., documents=[...], top_n=...)``
+        (``/v2/rerankers``)."""
+        return V2Route(self, "/v2/rerankers", "bce-reranker-base")
+
+
+class V2Route:
+    """One v2 inference route: ``create(**fields)`` posts them (with ``model``) and answers the
+    platform's JSON as a ``QfResponse``; ``acreate`` is the same, awaited."""
+
+    def __init__(self, client: Qianfan, route: str, default_model: str) -> None:
+        self._client, self._route, self._default = client, route, default_model
+
+    async def acreate(self, *, model: str | None = None, **fields: Any) -> Any:
+        http = self._client._resource().client
+        return await http.infer_v2(self._route, {"model": model or self._default, **fields})
+
+    def create(self, *, model: str | None = None, **fields: Any) -> Any:
+        return sync.run(self.acreate(model=model, **fields))
 
 
 class Chat:

@@ -29,6 +29,15 @@ def _parse_aliases(raw: str | None) -> dict[str, str]:
     return {k.lower(): v for k, v in value.items()}
 
 
+def _positive(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key)
+    if raw in (None, ""):
+        return default
+    if not str(raw).isdigit() or int(str(raw)) < 1:
+        raise ValueError(f"{key} must be a whole number >= 1, got {raw!r}")
+    return int(str(raw))
+
+
 @dataclass(frozen=True)
 class Credentials:
     """The OAuth pair (api_key/secret_key) and the IAM pair (access_key/iam_secret_key)."""
@@ -83,6 +92,10 @@ class Settings:
     token_ttl: int = 2_592_000
     worker_command: tuple[str, ...] = (sys.executable, "-m", "qfnb.local.training.worker")
     max_concurrent_training: int = 1
+    #: batch-inference jobs that run at once (a thread each); the rest wait in line with no thread
+    max_batch_jobs: int = 4
+    #: batch-inference jobs that may wait in line; one more is refused (HTTP 429 naming this cap)
+    max_waiting_batch_jobs: int = 10_000
     poll_interval: float = 0.5
     #: Hugging Face dirs to train instead of a base model's bundled weights (lower-case name -> dir)
     model_paths: Mapping[str, Path] = field(default_factory=dict)
@@ -105,7 +118,9 @@ class Settings:
 
         return cls(data_dir=root, credentials=creds, aliases=_parse_aliases(env.get("QFNB_MODEL_ALIASES")),
                    text2image_model_dir=Path(t2i).expanduser() if t2i else None,
-                   engine_options=EngineOptions.from_env(env))
+                   engine_options=EngineOptions.from_env(env),
+                   max_batch_jobs=_positive(env, "QFNB_BATCH_JOBS", 4),
+                   max_waiting_batch_jobs=_positive(env, "QFNB_BATCH_WAITING", 10_000))
 
 
 def make_private(root: Path) -> int:

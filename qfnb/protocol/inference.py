@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError, field_validator, model_validator
 
+from . import tools as tool_checks
 from .errors import ErrorCode
 from .errors import ProtocolError as ProtocolError  # defined there: importable without pydantic
 from .limits import MAX_EMBEDDING_TEXTS, MAX_PROMPT_CHARS, check_embedding_text, check_message_count, check_prompt_chars
@@ -118,7 +119,9 @@ def _check_role(role: Any, i: int, where: str) -> None:
     if role not in V1_ROLES:
         raise ProtocolError(f"{where}.role", f"unknown role {role!r}; expected one of {', '.join(V1_ROLES)}",
                             ErrorCode.INVALID_MESSAGES)
-    if i % 2 == 0 and role != "user":
+    # ERNIE's function calling: a function's result stands where the user's turn would, after
+    # the assistant turn that called it (user, assistant + function_call, function)
+    if i % 2 == 0 and role != "user" and not (i and role == "function"):
         raise ProtocolError(f"{where}.role", f"expected 'user' at position {i} (roles must alternate "
                             f"user/assistant starting with user), got {role!r}", ErrorCode.INVALID_MESSAGES)
     if i % 2 == 1 and role == "user":
@@ -126,12 +129,13 @@ def _check_role(role: Any, i: int, where: str) -> None:
                             "(roles must alternate user/assistant), got 'user'", ErrorCode.INVALID_MESSAGES)
 
 
-def range_problem(field: str, value: Any) -> str | None:
-    """Why ``value`` is outside ``field``'s documented range (:data:`RANGES`); None when it fits
-    (or is None, or the field has no range)."""
-    if value is None or field not in RANGES:
+def range_problem(field: str, value: Any,
+                  ranges: dict[str, tuple[float, float, bool, bool]] = RANGES) -> str | None:
+    """Why ``value`` is outside ``field``'s documented range (:data:`RANGES`, or OpenAI's on the
+    OpenAI routes); None when it fits (or is None, or the field has no range)."""
+    if value is None or field not in ranges:
         return None
-    lo, hi, lo_open, integer = RANGES[field]
+    lo, hi, lo_open, integer = ranges[field]
     kind = int if integer else int | float
     if isinstance(value, bool) or not isinstance(value, kind):
         return f"must be {'an integer' if integer else 'a number'}, got {type(value).__name__}"
@@ -153,12 +157,18 @@ class SamplingParams(SamplingFields):
         return data
 
 
+#: what to use instead of a value outside Qianfan's range that OpenAI's range takes
+_QIANFAN_INSTEAD = {"temperature": "for greedy decoding send a small temperature such as 0.01, or temperature 0 "
+                    "on the OpenAI routes (/v1/chat/completions, /v2/chat/completions)"}
+
+
 def check_sampling(data: dict[str, Any]) -> None:
     """Every sampling field of a request body against :data:`RANGES`, then ``stop``/``stream``."""
     for name in RANGES:
         problem = range_problem(name, data.get(name))
         if problem:
-            raise ProtocolError(name, problem)
+            hint = f"; {_QIANFAN_INSTEAD[name]}" if name in _QIANFAN_INSTEAD else ""
+            raise ProtocolError(name, problem + hint)
     _check_common(data)
 
 
@@ -179,11 +189,20 @@ def _check_common(data: dict[str, Any]) -> None:
 class ChatRequest(ChatFields, SamplingParams):
     """Body of ``POST .../chat/{endpoint}``."""
 
+    functions: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
+    response_format: str | dict[str, Any] | None = None
+
     @model_validator(mode="before")
     @classmethod
     def _caps(cls, data: Any) -> Any:
         if isinstance(data, dict):
             _check_history_caps(data.get("messages"), data.get("system"))
+            functions = data.get("functions")
+            tools = tool_checks.functions_as_tools(functions) if functions is not None else None
+            if data.get("tool_choice") is not None:
+                tool_checks.check_tool_choice(data["tool_choice"], tools)
+            v1_schema(data.get("response_format"))
         return data
 
     @field_validator("messages", mode="before")
@@ -197,6 +216,41 @@ class ChatRequest(ChatFields, SamplingParams):
         if value is not None and not isinstance(value, str):
             raise ProtocolError("system", "must be a string")
         return value
+
+
+#: every field v1 chat takes on the local platform; any other is refused by name
+V1_CHAT_FIELDS = ("messages", "system", "stream", "temperature", "top_p", "top_k", "penalty_score",
+                  "frequency_penalty", "presence_penalty", "max_output_tokens", "stop", "seed", "user_id",
+                  "functions", "tool_choice", "response_format", "extra_parameters", "disable_search",
+                  "enable_citation", "enable_trace")
+#: cloud switches that only an ``off`` value can honour locally, and why
+_CLOUD_ONLY = {"enable_citation": "the local platform has no web search to cite",
+               "enable_trace": "the local platform has no web search to trace"}
+
+
+def check_v1_chat_fields(data: dict[str, Any]) -> None:
+    """Refuse, by name, a v1 chat field the local platform cannot honour (the cloud's others too)."""
+    for key in data:
+        if key not in V1_CHAT_FIELDS:
+            hint = "; on the OpenAI routes use /v2/chat/completions" if key in OPENAI_CHAT_FIELDS else ""
+            raise ProtocolError(key, f"is not a v1 chat field the local platform serves{hint} (supported: "
+                                f"{', '.join(V1_CHAT_FIELDS)})")
+    for key, why in _CLOUD_ONLY.items():
+        if data.get(key):
+            raise ProtocolError(key, f"must be false here: {why}")
+
+
+def v1_schema(fmt: Any) -> dict[str, Any] | None:
+    """v1's ``response_format`` (``"text"`` or ``"json_object"``, or OpenAI's object form) as the
+    JSON schema the answer must follow (None: free text)."""
+    if fmt is None or fmt == "text":
+        return None
+    if fmt == "json_object":
+        return {"type": "object"}
+    if isinstance(fmt, dict):
+        return tool_checks.check_response_format(fmt)
+    raise ProtocolError("response_format", f"must be 'text' or 'json_object' (or an OpenAI response_format "
+                        f"object), got {fmt!r:.40}")
 
 
 class CompletionRequest(CompletionFields, SamplingParams):
@@ -283,18 +337,19 @@ class PluginRequest(PluginFields):
 
 
 class V2ChatRequest(V2ChatFields):
-    """Body of ``POST /v2/chat/completions`` (fields: the spec's)."""
+    """Body of ``POST /v2/chat/completions`` (fields: the spec's, and the tool and format ones)."""
+
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _ranges(cls, data: Any) -> Any:
         if isinstance(data, dict):
             check_sampling(data)
-            _check_history_caps(data.get("messages"))
-            options = data.get("stream_options")
-            if options is not None and (not isinstance(options, dict) or not isinstance(
-                    options.get("include_usage", False), bool)):
-                raise ProtocolError("stream_options", 'must be an object like {"include_usage": true}')
+            _check_v2_common(data)
         return data
 
     @field_validator("messages", mode="before")
@@ -303,11 +358,106 @@ class V2ChatRequest(V2ChatFields):
         if not isinstance(value, list) or not value:
             raise ProtocolError("messages", "must be a non-empty list")
         for i, m in enumerate(value):
-            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool"):
-                raise ProtocolError(f"messages[{i}].role", "must be one of system, user, assistant, tool")
-            if not isinstance(m.get("content"), str):
-                raise ProtocolError(f"messages[{i}].content", "must be a string")
+            tool_checks.check_chat_turn(m, i)
         return value
+
+
+def _check_v2_common(data: dict[str, Any]) -> None:
+    """What v2 and the OpenAI routes check alike: history caps, stream options, tools, format."""
+    _check_history_caps(data.get("messages"))
+    options = data.get("stream_options")
+    if options is not None and (not isinstance(options, dict) or not isinstance(
+            options.get("include_usage", False), bool)):
+        raise ProtocolError("stream_options", 'must be an object like {"include_usage": true}')
+    given = data.get("tools")
+    if given is not None:
+        tool_checks.check_tools(given)
+    tool_checks.check_tool_choice(data.get("tool_choice"), given)
+    parallel = data.get("parallel_tool_calls")
+    if parallel is not None and not isinstance(parallel, bool):
+        raise ProtocolError("parallel_tool_calls", "must be true or false")
+    tool_checks.check_response_format(data.get("response_format"))
+
+
+#: OpenAI's own ranges, on the OpenAI routes (``/v1/chat/completions``, ``/v2/chat/completions``)
+OPENAI_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "temperature": (0.0, 2.0, False, False),  # 0: greedy
+    "top_p": (0.0, 1.0, False, False),
+    "frequency_penalty": (-2.0, 2.0, False, False),
+    "presence_penalty": (-2.0, 2.0, False, False),
+    "penalty_score": (1.0, 2.0, False, False),
+    "top_k": RANGES["top_k"],
+    "seed": (-(2**63), 2**63 - 1, False, True),
+    "n": (1, 8, False, True),  # the local platform answers up to 8 choices at once
+    "top_logprobs": (0, 20, False, True),
+    "max_tokens": RANGES["max_tokens"],
+    "max_completion_tokens": RANGES["max_completion_tokens"],
+}
+#: every field the OpenAI chat routes take; any other is refused by name
+OPENAI_CHAT_FIELDS = ("model", "messages", "stream", "stream_options", "temperature", "top_p", "top_k",
+                      "max_tokens", "max_completion_tokens", "stop", "seed", "n", "frequency_penalty",
+                      "presence_penalty", "penalty_score", "logit_bias", "logprobs", "top_logprobs", "tools",
+                      "tool_choice", "parallel_tool_calls", "response_format", "user", "user_id", "extra_parameters")
+#: OpenAI fields with a better-known replacement
+_INSTEAD = {"functions": "tools", "function_call": "tool_choice", "max_output_tokens": "max_completion_tokens"}
+
+
+class OpenAIChatRequest(V2ChatRequest):
+    """Body of the platform's OpenAI chat routes: OpenAI's fields and ranges (``temperature`` 0
+    is greedy, ``n`` choices, ``logprobs``), plus ``penalty_score``/``top_k``; any other field is
+    refused by name."""
+
+    stop: str | list[str] | None = None  # type: ignore[assignment]
+    seed: int | None = None
+    n: int = 1
+    top_k: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    logit_bias: dict[str, float] | None = None
+    user: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ranges(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            check_openai_chat(data)
+        return data
+
+
+def check_openai_chat(data: dict[str, Any]) -> None:
+    """An OpenAI chat body's fields and ranges (the OpenAI routes' rules, usable on a batch row)."""
+    for key in data:
+        if key not in OPENAI_CHAT_FIELDS:
+            hint = f"; use {_INSTEAD[key]!r} instead" if key in _INSTEAD else ""
+            raise ProtocolError(key, f"is not supported by the local platform's OpenAI chat API{hint} "
+                                f"(supported: {', '.join(OPENAI_CHAT_FIELDS)})")
+    for name in OPENAI_RANGES:
+        problem = range_problem(name, data.get(name), OPENAI_RANGES)
+        if problem:
+            raise ProtocolError(name, problem)
+    stop = data.get("stop")
+    if isinstance(stop, str):
+        stop = [stop]
+    if stop is not None and (not isinstance(stop, list) or len(stop) > STOP_ITEMS
+                             or not all(isinstance(s, str) and s for s in stop)):
+        raise ProtocolError("stop", f"must be a string or a list of at most {STOP_ITEMS} non-empty strings")
+    stream = data.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise ProtocolError("stream", f"must be a bool, got {type(stream).__name__}")
+    _check_openai_extras(data)
+    _check_v2_common(data)
+
+
+def _check_openai_extras(data: dict[str, Any]) -> None:
+    """``logprobs``/``top_logprobs`` and ``logit_bias``."""
+    if data.get("logprobs") is not None and not isinstance(data["logprobs"], bool):
+        raise ProtocolError("logprobs", "must be true or false")
+    if data.get("top_logprobs") is not None and not data.get("logprobs"):
+        raise ProtocolError("top_logprobs", "needs logprobs: true")
+    bias = data.get("logit_bias")
+    if bias is not None and (not isinstance(bias, dict) or not all(
+            str(k).lstrip("-").isdigit() and isinstance(v, int | float) and -100 <= v <= 100 for k, v in bias.items())):
+        raise ProtocolError("logit_bias", "must map token ids to numbers from -100 to 100")
 
 
 Role = Literal["user", "assistant", "function"]

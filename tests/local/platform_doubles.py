@@ -64,7 +64,7 @@ class FakeRegistry:
     def __init__(self) -> None:
         self.models = [FakeServed("Tiny-Chat", "tiny-chat", ("chat", "completions"), "transformers"),
                        FakeServed("Other-Chat", "other-chat", ("chat", "completions"), "llama.cpp"),
-                       FakeServed("Tiny-Embed", "tiny-embed", ("embeddings",), "sentence-transformers")]
+                       FakeServed("Tiny-Embed", "tiny-embed", ("embeddings", "reranker"), "sentence-transformers")]
         self.engines: dict[str, FakeChat] = {}
         self.adapters: dict[str, tuple[str, Path]] = {}
 

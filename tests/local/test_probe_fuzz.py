@@ -35,7 +35,9 @@ values = st.recursive(scalars, lambda kids: st.lists(kids, max_size=3) | st.dict
 FIELDS = ["maxKeys", "marker", "pageReverse", "name", "datasetName", "datasetId", "versionId", "taskId", "jobId",
           "modelId", "modelSetId", "modelVersionId", "serviceId", "files", "trainset", "trainConfig",
           "hyperParameterConfig", "datasetConfig", "messages", "model", "stream", "max_output_tokens", "seed",
-          "input", "prompt", "uri", "urlSuffix", "dataFormat", "importFrom", "exportTo", "isNewModel", "versionMeta"]
+          "input", "prompt", "uri", "urlSuffix", "dataFormat", "importFrom", "exportTo", "isNewModel", "versionMeta",
+          "tools", "tool_choice", "response_format", "functions", "n", "logprobs", "top_logprobs", "query",
+          "documents", "top_n", "stop", "temperature"]
 bodies = st.dictionaries(st.sampled_from(FIELDS), values, max_size=5)
 
 
@@ -58,7 +60,14 @@ def _every_route() -> list[tuple[str, str, dict[str, str]]]:
     out += [("openai", p, {}) for p in (batch.FILES, batch.FILES + "/file-x", batch.FILES + "/file-x/content",
                                         batch.BATCHES, batch.BATCHES + "/batch-x", batch.BATCHES + "/batch-x/cancel",
                                         "/v2/models", "/v2/models/tiny-chat")]
-    out += [("v2chat", "/v2/chat/completions", {}), ("oauth", "/oauth/2.0/token", {}),
+    # the OpenAI API under /v1 and /v2 alike: its POSTs (bearer) and its GETs
+    out += [("v2chat", f"{v}/{name}", {}) for v in ("/v1", "/v2") for name in (
+        "chat/completions", "completions", "embeddings", "rerank", "rerankers")]
+    out += [("openai", p, {}) for p in ("/v1/models", "/v1/models/tiny-chat", "/v2/files", "/v2/files/file-x",
+                                        "/v2/files/file-x/content", "/v2/batches", "/v2/batches/batch-x",
+                                        "/v2/batches/batch-x/cancel")]
+    out += [("infer", MODEL_API_PREFIX + "/reranker/tiny-embed", {})]
+    out += [("oauth", "/oauth/2.0/token", {}),
             ("bearer", "/v1/BCE-BEARER/token", {}), ("bos", "/bos/bucket/key.jsonl", {}),
             ("boslist", "/bos/bucket", {}), ("health", "/healthz", {})]
     return out
@@ -74,7 +83,11 @@ def test_the_table_covers_every_route_of_the_app(tmp_path: Path) -> None:
                                           "/bos/{bucket}", "/bos/{bucket}/{key:path}", batch.FILES + "/{file_id}",
                                           batch.FILES + "/{file_id}/content", batch.BATCHES + "/{batch_id}",
                                           batch.BATCHES + "/{batch_id}/cancel", "/v2/models/{model_id:path}",
-                                          "/wenxinworkshop/{rest:path}"}
+                                          "/wenxinworkshop/{rest:path}", "/v1/models/{model_id:path}",
+                                          "/v2/files/{file_id}", "/v2/files/{file_id}/content",
+                                          "/v2/batches/{batch_id}", "/v2/batches/{batch_id}/cancel",
+                                          batch.FILES + "/{rest:path}", batch.BATCHES + "/{rest:path}",
+                                          "/v2/files/{rest:path}", "/v2/batches/{rest:path}"}
     assert paths - covered <= {p for p in paths if p.startswith("/qfnb/")}, paths - covered
 
 
@@ -101,7 +114,7 @@ def _send(client: Any, kind: str, path: str, params: dict[str, str], body: Any) 
         return client.post(path, headers={"Authorization": f"Bearer {client.bearer}"}, content=content)
     if kind == "openai":  # OpenAI-shaped routes: a JSON POST where the route takes one, else a GET
         auth = {"Authorization": f"Bearer {client.bearer}"}
-        if path.endswith(("/cancel", batch.BATCHES, batch.FILES)):
+        if path.endswith(("/cancel", "/batches", "/files")):
             return client.post(path, headers=auth, content=content)
         return client.get(path, headers=auth)
     if kind == "oauth":

@@ -205,7 +205,7 @@ def test_prompt_too_long_is_a_json_error_even_when_streaming(client, stream: boo
     v2 = client.post("/v2/chat/completions", headers={"Authorization": "Bearer " + bearer(client)},
                      json={"model": "tiny-chat", "messages": [{"role": "user", "content": "TOO LONG"}],
                            "stream": stream})
-    assert v2.status_code == 400 and v2.json()["error"]["code"] == "invalid_argument"
+    assert v2.status_code == 400 and v2.json()["error"]["code"] == "context_length_exceeded"
 
 
 def test_seed_catalogue_names_are_served_out_of_the_box(client, caplog) -> None:

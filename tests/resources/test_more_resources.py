@@ -108,8 +108,13 @@ def local_cfg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
                               secret_key=CREDS.iam_secret_key)
 
 
+def test_reranker_answers_locally_with_the_embedding_model(local_cfg: Config) -> None:
+    ranked = Reranker(config=local_cfg).do("q", ["d", "e"], top_n=1)
+    assert ranked["object"] == "reranker_list" and len(ranked["results"]) == 1
+    assert ranked["results"][0]["index"] in (0, 1) and ranked["usage"]["total_tokens"] > 0
+
+
 @pytest.mark.parametrize(("call", "what"), [
-    (lambda c: Reranker(config=c).do("q", ["d"]), "reranker"),
     (lambda c: Image2Text(model="Fuyu-8B", config=c).do(prompt="p", image=b"x"), "image2text"),
     (lambda c: Tokenizer.count_tokens("x", mode="remote", config=c), "tokenizer"),
 ])
@@ -122,3 +127,14 @@ def test_local_platform_answers_a_clear_error(local_cfg: Config, call: Any, what
 def test_local_platform_mints_bearer_tokens(local_cfg: Config) -> None:
     resp = IAM.create_bearer_token(expire_in_seconds=120, config=local_cfg)
     assert resp["token"] and resp.body.get("expireTime")
+
+
+def test_v2_client_embedding_and_reranker_answer_locally(local_cfg: Config) -> None:
+    from qfnb.client import Qianfan
+
+    client = Qianfan(config=local_cfg)
+    vectors = client.embedding.create(model="tiny-embed", input=["alpha", "beta gamma"])
+    assert [d["index"] for d in vectors["data"]] == [0, 1] and len(vectors["data"][0]["embedding"]) == 3
+    ranked = client.reranker.create(model="tiny-embed", query="q", documents=["a", "bb", "ccc"], top_n=2)
+    assert len(ranked["results"]) == 2 and ranked["results"][0]["relevance_score"] >= ranked["results"][1][
+        "relevance_score"]

@@ -217,7 +217,7 @@ class AsyncQianfanClient:
         models itself); None when the platform could not tell (the call neither reads nor stores)."""
         if not self.config.embedded:
             return ""
-        key = ("chat" if rec.api == "v2/chat" else rec.api, rec.target.lower())
+        key = (rec.api.removeprefix("v2/"), rec.target.lower())  # v2/chat asks what serves chat
         now = time.monotonic()
         known = self._digests.get(key)
         if known is not None and now - known[0] < DIGEST_TTL:
@@ -248,6 +248,13 @@ class AsyncQianfanClient:
         return await self._recorded("v2/chat", str(body.get("model") or ""),
                                     cfg.console_api_base_url.rstrip("/") + cfg.chat_v2_api_route, body,
                                     stream=stream, retry=retry, request_id=request_id, repeat=repeat, via="v2")
+
+    async def infer_v2(self, route: str, body: dict[str, Any], *, retry: RetryPolicy | None = None) -> Any:
+        """POST an OpenAI-style v2 call other than chat (``/v2/embeddings``, ``/v2/rerankers``; bearer
+        auth), recorded as :meth:`chat_v2` is (route ``v2/<last part of route>``)."""
+        return await self._recorded("v2/" + route.rstrip("/").rsplit("/", 1)[-1], str(body.get("model") or ""),
+                                    self.config.console_api_base_url.rstrip("/") + route, body, stream=False,
+                                    retry=retry, request_id=None, via="v2")
 
     async def console(self, path: str, body: dict[str, Any] | None = None, *, params: dict[str, Any] | None = None,
                       retry: RetryPolicy | None = None, method: str = "POST",

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +22,43 @@ from qfnb.local.domain import console as c
 from qfnb.local.domain.batch_runner import Paths, Progress, Runner
 from qfnb.local.domain.datasets import BOS_PREFIX
 from qfnb.local.domain.platform import EVAL_PREFIX, Platform
+from qfnb.local.domain.requests import parse
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.gate import AsyncChat, as_async_chat
 from qfnb.protocol.batch import ACTIVE, COMPLETION_WINDOWS, RunStatus
+from qfnb.protocol.inference import V2ChatRequest
 
 log = logging.getLogger("qfnb.local.domain.batch")
 
-_stops: dict[tuple[str, int], threading.Event] = {}
-_threads: dict[tuple[str, int], threading.Thread] = {}
+
+
+class TooManyJobs(Exception):
+    """The platform holds as many waiting batch jobs as it takes (HTTP 429, naming the cap)."""
+
+
+class _Admission:
+    """The batch jobs of one data dir: at most ``Settings.max_batch_jobs`` run (a thread and an
+    event loop each); the rest wait in line (``Queuing``, OpenAI's ``validating``) with no thread
+    and cost nothing. Creating, starting, stopping and ending a job are O(1)."""
+
+    def __init__(self) -> None:
+        self.running: dict[int, threading.Thread] = {}
+        self.runners: dict[int, Runner] = {}       # the running jobs' runners (poke, wakeups)
+        self.stops: dict[int, threading.Event] = {}
+        self.line: deque[int] = deque()             # waiting jobs in order (stopped ones are skipped)
+        self.waiting: set[int] = set()
+
+
+_rooms: dict[str, _Admission] = {}
 _lock = threading.Lock()
+
+
+def _room(platform: Platform) -> _Admission:
+    key = str(platform.settings.data_dir)
+    room = _rooms.get(key)
+    if room is None:
+        room = _rooms.setdefault(key, _Admission())
+    return room
 
 
 def _split_uri(uri: Any, field: str) -> tuple[str, str]:
@@ -78,9 +107,11 @@ def create(platform: Platform, body: dict[str, Any], *, openai: dict[str, Any] |
     params = body.get("inferenceParams") or {}
     if not isinstance(params, dict):
         raise BodyError("inferenceParams", "must be an object")
+    _check_params(params)
     window = body.get("completion_window")
-    if window is not None and window not in COMPLETION_WINDOWS:
-        raise BodyError("completion_window", f"must be one of {sorted(COMPLETION_WINDOWS)} or omitted, got {window!r}")
+    if window is not None and (not isinstance(window, str) or window not in COMPLETION_WINDOWS):
+        raise BodyError("completion_window",
+                        f"must be one of {sorted(COMPLETION_WINDOWS)} or omitted, got {window!r:.60}")
     model = body.get("endpoint") or body.get("modelId")
     if model is not None:
         model = _served_name(platform, str(model), "modelId" if body.get("modelId") else "endpoint")
@@ -89,6 +120,11 @@ def create(platform: Platform, body: dict[str, Any], *, openai: dict[str, Any] |
     if body.get("datasetId") is None:
         _split_uri(body.get("inputBosUri"), "inputBosUri")
     _split_uri(body.get("outputBosUri") if body.get("outputBosUri") is not None else "", "outputBosUri")
+    waiting = len(_room(platform).waiting)
+    if waiting >= platform.settings.max_waiting_batch_jobs:
+        raise TooManyJobs(f"{waiting} batch jobs are waiting, the most this platform takes "
+                          f"(max_waiting_batch_jobs={platform.settings.max_waiting_batch_jobs}); retry when some "
+                          "have ended or cancel some")
     draft = {"sid": "infer-draft", "datasetId": body.get("datasetId"), "inputBosUri": body.get("inputBosUri"),
              "outputBosUri": body["outputBosUri"]}
     paths(platform, draft)  # BodyError naming inputBosUri / outputBosUri / datasetId, before anything is stored
@@ -102,6 +138,14 @@ def create(platform: Platform, body: dict[str, Any], *, openai: dict[str, Any] |
         "preempted": 0, "retried": 0, "runSeconds": 0.0})
     start(platform, task["id"])
     return platform.store.get("batches", task["id"]) or task
+
+
+def _check_params(params: dict[str, Any]) -> None:
+    """A task's ``inferenceParams`` as the chat routes check them (every row gets them)."""
+    try:
+        parse(V2ChatRequest, {**params, "model": "default", "messages": [{"role": "user", "content": "x"}]})
+    except BodyError as exc:
+        raise BodyError(f"inferenceParams.{exc.field}", str(exc).split(": ", 1)[-1]) from None
 
 
 def _served_name(platform: Platform, model: str, field: str) -> str:
@@ -133,40 +177,80 @@ def get(platform: Platform, key: Any, field: str = "taskId") -> dict[str, Any]:
 
 
 def stop(platform: Platform, key: Any) -> dict[str, Any]:
-    """Stop a task: rows in flight are dropped, finished rows stay in the output."""
+    """Stop a task: a waiting one at once, a running one's rows in flight are dropped (finished
+    rows stay in the output)."""
     task = get(platform, key)
-    if task["runStatus"] in ACTIVE:
-        with _lock:
-            event = _stops.setdefault(_key(platform, task["id"]), threading.Event())
-            thread = _threads.get(_key(platform, task["id"]))
+    if task["runStatus"] not in ACTIVE:
+        return task
+    room, task_id = _room(platform), task["id"]
+    with _lock:  # the runner's last status is written under the same lock: Stopping never follows it
+        room.waiting.discard(task_id)
+        event, runner = room.stops.get(task_id), room.runners.get(task_id)
+        task = get(platform, task_id)
+        if task["runStatus"] not in ACTIVE:  # it ended meanwhile
+            return task
+        if event is None:  # nothing runs it here: stopped at once
+            return platform.store.update("batches", task_id, runStatus=RunStatus.STOPPED.value, finished=time.time())
+        task = platform.store.update("batches", task_id, runStatus=RunStatus.STOPPING.value)
         event.set()
-        if thread is None or not thread.is_alive():  # nothing runs it here: stopped at once
-            return platform.store.update("batches", task["id"], runStatus=RunStatus.STOPPED.value,
-                                         finished=time.time())
-        task = platform.store.update("batches", task["id"], runStatus=RunStatus.STOPPING.value)
+    if runner is not None:
+        runner.poke()
     return task
 
 
-def _key(platform: Platform, task_id: int) -> tuple[str, int]:
-    return str(platform.settings.data_dir), task_id
-
-
 def start(platform: Platform, task_id: int) -> None:
-    key = _key(platform, task_id)
+    """Run the task now if fewer than ``max_batch_jobs`` run, else put it in line."""
+    room = _room(platform)
     with _lock:
-        if key in _threads and _threads[key].is_alive():
+        if task_id in room.running or task_id in room.waiting:
             return
-        _stops.setdefault(key, threading.Event())
-        thread = _threads[key] = threading.Thread(target=_run, args=(platform, task_id),
-                                                  name=f"qfnb-batch-{task_id}", daemon=True)
+        if len(room.running) >= platform.settings.max_batch_jobs:
+            room.waiting.add(task_id)
+            room.line.append(task_id)
+            return
+        _launch(platform, room, task_id)
+
+
+def _launch(platform: Platform, room: _Admission, task_id: int) -> None:
+    """Start the task's thread (``_lock`` held)."""
+    room.stops[task_id] = threading.Event()
+    thread = room.running[task_id] = threading.Thread(target=_run, args=(platform, task_id),
+                                                      name=f"qfnb-batch-{task_id}", daemon=True)
     thread.start()
+
+
+def _next(platform: Platform, room: _Admission, task_id: int) -> None:
+    """The task's thread ends: the first waiting task takes its place."""
+    with _lock:
+        room.running.pop(task_id, None)
+        room.stops.pop(task_id, None)
+        room.runners.pop(task_id, None)
+        while room.line and len(room.running) < platform.settings.max_batch_jobs:
+            follower = room.line.popleft()
+            if follower in room.waiting:  # not stopped while it waited
+                room.waiting.discard(follower)
+                _launch(platform, room, follower)
+        if len(room.line) > 2 * len(room.waiting) + 64:  # stopped ones pile up: drop them (amortised O(1))
+            room.line = deque(t for t in room.line if t in room.waiting)
 
 
 def wait(platform: Platform, task_id: int, timeout: float | None = None) -> None:
     """Wait for a task's runner here to end (tests, shutdown)."""
-    thread = _threads.get(_key(platform, task_id))
-    if thread is not None:
-        thread.join(timeout)
+    room = _room(platform)
+    end = None if timeout is None else time.monotonic() + timeout
+    while end is None or time.monotonic() < end:
+        thread = room.running.get(task_id)
+        if thread is not None:
+            thread.join(None if end is None else max(0.0, end - time.monotonic()))
+        elif task_id not in room.waiting:
+            return
+        else:
+            time.sleep(0.05)  # waits in line (a test helper: no job ever polls)
+
+
+def runners(platform: Platform) -> dict[int, Runner]:
+    """The runners of the jobs running now (for tests and the bench: their ``wakeups``)."""
+    return dict(_room(platform).runners)
 
 
 def _engines(platform: Platform) -> Any:
@@ -184,66 +268,89 @@ def _engines(platform: Platform) -> Any:
 
 
 def _run(platform: Platform, task_id: int) -> None:
+    room = _room(platform)
+    try:
+        _run_task(platform, room, task_id)
+    except batch_rows.InputRejected as exc:
+        log.info("batch task %s refused its input: %s", task_id, exc)
+        _fail(platform, task_id, 400, str(exc))
+    except Exception as exc:
+        log.exception("batch task %s failed", task_id)
+        _fail(platform, task_id, 500, str(exc))
+    finally:
+        _next(platform, room, task_id)
+
+
+def _run_task(platform: Platform, room: _Admission, task_id: int) -> None:
     task = platform.store.get("batches", task_id)
     if task is None:
         return
-    stopped = _stops[_key(platform, task_id)]
-    try:
-        where = paths(platform, task)
-        where.output.parent.mkdir(parents=True, exist_ok=True)
-        where.journal.parent.mkdir(parents=True, exist_ok=True)
-        if task.get("total") is None:
-            rows, last = batch_rows.count_lines(where.input)
-            task = platform.store.update("batches", task_id, total=rows, lastLine=last)
-        state = batch_rows.standing(int(task["lastLine"]), where.output, where.errors, where.journal)
-        repeats = int(task.get("repeatedRequests") or 0) + state.repeats
-        if state.repeats:
-            log.info("batch %s: resuming; %d rows were in flight and are sent again", task["sid"], state.repeats)
-        started = time.monotonic()
-        base_seconds = float(task.get("runSeconds") or 0.0)
-        window = COMPLETION_WINDOWS.get(task.get("completionWindow") or "")
-        task = platform.store.update("batches", task_id, runStatus=RunStatus.RUNNING.value, repeatedRequests=repeats,
-                                     done=state.done, failed=state.failed,
-                                     startedAt=task.get("startedAt") or time.time())
-        where.journal.write_bytes(b"")  # counted (and stored) above: a new journal for this run
-        created = float(task["created"])
-        expired = threading.Event()
+    stopped = room.stops[task_id]
+    where = paths(platform, task)
+    where.output.parent.mkdir(parents=True, exist_ok=True)
+    where.journal.parent.mkdir(parents=True, exist_ok=True)
+    if task.get("total") is None:
+        if task.get("openai"):
+            batch_rows.check_openai_input(where.input)
+        rows, last = batch_rows.count_lines(where.input)
+        task = platform.store.update("batches", task_id, total=rows, lastLine=last)
+    state = batch_rows.standing(int(task["lastLine"]), where.output, where.errors, where.journal)
+    repeats = int(task.get("repeatedRequests") or 0) + state.repeats
+    if state.repeats:
+        log.info("batch %s: resuming; %d rows were in flight and are sent again", task["sid"], state.repeats)
+    started = time.monotonic()
+    base_seconds = float(task.get("runSeconds") or 0.0)
+    window = COMPLETION_WINDOWS.get(task.get("completionWindow") or "")
+    task = platform.store.update("batches", task_id, runStatus=RunStatus.RUNNING.value, repeatedRequests=repeats,
+                                 done=state.done, failed=state.failed,
+                                 startedAt=task.get("startedAt") or time.time())
+    where.journal.write_bytes(b"")  # counted (and stored) above: a new journal for this run
+    created = float(task["created"])
+    deadline = None if window is None else created + window
+    expired = threading.Event()
 
-        def save(progress: Progress, final: bool) -> None:
-            platform.store.update("batches", task_id, done=progress.done, failed=progress.failed,
-                                  inputTokens=progress.input_tokens, outputTokens=progress.output_tokens,
-                                  preempted=int(task.get("preempted") or 0) + progress.preempted,
-                                  retried=int(task.get("retried") or 0) + progress.retried,
-                                  runSeconds=round(base_seconds + time.monotonic() - started, 3))
+    def save(progress: Progress, final: bool) -> None:
+        platform.store.update("batches", task_id, done=progress.done, failed=progress.failed,
+                              inputTokens=progress.input_tokens, outputTokens=progress.output_tokens,
+                              preempted=int(task.get("preempted") or 0) + progress.preempted,
+                              retried=int(task.get("retried") or 0) + progress.retried,
+                              runSeconds=round(base_seconds + time.monotonic() - started, 3))
 
-        def should_stop() -> bool:
-            if window is not None and time.time() - created > window:
-                expired.set()
-            return stopped.is_set() or expired.is_set()
+    def should_stop() -> bool:
+        if deadline is not None and time.time() > deadline:
+            expired.set()
+        return stopped.is_set() or expired.is_set()
 
-        runner = Runner(where, state, model=task.get("model"), params=dict(task["inferenceParams"]),
-                        engine_for=_engines(platform), save=save, stopped=should_stop)
-        outcome = asyncio.run(runner.run())
-        status = RunStatus.DONE if outcome == "done" else RunStatus.EXPIRED if expired.is_set() else RunStatus.STOPPED
-        finish(platform, task_id, status)
-    except Exception as exc:
-        log.exception("batch task %s failed", task_id)
-        platform.store.update("batches", task_id, runStatus=RunStatus.FAILED.value, errorCode=500,
-                              errorReason=str(exc), finished=time.time())
+    runner = Runner(where, state, model=task.get("model"), params=dict(task["inferenceParams"]),
+                    engine_for=_engines(platform), save=save, stopped=should_stop, deadline=deadline)
+    with _lock:
+        room.runners[task_id] = runner  # stop() pokes it from now on (and its loop checks stopped first)
+    outcome = asyncio.run(runner.run())
+    status = RunStatus.DONE if outcome == "done" else RunStatus.EXPIRED if expired.is_set() else RunStatus.STOPPED
+    finish(platform, task_id, status)
+
+
+def _fail(platform: Platform, task_id: int, code: int, reason: str) -> None:
+    with _lock:
+        platform.store.update("batches", task_id, runStatus=RunStatus.FAILED.value, errorCode=code,
+                              errorReason=reason, finished=time.time())
 
 
 def finish(platform: Platform, task_id: int, status: RunStatus) -> None:
     """Mark the task ended (an OpenAI batch gets its result files when it is next read)."""
-    task = platform.store.update("batches", task_id, runStatus=status.value, finished=time.time())
+    with _lock:
+        task = platform.store.update("batches", task_id, runStatus=status.value, finished=time.time())
     log.info("batch %s %s: %s done, %s failed of %s", task["sid"], status.value, task["done"], task["failed"],
              task["total"])
 
 
 def recover(platform: Platform) -> None:
     """After a restart: tasks that were running go on where they stopped; a pending stop completes."""
-    for task in platform.store.all("batches", lambda t: t.get("runStatus") in ACTIVE):
+    active = platform.store.all("batches", lambda t: t.get("runStatus") in ACTIVE)
+    for task in sorted(active, key=lambda t: (t["runStatus"] != RunStatus.RUNNING.value, t["id"])):
         if task["runStatus"] == RunStatus.STOPPING.value:
             finish(platform, task["id"], RunStatus.STOPPED)
             continue
-        log.info("resuming batch inference task %s interrupted by a server restart", task["sid"])
+        if task["runStatus"] == RunStatus.RUNNING.value:
+            log.info("resuming batch inference task %s interrupted by a server restart", task["sid"])
         start(platform, task["id"])

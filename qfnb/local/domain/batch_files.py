@@ -69,17 +69,40 @@ def create_batch(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
     if endpoint not in ROW_URLS:
         raise BodyError("endpoint", f"must be one of {', '.join(ROW_URLS)}, got {endpoint!r}")
     window = body.get("completion_window")
-    if window not in COMPLETION_WINDOWS:
-        raise BodyError("completion_window", f"must be one of {sorted(COMPLETION_WINDOWS)}, got {window!r}")
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise BodyError("metadata", "must be an object of strings")
+    if not isinstance(window, str) or window not in COMPLETION_WINDOWS:
+        raise BodyError("completion_window", f"must be one of {sorted(COMPLETION_WINDOWS)}, got {window!r:.60}")
+    metadata = check_metadata(body.get("metadata"))
     rec = get_file(platform, file_id)
+    if rec["purpose"] != "batch":
+        raise BodyError("input_file_id", f"file {file_id} was uploaded with purpose {rec['purpose']!r}; a batch's "
+                        "input must be a file uploaded with purpose 'batch'")
     task = batch.create(platform, {
         "name": f"batch-{file_id}", "inputBosUri": f"bos:/{rec['bucket']}/{rec['key']}",
         "outputBosUri": f"bos:/{BUCKET}/batches", "completion_window": window,
         "inferenceParams": {}}, openai={"endpoint": endpoint, "input_file_id": file_id, "metadata": metadata})
     return batch_view(platform, task)
+
+
+#: OpenAI's limits on a batch's ``metadata``: pairs, and characters of a key and of a value
+MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
+
+
+def check_metadata(value: Any) -> dict[str, str] | None:
+    """A batch's ``metadata``: at most 16 string pairs, keys up to 64 and values up to 512 characters."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BodyError("metadata", f"must be an object of string keys and values, got {type(value).__name__}")
+    if len(value) > MAX_METADATA_PAIRS:
+        raise BodyError("metadata", f"holds {len(value)} pairs; at most {MAX_METADATA_PAIRS} are accepted")
+    for key, item in value.items():
+        if len(key) > MAX_METADATA_KEY:
+            raise BodyError("metadata", f"key {key[:40]!r}… is {len(key)} characters; at most {MAX_METADATA_KEY}")
+        if not isinstance(item, str):
+            raise BodyError(f"metadata.{key}", f"must be a string, got {type(item).__name__}")
+        if len(item) > MAX_METADATA_VALUE:
+            raise BodyError(f"metadata.{key}", f"is {len(item)} characters; at most {MAX_METADATA_VALUE}")
+    return value
 
 
 def attach_results(platform: Platform, task: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +164,8 @@ def batch_view(platform: Platform, task: dict[str, Any]) -> dict[str, Any]:
 
 def cancel_batch(platform: Platform, batch_id: str) -> dict[str, Any]:
     task = _openai_task(platform, batch_id)
+    if task["runStatus"] in FINAL:
+        raise BodyError("", f"Cannot cancel a batch with status '{OPENAI_STATUS[task['runStatus']]}'.")
     platform.store.update("batches", task["id"], stopAt=time.time())
     batch.stop(platform, task["id"])
     return batch_view(platform, batch.get(platform, task["id"]))

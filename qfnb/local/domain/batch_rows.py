@@ -5,6 +5,11 @@ Input lines may be OpenAI batch requests (``{"custom_id", "method", "url", "body
 Qianfan-style rows (``{"id", "query"}`` or ``{"id", "messages"}``) or dataset rows
 (``{"prompt", ...}``, a conversation list of them). Every output or error row names its input
 ``line``, so a restarted job knows exactly which rows have an answer.
+
+Every row passes the checks the chat routes apply (:func:`qfnb.local.domain.requests.parse`
+with the OpenAI chat body's rules): a row that the route would refuse becomes an error row
+naming its field. A line longer than the request body cap becomes an error row without being
+read whole (lines are streamed at most ``MAX_BODY_BYTES`` at a time).
 """
 
 from __future__ import annotations
@@ -16,7 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.domain.requests import parse
+from qfnb.local.domain.values import BodyError
 from qfnb.protocol.batch import ROW_URLS
+from qfnb.protocol.inference import V2ChatRequest
+from qfnb.protocol.limits import MAX_BODY_BYTES
+
+#: an input line's bytes: the chat routes' body cap
+MAX_LINE_BYTES = MAX_BODY_BYTES
+#: requests in one OpenAI batch input file (OpenAI's limit)
+MAX_OPENAI_REQUESTS = 50_000
 
 #: sampling fields a row's body may set (OpenAI names -> the engines' platform names)
 _PARAMS = {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "seed": "seed", "stop": "stop",
@@ -49,13 +63,18 @@ def params_of(source: dict[str, Any]) -> dict[str, Any]:
     return {_PARAMS[k]: v for k, v in source.items() if k in _PARAMS and v is not None}
 
 
-def parse_line(raw: bytes, line: int, default_model: str | None, defaults: dict[str, Any]) -> Row:
-    """The request on input line ``line``; :class:`RowError` naming the line if it is malformed."""
+def parse_line(raw: bytes | int, line: int, default_model: str | None, defaults: dict[str, Any]) -> Row:
+    """The request on input line ``line`` (an int: the length of a line over the cap, not read);
+    :class:`RowError` naming the line (and the field) if the row cannot be run."""
+    if isinstance(raw, int):
+        raise RowError(f"line {line} is {raw} bytes; a request is at most {MAX_LINE_BYTES} bytes (the body cap of "
+                       "the chat routes)")
     item = _load(raw, line)
     key = item.get("custom_id", item.get("id"))
     key = f"line-{line}" if key is None else str(key)
     source = _request_of(item, line, key)
     messages = _messages_of(source, line, key)
+    check_row(source, messages, default_model, line, key)
     system = "\n".join(m["content"] for m in messages if m.get("role") == "system") or source.get("system")
     turns = [{"role": m.get("role", "user"), "content": m["content"]} for m in messages if m.get("role") != "system"]
     if not turns:
@@ -63,6 +82,20 @@ def parse_line(raw: bytes, line: int, default_model: str | None, defaults: dict[
     model = source.get("model") or default_model
     return Row(line, key, str(model) if model else None, turns, system if isinstance(system, str) else None,
                {**defaults, **params_of(source)})
+
+
+def check_row(source: dict[str, Any], messages: list[dict[str, Any]], model: str | None, line: int,
+              key: str) -> None:
+    """The row as the OpenAI chat route would check it: roles, sampling ranges, the local caps."""
+    body = {k: v for k, v in source.items() if k not in ("messages", "query", "prompt", "id", "custom_id")}
+    system = source.get("system")
+    turns = ([{"role": "system", "content": system}] if isinstance(system, str) and system else []) + messages
+    body.update(model=body.get("model") or model or "default", messages=turns)
+    body.pop("system", None)
+    try:
+        parse(V2ChatRequest, body)
+    except BodyError as exc:
+        raise RowError(f"line {line}: {exc}", key) from None
 
 
 def _load(raw: bytes, line: int) -> dict[str, Any]:
@@ -117,14 +150,63 @@ def error_row(line: int, key: str, code: str, message: str) -> dict[str, Any]:
             "error": {"code": code, "message": message}}
 
 
-def input_lines(path: Path, skip: bytearray | None = None) -> Iterator[tuple[int, bytes]]:
-    """``(line number, raw line)`` of the non-blank lines, streamed; lines marked in ``skip`` are left out."""
+def input_lines(path: Path, skip: bytearray | None = None) -> Iterator[tuple[int, bytes | int]]:
+    """``(line number, raw line)`` of the non-blank lines, streamed; lines marked in ``skip`` are
+    left out. A line over :data:`MAX_LINE_BYTES` is not read whole: its length comes instead."""
     with open(path, "rb") as fh:
-        for n, raw in enumerate(fh, 1):
+        n = 0
+        while True:
+            raw = fh.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return
+            n += 1
+            size: bytes | int = raw
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                size = len(raw)
+                while raw and not raw.endswith(b"\n"):  # skip the rest, a chunk at a time
+                    raw = fh.readline(1 << 20)
+                    size += len(raw)
             if skip is not None and n <= len(skip) and skip[n - 1]:
                 continue
-            if raw.strip():
-                yield n, raw
+            if isinstance(size, int) or size.strip():
+                yield n, size
+
+
+class InputRejected(ValueError):
+    """An input file the job refuses as a whole (OpenAI validates a batch's file before running it)."""
+
+
+def check_openai_input(path: Path) -> None:
+    """An OpenAI batch's input file: at most :data:`MAX_OPENAI_REQUESTS` requests, each ``custom_id``
+    unique (a client maps results by it). Streamed; memory is a hash per row."""
+    seen: dict[int, int] = {}
+    rows = 0
+    for line, raw in input_lines(path):
+        rows += 1
+        if rows > MAX_OPENAI_REQUESTS:
+            raise InputRejected(f"the input file holds more than {MAX_OPENAI_REQUESTS} requests, the most one batch "
+                                "takes")
+        if isinstance(raw, int):
+            continue
+        try:
+            item = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            continue  # that line's own error row says why
+        key = item.get("custom_id") if isinstance(item, dict) else None
+        if not isinstance(key, str):
+            continue
+        digest = hash(key)
+        if digest in seen and _custom_id(path, seen[digest]) == key:
+            raise InputRejected(f"custom_id {key[:80]!r} on line {line} is also on line {seen[digest]}; each "
+                                "request of a batch needs a unique custom_id")
+        seen.setdefault(digest, line)
+
+
+def _custom_id(path: Path, wanted: int) -> Any:
+    for line, raw in input_lines(path):
+        if line == wanted:
+            return json.loads(raw).get("custom_id") if isinstance(raw, bytes) else None
+    return None
 
 
 def count_lines(path: Path) -> tuple[int, int]:

@@ -8,6 +8,9 @@
 - Each answer (or per-row error) is appended to the output (or error) object and fsynced
   before it counts; a journal notes each dispatched line, so a restarted job resumes at the
   first row without an answer and knows how many in-flight rows it sends a second time.
+- It sleeps until something happens: a row ends, an engine's gate admits or releases a request
+  (:meth:`Gate.watch`), the job is stopped (:meth:`Runner.poke`) or its window ends. No poll:
+  a job waiting for slots costs no CPU (``wakeups`` counts how often it looked).
 - A busy or crashed engine (HTTP 429/5xx from an external one) is retried with back-off; an
   engine's other 4xx refusal is that row's error.
 """
@@ -15,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -37,8 +41,6 @@ log = logging.getLogger("qfnb.local.domain.batch")
 
 #: input rows read ahead of the engine (to group rows of one model; bounds memory)
 LOOKAHEAD = 256
-#: how often the runner looks at the gate for interactive requests (well under one decode step)
-TICK = 0.01
 #: how often progress counts are written to the store
 SAVE_EVERY = 0.5
 MAX_ATTEMPTS = 8
@@ -123,16 +125,52 @@ class Runner:
 
     def __init__(self, paths: Paths, standing: Standing, *, model: str | None, params: dict[str, Any],
                  engine_for: Callable[[str | None], AsyncChat], save: Callable[[Progress, bool], None],
-                 stopped: Callable[[], bool], sleep: Callable[[float], Any] = asyncio.sleep) -> None:
+                 stopped: Callable[[], bool], sleep: Callable[[float], Any] = asyncio.sleep,
+                 deadline: float | None = None) -> None:
         self.paths, self.model, self.params = paths, model, params
         self.engine_for, self.save, self.stopped, self.sleep = engine_for, save, stopped, sleep
+        self.deadline = deadline  # epoch seconds when the job's window ends (it wakes then)
+        self.wakeups = 0  # how often the loop woke up (a job waiting for slots stays still)
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watched: dict[int, Any] = {}
         self.answered = standing.answered
         self.progress = Progress(standing.done, standing.failed, standing.input_tokens, standing.output_tokens)
         self._ahead: deque[Row] = deque()
-        self._lines: Iterator[tuple[int, bytes]] = iter(())
+        self._lines: Iterator[tuple[int, bytes | int]] = iter(())
         self._exhausted = False
         self._flights: dict[asyncio.Task[Any], _Flight] = {}
         self._current: str | None = None
+
+    # ---- waking up ------------------------------------------------------------------------------
+
+    def poke(self) -> None:
+        """Wake the loop (thread-safe): a gate changed or the job was stopped."""
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has ended: nothing to wake
+            loop.call_soon_threadsafe(wake.set)
+
+    def _engine(self, model: str | None) -> AsyncChat:
+        engine = self.engine_for(model)
+        if id(engine.gate) not in self._watched:
+            engine.gate.watch(self.poke)
+            self._watched[id(engine.gate)] = engine.gate
+        return engine
+
+    async def _sleep_until_woken(self) -> set[asyncio.Task[Any]]:
+        """Wait for a row to end, a wake-up or the window's end; the rows that ended."""
+        assert self._wake is not None
+        waker = asyncio.ensure_future(self._wake.wait())
+        timeout = None if self.deadline is None else max(0.0, self.deadline - time.time())
+        try:
+            done, _ = await asyncio.wait([*self._flights, waker], timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waker.cancel()
+        self.wakeups += 1
+        return {t for t in done if t is not waker}
 
     # ---- input -------------------------------------------------------------------------------
 
@@ -239,32 +277,30 @@ class Runner:
     async def run(self) -> str:
         """Run until every row has an answer (``"done"``) or the job is stopped (``"stopped"``)."""
         self._lines = input_lines(self.paths.input, self.answered)
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         with open(self.paths.output, "ab") as out, open(self.paths.errors, "ab") as err, \
                 open(self.paths.journal, "ab") as journal:
             last_save = time.monotonic()
             try:
                 pending: list[dict[str, Any]] = []
                 while True:
+                    self._wake.clear()  # what changes from here on wakes the wait below
                     pending += self._fill(out, err)
                     if self.stopped():
                         await self._write(out, err, pending)
                         return "stopped"
                     pending += self._dispatch(journal)  # freed slots are refilled before the fsync
                     await self._write(out, err, pending)
-                    pending = []
-                    if not self._flights:
-                        if self._exhausted and not self._ahead:
-                            return "done"
-                        await asyncio.sleep(TICK)  # every slot is taken by interactive requests
-                        continue
-                    finished, _ = await asyncio.wait(list(self._flights), timeout=TICK,
-                                                     return_when=asyncio.FIRST_COMPLETED)
-                    pending = self._collect(finished)
+                    if not self._flights and self._exhausted and not self._ahead:
+                        return "done"
+                    pending = self._collect(await self._sleep_until_woken())
                     self._preempt()
                     if time.monotonic() - last_save >= SAVE_EVERY:
                         self.save(self.progress, False)
                         last_save = time.monotonic()
             finally:
+                for gate in self._watched.values():
+                    gate.unwatch(self.poke)
                 await self._cancel_all()
                 self.save(self.progress, True)
 
@@ -277,7 +313,7 @@ class Runner:
             if row is None:
                 break
             try:
-                engine = self.engine_for(row.model)
+                engine = self._engine(row.model)
             except Exception as exc:  # e.g. a row's body names a model the platform does not serve
                 refused.append(error_row(row.line, row.key, "model_not_found", f"line {row.line}: {exc}"))
                 continue

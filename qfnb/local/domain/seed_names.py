@@ -24,7 +24,8 @@ _CHAT = ("ERNIE-Bot", "ERNIE-Bot-turbo", "ERNIE-Bot-4", "ERNIE-Speed-8K", "ERNIE
 _EMBED = ("Embedding-V1", "bge-large-zh", "bge-large-en", "tao-8k")
 
 #: api type -> catalogue names served by the first local model of that type
-SEED_NAMES: dict[str, tuple[str, ...]] = {"chat": _CHAT, "completions": _CHAT, "embeddings": _EMBED}
+SEED_NAMES: dict[str, tuple[str, ...]] = {"chat": _CHAT, "completions": _CHAT, "embeddings": _EMBED,
+                                          "reranker": ("bce-reranker-base_v1", "bce-reranker-base")}
 #: base models of fine-tuning requests taken as the first local trainable model (seed 002)
 FINETUNE_NAMES = ("ERNIE-Bot-turbo", "ERNIE-Bot-turbo-0725", "ERNIE-Bot-turbo-0922", "ERNIE-Speed",
                   "ERNIE-Speed-8K", "ERNIE-Lite-8K", "ERNIE-Lite-8K-0922", "ERNIE-Tiny-8K")

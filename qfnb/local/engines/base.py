@@ -14,6 +14,7 @@ from typing import Any
 FINISH_NORMAL = "normal"  # the model ended its turn
 FINISH_STOP = "stop"  # a caller's stop sequence was hit
 FINISH_LENGTH = "length"  # max_output_tokens (or the context) was reached
+FINISH_TOOL_CALLS = "tool_calls"  # the model called tools
 
 #: ``openai``: an external OpenAI-compatible engine (vLLM, a llama.cpp server, Ollama) at ``base_url``
 KINDS = ("llama.cpp", "transformers", "sentence-transformers", "openai")
@@ -97,6 +98,10 @@ class Delta:
     finish_reason: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: OpenAI ``delta.tool_calls`` fragments (each with its ``index``), as the engine parsed them
+    tool_calls: list[dict[str, Any]] | None = None
+    #: OpenAI ``logprobs.content`` entries of this piece's tokens
+    logprobs: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,21 @@ class Gate:
         self.name, self.slots, self.queue = name, slots, queue
         self._admitted = 0
         self._lock = threading.Lock()
+        self._watchers: tuple[Callable[[], None], ...] = ()
+
+    def watch(self, wake: Callable[[], None]) -> None:
+        """Call ``wake()`` (from any thread) whenever a request is admitted or leaves, so a batch
+        job waits for a free slot on this event instead of polling."""
+        with self._lock:
+            self._watchers = (*self._watchers, wake)
+
+    def unwatch(self, wake: Callable[[], None]) -> None:
+        with self._lock:
+            self._watchers = tuple(w for w in self._watchers if w is not wake)
+
+    def _changed(self) -> None:
+        for wake in self._watchers:
+            wake()
 
     @property
     def admitted(self) -> int:
@@ -64,12 +79,14 @@ class Gate:
             if self._admitted >= self.slots + self.queue:
                 raise EngineBusy(self.name, self.slots + self.queue)
             self._admitted += 1
+        self._changed()
         calls.count(self.name)
         try:
             yield
         finally:
             with self._lock:
                 self._admitted -= 1
+            self._changed()
 
 
 class AsyncChat(Protocol):

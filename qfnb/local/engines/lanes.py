@@ -100,6 +100,7 @@ class LaneGate(Gate):
                 self._admitted += 1
         if full:
             raise EngineBusy(self.name, cap, self.retry_after())
+        self._changed()
         calls.count(self.name)
         try:
             slot = await self._wait_turn(batch, long)
@@ -110,6 +111,7 @@ class LaneGate(Gate):
         finally:
             with self._lock:
                 self._admitted -= 1
+            self._changed()
 
     def _can_run(self, batch: bool) -> bool:
         if self._running >= self.slots + self.spare:

@@ -22,6 +22,7 @@ from typing import Any
 
 from qfnb.local.engines.assets import _locked, _sha256_file
 from qfnb.local.engines.model_check import ROLES, NotAModel, inspect
+from qfnb.local.engines.store_inputs import StoreInputError, check_engine_url, check_template
 from qfnb.protocol.daemon import default_model_cache
 from qfnb.protocol.files import write_private_json
 from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE
@@ -122,9 +123,14 @@ class ModelStore:
             raise NotAModel(f"keep_alive must be seconds >= 0 or -1 (never unload), got {keep_alive}.")
         if not replace and self.get(name) is not None:
             raise NotAModel(f"a model named {name!r} is already in the store; `qfnb models rm {name}` first.")
+        try:
+            if template is not None:
+                check_template(template)
+            if engine_url is not None:
+                check_engine_url(engine_url)
+        except StoreInputError as exc:
+            raise NotAModel(str(exc)) from None
         if engine_url is not None:
-            if not str(engine_url).startswith(("http://", "https://")):
-                raise NotAModel(f"engine URL {engine_url!r} must start with http:// or https://.")
             roles = check_roles(roles or ("chat", "completion"), ROLES)
             entry = StoredModel(name=name, kind="engine", roles=roles, source=str(engine_url),
                                 engine_url=str(engine_url).rstrip("/"), keep_alive=keep_alive)

@@ -22,11 +22,12 @@ from typing import Any
 
 import httpx
 
-from qfnb.local.engines import prompts
+from qfnb.local.engines import prompts, tool_calls
 from qfnb.local.engines.base import (
     FINISH_LENGTH,
     FINISH_NORMAL,
     FINISH_STOP,
+    FINISH_TOOL_CALLS,
     Delta,
     GenParams,
     PromptTooLong,
@@ -38,6 +39,7 @@ from qfnb.local.engines.gate import Gate, SyncFace
 from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama_server import EngineUnavailable, Lease, LlamaServer
 from qfnb.protocol.sse import SSEDecoder
+from qfnb.protocol.tools import check_response_format
 
 log = logging.getLogger("qfnb.local.engines")
 
@@ -55,6 +57,17 @@ def _client() -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=64, keepalive_expiry=2.0)
         client = _clients[loop] = httpx.AsyncClient(timeout=_TIMEOUT, limits=limits, trust_env=False)
     return client
+
+
+#: OpenAI fields the engine takes as they are, on either of its endpoints
+PASSTHROUGH = ("frequency_penalty", "presence_penalty", "logit_bias")
+#: OpenAI fields only a chat-template call serves (the engine renders the tools with the model's own
+#: template and parses its calls back; logprobs come with the chat answer's tokens)
+TEMPLATED = ("tools", "tool_choice", "parallel_tool_calls", "logprobs", "top_logprobs")
+
+
+class NoChatTemplate(ValueError):
+    """The model has no chat template that knows tools (a base model): it cannot call tools."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,8 @@ def request_body(gp: GenParams, *, llama: bool) -> dict[str, Any]:
         body["top_k"] = gp.top_k
     if llama:
         body.update(repeat_penalty=gp.repeat_penalty, min_p=0.0, cache_prompt=True)
+    elif gp.repeat_penalty != 1.0:
+        body["repetition_penalty"] = gp.repeat_penalty  # vLLM's name for penalty_score
     return body
 
 
@@ -89,6 +104,8 @@ def finish_of(reason: str | None) -> str:
         return FINISH_LENGTH
     if reason == "stop_sequence":
         return FINISH_STOP
+    if reason == "tool_calls":
+        return FINISH_TOOL_CALLS
     return FINISH_NORMAL
 
 
@@ -118,45 +135,99 @@ class OpenAIChat(SyncFace):
             return self._run("/completions", {"prompt": render_gemma(msgs)}, params)
         return self._run("/chat/completions", {"messages": msgs}, params)
 
+    @property
+    def can_call_tools(self) -> bool:
+        """Whether the model has its own chat template (the engine renders tools with it); the
+        Gemma base model has none."""
+        return self._template != "gemma"
+
+    def achat_fields(self, messages: list[dict[str, Any]], *, params: dict[str, Any],
+                     fields: dict[str, Any]) -> AsyncIterator[Delta]:
+        """A chat with OpenAI's own ``fields`` (``tools``, ``tool_choice``, ``response_format``,
+        ``logprobs``, penalties) over OpenAI turns (tool calls and results included).
+
+        On our own engine the prompt is prepared here (rendered with the tools by the model's
+        template, tokenized once), a JSON schema constrains decoding through the engine's grammar
+        and tool calls are decided by :mod:`.tool_calls`; ``logprobs`` and external engines use
+        the engine's chat endpoint with the fields as they are.
+        """
+        schema = check_response_format(fields.get("response_format"))
+        passthrough = {k: fields[k] for k in PASSTHROUGH if k in fields}
+        tools = fields.get("tools") if fields.get("tool_choice") != "none" else None
+        tool_turns = any(m.get("role") == "tool" or m.get("tool_calls") for m in messages)
+        if (tools or tool_turns) and not self.can_call_tools:
+            raise NoChatTemplate(f"{self.name} is a base model without a chat template: it cannot call tools "
+                                 "or read tool turns; use an instruct model such as Qwen2.5-Coder-0.5B-Instruct")
+        if self._n_ctx is not None and "logprobs" not in fields:
+            if self._template == "gemma":
+                source: str | list[dict[str, Any]] = render_gemma(normalize_messages(messages, None))
+            else:
+                source = messages
+            forced = bool(tools) and fields.get("tool_choice") == "required"
+            extra = {**passthrough, **({"json_schema": schema} if schema is not None else {})}
+            if not tools:
+                return self._run_prepared(source, params, extra)
+            if forced:
+                extra["json_schema"] = tool_calls.call_schema(tools)
+            names = [t["function"]["name"] for t in tools]
+            return self._run_prepared(source, params, extra, tools=tools, forced=forced, names=names)
+        if tools and "logprobs" in fields and self._n_ctx is not None:
+            raise NoChatTemplate("logprobs cannot be combined with tools on the local platform's own engine; "
+                                 "send them in separate requests")
+        payload = {"messages": messages, **passthrough, **{k: fields[k] for k in TEMPLATED if k in fields}}
+        if fields.get("response_format") is not None:
+            payload["response_format"] = fields["response_format"]
+        return self._run("/chat/completions", payload, params)
+
     def acomplete(self, prompt: str, *, params: dict[str, Any]) -> AsyncIterator[Delta]:
         if self._n_ctx is not None:
             return self._run_prepared(prompt, params)
         return self._run("/completions", {"prompt": prompt}, params)
 
     @staticmethod
-    async def _prepare(base_url: str, headers: dict[str, str], source: str | list[dict[str, str]]) -> list[int]:
-        """The prompt's tokens (a chat rendered by the engine's template first); both calls are
-        idempotent, so one sent on a connection the engine had just closed is sent again, once."""
-        async def once() -> list[int]:
+    async def _prepare(base_url: str, headers: dict[str, str], source: str | list[dict[str, Any]],
+                       tools: list[dict[str, Any]] | None = None, forced: bool = False) -> tuple[list[int], str]:
+        """The prompt's tokens (a chat rendered by the engine's template first, with ``tools``; a
+        ``forced`` call opened with the template's own call opener) and that opener; both calls
+        are idempotent, so one sent on a connection the engine had just closed is sent again, once."""
+        async def once() -> tuple[list[int], str]:
             text = source if isinstance(source, str) else await prompts.render_chat(
-                _client(), base_url, headers, source)
-            return await prompts.tokenize(_client(), base_url, headers, text)
+                _client(), base_url, headers, source, tools)
+            opener = tool_calls.call_prefix(text) if forced else ""
+            return await prompts.tokenize(_client(), base_url, headers, text + opener), opener
 
         try:
             return await once()
         except httpx.RemoteProtocolError:
             return await once()
 
-    async def _run_prepared(self, source: str | list[dict[str, str]], params: dict[str, Any]) -> AsyncIterator[Delta]:
+    async def _run_prepared(self, source: str | list[dict[str, Any]], params: dict[str, Any],
+                            extra: dict[str, Any] | None = None, *, tools: list[dict[str, Any]] | None = None,
+                            forced: bool = False, names: list[str] | None = None) -> AsyncIterator[Delta]:
         """Render (a chat) and tokenize once, check the context, then run on an engine slot chosen
-        by the prompt's length (see :mod:`.prompts`)."""
+        by the prompt's length (see :mod:`.prompts`); with ``names``, calls of those tools in the
+        answer become ``tool_calls`` (:mod:`.tool_calls`)."""
         assert self._n_ctx is not None and isinstance(self.gate, LaneGate)
         gp = gen_params(params, default_stop=self._stop)
         target = await asyncio.to_thread(self._endpoint)
         try:
             headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
             try:
-                tokens = await self._prepare(target.base_url, headers, source)
+                tokens, opener = await self._prepare(target.base_url, headers, source, tools, forced)
             except httpx.HTTPError as exc:
                 if target.broken is not None:
                     target.broken()
                 raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} could not prepare the prompt "
                                         f"({type(exc).__name__})") from exc
-            body = {"model": self._model, "prompt": tokens, **request_body(gp, llama=True), **(target.extra or {})}
+            body = {"model": self._model, "prompt": tokens, **request_body(gp, llama=True), **(extra or {}),
+                    **(target.extra or {})}
             prompts.fit(self.name, tokens, self._n_ctx, body)
             async with self.gate.turn(long=len(tokens) > prompts.LONG_PROMPT_TOKENS) as slot:
                 body["id_slot"] = slot
-                async for delta in self._stream(target, "/completions", body):
+                deltas = self._stream(target, "/completions", body)
+                if names:
+                    deltas = tool_calls.as_tool_calls(deltas, names, prefix=opener, forced=forced)
+                async for delta in deltas:
                     yield delta
         finally:
             if target.release is not None:
@@ -165,10 +236,12 @@ class OpenAIChat(SyncFace):
     async def _run(self, path: str, payload: dict[str, Any], params: dict[str, Any]) -> AsyncIterator[Delta]:
         gp = gen_params(params, default_stop=self._stop)
         # a LaneGate queues by priority (interactive before batch); a plain Gate only counts
-        async with self.gate.turn() if isinstance(self.gate, LaneGate) else _admitted(self.gate):
+        async with self.gate.turn() if isinstance(self.gate, LaneGate) else _admitted(self.gate) as slot:
             target = await asyncio.to_thread(self._endpoint)
             try:
                 body = {"model": self._model, **payload, **request_body(gp, llama=self._llama), **(target.extra or {})}
+                if slot is not None and self._n_ctx is not None:
+                    body["id_slot"] = slot  # our own engine: the slot the gate gave this request
                 async for delta in self._stream(target, path, body):
                     yield delta
             finally:
@@ -201,9 +274,9 @@ class OpenAIChat(SyncFace):
 
 
 @contextlib.asynccontextmanager
-async def _admitted(gate: Gate) -> AsyncIterator[None]:
+async def _admitted(gate: Gate) -> AsyncIterator[int | None]:
     with gate.admit():
-        yield
+        yield None
 
 
 def _stale_connection(exc: httpx.TransportError) -> bool:
@@ -238,10 +311,14 @@ async def _deltas(resp: httpx.Response, *, chat: bool) -> AsyncIterator[Delta]:
                 prompt = int(usage.get("prompt_tokens") or prompt)
                 completion = int(usage.get("completion_tokens") or completion)
             for choice in data.get("choices") or ():
-                piece = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
-                if piece:
+                delta = choice.get("delta") or {}
+                piece = delta.get("content") if chat else choice.get("text")
+                calls = delta.get("tool_calls") if chat else None
+                logprobs = (choice.get("logprobs") or {}).get("content") if chat else None
+                if piece or calls or logprobs:
                     pieces += 1
-                    yield Delta(piece, None, prompt, max(completion, pieces))
+                    yield Delta(piece or "", None, prompt, max(completion, pieces), tool_calls=calls or None,
+                                logprobs=logprobs or None)
                 finish = choice.get("finish_reason") or finish
     yield Delta("", finish_of(finish), prompt, completion or pieces)
 

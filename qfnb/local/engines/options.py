@@ -9,6 +9,7 @@ from typing import Any
 
 from qfnb.local.engines.base import ModelSpec
 from qfnb.local.engines.llama_server import default_slots
+from qfnb.local.engines.store_inputs import check_engine_url
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ def parse_external(raw: str | Mapping[str, Any] | None) -> dict[str, ModelSpec]:
         conf = {"base_url": conf} if isinstance(conf, str) else conf
         if not isinstance(conf, dict) or not str(conf.get("base_url", "")).startswith(("http://", "https://")):
             raise ValueError(f"QFNB_ENGINES[{name!r}] needs an http(s) base_url, e.g. http://gpu-box:8000/v1")
+        check_engine_url(conf["base_url"], f"QFNB_ENGINES[{name!r}]")
         types = tuple(conf.get("api_types") or ("chat", "completions"))
         out[str(name)] = ModelSpec(kind="openai", api_types=types, base_url=str(conf["base_url"]).rstrip("/"),
                                    api_key=conf.get("api_key"), remote_model=conf.get("model") or str(name))

@@ -28,10 +28,11 @@ def engine_root(base_url: str) -> str:
 
 
 async def render_chat(client: httpx.AsyncClient, base_url: str, headers: dict[str, str],
-                      messages: list[dict[str, str]]) -> str:
-    """The model's own chat template applied to ``messages`` (with the assistant's turn opened)."""
-    resp = await client.post(engine_root(base_url) + "/apply-template", json={"messages": messages},
-                             headers=headers)
+                      messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
+    """The model's own chat template applied to ``messages`` (with the assistant's turn opened),
+    and to ``tools`` (the template lists them for the model)."""
+    payload: dict[str, Any] = {"messages": messages, **({"tools": tools} if tools else {})}
+    resp = await client.post(engine_root(base_url) + "/apply-template", json=payload, headers=headers)
     resp.raise_for_status()
     return str(resp.json()["prompt"])
 

@@ -39,7 +39,8 @@ MINILM = LOCAL_EMBEDDING_MODEL
 BUILTIN_SPECS: dict[str, ModelSpec] = {
     DEFAULT_CHAT: ModelSpec(kind="llama.cpp", template="native", n_ctx=4096),
     GEMMA: ModelSpec(kind="llama.cpp", template="gemma", stop=("<end_of_turn>",), n_ctx=4096),
-    MINILM: ModelSpec(kind="sentence-transformers", api_types=("embeddings",)),
+    # the default reranker: cosine similarity of this model's vectors (qfnb.local.server.rerank)
+    MINILM: ModelSpec(kind="sentence-transformers", api_types=("embeddings", "reranker")),
 }
 _CHAT_TYPES = ("chat", "completions")
 

@@ -35,6 +35,27 @@ class Tally:
         return usage_of(self.prompt, self.completion or self.pieces)
 
 
+def merge_tool_calls(calls: list[dict[str, Any]], fragments: list[dict[str, Any]]) -> None:
+    """Add streamed ``tool_calls`` fragments to the calls assembled so far (by ``index``)."""
+    for frag in fragments:
+        i = int(frag.get("index", len(calls)))
+        while len(calls) <= i:
+            calls.append({"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+        call, fn = calls[i], frag.get("function") or {}
+        call["id"] = frag.get("id") or call["id"] or f"call_{i}"
+        call["function"]["name"] += fn.get("name") or ""
+        call["function"]["arguments"] += fn.get("arguments") or ""
+
+
+def tool_calls_of(deltas: Iterable[Any]) -> list[dict[str, Any]]:
+    """The tool calls a whole answer made, assembled from its deltas."""
+    calls: list[dict[str, Any]] = []
+    for d in deltas:
+        if getattr(d, "tool_calls", None):
+            merge_tool_calls(calls, d.tool_calls)
+    return calls
+
+
 def v1_finish(reason: str | None) -> str:
     return "normal" if reason in (None, "", "stop", "eos") else reason
 

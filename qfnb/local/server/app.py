@@ -24,6 +24,7 @@ from qfnb.local.server import (
     routes_console,
     routes_inference,
     routes_models,
+    routes_openai,
     routes_v2,
 )
 from qfnb.local.server.auth import Authenticator, authenticator
@@ -154,7 +155,8 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
             platform.shutdown()
 
     routes: list[Any] = [
-        *routes_inference.routes(), *routes_console.routes(), *routes_v2.routes(), *routes_models.routes(),
+        *routes_inference.routes(), *routes_openai.routes(), *routes_console.routes(), *routes_v2.routes(),
+        *routes_models.routes(),
         *routes_batch.routes(), *routes_bos.routes(),
         Route("/bos/{bucket}/{key:path}", bos_object, methods=["PUT", "GET", "POST", "DELETE"]),
         Route("/healthz", health, methods=["GET"]),

@@ -15,6 +15,7 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from qfnb.local.domain.values import BodyError
+from qfnb.local.server.openai_errors import openai_error
 from qfnb.local.server.wire import bce_error, v1_data_error, v1_error, v2_error
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.limits import MAX_BODY_BYTES, MAX_UPLOAD_BYTES
@@ -26,7 +27,9 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 UPLOAD_PREFIX = "/bos/"
 #: OpenAI-style file uploads (batch input files) get the upload cap too
-UPLOAD_PATHS = ("/v1/files",)
+UPLOAD_PATHS = ("/v1/files", "/v2/files")
+#: routes that answer OpenAI's error object
+OPENAI_PATHS = ("/v1/files", "/v1/batches", "/v2/files", "/v2/batches")
 
 
 class BodyTooLarge(BodyError):
@@ -47,6 +50,8 @@ def too_large(path: str, limit: int) -> Response:
     message = f"body: is larger than {limit} bytes, the limit for this route"
     if path.startswith(UPLOAD_PREFIX):
         return bce_error(400, "EntityTooLarge", f"objects are limited to {limit} bytes here")
+    if path.startswith(OPENAI_PATHS):
+        return openai_error(413, message, param="file" if path in UPLOAD_PATHS else None, code="request_too_large")
     if path.startswith(OAUTH_TOKEN):
         return JSONResponse({"error": "invalid_request", "error_description": message}, status_code=413)
     if path.startswith("/v2/chat"):

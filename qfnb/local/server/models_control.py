@@ -105,24 +105,54 @@ async def _add_model(request: Request) -> JSONResponse:
     store = getattr(platform.registry, "store", None)
     if store is None:
         return _error(501, "this platform's engines have no model store")
+    name, path = body.get("name"), body.get("path")
+    if not isinstance(name, str) or (path is not None and not isinstance(path, str)):
+        return _error(400, "name must be a string, and path a string (a model file or dir) when given.")
+    taken = await run_in_threadpool(served_elsewhere, platform, store, name)
+    if taken:
+        return _error(400, taken)
     try:
-        entry = await run_in_threadpool(store.add, body.get("path"), str(body.get("name") or ""),
-                                        **_add_options(body))
-    except (NotAModel, TypeError, ValueError) as exc:
+        entry = await run_in_threadpool(store.add, path, name, **_add_options(body))
+    except (NotAModel, ValueError) as exc:
         return _error(400, str(exc))
     await run_in_threadpool(_reload, platform)
     return JSONResponse(entry.to_dict())
 
 
+def served_elsewhere(platform: Platform, store: Any, name: str) -> str | None:
+    """Why ``name`` cannot name a stored model: it is served already, not from the store (an
+    ``--engine`` / ``QFNB_ENGINES`` engine, a bundled model, a service, an alias); else None."""
+    key = name.strip().lower()
+    if not key or store.get(name) is not None:
+        return None  # the store's own checks answer these
+    if key in {a.lower() for a in platform.settings.aliases}:
+        return f"name {name!r} is an alias (QFNB_MODEL_ALIASES) of a served model; choose another name."
+    for model in platform.served():
+        if key in (str(model.name).lower(), str(model.endpoint).lower()):
+            return (f"name {name!r} is already served here (by {model.name}, an engine given with --engine or "
+                    "QFNB_ENGINES, a bundled model or a service); choose another name.")
+    return None
+
+
 def _add_options(body: dict[str, Any]) -> dict[str, Any]:
-    """The store's options from an add request (TypeError or ValueError: a value of the wrong kind)."""
+    """The store's options from an add request; ValueError (a sentence naming the field) for a
+    value of the wrong kind."""
     roles = body.get("roles") or ()
     if isinstance(roles, str):
         roles = (roles,)
-    ctx, keep = body.get("ctx"), body.get("keep_alive")
-    return {"roles": tuple(str(r) for r in roles), "template": body.get("template"),
-            "ctx": int(ctx) if ctx is not None else None, "keep_alive": float(keep) if keep is not None else None,
-            "engine_url": body.get("engine")}
+    if not isinstance(roles, list | tuple) or not all(isinstance(r, str) for r in roles):
+        raise ValueError(f"roles must be a list of role names, got {roles!r:.80}.")
+    ctx, keep, template, engine = body.get("ctx"), body.get("keep_alive"), body.get("template"), body.get("engine")
+    if ctx is not None and (isinstance(ctx, bool) or not isinstance(ctx, int)):
+        raise ValueError(f"ctx must be a whole number of tokens, got {ctx!r:.40}.")
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int | float)):
+        raise ValueError(f"keep_alive must be a number of seconds, got {keep!r:.40}.")
+    if template is not None and not isinstance(template, str):
+        raise ValueError("template must be the text of a chat template.")
+    if engine is not None and not isinstance(engine, str):
+        raise ValueError(f"engine must be a URL, got {engine!r:.80}.")
+    return {"roles": tuple(roles), "template": template, "ctx": ctx,
+            "keep_alive": float(keep) if keep is not None else None, "engine_url": engine}
 
 
 async def _remove_model(request: Request) -> JSONResponse:

@@ -3,12 +3,13 @@ OpenAI's ``/v1/files`` + ``/v1/batches`` (bearer token), over :mod:`qfnb.local.d
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
@@ -19,7 +20,8 @@ from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.server.auth import authenticator
 from qfnb.local.server.multipart import MultipartError, MultipartReader, boundary_of
-from qfnb.local.server.routes_v2 import _page
+from qfnb.local.server.openai_errors import openai_body_error, openai_error
+from qfnb.local.server.routes_v2 import _page, page_params
 from qfnb.local.server.wire import json_body, v2_error, v2_ok
 from qfnb.protocol import batch as wire
 
@@ -66,12 +68,22 @@ def _stop(p: Platform, body: dict[str, Any]) -> bool:
     return True
 
 
+def _run_statuses(value: Any) -> list[str]:
+    """``runStatus`` of DescribeBatchInferenceTasks: a status or a list of them (none: all)."""
+    wanted = [] if value is None else [value] if isinstance(value, str) else value
+    names = [s.value for s in wire.RunStatus]
+    if not isinstance(wanted, list) or not all(isinstance(w, str) and w in names for w in wanted):
+        raise BodyError("runStatus", f"must be one of {', '.join(names)} or a list of them, got {value!r:.60}")
+    return wanted
+
+
 def _describe_all(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    wanted = body.get("runStatus") or []
-    wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+    wanted = _run_statuses(body.get("runStatus"))
+    max_keys = 10 if body.get("maxKeys") is None else body["maxKeys"]
+    page_params({**body, "maxKeys": max_keys})  # maxKeys / marker / pageReverse checked before any work
     tasks = [task_view(t) for t in p.store.all("batches", lambda t: not t.get("openai"))
              if not wanted or t["runStatus"] in wanted]
-    return _page(tasks, {**body, "maxKeys": min(100, int(body.get("maxKeys") or 10))}, "taskList", "taskId")
+    return _page(tasks, {**body, "maxKeys": max_keys}, "taskList", "taskId")
 
 
 ACTIONS = {wire.CREATE: _create, wire.DESCRIBE: _describe, wire.STOP: _stop, wire.DESCRIBE_ALL: _describe_all}
@@ -94,20 +106,16 @@ async def batchinference(request: Request) -> Response:
         return v2_error(400, "InvalidParameter", str(exc))
     except c.NotFound as exc:
         return v2_error(404, "ResourceNotFound", str(exc))
+    except batch.TooManyJobs as exc:
+        return v2_error(429, "TooManyRequests", str(exc))
 
 
 # ---- OpenAI: /v1/files and /v1/batches ---------------------------------------------------------
 
 
-def oa_error(status: int, message: str, param: str | None = None, code: str | None = None) -> JSONResponse:
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
-                        status_code=status)
-
-
 def _bearer(request: Request) -> JSONResponse | None:
     problem = authenticator(request).check_bearer(request)
-    return None if problem is None else oa_error(401, problem, code="invalid_api_key")
+    return None if problem is None else openai_error(401, problem, code="invalid_api_key")
 
 
 async def _openai(request: Request, call: Any) -> Response:
@@ -117,46 +125,90 @@ async def _openai(request: Request, call: Any) -> Response:
     try:
         result = await call(request.app.state.platform)
     except BodyError as exc:
-        return oa_error(400, str(exc), param=exc.field or None)
+        return openai_body_error(exc)
     except c.NotFound as exc:
-        return oa_error(404, str(exc))
+        return openai_error(404, str(exc), code="not_found")
     except MultipartError as exc:
-        return oa_error(400, str(exc), param="file")
+        return openai_error(400, f"file: {exc}", param="file")
+    except batch.TooManyJobs as exc:
+        return openai_error(429, str(exc), code="batch_queue_full")
+    except ClientDisconnect:
+        log.info("the client went away during %s %s; nothing was stored", request.method, request.url.path)
+        return Response(status_code=499)
     return result if isinstance(result, Response) else JSONResponse(result)
 
 
+#: bytes of a stored file name (UTF-8; file systems take 255)
+MAX_NAME_BYTES = 120
+#: non-file form fields of an upload, and their bytes in all (OpenAI's upload has two: purpose and file)
+MAX_FORM_FIELDS = 16
+MAX_FORM_BYTES = 4 * MAX_FIELD
+
+
 def _safe_name(name: str | None) -> str:
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", (name or "upload.jsonl").rsplit("/", 1)[-1]).strip("._")
-    return base[:120] or "upload.jsonl"
+    """The name a file is stored under: its last path segment, letters (any script), digits and
+    ``. _ -``; at most :data:`MAX_NAME_BYTES` bytes, keeping the extension."""
+    base = re.sub(r"[^\w.-]+", "_", (name or "").replace("\\", "/").rsplit("/", 1)[-1]).strip("._")
+    if not base:
+        return "upload.jsonl"
+    stem, dot, ext = base.rpartition(".")
+    if not dot or len(ext.encode()) > 16:
+        stem, dot, ext = base, "", ""
+    room = MAX_NAME_BYTES - len((dot + ext).encode())
+    stem = stem.encode()[:room].decode("utf-8", "ignore").rstrip("._") or "upload"
+    return stem + dot + ext
+
+
+async def _read_field(name: str, body: Any, room: int) -> str:
+    value = b""
+    async for chunk in body:
+        value += chunk
+        if len(value) > min(MAX_FIELD, room):
+            raise BodyError(name or "form", f"is longer than {min(MAX_FIELD, room)} bytes, the most a form field "
+                            f"of this upload may hold ({MAX_FORM_BYTES} bytes for all fields together)")
+    return value.decode("utf-8", "replace")
 
 
 async def _upload(request: Request, p: Platform) -> dict[str, Any]:
     reader = MultipartReader(request.stream().__aiter__(), boundary_of(request.headers.get("content-type", "")))
     fields: dict[str, str] = {}
     stored: tuple[str, str, str, int] | None = None
-    async for part, body in reader.parts():
-        if part.filename is not None and part.name == "file" and stored is None:
-            sid, filename = new_sid(wire.FILE_PREFIX), _safe_name(part.filename)
-            _, size = await p.objects.put_stream(batch_files.BUCKET, f"{sid}/{filename}", body)
-            stored = (sid, filename, f"{sid}/{filename}", size)
-            continue
-        value = b""
-        async for chunk in body:
-            value += chunk
-            if len(value) > MAX_FIELD:
-                raise BodyError(part.name, "is too long")
-        fields[part.name] = value.decode("utf-8", "replace")
-    if stored is None:
-        raise BodyError("file", "is required (a multipart file part)")
-    sid, filename, key, size = stored
+    writing: str | None = None
+    used = count = 0
     try:
+        async for part, body in reader.parts():
+            if part.filename is not None and part.name == "file" and stored is None:
+                sid, filename = new_sid(wire.FILE_PREFIX), _safe_name(part.filename)
+                writing = f"{sid}/{filename}"
+                _, size = await p.objects.put_stream(batch_files.BUCKET, writing, body)
+                stored = (sid, filename, f"{sid}/{filename}", size)
+                continue
+            count += 1
+            if count > MAX_FORM_FIELDS:
+                raise BodyError("form", f"holds more than {MAX_FORM_FIELDS} fields; an upload takes 'file' and "
+                                "'purpose'")
+            value = await _read_field(part.name, body, MAX_FORM_BYTES - used)
+            used += len(value.encode())
+            fields[part.name] = value
+        if stored is None:
+            raise BodyError("file", "is required (a multipart file part)")
         purpose = batch_files.check_purpose(fields.get("purpose"))
-    except BodyError:
-        p.objects.path(batch_files.BUCKET, key).unlink(missing_ok=True)
+    except BaseException:
+        if writing is not None:
+            _remove(p, writing)
         raise
+    sid, filename, key, size = stored
     rec = p.store.insert("files", {"filename": filename, "purpose": purpose, "bucket": batch_files.BUCKET,
                                    "key": key, "bytes": size}, sid=sid)
     return batch_files.file_view(rec)
+
+
+def _remove(p: Platform, key: str) -> None:
+    """Remove a refused upload's object and its folder."""
+    path = p.objects.path(batch_files.BUCKET, key)
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()
 
 
 async def files(request: Request) -> Response:
@@ -193,11 +245,18 @@ async def batches(request: Request) -> Response:
         if request.method == "POST":
             body = await json_body(request)
             return await run_in_threadpool(batch_files.create_batch, p, body)
-        raw = request.query_params.get("limit", "20")
-        limit = int(raw) if raw.isdigit() and 0 < int(raw) <= 100 else 20
-        return batch_files.list_batches(p, request.query_params.get("after"), limit)
+        return batch_files.list_batches(p, request.query_params.get("after"), _limit(request))
 
     return await _openai(request, call)
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return 20
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= 100):
+        raise BodyError("limit", f"must be an integer from 1 to 100, got {raw!r:.40}")
+    return int(raw)
 
 
 async def one_batch(request: Request) -> Response:
@@ -214,13 +273,25 @@ async def cancel_batch(request: Request) -> Response:
     return await _openai(request, call)
 
 
+async def no_such_route(request: Request) -> Response:
+    async def call(p: Platform) -> Any:
+        raise c.NotFound(f"Invalid URL ({request.method} {request.url.path})")
+
+    return await _openai(request, call)
+
+
 def routes() -> list[Route]:
     return [
         Route(wire.ROUTE, batchinference, methods=["POST"]),
-        Route(wire.FILES, files, methods=["GET", "POST"]),
-        Route(wire.FILES + "/{file_id}", one_file, methods=["GET", "DELETE"]),
-        Route(wire.FILES + "/{file_id}/content", file_content, methods=["GET"]),
-        Route(wire.BATCHES, batches, methods=["GET", "POST"]),
-        Route(wire.BATCHES + "/{batch_id}", one_batch, methods=["GET"]),
-        Route(wire.BATCHES + "/{batch_id}/cancel", cancel_batch, methods=["POST"]),
+        # OpenAI's files and batches under /v1 and /v2 alike (one base URL serves all of the OpenAI API);
+        # anything else under them (an id holding '/', a wrong verb path) is OpenAI's 404, in its shape
+        *(route for f, b in ((wire.FILES, wire.BATCHES), ("/v2/files", "/v2/batches")) for route in (
+            Route(f, files, methods=["GET", "POST"]),
+            Route(f + "/{file_id}", one_file, methods=["GET", "DELETE"]),
+            Route(f + "/{file_id}/content", file_content, methods=["GET"]),
+            Route(b, batches, methods=["GET", "POST"]),
+            Route(b + "/{batch_id}", one_batch, methods=["GET"]),
+            Route(b + "/{batch_id}/cancel", cancel_batch, methods=["POST"]),
+            Route(f + "/{rest:path}", no_such_route, methods=["GET", "POST", "DELETE"]),
+            Route(b + "/{rest:path}", no_such_route, methods=["GET", "POST", "DELETE"]))),
     ]

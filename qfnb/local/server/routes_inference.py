@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio.to_thread
-from anyio import CapacityLimiter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -25,22 +22,25 @@ from qfnb.local.engines import lanes, text2image
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import AsyncChat, EngineBusy, as_async_chat, as_async_embedder
 from qfnb.local.engines.llama_server import EngineUnavailable
-from qfnb.local.server import routes_tokens
-from qfnb.local.server.answers import Tally, stream_error_event, v1_finish, v2_finish
+from qfnb.local.server import rerank, routes_tokens
+from qfnb.local.server.answers import Tally, merge_tool_calls, stream_error_event, tool_calls_of, v1_finish
 from qfnb.local.server.auth import authenticator
 from qfnb.local.server.failures import failure_response
+from qfnb.local.server.offload import engine_endpoint, offload
 from qfnb.local.server.wire import json_body, now, parse, response_id, v1_error
-from qfnb.protocol.errors import ErrorCode
+from qfnb.protocol.errors import ErrorCode, ProtocolError
 from qfnb.protocol.inference import (
     ChatRequest,
     CompletionRequest,
     EmbeddingRequest,
     PluginRequest,
     Text2ImageRequest,
-    V2ChatRequest,
+    check_v1_chat_fields,
+    v1_schema,
 )
 from qfnb.protocol.routes import MODEL_API_PREFIX
-from qfnb.protocol.sse import DONE, encode_event
+from qfnb.protocol.sse import encode_event
+from qfnb.protocol.tools import functions_as_tools, v1_function_call, v1_history_as_openai
 
 log = logging.getLogger("qfnb.local.inference")
 
@@ -49,30 +49,12 @@ PRIORITY_HEADER = "x-qfnb-priority"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = weakref.WeakKeyDictionary()
-
-
-async def offload(fn: Any, *args: Any) -> Any:
-    """Run a blocking step of an inference call (model lookup, a first load) on threads of the
-    inference routes' own, so console, token and health routes never wait behind inference."""
-    loop = asyncio.get_running_loop()
-    limiter = _limiters.get(loop)
-    if limiter is None:
-        limiter = _limiters[loop] = CapacityLimiter(16)
-    return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=limiter)
-
-
 def _platform(request: Request) -> Platform:
     return request.app.state.platform  # type: ignore[no-any-return]
 
 
 def _params(body: dict[str, Any]) -> dict[str, Any]:
     return {k: body[k] for k in SAMPLING_KEYS if body.get(k) is not None}
-
-
-def engine_endpoint(model: Any) -> str:
-    """The registry endpoint behind a served model (a preset-model service points at its base)."""
-    return str(getattr(model, "target", model).endpoint)
 
 
 async def _chat_engine(platform: Platform, model: Any) -> AsyncChat:
@@ -135,6 +117,9 @@ async def _v1_route(request: Request, platform: Platform, api_type: str, endpoin
         return JSONResponse(await offload(draw, body))
     if api_type == "plugin":
         return await _plugin(platform, endpoint, body)
+    if api_type == "reranker":
+        return JSONResponse({"id": response_id(), "object": "reranker_list", "created": now(),
+                             **await rerank.rerank(platform, body, endpoint)})
     raise BodyError("endpoint", f"API name not exist: the local platform has no {api_type} model "
                     f"(no local weights for it); {api_type} needs the cloud platform (set "
                     "QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY)", ErrorCode.API_NAME_NOT_EXIST)
@@ -153,10 +138,47 @@ def _v1_refusal(exc: Exception) -> Response:
 
 async def _chat(request: Request, platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
     req = parse(ChatRequest, body)
+    try:
+        check_v1_chat_fields(body)
+    except ProtocolError as exc:
+        raise BodyError(exc.field, str(exc).split(": ", 1)[-1], exc.code) from exc
     model = await offload(platform.resolve, "chat", endpoint)
     engine = await _chat_engine(platform, model)
-    deltas = engine.achat(req.messages, system=req.system, params=_params(body))
+    fields = v1_fields(body)
+    if not fields and not any(m.get("function_call") or m["role"] == "function" for m in req.messages):
+        deltas = engine.achat(req.messages, system=req.system, params=_params(body))
+        return await _v1_answer(request, deltas, "chat.completion", req.stream)
+    ask = getattr(engine, "achat_fields", None)
+    if ask is None or ("tools" in fields and not getattr(engine, "can_call_tools", True)):
+        raise BodyError("functions" if "tools" in fields else "response_format",
+                        f"{model.name} cannot call functions or follow a response format: it is a base model "
+                        "without a chat template (use an instruct model such as Qwen2.5-Coder-0.5B-Instruct)")
+    system = [{"role": "system", "content": req.system}] if req.system else []
+    try:
+        deltas = ask([*system, *v1_history_as_openai(req.messages)], params=_params(body), fields=fields)
+    except ValueError as exc:  # the engine's own refusal
+        raise BodyError("functions", str(exc)) from exc
     return await _v1_answer(request, deltas, "chat.completion", req.stream)
+
+
+def v1_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """v1's ``functions``, ``tool_choice`` and ``response_format`` as the engine's OpenAI fields
+    (a named ``tool_choice`` offers that one function and requires its call)."""
+    fields: dict[str, Any] = {}
+    if body.get("functions"):
+        fields["tools"] = functions_as_tools(body["functions"])
+        choice = body.get("tool_choice")
+        if isinstance(choice, dict):
+            name = choice["function"]["name"]
+            fields["tools"] = [t for t in fields["tools"] if t["function"]["name"] == name]
+            fields["tool_choice"] = "required"
+    schema = v1_schema(body.get("response_format"))
+    if schema is not None:
+        fields["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+    for key in ("frequency_penalty", "presence_penalty"):
+        if body.get(key) is not None:
+            fields[key] = body[key]
+    return fields
 
 
 async def _completion(request: Request, platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
@@ -243,9 +265,13 @@ async def _v1_answer(request: Request, answer: AsyncIterator[Any], obj: str, str
     if not stream:
         deltas = await collect(request, answer)
         tally = Tally(deltas)
-        return JSONResponse({"id": rid, "object": obj, "created": created, "result": "".join(d.text for d in deltas),
-                             "is_truncated": tally.finish == "length", "need_clear_history": False,
-                             "finish_reason": v1_finish(tally.finish), "usage": tally.usage()})
+        body = {"id": rid, "object": obj, "created": created, "result": "".join(d.text for d in deltas),
+                "is_truncated": tally.finish == "length", "need_clear_history": False,
+                "finish_reason": v1_finish(tally.finish), "usage": tally.usage()}
+        calls = tool_calls_of(deltas)
+        if calls:  # ERNIE's function calling: the call instead of a result
+            body.update(result="", function_call=v1_function_call(calls), finish_reason="function_call")
+        return JSONResponse(body)
     stream_deltas = await _primed(answer)
     return StreamingResponse(_v1_events(stream_deltas, rid, obj, created), media_type="text/event-stream",
                              headers=SSE_HEADERS)
@@ -256,6 +282,7 @@ async def _v1_events(deltas: AsyncIterator[Any], rid: str, obj: str, created: in
     tally = Tally()
     pending: Any = None
     sentence = 0
+    calls: list[Any] = []
 
     def chunk(delta: Any, end: bool) -> bytes:
         body: dict[str, Any] = {"id": rid, "object": obj, "created": created, "sentence_id": sentence,
@@ -264,11 +291,16 @@ async def _v1_events(deltas: AsyncIterator[Any], rid: str, obj: str, created: in
         if end:
             body["finish_reason"] = v1_finish(tally.finish)
             body["is_truncated"] = tally.finish == "length"  # the answer hit max_output_tokens
+            if calls:
+                body.update(function_call=v1_function_call(calls), finish_reason="function_call")
         return encode_event(body)
 
     try:
         async for delta in deltas:
             tally.add(delta)
+            fragments = getattr(delta, "tool_calls", None)  # engines without tools have no such field
+            if fragments:
+                merge_tool_calls(calls, fragments)
             if pending is not None:
                 yield chunk(pending, False)
                 sentence += 1
@@ -279,7 +311,7 @@ async def _v1_events(deltas: AsyncIterator[Any], rid: str, obj: str, created: in
         yield stream_error_event(v2=False)
 
 
-# ---- v2 (OpenAI-style) -----------------------------------------------------------------------
+# ---- v2 errors (the chat routes themselves are in routes_openai) --------------------------------
 
 
 def v2_chat_error(status: int, code: str, message: str) -> JSONResponse:
@@ -287,83 +319,8 @@ def v2_chat_error(status: int, code: str, message: str) -> JSONResponse:
                         status_code=status)
 
 
-async def v2_chat(request: Request) -> Response:
-    platform = _platform(request)
-    problem = authenticator(request).check_bearer(request)
-    if problem is not None:
-        return v2_chat_error(401, "invalid_iam_token", problem)
-    mark_priority(request)
-    try:
-        body = await json_body(request)
-        req = parse(V2ChatRequest, body)
-        model = await offload(platform.resolve, "chat", req.model)
-    except BodyError as exc:
-        code = "no_such_model" if exc.code == ErrorCode.API_NAME_NOT_EXIST else "invalid_argument"
-        return v2_chat_error(404 if code == "no_such_model" else 400, code, str(exc))
-    system = "\n".join(m["content"] for m in req.messages if m["role"] == "system") or None
-    messages = [m for m in req.messages if m["role"] != "system"]
-    params = _params(body)
-    limit = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
-    if limit is not None:
-        params["max_output_tokens"] = limit
-    rid, created = response_id(), now()
-    # the model that answers (a catalogue name such as ERNIE-Bot is answered by a local model)
-    answered = req.model if req.model.lower() in (model.name.lower(), model.endpoint.lower()) else model.name
-    try:
-        engine = await _chat_engine(platform, model)
-        answer = engine.achat(messages, system=system, params=params)
-        if req.stream:
-            stream_deltas = await _primed(answer)
-        else:
-            deltas = await collect(request, answer)
-    except PromptTooLong as exc:
-        return v2_chat_error(400, "invalid_argument", f"messages: {exc}")
-    except EngineBusy as exc:
-        response = v2_chat_error(429, "rate_limit_exceeded", f"Rate limit reached: {exc}")
-        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-        return response
-    except EngineUnavailable as exc:
-        log.warning("%s", exc)
-        return v2_chat_error(503, "service_unavailable", f"the model engine is unavailable, retry shortly: {exc}")
-    except ClientGone:
-        log.info("client left /v2/chat/completions before its answer: generation cancelled")
-        return Response(status_code=499)
-    if not req.stream:
-        tally = Tally(deltas)
-        return JSONResponse({"id": rid, "object": "chat.completion", "created": created, "model": answered,
-                             "choices": [{"index": 0, "message": {"role": "assistant",
-                                                                  "content": "".join(d.text for d in deltas)},
-                                          "finish_reason": v2_finish(tally.finish)}],
-                             "usage": tally.usage()})
-    include_usage = bool((req.stream_options or {}).get("include_usage"))
-    return StreamingResponse(_v2_events(stream_deltas, rid, answered, created, include_usage),
-                             media_type="text/event-stream", headers=SSE_HEADERS)
-
-
-async def _v2_events(deltas: AsyncIterator[Any], rid: str, model: str, created: int,
-                     include_usage: bool) -> AsyncIterator[bytes]:
-    tally = Tally()
-    base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
-    try:
-        async for delta in deltas:
-            tally.add(delta)
-            if delta.text:
-                yield encode_event({**base, "choices": [{"index": 0, "delta": {"content": delta.text},
-                                                         "finish_reason": None}]})
-    except Exception:
-        log.exception("stream failed")
-        yield stream_error_event(v2=True)
-        return
-    last: dict[str, Any] = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": v2_finish(tally.finish)}]}
-    if include_usage:
-        last["usage"] = tally.usage()
-    yield encode_event(last)
-    yield encode_event(DONE)
-
-
 def routes() -> list[Route]:
     return [
         *routes_tokens.routes(),
         Route(MODEL_API_PREFIX + "/{api_type}/{endpoint:path}", v1_inference, methods=["POST"]),
-        Route("/v2/chat/completions", v2_chat, methods=["POST"]),
     ]

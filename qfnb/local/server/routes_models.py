@@ -1,8 +1,8 @@
-"""``GET /v2/models`` (and ``/v2/models/{id}``): the served chat models in the OpenAI API's list shape,
-so the ``openai`` SDK's ``client.models.list()`` (base URL ``…/v2``) sees every model, added ones too.
-Each entry carries ``digest`` (what answers under the name: weights, adapter, engine); ``/v2/models/{id}``
-also finds a name the inference routes resolve (an alias, a cloud model's name), so a client keys its
-response cache on what would answer."""
+"""``GET /v1/models`` and ``/v2/models`` (and ``…/models/{id}``): the served chat models in the OpenAI API's
+list shape, so the ``openai`` SDK's ``client.models.list()`` (base URL ``…/v1`` or ``…/v2``) sees every model,
+added ones too. Each entry carries ``digest`` (what answers under the name: weights, adapter, engine);
+``…/models/{id}`` also finds a name the inference routes resolve (an alias, a cloud model's name), so a
+client keys its response cache on what would answer."""
 
 from __future__ import annotations
 
@@ -55,5 +55,6 @@ def _resolved(platform: Platform, wanted: str, api_types: tuple[str, ...]) -> di
 
 
 def routes() -> list[Route]:
-    return [Route("/v2/models", list_models, methods=["GET"]),
-            Route("/v2/models/{model_id:path}", list_models, methods=["GET"])]
+    return [route for prefix in ("/v1", "/v2") for route in (
+        Route(prefix + "/models", list_models, methods=["GET"]),
+        Route(prefix + "/models/{model_id:path}", list_models, methods=["GET"]))]

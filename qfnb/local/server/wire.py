@@ -8,18 +8,14 @@ import secrets
 import string
 import time
 import uuid
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from qfnb.local.domain.requests import parse as parse  # checked once, for routes and batch rows
 from qfnb.local.domain.values import BodyError
 from qfnb.protocol.errors import ErrorCode
-from qfnb.protocol.inference import ProtocolError
-from qfnb.protocol.limits import check_local
-
-M = TypeVar("M", bound=BaseModel)
 
 _ALNUM = string.ascii_lowercase + string.digits
 
@@ -131,23 +127,3 @@ def lone_surrogate(value: Any, path: str = "") -> str | None:
         elif isinstance(item, list):
             stack.extend((child, f"{where}[{i}]") for i, child in reversed(list(enumerate(item))))
     return None
-
-
-def parse(model: type[M], data: dict[str, Any]) -> M:
-    """Validate ``data`` as ``model`` (the protocol's rules, then the local platform's caps);
-    a failure becomes a BodyError naming the field."""
-    try:
-        parsed = model.model_validate(data)
-        check_local(data)
-        return parsed
-    except ProtocolError as exc:
-        raise BodyError(exc.field, str(exc).split(": ", 1)[-1], exc.code) from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        inner = (first.get("ctx") or {}).get("error")
-        if isinstance(inner, ProtocolError):
-            raise BodyError(inner.field, str(inner).split(": ", 1)[-1], inner.code) from exc
-        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        message = first.get("msg", "is invalid")
-        code = ErrorCode.INVALID_MESSAGES if where.startswith("messages") else ErrorCode.INVALID_PARAM
-        raise BodyError(where, message, code) from exc

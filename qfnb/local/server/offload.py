@@ -1,0 +1,28 @@
+"""Blocking steps of inference calls (model lookup, a first load) on the inference routes' own
+threads, so console, token and health routes never wait behind inference."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any
+
+import anyio.to_thread
+from anyio import CapacityLimiter
+
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = weakref.WeakKeyDictionary()
+
+
+async def offload(fn: Any, *args: Any) -> Any:
+    """Run a blocking step of an inference call (model lookup, a first load) on threads of the
+    inference routes' own, so console, token and health routes never wait behind inference."""
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = _limiters[loop] = CapacityLimiter(16)
+    return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=limiter)
+
+
+def engine_endpoint(model: Any) -> str:
+    """The registry endpoint behind a served model (a preset-model service points at its base)."""
+    return str(getattr(model, "target", model).endpoint)

@@ -1,0 +1,53 @@
+"""Rerank on the local platform: v1 ``/reranker/{endpoint}``, ``/v1/rerank``, ``/v2/rerankers``.
+
+The default reranker ranks documents by the cosine similarity of the built-in embedding model's
+vectors (query against each document): a bi-encoder, not a cross-encoder, and served as such
+(``%qfmodels`` lists the embedding model with the ``reranker`` API type).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qfnb.local.domain.platform import Platform
+from qfnb.local.domain.values import BodyError
+from qfnb.local.engines.gate import as_async_embedder
+from qfnb.local.server.offload import engine_endpoint, offload
+
+#: the most documents one call ranks
+MAX_DOCUMENTS = 64
+#: the request fields a rerank call takes (v1 names and OpenAI-style ones)
+FIELDS = ("model", "query", "documents", "top_n", "user_id", "user", "stream", "extra_parameters")
+
+
+def check(body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+    """``query`` (a non-empty string), ``documents`` (1 to :data:`MAX_DOCUMENTS` non-empty strings), ``top_n``."""
+    for key in body:
+        if key not in FIELDS:
+            raise BodyError(key, f"is not a rerank field (supported: {', '.join(FIELDS)})")
+    if body.get("stream"):
+        raise BodyError("stream", "a rerank answer is not streamed; send stream: false or leave it out")
+    query, docs, top_n = body.get("query"), body.get("documents"), body.get("top_n")
+    if not isinstance(query, str) or not query.strip():
+        raise BodyError("query", "must be a non-empty string")
+    if not isinstance(docs, list) or not docs or not all(isinstance(d, str) and d for d in docs):
+        raise BodyError("documents", "must be a non-empty list of non-empty strings")
+    if len(docs) > MAX_DOCUMENTS:
+        raise BodyError("documents", f"at most {MAX_DOCUMENTS} documents per call, got {len(docs)}")
+    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
+        raise BodyError("top_n", f"must be a positive integer, got {top_n!r:.40}")
+    return query, docs, top_n
+
+
+async def rerank(platform: Platform, body: dict[str, Any], endpoint: str | None = None) -> dict[str, Any]:
+    """``{"model", "results": [{"document", "relevance_score", "index"}], "usage"}``, best first."""
+    query, docs, top_n = check(body)
+    model = await offload(platform.resolve, "reranker", endpoint or str(body.get("model") or "bce-reranker-base"))
+    platform.note_loading(model)
+    embedder = as_async_embedder(await offload(platform.registry.embedder, engine_endpoint(model)))
+    vectors, tokens = await embedder.aembed([query, *docs])
+    q = vectors[0]
+    scores = [sum(a * b for a, b in zip(q, v, strict=True)) for v in vectors[1:]]
+    order = sorted(range(len(docs)), key=lambda i: -scores[i])[:top_n]
+    results = [{"document": docs[i], "relevance_score": round(float(scores[i]), 6), "index": i} for i in order]
+    return {"model": model.name, "results": results, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}

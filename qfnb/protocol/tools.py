@@ -1,0 +1,207 @@
+"""Tool calling and structured output on the wire: checks of ``tools``, ``tool_choice``,
+``response_format`` and tool turns in a history, the JSON-schema features a grammar-constrained
+engine can enforce, and v1's ``functions`` in OpenAI's terms.
+
+Pure data checks (no pydantic): each problem raises one :class:`ProtocolError` naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .errors import ProtocolError
+
+#: a function name as OpenAI accepts it
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+#: JSON-schema keywords the engine's grammar (llama.cpp's schema-to-grammar) cannot enforce
+UNSUPPORTED_SCHEMA_KEYWORDS = ("not", "if", "then", "else", "patternProperties", "dependentRequired",
+                               "dependentSchemas", "uniqueItems", "multipleOf", "contains", "minContains",
+                               "maxContains", "propertyNames", "unevaluatedProperties", "unevaluatedItems",
+                               "minProperties", "maxProperties")
+#: the structured-output types OpenAI defines
+FORMAT_TYPES = ("text", "json_object", "json_schema")
+
+
+def check_tools(tools: Any, field: str = "tools") -> list[dict[str, Any]]:
+    """``[{"type": "function", "function": {"name", "description"?, "parameters"?}}]``."""
+    if not isinstance(tools, list) or not tools:
+        raise ProtocolError(field, "must be a non-empty list of {\"type\": \"function\", \"function\": {...}}")
+    names: set[str] = set()
+    for i, tool in enumerate(tools):
+        where = f"{field}[{i}]"
+        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
+            raise ProtocolError(where, 'must be {"type": "function", "function": {"name": ..., "parameters": ...}}')
+        fn = tool["function"]
+        check_function(fn, f"{where}.function")
+        if fn["name"] in names:
+            raise ProtocolError(f"{where}.function.name", f"{fn['name']!r} is given twice")
+        names.add(fn["name"])
+    return tools
+
+
+def check_function(fn: Mapping[str, Any], where: str) -> None:
+    """One function's ``name`` (OpenAI's charset), ``description`` and JSON-schema ``parameters``."""
+    name = fn.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ProtocolError(f"{where}.name", "must be 1-64 letters, digits, '_' or '-'")
+    if fn.get("description") is not None and not isinstance(fn["description"], str):
+        raise ProtocolError(f"{where}.description", "must be a string")
+    params = fn.get("parameters")
+    if params is not None:
+        if not isinstance(params, dict):
+            raise ProtocolError(f"{where}.parameters", "must be a JSON schema object")
+        check_schema(params, f"{where}.parameters")
+
+
+def check_tool_choice(choice: Any, tools: Sequence[Mapping[str, Any]] | None) -> None:
+    """``auto``, ``none``, ``required`` or ``{"type": "function", "function": {"name": one of tools}}``."""
+    if choice is None:
+        return
+    if isinstance(choice, str):
+        if choice not in ("auto", "none", "required"):
+            raise ProtocolError("tool_choice", f"must be 'auto', 'none', 'required' or a named function, "
+                                f"got {choice!r:.40}")
+        if choice == "required" and not tools:
+            raise ProtocolError("tool_choice", "'required' needs tools")
+        return
+    name = choice.get("function", {}).get("name") if isinstance(choice, dict) and isinstance(
+        choice.get("function"), dict) else None
+    if not isinstance(choice, dict) or choice.get("type") != "function" or not isinstance(name, str):
+        raise ProtocolError("tool_choice", 'a named choice is {"type": "function", "function": {"name": ...}}')
+    offered = [t["function"]["name"] for t in tools or ()]
+    if name not in offered:
+        raise ProtocolError("tool_choice.function.name", f"{name!r} is not one of the tools given "
+                            f"({', '.join(offered) or 'none'})")
+
+
+def check_response_format(fmt: Any, field: str = "response_format") -> dict[str, Any] | None:
+    """OpenAI's ``{"type": "text" | "json_object" | "json_schema", "json_schema": {"name", "schema",
+    "strict"}}``; returns the JSON schema the answer must follow (None: free text)."""
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") not in FORMAT_TYPES:
+        raise ProtocolError(f"{field}.type", f"must be one of {', '.join(FORMAT_TYPES)}")
+    if fmt["type"] == "text":
+        return None
+    if fmt["type"] == "json_object":
+        return {"type": "object"}
+    spec = fmt.get("json_schema")
+    if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+        raise ProtocolError(f"{field}.json_schema", 'needs {"name": ..., "schema": {...}} with a JSON schema object')
+    name = spec.get("name")
+    if name is not None and (not isinstance(name, str) or not _NAME.match(name)):
+        raise ProtocolError(f"{field}.json_schema.name", "must be 1-64 letters, digits, '_' or '-'")
+    if spec.get("strict") is not None and not isinstance(spec["strict"], bool):
+        raise ProtocolError(f"{field}.json_schema.strict", "must be true or false")
+    check_schema(spec["schema"], f"{field}.json_schema.schema")
+    return dict(spec["schema"])
+
+
+def check_schema(schema: Any, where: str) -> None:
+    """A JSON schema the engine's grammar can enforce: every keyword it cannot is refused, by
+    name and place, and ``$ref`` must point inside the schema."""
+    if isinstance(schema, bool):
+        return
+    if not isinstance(schema, dict):
+        raise ProtocolError(where, "must be a JSON schema object")
+    for key, value in schema.items():
+        if key in UNSUPPORTED_SCHEMA_KEYWORDS:
+            raise ProtocolError(f"{where}.{key}", f"the JSON-schema keyword {key!r} cannot be enforced by the "
+                                "engine's grammar; remove it (or check it after parsing)")
+        if key == "$ref" and not (isinstance(value, str) and value.startswith("#")):
+            raise ProtocolError(f"{where}.$ref", "only references inside the schema (#/...) are supported")
+        for sub, place in _subschemas(key, value):
+            check_schema(sub, f"{where}.{key}{place}")
+
+
+def _subschemas(key: str, value: Any) -> list[tuple[Any, str]]:
+    """The schemas nested under keyword ``key``, each with its place (``.name`` or ``[i]``)."""
+    if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
+        return [(sub, f".{name}") for name, sub in value.items()]
+    if key in ("items", "additionalProperties") and isinstance(value, dict):
+        return [(value, "")]
+    if key in ("anyOf", "oneOf", "allOf", "prefixItems") and isinstance(value, list):
+        return [(sub, f"[{i}]") for i, sub in enumerate(value)]
+    return []
+
+
+def check_chat_turn(m: Any, i: int, field: str = "messages") -> None:
+    """One OpenAI-style turn: system/user/assistant/tool; an assistant turn may carry
+    ``tool_calls`` instead of content, a tool turn needs ``tool_call_id``."""
+    where = f"{field}[{i}]"
+    if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool"):
+        raise ProtocolError(f"{where}.role", "must be one of system, user, assistant, tool")
+    calls = m.get("tool_calls")
+    if calls is not None:
+        if m["role"] != "assistant":
+            raise ProtocolError(f"{where}.tool_calls", "only an assistant turn carries tool_calls")
+        check_tool_calls(calls, f"{where}.tool_calls")
+    if m["role"] == "tool" and not isinstance(m.get("tool_call_id"), str):
+        raise ProtocolError(f"{where}.tool_call_id", "a tool turn needs the id of the call it answers")
+    content = m.get("content")
+    if content is None and calls:
+        return
+    if not isinstance(content, str):
+        raise ProtocolError(f"{where}.content", "must be a string")
+
+
+def check_tool_calls(calls: Any, where: str) -> None:
+    if not isinstance(calls, list) or not calls:
+        raise ProtocolError(where, "must be a non-empty list of calls")
+    for j, call in enumerate(calls):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not isinstance(
+                fn.get("arguments"), str):
+            raise ProtocolError(f"{where}[{j}]", 'must be {"id", "type": "function", "function": {"name", '
+                                '"arguments": a JSON string}}')
+
+
+# ---- v1 (ERNIE) function calling in OpenAI's terms ----------------------------------------------
+
+
+def functions_as_tools(functions: Any) -> list[dict[str, Any]]:
+    """v1 ``functions`` (``name``, ``description``, ``parameters``; ``responses``/``examples`` are
+    hints the engine has no field for) as OpenAI ``tools``."""
+    if not isinstance(functions, list) or not functions:
+        raise ProtocolError("functions", "must be a non-empty list of {name, description, parameters}")
+    tools = []
+    for i, fn in enumerate(functions):
+        if not isinstance(fn, dict):
+            raise ProtocolError(f"functions[{i}]", "must be an object with name, description, parameters")
+        check_function(fn, f"functions[{i}]")
+        tools.append({"type": "function", "function": {k: fn[k] for k in ("name", "description", "parameters")
+                                                       if fn.get(k) is not None}})
+    return tools
+
+
+def v1_history_as_openai(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A v1 history with ``function_call`` turns and ``function`` results as OpenAI turns: the
+    call becomes ``tool_calls`` and its result a ``tool`` turn answering it."""
+    out: list[dict[str, Any]] = []
+    last_id = ""
+    for i, m in enumerate(messages):
+        call = m.get("function_call")
+        if m.get("role") == "assistant" and isinstance(call, dict):
+            last_id = f"call_{i}"
+            args = call.get("arguments")
+            out.append({"role": "assistant", "content": m.get("content") or None, "tool_calls": [
+                {"id": last_id, "type": "function", "function": {
+                    "name": str(call.get("name") or ""),
+                    "arguments": args if isinstance(args, str) else json.dumps(args or {}, ensure_ascii=False)}}]})
+        elif m.get("role") == "function":
+            out.append({"role": "tool", "tool_call_id": last_id or f"call_{i}", "name": m.get("name"),
+                        "content": str(m.get("content") or "")})
+        else:
+            out.append({"role": m["role"], "content": m.get("content")})
+    return out
+
+
+def v1_function_call(tool_calls: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The first tool call as v1's ``function_call`` (``name``, ``arguments`` as a JSON string,
+    ``thoughts``)."""
+    fn = tool_calls[0].get("function") or {}
+    return {"name": fn.get("name", ""), "arguments": fn.get("arguments", "{}"), "thoughts": ""}
