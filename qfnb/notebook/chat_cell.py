@@ -4,7 +4,7 @@ answers into one output (with their provenance in its metadata) and keep the ses
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from IPython.core.error import UsageError
 
@@ -14,13 +14,37 @@ from qfnb.notebook._interp import prompt_template
 from qfnb.notebook._ipython import DisplayHandle, live_display
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 
-if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.notebook.magics import QfnbMagics
-
 Target = tuple[str | None, str | None]
 
 
-def run_chat_cell(magics: QfnbMagics, args: argparse.Namespace, cell: str) -> Any:
+class ChatCellHost(Protocol):
+    """What a chat cell reads of the magics that run it (``QfnbMagics`` has it): their settings,
+    sessions, backend and namespace."""
+
+    @property
+    def temperature(self) -> float | None: ...
+    @property
+    def interpolate(self) -> bool: ...
+    @property
+    def stream(self) -> bool: ...
+    @property
+    def max_history(self) -> int: ...
+    @property
+    def update_interval(self) -> float: ...
+    @property
+    def default_model(self) -> str: ...
+    @property
+    def sessions(self) -> chat.SessionStore: ...
+    @property
+    def chat_backend(self) -> chat.ChatBackend: ...
+    @property
+    def names(self) -> discovery.NameCache: ...
+    @property
+    def user_ns(self) -> dict[str, Any]: ...
+    def fill_braces(self, text: str) -> str: ...
+
+
+def run_chat_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) -> Any:
     """Run one ``%%qfchat`` cell for ``magics`` (its sessions, backend and settings)."""
     problem = var_problem(args.output, "-o/--output")
     if problem:
@@ -39,7 +63,7 @@ def run_chat_cell(magics: QfnbMagics, args: argparse.Namespace, cell: str) -> An
     interpolated = magics.interpolate and not args.no_interp
     template = prompt_template(prompt, interpolated=interpolated)
     if interpolated:
-        prompt = magics._interp(prompt)
+        prompt = magics.fill_braces(prompt)
     targets, default_name = _targets(magics, args)
     multi = len(targets) > 1
     where = getattr(magics.chat_backend, "where", None)
@@ -79,7 +103,7 @@ def _raise_if_all_failed(answers: list[chat.ChatAnswer], handle: DisplayHandle) 
                         title="qfchat failed") from first.error
 
 
-def _targets(magics: QfnbMagics, args: argparse.Namespace) -> tuple[list[Target], str | None]:
+def _targets(magics: ChatCellHost, args: argparse.Namespace) -> tuple[list[Target], str | None]:
     """The ``(model, endpoint)`` pairs to ask, and the default model's name when none was named."""
     models, endpoints = split_csv(args.model), split_csv(args.endpoint)
     listing = magics.names.get(wait=3.0) if models else None
@@ -96,7 +120,7 @@ def _targets(magics: QfnbMagics, args: argparse.Namespace) -> tuple[list[Target]
     return [(None, None)], named() if callable(named) else None
 
 
-def _keep(magics: QfnbMagics, args: argparse.Namespace, targets: list[Target], prompt: str,
+def _keep(magics: ChatCellHost, args: argparse.Namespace, targets: list[Target], prompt: str,
           answers: list[chat.ChatAnswer]) -> None:
     """Record each good answer in its session's history, and store the answer(s) in ``-o``."""
     multi = len(targets) > 1

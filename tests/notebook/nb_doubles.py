@@ -11,7 +11,7 @@ from typing import Any
 
 from IPython.core.displaypub import CapturingDisplayPublisher
 
-from qfnb.notebook.chat import ChatDelta, ChatRequest
+from qfnb.notebook.chat import CellChatRequest, ChatDelta
 
 
 class RecordingPublisher(CapturingDisplayPublisher):
@@ -51,14 +51,14 @@ class FakeChatBackend:
         self.chunk = chunk
         self.delay = delay
         self.fail = fail or {}
-        self.requests: list[ChatRequest] = []
+        self.requests: list[CellChatRequest] = []
         self.lock = threading.Lock()
         #: when set, every stream waits before its first chunk until this many are open (proves
         #: the streams run at once: one after the other, the first never gets past)
         self.together: int | None = None
         self.opened = 0
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+    async def stream(self, request: CellChatRequest) -> AsyncIterator[ChatDelta]:
         with self.lock:
             self.requests.append(request)
             self.opened += 1
