@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
+from qfnb._core.record import ledger
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.notebook import _background
@@ -239,10 +240,12 @@ def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool
     holder["trainer"] = dash.trainer = trainer
     if show:
         dash.show()
+    cell = ledger.current_cell()
 
     async def run() -> None:
         try:
-            await trainer.arun()
+            with ledger.launched_from(cell):  # its trained-token row lands under this %qftrain cell
+                await trainer.arun()
         except Exception as exc:
             dash.finish("stopped" if stop.is_set() else "failed", error=f"{type(exc).__name__}: {exc}")
         else:

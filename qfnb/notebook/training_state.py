@@ -113,7 +113,8 @@ class TrainingState:
     platform_phase: str = ""  # what the platform says the worker does (loading weights, ...)
     reused: str | None = None  # the finished run reused instead of training again (qfnb.trainer.replay)
     _last_key: tuple[str, str, str] | None = field(default=None, repr=False)
-    _steps: Any = field(default=None, repr=False)  # a counting Progress: the smoothed step rate
+    #: (step, seen at by this dashboard's clock, the platform's elapsedSeconds then) when each step was first seen
+    _step_times: list[tuple[int, float, float | None]] = field(default_factory=list, repr=False)
 
     @property
     def finished(self) -> bool:
@@ -158,7 +159,7 @@ class TrainingState:
             self.reused = f"{replayed['task_id']}{when}"
         step, total = _num(d.get("currentStep")), _num(d.get("totalSteps"))
         if step is not None:
-            self._count_steps(int(step))
+            self._time_step(int(step), _num(d.get("elapsedSeconds")))
             self.step = int(step)
         phase = str(d.get("phase") or "")
         if phase and phase != self.platform_phase:
@@ -207,25 +208,31 @@ class TrainingState:
     def elapsed_now(self) -> float:
         return self.elapsed if self.elapsed is not None else self.clock() - self.started_at
 
-    def _count_steps(self, step: int) -> None:
-        """Each newly finished step is one result of a counting bar (no display): its rate is
-        measured from the first step on and smoothed (see :class:`qfnb._core.runtime.progress.Progress`)."""
-        from qfnb._core.runtime.progress import Progress
+    def _time_step(self, step: int, platform_elapsed: float | None) -> None:
+        """When a step count was first seen: by the platform's own clock (``elapsedSeconds``, the
+        time the worker wrote it) when it says, and by this dashboard's."""
+        if step >= 1 and (not self._step_times or step > self._step_times[-1][0]):
+            self._step_times.append((step, self.clock(), platform_elapsed))
 
-        if self._steps is None:
-            self._steps = Progress(mode="off", clock=self.clock)
-            self._steps.on_start(None)
-        while self._steps.snapshot().finished < step:
-            self._steps.on_result(-1, True)
+    @property
+    def seconds_per_step(self) -> float | None:
+        """The mean time of a step from the first step seen to the last, evaluation pauses included
+        (by the event timestamps: the platform's when both ends carry one, else when they arrived);
+        None until two step counts were seen. Loading the model never counts as steps."""
+        if len(self._step_times) < 2:
+            return None
+        (first, seen0, platform0), (last, seen1, platform1) = self._step_times[0], self._step_times[-1]
+        took = platform1 - platform0 if platform0 is not None and platform1 is not None else seen1 - seen0
+        return took / (last - first) if took > 0 else None
 
     @property
     def measured_eta(self) -> float | None:
-        """Seconds left from step times measured here, smoothed; None until two steps were seen
-        (model loading and the platform's own guess never count: no ETA that jumps)."""
-        if self._steps is None or not self.total_steps:
+        """Seconds left: the steps left times :attr:`seconds_per_step` (so the evaluation pauses to
+        come are counted as those so far were); None before two step counts were seen."""
+        per_step = self.seconds_per_step
+        if per_step is None or not self.total_steps:
             return None
-        rate = self._steps.snapshot().smoothed_rate
-        return None if not rate else max(self.total_steps - self.step, 0) / rate
+        return max(self.total_steps - self.step, 0) * per_step
 
     @property
     def doing(self) -> str:

@@ -24,6 +24,8 @@ SHUTDOWN_ROUTE = "/qfnb/shutdown"
 #: the model store (``qfnb models``): GET list, POST add, DELETE /{name}, POST /{name}/unload
 MODELS_ROUTE = "/qfnb/models"
 CONTROL_HEADER = "X-Qfnb-Control"
+#: on an inference answer: the model that served it (the request may name an alias, e.g. ``ernie-lite-8k``)
+MODEL_HEADER = "X-Qfnb-Model"
 
 
 def default_data_dir(env: Mapping[str, str] | None = None) -> Path:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb._core.config import Config as _Config
 from qfnb._core.errors import ValidationError
+from qfnb._core.record.ledger import current_cell, launched_from
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import make_progress
 from qfnb._core.runtime.steps import StepFeed
@@ -182,10 +183,15 @@ class LLMFinetune(Trainer):
 
     def start(self) -> LLMFinetune:
         """Start in the background on qfnb's loop; returns at once (see :meth:`wait`)."""
-
         if self._future is not None and not self._future.done():
             raise RuntimeError(f"trainer {self.id} is already running")
-        self._future = sync.submit(self.arun())
+        cell = current_cell()
+
+        async def run() -> LLMFinetune:
+            with launched_from(cell):  # its usage counts under the cell that started it
+                return await self.arun()
+
+        self._future = sync.submit(run())
         return self
 
     def wait(self, timeout: float | None = None) -> LLMFinetune:

@@ -157,6 +157,36 @@ def test_the_ledger_totals_equal_the_platforms_usage(fake: Any, make_config: Any
     assert not frame["cache_hit"].any()
 
 
+def test_provenance_and_ledger_name_the_model_that_answered_beside_the_alias_asked(fake: Any,
+                                                                                   make_config: Any) -> None:
+    fake.inference_headers = {"X-Qfnb-Model": "Qwen2.5-0.5B-Instruct"}  # what the local platform sends
+    chat = qfnb.ChatCompletion(config=make_config(cache=True))
+    fresh = chat.do(model="ERNIE-Lite-8K", messages=MSG)
+    fake.inference_headers = {}
+    replayed = chat.do(model="ERNIE-Lite-8K", messages=MSG)  # from the cache: no header, same record
+    assert _chat_calls(fake) == 1
+    for answer in (fresh, replayed):
+        assert answer.provenance["model"] == "Qwen2.5-0.5B-Instruct"
+        assert answer.provenance["asked"].lower() == "ernie-lite-8k"
+    rows = ledger_mod.default_ledger().rows(session=ledger_mod.SESSION)
+    assert [(r.model, r.asked.lower(), r.cache_hit) for r in rows] == [
+        ("Qwen2.5-0.5B-Instruct", "ernie-lite-8k", False), ("Qwen2.5-0.5B-Instruct", "ernie-lite-8k", True)]
+    plain = chat.do(messages=[{"role": "user", "content": "no header"}])  # a platform that names none
+    assert plain.provenance["model"] == plain.provenance["asked"]
+    assert ledger_mod.default_ledger().rows(session=ledger_mod.SESSION)[-1].asked == ""
+
+
+def test_a_ledger_file_from_before_the_asked_column_still_records(tmp_path: Path) -> None:
+    import sqlite3
+    path = tmp_path / "old.sqlite3"
+    old_schema = ledger_mod._SCHEMA.replace("CREATE TABLE IF NOT EXISTS recorded_once (key TEXT PRIMARY KEY);", "")
+    with sqlite3.connect(path) as db:
+        db.executescript(old_schema)
+    ledger = Ledger(path)
+    ledger.record(UsageRow(api="chat", model="Tiny-Chat", asked="ernie-lite-8k", platform="local"))
+    assert [(r.model, r.asked) for r in ledger.rows()] == [("Tiny-Chat", "ernie-lite-8k")]
+
+
 def test_the_ledger_marks_cell_and_prices_local_calls_at_zero(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "u.sqlite3")
     ledger_mod.set_cell(7)

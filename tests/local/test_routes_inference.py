@@ -10,6 +10,7 @@ import pytest
 from platform_doubles import FakeRegistry
 from platform_helpers import CREDS, Signer, bearer, client_for, token
 
+from qfnb.protocol.daemon import MODEL_HEADER
 from qfnb.protocol.routes import MODEL_API_PREFIX
 from qfnb.protocol.sse import SSEDecoder
 
@@ -102,10 +103,16 @@ def test_unknown_model_lists_served(client) -> None:
     assert "Tiny-Chat (/chat/tiny-chat)" in body["error_msg"] and "QFNB_MODEL_ALIASES" in body["error_msg"]
 
 
-def test_alias_maps_cloud_name(tmp_path: Path) -> None:
+def test_alias_maps_cloud_name_and_the_answer_names_the_model_that_served_it(tmp_path: Path) -> None:
     with client_for(tmp_path, aliases={"ernie-lite-8k": "Tiny-Chat"}) as c:
-        body = c.post(CHAT + "ernie-lite-8k", params={"access_token": token(c)}, json={"messages": MSG}).json()
-    assert body["result"] == "tiny-chat: hello there"
+        resp = c.post(CHAT + "ernie-lite-8k", params={"access_token": token(c)}, json={"messages": MSG})
+        with c.stream("POST", CHAT + "ernie-lite-8k", params={"access_token": token(c)},
+                      json={"messages": MSG, "stream": True}) as streamed:
+            stream_model = streamed.headers.get(MODEL_HEADER)
+        v2 = c.post("/v2/chat/completions", headers={"Authorization": "Bearer " + bearer(c)},
+                    json={"model": "ernie-lite-8k", "messages": MSG})
+    assert resp.json()["result"] == "tiny-chat: hello there"
+    assert resp.headers[MODEL_HEADER] == stream_model == v2.headers[MODEL_HEADER] == "Tiny-Chat"
 
 
 def test_v1_stream_format(client) -> None:

@@ -314,3 +314,27 @@ def test_attach_to_a_finished_deployed_task_shows_its_end_model_and_endpoint_and
     bare = attach("t5", fetch=lambda t: dict(detail), stop=lambda t: None, interval=0.01, show=False,
                   deployment=nothing)
     assert bare.wait(timeout=5).service is None and bare.deployable
+
+
+def test_eta_counts_evaluation_pauses_by_the_platforms_timestamps_not_by_when_polls_arrive() -> None:
+    """A synthetic run: 60 s loading, 16 steps of 2 s, a 20 s evaluation after every 4th step. Its
+    snapshots arrive in a quick burst (an attach catching up), one second apart by the kernel's clock."""
+    now = [0.0]
+    st = TrainingState(title="x", clock=lambda: now[0], started_at=0.0)
+    timeline = [(0, 10.0, "loading the base model's weights"), (0, 60.0, "training")]
+    elapsed = 60.0
+    for step in range(1, 9):
+        elapsed += 2.0
+        timeline.append((step, elapsed, ""))
+        if step % 4 == 0:
+            elapsed += 20.0  # the held-out split's evaluation loss
+    for step, at, phase in timeline:
+        now[0] += 1.0
+        st.apply(FakeEvent("TrainAction", "t", "Running", "", {"currentStep": step, "totalSteps": 16,
+                                                              "elapsedSeconds": at, "phase": phase}))
+    # steps 1..8 took 2 s each plus one 20 s pause between them: 34 s for 7 steps; 8 steps are left
+    assert st.seconds_per_step == pytest.approx(34 / 7)
+    assert st.measured_eta == pytest.approx(8 * 34 / 7)  # 38.9 s, where the arrival times said 8 s
+    truth = 8 * 2.0 + 2 * 20.0  # the 8 steps left and their two evaluations (step 12 and step 16)
+    assert st.measured_eta / truth > 0.65  # within the run's own variation, never several times too short
+    assert "ETA 00:39" in st.progress_text()

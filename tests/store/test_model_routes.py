@@ -90,7 +90,9 @@ def test_the_store_manifest_is_json_others_can_read(client: TestClient, tmp_path
     client.post(MODELS_ROUTE, json={"path": str(tiny_gguf(tmp_path / "m.gguf")), "name": "byo", "ctx": 1024,
                                     "roles": ["completion"]})
     manifest = json.loads((tmp_path / "store" / "manifest.json").read_text())
-    assert manifest["byo"]["ctx"] == 1024 and manifest["byo"]["roles"] == ["completion"]
+    (entry,) = [v for v in manifest.values() if v["name"] == "byo"]
+    assert entry["ctx"] == 1024 and entry["roles"] == ["completion"]
+    assert entry["owner"] == str(client.app.state.platform.settings.data_dir.resolve())  # type: ignore[attr-defined]
 
 
 def test_an_added_base_is_trainable_and_its_run_trains_on_the_stored_weights(client: TestClient,

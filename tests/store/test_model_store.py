@@ -202,6 +202,39 @@ def test_a_registry_sees_a_model_another_process_added(store: ModelStore, tmp_pa
         registry.close()
 
 
+def test_names_are_listed_per_data_dir_while_the_weights_stay_shared(store: ModelStore, tmp_path: Path) -> None:
+    mine = ModelStore(store.root, data_dir=tmp_path / "mine")
+    theirs = ModelStore(store.root, data_dir=tmp_path / "theirs")
+    weights = tiny_gguf(tmp_path / "m.gguf")
+    ours = mine.add(weights, "shared-chat")
+    registry = EngineRegistry(tmp_path / "mine", options=EngineOptions(slots=2))
+    try:
+        served = {m.name for m in registry.served_models()}
+        their = theirs.add(weights, "their-chat")  # another data dir, the same file
+        assert their.path == ours.path and len(list(store.root.glob("sha256-*/*.gguf"))) == 1  # stored once
+        assert [m.name for m in mine.models()] == ["shared-chat"]
+        assert [m.name for m in theirs.models()] == ["their-chat"]
+        assert {m.name for m in registry.served_models()} == served  # their name does not appear here
+        theirs.add(weights, "shared-chat")  # the same name in another data dir is a name of its own
+        weights.unlink()  # the store's hard link is the weights' last link now
+        assert mine.freed_by(ours) == 0  # their names still use the weights
+        assert mine.remove("shared-chat") == 0 and Path(ours.path).is_file()
+        assert [m.name for m in theirs.models()] == ["shared-chat", "their-chat"] and mine.models() == []
+        assert "shared-chat" not in {m.name for m in registry.served_models()}
+        with pytest.raises(KeyError):
+            mine.remove("their-chat")  # one data dir cannot remove another's name
+        theirs.remove("their-chat")
+        assert theirs.remove("shared-chat") > 0 and not Path(ours.path).exists()  # the last name frees them
+    finally:
+        registry.close()
+
+
+def test_unowned_names_from_an_older_manifest_are_listed_in_every_data_dir(store: ModelStore,
+                                                                          tmp_path: Path) -> None:
+    store.add(tiny_gguf(tmp_path / "m.gguf"), "old-chat")  # a store opened without a data dir
+    assert [m.name for m in ModelStore(store.root, data_dir=tmp_path / "any").models()] == ["old-chat"]
+
+
 def test_an_added_gguf_base_is_converted_once_to_a_trainable_dir_beside_it(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from qfnb.local.engines import assets

@@ -25,6 +25,7 @@ from qfnb._core.record.budget import Budget, Reservation, active_budget
 from qfnb._core.record.cache import CachedAnswer, cache_key, current_repeat, deciding_fields, default_cache, mode_for
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
+from qfnb.protocol.daemon import MODEL_HEADER
 
 __all__ = ["Recording", "account_hash", "prompt_estimate", "prompt_hash", "worst_case"]
 
@@ -72,6 +73,16 @@ def _chunk_text(body: Mapping[str, Any]) -> bool:
         for c in choices)
 
 
+def _served_by(responses: list[QfResponse]) -> str:
+    """The model the platform says served an answer (``MODEL_HEADER``; the local platform sends it), or ""."""
+    wanted = MODEL_HEADER.lower()
+    for r in responses:
+        for name, value in r.headers.items():
+            if name.lower() == wanted and value:
+                return str(value)
+    return ""
+
+
 @dataclass
 class Recording:
     """One inference call: what it asked, where, and (after ``finish``) what it cost."""
@@ -84,6 +95,8 @@ class Recording:
     repeat: int = 0
     key: str | None = None
     hit: CachedAnswer | None = None
+    #: the model that answered (the platform's ``MODEL_HEADER``); ``target`` until one did
+    answered: str = ""
     started: float = field(default_factory=time.perf_counter)
 
     held: Reservation | None = None
@@ -136,7 +149,8 @@ class Recording:
         cached: dict[str, Any] = {"hit": self.hit is not None}
         if self.hit is not None:
             cached["age_s"] = round(self.hit.age, 1)
-        return {"model": self.target, "api": self.api, "params": params, "prompt_hash": prompt_hash(self.body),
+        return {"model": self.answered or self.target, "asked": self.target, "api": self.api, "params": params,
+                "prompt_hash": prompt_hash(self.body),
                 "repeat": self.repeat, "usage": dict(usage), "latency_s": round(latency, 4), "cache": cached,
                 "platform": self.platform, "base_url": self.config.base_url}
 
@@ -163,7 +177,7 @@ class Recording:
         """Store, account for and annotate a fresh answer (a stream: once it has ended)."""
         if isinstance(result, QfResponse):
             if self.key is not None:
-                default_cache().put(self.key, self.target, [result.body], stream=False)
+                default_cache().put(self.key, self.target, [result.body], stream=False, model=_served_by([result]))
             self._account([result], hit=False)
             return result
         return self._watch(result)
@@ -177,7 +191,8 @@ class Recording:
                 yield chunk
             whole = True
             if seen and self.key is not None:
-                default_cache().put(self.key, self.target, [c.body for c in seen], stream=True)
+                default_cache().put(self.key, self.target, [c.body for c in seen], stream=True,
+                                    model=_served_by(seen))
         finally:  # closed early, cut or whole: what arrived is counted
             if seen:
                 self._account(seen, hit=False, whole=whole)
@@ -185,6 +200,7 @@ class Recording:
                 self.release()
 
     def _account(self, responses: list[QfResponse], *, hit: bool, whole: bool = True) -> None:
+        self.answered = (self.hit.model if self.hit is not None else _served_by(responses)) or self.target
         usage: Mapping[str, Any] = {}
         for r in reversed(responses):
             found = r.body.get("usage")
@@ -198,7 +214,8 @@ class Recording:
         prompt = int(usage.get("prompt_tokens") or 0)
         completion = int(usage.get("completion_tokens") or 0)
         total = int(usage.get("total_tokens") or prompt + completion)
-        default_ledger().record(UsageRow(api=self.api, model=self.target, platform=self.platform,
+        asked = self.target if self.target.lower() != self.answered.lower() else ""
+        default_ledger().record(UsageRow(api=self.api, model=self.answered, asked=asked, platform=self.platform,
                                          prompt_tokens=prompt, completion_tokens=completion, total_tokens=total,
                                          latency_s=latency, cache_hit=hit))
         budget = self.budget if self.held is not None else active_budget()

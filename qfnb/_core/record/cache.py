@@ -105,6 +105,8 @@ class CachedAnswer:
     bodies: tuple[dict[str, Any], ...]
     stream: bool
     created: float
+    #: the model that served it ("" when unknown: stored before the platform named it)
+    model: str = ""
 
     @property
     def age(self) -> float:
@@ -148,6 +150,8 @@ class ResponseCache:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
+            if "model" not in {r[1] for r in db.execute("PRAGMA table_info(answers)")}:  # a file from before
+                db.execute("ALTER TABLE answers ADD COLUMN model TEXT NOT NULL DEFAULT ''")
             for suffix in ("-wal", "-shm"):  # WAL side files hold answers too
                 side = self.path.with_name(self.path.name + suffix)
                 if side.exists():
@@ -159,23 +163,25 @@ class ResponseCache:
         """The answer stored under ``key`` (marked as used), or None."""
         with self._lock:
             db = self._conn()
-            row = db.execute("SELECT payload, stream, created FROM answers WHERE key=?", (key,)).fetchone()
+            row = db.execute("SELECT payload, stream, created, model FROM answers WHERE key=?", (key,)).fetchone()
             if row is None:
                 return None
             bodies = tuple(json.loads(row[0]))
             db.execute("UPDATE answers SET used=?, hits=hits+1, saved_tokens=saved_tokens+? WHERE key=?",
                        (time.time(), _usage_tokens(bodies), key))
-        return CachedAnswer(bodies=bodies, stream=bool(row[1]), created=float(row[2]))
+        return CachedAnswer(bodies=bodies, stream=bool(row[1]), created=float(row[2]), model=str(row[3]))
 
-    def put(self, key: str, target: str, bodies: Sequence[Mapping[str, Any]], *, stream: bool) -> None:
-        """Store a whole, successful answer, then trim to the size bound (oldest use first)."""
+    def put(self, key: str, target: str, bodies: Sequence[Mapping[str, Any]], *, stream: bool,
+            model: str = "") -> None:
+        """Store a whole, successful answer (``model``: the one that served it), then trim to the size
+        bound (oldest use first)."""
         payload = json.dumps(list(bodies), ensure_ascii=False, separators=(",", ":"))
         now = time.time()
         with self._lock:
             db = self._conn()
-            db.execute("INSERT OR REPLACE INTO answers(key, target, stream, payload, size, created, used) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)", (key, target.lower(), int(stream), payload,
-                                                        len(payload.encode("utf-8")), now, now))
+            db.execute("INSERT OR REPLACE INTO answers(key, target, stream, payload, size, created, used, model) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (key, target.lower(), int(stream), payload,
+                                                           len(payload.encode("utf-8")), now, now, model))
             self._trim(db)
 
     def _trim(self, db: sqlite3.Connection) -> None:

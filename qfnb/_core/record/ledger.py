@@ -24,7 +24,7 @@ from typing import Any
 from qfnb.protocol.daemon import default_data_dir
 
 __all__ = ["LEDGER_FILE", "SESSION", "Ledger", "UsageRow", "current_cell", "current_job", "default_ledger", "job",
-           "set_cell"]
+           "launched_from", "set_cell"]
 
 logger = logging.getLogger("qfnb.usage")
 
@@ -34,6 +34,7 @@ SESSION = uuid.uuid4().hex[:12]
 
 _cell: int | None = None
 _job: contextvars.ContextVar[str | None] = contextvars.ContextVar("qfnb_job", default=None)
+_launched_from: contextvars.ContextVar[int | None] = contextvars.ContextVar("qfnb_launched_from", default=None)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -54,7 +55,21 @@ def set_cell(execution_count: int | None) -> None:
 
 
 def current_cell() -> int | None:
-    return _cell
+    """The cell calls made here count under: the one that launched this work (:func:`launched_from`),
+    else the one running now."""
+    launched = _launched_from.get()
+    return launched if launched is not None else _cell
+
+
+@contextlib.contextmanager
+def launched_from(cell: int | None) -> Iterator[None]:
+    """Count the calls made inside (and in tasks started inside) under ``cell``, the cell that launched
+    them, whichever cell runs when they end (a fine-tune in the background)."""
+    token = _launched_from.set(cell)
+    try:
+        yield
+    finally:
+        _launched_from.reset(token)
 
 
 def current_job() -> str | None:
@@ -90,6 +105,8 @@ class UsageRow:
     session: str = ""
     cell: int | None = None
     job: str | None = None
+    #: the name the call asked for when it differs from ``model`` (the one that answered), e.g. an alias
+    asked: str = ""
 
 
 class Ledger:
@@ -111,13 +128,15 @@ class Ledger:
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            if "asked" not in {r[1] for r in db.execute("PRAGMA table_info(calls)")}:  # a file from before
+                db.execute("ALTER TABLE calls ADD COLUMN asked TEXT NOT NULL DEFAULT ''")
             self._db = db
         return self._db
 
     def record(self, row: UsageRow) -> UsageRow:
         """Queue ``row``, stamped with the time, this session, the current cell and job."""
         stamped = UsageRow(**{**asdict(row), "ts": row.ts or time.time(), "session": row.session or SESSION,
-                              "cell": row.cell if row.cell is not None else _cell,
+                              "cell": row.cell if row.cell is not None else current_cell(),
                               "job": row.job if row.job is not None else _job.get()})
         values = asdict(stamped)
         values["cache_hit"] = int(values["cache_hit"])
@@ -135,7 +154,7 @@ class Ledger:
         whichever process wrote it; whether this call wrote it."""
         self.flush()
         stamped = UsageRow(**{**asdict(row), "ts": row.ts or time.time(), "session": row.session or SESSION,
-                              "cell": row.cell if row.cell is not None else _cell})
+                              "cell": row.cell if row.cell is not None else current_cell()})
         values = asdict(stamped)
         values["cache_hit"] = int(values["cache_hit"])
         columns = ", ".join(values)

@@ -3,8 +3,11 @@
 Weights live once under ``<store>/sha256-<digest>/`` (the store the built-in models use,
 ``$QFNB_MODEL_CACHE`` or ``~/.cache/qfnb/models``): hard-linked from the source when it is on the
 same file system, else copied and checked against the source's sha256. What each name means is in
-``<store>/manifest.json`` (written atomically under a lock), so every data dir's platform sees
-the same models. A failed add leaves the store as it was.
+``<store>/manifest.json`` (written atomically under a lock). A name belongs to the data dir whose
+platform added it (its ``owner``) and is listed there only; its weights stay shared, so the same
+file added from two data dirs is stored once and ``rm`` in one keeps what the other uses. Entries
+with no owner (a manifest from before, or a store opened without a data dir) are listed everywhere.
+A failed add leaves the store as it was.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class StoredModel:
     keep_alive: float | None = None  # seconds idle before unload; -1 never; None the platform's default
     engine_url: str | None = None  # kind "engine": an OpenAI-API engine's base URL
     added: float = field(default_factory=time.time)
+    owner: str = ""  # the data dir that added it (resolved path); "" listed in every data dir
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "roles": list(self.roles)}
@@ -84,8 +88,10 @@ def check_roles(roles: tuple[str, ...], allowed: tuple[str, ...]) -> tuple[str, 
 class ModelStore:
     """The store's manifest and weights (process-safe: every change runs under the store's lock)."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, *, data_dir: Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_model_cache()
+        #: the data dir whose names this store lists and adds ("" none: unowned names only)
+        self.owner = str(Path(data_dir).expanduser().resolve()) if data_dir is not None else ""
 
     @property
     def manifest(self) -> Path:
@@ -104,8 +110,16 @@ class ModelStore:
     def _write(self, data: dict[str, dict[str, Any]]) -> None:
         write_private_json(self.manifest, dict(sorted(data.items())), indent=1)
 
+    def _key(self, name: str) -> str:
+        """A name's manifest key: the owner's path and the name (the name alone when unowned)."""
+        return f"{self.owner}|{name}" if self.owner else name
+
+    def _listed(self, data: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The manifest entries this data dir lists: its own and the unowned ones."""
+        return {k: v for k, v in data.items() if str(v.get("owner") or "") in ("", self.owner)}
+
     def models(self) -> list[StoredModel]:
-        return [StoredModel.from_dict(v) for _, v in sorted(self._read().items())]
+        return sorted((StoredModel.from_dict(v) for v in self._listed(self._read()).values()), key=lambda m: m.name)
 
     def get(self, name: str) -> StoredModel | None:
         return next((m for m in self.models() if m.name.lower() == name.lower()), None)
@@ -133,7 +147,7 @@ class ModelStore:
         if engine_url is not None:
             roles = check_roles(roles or ("chat", "completion"), ROLES)
             entry = StoredModel(name=name, kind="engine", roles=roles, source=str(engine_url),
-                                engine_url=str(engine_url).rstrip("/"), keep_alive=keep_alive)
+                                engine_url=str(engine_url).rstrip("/"), keep_alive=keep_alive, owner=self.owner)
             return self._name(entry, replace)
         if path is None:
             raise NotAModel("give a model path (a GGUF file or a Hugging Face dir) or --engine URL.")
@@ -146,16 +160,18 @@ class ModelStore:
         entry = StoredModel(name=name, kind=facts.kind, roles=roles, digest=digest, path=str(stored),
                             source=str(source), size=size, arch=facts.arch,
                             ctx=ctx or _default_ctx(facts.context_length),
-                            template=template, has_template=facts.chat_template is not None, keep_alive=keep_alive)
+                            template=template, has_template=facts.chat_template is not None, keep_alive=keep_alive,
+                            owner=self.owner)
         return self._name(entry, replace)
 
     def _name(self, entry: StoredModel, replace: bool) -> StoredModel:
         with _locked(self.root / ".manifest.lock"):
             data = self._read()
-            if not replace and any(k.lower() == entry.name.lower() for k in data):
+            same = [k for k, v in self._listed(data).items() if str(v.get("name", "")).lower() == entry.name.lower()]
+            if same and not replace:
                 raise NotAModel(f"a model named {entry.name!r} is already in the store.")
-            data = {k: v for k, v in data.items() if k.lower() != entry.name.lower()}
-            data[entry.name] = entry.to_dict()
+            data = {k: v for k, v in data.items() if k not in same}
+            data[self._key(entry.name)] = entry.to_dict()
             self._write(data)
         log.info("model store: %s -> %s (%s)", entry.name, entry.path or entry.engine_url, entry.kind)
         return entry
@@ -201,7 +217,8 @@ class ModelStore:
         Returns the bytes freed."""
         with _locked(self.root / ".manifest.lock"):
             data = self._read()
-            key = next((k for k in data if k.lower() == name.lower()), None)
+            key = next((k for k, v in self._listed(data).items() if str(v.get("name", "")).lower() == name.lower()),
+                       None)
             if key is None:
                 raise KeyError(f"no model named {name!r} in the store")
             entry = StoredModel.from_dict(data.pop(key))
@@ -212,9 +229,10 @@ class ModelStore:
         return freed
 
     def freed_by(self, entry: StoredModel, others: dict[str, dict[str, Any]] | None = None) -> int:
-        """The bytes ``rm`` of ``entry`` would free: 0 when other names or a built-in share its weights."""
+        """The bytes ``rm`` of ``entry`` would free: 0 when other names (of any data dir) or a built-in
+        share its weights."""
         others = {k: v for k, v in (others if others is not None else self._read()).items()
-                  if k.lower() != entry.name.lower()}
+                  if not (str(v.get("name", "")).lower() == entry.name.lower() and v.get("owner", "") == entry.owner)}
         if not entry.digest or any(v.get("digest") == entry.digest for v in others.values()):
             return 0
         folder = self.root / f"sha256-{entry.digest}"

@@ -77,7 +77,7 @@ class EngineRegistry:
         self._loading: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         reap_leftovers(self.data_dir / "logs")  # engines a killed platform process left running
-        self.store = ModelStore()
+        self.store = ModelStore(data_dir=self.data_dir)  # this data dir's names; the weights are shared
         self._stored: set[str] = set()  # names served from the model store (``qfnb models add``)
         self._manifest_stamp: tuple[int, int] | None = None
         self.reload_store()

@@ -28,6 +28,7 @@ from qfnb.local.server.auth import authenticator
 from qfnb.local.server.failures import failure_response
 from qfnb.local.server.offload import engine_endpoint, offload
 from qfnb.local.server.wire import json_body, now, parse, response_id, v1_error
+from qfnb.protocol.daemon import MODEL_HEADER
 from qfnb.protocol.errors import ErrorCode, ProtocolError
 from qfnb.protocol.inference import (
     ChatRequest,
@@ -147,7 +148,7 @@ async def _chat(request: Request, platform: Platform, endpoint: str, body: dict[
     fields = v1_fields(body)
     if not fields and not any(m.get("function_call") or m["role"] == "function" for m in req.messages):
         deltas = engine.achat(req.messages, system=req.system, params=_params(body))
-        return await _v1_answer(request, deltas, "chat.completion", req.stream)
+        return await _v1_answer(request, deltas, "chat.completion", req.stream, model.name)
     ask = getattr(engine, "achat_fields", None)
     if ask is None or ("tools" in fields and not getattr(engine, "can_call_tools", True)):
         raise BodyError("functions" if "tools" in fields else "response_format",
@@ -158,7 +159,7 @@ async def _chat(request: Request, platform: Platform, endpoint: str, body: dict[
         deltas = ask([*system, *v1_history_as_openai(req.messages)], params=_params(body), fields=fields)
     except ValueError as exc:  # the engine's own refusal
         raise BodyError("functions", str(exc)) from exc
-    return await _v1_answer(request, deltas, "chat.completion", req.stream)
+    return await _v1_answer(request, deltas, "chat.completion", req.stream, model.name)
 
 
 def v1_fields(body: dict[str, Any]) -> dict[str, Any]:
@@ -186,7 +187,7 @@ async def _completion(request: Request, platform: Platform, endpoint: str, body:
     model = await offload(platform.resolve, "completions", endpoint)
     engine = await _chat_engine(platform, model)
     deltas = engine.acomplete(req.prompt, params=_params(body))
-    return await _v1_answer(request, deltas, "completion", req.stream)
+    return await _v1_answer(request, deltas, "completion", req.stream, model.name)
 
 
 async def _plugin(platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
@@ -203,7 +204,8 @@ async def _embeddings(platform: Platform, endpoint: str, body: dict[str, Any]) -
     vectors, tokens = await embedder.aembed(req.input)
     data = [{"object": "embedding", "embedding": list(v), "index": i} for i, v in enumerate(vectors)]
     return JSONResponse({"id": response_id(), "object": "embedding_list", "created": now(), "data": data,
-                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
+                        headers={MODEL_HEADER: model.name})
 
 
 async def aclose(deltas: AsyncIterator[Any]) -> None:
@@ -260,7 +262,8 @@ async def collect(request: Request, deltas: AsyncIterator[Any]) -> list[Any]:
             await asyncio.gather(task, return_exceptions=True)
 
 
-async def _v1_answer(request: Request, answer: AsyncIterator[Any], obj: str, stream: bool) -> Response:
+async def _v1_answer(request: Request, answer: AsyncIterator[Any], obj: str, stream: bool, model: str) -> Response:
+    """The v1 answer (one body or its event stream), naming the ``model`` that served it in ``MODEL_HEADER``."""
     rid, created = response_id(), now()
     if not stream:
         deltas = await collect(request, answer)
@@ -271,10 +274,10 @@ async def _v1_answer(request: Request, answer: AsyncIterator[Any], obj: str, str
         calls = tool_calls_of(deltas)
         if calls:  # ERNIE's function calling: the call instead of a result
             body.update(result="", function_call=v1_function_call(calls), finish_reason="function_call")
-        return JSONResponse(body)
+        return JSONResponse(body, headers={MODEL_HEADER: model})
     stream_deltas = await _primed(answer)
     return StreamingResponse(_v1_events(stream_deltas, rid, obj, created), media_type="text/event-stream",
-                             headers=SSE_HEADERS)
+                             headers={**SSE_HEADERS, MODEL_HEADER: model})
 
 
 async def _v1_events(deltas: AsyncIterator[Any], rid: str, obj: str, created: int) -> AsyncIterator[bytes]:

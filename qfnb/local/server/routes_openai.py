@@ -36,6 +36,7 @@ from qfnb.local.server.routes_inference import (
     mark_priority,
 )
 from qfnb.local.server.wire import json_body, now, parse, response_id
+from qfnb.protocol.daemon import MODEL_HEADER
 from qfnb.protocol.errors import ErrorCode, ProtocolError
 from qfnb.protocol.inference import CompletionRequest, EmbeddingRequest, OpenAIChatRequest, check_openai_chat
 from qfnb.protocol.sse import DONE, encode_event
@@ -173,7 +174,7 @@ async def _chat(request: Request, platform: Platform, body: dict[str, Any]) -> R
         primed = [await _primed(s) for s in streams]
         include_usage = bool((req.stream_options or {}).get("include_usage"))
         return StreamingResponse(_events(primed, rid, answered, created, include_usage, want_logprobs),
-                                 media_type="text/event-stream", headers=SSE_HEADERS)
+                                 media_type="text/event-stream", headers={**SSE_HEADERS, MODEL_HEADER: model.name})
     (results,) = await collect(request, _together(streams))
     choices, usage = [], Tally()
     for i, deltas in enumerate(results):
@@ -182,7 +183,7 @@ async def _chat(request: Request, platform: Platform, body: dict[str, Any]) -> R
         usage.prompt = max(usage.prompt, tally.prompt)
         usage.completion += tally.usage()["completion_tokens"]
     return JSONResponse({"id": rid, "object": "chat.completion", "created": created, "model": answered,
-                         "choices": choices, "usage": usage.usage()})
+                         "choices": choices, "usage": usage.usage()}, headers={MODEL_HEADER: model.name})
 
 
 async def _together(streams: list[AsyncIterator[Any]]) -> AsyncIterator[list[Any]]:
