@@ -7,6 +7,7 @@ The catalog is data (``models.json``), not code: the platform's dynamic list fro
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
@@ -30,13 +31,28 @@ EB_PLUGINS = "/erniebot/plugins"
 EB_PLUGIN_V2 = "/erniebot/plugin"
 
 
-def inference_path(api_type: str, endpoint: str, *, prefix: str = MODEL_API_PREFIX) -> str:
-    """Full v1 path for ``endpoint`` of ``api_type`` (``/rpc/.../chat/ernie-lite-8k``)."""
-    if api_type == "plugin":
-        if endpoint in (EB_PLUGINS, EB_PLUGIN_V2):
-            return prefix + endpoint
-        return f"{prefix}/plugin/{endpoint.strip('/')}/"
-    return f"{prefix}/{api_type}/{endpoint.strip('/')}"
+@dataclass(frozen=True)
+class Target:
+    """Where an inference call goes: ``api_type``, its ``endpoint`` (the suffix below
+    ``/{api_type}/``, or with ``verbatim`` the whole path below the model API prefix, as a custom
+    endpoint with ``QIANFAN_USE_CUSTOM_ENDPOINT`` is), and the model name when it was asked by name."""
+
+    api_type: str
+    endpoint: str
+    model: str | None = None
+    verbatim: bool = False
+
+    @property
+    def path(self) -> str:
+        """The one place the path below the model API prefix is made: ``/chat/ernie-lite-8k``,
+        ``/plugin/{app}/``, an ERNIE Bot plugin's fixed path, or the verbatim endpoint."""
+        endpoint = self.endpoint.strip("/")
+        if self.verbatim:
+            return "/" + endpoint
+        if self.api_type == "plugin":
+            fixed = "/" + endpoint
+            return fixed if fixed in (EB_PLUGINS, EB_PLUGIN_V2) else f"/plugin/{endpoint}/"
+        return f"/{self.api_type}/{endpoint.removeprefix(self.api_type + '/')}"
 
 
 class Console:

@@ -13,6 +13,7 @@ from qfnb._core.http.outage import FIRST_WAIT, MAX_WAIT, Outages
 from qfnb._core.http.retry import RetryPolicy
 from qfnb._core.transport import Reply as WireReply
 from qfnb._core.transport import Request, StreamReply, Transport
+from qfnb.protocol.routes import Target
 from tests.fakes.clock import VirtualTime
 
 URL = "http://127.0.0.1:9/rpc/2.0/x"
@@ -61,7 +62,7 @@ def test_many_callers_at_a_dead_port_make_a_few_attempts_a_second() -> None:
 
     async def one() -> None:
         with contextlib.suppress(ConnectionError):
-            await client.infer("chat", "m", {"messages": [{"role": "user", "content": "hi"}]}, retry=spin)
+            await client.infer(Target("chat", "m"), {"messages": [{"role": "user", "content": "hi"}]}, retry=spin)
 
     async def main() -> None:
         await asyncio.gather(*(one() for _ in range(16)))

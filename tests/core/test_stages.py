@@ -28,13 +28,14 @@ from qfnb._core.http.stages import Answer, Next, compose
 from qfnb._core.http.stages.auth import Authenticate
 from qfnb._core.http.stages.limit import Limit
 from qfnb._core.http.stages.outage import Outage
-from qfnb._core.http.stages.record import record
+from qfnb._core.http.stages.record import Record
 from qfnb._core.http.stages.retry import Retry
 from qfnb._core.http.stages.revive import Revive
 from qfnb._core.http.stages.send import Send
 from qfnb._core.record import ledger as ledger_mod
 from qfnb._core.record.budget import BudgetExceeded, budget
 from qfnb._core.transport import Reply, Request, StreamReply, Transport
+from qfnb.protocol.routes import Target
 
 URL = "http://h.test/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/m"
 FAST = RetryPolicy(attempts=3, timeout=7.0, backoff_factor=0.5, jitter=0.0)
@@ -99,7 +100,7 @@ async def test_compose_runs_stages_in_order_and_a_stage_may_answer_itself() -> N
 @pytest.mark.usefixtures("own_record_dir")
 async def test_record_passes_console_calls_and_reserves_then_settles_model_calls() -> None:
     end = Script(_ok())
-    await record(_call(), end)  # no record: nothing counted
+    await Record()(_call(), end)  # no record: nothing counted
     assert end.calls == 1 and ledger_mod.default_ledger().rows() == []
     spend = budget(tokens=1000)
     body = {"messages": [{"role": "user", "content": "hi"}], "max_output_tokens": 10}
@@ -109,17 +110,17 @@ async def test_record_passes_console_calls_and_reserves_then_settles_model_calls
         assert spend.reserved_tokens > 10  # the worst case is held while the call is in flight
         return _ok({"result": "ok", "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3}})
 
-    await record(_call(record=rec), check_held)
+    await Record()(_call(record=rec), check_held)
     assert (spend.spent_tokens, spend.reserved_tokens) == (3, 0)
     assert [r.total_tokens for r in ledger_mod.default_ledger().rows()] == [3]
     failing = Recording.begin(Config.from_env({}, base_url="http://h.test"), "chat", "m", body, stream=False)
     with pytest.raises(ServerOverloadedError):
-        await record(_call(record=failing), Script(ServerOverloadedError(336100, "busy")))
+        await Record()(_call(record=failing), Script(ServerOverloadedError(336100, "busy")))
     assert (spend.spent_tokens, spend.reserved_tokens) == (3, 0)  # a failure gives its reservation back
     budget(tokens=5)
     refused = Script(_ok())
     with pytest.raises(BudgetExceeded, match="may use up to"):
-        await record(_call(record=Recording.begin(Config.from_env({}, base_url="http://h.test"), "chat", "m", body,
+        await Record()(_call(record=Recording.begin(Config.from_env({}, base_url="http://h.test"), "chat", "m", body,
                                                   stream=False)), refused)
     assert refused.calls == 0
 
@@ -269,11 +270,11 @@ async def test_a_client_from_auth_alone_signs_and_neither_retries_nor_records() 
     client = AsyncQianfanClient(cfg, transport=transport, stages=lambda c: [Authenticate(c.auth_for)])
     budget(tokens=1)  # no record stage: the budget is not consulted
     with pytest.raises(ServerOverloadedError):
-        await client.infer("chat", "m", {"messages": [{"role": "user", "content": "hi"}]})
+        await client.infer(Target("chat", "m"), {"messages": [{"role": "user", "content": "hi"}]})
     (request,) = transport.requests  # no retry stage: one try
     assert request.url.endswith("/chat/m?access_token=24.tok")
     assert ledger_mod.default_ledger().rows() == []
     transport.reply = Reply(200, {}, b'{"result": "ok"}')
     bare = AsyncQianfanClient(cfg, transport=transport, stages=lambda c: [])  # the transport alone
-    resp = await bare.infer("chat", "m", {"messages": [{"role": "user", "content": "hi"}]})
+    resp = await bare.infer(Target("chat", "m"), {"messages": [{"role": "user", "content": "hi"}]})
     assert isinstance(resp, QfResponse) and "access_token" not in transport.requests[-1].url

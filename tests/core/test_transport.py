@@ -16,6 +16,7 @@ from qfnb._core.http.client import AsyncQianfanClient
 from qfnb._core.http.retry import RetryPolicy, is_retryable
 from qfnb._core.transport.aiohttp import AiohttpTransport
 from qfnb._core.transport.httpx import HttpxTransport
+from qfnb.protocol.routes import Target
 from tests.fakes.clock import VirtualTime
 
 Responder = Callable[[bytes], bytes | None]
@@ -92,9 +93,9 @@ async def test_content_length_chunked_and_keep_alive(kind: str, closing: list[As
         client = _client(kind, url, no_auth=True)
         closing.append(client)
         assert type(client.transport).__name__ == kind
-        r1 = await client.infer("chat", "plain", {"messages": []}, retry=ONCE)
+        r1 = await client.infer(Target("chat", "plain"), {"messages": []}, retry=ONCE)
         assert (r1.result, r1.headers["x-thing"], r1.headers.get("X-THING")) == ("plain", "a", "a")
-        r2 = await client.infer("chat", "chunked", {"messages": []}, retry=ONCE)
+        r2 = await client.infer(Target("chat", "chunked"), {"messages": []}, retry=ONCE)
         assert r2.result == "chunked"
         r3 = await client.signed_request("GET", url + "/raw/plain", params={"q": "a b"}, retry=ONCE)
         assert r3["result"] == "plain"
@@ -107,9 +108,9 @@ async def test_stale_keep_alive_connection_is_replaced(kind: str, closing: list[
     async with server:
         client = _client(kind, url, no_auth=True)
         closing.append(client)
-        assert (await client.infer("chat", "x", {"messages": []}, retry=ONCE)).result == "ok"
+        assert (await client.infer(Target("chat", "x"), {"messages": []}, retry=ONCE)).result == "ok"
         await asyncio.sleep(0.1)
-        assert (await client.infer("chat", "x", {"messages": []}, retry=ONCE)).result == "ok"
+        assert (await client.infer(Target("chat", "x"), {"messages": []}, retry=ONCE)).result == "ok"
         assert len(conns) == 2
 
 
@@ -147,16 +148,16 @@ async def test_cut_body_timeout_and_refused(kind: str, closing: list[AsyncQianfa
         client = _client(kind, url, no_auth=True)
         closing.append(client)
         with pytest.raises(ConnectionError) as cut:
-            await client.infer("chat", "cut", {"messages": []}, retry=ONCE)
+            await client.infer(Target("chat", "cut"), {"messages": []}, retry=ONCE)
         assert not isinstance(cut.value, TimeoutError)
         with pytest.raises(TimeoutError, match="timed out"):
-            await client.infer("chat", "slow", {"messages": []}, retry=RetryPolicy(attempts=1, timeout=0.3))
+            await client.infer(Target("chat", "slow"), {"messages": []}, retry=RetryPolicy(attempts=1, timeout=0.3))
     server.close()
     await server.wait_closed()
     client = _client(kind, url, no_auth=True)
     closing.append(client)
     with pytest.raises(ConnectionError) as refused:
-        await client.infer("chat", "x", {"messages": []}, retry=ONCE)
+        await client.infer(Target("chat", "x"), {"messages": []}, retry=ONCE)
     assert not isinstance(refused.value, TimeoutError)
     assert "/chat/x" in str(refused.value)
 
@@ -169,7 +170,7 @@ async def test_token_never_in_transport_errors(kind: str, closing: list[AsyncQia
     client = _client(kind, url, access_token=secret)
     closing.append(client)
     with pytest.raises(ConnectionError) as info:
-        await client.infer("chat", "x", {"messages": []}, retry=ONCE)
+        await client.infer(Target("chat", "x"), {"messages": []}, retry=ONCE)
     assert secret not in str(info.value) and secret not in repr(info.value)
 
 
@@ -190,11 +191,11 @@ async def test_sse_split_inside_a_multibyte_character_and_cut(kind: str,
     async with server:
         client = _client(kind, url, no_auth=True)
         closing.append(client)
-        chunks = [c async for c in await client.infer("chat", "x", {"messages": []}, stream=True)]
+        chunks = [c async for c in await client.infer(Target("chat", "x"), {"messages": []}, stream=True)]
         assert [c.result for c in chunks] == ["你好"]
         got: list[str] = []
         with pytest.raises(StreamError, match="broke off after 1 chunk"):
-            async for c in await client.infer("chat", "broken", {"messages": []}, stream=True, retry=ONCE):
+            async for c in await client.infer(Target("chat", "broken"), {"messages": []}, stream=True, retry=ONCE):
                 got.append(c.result)
         assert got == ["a"]
 
@@ -214,7 +215,7 @@ async def test_http_error_headers_are_case_insensitive_and_retry_after_honoured(
         vt = VirtualTime()
         client = _client(kind, url, vt, no_auth=True)
         closing.append(client)
-        r = await client.infer("chat", "x", {"messages": []}, retry=RetryPolicy(attempts=2, timeout=5.0,
+        r = await client.infer(Target("chat", "x"), {"messages": []}, retry=RetryPolicy(attempts=2, timeout=5.0,
                                                                                  backoff_factor=0.0, jitter=0.0))
         assert r.result == "ok" and len(calls) == 2
         assert vt.sleeps == [1.0]  # waited the server's Retry-After (virtually), not the zero backoff
@@ -222,5 +223,5 @@ async def test_http_error_headers_are_case_insensitive_and_retry_after_honoured(
 
         with pytest.raises(RequestError) as info:
             calls.clear()
-            await client.infer("chat", "x", {"messages": []}, retry=ONCE)
+            await client.infer(Target("chat", "x"), {"messages": []}, retry=ONCE)
         assert info.value.status_code == 503 and info.value.headers["retry-after"] == "1"

@@ -35,6 +35,7 @@ from qfnb._core.transport.aiohttp import map_error as aiohttp_error
 from qfnb._core.transport.asgi import ASGITransport
 from qfnb._core.transport.httpx import HttpxTransport
 from qfnb._core.transport.httpx import map_error as httpx_error
+from qfnb.protocol.routes import Target
 from tests.fakes.cloud import FakeQianfan
 
 ONCE = RetryPolicy(attempts=1, timeout=5.0)
@@ -142,7 +143,7 @@ async def test_aiohttp_resends_once_on_a_pooled_connection_found_closed_only_whe
             assert answered == [1, 0, 1, 1] and len(conns) == 2
             answered[:] = [1]
             with pytest.raises(ConnectionError, match="not sent again"):
-                await client.infer("chat", "x", {"messages": []}, retry=ONCE)
+                await client.infer(Target("chat", "x"), {"messages": []}, retry=ONCE)
             assert answered == [1, 0] and len(conns) == 2
         finally:
             await client.aclose()
@@ -267,11 +268,11 @@ def test_default_transport_is_aiohttp_and_httpx_with_a_proxy() -> None:
 async def test_in_process_fake_streams_and_drops(fake: FakeQianfan, make_config: Any) -> None:
     assert isinstance(fake.transport, ASGITransport)
     client = AsyncQianfanClient(make_config("oauth"))
-    chunks = [c.result async for c in await client.infer("chat", "ernie-lite-8k", HI, stream=True)]
+    chunks = [c.result async for c in await client.infer(Target("chat", "ernie-lite-8k"), HI, stream=True)]
     assert "".join(chunks) == "echo[ernie-lite-8k]: hi" and len(chunks) > 1
     fake.fail_next(1, "drop", path="/chat/")
     with pytest.raises(ConnectionError):
-        await client.infer("chat", "ernie-lite-8k", HI, retry=ONCE)
+        await client.infer(Target("chat", "ernie-lite-8k"), HI, retry=ONCE)
 
 
 async def test_the_local_app_in_process(tmp_path: Path) -> None:
@@ -290,9 +291,9 @@ async def test_the_local_app_in_process(tmp_path: Path) -> None:
         client = AsyncQianfanClient(cfg)
         services = await client.list_services()
         endpoint = services["common"][0]["url"].rsplit("/", 1)[1]
-        answer = await client.infer("chat", endpoint, HI)
+        answer = await client.infer(Target("chat", endpoint), HI)
         assert answer.result
-        streamed = [c async for c in await client.infer("chat", endpoint, HI, stream=True)]
+        streamed = [c async for c in await client.infer(Target("chat", endpoint), HI, stream=True)]
         assert streamed and streamed[-1].get("is_end")
 
 

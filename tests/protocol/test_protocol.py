@@ -12,7 +12,7 @@ from qfnb.protocol.inference import (
     Text2ImageRequest,
     parse_request,
 )
-from qfnb.protocol.routes import builtin_endpoint, default_model, inference_path
+from qfnb.protocol.routes import Target, builtin_endpoint, default_model
 from qfnb.protocol.sse import SSEDecoder, encode_event
 
 
@@ -146,12 +146,18 @@ def test_catalog_and_paths() -> None:
     assert builtin_endpoint("chat", "ERNIE-Bot") == "completions"
     assert builtin_endpoint("chat", "no-such-model") is None
     assert default_model("chat") == "ERNIE-Lite-8K"
-    assert inference_path("chat", "eb-instant") == "/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/eb-instant"
-    assert inference_path("plugin", "my_app").endswith("/plugin/my_app/")
-    assert inference_path("plugin", "/erniebot/plugins").endswith("/erniebot/plugins")
 
 
 def test_parse_request_reports_missing_required_field() -> None:
     with pytest.raises(ProtocolError) as info:
         parse_request(ChatRequest, {"temperature": 0.5})
     assert info.value.field == "messages"
+
+
+def test_a_target_makes_its_own_path_below_the_model_api_prefix() -> None:
+    assert Target("chat", "ernie-lite-8k").path == "/chat/ernie-lite-8k"
+    assert Target("chat", "/chat/my-ep/").path == "/chat/my-ep"  # an endpoint given with its api type
+    assert Target("plugin", "my_app").path == "/plugin/my_app/"
+    assert Target("plugin", "/erniebot/plugins").path == "/erniebot/plugins"
+    assert Target("plugin", "/erniebot/plugin").path == "/erniebot/plugin"
+    assert Target("chat", "/custom/deep/path", verbatim=True).path == "/custom/deep/path"

@@ -20,11 +20,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from qfnb._core.backend.heal import revive
 from qfnb._core.config import Config, resolve_config
-from qfnb._core.errors import AuthError
+from qfnb._core.errors import AuthError, QfnbError
 from qfnb._core.http.auth import (
     Auth,
     BearerAuth,
@@ -43,12 +43,13 @@ from qfnb._core.http.stages import Next, Stage, compose
 from qfnb._core.http.stages.auth import Authenticate
 from qfnb._core.http.stages.limit import Limit
 from qfnb._core.http.stages.outage import Outage
-from qfnb._core.http.stages.record import record
+from qfnb._core.http.stages.record import Record
 from qfnb._core.http.stages.retry import Retry
 from qfnb._core.http.stages.revive import Revive
 from qfnb._core.http.stages.send import Send
 from qfnb._core.transport import Request, Transport
 from qfnb.protocol import routes
+from qfnb.protocol.routes import Target
 from qfnb.protocol.version import REQUEST_SOURCE
 
 __all__ = ["AsyncQianfanClient", "default_transport", "get_client"]
@@ -56,6 +57,9 @@ __all__ = ["AsyncQianfanClient", "default_transport", "get_client"]
 logger = logging.getLogger("qfnb.client")
 
 _JSON = "application/json"
+#: seconds the embedded platform's answer to "what serves this name" is trusted
+DIGEST_TTL = 1.0
+_ONE_TRY = RetryPolicy(attempts=1, timeout=10.0)
 _SERVICE_LIST_TTL = 3600.0
 
 
@@ -100,6 +104,8 @@ class AsyncQianfanClient:
         self.outages = Outages(clock)
         self._infer_policy = RetryPolicy.inference(config)
         self._console_policy = RetryPolicy.console(config)
+        #: per (api type, name): when the local platform said what serves it, and its digest
+        self._digests: dict[tuple[str, str], tuple[float, str]] = {}
         self._send: Next = compose((stages or AsyncQianfanClient.default_stages)(self),
                                    Send(lambda: self.transport, self._infer_policy))
 
@@ -107,7 +113,8 @@ class AsyncQianfanClient:
         """The full pipeline, outermost first: record, retry, revive (embedded platform only),
         outage, limit, auth (the transport comes after them)."""
         revive_stage: list[Stage] = [Revive(revive, self.outages)] if self.config.embedded else []
-        return [record, Retry(self._infer_policy, self.sleep), *revive_stage, Outage(self.outages, self.sleep),
+        return [Record(self.served_digest), Retry(self._infer_policy, self.sleep), *revive_stage,
+                Outage(self.outages, self.sleep),
                 Limit(self.limiter, self.server_limits, self.sleep, self.clock), Authenticate(self.auth_for)]
 
     def __repr__(self) -> str:
@@ -179,28 +186,51 @@ class AsyncQianfanClient:
         return str(token), float(cfg.bearer_token_expired_interval)
 
     # ------------------------------------------------------------------ public API
-    async def infer(self, api_type: str, endpoint: str, body: dict[str, Any], *, stream: bool = False,
+    async def infer(self, target: Target, body: dict[str, Any], *, stream: bool = False,
                     retry: RetryPolicy | None = None, request_id: str | None = None,
                     tokens: int = 0, repeat: int = 0) -> Any:
-        """POST a v1 inference call (``/{api_type}/{endpoint}``); QfResponse or async iterator.
-        Recorded: the usage ledger, the budget, ``resp.provenance``; with the config's ``cache`` on,
-        identical requests (``repeat``: an evaluation's repeat index) answer from the cache."""
+        """POST a v1 inference call to ``target`` (its :attr:`~qfnb.protocol.routes.Target.path`
+        below the model API prefix); QfResponse or async iterator. Recorded: the usage ledger, the
+        budget, ``resp.provenance``; with the config's ``cache`` on, identical requests
+        (``repeat``: an evaluation's repeat index) answer from the cache."""
         cfg = self.config
-        path = (cfg.model_api_prefix + "/" + endpoint.lstrip("/")) if api_type == "" else routes.inference_path(
-            api_type, endpoint, prefix=cfg.model_api_prefix)
-        return await self._recorded(api_type or "custom", endpoint, cfg.base_url, path, body, stream=stream,
-                                    retry=retry, request_id=request_id, tokens=tokens, repeat=repeat)
+        return await self._recorded("custom" if target.verbatim else target.api_type, target.endpoint,
+                                    cfg.base_url.rstrip("/") + cfg.model_api_prefix + target.path, body,
+                                    stream=stream, retry=retry, request_id=request_id, tokens=tokens, repeat=repeat)
 
-    async def _recorded(self, kind: str, name: str, base: str, path: str, body: dict[str, Any], *, stream: bool,
+    async def _recorded(self, kind: str, name: str, url: str, body: dict[str, Any], *, stream: bool,
                         retry: RetryPolicy | None, request_id: str | None, tokens: int = 0, repeat: int = 0,
                         via: Literal["infer", "v2"] = "infer") -> Any:
-        """POST a model call, recorded (:mod:`qfnb._core.http.recorded`): answered from the cache on a hit."""
+        """POST a model call to ``url``, recorded (:mod:`qfnb._core.http.recorded`): answered from the
+        cache on a hit."""
         if stream and not body.get("stream"):
             body = {**body, "stream": True}
         headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(), **self._lane()}
-        call = Call("POST", base.rstrip("/") + path, body, headers, None, via, stream, policy=retry, tokens=tokens,
+        call = Call("POST", url, body, headers, None, via, stream, policy=retry, tokens=tokens,
                     record=Recording.begin(self.config, kind, name, body, stream=stream, repeat=repeat))
         return await self._send(call)
+
+    async def served_digest(self, rec: Recording) -> str | None:
+        """What would answer ``rec`` on the embedded platform: its served model's digest
+        (``GET /v2/models/{name}``, remembered for :data:`DIGEST_TTL` seconds, so ``qfnb models
+        rm/add``, ``--engine`` and alias changes show within that); "" on the cloud (it names its
+        models itself); None when the platform could not tell (the call neither reads nor stores)."""
+        if not self.config.embedded:
+            return ""
+        key = (rec.api.removeprefix("v2/"), rec.target.lower())  # v2/chat asks what serves chat
+        now = time.monotonic()
+        known = self._digests.get(key)
+        if known is not None and now - known[0] < DIGEST_TTL:
+            return known[1]
+        url = f"{self.config.base_url.rstrip('/')}/v2/models/{quote(rec.target, safe='')}"
+        try:
+            resp = await self.signed_request("GET", url, params={"api_type": key[0]}, retry=_ONE_TRY)
+        except QfnbError as exc:
+            logger.debug("could not tell what serves %s (%s): not cached", rec.target, exc)
+            return None
+        digest = str(resp.body.get("digest") or "")
+        self._digests[key] = (now, digest)
+        return digest
 
     def _lane(self) -> dict[str, str]:
         """The priority header of a batch's call to the local platform (none otherwise)."""
@@ -215,16 +245,16 @@ class AsyncQianfanClient:
                       request_id: str | None = None, repeat: int = 0) -> Any:
         """POST the OpenAI-style v2 chat (bearer auth); recorded as :meth:`infer` is (route ``v2/chat``)."""
         cfg = self.config
-        return await self._recorded("v2/chat", str(body.get("model") or ""), cfg.console_api_base_url,
-                                    cfg.chat_v2_api_route, body, stream=stream, retry=retry, request_id=request_id,
-                                    repeat=repeat, via="v2")
+        return await self._recorded("v2/chat", str(body.get("model") or ""),
+                                    cfg.console_api_base_url.rstrip("/") + cfg.chat_v2_api_route, body,
+                                    stream=stream, retry=retry, request_id=request_id, repeat=repeat, via="v2")
 
     async def infer_v2(self, route: str, body: dict[str, Any], *, retry: RetryPolicy | None = None) -> Any:
         """POST an OpenAI-style v2 call other than chat (``/v2/embeddings``, ``/v2/rerankers``; bearer
         auth), recorded as :meth:`chat_v2` is (route ``v2/<last part of route>``)."""
         return await self._recorded("v2/" + route.rstrip("/").rsplit("/", 1)[-1], str(body.get("model") or ""),
-                                    self.config.console_api_base_url, route, body, stream=False, retry=retry,
-                                    request_id=None, via="v2")
+                                    self.config.console_api_base_url.rstrip("/") + route, body, stream=False,
+                                    retry=retry, request_id=None, via="v2")
 
     async def console(self, path: str, body: dict[str, Any] | None = None, *, params: dict[str, Any] | None = None,
                       retry: RetryPolicy | None = None, method: str = "POST",

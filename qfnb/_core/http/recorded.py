@@ -27,7 +27,7 @@ from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
 from qfnb.protocol.daemon import MODEL_HEADER
 
-__all__ = ["Recording", "prompt_estimate", "prompt_hash", "worst_case"]
+__all__ = ["Recording", "account_hash", "prompt_estimate", "prompt_hash", "worst_case"]
 
 #: body fields that are the prompt itself (hashed in provenance), not parameters
 _PROMPT_FIELDS = ("messages", "prompt", "input", "texts", "query", "system")
@@ -39,6 +39,15 @@ def prompt_hash(body: Mapping[str, Any]) -> str:
     prompt = {k: body[k] for k in _PROMPT_FIELDS if k in body}
     text = json.dumps(prompt, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def account_hash(config: Config) -> str:
+    """A short sha256 of the account a cloud call is made as (its first key), "" for none: two
+    accounts' answers never share a cache entry, and no key enters one."""
+    for secret in (config.ak, config.access_key, config.access_token, config.bearer_token):
+        if secret:
+            return hashlib.sha256(secret.encode()).hexdigest()[:16]
+    return ""
 
 
 def prompt_estimate(body: Mapping[str, Any]) -> int:
@@ -99,14 +108,22 @@ class Recording:
         """A call about to be made (nothing is looked up or held yet)."""
         return cls(config, api, target, body, stream, repeat or current_repeat())
 
-    def lookup(self) -> bool:
-        """Whether the cache answers this call (then :meth:`replay` it)."""
+    @property
+    def caching(self) -> bool:
+        """Whether the response cache is on for this call (read or refresh)."""
+        return mode_for(self.config.cache) != "off"
+
+    def lookup(self, served: str | None) -> bool:
+        """Whether the cache answers this call (then :meth:`replay` it). ``served`` is what would
+        answer (the served model's digest; "" where the platform names none); None (it could not
+        be told) neither reads nor stores."""
+        if served is None:
+            return False
         mode = mode_for(self.config.cache)
-        if mode != "off":
-            self.key = cache_key(platform=self.config.base_url, route=self.api, target=self.target, body=self.body,
-                                 repeat=self.repeat)
-            if mode == "on":
-                self.hit = default_cache().get(self.key)
+        self.key = cache_key(platform=self.config.base_url, account=account_hash(self.config), route=self.api,
+                             target=self.target, body=self.body, version=served or None, repeat=self.repeat)
+        if mode == "on":
+            self.hit = default_cache().get(self.key)
         return self.hit is not None
 
     def reserve(self) -> None:

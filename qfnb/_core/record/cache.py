@@ -67,16 +67,20 @@ CREATE INDEX IF NOT EXISTS answers_target ON answers(target);
 
 
 def cache_key(*, platform: str, route: str, target: str, body: Mapping[str, Any], version: str | None = None,
-              repeat: int = 0) -> str:
+              repeat: int = 0, account: str = "") -> str:
     """The sha256 of everything that determines an answer.
 
-    ``platform`` is the base URL (never a credential), ``route`` the API path kind (``chat``,
-    ``completions``, ``v2/chat``...), ``target`` the model or endpoint, ``version`` its deployed
-    version or adapter when known, ``body`` the whole request body (messages, system, sampling
-    parameters, seed, ``stream``) and ``repeat`` the repeat index where evaluations repeat.
+    ``platform`` is the base URL (never a credential), ``account`` a hash of the cloud account
+    (never the key itself), ``route`` the API path kind (``chat``, ``completions``, ``v2/chat``...),
+    ``target`` the model or endpoint, ``version`` what serves it when known (the local platform's
+    digest of the served model: its weights, adapter or engine), ``body`` the whole request body
+    (messages, system, sampling parameters, seed, ``stream``) and ``repeat`` the repeat index where
+    evaluations repeat.
     """
     canon = {"platform": platform.rstrip("/"), "route": route, "target": target.lower(), "version": version,
              "repeat": repeat, "body": deciding_fields(body)}
+    if account:
+        canon["account"] = account
     text = json.dumps(canon, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -322,7 +322,7 @@ def proxy_app(kind: str, access_token: str) -> Any:
 
     from qfnb._core.errors import QfnbError
     from qfnb._core.http.client import get_client
-    from qfnb.protocol.routes import MODEL_API_PREFIX
+    from qfnb.protocol.routes import MODEL_API_PREFIX, Target
 
     async def forward(request: Request) -> Response:
         query = dict(request.query_params)
@@ -337,7 +337,7 @@ def proxy_app(kind: str, access_token: str) -> Any:
             if kind == "base":
                 if not path.startswith(MODEL_API_PREFIX + "/"):
                     return JSONResponse({"error_code": 3, "error_msg": f"not an inference path: {path}"}, 404)
-                result = await client.infer("", path[len(MODEL_API_PREFIX):], body,
+                result = await client.infer(Target("", path[len(MODEL_API_PREFIX):], verbatim=True), body,
                                             stream=bool(body.get("stream")))
                 if not hasattr(result, "body"):
                     async def sse() -> AsyncIterator[str]:

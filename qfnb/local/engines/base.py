@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import hashlib
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,8 @@ class ServedModel:
     endpoint: str
     api_types: tuple[str, ...]
     kind: str  # one of KINDS
+    #: what answers under this name (:meth:`ModelSpec.digest`): clients key their response cache on it
+    digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,15 @@ class ModelSpec:
     remote_model: str | None = None  # kind "openai": the model name the engine knows
     keep_alive: float | None = None  # seconds idle before its engine stops; -1 never; None the default
     chat_template: str | None = None  # jinja text given to llama-server (None: the GGUF's own)
+
+    def digest(self, name: str) -> str:
+        """A short sha256 of what decides this model's answers: its weights (a stored model's path
+        holds its content digest), adapter, engine URL and remote model, template, stop words and
+        context; never the engine's key. A built-in model (no path) is known by its name."""
+        facts = [name.lower() if self.path is None and self.base_url is None else "", self.kind, str(self.path or ""),
+                 str(self.lora_path or ""), self.base_url or "", self.remote_model or "", self.template,
+                 self.chat_template or "", list(self.stop), self.n_ctx]
+        return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:16]
 
     def __repr__(self) -> str:  # never show the key
         return f"ModelSpec(kind={self.kind!r}, path={self.path!r}, base_url={self.base_url!r})"

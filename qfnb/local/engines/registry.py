@@ -162,7 +162,8 @@ class EngineRegistry:
     @staticmethod
     def _served(name: str, spec: ModelSpec) -> ServedModel:
         assert spec.endpoint is not None
-        return ServedModel(name=name, endpoint=spec.endpoint, api_types=spec.api_types, kind=_effective_kind(spec))
+        return ServedModel(name=name, endpoint=spec.endpoint, api_types=spec.api_types, kind=_effective_kind(spec),
+                           digest=spec.digest(name))
 
     def served_models(self) -> list[ServedModel]:
         # A snapshot under the lock: services are (re-)registered from other threads, e.g. in the

@@ -134,8 +134,9 @@ class BaseInference(Generic[C]):
         if found is not None:
             return found
         client = self.client
-        kwargs = {"default_model": self._default_model()}
-        target = resolve_target(self.api_types, model, endpoint, services=client.cached_services(), **kwargs)
+        default, verbatim = self._default_model(), client.config.use_custom_endpoint
+        target = resolve_target(self.api_types, model, endpoint, default_model=default,
+                                services=client.cached_services(), verbatim=verbatim)
         listing_error: Exception | None = None
         if target is None and client.config.access_key and client.config.secret_key:
             try:
@@ -144,9 +145,10 @@ class BaseInference(Generic[C]):
             except Exception as exc:  # the dynamic list is a help, not a requirement
                 logger.warning("could not fetch the platform's model list: %s", exc)
                 services, listing_error = None, exc
-            target = resolve_target(self.api_types, model, endpoint, services=services, **kwargs)
+            target = resolve_target(self.api_types, model, endpoint, default_model=default, services=services,
+                                    verbatim=verbatim)
         if target is None:
-            name = model or kwargs["default_model"]
+            name = model or default
             where = (f"not in the built-in catalog, and the platform's service list could not be fetched "
                      f"({type(listing_error).__name__}: {listing_error})" if listing_error is not None
                      else "not in the built-in catalog nor the platform's service list")
@@ -227,10 +229,8 @@ class BaseInference(Generic[C]):
     async def _send(self, target: Target, body: dict[str, Any], call: C) -> Any:
         client = self.client
         tokens = _estimate_body_tokens(body) if client.needs_token_estimates() else 0
-        verbatim = client.config.use_custom_endpoint and target.model is None  # endpoint= used as the full path
-        endpoint = target.endpoint if verbatim else target.endpoint.removeprefix(f"{target.api_type}/")
-        return await client.infer("" if verbatim else target.api_type, endpoint, body, stream=call.stream,
-                                  retry=self._retry(call), request_id=call.request_id, tokens=tokens)
+        return await client.infer(target, body, stream=call.stream, retry=self._retry(call),
+                                  request_id=call.request_id, tokens=tokens)
 
     async def _stream_post(self, chunks: AsyncIterator[QfResponse], call: C,
                            target: Target) -> AsyncIterator[QfResponse]:

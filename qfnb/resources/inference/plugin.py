@@ -28,7 +28,7 @@ class Plugin(PluginCalls):
         endpoint = endpoint or self._endpoint
         model = model or self._model
         if endpoint:
-            return Target("plugin", endpoint.strip("/"))
+            return Target("plugin", endpoint.strip("/"), verbatim=self.config.use_custom_endpoint)
         path = _EB_MODELS.get((model or "EBPlugin").lower().replace("-", "").replace("_", ""))
         if path is None:
             raise ValidationError("endpoint", f"unknown plugin model {model!r}; pass endpoint= for a plugin app")
@@ -50,8 +50,3 @@ class Plugin(PluginCalls):
         parse_request(PluginRequest, body)
         return target, body
 
-    async def _send(self, target: Target, body: dict[str, Any], call: PluginCall) -> Any:
-        if target.endpoint.startswith("/erniebot"):  # fixed paths, not /plugin/{ep}/
-            return await self.client.infer("", target.endpoint, body, stream=call.stream, retry=self._retry(call),
-                                           request_id=call.request_id)
-        return await super()._send(target, body, call)

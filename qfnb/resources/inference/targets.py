@@ -8,6 +8,7 @@ from typing import Any
 
 from qfnb._core.errors import ValidationError
 from qfnb.protocol import routes
+from qfnb.protocol.routes import Target
 
 __all__ = ["QfLLMInfo", "Target", "class_or_instance_method", "model_info", "resolve_target", "service_names"]
 
@@ -19,15 +20,6 @@ class class_or_instance_method(classmethod):  # type: ignore[type-arg]
         if instance is None:
             return super().__get__(instance, owner)
         return self.__func__.__get__(instance, owner)
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a call goes: ``api_type`` and endpoint suffix (``chat``, ``ernie-lite-8k``)."""
-
-    api_type: str
-    endpoint: str
-    model: str | None = None
 
 
 def _services_index(services: dict[str, Any] | None) -> dict[str, tuple[str, str]]:
@@ -48,17 +40,18 @@ def _services_index(services: dict[str, Any] | None) -> dict[str, tuple[str, str
 
 
 def resolve_target(api_types: tuple[str, ...], model: str | None, endpoint: str | None, *,
-                   default_model: str | None, services: dict[str, Any] | None) -> Target | None:
+                   default_model: str | None, services: dict[str, Any] | None, verbatim: bool = False) -> Target | None:
     """Pure: the target for ``model``/``endpoint``. None means "not known without the dynamic list".
 
     ``endpoint`` wins: a custom service under the first api type, or (as the official SDK
     routes ``Completion(model=<a chat model>, endpoint=E)``) under the first api type whose
     built-in catalog knows ``model``. A model name is looked up case-insensitively in the
-    dynamic list first, then in the built-in catalog.
+    dynamic list first, then in the built-in catalog. ``verbatim`` (``QIANFAN_USE_CUSTOM_ENDPOINT``):
+    an ``endpoint`` is the whole path below the model API prefix.
     """
     if endpoint:
         api = next((a for a in api_types if model and routes.builtin_endpoint(a, model)), api_types[0])
-        return Target(api, endpoint.strip("/"))
+        return Target(api, endpoint.strip("/"), verbatim=verbatim)
     name = model or default_model
     if not name:
         raise ValidationError("model", f"no model given and no default for {api_types[0]}")
@@ -109,7 +102,7 @@ def model_info(target: Target) -> QfLLMInfo:
     wanted = (target.model or "").lower()
     info = next((v for k, v in models.items() if k.lower() == wanted and isinstance(v, dict)), {})
     chars, tokens = info.get("max_input_chars"), info.get("max_input_tokens")
-    return QfLLMInfo(endpoint=f"/{target.api_type}/{target.endpoint}", api_type=target.api_type,
+    return QfLLMInfo(endpoint=target.path, api_type=target.api_type,
                      max_input_chars=chars if isinstance(chars, int) else None,
                      max_input_tokens=tokens if isinstance(tokens, int) else None,
                      deprecated=bool(info.get("deprecated", False)))

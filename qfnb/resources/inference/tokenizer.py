@@ -9,6 +9,7 @@ from typing import Any
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import ValidationError
 from qfnb._core.runtime import sync
+from qfnb.protocol.routes import Target
 
 __all__ = ["Tokenizer"]
 
@@ -44,7 +45,7 @@ class Tokenizer:
 
         config: Config | None = kwargs.pop("config", None)
         cfg = resolve_config(config, **kwargs)
-        resp = await get_client(cfg).infer("tokenizer", _REMOTE_ENDPOINT, {"prompt": text, "model": model})
+        resp = await get_client(cfg).infer(Target("tokenizer", _REMOTE_ENDPOINT), {"prompt": text, "model": model})
         total = (resp.body.get("usage") or {}).get("total_tokens")
         if not isinstance(total, int):
             raise ValidationError("usage.total_tokens", "the platform's answer has no token count")

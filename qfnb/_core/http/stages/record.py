@@ -1,26 +1,44 @@
 """The record stage: a model call answers from the response cache on a hit, reserves its
 worst case against the budget before it is sent, and settles it (budget and ledger) when its
-answer, or what arrived of a stream, is in (:class:`~qfnb._core.http.recorded.Recording`)."""
+answer, or what arrived of a stream, is in (:class:`~qfnb._core.http.recorded.Recording`).
+The cache key includes what would answer: ``identify`` gives the served model's digest."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from qfnb._core.http.call import Call
+from qfnb._core.http.recorded import Recording
 from qfnb._core.http.stages import Answer, Next
 
-__all__ = ["record"]
+__all__ = ["Identify", "Record"]
+
+#: what answers a recorded call: a digest, "" where the platform names none, None when it can't be told
+Identify = Callable[[Recording], Awaitable[str | None]]
 
 
-async def record(call: Call, next: Next) -> Answer:
+async def _named_by_the_platform(rec: Recording) -> str:
+    return ""
+
+
+class Record:
     """Calls without a ``record`` (console, IAM, BOS) pass through."""
-    rec = call.record
-    if rec is None:
-        return await next(call)
-    if rec.lookup():
-        return rec.replay(call.path)
-    rec.reserve()
-    try:
-        result = await next(call)
-    except BaseException:
-        rec.release()
-        raise
-    return rec.finish(result)
+
+    __slots__ = ("identify",)
+
+    def __init__(self, identify: Identify = _named_by_the_platform) -> None:
+        self.identify = identify
+
+    async def __call__(self, call: Call, next: Next) -> Answer:
+        rec = call.record
+        if rec is None:
+            return await next(call)
+        if rec.caching and rec.lookup(await self.identify(rec)):
+            return rec.replay(call.path)
+        rec.reserve()
+        try:
+            result = await next(call)
+        except BaseException:
+            rec.release()
+            raise
+        return rec.finish(result)
