@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import pytest
 from IPython.core.error import UsageError
-from nb_doubles import FakeChatBackend, RecordingPublisher
+from nb_doubles import FakeChatBackend, RecordingPublisher, ScriptedChatBackend, function_call
 from pydantic import BaseModel
 
-from qfnb.notebook.chat import ChatDelta, ChatRequest
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.resources.structured import SchemaError, answer_schema, response_format, results_df
 
@@ -144,23 +141,6 @@ def test_batch_do_with_response_format_lands_in_a_dataframe(monkeypatch: pytest.
 
 
 # ---------------------------------------------------------------------------- --tools
-class ToolBackend:
-    """A chat double that answers with the scripted v1 bodies in turn (a ``function_call`` or text)."""
-
-    def __init__(self, bodies: list[dict[str, Any]], delay: float = 0.0) -> None:
-        self.bodies = bodies
-        self.delay = delay
-        self.requests: list[ChatRequest] = []
-
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
-        self.requests.append(request)
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        body = self.bodies[min(len(self.requests), len(self.bodies)) - 1]
-        yield ChatDelta(text=body.get("result", ""), usage={"total_tokens": 9, "prompt_tokens": 5,
-                                                            "completion_tokens": 4}, response=_Resp(body))
-
-
 def weather(city: str, days: int = 1) -> dict[str, Any]:
     """Current weather for a city.
 
@@ -168,8 +148,8 @@ def weather(city: str, days: int = 1) -> dict[str, Any]:
     return {"city": city, "temp_c": 17, "days": days}
 
 
-def call(name: str, **args: Any) -> dict[str, Any]:
-    return {"result": "", "function_call": {"name": name, "arguments": json.dumps(args), "thoughts": ""}}
+call = function_call
+ToolBackend = ScriptedChatBackend
 
 
 @pytest.fixture
