@@ -183,7 +183,8 @@ def _run(fn: Callable[..., Any] | None, call: ToolCall) -> tuple[str, str]:
         return repr(value), "ran"
 
 
-_MARK = {"asked": "⏸ waiting", "ran": "✓", "failed": "✗", "skipped": "⏭ skipped", "repeated": "↺ already answered"}
+_MARK = {"asked": "· waiting for Run or Skip", "ran": "✓", "failed": "✗", "skipped": "· skipped",
+         "repeated": "↺ already answered"}
 
 
 def render(loop: ToolLoop) -> tuple[str, str]:
@@ -208,6 +209,26 @@ def render(loop: ToolLoop) -> tuple[str, str]:
     return "\n\n".join(md) or "…", "\n".join(plain) or "…"
 
 
+def render_html(loop: ToolLoop) -> str:
+    """The widget pane's HTML: each call with its result, then the answer and its footer."""
+    parts = []
+    for n, call in enumerate(loop.calls, 1):
+        result = (f'<br><span style="color:{_theme.TEXT_MUTED}">→</span> <code>{_fmt.esc(call.result[:500])}</code>'
+                  if call.result is not None else "")
+        parts.append(f"<div><b>{n}.</b> <code>{_fmt.esc(call.line())}</code> {_MARK[call.status]}{result}</div>")
+    a = loop.answer
+    if a is not None and loop.done:
+        parts.append(chat._md_to_html(a.text) if a.text else "")
+        if a.error is not None:
+            parts.append(f'<pre class="qfnb-error" style="color:{_theme.ERROR}">{_fmt.esc(chat.error_line(a))}</pre>')
+        parts.append(f'<div class="qfnb-footer" style="color:{_theme.TEXT_MUTED};font-size:85%">{a.footer_html} · '
+                     f"{len(loop.calls)} tool call(s), {loop.steps} step(s)</div>")
+    elif a is not None and loop.pending is None:
+        parts.append(f'<div class="qfnb-footer" style="color:{_theme.TEXT_MUTED};font-size:85%">'
+                     f"{_fmt.esc(a.footer)}</div>")
+    return f'<div style="color:{_theme.TEXT}">{"".join(parts) or "…"}</div>'
+
+
 class ToolsView:
     """The widget form (Run / Skip): an HTML pane of the steps and a confirmation row."""
 
@@ -228,8 +249,7 @@ class ToolsView:
         self.refresh()
 
     def refresh(self) -> None:
-        md, _plain = render(self.loop)
-        self.pane.value = f'<div style="color:{_theme.TEXT}">{chat._md_to_html(md)}</div>'
+        self.pane.value = render_html(self.loop)
         call = self.loop.pending
         self.row.layout.display = None if call is not None else "none"
         if call is not None:
