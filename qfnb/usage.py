@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from qfnb._core.record.budget import Budget, BudgetExceeded, active_budget, budget, clear_budget
@@ -44,16 +45,35 @@ def summary(by: str = "model", *, today: bool = False, session: str | None = Non
         import pandas as pd
 
         rows = rows.assign(day=pd.to_datetime(rows["ts"], unit="s").dt.strftime("%Y-%m-%d"))
-    # a replayed answer saved its tokens; a reused fine-tune saved the tokens it trained on
-    saved = (rows["total_tokens"] + rows["trained_tokens"]).where(rows["cache_hit"], 0)
-    rows = rows.assign(calls=1, saved_tokens=saved,
-                       trained_tokens=rows["trained_tokens"].where(~rows["cache_hit"].astype(bool), 0))
+    # a replayed answer saved its tokens; a reused fine-tune saved the tokens it trained on. Those
+    # are counted once, as saved: a fully replayed batch spent none (its tokens are not stacked twice)
+    hit = rows["cache_hit"].astype(bool)
+    saved = (rows["total_tokens"] + rows["trained_tokens"]).where(hit, 0)
+    spent = {col: rows[col].where(~hit, 0)
+             for col in ("prompt_tokens", "completion_tokens", "total_tokens", "trained_tokens")}
+    rows = rows.assign(calls=1, saved_tokens=saved, model=rows["model"].map(display_names(rows["model"])), **spent)
     columns = ["calls", "prompt_tokens", "completion_tokens", "total_tokens", "trained_tokens", "cache_hit",
                "saved_tokens", "latency_s", "cost_yuan", "cloud_equivalent_yuan"]
     grouped = rows.groupby(rows[by].fillna("—") if by in ("cell", "job") else rows[by], sort=False)[columns]
     out = grouped.sum(min_count=1)
     out["cache_hit"] = out["cache_hit"].astype(int)
     return out.rename(columns={"cache_hit": "cache_hits"})
+
+
+def _name_key(model: str) -> str:
+    return model.strip().lower().replace("_", "-")
+
+
+def display_names(models: Iterable[str]) -> dict[str, str]:
+    """One display name per model: spellings that differ only in case, ``_`` or ``-`` (the served
+    ``Gemma-3-270M``, the fine-tune base ``gemma_3_270m``) map to the one with capitals, else the first."""
+    chosen: dict[str, str] = {}
+    for model in models:
+        key = _name_key(model)
+        best = chosen.get(key)
+        if best is None or (best == best.lower() and model != model.lower()):
+            chosen[key] = model
+    return {model: chosen[_name_key(model)] for model in models}
 
 
 def cache(mode: str | None = None) -> str:

@@ -86,6 +86,8 @@ class AnswerStore:
         self.refresh = refresh
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        #: answers this store gave back instead of asking a model (a report says how many were reused)
+        self.hits = 0
         fresh = not self.path.exists()
         with self._connect() as db:
             db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, output TEXT)")
@@ -104,6 +106,7 @@ class AnswerStore:
                 part = list(keys[start:start + 500])
                 marks = ",".join("?" * len(part))
                 out.update(db.execute(f"SELECT key, output FROM answers WHERE key IN ({marks})", part).fetchall())
+            self.hits += len(out)
         return out
 
     def put_many(self, model: str, items: Mapping[str, str]) -> None:

@@ -41,6 +41,8 @@ def progress_html(state: JobState, note: str = "") -> str:
     share = 100.0 * (state.done + state.failed) / state.total if state.total else 0.0
     if not note and not state.finished:  # also what a saved notebook or a restarted kernel still shows
         note = f"runs on the platform: %qfbatch --attach {state.task_id} shows it from any kernel"
+    if not state.finished:  # no kernel updates this line once the one that drew it is gone: say when it was true
+        note += f" · snapshot {time.strftime('%Y-%m-%d %H:%M:%S')}, not live"
     extra = f"<div style='color:var(--jp-ui-font-color2,#595959)'>{html.escape(note)}</div>" if note else ""
     # the theme's colours: a pale track on a dark page was a glaring white bar
     return (f"<div class='qfnb-batch'><div style='background:var(--jp-layout-color3,#e0e0e0);width:320px;"
@@ -62,15 +64,28 @@ class Bar:
             self._handle.update(self._html(progress_html(state, note)))
 
 
+def reuse_note(state: JobState) -> str:
+    """The line under a reused task's bar: which task, when it ended, how to run it again."""
+    when = f", finished {state.view['finishTime']}" if state.view.get("finishTime") else ""
+    return (f"↺ reused {state.task_id}{when}: same input rows, model and parameters; nothing was run again"
+            " · --fresh runs it again")
+
+
 def watch(job: BatchJob, *, interval: float = 0.5, bar: Any = None,
           sleep: Callable[[float], None] = time.sleep) -> JobState:
-    """Redraw ``job``'s progress until it ends; on Interrupt the bar stops (the job does not)."""
+    """Redraw ``job``'s progress until it ends; on Interrupt the bar stops (the job does not).
+    The ended task's tokens go to the usage ledger (a reused one's as saved)."""
+    from qfnb._core.config import resolve_config
+    from qfnb.resources.batch_job import record_job
+
     bar = bar if bar is not None else Bar()
+    reused = getattr(job, "reused", None) is not None
     state = job.state()
     try:
         while True:
-            bar.show(state)
+            bar.show(state, reuse_note(state) if reused else "")
             if state.finished:
+                record_job(state, resolve_config(job.config), reused=reused)
                 return state
             sleep(interval)
             state = job.state()
@@ -158,6 +173,15 @@ def handle_magic(magics: Any, args: argparse.Namespace) -> Any:
     return as_dataset(job)
 
 
+def _reuse_wanted(args: argparse.Namespace) -> bool:
+    """Reuse a finished twin unless ``--fresh``, where answers replay (the response cache is on:
+    ``%load_ext qfnb`` turns it on), as ``%%qfchat`` replays and ``%qftrain`` reuses a run."""
+    from qfnb._core.config import Config
+    from qfnb._core.record.cache import mode_for
+
+    return not args.fresh and mode_for(Config.from_env().cache) == "on"
+
+
 def _submit(magics: Any, args: argparse.Namespace, factory: type[BatchJob]) -> BatchJob:
     """Submit ``args.source``'s prompts as a new batch job (``factory.submit``)."""
     if not args.source:
@@ -174,7 +198,8 @@ def _submit(magics: Any, args: argparse.Namespace, factory: type[BatchJob]) -> B
         raise UsageError(str(exc)) from None
     try:  # the sampling options go to every row (the task's inferenceParams)
         return factory.submit(_inputs(magics.user_ns[args.source], args.column), model=model,
-                              endpoint=args.endpoint, name=args.name, inference_params=sampling.fields())
+                              endpoint=args.endpoint, name=args.name, inference_params=sampling.fields(),
+                              reuse=_reuse_wanted(args))
     except Exception as exc:
         raise QfnbCellError(str(exc), title="batch not started") from exc
 
@@ -207,6 +232,9 @@ class BatchMagics(Magics):
     @sampling_arguments
     @argument("-o", "--output", help="Store the BatchJob (.state(), .results(), .stop()) here.")
     @argument("--no-wait", action="store_true", help="Submit and return the BatchJob without the live bar.")
+    @argument("--fresh", action="store_true",
+              help="Run a new task even if this platform has a finished one of the same rows, model and "
+                   "parameters (it is reused otherwise, as %%qfchat replays).")
     @argument("--attach", metavar="ID", nargs="?", const="", help="Show a task's live bar again (none: the newest).")
     @argument("--list", action="store_true", help="List this platform's batch-inference tasks.")
     @argument("--stop", metavar="ID", help="Stop a task (its finished rows stay).")

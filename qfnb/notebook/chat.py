@@ -265,6 +265,17 @@ def cached_ago(age_s: float) -> str:
     return f"{round(age_s / 86400)} days ago"
 
 
+def close_fences(text: str) -> str:
+    """``text`` with a code block it leaves open closed, so what follows (the footer) is not read
+    as code: an answer cut off inside a ``` block showed its footer as literal ``<sub>…</sub>``."""
+    fence = None
+    for line in text.splitlines():
+        mark = line.lstrip()[:3]
+        if mark in ("```", "~~~") and (fence is None or mark == fence):
+            fence = mark if fence is None else None
+    return text if fence is None else f"{text}\n{fence}"
+
+
 def render_answers(answers: Sequence[ChatAnswer]) -> tuple[dict[str, str], dict[str, Any]]:
     """A mimebundle (text/plain always; Markdown for one answer, HTML columns for several); its
     metadata records each answer's provenance, so a saved notebook says what produced it."""
@@ -280,7 +291,7 @@ def render_answers(answers: Sequence[ChatAnswer]) -> tuple[dict[str, str], dict[
     if len(answers) == 1:
         a = answers[0]
         cursor = " ▌" if not a.done else ""
-        data["text/markdown"] = f"{a.text}{cursor}\n\n<sub>{a.footer_html}</sub>"
+        data["text/markdown"] = f"{close_fences(a.text + cursor)}\n\n<sub>{a.footer_html}</sub>"
         return data, meta
     cols = []
     for a in answers:

@@ -29,12 +29,13 @@ _CACHES: weakref.WeakSet[NameCache] = weakref.WeakSet()
 MODEL_OPTIONS = frozenset({"-m", "--model", "--models", "--judge", "--base"})
 ENDPOINT_OPTIONS = frozenset({"--endpoint"})
 METRIC_OPTIONS = frozenset({"--metrics", "--chart"})
-_KINDS = {"chat": "chat", "embeddings": "embedding", "completions": "completion", "text2image": "text-to-image"}
+_KINDS = {"chat": "chat", "embeddings": "embedding", "completions": "completion", "reranker": "reranker",
+          "text2image": "text-to-image"}
 
 
 @dataclass(frozen=True)
 class ModelRow:
-    kind: str  # chat | embedding | completion | text-to-image | endpoint
+    kind: str  # chat | embedding | completion | reranker | text-to-image | endpoint
     name: str  # a model name, or an endpoint to pass as --endpoint
     served_by: str  # what answers: the platform's model / service, and its state
     default: bool = False

@@ -113,6 +113,8 @@ class EvalReport:
         self.comparison: Any = None
         #: ``--repeats``: a :class:`qfnb.evaluation.Stability` shown under the metrics
         self.stability: Any = None
+        #: what was reused instead of asked (``↺ 42 of 42 answers reused …``), said above the metrics
+        self.reused: str | None = None
 
     @classmethod
     def from_value(cls, value: Any, *, chart: Sequence[str] = ("auto",)) -> EvalReport:
@@ -146,6 +148,8 @@ class EvalReport:
     def to_html(self) -> str:
         parts = [f'<div class="qfnb-eval-report" style="color:{_theme.TEXT}">'
                  f"<h4>Evaluation — {len(self.metrics.index)} model(s)</h4>"]
+        if self.reused:
+            parts.append(f'<div class="qfnb-reused" style="color:{_theme.TEXT_MUTED}">{_fmt.esc(self.reused)}</div>')
         parts.append(_styled(self.metrics, True) if not self.metrics.empty else "<p>No metrics.</p>")
         if self.chart_metrics:
             png = base64.b64encode(self.chart_png()).decode()
@@ -166,6 +170,8 @@ class EvalReport:
             return "Evaluation: no metrics"
         table = self.metrics.to_string(float_format=lambda v: f"{v:.4f}", na_rep="—")
         text = f"Evaluation — {len(self.metrics.index)} model(s)\n{table}"
+        if self.reused:
+            text = f"Evaluation — {len(self.metrics.index)} model(s)\n{self.reused}\n{table}"
         if self.comparison is not None:  # its notes say which means a corpus-level metric compared
             text += "\n" + "\n".join([*self.comparison.sentences, *self.comparison.notes])
         if self.stability is not None:

@@ -28,7 +28,7 @@ log = logging.getLogger("qfnb.notebook.evalrun")
 #: metric word -> (evaluator family, the result columns it shows). Aliases share a family. The
 #: report shows a one-column metric under the word asked for (``bleu``, not ``bleu4``).
 METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "exact_match": ("exact_match", ("accuracy",)),
+    "exact_match": ("exact_match", ("exact_match",)),
     "accuracy": ("exact_match", ("accuracy",)),
     "bleu": ("bleu", ("bleu4",)),
     "bleu4": ("bleu", ("bleu4",)),
@@ -118,6 +118,17 @@ class EvalPlan:
         """``result.compare`` against the ``--compare`` baseline on the asked-for metrics."""
         wanted = [c for c in self.columns if c in result.item_metrics]
         return result.compare(b=self.compare, metrics=wanted or None, judge=self.pairwise).renamed(self.columns)
+
+
+def reuse_note(plan: EvalPlan) -> str | None:
+    """``↺ 12 of 12 answers reused from earlier runs on the same items · --fresh asks again`` when
+    the run's answer store gave any back (a replay asks no model: its bar's speed is the store's)."""
+    hits = int(getattr(plan.store, "hits", 0) or 0)
+    if not hits:
+        return None
+    asked = plan.generations - hits
+    return (f"↺ {hits} of {plan.generations} answers reused from earlier runs on the same items "
+            f"({asked} asked now) · --fresh asks every model again")
 
 
 class GenerationProgress:
@@ -303,8 +314,11 @@ def make_evaluators(metrics: Sequence[str], judge: Any | None) -> list[Any]:
         RougeEvaluator,
     )
 
+    # the result's own column is the word asked for (exact_match, or the SDK's accuracy), so a stored
+    # result's samples_df and a later --compare say what the notebook asked for
+    match_name = next((m for m in metrics if METRICS[m][0] == "exact_match"), "exact_match")
     factories: dict[str, Callable[[], Any]] = {
-        "exact_match": ExactMatchEvaluator,
+        "exact_match": lambda: ExactMatchEvaluator(metric_name=match_name),
         "bleu": BleuEvaluator,
         "rouge": RougeEvaluator,
         "similarity": EmbeddingSimilarityEvaluator,

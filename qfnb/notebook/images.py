@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import logging
 import struct
 from dataclasses import dataclass
 from typing import Any
 
 from qfnb.notebook import _fmt
 from qfnb.notebook.errors import QfnbCellError
+
+log = logging.getLogger("qfnb.notebook.images")
 
 
 def _size(data: bytes) -> tuple[int, int] | None:
@@ -66,8 +69,51 @@ class ImageResult:
         return data, meta
 
 
-def generate(prompt: str, *, model: str | None = None, size: str | None = None, n: int = 1) -> ImageResult:
-    """Call Text2Image; a platform error (e.g. no image model configured) becomes one clear line."""
+#: what to do when the platform has no image engine: one sentence, both ways to attach one
+NO_IMAGE_ENGINE = ("No image engine is attached to this platform{named}: attach one with "
+                   "`qfnb models add --name NAME --engine URL --role text2image` (an OpenAI-API image server) "
+                   "or by pointing QFNB_TEXT2IMAGE_MODEL_DIR at a local diffusers model before `qfnb serve`, "
+                   "then run this cell again.")
+
+#: how the platform says it has no such model or no image engine (336005: "API name not exist";
+#: the local platform's text-to-image room says how to configure one)
+_NO_ENGINE_SIGNS = ("336005", "api name not exist", "text2image needs", "text-to-image model")
+
+
+def no_image_engine(exc: BaseException) -> bool:
+    """Whether ``exc`` says the platform has no image engine (not that a drawing failed)."""
+    text = f"{getattr(exc, 'error_code', '')} {exc}".lower()
+    return any(sign in text for sign in _NO_ENGINE_SIGNS)
+
+
+@dataclass
+class NoImageEngine:
+    """What ``%qfimage`` shows instead of a traceback when no image engine is attached: a notice
+    (the cell ends without an error, so Run All goes on past it), saying what to do."""
+
+    model: str | None = None
+    response: Any = None
+
+    @property
+    def message(self) -> str:
+        return NO_IMAGE_ENGINE.format(named=f" (no image model {self.model!r})" if self.model else "")
+
+    def __repr__(self) -> str:
+        return self.message
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        from qfnb.notebook import _theme
+
+        text = _fmt.esc(self.message)
+        return ({"text/plain": self.message,
+                 "text/html": f'<div class="qfnb-notice" style="color:{_theme.TEXT};border-left:3px solid '
+                              f'{_theme.BORDER};padding:2px 8px">🖼 {text}</div>'}, {})
+
+
+def generate(prompt: str, *, model: str | None = None, size: str | None = None,
+             n: int = 1) -> ImageResult | NoImageEngine:
+    """Call Text2Image. No image engine on the platform: a :class:`NoImageEngine` notice; any
+    other platform error becomes one clear line (:class:`QfnbCellError`)."""
     from qfnb.resources import Text2Image
 
     kwargs: dict[str, Any] = {"prompt": prompt, "n": n}
@@ -76,5 +122,8 @@ def generate(prompt: str, *, model: str | None = None, size: str | None = None, 
     try:
         resp = Text2Image(model=model).do(**kwargs)
     except Exception as exc:
+        if no_image_engine(exc):
+            log.warning("qfimage: no image engine: %s", exc)
+            return NoImageEngine(model)
         raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfimage failed") from exc
     return ImageResult.from_response(resp, prompt=prompt, model=model)

@@ -11,6 +11,7 @@ job's final static state when the job ends (a saved notebook keeps no form that 
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from qfnb.notebook._ipywidgets import VBox
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.train import BOUNDS, DEFAULT_BASE, MAX_EVAL_SPLIT, TrainerFactory, TrainSpec, launch
 from qfnb.trainer.configs import TrainConfig
+
+log = logging.getLogger("qfnb.notebook.launcher")
 
 #: the launcher's validation split: ``TrainConfig.trainset_rate``'s default (the official SDK's 20)
 DEFAULT_EVAL_SPLIT = int(TrainConfig.model_fields["trainset_rate"].default)
@@ -56,10 +59,72 @@ def demo_dataset() -> Path | None:
         return None
 
 
+#: what each notebook cell's form last launched (``{cell id: {"command", "at"}}``), in the data dir
+LAUNCHES_FILE = "launcher_cells.json"
+#: the id of the notebook cell running now (JupyterLab sends it with each execution): :func:`register`
+_cell_id: str | None = None
+
+
+def register(ipython: Any) -> None:
+    """Follow which notebook cell runs (so a form knows what its cell launched before a restart)."""
+
+    def pre_run_cell(info: Any) -> None:
+        global _cell_id
+        _cell_id = getattr(info, "cell_id", None) or None
+
+    ipython.events.register("pre_run_cell", pre_run_cell)
+
+
+def _launches_path() -> Path:
+    from qfnb.protocol.daemon import default_data_dir
+
+    return default_data_dir() / LAUNCHES_FILE
+
+
+def launched_from(cell_id: str | None) -> dict[str, Any] | None:
+    """What the form in cell ``cell_id`` last launched (``command``, ``at``), or None."""
+    import json
+
+    if not cell_id:
+        return None
+    try:
+        found = json.loads(_launches_path().read_text()).get(cell_id)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return found if isinstance(found, dict) and found.get("command") else None
+
+
+def remember_launch(cell_id: str | None, command: str) -> None:
+    """Keep ``command`` as what cell ``cell_id``'s form launched (a later run of the cell says so)."""
+    import json
+    import time
+
+    from qfnb.protocol.files import write_private_json
+
+    if not cell_id:
+        return
+    path = _launches_path()
+    try:
+        known = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        known = {}
+    known = known if isinstance(known, dict) else {}
+    known[cell_id] = {"command": command, "at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_private_json(path, known)
+
+
+#: the files the form offers: every format ``Dataset.load(data_file=...)`` reads
+DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".txt")
+
+
 def dataset_choices(root: Path | None = None) -> list[str]:
-    """``*.jsonl`` files under the working directory (two levels) plus the bundled demo set."""
+    """Data files (:data:`DATA_SUFFIXES`) under the working directory (two levels; hidden folders
+    and notebook checkpoints skipped) plus the bundled demo set."""
     root = root or Path.cwd()
-    found = sorted({str(p.relative_to(root)) for pat in ("*.jsonl", "*/*.jsonl") for p in root.glob(pat)})
+    found = sorted({str(p.relative_to(root)) for pat in ("*", "*/*") for p in root.glob(pat)
+                    if p.suffix.lower() in DATA_SUFFIXES and p.is_file()
+                    and not any(part.startswith(".") for part in p.relative_to(root).parts)})
     demo = demo_dataset()
     return ([str(demo)] if demo else []) + found
 
@@ -73,6 +138,9 @@ class FinetuneLauncher(VBox):
         self.dashboard: Any = None
         self.handle: DisplayHandle | None = None  # set by show(): the output the finished job's static state replaces
         self.var_name: str | None = None  # the -o variable holding this launcher
+        self.cell_id = _cell_id  # the notebook cell showing this form
+        #: what this cell's form launched before (a restarted kernel's Run All shows it, not a blank form)
+        self.previous = launched_from(self.cell_id)
         style = {"description_width": "110px"}
         datasets = dataset_choices()
         if base_models is None:
@@ -85,7 +153,7 @@ class FinetuneLauncher(VBox):
             value=datasets[0] if datasets else "",
             options=datasets,
             description="dataset",
-            placeholder="path/to/train.jsonl or dataset id",
+            placeholder="a .jsonl, .json, .csv or .txt file, or a dataset id",
             ensure_option=False,
             style=style,
             layout=w.Layout(width="70%"),
@@ -112,7 +180,7 @@ class FinetuneLauncher(VBox):
             tooltip="held out of the data, never trained on: the dashboard draws its loss beside the training loss")
         self.deploy = w.Checkbox(value=False, description="deploy when done", indent=False)
         self.launch_button = w.Button(description="Launch", icon="play", button_style="primary")
-        self.message = w.HTML()
+        self.message = w.HTML(self._previous_html())
         self.slot = w.VBox()
         self.offline = w.HTML(_theme.offline_note("the kernel restarted: run the cell again to use this form"))
         self.launch_button.on_click(self._clicked_launch)
@@ -133,6 +201,13 @@ class FinetuneLauncher(VBox):
             ]
         )
         self.add_class("qfnb-launcher").add_class("qfnb-live")
+
+    def _previous_html(self) -> str:
+        if not self.previous:
+            return ""
+        return (f'<div class="qfnb-launched" style="color:{_theme.TEXT_MUTED}">launched from this cell at '
+                f'{_fmt.esc(self.previous.get("at", ""))}: <code style="color:{_theme.TEXT};user-select:all">'
+                f'{_fmt.esc(self.previous["command"])}</code> · its job: <code>%qftrain --list</code></div>')
 
     def show(self) -> FinetuneLauncher:
         """Display the form with a display id. Call from a cell."""
@@ -163,11 +238,18 @@ class FinetuneLauncher(VBox):
             return
         self.message.value = ""
         self.launch_button.disabled = True
+        self.dashboard.launched_as = self.command()  # the record: what ran, with the values it ran with
+        try:
+            remember_launch(self.cell_id, self.dashboard.launched_as)
+        except OSError as exc:  # the record of the cell is a nicety; the job runs regardless
+            log.warning("could not remember what this cell launched: %s", exc)
         self.dashboard.handle = self.handle  # its final static state replaces the whole form
         self.dashboard.shown_in = self
         self.offline.value = _theme.OFFLINE_CSS  # the dashboard says what a restart means for its job
         self.dashboard.var_name = f"{self.var_name}.dashboard" if self.var_name else None
         self.slot.children = (self.dashboard,)
+        if self.handle is not None:  # the saved notebook keeps the launched line from now on, not the form
+            self.handle.update(self)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         """The form, and as static HTML for viewers without widgets: the job's state once launched,
@@ -176,7 +258,8 @@ class FinetuneLauncher(VBox):
         if self.dashboard is not None:
             data["text/html"] = self.dashboard.snapshot_html(chart=self.dashboard.chart.value or None)
         else:
-            data["text/html"] = (f'<div class="qfnb-launcher-static" style="color:{_theme.TEXT}"><b>Fine-tune</b> '
+            data["text/html"] = (f'<div class="qfnb-launcher-static" style="color:{_theme.TEXT}">'
+                                 f"{self._previous_html()}<b>Fine-tune</b> "
                                  f'form (needs a running kernel); the same from code: <code>{_fmt.esc(self.command())}'
                                  "</code></div>")
         data["text/plain"] = repr(self)

@@ -321,6 +321,7 @@ class QfnbMagics(Magics):
         shown = plan.report_frame(result.metrics_df)
         wanted = chart if chart != ["auto"] else list(shown.columns)
         report = EvalReport(shown, plan.report_samples(result.samples_df), chart=wanted or ["auto"], result=result)
+        report.reused = evalrun.reuse_note(plan)
         try:
             if plan.compare is not None:
                 report.comparison = plan.comparison(result)
@@ -388,9 +389,10 @@ def _republish(magics: QfnbMagics) -> Callable[..., None]:
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
-    from qfnb.notebook import batchjob, usage
+    from qfnb.notebook import batchjob, launcher, usage
 
     ipython.register_magics(QfnbMagics)
+    launcher.register(ipython)  # a form knows its cell (what it launched before a restart)
     ipython.events.register("post_run_cell", _republish(ipython.magics_manager.registry["QfnbMagics"]))
     usage.register(ipython)
     ipython.register_magics(batchjob.BatchMagics)  # %qfbatch

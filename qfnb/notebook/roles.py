@@ -18,7 +18,9 @@ BASE_MODELS = frozenset({"gemma-3-270m"})
 _BASE_NAME = re.compile(r"(^|[-_])(base|pt)$")
 #: the default answer length of a chat with a base model
 BASE_CAP = 128
-_ROLES = {"embedding": "embedding", "text-to-image": "image", "endpoint": "deployed (fine-tuned)"}
+#: a reranker on the local platform is an embedding model ranking by cosine similarity
+_ROLES = {"embedding": "embedding", "reranker": "rerank (embedding cosine)", "text-to-image": "image",
+          "endpoint": "deployed (fine-tuned)"}
 
 
 def is_base(name: str | None) -> bool:
@@ -28,7 +30,7 @@ def is_base(name: str | None) -> bool:
 
 
 def role(kind: str, name: str) -> str:
-    """``%qfmodels``' role column: chat, base (text completion), embedding, image, deployed."""
+    """``%qfmodels``' role column: chat, base (text completion), embedding, rerank, image, deployed."""
     if kind in _ROLES:
         return _ROLES[kind]
     return "base (continues text)" if is_base(name) else "chat"

@@ -202,6 +202,25 @@ def deploy_in_background(dash: TrainingDashboard) -> Any:
     return _background.submit(deploy_job(dash))
 
 
+#: words in a file's name that mark rows kept out of training (``tickets_test.csv``, ``eval.jsonl``)
+HELD_OUT_WORDS = ("test", "eval", "valid", "val", "dev", "held", "holdout")
+
+
+def held_out_file(train: str) -> str | None:
+    """A file beside the training file ``train`` that holds rows kept out of it (same format, a
+    name with :data:`HELD_OUT_WORDS`), as the path the user wrote; None when there is none."""
+    path = Path(train)
+    if not train or not path.is_file():
+        return None
+    words = set(re.split(r"[^a-z]+", path.stem.lower()))
+    for other in sorted(path.parent.iterdir()):
+        if other == path or other.suffix.lower() != path.suffix.lower() or not other.is_file():
+            continue
+        if set(re.split(r"[^a-z]+", other.stem.lower())) - words & set(HELD_OUT_WORDS):
+            return str(path.parent / other.name) if str(path.parent) != "." else other.name
+    return None
+
+
 def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool = True,
            on_deploy: Callable[[TrainingDashboard], Any] | None = None) -> TrainingDashboard:
     """Start a fine-tune on qfnb's loop and return its (displayed) dashboard."""
@@ -213,7 +232,9 @@ def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool
         holder["trainer"].stop()
 
     dash = TrainingDashboard(spec.title, on_stop=on_stop, on_deploy=on_deploy or deploy_in_background)
-    dash.eval_data = spec.dataset
+    held_out = held_out_file(spec.dataset)
+    dash.eval_data = held_out or spec.dataset
+    dash.eval_is_training = held_out is None  # its "next:" %qfeval then warns: the model saw those rows
     trainer = (factory or default_trainer)(spec, _event_handler(dash))
     holder["trainer"] = dash.trainer = trainer
     if show:
@@ -274,6 +295,42 @@ class _AttachedTask:
 Fetch = Callable[[str], "Awaitable[dict[str, Any]] | dict[str, Any]"]
 
 
+Deployment = Callable[[str], "Awaitable[dict[str, Any]]"]
+
+
+def _wall_time(stamp: Any) -> float | None:
+    """An ISO time of the platform's (``2026-11-23T20:41:27Z``) as a Unix time; None if absent."""
+    from datetime import datetime
+
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+async def adeployment(task_id: str) -> dict[str, Any]:
+    """What was published and deployed from run ``task_id``, as the platform lists it: a Serving
+    service whose model version came from that run (``service_endpoint``, ``service_id``,
+    ``model_version_id``, ``model_name``); empty when there is none."""
+    from qfnb.protocol.console import ServiceStatus
+    from qfnb.resources.console import Model as ModelAPI
+    from qfnb.resources.console import Service as ServiceAPI
+
+    listed = (await ServiceAPI.V2.aservice_list(max_keys=100, page_reverse=True))["result"]
+    for svc in listed.get("serviceList") or []:
+        if svc.get("runStatus") != ServiceStatus.SERVING.value or not svc.get("modelId"):
+            continue
+        info = (await ModelAPI.V2.adescribe_model(str(svc["modelId"])))["result"]
+        if str((info.get("sourceInfo") or {}).get("trainTaskId")) == task_id:
+            url = str(svc.get("url") or "").rstrip("/")
+            return {"service_endpoint": url.rsplit("/", 1)[-1] if url else svc.get("serviceId"),
+                    "service_id": svc.get("serviceId"), "model_version_id": svc["modelId"],
+                    "model_name": info.get("modelSetName")}
+    return {}
+
+
 def _attached_title(task_id: str, detail: dict[str, Any]) -> str:
     """``model · task ID``, after the job's name when the user gave it one."""
     title = f"{detail.get('model') or 'fine-tune'} · task {task_id}"
@@ -291,19 +348,24 @@ def attach(
     interval: float = 1.0,
     show: bool = True,
     on_deploy: Callable[[TrainingDashboard], Any] | None = None,
+    deployment: Deployment | None = None,
 ) -> TrainingDashboard:
     """A dashboard for an existing task, fed by polling its detail every ``interval`` s on qfnb's
-    loop. It is the same dashboard a launch shows: Stop while the task runs, Deploy when it succeeded."""
+    loop. It is the same dashboard a launch shows: Stop while the task runs; once it succeeded, its
+    model and endpoint when the platform serves it (``deployment``: :func:`adeployment` with the
+    platform's own detail), else Deploy."""
     first: dict[str, Any] = sync.run(_maybe(fetch(task_id)))  # an unknown task fails in the cell
     dash = TrainingDashboard(_attached_title(task_id, first), on_stop=lambda: sync.run(_maybe(stop(task_id))),
                              on_deploy=on_deploy or deploy_in_background)
     dash.trainer = _AttachedTask(first)
     if show:
         dash.show()
-    poll = _TaskPoll(dash, task_id, fetch, interval)
+    if deployment is None and fetch is _platform_detail:
+        deployment = adeployment
+    poll = _TaskPoll(dash, task_id, fetch, interval, deployment)
     poll.update(first)  # the dashboard knows its task (and an ended one its end) before attach() returns
     if poll.ended(first):
-        poll.finish(first)
+        sync.run(poll.afinish(first))
     else:
         dash.follower = _background.submit(poll.follow())
     return dash
@@ -317,6 +379,7 @@ class _TaskPoll:
     task_id: str
     fetch: Fetch
     interval: float
+    deployment: Deployment | None = None
 
     async def detail(self) -> dict[str, Any]:
         try:
@@ -332,8 +395,18 @@ class _TaskPoll:
     def ended(self, detail: dict[str, Any]) -> bool:
         return self.dash.done or _run_status(detail) in _RUN_STATUS
 
-    def finish(self, last: dict[str, Any]) -> None:
-        self.dash.finish(_RUN_STATUS[_run_status(last)], output=last, error=last.get("errorMessage"))
+    async def afinish(self, last: dict[str, Any]) -> None:
+        """The task's end as the platform recorded it (its time; a succeeded one's model and
+        endpoint when it is served, so the dashboard offers no second Deploy)."""
+        status = _RUN_STATUS[_run_status(last)]
+        output = dict(last)
+        if status == "succeeded" and self.deployment is not None:
+            try:
+                output.update(await self.deployment(self.task_id))
+            except Exception as exc:  # the dashboard still shows the run; Deploy stays offered
+                log.warning("could not look up what serves task %s: %s", self.task_id, exc)
+        self.dash.finish(status, output=output, error=last.get("errorMessage"),
+                         ended_at=_wall_time(last.get("finishDate") or last.get("finishTime")))
 
     async def follow(self) -> None:
         """Poll until the task ends; retried for as long as the dashboard is open (the local daemon
@@ -348,6 +421,6 @@ class _TaskPoll:
             return
         if not dash.done:
             self.update(last)
-            self.finish(last)
+            await self.afinish(last)
         if dash.deploy_when_done and dash.state.status == "succeeded" and dash.service is None:
             dash.deploy(wait=False)  # %qftrain --attach TASK --deploy, given while it ran

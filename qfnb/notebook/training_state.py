@@ -120,7 +120,9 @@ class TrainingState:
         return self.status in TERMINAL
 
     def note(self, text: str) -> None:
-        self.log.append(f"[{_fmt.duration(self.clock() - self.started_at)}] {text}")
+        """One event-log line, stamped with the wall-clock time it was seen (a saved notebook's log
+        says when things happened; a time since this dashboard opened read [00:00] on an attach)."""
+        self.log.append(f"[{time.strftime('%H:%M:%S', time.localtime(self.wall()))}] {text}")
 
     def apply(self, event: Any) -> bool:
         """Fold one trainer event in. Returns True when the loss curve changed."""
@@ -180,7 +182,9 @@ class TrainingState:
                 changed = True
         return changed
 
-    def finish(self, status: str, *, output: Any = None, error: str | None = None) -> None:
+    def finish(self, status: str, *, output: Any = None, error: str | None = None,
+               ended_at: float | None = None) -> None:
+        """The job ended (``ended_at``: when, by the platform's record; else now, when it is seen)."""
         if status not in TERMINAL:
             raise ValueError(f"status must be one of {TERMINAL}, got {status!r}")
         self.status = status
@@ -195,8 +199,9 @@ class TrainingState:
             self.model_name = str(named) if named else find_key(output, ("model_name", "modelName")) or self.model_name
         if status == "succeeded" and self.total_steps:
             self.step, self.progress, self.eta = max(self.step, self.total_steps), 1.0, 0.0
-        self.ended_at = self.wall()
-        self.note(f"fine-tune {status}" + (f": {error}" if error else ""))
+        self.ended_at = ended_at if ended_at is not None else self.wall()
+        self.note(f"fine-tune {status}" + (f": {error}" if error else "")
+                  + (f" (at {_stamp(ended_at)})" if ended_at is not None else ""))
 
     @property
     def elapsed_now(self) -> float:

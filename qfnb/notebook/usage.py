@@ -60,6 +60,14 @@ def chart_html(table: Any, by: str) -> str:
     return f'<img class="qfnb-usage-chart" alt="tokens by {html.escape(by)}" src="data:image/png;base64,{png}"/>'
 
 
+def scope_line(everyone: bool) -> str:
+    """What a ``%qfusage`` table covers, said above it (a restart starts a new session)."""
+    if everyone:
+        return "every session in this data dir's ledger · cache hits count as saved, not spent"
+    return ("this kernel session · --all for everything (a restarted kernel starts a new session) · "
+            "cache hits count as saved, not spent")
+
+
 @magics_class
 class UsageMagics(Magics):
     """``%qfcache`` and ``%qfusage``."""
@@ -119,9 +127,24 @@ class UsageMagics(Magics):
         table = usage.summary(by=by, session=None if everyone else ledger.SESSION)
         if (b := usage.active_budget()) is not None:
             print(str(b))
-        if not table.empty:
-            display(HTML(chart_html(table, by)))
+        scope = f'<div class="qfnb-usage-scope" style="color:{TEXT_MUTED}">{html.escape(scope_line(everyone))}</div>'
+        display(HTML(scope + (chart_html(table, by) if not table.empty else "")))
         return table
+
+
+def visible_count(ipython: Any, info: Any) -> int | None:
+    """The ``In[n]`` of the cell about to run, as the front end shows it.
+
+    ``pre_run_cell`` is no place to read ``execution_count``: IPython 9 counts the cell before the
+    event (the hook saw 9 in a cell shown as ``[8]``), IPython 8 after it. Both store a cell's input
+    in the history under its number right after the event, so a stored cell's number is the
+    history's length then; a cell run without history keeps the count it found.
+    """
+    history = getattr(getattr(ipython, "history_manager", None), "input_hist_raw", None)
+    if getattr(info, "store_history", False) and isinstance(history, list):
+        return len(history)
+    count = getattr(ipython, "execution_count", None)
+    return count if isinstance(count, int) else None
 
 
 def register(ipython: Any) -> None:
@@ -129,7 +152,7 @@ def register(ipython: Any) -> None:
     ipython.register_magics(UsageMagics)
 
     def pre_run_cell(info: Any) -> None:
-        ledger.set_cell(getattr(ipython, "execution_count", None))
+        ledger.set_cell(visible_count(ipython, info))
 
     ipython.events.register("pre_run_cell", pre_run_cell)
     usage.cache("on")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import hashlib
 import itertools
 import json
 import uuid
@@ -22,7 +23,7 @@ from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.http.recorded import worst_case
 from qfnb._core.http.response import QfResponse
 from qfnb._core.record.budget import Budget, Reservation, active_budget
-from qfnb._core.record.ledger import UsageRow, default_ledger
+from qfnb._core.record.ledger import SESSION, UsageRow, default_ledger
 from qfnb._core.record.prices import prices
 from qfnb.protocol.batch import ACTIVE
 
@@ -34,6 +35,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 INPUT_BUCKET = "qfnb-batch-inputs"
 OUTPUT_URI = "bos:/qfnb-batch-results/"
+#: what the description of a task qfnb submits carries: ``qfnb-batch:<fingerprint>`` (so the
+#: platform itself remembers which input, model and parameters a task ran, as a fine-tune's recipe)
+MARK = "qfnb-batch:"
+#: how many pages of tasks (100 each) are searched for a finished twin
+MAX_PAGES = 10
 
 
 @dataclass
@@ -86,19 +92,46 @@ def reserve_rows(rows: int, tokens: int, model: str, config: Config) -> tuple[Bu
     return budget, budget.reserve(tokens, yuan, what=f"a durable batch of {rows:,} rows")
 
 
-def record_job(state: JobState, config: Config) -> None:
+def record_job(state: JobState, config: Config, *, reused: bool = False) -> None:
     """The ended task's tokens: in the usage ledger once, whichever process reads it first (job
-    ``batch-job <id>``), and settled against the budget its submission reserved here."""
+    ``batch-job <id>``), and settled against the budget its submission reserved here. A reused task
+    (``submit(reuse=True)``) adds a cache-hit row once per session: its tokens count as saved."""
     view = state.view
     prompt, completion = int(view.get("inputTokenUsage") or 0), state.output_tokens
     model = str(view.get("endpoint") or view.get("modelId") or view.get("model") or "batch")
-    if (held := _HELD.pop(state.task_id, None)) is not None:
+    if not reused and (held := _HELD.pop(state.task_id, None)) is not None:
         yuan = 0.0 if config.embedded else (prices().cost(model, prompt, completion) or 0.0)
         held[0].settle(held[1], prompt + completion, 0, yuan)
     row = UsageRow(api="batch-job", model=model, platform="local" if config.embedded else "cloud",
                    prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion,
-                   latency_s=state.run_seconds, job=f"batch-job {state.task_id}")
-    default_ledger().record_once(row, f"batch-job {config.base_url.rstrip('/')} {state.task_id}")
+                   latency_s=0.0 if reused else state.run_seconds, cache_hit=reused, job=f"batch-job {state.task_id}")
+    key = f"batch-job {config.base_url.rstrip('/')} {state.task_id}"
+    default_ledger().record_once(row, f"{key} reused in {SESSION}" if reused else key)
+
+
+class Recipe:
+    """A task's fingerprint, built as its input lines are written: sha256 over the model (or
+    endpoint or model version), the inference parameters and every request line, in order."""
+
+    def __init__(self, *, model: str | None, endpoint: str | None, model_id: str | None,
+                 inference_params: dict[str, Any] | None) -> None:
+        head = {"model": model, "endpoint": endpoint, "model_id": model_id, "params": inference_params or {}}
+        self._sha = hashlib.sha256(json.dumps(head, sort_keys=True, ensure_ascii=False, default=str).encode())
+
+    def add(self, line: str) -> str:
+        self._sha.update(line.encode("utf-8"))
+        return line
+
+    @property
+    def fingerprint(self) -> str:
+        return self._sha.hexdigest()[:24]
+
+
+def done_twin(states: Iterable[JobState], fingerprint: str) -> JobState | None:
+    """The newest task that ran this fingerprint and ended Done (a failed or stopped one never counts)."""
+    mark = MARK + fingerprint
+    found = [s for s in states if s.status == "Done" and mark in str(s.view.get("description") or "")]
+    return found[-1] if found else None
 
 
 def _config(config: Config | None) -> Config:
@@ -144,6 +177,8 @@ class BatchJob:
         if not isinstance(task_id, str) or not task_id:
             raise ValidationError("task_id", "is required")
         self.task_id, self.config = task_id, config
+        #: the finished task this handle reuses instead of a new one (``submit(reuse=True)``), or None
+        self.reused: JobState | None = None
 
     def __repr__(self) -> str:
         return f"BatchJob({self.task_id!r})"
@@ -153,12 +188,18 @@ class BatchJob:
     @classmethod
     async def asubmit(cls, inputs: Iterable[Any], *, model: str | None = None, endpoint: str | None = None,
                       model_id: str | None = None, name: str | None = None,
-                      inference_params: dict[str, Any] | None = None, config: Config | None = None) -> BatchJob:
+                      inference_params: dict[str, Any] | None = None, reuse: bool = False,
+                      config: Config | None = None) -> BatchJob:
         """Upload ``inputs`` (prompts, message lists or bodies) and start a task on ``model``/
-        ``endpoint``/``model_id`` (the platform's model version)."""
+        ``endpoint``/``model_id`` (the platform's model version).
+
+        The task's description carries its fingerprint (:class:`Recipe`). With ``reuse=True`` the
+        platform's tasks are searched first: a Done task of the same input lines, model and
+        parameters is returned instead (its ``reused`` set), and nothing is uploaded or run."""
         if not (model or endpoint or model_id):
             raise ValidationError("model", "give model=, endpoint= or model_id=")
         cfg = _config(config)
+        recipe = Recipe(model=model, endpoint=endpoint, model_id=model_id, inference_params=inference_params)
         rows = iter(enumerate(inputs))
         first = next(rows, None)
         if first is None:
@@ -173,7 +214,14 @@ class BatchJob:
                 count[0] += 1
             return json.dumps(request, ensure_ascii=False) + "\n"
 
-        lines = (line(i, item) for i, item in itertools.chain([first], rows))
+        lines: Iterator[str] = (recipe.add(line(i, item)) for i, item in itertools.chain([first], rows))
+        if reuse:
+            lines = iter(builtins.list(lines))  # the whole input is hashed before anything is sent
+            twin = done_twin(await cls._alist(cfg, MAX_PAGES), recipe.fingerprint)
+            if twin is not None:
+                job = cls(twin.task_id, config)
+                job.reused = twin
+                return job
         key = f"{uuid.uuid4().hex}.jsonl"
         await batch_objects.aupload_lines(cfg, f"bos:/{INPUT_BUCKET}/{key}", lines)  # in bounded pieces
         held = reserve_rows(count[0], worst[0], str(endpoint or model or model_id), cfg)
@@ -181,7 +229,7 @@ class BatchJob:
             made = await Data.acreate_offline_batch_inference_task(
                 name=name or f"qfnb-batch-{key[:8]}", input_bos_uri=f"bos:/{INPUT_BUCKET}/{key}",
                 output_bos_uri=OUTPUT_URI, model_id=model_id, endpoint=endpoint or model,
-                inference_params=params, config=cfg)
+                inference_params=params, description=MARK + recipe.fingerprint, config=cfg)
         except BaseException:
             if held is not None:
                 held[0].release(held[1])
@@ -190,6 +238,21 @@ class BatchJob:
         if held is not None:
             _HELD[task_id] = held
         return cls(task_id, config)
+
+    @classmethod
+    async def _alist(cls, config: Config | None, max_pages: int | None = None) -> builtins.list[JobState]:
+        """The platform's tasks as it lists them (every page, or the first ``max_pages``)."""
+        states: builtins.list[JobState] = []
+        marker: str | None = None
+        for _ in itertools.count() if max_pages is None else range(max_pages):
+            got = await Data.alist_offline_batch_inference_task(marker=marker, max_keys=100, config=config)
+            page = got["result"]
+            states += [JobState.of(t) for t in page.get("taskList") or []]
+            info = page.get("pageInfo") or {}
+            if not info.get("isTruncated"):
+                break
+            marker = info.get("nextMarker")
+        return states
 
     @classmethod
     def submit(cls, inputs: Iterable[Any], **kwargs: Any) -> BatchJob:
@@ -211,15 +274,9 @@ class BatchJob:
     @classmethod
     def list(cls, config: Config | None = None) -> builtins.list[JobState]:
         """Every task, oldest first."""
-        states: builtins.list[JobState] = []
-        marker: str | None = None
-        while True:
-            page = Data.list_offline_batch_inference_task(marker=marker, max_keys=100, config=config)["result"]
-            states += [JobState.of(t) for t in page.get("taskList") or []]
-            info = page.get("pageInfo") or {}
-            if not info.get("isTruncated"):
-                return states
-            marker = info.get("nextMarker")
+        from qfnb._core.runtime import sync
+
+        return sync.run(cls._alist(config))
 
     # ---- state --------------------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ from batch_doubles import PacedRegistry
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
+from qfnb._core.record.cache import set_process_mode
+from qfnb.local.engines import calls as engine_calls
 from qfnb.notebook import batchjob
 from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.resources.batch_job import BatchJob
@@ -36,6 +38,7 @@ def ip() -> Iterator[InteractiveShell]:
     yield shell
     shell.display_pub = old
     InteractiveShell.clear_instance()
+    set_process_mode("off")  # loading the extension turned this process's response cache on
 
 
 def _lines(ip: InteractiveShell) -> list[str]:
@@ -94,6 +97,67 @@ def test_durable_batch_do_returns_a_job(served: ServedPlatform) -> None:
     assert isinstance(job, BatchJob)
     assert job.wait(interval=0.05).status == "Done"
     assert [r["result"] for r in job.results()] == [f"tiny-chat: m{i}" for i in range(4)]
+
+
+def test_run_all_reuses_a_finished_task_of_the_same_rows_model_and_parameters(served: ServedPlatform,
+                                                                              ip: InteractiveShell) -> None:
+    """Restart & Run All: the same %qfbatch line reuses the Done task (no new task, no engine call),
+    says so under the bar, and --fresh runs a new one; other rows or another model never match."""
+    ip.user_ns["prompts"] = [f"r{i}" for i in range(4)]
+    first = ip.run_line_magic("qfbatch", "prompts -m tiny-chat -o job")
+    made = ip.user_ns["job"]
+    assert made.reused is None
+    tasks = len(BatchJob.list())
+    calls = sum(engine_calls.snapshot().values())  # counted at the platform (it runs in this process)
+    assert calls >= 4
+    InteractiveShell.clear_instance()  # a restarted kernel
+    other = InteractiveShell.instance()
+    old, other.display_pub = other.display_pub, RecordingPublisher(shell=other)
+    other.extension_manager.load_extension("qfnb")
+    other.user_ns["prompts"] = [f"r{i}" for i in range(4)]
+    again = other.run_line_magic("qfbatch", "prompts -m tiny-chat -o job")
+    reused = other.user_ns["job"]
+    assert reused.task_id == made.task_id and reused.reused is not None
+    assert len(BatchJob.list()) == tasks  # no new task
+    assert sum(engine_calls.snapshot().values()) == calls  # no new engine call
+    assert again.to_pandas()["llm_output"].tolist() == first.to_pandas()["llm_output"].tolist()
+    assert any(f"↺ reused {made.task_id}" in line and "--fresh" in line for line in _lines(other))
+    from qfnb import usage
+
+    rows = usage.frame()
+    rows = rows[rows["job"] == f"batch-job {made.task_id}"]
+    assert sorted(rows["cache_hit"].tolist()) == [False, True]  # ran once; the reuse counts as saved
+    # other rows, another order, or --fresh: a new task
+    other.user_ns["prompts"] = [f"r{i}" for i in reversed(range(4))]
+    other.run_line_magic("qfbatch", "prompts -m tiny-chat -o job")
+    assert other.user_ns["job"].reused is None and len(BatchJob.list()) == tasks + 1
+    other.user_ns["prompts"] = [f"r{i}" for i in range(4)]
+    other.run_line_magic("qfbatch", "prompts -m tiny-chat --fresh -o job")
+    assert other.user_ns["job"].reused is None and len(BatchJob.list()) == tasks + 2
+    other.display_pub = old
+
+
+def test_a_task_that_did_not_end_done_is_never_reused(served: ServedPlatform) -> None:
+    from qfnb.resources.batch_job import JobState, done_twin
+
+    def state(task: str, status: str, description: str) -> JobState:
+        return JobState.of({"taskId": task, "runStatus": status, "description": description})
+
+    fp = "a" * 24
+    assert done_twin([state("t1", "Failed", "qfnb-batch:" + fp), state("t2", "Stopped", "qfnb-batch:" + fp),
+                      state("t3", "Running", "qfnb-batch:" + fp)], fp) is None
+    assert done_twin([state("t1", "Done", "qfnb-batch:" + fp), state("t2", "Done", "qfnb-batch:" + fp),
+                      state("t3", "Done", "qfnb-batch:" + "b" * 24)], fp).task_id == "t2"  # type: ignore[union-attr]
+
+
+def test_a_running_bars_saved_line_says_it_is_a_snapshot_not_live() -> None:
+    from qfnb.resources.batch_job import JobState
+
+    running = JobState.of({"taskId": "infer-1", "runStatus": "Running", "succeededCount": 0, "totalCount": 42})
+    line = batchjob.progress_html(running)
+    assert "Running 0/42 rows" in line and ", not live" in line and "%qfbatch --attach infer-1" in line
+    done = JobState.of({"taskId": "infer-1", "runStatus": "Done", "succeededCount": 42, "totalCount": 42})
+    assert "not live" not in batchjob.progress_html(done)
 
 
 def test_sampling_options_go_to_every_row(served: ServedPlatform, ip: InteractiveShell) -> None:

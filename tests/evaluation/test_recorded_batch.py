@@ -92,7 +92,7 @@ def test_qfeval_recorded_takes_what_qfbatch_returned(served: ServedPlatform) -> 
                                                 "--metrics exact_match --compare base -o r")
         assert engine_calls(served) == asked
         r = shell.user_ns["r"]
-        assert r.metrics["tuned"]["accuracy"] == r.metrics["job"]["accuracy"] == pytest.approx(0.5)
+        assert r.metrics["tuned"]["exact_match"] == r.metrics["job"]["exact_match"] == pytest.approx(0.5)
         assert report.comparison.row("tuned", "exact_match").wins == N // 2
     finally:
         InteractiveShell.clear_instance()

@@ -193,7 +193,7 @@ def test_an_external_openai_compatible_engine_serves_a_model_name(tmp_path: Path
         reg.close()
 
 
-def test_a_client_that_gives_up_frees_its_slot_within_a_second(tmp_path: Path) -> None:
+def test_a_client_that_gives_up_frees_its_slot_before_its_answer_could_end(tmp_path: Path) -> None:
     import sys as _sys
 
     _sys.path.insert(0, str(ROOT / "tests"))
@@ -213,6 +213,10 @@ def test_a_client_that_gives_up_frees_its_slot_within_a_second(tmp_path: Path) -
         url = base + MODEL_API_PREFIX + "/chat/qwen2_5_coder_0_5b_instruct"
         essay = [{"role": "user", "content": "Write a very long essay about the history of computing."}]
         assert httpx.post(url, params={"access_token": tok}, json={"messages": QUESTION}, timeout=120).is_success
+        begun = time.monotonic()  # this machine's decode speed, now (the engine is up)
+        timed = httpx.post(url, params={"access_token": tok}, timeout=120,
+                           json={"messages": QUESTION, "max_output_tokens": 64, "temperature": 1e-6})
+        rate = timed.json()["usage"]["completion_tokens"] / (time.monotonic() - begun)
         server = registry._servers[DEFAULT_CHAT]
         lease = server.acquire()
         server.release(lease)
@@ -226,9 +230,12 @@ def test_a_client_that_gives_up_frees_its_slot_within_a_second(tmp_path: Path) -
             httpx.post(url, params={"access_token": tok}, timeout=2.0,
                        json={"messages": essay, "max_output_tokens": 4000, "temperature": 1e-6})
         gave_up = time.monotonic()
-        while busy_slots() and time.monotonic() - gave_up < 5:
+        while busy_slots() and time.monotonic() - gave_up < 120:  # a liveness cap, not a bound
             time.sleep(0.05)
-        assert busy_slots() == 0 and time.monotonic() - gave_up < 1.0
+        freed_after = time.monotonic() - gave_up
+        # cancelled, not finished: at the speed measured above, the 4000-token answer had most of
+        # its tokens still to write when its slot came free (a ratio within this run, not seconds)
+        assert busy_slots() == 0 and (2.0 + freed_after) * rate < 0.5 * 4000, (freed_after, rate)
     registry.close()
 
 

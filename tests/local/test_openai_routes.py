@@ -243,3 +243,13 @@ def test_v1_function_history_reaches_the_engine_as_tool_turns(platform: tuple[Te
     assert sent[1]["tool_calls"][0]["function"]["name"] == "get_weather"
     assert sent[2] == {"role": "tool", "tool_call_id": sent[1]["tool_calls"][0]["id"], "name": "get_weather",
                        "content": '{"temp_c": 17}'}
+
+
+def test_qfmodels_says_the_default_reranker_is_the_embedding_model_by_cosine() -> None:
+    from qfnb.notebook.discovery import rows_from_services
+
+    services = {"common": [{"name": "Tiny-Embed", "apiType": "embeddings", "url": "u1"},
+                           {"name": "Tiny-Embed", "apiType": "reranker", "url": "u2"}], "custom": []}
+    rows = {(r.kind, r.name): r.role for r in rows_from_services(services, {})}
+    assert rows[("reranker", "Tiny-Embed")] == "rerank (embedding cosine)"
+    assert rows[("embedding", "Tiny-Embed")] == "embedding"

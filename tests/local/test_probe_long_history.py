@@ -3,8 +3,8 @@ cannot hold the engine.
 
 The prompt is rendered and tokenized once before it takes a slot; one that does not fit the
 context is refused before any prefill, and while the longest history that fits is being
-prefilled, a small request's first token arrives within 5 s (short prompts run in low slots,
-which the engine serves first in every 64-token step).
+prefilled, a small request's first token arrives in the first third of that prefill (short
+prompts run in low slots, which the engine serves first in every 64-token step).
 
 Sized to stay short: the engine here has a 1,024-token context per slot (the product's is 4,096),
 so "the longest history that fits" prefills in seconds rather than a minute; the mechanism is
@@ -42,15 +42,31 @@ CONTEXT = 1024
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineRegistry]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(BUILTIN_SPECS, DEFAULT_CHAT, replace(BUILTIN_SPECS[DEFAULT_CHAT], n_ctx=CONTEXT))
         reg = EngineRegistry(tmp_path_factory.mktemp("long-history"),
                              options=EngineOptions(slots=4, idle_seconds=600))
         try:
-            yield reg.chat(endpoint_for(DEFAULT_CHAT))
+            yield reg
         finally:
             reg.close()
+
+
+@pytest.fixture(scope="module")
+def engine(registry: EngineRegistry) -> Any:
+    return registry.chat(endpoint_for(DEFAULT_CHAT))
+
+
+def slot_tasks(registry: EngineRegistry) -> list[tuple[int, Any]]:
+    """Each llama-server slot's id and the id of the last task it took (llama-server's /slots)."""
+    import httpx
+
+    server = registry._servers[DEFAULT_CHAT]
+    lease = server.acquire()
+    server.release(lease)
+    slots = httpx.get(lease.url + "/slots", headers={"Authorization": f"Bearer {lease.key}"}).json()
+    return [(slot["id"], slot.get("id_task")) for slot in slots]
 
 
 def run(engine: Any, messages: list[dict[str, str]], params: dict[str, Any]) -> tuple[float | None, list[Any]]:
@@ -66,12 +82,12 @@ def run(engine: Any, messages: list[dict[str, str]], params: dict[str, Any]) -> 
     return run_blocking(go)
 
 
-def test_a_history_beyond_the_context_is_refused_before_any_prefill(engine: Any) -> None:
+def test_a_history_beyond_the_context_is_refused_before_any_prefill(engine: Any, registry: EngineRegistry) -> None:
     run(engine, history(2), {"max_output_tokens": 2})  # the engine is up
-    start = time.monotonic()
+    before = slot_tasks(registry)
     with pytest.raises(PromptTooLong, match="tokens"):
         run(engine, history(200), {"max_output_tokens": 2})  # about 1,220 tokens
-    assert time.monotonic() - start < 5
+    assert slot_tasks(registry) == before  # no slot took a task: nothing reached the engine to prefill
 
 
 def test_a_small_request_is_answered_while_the_longest_history_is_prefilled(engine: Any) -> None:
@@ -96,8 +112,4 @@ def test_a_small_request_is_answered_while_the_longest_history_is_prefilled(engi
     begun, ended, (_, deltas) = long_done[0]
     assert deltas[-1].prompt_tokens > 0.8 * CONTEXT
     # the small request did not wait for the long prefill: it was answered early in it
-    assert sent + first < begun + (ended - begun) / 3, (first, ended - begun)
-    if rate < 40:  # a 0.5B model prefills 80+ tokens/s on two idle cores; far less is a loaded machine
-        pytest.skip(f"the machine prefills {rate:.0f} tokens/s now: the 5 s bound needs 40+ "
-                    f"(the small request's first token came after {first:.1f} s)")
-    assert first < 5.0, (first, rate)
+    assert sent + first < begun + (ended - begun) / 3, (first, ended - begun, rate)

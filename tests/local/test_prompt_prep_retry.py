@@ -31,7 +31,8 @@ def _engine(monkeypatch: pytest.MonkeyPatch, drops: int) -> list[str]:
 
 
 def _prepare(source: Any) -> list[int]:
-    return asyncio.run(openai_http.OpenAIChat._prepare("http://127.0.0.1:1/v1", {}, source))
+    tokens, _opener = asyncio.run(openai_http.OpenAIChat._prepare("http://127.0.0.1:1/v1", {}, source))
+    return tokens
 
 
 def test_a_dropped_connection_is_tried_again_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -205,7 +205,12 @@ def test_launcher_form_launches_from_the_browser(lab: tuple[str, Path, str]) -> 
         lab, "launcher.ipynb", 90_000, "step 20/20", {".qfnb-launcher": "launcher_after_launch.png"},
         interact=click_launch,
     )
-    assert_widgets_rendered(ran_all, texts, "succeeded", "step 20/20", "Deploy")  # final, Deploy offered
+    # final, Deploy offered, and the record of what was launched above it
+    assert_widgets_rendered(ran_all, texts, "succeeded", "step 20/20", "Deploy", "launched as: %qftrain --base")
+    # Run All again: the cell's new form says what this cell launched (not a blank form)
+    ran_all, texts = run_notebook_in_browser(
+        lab, "launcher.ipynb", 90_000, "launched from this cell", {".qfnb-launcher": "launcher_after_run_all.png"})
+    assert_widgets_rendered(ran_all, texts, "launched from this cell at", "%qftrain --base")
 
 
 @pytest.mark.browser

@@ -281,3 +281,36 @@ def test_phases_plain_events_and_eta_from_measured_steps() -> None:
     st.apply(FakeEvent("TrainAction", "t", "Running", "", {"currentStep": 3, "totalSteps": 10, "etaSeconds": 300}))
     assert st.measured_eta == pytest.approx(14.0) and "ETA 00:14" in st.progress_text()
     assert st.doing == "training"
+
+
+def test_attach_to_a_finished_deployed_task_shows_its_end_model_and_endpoint_and_no_deploy() -> None:
+    import time as _time
+
+    detail = {"taskId": "t5", "jobId": "j5", "model": "Gemma-3-270M", "runStatus": "Done", "currentStep": 4,
+              "totalSteps": 4, "finishDate": "2026-11-22T06:02:13Z", "lossCurve": [[4, 0.5]]}
+    asked: list[str] = []
+
+    async def served(task_id: str) -> dict:  # type: ignore[type-arg]
+        asked.append(task_id)
+        return {"service_endpoint": "ep_tuned", "service_id": "svc-1", "model_version_id": "amv-5",
+                "model_name": "m_tuned"}
+
+    dash = attach("t5", fetch=lambda t: dict(detail), stop=lambda t: None, interval=0.01, show=False,
+                  deployment=served)
+    state = dash.wait(timeout=5)
+    assert asked == ["t5"] and state.status == "succeeded"
+    assert state.service == "ep_tuned" and state.model_label == "m_tuned (id amv-5)"
+    assert not dash.deployable and dash.deploy_button.layout.display == "none"  # no duplicate service
+    ended = _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(1795327333.0))  # 2026-11-22T06:02:13Z
+    assert state.ended_at == 1795327333.0 and state.summary().endswith(f"ended {ended}")
+    assert "endpoint <code>ep_tuned</code>" in dash.result.value and "model <code>m_tuned" in dash.result.value
+    assert all(not line.startswith("[00:00]") for line in state.log), list(state.log)
+    assert dash.hints()[0] == "%%qfchat -m ep_tuned"  # next: chat with it, not --deploy
+
+    # the same task with nothing serving it: Deploy is offered
+    async def nothing(task_id: str) -> dict:  # type: ignore[type-arg]
+        return {}
+
+    bare = attach("t5", fetch=lambda t: dict(detail), stop=lambda t: None, interval=0.01, show=False,
+                  deployment=nothing)
+    assert bare.wait(timeout=5).service is None and bare.deployable

@@ -88,17 +88,17 @@ def test_image_result_inline_png() -> None:
 
 
 def test_qfimage_platform_error_is_clear(ip, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    class NoModel:
+    class Broken:
         def __init__(self, model: str | None = None) -> None:
             pass
 
         def do(self, **kw):  # type: ignore[no-untyped-def]
-            raise RuntimeError("no text-to-image model is configured; set QFNB_IMAGE_MODEL")
+            raise RuntimeError("the image server ran out of memory")
 
     import qfnb.resources
 
-    monkeypatch.setattr(qfnb.resources, "Text2Image", NoModel)
-    with pytest.raises(QfnbCellError, match="QFNB_IMAGE_MODEL"):
+    monkeypatch.setattr(qfnb.resources, "Text2Image", Broken)
+    with pytest.raises(QfnbCellError, match="out of memory"):
         ip.run_line_magic("qfimage", "a cat")
     with pytest.raises(UsageError, match="prompt"):
         ip.run_line_magic("qfimage", "")
@@ -122,3 +122,27 @@ def test_qfimage_shows_response(ip, monkeypatch) -> None:  # type: ignore[no-unt
     out = ip.run_line_magic("qfimage", "-m sd --size 512x512 -o r a {animal}")
     assert calls == [("sd", {"prompt": "a cat", "n": 1, "size": "512x512"})]
     assert isinstance(out, ImageResult) and out.images == [png(8, 8)] and ip.user_ns["r"] is out.response
+
+
+def test_qfimage_without_an_image_engine_says_what_to_do_and_lets_run_all_go_on(ip, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from qfnb.errors import APIError
+    from qfnb.notebook.images import NoImageEngine
+
+    class Offline:
+        def __init__(self, model: str | None = None) -> None:
+            pass
+
+        def do(self, **kw):  # type: ignore[no-untyped-def]
+            raise APIError(336005, "API name not exist")
+
+    import qfnb.resources
+
+    monkeypatch.setattr(qfnb.resources, "Text2Image", Offline)
+    result = ip.run_cell("%qfimage -o img a cat", store_history=True)
+    assert result.success  # a notice, not an error: Run All goes on past the cell
+    shown = result.result
+    assert isinstance(shown, NoImageEngine) and ip.user_ns["img"] is None
+    text = shown._repr_mimebundle_()[0]["text/plain"]
+    assert "336005" not in text and text.count(". ") == 0 and text.endswith("again.")  # one sentence
+    assert "qfnb models add --name NAME --engine URL --role text2image" in text
+    assert "QFNB_TEXT2IMAGE_MODEL_DIR" in text

@@ -151,3 +151,28 @@ def test_an_attached_succeeded_job_is_the_same_dashboard_with_deploy(ip: Any, pu
     wait_for(lambda: deployed == ["task-3"], "the deploy")
     final = pub.by_display_id()[dash.handle.display_id][-1]["data"]
     assert WIDGET_VIEW not in final and f"service {ENDPOINT}" in final["text/plain"]
+
+
+def test_the_eval_hint_prefers_held_out_rows_and_warns_on_the_training_file(tmp_path: Path) -> None:
+    from qfnb.notebook.train import held_out_file
+    from qfnb.notebook.widgets.dashboard import TRAINING_FILE_WARNING, TrainingDashboard
+
+    train = tmp_path / "tickets.csv"
+    train.write_text("prompt,response\n")
+    (tmp_path / "notes.txt").write_text("x")
+    assert held_out_file(str(train)) is None
+    (tmp_path / "tickets_test.jsonl").write_text("{}")  # another format: not the same data
+    assert held_out_file(str(train)) is None
+    (tmp_path / "tickets_test.csv").write_text("prompt,response\n")
+    assert held_out_file(str(train)) == str(tmp_path / "tickets_test.csv")
+    assert held_out_file(str(tmp_path / "tickets_test.csv")) is None  # the held-out file's sibling is the training one
+
+    dash = TrainingDashboard("t")
+    dash.eval_data, dash.eval_is_training = str(train), True
+    dash.state.task_id = "task-1"
+    dash.mark_deployed("ep_x")
+    dash.finish("succeeded")
+    assert any(h.startswith("%qfeval --models ep_x") for h in dash.hints())
+    assert TRAINING_FILE_WARNING.split(":")[0] in dash._result_html()
+    dash.eval_is_training = False
+    assert "qfnb-warning" not in dash._result_html()

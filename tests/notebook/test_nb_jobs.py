@@ -93,3 +93,9 @@ def test_list_attach_deploy_then_chat_in_the_same_process(ip, platform: str) -> 
     # attaching by job id and by pipeline id finds the same task
     job = frame.iloc[0]["job"]
     assert resolve_task(job) == resolve_task(trainer.id) == run.state.task_id
+    # attached again (a later kernel): the ended, deployed task shows its endpoint and offers no Deploy
+    ip.run_line_magic("qftrain", f"--attach {run.state.task_id} -o again")
+    again = ip.user_ns["again"]
+    final = again.wait(timeout=30)
+    assert final.status == "succeeded" and final.service == endpoint, again.result.value
+    assert not again.deployable and again.hints()[0] == f"%%qfchat -m {endpoint}"

@@ -59,10 +59,14 @@ def test_compare_shows_ci_sentence_and_flipped_items(ip, platform, data_file) ->
 def test_rerun_with_one_more_model_asks_only_the_new_model(ip, platform, data_file) -> None:  # type: ignore[no-untyped-def]
     ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics exact_match")
     assert calls(platform) == {"tiny-chat": 6}
-    ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} --metrics exact_match "
-                                "--compare Tiny-Chat -o r")
+    first = ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics exact_match")
+    assert first.reused is not None and first.reused.startswith("↺ 6 of 6 answers reused")  # a replay says so
+    assert first.reused in repr(first) and "--fresh" in first.to_html()
+    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} "
+                                         "--metrics exact_match --compare Tiny-Chat -o r")
     assert calls(platform) == {"tiny-chat": 6, "other-chat": 6}  # exactly the new model's calls
-    assert ip.user_ns["r"].metrics["Tiny-Chat"]["accuracy"] == 1.0
+    assert report.reused.startswith("↺ 6 of 12 answers reused") and "(6 asked now)" in report.reused
+    assert ip.user_ns["r"].metrics["Tiny-Chat"]["exact_match"] == 1.0
     ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics exact_match --fresh")
     assert calls(platform) == {"tiny-chat": 12, "other-chat": 6}
 
@@ -89,7 +93,7 @@ def test_recorded_answers_are_scored_without_a_model(ip, platform, tmp_path) -> 
                                          "--compare old -o r")
     assert calls(platform) == {}
     r = ip.user_ns["r"]
-    assert r.metrics["old"]["accuracy"] == pytest.approx(1 / 6) and r.metrics["batch"]["accuracy"] == 1.0
+    assert r.metrics["old"]["exact_match"] == pytest.approx(1 / 6) and r.metrics["batch"]["exact_match"] == 1.0
     assert report.comparison.row("batch", "exact_match").wins == 5
     with pytest.raises(UsageError, match="neither a dataset column"):
         ip.run_line_magic("qfeval", "--dataset df --recorded x=missing")
@@ -102,7 +106,7 @@ def test_separate_runs_are_compared_item_by_item(ip, platform, data_file) -> Non
     ip.run_line_magic("qfeval", f"--models Other-Chat --dataset {data_file} --metrics exact_match -o r2")
     ip.user_ns["runs"] = {"tuned": ip.user_ns["r1"], "base": ip.user_ns["r2"]}
     report = ip.run_line_magic("qfeval", "runs --compare base")
-    row = report.comparison.row("tuned", "accuracy")
+    row = report.comparison.row("tuned", "exact_match")
     assert (row.wins, row.n) == (6, 6) and row.verdict == "better"
 
 

@@ -50,8 +50,8 @@ def test_runs_two_models_and_renders_the_report(ip, platform, data_file, capsys)
     assert isinstance(result, EvaluationResult) and isinstance(report, EvalReport) and report.result is result
     assert list(result.metrics_df.index) == ["Tiny-Chat", "other-chat"]
     # Tiny-Chat answers "tiny-chat: <prompt>": two of three rows match their reference exactly
-    assert result.metrics["Tiny-Chat"]["accuracy"] == pytest.approx(2 / 3)
-    assert result.metrics["other-chat"]["accuracy"] == 0.0
+    assert result.metrics["Tiny-Chat"]["exact_match"] == pytest.approx(2 / 3)
+    assert result.metrics["other-chat"]["exact_match"] == 0.0
     assert 0 < result.metrics["other-chat"]["rouge_l"] < result.metrics["Tiny-Chat"]["rouge_l"]
     assert result.samples_df["Tiny-Chat/output"].tolist() == ["tiny-chat: hello", "tiny-chat: two words",
                                                               "tiny-chat: third"]
@@ -101,7 +101,7 @@ def test_namespace_objects_limit_and_generation_options(ip, platform) -> None:  
     r = ip.user_ns["r"]
     assert r.samples_df.index.tolist() == [0], "--limit 1 evaluates one row"
     assert r.samples_df["tiny/output"].tolist() == ["tiny-chat: a"], "--max-tokens 2 caps the answer"
-    assert r.metrics["tiny"]["accuracy"] == 1.0 and r.samples_df["shout/output"].tolist() == ["A B C D"]
+    assert r.metrics["tiny"]["exact_match"] == 1.0 and r.samples_df["shout/output"].tolist() == ["A B C D"]
     assert seen == [{"temperature": 0.5, "max_output_tokens": 2}]
     sent = platform.engines["tiny-chat"].calls
     assert len(sent) == 1 and sent[0]["params"]["max_output_tokens"] == 2

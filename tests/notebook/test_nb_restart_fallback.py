@@ -128,3 +128,40 @@ def test_launcher_form_has_a_static_fallback_and_keeps_its_output(ip, pub: Recor
     # succeeded, Deploy to do: the form's widget stays beside the final static state
     assert "qfnb-dashboard-static" in outputs[-1]["data"]["text/html"]
     assert outputs[-1]["data"][WIDGET_VIEW]["model_id"] == launcher.model_id
+
+
+def test_a_launch_keeps_its_command_line_and_the_cell_shows_it_after_a_restart(
+        ip, pub: RecordingPublisher, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from nb_doubles import FakeTrainer
+
+    from qfnb.notebook import launcher as launcher_mod
+    from qfnb.notebook.launcher import FinetuneLauncher
+
+    monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(launcher_mod, "_cell_id", "cell-7")  # what pre_run_cell saw (JupyterLab's cell id)
+    form = FinetuneLauncher(factory=lambda s, h: FakeTrainer(s, h, steps=5), base_models=("Gemma-3-270M",)).show()
+    assert form.previous is None and "launched from this cell" not in form.message.value
+    form.dataset.value, form.name.value, form.steps.value, form.deploy.value = "tickets.csv", "tickets", 16, True
+    form.launch_button.click()
+    assert form.dashboard.wait(timeout=10).status == "succeeded"
+    command = form.dashboard.launched_as
+    assert command == form.command() and "--dataset tickets.csv --name tickets" in command
+    assert "--steps 16" in command and command.endswith("--deploy")
+    final = pub.by_display_id()[form.handle.display_id][-1]["data"]
+    assert final["text/plain"].startswith(f"launched as: {command}\n")  # the saved notebook: both
+    assert "launched as: <code" in final["text/html"] and "qfnb-dashboard-static" in final["text/html"]
+    # Restart & Run All: the cell's new form says what it launched
+    again = FinetuneLauncher(factory=lambda s, h: FakeTrainer(s, h, steps=5), base_models=("Gemma-3-270M",))
+    assert again.previous is not None and again.previous["command"] == command
+    assert "launched from this cell" in again.message.value and "--name tickets" in again.message.value
+    assert "launched from this cell" in again._repr_mimebundle_()["text/html"]
+
+
+def test_the_form_offers_every_format_dataset_load_reads(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from qfnb.notebook.launcher import dataset_choices
+
+    for name in ("a.jsonl", "b.csv", "c.json", "d.txt", "sub/e.csv", "notes.md", ".ipynb_checkpoints/f.csv"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    found = [c for c in dataset_choices(tmp_path) if not c.startswith("/")]  # the bundled demo is absolute
+    assert found == ["a.jsonl", "b.csv", "c.json", "d.txt", "sub/e.csv"]

@@ -45,15 +45,31 @@ def test_loading_the_extension_turns_the_cache_on_and_qfcache_off_turns_it_off(
 def test_qfusage_groups_this_sessions_calls_with_their_cell(ip: InteractiveShell, fake: Any,
                                                             make_config: Any) -> None:
     ip.user_ns["chat"] = qfnb.ChatCompletion(config=make_config())
-    ip.run_cell("r1 = chat.do(messages=[{'role': 'user', 'content': 'one'}])", store_history=True)
-    ip.run_cell("r2 = chat.do(messages=[{'role': 'user', 'content': 'two'}])\n"
-                "r3 = chat.do(messages=[{'role': 'user', 'content': 'two'}])", store_history=True)
+    first = ip.run_cell("r1 = chat.do(messages=[{'role': 'user', 'content': 'one'}])", store_history=True)
+    second = ip.run_cell("r2 = chat.do(messages=[{'role': 'user', 'content': 'two'}])\n"
+                         "r3 = chat.do(messages=[{'role': 'user', 'content': 'two'}])", store_history=True)
     by_cell = ip.run_line_magic("qfusage", "--by cell")
+    # the rows land under the In[n] the front end shows (IPython 9 counts a cell before pre_run_cell)
+    assert list(by_cell.index) == [first.execution_count, second.execution_count]
     assert list(by_cell["calls"]) == [1, 2]
     assert list(by_cell["cache_hits"]) == [0, 1]
-    total = sum(ip.user_ns[r]["usage"]["total_tokens"] for r in ("r1", "r2", "r3"))
-    assert by_cell["total_tokens"].sum() == total
-    assert by_cell["saved_tokens"].sum() == ip.user_ns["r3"]["usage"]["total_tokens"]
+    # the replayed r3 counts once, as saved: not also among the tokens spent
+    spent = sum(ip.user_ns[r]["usage"]["total_tokens"] for r in ("r1", "r2"))
+    assert by_cell["total_tokens"].sum() == spent
+    assert by_cell["saved_tokens"].sum() == ip.user_ns["r3"]["usage"]["total_tokens"] > 0
+    shown = "".join(str(o["data"]) for o in ip.display_pub.outputs)  # type: ignore[attr-defined]
+    assert "this kernel session · --all for everything" in shown
+
+
+def test_one_display_name_per_model_across_spellings(ip: InteractiveShell) -> None:
+    from qfnb._core.record.ledger import SESSION, UsageRow, default_ledger
+
+    for model in ("Gemma-3-270M", "gemma_3_270m", "all-MiniLM-L6-v2"):
+        default_ledger().record(UsageRow(api="chat", model=model, platform="local", prompt_tokens=3,
+                                         completion_tokens=2, total_tokens=5, latency_s=0.1))
+    by_model = usage.summary(by="model", session=SESSION)
+    assert list(by_model.index) == ["Gemma-3-270M", "all-MiniLM-L6-v2"]
+    assert list(by_model["calls"]) == [2, 1]
 
 
 def test_qfusage_budget_and_its_spellings(ip: InteractiveShell) -> None:
@@ -150,3 +166,39 @@ def test_qfusage_draws_the_tokens_it_lists(ip: InteractiveShell, fake: Any, make
     assert bar["prompt"] == table["prompt_tokens"].iloc[0] and bar["completion"] == table["completion_tokens"].iloc[0]
     assert bar["saved by the cache"] == table["saved_tokens"].iloc[0] > 0
     assert len(shown) == 1 and 'class="qfnb-usage-chart"' in shown[0] and "data:image/png;base64," in shown[0]
+
+
+def test_a_footer_never_lands_inside_an_unclosed_code_block() -> None:
+    from qfnb.notebook.chat import close_fences
+
+    cut = "Here:\n```python\ndef f():\n    return"
+    assert close_fences(cut) == cut + "\n```"
+    closed = "```\na\n```\nafter"
+    assert close_fences(closed) == closed
+    assert close_fences("~~~\nx") == "~~~\nx\n~~~"
+    assert close_fences("~~~\n```\nx") == "~~~\n```\nx\n~~~"  # a ``` inside a ~~~ block is text
+    from qfnb.notebook.chat import ChatAnswer, render_answers
+
+    data, _ = render_answers([ChatAnswer(model="m", text=cut, done=True)])
+    body, footer = data["text/markdown"].rsplit("\n\n", 1)
+    assert body.endswith("\n```") and footer.startswith("<sub>")
+
+
+def test_a_bar_over_replayed_calls_says_they_were_replayed(ip: InteractiveShell, fake: Any,
+                                                          make_config: Any) -> None:
+    from qfnb._core.runtime.progress import ProgressSnapshot
+    from qfnb.notebook.widgets.progress_bar import WidgetRenderer
+
+    chat = qfnb.ChatCompletion(config=make_config())
+    fresh = WidgetRenderer("batch")
+    chat.do(messages=MSG)
+    fresh.close(ProgressSnapshot("batch", 1, 1, 0, 0.01, closed=True))
+    assert "replayed" not in fresh.box.text  # asked the model: no note
+    replay = WidgetRenderer("batch")
+    chat.do(messages=MSG)
+    chat.do(messages=MSG)
+    replay.close(ProgressSnapshot("batch", 2, 2, 0, 0.01, closed=True))
+    assert len(fake.calls("/chat/")) == 1
+    assert "↺ 2 of 2 replayed from the cache" in replay.box.text and "--fresh" in replay.box.text
+    final = ip.display_pub.outputs[-1]["data"]  # type: ignore[attr-defined]
+    assert "↺ 2 of 2 replayed" in final["text/html"] and "↺ 2 of 2 replayed" in final["text/plain"]

@@ -147,7 +147,7 @@ def service_view(p: Platform, svc: dict[str, Any], base_url: str) -> dict[str, A
 def service_list(p: Platform, body: dict[str, Any], base_url: str) -> dict[str, Any]:
     wanted = body.get("apiTypefilter")
     common = []
-    for api_type in ("chat", "completions", "embeddings", "text2image", "image2text"):
+    for api_type in ("chat", "completions", "embeddings", "reranker", "text2image", "image2text"):
         if isinstance(wanted, list) and wanted and api_type not in wanted:
             continue
         for m in p.base_models():

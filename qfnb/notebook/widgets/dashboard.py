@@ -42,6 +42,12 @@ log = logging.getLogger("qfnb.notebook.dashboard")
 
 
 
+#: under a "next:" that evaluates on the training file
+TRAINING_FILE_WARNING = ("that %qfeval scores the training file: the model has seen those rows, so the scores "
+                         "flatter it; evaluate on rows kept out of training (a file beside it named *_test, "
+                         "*_eval or *_valid is picked up)")
+
+
 class TrainingDashboard(VBox):
     """A fine-tune dashboard driven by :meth:`handle_event` and closed by :meth:`finish`."""
 
@@ -71,8 +77,10 @@ class TrainingDashboard(VBox):
         self.more_handles: list[DisplayHandle] = []  # later displays of this same dashboard (a second --attach)
         self.republish_pending = False  # the final state was published from the loop (see republish)
         self.deploy_when_done = False  # %qftrain --attach TASK --deploy on a running task
-        self.eval_data: str | None = None  # the job's data, for the %qfeval hint
+        self.eval_data: str | None = None  # the job's held-out data (else its training data), for the %qfeval hint
+        self.eval_is_training = False  # eval_data is the training file: the hint warns
         self.shown_in: Any = None  # the widget whose output holds this one (the launcher form), if any
+        self.launched_as: str | None = None  # the %qftrain line a launcher form ran (shown above the job)
         self.trainer: Any = None  # set by whoever launched the job
         self.service: Any = None  # set by the Deploy button
         self.follower: Any = None  # an attached dashboard's poll (a concurrent.futures.Future)
@@ -155,13 +163,14 @@ class TrainingDashboard(VBox):
                 self._chart_dirty = True
             self._render()
 
-    def finish(self, status: str, *, output: Any = None, error: str | None = None) -> None:
+    def finish(self, status: str, *, output: Any = None, error: str | None = None,
+               ended_at: float | None = None) -> None:
         """Freeze the final state: last render, buttons, static HTML snapshot and text/plain."""
         with self._lock:
             if self._finishing:
                 return
             self._finishing = True
-            self.state.finish(status, output=output, error=error)
+            self.state.finish(status, output=output, error=error, ended_at=ended_at)
             self.stop_button.disabled = True
             self.stop_button.layout.display = "none"  # nothing left to stop
             self.deploy_button.layout.display = None if self.deployable else "none"
@@ -196,7 +205,7 @@ class TrainingDashboard(VBox):
         return self.state.model_id
 
     def __repr__(self) -> str:
-        return self.state.summary()
+        return self.summary_text()
 
     # -- rendering (any thread) ----------------------------------------------------------------
     def _render(self, force: bool = False) -> None:
@@ -239,13 +248,24 @@ class TrainingDashboard(VBox):
         """The widget, its state as static HTML (for viewers without a widget manager) and text."""
         data = dict(super()._repr_mimebundle_(**kwargs) or {})
         data["text/html"] = self.snapshot_html(chart=self.chart.value or None)
-        data["text/plain"] = self.state.summary()
+        data["text/plain"] = self.summary_text()
         return data
+
+    def summary_text(self) -> str:
+        """The text/plain form: the launched line (when a form launched it), then the state."""
+        launched = f"launched as: {self.launched_as}\n" if self.launched_as else ""
+        return launched + self.state.summary()
+
+    def _launched_html(self) -> str:
+        if not self.launched_as:
+            return ""
+        return (f'<div class="qfnb-launched" style="color:{_theme.TEXT_MUTED}">launched as: <code style="color:'
+                f'{_theme.TEXT};user-select:all">{_fmt.esc(self.launched_as)}</code></div>')
 
     def _header_html(self) -> str:
         st = self.state
         doing = f' <span style="color:{_theme.TEXT_MUTED}">· {_fmt.esc(st.doing)}</span>' if st.doing else ""
-        return (f'<span style="color:{_theme.TEXT}"><b>{_fmt.esc(st.title)}</b></span> '
+        return (f'{self._launched_html()}<span style="color:{_theme.TEXT}"><b>{_fmt.esc(st.title)}</b></span> '
                 f"{_theme.badge(st.status)}{doing}")
 
     def _result_html(self) -> str:
@@ -273,6 +293,9 @@ class TrainingDashboard(VBox):
                      f'<pre class="qfnb-next" style="color:{_theme.TEXT};background:var(--jp-layout-color2,#eee);'
                      f'padding:4px 8px;margin:2px 0;user-select:all;font-family:var(--jp-code-font-family,monospace)">'
                      f'{_fmt.esc(code)}</pre>')
+            if self.eval_is_training and any(s.startswith("%qfeval") for s in steps):
+                html += (f'<div class="qfnb-warning" style="color:{_theme.ERROR}">⚠ {_fmt.esc(TRAINING_FILE_WARNING)}'
+                         "</div>")
         return html
 
     def hints(self) -> list[str]:
@@ -314,7 +337,7 @@ class TrainingDashboard(VBox):
         """Every output of this dashboard becomes its final static state. Published from qfnb's
         loop, a frontend may drop the update (it follows the running cell), so the notebook
         layer publishes it once more from the kernel thread (:meth:`republish`)."""
-        bundle = {"text/plain": self.state.summary() + extra, "text/html": self.snapshot_html()}
+        bundle = {"text/plain": self.summary_text() + extra, "text/html": self.snapshot_html()}
         if self.deployable:  # Deploy is the next step: keep the widget (its button), the static state beside it
             bundle = {**(self.shown_in or self)._repr_mimebundle_(), **bundle}
         for handle in self._handles():  # the live widget becomes its final static state

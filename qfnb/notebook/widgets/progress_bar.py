@@ -46,6 +46,7 @@ class WidgetRenderer:
     """Displays the box once (with a display id) and updates its traits, throttled by the caller."""
 
     def __init__(self, desc: str) -> None:
+        self.since = time.time()  # the calls this bar counts were recorded from now on
         self.box = ProgressBox(desc)
         self.handle = display(self.box, display_id=True)
         self._fallback = Throttle(FALLBACK_INTERVAL)  # (the first render republishes: the count appears)
@@ -71,11 +72,34 @@ class WidgetRenderer:
         self.box.bar.bar_style = "danger" if incomplete else ("warning" if snap.failed else "success")
         if snap.fraction is None and snap.finished:
             self.box.bar.value = 1.0
+        note = replay_note(self.since, snap.finished)
+        if note:  # a replay's speed is the cache's: the bar says so
+            self.box.text += f" · {note}"
+            self.box.meter.value += " " + _note_html(note)
         if self.handle is not None:  # the widget becomes its final static state (kept by saved notebooks)
-            self.handle.update({"text/plain": self.box.text, "text/html": static_html(snap)}, raw=True)
+            self.handle.update({"text/plain": self.box.text, "text/html": static_html(snap, note=note)}, raw=True)
 
 
-def static_html(snap: ProgressSnapshot, *, final: bool = True) -> str:
+def _note_html(note: str) -> str:
+    return f'<span class="qfnb-replayed" style="color:{_theme.TEXT_MUTED}">· {_fmt.esc(note)}</span>'
+
+
+def replay_note(since: float, finished: int) -> str:
+    """``↺ 42 of 42 replayed from the cache · --fresh asks again`` when calls of this kernel answered
+    from the response cache since ``since`` (what a bar counted), else ""."""
+    from qfnb._core.record.ledger import SESSION, default_ledger
+
+    try:
+        hits = sum(1 for row in default_ledger().rows(since=since, session=SESSION) if row.cache_hit
+                   and row.api not in ("batch-job", "fine-tune"))
+    except Exception:  # the ledger is a record, never a reason for a bar to fail
+        return ""
+    if not hits or not finished:
+        return ""
+    return f"↺ {min(hits, finished)} of {finished} replayed from the cache · --fresh (cache='refresh') asks again"
+
+
+def static_html(snap: ProgressSnapshot, *, final: bool = True, note: str = "") -> str:
     """A bar as plain HTML: what a saved notebook, nbviewer or an HTML export shows (``final``:
     it has closed, so a short count is a failure; otherwise it is running)."""
     frac = snap.fraction if snap.fraction is not None else (1.0 if snap.finished else 0.0)
@@ -87,7 +111,9 @@ def static_html(snap: ProgressSnapshot, *, final: bool = True) -> str:
         f"<b>{_fmt.esc(snap.desc)}</b>"
         f'<span style="display:inline-block;width:40%;height:8px;border:1px solid {_theme.BORDER};border-radius:4px">'
         f'<span style="display:block;height:100%;width:{frac:.1%};background:{color};border-radius:3px"></span></span>'
-        f"<span>{_fmt.esc(snap.meter().split(': ', 1)[-1])}</span>{'' if final else _snapshot_time()}</div>"
+        f"<span>{_fmt.esc(snap.meter().split(': ', 1)[-1])}</span>"
+        f"{_note_html(note) if note else ''}"
+        f"{'' if final else _snapshot_time()}</div>"
     )
 
 
