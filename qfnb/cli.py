@@ -1,4 +1,6 @@
-"""The ``qfnb`` command: ``serve`` (the local platform), ``start``/``status``/``stop`` (its daemon)."""
+"""The ``qfnb`` command (also installed as ``qianfan``): ``serve`` (the local platform),
+``start``/``status``/``stop`` (its daemon), ``models``, and the official SDK's commands
+(``chat``, ``dataset``, ``trainer``, ... from :mod:`qfnb.common.cli`)."""
 
 from __future__ import annotations
 
@@ -50,7 +52,11 @@ def public_bind_problem(given: dict[str, str | None]) -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qfnb", description="qfnb: the Qianfan platform in Jupyter")
+    from qfnb.common.cli import main as official
+
+    parser = argparse.ArgumentParser(prog=Path(sys.argv[0]).name if sys.argv[0].endswith("qianfan") else "qfnb",
+                                     description="qfnb: the Qianfan platform in Jupyter")
+    official.add_global_options(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the local Qianfan-compatible platform")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -86,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     from qfnb import cli_models
 
     cli_models.add_parser(sub)
+    official.add_parsers(sub)
     return parser
 
 
@@ -254,8 +261,13 @@ def _foreground_settings(args: argparse.Namespace, data_dir: Path) -> Settings |
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     from qfnb import cli_models
+    from qfnb.common.cli import main as official
+
+    if official.handles(args.command):
+        return official.run(args, argv)
 
     commands = {"serve": serve, "start": start, "status": status, "stop": stop, "models": cli_models.run}
     return commands[args.command](args)

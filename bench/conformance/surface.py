@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 
 MODULES = ("qianfan", "qianfan.resources", "qianfan.dataset", "qianfan.trainer", "qianfan.model",
-           "qianfan.evaluation", "qianfan.errors", "qianfan.consts")
+           "qianfan.evaluation", "qianfan.errors", "qianfan.consts", "qianfan.common", "qianfan.common.hub.hub",
+           "qianfan.dataset.qianfan_data_operators", "qianfan.dataset.summarization_method")
 OUT = Path(__file__).resolve().parent.parent.parent / "tests/seeds/official_surface.json"
 
 

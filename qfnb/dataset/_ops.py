@@ -11,10 +11,11 @@ Chosen from the official list by what its docs and examples use: ``map``, ``filt
 ``col_map``, ``col_filter``, ``col_append``, ``col_delete``, ``col_renames``,
 ``select_columns``, ``pack``/``unpack``, ``add_default_group_column``/``delete_group_column``,
 ``is_dataset_packed``/``is_dataset_grouped``/``is_dataset_located_in_qianfan``,
-``row_number``, ``__getitem__``/``__delitem__``. Left out: the cloud-side ETL and data
-operators (``online_data_process``, ``process_data``, the ``data_operator`` classes) — the
-platform runs them, and the local platform has no ETL engine; ``create_from_pyarrow_table``
-and HuggingFace/BOS-path loading (qfnb is pandas-backed and reads files and frames);
+``row_number``, ``__getitem__``/``__delitem__``. Elsewhere: the local cleaning filters
+(:mod:`qfnb.dataset.local_data_operators`, for ``filter``), ``show_overview_info`` /
+``show_processed_statistics`` (DataFrames), ``create_from_pyarrow_table`` and
+``load(huggingface_dataset=)`` (the ``hf`` extra). Left out: the cloud-side ETL operators run by
+``process_data`` on the local platform (it has no ETL engine) and BOS-path loading;
 ``sample`` keeps qfnb's pandas signature (``sample(n, frac=, seed=)``), not
 ``sample(sample_number, start, end)``.
 """

@@ -29,17 +29,18 @@ if TYPE_CHECKING:
 
     from ._platform import Upload
     from .data_source import DataSource  # pragma: no cover
+    from .stress import StressTestResult
 
 __all__ = ["GROUP_COLUMN", "Dataset"]
 
 
 def _one_source(**given: Any) -> None:
     """``Dataset.load`` reads exactly one of its sources; other keywords are refused."""
-    sources = ("data_file", "source", "dataframe", "qianfan_dataset_id")
+    sources = ("data_file", "source", "dataframe", "qianfan_dataset_id", "huggingface_dataset")
     named = [n for n in sources if given.get(n) is not None]
     if len(named) != 1:
         raise ValidationError("data_file", "give exactly one of data_file, dataframe, "
-                              f"qianfan_dataset_id (got {named or 'none'})")
+                              f"qianfan_dataset_id, huggingface_dataset (got {named or 'none'})")
     extra = [k for k in given if k not in sources]
     if extra:
         raise ValidationError(extra[0], "is not a supported Dataset.load source")
@@ -86,11 +87,12 @@ class Dataset(Table, OnlineOps):
              dataframe: pd.DataFrame | None = None,
              qianfan_dataset_id: int | str | None = None, schema: Schema | None = None,
              organize_data_as_group: bool | None = None, config: Config | None = None,
-             **kwargs: Any) -> Dataset:
+             huggingface_dataset: Any = None, **kwargs: Any) -> Dataset:
         """Load from exactly one source: ``data_file`` (.jsonl/.json/.csv/.txt or a folder of
         them), ``source=`` (a :mod:`~qfnb.dataset.data_source` object; the official SDK's first
         positional argument, so ``Dataset.load(source)`` works too), ``dataframe=``, or
-        ``qianfan_dataset_id=`` (rows fetched lazily on first use).
+        ``qianfan_dataset_id=`` (rows fetched lazily on first use), or ``huggingface_dataset=`` (a
+        ``datasets.Dataset``, or a ``DatasetDict`` whose splits are concatenated).
 
         ``schema=`` validates right away (raising with every problem found).
         """
@@ -99,7 +101,11 @@ class Dataset(Table, OnlineOps):
                 raise ValidationError("source", "given both positionally and by name")
             data_file, source = None, data_file
         _one_source(data_file=data_file, source=source, dataframe=dataframe, qianfan_dataset_id=qianfan_dataset_id,
-                    **kwargs)
+                    huggingface_dataset=huggingface_dataset, **kwargs)
+        if huggingface_dataset is not None:
+            from ._arrow import frame_from_huggingface
+
+            dataframe = frame_from_huggingface(huggingface_dataset)
         if source is not None:
             ds = from_source(cls, source, organize_data_as_group, config)
         elif dataframe is not None:
@@ -127,6 +133,13 @@ class Dataset(Table, OnlineOps):
             name = path.name
             ds._locate = lambda i: f"{name} line {lines[i]}"
         return ds
+
+    @classmethod
+    def create_from_pyarrow_table(cls, table: Any, schema: Schema | None = None, **kwargs: Any) -> Dataset:
+        """From a ``pyarrow.Table`` (the ``hf`` extra); ``schema=`` validates the rows."""
+        from ._arrow import frame_from_arrow
+
+        return cls.load(dataframe=frame_from_arrow(table), schema=schema)
 
     @classmethod
     def create_from_pyobj(cls, data: Any, schema: Schema | None = None, *, input_columns: Sequence[str] | None = None,
@@ -346,6 +359,63 @@ class Dataset(Table, OnlineOps):
                            prompt_column=prompt_column, concurrency=concurrency,
                            progress=progress, params=params)
         return Dataset(df, config=self.config)
+
+    # ---- overview and statistics (DataFrames; the official SDK prints them) ------------------------
+
+    def show_overview_info(self) -> pd.DataFrame:
+        """Per column: ``repetition_ratio`` (1 - distinct / rows) and ``null_ratio`` (empty or missing
+        cells / rows)."""
+        from .summarization_method import overview
+
+        return overview(self.to_pandas())
+
+    def show_processed_statistics(self, methods: Sequence[Any] | None = None, **kwargs: Any) -> pd.DataFrame:
+        """Each numeric column's statistics, a row per method (default: mean, min, max, the 0.8 and 0.9
+        quantiles; any :class:`~qfnb.dataset.summarization_method.SummarizationMethod`)."""
+        from .summarization_method import statistics
+
+        return statistics(self, methods, **kwargs)
+
+    # ---- stress tests (qfnb.dataset.stress) ---------------------------------------------------
+
+    def stress_test(self, workers: int = 1, users: int | None = None, spawn_rate: float | None = None,
+                    model: str | None = None, endpoint: str | None = None, runtime: str | float = "0s",
+                    model_type: str = "ChatCompletion", hyperparameters: Mapping[str, Any] | None = None,
+                    prompt_column: str = "prompt", **kwargs: Any) -> StressTestResult:
+        """Send every prompt once with ``users`` concurrent streams (stopping after ``runtime``,
+        e.g. ``"5m"``); TTFT, latency percentiles, QPS, OTPS and errors in one round.
+        ``workers`` (locust's processes officially) is accepted: one event loop drives every user."""
+        from qfnb._core.runtime import sync
+
+        from .stress import astress
+
+        return sync.run(astress(self, users_per_round=[users] if users is not None else [], model=model,
+                                endpoint=endpoint, model_type=model_type, hyperparameters=hyperparameters,
+                                spawn_rate=spawn_rate, runtime=runtime, workers=workers,
+                                prompt_column=prompt_column, ignored=kwargs))
+
+    def multi_stress_test(self, origin_users: int, workers: int = 1, spawn_rate: float | None = None,
+                          model: str | None = None, endpoint: str | None = None, runtime: str | float = "0s",
+                          model_type: str = "ChatCompletion", hyperparameters: Mapping[str, Any] | None = None,
+                          rounds: int = 1, interval: int = 0, first_latency_threshold: float | None = 100,
+                          round_latency_threshold: float | None = 1000, success_rate_threshold: float | None = 0,
+                          prompt_column: str = "prompt", **kwargs: Any) -> StressTestResult:
+        """``rounds`` stress tests at ``origin_users``, ``+interval``, ... users; stops after a round whose
+        mean first-token latency or mean latency (seconds) passes its threshold, or whose success rate
+        falls below ``success_rate_threshold``."""
+        from qfnb._core.runtime import sync
+
+        from .stress import astress
+
+        if rounds < 1 or interval < 0:
+            raise ValidationError("rounds", f"need rounds >= 1 and interval >= 0, got {rounds} and {interval}")
+        return sync.run(astress(self, users_per_round=[origin_users + i * interval for i in range(rounds)],
+                                model=model, endpoint=endpoint, model_type=model_type,
+                                hyperparameters=hyperparameters, spawn_rate=spawn_rate, runtime=runtime,
+                                workers=workers, prompt_column=prompt_column,
+                                first_latency_threshold=first_latency_threshold,
+                                round_latency_threshold=round_latency_threshold,
+                                success_rate_threshold=success_rate_threshold, ignored=kwargs))
 
 
 def _cut(value: Any) -> Any:

@@ -116,3 +116,46 @@ def usage_bars(table: Mapping[str, Mapping[str, float]], *, title: str = "tokens
     ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0), labelcolor=INK)
     ax.grid(axis="x", alpha=0.3)
     return _png(fig)
+
+
+def stress_chart(rows: Sequence[Mapping[str, float]], *, title: str = "stress test") -> bytes:
+    """Latency (TTFT p50, latency p50/p90/p99) and throughput (OTPS, QPS) against concurrent users,
+    one point per round (the rows of ``StressTestResult.to_pandas()``)."""
+    import matplotlib as mpl
+
+    with mpl.rc_context(_RC):
+        fig = Figure(figsize=(8.0, 2.8))
+        left, right = fig.subplots(1, 2)
+    users = [float(r["users"]) for r in rows]
+    for i, (key, label, style) in enumerate((("ttft_p50", "TTFT p50", ":"), ("latency_p50", "latency p50", "-"),
+                                             ("latency_p90", "p90", "--"), ("latency_p99", "p99", "-."))):
+        left.plot(users, [float(r[key]) for r in rows], color=SERIES[i], linestyle=style, marker="o",
+                  markersize=3, linewidth=1.5, label=label)
+    left.set_xlabel("concurrent users", fontsize=8)
+    left.set_ylabel("seconds", fontsize=8)
+    left.set_title("latency", fontsize=10)
+    left.legend(fontsize=7, frameon=False, labelcolor=INK)
+    right.plot(users, [float(r["otps"]) for r in rows], color=SERIES[0], marker="o", markersize=3,
+               linewidth=1.6, label="output tokens/s")
+    right.set_ylabel("output tokens / s", fontsize=8)
+    right.set_xlabel("concurrent users", fontsize=8)
+    qps = right.twinx()  # bars: proportional to the tokens line when answers are of one length, never hidden by it
+    qps.bar(users, [float(r["qps"]) for r in rows], color=SERIES[1], alpha=0.45, width=0.5, label="requests/s")
+    qps.set_zorder(right.get_zorder() - 1)
+    right.patch.set_visible(False)
+    qps.set_ylabel("requests / s", fontsize=8, color=INK)
+    qps.tick_params(colors=INK)
+    for spine in qps.spines.values():
+        spine.set_color(INK)
+    right.set_title("throughput", fontsize=10)
+    right.legend(handles=[*right.get_lines(), *qps.containers], fontsize=7, frameon=False, labelcolor=INK,
+                 loc="upper left")
+    for ax in (left, right):
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelsize=8)
+    qps.set_ylim(bottom=0)
+    fig.suptitle(title, fontsize=10, color=INK)
+    fig.tight_layout()
+    return _png(fig)

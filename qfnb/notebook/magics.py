@@ -106,6 +106,7 @@ class QfnbMagics(Magics):
               help="Named conversation; cells without -s share 'default' (its recent turns are sent along).")
     @argument("--reset", action="store_true", help="Forget the session's history before this prompt.")
     @argument("--system", help="System prompt (persona) for this call.")
+    @argument("--prompt", help="A prompt saved on the platform, rendered with the name=value words given after it.")
     @sampling_arguments
     @argument("-o", "--output", help="Store the answer (str() is its text; .response the raw response) here; "
                                       "with --json/--schema the validated object.")
@@ -132,6 +133,10 @@ class QfnbMagics(Magics):
         if self.interpolate and "--no-interp" not in line:
             line = self._interp(line)  # brace-safe, unlike IPython's own line expansion
         args = parse_argstring(self.qfchat, line)
+        if args.prompt:
+            from qfnb.notebook.saved_prompts import saved_prompt_text
+
+            return self._chat_cell(args, saved_prompt_text(args.prompt, args.command, cell or ""))
         if cell is None:
             return self._chat_command(args)
         if args.command:
@@ -389,12 +394,13 @@ def _republish(magics: QfnbMagics) -> Callable[..., None]:
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
-    from qfnb.notebook import batchjob, launcher, usage
+    from qfnb.notebook import batchjob, launcher, stress_report, usage
 
     ipython.register_magics(QfnbMagics)
     launcher.register(ipython)  # a form knows its cell (what it launched before a restart)
     ipython.events.register("post_run_cell", _republish(ipython.magics_manager.registry["QfnbMagics"]))
     usage.register(ipython)
+    stress_report.register(ipython)  # a stress test's table with its chart
     ipython.register_magics(batchjob.BatchMagics)  # %qfbatch
     completer = getattr(ipython, "Completer", None)
     if completer is not None:

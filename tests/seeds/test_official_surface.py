@@ -24,5 +24,6 @@ def test_official_public_names_import(module: str) -> None:
 
 def test_the_list_covers_every_documented_module() -> None:
     assert set(SURFACE) == {"qfnb", "qfnb.resources", "qfnb.dataset", "qfnb.trainer", "qfnb.model",
-                            "qfnb.evaluation", "qfnb.errors", "qfnb.consts"}
+                            "qfnb.evaluation", "qfnb.errors", "qfnb.consts", "qfnb.common", "qfnb.common.hub.hub",
+                            "qfnb.dataset.qianfan_data_operators", "qfnb.dataset.summarization_method"}
     assert all(SURFACE.values())

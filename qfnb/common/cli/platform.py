@@ -1,0 +1,536 @@
+"""``api``, ``dataset``, ``trainer``, ``evaluation`` and ``cache``: the console-side commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qfnb.common.cli._shared import CliError, json_object, print_json, split_list
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.trainer import Event, EventHandler
+
+logger = logging.getLogger("qfnb.cli")
+
+QIANFAN_PATH_PREFIX = "qianfan://"
+#: ``--train-peft-type``: PeftType's members in snake case (as officially), and their names
+PEFT_TYPES = {"all": "ALL", "p_tuning": "PTuning", "lo_ra": "LoRA"}
+#: DataTemplateType's members in snake case, as the official command takes them
+TEMPLATE_TYPES = ("non_sorted_conversation", "sorted_conversation", "prompt_chosen_rejected", "generic_text",
+                  "query_set", "text2_image")
+
+
+def add_parsers(sub: Any) -> None:
+    _api(sub)
+    _dataset(sub)
+    _trainer(sub)
+    _evaluation(sub)
+    cache = sub.add_parser("cache", help="qfnb's response cache: stats, clear, or forget one model's answers")
+    cache.add_argument("action", choices=["stats", "clear", "invalidate"], help="what to do")
+    cache.add_argument("target", nargs="?", help="the model or endpoint whose answers invalidate forgets")
+
+
+def _api(sub: Any) -> None:
+    api = sub.add_parser("api", help="any console action, signed (raw.console), or a fine-tune task's detail")
+    asub = api.add_subparsers(dest="api_command", required=True)
+    detail = asub.add_parser("finetune.task.detail", help="a fine-tune task's detail (FineTune.V2.task_detail)")
+    detail.add_argument("--task-id", required=True, help="the task id")
+    raw = asub.add_parser("raw.console", help="call a console action (POST <route>?Action=<action>, signed)")
+    raw.add_argument("--route", required=True, help="route, e.g. /v2/finetuning")
+    raw.add_argument("--action", required=True, help="action, e.g. DescribeFineTuningTask")
+    raw.add_argument("--data", required=True, help="the request body (a JSON object)")
+
+
+def _dataset(sub: Any) -> None:
+    ds = sub.add_parser("dataset", help="upload, download, view or predict a dataset")
+    dsub = ds.add_subparsers(dest="dataset_command", required=True)
+    download = dsub.add_parser("download", help="download a platform dataset to a local file")
+    download.add_argument("dataset_id", help="the dataset (version) id, or qianfan://<id>")
+    download.add_argument("--output", type=Path, default=None, help="the output file (default ./<timestamp>.jsonl)")
+    upload = dsub.add_parser("upload", help="upload a local file as a platform dataset")
+    upload.add_argument("path", type=Path, help="the dataset file")
+    upload.add_argument("dst", nargs="?", help="an existing dataset id or qianfan://<id> (default: a new dataset)")
+    _platform_dataset_options(upload)
+    save = dsub.add_parser("save", help="save a dataset (a file or qianfan://<id>) to a file or the platform")
+    save.add_argument("src", help="a file path or qianfan://<id>")
+    save.add_argument("dst", nargs="?", help="a file, or qianfan://<id> to append to (default: a new platform "
+                                             "dataset)")
+    _platform_dataset_options(save)
+    view = dsub.add_parser("view", help="print some rows of a dataset (a file or qianfan://<id>)")
+    view.add_argument("dataset", help="a file path or qianfan://<id>")
+    view.add_argument("--row", help="rows to show: 1,3-5,12 or all (default: the first 5)")
+    view.add_argument("--column", help="columns to show, comma-separated")
+    view.add_argument("--raw", action="store_true", help="print the rows as JSON lines")
+    predict = dsub.add_parser("predict", help="run a dataset's prompts through a model into a local file")
+    predict.add_argument("dataset", help="a file path or qianfan://<id>")
+    predict.add_argument("--model", default=None, help="the model used to predict (default: the platform's)")
+    predict.add_argument("--endpoint", default=None, help="the endpoint used to predict; overrides --model")
+    predict.add_argument("--output", type=Path, default=None, help="the output file (default ./<timestamp>.jsonl)")
+    predict.add_argument("--input-columns", default="prompt", help="the input column(s), comma-separated")
+    predict.add_argument("--reference-column", default=None, help="the reference column")
+
+
+def _platform_dataset_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset-name", help="the new dataset's name (default: the file's name)")
+    parser.add_argument("--bos-path", help="a BOS path to stage the file in (bos://bucket/path/); the local "
+                                           "platform needs none")
+    parser.add_argument("--dataset-template-type", choices=TEMPLATE_TYPES, default="non_sorted_conversation",
+                        help="the type of the dataset")
+    parser.add_argument("--dataset-storage-type", choices=["private_bos", "public_bos"], default="private_bos",
+                        help="the storage type of the dataset")
+
+
+#: the trainer commands and the trainer class each runs
+TRAINERS = {"finetune": ("LLMFinetune", "run a fine-tune trainer job"),
+            "postpretrain": ("PostPreTrain", "run a post-pretrain (continued pre-training) job"),
+            "dpo": ("DPO", "run a DPO (preference training) job")}
+
+
+def _trainer(sub: Any) -> None:
+    trainer = sub.add_parser("trainer", help="run a fine-tune, post-pretrain or DPO job (from options or the "
+                                             "official job file)")
+    tsub = trainer.add_subparsers(dest="trainer_command", required=True)
+    for command, (_, text) in TRAINERS.items():
+        _trainer_job(tsub.add_parser(command, help=text, description=f"{text[0].upper()}{text[1:]}: -f job.json "
+                                     "(the official pipeline file, as Finetune.save(file) writes it), or "
+                                     "--train-type with --dataset-id."))
+    info = tsub.add_parser("info", help="a saved trainer's info (by trainer id or task id)")
+    info.add_argument("--trainer-id", help="the trainer id")
+    info.add_argument("--task-id", help="a task id of the trainer")
+
+
+def _trainer_job(ft: argparse.ArgumentParser) -> None:
+    ft.add_argument("--dataset-id", help="the dataset (version) id")
+    ft.add_argument("--dataset-bos-path", help="a dataset BOS path")
+    ft.add_argument("--train-type", help="the base model to train")
+    ft.add_argument("--previous-task-id", help="continue from this task's output")
+    ft.add_argument("--trainer-pipeline-file", "-f", help="the trainer pipeline (job) file")
+    ft.add_argument("--daemon", action="store_true", help="start the trainer and return (prints its id)")
+    ft.add_argument("--train-config-file", help="a train config file (json/yaml)")
+    ft.add_argument("--list-train-type", action="store_true", help="print the models this job can train, and exit")
+    ft.add_argument("--show-config-limit", "--show", "-s", metavar="TRAIN_TYPE",
+                    help="print a model's hyperparameter limits, and exit")
+    group = ft.add_argument_group("train config")
+    for name, kind in (("epoch", int), ("batch-size", int), ("learning-rate", float), ("max-seq-len", int),
+                       ("logging-steps", int), ("warmup-ratio", float), ("weight-decay", float),
+                       ("lora-rank", int)):
+        group.add_argument(f"--train-{name}", type=kind, help=f"the train config's {name.replace('-', '_')}")
+    group.add_argument("--train-peft-type", choices=sorted(PEFT_TYPES), help="the peft type")
+    group.add_argument("--trainset-rate", type=int, default=None, help="percent of the data used to train")
+    group.add_argument("--train-lora-all-linear", help="LoRA on all linear layers (True/False)")
+    deploy = ft.add_argument_group("deploy (after publishing)")
+    deploy.add_argument("--deploy-name", help="deploy the model under this service name")
+    deploy.add_argument("--deploy-endpoint-prefix", help="the service's endpoint prefix (with --deploy-name)")
+    deploy.add_argument("--deploy-description", default="", help="the service's description")
+    deploy.add_argument("--deploy-replicas", type=int, default=1, help="replicas")
+    deploy.add_argument("--deploy-pool-type", choices=["public_resource", "private_resource"],
+                        default="private_resource", help="pool type")
+    deploy.add_argument("--deploy-service-type", choices=["chat", "completion", "embedding", "text2_image"],
+                        default="chat", help="service type")
+
+
+def _evaluation(sub: Any) -> None:
+    ev = sub.add_parser("evaluation", help="evaluate models on the platform")
+    esub = ev.add_subparsers(dest="evaluation_command", required=True)
+    lm = esub.add_parser("list-evaluable-models", help="print the evaluable models")
+    lm.add_argument("--preset", action=argparse.BooleanOptionalAction, default=None,
+                    help="only (non-)preset models (not set: all)")
+    lm.add_argument("--train-type", help="filter by train type, comma-separated")
+    lm.add_argument("--name", help="filter by model name, comma-separated")
+    run = esub.add_parser("run", help="run an evaluation task (at least one evaluator enabled)")
+    run.add_argument("models", nargs="*", help="model version ids")
+    run.add_argument("--dataset-id", help="the dataset id (required to run)")
+    run.add_argument("--list-evaluable-models", action="store_true",
+                     help="print the evaluable models and exit (the list-evaluable-models command has filters)")
+    run.add_argument("--enable-rule-evaluator", action=argparse.BooleanOptionalAction, default=False,
+                     help="enable the rule evaluator")
+    run.add_argument("--using-similarity", action="store_true", help="rule evaluator: similarity")
+    run.add_argument("--using-accuracy", action="store_true", help="rule evaluator: accuracy")
+    run.add_argument("--stop-words", help="rule evaluator: stop words")
+    run.add_argument("--enable-referee-evaluator", action=argparse.BooleanOptionalAction, default=False,
+                     help="enable the referee evaluator")
+    run.add_argument("--app-id", type=int, help="referee evaluator: the app id")
+    run.add_argument("--prompt-metrics", default=None, help="referee evaluator: metrics")
+    run.add_argument("--prompt-steps", default=None, help="referee evaluator: steps")
+    run.add_argument("--prompt-max-score", type=int, default=5, help="referee evaluator: max score")
+    run.add_argument("--enable-manual-evaluator", action=argparse.BooleanOptionalAction, default=False,
+                     help="enable the manual evaluator")
+    run.add_argument("--dimensions", help="manual evaluator: dimensions, comma-separated")
+
+
+# ---- api ---------------------------------------------------------------------------------------
+
+def api(args: argparse.Namespace) -> int:
+    from qfnb._core.http.client import get_client
+    from qfnb._core.runtime import sync
+
+    if args.api_command == "finetune.task.detail":
+        from qfnb.resources import FineTune
+
+        print_json(dict(FineTune.V2.task_detail(task_id=args.task_id).body))
+        return 0
+    body = json_object("--data", args.data)
+    if not args.route.startswith("/"):
+        raise CliError(f"--route must start with '/', got {args.route!r}")
+    resp = sync.run(get_client().console_v2(args.route, args.action, body))
+    print_json(dict(resp.body))
+    return 0
+
+
+# ---- dataset -----------------------------------------------------------------------------------
+
+def dataset_id_of(path: str) -> str | None:
+    """The platform dataset ``path`` names (``qianfan://<id>`` or ``ds-...``), or None: a file."""
+    if path.startswith(QIANFAN_PATH_PREFIX):
+        return path[len(QIANFAN_PATH_PREFIX):] or None
+    return path if path.startswith("ds-") or path.isdigit() else None
+
+
+def _load(path: str, **kwargs: Any) -> Any:
+    from qfnb.dataset import Dataset
+
+    dataset_id = dataset_id_of(path)
+    if dataset_id is not None:
+        return Dataset.load(qianfan_dataset_id=dataset_id, **kwargs)
+    if not Path(path).exists():
+        raise CliError(f"no such file: {path} (a platform dataset is qianfan://<id>)")
+    return Dataset.load(data_file=path, **kwargs)
+
+
+def _default_output() -> Path:
+    return Path(f"./{time.strftime('%Y%m%d_%H%M%S')}.jsonl")
+
+
+def parse_rows(spec: str | None, count: int) -> list[int]:
+    """``--row``: ``1,3-5,12`` (0-based, as the official command), ``all``, or the first 5."""
+    if spec is None:
+        return list(range(min(5, count)))
+    if spec.strip() == "all":
+        return list(range(count))
+    rows: list[int] = []
+    for part in split_list(spec):
+        lo, sep, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi) if sep else int(lo)
+        except ValueError:
+            raise CliError(f"--row takes numbers and ranges like 1,3-5 or 'all', got {part!r}") from None
+        if first > last or first < 0:
+            raise CliError(f"--row: {part!r} is not a range of row numbers")
+        rows += range(first, last + 1)
+    bad = [r for r in rows if r >= count]
+    if bad:
+        raise CliError(f"--row: the dataset has {count} rows (0-{count - 1}), asked for {bad[0]}")
+    return rows
+
+
+def dataset(args: argparse.Namespace) -> int:
+    cmd = args.dataset_command
+    if cmd == "download":
+        if dataset_id_of(args.dataset_id) is None:
+            raise CliError(f"not a dataset id: {args.dataset_id!r} (give an id or qianfan://<id>)")
+        output = args.output or _default_output()
+        _load(args.dataset_id).save(data_file=str(output.absolute()))
+        print(f"Dataset has been saved to: {output.absolute()}")
+        return 0
+    if cmd == "upload":
+        return _upload(args)
+    if cmd == "save":
+        return _save(args)
+    if cmd == "view":
+        return _view(args)
+    output = args.output or _default_output()
+    columns = split_list(args.input_columns)
+    if not columns:
+        raise CliError("--input-columns names no column")
+    ds = _load(args.dataset)
+    ds.set_columns(columns, args.reference_column)
+    result = ds.test_using_llm(model=args.model, endpoint=args.endpoint, prompt_column=columns[0], progress=True)
+    result.save(data_file=str(output.absolute()))
+    print(f"Prediction result has been saved to: {output.absolute()}")
+    return 0
+
+
+def _upload(args: argparse.Namespace) -> int:
+    if not args.path.exists():
+        raise CliError(f"no such file: {args.path}")
+    if args.dst is not None and dataset_id_of(args.dst) is None:
+        raise CliError(f"not a dataset id: {args.dst!r} (give an id or qianfan://<id>)")
+    return _to_platform(_load(str(args.path)), args)
+
+
+def _to_platform(ds: Any, args: argparse.Namespace) -> int:
+    """Append ``ds`` to ``args.dst`` (a platform dataset), or create one from the options."""
+    from qfnb.resources.console.consts import DataTemplateType
+
+    target = dataset_id_of(args.dst) if args.dst is not None else None
+    if target is not None:
+        ds.save(qianfan_dataset_id=target)
+    else:
+        template = getattr(DataTemplateType, "".join(w.title() for w in args.dataset_template_type.split("_")))
+        ds.save(qianfan_dataset_create_args={"name": args.dataset_name or args.path.stem,
+                                             "template_type": template})
+    print(f"Dataset has been uploaded: qianfan://{ds.qianfan_dataset_id}")
+    return 0
+
+
+def _save(args: argparse.Namespace) -> int:
+    """``dataset save SRC [DST]``: to a file, appended to a platform dataset, or a new one."""
+    ds = _load(args.src)
+    if args.dst is not None and dataset_id_of(args.dst) is None:
+        ds.save(data_file=args.dst)
+        print(f"Dataset has been saved to: {Path(args.dst).absolute()}")
+        return 0
+    args.path, args.dataset_name = Path(args.src), args.dataset_name or Path(args.src).stem
+    return _to_platform(ds, args)
+
+
+def _view(args: argparse.Namespace) -> int:
+    frame = _load(args.dataset).to_pandas()
+    rows = parse_rows(args.row, len(frame))
+    columns = split_list(args.column) or list(frame.columns)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise CliError(f"--column: no column {missing[0]!r} (the columns: {', '.join(map(str, frame.columns))})")
+    shown = frame.iloc[rows][columns]
+    if args.raw:
+        for record in shown.to_dict(orient="records"):
+            print(json.dumps(record, ensure_ascii=False, default=str))
+    else:
+        print(shown.to_string())
+    return 0
+
+
+# ---- trainer -----------------------------------------------------------------------------------
+
+def _print_events() -> EventHandler:
+    """An event handler writing the trainer's events as lines on stderr."""
+    from qfnb.trainer import EventHandler
+
+    class PrintEvents(EventHandler):
+        def dispatch(self, event: Event) -> None:
+            print(f"[{time.strftime('%H:%M:%S')}] {event.action_class} {event.action_state} "
+                  f"{getattr(event, 'description', '') or ''}".rstrip(), file=sys.stderr)
+
+    return PrintEvents()
+
+
+def trainer(args: argparse.Namespace) -> int:
+    import qfnb.trainer
+
+    if args.trainer_command == "info":
+        return _trainer_info(args)
+    if args.list_train_type or args.show_config_limit:
+        return _train_types(args)
+    job_class = getattr(qfnb.trainer, TRAINERS[args.trainer_command][0])
+    if args.trainer_pipeline_file is not None:
+        if not Path(args.trainer_pipeline_file).is_file():
+            raise CliError(f"--trainer-pipeline-file: no such file: {args.trainer_pipeline_file}")
+        job = job_class.load(file=args.trainer_pipeline_file, event_handler=_print_events())
+    else:
+        job = _trainer_from_options(job_class, args)
+    print(f"trainer id: {job.id} is created", file=sys.stderr)
+    if args.daemon:
+        return _run_detached(job, TRAINERS[args.trainer_command][0])
+    job.run(progress=True)
+    print_json(job.output)
+    return 0
+
+
+#: the train mode of each trainer command
+TRAIN_MODES = {"finetune": "SFT", "postpretrain": "PostPretrain", "dpo": "DPO"}
+
+
+def _train_types(args: argparse.Namespace) -> int:
+    """``--list-train-type``: the trainable models; ``--show-config-limit M``: M's limits (the platform's)."""
+    from qfnb.trainer.model_info import get_trainer_model_list
+
+    models = get_trainer_model_list(TRAIN_MODES[args.trainer_command])
+    if args.show_config_limit:
+        info = models.get(args.show_config_limit)
+        if info is None:
+            raise CliError(f"--show-config-limit: {args.show_config_limit!r} is not trainable here "
+                           f"(--list-train-type lists what is)")
+        print_json(info.model_dump(mode="json"))
+        return 0
+    for name in sorted(models):
+        print(name)
+    return 0
+
+
+def _run_detached(job: Any, class_name: str) -> int:
+    """Save the trainer and run it in a process of its own session, which outlives this command."""
+    import subprocess
+
+    from qfnb.trainer import persist
+
+    job.save()
+    log = persist.pipeline_dir() / f"{job.id}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    code = "import sys, qfnb.trainer as t; getattr(t, sys.argv[1]).load(sys.argv[2]).run(progress=False)"
+    with log.open("ab") as out:
+        child = subprocess.Popen([sys.executable, "-c", code, class_name, job.id], stdout=out,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    print(f"trainer[{job.id}] started with pid: {child.pid}\ncheck running log in: {log}")
+    return 0
+
+
+def _trainer_from_options(job_class: Any, args: argparse.Namespace) -> Any:
+    from qfnb.dataset import Dataset
+    from qfnb.trainer import DeployConfig
+
+    if not args.train_type and not args.previous_task_id:
+        raise CliError("give -f <job file>, or --train-type (with --dataset-id or --dataset-bos-path)")
+    if args.dataset_id is None and args.dataset_bos_path is None:
+        raise CliError("--dataset-id or --dataset-bos-path is required without -f")
+    config = _train_config(args)
+    deploy = None
+    if args.deploy_name is not None:
+        if args.deploy_endpoint_prefix is None:
+            raise CliError("--deploy-endpoint-prefix is required with --deploy-name")
+        deploy = DeployConfig(name=args.deploy_name, endpoint_prefix=args.deploy_endpoint_prefix,
+                              description=args.deploy_description, replicas=args.deploy_replicas)
+    data = Dataset.load(qianfan_dataset_id=args.dataset_id) if args.dataset_id else None
+    extra: dict[str, Any] = {"previous_task_id": args.previous_task_id} if args.previous_task_id else {}
+    if args.dataset_bos_path:
+        extra["dataset_bos_path"] = args.dataset_bos_path
+    if deploy is not None:
+        extra["deploy_config"] = deploy
+    return job_class(train_type=args.train_type or "", dataset=data, train_config=config,
+                     event_handler=_print_events(), **extra)
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    """The ``--train-config-file``'s config (or the defaults) with the ``--train-*`` options applied."""
+    from qfnb.trainer import PeftType, TrainConfig
+
+    config = TrainConfig.load(args.train_config_file) if args.train_config_file else TrainConfig()
+    for name in ("epoch", "batch_size", "learning_rate", "max_seq_len", "logging_steps", "warmup_ratio",
+                 "weight_decay", "lora_rank", "lora_all_linear"):
+        value = getattr(args, f"train_{name}")
+        if value is not None:
+            setattr(config, name, value)
+    if args.train_peft_type is not None:
+        config.peft_type = getattr(PeftType, PEFT_TYPES[args.train_peft_type])
+    if args.trainset_rate is not None:
+        config.trainset_rate = args.trainset_rate
+    return config
+
+
+def _trainer_info(args: argparse.Namespace) -> int:
+    from qfnb.trainer import LLMFinetune
+
+    if not (args.trainer_id or args.task_id):
+        raise CliError("give --trainer-id or --task-id")
+    trainer_id = args.trainer_id
+    if trainer_id is None:
+        for summary in LLMFinetune.list():
+            info = LLMFinetune.load(summary.id).info()
+            if args.task_id in json.dumps(info):
+                trainer_id = summary.id
+                break
+        else:
+            raise CliError(f"no saved trainer ran task {args.task_id!r}")
+    print_json(LLMFinetune.load(trainer_id).info())
+    return 0
+
+
+# ---- evaluation ----------------------------------------------------------------------------------
+
+def evaluation(args: argparse.Namespace) -> int:
+    if args.evaluation_command == "list-evaluable-models":
+        return _list_evaluable(args)
+    if args.list_evaluable_models:
+        return _list_evaluable(argparse.Namespace(preset=None, train_type=None, name=None))
+    if not args.models or not args.dataset_id:
+        raise CliError("evaluation run needs model version ids and --dataset-id")
+    from qfnb.dataset import Dataset
+    from qfnb.evaluation import EvaluationManager
+    from qfnb.model import Model
+
+    evaluators = _evaluators(args)
+    manager = EvaluationManager(qianfan_evaluators=evaluators)
+    result = manager.eval([Model(version_id=m) for m in args.models], Dataset.load(qianfan_dataset_id=args.dataset_id))
+    if result is None or not result.metrics:
+        print(f"The data has been processed; evaluation task {manager.task_id} waits for manual scoring.")
+        return 0
+    print_json(result.metrics)
+    return 0
+
+
+def _evaluators(args: argparse.Namespace) -> list[Any]:
+    """The platform evaluators the options enable (at least one; the manual one alone)."""
+    from qfnb.evaluation import (
+        ManualEvaluatorDimension,
+        QianfanManualEvaluator,
+        QianfanRefereeEvaluator,
+        QianfanRuleEvaluator,
+    )
+    evaluators: list[Any] = []
+    if args.enable_rule_evaluator:
+        evaluators.append(QianfanRuleEvaluator(using_similarity=args.using_similarity,
+                                               using_accuracy=args.using_accuracy, stop_words=args.stop_words))
+    if args.enable_referee_evaluator:
+        if args.app_id is None:
+            raise CliError("--app-id is required for the referee evaluator")
+        referee = {k: v for k, v in (("prompt_metrics", args.prompt_metrics), ("prompt_steps", args.prompt_steps))
+                   if v is not None}
+        evaluators.append(QianfanRefereeEvaluator(app_id=args.app_id, prompt_max_score=args.prompt_max_score,
+                                                  **referee))
+    if args.enable_manual_evaluator:
+        if not args.dimensions:
+            raise CliError("--dimensions is required for the manual evaluator")
+        if evaluators:
+            raise CliError("the manual evaluator may not be mixed with other evaluators")
+        evaluators.append(QianfanManualEvaluator(
+            evaluation_dimensions=[ManualEvaluatorDimension(dimension=d) for d in split_list(args.dimensions)]))
+    if not evaluators:
+        raise CliError("enable at least one evaluator (--enable-rule-evaluator, --enable-referee-evaluator or "
+                       "--enable-manual-evaluator)")
+    return evaluators
+
+
+def _list_evaluable(args: argparse.Namespace) -> int:
+    from qfnb.resources import Model
+
+    types, names = set(split_list(args.train_type)), split_list(args.name)
+    for model in Model.evaluable_model_list()["result"]:
+        preset = model.get("source") == "PlatformPreset"
+        if args.preset is not None and preset != args.preset:
+            continue
+        if types and model.get("trainType") not in types:
+            continue
+        if names and not any(n in str(model.get("modelName")) for n in names):
+            continue
+        versions = ", ".join(f"{v.get('version')} ({v.get('modelVersionIdStr')})"
+                             for v in model.get("modelVersionList") or [])
+        print(f"{model.get('modelName')}  preset={'yes' if preset else 'no'}  train_type={model.get('trainType')}"
+              f"  versions: {versions}")
+    return 0
+
+
+# ---- cache ---------------------------------------------------------------------------------------
+
+def cache(args: argparse.Namespace) -> int:
+    from qfnb._core.record.cache import default_cache
+
+    store = default_cache()
+    if args.action == "stats":
+        stats = store.stats()
+        print(f"entries      {stats.entries}\nsize         {stats.bytes / 2**20:.1f} MiB of "
+              f"{stats.max_bytes / 2**20:.0f} MiB\nhits         {stats.hits}\nsaved tokens {stats.saved_tokens}\n"
+              f"file         {stats.path}")
+    elif args.action == "clear":
+        print(f"cleared {store.clear()} cached answers")
+    else:
+        if not args.target:
+            raise CliError("cache invalidate needs the model or endpoint whose answers to forget")
+        print(f"forgot {store.invalidate(args.target)} cached answers of {args.target}")
+    return 0
+
+
+COMMANDS = {"api": api, "dataset": dataset, "trainer": trainer, "evaluation": evaluation, "cache": cache}

@@ -1,0 +1,237 @@
+"""The official SDK's local data-cleaning filters (``qianfan.dataset.local_data_operators``), with
+its class names, parameters and per-language defaults: each is a callable ``entry -> bool`` (keep
+the row) for :meth:`Dataset.filter`, e.g. ``ds.filter(LocalCheckCharacterRepetitionFilter("text"))``.
+
+Words: whitespace-separated outside Chinese; Chinese (``text_language="ZH"``) is cut by the
+SentencePiece model at ``sentence_piece_model_path`` (the ``sentencepiece`` package), or, with no
+path (qfnb accepts none), by jieba when installed (the ``eval`` extra), else character by
+character. Sentences are cut at 。！？!?; and line ends (the official SDK uses LTP's splitter).
+The flagged-words and stopwords filters of the official SDK are not here: they rest on its word
+lists, which qfnb does not ship.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from qfnb._core.errors import ValidationError
+
+__all__ = [
+    "BaseLocalFilterOperator",
+    "LocalCheckCharacterRepetitionFilter",
+    "LocalCheckEachSentenceIsLongEnoughFilter",
+    "LocalCheckSpecialCharactersFilter",
+    "LocalCheckWordNumberFilter",
+    "LocalCheckWordRepetitionFilter",
+    "default_special_characters",
+]
+
+#: the official defaults by language (other languages: the fallback beside each)
+CHARACTER_REPETITION_LENGTH = {"EN": 10, "ZH": 3}, 10
+CHARACTER_REPETITION_MAX_CUTOFF = {"EN": 0.106, "ZH": 0.2}, 0.2
+SPECIAL_CHARACTERS_MAX_CUTOFF = {"EN": 0.40, "ZH": 0.30}, 0.40
+NUMBER_WORDS_MIN = {"EN": 20, "ZH": 1}, 10
+NUMBER_WORDS_MAX = {"EN": 100000, "ZH": 1000000}, 100000
+WORD_REPETITION_LENGTH = {"EN": 5, "ZH": 5}, 5
+WORD_REPETITION_MAX_CUTOFF = {"EN": 0.19, "ZH": 0.96}, 0.3
+
+_CJK_PUNCTUATION = "，。、；：？！…—·「」『』（）《》〈〉【】“”‘’～￥"
+_SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|\n+")
+
+
+def _default(table: tuple[Mapping[str, Any], Any], language: str) -> Any:
+    per_language, fallback = table
+    return per_language.get(language, fallback)
+
+
+def default_special_characters() -> set[str]:
+    """ASCII punctuation, digits and whitespace, CJK punctuation (a character of a symbol or
+    control category counts as special too: emoji, dingbats)."""
+    return set(string.punctuation + string.digits + string.whitespace + _CJK_PUNCTUATION)
+
+
+def _is_special(ch: str, chars: set[str]) -> bool:
+    return ch in chars or unicodedata.category(ch) in ("So", "Sk", "Cc", "Cf", "Cs", "Co")
+
+
+class BaseLocalFilterOperator:
+    """Keep a row (``True``) or drop it; reads ``filter_column`` of a dict row, or a plain string."""
+
+    def __init__(self, filter_column: str, text_language: str = "ZH", **kwargs: Any) -> None:
+        if not isinstance(filter_column, str) or not filter_column:
+            raise ValidationError("filter_column", "name the column to check")
+        self.filter_column = filter_column
+        self.text_language = text_language
+
+    def document(self, entry: Any) -> str:
+        if isinstance(entry, str):
+            return entry
+        if isinstance(entry, Mapping):
+            if self.filter_column not in entry:
+                raise ValidationError("filter_column", f"the row has no column {self.filter_column!r}")
+            return str(entry[self.filter_column] or "")
+        if isinstance(entry, list):
+            raise ValidationError("entry", "cannot filter a group of rows: call unpack() on the dataset first")
+        raise ValidationError("entry", f"cannot filter a {type(entry).__name__}")
+
+    def settings(self) -> dict[str, Any]:
+        return {"text_language": self.text_language}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
+        return f"{type(self).__name__}({self.filter_column!r}, {args})"
+
+    def __call__(self, entry: Any, *args: Any, **kwargs: Any) -> bool:
+        raise NotImplementedError
+
+
+def _repetition_ratio(grams: Iterable[str]) -> float:
+    """The share of all n-grams taken by the sqrt(distinct) most frequent repeated ones (the
+    official measure; 0 with no n-gram)."""
+    freq = sorted(Counter(grams).values(), reverse=True)
+    if not freq:
+        return 0.0
+    repeated = min(int(len(freq) ** 0.5), len(freq) - sum(1 for f in freq if f == 1))
+    return sum(freq[:repeated]) / sum(freq)
+
+
+class LocalCheckCharacterRepetitionFilter(BaseLocalFilterOperator):
+    """Drop rows whose character n-grams repeat too much."""
+
+    def __init__(self, filter_column: str, character_repetition_length: int | None = None,
+                 character_repetition_max_cutoff: float | None = None, **kwargs: Any) -> None:
+        super().__init__(filter_column, **kwargs)
+        self.character_repetition_length = int(character_repetition_length or _default(
+            CHARACTER_REPETITION_LENGTH, self.text_language))
+        self.character_repetition_max_cutoff = float(character_repetition_max_cutoff or _default(
+            CHARACTER_REPETITION_MAX_CUTOFF, self.text_language))
+        if self.character_repetition_length < 1:
+            raise ValidationError("character_repetition_length", "must be >= 1")
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "character_repetition_length": self.character_repetition_length,
+                "character_repetition_max_cutoff": self.character_repetition_max_cutoff}
+
+    def __call__(self, entry: Any, *args: Any, **kwargs: Any) -> bool:
+        text, n = self.document(entry), self.character_repetition_length
+        ratio = _repetition_ratio(text[i:i + n] for i in range(len(text) - n + 1))
+        return ratio <= self.character_repetition_max_cutoff
+
+
+class LocalCheckSpecialCharactersFilter(BaseLocalFilterOperator):
+    """Drop rows with too large a share of special characters (punctuation, digits, symbols)."""
+
+    def __init__(self, filter_column: str, special_characters: set[str] | None = None,
+                 special_characters_max_cutoff: float | None = None, **kwargs: Any) -> None:
+        super().__init__(filter_column, **kwargs)
+        self.special_characters = set(special_characters) if special_characters is not None \
+            else default_special_characters()
+        self.special_characters_max_cutoff = float(special_characters_max_cutoff or _default(
+            SPECIAL_CHARACTERS_MAX_CUTOFF, self.text_language))
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "special_characters_max_cutoff": self.special_characters_max_cutoff}
+
+    def __call__(self, entry: Any, *args: Any, **kwargs: Any) -> bool:
+        text = self.document(entry)
+        if not text:
+            return True
+        ratio = sum(1 for ch in text if _is_special(ch, self.special_characters)) / len(text)
+        return ratio <= self.special_characters_max_cutoff
+
+
+class LocalCheckEachSentenceIsLongEnoughFilter(BaseLocalFilterOperator):
+    """Drop rows where more than ``short_sentence_ratio_max_cutoff`` of the sentences have at most
+    ``short_sentence_max_cutoff`` characters (and rows with no sentence)."""
+
+    def __init__(self, filter_column: str, short_sentence_ratio_max_cutoff: float = 0.6,
+                 short_sentence_max_cutoff: int = 5, **kwargs: Any) -> None:
+        super().__init__(filter_column, **kwargs)
+        self.short_sentence_ratio_max_cutoff = short_sentence_ratio_max_cutoff
+        self.short_sentence_max_cutoff = short_sentence_max_cutoff
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "short_sentence_ratio_max_cutoff": self.short_sentence_ratio_max_cutoff,
+                "short_sentence_max_cutoff": self.short_sentence_max_cutoff}
+
+    def __call__(self, entry: Any, *args: Any, **kwargs: Any) -> bool:
+        sentences = [s.strip() for s in _SENTENCE_END.split(self.document(entry)) if s and s.strip()]
+        if not sentences:
+            return False
+        short = sum(1 for s in sentences if len(s) <= self.short_sentence_max_cutoff)
+        return short / len(sentences) <= self.short_sentence_ratio_max_cutoff
+
+
+def _word_splitter(language: str, model_path: str | None) -> Callable[[str], list[str]]:
+    """How words are cut: whitespace, or (Chinese) SentencePiece / jieba / characters."""
+    if language != "ZH":
+        return str.split
+    if model_path:
+        try:
+            import sentencepiece
+        except ImportError:
+            raise ValidationError("sentence_piece_model_path", "needs the sentencepiece package "
+                                  "(pip install sentencepiece)") from None
+        model = sentencepiece.SentencePieceProcessor(model_file=model_path)
+        return lambda text: [p.lstrip("▁") for p in model.encode(text, out_type=str)]
+    try:
+        import jieba
+    except ImportError:
+        return lambda text: [ch for ch in text if not ch.isspace()]
+    return lambda text: [w for w in jieba.lcut(text) if w.strip()]
+
+
+class _WordFilter(BaseLocalFilterOperator):
+    def __init__(self, filter_column: str, sentence_piece_model_path: str | None = None, **kwargs: Any) -> None:
+        super().__init__(filter_column, **kwargs)
+        self.sentence_piece_model_path = sentence_piece_model_path
+        self._split = _word_splitter(self.text_language, sentence_piece_model_path)
+        self._strip = "".join(default_special_characters())
+
+    def words(self, entry: Any) -> list[str]:
+        return [w for w in (word.strip(self._strip) for word in self._split(self.document(entry))) if w]
+
+
+class LocalCheckWordNumberFilter(_WordFilter):
+    """Keep rows with between ``number_words_min_cutoff`` and ``number_words_max_cutoff`` words."""
+
+    def __init__(self, filter_column: str, sentence_piece_model_path: str | None = None,
+                 number_words_min_cutoff: int | None = None, number_words_max_cutoff: int | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(filter_column, sentence_piece_model_path, **kwargs)
+        self.number_words_min_cutoff = int(number_words_min_cutoff or _default(NUMBER_WORDS_MIN, self.text_language))
+        self.number_words_max_cutoff = int(number_words_max_cutoff or _default(NUMBER_WORDS_MAX, self.text_language))
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "number_words_min_cutoff": self.number_words_min_cutoff,
+                "number_words_max_cutoff": self.number_words_max_cutoff}
+
+    def __call__(self, entry: Any, *args: Any, **kwargs: Any) -> bool:
+        return self.number_words_min_cutoff <= len(self.words(entry)) <= self.number_words_max_cutoff
+
+
+class LocalCheckWordRepetitionFilter(_WordFilter):
+    """Drop rows whose word n-grams repeat too much."""
+
+    def __init__(self, filter_column: str, sentence_piece_model_path: str | None = None,
+                 word_repetition_length: int | None = None, word_repetition_max_cutoff: float | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(filter_column, sentence_piece_model_path, **kwargs)
+        self.word_repetition_length = int(word_repetition_length or _default(WORD_REPETITION_LENGTH,
+                                                                             self.text_language))
+        self.word_repetition_max_cutoff = float(word_repetition_max_cutoff or _default(WORD_REPETITION_MAX_CUTOFF,
+                                                                                     self.text_language))
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "word_repetition_length": self.word_repetition_length,
+                "word_repetition_max_cutoff": self.word_repetition_max_cutoff}
+
+    def __call__(self, entry: Any, *args: Any, **kwargs: Any) -> bool:
+        words, n = self.words(entry), self.word_repetition_length
+        ratio = _repetition_ratio(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
+        return ratio <= self.word_repetition_max_cutoff
