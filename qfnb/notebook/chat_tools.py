@@ -7,7 +7,8 @@ The calls go as v1 ``functions`` (the answer's ``function_call``; the result goe
 cloud. A function's schema comes from its type hints (pydantic's ``TypeAdapter``) and the first
 paragraph of its docstring; its arguments are checked by ``pydantic.validate_call``. A function
 that raises sends its error text back as the result. A call the model already made (same
-arguments) is not run again: the next request leaves the functions out, so the model answers.
+arguments) is not run again: the next request leaves the functions out, so the model answers
+(with :data:`FINAL_SYSTEM` as its system line unless ``--system`` gave one).
 
 Without ``--yes`` the cell ends showing the call with Run / Skip buttons; a click runs (or skips)
 it and goes on from the button's callback. Kernel -> Interrupt during a model call or a tool stops
@@ -115,7 +116,8 @@ class ToolLoop:
         body = {} if last else {"functions": [function_spec(fn) for fn in self.tools.values()]}
         from dataclasses import replace
 
-        request = replace(self.request, messages=list(self.messages), body=body, stream=False)
+        system = self.request.system or (FINAL_SYSTEM if last and self.calls else None)
+        request = replace(self.request, messages=list(self.messages), body=body, stream=False, system=system)
         answers = chat_runner.run_chat(self.backend, [request], lambda a: self._show_answer(a[0]),
                                        interval=self.interval)
         answer = answers[0]
@@ -182,6 +184,10 @@ def _run(fn: Callable[..., Any] | None, call: ToolCall) -> tuple[str, str]:
     except (TypeError, ValueError):
         return repr(value), "ran"
 
+
+#: the system line of the last request (no functions offered) when the cell gave no --system: a small
+#: model otherwise writes another call as text instead of answering from the results
+FINAL_SYSTEM = "Answer the user's question in one or two sentences, using the function results above."
 
 _MARK = {"asked": "· waiting for Run or Skip", "ran": "✓", "failed": "✗", "skipped": "· skipped",
          "repeated": "↺ already answered"}

@@ -38,8 +38,8 @@ def test_tools_yes_calls_the_notebook_function_and_answers(ip, embedded) -> None
         return {"city": city, "temp_c": 17, "sky": "light rain"}
 
     ip.user_ns["get_weather"] = get_weather
-    ip.run_cell_magic("qfchat", f"-m {MODEL} --tools get_weather --yes --max-steps 3 -t 0.01 --fresh -o ans",
-                      "What's the weather in Paris? Use the tool.")
+    ip.run_cell_magic("qfchat", f"-m {MODEL} --tools get_weather --yes --max-steps 3 -t 0.01 --max-tokens 64 "
+                                f"--fresh -o ans", "What's the weather in Paris? Use the tool.")
     assert asked and "paris" in asked[0].lower(), asked
     answer = ip.user_ns["ans"]
     assert answer.error is None and answer.text.strip(), answer
