@@ -187,7 +187,7 @@ def _run(fn: Callable[..., Any] | None, call: ToolCall) -> tuple[str, str]:
 
 #: the system line of the last request (no functions offered) when the cell gave no --system: a small
 #: model otherwise writes another call as text instead of answering from the results
-FINAL_SYSTEM = "Answer the user's question in one or two sentences, using the function results above."
+FINAL_SYSTEM = "After a function result, answer the user in one plain sentence."
 
 _MARK = {"asked": "· waiting for Run or Skip", "ran": "✓", "failed": "✗", "skipped": "· skipped",
          "repeated": "↺ already answered"}

@@ -29,7 +29,11 @@ def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     client_mod._CLIENTS.clear()
 
 
-def test_tools_yes_calls_the_notebook_function_and_answers(ip, embedded) -> None:  # type: ignore[no-untyped-def]
+def test_tools_yes_runs_the_notebook_function_once_and_ends(ip, embedded) -> None:  # type: ignore[no-untyped-def]
+    """The loop on the real engine: the model calls the function with Paris, it runs once (a
+    repeated call is not run again) and the loop ends within the cap in a text answer. What that
+    text says is the 0.5B model's: on v1 it wrote its call again as text in 3 of 3 runs
+    (docs/agents.md), so the content is not asserted."""
     asked: list[str] = []
 
     def get_weather(city: str) -> dict[str, object]:
@@ -39,11 +43,10 @@ def test_tools_yes_calls_the_notebook_function_and_answers(ip, embedded) -> None
 
     ip.user_ns["get_weather"] = get_weather
     ip.run_cell_magic("qfchat", f"-m {MODEL} --tools get_weather --yes --max-steps 3 -t 0.01 --max-tokens 64 "
-                                f"--fresh -o ans", "What's the weather in Paris? Use the tool.")
-    assert asked and "paris" in asked[0].lower(), asked
+                                f"--fresh -o ans", "What's the weather in Paris?")
+    assert [c.lower() for c in asked] == ["paris"], asked
     answer = ip.user_ns["ans"]
-    assert answer.error is None and answer.text.strip(), answer
-    assert "17" in answer.text or "rain" in answer.text.lower(), answer.text
+    assert answer.error is None and answer.done and answer.text.strip(), answer
 
 
 def test_schema_gives_a_validated_instance(ip, embedded) -> None:  # type: ignore[no-untyped-def]
