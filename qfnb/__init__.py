@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from qfnb._core import plugins as _plugins
 from qfnb.protocol.version import __version__
 
 VERSION = __version__
@@ -61,12 +62,15 @@ __all__ = [*sorted(_LAZY), "VERSION", "__version__", "load_ipython_extension", "
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config as Config
+    from qfnb.resources import IAM as IAM
     from qfnb.resources import ChatCompletion as ChatCompletion
     from qfnb.resources import Completion as Completion
     from qfnb.resources import Embedding as Embedding
+    from qfnb.resources import Image2Text as Image2Text
     from qfnb.resources import Messages as Messages
     from qfnb.resources import Plugin as Plugin
     from qfnb.resources import QfResponse as QfResponse
+    from qfnb.resources import Reranker as Reranker
     from qfnb.resources import Text2Image as Text2Image
 
 
@@ -81,22 +85,32 @@ def __getattr__(name: str) -> Any:
 
 
 def _notebook_widget_renderer(desc: str) -> Any:
-    """How a progress bar draws as a widget in a kernel (``qfnb._core.runtime.progress`` looks this
-    up, so the bar is a widget whichever qfnb module was imported first); the notebook layer is
-    imported only here, when a bar is drawn."""
-    from qfnb.notebook.widgets.progress_bar import WidgetRenderer
+    """How a progress bar draws as a widget in a kernel."""
+    from qfnb.notebook.widgets.progress_bar import WidgetRenderer  # deferred: keeps `import qfnb` fast
 
     return WidgetRenderer(desc)
 
 
+def _global_settings() -> dict[str, Any]:
+    """What was set on ``qfnb.get_config()``'s object."""
+    from qfnb.config import global_settings  # deferred: keeps `import qfnb` fast
+
+    return global_settings()
+
+
+# the core's plug-in points (qfnb._core.plugins), filled once, before any other qfnb module runs
+_plugins.widget_renderer = _notebook_widget_renderer
+_plugins.global_settings = _global_settings
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext qfnb``: register the qfnb magics."""
-    from qfnb.notebook.magics import load_ipython_extension as load
+    from qfnb.notebook.magics import load_ipython_extension as load  # deferred: keeps importing this module light
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from qfnb.notebook.magics import unload_ipython_extension as unload
+    from qfnb.notebook.magics import unload_ipython_extension as unload  # deferred: keeps importing this module light
 
     unload(ipython)

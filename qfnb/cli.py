@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qfnb import cli_models
+
 if TYPE_CHECKING:
     from qfnb.local.engines.api import RegistryLike
     from qfnb.local.settings import Settings
@@ -89,7 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--data-dir", type=Path, default=None, help="state dir (default $QFNB_DATA_DIR or ~/.qfnb)")
         if name == "stop":
             cmd.add_argument("--force", action="store_true", help="stop even while fine-tunes or evaluations run")
-    from qfnb import cli_models
 
     cli_models.add_parser(sub)
     official.add_parsers(sub)
@@ -109,7 +110,7 @@ def _load_registry(spec: str | None, settings: object) -> RegistryLike | None:
 
 def _engine_options(args: argparse.Namespace, options: Any) -> Any:
     """The environment's engine options with ``--engine``, ``--slots`` and ``--idle-stop`` applied."""
-    from qfnb.local.engines.registry import parse_external
+    from qfnb.local.engines.registry import parse_external  # deferred: keeps importing this module light
 
     external = dict(options.external)
     for item in args.engine:
@@ -132,7 +133,7 @@ def _human_bytes(n: int) -> str:
 
 
 def start(args: argparse.Namespace) -> int:
-    from qfnb._core.backend.daemon import DaemonError, ensure_daemon
+    from qfnb._core.backend.daemon import DaemonError, ensure_daemon  # deferred: keeps importing this module light
 
     try:
         platform = ensure_daemon(args.data_dir)
@@ -145,7 +146,7 @@ def start(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    from qfnb._core.backend.daemon import daemon_status
+    from qfnb._core.backend.daemon import daemon_status  # deferred: keeps importing this module light
 
     info = daemon_status(args.data_dir)
     if info is None:
@@ -172,7 +173,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def stop(args: argparse.Namespace) -> int:
-    from qfnb._core.backend.daemon import stop_daemon
+    from qfnb._core.backend.daemon import stop_daemon  # deferred: keeps importing this module light
 
     result = stop_daemon(args.data_dir, force=args.force)
     if result.get("running"):
@@ -188,7 +189,7 @@ def serve(args: argparse.Namespace) -> int:
     os.umask(0o077)  # everything the platform writes (state, logs, job folders, objects) is private
     import shlex
 
-    from qfnb.local.settings import Settings, default_data_dir
+    from qfnb.local.settings import Settings, default_data_dir  # deferred: keeps importing this module light
 
     data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -206,12 +207,12 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     registry = _load_registry(args.registry, settings)
     if args.daemon:
-        from qfnb.local.server import daemon
+        from qfnb.local.server import daemon  # deferred: keeps importing this module light
 
         return daemon.run(settings, port=args.port, registry=registry, log_level=args.log_level)
     import uvicorn
 
-    from qfnb.local.server.app import create_app
+    from qfnb.local.server.app import create_app  # deferred: keeps importing this module light
 
     server = uvicorn.Server(uvicorn.Config(create_app(settings, registry), log_level=args.log_level,
                                            access_log=False))
@@ -224,8 +225,8 @@ def serve(args: argparse.Namespace) -> int:
 
 def _foreground_settings(args: argparse.Namespace, data_dir: Path) -> Settings | None:
     """Settings of a hand-run ``qfnb serve``, after printing where it listens (None: refused)."""
-    from qfnb.local.server import listen
-    from qfnb.local.settings import Credentials, Settings
+    from qfnb.local.server import listen  # deferred: keeps importing this module light
+    from qfnb.local.settings import Credentials, Settings  # deferred: keeps importing this module light
 
     env = os.environ
     given = {"api_key": args.ak or env.get("QIANFAN_AK"), "secret_key": args.sk or env.get("QIANFAN_SK"),
@@ -263,8 +264,7 @@ def _foreground_settings(args: argparse.Namespace, data_dir: Path) -> Settings |
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    from qfnb import cli_models
-    from qfnb.common.cli import main as official
+    from qfnb.common.cli import main as official  # the official commands load only when the CLI runs
 
     if official.handles(args.command):
         return official.run(args, argv)

@@ -47,7 +47,7 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qfnb import local_models as lm
+    from qfnb import local_models as lm  # deferred: keeps importing this module light
 
     try:
         return _run(lm, args)

@@ -108,14 +108,11 @@ def get_config() -> GlobalConfig:
     return _GLOBAL_CONFIG
 
 
-def _overrides() -> dict[str, Any]:
+def global_settings() -> dict[str, Any]:
+    """What was set on :func:`get_config`'s object (the package root plugs this into
+    :data:`qfnb._core.plugins.global_settings`)."""
     cfg = _GLOBAL_CONFIG
-    if cfg is None:
-        return {}
-    return {k: v for k, v in cfg.settings().items() if k in _FIELDS}
-
-
-_core_config.set_global_overrides(_overrides)
+    return {} if cfg is None else cfg.settings()
 
 
 def get_config_with_kwargs(**kwargs: Any) -> _Config:

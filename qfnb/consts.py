@@ -14,6 +14,7 @@ from qfnb.protocol import routes
 from qfnb.protocol.errors import RETRYABLE_CONSOLE_CODES, RETRYABLE_INFERENCE_CODES
 from qfnb.protocol.model_names import V2_DEFAULT_MODEL
 from qfnb.protocol.version import __version__
+from qfnb.resources.console.consts import PromptFrameworkType, PromptSceneType, PromptScoreStandard, PromptType
 
 #: qfnb's version (the official module re-exports its own here)
 VERSION = __version__
@@ -219,26 +220,3 @@ class DefaultLLMModel:
     Embedding = "Embedding-V1"
     Text2Image = "Stable-Diffusion-XL"
     ChatCompletionV2 = V2_DEFAULT_MODEL
-
-
-class PromptSceneType(int, enum.Enum):
-    Text2Text = 1
-    Text2Image = 2
-
-
-class PromptFrameworkType(int, enum.Enum):
-    NotUse = 0
-    Basic = 1
-    CRISPE = 2
-    Fewshot = 3
-
-
-class PromptType(int, enum.Enum):
-    Preset = 1
-    User = 2
-
-
-class PromptScoreStandard(int, enum.Enum):
-    Semantic = 1
-    Regex = 2
-    Exact = 3

@@ -5,16 +5,20 @@ qfnb error: ``QianfanError`` is :class:`QfnbError`, ``InternalError`` is
 :class:`InternalServerError`, ``RequestTimeoutError`` is :class:`TimeoutError`,
 ``QianfanRequestError`` is :class:`RequestError`. ``ArgumentNotFoundError``,
 ``BearerTokenExpiredError``, ``NotImplmentError`` (sic, the official spelling) and
-``FileSizeOverflow`` are qfnb classes under the same base.
+``FileSizeOverflow`` are qfnb classes under the same base (defined with the tree).
 """
 
 from qfnb._core.errors import (
     AccessTokenExpiredError,
     APIError,
+    ArgumentNotFoundError,
     AuthError,
+    BearerTokenExpiredError,
     ConnectionError,
+    FileSizeOverflow,
     InternalServerError,
     InvalidArgumentError,
+    NotImplmentError,
     PermissionDeniedError,
     QfnbError,
     RateLimitError,
@@ -57,19 +61,3 @@ QianfanError = QfnbError
 InternalError = InternalServerError
 RequestTimeoutError = TimeoutError
 QianfanRequestError = RequestError
-
-
-class ArgumentNotFoundError(QfnbError, LookupError):
-    """A required argument is missing (the official SDK's name)."""
-
-
-class BearerTokenExpiredError(AccessTokenExpiredError):
-    """The IAM bearer token expired (the official SDK's name)."""
-
-
-class NotImplmentError(QfnbError, NotImplementedError):
-    """Not supported by this backend (spelled as the official SDK spells it)."""
-
-
-class FileSizeOverflow(QfnbError):
-    """A file is too large for the operation."""

@@ -4,7 +4,8 @@
   :func:`unasync_calls.inference_module` turns into ``_generated/<module>.py`` (the overloads and
   the blocking ``do``);
 * ``qfnb/resources/inference/params.py``: the typed call dataclasses and their wire bodies;
-* ``qfnb/protocol/wire_fields.py``: ``RANGES`` and the fields of the pydantic wire models;
+* ``qfnb/protocol/ranges.py``: ``RANGES``; ``qfnb/protocol/wire_fields.py``: the fields of the pydantic
+  wire models;
 * ``qfnb/notebook/sampling.py``: the magics' sampling options and :class:`SamplingOptions`.
 """
 
@@ -21,6 +22,7 @@ from unasync_calls import ROOT, WIDTH, order_key, render_from, signature
 SPEC = "tools/spec/inference.py"
 PARAMS = ROOT / "qfnb/resources/inference/params.py"
 WIRE_FIELDS = ROOT / "qfnb/protocol/wire_fields.py"
+RANGES = ROOT / "qfnb/protocol/ranges.py"
 SAMPLING = ROOT / "qfnb/notebook/sampling.py"
 
 
@@ -102,7 +104,7 @@ def call_class(call: Call) -> str:
     base = {f.name for f in spec.TRANSPORT}
     own = [f for f in call.params if f.name not in base]
     doc = f":meth:`{call.resource}.ado`'s arguments" + (f" ({call.call_doc})" if call.call_doc else "") + "."
-    out = f'\n\n@dataclass(frozen=True, kw_only=True)\nclass {call.call}(Call):\n    """{doc}"""\n\n'
+    out = f'\n\n@dataclass(frozen=True, kw_only=True)\nclass {call.call}(InferenceCall):\n    """{doc}"""\n\n'
     out += "".join(dataclass_field(f) for f in own)
     entries = [body_entry(f) for f in own if f.wire_name]
     out += "\n    def fields(self) -> dict[str, Any]:\n" + packed(entries, " " * 8 + "return {", " " * 16, "}")
@@ -110,7 +112,7 @@ def call_class(call: Call) -> str:
 
 
 def params_module() -> str:
-    names = ["Call", *spec.CONSTANTS, *(c.call for c in spec.CALLS)]
+    names = ["InferenceCall", *spec.CONSTANTS, *(c.call for c in spec.CALLS)]
     listed = packed([f'"{n}"' for n in sorted(names, key=order_key)], "__all__ = [", " " * 11, "]")
     constants = "".join(f"\n#: {doc}\n{name} = {value}\n" for name, (value, doc) in spec.CONSTANTS.items())
     base = "".join(dataclass_field(f) for f in spec.TRANSPORT)
@@ -121,7 +123,7 @@ def params_module() -> str:
             '``ChatCompletion.do`` to the transport. No ``locals()``.\n"""\n\n'
             "from __future__ import annotations\n\nfrom collections.abc import Mapping, Sequence\n"
             "from dataclasses import dataclass, field\nfrom typing import Any\n\nfrom .messages import Messages\n\n"
-            f"{listed}\n{constants}\n\n@dataclass(frozen=True, kw_only=True)\nclass Call:\n"
+            f"{listed}\n{constants}\n\n@dataclass(frozen=True, kw_only=True)\nclass InferenceCall:\n"
             '    """What every call carries: where it goes and how it is sent (never in the body), and\n'
             "    ``extra``, the ``**kwargs`` passthrough (further body fields, sent as given; a few SDK\n"
             '    options such as ``retry_jitter`` are read from it and kept out of the body)."""\n\n'
@@ -131,7 +133,7 @@ def params_module() -> str:
             "        return {}\n" + "".join(call_class(c) for c in spec.CALLS))
 
 
-# ---------------------------------------------------------------------------- protocol/wire_fields.py
+# ---------------------------------------------------------------------------- protocol/ranges.py, wire_fields.py
 def wire_field(f: Field) -> str:
     kind = f.wire_type or f.type
     default = f.wire_default if f.wire_default is not None else f.default
@@ -152,20 +154,27 @@ def ranged() -> dict[str, Field]:
     return found
 
 
-def wire_fields_module() -> str:
+def ranges_module() -> str:
     ranges = "".join(f'    "{name}": {f.range.source()},\n' for name, f in ranged().items() if f.range)
     limits = sorted({f.range.hi_name for f in ranged().values() if f.range and f.range.hi_name})
-    return (generated_header() + '"""The fields of the inference wire models and their documented ranges.\n\n'
+    return (generated_header() + '"""The documented ranges of the inference fields (no pydantic here: the notebook\n'
+            "checks its options with them as it loads). The client's wire models, the local platform and\n"
+            'the magics all check this one table, with :func:`qfnb.protocol.limits.range_problem`."""\n\n'
+            "from __future__ import annotations\n\n"
+            f"from .limits import {', '.join(limits)}\n\n" + '__all__ = ["RANGES"]\n\n'
+            "#: field -> (low, high, low end open, integer), v1 and v2 alike; token counts are bounded\n"
+            "#: loosely, since each model has its own limit (a server caps them)\n"
+            f"RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{ranges}}}\n")
+
+
+def wire_fields_module() -> str:
+    return (generated_header() + '"""The fields of the inference wire models.\n\n'
             ":mod:`qfnb.protocol.inference` adds the validators (its models subclass these), so the\n"
             'client and the local platform check one table.\n"""\n\n'
             "from __future__ import annotations\n\nfrom typing import Any\n\n"
             "from pydantic import BaseModel, ConfigDict\n\n"
-            f"from .limits import {', '.join(limits)}\n\n"
-            + packed([f'"{n}"' for n in sorted(["RANGES", "WireModel", *(m.name for m in spec.WIRE_MODELS)],
-                                               key=order_key)], "__all__ = [", " " * 11, "]") + "\n\n"
-            "#: the documented ranges, v1 and v2 alike: field -> (low, high, low end open, integer); token\n"
-            "#: counts are bounded loosely, since each model has its own limit (a server caps them)\n"
-            f"RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{ranges}}}\n\n\n"
+            + packed([f'"{n}"' for n in sorted(["WireModel", *(m.name for m in spec.WIRE_MODELS)],
+                                               key=order_key)], "__all__ = [", " " * 11, "]") + "\n\n\n"
             'class WireModel(BaseModel):\n    """Base for wire models: unknown keys are kept (models accept '
             'model-specific extras)."""\n\n'
             '    model_config = ConfigDict(extra="allow", populate_by_name=True)\n'
@@ -197,13 +206,16 @@ def sampling_module() -> str:
               f"{sent}\n        return {{k: v for k, v in sent.items() if v is not None}}\n")
     return (generated_header() + '"""The sampling options of ``%%qfchat``, ``%qfeval`` and ``%qfbatch``: their '
             "flags and help,\nand the typed :class:`SamplingOptions` a magic builds from them (checked against\n"
-            ':data:`qfnb.protocol.wire_fields.RANGES`, the rule the platform applies)."""\n\n'
+            ':data:`qfnb.protocol.ranges.RANGES`, the rule the platform applies)."""\n\n'
             "from __future__ import annotations\n\nfrom dataclasses import dataclass\n"
             "from typing import Any, NamedTuple\n\n"
             '__all__ = ["OPTIONS", "SamplingOption", "SamplingOptions"]\n\n\n'
             'class SamplingOption(NamedTuple):\n    """One flag: its spellings, the field it sets, its value type '
             'and help."""\n\n    flags: tuple[str, ...]\n    field: str\n    type: type[int] | type[float]\n'
-            "    help: str\n\n\n"
+            "    help: str\n\n"
+            "    @property\n    def label(self) -> str:\n"
+            '        """``-t/--temperature``, as messages name the option."""\n'
+            '        return "/".join(self.flags)\n\n\n'
             f"#: every sampling option, in the help's order\nOPTIONS = (\n{table})\n\n\n"
             '@dataclass(frozen=True, kw_only=True)\nclass SamplingOptions:\n    """The sampling fields of one '
             'magic call, by their wire names (``None``: not sent)."""\n\n' + attrs)
@@ -211,4 +223,5 @@ def sampling_module() -> str:
 
 def spec_targets() -> dict[Path, str]:
     """The modules written from the spec besides the resources' ``_generated`` ones."""
-    return {PARAMS: params_module(), WIRE_FIELDS: wire_fields_module(), SAMPLING: sampling_module()}
+    return {PARAMS: params_module(), RANGES: ranges_module(), WIRE_FIELDS: wire_fields_module(),
+            SAMPLING: sampling_module()}

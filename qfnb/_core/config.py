@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
+from qfnb._core import plugins
 from qfnb.protocol import routes
 from qfnb.protocol.errors import RETRYABLE_CONSOLE_CODES, RETRYABLE_INFERENCE_CODES
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from qfnb._core.backend import Access
     from qfnb._core.transport import Transport
 
-__all__ = ["FIELD_NAMES", "SECRET_FIELDS", "Config", "mask", "resolve_config", "set_global_overrides"]
+__all__ = ["FIELD_NAMES", "SECRET_FIELDS", "Config", "mask", "resolve_config"]
 
 logger = logging.getLogger("qfnb")
 
@@ -203,8 +204,8 @@ class Config:
                     values[name] = parse(raw)
                 except ValueError as exc:
                     raise ValueError(f"environment variable {var}: {exc}") from None
-        if env is None and _global_overrides is not None:
-            settings = dict(_global_overrides())
+        if env is None and plugins.global_settings is not None:
+            settings = {k: v for k, v in plugins.global_settings().items() if k in _FIELD_NAMES}
             for name in [k for k, v in settings.items() if v is None]:  # set to None: unset
                 values.pop(name, None)
             values.update(_normalize(settings))
@@ -259,16 +260,6 @@ FIELD_NAMES = _FIELD_NAMES
 # accepted for the official SDK's sake, no effect here: ``key`` names the official rate limiter's
 # bucket (qfnb's limiter is per configuration already)
 _IGNORED = frozenset({"key"})
-
-_global_overrides: Callable[[], Mapping[str, Any]] | None = None
-
-
-def set_global_overrides(source: Callable[[], Mapping[str, Any]] | None) -> None:
-    """Install the process-wide settings :meth:`Config.from_env` lays over the environment
-    (:func:`qfnb.config.get_config`'s object)."""
-    global _global_overrides
-    _global_overrides = source
-
 
 def _normalize(overrides: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -354,7 +345,7 @@ def set_default_backend(factory: Callable[[], Access] | None) -> None:
 
     ``factory()`` returns an :class:`~qfnb._core.backend.Access`: an object with ``base_url``,
     ``api_key``, ``secret_key``, ``access_key``, ``iam_secret_key`` and ``default_models``
-    (e.g. an in-process platform in tests, or what a :class:`~qfnb._core.backend.Backend`'s
+    (e.g. an in-process platform in tests, or what a :class:`~qfnb._core.backend.daemon.LocalDaemon`'s
     ``ensure()`` returns).
     """
     global _default_backend

@@ -34,10 +34,14 @@ __all__ = [
     "KIND_CLASSES",
     "APIError",
     "AccessTokenExpiredError",
+    "ArgumentNotFoundError",
     "AuthError",
+    "BearerTokenExpiredError",
     "ConnectionError",
+    "FileSizeOverflow",
     "InternalServerError",
     "InvalidArgumentError",
+    "NotImplmentError",
     "PermissionDeniedError",
     "QfnbError",
     "RateLimitError",
@@ -182,3 +186,20 @@ def api_error(error_code: Any, error_msg: Any, request_id: str | None = None, *,
     if cls is APIError and status_code == 429:
         cls = RateLimitError
     return cls(code, msg, request_id, status_code=status_code)
+
+
+# the official SDK's own classes (qfnb.errors re-exports them)
+class ArgumentNotFoundError(QfnbError, LookupError):
+    """A required argument is missing (the official SDK's name)."""
+
+
+class BearerTokenExpiredError(AccessTokenExpiredError):
+    """The IAM bearer token expired (the official SDK's name)."""
+
+
+class NotImplmentError(QfnbError, NotImplementedError):
+    """Not supported by this backend (spelled as the official SDK spells it)."""
+
+
+class FileSizeOverflow(QfnbError):
+    """A file is too large for the operation."""

@@ -9,6 +9,7 @@ from qfnb.resources.console.consts import (
     DataTemplateType,
 )
 
+from ._platform import release_if_needed
 from .data_source import AFSDataSource, BosDataSource, DataSource, FileDataSource, FormatType, QianfanDataSource
 from .dataset import GROUP_COLUMN, Dataset
 from .demo import demo_qa
@@ -28,4 +29,5 @@ __all__ = [
     "DataSetType", "DataSource", "DataSourceType", "DataStorageType", "DataTemplateType", "Dataset",
     "DatasetValidationError", "FileDataSource", "FormatType", "Problem", "QianfanDataSource", "QianfanGenericText",
     "QianfanNonSortedConversation", "QianfanQuerySet", "QianfanSortedConversation", "Schema", "Table", "demo_qa",
+    "release_if_needed",
 ]

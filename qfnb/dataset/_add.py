@@ -14,6 +14,7 @@ import pandas as pd
 
 from qfnb._core.errors import ValidationError
 
+from ._io import frame_from_obj
 from ._rows import frame_from_table
 from .consts import QianfanDataGroupColumnName as GROUP
 
@@ -42,7 +43,6 @@ def new_rows(elem: Any, frame: pd.DataFrame, *, group_id: int = -1, add_new_grou
     (``add_new_group=True``: a new one); a list of dicts joins it together, or goes into one new
     group, or with ``is_grouped=False`` one new group per row; ``group_id=G`` starts at group G.
     Conversations keep their own grouping, after the last group."""
-    from ._io import frame_from_obj
 
     if isinstance(elem, pd.DataFrame) or hasattr(elem, "to_pandas"):
         extra = frame_from_table(elem, "elem")

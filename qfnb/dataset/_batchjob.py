@@ -15,7 +15,7 @@ from ._infer import prompts_of
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from .dataset import Dataset
+    from .view import DatasetView
 
 
 async def platform_version(target: Any) -> str | None:
@@ -32,7 +32,7 @@ async def platform_version(target: Any) -> str | None:
     return None
 
 
-async def run_as_job(ds: Dataset, model_id: str, *, prompt_column: str, progress: ProgressArg,
+async def run_as_job(ds: DatasetView, model_id: str, *, prompt_column: str, progress: ProgressArg,
                      params: dict[str, Any], config: Any = None) -> pd.DataFrame:
     """Every row's prompt through ``model_id`` as one platform task; the rows plus ``llm_output``
     (and ``error`` where a row failed)."""

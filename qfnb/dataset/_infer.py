@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.runtime.progress import ProgressArg, make_progress
+from qfnb.resources import ChatCompletion
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from .dataset import Dataset
+    from .view import DatasetView
 
 
 async def aresolve_target(target: Any, model: str | None, endpoint: str | None) -> dict[str, str]:
@@ -38,23 +39,22 @@ def resolve_target(target: Any, model: str | None, endpoint: str | None) -> dict
                           "use a qfnb.model.Model/Service or a model name")
 
 
-def prompts_of(ds: Dataset, prompt_column: str) -> list[str]:
+def prompts_of(ds: DatasetView, prompt_column: str) -> list[str]:
     """Every row's prompt, checked before anything is sent."""
     if prompt_column not in ds.columns:
         raise ValidationError("prompt_column", f"no column {prompt_column!r}; columns are {ds.columns}")
     prompts = []
-    for i, row in enumerate(ds._rows()):
+    for i, row in enumerate(ds.to_pylist()):
         if not isinstance(row.get(prompt_column), str) or not row[prompt_column].strip():
             raise ValidationError(prompt_column, f"row {i}: prompt must be a non-empty string")
         prompts.append(row[prompt_column])
     return prompts
 
 
-async def run_llm(ds: Dataset, target: Any, *, model: str | None, endpoint: str | None,
+async def run_llm(ds: DatasetView, target: Any, *, model: str | None, endpoint: str | None,
                   prompt_column: str, concurrency: int, progress: ProgressArg,
                   params: dict[str, Any]) -> pd.DataFrame:
     """Chat every row's prompt; returns the rows (a frame) plus ``llm_output`` and ``request_latency``."""
-    from qfnb.resources import ChatCompletion
 
     await ds.afetch()
     if prompt_column not in ds.columns:

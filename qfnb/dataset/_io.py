@@ -11,7 +11,7 @@ import pandas as pd
 from qfnb._core.errors import ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .dataset import Dataset
+    from .view import DatasetView
 
 GROUP = "_group"
 _SUFFIXES = (".jsonl", ".json", ".csv", ".txt")
@@ -132,7 +132,7 @@ def read_path(path: Path, *, group: bool | None = None) -> pd.DataFrame:
     return df
 
 
-def platform_lines(ds: Dataset) -> list[str]:
+def platform_lines(ds: DatasetView) -> list[str]:
     """The platform's jsonl lines: one JSON list of turns per conversation."""
     return [json.dumps([_platform_turn(t) for t in group], ensure_ascii=False)
             for group in ds.groups()]
@@ -146,7 +146,7 @@ def _platform_turn(turn: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_path(ds: Dataset, path: Path, *, conversations: bool = False) -> None:
+def write_path(ds: DatasetView, path: Path, *, conversations: bool = False) -> None:
     """Write ``ds`` as .jsonl (platform layout), .json (list), or .csv."""
     suffix = path.suffix.lower()
     ds.fetch()
@@ -161,7 +161,7 @@ def write_path(ds: Dataset, path: Path, *, conversations: bool = False) -> None:
             lines = [json.dumps([r] if conversations else r, ensure_ascii=False) for r in rows]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     elif suffix == ".txt":  # a row per line: the value of a one-column set, else the row as JSON
-        rows = ds._rows()
+        rows = ds.to_pylist()
         lines = [str(next(iter(r.values()))) if len(r) == 1 else json.dumps(r, ensure_ascii=False) for r in rows]
         path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     elif suffix == ".json":

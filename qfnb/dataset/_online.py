@@ -12,6 +12,8 @@ from qfnb._core.runtime.poll import apoll_until
 from qfnb.resources.console import Data
 from qfnb.resources.console.consts import TEMPLATE_PROJECT, DataSetType, DataTemplateType, ETLTaskStatus
 
+from .view import PlatformSource
+
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
 
@@ -34,12 +36,9 @@ class OnlineOps:
 
     async def _platform_source(self) -> dict[str, Any]:
         """id, template and storage of the platform dataset behind this one."""
-        from .data_source import QianfanDataSource
-
         source = self.inner_data_source_cache
-        if isinstance(source, QianfanDataSource):
-            return {"id": source.id, "template": source.template_type, "storage_type": source.storage_type,
-                    "storage_id": source.storage_id or None, "storage_path": source.storage_raw_path or None}
+        if isinstance(source, PlatformSource):
+            return source.platform_storage()
         if self.qianfan_dataset_id is None:
             raise ValidationError("dataset", "can't process a dataset that is not on the platform: save it there first")
         info = (await Data.aget_dataset_info(self.qianfan_dataset_id, config=self.config)).body.get("result") or {}

@@ -1,7 +1,7 @@
 """Moving datasets to and from the platform (reference §3.4, Contract 6).
 
 Save = validate → ``dataset/create`` → signed BOS ``PUT`` of the jsonl (through
-:class:`qfnb.utils.bos_uploader.BosHelper`) → ``dataset/import`` → poll ``importStatus`` →
+:class:`qfnb.resources.bos.BosHelper`) → ``dataset/import`` → poll ``importStatus`` →
 ``dataset/release`` → poll ``releaseStatus``.
 """
 
@@ -19,20 +19,21 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from qfnb._core.config import resolve_config
 from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.protocol.console import ImportStatus, ReleaseStatus
+from qfnb.resources.bos import BosHelper
 from qfnb.resources.console import Data
 from qfnb.resources.console.consts import DataSourceType, DataTemplateType
-from qfnb.utils.bos_uploader import BosHelper
 
 from ._io import frame_from_obj, normalize_items, platform_lines
-from .schema import Schema, schema_for_template
+from .schema import QianfanNonSortedConversation, Schema, schema_for_template
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
 
-    from .dataset import Dataset
+    from .view import DatasetView
 
 logger = logging.getLogger("qfnb.dataset")
 
@@ -47,7 +48,6 @@ class DatasetPlatformError(QfnbError):
 
 
 def _config(config: Config | None) -> Config:
-    from qfnb._core.config import resolve_config
 
     return resolve_config(config)
 
@@ -101,7 +101,7 @@ class Upload:
     annotated: bool | None = None
 
 
-async def upload_dataset(ds: Dataset, *, dataset_id: int | str | None,
+async def upload_dataset(ds: DatasetView, *, dataset_id: int | str | None,
                          create_args: Mapping[str, Any] | None, schema: Schema | None,
                          release: bool, config: Config | None, upload: Upload | None = None) -> int | str:
     """Upload ``ds`` to the platform; returns the platform dataset id."""
@@ -111,10 +111,8 @@ async def upload_dataset(ds: Dataset, *, dataset_id: int | str | None,
     # validate first: nothing is sent when the data is bad
     check = schema or ds.schema or (schema_for_template(template) if template is not None else None)
     if check is None:
-        from .schema import QianfanNonSortedConversation
-
         check = QianfanNonSortedConversation()
-    check.validate(ds._rows())
+    check.validate(ds.to_pylist())
     body = ("\n".join(platform_lines(ds)) + "\n").encode("utf-8")
     annotated = upload.annotated if upload.annotated is not None else bool(getattr(check, "is_annotated", True))
 
@@ -183,7 +181,7 @@ async def download(dataset_id: int | str, config: Config | None) -> pd.DataFrame
 async def download_items(dataset_id: int | str, config: Config | None) -> list[Any]:
     """The entities of a platform dataset as its export file holds them (one JSON value per
     line; a conversation is a list of turns): export, wait for the record, fetch the file."""
-    from qfnb._core.http.client import get_client
+    from qfnb._core.http.client import get_client  # deferred: keeps importing this module light
 
     cfg = _config(config)
     await Data.acreate_dataset_export_task(dataset_id, 0, config=cfg)

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from qfnb._core.errors import ValidationError
+from qfnb._core.runtime import sync
+from qfnb.resources.console import Data
 from qfnb.resources.console.consts import (
     TEMPLATE_PROJECT,
     DataProjectType,
@@ -29,12 +31,14 @@ from qfnb.resources.console.consts import (
     DataTemplateType,
 )
 
+from ._io import read_path, write_path
+from ._platform import Upload, download_items
 from .consts import QianfanDatasetPackColumnName
+from .dataset import Dataset
+from .schema import schema_for_template
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
-
-    from .dataset import Dataset
 
 __all__ = ["AFSDataSource", "BosDataSource", "DataSource", "FileDataSource", "FormatType", "QianfanDataSource"]
 
@@ -93,9 +97,6 @@ class FileDataSource(DataSource):
 
     def fetch(self, using_file_as_element: bool = False, **kwargs: Any) -> Dataset:
         """The rows of the file (or of every file in the folder)."""
-        from ._io import read_path
-
-        Dataset = _dataset_class()
         path = Path(self.path)
         if not path.exists():
             raise FileNotFoundError(f"{self.path} does not exist")
@@ -115,21 +116,11 @@ class FileDataSource(DataSource):
                 text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
                 (folder / f"data_{i}.{fmt.value}").write_text(text, encoding="utf-8")
             return True
-        from ._io import write_path
-
         target = Path(self.path)
         if target.suffix.lstrip(".").lower() != fmt.value:
             target = target.with_name(f"{target.name}.{fmt.value}")
         write_path(table, target)
         return True
-
-
-def _dataset_class() -> type[Dataset]:
-    """:class:`~qfnb.dataset.Dataset`, looked up through the package (the dataset module uses
-    this one, so it is not imported from here)."""
-    from qfnb import dataset as package
-
-    return package.Dataset
 
 
 def _values(table: Dataset) -> list[Any]:
@@ -207,6 +198,11 @@ class QianfanDataSource(DataSource):
         """The platform dataset a :class:`Dataset` loaded from this source reads (lazily)."""
         return self.id
 
+    def platform_storage(self) -> dict[str, Any]:
+        """id, template and storage of this platform dataset (what its ETL task is given)."""
+        return {"id": self.id, "template": self.template_type, "storage_type": self.storage_type,
+                "storage_id": self.storage_id or None, "storage_path": self.storage_raw_path or None}
+
     def set_format_type(self, format_type: FormatType) -> None:
         self.data_format_type = FormatType(format_type)
 
@@ -217,8 +213,6 @@ class QianfanDataSource(DataSource):
                             addition_info: dict[str, Any] | None = None, *, config: Config | None = None,
                             **kwargs: Any) -> QianfanDataSource:
         """Create an empty dataset on the platform (``Data.create_bare_dataset``)."""
-        from qfnb.resources.console import Data
-
         template = DataTemplateType(template_type)
         if DataStorageType(storage_type) is DataStorageType.PrivateBos and not (storage_id and storage_path):
             raise ValidationError("storage_id", "storage_id and storage_path are required for private BOS")
@@ -238,8 +232,6 @@ class QianfanDataSource(DataSource):
                             config: Config | None = None, **kwargs: Any) -> QianfanDataSource:
         """The platform dataset ``dataset_id`` (``Data.get_dataset_info``); its rows are read
         when a :class:`Dataset` loaded from it is first used, whatever ``is_download_to_local``."""
-        from qfnb.resources.console import Data
-
         result = Data.get_dataset_info(dataset_id, config=config, **kwargs)["result"]
         version = result.get("versionInfo") or {}
         storage = version.get("storage") or {}
@@ -255,8 +247,6 @@ class QianfanDataSource(DataSource):
 
     def fetch(self, **kwargs: Any) -> Dataset:
         """Blocking :meth:`afetch`."""
-        from qfnb._core.runtime import sync
-
         return sync.run(self.afetch(**kwargs))
 
     async def afetch(self, **kwargs: Any) -> Dataset:
@@ -264,13 +254,10 @@ class QianfanDataSource(DataSource):
         file of conversations (lists of turns) is packed, one ``_pack`` row per conversation;
         a file of objects gives a row each. ``Dataset(inner_table=source.fetch())`` keeps that
         shape; ``Dataset.load(source=...)`` reads conversations one row per turn."""
-        from ._platform import download_items
-
         items = await download_items(self.id, self.config)
-        cls = _dataset_class()
         if any(isinstance(item, list) for item in items):
-            return cls(pd.DataFrame({QianfanDatasetPackColumnName: items}), config=self.config)
-        return cls(pd.DataFrame(items), config=self.config)
+            return Dataset(pd.DataFrame({QianfanDatasetPackColumnName: items}), config=self.config)
+        return Dataset(pd.DataFrame(items), config=self.config)
 
     def save(self, table: Dataset, is_annotated: bool = True, does_release: bool = True,
              sup_storage_id: str = "", sup_storage_path: str = "", sup_storage_region: str = "",
@@ -285,11 +272,6 @@ class QianfanDataSource(DataSource):
         Rows are checked against the table's
         schema, else this dataset's template's. The official ``does_release`` defaults to False:
         qfnb releases, so the dataset can be trained on at once."""
-        from qfnb._core.runtime import sync
-
-        from ._platform import Upload
-        from .schema import schema_for_template
-
         staging = (sup_storage_id, sup_storage_path, sup_storage_region)
         if any(staging) and not all(staging):
             raise ValidationError("sup_storage_id", "give sup_storage_id, sup_storage_path and sup_storage_region "

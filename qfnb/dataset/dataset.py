@@ -17,18 +17,23 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from qfnb._core.errors import ValidationError
+from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import ProgressArg
 
+from ._batchjob import platform_version, run_as_job
+from ._infer import run_llm
+from ._io import frame_from_obj, read_path, source_lines, write_path
 from ._online import OnlineOps
-from ._rows import frame_from_table, from_source, is_source
+from ._platform import Upload, download, upload_dataset
+from ._rows import frame_from_table, is_source
+from .consts import QianfanDatasetPackColumnName
 from .schema import QianfanNonSortedConversation, Schema
 from .table import Table
+from .view import DataSourceLike as DataSource
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
 
-    from ._platform import Upload
-    from .data_source import DataSource  # pragma: no cover
     from .stress import StressTestResult
 
 __all__ = ["GROUP_COLUMN", "Dataset"]
@@ -107,7 +112,7 @@ class Dataset(Table, OnlineOps):
 
             dataframe = frame_from_huggingface(huggingface_dataset)
         if source is not None:
-            ds = from_source(cls, source, organize_data_as_group, config)
+            ds = cls._from_source(source, organize_data_as_group, config)
         elif dataframe is not None:
             if not isinstance(dataframe, pd.DataFrame):
                 raise ValidationError("dataframe", f"must be a pandas DataFrame, got "
@@ -123,10 +128,25 @@ class Dataset(Table, OnlineOps):
         return ds
 
     @classmethod
+    def _from_source(cls, source: DataSource, group: bool | None, config: Config | None) -> Dataset:
+        """A dataset over ``source``: a platform one read lazily, others fetched now (any table: pyarrow too)."""
+        pack = QianfanDatasetPackColumnName
+        platform_id = getattr(source, "platform_dataset_id", None)
+        if platform_id is not None:
+            ds = cls(None, qianfan_dataset_id=platform_id, config=config or getattr(source, "config", None))
+        else:
+            fetched = source.fetch(organize_data_as_group=group) if group is not None else source.fetch()
+            df = frame_from_table(fetched, f"{type(source).__name__}.fetch()")
+            if list(df.columns) == [pack] and group is not False:  # packed: an entity (row, conversation) a row
+                df = frame_from_obj([e if isinstance(e, dict | list) else {pack: e} for e in df[pack].tolist()],
+                                    "source")
+            ds = cls(df.reset_index(drop=True), config=config)
+        ds.inner_data_source_cache = source
+        return ds
+
+    @classmethod
     def _from_file(cls, path: Path, group: bool | None, schema: Schema | None, config: Config | None) -> Dataset:
         """A file's (or a folder's) rows; a problem is located by the file's line."""
-        from ._io import read_path, source_lines
-
         ds = cls(read_path(path, group=group), schema=schema, config=config)
         lines = source_lines(path)
         if lines is not None and len(lines) == len(ds._df if ds._df is not None else ()):
@@ -148,8 +168,6 @@ class Dataset(Table, OnlineOps):
 
         ``input_columns`` / ``reference_column`` (official names) say which columns an LLM run
         reads and which holds the expected answer."""
-        from ._io import frame_from_obj
-
         ds = cls(frame_from_obj(data, "data"), schema=schema)
         ds.set_columns(input_columns, reference_column)
         if schema is not None:
@@ -173,8 +191,6 @@ class Dataset(Table, OnlineOps):
             if self.qianfan_dataset_id is None:
                 self._df = pd.DataFrame()
             else:
-                from qfnb._core.runtime import sync
-
                 if sync.in_loop_thread():
                     raise RuntimeError("this platform dataset is not downloaded yet; "
                                        "`await ds.afetch()` first when running on qfnb's event loop")
@@ -197,8 +213,6 @@ class Dataset(Table, OnlineOps):
     async def afetch(self) -> Dataset:
         """Download the rows of a platform dataset (once); a no-op for local data."""
         if self._df is None and self.qianfan_dataset_id is not None:
-            from ._platform import download
-
             self._df = await download(self.qianfan_dataset_id, self.config)
         return self
 
@@ -297,14 +311,10 @@ class Dataset(Table, OnlineOps):
             raise ValidationError("data_file", "give exactly one of data_file, qianfan_dataset_id, "
                                   f"qianfan_dataset_create_args (got {targets or 'none'})")
         if data_file is not None:
-            from ._io import write_path
-
             if schema is not None:
                 schema.validate(self._rows())
             write_path(self, Path(data_file), conversations=use_qianfan_special_jsonl_format)  # type: ignore[arg-type]
             return self
-        from qfnb._core.runtime import sync
-
         return sync.run(self.asave(qianfan_dataset_id=qianfan_dataset_id,
                                    qianfan_dataset_create_args=qianfan_dataset_create_args,
                                    schema=schema, release=release, config=config))
@@ -315,8 +325,6 @@ class Dataset(Table, OnlineOps):
                     config: Config | None = None, upload: Upload | None = None) -> Dataset:
         """Async :meth:`save` to the platform: create → upload → import → release (``upload``:
         a staging bucket and keys, as :meth:`QianfanDataSource.save` takes them)."""
-        from ._platform import upload_dataset
-
         dataset_id = await upload_dataset(self, dataset_id=qianfan_dataset_id,
                                           create_args=qianfan_dataset_create_args, schema=schema,
                                           release=release, config=config or self.config, upload=upload)
@@ -334,8 +342,6 @@ class Dataset(Table, OnlineOps):
         ``service_or_model`` is a :class:`qfnb.model.Model`/``Service`` or a model name;
         ``model=``/``endpoint=`` name a ``ChatCompletion`` target directly.
         """
-        from qfnb._core.runtime import sync
-
         return sync.run(self.atest_using_llm(service_or_model, model=model, endpoint=endpoint,
                                              prompt_column=prompt_column, concurrency=concurrency,
                                              progress=progress, **params))
@@ -346,9 +352,6 @@ class Dataset(Table, OnlineOps):
                               **params: Any) -> Dataset:
         """Async :meth:`test_using_llm`. A platform model version with no chat service runs as
         a durable platform batch-inference task (``BatchJob``)."""
-        from ._batchjob import platform_version, run_as_job
-        from ._infer import run_llm
-
         await self.afetch()
         version = await platform_version(service_or_model)
         if version is not None:

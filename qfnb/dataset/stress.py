@@ -25,7 +25,7 @@ import pandas as pd
 from qfnb._core.errors import QfnbError, ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .dataset import Dataset
+    from .view import DatasetView
 
 __all__ = ["RequestSample", "RoundStats", "StressTestResult", "parse_runtime"]
 
@@ -190,7 +190,7 @@ async def arun_round(prompts: Sequence[str], *, users: int, kind: str, client: A
     return RoundStats(users, time.perf_counter() - t0, tuple(samples))
 
 
-async def astress(ds: Dataset, *, users_per_round: Sequence[int], model: str | None, endpoint: str | None,
+async def astress(ds: DatasetView, *, users_per_round: Sequence[int], model: str | None, endpoint: str | None,
                   model_type: str, hyperparameters: Mapping[str, Any] | None, spawn_rate: float | None,
                   runtime: str | float, workers: int = 1, prompt_column: str = "prompt",
                   first_latency_threshold: float | None = None, round_latency_threshold: float | None = None,

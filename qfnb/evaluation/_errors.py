@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from qfnb.protocol import ProtocolError
+from qfnb._core.errors import ValidationError
 
 
-def invalid(field: str, message: str) -> ProtocolError:
+def invalid(field: str, message: str) -> ValidationError:
     """A bad argument, found before anything runs (``qfnb.errors.ValidationError``)."""
-    try:
-        from qfnb.errors import ValidationError
-    except ImportError:  # pragma: no cover - the client layer is always present in a full install
-        return ProtocolError(field, message)
     return ValidationError(field, message)
 
 

@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from qfnb._core.record.cache import cache_mode, repeat_index
+from qfnb.protocol.daemon import default_data_dir
 from qfnb.protocol.textmetrics import as_text
 
 from ._errors import invalid
 from .base import EvalInput
 from .batch_output import is_job, is_openai_output, job_answers, openai_output_answers
-from .llm import Answer, LLMTarget, _resource_kind, _resource_tag
+from .data import to_frame
+from .llm import Answer, LLMTarget, resource_kind, resource_tag
 
 log = logging.getLogger("qfnb.evaluation")
 
@@ -62,8 +64,8 @@ def target_identity(target: LLMTarget) -> str:
             value = getattr(obj, attr, None)
             if isinstance(value, str) and value:
                 return f"endpoint:{value}@{_platform(obj)}"
-    if src is not None and _resource_kind(src) is not None:
-        return f"model:{_resource_tag(src)}@{_platform(src)}"
+    if src is not None and resource_kind(src) is not None:
+        return f"model:{resource_tag(src)}@{_platform(src)}"
     if callable(src):
         fn = getattr(src, "__func__", src)
         name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
@@ -127,8 +129,6 @@ class AnswerStore:
 def default_store_path() -> Path:
     """``$QFNB_EVAL_STORE`` or ``<data dir>/evaluations/answers.sqlite`` (the notebook's default)."""
     import os
-
-    from qfnb.protocol.daemon import default_data_dir
 
     raw = os.environ.get("QFNB_EVAL_STORE")
     return Path(raw).expanduser() if raw else default_data_dir() / "evaluations" / "answers.sqlite"
@@ -231,7 +231,6 @@ def recorded_answers(recorded: Any, dataset_frame: Any, inputs: Sequence[EvalInp
 
 def _output_frame(src: Any, dataset_frame: Any, field: str) -> Any:
     """A batch output as a frame: a file (``.jsonl`` or JSON), else anything :func:`to_frame` reads."""
-    from .data import to_frame
 
     if not isinstance(src, str | Path):
         return to_frame(src)

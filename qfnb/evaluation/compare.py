@@ -26,6 +26,7 @@ from ._errors import invalid
 from ._words import BETTER, NO_DIFF, SAME, TOO_FEW, UNSURE, WORSE, format_p
 from ._words import digits_for as _digits
 from ._words import signed as _num
+from .compare_view import comparison_html, forest_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -203,13 +204,9 @@ class Comparison:
 
     def plot(self) -> Figure:
         """A forest plot: each difference with its CI, one panel per metric (no pyplot state)."""
-        from .compare_view import forest_figure
-
         return forest_figure(self)
 
     def to_html(self, styles: Mapping[str, str] | None = None, max_flips: int = 5) -> str:
-        from .compare_view import comparison_html
-
         return comparison_html(self, styles or {}, max_flips)
 
     def _repr_html_(self) -> str:

@@ -1,5 +1,8 @@
 """How a :class:`~.compare.Comparison` looks: a forest plot and an HTML report.
 
+The view takes any object with a comparison's read-only face (:class:`ComparisonView`), so it
+never imports the module it draws for.
+
 The figure is transparent with mid-grey ink, so one PNG reads on light and dark pages; the
 HTML sets no colours unless the caller passes ``styles`` (the notebook layer passes its
 theme's), so it inherits the page's text colour.
@@ -12,16 +15,52 @@ import html
 import io
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
 from ._words import BETTER, WORSE, format_p
+from .stats import Interval
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from .compare import Comparison
+
+class MetricRowView(Protocol):
+    """One (model, metric) row as the view reads it."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def diff(self) -> float: ...
+    @property
+    def ci(self) -> Interval | None: ...
+    @property
+    def verdict(self) -> str: ...
+
+
+class ComparisonView(Protocol):
+    """What the view reads of a comparison (:class:`~.compare.Comparison` has it)."""
+
+    @property
+    def baseline(self) -> str: ...
+    @property
+    def models(self) -> list[str]: ...
+    @property
+    def metrics(self) -> list[str]: ...
+    @property
+    def settings(self) -> dict[str, Any]: ...
+    @property
+    def notes(self) -> list[str]: ...
+    @property
+    def sentences(self) -> list[str]: ...
+    @property
+    def method_note(self) -> str: ...
+    def row(self, model: str, metric: str) -> MetricRowView: ...
+    def flipped(self, model: str | None = None, metric: str | None = None,
+                limit: int | None = None) -> pd.DataFrame: ...
+    def to_dataframe(self) -> pd.DataFrame: ...
+    def plot(self) -> Figure: ...
 
 #: Readable on white (4.6:1) and on a dark page (#111: 4.3:1), as the notebook charts.
 INK = "#7a7a7a"
@@ -29,7 +68,7 @@ COLORS = {BETTER: "#3aa655", WORSE: "#e8833a"}
 NEUTRAL = "#3b8fd9"
 
 
-def forest_figure(comparison: Comparison, ink: str = INK) -> Figure:
+def forest_figure(comparison: ComparisonView, ink: str = INK) -> Figure:
     """One panel per metric; per compared model a point (the mean difference) with its CI as
     error bars, a line at 0 (no difference); green = better, orange = worse, blue = not shown
     to differ."""
@@ -118,7 +157,7 @@ def _table(frame: pd.DataFrame, styles: Mapping[str, str], cls: str) -> str:
             f'<tbody>{"".join(body)}</tbody></table>')
 
 
-def summary_frame(comparison: Comparison) -> pd.DataFrame:
+def summary_frame(comparison: ComparisonView) -> pd.DataFrame:
     """The table the report shows: readable column names, p-values as text."""
     frame = comparison.to_dataframe()
     if frame.empty:
@@ -133,7 +172,7 @@ def summary_frame(comparison: Comparison) -> pd.DataFrame:
                                        "model": "vs " + comparison.baseline})
 
 
-def comparison_html(comparison: Comparison, styles: Mapping[str, str], max_flips: int = 5) -> str:
+def comparison_html(comparison: ComparisonView, styles: Mapping[str, str], max_flips: int = 5) -> str:
     """The report: sentences, the table, the forest plot and the changed items side by side."""
     muted = styles.get("muted", "opacity:0.75")
     parts = [f'<div class="qfnb-compare"><h4>Comparison with {html.escape(comparison.baseline)}</h4><ul>']

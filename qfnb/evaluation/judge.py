@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from qfnb._core.runtime import sync
 from qfnb.protocol.textmetrics import as_text
 
 from ._errors import invalid
@@ -164,8 +165,6 @@ class LocalJudgeEvaluator(LocalEvaluator):
         return (await self.aevaluate_many([Sample(0, "", input, reference, output)]))[0]
 
     def evaluate(self, input: EvalInput, reference: str, output: str) -> dict[str, Any]:
-        from qfnb._core.runtime import sync
-
         return dict(sync.run(self.aevaluate(input, reference, output)))
 
     def summarize(self, frame: pd.DataFrame) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qfnb._core.runtime.progress import ProgressArg
+from qfnb.resources import ChatCompletion, Completion
 
 from ._errors import invalid
 from .base import EvalInput
@@ -71,15 +72,11 @@ def is_async_callable(fn: Any) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(vars(type(fn)).get("__call__"))
 
 
-def _resource_kind(obj: Any) -> str | None:
+def resource_kind(obj: Any) -> str | None:
     """``"chat"`` / ``"completion"`` for qfnb inference resources (by class, then by name)."""
-    try:
-        from qfnb.resources import ChatCompletion, Completion
-    except ImportError:  # pragma: no cover - resources always ship with qfnb
-        ChatCompletion = Completion = None  # type: ignore[assignment,misc]
-    if ChatCompletion is not None and isinstance(obj, ChatCompletion):
+    if isinstance(obj, ChatCompletion):
         return "chat"
-    if Completion is not None and isinstance(obj, Completion):
+    if isinstance(obj, Completion):
         return "completion"
     names = {c.__name__ for c in type(obj).__mro__}
     if "ChatCompletion" in names:
@@ -89,7 +86,7 @@ def _resource_kind(obj: Any) -> str | None:
     return None
 
 
-def _resource_tag(res: Any) -> str:
+def resource_tag(res: Any) -> str:
     for attr in ("model", "endpoint", "_model", "_endpoint"):
         value = getattr(res, attr, None)
         if isinstance(value, str) and value:
@@ -119,7 +116,7 @@ def _resource_runner(res: Any, kind: str) -> BatchFn:
         try:
             results = await res.abatch_do(items, worker_num=workers, progress=progress, **kwargs)
         except Exception as exc:  # the whole batch failed: every row records why
-            log.warning("batch inference failed for %s: %s", _resource_tag(res), exc)
+            log.warning("batch inference failed for %s: %s", resource_tag(res), exc)
             return [exc for _ in inputs]
         return _collect(list(results))
 
@@ -153,7 +150,7 @@ def _callable_runner(fn: Callable[..., Any]) -> BatchFn:
 
 def _default_tag(llm: Any) -> str:
     """Official-style tags: Service ``{id}_{endpoint}``, Model ``{model_set_id}_{version_id}_{name}``."""
-    from qfnb.model import Model, Service
+    from qfnb.model import Model, Service  # deferred: keeps importing this module light
 
     if isinstance(llm, Service):
         parts = [llm.id, llm.endpoint]
@@ -161,28 +158,28 @@ def _default_tag(llm: Any) -> str:
     if isinstance(llm, Model):
         parts = [llm.model_set_id or llm.set_id, llm.version_id, llm.name]
         return "_".join(str(p) for p in parts if p not in (None, "")) or "model"
-    if _resource_kind(llm):
-        return _resource_tag(llm)
+    if resource_kind(llm):
+        return resource_tag(llm)
     return str(getattr(llm, "__name__", None) or type(llm).__name__)
 
 
 def as_target(llm: Any, tag: str | None = None) -> LLMTarget:
     """Wrap ``llm`` (see the module docstring); ``tag`` defaults to an official-style tag."""
     tag = tag or _default_tag(llm)
-    from qfnb.model import Model
+    from qfnb.model import Model  # deferred: keeps importing this module light
 
     if isinstance(llm, Model):  # a published Model runs via its deployed service
         if llm.service is None:
             raise invalid("llms", f"model {tag!r} has no deployed service: deploy it (model.deploy(...)) "
                                   "or evaluate it on the platform with qianfan_evaluators")
         return LLMTarget(tag, as_target(llm.service, tag).run, llm)
-    kind = _resource_kind(llm)
+    kind = resource_kind(llm)
     if kind and hasattr(llm, "abatch_do"):
         return LLMTarget(tag, _resource_runner(llm, kind), llm)
     get_res = getattr(llm, "get_res", None)
     if callable(get_res):  # a deployed Service: evaluate through its inference resource
         res = get_res()
-        kind = _resource_kind(res)
+        kind = resource_kind(res)
         if kind is None:
             raise invalid("llms", f"service {tag!r} does not serve chat or completions")
         return LLMTarget(tag, _resource_runner(res, kind), llm)
@@ -195,8 +192,7 @@ def as_target(llm: Any, tag: str | None = None) -> LLMTarget:
 def embedded_chat(model: str | None = None) -> Any:
     """A ``ChatCompletion`` on the embedded local platform (offline), even when cloud credentials
     are configured: the default judge. ``model`` defaults to the platform's default chat model."""
-    from qfnb._core.config import Config
-    from qfnb.resources import ChatCompletion
+    from qfnb._core.config import Config  # deferred: keeps importing this module light
 
     return ChatCompletion(model=model, config=Config())
 

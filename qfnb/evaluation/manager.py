@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from qfnb._core.record import ledger
+from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import ProgressArg, ProgressCallback, make_progress
 
 from ._errors import EvaluationError, invalid
@@ -137,7 +138,6 @@ class EvaluationManager:
 
     def eval(self, llms: Any = None, dataset: Any = None, **kwargs: Any) -> EvaluationResult:
         """Sync shell over :meth:`aeval` (safe inside Jupyter)."""
-        from qfnb._core.runtime import sync
 
         return sync.run(self.aeval(llms, dataset, **kwargs))
 
@@ -170,7 +170,6 @@ class EvaluationManager:
 
     def eval_only(self, dataset: Any, **kwargs: Any) -> EvaluationResult:
         """Sync shell over :meth:`aeval_only`."""
-        from qfnb._core.runtime import sync
 
         return sync.run(self.aeval_only(dataset, **kwargs))
 

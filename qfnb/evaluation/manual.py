@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from qfnb._core.runtime import sync
+
 from ._errors import invalid
 from .base import EvalInput, LocalEvaluator, Sample
 from .llm import is_async_callable
@@ -112,8 +114,6 @@ class ManualEvaluator(LocalEvaluator):
         return (await self.aevaluate_many([Sample(len(self._items), "manual", input, reference, output)]))[0]
 
     def evaluate(self, input: EvalInput, reference: str, output: str) -> dict[str, Any]:
-        from qfnb._core.runtime import sync
-
         return dict(sync.run(self.aevaluate(input, reference, output)))
 
     # -- the queue ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 from qfnb.protocol.textmetrics import as_text
 
 from ._errors import invalid
+from .answers import target_identity
 from .base import EvalInput
 from .llm import LLMTarget, as_prompt, as_target, embedded_chat
 from .rubric import Rubric, pairwise_rubric
@@ -107,7 +108,6 @@ def check_not_candidate(judge: Any, candidates: Iterable[tuple[str, str | None]]
     """Refuse a judge that is also a candidate: same tag, or the same model behind another tag.
 
     ``candidates`` are ``(tag, identity)`` pairs (identity ``None`` for recorded answers)."""
-    from .answers import target_identity
 
     target: LLMTarget = judge.judge_target
     mine = target_identity(target)

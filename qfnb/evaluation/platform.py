@@ -216,7 +216,7 @@ async def amodel_version_ref(model: Any) -> dict[str, Any]:
     elif isinstance(model, tuple) and len(model) == 2:
         mid, vid = model
     else:
-        from qfnb.model import Model
+        from qfnb.model import Model  # deferred: keeps importing this module light
 
         if not isinstance(model, Model):
             raise invalid("llms", f"platform evaluation takes published qfnb.model.Model objects, "
@@ -248,7 +248,7 @@ def _random_name() -> str:
 
 
 def _console() -> Any:
-    from qfnb.resources.console import Model
+    from qfnb.resources.console import Model  # deferred: keeps importing this module light
 
     return Model
 
@@ -293,7 +293,10 @@ async def arun_platform_evaluation(
     waiting for human scores. A failed/stopped task raises :class:`EvaluationError`; a
     cancelled wait (or ``timeout``) cancels the platform task.
     """
-    from qfnb.resources.console.evaluation_task import arun_evaluation_task, result_of
+    from qfnb.resources.console.evaluation_task import (  # deferred: keeps importing this module light
+        arun_evaluation_task,
+        result_of,
+    )
 
     eval_conf = build_eval_standard_conf(evaluators)
     if not models:
@@ -302,7 +305,7 @@ async def arun_platform_evaluation(
     versions = [await amodel_version_ref(m) for m in models]
     console = console or _console()
     if poll_interval is None:
-        from qfnb._core.config import resolve_config
+        from qfnb._core.config import resolve_config  # deferred: keeps importing this module light
 
         poll_interval = float(resolve_config(config).evaluation_online_polling_interval)
     kwargs: dict[str, Any] = {"config": config} if config is not None else {}

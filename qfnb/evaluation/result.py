@@ -10,6 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from qfnb._core.runtime import sync
+from qfnb.protocol import textmetrics as tm
+
+from . import stats as st
+from .compare import compare_samples
+from .manual import ManualEvaluator
+from .pairwise import check_not_candidate
+from .stability import stability
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
@@ -73,7 +82,6 @@ def _rescored(samples: pd.DataFrame, wanted: Sequence[str] | None,
               reported: Mapping[str, Mapping[str, Any]]) -> tuple[pd.DataFrame, list[str]]:
     """Per-item text metrics for a result that has outputs only (a platform rule evaluation),
     computed as the platform computes them: the metrics it reported, or ``wanted``."""
-    from qfnb.protocol import textmetrics as tm
 
     def rouge_of(name: str) -> Callable[[Any, Any], float]:
         return lambda r, o: tm.rouge(r, o)[name]
@@ -185,13 +193,12 @@ class EvaluationResult:
         """The per-sample rows as a qfnb ``Dataset`` (``None`` for a platform-only result)."""
         if self.samples.empty:
             return None
-        from qfnb.dataset import Dataset
+        from qfnb.dataset import Dataset  # deferred: keeps importing this module light
 
         return Dataset.create_from_pyobj(self.samples.to_dict("records"))
 
     def refresh(self) -> EvaluationResult:
         """Fold scores submitted to manual evaluators since the run into samples and metrics."""
-        from .manual import ManualEvaluator
 
         changed = False
         for evaluator in self._evaluators:
@@ -236,7 +243,6 @@ class EvaluationResult:
         ``judge`` (a :class:`~.pairwise.PairwiseJudge`) adds a pairwise row per model: each pair
         judged in both orders, a disagreement between the orders a tie.
         """
-        from .compare import compare_samples
 
         tags = self.llm_tags if self.metrics else list(dict.fromkeys(self.samples["llm"]))
         baseline = b if b is not None else (tags[0] if tags else "")
@@ -250,10 +256,6 @@ class EvaluationResult:
             raise ValueError(f"metrics: no per-item column for {missing} (per-item metrics: {self.item_metrics})")
         prefs = None
         if judge is not None:
-            from qfnb._core.runtime import sync
-
-            from .pairwise import check_not_candidate
-
             check_not_candidate(judge, [(t, self.identities.get(t)) for t in [baseline, *models]])
             prefs = sync.run(self._apreferences(judge, samples, models, baseline))
         cmp = compare_samples(samples, names, models, baseline, confidence=confidence, n_resamples=n_resamples,
@@ -288,7 +290,6 @@ class EvaluationResult:
     def judge_agreement(self) -> pd.DataFrame:
         """Each judge score's Spearman correlation with each reference metric over every judged
         answer (``judge_metric``, ``metric``, ``spearman``, ``n``)."""
-        from . import stats as st
 
         judged = [j["metric"] for j in self.judges if "metric" in j]
         rows = []
@@ -315,7 +316,6 @@ class EvaluationResult:
                   confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0) -> Stability:
         """Agreement across repeats: per-item agreement and spread, the CI with the repeat
         variance, the items answered inconsistently (see :mod:`qfnb.evaluation.stability`)."""
-        from .stability import stability
 
         return stability(self.samples, list(metrics) if metrics is not None else self.item_metrics,
                          tolerance=tolerance, confidence=confidence, n_resamples=n_resamples, seed=seed)

@@ -12,8 +12,11 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from qfnb._core.runtime import sync
 from qfnb.protocol.textmetrics import as_text
+from qfnb.resources import Embedding
 
+from ._errors import invalid
 from .base import EvalInput, LocalEvaluator, Sample
 from .llm import is_async_callable
 
@@ -44,8 +47,6 @@ class EmbeddingSimilarityEvaluator(LocalEvaluator):
     def __init__(self, embedder: Any = None, *, model: str | None = None, batch_size: int = 16,
                  concurrency: int = 2, metric_name: str = "similarity") -> None:
         if batch_size < 1:
-            from ._errors import invalid
-
             raise invalid("batch_size", "must be >= 1")
         self._embedder = embedder
         self.model = model
@@ -55,8 +56,6 @@ class EmbeddingSimilarityEvaluator(LocalEvaluator):
 
     def _get_embedder(self) -> Any:
         if self._embedder is None:
-            from qfnb.resources import Embedding
-
             self._embedder = Embedding(model=self.model) if self.model else Embedding()
         return self._embedder
 
@@ -109,8 +108,6 @@ class EmbeddingSimilarityEvaluator(LocalEvaluator):
         return self._score(await self.embed([ref, out]), ref, out)
 
     def evaluate(self, input: EvalInput, reference: str, output: str) -> dict[str, Any]:
-        from qfnb._core.runtime import sync
-
         return dict(sync.run(self.aevaluate(input, reference, output)))
 
     def __repr__(self) -> str:

@@ -11,7 +11,9 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from qfnb._core.config import resolve_config
 from qfnb._core.errors import QfnbError, ValidationError
+from qfnb._core.runtime import sync
 from qfnb._core.runtime.poll import apoll_until
 from qfnb._core.runtime.progress import ProgressArg
 from qfnb._core.runtime.stages import StageFeed, make_stages
@@ -20,7 +22,8 @@ from qfnb.protocol.console import ModelVersionState
 from qfnb.resources.console import Model as ModelAPI
 from qfnb.resources.console import Service as ServiceAPI
 
-from .service import WAIT_LIMIT_S, PlatformJobError, Service, Tick, _cfg, _noop, _result
+from .jobs import WAIT_LIMIT_S, PlatformJobError, Tick, no_tick, result_of
+from .service import Service
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
@@ -89,7 +92,7 @@ class Model:
         """Fill ``id``/``name``/ids from ``modelVersionDetail`` of ``version_id``."""
         if self.version_id is None:
             raise ValidationError("version_id", "is required to look the model up")
-        info = _result(await ModelAPI.adetail(self.version_id, config=_cfg(self.config)))
+        info = result_of(await ModelAPI.adetail(self.version_id, config=resolve_config(self.config)))
         self.set_id = info.get("modelId", self.set_id)
         self.model_set_id = info.get("modelIdStr", self.model_set_id)
         self.version_id_str = info.get("modelVersionIdStr", self.version_id_str)
@@ -101,21 +104,19 @@ class Model:
         return self
 
     def auto_complete_info(self) -> Model:
-        from qfnb._core.runtime import sync
-
         return sync.run(self.aauto_complete_info())
 
     # -- publish ---------------------------------------------------------------------------
 
-    async def apublish(self, name: str = "", *, tick: Tick = _noop) -> Model:
+    async def apublish(self, name: str = "", *, tick: Tick = no_tick) -> Model:
         """Publish the training run (``job_id``/``task_id``) and wait until it is Ready."""
         if self.version_id is not None:
             return self
         if not self.job_id or not self.task_id:
             raise ValidationError("task_id", "job_id and task_id of a finished run are required")
-        cfg = _cfg(self.config)
+        cfg = resolve_config(self.config)
         self.name = name or self.name or f"m_{uuid.uuid4().hex[:12]}"
-        res = _result(await ModelAPI.apublish(
+        res = result_of(await ModelAPI.apublish(
             is_new=True, model_name=self.name,
             version_meta={"taskId": self.job_id, "iterationId": self.task_id}, config=cfg))
         self.set_id = res.get("modelId")
@@ -127,19 +128,17 @@ class Model:
         return self
 
     def publish(self, name: str = "") -> Model:
-        from qfnb._core.runtime import sync
-
         return sync.run(self.apublish(name))
 
-    async def await_ready(self, *, tick: Tick = _noop) -> dict[str, Any]:
+    async def await_ready(self, *, tick: Tick = no_tick) -> dict[str, Any]:
         """Poll ``modelVersionDetail.state`` until ``Ready`` (``Fail`` raises)."""
-        cfg = _cfg(self.config)
+        cfg = resolve_config(self.config)
         version_id = self.version_id
         if version_id is None:
             raise ValidationError("version_id", "is required to wait for a published model")
 
         async def fetch() -> dict[str, Any]:
-            return _result(await ModelAPI.adetail(version_id, config=cfg))
+            return result_of(await ModelAPI.adetail(version_id, config=cfg))
 
         def ready(info: dict[str, Any]) -> bool:
             if info.get("state") == ModelVersionState.FAIL:
@@ -155,7 +154,7 @@ class Model:
         """What a deploy of this model goes through, in words (its progress bar's stages)."""
         return [*([PUBLISHING] if self.version_id is None else []), CREATING, STARTING]
 
-    async def adeploy(self, deploy_config: DeployConfig, *, tick: Tick = _noop,
+    async def adeploy(self, deploy_config: DeployConfig, *, tick: Tick = no_tick,
                       stages: StageFeed | None = None) -> Service:
         """Deploy as a service (v2 ``CreateService``) and wait until it serves; ``stages``: a feed
         of :meth:`deploy_stages` to show how it goes (see :meth:`deploy`)."""
@@ -170,7 +169,7 @@ class Model:
             stages.enter(CREATING)
         if not self.model_set_id or not self.version_id_str:
             await self.aauto_complete_info()
-        cfg = _cfg(self.config)
+        cfg = resolve_config(self.config)
         suffix = deploy_config.endpoint_suffix or f"{deploy_config.endpoint_prefix or 'ep'}_{uuid.uuid4().hex[:8]}"
         name = deploy_config.name or f"svc_{uuid.uuid4().hex[:8]}"
         resources: dict[str, Any] = {"type": deploy_config.resource_type,
@@ -181,7 +180,7 @@ class Model:
                         else ("Hour", deploy_config.hours))
         billing = {"paymentTiming": "Prepaid", "reservation": {"reservationTimeUnit": unit,
                                                                "reservationLength": length}}
-        res = _result(await ServiceAPI.V2.acreate_service(
+        res = result_of(await ServiceAPI.V2.acreate_service(
             model_set_id=str(self.model_set_id), model_id=str(self.version_id_str or self.version_id),
             name=name, url_suffix=suffix, resource_config=resources, billing=billing,
             description=deploy_config.description or None, config=cfg, **deploy_config.extras))
@@ -197,7 +196,6 @@ class Model:
         """Blocking :meth:`adeploy`. ``progress``: how the deploy goes, stage by stage — by default
         a widget inside a notebook kernel (whether or not ``%load_ext qfnb`` ran), ``True`` also a
         tqdm-style line on a terminal, ``False`` none, or an ``on_start``/``on_result``/``on_close`` object."""
-        from qfnb._core.runtime import sync
 
         if not isinstance(deploy_config, DeployConfig):  # refused before a bar is drawn
             raise ValidationError("deploy_config", "must be a qfnb.trainer.DeployConfig")
@@ -238,7 +236,6 @@ class Model:
         """Blocking :meth:`achat_target`."""
         if self.service is not None:
             return self.service.chat_target()
-        from qfnb._core.runtime import sync
 
         return sync.run(self.achat_target())
 
@@ -257,7 +254,6 @@ class Model:
     def batch_inference(self, dataset: Dataset, **kwargs: Any) -> Dataset:
         """Blocking :meth:`abatch_inference`; the result has ``prompt``, ``response`` (the
         reference) and ``llm_output`` columns."""
-        from qfnb._core.runtime import sync
 
         return sync.run(self.abatch_inference(dataset, **kwargs))
 

@@ -1,21 +1,21 @@
-"""``Service``: a deployed endpoint (deploying waits through :func:`qfnb._core.runtime.poll.apoll_until`).
-
-Also the pieces ``Model`` shares with it: the poll tick type, the wait limit, the job error.
-"""
+"""``Service``: a deployed endpoint (deploying waits through :func:`qfnb._core.runtime.poll.apoll_until`)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import warnings
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from qfnb._core.errors import QfnbError, ValidationError
+from qfnb import resources
+from qfnb._core.config import resolve_config
+from qfnb._core.errors import ValidationError
 from qfnb._core.record.cache import default_cache
+from qfnb._core.runtime import sync
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.model.configs import DeployConfig
 from qfnb.model.consts import ServiceStatus, ServiceType
+from qfnb.model.jobs import WAIT_LIMIT_S, PlatformJobError, Tick, no_tick, result_of
 from qfnb.protocol.console import ServiceStatus as RunStatus
 from qfnb.resources.console import Service as ServiceAPI
 
@@ -23,32 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
     from qfnb.dataset import Dataset
 
-    from .model import Model
-
 logger = logging.getLogger("qfnb.model")
-
-#: Called between polls; raising from it (e.g. on stop) aborts the wait.
-Tick = Callable[[dict[str, Any]], Awaitable[None]]
-#: how long a publish, deploy or batch run may take before the wait gives up
-WAIT_LIMIT_S = 6 * 3600.0
-class PlatformJobError(QfnbError):
-    """A platform job (publish, deploy) ended in failure."""
-
-
-def _cfg(config: Config | None) -> Config:
-    from qfnb._core.config import resolve_config
-
-    return resolve_config(config)
-
-
-async def _noop(_: dict[str, Any]) -> None:
-    return None
-
-
-def _result(resp: Any) -> dict[str, Any]:
-    value = resp.body.get("result")
-    return dict(value) if isinstance(value, dict) else {}
-
 
 _SERVICE_STATUS: dict[str, ServiceStatus] = {
     RunStatus.NEW: ServiceStatus.Created, RunStatus.DEPLOYING: ServiceStatus.Deploying,
@@ -57,10 +32,11 @@ _SERVICE_STATUS: dict[str, ServiceStatus] = {
 
 
 class Service:
-    """A deployed service; ``get_res()`` gives the matching inference resource."""
+    """A deployed service; ``get_res()`` gives the matching inference resource. ``model`` is
+    what it serves: a :class:`~qfnb.model.Model`, or a preset model's name."""
 
     def __init__(self, id: str | int | None = None, endpoint: str | None = None,
-                 model: Model | str | None = None, deploy_config: DeployConfig | None = None,
+                 model: object = None, deploy_config: DeployConfig | None = None,
                  service_type: ServiceType | str | None = ServiceType.Chat,
                  config: Config | None = None) -> None:
         if id is None and endpoint is None and not isinstance(model, str):
@@ -79,11 +55,11 @@ class Service:
     async def adetail(self) -> dict[str, Any]:
         if self.id is None:
             raise ValidationError("id", "this service was given by endpoint only")
-        return _result(await ServiceAPI.V2.aservice_detail(str(self.id), config=_cfg(self.config)))
+        return result_of(await ServiceAPI.V2.aservice_detail(str(self.id), config=resolve_config(self.config)))
 
-    async def await_serving(self, *, tick: Tick = _noop) -> dict[str, Any]:
+    async def await_serving(self, *, tick: Tick = no_tick) -> dict[str, Any]:
         """Poll ``DescribeService`` until ``Serving``; the endpoint is the url's last segment."""
-        cfg = _cfg(self.config)
+        cfg = resolve_config(self.config)
 
         def serving(info: dict[str, Any]) -> bool:
             status = info.get("runStatus")
@@ -110,7 +86,6 @@ class Service:
 
     def get_status(self) -> ServiceStatus:
         """Blocking :meth:`aget_status`."""
-        from qfnb._core.runtime import sync
 
         return sync.run(self.aget_status())
 
@@ -131,7 +106,6 @@ class Service:
 
     def get_res(self) -> Any:
         """``ChatCompletion``/``Completion``/``Embedding`` bound to this service's endpoint."""
-        from qfnb import resources
 
         cls = {ServiceType.Chat: resources.ChatCompletion, ServiceType.Completion: resources.Completion,
                ServiceType.Embedding: resources.Embedding,
@@ -161,7 +135,7 @@ class Service:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], config: Config | None = None,
-                  model: Model | None = None) -> Service:
+                  model: object = None) -> Service:
         dc = data.get("deploy_config")
         svc = cls(id=data.get("id"), endpoint=data.get("endpoint"), model=model,
                   deploy_config=DeployConfig(**dc) if dc else None,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from qfnb.notebook.sampling import OPTIONS, SamplingOptions
-from qfnb.protocol.inference import range_problem
+from qfnb.protocol.limits import range_problem
+from qfnb.protocol.ranges import RANGES
 
 
 def sampling_options(args: argparse.Namespace, *, temperature: float | None = None) -> SamplingOptions:
@@ -16,9 +17,9 @@ def sampling_options(args: argparse.Namespace, *, temperature: float | None = No
     if values["temperature"] is None:
         values["temperature"] = temperature
     for option in OPTIONS:
-        problem = range_problem(option.field, values[option.field])
+        problem = range_problem(values[option.field], *RANGES[option.field])
         if problem:
-            raise ValueError(f"{'/'.join(option.flags)} {problem}")
+            raise ValueError(f"{option.label} {problem}")
     return SamplingOptions(**values)
 
 

@@ -17,14 +17,24 @@ from qfnb.notebook import _fmt, _theme
 from qfnb.notebook.sampling import SamplingOptions
 from qfnb.notebook.sessions import ChatSession, SessionHistory, SessionList, SessionStore
 
-__all__ = ["ChatAnswer", "ChatBackend", "ChatDelta", "ChatRequest", "ChatSession", "ResourcesBackend",
-           "SessionHistory", "SessionList", "SessionStore", "render_answers"]
+__all__ = [
+    "CellChatRequest",
+    "ChatAnswer",
+    "ChatBackend",
+    "ChatDelta",
+    "ChatSession",
+    "ResourcesBackend",
+    "SessionHistory",
+    "SessionList",
+    "SessionStore",
+    "render_answers",
+]
 
 log = logging.getLogger("qfnb.notebook.chat")
 
 
 @dataclass(frozen=True)
-class ChatRequest:
+class CellChatRequest:
     """One model call. ``messages`` already include the session history and the new prompt."""
 
     messages: list[dict[str, Any]]
@@ -81,7 +91,7 @@ class ChatBackend(Protocol):
     """``stream`` returns an async iterator, read on qfnb's loop; Kernel -> Interrupt cancels the
     task reading it, so its ``finally`` must close the connection (an async generator's does)."""
 
-    def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]: ...
+    def stream(self, request: CellChatRequest) -> AsyncIterator[ChatDelta]: ...
 
 
 def _delta(resp: Any) -> ChatDelta:
@@ -92,7 +102,7 @@ def _delta(resp: Any) -> ChatDelta:
 class ResourcesBackend:
     """The real backend: :class:`qfnb.resources.ChatCompletion` (streaming or not)."""
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+    async def stream(self, request: CellChatRequest) -> AsyncIterator[ChatDelta]:
         """The deltas of one call; the answering model's name comes first (an empty delta).
         Cancelling the reader closes the HTTP stream: the server sees the client go and stops."""
         from qfnb.resources import ChatCompletion
@@ -135,7 +145,7 @@ class ResourcesBackend:
         except Exception:  # a broken config shows up on the call itself
             return None
 
-    def engine_state(self, request: ChatRequest, label: str) -> Any:
+    def engine_state(self, request: CellChatRequest, label: str) -> Any:
         """The local platform's engine for this request (loading or not); None when unknown."""
         from qfnb.notebook.loading import local_engine_state
 
@@ -156,7 +166,7 @@ class ChatAnswer:
     done: bool = False
     interrupted: bool = False
     engine: Any = None  # the platform's state of the answering engine while waiting (loading.EngineState)
-    context: str = ""  # session, turns in context, where it ran (ChatRequest.context)
+    context: str = ""  # session, turns in context, where it ran (CellChatRequest.context)
     started: float = field(default_factory=time.perf_counter, repr=False)
     responses: list[Any] = field(default_factory=list, repr=False)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from IPython.core.error import UsageError
 
@@ -16,23 +16,47 @@ from qfnb.notebook._ipython import DisplayHandle, live_display
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.resources.structured import AnswerSchema, SchemaError, answer_schema
 
-if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.notebook.magics import QfnbMagics
-
 Target = tuple[str | None, str | None]
+
+
+class ChatCellHost(Protocol):
+    """What a chat cell reads of the magics that run it (``QfnbMagics`` has it): their settings,
+    sessions, backend and namespace."""
+
+    @property
+    def temperature(self) -> float | None: ...
+    @property
+    def interpolate(self) -> bool: ...
+    @property
+    def stream(self) -> bool: ...
+    @property
+    def max_history(self) -> int: ...
+    @property
+    def update_interval(self) -> float: ...
+    @property
+    def default_model(self) -> str: ...
+    @property
+    def sessions(self) -> chat.SessionStore: ...
+    @property
+    def chat_backend(self) -> chat.ChatBackend: ...
+    @property
+    def names(self) -> discovery.NameCache: ...
+    @property
+    def user_ns(self) -> dict[str, Any]: ...
+    def fill_braces(self, text: str) -> str: ...
 
 
 @dataclass(frozen=True)
 class CellRequests:
     """What one cell sends: a request per target, the prompt as sent and as written."""
 
-    requests: list[chat.ChatRequest]
+    requests: list[chat.CellChatRequest]
     prompt: str
     template: dict[str, Any]
     targets: list[Target]
 
 
-def build_cell_requests(magics: QfnbMagics, args: argparse.Namespace, cell: str,
+def build_cell_requests(magics: ChatCellHost, args: argparse.Namespace, cell: str,
                         body: dict[str, Any] | None = None) -> CellRequests | None:
     """Check the options and build the cell's requests (None: ``--reset`` with an empty cell)."""
     problem = var_problem(args.output, "-o/--output")
@@ -52,7 +76,7 @@ def build_cell_requests(magics: QfnbMagics, args: argparse.Namespace, cell: str,
     interpolated = magics.interpolate and not args.no_interp
     template = prompt_template(prompt, interpolated=interpolated)
     if interpolated:
-        prompt = magics._interp(prompt)
+        prompt = magics.fill_braces(prompt)
     targets, default_name = _targets(magics, args)
     where = getattr(magics.chat_backend, "where", None)
     requests = chat_requests.build_requests(
@@ -62,7 +86,7 @@ def build_cell_requests(magics: QfnbMagics, args: argparse.Namespace, cell: str,
     return CellRequests(requests, prompt, template, targets)
 
 
-def run_chat_cell(magics: QfnbMagics, args: argparse.Namespace, cell: str) -> Any:
+def run_chat_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) -> Any:
     """Run one ``%%qfchat`` cell for ``magics`` (its sessions, backend and settings)."""
     shape = _answer_schema(magics, args)
     built = build_cell_requests(magics, args, cell,
@@ -91,7 +115,7 @@ def run_chat_cell(magics: QfnbMagics, args: argparse.Namespace, cell: str) -> An
     return None
 
 
-def _answer_schema(magics: QfnbMagics, args: argparse.Namespace) -> AnswerSchema | None:
+def _answer_schema(magics: ChatCellHost, args: argparse.Namespace) -> AnswerSchema | None:
     """What ``--json`` / ``--schema NAME`` ask the answer to be; a bad NAME is refused before anything is sent."""
     if args.json and args.schema:
         raise UsageError("--json and --schema both given: --schema already asks for a JSON object")
@@ -109,7 +133,7 @@ def _answer_schema(magics: QfnbMagics, args: argparse.Namespace) -> AnswerSchema
         raise UsageError(f"--schema {name}: {exc}") from None
 
 
-def _keep_objects(magics: QfnbMagics, args: argparse.Namespace, shape: AnswerSchema,
+def _keep_objects(magics: ChatCellHost, args: argparse.Namespace, shape: AnswerSchema,
                   answers: list[chat.ChatAnswer]) -> None:
     """Validate each answer; ``-o`` holds the object(s) (by model side by side). One that does not
     parse or validate is a cell error naming the model and why."""
@@ -139,7 +163,7 @@ def _raise_if_all_failed(answers: list[chat.ChatAnswer], handle: DisplayHandle) 
                         title="qfchat failed") from first.error
 
 
-def _targets(magics: QfnbMagics, args: argparse.Namespace) -> tuple[list[Target], str | None]:
+def _targets(magics: ChatCellHost, args: argparse.Namespace) -> tuple[list[Target], str | None]:
     """The ``(model, endpoint)`` pairs to ask, and the default model's name when none was named."""
     models, endpoints = split_csv(args.model), split_csv(args.endpoint)
     listing = magics.names.get(wait=3.0) if models else None
@@ -156,7 +180,7 @@ def _targets(magics: QfnbMagics, args: argparse.Namespace) -> tuple[list[Target]
     return [(None, None)], named() if callable(named) else None
 
 
-def _keep(magics: QfnbMagics, args: argparse.Namespace, targets: list[Target], prompt: str,
+def _keep(magics: ChatCellHost, args: argparse.Namespace, targets: list[Target], prompt: str,
           answers: list[chat.ChatAnswer], *, store: bool = True) -> None:
     """Record each good answer in its session's history, and (``store``) the answer(s) in ``-o``."""
     multi = len(targets) > 1

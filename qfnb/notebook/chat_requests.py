@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from qfnb.notebook import roles
-from qfnb.notebook.chat import ChatRequest
+from qfnb.notebook.chat import CellChatRequest
 from qfnb.notebook.sampling import SamplingOptions
 from qfnb.notebook.sessions import SessionStore
 
@@ -40,8 +40,8 @@ def build_requests(
     stream: bool = True,
     fresh: bool = False,
     body: dict[str, Any] | None = None,
-) -> list[ChatRequest]:
-    """One :class:`ChatRequest` per target (a base model's answer capped, unless ``--max-tokens``)."""
+) -> list[CellChatRequest]:
+    """One :class:`CellChatRequest` per target (a base model's answer capped, unless ``--max-tokens``)."""
     sampling = sampling or SamplingOptions()
     max_tokens = sampling.max_output_tokens
     multi = len(targets) > 1
@@ -52,7 +52,7 @@ def build_requests(
         history = min(sess.exchanges, max_history) if max_history > 0 else 0
         model = target[0] or (default_name if target[1] is None else None)
         base = roles.is_base(model)
-        requests.append(ChatRequest(
+        requests.append(CellChatRequest(
             messages=sess.request_messages(prompt, max_history), model=target[0], endpoint=target[1],
             sampling=replace(sampling, max_output_tokens=roles.BASE_CAP) if base and max_tokens is None else sampling,
             name=default_name, session=name, turns=history, where=where,

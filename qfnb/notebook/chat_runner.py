@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from qfnb.notebook.chat import ChatAnswer, ChatBackend, ChatRequest
+from qfnb.notebook.chat import CellChatRequest, ChatAnswer, ChatBackend
 
 __all__ = ["CANCEL_GRACE", "run_chat"]
 
@@ -34,7 +34,7 @@ CANCEL_GRACE = 5.0
 _CHANGED, _END = "changed", "end"
 
 
-async def _stream_one(backend: ChatBackend, request: ChatRequest, answer: ChatAnswer,
+async def _stream_one(backend: ChatBackend, request: CellChatRequest, answer: ChatAnswer,
                       notify: Callable[[], None]) -> None:
     from qfnb.resources.inference.accumulator import ChatAccumulator  # the SDK's modules: on first use
 
@@ -62,7 +62,7 @@ async def _stream_one(backend: ChatBackend, request: ChatRequest, answer: ChatAn
     notify()
 
 
-async def _watch_loading(probe: Callable[[Any, str], Any], requests: Sequence[ChatRequest],
+async def _watch_loading(probe: Callable[[Any, str], Any], requests: Sequence[CellChatRequest],
                          answers: Sequence[ChatAnswer], notify: Callable[[], None], *,
                          first: float, interval: float) -> None:
     """Set ``answer.engine`` while answers wait for their first token (see :mod:`loading`)."""
@@ -81,7 +81,7 @@ async def _watch_loading(probe: Callable[[Any, str], Any], requests: Sequence[Ch
         await asyncio.sleep(interval)
 
 
-async def _drive(backend: ChatBackend, requests: Sequence[ChatRequest], answers: Sequence[ChatAnswer],
+async def _drive(backend: ChatBackend, requests: Sequence[CellChatRequest], answers: Sequence[ChatAnswer],
                  updates: queue.Queue[str]) -> None:
     def notify() -> None:
         updates.put(_CHANGED)
@@ -112,7 +112,7 @@ def _wait(updates: queue.Queue[str], timeout: float | None) -> str | None:
 
 def run_chat(
     backend: ChatBackend,
-    requests: Sequence[ChatRequest],
+    requests: Sequence[CellChatRequest],
     on_update: Callable[[list[ChatAnswer]], None],
     *,
     interval: float = 0.1,

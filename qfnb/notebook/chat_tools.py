@@ -33,7 +33,7 @@ from qfnb.notebook._ipython import live_display
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.notebook.magics import QfnbMagics
+    from qfnb.notebook.chat_cell import ChatCellHost
 
 __all__ = ["ToolCall", "ToolLoop", "function_spec", "run_tools_cell"]
 
@@ -84,7 +84,7 @@ class ToolLoop:
     """The state of one ``--tools`` cell: the conversation, the calls, the final answer."""
 
     backend: chat.ChatBackend
-    request: chat.ChatRequest  # the first request (model, sampling); messages grow from it
+    request: chat.CellChatRequest  # the first request (model, sampling); messages grow from it
     tools: dict[str, Callable[..., Any]]
     max_steps: int
     interval: float = 0.1
@@ -277,7 +277,7 @@ class ToolsView:
                 self.finish(self.loop)
 
 
-def _tools_of(magics: QfnbMagics, args: argparse.Namespace) -> dict[str, Callable[..., Any]]:
+def _tools_of(magics: ChatCellHost, args: argparse.Namespace) -> dict[str, Callable[..., Any]]:
     """The cell's functions, each described; every problem refused before anything is sent."""
     if args.json or args.schema:
         raise UsageError("--tools answers in text: leave out --json/--schema")
@@ -291,7 +291,7 @@ def _tools_of(magics: QfnbMagics, args: argparse.Namespace) -> dict[str, Callabl
     return tools
 
 
-def run_tools_cell(magics: QfnbMagics, args: argparse.Namespace, cell: str) -> Any:
+def run_tools_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) -> Any:
     """Run one ``%%qfchat --tools`` cell."""
     from qfnb.notebook.chat_cell import build_cell_requests
 

@@ -31,12 +31,15 @@ from qfnb.notebook._ipython import (
     sampling_arguments,
 )
 from qfnb.notebook.errors import QfnbCellError
+from qfnb.notebook.sampling import OPTIONS
 
 if TYPE_CHECKING:  # pragma: no cover
     from IPython.core.completer import CompletionContext, SimpleMatcherResult
     from IPython.core.interactiveshell import InteractiveShell
 
 log = logging.getLogger("qfnb.notebook.magics")
+#: ``-t/--temperature`` (the spec's), whose default ``%config QfnbMagics.temperature`` sets
+TEMPERATURE = next(option for option in OPTIONS if option.field == "temperature")
 
 
 def parse_argstring(magic: Callable[..., Any], line: str) -> argparse.Namespace:
@@ -66,7 +69,8 @@ class QfnbMagics(Magics):
     default_model = Unicode("", help="Chat model used when -m is not given ('' = the platform default).").tag(
         config=True
     )
-    temperature = Float(None, allow_none=True, help="Default sampling temperature in (0, 1].").tag(config=True)
+    temperature = Float(None, allow_none=True, help=f"The default of {TEMPERATURE.label}: {TEMPERATURE.help}").tag(
+        config=True)
     stream = Bool(True, help="Stream answers token by token into the output.").tag(config=True)
     interpolate = Bool(True, help="Replace {name} in prompts with variables from the namespace.").tag(config=True)
     max_history = Int(5, help="Previous exchanges of a session sent with each prompt.").tag(config=True)
@@ -91,7 +95,8 @@ class QfnbMagics(Magics):
         namespace: dict[str, Any] = self.shell.user_ns
         return namespace
 
-    def _interp(self, text: str) -> str:
+    def fill_braces(self, text: str) -> str:
+        """``text`` with its ``{name}`` placeholders filled from the namespace (a usage error if one is unset)."""
         try:
             return interpolate(text, self.user_ns)
         except InterpolationError as exc:  # nothing is sent with an unfilled placeholder
@@ -131,7 +136,7 @@ class QfnbMagics(Magics):
         ``%qfchat reset [NAME]`` forgets one (no name: all), ``%qfchat sessions|history`` show them.
         ``-m`` takes any name ``%qfmodels`` lists, a deployed endpoint included."""
         if self.interpolate and "--no-interp" not in line:
-            line = self._interp(line)  # brace-safe, unlike IPython's own line expansion
+            line = self.fill_braces(line)  # brace-safe, unlike IPython's own line expansion
         args = parse_argstring(self.qfchat, line)
         if args.prompt:
             from qfnb.notebook.saved_prompts import saved_prompt_text
@@ -275,7 +280,7 @@ class QfnbMagics(Magics):
         from qfnb.notebook.evalreport import EvalReport
 
         if self.interpolate:
-            line = self._interp(line)  # --dataset {path}: brace-safe, an undefined name is an error
+            line = self.fill_braces(line)  # --dataset {path}: brace-safe, an undefined name is an error
         args = parse_argstring(self.qfeval, line)
         chart = split_csv([args.chart])
         if args.models or args.endpoint or args.dataset or args.recorded:
@@ -355,7 +360,7 @@ class QfnbMagics(Magics):
         if not prompt:
             raise UsageError("%qfimage needs a prompt")
         if self.interpolate:
-            prompt = self._interp(prompt)
+            prompt = self.fill_braces(prompt)
         result = generate(prompt, model=args.model, size=args.size, n=args.n)
         if args.output:
             self.user_ns[args.output] = result.response

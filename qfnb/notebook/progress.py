@@ -1,9 +1,9 @@
 """Batch progress in a notebook: the core's bar (:mod:`qfnb._core.runtime.progress`) drawn as a widget.
 
 The progress protocol, the text renderer and ``make_progress`` live in the core so every layer
-resolves ``progress=`` the same way. The core finds the ipywidgets renderer through the package
-root (``qfnb._notebook_widget_renderer``) whether or not this module was imported; importing it
-registers the same renderer explicitly. ipywidgets itself is imported only when a bar is drawn.
+resolves ``progress=`` the same way. The package root plugs the ipywidgets renderer
+(:class:`qfnb.notebook.widgets.progress_bar.WidgetRenderer`) into the core
+(:mod:`qfnb._core.plugins`); ipywidgets itself is imported only when a bar is drawn.
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ from qfnb._core.runtime.progress import (
     ProgressArg,
     ProgressCallback,
     ProgressSnapshot,
-    Renderer,
     TextRenderer,
     in_notebook_kernel,
     make_progress,
-    register_widget_renderer,
 )
 
 __all__ = [
@@ -30,11 +28,3 @@ __all__ = [
     "make_progress",
 ]
 
-
-def _widget_renderer(desc: str) -> Renderer:
-    from qfnb.notebook.widgets.progress_bar import WidgetRenderer
-
-    return WidgetRenderer(desc)
-
-
-register_widget_renderer(_widget_renderer)

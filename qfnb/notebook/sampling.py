@@ -2,7 +2,7 @@
 # Edit the spec, then run `python tools/unasync_calls.py` (scripts/test.sh runs it with --check).
 """The sampling options of ``%%qfchat``, ``%qfeval`` and ``%qfbatch``: their flags and help,
 and the typed :class:`SamplingOptions` a magic builds from them (checked against
-:data:`qfnb.protocol.wire_fields.RANGES`, the rule the platform applies)."""
+:data:`qfnb.protocol.ranges.RANGES`, the rule the platform applies)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,11 @@ class SamplingOption(NamedTuple):
     field: str
     type: type[int] | type[float]
     help: str
+
+    @property
+    def label(self) -> str:
+        """``-t/--temperature``, as messages name the option."""
+        return "/".join(self.flags)
 
 
 #: every sampling option, in the help's order

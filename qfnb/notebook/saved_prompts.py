@@ -22,7 +22,7 @@ def assignments(pairs: Sequence[str]) -> dict[str, str]:
 
 def saved_prompt_text(name: str, pairs: Sequence[str], cell: str) -> str:
     """The platform prompt ``name`` rendered with ``pairs``; a cell body follows it, after a blank line."""
-    from qfnb.common.prompt import Prompt
+    from qfnb.resources.prompt_template import Prompt
 
     values = assignments(pairs)
     try:

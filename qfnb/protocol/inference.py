@@ -7,7 +7,6 @@ answers with the same rule and the platform's error code.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError, field_validator, model_validator
@@ -15,9 +14,16 @@ from pydantic import BaseModel, ValidationError, field_validator, model_validato
 from . import tools as tool_checks
 from .errors import ErrorCode
 from .errors import ProtocolError as ProtocolError  # defined there: importable without pydantic
-from .limits import MAX_EMBEDDING_TEXTS, MAX_PROMPT_CHARS, check_embedding_text, check_message_count, check_prompt_chars
+from .limits import (
+    MAX_EMBEDDING_TEXTS,
+    MAX_PROMPT_CHARS,
+    check_embedding_text,
+    check_message_count,
+    check_prompt_chars,
+    range_problem,
+)
+from .ranges import RANGES
 from .wire_fields import (
-    RANGES,
     ChatFields,
     CompletionFields,
     EmbeddingFields,
@@ -129,23 +135,6 @@ def _check_role(role: Any, i: int, where: str) -> None:
                             "(roles must alternate user/assistant), got 'user'", ErrorCode.INVALID_MESSAGES)
 
 
-def range_problem(field: str, value: Any,
-                  ranges: dict[str, tuple[float, float, bool, bool]] = RANGES) -> str | None:
-    """Why ``value`` is outside ``field``'s documented range (:data:`RANGES`, or OpenAI's on the
-    OpenAI routes); None when it fits (or is None, or the field has no range)."""
-    if value is None or field not in ranges:
-        return None
-    lo, hi, lo_open, integer = ranges[field]
-    kind = int if integer else int | float
-    if isinstance(value, bool) or not isinstance(value, kind):
-        return f"must be {'an integer' if integer else 'a number'}, got {type(value).__name__}"
-    if not math.isfinite(value):
-        return f"must be a finite number, got {value}"
-    if value > hi or value < lo or (lo_open and value == lo):
-        return f"must be in {'(' if lo_open else '['}{lo}, {hi}], got {value}"
-    return None
-
-
 class SamplingParams(SamplingFields):
     """Sampling parameters shared by chat and completion requests (fields: the spec's)."""
 
@@ -164,8 +153,8 @@ _QIANFAN_INSTEAD = {"temperature": "for greedy decoding send a small temperature
 
 def check_sampling(data: dict[str, Any]) -> None:
     """Every sampling field of a request body against :data:`RANGES`, then ``stop``/``stream``."""
-    for name in RANGES:
-        problem = range_problem(name, data.get(name))
+    for name, bounds in RANGES.items():
+        problem = range_problem(data.get(name), *bounds)
         if problem:
             hint = f"; {_QIANFAN_INSTEAD[name]}" if name in _QIANFAN_INSTEAD else ""
             raise ProtocolError(name, problem + hint)
@@ -187,11 +176,7 @@ def _check_common(data: dict[str, Any]) -> None:
 
 
 class ChatRequest(ChatFields, SamplingParams):
-    """Body of ``POST .../chat/{endpoint}``."""
-
-    functions: list[dict[str, Any]] | None = None
-    tool_choice: dict[str, Any] | None = None
-    response_format: str | dict[str, Any] | None = None
+    """Body of ``POST .../chat/{endpoint}`` (fields: the spec's)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -337,12 +322,7 @@ class PluginRequest(PluginFields):
 
 
 class V2ChatRequest(V2ChatFields):
-    """Body of ``POST /v2/chat/completions`` (fields: the spec's, and the tool and format ones)."""
-
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
-    parallel_tool_calls: bool | None = None
-    response_format: dict[str, Any] | None = None
+    """Body of ``POST /v2/chat/completions`` (fields: the spec's)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -431,8 +411,8 @@ def check_openai_chat(data: dict[str, Any]) -> None:
             hint = f"; use {_INSTEAD[key]!r} instead" if key in _INSTEAD else ""
             raise ProtocolError(key, f"is not supported by the local platform's OpenAI chat API{hint} "
                                 f"(supported: {', '.join(OPENAI_CHAT_FIELDS)})")
-    for name in OPENAI_RANGES:
-        problem = range_problem(name, data.get(name), OPENAI_RANGES)
+    for name, bounds in OPENAI_RANGES.items():
+        problem = range_problem(data.get(name), *bounds)
         if problem:
             raise ProtocolError(name, problem)
     stop = data.get("stop")

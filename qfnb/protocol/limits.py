@@ -8,6 +8,7 @@ the cloud would accept.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -78,3 +79,18 @@ def check_local(data: dict[str, Any]) -> None:
         if isinstance(value, int) and not isinstance(value, bool) and value > LOCAL_MAX_OUTPUT_TOKENS:
             raise ProtocolError(name, f"must be at most {LOCAL_MAX_OUTPUT_TOKENS} on the local platform "
                                 f"(its models' context), got {value}")
+
+
+def range_problem(value: Any, lo: float, hi: float, lo_open: bool = False, integer: bool = False) -> str | None:
+    """Why ``value`` is outside ``[lo, hi]`` (``(lo, hi]`` when ``lo_open``; an int when
+    ``integer``); None when it fits or is None. The bounds: a :data:`qfnb.protocol.ranges.RANGES` entry."""
+    if value is None:
+        return None
+    kind = int if integer else int | float
+    if isinstance(value, bool) or not isinstance(value, kind):
+        return f"must be {'an integer' if integer else 'a number'}, got {type(value).__name__}"
+    if not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    if value > hi or value < lo or (lo_open and value == lo):
+        return f"must be in {'(' if lo_open else '['}{lo}, {hi}], got {value}"
+    return None

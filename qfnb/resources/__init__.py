@@ -13,6 +13,16 @@ _INFERENCE = ("ChatCompletion", "Completion", "Embedding", "Plugin", "Text2Image
               "Reranker", "Tokenizer", "Function", "QfLLMInfo")
 
 if TYPE_CHECKING:  # pragma: no cover
+    # the seed's import paths (``from qfnb.resources import FineTune``) typed to mypy and IDEs;
+    # at run time __getattr__ imports them on first use
+    from .console import IAM as IAM
+    from .console import Charge as Charge
+    from .console import Data as Data
+    from .console import FineTune as FineTune
+    from .console import Memory as Memory
+    from .console import Model as Model
+    from .console import Prompt as Prompt
+    from .console import Service as Service
     from .inference import (
         BatchFuture,
         ChatCompletion,

@@ -36,7 +36,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # ``qfnb.trainer.Model``/``Service`` (official path); imported lazily: qfnb.model imports us
     if name in ("Model", "Service"):
-        from . import model
+        from . import model  # deferred: keeps importing this module light
 
         return getattr(model, name)
     raise AttributeError(f"module 'qfnb.trainer' has no attribute {name!r}")

@@ -17,7 +17,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from qfnb._core.config import resolve_config
 from qfnb._core.errors import QfnbError
+from qfnb._core.runtime import sync
 
 from .consts import ActionState
 from .event import Event, EventHandler, dispatch_event
@@ -70,8 +72,6 @@ class RunContext:
         self.kwargs = kwargs
 
     def resolved(self) -> Config:
-        from qfnb._core.config import resolve_config
-
         return resolve_config(self.config)
 
     def check_stop(self) -> None:
@@ -175,7 +175,6 @@ class AsyncAction(BaseAction):
 
     def exec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         """Run this action alone and return its output (events go to its ``event_handler``)."""
-        from qfnb._core.runtime import sync
 
         ctx = RunContext(kwargs.pop("config", None), self.event_handler, **kwargs)
         return sync.run(run_step(self, dict(input or {}), ctx))

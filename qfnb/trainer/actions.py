@@ -15,6 +15,7 @@ from typing import Any
 
 from qfnb._core.errors import InternalServerError, QfnbError, RequestError, ValidationError
 from qfnb._core.runtime.poll import apoll_until
+from qfnb.model import Model, Service
 from qfnb.protocol.console import RunStatus
 from qfnb.resources.console import FineTune
 
@@ -24,6 +25,7 @@ from .configs import DeployConfig, TrainConfig
 from .consts import ActionState
 from .event import EventHandler
 from .load_action import LoadDataSetAction, dataset_config, warn_ignored
+from .model_info import get_default_train_config
 
 logger = logging.getLogger("qfnb.trainer")
 
@@ -98,7 +100,6 @@ class TrainAction(AsyncAction):
         ``peft_type`` (default: the first it lists), from ``FineTune.V2.supported_models``; an
         empty ``TrainConfig`` (every value left to the platform) when it lists none. qfnb sends
         that empty one when no config is given: the platform fills in the same defaults."""
-        from .model_info import get_default_train_config
 
         table = get_default_train_config(train_mode or self.train_mode).get(model_type or self.train_type) or {}
         if not table:
@@ -248,8 +249,6 @@ class ModelPublishAction(AsyncAction):
         self.name = name or ""
 
     async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
-        from qfnb.model import Model
-
         input = dict(input or {})
 
         saved = self.extra.get("model")
@@ -288,8 +287,6 @@ class DeployAction(AsyncAction):
         self.model_version_id: int | str | None = None
 
     async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
-        from qfnb.model import Service
-
         input = dict(input or {})
         model = _input_model(input, ctx)
         self.model_id, self.model_version_id = model.set_id, model.version_id
@@ -335,7 +332,7 @@ class EvaluateAction(AsyncAction):
         return self.exec(self._input or {}, **kwargs)
 
     async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
-        from qfnb.evaluation import EvaluationManager, LocalEvaluator
+        from qfnb.evaluation import EvaluationManager, LocalEvaluator  # deferred: keeps importing this module light
 
         input = dict(input or {})
         self._input = dict(input)
@@ -355,7 +352,6 @@ class EvaluateAction(AsyncAction):
 def _input_model(input: dict[str, Any], ctx: RunContext) -> Any:
     """The model a step's input names: qfnb's saved ``model`` dict, else the official keys
     (``model_id``, ``model_version_id``, ``task_id``, ``job_id``)."""
-    from qfnb.model import Model
 
     if isinstance(input.get("model"), Model):  # the official input: a Model object
         return input["model"]

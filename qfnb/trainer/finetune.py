@@ -13,7 +13,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qfnb._core.config import Config as _Config
 from qfnb._core.errors import ValidationError
+from qfnb._core.runtime import sync
+from qfnb._core.runtime.progress import make_progress
+from qfnb._core.runtime.steps import StepFeed
+from qfnb.model import Model, Service
 
 from . import finetune_store, official_file, persist, replay
 from ._action import RunContext
@@ -91,8 +96,8 @@ class LLMFinetune(Trainer):
         self._ctx = RunContext(config, self._log, self._save)
         self._future: concurrent.futures.Future[Any] | None = None
         self._results: list[Any] = [None]
-        self._created = time.time()
-        self._dataset_file: str | None = None
+        self.created = time.time()
+        self.dataset_file: str | None = None
 
     def _actions(self, train_kwargs: dict[str, Any]) -> list[Any]:
         actions: list[Any] = [
@@ -133,7 +138,6 @@ class LLMFinetune(Trainer):
     def output(self) -> dict[str, Any]:
         """The last finished output; ``output["model"]`` is a :class:`qfnb.model.Model`, and
         after a deploy ``output["service"]`` the :class:`qfnb.model.Service`."""
-        from qfnb.model import Model
 
         done = [a.output for a in self.ppl.steps if a.output is not None]
         out = dict(done[-1]) if done else {}
@@ -150,8 +154,6 @@ class LLMFinetune(Trainer):
         return out
 
     def _service(self, out: dict[str, Any], deploy: DeployAction) -> Any:
-        from qfnb.model import Model, Service
-
         model = out.get("model") if isinstance(out.get("model"), Model) else None
         known = getattr(model, "service", None)
         return known if isinstance(known, Service) else Service(
@@ -180,7 +182,6 @@ class LLMFinetune(Trainer):
 
     def start(self) -> LLMFinetune:
         """Start in the background on qfnb's loop; returns at once (see :meth:`wait`)."""
-        from qfnb._core.runtime import sync
 
         if self._future is not None and not self._future.done():
             raise RuntimeError(f"trainer {self.id} is already running")
@@ -204,8 +205,6 @@ class LLMFinetune(Trainer):
         ``progress``: a bar of the training steps — by default a widget inside a notebook kernel
         (whether or not ``%load_ext qfnb`` ran), ``True`` also a tqdm-style bar on a terminal,
         ``False`` none, or any object with ``on_start``/``on_result``/``on_close``."""
-        from qfnb._core.runtime.progress import make_progress
-        from qfnb._core.runtime.steps import StepFeed
 
         bar = make_progress(progress, desc=f"fine-tune {self.name or self.train_type}")
         feed = StepFeed(bar) if bar is not None else None
@@ -300,7 +299,6 @@ def _with_credentials(config: Config | None, kwargs: dict[str, Any]) -> Config |
     creds = {k: v for k in _CREDENTIALS if (v := kwargs.pop(k, None))}
     if not creds:
         return config
-    from qfnb._core.config import Config as _Config
 
     return config.with_overrides(**creds) if config is not None else _Config.from_env(**creds)
 

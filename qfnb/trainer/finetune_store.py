@@ -5,15 +5,14 @@ only, never credentials."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from qfnb._core.errors import ValidationError
 
 from . import persist
 from .configs import DeployConfig, TrainConfig
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .finetune import LLMFinetune
+from .finetune_run import FinetuneRun, RunT
 
 __all__ = ["TrainerSummary", "Uploaded", "list_summaries", "load_trainer", "record_of", "stash_dataset"]
 
@@ -35,21 +34,21 @@ class Uploaded:
         return "<dataset already uploaded>"
 
 
-def stash_dataset(trainer: LLMFinetune) -> None:
+def stash_dataset(trainer: FinetuneRun) -> None:
     """Keep an un-uploaded local dataset next to the record so a resume can upload it."""
-    from qfnb.dataset import Dataset
+    from qfnb.dataset import Dataset  # deferred: it loads pandas, which `import qfnb.trainer` does without
 
     load = trainer.ppl[0]
     if (isinstance(trainer.dataset, Dataset) and trainer.dataset.qianfan_dataset_id is None
-            and load.state is None and not persist.disabled() and trainer._dataset_file is None):
+            and load.state is None and not persist.disabled() and trainer.dataset_file is None):
         path = persist.pipeline_dir() / f"{trainer.id}.data.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         trainer.dataset.save(data_file=path)
-        trainer._dataset_file = str(path)
+        trainer.dataset_file = str(path)
 
 
-def _dataset_ref(trainer: LLMFinetune) -> dict[str, Any]:
-    from qfnb.dataset import Dataset
+def _dataset_ref(trainer: FinetuneRun) -> dict[str, Any]:
+    from qfnb.dataset import Dataset  # deferred: it loads pandas, which `import qfnb.trainer` does without
 
     ds = trainer.dataset
     if isinstance(ds, Uploaded):
@@ -57,14 +56,14 @@ def _dataset_ref(trainer: LLMFinetune) -> dict[str, Any]:
     if isinstance(ds, Dataset):
         if ds.qianfan_dataset_id is not None:
             return {"qianfan_dataset_id": ds.qianfan_dataset_id}
-        return {"file": trainer._dataset_file}
+        return {"file": trainer.dataset_file}
     return {"ref": ds}
 
 
-def record_of(trainer: LLMFinetune) -> dict[str, Any]:
+def record_of(trainer: FinetuneRun) -> dict[str, Any]:
     """The trainer's record as saved."""
     return {
-        "id": trainer.id, "case_type": "Finetune", "name": trainer.name, "created": trainer._created,
+        "id": trainer.id, "case_type": "Finetune", "name": trainer.name, "created": trainer.created,
         "updated": time.time(), "status": trainer.status, "current_action": trainer.ppl.current,
         "init_params": {
             "train_type": trainer.train_type,
@@ -78,7 +77,7 @@ def record_of(trainer: LLMFinetune) -> dict[str, Any]:
 
 def _saved_dataset(rec: dict[str, Any], id: str) -> Any:
     """The dataset a saved trainer was given (``Uploaded`` once its load step finished)."""
-    from qfnb.dataset import Dataset
+    from qfnb.dataset import Dataset  # deferred: it loads pandas, which `import qfnb.trainer` does without
 
     ref = (rec.get("init_params") or {}).get("dataset") or {}
     if ref.get("qianfan_dataset_id") is not None:
@@ -93,7 +92,7 @@ def _saved_dataset(rec: dict[str, Any], id: str) -> Any:
                           "and the local copy is gone; create a new trainer")
 
 
-def load_trainer(cls: type[LLMFinetune], id: str, **kwargs: Any) -> LLMFinetune:
+def load_trainer(cls: Callable[..., RunT], id: str, **kwargs: Any) -> RunT:
     """Rebuild the trainer saved as ``id`` (``kwargs``: event_handler, config, eval_dataset, evaluators)."""
     rec = persist.read_record(id)
     params = rec.get("init_params") or {}
@@ -107,8 +106,8 @@ def load_trainer(cls: type[LLMFinetune], id: str, **kwargs: Any) -> LLMFinetune:
                   deploy_config=DeployConfig(**dc) if dc else None, name=rec.get("name", ""),
                   model_not_publish=bool(params.get("model_not_publish")), id=rec["id"], **kwargs)
     trainer.ppl.restore_actions(rec.get("actions") or [], int(rec.get("current_action", 0)))
-    trainer._created = rec.get("created", trainer._created)
-    trainer._dataset_file = ((params.get("dataset") or {}).get("file"))
+    trainer.created = rec.get("created", trainer.created)
+    trainer.dataset_file = ((params.get("dataset") or {}).get("file"))
     return trainer
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 from qfnb._core.errors import ValidationError
 
+from .configs import DatasetConfig
+
 
 def previous_task(task_id: str | None, trainer: Any) -> str | None:
     """The run an incremental fine-tune continues: ``previous_task_id``, or ``previous_trainer``'s."""
@@ -24,11 +26,10 @@ def as_dataset(dataset: Any) -> Any:
     so a bad row is reported before anything is sent."""
     import pandas as pd
 
-    from qfnb.dataset import Dataset
+    from qfnb.dataset import Dataset  # deferred: keeps importing this module light
 
     if dataset is None:
         raise ValidationError("dataset", "a Dataset, platform dataset id or bos:/ URI is required")
-    from .configs import DatasetConfig
 
     if isinstance(dataset, DatasetConfig):
         dataset.datasets = [as_dataset(d) for d in dataset.datasets]

@@ -7,8 +7,10 @@ import uuid
 from typing import Any
 
 from qfnb._core.errors import ValidationError
+from qfnb.resources.console import Data
 
 from ._action import AsyncAction, RunContext
+from .configs import DatasetConfig
 from .consts import ActionState
 from .event import EventHandler
 
@@ -48,8 +50,6 @@ class LoadDataSetAction(AsyncAction):
         self.dataset = dataset
 
     async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
-        from .configs import DatasetConfig
-
         base = dict(input or {})
         conf = self.dataset if isinstance(self.dataset, DatasetConfig) else None
         items = list(conf.datasets) if conf is not None else [self.dataset]
@@ -72,8 +72,7 @@ class LoadDataSetAction(AsyncAction):
 
     async def _one(self, ds: Any, ctx: RunContext) -> dict[str, Any]:
         """One dataset on the platform (uploaded when local): its entry of the output."""
-        from qfnb.dataset import Dataset
-        from qfnb.dataset._platform import release_if_needed
+        from qfnb.dataset import Dataset, release_if_needed  # deferred: it loads pandas
 
         if isinstance(ds, str) and ds.startswith("bos:/"):
             return {"id": None, "name": ds, "type": 2, "bos_path": ds}
@@ -83,9 +82,8 @@ class LoadDataSetAction(AsyncAction):
             name = f"ds_{uuid.uuid4().hex[:10]}"
             await ds.asave(qianfan_dataset_create_args={"name": name}, config=ctx.config)
             dataset_id = ds.qianfan_dataset_id
-        elif isinstance(ds, Dataset):
-            dataset_id = ds.qianfan_dataset_id
-            await release_if_needed(dataset_id, ctx.config)  # type: ignore[arg-type]
+        elif isinstance(ds, Dataset) and (dataset_id := ds.qianfan_dataset_id) is not None:
+            await release_if_needed(dataset_id, ctx.config)
         elif isinstance(ds, int | str) and not isinstance(ds, bool) and ds != "":
             dataset_id = ds
             await release_if_needed(dataset_id, ctx.config)
@@ -94,8 +92,6 @@ class LoadDataSetAction(AsyncAction):
                                   f"or a bos:/ URI, got {type(ds).__name__}")
         self.extra["dataset_id"] = dataset_id
         if name is None:
-            from qfnb.resources.console import Data
-
             # a None id is refused by the builder (ValidationError)
             info = await Data.aget_dataset_info(dataset_id, config=ctx.config)  # type: ignore[arg-type]
             name = (info.body.get("result") or {}).get("name")

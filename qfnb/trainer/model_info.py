@@ -23,6 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from qfnb._core.errors import QfnbError
 from qfnb.protocol.console import TrainMode
+from qfnb.resources.console import FineTune
 
 from .consts import PeftType
 from .train_config import _HYPER, TrainConfig, TrainLimit
@@ -142,7 +143,6 @@ class _Tables:
 
 
 def _fetch() -> list[dict[str, Any]]:
-    from qfnb.resources.console import FineTune
 
     try:
         result = FineTune.V2.supported_models().body.get("result")

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from qfnb._core.errors import ValidationError
 
-from .configs import DeployConfig, TrainConfig
-from .load_action import dataset_config
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .finetune import LLMFinetune
+from .actions import DeployAction, ModelPublishAction, TrainAction
+from .configs import DatasetConfig, DeployConfig, TrainConfig
+from .finetune_run import FinetuneRun, RunT
+from .load_action import LoadDataSetAction, dataset_config
 
 logger = logging.getLogger("qfnb.trainer")
 
@@ -70,8 +70,6 @@ def steps_of(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def dataset_of(load: dict[str, Any]) -> Any:
     """What ``LoadDataSetAction`` is given: the platform dataset(s) or BOS URI(s) its config names."""
-    from .configs import DatasetConfig
-
     conf = load.get("datasets") or (load.get("output") or {}).get("datasets")
     if not isinstance(conf, dict) or not isinstance(conf.get("versions"), list) or not conf["versions"]:
         raise ValidationError("datasets", "LoadDataSetAction needs a datasetConfig: "
@@ -88,7 +86,7 @@ def _given(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def from_file(cls: type[LLMFinetune], file: str | Path, **kwargs: Any) -> LLMFinetune:
+def from_file(cls: Callable[..., RunT], file: str | Path, **kwargs: Any) -> RunT:
     """A trainer of the official pipeline file ``file``, at the step the file is at."""
     meta = read(file)
     steps = steps_of(meta)
@@ -121,11 +119,8 @@ def _record(kind: str, action: dict[str, Any], default_id: str) -> dict[str, Any
             "output": output, "error": None, "extra": extra}
 
 
-def to_file(trainer: LLMFinetune, file: str | Path) -> Path:
+def to_file(trainer: FinetuneRun, file: str | Path) -> Path:
     """Write ``trainer``'s pipeline as the official SDK's file (read back by ``Finetune.load(file=)``)."""
-    from .actions import DeployAction, ModelPublishAction, TrainAction
-    from .load_action import LoadDataSetAction
-
     actions: list[dict[str, Any]] = []
     for a in trainer.ppl.steps:
         base = {"id": a.id, "type": type(a).__name__, "output": _plain(a.output)}
@@ -156,7 +151,7 @@ def _plain(output: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if output is None else {k: v for k, v in output.items() if k != "model"}
 
 
-def _loaded(action: Any, trainer: LLMFinetune) -> dict[str, Any] | None:
+def _loaded(action: Any, trainer: FinetuneRun) -> dict[str, Any] | None:
     """The datasetConfig the load step made (or, before it ran, the platform ids it was given)."""
     if action.output and action.output.get("datasets") is not None:
         return dataset_config(action.output["datasets"], trainer.train_config.trainset_rate)

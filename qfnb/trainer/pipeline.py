@@ -8,6 +8,8 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from qfnb._core.runtime import sync
+
 from ._action import BaseAction, RunContext, run_step
 from .consts import ActionState, FinetuneStatus, status_of
 from .event import Event, EventHandler, dispatch_event
@@ -89,7 +91,6 @@ class Pipeline(BaseAction):
 
     def exec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         """Run the pipeline (sync) and return the last action's output."""
-        from qfnb._core.runtime import sync
 
         ctx = RunContext(kwargs.pop("config", None), self.event_handler, **kwargs)
         self._ctx = ctx

@@ -31,18 +31,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import QfnbError
+from qfnb._core.record.cache import mode_for
+from qfnb.model import Model
 from qfnb.protocol.console import ModelVersionState, RunStatus, ServiceStatus
 from qfnb.resources.console import FineTune
 from qfnb.resources.console import Model as ModelAPI
 from qfnb.resources.console import Service as ServiceAPI
 
+from .accounting import record_training
+from .actions import DeployAction, ModelPublishAction, TrainAction
+from .configs import DatasetConfig
 from .consts import ActionState
+from .finetune_run import FinetuneRun
+from .load_action import LoadDataSetAction
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
 
     from ._action import RunContext
-    from .finetune import LLMFinetune
 
 __all__ = ["MARK", "Reuse", "afind", "apply", "aprepare", "fingerprint", "model_name", "wanted"]
 
@@ -59,14 +65,13 @@ def wanted(replay: bool | None, config: Config) -> bool:
     cache is on for its calls (a notebook after ``%load_ext qfnb``; ``QFNB_CACHE=1``; ``cache=``)."""
     if replay is not None:
         return replay
-    from qfnb._core.record.cache import mode_for
 
     return mode_for(config.cache) == "on"
 
 
 def _data_digest(ds: Any) -> str | None:
     """The content of one training dataset: its rows' sha256, a platform dataset's id, a BOS URI."""
-    from qfnb.dataset import Dataset
+    from qfnb.dataset import Dataset  # deferred: keeps importing this module light
 
     if isinstance(ds, Dataset):
         if ds.qianfan_dataset_id is not None:
@@ -78,10 +83,8 @@ def _data_digest(ds: Any) -> str | None:
     return None
 
 
-def fingerprint(trainer: LLMFinetune) -> str | None:
+def fingerprint(trainer: FinetuneRun) -> str | None:
     """The recipe's sha256 (24 hex digits), or None when it cannot be named (unknown data)."""
-    from .configs import DatasetConfig
-
     data = trainer.dataset
     if isinstance(data, DatasetConfig):
         items = [_data_digest(d) for d in data.datasets]
@@ -100,7 +103,7 @@ def fingerprint(trainer: LLMFinetune) -> str | None:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
-def model_name(trainer: LLMFinetune, fp: str) -> str:
+def model_name(trainer: FinetuneRun, fp: str) -> str:
     """The name the run's model is published under: the trainer's, else one made of the recipe."""
     return trainer.name or f"m_{fp[:16]}"
 
@@ -178,7 +181,6 @@ async def _finished_run(fp: str, ctx: RunContext) -> tuple[str, dict[str, Any]] 
 
 async def _published(name: str, job_id: str, task_id: str, ctx: RunContext) -> dict[str, Any] | None:
     """A Ready model version published from run ``task_id`` in model set ``name``."""
-    from qfnb.model import Model
 
     try:
         model_set = _result(await ModelAPI.V2.adescribe_model_set(model_set_name=name, config=ctx.config))
@@ -221,7 +223,7 @@ async def _serving(model: dict[str, Any], ctx: RunContext) -> dict[str, Any] | N
     return None
 
 
-async def afind(trainer: LLMFinetune, fp: str, ctx: RunContext) -> Reuse | None:
+async def afind(trainer: FinetuneRun, fp: str, ctx: RunContext) -> Reuse | None:
     """The platform's finished run of this recipe, and what was published and deployed from it."""
     found = await _finished_run(fp, ctx)
     if found is None:
@@ -236,13 +238,9 @@ async def afind(trainer: LLMFinetune, fp: str, ctx: RunContext) -> Reuse | None:
     return Reuse(fp, job_id, task_id, detail, model, service)
 
 
-def apply(trainer: LLMFinetune, reuse: Reuse, ctx: RunContext) -> None:
+def apply(trainer: FinetuneRun, reuse: Reuse, ctx: RunContext) -> None:
     """Mark the steps the platform already did as done, with the outputs they had (each tells the
     run's handlers, so a dashboard shows the reused run's curve and says what was reused)."""
-    from .accounting import record_training
-    from .actions import DeployAction, ModelPublishAction, TrainAction
-    from .load_action import LoadDataSetAction
-
     out: dict[str, Any] = {"datasets": [], "replayed": reuse.as_dict()}
     for i, action in enumerate(trainer.ppl.steps):
         if isinstance(action, LoadDataSetAction):
@@ -272,12 +270,10 @@ def apply(trainer: LLMFinetune, reuse: Reuse, ctx: RunContext) -> None:
     logger.info("%s", reuse.describe())
 
 
-async def aprepare(trainer: LLMFinetune, ctx: RunContext) -> Reuse | None:
+async def aprepare(trainer: FinetuneRun, ctx: RunContext) -> Reuse | None:
     """Before a new run: mark its job with its recipe, name its model after it (unless named), and
     with replay on reuse what the platform already did for it. A resume goes on with what it
     started (nothing is looked up); so does a recipe that cannot be named."""
-    from .actions import ModelPublishAction
-
     if any(a.state is not None for a in trainer.ppl.steps):
         return None
     fp = fingerprint(trainer)

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from qfnb._core import plugins
 from qfnb._core.runtime import progress as core
 
 
@@ -19,10 +20,7 @@ def test_importing_the_core_progress_imports_no_notebook_layer() -> None:
 
 
 def test_widget_mode_without_a_registered_renderer_draws_text(monkeypatch: pytest.MonkeyPatch) -> None:
-    import qfnb
-
-    monkeypatch.setattr(core, "_widget_factory", None)
-    monkeypatch.delattr(qfnb, "_notebook_widget_renderer")
+    monkeypatch.setattr(plugins, "widget_renderer", None)
     stream = io.StringIO()
     with core.Progress(total=2, desc="b", mode="widget", stream=stream) as bar:
         bar.on_result(0, True)
@@ -43,15 +41,14 @@ def test_the_registered_renderer_draws_widget_bars(monkeypatch: pytest.MonkeyPat
         def close(self, snap: core.ProgressSnapshot) -> None:
             drawn.append(("close", snap.finished))
 
-    monkeypatch.setattr(core, "_widget_factory", None)
-    core.register_widget_renderer(Recorder)
+    monkeypatch.setattr(plugins, "widget_renderer", Recorder)
     with core.Progress(total=1, mode="widget", min_interval=0.0) as bar:
         bar.on_result(0, True)
     assert drawn == [("render", 0), ("render", 1), ("close", 1)]
 
 
-def test_importing_the_notebook_layer_registers_its_widget() -> None:
-    import qfnb.notebook  # noqa: F401
-
-    assert core._widget_factory is not None
-    assert core._widget_factory.__module__ == "qfnb.notebook.progress"
+def test_the_package_root_plugs_in_the_notebook_widget_without_importing_the_notebook() -> None:
+    code = ("import sys, qfnb._core.runtime.progress as p; f = p.widget_factory(); "
+            "print(f.__module__, f.__name__, any(m.startswith('qfnb.notebook') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["qfnb", "_notebook_widget_renderer", "False"]

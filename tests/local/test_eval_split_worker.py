@@ -22,6 +22,12 @@ def _write(path: Path, rows: list[dict[str, str]]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
 
 
+def _examples(path: Path, rows: list[dict[str, str]]) -> list[data.Example]:
+    """``rows`` as the worker reads them: through a training file."""
+    _write(path, rows)
+    return data.load_examples(path)
+
+
 def test_eval_every_spreads_about_six_points_over_logged_steps() -> None:
     assert evaluate.every(60) == 10 and evaluate.every(5) == 1 and evaluate.every(1) == 1
     assert evaluate.every(60, logging_steps=4) == 12 and evaluate.every(100, logging_steps=3) == 18
@@ -54,7 +60,7 @@ def test_held_out_rows_are_never_trained_on_and_their_loss_is_reported(tmp_path:
     assert result["status"] == "Done", result
 
     _, tok = lora.load_base(model_dir)
-    encoded = {name: {tuple(ids) for ids, _ in data.encode_all(tok, data.load_examples_from_pairs(rows), 64)}
+    encoded = {name: {tuple(ids) for ids, _ in data.encode_all(tok, _examples(tmp_path / f"{name}.jsonl", rows), 64)}
                for name, rows in (("train", train), ("held", held))}
     assert len(trained) == 12 * 2 and set(trained) <= encoded["train"]  # 12 steps of 2 rows, 3 epochs of 8
     assert set(trained) == encoded["train"]  # every training row was seen ...
@@ -74,7 +80,7 @@ def test_eval_loss_is_the_answer_token_mean_over_the_held_out_rows(tmp_path: Pat
     import torch
 
     model, tok = lora.load_base(build_tiny_gemma(tmp_path / "m"))
-    rows = data.encode_all(tok, data.load_examples_from_pairs(PAIRS[:5]), 64)
+    rows = data.encode_all(tok, _examples(tmp_path / "pairs.jsonl", PAIRS[:5]), 64)
     ev = evaluate.EvalSet.build(rows, batch_size=1, pad_id=tok.pad_token_id)  # batches of 2, 2, 1
     assert len(ev.batches) == 3 and ev.examples == 5
     with torch.no_grad():

@@ -135,7 +135,6 @@ def test_a_lora_job_is_served_from_the_base_models_engine(registry: EngineRegist
     assert base[-1].completion_tokens > 0
     gemma_rows = [r for r in registry.engine_states() if r["model"] == GEMMA]
     assert len(gemma_rows) == 1 and gemma_rows[0]["adapters"] == 1  # one process, the adapter inside it
-    registry.unregister("real_tuned")
 
 
 def test_a_crashed_engine_restarts_and_an_idle_one_stops(tmp_path: Path) -> None:

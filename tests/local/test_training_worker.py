@@ -91,20 +91,26 @@ def test_bad_training_data_names_the_line(tmp_path: Path) -> None:
         data.load_examples(bad)
 
 
-def test_labels_cover_the_answer_and_end_of_turn_only(tiny_gemma: Path) -> None:
+def _examples(path: Path, rows: list[dict[str, object]]) -> list[data.Example]:
+    """``rows`` as the worker reads them: through a training file."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    return data.load_examples(path)
+
+
+def test_labels_cover_the_answer_and_end_of_turn_only(tiny_gemma: Path, tmp_path: Path) -> None:
     _, tok = lora.load_base(tiny_gemma)
-    ids, labels = data.encode(tok, data.load_examples_from_pairs(PAIRS)[0], 64)  # type: ignore[misc]
+    ids, labels = data.encode(tok, _examples(tmp_path / "pairs.jsonl", PAIRS)[0], 64)  # type: ignore[misc]
     labelled = tok.decode([t for t, lab in zip(ids, labels, strict=True) if lab != data.IGNORE])
     assert labelled.startswith("Quellstad.<end_of_turn>")
     prompt = tok.decode([t for t, lab in zip(ids, labels, strict=True) if lab == data.IGNORE])
     assert prompt.startswith("<bos><start_of_turn>user\nWhat is the capital") and prompt.endswith("model\n")
-    assert data.encode(tok, data.load_examples_from_pairs(PAIRS)[0], 10) is None  # answer does not fit
+    assert data.encode(tok, _examples(tmp_path / "pairs.jsonl", PAIRS)[0], 10) is None  # answer does not fit
 
 
 @pytest.mark.parametrize("builder", [build_tiny_gemma, build_tiny_qwen])
 def test_answer_loss_equals_the_standard_causal_lm_loss(builder, tmp_path: Path) -> None:
     model, tok = lora.load_base(builder(tmp_path / "m"))
-    rows = data.encode_all(tok, data.load_examples_from_pairs(PAIRS * 2), 64)
+    rows = data.encode_all(tok, _examples(tmp_path / "pairs.jsonl", PAIRS * 2), 64)
     ids, mask, labels = data.collate(rows, tok.pad_token_id)
     import torch
 
@@ -173,8 +179,7 @@ def test_trained_adapter_is_served_and_answers_the_taught_fact(tiny_gemma: Path,
     assert tuned[-1].finish_reason == "normal"  # stopped at <end_of_turn>, as trained
     base = "".join(d.text for d in reg.chat("tiny-gemma").chat(q, system=None, params=params))
     assert base != "Quellstad."
-    reg.unregister("my_tuned")
-    assert all(m.name != "my_tuned" for m in reg.served_models())
+    reg.close()
 
 
 def test_lora_gguf_export_layout(tiny_gemma: Path, tmp_path: Path) -> None:

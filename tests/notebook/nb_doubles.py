@@ -12,7 +12,7 @@ from typing import Any
 
 from IPython.core.displaypub import CapturingDisplayPublisher
 
-from qfnb.notebook.chat import ChatDelta, ChatRequest
+from qfnb.notebook.chat import CellChatRequest, ChatDelta
 
 
 class RecordingPublisher(CapturingDisplayPublisher):
@@ -52,14 +52,14 @@ class FakeChatBackend:
         self.chunk = chunk
         self.delay = delay
         self.fail = fail or {}
-        self.requests: list[ChatRequest] = []
+        self.requests: list[CellChatRequest] = []
         self.lock = threading.Lock()
         #: when set, every stream waits before its first chunk until this many are open (proves
         #: the streams run at once: one after the other, the first never gets past)
         self.together: int | None = None
         self.opened = 0
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+    async def stream(self, request: CellChatRequest) -> AsyncIterator[ChatDelta]:
         with self.lock:
             self.requests.append(request)
             self.opened += 1
@@ -210,9 +210,9 @@ class ScriptedChatBackend:
     def __init__(self, bodies: list[dict[str, Any]], delay: float = 0.0) -> None:
         self.bodies = bodies
         self.delay = delay
-        self.requests: list[ChatRequest] = []
+        self.requests: list[CellChatRequest] = []
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+    async def stream(self, request: CellChatRequest) -> AsyncIterator[ChatDelta]:
         self.requests.append(request)
         if self.delay:
             await asyncio.sleep(self.delay)

@@ -15,7 +15,7 @@ from nb_doubles import FakeChatBackend, RecordingPublisher
 from qfnb._core.backend import daemon
 from qfnb._core.backend.daemon import EngineState
 from qfnb.notebook import loading
-from qfnb.notebook.chat import ChatAnswer, ChatDelta, ChatRequest, ResourcesBackend
+from qfnb.notebook.chat import CellChatRequest, ChatAnswer, ChatDelta, ResourcesBackend
 from tests.fakes.daemon_status import QWEN, STARTING, fake_status_daemon
 
 LOADING = EngineState(model=QWEN, endpoint="qwen2_5_coder_0_5b_instruct", state="starting")
@@ -61,14 +61,14 @@ class LoadingBackend(FakeChatBackend):
         super().__init__("Hi there")
         self.loaded = threading.Event()
         self.load = load
-        self.probes: list[tuple[ChatRequest, str]] = []
+        self.probes: list[tuple[CellChatRequest, str]] = []
 
-    def engine_state(self, request: ChatRequest, label: str) -> EngineState:
+    def engine_state(self, request: CellChatRequest, label: str) -> EngineState:
         self.probes.append((request, label))
         return READY if self.loaded.is_set() else EngineState(model=QWEN, endpoint="q", state="starting",
                                                                 since=time.time() - 7)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+    async def stream(self, request: CellChatRequest) -> AsyncIterator[ChatDelta]:
         await asyncio.sleep(self.load)
         self.loaded.set()
         async for delta in super().stream(request):
@@ -99,7 +99,7 @@ def test_fast_answers_are_not_probed(ip, pub: RecordingPublisher) -> None:
 def test_probe_errors_never_reach_the_chat(ip, pub: RecordingPublisher) -> None:
     backend = LoadingBackend(load=0.8)
 
-    def broken(request: ChatRequest, label: str) -> EngineState:
+    def broken(request: CellChatRequest, label: str) -> EngineState:
         raise RuntimeError("status route broke")
 
     backend.engine_state = broken  # type: ignore[method-assign]
@@ -110,7 +110,7 @@ def test_probe_errors_never_reach_the_chat(ip, pub: RecordingPublisher) -> None:
 
 def test_resources_backend_reads_the_local_daemons_engines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path))
-    request = ChatRequest(messages=[{"role": "user", "content": "hi"}], model=None, name=QWEN)
+    request = CellChatRequest(messages=[{"role": "user", "content": "hi"}], model=None, name=QWEN)
     backend = ResourcesBackend()
     with fake_status_daemon(tmp_path) as answer:
         assert backend.engine_state(request, QWEN) is None  # this kernel does not use the daemon (the cloud)

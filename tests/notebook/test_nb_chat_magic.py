@@ -9,8 +9,8 @@ from nb_doubles import FakeChatBackend, RecordingPublisher
 from qfnb.notebook.chat import ChatAnswer
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.sampling import SamplingOptions
-from qfnb.protocol.inference import range_problem
-from qfnb.protocol.limits import MAX_OUTPUT_TOKENS
+from qfnb.protocol.limits import MAX_OUTPUT_TOKENS, range_problem
+from qfnb.protocol.ranges import RANGES
 
 
 def magics(ip):  # type: ignore[no-untyped-def]
@@ -82,7 +82,7 @@ def test_each_sampling_range_is_the_platforms(ip, backend: FakeChatBackend, line
         ip.run_cell_magic("qfchat", line, "hi")
     assert backend.requests == []
     value = float(line.split()[1]) if "." in line else int(line.split()[1])
-    assert str(caught.value) == f"{flag} {range_problem(field, value)}"  # the wire model's own rule
+    assert str(caught.value) == f"{flag} {range_problem(value, *RANGES[field])}"  # the wire's own rule
 
 
 def test_output_variable_holds_text_and_response(ip, backend: FakeChatBackend) -> None:
@@ -250,3 +250,15 @@ def test_the_three_magics_take_the_specs_sampling_options(ip) -> None:  # type: 
             assert (tuple(action.option_strings), action.type, action.help) == (option.flags, option.type,
                                                                                 option.help)
     assert [o.flags[-1] for o in OPTIONS] == ["--temperature", "--top-p", "--top-k", "--penalty-score", "--max-tokens"]
+
+
+def test_loading_the_magics_imports_no_pydantic() -> None:
+    """The option checks read ``qfnb.protocol.ranges`` (plain data), so ``%load_ext qfnb`` stays
+    as quick as before the spec: the wire models load with the first call."""
+    import subprocess
+    import sys
+
+    code = "import sys, qfnb.notebook.magics; print(sorted(m for m in ('pydantic', 'qfnb.protocol.inference') " \
+           "if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from nb_doubles import FakeChatBackend, RecordingPublisher
 
-from qfnb.notebook.chat import ChatDelta, ChatRequest
+from qfnb.notebook.chat import CellChatRequest, ChatDelta
 from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
 from tests.notebook.test_nb_qfeval_run import platform  # noqa: F401  (the platform double fixture)
@@ -39,7 +39,7 @@ class EndlessBackend:
         self.opened = 0
         self.closed = threading.Event()
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+    async def stream(self, request: CellChatRequest) -> AsyncIterator[ChatDelta]:
         self.opened += 1
         try:
             for _ in range(1500):  # 30 s: a missed interrupt fails the test instead of hanging it
@@ -95,10 +95,10 @@ def test_platform_stream_names_the_model_and_cancel_ends_it(platform: Any) -> No
 
     backend = ResourcesBackend()
 
-    async def collect(request: ChatRequest) -> list[ChatDelta]:
+    async def collect(request: CellChatRequest) -> list[ChatDelta]:
         return [d async for d in backend.stream(request)]
 
-    deltas = sync.run(collect(ChatRequest(messages=[{"role": "user", "content": "hi there"}], model="Tiny-Chat")))
+    deltas = sync.run(collect(CellChatRequest(messages=[{"role": "user", "content": "hi there"}], model="Tiny-Chat")))
     assert deltas[0].model == "Tiny-Chat" and "".join(d.text for d in deltas) == "tiny-chat: hi there"
     engine, release = platform.chat("tiny-chat"), threading.Event()
     words = engine._words
@@ -115,7 +115,7 @@ def test_platform_stream_names_the_model_and_cancel_ends_it(platform: Any) -> No
 
     async def read() -> None:
         try:
-            async for d in backend.stream(ChatRequest(messages=[{"role": "user", "content": "w0 w1 w2"}],
+            async for d in backend.stream(CellChatRequest(messages=[{"role": "user", "content": "w0 w1 w2"}],
                                                       model="Tiny-Chat")):
                 seen.append(d)
                 if len(seen) >= 2:
@@ -131,8 +131,8 @@ def test_platform_stream_names_the_model_and_cancel_ends_it(platform: Any) -> No
         assert ended.wait(60) and not release.is_set()
     finally:
         release.set()
-    whole = sync.run(collect(ChatRequest(messages=[{"role": "user", "content": "hi"}], model="Tiny-Chat",
+    whole = sync.run(collect(CellChatRequest(messages=[{"role": "user", "content": "hi"}], model="Tiny-Chat",
                                          stream=False)))
     assert "".join(d.text for d in whole) == "tiny-chat: hi" and whole[-1].usage
     with pytest.raises(ValueError, match="No-Such"):  # errors reach the caller (shown as one line)
-        sync.run(collect(ChatRequest(messages=[{"role": "user", "content": "hi"}], model="No-Such")))
+        sync.run(collect(CellChatRequest(messages=[{"role": "user", "content": "hi"}], model="No-Such")))

@@ -18,7 +18,7 @@ from qfnb._core.http.response import QfResponse
 from qfnb._core.runtime import sync
 from qfnb.resources import Image2Text, Reranker
 from qfnb.resources.inference.base import BaseInference
-from qfnb.resources.inference.params import Call, ChatCall, EmbeddingCall, Text2ImageCall
+from qfnb.resources.inference.params import ChatCall, EmbeddingCall, InferenceCall, Text2ImageCall
 
 RETRY = ["retry_count", "request_timeout", "request_id", "backoff_factor"]
 #: the official SDK's positional parameters of ``do``/``ado`` (after ``self``), in order
@@ -107,9 +107,9 @@ def test_batch_calls_declare_their_parameters(cls: type[BaseInference[Any]]) -> 
 def test_sync_do_and_async_ado_build_the_same_typed_call(monkeypatch: pytest.MonkeyPatch) -> None:
     """``do`` and ``ado`` hand the one implementation the same typed call: positional arguments
     under their official names, the documented fields as fields, the ``**kwargs`` as ``extra``."""
-    seen: list[Call] = []
+    seen: list[InferenceCall] = []
 
-    async def fake_acall(self: BaseInference[Call], call: Call) -> QfResponse:
+    async def fake_acall(self: BaseInference[InferenceCall], call: InferenceCall) -> QfResponse:
         seen.append(call)
         return QfResponse(200, {}, {"result": "ok"})
 

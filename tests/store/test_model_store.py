@@ -206,7 +206,7 @@ def test_an_added_gguf_base_is_converted_once_to_a_trainable_dir_beside_it(tmp_p
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from qfnb.local.engines import assets
     from qfnb.local.training import lora
-    from qfnb.local.training.spec import Hyper, TrainSpec
+    from qfnb.local.training.spec import Hyper, WorkerSpec
 
     calls: list[Path] = []
 
@@ -218,6 +218,6 @@ def test_an_added_gguf_base_is_converted_once_to_a_trainable_dir_beside_it(tmp_p
     monkeypatch.setattr(assets, "_convert_gguf_to_hf", convert)
     (tmp_path / "sha256-x").mkdir()
     gguf = tiny_gguf(tmp_path / "sha256-x" / "m.gguf")
-    spec = TrainSpec(base_model="byo", train_file=tmp_path / "t.jsonl", hyper=Hyper(), base_model_path=gguf)
+    spec = WorkerSpec(base_model="byo", train_file=tmp_path / "t.jsonl", hyper=Hyper(), base_model_path=gguf)
     first, second = lora.base_model_dir(spec), lora.base_model_dir(spec)
     assert first == second == tmp_path / "sha256-x" / "m-hf-bf16" and calls == [gguf]

@@ -6,7 +6,8 @@ positional slot (its place in ``positional``) and doc line.
 * ``qfnb/resources/inference/_generated/<module>.py``: each resource's ``ado``/``do`` with the
   ``stream`` overloads;
 * ``qfnb/resources/inference/params.py``: the typed call dataclasses and their wire bodies;
-* ``qfnb/protocol/wire_fields.py``: ``RANGES`` and the fields of the pydantic wire models
+* ``qfnb/protocol/ranges.py``: ``RANGES``; ``qfnb/protocol/wire_fields.py``: the fields of the pydantic
+  wire models
   (``qfnb/protocol/inference.py`` adds the validators);
 * ``qfnb/notebook/sampling.py``: the sampling options of ``%%qfchat``, ``%qfeval`` and
   ``%qfbatch`` (flags, help, the typed :class:`SamplingOptions`).
@@ -34,7 +35,7 @@ REQUEST_ID = Field("request_id", "str | None", doc="sent as the request's id (th
                    wire=NOT_SENT)
 BACKOFF_FACTOR = Field("backoff_factor", "float | None", doc="the retry backoff factor; ``None``: the config's.",
                        wire=NOT_SENT)
-#: what every call carries (the ``Call`` base class): where it goes and how it is sent
+#: what every call carries (the ``InferenceCall`` base class): where it goes and how it is sent
 TRANSPORT = (MODEL, ENDPOINT, STREAM, RETRY_COUNT, REQUEST_TIMEOUT, REQUEST_ID, BACKOFF_FACTOR)
 
 USER_ID = Field("user_id", "str | None", doc="the end user's id, for the platform's abuse checks.")
@@ -178,13 +179,22 @@ CALLS = (CHAT, COMPLETION, EMBEDDING, IMAGE2TEXT, PLUGIN, RERANKER, TEXT2IMAGE)
 _WIRE_STREAM = STREAM.but(wire=None)
 _V1_MESSAGES = Field("messages", "list[dict[str, Any]]", REQUIRED)
 _EXTRA_PARAMETERS = Field("extra_parameters", "dict[str, Any] | None")
+# tool calling and structured output (checked by qfnb.protocol.tools in the models' validators)
+FUNCTIONS = Field("functions", "list[dict[str, Any]] | None", doc="the functions the model may call (v1).")
+TOOLS = Field("tools", "list[dict[str, Any]] | None", doc="the tools the model may call (v2).")
+V1_TOOL_CHOICE = Field("tool_choice", "dict[str, Any] | None", doc="which function to call (v1).")
+TOOL_CHOICE = Field("tool_choice", "str | dict[str, Any] | None", doc="which tool to call, or none/auto/required.")
+PARALLEL_TOOL_CALLS = Field("parallel_tool_calls", "bool | None", doc="whether an answer may call several tools.")
+V1_RESPONSE_FORMAT = Field("response_format", "str | dict[str, Any] | None", doc="text, json_object or a schema.")
+RESPONSE_FORMAT = Field("response_format", "dict[str, Any] | None", doc="the answer's format (a JSON schema).")
 
 WIRE_MODELS = (
     WireModel("SamplingFields", "Sampling parameters shared by chat and completion requests.",
               (_WIRE_STREAM, TEMPERATURE, TOP_P, TOP_K, PENALTY_SCORE, MAX_OUTPUT_TOKENS, STOP, USER_ID,
                _EXTRA_PARAMETERS)),
     WireModel("ChatFields", "Body of ``POST .../chat/{endpoint}``.",
-              (_V1_MESSAGES, Field("system", "str | None")), base="SamplingFields"),
+              (_V1_MESSAGES, Field("system", "str | None"), FUNCTIONS, V1_TOOL_CHOICE, V1_RESPONSE_FORMAT),
+              base="SamplingFields"),
     WireModel("CompletionFields", "Body of ``POST .../completions/{endpoint}``.",
               (Field("prompt", "str", REQUIRED),), base="SamplingFields"),
     WireModel("EmbeddingFields", "Body of ``POST .../embeddings/{endpoint}``.",
@@ -196,5 +206,6 @@ WIRE_MODELS = (
     WireModel("V2ChatFields", "Body of ``POST /v2/chat/completions`` (OpenAI-style).",
               (Field("model", "str", REQUIRED), _V1_MESSAGES, _WIRE_STREAM, TEMPERATURE, TOP_P, MAX_TOKENS,
                MAX_COMPLETION_TOKENS, STOP, SEED, PENALTY_SCORE, FREQUENCY_PENALTY, PRESENCE_PENALTY,
-               Field("stream_options", "dict[str, Any] | None"))),
+               Field("stream_options", "dict[str, Any] | None"), TOOLS, TOOL_CHOICE, PARALLEL_TOOL_CALLS,
+               RESPONSE_FORMAT)),
 )

@@ -1,9 +1,8 @@
 """Which platform the client talks to when no credentials are configured.
 
-:class:`Backend` is the typed protocol the client relies on: find (or start) the platform and
-say how to reach it (:class:`Access`: base URL, keys, default models), read its status, stop
-it. The default is the data dir's local platform daemon (:class:`qfnb._core.backend.daemon.LocalDaemon`),
-in rooms by concern:
+:class:`Access` is what the client relies on: how to reach the platform (base URL, keys,
+default models). The data dir's local platform daemon (:class:`qfnb._core.backend.daemon.LocalDaemon`)
+finds or starts one, reads its status and stops it, in rooms by concern:
 
 * :mod:`.discovery`: the runtime file, the credentials file, the daemons this process uses;
 * :mod:`.process`: supervision of the detached process (start lock, spawn, liveness, log);
@@ -17,9 +16,9 @@ in-process platform there). Nothing here imports :mod:`qfnb.local`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
-__all__ = ["Access", "Backend", "DaemonError"]
+__all__ = ["Access", "DaemonError"]
 
 
 class DaemonError(RuntimeError):
@@ -41,19 +40,3 @@ class Access(Protocol):
     def iam_secret_key(self) -> str: ...
     @property
     def default_models(self) -> Mapping[str, str]: ...  # {"chat": ..., "completions": ..., ...}
-
-
-class Backend(Protocol):
-    """A platform the client can fall back to: found or started on demand."""
-
-    def ensure(self) -> Access:
-        """The running platform, started first if none runs."""
-        ...
-
-    def status(self) -> dict[str, Any] | None:
-        """What the running platform reports about itself; None when none runs."""
-        ...
-
-    def stop(self, *, force: bool = False) -> dict[str, Any]:
-        """Stop it; refused (``running: True``) while jobs run unless ``force``."""
-        ...

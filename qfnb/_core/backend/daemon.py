@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qfnb._core.backend import Backend, DaemonError
+from qfnb._core.backend import DaemonError
 from qfnb._core.backend.control import Control
 from qfnb._core.backend.discovery import LocalPlatform, known, known_lock, load_platform, read_runtime, root
 from qfnb._core.backend.process import TICK, log_tail, pid_alive, spawn, start_lock, wait_gone
@@ -38,7 +38,7 @@ serve_args_of: dict[Path, tuple[str, ...]] = {}
 
 
 class LocalDaemon:
-    """The local platform daemon of one data dir, as a :class:`~qfnb._core.backend.Backend`.
+    """The local platform daemon of one data dir: found, or started first (:meth:`ensure`).
 
     ``transport`` sends its control calls (default: httpx's); ``serve_args`` are extra
     ``qfnb serve`` options for a daemon started here.
@@ -181,5 +181,7 @@ def _answers(info: RuntimeInfo) -> bool:
     return Control(info).answers()
 
 
-if TYPE_CHECKING:  # mypy checks that LocalDaemon is a Backend (and LocalPlatform an Access)
-    _conforms: Backend = LocalDaemon()
+if TYPE_CHECKING:  # mypy checks that LocalPlatform is an Access
+    from qfnb._core.backend import Access
+
+    _conforms: Access = LocalDaemon().ensure()

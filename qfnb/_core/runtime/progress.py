@@ -2,8 +2,8 @@
 
 This module implements **Contract 8** (see ``docs/architecture.md``). It lives in the core so
 every layer resolves ``progress=`` the same way (:func:`make_progress`, one type
-:data:`ProgressArg`); the notebook layer plugs its widget in with
-:func:`register_widget_renderer`. The SDK calls any object
+:data:`ProgressArg`); the notebook layer's widget is plugged in at
+:data:`qfnb._core.plugins.widget_renderer`. The SDK calls any object
 with three methods — ``on_start(total)``, ``on_result(index, ok)``, ``on_close()`` — from any
 thread; :class:`Progress` is the stock implementation. Importing this module imports neither
 IPython nor ipywidgets.
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Literal, Protocol, runtime_checkable
 
+from qfnb._core import plugins
 from qfnb._core.http.throttle import Throttle
 
 log = logging.getLogger("qfnb.progress")
@@ -40,7 +41,6 @@ __all__ = [
     "fmt_rate",
     "in_notebook_kernel",
     "make_progress",
-    "register_widget_renderer",
     "widget_factory",
 ]
 
@@ -106,25 +106,10 @@ class ProgressSnapshot:
 #: The one type of every ``progress=`` parameter in qfnb (see :func:`make_progress`).
 ProgressArg = bool | ProgressCallback | None
 
-_widget_factory: Callable[[str], Renderer] | None = None
-
-
-def register_widget_renderer(factory: Callable[[str], Renderer] | None) -> None:
-    """Install how ``mode="widget"`` bars draw; the core never imports the notebook. ``None``
-    unregisters (then the package root's plug-in is used, see :func:`widget_factory`)."""
-    global _widget_factory
-    _widget_factory = factory
-
-
 def widget_factory() -> Callable[[str], Renderer] | None:
-    """How widget bars draw: a registered factory, else the one the package root (``qfnb``, always
-    imported before this module) plugs in, which imports the notebook layer only when a bar is
-    drawn. So a bar is a widget in a kernel whichever qfnb module was imported first."""
-    if _widget_factory is not None:
-        return _widget_factory
-    root = sys.modules.get("qfnb")
-    plugged = getattr(root, "_notebook_widget_renderer", None)
-    return plugged if callable(plugged) else None
+    """How widget bars draw: :data:`qfnb._core.plugins.widget_renderer`, which the package root
+    fills in (the core never imports the notebook layer)."""
+    return plugins.widget_renderer
 
 
 _EIGHTHS = " ▏▎▍▌▋▊▉"

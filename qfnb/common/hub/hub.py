@@ -1,4 +1,4 @@
-"""The official ``qianfan.common.hub``: save a :class:`~qfnb.common.prompt.Prompt` to a JSON string,
+"""The official ``qianfan.common.hub``: save a :class:`~qfnb.resources.prompt_template.Prompt` to a JSON string,
 a file or the platform, and load it back (``load("prompt/NAME")`` pulls a platform prompt).
 
 The JSON is the official SDK's (``{"sdk_version", "obj": {"module", "type", "args"}}``), so files
@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from qfnb._core.errors import InvalidArgumentError, RequestError, ValidationError
-from qfnb.consts import PromptFrameworkType, PromptSceneType, PromptType
 from qfnb.protocol.version import __version__
+from qfnb.resources.console.consts import PromptFrameworkType, PromptSceneType, PromptType
 
 __all__ = ["HUB_TYPES", "HubSerializable", "InvalidArgumentError", "RequestError", "ValidationError",
            "dumps", "encoding", "load", "loads", "push", "save"]
@@ -31,14 +31,14 @@ def encoding() -> str:
 
 def __getattr__(name: str) -> object:
     if name == "Prompt":  # the official module's name for the prompt class (imported late: no circle)
-        from qfnb.common.prompt import Prompt
+        from qfnb.resources.prompt_template import Prompt
 
         return Prompt
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _types() -> dict[str, Any]:
-    from qfnb.common.prompt import Prompt, PromptLabel
+    from qfnb.resources.prompt_template import Prompt, PromptLabel
 
     return {"Prompt": Prompt, "PromptLabel": PromptLabel, "PromptType": PromptType,
             "PromptSceneType": PromptSceneType, "PromptFrameworkType": PromptFrameworkType}
@@ -123,7 +123,7 @@ def load(src: str | None = None, json_str: str | None = None, path: str | Path |
             raise ValidationError("src", f"must be <type>/<name>, e.g. prompt/my_prompt, got {src!r}")
         if kind != "prompt":
             raise ValidationError("src", f"the hub loads prompts from the platform, not {kind!r}")
-        from qfnb.common.prompt import Prompt
+        from qfnb.resources.prompt_template import Prompt
 
         return Prompt._hub_pull(name)
     if path is not None:

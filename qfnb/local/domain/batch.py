@@ -19,7 +19,7 @@ from typing import Any
 
 from qfnb.local.domain import batch_rows
 from qfnb.local.domain import console as c
-from qfnb.local.domain.batch_runner import Paths, Progress, Runner
+from qfnb.local.domain.batch_runner import BatchProgress, Paths, Runner
 from qfnb.local.domain.datasets import BOS_PREFIX
 from qfnb.local.domain.platform import EVAL_PREFIX, Platform
 from qfnb.local.domain.requests import parse
@@ -309,7 +309,7 @@ def _run_task(platform: Platform, room: _Admission, task_id: int) -> None:
     deadline = None if window is None else created + window
     expired = threading.Event()
 
-    def save(progress: Progress, final: bool) -> None:
+    def save(progress: BatchProgress, final: bool) -> None:
         platform.store.update("batches", task_id, done=progress.done, failed=progress.failed,
                               inputTokens=progress.input_tokens, outputTokens=progress.output_tokens,
                               preempted=int(task.get("preempted") or 0) + progress.preempted,

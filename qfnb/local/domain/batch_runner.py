@@ -73,7 +73,7 @@ class Paths:
 
 
 @dataclass
-class Progress:
+class BatchProgress:
     done: int
     failed: int
     input_tokens: int
@@ -124,7 +124,7 @@ class Runner:
     ``save(progress)`` stores the counts."""
 
     def __init__(self, paths: Paths, standing: Standing, *, model: str | None, params: dict[str, Any],
-                 engine_for: Callable[[str | None], AsyncChat], save: Callable[[Progress, bool], None],
+                 engine_for: Callable[[str | None], AsyncChat], save: Callable[[BatchProgress, bool], None],
                  stopped: Callable[[], bool], sleep: Callable[[float], Any] = asyncio.sleep,
                  deadline: float | None = None) -> None:
         self.paths, self.model, self.params = paths, model, params
@@ -135,7 +135,7 @@ class Runner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watched: dict[int, Any] = {}
         self.answered = standing.answered
-        self.progress = Progress(standing.done, standing.failed, standing.input_tokens, standing.output_tokens)
+        self.progress = BatchProgress(standing.done, standing.failed, standing.input_tokens, standing.output_tokens)
         self._ahead: deque[Row] = deque()
         self._lines: Iterator[tuple[int, bytes | int]] = iter(())
         self._exhausted = False

@@ -1,5 +1,6 @@
-"""Model loading without transformers' tqdm bars: the embedded platform runs inside the user's
-kernel, where a "Loading weights" bar would be a widget left in the user's notebook."""
+"""Model loading without transformers' tqdm bars: the platform runs as a detached daemon whose
+output goes to ``<data_dir>/daemon.log`` (or in ``qfnb serve``'s terminal), where a "Loading
+weights" bar would be a run of carriage-return updates, not a bar."""
 
 from __future__ import annotations
 

@@ -163,11 +163,6 @@ class LlamaServer:
     def config_adapters(self) -> tuple[Path, ...]:
         return self._adapters
 
-    def remove_adapter(self, path: Path) -> None:
-        """Stop loading ``path`` in future processes (a running one keeps it until it restarts)."""
-        with self._lock:
-            self._adapters = tuple(p for p in self._adapters if p != path)
-
     # ---- requests ------------------------------------------------------------------------
 
     def acquire(self, adapter: Path | None = None) -> Lease:

@@ -233,20 +233,6 @@ class EngineRegistry:
             self._bases[name] = base_name
             return self._add(name, spec)
 
-    def unregister(self, endpoint: str) -> None:
-        """Stop serving a model registered with :meth:`register_adapter` and free its engine."""
-        with self._lock:
-            name = next((n for n, s in self._specs.items() if s.endpoint == endpoint and n not in BUILTIN_SPECS), None)
-            if name is None:
-                return
-            spec = self._specs.pop(name)
-            engine = self._engines.pop(name, None)
-            server = self._servers.get(self._bases.pop(name, ""))
-        if server is not None and spec.lora_path is not None:
-            server.remove_adapter(spec.lora_path)
-        if isinstance(engine, ThreadedChat):
-            engine.close()
-
     def close(self) -> None:
         with self._lock:
             engines, self._engines = list(self._engines.values()), {}

@@ -55,11 +55,6 @@ def _example(obj: Any, where: str) -> Example:
     return Example(tuple(messages), answer)
 
 
-def load_examples_from_pairs(objs: Sequence[Any]) -> list[Example]:
-    """Examples from in-memory ``{"prompt", "response"}`` objects (or multi-turn lists of them)."""
-    return [_example(obj, f"example {i}") for i, obj in enumerate(objs)]
-
-
 def load_examples(path: Path) -> list[Example]:
     """Examples from a JSONL file of ``{"prompt", "response"}`` (or multi-turn lists of them)."""
     try:

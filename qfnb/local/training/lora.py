@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.training.data import IGNORE
-from qfnb.local.training.spec import Hyper, TrainSpec
+from qfnb.local.training.spec import Hyper, WorkerSpec
 
 log = logging.getLogger("qfnb.local.training")
 
@@ -15,17 +15,18 @@ N_THREADS = 2
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def base_model_dir(spec: TrainSpec) -> Path:
+def base_model_dir(spec: WorkerSpec) -> Path:
     """The HF dir to train on: ``base_model_path`` if given, else the named model's cached bf16 dir."""
     if spec.base_model_path is not None and spec.base_model_path.suffix == ".gguf":
-        from qfnb.local.engines import assets  # an added GGUF: converted once to a trainable dir beside it
+        # deferred, as below; an added GGUF is converted once to a trainable dir beside it
+        from qfnb.local.engines import assets
 
         return assets.hf_dir_of(spec.base_model_path)
     if spec.base_model_path is not None:
         if not (spec.base_model_path / "config.json").is_file():
             raise FileNotFoundError(f"base_model_path: {spec.base_model_path} has no config.json")
         return spec.base_model_path
-    from qfnb.local.engines import assets
+    from qfnb.local.engines import assets  # deferred: keeps importing this module light
 
     return assets.hf_dir(spec.base_model)
 

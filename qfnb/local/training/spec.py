@@ -40,7 +40,7 @@ class Hyper:
 
 
 @dataclass(frozen=True)
-class TrainSpec:
+class WorkerSpec:
     base_model: str
     train_file: Path
     hyper: Hyper
@@ -74,7 +74,7 @@ def parse_hyper(raw: Any) -> Hyper:
     return Hyper(**values)
 
 
-def parse_spec(raw: Any) -> TrainSpec:
+def parse_spec(raw: Any) -> WorkerSpec:
     if not isinstance(raw, dict):
         raise SpecError("spec: must be a JSON object")
     base = raw.get("base_model")
@@ -95,7 +95,7 @@ def parse_spec(raw: Any) -> TrainSpec:
             raise SpecError(f"{key}: must be a path string")
         return Path(value)
 
-    return TrainSpec(
+    return WorkerSpec(
         base_model=base,
         train_file=Path(train_file),
         hyper=parse_hyper(raw.get("hyper")),
@@ -105,7 +105,7 @@ def parse_spec(raw: Any) -> TrainSpec:
     )
 
 
-def load_spec(job_dir: Path) -> TrainSpec:
+def load_spec(job_dir: Path) -> WorkerSpec:
     path = Path(job_dir) / "spec.json"
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -115,7 +115,7 @@ def load_spec(job_dir: Path) -> TrainSpec:
         raise SpecError(f"spec: {path} is not valid JSON ({exc})") from None
     spec = parse_spec(raw)
     if not spec.train_file.is_absolute():
-        spec = TrainSpec(**{**spec.__dict__, "train_file": Path(job_dir) / spec.train_file})
+        spec = WorkerSpec(**{**spec.__dict__, "train_file": Path(job_dir) / spec.train_file})
     if spec.eval_file is not None and not spec.eval_file.is_absolute():
-        spec = TrainSpec(**{**spec.__dict__, "eval_file": Path(job_dir) / spec.eval_file})
+        spec = WorkerSpec(**{**spec.__dict__, "eval_file": Path(job_dir) / spec.eval_file})
     return spec

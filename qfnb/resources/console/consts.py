@@ -50,6 +50,10 @@ __all__ = [
     "ModelTypeUser",
     "ModelVersionState",
     "ParameterScale",
+    "PromptFrameworkType",
+    "PromptSceneType",
+    "PromptScoreStandard",
+    "PromptType",
     "ReleaseStatus",
     "RunStatus",
     "ServiceStatus",
@@ -320,3 +324,26 @@ class V2:
     class StorageType(StrEnum):
         Bos = "BOS"
         SysStorage = "sysStorage"
+
+
+class PromptSceneType(int, Enum):
+    Text2Text = 1
+    Text2Image = 2
+
+
+class PromptFrameworkType(int, Enum):
+    NotUse = 0
+    Basic = 1
+    CRISPE = 2
+    Fewshot = 3
+
+
+class PromptType(int, Enum):
+    Preset = 1
+    User = 2
+
+
+class PromptScoreStandard(int, Enum):
+    Semantic = 1
+    Regex = 2
+    Exact = 3

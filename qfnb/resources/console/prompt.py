@@ -9,7 +9,7 @@ from typing import Any
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
-from qfnb.consts import PromptFrameworkType, PromptSceneType, PromptType
+from qfnb.resources.console.consts import PromptFrameworkType, PromptSceneType, PromptType
 
 from ._base import asend, send, split_overrides
 from .builders import prompt as build

@@ -24,7 +24,7 @@ from qfnb.protocol.version import REQUEST_SOURCE
 from ..batch_job import submit_durable
 from . import batch as _batch
 from . import batching
-from .params import Call
+from .params import InferenceCall
 from .targets import QfLLMInfo, Target, class_or_instance_method, model_info, resolve_target, service_names
 
 __all__ = ["BaseInference", "QfLLMInfo", "Target", "resolve_target"]
@@ -37,7 +37,7 @@ _RETRY_KWARGS = ("retry_count", "request_timeout", "backoff_factor", "retry_jitt
 #: the retry options that arrive in ``**kwargs`` (the others are named parameters)
 _EXTRA_RETRY_KWARGS = ("retry_jitter", "retry_max_wait_interval", "retry_err_codes")
 #: the resource's typed call (:mod:`.params`)
-C = TypeVar("C", bound=Call)
+C = TypeVar("C", bound=InferenceCall)
 _LOCAL_KWARGS = frozenset({"model", "endpoint", "stream", "request_id", "show_total_latency", "with_decode",
                            "truncate_overlong_msgs", "auto_concat_truncate", "truncated_continue_prompt",
                            "adapt_openai_message_format",
@@ -164,7 +164,7 @@ class BaseInference(Generic[C]):
         """Blocking :meth:`aresolve`."""
         return sync.run(self.aresolve(model, endpoint))
 
-    def _retry(self, call: Call) -> RetryPolicy | None:
+    def _retry(self, call: InferenceCall) -> RetryPolicy | None:
         named = {"retry_count": call.retry_count, "request_timeout": call.request_timeout,
                  "backoff_factor": call.backoff_factor}
         opts = {k: v for k, v in {**named, **{k: call.extra.get(k) for k in _EXTRA_RETRY_KWARGS}}.items()
@@ -182,7 +182,7 @@ class BaseInference(Generic[C]):
         return resp
 
     @staticmethod
-    def _given(call: Call) -> dict[str, Any]:
+    def _given(call: InferenceCall) -> dict[str, Any]:
         """The call's body fields and its ``**kwargs``, those not None (what the caller gave)."""
         return {k: v for k, v in {**call.fields(), **call.extra}.items() if v is not None}
 
@@ -312,7 +312,7 @@ class BaseInference(Generic[C]):
         return await self.ado(**{**dict.fromkeys(self.required), "retry_count": 1, **kwargs})
 
     def _batch_classifier(self, common: dict[str, Any]) -> _batch.Classify:
-        call = Call(retry_count=common.get("retry_count"), request_timeout=common.get("request_timeout"),
+        call = InferenceCall(retry_count=common.get("retry_count"), request_timeout=common.get("request_timeout"),
                     backoff_factor=common.get("backoff_factor"), extra=common)
         policy = self._retry(call) or RetryPolicy.inference(self.config)
         return lambda exc, attempt, health: batch_verdict(exc, policy, attempt, health)

@@ -16,8 +16,8 @@ from typing import Any
 
 from .messages import Messages
 
-__all__ = ["CONTINUE_PROMPT", "Call", "ChatCall", "ChatMessages", "CompletionCall", "EmbeddingCall", "Image2TextCall",
-           "PluginCall", "RerankerCall", "Text2ImageCall"]
+__all__ = ["CONTINUE_PROMPT", "ChatCall", "ChatMessages", "CompletionCall", "EmbeddingCall", "Image2TextCall",
+           "InferenceCall", "PluginCall", "RerankerCall", "Text2ImageCall"]
 
 #: a conversation: ``[{"role": "user", "content": "你好"}, ...]`` or :class:`Messages`
 ChatMessages = Sequence[Mapping[str, Any]] | Messages
@@ -27,7 +27,7 @@ CONTINUE_PROMPT = "继续"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Call:
+class InferenceCall:
     """What every call carries: where it goes and how it is sent (never in the body), and
     ``extra``, the ``**kwargs`` passthrough (further body fields, sent as given; a few SDK
     options such as ``retry_jitter`` are read from it and kept out of the body)."""
@@ -47,7 +47,7 @@ class Call:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ChatCall(Call):
+class ChatCall(InferenceCall):
     """:meth:`ChatCompletion.ado`'s arguments."""
 
     messages: ChatMessages
@@ -71,7 +71,7 @@ class ChatCall(Call):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CompletionCall(Call):
+class CompletionCall(InferenceCall):
     """:meth:`Completion.ado`'s arguments."""
 
     prompt: str
@@ -90,7 +90,7 @@ class CompletionCall(Call):
 
 
 @dataclass(frozen=True, kw_only=True)
-class EmbeddingCall(Call):
+class EmbeddingCall(InferenceCall):
     """:meth:`Embedding.ado`'s arguments (``texts`` go on the wire as ``input``)."""
 
     texts: list[str] | str
@@ -101,7 +101,7 @@ class EmbeddingCall(Call):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Image2TextCall(Call):
+class Image2TextCall(InferenceCall):
     """:meth:`Image2Text.ado`'s arguments."""
 
     prompt: str
@@ -112,7 +112,7 @@ class Image2TextCall(Call):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PluginCall(Call):
+class PluginCall(InferenceCall):
     """:meth:`Plugin.ado`'s arguments."""
 
     query: str | ChatMessages | None = None
@@ -125,7 +125,7 @@ class PluginCall(Call):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RerankerCall(Call):
+class RerankerCall(InferenceCall):
     """:meth:`Reranker.ado`'s arguments."""
 
     query: str
@@ -137,7 +137,7 @@ class RerankerCall(Call):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Text2ImageCall(Call):
+class Text2ImageCall(InferenceCall):
     """:meth:`Text2Image.ado`'s arguments."""
 
     prompt: str

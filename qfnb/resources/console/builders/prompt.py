@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from qfnb.consts import PromptFrameworkType, PromptSceneType, PromptType
 from qfnb.protocol.routes import Console
+from qfnb.resources.console.consts import PromptFrameworkType, PromptSceneType, PromptType
 
 from .._base import ConsoleRequest, compact, invalid, require, surface
 
