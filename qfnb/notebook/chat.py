@@ -37,7 +37,7 @@ log = logging.getLogger("qfnb.notebook.chat")
 class CellChatRequest:
     """One model call. ``messages`` already include the session history and the new prompt."""
 
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     model: str | None = None
     endpoint: str | None = None
     system: str | None = None
@@ -49,6 +49,7 @@ class CellChatRequest:
     note: str | None = None  # a word for the footer (a base model's warning)
     where: str | None = None  # which platform answers ("local", "cloud")
     fresh: bool = False  # ask the model again instead of replaying a cached answer (--fresh)
+    body: dict[str, Any] = field(default_factory=dict)  # further body fields (response_format, functions)
 
     @property
     def temperature(self) -> float | None:
@@ -114,7 +115,7 @@ class ResourcesBackend:
             if target.model and not request.endpoint:
                 yield ChatDelta(text="", model=target.model)
             result = await res.ado(messages=request.messages, stream=request.stream, system=request.system or None,
-                                   **request.sampling.fields())
+                                   **request.sampling.fields(), **request.body)
             if request.stream:
                 async for resp in result:
                     yield _delta(resp)

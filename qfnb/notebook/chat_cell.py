@@ -4,6 +4,7 @@ answers into one output (with their provenance in its metadata) and keep the ses
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from IPython.core.error import UsageError
@@ -13,6 +14,7 @@ from qfnb.notebook._checks import sampling_options, split_csv, var_problem
 from qfnb.notebook._interp import prompt_template
 from qfnb.notebook._ipython import DisplayHandle, live_display
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
+from qfnb.resources.structured import AnswerSchema, SchemaError, answer_schema
 
 Target = tuple[str | None, str | None]
 
@@ -44,8 +46,19 @@ class ChatCellHost(Protocol):
     def fill_braces(self, text: str) -> str: ...
 
 
-def run_chat_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) -> Any:
-    """Run one ``%%qfchat`` cell for ``magics`` (its sessions, backend and settings)."""
+@dataclass(frozen=True)
+class CellRequests:
+    """What one cell sends: a request per target, the prompt as sent and as written."""
+
+    requests: list[chat.CellChatRequest]
+    prompt: str
+    template: dict[str, Any]
+    targets: list[Target]
+
+
+def build_cell_requests(magics: ChatCellHost, args: argparse.Namespace, cell: str,
+                        body: dict[str, Any] | None = None) -> CellRequests | None:
+    """Check the options and build the cell's requests (None: ``--reset`` with an empty cell)."""
     problem = var_problem(args.output, "-o/--output")
     if problem:
         raise UsageError(problem)
@@ -65,12 +78,23 @@ def run_chat_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) -> 
     if interpolated:
         prompt = magics.fill_braces(prompt)
     targets, default_name = _targets(magics, args)
-    multi = len(targets) > 1
     where = getattr(magics.chat_backend, "where", None)
     requests = chat_requests.build_requests(
         targets, prompt, sessions=magics.sessions, session=args.session, max_history=magics.max_history,
         default_name=default_name, where=where() if callable(where) else None, sampling=sampling,
-        system=args.system, stream=magics.stream and not args.no_stream, fresh=args.fresh)
+        system=args.system, stream=magics.stream and not args.no_stream, fresh=args.fresh, body=body)
+    return CellRequests(requests, prompt, template, targets)
+
+
+def run_chat_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) -> Any:
+    """Run one ``%%qfchat`` cell for ``magics`` (its sessions, backend and settings)."""
+    shape = _answer_schema(magics, args)
+    built = build_cell_requests(magics, args, cell,
+                                {"response_format": shape.response_format} if shape is not None else None)
+    if built is None:
+        return None
+    requests, prompt, template, targets = built.requests, built.prompt, built.template, built.targets
+    multi = len(targets) > 1
     handle = live_display({"text/plain": "…"}, raw=True)
 
     def on_update(answers: list[chat.ChatAnswer]) -> None:
@@ -84,9 +108,45 @@ def run_chat_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) -> 
         if args.output and exc.answers:
             magics.user_ns[args.output] = {a.model: a for a in exc.answers} if multi else exc.answers[0]
         raise
-    _keep(magics, args, targets, prompt, answers)
+    _keep(magics, args, targets, prompt, answers, store=shape is None)
     _raise_if_all_failed(answers, handle)
+    if shape is not None:
+        _keep_objects(magics, args, shape, answers)
     return None
+
+
+def _answer_schema(magics: ChatCellHost, args: argparse.Namespace) -> AnswerSchema | None:
+    """What ``--json`` / ``--schema NAME`` ask the answer to be; a bad NAME is refused before anything is sent."""
+    if args.json and args.schema:
+        raise UsageError("--json and --schema both given: --schema already asks for a JSON object")
+    if args.json:
+        return AnswerSchema(name="answer", schema=None)
+    if not args.schema:
+        return None
+    name = args.schema
+    if name not in magics.user_ns:
+        raise UsageError(f"--schema {name}: no variable {name!r} in the notebook (define a pydantic model class "
+                         "or a JSON-schema dict first)")
+    try:
+        return answer_schema(magics.user_ns[name], name)
+    except SchemaError as exc:
+        raise UsageError(f"--schema {name}: {exc}") from None
+
+
+def _keep_objects(magics: ChatCellHost, args: argparse.Namespace, shape: AnswerSchema,
+                  answers: list[chat.ChatAnswer]) -> None:
+    """Validate each answer; ``-o`` holds the object(s) (by model side by side). One that does not
+    parse or validate is a cell error naming the model and why."""
+    objects: dict[str, Any] = {}
+    for a in answers:
+        if a.error is not None:
+            continue
+        try:
+            objects[a.model] = shape.validate(a.text)
+        except ValueError as exc:
+            raise QfnbCellError(f"{a.model}: {exc}", title="qfchat: the answer is not the asked object") from None
+    if args.output:
+        magics.user_ns[args.output] = objects if len(answers) > 1 else next(iter(objects.values()))
 
 
 def _raise_if_all_failed(answers: list[chat.ChatAnswer], handle: DisplayHandle) -> None:
@@ -121,11 +181,11 @@ def _targets(magics: ChatCellHost, args: argparse.Namespace) -> tuple[list[Targe
 
 
 def _keep(magics: ChatCellHost, args: argparse.Namespace, targets: list[Target], prompt: str,
-          answers: list[chat.ChatAnswer]) -> None:
-    """Record each good answer in its session's history, and store the answer(s) in ``-o``."""
+          answers: list[chat.ChatAnswer], *, store: bool = True) -> None:
+    """Record each good answer in its session's history, and (``store``) the answer(s) in ``-o``."""
     multi = len(targets) > 1
     for target, answer in zip(targets, answers, strict=True):
         if answer.error is None:
             magics.sessions.get(chat_requests.session_of(args.session, target, multi)).record(prompt, answer.text)
-    if args.output:
+    if args.output and store:
         magics.user_ns[args.output] = {a.model: a for a in answers} if multi else answers[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from qfnb.notebook import roles
 from qfnb.notebook.chat import CellChatRequest
@@ -38,6 +39,7 @@ def build_requests(
     system: str | None = None,
     stream: bool = True,
     fresh: bool = False,
+    body: dict[str, Any] | None = None,
 ) -> list[CellChatRequest]:
     """One :class:`CellChatRequest` per target (a base model's answer capped, unless ``--max-tokens``)."""
     sampling = sampling or SamplingOptions()
@@ -54,5 +56,6 @@ def build_requests(
             messages=sess.request_messages(prompt, max_history), model=target[0], endpoint=target[1],
             sampling=replace(sampling, max_output_tokens=roles.BASE_CAP) if base and max_tokens is None else sampling,
             name=default_name, session=name, turns=history, where=where,
-            note=roles.base_note(max_tokens) if base else None, system=system, stream=stream, fresh=fresh))
+            note=roles.base_note(max_tokens) if base else None, system=system, stream=stream, fresh=fresh,
+            body=dict(body or {})))
     return requests

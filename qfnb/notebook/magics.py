@@ -113,7 +113,14 @@ class QfnbMagics(Magics):
     @argument("--system", help="System prompt (persona) for this call.")
     @argument("--prompt", help="A prompt saved on the platform, rendered with the name=value words given after it.")
     @sampling_arguments
-    @argument("-o", "--output", help="Store the answer (str() is its text; .response the raw response) here.")
+    @argument("-o", "--output", help="Store the answer (str() is its text; .response the raw response) here; "
+                                      "with --json/--schema the validated object.")
+    @argument("--json", action="store_true", help="The answer must be a JSON object (response_format json_object).")
+    @argument("--schema", help="NAME of a pydantic model class or JSON-schema dict the answer must match (strict).")
+    @argument("--tools", help="Comma-separated notebook functions the model may call (their schemas from type "
+                              "hints and docstrings).")
+    @argument("--yes", action="store_true", help="With --tools: run each call without asking.")
+    @argument("--max-steps", type=int, default=5, help="With --tools: the most model calls before a final answer.")
     @argument("--no-interp", action="store_true", help="Send {braces} verbatim (no variable interpolation).")
     @argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
     @argument("--fresh", action="store_true",
@@ -156,6 +163,10 @@ class QfnbMagics(Magics):
         raise UsageError(f"unknown %qfchat command {cmd!r}; use models, sessions, history [NAME] or reset [NAME]")
 
     def _chat_cell(self, args: argparse.Namespace, cell: str) -> Any:
+        if args.tools:
+            from qfnb.notebook.chat_tools import run_tools_cell
+
+            return run_tools_cell(self, args, cell)
         from qfnb.notebook.chat_cell import run_chat_cell
 
         return run_chat_cell(self, args, cell)

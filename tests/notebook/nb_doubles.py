@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -193,3 +194,45 @@ def fake_deployer(endpoint: str, deployed: list[Any] | None = None) -> Any:
         return _background.submit(deploy())
 
     return deployer
+
+
+class ScriptedResponse:
+    """A response double: ``.body`` as the platform's v1 chat answer."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+
+
+class ScriptedChatBackend:
+    """A chat double that answers with the scripted v1 bodies in turn (a ``function_call`` or
+    text); the last one repeats. Records the requests."""
+
+    def __init__(self, bodies: list[dict[str, Any]], delay: float = 0.0) -> None:
+        self.bodies = bodies
+        self.delay = delay
+        self.requests: list[CellChatRequest] = []
+
+    async def stream(self, request: CellChatRequest) -> AsyncIterator[ChatDelta]:
+        self.requests.append(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        body = self.bodies[min(len(self.requests), len(self.bodies)) - 1]
+        yield ChatDelta(text=body.get("result", ""), usage={"total_tokens": 9, "prompt_tokens": 5,
+                                                            "completion_tokens": 4}, response=ScriptedResponse(body))
+
+
+def function_call(name: str, **args: Any) -> dict[str, Any]:
+    """A v1 answer that calls ``name`` with ``args``."""
+    return {"result": "", "function_call": {"name": name, "arguments": json.dumps(args), "thoughts": ""}}
+
+
+def structured_ado(answers: dict[str, dict[str, Any]]) -> Any:
+    """A ``ChatCompletion.ado`` double for a schema batch: the JSON answer of the first key found
+    in the prompt (``{}`` when none is)."""
+
+    async def ado(self: Any, **kwargs: Any) -> ScriptedResponse:
+        text = kwargs["messages"][-1]["content"]
+        found = next((v for k, v in answers.items() if k in text), {})
+        return ScriptedResponse({"result": json.dumps(found)})
+
+    return ado

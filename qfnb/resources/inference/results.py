@@ -12,10 +12,13 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, overload
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from qfnb._core.errors import APIError, QfnbError, api_error
 from qfnb._core.http.response import QfResponse
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 __all__ = ["BatchFuture", "BatchStats", "FileResults", "FileSink", "FuturesSink", "ListSink", "Sink",
            "done_indices", "read_results", "record_value"]
@@ -263,6 +266,14 @@ class BatchFuture:
         if self._futures is not None:
             return [f.result() for f in self._futures]
         return self._file_results()
+
+    def to_dataframe(self, schema: Any) -> pd.DataFrame:
+        """Wait, then the answers as a DataFrame: one column per field of ``schema`` (a pydantic
+        model class or a JSON-schema dict) and an ``error`` column for a row that failed, or whose
+        answer did not parse or validate (:func:`qfnb.resources.structured.results_df`)."""
+        from qfnb.resources.structured import results_df
+
+        return results_df(self.results(), schema)
 
     def get_future_list(self) -> list[concurrent.futures.Future[Any]]:
         """The official SDK's name: one finished-or-pending future per input."""

@@ -1,0 +1,60 @@
+"""``%%qfchat --tools --yes`` and ``--schema`` against the real embedded platform and the local
+Qwen2.5-Coder-0.5B-Instruct (marked ``real_model``; short answers)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel
+
+from qfnb._core.http import client as client_mod
+
+pytestmark = pytest.mark.real_model
+
+MODEL = "Qwen2.5-Coder-0.5B-Instruct"
+
+
+@pytest.fixture
+def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No QIANFAN_* settings, so qfnb starts (or reuses) the embedded platform on QFNB_DATA_DIR."""
+    for name in [n for n in os.environ if n.startswith("QIANFAN_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
+    client_mod._CLIENTS.clear()
+    yield
+    client_mod._CLIENTS.clear()
+
+
+def test_tools_yes_runs_the_notebook_function_once_and_ends(ip, embedded) -> None:  # type: ignore[no-untyped-def]
+    """The loop on the real engine: the model calls the function with Paris, it runs once (a
+    repeated call is not run again) and the loop ends within the cap in a text answer. What that
+    text says is the 0.5B model's: on v1 it wrote its call again as text in 3 of 3 runs
+    (docs/agents.md), so the content is not asserted."""
+    asked: list[str] = []
+
+    def get_weather(city: str) -> dict[str, object]:
+        """Current weather for a city."""
+        asked.append(city)
+        return {"city": city, "temp_c": 17, "sky": "light rain"}
+
+    ip.user_ns["get_weather"] = get_weather
+    ip.run_cell_magic("qfchat", f"-m {MODEL} --tools get_weather --yes --max-steps 3 -t 0.01 --max-tokens 64 "
+                                f"--fresh -o ans", "What's the weather in Paris?")
+    assert [c.lower() for c in asked] == ["paris"], asked
+    answer = ip.user_ns["ans"]
+    assert answer.error is None and answer.done and answer.text.strip(), answer
+
+
+def test_schema_gives_a_validated_instance(ip, embedded) -> None:  # type: ignore[no-untyped-def]
+    class Ticket(BaseModel):
+        label: Literal["bug", "feature", "question"]
+        summary: str
+
+    ip.user_ns["Ticket"] = Ticket
+    ip.run_cell_magic("qfchat", f"-m {MODEL} --schema Ticket -t 0.01 --max-tokens 80 --fresh -o t",
+                      "Classify this report: 'the app crashes when I save'")
+    assert isinstance(ip.user_ns["t"], Ticket)
