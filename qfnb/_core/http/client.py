@@ -57,8 +57,6 @@ __all__ = ["AsyncQianfanClient", "default_transport", "get_client"]
 logger = logging.getLogger("qfnb.client")
 
 _JSON = "application/json"
-#: seconds the embedded platform's answer to "what serves this name" is trusted
-DIGEST_TTL = 1.0
 _ONE_TRY = RetryPolicy(attempts=1, timeout=10.0)
 _SERVICE_LIST_TTL = 3600.0
 
@@ -104,8 +102,6 @@ class AsyncQianfanClient:
         self.outages = Outages(clock)
         self._infer_policy = RetryPolicy.inference(config)
         self._console_policy = RetryPolicy.console(config)
-        #: per (api type, name): when the local platform said what serves it, and its digest
-        self._digests: dict[tuple[str, str], tuple[float, str]] = {}
         self._send: Next = compose((stages or AsyncQianfanClient.default_stages)(self),
                                    Send(lambda: self.transport, self._infer_policy))
 
@@ -212,25 +208,20 @@ class AsyncQianfanClient:
 
     async def served_digest(self, rec: Recording) -> str | None:
         """What would answer ``rec`` on the embedded platform: its served model's digest
-        (``GET /v2/models/{name}``, remembered for :data:`DIGEST_TTL` seconds, so ``qfnb models
-        rm/add``, ``--engine`` and alias changes show within that); "" on the cloud (it names its
-        models itself); None when the platform could not tell (the call neither reads nor stores)."""
+        (``GET /v2/models/{name}``, asked on every cached call: ``qfnb models rm/add``, ``--engine``
+        and alias changes in another process show at once; a local round trip of about a millisecond,
+        against a replayed answer); "" on the cloud (it names its models itself); None when the
+        platform could not tell (the call neither reads nor stores)."""
         if not self.config.embedded:
             return ""
         key = (rec.api.removeprefix("v2/"), rec.target.lower())  # v2/chat asks what serves chat
-        now = time.monotonic()
-        known = self._digests.get(key)
-        if known is not None and now - known[0] < DIGEST_TTL:
-            return known[1]
         url = f"{self.config.base_url.rstrip('/')}/v2/models/{quote(rec.target, safe='')}"
         try:
             resp = await self.signed_request("GET", url, params={"api_type": key[0]}, retry=_ONE_TRY)
         except QfnbError as exc:
             logger.debug("could not tell what serves %s (%s): not cached", rec.target, exc)
             return None
-        digest = str(resp.body.get("digest") or "")
-        self._digests[key] = (now, digest)
-        return digest
+        return str(resp.body.get("digest") or "")
 
     def _lane(self) -> dict[str, str]:
         """The priority header of a batch's call to the local platform (none otherwise)."""
