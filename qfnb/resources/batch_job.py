@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.http.recorded import worst_case
 from qfnb._core.http.response import QfResponse
-from qfnb._core.record.budget import Budget, Reservation, active_budget
+from qfnb._core.record.budget import Budget, Reservation, active_budget, batch_rows_reserved
 from qfnb._core.record.ledger import SESSION, UsageRow, default_ledger
 from qfnb._core.record.prices import prices
 from qfnb.protocol.batch import ACTIVE
@@ -225,6 +225,7 @@ class BatchJob:
         key = f"{uuid.uuid4().hex}.jsonl"
         await batch_objects.aupload_lines(cfg, f"bos:/{INPUT_BUCKET}/{key}", lines)  # in bounded pieces
         held = reserve_rows(count[0], worst[0], str(endpoint or model or model_id), cfg)
+        reserved = batch_rows_reserved.set(True)
         try:
             made = await Data.acreate_offline_batch_inference_task(
                 name=name or f"qfnb-batch-{key[:8]}", input_bos_uri=f"bos:/{INPUT_BUCKET}/{key}",
@@ -234,6 +235,8 @@ class BatchJob:
             if held is not None:
                 held[0].release(held[1])
             raise
+        finally:
+            batch_rows_reserved.reset(reserved)
         task_id = str(made["result"]["taskId"])
         if held is not None:
             _HELD[task_id] = held

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from qfnb._core.errors import QfnbError
 from qfnb._core.record import cache as cache_mod
 from qfnb._core.record import ledger as ledger_mod
 from qfnb._core.record.budget import BudgetExceeded, budget, clear_budget
-from qfnb.resources import ChatCompletion
+from qfnb.resources import ChatCompletion, Data
 from qfnb.resources.batch_job import BatchJob
 from tests.fakes.local_platform import ServedPlatform, served_platform
 
@@ -63,3 +64,16 @@ def test_a_durable_job_holds_its_worst_case_then_settles_once_across_readers(ser
     job.wait(interval=0.05)
     rows = [r for r in ledger_mod.default_ledger().rows() if r.api == "batch-job"]
     assert len(rows) == 1 and rows[0].total_tokens == used and rows[0].job == f"batch-job {job.task_id}"
+
+
+def test_a_batch_task_created_directly_under_a_budget_is_refused_naming_it(served: ServedPlatform) -> None:
+    budget(tokens=10_000)
+    with pytest.raises(BudgetExceeded, match=r"cannot be held to the budget .*BatchJob\.submit"):
+        Data.create_offline_batch_inference_task(name="raw", input_bos_uri="bos:/b/in.jsonl",
+                                                 output_bos_uri="bos:/b/out/", endpoint="tiny-chat")
+    assert BatchJob.list() == []  # nothing was created
+    clear_budget()  # without a budget the same call goes through (the platform then checks the file)
+    with pytest.raises(QfnbError) as info:
+        Data.create_offline_batch_inference_task(name="raw", input_bos_uri="bos:/b/in.jsonl",
+                                                 output_bos_uri="bos:/b/out/", endpoint="tiny-chat")
+    assert not isinstance(info.value, BudgetExceeded)

@@ -47,7 +47,9 @@ from qfnb._core.http.stages.record import Record
 from qfnb._core.http.stages.retry import Retry
 from qfnb._core.http.stages.revive import Revive
 from qfnb._core.http.stages.send import Send
+from qfnb._core.record.budget import check_unreserved_batch
 from qfnb._core.transport import Request, Transport
+from qfnb.protocol import batch as batch_wire
 from qfnb.protocol import routes
 from qfnb.protocol.routes import Target
 from qfnb.protocol.version import REQUEST_SOURCE
@@ -255,6 +257,8 @@ class AsyncQianfanClient:
         # signature seen before on a call that changes state)
         headers = {"Content-Type": _JSON, "request-source": REQUEST_SOURCE, "x-bce-request-id": str(uuid.uuid4()),
                    **(headers or {})}
+        if (params or {}).get("Action") == batch_wire.CREATE:  # its rows are unseen: no budget can hold it
+            check_unreserved_batch()
         url = self.config.console_api_base_url.rstrip("/") + path
         call = Call(method, url, body if body is not None else {}, headers, params, "console", False,
                     policy=retry or self._console_policy)

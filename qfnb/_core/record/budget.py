@@ -11,11 +11,16 @@ what was already answered is kept.
 from __future__ import annotations
 
 import threading
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from qfnb._core.errors import QfnbError
 
-__all__ = ["Budget", "BudgetExceeded", "Reservation", "active_budget", "budget", "clear_budget"]
+__all__ = ["Budget", "BudgetExceeded", "Reservation", "active_budget", "batch_rows_reserved", "budget",
+           "check_unreserved_batch", "clear_budget"]
+
+#: set while a durable batch job that reserved its rows' worst case creates its platform task
+batch_rows_reserved: ContextVar[bool] = ContextVar("qfnb_batch_rows_reserved", default=False)
 
 
 class BudgetExceeded(QfnbError):
@@ -112,3 +117,15 @@ def clear_budget() -> None:
 
 def active_budget() -> Budget | None:
     return _active
+
+
+def check_unreserved_batch() -> None:
+    """Refuse a batch-inference task created directly while a budget is set: its rows lie in object
+    storage, unseen by this process, so their worst case cannot be reserved (``BatchJob`` /
+    ``durable=True`` / ``%qfbatch`` stream the rows and reserve it)."""
+    held = active_budget()
+    if held is not None and (held.tokens is not None or held.yuan is not None) and not batch_rows_reserved.get():
+        raise BudgetExceeded("a batch-inference task created directly cannot be held to the budget (its rows are "
+                             "in object storage, unseen here): submit it with qfnb.resources.BatchJob.submit "
+                             "(durable=True, %qfbatch), which reserves each row's worst case, or clear the budget "
+                             "(qfnb.usage.clear_budget())")
