@@ -23,7 +23,7 @@ from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import AsyncChat, EngineBusy, as_async_embedder
 from qfnb.local.engines.llama_server import EngineUnavailable
-from qfnb.local.server import rerank
+from qfnb.local.server import openai_errors, rerank
 from qfnb.local.server.answers import Tally, stream_error_event, tool_calls_of, v2_finish
 from qfnb.local.server.auth import authenticator
 from qfnb.local.server.offload import engine_endpoint, offload
@@ -50,10 +50,8 @@ ENGINE_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "response_format
 
 
 def openai_error(status: int, code: str, message: str, param: str | None = None) -> JSONResponse:
-    """OpenAI's error shape (``error.message``, ``type``, ``param``, ``code``)."""
-    kind = "invalid_request_error" if status < 500 and status != 429 else code
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code},
-                         "id": response_id()}, status_code=status)
+    """OpenAI's error object (:mod:`.openai_errors`), with the answer's ``id``."""
+    return openai_errors.openai_error(status, message, param=param, code=code, request_id=response_id())
 
 
 def _platform(request: Request) -> Platform:
