@@ -81,8 +81,9 @@ def test_a_busy_daemon_does_not_hold_the_caller_up(status: tuple[FakeStatus, Pat
     finally:
         answer.hold.set()
     assert timeouts == [0.05]
-    assert daemon.engine_states(data_dir) is not None  # the same daemon, once it answers
+    daemon.engine_states(data_dir)  # (on a busy machine even a free daemon may miss half a second)
     assert timeouts[-1] == 0.5  # the default probe timeout
+    assert daemon.engine_states(data_dir, timeout=30) is not None  # the same daemon, once it answers
 
 
 def test_wrong_token_is_unknown(status: tuple[FakeStatus, Path]) -> None:
