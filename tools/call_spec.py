@@ -17,7 +17,7 @@ from pathlib import Path
 
 from spec import inference as spec
 from spec.schema import REQUIRED, Call, Field, WireModel
-from unasync_calls import ROOT, WIDTH, order_key, render_from, signature
+from unasync_calls import ROOT, WIDTH, order_key, packed, render_from, signature
 
 SPEC = "tools/spec/inference.py"
 PARAMS = ROOT / "qfnb/resources/inference/params.py"
@@ -35,22 +35,6 @@ def wrapped(text: str, indent: str, first: str = "", width: int = WIDTH) -> str:
     """``text`` filled to ``width``, its first line after ``first``, the others at ``indent``."""
     lines = textwrap.wrap(text, width=width, initial_indent=first, subsequent_indent=indent,
                           break_long_words=False, break_on_hyphens=False)
-    return "\n".join(lines)
-
-
-def packed(pieces: list[str], first: str, indent: str, end: str) -> str:
-    """``first`` + the comma-separated ``pieces`` + ``end``, packed to the width, breaking only
-    between pieces (continuation lines at ``indent``)."""
-    lines, line = [], first
-    for i, piece in enumerate(pieces):
-        piece += end if i == len(pieces) - 1 else ","
-        candidate = line + piece if line in (first, indent) else f"{line} {piece}"
-        if len(candidate) > WIDTH and line not in (first, indent):
-            lines.append(line)
-            line = indent + piece
-        else:
-            line = candidate
-    lines.append(line)
     return "\n".join(lines)
 
 

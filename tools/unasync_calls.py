@@ -104,18 +104,23 @@ def signature(indent: str, head: str, params: Iterable[Param | str], tail: str) 
     if not pieces:
         return f"{indent}{head}(){tail}\n"
     first = f"{indent}{head}("
-    pad = " " * len(first)
+    return packed(pieces, first, " " * len(first), tail) + "\n"
+
+
+def packed(pieces: list[str], first: str, indent: str, end: str) -> str:
+    """``first`` + the comma-separated ``pieces`` + ``end``, packed to the width, breaking only
+    between pieces (continuation lines at ``indent``)."""
     lines, line = [], first
     for i, piece in enumerate(pieces):
-        piece += tail if i == len(pieces) - 1 else ","
-        candidate = line + piece if line in (first, pad) else f"{line} {piece}"
-        if len(candidate) > WIDTH and line not in (first, pad):
+        piece += end if i == len(pieces) - 1 else ","
+        candidate = line + piece if line in (first, indent) else f"{line} {piece}"
+        if len(candidate) > WIDTH and line not in (first, indent):
             lines.append(line)
-            line = pad + piece
+            line = indent + piece
         else:
             line = candidate
     lines.append(line)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
 def body_text(fn: ast.AsyncFunctionDef, lines: list[str]) -> str:
