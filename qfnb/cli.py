@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qfnb import cli_models
+from qfnb.common.cli import main as official
 
 if TYPE_CHECKING:
     from qfnb.local.engines.api import RegistryLike
@@ -54,8 +55,6 @@ def public_bind_problem(given: dict[str, str | None]) -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from qfnb.common.cli import main as official
-
     parser = argparse.ArgumentParser(prog=Path(sys.argv[0]).name if sys.argv[0].endswith("qianfan") else "qfnb",
                                      description="qfnb: the Qianfan platform in Jupyter")
     official.add_global_options(parser)
@@ -110,7 +109,7 @@ def _load_registry(spec: str | None, settings: object) -> RegistryLike | None:
 
 def _engine_options(args: argparse.Namespace, options: Any) -> Any:
     """The environment's engine options with ``--engine``, ``--slots`` and ``--idle-stop`` applied."""
-    from qfnb.local.engines.registry import parse_external  # deferred: keeps importing this module light
+    from qfnb.local.engines.registry import parse_external  # deferred: loads httpx (`qfnb --help` does not)
 
     external = dict(options.external)
     for item in args.engine:
@@ -133,7 +132,8 @@ def _human_bytes(n: int) -> str:
 
 
 def start(args: argparse.Namespace) -> int:
-    from qfnb._core.backend.daemon import DaemonError, ensure_daemon  # deferred: keeps importing this module light
+    # deferred: loads the daemon's client (`qfnb --help` does not)
+    from qfnb._core.backend.daemon import DaemonError, ensure_daemon
 
     try:
         platform = ensure_daemon(args.data_dir)
@@ -146,7 +146,7 @@ def start(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    from qfnb._core.backend.daemon import daemon_status  # deferred: keeps importing this module light
+    from qfnb._core.backend.daemon import daemon_status  # deferred: loads the daemon's client (`qfnb --help` does not)
 
     info = daemon_status(args.data_dir)
     if info is None:
@@ -173,7 +173,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def stop(args: argparse.Namespace) -> int:
-    from qfnb._core.backend.daemon import stop_daemon  # deferred: keeps importing this module light
+    from qfnb._core.backend.daemon import stop_daemon  # deferred: loads the daemon's client (`qfnb --help` does not)
 
     result = stop_daemon(args.data_dir, force=args.force)
     if result.get("running"):
@@ -189,7 +189,7 @@ def serve(args: argparse.Namespace) -> int:
     os.umask(0o077)  # everything the platform writes (state, logs, job folders, objects) is private
     import shlex
 
-    from qfnb.local.settings import Settings, default_data_dir  # deferred: keeps importing this module light
+    from qfnb.local.settings import Settings, default_data_dir  # deferred: loads httpx (`qfnb --help` does not)
 
     data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -207,12 +207,12 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     registry = _load_registry(args.registry, settings)
     if args.daemon:
-        from qfnb.local.server import daemon  # deferred: keeps importing this module light
+        from qfnb.local.server import daemon  # deferred: loads pydantic and starlette (`qfnb --help` does not)
 
         return daemon.run(settings, port=args.port, registry=registry, log_level=args.log_level)
     import uvicorn
 
-    from qfnb.local.server.app import create_app  # deferred: keeps importing this module light
+    from qfnb.local.server.app import create_app  # deferred: loads pydantic and starlette (`qfnb --help` does not)
 
     server = uvicorn.Server(uvicorn.Config(create_app(settings, registry), log_level=args.log_level,
                                            access_log=False))
@@ -225,8 +225,8 @@ def serve(args: argparse.Namespace) -> int:
 
 def _foreground_settings(args: argparse.Namespace, data_dir: Path) -> Settings | None:
     """Settings of a hand-run ``qfnb serve``, after printing where it listens (None: refused)."""
-    from qfnb.local.server import listen  # deferred: keeps importing this module light
-    from qfnb.local.settings import Credentials, Settings  # deferred: keeps importing this module light
+    from qfnb.local.server import listen  # deferred: `qfnb --help` does without it (3 modules)
+    from qfnb.local.settings import Credentials, Settings  # deferred: loads httpx (`qfnb --help` does not)
 
     env = os.environ
     given = {"api_key": args.ak or env.get("QIANFAN_AK"), "secret_key": args.sk or env.get("QIANFAN_SK"),
@@ -264,8 +264,6 @@ def _foreground_settings(args: argparse.Namespace, data_dir: Path) -> Settings |
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    from qfnb.common.cli import main as official  # the official commands load only when the CLI runs
-
     if official.handles(args.command):
         return official.run(args, argv)
 

@@ -47,7 +47,7 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qfnb import local_models as lm  # deferred: keeps importing this module light
+    from qfnb import local_models as lm  # deferred: loads the daemon's client (`qfnb --help` does not)
 
     try:
         return _run(lm, args)

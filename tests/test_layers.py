@@ -117,3 +117,25 @@ def test_a_circle_through_a_package_init_is_found(tree: Path) -> None:
     assert result.returncode == 1
     [line] = [x for x in result.stdout.splitlines() if x.startswith("circle in modules: qfnb.dataset, ")]
     assert "qfnb.dataset.schema" in line.split(": ", 1)[1].split(", "), result.stdout
+
+
+@pytest.mark.parametrize("comment", ["", "  # deferred: the test's reason", "above"])
+def test_a_function_level_import_says_why(tree: Path, comment: str) -> None:
+    """An import of a qfnb module inside a function is named unless a ``# deferred: <why>``
+    comment gives its reason (on its line, or on the line above)."""
+    module = "qfnb/dataset/schema.py"
+    path = tree / module
+    original = path.read_text(encoding="utf-8")
+    body = ("    # deferred: the test's reason\n    import qfnb.protocol.errors" if comment == "above"
+            else f"    import qfnb.protocol.errors{comment}")
+    try:
+        _with_line(tree, module, f"def _late() -> object:\n{body}\n    return qfnb.protocol.errors")
+        result = _circles(tree)
+    finally:
+        path.write_text(original, encoding="utf-8")
+    named = [line for line in result.stdout.splitlines() if line.startswith(f"{module}:")]
+    if comment:
+        assert result.returncode == 0 and not named, result.stdout
+    else:
+        assert result.returncode == 1
+        assert named and "import qfnb.protocol.errors" in named[0] and "# deferred: <why>" in named[0], result.stdout

@@ -6,14 +6,17 @@ contract sees. This reads the graph with them (grimp, as import-linter does; gri
 imports written inside functions too) and prints, per package, every set of sibling modules
 that import each other; exit 1 when there is one.
 
-It also counts the imports between qfnb modules written inside a function (``--list`` names
-them): each one is there to keep an import light and says so in a comment.
+It also finds the imports between qfnb modules written inside a function (``--list`` names
+them). Each one is there to keep an entry point light (``import qfnb``, ``%load_ext qfnb``, ``qfnb
+--help``, ...) and says why in a ``# deferred: <why>`` comment, on the import's own lines, on the
+line above it or above the run of imports it is in; exit 1 names each one without it.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import re
 import sys
 from collections.abc import Iterator, Mapping, Set
 from pathlib import Path
@@ -77,25 +80,54 @@ def all_circles(package: str = "qfnb") -> list[tuple[str, list[str]]]:
     return found + [("modules", c) for c in through_init]
 
 
-def deferred_imports(root: Path = ROOT) -> list[tuple[str, int, str]]:
-    """``(file, line, source)`` of each import of a qfnb module written inside a function."""
-    found: list[tuple[str, int, str]] = []
+#: the reason a function-level import gives: ``# deferred: it loads pandas`` (any words after the colon)
+REASON = re.compile(r"#\s*deferred:\s*\S")
+
+
+def _imports_qfnb(node: ast.Import | ast.ImportFrom) -> bool:
+    names = [a.name for a in node.names] if isinstance(node, ast.Import) else [("." * node.level) + (node.module or "")]
+    return any(n == "qfnb" or n.startswith(("qfnb.", ".")) for n in names)
+
+
+def _runs(body: list[ast.stmt]) -> Iterator[list[ast.Import | ast.ImportFrom]]:
+    """The runs of consecutive import statements in one block."""
+    run: list[ast.Import | ast.ImportFrom] = []
+    for stmt in body:
+        if isinstance(stmt, ast.Import | ast.ImportFrom):
+            run.append(stmt)
+            continue
+        if run:
+            yield run
+        run = []
+    if run:
+        yield run
+
+
+def deferred_imports(root: Path = ROOT) -> list[tuple[str, int, str, bool]]:
+    """``(file, line, source, has_reason)`` of each import of a qfnb module written inside a function;
+    ``has_reason``: a ``# deferred: <why>`` comment on its lines, on the line above, or above the run of
+    imports it is in."""
+    found: set[tuple[str, int, str, bool]] = set()
     for path in sorted((root / "qfnb").rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        lines = path.read_text(encoding="utf-8").splitlines()
-        for func in ast.walk(tree):
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        for func in ast.walk(ast.parse(text)):
             if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
-            for node in ast.walk(func):
-                if isinstance(node, ast.Import):
-                    names = [a.name for a in node.names]
-                elif isinstance(node, ast.ImportFrom):
-                    names = [("." * node.level) + (node.module or "")]
-                else:
-                    continue
-                if any(n == "qfnb" or n.startswith(("qfnb.", ".")) for n in names):
-                    found.append((str(path.relative_to(root)), node.lineno, lines[node.lineno - 1].strip()))
-    return sorted(set(found))
+            for block in ast.walk(func):
+                for field in ("body", "orelse", "finalbody"):
+                    body = getattr(block, field, None)
+                    for run in _runs(body if isinstance(body, list) else []):
+                        above = lines[run[0].lineno - 2].strip() if run[0].lineno > 1 else ""
+                        for node in run:
+                            if not _imports_qfnb(node):
+                                continue
+                            own = lines[node.lineno - 1:node.end_lineno or node.lineno]
+                            just_above = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
+                            reason = any(REASON.match(x) for x in (above, just_above)) or any(
+                                REASON.search(line) for line in own)
+                            found.add((str(path.relative_to(root)), node.lineno, own[0].strip(), reason))
+    return sorted(found)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,11 +142,15 @@ def main(argv: list[str] | None = None) -> int:
                                                    for m in members))
     deferred = deferred_imports(args.root)
     if args.list:
-        for file, line, source in deferred:
+        for file, line, source, _ in deferred:
             print(f"{file}:{line}: {source}")
-    print(f"{len(found)} circles; {len(deferred)} imports of qfnb modules inside functions")
-    return 1 if found else 0
-
+    unexplained = [(file, line, source) for file, line, source, reason in deferred if not reason]
+    for file, line, source in unexplained:
+        print(f"{file}:{line}: {source}: an import inside a function says why (`# deferred: <why>`) "
+              "or moves to the module's top")
+    print(f"{len(found)} circles; {len(deferred)} imports of qfnb modules inside functions, "
+          f"{len(unexplained)} without a reason")
+    return 1 if found or unexplained else 0
 
 if __name__ == "__main__":
     sys.exit(main())

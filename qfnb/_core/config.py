@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from qfnb._core import plugins
+from qfnb._core.errors import ValidationError
 from qfnb.protocol import routes
 from qfnb.protocol.errors import RETRYABLE_CONSOLE_CODES, RETRYABLE_INFERENCE_CODES
 
@@ -327,8 +328,6 @@ _CREDENTIAL_FIELDS = ("ak", "sk", "access_key", "secret_key", "access_token", "b
 def _check_placeholders(cfg: Config) -> None:
     """A documentation placeholder (``access_key="..."``, ``"your_ak"``, ``"xxx"``) given as a
     credential: say so before anything is sent, instead of failing later at the cloud's door."""
-    from qfnb._core.errors import ValidationError
-
     for name in _CREDENTIAL_FIELDS:
         value = getattr(cfg, name)
         if isinstance(value, str) and _PLACEHOLDER.fullmatch(value.strip()):
@@ -356,6 +355,6 @@ def _local_platform() -> Access:
     """The default backend when nothing is configured: the data dir's shared daemon."""
     if _default_backend is not None:
         return _default_backend()
-    from qfnb._core.backend.daemon import LocalDaemon
+    from qfnb._core.backend.daemon import LocalDaemon  # deferred: loads the daemon's client (`%load_ext qfnb` does not)
 
     return LocalDaemon().ensure()

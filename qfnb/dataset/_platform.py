@@ -21,6 +21,7 @@ import pandas as pd
 
 from qfnb._core.config import resolve_config
 from qfnb._core.errors import QfnbError, ValidationError
+from qfnb._core.http.client import get_client
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.protocol.console import ImportStatus, ReleaseStatus
 from qfnb.resources.bos import BosHelper
@@ -181,8 +182,6 @@ async def download(dataset_id: int | str, config: Config | None) -> pd.DataFrame
 async def download_items(dataset_id: int | str, config: Config | None) -> list[Any]:
     """The entities of a platform dataset as its export file holds them (one JSON value per
     line; a conversation is a list of turns): export, wait for the record, fetch the file."""
-    from qfnb._core.http.client import get_client  # deferred: keeps importing this module light
-
     cfg = _config(config)
     await Data.acreate_dataset_export_task(dataset_id, 0, config=cfg)
 

@@ -20,6 +20,7 @@ from qfnb._core.errors import ValidationError
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import ProgressArg
 
+from ._arrow import frame_from_arrow, frame_from_huggingface
 from ._batchjob import platform_version, run_as_job
 from ._infer import run_llm
 from ._io import frame_from_obj, read_path, source_lines, write_path
@@ -28,6 +29,8 @@ from ._platform import Upload, download, upload_dataset
 from ._rows import frame_from_table, is_source
 from .consts import QianfanDatasetPackColumnName
 from .schema import QianfanNonSortedConversation, Schema
+from .stress import astress
+from .summarization_method import overview, statistics
 from .table import Table
 from .view import DataSourceLike as DataSource
 
@@ -108,8 +111,6 @@ class Dataset(Table, OnlineOps):
         _one_source(data_file=data_file, source=source, dataframe=dataframe, qianfan_dataset_id=qianfan_dataset_id,
                     huggingface_dataset=huggingface_dataset, **kwargs)
         if huggingface_dataset is not None:
-            from ._arrow import frame_from_huggingface
-
             dataframe = frame_from_huggingface(huggingface_dataset)
         if source is not None:
             ds = cls._from_source(source, organize_data_as_group, config)
@@ -157,8 +158,6 @@ class Dataset(Table, OnlineOps):
     @classmethod
     def create_from_pyarrow_table(cls, table: Any, schema: Schema | None = None, **kwargs: Any) -> Dataset:
         """From a ``pyarrow.Table`` (the ``hf`` extra); ``schema=`` validates the rows."""
-        from ._arrow import frame_from_arrow
-
         return cls.load(dataframe=frame_from_arrow(table), schema=schema)
 
     @classmethod
@@ -368,15 +367,11 @@ class Dataset(Table, OnlineOps):
     def show_overview_info(self) -> pd.DataFrame:
         """Per column: ``repetition_ratio`` (1 - distinct / rows) and ``null_ratio`` (empty or missing
         cells / rows)."""
-        from .summarization_method import overview
-
         return overview(self.to_pandas())
 
     def show_processed_statistics(self, methods: Sequence[Any] | None = None, **kwargs: Any) -> pd.DataFrame:
         """Each numeric column's statistics, a row per method (default: mean, min, max, the 0.8 and 0.9
         quantiles; any :class:`~qfnb.dataset.summarization_method.SummarizationMethod`)."""
-        from .summarization_method import statistics
-
         return statistics(self, methods, **kwargs)
 
     # ---- stress tests (qfnb.dataset.stress) ---------------------------------------------------
@@ -388,10 +383,6 @@ class Dataset(Table, OnlineOps):
         """Send every prompt once with ``users`` concurrent streams (stopping after ``runtime``,
         e.g. ``"5m"``); TTFT, latency percentiles, QPS, OTPS and errors in one round.
         ``workers`` (locust's processes officially) is accepted: one event loop drives every user."""
-        from qfnb._core.runtime import sync
-
-        from .stress import astress
-
         return sync.run(astress(self, users_per_round=[users] if users is not None else [], model=model,
                                 endpoint=endpoint, model_type=model_type, hyperparameters=hyperparameters,
                                 spawn_rate=spawn_rate, runtime=runtime, workers=workers,
@@ -406,10 +397,6 @@ class Dataset(Table, OnlineOps):
         """``rounds`` stress tests at ``origin_users``, ``+interval``, ... users; stops after a round whose
         mean first-token latency or mean latency (seconds) passes its threshold, or whose success rate
         falls below ``success_rate_threshold``."""
-        from qfnb._core.runtime import sync
-
-        from .stress import astress
-
         if rounds < 1 or interval < 0:
             raise ValidationError("rounds", f"need rounds >= 1 and interval >= 0, got {rounds} and {interval}")
         return sync.run(astress(self, users_per_round=[origin_users + i * interval for i in range(rounds)],

@@ -23,6 +23,10 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from qfnb._core.errors import QfnbError, ValidationError
+from qfnb._core.record.cache import cache_mode
+from qfnb.resources import ChatCompletion, Completion
+
+from ._infer import prompts_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from .view import DatasetView
@@ -170,8 +174,6 @@ async def arun_round(prompts: Sequence[str], *, users: int, kind: str, client: A
                      spawn_rate: float | None = None, runtime: float = 0.0) -> RoundStats:
     """Send every prompt once, ``users`` at a time (each user starting ``1/spawn_rate`` s after the
     last), stopping early after ``runtime`` seconds (0: no limit)."""
-    from qfnb._core.record.cache import cache_mode
-
     t0 = time.perf_counter()
     samples: list[RequestSample] = []
     queue = iter(prompts)
@@ -198,10 +200,6 @@ async def astress(ds: DatasetView, *, users_per_round: Sequence[int], model: str
                   ignored: Mapping[str, Any] | None = None) -> StressTestResult:
     """Rounds at each number of users; stops early once a round passes a threshold (multi_stress_test's).
     ``ignored``: the official keywords qfnb has no use for (locust's), named in one warning."""
-    from qfnb.resources import ChatCompletion, Completion
-
-    from ._infer import prompts_of
-
     kind = _check(users_per_round[0] if users_per_round else None, workers, spawn_rate, model, endpoint,
                   model_type)
     for users in users_per_round:

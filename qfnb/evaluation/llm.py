@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from qfnb._core.config import Config
 from qfnb._core.runtime.progress import ProgressArg
 from qfnb.resources import ChatCompletion, Completion
 
@@ -150,7 +151,7 @@ def _callable_runner(fn: Callable[..., Any]) -> BatchFn:
 
 def _default_tag(llm: Any) -> str:
     """Official-style tags: Service ``{id}_{endpoint}``, Model ``{model_set_id}_{version_id}_{name}``."""
-    from qfnb.model import Model, Service  # deferred: keeps importing this module light
+    from qfnb.model import Model, Service  # deferred: loads pydantic (`import qfnb.evaluation` does not)
 
     if isinstance(llm, Service):
         parts = [llm.id, llm.endpoint]
@@ -166,7 +167,7 @@ def _default_tag(llm: Any) -> str:
 def as_target(llm: Any, tag: str | None = None) -> LLMTarget:
     """Wrap ``llm`` (see the module docstring); ``tag`` defaults to an official-style tag."""
     tag = tag or _default_tag(llm)
-    from qfnb.model import Model  # deferred: keeps importing this module light
+    from qfnb.model import Model  # deferred: loads pydantic (`import qfnb.evaluation` does not)
 
     if isinstance(llm, Model):  # a published Model runs via its deployed service
         if llm.service is None:
@@ -192,8 +193,6 @@ def as_target(llm: Any, tag: str | None = None) -> LLMTarget:
 def embedded_chat(model: str | None = None) -> Any:
     """A ``ChatCompletion`` on the embedded local platform (offline), even when cloud credentials
     are configured: the default judge. ``model`` defaults to the platform's default chat model."""
-    from qfnb._core.config import Config  # deferred: keeps importing this module light
-
     return ChatCompletion(model=model, config=Config())
 
 

@@ -17,8 +17,14 @@ from typing import Any
 
 import pandas as pd
 
+from qfnb._core.config import resolve_config
 from qfnb.protocol.console import EvalState
 from qfnb.protocol.textmetrics import as_text
+from qfnb.resources.console import Model
+from qfnb.resources.console.evaluation_task import (
+    arun_evaluation_task,
+    result_of,
+)
 
 from ._errors import EvaluationError, invalid
 from .base import Evaluator
@@ -216,7 +222,7 @@ async def amodel_version_ref(model: Any) -> dict[str, Any]:
     elif isinstance(model, tuple) and len(model) == 2:
         mid, vid = model
     else:
-        from qfnb.model import Model  # deferred: keeps importing this module light
+        from qfnb.model import Model  # deferred: loads pydantic (`import qfnb.evaluation` does not)
 
         if not isinstance(model, Model):
             raise invalid("llms", f"platform evaluation takes published qfnb.model.Model objects, "
@@ -248,8 +254,6 @@ def _random_name() -> str:
 
 
 def _console() -> Any:
-    from qfnb.resources.console import Model  # deferred: keeps importing this module light
-
     return Model
 
 
@@ -293,11 +297,6 @@ async def arun_platform_evaluation(
     waiting for human scores. A failed/stopped task raises :class:`EvaluationError`; a
     cancelled wait (or ``timeout``) cancels the platform task.
     """
-    from qfnb.resources.console.evaluation_task import (  # deferred: keeps importing this module light
-        arun_evaluation_task,
-        result_of,
-    )
-
     eval_conf = build_eval_standard_conf(evaluators)
     if not models:
         raise invalid("llms", "at least one model is required")
@@ -305,8 +304,6 @@ async def arun_platform_evaluation(
     versions = [await amodel_version_ref(m) for m in models]
     console = console or _console()
     if poll_interval is None:
-        from qfnb._core.config import resolve_config  # deferred: keeps importing this module light
-
         poll_interval = float(resolve_config(config).evaluation_online_polling_interval)
     kwargs: dict[str, Any] = {"config": config} if config is not None else {}
     if description:

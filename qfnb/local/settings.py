@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.engines.registry import EngineOptions
 from qfnb.protocol.daemon import default_data_dir
 from qfnb.protocol.files import write_private_json
 
@@ -114,7 +115,6 @@ class Settings:
         root.mkdir(parents=True, exist_ok=True)
         creds = credentials or Credentials.load_or_create(root / "credentials.json")
         t2i = env.get("QFNB_TEXT2IMAGE_MODEL_DIR")
-        from qfnb.local.engines.registry import EngineOptions
 
         return cls(data_dir=root, credentials=creds, aliases=_parse_aliases(env.get("QFNB_MODEL_ALIASES")),
                    text2image_model_dir=Path(t2i).expanduser() if t2i else None,

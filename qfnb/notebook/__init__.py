@@ -19,12 +19,14 @@ __all__ = ["load_ipython_extension", "unload_ipython_extension"]
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
     """``%load_ext qfnb.notebook``: register the qfnb magics."""
+    # deferred: loads IPython and ipywidgets (`import qfnb.notebook` does not)
     from qfnb.notebook.magics import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
+    # deferred: loads IPython and ipywidgets (`import qfnb.notebook` does not)
     from qfnb.notebook.magics import unload_ipython_extension as unload
 
     unload(ipython)

@@ -17,10 +17,21 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class
 
+from qfnb._core.config import Config, resolve_config
+from qfnb._core.record.cache import mode_for
+from qfnb._core.runtime import sync
 from qfnb.notebook._checks import sampling_options
-from qfnb.notebook._ipython import argument, line_magic, magic_arguments, parse_argstring, sampling_arguments
+from qfnb.notebook._ipython import (
+    HTML,
+    argument,
+    display,
+    line_magic,
+    magic_arguments,
+    parse_argstring,
+    sampling_arguments,
+)
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
-from qfnb.resources.batch_job import BatchJob, JobState
+from qfnb.resources.batch_job import BatchJob, JobState, record_job
 
 
 def _eta(seconds: float | None) -> str:
@@ -54,8 +65,6 @@ class Bar:
     """The live line: an updatable display in a kernel, text otherwise."""
 
     def __init__(self) -> None:
-        from qfnb.notebook._ipython import HTML, display
-
         self._html = HTML
         self._handle = display(HTML(""), display_id=True)
 
@@ -75,9 +84,6 @@ def watch(job: BatchJob, *, interval: float = 0.5, bar: Any = None,
           sleep: Callable[[float], None] = time.sleep) -> JobState:
     """Redraw ``job``'s progress until it ends; on Interrupt the bar stops (the job does not).
     The ended task's tokens go to the usage ledger (a reused one's as saved)."""
-    from qfnb._core.config import resolve_config
-    from qfnb.resources.batch_job import record_job
-
     bar = bar if bar is not None else Bar()
     reused = getattr(job, "reused", None) is not None
     state = job.state()
@@ -98,9 +104,7 @@ def watch(job: BatchJob, *, interval: float = 0.5, bar: Any = None,
 
 def input_prompts(job: BatchJob, state: JobState) -> list[str]:
     """The last user message of each input row (read from the task's input object)."""
-    from qfnb._core.config import resolve_config
-    from qfnb._core.http.client import get_client
-    from qfnb._core.runtime import sync
+    from qfnb._core.http.client import get_client  # deferred: loads the HTTP client (`%load_ext qfnb` does not)
 
     uri = str(state.view.get("inputBosUri") or "")
     if not uri.startswith("bos:/"):
@@ -119,7 +123,7 @@ def input_prompts(job: BatchJob, state: JobState) -> list[str]:
 
 def as_dataset(job: BatchJob) -> Any:
     """A :class:`qfnb.dataset.Dataset` of the job's rows: ``prompt``, ``llm_output`` (and ``error``)."""
-    from qfnb.dataset import Dataset
+    from qfnb.dataset import Dataset  # deferred: loads pandas (`%load_ext qfnb` does not)
 
     state = job.state()
     values = job.results()
@@ -176,9 +180,6 @@ def handle_magic(magics: Any, args: argparse.Namespace) -> Any:
 def _reuse_wanted(args: argparse.Namespace) -> bool:
     """Reuse a finished twin unless ``--fresh``, where answers replay (the response cache is on:
     ``%load_ext qfnb`` turns it on), as ``%%qfchat`` replays and ``%qftrain`` reuses a run."""
-    from qfnb._core.config import Config
-    from qfnb._core.record.cache import mode_for
-
     return not args.fresh and mode_for(Config.from_env().cache) == "on"
 
 

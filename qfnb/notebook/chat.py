@@ -13,9 +13,12 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from qfnb import resources
 from qfnb.notebook import _fmt, _theme
 from qfnb.notebook.sampling import SamplingOptions
 from qfnb.notebook.sessions import ChatSession, SessionHistory, SessionList, SessionStore
+from qfnb.resources.defaults import default_model
+from qfnb.resources.where import backend
 
 __all__ = [
     "CellChatRequest",
@@ -105,12 +108,10 @@ class ResourcesBackend:
     async def stream(self, request: CellChatRequest) -> AsyncIterator[ChatDelta]:
         """The deltas of one call; the answering model's name comes first (an empty delta).
         Cancelling the reader closes the HTTP stream: the server sees the client go and stops."""
-        from qfnb.resources import ChatCompletion
-
         result: Any = None
         try:
-            res = ChatCompletion(model=request.model, endpoint=request.endpoint,
-                                 cache="refresh" if request.fresh else None)
+            res = resources.ChatCompletion(model=request.model, endpoint=request.endpoint,
+                                           cache="refresh" if request.fresh else None)
             target = await res.aresolve()
             if target.model and not request.endpoint:
                 yield ChatDelta(text="", model=target.model)
@@ -129,8 +130,6 @@ class ResourcesBackend:
 
     def default_model(self) -> str | None:
         """The platform's default chat model's name (no network: the catalog and the config)."""
-        from qfnb.resources.defaults import default_model
-
         try:
             return default_model("chat")
         except Exception:  # a broken config shows up on the call itself
@@ -138,8 +137,6 @@ class ResourcesBackend:
 
     def where(self) -> str | None:
         """The footer's word for where calls go (``local``, ``cloud (QIANFAN_AK set)``)."""
-        from qfnb.resources.where import backend
-
         try:
             return backend().label
         except Exception:  # a broken config shows up on the call itself
@@ -147,6 +144,7 @@ class ResourcesBackend:
 
     def engine_state(self, request: CellChatRequest, label: str) -> Any:
         """The local platform's engine for this request (loading or not); None when unknown."""
+        # deferred: loads the daemon's client (`%load_ext qfnb` does not)
         from qfnb.notebook.loading import local_engine_state
 
         return local_engine_state((request.model, request.endpoint, request.name, label))

@@ -15,6 +15,7 @@ from qfnb.notebook._interp import prompt_template
 from qfnb.notebook._ipython import DisplayHandle, live_display
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.resources.structured import AnswerSchema, SchemaError, answer_schema
+from qfnb.resources.where import connection_hint
 
 Target = tuple[str | None, str | None]
 
@@ -157,7 +158,6 @@ def _raise_if_all_failed(answers: list[chat.ChatAnswer], handle: DisplayHandle) 
     if not any(a.text for a in answers):
         handle.update({"text/plain": ""}, raw=True)
     first = failed[0]
-    from qfnb.resources.where import connection_hint
 
     raise QfnbCellError(f"{first.model}: {chat.error_line(first)}{connection_hint(first.error)}",
                         title="qfchat failed") from first.error

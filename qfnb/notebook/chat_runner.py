@@ -23,7 +23,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from qfnb._core.runtime import sync
+from qfnb.notebook import loading
 from qfnb.notebook.chat import CellChatRequest, ChatAnswer, ChatBackend
+from qfnb.notebook.errors import QfnbInterrupted
+from qfnb.resources.inference.accumulator import ChatAccumulator
 
 __all__ = ["CANCEL_GRACE", "run_chat"]
 
@@ -36,8 +40,6 @@ _CHANGED, _END = "changed", "end"
 
 async def _stream_one(backend: ChatBackend, request: CellChatRequest, answer: ChatAnswer,
                       notify: Callable[[], None]) -> None:
-    from qfnb.resources.inference.accumulator import ChatAccumulator  # the SDK's modules: on first use
-
     t0 = answer.started
     acc = ChatAccumulator()
     try:
@@ -90,8 +92,6 @@ async def _drive(backend: ChatBackend, requests: Sequence[CellChatRequest], answ
     probe = getattr(backend, "engine_state", None)
     try:
         if callable(probe):
-            from qfnb.notebook import loading
-
             watcher = asyncio.ensure_future(_watch_loading(probe, requests, answers, notify,
                                                            first=loading.FIRST_LOOK, interval=loading.INTERVAL))
         await asyncio.gather(*(_stream_one(backend, r, a, notify) for r, a in zip(requests, answers, strict=True)))
@@ -124,9 +124,6 @@ def run_chat(
     draws them once more and raises :class:`~qfnb.notebook.errors.QfnbInterrupted` (one line).
     While no token has come, the footer's waiting time is redrawn every second.
     """
-    from qfnb._core.runtime import sync
-    from qfnb.notebook.errors import QfnbInterrupted
-
     answers = [ChatAnswer(model=r.label, context=r.context) for r in requests]
     updates: queue.Queue[str] = queue.Queue()
     future = sync.submit(_drive(backend, requests, answers, updates))

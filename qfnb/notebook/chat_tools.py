@@ -30,6 +30,7 @@ from IPython.core.error import UsageError
 from qfnb.notebook import _fmt, _theme, chat, chat_runner
 from qfnb.notebook._checks import split_csv
 from qfnb.notebook._ipython import live_display
+from qfnb.notebook.chat_cell import build_cell_requests
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -293,8 +294,6 @@ def _tools_of(magics: ChatCellHost, args: argparse.Namespace) -> dict[str, Calla
 
 def run_tools_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) -> Any:
     """Run one ``%%qfchat --tools`` cell."""
-    from qfnb.notebook.chat_cell import build_cell_requests
-
     tools = _tools_of(magics, args)
     built = build_cell_requests(magics, args, cell)
     if built is None:

@@ -19,7 +19,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from qfnb import resources
+from qfnb._core.runtime import sync
 from qfnb.notebook import _fmt
+from qfnb.notebook.roles import is_base, role
+from qfnb.protocol import routes
+from qfnb.resources.defaults import default_model
 
 log = logging.getLogger("qfnb.notebook.discovery")
 #: every name cache in this process, so that a model added here shows at once
@@ -42,8 +47,6 @@ class ModelRow:
 
     @property
     def role(self) -> str:
-        from qfnb.notebook.roles import role
-
         return role(self.kind, self.name)
 
 
@@ -72,8 +75,6 @@ def rows_from_services(services: Mapping[str, Any], defaults: Mapping[str, str |
 
 
 def rows_from_catalog(defaults: Mapping[str, str | None]) -> list[ModelRow]:
-    from qfnb.protocol import routes
-
     rows = []
     for api, kind in _KINDS.items():
         for name in sorted(routes.model_catalog().get(api, {}).get("models", {})):
@@ -89,8 +90,6 @@ class ModelList:
 
     def names(self, kind: str | None = None, *, chat: bool = False) -> list[str]:
         """Names of ``kind`` (None: all); ``chat=True`` leaves out base models (not for chat)."""
-        from qfnb.notebook.roles import is_base
-
         return [r.name for r in self.rows if (kind is None or r.kind == kind) and not (chat and is_base(r.name))]
 
     def __repr__(self) -> str:
@@ -148,16 +147,11 @@ def resolve_name(word: str, listing: ModelList | None, option: str = "-m") -> tu
 
 
 def _defaults() -> dict[str, str | None]:
-    from qfnb.resources.defaults import default_model
-
     return {"chat": default_model("chat"), "embedding": default_model("embedding")}
 
 
 def fetch_services(timeout: float | None = 30.0) -> dict[str, Any]:
-    from qfnb._core.runtime import sync
-    from qfnb.resources import ChatCompletion
-
-    client = ChatCompletion().client
+    client = resources.ChatCompletion().client
     return sync.run(client.list_services(), timeout=timeout)
 
 

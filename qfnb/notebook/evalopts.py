@@ -22,6 +22,7 @@ def reason(exc: Exception) -> str:
 
 def check_judges(judges: Sequence[Any], llms: Mapping[str, Any], recorded: Mapping[str, Any]) -> None:
     """A judge must not be one of the candidates (before any model is called)."""
+    # deferred: these load pandas (`%load_ext qfnb` does not)
     from qfnb.evaluation.answers import target_identity
     from qfnb.evaluation.llm import as_target
     from qfnb.evaluation.pairwise import check_not_candidate
@@ -57,7 +58,7 @@ def check_recorded(recorded: dict[str, str], dataset: Any, limit: int | None,
     ``-o`` BatchJob, a DataFrame, a list of answers) or an existing file (a clear error if none)."""
     if not recorded:
         return {}
-    from qfnb.evaluation.data import to_frame
+    from qfnb.evaluation.data import to_frame  # deferred: loads pandas (`%load_ext qfnb` does not)
 
     source = to_frame(dataset)
     columns = list(source.columns)

@@ -19,9 +19,26 @@ from typing import Any
 
 import pandas as pd
 
+from qfnb._core.runtime import sync
+from qfnb.dataset import Dataset
+from qfnb.evaluation import (
+    BleuEvaluator,
+    EmbeddingSimilarityEvaluator,
+    EvaluationManager,
+    ExactMatchEvaluator,
+    LocalJudgeEvaluator,
+    PairwiseJudge,
+    RougeEvaluator,
+)
+from qfnb.evaluation.answers import AnswerStore, default_store_path
+from qfnb.evaluation.data import REFERENCE_NAMES, eval_frame
+from qfnb.evaluation.llm import as_target, embedded_chat
 from qfnb.notebook._checks import sampling_options
 from qfnb.notebook.evalopts import EvalArgsError, check_judges, check_recorded, parse_recorded
+from qfnb.notebook.progress import make_progress
 from qfnb.notebook.sampling import SamplingOptions
+from qfnb.resources import ChatCompletion
+from qfnb.resources.defaults import default_model
 
 log = logging.getLogger("qfnb.notebook.evalrun")
 
@@ -104,9 +121,6 @@ class EvalPlan:
     def run(self, progress: Any = True) -> Any:
         """Run the evaluation (blocking; safe in a kernel) and return the ``EvaluationResult``.
         The progress bar counts generations (rows x models); scoring follows in a moment."""
-        from qfnb.evaluation import EvaluationManager
-        from qfnb.notebook.progress import make_progress
-
         bar = make_progress(progress, desc="generations")
         manager = EvaluationManager(local_evaluators=self.evaluators, worker_num=self.workers)
         return manager.eval(self.llms or None, self.frame, input_column="input", reference_column="reference",
@@ -215,10 +229,6 @@ async def _acheck_resource(res: Any, endpoint: str | None) -> None:
 
 def resolve_llm(word: str, namespace: Mapping[str, Any], option: str = "--models") -> tuple[str, Any]:
     """``(tag, llm)`` for one model word: a namespace variable, an endpoint or a model name."""
-    from qfnb._core.runtime import sync
-    from qfnb.evaluation.llm import as_target
-    from qfnb.resources import ChatCompletion
-
     if word.isidentifier() and word in namespace:
         value = namespace[word]
         try:
@@ -250,8 +260,6 @@ def resolve_llms(words: Sequence[str], namespace: Mapping[str, Any]) -> dict[str
 
 
 def default_chat_model() -> str:
-    from qfnb.resources.defaults import default_model
-
     name = default_model("chat")
     if not name:
         raise EvalArgsError("--models: no default chat model is configured; name one (a model, ep_... or a variable)")
@@ -269,7 +277,6 @@ def load_dataset(word: str, namespace: Mapping[str, Any]) -> Any:
                             "or a Dataset/DataFrame variable)")
     if word.isidentifier() and word in namespace:
         return namespace[word]
-    from qfnb.dataset import Dataset
 
     path = Path(word).expanduser()
     if path.exists():
@@ -287,8 +294,6 @@ def load_dataset(word: str, namespace: Mapping[str, Any]) -> Any:
 def dataset_frame(dataset: Any, *, input_column: str | None, reference_column: str | None,
                   need_reference: bool, limit: int | None) -> pd.DataFrame:
     """``input``/``reference`` rows (the first ``limit``), read as ``EvaluationManager`` reads them."""
-    from qfnb.evaluation.data import REFERENCE_NAMES, eval_frame
-
     try:
         frame = eval_frame(dataset, input_column=input_column, reference_column=reference_column)
     except ValueError as exc:  # qfnb's ValidationError names the missing column
@@ -306,14 +311,6 @@ def dataset_frame(dataset: Any, *, input_column: str | None, reference_column: s
 
 
 def make_evaluators(metrics: Sequence[str], judge: Any | None) -> list[Any]:
-    from qfnb.evaluation import (
-        BleuEvaluator,
-        EmbeddingSimilarityEvaluator,
-        ExactMatchEvaluator,
-        LocalJudgeEvaluator,
-        RougeEvaluator,
-    )
-
     # the result's own column is the word asked for (exact_match, or the SDK's accuracy), so a stored
     # result's samples_df and a later --compare say what the notebook asked for
     match_name = next((m for m in metrics if METRICS[m][0] == "exact_match"), "exact_match")
@@ -354,7 +351,6 @@ def _judge(args: argparse.Namespace, namespace: Mapping[str, Any]) -> Any | None
     """``--judge``'s model (bare: a chat model on the embedded local platform); None without it."""
     if args.judge is None:
         return None
-    from qfnb.evaluation.llm import embedded_chat
 
     return resolve_llm(args.judge, namespace, "--judge")[1] if args.judge else embedded_chat()
 
@@ -365,8 +361,6 @@ def _pairwise(args: argparse.Namespace, namespace: Mapping[str, Any]) -> Any | N
         return None
     if args.compare is None:
         raise EvalArgsError("--pairwise judges each model against the --compare baseline: add --compare BASE")
-    from qfnb.evaluation import PairwiseJudge
-    from qfnb.evaluation.llm import embedded_chat
 
     model = resolve_llm(args.pairwise, namespace, "--pairwise")[1] if args.pairwise else embedded_chat()
     return PairwiseJudge(model, judge_kwargs={"max_output_tokens": JUDGE_MAX_TOKENS})
@@ -392,7 +386,6 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
     recorded = check_recorded(recorded, dataset, args.limit, namespace)
     llms = resolve_llms(words, namespace) if words else {}
     _check_tags(args, llms, recorded)
-    from qfnb.evaluation.answers import AnswerStore, default_store_path
 
     evaluators = make_evaluators(metrics, _judge(args, namespace))
     pairwise = _pairwise(args, namespace)

@@ -8,7 +8,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from qfnb.notebook import _fmt
+from qfnb import resources
+from qfnb.notebook import _fmt, _theme
 from qfnb.notebook.errors import QfnbCellError
 
 log = logging.getLogger("qfnb.notebook.images")
@@ -102,8 +103,6 @@ class NoImageEngine:
         return self.message
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        from qfnb.notebook import _theme
-
         text = _fmt.esc(self.message)
         return ({"text/plain": self.message,
                  "text/html": f'<div class="qfnb-notice" style="color:{_theme.TEXT};border-left:3px solid '
@@ -114,13 +113,11 @@ def generate(prompt: str, *, model: str | None = None, size: str | None = None,
              n: int = 1) -> ImageResult | NoImageEngine:
     """Call Text2Image. No image engine on the platform: a :class:`NoImageEngine` notice; any
     other platform error becomes one clear line (:class:`QfnbCellError`)."""
-    from qfnb.resources import Text2Image
-
     kwargs: dict[str, Any] = {"prompt": prompt, "n": n}
     if size:
         kwargs["size"] = size
     try:
-        resp = Text2Image(model=model).do(**kwargs)
+        resp = resources.Text2Image(model=model).do(**kwargs)
     except Exception as exc:
         if no_image_engine(exc):
             log.warning("qfimage: no image engine: %s", exc)

@@ -13,13 +13,14 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from qfnb.resources.console import FineTune
+from qfnb.trainer import persist
+
 RUNNING = ("Waiting", "Running")
 
 
 def platform_tasks() -> list[dict[str, Any]]:
     """Every fine-tune task of the platform, newest first (v2 ``DescribeFineTuning*``)."""
-    from qfnb.resources.console import FineTune
-
     jobs = FineTune.V2.job_list(max_keys=1000)["result"].get("jobList") or []
     tasks: list[dict[str, Any]] = []
     for job in jobs:
@@ -54,8 +55,6 @@ def jobs_frame(tasks: list[dict[str, Any]] | None = None, now: float | None = No
 
 
 def _pipeline_task(pipeline_id: str) -> str | None:
-    from qfnb.trainer import persist
-
     try:
         record = persist.read_record(pipeline_id)
     except Exception:

@@ -19,11 +19,14 @@ from typing import Any
 import ipywidgets as w
 from IPython.core.error import UsageError
 
-from qfnb.notebook import _fmt, _theme, train
-from qfnb.notebook._ipython import DisplayHandle
+from qfnb.notebook import _fmt, _theme, discovery, train
+from qfnb.notebook._ipython import DisplayHandle, display
 from qfnb.notebook._ipywidgets import VBox
 from qfnb.notebook.errors import QfnbCellError
+from qfnb.notebook.jobs import jobs_frame, resolve_task
 from qfnb.notebook.train import BOUNDS, DEFAULT_BASE, MAX_EVAL_SPLIT, TrainerFactory, TrainSpec, launch
+from qfnb.protocol.daemon import default_data_dir
+from qfnb.protocol.files import write_private_json
 from qfnb.trainer.configs import TrainConfig
 
 log = logging.getLogger("qfnb.notebook.launcher")
@@ -35,8 +38,6 @@ DEFAULT_EVAL_SPLIT = int(TrainConfig.model_fields["trainset_rate"].default)
 def platform_base_models(list_models: Any = None) -> tuple[str, ...]:
     """The base models to offer: the platform's chat and completion models (what ``%qfmodels``
     lists, so the cloud's names when qfnb points at the cloud), the usual fine-tune base first."""
-    from qfnb.notebook import discovery
-
     try:
         listing = (list_models or discovery.list_models)()
         names = listing.names("completion") + listing.names("chat")
@@ -51,7 +52,7 @@ def platform_base_models(list_models: Any = None) -> tuple[str, ...]:
 
 def demo_dataset() -> Path | None:
     """The demo dataset's training split (``qfnb.dataset.demo_qa("train")``)."""
-    from qfnb.dataset.demo import demo_qa
+    from qfnb.dataset.demo import demo_qa  # deferred: loads pandas (`%load_ext qfnb` does not)
 
     try:
         return demo_qa("train")
@@ -76,8 +77,6 @@ def register(ipython: Any) -> None:
 
 
 def _launches_path() -> Path:
-    from qfnb.protocol.daemon import default_data_dir
-
     return default_data_dir() / LAUNCHES_FILE
 
 
@@ -98,8 +97,6 @@ def remember_launch(cell_id: str | None, command: str) -> None:
     """Keep ``command`` as what cell ``cell_id``'s form launched (a later run of the cell says so)."""
     import json
     import time
-
-    from qfnb.protocol.files import write_private_json
 
     if not cell_id:
         return
@@ -211,8 +208,6 @@ class FinetuneLauncher(VBox):
 
     def show(self) -> FinetuneLauncher:
         """Display the form with a display id. Call from a cell."""
-        from qfnb.notebook._ipython import display
-
         self.handle = display(self, display_id=True)
         return self
 
@@ -292,8 +287,6 @@ def handle_magic(magics: Any, args: argparse.Namespace, line: str) -> Any:
             raise QfnbCellError(f"could not stop task {args.stop}: {exc}", title="qftrain") from exc
         return f"stop requested for task {args.stop}"
     if args.list:
-        from qfnb.notebook.jobs import jobs_frame
-
         try:
             return jobs_frame()
         except Exception as exc:
@@ -323,8 +316,6 @@ def handle_magic(magics: Any, args: argparse.Namespace, line: str) -> Any:
 
 def _attach(magics: Any, args: argparse.Namespace) -> None:
     """``--attach [task | job | pipeline id]``: one live dashboard of that job in this kernel."""
-    from qfnb.notebook.jobs import resolve_task
-
     try:
         task_id = resolve_task(args.attach or None)
         dash = _followed(magics, task_id)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
+from qfnb._core.backend import daemon
 from qfnb._core.backend.daemon import EngineState
 
 log = logging.getLogger("qfnb.notebook.loading")
@@ -38,8 +39,6 @@ def match_engine(engines: Sequence[EngineState], names: Iterable[str | None]) ->
 
 def local_engine_state(names: Iterable[str | None]) -> EngineState | None:
     """The local daemon's engine for ``names``, when this process uses the daemon (else None)."""
-    from qfnb._core.backend import daemon
-
     if not daemon.in_use():
         return None
     engines = daemon.engine_states()

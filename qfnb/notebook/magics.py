@@ -18,7 +18,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class, no_var_expand
 from traitlets import Bool, Float, Int, Unicode
 
-from qfnb.notebook import chat, discovery
+from qfnb.notebook import batchjob, chat, discovery, launcher, stress_report, usage
 from qfnb.notebook._checks import split_csv, var_problem
 from qfnb.notebook._interp import InterpolationError, interpolate
 from qfnb.notebook._ipython import (
@@ -31,7 +31,10 @@ from qfnb.notebook._ipython import (
     sampling_arguments,
 )
 from qfnb.notebook.errors import QfnbCellError
+from qfnb.notebook.evalopts import EvalArgsError
+from qfnb.notebook.images import generate
 from qfnb.notebook.sampling import OPTIONS
+from qfnb.notebook.saved_prompts import saved_prompt_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from IPython.core.completer import CompletionContext, SimpleMatcherResult
@@ -139,8 +142,6 @@ class QfnbMagics(Magics):
             line = self.fill_braces(line)  # brace-safe, unlike IPython's own line expansion
         args = parse_argstring(self.qfchat, line)
         if args.prompt:
-            from qfnb.notebook.saved_prompts import saved_prompt_text
-
             return self._chat_cell(args, saved_prompt_text(args.prompt, args.command, cell or ""))
         if cell is None:
             return self._chat_command(args)
@@ -164,10 +165,11 @@ class QfnbMagics(Magics):
 
     def _chat_cell(self, args: argparse.Namespace, cell: str) -> Any:
         if args.tools:
+            # deferred: loads the HTTP client (`%load_ext qfnb` does not)
             from qfnb.notebook.chat_tools import run_tools_cell
 
             return run_tools_cell(self, args, cell)
-        from qfnb.notebook.chat_cell import run_chat_cell
+        from qfnb.notebook.chat_cell import run_chat_cell  # deferred: loads the HTTP client (`%load_ext qfnb` does not)
 
         return run_chat_cell(self, args, cell)
 
@@ -193,7 +195,7 @@ class QfnbMagics(Magics):
 
         def names(kind: str) -> list[str]:
             if kind == "metric":
-                from qfnb.notebook.evalrun import METRICS
+                from qfnb.notebook.evalrun import METRICS  # deferred: loads pandas (`%load_ext qfnb` does not)
 
                 return list(METRICS)
             listing = self.names.get(wait=0.5)
@@ -233,8 +235,6 @@ class QfnbMagics(Magics):
     @line_magic
     def qftrain(self, line: str) -> Any:
         """Fine-tune: with options launch a job + live dashboard; without, show the launcher."""
-        from qfnb.notebook import launcher
-
         args = parse_argstring(self.qftrain, line)
         _check_var(args.output, "-o/--output")
         return launcher.handle_magic(self, args, line.strip())
@@ -277,7 +277,7 @@ class QfnbMagics(Magics):
     def qfeval(self, line: str) -> Any:
         """Evaluate models on a dataset (``--models ... --dataset ...``) or show a result (``%qfeval VAR``):
         styled metrics/samples tables and a comparison chart."""
-        from qfnb.notebook.evalreport import EvalReport
+        from qfnb.notebook.evalreport import EvalReport  # deferred: loads pandas (`%load_ext qfnb` does not)
 
         if self.interpolate:
             line = self.fill_braces(line)  # --dataset {path}: brace-safe, an undefined name is an error
@@ -301,7 +301,7 @@ class QfnbMagics(Magics):
         if args.compare is not None:
             try:
                 if isinstance(value, Mapping):  # {name: result}: one result per run, paired by item
-                    from qfnb.evaluation import EvaluationResult
+                    from qfnb.evaluation import EvaluationResult  # deferred: loads pandas (`%load_ext qfnb` does not)
 
                     value = EvaluationResult.combine(value)
                 report.comparison = value.compare(b=args.compare)
@@ -310,8 +310,8 @@ class QfnbMagics(Magics):
         return report
 
     def _eval_run(self, args: argparse.Namespace, chart: list[str]) -> Any:
+        # deferred: these load pandas (`%load_ext qfnb` does not)
         from qfnb.notebook import evalrun
-        from qfnb.notebook.evalopts import EvalArgsError
         from qfnb.notebook.evalreport import EvalReport
 
         _check_var(args.output, "-o/--output")
@@ -352,8 +352,6 @@ class QfnbMagics(Magics):
     @line_cell_magic
     def qfimage(self, line: str, cell: str | None = None) -> Any:
         """Generate image(s) from a prompt and show them inline."""
-        from qfnb.notebook.images import generate
-
         args = parse_argstring(self.qfimage, line)
         _check_var(args.output, "-o/--output")
         prompt = (cell if cell is not None else " ".join(args.prompt)).strip()
@@ -399,8 +397,6 @@ def _republish(magics: QfnbMagics) -> Callable[..., None]:
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
-    from qfnb.notebook import batchjob, launcher, stress_report, usage
-
     ipython.register_magics(QfnbMagics)
     launcher.register(ipython)  # a form knows its cell (what it launched before a restart)
     ipython.events.register("post_run_cell", _republish(ipython.magics_manager.registry["QfnbMagics"]))

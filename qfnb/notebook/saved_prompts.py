@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from IPython.core.error import UsageError
 
 from qfnb._core.errors import QfnbError
+from qfnb.resources.prompt_template import Prompt
 
 
 def assignments(pairs: Sequence[str]) -> dict[str, str]:
@@ -22,8 +23,6 @@ def assignments(pairs: Sequence[str]) -> dict[str, str]:
 
 def saved_prompt_text(name: str, pairs: Sequence[str], cell: str) -> str:
     """The platform prompt ``name`` rendered with ``pairs``; a cell body follows it, after a blank line."""
-    from qfnb.resources.prompt_template import Prompt
-
     values = assignments(pairs)
     try:
         text, _negative = Prompt._hub_pull(name).render(**values)

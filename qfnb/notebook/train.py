@@ -19,13 +19,20 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
+from qfnb import trainer
 from qfnb._core.record import ledger
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.poll import apoll_until
+from qfnb.model import Model
 from qfnb.notebook import _background
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
+from qfnb.protocol.console import ServiceStatus
 from qfnb.protocol.model_names import LOCAL_FINETUNE_BASE
 from qfnb.protocol.training import LIMITS, hyper_problem
+from qfnb.resources.console import FineTune
+from qfnb.resources.console import Model as ModelAPI
+from qfnb.resources.console import Service as ServiceAPI
+from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.trainer import Event, EventHandler
@@ -122,8 +129,7 @@ TrainerFactory = Callable[[TrainSpec, Any], Any]
 
 def default_trainer(spec: TrainSpec, event_handler: Any) -> Any:
     """The real trainer: ``LLMFinetune`` on a :class:`qfnb.dataset.Dataset`."""
-    from qfnb.dataset import Dataset
-    from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
+    from qfnb.dataset import Dataset  # deferred: loads pandas (`%load_ext qfnb` does not)
 
     path = Path(spec.dataset).expanduser()
     if path.exists():
@@ -144,8 +150,6 @@ def default_trainer(spec: TrainSpec, event_handler: Any) -> Any:
 
 
 def _event_handler(dash: TrainingDashboard) -> EventHandler:
-    from qfnb import trainer
-
     class DashboardHandler(trainer.EventHandler):
         def dispatch(self, event: Event) -> None:
             dash.handle_event(event)
@@ -164,8 +168,6 @@ def _final_status(trainer: Any, stop_requested: bool) -> str:
 
 def _model_to_deploy(output: Any) -> Any:
     """The trainer's published model: ``output["model"]``, else its ``model_version_id``."""
-    from qfnb.model import Model
-
     model = output.get("model") if isinstance(output, dict) else None
     if isinstance(model, Model):
         return model
@@ -184,8 +186,6 @@ async def _maybe(value: Any) -> Any:
 
 async def deploy_job(dash: TrainingDashboard) -> Any:
     """Publish-aware deploy of the dashboard's trained model; the dashboard shows how it goes."""
-    from qfnb.trainer import DeployConfig
-
     output = getattr(getattr(dash, "trainer", None), "output", None)
     try:
         service = await _model_to_deploy(output).adeploy(DeployConfig(), tick=dash.deploy_tick)
@@ -272,15 +272,11 @@ def _run_status(detail: dict[str, Any]) -> str:
 
 
 async def _platform_detail(task_id: str) -> dict[str, Any]:
-    from qfnb.resources.console import FineTune
-
     resp = await FineTune.V2.atask_detail(task_id=task_id)
     return dict(resp["result"])
 
 
 async def aplatform_stop(task_id: str) -> None:
-    from qfnb.resources.console import FineTune
-
     await FineTune.V2.astop_task(task_id=task_id)
 
 
@@ -317,10 +313,6 @@ async def adeployment(task_id: str) -> dict[str, Any]:
     """What was published and deployed from run ``task_id``, as the platform lists it: a Serving
     service whose model version came from that run (``service_endpoint``, ``service_id``,
     ``model_version_id``, ``model_name``); empty when there is none."""
-    from qfnb.protocol.console import ServiceStatus
-    from qfnb.resources.console import Model as ModelAPI
-    from qfnb.resources.console import Service as ServiceAPI
-
     listed = (await ServiceAPI.V2.aservice_list(max_keys=100, page_reverse=True))["result"]
     for svc in listed.get("serviceList") or []:
         if svc.get("runStatus") != ServiceStatus.SERVING.value or not svc.get("modelId"):

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 def __getattr__(name: str) -> Any:
     """The pydantic-backed helpers load on first use (``import qfnb`` stays fast)."""
     if name in ("parse_request", "validate_messages"):
-        from . import inference
+        from . import inference  # deferred: loads pydantic (`import qfnb` does not)
 
         return getattr(inference, name)
     raise AttributeError(f"module 'qfnb.protocol' has no attribute {name!r}")

@@ -19,12 +19,14 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from qfnb._core.config import resolve_config
 from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.http.recorded import worst_case
 from qfnb._core.http.response import QfResponse
 from qfnb._core.record.budget import Budget, Reservation, active_budget, batch_rows_reserved
 from qfnb._core.record.ledger import SESSION, UsageRow, default_ledger
 from qfnb._core.record.prices import prices
+from qfnb._core.runtime import sync
 from qfnb.protocol.batch import ACTIVE
 
 from . import batch_objects
@@ -135,8 +137,6 @@ def done_twin(states: Iterable[JobState], fingerprint: str) -> JobState | None:
 
 
 def _config(config: Config | None) -> Config:
-    from qfnb._core.config import resolve_config
-
     return resolve_config(config)
 
 
@@ -260,8 +260,6 @@ class BatchJob:
     @classmethod
     def submit(cls, inputs: Iterable[Any], **kwargs: Any) -> BatchJob:
         """Blocking :meth:`asubmit`."""
-        from qfnb._core.runtime import sync
-
         return sync.run(cls.asubmit(inputs, **kwargs))
 
     @classmethod
@@ -277,8 +275,6 @@ class BatchJob:
     @classmethod
     def list(cls, config: Config | None = None) -> builtins.list[JobState]:
         """Every task, oldest first."""
-        from qfnb._core.runtime import sync
-
         return sync.run(cls._alist(config))
 
     # ---- state --------------------------------------------------------------------------------
@@ -308,8 +304,6 @@ class BatchJob:
             await asyncio.sleep(interval)
 
     def wait(self, *, on_state: Callable[[JobState], None] | None = None, interval: float = 0.5) -> JobState:
-        from qfnb._core.runtime import sync
-
         return sync.run(self.await_done(on_state=on_state, interval=interval))
 
     # ---- results -------------------------------------------------------------------------------
@@ -337,8 +331,6 @@ class BatchJob:
 
     def iter_results(self) -> Iterator[tuple[int, Any]]:
         """Blocking :meth:`aiter_results` (a generator: rows are read as it is iterated)."""
-        from qfnb._core.runtime import sync
-
         return sync.iterate(self.aiter_results())
 
     async def aresults(self) -> builtins.list[Any]:
@@ -351,8 +343,6 @@ class BatchJob:
         return values
 
     def results(self) -> builtins.list[Any]:
-        from qfnb._core.runtime import sync
-
         return sync.run(self.aresults())
 
 

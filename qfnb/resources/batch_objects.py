@@ -32,7 +32,7 @@ def object_url(cfg: Config, uri: str) -> str:
 
 
 def _client(cfg: Config) -> AsyncQianfanClient:
-    from qfnb._core.http.client import get_client
+    from qfnb._core.http.client import get_client  # deferred: loads the HTTP client (`%load_ext qfnb` does not)
 
     return get_client(cfg)
 

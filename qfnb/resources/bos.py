@@ -22,7 +22,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from qfnb._core import plugins
+from qfnb._core.config import resolve_config
 from qfnb._core.errors import QfnbError, ValidationError
+from qfnb._core.http.auth import host_of
+from qfnb._core.http.client import get_client
 from qfnb._core.runtime import sync
 from qfnb.protocol.signing import sign, uri_encode
 
@@ -86,8 +89,6 @@ class BosHelper:
 
     def __init__(self, region: str | None = None, ak: str | None = None, sk: str | None = None, *,
                  config: Config | None = None) -> None:
-        from qfnb._core.config import resolve_config  # deferred: keeps importing this module light
-
         keys = {name: value for name, value in (("access_key", ak), ("secret_key", sk)) if value}
         cfg = resolve_config(config, **keys)
         region = region or _global_region()
@@ -106,8 +107,6 @@ class BosHelper:
         return f"{self.config.bos_endpoint.rstrip('/')}/{bucket}{tail}"
 
     async def _send(self, method: str, bucket: str, key: str = "", **kwargs: Any) -> QfResponse:
-        from qfnb._core.http.client import get_client  # deferred: keeps importing this module light
-
         self.require_keys()
         return await get_client(self.config).signed_request(method, self._url(bucket, key), **kwargs)
 
@@ -241,8 +240,6 @@ class BosHelper:
                                 expiration_s: int = SHARED_URL_EXPIRATION_S) -> str:
         """A link that reads the object with no credentials for ``expiration_s`` seconds (BOS's
         pre-signed URL: the bce-auth-v1 signature of a ``GET`` in its ``authorization`` parameter)."""
-        from qfnb._core.http.auth import host_of  # deferred: keeps importing this module light
-
         url = self._url(_bucket(bucket_name), _key(remote_file_path))
         self.require_keys()
         ak, sk = self.config.access_key, self.config.secret_key

@@ -19,7 +19,7 @@ Kind = Literal["chat", "completion", "embedding", "text2image"]
 def default_model(kind: Kind = "chat", *, config: Config | None = None) -> str | None:
     """The default model's name for ``kind`` (``"chat"``, ``"completion"``, ``"embedding"`` or
     ``"text2image"``); None when the platform has none."""
-    from qfnb.resources import inference
+    from qfnb.resources import inference  # deferred: loads the HTTP client (`%load_ext qfnb` does not)
 
     resources = {"chat": inference.ChatCompletion, "completion": inference.Completion,
                  "embedding": inference.Embedding, "text2image": inference.Text2Image}

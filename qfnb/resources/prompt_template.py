@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from qfnb._core.errors import ValidationError
+from qfnb.resources import Prompt as PromptResource
 from qfnb.resources.console.builders.prompt import template_variables
 from qfnb.resources.console.consts import PromptFrameworkType, PromptSceneType, PromptType
 
@@ -124,8 +125,6 @@ class Prompt:
     @classmethod
     def _hub_pull(cls, name: str) -> Prompt:
         """The platform prompt named ``name`` (the user's first, then the presets)."""
-        from qfnb.resources import Prompt as PromptResource
-
         info = None
         for kind in (PromptType.User, PromptType.Preset):
             items = PromptResource.list(name=name, type=kind)["result"]["items"]
@@ -151,8 +150,6 @@ class Prompt:
 
     def _hub_push(self) -> None:
         """Create the prompt on the platform (a local one) or update it (one pulled from there)."""
-        from qfnb.resources import Prompt as PromptResource
-
         if self.name is None:
             raise ValidationError("name", "is required to save a prompt on the platform")
         label_ids = [label.id for label in self.labels]
@@ -169,8 +166,6 @@ class Prompt:
 
     def delete(self) -> None:
         """Delete the prompt from the platform (a local or preset prompt: a warning, nothing sent)."""
-        from qfnb.resources import Prompt as PromptResource
-
         if self._mode == "local" or self.id is None:
             logger.warning("a local prompt does not need to be deleted")
             return

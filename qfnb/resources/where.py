@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlparse
 
+from qfnb._core.config import Config
+
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
 
@@ -48,8 +50,6 @@ class Backend:
 
 def backend(config: Config | None = None) -> Backend:
     """Where qfnb talks with ``config`` (default: the environment), and why. Starts nothing."""
-    from qfnb._core.config import Config
-
     cfg = config if config is not None else Config.from_env()
     chosen = tuple(v for v in CHOOSERS if os.environ.get(v))
     if cfg.embedded or not cfg.is_configured:

@@ -332,7 +332,8 @@ class EvaluateAction(AsyncAction):
         return self.exec(self._input or {}, **kwargs)
 
     async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
-        from qfnb.evaluation import EvaluationManager, LocalEvaluator  # deferred: keeps importing this module light
+        # deferred: loads pandas (`import qfnb.trainer` does not)
+        from qfnb.evaluation import EvaluationManager, LocalEvaluator
 
         input = dict(input or {})
         self._input = dict(input)

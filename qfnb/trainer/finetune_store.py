@@ -36,7 +36,7 @@ class Uploaded:
 
 def stash_dataset(trainer: FinetuneRun) -> None:
     """Keep an un-uploaded local dataset next to the record so a resume can upload it."""
-    from qfnb.dataset import Dataset  # deferred: it loads pandas, which `import qfnb.trainer` does without
+    from qfnb.dataset import Dataset  # deferred: loads pandas (`import qfnb.trainer` does not)
 
     load = trainer.ppl[0]
     if (isinstance(trainer.dataset, Dataset) and trainer.dataset.qianfan_dataset_id is None
@@ -48,7 +48,7 @@ def stash_dataset(trainer: FinetuneRun) -> None:
 
 
 def _dataset_ref(trainer: FinetuneRun) -> dict[str, Any]:
-    from qfnb.dataset import Dataset  # deferred: it loads pandas, which `import qfnb.trainer` does without
+    from qfnb.dataset import Dataset  # deferred: loads pandas (`import qfnb.trainer` does not)
 
     ds = trainer.dataset
     if isinstance(ds, Uploaded):
@@ -77,7 +77,7 @@ def record_of(trainer: FinetuneRun) -> dict[str, Any]:
 
 def _saved_dataset(rec: dict[str, Any], id: str) -> Any:
     """The dataset a saved trainer was given (``Uploaded`` once its load step finished)."""
-    from qfnb.dataset import Dataset  # deferred: it loads pandas, which `import qfnb.trainer` does without
+    from qfnb.dataset import Dataset  # deferred: loads pandas (`import qfnb.trainer` does not)
 
     ref = (rec.get("init_params") or {}).get("dataset") or {}
     if ref.get("qianfan_dataset_id") is not None:

@@ -26,7 +26,7 @@ def as_dataset(dataset: Any) -> Any:
     so a bad row is reported before anything is sent."""
     import pandas as pd
 
-    from qfnb.dataset import Dataset  # deferred: keeps importing this module light
+    from qfnb.dataset import Dataset  # deferred: loads pandas (`import qfnb.trainer` does not)
 
     if dataset is None:
         raise ValidationError("dataset", "a Dataset, platform dataset id or bos:/ URI is required")

@@ -72,7 +72,7 @@ class LoadDataSetAction(AsyncAction):
 
     async def _one(self, ds: Any, ctx: RunContext) -> dict[str, Any]:
         """One dataset on the platform (uploaded when local): its entry of the output."""
-        from qfnb.dataset import Dataset, release_if_needed  # deferred: it loads pandas
+        from qfnb.dataset import Dataset, release_if_needed  # deferred: loads pandas (`import qfnb.trainer` does not)
 
         if isinstance(ds, str) and ds.startswith("bos:/"):
             return {"id": None, "name": ds, "type": 2, "bos_path": ds}

@@ -14,7 +14,7 @@ __all__ = ["DPO", "PostPreTrain"]
 
 def _with_schema(dataset: Any, schema_name: str) -> Any:
     """A local Dataset without a schema is checked against ``schema_name`` (not chat SFT's)."""
-    from qfnb import dataset as _dataset  # deferred: keeps importing this module light
+    from qfnb import dataset as _dataset  # deferred: loads pandas (`import qfnb.trainer` does not)
 
     if isinstance(dataset, _dataset.Dataset) and dataset.qianfan_dataset_id is None and dataset.schema is None:
         dataset.schema = getattr(_dataset, schema_name)()

@@ -71,7 +71,7 @@ def wanted(replay: bool | None, config: Config) -> bool:
 
 def _data_digest(ds: Any) -> str | None:
     """The content of one training dataset: its rows' sha256, a platform dataset's id, a BOS URI."""
-    from qfnb.dataset import Dataset  # deferred: keeps importing this module light
+    from qfnb.dataset import Dataset  # deferred: loads pandas (`import qfnb.trainer` does not)
 
     if isinstance(ds, Dataset):
         if ds.qianfan_dataset_id is not None:

@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 def default_transport() -> Transport:
     """httpx's transport with a tiny pool (one short-lived loop per call: nothing to share)."""
-    from qfnb._core.transport.httpx import HttpxTransport
+    from qfnb._core.transport.httpx import HttpxTransport  # deferred: loads httpx (`qfnb.ChatCompletion` does not)
 
     return HttpxTransport(max_connections=2)
 

@@ -22,6 +22,7 @@ from qfnb._core.backend.discovery import LocalPlatform, known, known_lock, load_
 from qfnb._core.backend.process import TICK, log_tail, pid_alive, spawn, start_lock, wait_gone
 from qfnb._core.transport import Transport
 from qfnb.protocol.daemon import LOG_FILE, DaemonStatus, EngineState, RuntimeInfo
+from qfnb.protocol.version import __version__
 
 __all__ = ["START_TIMEOUT", "DaemonError", "EngineState", "LocalDaemon", "LocalPlatform", "daemon_status",
            "engine_states", "ensure_daemon", "in_use", "read_runtime", "stop_daemon"]
@@ -71,8 +72,6 @@ class LocalDaemon:
         another qfnb version is restarted only when nothing runs on it; otherwise it is used and
         a warning says so.
         """
-        from qfnb.protocol.version import __version__
-
         found = known.get(self.root)
         if found is not None and pid_alive(found.pid):
             return found

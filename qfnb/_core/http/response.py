@@ -118,7 +118,7 @@ class QfResponse(Mapping[str, Any]):
         """``qfnb.protocol.inference.Usage`` of this response (zeros if absent or malformed)."""
         from pydantic import ValidationError
 
-        from qfnb.protocol.inference import Usage
+        from qfnb.protocol.inference import Usage  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
 
         try:
             return Usage.model_validate(self.body.get("usage") or {})

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from qfnb._core.record.prices import price_rows
 from qfnb.protocol.daemon import default_data_dir
 
 __all__ = ["LEDGER_FILE", "SESSION", "Ledger", "UsageRow", "current_cell", "current_job", "default_ledger", "job",
@@ -217,8 +218,6 @@ class Ledger:
     def frame(self, **filters: Any) -> Any:
         """The rows as a pandas DataFrame, priced (``cost_yuan``, ``cloud_equivalent_yuan``)."""
         import pandas as pd
-
-        from qfnb._core.record.prices import price_rows
 
         rows = self.rows(**filters)
         frame = pd.DataFrame([asdict(r) for r in rows], columns=list(UsageRow.__dataclass_fields__))

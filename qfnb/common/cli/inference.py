@@ -24,6 +24,7 @@ from qfnb.common.cli._shared import (
     sampling_kwargs,
     split_list,
 )
+from qfnb.protocol.errors import ProtocolError
 
 logger = logging.getLogger("qfnb.cli")
 
@@ -100,7 +101,7 @@ def _list_models(resource: Any) -> int:
 
 
 def _clients(args: argparse.Namespace) -> list[tuple[str, Any]]:
-    from qfnb.resources import ChatCompletion
+    from qfnb.resources import ChatCompletion  # deferred: loads the HTTP client (`qfnb --help` does not)
 
     clients = [(m, ChatCompletion(model=m, version=args.version)) for m in split_list(args.model)]
     clients += [(e, ChatCompletion(endpoint=e, version=args.version)) for e in split_list(args.endpoint)]
@@ -108,8 +109,7 @@ def _clients(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
 
 def _chat_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    from qfnb.protocol.errors import ProtocolError
-    from qfnb.protocol.inference import check_sampling
+    from qfnb.protocol.inference import check_sampling  # deferred: loads pydantic (`qfnb --help` does not)
 
     kwargs = sampling_kwargs(args)
     extra = json_object("--extra-parameters", getattr(args, "extra_parameters", None))
@@ -150,7 +150,7 @@ def _stream_answer(client: Any, messages: list[dict[str, str]], kwargs: dict[str
 
 def chat(args: argparse.Namespace) -> int:
     if args.list_model:
-        from qfnb.resources import ChatCompletion
+        from qfnb.resources import ChatCompletion  # deferred: loads the HTTP client (`qfnb --help` does not)
 
         return _list_models(ChatCompletion)
     kwargs = _chat_kwargs(args)
@@ -179,7 +179,7 @@ def chat(args: argparse.Namespace) -> int:
 
 
 def completion(args: argparse.Namespace) -> int:
-    from qfnb.resources import ChatCompletion, Completion
+    from qfnb.resources import ChatCompletion, Completion  # deferred: loads the HTTP client (`qfnb --help` does not)
 
     if args.list_model:
         return _list_models(Completion)
@@ -203,7 +203,7 @@ def completion(args: argparse.Namespace) -> int:
 
 
 def plugin(args: argparse.Namespace) -> int:
-    from qfnb.resources import Plugin
+    from qfnb.resources import Plugin  # deferred: loads the HTTP client (`qfnb --help` does not)
 
     kwargs = _chat_kwargs(args)
     if args.bos_path:
@@ -230,7 +230,7 @@ def plugin(args: argparse.Namespace) -> int:
 
 
 def txt2img(args: argparse.Namespace) -> int:
-    from qfnb.resources import Text2Image
+    from qfnb.resources import Text2Image  # deferred: loads the HTTP client (`qfnb --help` does not)
 
     if args.list_model:
         return _list_models(Text2Image)
@@ -258,7 +258,7 @@ def _texts(args: argparse.Namespace) -> Iterator[str]:
 
 
 def embedding(args: argparse.Namespace) -> int:
-    from qfnb.resources import Embedding
+    from qfnb.resources import Embedding  # deferred: loads the HTTP client (`qfnb --help` does not)
 
     if args.list_model:
         return _list_models(Embedding)

@@ -10,8 +10,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from qfnb._core.errors import QfnbError
 from qfnb.common.cli import inference, platform, servers
 from qfnb.common.cli._shared import CliError
+from qfnb.protocol.version import __version__
 
 #: the official global options and the environment variables they set
 GLOBAL_OPTIONS = {"access_key": "QIANFAN_ACCESS_KEY", "secret_key": "QIANFAN_SECRET_KEY",
@@ -24,8 +26,6 @@ SERVERS: dict[str, Callable[[argparse.Namespace, Sequence[str]], int]] = {"opena
 def add_global_options(parser: argparse.ArgumentParser) -> None:
     """``--access-key/--secret-key/--ak/--sk``, ``--log-level``, ``--enable-traceback``, ``--version``,
     given before the command (``qfnb --ak ... chat``), as the official CLI takes them."""
-    from qfnb.protocol.version import __version__
-
     group = parser.add_argument_group("credentials (default: the QIANFAN_* environment, else the local platform)")
     group.add_argument("--access-key", dest="g_access_key", help="IAM access key")
     group.add_argument("--secret-key", dest="g_secret_key", help="IAM secret key")
@@ -61,8 +61,6 @@ def handles(command: str) -> bool:
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """Run an official command; ``argv`` is the command line (``--detach`` re-runs it)."""
-    from qfnb._core.errors import QfnbError
-
     apply_global_options(args)
     try:
         if args.command in SERVERS:

@@ -166,11 +166,11 @@ def _evaluation(sub: Any) -> None:
 # ---- api ---------------------------------------------------------------------------------------
 
 def api(args: argparse.Namespace) -> int:
-    from qfnb._core.http.client import get_client
-    from qfnb._core.runtime import sync
+    from qfnb._core.http.client import get_client  # deferred: loads the HTTP client (`qfnb --help` does not)
+    from qfnb._core.runtime import sync  # deferred: `qfnb --help` does without it (2 modules)
 
     if args.api_command == "finetune.task.detail":
-        from qfnb.resources import FineTune
+        from qfnb.resources import FineTune  # deferred: loads the HTTP client (`qfnb --help` does not)
 
         print_json(dict(FineTune.V2.task_detail(task_id=args.task_id).body))
         return 0
@@ -192,7 +192,7 @@ def dataset_id_of(path: str) -> str | None:
 
 
 def _load(path: str, **kwargs: Any) -> Any:
-    from qfnb.dataset import Dataset
+    from qfnb.dataset import Dataset  # deferred: loads pandas (`qfnb --help` does not)
 
     dataset_id = dataset_id_of(path)
     if dataset_id is not None:
@@ -265,7 +265,7 @@ def _upload(args: argparse.Namespace) -> int:
 
 def _to_platform(ds: Any, args: argparse.Namespace) -> int:
     """Append ``ds`` to ``args.dst`` (a platform dataset), or create one from the options."""
-    from qfnb.resources.console.consts import DataTemplateType
+    from qfnb.resources.console.consts import DataTemplateType  # deferred: `qfnb --help` does without it (35 modules)
 
     target = dataset_id_of(args.dst) if args.dst is not None else None
     if target is not None:
@@ -309,7 +309,7 @@ def _view(args: argparse.Namespace) -> int:
 
 def _print_events() -> EventHandler:
     """An event handler writing the trainer's events as lines on stderr."""
-    from qfnb.trainer import EventHandler
+    from qfnb.trainer import EventHandler  # deferred: loads pydantic (`qfnb --help` does not)
 
     class PrintEvents(EventHandler):
         def dispatch(self, event: Event) -> None:
@@ -320,7 +320,7 @@ def _print_events() -> EventHandler:
 
 
 def trainer(args: argparse.Namespace) -> int:
-    import qfnb.trainer
+    import qfnb.trainer  # deferred: loads pydantic (`qfnb --help` does not)
 
     if args.trainer_command == "info":
         return _trainer_info(args)
@@ -347,7 +347,7 @@ TRAIN_MODES = {"finetune": "SFT", "postpretrain": "PostPretrain", "dpo": "DPO"}
 
 def _train_types(args: argparse.Namespace) -> int:
     """``--list-train-type``: the trainable models; ``--show-config-limit M``: M's limits (the platform's)."""
-    from qfnb.trainer.model_info import get_trainer_model_list
+    from qfnb.trainer.model_info import get_trainer_model_list  # deferred: loads pydantic (`qfnb --help` does not)
 
     models = get_trainer_model_list(TRAIN_MODES[args.trainer_command])
     if args.show_config_limit:
@@ -366,7 +366,7 @@ def _run_detached(job: Any, class_name: str) -> int:
     """Save the trainer and run it in a process of its own session, which outlives this command."""
     import subprocess
 
-    from qfnb.trainer import persist
+    from qfnb.trainer import persist  # deferred: loads pydantic (`qfnb --help` does not)
 
     job.save()
     log = persist.pipeline_dir() / f"{job.id}.log"
@@ -380,8 +380,8 @@ def _run_detached(job: Any, class_name: str) -> int:
 
 
 def _trainer_from_options(job_class: Any, args: argparse.Namespace) -> Any:
-    from qfnb.dataset import Dataset
-    from qfnb.trainer import DeployConfig
+    from qfnb.dataset import Dataset  # deferred: loads pandas (`qfnb --help` does not)
+    from qfnb.trainer import DeployConfig  # deferred: loads pydantic (`qfnb --help` does not)
 
     if not args.train_type and not args.previous_task_id:
         raise CliError("give -f <job file>, or --train-type (with --dataset-id or --dataset-bos-path)")
@@ -406,7 +406,7 @@ def _trainer_from_options(job_class: Any, args: argparse.Namespace) -> Any:
 
 def _train_config(args: argparse.Namespace) -> Any:
     """The ``--train-config-file``'s config (or the defaults) with the ``--train-*`` options applied."""
-    from qfnb.trainer import PeftType, TrainConfig
+    from qfnb.trainer import PeftType, TrainConfig  # deferred: loads pydantic (`qfnb --help` does not)
 
     config = TrainConfig.load(args.train_config_file) if args.train_config_file else TrainConfig()
     for name in ("epoch", "batch_size", "learning_rate", "max_seq_len", "logging_steps", "warmup_ratio",
@@ -422,7 +422,7 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 
 def _trainer_info(args: argparse.Namespace) -> int:
-    from qfnb.trainer import LLMFinetune
+    from qfnb.trainer import LLMFinetune  # deferred: loads pydantic (`qfnb --help` does not)
 
     if not (args.trainer_id or args.task_id):
         raise CliError("give --trainer-id or --task-id")
@@ -448,9 +448,9 @@ def evaluation(args: argparse.Namespace) -> int:
         return _list_evaluable(argparse.Namespace(preset=None, train_type=None, name=None))
     if not args.models or not args.dataset_id:
         raise CliError("evaluation run needs model version ids and --dataset-id")
-    from qfnb.dataset import Dataset
-    from qfnb.evaluation import EvaluationManager
-    from qfnb.model import Model
+    from qfnb.dataset import Dataset  # deferred: loads pandas (`qfnb --help` does not)
+    from qfnb.evaluation import EvaluationManager  # deferred: loads pandas (`qfnb --help` does not)
+    from qfnb.model import Model  # deferred: loads pydantic (`qfnb --help` does not)
 
     evaluators = _evaluators(args)
     manager = EvaluationManager(qianfan_evaluators=evaluators)
@@ -464,7 +464,7 @@ def evaluation(args: argparse.Namespace) -> int:
 
 def _evaluators(args: argparse.Namespace) -> list[Any]:
     """The platform evaluators the options enable (at least one; the manual one alone)."""
-    from qfnb.evaluation import (
+    from qfnb.evaluation import (  # deferred: loads pandas (`qfnb --help` does not)
         ManualEvaluatorDimension,
         QianfanManualEvaluator,
         QianfanRefereeEvaluator,
@@ -495,7 +495,7 @@ def _evaluators(args: argparse.Namespace) -> list[Any]:
 
 
 def _list_evaluable(args: argparse.Namespace) -> int:
-    from qfnb.resources import Model
+    from qfnb.resources import Model  # deferred: loads the HTTP client (`qfnb --help` does not)
 
     types, names = set(split_list(args.train_type)), split_list(args.name)
     for model in Model.evaluable_model_list()["result"]:
@@ -516,7 +516,7 @@ def _list_evaluable(args: argparse.Namespace) -> int:
 # ---- cache ---------------------------------------------------------------------------------------
 
 def cache(args: argparse.Namespace) -> int:
-    from qfnb._core.record.cache import default_cache
+    from qfnb._core.record.cache import default_cache  # deferred: `qfnb --help` does without it (3 modules)
 
     store = default_cache()
     if args.action == "stats":

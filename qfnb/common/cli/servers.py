@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qfnb._core.errors import QfnbError
 from qfnb.common.cli._shared import CliError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -157,7 +158,7 @@ class OpenAIAdapter:
         return turns, kwargs
 
     async def chat(self, request: dict[str, Any]) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
-        from qfnb.resources import ChatCompletion
+        from qfnb.resources import ChatCompletion  # deferred: loads the HTTP client (`qfnb --help` does not)
 
         messages, kwargs = self.chat_request(request)
         client = ChatCompletion(model=self.model(request.get("model")))
@@ -180,7 +181,7 @@ class OpenAIAdapter:
                 "usage": _usage(resp)}
 
     async def completion(self, request: dict[str, Any]) -> dict[str, Any]:
-        from qfnb.resources import Completion
+        from qfnb.resources import Completion  # deferred: loads the HTTP client (`qfnb --help` does not)
 
         prompt = request.get("prompt")
         if isinstance(prompt, list):
@@ -195,7 +196,7 @@ class OpenAIAdapter:
                 "usage": _usage(resp)}
 
     async def embedding(self, request: dict[str, Any]) -> dict[str, Any]:
-        from qfnb.resources import Embedding
+        from qfnb.resources import Embedding  # deferred: loads the HTTP client (`qfnb --help` does not)
 
         texts = request.get("input")
         texts = [texts] if isinstance(texts, str) else texts
@@ -230,7 +231,6 @@ def openai_app(adapter: OpenAIAdapter, api_key: str | None) -> Any:
     from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route
 
-    from qfnb._core.errors import QfnbError
 
     def handler(call: Callable[[dict[str, Any]], Any]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
@@ -256,7 +256,7 @@ def openai_app(adapter: OpenAIAdapter, api_key: str | None) -> Any:
     async def models(request: Request) -> Response:
         import asyncio
 
-        from qfnb.resources import ChatCompletion
+        from qfnb.resources import ChatCompletion  # deferred: loads the HTTP client (`qfnb --help` does not)
 
         # an instance lists the platform's own models too (its service/list), off this loop
         names = sorted(await asyncio.to_thread(lambda: ChatCompletion().models()))
@@ -320,9 +320,8 @@ def proxy_app(kind: str, access_token: str) -> Any:
     from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route
 
-    from qfnb._core.errors import QfnbError
-    from qfnb._core.http.client import get_client
-    from qfnb.protocol.routes import MODEL_API_PREFIX, Target
+    from qfnb._core.http.client import get_client  # deferred: loads the HTTP client (`qfnb --help` does not)
+    from qfnb.protocol.routes import MODEL_API_PREFIX, Target  # deferred: `qfnb --help` does without it (1 module)
 
     async def forward(request: Request) -> Response:
         query = dict(request.query_params)

@@ -15,6 +15,7 @@ from typing import Any
 from qfnb._core.errors import InvalidArgumentError, RequestError, ValidationError
 from qfnb.protocol.version import __version__
 from qfnb.resources.console.consts import PromptFrameworkType, PromptSceneType, PromptType
+from qfnb.resources.prompt_template import Prompt, PromptLabel
 
 __all__ = ["HUB_TYPES", "HubSerializable", "InvalidArgumentError", "RequestError", "ValidationError",
            "dumps", "encoding", "load", "loads", "push", "save"]
@@ -29,17 +30,7 @@ def encoding() -> str:
     return "utf-8"
 
 
-def __getattr__(name: str) -> object:
-    if name == "Prompt":  # the official module's name for the prompt class (imported late: no circle)
-        from qfnb.resources.prompt_template import Prompt
-
-        return Prompt
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def _types() -> dict[str, Any]:
-    from qfnb.resources.prompt_template import Prompt, PromptLabel
-
     return {"Prompt": Prompt, "PromptLabel": PromptLabel, "PromptType": PromptType,
             "PromptSceneType": PromptSceneType, "PromptFrameworkType": PromptFrameworkType}
 
@@ -123,7 +114,6 @@ def load(src: str | None = None, json_str: str | None = None, path: str | Path |
             raise ValidationError("src", f"must be <type>/<name>, e.g. prompt/my_prompt, got {src!r}")
         if kind != "prompt":
             raise ValidationError("src", f"the hub loads prompts from the platform, not {kind!r}")
-        from qfnb.resources.prompt_template import Prompt
 
         return Prompt._hub_pull(name)
     if path is not None:

@@ -100,6 +100,7 @@ def parameter_count(path: Path) -> int:
     import struct
 
     if path.is_file():
+        # deferred: loads gguf and numpy (the daemon's start does not)
         from qfnb.local.engines.gguf_header import read_header
 
         return read_header(path).parameters

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from qfnb.local.engines.llama_server import find_binary
+from qfnb.local.engines.lora_gguf import LoraConversionError, convert_adapter
 
 log = logging.getLogger("qfnb.local.engines.export")
 
@@ -65,8 +66,6 @@ def check_target(out: str | Path, *, overwrite: bool = False) -> Path:
 def export_gguf(adapter_dir: Path, base_gguf: Path, out: str | Path, *, merge: bool = False,
                 overwrite: bool = False, threads: int = 2) -> Path:
     """Write the tuned model (``adapter_dir`` on ``base_gguf``) to ``out`` as GGUF; returns ``out``."""
-    from qfnb.local.engines.lora_gguf import LoraConversionError, convert_adapter
-
     target = check_target(out, overwrite=overwrite)
     tool = find_export_lora() if merge else None
     if merge and tool is None:

@@ -18,6 +18,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.engines import assets
+
 log = logging.getLogger("qfnb.local.training")
 
 SUPPORTED_ARCHES = ("gemma3", "qwen2")
@@ -29,6 +31,7 @@ class LoraConversionError(ValueError):
 
 
 def _base_info(base_gguf: Path) -> tuple[str, int, set[str]]:
+    # deferred: loads gguf and numpy (the daemon's start does not)
     from qfnb.local.engines.gguf_header import read_header
 
     header = read_header(base_gguf)
@@ -62,8 +65,6 @@ def convert_adapter(adapter_dir: Path, out: Path, *, base_model: str = "", base_
     if out.is_file() and out.stat().st_mtime_ns >= weights_file.stat().st_mtime_ns:
         return out
     if base_gguf is None:
-        from qfnb.local.engines import assets
-
         base_gguf = assets.gguf_path(base_model)
     config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
     alpha = _scale_alpha(config)

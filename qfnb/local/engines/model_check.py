@@ -57,6 +57,7 @@ def check_gguf(path: Path) -> ModelFacts:
         raise NotAModel(f"{path.name} is GGUF version {version}; llama.cpp reads versions 2 and 3.")
     from gguf import MODEL_ARCH_NAMES
 
+    # deferred: loads gguf and numpy (the daemon's start does not)
     from qfnb.local.engines.gguf_header import GGUFHeaderError, read_header
 
     try:

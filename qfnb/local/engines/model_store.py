@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.engines.assets import _locked, _sha256_file
+from qfnb.local.engines.hf_gguf import HFConversionError, convert
 from qfnb.local.engines.model_check import ROLES, NotAModel, inspect
 from qfnb.local.engines.store_inputs import StoreInputError, check_engine_url, check_template
 from qfnb.protocol.daemon import default_model_cache
@@ -249,8 +250,6 @@ class ModelStore:
 def _serve_as_gguf(hf_dir: Path) -> None:
     """Convert a stored HF causal-LM dir once to the GGUF ``llama-server`` serves it with (beside its
     weights, so ``rm`` frees both); an architecture the converter does not know stays with transformers."""
-    from qfnb.local.engines.hf_gguf import HFConversionError, convert
-
     try:
         convert(hf_dir, hf_dir / SERVED_GGUF)
     except (HFConversionError, KeyError, TypeError) as exc:  # a config without a field llama.cpp needs

@@ -12,9 +12,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.engines import byom
+from qfnb.local.engines import assets, byom
+from qfnb.local.engines.assets import AssetError
 from qfnb.local.engines.base import ModelSpec, ServedModel, UnknownModel
+from qfnb.local.engines.embed import MeanPoolEmbedder
 from qfnb.local.engines.gate import AsyncChat, BatchingEmbedder, Gate, ThreadedChat
+from qfnb.local.engines.hf import HFChatEngine
 from qfnb.local.engines.lanes import LaneGate, spare_slots
 from qfnb.local.engines.leftovers import reap_leftovers
 from qfnb.local.engines.llama_server import (
@@ -23,6 +26,7 @@ from qfnb.local.engines.llama_server import (
     ServerConfig,
     find_binary,
 )
+from qfnb.local.engines.lora_gguf import LoraConversionError, convert_adapter
 from qfnb.local.engines.model_store import ModelStore
 from qfnb.local.engines.openai_http import Endpoint, OpenAIChat, llama_endpoint
 from qfnb.local.engines.options import EngineOptions, parse_external
@@ -130,8 +134,6 @@ class EngineRegistry:
         path = self.train_path(name)
         spec = self._specs.get(name)
         if path is None and spec is not None and spec.kind == "llama.cpp":
-            from qfnb.local.engines.assets import AssetError
-
             try:
                 path = spec.path or self._gguf(name)
             except AssetError:
@@ -214,8 +216,6 @@ class EngineRegistry:
             raise ValueError(f"{base_name} is served by an external engine ({base.base_url}); fine-tuned "
                              "adapters are served by the local llama.cpp engine only")
         if kind == "llama.cpp":
-            from qfnb.local.engines.lora_gguf import LoraConversionError, convert_adapter
-
             base_gguf = base.path or self._gguf(base_name)
             try:
                 lora = convert_adapter(adapter_dir, adapter_dir / "adapter.gguf", base_gguf=base_gguf)
@@ -294,13 +294,9 @@ class EngineRegistry:
         return spec.path or self._gguf(name)
 
     def _gguf(self, name: str) -> Path:
-        from qfnb.local.engines import assets
-
         return assets.gguf_path(name)
 
     def _hf(self, name: str) -> Path:
-        from qfnb.local.engines import assets
-
         return assets.hf_dir(name)
 
     def _server(self, base_name: str, spec: ModelSpec) -> LlamaServer:
@@ -328,9 +324,6 @@ class EngineRegistry:
         kind = _effective_kind(spec)
         opts = self.options
         if kind == "sentence-transformers":
-            from qfnb.local.engines import assets
-            from qfnb.local.engines.embed import MeanPoolEmbedder
-
             return BatchingEmbedder(MeanPoolEmbedder(name, spec.path or assets.minilm_dir()), queue=opts.queue_len)
         if kind == "openai":
             target = Endpoint(str(spec.base_url), spec.api_key)
@@ -341,7 +334,6 @@ class EngineRegistry:
             server = self._server(base_name, spec if spec.lora_path is None else self._specs[base_name])
             return OpenAIChat(name, llama_endpoint(server, spec.lora_path), gate=self._gates[base_name],
                               template=spec.template, stop=spec.stop, llama=True, n_ctx=spec.n_ctx)
-        from qfnb.local.engines.hf import HFChatEngine
 
         if spec.kind == "llama.cpp":
             log.warning("llama-server is not installed; serving %s with transformers (slower)", name)

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from qfnb.local.domain import batch, console, evaluation
 from qfnb.local.domain.datasets import AppendConflict
 from qfnb.local.domain.platform import Platform
+from qfnb.local.engines import EngineRegistry
 from qfnb.local.engines.api import RegistryLike
 from qfnb.local.server import (
     failures,
@@ -38,8 +39,6 @@ log = logging.getLogger("qfnb.local")
 
 def default_registry(settings: Settings) -> RegistryLike:
     """The real engines (``qfnb.local.engines``, the local extra)."""
-    from qfnb.local.engines import EngineRegistry
-
     return EngineRegistry(settings.data_dir, options=settings.engine_options)
 
 

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from qfnb.local.domain.platform import Platform
 from qfnb.local.engines import calls
+from qfnb.local.engines.byom import descendants, rss_bytes
 from qfnb.local.server import models_control
 from qfnb.protocol.batch import ACTIVE as BATCH_ACTIVE
 from qfnb.protocol.console import EvalState, RunStatus
@@ -44,8 +45,6 @@ def engine_states(platform: Platform) -> list[EngineState]:
 
 def status(platform: Platform, started: float, version: str) -> DaemonStatus:
     """What ``qfnb status`` shows."""
-    from qfnb.local.engines.byom import descendants, rss_bytes
-
     pid = os.getpid()
     return DaemonStatus(pid=pid, version=version, uptime_seconds=round(time.time() - started, 1),
                         data_dir=str(platform.settings.data_dir), models_loaded=tuple(sorted(platform.loaded_models())),

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from qfnb.local.domain.values import BodyError
 from qfnb.local.server.openai_errors import openai_error
+from qfnb.local.server.routes_inference import v2_chat_error
 from qfnb.local.server.wire import bce_error, v1_data_error, v1_error, v2_error
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.limits import MAX_BODY_BYTES, MAX_UPLOAD_BYTES
@@ -55,8 +56,6 @@ def too_large(path: str, limit: int) -> Response:
     if path.startswith(OAUTH_TOKEN):
         return JSONResponse({"error": "invalid_request", "error_description": message}, status_code=413)
     if path.startswith("/v2/chat"):
-        from qfnb.local.server.routes_inference import v2_chat_error
-
         return v2_chat_error(413, "invalid_argument", message)
     if path.startswith("/v2/"):
         return v2_error(413, "RequestEntityTooLarge", message)

@@ -22,6 +22,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from qfnb.local.domain.platform import Platform
+from qfnb.local.engines.export import check_target, export_gguf
+from qfnb.local.engines.model_check import NotAModel
 from qfnb.protocol.console import RunStatus, ServiceStatus
 from qfnb.protocol.daemon import MODELS_ROUTE
 
@@ -100,7 +102,6 @@ async def _add_model(request: Request) -> JSONResponse:
         body = None
     if not isinstance(body, dict):
         return _error(400, "the body must be a JSON object")
-    from qfnb.local.engines.model_check import NotAModel
 
     store = getattr(platform.registry, "store", None)
     if store is None:
@@ -202,8 +203,6 @@ def tuned(platform: Platform, name: str) -> tuple[str, str] | str:
 
 def export(platform: Platform, name: str, body: dict[str, Any]) -> dict[str, Any]:
     """Write tuned model ``name`` to ``body["gguf"]``; ValueError (one sentence) when it cannot be."""
-    from qfnb.local.engines.export import check_target, export_gguf
-
     out = body.get("gguf")
     if not isinstance(out, str) or not out:
         raise ValueError("give the path to write, e.g. --gguf /tmp/my-model.gguf.")

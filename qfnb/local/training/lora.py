@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.engines import assets
 from qfnb.local.training.data import IGNORE
 from qfnb.local.training.spec import Hyper, WorkerSpec
 
@@ -19,14 +20,11 @@ def base_model_dir(spec: WorkerSpec) -> Path:
     """The HF dir to train on: ``base_model_path`` if given, else the named model's cached bf16 dir."""
     if spec.base_model_path is not None and spec.base_model_path.suffix == ".gguf":
         # deferred, as below; an added GGUF is converted once to a trainable dir beside it
-        from qfnb.local.engines import assets
-
         return assets.hf_dir_of(spec.base_model_path)
     if spec.base_model_path is not None:
         if not (spec.base_model_path / "config.json").is_file():
             raise FileNotFoundError(f"base_model_path: {spec.base_model_path} has no config.json")
         return spec.base_model_path
-    from qfnb.local.engines import assets  # deferred: keeps importing this module light
 
     return assets.hf_dir(spec.base_model)
 

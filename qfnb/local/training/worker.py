@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.training import data, lora
+from qfnb.local.training.evaluate import EvalSet, every
+from qfnb.local.training.spec import load_spec
 from qfnb.protocol.files import write_private_json
 
 log = logging.getLogger("qfnb.local.training")
@@ -58,10 +61,6 @@ def run(job_dir: Path, stop: _StopFlag | None = None) -> dict[str, Any]:
 
 
 def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str, Path]:
-    from qfnb.local.training import data, lora  # deferred: keeps importing this module light
-    from qfnb.local.training.evaluate import EvalSet  # deferred: keeps importing this module light
-    from qfnb.local.training.spec import load_spec  # deferred: keeps importing this module light
-
     spec = load_spec(job_dir)
     hyper = spec.hyper
     examples = data.load_examples(spec.train_file)  # fail fast on bad data, before loading torch
@@ -124,9 +123,6 @@ def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, tok: Any, 
           total: int, evals: Any) -> _Run:
     """The training steps: one ``progress.jsonl`` line per logged step, and one with the held-out
     split's ``eval_loss`` every :func:`~qfnb.local.training.evaluate.every` steps and at the last."""
-    from qfnb.local.training import data, lora  # deferred: keeps importing this module light
-    from qfnb.local.training.evaluate import every  # deferred: keeps importing this module light
-
     hyper = spec.hyper
     run = _Run()
     eval_every = every(total, hyper.logging_steps)

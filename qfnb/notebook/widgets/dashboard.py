@@ -37,6 +37,7 @@ from qfnb.notebook._ipython import DisplayHandle, display
 from qfnb.notebook._ipywidgets import VBox
 from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.notebook.training_state import TrainingState
+from qfnb.notebook.widgets.deploy_view import follow_deploy
 
 log = logging.getLogger("qfnb.notebook.dashboard")
 
@@ -139,7 +140,6 @@ class TrainingDashboard(VBox):
             raise RuntimeError("this dashboard has no deploy action")
         if self.service is not None:
             return self.service
-        from qfnb.notebook.widgets.deploy_view import follow_deploy
 
         future = self._clicked_deploy(None)
         return follow_deploy(self, future) if wait else future

@@ -13,6 +13,7 @@ from typing import Any
 import ipywidgets as w
 
 from qfnb._core.http.throttle import Throttle
+from qfnb._core.record.ledger import SESSION, default_ledger
 from qfnb._core.runtime.progress import ProgressSnapshot
 from qfnb.notebook import _fmt, _theme
 from qfnb.notebook._ipython import display
@@ -87,8 +88,6 @@ def _note_html(note: str) -> str:
 def replay_note(since: float, finished: int) -> str:
     """``↺ 42 of 42 replayed from the cache · --fresh asks again`` when calls of this kernel answered
     from the response cache since ``since`` (what a bar counted), else ""."""
-    from qfnb._core.record.ledger import SESSION, default_ledger
-
     try:
         hits = sum(1 for row in default_ledger().rows(since=since, session=SESSION) if row.cache_hit
                    and row.api not in ("batch-job", "fine-tune"))

@@ -14,6 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from qfnb._core.config import resolve_config
+from qfnb._core.errors import ValidationError
+from qfnb._core.runtime import sync
 from qfnb.protocol import ProtocolError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,8 +48,6 @@ class ConsoleRequest:
 
 def invalid(field_name: str, message: str) -> ProtocolError:
     """The error for a bad argument, raised before anything is sent."""
-    from qfnb._core.errors import ValidationError
-
     return ValidationError(field_name, message)
 
 
@@ -100,8 +101,7 @@ def split_overrides(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str
 async def asend(request: ConsoleRequest, *, config: Config | None = None, retry: RetryPolicy | None = None,
                 overrides: Mapping[str, Any] | None = None) -> QfResponse:
     """Send ``request`` through the client for ``config`` (bce-auth-v1 signed)."""
-    from qfnb._core.config import resolve_config
-    from qfnb._core.http.client import get_client
+    from qfnb._core.http.client import get_client  # deferred: loads the HTTP client (`%load_ext qfnb` does not)
 
     cfg = resolve_config(config, **dict(overrides or {}))
     client = get_client(cfg)
@@ -117,6 +117,4 @@ async def asend(request: ConsoleRequest, *, config: Config | None = None, retry:
 def send(request: ConsoleRequest, *, config: Config | None = None, retry: RetryPolicy | None = None,
          overrides: Mapping[str, Any] | None = None) -> QfResponse:
     """Blocking :func:`asend`: runs on qfnb's background loop (safe inside Jupyter)."""
-    from qfnb._core.runtime import sync
-
     return sync.run(asend(request, config=config, retry=retry, overrides=overrides))

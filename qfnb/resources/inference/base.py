@@ -13,8 +13,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import ValidationError
 from qfnb._core.http.client import AsyncQianfanClient, get_client
+from qfnb._core.http.ratelimit import estimate_tokens
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy, batch_verdict
+from qfnb._core.record.ledger import current_job, job
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import ProgressArg
 from qfnb.protocol import routes
@@ -337,8 +339,6 @@ class BaseInference(Generic[C]):
 def _in_job(call: Callable[[dict[str, Any]], Awaitable[Any]]) -> Callable[[dict[str, Any]], Awaitable[Any]]:
     """``call`` with its calls tagged as one batch job in the usage ledger (``%qfusage --by job``);
     a batch run as part of a job (an evaluation) stays in that job."""
-    from qfnb._core.record.ledger import current_job, job
-
     if current_job() is not None:
         return call
     name = f"batch {uuid.uuid4().hex[:8]}"
@@ -352,8 +352,6 @@ def _in_job(call: Callable[[dict[str, Any]], Awaitable[Any]]) -> Callable[[dict[
 
 def _estimate_body_tokens(body: dict[str, Any]) -> int:
     """Local token estimate of a request (for the client-side TPM limit)."""
-    from qfnb._core.http.ratelimit import estimate_tokens
-
     texts = [str(m.get("content") or "") for m in body.get("messages") or [] if isinstance(m, dict)]
     for key in ("prompt", "query", "system"):
         if isinstance(body.get(key), str):

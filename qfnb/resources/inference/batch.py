@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from qfnb._core.errors import ValidationError
 from qfnb._core.http.client import batch_traffic
 from qfnb._core.http.retry import AdaptiveLimit, BatchHealth, BatchVerdict, RecentFailures
 
@@ -201,7 +202,5 @@ class _Batch:
 
 def check_batch_kwargs(kwargs: dict[str, Any]) -> None:
     if kwargs.get("stream"):
-        from qfnb._core.errors import ValidationError
-
         raise ValidationError("stream", "stream=True is not supported in batch calls; iterate do(stream=True) "
                                         "per input instead")

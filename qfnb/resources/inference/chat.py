@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
+from qfnb._core.errors import ValidationError
 from qfnb._core.http.ratelimit import estimate_tokens
 from qfnb._core.http.response import QfResponse
 from qfnb._core.runtime import sync
@@ -50,6 +51,7 @@ class ChatCompletion(ChatCompletionCalls):
         """The official ``create``: as :meth:`ado`, but a v2 resource answers typed objects
         (:class:`~qfnb.resources.typing_client.Completion`, or an async iterator of
         ``CompletionChunk``); a v1 resource answers as :meth:`ado`."""
+        # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
         from qfnb.resources.typing_client import chunk_of, completion_of
 
         resp = await self.ado(messages, model, endpoint, stream, **kwargs)
@@ -132,8 +134,6 @@ class ChatCompletion(ChatCompletionCalls):
     def _body(self, target: Target, call: ChatCall) -> tuple[Target, dict[str, Any]]:
         fields = self._given(call)
         if "messages" not in fields:
-            from qfnb._core.errors import ValidationError
-
             raise ValidationError("messages", "is required")
         if call.truncate_overlong_msgs and target.api_type == "chat":
             limits = _input_limits(target.model)
@@ -142,12 +142,14 @@ class ChatCompletion(ChatCompletionCalls):
         body = self._wire_body(fields, call.stream)
         if target.api_type == "v2":
             body["model"] = target.model
-            from qfnb.protocol.inference import V2ChatRequest, parse_request  # pydantic: on first use
+            # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+            from qfnb.protocol.inference import V2ChatRequest, parse_request
             parse_request(V2ChatRequest, body)
         else:
             if call.extra.get("adapt_openai_message_format"):
                 body = _hoist_system(body)
-            from qfnb.protocol.inference import ChatRequest, parse_request  # pydantic: on first use
+            # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+            from qfnb.protocol.inference import ChatRequest, parse_request
             parse_request(ChatRequest, body)
         return target, body
 

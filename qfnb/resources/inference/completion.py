@@ -35,11 +35,13 @@ class Completion(CompletionCalls):
                 raise ValidationError("prompt", f"is {len(prompt)} characters; at most {MAX_PROMPT_CHARS} are accepted")
             rest = {k: v for k, v in kwargs.items() if k != "prompt"}
             body = self._wire_body({**rest, "messages": [{"role": "user", "content": prompt}]}, stream)
-            from qfnb.protocol.inference import ChatRequest, parse_request  # pydantic: on first use
+            # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+            from qfnb.protocol.inference import ChatRequest, parse_request
             parse_request(ChatRequest, body)
         else:
             body = self._wire_body(kwargs, stream)
-            from qfnb.protocol.inference import CompletionRequest, parse_request  # pydantic: on first use
+            # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+            from qfnb.protocol.inference import CompletionRequest, parse_request
             parse_request(CompletionRequest, body)
         return target, body
 

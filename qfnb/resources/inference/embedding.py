@@ -26,6 +26,7 @@ class Embedding(EmbeddingCalls):
         if "input" not in fields:
             raise ValidationError("texts", "is required")
         body = self._wire_body(fields, False)
-        from qfnb.protocol.inference import EmbeddingRequest, parse_request  # pydantic: on first use
+        # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+        from qfnb.protocol.inference import EmbeddingRequest, parse_request
         parse_request(EmbeddingRequest, body)
         return target, body

@@ -46,7 +46,8 @@ class Plugin(PluginCalls):
         if target.endpoint.startswith("/erniebot") and "messages" not in kwargs:
             raise ValidationError("messages", "ERNIE Bot plugins take messages=[...]")
         body = self._wire_body(kwargs, call.stream)
-        from qfnb.protocol.inference import PluginRequest, parse_request  # pydantic: on first use
+        # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+        from qfnb.protocol.inference import PluginRequest, parse_request
         parse_request(PluginRequest, body)
         return target, body
 

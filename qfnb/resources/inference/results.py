@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from qfnb._core.errors import APIError, QfnbError, api_error
 from qfnb._core.http.response import QfResponse
+from qfnb.resources.structured import results_df
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -271,8 +272,6 @@ class BatchFuture:
         """Wait, then the answers as a DataFrame: one column per field of ``schema`` (a pydantic
         model class or a JSON-schema dict) and an ``error`` column for a row that failed, or whose
         answer did not parse or validate (:func:`qfnb.resources.structured.results_df`)."""
-        from qfnb.resources.structured import results_df
-
         return results_df(self.results(), schema)
 
     def get_future_list(self) -> list[concurrent.futures.Future[Any]]:

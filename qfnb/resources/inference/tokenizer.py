@@ -8,6 +8,7 @@ from typing import Any
 
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import ValidationError
+from qfnb._core.http.client import get_client
 from qfnb._core.runtime import sync
 from qfnb.protocol.routes import Target
 
@@ -41,7 +42,6 @@ class Tokenizer:
             raise ValidationError("mode", f"must be 'local' or 'remote', got {mode!r}")
         if not isinstance(text, str) or not text:
             raise ValidationError("text", "must be a non-empty string for a remote count")
-        from qfnb._core.http.client import get_client
 
         config: Config | None = kwargs.pop("config", None)
         cfg = resolve_config(config, **kwargs)
