@@ -15,7 +15,7 @@ Chosen from the official list by what its docs and examples use: ``map``, ``filt
 official ones (:mod:`qfnb.dataset.local_data_operators`, for ``filter``: character and word
 repetition, word number, sentence length, special characters, flagged words, stopwords),
 ``show_overview_info`` / ``show_processed_statistics`` (DataFrames), the data-insight view
-(:mod:`qfnb.dataset.insight`), ``create_from_pyarrow_table`` and ``load(huggingface_dataset=)``
+(:mod:`qfnb.dataset.data_insight`), ``create_from_pyarrow_table`` and ``load(huggingface_dataset=)``
 (the ``hf`` extra). Left out: the cloud-side ETL operators run by
 ``process_data`` on the local platform (it has no ETL engine) and BOS-path loading;
 ``sample`` keeps qfnb's pandas signature (``sample(n, frac=, seed=)``), not

@@ -27,7 +27,7 @@ from ._online import OnlineOps
 from ._platform import Upload, download, upload_dataset
 from ._rows import frame_from_table, is_source
 from .consts import QianfanDatasetPackColumnName
-from .insight import DataInsight, data_insight
+from .data_insight.insight import DataInsight, data_insight
 from .schema import QianfanNonSortedConversation, Schema
 from .table import Table
 from .view import DataSourceLike as DataSource

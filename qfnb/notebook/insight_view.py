@@ -66,4 +66,4 @@ def insight_html(insight: Any) -> str:
 def register(ipython: Any) -> None:
     """Show every ``DataInsight`` as :func:`insight_html` (its own ``_repr_html_`` is plain tables)."""
     formatter = ipython.display_formatter.formatters["text/html"]
-    formatter.for_type_by_name("qfnb.dataset.insight", "DataInsight", insight_html)
+    formatter.for_type_by_name("qfnb.dataset.data_insight.insight", "DataInsight", insight_html)

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from qfnb.dataset import Dataset
-from qfnb.dataset.insight import DataInsight, DatasetInsight, entry_measures
+from qfnb.dataset.data_insight.insight import DataInsight, DatasetInsight, entry_measures
 from qfnb.errors import ValidationError
 from qfnb.notebook.insight_view import insight_html
 

@@ -52,7 +52,8 @@ def test_the_data_insight_reads_in_light_and_dark_themes(lab: tuple[str, Path, s
             shot(page, ".qfnb-insight", f"data_insight_{theme}.png")
             seen[theme] = page.evaluate(TEXTS)
     texts = [t["text"] for t in seen["light"]]
-    assert "63 rows, 4 columns, 3 duplicate rows" in texts[0] and {"prompt", "response", "rating", "score"} <= set(texts)
+    assert "63 rows, 4 columns, 3 duplicate rows" in texts[0]
+    assert {"prompt", "response", "rating", "score"} <= set(texts)
     assert "(empty)" in texts  # the responses left empty are a bar of their own
     here: dict[str, Any] = {"Dataset": Dataset}
     exec(ROWS, here)  # the same insight, computed in this process: a bar per bin, drawn when counted

@@ -23,11 +23,11 @@ import pandas as pd
 
 from qfnb._core.errors import ValidationError
 
-from .local_data_operators import _is_special, _repetition_ratio, default_special_characters
-from .summarization_method import _cell_key, _is_empty
+from ..local_data_operators import _is_special, _repetition_ratio, default_special_characters
+from ..summarization_method import _cell_key, _is_empty
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .view import DatasetView
+    from ..view import DatasetView
 
 __all__ = ["DataInsight", "DatasetInsight", "Distribution", "entry_measures"]
 
