@@ -82,7 +82,11 @@ def main() -> int:
     ap.add_argument("--per-user", type=int, default=2, help="requests each user sends, one after another")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--slots", type=int, default=default_slots())
+    ap.add_argument("--stress-transport", choices=("aiohttp", "httpx"), default="aiohttp",
+                    help="what carries the stress test's requests (httpx: the serving client's HTTP stack)")
     args = ap.parse_args()
+    if args.stress_transport == "httpx":
+        use_httpx_transport()
     users = [int(u) for u in args.concurrency.split(",")]
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -133,6 +137,15 @@ def main() -> int:
         proc.terminate()
         proc.wait(30)
     return 0
+
+
+def use_httpx_transport() -> None:
+    """qfnb's clients send through httpx (as the serving side does) instead of aiohttp: a diagnostic
+    that tells the HTTP stack's share of a difference between the sides from the rest of qfnb's path."""
+    from qfnb._core.http import client
+    from qfnb._core.transport.httpx import HttpxTransport
+
+    client.default_transport = lambda config: HttpxTransport(max_connections=max(1, config.max_connections))
 
 
 def load() -> str:
