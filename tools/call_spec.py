@@ -4,8 +4,8 @@
   :func:`unasync_calls.inference_module` turns into ``_generated/<module>.py`` (the overloads and
   the blocking ``do``);
 * ``qfnb/resources/inference/params.py``: the typed call dataclasses and their wire bodies;
-* ``qfnb/protocol/ranges.py``: ``RANGES``; ``qfnb/protocol/wire_fields.py``: the fields of the pydantic
-  wire models;
+* ``qfnb/protocol/ranges.py``: ``RANGES`` and ``OPENAI_RANGES``; ``qfnb/protocol/wire_fields.py``: the
+  fields of the pydantic wire models;
 * ``qfnb/notebook/sampling.py``: the magics' sampling options and :class:`SamplingOptions`.
 """
 
@@ -140,15 +140,20 @@ def ranged() -> dict[str, Field]:
 
 def ranges_module() -> str:
     ranges = "".join(f'    "{name}": {f.range.source()},\n' for name, f in ranged().items() if f.range)
-    limits = sorted({f.range.hi_name for f in ranged().values() if f.range and f.range.hi_name})
+    openai = "".join(f'    "{name}": {r.source()},\n' for name, r in spec.OPENAI_RANGES.items() if r)
+    every = [f.range for f in ranged().values() if f.range] + [r for r in spec.OPENAI_RANGES.values() if r]
+    limits = sorted({r.hi_name for r in every if r.hi_name})
     return (generated_header() + '"""The documented ranges of the inference fields (no pydantic here: the notebook\n'
             "checks its options with them as it loads). The client's wire models, the local platform and\n"
             'the magics all check this one table, with :func:`qfnb.protocol.limits.range_problem`."""\n\n'
             "from __future__ import annotations\n\n"
-            f"from .limits import {', '.join(limits)}\n\n" + '__all__ = ["RANGES"]\n\n'
+            f"from .limits import {', '.join(limits)}\n\n" + '__all__ = ["OPENAI_RANGES", "RANGES"]\n\n'
             "#: field -> (low, high, low end open, integer), v1 and v2 alike; token counts are bounded\n"
             "#: loosely, since each model has its own limit (a server caps them)\n"
-            f"RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{ranges}}}\n")
+            f"RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{ranges}}}\n\n"
+            "#: OpenAI's own ranges, on the platform's OpenAI routes (``/v1/chat/completions``,\n"
+            "#: ``/v2/chat/completions``) and OpenAI batch rows: ``temperature`` 0 is greedy there\n"
+            f"OPENAI_RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{openai}}}\n")
 
 
 def wire_fields_module() -> str:

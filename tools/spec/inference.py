@@ -6,9 +6,8 @@ positional slot (its place in ``positional``) and doc line.
 * ``qfnb/resources/inference/_generated/<module>.py``: each resource's ``ado``/``do`` with the
   ``stream`` overloads;
 * ``qfnb/resources/inference/params.py``: the typed call dataclasses and their wire bodies;
-* ``qfnb/protocol/ranges.py``: ``RANGES``; ``qfnb/protocol/wire_fields.py``: the fields of the pydantic
-  wire models
-  (``qfnb/protocol/inference.py`` adds the validators);
+* ``qfnb/protocol/ranges.py``: ``RANGES`` and ``OPENAI_RANGES``; ``qfnb/protocol/wire_fields.py``: the
+  fields of the pydantic wire models (``qfnb/protocol/inference.py`` adds the validators);
 * ``qfnb/notebook/sampling.py``: the sampling options of ``%%qfchat``, ``%qfeval`` and
   ``%qfbatch`` (flags, help, the typed :class:`SamplingOptions`).
 
@@ -62,6 +61,22 @@ PRESENCE_PENALTY = Field("presence_penalty", "float | None", doc="presence penal
 MAX_TOKENS = Field("max_tokens", "int | None", doc="the most tokens to generate (v2).", range=_TOKENS)
 MAX_COMPLETION_TOKENS = Field("max_completion_tokens", "int | None", doc="the most tokens to generate (v2).",
                               range=_TOKENS)
+
+#: OpenAI's own ranges, on the platform's OpenAI routes (``/v1/chat/completions``, ``/v2/chat/completions``)
+#: and OpenAI batch rows, by wire name: OpenAI's where they differ from Qianfan's, else the field's own
+OPENAI_RANGES = {
+    "temperature": Range(0.0, 2.0),  # 0: greedy
+    "top_p": TOP_P.range,
+    "frequency_penalty": FREQUENCY_PENALTY.range,
+    "presence_penalty": PRESENCE_PENALTY.range,
+    "penalty_score": PENALTY_SCORE.range,
+    "top_k": TOP_K.range,
+    "seed": Range(-(2**63), 2**63 - 1, integer=True),
+    "n": Range(1, 8, integer=True),  # the local platform answers up to 8 choices at once
+    "top_logprobs": Range(0, 20, integer=True),
+    "max_tokens": MAX_TOKENS.range,
+    "max_completion_tokens": MAX_COMPLETION_TOKENS.range,
+}
 
 #: the notebook magics' sampling options (%%qfchat, %qfeval, %qfbatch), in their help's order
 NOTEBOOK_SAMPLING = (TEMPERATURE, TOP_P, TOP_K, PENALTY_SCORE, MAX_OUTPUT_TOKENS)
