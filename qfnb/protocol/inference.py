@@ -24,7 +24,7 @@ from .limits import (
     range_problem,
 )
 from .ranges import OPENAI_RANGES as OPENAI_RANGES  # generated from the spec
-from .ranges import RANGES
+from .ranges import RANGES, TEXT2IMAGE_RANGES
 from .wire_fields import (
     ChatFields,
     CompletionFields,
@@ -306,12 +306,10 @@ class Text2ImageRequest(Text2ImageFields):
             parts = str(size).split("x")
             if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
                 raise ProtocolError("size", f"must look like '1024x1024', got {size!r}")
-            n = data.get("n", 1)
-            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 4:
-                raise ProtocolError("n", f"must be an integer in [1, 4], got {n!r}")
-            steps = data.get("steps", 20)
-            if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 50:
-                raise ProtocolError("steps", f"must be an integer in [1, 50], got {steps!r}")
+            for name, bounds in TEXT2IMAGE_RANGES.items():
+                problem = range_problem(data.get(name), *bounds)
+                if problem:
+                    raise ProtocolError(name, problem)
         return data
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .limits import MAX_OUTPUT_TOKENS
 
-__all__ = ["OPENAI_RANGES", "RANGES"]
+__all__ = ["OPENAI_RANGES", "RANGES", "TEXT2IMAGE_RANGES"]
 
 #: field -> (low, high, low end open, integer), v1 and v2 alike; token counts are bounded
 #: loosely, since each model has its own limit (a server caps them)
@@ -39,4 +39,10 @@ OPENAI_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "top_logprobs": (0, 20, False, True),
     "max_tokens": (1, MAX_OUTPUT_TOKENS, False, True),
     "max_completion_tokens": (1, MAX_OUTPUT_TOKENS, False, True),
+}
+
+#: Text2Image's own ranges (the client's wire model, the local platform and %qfimage check them)
+TEXT2IMAGE_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "n": (1, 4, False, True),
+    "steps": (1, 50, False, True),
 }

@@ -50,7 +50,7 @@ def dumps(obj: Any) -> Any:
     if isinstance(obj, enum.Enum):
         return {"module": _MODULES.get(kind, ""), "type": kind, "args": {"value": obj.value}}
     if kind in ("Prompt", "PromptLabel"):
-        args = {k: dumps(v) for k, v in vars(obj).items() if k not in _UNSAVED.get(kind, ())}
+        args = {k: dumps(v) for k, v in obj.__dict__.items() if k not in _UNSAVED.get(kind, ())}
         return {"module": _MODULES[kind], "type": kind, "args": args}
     if isinstance(obj, list | tuple):
         return [dumps(i) for i in obj]
