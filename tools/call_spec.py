@@ -226,9 +226,8 @@ def magic_options_module() -> str:
                    f'                "{option_help(f)}"),\n' for f in image if f.option)
     attrs = "".join(f"    {f.name}: {f.type} = None\n" for f in image)
     sent = packed([f'"{f.wire_name}": self.{f.name}' for f in image], " " * 8 + "sent = {", " " * 16, "}")
-    trains = "".join(f'    MagicOption({flags_source(o.flags)}, "{o.name}", LIMITS["{o.hyper}"].kind,\n'
-                     f'                f"{o.doc[:1].upper()}{o.doc[1:].rstrip(".")}, '
-                     f'in {{LIMITS[\'{o.hyper}\'].describe()}} ({o.hyper})."),\n' for o in training.TRAIN_OPTIONS)
+    trains = "".join(f'    _train_option({flags_source(o.flags)}, "{o.name}", "{o.hyper}", '
+                     f'"{o.doc[:1].upper()}{o.doc[1:].rstrip(".")}"),\n' for o in training.TRAIN_OPTIONS)
     hyper = packed([f'"{o.name}": "{o.hyper}"' for o in training.TRAIN_OPTIONS], "TRAIN_HYPER = {", " " * 15, "}")
     config = packed([f'"{o.name}": "{o.config_field}"' for o in training.TRAIN_OPTIONS], "TRAIN_CONFIG_FIELDS = {",
                     " " * 23, "}")
@@ -256,6 +255,10 @@ def magic_options_module() -> str:
             + "\n    def fields(self) -> dict[str, Any]:\n"
             '        """The body fields these set, by wire name (the ``None`` ones left out)."""\n'
             f"{sent}\n        return {{k: v for k, v in sent.items() if v is not None}}\n\n\n"
+            "def _train_option(flags: tuple[str, ...], field: str, hyper: str, doc: str) -> MagicOption:\n"
+            '    """A %qftrain option: its type and range (in its help) are hyperparameter ``hyper``\'s in LIMITS."""\n'
+            "    limit = LIMITS[hyper]\n"
+            '    return MagicOption(flags, field, limit.kind, f"{doc}, in {limit.describe()} ({hyper}).")\n\n\n'
             f"#: %qftrain's hyperparameter options, in its help's order\nTRAIN_OPTIONS = (\n{trains})\n"
             f"#: each option's hyperparameter (a key of LIMITS)\n{hyper}\n"
             f"#: each option's TrainConfig field\n{config}\n\n\n"

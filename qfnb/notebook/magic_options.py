@@ -52,20 +52,20 @@ class ImageOptions:
         return {k: v for k, v in sent.items() if v is not None}
 
 
+def _train_option(flags: tuple[str, ...], field: str, hyper: str, doc: str) -> MagicOption:
+    """A %qftrain option: its type and range (in its help) are hyperparameter ``hyper``'s in LIMITS."""
+    limit = LIMITS[hyper]
+    return MagicOption(flags, field, limit.kind, f"{doc}, in {limit.describe()} ({hyper}).")
+
+
 #: %qftrain's hyperparameter options, in its help's order
 TRAIN_OPTIONS = (
-    MagicOption(("--epochs",), "epochs", LIMITS["epoch"].kind,
-                f"Training epochs, in {LIMITS['epoch'].describe()} (epoch)."),
-    MagicOption(("--lr",), "lr", LIMITS["learningRate"].kind,
-                f"Learning rate, in {LIMITS['learningRate'].describe()} (learningRate)."),
-    MagicOption(("--steps",), "steps", LIMITS["maxSteps"].kind,
-                f"Stop after this many optimizer steps, in {LIMITS['maxSteps'].describe()} (maxSteps)."),
-    MagicOption(("--batch-size",), "batch_size", LIMITS["batchSize"].kind,
-                f"Batch size, in {LIMITS['batchSize'].describe()} (batchSize)."),
-    MagicOption(("--max-seq-len",), "max_seq_len", LIMITS["maxSeqLen"].kind,
-                f"Maximum sequence length, in {LIMITS['maxSeqLen'].describe()} (maxSeqLen)."),
-    MagicOption(("--lora-rank",), "lora_rank", LIMITS["loraRank"].kind,
-                f"LoRA rank, in {LIMITS['loraRank'].describe()} (loraRank)."),
+    _train_option(("--epochs",), "epochs", "epoch", "Training epochs"),
+    _train_option(("--lr",), "lr", "learningRate", "Learning rate"),
+    _train_option(("--steps",), "steps", "maxSteps", "Stop after this many optimizer steps"),
+    _train_option(("--batch-size",), "batch_size", "batchSize", "Batch size"),
+    _train_option(("--max-seq-len",), "max_seq_len", "maxSeqLen", "Maximum sequence length"),
+    _train_option(("--lora-rank",), "lora_rank", "loraRank", "LoRA rank"),
 )
 #: each option's hyperparameter (a key of LIMITS)
 TRAIN_HYPER = {"epochs": "epoch", "lr": "learningRate", "steps": "maxSteps", "batch_size": "batchSize",
