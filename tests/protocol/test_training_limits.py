@@ -67,3 +67,13 @@ def test_qftrain_options_are_generated_from_the_limits() -> None:
     assert TrainConfig(**spec.train_config()).hyper_parameters() == {"epoch": 2, "learningRate": 0.01, "loraRank": 8}
     with pytest.raises(ValueError, match=r"^--lora-rank must be in \[1, 1024\], got 0$"):
         TrainSpec(dataset="d.jsonl", lora_rank=0)
+
+
+def test_the_magics_help_says_the_generated_ranges() -> None:
+    """``%qftrain?`` and ``%qfimage?`` show each generated option's range, the rule it is checked against."""
+    from qfnb.notebook.magics import QfnbMagics
+
+    train_help = " ".join((QfnbMagics.qftrain.__doc__ or "").split())
+    image_help = " ".join((QfnbMagics.qfimage.__doc__ or "").split())
+    assert f"--lora-rank LORA_RANK LoRA rank, in {LIMITS['loraRank'].describe()} (loraRank)." in train_help
+    assert "-n N How many images, in [1, 4] (n)." in image_help
