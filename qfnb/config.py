@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import sys
 import types
+from typing import TYPE_CHECKING
 
 from qfnb._core import config as _core_config
 from qfnb._core.config import GlobalConfig, get_config, get_config_with_kwargs
 from qfnb._core.config import GlobalConfig as Config  # the official name of the settings class
 from qfnb._core.globals import AK, SK, AccessKey, AccessToken, SecretKey, encoding
+
+if TYPE_CHECKING:  # what the module class below serves, declared for type checkers
+    _GLOBAL_CONFIG: GlobalConfig | None
 
 __all__ = ["AK", "SK", "AccessKey", "AccessToken", "Config", "GlobalConfig", "SecretKey", "encoding",
            "get_config", "get_config_with_kwargs"]
