@@ -28,6 +28,7 @@ from ._online import OnlineOps
 from ._platform import Upload, download, upload_dataset
 from ._rows import frame_from_table, is_source
 from .consts import QianfanDatasetPackColumnName
+from .data_insight.insight import DataInsight, data_insight
 from .schema import QianfanNonSortedConversation, Schema
 from .stress import astress
 from .summarization_method import overview, statistics
@@ -373,6 +374,13 @@ class Dataset(Table, OnlineOps):
         """Each numeric column's statistics, a row per method (default: mean, min, max, the 0.8 and 0.9
         quantiles; any :class:`~qfnb.dataset.summarization_method.SummarizationMethod`)."""
         return statistics(self, methods, **kwargs)
+
+    def show_in_data_insight_mode(self, column_names: Sequence[str | None] | None = None) -> DataInsight:
+        """The data insight (officially a Streamlit app): rows, duplicates, empty fields, each
+        column's distribution, and the official measures (content length, special-characters and
+        character-repetition ratios) of ``column_names`` (default: every text column). A notebook
+        shows it in the cell (``%load_ext qfnb``); its tables are DataFrames."""
+        return data_insight(self, column_names)
 
     # ---- stress tests (qfnb.dataset.stress) ---------------------------------------------------
 

@@ -193,7 +193,7 @@ class EvaluationResult:
         """The per-sample rows as a qfnb ``Dataset`` (``None`` for a platform-only result)."""
         if self.samples.empty:
             return None
-        from qfnb.dataset import Dataset  # deferred: `import qfnb.evaluation` does without it (20 modules)
+        from qfnb.dataset import Dataset  # deferred: `import qfnb.evaluation` does without it (23 modules)
 
         return Dataset.create_from_pyobj(self.samples.to_dict("records"))
 

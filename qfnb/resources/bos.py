@@ -21,8 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-from qfnb._core import plugins
-from qfnb._core.config import resolve_config
+from qfnb._core.config import global_settings, resolve_config
 from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.http.auth import host_of
 from qfnb._core.http.client import get_client
@@ -74,8 +73,7 @@ def _key(path: Any, field: str = "remote_file_path") -> str:
 
 def _global_region() -> str | None:
     """``get_config().BOS_HOST_REGION`` when the user set it."""
-    settings = plugins.global_settings() if plugins.global_settings is not None else {}
-    region = settings.get("BOS_HOST_REGION")
+    region = global_settings().get("BOS_HOST_REGION")
     return str(region) if region else None
 
 
