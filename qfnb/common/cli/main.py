@@ -10,7 +10,6 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from qfnb._core.errors import QfnbError
 from qfnb.common.cli import inference, platform, servers
 from qfnb.common.cli._shared import CliError
 from qfnb.protocol.version import __version__
@@ -61,6 +60,8 @@ def handles(command: str) -> bool:
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """Run an official command; ``argv`` is the command line (``--detach`` re-runs it)."""
+    from qfnb._core.errors import QfnbError  # deferred: `qfnb --help` does without it (1 module)
+
     apply_global_options(args)
     try:
         if args.command in SERVERS:

@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qfnb._core.errors import QfnbError
 from qfnb.common.cli._shared import CliError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -231,6 +230,7 @@ def openai_app(adapter: OpenAIAdapter, api_key: str | None) -> Any:
     from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route
 
+    from qfnb._core.errors import QfnbError  # deferred: `qfnb --help` does without it (1 module)
 
     def handler(call: Callable[[dict[str, Any]], Any]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
@@ -320,6 +320,7 @@ def proxy_app(kind: str, access_token: str) -> Any:
     from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route
 
+    from qfnb._core.errors import QfnbError  # deferred: `qfnb --help` does without it (1 module)
     from qfnb._core.http.client import get_client  # deferred: loads the HTTP client (`qfnb --help` does not)
     from qfnb.protocol.routes import MODEL_API_PREFIX, Target  # deferred: `qfnb --help` does without it (1 module)
 
