@@ -293,6 +293,45 @@ def test_proxy_signs_calls_for_a_client_without_keys(shell: dict[str, str],
     assert "result" in listed, listed
 
 
+def test_proxy_direct_passes_the_clients_own_credentials_through(shell: dict[str, str],
+                                                                 started: list[subprocess.Popen[str]]) -> None:
+    """``--direct`` (as officially): nothing is signed with the proxy's keys and no token is asked for;
+    a call carrying the client's own access token or IAM signature is answered, one without is not."""
+    from platform_helpers import Signer
+
+    from qfnb.protocol.routes import MODEL_API_PREFIX
+
+    run = qfnb(shell, "proxy", "--direct", "--access-token", "tok")
+    assert run.returncode == 1 and "a --direct proxy has none to guard" in run.stderr
+    base_port, console_port = _free_port(), _free_port()
+    child = subprocess.Popen([sys.executable, "-m", "qfnb.cli", "proxy", "--direct", "-b", str(base_port), "-c",
+                              str(console_port)], env=shell, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    started.append(child)
+    base, console = f"http://127.0.0.1:{base_port}", f"http://127.0.0.1:{console_port}"
+    _wait_up(base + "/", child)
+    chat = base + MODEL_API_PREFIX + "/chat/tiny-chat"
+    body = {"messages": [{"role": "user", "content": "direct"}]}
+    unsigned = httpx.post(chat, json=body, timeout=30).json()
+    assert "result" not in unsigned and unsigned.get("error_code"), unsigned  # the proxy lent no keys
+    token = httpx.post(shell["QIANFAN_BASE_URL"] + "/oauth/2.0/token", params={
+        "grant_type": "client_credentials", "client_id": shell["QIANFAN_AK"],
+        "client_secret": shell["QIANFAN_SK"]}).json()["access_token"]
+    assert httpx.post(chat, params={"access_token": token}, json=body, timeout=30).json()["result"] == \
+        "tiny-chat: direct"
+    with httpx.stream("POST", chat, params={"access_token": token}, json={**body, "stream": True},
+                      timeout=30) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        chunks = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: ")]
+    assert len(chunks) > 1 and "".join(c["result"] for c in chunks) == "tiny-chat: direct"
+    _wait_up(console + "/", child)
+    listed = httpx.post(console + "/v2/dataset", params={"Action": "DescribeDatasets"}, json={}, auth=Signer(),
+                        timeout=30)
+    assert listed.status_code == 200 and "result" in listed.json(), listed.text
+    assert httpx.post(console + "/v2/dataset", params={"Action": "DescribeDatasets"}, json={},
+                      timeout=30).status_code in (401, 403)
+
+
 def test_trainer_from_options_runs_detached_with_daemon(shell: dict[str, str], local_platform: ServedPlatform,
                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from qfnb.dataset import Dataset
