@@ -63,6 +63,19 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert out.startswith("usage:") and " ".join(command) in out.splitlines()[0]
 
 
+def test_a_group_without_a_command_shows_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """As the official CLI (typer's no_args_is_help): ``qianfan`` and ``qianfan dataset`` print help, exit 0."""
+    assert main([]) == 0
+    assert capsys.readouterr().out.startswith("usage: ")
+    for group in ("dataset", "trainer", "evaluation", "api"):
+        assert main([group]) == 0
+        assert capsys.readouterr().out.startswith(f"usage: qfnb {group} ")
+    with pytest.raises(SystemExit) as done:
+        main(["dataset", "view"])  # a command still needs its arguments
+    assert done.value.code == 2
+    assert build_parser().parse_args(["trainer", "finetune", "-l"]).list_train_type is True  # the cookbook's -l
+
+
 def test_chat_streams_a_conversation_read_from_stdin(shell: dict[str, str], local_platform: ServedPlatform) -> None:
     run = qfnb(shell, "chat", "--model", "Tiny-Chat", "--temperature", "0.5",
                stdin="hello there\nand again\n/reset\nfresh start\n/exit\nnever sent\n")

@@ -144,6 +144,11 @@ def test_v2_finetuning_flow(client) -> None:
     assert jobs["jobList"][0]["jobId"] == job
     models = console(client, "/v2/finetuning", {}, Action="DescribeFineTuningSupportModels")["result"]
     assert {m["model"] for m in models} == {"Tiny-Chat", "Other-Chat"}
+    # the platform's vocabulary, which the official trainer validates field by field (it dropped "text")
+    assert {m["modelType"] for m in models} == {"text2text"}
+    params = models[0]["supportTrainMode"][0]["supportParameterScale"][0]["supportHyperParameterConfig"]
+    assert next(x for x in params if x["key"] == "learningRate")["name"] == "Learning rate"
+    assert all(x["description"] and x["type"] in ("int", "float") for x in params)
     # publish with v1 naming over v2 ids, then the v2 model and service APIs
     pub = console(client, "/wenxinworkshop/modelrepo/publishTrainModel",
                   {"isNewModel": True, "modelName": "m2", "versionMeta": {"taskId": job, "iterationId": task}})

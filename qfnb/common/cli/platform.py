@@ -112,7 +112,8 @@ def _trainer_job(ft: argparse.ArgumentParser) -> None:
     ft.add_argument("--trainer-pipeline-file", "-f", help="the trainer pipeline (job) file")
     ft.add_argument("--daemon", action="store_true", help="start the trainer and return (prints its id)")
     ft.add_argument("--train-config-file", help="a train config file (json/yaml)")
-    ft.add_argument("--list-train-type", action="store_true", help="print the models this job can train, and exit")
+    ft.add_argument("--list-train-type", "-l", action="store_true",
+                    help="print the models this job can train, and exit")
     ft.add_argument("--show-config-limit", "--show", "-s", metavar="TRAIN_TYPE",
                     help="print a model's hyperparameter limits, and exit")
     group = ft.add_argument_group("train config")
