@@ -152,7 +152,9 @@ def test_dataset_upload_view_download_and_predict(shell: dict[str, str], tmp_pat
     out = tmp_path / "down.jsonl"
     run = qfnb(shell, "dataset", "download", url, "--output", str(out))
     assert run.returncode == 0, run.stderr
-    assert len(out.read_text().splitlines()) == len(ROWS)
+    # as the official command writes it: the platform's export, a conversation (a list of turns) per line
+    assert [json.loads(line) for line in out.read_text().splitlines()] == [
+        [{"prompt": r["prompt"], "response": [[r["response"]]]}] for r in ROWS]
     plain = tmp_path / "plain.jsonl"
     plain.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     pred = tmp_path / "pred.jsonl"

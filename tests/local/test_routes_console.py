@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -212,8 +214,16 @@ def test_dataset_export_records_and_download(client) -> None:
     assert len(records) == 1 and records[0]["status"] == 2 and records[0]["finishTime"].endswith("Z")
     url = records[0]["downloadUrl"]
     assert "/bos/qfnb-exports/" in url and "bucket" not in records[0]
-    assert client.get(url).status_code in (401, 403)  # the object store is signed, downloads too
-    lines = [json.loads(line) for line in client.get(url, auth=Signer()).text.splitlines()]
+    unsigned = url.split("?", 1)[0]
+    assert client.get(unsigned).status_code in (401, 403)  # the object store is signed, downloads too
+    # the record's URL is a pre-signed link (a plain GET reads it, as the official SDK does) to a zip
+    # archive of one JSON-lines file, as the cloud's exports are
+    got = client.get(url)
+    assert got.status_code == 200 and got.content == client.get(unsigned, auth=Signer()).content
+    with zipfile.ZipFile(io.BytesIO(got.content)) as archive:
+        assert archive.namelist() == ["export-1.jsonl"]
+        text = archive.read("export-1.jsonl").decode("utf-8")
+    lines = [json.loads(line) for line in text.splitlines()]
     assert lines == [[{"prompt": "question 0", "response": [["answer 0"]]}],
                      [{"prompt": "question 1", "response": [["answer 1"]]}],
                      [{"prompt": "hi", "response": [["hello"]]}]]

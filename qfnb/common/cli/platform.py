@@ -203,6 +203,17 @@ def _load(path: str, **kwargs: Any) -> Any:
     return Dataset.load(data_file=path, **kwargs)
 
 
+def _download(path: str, output: Path) -> None:
+    """The platform's export of the dataset, entity by entity as the export holds them (a conversation
+    is a list of turns), one JSON line each: the file the official ``dataset download`` writes."""
+    import asyncio
+
+    from qfnb.dataset._platform import download_items
+
+    items = asyncio.run(download_items(str(dataset_id_of(path)), None))
+    output.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items), "utf-8")
+
+
 def _default_output() -> Path:
     return Path(f"./{time.strftime('%Y%m%d_%H%M%S')}.jsonl")
 
@@ -235,7 +246,7 @@ def dataset(args: argparse.Namespace) -> int:
         if dataset_id_of(args.dataset_id) is None:
             raise CliError(f"not a dataset id: {args.dataset_id!r} (give an id or qianfan://<id>)")
         output = args.output or _default_output()
-        _load(args.dataset_id).save(data_file=str(output.absolute()))
+        _download(args.dataset_id, output)
         print(f"Dataset has been saved to: {output.absolute()}")
         return 0
     if cmd == "upload":
