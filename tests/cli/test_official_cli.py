@@ -123,6 +123,10 @@ def test_completion_embedding_and_the_model_list(shell: dict[str, str]) -> None:
     assert [json.loads(line)[0] for line in run.stdout.splitlines()] == [2.0, 3.0]
     run = qfnb(shell, "chat", "--list-model")
     assert run.returncode == 0 and "Tiny-Chat" in run.stdout.split(), run.stderr
+    run = qfnb(shell, "txt2img", "--list-model")  # no prompt needed to list, as officially
+    assert run.returncode == 0 and run.stdout.split(), run.stderr
+    run = qfnb(shell, "txt2img")
+    assert run.returncode == 1 and "give the prompt" in run.stderr
 
 
 def test_the_global_credential_options_are_used(shell: dict[str, str]) -> None:
@@ -258,6 +262,8 @@ def test_openai_adapter_fronts_the_platform(shell: dict[str, str], started: list
                                                {"role": "user", "content": "hi adapter"}], "temperature": 1.0}
     answer = httpx.post(base + "/chat/completions", json=body, headers=auth, timeout=30).json()
     assert answer["choices"][0]["message"]["content"] == "tiny-chat: hi adapter"
+    # the fields the official adapter answers (its fingerprint is a dummy "fp_?"; null here, as OpenAI allows)
+    assert set(answer) == {"id", "object", "created", "model", "system_fingerprint", "choices", "usage"}
     with httpx.stream("POST", base + "/chat/completions", json={**body, "stream": True}, headers=auth,
                       timeout=30) as stream:
         lines = [line for line in stream.iter_lines() if line.startswith("data: ")]

@@ -165,20 +165,21 @@ class OpenAIAdapter:
 
         messages, kwargs = self.chat_request(request)
         client = ChatCompletion(model=self.model(request.get("model")))
-        model = request.get("model") or ""
-        created, rid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        # system_fingerprint: OpenAI's field, null here (no backend fingerprint to give), as OpenAI allows
+        head = {"created": int(time.time()), "model": request.get("model") or "", "system_fingerprint": None}
+        rid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if request.get("stream"):
             stream = await client.ado(messages=messages, stream=True, **kwargs)
 
             async def chunks() -> AsyncIterator[dict[str, Any]]:
                 async for resp in stream:
                     done = bool(resp.get("is_end"))
-                    yield {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
+                    yield {"id": rid, "object": "chat.completion.chunk", **head,
                            "choices": [{"index": 0, "delta": {"role": "assistant", "content": resp.get("result", "")},
                                         "finish_reason": "stop" if done else None}]}
             return chunks()
         resp = await client.ado(messages=messages, **kwargs)
-        return {"id": rid, "object": "chat.completion", "created": created, "model": model,
+        return {"id": rid, "object": "chat.completion", **head,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": resp.get("result", "")},
                              "finish_reason": resp.get("finish_reason") or "stop"}],
                 "usage": _usage(resp)}
@@ -194,8 +195,8 @@ class OpenAIAdapter:
         resp = await Completion(model=self.model(request.get("model"))).ado(prompt=prompt,
                                                                              **self.base_request(request))
         return {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time()),
-                "model": request.get("model") or "", "choices": [{"index": 0, "text": resp.get("result", ""),
-                                                                  "finish_reason": "stop", "logprobs": None}],
+                "model": request.get("model") or "", "system_fingerprint": None,
+                "choices": [{"index": 0, "text": resp.get("result", ""), "finish_reason": "stop", "logprobs": None}],
                 "usage": _usage(resp)}
 
     async def embedding(self, request: dict[str, Any]) -> dict[str, Any]:
