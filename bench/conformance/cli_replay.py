@@ -69,7 +69,11 @@ CLOUD_ONLY = {
 OFFICIAL_BUGS = {
     "proxy": "the official proxy's default --access-token '' still asks every call for ?access_token= "
              "(401 NO_ACCESS_TOKEN); qfnb's asks for one only when one is set",
+    "trainer info": "with neither --trainer-id nor --task-id the official command prints nothing and exits 0; "
+                    "qfnb says what is missing",
 }
+#: the official CLI's sampled commands, given its documented --temperature near 0 so both answers are greedy
+DETERMINISTIC = {"chat": ["--temperature", "0.01"], "completion": ["--temperature", "0.01"]}
 ROWS = [{"prompt": q, "response": a} for q, a in (("What is 2+2?", "4"), ("What is the capital of Italy?", "Rome"),
                                                   ("Name a primary colour.", "Red"))]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -355,26 +359,52 @@ def image_size(path: Path) -> str:
 
 # ---- comparing ---------------------------------------------------------------------------------------------
 
+def compare_served(official: dict[str, Any], qfnb: dict[str, Any]) -> str:
+    """Two servers' answers to the same request: status and fields, then the text."""
+    if official.get("status") != qfnb.get("status") or official.get("keys") != qfnb.get("keys"):
+        return (f"differs: served {official.get('status')} {official.get('keys')} vs {qfnb.get('status')} "
+                f"{qfnb.get('keys')}")
+    return "match: " + ("same answer" if official.get("text") == qfnb.get("text") else "same shape (status, fields)")
+
+
 def compare(official: Outcome, qfnb: Outcome) -> str:
     """``match``/``differs``, with why."""
     if official.served is not None or qfnb.served is not None:
-        o, q = official.served or {}, qfnb.served or {}
-        if o.get("status") != q.get("status") or o.get("keys") != q.get("keys"):
-            return f"differs: served {o.get('status')} {o.get('keys')} vs {q.get('status')} {q.get('keys')}"
-        return "match: " + ("same answer" if o.get("text") == q.get("text") else "same shape (status, fields)")
+        return compare_served(official.served or {}, qfnb.served or {})
+    late = [label for label, o in (("official", official), ("qfnb", qfnb)) if o.rc is None]
+    if late:
+        return f"timeout: {' and '.join(late)} did not finish (--timeout)"
     if official.refused != qfnb.refused:
         return "differs: " + ("official refused, qfnb answered" if official.refused else "qfnb refused: "
                               + first_error(qfnb.out))
     if official.refused:
         note = " (the official CLI exits 0 on this error)" if official.rc == 0 else ""
         return f"match: both refuse{note}; qfnb: {first_error(qfnb.out)}"
-    if official.files.keys() != qfnb.files.keys():
+    if official.files != qfnb.files:
         return f"differs: files {official.files} vs {qfnb.files}"
+    if official.files:  # what a file-writing command is for; its status line is wording
+        return f"match: same files {qfnb.files}"
+    if "Usage: qianfan" in official.out:
+        return compare_help(official.out, qfnb.out)
     missing = [line for line in qfnb.out.splitlines() if line not in official.out]
-    if missing:
-        return f"differs: qfnb printed {missing[0][:60]!r}, not in the official output"
-    files = f"; files {qfnb.files}" if qfnb.files else ""
-    return f"match: same text{files}" if qfnb.out.strip() else f"match: same (no text){files}"
+    if not missing:
+        return "match: same text" if qfnb.out.strip() else "match: same (no text)"
+    if set(re.findall(r"\w+", qfnb.out)) <= set(re.findall(r"\w+", official.out)):
+        return "match: same values (laid out differently)"
+    return f"differs: qfnb printed {missing[0][:60]!r}, not in the official output"
+
+
+def compare_help(official: str, qfnb: str) -> str:
+    """Two help texts (typer's and argparse's): the subcommands each lists."""
+    lines = official.split("Commands", 1)[1].splitlines() if "Commands" in official else []
+    listed = {line.split()[0] for line in lines if line.split()}
+    choices = re.search(r"\{([a-z0-9.,_-]+)\}", qfnb)
+    ours = set(choices.group(1).split(",")) if choices else set()
+    if not listed:
+        return "match: both print help"
+    lacking = sorted(listed - ours)
+    return "match: both print help, the same commands" if not lacking else \
+        f"differs: help without {', '.join(lacking)}"
 
 
 def first_error(text: str) -> str:
@@ -422,6 +452,9 @@ def replay(examples: list[Example], sides: list[Side], work: Path, fills: dict[s
             yield example, line, None, None, f"skipped: {skip}"
             continue
         args = shlex.split(line)
+        if "--list-model" not in args and "-l" not in args:
+            args += DETERMINISTIC.get(example.command, [])
+            line = " ".join(shlex.quote(a) for a in args)
         results = []
         for side in sides:
             cwd = work / f"{n:02d}-{side.label}"
@@ -445,9 +478,10 @@ def render(rows: list[tuple[Example, str, Outcome | None, Outcome | None, str]])
     for _, line, official, qfnb, verdict in rows:
         shown = line if len(line) <= width - 1 else line[:width - 4] + "..."
         out.append(f"{shown:<{width}} {rc(official):>8} {rc(qfnb):>6}  {verdict}")
-    counts = {k: sum(r[4].startswith(k) for r in rows) for k in ("match", "differs", "skipped")}
-    out.append(f"\n{len(rows)} examples: {counts['match']} match, {counts['differs']} differ, "
-               f"{counts['skipped']} skipped")
+    counts = {k: sum(r[4].startswith(k) for r in rows) for k in ("match", "differs", "skipped", "timeout")}
+    out.append(f"\n{len(rows)} examples: {counts['match']} match, {counts['differs']} differ "
+               f"({sum('official bug' in r[4] for r in rows)} of them official bugs), {counts['skipped']} skipped, "
+               f"{counts['timeout']} timed out")
     sources = sorted({r[0].source for r in rows})
     out.append("from: " + ", ".join(sources))
     return "\n".join(out) + "\n"

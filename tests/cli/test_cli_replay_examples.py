@@ -13,6 +13,7 @@ from cli_replay import (  # the bench folder is on the path (above)
     QUESTION,
     Outcome,
     compare,
+    compare_help,
     examples_from_markdown,
     examples_from_notebook,
     expand,
@@ -63,3 +64,13 @@ def test_outcomes_are_judged_by_what_happened_not_by_the_exit_status_alone() -> 
         "match: both refuse (the official CLI exits 0 on this error); qfnb: qfnb api: error code 3"
     assert compare(answered, Outcome(1, "qfnb chat: boom")) == "differs: qfnb refused: qfnb chat: boom"
     assert compare(Outcome(0, "", {".jsonl": "3 rows"}), Outcome(0, "", {})).startswith("differs: files")
+
+
+def test_help_is_judged_by_the_commands_it_lists_and_files_by_their_rows() -> None:
+    official = "Usage: qianfan dataset [OPTIONS] COMMAND [ARGS]...\nCommands\ndownload   Download.\ninsight   Insight."
+    assert compare_help(official, "usage: qfnb dataset [-h] {download,insight} ...") == \
+        "match: both print help, the same commands"
+    assert compare_help(official, "usage: qfnb dataset [-h] {download} ...") == "differs: help without insight"
+    same = {".jsonl": "3 rows"}
+    assert compare(Outcome(0, "SUCCESS: saved", same), Outcome(0, "saved", same)) == f"match: same files {same}"
+    assert compare(Outcome(0, "", same), Outcome(0, "", {".jsonl": "2 rows"})).startswith("differs: files")
