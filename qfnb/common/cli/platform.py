@@ -88,7 +88,8 @@ def _platform_dataset_options(parser: argparse.ArgumentParser) -> None:
 #: the trainer commands and the trainer class each runs
 TRAINERS = {"finetune": ("LLMFinetune", "run a fine-tune trainer job"),
             "postpretrain": ("PostPreTrain", "run a post-pretrain (continued pre-training) job"),
-            "dpo": ("DPO", "run a DPO (preference training) job")}
+            "dpo": ("DPO", "run a DPO (preference training) job"),
+            "run": ("LLMFinetune", "run a fine-tune trainer job (deprecated, as officially: use finetune)")}
 
 
 def _trainer(sub: Any) -> None:
@@ -354,7 +355,7 @@ def trainer(args: argparse.Namespace) -> int:
 
 
 #: the train mode of each trainer command
-TRAIN_MODES = {"finetune": "SFT", "postpretrain": "PostPretrain", "dpo": "DPO"}
+TRAIN_MODES = {"finetune": "SFT", "postpretrain": "PostPretrain", "dpo": "DPO", "run": "SFT"}
 
 
 def _train_types(args: argparse.Namespace) -> int:
