@@ -166,6 +166,10 @@ def test_dataset_upload_view_download_and_predict(shell: dict[str, str], tmp_pat
     assert run.returncode == 0, run.stderr
     answers = [json.loads(line) for line in pred.read_text().splitlines()]
     assert [a["llm_output"] for a in answers] == [f"tiny-chat: {r['prompt']}" for r in ROWS]
+    # no --model: the platform's default chat model, as the official command defaults to one
+    run = qfnb(shell, "dataset", "predict", str(plain), "--output", str(pred))
+    assert run.returncode == 0, run.stderr
+    assert len(pred.read_text().splitlines()) == len(ROWS)
 
 
 def test_api_signs_any_console_action(shell: dict[str, str]) -> None:

@@ -262,7 +262,11 @@ def dataset(args: argparse.Namespace) -> int:
         raise CliError("--input-columns names no column")
     ds = _load(args.dataset)
     ds.set_columns(columns, args.reference_column)
-    result = ds.test_using_llm(model=args.model, endpoint=args.endpoint, prompt_column=columns[0], progress=True)
+    from qfnb.resources.defaults import default_model
+
+    # no --model nor --endpoint: the model a chat without one answers with, as the official default does
+    model = args.model or (None if args.endpoint else default_model("chat"))
+    result = ds.test_using_llm(model=model, endpoint=args.endpoint, prompt_column=columns[0], progress=True)
     result.save(data_file=str(output.absolute()))
     print(f"Prediction result has been saved to: {output.absolute()}")
     return 0
