@@ -63,7 +63,7 @@ FILL = {
 CLOUD_ONLY = {
     "dataset upload": "the official CLI uploads to BOS at {region}.bcebos.com (a fixed cloud host)",
     "plugin": "plugins are cloud services (EB plugins, BOS uploads); the local platform has none",
-    "dataset insight": "opens the official data-insight web viewer (interactive); qfnb's viewer is in the notebook",
+    "dataset insight": "the official command opens a Streamlit web app (interactive); qfnb prints the statistics",
 }
 #: where the official CLI is wrong, and qfnb does the right thing instead
 OFFICIAL_BUGS = {
@@ -74,8 +74,6 @@ OFFICIAL_BUGS = {
     "trainer info": "with neither --trainer-id nor --task-id the official command prints nothing and exits 0; "
                     "qfnb says what is missing",
 }
-#: what qfnb does not have yet, named where the replay meets it
-QFNB_LACKS = {"dataset": "qfnb has no `dataset insight` yet (the data-insight viewer, issue 37's data part)"}
 #: long jobs: both running them to the end is the match (the official prints the pipeline's result, qfnb the
 #: progress of each action)
 JOBS = ("trainer finetune", "trainer postpretrain", "trainer dpo", "trainer run")
@@ -475,8 +473,6 @@ def replay(examples: list[Example], sides: list[Side], work: Path, fills: dict[s
             verdict = "match: both ran the job to the end (each reports it its own way)"
         elif verdict.startswith("differs") and example.command in OFFICIAL_BUGS:
             verdict = f"differs: official bug: {OFFICIAL_BUGS[example.command]} ({verdict[9:]})"
-        elif verdict.startswith("differs") and example.command in QFNB_LACKS:
-            verdict = f"{verdict}: {QFNB_LACKS[example.command]}"
         yield example, line, results[0], results[1], verdict
 
 

@@ -161,6 +161,11 @@ def test_dataset_upload_view_download_and_predict(shell: dict[str, str], tmp_pat
         [{"prompt": r["prompt"], "response": [[r["response"]]]}] for r in ROWS]
     plain = tmp_path / "plain.jsonl"
     plain.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    run = qfnb(shell, "dataset", "insight", str(plain), "-c", "prompt")  # the data insight, as text
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"DataInsight({len(ROWS)} rows, 0 duplicate rows)") and "content_length" in run.stdout
+    run = qfnb(shell, "dataset", "insight", str(plain), "-c", "nope")
+    assert run.returncode == 1 and "no column 'nope'" in run.stderr
     pred = tmp_path / "pred.jsonl"
     run = qfnb(shell, "dataset", "predict", str(plain), "--model", "Tiny-Chat", "--output", str(pred))
     assert run.returncode == 0, run.stderr

@@ -66,6 +66,9 @@ def _dataset(sub: Any) -> None:
     view.add_argument("--row", help="rows to show: 1,3-5,12 or all (default: the first 5)")
     view.add_argument("--column", help="columns to show, comma-separated")
     view.add_argument("--raw", action="store_true", help="print the rows as JSON lines")
+    insight = dsub.add_parser("insight", help="print a dataset file's statistics (the data insight)")
+    insight.add_argument("dataset_file", help="the dataset file")
+    insight.add_argument("--columns", "-c", help="the text columns to measure, comma-separated (default: all)")
     predict = dsub.add_parser("predict", help="run a dataset's prompts through a model into a local file")
     predict.add_argument("dataset", help="a file path or qianfan://<id>")
     predict.add_argument("--model", default=None, help="the model used to predict (default: the platform's)")
@@ -256,6 +259,11 @@ def dataset(args: argparse.Namespace) -> int:
         return _save(args)
     if cmd == "view":
         return _view(args)
+    if cmd == "insight":  # officially a Streamlit app; here the same statistics as text
+        if not Path(args.dataset_file).exists():
+            raise CliError(f"no such file: {args.dataset_file}")
+        print(repr(_load(args.dataset_file).show_in_data_insight_mode(split_list(args.columns) or None)))
+        return 0
     output = args.output or _default_output()
     columns = split_list(args.input_columns)
     if not columns:
