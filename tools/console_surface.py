@@ -76,16 +76,19 @@ def method(fn: ast.FunctionDef, name: str, text: str, indent: str, blocking: boo
            signature(indent, f"def {name}" if blocking else f"async def a{name}",
                      ["cls", *own, *marker, *CALL_PARAMS, *var_kw], ") -> QfResponse:"),
            f"{body}{doc}\n"]
-    if var_kw:
-        out.append(f"{body}fields, overrides = split_overrides({var_kw[0].name})\n")
-        args.append("**fields")
-        sends = "overrides=overrides"
-    else:
-        sends = "overrides=None"
-    out.append(signature(body, f"request = build.{fn.name}", args, ")"))
-    out.append(f"{body}return await asend(request, config=config, retry=retry, {sends})\n")
+    out.append(send_lines(fn, body, args, var_kw[0].name if var_kw else None))
     text = "".join(out)
     return unasync(text) if blocking else text
+
+
+def send_lines(fn: ast.FunctionDef, body: str, args: list[str], kwargs: str | None) -> str:
+    """Build the request (the body fields of ``**kwargs`` to the builder), then send it (the
+    config overrides of ``**kwargs`` to ``asend``)."""
+    if kwargs is None:
+        return (signature(body, f"request = build.{fn.name}", args, ")")
+                + f"{body}return await asend(request, config=config, retry=retry)\n")
+    return (signature(body, f"request = build.{fn.name}", [*args, f"**body_fields({kwargs})"], ")")
+            + f"{body}return await asend(request, config=config, retry=retry, overrides={kwargs})\n")
 
 
 @dataclass
@@ -154,7 +157,7 @@ def console_module(m: Builders, bases: dict[str, list[tuple[str, str]]]) -> str:
     out = [header(source), f"{doc}\n\n", "import builtins\n" if shadowed else "",
            *(render_from(m, imports[m]) for m in std), "\n",
            *(render_from(m, imports[m]) for m in first), "\n",
-           *sorted(["from ._base import asend, send, split_overrides\n",
+           *sorted(["from ._base import asend, body_fields, send\n",
                     f"from .builders import {source.stem} as build\n",
                     *(f"from .{stem} import {mixin}\n" for c in classes for stem, mixin in bases.get(c, []))],
                    key=lambda line: line.split()[1].lower()),

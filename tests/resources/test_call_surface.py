@@ -201,7 +201,7 @@ def test_a_static_walk_follows_create_task_to_the_builder_and_send() -> None:
     method = _function(RESOURCES / "console/finetune.py", "V2", "create_task")
     text = ast.unparse(method)
     assert "request = build.v2_create_task(job_id, params_scale," in text
-    assert "return send(request, config=config, retry=retry, overrides=overrides)" in text
+    assert "return send(request, config=config, retry=retry, overrides=kwargs)" in text
     builder = (RESOURCES / "console/builders/finetune.py").read_text()
     assert '@surface("FineTune.V2.create_task")\ndef v2_create_task(' in builder
 

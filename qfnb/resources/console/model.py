@@ -9,7 +9,7 @@ from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 
-from ._base import asend, send, split_overrides
+from ._base import asend, body_fields, send
 from .builders import model as build
 from .model_eval import ModelEvalCalls
 from .model_repo import ModelRepoCalls
@@ -24,33 +24,29 @@ class Model(ModelEvalCalls, ModelRepoCalls):
     def list(cls, model_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
              **kwargs: Any) -> QfResponse:
         """``modelDetail``: a model and all its versions."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.list_versions(model_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.list_versions(model_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def alist(cls, model_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                     **kwargs: Any) -> QfResponse:
         """``modelDetail``: a model and all its versions."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.list_versions(model_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.list_versions(model_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def detail(cls, model_version_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                **kwargs: Any) -> QfResponse:
         """``modelVersionDetail``: one model version (``state`` is Creating/Ready/Fail)."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.detail(model_version_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.detail(model_version_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def adetail(cls, model_version_id: int | str, *, config: Config | None = None,
                       retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``modelVersionDetail``: one model version (``state`` is Creating/Ready/Fail)."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.detail(model_version_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.detail(model_version_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def publish(cls, is_new: bool, version_meta: dict[str, Any], model_name: str | None = None,
@@ -60,9 +56,8 @@ class Model(ModelEvalCalls, ModelRepoCalls):
 
         ``version_meta`` uses v1 naming: ``{"taskId": <v2 job id>, "iterationId": <v2 task id>}``.
         """
-        fields, overrides = split_overrides(kwargs)
-        request = build.publish(is_new, version_meta, model_name, model_id, tags, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.publish(is_new, version_meta, model_name, model_id, tags, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def apublish(cls, is_new: bool, version_meta: dict[str, Any], model_name: str | None = None,
@@ -72,9 +67,8 @@ class Model(ModelEvalCalls, ModelRepoCalls):
 
         ``version_meta`` uses v1 naming: ``{"taskId": <v2 job id>, "iterationId": <v2 task id>}``.
         """
-        fields, overrides = split_overrides(kwargs)
-        request = build.publish(is_new, version_meta, model_name, model_id, tags, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.publish(is_new, version_meta, model_name, model_id, tags, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def create_evaluation_task(cls, name: str, version_info: builtins.list[dict[str, Any]], dataset_id: int | str,
@@ -83,10 +77,9 @@ class Model(ModelEvalCalls, ModelRepoCalls):
                                config: Config | None = None, retry: RetryPolicy | None = None,
                                **kwargs: Any) -> QfResponse:
         """``eval/create``: evaluate model versions on a platform dataset."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create_evaluation_task(name, version_info, dataset_id, eval_config, description,
-                                               pending_eval_id, dataset_name, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+                                               pending_eval_id, dataset_name, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def acreate_evaluation_task(cls, name: str, version_info: builtins.list[dict[str, Any]],
@@ -95,58 +88,51 @@ class Model(ModelEvalCalls, ModelRepoCalls):
                                       dataset_name: str | None = None, *, config: Config | None = None,
                                       retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``eval/create``: evaluate model versions on a platform dataset."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create_evaluation_task(name, version_info, dataset_id, eval_config, description,
-                                               pending_eval_id, dataset_name, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+                                               pending_eval_id, dataset_name, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def get_evaluation_info(cls, eval_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                             **kwargs: Any) -> QfResponse:
         """``eval/detail``: state and units of an evaluation task."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_evaluation_info(eval_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_evaluation_info(eval_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aget_evaluation_info(cls, eval_id: int | str, *, config: Config | None = None,
                                    retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``eval/detail``: state and units of an evaluation task."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_evaluation_info(eval_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_evaluation_info(eval_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def get_evaluation_result(cls, eval_id: int | str, *, config: Config | None = None,
                               retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``eval/report``: metrics per evaluated model version."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_evaluation_result(eval_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_evaluation_result(eval_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aget_evaluation_result(cls, eval_id: int | str, *, config: Config | None = None,
                                      retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``eval/report``: metrics per evaluated model version."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_evaluation_result(eval_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_evaluation_result(eval_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def stop_evaluation_task(cls, eval_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                              **kwargs: Any) -> QfResponse:
         """``eval/cancel``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.stop_evaluation_task(eval_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.stop_evaluation_task(eval_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def astop_evaluation_task(cls, eval_id: int | str, *, config: Config | None = None,
                                     retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``eval/cancel``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.stop_evaluation_task(eval_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.stop_evaluation_task(eval_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     class V2:
         """``/v2/model``: model sets and models."""
@@ -156,31 +142,27 @@ class Model(ModelEvalCalls, ModelRepoCalls):
                                config: Config | None = None, retry: RetryPolicy | None = None,
                                **kwargs: Any) -> QfResponse:
             """``DescribeModelSet`` by id or name."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_describe_model_set(model_set_name, model_set_id, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_describe_model_set(model_set_name, model_set_id, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def adescribe_model_set(cls, model_set_name: str | None = None, model_set_id: str | None = None, *,
                                       config: Config | None = None, retry: RetryPolicy | None = None,
                                       **kwargs: Any) -> QfResponse:
             """``DescribeModelSet`` by id or name."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_describe_model_set(model_set_name, model_set_id, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_describe_model_set(model_set_name, model_set_id, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def describe_model(cls, model_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                            **kwargs: Any) -> QfResponse:
             """``DescribeModel``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_describe_model(model_id, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_describe_model(model_id, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def adescribe_model(cls, model_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                                   **kwargs: Any) -> QfResponse:
             """``DescribeModel``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_describe_model(model_id, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_describe_model(model_id, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)

@@ -10,7 +10,7 @@ from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb.resources.console.consts import DeployPoolType
 
-from ._base import asend, send, split_overrides
+from ._base import asend, body_fields, send
 from .builders import service as build
 
 __all__ = ["Service"]
@@ -24,50 +24,46 @@ class Service:
                pool_type: int | DeployPoolType = DeployPoolType.PrivateResource, description: str | None = None, *,
                config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``service/apply``: deploy a model version as a service reachable at ``uri``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.create(model_id, model_version_id, name, uri, replicas, pool_type, description, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.create(model_id, model_version_id, name, uri, replicas, pool_type, description,
+                               **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def acreate(cls, model_id: int | str, model_version_id: int | str, name: str, uri: str, replicas: int = 1,
                       pool_type: int | DeployPoolType = DeployPoolType.PrivateResource, description: str | None = None,
                       *, config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``service/apply``: deploy a model version as a service reachable at ``uri``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.create(model_id, model_version_id, name, uri, replicas, pool_type, description, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.create(model_id, model_version_id, name, uri, replicas, pool_type, description,
+                               **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def get(cls, id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
             **kwargs: Any) -> QfResponse:
         """``service/detail``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get(id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get(id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aget(cls, id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                    **kwargs: Any) -> QfResponse:
         """``service/detail``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get(id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get(id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def list(cls, api_type_filter: builtins.list[str] | None = None, *, config: Config | None = None,
              retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``service/list``: preset (``common``) and user (``custom``) services."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.list_services(api_type_filter, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.list_services(api_type_filter, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def alist(cls, api_type_filter: builtins.list[str] | None = None, *, config: Config | None = None,
                     retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``service/list``: preset (``common``) and user (``custom``) services."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.list_services(api_type_filter, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.list_services(api_type_filter, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     class V2:
         """``/v2/service``."""
@@ -78,10 +74,9 @@ class Service:
                            description: str | None = None, *, config: Config | None = None,
                            retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``CreateService``: deploy a v2 model as a service at ``.../{url_suffix}``."""
-            fields, overrides = split_overrides(kwargs)
             request = build.v2_create_service(model_set_id, model_id, name, url_suffix, resource_config, billing,
-                                              description, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+                                              description, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def acreate_service(cls, model_set_id: str, model_id: str, name: str, url_suffix: str,
@@ -89,26 +84,23 @@ class Service:
                                   description: str | None = None, *, config: Config | None = None,
                                   retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``CreateService``: deploy a v2 model as a service at ``.../{url_suffix}``."""
-            fields, overrides = split_overrides(kwargs)
             request = build.v2_create_service(model_set_id, model_id, name, url_suffix, resource_config, billing,
-                                              description, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+                                              description, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def service_detail(cls, service_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                            **kwargs: Any) -> QfResponse:
             """``DescribeService``: ``runStatus`` and ``url`` of a service."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_service_detail(service_id, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_service_detail(service_id, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def aservice_detail(cls, service_id: str, *, config: Config | None = None,
                                   retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``DescribeService``: ``runStatus`` and ``url`` of a service."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_service_detail(service_id, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_service_detail(service_id, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def service_list(cls, marker: str | None = None, max_keys: int | None = None, page_reverse: bool | None = None,
@@ -116,9 +108,9 @@ class Service:
                          run_status: builtins.list[str] | None = None, *, config: Config | None = None,
                          retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``DescribeServices``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_service_list(marker, max_keys, page_reverse, name, service_type, run_status, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_service_list(marker, max_keys, page_reverse, name, service_type, run_status,
+                                            **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def aservice_list(cls, marker: str | None = None, max_keys: int | None = None,
@@ -127,6 +119,6 @@ class Service:
                                 run_status: builtins.list[str] | None = None, *, config: Config | None = None,
                                 retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``DescribeServices``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_service_list(marker, max_keys, page_reverse, name, service_type, run_status, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_service_list(marker, max_keys, page_reverse, name, service_type, run_status,
+                                            **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
