@@ -102,18 +102,7 @@ def _ends_with_newline(path: Path) -> bool:
 
 def done_indices(path: Path) -> set[int]:
     """Indices a previous run finished successfully (a torn last line is ignored)."""
-    done: set[int] = set()
-    if not path.exists():
-        return done
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if rec.get("ok") and isinstance(rec.get("index"), int):
-                done.add(rec["index"])
-    return done
+    return {index for index, rec in read_results(path) if rec.get("ok")} if path.exists() else set()
 
 
 def read_results(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
