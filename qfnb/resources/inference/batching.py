@@ -29,6 +29,23 @@ def reporter(progress: ProgressArg, desc: str) -> ProgressCallback | None:
     return make_progress(progress, desc=desc)  # the default shows a bar only inside a notebook kernel
 
 
+async def _drive(one: One, items: Iterable[dict[str, Any]], sink: Any, total: int | None, *, worker_num: int | None,
+                 progress: ProgressCallback | None, classify: _batch.Classify, retry_budget: float,
+                 counter: list[int] | None = None, stats: _batch.BatchStats | None = None) -> None:
+    """Run the items into ``sink``, the progress told of the start and the close; a file sink is closed."""
+    try:
+        if progress is not None:
+            progress.on_start(total)
+        await _batch.run_batch(one, items, sink, worker_num=worker_num, skip=getattr(sink, "done", None),
+                               progress=progress, counter=counter, classify=classify, retry_budget=retry_budget,
+                               stats=stats)
+    finally:
+        if isinstance(sink, _batch.FileSink):
+            sink.close()
+        if progress is not None:
+            progress.on_close()
+
+
 async def acollect(one: One, items: Iterable[dict[str, Any]], total: int | None, *, worker_num: int | None,
                    output_file: str | Path | None, progress: ProgressCallback | None, classify: _batch.Classify,
                    retry_budget: float) -> Sequence[Any]:
@@ -41,16 +58,8 @@ async def acollect(one: One, items: Iterable[dict[str, Any]], total: int | None,
             items = list(items)
             total = len(items)
         sink = _batch.ListSink(total)
-    try:
-        if progress is not None:
-            progress.on_start(total)
-        await _batch.run_batch(one, items, sink, worker_num=worker_num, skip=getattr(sink, "done", None),
-                               progress=progress, classify=classify, retry_budget=retry_budget)
-    finally:
-        if isinstance(sink, _batch.FileSink):
-            sink.close()
-        if progress is not None:
-            progress.on_close()
+    await _drive(one, items, sink, total, worker_num=worker_num, progress=progress, classify=classify,
+                 retry_budget=retry_budget)
     if isinstance(sink, _batch.ListSink):
         return sink.results
     return _batch.FileResults(sink.path, total if total is not None else sink.count)
@@ -75,20 +84,7 @@ def submit(one: One, items: Iterable[dict[str, Any]], total: int | None, *, work
         assert total is not None
         sink = _batch.FuturesSink(total)
         futures = sink.futures
-
-    async def _run() -> None:
-        try:
-            if progress is not None:
-                progress.on_start(total)
-            await _batch.run_batch(one, items, sink, worker_num=worker_num, skip=getattr(sink, "done", None),
-                                   progress=progress, counter=counter, classify=classify,
-                                   retry_budget=retry_budget, stats=stats)
-        finally:
-            if isinstance(sink, _batch.FileSink):
-                sink.close()
-            if progress is not None:
-                progress.on_close()
-
-    done = sync.submit(_run())
+    done = sync.submit(_drive(one, items, sink, total, worker_num=worker_num, progress=progress, classify=classify,
+                              retry_budget=retry_budget, counter=counter, stats=stats))
     return _batch.BatchFuture(total, done, counter, futures, Path(output_file) if output_file is not None else None,
                               skipped, stats)
