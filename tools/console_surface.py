@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,16 @@ def builders(tree: ast.Module) -> list[tuple[ast.FunctionDef, str]]:
     return found
 
 
+def answer_of(fn: ast.FunctionDef) -> str | None:
+    """The answer model a builder's ``@surface(..., answer="...")`` names (in ``qfnb.protocol.answers``)."""
+    for deco in fn.decorator_list:
+        if isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name) and deco.func.id == "surface":
+            for kw in deco.keywords:
+                if kw.arg == "answer":
+                    return str(ast.literal_eval(kw.value))
+    return None
+
+
 def unshadow(params: list[Param], shadowed: set[str]) -> list[Param]:
     """``list[str]`` -> ``builtins.list[str]`` where the class has a method ``list``."""
     if not shadowed:
@@ -72,9 +83,11 @@ def method(fn: ast.FunctionDef, name: str, text: str, indent: str, blocking: boo
     body = indent + "    "
     doc = ast.get_source_segment(text, fn.body[0]) or '""""""'
     doc = doc.replace("\n    ", "\n" + body)
+    answer = answer_of(fn)
+    returns = f'QfResponse["{answer}"]' if answer else "QfResponse"  # the model is named: see console_module
     out = [f"{indent}@classmethod\n",
            signature(indent, f"def {name}" if blocking else f"async def a{name}",
-                     ["cls", *own, *marker, *CALL_PARAMS, *var_kw], ") -> QfResponse:"),
+                     ["cls", *own, *marker, *CALL_PARAMS, *var_kw], f") -> {returns}:"),
            f"{body}{doc}\n"]
     if var_kw:
         out.append(f"{body}fields, overrides = split_overrides({var_kw[0].name})\n")
@@ -83,7 +96,11 @@ def method(fn: ast.FunctionDef, name: str, text: str, indent: str, blocking: boo
     else:
         sends = "overrides=None"
     out.append(signature(body, f"request = build.{fn.name}", args, ")"))
-    out.append(f"{body}return await asend(request, config=config, retry=retry, {sends})\n")
+    if answer:
+        out.append(f"{body}response = await asend(request, config=config, retry=retry, {sends})\n"
+                   f'{body}return response.with_answer_named("{answer}")\n')
+    else:
+        out.append(f"{body}return await asend(request, config=config, retry=retry, {sends})\n")
     text = "".join(out)
     return unasync(text) if blocking else text
 
@@ -148,6 +165,13 @@ def console_module(m: Builders, bases: dict[str, list[tuple[str, str]]]) -> str:
                 imports.setdefault(absolute(node), set()).update(names)
     methods = {public.rsplit(".", 1)[-1] for _, public in calls}
     shadowed = {n for n in methods if hasattr(builtins, n)}
+    # the answer models are named, not imported at run time: they are pydantic's, which a call never
+    # imports (only ``resp.parsed`` does); mypy reads them from the TYPE_CHECKING import
+    answers = sorted({a for fn, _ in calls if (a := answer_of(fn))})
+    names = textwrap.indent(render_from("qfnb.protocol.answers", answers), "    ")
+    guarded = [f"if TYPE_CHECKING:  # pragma: no cover\n{names}\n"] if answers else []
+    if answers:
+        imports["typing"].add("TYPE_CHECKING")
     std = sorted(m for m in imports if not m.startswith("qfnb"))
     first = sorted(m for m in imports if m.startswith("qfnb"))
     doc = ast.get_source_segment(text, tree.body[0].value) if isinstance(tree.body[0], ast.Expr) else '""""""'
@@ -158,7 +182,7 @@ def console_module(m: Builders, bases: dict[str, list[tuple[str, str]]]) -> str:
                     f"from .builders import {source.stem} as build\n",
                     *(f"from .{stem} import {mixin}\n" for c in classes for stem, mixin in bases.get(c, []))],
                    key=lambda line: line.split()[1].lower()),
-           "\n", f"__all__ = [{', '.join(repr(c) for c in classes if '.' not in c)}]\n".replace("'", '"')]
+           "\n", *guarded, f"__all__ = [{', '.join(repr(c) for c in classes if '.' not in c)}]\n".replace("'", '"')]
     for dotted, cls_doc in classes.items():
         depth = dotted.count(".")
         indent = "    " * depth

@@ -3,7 +3,7 @@
 """``Service``: v1 service apply/detail/list and ``Service.V2`` (``/v2/service``)."""
 
 import builtins
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
@@ -12,6 +12,9 @@ from qfnb.resources.console.consts import DeployPoolType
 
 from ._base import asend, send, split_overrides
 from .builders import service as build
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import ServiceCreatedAnswer, ServiceV2Answer
 
 __all__ = ["Service"]
 
@@ -76,39 +79,44 @@ class Service:
         def create_service(cls, model_set_id: str, model_id: str, name: str, url_suffix: str,
                            resource_config: dict[str, Any] | None = None, billing: dict[str, Any] | None = None,
                            description: str | None = None, *, config: Config | None = None,
-                           retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                           retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["ServiceCreatedAnswer"]:
             """``CreateService``: deploy a v2 model as a service at ``.../{url_suffix}``."""
             fields, overrides = split_overrides(kwargs)
             request = build.v2_create_service(model_set_id, model_id, name, url_suffix, resource_config, billing,
                                               description, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            response = send(request, config=config, retry=retry, overrides=overrides)
+            return response.with_answer_named("ServiceCreatedAnswer")
 
         @classmethod
         async def acreate_service(cls, model_set_id: str, model_id: str, name: str, url_suffix: str,
                                   resource_config: dict[str, Any] | None = None, billing: dict[str, Any] | None = None,
                                   description: str | None = None, *, config: Config | None = None,
-                                  retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                                  retry: RetryPolicy | None = None,
+                                  **kwargs: Any) -> QfResponse["ServiceCreatedAnswer"]:
             """``CreateService``: deploy a v2 model as a service at ``.../{url_suffix}``."""
             fields, overrides = split_overrides(kwargs)
             request = build.v2_create_service(model_set_id, model_id, name, url_suffix, resource_config, billing,
                                               description, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            response = await asend(request, config=config, retry=retry, overrides=overrides)
+            return response.with_answer_named("ServiceCreatedAnswer")
 
         @classmethod
         def service_detail(cls, service_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                           **kwargs: Any) -> QfResponse:
+                           **kwargs: Any) -> QfResponse["ServiceV2Answer"]:
             """``DescribeService``: ``runStatus`` and ``url`` of a service."""
             fields, overrides = split_overrides(kwargs)
             request = build.v2_service_detail(service_id, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            response = send(request, config=config, retry=retry, overrides=overrides)
+            return response.with_answer_named("ServiceV2Answer")
 
         @classmethod
         async def aservice_detail(cls, service_id: str, *, config: Config | None = None,
-                                  retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                                  retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["ServiceV2Answer"]:
             """``DescribeService``: ``runStatus`` and ``url`` of a service."""
             fields, overrides = split_overrides(kwargs)
             request = build.v2_service_detail(service_id, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            response = await asend(request, config=config, retry=retry, overrides=overrides)
+            return response.with_answer_named("ServiceV2Answer")
 
         @classmethod
         def service_list(cls, marker: str | None = None, max_keys: int | None = None, page_reverse: bool | None = None,

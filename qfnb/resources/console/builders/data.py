@@ -89,7 +89,7 @@ def release_dataset(dataset_id: int | str, **kwargs: Any) -> ConsoleRequest:
     return _by_id(Console.DATASET_RELEASE)(dataset_id, **kwargs)  # type: ignore[no-any-return]
 
 
-@surface("Data.get_dataset_info")
+@surface("Data.get_dataset_info", answer="DatasetInfoAnswer")
 def get_dataset_info(dataset_id: int | str, **kwargs: Any) -> ConsoleRequest:
     """``dataset/info``: ``versionInfo.importStatus``/``releaseStatus``/``entityCount``."""
     return _by_id(Console.DATASET_INFO)(dataset_id, **kwargs)  # type: ignore[no-any-return]
