@@ -141,7 +141,7 @@ class FineTuneTask(Answer):
     model: str = ""
     train_mode: str = Field(default="", alias="trainMode")
     parameter_scale: str = Field(default="", alias="parameterScale")
-    #: Running, Done, Failed or Stopped.
+    #: Waiting, Running, Done, Failed or Stopped.
     run_status: str = Field(default="", alias="runStatus")
     #: e.g. ``"40%"``.
     run_progress: str = Field(default="", alias="runProgress")

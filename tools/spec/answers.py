@@ -108,7 +108,7 @@ _PROGRESS = (f("current_step", "int", "0", wire="currentStep"), f("total_steps",
 FT_TASK = AnswerModel("FineTuneTask", "A v2 fine-tune task (one run): its state and progress.", (
     s("task_id", "taskId"), s("job_id", "jobId"), s("job_name", "jobName"), s("model"),
     s("train_mode", "trainMode"), s("parameter_scale", "parameterScale"),
-    s("run_status", "runStatus", doc="Running, Done, Failed or Stopped."),
+    s("run_status", "runStatus", doc="Waiting, Running, Done, Failed or Stopped."),
     s("run_progress", "runProgress", doc='e.g. ``"40%"``.'), s("vdl_link", "vdlLink"),
     s("create_date", "createDate"), opt("finish_date", "str", "finishDate"), *_PROGRESS))
 FT_V1_TASK = AnswerModel("FineTuneV1Task", "A v1 fine-tune task created (the container of jobs).", (
