@@ -203,10 +203,10 @@ def answers_module() -> str:
                       + "".join(answer_field(f) for f in m.fields) for m in answers.ANSWERS)
     return (generated_header("tools/spec/answers.py")
             + '"""The typed answers: what ``resp.parsed`` reads a platform answer into.\n\n'
-            "Lenient (:class:`~qfnb.protocol.answer.Answer`): every field has a default, unknown fields are\n"
+            "Lenient (:class:`~qfnb.protocol.answer.AnswerModel`): every field has a default, unknown fields are\n"
             "kept, and a field of an unexpected shape reads as its default; ``resp.body`` stays the raw dict.\n"
             '"""\n\nfrom __future__ import annotations\n\nfrom typing import Any\n\n'
-            "from pydantic import Field\n\nfrom .answer import Answer\n\n" + listed + "\n" + classes)
+            "from pydantic import Field\n\nfrom .answer import AnswerModel\n\n" + listed + "\n" + classes)
 
 
 # ---------------------------------------------------------------------------- notebook/sampling.py

@@ -15,12 +15,12 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, ModelWrapValidatorHandler, ValidationError, model_validator
 
-__all__ = ["Answer"]
+__all__ = ["AnswerModel"]
 
 logger = logging.getLogger("qfnb.answers")
 
 
-class Answer(BaseModel):
+class AnswerModel(BaseModel):
     """A platform answer (or a part of one), read leniently: see the module's docstring."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)

@@ -2,7 +2,7 @@
 # Edit the spec, then run `python tools/unasync_calls.py` (scripts/test.sh runs it with --check).
 """The typed answers: what ``resp.parsed`` reads a platform answer into.
 
-Lenient (:class:`~qfnb.protocol.answer.Answer`): every field has a default, unknown fields are
+Lenient (:class:`~qfnb.protocol.answer.AnswerModel`): every field has a default, unknown fields are
 kept, and a field of an unexpected shape reads as its default; ``resp.body`` stays the raw dict.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from .answer import Answer
+from .answer import AnswerModel
 
 __all__ = ["AnswerChoice", "ChatAnswer", "ChatChunk", "ChoiceMessage", "ChunkChoice", "CompletionAnswer",
            "CompletionChunk", "DatasetInfo", "DatasetInfoAnswer", "DatasetVersionInfo", "EmbeddingAnswer",
@@ -26,7 +26,7 @@ __all__ = ["AnswerChoice", "ChatAnswer", "ChatChunk", "ChoiceMessage", "ChunkCho
            "Text2ImageAnswer", "TokenUsage", "ToolCall", "ToolFunction"]
 
 
-class TokenUsage(Answer):
+class TokenUsage(AnswerModel):
     """Tokens counted for one call."""
 
     prompt_tokens: int = 0
@@ -34,7 +34,7 @@ class TokenUsage(Answer):
     total_tokens: int = 0
 
 
-class FunctionCall(Answer):
+class FunctionCall(AnswerModel):
     """A v1 answer's call of one of the ``functions`` offered."""
 
     name: str = ""
@@ -43,14 +43,14 @@ class FunctionCall(Answer):
     thoughts: str | None = None
 
 
-class ToolFunction(Answer):
+class ToolFunction(AnswerModel):
     """The function a v2 tool call names."""
 
     name: str = ""
     arguments: str = ""
 
 
-class ToolCall(Answer):
+class ToolCall(AnswerModel):
     """One v2 tool call."""
 
     id: str = ""
@@ -58,7 +58,7 @@ class ToolCall(Answer):
     function: ToolFunction = Field(default_factory=ToolFunction)
 
 
-class ChoiceMessage(Answer):
+class ChoiceMessage(AnswerModel):
     """A v2 choice's ``message`` (or a chunk's ``delta``)."""
 
     role: str = ""
@@ -68,7 +68,7 @@ class ChoiceMessage(Answer):
     tool_calls: list[ToolCall] = Field(default_factory=list)
 
 
-class AnswerChoice(Answer):
+class AnswerChoice(AnswerModel):
     """One of a v2 answer's ``choices``."""
 
     index: int = 0
@@ -79,7 +79,7 @@ class AnswerChoice(Answer):
     message: ChoiceMessage = Field(default_factory=ChoiceMessage)
 
 
-class ChunkChoice(Answer):
+class ChunkChoice(AnswerModel):
     """One of a v2 stream chunk's ``choices``."""
 
     index: int = 0
@@ -90,7 +90,7 @@ class ChunkChoice(Answer):
     delta: ChoiceMessage = Field(default_factory=ChoiceMessage)
 
 
-class EmbeddingItem(Answer):
+class EmbeddingItem(AnswerModel):
     """One text's vector."""
 
     object: str = "embedding"
@@ -99,7 +99,7 @@ class EmbeddingItem(Answer):
     index: int = 0
 
 
-class ImageItem(Answer):
+class ImageItem(AnswerModel):
     """One drawn image."""
 
     object: str = "image"
@@ -110,7 +110,7 @@ class ImageItem(Answer):
     image: bytes | None = None
 
 
-class RerankItem(Answer):
+class RerankItem(AnswerModel):
     """One document and its relevance."""
 
     document: str = ""
@@ -119,20 +119,20 @@ class RerankItem(Answer):
     index: int = 0
 
 
-class FineTuneJobCreated(Answer):
+class FineTuneJobCreated(AnswerModel):
     """A v2 fine-tune job created."""
 
     job_id: str = Field(default="", alias="jobId")
 
 
-class FineTuneTaskCreated(Answer):
+class FineTuneTaskCreated(AnswerModel):
     """A v2 fine-tune task (one run) created."""
 
     job_id: str = Field(default="", alias="jobId")
     task_id: str = Field(default="", alias="taskId")
 
 
-class FineTuneTask(Answer):
+class FineTuneTask(AnswerModel):
     """A v2 fine-tune task (one run): its state and progress."""
 
     task_id: str = Field(default="", alias="taskId")
@@ -158,7 +158,7 @@ class FineTuneTask(Answer):
     metrics: dict[str, Any] = Field(default_factory=dict)
 
 
-class FineTuneV1Task(Answer):
+class FineTuneV1Task(AnswerModel):
     """A v1 fine-tune task created (the container of jobs)."""
 
     id: int = 0
@@ -168,14 +168,14 @@ class FineTuneV1Task(Answer):
     create_time: str = Field(default="", alias="createTime")
 
 
-class FineTuneV1JobCreated(Answer):
+class FineTuneV1JobCreated(AnswerModel):
     """A v1 fine-tune job (one run) created."""
 
     id: int = 0
     uuid: str = ""
 
 
-class FineTuneV1Job(Answer):
+class FineTuneV1Job(AnswerModel):
     """A v1 fine-tune job (one run): its state and progress."""
 
     id: int = 0
@@ -200,7 +200,7 @@ class FineTuneV1Job(Answer):
     metrics: dict[str, Any] = Field(default_factory=dict)
 
 
-class ModelVersion(Answer):
+class ModelVersion(AnswerModel):
     """A v1 model version."""
 
     model_id: int = Field(default=0, alias="modelId")
@@ -218,7 +218,7 @@ class ModelVersion(Answer):
     source_extra: dict[str, Any] = Field(default_factory=dict, alias="sourceExtra")
 
 
-class ModelInfo(Answer):
+class ModelInfo(AnswerModel):
     """A v1 model and its versions."""
 
     model_id: int = Field(default=0, alias="modelId")
@@ -229,7 +229,7 @@ class ModelInfo(Answer):
     model_version_list: list[ModelVersion] = Field(default_factory=list, alias="modelVersionList")
 
 
-class ModelV2(Answer):
+class ModelV2(AnswerModel):
     """A v2 model (a version of a model set)."""
 
     model_id: str = Field(default="", alias="modelId")
@@ -242,14 +242,14 @@ class ModelV2(Answer):
     create_date: str = Field(default="", alias="createDate")
 
 
-class ServiceCreated(Answer):
+class ServiceCreated(AnswerModel):
     """A v2 service created."""
 
     service_id: str = Field(default="", alias="serviceId")
     instance_id: str = Field(default="", alias="instanceId")
 
 
-class ServiceV2(Answer):
+class ServiceV2(AnswerModel):
     """A v2 service: where it answers and its state."""
 
     service_id: str = Field(default="", alias="serviceId")
@@ -266,7 +266,7 @@ class ServiceV2(Answer):
     error_message: str | None = Field(default=None, alias="errorMessage")
 
 
-class DatasetVersionInfo(Answer):
+class DatasetVersionInfo(AnswerModel):
     """A v1 dataset's version: its import, export and release."""
 
     dataset_pk: int = Field(default=0, alias="datasetPK")
@@ -285,7 +285,7 @@ class DatasetVersionInfo(Answer):
     storage: dict[str, Any] = Field(default_factory=dict)
 
 
-class DatasetInfo(Answer):
+class DatasetInfo(AnswerModel):
     """A v1 dataset."""
 
     group_pk: int = Field(default=0, alias="groupPK")
@@ -294,14 +294,14 @@ class DatasetInfo(Answer):
     version_info: DatasetVersionInfo = Field(default_factory=DatasetVersionInfo, alias="versionInfo")
 
 
-class EvaluationCreated(Answer):
+class EvaluationCreated(AnswerModel):
     """A v1 evaluation task created."""
 
     eval_id: int = Field(default=0, alias="evalId")
     eval_id_str: str = Field(default="", alias="evalIdStr")
 
 
-class EvaluationUnit(Answer):
+class EvaluationUnit(AnswerModel):
     """One model version an evaluation runs."""
 
     model_version_id: int = Field(default=0, alias="modelVersionId")
@@ -310,7 +310,7 @@ class EvaluationUnit(Answer):
     state: str = ""
 
 
-class EvaluationInfo(Answer):
+class EvaluationInfo(AnswerModel):
     """A v1 evaluation task: its state and units."""
 
     evaluation_id: int = Field(default=0, alias="evaluationId")
@@ -326,7 +326,7 @@ class EvaluationInfo(Answer):
     error_message: str | None = Field(default=None, alias="errorMessage")
 
 
-class ChatAnswer(Answer):
+class ChatAnswer(AnswerModel):
     """A chat answer: v1 (``result``) or v2/OpenAI (``choices``)."""
 
     id: str = ""
@@ -347,7 +347,7 @@ class ChatAnswer(Answer):
     choices: list[AnswerChoice] = Field(default_factory=list)
 
 
-class ChatChunk(Answer):
+class ChatChunk(AnswerModel):
     """One chunk of a streamed chat answer: v1 (``result``) or v2 (``delta``)."""
 
     id: str = ""
@@ -370,7 +370,7 @@ class ChatChunk(Answer):
     choices: list[ChunkChoice] = Field(default_factory=list)
 
 
-class CompletionAnswer(Answer):
+class CompletionAnswer(AnswerModel):
     """A completion answer."""
 
     id: str = ""
@@ -386,7 +386,7 @@ class CompletionAnswer(Answer):
     flag: int | None = None
 
 
-class CompletionChunk(Answer):
+class CompletionChunk(AnswerModel):
     """One chunk of a streamed completion."""
 
     id: str = ""
@@ -404,7 +404,7 @@ class CompletionChunk(Answer):
     is_end: bool = False
 
 
-class EmbeddingAnswer(Answer):
+class EmbeddingAnswer(AnswerModel):
     """The vectors of an embedding call, in ``texts``' order."""
 
     id: str = ""
@@ -414,7 +414,7 @@ class EmbeddingAnswer(Answer):
     data: list[EmbeddingItem] = Field(default_factory=list)
 
 
-class PluginAnswer(Answer):
+class PluginAnswer(AnswerModel):
     """A plugin's answer."""
 
     id: str = ""
@@ -433,7 +433,7 @@ class PluginAnswer(Answer):
     log_id: str | int | None = None
 
 
-class PluginChunk(Answer):
+class PluginChunk(AnswerModel):
     """One chunk of a streamed plugin answer."""
 
     id: str = ""
@@ -454,7 +454,7 @@ class PluginChunk(Answer):
     is_end: bool = False
 
 
-class Text2ImageAnswer(Answer):
+class Text2ImageAnswer(AnswerModel):
     """The images drawn."""
 
     id: str = ""
@@ -464,7 +464,7 @@ class Text2ImageAnswer(Answer):
     data: list[ImageItem] = Field(default_factory=list)
 
 
-class Image2TextAnswer(Answer):
+class Image2TextAnswer(AnswerModel):
     """An answer about an image."""
 
     id: str = ""
@@ -480,7 +480,7 @@ class Image2TextAnswer(Answer):
     flag: int | None = None
 
 
-class Image2TextChunk(Answer):
+class Image2TextChunk(AnswerModel):
     """One chunk of a streamed answer about an image."""
 
     id: str = ""
@@ -498,7 +498,7 @@ class Image2TextChunk(Answer):
     is_end: bool = False
 
 
-class RerankerAnswer(Answer):
+class RerankerAnswer(AnswerModel):
     """The documents ordered by relevance, most relevant first."""
 
     id: str = ""
@@ -508,7 +508,7 @@ class RerankerAnswer(Answer):
     results: list[RerankItem] = Field(default_factory=list)
 
 
-class FineTuneJobCreatedAnswer(Answer):
+class FineTuneJobCreatedAnswer(AnswerModel):
     """``FineTune.V2.create_job``'s answer."""
 
     #: the v1 call's log id.
@@ -518,7 +518,7 @@ class FineTuneJobCreatedAnswer(Answer):
     result: FineTuneJobCreated = Field(default_factory=FineTuneJobCreated)
 
 
-class FineTuneTaskCreatedAnswer(Answer):
+class FineTuneTaskCreatedAnswer(AnswerModel):
     """``FineTune.V2.create_task``'s answer."""
 
     #: the v1 call's log id.
@@ -528,7 +528,7 @@ class FineTuneTaskCreatedAnswer(Answer):
     result: FineTuneTaskCreated = Field(default_factory=FineTuneTaskCreated)
 
 
-class FineTuneTaskAnswer(Answer):
+class FineTuneTaskAnswer(AnswerModel):
     """``FineTune.V2.task_detail``'s answer."""
 
     #: the v1 call's log id.
@@ -538,7 +538,7 @@ class FineTuneTaskAnswer(Answer):
     result: FineTuneTask = Field(default_factory=FineTuneTask)
 
 
-class FineTuneV1TaskAnswer(Answer):
+class FineTuneV1TaskAnswer(AnswerModel):
     """``FineTune.create_task``'s answer."""
 
     #: the v1 call's log id.
@@ -548,7 +548,7 @@ class FineTuneV1TaskAnswer(Answer):
     result: FineTuneV1Task = Field(default_factory=FineTuneV1Task)
 
 
-class FineTuneV1JobCreatedAnswer(Answer):
+class FineTuneV1JobCreatedAnswer(AnswerModel):
     """``FineTune.create_job``'s answer."""
 
     #: the v1 call's log id.
@@ -558,7 +558,7 @@ class FineTuneV1JobCreatedAnswer(Answer):
     result: FineTuneV1JobCreated = Field(default_factory=FineTuneV1JobCreated)
 
 
-class FineTuneV1JobAnswer(Answer):
+class FineTuneV1JobAnswer(AnswerModel):
     """``FineTune.get_job``'s answer."""
 
     #: the v1 call's log id.
@@ -568,7 +568,7 @@ class FineTuneV1JobAnswer(Answer):
     result: FineTuneV1Job = Field(default_factory=FineTuneV1Job)
 
 
-class ModelInfoAnswer(Answer):
+class ModelInfoAnswer(AnswerModel):
     """``Model.list``'s answer (a model and its versions)."""
 
     #: the v1 call's log id.
@@ -578,7 +578,7 @@ class ModelInfoAnswer(Answer):
     result: ModelInfo = Field(default_factory=ModelInfo)
 
 
-class ModelVersionAnswer(Answer):
+class ModelVersionAnswer(AnswerModel):
     """``Model.detail``'s answer (one version)."""
 
     #: the v1 call's log id.
@@ -588,7 +588,7 @@ class ModelVersionAnswer(Answer):
     result: ModelVersion = Field(default_factory=ModelVersion)
 
 
-class ModelV2Answer(Answer):
+class ModelV2Answer(AnswerModel):
     """``Model.V2.describe_model``'s answer."""
 
     #: the v1 call's log id.
@@ -598,7 +598,7 @@ class ModelV2Answer(Answer):
     result: ModelV2 = Field(default_factory=ModelV2)
 
 
-class ServiceCreatedAnswer(Answer):
+class ServiceCreatedAnswer(AnswerModel):
     """``Service.V2.create_service``'s answer."""
 
     #: the v1 call's log id.
@@ -608,7 +608,7 @@ class ServiceCreatedAnswer(Answer):
     result: ServiceCreated = Field(default_factory=ServiceCreated)
 
 
-class ServiceV2Answer(Answer):
+class ServiceV2Answer(AnswerModel):
     """``Service.V2.service_detail``'s answer."""
 
     #: the v1 call's log id.
@@ -618,7 +618,7 @@ class ServiceV2Answer(Answer):
     result: ServiceV2 = Field(default_factory=ServiceV2)
 
 
-class DatasetInfoAnswer(Answer):
+class DatasetInfoAnswer(AnswerModel):
     """``Data.get_dataset_info``'s answer."""
 
     #: the v1 call's log id.
@@ -628,7 +628,7 @@ class DatasetInfoAnswer(Answer):
     result: DatasetInfo = Field(default_factory=DatasetInfo)
 
 
-class EvaluationCreatedAnswer(Answer):
+class EvaluationCreatedAnswer(AnswerModel):
     """``Model.create_evaluation_task``'s answer."""
 
     #: the v1 call's log id.
@@ -638,7 +638,7 @@ class EvaluationCreatedAnswer(Answer):
     result: EvaluationCreated = Field(default_factory=EvaluationCreated)
 
 
-class EvaluationInfoAnswer(Answer):
+class EvaluationInfoAnswer(AnswerModel):
     """``Model.get_evaluation_info``'s answer."""
 
     #: the v1 call's log id.

@@ -130,7 +130,7 @@ def test_numbers_sent_as_text_are_read_as_numbers() -> None:
 
 def test_an_untyped_response_parses_as_the_base_answer() -> None:
     resp = QfResponse(200, {}, {"anything": [1, 2]})
-    assert type(resp.parsed) is answers.Answer and resp.parsed.model_extra == {"anything": [1, 2]}
+    assert type(resp.parsed) is answers.AnswerModel and resp.parsed.model_extra == {"anything": [1, 2]}
 
 
 def test_with_answer_takes_a_model_class() -> None:

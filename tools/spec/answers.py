@@ -2,7 +2,7 @@
 
 ``python tools/unasync_calls.py`` writes ``qfnb/protocol/answers.py`` from this file. Every field
 has a default (the platform omits fields by model and version) and every model keeps the fields
-it does not declare (:class:`qfnb.protocol.answer.Answer`). An inference call names its answer
+it does not declare (:class:`qfnb.protocol.answer.AnswerModel`). An inference call names its answer
 and chunk models in :mod:`spec.inference` (``Call.answer``/``Call.chunk``); a console builder
 names its answer in ``@surface("Class.method", answer="...")``.
 

@@ -108,8 +108,8 @@ class Call:
     positional: tuple[Field, ...]
     keyword: tuple[Field, ...] = ()
     send: str = "_acall"
-    answer: str = "Answer"
-    chunk: str = "Answer"
+    answer: str = "AnswerModel"
+    chunk: str = "AnswerModel"
     call_doc: str = ""
     imports: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -133,7 +133,7 @@ class AnswerModel:
     name: str
     doc: str
     fields: tuple[Field, ...]
-    base: str = "Answer"
+    base: str = "AnswerModel"
 
 
 @dataclass(frozen=True)

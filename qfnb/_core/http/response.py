@@ -11,15 +11,15 @@ from typing_extensions import TypeVar
 from .views import Choice, choices_of
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.answer import Answer
+    from qfnb.protocol.answer import AnswerModel
     from qfnb.protocol.inference import Usage
 
 __all__ = ["QfRequest", "QfResponse"]
 
-#: the answer model ``.parsed`` gives (:mod:`qfnb.protocol.answers`); ``Answer``: untyped fields only
-T = TypeVar("T", bound="Answer", default="Answer")
+#: the answer model ``.parsed`` gives (:mod:`qfnb.protocol.answers`); ``AnswerModel``: untyped fields only
+T = TypeVar("T", bound="AnswerModel", default="AnswerModel")
 #: another answer model (:meth:`QfResponse.with_answer`)
-A = TypeVar("A", bound="Answer")
+A = TypeVar("A", bound="AnswerModel")
 
 _SECRET_HEADERS = frozenset({"authorization", "x-bce-security-token", "x-auth-token", "cookie"})
 
@@ -77,8 +77,8 @@ class QfResponse(Mapping[str, Any], Generic[T]):
         #: platform (set by the client for inference calls; never holds a secret)
         self.provenance: dict[str, Any] = {}
         #: the model ``parsed`` reads: a class, or the name of one in qfnb.protocol.answers
-        self._answer: type[Answer] | str = "Answer"
-        self._parsed: Answer | None = None
+        self._answer: type[AnswerModel] | str = "AnswerModel"
+        self._parsed: AnswerModel | None = None
 
     # -- mapping over the body (with "body"/"code"/"headers" as the SDK's legacy keys) --
     def __getitem__(self, key: str) -> Any:

@@ -30,7 +30,7 @@ from .params import InferenceCall
 from .targets import QfLLMInfo, Target, class_or_instance_method, model_info, resolve_target, service_names
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.answer import Answer
+    from qfnb.protocol.answer import AnswerModel
 
 __all__ = ["BaseInference", "QfLLMInfo", "Target", "resolve_target"]
 
@@ -44,8 +44,8 @@ _EXTRA_RETRY_KWARGS = ("retry_jitter", "retry_max_wait_interval", "retry_err_cod
 #: the resource's typed call (:mod:`.params`)
 C = TypeVar("C", bound=InferenceCall)
 #: the answer model of a response and of a stream chunk (:mod:`qfnb.protocol.answers`)
-A = TypeVar("A", bound="Answer", default="Answer")
-K = TypeVar("K", bound="Answer", default="Answer")
+A = TypeVar("A", bound="AnswerModel", default="AnswerModel")
+K = TypeVar("K", bound="AnswerModel", default="AnswerModel")
 _LOCAL_KWARGS = frozenset({"model", "endpoint", "stream", "request_id", "show_total_latency", "with_decode",
                            "truncate_overlong_msgs", "auto_concat_truncate", "truncated_continue_prompt",
                            "adapt_openai_message_format",
@@ -65,8 +65,8 @@ class BaseInference(Generic[C, A, K]):
     #: ``ado``'s parameters without a default (set by the generated calls)
     required: ClassVar[tuple[str, ...]] = ()
     #: the names, in :mod:`qfnb.protocol.answers`, of ``A`` and ``K`` (set by the generated calls)
-    answer_model: ClassVar[str] = "Answer"
-    chunk_model: ClassVar[str] = "Answer"
+    answer_model: ClassVar[str] = "AnswerModel"
+    chunk_model: ClassVar[str] = "AnswerModel"
 
     def __init__(self, model: str | None = None, endpoint: str | None = None, *, config: Config | None = None,
                  **config_kwargs: Any) -> None:
@@ -232,9 +232,9 @@ class BaseInference(Generic[C, A, K]):
         except ProtocolError as exc:
             raise ValidationError(exc.field, str(exc).split(": ", 1)[-1], exc.code) from None
         result = await self._send(target, body, call)
-        if call.stream:
-            return self._stream_post(result, call, target)
-        return self._answer(result, call, target)
+        if isinstance(result, QfResponse):
+            return self._answer(result, call, target)
+        return self._stream_post(result, call, target)
 
     async def _acall_one(self, call: C) -> QfResponse[A]:
         """:meth:`_acall` for a resource that never streams."""
@@ -242,7 +242,7 @@ class BaseInference(Generic[C, A, K]):
         assert isinstance(resp, QfResponse)  # _body refuses stream=True
         return resp
 
-    async def _send(self, target: Target, body: dict[str, Any], call: C) -> Any:
+    async def _send(self, target: Target, body: dict[str, Any], call: C) -> QfResponse | AsyncIterator[QfResponse]:
         client = self.client
         tokens = _estimate_body_tokens(body) if client.needs_token_estimates() else 0
         return await client.infer(target, body, stream=call.stream, retry=self._retry(call),

@@ -155,7 +155,8 @@ class ChatCompletion(ChatCompletionCalls):
             parse_request(ChatRequest, body)
         return target, body
 
-    async def _send(self, target: Target, body: dict[str, Any], call: ChatCall) -> Any:
+    async def _send(self, target: Target, body: dict[str, Any], call: ChatCall
+                    ) -> QfResponse | AsyncIterator[QfResponse]:
         if target.api_type == "v2":
             return await self.client.chat_v2(body, stream=call.stream, retry=self._retry(call),
                                              request_id=call.request_id)
