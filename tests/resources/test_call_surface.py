@@ -121,6 +121,20 @@ def test_an_edited_spec_fails_the_check_until_regenerated(tmp_path: Path) -> Non
     assert all((tmp_path / p.relative_to(ROOT)).read_text() == p.read_text() for p in made)
 
 
+def test_an_edited_answer_spec_fails_the_check_until_regenerated(tmp_path: Path) -> None:
+    """A field added to an answer model in ``tools/spec/answers.py`` lags in ``qfnb/protocol/answers.py``
+    until a run writes it there, with its alias."""
+    _copy_generator(tmp_path)
+    spec = tmp_path / "tools/spec/answers.py"
+    total = 'f("total_tokens", "int", "0")'
+    spec.write_text(spec.read_text().replace(total, total + ', f("cached", "int", "0", wire="cachedTokens")', 1))
+    done = _run("tools/unasync_calls.py", "--check", cwd=tmp_path)
+    assert done.returncode == 1 and "qfnb/protocol/answers.py" in done.stderr, done.stderr
+    assert _run("tools/unasync_calls.py", cwd=tmp_path).returncode == 0
+    written = (tmp_path / "qfnb/protocol/answers.py").read_text()
+    assert '    cached: int = Field(default=0, alias="cachedTokens")\n' in written
+
+
 def test_a_class_can_take_calls_from_another_builder_module(tmp_path: Path) -> None:
     """``builders/data_extra.py`` with ``@surface("Data.ping")``: a ``DataExtraCalls`` mixin
     that the generated ``Data`` subclasses (a class's builders may span modules)."""
