@@ -4,7 +4,12 @@ answers it does not expect. The official SDK's dict access is unchanged."""
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import pickle
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -70,6 +75,37 @@ def test_dict_access_is_unchanged(local: Config) -> None:
     resp.parsed  # noqa: B018  (reading it changes nothing of the mapping)
     assert dict(resp) == body and resp["body"] is resp.body and resp["body"]["usage"] == body["usage"]
     assert resp["code"] == 200 and resp.get("result") == body["result"] and len(resp) == len(body)
+
+
+def test_reading_parsed_is_what_imports_the_answer_models(local_platform: ServedPlatform) -> None:
+    """A call never imports the models (pydantic's classes): only the first ``parsed`` does."""
+    probe = ("import sys\nfrom qfnb import ChatCompletion\n"
+             "resp = ChatCompletion(model='Tiny-Chat').do([{'role': 'user', 'content': 'hi'}])\n"
+             "before = 'qfnb.protocol.answers' in sys.modules\n"
+             "print(before, resp.parsed.result == resp['result'], 'qfnb.protocol.answers' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **local_platform.env(), "PYTHONPATH": os.getcwd()})
+    assert done.stdout.split() == ["False", "True", "True"], done.stdout + done.stderr
+
+
+# the platform's documented answers of the calls the local platform does not serve
+_PLUGIN = {"id": "as-p", "object": "plugin.result", "created": 1, "result": "ok", "is_truncated": False,
+           "need_clear_history": False, "meta_info": {"plugin_id": "uuid-zhishiku"}, "log_id": "123",
+           "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3}}
+_IMAGE = {"id": "as-i", "object": "image", "created": 1, "usage": {"prompt_tokens": 5, "total_tokens": 5},
+          "data": [{"object": "image", "b64_image": base64.b64encode(b"PNG!").decode(), "index": 0}]}
+
+
+def test_plugin_text2image_and_image2text_answers_parse() -> None:
+    plugin = _resp(json.loads(json.dumps(_PLUGIN)), "PluginAnswer").parsed
+    assert (plugin.result, plugin.meta_info, plugin.log_id, plugin.usage.total_tokens) == (
+        "ok", {"plugin_id": "uuid-zhishiku"}, "123", 3)
+    image = json.loads(json.dumps(_IMAGE))
+    image["data"][0]["image"] = b"PNG!"  # what with_decode="base64" adds
+    item = _resp(image, "Text2ImageAnswer").parsed.data[0]
+    assert (item.b64_image, item.image, item.index) == (_IMAGE["data"][0]["b64_image"], b"PNG!", 0)
+    chunk = _resp({"result": "a cat", "sentence_id": 2, "is_end": True}, "Image2TextChunk").parsed
+    assert (chunk.result, chunk.sentence_id, chunk.is_end) == ("a cat", 2, True)
 
 
 # ---------------------------------------------------------------------------- console, real answers
