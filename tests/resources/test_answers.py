@@ -56,6 +56,10 @@ def test_v2_chat_answer_reads_its_choices(local: Config) -> None:
     choice = resp.parsed.choices[0]
     assert choice.message.content == resp["choices"][0]["message"]["content"] == resp.result
     assert choice.finish_reason == resp["choices"][0]["finish_reason"] and resp.parsed.model == resp["model"]
+    chunks = list(ChatCompletion(version=2, model="Tiny-Chat", config=local).do(MSGS, stream=True))
+    deltas = [c.parsed.choices[0].delta.content or "" for c in chunks if c.parsed.choices]
+    assert deltas and "".join(deltas) == "".join(c["choices"][0]["delta"].get("content") or ""
+                                                 for c in chunks if c["choices"])
 
 
 def test_completion_embedding_and_reranker_answers(local: Config) -> None:
