@@ -22,8 +22,9 @@ __all__ = ["AnswerChoice", "ChatAnswer", "ChatChunk", "ChoiceMessage", "ChunkCho
            "FineTuneV1JobCreated", "FineTuneV1JobCreatedAnswer", "FineTuneV1Task", "FineTuneV1TaskAnswer",
            "FunctionCall", "Image2TextAnswer", "Image2TextChunk", "ImageItem", "ModelInfo", "ModelInfoAnswer",
            "ModelV2", "ModelV2Answer", "ModelVersion", "ModelVersionAnswer", "PluginAnswer", "PluginChunk",
-           "RerankItem", "RerankerAnswer", "ServiceCreated", "ServiceCreatedAnswer", "ServiceV2", "ServiceV2Answer",
-           "Text2ImageAnswer", "TokenUsage", "ToolCall", "ToolFunction"]
+           "RerankItem", "RerankerAnswer", "ServiceCreated", "ServiceCreatedAnswer", "ServiceV1", "ServiceV1Answer",
+           "ServiceV1Created", "ServiceV1CreatedAnswer", "ServiceV2", "ServiceV2Answer", "Text2ImageAnswer",
+           "TokenUsage", "ToolCall", "ToolFunction"]
 
 
 class TokenUsage(AnswerModel):
@@ -262,6 +263,30 @@ class ServiceV2(AnswerModel):
     run_status: str = Field(default="", alias="runStatus")
     charge_status: str = Field(default="", alias="chargeStatus")
     resource_config: dict[str, Any] = Field(default_factory=dict, alias="resourceConfig")
+    create_time: str = Field(default="", alias="createTime")
+    error_message: str | None = Field(default=None, alias="errorMessage")
+
+
+class ServiceV1Created(AnswerModel):
+    """A v1 service applied for."""
+
+    service_id: int = Field(default=0, alias="serviceId")
+
+
+class ServiceV1(AnswerModel):
+    """A v1 service: where it answers and its state."""
+
+    id: int = 0
+    service_id: int = Field(default=0, alias="serviceId")
+    service_id_str: str = Field(default="", alias="serviceIdStr")
+    name: str = ""
+    #: the endpoint suffix the service answers on.
+    uri: str = ""
+    model_id: int = Field(default=0, alias="modelId")
+    model_version_id: int = Field(default=0, alias="modelVersionId")
+    model_name: str = Field(default="", alias="modelName")
+    #: New, Deploying, Serving, ...
+    service_status: str = Field(default="", alias="serviceStatus")
     create_time: str = Field(default="", alias="createTime")
     error_message: str | None = Field(default=None, alias="errorMessage")
 
@@ -616,6 +641,26 @@ class ServiceV2Answer(AnswerModel):
     #: the v2 call's id.
     request_id: str = Field(default="", alias="requestId")
     result: ServiceV2 = Field(default_factory=ServiceV2)
+
+
+class ServiceV1CreatedAnswer(AnswerModel):
+    """``Service.create``'s answer."""
+
+    #: the v1 call's log id.
+    log_id: str = ""
+    #: the v2 call's id.
+    request_id: str = Field(default="", alias="requestId")
+    result: ServiceV1Created = Field(default_factory=ServiceV1Created)
+
+
+class ServiceV1Answer(AnswerModel):
+    """``Service.get``'s answer."""
+
+    #: the v1 call's log id.
+    log_id: str = ""
+    #: the v2 call's id.
+    request_id: str = Field(default="", alias="requestId")
+    result: ServiceV1 = Field(default_factory=ServiceV1)
 
 
 class DatasetInfoAnswer(AnswerModel):

@@ -21,7 +21,8 @@ from qfnb._core.config import Config
 from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb.dataset import Dataset
 from qfnb.protocol import answers
-from qfnb.resources import Data, FineTune
+from qfnb.resources import Data, FineTune, Service
+from qfnb.resources import Model as ModelAPI
 from tests.fakes.local_platform import ServedPlatform
 
 MSGS = [{"role": "user", "content": "hello there"}]
@@ -137,6 +138,52 @@ def test_finetune_v2_answers_parse(local: Config) -> None:
     assert (run.task_id, run.job_id, run.model) == (task_id, job.parsed.result.job_id, "Tiny-Chat")
     assert run.run_progress == detail["result"]["runProgress"] == "100%"
     assert run.total_steps == detail["result"]["totalSteps"] > 0 and run.loss_curve == detail["result"]["lossCurve"]
+
+
+def test_v1_finetune_model_service_and_evaluation_answers_parse(local: Config) -> None:
+    """The seed's v1 flow (task, job, publish, deploy, evaluate): each typed answer reads what the raw
+    dict holds."""
+    ds = Dataset.create_from_pyobj([{"prompt": f"{i}+{i}?", "response": str(2 * i)} for i in range(8)])
+    ds = ds.save(qianfan_dataset_create_args={"name": "typed_v1"}, config=local)
+    task = FineTune.create_task(name="typed_task", base_train_type="Tiny-Chat", train_type="Tiny-Chat", config=local)
+    assert task.parsed.result.id == task["result"]["id"] and task.parsed.result.name == "typed_task"
+    assert task.parsed.log_id == task["log_id"] != ""
+    job = FineTune.create_job({
+        "taskId": task.parsed.result.id, "baseTrainType": "Tiny-Chat", "trainType": "Tiny-Chat", "trainMode": "SFT",
+        "peftType": "LoRA", "trainConfig": {"epoch": 1, "learningRate": 0.001, "batchSize": 2, "maxSeqLen": 128,
+                                            "maxSteps": 3},
+        "trainset": [{"type": 1, "id": ds.qianfan_dataset_id}], "trainsetRate": 20}, config=local)
+    task_id, job_id = task.parsed.result.id, job.parsed.result.id
+    assert job_id == job["result"]["id"] and job.parsed.result.uuid == job["result"]["uuid"]
+    deadline = time.monotonic() + 60
+    while (detail := FineTune.get_job(task_id, job_id, config=local)).parsed.result.train_status != "FINISH":
+        assert detail.parsed.result.train_status == detail["result"]["trainStatus"] and time.monotonic() < deadline
+        time.sleep(0.05)
+    assert detail.parsed.result.progress == detail["result"]["progress"] == 100
+    published = ModelAPI.publish(is_new=True, model_name="typed_model",
+                                 version_meta={"taskId": task.parsed.result.id, "iterationId": job_id}, config=local)
+    model_id, version_id = published["result"]["modelId"], published["result"]["versionId"]
+    versions = ModelAPI.list(model_id=model_id, config=local)
+    assert [v.model_version_id for v in versions.parsed.result.model_version_list] == [
+        v["modelVersionId"] for v in versions["result"]["modelVersionList"]] == [version_id]
+    version = ModelAPI.detail(model_version_id=version_id, config=local).parsed.result
+    assert (version.model_name, version.model_id) == ("typed_model", model_id)
+    created = Service.create(model_id=model_id, model_version_id=version_id, name="typed_svc", uri="typed_uri",
+                             replicas=1, pool_type=2, config=local)
+    service_id = created.parsed.result.service_id
+    assert service_id == created["result"]["serviceId"]
+    svc = Service.get(id=service_id, config=local)
+    assert (svc.parsed.result.id, svc.parsed.result.uri, svc.parsed.result.service_status) == (
+        service_id, "typed_uri", svc["result"]["serviceStatus"])
+    evaluation = ModelAPI.create_evaluation_task("typed_eval", [{"modelId": model_id, "modelVersionId": version_id}],
+                                                 ds.qianfan_dataset_id, {"evalMode": "rule", "scoreModes": ["bleu"]},
+                                                 config=local)
+    eval_id = evaluation.parsed.result.eval_id
+    assert eval_id == evaluation["result"]["evalId"] and evaluation.parsed.result.eval_id_str != ""
+    info = ModelAPI.get_evaluation_info(eval_id, config=local)
+    assert (info.parsed.result.evaluation_id, info.parsed.result.name) == (eval_id, "typed_eval")
+    assert [u.model_version_id for u in info.parsed.result.eval_units] == [version_id]
+    assert info.parsed.result.state == info["result"]["state"] != ""
 
 
 # ---------------------------------------------------------------------------- leniency

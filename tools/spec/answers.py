@@ -144,6 +144,15 @@ SERVICE_V2 = AnswerModel("ServiceV2", "A v2 service: where it answers and its st
     s("charge_status", "chargeStatus"), f("resource_config", "dict[str, Any]", "{}", wire="resourceConfig"),
     s("create_time", "createTime"), opt("error_message", "str", "errorMessage")))
 
+SERVICE_V1_CREATED = AnswerModel("ServiceV1Created", "A v1 service applied for.",
+                                 (f("service_id", "int", "0", wire="serviceId"),))
+SERVICE_V1 = AnswerModel("ServiceV1", "A v1 service: where it answers and its state.", (
+    f("id", "int", "0"), f("service_id", "int", "0", wire="serviceId"), s("service_id_str", "serviceIdStr"),
+    s("name"), s("uri", doc="the endpoint suffix the service answers on."),
+    f("model_id", "int", "0", wire="modelId"), f("model_version_id", "int", "0", wire="modelVersionId"),
+    s("model_name", "modelName"), s("service_status", "serviceStatus", doc="New, Deploying, Serving, ..."),
+    s("create_time", "createTime"), opt("error_message", "str", "errorMessage")))
+
 DATASET_VERSION = AnswerModel("DatasetVersionInfo", "A v1 dataset's version: its import, export and release.", (
     f("dataset_pk", "int", "0", wire="datasetPK"), s("bml_dataset_id", "bmlDatasetId"),
     f("version_id", "int", "0", wire="versionId"), f("import_status", "int", "0", wire="importStatus"),
@@ -173,6 +182,7 @@ EVAL_INFO = AnswerModel("EvaluationInfo", "A v1 evaluation task: its state and u
 PARTS = (USAGE, FUNCTION_CALL, TOOL_FUNCTION, TOOL_CALL, CHOICE_MESSAGE, ANSWER_CHOICE, CHUNK_CHOICE,
          EMBEDDING_ITEM, IMAGE_ITEM, RERANK_ITEM, FT_JOB_CREATED, FT_TASK_CREATED, FT_TASK, FT_V1_TASK,
          FT_V1_JOB_CREATED, FT_V1_JOB, MODEL_VERSION, MODEL_INFO, MODEL_V2, SERVICE_CREATED, SERVICE_V2,
+         SERVICE_V1_CREATED, SERVICE_V1,
          DATASET_VERSION, DATASET_INFO, EVAL_CREATED, EVAL_UNIT, EVAL_INFO)
 
 #: every model, parts before the models that hold them
@@ -190,6 +200,8 @@ ANSWERS = (
     console("ModelV2Answer", "``Model.V2.describe_model``'s answer.", "ModelV2"),
     console("ServiceCreatedAnswer", "``Service.V2.create_service``'s answer.", "ServiceCreated"),
     console("ServiceV2Answer", "``Service.V2.service_detail``'s answer.", "ServiceV2"),
+    console("ServiceV1CreatedAnswer", "``Service.create``'s answer.", "ServiceV1Created"),
+    console("ServiceV1Answer", "``Service.get``'s answer.", "ServiceV1"),
     console("DatasetInfoAnswer", "``Data.get_dataset_info``'s answer.", "DatasetInfo"),
     console("EvaluationCreatedAnswer", "``Model.create_evaluation_task``'s answer.", "EvaluationCreated"),
     console("EvaluationInfoAnswer", "``Model.get_evaluation_info``'s answer.", "EvaluationInfo"),

@@ -14,7 +14,7 @@ from ._base import asend, send, split_overrides
 from .builders import service as build
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.answers import ServiceCreatedAnswer, ServiceV2Answer
+    from qfnb.protocol.answers import ServiceCreatedAnswer, ServiceV1Answer, ServiceV1CreatedAnswer, ServiceV2Answer
 
 __all__ = ["Service"]
 
@@ -25,36 +25,42 @@ class Service:
     @classmethod
     def create(cls, model_id: int | str, model_version_id: int | str, name: str, uri: str, replicas: int = 1,
                pool_type: int | DeployPoolType = DeployPoolType.PrivateResource, description: str | None = None, *,
-               config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+               config: Config | None = None, retry: RetryPolicy | None = None,
+               **kwargs: Any) -> QfResponse["ServiceV1CreatedAnswer"]:
         """``service/apply``: deploy a model version as a service reachable at ``uri``."""
         fields, overrides = split_overrides(kwargs)
         request = build.create(model_id, model_version_id, name, uri, replicas, pool_type, description, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        response = send(request, config=config, retry=retry, overrides=overrides)
+        return response.with_answer_named("ServiceV1CreatedAnswer")
 
     @classmethod
     async def acreate(cls, model_id: int | str, model_version_id: int | str, name: str, uri: str, replicas: int = 1,
                       pool_type: int | DeployPoolType = DeployPoolType.PrivateResource, description: str | None = None,
-                      *, config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                      *, config: Config | None = None, retry: RetryPolicy | None = None,
+                      **kwargs: Any) -> QfResponse["ServiceV1CreatedAnswer"]:
         """``service/apply``: deploy a model version as a service reachable at ``uri``."""
         fields, overrides = split_overrides(kwargs)
         request = build.create(model_id, model_version_id, name, uri, replicas, pool_type, description, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        response = await asend(request, config=config, retry=retry, overrides=overrides)
+        return response.with_answer_named("ServiceV1CreatedAnswer")
 
     @classmethod
     def get(cls, id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-            **kwargs: Any) -> QfResponse:
+            **kwargs: Any) -> QfResponse["ServiceV1Answer"]:
         """``service/detail``."""
         fields, overrides = split_overrides(kwargs)
         request = build.get(id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        response = send(request, config=config, retry=retry, overrides=overrides)
+        return response.with_answer_named("ServiceV1Answer")
 
     @classmethod
     async def aget(cls, id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                   **kwargs: Any) -> QfResponse:
+                   **kwargs: Any) -> QfResponse["ServiceV1Answer"]:
         """``service/detail``."""
         fields, overrides = split_overrides(kwargs)
         request = build.get(id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        response = await asend(request, config=config, retry=retry, overrides=overrides)
+        return response.with_answer_named("ServiceV1Answer")
 
     @classmethod
     def list(cls, api_type_filter: builtins.list[str] | None = None, *, config: Config | None = None,

@@ -16,7 +16,7 @@ CLASSES = {
 }
 
 
-@surface("Service.create")
+@surface("Service.create", answer="ServiceV1CreatedAnswer")
 def create(model_id: int | str, model_version_id: int | str, name: str, uri: str,
             replicas: int = 1, pool_type: int | DeployPoolType = DeployPoolType.PrivateResource,
             description: str | None = None, **kwargs: Any) -> ConsoleRequest:
@@ -36,7 +36,7 @@ def create(model_id: int | str, model_version_id: int | str, name: str, uri: str
     return ConsoleRequest(Console.SERVICE_APPLY, body)
 
 
-@surface("Service.get")
+@surface("Service.get", answer="ServiceV1Answer")
 def get(id: int | str, **kwargs: Any) -> ConsoleRequest:
     """``service/detail``."""
     return ConsoleRequest(Console.SERVICE_DETAIL, {"serviceId": require_id(id, "id"), **kwargs})
