@@ -58,6 +58,9 @@ def ado_source(call: Call) -> str:
     one, chunk = f"QfResponse[{call.answer}]", f"QfResponse[{call.chunk}]"
     ret = f"{one} | AsyncIterator[{chunk}]" if call.streams else one
     models = [call.answer, *([call.chunk] if call.streams else [])]
+    unknown = set(models) - {m.name for m in answers.ANSWERS}
+    if unknown:
+        raise SystemExit(f"{call.resource}: no answer model {sorted(unknown)} in tools/spec/answers.py")
     pieces = ["self", *(annotated(f) for f in call.positional)]
     if call.keyword:
         pieces += ["*", *(annotated(f) for f in call.keyword)]

@@ -19,6 +19,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from spec.answers import ANSWERS
 from unasync_calls import ROOT, Param, header, params_of, render_from, signature, unasync
 
 CONSOLE = ROOT / "qfnb/resources/console"
@@ -58,7 +59,10 @@ def answer_of(fn: ast.FunctionDef) -> str | None:
         if isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name) and deco.func.id == "surface":
             for kw in deco.keywords:
                 if kw.arg == "answer":
-                    return str(ast.literal_eval(kw.value))
+                    name = str(ast.literal_eval(kw.value))
+                    if name not in {m.name for m in ANSWERS}:
+                        raise SystemExit(f"{fn.name}: no answer model {name!r} in tools/spec/answers.py")
+                    return name
     return None
 
 
