@@ -74,6 +74,16 @@ def test_completion_embedding_and_reranker_answers(local: Config) -> None:
         (r["index"], r["relevance_score"]) for r in ranked["results"]]
 
 
+def test_batch_results_parse_as_the_calls_answer_in_memory_and_from_a_file(local: Config, tmp_path: Path) -> None:
+    chat = ChatCompletion(model="Tiny-Chat", config=local)
+    prompts = [[{"role": "user", "content": f"count to {i}"}] for i in range(3)]
+    kept = chat.batch_do(prompts, worker_num=2).results()
+    read_back = chat.batch_do(prompts, worker_num=2, output_file=tmp_path / "out.jsonl").results()
+    for results in (kept, read_back):
+        assert [type(r.parsed) for r in results] == [answers.ChatAnswer] * 3
+        assert [r.parsed.result for r in results] == [r["result"] for r in results]
+
+
 def test_dict_access_is_unchanged(local: Config) -> None:
     resp = ChatCompletion(model="Tiny-Chat", config=local).do(MSGS)
     body = dict(resp.body)

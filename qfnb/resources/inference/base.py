@@ -320,7 +320,7 @@ class BaseInference(Generic[C, A, K]):
         return await batching.acollect(
             _in_job(self._one), items, batching.length(inputs if inputs is not None else body_list),
             worker_num=worker_num, output_file=output_file, progress=batching.reporter(progress, type(self).__name__),
-            classify=self._batch_classifier(common), retry_budget=retry_budget)
+            classify=self._batch_classifier(common), retry_budget=retry_budget, answer=self.answer_model)
 
     async def _one(self, kwargs: dict[str, Any]) -> Any:
         # one try per call: the batch itself retries transient failures (re-queued, paced)
@@ -347,7 +347,7 @@ class BaseInference(Generic[C, A, K]):
         return batching.submit(
             _in_job(self._one), items, batching.length(inputs if inputs is not None else body_list),
             worker_num=worker_num, output_file=output_file, progress=batching.reporter(progress, type(self).__name__),
-            classify=self._batch_classifier(common), retry_budget=retry_budget)
+            classify=self._batch_classifier(common), retry_budget=retry_budget, answer=self.answer_model)
 
 
 def _in_job(call: Callable[[dict[str, Any]], Awaitable[Any]]) -> Callable[[dict[str, Any]], Awaitable[Any]]:
