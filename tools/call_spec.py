@@ -71,8 +71,8 @@ def ado_source(call: Call) -> str:
     args = ", ".join([*(f"{f.name}={f.name}" for f in call.params), "extra=kwargs"])
     body = (f"        return await self.{call.send}({call.call}(\n"
             + wrapped(args, " " * 12, " " * 12) + "))\n")
-    # the answer models are named, not imported: they are pydantic's, which a call never imports (only
-    # ``resp.parsed`` does); mypy reads them from the TYPE_CHECKING import
+    # the answer models are named, not imported at run time (about 0.4 s of pydantic classes: importing a
+    # resource stays light; ``resp.parsed`` imports them); mypy reads them from the TYPE_CHECKING import
     imports = [f"from collections.abc import {', '.join(abc)}\n" if abc else "",
                "from typing import TYPE_CHECKING, Any\n\n", "from qfnb._core.http.response import QfResponse\n\n",
                "from ..base import BaseInference\n", render_from("..params", from_params),

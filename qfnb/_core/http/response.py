@@ -125,7 +125,7 @@ class QfResponse(Mapping[str, Any], Generic[T]):
         if self._parsed is None:
             model = self._answer
             if isinstance(model, str):
-                # pydantic, imported here: only a caller who reads ``parsed`` pays for it
+                # the models (pydantic's), imported here: only a caller who reads ``parsed`` pays for them
                 from qfnb.protocol import answers
 
                 model = getattr(answers, model)
@@ -139,7 +139,7 @@ class QfResponse(Mapping[str, Any], Generic[T]):
 
     def with_answer_named(self, name: str) -> QfResponse[Any]:
         """:meth:`with_answer` by the name of a model in :mod:`qfnb.protocol.answers`, imported when
-        :attr:`parsed` is first read (the calls set theirs so, and never import pydantic)."""
+        :attr:`parsed` is first read (the calls set theirs so: importing one leaves the models unimported)."""
         self._answer, self._parsed = name, None
         return self
 
