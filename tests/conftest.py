@@ -96,20 +96,20 @@ def _no_record_state_across_tests() -> Iterator[None]:
     budget, or set credentials (``qfnb.AK("...")``, ``get_config().AK = ...``, ``QIANFAN_AK``):
     none of it may leak into the next test (drop-in SDK calls are not cached by default, and a
     leaked key sends later tests to the cloud)."""
-    import qfnb.config
+    import qfnb._core.config
     from qfnb._core.record.budget import clear_budget
     from qfnb._core.record.cache import set_process_mode
 
     before = {k: v for k, v in os.environ.items() if k.startswith("QIANFAN_")}
-    settings = qfnb.config._GLOBAL_CONFIG
+    settings = qfnb._core.config._GLOBAL_CONFIG
     saved = None if settings is None else settings.settings()
     yield
     set_process_mode("off")
     clear_budget()
     if saved is None:
-        qfnb.config._GLOBAL_CONFIG = None
+        qfnb._core.config._GLOBAL_CONFIG = None
     else:
-        qfnb.config._GLOBAL_CONFIG = qfnb.config.GlobalConfig(**saved)
+        qfnb._core.config._GLOBAL_CONFIG = qfnb._core.config.GlobalConfig(**saved)
     for key in [k for k in os.environ if k.startswith("QIANFAN_")]:  # qfnb.AK("...") & co. write these
         if key not in before:
             del os.environ[key]

@@ -4,8 +4,8 @@
   :func:`unasync_calls.inference_module` turns into ``_generated/<module>.py`` (the overloads and
   the blocking ``do``);
 * ``qfnb/resources/inference/params.py``: the typed call dataclasses and their wire bodies;
-* ``qfnb/protocol/ranges.py``: ``RANGES``; ``qfnb/protocol/wire_fields.py``: the fields of the pydantic
-  wire models;
+* ``qfnb/protocol/ranges.py``: ``RANGES`` and ``OPENAI_RANGES``; ``qfnb/protocol/wire_fields.py``: the
+  fields of the pydantic wire models;
 * ``qfnb/notebook/sampling.py``: the magics' sampling options and :class:`SamplingOptions`;
 * ``qfnb/protocol/answers.py``: the lenient answer models (``tools/spec/answers.py``).
 """
@@ -16,7 +16,7 @@ import re
 import textwrap
 from pathlib import Path
 
-from spec import answers
+from spec import answers, training
 from spec import inference as spec
 from spec.schema import REQUIRED, Call, Field, WireModel
 from unasync_calls import ROOT, WIDTH, order_key, packed, render_from, signature
@@ -26,6 +26,7 @@ PARAMS = ROOT / "qfnb/resources/inference/params.py"
 WIRE_FIELDS = ROOT / "qfnb/protocol/wire_fields.py"
 RANGES = ROOT / "qfnb/protocol/ranges.py"
 SAMPLING = ROOT / "qfnb/notebook/sampling.py"
+MAGIC_OPTIONS = ROOT / "qfnb/notebook/magic_options.py"
 ANSWERS = ROOT / "qfnb/protocol/answers.py"
 
 
@@ -146,9 +147,13 @@ def wire_class(model: WireModel) -> str:
 
 
 def ranged() -> dict[str, Field]:
-    """Every field with a documented range, by wire name, as the wire models then the calls list them."""
+    """Every field with a documented range, by wire name, as the wire models then the calls list them
+    (Text2Image's fields left out: theirs is their own table)."""
     found: dict[str, Field] = {}
+    image = {id(f) for f in spec.TEXT2IMAGE.params}
     for f in [*(f for m in spec.WIRE_MODELS for f in m.fields), *(f for c in spec.CALLS for f in c.params)]:
+        if id(f) in image:
+            continue
         if f.range and f.wire_name and found.setdefault(f.wire_name, f).range != f.range:
             raise SystemExit(f"{f.wire_name}: two ranges in the spec ({found[f.wire_name].range}, {f.range})")
     return found
@@ -156,15 +161,24 @@ def ranged() -> dict[str, Field]:
 
 def ranges_module() -> str:
     ranges = "".join(f'    "{name}": {f.range.source()},\n' for name, f in ranged().items() if f.range)
-    limits = sorted({f.range.hi_name for f in ranged().values() if f.range and f.range.hi_name})
+    openai = "".join(f'    "{name}": {r.source()},\n' for name, r in spec.OPENAI_RANGES.items() if r)
+    image = "".join(f'    "{f.wire_name}": {f.range.source()},\n' for f in spec.TEXT2IMAGE.params if f.range)
+    every = [f.range for f in ranged().values() if f.range] + [r for r in spec.OPENAI_RANGES.values() if r]
+    limits = sorted({r.hi_name for r in every if r.hi_name})
     return (generated_header() + '"""The documented ranges of the inference fields (no pydantic here: the notebook\n'
             "checks its options with them as it loads). The client's wire models, the local platform and\n"
             'the magics all check this one table, with :func:`qfnb.protocol.limits.range_problem`."""\n\n'
             "from __future__ import annotations\n\n"
-            f"from .limits import {', '.join(limits)}\n\n" + '__all__ = ["RANGES"]\n\n'
+            f"from .limits import {', '.join(limits)}\n\n"
+            '__all__ = ["OPENAI_RANGES", "RANGES", "TEXT2IMAGE_RANGES"]\n\n'
             "#: field -> (low, high, low end open, integer), v1 and v2 alike; token counts are bounded\n"
             "#: loosely, since each model has its own limit (a server caps them)\n"
-            f"RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{ranges}}}\n")
+            f"RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{ranges}}}\n\n"
+            "#: OpenAI's own ranges, on the platform's OpenAI routes (``/v1/chat/completions``,\n"
+            "#: ``/v2/chat/completions``) and OpenAI batch rows: ``temperature`` 0 is greedy there\n"
+            f"OPENAI_RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{openai}}}\n\n"
+            "#: Text2Image's own ranges (the client's wire model, the local platform and %qfimage check them)\n"
+            f"TEXT2IMAGE_RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{image}}}\n")
 
 
 def wire_fields_module() -> str:
@@ -215,9 +229,14 @@ def answers_module() -> str:
 # ---------------------------------------------------------------------------- notebook/sampling.py
 def option_help(f: Field) -> str:
     """``Sampling temperature, in (0, 1].``: the doc line without markup, and the range."""
-    doc = f.doc.rstrip(".").replace("``", "")
+    doc = f.doc.rstrip(".").replace("``", "").replace('"', "")
     where = "" if f.range is None else f", at most {f.range.hi:,g}" if f.range.hi_name else f", in {f.range.text()}"
     return f"{doc[:1].upper()}{doc[1:]}{where} ({f.wire_name})."
+
+
+def flags_source(flags: tuple[str, ...]) -> str:
+    """``("-t", "--temperature")``, as the generated tables write a flag tuple."""
+    return "(" + ", ".join(f'"{flag}"' for flag in flags) + ("," if len(flags) == 1 else "") + ")"
 
 
 def sampling_module() -> str:
@@ -226,9 +245,8 @@ def sampling_module() -> str:
     rows = []
     for f in fields:
         assert f.option is not None
-        flags = ", ".join(f'"{flag}"' for flag in f.option.flags) + ("," if len(f.option.flags) == 1 else "")
-        rows.append(f'    SamplingOption(({flags}), "{f.name}", {f.option.type},\n'
-                    f'                   "{option_help(f)}"),\n')
+        rows.append(f'    MagicOption({flags_source(f.option.flags)}, "{f.name}", {f.option.type},\n'
+                    f'                "{option_help(f)}"),\n')
     table = "".join(rows)
     attrs = "".join(f"    {f.name}: {f.type} = None\n" for f in fields)
     sent = packed([f'"{f.wire_name}": self.{f.name}' for f in fields], " " * 8 + "sent = {", " " * 16, "}")
@@ -239,20 +257,66 @@ def sampling_module() -> str:
             "flags and help,\nand the typed :class:`SamplingOptions` a magic builds from them (checked against\n"
             ':data:`qfnb.protocol.ranges.RANGES`, the rule the platform applies)."""\n\n'
             "from __future__ import annotations\n\nfrom dataclasses import dataclass\n"
-            "from typing import Any, NamedTuple\n\n"
-            '__all__ = ["OPTIONS", "SamplingOption", "SamplingOptions"]\n\n\n'
-            'class SamplingOption(NamedTuple):\n    """One flag: its spellings, the field it sets, its value type '
-            'and help."""\n\n    flags: tuple[str, ...]\n    field: str\n    type: type[int] | type[float]\n'
-            "    help: str\n\n"
-            "    @property\n    def label(self) -> str:\n"
-            '        """``-t/--temperature``, as messages name the option."""\n'
-            '        return "/".join(self.flags)\n\n\n'
+            "from typing import Any\n\nfrom qfnb.notebook.magic_options import MagicOption\n\n"
+            '__all__ = ["OPTIONS", "SamplingOptions"]\n\n'
             f"#: every sampling option, in the help's order\nOPTIONS = (\n{table})\n\n\n"
             '@dataclass(frozen=True, kw_only=True)\nclass SamplingOptions:\n    """The sampling fields of one '
             'magic call, by their wire names (``None``: not sent)."""\n\n' + attrs)
 
 
+# ---------------------------------------------------------------------------- notebook/magic_options.py
+def magic_options_module() -> str:
+    image = spec.NOTEBOOK_IMAGE
+    assert all(f.option for f in image), "every %qfimage field needs an option"
+    rows = "".join(f'    MagicOption({flags_source(f.option.flags)}, "{f.name}", {f.option.type},\n'
+                   f'                "{option_help(f)}"),\n' for f in image if f.option)
+    attrs = "".join(f"    {f.name}: {f.type} = None\n" for f in image)
+    sent = packed([f'"{f.wire_name}": self.{f.name}' for f in image], " " * 8 + "sent = {", " " * 16, "}")
+    trains = "".join(f'    _train_option({flags_source(o.flags)}, "{o.name}", "{o.hyper}", '
+                     f'"{o.doc[:1].upper()}{o.doc[1:].rstrip(".")}"),\n' for o in training.TRAIN_OPTIONS)
+    hyper = packed([f'"{o.name}": "{o.hyper}"' for o in training.TRAIN_OPTIONS], "TRAIN_HYPER = {", " " * 15, "}")
+    config = packed([f'"{o.name}": "{o.config_field}"' for o in training.TRAIN_OPTIONS], "TRAIN_CONFIG_FIELDS = {",
+                    " " * 23, "}")
+    fields = "".join(f"    {o.name}: int | float | None = None\n" for o in training.TRAIN_OPTIONS)
+    return (f"# Generated by tools/unasync_calls.py from {SPEC} and tools/spec/training.py: do not edit.\n"
+            "# Edit the spec, then run `python tools/unasync_calls.py` (scripts/test.sh runs it with --check).\n"
+            '"""The options of ``%qfimage`` and ``%qftrain``: their flags and help, and the typed values a magic\n'
+            "builds from them. ``%qfimage``'s are checked against :data:`qfnb.protocol.ranges.TEXT2IMAGE_RANGES`,\n"
+            "``%qftrain``'s against :data:`qfnb.protocol.training.LIMITS` (their types and ranges read from\n"
+            'there): the rules the platform applies."""\n\n'
+            "from __future__ import annotations\n\nfrom dataclasses import dataclass\n"
+            "from typing import Any, NamedTuple\n\nfrom qfnb.protocol.training import LIMITS\n\n"
+            '__all__ = ["IMAGE_OPTIONS", "TRAIN_CONFIG_FIELDS", "TRAIN_HYPER", "TRAIN_OPTIONS", "ImageOptions",\n'
+            '           "MagicOption", "TrainOptions"]\n\n\n'
+            'class MagicOption(NamedTuple):\n'
+            '    """One flag: its spellings, the field it sets, its value type and help."""\n\n'
+            "    flags: tuple[str, ...]\n    field: str\n    type: type[int] | type[float] | type[str]\n"
+            "    help: str\n\n"
+            "    @property\n    def label(self) -> str:\n"
+            '        """``-n``, ``--lora-rank``, as messages name the option."""\n'
+            '        return "/".join(self.flags)\n\n\n'
+            f"#: %qfimage's Text2Image options, in its help's order\nIMAGE_OPTIONS = (\n{rows})\n\n\n"
+            '@dataclass(frozen=True, kw_only=True)\nclass ImageOptions:\n    """The Text2Image fields of one '
+            '%qfimage call, by their wire names (``None``: not sent)."""\n\n' + attrs
+            + "\n    def fields(self) -> dict[str, Any]:\n"
+            '        """The body fields these set, by wire name (the ``None`` ones left out)."""\n'
+            f"{sent}\n        return {{k: v for k, v in sent.items() if v is not None}}\n\n\n"
+            "def _train_option(flags: tuple[str, ...], field: str, hyper: str, doc: str) -> MagicOption:\n"
+            '    """A %qftrain option: its type and range (in its help) are hyperparameter ``hyper``\'s in LIMITS."""\n'
+            "    limit = LIMITS[hyper]\n"
+            '    return MagicOption(flags, field, limit.kind, f"{doc}, in {limit.describe()} ({hyper}).")\n\n\n'
+            f"#: %qftrain's hyperparameter options, in its help's order\nTRAIN_OPTIONS = (\n{trains})\n"
+            f"#: each option's hyperparameter (a key of LIMITS)\n{hyper}\n"
+            f"#: each option's TrainConfig field\n{config}\n\n\n"
+            '@dataclass(frozen=True, kw_only=True)\nclass TrainOptions:\n    """The hyperparameters of one '
+            '%qftrain run, by option (``None``: the platform\'s default)."""\n\n' + fields
+            + "\n    def train_config(self) -> dict[str, Any]:\n"
+            '        """The ``TrainConfig`` fields these set (the ``None`` ones left out)."""\n'
+            "        return {TRAIN_CONFIG_FIELDS[name]: getattr(self, name) for name in TRAIN_HYPER\n"
+            "                if getattr(self, name) is not None}\n")
+
+
 def spec_targets() -> dict[Path, str]:
     """The modules written from the spec besides the resources' ``_generated`` ones."""
     return {PARAMS: params_module(), RANGES: ranges_module(), WIRE_FIELDS: wire_fields_module(),
-            SAMPLING: sampling_module(), ANSWERS: answers_module()}
+            SAMPLING: sampling_module(), MAGIC_OPTIONS: magic_options_module(), ANSWERS: answers_module()}

@@ -144,3 +144,19 @@ class WireModel:
     doc: str
     fields: tuple[Field, ...]
     base: str = "WireModel"
+
+
+@dataclass(frozen=True)
+class TrainOption:
+    """A ``%qftrain`` hyperparameter option: the field it sets, its flags, the hyperparameter (a key
+    of ``qfnb.protocol.training.LIMITS``: its type and range) and its doc line."""
+
+    name: str
+    flags: tuple[str, ...]
+    hyper: str
+    doc: str
+
+    @property
+    def config_field(self) -> str:
+        """The ``TrainConfig`` field: the hyperparameter in snake case (``learningRate`` -> ``learning_rate``)."""
+        return "".join(f"_{c.lower()}" if c.isupper() else c for c in self.hyper)

@@ -46,8 +46,8 @@ class Text2ImageCalls(BaseInference[Text2ImageCall, "Text2ImageAnswer"]):
         :param backoff_factor: the retry backoff factor; ``None``: the config's.
         :param negative_prompt: what not to draw.
         :param size: ``"WIDTHxHEIGHT"``, e.g. ``"1024x1024"``.
-        :param n: how many images.
-        :param steps: sampling steps.
+        :param n: how many images, ``[1, 4]``.
+        :param steps: sampling steps, ``[1, 50]``.
         :param sampler_index: the sampler's name.
         :param seed: the random seed, for a repeatable image.
         :param cfg_scale: how closely the image follows the prompt.
@@ -83,8 +83,8 @@ class Text2ImageCalls(BaseInference[Text2ImageCall, "Text2ImageAnswer"]):
         :param backoff_factor: the retry backoff factor; ``None``: the config's.
         :param negative_prompt: what not to draw.
         :param size: ``"WIDTHxHEIGHT"``, e.g. ``"1024x1024"``.
-        :param n: how many images.
-        :param steps: sampling steps.
+        :param n: how many images, ``[1, 4]``.
+        :param steps: sampling steps, ``[1, 50]``.
         :param sampler_index: the sampler's name.
         :param seed: the random seed, for a repeatable image.
         :param cfg_scale: how closely the image follows the prompt.
