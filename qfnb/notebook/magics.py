@@ -399,13 +399,14 @@ def _republish(magics: QfnbMagics) -> Callable[..., None]:
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
-    from qfnb.notebook import batchjob, launcher, stress_report, usage
+    from qfnb.notebook import batchjob, insight_view, launcher, stress_report, usage
 
     ipython.register_magics(QfnbMagics)
     launcher.register(ipython)  # a form knows its cell (what it launched before a restart)
     ipython.events.register("post_run_cell", _republish(ipython.magics_manager.registry["QfnbMagics"]))
     usage.register(ipython)
     stress_report.register(ipython)  # a stress test's table with its chart
+    insight_view.register(ipython)  # a dataset's insight: tables and distributions
     ipython.register_magics(batchjob.BatchMagics)  # %qfbatch
     completer = getattr(ipython, "Completer", None)
     if completer is not None:

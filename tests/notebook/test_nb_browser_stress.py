@@ -48,7 +48,7 @@ def test_the_stress_report_reads_in_both_themes(lab: tuple[str, Path, str], them
         shot(page, ".qfnb-stress", f"stress_report_{theme}.png")
         cells = page.evaluate(CELLS_STYLE)
         width = page.evaluate("() => document.querySelector('.qfnb-stress img').naturalWidth")
-    assert [c["text"] for c in cells[:3]] == ["users", "requests", "errors"] and len(cells) == 4 * 10
+    assert [c["text"] for c in cells[:3]] == ["users", "requests", "errors"] and len(cells) == 4 * 11
     assert width > 600  # the two panels: latency and throughput
     low = [(c["text"], c["fg"], c["bg"]) for c in cells if contrast(c["fg"], c["bg"]) < 4.5]
     assert not low, f"below WCAG AA 4.5:1 in the {theme} theme: {low}"
