@@ -79,10 +79,11 @@ def compact(body: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
-def surface(name: str) -> Callable[[B], B]:
-    """Mark a builder as the public console call ``name`` (``"FineTune.V2.create_task"``);
+def surface(name: str, answer: str | None = None) -> Callable[[B], B]:
+    """Mark a builder as the public console call ``name`` (``"FineTune.V2.create_task"``) whose
+    answer ``resp.parsed`` reads as ``answer`` (a model of :mod:`qfnb.protocol.answers`);
     ``tools/unasync_calls.py`` reads the mark. At runtime the builder is returned as it is."""
-    del name
+    del name, answer
     return _same
 
 

@@ -2,7 +2,7 @@
 # Edit the source, then run `python tools/unasync_calls.py` (scripts/test.sh runs it with --check).
 """``Data``: v1 dataset management (``/wenxinworkshop/dataset/...``) and ``Data.V2``."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
@@ -19,6 +19,9 @@ from qfnb.resources.console.consts import (
 from ._base import asend, body_fields, send
 from .builders import data as build
 from .data_tasks import DataTasksCalls
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import DatasetInfoAnswer
 
 __all__ = ["Data"]
 
@@ -87,17 +90,19 @@ class Data(DataTasksCalls):
 
     @classmethod
     def get_dataset_info(cls, dataset_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                         **kwargs: Any) -> QfResponse:
+                         **kwargs: Any) -> QfResponse["DatasetInfoAnswer"]:
         """``dataset/info``: ``versionInfo.importStatus``/``releaseStatus``/``entityCount``."""
         request = build.get_dataset_info(dataset_id, **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("DatasetInfoAnswer")
 
     @classmethod
     async def aget_dataset_info(cls, dataset_id: int | str, *, config: Config | None = None,
-                                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["DatasetInfoAnswer"]:
         """``dataset/info``: ``versionInfo.importStatus``/``releaseStatus``/``entityCount``."""
         request = build.get_dataset_info(dataset_id, **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("DatasetInfoAnswer")
 
     @classmethod
     def delete_dataset(cls, dataset_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,

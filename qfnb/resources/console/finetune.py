@@ -5,7 +5,7 @@
 Naming trap (reference §3.0): in v1 a *task* holds *jobs*; in v2 a *job* holds *tasks*.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
@@ -14,6 +14,16 @@ from qfnb.protocol.console import ParameterScale, TrainMode
 
 from ._base import asend, body_fields, send
 from .builders import finetune as build
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import (
+        FineTuneJobCreatedAnswer,
+        FineTuneTaskAnswer,
+        FineTuneTaskCreatedAnswer,
+        FineTuneV1JobAnswer,
+        FineTuneV1JobCreatedAnswer,
+        FineTuneV1TaskAnswer,
+    )
 
 __all__ = ["FineTune"]
 
@@ -24,46 +34,52 @@ class FineTune:
     @classmethod
     def create_task(cls, name: str, description: str | None = None, base_train_type: str | None = None,
                     train_type: str | None = None, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                    **kwargs: Any) -> QfResponse:
+                    **kwargs: Any) -> QfResponse["FineTuneV1TaskAnswer"]:
         """Create a v1 fine-tune task (the container of jobs)."""
         request = build.create_task(name, description, base_train_type, train_type, **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("FineTuneV1TaskAnswer")
 
     @classmethod
     async def acreate_task(cls, name: str, description: str | None = None, base_train_type: str | None = None,
                            train_type: str | None = None, *, config: Config | None = None,
-                           retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                           retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["FineTuneV1TaskAnswer"]:
         """Create a v1 fine-tune task (the container of jobs)."""
         request = build.create_task(name, description, base_train_type, train_type, **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("FineTuneV1TaskAnswer")
 
     @classmethod
     def create_job(cls, job: dict[str, Any], *, config: Config | None = None, retry: RetryPolicy | None = None,
-                   **kwargs: Any) -> QfResponse:
+                   **kwargs: Any) -> QfResponse["FineTuneV1JobCreatedAnswer"]:
         """Create a v1 fine-tune job (one run) from the platform's job dict."""
         request = build.create_job(job, **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("FineTuneV1JobCreatedAnswer")
 
     @classmethod
     async def acreate_job(cls, job: dict[str, Any], *, config: Config | None = None, retry: RetryPolicy | None = None,
-                          **kwargs: Any) -> QfResponse:
+                          **kwargs: Any) -> QfResponse["FineTuneV1JobCreatedAnswer"]:
         """Create a v1 fine-tune job (one run) from the platform's job dict."""
         request = build.create_job(job, **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("FineTuneV1JobCreatedAnswer")
 
     @classmethod
     def get_job(cls, task_id: int | str, job_id: int | str, *, config: Config | None = None,
-                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["FineTuneV1JobAnswer"]:
         """Detail of a v1 job."""
         request = build.get_job(task_id, job_id, **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("FineTuneV1JobAnswer")
 
     @classmethod
     async def aget_job(cls, task_id: int | str, job_id: int | str, *, config: Config | None = None,
-                       retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                       retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["FineTuneV1JobAnswer"]:
         """Detail of a v1 job."""
         request = build.get_job(task_id, job_id, **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("FineTuneV1JobAnswer")
 
     @classmethod
     def stop_job(cls, task_id: int | str, job_id: int | str, *, config: Config | None = None,
@@ -86,21 +102,24 @@ class FineTune:
         def create_job(cls, name: str, model: str, train_mode: str | TrainMode = TrainMode.SFT,
                        description: str | None = None, parameter_scale: str | None = None,
                        hyper_parameter_config: dict[str, Any] | None = None, *, config: Config | None = None,
-                       retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                       retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["FineTuneJobCreatedAnswer"]:
             """``CreateFineTuningJob``: the v2 container of training runs."""
             request = build.v2_create_job(name, model, train_mode, description, parameter_scale, hyper_parameter_config,
                                           **body_fields(kwargs))
-            return send(request, config=config, retry=retry, overrides=kwargs)
+            response = send(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("FineTuneJobCreatedAnswer")
 
         @classmethod
         async def acreate_job(cls, name: str, model: str, train_mode: str | TrainMode = TrainMode.SFT,
                               description: str | None = None, parameter_scale: str | None = None,
                               hyper_parameter_config: dict[str, Any] | None = None, *, config: Config | None = None,
-                              retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                              retry: RetryPolicy | None = None,
+                              **kwargs: Any) -> QfResponse["FineTuneJobCreatedAnswer"]:
             """``CreateFineTuningJob``: the v2 container of training runs."""
             request = build.v2_create_job(name, model, train_mode, description, parameter_scale, hyper_parameter_config,
                                           **body_fields(kwargs))
-            return await asend(request, config=config, retry=retry, overrides=kwargs)
+            response = await asend(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("FineTuneJobCreatedAnswer")
 
         @classmethod
         def create_task(cls, job_id: str, params_scale: str | ParameterScale,
@@ -108,12 +127,13 @@ class FineTune:
                         increment_task_id: str | None = None, increment_checkpoint_step: int | None = None,
                         model_config: dict[str, Any] | None = None, resource_config: dict[str, Any] | None = None,
                         corpus_config: dict[str, Any] | None = None, *, config: Config | None = None,
-                        retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                        retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["FineTuneTaskCreatedAnswer"]:
             """``CreateFineTuningTask``: one training run of job ``job_id``."""
             request = build.v2_create_task(job_id, params_scale, hyper_params, dataset_config, increment_task_id,
                                            increment_checkpoint_step, model_config, resource_config, corpus_config,
                                            **body_fields(kwargs))
-            return send(request, config=config, retry=retry, overrides=kwargs)
+            response = send(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("FineTuneTaskCreatedAnswer")
 
         @classmethod
         async def acreate_task(cls, job_id: str, params_scale: str | ParameterScale,
@@ -122,12 +142,14 @@ class FineTune:
                                model_config: dict[str, Any] | None = None,
                                resource_config: dict[str, Any] | None = None,
                                corpus_config: dict[str, Any] | None = None, *, config: Config | None = None,
-                               retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                               retry: RetryPolicy | None = None,
+                               **kwargs: Any) -> QfResponse["FineTuneTaskCreatedAnswer"]:
             """``CreateFineTuningTask``: one training run of job ``job_id``."""
             request = build.v2_create_task(job_id, params_scale, hyper_params, dataset_config, increment_task_id,
                                            increment_checkpoint_step, model_config, resource_config, corpus_config,
                                            **body_fields(kwargs))
-            return await asend(request, config=config, retry=retry, overrides=kwargs)
+            response = await asend(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("FineTuneTaskCreatedAnswer")
 
         @classmethod
         def job_list(cls, train_model: str | None = None, marker: str | None = None, max_keys: int | None = None,
@@ -163,17 +185,19 @@ class FineTune:
 
         @classmethod
         def task_detail(cls, task_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                        **kwargs: Any) -> QfResponse:
+                        **kwargs: Any) -> QfResponse["FineTuneTaskAnswer"]:
             """``DescribeFineTuningTask``: status, progress (and, locally, step/loss) of a run."""
             request = build.v2_task_detail(task_id, **body_fields(kwargs))
-            return send(request, config=config, retry=retry, overrides=kwargs)
+            response = send(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("FineTuneTaskAnswer")
 
         @classmethod
         async def atask_detail(cls, task_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                               **kwargs: Any) -> QfResponse:
+                               **kwargs: Any) -> QfResponse["FineTuneTaskAnswer"]:
             """``DescribeFineTuningTask``: status, progress (and, locally, step/loss) of a run."""
             request = build.v2_task_detail(task_id, **body_fields(kwargs))
-            return await asend(request, config=config, retry=retry, overrides=kwargs)
+            response = await asend(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("FineTuneTaskAnswer")
 
         @classmethod
         def stop_task(cls, task_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,

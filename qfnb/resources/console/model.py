@@ -3,7 +3,7 @@
 """``Model``: the v1 model repository, evaluation tasks, and ``Model.V2`` (``/v2/model``)."""
 
 import builtins
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
@@ -14,6 +14,15 @@ from .builders import model as build
 from .model_eval import ModelEvalCalls
 from .model_repo import ModelRepoCalls
 
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import (
+        EvaluationCreatedAnswer,
+        EvaluationInfoAnswer,
+        ModelInfoAnswer,
+        ModelV2Answer,
+        ModelVersionAnswer,
+    )
+
 __all__ = ["Model"]
 
 
@@ -22,31 +31,35 @@ class Model(ModelEvalCalls, ModelRepoCalls):
 
     @classmethod
     def list(cls, model_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-             **kwargs: Any) -> QfResponse:
+             **kwargs: Any) -> QfResponse["ModelInfoAnswer"]:
         """``modelDetail``: a model and all its versions."""
         request = build.list_versions(model_id, **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("ModelInfoAnswer")
 
     @classmethod
     async def alist(cls, model_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                    **kwargs: Any) -> QfResponse:
+                    **kwargs: Any) -> QfResponse["ModelInfoAnswer"]:
         """``modelDetail``: a model and all its versions."""
         request = build.list_versions(model_id, **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("ModelInfoAnswer")
 
     @classmethod
     def detail(cls, model_version_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-               **kwargs: Any) -> QfResponse:
+               **kwargs: Any) -> QfResponse["ModelVersionAnswer"]:
         """``modelVersionDetail``: one model version (``state`` is Creating/Ready/Fail)."""
         request = build.detail(model_version_id, **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("ModelVersionAnswer")
 
     @classmethod
     async def adetail(cls, model_version_id: int | str, *, config: Config | None = None,
-                      retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                      retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["ModelVersionAnswer"]:
         """``modelVersionDetail``: one model version (``state`` is Creating/Ready/Fail)."""
         request = build.detail(model_version_id, **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("ModelVersionAnswer")
 
     @classmethod
     def publish(cls, is_new: bool, version_meta: dict[str, Any], model_name: str | None = None,
@@ -75,36 +88,42 @@ class Model(ModelEvalCalls, ModelRepoCalls):
                                eval_config: dict[str, Any], description: str | None = None,
                                pending_eval_id: int | None = None, dataset_name: str | None = None, *,
                                config: Config | None = None, retry: RetryPolicy | None = None,
-                               **kwargs: Any) -> QfResponse:
+                               **kwargs: Any) -> QfResponse["EvaluationCreatedAnswer"]:
         """``eval/create``: evaluate model versions on a platform dataset."""
         request = build.create_evaluation_task(name, version_info, dataset_id, eval_config, description,
                                                pending_eval_id, dataset_name, **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("EvaluationCreatedAnswer")
 
     @classmethod
     async def acreate_evaluation_task(cls, name: str, version_info: builtins.list[dict[str, Any]],
                                       dataset_id: int | str, eval_config: dict[str, Any],
                                       description: str | None = None, pending_eval_id: int | None = None,
                                       dataset_name: str | None = None, *, config: Config | None = None,
-                                      retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                                      retry: RetryPolicy | None = None,
+                                      **kwargs: Any) -> QfResponse["EvaluationCreatedAnswer"]:
         """``eval/create``: evaluate model versions on a platform dataset."""
         request = build.create_evaluation_task(name, version_info, dataset_id, eval_config, description,
                                                pending_eval_id, dataset_name, **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("EvaluationCreatedAnswer")
 
     @classmethod
     def get_evaluation_info(cls, eval_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                            **kwargs: Any) -> QfResponse:
+                            **kwargs: Any) -> QfResponse["EvaluationInfoAnswer"]:
         """``eval/detail``: state and units of an evaluation task."""
         request = build.get_evaluation_info(eval_id, **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("EvaluationInfoAnswer")
 
     @classmethod
     async def aget_evaluation_info(cls, eval_id: int | str, *, config: Config | None = None,
-                                   retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                                   retry: RetryPolicy | None = None,
+                                   **kwargs: Any) -> QfResponse["EvaluationInfoAnswer"]:
         """``eval/detail``: state and units of an evaluation task."""
         request = build.get_evaluation_info(eval_id, **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("EvaluationInfoAnswer")
 
     @classmethod
     def get_evaluation_result(cls, eval_id: int | str, *, config: Config | None = None,
@@ -155,14 +174,16 @@ class Model(ModelEvalCalls, ModelRepoCalls):
 
         @classmethod
         def describe_model(cls, model_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                           **kwargs: Any) -> QfResponse:
+                           **kwargs: Any) -> QfResponse["ModelV2Answer"]:
             """``DescribeModel``."""
             request = build.v2_describe_model(model_id, **body_fields(kwargs))
-            return send(request, config=config, retry=retry, overrides=kwargs)
+            response = send(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("ModelV2Answer")
 
         @classmethod
         async def adescribe_model(cls, model_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                                  **kwargs: Any) -> QfResponse:
+                                  **kwargs: Any) -> QfResponse["ModelV2Answer"]:
             """``DescribeModel``."""
             request = build.v2_describe_model(model_id, **body_fields(kwargs))
-            return await asend(request, config=config, retry=retry, overrides=kwargs)
+            response = await asend(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("ModelV2Answer")

@@ -48,8 +48,9 @@ async def _drive(one: One, items: Iterable[dict[str, Any]], sink: Any, total: in
 
 async def acollect(one: One, items: Iterable[dict[str, Any]], total: int | None, *, worker_num: int | None,
                    output_file: str | Path | None, progress: ProgressCallback | None, classify: _batch.Classify,
-                   retry_budget: float) -> Sequence[Any]:
-    """Run the batch and return its results in input order (a file's read back lazily)."""
+                   retry_budget: float, answer: str = "AnswerModel") -> Sequence[Any]:
+    """Run the batch and return its results in input order (a file's read back lazily, ``parsed``
+    as ``answer``, the name of the calls' answer model)."""
     sink: Any
     if output_file is not None:
         sink = _batch.FileSink(output_file)
@@ -62,12 +63,12 @@ async def acollect(one: One, items: Iterable[dict[str, Any]], total: int | None,
                  retry_budget=retry_budget)
     if isinstance(sink, _batch.ListSink):
         return sink.results
-    return _batch.FileResults(sink.path, total if total is not None else sink.count)
+    return _batch.FileResults(sink.path, total if total is not None else sink.count, answer)
 
 
 def submit(one: One, items: Iterable[dict[str, Any]], total: int | None, *, worker_num: int | None,
            output_file: str | Path | None, progress: ProgressCallback | None, classify: _batch.Classify,
-           retry_budget: float) -> _batch.BatchFuture:
+           retry_budget: float, answer: str = "AnswerModel") -> _batch.BatchFuture:
     """Start the batch on qfnb's loop; its :class:`BatchFuture` at once."""
     if total is None and output_file is None:  # futures need a count; a file does not
         items = list(items)
@@ -87,4 +88,4 @@ def submit(one: One, items: Iterable[dict[str, Any]], total: int | None, *, work
     done = sync.submit(_drive(one, items, sink, total, worker_num=worker_num, progress=progress, classify=classify,
                               retry_budget=retry_budget, counter=counter, stats=stats))
     return _batch.BatchFuture(total, done, counter, futures, Path(output_file) if output_file is not None else None,
-                              skipped, stats)
+                              skipped, stats, answer)
