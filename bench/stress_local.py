@@ -35,6 +35,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _common import log_to_stdout  # noqa: E402
 from serving import PROMPT, Side, concurrent, start_platform  # noqa: E402
 
 from qfnb.local.engines.llama_server import default_slots  # noqa: E402
@@ -88,8 +89,7 @@ def main() -> int:
     if args.stress_transport == "httpx":
         use_httpx_transport()
     users = [int(u) for u in args.concurrency.split(",")]
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    log_to_stdout()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     work = Path(tempfile.mkdtemp(prefix="qfnb-bench-stress-"))
     proc, side = start_platform(work / "data", args.slots, None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,25 @@ def _stop(root: Path) -> None:
         daemon.stop_daemon(root, force=True, timeout=30)
     except Exception as exc:
         raise RuntimeError(f"could not stop the daemon of {root}: {exc}") from exc
+
+
+@pytest.fixture
+def daemon_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """``QFNB_DATA_DIR`` for a test that runs the real daemon there (no ``QIANFAN_*`` settings, a
+    cache dir of its own); the daemon is stopped after the test, SIGKILLed if it will not stop."""
+    root = tmp_path / "data"
+    for key in [k for k in os.environ if k.startswith("QIANFAN_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("QFNB_DATA_DIR", str(root))
+    monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
+    yield root
+    info = daemon.read_runtime(root)
+    daemon._known.pop(root.resolve(), None)
+    if info is not None:
+        try:
+            daemon.stop_daemon(root, force=True, timeout=20)
+        except Exception:
+            os.kill(info.pid, signal.SIGKILL)
 
 
 @pytest.fixture(autouse=True)

@@ -8,11 +8,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
-from test_nb_browser import KERNEL, lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
-from test_nb_browser_themes import THEMES, contrast, shot
+from browser_kit import RUN_ALL_CELLS, contrast, set_theme, shot, write_notebook
+from test_nb_browser import lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
 
 from qfnb.dataset import Dataset
 
@@ -37,18 +35,14 @@ BARS = "() => [...document.querySelectorAll('.qfnb-insight .qfnb-bar')].map(el =
 
 def test_the_data_insight_reads_in_light_and_dark_themes(lab: tuple[str, Path, str]) -> None:  # noqa: F811
     _, root, _ = lab
-    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in CELLS], metadata=KERNEL), root / "insight.ipynb")
+    write_notebook(root / "insight.ipynb", CELLS)
     seen: dict[str, list[dict[str, str]]] = {}
     with open_lab_page(lab, "insight.ipynb", width=1200, height=1400) as page:
-        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        page.evaluate(RUN_ALL_CELLS)
         page.wait_for_selector(".qfnb-insight .qfnb-dist", timeout=120_000)
         bars = page.evaluate(BARS)
         for theme in ("light", "dark"):
-            page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', "
-                          f"{{theme: {THEMES[theme]!r}}})")
-            light = "true" if theme == "light" else "false"
-            page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
-            page.wait_for_timeout(500)  # the theme's stylesheet applied
+            set_theme(page, theme)
             shot(page, ".qfnb-insight", f"data_insight_{theme}.png")
             seen[theme] = page.evaluate(TEXTS)
     texts = [t["text"] for t in seen["light"]]

@@ -9,6 +9,8 @@ positional slot (its place in ``positional``) and doc line.
 * ``qfnb/protocol/ranges.py``: ``RANGES``, ``OPENAI_RANGES`` and ``TEXT2IMAGE_RANGES``;
   ``qfnb/protocol/wire_fields.py``: the fields of the pydantic wire models
   (``qfnb/protocol/inference.py`` adds the validators);
+* ``qfnb/protocol/answers.py``: the answer models (declared in :mod:`spec.answers`; each call names
+  its answer and chunk models here);
 * ``qfnb/notebook/sampling.py``: the sampling options of ``%%qfchat``, ``%qfeval`` and
   ``%qfbatch`` (flags, help, the typed :class:`SamplingOptions`);
 * ``qfnb/notebook/magic_options.py``: ``%qfimage``'s options (``NOTEBOOK_IMAGE``) and, from
@@ -97,6 +99,7 @@ CONSTANTS = {
 # ---------------------------------------------------------------------------- calls
 CHAT = Call(
     module="chat", resource="ChatCompletion", calls="ChatCompletionCalls", call="ChatCall",
+    answer="ChatAnswer", chunk="ChatChunk",
     summary="Chat with the model.",
     positional=(
         Field("messages", "ChatMessages", REQUIRED, doc="the conversation, oldest first, ending with a user turn.",
@@ -119,6 +122,7 @@ CHAT = Call(
 
 COMPLETION = Call(
     module="completion", resource="Completion", calls="CompletionCalls", call="CompletionCall",
+    answer="CompletionAnswer", chunk="CompletionChunk",
     summary="Continue ``prompt`` (a chat model gets it as one user turn).",
     positional=(Field("prompt", "str", REQUIRED, doc="the text to continue."), *TRANSPORT),
     keyword=SAMPLING,
@@ -126,6 +130,7 @@ COMPLETION = Call(
 
 EMBEDDING = Call(
     module="embedding", resource="Embedding", calls="EmbeddingCalls", call="EmbeddingCall", send="_acall_one",
+    answer="EmbeddingAnswer",
     summary='Embed ``texts``: ``resp["data"][i]["embedding"]`` is the vector of ``texts[i]``.',
     call_doc="``texts`` go on the wire as ``input``",
     positional=(
@@ -140,6 +145,7 @@ EMBEDDING = Call(
 
 IMAGE2TEXT = Call(
     module="image2text", resource="Image2Text", calls="Image2TextCalls", call="Image2TextCall",
+    answer="Image2TextAnswer", chunk="Image2TextChunk",
     summary="Ask ``prompt`` about ``image``.",
     positional=(Field("prompt", "str", REQUIRED, doc="the question about the image."),
                 Field("image", "str | bytes", REQUIRED, doc="the image, as base64 text or bytes."), *TRANSPORT),
@@ -147,6 +153,7 @@ IMAGE2TEXT = Call(
 
 PLUGIN = Call(
     module="plugin", resource="Plugin", calls="PluginCalls", call="PluginCall",
+    answer="PluginAnswer", chunk="PluginChunk",
     summary="Run a plugin app (``endpoint=``) on ``query``, or an ERNIE Bot plugin model on a conversation.",
     positional=(
         Field("query", "str | ChatMessages | None", wire_type="str | None",
@@ -162,6 +169,7 @@ PLUGIN = Call(
 
 RERANKER = Call(
     module="reranker", resource="Reranker", calls="RerankerCalls", call="RerankerCall", send="_acall_one",
+    answer="RerankerAnswer",
     summary="Order ``documents`` by relevance to ``query``.",
     positional=(Field("query", "str", REQUIRED, doc="what the documents should answer."),
                 Field("documents", "Sequence[str]", REQUIRED, doc="the texts to order."),
@@ -181,6 +189,7 @@ NOTEBOOK_IMAGE = (IMAGE_SIZE, IMAGE_COUNT)
 
 TEXT2IMAGE = Call(
     module="text2image", resource="Text2Image", calls="Text2ImageCalls", call="Text2ImageCall", send="_acall_one",
+    answer="Text2ImageAnswer",
     summary='Draw ``prompt``: ``resp["data"][i]["b64_image"]`` (and ``["image"]``, the bytes, with '
             '``with_decode="base64"``).',
     positional=(Field("prompt", "str", REQUIRED, doc="what to draw."), MODEL, ENDPOINT,
