@@ -105,5 +105,6 @@ async def as_tool_calls(deltas: AsyncIterator[Delta], names: Sequence[str], *, p
         for d in held:
             yield d
         return
-    yield Delta("", None, last.prompt_tokens, last.completion_tokens, tool_calls=calls)
+    logprobs = [entry for d in held for entry in d.logprobs or ()]  # the call's tokens' (logprobs=True)
+    yield Delta("", None, last.prompt_tokens, last.completion_tokens, tool_calls=calls, logprobs=logprobs or None)
     yield Delta("", FINISH_TOOL_CALLS, last.prompt_tokens, last.completion_tokens)
