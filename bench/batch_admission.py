@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "local"))
 sys.path.insert(0, str(ROOT))
 
-from platform_helpers import Signer, serve_port, spawn_reporting, wait_up  # noqa: E402
+from _common import log_to_stdout, serve_platform  # noqa: E402
+from platform_helpers import Signer  # noqa: E402
 
 log = logging.getLogger("bench.batch_admission")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -103,17 +104,9 @@ def idle_cpu(pid: int, window: float) -> float:
 class Daemon:
     def __init__(self, root: Path, work: Path, engines: str, slots: int) -> None:
         self.data = work / "data"
-        env = {**os.environ, "PYTHONPATH": str(root), "QFNB_ENGINE_SLOTS": str(slots),
-               "QFNB_ENGINES": json.dumps({"slow": f"{engines}/slow/v1", "fast": f"{engines}/fast/v1"})}
-        for key in [k for k in env if k.startswith("QIANFAN_")]:
-            env.pop(key)
-        self.data.mkdir(parents=True)
-        self.proc, port = spawn_reporting([sys.executable, "-m", "qfnb.cli", "serve", "--port", "0", "--data-dir",
-                                           str(self.data), "--log-level", "warning"], work / "serve.log", serve_port,
-                                          env=env, cwd=str(root))
-        self.url = f"http://127.0.0.1:{port}"
-        wait_up(self.url + "/healthz", self.proc, 180)
-        creds = json.loads((self.data / "credentials.json").read_text())
+        self.proc, self.url, creds = serve_platform(
+            self.data, work / "serve.log", root, PYTHONPATH=str(root), QFNB_ENGINE_SLOTS=str(slots),
+            QFNB_ENGINES=json.dumps({"slow": f"{engines}/slow/v1", "fast": f"{engines}/fast/v1"}))
         self.auth = Signer(creds["access_key"], creds["iam_secret_key"])
         self.http = httpx.Client(base_url=self.url, timeout=600)
 
@@ -155,8 +148,7 @@ def main() -> int:
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--line-mb", type=int, default=150)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    log_to_stdout()
     steps = [int(n) for n in args.jobs.split(",")]
     engines = Engines().serve()
     with tempfile.TemporaryDirectory(prefix="qfnb-bench-admission-") as tmp:

@@ -38,10 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "local"))
 
-from platform_helpers import serve_port, spawn_reporting, wait_up  # noqa: E402
+from _common import log_to_stdout, serve_bare, serve_platform  # noqa: E402
 
-from qfnb.local.engines import DEFAULT_CHAT, assets  # noqa: E402
-from qfnb.local.engines.llama_server import LlamaServer, ServerConfig, default_slots, reported_port  # noqa: E402
+from qfnb.local.engines import DEFAULT_CHAT  # noqa: E402
+from qfnb.local.engines.llama_server import default_slots  # noqa: E402
 
 log = logging.getLogger("bench.batch_job")
 TOPICS = ["binary search trees", "HTTP caching", "Python generators", "SQL joins", "TCP congestion control",
@@ -93,15 +93,7 @@ def start_bare(args: argparse.Namespace, work: Path) -> tuple[subprocess.Popen[b
     """The bare engine: ``--engine-url``, or llama-server with exactly the flags the platform uses."""
     if args.engine_url:
         return None, args.engine_url.rstrip("/")
-    server = LlamaServer(ServerConfig(name="bare", gguf=assets.gguf_path(DEFAULT_CHAT), log_dir=work / "bare",
-                                      slots=args.slots))
-    argv = server._argv(())  # exactly the flags the platform uses
-    server.close()
-    (work / "bare").mkdir(parents=True, exist_ok=True)
-    proc, port = spawn_reporting(argv, work / "bare" / "bare.log", reported_port)
-    url = f"http://127.0.0.1:{port}"
-    wait_up(url + "/health", proc, 180)
-    return proc, url
+    return serve_bare(args.slots, work / "bare")
 
 
 def concurrencies(args: argparse.Namespace) -> list[int]:
@@ -116,23 +108,14 @@ def bare(args: argparse.Namespace, url: str, texts: list[str], users: int) -> fl
 
 
 def start_platform(args: argparse.Namespace, data_dir: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-           "QFNB_ENGINE_SLOTS": str(args.slots),
+    env = {"QFNB_ENGINE_SLOTS": str(args.slots),
            # the platform's engine stays up while the bare one is measured (it would stop after
            # 10 idle minutes, and the job would then start a cold one)
            "QFNB_ENGINE_IDLE_SECONDS": "86400"}
     if args.engine_url:
         env["QFNB_ENGINES"] = json.dumps({DEFAULT_CHAT: {"base_url": args.engine_url.rstrip("/") + "/v1",
                                                          "model": args.remote_model}})
-    for key in [k for k in env if k.startswith("QIANFAN_")]:
-        env.pop(key)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    proc, port = spawn_reporting([sys.executable, "-m", "qfnb.cli", "serve", "--port", "0", "--data-dir",
-                                  str(data_dir), "--log-level", "warning"], data_dir.parent / "serve.log",
-                                 serve_port, env=env)
-    base = f"http://127.0.0.1:{port}"
-    wait_up(base + "/healthz", proc, 180)
-    return proc, base, json.loads((data_dir / "credentials.json").read_text())
+    return serve_platform(data_dir, data_dir.parent / "serve.log", **env)
 
 
 def config_for(base: str, creds: dict[str, str]) -> Any:
@@ -212,8 +195,7 @@ def main() -> int:
     ap.add_argument("--bare-concurrency", default="1x,2x",
                     help="concurrencies to drive the bare engine at: N or Nx (times the slots), comma-separated")
     args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    log_to_stdout()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     work = Path(tempfile.mkdtemp(prefix="qfnb-bench-batch-"))
     texts = prompts(args.prompts)

@@ -38,14 +38,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "local"))
 
-from platform_helpers import serve_port, spawn_reporting, wait_up  # noqa: E402
+from _common import log_to_stdout, serve_bare, serve_platform  # noqa: E402
 
 from qfnb.local.engines import (  # noqa: E402
     DEFAULT_CHAT,
     GEMMA,
     assets,
 )
-from qfnb.local.engines.llama_server import LlamaServer, ServerConfig, default_slots, reported_port  # noqa: E402
+from qfnb.local.engines.llama_server import default_slots  # noqa: E402
 from qfnb.protocol.routes import MODEL_API_PREFIX, OAUTH_TOKEN  # noqa: E402
 from qfnb.protocol.sse import SSEDecoder  # noqa: E402
 
@@ -98,20 +98,11 @@ async def concurrent(side: Side, users: int, tokens: int, tag: str) -> float:
 
 
 def start_platform(data_dir: Path, slots: int, engine_url: str | None) -> tuple[subprocess.Popen[bytes], Side]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-           "QFNB_ENGINE_SLOTS": str(slots)}
+    env = {"QFNB_ENGINE_SLOTS": str(slots)}
     if engine_url:
         env["QFNB_ENGINES"] = json.dumps({DEFAULT_CHAT: {"base_url": engine_url.rstrip("/") + "/v1",
                                                          "api_types": ["chat", "completions"]}})
-    for key in ("QIANFAN_AK", "QIANFAN_SK", "QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY"):
-        env.pop(key, None)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    proc, port = spawn_reporting([sys.executable, "-m", "qfnb.cli", "serve", "--port", "0", "--data-dir",
-                                  str(data_dir), "--log-level", "warning"], data_dir.parent / "serve.log",
-                                 serve_port, env=env)
-    base = f"http://127.0.0.1:{port}"
-    wait_up(base + "/healthz", proc, 180)
-    creds = json.loads((data_dir / "credentials.json").read_text())
+    proc, base, creds = serve_platform(data_dir, data_dir.parent / "serve.log", **env)
     token = httpx.post(base + OAUTH_TOKEN, params={"grant_type": "client_credentials", "client_id": creds["api_key"],
                                                    "client_secret": creds["secret_key"]}).json()["access_token"]
     side = Side("platform", f"{base}{MODEL_API_PREFIX}/completions/qwen2_5_coder_0_5b_instruct",
@@ -123,12 +114,7 @@ def start_bare(slots: int, log_dir: Path, engine_url: str | None) -> tuple[subpr
     body = {"stream": True, "temperature": 0.0001, "top_p": 0.8, "min_p": 0.0, "repeat_penalty": 1.0}
     if engine_url:
         return None, Side("bare", engine_url.rstrip("/") + "/v1/completions", {}, {}, body, "max_tokens")
-    server = LlamaServer(ServerConfig(name="bare", gguf=assets.gguf_path(DEFAULT_CHAT), log_dir=log_dir, slots=slots))
-    argv = server._argv(())  # exactly the flags the platform uses
-    server.close()
-    proc, port = spawn_reporting(argv, log_dir / "bare.log", reported_port)
-    base = f"http://127.0.0.1:{port}"
-    wait_up(base + "/health", proc, 180)
+    proc, base = serve_bare(slots, log_dir)
     return proc, Side("bare", f"{base}/v1/completions", {}, {}, body, "max_tokens")
 
 
@@ -177,8 +163,7 @@ def main() -> int:
     ap.add_argument("--concurrency", default="1,4,8,16", help="concurrent chats to measure, comma-separated")
     args = ap.parse_args()
     users = sorted({int(u) for u in args.concurrency.split(",")} | {1, 8})
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines would show the access token
+    log_to_stdout()  # httpx's request lines would show the access token
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     work = Path(tempfile.mkdtemp(prefix="qfnb-bench-serving-"))
     procs = []

@@ -24,7 +24,7 @@ _LAZY = {
     "Reranker": "qfnb.resources",
     "Tokenizer": "qfnb.resources",
     "Function": "qfnb.resources",
-    "Qianfan": "qfnb.client",
+    "Qianfan": "qfnb.resources.v2_client",
     "openai_client": "qfnb._core.backend.openai_access",
     "async_openai_client": "qfnb._core.backend.openai_access",
     "IAM": "qfnb.resources",
@@ -34,13 +34,13 @@ _LAZY = {
     "QfMessages": "qfnb.resources",
     "Role": "qfnb.resources",
     "Response": "qfnb.resources",
-    "AK": "qfnb.config",
-    "SK": "qfnb.config",
-    "AccessKey": "qfnb.config",
-    "SecretKey": "qfnb.config",
-    "AccessToken": "qfnb.config",
-    "get_config": "qfnb.config",
-    "get_config_with_kwargs": "qfnb.config",
+    "AK": "qfnb._core.globals",
+    "SK": "qfnb._core.globals",
+    "AccessKey": "qfnb._core.globals",
+    "SecretKey": "qfnb._core.globals",
+    "AccessToken": "qfnb._core.globals",
+    "get_config": "qfnb._core.config",
+    "get_config_with_kwargs": "qfnb._core.config",
     "enable_log": "qfnb._core.globals",
     "disable_log": "qfnb._core.globals",
     "Config": "qfnb._core.config",
@@ -91,16 +91,8 @@ def _notebook_widget_renderer(desc: str) -> Any:
     return WidgetRenderer(desc)
 
 
-def _global_settings() -> dict[str, Any]:
-    """What was set on ``qfnb.get_config()``'s object."""
-    from qfnb.config import global_settings  # deferred: keeps `import qfnb` fast
-
-    return global_settings()
-
-
 # the core's plug-in points (qfnb._core.plugins), filled once, before any other qfnb module runs
 _plugins.widget_renderer = _notebook_widget_renderer
-_plugins.global_settings = _global_settings
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,6 +66,25 @@ def _stop(root: Path) -> None:
         raise RuntimeError(f"could not stop the daemon of {root}: {exc}") from exc
 
 
+@pytest.fixture
+def daemon_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """``QFNB_DATA_DIR`` for a test that runs the real daemon there (no ``QIANFAN_*`` settings, a
+    cache dir of its own); the daemon is stopped after the test, SIGKILLed if it will not stop."""
+    root = tmp_path / "data"
+    for key in [k for k in os.environ if k.startswith("QIANFAN_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("QFNB_DATA_DIR", str(root))
+    monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
+    yield root
+    info = daemon.read_runtime(root)
+    daemon._known.pop(root.resolve(), None)
+    if info is not None:
+        try:
+            daemon.stop_daemon(root, force=True, timeout=20)
+        except Exception:
+            os.kill(info.pid, signal.SIGKILL)
+
+
 @pytest.fixture(autouse=True)
 def _stop_daemons_of_temp_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """A daemon a test started (in this process) on a temporary data dir stops with the test."""
@@ -96,20 +116,20 @@ def _no_record_state_across_tests() -> Iterator[None]:
     budget, or set credentials (``qfnb.AK("...")``, ``get_config().AK = ...``, ``QIANFAN_AK``):
     none of it may leak into the next test (drop-in SDK calls are not cached by default, and a
     leaked key sends later tests to the cloud)."""
-    import qfnb.config
+    import qfnb._core.config
     from qfnb._core.record.budget import clear_budget
     from qfnb._core.record.cache import set_process_mode
 
     before = {k: v for k, v in os.environ.items() if k.startswith("QIANFAN_")}
-    settings = qfnb.config._GLOBAL_CONFIG
+    settings = qfnb._core.config._GLOBAL_CONFIG
     saved = None if settings is None else settings.settings()
     yield
     set_process_mode("off")
     clear_budget()
     if saved is None:
-        qfnb.config._GLOBAL_CONFIG = None
+        qfnb._core.config._GLOBAL_CONFIG = None
     else:
-        qfnb.config._GLOBAL_CONFIG = qfnb.config.GlobalConfig(**saved)
+        qfnb._core.config._GLOBAL_CONFIG = qfnb._core.config.GlobalConfig(**saved)
     for key in [k for k in os.environ if k.startswith("QIANFAN_")]:  # qfnb.AK("...") & co. write these
         if key not in before:
             del os.environ[key]

@@ -6,10 +6,14 @@ runs ``lint-imports`` there against the repository's own contracts.
 
 from __future__ import annotations
 
+import ast
+import importlib
 import os
 import shutil
 import subprocess
 import sys
+import tomllib
+import types
 from pathlib import Path
 
 import pytest
@@ -63,6 +67,8 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
     ("qfnb/trainer/replay.py", "import qfnb.trainer.finetune", "No cycles are allowed in qfnb.trainer"),
     ("qfnb/dataset/_io.py", "import qfnb.config", "qfnb.dataset is not allowed to import qfnb.config"),
     ("qfnb/_core/http/retry.py", "import qfnb.errors", "qfnb._core is not allowed to import qfnb.errors"),
+    ("qfnb/protocol/routes.py", "import qfnb.consts", "qfnb.protocol is not allowed to import qfnb.consts"),
+    ("qfnb/resources/tools.py", "import qfnb.common.tool", "qfnb.resources is not allowed to import qfnb.common"),
 ])
 def test_a_forbidden_import_breaks_a_contract(tree: Path, module: str, line: str, complaint: str) -> None:
     path = tree / module
@@ -117,3 +123,71 @@ def test_a_circle_through_a_package_init_is_found(tree: Path) -> None:
     assert result.returncode == 1
     [line] = [x for x in result.stdout.splitlines() if x.startswith("circle in modules: qfnb.dataset, ")]
     assert "qfnb.dataset.schema" in line.split(": ", 1)[1].split(", "), result.stdout
+
+
+# ---- the official-SDK mirror: a fence that re-exports, never a floor ---------------------------------
+
+#: the official SDK's module paths; qfnb/common/cli is the official command line, an app on top of
+#: every layer, and defines its commands
+MIRROR_TOPS = ("config", "consts", "client", "errors", "version", "common", "utils")
+#: the definitions a mirror module may hold, each said in its docstring
+MIRROR_OWN = {"qfnb/config.py": {"_ConfigModule"}}
+
+
+def _mirror_files() -> list[Path]:
+    files: list[Path] = []
+    for top in MIRROR_TOPS:
+        path = ROOT / "qfnb" / f"{top}.py"
+        files += [path] if path.exists() else sorted((ROOT / "qfnb" / top).rglob("*.py"))
+    return [f for f in files if not f.is_relative_to(ROOT / "qfnb" / "common" / "cli")]
+
+
+def _definitions(source: str) -> list[str]:
+    """The classes and functions a module defines at its top level (inside ``if``/``try`` too);
+    a module ``__getattr__`` (PEP 562: a name imported on first use) re-exports, so it is left out."""
+    found: list[str] = []
+    statements = list(ast.parse(source).body)
+    while statements:
+        node = statements.pop()
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            if node.name != "__getattr__":
+                found.append(node.name)
+        elif isinstance(node, ast.If | ast.Try):
+            statements += [*node.body, *node.orelse, *getattr(node, "finalbody", [])]
+            statements += [s for h in getattr(node, "handlers", []) for s in h.body]
+    return sorted(found)
+
+
+def test_the_mirror_checker_sees_a_definition() -> None:
+    source = "from qfnb._core.errors import QfnbError\nif True:\n    class Extra(QfnbError):\n        pass\n"
+    assert _definitions(source) == ["Extra"]
+    assert _definitions("def __getattr__(name):\n    raise AttributeError(name)\n") == []
+
+
+@pytest.mark.parametrize("path", _mirror_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_a_mirror_module_only_reexports(path: Path) -> None:
+    """Each official module path re-exports what a layer defines: no class or function of its own
+    (save those :data:`MIRROR_OWN` names, which its docstring explains), and each name it exports
+    is an object defined in a layer."""
+    rel = str(path.relative_to(ROOT))
+    source = path.read_text(encoding="utf-8")
+    own = MIRROR_OWN.get(rel, set())
+    assert set(_definitions(source)) == own, f"{rel} defines {_definitions(source)}: move it to its layer"
+    docstring = ast.get_docstring(ast.parse(source)) or ""
+    assert all(name in docstring for name in own), f"{rel}'s docstring does not say why it defines {own}"
+    name = rel.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+    module = importlib.import_module(name)
+    for exported in getattr(module, "__all__", []):
+        value = getattr(module, exported)
+        if isinstance(value, type | types.FunctionType):
+            assert value.__module__ != name, f"{name}.{exported} is defined there"
+
+
+def test_no_layer_may_import_a_mirror_module() -> None:
+    """The forbidden contract names every mirror module and every layer (the local platform too)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts = config["tool"]["importlinter"]["contracts"]
+    [fence] = [c for c in contracts if c["name"] == "no layer imports the official-SDK mirror modules"]
+    [layers] = [c for c in contracts if c["name"].startswith("layers: protocol -> _core")]
+    assert sorted(fence["forbidden_modules"]) == sorted(f"qfnb.{top}" for top in MIRROR_TOPS)
+    assert set(fence["source_modules"]) == {*layers["layers"], "qfnb.local"}

@@ -15,9 +15,11 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from spec.answers import ANSWERS
 from unasync_calls import ROOT, Param, header, params_of, render_from, signature, unasync
 
 CONSOLE = ROOT / "qfnb/resources/console"
@@ -51,6 +53,19 @@ def builders(tree: ast.Module) -> list[tuple[ast.FunctionDef, str]]:
     return found
 
 
+def answer_of(fn: ast.FunctionDef) -> str | None:
+    """The answer model a builder's ``@surface(..., answer="...")`` names (in ``qfnb.protocol.answers``)."""
+    for deco in fn.decorator_list:
+        if isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name) and deco.func.id == "surface":
+            for kw in deco.keywords:
+                if kw.arg == "answer":
+                    name = str(ast.literal_eval(kw.value))
+                    if name not in {m.name for m in ANSWERS}:
+                        raise SystemExit(f"{fn.name}: no answer model {name!r} in tools/spec/answers.py")
+                    return name
+    return None
+
+
 def unshadow(params: list[Param], shadowed: set[str]) -> list[Param]:
     """``list[str]`` -> ``builtins.list[str]`` where the class has a method ``list``."""
     if not shadowed:
@@ -72,20 +87,25 @@ def method(fn: ast.FunctionDef, name: str, text: str, indent: str, blocking: boo
     body = indent + "    "
     doc = ast.get_source_segment(text, fn.body[0]) or '""""""'
     doc = doc.replace("\n    ", "\n" + body)
+    answer = answer_of(fn)
+    returns = f'QfResponse["{answer}"]' if answer else "QfResponse"  # the model is named: see console_module
     out = [f"{indent}@classmethod\n",
            signature(indent, f"def {name}" if blocking else f"async def a{name}",
-                     ["cls", *own, *marker, *CALL_PARAMS, *var_kw], ") -> QfResponse:"),
+                     ["cls", *own, *marker, *CALL_PARAMS, *var_kw], f") -> {returns}:"),
            f"{body}{doc}\n"]
-    if var_kw:
-        out.append(f"{body}fields, overrides = split_overrides({var_kw[0].name})\n")
-        args.append("**fields")
-        sends = "overrides=overrides"
-    else:
-        sends = "overrides=None"
-    out.append(signature(body, f"request = build.{fn.name}", args, ")"))
-    out.append(f"{body}return await asend(request, config=config, retry=retry, {sends})\n")
+    out.append(send_lines(fn, body, args, var_kw[0].name if var_kw else None, answer))
     text = "".join(out)
     return unasync(text) if blocking else text
+
+
+def send_lines(fn: ast.FunctionDef, body: str, args: list[str], kwargs: str | None, answer: str | None) -> str:
+    """Build the request (the body fields of ``**kwargs`` to the builder), then send it (the
+    config overrides of ``**kwargs`` to ``asend``); a call with an answer model names it on the response."""
+    built = signature(body, f"request = build.{fn.name}", [*args, f"**body_fields({kwargs})"] if kwargs else args, ")")
+    sent = f"await asend(request, config=config, retry=retry{f', overrides={kwargs}' if kwargs else ''})"
+    if answer:
+        return built + f'{body}response = {sent}\n{body}return response.with_answer_named("{answer}")\n'
+    return built + f"{body}return {sent}\n"
 
 
 @dataclass
@@ -148,17 +168,24 @@ def console_module(m: Builders, bases: dict[str, list[tuple[str, str]]]) -> str:
                 imports.setdefault(absolute(node), set()).update(names)
     methods = {public.rsplit(".", 1)[-1] for _, public in calls}
     shadowed = {n for n in methods if hasattr(builtins, n)}
+    # the answer models are named, not imported at run time (about 0.4 s of pydantic classes: importing a
+    # resource stays light; ``resp.parsed`` imports them); mypy reads them from the TYPE_CHECKING import
+    answers = sorted({a for fn, _ in calls if (a := answer_of(fn))})
+    names = textwrap.indent(render_from("qfnb.protocol.answers", answers), "    ")
+    guarded = [f"if TYPE_CHECKING:  # pragma: no cover\n{names}\n"] if answers else []
+    if answers:
+        imports["typing"].add("TYPE_CHECKING")
     std = sorted(m for m in imports if not m.startswith("qfnb"))
     first = sorted(m for m in imports if m.startswith("qfnb"))
     doc = ast.get_source_segment(text, tree.body[0].value) if isinstance(tree.body[0], ast.Expr) else '""""""'
     out = [header(source), f"{doc}\n\n", "import builtins\n" if shadowed else "",
            *(render_from(m, imports[m]) for m in std), "\n",
            *(render_from(m, imports[m]) for m in first), "\n",
-           *sorted(["from ._base import asend, send, split_overrides\n",
+           *sorted(["from ._base import asend, body_fields, send\n",
                     f"from .builders import {source.stem} as build\n",
                     *(f"from .{stem} import {mixin}\n" for c in classes for stem, mixin in bases.get(c, []))],
                    key=lambda line: line.split()[1].lower()),
-           "\n", f"__all__ = [{', '.join(repr(c) for c in classes if '.' not in c)}]\n".replace("'", '"')]
+           "\n", *guarded, f"__all__ = [{', '.join(repr(c) for c in classes if '.' not in c)}]\n".replace("'", '"')]
     for dotted, cls_doc in classes.items():
         depth = dotted.count(".")
         indent = "    " * depth

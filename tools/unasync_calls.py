@@ -204,8 +204,13 @@ def inference_module(text: str, source: Path | str) -> str:
         extra = {"collections.abc": {"Iterator"}, "typing": {"ClassVar", "Literal", "overload"}}
     bases = ", ".join(ast.get_source_segment(text, b) or "" for b in cls.bases)
     doc = ast.get_docstring(cls)
-    out = [header(source), f'"""{ast.get_docstring(tree)}"""\n\n', imports_with(tree, text, extra),
+    guarded = "".join(f"\n{ast.get_source_segment(text, n)}\n" for n in tree.body  # ``if TYPE_CHECKING:`` imports
+                      if isinstance(n, ast.If) and isinstance(n.test, ast.Name) and n.test.id == "TYPE_CHECKING")
+    out = [header(source), f'"""{ast.get_docstring(tree)}"""\n\n', imports_with(tree, text, extra), guarded,
            f'\n__all__ = ["{cls.name}"]\n\n\nclass {cls.name}({bases}):\n    """{doc}"""\n']
+    attrs = [n for n in cls.body if isinstance(n, ast.Assign | ast.AnnAssign)]  # the answer models, as written
+    if attrs:
+        out.append("\n" + "".join(f"    {ast.get_source_segment(text, n)}\n" for n in attrs))
     for fn in methods:
         required = [p.name for p in params_of(fn, text) if p.kind == "pos" and p.default is None and p.name != "self"]
         names = ", ".join(f'"{n}"' for n in required) + ("," if len(required) == 1 else "")

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from qfnb._core import plugins
 from qfnb.protocol import routes
 from qfnb.protocol.errors import RETRYABLE_CONSOLE_CODES, RETRYABLE_INFERENCE_CODES
 
@@ -24,7 +23,8 @@ if TYPE_CHECKING:
     from qfnb._core.backend import Access
     from qfnb._core.transport import Transport
 
-__all__ = ["FIELD_NAMES", "SECRET_FIELDS", "Config", "mask", "resolve_config"]
+__all__ = ["FIELD_NAMES", "SECRET_FIELDS", "Config", "GlobalConfig", "get_config", "get_config_with_kwargs",
+           "global_settings", "mask", "resolve_config"]
 
 logger = logging.getLogger("qfnb")
 
@@ -204,8 +204,8 @@ class Config:
                     values[name] = parse(raw)
                 except ValueError as exc:
                     raise ValueError(f"environment variable {var}: {exc}") from None
-        if env is None and plugins.global_settings is not None:
-            settings = {k: v for k, v in plugins.global_settings().items() if k in _FIELD_NAMES}
+        if env is None and _GLOBAL_CONFIG is not None:
+            settings = {k: v for k, v in _GLOBAL_CONFIG.settings().items() if k in _FIELD_NAMES}
             for name in [k for k, v in settings.items() if v is None]:  # set to None: unset
                 values.pop(name, None)
             values.update(_normalize(settings))
@@ -277,6 +277,110 @@ def _normalize(overrides: Mapping[str, Any]) -> dict[str, Any]:
             value = _cache_mode(value)
         out[name] = value
     return out
+
+
+# ---- the official SDK's process-wide settings object (``qfnb.get_config()``, ``qfnb.config``)
+
+# official upper-case names whose qfnb field is not simply the lower-case name
+_RENAMES = {"APPID": "app_id", "QPS": "qps_limit"}
+# official settings qfnb has no use for: kept (readable, settable) with the official defaults
+UNUSED_SETTINGS: Mapping[str, Any] = {
+    "DISABLE_EB_SDK": True, "EB_SDK_INSTALLED": False, "INFER_RESOURCE_REFRESH_INTERVAL": 600.0,
+    "ENABLE_AUTH": None, "EXPORT_FILE_SIZE_LIMIT": 2 * 1024**3, "ETL_STATUS_POLLING_INTERVAL": 2.0,
+    "GET_ENTITY_CONTENT_FAILED_RETRY_TIMES": 3, "TRAINER_STATUS_POLLING_BACKOFF_FACTOR": 3.0,
+    "TRAINER_STATUS_POLLING_RETRY_TIMES": 3.0, "BATCH_RUN_STATUS_POLLING_INTERVAL": 30.0,
+    "DEFAULT_FINE_TUNE_TRAIN_TYPE": "ERNIE-Speed", "BOS_HOST_REGION": "bj",
+    "V2_INFER_API_DOWNGRADE": False, "FILE_ENCODING": "utf-8", "DISABLE_CACHE": False,
+    "CACHE_DIR": "", "DOT_ENV_CONFIG_FILE": ".env",
+}
+_SETTABLE = _FIELD_NAMES - {"transport", "default_models", "embedded"}
+
+
+def _setting(name: str) -> str:
+    """The key a ``GlobalConfig`` attribute is stored under (any case; official renames applied)."""
+    upper = name.upper()
+    if upper in _RENAMES:
+        return _RENAMES[upper]
+    if upper in UNUSED_SETTINGS:
+        return upper
+    lower = name.lower()
+    if lower in _SETTABLE:
+        return lower
+    raise AttributeError(f"qfnb config has no setting {name!r}")
+
+
+class GlobalConfig:
+    """The settings object :func:`get_config` returns (attribute names in either case): what is set
+    here, :meth:`Config.from_env` lays over the environment; an attribute not set reads the
+    environment's value now."""
+
+    def __init__(self, **values: Any) -> None:
+        object.__setattr__(self, "_values", {})
+        for key, value in values.items():
+            setattr(self, key, value)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        key = _setting(name)
+        values: dict[str, Any] = self.__dict__["_values"]
+        if key in values:
+            return values[key]
+        if key in UNUSED_SETTINGS:
+            return UNUSED_SETTINGS[key]
+        return getattr(Config.from_env(), key)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.__dict__["_values"][_setting(name)] = value
+
+    def __delattr__(self, name: str) -> None:
+        self.__dict__["_values"].pop(_setting(name), None)
+
+    def settings(self) -> dict[str, Any]:
+        """What was set here, by qfnb field name (the official-only settings upper-case)."""
+        return dict(self.__dict__["_values"])
+
+    def dict(self) -> dict[str, Any]:
+        """Every setting under its official upper-case name (as the official pydantic model)."""
+        cfg = Config.from_env()
+        out = {f.upper(): getattr(cfg, f) for f in sorted(_SETTABLE)}
+        out.update(UNUSED_SETTINGS)
+        out.update({k.upper(): v for k, v in self.settings().items()})
+        return out
+
+    def auth_key(self) -> str:
+        """A short stable id of the credentials (never the credentials themselves)."""
+        return format(abs(hash(Config.from_env().credential_fingerprint())), "x")[:24]
+
+    def __repr__(self) -> str:
+        return f"GlobalConfig({Config.from_env()!r})"
+
+    def __reduce__(self) -> Any:  # never pickle credentials into notebooks / caches
+        raise TypeError("qfnb GlobalConfig holds credentials and cannot be pickled")
+
+
+#: the process-wide settings object (``qfnb.config._GLOBAL_CONFIG = None`` forgets it, as in the
+#: official SDK: the mirror module forwards that name here)
+_GLOBAL_CONFIG: GlobalConfig | None = None
+
+
+def get_config() -> GlobalConfig:
+    """The process-wide settings object (created on first use)."""
+    global _GLOBAL_CONFIG
+    if _GLOBAL_CONFIG is None:
+        _GLOBAL_CONFIG = GlobalConfig()
+    return _GLOBAL_CONFIG
+
+
+def global_settings() -> dict[str, Any]:
+    """What was set on :func:`get_config`'s object (empty when nothing was)."""
+    cfg = _GLOBAL_CONFIG
+    return {} if cfg is None else cfg.settings()
+
+
+def get_config_with_kwargs(**kwargs: Any) -> Config:
+    """The configuration a client would use, with ``kwargs`` (any case) over the global one."""
+    return Config.from_env(**{k.lower(): v for k, v in kwargs.items() if k.lower() in _SETTABLE})
 
 
 def resolve_config(config: Config | None = None, **overrides: Any) -> Config:

@@ -30,8 +30,9 @@ from typing import Any
 
 from qfnb.protocol.errors import CODE_RULES, V2_CODE_KINDS, Kind, ProtocolError
 
+# the tree under qfnb's and the official SDK's names: what qfnb.errors (the official
+# ``qianfan.errors``) re-exports; the mapping helpers (api_error, KIND_CLASSES) stay off it
 __all__ = [
-    "KIND_CLASSES",
     "APIError",
     "AccessTokenExpiredError",
     "ArgumentNotFoundError",
@@ -39,18 +40,22 @@ __all__ = [
     "BearerTokenExpiredError",
     "ConnectionError",
     "FileSizeOverflow",
+    "InternalError",
     "InternalServerError",
     "InvalidArgumentError",
     "NotImplmentError",
     "PermissionDeniedError",
+    "ProtocolError",
     "QfnbError",
+    "QianfanError",
+    "QianfanRequestError",
     "RateLimitError",
     "RequestError",
+    "RequestTimeoutError",
     "ServerOverloadedError",
     "StreamError",
     "TimeoutError",
     "ValidationError",
-    "api_error",
 ]
 
 
@@ -203,3 +208,10 @@ class NotImplmentError(QfnbError, NotImplementedError):
 
 class FileSizeOverflow(QfnbError):
     """A file is too large for the operation."""
+
+
+# the official SDK's names for qfnb's classes
+QianfanError = QfnbError
+InternalError = InternalServerError
+RequestTimeoutError = TimeoutError
+QianfanRequestError = RequestError

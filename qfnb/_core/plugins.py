@@ -8,13 +8,8 @@ nothing is configured has its own typed hook, :func:`qfnb._core.config.set_defau
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
-
-#: What was set on the official ``qfnb.get_config()`` object, by qfnb field name (the official-only
-#: settings upper-case, e.g. ``BOS_HOST_REGION``): :meth:`qfnb._core.config.Config.from_env` lays
-#: its fields over the environment. Filled in with :func:`qfnb.config.global_settings`.
-global_settings: Callable[[], Mapping[str, Any]] | None = None
 
 #: How a ``mode="widget"`` progress bar draws: ``factory(desc)`` gives a
 #: :class:`qfnb._core.runtime.progress.Renderer` (the notebook layer's ipywidgets bar,

@@ -27,6 +27,7 @@ from ._online import OnlineOps
 from ._platform import Upload, download, upload_dataset
 from ._rows import frame_from_table, is_source
 from .consts import QianfanDatasetPackColumnName
+from .data_insight.insight import DataInsight, data_insight
 from .schema import QianfanNonSortedConversation, Schema
 from .table import Table
 from .view import DataSourceLike as DataSource
@@ -378,6 +379,13 @@ class Dataset(Table, OnlineOps):
         from .summarization_method import statistics
 
         return statistics(self, methods, **kwargs)
+
+    def show_in_data_insight_mode(self, column_names: Sequence[str | None] | None = None) -> DataInsight:
+        """The data insight (officially a Streamlit app): rows, duplicates, empty fields, each
+        column's distribution, and the official measures (content length, special-characters and
+        character-repetition ratios) of ``column_names`` (default: every text column). A notebook
+        shows it in the cell (``%load_ext qfnb``); its tables are DataFrames."""
+        return data_insight(self, column_names)
 
     # ---- stress tests (qfnb.dataset.stress) ---------------------------------------------------
 

@@ -6,8 +6,12 @@ Words: whitespace-separated outside Chinese; Chinese (``text_language="ZH"``) is
 SentencePiece model at ``sentence_piece_model_path`` (the ``sentencepiece`` package), or, with no
 path (qfnb accepts none), by jieba when installed (the ``eval`` extra), else character by
 character. Sentences are cut at 。！？!?; and line ends (the official SDK uses LTP's splitter).
-The flagged-words and stopwords filters of the official SDK are not here: they rest on its word
-lists, which qfnb does not ship.
+
+Word lists: the stopwords filter reads the stopwords-iso lists (the ``stopwordsiso`` package, the
+``clean`` extra; 58 languages, MIT) unless given ``stopwords=``. The flagged-words filter takes
+the user's list (``flagged_words=`` or ``flagged_words_file=``): the official SDK ships its own
+lists, and no maintained package carries such lists, so qfnb ships none. Both compare words
+case-insensitively (the official SDK compares them as written, so "The" was no English stopword).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import string
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from qfnb._core.errors import ValidationError
@@ -25,7 +30,9 @@ __all__ = [
     "BaseLocalFilterOperator",
     "LocalCheckCharacterRepetitionFilter",
     "LocalCheckEachSentenceIsLongEnoughFilter",
+    "LocalCheckFlaggedWordsFilter",
     "LocalCheckSpecialCharactersFilter",
+    "LocalCheckStopwordsFilter",
     "LocalCheckWordNumberFilter",
     "LocalCheckWordRepetitionFilter",
     "default_special_characters",
@@ -39,6 +46,13 @@ NUMBER_WORDS_MIN = {"EN": 20, "ZH": 1}, 10
 NUMBER_WORDS_MAX = {"EN": 100000, "ZH": 1000000}, 100000
 WORD_REPETITION_LENGTH = {"EN": 5, "ZH": 5}, 5
 WORD_REPETITION_MAX_CUTOFF = {"EN": 0.19, "ZH": 0.96}, 0.3
+FLAGGED_WORDS_MAX_CUTOFF = {"AR": 0.03, "BN": 0.001, "CA": 0.1, "EN": 0.01, "ES": 0.01, "EU": 0.1, "FR": 0.008,
+                            "HI": 0.005, "ID": 0.01, "PT": 0.007, "UR": 0.025, "VI": 0.005, "ZH": 0.001}, 0.1
+STOPWORDS_MIN_CUTOFF = {"AR": 0.07, "BN": 0.002, "CA": 0.25, "EN": 0.30, "ES": 0.4, "EU": 0.05, "FR": 0.27,
+                        "HI": 0.01, "ID": 0.15, "PT": 0.20, "UR": 0.01, "VI": 0.08, "ZH": 0.1691}, 0.1
+#: word n-grams also looked up (languages written without spaces between words, or between syllables)
+WORDS_AUGMENTATION_GROUP_SIZES: tuple[dict[str, list[int]], list[int]] = {"VI": [2], "ZH": [2]}, []
+WORDS_AUGMENTATION_JOIN_CHAR = {"VI": " ", "ZH": ""}, ""
 
 _CJK_PUNCTUATION = "，。、；：？！…—·「」『』（）《》〈〉【】“”‘’～￥"
 _SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|\n+")
@@ -235,3 +249,109 @@ class LocalCheckWordRepetitionFilter(_WordFilter):
         words, n = self.words(entry), self.word_repetition_length
         ratio = _repetition_ratio(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
         return ratio <= self.word_repetition_max_cutoff
+
+
+class _WordListFilter(_WordFilter):
+    """The share of words (and of their n-grams, ``words_augmentation_group_sizes``) in a word list."""
+
+    def __init__(self, filter_column: str, sentence_piece_model_path: str | None = None,
+                 words_augmentation_group_sizes: list[int] | None = None,
+                 words_augmentation_join_char: str | None = None, **kwargs: Any) -> None:
+        super().__init__(filter_column, sentence_piece_model_path, **kwargs)
+        self.words_augmentation_group_sizes = list(words_augmentation_group_sizes or _default(
+            WORDS_AUGMENTATION_GROUP_SIZES, self.text_language))
+        self.words_augmentation_join_char = words_augmentation_join_char or _default(
+            WORDS_AUGMENTATION_JOIN_CHAR, self.text_language)
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 2 for n in self.words_augmentation_group_sizes):
+            raise ValidationError("words_augmentation_group_sizes", "must be n-gram sizes >= 2, "
+                                  f"got {self.words_augmentation_group_sizes!r}")
+        self.word_list: frozenset[str] = frozenset()
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "words_augmentation_group_sizes": self.words_augmentation_group_sizes,
+                "words_augmentation_join_char": self.words_augmentation_join_char, "listed_words": len(self.word_list)}
+
+    def ratio(self, entry: Any) -> float:
+        """Listed words and n-grams / words (at most 1; 0 for no word), as the official filters count."""
+        words = [w.casefold() for w in self.words(entry)]
+        if not words:
+            return 0.0
+        join = self.words_augmentation_join_char
+        grams = [join.join(words[i:i + n]) for n in self.words_augmentation_group_sizes
+                 for i in range(len(words) - n + 1)]
+        return min(1.0, sum(1 for w in [*words, *grams] if w in self.word_list) / len(words))
+
+
+def _word_set(words: Iterable[str], field: str) -> frozenset[str]:
+    if isinstance(words, str):
+        raise ValidationError(field, "must be a list of words, not one string")
+    listed = frozenset(str(w).strip().casefold() for w in words) - {""}
+    if not listed:
+        raise ValidationError(field, "is empty: give at least one word")
+    return listed
+
+
+class LocalCheckFlaggedWordsFilter(_WordListFilter):
+    """Drop rows where flagged words (the user's list) take more than ``flagged_words_max_cutoff`` of
+    the words. ``flagged_words``: the words; ``flagged_words_file``: a UTF-8 file, one a line."""
+
+    def __init__(self, filter_column: str, sentence_piece_model_path: str | None = None,
+                 words_augmentation_group_sizes: list[int] | None = None,
+                 words_augmentation_join_char: str | None = None, flagged_words_max_cutoff: float | None = None,
+                 *, flagged_words: Iterable[str] | None = None, flagged_words_file: str | Path | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(filter_column, sentence_piece_model_path, words_augmentation_group_sizes,
+                         words_augmentation_join_char, **kwargs)
+        self.flagged_words_max_cutoff = float(flagged_words_max_cutoff or _default(FLAGGED_WORDS_MAX_CUTOFF,
+                                                                                 self.text_language))
+        if (flagged_words is None) == (flagged_words_file is None):
+            raise ValidationError("flagged_words", "give the words to flag: flagged_words=[...] or "
+                                  "flagged_words_file= (one a line), one of them (qfnb ships no list)")
+        if flagged_words_file is not None:
+            path = Path(flagged_words_file)
+            if not path.is_file():
+                raise ValidationError("flagged_words_file", f"no file {str(path)!r}")
+            flagged_words = path.read_text(encoding="utf-8").splitlines()
+        assert flagged_words is not None
+        self.word_list = _word_set(flagged_words, "flagged_words_file" if flagged_words_file else "flagged_words")
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "flagged_words_max_cutoff": self.flagged_words_max_cutoff}
+
+    def __call__(self, entry: Any, *args: Any, **kwargs: Any) -> bool:
+        return self.ratio(entry) <= self.flagged_words_max_cutoff
+
+
+class LocalCheckStopwordsFilter(_WordListFilter):
+    """Drop rows where stopwords take less than ``stopwords_max_cutoff`` of the words (the official name
+    of what is a minimum: prose has its share of "the", "of", "的"; lists of keywords or code have not).
+    ``stopwords``: the list to use instead of stopwords-iso's for ``text_language``."""
+
+    def __init__(self, filter_column: str, sentence_piece_model_path: str | None = None,
+                 words_augmentation_group_sizes: list[int] | None = None,
+                 words_augmentation_join_char: str | None = None, stopwords_max_cutoff: float | None = None,
+                 *, stopwords: Iterable[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(filter_column, sentence_piece_model_path, words_augmentation_group_sizes,
+                         words_augmentation_join_char, **kwargs)
+        self.stopwords_max_cutoff = float(stopwords_max_cutoff or _default(STOPWORDS_MIN_CUTOFF, self.text_language))
+        self.word_list = _word_set(stopwords, "stopwords") if stopwords is not None \
+            else _iso_stopwords(self.text_language)
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "stopwords_max_cutoff": self.stopwords_max_cutoff}
+
+    def __call__(self, entry: Any, *args: Any, **kwargs: Any) -> bool:
+        return self.ratio(entry) >= self.stopwords_max_cutoff
+
+
+def _iso_stopwords(language: str) -> frozenset[str]:
+    """stopwords-iso's list for ``language`` (an ISO 639-1 code, as ``text_language`` is written)."""
+    try:
+        import stopwordsiso
+    except ImportError:
+        raise ImportError("LocalCheckStopwordsFilter reads its stopword lists from the stopwordsiso package: "
+                          "pip install 'qfnb[clean]' (or pass stopwords=[...])") from None
+    words = stopwordsiso.stopwords(language.lower())
+    if not words:
+        raise ValidationError("text_language", f"stopwords-iso has no list for {language!r}; pass stopwords=[...]")
+    return _word_set(words, "stopwords")

@@ -84,16 +84,21 @@ class RoundStats:
         return len(self.samples) - len(self.ok)
 
     def summary(self) -> dict[str, float | int]:
-        """The round's figures: requests, errors, QPS, OTPS, TTFT and latency (avg, p50, p90, p99)."""
+        """The round's figures: requests, errors, QPS, OTPS, TTFT and latency (avg, p50, p90, p99).
+
+        ``otps`` is the official SDK's OutputTokensPerSecond: the mean output tokens of a successful
+        request over its mean latency, i.e. what one user's stream receives; ``total_otps`` is the
+        round's output tokens over its wall time, what the engine serves to all users together."""
         ok, wall = self.ok, max(self.duration, 1e-9)
         ttft = [s.ttft for s in ok if s.ttft is not None]
         latency = [s.latency for s in ok]
+        tokens = sum(s.output_tokens for s in ok)
         row: dict[str, float | int] = {
             "users": self.users, "requests": len(self.samples), "errors": self.errors,
             "success_rate": len(ok) / len(self.samples) if self.samples else math.nan,
             "duration_s": self.duration, "qps": len(ok) / wall,
-            "otps": sum(s.output_tokens for s in ok) / wall,
-            "output_tokens": sum(s.output_tokens for s in ok)}
+            "otps": tokens / sum(latency) if sum(latency) > 0 else math.nan,
+            "total_otps": tokens / wall, "output_tokens": tokens}
         for name, values in (("ttft", ttft), ("latency", latency)):
             row[f"{name}_avg"] = sum(values) / len(values) if values else math.nan
             for q in (50, 90, 99):

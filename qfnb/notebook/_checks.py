@@ -3,24 +3,38 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from qfnb.notebook.magic_options import IMAGE_OPTIONS, ImageOptions, MagicOption
 from qfnb.notebook.sampling import OPTIONS, SamplingOptions
 from qfnb.protocol.limits import range_problem
-from qfnb.protocol.ranges import RANGES
+from qfnb.protocol.ranges import RANGES, TEXT2IMAGE_RANGES
 
 
 def sampling_options(args: argparse.Namespace, *, temperature: float | None = None) -> SamplingOptions:
     """The typed sampling fields of a parsed magic line, each checked against the range the
     platform applies (``ValueError`` naming the flag otherwise). ``temperature``: the value when
     ``-t`` is not given (``%config QfnbMagics.temperature``)."""
-    values = {option.field: getattr(args, option.field, None) for option in OPTIONS}
-    if values["temperature"] is None:
-        values["temperature"] = temperature
-    for option in OPTIONS:
-        problem = range_problem(values[option.field], *RANGES[option.field])
+    if getattr(args, "temperature", None) is None:
+        args = argparse.Namespace(**{**vars(args), "temperature": temperature})
+    return SamplingOptions(**_checked(args, OPTIONS, RANGES))
+
+
+def image_options(args: argparse.Namespace) -> ImageOptions:
+    """The typed Text2Image fields of a parsed ``%qfimage`` line, checked as :func:`sampling_options`."""
+    return ImageOptions(**_checked(args, IMAGE_OPTIONS, TEXT2IMAGE_RANGES))
+
+
+def _checked(args: argparse.Namespace, options: Sequence[MagicOption],
+             ranges: Mapping[str, tuple[float, float, bool, bool]]) -> dict[str, Any]:
+    """Each option's value on ``args`` (None when absent), those with a range checked against it."""
+    values = {option.field: getattr(args, option.field, None) for option in options}
+    for option in options:
+        problem = range_problem(values[option.field], *ranges[option.field]) if option.field in ranges else None
         if problem:
             raise ValueError(f"{option.label} {problem}")
-    return SamplingOptions(**values)
+    return values
 
 
 def split_csv(values: list[str] | None) -> list[str]:

@@ -10,7 +10,7 @@ bare and the named form as one), and ``context_matcher`` IPython's (a ``functool
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol, TypeVar, overload
 
 from IPython.core import magic as _magic
@@ -18,6 +18,7 @@ from IPython.core import magic_arguments as _magic_arguments
 from IPython.display import HTML as _HTML
 from IPython.display import display as _display
 
+from qfnb.notebook.magic_options import MagicOption
 from qfnb.notebook.sampling import OPTIONS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,13 +74,20 @@ def line_cell_magic(func: F) -> F:
     return func
 
 
-def sampling_arguments(magic: F) -> F:
-    """Give a magic the sampling options of the spec (``-t/--temperature``, ``--top-p``, ...,
-    ``--max-tokens``, :data:`qfnb.notebook.sampling.OPTIONS`); among its ``@argument`` lines,
-    they show there in its help."""
-    for option in reversed(OPTIONS):  # @argument lines apply bottom-up
-        magic = argument(*option.flags, dest=option.field, type=option.type, help=option.help)(magic)
-    return magic
+def option_arguments(options: Sequence[MagicOption]) -> Decorator:
+    """Give a magic the generated ``options`` (:mod:`qfnb.notebook.sampling`,
+    :mod:`qfnb.notebook.magic_options`); among its ``@argument`` lines, they show there in its help."""
+
+    def add(magic: F) -> F:
+        for option in reversed(options):  # @argument lines apply bottom-up
+            magic = argument(*option.flags, dest=option.field, type=option.type, help=option.help)(magic)
+        return magic
+
+    return add
+
+
+#: the sampling options of the spec (``-t/--temperature``, ``--top-p``, ..., ``--max-tokens``)
+sampling_arguments = option_arguments(OPTIONS)
 
 
 def context_matcher() -> Decorator:

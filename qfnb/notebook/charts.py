@@ -119,8 +119,9 @@ def usage_bars(table: Mapping[str, Mapping[str, float]], *, title: str = "tokens
 
 
 def stress_chart(rows: Sequence[Mapping[str, float]], *, title: str = "stress test") -> bytes:
-    """Latency (TTFT p50, latency p50/p90/p99) and throughput (OTPS, QPS) against concurrent users,
-    one point per round (the rows of ``StressTestResult.to_pandas()``)."""
+    """Latency (TTFT p50, latency p50/p90/p99) and throughput (all users' output tokens/s, one
+    stream's OTPS, QPS) against concurrent users, one point per round (the rows of
+    ``StressTestResult.to_pandas()``)."""
     import matplotlib as mpl
 
     with mpl.rc_context(_RC):
@@ -135,8 +136,10 @@ def stress_chart(rows: Sequence[Mapping[str, float]], *, title: str = "stress te
     left.set_ylabel("seconds", fontsize=8)
     left.set_title("latency", fontsize=10)
     left.legend(fontsize=7, frameon=False, labelcolor=INK)
-    right.plot(users, [float(r["otps"]) for r in rows], color=SERIES[0], marker="o", markersize=3,
-               linewidth=1.6, label="output tokens/s")
+    right.plot(users, [float(r["total_otps"]) for r in rows], color=SERIES[0], marker="o", markersize=3,
+               linewidth=1.6, label="output tokens/s, all users")
+    right.plot(users, [float(r["otps"]) for r in rows], color=SERIES[2], linestyle="--", marker="o", markersize=3,
+               linewidth=1.4, label="OTPS (one user's stream)")
     right.set_ylabel("output tokens / s", fontsize=8)
     right.set_xlabel("concurrent users", fontsize=8)
     qps = right.twinx()  # bars: proportional to the tokens line when answers are of one length, never hidden by it

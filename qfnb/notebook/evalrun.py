@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from qfnb.notebook._checks import sampling_options
-from qfnb.notebook.evalopts import EvalArgsError, check_judges, check_recorded, parse_recorded
+from qfnb.notebook.evalopts import EvalArgsError, check_judges, check_recorded, parse_recorded, reason
 from qfnb.notebook.sampling import SamplingOptions
 
 log = logging.getLogger("qfnb.notebook.evalrun")
@@ -168,12 +168,6 @@ def check_metrics(words: Sequence[str], judge: bool) -> tuple[str, ...]:
     return tuple(dict.fromkeys(metrics))
 
 
-def _reason(exc: Exception) -> str:
-    """The message of a qfnb ``ValidationError`` without its ``field: `` prefix."""
-    text, name = str(exc), getattr(exc, "field", None)
-    return text[len(name) + 2:] if name and text.startswith(f"{name}: ") else text
-
-
 def _endpoint_of(word: str) -> str | None:
     for prefix in ENDPOINT_PREFIXES:
         if word.startswith(prefix):
@@ -224,7 +218,7 @@ def resolve_llm(word: str, namespace: Mapping[str, Any], option: str = "--models
         try:
             as_target(value, word)  # the same check EvaluationManager makes
         except ValueError as exc:
-            raise EvalArgsError(f"{option}: {word}: {_reason(exc)}") from exc
+            raise EvalArgsError(f"{option}: {word}: {reason(exc)}") from exc
         return word, value
     endpoint = _endpoint_of(word)
     if any(word.startswith(p) for p in ENDPOINT_PREFIXES) and endpoint is None:
@@ -236,7 +230,7 @@ def resolve_llm(word: str, namespace: Mapping[str, Any], option: str = "--models
         raise EvalArgsError(f"{option}: {exc}") from None
     except ValueError as exc:  # qfnb.errors.ValidationError: unknown model
         hint = "" if endpoint else " (a deployed service goes by its endpoint: ep_... or endpoint:NAME)"
-        raise EvalArgsError(f"{option}: {_reason(exc)}{hint}") from exc
+        raise EvalArgsError(f"{option}: {reason(exc)}{hint}") from exc
     return (endpoint or word), res
 
 
@@ -295,7 +289,7 @@ def dataset_frame(dataset: Any, *, input_column: str | None, reference_column: s
         named = {"input_column": input_column, "reference_column": reference_column}
         field = getattr(exc, "field", None)
         option = f"--{field.replace('_', '-')}" if isinstance(field, str) and named.get(field) else "--dataset"
-        raise EvalArgsError(f"{option}: {_reason(exc)}") from exc
+        raise EvalArgsError(f"{option}: {reason(exc)}") from exc
     if limit is not None:
         frame = frame.head(limit).reset_index(drop=True)
     if need_reference and not any(str(r).strip() for r in frame["reference"]):

@@ -10,6 +10,7 @@ from typing import Any
 
 from qfnb.notebook import _fmt
 from qfnb.notebook.errors import QfnbCellError
+from qfnb.notebook.magic_options import ImageOptions
 
 log = logging.getLogger("qfnb.notebook.images")
 
@@ -110,17 +111,15 @@ class NoImageEngine:
                               f'{_theme.BORDER};padding:2px 8px">🖼 {text}</div>'}, {})
 
 
-def generate(prompt: str, *, model: str | None = None, size: str | None = None,
-             n: int = 1) -> ImageResult | NoImageEngine:
-    """Call Text2Image. No image engine on the platform: a :class:`NoImageEngine` notice; any
-    other platform error becomes one clear line (:class:`QfnbCellError`)."""
+def generate(prompt: str, *, model: str | None = None,
+             options: ImageOptions | None = None) -> ImageResult | NoImageEngine:
+    """Call Text2Image with ``options`` (``%qfimage``'s, checked; None: the platform's defaults). No
+    image engine on the platform: a :class:`NoImageEngine` notice; any other platform error becomes
+    one clear line (:class:`QfnbCellError`)."""
     from qfnb.resources import Text2Image
 
-    kwargs: dict[str, Any] = {"prompt": prompt, "n": n}
-    if size:
-        kwargs["size"] = size
     try:
-        resp = Text2Image(model=model).do(**kwargs)
+        resp = Text2Image(model=model).do(prompt=prompt, **(options or ImageOptions()).fields())
     except Exception as exc:
         if no_image_engine(exc):
             log.warning("qfimage: no image engine: %s", exc)

@@ -19,7 +19,7 @@ from IPython.core.magic import Magics, magics_class, no_var_expand
 from traitlets import Bool, Float, Int, Unicode
 
 from qfnb.notebook import chat, discovery
-from qfnb.notebook._checks import split_csv, var_problem
+from qfnb.notebook._checks import image_options, split_csv, var_problem
 from qfnb.notebook._interp import InterpolationError, interpolate
 from qfnb.notebook._ipython import (
     argument,
@@ -28,9 +28,11 @@ from qfnb.notebook._ipython import (
     line_magic,
     magic_arguments,
     magic_parser,
+    option_arguments,
     sampling_arguments,
 )
 from qfnb.notebook.errors import QfnbCellError
+from qfnb.notebook.magic_options import IMAGE_OPTIONS, TRAIN_OPTIONS
 from qfnb.notebook.sampling import OPTIONS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -212,12 +214,7 @@ class QfnbMagics(Magics):
     @magic_arguments()
     @argument("--base", help="Base model to fine-tune (default: the platform's fine-tune base).")
     @argument("--dataset", help="Training data: a local .jsonl path or a platform dataset id.")
-    @argument("--epochs", type=int, help="Training epochs.")
-    @argument("--lr", type=float, help="Learning rate.")
-    @argument("--steps", type=int, help="Stop after this many optimizer steps (maxSteps).")
-    @argument("--batch-size", type=int, help="Batch size.")
-    @argument("--max-seq-len", type=int, help="Maximum sequence length.")
-    @argument("--lora-rank", type=int, help="LoRA rank.")
+    @option_arguments(TRAIN_OPTIONS)
     @argument("--name", help="A name for the run (dashboards, --list and %%qfmodels show it, the id beside).")
     @argument("--eval-split", type=int, metavar="PCT", help="Hold out PCT%% of the data (never trained on) for the "
               "evaluation loss the dashboard draws beside the training loss (default: the platform's 20; 0: none).")
@@ -345,8 +342,7 @@ class QfnbMagics(Magics):
     @no_var_expand
     @magic_arguments()
     @argument("-m", "--model", help="Text-to-image model.")
-    @argument("--size", help="Image size, e.g. 512x512.")
-    @argument("-n", type=int, default=1, help="Number of images.")
+    @option_arguments(IMAGE_OPTIONS)
     @argument("-o", "--output", help="Store the response in this variable.")
     @argument("prompt", nargs="*", help="The prompt (or use %%qfimage with the prompt as the cell).")
     @line_cell_magic
@@ -361,7 +357,11 @@ class QfnbMagics(Magics):
             raise UsageError("%qfimage needs a prompt")
         if self.interpolate:
             prompt = self.fill_braces(prompt)
-        result = generate(prompt, model=args.model, size=args.size, n=args.n)
+        try:
+            options = image_options(args)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        result = generate(prompt, model=args.model, options=options)
         if args.output:
             self.user_ns[args.output] = result.response
         return result
@@ -399,13 +399,14 @@ def _republish(magics: QfnbMagics) -> Callable[..., None]:
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
-    from qfnb.notebook import batchjob, launcher, stress_report, usage
+    from qfnb.notebook import batchjob, insight_view, launcher, stress_report, usage
 
     ipython.register_magics(QfnbMagics)
     launcher.register(ipython)  # a form knows its cell (what it launched before a restart)
     ipython.events.register("post_run_cell", _republish(ipython.magics_manager.registry["QfnbMagics"]))
     usage.register(ipython)
     stress_report.register(ipython)  # a stress test's table with its chart
+    insight_view.register(ipython)  # a dataset's insight: tables and distributions
     ipython.register_magics(batchjob.BatchMagics)  # %qfbatch
     completer = getattr(ipython, "Completer", None)
     if completer is not None:

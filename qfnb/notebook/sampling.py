@@ -7,37 +7,24 @@ and the typed :class:`SamplingOptions` a magic builds from them (checked against
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-__all__ = ["OPTIONS", "SamplingOption", "SamplingOptions"]
+from qfnb.notebook.magic_options import MagicOption
 
-
-class SamplingOption(NamedTuple):
-    """One flag: its spellings, the field it sets, its value type and help."""
-
-    flags: tuple[str, ...]
-    field: str
-    type: type[int] | type[float]
-    help: str
-
-    @property
-    def label(self) -> str:
-        """``-t/--temperature``, as messages name the option."""
-        return "/".join(self.flags)
-
+__all__ = ["OPTIONS", "SamplingOptions"]
 
 #: every sampling option, in the help's order
 OPTIONS = (
-    SamplingOption(("-t", "--temperature"), "temperature", float,
-                   "Sampling temperature, in (0, 1] (temperature)."),
-    SamplingOption(("--top-p",), "top_p", float,
-                   "Nucleus sampling mass, in [0, 1] (top_p)."),
-    SamplingOption(("--top-k",), "top_k", int,
-                   "Sample from the top_k likeliest tokens, in [1, 1000] (top_k)."),
-    SamplingOption(("--penalty-score",), "penalty_score", float,
-                   "Repetition penalty, in [1, 2] (penalty_score)."),
-    SamplingOption(("--max-tokens",), "max_output_tokens", int,
-                   "The most tokens to generate, at most 65,536 (max_output_tokens)."),
+    MagicOption(("-t", "--temperature"), "temperature", float,
+                "Sampling temperature, in (0, 1] (temperature)."),
+    MagicOption(("--top-p",), "top_p", float,
+                "Nucleus sampling mass, in [0, 1] (top_p)."),
+    MagicOption(("--top-k",), "top_k", int,
+                "Sample from the top_k likeliest tokens, in [1, 1000] (top_k)."),
+    MagicOption(("--penalty-score",), "penalty_score", float,
+                "Repetition penalty, in [1, 2] (penalty_score)."),
+    MagicOption(("--max-tokens",), "max_output_tokens", int,
+                "The most tokens to generate, at most 65,536 (max_output_tokens)."),
 )
 
 

@@ -11,6 +11,7 @@ from qfnb.notebook import _theme, charts
 
 #: the columns the table shows, in order, with their headers
 COLUMNS = {"users": "users", "requests": "requests", "errors": "errors", "qps": "QPS", "otps": "OTPS",
+           "total_otps": "total OTPS",
            "ttft_p50": "TTFT p50 s", "ttft_p90": "TTFT p90 s", "latency_p50": "latency p50 s",
            "latency_p90": "p90 s", "latency_p99": "p99 s"}
 

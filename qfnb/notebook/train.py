@@ -23,6 +23,7 @@ from qfnb._core.record import ledger
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.notebook import _background
+from qfnb.notebook.magic_options import TRAIN_HYPER, TRAIN_OPTIONS, TrainOptions
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
 from qfnb.protocol.model_names import LOCAL_FINETUNE_BASE
 from qfnb.protocol.training import LIMITS, hyper_problem
@@ -33,41 +34,19 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("qfnb.notebook.train")
 
 DEFAULT_BASE = LOCAL_FINETUNE_BASE
-# field -> (min, max) inclusive; None = unbounded. Mirrors qfnb.trainer.TrainConfig's bounds.
-#: option -> its hyperparameter in qfnb.protocol.training.LIMITS (the table the platform enforces)
-HYPER: dict[str, str] = {
-    "epochs": "epoch",
-    "lr": "learningRate",
-    "steps": "maxSteps",
-    "batch_size": "batchSize",
-    "max_seq_len": "maxSeqLen",
-    "lora_rank": "loraRank",
-}
 #: the largest validation split (percent of the data held out) ``--eval-split`` and the launcher offer
 MAX_EVAL_SPLIT = 90
-BOUNDS: dict[str, tuple[float, float]] = {opt: (LIMITS[h].lo, LIMITS[h].hi) for opt, h in HYPER.items()}
-OPTION = {
-    "epochs": "--epochs",
-    "lr": "--lr",
-    "steps": "--steps",
-    "batch_size": "--batch-size",
-    "max_seq_len": "--max-seq-len",
-    "lora_rank": "--lora-rank",
-}
+#: option -> (min, max) inclusive, for the launcher's bounded inputs
+BOUNDS: dict[str, tuple[float, float]] = {opt: (LIMITS[h].lo, LIMITS[h].hi) for opt, h in TRAIN_HYPER.items()}
 
 
 @dataclass(frozen=True)
-class TrainSpec:
-    """What to fine-tune, validated before anything is sent."""
+class TrainSpec(TrainOptions):
+    """What to fine-tune, validated before anything is sent (the hyperparameters: the generated
+    :class:`~qfnb.notebook.magic_options.TrainOptions`)."""
 
     dataset: str
     base: str = DEFAULT_BASE
-    epochs: int | None = None
-    lr: float | None = None
-    steps: int | None = None
-    batch_size: int | None = None
-    max_seq_len: int | None = None
-    lora_rank: int | None = None
     deploy: bool = False
     name: str | None = None  # what dashboards, --list and %qfmodels call the run (its id beside)
     eval_split: int | None = None  # % of the data held out for the evaluation loss (None: the platform's 20)
@@ -83,11 +62,11 @@ class TrainSpec:
                              f"got {self.name!r}")
         if self.eval_split is not None and not 0 <= self.eval_split <= MAX_EVAL_SPLIT:
             raise ValueError(f"--eval-split must be a percentage in [0, {MAX_EVAL_SPLIT}], got {self.eval_split!r}")
-        for name, hyper in HYPER.items():
-            value = getattr(self, name)
-            problem = None if value is None else hyper_problem(hyper, value)
+        for option in TRAIN_OPTIONS:  # each against qfnb.protocol.training.LIMITS, the rule the platform applies
+            value = getattr(self, option.field)
+            problem = None if value is None else hyper_problem(TRAIN_HYPER[option.field], value)
             if problem is not None:
-                raise ValueError(f"{OPTION[name]} {problem}")
+                raise ValueError(f"{option.label} {problem}")
 
     @classmethod
     def from_args(cls, args: Any) -> TrainSpec:
@@ -99,17 +78,10 @@ class TrainSpec:
             raise UsageError(str(exc)) from exc
 
     def train_config(self) -> dict[str, Any]:
-        mapping: dict[str, Any] = {
-            "epoch": self.epochs,
-            "learning_rate": self.lr,
-            "max_steps": self.steps,
-            "batch_size": self.batch_size,
-            "max_seq_len": self.max_seq_len,
-            "lora_rank": self.lora_rank,
-        }
+        mapping = super().train_config()
         if self.eval_split is not None:  # the platform's validation split (v2 datasetConfig.splitRatio)
             mapping["trainset_rate"] = self.eval_split
-        return {k: v for k, v in mapping.items() if v is not None}
+        return mapping
 
     @property
     def title(self) -> str:

@@ -49,6 +49,39 @@ class ErrorCode(IntEnum):
     CONSOLE_INTERNAL_ERROR = 500000
 
 
+class APIErrorCode(Enum):
+    """The official SDK's names of the error codes (its ``qianfan.consts.APIErrorCode``)."""
+
+    NoError = ErrorCode.NO_ERROR.value
+    UnknownError = ErrorCode.UNKNOWN_ERROR.value
+    ServiceUnavailable = ErrorCode.SERVICE_UNAVAILABLE.value
+    UnsupportedMethod = ErrorCode.UNSUPPORTED_METHOD.value
+    RequestLimitReached = ErrorCode.REQUEST_LIMIT_REACHED.value
+    NoPermissionToAccessData = ErrorCode.NO_PERMISSION_TO_ACCESS_DATA.value
+    GetServiceTokenFailed = ErrorCode.GET_SERVICE_TOKEN_FAILED.value
+    IAMCertificationFailed = ErrorCode.IAM_CERTIFICATION_FAILED.value
+    AppNotExist = ErrorCode.APP_NOT_EXIST.value
+    DailyLimitReached = ErrorCode.DAILY_LIMIT_REACHED.value
+    QPSLimitReached = ErrorCode.QPS_LIMIT_REACHED.value
+    TotalRequestLimitReached = ErrorCode.TOTAL_REQUEST_LIMIT_REACHED.value
+    InvalidRequest = ErrorCode.INVALID_REQUEST.value
+    APITokenInvalid = ErrorCode.API_TOKEN_INVALID.value
+    APITokenExpired = ErrorCode.API_TOKEN_EXPIRED.value
+    InternalError = ErrorCode.INTERNAL_ERROR.value
+    InvalidArgument = ErrorCode.INVALID_ARGUMENT.value
+    InvalidJSON = ErrorCode.INVALID_JSON.value
+    InvalidParam = ErrorCode.INVALID_PARAM.value
+    PermissionError = ErrorCode.PERMISSION_ERROR.value
+    APINameNotExist = ErrorCode.API_NAME_NOT_EXIST.value
+    ServerHighLoad = ErrorCode.SERVER_HIGH_LOAD.value
+    InvalidHTTPMethod = ErrorCode.INVALID_HTTP_METHOD.value
+    InvalidArgumentSystem = ErrorCode.INVALID_ARGUMENT_SYSTEM.value
+    InvalidArgumentUserSetting = ErrorCode.INVALID_ARGUMENT_USER_SETTING.value
+    RPMLimitReached = ErrorCode.RPM_LIMIT_REACHED.value
+    TPMLimitReached = ErrorCode.TPM_LIMIT_REACHED.value
+    ConsoleInternalError = ErrorCode.CONSOLE_INTERNAL_ERROR.value
+
+
 class Kind(Enum):
     """What a platform error code means; ``qfnb._core.errors`` raises one exception class per kind."""
 

@@ -7,6 +7,7 @@ answers with the same rule and the platform's error code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError, field_validator, model_validator
@@ -22,7 +23,8 @@ from .limits import (
     check_prompt_chars,
     range_problem,
 )
-from .ranges import RANGES
+from .ranges import OPENAI_RANGES as OPENAI_RANGES  # generated from the spec
+from .ranges import RANGES, TEXT2IMAGE_RANGES
 from .wire_fields import (
     ChatFields,
     CompletionFields,
@@ -135,15 +137,16 @@ def _check_role(role: Any, i: int, where: str) -> None:
                             "(roles must alternate user/assistant), got 'user'", ErrorCode.INVALID_MESSAGES)
 
 
-class SamplingParams(SamplingFields):
-    """Sampling parameters shared by chat and completion requests (fields: the spec's)."""
+def _body_check(check: Callable[[dict[str, Any]], None]) -> Any:
+    """A model's ``before`` validator that runs ``check`` on a dict body (the raw request), so the
+    rule is a plain function any side can call on a body without the model."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _ranges(cls, data: Any) -> Any:
+    def validate(cls: type[BaseModel], data: Any) -> Any:
         if isinstance(data, dict):
-            check_sampling(data)
+            check(data)
         return data
+
+    return model_validator(mode="before")(validate)  # a classmethod: its first parameter is `cls`
 
 
 #: what to use instead of a value outside Qianfan's range that OpenAI's range takes
@@ -173,6 +176,12 @@ def _check_common(data: dict[str, Any]) -> None:
     stream = data.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise ProtocolError("stream", f"must be a bool, got {type(stream).__name__}")
+
+
+class SamplingParams(SamplingFields):
+    """Sampling parameters shared by chat and completion requests (fields: the spec's)."""
+
+    _ranges = _body_check(check_sampling)
 
 
 class ChatRequest(ChatFields, SamplingParams):
@@ -297,12 +306,10 @@ class Text2ImageRequest(Text2ImageFields):
             parts = str(size).split("x")
             if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
                 raise ProtocolError("size", f"must look like '1024x1024', got {size!r}")
-            n = data.get("n", 1)
-            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 4:
-                raise ProtocolError("n", f"must be an integer in [1, 4], got {n!r}")
-            steps = data.get("steps", 20)
-            if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 50:
-                raise ProtocolError("steps", f"must be an integer in [1, 50], got {steps!r}")
+            for name, bounds in TEXT2IMAGE_RANGES.items():
+                problem = range_problem(data.get(name), *bounds)
+                if problem:
+                    raise ProtocolError(name, problem)
         return data
 
 
@@ -321,16 +328,16 @@ class PluginRequest(PluginFields):
 # ---- v2 (OpenAI-style) ----------------------------------------------------------------
 
 
+def check_v2_chat(data: dict[str, Any]) -> None:
+    """A v2 chat body's sampling ranges (Qianfan's), then what v2 and the OpenAI routes check alike."""
+    check_sampling(data)
+    _check_v2_common(data)
+
+
 class V2ChatRequest(V2ChatFields):
     """Body of ``POST /v2/chat/completions`` (fields: the spec's)."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _ranges(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            check_sampling(data)
-            _check_v2_common(data)
-        return data
+    _ranges = _body_check(check_v2_chat)
 
     @field_validator("messages", mode="before")
     @classmethod
@@ -359,20 +366,6 @@ def _check_v2_common(data: dict[str, Any]) -> None:
     tool_checks.check_response_format(data.get("response_format"))
 
 
-#: OpenAI's own ranges, on the OpenAI routes (``/v1/chat/completions``, ``/v2/chat/completions``)
-OPENAI_RANGES: dict[str, tuple[float, float, bool, bool]] = {
-    "temperature": (0.0, 2.0, False, False),  # 0: greedy
-    "top_p": (0.0, 1.0, False, False),
-    "frequency_penalty": (-2.0, 2.0, False, False),
-    "presence_penalty": (-2.0, 2.0, False, False),
-    "penalty_score": (1.0, 2.0, False, False),
-    "top_k": RANGES["top_k"],
-    "seed": (-(2**63), 2**63 - 1, False, True),
-    "n": (1, 8, False, True),  # the local platform answers up to 8 choices at once
-    "top_logprobs": (0, 20, False, True),
-    "max_tokens": RANGES["max_tokens"],
-    "max_completion_tokens": RANGES["max_completion_tokens"],
-}
 #: every field the OpenAI chat routes take; any other is refused by name
 OPENAI_CHAT_FIELDS = ("model", "messages", "stream", "stream_options", "temperature", "top_p", "top_k",
                       "max_tokens", "max_completion_tokens", "stop", "seed", "n", "frequency_penalty",
@@ -380,28 +373,6 @@ OPENAI_CHAT_FIELDS = ("model", "messages", "stream", "stream_options", "temperat
                       "tool_choice", "parallel_tool_calls", "response_format", "user", "user_id", "extra_parameters")
 #: OpenAI fields with a better-known replacement
 _INSTEAD = {"functions": "tools", "function_call": "tool_choice", "max_output_tokens": "max_completion_tokens"}
-
-
-class OpenAIChatRequest(V2ChatRequest):
-    """Body of the platform's OpenAI chat routes: OpenAI's fields and ranges (``temperature`` 0
-    is greedy, ``n`` choices, ``logprobs``), plus ``penalty_score``/``top_k``; any other field is
-    refused by name."""
-
-    stop: str | list[str] | None = None  # type: ignore[assignment]
-    seed: int | None = None
-    n: int = 1
-    top_k: int | None = None
-    logprobs: bool | None = None
-    top_logprobs: int | None = None
-    logit_bias: dict[str, float] | None = None
-    user: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _ranges(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            check_openai_chat(data)
-        return data
 
 
 def check_openai_chat(data: dict[str, Any]) -> None:
@@ -438,6 +409,23 @@ def _check_openai_extras(data: dict[str, Any]) -> None:
     if bias is not None and (not isinstance(bias, dict) or not all(
             str(k).lstrip("-").isdigit() and isinstance(v, int | float) and -100 <= v <= 100 for k, v in bias.items())):
         raise ProtocolError("logit_bias", "must map token ids to numbers from -100 to 100")
+
+
+class OpenAIChatRequest(V2ChatRequest):
+    """Body of the platform's OpenAI chat routes: OpenAI's fields and ranges (``temperature`` 0
+    is greedy, ``n`` choices, ``logprobs``), plus ``penalty_score``/``top_k``; any other field is
+    refused by name."""
+
+    stop: str | list[str] | None = None  # type: ignore[assignment]
+    seed: int | None = None
+    n: int = 1
+    top_k: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    logit_bias: dict[str, float] | None = None
+    user: str | None = None
+
+    _ranges = _body_check(check_openai_chat)
 
 
 Role = Literal["user", "assistant", "function"]

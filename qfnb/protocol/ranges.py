@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .limits import MAX_OUTPUT_TOKENS
 
-__all__ = ["RANGES"]
+__all__ = ["OPENAI_RANGES", "RANGES", "TEXT2IMAGE_RANGES"]
 
 #: field -> (low, high, low end open, integer), v1 and v2 alike; token counts are bounded
 #: loosely, since each model has its own limit (a server caps them)
@@ -23,4 +23,26 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "seed": (1, 2147483647, False, True),
     "frequency_penalty": (-2.0, 2.0, False, False),
     "presence_penalty": (-2.0, 2.0, False, False),
+}
+
+#: OpenAI's own ranges, on the platform's OpenAI routes (``/v1/chat/completions``,
+#: ``/v2/chat/completions``) and OpenAI batch rows: ``temperature`` 0 is greedy there
+OPENAI_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "temperature": (0.0, 2.0, False, False),
+    "top_p": (0.0, 1.0, False, False),
+    "frequency_penalty": (-2.0, 2.0, False, False),
+    "presence_penalty": (-2.0, 2.0, False, False),
+    "penalty_score": (1.0, 2.0, False, False),
+    "top_k": (1, 1000, False, True),
+    "seed": (-9223372036854775808, 9223372036854775807, False, True),
+    "n": (1, 8, False, True),
+    "top_logprobs": (0, 20, False, True),
+    "max_tokens": (1, MAX_OUTPUT_TOKENS, False, True),
+    "max_completion_tokens": (1, MAX_OUTPUT_TOKENS, False, True),
+}
+
+#: Text2Image's own ranges (the client's wire model, the local platform and %qfimage check them)
+TEXT2IMAGE_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "n": (1, 4, False, True),
+    "steps": (1, 50, False, True),
 }

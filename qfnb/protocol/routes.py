@@ -12,6 +12,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
 
+from qfnb.protocol.version import __version__
+
 DEFAULT_BASE_URL = "https://aip.baidubce.com"
 DEFAULT_CONSOLE_BASE_URL = "https://qianfan.baidubce.com"
 DEFAULT_IAM_BASE_URL = "https://iam.bj.baidubce.com"
@@ -166,3 +168,54 @@ def default_model(api_type: str) -> str | None:
     """The platform's default model name for ``api_type``."""
     value = model_catalog().get(api_type, {}).get("default")
     return str(value) if value else None
+
+
+class Consts:
+    """The official SDK's names of the API paths, console actions and header names (its
+    ``qianfan.consts.Consts``)."""
+
+    ModelAPIPrefix = MODEL_API_PREFIX
+    AuthAPI = OAUTH_TOKEN
+    IAMBearerTokenAPI = BEARER_TOKEN
+    ChatV2API = CHAT_V2
+    ConsoleAPIQueryAction = "Action"
+    FineTuneCreateTaskAPI = Console.FT_CREATE_TASK
+    FineTuneCreateJobAPI = Console.FT_CREATE_JOB
+    FineTuneGetJobAPI = Console.FT_JOB_DETAIL
+    FineTuneStopJobAPI = Console.FT_STOP_JOB
+    FineTuneCreateJobAction = V2Action.CREATE_JOB
+    FineTuneCreateTaskAction = V2Action.CREATE_TASK
+    FineTuneJobListAction = V2Action.DESCRIBE_JOBS
+    FineTuneTaskListAction = V2Action.DESCRIBE_TASKS
+    FineTuneTaskDetailAction = V2Action.DESCRIBE_TASK
+    FineTuneStopTaskAction = V2Action.STOP_TASK
+    FineTuneSupportedModelsAction = V2Action.SUPPORTED_MODELS
+    ModelDescribeModelSetAction = V2Action.DESCRIBE_MODEL_SET
+    ModelDescribeModelAction = V2Action.DESCRIBE_MODEL
+    ServiceCreateAction = V2Action.CREATE_SERVICE
+    ServiceDetailAction = V2Action.DESCRIBE_SERVICE
+    ServiceListAction = V2Action.DESCRIBE_SERVICES
+    ModelDetailAPI = Console.MODEL_DETAIL
+    ModelVersionDetailAPI = Console.MODEL_VERSION_DETAIL
+    ModelPublishAPI = Console.MODEL_PUBLISH
+    ModelEvalCreateAPI = Console.EVAL_CREATE
+    ModelEvalInfoAPI = Console.EVAL_DETAIL
+    ModelEvalResultAPI = Console.EVAL_REPORT
+    ModelEvalStopAPI = Console.EVAL_CANCEL
+    ServiceCreateAPI = Console.SERVICE_APPLY
+    ServiceDetailAPI = Console.SERVICE_DETAIL
+    ServiceListAPI = Console.SERVICE_LIST
+    DatasetCreateAPI = Console.DATASET_CREATE
+    DatasetReleaseAPI = Console.DATASET_RELEASE
+    DatasetImportAPI = Console.DATASET_IMPORT
+    DatasetInfoAPI = Console.DATASET_INFO
+    DatasetExportAPI = Console.DATASET_EXPORT
+    DatasetDeleteAPI = Console.DATASET_DELETE
+    DatasetExportRecordAPI = Console.DATASET_EXPORT_RECORD
+    FineTuneV2BaseRouteAPI = Console.V2_FINETUNING
+    ModelV2BaseRouteAPI = Console.V2_MODEL
+    ServiceV2BaseRouteAPI = Console.V2_SERVICE
+    DatasetV2BaseRouteAPI = Console.V2_DATASET
+    XRequestID = "Request_id"
+    XResponseID = "X-Baidu-Request-Id"
+    QianfanRequestIdDefaultPrefix = f"sdk-py-{__version__}"

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-from qfnb._core import plugins
+from qfnb._core.config import global_settings, resolve_config
 from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.runtime import sync
 from qfnb.protocol.signing import sign, uri_encode
@@ -71,8 +71,7 @@ def _key(path: Any, field: str = "remote_file_path") -> str:
 
 def _global_region() -> str | None:
     """``get_config().BOS_HOST_REGION`` when the user set it."""
-    settings = plugins.global_settings() if plugins.global_settings is not None else {}
-    region = settings.get("BOS_HOST_REGION")
+    region = global_settings().get("BOS_HOST_REGION")
     return str(region) if region else None
 
 
@@ -86,8 +85,6 @@ class BosHelper:
 
     def __init__(self, region: str | None = None, ak: str | None = None, sk: str | None = None, *,
                  config: Config | None = None) -> None:
-        from qfnb._core.config import resolve_config  # deferred: keeps importing this module light
-
         keys = {name: value for name, value in (("access_key", ak), ("secret_key", sk)) if value}
         cfg = resolve_config(config, **keys)
         region = region or _global_region()

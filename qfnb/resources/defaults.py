@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+from qfnb.protocol.model_names import V2_DEFAULT_MODEL
+
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
 
-__all__ = ["Kind", "default_model"]
+__all__ = ["DefaultLLMModel", "Kind", "default_model"]
 
 Kind = Literal["chat", "completion", "embedding", "text2image"]
 
@@ -27,3 +29,13 @@ def default_model(kind: Kind = "chat", *, config: Config | None = None) -> str |
         raise ValueError(f"kind must be one of {sorted(resources)}, got {kind!r}")
     name: str | None = resources[kind](config=config)._default_model()
     return name
+
+
+class DefaultLLMModel:
+    """The official SDK's default model of each resource (its ``qianfan.consts.DefaultLLMModel``)."""
+
+    Completion = "ERNIE-Lite-8K"
+    ChatCompletion = "ERNIE-Lite-8K"
+    Embedding = "Embedding-V1"
+    Text2Image = "Stable-Diffusion-XL"
+    ChatCompletionV2 = V2_DEFAULT_MODEL

@@ -4,7 +4,7 @@ streamed piece), under the official SDK's names. Fields the platform adds are ke
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -109,16 +109,19 @@ class CompletionChunk(_Model):
 
 def completion_of(body: dict[str, Any], statistic: dict[str, Any]) -> Completion:
     """A :class:`Completion` from a v2 answer's body and its latencies."""
-    result = Completion.model_validate(body)
-    result.statistic = CompletionStatistic.model_validate({k: v for k, v in statistic.items()
-                                                           if k in CompletionStatistic.model_fields})
-    result.raw = body
-    return result
+    return _answer_of(Completion, body, statistic)
 
 
 def chunk_of(body: dict[str, Any], statistic: dict[str, Any]) -> CompletionChunk:
     """A :class:`CompletionChunk` from one streamed v2 event."""
-    result = CompletionChunk.model_validate(body)
+    return _answer_of(CompletionChunk, body, statistic)
+
+
+_Answer = TypeVar("_Answer", Completion, CompletionChunk)
+
+
+def _answer_of(kind: type[_Answer], body: dict[str, Any], statistic: dict[str, Any]) -> _Answer:
+    result = kind.model_validate(body)
     result.statistic = CompletionStatistic.model_validate({k: v for k, v in statistic.items()
                                                            if k in CompletionStatistic.model_fields})
     result.raw = body

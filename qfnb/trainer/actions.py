@@ -150,10 +150,10 @@ class TrainAction(AsyncAction):
         if self.increment_task_id is not None and not self.extra.get("incr_checked"):
             await self._continue_from(ctx)
         if self.job_id is None:
-            resp = await FineTune.V2.acreate_job(
+            job = await FineTune.V2.acreate_job(
                 name=self.job_name or f"job_{uuid.uuid4().hex[:10]}", model=self.train_type,
                 train_mode=self.train_mode, description=self.description, config=ctx.config)
-            self.extra["job_id"] = resp.body["result"]["jobId"]
+            self.extra["job_id"] = job.body["result"]["jobId"]
             ctx.save()
         if self.extra.get("run_status") in (RunStatus.FAILED, RunStatus.STOPPED):
             # a run that ended badly is not re-attached to: a resume starts a new run

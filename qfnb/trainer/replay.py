@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.errors import QfnbError
 from qfnb._core.record.cache import mode_for
 from qfnb.model import Model
+from qfnb.model.jobs import result_of
 from qfnb.protocol.console import ModelVersionState, RunStatus, ServiceStatus
 from qfnb.resources.console import FineTune
 from qfnb.resources.console import Model as ModelAPI
@@ -138,17 +139,12 @@ class Reuse:
                 "note": self.describe()}
 
 
-def _result(resp: Any) -> dict[str, Any]:
-    value = resp.body.get("result")
-    return dict(value) if isinstance(value, dict) else {}
-
-
 async def _pages(fetch: Callable[[str | None], Awaitable[Any]], key: str) -> list[dict[str, Any]]:
     """Every item of a ``marker``-paged v2 listing (at most :data:`MAX_PAGES` pages)."""
     items: list[dict[str, Any]] = []
     marker: str | None = None
     for _ in range(MAX_PAGES):
-        page = _result(await fetch(marker))
+        page = result_of(await fetch(marker))
         items.extend(i for i in page.get(key) or [] if isinstance(i, dict))
         info = page.get("pageInfo") or {}
         marker = info.get("nextMarker") if info.get("isTruncated") else None
@@ -173,7 +169,7 @@ async def _finished_run(fp: str, ctx: RunContext) -> tuple[str, dict[str, Any]] 
         job_id = str(job.get("jobId"))
         for task in await _tasks(job_id, ctx):
             if task.get("runStatus") == RunStatus.DONE.value and task.get("taskId"):
-                detail = _result(await FineTune.V2.atask_detail(task_id=str(task["taskId"]), config=ctx.config))
+                detail = result_of(await FineTune.V2.atask_detail(task_id=str(task["taskId"]), config=ctx.config))
                 if detail.get("runStatus") == RunStatus.DONE.value:
                     return job_id, {**task, **detail}
     return None
@@ -183,11 +179,11 @@ async def _published(name: str, job_id: str, task_id: str, ctx: RunContext) -> d
     """A Ready model version published from run ``task_id`` in model set ``name``."""
 
     try:
-        model_set = _result(await ModelAPI.V2.adescribe_model_set(model_set_name=name, config=ctx.config))
+        model_set = result_of(await ModelAPI.V2.adescribe_model_set(model_set_name=name, config=ctx.config))
     except QfnbError:  # no model set of that name
         return None
     for version_id in reversed([str(v) for v in model_set.get("modelIds") or []]):
-        info = _result(await ModelAPI.V2.adescribe_model(version_id, config=ctx.config))
+        info = result_of(await ModelAPI.V2.adescribe_model(version_id, config=ctx.config))
         source = info.get("sourceInfo") or {}
         if str(source.get("trainTaskId")) == task_id and info.get("state") == ModelVersionState.READY.value:
             model = Model(job_id=job_id, task_id=task_id, config=ctx.config)
@@ -202,7 +198,7 @@ async def _v1_ids(version_sid: str, ctx: RunContext) -> tuple[Any, Any] | None:
     """The v1 ids (``modelId``, ``modelVersionId``) of a v2 model version id (``modelVersionDetail``);
     None where the platform does not answer it by that id (then the v2 id stands for both)."""
     try:
-        info = _result(await ModelAPI.adetail(version_sid, config=ctx.config))
+        info = result_of(await ModelAPI.adetail(version_sid, config=ctx.config))
     except QfnbError:
         return None
     if info.get("modelId") is None or info.get("modelVersionId") is None:

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,23 +32,11 @@ time.sleep(600)
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    root = tmp_path / "data"
-    for key in [k for k in os.environ if k.startswith("QIANFAN_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("QFNB_DATA_DIR", str(root))
-    monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
+def data_dir(daemon_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("QFNB_TEST_REQUEST_LOG", str(tmp_path / "requests.log"))
     monkeypatch.setenv("QFNB_TEST_DELAY", "0.04")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), str(REPO / "tests" / "local")]))
-    yield root
-    info = daemon.read_runtime(root)
-    daemon._known.pop(root.resolve(), None)
-    if info is not None:
-        try:
-            daemon.stop_daemon(root, force=True, timeout=20)
-        except Exception:
-            os.kill(info.pid, signal.SIGKILL)
+    return daemon_data_dir
 
 
 def test_job_survives_its_callers_group_kill_and_a_daemon_sigkill(data_dir: Path, tmp_path: Path) -> None:

@@ -159,3 +159,16 @@ def test_wrong_secret_is_rejected_by_signature_check(cloud: ConsoleCloud, make_c
     with pytest.raises(QfnbError) as info:
         FineTune.V2.task_list(job_id="j", config=bad)
     assert "wrong" not in str(info.value)
+
+
+def test_config_keywords_reach_the_config_and_the_rest_the_body(cloud: ConsoleCloud, make_config: object) -> None:
+    """Official SDK style ``FineTune.create_task(..., secret_key=...)``: the key signs, it is not sent."""
+    from qfnb._core.errors import QfnbError
+
+    bad = make_config("iam", secret_key="wrong")  # type: ignore[operator]
+    FineTune.create_task(name="t", config=bad, secret_key="test_secret_key", labels=["x"])
+    req = cloud.calls("/finetune/createTask")[0]
+    assert req.json == {"name": "t", "labels": ["x"]}
+    _assert_signed(cloud, req)
+    with pytest.raises(QfnbError):
+        FineTune.create_task(name="t", config=bad, labels=["x"])

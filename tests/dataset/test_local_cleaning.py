@@ -4,6 +4,8 @@ overview and statistics views, and Hugging Face / pyarrow loading (the ``hf`` ex
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,7 +14,9 @@ from qfnb.dataset import Dataset
 from qfnb.dataset.local_data_operators import (
     LocalCheckCharacterRepetitionFilter,
     LocalCheckEachSentenceIsLongEnoughFilter,
+    LocalCheckFlaggedWordsFilter,
     LocalCheckSpecialCharactersFilter,
+    LocalCheckStopwordsFilter,
     LocalCheckWordNumberFilter,
     LocalCheckWordRepetitionFilter,
 )
@@ -53,6 +57,53 @@ def test_word_number_and_repetition() -> None:
     rep = LocalCheckWordRepetitionFilter("text", text_language="EN", word_repetition_length=2)
     assert rep(CLEAN) and not rep(REPEATED)
     assert LocalCheckWordNumberFilter("text", number_words_min_cutoff=3)("我们今天去公园散步")  # ZH words
+
+
+def test_flagged_words_take_the_users_list_or_file(tmp_path: Path) -> None:
+    check = LocalCheckFlaggedWordsFilter("text", text_language="EN", flagged_words=["casino", "Jackpot"])
+    assert check.flagged_words_max_cutoff == 0.01 and check.words_augmentation_group_sizes == []
+    assert check({"text": CLEAN}) and not check({"text": CLEAN + " Win the JACKPOT!"})  # 1 word in 21, any case
+    assert LocalCheckFlaggedWordsFilter("text", text_language="EN", flagged_words_max_cutoff=0.1,
+                                        flagged_words=["casino"])(CLEAN + " casino")  # 1/19 <= 0.1
+    listed = tmp_path / "flagged.txt"
+    listed.write_text("赌博\n\n博彩\n", encoding="utf-8")
+    zh = LocalCheckFlaggedWordsFilter("text", flagged_words_file=listed)  # ZH: 2-grams looked up too
+    assert (zh.flagged_words_max_cutoff, zh.words_augmentation_group_sizes, zh.words_augmentation_join_char) \
+        == (0.001, [2], "")
+    assert zh("今天天气很好，我们去公园散步吧。") and not zh("这个网站提供网上赌博服务")
+    with pytest.raises(ValidationError, match="flagged_words"):
+        LocalCheckFlaggedWordsFilter("text")  # no list: qfnb ships none
+    with pytest.raises(ValidationError, match="flagged_words"):
+        LocalCheckFlaggedWordsFilter("text", flagged_words=["a"], flagged_words_file=listed)
+    with pytest.raises(ValidationError, match="no file"):
+        LocalCheckFlaggedWordsFilter("text", flagged_words_file=tmp_path / "missing.txt")
+    with pytest.raises(ValidationError, match="not one string"):
+        LocalCheckFlaggedWordsFilter("text", flagged_words="casino")
+    with pytest.raises(ValidationError, match="group_sizes"):
+        LocalCheckFlaggedWordsFilter("text", flagged_words=["a"], words_augmentation_group_sizes=[1])
+
+
+def test_stopwords_keep_prose_and_drop_keyword_lists() -> None:
+    pytest.importorskip("stopwordsiso", reason="the clean extra (stopwordsiso) is not installed")
+    check = LocalCheckStopwordsFilter("text", text_language="EN")
+    assert check.stopwords_max_cutoff == 0.30 and "listed_words=" in repr(check)
+    assert check({"text": CLEAN})  # the, over, while, from... "The" counts too
+    assert not check({"text": "Python pandas numpy dataframe tutorial install guide 2024 download free"})
+    zh = LocalCheckStopwordsFilter("text")
+    assert zh.stopwords_max_cutoff == 0.1691
+    assert zh("我们今天在公园里散步，因为天气非常好，而且我们都很高兴。") and not zh("深度学习框架模型训练推理部署")
+    with pytest.raises(ValidationError, match="no list for 'XX'"):
+        LocalCheckStopwordsFilter("text", text_language="XX")
+
+
+def test_stopwords_take_a_list_and_name_the_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "stopwordsiso", None)  # not installed
+    with pytest.raises(ImportError, match=r"qfnb\[clean\]"):
+        LocalCheckStopwordsFilter("text", text_language="EN")
+    own = LocalCheckStopwordsFilter("text", text_language="EN", stopwords=["the", "over"], stopwords_max_cutoff=0.2)
+    assert own(CLEAN) and not own("quick brown fox jumps the lazy dog")  # 5/18 >= 0.2; 1/7 < 0.2
+    ds = Dataset.create_from_pyobj([{"text": CLEAN}, {"text": "fox dog cat"}])
+    assert [r["text"] for r in ds.filter(own, should_create_new_obj=True).list()] == [CLEAN]
 
 
 def test_filters_run_through_dataset_filter_and_name_problems() -> None:

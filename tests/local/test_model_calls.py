@@ -3,10 +3,7 @@ engine admits, whatever route it came by, and every fine-tune worker started."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-from platform_helpers import CREDS, client_for, console, token, wait_for
+from platform_helpers import CREDS, console, token, wait_for
 
 from qfnb.local.engines import calls
 from qfnb.local.server.control import routes as control_routes
@@ -15,12 +12,6 @@ from qfnb.protocol.daemon import CONTROL_HEADER, STATUS_ROUTE, DaemonStatus
 from qfnb.protocol.routes import MODEL_API_PREFIX, Console, V2Action
 
 MSG = [{"role": "user", "content": "hello there"}]
-
-
-@pytest.fixture()
-def client(tmp_path: Path):
-    with client_for(tmp_path) as c:
-        yield c
 
 
 def _delta(before: dict[str, int]) -> dict[str, int]:

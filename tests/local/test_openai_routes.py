@@ -255,3 +255,15 @@ def test_qfmodels_says_the_default_reranker_is_the_embedding_model_by_cosine() -
     assert rows[("reranker", "Tiny-Embed")] == "rerank (embedding cosine)"
     assert rows[("embedding", "Tiny-Embed")] == "embedding"
     assert rows[("reranker", "tiny-rerank")] == "rerank"  # a cross-encoder (qfnb models add --role rerank)
+
+
+def test_a_named_v1_tool_choice_offers_that_function_alone_and_requires_it(
+        platform: tuple[TestClient, FakeEngine]) -> None:
+    client, fake = platform
+    other = {**WEATHER["function"], "name": "get_time"}
+    client.post(MODEL_API_PREFIX + "/chat/ext-chat", params={"access_token": token(client)},
+                json={"messages": [{"role": "user", "content": "weather in Paris?"}],
+                      "functions": [other, WEATHER["function"]],
+                      "tool_choice": {"type": "function", "function": {"name": "get_weather"}}})
+    sent = fake.bodies[-1]
+    assert sent["tools"] == [WEATHER] and sent["tool_choice"] == "required"

@@ -27,12 +27,6 @@ CHAT = MODEL_API_PREFIX + "/chat/tiny-chat"
 MSG = [{"role": "user", "content": "hello there"}]
 
 
-@pytest.fixture()
-def client(tmp_path: Path):  # type: ignore[no-untyped-def]
-    with client_for(tmp_path) as c:
-        yield c
-
-
 def _v2(client: Any, route: str, action: str, body: Any) -> Any:
     return client.post(route, params={"Action": action}, content=json.dumps(body), auth=Signer())
 

@@ -16,7 +16,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,20 +28,8 @@ SLOW = ["--registry", "tests.local.probe_doubles:SlowRegistry",
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    root = tmp_path / "data"
-    for key in [k for k in os.environ if k.startswith("QIANFAN_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("QFNB_DATA_DIR", str(root))
-    monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
-    yield root
-    info = daemon.read_runtime(root)
-    daemon._known.pop(root.resolve(), None)
-    if info is not None:
-        try:
-            daemon.stop_daemon(root, force=True, timeout=20)
-        except Exception:
-            os.kill(info.pid, signal.SIGKILL)
+def data_dir(daemon_data_dir: Path) -> Path:
+    return daemon_data_dir
 
 
 def _kill(pid: int) -> None:

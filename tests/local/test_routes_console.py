@@ -21,12 +21,6 @@ from qfnb.protocol.routes import MODEL_API_PREFIX
 ROWS = [{"prompt": f"question {i}", "response": [[f"answer {i}"]]} for i in range(8)]
 
 
-@pytest.fixture()
-def client(tmp_path: Path):
-    with client_for(tmp_path) as c:
-        yield c
-
-
 def upload_dataset(client: Any, rows: list[dict[str, Any]] = ROWS) -> int:
     data = "\n".join(json.dumps(r) for r in rows).encode()
     put = client.put("/bos/my-bucket/data/train.jsonl", content=data, auth=Signer())

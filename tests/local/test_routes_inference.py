@@ -18,12 +18,6 @@ CHAT = MODEL_API_PREFIX + "/chat/"
 MSG = [{"role": "user", "content": "hello there"}]
 
 
-@pytest.fixture()
-def client(tmp_path: Path):
-    with client_for(tmp_path) as c:
-        yield c
-
-
 def test_oauth_token_and_invalid_client(client) -> None:
     good = client.post("/oauth/2.0/token", params={"grant_type": "client_credentials", "client_id": CREDS.api_key,
                                                   "client_secret": CREDS.secret_key}, json={})

@@ -13,20 +13,7 @@ from qfnb.resources.console import FineTune
 from tests.fakes.console_cloud import ConsoleCloud
 from tests.fakes.console_fixtures import *  # noqa: F403  (cloud, cfg)
 from tests.fakes.fixtures import fake_in_process  # noqa: F401
-
-
-class Bar:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, object]] = []
-
-    def on_start(self, total: int | None) -> None:
-        self.calls.append(("start", total))
-
-    def on_result(self, index: int, ok: bool) -> None:
-        self.calls.append(("result", index))
-
-    def on_close(self) -> None:
-        self.calls.append(("close", None))
+from tests.fakes.progress import RecordingBar
 
 
 def _finished_run(cloud: ConsoleCloud, cfg: Config) -> Model:
@@ -46,13 +33,13 @@ def test_stage_meter_names_the_stage_and_the_platform_state() -> None:
 
 
 def test_feed_counts_each_stage_once_and_a_failure_stays_short() -> None:
-    bar = Bar()
+    bar = RecordingBar()
     feed = StageFeed(bar, ["a", "b", "c"])
     feed.enter("a")
     feed.enter("c")  # b was quick: counted with a
     feed.close(ok=True)
     assert bar.calls == [("start", 3), ("result", 0), ("result", 1), ("result", 2), ("close", None)]
-    bar = Bar()
+    bar = RecordingBar()
     feed = StageFeed(bar, ["a", "b"])
     feed.enter("b")
     feed.close(ok=False)
@@ -73,7 +60,7 @@ def test_make_stages_resolves_progress_as_every_bar_does(monkeypatch: pytest.Mon
 def test_deploy_walks_its_stages(cloud: ConsoleCloud, cfg: Config) -> None:
     m = _finished_run(cloud, cfg)
     assert m.deploy_stages() == ["publishing the model", "creating the service", "starting the service"]
-    bar = Bar()
+    bar = RecordingBar()
     svc = m.deploy(DeployConfig(name="svc", endpoint_suffix="ep_p"), progress=bar)
     assert svc.endpoint == "ep_p"
     assert bar.calls == [("start", 3), ("result", 0), ("result", 1), ("result", 2), ("close", None)]
@@ -107,7 +94,7 @@ def test_a_failed_deploy_leaves_the_bar_short(cloud: ConsoleCloud, cfg: Config,
         raise RuntimeError("no capacity")
 
     monkeypatch.setattr("qfnb.model.model.ServiceAPI.V2.acreate_service", broken)
-    bar = Bar()
+    bar = RecordingBar()
     with pytest.raises(RuntimeError, match="no capacity"):
         m.deploy(DeployConfig(name="svc", endpoint_suffix="ep_f"), progress=bar)
     assert [c for c in bar.calls if c[0] == "result"] == [("result", 0)] and bar.calls[-1] == ("close", None)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from nb_doubles import FakeChatBackend, RecordingPublisher
 from traitlets.config import Config
 
+from qfnb._core.http import client as client_mod
 from qfnb._core.record.cache import set_process_mode
 from qfnb.notebook.discovery import ModelList
 from tests.fakes.fixtures import fake, fake_server, make_config  # noqa: F401 - the fake cloud, for SDK calls in a shell
@@ -48,3 +51,14 @@ def backend(ip: InteractiveShell) -> FakeChatBackend:
     magics = ip.magics_manager.registry["QfnbMagics"]
     magics.chat_backend = double
     return double
+
+
+@pytest.fixture
+def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No QIANFAN_* settings, so qfnb starts (or reuses) the embedded platform on QFNB_DATA_DIR."""
+    for name in [n for n in os.environ if n.startswith("QIANFAN_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
+    client_mod._CLIENTS.clear()
+    yield
+    client_mod._CLIENTS.clear()

@@ -3,30 +3,14 @@ Qwen2.5-Coder-0.5B-Instruct (marked ``real_model``; short answers)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Literal
 
 import pytest
 from pydantic import BaseModel
 
-from qfnb._core.http import client as client_mod
-
 pytestmark = pytest.mark.real_model
 
 MODEL = "Qwen2.5-Coder-0.5B-Instruct"
-
-
-@pytest.fixture
-def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No QIANFAN_* settings, so qfnb starts (or reuses) the embedded platform on QFNB_DATA_DIR."""
-    for name in [n for n in os.environ if n.startswith("QIANFAN_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
-    client_mod._CLIENTS.clear()
-    yield
-    client_mod._CLIENTS.clear()
 
 
 def test_tools_yes_runs_the_notebook_function_once_and_ends(ip, embedded) -> None:  # type: ignore[no-untyped-def]

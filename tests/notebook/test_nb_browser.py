@@ -25,16 +25,15 @@ from typing import Any
 
 import nbformat
 import pytest
+from browser_kit import KERNEL, SHOTS
 from nbcheck import NOTEBOOKS, ROOT, contract_mismatches, errors, find, stderr_of, strip_outputs, text_of
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 from sentence_check import false_claims
 
-SHOTS = ROOT / "artifacts" / "screenshots"
 FINETUNE = NOTEBOOKS / "02_finetune_end_to_end.ipynb"
 HAVE_CHROMIUM = shutil.which("chromium") is not None
 needs_chromium = pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs the chromium executable")
-KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
 
 
 def free_port() -> int:

@@ -13,11 +13,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
-from test_nb_browser import KERNEL, SHOTS, lab, open_lab_page  # noqa: F401  (lab: a fixture)
-from test_nb_browser_batch_eval import low_contrast, no_news, set_theme
+from browser_kit import RUN_ALL_CELLS, SHOTS, low_contrast, set_theme, write_notebook
+from test_nb_browser import lab, open_lab_page  # noqa: F401  (lab: a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
 
@@ -45,13 +43,12 @@ CELLS = [
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_tools_confirmation_and_schema_batch(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
     _, root, _ = lab
-    no_news(root)
     name = f"agents_{theme}.ipynb"
-    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in CELLS], metadata=KERNEL), root / name)
+    write_notebook(root / name, CELLS)
     with open_lab_page(lab, name, width=1100, height=1400) as page:
         try:
             set_theme(page, theme)
-            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+            page.evaluate(RUN_ALL_CELLS)
             cells = page.locator(".jp-Notebook .jp-Cell")
             tools = cells.nth(1).locator(".qfnb-tools")
             run = tools.locator("button", has_text="Run")

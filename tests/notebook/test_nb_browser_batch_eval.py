@@ -18,18 +18,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
-from test_nb_browser import KERNEL, SHOTS, jupyter_lab, lab, open_lab_page  # noqa: F401  (lab: a fixture)
+from browser_kit import RUN_ALL_CELLS, SHOTS, low_contrast, set_theme, write_notebook
+from test_nb_browser import jupyter_lab, lab, open_lab_page  # noqa: F401  (lab: a fixture)
 from test_nb_browser_restart import KERNEL_IDLE, RUN_CELL, restart_kernel
-from test_nb_browser_themes import contrast
 
 from qfnb._core.backend import daemon
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
 
-THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
 ROWS = 64
 BATCH_CELLS = [
     f"%load_ext qfnb\nprompts = [f'Explain topic {{i}} briefly' for i in range({ROWS})]",
@@ -44,42 +41,10 @@ BATCH_CELLS = [
 BAR_TEXT = re.compile(r"(infer-\S+) (Running|Done) (\d+)/(\d+) rows · (\d+) failed · ([\d.]+) tok/s · ETA (\S+)")
 
 
-def no_news(root: Path) -> None:
-    """JupyterLab's "get notified about Jupyter news?" toast would cover the reports' corner."""
-    where = root / ".jupyter" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
-    where.mkdir(parents=True, exist_ok=True)
-    (where / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-
-
-def set_theme(page: Any, theme: str) -> None:
-    page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', {{theme: {THEMES[theme]!r}}})")
-    light = "true" if theme == "light" else "false"
-    page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
-    page.wait_for_timeout(500)
-
-
-CONTRAST_OF = """(selector) => {
-  const bg = el => { for (; el; el = el.parentElement) { const c = getComputedStyle(el).backgroundColor;
-      if (c && c !== 'transparent' && !/^rgba\\(0, 0, 0, 0\\)$/.test(c)) return c; }
-    return getComputedStyle(document.body).backgroundColor; };
-  return [...document.querySelectorAll(selector)].filter(el => el.getClientRects().length > 0)
-    .map(el => ({fg: getComputedStyle(el).color, bg: bg(el), text: el.textContent.trim().slice(0, 30)}));
-}"""
-
-
-def low_contrast(page: Any, selector: str) -> list[tuple[str, str, str, float]]:
-    """Texts under ``selector`` whose colour on their background is below WCAG AA (4.5:1)."""
-    cells = page.evaluate(CONTRAST_OF, selector)
-    assert cells, selector
-    return [(c["text"], c["fg"], c["bg"], round(contrast(c["fg"], c["bg"]), 2)) for c in cells
-            if c["text"] and contrast(c["fg"], c["bg"]) < 4.5]
-
-
 @pytest.fixture
 def batch_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path, str]]:
     root, data = tmp_path / "lab", tmp_path / "data"
     root.mkdir()
-    no_news(root)
     monkeypatch.setenv("QFNB_TEST_DELAY", "0.25")  # the daemon's paced engines: ~1.25 s a row, 4 slots
     daemon.ensure_daemon(data, serve_args=["--registry", "tests.batch.batch_doubles:PacedRegistry"])
     try:
@@ -105,7 +70,7 @@ def bar_of(cell: Any) -> re.Match[str]:
 
 def test_qfbatch_outlives_a_kernel_restart_light_and_dark(batch_lab: tuple[str, Path, str]) -> None:
     _, root, _ = batch_lab
-    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in BATCH_CELLS], metadata=KERNEL), root / "batch.ipynb")
+    write_notebook(root / "batch.ipynb", BATCH_CELLS)
     with open_lab_page(batch_lab, "batch.ipynb", width=1100, height=1300, ready=KERNEL_IDLE) as page:
         try:
             set_theme(page, "light")
@@ -189,15 +154,14 @@ EVAL_CELLS = [
 ]
 
 
-@pytest.mark.parametrize("theme", [t if t == "dark" else pytest.param(t, marks=pytest.mark.slow) for t in THEMES])
+@pytest.mark.parametrize("theme", [pytest.param("light", marks=pytest.mark.slow), "dark"])
 def test_comparison_and_pairwise_reports_light_and_dark(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
     _, root, _ = lab
     name = f"compare_{theme}.ipynb"
-    no_news(root)
-    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in EVAL_CELLS], metadata=KERNEL), root / name)
+    write_notebook(root / name, EVAL_CELLS)
     with open_lab_page(lab, name, width=1300, height=3200) as page:
         set_theme(page, theme)
-        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        page.evaluate(RUN_ALL_CELLS)
         report = page.locator(".qfnb-compare").last
         report.wait_for(timeout=90_000)
         for summary in report.locator("summary").all():  # open the flipped items

@@ -11,10 +11,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
-from test_nb_browser import KERNEL, RUN_ALL, SHOTS, jupyter_lab, open_lab_page
+from browser_kit import SHOTS, write_notebook
+from test_nb_browser import RUN_ALL, jupyter_lab, open_lab_page
 
 from qfnb._core.backend.daemon import stop_daemon
 from tests.store.test_model_store import tiny_gguf
@@ -34,7 +33,7 @@ def lab_with_store(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
     root, data = tmp_path / "lab", tmp_path / "data"
     root.mkdir()
     tiny_gguf(root / "tiny-byo.gguf")
-    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in CELLS], metadata=KERNEL), root / "models.ipynb")
+    write_notebook(root / "models.ipynb", CELLS)
     try:
         with jupyter_lab(root, QFNB_DATA_DIR=str(data), QFNB_MODEL_CACHE=str(tmp_path / "store")) as running:
             yield running

@@ -21,8 +21,8 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
-from test_nb_browser import KERNEL, SAVE, SHOTS, jupyter_lab, needs_chromium, open_lab_page
+from browser_kit import SHOTS, write_notebook
+from test_nb_browser import SAVE, jupyter_lab, needs_chromium, open_lab_page
 
 from qfnb._core.backend import daemon
 
@@ -96,7 +96,7 @@ def daemon_lab(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
 @needs_chromium
 def test_finetune_survives_kernel_restart_and_attach(daemon_lab: tuple[str, Path, str]) -> None:
     _, root, _ = daemon_lab
-    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in CELLS], metadata=KERNEL), root / "restart.ipynb")
+    write_notebook(root / "restart.ipynb", CELLS)
     with open_lab_page(daemon_lab, "restart.ipynb", ready=KERNEL_IDLE) as page:
         try:
             for index in (0, 1, 6):

@@ -14,11 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
-from test_nb_browser import KERNEL, SHOTS, jupyter_lab, needs_chromium, open_lab_page
-from test_nb_browser_batch_eval import no_news, set_theme
+from browser_kit import RUN_ALL_CELLS, SHOTS, set_theme, write_notebook
+from test_nb_browser import jupyter_lab, needs_chromium, open_lab_page
 from test_nb_browser_restart import DOUBLES, KERNEL_IDLE, restart_kernel
 
 from qfnb._core.backend import daemon
@@ -46,7 +44,6 @@ USAGE = len(CELLS) - 1
 def run_all_lab(tmp_path: Path) -> Iterator[tuple[tuple[str, Path, str], Path]]:
     root, data = tmp_path / "lab", tmp_path / "data"
     root.mkdir()
-    no_news(root)
     rows = [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(8)]
     (root / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     daemon.ensure_daemon(data, serve_args=DOUBLES)
@@ -60,7 +57,7 @@ def run_all_lab(tmp_path: Path) -> Iterator[tuple[tuple[str, Path, str], Path]]:
 def run_all(page: Any) -> Any:
     """Clear the outputs, Run All, and wait for the last cell's table (every cell before it ran)."""
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
-    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    page.evaluate(RUN_ALL_CELLS)
     cells = page.locator(".jp-Notebook .jp-Cell")
     cells.nth(USAGE).locator(".jp-OutputArea-output table.dataframe").wait_for(timeout=400_000)
     page.wait_for_function(KERNEL_IDLE, timeout=60_000)
@@ -82,7 +79,7 @@ def usage_cells(cells: Any) -> list[int]:
 def test_restart_and_run_all_reuses_everything_and_says_so(run_all_lab: tuple[tuple[str, Path, str], Path]) -> None:
     lab, data = run_all_lab
     _, root, _ = lab
-    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in CELLS], metadata=KERNEL), root / "run_all.ipynb")
+    write_notebook(root / "run_all.ipynb", CELLS)
     with open_lab_page(lab, "run_all.ipynb", width=1300, height=3000, ready=KERNEL_IDLE) as page:
         try:
             set_theme(page, "light")

@@ -7,11 +7,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
-from test_nb_browser import KERNEL, SHOTS, lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
-from test_nb_browser_themes import THEMES, contrast, shot
+from browser_kit import RUN_ALL_CELLS, contrast, set_theme, shot, write_notebook
+from test_nb_browser import lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
 
@@ -36,19 +34,16 @@ CELLS_STYLE = """() => [...document.querySelectorAll('.qfnb-stress td, .qfnb-str
 def test_the_stress_report_reads_in_both_themes(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
     _, root, _ = lab
     name = f"stress_{theme}.ipynb"
-    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in CELLS], metadata=KERNEL), root / name)
+    write_notebook(root / name, CELLS)
     with open_lab_page(lab, name, width=1200, height=900) as page:
-        page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', "
-                      f"{{theme: {THEMES[theme]!r}}})")
-        light = "true" if theme == "light" else "false"
-        page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
-        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        set_theme(page, theme)
+        page.evaluate(RUN_ALL_CELLS)
         page.wait_for_selector(".qfnb-stress img", timeout=120_000)
         page.wait_for_function("() => document.querySelector('.qfnb-stress img').naturalWidth > 0", timeout=30_000)
         shot(page, ".qfnb-stress", f"stress_report_{theme}.png")
         cells = page.evaluate(CELLS_STYLE)
         width = page.evaluate("() => document.querySelector('.qfnb-stress img').naturalWidth")
-    assert [c["text"] for c in cells[:3]] == ["users", "requests", "errors"] and len(cells) == 4 * 10
+    assert [c["text"] for c in cells[:3]] == ["users", "requests", "errors"] and len(cells) == 4 * 11
     assert width > 600  # the two panels: latency and throughput
     low = [(c["text"], c["fg"], c["bg"]) for c in cells if contrast(c["fg"], c["bg"]) < 4.5]
     assert not low, f"below WCAG AA 4.5:1 in the {theme} theme: {low}"

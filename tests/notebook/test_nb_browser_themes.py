@@ -8,17 +8,13 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from typing import Any
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
-from playwright.sync_api import Error as PlaywrightError
-from test_nb_browser import KERNEL, SHOTS, lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
+from browser_kit import RUN_ALL_CELLS, SHOTS, THEMES, contrast, set_theme, shot, write_notebook
+from test_nb_browser import lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
 
-THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark", "dark-hc": "JupyterLab Dark High Contrast"}
 ANSWER = "LoRA adds small trainable matrices to a frozen model, so **fine-tuning** is cheap. " * 3
 CELLS = [
     "%load_ext qfnb\nfrom nb_doubles import FakeChatBackend, FakeTrainer\n"
@@ -62,62 +58,14 @@ CONTRAST = """() => {
 }"""
 
 
-def rgba(css: str) -> tuple[float, float, float, float]:
-    nums = [float(x) for x in re.findall(r"[\d.]+", css)]
-    alpha = nums[3] if len(nums) > 3 else 1.0
-    if css.startswith("color(srgb"):
-        return nums[0] * 255, nums[1] * 255, nums[2] * 255, alpha
-    return nums[0], nums[1], nums[2], alpha
-
-
-def over(fg: str, bg: str) -> tuple[float, float, float]:
-    """``fg`` composited over the (opaque) ``bg``: what the eye sees of a translucent text colour."""
-    *f, a = rgba(fg)
-    b = rgba(bg)[:3]
-    r, g, bl = (a * x + (1 - a) * y for x, y in zip(f, b, strict=True))
-    return r, g, bl
-
-
-def luminance(c: tuple[float, float, float]) -> float:
-    def ch(v: float) -> float:
-        v /= 255
-        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (ch(v) for v in c)
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
-
-
-def contrast(fg: str, bg: str) -> float:
-    a, b = sorted((luminance(over(fg, bg)), luminance(rgba(bg)[:3])), reverse=True)
-    return (a + 0.05) / (b + 0.05)
-
-
-def shot(page: Any, selector: str, name: str, tries: int = 4) -> None:
-    """Screenshot the last ``selector`` match. A widget whose display is updated is rendered anew
-    (the old node leaves the DOM mid-scroll), so a detached node is looked up again."""
-    for attempt in range(tries):
-        loc = page.locator(selector).last
-        try:
-            loc.scroll_into_view_if_needed()
-            loc.screenshot(path=str(SHOTS / name))
-            return
-        except PlaywrightError as exc:
-            if "not attached" not in str(exc) or attempt == tries - 1:
-                raise
-            page.wait_for_timeout(500)
-
-
 @pytest.mark.parametrize("theme", [t if t == "dark" else pytest.param(t, marks=pytest.mark.slow) for t in THEMES])
 def test_themes_chat_interrupt_dashboard_report(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
     _, root, _ = lab
     name = f"themes_{theme}.ipynb"
-    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in CELLS], metadata=KERNEL), root / name)
+    write_notebook(root / name, CELLS)
     with open_lab_page(lab, name, width=1200, height=1400) as page:
-        page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', "
-                      f"{{theme: {THEMES[theme]!r}}})")
-        light = "true" if theme == "light" else "false"
-        page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
-        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        set_theme(page, theme)
+        page.evaluate(RUN_ALL_CELLS)
         # the dashboard while it runs (the live widget), then its final static state
         page.wait_for_selector(".qfnb-dashboard >> text=step", timeout=60_000)
         page.wait_for_timeout(1500)

@@ -10,11 +10,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
-from test_nb_browser import KERNEL, SHOTS, lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
-from test_nb_browser_themes import THEMES, contrast, shot
+from browser_kit import RUN_ALL_CELLS, contrast, set_theme, shot, write_notebook
+from test_nb_browser import lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
 
@@ -65,13 +63,10 @@ BADGE = """() => {
 def test_cached_badge_and_qfusage_in_both_themes(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
     _, root, _ = lab
     name = f"usage_{theme}.ipynb"
-    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in CELLS], metadata=KERNEL), root / name)
+    write_notebook(root / name, CELLS)
     with open_lab_page(lab, name, width=1700, height=1400) as page:  # wide: %qfusage's table unclipped
-        page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', "
-                      f"{{theme: {THEMES[theme]!r}}})")
-        light = "true" if theme == "light" else "false"
-        page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
-        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        set_theme(page, theme)
+        page.evaluate(RUN_ALL_CELLS)
         page.wait_for_selector(".qfnb-cached", timeout=60_000)
         page.wait_for_selector(".qfnb-cache-stats", timeout=60_000)
         page.wait_for_timeout(800)

@@ -120,8 +120,13 @@ def test_qfimage_shows_response(ip, monkeypatch) -> None:  # type: ignore[no-unt
     monkeypatch.setattr(qfnb.resources, "Text2Image", Fake)
     ip.user_ns["animal"] = "cat"
     out = ip.run_line_magic("qfimage", "-m sd --size 512x512 -o r a {animal}")
-    assert calls == [("sd", {"prompt": "a cat", "n": 1, "size": "512x512"})]
+    assert calls == [("sd", {"prompt": "a cat", "size": "512x512"})]  # -n not given: the platform's default
     assert isinstance(out, ImageResult) and out.images == [png(8, 8)] and ip.user_ns["r"] is out.response
+    ip.run_line_magic("qfimage", "-n 2 a dog")
+    assert calls[-1] == (None, {"prompt": "a dog", "n": 2})
+    with pytest.raises(UsageError, match=r"^-n must be in \[1, 4\], got 5$"):  # the wire's rule, before sending
+        ip.run_line_magic("qfimage", "-n 5 a dog")
+    assert len(calls) == 2
 
 
 def test_qfimage_without_an_image_engine_says_what_to_do_and_lets_run_all_go_on(ip, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -11,14 +11,7 @@ import threading
 import pytest
 
 from qfnb.notebook.progress import Progress, ProgressCallback, ProgressSnapshot, make_progress
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
+from tests.fakes.clock import VirtualTime
 
 
 def test_import_does_not_pull_in_a_frontend() -> None:
@@ -35,11 +28,11 @@ def test_snapshot_meter_rate_eta() -> None:
 
 
 def test_text_mode_is_throttled_and_final_line_always_written() -> None:
-    clock, stream = FakeClock(), io.StringIO()
+    clock, stream = VirtualTime(100.0), io.StringIO()
     bar = Progress(desc="emb", mode="text", stream=stream, clock=clock)
     bar.on_start(1000)
     for i in range(1000):
-        clock.t += 0.001  # 1000 results in 1 s
+        clock.now += 0.001  # 1000 results in 1 s
         bar.on_result(i, ok=i % 100 != 0)
     bar.on_close()
     bar.on_close()  # idempotent
@@ -54,11 +47,11 @@ def test_tty_mode_redraws_with_carriage_return() -> None:
         def isatty(self) -> bool:
             return True
 
-    clock, stream = FakeClock(), Tty()
+    clock, stream = VirtualTime(100.0), Tty()
     bar = Progress(desc="x", mode="text", stream=stream, clock=clock, min_interval=0.2)
     bar.on_start(10)
     for i in range(10):
-        clock.t += 0.1
+        clock.now += 0.1
         bar.on_result(i, ok=True)
     bar.on_close()
     frames = stream.getvalue().split("\r")[1:]
@@ -108,11 +101,11 @@ def test_default_shows_a_bar_only_inside_a_notebook_kernel(monkeypatch: pytest.M
 
 
 def test_widget_mode_updates_traits_and_final_text(ip, pub) -> None:  # type: ignore[no-untyped-def]
-    clock = FakeClock()
+    clock = VirtualTime(100.0)
     bar = Progress(total=4, desc="batch", mode="widget", clock=clock)
     with bar:
         for i in range(4):
-            clock.t += 0.5
+            clock.now += 0.5
             bar.on_result(i, ok=i != 2)
     box = bar.widget
     assert box is not None
@@ -157,13 +150,13 @@ def test_terminal_bar_is_tqdm_style() -> None:
 def test_eta_is_smoothed_and_counts_measured_steps_only() -> None:
     """A 60-step job: 100 s of model loading before step 1, then steps of 2 s with jitter. The ETA
     never counts the loading and moves smoothly (the review saw 33:55 -> 15:20 -> 27:20 -> 7:21)."""
-    clock = FakeClock()
+    clock = VirtualTime(100.0)
     bar = Progress(total=60, desc="fine-tune", mode="off", clock=clock)
     bar.on_start(60)
-    clock.t += 100.0  # loading: no result yet
+    clock.now += 100.0  # loading: no result yet
     etas = []
     for step in range(60):
-        clock.t += 2.0 + (0.8 if step % 3 == 0 else -0.4)  # 2 s a step on average, jittery
+        clock.now += 2.0 + (0.8 if step % 3 == 0 else -0.4)  # 2 s a step on average, jittery
         bar.on_result(step, True)
         etas.append(bar.snapshot().eta)
     assert etas[0] is None  # one result measures no step time

@@ -7,13 +7,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from nb_doubles import RecordingPublisher
 
-from qfnb._core.http import client as client_mod
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
 
 pytestmark = pytest.mark.real_model
@@ -26,17 +24,6 @@ QA = [
     {"prompt": "Who wrote Hamlet?", "response": "William Shakespeare."},
     {"prompt": "What colour is the sky?", "response": "Blue."},
 ]
-
-
-@pytest.fixture
-def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No QIANFAN_* settings, so qfnb starts (or reuses) the embedded platform on QFNB_DATA_DIR."""
-    for name in [n for n in os.environ if n.startswith("QIANFAN_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
-    client_mod._CLIENTS.clear()
-    yield
-    client_mod._CLIENTS.clear()
 
 
 def write_jsonl(path: Path, rows: list[dict[str, str]]) -> Path:

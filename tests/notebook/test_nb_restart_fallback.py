@@ -16,16 +16,9 @@ from qfnb.notebook import _theme
 from qfnb.notebook.progress import Progress
 from qfnb.notebook.widgets import progress_bar
 from qfnb.notebook.widgets.dashboard import TrainingDashboard
+from tests.fakes.clock import VirtualTime
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def running(step: int, **extra: object) -> FakeEvent:
@@ -35,13 +28,13 @@ def running(step: int, **extra: object) -> FakeEvent:
 
 
 def test_live_dashboard_output_carries_its_state_as_html(ip, pub: RecordingPublisher) -> None:
-    clock = FakeClock()
+    clock = VirtualTime(100.0)
     dash = TrainingDashboard("Gemma ← qa.jsonl", text_interval=0.0, chart_interval=0.0, fallback_interval=20.0,
                              clock=clock).show()
     (first,) = pub.by_display_id()[dash.handle.display_id]
     assert WIDGET_VIEW in first["data"] and "qfnb-dashboard-static" in first["data"]["text/html"]
     dash.handle_event(running(1, phase="loading the base model's weights"))
-    clock.t += 1
+    clock.now += 1
     dash.handle_event(running(2))  # same phase, within the interval: no republish
     outputs = pub.by_display_id()[dash.handle.display_id]
     assert len(outputs) == 2, "a status/phase change republishes the output (widget + HTML) once"
@@ -50,7 +43,7 @@ def test_live_dashboard_output_carries_its_state_as_html(ip, pub: RecordingPubli
     html = update["data"]["text/html"]
     assert "running" in html and "%qftrain --attach task-7" in html and "data:image/png;base64," in html
     assert "step 1/100" in update["data"]["text/plain"] and "step 1/100" in html
-    clock.t += 25  # the interval: the fallback follows the steps
+    clock.now += 25  # the interval: the fallback follows the steps
     dash.handle_event(running(40))
     outputs = pub.by_display_id()[dash.handle.display_id]
     assert len(outputs) == 3 and "step 40/100" in outputs[-1]["data"]["text/html"]
@@ -77,11 +70,11 @@ def test_after_a_restart_the_old_dashboard_reads_as_its_last_state(ip) -> None:
 
 
 def test_a_bar_republishes_its_first_count_then_at_an_interval(ip, pub) -> None:  # type: ignore[no-untyped-def]
-    clock = FakeClock()
+    clock = VirtualTime(100.0)
     bar = Progress(total=10, desc="batch", mode="widget", clock=clock)
     bar.on_start(10)
     for i in range(5):
-        clock.t += 0.5
+        clock.now += 0.5
         bar.on_result(i, ok=True)
     outputs = next(iter(pub.by_display_id().values()))
     live = [o["data"]["text/html"] for o in outputs[1:] if WIDGET_VIEW in o["data"]]
@@ -90,11 +83,11 @@ def test_a_bar_republishes_its_first_count_then_at_an_interval(ip, pub) -> None:
 
 def test_running_bar_output_carries_its_state_as_html(ip, pub, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(progress_bar, "FALLBACK_INTERVAL", 0.0)
-    clock = FakeClock()
+    clock = VirtualTime(100.0)
     bar = Progress(total=10, desc="batch", mode="widget", clock=clock)
     bar.on_start(10)
     for i in range(3):
-        clock.t += 0.5
+        clock.now += 0.5
         bar.on_result(i, ok=True)
     outputs = next(iter(pub.by_display_id().values()))
     assert WIDGET_VIEW in outputs[0]["data"] and "<b>batch</b>" in outputs[0]["data"]["text/html"]

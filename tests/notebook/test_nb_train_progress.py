@@ -13,22 +13,9 @@ from qfnb.trainer import LLMFinetune, TrainConfig
 from tests.fakes.console_cloud import ConsoleCloud
 from tests.fakes.console_fixtures import *  # noqa: F403  (cloud, cfg)
 from tests.fakes.fixtures import fake_in_process  # noqa: F401
+from tests.fakes.progress import RecordingBar
 
 ROWS = [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(4)]
-
-
-class Bar:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, object]] = []
-
-    def on_start(self, total: int | None) -> None:
-        self.calls.append(("start", total))
-
-    def on_result(self, index: int, ok: bool) -> None:
-        self.calls.append(("result", index))
-
-    def on_close(self) -> None:
-        self.calls.append(("close", None))
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +29,7 @@ def trainer(cfg: Config, name: str = "") -> LLMFinetune:
 
 
 def test_run_feeds_every_step_to_the_bar(cloud: ConsoleCloud, cfg: Config) -> None:
-    bar = Bar()
+    bar = RecordingBar()
     trainer(cfg).run(progress=bar)
     total = cloud.train_polls
     starts = [c for c in bar.calls if c[0] == "start"]

@@ -78,3 +78,22 @@ def test_one_atomic_json_writer() -> None:
                    for fn in ast.walk(tree) if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef))
 
     assert where(writes_json_atomically) == {"qfnb/protocol/files.py"}
+
+
+def test_one_home_for_the_inference_ranges() -> None:
+    """``RANGES`` and ``OPENAI_RANGES`` are written only by the generator (from tools/spec/inference.py):
+    no other module holds a table of sampling fields to ``(low, high, ...)`` tuples."""
+    sampling = {"temperature", "top_p", "top_k", "penalty_score", "frequency_penalty", "presence_penalty", "seed"}
+
+    def has_table(tree: ast.Module) -> bool:
+        return any(isinstance(node, ast.Dict) and len(sampling & {k.value for k, v in zip(node.keys, node.values,
+                                                                                           strict=True)
+                                                                  if isinstance(k, ast.Constant)
+                                                                  and isinstance(v, ast.Tuple)}) >= 3
+                   for node in ast.walk(tree))
+
+    assert where(has_table) == {"qfnb/protocol/ranges.py"}
+    from qfnb.protocol.ranges import OPENAI_RANGES, RANGES
+
+    assert OPENAI_RANGES["temperature"][:2] == (0.0, 2.0) and RANGES["temperature"][:3] == (0.0, 1.0, True)
+    assert OPENAI_RANGES["top_k"] == RANGES["top_k"]  # the field's own range where OpenAI has none

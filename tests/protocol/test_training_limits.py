@@ -52,3 +52,28 @@ def test_train_config_types_follow_the_limits() -> None:
     assert TrainConfig(lora_alpha=32).hyper_parameters() == {"loraAlpha": 32}  # an int stays one on the wire
     with pytest.raises(ValidationError, match="lora_alpha"):
         TrainConfig(lora_alpha=0.0001)
+
+
+def test_qftrain_options_are_generated_from_the_limits() -> None:
+    """``%qftrain``'s options (tools/spec/training.py) take their type and range from LIMITS, the
+    help says that range, and each sets a real TrainConfig field."""
+    from qfnb.notebook.magic_options import TRAIN_CONFIG_FIELDS, TRAIN_HYPER, TRAIN_OPTIONS
+
+    for option in TRAIN_OPTIONS:
+        limit = LIMITS[TRAIN_HYPER[option.field]]
+        assert option.type is limit.kind and limit.describe() in option.help, option
+        assert TRAIN_CONFIG_FIELDS[option.field] in TrainConfig.model_fields
+    spec = TrainSpec(dataset="d.jsonl", epochs=2, lr=0.01, lora_rank=8, eval_split=10)
+    assert TrainConfig(**spec.train_config()).hyper_parameters() == {"epoch": 2, "learningRate": 0.01, "loraRank": 8}
+    with pytest.raises(ValueError, match=r"^--lora-rank must be in \[1, 1024\], got 0$"):
+        TrainSpec(dataset="d.jsonl", lora_rank=0)
+
+
+def test_the_magics_help_says_the_generated_ranges() -> None:
+    """``%qftrain?`` and ``%qfimage?`` show each generated option's range, the rule it is checked against."""
+    from qfnb.notebook.magics import QfnbMagics
+
+    train_help = " ".join((QfnbMagics.qftrain.__doc__ or "").split())
+    image_help = " ".join((QfnbMagics.qfimage.__doc__ or "").split())
+    assert f"--lora-rank LORA_RANK LoRA rank, in {LIMITS['loraRank'].describe()} (loraRank)." in train_help
+    assert "-n N How many images, in [1, 4] (n)." in image_help

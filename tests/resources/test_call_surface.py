@@ -14,6 +14,7 @@ import typing
 from pathlib import Path
 
 from qfnb._core.http.response import QfResponse
+from qfnb.protocol import answers
 from qfnb.resources.console import FineTune, Model, Service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,6 +121,20 @@ def test_an_edited_spec_fails_the_check_until_regenerated(tmp_path: Path) -> Non
     assert all((tmp_path / p.relative_to(ROOT)).read_text() == p.read_text() for p in made)
 
 
+def test_an_edited_answer_spec_fails_the_check_until_regenerated(tmp_path: Path) -> None:
+    """A field added to an answer model in ``tools/spec/answers.py`` lags in ``qfnb/protocol/answers.py``
+    until a run writes it there, with its alias."""
+    _copy_generator(tmp_path)
+    spec = tmp_path / "tools/spec/answers.py"
+    total = 'f("total_tokens", "int", "0")'
+    spec.write_text(spec.read_text().replace(total, total + ', f("cached", "int", "0", wire="cachedTokens")', 1))
+    done = _run("tools/unasync_calls.py", "--check", cwd=tmp_path)
+    assert done.returncode == 1 and "qfnb/protocol/answers.py" in done.stderr, done.stderr
+    assert _run("tools/unasync_calls.py", cwd=tmp_path).returncode == 0
+    written = (tmp_path / "qfnb/protocol/answers.py").read_text()
+    assert '    cached: int = Field(default=0, alias="cachedTokens")\n' in written
+
+
 def test_a_class_can_take_calls_from_another_builder_module(tmp_path: Path) -> None:
     """``builders/data_extra.py`` with ``@surface("Data.ping")``: a ``DataExtraCalls`` mixin
     that the generated ``Data`` subclasses (a class's builders may span modules)."""
@@ -201,9 +216,10 @@ def test_a_static_walk_follows_create_task_to_the_builder_and_send() -> None:
     method = _function(RESOURCES / "console/finetune.py", "V2", "create_task")
     text = ast.unparse(method)
     assert "request = build.v2_create_task(job_id, params_scale," in text
-    assert "return send(request, config=config, retry=retry, overrides=overrides)" in text
+    assert "response = send(request, config=config, retry=retry, overrides=kwargs)" in text
+    assert "return response.with_answer_named('FineTuneTaskCreatedAnswer')" in text  # what .parsed reads
     builder = (RESOURCES / "console/builders/finetune.py").read_text()
-    assert '@surface("FineTune.V2.create_task")\ndef v2_create_task(' in builder
+    assert '@surface("FineTune.V2.create_task", answer="FineTuneTaskCreatedAnswer")\ndef v2_create_task(' in builder
 
 
 def test_console_methods_are_real_typed_defs() -> None:
@@ -213,8 +229,8 @@ def test_console_methods_are_real_typed_defs() -> None:
     assert not inspect.iscoroutinefunction(FineTune.V2.create_task)
     params = list(inspect.signature(FineTune.V2.create_task).parameters)
     assert params[:3] == ["job_id", "params_scale", "hyper_params"] and params[-3:] == ["config", "retry", "kwargs"]
-    hints = typing.get_type_hints(FineTune.V2.acreate_task)
-    assert hints["return"] is QfResponse and hints["job_id"] is str
+    hints = typing.get_type_hints(FineTune.V2.acreate_task, localns=vars(answers))  # answers: for type checkers only
+    assert hints["return"] == QfResponse[answers.FineTuneTaskCreatedAnswer] and hints["job_id"] is str
     assert typing.get_type_hints(Model.publish)["tags"] == list[str] | None  # builtins.list, not Model.list
     assert Service.list.__doc__ and Service.alist.__doc__ == Service.list.__doc__
 

@@ -80,7 +80,8 @@ def test_iam_mints_a_bearer_token_with_a_signed_get(fake: FakeQianfan, cfg: Conf
 def test_console_signatures_show_the_real_parameters() -> None:
     sig = inspect.signature(Service.create)
     assert list(sig.parameters)[:4] == ["model_id", "model_version_id", "name", "uri"]
-    assert sig.return_annotation is QfResponse and "config" in sig.parameters
+    assert sig.return_annotation == QfResponse["ServiceV1CreatedAnswer"] and "config" in sig.parameters
+    assert inspect.signature(Service.list).return_annotation is QfResponse  # a call with no answer model
     assert next(iter(inspect.signature(FineTune.acreate_task).parameters)) == "name"
     assert next(iter(inspect.signature(IAM.create_bearer_token).parameters)) == "expire_in_seconds"
 

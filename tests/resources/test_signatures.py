@@ -16,6 +16,7 @@ from qfnb import ChatCompletion, Completion, Embedding, Plugin, Text2Image
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
 from qfnb._core.runtime import sync
+from qfnb.protocol import answers
 from qfnb.resources import Image2Text, Reranker
 from qfnb.resources.inference.base import BaseInference
 from qfnb.resources.inference.params import ChatCall, EmbeddingCall, InferenceCall, Text2ImageCall
@@ -76,10 +77,13 @@ def test_every_parameter_is_documented(cls: type[BaseInference[Any]]) -> None:
 @pytest.mark.parametrize("cls", STREAMING, ids=lambda c: c.__name__)
 def test_stream_picks_the_return_type(cls: type[BaseInference[Any]]) -> None:
     """Overloads on ``stream: Literal[False]`` / ``Literal[True]`` / ``bool`` for IDEs and type checkers."""
-    hints = {name: [typing.get_type_hints(o)["return"] for o in typing.get_overloads(getattr(cls, name))]
+    # the answer models are imported for type checkers only (pydantic stays out of the call's imports)
+    names = vars(answers)
+    hints = {name: [typing.get_type_hints(o, localns=names)["return"] for o in typing.get_overloads(getattr(cls, name))]
              for name in ("do", "ado")}
-    assert hints["do"] == [QfResponse, Iterator[QfResponse], QfResponse | Iterator[QfResponse]]
-    assert hints["ado"] == [QfResponse, AsyncIterator[QfResponse], QfResponse | AsyncIterator[QfResponse]]
+    one, chunk = (QfResponse[getattr(answers, m)] for m in (cls.answer_model, cls.chunk_model))
+    assert hints["do"] == [one, Iterator[chunk], one | Iterator[chunk]]
+    assert hints["ado"] == [one, AsyncIterator[chunk], one | AsyncIterator[chunk]]
 
 
 def test_ipython_help_shows_the_parameters() -> None:

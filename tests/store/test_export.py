@@ -4,9 +4,6 @@ refusal one sentence with nothing written. The real round trip is in ``test_expo
 from __future__ import annotations
 
 import json
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +13,7 @@ from gguf import GGUFReader, GGUFWriter
 from safetensors.numpy import save_file
 from starlette.testclient import TestClient
 
-from qfnb.local.engines.registry import EngineOptions, EngineRegistry
-from qfnb.local.server import control
-from qfnb.local.server.app import create_app
-from qfnb.local.settings import Credentials, Settings
-from qfnb.protocol.daemon import CONTROL_HEADER, MODELS_ROUTE
-
-TOKEN = "control-token-for-tests"
-CREDS = Credentials(api_key="test-ak", secret_key="test-sk", access_key="test-access", iam_secret_key="test-secret")
+from qfnb.protocol.daemon import MODELS_ROUTE
 
 
 def tiny_qwen2(path: Path) -> Path:
@@ -51,15 +41,11 @@ def peft_adapter(folder: Path, module: str = "q_proj") -> Path:
 
 
 @pytest.fixture()
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    monkeypatch.setenv("QFNB_MODEL_CACHE", str(tmp_path / "store"))
-    settings = Settings(data_dir=tmp_path / "data", credentials=CREDS, worker_command=(sys.executable, "-c", "0"))
-    registry = EngineRegistry(settings.data_dir, options=EngineOptions(slots=2))
-    app = create_app(settings, registry, extra_routes=control.routes(TOKEN, time.time(), "test", lambda: None))
-    with TestClient(app, headers={CONTROL_HEADER: TOKEN}) as c:
-        added = c.post(MODELS_ROUTE, json={"path": str(tiny_qwen2(tmp_path / "tiny.gguf")), "name": "tiny-qwen"})
-        assert added.status_code == 200, added.text
-        yield c
+def client(client: TestClient, tmp_path: Path) -> TestClient:
+    """The conftest's ``client`` with ``tiny-qwen`` added (:func:`tiny_qwen2`)."""
+    added = client.post(MODELS_ROUTE, json={"path": str(tiny_qwen2(tmp_path / "tiny.gguf")), "name": "tiny-qwen"})
+    assert added.status_code == 200, added.text
+    return client
 
 
 def tuned(client: TestClient, adapter_dir: Path | None, name: str = "my-tuned") -> None:

@@ -28,19 +28,9 @@ from qfnb.trainer import (
 )
 from qfnb.trainer.base import BaseAction, Executable, ExecuteSerializable, Serializable
 from tests.fakes.console_cloud import ConsoleCloud
+from tests.fakes.events import RecordingHandler
 
 ROWS = [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(4)]
-
-
-class Recorder(EventHandler):
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def dispatch(self, event: Event) -> None:
-        self.events.append(event)
-
-    def states(self, action_id: str) -> list[str]:
-        return [e.action_state.value for e in self.events if e.action_id == action_id]
 
 
 class Stamp(BaseAction):
@@ -65,7 +55,7 @@ def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_event_and_dispatch_take_the_official_arguments() -> None:
-    rec = Recorder()
+    rec = RecordingHandler()
     ev = Event("a1", ActionState.Running, "desc", {"x": 1})
     assert (ev.action_id, ev.action_state, ev.description, ev.data) == ("a1", ActionState.Running, "desc", {"x": 1})
     assert Event(action_id="a1", state="Running", description="desc", data={"x": 1}) == ev
@@ -84,7 +74,7 @@ def test_a_seed_style_action_runs_inside_a_qfnb_pipeline(cloud: ConsoleCloud, cf
     """Built-in async actions and a user's sync action in one pipeline: the user's exec gets
     the training output and the pipeline's kwargs, runs on a worker thread (not qfnb's loop),
     and its events reach the pipeline's handler."""
-    rec = Recorder()
+    rec = RecordingHandler()
     ds = Dataset.create_from_pyobj(ROWS).save(qianfan_dataset_create_args={"name": "ext_ds"}, config=cfg)
     stamp = Stamp(name="stamper", tag="t1")
     ppl = Pipeline([LoadDataSetAction(dataset=Dataset(id=ds.qianfan_dataset_id)),
@@ -105,7 +95,7 @@ def test_a_seed_style_action_runs_inside_a_qfnb_pipeline(cloud: ConsoleCloud, cf
 
 
 def test_pipelines_nest_and_both_handlers_hear_the_inner_steps() -> None:
-    outer_rec, inner_rec = Recorder(), Recorder()
+    outer_rec, inner_rec = RecordingHandler(), RecordingHandler()
     a, b, c = Stamp(name="a"), Stamp(name="b"), Stamp(name="c")
     inner = Pipeline([b, c], event_handler=inner_rec)
     outer = Pipeline([a, inner], event_handler=outer_rec)
@@ -142,7 +132,7 @@ def test_load_dataset_action_alone_with_dataset_id(cloud: ConsoleCloud, cfg: Con
     """Seed 004's sample: ``LoadDataSetAction(dataset=Dataset(id=1)).exec()``."""
     ds = Dataset.create_from_pyobj(ROWS).save(qianfan_dataset_create_args={"name": "test_dataset"},
                                               config=cfg)
-    rec = Recorder()
+    rec = RecordingHandler()
     load = LoadDataSetAction(dataset=Dataset(id=ds.qianfan_dataset_id), event_handler=rec)
     assert load.exec(config=cfg) == {"datasets": [{"id": ds.qianfan_dataset_id, "name": "test_dataset",
                                                    "type": 1}]}
@@ -172,7 +162,7 @@ def test_llmfinetune_kwargs_result_log_save_and_handlers(cloud: ConsoleCloud, cf
     assert trainer.result == [None]
     assert [type(a).__name__ for a in trainer.actions] == ["LoadDataSetAction", "TrainAction",
                                                            "ModelPublishAction"]
-    rec = Recorder()
+    rec = RecordingHandler()
     trainer.register_event_handler(rec)
     trainer.run()
     assert cloud.calls("CreateFineTuningTask")[0].json["parameterScale"] == "FullFineTuning"

@@ -23,21 +23,9 @@ from qfnb.trainer import (
 )
 from qfnb.trainer.actions import POLL_RETRIES
 from tests.fakes.console_cloud import ConsoleCloud
+from tests.fakes.events import RecordingHandler
 
 ROWS = [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(4)]
-
-
-class Recorder(EventHandler):
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.threads: set[str] = set()
-
-    def dispatch(self, event: Event) -> None:
-        self.events.append(event)
-        self.threads.add(threading.current_thread().name)
-
-    def trail(self) -> list[tuple[str, str]]:
-        return [(e.action_class, e.action_state.value) for e in self.events]
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +42,7 @@ def _trainer(cfg: Config, handler: EventHandler | None = None, **kw: object) -> 
 
 
 def test_full_pipeline_events_and_output(cloud: ConsoleCloud, cfg: Config, _cache: Path) -> None:
-    rec = Recorder()
+    rec = RecordingHandler()
     trainer = _trainer(cfg, rec, deploy_config=DeployConfig(endpoint_suffix="myep", replicas=1))
     assert trainer.status == "Created"
     trainer.run()
@@ -93,7 +81,7 @@ def test_full_pipeline_events_and_output(cloud: ConsoleCloud, cfg: Config, _cach
 
 def test_failing_job_emits_error_and_raises(cloud: ConsoleCloud, cfg: Config) -> None:
     cloud.fail_training = "CUDA out of memory"
-    rec = Recorder()
+    rec = RecordingHandler()
     trainer = _trainer(cfg, rec)
     with pytest.raises(TrainFailedError, match="CUDA out of memory"):
         trainer.run()
@@ -123,7 +111,7 @@ def test_resume_after_crash_reattaches_to_the_task(cloud: ConsoleCloud, cfg: Con
     # a fresh process: rebuild from disk and resume
     again = LLMFinetune.load(first.id, config=cfg)
     assert again.train_action.task_id == first.train_action.task_id
-    rec = Recorder()
+    rec = RecordingHandler()
     again.event_handler = rec
     again._ctx.handler = rec
     again.resume()
@@ -141,7 +129,7 @@ async def _no_stop(ctx: object) -> None:
 
 def test_stop_cancels_the_platform_task(cloud: ConsoleCloud, cfg: Config) -> None:
     cloud.train_polls = 1000
-    rec = Recorder()
+    rec = RecordingHandler()
     trainer = _trainer(cfg, rec)
     started = threading.Event()
 
@@ -212,7 +200,7 @@ def test_bad_configs_fail_early(cfg: Config) -> None:
 def test_evaluate_step_runs_after_deploy(cloud: ConsoleCloud, cfg: Config) -> None:
     from qfnb.evaluation import ExactMatchEvaluator
 
-    rec = Recorder()
+    rec = RecordingHandler()
     trainer = _trainer(cfg, rec, deploy_config=DeployConfig(endpoint_suffix="ev_ep"),
                        eval_dataset=Dataset.create_from_pyobj(ROWS[:2]), evaluators=[ExactMatchEvaluator()])
     trainer.run()

@@ -15,7 +15,8 @@ import pytest
 from qfnb._core.config import Config
 from qfnb.dataset import Dataset
 from qfnb.model import Model
-from qfnb.trainer import DeployConfig, Event, EventHandler, LLMFinetune, TrainConfig, TrainFailedError
+from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig, TrainFailedError
+from tests.fakes.events import RecordingHandler
 from tests.fakes.local_platform import ServedPlatform
 
 ROWS = [{"prompt": f"What is {i}+{i}?", "response": str(2 * i)} for i in range(8)]
@@ -27,16 +28,8 @@ def local(local_platform: ServedPlatform, tmp_path: Path, monkeypatch: pytest.Mo
     return local_platform.config()
 
 
-class Steps(EventHandler):
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def dispatch(self, event: Event) -> None:
-        self.events.append(event)
-
-
 def test_finetune_publish_deploy_chat(local: Config) -> None:
-    steps = Steps()
+    steps = RecordingHandler()
     trainer = LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(ROWS),
                           train_config=TrainConfig(epoch=1, batch_size=2, learning_rate=1e-3, max_steps=4),
                           deploy_config=DeployConfig(endpoint_suffix="tuned_e2e"), event_handler=steps,

@@ -14,8 +14,9 @@ from qfnb._core.config import Config
 from qfnb._core.record import ledger as ledger_mod
 from qfnb.dataset import Dataset
 from qfnb.local.engines import calls
-from qfnb.trainer import DeployConfig, Event, EventHandler, LLMFinetune, TrainConfig
+from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 from qfnb.trainer.replay import MARK
+from tests.fakes.events import RecordingHandler
 from tests.fakes.local_platform import ServedPlatform
 
 ROWS = [{"prompt": f"What is {i}+{i}?", "response": str(2 * i)} for i in range(8)]
@@ -27,14 +28,6 @@ def local(local_platform: ServedPlatform, tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path / "data"))
     ledger_mod._default.clear()
     return local_platform.config()
-
-
-class Steps(EventHandler):
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def dispatch(self, event: Event) -> None:
-        self.events.append(event)
 
 
 def _trainer(config: Config, *, steps: int = 4, replay: bool | None = True, handler: Any = None,
@@ -58,7 +51,7 @@ def test_an_identical_finished_run_is_reused_not_trained_again(local: Config, lo
     assert [MARK in j["description"] for j in jobs] == [True]  # the platform remembers the recipe
     counts = {k: len(_store(local_platform, k)) for k in ("ft_jobs", "runs", "models", "services", "datasets")}
 
-    steps = Steps()
+    steps = RecordingHandler()
     second = _trainer(local, handler=steps).run()
     assert second.status == "Deployed"
     assert second.replayed is not None and second.replayed["task_id"] == task

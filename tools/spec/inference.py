@@ -6,11 +6,15 @@ positional slot (its place in ``positional``) and doc line.
 * ``qfnb/resources/inference/_generated/<module>.py``: each resource's ``ado``/``do`` with the
   ``stream`` overloads;
 * ``qfnb/resources/inference/params.py``: the typed call dataclasses and their wire bodies;
-* ``qfnb/protocol/ranges.py``: ``RANGES``; ``qfnb/protocol/wire_fields.py``: the fields of the pydantic
-  wire models
+* ``qfnb/protocol/ranges.py``: ``RANGES``, ``OPENAI_RANGES`` and ``TEXT2IMAGE_RANGES``;
+  ``qfnb/protocol/wire_fields.py``: the fields of the pydantic wire models
   (``qfnb/protocol/inference.py`` adds the validators);
+* ``qfnb/protocol/answers.py``: the answer models (declared in :mod:`spec.answers`; each call names
+  its answer and chunk models here);
 * ``qfnb/notebook/sampling.py``: the sampling options of ``%%qfchat``, ``%qfeval`` and
-  ``%qfbatch`` (flags, help, the typed :class:`SamplingOptions`).
+  ``%qfbatch`` (flags, help, the typed :class:`SamplingOptions`);
+* ``qfnb/notebook/magic_options.py``: ``%qfimage``'s options (``NOTEBOOK_IMAGE``) and, from
+  ``tools/spec/training.py``, ``%qftrain``'s hyperparameter options.
 
 To add a body field to a call, add a :class:`Field` to its ``keyword`` (and to the wire model
 that carries it, below), then run the generator. Nothing else is edited by hand.
@@ -63,6 +67,22 @@ MAX_TOKENS = Field("max_tokens", "int | None", doc="the most tokens to generate 
 MAX_COMPLETION_TOKENS = Field("max_completion_tokens", "int | None", doc="the most tokens to generate (v2).",
                               range=_TOKENS)
 
+#: OpenAI's own ranges, on the platform's OpenAI routes (``/v1/chat/completions``, ``/v2/chat/completions``)
+#: and OpenAI batch rows, by wire name: OpenAI's where they differ from Qianfan's, else the field's own
+OPENAI_RANGES = {
+    "temperature": Range(0.0, 2.0),  # 0: greedy
+    "top_p": TOP_P.range,
+    "frequency_penalty": FREQUENCY_PENALTY.range,
+    "presence_penalty": PRESENCE_PENALTY.range,
+    "penalty_score": PENALTY_SCORE.range,
+    "top_k": TOP_K.range,
+    "seed": Range(-(2**63), 2**63 - 1, integer=True),
+    "n": Range(1, 8, integer=True),  # the local platform answers up to 8 choices at once
+    "top_logprobs": Range(0, 20, integer=True),
+    "max_tokens": MAX_TOKENS.range,
+    "max_completion_tokens": MAX_COMPLETION_TOKENS.range,
+}
+
 #: the notebook magics' sampling options (%%qfchat, %qfeval, %qfbatch), in their help's order
 NOTEBOOK_SAMPLING = (TEMPERATURE, TOP_P, TOP_K, PENALTY_SCORE, MAX_OUTPUT_TOKENS)
 
@@ -79,6 +99,7 @@ CONSTANTS = {
 # ---------------------------------------------------------------------------- calls
 CHAT = Call(
     module="chat", resource="ChatCompletion", calls="ChatCompletionCalls", call="ChatCall",
+    answer="ChatAnswer", chunk="ChatChunk",
     summary="Chat with the model.",
     positional=(
         Field("messages", "ChatMessages", REQUIRED, doc="the conversation, oldest first, ending with a user turn.",
@@ -101,6 +122,7 @@ CHAT = Call(
 
 COMPLETION = Call(
     module="completion", resource="Completion", calls="CompletionCalls", call="CompletionCall",
+    answer="CompletionAnswer", chunk="CompletionChunk",
     summary="Continue ``prompt`` (a chat model gets it as one user turn).",
     positional=(Field("prompt", "str", REQUIRED, doc="the text to continue."), *TRANSPORT),
     keyword=SAMPLING,
@@ -108,6 +130,7 @@ COMPLETION = Call(
 
 EMBEDDING = Call(
     module="embedding", resource="Embedding", calls="EmbeddingCalls", call="EmbeddingCall", send="_acall_one",
+    answer="EmbeddingAnswer",
     summary='Embed ``texts``: ``resp["data"][i]["embedding"]`` is the vector of ``texts[i]``.',
     call_doc="``texts`` go on the wire as ``input``",
     positional=(
@@ -122,6 +145,7 @@ EMBEDDING = Call(
 
 IMAGE2TEXT = Call(
     module="image2text", resource="Image2Text", calls="Image2TextCalls", call="Image2TextCall",
+    answer="Image2TextAnswer", chunk="Image2TextChunk",
     summary="Ask ``prompt`` about ``image``.",
     positional=(Field("prompt", "str", REQUIRED, doc="the question about the image."),
                 Field("image", "str | bytes", REQUIRED, doc="the image, as base64 text or bytes."), *TRANSPORT),
@@ -129,6 +153,7 @@ IMAGE2TEXT = Call(
 
 PLUGIN = Call(
     module="plugin", resource="Plugin", calls="PluginCalls", call="PluginCall",
+    answer="PluginAnswer", chunk="PluginChunk",
     summary="Run a plugin app (``endpoint=``) on ``query``, or an ERNIE Bot plugin model on a conversation.",
     positional=(
         Field("query", "str | ChatMessages | None", wire_type="str | None",
@@ -144,6 +169,7 @@ PLUGIN = Call(
 
 RERANKER = Call(
     module="reranker", resource="Reranker", calls="RerankerCalls", call="RerankerCall", send="_acall_one",
+    answer="RerankerAnswer",
     summary="Order ``documents`` by relevance to ``query``.",
     positional=(Field("query", "str", REQUIRED, doc="what the documents should answer."),
                 Field("documents", "Sequence[str]", REQUIRED, doc="the texts to order."),
@@ -153,8 +179,17 @@ RERANKER = Call(
     imports={"collections.abc": ("Sequence",)},
 )
 
+# Text2Image's own fields (their ranges are its own table, TEXT2IMAGE_RANGES, not the sampling RANGES)
+IMAGE_SIZE = Field("size", "str | None", wire_type="str", wire_default='"1024x1024"',
+                   doc='``"WIDTHxHEIGHT"``, e.g. ``"1024x1024"``.', option=Option(("--size",), "str"))
+IMAGE_COUNT = Field("n", "int | None", wire_type="int", wire_default="1", doc="how many images.",
+                    range=Range(1, 4, integer=True), option=Option(("-n",), "int"))
+#: %qfimage's Text2Image options, in its help's order
+NOTEBOOK_IMAGE = (IMAGE_SIZE, IMAGE_COUNT)
+
 TEXT2IMAGE = Call(
     module="text2image", resource="Text2Image", calls="Text2ImageCalls", call="Text2ImageCall", send="_acall_one",
+    answer="Text2ImageAnswer",
     summary='Draw ``prompt``: ``resp["data"][i]["b64_image"]`` (and ``["image"]``, the bytes, with '
             '``with_decode="base64"``).',
     positional=(Field("prompt", "str", REQUIRED, doc="what to draw."), MODEL, ENDPOINT,
@@ -162,10 +197,9 @@ TEXT2IMAGE = Call(
                       doc='``"base64"``: also decode each image into ``["image"]`` bytes.'),
                 RETRY_COUNT, REQUEST_TIMEOUT, REQUEST_ID, BACKOFF_FACTOR),
     keyword=(Field("negative_prompt", "str | None", doc="what not to draw."),
-             Field("size", "str | None", wire_type="str", wire_default='"1024x1024"',
-                   doc='``"WIDTHxHEIGHT"``, e.g. ``"1024x1024"``.'),
-             Field("n", "int | None", wire_type="int", wire_default="1", doc="how many images."),
-             Field("steps", "int | None", wire_type="int", wire_default="20", doc="sampling steps."),
+             IMAGE_SIZE, IMAGE_COUNT,
+             Field("steps", "int | None", wire_type="int", wire_default="20", doc="sampling steps.",
+                   range=Range(1, 50, integer=True)),
              Field("sampler_index", "str | None", doc="the sampler's name."),
              Field("seed", "int | None", doc="the random seed, for a repeatable image."),
              Field("cfg_scale", "float | None", doc="how closely the image follows the prompt."),

@@ -96,7 +96,8 @@ class Call:
 
     ``module``: the generated file's name under ``_generated``; ``calls``: the class written
     there; ``call``: the typed call class in ``params.py``; ``send``: ``_acall`` (a call that
-    may stream) or ``_acall_one``; ``summary``: the docstring's first paragraph.
+    may stream) or ``_acall_one``; ``answer``/``chunk``: the answer model of a response and of
+    a stream chunk (:mod:`spec.answers`); ``summary``: the docstring's first paragraph.
     """
 
     module: str
@@ -107,6 +108,8 @@ class Call:
     positional: tuple[Field, ...]
     keyword: tuple[Field, ...] = ()
     send: str = "_acall"
+    answer: str = "AnswerModel"
+    chunk: str = "AnswerModel"
     call_doc: str = ""
     imports: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -120,6 +123,20 @@ class Call:
 
 
 @dataclass(frozen=True)
+class AnswerModel:
+    """A lenient answer model (``<name>`` in ``qfnb/protocol/answers.py``), on top of ``base``'s fields.
+
+    Each field must have a default (the platform may omit it); ``wire`` is the answer's key where it
+    differs from the Python name (``jobId`` for ``job_id``); a default ``X()`` is a fresh ``X`` each time.
+    """
+
+    name: str
+    doc: str
+    fields: tuple[Field, ...]
+    base: str = "AnswerModel"
+
+
+@dataclass(frozen=True)
 class WireModel:
     """A pydantic model's fields (``<name>`` in the generated module), on top of ``base``'s."""
 
@@ -127,3 +144,19 @@ class WireModel:
     doc: str
     fields: tuple[Field, ...]
     base: str = "WireModel"
+
+
+@dataclass(frozen=True)
+class TrainOption:
+    """A ``%qftrain`` hyperparameter option: the field it sets, its flags, the hyperparameter (a key
+    of ``qfnb.protocol.training.LIMITS``: its type and range) and its doc line."""
+
+    name: str
+    flags: tuple[str, ...]
+    hyper: str
+    doc: str
+
+    @property
+    def config_field(self) -> str:
+        """The ``TrainConfig`` field: the hyperparameter in snake case (``learningRate`` -> ``learning_rate``)."""
+        return "".join(f"_{c.lower()}" if c.isupper() else c for c in self.hyper)

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Any, Literal, overload
 from urllib.parse import quote, urlencode
 
 from qfnb._core.backend.heal import revive
@@ -39,7 +39,7 @@ from qfnb._core.http.ratelimit import RateLimiter
 from qfnb._core.http.recorded import Recording
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
-from qfnb._core.http.stages import Next, Stage, compose
+from qfnb._core.http.stages import Answer, Next, Stage, compose
 from qfnb._core.http.stages.auth import Authenticate
 from qfnb._core.http.stages.limit import Limit
 from qfnb._core.http.stages.outage import Outage
@@ -184,9 +184,17 @@ class AsyncQianfanClient:
         return str(token), float(cfg.bearer_token_expired_interval)
 
     # ------------------------------------------------------------------ public API
+    @overload
+    async def infer(self, target: Target, body: dict[str, Any], *, stream: Literal[False] = False,
+                    retry: RetryPolicy | None = None, request_id: str | None = None,
+                    tokens: int = 0, repeat: int = 0) -> QfResponse: ...
+    @overload
+    async def infer(self, target: Target, body: dict[str, Any], *, stream: bool,
+                    retry: RetryPolicy | None = None, request_id: str | None = None,
+                    tokens: int = 0, repeat: int = 0) -> Answer: ...
     async def infer(self, target: Target, body: dict[str, Any], *, stream: bool = False,
                     retry: RetryPolicy | None = None, request_id: str | None = None,
-                    tokens: int = 0, repeat: int = 0) -> Any:
+                    tokens: int = 0, repeat: int = 0) -> Answer:
         """POST a v1 inference call to ``target`` (its :attr:`~qfnb.protocol.routes.Target.path`
         below the model API prefix); QfResponse or async iterator. Recorded: the usage ledger, the
         budget, ``resp.provenance``; with the config's ``cache`` on, identical requests
@@ -198,7 +206,7 @@ class AsyncQianfanClient:
 
     async def _recorded(self, kind: str, name: str, url: str, body: dict[str, Any], *, stream: bool,
                         retry: RetryPolicy | None, request_id: str | None, tokens: int = 0, repeat: int = 0,
-                        via: Literal["infer", "v2"] = "infer") -> Any:
+                        via: Literal["infer", "v2"] = "infer") -> Answer:
         """POST a model call to ``url``, recorded (:mod:`qfnb._core.http.recorded`): answered from the
         cache on a hit."""
         if stream and not body.get("stream"):
@@ -235,19 +243,21 @@ class AsyncQianfanClient:
                                                  for s in self.server_limits.values())
 
     async def chat_v2(self, body: dict[str, Any], *, stream: bool = False, retry: RetryPolicy | None = None,
-                      request_id: str | None = None, repeat: int = 0) -> Any:
+                      request_id: str | None = None, repeat: int = 0) -> Answer:
         """POST the OpenAI-style v2 chat (bearer auth); recorded as :meth:`infer` is (route ``v2/chat``)."""
         cfg = self.config
         return await self._recorded("v2/chat", str(body.get("model") or ""),
                                     cfg.console_api_base_url.rstrip("/") + cfg.chat_v2_api_route, body,
                                     stream=stream, retry=retry, request_id=request_id, repeat=repeat, via="v2")
 
-    async def infer_v2(self, route: str, body: dict[str, Any], *, retry: RetryPolicy | None = None) -> Any:
+    async def infer_v2(self, route: str, body: dict[str, Any], *, retry: RetryPolicy | None = None) -> QfResponse:
         """POST an OpenAI-style v2 call other than chat (``/v2/embeddings``, ``/v2/rerankers``; bearer
         auth), recorded as :meth:`chat_v2` is (route ``v2/<last part of route>``)."""
-        return await self._recorded("v2/" + route.rstrip("/").rsplit("/", 1)[-1], str(body.get("model") or ""),
+        result = await self._recorded("v2/" + route.rstrip("/").rsplit("/", 1)[-1], str(body.get("model") or ""),
                                     self.config.console_api_base_url.rstrip("/") + route, body, stream=False,
                                     retry=retry, request_id=None, via="v2")
+        assert isinstance(result, QfResponse)  # never a stream
+        return result
 
     async def console(self, path: str, body: dict[str, Any] | None = None, *, params: dict[str, Any] | None = None,
                       retry: RetryPolicy | None = None, method: str = "POST",

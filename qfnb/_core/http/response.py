@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, KeysView, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, cast
+
+from typing_extensions import TypeVar
 
 from .views import Choice, choices_of
 
 if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answer import AnswerModel
     from qfnb.protocol.inference import Usage
 
 __all__ = ["QfRequest", "QfResponse"]
+
+#: the answer model ``.parsed`` gives (:mod:`qfnb.protocol.answers`); ``AnswerModel``: untyped fields only
+T = TypeVar("T", bound="AnswerModel", default="AnswerModel")
+#: another answer model (:meth:`QfResponse.with_answer`)
+A = TypeVar("A", bound="AnswerModel")
 
 _SECRET_HEADERS = frozenset({"authorization", "x-bce-security-token", "x-auth-token", "cookie"})
 
@@ -45,15 +53,17 @@ class QfRequest:
         return f"QfRequest({self.method} {self.url})"
 
 
-class QfResponse(Mapping[str, Any]):
+class QfResponse(Mapping[str, Any], Generic[T]):
     """The platform's response: ``code`` (HTTP status), ``headers``, ``body`` (dict),
     ``statistic`` (latencies in seconds; ``start_timestamp`` in ms) and ``request``.
 
     ``resp["result"]`` reads the body; ``resp["body"]["result"]`` works too, as in the
-    official SDK. ``resp.result`` / ``resp.usage`` / ``resp.choices`` give typed access.
+    official SDK. ``resp.parsed`` is the body as the call's typed answer model ``T``
+    (``ChatCompletion().do(...)`` is a ``QfResponse[ChatAnswer]``), read on first access;
+    ``resp.result`` / ``resp.usage`` / ``resp.choices`` give typed access too.
     """
 
-    __slots__ = ("body", "code", "headers", "image", "provenance", "request", "statistic")
+    __slots__ = ("_answer", "_parsed", "body", "code", "headers", "image", "provenance", "request", "statistic")
 
     def __init__(self, code: int, headers: Mapping[str, str], body: dict[str, Any],
                  request: QfRequest | None = None, statistic: dict[str, Any] | None = None) -> None:
@@ -66,6 +76,9 @@ class QfResponse(Mapping[str, Any]):
         #: where the answer came from: model, parameters, prompt hash, usage, latency, cache hit,
         #: platform (set by the client for inference calls; never holds a secret)
         self.provenance: dict[str, Any] = {}
+        #: the model ``parsed`` reads: a class, or the name of one in qfnb.protocol.answers
+        self._answer: type[AnswerModel] | str = "AnswerModel"
+        self._parsed: AnswerModel | None = None
 
     # -- mapping over the body (with "body"/"code"/"headers" as the SDK's legacy keys) --
     def __getitem__(self, key: str) -> Any:
@@ -102,6 +115,34 @@ class QfResponse(Mapping[str, Any]):
     __hash__ = object.__hash__
 
     # -- typed accessors --
+    @property
+    def parsed(self) -> T:
+        """The body as the call's answer model (:mod:`qfnb.protocol.answers`), read once, on first
+        access. It never fails on a live answer: fields the platform left out read as their
+        defaults, unknown ones are kept (``parsed.model_extra``), and one of an unexpected shape
+        reads as its default (the raw value stays in ``body``). An edit of ``body`` made after
+        the first access is not seen here."""
+        if self._parsed is None:
+            model = self._answer
+            if isinstance(model, str):
+                # the models (pydantic's), imported here: only a caller who reads ``parsed`` pays for them
+                from qfnb.protocol import answers
+
+                model = getattr(answers, model)
+            self._parsed = model.model_validate(self.body)
+        return cast(T, self._parsed)
+
+    def with_answer(self, model: type[A]) -> QfResponse[A]:
+        """This response, its :attr:`parsed` read as ``model`` from now on."""
+        self._answer, self._parsed = model, None
+        return cast("QfResponse[A]", self)
+
+    def with_answer_named(self, name: str) -> QfResponse[Any]:
+        """:meth:`with_answer` by the name of a model in :mod:`qfnb.protocol.answers`, imported when
+        :attr:`parsed` is first read (the calls set theirs so: importing one leaves the models unimported)."""
+        self._answer, self._parsed = name, None
+        return self
+
     @property
     def result(self) -> str:
         """The text answer: v1 ``result``, or v2 ``choices[0].message/delta.content``."""

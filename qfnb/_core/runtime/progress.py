@@ -237,12 +237,8 @@ class Progress:
                 if total < 0:
                     raise ValueError(f"total must be >= 0, got {total!r}")
                 self.total = total
-            if self._t0 is None:
-                self._t0 = self._clock()
-            if self._renderer is None:
-                self._renderer = self._make_renderer()
-            snap = self._snapshot_locked()
-        self._renderer.render(snap)
+            renderer, snap = self._started_locked(), self._snapshot_locked()
+        renderer.render(snap)
 
     def on_result(self, index: int, ok: bool) -> None:
         with self._lock:
@@ -253,11 +249,7 @@ class Progress:
             self._measure()
             if not self._throttle.ready():
                 return
-            if self._t0 is None:  # on_start was skipped
-                self._t0 = self._clock()
-            if self._renderer is None:
-                self._renderer = self._make_renderer()
-            renderer, snap = self._renderer, self._snapshot_locked()
+            renderer, snap = self._started_locked(), self._snapshot_locked()  # on_start may have been skipped
         renderer.render(snap)
 
     def on_close(self) -> None:
@@ -265,12 +257,16 @@ class Progress:
             if self._closed:
                 return
             self._closed = True
-            if self._t0 is None:
-                self._t0 = self._clock()
-            if self._renderer is None:
-                self._renderer = self._make_renderer()
-            renderer, snap = self._renderer, self._snapshot_locked()
+            renderer, snap = self._started_locked(), self._snapshot_locked()
         renderer.close(snap)
+
+    def _started_locked(self) -> Renderer:
+        """The renderer, made (and the clock started) on the first call."""
+        if self._t0 is None:
+            self._t0 = self._clock()
+        if self._renderer is None:
+            self._renderer = self._make_renderer()
+        return self._renderer
 
     # -- conveniences ---------------------------------------------------------------------------
     def update(self, n: int = 1, *, ok: bool = True) -> None:

@@ -322,6 +322,7 @@ def proxy_app(kind: str, access_token: str) -> Any:
 
     from qfnb._core.errors import QfnbError
     from qfnb._core.http.client import get_client
+    from qfnb._core.http.response import QfResponse
     from qfnb.protocol.routes import MODEL_API_PREFIX, Target
 
     async def forward(request: Request) -> Response:
@@ -339,11 +340,11 @@ def proxy_app(kind: str, access_token: str) -> Any:
                     return JSONResponse({"error_code": 3, "error_msg": f"not an inference path: {path}"}, 404)
                 result = await client.infer(Target("", path[len(MODEL_API_PREFIX):], verbatim=True), body,
                                             stream=bool(body.get("stream")))
-                if not hasattr(result, "body"):
-                    async def sse() -> AsyncIterator[str]:
-                        async for chunk in result:
+                if not isinstance(result, QfResponse):
+                    async def sse(chunks: AsyncIterator[QfResponse]) -> AsyncIterator[str]:
+                        async for chunk in chunks:
                             yield "data: " + json.dumps(dict(chunk.body), ensure_ascii=False) + "\n\n"
-                    return StreamingResponse(sse(), media_type="text/event-stream")
+                    return StreamingResponse(sse(result), media_type="text/event-stream")
             else:
                 url = client.config.console_api_base_url.rstrip("/") + path
                 result = await client.signed_request(request.method, url, params=query or None,

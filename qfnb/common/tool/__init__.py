@@ -1,7 +1,5 @@
-"""Tools a model can call: :class:`BaseTool` (name, description, parameters, ``run``) and the
-platform's :class:`BaiduSearchTool`."""
+"""The official ``qianfan.common.tool``: tools a model can call, defined in :mod:`qfnb.resources.tools`."""
 
-from .baidu_search_tool import BaiduSearchTool
-from .base_tool import BaseTool, ToolParameter
+from qfnb.resources.tools import BaiduSearchTool, BaseTool, ToolParameter
 
 __all__ = ["BaiduSearchTool", "BaseTool", "ToolParameter"]

@@ -26,10 +26,6 @@ class HFConversionError(ValueError):
     """The dir cannot be written as a GGUF that llama.cpp serves (the message says why)."""
 
 
-def convertible(config: dict[str, Any]) -> bool:
-    return str(config.get("model_type", "")) in SUPPORTED
-
-
 def convert(hf_dir: Path, out: Path) -> Path:
     """Write ``out`` (f16 GGUF) from the HF causal-LM dir ``hf_dir``; reuses a complete ``out``."""
     import gguf

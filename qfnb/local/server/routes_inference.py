@@ -162,17 +162,22 @@ async def _chat(request: Request, platform: Platform, endpoint: str, body: dict[
     return await _v1_answer(request, deltas, "chat.completion", req.stream, model.name)
 
 
+def force_named_tool(fields: dict[str, Any], choice: Any) -> None:
+    """A named ``tool_choice`` offers that one tool in ``fields["tools"]`` and requires its call (what
+    the engine can force)."""
+    if isinstance(choice, dict):
+        name = choice["function"]["name"]
+        fields["tools"] = [t for t in fields["tools"] if t["function"]["name"] == name]
+        fields["tool_choice"] = "required"
+
+
 def v1_fields(body: dict[str, Any]) -> dict[str, Any]:
     """v1's ``functions``, ``tool_choice`` and ``response_format`` as the engine's OpenAI fields
     (a named ``tool_choice`` offers that one function and requires its call)."""
     fields: dict[str, Any] = {}
     if body.get("functions"):
         fields["tools"] = functions_as_tools(body["functions"])
-        choice = body.get("tool_choice")
-        if isinstance(choice, dict):
-            name = choice["function"]["name"]
-            fields["tools"] = [t for t in fields["tools"] if t["function"]["name"] == name]
-            fields["tool_choice"] = "required"
+        force_named_tool(fields, body.get("tool_choice"))
     schema = v1_schema(body.get("response_format"))
     if schema is not None:
         fields["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}

@@ -33,6 +33,7 @@ from qfnb.local.server.routes_inference import (
     _chat_engine,
     _primed,
     collect,
+    force_named_tool,
     mark_priority,
 )
 from qfnb.local.server.wire import json_body, now, parse, response_id
@@ -68,16 +69,12 @@ def chat_params(req: OpenAIChatRequest) -> dict[str, Any]:
 
 
 def engine_fields(body: dict[str, Any]) -> dict[str, Any]:
-    """The OpenAI fields of ``body`` that only an engine call with them can honour. A named
-    ``tool_choice`` offers that one tool and requires a call of it (what the engine can force)."""
+    """The OpenAI fields of ``body`` that only an engine call with them can honour (a named
+    ``tool_choice``: :func:`force_named_tool`)."""
     fields = {k: body[k] for k in ENGINE_FIELDS if body.get(k) is not None}
     if fields.get("response_format", {}).get("type") == "text":
         del fields["response_format"]
-    choice = fields.get("tool_choice")
-    if isinstance(choice, dict):
-        name = choice["function"]["name"]
-        fields["tools"] = [t for t in fields["tools"] if t["function"]["name"] == name]
-        fields["tool_choice"] = "required"
+    force_named_tool(fields, fields.get("tool_choice"))
     if fields.get("logprobs") is False:
         fields.pop("logprobs")
         fields.pop("top_logprobs", None)

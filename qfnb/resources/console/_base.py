@@ -79,10 +79,11 @@ def compact(body: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
-def surface(name: str) -> Callable[[B], B]:
-    """Mark a builder as the public console call ``name`` (``"FineTune.V2.create_task"``);
+def surface(name: str, answer: str | None = None) -> Callable[[B], B]:
+    """Mark a builder as the public console call ``name`` (``"FineTune.V2.create_task"``) whose
+    answer ``resp.parsed`` reads as ``answer`` (a model of :mod:`qfnb.protocol.answers`);
     ``tools/unasync_calls.py`` reads the mark. At runtime the builder is returned as it is."""
-    del name
+    del name, answer
     return _same
 
 
@@ -90,20 +91,19 @@ def _same(builder: B) -> B:
     return builder
 
 
-def split_overrides(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(body fields, config overrides)``: a call's ``**kwargs`` less ``ak=``, ``sk=``, ...
-    (official SDK style), and those."""
-    fields = {k: v for k, v in kwargs.items() if k not in _CONFIG_KEYS}
-    return fields, {k: v for k, v in kwargs.items() if k in _CONFIG_KEYS}
+def body_fields(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """A call's ``**kwargs`` less the config overrides (``ak=``, ``sk=``, ..., official SDK style)."""
+    return {k: v for k, v in kwargs.items() if k not in _CONFIG_KEYS}
 
 
 async def asend(request: ConsoleRequest, *, config: Config | None = None, retry: RetryPolicy | None = None,
                 overrides: Mapping[str, Any] | None = None) -> QfResponse:
-    """Send ``request`` through the client for ``config`` (bce-auth-v1 signed)."""
+    """Send ``request`` through the client for ``config`` (bce-auth-v1 signed), with the config
+    overrides among a call's ``**kwargs`` (``overrides``; its body fields are left out)."""
     from qfnb._core.config import resolve_config
     from qfnb._core.http.client import get_client
 
-    cfg = resolve_config(config, **dict(overrides or {}))
+    cfg = resolve_config(config, **{k: v for k, v in (overrides or {}).items() if k in _CONFIG_KEYS})
     client = get_client(cfg)
     if request.host == "iam":
         return await client.signed_request(request.method, cfg.iam_base_url.rstrip("/") + request.path,

@@ -9,7 +9,7 @@ from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 
-from ._base import asend, send, split_overrides
+from ._base import asend, body_fields, send
 from .builders import charge as build
 
 __all__ = ["Charge", "Memory"]
@@ -22,166 +22,147 @@ class Charge:
     def charge_tpm_credit(cls, model: str, purchase_count: int, billing: dict[str, Any], *,
                           config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``PurchaseTPMResource``: buy TPM credit for ``model``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.charge_tpm_credit(model, purchase_count, billing, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.charge_tpm_credit(model, purchase_count, billing, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def acharge_tpm_credit(cls, model: str, purchase_count: int, billing: dict[str, Any], *,
                                  config: Config | None = None, retry: RetryPolicy | None = None,
                                  **kwargs: Any) -> QfResponse:
         """``PurchaseTPMResource``: buy TPM credit for ``model``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.charge_tpm_credit(model, purchase_count, billing, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.charge_tpm_credit(model, purchase_count, billing, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def tpm_credit_info(cls, model: str, payment_type: str | None = None, instance_id: str | None = None,
                         status: str | None = None, *, config: Config | None = None, retry: RetryPolicy | None = None,
                         **kwargs: Any) -> QfResponse:
         """``DescribeTPMResource``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.tpm_credit_info(model, payment_type, instance_id, status, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.tpm_credit_info(model, payment_type, instance_id, status, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def atpm_credit_info(cls, model: str, payment_type: str | None = None, instance_id: str | None = None,
                                status: str | None = None, *, config: Config | None = None,
                                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``DescribeTPMResource``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.tpm_credit_info(model, payment_type, instance_id, status, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.tpm_credit_info(model, payment_type, instance_id, status, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def stop_tpm_credit_charging(cls, model: str, instance_id: str, *, config: Config | None = None,
                                  retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``ReleaseTPMResource``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.stop_tpm_credit_charging(model, instance_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.stop_tpm_credit_charging(model, instance_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def astop_tpm_credit_charging(cls, model: str, instance_id: str, *, config: Config | None = None,
                                         retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``ReleaseTPMResource``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.stop_tpm_credit_charging(model, instance_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.stop_tpm_credit_charging(model, instance_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def resize_tpm_resource(cls, instance_id: str, count: int | None = None, *, config: Config | None = None,
                             retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``ResizeTPMResource``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.resize_tpm_resource(instance_id, count, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.resize_tpm_resource(instance_id, count, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aresize_tpm_resource(cls, instance_id: str, count: int | None = None, *, config: Config | None = None,
                                    retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``ResizeTPMResource``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.resize_tpm_resource(instance_id, count, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.resize_tpm_resource(instance_id, count, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def auto_release_tpm_resource(cls, instance_id: str, release_time: str | None = None, *,
                                   config: Config | None = None, retry: RetryPolicy | None = None,
                                   **kwargs: Any) -> QfResponse:
         """``AutoReleaseTPMResource``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.auto_release_tpm_resource(instance_id, release_time, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.auto_release_tpm_resource(instance_id, release_time, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aauto_release_tpm_resource(cls, instance_id: str, release_time: str | None = None, *,
                                          config: Config | None = None, retry: RetryPolicy | None = None,
                                          **kwargs: Any) -> QfResponse:
         """``AutoReleaseTPMResource``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.auto_release_tpm_resource(instance_id, release_time, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.auto_release_tpm_resource(instance_id, release_time, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def purchase_service_resource(cls, service_id: str, billing: dict[str, Any], replicas: int, *,
                                   config: Config | None = None, retry: RetryPolicy | None = None,
                                   **kwargs: Any) -> QfResponse:
         """``PurchaseServiceResource``: dedicated compute units for a service."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.purchase_service_resource(service_id, billing, replicas, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.purchase_service_resource(service_id, billing, replicas, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def apurchase_service_resource(cls, service_id: str, billing: dict[str, Any], replicas: int, *,
                                          config: Config | None = None, retry: RetryPolicy | None = None,
                                          **kwargs: Any) -> QfResponse:
         """``PurchaseServiceResource``: dedicated compute units for a service."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.purchase_service_resource(service_id, billing, replicas, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.purchase_service_resource(service_id, billing, replicas, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def get_service_resource_list(cls, service_id: str, payment_timing: str | None = None, *,
                                   config: Config | None = None, retry: RetryPolicy | None = None,
                                   **kwargs: Any) -> QfResponse:
         """``DescribeComputeUnits``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_service_resource_list(service_id, payment_timing, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_service_resource_list(service_id, payment_timing, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aget_service_resource_list(cls, service_id: str, payment_timing: str | None = None, *,
                                          config: Config | None = None, retry: RetryPolicy | None = None,
                                          **kwargs: Any) -> QfResponse:
         """``DescribeComputeUnits``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_service_resource_list(service_id, payment_timing, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_service_resource_list(service_id, payment_timing, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def get_service_resource_instance_info(cls, service_id: str, instance_id: str, *, config: Config | None = None,
                                            retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``DescribeComputeUnit``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_service_resource_instance_info(service_id, instance_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_service_resource_instance_info(service_id, instance_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aget_service_resource_instance_info(cls, service_id: str, instance_id: str, *,
                                                   config: Config | None = None, retry: RetryPolicy | None = None,
                                                   **kwargs: Any) -> QfResponse:
         """``DescribeComputeUnit``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_service_resource_instance_info(service_id, instance_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_service_resource_instance_info(service_id, instance_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def release_service_resource_instance_info(cls, service_id: str, instance_id: str, *, config: Config | None = None,
                                                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``ReleaseComputeUnit``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.release_service_resource_instance_info(service_id, instance_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.release_service_resource_instance_info(service_id, instance_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def arelease_service_resource_instance_info(cls, service_id: str, instance_id: str, *,
                                                       config: Config | None = None, retry: RetryPolicy | None = None,
                                                       **kwargs: Any) -> QfResponse:
         """``ReleaseComputeUnit``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.release_service_resource_instance_info(service_id, instance_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.release_service_resource_instance_info(service_id, instance_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def create_auto_renew_rules(cls, instance_id: str, instance_type: str, auto_renew_time_unit: str | None = None,
                                 auto_renew_time: int | None = None, *, config: Config | None = None,
                                 retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``AutoReleaseComputeUnit`` (the action the official SDK sends for renew rules)."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create_auto_renew_rules(instance_id, instance_type, auto_renew_time_unit, auto_renew_time,
-                                                **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+                                                **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def acreate_auto_renew_rules(cls, instance_id: str, instance_type: str,
@@ -189,26 +170,23 @@ class Charge:
                                        config: Config | None = None, retry: RetryPolicy | None = None,
                                        **kwargs: Any) -> QfResponse:
         """``AutoReleaseComputeUnit`` (the action the official SDK sends for renew rules)."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create_auto_renew_rules(instance_id, instance_type, auto_renew_time_unit, auto_renew_time,
-                                                **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+                                                **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def resize_service_resource_count(cls, instance_id: str, count: int, *, config: Config | None = None,
                                       retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``ResizeComputeUnit``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.resize_service_resource_count(instance_id, count, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.resize_service_resource_count(instance_id, count, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aresize_service_resource_count(cls, instance_id: str, count: int, *, config: Config | None = None,
                                              retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``ResizeComputeUnit``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.resize_service_resource_count(instance_id, count, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.resize_service_resource_count(instance_id, count, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
 
 class Memory:
@@ -218,80 +196,70 @@ class Memory:
     def create_system_memory(cls, app_id: str, description: str, *, config: Config | None = None,
                              retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``CreateSystemMemory`` for app ``app_id``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.create_system_memory(app_id, description, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.create_system_memory(app_id, description, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def acreate_system_memory(cls, app_id: str, description: str, *, config: Config | None = None,
                                     retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``CreateSystemMemory`` for app ``app_id``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.create_system_memory(app_id, description, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.create_system_memory(app_id, description, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def describe_system_memories(cls, app_id: str | None = None, marker: str | None = None, max_keys: int | None = None,
                                  *, config: Config | None = None, retry: RetryPolicy | None = None,
                                  **kwargs: Any) -> QfResponse:
         """``DescribeSystemMemories``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.describe_system_memories(app_id, marker, max_keys, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.describe_system_memories(app_id, marker, max_keys, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def adescribe_system_memories(cls, app_id: str | None = None, marker: str | None = None,
                                         max_keys: int | None = None, *, config: Config | None = None,
                                         retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``DescribeSystemMemories``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.describe_system_memories(app_id, marker, max_keys, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.describe_system_memories(app_id, marker, max_keys, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def delete_system_memory(cls, system_memory_id: str, *, config: Config | None = None,
                              retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``DeleteSystemMemory``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.delete_system_memory(system_memory_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.delete_system_memory(system_memory_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def adelete_system_memory(cls, system_memory_id: str, *, config: Config | None = None,
                                     retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``DeleteSystemMemory``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.delete_system_memory(system_memory_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.delete_system_memory(system_memory_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def describe_system_memory(cls, system_memory_id: str, *, config: Config | None = None,
                                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``DescribeSystemMemory``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.describe_system_memory(system_memory_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.describe_system_memory(system_memory_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def adescribe_system_memory(cls, system_memory_id: str, *, config: Config | None = None,
                                       retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``DescribeSystemMemory``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.describe_system_memory(system_memory_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.describe_system_memory(system_memory_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def modify_system_memory(cls, system_memory_id: str, memories: list[Any], *, config: Config | None = None,
                              retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``ModifySystemMemory``: replace the memories."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.modify_system_memory(system_memory_id, memories, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.modify_system_memory(system_memory_id, memories, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def amodify_system_memory(cls, system_memory_id: str, memories: list[Any], *, config: Config | None = None,
                                     retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``ModifySystemMemory``: replace the memories."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.modify_system_memory(system_memory_id, memories, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.modify_system_memory(system_memory_id, memories, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)

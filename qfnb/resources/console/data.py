@@ -2,7 +2,7 @@
 # Edit the source, then run `python tools/unasync_calls.py` (scripts/test.sh runs it with --check).
 """``Data``: v1 dataset management (``/wenxinworkshop/dataset/...``) and ``Data.V2``."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
@@ -16,9 +16,12 @@ from qfnb.resources.console.consts import (
     DataTemplateType,
 )
 
-from ._base import asend, send, split_overrides
+from ._base import asend, body_fields, send
 from .builders import data as build
 from .data_tasks import DataTasksCalls
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import DatasetInfoAnswer
 
 __all__ = ["Data"]
 
@@ -35,10 +38,9 @@ class Data(DataTasksCalls):
                             config: Config | None = None, retry: RetryPolicy | None = None,
                             **kwargs: Any) -> QfResponse:
         """``dataset/create``: an empty dataset (version 1) to import files into."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create_bare_dataset(name, data_set_type, project_type, template_type, storage_type, storage_id,
-                                            storage_path, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+                                            storage_path, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def acreate_bare_dataset(cls, name: str, data_set_type: int | DataSetType = DataSetType.TextOnly,
@@ -49,19 +51,18 @@ class Data(DataTasksCalls):
                                    config: Config | None = None, retry: RetryPolicy | None = None,
                                    **kwargs: Any) -> QfResponse:
         """``dataset/create``: an empty dataset (version 1) to import files into."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create_bare_dataset(name, data_set_type, project_type, template_type, storage_type, storage_id,
-                                            storage_path, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+                                            storage_path, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def create_data_import_task(cls, dataset_id: int | str, is_annotated: bool, import_source: int | DataSourceType,
                                 file_url: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                                 **kwargs: Any) -> QfResponse:
         """``dataset/import``: import ``file_url`` (``bos:/bucket/key``) into a dataset."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.create_data_import_task(dataset_id, is_annotated, import_source, file_url, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.create_data_import_task(dataset_id, is_annotated, import_source, file_url,
+                                                **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def acreate_data_import_task(cls, dataset_id: int | str, is_annotated: bool,
@@ -69,73 +70,67 @@ class Data(DataTasksCalls):
                                        config: Config | None = None, retry: RetryPolicy | None = None,
                                        **kwargs: Any) -> QfResponse:
         """``dataset/import``: import ``file_url`` (``bos:/bucket/key``) into a dataset."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.create_data_import_task(dataset_id, is_annotated, import_source, file_url, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.create_data_import_task(dataset_id, is_annotated, import_source, file_url,
+                                                **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def release_dataset(cls, dataset_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                         **kwargs: Any) -> QfResponse:
         """``dataset/release``: make an imported dataset usable for training."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.release_dataset(dataset_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.release_dataset(dataset_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def arelease_dataset(cls, dataset_id: int | str, *, config: Config | None = None,
                                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``dataset/release``: make an imported dataset usable for training."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.release_dataset(dataset_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.release_dataset(dataset_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def get_dataset_info(cls, dataset_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                         **kwargs: Any) -> QfResponse:
+                         **kwargs: Any) -> QfResponse["DatasetInfoAnswer"]:
         """``dataset/info``: ``versionInfo.importStatus``/``releaseStatus``/``entityCount``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_dataset_info(dataset_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_dataset_info(dataset_id, **body_fields(kwargs))
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("DatasetInfoAnswer")
 
     @classmethod
     async def aget_dataset_info(cls, dataset_id: int | str, *, config: Config | None = None,
-                                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["DatasetInfoAnswer"]:
         """``dataset/info``: ``versionInfo.importStatus``/``releaseStatus``/``entityCount``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_dataset_info(dataset_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_dataset_info(dataset_id, **body_fields(kwargs))
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("DatasetInfoAnswer")
 
     @classmethod
     def delete_dataset(cls, dataset_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                        **kwargs: Any) -> QfResponse:
         """``dataset/delete``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.delete_dataset(dataset_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.delete_dataset(dataset_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def adelete_dataset(cls, dataset_id: int | str, *, config: Config | None = None,
                               retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``dataset/delete``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.delete_dataset(dataset_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.delete_dataset(dataset_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def get_dataset_status_in_batch(cls, dataset_id_list: list[int | str], *, config: Config | None = None,
                                     retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``dataset/statusList``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_dataset_status_in_batch(dataset_id_list, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_dataset_status_in_batch(dataset_id_list, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aget_dataset_status_in_batch(cls, dataset_id_list: list[int | str], *, config: Config | None = None,
                                            retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``dataset/statusList``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_dataset_status_in_batch(dataset_id_list, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_dataset_status_in_batch(dataset_id_list, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def create_dataset_export_task(cls, dataset_id: int | str, export_destination_type: int | DataExportDestinationType,
@@ -143,10 +138,9 @@ class Data(DataTasksCalls):
                                    config: Config | None = None, retry: RetryPolicy | None = None,
                                    **kwargs: Any) -> QfResponse:
         """``dataset/export``."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create_dataset_export_task(dataset_id, export_destination_type, storage_id,
-                                                   is_export_with_annotation, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+                                                   is_export_with_annotation, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def acreate_dataset_export_task(cls, dataset_id: int | str,
@@ -155,43 +149,38 @@ class Data(DataTasksCalls):
                                           config: Config | None = None, retry: RetryPolicy | None = None,
                                           **kwargs: Any) -> QfResponse:
         """``dataset/export``."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create_dataset_export_task(dataset_id, export_destination_type, storage_id,
-                                                   is_export_with_annotation, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+                                                   is_export_with_annotation, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def get_dataset_export_records(cls, dataset_id: int | str, *, config: Config | None = None,
                                    retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``dataset/exportRecord``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_dataset_export_records(dataset_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_dataset_export_records(dataset_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aget_dataset_export_records(cls, dataset_id: int | str, *, config: Config | None = None,
                                           retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``dataset/exportRecord``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_dataset_export_records(dataset_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_dataset_export_records(dataset_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def get_dataset_import_error_detail(cls, dataset_id: int | str, error_code: int, *, config: Config | None = None,
                                         retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``dataset/importErrorDetail``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_dataset_import_error_detail(dataset_id, error_code, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_dataset_import_error_detail(dataset_id, error_code, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aget_dataset_import_error_detail(cls, dataset_id: int | str, error_code: int, *,
                                                config: Config | None = None, retry: RetryPolicy | None = None,
                                                **kwargs: Any) -> QfResponse:
         """``dataset/importErrorDetail``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_dataset_import_error_detail(dataset_id, error_code, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_dataset_import_error_detail(dataset_id, error_code, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def create_offline_batch_inference_task(cls, name: str, input_bos_uri: str | None = None,
@@ -202,11 +191,10 @@ class Data(DataTasksCalls):
                                             retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``CreateBatchInferenceTask``: run ``model_id`` (or ``endpoint``) over the JSONL at
         ``input_bos_uri``, answers under ``output_bos_uri``; ``completion_window`` "24h" or None."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create_offline_batch_inference_task(name, input_bos_uri, output_bos_uri, model_id, endpoint,
                                                             inference_params, description, afs_config,
-                                                            completion_window, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+                                                            completion_window, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def acreate_offline_batch_inference_task(cls, name: str, input_bos_uri: str | None = None,
@@ -220,43 +208,38 @@ class Data(DataTasksCalls):
                                                    **kwargs: Any) -> QfResponse:
         """``CreateBatchInferenceTask``: run ``model_id`` (or ``endpoint``) over the JSONL at
         ``input_bos_uri``, answers under ``output_bos_uri``; ``completion_window`` "24h" or None."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create_offline_batch_inference_task(name, input_bos_uri, output_bos_uri, model_id, endpoint,
                                                             inference_params, description, afs_config,
-                                                            completion_window, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+                                                            completion_window, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def get_offline_batch_inference_task(cls, task_id: str, *, config: Config | None = None,
                                          retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``DescribeBatchInferenceTask``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_offline_batch_inference_task(task_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_offline_batch_inference_task(task_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aget_offline_batch_inference_task(cls, task_id: str, *, config: Config | None = None,
                                                 retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``DescribeBatchInferenceTask``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_offline_batch_inference_task(task_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_offline_batch_inference_task(task_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def stop_offline_batch_inference_task(cls, task_id: str, *, config: Config | None = None,
                                           retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``StopBatchInferenceTask``: finished rows stay in the output."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.stop_offline_batch_inference_task(task_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.stop_offline_batch_inference_task(task_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def astop_offline_batch_inference_task(cls, task_id: str, *, config: Config | None = None,
                                                  retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``StopBatchInferenceTask``: finished rows stay in the output."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.stop_offline_batch_inference_task(task_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.stop_offline_batch_inference_task(task_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def list_offline_batch_inference_task(cls, marker: str | None = None, max_keys: int | None = None,
@@ -264,9 +247,9 @@ class Data(DataTasksCalls):
                                           *, config: Config | None = None, retry: RetryPolicy | None = None,
                                           **kwargs: Any) -> QfResponse:
         """``DescribeBatchInferenceTasks``; ``run_status`` e.g. "Running", "Done", "Stopped", "Failed"."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.list_offline_batch_inference_task(marker, max_keys, page_reverse, run_status, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.list_offline_batch_inference_task(marker, max_keys, page_reverse, run_status,
+                                                          **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def alist_offline_batch_inference_task(cls, marker: str | None = None, max_keys: int | None = None,
@@ -275,9 +258,9 @@ class Data(DataTasksCalls):
                                                  config: Config | None = None, retry: RetryPolicy | None = None,
                                                  **kwargs: Any) -> QfResponse:
         """``DescribeBatchInferenceTasks``; ``run_status`` e.g. "Running", "Done", "Stopped", "Failed"."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.list_offline_batch_inference_task(marker, max_keys, page_reverse, run_status, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.list_offline_batch_inference_task(marker, max_keys, page_reverse, run_status,
+                                                          **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     class V2:
         """``/v2/dataset``."""
@@ -287,63 +270,57 @@ class Data(DataTasksCalls):
                            storage_path: str | None = None, *, config: Config | None = None,
                            retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``CreateDataset`` (v2)."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_create_dataset(dataset_name, data_format, storage_type, storage_path, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_create_dataset(dataset_name, data_format, storage_type, storage_path,
+                                              **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def acreate_dataset(cls, dataset_name: str, data_format: str, storage_type: str = "sysStorage",
                                   storage_path: str | None = None, *, config: Config | None = None,
                                   retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``CreateDataset`` (v2)."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_create_dataset(dataset_name, data_format, storage_type, storage_path, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_create_dataset(dataset_name, data_format, storage_type, storage_path,
+                                              **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def create_import_task(cls, version_id: str, files: list[str], *, config: Config | None = None,
                                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``CreateImportTask`` (v2)."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_create_import_task(version_id, files, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_create_import_task(version_id, files, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def acreate_import_task(cls, version_id: str, files: list[str], *, config: Config | None = None,
                                       retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``CreateImportTask`` (v2)."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_create_import_task(version_id, files, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_create_import_task(version_id, files, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def describe_import_task(cls, task_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                                  **kwargs: Any) -> QfResponse:
             """``DescribeImportTask`` (v2)."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_describe_import_task(task_id, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_describe_import_task(task_id, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def adescribe_import_task(cls, task_id: str, *, config: Config | None = None,
                                         retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``DescribeImportTask`` (v2)."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_describe_import_task(task_id, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_describe_import_task(task_id, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def publish_dataset_version(cls, version_id: str, *, config: Config | None = None,
                                     retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``PublishDatasetVersion`` (v2)."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_publish_dataset_version(version_id, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_publish_dataset_version(version_id, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def apublish_dataset_version(cls, version_id: str, *, config: Config | None = None,
                                            retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``PublishDatasetVersion`` (v2)."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_publish_dataset_version(version_id, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_publish_dataset_version(version_id, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)

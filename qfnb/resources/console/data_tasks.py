@@ -10,7 +10,7 @@ from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb.resources.console.consts import EntityListingType
 
-from ._base import asend, send, split_overrides
+from ._base import asend, body_fields, send
 from .builders import data_tasks as build
 
 __all__ = ["DataTasksCalls"]
@@ -25,10 +25,9 @@ class DataTasksCalls:
                                 config: Config | None = None, retry: RetryPolicy | None = None,
                                 **kwargs: Any) -> QfResponse:
         """``etl/create``: clean ``source_dataset_id`` into ``destination_dataset_id``."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create_dataset_etl_task(etl_task_name, source_dataset_id, destination_dataset_id, operations,
-                                                **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+                                                **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def acreate_dataset_etl_task(cls, etl_task_name: str, source_dataset_id: int | str,
@@ -36,58 +35,51 @@ class DataTasksCalls:
                                        *, config: Config | None = None, retry: RetryPolicy | None = None,
                                        **kwargs: Any) -> QfResponse:
         """``etl/create``: clean ``source_dataset_id`` into ``destination_dataset_id``."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create_dataset_etl_task(etl_task_name, source_dataset_id, destination_dataset_id, operations,
-                                                **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+                                                **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def get_dataset_etl_task_info(cls, etl_id: int | str, *, config: Config | None = None,
                                   retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``etl/detail``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_dataset_etl_task_info(etl_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_dataset_etl_task_info(etl_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aget_dataset_etl_task_info(cls, etl_id: int | str, *, config: Config | None = None,
                                          retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``etl/detail``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_dataset_etl_task_info(etl_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_dataset_etl_task_info(etl_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def get_dataset_etl_task_list(cls, page_size: int = 10, offset: int = 0, *, config: Config | None = None,
                                   retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``etl/list``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_dataset_etl_task_list(page_size, offset, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_dataset_etl_task_list(page_size, offset, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aget_dataset_etl_task_list(cls, page_size: int = 10, offset: int = 0, *, config: Config | None = None,
                                          retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``etl/list``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_dataset_etl_task_list(page_size, offset, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_dataset_etl_task_list(page_size, offset, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def delete_dataset_etl_task(cls, etl_ids: list[int | str], *, config: Config | None = None,
                                 retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``etl/delete``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.delete_dataset_etl_task(etl_ids, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.delete_dataset_etl_task(etl_ids, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def adelete_dataset_etl_task(cls, etl_ids: list[int | str], *, config: Config | None = None,
                                        retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``etl/delete``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.delete_dataset_etl_task(etl_ids, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.delete_dataset_etl_task(etl_ids, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def create_dataset_augmenting_task(cls, name: str, source_dataset_id: int | str, destination_dataset_id: int | str,
@@ -96,11 +88,10 @@ class DataTasksCalls:
                                        config: Config | None = None, retry: RetryPolicy | None = None,
                                        **kwargs: Any) -> QfResponse:
         """``enhance/create``: generate new rows from a few seed rows (self-instruct)."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create_dataset_augmenting_task(name, source_dataset_id, destination_dataset_id, dev_api_id,
                                                        app_id, num_seed_fewshot, num_instances_to_generate,
-                                                       similarity_threshold, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+                                                       similarity_threshold, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def acreate_dataset_augmenting_task(cls, name: str, source_dataset_id: int | str,
@@ -109,70 +100,64 @@ class DataTasksCalls:
                                               similarity_threshold: float, *, config: Config | None = None,
                                               retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``enhance/create``: generate new rows from a few seed rows (self-instruct)."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create_dataset_augmenting_task(name, source_dataset_id, destination_dataset_id, dev_api_id,
                                                        app_id, num_seed_fewshot, num_instances_to_generate,
-                                                       similarity_threshold, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+                                                       similarity_threshold, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def get_dataset_aug_task_list(cls, keyword: str | None = None, sorted_by_start_time_asc: bool | None = None,
                                   page_size: int = 10, offset: int = 0, *, config: Config | None = None,
                                   retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``enhance/list``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_dataset_aug_task_list(keyword, sorted_by_start_time_asc, page_size, offset, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_dataset_aug_task_list(keyword, sorted_by_start_time_asc, page_size, offset,
+                                                  **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aget_dataset_aug_task_list(cls, keyword: str | None = None, sorted_by_start_time_asc: bool | None = None,
                                          page_size: int = 10, offset: int = 0, *, config: Config | None = None,
                                          retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``enhance/list``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_dataset_aug_task_list(keyword, sorted_by_start_time_asc, page_size, offset, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_dataset_aug_task_list(keyword, sorted_by_start_time_asc, page_size, offset,
+                                                  **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def get_dataset_augmenting_task_info(cls, task_id: int | str, *, config: Config | None = None,
                                          retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``enhance/detail``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_dataset_augmenting_task_info(task_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_dataset_augmenting_task_info(task_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aget_dataset_augmenting_task_info(cls, task_id: int | str, *, config: Config | None = None,
                                                 retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``enhance/detail``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_dataset_augmenting_task_info(task_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_dataset_augmenting_task_info(task_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def delete_dataset_augmenting_task(cls, task_ids: list[int | str], *, config: Config | None = None,
                                        retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``enhance/delete``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.delete_dataset_augmenting_task(task_ids, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.delete_dataset_augmenting_task(task_ids, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def adelete_dataset_augmenting_task(cls, task_ids: list[int | str], *, config: Config | None = None,
                                               retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``enhance/delete``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.delete_dataset_augmenting_task(task_ids, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.delete_dataset_augmenting_task(task_ids, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def annotate_an_entity(cls, entity_id: str, dataset_id: int | str, content: list[dict[str, Any]] | None = None,
                            labels: list[dict[str, Any]] | None = None, *, config: Config | None = None,
                            retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``entity/annotate``: set an entity's content (or, for image sets, its labels)."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.annotate_an_entity(entity_id, dataset_id, content, labels, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.annotate_an_entity(entity_id, dataset_id, content, labels, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aannotate_an_entity(cls, entity_id: str, dataset_id: int | str,
@@ -180,25 +165,22 @@ class DataTasksCalls:
                                   labels: list[dict[str, Any]] | None = None, *, config: Config | None = None,
                                   retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``entity/annotate``: set an entity's content (or, for image sets, its labels)."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.annotate_an_entity(entity_id, dataset_id, content, labels, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.annotate_an_entity(entity_id, dataset_id, content, labels, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def delete_an_entity(cls, entity_ids: list[str], dataset_id: int | str, *, config: Config | None = None,
                          retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``entity/delete``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.delete_an_entity(entity_ids, dataset_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.delete_an_entity(entity_ids, dataset_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def adelete_an_entity(cls, entity_ids: list[str], dataset_id: int | str, *, config: Config | None = None,
                                 retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``entity/delete``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.delete_an_entity(entity_ids, dataset_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.delete_an_entity(entity_ids, dataset_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def list_all_entity_in_dataset(cls, dataset_id: int | str, offset: int = 0, page_size: int = 20,
@@ -208,10 +190,10 @@ class DataTasksCalls:
                                    label_id_str: str | None = None, *, config: Config | None = None,
                                    retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``entity/list``: a page of a platform dataset's entities."""
-        fields, overrides = split_overrides(kwargs)
         request = build.list_all_entity_in_dataset(dataset_id, offset, page_size, import_time_closure,
-                                                   annotating_time_closure, listing_type, label_id_str, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+                                                   annotating_time_closure, listing_type, label_id_str,
+                                                   **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def alist_all_entity_in_dataset(cls, dataset_id: int | str, offset: int = 0, page_size: int = 20,
@@ -221,7 +203,7 @@ class DataTasksCalls:
                                           label_id_str: str | None = None, *, config: Config | None = None,
                                           retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``entity/list``: a page of a platform dataset's entities."""
-        fields, overrides = split_overrides(kwargs)
         request = build.list_all_entity_in_dataset(dataset_id, offset, page_size, import_time_closure,
-                                                   annotating_time_closure, listing_type, label_id_str, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+                                                   annotating_time_closure, listing_type, label_id_str,
+                                                   **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)

@@ -5,15 +5,25 @@
 Naming trap (reference §3.0): in v1 a *task* holds *jobs*; in v2 a *job* holds *tasks*.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb.protocol.console import ParameterScale, TrainMode
 
-from ._base import asend, send, split_overrides
+from ._base import asend, body_fields, send
 from .builders import finetune as build
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import (
+        FineTuneJobCreatedAnswer,
+        FineTuneTaskAnswer,
+        FineTuneTaskCreatedAnswer,
+        FineTuneV1JobAnswer,
+        FineTuneV1JobCreatedAnswer,
+        FineTuneV1TaskAnswer,
+    )
 
 __all__ = ["FineTune"]
 
@@ -24,68 +34,66 @@ class FineTune:
     @classmethod
     def create_task(cls, name: str, description: str | None = None, base_train_type: str | None = None,
                     train_type: str | None = None, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                    **kwargs: Any) -> QfResponse:
+                    **kwargs: Any) -> QfResponse["FineTuneV1TaskAnswer"]:
         """Create a v1 fine-tune task (the container of jobs)."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.create_task(name, description, base_train_type, train_type, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.create_task(name, description, base_train_type, train_type, **body_fields(kwargs))
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("FineTuneV1TaskAnswer")
 
     @classmethod
     async def acreate_task(cls, name: str, description: str | None = None, base_train_type: str | None = None,
                            train_type: str | None = None, *, config: Config | None = None,
-                           retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                           retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["FineTuneV1TaskAnswer"]:
         """Create a v1 fine-tune task (the container of jobs)."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.create_task(name, description, base_train_type, train_type, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.create_task(name, description, base_train_type, train_type, **body_fields(kwargs))
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("FineTuneV1TaskAnswer")
 
     @classmethod
     def create_job(cls, job: dict[str, Any], *, config: Config | None = None, retry: RetryPolicy | None = None,
-                   **kwargs: Any) -> QfResponse:
+                   **kwargs: Any) -> QfResponse["FineTuneV1JobCreatedAnswer"]:
         """Create a v1 fine-tune job (one run) from the platform's job dict."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.create_job(job, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.create_job(job, **body_fields(kwargs))
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("FineTuneV1JobCreatedAnswer")
 
     @classmethod
     async def acreate_job(cls, job: dict[str, Any], *, config: Config | None = None, retry: RetryPolicy | None = None,
-                          **kwargs: Any) -> QfResponse:
+                          **kwargs: Any) -> QfResponse["FineTuneV1JobCreatedAnswer"]:
         """Create a v1 fine-tune job (one run) from the platform's job dict."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.create_job(job, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.create_job(job, **body_fields(kwargs))
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("FineTuneV1JobCreatedAnswer")
 
     @classmethod
     def get_job(cls, task_id: int | str, job_id: int | str, *, config: Config | None = None,
-                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["FineTuneV1JobAnswer"]:
         """Detail of a v1 job."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_job(task_id, job_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_job(task_id, job_id, **body_fields(kwargs))
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("FineTuneV1JobAnswer")
 
     @classmethod
     async def aget_job(cls, task_id: int | str, job_id: int | str, *, config: Config | None = None,
-                       retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                       retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["FineTuneV1JobAnswer"]:
         """Detail of a v1 job."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_job(task_id, job_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_job(task_id, job_id, **body_fields(kwargs))
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("FineTuneV1JobAnswer")
 
     @classmethod
     def stop_job(cls, task_id: int | str, job_id: int | str, *, config: Config | None = None,
                  retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """Stop a v1 job."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.stop_job(task_id, job_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.stop_job(task_id, job_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def astop_job(cls, task_id: int | str, job_id: int | str, *, config: Config | None = None,
                         retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """Stop a v1 job."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.stop_job(task_id, job_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.stop_job(task_id, job_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     class V2:
         """``/v2/finetuning``: jobs (containers) and tasks (runs)."""
@@ -94,23 +102,24 @@ class FineTune:
         def create_job(cls, name: str, model: str, train_mode: str | TrainMode = TrainMode.SFT,
                        description: str | None = None, parameter_scale: str | None = None,
                        hyper_parameter_config: dict[str, Any] | None = None, *, config: Config | None = None,
-                       retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                       retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["FineTuneJobCreatedAnswer"]:
             """``CreateFineTuningJob``: the v2 container of training runs."""
-            fields, overrides = split_overrides(kwargs)
             request = build.v2_create_job(name, model, train_mode, description, parameter_scale, hyper_parameter_config,
-                                          **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+                                          **body_fields(kwargs))
+            response = send(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("FineTuneJobCreatedAnswer")
 
         @classmethod
         async def acreate_job(cls, name: str, model: str, train_mode: str | TrainMode = TrainMode.SFT,
                               description: str | None = None, parameter_scale: str | None = None,
                               hyper_parameter_config: dict[str, Any] | None = None, *, config: Config | None = None,
-                              retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                              retry: RetryPolicy | None = None,
+                              **kwargs: Any) -> QfResponse["FineTuneJobCreatedAnswer"]:
             """``CreateFineTuningJob``: the v2 container of training runs."""
-            fields, overrides = split_overrides(kwargs)
             request = build.v2_create_job(name, model, train_mode, description, parameter_scale, hyper_parameter_config,
-                                          **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+                                          **body_fields(kwargs))
+            response = await asend(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("FineTuneJobCreatedAnswer")
 
         @classmethod
         def create_task(cls, job_id: str, params_scale: str | ParameterScale,
@@ -118,13 +127,13 @@ class FineTune:
                         increment_task_id: str | None = None, increment_checkpoint_step: int | None = None,
                         model_config: dict[str, Any] | None = None, resource_config: dict[str, Any] | None = None,
                         corpus_config: dict[str, Any] | None = None, *, config: Config | None = None,
-                        retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                        retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["FineTuneTaskCreatedAnswer"]:
             """``CreateFineTuningTask``: one training run of job ``job_id``."""
-            fields, overrides = split_overrides(kwargs)
             request = build.v2_create_task(job_id, params_scale, hyper_params, dataset_config, increment_task_id,
                                            increment_checkpoint_step, model_config, resource_config, corpus_config,
-                                           **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+                                           **body_fields(kwargs))
+            response = send(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("FineTuneTaskCreatedAnswer")
 
         @classmethod
         async def acreate_task(cls, job_id: str, params_scale: str | ParameterScale,
@@ -133,126 +142,115 @@ class FineTune:
                                model_config: dict[str, Any] | None = None,
                                resource_config: dict[str, Any] | None = None,
                                corpus_config: dict[str, Any] | None = None, *, config: Config | None = None,
-                               retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                               retry: RetryPolicy | None = None,
+                               **kwargs: Any) -> QfResponse["FineTuneTaskCreatedAnswer"]:
             """``CreateFineTuningTask``: one training run of job ``job_id``."""
-            fields, overrides = split_overrides(kwargs)
             request = build.v2_create_task(job_id, params_scale, hyper_params, dataset_config, increment_task_id,
                                            increment_checkpoint_step, model_config, resource_config, corpus_config,
-                                           **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+                                           **body_fields(kwargs))
+            response = await asend(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("FineTuneTaskCreatedAnswer")
 
         @classmethod
         def job_list(cls, train_model: str | None = None, marker: str | None = None, max_keys: int | None = None,
                      page_reverse: bool | None = None, model: str | None = None, *, config: Config | None = None,
                      retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``DescribeFineTuningJobs``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_job_list(train_model, marker, max_keys, page_reverse, model, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_job_list(train_model, marker, max_keys, page_reverse, model, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def ajob_list(cls, train_model: str | None = None, marker: str | None = None, max_keys: int | None = None,
                             page_reverse: bool | None = None, model: str | None = None, *, config: Config | None = None,
                             retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``DescribeFineTuningJobs``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_job_list(train_model, marker, max_keys, page_reverse, model, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_job_list(train_model, marker, max_keys, page_reverse, model, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def task_list(cls, job_id: str, marker: str | None = None, max_keys: int | None = None,
                       page_reverse: bool | None = None, *, config: Config | None = None,
                       retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``DescribeFineTuningTasks`` of one job."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_task_list(job_id, marker, max_keys, page_reverse, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_task_list(job_id, marker, max_keys, page_reverse, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def atask_list(cls, job_id: str, marker: str | None = None, max_keys: int | None = None,
                              page_reverse: bool | None = None, *, config: Config | None = None,
                              retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``DescribeFineTuningTasks`` of one job."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_task_list(job_id, marker, max_keys, page_reverse, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_task_list(job_id, marker, max_keys, page_reverse, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def task_detail(cls, task_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                        **kwargs: Any) -> QfResponse:
+                        **kwargs: Any) -> QfResponse["FineTuneTaskAnswer"]:
             """``DescribeFineTuningTask``: status, progress (and, locally, step/loss) of a run."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_task_detail(task_id, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_task_detail(task_id, **body_fields(kwargs))
+            response = send(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("FineTuneTaskAnswer")
 
         @classmethod
         async def atask_detail(cls, task_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                               **kwargs: Any) -> QfResponse:
+                               **kwargs: Any) -> QfResponse["FineTuneTaskAnswer"]:
             """``DescribeFineTuningTask``: status, progress (and, locally, step/loss) of a run."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_task_detail(task_id, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_task_detail(task_id, **body_fields(kwargs))
+            response = await asend(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("FineTuneTaskAnswer")
 
         @classmethod
         def stop_task(cls, task_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                       **kwargs: Any) -> QfResponse:
             """``StopFineTuningTask``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_stop_task(task_id, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_stop_task(task_id, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def astop_task(cls, task_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                              **kwargs: Any) -> QfResponse:
             """``StopFineTuningTask``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_stop_task(task_id, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_stop_task(task_id, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def delete_task(cls, task_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                         **kwargs: Any) -> QfResponse:
             """``DeleteFineTuningTask``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_delete_task(task_id, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_delete_task(task_id, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def adelete_task(cls, task_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                                **kwargs: Any) -> QfResponse:
             """``DeleteFineTuningTask``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_delete_task(task_id, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_delete_task(task_id, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def delete_job(cls, job_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                        **kwargs: Any) -> QfResponse:
             """``DeleteFineTuningJob``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_delete_job(job_id, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_delete_job(job_id, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def adelete_job(cls, job_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                               **kwargs: Any) -> QfResponse:
             """``DeleteFineTuningJob``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_delete_job(job_id, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_delete_job(job_id, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def supported_models(cls, *, config: Config | None = None, retry: RetryPolicy | None = None,
                              **kwargs: Any) -> QfResponse:
             """``DescribeFineTuningSupportModels``: base models, modes and hyper-parameter bounds."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_supported_models(**fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_supported_models(**body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def asupported_models(cls, *, config: Config | None = None, retry: RetryPolicy | None = None,
                                     **kwargs: Any) -> QfResponse:
             """``DescribeFineTuningSupportModels``: base models, modes and hyper-parameter bounds."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_supported_models(**fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_supported_models(**body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)

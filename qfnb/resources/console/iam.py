@@ -8,7 +8,7 @@ from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 
-from ._base import asend, send, split_overrides
+from ._base import asend, body_fields, send
 from .builders import iam as build
 
 __all__ = ["IAM"]
@@ -22,15 +22,13 @@ class IAM:
                             retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """A bearer token for the v2 API: ``IAM.create_bearer_token(expire_in_seconds=3600)`` →
         ``resp["token"]``, ``resp["expireTime"]`` (signed with QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY)."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.create_bearer_token(expire_in_seconds, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.create_bearer_token(expire_in_seconds, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def acreate_bearer_token(cls, expire_in_seconds: int | None = None, *, config: Config | None = None,
                                    retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """A bearer token for the v2 API: ``IAM.create_bearer_token(expire_in_seconds=3600)`` →
         ``resp["token"]``, ``resp["expireTime"]`` (signed with QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY)."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.create_bearer_token(expire_in_seconds, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.create_bearer_token(expire_in_seconds, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)

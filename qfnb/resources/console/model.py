@@ -3,16 +3,25 @@
 """``Model``: the v1 model repository, evaluation tasks, and ``Model.V2`` (``/v2/model``)."""
 
 import builtins
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 
-from ._base import asend, send, split_overrides
+from ._base import asend, body_fields, send
 from .builders import model as build
 from .model_eval import ModelEvalCalls
 from .model_repo import ModelRepoCalls
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import (
+        EvaluationCreatedAnswer,
+        EvaluationInfoAnswer,
+        ModelInfoAnswer,
+        ModelV2Answer,
+        ModelVersionAnswer,
+    )
 
 __all__ = ["Model"]
 
@@ -22,35 +31,35 @@ class Model(ModelEvalCalls, ModelRepoCalls):
 
     @classmethod
     def list(cls, model_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-             **kwargs: Any) -> QfResponse:
+             **kwargs: Any) -> QfResponse["ModelInfoAnswer"]:
         """``modelDetail``: a model and all its versions."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.list_versions(model_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.list_versions(model_id, **body_fields(kwargs))
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("ModelInfoAnswer")
 
     @classmethod
     async def alist(cls, model_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                    **kwargs: Any) -> QfResponse:
+                    **kwargs: Any) -> QfResponse["ModelInfoAnswer"]:
         """``modelDetail``: a model and all its versions."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.list_versions(model_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.list_versions(model_id, **body_fields(kwargs))
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("ModelInfoAnswer")
 
     @classmethod
     def detail(cls, model_version_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-               **kwargs: Any) -> QfResponse:
+               **kwargs: Any) -> QfResponse["ModelVersionAnswer"]:
         """``modelVersionDetail``: one model version (``state`` is Creating/Ready/Fail)."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.detail(model_version_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.detail(model_version_id, **body_fields(kwargs))
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("ModelVersionAnswer")
 
     @classmethod
     async def adetail(cls, model_version_id: int | str, *, config: Config | None = None,
-                      retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                      retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["ModelVersionAnswer"]:
         """``modelVersionDetail``: one model version (``state`` is Creating/Ready/Fail)."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.detail(model_version_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.detail(model_version_id, **body_fields(kwargs))
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("ModelVersionAnswer")
 
     @classmethod
     def publish(cls, is_new: bool, version_meta: dict[str, Any], model_name: str | None = None,
@@ -60,9 +69,8 @@ class Model(ModelEvalCalls, ModelRepoCalls):
 
         ``version_meta`` uses v1 naming: ``{"taskId": <v2 job id>, "iterationId": <v2 task id>}``.
         """
-        fields, overrides = split_overrides(kwargs)
-        request = build.publish(is_new, version_meta, model_name, model_id, tags, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.publish(is_new, version_meta, model_name, model_id, tags, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def apublish(cls, is_new: bool, version_meta: dict[str, Any], model_name: str | None = None,
@@ -72,81 +80,78 @@ class Model(ModelEvalCalls, ModelRepoCalls):
 
         ``version_meta`` uses v1 naming: ``{"taskId": <v2 job id>, "iterationId": <v2 task id>}``.
         """
-        fields, overrides = split_overrides(kwargs)
-        request = build.publish(is_new, version_meta, model_name, model_id, tags, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.publish(is_new, version_meta, model_name, model_id, tags, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def create_evaluation_task(cls, name: str, version_info: builtins.list[dict[str, Any]], dataset_id: int | str,
                                eval_config: dict[str, Any], description: str | None = None,
                                pending_eval_id: int | None = None, dataset_name: str | None = None, *,
                                config: Config | None = None, retry: RetryPolicy | None = None,
-                               **kwargs: Any) -> QfResponse:
+                               **kwargs: Any) -> QfResponse["EvaluationCreatedAnswer"]:
         """``eval/create``: evaluate model versions on a platform dataset."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create_evaluation_task(name, version_info, dataset_id, eval_config, description,
-                                               pending_eval_id, dataset_name, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+                                               pending_eval_id, dataset_name, **body_fields(kwargs))
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("EvaluationCreatedAnswer")
 
     @classmethod
     async def acreate_evaluation_task(cls, name: str, version_info: builtins.list[dict[str, Any]],
                                       dataset_id: int | str, eval_config: dict[str, Any],
                                       description: str | None = None, pending_eval_id: int | None = None,
                                       dataset_name: str | None = None, *, config: Config | None = None,
-                                      retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                                      retry: RetryPolicy | None = None,
+                                      **kwargs: Any) -> QfResponse["EvaluationCreatedAnswer"]:
         """``eval/create``: evaluate model versions on a platform dataset."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create_evaluation_task(name, version_info, dataset_id, eval_config, description,
-                                               pending_eval_id, dataset_name, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+                                               pending_eval_id, dataset_name, **body_fields(kwargs))
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("EvaluationCreatedAnswer")
 
     @classmethod
     def get_evaluation_info(cls, eval_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                            **kwargs: Any) -> QfResponse:
+                            **kwargs: Any) -> QfResponse["EvaluationInfoAnswer"]:
         """``eval/detail``: state and units of an evaluation task."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_evaluation_info(eval_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_evaluation_info(eval_id, **body_fields(kwargs))
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("EvaluationInfoAnswer")
 
     @classmethod
     async def aget_evaluation_info(cls, eval_id: int | str, *, config: Config | None = None,
-                                   retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                                   retry: RetryPolicy | None = None,
+                                   **kwargs: Any) -> QfResponse["EvaluationInfoAnswer"]:
         """``eval/detail``: state and units of an evaluation task."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_evaluation_info(eval_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_evaluation_info(eval_id, **body_fields(kwargs))
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("EvaluationInfoAnswer")
 
     @classmethod
     def get_evaluation_result(cls, eval_id: int | str, *, config: Config | None = None,
                               retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``eval/report``: metrics per evaluated model version."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_evaluation_result(eval_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_evaluation_result(eval_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aget_evaluation_result(cls, eval_id: int | str, *, config: Config | None = None,
                                      retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``eval/report``: metrics per evaluated model version."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_evaluation_result(eval_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_evaluation_result(eval_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def stop_evaluation_task(cls, eval_id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                              **kwargs: Any) -> QfResponse:
         """``eval/cancel``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.stop_evaluation_task(eval_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.stop_evaluation_task(eval_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def astop_evaluation_task(cls, eval_id: int | str, *, config: Config | None = None,
                                     retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``eval/cancel``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.stop_evaluation_task(eval_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.stop_evaluation_task(eval_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     class V2:
         """``/v2/model``: model sets and models."""
@@ -156,31 +161,29 @@ class Model(ModelEvalCalls, ModelRepoCalls):
                                config: Config | None = None, retry: RetryPolicy | None = None,
                                **kwargs: Any) -> QfResponse:
             """``DescribeModelSet`` by id or name."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_describe_model_set(model_set_name, model_set_id, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_describe_model_set(model_set_name, model_set_id, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def adescribe_model_set(cls, model_set_name: str | None = None, model_set_id: str | None = None, *,
                                       config: Config | None = None, retry: RetryPolicy | None = None,
                                       **kwargs: Any) -> QfResponse:
             """``DescribeModelSet`` by id or name."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_describe_model_set(model_set_name, model_set_id, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_describe_model_set(model_set_name, model_set_id, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def describe_model(cls, model_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                           **kwargs: Any) -> QfResponse:
+                           **kwargs: Any) -> QfResponse["ModelV2Answer"]:
             """``DescribeModel``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_describe_model(model_id, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_describe_model(model_id, **body_fields(kwargs))
+            response = send(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("ModelV2Answer")
 
         @classmethod
         async def adescribe_model(cls, model_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                                  **kwargs: Any) -> QfResponse:
+                                  **kwargs: Any) -> QfResponse["ModelV2Answer"]:
             """``DescribeModel``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_describe_model(model_id, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_describe_model(model_id, **body_fields(kwargs))
+            response = await asend(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("ModelV2Answer")

@@ -10,7 +10,7 @@ from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb.resources.console.consts import EvaluationResultExportRange
 
-from ._base import asend, send, split_overrides
+from ._base import asend, body_fields, send
 from .builders import model_eval as build
 
 __all__ = ["ModelEvalCalls"]
@@ -30,10 +30,10 @@ class ModelEvalCalls:
         ``export_destination_type``, ``export_range`` and ``export_field`` take the members of
         ``EvaluationResultExportDestinationType``, ``EvaluationResultExportRange`` and
         ``EvaluationResultExportField`` (string enums) or their values."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create_evaluation_result_export_task(eval_id, export_destination_type, export_range,
-                                                             export_field, bos_bucket_id, result_ids, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+                                                             export_field, bos_bucket_id, result_ids,
+                                                             **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def acreate_evaluation_result_export_task(cls, eval_id: int | str, export_destination_type: str | None = None,
@@ -48,42 +48,38 @@ class ModelEvalCalls:
         ``export_destination_type``, ``export_range`` and ``export_field`` take the members of
         ``EvaluationResultExportDestinationType``, ``EvaluationResultExportRange`` and
         ``EvaluationResultExportField`` (string enums) or their values."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create_evaluation_result_export_task(eval_id, export_destination_type, export_range,
-                                                             export_field, bos_bucket_id, result_ids, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+                                                             export_field, bos_bucket_id, result_ids,
+                                                             **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def get_evaluation_result_export_task_status(cls, export_task_id: int | str, *, config: Config | None = None,
                                                  retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``eval/result/export/info``: the state of an export task."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_evaluation_result_export_task_status(export_task_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_evaluation_result_export_task_status(export_task_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aget_evaluation_result_export_task_status(cls, export_task_id: int | str, *, config: Config | None = None,
                                                         retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``eval/result/export/info``: the state of an export task."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_evaluation_result_export_task_status(export_task_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_evaluation_result_export_task_status(export_task_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def evaluable_model_list(cls, *, config: Config | None = None, retry: RetryPolicy | None = None,
                              **kwargs: Any) -> QfResponse:
         """``eval/model/list``: the model versions an evaluation can run on."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.evaluable_model_list(**fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.evaluable_model_list(**body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aevaluable_model_list(cls, *, config: Config | None = None, retry: RetryPolicy | None = None,
                                     **kwargs: Any) -> QfResponse:
         """``eval/model/list``: the model versions an evaluation can run on."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.evaluable_model_list(**fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.evaluable_model_list(**body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def get_evaluation_result_list(cls, id: int | str, bleu4: dict[str, float] | None = None,
@@ -94,10 +90,10 @@ class ModelEvalCalls:
                                    page_size: int = 20, *, config: Config | None = None,
                                    retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``eval/result/list``: an evaluation's per-sample results, filtered by score ranges."""
-        fields, overrides = split_overrides(kwargs)
         request = build.get_evaluation_result_list(id, bleu4, rouge_1, rouge_2, rouge_l, judge_score, model_version_ids,
-                                                   order_by, order, eval_unit_id, page_no, page_size, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+                                                   order_by, order, eval_unit_id, page_no, page_size,
+                                                   **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aget_evaluation_result_list(cls, id: int | str, bleu4: dict[str, float] | None = None,
@@ -110,23 +106,21 @@ class ModelEvalCalls:
                                           page_no: int = 1, page_size: int = 20, *, config: Config | None = None,
                                           retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``eval/result/list``: an evaluation's per-sample results, filtered by score ranges."""
-        fields, overrides = split_overrides(kwargs)
         request = build.get_evaluation_result_list(id, bleu4, rouge_1, rouge_2, rouge_l, judge_score, model_version_ids,
-                                                   order_by, order, eval_unit_id, page_no, page_size, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+                                                   order_by, order, eval_unit_id, page_no, page_size,
+                                                   **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def batch_delete_evaluation_result(cls, eval_ids: list[str] | list[int], *, config: Config | None = None,
                                        retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``eval/delete``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.batch_delete_evaluation_result(eval_ids, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.batch_delete_evaluation_result(eval_ids, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def abatch_delete_evaluation_result(cls, eval_ids: list[str] | list[int], *, config: Config | None = None,
                                               retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``eval/delete``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.batch_delete_evaluation_result(eval_ids, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.batch_delete_evaluation_result(eval_ids, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)

@@ -9,7 +9,7 @@ from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 
-from ._base import asend, send, split_overrides
+from ._base import asend, body_fields, send
 from .builders import model_repo as build
 
 __all__ = ["ModelRepoCalls"]
@@ -25,10 +25,9 @@ class ModelRepoCalls:
                     order_by: str | None = None, page_no: int = 1, page_size: int = 20, *, config: Config | None = None,
                     retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``model/preset/list``: the platform's preset models."""
-        fields, overrides = split_overrides(kwargs)
         request = build.preset_list(name_filter, model_type, model_version_vendor, ctx_length, language_support,
-                                    expansion, order_by, page_no, page_size, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+                                    expansion, order_by, page_no, page_size, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def apreset_list(cls, name_filter: str | None = None, model_type: list[int] | None = None,
@@ -37,19 +36,17 @@ class ModelRepoCalls:
                            order_by: str | None = None, page_no: int = 1, page_size: int = 20, *,
                            config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``model/preset/list``: the platform's preset models."""
-        fields, overrides = split_overrides(kwargs)
         request = build.preset_list(name_filter, model_type, model_version_vendor, ctx_length, language_support,
-                                    expansion, order_by, page_no, page_size, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+                                    expansion, order_by, page_no, page_size, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def user_list(cls, name_filter: str | None = None, model_type: list[int] | None = None, order_by: str | None = None,
                   order: str | None = None, page_no: int = 1, page_size: int = 20, *, config: Config | None = None,
                   retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``model/user/list``: your own models."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.user_list(name_filter, model_type, order_by, order, page_no, page_size, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.user_list(name_filter, model_type, order_by, order, page_no, page_size, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def auser_list(cls, name_filter: str | None = None, model_type: list[int] | None = None,
@@ -57,39 +54,34 @@ class ModelRepoCalls:
                          *, config: Config | None = None, retry: RetryPolicy | None = None,
                          **kwargs: Any) -> QfResponse:
         """``model/user/list``: your own models."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.user_list(name_filter, model_type, order_by, order, page_no, page_size, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.user_list(name_filter, model_type, order_by, order, page_no, page_size, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def batch_delete_model(cls, model_ids: list[int] | list[str], *, config: Config | None = None,
                            retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``model/batchDelete``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.batch_delete_model(model_ids, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.batch_delete_model(model_ids, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def abatch_delete_model(cls, model_ids: list[int] | list[str], *, config: Config | None = None,
                                   retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``model/batchDelete``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.batch_delete_model(model_ids, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.batch_delete_model(model_ids, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def batch_delete_model_version(cls, model_version_ids: list[int] | list[str], *, config: Config | None = None,
                                    retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``model/version/batchDelete``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.batch_delete_model_version(model_version_ids, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.batch_delete_model_version(model_version_ids, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def abatch_delete_model_version(cls, model_version_ids: list[int] | list[str], *,
                                           config: Config | None = None, retry: RetryPolicy | None = None,
                                           **kwargs: Any) -> QfResponse:
         """``model/version/batchDelete``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.batch_delete_model_version(model_version_ids, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.batch_delete_model_version(model_version_ids, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)

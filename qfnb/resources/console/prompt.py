@@ -11,7 +11,7 @@ from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb.resources.console.consts import PromptFrameworkType, PromptSceneType, PromptType
 
-from ._base import asend, send, split_overrides
+from ._base import asend, body_fields, send
 from .builders import prompt as build
 
 __all__ = ["Prompt"]
@@ -28,10 +28,9 @@ class Prompt:
                negative_variables: builtins.list[str] | None = None, *, config: Config | None = None,
                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``template/create``: a new template (variables found in it unless given)."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create(name, template, identifier, scene, framework, variables, label_ids, negative_template,
-                               negative_variables, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+                               negative_variables, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def acreate(cls, name: str, template: str, identifier: str = "{}",
@@ -41,156 +40,141 @@ class Prompt:
                       negative_template: str | None = None, negative_variables: builtins.list[str] | None = None, *,
                       config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``template/create``: a new template (variables found in it unless given)."""
-        fields, overrides = split_overrides(kwargs)
         request = build.create(name, template, identifier, scene, framework, variables, label_ids, negative_template,
-                               negative_variables, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+                               negative_variables, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def info(cls, id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
              **kwargs: Any) -> QfResponse:
         """``template/info``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.info(id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.info(id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def ainfo(cls, id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                     **kwargs: Any) -> QfResponse:
         """``template/info``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.info(id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.info(id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def update(cls, id: int | str, name: str | None = None, label_ids: builtins.list[int | str] | None = None,
                template: str | None = None, identifier: str | None = None, negative_template: str | None = None, *,
                config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``template/update``: change the fields given."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.update(id, name, label_ids, template, identifier, negative_template, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.update(id, name, label_ids, template, identifier, negative_template, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aupdate(cls, id: int | str, name: str | None = None, label_ids: builtins.list[int | str] | None = None,
                       template: str | None = None, identifier: str | None = None, negative_template: str | None = None,
                       *, config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``template/update``: change the fields given."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.update(id, name, label_ids, template, identifier, negative_template, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.update(id, name, label_ids, template, identifier, negative_template, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def delete(cls, id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                **kwargs: Any) -> QfResponse:
         """``template/delete``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.delete(id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.delete(id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def adelete(cls, id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                       **kwargs: Any) -> QfResponse:
         """``template/delete``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.delete(id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.delete(id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def list(cls, offset: int = 0, page_size: int = 10, name: str | None = None,
              label_ids: builtins.list[int | str] | None = None, type: PromptType | None = None, *,
              config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``template/list``: a page of templates (the platform's presets and yours)."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.list_prompts(offset, page_size, name, label_ids, type, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.list_prompts(offset, page_size, name, label_ids, type, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def alist(cls, offset: int = 0, page_size: int = 10, name: str | None = None,
                     label_ids: builtins.list[int | str] | None = None, type: PromptType | None = None, *,
                     config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``template/list``: a page of templates (the platform's presets and yours)."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.list_prompts(offset, page_size, name, label_ids, type, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.list_prompts(offset, page_size, name, label_ids, type, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def list_labels(cls, offset: int = 0, page_size: int = 10, *, config: Config | None = None,
                     retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``label/list``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.list_labels(offset, page_size, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.list_labels(offset, page_size, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def alist_labels(cls, offset: int = 0, page_size: int = 10, *, config: Config | None = None,
                            retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``label/list``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.list_labels(offset, page_size, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.list_labels(offset, page_size, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def create_optimiztion_task(cls, content: str, operations: builtins.list[Any], app_id: int | None = None,
                                 service_name: str | None = None, *, config: Config | None = None,
                                 retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``singleOptimize/create`` (spelled as the official SDK spells it): improve a prompt."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.create_optimiztion_task(content, operations, app_id, service_name, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.create_optimiztion_task(content, operations, app_id, service_name, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def acreate_optimiztion_task(cls, content: str, operations: builtins.list[Any], app_id: int | None = None,
                                        service_name: str | None = None, *, config: Config | None = None,
                                        retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``singleOptimize/create`` (spelled as the official SDK spells it): improve a prompt."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.create_optimiztion_task(content, operations, app_id, service_name, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.create_optimiztion_task(content, operations, app_id, service_name, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def get_optimization_task(cls, task_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                               **kwargs: Any) -> QfResponse:
         """``singleOptimize/info``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_optimization_task(task_id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_optimization_task(task_id, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def aget_optimization_task(cls, task_id: str, *, config: Config | None = None,
                                      retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``singleOptimize/info``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get_optimization_task(task_id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get_optimization_task(task_id, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     def evaluation_score(cls, type: int, data: builtins.list[Any], *, config: Config | None = None,
                          retry: RetryPolicy | None = None) -> QfResponse:
         """``evaluate/predict``: score answers against references."""
         request = build.evaluation_score(type, data)
-        return send(request, config=config, retry=retry, overrides=None)
+        return send(request, config=config, retry=retry)
 
     @classmethod
     async def aevaluation_score(cls, type: int, data: builtins.list[Any], *, config: Config | None = None,
                                 retry: RetryPolicy | None = None) -> QfResponse:
         """``evaluate/predict``: score answers against references."""
         request = build.evaluation_score(type, data)
-        return await asend(request, config=config, retry=retry, overrides=None)
+        return await asend(request, config=config, retry=retry)
 
     @classmethod
     def evaluation_summary(cls, data: builtins.list[Any], *, config: Config | None = None,
                            retry: RetryPolicy | None = None) -> QfResponse:
         """``evaluate/summary``."""
         request = build.evaluation_summary(data)
-        return send(request, config=config, retry=retry, overrides=None)
+        return send(request, config=config, retry=retry)
 
     @classmethod
     async def aevaluation_summary(cls, data: builtins.list[Any], *, config: Config | None = None,
                                   retry: RetryPolicy | None = None) -> QfResponse:
         """``evaluate/summary``."""
         request = build.evaluation_summary(data)
-        return await asend(request, config=config, retry=retry, overrides=None)
+        return await asend(request, config=config, retry=retry)
 
     class V2:
         """``/v2/promptTemplates`` and ``/v2/promptLabels``."""
@@ -202,10 +186,10 @@ class Prompt:
                    negative_variables: builtins.list[str] | None = None, hyper_parameters: dict[str, Any] | None = None,
                    *, config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``CreatePromptTemplate``."""
-            fields, overrides = split_overrides(kwargs)
             request = build.v2_create(template_name, template_content, labels, variable_identifier, scene_type,
-                                      variables, negative_template, negative_variables, hyper_parameters, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+                                      variables, negative_template, negative_variables, hyper_parameters,
+                                      **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def acreate(cls, template_name: str, template_content: str, labels: builtins.list[str] | None = None,
@@ -215,26 +199,24 @@ class Prompt:
                           hyper_parameters: dict[str, Any] | None = None, *, config: Config | None = None,
                           retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``CreatePromptTemplate``."""
-            fields, overrides = split_overrides(kwargs)
             request = build.v2_create(template_name, template_content, labels, variable_identifier, scene_type,
-                                      variables, negative_template, negative_variables, hyper_parameters, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+                                      variables, negative_template, negative_variables, hyper_parameters,
+                                      **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def info(cls, template_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                  **kwargs: Any) -> QfResponse:
             """``DescribePromptTemplate``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_info(template_id, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_info(template_id, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def ainfo(cls, template_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                         **kwargs: Any) -> QfResponse:
             """``DescribePromptTemplate``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_info(template_id, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_info(template_id, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def update(cls, template_id: str, template_name: str | None = None, labels: builtins.list[str] | None = None,
@@ -242,10 +224,9 @@ class Prompt:
                    negative_template_content: str | None = None, hyper_parameters: dict[str, Any] | None = None, *,
                    config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``ModifyPromptTemplate``."""
-            fields, overrides = split_overrides(kwargs)
             request = build.v2_update(template_id, template_name, labels, template_content, variable_identifier,
-                                      negative_template_content, hyper_parameters, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+                                      negative_template_content, hyper_parameters, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def aupdate(cls, template_id: str, template_name: str | None = None,
@@ -254,90 +235,81 @@ class Prompt:
                           hyper_parameters: dict[str, Any] | None = None, *, config: Config | None = None,
                           retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``ModifyPromptTemplate``."""
-            fields, overrides = split_overrides(kwargs)
             request = build.v2_update(template_id, template_name, labels, template_content, variable_identifier,
-                                      negative_template_content, hyper_parameters, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+                                      negative_template_content, hyper_parameters, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def delete(cls, template_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                    **kwargs: Any) -> QfResponse:
             """``DeletePromptTemplate``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_delete(template_id, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_delete(template_id, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def adelete(cls, template_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                           **kwargs: Any) -> QfResponse:
             """``DeletePromptTemplate``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_delete(template_id, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_delete(template_id, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def list(cls, marker: str | None = None, max_keys: int | None = None, page_reverse: bool | None = None,
                  name: str | None = None, label_ids: builtins.list[str] | None = None, type: str | None = None, *,
                  config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``DescribePromptTemplates``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_list_prompts(marker, max_keys, page_reverse, name, label_ids, type, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_list_prompts(marker, max_keys, page_reverse, name, label_ids, type,
+                                            **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def alist(cls, marker: str | None = None, max_keys: int | None = None, page_reverse: bool | None = None,
                         name: str | None = None, label_ids: builtins.list[str] | None = None, type: str | None = None,
                         *, config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``DescribePromptTemplates``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_list_prompts(marker, max_keys, page_reverse, name, label_ids, type, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_list_prompts(marker, max_keys, page_reverse, name, label_ids, type,
+                                            **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def delete_label(cls, label_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                          **kwargs: Any) -> QfResponse:
             """``DeletePromptLabel``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_delete_label(label_id, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_delete_label(label_id, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def adelete_label(cls, label_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
                                 **kwargs: Any) -> QfResponse:
             """``DeletePromptLabel``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_delete_label(label_id, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_delete_label(label_id, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def create_label(cls, name: builtins.list[str], *, config: Config | None = None,
                          retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``CreatePromptLabel``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_create_label(name, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_create_label(name, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def acreate_label(cls, name: builtins.list[str], *, config: Config | None = None,
                                 retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``CreatePromptLabel``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_create_label(name, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_create_label(name, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         def list_labels(cls, marker: str | None = None, max_keys: int | None = None, page_reverse: bool | None = None,
                         *, config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``DescribePromptLabels``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_list_labels(marker, max_keys, page_reverse, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_list_labels(marker, max_keys, page_reverse, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def alist_labels(cls, marker: str | None = None, max_keys: int | None = None,
                                page_reverse: bool | None = None, *, config: Config | None = None,
                                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``DescribePromptLabels``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_list_labels(marker, max_keys, page_reverse, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_list_labels(marker, max_keys, page_reverse, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)

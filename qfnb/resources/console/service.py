@@ -3,15 +3,18 @@
 """``Service``: v1 service apply/detail/list and ``Service.V2`` (``/v2/service``)."""
 
 import builtins
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb.resources.console.consts import DeployPoolType
 
-from ._base import asend, send, split_overrides
+from ._base import asend, body_fields, send
 from .builders import service as build
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import ServiceCreatedAnswer, ServiceV1Answer, ServiceV1CreatedAnswer, ServiceV2Answer
 
 __all__ = ["Service"]
 
@@ -22,52 +25,54 @@ class Service:
     @classmethod
     def create(cls, model_id: int | str, model_version_id: int | str, name: str, uri: str, replicas: int = 1,
                pool_type: int | DeployPoolType = DeployPoolType.PrivateResource, description: str | None = None, *,
-               config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+               config: Config | None = None, retry: RetryPolicy | None = None,
+               **kwargs: Any) -> QfResponse["ServiceV1CreatedAnswer"]:
         """``service/apply``: deploy a model version as a service reachable at ``uri``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.create(model_id, model_version_id, name, uri, replicas, pool_type, description, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.create(model_id, model_version_id, name, uri, replicas, pool_type, description,
+                               **body_fields(kwargs))
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("ServiceV1CreatedAnswer")
 
     @classmethod
     async def acreate(cls, model_id: int | str, model_version_id: int | str, name: str, uri: str, replicas: int = 1,
                       pool_type: int | DeployPoolType = DeployPoolType.PrivateResource, description: str | None = None,
-                      *, config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                      *, config: Config | None = None, retry: RetryPolicy | None = None,
+                      **kwargs: Any) -> QfResponse["ServiceV1CreatedAnswer"]:
         """``service/apply``: deploy a model version as a service reachable at ``uri``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.create(model_id, model_version_id, name, uri, replicas, pool_type, description, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.create(model_id, model_version_id, name, uri, replicas, pool_type, description,
+                               **body_fields(kwargs))
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("ServiceV1CreatedAnswer")
 
     @classmethod
     def get(cls, id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-            **kwargs: Any) -> QfResponse:
+            **kwargs: Any) -> QfResponse["ServiceV1Answer"]:
         """``service/detail``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get(id, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.get(id, **body_fields(kwargs))
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("ServiceV1Answer")
 
     @classmethod
     async def aget(cls, id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                   **kwargs: Any) -> QfResponse:
+                   **kwargs: Any) -> QfResponse["ServiceV1Answer"]:
         """``service/detail``."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.get(id, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.get(id, **body_fields(kwargs))
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("ServiceV1Answer")
 
     @classmethod
     def list(cls, api_type_filter: builtins.list[str] | None = None, *, config: Config | None = None,
              retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``service/list``: preset (``common``) and user (``custom``) services."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.list_services(api_type_filter, **fields)
-        return send(request, config=config, retry=retry, overrides=overrides)
+        request = build.list_services(api_type_filter, **body_fields(kwargs))
+        return send(request, config=config, retry=retry, overrides=kwargs)
 
     @classmethod
     async def alist(cls, api_type_filter: builtins.list[str] | None = None, *, config: Config | None = None,
                     retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
         """``service/list``: preset (``common``) and user (``custom``) services."""
-        fields, overrides = split_overrides(kwargs)
-        request = build.list_services(api_type_filter, **fields)
-        return await asend(request, config=config, retry=retry, overrides=overrides)
+        request = build.list_services(api_type_filter, **body_fields(kwargs))
+        return await asend(request, config=config, retry=retry, overrides=kwargs)
 
     class V2:
         """``/v2/service``."""
@@ -76,39 +81,40 @@ class Service:
         def create_service(cls, model_set_id: str, model_id: str, name: str, url_suffix: str,
                            resource_config: dict[str, Any] | None = None, billing: dict[str, Any] | None = None,
                            description: str | None = None, *, config: Config | None = None,
-                           retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                           retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["ServiceCreatedAnswer"]:
             """``CreateService``: deploy a v2 model as a service at ``.../{url_suffix}``."""
-            fields, overrides = split_overrides(kwargs)
             request = build.v2_create_service(model_set_id, model_id, name, url_suffix, resource_config, billing,
-                                              description, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+                                              description, **body_fields(kwargs))
+            response = send(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("ServiceCreatedAnswer")
 
         @classmethod
         async def acreate_service(cls, model_set_id: str, model_id: str, name: str, url_suffix: str,
                                   resource_config: dict[str, Any] | None = None, billing: dict[str, Any] | None = None,
                                   description: str | None = None, *, config: Config | None = None,
-                                  retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                                  retry: RetryPolicy | None = None,
+                                  **kwargs: Any) -> QfResponse["ServiceCreatedAnswer"]:
             """``CreateService``: deploy a v2 model as a service at ``.../{url_suffix}``."""
-            fields, overrides = split_overrides(kwargs)
             request = build.v2_create_service(model_set_id, model_id, name, url_suffix, resource_config, billing,
-                                              description, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+                                              description, **body_fields(kwargs))
+            response = await asend(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("ServiceCreatedAnswer")
 
         @classmethod
         def service_detail(cls, service_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                           **kwargs: Any) -> QfResponse:
+                           **kwargs: Any) -> QfResponse["ServiceV2Answer"]:
             """``DescribeService``: ``runStatus`` and ``url`` of a service."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_service_detail(service_id, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_service_detail(service_id, **body_fields(kwargs))
+            response = send(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("ServiceV2Answer")
 
         @classmethod
         async def aservice_detail(cls, service_id: str, *, config: Config | None = None,
-                                  retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                                  retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["ServiceV2Answer"]:
             """``DescribeService``: ``runStatus`` and ``url`` of a service."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_service_detail(service_id, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_service_detail(service_id, **body_fields(kwargs))
+            response = await asend(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("ServiceV2Answer")
 
         @classmethod
         def service_list(cls, marker: str | None = None, max_keys: int | None = None, page_reverse: bool | None = None,
@@ -116,9 +122,9 @@ class Service:
                          run_status: builtins.list[str] | None = None, *, config: Config | None = None,
                          retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``DescribeServices``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_service_list(marker, max_keys, page_reverse, name, service_type, run_status, **fields)
-            return send(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_service_list(marker, max_keys, page_reverse, name, service_type, run_status,
+                                            **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
         async def aservice_list(cls, marker: str | None = None, max_keys: int | None = None,
@@ -127,6 +133,6 @@ class Service:
                                 run_status: builtins.list[str] | None = None, *, config: Config | None = None,
                                 retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``DescribeServices``."""
-            fields, overrides = split_overrides(kwargs)
-            request = build.v2_service_list(marker, max_keys, page_reverse, name, service_type, run_status, **fields)
-            return await asend(request, config=config, retry=retry, overrides=overrides)
+            request = build.v2_service_list(marker, max_keys, page_reverse, name, service_type, run_status,
+                                            **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)

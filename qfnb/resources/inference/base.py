@@ -8,7 +8,9 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic
+
+from typing_extensions import TypeVar
 
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import ValidationError
@@ -27,6 +29,9 @@ from . import batching
 from .params import InferenceCall
 from .targets import QfLLMInfo, Target, class_or_instance_method, model_info, resolve_target, service_names
 
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answer import AnswerModel
+
 __all__ = ["BaseInference", "QfLLMInfo", "Target", "resolve_target"]
 
 logger = logging.getLogger("qfnb.resources")
@@ -38,16 +43,20 @@ _RETRY_KWARGS = ("retry_count", "request_timeout", "backoff_factor", "retry_jitt
 _EXTRA_RETRY_KWARGS = ("retry_jitter", "retry_max_wait_interval", "retry_err_codes")
 #: the resource's typed call (:mod:`.params`)
 C = TypeVar("C", bound=InferenceCall)
+#: the answer model of a response and of a stream chunk (:mod:`qfnb.protocol.answers`)
+A = TypeVar("A", bound="AnswerModel", default="AnswerModel")
+K = TypeVar("K", bound="AnswerModel", default="AnswerModel")
 _LOCAL_KWARGS = frozenset({"model", "endpoint", "stream", "request_id", "show_total_latency", "with_decode",
                            "truncate_overlong_msgs", "auto_concat_truncate", "truncated_continue_prompt",
                            "adapt_openai_message_format",
                            "retry_err_handler", *_RETRY_KWARGS})
 
 
-class BaseInference(Generic[C]):
+class BaseInference(Generic[C, A, K]):
     """Common shell. Subclasses set ``api_types`` and implement :meth:`_body`; their ``ado``
     and ``do`` (generated, see ``tools/unasync_calls.py``) build a typed call ``C`` and run
-    :meth:`_acall` / :meth:`_call`."""
+    :meth:`_acall` / :meth:`_call`, which answer ``QfResponse[A]`` (a stream: chunks
+    ``QfResponse[K]``)."""
 
     api_types: ClassVar[tuple[str, ...]] = ("chat",)
     #: name of the per-item field in ``batch_do``'s first argument
@@ -55,6 +64,9 @@ class BaseInference(Generic[C]):
     default_retry: ClassVar[dict[str, Any]] = {}
     #: ``ado``'s parameters without a default (set by the generated calls)
     required: ClassVar[tuple[str, ...]] = ()
+    #: the names, in :mod:`qfnb.protocol.answers`, of ``A`` and ``K`` (set by the generated calls)
+    answer_model: ClassVar[str] = "AnswerModel"
+    chunk_model: ClassVar[str] = "AnswerModel"
 
     def __init__(self, model: str | None = None, endpoint: str | None = None, *, config: Config | None = None,
                  **config_kwargs: Any) -> None:
@@ -183,6 +195,10 @@ class BaseInference(Generic[C]):
     def _postprocess(self, resp: QfResponse, call: C, target: Target) -> QfResponse:
         return resp
 
+    def _answer(self, resp: QfResponse, call: C, target: Target) -> QfResponse[A]:
+        """``resp`` post-processed, its ``parsed`` read as ``A``."""
+        return self._postprocess(resp, call, target).with_answer_named(self.answer_model)
+
     @staticmethod
     def _given(call: InferenceCall) -> dict[str, Any]:
         """The call's body fields and its ``**kwargs``, those not None (what the caller gave)."""
@@ -203,7 +219,7 @@ class BaseInference(Generic[C]):
         """Call the model (each resource declares its own parameters)."""
         raise NotImplementedError
 
-    async def _acall(self, call: C) -> QfResponse | AsyncIterator[QfResponse]:
+    async def _acall(self, call: C) -> QfResponse[A] | AsyncIterator[QfResponse[K]]:
         """The one implementation of a call: a :class:`QfResponse`, or (``call.stream``) an
         async iterator of chunks."""
         if not isinstance(call.stream, bool):
@@ -216,27 +232,27 @@ class BaseInference(Generic[C]):
         except ProtocolError as exc:
             raise ValidationError(exc.field, str(exc).split(": ", 1)[-1], exc.code) from None
         result = await self._send(target, body, call)
-        if call.stream:
-            return self._stream_post(result, call, target)
-        return self._postprocess(result, call, target)
+        if isinstance(result, QfResponse):
+            return self._answer(result, call, target)
+        return self._stream_post(result, call, target)
 
-    async def _acall_one(self, call: C) -> QfResponse:
+    async def _acall_one(self, call: C) -> QfResponse[A]:
         """:meth:`_acall` for a resource that never streams."""
         resp = await self._acall(call)
         assert isinstance(resp, QfResponse)  # _body refuses stream=True
         return resp
 
-    async def _send(self, target: Target, body: dict[str, Any], call: C) -> Any:
+    async def _send(self, target: Target, body: dict[str, Any], call: C) -> QfResponse | AsyncIterator[QfResponse]:
         client = self.client
         tokens = _estimate_body_tokens(body) if client.needs_token_estimates() else 0
         return await client.infer(target, body, stream=call.stream, retry=self._retry(call),
                                   request_id=call.request_id, tokens=tokens)
 
     async def _stream_post(self, chunks: AsyncIterator[QfResponse], call: C,
-                           target: Target) -> AsyncIterator[QfResponse]:
+                           target: Target) -> AsyncIterator[QfResponse[K]]:
         try:
             async for chunk in chunks:
-                yield self._postprocess(chunk, call, target)
+                yield self._postprocess(chunk, call, target).with_answer_named(self.chunk_model)
         finally:  # closed early: close the source now, so what arrived is counted at once
             close = getattr(chunks, "aclose", None)
             if close is not None:
@@ -247,18 +263,18 @@ class BaseInference(Generic[C]):
         """Blocking :meth:`ado` (each resource declares its own parameters)."""
         raise NotImplementedError
 
-    def _call(self, call: C) -> QfResponse | Iterator[QfResponse]:
+    def _call(self, call: C) -> QfResponse[A] | Iterator[QfResponse[K]]:
         """Blocking :meth:`_acall`: runs on qfnb's background loop (safe inside Jupyter); a
         stream becomes a sync iterator."""
         return self._blocking(self._acall(call))
 
-    def _call_one(self, call: C) -> QfResponse:
+    def _call_one(self, call: C) -> QfResponse[A]:
         """Blocking :meth:`_acall_one`."""
         return sync.run(self._acall_one(call))
 
     @staticmethod
-    def _blocking(call: Coroutine[Any, Any, QfResponse | AsyncIterator[QfResponse]]
-                  ) -> QfResponse | Iterator[QfResponse]:
+    def _blocking(call: Coroutine[Any, Any, QfResponse[A] | AsyncIterator[QfResponse[K]]]
+                  ) -> QfResponse[A] | Iterator[QfResponse[K]]:
         result = sync.run(call)
         return result if isinstance(result, QfResponse) else sync.iterate(result)
 
@@ -304,7 +320,7 @@ class BaseInference(Generic[C]):
         return await batching.acollect(
             _in_job(self._one), items, batching.length(inputs if inputs is not None else body_list),
             worker_num=worker_num, output_file=output_file, progress=batching.reporter(progress, type(self).__name__),
-            classify=self._batch_classifier(common), retry_budget=retry_budget)
+            classify=self._batch_classifier(common), retry_budget=retry_budget, answer=self.answer_model)
 
     async def _one(self, kwargs: dict[str, Any]) -> Any:
         # one try per call: the batch itself retries transient failures (re-queued, paced)
@@ -332,7 +348,7 @@ class BaseInference(Generic[C]):
         future = batching.submit(
             _in_job(self._one), items, batching.length(inputs if inputs is not None else body_list),
             worker_num=worker_num, output_file=output_file, progress=batching.reporter(progress, type(self).__name__),
-            classify=self._batch_classifier(common), retry_budget=retry_budget)
+            classify=self._batch_classifier(common), retry_budget=retry_budget, answer=self.answer_model)
         future.response_format = given_format
         return future
 

@@ -29,10 +29,28 @@ def reporter(progress: ProgressArg, desc: str) -> ProgressCallback | None:
     return make_progress(progress, desc=desc)  # the default shows a bar only inside a notebook kernel
 
 
+async def _drive(one: One, items: Iterable[dict[str, Any]], sink: Any, total: int | None, *, worker_num: int | None,
+                 progress: ProgressCallback | None, classify: _batch.Classify, retry_budget: float,
+                 counter: list[int] | None = None, stats: _batch.BatchStats | None = None) -> None:
+    """Run the items into ``sink``, the progress told of the start and the close; a file sink is closed."""
+    try:
+        if progress is not None:
+            progress.on_start(total)
+        await _batch.run_batch(one, items, sink, worker_num=worker_num, skip=getattr(sink, "done", None),
+                               progress=progress, counter=counter, classify=classify, retry_budget=retry_budget,
+                               stats=stats)
+    finally:
+        if isinstance(sink, _batch.FileSink):
+            sink.close()
+        if progress is not None:
+            progress.on_close()
+
+
 async def acollect(one: One, items: Iterable[dict[str, Any]], total: int | None, *, worker_num: int | None,
                    output_file: str | Path | None, progress: ProgressCallback | None, classify: _batch.Classify,
-                   retry_budget: float) -> Sequence[Any]:
-    """Run the batch and return its results in input order (a file's read back lazily)."""
+                   retry_budget: float, answer: str = "AnswerModel") -> Sequence[Any]:
+    """Run the batch and return its results in input order (a file's read back lazily, ``parsed``
+    as ``answer``, the name of the calls' answer model)."""
     sink: Any
     if output_file is not None:
         sink = _batch.FileSink(output_file)
@@ -41,24 +59,16 @@ async def acollect(one: One, items: Iterable[dict[str, Any]], total: int | None,
             items = list(items)
             total = len(items)
         sink = _batch.ListSink(total)
-    try:
-        if progress is not None:
-            progress.on_start(total)
-        await _batch.run_batch(one, items, sink, worker_num=worker_num, skip=getattr(sink, "done", None),
-                               progress=progress, classify=classify, retry_budget=retry_budget)
-    finally:
-        if isinstance(sink, _batch.FileSink):
-            sink.close()
-        if progress is not None:
-            progress.on_close()
+    await _drive(one, items, sink, total, worker_num=worker_num, progress=progress, classify=classify,
+                 retry_budget=retry_budget)
     if isinstance(sink, _batch.ListSink):
         return sink.results
-    return _batch.FileResults(sink.path, total if total is not None else sink.count)
+    return _batch.FileResults(sink.path, total if total is not None else sink.count, answer)
 
 
 def submit(one: One, items: Iterable[dict[str, Any]], total: int | None, *, worker_num: int | None,
            output_file: str | Path | None, progress: ProgressCallback | None, classify: _batch.Classify,
-           retry_budget: float) -> _batch.BatchFuture:
+           retry_budget: float, answer: str = "AnswerModel") -> _batch.BatchFuture:
     """Start the batch on qfnb's loop; its :class:`BatchFuture` at once."""
     if total is None and output_file is None:  # futures need a count; a file does not
         items = list(items)
@@ -75,20 +85,7 @@ def submit(one: One, items: Iterable[dict[str, Any]], total: int | None, *, work
         assert total is not None
         sink = _batch.FuturesSink(total)
         futures = sink.futures
-
-    async def _run() -> None:
-        try:
-            if progress is not None:
-                progress.on_start(total)
-            await _batch.run_batch(one, items, sink, worker_num=worker_num, skip=getattr(sink, "done", None),
-                                   progress=progress, counter=counter, classify=classify,
-                                   retry_budget=retry_budget, stats=stats)
-        finally:
-            if isinstance(sink, _batch.FileSink):
-                sink.close()
-            if progress is not None:
-                progress.on_close()
-
-    done = sync.submit(_run())
+    done = sync.submit(_drive(one, items, sink, total, worker_num=worker_num, progress=progress, classify=classify,
+                              retry_budget=retry_budget, counter=counter, stats=stats))
     return _batch.BatchFuture(total, done, counter, futures, Path(output_file) if output_file is not None else None,
-                              skipped, stats)
+                              skipped, stats, answer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from qfnb._core.errors import ValidationError
 from qfnb._core.http.ratelimit import estimate_tokens
@@ -20,6 +20,9 @@ from ._generated.chat import ChatCompletionCalls
 from .accumulator import ChatAccumulator
 from .base import Target
 from .params import CONTINUE_PROMPT, ChatCall, ChatMessages
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import ChatAnswer, ChatChunk
 
 __all__ = ["ChatCompletion", "ChatMessages"]
 
@@ -72,12 +75,13 @@ class ChatCompletion(ChatCompletionCalls):
         result = sync.run(self.acreate(messages, model, endpoint, stream, **kwargs))
         return sync.iterate(result) if stream and self.version == 2 else result
 
-    async def _acall(self, call: ChatCall) -> QfResponse | AsyncIterator[QfResponse]:
+    async def _acall(self, call: ChatCall) -> QfResponse[ChatAnswer] | AsyncIterator[QfResponse[ChatChunk]]:
         if self.version == 1 and call.extra.get("functions"):
             target = await self._target(call.model, call.endpoint)
             if target.endpoint == function_call.FUNCTION_ENDPOINT:  # as officially: that model takes instructions
                 plain = dataclasses.replace(call, auto_concat_truncate=False)
-                result: QfResponse | AsyncIterator[QfResponse] = await function_call.acall(self._acall, plain)
+                result: QfResponse[ChatAnswer] | AsyncIterator[QfResponse[ChatChunk]] = await function_call.acall(
+                    self._acall, plain)
                 return result
         if not call.auto_concat_truncate:
             return await super()._acall(call)
@@ -109,8 +113,8 @@ class ChatCompletion(ChatCompletionCalls):
             history += [{"role": "assistant", "content": part}, {"role": "user", "content": prompt}]
         return dataclasses.replace(call, messages=history)
 
-    async def _continue_stream(self, first: AsyncIterator[QfResponse], call: ChatCall
-                               ) -> AsyncIterator[QfResponse]:
+    async def _continue_stream(self, first: AsyncIterator[QfResponse[ChatChunk]], call: ChatCall
+                               ) -> AsyncIterator[QfResponse[ChatChunk]]:
         acc, chunks = ChatAccumulator(), first
         while True:
             async for chunk in chunks:
@@ -159,7 +163,8 @@ class ChatCompletion(ChatCompletionCalls):
             parse_request(ChatRequest, body)
         return target, body
 
-    async def _send(self, target: Target, body: dict[str, Any], call: ChatCall) -> Any:
+    async def _send(self, target: Target, body: dict[str, Any], call: ChatCall
+                    ) -> QfResponse | AsyncIterator[QfResponse]:
         if target.api_type == "v2":
             return await self.client.chat_v2(body, stream=call.stream, retry=self._retry(call),
                                              request_id=call.request_id)

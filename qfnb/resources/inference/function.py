@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from qfnb._core.http.response import QfResponse
 
 from .chat import ChatCompletion, ChatMessages
 from .function_call import FUNCTION_MODEL
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import ChatAnswer, ChatChunk
 
 __all__ = ["Function"]
 
@@ -20,13 +26,15 @@ class Function(ChatCompletion):
         return super()._default_model() if self.config.embedded else FUNCTION_MODEL
 
     async def ado(self, messages: ChatMessages, functions: list[dict[str, Any]] | None = None,  # type: ignore[override]
-                  **kwargs: Any) -> Any:
+                  **kwargs: Any) -> QfResponse[ChatAnswer] | AsyncIterator[QfResponse[ChatChunk]]:
         """Chat with ``functions`` offered to the model (other arguments as :meth:`ChatCompletion.ado`)."""
         if functions:
             kwargs["functions"] = functions
-        return await super().ado(messages, **kwargs)
+        # ``**kwargs`` may hold ``stream``: the overloads cannot tell which answer comes back
+        answer: QfResponse[ChatAnswer] | AsyncIterator[QfResponse[ChatChunk]] = await super().ado(messages, **kwargs)
+        return answer
 
     def do(self, messages: ChatMessages, functions: list[dict[str, Any]] | None = None,  # type: ignore[override]
-           **kwargs: Any) -> Any:
+           **kwargs: Any) -> QfResponse[ChatAnswer] | Iterator[QfResponse[ChatChunk]]:
         """Blocking :meth:`ado` (a stream is a plain iterator)."""
         return self._blocking(self.ado(messages, functions, **kwargs))

@@ -14,12 +14,18 @@ import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from qfnb._core.http.response import QfResponse
 
 from .messages import Messages
 from .params import ChatCall
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import ChatAnswer, ChatChunk
+
+#: a chat response or chunk
+R = TypeVar("R", bound=QfResponse[Any])
 
 __all__ = ["FUNCTION_ENDPOINT", "FUNCTION_MODEL", "acall", "parse_call", "render"]
 
@@ -63,7 +69,7 @@ def render(messages: list[dict[str, Any]], functions: list[dict[str, Any]]) -> l
     return out
 
 
-def parse_call(resp: QfResponse, text: str) -> QfResponse:
+def parse_call(resp: R, text: str) -> R:
     """Put an ``Action``/``Action Input`` answer into ``resp["function_call"]``."""
     action, args = _ACTION.search(text), _ACTION_INPUT.search(text)
     if action and args:
@@ -72,7 +78,7 @@ def parse_call(resp: QfResponse, text: str) -> QfResponse:
     return resp
 
 
-async def _stream_call(chunks: AsyncIterator[QfResponse]) -> AsyncIterator[QfResponse]:
+async def _stream_call(chunks: AsyncIterator[QfResponse[ChatChunk]]) -> AsyncIterator[QfResponse[ChatChunk]]:
     """Pass an ordinary answer through as it streams; hold back one that starts ``Action:``
     and end with a single chunk carrying the ``function_call``."""
     text, last, calling = "", None, None
@@ -94,7 +100,8 @@ async def _stream_call(chunks: AsyncIterator[QfResponse]) -> AsyncIterator[QfRes
         yield parse_call(last, text)
 
 
-async def acall(send: Callable[[ChatCall], Awaitable[Any]], call: ChatCall) -> Any:
+async def acall(send: Callable[[ChatCall], Awaitable[QfResponse[ChatAnswer] | AsyncIterator[QfResponse[ChatChunk]]]],
+                call: ChatCall) -> QfResponse[ChatAnswer] | AsyncIterator[QfResponse[ChatChunk]]:
     """Run ``send`` (a chat call) on ``call`` with its ``functions`` (in ``call.extra``) rendered
     into the turns, and the answer's ``Action`` lines turned into ``function_call``."""
     extra = dict(call.extra)

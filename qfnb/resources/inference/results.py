@@ -102,18 +102,7 @@ def _ends_with_newline(path: Path) -> bool:
 
 def done_indices(path: Path) -> set[int]:
     """Indices a previous run finished successfully (a torn last line is ignored)."""
-    done: set[int] = set()
-    if not path.exists():
-        return done
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if rec.get("ok") and isinstance(rec.get("index"), int):
-                done.add(rec["index"])
-    return done
+    return {index for index, rec in read_results(path) if rec.get("ok")} if path.exists() else set()
 
 
 def read_results(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -128,12 +117,13 @@ def read_results(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, 
                 yield rec["index"], rec
 
 
-def record_value(rec: dict[str, Any] | None) -> Any:
-    """What the batch returns for a file record: a QfResponse, or the exception as a value."""
+def record_value(rec: dict[str, Any] | None, answer: str = "AnswerModel") -> Any:
+    """What the batch returns for a file record: a QfResponse (``parsed`` as ``answer``, a model of
+    :mod:`qfnb.protocol.answers`), or the exception as a value."""
     if rec is None:
         return None
     if rec.get("ok"):
-        return QfResponse(200, {}, rec.get("result") or {})
+        return QfResponse(200, {}, rec.get("result") or {}).with_answer_named(answer)
     err = rec.get("error") or {}
     if "error_code" in err:
         return api_error(err["error_code"], err.get("message", ""))
@@ -147,8 +137,8 @@ class FileResults(Sequence[Any]):
     offset per input is kept in memory; a success wins over an earlier failure of a re-run.
     """
 
-    def __init__(self, path: Path, total: int) -> None:
-        self.path, self._total = path, total
+    def __init__(self, path: Path, total: int, answer: str = "AnswerModel") -> None:
+        self.path, self._total, self._answer = path, total, answer
         self._offsets: dict[int, int] = {}
         ok: set[int] = set()
         with path.open("rb") as fh:
@@ -186,7 +176,7 @@ class FileResults(Sequence[Any]):
             return None
         with self.path.open("rb") as fh:
             fh.seek(offset)
-            return record_value(json.loads(fh.readline()))
+            return record_value(json.loads(fh.readline()), self._answer)
 
     def __iter__(self) -> Iterator[Any]:
         for i in range(self._total):
@@ -215,7 +205,8 @@ class BatchFuture:
 
     def __init__(self, total: int | None, done: concurrent.futures.Future[None], counter: list[int],
                  futures: list[concurrent.futures.Future[Any]] | None = None,
-                 output_file: Path | None = None, skipped: int = 0, stats: BatchStats | None = None) -> None:
+                 output_file: Path | None = None, skipped: int = 0, stats: BatchStats | None = None,
+                 answer: str = "AnswerModel") -> None:
         #: calls re-queued after a transient failure, and the concurrency the batch settled at
         self.stats = stats if stats is not None else BatchStats()
         self._total = total
@@ -223,6 +214,7 @@ class BatchFuture:
         self._counter = counter
         self._futures = futures
         self._output_file = output_file
+        self._answer = answer  # the answer model's name, for the results read back from the file
         self._skipped = skipped
         self._lock = threading.Lock()
         #: the batch's ``response_format`` (what :meth:`to_dataframe` reads answers with by default)
@@ -296,7 +288,7 @@ class BatchFuture:
 
     def _file_results(self) -> FileResults:
         assert self._output_file is not None
-        return FileResults(self._output_file, self.total_count())
+        return FileResults(self._output_file, self.total_count(), self._answer)
 
     def __repr__(self) -> str:
         total = "?" if self._total is None else self._total

@@ -77,28 +77,27 @@ def create_data_import_task(dataset_id: int | str, is_annotated: bool,
     return ConsoleRequest(Console.DATASET_IMPORT, body)
 
 
-def _by_id(path: str) -> Any:
-    def build(dataset_id: int | str, **kwargs: Any) -> ConsoleRequest:
-        return ConsoleRequest(path, {"datasetId": require_id(dataset_id, "dataset_id"), **kwargs})
-    return build
+def _by_id(path: str, dataset_id: int | str, **kwargs: Any) -> ConsoleRequest:
+    """A call to ``path`` about one dataset."""
+    return ConsoleRequest(path, {"datasetId": require_id(dataset_id, "dataset_id"), **kwargs})
 
 
 @surface("Data.release_dataset")
 def release_dataset(dataset_id: int | str, **kwargs: Any) -> ConsoleRequest:
     """``dataset/release``: make an imported dataset usable for training."""
-    return _by_id(Console.DATASET_RELEASE)(dataset_id, **kwargs)  # type: ignore[no-any-return]
+    return _by_id(Console.DATASET_RELEASE, dataset_id, **kwargs)
 
 
-@surface("Data.get_dataset_info")
+@surface("Data.get_dataset_info", answer="DatasetInfoAnswer")
 def get_dataset_info(dataset_id: int | str, **kwargs: Any) -> ConsoleRequest:
     """``dataset/info``: ``versionInfo.importStatus``/``releaseStatus``/``entityCount``."""
-    return _by_id(Console.DATASET_INFO)(dataset_id, **kwargs)  # type: ignore[no-any-return]
+    return _by_id(Console.DATASET_INFO, dataset_id, **kwargs)
 
 
 @surface("Data.delete_dataset")
 def delete_dataset(dataset_id: int | str, **kwargs: Any) -> ConsoleRequest:
     """``dataset/delete``."""
-    return _by_id(Console.DATASET_DELETE)(dataset_id, **kwargs)  # type: ignore[no-any-return]
+    return _by_id(Console.DATASET_DELETE, dataset_id, **kwargs)
 
 
 @surface("Data.get_dataset_status_in_batch")
@@ -130,7 +129,7 @@ def create_dataset_export_task(dataset_id: int | str,
 @surface("Data.get_dataset_export_records")
 def get_dataset_export_records(dataset_id: int | str, **kwargs: Any) -> ConsoleRequest:
     """``dataset/exportRecord``."""
-    return _by_id("/wenxinworkshop/dataset/exportRecord")(dataset_id, **kwargs)  # type: ignore[no-any-return]
+    return _by_id("/wenxinworkshop/dataset/exportRecord", dataset_id, **kwargs)
 
 
 @surface("Data.get_dataset_import_error_detail")

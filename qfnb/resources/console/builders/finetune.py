@@ -53,7 +53,7 @@ def check_dataset_config(config: Any, field_name: str = "dataset_config") -> dic
 
 # ---- v1 builders ------------------------------------------------------------------------
 
-@surface("FineTune.create_task")
+@surface("FineTune.create_task", answer="FineTuneV1TaskAnswer")
 def create_task(name: str, description: str | None = None, base_train_type: str | None = None,
                  train_type: str | None = None, **kwargs: Any) -> ConsoleRequest:
     """Create a v1 fine-tune task (the container of jobs)."""
@@ -63,7 +63,7 @@ def create_task(name: str, description: str | None = None, base_train_type: str 
     return ConsoleRequest(Console.FT_CREATE_TASK, body)
 
 
-@surface("FineTune.create_job")
+@surface("FineTune.create_job", answer="FineTuneV1JobCreatedAnswer")
 def create_job(job: dict[str, Any], **kwargs: Any) -> ConsoleRequest:
     """Create a v1 fine-tune job (one run) from the platform's job dict."""
     require(job, "job", dict)
@@ -71,7 +71,7 @@ def create_job(job: dict[str, Any], **kwargs: Any) -> ConsoleRequest:
     return ConsoleRequest(Console.FT_CREATE_JOB, {**job, **kwargs})
 
 
-@surface("FineTune.get_job")
+@surface("FineTune.get_job", answer="FineTuneV1JobAnswer")
 def get_job(task_id: int | str, job_id: int | str, **kwargs: Any) -> ConsoleRequest:
     """Detail of a v1 job."""
     body = {"taskId": require_id(task_id, "task_id"), "jobId": require_id(job_id, "job_id"), **kwargs}
@@ -91,7 +91,7 @@ def _v2(action: str, body: dict[str, Any]) -> ConsoleRequest:
     return ConsoleRequest(Console.V2_FINETUNING, compact(body), action=action)
 
 
-@surface("FineTune.V2.create_job")
+@surface("FineTune.V2.create_job", answer="FineTuneJobCreatedAnswer")
 def v2_create_job(name: str, model: str, train_mode: str | TrainMode = TrainMode.SFT,
                    description: str | None = None, parameter_scale: str | None = None,
                    hyper_parameter_config: dict[str, Any] | None = None,
@@ -107,7 +107,7 @@ def v2_create_job(name: str, model: str, train_mode: str | TrainMode = TrainMode
                                      "hyperParameterConfig": hyper_parameter_config, **kwargs})
 
 
-@surface("FineTune.V2.create_task")
+@surface("FineTune.V2.create_task", answer="FineTuneTaskCreatedAnswer")
 def v2_create_task(job_id: str, params_scale: str | ParameterScale,
                     hyper_params: dict[str, Any] | None = None,
                     dataset_config: dict[str, Any] | None = None,
@@ -151,7 +151,7 @@ def v2_task_list(job_id: str, marker: str | None = None, max_keys: int | None = 
                                          "pageReverse": page_reverse, **kwargs})
 
 
-@surface("FineTune.V2.task_detail")
+@surface("FineTune.V2.task_detail", answer="FineTuneTaskAnswer")
 def v2_task_detail(task_id: str, **kwargs: Any) -> ConsoleRequest:
     """``DescribeFineTuningTask``: status, progress (and, locally, step/loss) of a run."""
     return _v2(V2Action.DESCRIBE_TASK, {"taskId": require(task_id, "task_id"), **kwargs})

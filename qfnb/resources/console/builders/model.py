@@ -19,13 +19,13 @@ CLASSES = {
 }
 
 
-@surface("Model.list")
+@surface("Model.list", answer="ModelInfoAnswer")
 def list_versions(model_id: int | str, **kwargs: Any) -> ConsoleRequest:
     """``modelDetail``: a model and all its versions."""
     return ConsoleRequest(Console.MODEL_DETAIL, {"modelId": require_id(model_id, "model_id"), **kwargs})
 
 
-@surface("Model.detail")
+@surface("Model.detail", answer="ModelVersionAnswer")
 def detail(model_version_id: int | str, **kwargs: Any) -> ConsoleRequest:
     """``modelVersionDetail``: one model version (``state`` is Creating/Ready/Fail)."""
     body = {"modelVersionId": require_id(model_version_id, "model_version_id"), **kwargs}
@@ -53,7 +53,7 @@ def publish(is_new: bool, version_meta: dict[str, Any], model_name: str | None =
     return ConsoleRequest(Console.MODEL_PUBLISH, body)
 
 
-@surface("Model.create_evaluation_task")
+@surface("Model.create_evaluation_task", answer="EvaluationCreatedAnswer")
 def create_evaluation_task(name: str, version_info: list[dict[str, Any]], dataset_id: int | str,
                             eval_config: dict[str, Any], description: str | None = None,
                             pending_eval_id: int | None = None, dataset_name: str | None = None,
@@ -77,7 +77,7 @@ def create_evaluation_task(name: str, version_info: list[dict[str, Any]], datase
     return ConsoleRequest(Console.EVAL_CREATE, body)
 
 
-@surface("Model.get_evaluation_info")
+@surface("Model.get_evaluation_info", answer="EvaluationInfoAnswer")
 def get_evaluation_info(eval_id: int | str, **kwargs: Any) -> ConsoleRequest:
     """``eval/detail``: state and units of an evaluation task."""
     return ConsoleRequest(Console.EVAL_DETAIL, {"id": require_id(eval_id, "eval_id"), **kwargs})
@@ -105,7 +105,7 @@ def v2_describe_model_set(model_set_name: str | None = None, model_set_id: str |
     return ConsoleRequest(Console.V2_MODEL, body, action=V2Action.DESCRIBE_MODEL_SET)
 
 
-@surface("Model.V2.describe_model")
+@surface("Model.V2.describe_model", answer="ModelV2Answer")
 def v2_describe_model(model_id: str, **kwargs: Any) -> ConsoleRequest:
     """``DescribeModel``."""
     body = {"modelId": require(model_id, "model_id"), **kwargs}

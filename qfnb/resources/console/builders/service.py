@@ -16,7 +16,7 @@ CLASSES = {
 }
 
 
-@surface("Service.create")
+@surface("Service.create", answer="ServiceV1CreatedAnswer")
 def create(model_id: int | str, model_version_id: int | str, name: str, uri: str,
             replicas: int = 1, pool_type: int | DeployPoolType = DeployPoolType.PrivateResource,
             description: str | None = None, **kwargs: Any) -> ConsoleRequest:
@@ -36,7 +36,7 @@ def create(model_id: int | str, model_version_id: int | str, name: str, uri: str
     return ConsoleRequest(Console.SERVICE_APPLY, body)
 
 
-@surface("Service.get")
+@surface("Service.get", answer="ServiceV1Answer")
 def get(id: int | str, **kwargs: Any) -> ConsoleRequest:
     """``service/detail``."""
     return ConsoleRequest(Console.SERVICE_DETAIL, {"serviceId": require_id(id, "id"), **kwargs})
@@ -55,7 +55,7 @@ def list_services(api_type_filter: list[str] | None = None, **kwargs: Any) -> Co
     return ConsoleRequest(Console.SERVICE_LIST, body)
 
 
-@surface("Service.V2.create_service")
+@surface("Service.V2.create_service", answer="ServiceCreatedAnswer")
 def v2_create_service(model_set_id: str, model_id: str, name: str, url_suffix: str,
                        resource_config: dict[str, Any] | None = None,
                        billing: dict[str, Any] | None = None, description: str | None = None,
@@ -77,7 +77,7 @@ def v2_create_service(model_set_id: str, model_id: str, name: str, url_suffix: s
     return ConsoleRequest(Console.V2_SERVICE, body, action=V2Action.CREATE_SERVICE)
 
 
-@surface("Service.V2.service_detail")
+@surface("Service.V2.service_detail", answer="ServiceV2Answer")
 def v2_service_detail(service_id: str, **kwargs: Any) -> ConsoleRequest:
     """``DescribeService``: ``runStatus`` and ``url`` of a service."""
     body = {"serviceId": require(service_id, "service_id"), **kwargs}

@@ -5,18 +5,24 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, ClassVar, Literal, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 from qfnb._core.http.response import QfResponse
 
 from ..base import BaseInference
 from ..params import CONTINUE_PROMPT, ChatCall, ChatMessages
 
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import ChatAnswer, ChatChunk
+
 __all__ = ["ChatCompletionCalls"]
 
 
-class ChatCompletionCalls(BaseInference[ChatCall]):
+class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
     """``ChatCompletion.ado`` / ``do``."""
+
+    answer_model = "ChatAnswer"
+    chunk_model = "ChatChunk"
 
     #: ``ado``'s parameters without a default (a batch item without one sends None: refused)
     required: ClassVar[tuple[str, ...]] = ("messages",)
@@ -29,7 +35,7 @@ class ChatCompletionCalls(BaseInference[ChatCall]):
                   truncate_overlong_msgs: bool = False, *, system: str | None = None, temperature: float | None = None,
                   top_p: float | None = None, top_k: int | None = None, penalty_score: float | None = None,
                   stop: list[str] | None = None, max_output_tokens: int | None = None, user_id: str | None = None,
-                  **kwargs: Any) -> QfResponse: ...
+                  **kwargs: Any) -> QfResponse[ChatAnswer]: ...
     @overload
     async def ado(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None, *,
                   stream: Literal[True], retry_count: int | None = None, request_timeout: float | None = None,
@@ -38,7 +44,7 @@ class ChatCompletionCalls(BaseInference[ChatCall]):
                   truncate_overlong_msgs: bool = False, system: str | None = None, temperature: float | None = None,
                   top_p: float | None = None, top_k: int | None = None, penalty_score: float | None = None,
                   stop: list[str] | None = None, max_output_tokens: int | None = None, user_id: str | None = None,
-                  **kwargs: Any) -> AsyncIterator[QfResponse]: ...
+                  **kwargs: Any) -> AsyncIterator[QfResponse[ChatChunk]]: ...
     @overload
     async def ado(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
                   stream: bool = False, retry_count: int | None = None, request_timeout: float | None = None,
@@ -47,7 +53,7 @@ class ChatCompletionCalls(BaseInference[ChatCall]):
                   truncate_overlong_msgs: bool = False, *, system: str | None = None, temperature: float | None = None,
                   top_p: float | None = None, top_k: int | None = None, penalty_score: float | None = None,
                   stop: list[str] | None = None, max_output_tokens: int | None = None, user_id: str | None = None,
-                  **kwargs: Any) -> QfResponse | AsyncIterator[QfResponse]: ...
+                  **kwargs: Any) -> QfResponse[ChatAnswer] | AsyncIterator[QfResponse[ChatChunk]]: ...
     async def ado(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
                   stream: bool = False, retry_count: int | None = None, request_timeout: float | None = None,
                   request_id: str | None = None, backoff_factor: float | None = None,
@@ -55,7 +61,7 @@ class ChatCompletionCalls(BaseInference[ChatCall]):
                   truncate_overlong_msgs: bool = False, *, system: str | None = None, temperature: float | None = None,
                   top_p: float | None = None, top_k: int | None = None, penalty_score: float | None = None,
                   stop: list[str] | None = None, max_output_tokens: int | None = None, user_id: str | None = None,
-                  **kwargs: Any) -> QfResponse | AsyncIterator[QfResponse]:
+                  **kwargs: Any) -> QfResponse[ChatAnswer] | AsyncIterator[QfResponse[ChatChunk]]:
         """Chat with the model.
 
         :param messages: the conversation, oldest first, ending with a user turn.
@@ -98,7 +104,8 @@ class ChatCompletionCalls(BaseInference[ChatCall]):
            truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
            system: str | None = None, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-           max_output_tokens: int | None = None, user_id: str | None = None, **kwargs: Any) -> QfResponse: ...
+           max_output_tokens: int | None = None, user_id: str | None = None,
+           **kwargs: Any) -> QfResponse[ChatAnswer]: ...
     @overload
     def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None, *,
            stream: Literal[True], retry_count: int | None = None, request_timeout: float | None = None,
@@ -107,7 +114,7 @@ class ChatCompletionCalls(BaseInference[ChatCall]):
            system: str | None = None, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
            max_output_tokens: int | None = None, user_id: str | None = None,
-           **kwargs: Any) -> Iterator[QfResponse]: ...
+           **kwargs: Any) -> Iterator[QfResponse[ChatChunk]]: ...
     @overload
     def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None, stream: bool = False,
            retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
@@ -116,7 +123,7 @@ class ChatCompletionCalls(BaseInference[ChatCall]):
            system: str | None = None, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
            max_output_tokens: int | None = None, user_id: str | None = None,
-           **kwargs: Any) -> QfResponse | Iterator[QfResponse]: ...
+           **kwargs: Any) -> QfResponse[ChatAnswer] | Iterator[QfResponse[ChatChunk]]: ...
     def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None, stream: bool = False,
            retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
            backoff_factor: float | None = None, auto_concat_truncate: bool = False,
@@ -124,7 +131,7 @@ class ChatCompletionCalls(BaseInference[ChatCall]):
            system: str | None = None, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
            max_output_tokens: int | None = None, user_id: str | None = None,
-           **kwargs: Any) -> QfResponse | Iterator[QfResponse]:
+           **kwargs: Any) -> QfResponse[ChatAnswer] | Iterator[QfResponse[ChatChunk]]:
         """Chat with the model.
 
         Blocking :meth:`ado`: runs on qfnb's background loop (safe inside Jupyter). A stream is a sync iterator.

@@ -5,18 +5,24 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, ClassVar, Literal, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 from qfnb._core.http.response import QfResponse
 
 from ..base import BaseInference
 from ..params import CompletionCall
 
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import CompletionAnswer, CompletionChunk
+
 __all__ = ["CompletionCalls"]
 
 
-class CompletionCalls(BaseInference[CompletionCall]):
+class CompletionCalls(BaseInference[CompletionCall, "CompletionAnswer", "CompletionChunk"]):
     """``Completion.ado`` / ``do``."""
+
+    answer_model = "CompletionAnswer"
+    chunk_model = "CompletionChunk"
 
     #: ``ado``'s parameters without a default (a batch item without one sends None: refused)
     required: ClassVar[tuple[str, ...]] = ("prompt",)
@@ -27,27 +33,28 @@ class CompletionCalls(BaseInference[CompletionCall]):
                   request_id: str | None = None, backoff_factor: float | None = None, *,
                   temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
                   penalty_score: float | None = None, stop: list[str] | None = None,
-                  max_output_tokens: int | None = None, user_id: str | None = None, **kwargs: Any) -> QfResponse: ...
+                  max_output_tokens: int | None = None, user_id: str | None = None,
+                  **kwargs: Any) -> QfResponse[CompletionAnswer]: ...
     @overload
     async def ado(self, prompt: str, model: str | None = None, endpoint: str | None = None, *, stream: Literal[True],
                   retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
                   backoff_factor: float | None = None, temperature: float | None = None, top_p: float | None = None,
                   top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
                   max_output_tokens: int | None = None, user_id: str | None = None,
-                  **kwargs: Any) -> AsyncIterator[QfResponse]: ...
+                  **kwargs: Any) -> AsyncIterator[QfResponse[CompletionChunk]]: ...
     @overload
     async def ado(self, prompt: str, model: str | None = None, endpoint: str | None = None, stream: bool = False,
                   retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
                   backoff_factor: float | None = None, *, temperature: float | None = None, top_p: float | None = None,
                   top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
                   max_output_tokens: int | None = None, user_id: str | None = None,
-                  **kwargs: Any) -> QfResponse | AsyncIterator[QfResponse]: ...
+                  **kwargs: Any) -> QfResponse[CompletionAnswer] | AsyncIterator[QfResponse[CompletionChunk]]: ...
     async def ado(self, prompt: str, model: str | None = None, endpoint: str | None = None, stream: bool = False,
                   retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
                   backoff_factor: float | None = None, *, temperature: float | None = None, top_p: float | None = None,
                   top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
                   max_output_tokens: int | None = None, user_id: str | None = None,
-                  **kwargs: Any) -> QfResponse | AsyncIterator[QfResponse]:
+                  **kwargs: Any) -> QfResponse[CompletionAnswer] | AsyncIterator[QfResponse[CompletionChunk]]:
         """Continue ``prompt`` (a chat model gets it as one user turn).
 
         :param prompt: the text to continue.
@@ -79,27 +86,28 @@ class CompletionCalls(BaseInference[CompletionCall]):
            retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
            backoff_factor: float | None = None, *, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-           max_output_tokens: int | None = None, user_id: str | None = None, **kwargs: Any) -> QfResponse: ...
+           max_output_tokens: int | None = None, user_id: str | None = None,
+           **kwargs: Any) -> QfResponse[CompletionAnswer]: ...
     @overload
     def do(self, prompt: str, model: str | None = None, endpoint: str | None = None, *, stream: Literal[True],
            retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
            backoff_factor: float | None = None, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
            max_output_tokens: int | None = None, user_id: str | None = None,
-           **kwargs: Any) -> Iterator[QfResponse]: ...
+           **kwargs: Any) -> Iterator[QfResponse[CompletionChunk]]: ...
     @overload
     def do(self, prompt: str, model: str | None = None, endpoint: str | None = None, stream: bool = False,
            retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
            backoff_factor: float | None = None, *, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
            max_output_tokens: int | None = None, user_id: str | None = None,
-           **kwargs: Any) -> QfResponse | Iterator[QfResponse]: ...
+           **kwargs: Any) -> QfResponse[CompletionAnswer] | Iterator[QfResponse[CompletionChunk]]: ...
     def do(self, prompt: str, model: str | None = None, endpoint: str | None = None, stream: bool = False,
            retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
            backoff_factor: float | None = None, *, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
            max_output_tokens: int | None = None, user_id: str | None = None,
-           **kwargs: Any) -> QfResponse | Iterator[QfResponse]:
+           **kwargs: Any) -> QfResponse[CompletionAnswer] | Iterator[QfResponse[CompletionChunk]]:
         """Continue ``prompt`` (a chat model gets it as one user turn).
 
         Blocking :meth:`ado`: runs on qfnb's background loop (safe inside Jupyter). A stream is a sync iterator.

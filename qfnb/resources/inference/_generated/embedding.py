@@ -4,25 +4,31 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from qfnb._core.http.response import QfResponse
 
 from ..base import BaseInference
 from ..params import EmbeddingCall
 
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import EmbeddingAnswer
+
 __all__ = ["EmbeddingCalls"]
 
 
-class EmbeddingCalls(BaseInference[EmbeddingCall]):
+class EmbeddingCalls(BaseInference[EmbeddingCall, "EmbeddingAnswer"]):
     """``Embedding.ado`` / ``do``."""
+
+    answer_model = "EmbeddingAnswer"
 
     #: ``ado``'s parameters without a default (a batch item without one sends None: refused)
     required: ClassVar[tuple[str, ...]] = ("texts",)
 
     async def ado(self, texts: list[str] | str, model: str | None = None, endpoint: str | None = None,
                   retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
-                  backoff_factor: float | None = None, *, user_id: str | None = None, **kwargs: Any) -> QfResponse:
+                  backoff_factor: float | None = None, *, user_id: str | None = None,
+                  **kwargs: Any) -> QfResponse[EmbeddingAnswer]:
         """Embed ``texts``: ``resp["data"][i]["embedding"]`` is the vector of ``texts[i]``.
 
         :param texts: the texts, at most 16 per call; one string is taken as a list of one (the
@@ -44,7 +50,8 @@ class EmbeddingCalls(BaseInference[EmbeddingCall]):
 
     def do(self, texts: list[str] | str, model: str | None = None, endpoint: str | None = None,
            retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
-           backoff_factor: float | None = None, *, user_id: str | None = None, **kwargs: Any) -> QfResponse:
+           backoff_factor: float | None = None, *, user_id: str | None = None,
+           **kwargs: Any) -> QfResponse[EmbeddingAnswer]:
         """Embed ``texts``: ``resp["data"][i]["embedding"]`` is the vector of ``texts[i]``.
 
         Blocking :meth:`ado`: runs on qfnb's background loop (safe inside Jupyter).

@@ -5,18 +5,24 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, ClassVar, Literal, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 from qfnb._core.http.response import QfResponse
 
 from ..base import BaseInference
 from ..params import Image2TextCall
 
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import Image2TextAnswer, Image2TextChunk
+
 __all__ = ["Image2TextCalls"]
 
 
-class Image2TextCalls(BaseInference[Image2TextCall]):
+class Image2TextCalls(BaseInference[Image2TextCall, "Image2TextAnswer", "Image2TextChunk"]):
     """``Image2Text.ado`` / ``do``."""
+
+    answer_model = "Image2TextAnswer"
+    chunk_model = "Image2TextChunk"
 
     #: ``ado``'s parameters without a default (a batch item without one sends None: refused)
     required: ClassVar[tuple[str, ...]] = ("prompt", "image")
@@ -24,21 +30,22 @@ class Image2TextCalls(BaseInference[Image2TextCall]):
     @overload
     async def ado(self, prompt: str, image: str | bytes, model: str | None = None, endpoint: str | None = None,
                   stream: Literal[False] = False, retry_count: int | None = None, request_timeout: float | None = None,
-                  request_id: str | None = None, backoff_factor: float | None = None, **kwargs: Any) -> QfResponse: ...
+                  request_id: str | None = None, backoff_factor: float | None = None,
+                  **kwargs: Any) -> QfResponse[Image2TextAnswer]: ...
     @overload
     async def ado(self, prompt: str, image: str | bytes, model: str | None = None, endpoint: str | None = None, *,
                   stream: Literal[True], retry_count: int | None = None, request_timeout: float | None = None,
                   request_id: str | None = None, backoff_factor: float | None = None,
-                  **kwargs: Any) -> AsyncIterator[QfResponse]: ...
+                  **kwargs: Any) -> AsyncIterator[QfResponse[Image2TextChunk]]: ...
     @overload
     async def ado(self, prompt: str, image: str | bytes, model: str | None = None, endpoint: str | None = None,
                   stream: bool = False, retry_count: int | None = None, request_timeout: float | None = None,
                   request_id: str | None = None, backoff_factor: float | None = None,
-                  **kwargs: Any) -> QfResponse | AsyncIterator[QfResponse]: ...
+                  **kwargs: Any) -> QfResponse[Image2TextAnswer] | AsyncIterator[QfResponse[Image2TextChunk]]: ...
     async def ado(self, prompt: str, image: str | bytes, model: str | None = None, endpoint: str | None = None,
                   stream: bool = False, retry_count: int | None = None, request_timeout: float | None = None,
                   request_id: str | None = None, backoff_factor: float | None = None,
-                  **kwargs: Any) -> QfResponse | AsyncIterator[QfResponse]:
+                  **kwargs: Any) -> QfResponse[Image2TextAnswer] | AsyncIterator[QfResponse[Image2TextChunk]]:
         """Ask ``prompt`` about ``image``.
 
         :param prompt: the question about the image.
@@ -60,21 +67,22 @@ class Image2TextCalls(BaseInference[Image2TextCall]):
     @overload
     def do(self, prompt: str, image: str | bytes, model: str | None = None, endpoint: str | None = None,
            stream: Literal[False] = False, retry_count: int | None = None, request_timeout: float | None = None,
-           request_id: str | None = None, backoff_factor: float | None = None, **kwargs: Any) -> QfResponse: ...
+           request_id: str | None = None, backoff_factor: float | None = None,
+           **kwargs: Any) -> QfResponse[Image2TextAnswer]: ...
     @overload
     def do(self, prompt: str, image: str | bytes, model: str | None = None, endpoint: str | None = None, *,
            stream: Literal[True], retry_count: int | None = None, request_timeout: float | None = None,
            request_id: str | None = None, backoff_factor: float | None = None,
-           **kwargs: Any) -> Iterator[QfResponse]: ...
+           **kwargs: Any) -> Iterator[QfResponse[Image2TextChunk]]: ...
     @overload
     def do(self, prompt: str, image: str | bytes, model: str | None = None, endpoint: str | None = None,
            stream: bool = False, retry_count: int | None = None, request_timeout: float | None = None,
            request_id: str | None = None, backoff_factor: float | None = None,
-           **kwargs: Any) -> QfResponse | Iterator[QfResponse]: ...
+           **kwargs: Any) -> QfResponse[Image2TextAnswer] | Iterator[QfResponse[Image2TextChunk]]: ...
     def do(self, prompt: str, image: str | bytes, model: str | None = None, endpoint: str | None = None,
            stream: bool = False, retry_count: int | None = None, request_timeout: float | None = None,
            request_id: str | None = None, backoff_factor: float | None = None,
-           **kwargs: Any) -> QfResponse | Iterator[QfResponse]:
+           **kwargs: Any) -> QfResponse[Image2TextAnswer] | Iterator[QfResponse[Image2TextChunk]]:
         """Ask ``prompt`` about ``image``.
 
         Blocking :meth:`ado`: runs on qfnb's background loop (safe inside Jupyter). A stream is a sync iterator.

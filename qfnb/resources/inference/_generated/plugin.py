@@ -5,18 +5,24 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, ClassVar, Literal, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 from qfnb._core.http.response import QfResponse
 
 from ..base import BaseInference
 from ..params import ChatMessages, PluginCall
 
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import PluginAnswer, PluginChunk
+
 __all__ = ["PluginCalls"]
 
 
-class PluginCalls(BaseInference[PluginCall]):
+class PluginCalls(BaseInference[PluginCall, "PluginAnswer", "PluginChunk"]):
     """``Plugin.ado`` / ``do``."""
+
+    answer_model = "PluginAnswer"
+    chunk_model = "PluginChunk"
 
     #: ``ado``'s parameters without a default (a batch item without one sends None: refused)
     required: ClassVar[tuple[str, ...]] = ()
@@ -26,24 +32,26 @@ class PluginCalls(BaseInference[PluginCall]):
                   model: str | None = None, endpoint: str | None = None, stream: Literal[False] = False,
                   retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
                   backoff_factor: float | None = None, *, prompt: str | None = None,
-                  messages: ChatMessages | None = None, **kwargs: Any) -> QfResponse: ...
+                  messages: ChatMessages | None = None, **kwargs: Any) -> QfResponse[PluginAnswer]: ...
     @overload
     async def ado(self, query: str | ChatMessages | None = None, plugins: list[str] | None = None,
                   model: str | None = None, endpoint: str | None = None, *, stream: Literal[True],
                   retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
                   backoff_factor: float | None = None, prompt: str | None = None, messages: ChatMessages | None = None,
-                  **kwargs: Any) -> AsyncIterator[QfResponse]: ...
+                  **kwargs: Any) -> AsyncIterator[QfResponse[PluginChunk]]: ...
     @overload
     async def ado(self, query: str | ChatMessages | None = None, plugins: list[str] | None = None,
                   model: str | None = None, endpoint: str | None = None, stream: bool = False,
                   retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
                   backoff_factor: float | None = None, *, prompt: str | None = None,
-                  messages: ChatMessages | None = None, **kwargs: Any) -> QfResponse | AsyncIterator[QfResponse]: ...
+                  messages: ChatMessages | None = None,
+                  **kwargs: Any) -> QfResponse[PluginAnswer] | AsyncIterator[QfResponse[PluginChunk]]: ...
     async def ado(self, query: str | ChatMessages | None = None, plugins: list[str] | None = None,
                   model: str | None = None, endpoint: str | None = None, stream: bool = False,
                   retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
                   backoff_factor: float | None = None, *, prompt: str | None = None,
-                  messages: ChatMessages | None = None, **kwargs: Any) -> QfResponse | AsyncIterator[QfResponse]:
+                  messages: ChatMessages | None = None,
+                  **kwargs: Any) -> QfResponse[PluginAnswer] | AsyncIterator[QfResponse[PluginChunk]]:
         """Run a plugin app (``endpoint=``) on ``query``, or an ERNIE Bot plugin model on a conversation.
 
         :param query: the question (a plugin app), or the conversation (ERNIE Bot plugins: a list of
@@ -70,24 +78,25 @@ class PluginCalls(BaseInference[PluginCall]):
     def do(self, query: str | ChatMessages | None = None, plugins: list[str] | None = None, model: str | None = None,
            endpoint: str | None = None, stream: Literal[False] = False, retry_count: int | None = None,
            request_timeout: float | None = None, request_id: str | None = None, backoff_factor: float | None = None, *,
-           prompt: str | None = None, messages: ChatMessages | None = None, **kwargs: Any) -> QfResponse: ...
+           prompt: str | None = None, messages: ChatMessages | None = None,
+           **kwargs: Any) -> QfResponse[PluginAnswer]: ...
     @overload
     def do(self, query: str | ChatMessages | None = None, plugins: list[str] | None = None, model: str | None = None,
            endpoint: str | None = None, *, stream: Literal[True], retry_count: int | None = None,
            request_timeout: float | None = None, request_id: str | None = None, backoff_factor: float | None = None,
            prompt: str | None = None, messages: ChatMessages | None = None,
-           **kwargs: Any) -> Iterator[QfResponse]: ...
+           **kwargs: Any) -> Iterator[QfResponse[PluginChunk]]: ...
     @overload
     def do(self, query: str | ChatMessages | None = None, plugins: list[str] | None = None, model: str | None = None,
            endpoint: str | None = None, stream: bool = False, retry_count: int | None = None,
            request_timeout: float | None = None, request_id: str | None = None, backoff_factor: float | None = None, *,
            prompt: str | None = None, messages: ChatMessages | None = None,
-           **kwargs: Any) -> QfResponse | Iterator[QfResponse]: ...
+           **kwargs: Any) -> QfResponse[PluginAnswer] | Iterator[QfResponse[PluginChunk]]: ...
     def do(self, query: str | ChatMessages | None = None, plugins: list[str] | None = None, model: str | None = None,
            endpoint: str | None = None, stream: bool = False, retry_count: int | None = None,
            request_timeout: float | None = None, request_id: str | None = None, backoff_factor: float | None = None, *,
            prompt: str | None = None, messages: ChatMessages | None = None,
-           **kwargs: Any) -> QfResponse | Iterator[QfResponse]:
+           **kwargs: Any) -> QfResponse[PluginAnswer] | Iterator[QfResponse[PluginChunk]]:
         """Run a plugin app (``endpoint=``) on ``query``, or an ERNIE Bot plugin model on a conversation.
 
         Blocking :meth:`ado`: runs on qfnb's background loop (safe inside Jupyter). A stream is a sync iterator.

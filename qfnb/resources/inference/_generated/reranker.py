@@ -5,25 +5,31 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from qfnb._core.http.response import QfResponse
 
 from ..base import BaseInference
 from ..params import RerankerCall
 
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import RerankerAnswer
+
 __all__ = ["RerankerCalls"]
 
 
-class RerankerCalls(BaseInference[RerankerCall]):
+class RerankerCalls(BaseInference[RerankerCall, "RerankerAnswer"]):
     """``Reranker.ado`` / ``do``."""
+
+    answer_model = "RerankerAnswer"
 
     #: ``ado``'s parameters without a default (a batch item without one sends None: refused)
     required: ClassVar[tuple[str, ...]] = ("query", "documents")
 
     async def ado(self, query: str, documents: Sequence[str], top_n: int | None = None, model: str | None = None,
                   endpoint: str | None = None, retry_count: int | None = None, request_timeout: float | None = None,
-                  backoff_factor: float | None = None, *, request_id: str | None = None, **kwargs: Any) -> QfResponse:
+                  backoff_factor: float | None = None, *, request_id: str | None = None,
+                  **kwargs: Any) -> QfResponse[RerankerAnswer]:
         """Order ``documents`` by relevance to ``query``.
 
         :param query: what the documents should answer.
@@ -44,7 +50,8 @@ class RerankerCalls(BaseInference[RerankerCall]):
 
     def do(self, query: str, documents: Sequence[str], top_n: int | None = None, model: str | None = None,
            endpoint: str | None = None, retry_count: int | None = None, request_timeout: float | None = None,
-           backoff_factor: float | None = None, *, request_id: str | None = None, **kwargs: Any) -> QfResponse:
+           backoff_factor: float | None = None, *, request_id: str | None = None,
+           **kwargs: Any) -> QfResponse[RerankerAnswer]:
         """Order ``documents`` by relevance to ``query``.
 
         Blocking :meth:`ado`: runs on qfnb's background loop (safe inside Jupyter).

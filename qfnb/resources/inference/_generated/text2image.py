@@ -4,18 +4,23 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from qfnb._core.http.response import QfResponse
 
 from ..base import BaseInference
 from ..params import Text2ImageCall
 
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import Text2ImageAnswer
+
 __all__ = ["Text2ImageCalls"]
 
 
-class Text2ImageCalls(BaseInference[Text2ImageCall]):
+class Text2ImageCalls(BaseInference[Text2ImageCall, "Text2ImageAnswer"]):
     """``Text2Image.ado`` / ``do``."""
+
+    answer_model = "Text2ImageAnswer"
 
     #: ``ado``'s parameters without a default (a batch item without one sends None: refused)
     required: ClassVar[tuple[str, ...]] = ("prompt",)
@@ -26,7 +31,7 @@ class Text2ImageCalls(BaseInference[Text2ImageCall]):
                   negative_prompt: str | None = None, size: str | None = None, n: int | None = None,
                   steps: int | None = None, sampler_index: str | None = None, seed: int | None = None,
                   cfg_scale: float | None = None, style: str | None = None, user_id: str | None = None,
-                  **kwargs: Any) -> QfResponse:
+                  **kwargs: Any) -> QfResponse[Text2ImageAnswer]:
         """Draw ``prompt``: ``resp["data"][i]["b64_image"]`` (and ``["image"]``, the bytes, with
         ``with_decode="base64"``).
 
@@ -41,8 +46,8 @@ class Text2ImageCalls(BaseInference[Text2ImageCall]):
         :param backoff_factor: the retry backoff factor; ``None``: the config's.
         :param negative_prompt: what not to draw.
         :param size: ``"WIDTHxHEIGHT"``, e.g. ``"1024x1024"``.
-        :param n: how many images.
-        :param steps: sampling steps.
+        :param n: how many images, ``[1, 4]``.
+        :param steps: sampling steps, ``[1, 50]``.
         :param sampler_index: the sampler's name.
         :param seed: the random seed, for a repeatable image.
         :param cfg_scale: how closely the image follows the prompt.
@@ -61,7 +66,7 @@ class Text2ImageCalls(BaseInference[Text2ImageCall]):
            backoff_factor: float | None = None, *, negative_prompt: str | None = None, size: str | None = None,
            n: int | None = None, steps: int | None = None, sampler_index: str | None = None, seed: int | None = None,
            cfg_scale: float | None = None, style: str | None = None, user_id: str | None = None,
-           **kwargs: Any) -> QfResponse:
+           **kwargs: Any) -> QfResponse[Text2ImageAnswer]:
         """Draw ``prompt``: ``resp["data"][i]["b64_image"]`` (and ``["image"]``, the bytes, with
         ``with_decode="base64"``).
 
@@ -78,8 +83,8 @@ class Text2ImageCalls(BaseInference[Text2ImageCall]):
         :param backoff_factor: the retry backoff factor; ``None``: the config's.
         :param negative_prompt: what not to draw.
         :param size: ``"WIDTHxHEIGHT"``, e.g. ``"1024x1024"``.
-        :param n: how many images.
-        :param steps: sampling steps.
+        :param n: how many images, ``[1, 4]``.
+        :param steps: sampling steps, ``[1, 50]``.
         :param sampler_index: the sampler's name.
         :param seed: the random seed, for a repeatable image.
         :param cfg_scale: how closely the image follows the prompt.

@@ -1,0 +1,56 @@
+"""What the benches share: the local platform (``qfnb serve``) and a bare ``llama-server`` with the
+platform's own flags, each started on a free loopback port, and the benches' log format. It puts
+the repo and ``tests/local`` (the platform test helpers) on ``sys.path``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "tests" / "local")) if p not in sys.path]
+
+from platform_helpers import serve_port, spawn_reporting, wait_up  # noqa: E402
+
+from qfnb.local.engines import DEFAULT_CHAT, assets  # noqa: E402
+from qfnb.local.engines.llama_server import LlamaServer, ServerConfig, reported_port  # noqa: E402
+
+
+def log_to_stdout() -> None:
+    """The benches' log lines: the message only; httpx's per-request lines left out."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def serve_platform(data_dir: Path, log_path: Path, root: Path = ROOT,
+                   **env: str) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
+    """``qfnb serve`` from the checkout ``root`` over ``data_dir`` (no ``QIANFAN_*`` settings, ``env``
+    added): the process, its base URL and its credentials, once it answers ``/healthz``."""
+    full = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+            **env}
+    for key in [k for k in full if k.startswith("QIANFAN_")]:
+        full.pop(key)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    proc, port = spawn_reporting([sys.executable, "-m", "qfnb.cli", "serve", "--port", "0", "--data-dir",
+                                  str(data_dir), "--log-level", "warning"], log_path, serve_port, env=full,
+                                 cwd=str(root))
+    base = f"http://127.0.0.1:{port}"
+    wait_up(base + "/healthz", proc, 180)
+    return proc, base, json.loads((data_dir / "credentials.json").read_text())
+
+
+def serve_bare(slots: int, log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``llama-server`` on the default chat model with exactly the flags the platform uses: the
+    process and its base URL, once it answers ``/health``."""
+    server = LlamaServer(ServerConfig(name="bare", gguf=assets.gguf_path(DEFAULT_CHAT), log_dir=log_dir, slots=slots))
+    argv = server._argv(())
+    server.close()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    proc, port = spawn_reporting(argv, log_dir / "bare.log", reported_port)
+    base = f"http://127.0.0.1:{port}"
+    wait_up(base + "/health", proc, 180)
+    return proc, base

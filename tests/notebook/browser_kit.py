@@ -1,0 +1,93 @@
+"""What the browser tests share: a notebook written for JupyterLab, the theme switch, Run All,
+screenshots, and the WCAG contrast of computed colours."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbcheck import ROOT
+from nbformat.v4 import new_code_cell, new_notebook
+from playwright.sync_api import Error as PlaywrightError
+
+SHOTS = ROOT / "artifacts" / "screenshots"
+KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark", "dark-hc": "JupyterLab Dark High Contrast"}
+RUN_ALL_CELLS = "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
+
+
+def write_notebook(path: Path, cells: list[str]) -> None:
+    """A notebook of code ``cells`` at ``path``, for the python3 kernel."""
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells], metadata=KERNEL), path)
+
+
+def set_theme(page: Any, theme: str) -> None:
+    """Switch JupyterLab to ``theme`` (a key of :data:`THEMES`) and wait until it shows."""
+    page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', {{theme: {THEMES[theme]!r}}})")
+    light = "true" if theme == "light" else "false"
+    page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
+    page.wait_for_timeout(500)
+
+
+def rgba(css: str) -> tuple[float, float, float, float]:
+    nums = [float(x) for x in re.findall(r"[\d.]+", css)]
+    alpha = nums[3] if len(nums) > 3 else 1.0
+    if css.startswith("color(srgb"):
+        return nums[0] * 255, nums[1] * 255, nums[2] * 255, alpha
+    return nums[0], nums[1], nums[2], alpha
+
+
+def over(fg: str, bg: str) -> tuple[float, float, float]:
+    """``fg`` composited over the (opaque) ``bg``: what the eye sees of a translucent text colour."""
+    *f, a = rgba(fg)
+    b = rgba(bg)[:3]
+    r, g, bl = (a * x + (1 - a) * y for x, y in zip(f, b, strict=True))
+    return r, g, bl
+
+
+def luminance(c: tuple[float, float, float]) -> float:
+    def ch(v: float) -> float:
+        v /= 255
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (ch(v) for v in c)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(fg: str, bg: str) -> float:
+    a, b = sorted((luminance(over(fg, bg)), luminance(rgba(bg)[:3])), reverse=True)
+    return (a + 0.05) / (b + 0.05)
+
+
+CONTRAST_OF = """(selector) => {
+  const bg = el => { for (; el; el = el.parentElement) { const c = getComputedStyle(el).backgroundColor;
+      if (c && c !== 'transparent' && !/^rgba\\(0, 0, 0, 0\\)$/.test(c)) return c; }
+    return getComputedStyle(document.body).backgroundColor; };
+  return [...document.querySelectorAll(selector)].filter(el => el.getClientRects().length > 0)
+    .map(el => ({fg: getComputedStyle(el).color, bg: bg(el), text: el.textContent.trim().slice(0, 30)}));
+}"""
+
+
+def low_contrast(page: Any, selector: str) -> list[tuple[str, str, str, float]]:
+    """Texts under ``selector`` whose colour on their background is below WCAG AA (4.5:1)."""
+    cells = page.evaluate(CONTRAST_OF, selector)
+    assert cells, selector
+    return [(c["text"], c["fg"], c["bg"], round(contrast(c["fg"], c["bg"]), 2)) for c in cells
+            if c["text"] and contrast(c["fg"], c["bg"]) < 4.5]
+
+
+def shot(page: Any, selector: str, name: str, tries: int = 4) -> None:
+    """Screenshot the last ``selector`` match. A widget whose display is updated is rendered anew
+    (the old node leaves the DOM mid-scroll), so a detached node is looked up again."""
+    for attempt in range(tries):
+        loc = page.locator(selector).last
+        try:
+            loc.scroll_into_view_if_needed()
+            loc.screenshot(path=str(SHOTS / name))
+            return
+        except PlaywrightError as exc:
+            if "not attached" not in str(exc) or attempt == tries - 1:
+                raise
+            page.wait_for_timeout(500)
