@@ -52,3 +52,14 @@ def test_json_of_a_tool_not_offered_stays_text() -> None:
     pieces = ['{"name": "get_time", "arguments": {}}']
     out = _collect(pieces)
     assert out[0].text == pieces[0] and out[0].tool_calls is None and out[0].logprobs == [_lp(pieces[0])]
+
+
+def test_the_same_call_written_several_times_as_bare_json_is_a_call() -> None:
+    """What the 0.5B model answered a second time with the function still offered (a %%qfchat
+    --tools cell): four copies of its call, a line each."""
+    line = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+    out = _collect([line + "\n", line + "\n", line + "\n", line])
+    assert out[0].tool_calls is not None and len(out[0].tool_calls) == 1  # the same call, once
+    assert out[0].tool_calls[0]["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+    assert out[-1].finish_reason == FINISH_TOOL_CALLS
+    assert _collect([line + " and then some words"])[0].tool_calls is None  # a call and prose: text
