@@ -91,7 +91,8 @@ def _call_objects(text: str) -> list[Any] | None:
 def _json_values(text: str) -> list[Any] | None:
     """The JSON values ``text`` holds one after another (a small model writes a call per line, or
     the same call several times); None when anything else is in it."""
-    decoder, values, at = json.JSONDecoder(), [], 0
+    decoder, at = json.JSONDecoder(), 0
+    values: list[Any] = []
     while True:
         while at < len(text) and text[at].isspace():
             at += 1
