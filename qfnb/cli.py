@@ -261,9 +261,24 @@ def _foreground_settings(args: argparse.Namespace, data_dir: Path) -> Settings |
     return Settings.from_env(data_dir=data_dir, credentials=creds)
 
 
+def _group_named(parser: argparse.ArgumentParser, words: Sequence[str]) -> argparse.ArgumentParser | None:
+    """The parser ``words`` name when it is a group of commands (``qfnb``, ``qfnb dataset``), else None."""
+    for word in words:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is None or word not in sub.choices:
+            return None
+        parser = sub.choices[word]
+    return parser if any(isinstance(a, argparse._SubParsersAction) for a in parser._actions) else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    group = _group_named(parser, argv)
+    if group is not None:  # a group with no command shows its help, as the official CLI does
+        group.print_help()
+        return 0
+    args = parser.parse_args(argv)
     from qfnb.common.cli import main as official  # the official commands load only when the CLI runs
 
     if official.handles(args.command):

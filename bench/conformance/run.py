@@ -41,6 +41,9 @@ LOCK_PINS = (
     "pytest", "pytest-asyncio", "pytest-mock", "flask", "werkzeug", "itsdangerous",
     "jinja2", "markupsafe", "click", "aiolimiter", "requests", "tenacity",
     "pyarrow", "numpy", "aiohttp", "filelock", "ijson", "tabulate", "python-dateutil",
+    # the official CLI (cli_replay.py): with today's typer its main module does not import
+    # (`Option() got an unexpected keyword argument 'click_type'`); its server commands need fastapi
+    "typer", "rich", "prompt-toolkit", "pyyaml", "fastapi", "starlette", "uvicorn",
 )  # fmt: skip
 DEFAULT_FILES = (
     "chat_completion_test.py", "chat_completion_v2_test.py", "completion_test.py",
@@ -96,15 +99,16 @@ def qfnb_requirements() -> list[str]:
 
 
 def ensure_venv(root: Path) -> Path:
-    """Create (once per requirement set) the bench venv; returns its python."""
+    """Create the bench venv, or bring it to a changed requirement set; returns its python."""
     venv = CACHE / "conformance-venv"
     python = venv / "bin/python"
     reqs = [SDK, *lock_pins(root), *qfnb_requirements()]
     stamp = venv / "requirements.txt"
     if python.exists() and stamp.exists() and stamp.read_text(encoding="utf-8") == "\n".join(reqs):
         return python
-    LOG.info("building %s (%d requirements)", venv, len(reqs))
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    LOG.info("%s %s (%d requirements)", "updating" if python.exists() else "building", venv, len(reqs))
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "-q", *reqs], check=True)
     stamp.write_text("\n".join(reqs), encoding="utf-8")
     return python

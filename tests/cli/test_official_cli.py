@@ -63,6 +63,19 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert out.startswith("usage:") and " ".join(command) in out.splitlines()[0]
 
 
+def test_a_group_without_a_command_shows_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """As the official CLI (typer's no_args_is_help): ``qianfan`` and ``qianfan dataset`` print help, exit 0."""
+    assert main([]) == 0
+    assert capsys.readouterr().out.startswith("usage: ")
+    for group in ("dataset", "trainer", "evaluation", "api"):
+        assert main([group]) == 0
+        assert capsys.readouterr().out.startswith(f"usage: qfnb {group} ")
+    with pytest.raises(SystemExit) as done:
+        main(["dataset", "view"])  # a command still needs its arguments
+    assert done.value.code == 2
+    assert build_parser().parse_args(["trainer", "finetune", "-l"]).list_train_type is True  # the cookbook's -l
+
+
 def test_chat_streams_a_conversation_read_from_stdin(shell: dict[str, str], local_platform: ServedPlatform) -> None:
     run = qfnb(shell, "chat", "--model", "Tiny-Chat", "--temperature", "0.5",
                stdin="hello there\nand again\n/reset\nfresh start\n/exit\nnever sent\n")
@@ -110,6 +123,10 @@ def test_completion_embedding_and_the_model_list(shell: dict[str, str]) -> None:
     assert [json.loads(line)[0] for line in run.stdout.splitlines()] == [2.0, 3.0]
     run = qfnb(shell, "chat", "--list-model")
     assert run.returncode == 0 and "Tiny-Chat" in run.stdout.split(), run.stderr
+    run = qfnb(shell, "txt2img", "--list-model")  # no prompt needed to list, as officially
+    assert run.returncode == 0 and run.stdout.split(), run.stderr
+    run = qfnb(shell, "txt2img")
+    assert run.returncode == 1 and "give the prompt" in run.stderr
 
 
 def test_the_global_credential_options_are_used(shell: dict[str, str]) -> None:
@@ -139,14 +156,25 @@ def test_dataset_upload_view_download_and_predict(shell: dict[str, str], tmp_pat
     out = tmp_path / "down.jsonl"
     run = qfnb(shell, "dataset", "download", url, "--output", str(out))
     assert run.returncode == 0, run.stderr
-    assert len(out.read_text().splitlines()) == len(ROWS)
+    # as the official command writes it: the platform's export, a conversation (a list of turns) per line
+    assert [json.loads(line) for line in out.read_text().splitlines()] == [
+        [{"prompt": r["prompt"], "response": [[r["response"]]]}] for r in ROWS]
     plain = tmp_path / "plain.jsonl"
     plain.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    run = qfnb(shell, "dataset", "insight", str(plain), "-c", "prompt")  # the data insight, as text
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"DataInsight({len(ROWS)} rows, 0 duplicate rows)") and "content_length" in run.stdout
+    run = qfnb(shell, "dataset", "insight", str(plain), "-c", "nope")
+    assert run.returncode == 1 and "no column 'nope'" in run.stderr
     pred = tmp_path / "pred.jsonl"
     run = qfnb(shell, "dataset", "predict", str(plain), "--model", "Tiny-Chat", "--output", str(pred))
     assert run.returncode == 0, run.stderr
     answers = [json.loads(line) for line in pred.read_text().splitlines()]
     assert [a["llm_output"] for a in answers] == [f"tiny-chat: {r['prompt']}" for r in ROWS]
+    # no --model: the platform's default chat model, as the official command defaults to one
+    run = qfnb(shell, "dataset", "predict", str(plain), "--output", str(pred))
+    assert run.returncode == 0, run.stderr
+    assert len(pred.read_text().splitlines()) == len(ROWS)
 
 
 def test_api_signs_any_console_action(shell: dict[str, str]) -> None:
@@ -243,6 +271,8 @@ def test_openai_adapter_fronts_the_platform(shell: dict[str, str], started: list
                                                {"role": "user", "content": "hi adapter"}], "temperature": 1.0}
     answer = httpx.post(base + "/chat/completions", json=body, headers=auth, timeout=30).json()
     assert answer["choices"][0]["message"]["content"] == "tiny-chat: hi adapter"
+    # the fields the official adapter answers (its fingerprint is a dummy "fp_?"; null here, as OpenAI allows)
+    assert set(answer) == {"id", "object", "created", "model", "system_fingerprint", "choices", "usage"}
     with httpx.stream("POST", base + "/chat/completions", json={**body, "stream": True}, headers=auth,
                       timeout=30) as stream:
         lines = [line for line in stream.iter_lines() if line.startswith("data: ")]
@@ -291,6 +321,45 @@ def test_proxy_signs_calls_for_a_client_without_keys(shell: dict[str, str],
     _wait_up(console, child)
     listed = httpx.post(console, json={}, timeout=30).json()
     assert "result" in listed, listed
+
+
+def test_proxy_direct_passes_the_clients_own_credentials_through(shell: dict[str, str],
+                                                                 started: list[subprocess.Popen[str]]) -> None:
+    """``--direct`` (as officially): nothing is signed with the proxy's keys and no token is asked for;
+    a call carrying the client's own access token or IAM signature is answered, one without is not."""
+    from platform_helpers import Signer
+
+    from qfnb.protocol.routes import MODEL_API_PREFIX
+
+    run = qfnb(shell, "proxy", "--direct", "--access-token", "tok")
+    assert run.returncode == 1 and "a --direct proxy has none to guard" in run.stderr
+    base_port, console_port = _free_port(), _free_port()
+    child = subprocess.Popen([sys.executable, "-m", "qfnb.cli", "proxy", "--direct", "-b", str(base_port), "-c",
+                              str(console_port)], env=shell, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    started.append(child)
+    base, console = f"http://127.0.0.1:{base_port}", f"http://127.0.0.1:{console_port}"
+    _wait_up(base + "/", child)
+    chat = base + MODEL_API_PREFIX + "/chat/tiny-chat"
+    body = {"messages": [{"role": "user", "content": "direct"}]}
+    unsigned = httpx.post(chat, json=body, timeout=30).json()
+    assert "result" not in unsigned and unsigned.get("error_code"), unsigned  # the proxy lent no keys
+    token = httpx.post(shell["QIANFAN_BASE_URL"] + "/oauth/2.0/token", params={
+        "grant_type": "client_credentials", "client_id": shell["QIANFAN_AK"],
+        "client_secret": shell["QIANFAN_SK"]}).json()["access_token"]
+    assert httpx.post(chat, params={"access_token": token}, json=body, timeout=30).json()["result"] == \
+        "tiny-chat: direct"
+    with httpx.stream("POST", chat, params={"access_token": token}, json={**body, "stream": True},
+                      timeout=30) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        chunks = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: ")]
+    assert len(chunks) > 1 and "".join(c["result"] for c in chunks) == "tiny-chat: direct"
+    _wait_up(console + "/", child)
+    listed = httpx.post(console + "/v2/dataset", params={"Action": "DescribeDatasets"}, json={}, auth=Signer(),
+                        timeout=30)
+    assert listed.status_code == 200 and "result" in listed.json(), listed.text
+    assert httpx.post(console + "/v2/dataset", params={"Action": "DescribeDatasets"}, json={},
+                      timeout=30).status_code in (401, 403)
 
 
 def test_trainer_from_options_runs_detached_with_daemon(shell: dict[str, str], local_platform: ServedPlatform,

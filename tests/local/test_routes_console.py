@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +140,11 @@ def test_v2_finetuning_flow(client) -> None:
     assert jobs["jobList"][0]["jobId"] == job
     models = console(client, "/v2/finetuning", {}, Action="DescribeFineTuningSupportModels")["result"]
     assert {m["model"] for m in models} == {"Tiny-Chat", "Other-Chat"}
+    # the platform's vocabulary, which the official trainer validates field by field (it dropped "text")
+    assert {m["modelType"] for m in models} == {"text2text"}
+    params = models[0]["supportTrainMode"][0]["supportParameterScale"][0]["supportHyperParameterConfig"]
+    assert next(x for x in params if x["key"] == "learningRate")["name"] == "Learning rate"
+    assert all(x["description"] and x["type"] in ("int", "float") for x in params)
     # publish with v1 naming over v2 ids, then the v2 model and service APIs
     pub = console(client, "/wenxinworkshop/modelrepo/publishTrainModel",
                   {"isNewModel": True, "modelName": "m2", "versionMeta": {"taskId": job, "iterationId": task}})
@@ -201,8 +208,16 @@ def test_dataset_export_records_and_download(client) -> None:
     assert len(records) == 1 and records[0]["status"] == 2 and records[0]["finishTime"].endswith("Z")
     url = records[0]["downloadUrl"]
     assert "/bos/qfnb-exports/" in url and "bucket" not in records[0]
-    assert client.get(url).status_code in (401, 403)  # the object store is signed, downloads too
-    lines = [json.loads(line) for line in client.get(url, auth=Signer()).text.splitlines()]
+    unsigned = url.split("?", 1)[0]
+    assert client.get(unsigned).status_code in (401, 403)  # the object store is signed, downloads too
+    # the record's URL is a pre-signed link (a plain GET reads it, as the official SDK does) to a zip
+    # archive of one JSON-lines file, as the cloud's exports are
+    got = client.get(url)
+    assert got.status_code == 200 and got.content == client.get(unsigned, auth=Signer()).content
+    with zipfile.ZipFile(io.BytesIO(got.content)) as archive:
+        assert archive.namelist() == ["export-1.jsonl"]
+        text = archive.read("export-1.jsonl").decode("utf-8")
+    lines = [json.loads(line) for line in text.splitlines()]
     assert lines == [[{"prompt": "question 0", "response": [["answer 0"]]}],
                      [{"prompt": "question 1", "response": [["answer 1"]]}],
                      [{"prompt": "hi", "response": [["hello"]]}]]

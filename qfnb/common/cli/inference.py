@@ -77,7 +77,7 @@ def add_parsers(sub: Any) -> None:
 
     txt2img = sub.add_parser("txt2img", help="generate an image from a prompt",
                              description="Generate images based on the provided prompt.")
-    txt2img.add_argument("prompt", help="the prompt to generate the image")
+    txt2img.add_argument("prompt", nargs="?", help="the prompt to generate the image (required unless --list-model)")
     txt2img.add_argument("--negative-prompt", default="", help="what the image should not show")
     add_target(txt2img, "text-to-image")
     txt2img.add_argument("--output", type=Path, default=None,
@@ -234,6 +234,8 @@ def txt2img(args: argparse.Namespace) -> int:
 
     if args.list_model:
         return _list_models(Text2Image)
+    if not args.prompt:
+        raise CliError("give the prompt to generate the image from (or --list-model)")
     output: Path = args.output or Path(f"./{time.strftime('%Y%m%d_%H%M%S')}.jpg")
     if not output.parent.is_dir():
         raise CliError(f"--output: the folder {output.parent} does not exist")

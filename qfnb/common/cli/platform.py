@@ -66,6 +66,9 @@ def _dataset(sub: Any) -> None:
     view.add_argument("--row", help="rows to show: 1,3-5,12 or all (default: the first 5)")
     view.add_argument("--column", help="columns to show, comma-separated")
     view.add_argument("--raw", action="store_true", help="print the rows as JSON lines")
+    insight = dsub.add_parser("insight", help="print a dataset file's statistics (the data insight)")
+    insight.add_argument("dataset_file", help="the dataset file")
+    insight.add_argument("--columns", "-c", help="the text columns to measure, comma-separated (default: all)")
     predict = dsub.add_parser("predict", help="run a dataset's prompts through a model into a local file")
     predict.add_argument("dataset", help="a file path or qianfan://<id>")
     predict.add_argument("--model", default=None, help="the model used to predict (default: the platform's)")
@@ -88,7 +91,8 @@ def _platform_dataset_options(parser: argparse.ArgumentParser) -> None:
 #: the trainer commands and the trainer class each runs
 TRAINERS = {"finetune": ("LLMFinetune", "run a fine-tune trainer job"),
             "postpretrain": ("PostPreTrain", "run a post-pretrain (continued pre-training) job"),
-            "dpo": ("DPO", "run a DPO (preference training) job")}
+            "dpo": ("DPO", "run a DPO (preference training) job"),
+            "run": ("LLMFinetune", "run a fine-tune trainer job (deprecated, as officially: use finetune)")}
 
 
 def _trainer(sub: Any) -> None:
@@ -112,7 +116,8 @@ def _trainer_job(ft: argparse.ArgumentParser) -> None:
     ft.add_argument("--trainer-pipeline-file", "-f", help="the trainer pipeline (job) file")
     ft.add_argument("--daemon", action="store_true", help="start the trainer and return (prints its id)")
     ft.add_argument("--train-config-file", help="a train config file (json/yaml)")
-    ft.add_argument("--list-train-type", action="store_true", help="print the models this job can train, and exit")
+    ft.add_argument("--list-train-type", "-l", action="store_true",
+                    help="print the models this job can train, and exit")
     ft.add_argument("--show-config-limit", "--show", "-s", metavar="TRAIN_TYPE",
                     help="print a model's hyperparameter limits, and exit")
     group = ft.add_argument_group("train config")
@@ -202,6 +207,17 @@ def _load(path: str, **kwargs: Any) -> Any:
     return Dataset.load(data_file=path, **kwargs)
 
 
+def _download(path: str, output: Path) -> None:
+    """The platform's export of the dataset, entity by entity as the export holds them (a conversation
+    is a list of turns), one JSON line each: the file the official ``dataset download`` writes."""
+    import asyncio
+
+    from qfnb.dataset._platform import download_items
+
+    items = asyncio.run(download_items(str(dataset_id_of(path)), None))
+    output.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items), "utf-8")
+
+
 def _default_output() -> Path:
     return Path(f"./{time.strftime('%Y%m%d_%H%M%S')}.jsonl")
 
@@ -234,7 +250,7 @@ def dataset(args: argparse.Namespace) -> int:
         if dataset_id_of(args.dataset_id) is None:
             raise CliError(f"not a dataset id: {args.dataset_id!r} (give an id or qianfan://<id>)")
         output = args.output or _default_output()
-        _load(args.dataset_id).save(data_file=str(output.absolute()))
+        _download(args.dataset_id, output)
         print(f"Dataset has been saved to: {output.absolute()}")
         return 0
     if cmd == "upload":
@@ -243,13 +259,22 @@ def dataset(args: argparse.Namespace) -> int:
         return _save(args)
     if cmd == "view":
         return _view(args)
+    if cmd == "insight":  # officially a Streamlit app; here the same statistics as text
+        if not Path(args.dataset_file).exists():
+            raise CliError(f"no such file: {args.dataset_file}")
+        print(repr(_load(args.dataset_file).show_in_data_insight_mode(split_list(args.columns) or None)))
+        return 0
     output = args.output or _default_output()
     columns = split_list(args.input_columns)
     if not columns:
         raise CliError("--input-columns names no column")
     ds = _load(args.dataset)
     ds.set_columns(columns, args.reference_column)
-    result = ds.test_using_llm(model=args.model, endpoint=args.endpoint, prompt_column=columns[0], progress=True)
+    from qfnb.resources.defaults import default_model
+
+    # no --model nor --endpoint: the model a chat without one answers with, as the official default does
+    model = args.model or (None if args.endpoint else default_model("chat"))
+    result = ds.test_using_llm(model=model, endpoint=args.endpoint, prompt_column=columns[0], progress=True)
     result.save(data_file=str(output.absolute()))
     print(f"Prediction result has been saved to: {output.absolute()}")
     return 0
@@ -342,7 +367,7 @@ def trainer(args: argparse.Namespace) -> int:
 
 
 #: the train mode of each trainer command
-TRAIN_MODES = {"finetune": "SFT", "postpretrain": "PostPretrain", "dpo": "DPO"}
+TRAIN_MODES = {"finetune": "SFT", "postpretrain": "PostPretrain", "dpo": "DPO", "run": "SFT"}
 
 
 def _train_types(args: argparse.Namespace) -> int:

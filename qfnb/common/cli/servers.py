@@ -5,14 +5,17 @@
 arguments as the official adapter does (temperature halved, presence penalty mapped onto
 ``penalty_score``, ``gpt-*`` names mapped onto ERNIE models). ``qfnb proxy`` forwards v1 inference
 (base port) and console calls (console port), signed with the proxy's own credentials, so a
-browser holds no key. Both bind 127.0.0.1 by default; another address needs ``--api-key`` /
-``--access-token`` (the official default, 0.0.0.0 with no key, lends the user's credentials to
-anyone on the network).
+browser holds no key; ``qfnb proxy --direct`` instead passes each call through as the client sent
+it (its own credentials: headers, ``?access_token=``), as the official ``--direct`` does. Both bind
+127.0.0.1 by default; another address needs ``--api-key`` / ``--access-token`` (the official
+default, 0.0.0.0 with no key, lends the user's credentials to anyone on the network), except a
+direct proxy, which lends none.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import ipaddress
 import json
@@ -65,7 +68,8 @@ def add_parsers(sub: Any) -> None:
     proxy.add_argument("--log-file", help="append the server's log here")
     proxy.add_argument("--access-token", default="", help="the token clients must send (?access_token=...)")
     proxy.add_argument("--direct", action="store_true",
-                       help="accepted for the official command lines; qfnb signs every call with its own keys")
+                       help="pass calls through unsigned, with the client's own credentials (no --access-token "
+                            "check: the proxy lends no keys)")
     for name in ("keyfile", "certfile", "keyfile-password", "ca-certs"):
         proxy.add_argument(f"--ssl-{name}", default="", help=f"TLS: {name.replace('-', ' ')}")
     proxy.add_argument("--ssl-version", type=int, default=17, help=argparse.SUPPRESS)
@@ -161,20 +165,21 @@ class OpenAIAdapter:
 
         messages, kwargs = self.chat_request(request)
         client = ChatCompletion(model=self.model(request.get("model")))
-        model = request.get("model") or ""
-        created, rid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        # system_fingerprint: OpenAI's field, null here (no backend fingerprint to give), as OpenAI allows
+        head = {"created": int(time.time()), "model": request.get("model") or "", "system_fingerprint": None}
+        rid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if request.get("stream"):
             stream = await client.ado(messages=messages, stream=True, **kwargs)
 
             async def chunks() -> AsyncIterator[dict[str, Any]]:
                 async for resp in stream:
                     done = bool(resp.get("is_end"))
-                    yield {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
+                    yield {"id": rid, "object": "chat.completion.chunk", **head,
                            "choices": [{"index": 0, "delta": {"role": "assistant", "content": resp.get("result", "")},
                                         "finish_reason": "stop" if done else None}]}
             return chunks()
         resp = await client.ado(messages=messages, **kwargs)
-        return {"id": rid, "object": "chat.completion", "created": created, "model": model,
+        return {"id": rid, "object": "chat.completion", **head,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": resp.get("result", "")},
                              "finish_reason": resp.get("finish_reason") or "stop"}],
                 "usage": _usage(resp)}
@@ -190,8 +195,8 @@ class OpenAIAdapter:
         resp = await Completion(model=self.model(request.get("model"))).ado(prompt=prompt,
                                                                              **self.base_request(request))
         return {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time()),
-                "model": request.get("model") or "", "choices": [{"index": 0, "text": resp.get("result", ""),
-                                                                  "finish_reason": "stop", "logprobs": None}],
+                "model": request.get("model") or "", "system_fingerprint": None,
+                "choices": [{"index": 0, "text": resp.get("result", ""), "finish_reason": "stop", "logprobs": None}],
                 "usage": _usage(resp)}
 
     async def embedding(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -313,6 +318,49 @@ def openai(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 # ---- the signing proxy -------------------------------------------------------------------------------
 
+#: headers that belong to one connection, not to the call a direct proxy passes on (RFC 9110 7.6.1), and
+#: the body's length and encoding, which the forwarded call sets again
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                        "transfer-encoding", "upgrade", "content-length", "content-encoding"})
+
+
+def direct_app(upstream: str) -> Any:
+    """The ``--direct`` proxy's ASGI app: each call goes to ``upstream`` as the client sent it (method, path,
+    query, body, headers with ``Host``, so a signature the client made for this address still verifies),
+    unsigned and unchecked, and the answer comes back as it came (streams stay streams)."""
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.background import BackgroundTask
+    from starlette.requests import Request
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    http = httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=30.0))
+
+    async def forward(request: Request) -> Response:
+        url = upstream.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+        sent = http.build_request(request.method, url, headers=headers, content=await request.body())
+        try:
+            answer = await http.send(sent, stream=True)
+        except httpx.HTTPError as exc:
+            from starlette.responses import JSONResponse
+
+            return JSONResponse({"error_code": 336100, "error_msg": f"upstream {upstream} unreachable: "
+                                                                   f"{type(exc).__name__}"}, 502)
+        kept = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
+        return StreamingResponse(answer.aiter_raw(), status_code=answer.status_code, headers=kept,
+                                 background=BackgroundTask(answer.aclose))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await http.aclose()
+
+    return Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])],
+                     lifespan=lifespan)
+
+
 def proxy_app(kind: str, access_token: str) -> Any:
     """The inference (``kind="base"``) or console proxy's ASGI app."""
     from starlette.applications import Starlette
@@ -361,11 +409,12 @@ def proxy_app(kind: str, access_token: str) -> Any:
 
 def proxy(args: argparse.Namespace, argv: Sequence[str]) -> int:
     _need_server()
-    if not is_loopback(args.host) and not args.access_token:
+    if not args.direct and not is_loopback(args.host) and not args.access_token:
         raise CliError(f"refusing to serve {args.host} without --access-token: anyone there would call Qianfan "
                        "with your credentials")
-    if args.direct:
-        logger.warning("--direct is ignored: the proxy signs every call with this process's credentials")
+    if args.direct and args.access_token:
+        raise CliError("--access-token guards the proxy's own credentials; a --direct proxy has none to guard "
+                       "(each client sends its own)")
     if args.detach:
         return _detach(argv, args.log_file)
     import asyncio
@@ -378,11 +427,20 @@ def proxy(args: argparse.Namespace, argv: Sequence[str]) -> int:
     scheme = "https" if ssl else "http"
     print(f"Proxy server is running at\n- base: {scheme}://{args.host}:{args.base_port}\n"
           f"- console: {scheme}://{args.host}:{args.console_port}", flush=True)
-    servers = [uvicorn.Server(uvicorn.Config(proxy_app(kind, args.access_token), host=args.host,
-                                             port=port, log_level="info", **ssl))
-               for kind, port in (("base", args.base_port), ("console", args.console_port))]
+    servers = [uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, log_level="info", **ssl))
+               for app, port in ((_proxy_app("base", args), args.base_port),
+                                 (_proxy_app("console", args), args.console_port))]
 
     async def both() -> None:
         await asyncio.gather(*(s.serve() for s in servers))
     asyncio.run(both())
     return 0
+
+
+def _proxy_app(kind: str, args: argparse.Namespace) -> Any:
+    if not args.direct:
+        return proxy_app(kind, args.access_token)
+    from qfnb._core.http.client import get_client
+
+    config = get_client().config  # the backend the signing proxy would call: configured, or the local platform
+    return direct_app(config.base_url if kind == "base" else config.console_api_base_url)

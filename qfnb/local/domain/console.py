@@ -7,10 +7,12 @@ run = v1 job = v2 task (``runs``).
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -275,7 +277,8 @@ def create_result_dataset(platform: Platform, name: str, rows: list[dict[str, An
     """A released dataset holding ``rows`` as they are (e.g. with a ``completion`` per row)."""
     ds = create_dataset(platform, {"name": name})
     count = append_rows(platform.settings.data_dir, ds, rows)
-    return platform.store.update("datasets", ds["id"], importStatus=2, releaseStatus=2, entityCount=count)
+    return platform.store.update("datasets", ds["id"], importStatus=2, releaseStatus=2, entityCount=count,
+                                 modified=time.time())
 
 
 def import_dataset(platform: Platform, ds: dict[str, Any], files: Any) -> dict[str, Any]:
@@ -286,17 +289,22 @@ def import_dataset(platform: Platform, ds: dict[str, Any], files: Any) -> dict[s
     except BodyError:
         platform.store.update("datasets", ds["id"], importStatus=3)
         raise
-    return platform.store.update("datasets", ds["id"], importStatus=2, entityCount=count)
+    return platform.store.update("datasets", ds["id"], importStatus=2, entityCount=count, modified=time.time())
 
 
 def export_dataset(platform: Platform, ds: dict[str, Any]) -> dict[str, Any]:
     """Write the dataset's rows to an export object (at once: local datasets are small) and
-    record it; ``exportRecord`` lists the records with their download URLs."""
+    record it; ``exportRecord`` lists the records with their download URLs. The object is a zip
+    archive of one JSON-lines file, as the cloud's exports are (the official SDK unzips it)."""
     rows = dataset_rows(platform.settings.data_dir, ds)
     exports = list(ds.get("exports") or [])
-    key = f"{ds['sid']}/export-{len(exports) + 1}.jsonl"
+    name = f"export-{len(exports) + 1}"
+    key = f"{ds['sid']}/{name}.zip"
     started = time.time()
-    platform.objects.put(EXPORT_BUCKET, key, export_lines(rows))
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr(f"{name}.jsonl", export_lines(rows))
+    platform.objects.put(EXPORT_BUCKET, key, archive.getvalue())
     exports.append({"id": len(exports) + 1, "status": ExportStatus.FINISHED.value, "exportFormat": 0,
                     "exportType": 1, "exportTo": 0, "entityCount": len(rows), "startTime": iso(started),
                     "finishTime": iso(time.time()), "bucket": EXPORT_BUCKET, "key": key})

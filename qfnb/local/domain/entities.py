@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from qfnb.local.domain import console as c
@@ -79,6 +80,7 @@ def annotate(platform: Platform, body: dict[str, Any]) -> bool:
         raise BodyError("content", "must be one turn: [{\"prompt\": \"...\", \"response\": [[\"...\"]]}]")
     rows[at] = {**rows[at], **found[0]}
     write_rows(platform.settings.data_dir, ds, rows)
+    platform.store.update("datasets", ds["id"], modified=time.time())
     return True
 
 
@@ -91,5 +93,5 @@ def delete(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
     gone = {_position(e, rows, f"id[{i}]") for i, e in enumerate(ids)}
     kept = [r for i, r in enumerate(rows) if i not in gone]
     count = write_rows(platform.settings.data_dir, ds, kept)
-    platform.store.update("datasets", ds["id"], entityCount=count)
+    platform.store.update("datasets", ds["id"], entityCount=count, modified=time.time())
     return {"failedOnes": None}

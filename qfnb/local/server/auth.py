@@ -7,6 +7,7 @@ import logging
 import secrets
 import time
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -16,7 +17,7 @@ from qfnb.local.server.replay import ReplayCache, changes_state, from_loopback
 from qfnb.local.server.wire import bce_error, v1_error
 from qfnb.local.settings import Credentials
 from qfnb.protocol.errors import ErrorCode
-from qfnb.protocol.signing import SignatureError, uri_encode, verify
+from qfnb.protocol.signing import SignatureError, sign, uri_encode, verify
 
 log = logging.getLogger("qfnb.local.server.auth")
 
@@ -128,6 +129,14 @@ class Authenticator:
             response.headers["Retry-After"] = "1"
             return response
         return None
+
+    def shared_link(self, url: str, expiration_s: int = MAX_SIGNATURE_EXPIRATION) -> str:
+        """``url`` (an object under this platform's ``/bos/``) readable with no credentials for
+        ``expiration_s``: BOS's pre-signed link, signed with the platform's IAM key."""
+        parts = urlsplit(url)
+        signature = sign("GET", parts.path, None, {"Host": parts.netloc}, self._creds.access_key,
+                         self._creds.iam_secret_key, time.time(), expiration_s)
+        return f"{url}?authorization={quote(signature, safe='')}"
 
     def _secret_for(self, access_key: str) -> str | None:
         return self._creds.iam_secret_key if hmac.compare_digest(access_key, self._creds.access_key) else None

@@ -204,10 +204,13 @@ def dataset_export(p: Platform, body: dict[str, Any]) -> bool:
     return True
 
 
-def dataset_export_records(p: Platform, body: dict[str, Any], base_url: str) -> list[dict[str, Any]]:
+def dataset_export_records(p: Platform, body: dict[str, Any], base_url: str,
+                           link: Callable[[str], str]) -> list[dict[str, Any]]:
+    """The exports, each with a ``downloadUrl`` that reads with no credentials (``link``: a pre-signed
+    link, as the cloud gives; the official SDK downloads it with a plain GET)."""
     ds = c.get(p, "datasets", _int(body, "datasetId"), "datasetId")
     return [{k: v for k, v in rec.items() if k not in ("bucket", "key")}
-            | {"downloadUrl": f"{base_url}/bos/{rec['bucket']}/{rec['key']}"}
+            | {"downloadUrl": link(f"{base_url}/bos/{rec['bucket']}/{rec['key']}")}
             for rec in ds.get("exports") or []]
 
 
@@ -216,6 +219,10 @@ def dataset_info(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     exports = ds.get("exports") or []
     return {"groupPK": ds["id"], "name": ds["name"], "dataType": ds["dataType"],
             "versionInfo": {"datasetPK": ds["id"], "bmlDatasetId": ds["sid"], "versionId": 1,
+                            "dataType": ds["dataType"],  # where the official SDK reads it (Dataset.load)
+                            # when the rows last changed: the official SDK exports again when this is newer
+                            # than its cached export
+                            "createTime": iso(ds["created"]), "modifyTime": iso(ds.get("modified") or ds["created"]),
                             "importStatus": ds["importStatus"], "importProgress": 100 if ds["importStatus"] == 2 else 0,
                             "exportStatus": exports[-1]["status"] if exports else ExportStatus.NOT_STARTED.value,
                             "exportRecordCount": len(exports), "releaseStatus": ds["releaseStatus"],
@@ -261,7 +268,8 @@ async def dispatch(request: Request) -> Response:
         if path == Console.SERVICE_LIST:
             result = service_list(platform, body, base_url(request))
         elif path == Console.DATASET_EXPORT_RECORD:
-            result = await run_in_threadpool(dataset_export_records, platform, body, base_url(request))
+            result = await run_in_threadpool(dataset_export_records, platform, body, base_url(request),
+                                             authenticator(request).shared_link)
         elif path == Console.SERVICE_DETAIL:
             svc = c.get(platform, "services", _int(body, "serviceId"), "serviceId")
             result = service_view(platform, svc, base_url(request))

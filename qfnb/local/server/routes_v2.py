@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -120,11 +121,19 @@ def stop_task(p: Platform, body: dict[str, Any]) -> bool:
 
 
 def supported_models(p: Platform, body: dict[str, Any]) -> list[dict[str, Any]]:
-    configs = [{"key": k, "type": type(v).__name__, "checkType": "range",
-                "checkValue": [LIMITS[k].lo, LIMITS[k].hi], "default": v} for k, v in DEFAULTS.items()]
-    return [{"model": m.name, "modelType": "text", "supportTrainMode": [{
+    """DescribeFineTuningSupportModels: each entry in the platform's vocabulary (``modelType`` text2text, each
+    hyperparameter with its ``name`` and ``description``), which the official trainer validates field by field."""
+    configs = [{"key": k, "name": _words(k), "description": f"{_words(k)}, in [{LIMITS[k].lo}, {LIMITS[k].hi}]",
+                "type": type(v).__name__, "checkType": "range", "checkValue": [LIMITS[k].lo, LIMITS[k].hi],
+                "default": v} for k, v in DEFAULTS.items()]
+    return [{"model": m.name, "modelType": "text2text", "supportTrainMode": [{
         "trainMode": "SFT", "supportParameterScale": [{
             "parameterScale": "LoRA", "supportHyperParameterConfig": configs}]}]} for m in c.trainable_models(p)]
+
+
+def _words(key: str) -> str:
+    """``learningRate`` -> ``Learning rate``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", key).capitalize()
 
 
 # ---- models and services --------------------------------------------------------------------
