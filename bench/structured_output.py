@@ -10,6 +10,10 @@
    ``required``: how many calls name the right tool with the right key argument, and parse
    failures (a call whose arguments are not a JSON object, or an answer that writes a call of an
    offered tool that did not become ``tool_calls``), which must be 0.
+3. The tool loop: each ``auto`` call of step 2, its result sent back as ``%%qfchat --tools`` sends
+   it (a v1 ``function`` turn, no functions offered): how many final answers use the result and how
+   many write a call again, with the cell's closing ask in the result turn
+   (``chat_tools.closing_messages``) against the same ask as the system line (the baseline).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +162,50 @@ def tools(engine: Any, choice: str) -> dict[str, int]:
     return {"prompts": len(TOOL_PROMPTS), "called": called, "right": right, "parse_failures": failures}
 
 
+#: the baseline: the system line the cell's last request carried before the ask moved into the result
+BASELINE_SYSTEM = "After a function result, answer the user in one plain sentence."
+#: each tool's result in the loop, and the words an answer from it holds (one of them)
+LOOP_RESULTS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    "get_weather": ({"temp_c": 17, "sky": "light rain"}, ("17", "rain")), "get_time": ({"time": "14:05"}, ("14:05",)),
+    "convert_currency": ({"amount": 93.4}, ("93.4",))}
+
+
+def tool_loop(engine: Any) -> dict[str, dict[str, int]]:
+    """Final answers after one call's result: used the result / wrote a call again, per way of asking."""
+    from qfnb.local.engines.gate import run_blocking
+    from qfnb.local.server.answers import tool_calls_of
+    from qfnb.notebook.chat_tools import closing_messages
+    from qfnb.protocol.tools import v1_history_as_openai
+
+    ways: dict[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]]] = {
+        "ask_in_result": lambda v1: v1_history_as_openai(closing_messages(v1)),
+        "ask_as_system": lambda v1: [{"role": "system", "content": BASELINE_SYSTEM}, *v1_history_as_openai(v1)]}
+    out = {way: {"answers": 0, "used_result": 0, "called_again": 0} for way in ways}
+    for prompt, *_ in TOOL_PROMPTS:
+        deltas, _ = run_blocking(lambda p=prompt: _run(  # type: ignore[misc]
+            engine, [{"role": "user", "content": p}], {"temperature": 0.0, "max_output_tokens": 64},
+            {"tools": TOOLS, "tool_choice": "auto"}))
+        calls = tool_calls_of(deltas)
+        if not calls:
+            continue
+        fn = calls[0]["function"]
+        result, words = LOOP_RESULTS[fn["name"]]
+        v1: list[dict[str, Any]] = [{"role": "user", "content": prompt},
+              {"role": "assistant", "content": "", "function_call": {"name": fn["name"], "arguments": fn["arguments"]}},
+              {"role": "function", "name": fn["name"], "content": json.dumps(result)}]
+        for way, history in ways.items():
+            messages = history(v1)
+            answer, _ = run_blocking(lambda m=messages: _run(  # type: ignore[misc]
+                engine, m, {"temperature": 0.0, "max_output_tokens": 64}, {"tool_choice": "none"}))
+            text = "".join(d.text for d in answer)
+            again = '"name"' in text or "<tool_call>" in text
+            out[way]["answers"] += 1
+            out[way]["called_again"] += int(again)
+            out[way]["used_result"] += int(not again and any(w in text for w in words))
+            log.info("%-14s %-40s -> %r", way, prompt, text[:80])
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=1)
@@ -182,7 +231,11 @@ def main() -> int:
         for choice, r in results.items():
             log.info("tools (%s): %d/%d right, %d called, %d parse failures", choice, r["right"], r["prompts"],
                      r["called"], r["parse_failures"])
-        print(json.dumps({"engine_decode": decode, "platform": fast, "tools": results}))
+        loop = tool_loop(engine)
+        for way, r in loop.items():
+            log.info("tool loop (%s): %d/%d answers used the result, %d wrote a call again", way, r["used_result"],
+                     r["answers"], r["called_again"])
+        print(json.dumps({"engine_decode": decode, "platform": fast, "tools": results, "tool_loop": loop}))
         ok = decode["ratio"] >= 0.90 and all(r["parse_failures"] == 0 for r in results.values())
         return 0 if ok else 1
     finally:

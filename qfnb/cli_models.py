@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from qfnb.protocol.daemon import MODEL_ROLES
+
 
 def add_parser(sub: Any) -> None:
     models = sub.add_parser("models", help="the local platform's models: add, list, ps, rm, unload, du, export")
@@ -16,7 +18,7 @@ def add_parser(sub: Any) -> None:
     add.add_argument("path", nargs="?", type=Path, help="a .gguf file, or a Hugging Face model dir")
     add.add_argument("--name", required=True, help="the model's name on the platform")
     add.add_argument("--role", action="append", default=[],
-                     choices=["chat", "completion", "embeddings", "finetune-base", "text2image"],
+                     choices=list(MODEL_ROLES),
                      help="what it serves (repeatable; default: what the model is)")
     add.add_argument("--template", help="a chat template file (jinja) instead of the GGUF's own")
     add.add_argument("--ctx", type=int, help="context tokens per request (default: the model's, at most 4096)")

@@ -23,11 +23,11 @@ from qfnb._core.backend import DaemonError
 from qfnb._core.backend.control import Control
 from qfnb._core.backend.daemon import LocalDaemon
 from qfnb._core.backend.discovery import read_runtime
-from qfnb.protocol.daemon import MODELS_ROUTE
+from qfnb.protocol.daemon import MODEL_ROLES, MODELS_ROUTE
 
 __all__ = ["ModelStoreError", "add", "du", "export", "list", "ps", "rm", "unload"]
 
-ROLES = ("chat", "completion", "embeddings", "finetune-base", "text2image")
+ROLES = MODEL_ROLES
 
 
 class ModelStoreError(RuntimeError):

@@ -9,6 +9,14 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.runtime.progress import ProgressArg, make_progress
 from qfnb.resources import ChatCompletion
+from qfnb.resources.structured import (
+    ERROR_COLUMN,
+    AnswerSchema,
+    SchemaError,
+    answer_row,
+    answer_schema,
+    as_response_format,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -54,25 +62,56 @@ def prompts_of(ds: DatasetView, prompt_column: str) -> list[str]:
 async def run_llm(ds: DatasetView, target: Any, *, model: str | None, endpoint: str | None,
                   prompt_column: str, concurrency: int, progress: ProgressArg,
                   params: dict[str, Any]) -> pd.DataFrame:
-    """Chat every row's prompt; returns the rows (a frame) plus ``llm_output`` and ``request_latency``."""
+    """Chat every row's prompt; returns the rows (a frame) plus ``llm_output`` and ``request_latency``.
+    With a ``response_format`` schema, also one column per field and ``error`` (:func:`schema_columns`)."""
 
     await ds.afetch()
     if prompt_column not in ds.columns:
         raise ValidationError("prompt_column", f"no column {prompt_column!r}; columns are {ds.columns}")
     if concurrency < 1:
         raise ValidationError("concurrency", "must be >= 1")
+    spec = answer_spec(params.get("response_format"), ds.columns)
     kwargs = await aresolve_target(target, model, endpoint)
     config = getattr(target, "config", None)
     chat = ChatCompletion(**kwargs, config=config) if config is not None else ChatCompletion(**kwargs)
     prompts = prompts_of(ds, prompt_column)
     outputs, latencies, errors = await _chat_all(chat, prompts, params, concurrency,
                                                  make_progress(progress, desc="inference"))
-    df = ds.to_pandas()
+    df = ds.to_pandas().reset_index(drop=True)
     df["llm_output"] = outputs
     df["request_latency"] = latencies
+    if spec is not None:
+        return schema_columns(df, spec, outputs, errors)
     if any(errors):
         df["error"] = errors
-    return df.reset_index(drop=True)
+    return df
+
+
+def answer_spec(fmt: Any, columns: list[str]) -> AnswerSchema | None:
+    """The schema the answers are read with (None: free text), checked before anything is sent: its
+    fields must not share a name with the dataset's columns or the columns inference adds."""
+    if fmt is None or fmt == "text" or (isinstance(fmt, dict) and fmt.get("type") == "text"):
+        return None
+    try:  # a pydantic class validates rows as its instances; anything else as the request will send it
+        spec = answer_schema(fmt if isinstance(fmt, type) else as_response_format(fmt))
+    except SchemaError as exc:
+        raise ValidationError("response_format", str(exc)) from None
+    taken = [f for f in spec.fields if f in (*columns, "llm_output", "request_latency", ERROR_COLUMN)]
+    if taken:
+        raise ValidationError("response_format", f"the schema's field(s) {', '.join(map(repr, taken))} would "
+                              "overwrite column(s) of the same name; rename them in the schema or the dataset")
+    return spec
+
+
+def schema_columns(df: pd.DataFrame, spec: AnswerSchema, outputs: list[str | None],
+                   errors: list[str | None]) -> pd.DataFrame:
+    """``df`` with one column per field of ``spec`` and ``error``: why a row's call failed or its
+    answer did not parse or validate (None where it did)."""
+    import pandas as pd
+
+    rows = [answer_row(spec, out, err) for out, err in zip(outputs, errors, strict=True)]
+    parsed = pd.DataFrame(rows, columns=[*spec.fields, ERROR_COLUMN] if spec.fields else None, index=df.index)
+    return pd.concat([df, parsed], axis=1)
 
 
 async def _chat_all(chat: Any, prompts: list[str], params: dict[str, Any], concurrency: int,

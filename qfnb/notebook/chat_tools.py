@@ -8,7 +8,7 @@ cloud. A function's schema comes from its type hints (pydantic's ``TypeAdapter``
 paragraph of its docstring; its arguments are checked by ``pydantic.validate_call``. A function
 that raises sends its error text back as the result. A call the model already made (same
 arguments) is not run again: the next request leaves the functions out, so the model answers
-(with :data:`FINAL_SYSTEM` as its system line unless ``--system`` gave one).
+(its last function result followed by :data:`FINAL_ASK`, see :func:`closing_messages`).
 
 Without ``--yes`` the cell ends showing the call with Run / Skip buttons; a click runs (or skips)
 it and goes on from the button's callback. Kernel -> Interrupt during a model call or a tool stops
@@ -36,7 +36,7 @@ from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.notebook.chat_cell import ChatCellHost
 
-__all__ = ["ToolCall", "ToolLoop", "function_spec", "run_tools_cell"]
+__all__ = ["FINAL_ASK", "ToolCall", "ToolLoop", "closing_messages", "function_spec", "run_tools_cell"]
 
 log = logging.getLogger("qfnb.notebook.chat_tools")
 
@@ -117,8 +117,8 @@ class ToolLoop:
         body = {} if last else {"functions": [function_spec(fn) for fn in self.tools.values()]}
         from dataclasses import replace
 
-        system = self.request.system or (FINAL_SYSTEM if last and self.calls else None)
-        request = replace(self.request, messages=list(self.messages), body=body, stream=False, system=system)
+        messages = closing_messages(self.messages) if last else list(self.messages)
+        request = replace(self.request, messages=messages, body=body, stream=False)
         answers = chat_runner.run_chat(self.backend, [request], lambda a: self._show_answer(a[0]),
                                        interval=self.interval)
         answer = answers[0]
@@ -186,9 +186,22 @@ def _run(fn: Callable[..., Any] | None, call: ToolCall) -> tuple[str, str]:
         return repr(value), "ran"
 
 
-#: the system line of the last request (no functions offered) when the cell gave no --system: a small
-#: model otherwise writes another call as text instead of answering from the results
-FINAL_SYSTEM = "After a function result, answer the user in one plain sentence."
+#: what the last request (no functions offered) adds after the last function result: the 0.5B model
+#: otherwise writes another call as text instead of answering (bench/structured_output.py, tool loop)
+FINAL_ASK = "Answer my question from this result, in one plain sentence."
+
+
+def closing_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The history of the request that must be answered in text: the last function result asks for
+    the answer from it (:data:`FINAL_ASK`). v1 has no user turn after a ``function`` turn (which
+    stands where the user's would), so the ask goes in that turn, after the result; the template
+    then renders it inside the result, right before the answer. Measured on the bench's 10 prompts
+    with the 0.5B model: 10 of 10 answered from the result, none wrote a call again, against 3 of
+    10 (7 calls again) with the same ask as the system line."""
+    out = list(messages)
+    if out and out[-1].get("role") == "function":
+        out[-1] = {**out[-1], "content": f"{out[-1].get('content') or ''}\n\n{FINAL_ASK}"}
+    return out
 
 _MARK = {"asked": "· waiting for Run or Skip", "ran": "✓", "failed": "✗", "skipped": "· skipped",
          "repeated": "↺ already answered"}

@@ -44,10 +44,11 @@ class ModelRow:
     name: str  # a model name, or an endpoint to pass as --endpoint
     served_by: str  # what answers: the platform's model / service, and its state
     default: bool = False
+    embeds: bool = False  # the same model serves embeddings too (a reranker ranking by their cosine)
 
     @property
     def role(self) -> str:
-        return role(self.kind, self.name)
+        return role(self.kind, self.name, embeds=self.embeds)
 
 
 def endpoint_of(url: str) -> str:
@@ -57,14 +58,17 @@ def endpoint_of(url: str) -> str:
 def rows_from_services(services: Mapping[str, Any], defaults: Mapping[str, str | None]) -> list[ModelRow]:
     rows: list[ModelRow] = []
     seen: set[tuple[str, str]] = set()
-    for entry in services.get("common") or []:
+    common = services.get("common") or []
+    embedders = {str(e.get("name") or "") for e in common if e.get("apiType") == "embeddings"}
+    for entry in common:
         kind = _KINDS.get(str(entry.get("apiType") or ""))
         name = str(entry.get("name") or "")
         if kind is None or not name or (kind, name) in seen:
             continue
         seen.add((kind, name))
         served = f"{entry.get('apiType')}/{endpoint_of(str(entry.get('url') or ''))}"
-        rows.append(ModelRow(kind, name, served, default=defaults.get(kind) == name))
+        rows.append(ModelRow(kind, name, served, default=defaults.get(kind) == name,
+                             embeds=kind == "reranker" and name in embedders))
     for entry in services.get("custom") or []:
         ep = endpoint_of(str(entry.get("url") or ""))
         status = entry.get("serviceStatus") or ""

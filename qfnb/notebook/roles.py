@@ -18,9 +18,9 @@ BASE_MODELS = frozenset({"gemma-3-270m"})
 _BASE_NAME = re.compile(r"(^|[-_])(base|pt)$")
 #: the default answer length of a chat with a base model
 BASE_CAP = 128
-#: a reranker on the local platform is an embedding model ranking by cosine similarity
-_ROLES = {"embedding": "embedding", "reranker": "rerank (embedding cosine)", "text-to-image": "image",
-          "endpoint": "deployed (fine-tuned)"}
+_ROLES = {"embedding": "embedding", "reranker": "rerank", "text-to-image": "image", "endpoint": "deployed (fine-tuned)"}
+#: a reranker that is also an embedding model ranks by its vectors' cosine (the local default)
+BY_EMBEDDING = "rerank (embedding cosine)"
 
 
 def is_base(name: str | None) -> bool:
@@ -29,8 +29,11 @@ def is_base(name: str | None) -> bool:
     return low in BASE_MODELS or bool(_BASE_NAME.search(low))
 
 
-def role(kind: str, name: str) -> str:
-    """``%qfmodels``' role column: chat, base (text completion), embedding, rerank, image, deployed."""
+def role(kind: str, name: str, *, embeds: bool = False) -> str:
+    """``%qfmodels``' role column: chat, base (text completion), embedding, rerank, image, deployed.
+    ``embeds``: the same model serves embeddings too (a reranker that ranks by their cosine)."""
+    if kind == "reranker" and embeds:
+        return BY_EMBEDDING
     if kind in _ROLES:
         return _ROLES[kind]
     return "base (continues text)" if is_base(name) else "chat"

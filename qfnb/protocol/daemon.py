@@ -23,6 +23,9 @@ STATUS_ROUTE = "/qfnb/status"
 SHUTDOWN_ROUTE = "/qfnb/shutdown"
 #: the model store (``qfnb models``): GET list, POST add, DELETE /{name}, POST /{name}/unload
 MODELS_ROUTE = "/qfnb/models"
+#: the roles a model added to the store can play (``qfnb models add --role``; ``completion`` is the
+#: plain-text completions API, ``rerank`` a cross-encoder served by llama-server's reranking mode)
+MODEL_ROLES = ("chat", "completion", "embeddings", "finetune-base", "rerank", "text2image")
 CONTROL_HEADER = "X-Qfnb-Control"
 #: on an inference answer: the model that served it (the request may name an alias, e.g. ``ernie-lite-8k``)
 MODEL_HEADER = "X-Qfnb-Model"

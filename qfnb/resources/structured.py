@@ -1,11 +1,11 @@
 """Structured answers: a pydantic model or a JSON-schema dict as ``response_format``, the answer
 validated against it, and a batch's answers as a DataFrame (one column per field).
 
-``%%qfchat --json/--schema`` and ``batch_do(..., response_format=...)`` share this one rule::
+``%%qfchat --json/--schema``, ``do``/``batch_do(..., response_format=...)``, the v2 client and
+``Dataset.test_using_llm(..., response_format=...)`` share this one rule::
 
-    from qfnb.resources.structured import response_format, results_df
-    future = ChatCompletion().batch_do(prompts, response_format=response_format(Ticket))
-    df = results_df(future.result(), Ticket)     # columns label, summary, error
+    future = ChatCompletion().batch_do(prompts, response_format=Ticket)   # a pydantic class as it is
+    df = future.to_dataframe()                                            # columns label, summary, error
 """
 
 from __future__ import annotations
@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["ERROR_COLUMN", "AnswerSchema", "SchemaError", "answer_schema", "response_format", "results_df"]
+__all__ = ["ERROR_COLUMN", "AnswerSchema", "SchemaError", "answer_row", "answer_schema", "as_response_format",
+           "response_format", "results_df"]
 
 #: the DataFrame column that holds why a row has no object (None when it parsed and validated)
 ERROR_COLUMN = "error"
+#: the ``type`` of OpenAI's ``response_format`` forms (a dict with another ``type`` is a JSON schema)
+FORMAT_TYPES = ("text", "json_object", "json_schema")
 
 
 class SchemaError(ValueError):
@@ -86,6 +89,8 @@ def answer_schema(obj: Any, name: str | None = None) -> AnswerSchema:
         pydantic = None  # type: ignore[assignment]
     if pydantic is not None and isinstance(obj, type) and issubclass(obj, pydantic.BaseModel):
         return AnswerSchema(name=name or obj.__name__, schema=obj.model_json_schema(), model=obj)
+    if obj == "json_object" or (isinstance(obj, dict) and obj.get("type") == "json_object"):
+        return AnswerSchema(name=name or "json_object", schema=None)
     if isinstance(obj, dict):
         if obj.get("type") == "json_schema" and isinstance(obj.get("json_schema"), dict):  # a response_format
             inner = obj["json_schema"]
@@ -100,8 +105,21 @@ def answer_schema(obj: Any, name: str | None = None) -> AnswerSchema:
             raise SchemaError(f"{name or 'the schema'} must describe an object (\"type\": \"object\"), "
                               f"not {obj.get('type')!r}")
         return AnswerSchema(name=_safe_name(name or str(obj.get("title") or "answer")), schema=obj)
-    raise SchemaError(f"{name or 'the schema'} is a {type(obj).__name__}, not a pydantic model class or a "
-                      "JSON-schema dict")
+    what = f"the class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"
+    raise SchemaError(f"{name or 'the schema'} is {what}, not a pydantic model class or a JSON-schema dict")
+
+
+def as_response_format(value: Any, field: str = "response_format") -> Any:
+    """What a caller gave as ``response_format``, as the wire sends it: ``"text"``/``"json_object"``
+    and OpenAI's dict forms (``{"type": "text" | "json_object" | "json_schema", ...}``) as they are; a
+    pydantic model class or a JSON-schema dict as the strict ``json_schema`` form. Anything else
+    raises :class:`SchemaError` naming ``field``."""
+    if value is None or value in FORMAT_TYPES[:2] or (isinstance(value, dict) and value.get("type") in FORMAT_TYPES):
+        return value
+    if isinstance(value, str):
+        raise SchemaError(f"{field} {value!r} is not 'text' or 'json_object'; give a pydantic model class, a "
+                          "JSON-schema dict or an OpenAI response_format dict")
+    return answer_schema(value, name=None if isinstance(value, type | dict) else field).response_format
 
 
 def _safe_name(name: str) -> str:
@@ -128,6 +146,16 @@ def _answer_text(result: Any) -> str:
     raise ValueError(f"no answer text in {type(result).__name__}")
 
 
+def _text_and_error(result: Any) -> tuple[str | None, str | None]:
+    """A batch result's answer text, or why there is none (an exception as a value)."""
+    if isinstance(result, BaseException):
+        return None, f"{type(result).__name__}: {result}"
+    try:
+        return _answer_text(result), None
+    except ValueError as exc:
+        return None, str(exc)
+
+
 def results_df(results: Iterable[Any], schema: Any) -> pd.DataFrame:
     """A batch's answers as a DataFrame: one row per input (in order), one column per schema field
     and an ``error`` column, set (and the fields empty) where a call failed or its answer did not
@@ -135,17 +163,22 @@ def results_df(results: Iterable[Any], schema: Any) -> pd.DataFrame:
     import pandas as pd
 
     spec = schema if isinstance(schema, AnswerSchema) else answer_schema(schema)
-    rows: list[dict[str, Any]] = []
-    for result in results:
-        row: dict[str, Any] = dict.fromkeys(spec.fields)
-        try:
-            if isinstance(result, BaseException):
-                raise ValueError(f"{type(result).__name__}: {result}")
-            value = spec.validate(_answer_text(result))
-            data = value.model_dump() if spec.model is not None else value
-            row.update({k: data.get(k) for k in spec.fields} if spec.fields else data)
-            row[ERROR_COLUMN] = None
-        except ValueError as exc:
-            row[ERROR_COLUMN] = str(exc)
-        rows.append(row)
+    rows = [answer_row(spec, *_text_and_error(result)) for result in results]
     return pd.DataFrame(rows, columns=[*spec.fields, ERROR_COLUMN] if spec.fields else None)
+
+
+def answer_row(spec: AnswerSchema, text: str | None, error: str | None = None) -> dict[str, Any]:
+    """One DataFrame row of an answer: the schema's fields and ``error``: ``error`` when the call
+    failed, else why ``text`` did not parse or validate (None when it did; the fields empty when not)."""
+    row: dict[str, Any] = dict.fromkeys(spec.fields)
+    if error is not None or text is None:
+        row[ERROR_COLUMN] = error or "no answer"
+        return row
+    try:
+        value = spec.validate(text)
+        data = value.model_dump() if spec.model is not None else value
+        row.update({k: data.get(k) for k in spec.fields} if spec.fields else data)
+        row[ERROR_COLUMN] = None
+    except ValueError as exc:
+        row[ERROR_COLUMN] = str(exc)
+    return row

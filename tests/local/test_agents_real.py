@@ -153,6 +153,19 @@ def test_openai_parameters_take_effect(sdk: Any) -> None:
     assert "3" not in stopped and "4" not in stopped
 
 
+@pytest.mark.parametrize("tool_choice", ["auto", "required"])
+def test_logprobs_with_tools_cover_the_calls_tokens(sdk: Any, tool_choice: str) -> None:
+    answer = sdk.chat.completions.create(model=QWEN, messages=ASK, tools=[WEATHER], tool_choice=tool_choice,
+                                         temperature=0, max_tokens=48, logprobs=True, top_logprobs=2)
+    choice = answer.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.tool_calls[0].function.name == "get_weather"
+    entries = choice.logprobs.content
+    assert len(entries) == answer.usage.completion_tokens  # one per generated token, the call's included
+    assert all(e.logprob <= 0 and len(e.top_logprobs) == 2 for e in entries)
+    text = "".join(e.token for e in entries)
+    assert "get_weather" in text and "Paris" in text, text
+
+
 def test_json_object_mode_and_a_schema_keyword_the_grammar_cannot_enforce(sdk: Any, tmp_path: Path) -> None:
     obj = sdk.chat.completions.create(model=QWEN, temperature=0, max_tokens=32, response_format={"type": "json_object"},
                                       messages=[{"role": "user", "content": "Give the colour of the sky as JSON."}])

@@ -249,10 +249,12 @@ def test_qfmodels_says_the_default_reranker_is_the_embedding_model_by_cosine() -
     from qfnb.notebook.discovery import rows_from_services
 
     services = {"common": [{"name": "Tiny-Embed", "apiType": "embeddings", "url": "u1"},
-                           {"name": "Tiny-Embed", "apiType": "reranker", "url": "u2"}], "custom": []}
+                           {"name": "Tiny-Embed", "apiType": "reranker", "url": "u2"},
+                           {"name": "tiny-rerank", "apiType": "reranker", "url": "u3"}], "custom": []}
     rows = {(r.kind, r.name): r.role for r in rows_from_services(services, {})}
     assert rows[("reranker", "Tiny-Embed")] == "rerank (embedding cosine)"
     assert rows[("embedding", "Tiny-Embed")] == "embedding"
+    assert rows[("reranker", "tiny-rerank")] == "rerank"  # a cross-encoder (qfnb models add --role rerank)
 
 
 def test_a_named_v1_tool_choice_offers_that_function_alone_and_requires_it(

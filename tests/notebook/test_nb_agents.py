@@ -10,7 +10,7 @@ from IPython.core.error import UsageError
 from nb_doubles import FakeChatBackend, RecordingPublisher, ScriptedChatBackend, function_call
 from pydantic import BaseModel
 
-from qfnb.notebook.chat_tools import FINAL_SYSTEM
+from qfnb.notebook.chat_tools import FINAL_ASK
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.resources.structured import SchemaError, answer_schema, response_format, results_df
 
@@ -220,7 +220,10 @@ def test_a_repeated_call_is_not_run_again(ip, tools_backend: ToolBackend) -> Non
     ip.run_cell_magic("qfchat", "--tools weather --yes -o a", "hi")
     assert ran == ["Paris"]
     assert ["functions" in r.body for r in tools_backend.requests] == [True, True, False]
-    assert [r.system for r in tools_backend.requests] == [None, None, FINAL_SYSTEM]
+    assert [r.system for r in tools_backend.requests] == [None, None, None]
+    last = tools_backend.requests[-1].messages  # the result asks for the answer; the shown result does not
+    assert last[-1] == {"role": "function", "name": "weather", "content": f"17 C\n\n{FINAL_ASK}"}
+    assert tools_backend.requests[1].messages[-1]["content"] == "17 C"
     assert str(ip.user_ns["a"]) == "17 C in Paris"
 
 

@@ -15,9 +15,8 @@ MODEL = "Qwen2.5-Coder-0.5B-Instruct"
 
 def test_tools_yes_runs_the_notebook_function_once_and_ends(ip, embedded) -> None:  # type: ignore[no-untyped-def]
     """The loop on the real engine: the model calls the function with Paris, it runs once (a
-    repeated call is not run again) and the loop ends within the cap in a text answer. What that
-    text says is the 0.5B model's: on v1 it wrote its call again as text in 3 of 3 runs
-    (docs/agents.md), so the content is not asserted."""
+    repeated call is not run again) and the loop ends within the cap in a text answer that uses
+    the result (the last request asks for it after the result: chat_tools.closing_messages)."""
     asked: list[str] = []
 
     def get_weather(city: str) -> dict[str, object]:
@@ -31,6 +30,7 @@ def test_tools_yes_runs_the_notebook_function_once_and_ends(ip, embedded) -> Non
     assert [c.lower() for c in asked] == ["paris"], asked
     answer = ip.user_ns["ans"]
     assert answer.error is None and answer.done and answer.text.strip(), answer
+    assert '"name"' not in answer.text and ("17" in answer.text or "rain" in answer.text.lower()), answer.text
 
 
 def test_schema_gives_a_validated_instance(ip, embedded) -> None:  # type: ignore[no-untyped-def]

@@ -35,6 +35,19 @@ def tiny_gguf(path: Path, arch: str = "llama", template: str | None = "{{ messag
     return path
 
 
+def tiny_cross_encoder(path: Path) -> Path:
+    """A small GGUF with a classification head (``cls.output``), as a reranker conversion has."""
+    writer = GGUFWriter(str(path), "bert")
+    writer.add_context_length(512)
+    writer.add_tensor("token_embd.weight", np.ones((64, 8), dtype=np.float32))
+    writer.add_tensor("cls.output.weight", np.ones((1, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
 def snapshot(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()} if root.exists() else {}
 
@@ -254,3 +267,22 @@ def test_an_added_gguf_base_is_converted_once_to_a_trainable_dir_beside_it(tmp_p
     spec = WorkerSpec(base_model="byo", train_file=tmp_path / "t.jsonl", hyper=Hyper(), base_model_path=gguf)
     first, second = lora.base_model_dir(spec), lora.base_model_dir(spec)
     assert first == second == tmp_path / "sha256-x" / "m-hf-bf16" and calls == [gguf]
+
+
+def test_a_cross_encoder_gguf_is_a_reranker_served_by_llama_servers_reranking_mode(store: ModelStore,
+                                                                                    tmp_path: Path) -> None:
+    entry = store.add(tiny_cross_encoder(tmp_path / "rr.gguf"), "my-rerank")
+    assert entry.roles == ("rerank",) and entry.ctx == 512
+    spec = byom.spec_for(entry)
+    assert spec is not None and spec.kind == "llama.cpp" and spec.api_types == ("reranker",)
+    with pytest.raises(NotAModel, match="role 'chat' does not fit this model; it can be: rerank"):
+        store.add(tmp_path / "rr.gguf", "rr-chat", roles=("chat",))
+    with pytest.raises(NotAModel, match="role 'rerank' does not fit this model; it can be: chat, completion"):
+        store.add(tiny_gguf(tmp_path / "chat.gguf"), "chat-rr", roles=("rerank",))
+    registry = EngineRegistry(tmp_path / "data", options=EngineOptions(slots=1))
+    try:
+        assert "--reranking" in registry.cross_encoder("my-rerank").server._argv(())
+        with pytest.raises(ValueError, match="ranks by embeddings"):
+            registry.cross_encoder("all-MiniLM-L6-v2")
+    finally:
+        registry.close()

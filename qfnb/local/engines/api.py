@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeAlias
 from qfnb.local.engines.base import Delta
 from qfnb.local.engines.gate import AsyncChat
 
-__all__ = ["ChatLike", "EmbedderLike", "RegistryLike", "ServedLike", "SyncChat"]
+__all__ = ["ChatLike", "CrossEncoderLike", "EmbedderLike", "RegistryLike", "ServedLike", "SyncChat"]
 
 
 class ServedLike(Protocol):
@@ -47,8 +47,15 @@ class EmbedderLike(Protocol):
     def embed(self, texts: list[str]) -> tuple[list[list[float]], int]: ...
 
 
+class CrossEncoderLike(Protocol):
+    """A reranker scoring (query, document) pairs: each document's score and the tokens read."""
+
+    async def ascore(self, query: str, documents: list[str]) -> tuple[list[float], int]: ...
+
+
 class RegistryLike(Protocol):
     def served_models(self) -> Sequence[ServedLike]: ...
     def chat(self, endpoint: str) -> ChatLike: ...
     def embedder(self, endpoint: str) -> EmbedderLike: ...
+    def cross_encoder(self, endpoint: str) -> CrossEncoderLike: ...
     def register_adapter(self, endpoint: str, base_model: str, adapter_dir: Path) -> ServedLike: ...

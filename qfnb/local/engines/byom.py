@@ -16,7 +16,8 @@ from qfnb.local.engines.model_store import SERVED_GGUF, StoredModel
 
 def api_types(roles: tuple[str, ...]) -> tuple[str, ...]:
     """The platform's api types for store roles (``completion`` is the ``completions`` API)."""
-    names = {"chat": "chat", "completion": "completions", "embeddings": "embeddings", "text2image": "text2image"}
+    names = {"chat": "chat", "completion": "completions", "embeddings": "embeddings", "rerank": "reranker",
+             "text2image": "text2image"}
     return tuple(names[r] for r in roles if r in names)
 
 

@@ -86,6 +86,8 @@ class ServerConfig:
     #: tokens the engine processes per step (all slots together): a long prompt is prefilled in
     #: steps this size, and the short prompts of other slots get into every step
     batch: int = 64
+    #: a cross-encoder in llama-server's reranking mode (``--reranking``: rank pooling, ``POST /rerank``)
+    reranking: bool = False
 
 
 class _Instance:
@@ -227,6 +229,11 @@ class LlamaServer:
                 # whole prompts (measured: 46 of 46 tokens, against 20 with the 26-token shared
                 # prefix kept in each slot when the cache is off)
                 "--cache-ram", "0"]
+        if c.reranking:
+            # an encoder reads a (query, document) pair in one step: the step holds a whole context
+            step = str(max(c.batch, c.ctx_per_slot))
+            argv[argv.index("--batch-size") + 1] = argv[argv.index("--ubatch-size") + 1] = step
+            argv.append("--reranking")
         if c.chat_template:
             argv += ["--chat-template-file", c.chat_template]
         for a in adapters:

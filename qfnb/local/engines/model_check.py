@@ -12,10 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qfnb.protocol.daemon import MODEL_ROLES
+
 GGUF_MAGIC = b"GGUF"
 GGUF_VERSIONS = (2, 3)
 #: the roles a stored model can play (``completion`` is the plain-text completions API)
-ROLES = ("chat", "completion", "embeddings", "finetune-base", "text2image")
+ROLES = MODEL_ROLES
+#: a GGUF's classification head: what llama.cpp's rank pooling (``llama-server --reranking``) reads
+RANK_HEAD = "cls.output.weight"
+#: llama.cpp's pooling type number for rank pooling (``{arch}.pooling_type``)
+POOLING_RANK = 4
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.txt")
 
 
@@ -73,6 +79,10 @@ def check_gguf(path: Path) -> ModelFacts:
     if arch not in set(MODEL_ARCH_NAMES.values()):
         raise NotAModel(f"{path.name} has architecture {arch!r}, which this llama.cpp cannot load.")
     template, ctx = fields.get("tokenizer.chat_template"), fields.get(f"{arch}.context_length")
+    if fields.get(f"{arch}.pooling_type") == POOLING_RANK or any(t.name == RANK_HEAD for t in header.tensors):
+        # a cross-encoder (a classification head on an encoder): it scores (query, document) pairs
+        return ModelFacts(kind="gguf", roles=("rerank",), can=("rerank",), arch=arch,
+                          context_length=int(ctx) if ctx is not None else None, files=(Path(path.name),))
     return ModelFacts(kind="gguf", roles=("chat", "completion"), can=("chat", "completion"), arch=arch,
                       chat_template=str(template) if template else None,
                       context_length=int(ctx) if ctx is not None else None, files=(Path(path.name),))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import dataclasses
 import json
 import logging
 import weakref
@@ -147,9 +148,9 @@ class OpenAIChat(SyncFace):
         ``logprobs``, penalties) over OpenAI turns (tool calls and results included).
 
         On our own engine the prompt is prepared here (rendered with the tools by the model's
-        template, tokenized once), a JSON schema constrains decoding through the engine's grammar
-        and tool calls are decided by :mod:`.tool_calls`; ``logprobs`` and external engines use
-        the engine's chat endpoint with the fields as they are.
+        template, tokenized once), a JSON schema constrains decoding through the engine's grammar,
+        tool calls are decided by :mod:`.tool_calls` and ``logprobs`` come with the generated
+        tokens (a call's too); external engines get the fields as they are on their chat endpoint.
         """
         schema = check_response_format(fields.get("response_format"))
         passthrough = {k: fields[k] for k in PASSTHROUGH if k in fields}
@@ -158,22 +159,21 @@ class OpenAIChat(SyncFace):
         if (tools or tool_turns) and not self.can_call_tools:
             raise NoChatTemplate(f"{self.name} is a base model without a chat template: it cannot call tools "
                                  "or read tool turns; use an instruct model such as Qwen2.5-Coder-0.5B-Instruct")
-        if self._n_ctx is not None and "logprobs" not in fields:
+        if self._n_ctx is not None:
             if self._template == "gemma":
                 source: str | list[dict[str, Any]] = render_gemma(normalize_messages(messages, None))
             else:
                 source = messages
             forced = bool(tools) and fields.get("tool_choice") == "required"
             extra = {**passthrough, **({"json_schema": schema} if schema is not None else {})}
-            if not tools:
-                return self._run_prepared(source, params, extra)
-            if forced:
+            top = int(fields.get("top_logprobs") or 0) if fields.get("logprobs") else None
+            if top is not None:
+                extra["logprobs"] = max(1, top)  # the engine's count of alternatives (0 would send none)
+            names = [t["function"]["name"] for t in tools] if tools else None
+            if forced and tools:
                 extra["json_schema"] = tool_calls.call_schema(tools)
-            names = [t["function"]["name"] for t in tools]
-            return self._run_prepared(source, params, extra, tools=tools, forced=forced, names=names)
-        if tools and "logprobs" in fields and self._n_ctx is not None:
-            raise NoChatTemplate("logprobs cannot be combined with tools on the local platform's own engine; "
-                                 "send them in separate requests")
+            return self._run_prepared(source, params, extra, tools=tools or None, forced=forced, names=names,
+                                      top_logprobs=top)
         payload = {"messages": messages, **passthrough, **{k: fields[k] for k in TEMPLATED if k in fields}}
         if fields.get("response_format") is not None:
             payload["response_format"] = fields["response_format"]
@@ -203,10 +203,12 @@ class OpenAIChat(SyncFace):
 
     async def _run_prepared(self, source: str | list[dict[str, Any]], params: dict[str, Any],
                             extra: dict[str, Any] | None = None, *, tools: list[dict[str, Any]] | None = None,
-                            forced: bool = False, names: list[str] | None = None) -> AsyncIterator[Delta]:
+                            forced: bool = False, names: list[str] | None = None,
+                            top_logprobs: int | None = None) -> AsyncIterator[Delta]:
         """Render (a chat) and tokenize once, check the context, then run on an engine slot chosen
         by the prompt's length (see :mod:`.prompts`); with ``names``, calls of those tools in the
-        answer become ``tool_calls`` (:mod:`.tool_calls`)."""
+        answer become ``tool_calls`` (:mod:`.tool_calls`); with ``top_logprobs``, each token's
+        logprob keeps that many alternatives."""
         assert self._n_ctx is not None and isinstance(self.gate, LaneGate)
         gp = gen_params(params, default_stop=self._stop)
         target = await asyncio.to_thread(self._endpoint)
@@ -225,6 +227,8 @@ class OpenAIChat(SyncFace):
             async with self.gate.turn(long=len(tokens) > prompts.LONG_PROMPT_TOKENS) as slot:
                 body["id_slot"] = slot
                 deltas = self._stream(target, "/completions", body)
+                if top_logprobs is not None:
+                    deltas = _keep_top(deltas, top_logprobs)
                 if names:
                     deltas = tool_calls.as_tool_calls(deltas, names, prefix=opener, forced=forced)
                 async for delta in deltas:
@@ -273,6 +277,15 @@ class OpenAIChat(SyncFace):
                                         f"({type(exc).__name__})") from exc
 
 
+async def _keep_top(deltas: AsyncIterator[Delta], top: int) -> AsyncIterator[Delta]:
+    """``deltas`` with each token's ``top_logprobs`` cut to ``top`` (the engine sends at least one)."""
+    async for delta in deltas:
+        if delta.logprobs:
+            delta = dataclasses.replace(delta, logprobs=[{**e, "top_logprobs": (e.get("top_logprobs") or [])[:top]}
+                                                         for e in delta.logprobs])
+        yield delta
+
+
 @contextlib.asynccontextmanager
 async def _admitted(gate: Gate) -> AsyncIterator[int | None]:
     with gate.admit():
@@ -314,7 +327,7 @@ async def _deltas(resp: httpx.Response, *, chat: bool) -> AsyncIterator[Delta]:
                 delta = choice.get("delta") or {}
                 piece = delta.get("content") if chat else choice.get("text")
                 calls = delta.get("tool_calls") if chat else None
-                logprobs = (choice.get("logprobs") or {}).get("content") if chat else None
+                logprobs = (choice.get("logprobs") or {}).get("content")  # llama-server's, on either endpoint
                 if piece or calls or logprobs:
                     pieces += 1
                     yield Delta(piece or "", None, prompt, max(completion, pieces), tool_calls=calls or None,

@@ -30,6 +30,7 @@ from qfnb.local.engines.lora_gguf import LoraConversionError, convert_adapter
 from qfnb.local.engines.model_store import ModelStore
 from qfnb.local.engines.openai_http import Endpoint, OpenAIChat, llama_endpoint
 from qfnb.local.engines.options import EngineOptions, parse_external
+from qfnb.local.engines.reranker import LlamaReranker
 from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE
 
 __all__ = ["BUILTIN_SPECS", "EngineOptions", "EngineRegistry", "endpoint_for", "parse_external"]
@@ -75,6 +76,7 @@ class EngineRegistry:
         for name, spec in {**specs, **(extra_models or {})}.items():
             self._add(name, spec)
         self._engines: dict[str, AsyncChat | BatchingEmbedder] = {}
+        self._rerankers: dict[str, LlamaReranker] = {}
         self._servers: dict[str, LlamaServer] = {}
         self._gates: dict[str, Gate] = {}
         self._bases: dict[str, str] = {}  # adapter endpoint name -> its base model's name
@@ -100,6 +102,7 @@ class EngineRegistry:
             for name in gone:
                 self._specs.pop(name, None)
                 self._engines.pop(name, None)
+                self._rerankers.pop(name, None)
             for name, spec in fresh.items():
                 self._add(name, spec)
             self._stored = set(fresh)
@@ -197,6 +200,19 @@ class EngineRegistry:
         engine = self._get(self.resolve("embeddings", endpoint).name)
         assert isinstance(engine, BatchingEmbedder)
         return engine
+
+    def cross_encoder(self, endpoint: str) -> LlamaReranker:
+        """The cross-encoder GGUF that ranks at ``endpoint``, on llama-server's reranking mode (a
+        reranker of another kind, the default MiniLM, ranks by its embeddings' cosine instead)."""
+        name = self.resolve("reranker", endpoint).name
+        spec = self._specs[name]
+        if _effective_kind(spec) != "llama.cpp":
+            raise ValueError(f"{name} is not a cross-encoder served by llama-server; it ranks by embeddings")
+        server = self._server(name, spec)  # created once; its process starts on the first call
+        gate = self._gates[name]
+        assert isinstance(gate, LaneGate)
+        with self._lock:
+            return self._rerankers.setdefault(name, LlamaReranker(name, server, gate))
 
     def register_adapter(self, endpoint: str, base_model: str, adapter_dir: Path) -> ServedModel:
         """Serve ``base_model`` + the peft LoRA in ``adapter_dir`` for chat/completions at ``endpoint``.
@@ -315,7 +331,8 @@ class EngineRegistry:
                                       log_dir=self.data_dir / "logs", slots=opts.slots + spare_slots(opts.slots),
                                       ctx_per_slot=spec.n_ctx,
                                       idle_seconds=byom.idle_seconds(spec.keep_alive, opts.idle_seconds),
-                                      chat_template=str(template) if template else None)
+                                      chat_template=str(template) if template else None,
+                                      reranking="reranker" in spec.api_types)
                 server = self._servers[base_name] = LlamaServer(config)
                 self._gates[base_name] = LaneGate(base_name, opts.slots, opts.queue_len)
             return server

@@ -5,7 +5,8 @@ call the request requires (``tool_choice`` ``required`` or a named function) is 
 JSON schema of the offered calls, after the template's own call opener (``<tool_call>`` for
 Qwen/Hermes templates), so it always parses. With ``auto`` the model answers freely and an
 answer that is a call of an offered tool (in ``<tool_call>`` tags, a fenced JSON block or bare
-JSON, as small models write them) becomes ``tool_calls``; anything else stays text.
+JSON, one call or several one after another, as small models write them) becomes ``tool_calls``;
+anything else stays text.
 """
 
 from __future__ import annotations
@@ -45,22 +46,11 @@ def call_prefix(rendered: str) -> str:
 def parse_calls(text: str, names: Sequence[str]) -> list[dict[str, Any]] | None:
     """The calls ``text`` makes of the tools called ``names`` (OpenAI ``tool_calls``), or None
     when it is not (only) such calls."""
-    stripped = text.strip()
-    tagged = _TAGGED.findall(stripped)
-    if tagged:
-        bodies = tagged
-    else:
-        fenced = _FENCED.match(stripped)
-        bodies = [fenced.group(1) if fenced else stripped]
-    objects: list[Any] = []
-    for body in bodies:
-        try:
-            value = json.loads(body)
-        except ValueError:
-            return None
-        objects += value if isinstance(value, list) else [value]
-    calls = []
-    for i, obj in enumerate(objects):
+    objects = _call_objects(text)
+    if objects is None:
+        return None
+    calls: list[dict[str, Any]] = []
+    for obj in objects:
         if not isinstance(obj, dict) or obj.get("name") not in names:
             return None
         args = obj.get("arguments", obj.get("parameters", {}))
@@ -71,9 +61,48 @@ def parse_calls(text: str, names: Sequence[str]) -> list[dict[str, Any]] | None:
                 return None
         if not isinstance(args, dict):
             return None
-        calls.append({"index": i, "id": "call_" + secrets.token_hex(8), "type": "function",
-                      "function": {"name": obj["name"], "arguments": json.dumps(args, ensure_ascii=False)}})
+        fn = {"name": obj["name"], "arguments": json.dumps(args, ensure_ascii=False)}
+        if any(c["function"] == fn for c in calls):
+            continue  # the same call written again is one call
+        calls.append({"index": len(calls), "id": "call_" + secrets.token_hex(8), "type": "function", "function": fn})
     return calls or None
+
+
+def _call_objects(text: str) -> list[Any] | None:
+    """The JSON values an answer holds: in ``<tool_call>`` tags, a fenced block or bare (lists
+    flattened); None when it holds anything else."""
+    stripped = text.strip()
+    tagged = _TAGGED.findall(stripped)
+    if tagged:
+        bodies = tagged
+    else:
+        fenced = _FENCED.match(stripped)
+        bodies = [fenced.group(1) if fenced else stripped]
+    objects: list[Any] = []
+    for body in bodies:
+        values = _json_values(body)
+        if values is None:
+            return None
+        for value in values:
+            objects += value if isinstance(value, list) else [value]
+    return objects
+
+
+def _json_values(text: str) -> list[Any] | None:
+    """The JSON values ``text`` holds one after another (a small model writes a call per line, or
+    the same call several times); None when anything else is in it."""
+    decoder, at = json.JSONDecoder(), 0
+    values: list[Any] = []
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text):
+            return values or None
+        try:
+            value, at = decoder.raw_decode(text, at)
+        except ValueError:
+            return None
+        values.append(value)
 
 
 async def as_tool_calls(deltas: AsyncIterator[Delta], names: Sequence[str], *, prefix: str = "",
@@ -105,5 +134,6 @@ async def as_tool_calls(deltas: AsyncIterator[Delta], names: Sequence[str], *, p
         for d in held:
             yield d
         return
-    yield Delta("", None, last.prompt_tokens, last.completion_tokens, tool_calls=calls)
+    logprobs = [entry for d in held for entry in d.logprobs or ()]  # the call's tokens' (logprobs=True)
+    yield Delta("", None, last.prompt_tokens, last.completion_tokens, tool_calls=calls, logprobs=logprobs or None)
     yield Delta("", FINISH_TOOL_CALLS, last.prompt_tokens, last.completion_tokens)

@@ -2,7 +2,9 @@
 
 The default reranker ranks documents by the cosine similarity of the built-in embedding model's
 vectors (query against each document): a bi-encoder, not a cross-encoder, and served as such
-(``%qfmodels`` lists the embedding model with the ``reranker`` API type).
+(``%qfmodels`` lists the embedding model with the ``reranker`` API type). A cross-encoder GGUF
+added with ``qfnb models add x.gguf --role rerank`` answers with llama-server's own scores
+(:mod:`qfnb.local.engines.reranker`).
 """
 
 from __future__ import annotations
@@ -44,10 +46,19 @@ async def rerank(platform: Platform, body: dict[str, Any], endpoint: str | None 
     query, docs, top_n = check(body)
     model = await offload(platform.resolve, "reranker", endpoint or str(body.get("model") or "bce-reranker-base"))
     platform.note_loading(model)
-    embedder = as_async_embedder(await offload(platform.registry.embedder, engine_endpoint(model)))
-    vectors, tokens = await embedder.aembed([query, *docs])
-    q = vectors[0]
-    scores = [sum(a * b for a, b in zip(q, v, strict=True)) for v in vectors[1:]]
+    if getattr(getattr(model, "target", model), "kind", "") == "llama.cpp":  # a cross-encoder GGUF: llama-server's
+        ranker = await offload(platform.registry.cross_encoder, engine_endpoint(model))  # own scores
+        scores, tokens = await ranker.ascore(query, docs)
+    else:
+        scores, tokens = await _cosine(platform, engine_endpoint(model), query, docs)
     order = sorted(range(len(docs)), key=lambda i: -scores[i])[:top_n]
     results = [{"document": docs[i], "relevance_score": round(float(scores[i]), 6), "index": i} for i in order]
     return {"model": model.name, "results": results, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+async def _cosine(platform: Platform, endpoint: str, query: str, docs: list[str]) -> tuple[list[float], int]:
+    """Each document's cosine similarity to the query under the embedding model at ``endpoint``."""
+    embedder = as_async_embedder(await offload(platform.registry.embedder, endpoint))
+    vectors, tokens = await embedder.aembed([query, *docs])
+    q = vectors[0]
+    return [sum(a * b for a, b in zip(q, v, strict=True)) for v in vectors[1:]], tokens

@@ -343,13 +343,16 @@ class BaseInference(Generic[C, A, K]):
         as :meth:`abatch_do`; ``future.stats`` tells how many calls were re-queued).
         ``durable=True``: a platform batch-inference task, returned as its ``BatchJob``."""
         inputs = self._named_inputs(inputs, common)
+        given_format = common.get("response_format")  # as given: a pydantic class answers instances
         items = self._batch_items(inputs, body_list, common)
         if durable:
             return sync.run(submit_durable(self, items, common))
-        return batching.submit(
+        future = batching.submit(
             _in_job(self._one), items, batching.length(inputs if inputs is not None else body_list),
             worker_num=worker_num, output_file=output_file, progress=batching.reporter(progress, type(self).__name__),
             classify=self._batch_classifier(common), retry_budget=retry_budget, answer=self.answer_model)
+        future.response_format = given_format
+        return future
 
 
 def _in_job(call: Callable[[dict[str, Any]], Awaitable[Any]]) -> Callable[[dict[str, Any]], Awaitable[Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from qfnb._core.errors import ValidationError
@@ -14,6 +14,7 @@ from qfnb._core.runtime import sync
 from qfnb.protocol import routes
 from qfnb.protocol.model_names import V2_DEFAULT_MODEL
 
+from ..structured import SchemaError, as_response_format
 from . import function_call
 from ._generated.chat import ChatCompletionCalls
 from .accumulator import ChatAccumulator
@@ -130,6 +131,12 @@ class ChatCompletion(ChatCompletionCalls):
             assert not isinstance(nxt, QfResponse)
             chunks = nxt
 
+    def _batch_items(self, inputs: Iterable[Any] | None, body_list: Iterable[dict[str, Any]] | None,
+                     common: dict[str, Any]) -> Iterable[dict[str, Any]]:
+        if common.get("response_format") is not None:  # refused before the first row is sent
+            common["response_format"] = _wire_format(common["response_format"])
+        return super()._batch_items(inputs, body_list, common)
+
     async def _target(self, model: str | None, endpoint: str | None) -> Target:
         if self.version == 2:
             return Target("v2", "", model or self._model or V2_DEFAULT_MODEL)
@@ -139,6 +146,8 @@ class ChatCompletion(ChatCompletionCalls):
         fields = self._given(call)
         if "messages" not in fields:
             raise ValidationError("messages", "is required")
+        if "response_format" in fields:
+            fields["response_format"] = _wire_format(fields["response_format"])
         if call.truncate_overlong_msgs and target.api_type == "chat":
             limits = _input_limits(target.model)
             if limits is not None:
@@ -163,6 +172,15 @@ class ChatCompletion(ChatCompletionCalls):
             return await self.client.chat_v2(body, stream=call.stream, retry=self._retry(call),
                                              request_id=call.request_id)
         return await super()._send(target, body, call)
+
+
+def _wire_format(value: Any) -> Any:
+    """``response_format`` as sent: a pydantic model class or a JSON-schema dict becomes the strict
+    ``json_schema`` form (:func:`qfnb.resources.structured.as_response_format`)."""
+    try:
+        return as_response_format(value)
+    except SchemaError as exc:
+        raise ValidationError("response_format", str(exc)) from None
 
 
 def _still_truncated() -> None:

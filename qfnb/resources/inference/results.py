@@ -218,6 +218,8 @@ class BatchFuture:
         self._answer = answer  # the answer model's name, for the results read back from the file
         self._skipped = skipped
         self._lock = threading.Lock()
+        #: the batch's ``response_format`` (what :meth:`to_dataframe` reads answers with by default)
+        self.response_format: Any = None
 
     def finished_count(self) -> int:
         """Inputs finished so far (successes and failures; resumed ones count as finished)."""
@@ -260,10 +262,15 @@ class BatchFuture:
             return [f.result() for f in self._futures]
         return self._file_results()
 
-    def to_dataframe(self, schema: Any) -> pd.DataFrame:
+    def to_dataframe(self, schema: Any = None) -> pd.DataFrame:
         """Wait, then the answers as a DataFrame: one column per field of ``schema`` (a pydantic
-        model class or a JSON-schema dict) and an ``error`` column for a row that failed, or whose
-        answer did not parse or validate (:func:`qfnb.resources.structured.results_df`)."""
+        model class or a JSON-schema dict; by default the batch's ``response_format``) and an
+        ``error`` column for a row that failed, or whose answer did not parse or validate
+        (:func:`qfnb.resources.structured.results_df`)."""
+        schema = self.response_format if schema is None else schema
+        if schema is None or schema == "text" or (isinstance(schema, dict) and schema.get("type") == "text"):
+            raise ValueError("to_dataframe needs a schema: give one, or run the batch with response_format= a "
+                             "pydantic model class, a JSON-schema dict or json_object")
         return results_df(self.results(), schema)
 
     def get_future_list(self) -> list[concurrent.futures.Future[Any]]:
