@@ -213,3 +213,37 @@ def test_no_layer_may_import_a_mirror_module() -> None:
     [layers] = [c for c in contracts if c["name"].startswith("layers: protocol -> _core")]
     assert sorted(fence["forbidden_modules"]) == sorted(f"qfnb.{top}" for top in MIRROR_TOPS)
     assert set(fence["source_modules"]) == {*layers["layers"], "qfnb.local"}
+
+
+def _private_imports(root: Path) -> list[str]:
+    """``from M import _name`` across modules, where ``_name`` is a private name (not a
+    package's private submodule such as ``qfnb.notebook._fmt``)."""
+    found = []
+    for path in sorted((root / "qfnb").rglob("*.py")):
+        package = path.relative_to(root).parent.parts
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or not (node.level or (node.module or "").startswith("qfnb")):
+                continue
+            base = package[:len(package) - node.level + 1] if node.level else ()
+            parts = (*base, *(node.module or "").split(".")) if node.module else base
+            for alias in node.names:
+                if not alias.name.startswith("_") or alias.name.startswith("__"):
+                    continue
+                target = root.joinpath(*parts, alias.name)
+                if not (target.with_suffix(".py").exists() or (target / "__init__.py").exists()):
+                    found.append(f"{path.relative_to(root)}:{node.lineno} imports {alias.name}")
+    return found
+
+
+def test_no_private_name_is_imported_across_modules(tree: Path) -> None:
+    assert _private_imports(ROOT) == []
+    chat, images = tree / "qfnb/notebook/chat.py", tree / "qfnb/notebook/images.py"
+    originals = {p: p.read_text(encoding="utf-8") for p in (chat, images)}
+    try:
+        _with_line(tree, "qfnb/notebook/chat.py", "from qfnb.notebook.chat_runner import _hidden  # noqa")
+        _with_line(tree, "qfnb/notebook/images.py", "from . import _fmt as fmt  # a private submodule is fine")
+        line = len(chat.read_text(encoding="utf-8").splitlines())
+        assert _private_imports(tree) == [f"qfnb/notebook/chat.py:{line} imports _hidden"]
+    finally:
+        for path, text in originals.items():
+            path.write_text(text, encoding="utf-8")

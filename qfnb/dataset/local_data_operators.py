@@ -69,7 +69,7 @@ def default_special_characters() -> set[str]:
     return set(string.punctuation + string.digits + string.whitespace + _CJK_PUNCTUATION)
 
 
-def _is_special(ch: str, chars: set[str]) -> bool:
+def is_special(ch: str, chars: set[str]) -> bool:
     return ch in chars or unicodedata.category(ch) in ("So", "Sk", "Cc", "Cf", "Cs", "Co")
 
 
@@ -104,7 +104,7 @@ class BaseLocalFilterOperator:
         raise NotImplementedError
 
 
-def _repetition_ratio(grams: Iterable[str]) -> float:
+def repetition_ratio(grams: Iterable[str]) -> float:
     """The share of all n-grams taken by the sqrt(distinct) most frequent repeated ones (the
     official measure; 0 with no n-gram)."""
     freq = sorted(Counter(grams).values(), reverse=True)
@@ -133,7 +133,7 @@ class LocalCheckCharacterRepetitionFilter(BaseLocalFilterOperator):
 
     def __call__(self, entry: Any, *args: Any, **kwargs: Any) -> bool:
         text, n = self.document(entry), self.character_repetition_length
-        ratio = _repetition_ratio(text[i:i + n] for i in range(len(text) - n + 1))
+        ratio = repetition_ratio(text[i:i + n] for i in range(len(text) - n + 1))
         return ratio <= self.character_repetition_max_cutoff
 
 
@@ -155,7 +155,7 @@ class LocalCheckSpecialCharactersFilter(BaseLocalFilterOperator):
         text = self.document(entry)
         if not text:
             return True
-        ratio = sum(1 for ch in text if _is_special(ch, self.special_characters)) / len(text)
+        ratio = sum(1 for ch in text if is_special(ch, self.special_characters)) / len(text)
         return ratio <= self.special_characters_max_cutoff
 
 
@@ -247,7 +247,7 @@ class LocalCheckWordRepetitionFilter(_WordFilter):
 
     def __call__(self, entry: Any, *args: Any, **kwargs: Any) -> bool:
         words, n = self.words(entry), self.word_repetition_length
-        ratio = _repetition_ratio(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
+        ratio = repetition_ratio(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
         return ratio <= self.word_repetition_max_cutoff
 
 

@@ -56,12 +56,12 @@ class QuantileMethod(SummarizationMethod):
         return float(column.quantile(self.q))
 
 
-def _cell_key(value: Any) -> Any:
+def cell_key(value: Any) -> Any:
     """A hashable stand-in for a cell (a conversation's list of turns, a dict)."""
     return repr(value) if isinstance(value, list | dict) else value
 
 
-def _is_empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
     if isinstance(value, list | dict | str):
         return len(value) == 0
     return bool(pd.isna(value))
@@ -70,8 +70,8 @@ def _is_empty(value: Any) -> bool:
 def overview(frame: pd.DataFrame) -> pd.DataFrame:
     """``repetition_ratio`` and ``null_ratio`` per column of ``frame``."""
     rows = max(len(frame), 1)
-    data = {str(c): [1 - frame[c].map(_cell_key).nunique(dropna=False) / rows,
-                     sum(1 for v in frame[c] if _is_empty(v)) / rows] for c in frame.columns}
+    data = {str(c): [1 - frame[c].map(cell_key).nunique(dropna=False) / rows,
+                     sum(1 for v in frame[c] if is_empty(v)) / rows] for c in frame.columns}
     return pd.DataFrame(data, index=["repetition_ratio", "null_ratio"])
 
 

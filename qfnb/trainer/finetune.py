@@ -36,7 +36,7 @@ from .event import EventHandler
 from .finetune_store import TrainerSummary
 from .inputs import as_dataset, previous_task
 from .load_action import warn_ignored
-from .pipeline import Pipeline, Trainer, _EventLog
+from .pipeline import EventLog, Pipeline, Trainer
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
@@ -93,7 +93,7 @@ class LLMFinetune(Trainer):
         self.replayed: dict[str, Any] | None = None
         self.ppl = Pipeline(self._actions(train_kwargs), id=id)
         self.ppls = [self.ppl]
-        self._log = _EventLog(event_handler)
+        self._log = EventLog(event_handler)
         self._ctx = RunContext(config, self._log, self._save)
         self._future: concurrent.futures.Future[Any] | None = None
         self._results: list[Any] = [None]

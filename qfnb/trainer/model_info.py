@@ -26,7 +26,7 @@ from qfnb.protocol.console import TrainMode
 from qfnb.resources.console import FineTune
 
 from .consts import PeftType
-from .train_config import _HYPER, TrainConfig, TrainLimit
+from .train_config import HYPERPARAMETERS, TrainConfig, TrainLimit
 
 __all__ = ["DPOTrainModelInfoMapping", "DefaultDPOTrainConfigMapping", "DefaultPostPretrainTrainConfigMapping",
            "DefaultTrainConfigMapping", "ModelInfo", "ModelInfoMapping", "PostPreTrainModelInfoMapping",
@@ -64,7 +64,7 @@ def _snake(key: str) -> str:
 
 #: renamed models the platform answers under their new name (the official SDK's table)
 _RENAMED = {"ERNIE-Speed": "ERNIE-Speed-8K", "Qianfan-Chinese-Llama-2-13B": "Qianfan-Chinese-Llama-2-13B-v2"}
-_KNOWN = set(_HYPER) | {"packing"}
+_KNOWN = set(HYPERPARAMETERS) | {"packing"}
 
 
 def default_config(params: list[dict[str, Any]], peft: str) -> TrainConfig | None:

@@ -164,7 +164,7 @@ class _Both(EventHandler):
             dispatch_event(h, event)
 
 
-class _EventLog(EventHandler):
+class EventLog(EventHandler):
     """Keeps the last events of a trainer (``get_log()``) and forwards each to the user's handler."""
 
     def __init__(self, forward: EventHandler | None, size: int = 1000) -> None:
@@ -220,13 +220,13 @@ class Trainer:
         if not found:
             raise KeyError(f"no pipeline {ppl_id!r}; pipelines are {[p.id for p in self.ppls]}")
         log = getattr(self, "_log", None)
-        if isinstance(log, _EventLog):
+        if isinstance(log, EventLog):
             log.forward = event_handler
 
     def get_log(self) -> list[dict[str, Any]]:
         """The events this trainer has seen in this process (the last 1000), oldest first."""
         log = getattr(self, "_log", None)
-        events = list(log.events) if isinstance(log, _EventLog) else []
+        events = list(log.events) if isinstance(log, EventLog) else []
         return [{"action_id": e.action_id, "action_class": e.action_class, "state": e.action_state.value,
                  "description": e.description} for e in events]
 

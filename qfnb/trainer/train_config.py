@@ -20,7 +20,7 @@ logger = logging.getLogger("qfnb.trainer")
 _PEFT = {"lora": "LoRA", "fullfinetuning": "FullFineTuning", "full": "FullFineTuning",
          "all": "FullFineTuning", "prompttuning": "PromptTuning", "ptuning": "PromptTuning"}
 #: snake_case fields sent as camelCase ``hyperParameterConfig`` keys (``packing`` → ``Packing``).
-_HYPER = ("epoch", "batch_size", "learning_rate", "max_seq_len", "logging_steps", "warmup_ratio",
+HYPERPARAMETERS = ("epoch", "batch_size", "learning_rate", "max_seq_len", "logging_steps", "warmup_ratio",
           "weight_decay", "lora_rank", "lora_all_linear", "scheduler_name", "lora_alpha",
           "lora_dropout", "lora_target_modules", "max_steps", "seed")
 
@@ -104,7 +104,7 @@ class TrainConfig(ConfigModel):
 
     def hyper_parameters(self) -> dict[str, Any]:
         """The ``hyperParameterConfig`` body (camelCase; unset fields omitted; extras merged)."""
-        out = {_camel(k): getattr(self, k) for k in (*_HYPER, "packing") if getattr(self, k) is not None}
+        out = {_camel(k): getattr(self, k) for k in (*HYPERPARAMETERS, "packing") if getattr(self, k) is not None}
         out.update(self.extras)
         return out
 

@@ -23,8 +23,8 @@ import pandas as pd
 
 from qfnb._core.errors import ValidationError
 
-from ..local_data_operators import _is_special, _repetition_ratio, default_special_characters
-from ..summarization_method import _cell_key, _is_empty
+from ..local_data_operators import default_special_characters, is_special, repetition_ratio
+from ..summarization_method import cell_key, is_empty
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..view import DatasetView
@@ -44,8 +44,8 @@ def entry_measures(text: str, character_repetition_length: int = 10) -> dict[str
     special = default_special_characters()
     n = character_repetition_length
     return {"content_length": float(len(text)),
-            "special_characters_ratio": sum(1 for ch in text if _is_special(ch, special)) / len(text) if text else 0.0,
-            "character_repetition_ratio": _repetition_ratio(text[i:i + n] for i in range(len(text) - n + 1))}
+            "special_characters_ratio": sum(1 for ch in text if is_special(ch, special)) / len(text) if text else 0.0,
+            "character_repetition_ratio": repetition_ratio(text[i:i + n] for i in range(len(text) - n + 1))}
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def data_insight(ds: DatasetView, column_names: Sequence[str | None] | None = No
         if name not in names:
             raise ValidationError("column_names", f"no column {name!r}; columns are {names}")
     text_columns = chosen or [c for c in names if _is_text(frame[c])]
-    keys = frame.map(_cell_key) if len(frame.columns) else frame
+    keys = frame.map(cell_key) if len(frame.columns) else frame
     rows = len(frame)
     columns = pd.DataFrame([_column_row(frame[c]) for c in names], index=pd.Index(names, name="column"),
                            columns=["type", "empty", "distinct", "duplicates", "mean_length"])
@@ -112,14 +112,14 @@ class DatasetInsight:
             column = str(frame.columns[0])
         if column not in frame.columns:
             raise ValidationError("column", f"no column {column!r}; columns are {builtins.list(frame.columns)}")
-        texts = ["" if _is_empty(v) else str(v) for v in frame[column]]
+        texts = ["" if is_empty(v) else str(v) for v in frame[column]]
         out = pd.DataFrame([{**entry_measures(t, **kwargs), column: t} for t in texts],
                            columns=[*MEASURES, column])
         return ds._derive(out)
 
 
 def _is_text(column: pd.Series) -> bool:
-    values = [v for v in column if not _is_empty(v)]
+    values = [v for v in column if not is_empty(v)]
     return bool(values) and all(isinstance(v, str) for v in values)
 
 
@@ -132,10 +132,10 @@ def _kind(column: pd.Series) -> str:
 
 
 def _column_row(column: pd.Series) -> dict[str, Any]:
-    keys = column.map(_cell_key)
+    keys = column.map(cell_key)
     text = _is_text(column)
     lengths = [len(v) for v in column if isinstance(v, str)]
-    return {"type": _kind(column), "empty": sum(1 for v in column if _is_empty(v)),
+    return {"type": _kind(column), "empty": sum(1 for v in column if is_empty(v)),
             "distinct": int(keys.nunique(dropna=False)), "duplicates": int(keys.duplicated().sum()),
             "mean_length": float(np.mean(lengths)) if text and lengths else math.nan}
 
@@ -148,9 +148,9 @@ def _mean_measures(column: pd.Series) -> dict[str, float]:
 def _distribution(column: pd.Series, name: str) -> Distribution:
     """Counts of each value (a few distinct ones), else a histogram: of the values (numbers) or of
     the lengths in characters (text); empty fields are a last bar of their own."""
-    present = [v for v in column if not _is_empty(v)]
+    present = [v for v in column if not is_empty(v)]
     empty = [("(empty)", len(column) - len(present))] if len(present) < len(column) else []
-    keys = pd.Series([_cell_key(v) for v in present], dtype=object)
+    keys = pd.Series([cell_key(v) for v in present], dtype=object)
     if keys.nunique() <= FEW_VALUES:
         counts = keys.value_counts(sort=True)
         return Distribution(name, "values", tuple((_label(k), int(n)) for k, n in counts.items()) + tuple(empty))

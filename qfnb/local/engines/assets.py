@@ -120,7 +120,7 @@ def part_paths(asset: GGUFAsset) -> list[Path]:
 
 
 @contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
+def file_lock(lock_path: Path) -> Iterator[None]:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+b") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
@@ -130,7 +130,7 @@ def _locked(lock_path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(_BLOCK):
@@ -154,7 +154,7 @@ def _verified(target: Path, sha256: str) -> bool:
             return True
     except (OSError, ValueError):
         pass
-    if _sha256_file(target) != sha256:
+    if sha256_file(target) != sha256:
         log.warning("%s does not match its sha256; re-assembling", target)
         return False
     _write_stamp(target, sha256)
@@ -168,7 +168,7 @@ def _write_stamp(target: Path, sha256: str) -> None:
 def concatenate_verified(parts: Sequence[Path], target: Path, sha256: str) -> Path:
     """Concatenate ``parts`` into ``target`` atomically, checking ``sha256``; idempotent and process-safe."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target.with_name(target.name + ".lock")):
+    with file_lock(target.with_name(target.name + ".lock")):
         if _verified(target, sha256):
             return target
         log.info("assembling %s from %d parts", target.name, len(parts))
@@ -226,7 +226,7 @@ def hf_dir(name: str) -> Path:
     if done.is_file():
         return out
     gguf = gguf_path(name)
-    with _locked(out.with_name(out.name + ".lock")):
+    with file_lock(out.with_name(out.name + ".lock")):
         if done.is_file():
             return out
         _convert_gguf_to_hf(gguf, out, gemma=asset is GEMMA3_270M)
@@ -237,7 +237,7 @@ def hf_dir_of(gguf: Path) -> Path:
     """A bf16 safetensors dir of any GGUF file (an added model's), converted once beside it."""
     out = gguf.with_name(f"{gguf.name.removesuffix('.gguf')}-hf-bf16")
     if not (out / ".complete").is_file():
-        with _locked(out.with_name(out.name + ".lock")):
+        with file_lock(out.with_name(out.name + ".lock")):
             if not (out / ".complete").is_file():
                 _convert_gguf_to_hf(gguf, out, gemma=False)
     return out

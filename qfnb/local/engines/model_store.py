@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.engines.assets import _locked, _sha256_file
+from qfnb.local.engines.assets import file_lock, sha256_file
 from qfnb.local.engines.hf_gguf import HFConversionError, convert
 from qfnb.local.engines.model_check import ROLES, NotAModel, inspect
 from qfnb.local.engines.store_inputs import StoreInputError, check_engine_url, check_template
@@ -166,7 +166,7 @@ class ModelStore:
         return self._name(entry, replace)
 
     def _name(self, entry: StoredModel, replace: bool) -> StoredModel:
-        with _locked(self.root / ".manifest.lock"):
+        with file_lock(self.root / ".manifest.lock"):
             data = self._read()
             same = [k for k, v in self._listed(data).items() if str(v.get("name", "")).lower() == entry.name.lower()]
             if same and not replace:
@@ -180,10 +180,10 @@ class ModelStore:
     def _store_weights(self, source: Path, kind: str, files: tuple[Path, ...]) -> tuple[Path, str, int]:
         """Put the weights under ``sha256-<digest>/`` once; returns (stored path, digest, bytes)."""
         if kind == "gguf":
-            digest = _sha256_file(source)
+            digest = sha256_file(source)
             size = source.stat().st_size
             folder = self.root / f"sha256-{digest}"
-            with _locked(self.root / f".sha256-{digest}.lock"):
+            with file_lock(self.root / f".sha256-{digest}.lock"):
                 existing = sorted(folder.glob("*.gguf")) if folder.is_dir() else []
                 if existing and existing[0].stat().st_size == size:
                     return existing[0], digest, size  # already stored (a built-in or an earlier add)
@@ -191,11 +191,11 @@ class ModelStore:
                 target = folder / source.name
                 _place(source, target, digest)
             return target, digest, size
-        sums = [(str(rel), _sha256_file(source / rel)) for rel in files]
+        sums = [(str(rel), sha256_file(source / rel)) for rel in files]
         digest = _digest_of(sums)
         folder = self.root / f"sha256-{digest}"
         size = sum((source / rel).stat().st_size for rel in files)
-        with _locked(self.root / f".sha256-{digest}.lock"):
+        with file_lock(self.root / f".sha256-{digest}.lock"):
             if (folder / ".complete").is_file():
                 return folder, digest, size
             tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
@@ -216,7 +216,7 @@ class ModelStore:
     def remove(self, name: str) -> int:
         """Forget ``name``; delete its weights unless another name (or a built-in) shares them.
         Returns the bytes freed."""
-        with _locked(self.root / ".manifest.lock"):
+        with file_lock(self.root / ".manifest.lock"):
             data = self._read()
             key = next((k for k, v in self._listed(data).items() if str(v.get("name", "")).lower() == name.lower()),
                        None)
@@ -274,7 +274,7 @@ def _place(source: Path, target: Path, sha256: str) -> None:
             os.link(source, tmp)
         except OSError:
             shutil.copyfile(source, tmp)
-            if _sha256_file(tmp) != sha256:
+            if sha256_file(tmp) != sha256:
                 raise NotAModel(f"the copy of {source.name} does not match its sha256 (the source changed "
                                 "while it was copied?); nothing was added.") from None
         os.replace(tmp, target)

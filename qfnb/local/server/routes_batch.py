@@ -21,7 +21,7 @@ from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.server.auth import authenticator
 from qfnb.local.server.multipart import MultipartError, MultipartReader, boundary_of
 from qfnb.local.server.openai_errors import openai_body_error, openai_error
-from qfnb.local.server.routes_v2 import _page, page_params
+from qfnb.local.server.routes_v2 import page_params, paged
 from qfnb.local.server.wire import json_body, v2_error, v2_ok
 from qfnb.protocol import batch as wire
 
@@ -83,7 +83,7 @@ def _describe_all(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     page_params({**body, "maxKeys": max_keys})  # maxKeys / marker / pageReverse checked before any work
     tasks = [task_view(t) for t in p.store.all("batches", lambda t: not t.get("openai"))
              if not wanted or t["runStatus"] in wanted]
-    return _page(tasks, {**body, "maxKeys": max_keys}, "taskList", "taskId")
+    return paged(tasks, {**body, "maxKeys": max_keys}, "taskList", "taskId")
 
 
 ACTIONS = {wire.CREATE: _create, wire.DESCRIBE: _describe, wire.STOP: _stop, wire.DESCRIBE_ALL: _describe_all}

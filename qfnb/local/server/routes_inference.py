@@ -58,7 +58,7 @@ def _params(body: dict[str, Any]) -> dict[str, Any]:
     return {k: body[k] for k in SAMPLING_KEYS if body.get(k) is not None}
 
 
-async def _chat_engine(platform: Platform, model: Any) -> AsyncChat:
+async def chat_engine(platform: Platform, model: Any) -> AsyncChat:
     platform.note_loading(model)
     return as_async_chat(await offload(platform.registry.chat, engine_endpoint(model)))
 
@@ -144,7 +144,7 @@ async def _chat(request: Request, platform: Platform, endpoint: str, body: dict[
     except ProtocolError as exc:
         raise BodyError(exc.field, str(exc).split(": ", 1)[-1], exc.code) from exc
     model = await offload(platform.resolve, "chat", endpoint)
-    engine = await _chat_engine(platform, model)
+    engine = await chat_engine(platform, model)
     fields = v1_fields(body)
     if not fields and not any(m.get("function_call") or m["role"] == "function" for m in req.messages):
         deltas = engine.achat(req.messages, system=req.system, params=_params(body))
@@ -190,7 +190,7 @@ def v1_fields(body: dict[str, Any]) -> dict[str, Any]:
 async def _completion(request: Request, platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
     req = parse(CompletionRequest, body)
     model = await offload(platform.resolve, "completions", endpoint)
-    engine = await _chat_engine(platform, model)
+    engine = await chat_engine(platform, model)
     deltas = engine.acomplete(req.prompt, params=_params(body))
     return await _v1_answer(request, deltas, "completion", req.stream, model.name)
 
@@ -220,7 +220,7 @@ async def aclose(deltas: AsyncIterator[Any]) -> None:
         await close()
 
 
-async def _primed(deltas: AsyncIterator[Any]) -> AsyncIterator[Any]:
+async def primed_stream(deltas: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """Pull the first delta before the response is committed, so a failure at the start (a busy
     engine, a prompt too long, an engine that will not start) is a JSON error, not a cut stream."""
     try:
@@ -280,7 +280,7 @@ async def _v1_answer(request: Request, answer: AsyncIterator[Any], obj: str, str
         if calls:  # ERNIE's function calling: the call instead of a result
             body.update(result="", function_call=v1_function_call(calls), finish_reason="function_call")
         return JSONResponse(body, headers={MODEL_HEADER: model})
-    stream_deltas = await _primed(answer)
+    stream_deltas = await primed_stream(answer)
     return StreamingResponse(_v1_events(stream_deltas, rid, obj, created), media_type="text/event-stream",
                              headers={**SSE_HEADERS, MODEL_HEADER: model})
 

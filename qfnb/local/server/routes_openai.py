@@ -30,11 +30,11 @@ from qfnb.local.server.offload import engine_endpoint, offload
 from qfnb.local.server.routes_inference import (
     SSE_HEADERS,
     ClientGone,
-    _chat_engine,
-    _primed,
+    chat_engine,
     collect,
     force_named_tool,
     mark_priority,
+    primed_stream,
 )
 from qfnb.local.server.wire import json_body, now, parse, response_id
 from qfnb.protocol.daemon import MODEL_HEADER
@@ -156,7 +156,7 @@ def refusal(exc: Exception) -> Response:
 async def _chat(request: Request, platform: Platform, body: dict[str, Any]) -> Response:
     req = parse(OpenAIChatRequest, body)
     model = await offload(platform.resolve, "chat", req.model)
-    engine = await _chat_engine(platform, model)
+    engine = await chat_engine(platform, model)
     fields = engine_fields(body)
     if "tools" in fields and not getattr(engine, "can_call_tools", True):
         raise BodyError("tools", f"{model.name} cannot call tools: it is a base model without a chat template "
@@ -166,7 +166,7 @@ async def _chat(request: Request, platform: Platform, body: dict[str, Any]) -> R
     answered = req.model if req.model.lower() in (model.name.lower(), model.endpoint.lower()) else model.name
     want_logprobs = bool(req.logprobs)
     if req.stream:
-        primed = [await _primed(s) for s in streams]
+        primed = [await primed_stream(s) for s in streams]
         include_usage = bool((req.stream_options or {}).get("include_usage"))
         return StreamingResponse(_events(primed, rid, answered, created, include_usage, want_logprobs),
                                  media_type="text/event-stream", headers={**SSE_HEADERS, MODEL_HEADER: model.name})
@@ -286,7 +286,7 @@ async def _completions(request: Request, platform: Platform, body: dict[str, Any
               "temperature": body.get("temperature"), "top_p": body.get("top_p"), "seed": body.get("seed")}
     req = parse(CompletionRequest, {"prompt": body.get("prompt")})
     model = await offload(platform.resolve, "completions", str(body.get("model")))
-    engine = await _chat_engine(platform, model)
+    engine = await chat_engine(platform, model)
     deltas = await collect(request, engine.acomplete(req.prompt, params={k: v for k, v in params.items()
                                                                          if v is not None}))
     tally = Tally(deltas)

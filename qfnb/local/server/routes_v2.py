@@ -30,7 +30,7 @@ Handler = Callable[[Platform, dict[str, Any]], Any]
 MAX_KEYS = 1000
 
 
-def _page(items: list[dict[str, Any]], body: dict[str, Any], key: str, id_field: str) -> dict[str, Any]:
+def paged(items: list[dict[str, Any]], body: dict[str, Any], key: str, id_field: str) -> dict[str, Any]:
     """``marker``/``maxKeys``/``pageReverse`` paging over ``items`` (oldest first)."""
     marker, max_keys = page_params(body)
     if body.get("pageReverse"):
@@ -106,14 +106,14 @@ def describe_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
 def describe_tasks(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     job = c.get(p, "ft_jobs", body.get("jobId"), "jobId")
     runs = [_task_view(p, r) for r in p.store.all("runs", lambda r: r.get("containerId") == job["id"])]
-    return _page(runs, body, "taskList", "taskId")
+    return paged(runs, body, "taskList", "taskId")
 
 
 def describe_jobs(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     model = body.get("model")
     jobs = [_job_view(j) for j in p.store.all("ft_jobs")
             if not model or (j["model"] or "").lower() == str(model).lower()]
-    return _page(jobs, body, "jobList", "jobId")
+    return paged(jobs, body, "jobList", "jobId")
 
 
 def stop_task(p: Platform, body: dict[str, Any]) -> bool:
@@ -198,7 +198,7 @@ def create_dataset(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def describe_datasets(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    return _page([_dataset_view(d) for d in p.store.all("datasets")], body, "datasets", "datasetId")
+    return paged([_dataset_view(d) for d in p.store.all("datasets")], body, "datasets", "datasetId")
 
 
 def describe_dataset_version(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
@@ -258,7 +258,7 @@ async def dispatch(request: Request) -> Response:
                                         base)
         elif (path, action) == (Console.V2_SERVICE, V2Action.DESCRIBE_SERVICES):
             views = [_service_view(platform, s, base) for s in platform.store.all("services")]
-            result = _page(views, body, "serviceList", "serviceId")
+            result = paged(views, body, "serviceList", "serviceId")
         else:
             handler = HANDLERS.get((path, action))
             if handler is None:
