@@ -75,19 +75,21 @@ def _read_json(path: Path) -> Any:
                               f"{exc.msg}") from None
 
 
-def _read_file(path: Path) -> pd.DataFrame:
+def _read_file(path: Path) -> tuple[pd.DataFrame, bool]:
+    """A file's rows, and whether it holds conversations (a JSON list of turns per item)."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
+        return pd.read_csv(path, dtype=str, keep_default_na=False), False
     if suffix == ".txt":
         lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        return pd.DataFrame({"text": lines})
+        return pd.DataFrame({"text": lines}), False
     data = _read_jsonl(path) if suffix == ".jsonl" else _read_json(path)
     if suffix == ".json" and isinstance(data, dict):
-        return frame_from_obj(data, "data_file")
+        return frame_from_obj(data, "data_file"), False
+    conversations = isinstance(data, list) and bool(data) and all(isinstance(x, list) for x in data)
     if isinstance(data, list):
         data = normalize_items(data)
-    return frame_from_obj(data, "data_file")
+    return frame_from_obj(data, "data_file"), conversations
 
 
 def normalize_items(items: list[Any]) -> list[Any]:
@@ -112,24 +114,27 @@ def source_lines(path: Path) -> list[int] | None:
     return None
 
 
-def read_path(path: Path, *, group: bool | None = None) -> pd.DataFrame:
-    """Read a file, or every supported file of a folder (concatenated in name order)."""
+def read_path(path: Path, *, group: bool | None = None) -> tuple[pd.DataFrame, bool]:
+    """Read a file, or every supported file of a folder (concatenated in name order); also
+    whether every item was a conversation (a JSON list of turns, as the official SDK reads a
+    packed table: one-turn ones are plain rows here, and saved back as lists)."""
     if not path.exists():
         raise ValidationError("data_file", f"{path} does not exist")
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in _SUFFIXES)
         if not files:
             raise ValidationError("data_file", f"folder {path} has no {'/'.join(_SUFFIXES)} files")
-        frames = [_read_file(p) for p in files]
-        df = pd.concat(frames, ignore_index=True)
+        read = [_read_file(p) for p in files]
+        df = pd.concat([frame for frame, _ in read], ignore_index=True)
+        conversations = all(conv for _, conv in read)
     elif path.suffix.lower() not in _SUFFIXES:
         raise ValidationError("data_file", f"unsupported file type {path.suffix!r}; "
                               f"use one of {', '.join(_SUFFIXES)}")
     else:
-        df = _read_file(path)
+        df, conversations = _read_file(path)
     if group is False and GROUP in df.columns:
         df = df.drop(columns=[GROUP])
-    return df
+    return df, conversations
 
 
 def platform_lines(ds: DatasetView) -> list[str]:
@@ -147,8 +152,11 @@ def _platform_turn(turn: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_path(ds: DatasetView, path: Path, *, conversations: bool = False) -> None:
-    """Write ``ds`` as .jsonl (platform layout), .json (list), or .csv."""
+    """Write ``ds`` as .jsonl (platform layout), .json (list), or .csv. ``conversations`` (or a
+    dataset read from conversations, ``ds.as_conversations``) writes every row as a one-turn
+    conversation, a list, as the official SDK writes a packed table back."""
     suffix = path.suffix.lower()
+    conversations = conversations or ds.as_conversations
     ds.fetch()
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".jsonl":  # a conversation per line when grouped, else a row per line (as officially)
@@ -165,7 +173,7 @@ def write_path(ds: DatasetView, path: Path, *, conversations: bool = False) -> N
         lines = [str(next(iter(r.values()))) if len(r) == 1 else json.dumps(r, ensure_ascii=False) for r in rows]
         path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     elif suffix == ".json":
-        data: Any = ds.groups() if ds.is_grouped else ds.list()
+        data: Any = ds.groups() if ds.is_grouped or conversations else ds.list()
         path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
     elif suffix == ".csv":
         ds.to_pandas().to_csv(path, index=False)

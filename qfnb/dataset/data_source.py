@@ -104,7 +104,10 @@ class FileDataSource(DataSource):
             files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
             texts = [p.read_text(encoding="utf-8") for p in files]
             return Dataset.create_from_pyobj({QianfanDatasetPackColumnName: texts})
-        return Dataset(read_path(path, group=kwargs.get("organize_data_as_group")))
+        df, conversations = read_path(path, group=kwargs.get("organize_data_as_group"))
+        ds = Dataset(df)
+        ds.as_conversations = conversations
+        return ds
 
     def save(self, table: Dataset, **kwargs: Any) -> bool:
         """Write ``table`` in this source's format (a folder: one file per row)."""

@@ -143,13 +143,16 @@ class Dataset(Table, OnlineOps):
                 df = frame_from_obj([e if isinstance(e, dict | list) else {pack: e} for e in df[pack].tolist()],
                                     "source")
             ds = cls(df.reset_index(drop=True), config=config)
+            ds.as_conversations = getattr(fetched, "as_conversations", False) is True
         ds.inner_data_source_cache = source
         return ds
 
     @classmethod
     def _from_file(cls, path: Path, group: bool | None, schema: Schema | None, config: Config | None) -> Dataset:
         """A file's (or a folder's) rows; a problem is located by the file's line."""
-        ds = cls(read_path(path, group=group), schema=schema, config=config)
+        df, conversations = read_path(path, group=group)
+        ds = cls(df, schema=schema, config=config)
+        ds.as_conversations = conversations
         lines = source_lines(path)
         if lines is not None and len(lines) == len(ds._df if ds._df is not None else ()):
             name = path.name
@@ -258,7 +261,9 @@ class Dataset(Table, OnlineOps):
         return list(out.values())
 
     def _derive(self, df: pd.DataFrame) -> Dataset:
-        return Dataset(df.reset_index(drop=True), schema=self.schema, config=self.config)
+        ds = Dataset(df.reset_index(drop=True), schema=self.schema, config=self.config)
+        ds.as_conversations = self.as_conversations
+        return ds
 
     def __repr__(self) -> str:
         if self._df is None and self.qianfan_dataset_id is not None:

@@ -26,6 +26,9 @@ class Table(DatasetOps):
     """Rows (a packed table's: entries) and the official row and column operations."""
 
     qianfan_dataset_id: int | str | None = None
+    #: the rows were read from conversations (a JSON list of turns per line, the official SDK's
+    #: packed table): a one-turn one is a plain row, saved back and run through an LLM as a conversation
+    as_conversations: bool = False
 
     def __init__(self, inner_table: Any = None) -> None:
         self._df: pd.DataFrame | None = None if inner_table is None else frame_from_table(inner_table)

@@ -17,6 +17,10 @@ class DatasetView(Protocol):
     """A dataset's rows, as the helpers read them (``Dataset`` has it)."""
 
     schema: Schema | None
+    #: the rows were read from conversations (a JSON list of turns per line)
+    as_conversations: bool
+    #: the column of the expected answer (None: ``response``)
+    reference_column: str | None
 
     @property
     def columns(self) -> builtins.list[str]: ...

@@ -11,8 +11,9 @@ from qfnb.protocol.textmetrics import as_text
 
 from ._errors import invalid
 
-INPUT_NAMES = ("prompt", "input", "messages", "query", "question", "instruction")
-REFERENCE_NAMES = ("response", "reference", "answer", "target", "expected", "label")
+#: the candidate column names, the last of each what ``Dataset.test_using_llm`` writes for a set of conversations
+INPUT_NAMES = ("prompt", "input", "messages", "query", "question", "instruction", "input_chats")
+REFERENCE_NAMES = ("response", "reference", "answer", "target", "expected", "label", "expected_output")
 OUTPUT_NAMES = ("llm_output", "output", "prediction", "completion")
 
 

@@ -171,6 +171,13 @@ def test_dataset_upload_view_download_and_predict(shell: dict[str, str], tmp_pat
     assert run.returncode == 0, run.stderr
     answers = [json.loads(line) for line in pred.read_text().splitlines()]
     assert [a["llm_output"] for a in answers] == [f"tiny-chat: {r['prompt']}" for r in ROWS]
+    # a file of conversations (the platform's layout): the official fields, a conversation a line
+    run = qfnb(shell, "dataset", "predict", str(out), "--model", "Tiny-Chat", "--reference-column", "response",
+               "--output", str(pred))
+    assert run.returncode == 0, run.stderr
+    assert [json.loads(line) for line in pred.read_text().splitlines()] == [
+        {"input_chats": [{"role": "user", "content": r["prompt"]}], "llm_output": f"tiny-chat: {r['prompt']}",
+         "expected_output": r["response"]} for r in ROWS]
     # no --model: the platform's default chat model, as the official command defaults to one
     run = qfnb(shell, "dataset", "predict", str(plain), "--output", str(pred))
     assert run.returncode == 0, run.stderr
@@ -394,6 +401,10 @@ def test_dataset_save_and_the_trainer_listings(shell: dict[str, str], tmp_path: 
     out = tmp_path / "copy.csv"
     run = qfnb(shell, "dataset", "save", str(src), str(out))
     assert run.returncode == 0 and out.read_text().splitlines()[0] == "prompt,response", run.stderr
+    conv = tmp_path / "qa.jsonl"  # a conversation per line stays one, as the official command writes it
+    conv.write_text("".join(json.dumps([{"prompt": r["prompt"], "response": [[r["response"]]]}]) + "\n" for r in ROWS))
+    run = qfnb(shell, "dataset", "save", str(conv), str(tmp_path / "saved.jsonl"))
+    assert run.returncode == 0 and (tmp_path / "saved.jsonl").read_text() == conv.read_text(), run.stderr
     run = qfnb(shell, "trainer", "finetune", "--list-train-type")
     assert run.returncode == 0 and run.stdout.split(), run.stderr
     first = run.stdout.split()[0]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +59,24 @@ def test_bad_inputs_fail_before_sending(cloud: ConsoleCloud, cfg: Config) -> Non
     with pytest.raises(ValueError, match="service_or_model"):
         ds.test_using_llm()
     assert cloud.fake.calls("/chat/") == []
+
+
+def test_a_file_of_conversations_runs_a_conversation_at_a_time(cloud: ConsoleCloud, cfg: Config,
+                                                                tmp_path: Path) -> None:
+    """As the official SDK runs a packed table: ``input_chats`` (earlier answers as the assistant's),
+    ``llm_output`` and ``expected_output`` (the last turn's answer); latency only when asked."""
+    conv = [[{"prompt": "hi", "response": [["hello"]]}, {"prompt": "and?", "response": [["bye"]]}],
+            [{"prompt": "q", "response": [["a"]]}]]
+    path = tmp_path / "conv.jsonl"
+    path.write_text("".join(json.dumps(c) + "\n" for c in conv))
+    ds = Dataset.load(data_file=path)
+    out = ds.test_using_llm(Service(endpoint="my_ep", config=cfg), concurrency=1)
+    assert out.to_pylist() == [
+        {"input_chats": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+                         {"role": "user", "content": "and?"}],
+         "llm_output": "echo[my_ep]: and?", "expected_output": "bye"},
+        {"input_chats": [{"role": "user", "content": "q"}], "llm_output": "echo[my_ep]: q", "expected_output": "a"}]
+    assert [c.json["messages"] for c in cloud.fake.calls("/chat/my_ep")] == [r["input_chats"] for r in out.to_pylist()]
+    timed = Dataset.load(data_file=path).test_using_llm(Service(endpoint="my_ep", config=cfg), does_show_latency=True)
+    assert (timed.to_pandas()["request_complete_latency"] > 0).all()
+    assert "does_show_latency" not in cloud.fake.calls("/chat/my_ep")[-1].json  # not sent: an option of the run

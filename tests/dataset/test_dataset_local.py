@@ -123,3 +123,22 @@ def test_validation_errors_name_file_lines_from_1_and_frame_positions(tmp_path) 
     frame = pd.DataFrame({"prompt": ["q1", None], "response": ["a1", "a2"]})
     with pytest.raises(DatasetValidationError, match=r"row 1, field 'prompt'"):
         Dataset.load(dataframe=frame).validate()
+
+
+def test_a_file_of_one_turn_conversations_is_saved_back_as_conversations(tmp_path: Path) -> None:
+    """As the official SDK reads a JSON-lines file of lists (a packed table) and writes it back: each
+    line stays a list; the rows read as plain rows all the same."""
+    items = [[{"prompt": f"q{i}", "response": [[f"a{i}"]]}] for i in range(3)]
+    f = _write_jsonl(tmp_path / "qa.jsonl", items)
+    ds = Dataset.load(data_file=f)
+    assert ds.list() == [i[0] for i in items] and ds.col_list("prompt") == {"prompt": ["q0", "q1", "q2"]}
+    ds.save(data_file=tmp_path / "saved.jsonl")
+    assert [json.loads(x) for x in (tmp_path / "saved.jsonl").read_text().splitlines()] == items
+    ds.take(2).save(data_file=tmp_path / "two.json")  # a part of it, to .json: the list of conversations
+    assert json.loads((tmp_path / "two.json").read_text()) == items[:2]
+    plain = _write_jsonl(tmp_path / "plain.jsonl", [i[0] for i in items])  # rows stay rows
+    Dataset.load(data_file=plain).save(data_file=tmp_path / "rows.jsonl")
+    assert [json.loads(x) for x in (tmp_path / "rows.jsonl").read_text().splitlines()] == [i[0] for i in items]
+    mixed = _write_jsonl(tmp_path / "mixed.jsonl", [items[0], items[1][0]])  # not all lists: rows
+    Dataset.load(data_file=mixed).save(data_file=tmp_path / "m.jsonl")
+    assert [json.loads(x) for x in (tmp_path / "m.jsonl").read_text().splitlines()] == [items[0][0], items[1][0]]

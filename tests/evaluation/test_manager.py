@@ -141,6 +141,16 @@ async def test_eval_only_with_llm_column_and_text_metrics() -> None:
     assert result.samples_df.shape == (2, 2 + 2 * 5)
 
 
+async def test_eval_only_reads_the_columns_a_run_over_conversations_writes() -> None:
+    """``Dataset.test_using_llm`` over a file of conversations gives ``input_chats``, ``llm_output`` and
+    ``expected_output`` (the official names): scored without naming a column."""
+    chats = [[{"role": "user", "content": "2+2=?"}], [{"role": "user", "content": "1+1?"}]]
+    frame = pd.DataFrame({"input_chats": chats, "llm_output": ["4", "3"], "expected_output": ["4", "2"]})
+    result = await EvaluationManager(local_evaluators=[ExactMatchEvaluator()]).aeval_only(frame)
+    assert result.samples_df["reference"].tolist() == ["4", "2"]
+    assert result.metrics["model"]["accuracy"] == 0.5
+
+
 async def test_manual_queue_then_refresh() -> None:
     manual = ManualEvaluator()
     em = EvaluationManager(local_evaluators=[ExactMatchEvaluator(), manual])
