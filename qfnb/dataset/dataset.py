@@ -342,7 +342,11 @@ class Dataset(Table, OnlineOps):
                        endpoint: str | None = None, prompt_column: str = "prompt",
                        concurrency: int = 8, progress: ProgressArg = None,
                        **params: Any) -> Dataset:
-        """Run every prompt through an LLM; returns a Dataset with ``llm_output`` added.
+        """Run every prompt through an LLM; returns a Dataset with ``llm_output`` (and
+        ``request_latency``) added. A dataset read from a file of conversations
+        (``as_conversations``) is run a conversation at a time and gives the official columns
+        ``input_chats``, ``llm_output``, ``expected_output`` (``request_complete_latency`` with
+        ``does_show_latency=True``).
 
         ``service_or_model`` is a :class:`qfnb.model.Model`/``Service`` or a model name;
         ``model=``/``endpoint=`` name a ``ChatCompletion`` target directly.
