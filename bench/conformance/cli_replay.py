@@ -503,12 +503,15 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="work here and keep each run's directory and output")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per command (default 300)")
     parser.add_argument("--list", action="store_true", help="print the examples found and exit")
+    parser.add_argument("--extra", action="append", default=[],
+                        help="also replay this command line, not one of the docs' (without the leading 'qianfan')")
     ns = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     mirror = Path(ns.snapshot) if ns.snapshot else DEFAULT_MIRROR
     examples = official_examples(mirror)
     if ns.only:
         examples = [e for e in examples if any(word in e.line for word in ns.only)]
+    examples += [Example("--extra", line) for line in ns.extra]
     if ns.list:
         sys.stdout.write("".join(f"qianfan {e.line}    ({e.source})\n" for e in examples))
         return
