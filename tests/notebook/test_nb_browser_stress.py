@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from browser_kit import RUN_ALL_CELLS, contrast, set_theme, shot, write_notebook
+from browser_kit import CONTRAST_OF, RUN_ALL_CELLS, contrast, set_theme, shot, write_notebook
 from test_nb_browser import lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
@@ -22,12 +22,7 @@ CELLS = [
     "    return RoundStats(users, 2.0 + 0.5 * users, samples)\n"
     "StressTestResult('Qwen2.5-Coder-0.5B-Instruct', [round_of(u) for u in (1, 4, 8)])",
 ]
-CELLS_STYLE = """() => [...document.querySelectorAll('.qfnb-stress td, .qfnb-stress th')].map(el => {
-  let bg = 'rgb(255, 255, 255)';
-  for (let p = el; p; p = p.parentElement) { const c = getComputedStyle(p).backgroundColor;
-    if (c && c !== 'transparent' && c !== 'rgba(0, 0, 0, 0)') { bg = c; break; } }
-  if (bg === 'rgb(255, 255, 255)') bg = getComputedStyle(document.body).backgroundColor;
-  return {fg: getComputedStyle(el).color, bg, text: el.textContent.trim()}; })"""
+TABLE = ".qfnb-stress td, .qfnb-stress th"
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
@@ -41,7 +36,7 @@ def test_the_stress_report_reads_in_both_themes(lab: tuple[str, Path, str], them
         page.wait_for_selector(".qfnb-stress img", timeout=120_000)
         page.wait_for_function("() => document.querySelector('.qfnb-stress img').naturalWidth > 0", timeout=30_000)
         shot(page, ".qfnb-stress", f"stress_report_{theme}.png")
-        cells = page.evaluate(CELLS_STYLE)
+        cells = page.evaluate(CONTRAST_OF, TABLE)
         width = page.evaluate("() => document.querySelector('.qfnb-stress img').naturalWidth")
     assert [c["text"] for c in cells[:3]] == ["users", "requests", "errors"] and len(cells) == 4 * 11
     assert width > 600  # the two panels: latency and throughput
