@@ -61,10 +61,14 @@ def contrast(fg: str, bg: str) -> float:
     return (a + 0.05) / (b + 0.05)
 
 
-CONTRAST_OF = """(selector) => {
-  const bg = el => { for (; el; el = el.parentElement) { const c = getComputedStyle(el).backgroundColor;
+#: a JS function ``bg(el)``: the first opaque background colour from ``el`` up, else the page's
+BACKGROUND_OF = """const bg = el => {
+    for (; el; el = el.parentElement) { const c = getComputedStyle(el).backgroundColor;
       if (c && c !== 'transparent' && !/^rgba\\(0, 0, 0, 0\\)$/.test(c)) return c; }
-    return getComputedStyle(document.body).backgroundColor; };
+    return getComputedStyle(document.body).backgroundColor; };"""
+
+CONTRAST_OF = """(selector) => {
+  """ + BACKGROUND_OF + """
   return [...document.querySelectorAll(selector)].filter(el => el.getClientRects().length > 0)
     .map(el => ({fg: getComputedStyle(el).color, bg: bg(el), text: el.textContent.trim().slice(0, 30)}));
 }"""

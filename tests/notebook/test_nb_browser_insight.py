@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_kit import RUN_ALL_CELLS, contrast, set_theme, shot, write_notebook
+from browser_kit import BACKGROUND_OF, RUN_ALL_CELLS, contrast, set_theme, shot, write_notebook
 from test_nb_browser import lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
 
 from qfnb.dataset import Dataset
@@ -22,9 +22,7 @@ ROWS = ("rows = [{'prompt': f'Question {i}: ' + 'why is the sky blue? ' * (i % 6
         "insight = Dataset.create_from_pyobj(rows + rows[:3]).show_in_data_insight_mode()")
 CELLS = ["%load_ext qfnb", "from qfnb.dataset import Dataset\n" + ROWS + "\ninsight"]
 TEXTS = """() => {
-  const bg = el => { for (; el; el = el.parentElement) { const c = getComputedStyle(el).backgroundColor;
-      if (c && c !== 'transparent' && c !== 'rgba(0, 0, 0, 0)') return c; }
-    return getComputedStyle(document.body).backgroundColor; };
+  """ + BACKGROUND_OF + """
   const root = document.querySelector('.qfnb-insight');
   const texts = [...root.querySelectorAll('*')].filter(el => [...el.childNodes].some(
     n => n.nodeType === 3 && n.textContent.trim()));
