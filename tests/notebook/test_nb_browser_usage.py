@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_kit import RUN_ALL_CELLS, contrast, set_theme, shot, write_notebook
+from browser_kit import BACKGROUND_OF, RUN_ALL_CELLS, contrast, set_theme, shot, write_notebook
 from test_nb_browser import lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
@@ -47,14 +47,9 @@ CELLS = [
 
 
 BADGE = """() => {
+  """ + BACKGROUND_OF + """
   const el = [...document.querySelectorAll('.qfnb-cached')].pop();
-  let bg = null;
-  for (let e = el; e && !bg; e = e.parentElement) {
-    const c = getComputedStyle(e).backgroundColor;
-    if (c && c !== 'transparent' && c !== 'rgba(0, 0, 0, 0)') bg = c;
-  }
-  return {text: el.textContent, fg: getComputedStyle(el).color,
-          bg: bg || getComputedStyle(document.body).backgroundColor};
+  return {text: el.textContent, fg: getComputedStyle(el).color, bg: bg(el)};
 }"""
 
 
