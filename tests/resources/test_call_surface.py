@@ -16,6 +16,7 @@ from pathlib import Path
 from qfnb._core.http.response import QfResponse
 from qfnb.protocol import answers
 from qfnb.resources.console import FineTune, Model, Service
+from tests.typing.mypy_run import run_mypy
 
 ROOT = Path(__file__).resolve().parents[2]
 RESOURCES = ROOT / "qfnb/resources"
@@ -252,8 +253,7 @@ def test_response_views_are_lenient_and_the_dict_stays() -> None:
 def test_mypy_proves_the_type_facts() -> None:
     """``tests/typing/check_calls.py``: ``do(stream=True)`` is an iterator of responses, a
     console call is typed (not ``Any``), ``resp.choices[0].message.content`` is ``str``..."""
-    done = _run("-m", "mypy", "--strict", "--warn-unused-ignores", "--follow-imports=silent",
-                "tests/typing/check_calls.py")
+    done = run_mypy(ROOT / "tests/typing/check_calls.py")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
