@@ -13,7 +13,7 @@
 3. The tool loop: each ``auto`` call of step 2, its result sent back as ``%%qfchat --tools`` sends
    it (a v1 ``function`` turn, no functions offered): how many final answers use the result and how
    many write a call again, with the cell's closing ask in the result turn
-   (``chat_tools.closing_messages``) against the same ask as the system line (the baseline).
+   (``qfnb.agents.closing_messages``) against the same ask as the system line (the baseline).
 """
 
 from __future__ import annotations
@@ -172,9 +172,9 @@ LOOP_RESULTS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 
 def tool_loop(engine: Any) -> dict[str, dict[str, int]]:
     """Final answers after one call's result: used the result / wrote a call again, per way of asking."""
+    from qfnb.agents import closing_messages
     from qfnb.local.engines.gate import run_blocking
     from qfnb.local.server.answers import tool_calls_of
-    from qfnb.notebook.chat_tools import closing_messages
     from qfnb.protocol.tools import v1_history_as_openai
 
     ways: dict[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]]] = {

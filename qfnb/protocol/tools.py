@@ -200,6 +200,22 @@ def v1_history_as_openai(messages: Sequence[Mapping[str, Any]]) -> list[dict[str
     return out
 
 
+def openai_history_as_v1(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """An OpenAI history as v1 turns (the reverse of :func:`v1_history_as_openai`): a turn's first
+    tool call becomes its ``function_call`` and each ``tool`` result a ``function`` turn."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.get("role") == "assistant" and m.get("tool_calls"):
+            call = v1_function_call(m["tool_calls"])
+            out.append({"role": "assistant", "content": m.get("content") or "",
+                        "function_call": {"name": call["name"], "arguments": call["arguments"]}})
+        elif m.get("role") == "tool":
+            out.append({"role": "function", "name": m.get("name"), "content": str(m.get("content") or "")})
+        else:
+            out.append(dict(m))
+    return out
+
+
 def v1_function_call(tool_calls: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The first tool call as v1's ``function_call`` (``name``, ``arguments`` as a JSON string,
     ``thoughts``)."""

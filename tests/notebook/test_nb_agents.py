@@ -10,7 +10,7 @@ from IPython.core.error import UsageError
 from nb_doubles import FakeChatBackend, RecordingPublisher, ScriptedChatBackend, function_call
 from pydantic import BaseModel
 
-from qfnb.notebook.chat_tools import FINAL_ASK
+from qfnb.agents import FINAL_ASK
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.resources.structured import SchemaError, answer_schema, response_format, results_df
 
@@ -197,7 +197,57 @@ def test_bad_arguments_are_an_error_result_not_a_crash(ip, tools_backend: ToolBa
     tools_backend.bodies[0] = call("weather", town="Paris")
     ip.run_cell_magic("qfchat", "--tools weather --yes", "hi")
     result = tools_backend.requests[1].messages[-1]["content"]
-    assert result.startswith("error: ValidationError") and "city" in result
+    assert result.startswith("error: arguments refused") and "'city' is a required property" in result
+
+
+def test_arguments_of_the_wrong_type_are_refused_not_coerced(ip, tools_backend: ToolBackend) -> None:
+    ran: list[Any] = []
+
+    def set_count(n: int) -> str:
+        """Set the count."""
+        ran.append(n)
+        return "ok"
+
+    ip.user_ns["set_count"] = set_count
+    tools_backend.bodies[0] = call("set_count", n="7")
+    ip.run_cell_magic("qfchat", "--tools set_count --yes", "hi")
+    assert ran == [], "lax validation ran set_count(7) for {'n': '7'}"
+    result = tools_backend.requests[1].messages[-1]["content"]
+    assert result == "error: arguments refused: n: '7' is not of type 'integer'"
+
+
+def test_duplicate_keys_are_refused_and_the_tool_does_not_run(ip, tools_backend: ToolBackend) -> None:
+    ran: list[str] = []
+
+    def weather(city: str) -> str:
+        """Weather."""
+        ran.append(city)
+        return "17 C"
+
+    ip.user_ns["weather"] = weather
+    tools_backend.bodies[0] = {"result": "", "function_call": {"name": "weather",
+                                                               "arguments": '{"city": "Paris", "city": "Rome"}'}}
+    ip.run_cell_magic("qfchat", "--tools weather --yes", "hi")
+    assert ran == []
+    result = tools_backend.requests[1].messages[-1]["content"]
+    assert result == "error: arguments refused: duplicate key 'city' in the arguments"
+
+
+def test_the_footer_sums_every_step(ip, pub: RecordingPublisher, tools_backend: ToolBackend) -> None:
+    tools_backend.bodies = [call("weather", city="Paris"), call("weather", city="Rome"), {"result": "mild"}]
+    ip.run_cell_magic("qfchat", "--tools weather --yes -o a", "hi")
+    (outputs,) = pub.by_display_id().values()
+    final = outputs[-1]["data"]["text/plain"]
+    assert "27 tokens (15 prompt + 12 completion)" in final and "3 step(s)" in final  # 3 requests of 9 tokens
+    assert ip.user_ns["a"].usage == {"prompt_tokens": 15, "completion_tokens": 12, "total_tokens": 27}
+
+
+def test_no_answer_at_the_step_cap_says_so(ip, pub: RecordingPublisher, tools_backend: ToolBackend) -> None:
+    tools_backend.bodies = [call("weather", city="Paris"), {"result": ""}]
+    ip.run_cell_magic("qfchat", "--tools weather --yes --max-steps 2", "hi")
+    (outputs,) = pub.by_display_id().values()
+    assert ("[stopped] no answer after 2 model call(s): the model kept calling tools up to the step cap (2)"
+            in outputs[-1]["data"]["text/plain"])
 
 
 def test_step_cap_leaves_the_functions_out_of_the_last_request(ip, tools_backend: ToolBackend) -> None:

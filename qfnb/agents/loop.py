@@ -1,0 +1,187 @@
+"""The tool loop: ask the model with the tools offered, run each call it makes (once confirmed),
+send the results back, and repeat until it answers in text or the step cap is reached.
+
+The loop knows no wire and no UI. A *step* function makes one model call (the conversation as
+OpenAI chat messages, the tools to offer; none offered means "answer in text") and reports a
+:class:`Reply`. A *confirm* callback decides each call: ``"run"``, ``"skip"``, or ``"wait"`` (the
+loop pauses with the call pending; :meth:`ToolLoop.decide` resumes it, e.g. from a button).
+
+What keeps a small model from spinning: a call it already made (same name and arguments) is not
+run again, and the next request offers no tools; the last request allowed by ``max_steps``
+offers none either, and its last tool result carries :data:`FINAL_ASK`. When even that request
+gives no text, the loop stops with :attr:`ToolLoop.stopped` saying so rather than asking again.
+``usage`` sums every step's tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from qfnb.agents.tools import ArgumentsError, FunctionTool
+
+__all__ = ["FINAL_ASK", "Confirm", "Decision", "Reply", "Step", "ToolCall", "ToolLoop", "closing_messages",
+           "run_every_call"]
+
+log = logging.getLogger("qfnb.agents.loop")
+
+Decision = Literal["run", "skip", "wait"]
+#: what the last request (no tools offered) adds to the last tool result: the 0.5B model otherwise
+#: writes another call as text instead of answering (bench/structured_output.py, tool loop)
+FINAL_ASK = "Answer my question from this result, in one plain sentence."
+SKIPPED = "the user declined to run this call"
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+@dataclass
+class ToolCall:
+    """One call the model asked for, and what came of it (``status``: asked, ran, failed,
+    skipped, repeated)."""
+
+    name: str
+    arguments: str
+    id: str = ""
+    result: str | None = None
+    status: str = "asked"
+
+    def line(self) -> str:
+        return f"{self.name}({self.arguments})"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One model call's outcome: its text, the calls it made (name, arguments as JSON text, id),
+    its token usage, or the error that ended it."""
+
+    text: str = ""
+    calls: tuple[tuple[str, str, str], ...] = ()
+    usage: Mapping[str, Any] | None = None
+    error: BaseException | None = None
+
+
+Step = Callable[[list[dict[str, Any]], Sequence[FunctionTool]], Reply]
+Confirm = Callable[[ToolCall], Decision]
+
+
+def run_every_call(call: ToolCall) -> Decision:
+    """The confirm callback that runs every call (``--yes``)."""
+    return "run"
+
+
+def closing_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The history of the request that must be answered in text: the last tool result asks for
+    the answer from it (:data:`FINAL_ASK`), inside that turn, right before the answer. Measured on
+    the structured-output bench's 10 prompts with the 0.5B model: 10 of 10 answered from the
+    result, against 3 of 10 with the same ask as the system line."""
+    out = list(messages)
+    if out and out[-1].get("role") in ("tool", "function"):
+        out[-1] = {**out[-1], "content": f"{out[-1].get('content') or ''}\n\n{FINAL_ASK}"}
+    return out
+
+
+@dataclass
+class ToolLoop:
+    """One loop's state: the conversation, the calls, the answer, the summed usage."""
+
+    step: Step
+    tools: Mapping[str, FunctionTool]
+    messages: list[dict[str, Any]]
+    max_steps: int = 6
+    calls: list[ToolCall] = field(default_factory=list)
+    reply: Reply | None = None
+    steps: int = 0
+    usage: dict[str, int] = field(default_factory=dict)
+    done: bool = False
+    stopped: str | None = None  # why the loop ended without an answer
+    offer: bool = True  # offer the tools in the next request
+    on_change: Callable[[ToolLoop], None] = lambda loop: None
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, not {self.max_steps}")
+        self.messages = list(self.messages)
+
+    @property
+    def pending(self) -> ToolCall | None:
+        """The first call still waiting for a decision."""
+        return next((c for c in self.calls if c.status == "asked"), None)
+
+    @property
+    def answer(self) -> str:
+        """The final text (empty until the loop is done with one)."""
+        return self.reply.text if self.done and self.reply is not None and self.reply.error is None else ""
+
+    def advance(self, confirm: Confirm = run_every_call) -> None:
+        """Ask and run until the model answers, the step cap is reached, or ``confirm`` says
+        ``"wait"`` for a call (then :meth:`decide` resumes)."""
+        while not self.done:
+            call = self.pending
+            if call is None:
+                self._ask()
+                continue
+            decision = confirm(call)
+            if decision == "wait":
+                return
+            self.decide(run=decision == "run")
+
+    def decide(self, *, run: bool) -> None:
+        """Run (or skip) the waiting call and put its result in the conversation."""
+        call = self.pending
+        if call is None:
+            return
+        if run:
+            call.result, call.status = self._run(call)
+        else:
+            call.result, call.status = SKIPPED, "skipped"
+        self.messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": call.result})
+        self.on_change(self)
+
+    def _run(self, call: ToolCall) -> tuple[str, str]:
+        """The call's result text and status; an error's text is the result (the model reads it)."""
+        tool = self.tools.get(call.name)
+        if tool is None:
+            return f"error: no tool named {call.name!r}; the tools are {', '.join(self.tools)}", "failed"
+        try:
+            return tool.call(call.arguments), "ran"
+        except ArgumentsError as exc:
+            return f"error: arguments refused: {exc}", "failed"
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # the model gets the error text as the tool's result
+            log.debug("tool %s failed", call.name, exc_info=True)
+            return f"error: {type(exc).__name__}: {exc}", "failed"
+
+    def _ask(self) -> None:
+        self.steps += 1
+        last = self.steps >= self.max_steps or not self.offer
+        offered: Sequence[FunctionTool] = () if last else tuple(self.tools.values())
+        reply = self.step(closing_messages(self.messages) if last else list(self.messages), offered)
+        self.reply = reply
+        for key in USAGE_KEYS:
+            value = (reply.usage or {}).get(key)
+            if isinstance(value, int):
+                self.usage[key] = self.usage.get(key, 0) + value
+        if reply.error is not None or not reply.calls or not offered:
+            self.done = True
+            if reply.error is None and not reply.text.strip():
+                self.stopped = (f"no answer after {self.steps} model call(s): the model "
+                                + ("kept calling tools" if self.calls else "gave an empty answer")
+                                + (f" up to the step cap ({self.max_steps})" if self.steps >= self.max_steps else ""))
+            self.on_change(self)
+            return
+        fresh: list[ToolCall] = []
+        for name, arguments, call_id in reply.calls:
+            call = ToolCall(name, arguments, call_id or f"call_{len(self.calls) + len(fresh) + 1}")
+            if any(c.name == name and c.arguments == arguments and c.status in ("ran", "failed") for c in self.calls):
+                call.status, self.offer = "repeated", False  # its result is already in the conversation
+                self.calls.append(call)
+            else:
+                fresh.append(call)
+        if fresh:
+            self.messages.append({"role": "assistant", "content": reply.text or None, "tool_calls": [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in fresh]})
+            self.calls.extend(fresh)
+        self.on_change(self)
