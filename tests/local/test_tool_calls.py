@@ -142,3 +142,30 @@ def test_a_call_with_a_stray_fence_after_it_is_a_call() -> None:
     out = _collect(['{"name": "get_weather", "arguments": {"city": "Paris"}}', " ```"])
     (call,) = out[0].tool_calls or []
     assert json.loads(call["function"]["arguments"]) == {"city": "Paris"}
+
+
+def test_a_call_after_a_one_line_preamble_is_a_call() -> None:
+    # openai-agents' 0.5B misses: a sentence ending in a colon, then the call as bare JSON
+    out = _collect(["Here's a JSON response for the `get_weather` ", "function call:  ",
+                    '{"name": "get_weather", "arguments": {"city": "Lima"}}'])
+    (call,) = out[0].tool_calls or []
+    assert json.loads(call["function"]["arguments"]) == {"city": "Lima"} and out[-1].finish_reason == FINISH_TOOL_CALLS
+
+
+def test_a_sentence_with_a_colon_and_no_call_is_text() -> None:
+    out = _collect(["Note: it", " is sunny", " in Lima."])
+    assert "".join(d.text for d in out) == "Note: it is sunny in Lima." and not any(d.tool_calls for d in out)
+
+
+def test_a_long_first_line_streams_before_the_answer_ends() -> None:
+    seen: list[str] = []
+    words = ["word "] * 40
+
+    async def run() -> None:
+        async for d in as_tool_calls(_stream(words), ["get_weather"]):
+            seen.append(d.text)
+            if len(seen) == 1:
+                assert len("".join(seen)) <= 200, "held only while it may be a preamble"
+
+    asyncio.run(run())
+    assert "".join(seen) == "".join(words)
