@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from qfnb.local.engines.base import FINISH_NORMAL, FINISH_TOOL_CALLS, Delta
-from qfnb.local.engines.tool_calls import AFTER_RESULT_ASK, answer_after_result, as_tool_calls
+from qfnb.local.engines.tool_calls import AFTER_RESULT_ASK, answer_after_result, as_tool_calls, fix_rendered
 
 
 def _lp(token: str) -> dict[str, Any]:
@@ -169,3 +169,10 @@ def test_a_long_first_line_streams_before_the_answer_ends() -> None:
 
     asyncio.run(run())
     assert "".join(seen) == "".join(words)
+
+
+def test_a_templates_doubled_call_format_is_rendered_as_its_makers_wrote_it() -> None:
+    doubled = 'XML tags:\n<tool_call>\n{{"name": <function-name>, "arguments": <args-json-object>}}\n</tool_call>'
+    single = 'XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
+    assert fix_rendered(doubled) == single
+    assert fix_rendered("a {{literal}} prompt") == "a {{literal}} prompt"

@@ -46,6 +46,17 @@ def call_schema(tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return options[0] if len(options) == 1 else {"anyOf": options}
 
 
+#: the call format as some Qwen2.5 GGUFs' templates render it, braces doubled by a transcription
+#: slip (Qwen2.5-Coder-1.5B-Instruct on PyPI): the model then writes ``{{"name": ...}}``, which is
+#: no call; with the braces single its tool runs went from 0 to 5 of 5 (bench/agents_finish.py)
+_DOUBLED_FORMAT = '{{"name": <function-name>, "arguments": <args-json-object>}}'
+
+
+def fix_rendered(prompt: str) -> str:
+    """A rendered prompt with the template's call format as the model's makers wrote it."""
+    return prompt.replace(_DOUBLED_FORMAT, _DOUBLED_FORMAT[1:-1]) if _DOUBLED_FORMAT in prompt else prompt
+
+
 def call_prefix(rendered: str) -> str:
     """What the template opens a call with (appended to a prompt whose call is required)."""
     return HERMES_OPEN + "\n" if HERMES_OPEN in rendered else ""
