@@ -342,3 +342,20 @@ def test_interrupt_in_a_tool_stops_the_loop(ip, tools_backend: ToolBackend) -> N
     with pytest.raises(QfnbInterrupted, match="stopped after 1 step"):
         ip.run_cell_magic("qfchat", "--tools weather --yes", "hi")
     assert len(tools_backend.requests) == 1
+
+
+def test_with_no_model_named_the_loop_takes_the_tool_model_when_the_platform_lists_it(
+        ip, tools_backend: ToolBackend) -> None:
+    from qfnb.notebook.discovery import ModelList, ModelRow
+    from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL
+
+    m = magics(ip)
+    m.names.set(ModelList([ModelRow("chat", LOCAL_CHAT_MODEL, "x", default=True)], "test"))
+    ip.run_cell_magic("qfchat", "--tools weather --yes", "hi")
+    assert tools_backend.requests[0].model is None, "not listed: the platform's default"
+    m.names.set(ModelList([ModelRow("chat", LOCAL_CHAT_MODEL, "x", default=True),
+                           ModelRow("chat", LOCAL_TOOL_MODEL, "y")], "test"))
+    ip.run_cell_magic("qfchat", "--tools weather --yes", "hi")
+    assert tools_backend.requests[-1].model == LOCAL_TOOL_MODEL
+    ip.run_cell_magic("qfchat", f"--tools weather --yes -m {LOCAL_CHAT_MODEL}", "hi")
+    assert tools_backend.requests[-1].model == LOCAL_CHAT_MODEL, "-m wins"
