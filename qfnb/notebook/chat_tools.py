@@ -32,6 +32,7 @@ from qfnb.notebook._checks import split_csv
 from qfnb.notebook._ipython import live_display
 from qfnb.notebook.chat_cell import build_cell_requests
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
+from qfnb.protocol.model_names import LOCAL_TOOL_MODEL
 from qfnb.protocol.tools import openai_history_as_v1
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -272,9 +273,20 @@ def _tools_of(magics: ChatCellHost, args: argparse.Namespace) -> dict[str, Funct
     return tools
 
 
+def _prefer_tool_model(magics: ChatCellHost, args: argparse.Namespace) -> None:
+    """With no ``-m``/``--endpoint`` and no configured default: the tool model
+    (:data:`LOCAL_TOOL_MODEL`, chosen by measurement) when the platform lists it."""
+    if args.model or args.endpoint or magics.default_model:
+        return
+    listing = magics.names.get(wait=3.0)
+    if listing is not None and LOCAL_TOOL_MODEL in listing.names("chat"):
+        args.model = [LOCAL_TOOL_MODEL]
+
+
 def run_tools_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) -> Any:
     """Run one ``%%qfchat --tools`` cell."""
     tools = _tools_of(magics, args)
+    _prefer_tool_model(magics, args)
     built = build_cell_requests(magics, args, cell)
     if built is None:
         return None

