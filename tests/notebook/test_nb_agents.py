@@ -317,7 +317,7 @@ def test_confirmation_waits_for_run_then_goes_on(ip, pub: RecordingPublisher, to
     box = _view(pub)
     pane, row = box.children
     question, run, _skip = row.children
-    assert "weather({&quot;city&quot;: &quot;Paris&quot;})" in question.value and row.layout.display is None
+    assert 'weather({"city": "Paris"})' in question.value and row.layout.display is None
     assert "waiting for Run or Skip" in pane.value
     run.click()
     assert ran == ["Paris"] and len(tools_backend.requests) == 2
