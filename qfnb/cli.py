@@ -91,9 +91,31 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "stop":
             cmd.add_argument("--force", action="store_true", help="stop even while fine-tunes or evaluations run")
 
+    mcp = sub.add_parser("mcp", help="serve the platform's abilities (chat, embeddings, rerank, datasets, "
+                                     "evaluations) as an MCP server, over stdio or streamable HTTP")
+    mcp.add_argument("--http", action="store_true", help="streamable HTTP at http://HOST:PORT/mcp instead of stdio")
+    mcp.add_argument("--host", default="127.0.0.1", help="loopback address to bind with --http (default 127.0.0.1)")
+    mcp.add_argument("--port", type=int, default=8765, help="port with --http (default 8765)")
+
     cli_models.add_parser(sub)
     official.add_parsers(sub)
     return parser
+
+
+def mcp_serve(args: argparse.Namespace) -> int:
+    """``qfnb mcp``: the MCP server until stopped (it has no key of its own: loopback only)."""
+    if args.http and not is_loopback(args.host):
+        print(f"qfnb mcp: --host {args.host} is not a loopback address; the MCP server takes no key, so it "
+              "binds only loopback addresses (127.0.0.1, ::1, localhost)", file=sys.stderr)
+        return 2
+    try:
+        from qfnb.agents import mcp_server  # deferred: the mcp package is an extra, and `qfnb --help` skips it
+    except ImportError as exc:
+        print(f"qfnb mcp needs the mcp package: pip install 'qfnb[mcp]' ({exc})", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    mcp_server.serve(http=args.http, host=args.host, port=args.port)
+    return 0
 
 
 def _load_registry(spec: str | None, settings: object) -> RegistryLike | None:
@@ -282,7 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if official.handles(args.command):
         return official.run(args, argv)
 
-    commands = {"serve": serve, "start": start, "status": status, "stop": stop, "models": cli_models.run}
+    commands = {"serve": serve, "start": start, "status": status, "stop": stop, "models": cli_models.run,
+                "mcp": mcp_serve}
     return commands[args.command](args)
 
 

@@ -1,6 +1,6 @@
-"""``%%qfchat --tools f,g``: a view on :class:`qfnb.agents.ToolLoop`. The cell shows each call and
-its result, asks before running each one (Run / Skip) unless ``--yes``, and shows the answer
-within ``--max-steps`` model calls, its footer summing every step.
+"""``%%qfchat --tools f,g`` and ``--mcp URL|COMMAND``: a view on :class:`qfnb.agents.ToolLoop`.
+The cell shows each call and its result, asks before running each one (Run / Skip) unless
+``--yes``, and shows the answer within ``--max-steps`` model calls, its footer summing every step.
 
 The loop (schemas from type hints and docstrings, strict argument checks, the step cap, the
 repeated-call rule) is the SDK's; here are the notebook's model call and its two views. The
@@ -16,6 +16,7 @@ the loop (the steps so far stay shown).
 from __future__ import annotations
 
 import argparse
+import atexit
 import inspect
 import json
 import logging
@@ -31,6 +32,7 @@ from qfnb.notebook._checks import split_csv
 from qfnb.notebook._ipython import live_display
 from qfnb.notebook.chat_cell import build_cell_requests
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
+from qfnb.protocol.model_names import LOCAL_TOOL_MODEL
 from qfnb.protocol.safe_html import clean, escape
 from qfnb.protocol.tools import openai_history_as_v1
 
@@ -219,21 +221,73 @@ class ToolsView:
                 self.finish(self.cell)
 
 
+#: the MCP servers this kernel has connected, by target: kept open across cells (a stdio server
+#: keeps its process), closed when the kernel exits
+_MCP_SERVERS: dict[str, Any] = {}
+
+
+def mcp_tools(targets: Sequence[str]) -> dict[str, FunctionTool]:
+    """The tools of the MCP servers ``targets`` (URLs or command lines), connected once per kernel;
+    a server that cannot be reached is refused before anything is sent."""
+    if not targets:
+        return {}
+    try:
+        from qfnb.agents.mcp_client import McpError, McpToolbox  # deferred: the mcp package is an extra
+    except ImportError as exc:
+        raise UsageError(f"--mcp needs the mcp package: pip install 'qfnb[mcp]' ({exc})") from None
+    found: dict[str, FunctionTool] = {}
+    for target in targets:
+        box = _MCP_SERVERS.get(target)
+        if box is None:
+            try:
+                box = McpToolbox.open(target)
+            except (McpError, ValueError) as exc:
+                raise UsageError(f"--mcp {target}: {exc}") from None
+            if not _MCP_SERVERS:
+                atexit.register(_close_mcp_servers)
+            _MCP_SERVERS[target] = box
+        found.update({t.name: t for t in box.tools})
+    return found
+
+
+def _close_mcp_servers() -> None:
+    for box in list(_MCP_SERVERS.values()):
+        box.close()
+    _MCP_SERVERS.clear()
+
+
 def _tools_of(magics: ChatCellHost, args: argparse.Namespace) -> dict[str, FunctionTool]:
-    """The cell's tools, each described; every problem refused before anything is sent."""
+    """The cell's tools (notebook functions and MCP servers' tools), each described; every problem
+    refused before anything is sent."""
     if args.json or args.schema:
         raise UsageError("--tools answers in text: leave out --json/--schema")
     if args.max_steps < 1:
         raise UsageError(f"--max-steps must be at least 1, not {args.max_steps}")
-    tools = resolve_tools(split_csv([args.tools]), magics.user_ns)
+    tools = resolve_tools(split_csv([args.tools]), magics.user_ns) if args.tools else {}
+    for name, tool in mcp_tools(args.mcp).items():
+        if name in tools:
+            raise UsageError(f"--mcp: the server's tool {name!r} has the name of a --tools function")
+        tools[name] = tool
     if not tools:
-        raise UsageError("--tools needs at least one function name")
+        raise UsageError("--tools needs at least one function name" if args.tools is not None
+                         else "--mcp: the servers offer no tools")
     return tools
+
+
+def _prefer_tool_model(magics: ChatCellHost, args: argparse.Namespace) -> None:
+    """With no ``-m``/``--endpoint`` and no configured default: the tool model
+    (:data:`LOCAL_TOOL_MODEL`, chosen by measurement) when the platform lists it."""
+    if args.model or args.endpoint or magics.default_model:
+        return
+    listing = magics.names.get(wait=3.0)
+    if listing is not None and LOCAL_TOOL_MODEL in listing.names("chat"):
+        args.model = [LOCAL_TOOL_MODEL]
 
 
 def run_tools_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) -> Any:
     """Run one ``%%qfchat --tools`` cell."""
     tools = _tools_of(magics, args)
+    _prefer_tool_model(magics, args)
     built = build_cell_requests(magics, args, cell)
     if built is None:
         return None

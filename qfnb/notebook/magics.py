@@ -124,8 +124,12 @@ class QfnbMagics(Magics):
     @argument("--schema", help="NAME of a pydantic model class or JSON-schema dict the answer must match (strict).")
     @argument("--tools", help="Comma-separated notebook functions the model may call (their schemas from type "
                               "hints and docstrings).")
-    @argument("--yes", action="store_true", help="With --tools: run each call without asking.")
-    @argument("--max-steps", type=int, default=5, help="With --tools: the most model calls before a final answer.")
+    @argument("--mcp", action="append", default=[], metavar="URL|COMMAND",
+              help="An MCP server whose tools the model may call: a URL (streamable HTTP) or a command line "
+                   "(stdio), quoted; repeatable. Asked before each call as --tools are.")
+    @argument("--yes", action="store_true", help="With --tools/--mcp: run each call without asking.")
+    @argument("--max-steps", type=int, default=5,
+              help="With --tools/--mcp: the most model calls before a final answer.")
     @argument("--no-interp", action="store_true", help="Send {braces} verbatim (no variable interpolation).")
     @argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
     @argument("--fresh", action="store_true",
@@ -166,7 +170,7 @@ class QfnbMagics(Magics):
         raise UsageError(f"unknown %qfchat command {cmd!r}; use models, sessions, history [NAME] or reset [NAME]")
 
     def _chat_cell(self, args: argparse.Namespace, cell: str) -> Any:
-        if args.tools:
+        if args.tools or args.mcp:
             # deferred: loads the HTTP client (`%load_ext qfnb` does not)
             from qfnb.notebook.chat_tools import run_tools_cell
 

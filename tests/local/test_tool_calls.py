@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from qfnb.local.engines.base import FINISH_NORMAL, FINISH_TOOL_CALLS, Delta
-from qfnb.local.engines.tool_calls import as_tool_calls
+from qfnb.local.engines.tool_calls import AFTER_RESULT_ASK, answer_after_result, as_tool_calls, fix_rendered
 
 
 def _lp(token: str) -> dict[str, Any]:
@@ -63,3 +63,116 @@ def test_the_same_call_written_several_times_as_bare_json_is_a_call() -> None:
     assert out[0].tool_calls[0]["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
     assert out[-1].finish_reason == FINISH_TOOL_CALLS
     assert _collect([line + " and then some words"])[0].tool_calls is None  # a call and prose: text
+
+
+# ---- the turn after a tool result
+HISTORY = [{"role": "user", "content": "Weather in Oslo?"},
+           {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {
+               "name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
+           {"role": "tool", "tool_call_id": "c1", "content": "40 C"}]
+
+
+def _after_result(first: list[str]) -> tuple[list[Delta], list[list[dict[str, Any]]]]:
+    asked: list[list[dict[str, Any]]] = []
+
+    async def again(messages: list[dict[str, Any]]) -> AsyncIterator[Delta]:
+        asked.append(messages)
+        yield Delta("It is 40 C in Oslo.", None, 30, 6)
+        yield Delta("", FINISH_NORMAL, 30, 6)
+
+    async def run() -> list[Delta]:
+        answer = as_tool_calls(_stream(first), ["get_weather"])
+        return [d async for d in answer_after_result(answer, HISTORY, again)]
+
+    return asyncio.run(run()), asked
+
+
+def test_a_call_repeated_after_its_result_is_answered_from_the_result() -> None:
+    out, asked = _after_result(['{"name": "get_weather", ', '"arguments": {"city":  "Oslo"}}'])
+    assert "".join(d.text for d in out) == "It is 40 C in Oslo." and not any(d.tool_calls for d in out)
+    (closing,) = asked
+    assert closing[-1]["content"] == f"40 C\n\n{AFTER_RESULT_ASK}" and HISTORY[-1]["content"] == "40 C"
+    assert (out[-1].prompt_tokens, out[-1].completion_tokens) == (37, 8), "both generations are counted"
+
+
+def test_a_new_call_after_a_result_goes_through() -> None:
+    out, asked = _after_result(['{"name": "get_weather", "arguments": {"city": "Rome"}}'])
+    assert asked == [] and out[0].tool_calls is not None
+    assert json.loads(out[0].tool_calls[0]["function"]["arguments"]) == {"city": "Rome"}
+
+
+def test_text_after_a_result_streams_as_it_is() -> None:
+    out, asked = _after_result(["Forty", " degrees."])
+    assert asked == [] and "".join(d.text for d in out) == "Forty degrees."
+
+
+def test_a_call_written_over_and_over_stops_the_generation_at_the_second_copy() -> None:
+    sent: list[str] = []
+    copy = '{"name": "get_weather", "arguments": {"city": "Oslo"}}\n'
+
+    async def endless() -> AsyncIterator[Delta]:
+        for i in range(200):
+            sent.append(copy)
+            yield Delta(copy, None, 7, i + 1)
+        yield Delta("", FINISH_NORMAL, 7, 200)
+
+    async def run() -> list[Delta]:
+        return [d async for d in as_tool_calls(endless(), ["get_weather"])]
+
+    out = asyncio.run(run())
+    assert len(sent) == 2, "the engine's stream is closed at the second copy"
+    (call,) = out[0].tool_calls or []
+    assert json.loads(call["function"]["arguments"]) == {"city": "Oslo"}
+    assert out[-1].finish_reason == FINISH_TOOL_CALLS and out[-1].completion_tokens == 2
+
+
+def test_a_repeated_call_written_out_with_more_after_it_is_answered_from_the_result() -> None:
+    # openai-agents' 0.5B runs: the call again, then the tool's schema title as a second object
+    out, asked = _after_result(['{"name": "get_weather", "arguments": {"city": "Oslo"}} ',
+                                '{"name": "get_weather_args", "type": "object"}}'])
+    assert len(asked) == 1 and "".join(d.text for d in out) == "It is 40 C in Oslo."
+
+
+def test_json_text_after_a_result_that_is_no_repeat_is_kept() -> None:
+    out, asked = _after_result(['{"temp": 40}'])
+    assert asked == [] and "".join(d.text for d in out) == '{"temp": 40}'
+
+
+def test_a_call_with_a_stray_fence_after_it_is_a_call() -> None:
+    out = _collect(['{"name": "get_weather", "arguments": {"city": "Paris"}}', " ```"])
+    (call,) = out[0].tool_calls or []
+    assert json.loads(call["function"]["arguments"]) == {"city": "Paris"}
+
+
+def test_a_call_after_a_one_line_preamble_is_a_call() -> None:
+    # openai-agents' 0.5B misses: a sentence ending in a colon, then the call as bare JSON
+    out = _collect(["Here's a JSON response for the `get_weather` ", "function call:  ",
+                    '{"name": "get_weather", "arguments": {"city": "Lima"}}'])
+    (call,) = out[0].tool_calls or []
+    assert json.loads(call["function"]["arguments"]) == {"city": "Lima"} and out[-1].finish_reason == FINISH_TOOL_CALLS
+
+
+def test_a_sentence_with_a_colon_and_no_call_is_text() -> None:
+    out = _collect(["Note: it", " is sunny", " in Lima."])
+    assert "".join(d.text for d in out) == "Note: it is sunny in Lima." and not any(d.tool_calls for d in out)
+
+
+def test_a_long_first_line_streams_before_the_answer_ends() -> None:
+    seen: list[str] = []
+    words = ["word "] * 40
+
+    async def run() -> None:
+        async for d in as_tool_calls(_stream(words), ["get_weather"]):
+            seen.append(d.text)
+            if len(seen) == 1:
+                assert len("".join(seen)) <= 200, "held only while it may be a preamble"
+
+    asyncio.run(run())
+    assert "".join(seen) == "".join(words)
+
+
+def test_a_templates_doubled_call_format_is_rendered_as_its_makers_wrote_it() -> None:
+    doubled = 'XML tags:\n<tool_call>\n{{"name": <function-name>, "arguments": <args-json-object>}}\n</tool_call>'
+    single = 'XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
+    assert fix_rendered(doubled) == single
+    assert fix_rendered("a {{literal}} prompt") == "a {{literal}} prompt"

@@ -172,8 +172,12 @@ class OpenAIChat(SyncFace):
             names = [t["function"]["name"] for t in tools] if tools else None
             if forced and tools:
                 extra["json_schema"] = tool_calls.call_schema(tools)
-            return self._run_prepared(source, params, extra, tools=tools or None, forced=forced, names=names,
-                                      top_logprobs=top)
+            answer = self._run_prepared(source, params, extra, tools=tools or None, forced=forced, names=names,
+                                        top_logprobs=top)
+            if names and not forced and tool_calls.follows_result(messages):  # a repeated call is answered
+                return tool_calls.answer_after_result(answer, messages, lambda closing: self._run_prepared(
+                    closing, params, extra, top_logprobs=top))
+            return answer
         payload = {"messages": messages, **passthrough, **{k: fields[k] for k in TEMPLATED if k in fields}}
         if fields.get("response_format") is not None:
             payload["response_format"] = fields["response_format"]
@@ -191,8 +195,8 @@ class OpenAIChat(SyncFace):
         ``forced`` call opened with the template's own call opener) and that opener; both calls
         are idempotent, so one sent on a connection the engine had just closed is sent again, once."""
         async def once() -> tuple[list[int], str]:
-            text = source if isinstance(source, str) else await prompts.render_chat(
-                _client(), base_url, headers, source, tools)
+            text = source if isinstance(source, str) else tool_calls.fix_rendered(await prompts.render_chat(
+                _client(), base_url, headers, source, tools))
             opener = tool_calls.call_prefix(text) if forced else ""
             return await prompts.tokenize(_client(), base_url, headers, text + opener), opener
 

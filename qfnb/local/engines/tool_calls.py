@@ -14,17 +14,25 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from qfnb.local.engines.base import FINISH_TOOL_CALLS, Delta
+from qfnb.local.engines.base import FINISH_NORMAL, FINISH_TOOL_CALLS, Delta
 
 #: the call opener of Hermes-style templates (Qwen 2.5 and many others)
 HERMES_OPEN = "<tool_call>"
 _TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
 _FENCED = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
+#: a fence opened or closed but not both (the 0.5B model ends a bare call with a lone "```")
+_STRAY_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 #: how an answer that may be a call starts (it is held back until it can be told apart)
 _CALL_STARTS = ("<tool_call>", "{", "[", "```")
+#: the longest first line held back as a possible preamble before a call
+PREAMBLE_CHARS = 160
+#: a one-line sentence the 0.5B model writes before a call, ending in a colon ("Here's a JSON
+#: response for the `get_weather` function call: {...}"); a call after it is still a call
+_PREAMBLE = re.compile(rf"[^\n{{<]{{1,{PREAMBLE_CHARS}}}?:\s*(?=<tool_call>|\{{|\[|```)")
 
 
 def call_schema(tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -38,6 +46,17 @@ def call_schema(tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return options[0] if len(options) == 1 else {"anyOf": options}
 
 
+#: the call format as some Qwen2.5 GGUFs' templates render it, braces doubled by a transcription
+#: slip (Qwen2.5-Coder-1.5B-Instruct on PyPI): the model then writes ``{{"name": ...}}``, which is
+#: no call; with the braces single its tool runs went from 0 to 5 of 5 (bench/agents_finish.py)
+_DOUBLED_FORMAT = '{{"name": <function-name>, "arguments": <args-json-object>}}'
+
+
+def fix_rendered(prompt: str) -> str:
+    """A rendered prompt with the template's call format as the model's makers wrote it."""
+    return prompt.replace(_DOUBLED_FORMAT, _DOUBLED_FORMAT[1:-1]) if _DOUBLED_FORMAT in prompt else prompt
+
+
 def call_prefix(rendered: str) -> str:
     """What the template opens a call with (appended to a prompt whose call is required)."""
     return HERMES_OPEN + "\n" if HERMES_OPEN in rendered else ""
@@ -47,6 +66,8 @@ def parse_calls(text: str, names: Sequence[str]) -> list[dict[str, Any]] | None:
     """The calls ``text`` makes of the tools called ``names`` (OpenAI ``tool_calls``), or None
     when it is not (only) such calls."""
     objects = _call_objects(text)
+    if objects is None and after_preamble(text) != text:
+        objects = _call_objects(after_preamble(text))
     if objects is None:
         return None
     calls: list[dict[str, Any]] = []
@@ -77,7 +98,7 @@ def _call_objects(text: str) -> list[Any] | None:
         bodies = tagged
     else:
         fenced = _FENCED.match(stripped)
-        bodies = [fenced.group(1) if fenced else stripped]
+        bodies = [fenced.group(1) if fenced else _STRAY_FENCE.sub("", stripped)]
     objects: list[Any] = []
     for body in bodies:
         values = _json_values(body)
@@ -105,12 +126,54 @@ def _json_values(text: str) -> list[Any] | None:
         values.append(value)
 
 
+def _opens_call(start: str) -> bool:
+    return any(s.startswith(start[:len(s)]) or start.startswith(s) for s in _CALL_STARTS)
+
+
+def _may_be_call(text: str) -> bool:
+    """Whether an answer starting with ``text`` may still turn out to be a call: it opens like
+    one, or it is a first line that may be a preamble before one (see :data:`_PREAMBLE`)."""
+    start = text.lstrip()
+    if not start or _opens_call(start) or _PREAMBLE.match(start):
+        return True
+    return "\n" not in start and len(start) <= PREAMBLE_CHARS and ":" not in start.rstrip()[:-1]
+
+
+def after_preamble(text: str) -> str:
+    """``text`` without a one-line preamble before a call ("Here's the response: {...}")."""
+    found = _PREAMBLE.match(text.lstrip())
+    return text.lstrip()[found.end():] if found else text
+
+
+async def _close(deltas: AsyncIterator[Delta]) -> None:
+    """Stop the engine's generation behind ``deltas`` (closing the stream closes its request)."""
+    aclose = getattr(deltas, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def written_twice(text: str) -> str | None:
+    """``text`` up to the end of a JSON value written twice in a row (a small model writes the
+    same call over and over until the token cap), or None when it has no such repeat."""
+    decoder, at, previous = json.JSONDecoder(), 0, None
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        try:
+            value, at = decoder.raw_decode(text, at)
+        except ValueError:
+            return None
+        if previous is not None and value == previous:
+            return text[:at]
+        previous = value
+
+
 async def as_tool_calls(deltas: AsyncIterator[Delta], names: Sequence[str], *, prefix: str = "",
                         forced: bool = False) -> AsyncIterator[Delta]:
     """``deltas`` with an answer that calls tools turned into one ``tool_calls`` delta. Text that
     cannot be a call streams as it comes; text that may be one is held until the answer ends."""
     held: list[Delta] = []
-    deciding = True
+    deciding, cut = True, None
     async for delta in deltas:
         if delta.finish_reason is not None:
             held.append(delta)
@@ -120,7 +183,12 @@ async def as_tool_calls(deltas: AsyncIterator[Delta], names: Sequence[str], *, p
             continue
         held.append(delta)
         start = "".join(d.text for d in held).lstrip()
-        if forced or not start or any(s.startswith(start[:len(s)]) or start.startswith(s) for s in _CALL_STARTS):
+        if forced or _may_be_call(start):
+            cut = None if forced else written_twice(after_preamble(prefix + start))
+            if cut is not None:  # the same call again and again until the token cap: stop it here
+                await _close(deltas)
+                held.append(Delta("", FINISH_NORMAL, delta.prompt_tokens, delta.completion_tokens))
+                break
             continue
         deciding = False
         for d in held:
@@ -129,7 +197,7 @@ async def as_tool_calls(deltas: AsyncIterator[Delta], names: Sequence[str], *, p
     if not held:
         return
     last = held[-1]
-    calls = parse_calls(prefix + "".join(d.text for d in held), names)
+    calls = parse_calls(cut if cut is not None else prefix + "".join(d.text for d in held), names)
     if calls is None:
         for d in held:
             yield d
@@ -137,3 +205,92 @@ async def as_tool_calls(deltas: AsyncIterator[Delta], names: Sequence[str], *, p
     logprobs = [entry for d in held for entry in d.logprobs or ()]  # the call's tokens' (logprobs=True)
     yield Delta("", None, last.prompt_tokens, last.completion_tokens, tool_calls=calls, logprobs=logprobs or None)
     yield Delta("", FINISH_TOOL_CALLS, last.prompt_tokens, last.completion_tokens)
+
+
+# ---- the turn after a tool result ---------------------------------------------------------------
+
+#: what the platform adds to the last tool result when a model asks again for a call it already
+#: has the result of (measured in bench/agents_finish.py: the 0.5B and 1.5B Qwen models repeat the
+#: call after every result; with the tools withheld and this ask in the result turn both answered
+#: from the result in 5 of 5)
+AFTER_RESULT_ASK = "Answer my question from this result, in one plain sentence."
+
+
+def _call_key(name: Any, arguments: Any) -> tuple[str, str]:
+    try:
+        args = json.loads(arguments) if isinstance(arguments, str) else arguments
+    except ValueError:
+        args = arguments
+    return str(name), json.dumps(args, sort_keys=True, ensure_ascii=False)
+
+
+def answered_calls(messages: Sequence[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """The calls (name, arguments) of ``messages`` that a ``tool`` turn already answered."""
+    results = {m.get("tool_call_id") for m in messages if m.get("role") == "tool"}
+    return {_call_key((c.get("function") or {}).get("name"), (c.get("function") or {}).get("arguments"))
+            for m in messages for c in m.get("tool_calls") or () if c.get("id") in results}
+
+
+def follows_result(messages: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the turn to answer comes right after a tool result."""
+    return bool(messages) and messages[-1].get("role") == "tool"
+
+
+def closing_turn(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``messages`` with :data:`AFTER_RESULT_ASK` inside the last tool result."""
+    out = [dict(m) for m in messages]
+    out[-1]["content"] = f"{out[-1].get('content') or ''}\n\n{AFTER_RESULT_ASK}"
+    return out
+
+
+def _all_answered(answered: set[tuple[str, str]], calls: Sequence[Mapping[str, Any]]) -> bool:
+    return all(_call_key(c["function"]["name"], c["function"]["arguments"]) in answered for c in calls)
+
+
+def _repeats(answered: set[tuple[str, str]], text: str) -> bool:
+    """Whether ``text`` opens with a call the conversation already has the result of (whatever
+    follows it: a small model writes its schema or more calls after it)."""
+    stripped = _TAGGED.sub(lambda m: m.group(1), after_preamble(text).strip())
+    fenced = _FENCED.match(stripped)
+    body = (fenced.group(1) if fenced else stripped).lstrip()
+    try:
+        value, _ = json.JSONDecoder().raw_decode(body)
+    except ValueError:
+        return False
+    values = value if isinstance(value, list) else [value]
+    return bool(values) and all(isinstance(v, dict) and _call_key(v.get("name"), v.get("arguments",
+                                v.get("parameters", {}))) in answered for v in values)
+
+
+async def answer_after_result(first: AsyncIterator[Delta], messages: Sequence[Mapping[str, Any]],
+                              again: Callable[[list[dict[str, Any]]], AsyncIterator[Delta]]) -> AsyncIterator[Delta]:
+    """``first`` (an answer right after a tool result), unless it repeats a call the conversation
+    already has the result of (as ``tool_calls``, or written as text that opens with that call):
+    then the answer is asked ``again`` with no tools offered and :data:`AFTER_RESULT_ASK` in the
+    result turn. Text that cannot be a call streams as it comes; the usage counts both
+    generations."""
+    answered, spent = answered_calls(messages), None
+    held: list[Delta] = []
+    async for delta in first:
+        if delta.tool_calls is not None:
+            if _all_answered(answered, delta.tool_calls):
+                spent = delta
+                break
+        elif held or (delta.text.strip() and _may_be_call(delta.text)):
+            held.append(delta)  # text that may be a call written out: decided when it ends
+            if delta.finish_reason is None:
+                continue
+            if _repeats(answered, "".join(d.text for d in held)):
+                spent = delta
+                break
+            for d in held:
+                yield d
+            held = []
+            continue
+        yield delta
+    if spent is None:
+        return
+    await _close(first)
+    async for delta in again(closing_turn(messages)):
+        yield replace(delta, prompt_tokens=delta.prompt_tokens + spent.prompt_tokens,
+                      completion_tokens=delta.completion_tokens + spent.completion_tokens)

@@ -1,0 +1,161 @@
+"""``qfnb mcp``: the platform's abilities as an MCP server (the official ``mcp`` package's
+``MCPServer``), so a desktop agent can use the models and the user's datasets and evaluations.
+
+Tools: ``chat``, ``embeddings``, ``rerank``, ``dataset_info``, ``dataset_rows``,
+``evaluation_info`` and ``evaluation_results``. Each is one call of qfnb's SDK, so it reaches
+whatever qfnb is configured for: the local platform (started if none runs) or the cloud with the
+user's keys. Transports: stdio (what a desktop agent starts) or streamable HTTP on a loopback
+address (``--http``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+from qfnb.resources import ChatCompletion, Data, Embedding, Model, Reranker
+
+__all__ = ["build_server", "serve"]
+
+log = logging.getLogger("qfnb.agents.mcp_server")
+
+INSTRUCTIONS = ("qfnb: the Qianfan platform's models (chat, embeddings, rerank) and the user's datasets and "
+                "evaluation results. Models are named as on the platform; leave model out for the default.")
+#: the most rows one dataset_rows call returns, and the most texts one embeddings call takes
+MAX_ROWS, MAX_TEXTS = 100, 64
+
+
+def _body(resp: Any) -> dict[str, Any]:
+    body = getattr(resp, "body", resp)
+    return dict(body) if isinstance(body, dict) else {}
+
+
+def chat(prompt: str, model: str | None = None, system: str | None = None, max_tokens: int = 512,
+         temperature: float | None = None) -> str:
+    """Ask a chat model; returns its answer.
+
+    Args:
+        prompt: The user's message.
+        model: The platform's model name (default: the platform's default chat model).
+        system: An optional system instruction.
+        max_tokens: The most tokens the answer may have.
+        temperature: Sampling temperature (0 to 1); the model's default when left out.
+    """
+    fields: dict[str, Any] = {"max_output_tokens": max_tokens}
+    if system:
+        fields["system"] = system
+    if temperature is not None:
+        fields["temperature"] = temperature
+    resp = ChatCompletion().do(messages=[{"role": "user", "content": prompt}], model=model, **fields)
+    return str(_body(resp).get("result", ""))
+
+
+def embeddings(texts: list[str], model: str | None = None) -> dict[str, list[list[float]]]:
+    """Embed texts; returns ``{"embeddings": [...]}``, one vector per text, in order.
+
+    Args:
+        texts: The texts (at most 64).
+        model: The embedding model (default: the platform's).
+    """
+    if not texts or len(texts) > MAX_TEXTS:
+        raise ValueError(f"texts must hold 1 to {MAX_TEXTS} strings, not {len(texts)}")
+    data = _body(Embedding().do(texts=texts, model=model)).get("data") or []
+    return {"embeddings": [list(item["embedding"]) for item in data]}
+
+
+def rerank(query: str, documents: list[str], top_n: int | None = None,
+           model: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Rank documents by relevance to a query; returns ``{"results": [...]}``: index, document and
+    relevance score, best first.
+
+    Args:
+        query: What the documents should answer.
+        documents: The candidate texts.
+        top_n: How many to return (default: all).
+        model: The reranker (default: the platform's).
+    """
+    fields: dict[str, Any] = {"top_n": top_n} if top_n is not None else {}
+    results = _body(Reranker().do(query=query, documents=documents, model=model, **fields)).get("results") or []
+    return {"results": [{"index": r.get("index"), "document": r.get("document"),
+                         "relevance_score": r.get("relevance_score")} for r in results]}
+
+
+def dataset_info(dataset_id: str) -> dict[str, Any]:
+    """A dataset's description: name, type, size, versions and status.
+
+    Args:
+        dataset_id: The dataset's id on the platform.
+    """
+    return dict(_body(Data.get_dataset_info(dataset_id)).get("result") or {})
+
+
+def dataset_rows(dataset_id: str, offset: int = 0, limit: int = 20) -> dict[str, Any]:
+    """A page of a dataset's rows.
+
+    Args:
+        dataset_id: The dataset's id on the platform.
+        offset: The first row.
+        limit: How many rows (at most 100).
+    """
+    if not 1 <= limit <= MAX_ROWS:
+        raise ValueError(f"limit must be 1 to {MAX_ROWS}, not {limit}")
+    return dict(_body(Data.list_all_entity_in_dataset(dataset_id, offset=offset, page_size=limit)).get("result")
+                or {})
+
+
+def evaluation_info(eval_id: str) -> dict[str, Any]:
+    """An evaluation's description and summary scores.
+
+    Args:
+        eval_id: The evaluation's id on the platform.
+    """
+    return dict(_body(Model.get_evaluation_info(eval_id)).get("result") or {})
+
+
+def evaluation_results(eval_id: str) -> dict[str, Any]:
+    """An evaluation's results: the metrics of each evaluated model version.
+
+    Args:
+        eval_id: The evaluation's id on the platform.
+    """
+    result = _body(Model.get_evaluation_result(eval_id)).get("result")
+    return {"results": result} if isinstance(result, list) else dict(result or {})
+
+
+TOOLS = (chat, embeddings, rerank, dataset_info, dataset_rows, evaluation_info, evaluation_results)
+
+
+def _said(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` with its failures told to the agent (the server hides an unexpected error's text)."""
+    @functools.wraps(fn)
+    def tool(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # the agent reads the reason as the tool's error result
+            log.info("%s failed: %s", fn.__name__, exc)
+            raise ToolError(f"{type(exc).__name__}: {exc}") from exc
+
+    return tool
+
+
+def build_server() -> MCPServer:
+    """The MCP server with qfnb's tools."""
+    server: MCPServer = MCPServer("qfnb", instructions=INSTRUCTIONS)
+    for fn in TOOLS:
+        server.add_tool(_said(fn))
+    return server
+
+
+def serve(*, http: bool = False, host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Run the server until stopped: over stdio, or streamable HTTP at ``http://host:port/mcp``."""
+    server = build_server()
+    if http:
+        log.info("qfnb MCP server at http://%s:%d/mcp", host, port)
+        server.run("streamable-http", host=host, port=port)
+    else:
+        server.run("stdio")
