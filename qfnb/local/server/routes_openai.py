@@ -40,6 +40,7 @@ from qfnb.local.server.wire import json_body, now, parse, response_id
 from qfnb.protocol.daemon import MODEL_HEADER
 from qfnb.protocol.errors import ErrorCode, ProtocolError
 from qfnb.protocol.inference import CompletionRequest, EmbeddingRequest, OpenAIChatRequest, check_openai_chat
+from qfnb.protocol.openai_wire import check_encoding, drop_nulls, encode_vector, text_messages
 from qfnb.protocol.sse import DONE, encode_event
 
 log = logging.getLogger("qfnb.local.inference")
@@ -155,13 +156,14 @@ def refusal(exc: Exception) -> Response:
 
 async def _chat(request: Request, platform: Platform, body: dict[str, Any]) -> Response:
     req = parse(OpenAIChatRequest, body)
+    messages = text_messages(req.messages)  # the models read text: a media part is refused here, by name
     model = await offload(platform.resolve, "chat", req.model)
     engine = await chat_engine(platform, model)
     fields = engine_fields(body)
     if "tools" in fields and not getattr(engine, "can_call_tools", True):
         raise BodyError("tools", f"{model.name} cannot call tools: it is a base model without a chat template "
                         "(use an instruct model such as Qwen2.5-Coder-0.5B-Instruct)")
-    streams = answers(engine, req.messages, chat_params(req), fields, req.n)
+    streams = answers(engine, messages, chat_params(req), fields, req.n)
     rid, created = response_id("chatcmpl-"), now()
     answered = req.model if req.model.lower() in (model.name.lower(), model.endpoint.lower()) else model.name
     want_logprobs = bool(req.logprobs)
@@ -255,12 +257,12 @@ async def _events(streams: list[AsyncIterator[Any]], rid: str, model: str, creat
         finish = "tool_calls" if called[i] else v2_finish(tally.finish)
         last: dict[str, Any] = {**base, "choices": [{"index": i, "delta": {}, "logprobs": None,
                                                      "finish_reason": finish}]}
-        if include_usage and i == len(tallies) - 1:  # on the last chunk, as the platform's v2 sends it
-            usage = Tally()
-            usage.prompt = max(t.prompt for t in tallies)
-            usage.completion = sum(t.usage()["completion_tokens"] for t in tallies)
-            last["usage"] = usage.usage()
         yield encode_event(last)
+    if include_usage:  # a chunk of its own with no choices, as OpenAI sends it (where clients read it)
+        usage = Tally()
+        usage.prompt = max(t.prompt for t in tallies)
+        usage.completion = sum(t.usage()["completion_tokens"] for t in tallies)
+        yield encode_event({**base, "choices": [], "usage": usage.usage()})
     yield encode_event(DONE)
 
 
@@ -273,6 +275,7 @@ COMPLETION_FIELDS = ("model", "prompt", "stream", "temperature", "top_p", "max_t
 
 
 async def _completions(request: Request, platform: Platform, body: dict[str, Any]) -> Response:
+    body = drop_nulls(body)
     for key in body:
         if key not in COMPLETION_FIELDS:
             raise BodyError(key, f"is not supported by the local platform's completions API (supported: "
@@ -297,19 +300,19 @@ async def _completions(request: Request, platform: Platform, body: dict[str, Any
 
 
 async def _embeddings(request: Request, platform: Platform, body: dict[str, Any]) -> Response:
+    body = drop_nulls(body)
     for key in body:
         if key not in ("model", "input", "encoding_format", "user"):
             raise BodyError(key, "is not supported by the local platform's embeddings API (supported: model, "
-                            "input, encoding_format 'float', user)")
-    if body.get("encoding_format") not in (None, "float"):
-        raise BodyError("encoding_format", "the local platform answers 'float' vectors only")
+                            "input, encoding_format 'float' or 'base64', user)")
+    encoding = check_encoding(body.get("encoding_format"))
     texts = body.get("input")
     req = parse(EmbeddingRequest, {"input": [texts] if isinstance(texts, str) else texts})
     model = await offload(platform.resolve, "embeddings", str(body.get("model")))
     platform.note_loading(model)
     embedder = as_async_embedder(await offload(platform.registry.embedder, engine_endpoint(model)))
     vectors, tokens = await embedder.aembed(req.input)
-    data = [{"object": "embedding", "embedding": list(v), "index": i} for i, v in enumerate(vectors)]
+    data = [{"object": "embedding", "embedding": encode_vector(v, encoding), "index": i} for i, v in enumerate(vectors)]
     return JSONResponse({"object": "list", "data": data, "model": model.name,
                          "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
