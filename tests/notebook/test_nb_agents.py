@@ -317,7 +317,7 @@ def test_confirmation_waits_for_run_then_goes_on(ip, pub: RecordingPublisher, to
     box = _view(pub)
     pane, row = box.children
     question, run, _skip = row.children
-    assert "weather({&quot;city&quot;: &quot;Paris&quot;})" in question.value and row.layout.display is None
+    assert 'weather({"city": "Paris"})' in question.value and row.layout.display is None
     assert "waiting for Run or Skip" in pane.value
     run.click()
     assert ran == ["Paris"] and len(tools_backend.requests) == 2
@@ -393,7 +393,7 @@ def test_mcp_tools_are_offered_confirmed_and_run_like_notebook_functions(
         assert spec["name"] == "add" and spec["description"] == "Add two integers."
         assert spec["parameters"]["required"] == ["a", "b"]
         box = _view(pub)
-        assert "add({&quot;a&quot;: 2, &quot;b&quot;: 40})" in box.children[1].children[0].value, "asked first"
+        assert 'add({"a": 2, "b": 40})' in box.children[1].children[0].value, "asked first"
         assert len(tools_backend.requests) == 1
         box.children[1].children[1].click()  # Run
         assert tools_backend.requests[1].messages[-1] == {"role": "function", "name": "add", "content": "42"}
