@@ -1,0 +1,55 @@
+"""The conformance walk (issue 42, part 1): every request real client packages sent, as recorded by
+``tools/capture_clients.py`` into ``tests/clients/corpus/`` (openai, LangChain, openai-agents with
+both its chat and its default Responses model, pydantic-ai, anthropic), is answered by a daemon this
+test starts on the default local models, unchanged but for the model's name."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from qfnb.local.engines.llama_server import find_binary
+from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL
+
+pytestmark = [pytest.mark.real_model,
+              pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)")]
+pytest.importorskip("openai")
+
+CORPUS = Path(__file__).parent / "corpus"
+#: what each route's answer must hold
+ANSWERED = {"/v1/chat/completions": "choices", "/v1/embeddings": "data", "/v1/responses": "output",
+            "/v1/messages": "content", "/v1/messages/count_tokens": "input_tokens"}
+RECORDED = [pytest.param(json.loads(line), id=f"{path.stem}-{i}")
+            for path in sorted(CORPUS.glob("*.jsonl"))
+            for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()) if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    import qfnb
+    from qfnb._core.backend import daemon
+
+    data = tmp_path_factory.mktemp("conformance") / "data"
+    sdk = qfnb.openai_client(data_dir=data)
+    yield str(sdk.base_url).rstrip("/").removesuffix("/v1"), sdk.api_key
+    daemon.stop_daemon(data, force=True, timeout=30)
+
+
+def test_the_corpus_covers_every_client() -> None:
+    assert {p.stem for p in CORPUS.glob("*.jsonl")} >= {"openai", "langchain", "openai-agents", "pydantic-ai",
+                                                        "anthropic"}
+
+
+@pytest.mark.parametrize("recorded", RECORDED)
+def test_each_recorded_request_is_answered(platform: tuple[str, str], recorded: dict[str, Any]) -> None:
+    url, key = platform
+    text = json.dumps(recorded["body"]).replace("{model}", LOCAL_CHAT_MODEL).replace("{embedder}",
+                                                                                      LOCAL_EMBEDDING_MODEL)
+    resp = httpx.post(url + recorded["path"], content=text, timeout=300,
+                      headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    assert resp.status_code == 200, resp.text
+    assert ANSWERED[recorded["path"]] in resp.json()
