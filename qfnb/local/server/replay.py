@@ -19,7 +19,8 @@ import ipaddress
 import re
 import threading
 import time
-from typing import Any
+
+from starlette.requests import HTTPConnection
 
 from qfnb.protocol.signing import parse_bce_date
 
@@ -43,9 +44,9 @@ def changes_state(method: str, path: str, action: str | None) -> bool:
     return False
 
 
-def from_loopback(request: Any) -> bool:
+def from_loopback(request: HTTPConnection) -> bool:
     """Whether the request came from this machine's loopback interface."""
-    client = getattr(request, "client", None)
+    client = request.client
     try:
         return client is not None and ipaddress.ip_address(client.host).is_loopback
     except ValueError:
