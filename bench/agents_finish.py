@@ -6,7 +6,8 @@ their docs show them for an OpenAI-compatible server, against ``qfnb serve`` sta
 
 Each run asks about the weather in one city; the one tool answers a temperature drawn for that
 run (a figure the model cannot know). A run *finishes* when the framework returns a final text
-answer within its own step limit, and *uses the result* when that answer holds the drawn figure.
+answer within its own step limit, and *uses the result* when the tool ran and that answer holds
+the drawn figure.
 Target: >= 4 of 5 runs finish and use the result, for each framework. Also printed: the model
 calls per run (the tool called again after its result is the failure this measures) and the
 wall time. Say the load average you ran it at (printed at the start and the end).
@@ -54,7 +55,7 @@ class Run:
 
     @property
     def used_result(self) -> bool:
-        return self.finished and str(self.figure) in self.output
+        return self.finished and self.calls > 0 and str(self.figure) in self.output
 
 
 def _weather(run: Run) -> Callable[[str], str]:
@@ -125,8 +126,10 @@ def main() -> None:
     ap.add_argument("--framework", default="pydantic-ai,openai-agents")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--gguf", help="a GGUF file to add to the platform as --model before it starts")
+    ap.add_argument("--template", help="with --gguf: a chat template file to use instead of the GGUF's own")
     args = ap.parse_args()
     log_to_stdout()
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # each run's closed loop: its clients' late cleanup
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped bench stops its daemon too
     import qfnb
     from qfnb._core.backend import daemon
@@ -136,7 +139,8 @@ def main() -> None:
         data = Path(tmp) / "data"
         if args.gguf:
             subprocess.run([sys.executable, "-m", "qfnb.cli", "models", "add", args.gguf, "--name", args.model,
-                            "--data-dir", str(data)], check=True)
+                            "--data-dir", str(data), *(["--template", args.template] if args.template else [])],
+                           check=True)
         try:
             client: Any = qfnb.openai_client(data_dir=data)
             base_url, key = str(client.base_url).rstrip("/"), client.api_key

@@ -19,6 +19,7 @@ import pandas as pd
 from qfnb._core.errors import ValidationError
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import ProgressArg
+from qfnb.protocol.safe_html import clean, escape
 
 from ._arrow import frame_from_arrow, frame_from_huggingface
 from ._batchjob import platform_version, run_as_job
@@ -272,9 +273,9 @@ class Dataset(Table, OnlineOps):
 
     def _repr_html_(self) -> str:
         if self._df is None and self.qianfan_dataset_id is not None:
-            return f"<div><b>Dataset</b> {self.qianfan_dataset_id} on the platform (not downloaded)</div>"
-        head = self._frame().head(10).map(_cut).to_html()  # (to_html takes no max_colwidth)
-        return f"<div><b>Dataset</b> — {len(self)} rows</div>{head}"
+            return f"<div><b>Dataset</b> {escape(self.qianfan_dataset_id)} on the platform (not downloaded)</div>"
+        head = self._frame().head(10).map(_cut).to_html()  # (to_html takes no max_colwidth; it escapes cells)
+        return clean(f"<div><b>Dataset</b> — {len(self)} rows</div>{head}")
 
     # ---- validation & saving ------------------------------------------------------------
 

@@ -24,6 +24,7 @@ import pandas as pd
 
 from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.record.cache import cache_mode
+from qfnb.protocol.safe_html import clean, escape
 from qfnb.resources import ChatCompletion, Completion
 
 from ._infer import prompts_of
@@ -131,9 +132,9 @@ class StressTestResult:
         return StressTestResult(self.target, [*self.rounds, *other.rounds], other.stopped or self.stopped)
 
     def _repr_html_(self) -> str:
-        note = f"<p>stopped: {self.stopped}</p>" if self.stopped else ""
+        note = f"<p>stopped: {escape(self.stopped)}</p>" if self.stopped else ""
         table: str = self.to_pandas().round(3).to_html(index=False)
-        return f"<p>stress test of {self.target}</p>" + table + note
+        return clean(f"<p>stress test of {escape(self.target)}</p>" + table + note)
 
     def __repr__(self) -> str:
         return f"StressTestResult({self.target}, {len(self.rounds)} rounds)\n{self.to_pandas().round(3)}"

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from qfnb.protocol.safe_html import clean
+
 from . import stats as st
 from ._errors import invalid
 from ._words import BETTER, NO_DIFF, SAME, TOO_FEW, UNSURE, WORSE, format_p
@@ -210,7 +212,7 @@ class Comparison:
         return comparison_html(self, styles or {}, max_flips)
 
     def _repr_html_(self) -> str:
-        return self.to_html()
+        return clean(self.to_html())
 
     def __repr__(self) -> str:
         return "\n".join([f"Comparison vs {self.baseline}", *self.sentences, self.method_note, *self.notes])

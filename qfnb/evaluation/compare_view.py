@@ -11,13 +11,14 @@ theme's), so it inherits the page's text colour.
 from __future__ import annotations
 
 import base64
-import html
 import io
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
+
+from qfnb.protocol.safe_html import escape
 
 from ._words import BETTER, WORSE, format_p
 from .stats import Interval
@@ -72,12 +73,17 @@ def forest_figure(comparison: ComparisonView, ink: str = INK) -> Figure:
     """One panel per metric; per compared model a point (the mean difference) with its CI as
     error bars, a line at 0 (no difference); green = better, orange = worse, blue = not shown
     to differ."""
+    import matplotlib as mpl  # deferred: loads matplotlib (`import qfnb.evaluation` does not)
     from matplotlib.figure import Figure
 
-    metrics = comparison.metrics
-    models = comparison.models
+    metrics, models = comparison.metrics, comparison.models
     height = sum(0.55 + 0.42 * len(models) for _ in metrics) + 0.4
-    fig = Figure(figsize=(6.4, height), layout="constrained")
+    with mpl.rc_context({"text.parse_math": False}):  # model and metric names: "$" is text, not mathtext
+        return _forest(comparison, ink, Figure(figsize=(6.4, height), layout="constrained"))
+
+
+def _forest(comparison: ComparisonView, ink: str, fig: Figure) -> Figure:
+    metrics, models = comparison.metrics, comparison.models
     fig.patch.set_alpha(0.0)
     axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
     for ax, metric in zip(axes, metrics, strict=True):
@@ -126,7 +132,7 @@ def _cell(value: Any, style: str) -> str:
     if isinstance(value, float):
         text = "\u2014" if not math.isfinite(value) else f"{value:.4f}"
     else:
-        text = html.escape("" if value is None else str(value))
+        text = escape("" if value is None else str(value))
     return f'<td style="{style}">{text}</td>'
 
 
@@ -142,7 +148,7 @@ def _wrap(text: str) -> str:
 
 def _table(frame: pd.DataFrame, styles: Mapping[str, str], cls: str) -> str:
     th = styles.get("cell", "text-align:left;padding:2px 8px")
-    head = "".join(f'<th style="{th}">{html.escape(str(c))}</th>' for c in frame.columns)
+    head = "".join(f'<th style="{th}">{escape(str(c))}</th>' for c in frame.columns)
     body = []
     for row in frame.itertuples(index=False):
         cells = []
@@ -175,10 +181,10 @@ def summary_frame(comparison: ComparisonView) -> pd.DataFrame:
 def comparison_html(comparison: ComparisonView, styles: Mapping[str, str], max_flips: int = 5) -> str:
     """The report: sentences, the table, the forest plot and the changed items side by side."""
     muted = styles.get("muted", "opacity:0.75")
-    parts = [f'<div class="qfnb-compare"><h4>Comparison with {html.escape(comparison.baseline)}</h4><ul>']
-    parts += [f"<li>{html.escape(s)}</li>" for s in comparison.sentences]
-    parts.append(f'</ul><p style="{muted};font-size:0.85em">{html.escape(comparison.method_note)}</p>')
-    parts += [f'<p style="{muted};font-size:0.85em">{html.escape(n)}</p>' for n in comparison.notes]
+    parts = [f'<div class="qfnb-compare"><h4>Comparison with {escape(comparison.baseline)}</h4><ul>']
+    parts += [f"<li>{escape(s)}</li>" for s in comparison.sentences]
+    parts.append(f'</ul><p style="{muted};font-size:0.85em">{escape(comparison.method_note)}</p>')
+    parts += [f'<p style="{muted};font-size:0.85em">{escape(n)}</p>' for n in comparison.notes]
     parts.append(_table(summary_frame(comparison), styles, "qfnb-compare-table"))
     png = base64.b64encode(figure_png(comparison.plot())).decode()
     parts.append(f'<img class="qfnb-forest" alt="differences with confidence intervals" '
@@ -191,8 +197,8 @@ def comparison_html(comparison: ComparisonView, styles: Mapping[str, str], max_f
             row = comparison.row(model, metric)
             what = "flipped" if row.kind == "pass/fail" else "changed"
             n = min(max_flips, len(flips))
-            parts.append(f"<details><summary>{html.escape(model)} vs {html.escape(comparison.baseline)} on "
-                         f"{html.escape(metric)}: {len(flips)} item(s) {what} (largest first, {n} shown)</summary>")
+            parts.append(f"<details><summary>{escape(model)} vs {escape(comparison.baseline)} on "
+                         f"{escape(metric)}: {len(flips)} item(s) {what} (largest first, {n} shown)</summary>")
             parts.append(_table(flips.head(max_flips), styles, "qfnb-flips") + "</details>")
     parts.append("</div>")
     return "".join(parts)

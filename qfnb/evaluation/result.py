@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -12,6 +11,7 @@ import pandas as pd
 
 from qfnb._core.runtime import sync
 from qfnb.protocol import textmetrics as tm
+from qfnb.protocol.safe_html import clean, escape
 
 from . import stats as st
 from .compare import compare_samples
@@ -323,33 +323,37 @@ class EvaluationResult:
     # -- display -----------------------------------------------------------------------------
     def plot(self, metrics: Sequence[str] | None = None) -> Figure:
         """A matplotlib ``Figure``: one panel per metric, one bar per model (no pyplot state)."""
+        import matplotlib as mpl  # deferred: loads matplotlib (`import qfnb.evaluation` does not)
         from matplotlib.figure import Figure
 
-        frame = self.metrics_df
-        names = [m for m in (metrics or list(frame.columns)) if m in frame.columns]
-        if not names:
-            raise ValueError("no numeric metrics to plot")
-        ncols = min(3, len(names))
-        nrows = -(-len(names) // ncols)
-        fig = Figure(figsize=(4.0 * ncols, 3.0 * nrows), layout="constrained")
-        axes = fig.subplots(nrows, ncols, squeeze=False)
-        colors = [f"C{i % 10}" for i in range(len(frame.index))]
-        for ax, name in zip(axes.flat, names, strict=False):
-            values = frame[name]
-            bars = ax.bar(range(len(values)), values.fillna(0.0).to_list(), color=colors)
-            ax.bar_label(bars, labels=[f"{v:.3f}" if pd.notna(v) else "n/a" for v in values], fontsize=8)
-            ax.set_title(name)
-            ax.set_xticks(range(len(values)), [str(t) for t in frame.index], rotation=20, ha="right",
-                          fontsize=8)
-            ax.margins(y=0.15)
-        for ax in list(axes.flat)[len(names):]:
-            ax.set_visible(False)
-        fig.suptitle("Evaluation: metrics per model")
-        return fig
+        with mpl.rc_context({"text.parse_math": False}):  # model and metric names: "$" is text
+            frame = self.metrics_df
+            names = [m for m in (metrics or list(frame.columns)) if m in frame.columns]
+            if not names:
+                raise ValueError("no numeric metrics to plot")
+            ncols = min(3, len(names))
+            nrows = -(-len(names) // ncols)
+            fig = Figure(figsize=(4.0 * ncols, 3.0 * nrows), layout="constrained")
+            axes = fig.subplots(nrows, ncols, squeeze=False)
+            colors = [f"C{i % 10}" for i in range(len(frame.index))]
+            for ax, name in zip(axes.flat, names, strict=False):
+                values = frame[name]
+                bars = ax.bar(range(len(values)), values.fillna(0.0).to_list(), color=colors)
+                ax.bar_label(bars, labels=[f"{v:.3f}" if pd.notna(v) else "n/a" for v in values], fontsize=8)
+                ax.set_title(name)
+                ax.set_xticks(range(len(values)), [str(t) for t in frame.index], rotation=20, ha="right",
+                              fontsize=8)
+                ax.margins(y=0.15)
+            for ax in list(axes.flat)[len(names):]:
+                ax.set_visible(False)
+            fig.suptitle("Evaluation: metrics per model")
+            return fig
 
     def _styled_html(self, frame: pd.DataFrame, highlight: bool) -> str:
         try:
-            styler = frame.style.format(precision=4, na_rep="—")
+            # Styler writes cells, index and headers verbatim unless told: dataset and model text is escaped
+            styler = frame.style.format(precision=4, na_rep="—", escape="html").format_index(escape="html", axis=0)
+            styler = styler.format_index(escape="html", axis=1)
             if highlight and len(frame.index) > 1:
                 styler = styler.highlight_max(axis=0, props="font-weight:bold;background-color:#d9f2d9")
             return str(styler.set_table_attributes('class="qfnb-eval"').to_html())
@@ -361,9 +365,9 @@ class EvaluationResult:
         if not self.samples.empty:
             parts.append(f", {self.samples['index'].nunique()} sample(s)")
         if self.task_id:
-            parts.append(f", platform task {html.escape(str(self.task_id))}")
+            parts.append(f", platform task {escape(str(self.task_id))}")
         if self.state:
-            parts.append(f" [{html.escape(str(self.state))}]")
+            parts.append(f" [{escape(str(self.state))}]")
         parts.append("</h4>")
         metrics = self.metrics_df
         parts.append(self._styled_html(metrics, True) if not metrics.empty else "<p>No metrics.</p>")
@@ -372,7 +376,7 @@ class EvaluationResult:
             parts.append(f"<h5>Samples (first {min(max_rows, len(samples))} of {len(samples)})</h5>")
             parts.append(self._styled_html(samples.head(max_rows), False))
         parts.append("</div>")
-        return "".join(parts)
+        return clean("".join(parts))
 
     def __repr__(self) -> str:
         head = f"EvaluationResult({len(self.metrics)} model(s), {self.samples['index'].nunique()} sample(s)"

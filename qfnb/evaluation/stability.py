@@ -13,7 +13,6 @@ From a result whose items were each answered several times (``repeats=N``):
 
 from __future__ import annotations
 
-import html
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from qfnb.protocol.safe_html import clean, escape
 from qfnb.protocol.textmetrics import normalize
 
 from . import stats as st
@@ -71,11 +71,11 @@ class Stability:
 
     def _repr_html_(self) -> str:
         parts = [f"<div class='qfnb-stability'><h4>Stability over {self.repeats} repeats</h4><ul>"]
-        parts += [f"<li>{html.escape(s)}</li>" for s in self.sentences]
+        parts += [f"<li>{escape(s)}</li>" for s in self.sentences]
         parts.append("</ul>")
         parts.append(self.summary.to_html(index=False, float_format=lambda v: f"{v:.4f}"))
         parts.append("</div>")
-        return "".join(parts)
+        return clean("".join(parts))
 
     def __repr__(self) -> str:
         return "\n".join([f"Stability over {self.repeats} repeats", *self.sentences])

@@ -1,4 +1,4 @@
-"""Typed bases for the ipywidgets containers qfnb subclasses.
+"""Typed bases for the ipywidgets containers qfnb subclasses, and the one HTML widget it uses.
 
 ipywidgets ships no type information; at run time these are its own ``HBox`` and ``VBox``, and
 mypy sees the members qfnb's widgets use of them.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
+
+from qfnb.protocol.safe_html import clean
 
 if TYPE_CHECKING:
 
@@ -26,7 +28,26 @@ if TYPE_CHECKING:
     class VBox(Box):
         """``ipywidgets.VBox``."""
 
-else:
-    from ipywidgets import HBox, VBox
+    class SafeHTML:
+        """``ipywidgets.HTML`` whose value is always :func:`qfnb.protocol.safe_html.clean`'s."""
 
-__all__ = ["HBox", "VBox"]
+        value: str
+        layout: Any
+
+        def __init__(self, value: str = "", **kwargs: Any) -> None: ...
+        def add_class(self, name: str, /) -> Self: ...
+
+else:
+    from ipywidgets import HTML, HBox, VBox
+    from traitlets import validate
+
+    class SafeHTML(HTML):  # type: ignore[misc]
+        """``ipywidgets.HTML`` whose value is always :func:`qfnb.protocol.safe_html.clean`'s: the
+        front end sets it as ``innerHTML``, live and from the state saved in the notebook."""
+
+        @validate("value")
+        def _clean(self, proposal: Any) -> str:
+            return clean(str(proposal["value"]))
+
+
+__all__ = ["HBox", "SafeHTML", "VBox"]

@@ -8,7 +8,6 @@ lists the tasks, and an Interrupt stops only the bar (the job goes on, and the b
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from qfnb.notebook._ipython import (
     sampling_arguments,
 )
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
+from qfnb.protocol.safe_html import clean, escape
 from qfnb.resources.batch_job import BatchJob, JobState, record_job
 
 
@@ -54,11 +54,11 @@ def progress_html(state: JobState, note: str = "") -> str:
         note = f"runs on the platform: %qfbatch --attach {state.task_id} shows it from any kernel"
     if not state.finished:  # no kernel updates this line once the one that drew it is gone: say when it was true
         note += f" · snapshot {time.strftime('%Y-%m-%d %H:%M:%S')}, not live"
-    extra = f"<div style='color:var(--jp-ui-font-color2,#595959)'>{html.escape(note)}</div>" if note else ""
+    extra = f"<div style='color:var(--jp-ui-font-color2,#595959)'>{escape(note)}</div>" if note else ""
     # the theme's colours: a pale track on a dark page was a glaring white bar
-    return (f"<div class='qfnb-batch'><div style='background:var(--jp-layout-color3,#e0e0e0);width:320px;"
-            f"height:8px'><div style='background:var(--jp-brand-color1,#1976d2);width:{share:.1f}%;height:8px'>"
-            f"</div></div><code>{html.escape(progress_text(state))}</code>{extra}</div>")
+    return clean(f"<div class='qfnb-batch'><div style='background:var(--jp-layout-color3,#e0e0e0);width:320px;"
+                 f"height:8px'><div style='background:var(--jp-brand-color1,#1976d2);width:{share:.1f}%;height:8px'>"
+                 f"</div></div><code>{escape(progress_text(state))}</code>{extra}</div>")
 
 
 class Bar:

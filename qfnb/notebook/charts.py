@@ -6,9 +6,10 @@ light, dark and high-contrast themes (and in exported HTML) without knowing whic
 
 from __future__ import annotations
 
+import functools
 import io
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ParamSpec
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -16,10 +17,26 @@ from matplotlib.ticker import MaxNLocator
 
 #: Readable on white (4.6:1) and on JupyterLab's dark page (#111: 4.3:1); series colours likewise.
 INK = "#7a7a7a"
+P = ParamSpec("P")
 SERIES = ("#3b8fd9", "#e8833a", "#3aa655", "#c678dd", "#d6a419")
 _RC: Any = {  # matplotlib rcParams
     "text.color": INK, "axes.labelcolor": INK, "axes.edgecolor": INK, "xtick.color": INK, "ytick.color": INK,
-    "grid.color": INK, "axes.facecolor": "none", "figure.facecolor": "none", "savefig.transparent": True}
+    "grid.color": INK, "axes.facecolor": "none", "figure.facecolor": "none", "savefig.transparent": True,
+    # labels are model names and data: a "$" is a dollar sign, never mathtext (which raised on "$$\\href…")
+    "text.parse_math": False}
+
+
+def _themed(chart: Callable[P, bytes]) -> Callable[P, bytes]:
+    """Draw ``chart`` under the theme's rcParams: every text it makes takes them when it is made."""
+
+    @functools.wraps(chart)
+    def drawn(*args: P.args, **kwargs: P.kwargs) -> bytes:
+        import matplotlib as mpl
+
+        with mpl.rc_context(_RC):
+            return chart(*args, **kwargs)
+
+    return drawn
 
 
 def _figure(size: tuple[float, float]) -> Figure:
@@ -41,6 +58,7 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+@_themed
 def loss_chart(points: Sequence[tuple[int, float]], *, title: str = "training loss",
                eval_points: Sequence[tuple[int, float]] = ()) -> bytes:
     """The training loss by step; with ``eval_points`` (the held-out split's loss) both curves and a legend."""
@@ -75,6 +93,7 @@ def loss_chart(points: Sequence[tuple[int, float]], *, title: str = "training lo
     return _png(fig)
 
 
+@_themed
 def metric_bars(table: Mapping[str, Mapping[str, float]], *, title: str = "evaluation") -> bytes:
     """Grouped bars: ``{metric: {run_name: value}}`` -> one group per metric, one bar per run."""
     metrics = list(table)
@@ -98,6 +117,7 @@ def metric_bars(table: Mapping[str, Mapping[str, float]], *, title: str = "evalu
     return _png(fig)
 
 
+@_themed
 def usage_bars(table: Mapping[str, Mapping[str, float]], *, title: str = "tokens") -> bytes:
     """Stacked horizontal bars: ``{group: {kind: tokens}}`` (kinds such as prompt, completion,
     trained, saved), one bar per group, the kinds in the order of the first group's."""
@@ -118,6 +138,7 @@ def usage_bars(table: Mapping[str, Mapping[str, float]], *, title: str = "tokens
     return _png(fig)
 
 
+@_themed
 def stress_chart(rows: Sequence[Mapping[str, float]], *, title: str = "stress test") -> bytes:
     """Latency (TTFT p50, latency p50/p90/p99) and throughput (all users' output tokens/s, one
     stream's OTPS, QPS) against concurrent users, one point per round (the rows of

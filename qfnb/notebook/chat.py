@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from qfnb import resources
-from qfnb.notebook import _fmt, _theme
+from qfnb.notebook import _theme
 from qfnb.notebook.sampling import SamplingOptions
 from qfnb.notebook.sessions import ChatSession, SessionHistory, SessionList, SessionStore
+from qfnb.protocol.safe_html import clean, escape, markdown
 from qfnb.resources.defaults import default_model
 from qfnb.resources.where import backend
 
@@ -192,7 +193,7 @@ class ChatAnswer:
     @property
     def footer_html(self) -> str:
         """The footer for Markdown/HTML outputs: the same line, its replay part as :func:`cached_badge`."""
-        text = _fmt.esc(self._footer(cached=False))
+        text = escape(self._footer(cached=False))
         return f"{text} · {cached_badge(self.cached_age)}" if self.done and self.cached_age is not None else text
 
     def _footer(self, *, cached: bool) -> str:
@@ -234,12 +235,9 @@ class ChatAnswer:
         return render_answers([self])
 
 
-def _md_to_html(text: str) -> str:
-    try:
-        import mistune
-    except ImportError:  # pragma: no cover - mistune comes with nbconvert / jupyterlab
-        return f'<div style="white-space: pre-wrap">{_fmt.esc(text)}</div>'
-    return str(mistune.create_markdown(escape=True)(text))  # raw HTML in answers is escaped
+def answer_html(text: str) -> str:
+    """A model's Markdown answer as HTML through the one sanitising renderer (nothing in it runs)."""
+    return markdown(text)
 
 
 def _saved_provenance(answer: ChatAnswer) -> dict[str, Any]:
@@ -285,8 +283,9 @@ def close_fences(text: str) -> str:
 
 
 def render_answers(answers: Sequence[ChatAnswer]) -> tuple[dict[str, str], dict[str, Any]]:
-    """A mimebundle (text/plain always; Markdown for one answer, HTML columns for several); its
-    metadata records each answer's provenance, so a saved notebook says what produced it."""
+    """A mimebundle (text/plain always; sanitised HTML: one answer's Markdown rendered, or columns
+    for several); its metadata records each answer's provenance, so a saved notebook says what
+    produced it. Never ``text/markdown``: JupyterLab shows a live output's Markdown with its raw HTML."""
     meta: dict[str, Any] = {"qfnb": {"models": [a.model for a in answers]}}
     if any(a.done for a in answers):
         meta["qfnb"]["provenance"] = [_saved_provenance(a) for a in answers]
@@ -299,17 +298,19 @@ def render_answers(answers: Sequence[ChatAnswer]) -> tuple[dict[str, str], dict[
     if len(answers) == 1:
         a = answers[0]
         cursor = " ▌" if not a.done else ""
-        data["text/markdown"] = f"{close_fences(a.text + cursor)}\n\n<sub>{a.footer_html}</sub>"
+        data["text/html"] = clean(
+            f'<div class="qfnb-answer">{answer_html(close_fences(a.text + cursor))}'
+            f'<div class="qfnb-footer" style="color:{_theme.TEXT_MUTED};font-size:85%">{a.footer_html}</div></div>')
         return data, meta
     cols = []
     for a in answers:
-        body = _md_to_html(a.text) if a.text else ("<i>waiting…</i>" if not a.done else "")
+        body = answer_html(a.text) if a.text else ("<i>waiting…</i>" if not a.done else "")
         if a.error is not None:
-            body += f'<pre class="qfnb-error" style="color:{_theme.ERROR}">{_fmt.esc(error_line(a))}</pre>'
+            body += f'<pre class="qfnb-error" style="color:{_theme.ERROR}">{escape(error_line(a))}</pre>'
         cols.append(
             f'<div style="flex:1;min-width:0;border:1px solid {_theme.BORDER};border-radius:6px;padding:6px 10px;'
-            f'color:{_theme.TEXT}"><b>{_fmt.esc(a.model)}</b>{body}'
+            f'color:{_theme.TEXT}"><b>{escape(a.model)}</b>{body}'
             f'<div class="qfnb-footer" style="color:{_theme.TEXT_MUTED};font-size:85%">{a.footer_html}</div></div>'
         )
-    data["text/html"] = f'<div class="qfnb-chat" style="display:flex;gap:10px">{"".join(cols)}</div>'
+    data["text/html"] = clean(f'<div class="qfnb-chat" style="display:flex;gap:10px">{"".join(cols)}</div>')
     return data, meta

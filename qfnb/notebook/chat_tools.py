@@ -27,11 +27,13 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 
 from qfnb.agents import Decision, FunctionTool, Reply, ToolCall, ToolDescriptionError, ToolLoop
-from qfnb.notebook import _fmt, _theme, chat, chat_runner
+from qfnb.notebook import _theme, chat, chat_runner
 from qfnb.notebook._checks import split_csv
 from qfnb.notebook._ipython import live_display
 from qfnb.notebook.chat_cell import build_cell_requests
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
+from qfnb.protocol.model_names import LOCAL_TOOL_MODEL
+from qfnb.protocol.safe_html import clean, escape
 from qfnb.protocol.tools import openai_history_as_v1
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -125,13 +127,11 @@ def _steps_line(loop: ToolLoop) -> str:
 
 
 def render(cell: ToolsCell) -> tuple[str, str]:
-    """The cell's view as (markdown, plain text): each call with its result, then the answer."""
-    loop, md, plain = cell.loop, [], []
+    """The cell's view as (sanitised HTML, plain text): each call with its result, then the answer."""
+    loop, plain = cell.loop, []
     for n, call in enumerate(loop.calls, 1):
         result = "" if call.result is None else f" → {call.result}"
         plain.append(f"[{n}] {_MARK[call.status]} {call.line()}{result}")
-        md.append(f"**{n}.** `{call.line()}` {_MARK[call.status]}"
-                  + (f"<br>→ <code>{_fmt.esc(call.result[:500])}</code>" if call.result is not None else ""))
     a = cell.total_answer()
     if a is not None and (loop.done or not loop.pending):
         text = a.text if a.done or a.text else ""
@@ -139,32 +139,32 @@ def render(cell: ToolsCell) -> tuple[str, str]:
         stopped = f"\n[stopped] {loop.stopped}" if loop.stopped else ""
         if loop.done:
             plain.append(f"{text}{err}{stopped}\n-- {a.footer} · {_steps_line(loop)}")
-            md.append(f"{text}{_fmt.esc(err + stopped)}\n\n<sub>{a.footer_html} · {_steps_line(loop)}</sub>")
         elif not loop.calls or loop.calls[-1].status != "asked":
             plain.append(f"… {a.footer}")
-            md.append(f"<sub>{_fmt.esc(a.footer)}</sub>")
-    return "\n\n".join(md) or "…", "\n".join(plain) or "…"
+    return render_html(cell), "\n".join(plain) or "…"
 
 
 def render_html(cell: ToolsCell) -> str:
-    """The widget pane's HTML: each call with its result, then the answer and its footer."""
+    """The view's HTML: each call with its result, then the answer and its footer (sanitised)."""
     loop, parts = cell.loop, []
     for n, call in enumerate(loop.calls, 1):
-        result = (f'<br><span style="color:{_theme.TEXT_MUTED}">→</span> <code>{_fmt.esc(call.result[:500])}</code>'
-                  if call.result is not None else "")
-        parts.append(f"<div><b>{n}.</b> <code>{_fmt.esc(call.line())}</code> {_MARK[call.status]}{result}</div>")
+        result = (f'<br><span style="color:{_theme.TEXT_MUTED}">→</span> '
+                  f"<code>{escape(call.result[:500])}</code>" if call.result is not None else "")
+        parts.append(f"<div><b>{n}.</b> <code>{escape(call.line())}</code> "
+                     f"{escape(_MARK[call.status])}{result}</div>")
     a = cell.total_answer()
     footer = f'<div class="qfnb-footer" style="color:{_theme.TEXT_MUTED};font-size:85%">'
     if a is not None and loop.done:
-        parts.append(chat._md_to_html(a.text) if a.text else "")
+        parts.append(chat.answer_html(a.text) if a.text else "")
         if a.error is not None:
-            parts.append(f'<pre class="qfnb-error" style="color:{_theme.ERROR}">{_fmt.esc(chat.error_line(a))}</pre>')
+            parts.append(f'<pre class="qfnb-error" style="color:{_theme.ERROR}">'
+                         f"{escape(chat.error_line(a))}</pre>")
         if loop.stopped:
-            parts.append(f'<pre class="qfnb-error" style="color:{_theme.ERROR}">{_fmt.esc(loop.stopped)}</pre>')
+            parts.append(f'<pre class="qfnb-error" style="color:{_theme.ERROR}">{escape(loop.stopped)}</pre>')
         parts.append(f"{footer}{a.footer_html} · {_steps_line(loop)}</div>")
     elif a is not None and loop.pending is None:
-        parts.append(f"{footer}{_fmt.esc(a.footer)}</div>")
-    return f'<div style="color:{_theme.TEXT}">{"".join(parts) or "…"}</div>'
+        parts.append(f"{footer}{escape(a.footer)}</div>")
+    return clean(f'<div class="qfnb-tools-steps" style="color:{_theme.TEXT}">{"".join(parts) or "…"}</div>')
 
 
 def _wait_for_click(call: ToolCall) -> Decision:
@@ -180,11 +180,13 @@ class ToolsView:
     """The widget form (Run / Skip): an HTML pane of the steps and a confirmation row."""
 
     def __init__(self, cell: ToolsCell, finish: Callable[[ToolsCell], None]) -> None:
-        import ipywidgets as w
+        import ipywidgets as w  # deferred: loads ipywidgets (`%load_ext qfnb` does not)
+
+        from qfnb.notebook._ipywidgets import SafeHTML  # deferred: loads ipywidgets
 
         self.cell, self.finish = cell, finish
-        self.pane = w.HTML()
-        self.question = w.HTML()
+        self.pane = SafeHTML()
+        self.question = SafeHTML()
         self.run_button = w.Button(description="Run", button_style="primary", icon="play")
         self.skip_button = w.Button(description="Skip", icon="forward")
         self.run_button.on_click(lambda _b: self._decide(run=True))
@@ -200,8 +202,8 @@ class ToolsView:
         call = self.cell.loop.pending
         self.row.layout.display = None if call is not None else "none"
         if call is not None:
-            self.question.value = (f'<span style="color:{_theme.TEXT}">Run <code>{_fmt.esc(call.line())}</code>?'
-                                   "</span>")
+            line = escape(call.line())
+            self.question.value = f'<span style="color:{_theme.TEXT}">Run <code>{line}</code>?</span>'
 
     def _decide(self, *, run: bool) -> None:
         loop = self.cell.loop
@@ -272,9 +274,20 @@ def _tools_of(magics: ChatCellHost, args: argparse.Namespace) -> dict[str, Funct
     return tools
 
 
+def _prefer_tool_model(magics: ChatCellHost, args: argparse.Namespace) -> None:
+    """With no ``-m``/``--endpoint`` and no configured default: the tool model
+    (:data:`LOCAL_TOOL_MODEL`, chosen by measurement) when the platform lists it."""
+    if args.model or args.endpoint or magics.default_model:
+        return
+    listing = magics.names.get(wait=3.0)
+    if listing is not None and LOCAL_TOOL_MODEL in listing.names("chat"):
+        args.model = [LOCAL_TOOL_MODEL]
+
+
 def run_tools_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) -> Any:
     """Run one ``%%qfchat --tools`` cell."""
     tools = _tools_of(magics, args)
+    _prefer_tool_model(magics, args)
     built = build_cell_requests(magics, args, cell)
     if built is None:
         return None
@@ -297,8 +310,8 @@ def run_tools_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) ->
         handle = live_display({"text/plain": "…"}, raw=True)
 
         def show() -> None:
-            md, plain = render(tools_cell)
-            handle.update({"text/plain": plain, "text/markdown": md}, raw=True)
+            page, plain = render(tools_cell)
+            handle.update({"text/plain": plain, "text/html": page}, raw=True)
 
         tools_cell.views.append(show)
         refresh: Callable[[], None] = show

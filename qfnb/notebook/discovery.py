@@ -21,9 +21,9 @@ from typing import Any
 
 from qfnb import resources
 from qfnb._core.runtime import sync
-from qfnb.notebook import _fmt
 from qfnb.notebook.roles import is_base, role
 from qfnb.protocol import routes
+from qfnb.protocol.safe_html import clean, escape
 from qfnb.resources.defaults import default_model
 
 log = logging.getLogger("qfnb.notebook.discovery")
@@ -108,15 +108,15 @@ class ModelList:
 
     def _repr_html_(self) -> str:
         body = "".join(
-            f"<tr><td>{_fmt.esc(r.kind)}</td><td><code>{_fmt.esc(r.name)}</code>"
-            f"{' <b>(default)</b>' if r.default else ''}</td><td>{_fmt.esc(r.role)}</td>"
-            f"<td>{_fmt.esc(r.served_by)}</td></tr>"
+            f"<tr><td>{escape(r.kind)}</td><td><code>{escape(r.name)}</code>"
+            f"{' <b>(default)</b>' if r.default else ''}</td><td>{escape(r.role)}</td>"
+            f"<td>{escape(r.served_by)}</td></tr>"
             for r in self.rows
         )
-        return (
+        return clean(
             '<div class="qfnb-models"><table class="qfnb-table"><thead><tr><th>kind</th><th>name</th><th>role</th>'
             f"<th>served by</th></tr></thead><tbody>{body}</tbody></table>"
-            f'<div class="qfnb-muted">{_fmt.esc(self.source)} · use <code>%%qfchat -m NAME</code> or '
+            f'<div class="qfnb-muted">{escape(self.source)} · use <code>%%qfchat -m NAME</code> or '
             "<code>%%qfchat --endpoint ENDPOINT</code></div></div>"
         )
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from qfnb.notebook import _fmt, _theme, charts
+from qfnb.notebook import _theme, charts
+from qfnb.protocol.safe_html import clean, escape
 
 
 def _frame(result: Any, attr: str) -> pd.DataFrame:
@@ -31,18 +32,18 @@ def _styled(frame: pd.DataFrame, highlight: bool) -> str:
         for col in frame.columns:
             if pd.api.types.is_numeric_dtype(frame[col]) and frame[col].notna().any():
                 best[col] = frame[col].max()
-    head = "".join(f'<th style="{_theme.CELL};font-weight:bold">{_fmt.esc(c)}</th>' for c in frame.columns)
+    head = "".join(f'<th style="{_theme.CELL};font-weight:bold">{escape(c)}</th>' for c in frame.columns)
     rows = []
     for idx, row in frame.iterrows():
         cells = []
         for col in frame.columns:
             v = row[col]
-            text = "—" if pd.isna(v) else (f"{v:.4f}" if isinstance(v, float | int) else _fmt.esc(v))
+            text = "—" if pd.isna(v) else (f"{v:.4f}" if isinstance(v, float | int) else escape(v))
             hit = col in best and not pd.isna(v) and v == best[col]
             style = _theme.NUM_CELL + (";" + _theme.BEST if hit else "")
             cells.append(f'<td class="{"qfnb-best" if hit else ""}" style="{style}">{text}</td>')
-        rows.append(f'<tr><th style="{_theme.CELL}">{_fmt.esc(idx)}</th>{"".join(cells)}</tr>')
-    name = _fmt.esc(frame.index.name or "")
+        rows.append(f'<tr><th style="{_theme.CELL}">{escape(idx)}</th>{"".join(cells)}</tr>')
+    name = escape(frame.index.name or "")
     return (f'<table class="qfnb-eval" style="border-collapse:collapse"><thead><tr><th style="{_theme.CELL}">'
             f'{name}</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
@@ -54,18 +55,18 @@ def _text_cell(value: Any) -> str:
     if isinstance(value, float | int) and not isinstance(value, bool):
         return f'<td style="{_theme.NUM_CELL}">{"—" if pd.isna(value) else f"{value:.4f}"}</td>'
     text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
-    body = _fmt.esc(text)
+    body = escape(text)
     if len(text) > _PREVIEW:  # an expandable row: a preview, the whole text on a click
-        body = (f"<details><summary>{_fmt.esc(text[:_PREVIEW])}…</summary>"
-                f"{_fmt.esc(text[_PREVIEW:])}</details>")
+        body = (f"<details><summary>{escape(text[:_PREVIEW])}…</summary>"
+                f"{escape(text[_PREVIEW:])}</details>")
     return f'<td style="{_theme.CELL};white-space:pre-wrap;overflow-wrap:anywhere;min-width:14ch">{body}</td>'
 
 
 def samples_html(frame: pd.DataFrame) -> str:
     """The samples table: left-aligned wrapped text, width-limited, long cells expandable."""
-    head = "".join(f'<th style="{_theme.CELL};font-weight:bold">{_fmt.esc(c)}</th>' for c in frame.columns)
+    head = "".join(f'<th style="{_theme.CELL};font-weight:bold">{escape(c)}</th>' for c in frame.columns)
     rows = "".join(
-        f'<tr><td style="{_theme.NUM_CELL}">{_fmt.esc(idx)}</td>' + "".join(_text_cell(v) for v in row) + "</tr>"
+        f'<tr><td style="{_theme.NUM_CELL}">{escape(idx)}</td>' + "".join(_text_cell(v) for v in row) + "</tr>"
         for idx, row in zip(frame.index, frame.itertuples(index=False), strict=True)
     )
     return ('<table class="qfnb-samples" style="border-collapse:collapse;max-width:min(100%,1100px)">'
@@ -79,7 +80,7 @@ THEMED = {"cell": _theme.CELL, "num": _theme.NUM_CELL, "muted": f"color:{_theme.
 def stability_html(stability: Any) -> str:
     """Repeat stability: its sentences, the summary table and the inconsistent items."""
     head = f"<h4>Stability over {stability.repeats} repeats</h4><ul>"
-    items = "".join(f"<li>{_fmt.esc(s)}</li>" for s in stability.sentences)
+    items = "".join(f"<li>{escape(s)}</li>" for s in stability.sentences)
     bad = stability.inconsistent()
     cols = ["model", "index", "input", "agreement", *[c for c in bad.columns if c.startswith("answer_")]]
     table = samples_html(bad[cols].head(10)) if not bad.empty else ""
@@ -149,7 +150,7 @@ class EvalReport:
         parts = [f'<div class="qfnb-eval-report" style="color:{_theme.TEXT}">'
                  f"<h4>Evaluation — {len(self.metrics.index)} model(s)</h4>"]
         if self.reused:
-            parts.append(f'<div class="qfnb-reused" style="color:{_theme.TEXT_MUTED}">{_fmt.esc(self.reused)}</div>')
+            parts.append(f'<div class="qfnb-reused" style="color:{_theme.TEXT_MUTED}">{escape(self.reused)}</div>')
         parts.append(_styled(self.metrics, True) if not self.metrics.empty else "<p>No metrics.</p>")
         if self.chart_metrics:
             png = base64.b64encode(self.chart_png()).decode()
@@ -163,7 +164,7 @@ class EvalReport:
             parts.append(f"<details><summary>samples (first {n} of {len(self.samples)})</summary>")
             parts.append(samples_html(self.samples.head(self.max_rows)) + "</details>")
         parts.append("</div>")
-        return "".join(parts)
+        return clean("".join(parts))
 
     def __repr__(self) -> str:
         if self.metrics.empty:

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from qfnb import resources
-from qfnb.notebook import _fmt, _theme
+from qfnb.notebook import _theme
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.magic_options import ImageOptions
+from qfnb.protocol.safe_html import clean, escape
 
 log = logging.getLogger("qfnb.notebook.images")
 
@@ -63,11 +64,11 @@ class ImageResult:
                 meta[mime] = {"width": size[0], "height": size[1]}
         elif self.images:
             tags = "".join(
-                f'<img style="max-width:48%;margin:2px" alt="{_fmt.esc(self.prompt)}" '
+                f'<img style="max-width:48%;margin:2px" alt="{escape(self.prompt)}" '
                 f'src="data:{_mime(b)};base64,{base64.b64encode(b).decode()}"/>'
                 for b in self.images
             )
-            data["text/html"] = f'<div class="qfnb-images">{tags}</div>'
+            data["text/html"] = clean(f'<div class="qfnb-images">{tags}</div>')
         return data, meta
 
 
@@ -104,10 +105,10 @@ class NoImageEngine:
         return self.message
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        text = _fmt.esc(self.message)
+        text = escape(self.message)
         return ({"text/plain": self.message,
-                 "text/html": f'<div class="qfnb-notice" style="color:{_theme.TEXT};border-left:3px solid '
-                              f'{_theme.BORDER};padding:2px 8px">🖼 {text}</div>'}, {})
+                 "text/html": clean(f'<div class="qfnb-notice" style="color:{_theme.TEXT};border-left:3px solid '
+                                    f'{_theme.BORDER};padding:2px 8px">🖼 {text}</div>')}, {})
 
 
 def generate(prompt: str, *, model: str | None = None,

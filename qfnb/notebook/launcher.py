@@ -19,14 +19,15 @@ from typing import Any
 import ipywidgets as w
 from IPython.core.error import UsageError
 
-from qfnb.notebook import _fmt, _theme, discovery, train
+from qfnb.notebook import _theme, discovery, train
 from qfnb.notebook._ipython import DisplayHandle, display
-from qfnb.notebook._ipywidgets import VBox
+from qfnb.notebook._ipywidgets import SafeHTML, VBox
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.jobs import jobs_frame, resolve_task
 from qfnb.notebook.train import BOUNDS, DEFAULT_BASE, MAX_EVAL_SPLIT, TrainerFactory, TrainSpec, launch
 from qfnb.protocol.daemon import default_data_dir
 from qfnb.protocol.files import write_private_json
+from qfnb.protocol.safe_html import clean, escape
 from qfnb.trainer.configs import TrainConfig
 
 log = logging.getLogger("qfnb.notebook.launcher")
@@ -177,19 +178,19 @@ class FinetuneLauncher(VBox):
             tooltip="held out of the data, never trained on: the dashboard draws its loss beside the training loss")
         self.deploy = w.Checkbox(value=False, description="deploy when done", indent=False)
         self.launch_button = w.Button(description="Launch", icon="play", button_style="primary")
-        self.message = w.HTML(self._previous_html())
+        self.message = SafeHTML(self._previous_html())
         self.slot = w.VBox()
-        self.offline = w.HTML(_theme.offline_note("the kernel restarted: run the cell again to use this form"))
+        self.offline = SafeHTML(_theme.offline_note("the kernel restarted: run the cell again to use this form"))
         self.launch_button.on_click(self._clicked_launch)
         super().__init__(
             children=[
-                w.HTML("<b>Fine-tune</b>"),
+                SafeHTML("<b>Fine-tune</b>"),
                 self.name,
                 self.base,
                 self.dataset,
                 w.HBox([self.epochs, self.steps]),
                 w.HBox([self.batch_size, self.lr]),
-                w.HBox([self.eval_split, w.HTML(f'<span style="color:{_theme.TEXT_MUTED}">held out for the '
+                w.HBox([self.eval_split, SafeHTML(f'<span style="color:{_theme.TEXT_MUTED}">held out for the '
                                                 "evaluation loss (never trained on); 0: none</span>")]),
                 w.HBox([self.deploy, self.launch_button]).add_class("qfnb-live-only"),
                 self.message,
@@ -203,8 +204,8 @@ class FinetuneLauncher(VBox):
         if not self.previous:
             return ""
         return (f'<div class="qfnb-launched" style="color:{_theme.TEXT_MUTED}">launched from this cell at '
-                f'{_fmt.esc(self.previous.get("at", ""))}: <code style="color:{_theme.TEXT};user-select:all">'
-                f'{_fmt.esc(self.previous["command"])}</code> · its job: <code>%qftrain --list</code></div>')
+                f'{escape(self.previous.get("at", ""))}: <code style="color:{_theme.TEXT};user-select:all">'
+                f'{escape(self.previous["command"])}</code> · its job: <code>%qftrain --list</code></div>')
 
     def show(self) -> FinetuneLauncher:
         """Display the form with a display id. Call from a cell."""
@@ -229,7 +230,7 @@ class FinetuneLauncher(VBox):
             spec = self.spec()
             self.dashboard = launch(spec, self.factory, show=False, on_deploy=self.on_deploy)
         except Exception as exc:  # shown in the form; the kernel stays usable
-            self.message.value = f'<span style="color:{_theme.ERROR}">{_fmt.esc(exc)}</span>'
+            self.message.value = f'<span style="color:{_theme.ERROR}">{escape(exc)}</span>'
             return
         self.message.value = ""
         self.launch_button.disabled = True
@@ -253,10 +254,9 @@ class FinetuneLauncher(VBox):
         if self.dashboard is not None:
             data["text/html"] = self.dashboard.snapshot_html(chart=self.dashboard.chart.value or None)
         else:
-            data["text/html"] = (f'<div class="qfnb-launcher-static" style="color:{_theme.TEXT}">'
-                                 f"{self._previous_html()}<b>Fine-tune</b> "
-                                 f'form (needs a running kernel); the same from code: <code>{_fmt.esc(self.command())}'
-                                 "</code></div>")
+            data["text/html"] = clean(f'<div class="qfnb-launcher-static" style="color:{_theme.TEXT}">'
+                                      f"{self._previous_html()}<b>Fine-tune</b> form (needs a running kernel); "
+                                      f"the same from code: <code>{escape(self.command())}</code></div>")
         data["text/plain"] = repr(self)
         return data
 

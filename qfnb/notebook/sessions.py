@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from qfnb.protocol.safe_html import clean, escape, markdown
+
 
 @dataclass
 class ChatSession:
@@ -58,7 +60,8 @@ class SessionList:
 
 
 class SessionHistory:
-    """``%qfchat history NAME``: the transcript, as text and Markdown."""
+    """``%qfchat history NAME``: the transcript, as text and sanitised HTML (each turn's Markdown
+    rendered by :func:`qfnb.protocol.safe_html.markdown`)."""
 
     def __init__(self, session: ChatSession) -> None:
         self.session = session
@@ -67,6 +70,8 @@ class SessionHistory:
         lines = [f"{m['role']}: {m['content']}" for m in self.session.messages]
         return "\n".join(lines) or f"session {self.session.name!r} is empty"
 
-    def _repr_markdown_(self) -> str:
-        parts = [f"**{m['role']}**: {m['content']}" for m in self.session.messages]
-        return "\n\n".join(parts) or f"*session `{self.session.name}` is empty*"
+    def _repr_html_(self) -> str:
+        parts = [f'<div class="qfnb-turn"><b>{escape(m["role"])}</b>'
+                 f'{markdown(str(m["content"]))}</div>' for m in self.session.messages]
+        empty = f"<i>session <code>{escape(self.session.name)}</code> is empty</i>"
+        return clean(f'<div class="qfnb-history">{"".join(parts) or empty}</div>')

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import base64
-import html
 from typing import Any
 
 from qfnb.notebook import _theme, charts
+from qfnb.protocol.safe_html import clean, escape
 
 #: the columns the table shows, in order, with their headers
 COLUMNS = {"users": "users", "requests": "requests", "errors": "errors", "qps": "QPS", "otps": "OTPS",
@@ -17,7 +17,7 @@ COLUMNS = {"users": "users", "requests": "requests", "errors": "errors", "qps": 
 
 
 def _cell(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
+    return f"{value:.3f}" if isinstance(value, float) else escape(str(value))
 
 
 def stress_html(result: Any) -> str:
@@ -27,14 +27,14 @@ def stress_html(result: Any) -> str:
     body = "".join("<tr>" + "".join(f'<td style="{_theme.NUM_CELL}">{_cell(row[k])}</td>' for k in COLUMNS)
                    + "</tr>" for row in rows)
     parts = [f'<div class="qfnb-stress" style="color:{_theme.TEXT}">',
-             f"<div><b>stress test</b> of {html.escape(result.target)}</div>",
+             f"<div><b>stress test</b> of {escape(result.target)}</div>",
              f'<table style="border-collapse:collapse"><tr>{head}</tr>{body}</table>']
     if rows:
         png = base64.b64encode(charts.stress_chart(rows, title=f"stress test: {result.target}")).decode()
         parts.append(f'<img alt="latency and throughput by concurrent users" src="data:image/png;base64,{png}"/>')
     if result.stopped:
-        parts.append(f'<div style="color:{_theme.TEXT_MUTED}">stopped: {html.escape(result.stopped)}</div>')
-    return "".join(parts) + "</div>"
+        parts.append(f'<div style="color:{_theme.TEXT_MUTED}">stopped: {escape(result.stopped)}</div>')
+    return clean("".join(parts) + "</div>")
 
 
 def register(ipython: Any) -> None:

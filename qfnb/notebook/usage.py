@@ -8,7 +8,6 @@ cell that made it. (A replayed answer's badge is :func:`qfnb.notebook.chat.cache
 from __future__ import annotations
 
 import base64
-import html
 import logging
 import re
 from typing import Any
@@ -21,6 +20,7 @@ from qfnb._core.record import ledger
 from qfnb.notebook import charts
 from qfnb.notebook._ipython import HTML, display
 from qfnb.notebook._theme import BORDER, TEXT, TEXT_MUTED
+from qfnb.protocol.safe_html import clean, escape
 
 log = logging.getLogger("qfnb.notebook.usage")
 
@@ -43,7 +43,7 @@ def _stats_html() -> str:
             ("size", f"{s.bytes / 1e6:.1f} MB of {s.max_bytes / 1e6:.0f} MB"),
             ("replays", f"{s.hits:,}"), ("tokens saved", f"{s.saved_tokens:,}")]
     cells = "".join(f'<tr><td style="color:{TEXT_MUTED};padding:1px 10px 1px 0">{k}</td>'
-                    f'<td style="color:{TEXT}">{html.escape(str(v))}</td></tr>' for k, v in rows)
+                    f'<td style="color:{TEXT}">{escape(str(v))}</td></tr>' for k, v in rows)
     return f'<table class="qfnb-cache-stats" style="border-top:1px solid {BORDER}">{cells}</table>'
 
 
@@ -57,7 +57,7 @@ def chart_html(table: Any, by: str) -> str:
     data = {str(group): {label: float(row[col]) if row[col] == row[col] else 0.0 for col, label in _KINDS.items()}
             for group, row in table.iterrows()}
     png = base64.b64encode(charts.usage_bars(data, title=f"tokens by {by}")).decode()
-    return f'<img class="qfnb-usage-chart" alt="tokens by {html.escape(by)}" src="data:image/png;base64,{png}"/>'
+    return f'<img class="qfnb-usage-chart" alt="tokens by {escape(by)}" src="data:image/png;base64,{png}"/>'
 
 
 def scope_line(everyone: bool) -> str:
@@ -90,7 +90,7 @@ class UsageMagics(Magics):
             print(f"qfnb response cache: forgot {usage.clear_cache():,} answers")
             return None
         if word == "stats":
-            display(HTML(_stats_html()))
+            display(HTML(clean(_stats_html())))
             return None
         raise UsageError(f"%qfcache takes on, off, clear or stats, got {line.strip()!r}")
 
@@ -127,8 +127,8 @@ class UsageMagics(Magics):
         table = usage.summary(by=by, session=None if everyone else ledger.SESSION)
         if (b := usage.active_budget()) is not None:
             print(str(b))
-        scope = f'<div class="qfnb-usage-scope" style="color:{TEXT_MUTED}">{html.escape(scope_line(everyone))}</div>'
-        display(HTML(scope + (chart_html(table, by) if not table.empty else "")))
+        scope = f'<div class="qfnb-usage-scope" style="color:{TEXT_MUTED}">{escape(scope_line(everyone))}</div>'
+        display(HTML(clean(scope + (chart_html(table, by) if not table.empty else ""))))
         return table
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError, field_validator, model_validator
 
+from . import openai_wire
 from . import tools as tool_checks
 from .errors import ErrorCode
 from .errors import ProtocolError as ProtocolError  # defined there: importable without pydantic
@@ -271,7 +272,7 @@ def _check_history_caps(messages: Any, system: Any = None) -> None:
     """The message count, then the prompt's total characters: O(n), before any other check."""
     if isinstance(messages, list | tuple):
         check_message_count(messages)
-        check_prompt_chars([system, *(m.get("content") for m in messages if isinstance(m, dict))])
+        check_prompt_chars([system, *openai_wire.prompt_texts(messages)])
 
 
 #: The platform's documented maximum batch for one embeddings call.
@@ -339,10 +340,17 @@ def check_v2_chat(data: dict[str, Any]) -> None:
     _check_v2_common(data)
 
 
+def _without_nulls(cls: type[BaseModel], data: Any) -> Any:
+    """An explicit ``null`` is an absent field, as OpenAI reads it (clients send them)."""
+    return openai_wire.drop_nulls(data) if isinstance(data, dict) else data
+
+
 class V2ChatRequest(V2ChatFields):
     """Body of ``POST /v2/chat/completions`` (fields: the spec's)."""
 
     _ranges = _body_check(check_v2_chat)
+    # defined last, so it runs first (pydantic runs ``before`` validators last-defined first)
+    _nulls = model_validator(mode="before")(_without_nulls)
 
     @field_validator("messages", mode="before")
     @classmethod
@@ -473,6 +481,7 @@ class OpenAIChatRequest(V2ChatRequest):
     user: str | None = None
 
     _ranges = _body_check(check_openai_chat)
+    _nulls = model_validator(mode="before")(_without_nulls)  # before _ranges (see V2ChatRequest)
 
 
 Role = Literal["user", "assistant", "function"]

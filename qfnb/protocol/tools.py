@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import ProtocolError
+from .openai_wire import CHAT_ROLES, check_content
 
 #: a function name as OpenAI accepts it
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -130,11 +131,12 @@ def _subschemas(key: str, value: Any) -> list[tuple[Any, str]]:
 
 
 def check_chat_turn(m: Any, i: int, field: str = "messages") -> None:
-    """One OpenAI-style turn: system/user/assistant/tool; an assistant turn may carry
-    ``tool_calls`` instead of content, a tool turn needs ``tool_call_id``."""
+    """One OpenAI-style turn: system/developer/user/assistant/tool, its content a string or a list of
+    content parts (:mod:`.openai_wire`); an assistant turn may carry ``tool_calls`` instead of
+    content, a tool turn needs ``tool_call_id``."""
     where = f"{field}[{i}]"
-    if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool"):
-        raise ProtocolError(f"{where}.role", "must be one of system, user, assistant, tool")
+    if not isinstance(m, dict) or m.get("role") not in CHAT_ROLES:
+        raise ProtocolError(f"{where}.role", f"must be one of {', '.join(CHAT_ROLES)}")
     calls = m.get("tool_calls")
     if calls is not None:
         if m["role"] != "assistant":
@@ -142,11 +144,7 @@ def check_chat_turn(m: Any, i: int, field: str = "messages") -> None:
         check_tool_calls(calls, f"{where}.tool_calls")
     if m["role"] == "tool" and not isinstance(m.get("tool_call_id"), str):
         raise ProtocolError(f"{where}.tool_call_id", "a tool turn needs the id of the call it answers")
-    content = m.get("content")
-    if content is None and calls:
-        return
-    if not isinstance(content, str):
-        raise ProtocolError(f"{where}.content", "must be a string")
+    check_content(m.get("content"), f"{where}.content", required=not calls)
 
 
 def check_tool_calls(calls: Any, where: str) -> None:

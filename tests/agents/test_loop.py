@@ -178,3 +178,14 @@ def test_reply_of_reads_an_openai_shaped_answer() -> None:
 def test_two_tools_of_one_name_are_refused() -> None:
     with pytest.raises(ValueError, match="same name"):
         run_tools("x", [book, book], step=ScriptedStep([Reply(text="")]))
+
+
+def test_the_tool_model_is_served_exactly_when_its_packages_are_installed() -> None:
+    from qfnb.local.engines import assets, registry
+    from qfnb.protocol.model_names import LOCAL_TOOL_MODEL
+
+    asset = assets.find_asset(LOCAL_TOOL_MODEL)
+    assert len(asset.parts) == len(asset.pip_names) == 22
+    assert (LOCAL_TOOL_MODEL in registry.BUILTIN_SPECS) == assets.installed(asset)
+    missing = assets.GGUFAsset("x", "x.gguf", "0" * 64, (("qfnb_no_such_package", "data/x.bin"),))
+    assert not assets.installed(missing)

@@ -79,8 +79,9 @@ def _answer(client: TestClient, path: str, body: dict[str, Any]) -> dict[str, An
     if not body.get("stream"):
         return {**resp.json(), "streamed": False}
     events = [i.data for i in SSEDecoder().feed(resp.text) if not i.done]
+    finishing = [e for e in events if e["choices"]][-1]
     return {"model": events[0]["model"], "streamed": True, "usage": events[-1].get("usage"),
-            "choices": [{"finish_reason": events[-1]["choices"][0]["finish_reason"]}]}
+            "choices": [{"finish_reason": finishing["choices"][0]["finish_reason"]}]}
 
 
 @pytest.mark.parametrize("prefix", ["/v1", "/v2"])

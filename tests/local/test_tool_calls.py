@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from qfnb.local.engines.base import FINISH_NORMAL, FINISH_TOOL_CALLS, Delta
-from qfnb.local.engines.tool_calls import AFTER_RESULT_ASK, answer_after_result, as_tool_calls
+from qfnb.local.engines.tool_calls import AFTER_RESULT_ASK, answer_after_result, as_tool_calls, fix_rendered
 
 
 def _lp(token: str) -> dict[str, Any]:
@@ -142,3 +142,37 @@ def test_a_call_with_a_stray_fence_after_it_is_a_call() -> None:
     out = _collect(['{"name": "get_weather", "arguments": {"city": "Paris"}}', " ```"])
     (call,) = out[0].tool_calls or []
     assert json.loads(call["function"]["arguments"]) == {"city": "Paris"}
+
+
+def test_a_call_after_a_one_line_preamble_is_a_call() -> None:
+    # openai-agents' 0.5B misses: a sentence ending in a colon, then the call as bare JSON
+    out = _collect(["Here's a JSON response for the `get_weather` ", "function call:  ",
+                    '{"name": "get_weather", "arguments": {"city": "Lima"}}'])
+    (call,) = out[0].tool_calls or []
+    assert json.loads(call["function"]["arguments"]) == {"city": "Lima"} and out[-1].finish_reason == FINISH_TOOL_CALLS
+
+
+def test_a_sentence_with_a_colon_and_no_call_is_text() -> None:
+    out = _collect(["Note: it", " is sunny", " in Lima."])
+    assert "".join(d.text for d in out) == "Note: it is sunny in Lima." and not any(d.tool_calls for d in out)
+
+
+def test_a_long_first_line_streams_before_the_answer_ends() -> None:
+    seen: list[str] = []
+    words = ["word "] * 40
+
+    async def run() -> None:
+        async for d in as_tool_calls(_stream(words), ["get_weather"]):
+            seen.append(d.text)
+            if len(seen) == 1:
+                assert len("".join(seen)) <= 200, "held only while it may be a preamble"
+
+    asyncio.run(run())
+    assert "".join(seen) == "".join(words)
+
+
+def test_a_templates_doubled_call_format_is_rendered_as_its_makers_wrote_it() -> None:
+    doubled = 'XML tags:\n<tool_call>\n{{"name": <function-name>, "arguments": <args-json-object>}}\n</tool_call>'
+    single = 'XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
+    assert fix_rendered(doubled) == single
+    assert fix_rendered("a {{literal}} prompt") == "a {{literal}} prompt"

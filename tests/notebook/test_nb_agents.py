@@ -317,7 +317,7 @@ def test_confirmation_waits_for_run_then_goes_on(ip, pub: RecordingPublisher, to
     box = _view(pub)
     pane, row = box.children
     question, run, _skip = row.children
-    assert "weather({&quot;city&quot;: &quot;Paris&quot;})" in question.value and row.layout.display is None
+    assert 'weather({"city": "Paris"})' in question.value and row.layout.display is None
     assert "waiting for Run or Skip" in pane.value
     run.click()
     assert ran == ["Paris"] and len(tools_backend.requests) == 2
@@ -342,3 +342,68 @@ def test_interrupt_in_a_tool_stops_the_loop(ip, tools_backend: ToolBackend) -> N
     with pytest.raises(QfnbInterrupted, match="stopped after 1 step"):
         ip.run_cell_magic("qfchat", "--tools weather --yes", "hi")
     assert len(tools_backend.requests) == 1
+
+
+def test_with_no_model_named_the_loop_takes_the_tool_model_when_the_platform_lists_it(
+        ip, tools_backend: ToolBackend) -> None:
+    from qfnb.notebook.discovery import ModelList, ModelRow
+    from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL
+
+    m = magics(ip)
+    m.names.set(ModelList([ModelRow("chat", LOCAL_CHAT_MODEL, "x", default=True)], "test"))
+    ip.run_cell_magic("qfchat", "--tools weather --yes", "hi")
+    assert tools_backend.requests[0].model is None, "not listed: the platform's default"
+    m.names.set(ModelList([ModelRow("chat", LOCAL_CHAT_MODEL, "x", default=True),
+                           ModelRow("chat", LOCAL_TOOL_MODEL, "y")], "test"))
+    ip.run_cell_magic("qfchat", "--tools weather --yes", "hi")
+    assert tools_backend.requests[-1].model == LOCAL_TOOL_MODEL
+    ip.run_cell_magic("qfchat", f"--tools weather --yes -m {LOCAL_CHAT_MODEL}", "hi")
+    assert tools_backend.requests[-1].model == LOCAL_CHAT_MODEL, "-m wins"
+
+
+MCP_SERVER = '''
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("adder")
+
+
+@server.tool()
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+server.run("stdio")
+'''
+
+
+def test_mcp_tools_are_offered_confirmed_and_run_like_notebook_functions(
+        ip, pub: RecordingPublisher, tools_backend: ToolBackend, tmp_path: Any) -> None:
+    pytest.importorskip("mcp")
+    import sys
+
+    from qfnb.notebook import chat_tools
+
+    script = tmp_path / "adder.py"
+    script.write_text(MCP_SERVER)
+    tools_backend.bodies = [call("add", a=2, b=40), {"result": "2 + 40 = 42"}]
+    try:
+        ip.run_cell_magic("qfchat", f'--mcp "{sys.executable} {script}" -o a', "Add 2 and 40")
+        (spec,) = tools_backend.requests[0].body["functions"]
+        assert spec["name"] == "add" and spec["description"] == "Add two integers."
+        assert spec["parameters"]["required"] == ["a", "b"]
+        box = _view(pub)
+        assert 'add({"a": 2, "b": 40})' in box.children[1].children[0].value, "asked first"
+        assert len(tools_backend.requests) == 1
+        box.children[1].children[1].click()  # Run
+        assert tools_backend.requests[1].messages[-1] == {"role": "function", "name": "add", "content": "42"}
+        assert str(ip.user_ns["a"]) == "2 + 40 = 42"
+    finally:
+        chat_tools._close_mcp_servers()
+
+
+def test_an_mcp_server_that_cannot_start_is_refused_before_sending(ip, tools_backend: ToolBackend) -> None:
+    pytest.importorskip("mcp")
+    with pytest.raises(UsageError, match="--mcp qfnb-no-such-command: MCP server 'qfnb-no-such-command': cannot"):
+        ip.run_cell_magic("qfchat", "--mcp qfnb-no-such-command", "hi")
+    assert tools_backend.requests == []

@@ -16,7 +16,7 @@ MODEL = "Qwen2.5-Coder-0.5B-Instruct"
 def test_tools_yes_runs_the_notebook_function_once_and_ends(ip, embedded) -> None:  # type: ignore[no-untyped-def]
     """The loop on the real engine: the model calls the function with Paris, it runs once (a
     repeated call is not run again) and the loop ends within the cap in a text answer that uses
-    the result (the last request asks for it after the result: chat_tools.closing_messages)."""
+    the result (the last request asks for it after the result: qfnb.agents.closing_messages)."""
     asked: list[str] = []
 
     def get_weather(city: str) -> dict[str, object]:

@@ -26,11 +26,12 @@ def test_streams_into_one_output_updated_in_place(ip, pub: RecordingPublisher, b
     (outputs,) = ids.values()
     assert not outputs[0]["update"] and all(o["update"] for o in outputs[1:])
     assert len(outputs) >= 3, "intermediate updates while streaming"
-    partial = [o["data"]["text/markdown"] for o in outputs[1:-1]]
-    assert any("▌" in p and "Hello **world**" not in p for p in partial)
+    partial = [o["data"]["text/html"] for o in outputs[1:-1]]
+    assert any("▌" in p and "Hello <strong>world</strong>" not in p for p in partial)
     final = outputs[-1]["data"]
-    assert final["text/markdown"].startswith("Hello **world**")
-    assert "▌" not in final["text/markdown"]
+    assert "text/markdown" not in final  # a live output's Markdown would show its raw HTML
+    assert final["text/html"].startswith('<div class="qfnb-answer"><p>Hello <strong>world</strong>')
+    assert "▌" not in final["text/html"]
     assert final["text/plain"].startswith("Hello **world**\n-- default model · 12 tokens (7 prompt + 5 completion)")
 
 

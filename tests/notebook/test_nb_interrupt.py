@@ -60,8 +60,8 @@ def test_interrupt_keeps_partial_answer_closes_stream_one_line(ip: Any, pub: Rec
     assert backend.opened == 1 and backend.closed.is_set(), "the stream was closed"
     final = pub.outputs[-1]["data"]
     assert final["text/plain"].startswith("tok tok")
-    assert "interrupted" in final["text/plain"] and "▌" not in final["text/markdown"]
-    assert "streaming…" not in final["text/markdown"]
+    assert "interrupted" in final["text/plain"] and "▌" not in final["text/html"]
+    assert "streaming…" not in final["text/html"]
     answer = ip.user_ns["partial"]
     assert answer.interrupted and str(answer).startswith("tok")
 

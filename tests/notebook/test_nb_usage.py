@@ -98,7 +98,7 @@ def test_a_replayed_answers_rendered_footer_carries_the_badge() -> None:
     answer = ChatAnswer(model="m", text="hi", done=True,
                         response=SimpleNamespace(provenance={"cache": {"hit": True, "age_s": 180.0}}))
     data, _ = render_answers([answer])
-    assert cached_badge(180.0) in data["text/markdown"] and "↺ cached · 3 min ago" in data["text/plain"]
+    assert cached_badge(180.0) in data["text/html"] and "↺ cached · 3 min ago" in data["text/plain"]
     fresh = ChatAnswer(model="m", text="hi", done=True)
     both, _ = render_answers([answer, fresh])
     assert both["text/html"].count('class="qfnb-cached"') == 1
@@ -180,8 +180,8 @@ def test_a_footer_never_lands_inside_an_unclosed_code_block() -> None:
     from qfnb.notebook.chat import ChatAnswer, render_answers
 
     data, _ = render_answers([ChatAnswer(model="m", text=cut, done=True)])
-    body, footer = data["text/markdown"].rsplit("\n\n", 1)
-    assert body.endswith("\n```") and footer.startswith("<sub>")
+    body, footer = data["text/html"].split('<div class="qfnb-footer"', 1)
+    assert body.rstrip().endswith("</code></pre>") and "<code" not in footer  # the footer is not code
 
 
 def test_a_bar_over_replayed_calls_says_they_were_replayed(ip: InteractiveShell, fake: Any,

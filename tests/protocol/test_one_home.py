@@ -97,3 +97,26 @@ def test_one_home_for_the_inference_ranges() -> None:
 
     assert OPENAI_RANGES["temperature"][:2] == (0.0, 2.0) and RANGES["temperature"][:3] == (0.0, 1.0, True)
     assert OPENAI_RANGES["top_k"] == RANGES["top_k"]  # the field's own range where OpenAI has none
+
+
+def test_html_escaping_and_sanitising_live_in_safe_html() -> None:
+    """The one escaping rule (issue 43): only ``qfnb/protocol/safe_html.py`` escapes or sanitises
+    HTML (``html.escape``, nh3, mistune), and only the notebook's ``SafeHTML`` widget subclasses
+    ``ipywidgets.HTML``; every view imports them from there."""
+
+    def escapes(tree: ast.Module) -> bool:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import) and any(a.name in ("html", "nh3", "mistune", "bleach", "markdown_it")
+                                                    for a in node.names):
+                return True
+            if isinstance(node, ast.ImportFrom) and node.module in ("html", "nh3", "mistune", "bleach"):
+                return True
+        return False
+
+    def html_widget(tree: ast.Module) -> bool:
+        return any(isinstance(node, ast.Attribute) and node.attr in ("HTML", "HTMLMath")
+                   and isinstance(node.value, ast.Name) and node.value.id in ("w", "widgets", "ipywidgets")
+                   for node in ast.walk(tree))
+
+    assert where(escapes) == {"qfnb/protocol/safe_html.py"}
+    assert where(html_widget) == set()

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from qfnb._core.errors import ValidationError
+from qfnb.protocol.safe_html import clean
 
 from ..local_data_operators import default_special_characters, is_special, repetition_ratio
 from ..summarization_method import cell_key, is_empty
@@ -74,7 +75,7 @@ class DataInsight:
 
     def _repr_html_(self) -> str:
         head = f"<p>data insight: {self.rows} rows, {self.duplicate_rows} duplicate rows</p>"
-        return head + str(self.columns.round(3).to_html()) + str(self.measures.round(3).to_html())
+        return clean(head + str(self.columns.round(3).to_html()) + str(self.measures.round(3).to_html()))
 
     def __repr__(self) -> str:
         return (f"DataInsight({self.rows} rows, {self.duplicate_rows} duplicate rows)\n{self.columns.round(3)}\n"

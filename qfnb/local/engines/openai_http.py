@@ -191,8 +191,8 @@ class OpenAIChat:
         ``forced`` call opened with the template's own call opener) and that opener; both calls
         are idempotent, so one sent on a connection the engine had just closed is sent again, once."""
         async def once() -> tuple[list[int], str]:
-            text = source if isinstance(source, str) else await prompts.render_chat(
-                _client(), base_url, headers, source, tools)
+            text = source if isinstance(source, str) else tool_calls.fix_rendered(await prompts.render_chat(
+                _client(), base_url, headers, source, tools))
             opener = tool_calls.call_prefix(text) if forced else ""
             return await prompts.tokenize(_client(), base_url, headers, text + opener), opener
 

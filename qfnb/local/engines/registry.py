@@ -32,7 +32,7 @@ from qfnb.local.engines.model_store import ModelStore
 from qfnb.local.engines.openai_http import Endpoint, OpenAIChat, llama_endpoint
 from qfnb.local.engines.options import EngineOptions, parse_external
 from qfnb.local.engines.reranker import LlamaReranker
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE
+from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE, LOCAL_TOOL_MODEL
 
 __all__ = ["BUILTIN_SPECS", "EngineOptions", "EngineRegistry", "endpoint_for", "parse_external"]
 
@@ -48,6 +48,9 @@ BUILTIN_SPECS: dict[str, ModelSpec] = {
     # the default reranker: cosine similarity of this model's vectors (qfnb.local.server.rerank)
     MINILM: ModelSpec(kind="sentence-transformers", api_types=("embeddings", "reranker")),
 }
+#: the tool model, served when its optional packages are installed (``qfnb[model-qwen15b]``)
+if assets.installed(assets.QWEN_CODER_15B):
+    BUILTIN_SPECS[LOCAL_TOOL_MODEL] = ModelSpec(kind="llama.cpp", template="native", n_ctx=4096)
 _CHAT_TYPES = ("chat", "completions")
 
 

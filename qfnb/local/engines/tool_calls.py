@@ -28,6 +28,11 @@ _FENCED = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
 _STRAY_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 #: how an answer that may be a call starts (it is held back until it can be told apart)
 _CALL_STARTS = ("<tool_call>", "{", "[", "```")
+#: the longest first line held back as a possible preamble before a call
+PREAMBLE_CHARS = 160
+#: a one-line sentence the 0.5B model writes before a call, ending in a colon ("Here's a JSON
+#: response for the `get_weather` function call: {...}"); a call after it is still a call
+_PREAMBLE = re.compile(rf"[^\n{{<]{{1,{PREAMBLE_CHARS}}}?:\s*(?=<tool_call>|\{{|\[|```)")
 
 
 def call_schema(tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -41,6 +46,17 @@ def call_schema(tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return options[0] if len(options) == 1 else {"anyOf": options}
 
 
+#: the call format as some Qwen2.5 GGUFs' templates render it, braces doubled by a transcription
+#: slip (Qwen2.5-Coder-1.5B-Instruct on PyPI): the model then writes ``{{"name": ...}}``, which is
+#: no call; with the braces single its tool runs went from 0 to 5 of 5 (bench/agents_finish.py)
+_DOUBLED_FORMAT = '{{"name": <function-name>, "arguments": <args-json-object>}}'
+
+
+def fix_rendered(prompt: str) -> str:
+    """A rendered prompt with the template's call format as the model's makers wrote it."""
+    return prompt.replace(_DOUBLED_FORMAT, _DOUBLED_FORMAT[1:-1]) if _DOUBLED_FORMAT in prompt else prompt
+
+
 def call_prefix(rendered: str) -> str:
     """What the template opens a call with (appended to a prompt whose call is required)."""
     return HERMES_OPEN + "\n" if HERMES_OPEN in rendered else ""
@@ -50,6 +66,8 @@ def parse_calls(text: str, names: Sequence[str]) -> list[dict[str, Any]] | None:
     """The calls ``text`` makes of the tools called ``names`` (OpenAI ``tool_calls``), or None
     when it is not (only) such calls."""
     objects = _call_objects(text)
+    if objects is None and after_preamble(text) != text:
+        objects = _call_objects(after_preamble(text))
     if objects is None:
         return None
     calls: list[dict[str, Any]] = []
@@ -108,10 +126,23 @@ def _json_values(text: str) -> list[Any] | None:
         values.append(value)
 
 
+def _opens_call(start: str) -> bool:
+    return any(s.startswith(start[:len(s)]) or start.startswith(s) for s in _CALL_STARTS)
+
+
 def _may_be_call(text: str) -> bool:
-    """Whether an answer starting with ``text`` may still turn out to be a call."""
+    """Whether an answer starting with ``text`` may still turn out to be a call: it opens like
+    one, or it is a first line that may be a preamble before one (see :data:`_PREAMBLE`)."""
     start = text.lstrip()
-    return not start or any(s.startswith(start[:len(s)]) or start.startswith(s) for s in _CALL_STARTS)
+    if not start or _opens_call(start) or _PREAMBLE.match(start):
+        return True
+    return "\n" not in start and len(start) <= PREAMBLE_CHARS and ":" not in start.rstrip()[:-1]
+
+
+def after_preamble(text: str) -> str:
+    """``text`` without a one-line preamble before a call ("Here's the response: {...}")."""
+    found = _PREAMBLE.match(text.lstrip())
+    return text.lstrip()[found.end():] if found else text
 
 
 async def _close(deltas: AsyncIterator[Delta]) -> None:
@@ -152,7 +183,7 @@ async def as_tool_calls(deltas: AsyncIterator[Delta], names: Sequence[str], *, p
         held.append(delta)
         start = "".join(d.text for d in held).lstrip()
         if forced or _may_be_call(start):
-            cut = None if forced else written_twice(prefix + start)
+            cut = None if forced else written_twice(after_preamble(prefix + start))
             if cut is not None:  # the same call again and again until the token cap: stop it here
                 await _close(deltas)
                 held.append(Delta("", FINISH_NORMAL, delta.prompt_tokens, delta.completion_tokens))
@@ -218,7 +249,7 @@ def _all_answered(answered: set[tuple[str, str]], calls: Sequence[Mapping[str, A
 def _repeats(answered: set[tuple[str, str]], text: str) -> bool:
     """Whether ``text`` opens with a call the conversation already has the result of (whatever
     follows it: a small model writes its schema or more calls after it)."""
-    stripped = _TAGGED.sub(lambda m: m.group(1), text.strip())
+    stripped = _TAGGED.sub(lambda m: m.group(1), after_preamble(text).strip())
     fenced = _FENCED.match(stripped)
     body = (fenced.group(1) if fenced else stripped).lstrip()
     try:

@@ -104,6 +104,13 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse(failures.health(request.app.state.platform.settings.data_dir))
 
 
+async def no_such_route(request: Request, exc: Exception) -> Response:
+    """An unknown route (404) or method (405), answered as JSON in the shape of the API its path
+    belongs to (:func:`failures.unknown_route`), never Starlette's plain text."""
+    status = getattr(exc, "status_code", 404)
+    return failures.unknown_route(request.method, request.url.path, 405 if status == 405 else 404)
+
+
 class CatchAll:
     """ASGI middleware: an unhandled error becomes a 500 in the route's own error format, with no
     internals in it (they go to the log), and the connection stays usable."""
@@ -161,7 +168,8 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         Route("/healthz", health, methods=["GET"]),
         *(extra_routes or []),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CatchAll), Middleware(BodyLimit)])
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CatchAll), Middleware(BodyLimit)],
+                    exception_handlers={404: no_such_route, 405: no_such_route})
     app.state.platform = platform
     app.state.auth = Authenticator(platform.store, platform.settings.credentials, platform.settings.token_ttl)
     return app

@@ -65,6 +65,22 @@ def health(data_dir: Path | str) -> dict[str, Any]:
     return {"status": "degraded", "problems": problems} if problems else {"status": "ok"}
 
 
+def unknown_route(method: str, path: str, status: int = 404) -> Response:
+    """No route (404) or no such method on it (405), in the shape of the API ``path`` belongs to:
+    OpenAI's error object under ``/v1`` and ``/v2`` (Anthropic's under ``/v1/messages``), the
+    platform's v1 body elsewhere."""
+    what = "Unknown request URL" if status == 404 else "Method not allowed for URL"
+    message = f"{what}: {method} {path}. Please check the URL and the method."
+    if path.startswith("/v1/messages"):
+        kind = "not_found_error" if status == 404 else "invalid_request_error"
+        return JSONResponse({"type": "error", "error": {"type": kind, "message": message}}, status_code=status)
+    if path.startswith(("/v1/", "/v2/")) or path in ("/v1", "/v2"):
+        return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "param": None,
+                                       "code": "unknown_url" if status == 404 else "method_not_allowed"}},
+                            status_code=status)
+    return JSONResponse({"error_code": int(ErrorCode.UNSUPPORTED_METHOD), "error_msg": message}, status_code=status)
+
+
 def failure_response(path: str, exc: BaseException | None, data_dir: Path | str | None = None) -> Response:
     """The answer to an unexpected failure of a request to ``path`` (``exc`` may be None)."""
     full = exc is not None and is_storage_full(exc)

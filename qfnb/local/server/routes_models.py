@@ -16,7 +16,7 @@ from starlette.routing import Route
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.api import ServedLike
-from qfnb.local.server.wire import v2_error
+from qfnb.local.server.openai_errors import openai_error
 from qfnb.protocol.routes import API_TYPES
 
 _STARTED = int(time.time())
@@ -30,7 +30,7 @@ def _entry(model: ServedLike, created: int) -> dict[str, Any]:
 async def list_models(request: Request) -> Response:
     problem = request.app.state.auth.check_bearer(request)
     if problem is not None:
-        return v2_error(401, "InvalidIAMToken", problem)
+        return openai_error(401, problem, code="invalid_iam_token")
     platform: Platform = request.app.state.platform
     data = [_entry(m, _STARTED) for m in platform.served()]
     wanted = request.path_params.get("model_id")
@@ -40,7 +40,9 @@ async def list_models(request: Request) -> Response:
     found = (next((d for d in data if d["id"].lower() == str(wanted).lower()), None)
              or _resolved(platform, wanted, (api,) if api in API_TYPES else API_TYPES))
     if found is None:
-        return v2_error(404, "NoSuchModel", f"no served model is called {wanted!r}")
+        served = ", ".join(d["id"] for d in data)
+        return openai_error(404, f"The model {wanted!r} does not exist (served: {served})", param="model",
+                            code="model_not_found")
     return JSONResponse(found)
 
 

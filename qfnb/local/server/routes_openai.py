@@ -31,6 +31,7 @@ from qfnb.local.server.serve import ClientGone, serve
 from qfnb.local.server.wire import json_body, now, parse, response_id
 from qfnb.protocol.errors import ErrorCode, ProtocolError
 from qfnb.protocol.inference import EmbeddingRequest, OpenAIChatRequest, OpenAICompletionRequest
+from qfnb.protocol.openai_wire import check_encoding, drop_nulls, encode_vector
 
 log = logging.getLogger("qfnb.local.inference")
 
@@ -95,25 +96,25 @@ async def _chat(request: Request, platform: Platform, body: dict[str, Any], lane
 
 
 async def _completions(request: Request, platform: Platform, body: dict[str, Any], lane: str) -> Response:
-    req = parse(OpenAICompletionRequest, body)
+    req = parse(OpenAICompletionRequest, drop_nulls(body))
     render = openai_chat.CompletionRender(str(req.model), response_id("cmpl-"), now())
     return await serve(request, platform, openai_chat.text_ask(req, lane), render)
 
 
 async def _embeddings(request: Request, platform: Platform, body: dict[str, Any], lane: str) -> Response:
+    body = drop_nulls(body)
     for key in body:
         if key not in ("model", "input", "encoding_format", "user"):
             raise BodyError(key, "is not supported by the local platform's embeddings API (supported: model, "
-                            "input, encoding_format 'float', user)")
-    if body.get("encoding_format") not in (None, "float"):
-        raise BodyError("encoding_format", "the local platform answers 'float' vectors only")
+                            "input, encoding_format 'float' or 'base64', user)")
+    encoding = check_encoding(body.get("encoding_format"))
     texts = body.get("input")
     req = parse(EmbeddingRequest, {"input": [texts] if isinstance(texts, str) else texts})
     model = await offload(platform.resolve, "embeddings", str(body.get("model")))
     platform.note_loading(model)
     embedder = await offload(platform.registry.embedder, platform.engine_endpoint(model))
     vectors, tokens = await embedder.aembed(req.input)
-    data = [{"object": "embedding", "embedding": list(v), "index": i} for i, v in enumerate(vectors)]
+    data = [{"object": "embedding", "embedding": encode_vector(v, encoding), "index": i} for i, v in enumerate(vectors)]
     return JSONResponse({"object": "list", "data": data, "model": model.name,
                          "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 

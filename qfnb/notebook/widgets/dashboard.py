@@ -32,12 +32,13 @@ import ipywidgets as w
 
 from qfnb._core.errors import TimeoutError as QfnbTimeoutError
 from qfnb._core.http.throttle import Throttle
-from qfnb.notebook import _fmt, _theme, charts
+from qfnb.notebook import _theme, charts
 from qfnb.notebook._ipython import DisplayHandle, display
-from qfnb.notebook._ipywidgets import VBox
+from qfnb.notebook._ipywidgets import SafeHTML, VBox
 from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.notebook.training_state import TrainingState
 from qfnb.notebook.widgets.deploy_view import follow_deploy
+from qfnb.protocol.safe_html import clean, escape
 
 log = logging.getLogger("qfnb.notebook.dashboard")
 
@@ -88,17 +89,17 @@ class TrainingDashboard(VBox):
         self.deploy_state = ""  # the deploying service's last state
         self.deploying: Any = None  # the deploy in flight (what on_deploy returned)
 
-        self.header = w.HTML()
+        self.header = SafeHTML()
         self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="45%"))
-        self.progress_label = w.HTML()
+        self.progress_label = SafeHTML()
         self.chart = w.Image(format="png", layout=w.Layout(max_width="560px"))
         self.log_view = w.Textarea(layout=w.Layout(width="98%", height="110px"), disabled=True)
         self.stop_button = w.Button(description="Stop", icon="stop", button_style="danger", disabled=on_stop is None)
         self.deploy_button = w.Button(
             description="Deploy", icon="rocket", button_style="success", layout=w.Layout(display="none")
         )
-        self.result = w.HTML()
-        self.offline = w.HTML()  # shown only after a kernel restart (CSS on ipywidgets' disconnected class)
+        self.result = SafeHTML()
+        self.offline = SafeHTML()  # shown only after a kernel restart (CSS on ipywidgets' disconnected class)
         self.var_name: str | None = None  # the -o variable, for the copyable next steps
         self.stop_button.on_click(self._clicked_stop)
         self.deploy_button.on_click(self._clicked_deploy)
@@ -217,7 +218,7 @@ class TrainingDashboard(VBox):
         with self.bar.hold_sync():
             self.bar.value = st.progress or 0.0
             self.bar.bar_style = {"succeeded": "success", "failed": "danger", "stopped": "warning"}.get(st.status, "")
-        self.progress_label.value = f'<span style="white-space:nowrap">{_fmt.esc(st.progress_text())}</span>'
+        self.progress_label.value = f'<span style="white-space:nowrap">{escape(st.progress_text())}</span>'
         self.log_view.value = "\n".join(st.log)
         self.result.value = self._result_html()
         self.offline.value = self._offline_html()
@@ -229,10 +230,10 @@ class TrainingDashboard(VBox):
 
     def _offline_html(self) -> str:
         task = self.state.task_id
-        follow = (f' · the job goes on: <code style="user-select:all">%qftrain --attach {_fmt.esc(task)}</code>'
+        follow = (f' · the job goes on: <code style="user-select:all">%qftrain --attach {escape(task)}</code>'
                   if task else "")  # the same command as hints() while the job runs
         return _theme.offline_note(f"the kernel restarted: this is the last state it showed "
-                                   f"({_fmt.esc(self.state.as_of().split(',')[0])}){follow}")
+                                   f"({escape(self.state.as_of().split(',')[0])}){follow}")
 
     def _refresh_fallback(self) -> None:
         """Republish the live output (widget + current static HTML) on a status or phase change, and
@@ -260,31 +261,31 @@ class TrainingDashboard(VBox):
         if not self.launched_as:
             return ""
         return (f'<div class="qfnb-launched" style="color:{_theme.TEXT_MUTED}">launched as: <code style="color:'
-                f'{_theme.TEXT};user-select:all">{_fmt.esc(self.launched_as)}</code></div>')
+                f'{_theme.TEXT};user-select:all">{escape(self.launched_as)}</code></div>')
 
     def _header_html(self) -> str:
         st = self.state
-        doing = f' <span style="color:{_theme.TEXT_MUTED}">· {_fmt.esc(st.doing)}</span>' if st.doing else ""
-        return (f'{self._launched_html()}<span style="color:{_theme.TEXT}"><b>{_fmt.esc(st.title)}</b></span> '
+        doing = f' <span style="color:{_theme.TEXT_MUTED}">· {escape(st.doing)}</span>' if st.doing else ""
+        return (f'{self._launched_html()}<span style="color:{_theme.TEXT}"><b>{escape(st.title)}</b></span> '
                 f"{_theme.badge(st.status)}{doing}")
 
     def _result_html(self) -> str:
         st = self.state
         rows = []
         if st.task_id:
-            rows.append(f"task <code>{_fmt.esc(st.task_id)}</code>")
+            rows.append(f"task <code>{escape(st.task_id)}</code>")
             if not self.done and not self._finishing:  # the job outlives this kernel: say how to find it
                 rows[-1] += (f'<span class="qfnb-live-only"> · after a kernel restart: <code style="user-select:all">'
-                             f"{_fmt.esc(self.hints()[0])}</code></span>")
+                             f"{escape(self.hints()[0])}</code></span>")
         if st.reused:
             rows.append(f'<span class="qfnb-reused" style="color:{_theme.TEXT_MUTED}">↺ reused finished run '
-                        f"<code>{_fmt.esc(st.reused)}</code> (same recipe) · <code>--fresh</code> trains again</span>")
+                        f"<code>{escape(st.reused)}</code> (same recipe) · <code>--fresh</code> trains again</span>")
         if st.model_id:
-            rows.append(f"model <code>{_fmt.esc(st.model_label)}</code>")
+            rows.append(f"model <code>{escape(st.model_label)}</code>")
         if st.service:
-            rows.append(f"endpoint <code>{_fmt.esc(st.service)}</code>")
+            rows.append(f"endpoint <code>{escape(st.service)}</code>")
         if st.error and st.status == "failed":
-            rows.append(f'<span style="color:{_theme.ERROR}">error: {_fmt.esc(st.error)}</span>')
+            rows.append(f'<span style="color:{_theme.ERROR}">error: {escape(st.error)}</span>')
         html = f'<span style="color:{_theme.TEXT}">{" · ".join(rows)}</span>'
         steps = self.hints() if self.done or self._finishing else []
         if steps:
@@ -292,9 +293,9 @@ class TrainingDashboard(VBox):
             html += (f'<div style="color:{_theme.TEXT_MUTED};margin-top:4px">next:</div>'
                      f'<pre class="qfnb-next" style="color:{_theme.TEXT};background:var(--jp-layout-color2,#eee);'
                      f'padding:4px 8px;margin:2px 0;user-select:all;font-family:var(--jp-code-font-family,monospace)">'
-                     f'{_fmt.esc(code)}</pre>')
+                     f'{escape(code)}</pre>')
             if self.eval_is_training and any(s.startswith("%qfeval") for s in steps):
-                html += (f'<div class="qfnb-warning" style="color:{_theme.ERROR}">⚠ {_fmt.esc(TRAINING_FILE_WARNING)}'
+                html += (f'<div class="qfnb-warning" style="color:{_theme.ERROR}">⚠ {escape(TRAINING_FILE_WARNING)}'
                          "</div>")
         return html
 
@@ -312,11 +313,11 @@ class TrainingDashboard(VBox):
         st = self.state
         png = base64.b64encode(chart or charts.loss_chart(st.loss, title=f"loss · {st.title}",
                                                           eval_points=st.eval_loss)).decode()
-        log = _fmt.esc("\n".join(st.log))
-        return (
+        log = escape("\n".join(st.log))
+        return clean(
             f'<div class="qfnb-train-summary qfnb-dashboard-static" style="color:{_theme.TEXT};'
             f'border-left:4px solid {_theme.STATUS.get(st.status, _theme.STATUS["pending"])};padding-left:8px">'
-            f"{self._header_html()}<div>{_fmt.esc(st.progress_text())}</div>{self._as_of_html()}"
+            f"{self._header_html()}<div>{escape(st.progress_text())}</div>{self._as_of_html()}"
             f'<img alt="loss chart" src="data:image/png;base64,{png}"/>'
             f"<details><summary>event log</summary><pre>{log}</pre></details>{self._result_html()}</div>"
         )
@@ -325,10 +326,10 @@ class TrainingDashboard(VBox):
         """When the static state was true: a running job's snapshot says it is not live, and how to see
         where the job is now (a saved notebook or an export keeps it after the kernel is gone)."""
         st, task = self.state, self.state.task_id
-        now = (f' · where the job is now: <code style="user-select:all">%qftrain --attach {_fmt.esc(task)}</code>'
+        now = (f' · where the job is now: <code style="user-select:all">%qftrain --attach {escape(task)}</code>'
                if task and not st.finished else "")
         return (f'<div class="qfnb-as-of" style="color:{_theme.TEXT_MUTED};font-size:90%">'
-                f"{_fmt.esc(st.as_of())}{now}</div>")
+                f"{escape(st.as_of())}{now}</div>")
 
     def _handles(self) -> list[DisplayHandle]:
         return ([self.handle] if self.handle is not None else []) + self.more_handles
@@ -371,7 +372,7 @@ class TrainingDashboard(VBox):
             self._render(force=True)  # the job has ended: no event will redraw the log
             self.deploy_button.disabled = False
             self.deploy_button.description = "Retry deploy"
-            failed = f'<span style="color:{_theme.ERROR}">deploy failed: {_fmt.esc(message)}</span>'
+            failed = f'<span style="color:{_theme.ERROR}">deploy failed: {escape(message)}</span>'
             self.result.value = self._result_html() + " · " + failed
         self._publish_snapshot(f" · deploy failed: {message}")
 

@@ -14,6 +14,7 @@ from typing import Any
 from qfnb.notebook import _fmt, _theme
 from qfnb.notebook._ipython import live_display
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
+from qfnb.protocol.safe_html import clean, escape
 
 #: seconds between redraws of the deploy line
 INTERVAL = 0.5
@@ -25,7 +26,7 @@ def endpoint_line(endpoint: str) -> str:
 
 def _bundle(text: str, color: str = _theme.TEXT) -> dict[str, str]:
     return {"text/plain": text,
-            "text/html": f'<div class="qfnb-deploy" style="color:{color}">{_fmt.esc(text)}</div>'}
+            "text/html": clean(f'<div class="qfnb-deploy" style="color:{color}">{escape(text)}</div>')}
 
 
 def follow_deploy(dash: Any, future: Any) -> Any:

@@ -15,9 +15,10 @@ import ipywidgets as w
 from qfnb._core.http.throttle import Throttle
 from qfnb._core.record.ledger import SESSION, default_ledger
 from qfnb._core.runtime.progress import ProgressSnapshot
-from qfnb.notebook import _fmt, _theme
+from qfnb.notebook import _theme
 from qfnb.notebook._ipython import display
-from qfnb.notebook._ipywidgets import HBox
+from qfnb.notebook._ipywidgets import HBox, SafeHTML
+from qfnb.protocol.safe_html import clean, escape
 
 FALLBACK_INTERVAL = 10.0
 
@@ -26,12 +27,13 @@ class ProgressBox(HBox):
     """``HBox(label, FloatProgress, meter)`` whose text/plain is the current meter."""
 
     def __init__(self, desc: str, **kwargs: Any) -> None:
-        self.label = w.HTML(value=f"<b>{_fmt.esc(desc)}</b>")
+        self.label = SafeHTML(value=f"<b>{escape(desc)}</b>")
         self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="40%"))
-        self.meter = w.HTML(value="")
+        self.meter = SafeHTML(value="")
         self.text = desc
-        self.static = f'<div class="qfnb-progress-static" style="color:{_theme.TEXT}"><b>{_fmt.esc(desc)}</b></div>'
-        offline = w.HTML(value=_theme.offline_note('<span style="white-space:nowrap">· the kernel restarted</span>'))
+        self.static = clean(f'<div class="qfnb-progress-static" style="color:{_theme.TEXT}"><b>{escape(desc)}</b>'
+                            "</div>")
+        offline = SafeHTML(value=_theme.offline_note('<span style="white-space:nowrap">· the kernel restarted</span>'))
         super().__init__(children=[self.label, self.bar, self.meter, offline], **kwargs)
         self.add_class("qfnb-progress").add_class("qfnb-live")
 
@@ -62,7 +64,7 @@ class WidgetRenderer:
                 box.bar.value = 1.0 if snap.finished else 0.0
             else:
                 box.bar.value = frac
-        box.meter.value = f'<span style="white-space:nowrap">{_fmt.esc(snap.meter().split(": ", 1)[-1])}</span>'
+        box.meter.value = f'<span style="white-space:nowrap">{escape(snap.meter().split(": ", 1)[-1])}</span>'
         box.static = static_html(snap, final=False)
         if self.handle is not None and self._fallback.ready():
             self.handle.update(box)  # the saved notebook's fallback follows the bar
@@ -82,7 +84,7 @@ class WidgetRenderer:
 
 
 def _note_html(note: str) -> str:
-    return f'<span class="qfnb-replayed" style="color:{_theme.TEXT_MUTED}">· {_fmt.esc(note)}</span>'
+    return f'<span class="qfnb-replayed" style="color:{_theme.TEXT_MUTED}">· {escape(note)}</span>'
 
 
 def replay_note(since: float, finished: int) -> str:
@@ -105,12 +107,12 @@ def static_html(snap: ProgressSnapshot, *, final: bool = True, note: str = "") -
     incomplete = snap.total is not None and snap.finished < snap.total
     status = ("failed" if incomplete else ("stopped" if snap.failed else "succeeded")) if final else "running"
     color = _theme.STATUS[status]
-    return (
+    return clean(
         f'<div class="qfnb-progress-static" style="display:flex;align-items:center;gap:8px;color:{_theme.TEXT}">'
-        f"<b>{_fmt.esc(snap.desc)}</b>"
+        f"<b>{escape(snap.desc)}</b>"
         f'<span style="display:inline-block;width:40%;height:8px;border:1px solid {_theme.BORDER};border-radius:4px">'
         f'<span style="display:block;height:100%;width:{frac:.1%};background:{color};border-radius:3px"></span></span>'
-        f"<span>{_fmt.esc(snap.meter().split(': ', 1)[-1])}</span>"
+        f"<span>{escape(snap.meter().split(': ', 1)[-1])}</span>"
         f"{_note_html(note) if note else ''}"
         f"{'' if final else _snapshot_time()}</div>"
     )
