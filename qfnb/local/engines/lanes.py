@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 
@@ -29,6 +29,8 @@ from qfnb.local.engines.gate import EngineBusy, Gate
 #: the priority of the request being served (set by the routes from ``X-Qfnb-Priority``)
 priority: ContextVar[str] = ContextVar("qfnb_request_priority", default=INTERACTIVE)
 
+#: conversations whose slot the gate remembers (the oldest is forgotten first)
+MAX_HOMES = 256
 #: the longest Retry-After the platform asks for (seconds)
 MAX_RETRY_AFTER = 120.0
 
@@ -39,10 +41,10 @@ def spare_slots(slots: int) -> int:
 
 
 class _Waiter:
-    __slots__ = ("batch", "future", "granted", "long", "loop", "slot")
+    __slots__ = ("batch", "future", "granted", "key", "long", "loop", "slot")
 
-    def __init__(self, batch: bool, long: bool, loop: asyncio.AbstractEventLoop) -> None:
-        self.batch, self.long, self.loop, self.granted = batch, long, loop, False
+    def __init__(self, batch: bool, long: bool, loop: asyncio.AbstractEventLoop, key: str | None = None) -> None:
+        self.batch, self.long, self.loop, self.granted, self.key = batch, long, loop, False, key
         self.slot: int | None = None
         self.future: asyncio.Future[None] = loop.create_future()
 
@@ -59,6 +61,8 @@ class LaneGate(Gate):
         self._clock = clock
         self._running = self._running_batch = 0
         self._free = set(range(slots + self.spare))  # engine slot ids (llama-server's id_slot)
+        #: conversation (cache key) -> the slot that last served it, most recent last
+        self._homes: OrderedDict[str, int] = OrderedDict()
         self._waiting: deque[_Waiter] = deque()
         self._finished: deque[float] = deque(maxlen=32)
         self._cond_lock = threading.Lock()
@@ -83,7 +87,8 @@ class LaneGate(Gate):
         return min(MAX_RETRY_AFTER, max(1.0, 1.0 / rate if rate > 0 else MAX_RETRY_AFTER))
 
     @contextlib.asynccontextmanager
-    async def turn(self, lane: str | None = None, *, long: bool = False) -> AsyncIterator[int]:
+    async def turn(self, lane: str | None = None, *, long: bool = False,
+                   key: str | None = None) -> AsyncIterator[int]:
         """Admit one request of ``lane`` (default: the request's :data:`priority`), wait for its
         turn to run, and hold its place until the block ends; EngineBusy when it cannot be admitted.
 
@@ -102,7 +107,7 @@ class LaneGate(Gate):
         self._changed()
         calls.count(self.name)
         try:
-            slot = await self._wait_turn(batch, long)
+            slot = await self._wait_turn(batch, long, key)
             try:
                 yield slot
             finally:
@@ -117,21 +122,34 @@ class LaneGate(Gate):
             return False
         return not batch or self._running_batch < self.slots
 
-    def _start(self, batch: bool, long: bool) -> int:
+    def _start(self, batch: bool, long: bool, key: str | None = None) -> int:
+        """Take a free slot: the one that last served ``key`` (a conversation: its prefix is still
+        there), else one that is no conversation's home (the lowest for a short interactive request,
+        the highest for a long prompt or batch traffic)."""
         self._running += 1
         self._running_batch += batch
-        slot = max(self._free) if (batch or long) else min(self._free)
+        home = self._homes.get(key) if key is not None else None
+        if home is not None and home in self._free:
+            slot = home
+        else:
+            spare = self._free - set(self._homes.values()) or self._free
+            slot = max(spare) if (batch or long) else min(spare)
         self._free.discard(slot)
+        if key is not None:
+            self._homes[key] = slot
+            self._homes.move_to_end(key)
+            while len(self._homes) > MAX_HOMES:
+                self._homes.popitem(last=False)
         return slot
 
-    async def _wait_turn(self, batch: bool, long: bool) -> int:
+    async def _wait_turn(self, batch: bool, long: bool, key: str | None = None) -> int:
         loop = asyncio.get_running_loop()
         with self._cond_lock:
             # FIFO within a lane, interactive before batch: go now only if nobody it yields to waits
             ahead = bool(self._waiting) if batch else any(not w.batch for w in self._waiting)
             if not ahead and self._can_run(batch):
-                return self._start(batch, long)
-            waiter = _Waiter(batch, long, loop)
+                return self._start(batch, long, key)
+            waiter = _Waiter(batch, long, loop, key)
             self._waiting.append(waiter)
         try:
             await waiter.future
@@ -165,7 +183,7 @@ class LaneGate(Gate):
                     break
                 self._waiting.remove(waiter)
                 waiter.granted = True
-                waiter.slot = self._start(waiter.batch, waiter.long)
+                waiter.slot = self._start(waiter.batch, waiter.long, waiter.key)
                 try:
                     waiter.loop.call_soon_threadsafe(_wake, waiter.future)
                 except RuntimeError:  # its event loop is gone: nobody waits any more

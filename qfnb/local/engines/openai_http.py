@@ -134,7 +134,8 @@ class OpenAIChat:
         if ask.plain:
             msgs = text_turns(ask.messages)
             if self._n_ctx is not None:
-                return self._run_prepared(render_gemma(msgs) if self._template == "gemma" else msgs, gp, ask.lane)
+                return self._run_prepared(render_gemma(msgs) if self._template == "gemma" else msgs, gp, ask.lane,
+                                          key=ask.cache_key)
             if self._template == "gemma":
                 return self._run("/completions", {"prompt": render_gemma(msgs)}, gp, ask.lane)
             return self._run("/chat/completions", {"messages": msgs}, gp, ask.lane)
@@ -178,7 +179,7 @@ class OpenAIChat:
         if forced and tools:
             extra["json_schema"] = tool_calls.call_schema(tools)
         answer = self._run_prepared(source, gp, ask.lane, extra, tools=tools, forced=forced, names=names,
-                                    top_logprobs=top)
+                                    top_logprobs=top, key=ask.cache_key)
         if names and not forced and tool_calls.follows_result(messages):  # a repeated call is answered
             return tool_calls.answer_after_result(answer, messages, lambda closing: self._run_prepared(
                 closing, gp, ask.lane, extra, top_logprobs=top))
@@ -204,7 +205,7 @@ class OpenAIChat:
     async def _run_prepared(self, source: str | list[dict[str, Any]], gp: GenParams, lane: str,
                             extra: dict[str, Any] | None = None, *, tools: list[dict[str, Any]] | None = None,
                             forced: bool = False, names: list[str] | None = None,
-                            top_logprobs: int | None = None) -> AsyncIterator[Delta]:
+                            top_logprobs: int | None = None, key: str | None = None) -> AsyncIterator[Delta]:
         """Render (a chat) and tokenize once, check the context, then run on an engine slot chosen
         by the prompt's length (see :mod:`.prompts`); with ``names``, calls of those tools in the
         answer become ``tool_calls`` (:mod:`.tool_calls`); with ``top_logprobs``, each token's
@@ -223,7 +224,7 @@ class OpenAIChat:
             body = {"model": self._model, "prompt": tokens, **request_body(gp, llama=True), **(extra or {}),
                     **(target.extra or {})}
             prompts.fit(self.name, tokens, self._n_ctx, body)
-            async with self.gate.turn(lane, long=len(tokens) > prompts.LONG_PROMPT_TOKENS) as slot:
+            async with self.gate.turn(lane, long=len(tokens) > prompts.LONG_PROMPT_TOKENS, key=key) as slot:
                 body["id_slot"] = slot
                 deltas = self._stream(target, "/completions", body)
                 if top_logprobs is not None:

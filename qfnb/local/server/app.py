@@ -21,12 +21,14 @@ from qfnb.local.engines import EngineRegistry
 from qfnb.local.engines.api import RegistryLike
 from qfnb.local.server import (
     failures,
+    routes_anthropic,
     routes_batch,
     routes_bos,
     routes_console,
     routes_inference,
     routes_models,
     routes_openai,
+    routes_responses,
     routes_v2,
 )
 from qfnb.local.server.auth import Authenticator, authenticator
@@ -162,7 +164,8 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
             platform.shutdown()
 
     routes: list[Any] = [
-        *routes_inference.routes(), *routes_openai.routes(), *routes_console.routes(), *routes_v2.routes(),
+        *routes_inference.routes(), *routes_openai.routes(), *routes_responses.routes(),
+        *routes_anthropic.routes(), *routes_console.routes(), *routes_v2.routes(),
         *routes_models.routes(),
         *routes_batch.routes(), *routes_bos.routes(),
         Route("/bos/{bucket}/{key:path}", bos_object, methods=["PUT", "GET", "POST", "DELETE"]),

@@ -1,0 +1,91 @@
+"""Anthropic's Messages API at ``/v1/messages`` and ``/v1/messages/count_tokens``, so
+``anthropic.Anthropic(base_url="http://127.0.0.1:<port>", api_key=<bearer token>)`` and Claude
+Code-style tools (``ANTHROPIC_BASE_URL``, ``ANTHROPIC_AUTH_TOKEN``) work against the local
+platform. The key comes as ``x-api-key`` or ``Authorization: Bearer``; every refusal is in
+Anthropic's error shape. A request is converted (:mod:`qfnb.local.convert.anthropic`) and served
+by the one flow (:func:`~.serve.serve`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from qfnb.local.convert import openai_chat
+from qfnb.local.convert.anthropic import CountRender, MessagesRender
+from qfnb.local.domain.values import BodyError
+from qfnb.local.engines.base import CannotServe, PromptTooLong
+from qfnb.local.engines.gate import EngineBusy
+from qfnb.local.engines.llama_server import EngineUnavailable
+from qfnb.local.server.auth import authenticator
+from qfnb.local.server.lane import lane_of
+from qfnb.local.server.serve import ClientGone, serve
+from qfnb.local.server.wire import json_body, parse
+from qfnb.protocol import anthropic
+from qfnb.protocol.errors import ErrorCode, ProtocolError
+from qfnb.protocol.inference import OpenAIChatRequest
+
+log = logging.getLogger("qfnb.local.inference")
+
+
+def anthropic_error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(anthropic.error_body(status, message), status_code=status)
+
+
+def refusal(exc: Exception) -> Response:
+    """400 naming the field, 404 an unknown model, 429 busy (with Retry-After), 529 engine down."""
+    if isinstance(exc, BodyError | ProtocolError):
+        if exc.code == ErrorCode.API_NAME_NOT_EXIST:
+            return anthropic_error(404, str(exc))
+        return anthropic_error(400, str(exc))
+    if isinstance(exc, PromptTooLong):
+        return anthropic_error(400, f"prompt is too long: {exc}")
+    if isinstance(exc, EngineBusy):
+        response = anthropic_error(429, f"Rate limit reached: {exc}")
+        response.headers["retry-after"] = str(max(1, round(exc.retry_after)))
+        return response
+    if isinstance(exc, EngineUnavailable):
+        log.warning("%s", exc)
+        return anthropic_error(529, f"the model engine is unavailable, retry shortly: {exc}")
+    return anthropic_error(400, str(exc))  # CannotServe, an engine's refusal
+
+
+def _key_problem(request: Request) -> str | None:
+    """Anthropic's ``x-api-key`` is the platform's bearer token, as ``Authorization: Bearer`` is."""
+    key = request.headers.get("x-api-key")
+    if key and not request.headers.get("authorization"):
+        request.scope["headers"] = [*request.scope["headers"], (b"authorization", f"Bearer {key}".encode())]
+        request = Request(request.scope, request.receive)
+    return authenticator(request).check_bearer(request)
+
+
+async def messages(request: Request) -> Response:
+    count = request.url.path.endswith("/count_tokens")
+    problem = _key_problem(request)
+    if problem is not None:
+        return anthropic_error(401, problem)
+    lane = lane_of(request)
+    try:
+        data = anthropic.check_request(await json_body(request), count=count)
+        chat = anthropic.chat_body(data)
+        if count:
+            chat["max_completion_tokens"] = 1
+        ask = openai_chat.chat_ask(parse(OpenAIChatRequest, chat), lane)
+        if count:
+            return await serve(request, request.app.state.platform, ask, CountRender())
+        render = MessagesRender(data["model"], anthropic.new_id("msg_"), stream=bool(data.get("stream")),
+                                stops=tuple(data.get("stop_sequences") or ()))
+        return await serve(request, request.app.state.platform, dataclasses.replace(ask, n=1), render)
+    except (BodyError, ProtocolError, PromptTooLong, EngineBusy, EngineUnavailable, CannotServe, ValueError) as exc:
+        return refusal(exc)
+    except ClientGone:
+        log.info("client left %s before its answer: generation cancelled", request.url.path)
+        return Response(status_code=499)
+
+
+def routes() -> list[Route]:
+    return [Route("/v1/messages", messages, methods=["POST"]),
+            Route("/v1/messages/count_tokens", messages, methods=["POST"])]

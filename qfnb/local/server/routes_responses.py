@@ -1,0 +1,134 @@
+"""OpenAI's Responses API at ``/v1/responses`` and ``/v2/responses`` (Qianfan v2's name):
+create (a string or a list of items, ``instructions``, ``store``, ``previous_response_id``,
+``stream`` with semantic events, function tools, ``text.format``), retrieve, delete,
+``input_items`` and cancel. A request is converted to an OpenAI chat over the stored conversation
+(:mod:`qfnb.local.convert.responses`) and served by the one flow (:func:`~.serve.serve`); the
+finished response is stored in the platform's SQLite before the answer's last byte is sent.
+
+A chain's turns carry one cache key (``prompt_cache_key``, else the first response's id) to the
+engine, which keeps the conversation on the slot that holds its prefix, so a follow-up prefills
+only its new input; ``usage.input_tokens_details.cached_tokens`` says how many it did not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from qfnb.local.convert import openai_chat
+from qfnb.local.convert.responses import ResponsesRender
+from qfnb.local.domain import responses as stored
+from qfnb.local.domain.console import NotFound
+from qfnb.local.domain.platform import Platform
+from qfnb.local.server import openai_errors
+from qfnb.local.server.auth import authenticator
+from qfnb.local.server.routes_openai import openai_route
+from qfnb.local.server.serve import serve
+from qfnb.local.server.wire import now, parse
+from qfnb.protocol.inference import OpenAIChatRequest
+from qfnb.protocol.responses import (
+    RESPONSE_PREFIX,
+    chat_body,
+    check_request,
+    input_item_list,
+    input_items,
+    new_id,
+    with_ids,
+)
+
+PREFIXES = ("/v1", "/v2")
+
+#: responses being answered now (id -> cancelled?), for ``cancel``
+_running: dict[str, bool] = {}
+_running_lock = threading.Lock()
+
+
+async def _create(request: Request, platform: Platform, body: dict[str, Any], lane: str) -> Response:
+    data = check_request(body)
+    previous = data.get("previous_response_id")
+    try:
+        history, key = await run_in_threadpool(_conversation, platform, previous)
+    except NotFound as exc:
+        return openai_errors.openai_error(400, str(exc), param="previous_response_id",
+                                          code="previous_response_not_found")
+    chat = parse(OpenAIChatRequest, chat_body(data, history))
+    rid = new_id(RESPONSE_PREFIX)
+    key = data.get("prompt_cache_key") or key or rid
+    items = with_ids(input_items(data.get("input", [])))
+
+    def keep(response: dict[str, Any]) -> None:
+        with _running_lock:
+            _running.pop(rid, None)
+        if data.get("store", True):
+            stored.save(platform.store, response, items, instructions=data.get("instructions"), cache_key=key)
+
+    with _running_lock:
+        _running[rid] = False
+    render = ResponsesRender(rid, data, now(), keep, stream=bool(data.get("stream")),
+                             cancelled=lambda: _running.get(rid, False))
+    ask = dataclasses.replace(openai_chat.chat_ask(chat, lane), cache_key=key)
+    try:
+        return await serve(request, platform, ask, render)
+    finally:
+        if not render.stream:
+            with _running_lock:
+                _running.pop(rid, None)
+
+
+def _conversation(platform: Platform, previous: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    if previous is None:
+        return [], None
+    return stored.history(platform.store, previous), stored.get(platform.store, previous).get("cache_key")
+
+
+async def _one(request: Request) -> Response:
+    platform: Platform = request.app.state.platform
+    problem = authenticator(request).check_bearer(request)
+    if problem is not None:
+        return openai_errors.openai_error(401, problem, code="invalid_api_key")
+    rid = request.path_params["response_id"]
+    try:
+        if request.method == "DELETE":
+            return JSONResponse(await run_in_threadpool(stored.delete, platform.store, rid))
+        if request.url.path.endswith("/cancel"):
+            with _running_lock:
+                running = rid in _running
+                if running:
+                    _running[rid] = True
+            if not running:
+                stored.get(platform.store, rid)  # 404 when unknown
+                return openai_errors.openai_error(400, f"Response {rid!r} is not in progress: only a response being "
+                                                  "answered can be cancelled", param="response_id")
+            return JSONResponse({"id": rid, "object": "response", "status": "cancelled"})
+        record = await run_in_threadpool(stored.get, platform.store, rid)
+    except NotFound as exc:
+        return openai_errors.openai_error(404, str(exc), param="response_id", code="not_found")
+    if request.url.path.endswith("/input_items"):
+        query = request.query_params
+        try:
+            limit = max(1, min(100, int(query.get("limit", 20))))
+        except ValueError:
+            return openai_errors.openai_error(400, "limit must be a whole number from 1 to 100", param="limit")
+        return JSONResponse(input_item_list(record["input_items"], order=query.get("order", "desc"),
+                                            after=query.get("after"), limit=limit))
+    return JSONResponse(record["response"])
+
+
+create = openai_route(_create)
+
+
+def routes() -> list[Route]:
+    out = []
+    for prefix in PREFIXES:
+        base = prefix + "/responses"
+        out += [Route(base, create, methods=["POST"]),
+                Route(base + "/{response_id}", _one, methods=["GET", "DELETE"]),
+                Route(base + "/{response_id}/input_items", _one, methods=["GET"]),
+                Route(base + "/{response_id}/cancel", _one, methods=["POST"])]
+    return out
