@@ -1,12 +1,30 @@
 """OpenAI's error object, for every OpenAI-style route of the local platform (``/v1/files``,
-``/v1/batches``, the OpenAI-compatible inference routes):
-``{"error": {"message", "type", "param", "code"}}`` with the HTTP status of the failure."""
+``/v1/batches``, the OpenAI-compatible inference routes, the Responses API):
+``{"error": {"message", "type", "param", "code"}}`` with the HTTP status of the failure; and the
+OpenAI family's route wrapper (:func:`openai_route`: bearer auth, lane, body, every refusal in
+that shape), shared by the chat and the Responses route modules."""
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
+from qfnb.local.engines.base import PromptTooLong
+from qfnb.local.engines.gate import EngineBusy
+from qfnb.local.engines.llama_server import EngineUnavailable
+from qfnb.local.server.auth import authenticator
+from qfnb.local.server.lane import lane_of
+from qfnb.local.server.serve import ClientGone
+from qfnb.local.server.wire import json_body, response_id
+from qfnb.protocol.errors import ErrorCode, ProtocolError
+
+log = logging.getLogger("qfnb.local.inference")
 
 #: HTTP status -> OpenAI's error ``type``
 _TYPES = {401: "authentication_error", 403: "permission_error", 404: "invalid_request_error",
@@ -27,3 +45,53 @@ def openai_error(status: int, message: str, param: str | None = None, code: str 
 def openai_body_error(exc: BodyError, status: int = 400) -> JSONResponse:
     """A refused field as OpenAI answers it: the sentence names the field, ``param`` is the field."""
     return openai_error(status, str(exc), param=exc.field or None, code="invalid_value" if exc.field else None)
+
+
+def inference_error(status: int, code: str, message: str, param: str | None = None) -> JSONResponse:
+    """OpenAI's error object with the answer's ``id`` (the inference routes give one, as the cloud's v2 does)."""
+    return openai_error(status, message, param=param, code=code, request_id=response_id())
+
+
+def _platform(request: Request) -> Platform:
+    return request.app.state.platform  # type: ignore[no-any-return]
+
+
+Handler = Callable[[Request, Platform, dict[str, Any], str], Awaitable[Response]]
+
+
+def openai_route(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """A route of the OpenAI API: bearer auth, the request's lane, its JSON body, and every
+    refusal in OpenAI's error shape (see :func:`refusal`)."""
+
+    async def route(request: Request) -> Response:
+        problem = authenticator(request).check_bearer(request)
+        if problem is not None:
+            return inference_error(401, "invalid_iam_token", problem)  # the cloud v2 code (clients re-mint on it)
+        lane = lane_of(request)
+        try:
+            return await handler(request, _platform(request), await json_body(request), lane)
+        except (BodyError, ProtocolError, PromptTooLong, EngineBusy, EngineUnavailable, ValueError) as exc:
+            return refusal(exc)
+        except ClientGone:
+            log.info("client left %s before its answer: generation cancelled", request.url.path)
+            return Response(status_code=499)
+
+    return route
+
+
+def refusal(exc: Exception) -> Response:
+    """400 naming the field, 404 for an unknown model, 429 busy (with Retry-After), 503 engine down."""
+    if isinstance(exc, BodyError | ProtocolError):
+        if exc.code == ErrorCode.API_NAME_NOT_EXIST:
+            return inference_error(404, "model_not_found", str(exc), "model")
+        return inference_error(400, "invalid_argument", str(exc), exc.field)
+    if isinstance(exc, PromptTooLong):
+        return inference_error(400, "context_length_exceeded", f"messages: {exc}", "messages")
+    if isinstance(exc, EngineBusy):
+        response = inference_error(429, "rate_limit_exceeded", f"Rate limit reached: {exc}")
+        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        return response
+    if isinstance(exc, EngineUnavailable):
+        log.warning("%s", exc)
+        return inference_error(503, "service_unavailable", f"the model engine is unavailable, retry shortly: {exc}")
+    return inference_error(400, "invalid_argument", str(exc))  # an engine's refusal (a base model asked for tools)

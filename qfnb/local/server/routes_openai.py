@@ -10,7 +10,6 @@ field they cannot honour is refused with a 400 naming it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -20,72 +19,17 @@ from starlette.routing import Route
 from qfnb.local.convert import openai_chat
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
-from qfnb.local.engines.base import PromptTooLong
-from qfnb.local.engines.gate import EngineBusy
-from qfnb.local.engines.llama_server import EngineUnavailable
-from qfnb.local.server import openai_errors, rerank
-from qfnb.local.server.auth import authenticator
-from qfnb.local.server.lane import lane_of
+from qfnb.local.server import rerank
 from qfnb.local.server.offload import offload
-from qfnb.local.server.serve import ClientGone, serve
-from qfnb.local.server.wire import json_body, now, parse, response_id
-from qfnb.protocol.errors import ErrorCode, ProtocolError
+from qfnb.local.server.openai_errors import openai_route
+from qfnb.local.server.serve import serve
+from qfnb.local.server.wire import now, parse, response_id
 from qfnb.protocol.inference import EmbeddingRequest, OpenAIChatRequest, OpenAICompletionRequest
 from qfnb.protocol.openai_wire import check_encoding, drop_nulls, encode_vector
 
 log = logging.getLogger("qfnb.local.inference")
 
 PREFIXES = ("/v1", "/v2")
-
-
-def openai_error(status: int, code: str, message: str, param: str | None = None) -> JSONResponse:
-    """OpenAI's error object (:mod:`.openai_errors`), with the answer's ``id``."""
-    return openai_errors.openai_error(status, message, param=param, code=code, request_id=response_id())
-
-
-def _platform(request: Request) -> Platform:
-    return request.app.state.platform  # type: ignore[no-any-return]
-
-
-Handler = Callable[[Request, Platform, dict[str, Any], str], Awaitable[Response]]
-
-
-def openai_route(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """A route of the OpenAI API: bearer auth, the request's lane, its JSON body, and every
-    refusal in OpenAI's error shape (see :func:`refusal`)."""
-
-    async def route(request: Request) -> Response:
-        problem = authenticator(request).check_bearer(request)
-        if problem is not None:
-            return openai_error(401, "invalid_iam_token", problem)  # the cloud v2 code (clients re-mint on it)
-        lane = lane_of(request)
-        try:
-            return await handler(request, _platform(request), await json_body(request), lane)
-        except (BodyError, ProtocolError, PromptTooLong, EngineBusy, EngineUnavailable, ValueError) as exc:
-            return refusal(exc)
-        except ClientGone:
-            log.info("client left %s before its answer: generation cancelled", request.url.path)
-            return Response(status_code=499)
-
-    return route
-
-
-def refusal(exc: Exception) -> Response:
-    """400 naming the field, 404 for an unknown model, 429 busy (with Retry-After), 503 engine down."""
-    if isinstance(exc, BodyError | ProtocolError):
-        if exc.code == ErrorCode.API_NAME_NOT_EXIST:
-            return openai_error(404, "model_not_found", str(exc), "model")
-        return openai_error(400, "invalid_argument", str(exc), exc.field)
-    if isinstance(exc, PromptTooLong):
-        return openai_error(400, "context_length_exceeded", f"messages: {exc}", "messages")
-    if isinstance(exc, EngineBusy):
-        response = openai_error(429, "rate_limit_exceeded", f"Rate limit reached: {exc}")
-        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-        return response
-    if isinstance(exc, EngineUnavailable):
-        log.warning("%s", exc)
-        return openai_error(503, "service_unavailable", f"the model engine is unavailable, retry shortly: {exc}")
-    return openai_error(400, "invalid_argument", str(exc))  # an engine's refusal (a base model asked for tools)
 
 
 async def _chat(request: Request, platform: Platform, body: dict[str, Any], lane: str) -> Response:

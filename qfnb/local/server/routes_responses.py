@@ -28,7 +28,7 @@ from qfnb.local.domain.console import NotFound
 from qfnb.local.domain.platform import Platform
 from qfnb.local.server import openai_errors
 from qfnb.local.server.auth import authenticator
-from qfnb.local.server.routes_openai import openai_route
+from qfnb.local.server.openai_errors import openai_route
 from qfnb.local.server.serve import serve
 from qfnb.local.server.wire import now, parse
 from qfnb.protocol.inference import OpenAIChatRequest
