@@ -48,7 +48,8 @@ CELLS = [
     "m.chat_backend = ScriptedChatBackend([function_call('lookup', query=CORPUS), {'result': CORPUS}])",
     "%%qfchat --tools lookup --yes\nLook it up",
     "show_all(CORPUS)",
-    "for p in payloads():\n    display(SURFACES['chat_single'](p))",
+    *(f"for p in payloads()[{i}:{i + 40}]:\n    display(SURFACES['chat_single'](p))"  # JupyterLab shows 50 a cell
+      for i in range(0, len(payloads()), 40)),
     "print('corpus done')",
 ]
 
