@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import ipaddress
 import logging
 import os
 import sys
@@ -16,21 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb import cli_models
 from qfnb.common.cli import main as official
+from qfnb.protocol.netguard import is_loopback
 
 if TYPE_CHECKING:
     from qfnb.local.engines.api import RegistryLike
     from qfnb.local.settings import Settings
 
-LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
-
-
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 #: what a non-loopback bind asks of the keys it is given

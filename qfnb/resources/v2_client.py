@@ -13,10 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from qfnb._core.config import Config
+from qfnb._core.errors import ValidationError
 from qfnb._core.runtime import sync
 from qfnb.resources.inference.chat import ChatCompletion
 
-__all__ = ["Chat", "Qianfan", "V2Route"]
+__all__ = ["Chat", "Qianfan", "Responses", "V2Route"]
 
 
 class Qianfan:
@@ -47,6 +48,11 @@ class Qianfan:
     @property
     def completions(self) -> ChatCompletion:
         return self._resource()
+
+    @property
+    def responses(self) -> Responses:
+        """The stateful Responses API (``/v2/responses``): ``create``, ``retrieve``, ``delete``."""
+        return Responses(self)
 
     @property
     def embedding(self) -> V2Route:
@@ -84,3 +90,65 @@ class Chat:
     @property
     def completions(self) -> ChatCompletion:
         return self._client._resource()
+
+
+class Responses:
+    """``client.responses``: Qianfan's stateful ``/v2/responses`` (OpenAI's Responses API), on the
+    cloud and on the local platform alike. A conversation is kept by the platform: a follow-up sends
+    only its new ``input`` with ``previous_response_id``::
+
+        first = client.responses.create(model="ernie-4.0-8k", input="My name is Ada.")
+        again = client.responses.create(model="ernie-4.0-8k", input="What is my name?",
+                                        previous_response_id=first["id"])
+
+    ``create(stream=True)`` yields the semantic events (``resp["type"]``: ``response.created`` …
+    ``response.output_text.delta`` … ``response.completed``). Every call has an ``a…`` twin."""
+
+    def __init__(self, client: Qianfan) -> None:
+        self._client = client
+
+    def _http(self) -> Any:
+        return self._client._resource().client
+
+    async def acreate(self, *, model: str, input: str | list[dict[str, Any]] | None = None, stream: bool = False,
+                      **fields: Any) -> Any:
+        """Create a response (``instructions``, ``previous_response_id``, ``store``, ``tools``,
+        ``text``, ``temperature``, ``max_output_tokens``, … as OpenAI names them)."""
+        body: dict[str, Any] = {"model": model, **({"input": input} if input is not None else {}), **fields}
+        if stream:
+            body["stream"] = True
+        return await self._http().responses_v2("POST", body=body, stream=stream)
+
+    def create(self, *, model: str, input: str | list[dict[str, Any]] | None = None, stream: bool = False,
+               **fields: Any) -> Any:
+        answer = sync.run(self.acreate(model=model, input=input, stream=stream, **fields))
+        return sync.iterate(answer) if stream else answer
+
+    async def aretrieve(self, response_id: str) -> Any:
+        """A stored response, by id."""
+        return await self._http().responses_v2("GET", "/" + _checked_id(response_id))
+
+    def retrieve(self, response_id: str) -> Any:
+        return sync.run(self.aretrieve(response_id))
+
+    async def adelete(self, response_id: str) -> Any:
+        """Delete a stored response (a chain through it can no longer continue)."""
+        return await self._http().responses_v2("DELETE", "/" + _checked_id(response_id))
+
+    def delete(self, response_id: str) -> Any:
+        return sync.run(self.adelete(response_id))
+
+    async def ainput_items(self, response_id: str, *, limit: int = 20, order: str = "desc") -> Any:
+        """The input items a stored response was asked (OpenAI's list page)."""
+        return await self._http().responses_v2("GET", f"/{_checked_id(response_id)}/input_items",
+                                               params={"limit": limit, "order": order})
+
+    def input_items(self, response_id: str, *, limit: int = 20, order: str = "desc") -> Any:
+        return sync.run(self.ainput_items(response_id, limit=limit, order=order))
+
+
+def _checked_id(response_id: str) -> str:
+    """A response id as a path segment (refused before sending when it could leave it)."""
+    if not isinstance(response_id, str) or not response_id or any(c in response_id for c in "/?#% "):
+        raise ValidationError("response_id", f"must be a response's id such as 'resp_…', got {response_id!r:.60}")
+    return response_id

@@ -8,6 +8,8 @@ bench/agents_finish.py measures the default sampling over several runs."""
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,7 +36,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
     data = tmp_path_factory.mktemp("frameworks") / "data"
     client = qfnb.openai_client(data_dir=data)
-    yield str(client.base_url).rstrip("/"), client.api_key
+    yield str(client.base_url).rstrip("/"), client.api_key, data
     daemon.stop_daemon(data, force=True, timeout=30)
 
 
@@ -52,13 +54,13 @@ def weather_tool(calls: list[str]) -> Any:
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_pydantic_ai_agent_finishes_with_the_tools_result(platform: tuple[str, str], model: str) -> None:
+def test_pydantic_ai_agent_finishes_with_the_tools_result(platform: tuple[str, str, Path], model: str) -> None:
     pytest.importorskip("pydantic_ai")
     from pydantic_ai import Agent
     from pydantic_ai.models.openai import OpenAIChatModel
     from pydantic_ai.providers.openai import OpenAIProvider
 
-    base_url, key = platform
+    base_url, key, _ = platform
     calls: list[str] = []
     agent = Agent(OpenAIChatModel(model, provider=OpenAIProvider(base_url=base_url, api_key=key)),
                   system_prompt="You are a helpful assistant. Use the tools when they help.",
@@ -70,12 +72,12 @@ def test_pydantic_ai_agent_finishes_with_the_tools_result(platform: tuple[str, s
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_openai_agents_runner_finishes_with_the_tools_result(platform: tuple[str, str], model: str) -> None:
+def test_openai_agents_runner_finishes_with_the_tools_result(platform: tuple[str, str, Path], model: str) -> None:
     pytest.importorskip("agents")
     from agents import Agent, ModelSettings, OpenAIChatCompletionsModel, Runner, function_tool, set_tracing_disabled
     from openai import AsyncOpenAI
 
-    base_url, key = platform
+    base_url, key, _ = platform
     set_tracing_disabled(True)
     calls: list[str] = []
     agent = Agent(name="Assistant", instructions="You are a helpful assistant. Use the tools when they help.",
@@ -85,3 +87,21 @@ def test_openai_agents_runner_finishes_with_the_tools_result(platform: tuple[str
     result = asyncio.run(Runner.run(agent, QUESTION))
     assert calls == ["Oslo"], "the tool runs once"
     assert "47" in str(result.final_output), result.final_output
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_qfnb_agents_loop_finishes_with_the_tools_result(platform: tuple[str, str, Path], model: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """qfnb's own loop through qfnb's own v2 chat, on the same daemon (no credentials: the SDK finds it)."""
+    from qfnb._core.http import client as client_mod
+    from qfnb.agents import run_tools
+
+    for name in [k for k in os.environ if k.startswith("QIANFAN_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("QFNB_DATA_DIR", str(platform[2]))
+    client_mod._CLIENTS.clear()
+    calls: list[str] = []
+    loop = run_tools(QUESTION, [weather_tool(calls)], model=model, sampling={"temperature": 0.01})
+    assert calls == ["Oslo"] and loop.stopped is None
+    assert "47" in loop.answer, loop.answer
+    assert loop.usage["total_tokens"] == loop.usage["prompt_tokens"] + loop.usage["completion_tokens"] > 0

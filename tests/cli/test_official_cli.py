@@ -266,8 +266,8 @@ def started(shell: dict[str, str]) -> Iterator[list[subprocess.Popen[str]]]:
 
 def test_openai_adapter_fronts_the_platform(shell: dict[str, str], started: list[subprocess.Popen[str]]) -> None:
     port = _free_port()
-    child = subprocess.Popen([sys.executable, "-m", "qfnb.cli", "openai", "--port", str(port), "--api-key",
-                              "local-key", "--no-ignore-system"], env=shell, stdout=subprocess.PIPE,
+    child = subprocess.Popen([sys.executable, "-m", "qfnb.cli", "openai", "--port", str(port), "--no-ignore-system"],
+                             env={**shell, "QFNB_OPENAI_API_KEY": "local-key"}, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     started.append(child)
     base = f"http://127.0.0.1:{port}/v1"
@@ -295,13 +295,17 @@ def test_openai_adapter_fronts_the_platform(shell: dict[str, str], started: list
     assert [d["embedding"][0] for d in emb["data"]] == [2.0, 3.0]
     bad = httpx.post(base + "/chat/completions", json={"model": "Tiny-Chat", "messages": "x"}, headers=auth)
     assert bad.status_code == 400 and "messages" in bad.json()["error"]["message"]
+    two = httpx.post(base + "/chat/completions", json={**body, "n": 2}, headers=auth, timeout=30).json()
+    assert [c["index"] for c in two["choices"]] == [0, 1]  # n is passed through, not dropped
+    assert two["usage"]["completion_tokens"] == 2 * answer["usage"]["completion_tokens"]
 
 
-def test_openai_and_proxy_refuse_a_public_address_without_a_key(shell: dict[str, str]) -> None:
-    run = qfnb(shell, "openai", "--host", "0.0.0.0")
-    assert run.returncode == 1 and "without --api-key" in run.stderr
-    run = qfnb(shell, "proxy", "--host", "0.0.0.0")
-    assert run.returncode == 1 and "without --access-token" in run.stderr
+def test_openai_and_proxy_refuse_a_secret_on_the_command_line(shell: dict[str, str]) -> None:
+    """argv shows in ``ps`` to every user: the key comes from the environment or a 0600 file."""
+    run = qfnb(shell, "openai", "--api-key", "visible-in-ps")
+    assert run.returncode == 1 and "--api-key is refused" in run.stderr and "QFNB_OPENAI_API_KEY" in run.stderr
+    run = qfnb(shell, "proxy", "--access-token", "visible-in-ps")
+    assert run.returncode == 1 and "--access-token is refused" in run.stderr
 
 
 def test_proxy_signs_calls_for_a_client_without_keys(shell: dict[str, str],
@@ -310,7 +314,8 @@ def test_proxy_signs_calls_for_a_client_without_keys(shell: dict[str, str],
 
     base_port, console_port = _free_port(), _free_port()
     child = subprocess.Popen([sys.executable, "-m", "qfnb.cli", "proxy", "-b", str(base_port), "-c",
-                              str(console_port), "--access-token", "tok"], env=shell, stdout=subprocess.PIPE,
+                              str(console_port)], env={**shell, "QFNB_PROXY_ACCESS_TOKEN": "tok"},
+                             stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     started.append(child)
     base = f"http://127.0.0.1:{base_port}"
@@ -338,7 +343,7 @@ def test_proxy_direct_passes_the_clients_own_credentials_through(shell: dict[str
 
     from qfnb.protocol.routes import MODEL_API_PREFIX
 
-    run = qfnb(shell, "proxy", "--direct", "--access-token", "tok")
+    run = qfnb(shell, "proxy", "--direct", "--access-token-file", "tok")
     assert run.returncode == 1 and "a --direct proxy has none to guard" in run.stderr
     base_port, console_port = _free_port(), _free_port()
     child = subprocess.Popen([sys.executable, "-m", "qfnb.cli", "proxy", "--direct", "-b", str(base_port), "-c",

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 from platform_doubles import FakeRegistry
 
-from qfnb.cli import is_loopback
 from qfnb.local.server.app import create_app
 from qfnb.local.settings import Settings
+from qfnb.protocol.netguard import is_loopback
 from qfnb.protocol.routes import MODEL_API_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,6 +4,8 @@ refusal one sentence with nothing written. The real round trip is in ``test_expo
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,21 @@ def test_the_adapter_is_written_as_a_llama_cpp_lora(client: TestClient, tmp_path
     again = export(client, "my-tuned", gguf=str(out), overwrite=True)
     assert again.status_code == 200, again.text
 
+
+
+def test_a_link_planted_at_a_guessable_temporary_name_is_not_written_through(client: TestClient,
+                                                                             tmp_path: Path) -> None:
+    """The export's temporary file is made with mkstemp (O_EXCL, 0600) in the target folder: a symlink
+    planted where the old name (``.<name>.tmp<pid>``) was is neither followed nor removed."""
+    tuned(client, peft_adapter(tmp_path / "adapter"))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    planted = tmp_path / f".exported.gguf.tmp{os.getpid()}"
+    planted.symlink_to(victim)
+    reply = export(client, "my-tuned", gguf=str(tmp_path / "exported.gguf"))
+    assert reply.status_code == 200, reply.text
+    assert victim.read_text() == "precious" and planted.is_symlink()
+    assert stat.S_IMODE((tmp_path / "exported.gguf").stat().st_mode) & 0o077 == 0
 
 @pytest.mark.parametrize(("body", "message"), [
     ({}, "give the path to write"),

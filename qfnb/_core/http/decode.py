@@ -139,6 +139,10 @@ async def _events(reply: StreamReply, url: str, count: list[int]) -> AsyncGenera
         yield item
 
 
+#: the events that end a Responses-API stream (it sends no ``[DONE]``)
+RESPONSE_END_EVENTS = ("response.completed", "response.incomplete", "response.failed")
+
+
 async def _iterate_stream(reply: StreamReply, request: QfRequest, start: float, *,
                           v2: bool) -> AsyncGenerator[QfResponse, None]:
     """Decode the SSE body into chunk QfResponses; a cut or unterminated stream is a StreamError."""
@@ -164,7 +168,7 @@ async def _iterate_stream(reply: StreamReply, request: QfRequest, start: float, 
             yield QfResponse(reply.status_code, reply.headers, body, request,
                              {"first_token_latency": first, "request_latency": now - start,
                               "total_latency": now - start})
-            if not v2 and body.get("is_end"):
+            if (not v2 and body.get("is_end")) or (v2 and body.get("type") in RESPONSE_END_EVENTS):
                 return
         raise StreamError(f"the stream from {request.url} ended after {count[0]} chunk(s) without its final "
                           "event; the answer is incomplete")

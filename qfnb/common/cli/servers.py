@@ -17,11 +17,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import ipaddress
 import json
 import logging
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +28,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qfnb.common.cli import adapter_guard
 from qfnb.common.cli._shared import CliError
+from qfnb.protocol.netguard import is_loopback
 
 if TYPE_CHECKING:  # pragma: no cover
     from starlette.responses import Response
@@ -53,8 +53,13 @@ def add_parsers(sub: Any) -> None:
     openai.add_argument("--detach", "-d", action="store_true", default=None, help="run in the background")
     openai.add_argument("--ignore-system", action=argparse.BooleanOptionalAction, default=None,
                         help="drop system messages (default: drop, as the official adapter)")
-    openai.add_argument("--log-file", help="append the server's log here")
-    openai.add_argument("--api-key", help="the key clients must send (Authorization: Bearer KEY)")
+    openai.add_argument("--log-file", help="append the server's log here (created 0600, tokens redacted)")
+    openai.add_argument("--api-key-file", type=Path,
+                        help="a 0600 file holding the key clients must send (Authorization: Bearer KEY); default "
+                             "$QFNB_OPENAI_API_KEY, else one generated and kept in <data dir>/adapters/openai.key")
+    openai.add_argument("--api-key", help=argparse.SUPPRESS)  # refused: argv shows in `ps`
+    openai.add_argument("--allowed-host", action="append", default=[],
+                        help="a Host/Origin name clients may use besides the loopback names (repeatable)")
     openai.add_argument("--config-file", type=Path, help="a YAML/JSON file with an `openai_adapter` section "
                                                          "(host, port, ignore_system, model_mapping, api_key)")
     proxy = sub.add_parser("proxy", help="a signing proxy for inference and console calls",
@@ -65,11 +70,16 @@ def add_parsers(sub: Any) -> None:
     proxy.add_argument("--base-port", "-b", type=int, default=8002, help="port of the inference proxy")
     proxy.add_argument("--console-port", "-c", type=int, default=8003, help="port of the console proxy")
     proxy.add_argument("--detach", "-d", action="store_true", help="run in the background")
-    proxy.add_argument("--log-file", help="append the server's log here")
-    proxy.add_argument("--access-token", default="", help="the token clients must send (?access_token=...)")
+    proxy.add_argument("--log-file", help="append the server's log here (created 0600, tokens redacted)")
+    proxy.add_argument("--access-token-file", type=Path,
+                       help="a 0600 file holding the token clients must send (?access_token=...); default "
+                            "$QFNB_PROXY_ACCESS_TOKEN, else one generated and kept in <data dir>/adapters/proxy.key")
+    proxy.add_argument("--access-token", default="", help=argparse.SUPPRESS)  # refused: argv shows in `ps`
+    proxy.add_argument("--allowed-host", action="append", default=[],
+                       help="a Host/Origin name clients may use besides the loopback names (repeatable)")
     proxy.add_argument("--direct", action="store_true",
-                       help="pass calls through unsigned, with the client's own credentials (no --access-token "
-                            "check: the proxy lends no keys)")
+                       help="pass calls through unsigned, with the client's own credentials (no token check: "
+                            "the proxy lends no keys)")
     for name in ("keyfile", "certfile", "keyfile-password", "ca-certs"):
         proxy.add_argument(f"--ssl-{name}", default="", help=f"TLS: {name.replace('-', ' ')}")
     proxy.add_argument("--ssl-version", type=int, default=17, help=argparse.SUPPRESS)
@@ -78,28 +88,14 @@ def add_parsers(sub: Any) -> None:
     proxy.add_argument("--mock-port", "-m", type=int, default=-1, help=argparse.SUPPRESS)
 
 
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
-    except (OSError, ValueError):
-        return False
-
-
 def _detach(argv: Sequence[str], log_file: str | None) -> int:
     """Run this command again in its own session, without ``-d``; print its pid."""
     args = [a for a in argv if a not in ("-d", "--detach")]
-    out = open(log_file, "a") if log_file else subprocess.DEVNULL  # noqa: SIM115 (the child keeps it)
+    out: int = adapter_guard.private_file(log_file) if log_file else subprocess.DEVNULL
     child = subprocess.Popen([sys.executable, "-m", "qfnb.cli", *args], stdout=out, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL, start_new_session=True)
     print(f"started in the background (pid {child.pid})")
     return 0
-
-
-def _log_to(log_file: str | None) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if log_file:
-        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
-    logging.basicConfig(level=logging.INFO, handlers=handlers, format="%(asctime)s %(levelname)s %(message)s")
 
 
 def _need_server() -> None:
@@ -147,23 +143,36 @@ class OpenAIAdapter:
         return out
 
     def chat_request(self, request: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        messages = copy.deepcopy(request.get("messages") or [])
-        if not isinstance(messages, list) or not messages:
-            raise ValueError("messages must be a non-empty list")
+        """The v1 turns and arguments of an OpenAI chat body, checked as the platform checks it
+        (a wrong field or type is a ValueError naming it); ``tools`` become v1 ``functions``."""
+        from qfnb.protocol import tools as tool_checks  # deferred: `qfnb --help` does without it
+        from qfnb.protocol.inference import OpenAIChatRequest  # deferred: loads pydantic
+
+        OpenAIChatRequest.model_validate({**request, "model": request.get("model") or "default"})
+        messages = copy.deepcopy(request["messages"])
         kwargs = self.base_request(request)
-        system = [m for m in messages if m.get("role") == "system"]
-        messages = [m for m in messages if m.get("role") != "system"]
+        system = [m for m in messages if m.get("role") in ("system", "developer")]
+        messages = [m for m in messages if m.get("role") not in ("system", "developer")]
         if system and not self.ignore_system:
-            kwargs["system"] = "\n".join(str(m.get("content") or "") for m in system)
-        turns = [{"role": m.get("role"), "content": m.get("content") if isinstance(m.get("content"), str)
-                  else "".join(p.get("text", "") for p in m.get("content") or [] if isinstance(p, dict))}
-                 for m in messages]
+            kwargs["system"] = "\n".join(_text(m.get("content")) for m in system)
+        if request.get("tools"):
+            kept = ("name", "description", "parameters")
+            kwargs["functions"] = [{k: v for k, v in t["function"].items() if k in kept} for t in request["tools"]]
+            choice = request.get("tool_choice")
+            if isinstance(choice, dict) or choice in ("none", "required"):
+                kwargs["tool_choice"] = choice
+        turns = [{**m, "content": _text(m.get("content"))} for m in tool_checks.openai_history_as_v1(messages)]
         return turns, kwargs
 
     async def chat(self, request: dict[str, Any]) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
+        import asyncio  # deferred: with the client below
+
         from qfnb.resources import ChatCompletion  # deferred: loads the HTTP client (`qfnb --help` does not)
 
         messages, kwargs = self.chat_request(request)
+        n = int(request.get("n") or 1)
+        if n > 1 and request.get("stream"):
+            raise ValueError("n: this adapter streams one choice; send n > 1 without stream")
         client = ChatCompletion(model=self.model(request.get("model")))
         # system_fingerprint: OpenAI's field, null here (no backend fingerprint to give), as OpenAI allows
         head = {"created": int(time.time()), "model": request.get("model") or "", "system_fingerprint": None}
@@ -178,11 +187,11 @@ class OpenAIAdapter:
                            "choices": [{"index": 0, "delta": {"role": "assistant", "content": resp.get("result", "")},
                                         "finish_reason": "stop" if done else None}]}
             return chunks()
-        resp = await client.ado(messages=messages, **kwargs)
+        answers = await asyncio.gather(*(client.ado(messages=messages, **kwargs) for _ in range(n)))
+        usage = [_usage(a) for a in answers]
         return {"id": rid, "object": "chat.completion", **head,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": resp.get("result", "")},
-                             "finish_reason": resp.get("finish_reason") or "stop"}],
-                "usage": _usage(resp)}
+                "choices": [_choice(i, a) for i, a in enumerate(answers)],
+                "usage": {k: sum(u[k] for u in usage) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}}
 
     async def completion(self, request: dict[str, Any]) -> dict[str, Any]:
         from qfnb.resources import Completion  # deferred: loads the HTTP client (`qfnb --help` does not)
@@ -216,6 +225,24 @@ class OpenAIAdapter:
                 "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}}
 
 
+def _text(content: Any) -> str:
+    """A turn's content as text (OpenAI's content parts joined)."""
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return "" if content is None else str(content)
+
+
+def _choice(index: int, resp: Any) -> dict[str, Any]:
+    """One v1 answer as an OpenAI choice (a ``function_call`` as ``tool_calls``)."""
+    message: dict[str, Any] = {"role": "assistant", "content": resp.get("result", "")}
+    call = resp.get("function_call")
+    if call:
+        message["tool_calls"] = [{"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+                                  "function": {"name": call.get("name", ""), "arguments": call.get("arguments", "{}")}}]
+    finish = "tool_calls" if call else resp.get("finish_reason") or "stop"
+    return {"index": index, "message": message, "finish_reason": "stop" if finish == "normal" else finish}
+
+
 def _usage(resp: Any) -> dict[str, int]:
     usage = resp.get("usage") or {}
     return {k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
@@ -228,8 +255,29 @@ def _openai_error(message: str, status: int, code: str) -> Response:
                                    "code": code}}, status_code=status)
 
 
-def openai_app(adapter: OpenAIAdapter, api_key: str | None) -> Any:
-    """The adapter's ASGI app (Starlette)."""
+def _openai_refusal(status: int, code: str, message: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
+
+
+def _first_problem(exc: ValueError) -> str:
+    """A body's first problem, naming its field (pydantic's errors carry the field as a location)."""
+    from pydantic import ValidationError  # deferred: only a refused body needs it
+
+    from qfnb.protocol.errors import ProtocolError  # deferred: `qfnb --help` does without it
+
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        inner = (first.get("ctx") or {}).get("error")
+        if isinstance(inner, ProtocolError):
+            return str(inner)
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        return f"{where}: {first.get('msg', 'is invalid')}"
+    return str(exc)
+
+
+def openai_app(adapter: OpenAIAdapter, api_key: str, allowed_hosts: Sequence[str] = ()) -> Any:
+    """The adapter's ASGI app (Starlette), behind :class:`adapter_guard.RequestGuard`: clients send
+    ``Authorization: Bearer <api_key>`` from a loopback name or one of ``allowed_hosts``."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, StreamingResponse
@@ -239,15 +287,15 @@ def openai_app(adapter: OpenAIAdapter, api_key: str | None) -> Any:
 
     def handler(call: Callable[[dict[str, Any]], Any]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
-            if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
-                return _openai_error("Incorrect API key provided.", 401, "invalid_api_key")
             try:
                 body = await request.json()
                 if not isinstance(body, dict):
                     raise ValueError("the body must be a JSON object")
                 result = await call(body)
-            except (ValueError, QfnbError) as exc:
+            except QfnbError as exc:
                 return _openai_error(str(exc), getattr(exc, "status_code", None) or 400, "invalid_request")
+            except ValueError as exc:  # JSON, pydantic and protocol errors: the client's body
+                return _openai_error(_first_problem(exc), 400, "invalid_request")
             if isinstance(result, dict):
                 return JSONResponse(result)
 
@@ -268,10 +316,12 @@ def openai_app(adapter: OpenAIAdapter, api_key: str | None) -> Any:
         return JSONResponse({"object": "list", "data": [{"id": n, "object": "model", "created": 0,
                                                          "owned_by": "qianfan"} for n in names]})
 
-    return Starlette(routes=[Route("/v1/chat/completions", handler(adapter.chat), methods=["POST"]),
-                             Route("/v1/completions", handler(adapter.completion), methods=["POST"]),
-                             Route("/v1/embeddings", handler(adapter.embedding), methods=["POST"]),
-                             Route("/v1/models", models, methods=["GET"])])
+    app = Starlette(routes=[Route("/v1/chat/completions", handler(adapter.chat), methods=["POST"]),
+                            Route("/v1/completions", handler(adapter.completion), methods=["POST"]),
+                            Route("/v1/embeddings", handler(adapter.embedding), methods=["POST"]),
+                            Route("/v1/models", models, methods=["GET"])])
+    return adapter_guard.RequestGuard(app, refusal=_openai_refusal, key_ok=adapter_guard.bearer_key(api_key),
+                                      allowed_hosts=allowed_hosts)
 
 
 def _adapter_config(path: Path | None) -> dict[str, Any]:
@@ -292,27 +342,47 @@ def _adapter_config(path: Path | None) -> dict[str, Any]:
     return section
 
 
+ARGV_SECRET = ("{option} is refused: argv shows in `ps` to every user of this machine. Put the key in "
+               "${env} or in a 0600 file given as {option}-file (with neither, one is generated and printed once)")
+
+
+def _allowed(host: str, extra: Sequence[str]) -> list[str]:
+    """The Host/Origin names a server bound to ``host`` answers: loopback ones, ``extra``, and a
+    non-loopback bind address itself."""
+    names = list(extra)
+    if not is_loopback(host) and host not in ("0.0.0.0", "::"):
+        names.append(host)
+    return names
+
+
 def openai(args: argparse.Namespace, argv: Sequence[str]) -> int:
     _need_server()
-    merged = {"host": "127.0.0.1", "port": 8001, "ignore_system": True, "model_mapping": None, "api_key": None,
-              "log_file": None, **_adapter_config(args.config_file)}
-    for key in ("host", "port", "ignore_system", "api_key", "log_file"):
+    if args.api_key:
+        raise CliError(ARGV_SECRET.format(option="--api-key", env="QFNB_OPENAI_API_KEY"))
+    merged = {"host": "127.0.0.1", "port": 8001, "ignore_system": True, "model_mapping": None, "log_file": None,
+              **_adapter_config(args.config_file)}
+    for key in ("host", "port", "ignore_system", "log_file"):
         if getattr(args, key) is not None:
             merged[key] = getattr(args, key)
-    if not is_loopback(merged["host"]) and not merged["api_key"]:
-        raise CliError(f"refusing to serve {merged['host']} without --api-key: anyone there would call Qianfan "
-                       "with your credentials")
+    if merged.get("api_key"):  # the official config file's key: only from a file no one else reads
+        adapter_guard.read_secret_file(args.config_file)
+        api_key, created = str(merged["api_key"]), None
+    else:
+        api_key, created = adapter_guard.adapter_secret("openai", "QFNB_OPENAI_API_KEY", args.api_key_file)
     if args.detach:
         return _detach(argv, merged["log_file"])
     import uvicorn
 
-    _log_to(merged["log_file"])
+    adapter_guard.log_to(merged["log_file"], [api_key])
     app = openai_app(OpenAIAdapter(ignore_system=bool(merged["ignore_system"]), model_mapping=merged["model_mapping"]),
-                     merged["api_key"])
+                     api_key, _allowed(str(merged["host"]), args.allowed_host))
+    shown = api_key if created else (f"<the key in {args.api_key_file}>" if args.api_key_file else
+                                     "<your key: $QFNB_OPENAI_API_KEY or <data dir>/adapters/openai.key>")
     print(f"OpenAI wrapper server is running at http://{merged['host']}:{merged['port']}\n"
-          f"  export OPENAI_BASE_URL=http://{merged['host']}:{merged['port']}/v1 "
-          f"OPENAI_API_KEY={'<your --api-key>' if merged['api_key'] else 'any-content-you-want'}", flush=True)
-    uvicorn.run(app, host=merged["host"], port=int(merged["port"]), log_level="info")
+          f"  export OPENAI_BASE_URL=http://{merged['host']}:{merged['port']}/v1 OPENAI_API_KEY={shown}", flush=True)
+    if created:
+        print(f"  (a new key, kept in {created} (mode 0600); this is the only time it is printed)", flush=True)
+    uvicorn.run(app, host=merged["host"], port=int(merged["port"]), log_level="info", log_config=None)
     return 0
 
 
@@ -339,7 +409,10 @@ def direct_app(upstream: str) -> Any:
 
     async def forward(request: Request) -> Response:
         url = upstream.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP | {"x-forwarded-for"}]
+        client = request.client.host if request.client else ""
+        if not is_loopback(client):  # the platform checks replays of calls that crossed a network
+            headers.append(("X-Forwarded-For", client or "unknown"))
         sent = http.build_request(request.method, url, headers=headers, content=await request.body())
         try:
             answer = await http.send(sent, stream=True)
@@ -375,7 +448,7 @@ def proxy_app(kind: str, access_token: str) -> Any:
 
     async def forward(request: Request) -> Response:
         query = dict(request.query_params)
-        if access_token and query.pop("access_token", None) != access_token:
+        if not adapter_guard.same_secret(query.pop("access_token", None), access_token):
             return JSONResponse({"error": {"message": "no or wrong access_token", "type": "invalid_request_error",
                                            "code": "invalid_ACCESS_TOKEN"}}, status_code=401)
         client = get_client()
@@ -407,29 +480,40 @@ def proxy_app(kind: str, access_token: str) -> Any:
     return Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST", "PUT", "DELETE"])])
 
 
+def _qianfan_refusal(status: int, code: str, message: str) -> dict[str, Any]:
+    return {"error_code": status, "error_msg": message, "error_type": code}
+
+
 def proxy(args: argparse.Namespace, argv: Sequence[str]) -> int:
     _need_server()
-    if not args.direct and not is_loopback(args.host) and not args.access_token:
-        raise CliError(f"refusing to serve {args.host} without --access-token: anyone there would call Qianfan "
-                       "with your credentials")
-    if args.direct and args.access_token:
-        raise CliError("--access-token guards the proxy's own credentials; a --direct proxy has none to guard "
+    if args.access_token:
+        raise CliError(ARGV_SECRET.format(option="--access-token", env="QFNB_PROXY_ACCESS_TOKEN"))
+    if args.direct and args.access_token_file:
+        raise CliError("--access-token-file guards the proxy's own credentials; a --direct proxy has none to guard "
                        "(each client sends its own)")
+    token, created = ("", None) if args.direct else \
+        adapter_guard.adapter_secret("proxy", "QFNB_PROXY_ACCESS_TOKEN", args.access_token_file)
     if args.detach:
         return _detach(argv, args.log_file)
     import asyncio
 
     import uvicorn
 
-    _log_to(args.log_file)
+    adapter_guard.log_to(args.log_file, [token])
     ssl = {f"ssl_{k}": getattr(args, f"ssl_{k}") for k in ("keyfile", "certfile", "keyfile_password", "ca_certs")
            if getattr(args, f"ssl_{k}")}
     scheme = "https" if ssl else "http"
     print(f"Proxy server is running at\n- base: {scheme}://{args.host}:{args.base_port}\n"
           f"- console: {scheme}://{args.host}:{args.console_port}", flush=True)
-    servers = [uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, log_level="info", **ssl))
-               for app, port in ((_proxy_app("base", args), args.base_port),
-                                 (_proxy_app("console", args), args.console_port))]
+    if created:
+        print(f"  clients send ?access_token={token}\n  (a new token, kept in {created} (mode 0600); this is the "
+              "only time it is printed)", flush=True)
+    allowed = _allowed(args.host, args.allowed_host)
+    servers = [uvicorn.Server(uvicorn.Config(
+        adapter_guard.RequestGuard(app, refusal=_qianfan_refusal, key_ok=None, allowed_hosts=allowed),
+        host=args.host, port=port, log_level="info", log_config=None, **ssl))
+        for app, port in ((_proxy_app("base", args, token), args.base_port),
+                          (_proxy_app("console", args, token), args.console_port))]
 
     async def both() -> None:
         await asyncio.gather(*(s.serve() for s in servers))
@@ -437,9 +521,9 @@ def proxy(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
-def _proxy_app(kind: str, args: argparse.Namespace) -> Any:
+def _proxy_app(kind: str, args: argparse.Namespace, token: str) -> Any:
     if not args.direct:
-        return proxy_app(kind, args.access_token)
+        return proxy_app(kind, token)
     from qfnb._core.http.client import get_client  # deferred: loads the HTTP client (`qfnb --help` does not)
 
     config = get_client().config  # the backend the signing proxy would call: configured, or the local platform

@@ -30,6 +30,7 @@ KINDS: dict[str, str] = {
     "batches": "infer-",   # offline batch-inference tasks (also OpenAI batches)
     "files": "file-",      # OpenAI-style uploaded files (objects in the local BOS)
     "prompts": "pt-",      # prompt templates (the v1 prompt library)
+    "responses": "resp_",  # stored Responses-API turns (conversations: domain/responses.py)
 }
 
 Record = dict[str, Any]

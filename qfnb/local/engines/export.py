@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from qfnb.local.engines.llama_server import find_binary
@@ -75,11 +76,15 @@ def export_gguf(adapter_dir: Path, base_gguf: Path, out: str | Path, *, merge: b
         lora = convert_adapter(Path(adapter_dir), Path(adapter_dir) / "adapter.gguf", base_gguf=base_gguf)
     except (LoraConversionError, FileNotFoundError) as exc:
         raise ExportError(f"this tuned model cannot be written as a llama.cpp LoRA: {exc}.") from exc
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    # a fresh unpredictable name, created 0600 with O_EXCL: nothing planted in the folder is written through
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    tmp = Path(name)
     try:
-        if tool is None:
-            shutil.copyfile(lora, tmp)
-        else:
+        with os.fdopen(fd, "wb") as sink:
+            if tool is None:
+                with open(lora, "rb") as source:
+                    shutil.copyfileobj(source, sink)
+        if tool is not None:
             _merge(tool, base_gguf, lora, tmp, threads)
         os.replace(tmp, target)
     finally:

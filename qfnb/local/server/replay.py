@@ -15,12 +15,12 @@ official SDK) may make two identical-looking calls within one second.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import threading
 import time
 from typing import Any
 
+from qfnb.protocol.netguard import is_loopback
 from qfnb.protocol.signing import parse_bce_date
 
 #: v1 console paths whose last segment names a state change (``createTask``, ``service/apply``...)
@@ -44,12 +44,12 @@ def changes_state(method: str, path: str, action: str | None) -> bool:
 
 
 def from_loopback(request: Any) -> bool:
-    """Whether the request came from this machine's loopback interface."""
+    """Whether the request came from this machine's loopback interface and was not forwarded from
+    another address (a local proxy, ``qfnb proxy --direct``, says so in ``X-Forwarded-For``: a header
+    anyone can add only makes the check stricter)."""
     client = getattr(request, "client", None)
-    try:
-        return client is not None and ipaddress.ip_address(client.host).is_loopback
-    except ValueError:
-        return False
+    headers = getattr(request, "headers", {})
+    return client is not None and is_loopback(client.host) and not headers.get("x-forwarded-for")
 
 
 class ReplayCache:

@@ -1,0 +1,67 @@
+"""Anthropic's Messages API as data (qfnb.protocol.anthropic): a request in OpenAI chat terms, what
+cannot be honoured refused by name, and the stream events that make up a message (issue 42, part 3)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qfnb.protocol import anthropic
+from qfnb.protocol.errors import ProtocolError
+
+
+def test_a_request_becomes_the_chat_it_asks() -> None:
+    data = anthropic.check_request({
+        "model": "m", "max_tokens": 50, "system": [{"type": "text", "text": "be brief"}], "stop_sequences": ["END"],
+        "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}], "tool_choice": {"type": "any"},
+        "cache_control": {"type": "ephemeral"},
+        "messages": [{"role": "user", "content": "weather?"},
+                     {"role": "assistant", "content": [{"type": "text", "text": "Let me look."},
+                                                       {"type": "tool_use", "id": "t1", "name": "get_weather",
+                                                        "input": {"city": "Oslo"}}]},
+                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [
+                         {"type": "text", "text": "rain"}]}, {"type": "text", "text": "so?"}]}]})
+    body = anthropic.chat_body(data)
+    assert body["messages"] == [
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": "Let me look.", "tool_calls": [{"id": "t1", "type": "function", "function": {
+            "name": "get_weather", "arguments": json.dumps({"city": "Oslo"})}}]},
+        {"role": "tool", "tool_call_id": "t1", "content": "rain"}, {"role": "user", "content": "so?"}]
+    assert body["max_completion_tokens"] == 50 and body["stop"] == ["END"] and body["tool_choice"] == "required"
+    assert body["tools"][0]["function"] == {"name": "get_weather", "parameters": {"type": "object"}}
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"model": "m", "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image"}]}]},
+     "messages[0].content[0]"),
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "thinking": {
+        "type": "enabled", "budget_tokens": 1024}}, "thinking"),
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "container": "c"}, "container"),
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+      "tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0]"),
+])
+def test_what_cannot_be_honoured_is_refused_by_name(body: dict, field: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        anthropic.check_request(body)
+    assert caught.value.field == field
+
+
+def test_the_events_make_up_the_message() -> None:
+    writer = anthropic.EventWriter("msg_1", "m")
+    events = writer.start(7) + writer.text("Hi") + writer.tool_fragments(
+        [{"index": 0, "id": "t1", "function": {"name": "f", "arguments": '{"a":'}}])
+    events += writer.tool_fragments([{"index": 0, "function": {"arguments": "1}"}}])
+    events += writer.finish(anthropic.Reply(text="Hi", tool_calls=[{"id": "t1"}], input_tokens=7, output_tokens=3,
+                                            cached_tokens=2))
+    kinds = [k for k, _ in events]
+    assert kinds == ["message_start", "ping", "content_block_start", "content_block_delta", "content_block_stop",
+                     "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
+                     "message_delta", "message_stop"]
+    assert events[-2][1]["delta"]["stop_reason"] == "tool_use"
+    assert events[-2][1]["usage"] == {"input_tokens": 5, "output_tokens": 3, "cache_creation_input_tokens": 0,
+                                      "cache_read_input_tokens": 2}
+    message = anthropic.message_object("msg_1", "m", anthropic.Reply(text="", tool_calls=[
+        {"id": "t1", "function": {"name": "f", "arguments": '{"a": 1}'}}]))
+    assert message["content"] == [{"type": "tool_use", "id": "t1", "name": "f", "input": {"a": 1}}]
