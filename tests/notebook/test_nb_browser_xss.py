@@ -19,7 +19,8 @@ from test_nb_browser import RUN_ALL, SAVE, jupyter_lab, open_lab_page
 from xss_surfaces import payloads
 
 # about 4 min a theme (151 payloads through every view, live, reopened and exported): beyond the suite's budget
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
 
 #: runs before any page script: every way a payload reports itself is counted, none blocks
 TRAP = """() => {
