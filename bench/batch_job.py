@@ -166,7 +166,9 @@ def bookkeeping(work: Path, rows: int) -> float:
     class Instant:
         name, gate = "instant", Gate("instant", 16, 0)
 
-        async def achat(self, messages: list[dict[str, Any]], *, system: str | None, params: dict[str, Any]) -> Any:
+        can_call_tools = False
+
+        async def generate(self, ask: Any) -> Any:
             with self.gate.admit():
                 yield Delta("answer", "normal", 3, 1)
 

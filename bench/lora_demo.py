@@ -21,16 +21,19 @@ import time
 from pathlib import Path
 
 from qfnb.local.engines import GEMMA, EngineRegistry, ModelSpec, assets
+from qfnb.local.engines.api import generate_blocking
+from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.training.demo import DEMO_FILE, HELD_OUT
 
 log = logging.getLogger("bench.lora_demo")
-GREEDY = {"temperature": 0.0, "max_output_tokens": 40}
+GREEDY = Sampling(temperature=0.0, max_tokens=40)
 
 
 def answers(reg: EngineRegistry, endpoint: str) -> list[str]:
     engine = reg.chat(endpoint)
     return [
-        "".join(d.text for d in engine.chat([{"role": "user", "content": q}], system=None, params=GREEDY))
+        "".join(d.text for d in generate_blocking(engine, ChatAsk(model=endpoint, messages=(
+            {"role": "user", "content": q},), sampling=GREEDY)))
         for q in HELD_OUT
     ]
 

@@ -45,6 +45,7 @@ from qfnb.local.engines import (  # noqa: E402
     GEMMA,
     assets,
 )
+from qfnb.local.engines.ask import Sampling, TextAsk  # noqa: E402
 from qfnb.local.engines.llama_server import default_slots  # noqa: E402
 from qfnb.protocol.routes import MODEL_API_PREFIX, OAUTH_TOKEN  # noqa: E402
 from qfnb.protocol.sse import SSEDecoder  # noqa: E402
@@ -136,10 +137,10 @@ def lora_vs_base(data_dir: Path, tokens: int, rounds: int) -> dict[str, float]:
     reg = EngineRegistry(data_dir)
     reg.register_adapter("bench_lora", GEMMA, adapter)
     prompt = "Question: Write a long story about a dragon who learns to code.\nAnswer:"
-    params = {"temperature": 0.0001, "max_output_tokens": tokens}
+    ask = TextAsk(model="bench", prompt=prompt, sampling=Sampling(temperature=0.0001, max_tokens=tokens))
 
     async def rate(endpoint: str) -> float:
-        stamps = [time.perf_counter() async for d in reg.chat(endpoint).acomplete(prompt, params=params) if d.text]
+        stamps = [time.perf_counter() async for d in reg.chat(endpoint).generate(ask) if d.text]
         return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
     try:

@@ -64,10 +64,15 @@ TOOL_PROMPTS = [
 
 async def _run(engine: Any, messages: list[dict[str, Any]], params: dict[str, Any],
                fields: dict[str, Any] | None) -> tuple[list[Any], float]:
+    """The answer to an OpenAI chat body (``params``: its sampling fields, ``fields``: tools or a
+    response format), converted to the engine's ask as the platform's route converts it."""
+    from qfnb.local.convert.openai_chat import chat_ask
+    from qfnb.protocol.inference import OpenAIChatRequest
+
+    ask = chat_ask(OpenAIChatRequest.model_validate({"model": engine.name, "messages": messages, **params,
+                                                     **(fields or {})}), "interactive")
     t0 = time.perf_counter()
-    stream = engine.achat_fields(messages, params=params, fields=fields) if fields else engine.achat(
-        messages, system=None, params=params)
-    deltas = [d async for d in stream]
+    deltas = [d async for d in engine.generate(ask)]
     return deltas, time.perf_counter() - t0
 
 
@@ -76,7 +81,7 @@ def speed(engine: Any, rounds: int) -> dict[str, float]:
 
     schema = {"response_format": {"type": "json_schema", "json_schema": {"name": "person", "strict": True,
                                                                          "schema": PERSON}}}
-    params = {"temperature": 0.0, "max_output_tokens": 48}
+    params = {"temperature": 0.0, "max_tokens": 48}
     tokens: dict[str, int] = {"free": 0, "schema": 0}
     secs: dict[str, float] = {"free": 0.0, "schema": 0.0}
     per_round: dict[str, list[float]] = {"free": [], "schema": []}
@@ -134,16 +139,16 @@ def engine_speed(registry: Any, rounds: int) -> dict[str, float]:
 
 
 def tools(engine: Any, choice: str) -> dict[str, int]:
+    from qfnb.local.convert.answer import answer_of
     from qfnb.local.engines.gate import run_blocking
-    from qfnb.local.server.answers import tool_calls_of
 
     names = [t["function"]["name"] for t in TOOLS]
     right = called = failures = 0
     for prompt, tool, key, word in TOOL_PROMPTS:
         deltas, _ = run_blocking(lambda p=prompt: _run(  # type: ignore[misc]
-            engine, [{"role": "user", "content": p}], {"temperature": 0.0, "max_output_tokens": 64},
+            engine, [{"role": "user", "content": p}], {"temperature": 0.0, "max_tokens": 64},
             {"tools": TOOLS, "tool_choice": choice}))
-        calls = tool_calls_of(deltas)
+        calls = answer_of(deltas).tool_calls
         text = "".join(d.text for d in deltas)
         if not calls:
             failures += int(any(f'"{n}"' in text for n in names) or "<tool_call>" in text)
@@ -173,8 +178,8 @@ LOOP_RESULTS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 def tool_loop(engine: Any) -> dict[str, dict[str, int]]:
     """Final answers after one call's result: used the result / wrote a call again, per way of asking."""
     from qfnb.agents import closing_messages
+    from qfnb.local.convert.answer import answer_of
     from qfnb.local.engines.gate import run_blocking
-    from qfnb.local.server.answers import tool_calls_of
     from qfnb.protocol.tools import v1_history_as_openai
 
     ways: dict[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]]] = {
@@ -183,9 +188,9 @@ def tool_loop(engine: Any) -> dict[str, dict[str, int]]:
     out = {way: {"answers": 0, "used_result": 0, "called_again": 0} for way in ways}
     for prompt, *_ in TOOL_PROMPTS:
         deltas, _ = run_blocking(lambda p=prompt: _run(  # type: ignore[misc]
-            engine, [{"role": "user", "content": p}], {"temperature": 0.0, "max_output_tokens": 64},
+            engine, [{"role": "user", "content": p}], {"temperature": 0.0, "max_tokens": 64},
             {"tools": TOOLS, "tool_choice": "auto"}))
-        calls = tool_calls_of(deltas)
+        calls = answer_of(deltas).tool_calls
         if not calls:
             continue
         fn = calls[0]["function"]
@@ -196,7 +201,7 @@ def tool_loop(engine: Any) -> dict[str, dict[str, int]]:
         for way, history in ways.items():
             messages = history(v1)
             answer, _ = run_blocking(lambda m=messages: _run(  # type: ignore[misc]
-                engine, m, {"temperature": 0.0, "max_output_tokens": 64}, {"tool_choice": "none"}))
+                engine, m, {"temperature": 0.0, "max_tokens": 64}, {"tool_choice": "none"}))
             text = "".join(d.text for d in answer)
             again = '"name"' in text or "<tool_call>" in text
             out[way]["answers"] += 1

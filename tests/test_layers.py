@@ -69,6 +69,13 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
     ("qfnb/_core/http/retry.py", "import qfnb.errors", "qfnb._core is not allowed to import qfnb.errors"),
     ("qfnb/protocol/routes.py", "import qfnb.consts", "qfnb.protocol is not allowed to import qfnb.consts"),
     ("qfnb/resources/tools.py", "import qfnb.common.tool", "qfnb.resources is not allowed to import qfnb.common"),
+    # a wire protocol's converter imports no route module, and no other protocol's converter
+    ("qfnb/local/convert/openai_chat.py", "import qfnb.local.server.wire",
+     "qfnb.local.convert is not allowed to import"),
+    ("qfnb/local/convert/openai_chat.py", "import qfnb.local.convert.qianfan_v1",
+     "no protocol converter imports another's BROKEN"),
+    ("qfnb/local/server/routes_openai.py", "import qfnb.local.server.routes_inference",
+     "no protocol route module imports another's BROKEN"),
 ])
 def test_a_forbidden_import_breaks_a_contract(tree: Path, module: str, line: str, complaint: str) -> None:
     path = tree / module
@@ -80,6 +87,34 @@ def test_a_forbidden_import_breaks_a_contract(tree: Path, module: str, line: str
         path.write_text(original, encoding="utf-8")
     assert result.returncode != 0
     assert complaint in result.stdout, result.stdout
+
+
+# ---- the engine face is declared, never probed ------------------------------------------------------
+
+#: ``getattr``/``hasattr`` calls qfnb/local may make, by file and object: third-party objects whose
+#: attributes vary by version or architecture (a transformers config, an ipaddress address)
+PROBES_ALLOWED = {("qfnb/local/training/lora.py", "hf.config"), ("qfnb/local/engines/assets.py", "model.config"),
+                  ("qfnb/local/engines/store_inputs.py", "address")}
+
+
+def _probes(source: str) -> list[str]:
+    """The objects a module probes with ``getattr``/``hasattr``, as source text."""
+    return [ast.unparse(node.args[0]) for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "hasattr") and node.args]
+
+
+def test_the_probe_finder_sees_a_probe() -> None:
+    assert _probes("x = getattr(engine, 'achat_fields', None)\nif hasattr(platform.registry, 'store'): pass") == [
+        "engine", "platform.registry"]
+
+
+def test_no_engine_registry_or_model_is_probed_in_the_platform() -> None:
+    """What an engine, the registry or a served model can do is declared on its protocol
+    (``qfnb.local.engines.api``), never found out with ``getattr``/``hasattr``."""
+    found = [(str(path.relative_to(ROOT)), probed) for path in sorted((ROOT / "qfnb" / "local").rglob("*.py"))
+             for probed in _probes(path.read_text(encoding="utf-8"))]
+    assert [p for p in found if p not in PROBES_ALLOWED] == []
 
 
 def _circles(root: Path) -> subprocess.CompletedProcess[str]:

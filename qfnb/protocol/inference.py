@@ -254,13 +254,18 @@ class CompletionRequest(CompletionFields, SamplingParams):
     @field_validator("prompt", mode="before")
     @classmethod
     def _prompt(cls, value: Any) -> str:
-        if not isinstance(value, str):
-            raise ProtocolError("prompt", f"must be a string, got {type(value).__name__}")
-        if not value.strip():
-            raise ProtocolError("prompt", "must not be empty")
-        if len(value) > MAX_PROMPT_CHARS:
-            raise ProtocolError("prompt", f"is {len(value)} characters; at most {MAX_PROMPT_CHARS} are accepted")
-        return value
+        return check_prompt(value)
+
+
+def check_prompt(value: Any) -> str:
+    """A completion's ``prompt``: a non-empty string within :data:`MAX_PROMPT_CHARS`."""
+    if not isinstance(value, str):
+        raise ProtocolError("prompt", f"must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise ProtocolError("prompt", "must not be empty")
+    if len(value) > MAX_PROMPT_CHARS:
+        raise ProtocolError("prompt", f"is {len(value)} characters; at most {MAX_PROMPT_CHARS} are accepted")
+    return value
 
 
 def _check_history_caps(messages: Any, system: Any = None) -> None:
@@ -417,6 +422,48 @@ def _check_openai_extras(data: dict[str, Any]) -> None:
     if bias is not None and (not isinstance(bias, dict) or not all(
             str(k).lstrip("-").isdigit() and isinstance(v, int | float) and -100 <= v <= 100 for k, v in bias.items())):
         raise ProtocolError("logit_bias", "must map token ids to numbers from -100 to 100")
+
+
+#: the fields the OpenAI ``/completions`` route takes (OpenAI's, less ``n``/``logprobs``/``echo``/
+#: ``suffix``/``best_of``)
+OPENAI_COMPLETION_FIELDS = ("model", "prompt", "stream", "temperature", "top_p", "max_tokens", "stop", "seed", "user",
+                            "frequency_penalty", "presence_penalty")
+
+
+def check_openai_completion(data: dict[str, Any]) -> None:
+    """Refuse, by name, what the OpenAI ``/completions`` route cannot honour; OpenAI's ranges."""
+    for key in data:
+        if key not in OPENAI_COMPLETION_FIELDS:
+            supported = ", ".join(OPENAI_COMPLETION_FIELDS)
+            raise ProtocolError(key, f"is not supported by the local platform's completions API (supported: "
+                                f"{supported}; for choices and logprobs use chat completions)")
+    if data.get("stream"):
+        raise ProtocolError("stream", "streamed answers are served on chat completions; send stream: false here")
+    check_openai_chat({k: data[k] for k in ("temperature", "top_p", "seed", "stop", "frequency_penalty",
+                                            "presence_penalty", "max_tokens") if data.get(k) is not None})
+
+
+class OpenAICompletionRequest(WireModel):
+    """Body of the platform's OpenAI ``/completions`` route (answered whole)."""
+
+    model: str | None = None
+    prompt: str
+    stream: bool = False
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    user: str | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+
+    _checks = _body_check(check_openai_completion)
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt(cls, value: Any) -> str:
+        return check_prompt(value)
 
 
 class OpenAIChatRequest(V2ChatRequest):

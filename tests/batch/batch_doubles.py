@@ -13,15 +13,17 @@ import asyncio
 import os
 import threading
 from collections.abc import AsyncIterator
-from typing import Any
 
+from qfnb.local.engines.ask import Ask, TextAsk
 from qfnb.local.engines.base import Delta
-from qfnb.local.engines.gate import EngineBusy, Gate, SyncFace
+from qfnb.local.engines.gate import EngineBusy, Gate
 from qfnb.local.engines.llama_server import EngineUnavailable
 from tests.local.platform_doubles import FakeRegistry
 
 
-class PacedChat(SyncFace):
+class PacedChat:
+    can_call_tools = False
+
     def __init__(self, name: str, *, slots: int = 4, queue: int = 16, delay: float = 0.02) -> None:
         self.name, self.gate, self.delay = name, Gate(name, slots, queue), delay
         self.started: list[str] = []          # every request's last user message, in start order
@@ -31,12 +33,8 @@ class PacedChat(SyncFace):
         self.active = self.peak = self.max_admitted = 0
         self._lock = threading.Lock()
 
-    def achat(self, messages: list[dict[str, Any]], *, system: str | None,
-              params: dict[str, Any]) -> AsyncIterator[Delta]:
-        return self._answer(messages[-1]["content"])
-
-    def acomplete(self, prompt: str, *, params: dict[str, Any]) -> AsyncIterator[Delta]:
-        return self._answer(prompt)
+    def generate(self, ask: Ask) -> AsyncIterator[Delta]:
+        return self._answer(ask.prompt if isinstance(ask, TextAsk) else ask.messages[-1]["content"])
 
     def _take_slot(self) -> bool:
         with self._lock:
@@ -96,7 +94,7 @@ class PacedRegistry(FakeRegistry):
         self.slots = slots
         self.paced: dict[str, PacedChat] = {}
 
-    def chat(self, endpoint: str) -> Any:
+    def chat(self, endpoint: str) -> PacedChat:  # type: ignore[override]
         if endpoint not in self.paced:
             delay = float(os.environ.get("QFNB_TEST_DELAY", "0.02"))
             self.paced[endpoint] = PacedChat(endpoint, slots=self.slots, delay=delay)

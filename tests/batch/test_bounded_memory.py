@@ -11,6 +11,7 @@ from typing import Any
 
 from qfnb.local.domain import batch_rows
 from qfnb.local.domain.batch_runner import Paths, Runner
+from qfnb.local.engines.ask import ChatAsk
 from qfnb.local.engines.base import Delta
 from qfnb.local.engines.gate import Gate
 
@@ -21,7 +22,9 @@ class Instant:
     def __init__(self) -> None:
         self.gate = Gate("instant", 8, 0)
 
-    async def achat(self, messages: list[dict[str, Any]], *, system: str | None, params: dict[str, Any]) -> Any:
+    can_call_tools = False
+
+    async def generate(self, ask: ChatAsk) -> Any:
         with self.gate.admit():
             yield Delta("an answer of a few words", "normal", 3, 5)
 

@@ -18,6 +18,7 @@ from batch_doubles import PacedRegistry
 
 from qfnb.local.domain import batch, batch_rows
 from qfnb.local.domain.batch_runner import Paths, Runner
+from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.base import Delta
 from qfnb.local.engines.gate import Gate
 from qfnb.protocol.limits import MAX_BODY_BYTES
@@ -33,11 +34,13 @@ class Recording:
 
     def __init__(self) -> None:
         self.gate = Gate("recording", 4, 0)
-        self.seen: list[tuple[int, dict[str, Any]]] = []
+        self.seen: list[tuple[int, Sampling]] = []
 
-    async def achat(self, messages: list[dict[str, Any]], *, system: str | None, params: dict[str, Any]) -> Any:
+    can_call_tools = False
+
+    async def generate(self, ask: ChatAsk) -> Any:
         with self.gate.admit():
-            self.seen.append((len(messages), params))
+            self.seen.append((len(ask.messages), ask.sampling))
             yield Delta("ok", "normal", 1, 1)
 
 
@@ -88,7 +91,7 @@ def test_hostile_rows_become_error_rows_naming_the_field(tmp_path: Path) -> None
     for line, field in ((1, "temperature"), (2, "top_p"), (3, "max_tokens"), (4, "messages"), (5, "temperature")):
         assert errors[line].startswith(f"line {line}: {field}"), errors[line]
         assert "Error" not in errors[line] and "Traceback" not in errors[line]
-    assert engine.seen == [(1, {"temperature": 0.5, "max_output_tokens": 20})]  # only the good row reached it
+    assert engine.seen == [(1, Sampling(temperature=0.5, max_tokens=20))]  # only the good row reached it
     assert (runner.progress.done, runner.progress.failed) == (1, 5)
 
 

@@ -85,7 +85,7 @@ def test_chat_streams_a_conversation_read_from_stdin(shell: dict[str, str], loca
     calls = local_platform.registry.engines["tiny-chat"].calls
     assert [len(c["messages"]) for c in calls] == [1, 3, 1]  # the history, then reset
     assert calls[1]["messages"][1] == {"role": "assistant", "content": "tiny-chat: hello there"}
-    assert calls[0]["params"]["temperature"] == 0.5
+    assert calls[0]["sampling"].temperature == 0.5
 
 
 def test_chat_with_two_models_and_v2(shell: dict[str, str]) -> None:

@@ -14,6 +14,7 @@ import pytest
 import qfnb
 from qfnb._core.http import client as client_mod
 from qfnb._core.record import cache as cache_mod
+from qfnb.local.engines.api import Engine
 from tests.fakes.local_platform import FakeRegistry, ServedPlatform, served_platform
 
 pytestmark = pytest.mark.usefixtures("own_record_dir")  # tests/conftest.py
@@ -38,10 +39,10 @@ class SwapRegistry(FakeRegistry):
         super().__init__()
         self.models.append(Served("swap", "swap", ("chat", "completions"), "llama.cpp", "qwen0000"))
 
-    def chat(self, endpoint: str) -> Any:
+    def chat(self, endpoint: str) -> Engine:
         engine = super().chat(endpoint)
         if endpoint == "swap":
-            engine.tag = next(m.digest for m in self.models if m.name == "swap")
+            self.engines["swap"].tag = next(m.digest for m in self.models if m.name == "swap")
         return engine
 
     def swap(self, digest: str) -> None:

@@ -38,7 +38,7 @@ def test_one_round_times_every_request(ds: Dataset, local_platform: ServedPlatfo
     assert row["qps"] == pytest.approx(6 / row["duration_s"])
     assert row["latency_p50"] <= row["latency_p90"] <= row["latency_p99"]
     calls = local_platform.registry.engines["tiny-chat"].calls
-    assert len(calls) == 6 and all(c["params"]["temperature"] == 0.5 for c in calls)
+    assert len(calls) == 6 and all(c["sampling"].temperature == 0.5 for c in calls)
 
 
 def test_rounds_grow_by_interval_and_a_threshold_stops_them(ds: Dataset) -> None:

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.engines.base import PromptTooLong
+from qfnb.local.engines.api import Engine, NullRegistry
+from qfnb.local.engines.ask import Sampling
+from qfnb.local.engines.base import ChatEngine, Delta, Embedder, PromptTooLong
+from qfnb.local.engines.gate import BatchingEmbedder, ThreadedChat
 
 
 @dataclass(frozen=True)
@@ -16,50 +19,52 @@ class FakeServed:
     endpoint: str
     api_types: tuple[str, ...]
     kind: str
+    digest: str = ""
 
 
-@dataclass
-class FakeDelta:
-    text: str
-    finish_reason: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+#: the doubles answer with the engines' own Delta
+FakeDelta = Delta
 
 
-class FakeChat:
-    """Answers ``"<tag>: <last user message>"`` word by word."""
+class FakeChat(ChatEngine):
+    """Answers ``"<tag>: <last user message>"`` word by word; notes each call's turns (the system
+    prompt apart) and sampling."""
 
     def __init__(self, tag: str) -> None:
-        self.tag = tag
+        self.tag = self.name = tag
         self.calls: list[dict[str, Any]] = []
 
-    def _words(self, text: str, params: dict[str, Any]) -> Iterator[FakeDelta]:
+    def _words(self, text: str, sampling: Sampling) -> Iterator[FakeDelta]:
         if text == "TOO LONG":
             raise PromptTooLong("the prompt does not fit the 8-token context")
         words = f"{self.tag}: {text}".split(" ")
-        limit = params.get("max_output_tokens") or len(words)
+        limit = sampling.max_tokens or len(words)
         for i, w in enumerate(words[:limit]):
             last = i == min(limit, len(words)) - 1
             yield FakeDelta(w if i == 0 else " " + w, ("length" if limit < len(words) else "normal") if last else None,
                             prompt_tokens=len(text.split()), completion_tokens=i + 1)
 
-    def chat(self, messages: list[dict[str, Any]], *, system: str | None,
-             params: dict[str, Any]) -> Iterator[FakeDelta]:
-        self.calls.append({"messages": messages, "system": system, "params": params})
-        return self._words(messages[-1]["content"], params)
+    def chat(self, messages: list[dict[str, str]], *, sampling: Sampling) -> Iterator[FakeDelta]:  # type: ignore[override]
+        system = next((m["content"] for m in messages if m["role"] == "system"), None)
+        turns = [m for m in messages if m["role"] != "system"]
+        self.calls.append({"messages": turns, "system": system, "sampling": sampling})
+        return self._words(turns[-1]["content"], sampling)
 
-    def complete(self, prompt: str, *, params: dict[str, Any]) -> Iterator[FakeDelta]:
-        return self._words(prompt, params)
+    def complete(self, prompt: str, *, sampling: Sampling) -> Iterator[FakeDelta]:  # type: ignore[override]
+        return self._words(prompt, sampling)
 
 
-class FakeEmbedder:
+class FakeEmbedder(Embedder):
+    name = "fake-embedder"
+
     def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
         vecs = [[float(len(t)), float(sum(map(ord, t)) % 7), 1.0] for t in texts]
         return vecs, sum(len(t.split()) for t in texts)
 
 
-class FakeRegistry:
-    """Two chat models, one embedder; adapters register as new chat endpoints."""
+class FakeRegistry(NullRegistry):
+    """Two chat models, one embedder; adapters register as new chat endpoints. ``engines`` holds
+    each chat endpoint's :class:`FakeChat` (what it was asked)."""
 
     def __init__(self) -> None:
         self.models = [FakeServed("Tiny-Chat", "tiny-chat", ("chat", "completions"), "transformers"),
@@ -67,18 +72,26 @@ class FakeRegistry:
                        FakeServed("Tiny-Embed", "tiny-embed", ("embeddings", "reranker"), "sentence-transformers")]
         self.engines: dict[str, FakeChat] = {}
         self.adapters: dict[str, tuple[str, Path]] = {}
+        self._faces: dict[str, ThreadedChat] = {}
+        self._embedder = BatchingEmbedder(FakeEmbedder())
 
     def served_models(self) -> list[FakeServed]:
         return list(self.models)
 
-    def chat(self, endpoint: str) -> FakeChat:
+    def make_chat(self, tag: str) -> FakeChat:
+        return FakeChat(tag)
+
+    def chat(self, endpoint: str) -> Engine:
         if endpoint not in self.engines:
             tag = f"adapter {endpoint}" if endpoint in self.adapters else endpoint
-            self.engines[endpoint] = FakeChat(tag)
-        return self.engines[endpoint]
+            self.engines[endpoint] = self.make_chat(tag)
+        engine, face = self.engines[endpoint], self._faces.get(endpoint)
+        if face is None or face.engine is not engine:  # a test may have put its own engine in
+            face = self._faces[endpoint] = ThreadedChat(engine)
+        return face
 
-    def embedder(self, endpoint: str) -> FakeEmbedder:
-        return FakeEmbedder()
+    def embedder(self, endpoint: str) -> BatchingEmbedder:
+        return self._embedder
 
     def register_adapter(self, endpoint: str, base_model: str, adapter_dir: Path) -> FakeServed:
         if not (adapter_dir / "adapter_config.json").exists():

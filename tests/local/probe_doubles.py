@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
+from qfnb.local.engines.ask import Sampling
 from tests.local.platform_doubles import FakeChat, FakeDelta, FakeRegistry
 
 DELAY = 0.004
@@ -18,16 +18,14 @@ WAIT = 2.0
 
 
 class SlowChat(FakeChat):
-    def _words(self, text: str, params: dict[str, Any]) -> Iterator[FakeDelta]:
+    def _words(self, text: str, sampling: Sampling) -> Iterator[FakeDelta]:
         if text.startswith("slow"):
             time.sleep(WAIT)
-        for delta in super()._words(text, params):
+        for delta in super()._words(text, sampling):
             time.sleep(DELAY)
             yield delta
 
 
 class SlowRegistry(FakeRegistry):
-    def chat(self, endpoint: str) -> FakeChat:
-        if endpoint not in self.engines:
-            self.engines[endpoint] = SlowChat(endpoint)
-        return self.engines[endpoint]
+    def make_chat(self, tag: str) -> FakeChat:
+        return SlowChat(tag)

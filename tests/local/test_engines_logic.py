@@ -6,19 +6,21 @@ from pathlib import Path
 
 import pytest
 
+from qfnb.local.convert.qianfan_v1 import sampling_of
 from qfnb.local.engines import DEFAULT_CHAT, EngineRegistry, ModelSpec, UnknownModel, endpoint_for
+from qfnb.local.engines.ask import Sampling
 from qfnb.local.engines.assets import GEMMA3_CHAT_TEMPLATE
 from qfnb.local.engines.base import (
     FINISH_LENGTH,
     FINISH_NORMAL,
     FINISH_STOP,
     StopMatcher,
-    gen_params,
-    normalize_messages,
     render_gemma,
     stream_deltas,
+    text_turns,
 )
 from qfnb.local.engines.registry import EngineOptions, parse_external
+from qfnb.protocol.inference import CompletionRequest
 
 
 def feed_all(stops: list[str], chunks: list[str]) -> tuple[str, bool]:
@@ -53,30 +55,28 @@ def test_earliest_stop_wins() -> None:
     assert feed_all(["bb", "a"], ["xxbba"]) == ("xx", True)
 
 
-def test_gen_params_maps_platform_fields() -> None:
-    gp = gen_params(
-        {"temperature": 0.5, "top_p": 0.9, "penalty_score": 1.3, "max_output_tokens": 7, "stop": ["x"], "top_k": 3},
-        default_stop=["<end_of_turn>"],
-    )
-    assert (gp.temperature, gp.top_p, gp.repeat_penalty, gp.max_tokens, gp.top_k) == (0.5, 0.9, 1.3, 7, 3)
+def test_v1_fields_map_to_engine_names_and_the_engine_fills_its_defaults() -> None:
+    req = CompletionRequest.model_validate({"prompt": "p", "temperature": 0.5, "top_p": 0.9, "penalty_score": 1.3,
+                                            "max_output_tokens": 7, "stop": ["x"], "top_k": 3, "seed": 5})
+    gp = sampling_of(req).engine_params(("<end_of_turn>",))
+    assert (gp.temperature, gp.top_p, gp.repeat_penalty, gp.max_tokens, gp.top_k, gp.seed) == (0.5, 0.9, 1.3, 7, 3, 5)
     assert gp.stop == ("<end_of_turn>", "x")
-    defaults = gen_params({"temperature": None})
+    defaults = Sampling().engine_params()
     assert defaults.repeat_penalty == 1.0 and defaults.temperature == 0.8 and not defaults.greedy
-    assert gen_params({"extra_parameters": {"seed": 5}}).seed == 5
-    with pytest.raises(ValueError, match="max_output_tokens"):
-        gen_params({"max_output_tokens": 0})
+    with pytest.raises(ValueError, match="max_tokens"):
+        Sampling(max_tokens=0)
 
 
 def test_render_gemma_matches_the_jinja_template() -> None:
     from jinja2 import Environment
 
-    msgs = normalize_messages(
+    msgs = text_turns(
         [
+            {"role": "system", "content": "Be brief."},
             {"role": "user", "content": "Hi "},
             {"role": "assistant", "content": "Hello"},
             {"role": "user", "content": "Q"},
-        ],
-        "Be brief.",
+        ]
     )
     jinja = Environment().from_string(GEMMA3_CHAT_TEMPLATE).render(
         messages=msgs, bos_token="", add_generation_prompt=True
@@ -87,13 +87,16 @@ def test_render_gemma_matches_the_jinja_template() -> None:
     assert ours.endswith("<start_of_turn>model\n")
 
 
-def test_normalize_messages_rejects_bad_roles() -> None:
+def test_text_turns_reject_bad_roles_and_join_system_turns_first() -> None:
     with pytest.raises(ValueError, match=r"messages\[1\]"):
-        normalize_messages([{"role": "user", "content": "a"}, {"role": "robot", "content": "b"}], None)
+        text_turns([{"role": "user", "content": "a"}, {"role": "robot", "content": "b"}])
+    assert text_turns([{"role": "user", "content": "a"}, {"role": "system", "content": "s1"},
+                       {"role": "system", "content": "s2"}]) == [{"role": "system", "content": "s1\ns2"},
+                                                                 {"role": "user", "content": "a"}]
 
 
 def test_stream_deltas_finish_reasons_and_usage() -> None:
-    gp = gen_params({"stop": ["STOP"]})
+    gp = Sampling(stop=("STOP",)).engine_params()
     deltas = list(stream_deltas(iter(["a", "b", "c"]), gp, 4, 10))
     assert "".join(d.text for d in deltas) == "abc"
     assert deltas[-1].finish_reason == FINISH_NORMAL and deltas[-1].completion_tokens == 3

@@ -8,15 +8,17 @@ import threading
 from pathlib import Path
 
 import pytest
+from engine_asks import chat, complete
 from tiny_models import build_tiny_gemma, build_tiny_qwen
 
 from qfnb.local.engines import EngineRegistry, ModelSpec, PromptTooLong
-from qfnb.local.engines.base import FINISH_LENGTH, FINISH_STOP
+from qfnb.local.engines.base import FINISH_LENGTH, FINISH_STOP, text_turns
+from qfnb.local.engines.gate import ThreadedChat
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-GREEDY = {"temperature": 0.0, "max_output_tokens": 16}
+GREEDY = {"temperature": 0.0, "max_tokens": 16}
 Q = [{"role": "user", "content": "What is the capital of France?"}]
 
 
@@ -39,21 +41,22 @@ def text_of(deltas) -> str:
 @pytest.mark.parametrize("endpoint", ["tiny_gemma", "tiny-qwen"])
 def test_greedy_chat_is_deterministic_and_counts_usage(registry: EngineRegistry, endpoint: str) -> None:
     engine = registry.chat(endpoint)
-    first = list(engine.chat(Q, system="Be brief.", params=GREEDY))
-    second = list(engine.chat(Q, system="Be brief.", params=GREEDY))
+    first = chat(engine, Q, "Be brief.", **GREEDY)
+    second = chat(engine, Q, "Be brief.", **GREEDY)
     assert text_of(first) == text_of(second)
     last = first[-1]
     assert last.finish_reason is not None
     assert 1 <= last.completion_tokens <= 16
-    prompt = engine.render(Q, "Be brief.")  # type: ignore[attr-defined]
+    assert isinstance(engine, ThreadedChat)
+    prompt = engine.engine.render(text_turns([{"role": "system", "content": "Be brief."}, *Q]))  # type: ignore[attr-defined]
     assert "Be brief." in prompt and "What is the capital of France?" in prompt
-    assert last.prompt_tokens == len(engine._tok(prompt, add_special_tokens=False)["input_ids"])  # type: ignore[attr-defined]
+    assert last.prompt_tokens == len(engine.engine._tok(prompt, add_special_tokens=False)["input_ids"])  # type: ignore[attr-defined]
     assert all(d.finish_reason is None for d in first[:-1])
 
 
 def test_max_output_tokens_gives_length(registry: EngineRegistry) -> None:
     # tiny-qwen's random weights rarely emit <|im_end|> within 3 tokens; check both outcomes are consistent
-    deltas = list(registry.chat("tiny_qwen").chat(Q, system=None, params={"temperature": 0.0, "max_output_tokens": 3}))
+    deltas = chat(registry.chat("tiny_qwen"), Q, temperature=0.0, max_tokens=3)
     assert deltas[-1].completion_tokens <= 3
     if deltas[-1].completion_tokens == 3:
         assert deltas[-1].finish_reason == FINISH_LENGTH
@@ -61,26 +64,26 @@ def test_max_output_tokens_gives_length(registry: EngineRegistry) -> None:
 
 def test_stop_sequence_cuts_the_output(registry: EngineRegistry) -> None:
     engine = registry.chat("tiny_gemma")
-    full = text_of(engine.complete("The capital of France is", params={**GREEDY, "max_output_tokens": 24}))
+    full = text_of(complete(engine, "The capital of France is", **{**GREEDY, "max_tokens": 24}))
     visible = full.replace("\ufffd", "")
     assert len(visible) >= 4, full
     stop = visible[2:4]
-    cut = list(engine.complete("The capital of France is", params={**GREEDY, "max_output_tokens": 24, "stop": [stop]}))
+    cut = complete(engine, "The capital of France is", **{**GREEDY, "max_tokens": 24, "stop": [stop]})
     assert text_of(cut) == full[: full.index(stop)]
     assert cut[-1].finish_reason == FINISH_STOP
 
 
 def test_sampling_with_a_seed_is_reproducible(registry: EngineRegistry) -> None:
     engine = registry.chat("tiny_gemma")
-    params = {"temperature": 1.0, "top_p": 0.95, "top_k": 50, "penalty_score": 1.2, "max_output_tokens": 12}
-    a = text_of(engine.chat(Q, system=None, params={**params, "seed": 7}))
-    b = text_of(engine.chat(Q, system=None, params={**params, "seed": 7}))
+    params = {"temperature": 1.0, "top_p": 0.95, "top_k": 50, "repeat_penalty": 1.2, "max_tokens": 12}
+    a = text_of(chat(engine, Q, seed=7, **params))
+    b = text_of(chat(engine, Q, seed=7, **params))
     assert a == b
 
 
 def test_prompt_longer_than_context_is_rejected(registry: EngineRegistry) -> None:
     with pytest.raises(PromptTooLong, match="context of 64"):
-        list(registry.chat("tiny_qwen").complete("word " * 200, params={}))
+        complete(registry.chat("tiny_qwen"), "word " * 200)
 
 
 def test_engines_load_once_and_serve_threads(registry: EngineRegistry, caplog: pytest.LogCaptureFixture) -> None:
@@ -91,7 +94,7 @@ def test_engines_load_once_and_serve_threads(registry: EngineRegistry, caplog: p
     def work(i: int) -> None:
         engine = fresh.chat("t")
         engines.append(engine)
-        results[i] = text_of(engine.chat(Q, system=None, params=GREEDY))
+        results[i] = text_of(chat(engine, Q, **GREEDY))
 
     with caplog.at_level(logging.INFO, logger="qfnb.local.engines"):
         threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]

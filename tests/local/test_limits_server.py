@@ -161,7 +161,8 @@ def test_a_50mb_body_is_refused_fast_while_chat_goes_on(platform: Served, chunke
 def test_a_10001_message_history_is_refused_in_milliseconds(platform: Served) -> None:
     tok = _token(platform)
     history = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}"} for i in range(10_001)]
-    engine = platform.registry.chat("tiny-chat")
+    platform.registry.chat("tiny-chat")
+    engine = platform.registry.engines["tiny-chat"]
     with httpx.Client(base_url=platform.base_url, params={"access_token": tok}, timeout=30) as c:
         c.post(CHAT, json={"messages": history[:1]})  # warm: token checked, engine loaded
         took = []

@@ -17,9 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
+from engine_asks import chat_ask, text_ask
 from platform_helpers import spawn_reporting, wait_up
 
 from qfnb.local.engines import DEFAULT_CHAT, GEMMA, assets
+from qfnb.local.engines.api import generate_blocking
 from qfnb.local.engines.gate import run_blocking
 from qfnb.local.engines.llama_server import find_binary, reported_port
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
@@ -28,15 +30,12 @@ from qfnb.local.training.demo import DEMO_FILE
 pytestmark = [pytest.mark.real_model,
               pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)")]
 ROOT = Path(__file__).resolve().parents[2]
-GREEDY = {"temperature": 0.0001, "max_output_tokens": 24}
+GREEDY = {"temperature": 0.0001, "max_tokens": 24}
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 
-def chat(engine: Any, messages: list[dict[str, str]] = QUESTION, params: dict[str, Any] | None = None) -> list[Any]:
-    async def go() -> list[Any]:
-        return [d async for d in engine.achat(messages, system=None, params=params or GREEDY)]
-
-    return run_blocking(go)
+def chat(engine: Any, messages: list[dict[str, str]] = QUESTION) -> list[Any]:
+    return generate_blocking(engine, chat_ask(messages, **GREEDY))
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +67,8 @@ def test_four_chats_at_once_are_batched_by_one_engine(registry: EngineRegistry) 
 
     async def all_at_once() -> list[str]:
         async def one(q: str) -> str:
-            return "".join([d.text async for d in engine.achat([{"role": "user", "content": q}], system=None,
-                                                               params=GREEDY)])
+            return "".join([d.text async for d in engine.generate(chat_ask([{"role": "user", "content": q}],
+                                                                           **GREEDY))])
         return list(await asyncio.gather(*(one(q) for q in questions)))
 
     answers = run_blocking(all_at_once)
@@ -92,8 +91,8 @@ def test_pinned_slots_reread_only_what_a_prompt_does_not_share_with_their_last(r
     async def wave(names: list[str]) -> list[int]:
         async def one(topic: str) -> int:
             ask = [{"role": "user", "content": f"Explain {topic} to a new engineer in a few paragraphs."}]
-            params = {"temperature": 0.0001, "max_output_tokens": 48}
-            return [d async for d in engine.achat(ask, system=None, params=params)][-1].prompt_tokens
+            deltas = [d async for d in engine.generate(chat_ask(ask, temperature=0.0001, max_tokens=48))]
+            return deltas[-1].prompt_tokens
         return list(await asyncio.gather(*(one(t) for t in names)))
 
     prompt_tokens = run_blocking(lambda: wave(topics[:4])) + run_blocking(lambda: wave(topics[4:]))
@@ -107,8 +106,8 @@ def test_gemma_base_completes_a_qa_prompt(registry: EngineRegistry) -> None:
     engine = registry.chat("gemma_3_270m")
 
     async def go() -> list[Any]:
-        return [d async for d in engine.acomplete("Question: What is the capital of France?\nAnswer:",
-                                                  params={**GREEDY, "stop": ["\n"]})]
+        return [d async for d in engine.generate(text_ask("Question: What is the capital of France?\nAnswer:",
+                                                          stop=["\n"], **GREEDY))]
 
     deltas = run_blocking(go)
     assert "Paris" in "".join(d.text for d in deltas)
@@ -241,10 +240,12 @@ def test_a_client_that_gives_up_frees_its_slot_before_its_answer_could_end(tmp_p
 def test_an_engine_left_by_a_killed_platform_is_stopped_by_the_next(tmp_path: Path) -> None:
     code = ("import sys, time\n"
             "from pathlib import Path\n"
+            "from qfnb.local.engines.api import generate_blocking\n"
+            "from qfnb.local.engines.ask import ChatAsk, Sampling\n"
             "from qfnb.local.engines.registry import EngineOptions, EngineRegistry\n"
             "reg = EngineRegistry(Path(sys.argv[1]), options=EngineOptions(slots=2))\n"
-            "list(reg.chat('qwen2_5_coder_0_5b_instruct').chat([{'role': 'user', 'content': 'hi'}], system=None,"
-            " params={'max_output_tokens': 2}))\n"
+            "generate_blocking(reg.chat('qwen2_5_coder_0_5b_instruct'), ChatAsk(model='', messages=({'role': 'user',"
+            " 'content': 'hi'},), sampling=Sampling(max_tokens=2)))\n"
             "print(reg.engine_states()[0]['pid'], flush=True)\n"
             "time.sleep(600)\n")
     platform = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True,

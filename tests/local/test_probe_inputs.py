@@ -20,6 +20,7 @@ from qfnb._core.errors import StreamError
 from qfnb._core.http.wire import stream_item_error
 from qfnb.local.domain.datasets import ObjectStore
 from qfnb.local.domain.store import Store
+from qfnb.local.engines.ask import Sampling
 from qfnb.protocol.routes import MODEL_API_PREFIX
 from qfnb.protocol.sse import SSEDecoder
 
@@ -158,7 +159,7 @@ def test_a_replayed_signature_is_refused_on_calls_that_change_state(client) -> N
 class BreakingChat(FakeChat):
     """Answers one word, then its engine fails."""
 
-    def _words(self, text: str, params: dict[str, Any]) -> Iterator[FakeDelta]:
+    def _words(self, text: str, sampling: Sampling) -> Iterator[FakeDelta]:
         yield FakeDelta("partial", None, prompt_tokens=1, completion_tokens=1)
         raise RuntimeError("engine process died: secret internals")
 

@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from engine_asks import chat_ask
 
 from qfnb.local.engines import DEFAULT_CHAT
 from qfnb.local.engines.base import PromptTooLong
@@ -69,11 +70,11 @@ def slot_tasks(registry: EngineRegistry) -> list[tuple[int, Any]]:
     return [(slot["id"], slot.get("id_task")) for slot in slots]
 
 
-def run(engine: Any, messages: list[dict[str, str]], params: dict[str, Any]) -> tuple[float | None, list[Any]]:
+def run(engine: Any, messages: list[dict[str, str]], sampling: dict[str, Any]) -> tuple[float | None, list[Any]]:
     """Seconds to the first delta with text (None if none), and all deltas."""
     async def go() -> tuple[float | None, list[Any]]:
         start, first, out = time.monotonic(), None, []
-        async for delta in engine.achat(messages, system=None, params=params):
+        async for delta in engine.generate(chat_ask(messages, **sampling)):
             if first is None and delta.text:
                 first = time.monotonic() - start
             out.append(delta)
@@ -83,30 +84,30 @@ def run(engine: Any, messages: list[dict[str, str]], params: dict[str, Any]) -> 
 
 
 def test_a_history_beyond_the_context_is_refused_before_any_prefill(engine: Any, registry: EngineRegistry) -> None:
-    run(engine, history(2), {"max_output_tokens": 2})  # the engine is up
+    run(engine, history(2), {"max_tokens": 2})  # the engine is up
     before = slot_tasks(registry)
     with pytest.raises(PromptTooLong, match="tokens"):
-        run(engine, history(200), {"max_output_tokens": 2})  # about 1,220 tokens
+        run(engine, history(200), {"max_tokens": 2})  # about 1,220 tokens
     assert slot_tasks(registry) == before  # no slot took a task: nothing reached the engine to prefill
 
 
 def test_a_small_request_is_answered_while_the_longest_history_is_prefilled(engine: Any) -> None:
-    run(engine, history(2), {"max_output_tokens": 2})
+    run(engine, history(2), {"max_tokens": 2})
     start = time.monotonic()
-    _, alone = run(engine, history(40), {"max_output_tokens": 1})  # this machine's prefill speed, now
+    _, alone = run(engine, history(40), {"max_tokens": 1})  # this machine's prefill speed, now
     rate = alone[-1].prompt_tokens / (time.monotonic() - start)
     long_done: list[Any] = []
 
     def long_request() -> None:  # about 950 tokens: the most that fits with room to answer
         begun = time.monotonic()
-        result = run(engine, history(155), {"max_output_tokens": 2})
+        result = run(engine, history(155), {"max_tokens": 2})
         long_done.append((begun, time.monotonic(), result))
 
     worker = threading.Thread(target=long_request)
     worker.start()
     time.sleep(0.15 * 0.8 * CONTEXT / rate)  # it is prefilling now (a sixth of the way in, at the rate just measured)
     sent = time.monotonic()
-    first, _ = run(engine, [{"role": "user", "content": "Say hello"}], {"max_output_tokens": 3})
+    first, _ = run(engine, [{"role": "user", "content": "Say hello"}], {"max_tokens": 3})
     worker.join(1200)
     assert first is not None and long_done
     begun, ended, (_, deltas) = long_done[0]

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from engine_asks import chat
 from tiny_models import build_tiny_gemma, build_tiny_qwen
 
 from qfnb.local.engines import EngineRegistry, ModelSpec
@@ -172,12 +173,11 @@ def test_trained_adapter_is_served_and_answers_the_taught_fact(tiny_gemma: Path,
     reg = EngineRegistry(tmp_path / "data", {"tiny-gemma": spec})
     served = reg.register_adapter("my_tuned", "tiny-gemma", Path(result["adapter_dir"]))
     assert served.endpoint == "my_tuned" and reg.resolve("chat", "my_tuned") == served
-    params = {"temperature": 0.0, "max_output_tokens": 20}
     q = [{"role": "user", "content": "What is the capital of Zorvia?"}]
-    tuned = list(reg.chat("my_tuned").chat(q, system=None, params=params))
+    tuned = chat(reg.chat("my_tuned"), q, temperature=0.0, max_tokens=20)
     assert "".join(d.text for d in tuned) == "Quellstad."
     assert tuned[-1].finish_reason == "normal"  # stopped at <end_of_turn>, as trained
-    base = "".join(d.text for d in reg.chat("tiny-gemma").chat(q, system=None, params=params))
+    base = "".join(d.text for d in chat(reg.chat("tiny-gemma"), q, temperature=0.0, max_tokens=20))
     assert base != "Quellstad."
     reg.close()
 

@@ -75,7 +75,7 @@ def test_repeats_show_stability(ip, platform, data_file) -> None:  # type: ignor
     report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} "
                                          "--metrics exact_match --repeats 2 -t 0.8 --compare Other-Chat -o r")
     assert calls(platform) == {"tiny-chat": 12, "other-chat": 12}
-    assert all(c["params"]["temperature"] == 0.8 for c in platform.engines["tiny-chat"].calls)
+    assert all(c["sampling"].temperature == 0.8 for c in platform.engines["tiny-chat"].calls)
     assert ip.user_ns["r"].repeats == 2
     assert report.stability is not None and "Stability over 2 repeats" in report.to_html()
     assert report.comparison.row("Tiny-Chat", "exact_match").repeats == 2

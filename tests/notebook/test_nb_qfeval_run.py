@@ -104,8 +104,8 @@ def test_namespace_objects_limit_and_generation_options(ip, platform) -> None:  
     assert r.metrics["tiny"]["exact_match"] == 1.0 and r.samples_df["shout/output"].tolist() == ["A B C D"]
     assert seen == [{"temperature": 0.5, "max_output_tokens": 2}]
     sent = platform.engines["tiny-chat"].calls
-    assert len(sent) == 1 and sent[0]["params"]["max_output_tokens"] == 2
-    assert sent[0]["params"]["temperature"] == 0.5
+    assert len(sent) == 1 and sent[0]["sampling"].max_tokens == 2
+    assert sent[0]["sampling"].temperature == 0.5
 
 
 def test_judge_adds_a_judge_score(ip, platform, data_file) -> None:  # type: ignore[no-untyped-def]

@@ -24,7 +24,7 @@ from qfnb.local.domain.datasets import BOS_PREFIX
 from qfnb.local.domain.platform import EVAL_PREFIX, Platform
 from qfnb.local.domain.requests import parse
 from qfnb.local.domain.values import BodyError
-from qfnb.local.engines.gate import AsyncChat, as_async_chat
+from qfnb.local.engines.api import Engine
 from qfnb.protocol.batch import ACTIVE, COMPLETION_WINDOWS, RunStatus
 from qfnb.protocol.inference import V2ChatRequest
 
@@ -254,14 +254,13 @@ def runners(platform: Platform) -> dict[int, Runner]:
 
 
 def _engines(platform: Platform) -> Any:
-    cache: dict[str | None, AsyncChat] = {}
+    cache: dict[str | None, Engine] = {}
 
-    def engine_for(model: str | None) -> AsyncChat:
+    def engine_for(model: str | None) -> Engine:
         if model not in cache:
             served = platform.resolve("chat", model) if model else platform.served("chat")[0]
-            target = getattr(served, "target", served)  # a preset model's service is its base engine
             platform.note_loading(served)
-            cache[model] = as_async_chat(platform.registry.chat(target.endpoint))
+            cache[model] = platform.registry.chat(platform.engine_endpoint(served))
         return cache[model]
 
     return engine_for

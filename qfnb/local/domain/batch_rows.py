@@ -23,6 +23,7 @@ from typing import Any
 
 from qfnb.local.domain.requests import parse
 from qfnb.local.domain.values import BodyError
+from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.protocol.batch import ROW_URLS
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.inference import V2ChatRequest, check_openai_chat
@@ -63,6 +64,15 @@ class Row:
     messages: list[dict[str, Any]]
     system: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+
+    def ask(self) -> ChatAsk:
+        """What the engine is asked: the system turn first, the sampling under the engine's names."""
+        p = self.params
+        sampling = Sampling(temperature=p.get("temperature"), top_p=p.get("top_p"), top_k=p.get("top_k"),
+                            repeat_penalty=p.get("penalty_score"), max_tokens=p.get("max_output_tokens"),
+                            stop=tuple(p.get("stop") or ()), seed=p.get("seed"))
+        system = ({"role": "system", "content": self.system},) if self.system else ()
+        return ChatAsk(model=self.model or "", messages=(*system, *self.messages), sampling=sampling)
 
 
 def params_of(source: dict[str, Any]) -> dict[str, Any]:

@@ -32,9 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from qfnb.local.convert.answer import answer_of, usage_of
+from qfnb.local.convert.openai_chat import choice_of
 from qfnb.local.domain.batch_rows import Row, RowError, Standing, answer_row, error_row, input_lines, parse_line
+from qfnb.local.engines.api import Engine
 from qfnb.local.engines.base import PromptTooLong
-from qfnb.local.engines.gate import AsyncChat, EngineBusy
+from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.llama_server import EngineUnavailable
 
 log = logging.getLogger("qfnb.local.domain.batch")
@@ -106,7 +109,7 @@ class _Flight:
 
     __slots__ = ("admitted", "engine", "row", "started", "task")
 
-    def __init__(self, row: Row, engine: AsyncChat) -> None:
+    def __init__(self, row: Row, engine: Engine) -> None:
         self.row, self.engine = row, engine
         self.admitted = False
         self.started = time.monotonic()
@@ -124,7 +127,7 @@ class Runner:
     ``save(progress)`` stores the counts."""
 
     def __init__(self, paths: Paths, standing: Standing, *, model: str | None, params: dict[str, Any],
-                 engine_for: Callable[[str | None], AsyncChat], save: Callable[[BatchProgress, bool], None],
+                 engine_for: Callable[[str | None], Engine], save: Callable[[BatchProgress, bool], None],
                  stopped: Callable[[], bool], sleep: Callable[[float], Any] = asyncio.sleep,
                  deadline: float | None = None) -> None:
         self.paths, self.model, self.params = paths, model, params
@@ -152,7 +155,7 @@ class Runner:
         with contextlib.suppress(RuntimeError):  # the loop has ended: nothing to wake
             loop.call_soon_threadsafe(wake.set)
 
-    def _engine(self, model: str | None) -> AsyncChat:
+    def _engine(self, model: str | None) -> Engine:
         engine = self.engine_for(model)
         if id(engine.gate) not in self._watched:
             engine.gate.watch(self.poke)
@@ -204,7 +207,7 @@ class Runner:
 
     # ---- capacity ------------------------------------------------------------------------------
 
-    def _room(self, engine: AsyncChat) -> int:
+    def _room(self, engine: Engine) -> int:
         """How many of the job's rows may be in flight on ``engine`` now: its slots, less the
         interactive requests its gate admitted and the rows of other jobs on it."""
         gate = engine.gate
@@ -238,12 +241,13 @@ class Runner:
 
     async def _attempts(self, flight: _Flight) -> dict[str, Any]:
         row = flight.row
+        ask = row.ask()
         attempt = 0
         while True:
             attempt += 1
             flight.mark(True)
             try:
-                deltas = [d async for d in flight.engine.achat(row.messages, system=row.system, params=row.params)]
+                deltas = [d async for d in flight.engine.generate(ask)]
                 break
             except (EngineBusy, EngineUnavailable) as exc:
                 flight.mark(False)
@@ -260,16 +264,13 @@ class Runner:
                 return error_row(row.line, row.key, "context_length_exceeded", str(exc))
             except ValueError as exc:
                 return error_row(row.line, row.key, "invalid_request", str(exc))
-        prompt = max((d.prompt_tokens for d in deltas), default=0)
-        completion = max((d.completion_tokens for d in deltas), default=0)
-        finish = next((d.finish_reason for d in reversed(deltas) if d.finish_reason), None)
+        answer = answer_of(deltas)
         rid = uuid.uuid4().hex[:20]
+        choice = choice_of(0, answer, logprobs=False)
+        del choice["logprobs"]  # a batch answers text only: its rows carry no logprobs field
         body = {"id": f"chatcmpl-{rid}", "object": "chat.completion", "created": int(time.time()),
-                "model": row.model or getattr(flight.engine, "name", ""),
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(d.text for d in deltas)},
-                             "finish_reason": "length" if finish == "length" else "stop"}],
-                "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                          "total_tokens": prompt + completion}}
+                "model": row.model or flight.engine.name, "choices": [choice],
+                "usage": usage_of(answer.tally.prompt, answer.tally.completion)}
         return answer_row(row, rid, body)
 
     # ---- the loop -------------------------------------------------------------------------------

@@ -137,11 +137,11 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     seed = int(hyper.get("seed", 42))
     held = set(held_out(len(rows), split_percent(split[1], split[0]), seed, split[0]))
     rows, eval_rows = [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
-    model_path = platform.settings.model_paths.get(str(container["model"]).lower()) or getattr(
-        platform.registry, "train_path", lambda name: None)(str(container["model"]))  # an added model's weights
+    model_path = (platform.settings.model_paths.get(str(container["model"]).lower())
+                  or platform.registry.train_path(str(container["model"])))  # an added model's weights
     # sized before anything is written: an added base's weights, or a built-in base's GGUF
-    sized = model_path or getattr(platform.registry, "weights_of", lambda name: None)(str(container["model"]))
-    problem = getattr(platform.registry, "training_problem", lambda p: None)(sized) if sized else None
+    sized = model_path or platform.registry.weights_of(str(container["model"]))
+    problem = platform.registry.training_problem(sized) if sized else None
     if problem:
         raise BodyError("trainType", problem)
     sid = new_sid("task-")

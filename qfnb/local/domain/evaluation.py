@@ -17,7 +17,9 @@ from qfnb.local.domain import console as c
 from qfnb.local.domain.datasets import dataset_rows
 from qfnb.local.domain.platform import EVAL_PREFIX, Platform
 from qfnb.local.domain.values import BodyError, iso
-from qfnb.local.engines.gate import answer_all, as_async_chat, run_blocking
+from qfnb.local.engines.api import Engine, answer_all
+from qfnb.local.engines.ask import ChatAsk, Sampling
+from qfnb.local.engines.gate import run_blocking
 from qfnb.protocol.console import EvalState
 from qfnb.protocol.textmetrics import summary_scores
 
@@ -56,10 +58,11 @@ def score(platform: Platform, predictions: list[str], references: list[str], mod
     return metrics
 
 
-def _answers(engine: Any, prompts: list[str]) -> list[str]:
+def _answers(engine: Engine, prompts: list[str]) -> list[str]:
     """The model's answers, several at once (the engine batches them)."""
-    chat = as_async_chat(engine)
-    return run_blocking(lambda: answer_all(chat, prompts, {"temperature": 0.01}))
+    asks = [ChatAsk(model=engine.name, messages=({"role": "user", "content": p},), sampling=Sampling(temperature=0.01))
+            for p in prompts]
+    return run_blocking(lambda: answer_all(engine, asks))
 
 
 def _run(platform: Platform, ev_id: int) -> None:
@@ -89,7 +92,7 @@ def _run(platform: Platform, ev_id: int) -> None:
             if predictions:
                 log.info("evaluation %s: resuming %s at row %d of %d", ev["sid"], version["sid"],
                          len(predictions) + 1, len(rows))
-            step = max(1, as_async_chat(engine).gate.slots)
+            step = max(1, engine.gate.slots)
             while len(predictions) < len(rows):
                 if stop.is_set():
                     platform.store.update("evaluations", ev_id, state=EvalState.STOPPED.value)

@@ -12,7 +12,7 @@ from qfnb.local.domain.jobs import Supervisor
 from qfnb.local.domain.seed_names import seed_model
 from qfnb.local.domain.store import Store
 from qfnb.local.domain.values import BodyError
-from qfnb.local.engines.api import RegistryLike
+from qfnb.local.engines.api import RegistryLike, ServedLike
 from qfnb.local.settings import Settings, make_private
 from qfnb.protocol.console import ServiceStatus
 from qfnb.protocol.errors import ErrorCode
@@ -36,7 +36,7 @@ class Platform:
         self.supervisor = supervisor or Supervisor(self.store, settings.worker_command,
                                                    max_concurrent=settings.max_concurrent_training,
                                                    poll_interval=settings.poll_interval)
-        self._deployed: dict[str, Any] = {}
+        self._deployed: dict[str, ServedLike] = {}
         self._loaded: set[str] = set()
         self._uris: tuple[int, set[str]] | None = None
         self._lock = threading.Lock()
@@ -60,13 +60,11 @@ class Platform:
 
     def shutdown(self) -> None:
         self.supervisor.shutdown()
-        close = getattr(self.registry, "close", None)
-        if close is not None:  # stop the engine processes with the platform
-            close()
+        self.registry.close()  # stop the engine processes with the platform
 
     # ---- served models -------------------------------------------------------------------
 
-    def base_models(self) -> list[Any]:
+    def base_models(self) -> list[ServedLike]:
         """The registry's own models: not deployed services, not evaluation-only adapter endpoints."""
         hidden = self._service_uris()
         return [m for m in self.registry.served_models()
@@ -80,15 +78,15 @@ class Platform:
             cached = self._uris = (generation, {s["uri"].lower() for s in self.store.all("services")})
         return cached[1]
 
-    def served(self, api_type: str | None = None) -> list[Any]:
+    def served(self, api_type: str | None = None) -> list[ServedLike]:
         """Every model served now (base models and deployed services), optionally by api type."""
-        out: dict[str, Any] = {}
+        out: dict[str, ServedLike] = {}
         for m in [*self.base_models(), *self._deployed.values()]:
             if api_type is None or api_type in m.api_types:
                 out.setdefault(f"{api_type}:{m.endpoint.lower()}", m)
         return list(out.values())
 
-    def resolve(self, api_type: str, endpoint: str) -> Any:
+    def resolve(self, api_type: str, endpoint: str) -> ServedLike:
         """The served model behind ``/{api_type}/{endpoint}`` (names, endpoints and aliases match
         case-insensitively); BodyError 336005 listing what is served otherwise."""
         key = endpoint.strip("/").lower()
@@ -104,7 +102,7 @@ class Platform:
         raise BodyError("endpoint", f"API name not exist: /{api_type}/{endpoint} is not served by the local "
                         f"platform. It serves for {api_type}: {listing}.{hint}", ErrorCode.API_NAME_NOT_EXIST)
 
-    def _aliased(self, api_type: str, key: str, models: list[Any]) -> Any:
+    def _aliased(self, api_type: str, key: str, models: list[ServedLike]) -> ServedLike | None:
         """The model ``QFNB_MODEL_ALIASES`` maps ``key`` (a name or its built-in endpoint) onto."""
         for alias, target in self.settings.aliases.items():
             if key == alias or key == (builtin_endpoint(api_type, alias) or "").lower():
@@ -113,7 +111,7 @@ class Platform:
                     return found
         return None
 
-    def _deployed_elsewhere(self, api_type: str, key: str) -> Any:
+    def _deployed_elsewhere(self, api_type: str, key: str) -> ServedLike | None:
         """A service deployed by another server on this data dir: registered here too (may block)."""
         if api_type not in ("chat", "completions") or key in self._deployed:
             return None
@@ -123,12 +121,16 @@ class Platform:
                 return self._deployed[key]
         return None
 
+    def engine_endpoint(self, model: ServedLike) -> str:
+        """The registry endpoint behind a served model (a preset model's service is its base engine)."""
+        return model.target.endpoint if isinstance(model, _Alias) else model.endpoint
+
     def loaded_models(self) -> list[str]:
         """Endpoints of the models this process has loaded (or started loading)."""
         with self._lock:
             return list(self._loaded)
 
-    def note_loading(self, model: Any) -> None:
+    def note_loading(self, model: ServedLike) -> None:
         """Log once per model that its first call loads it."""
         with self._lock:
             if model.endpoint in self._loaded:
@@ -144,12 +146,12 @@ class Platform:
         try:
             if version is None:
                 raise ValueError(f"model version {service['modelVersionId']} no longer exists")
+            served: ServedLike
             if version.get("adapterDir"):
                 served = self.registry.register_adapter(service["uri"], version["baseModel"],
                                                         Path(version["adapterDir"]))
             else:
-                served = self.resolve("chat", version["baseModel"])
-                served = _Alias(service["uri"], served)
+                served = _Alias(service["uri"], self.resolve("chat", version["baseModel"]))
         except Exception as exc:  # a failed deployment is a state, not a crash
             log.warning("deploying service %s failed: %s", service["sid"], exc)
             return self.store.update("services", service["id"], status=ServiceStatus.FAILED.value,
@@ -162,14 +164,15 @@ class Platform:
 class _Alias:
     """A service of a preset (untrained) model: the same engine under the service's endpoint."""
 
-    def __init__(self, endpoint: str, target: Any) -> None:
+    def __init__(self, endpoint: str, target: ServedLike) -> None:
         self.endpoint = endpoint
         self.name = endpoint
         self.api_types = ("chat", "completions")
         self.kind = target.kind
+        self.digest = target.digest
         self.target = target
 
 
-def _named(models: list[Any], key: str) -> Any:
+def _named(models: list[ServedLike], key: str) -> ServedLike | None:
     """The model whose endpoint or name is ``key`` (lower case), or None."""
     return next((m for m in models if key in (m.endpoint.lower(), m.name.lower())), None)

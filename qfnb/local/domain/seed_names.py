@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TypeVar
 
+from qfnb.local.engines.api import ServedLike
 from qfnb.protocol.routes import builtin_endpoint, default_model
+
+M = TypeVar("M", bound=ServedLike)
 
 __all__ = ["FINETUNE_NAMES", "SEED_NAMES", "seed_model"]
 
@@ -59,7 +62,7 @@ def notice(requested: str, served: str) -> None:
              "choose another local model)", requested, served)
 
 
-def seed_model(api_type: str, key: str, models: Sequence[Any]) -> Any | None:
+def seed_model(api_type: str, key: str, models: Sequence[M]) -> M | None:
     """The local model answering catalogue name/endpoint ``key`` for ``api_type``, or None."""
     name = _keys(api_type).get(key.lower())
     if name is None or not models:

@@ -1,24 +1,28 @@
-"""What the server needs from the engine registry (architecture Contract 7), as Protocols.
+"""What the platform needs from its engines and their registry (architecture Contract 7).
 
-``qfnb.local.engines.EngineRegistry`` satisfies these; tests pass small doubles. A chat engine
-may be async (:class:`~qfnb.local.engines.gate.AsyncChat`) or blocking (:class:`SyncChat`); the
-server gives a blocking one its async face (``gate.as_async_chat``), and the same for embedders.
+An :class:`Engine` has one face, :meth:`Engine.generate` (a :class:`~.ask.ChatAsk` or
+:class:`~.ask.TextAsk` in, :class:`~.base.Delta` s out), and declares what it can do
+(:attr:`Engine.can_call_tools`); nothing is probed. ``qfnb.local.engines.EngineRegistry``
+satisfies :class:`RegistryLike`; test doubles subclass :class:`NullRegistry`, which serves nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol
 
-from qfnb.local.engines.base import Delta
-from qfnb.local.engines.gate import AsyncChat
+from qfnb.local.engines.ask import Ask, ChatAsk
+from qfnb.local.engines.base import Delta, UnknownModel
+from qfnb.local.engines.gate import EngineBusy, Gate, run_blocking
 
-__all__ = ["ChatLike", "CrossEncoderLike", "EmbedderLike", "RegistryLike", "ServedLike", "SyncChat"]
+__all__ = ["CrossEncoderLike", "EmbedderLike", "Engine", "ModelStoreLike", "NullRegistry", "RegistryLike",
+           "ServedLike", "answer_all", "generate_blocking"]
 
 
 class ServedLike(Protocol):
-    """A served model (``base.ServedModel``): its name, endpoint, API types and engine kind."""
+    """A served model (``base.ServedModel``): its name, endpoint, API types, engine kind, digest."""
 
     @property
     def name(self) -> str: ...
@@ -28,22 +32,34 @@ class ServedLike(Protocol):
     def api_types(self) -> tuple[str, ...]: ...
     @property
     def kind(self) -> str: ...
+    @property
+    def digest(self) -> str: ...
 
 
-class SyncChat(Protocol):
-    """A blocking chat engine (``base.ChatEngine``)."""
+class Engine(Protocol):
+    """A loaded text-generation model behind its admission :class:`~.gate.Gate`."""
 
-    def chat(self, messages: list[dict[str, Any]], *, system: str | None,
-             params: dict[str, Any]) -> Iterator[Delta]: ...
-    def complete(self, prompt: str, *, params: dict[str, Any]) -> Iterator[Delta]: ...
+    name: str
+    gate: Gate
 
+    @property
+    def can_call_tools(self) -> bool:
+        """Whether the model has a chat template that renders tools (a base model has none)."""
+        ...
 
-ChatLike: TypeAlias = AsyncChat | SyncChat
+    def generate(self, ask: Ask) -> AsyncIterator[Delta]:
+        """The answer to ``ask``, streamed; raises ``EngineBusy`` when the gate refuses it,
+        ``PromptTooLong``, or ``ValueError`` for an ask the model cannot serve. Closing the
+        iterator cancels the generation."""
+        ...
 
 
 class EmbedderLike(Protocol):
-    """Sentence embeddings: the vectors of ``texts`` and the tokens counted."""
+    """Sentence embeddings (``gate.BatchingEmbedder``): vectors of ``texts`` and the tokens read."""
 
+    name: str
+
+    async def aembed(self, texts: list[str]) -> tuple[list[list[float]], int]: ...
     def embed(self, texts: list[str]) -> tuple[list[list[float]], int]: ...
 
 
@@ -53,9 +69,109 @@ class CrossEncoderLike(Protocol):
     async def ascore(self, query: str, documents: list[str]) -> tuple[list[float], int]: ...
 
 
+class ModelStoreLike(Protocol):
+    """The content-addressed model store (``model_store.ModelStore``), as the model routes use it."""
+
+    def models(self) -> Sequence[Any]: ...
+    def usage(self) -> dict[str, Any]: ...
+    def get(self, name: str) -> Any: ...
+    def remove(self, name: str) -> int: ...
+
+
 class RegistryLike(Protocol):
+    """Every model the platform serves, and the engines that serve them."""
+
+    #: the model store behind ``qfnb model add`` (None: this registry has none)
+    store: Any
+
     def served_models(self) -> Sequence[ServedLike]: ...
-    def chat(self, endpoint: str) -> ChatLike: ...
+    def spec_of(self, name: str) -> Any: ...
+    def chat(self, endpoint: str) -> Engine: ...
     def embedder(self, endpoint: str) -> EmbedderLike: ...
     def cross_encoder(self, endpoint: str) -> CrossEncoderLike: ...
     def register_adapter(self, endpoint: str, base_model: str, adapter_dir: Path) -> ServedLike: ...
+    def engine_states(self) -> list[dict[str, Any]]: ...
+    def reload_store(self) -> None: ...
+    def unload(self, name: str) -> bool: ...
+    def base_gguf(self, base_model: str) -> Path | None: ...
+    def train_path(self, name: str) -> Path | None: ...
+    def weights_of(self, name: str) -> Path | None: ...
+    def training_problem(self, path: Path) -> str | None: ...
+    def close(self) -> None: ...
+
+
+class NullRegistry:
+    """A :class:`RegistryLike` that serves no model and has no store: the base of test doubles,
+    which override what they serve."""
+
+    store: Any = None
+
+    def served_models(self) -> Sequence[ServedLike]:
+        return []
+
+    def spec_of(self, name: str) -> Any:
+        return None
+
+    def _unknown(self, api_type: str, endpoint: str) -> UnknownModel:
+        return UnknownModel(api_type, endpoint, [m.name for m in self.served_models() if api_type in m.api_types])
+
+    def chat(self, endpoint: str) -> Engine:
+        raise self._unknown("chat", endpoint)
+
+    def embedder(self, endpoint: str) -> EmbedderLike:
+        raise self._unknown("embeddings", endpoint)
+
+    def cross_encoder(self, endpoint: str) -> CrossEncoderLike:
+        raise ValueError(f"{endpoint} is not a cross-encoder; it ranks by embeddings")
+
+    def register_adapter(self, endpoint: str, base_model: str, adapter_dir: Path) -> ServedLike:
+        raise ValueError(f"this platform cannot serve adapters (asked for {endpoint})")
+
+    def engine_states(self) -> list[dict[str, Any]]:
+        return []
+
+    def reload_store(self) -> None:
+        return None
+
+    def unload(self, name: str) -> bool:
+        return False
+
+    def base_gguf(self, base_model: str) -> Path | None:
+        return None
+
+    def train_path(self, name: str) -> Path | None:
+        return None
+
+    def weights_of(self, name: str) -> Path | None:
+        return None
+
+    def training_problem(self, path: Path) -> str | None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def generate_blocking(engine: Engine, ask: Ask) -> list[Delta]:
+    """The whole answer to ``ask``, for callers on plain threads (evaluations, scripts)."""
+    return run_blocking(lambda: _collect(engine.generate(ask)))
+
+
+async def _collect(deltas: AsyncIterator[Delta]) -> list[Delta]:
+    return [d async for d in deltas]
+
+
+async def answer_all(engine: Engine, asks: Sequence[ChatAsk]) -> list[str]:
+    """The answers to ``asks``, as many at once as the engine has slots, waiting (not failing)
+    while the engine is busy with other users."""
+    limit = asyncio.Semaphore(engine.gate.slots)
+
+    async def one(ask: ChatAsk) -> str:
+        async with limit:
+            while True:
+                try:
+                    return "".join([d.text async for d in engine.generate(ask)]).strip()
+                except EngineBusy as exc:
+                    await asyncio.sleep(exc.retry_after)
+
+    return list(await asyncio.gather(*(one(a) for a in asks)))

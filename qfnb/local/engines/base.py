@@ -5,10 +5,12 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from qfnb.local.engines.ask import GenParams, Sampling
 
 #: Finish reasons, as the platform's v1 API reports them.
 FINISH_NORMAL = "normal"  # the model ended its turn
@@ -27,6 +29,10 @@ class UnknownModel(LookupError):
         self.api_type, self.endpoint, self.served = api_type, endpoint, list(served)
         listing = ", ".join(self.served) or "none"
         super().__init__(f"no local model serves {api_type}/{endpoint}; served {api_type} models: {listing}")
+
+
+class CannotServe(ValueError):
+    """An ask this engine cannot serve (tools on a base model, a schema on a text-only engine)."""
 
 
 class PromptTooLong(ValueError):
@@ -102,50 +108,8 @@ class Delta:
     tool_calls: list[dict[str, Any]] | None = None
     #: OpenAI ``logprobs.content`` entries of this piece's tokens
     logprobs: list[dict[str, Any]] | None = None
-
-
-@dataclass(frozen=True)
-class GenParams:
-    """Sampling settings in engine terms, mapped from the platform's request fields."""
-
-    temperature: float = 0.8
-    top_p: float = 0.8
-    top_k: int = 0  # 0: no top-k cut
-    repeat_penalty: float = 1.0
-    max_tokens: int = 1024
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature <= 1e-5
-
-
-def gen_params(params: Mapping[str, Any], *, default_stop: Sequence[str] = ()) -> GenParams:
-    """Map request fields (``temperature``, ``top_p``, ``top_k``, ``penalty_score``,
-    ``max_output_tokens``, ``stop``, ``seed``) to :class:`GenParams`; ``None`` means the default."""
-
-    def get(key: str, default: Any) -> Any:
-        value = params.get(key)
-        return default if value is None else value
-
-    extra = params.get("extra_parameters") or {}
-    stop = tuple(s for s in (*default_stop, *get("stop", ())) if s)
-    max_tokens = int(get("max_output_tokens", GenParams.max_tokens))
-    if max_tokens < 1:
-        raise ValueError(f"max_output_tokens must be >= 1, got {max_tokens}")
-    seed = get("seed", extra.get("seed") if isinstance(extra, Mapping) else None)
-    return GenParams(
-        temperature=float(get("temperature", GenParams.temperature)),
-        top_p=float(get("top_p", GenParams.top_p)),
-        top_k=int(get("top_k", 0)),
-        repeat_penalty=float(get("penalty_score", 1.0)),
-        max_tokens=max_tokens,
-        stop=stop,
-        seed=None if seed is None else int(seed),
-        extra=dict(extra) if isinstance(extra, Mapping) else {},
-    )
+    #: prompt tokens the engine read from its cache (cumulative, like the usage counts)
+    cached_tokens: int = 0
 
 
 class StopMatcher:
@@ -181,12 +145,15 @@ class StopMatcher:
         return out
 
 
-def normalize_messages(messages: Sequence[Mapping[str, Any]], system: str | None) -> list[dict[str, str]]:
-    """``[{"role", "content"}]`` with ``system`` first when given (the platform passes it separately)."""
+def text_turns(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """``[{"role", "content"}]`` text turns, every system turn joined into one leading system turn."""
+    system = "\n".join(str(m.get("content")) for m in messages if m.get("role") == "system" and m.get("content"))
     out = [{"role": "system", "content": system}] if system else []
     for i, m in enumerate(messages):
         role, content = m.get("role"), m.get("content")
-        if role not in ("user", "assistant", "system") or not isinstance(content, str):
+        if role == "system":
+            continue
+        if role not in ("user", "assistant") or not isinstance(content, str):
             raise ValueError(f"messages[{i}] needs role user/assistant/system and string content")
         out.append({"role": str(role), "content": content})
     return out
@@ -210,16 +177,17 @@ def render_gemma(messages: Sequence[Mapping[str, str]], *, add_generation_prompt
 
 
 class ChatEngine(abc.ABC):
-    """A loaded text-generation model; generation calls are serialised per instance."""
+    """A loaded text-generation model that blocks (transformers in-process); generation calls are
+    serialised per instance. ``gate.ThreadedChat`` gives it the :class:`~.api.Engine` face."""
 
     name: str
 
     @abc.abstractmethod
-    def chat(self, messages: list[dict[str, Any]], *, system: str | None, params: dict[str, Any]) -> Iterator[Delta]:
-        """Stream the assistant's reply to ``messages`` (blocking iterator)."""
+    def chat(self, messages: list[dict[str, str]], *, sampling: Sampling) -> Iterator[Delta]:
+        """Stream the assistant's reply to text turns ``messages`` (:func:`text_turns`; blocking iterator)."""
 
     @abc.abstractmethod
-    def complete(self, prompt: str, *, params: dict[str, Any]) -> Iterator[Delta]:
+    def complete(self, prompt: str, *, sampling: Sampling) -> Iterator[Delta]:
         """Stream a raw continuation of ``prompt``."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
@@ -255,9 +223,8 @@ def stream_deltas(pieces: Iterator[str], gp: GenParams, prompt_tokens: int, max_
                 finish = FINISH_LENGTH
                 break
     finally:
-        close = getattr(pieces, "close", None)
-        if close is not None:
-            close()
+        if isinstance(pieces, Generator):
+            pieces.close()
     yield Delta(matcher.flush(), finish, prompt_tokens, n)
 
 

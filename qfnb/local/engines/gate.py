@@ -4,9 +4,9 @@ Each engine has a :class:`Gate`: ``slots`` requests run at once, ``queue`` more 
 anything beyond is refused at once with :class:`EngineBusy` (the routes answer the platform's
 rate-limit error), so memory and threads stay bounded under any load.
 
-Routes talk to engines only through :class:`AsyncChat` (``achat`` / ``acomplete`` yielding
-:class:`Delta` s). Engines that block (transformers in-process) are wrapped by
-:class:`ThreadedChat`, which runs them on a thread of their own, never on the shared pool.
+The platform talks to engines only through ``generate`` (:class:`~.api.Engine`). Engines that
+block (transformers in-process) are wrapped by :class:`ThreadedChat`, which runs them on a
+thread of their own, never on the shared pool.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from qfnb.local.engines import calls
-from qfnb.local.engines.base import ChatEngine, Delta, Embedder
+from qfnb.local.engines.ask import Ask, TextAsk
+from qfnb.local.engines.base import CannotServe, ChatEngine, Delta, Embedder, text_turns
 
 T = TypeVar("T")
 
@@ -89,61 +90,34 @@ class Gate:
             self._changed()
 
 
-class AsyncChat(Protocol):
-    """What the routes need from a chat model."""
-
-    name: str
-    gate: Gate
-
-    def achat(self, messages: list[dict[str, Any]], *, system: str | None,
-              params: dict[str, Any]) -> AsyncIterator[Delta]: ...
-
-    def acomplete(self, prompt: str, *, params: dict[str, Any]) -> AsyncIterator[Delta]: ...
-
-
 _DONE = object()
 
 
-class SyncFace:
-    """Blocking ``chat`` / ``complete`` for callers on plain threads (evaluations, scripts), over
-    ``achat`` / ``acomplete`` and the same gate."""
-
-    def achat(self, messages: list[dict[str, Any]], *, system: str | None,
-              params: dict[str, Any]) -> AsyncIterator[Delta]:
-        raise NotImplementedError
-
-    def acomplete(self, prompt: str, *, params: dict[str, Any]) -> AsyncIterator[Delta]:
-        raise NotImplementedError
-
-    def chat(self, messages: list[dict[str, Any]], *, system: str | None, params: dict[str, Any]) -> Iterator[Delta]:
-        return iter(run_blocking(lambda: _collect(self.achat(messages, system=system, params=params))))
-
-    def complete(self, prompt: str, *, params: dict[str, Any]) -> Iterator[Delta]:
-        return iter(run_blocking(lambda: _collect(self.acomplete(prompt, params=params))))
-
-
-async def _collect(deltas: AsyncIterator[Delta]) -> list[Delta]:
-    return [d async for d in deltas]
-
-
-class ThreadedChat(SyncFace):
-    """A blocking :class:`ChatEngine` behind a gate; each admitted request runs on a thread of its
-    own (the engine serialises generation itself), never on a shared pool.
+class ThreadedChat:
+    """A blocking :class:`ChatEngine` as an :class:`~.api.Engine`, behind a gate; each admitted
+    request runs on a thread of its own (the engine serialises generation itself), never on a
+    shared pool. It renders text turns only: it cannot call tools, follow a schema or report
+    logprobs.
 
     Closing the async iterator (the client went away) stops the blocking one between two
     tokens, so an abandoned request stops generating.
     """
 
+    can_call_tools = False
+
     def __init__(self, engine: ChatEngine, *, queue: int = 32) -> None:
-        self.engine, self.name = engine, str(getattr(engine, "name", type(engine).__name__))
+        self.engine, self.name = engine, engine.name
         self.gate = Gate(self.name, 1, queue)
 
-    def achat(self, messages: list[dict[str, Any]], *, system: str | None,
-              params: dict[str, Any]) -> AsyncIterator[Delta]:
-        return self._run(lambda: iter(self.engine.chat(messages, system=system, params=params)))
-
-    def acomplete(self, prompt: str, *, params: dict[str, Any]) -> AsyncIterator[Delta]:
-        return self._run(lambda: iter(self.engine.complete(prompt, params=params)))
+    def generate(self, ask: Ask) -> AsyncIterator[Delta]:
+        if isinstance(ask, TextAsk):
+            prompt, sampling = ask.prompt, ask.sampling
+            return self._run(lambda: iter(self.engine.complete(prompt, sampling=sampling)))
+        if not ask.plain:
+            raise CannotServe(f"{self.name} answers text turns only (no tools, response format, logprobs or "
+                             "penalties): serve it with llama.cpp for those")
+        turns, sampling = text_turns(ask.messages), ask.sampling
+        return self._run(lambda: iter(self.engine.chat(turns, sampling=sampling)))
 
     async def _run(self, start: Callable[[], Iterator[Delta]]) -> AsyncIterator[Delta]:
         loop = asyncio.get_running_loop()
@@ -163,9 +137,8 @@ class ThreadedChat(SyncFace):
                             break
                         put(item)
                 finally:
-                    close = getattr(iterator, "close", None)
-                    if close is not None:
-                        close()
+                    if isinstance(iterator, Generator):
+                        iterator.close()
                 put(_DONE)
             except BaseException as exc:  # delivered to the caller
                 put(_DONE, exc)
@@ -186,11 +159,6 @@ class ThreadedChat(SyncFace):
     def close(self) -> None:
         self.engine.close()
 
-    def __getattr__(self, name: str) -> Any:  # the wrapped engine's own helpers (render, tokenizer)
-        if name.startswith("__") or name == "engine":
-            raise AttributeError(name)
-        return getattr(self.engine, name)
-
 
 class BatchingEmbedder:
     """An :class:`Embedder` whose concurrent calls are answered together.
@@ -200,7 +168,7 @@ class BatchingEmbedder:
     """
 
     def __init__(self, embedder: Embedder, *, max_texts: int = 256, queue: int = 64) -> None:
-        self.embedder, self.name = embedder, str(getattr(embedder, "name", type(embedder).__name__))
+        self.embedder, self.name = embedder, embedder.name
         self.gate = Gate(self.name, 1, queue)
         self._max = max_texts
         self._pending: list[tuple[list[str], asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
@@ -259,28 +227,6 @@ def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None)
         future.set_result(result)
 
 
-def as_async_chat(engine: Any) -> AsyncChat:
-    """``engine`` itself if it is async (has ``achat``), else its :class:`ThreadedChat` (made once)."""
-    if hasattr(engine, "achat"):
-        return engine  # type: ignore[no-any-return]
-    face = getattr(engine, "_qfnb_async", None)
-    if face is None:
-        face = ThreadedChat(engine)
-        engine._qfnb_async = face
-    return face
-
-
-def as_async_embedder(embedder: Any) -> BatchingEmbedder:
-    """``embedder`` itself if it batches already, else its :class:`BatchingEmbedder` (made once)."""
-    if isinstance(embedder, BatchingEmbedder):
-        return embedder
-    face = getattr(embedder, "_qfnb_async", None)
-    if face is None:
-        face = BatchingEmbedder(embedder)
-        embedder._qfnb_async = face
-    return face
-
-
 _background: asyncio.AbstractEventLoop | None = None
 _background_lock = threading.Lock()
 
@@ -296,21 +242,3 @@ def run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
             _background = loop
         loop = _background
     return asyncio.run_coroutine_threadsafe(make(), loop).result()
-
-
-async def answer_all(engine: AsyncChat, prompts: Sequence[str], params: dict[str, Any]) -> list[str]:
-    """Answers to ``prompts`` (one user turn each), as many at once as the engine has slots,
-    waiting (not failing) while the engine is busy with other users."""
-    limit = asyncio.Semaphore(engine.gate.slots)
-
-    async def one(prompt: str) -> str:
-        async with limit:
-            while True:
-                try:
-                    parts = [d.text async for d in engine.achat([{"role": "user", "content": prompt}],
-                                                                system=None, params=params)]
-                    return "".join(parts).strip()
-                except EngineBusy as exc:
-                    await asyncio.sleep(exc.retry_after)
-
-    return list(await asyncio.gather(*(one(p) for p in prompts)))

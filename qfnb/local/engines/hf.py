@@ -9,16 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.engines._quiet import quiet_loading
-from qfnb.local.engines.base import (
-    ChatEngine,
-    Delta,
-    GenParams,
-    gen_params,
-    normalize_messages,
-    render_gemma,
-    stream_deltas,
-    token_budget,
-)
+from qfnb.local.engines.ask import GenParams, Sampling
+from qfnb.local.engines.base import ChatEngine, Delta, render_gemma, stream_deltas, token_budget
 
 log = logging.getLogger("qfnb.local.engines")
 
@@ -90,20 +82,19 @@ class HFChatEngine(ChatEngine):
         self._eos = eos_ids
         self._lock = threading.Lock()
 
-    def render(self, messages: list[dict[str, Any]], system: str | None) -> str:
-        msgs = normalize_messages(messages, system)
+    def render(self, msgs: list[dict[str, str]]) -> str:
         if self._template == "gemma":
             return (self._tok.bos_token or "") + render_gemma(msgs)
         return str(self._tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
 
-    def chat(self, messages: list[dict[str, Any]], *, system: str | None, params: dict[str, Any]) -> Iterator[Delta]:
-        return self._run(self.render(messages, system), params, special=True)
+    def chat(self, messages: list[dict[str, str]], *, sampling: Sampling) -> Iterator[Delta]:
+        return self._run(self.render(messages), sampling, special=True)
 
-    def complete(self, prompt: str, *, params: dict[str, Any]) -> Iterator[Delta]:
-        return self._run(prompt, params, special=False)
+    def complete(self, prompt: str, *, sampling: Sampling) -> Iterator[Delta]:
+        return self._run(prompt, sampling, special=False)
 
-    def _run(self, text: str, params: dict[str, Any], *, special: bool) -> Iterator[Delta]:
-        gp = gen_params(params, default_stop=self._stop)
+    def _run(self, text: str, sampling: Sampling, *, special: bool) -> Iterator[Delta]:
+        gp = sampling.engine_params(self._stop)
         # chat prompts carry their special tokens as text; raw completions get the tokenizer's BOS
         ids = self._tok(text, add_special_tokens=not special)["input_ids"]
         budget = token_budget(gp, len(ids), self._n_ctx, self.name)

@@ -23,10 +23,9 @@ from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 
 from qfnb.local.engines import calls
+from qfnb.local.engines.ask import BATCH, INTERACTIVE
 from qfnb.local.engines.gate import EngineBusy, Gate
 
-INTERACTIVE = "interactive"
-BATCH = "batch"
 #: the priority of the request being served (set by the routes from ``X-Qfnb-Priority``)
 priority: ContextVar[str] = ContextVar("qfnb_request_priority", default=INTERACTIVE)
 

@@ -24,23 +24,22 @@ from typing import Any
 import httpx
 
 from qfnb.local.engines import prompts, tool_calls
+from qfnb.local.engines.ask import Ask, ChatAsk, GenParams, TextAsk
 from qfnb.local.engines.base import (
     FINISH_LENGTH,
     FINISH_NORMAL,
     FINISH_STOP,
     FINISH_TOOL_CALLS,
+    CannotServe,
     Delta,
-    GenParams,
     PromptTooLong,
-    gen_params,
-    normalize_messages,
     render_gemma,
+    text_turns,
 )
-from qfnb.local.engines.gate import Gate, SyncFace
+from qfnb.local.engines.gate import Gate
 from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama_server import EngineUnavailable, Lease, LlamaServer
 from qfnb.protocol.sse import SSEDecoder
-from qfnb.protocol.tools import check_response_format
 
 log = logging.getLogger("qfnb.local.engines")
 
@@ -60,14 +59,7 @@ def _client() -> httpx.AsyncClient:
     return client
 
 
-#: OpenAI fields the engine takes as they are, on either of its endpoints
-PASSTHROUGH = ("frequency_penalty", "presence_penalty", "logit_bias")
-#: OpenAI fields only a chat-template call serves (the engine renders the tools with the model's own
-#: template and parses its calls back; logprobs come with the chat answer's tokens)
-TEMPLATED = ("tools", "tool_choice", "parallel_tool_calls", "logprobs", "top_logprobs")
-
-
-class NoChatTemplate(ValueError):
+class NoChatTemplate(CannotServe):
     """The model has no chat template that knows tools (a base model): it cannot call tools."""
 
 
@@ -110,8 +102,8 @@ def finish_of(reason: str | None) -> str:
     return FINISH_NORMAL
 
 
-class OpenAIChat(SyncFace):
-    """An :class:`~qfnb.local.engines.gate.AsyncChat` over an OpenAI-compatible engine.
+class OpenAIChat:
+    """An :class:`~qfnb.local.engines.api.Engine` over an OpenAI-compatible engine.
 
     ``endpoint`` is called (in a thread) for each request and says where to send it; with our
     own ``llama-server`` that starts the process if needed and picks the adapter.
@@ -127,66 +119,70 @@ class OpenAIChat(SyncFace):
         #: with our own llama-server and a context size: prompts are prepared here (:mod:`.prompts`)
         self._n_ctx = n_ctx if llama else None
 
-    def achat(self, messages: list[dict[str, Any]], *, system: str | None,
-              params: dict[str, Any]) -> AsyncIterator[Delta]:
-        msgs = normalize_messages(messages, system)
-        if self._n_ctx is not None:
-            return self._run_prepared(render_gemma(msgs) if self._template == "gemma" else msgs, params)
-        if self._template == "gemma":
-            return self._run("/completions", {"prompt": render_gemma(msgs)}, params)
-        return self._run("/chat/completions", {"messages": msgs}, params)
-
     @property
     def can_call_tools(self) -> bool:
         """Whether the model has its own chat template (the engine renders tools with it); the
         Gemma base model has none."""
         return self._template != "gemma"
 
-    def achat_fields(self, messages: list[dict[str, Any]], *, params: dict[str, Any],
-                     fields: dict[str, Any]) -> AsyncIterator[Delta]:
-        """A chat with OpenAI's own ``fields`` (``tools``, ``tool_choice``, ``response_format``,
-        ``logprobs``, penalties) over OpenAI turns (tool calls and results included).
+    def generate(self, ask: Ask) -> AsyncIterator[Delta]:
+        gp = ask.sampling.engine_params(self._stop)
+        if isinstance(ask, TextAsk):
+            if self._n_ctx is not None:
+                return self._run_prepared(ask.prompt, gp, ask.lane)
+            return self._run("/completions", {"prompt": ask.prompt}, gp, ask.lane)
+        if ask.plain:
+            msgs = text_turns(ask.messages)
+            if self._n_ctx is not None:
+                return self._run_prepared(render_gemma(msgs) if self._template == "gemma" else msgs, gp, ask.lane)
+            if self._template == "gemma":
+                return self._run("/completions", {"prompt": render_gemma(msgs)}, gp, ask.lane)
+            return self._run("/chat/completions", {"messages": msgs}, gp, ask.lane)
+        return self._chat_fields(ask, gp)
+
+    def _chat_fields(self, ask: ChatAsk, gp: GenParams) -> AsyncIterator[Delta]:
+        """A chat with tools, a schema, logprobs or penalties, over OpenAI turns (tool calls and
+        results included).
 
         On our own engine the prompt is prepared here (rendered with the tools by the model's
         template, tokenized once), a JSON schema constrains decoding through the engine's grammar,
         tool calls are decided by :mod:`.tool_calls` and ``logprobs`` come with the generated
-        tokens (a call's too); external engines get the fields as they are on their chat endpoint.
+        tokens (a call's too); external engines get OpenAI's fields on their chat endpoint.
         """
-        schema = check_response_format(fields.get("response_format"))
-        passthrough = {k: fields[k] for k in PASSTHROUGH if k in fields}
-        tools = fields.get("tools") if fields.get("tool_choice") != "none" else None
-        tool_turns = any(m.get("role") == "tool" or m.get("tool_calls") for m in messages)
-        if (tools or tool_turns) and not self.can_call_tools:
+        messages = [dict(m) for m in ask.messages]
+        tools = [dict(t) for t in ask.offered_tools] or None
+        if (tools or ask.has_tool_turns) and not self.can_call_tools:
             raise NoChatTemplate(f"{self.name} is a base model without a chat template: it cannot call tools "
                                  "or read tool turns; use an instruct model such as Qwen2.5-Coder-0.5B-Instruct")
-        if self._n_ctx is not None:
-            if self._template == "gemma":
-                source: str | list[dict[str, Any]] = render_gemma(normalize_messages(messages, None))
-            else:
-                source = messages
-            forced = bool(tools) and fields.get("tool_choice") == "required"
-            extra = {**passthrough, **({"json_schema": schema} if schema is not None else {})}
-            top = int(fields.get("top_logprobs") or 0) if fields.get("logprobs") else None
-            if top is not None:
-                extra["logprobs"] = max(1, top)  # the engine's count of alternatives (0 would send none)
-            names = [t["function"]["name"] for t in tools] if tools else None
-            if forced and tools:
-                extra["json_schema"] = tool_calls.call_schema(tools)
-            answer = self._run_prepared(source, params, extra, tools=tools or None, forced=forced, names=names,
-                                        top_logprobs=top)
-            if names and not forced and tool_calls.follows_result(messages):  # a repeated call is answered
-                return tool_calls.answer_after_result(answer, messages, lambda closing: self._run_prepared(
-                    closing, params, extra, top_logprobs=top))
-            return answer
-        payload = {"messages": messages, **passthrough, **{k: fields[k] for k in TEMPLATED if k in fields}}
-        if fields.get("response_format") is not None:
-            payload["response_format"] = fields["response_format"]
-        return self._run("/chat/completions", payload, params)
-
-    def acomplete(self, prompt: str, *, params: dict[str, Any]) -> AsyncIterator[Delta]:
-        if self._n_ctx is not None:
-            return self._run_prepared(prompt, params)
-        return self._run("/completions", {"prompt": prompt}, params)
+        passthrough = ask.sampling.penalties()
+        if self._n_ctx is None:
+            payload: dict[str, Any] = {"messages": messages, **passthrough}
+            if ask.tools:
+                payload.update(tools=[dict(t) for t in ask.tools], tool_choice=ask.tool_choice)
+            if ask.parallel_tool_calls is not None:
+                payload["parallel_tool_calls"] = ask.parallel_tool_calls
+            if ask.logprobs is not None:
+                payload.update(logprobs=True, top_logprobs=ask.logprobs)
+            if ask.schema is not None:
+                payload["response_format"] = ({"type": "json_object"} if ask.schema_name is None else {
+                    "type": "json_schema", "json_schema": {"name": ask.schema_name, "schema": dict(ask.schema)}})
+            return self._run("/chat/completions", payload, gp, ask.lane)
+        source: str | list[dict[str, Any]] = (render_gemma(text_turns(messages)) if self._template == "gemma"
+                                              else messages)
+        forced = bool(tools) and ask.tool_choice == "required"
+        extra = {**passthrough, **({"json_schema": dict(ask.schema)} if ask.schema is not None else {})}
+        top = ask.logprobs
+        if top is not None:
+            extra["logprobs"] = max(1, top)  # the engine's count of alternatives (0 would send none)
+        names = [t["function"]["name"] for t in tools] if tools else None
+        if forced and tools:
+            extra["json_schema"] = tool_calls.call_schema(tools)
+        answer = self._run_prepared(source, gp, ask.lane, extra, tools=tools, forced=forced, names=names,
+                                    top_logprobs=top)
+        if names and not forced and tool_calls.follows_result(messages):  # a repeated call is answered
+            return tool_calls.answer_after_result(answer, messages, lambda closing: self._run_prepared(
+                closing, gp, ask.lane, extra, top_logprobs=top))
+        return answer
 
     @staticmethod
     async def _prepare(base_url: str, headers: dict[str, str], source: str | list[dict[str, Any]],
@@ -205,7 +201,7 @@ class OpenAIChat(SyncFace):
         except httpx.RemoteProtocolError:
             return await once()
 
-    async def _run_prepared(self, source: str | list[dict[str, Any]], params: dict[str, Any],
+    async def _run_prepared(self, source: str | list[dict[str, Any]], gp: GenParams, lane: str,
                             extra: dict[str, Any] | None = None, *, tools: list[dict[str, Any]] | None = None,
                             forced: bool = False, names: list[str] | None = None,
                             top_logprobs: int | None = None) -> AsyncIterator[Delta]:
@@ -214,7 +210,6 @@ class OpenAIChat(SyncFace):
         answer become ``tool_calls`` (:mod:`.tool_calls`); with ``top_logprobs``, each token's
         logprob keeps that many alternatives."""
         assert self._n_ctx is not None and isinstance(self.gate, LaneGate)
-        gp = gen_params(params, default_stop=self._stop)
         target = await asyncio.to_thread(self._endpoint)
         try:
             headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
@@ -228,7 +223,7 @@ class OpenAIChat(SyncFace):
             body = {"model": self._model, "prompt": tokens, **request_body(gp, llama=True), **(extra or {}),
                     **(target.extra or {})}
             prompts.fit(self.name, tokens, self._n_ctx, body)
-            async with self.gate.turn(long=len(tokens) > prompts.LONG_PROMPT_TOKENS) as slot:
+            async with self.gate.turn(lane, long=len(tokens) > prompts.LONG_PROMPT_TOKENS) as slot:
                 body["id_slot"] = slot
                 deltas = self._stream(target, "/completions", body)
                 if top_logprobs is not None:
@@ -241,10 +236,9 @@ class OpenAIChat(SyncFace):
             if target.release is not None:
                 target.release()
 
-    async def _run(self, path: str, payload: dict[str, Any], params: dict[str, Any]) -> AsyncIterator[Delta]:
-        gp = gen_params(params, default_stop=self._stop)
-        # a LaneGate queues by priority (interactive before batch); a plain Gate only counts
-        async with self.gate.turn() if isinstance(self.gate, LaneGate) else _admitted(self.gate) as slot:
+    async def _run(self, path: str, payload: dict[str, Any], gp: GenParams, lane: str) -> AsyncIterator[Delta]:
+        # a LaneGate queues by lane (interactive before batch); a plain Gate only counts
+        async with self.gate.turn(lane) if isinstance(self.gate, LaneGate) else _admitted(self.gate) as slot:
             target = await asyncio.to_thread(self._endpoint)
             try:
                 body = {"model": self._model, **payload, **request_body(gp, llama=self._llama), **(target.extra or {})}
@@ -317,7 +311,7 @@ async def _deltas(resp: httpx.Response, *, chat: bool) -> AsyncIterator[Delta]:
     """The engine's SSE chunks as Deltas; the last one carries the finish reason and usage."""
     decoder, text = SSEDecoder(), codecs.getincrementaldecoder("utf-8")(errors="replace")
     finish: str | None = None
-    prompt = completion = pieces = 0
+    prompt = completion = pieces = cached = 0
     async for raw in resp.aiter_raw():
         for item in decoder.feed(text.decode(raw)):
             if item.done or not isinstance(item.data, dict):
@@ -327,6 +321,11 @@ async def _deltas(resp: httpx.Response, *, chat: bool) -> AsyncIterator[Delta]:
             if usage:
                 prompt = int(usage.get("prompt_tokens") or prompt)
                 completion = int(usage.get("completion_tokens") or completion)
+                details = usage.get("prompt_tokens_details") or {}
+                cached = int(details.get("cached_tokens") or cached)
+            timings = data.get("timings") or {}
+            if not cached and timings.get("cache_n"):  # llama-server's own count of reused prompt tokens
+                cached = int(timings["cache_n"])
             for choice in data.get("choices") or ():
                 delta = choice.get("delta") or {}
                 piece = delta.get("content") if chat else choice.get("text")
@@ -337,7 +336,7 @@ async def _deltas(resp: httpx.Response, *, chat: bool) -> AsyncIterator[Delta]:
                     yield Delta(piece or "", None, prompt, max(completion, pieces), tool_calls=calls or None,
                                 logprobs=logprobs or None)
                 finish = choice.get("finish_reason") or finish
-    yield Delta("", finish_of(finish), prompt, completion or pieces)
+    yield Delta("", finish_of(finish), prompt, completion or pieces, cached_tokens=cached)
 
 
 def llama_endpoint(server: LlamaServer, adapter: Path | None) -> Callable[[], Endpoint]:

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.engines import assets, byom
+from qfnb.local.engines.api import Engine
 from qfnb.local.engines.assets import AssetError
 from qfnb.local.engines.base import ModelSpec, ServedModel, UnknownModel
 from qfnb.local.engines.embed import MeanPoolEmbedder
-from qfnb.local.engines.gate import AsyncChat, BatchingEmbedder, Gate, ThreadedChat
+from qfnb.local.engines.gate import BatchingEmbedder, Gate, ThreadedChat
 from qfnb.local.engines.hf import HFChatEngine
 from qfnb.local.engines.lanes import LaneGate, spare_slots
 from qfnb.local.engines.leftovers import reap_leftovers
@@ -78,7 +79,7 @@ class EngineRegistry:
             specs[_builtin_named(name) or name] = spec
         for name, spec in {**specs, **(extra_models or {})}.items():
             self._add(name, spec)
-        self._engines: dict[str, AsyncChat | BatchingEmbedder] = {}
+        self._engines: dict[str, Engine | BatchingEmbedder] = {}
         self._rerankers: dict[str, LlamaReranker] = {}
         self._servers: dict[str, LlamaServer] = {}
         self._gates: dict[str, Gate] = {}
@@ -190,7 +191,7 @@ class EngineRegistry:
                 return model
         raise UnknownModel(api_type, endpoint, [m.name for m in self.served_models() if api_type in m.api_types])
 
-    def chat(self, endpoint: str) -> AsyncChat:
+    def chat(self, endpoint: str) -> Engine:
         try:
             name = self.resolve("chat", endpoint).name
         except UnknownModel:
@@ -288,7 +289,7 @@ class EngineRegistry:
 
     # -- loading -------------------------------------------------------------------------------
 
-    def _get(self, name: str) -> AsyncChat | BatchingEmbedder:
+    def _get(self, name: str) -> Engine | BatchingEmbedder:
         with self._lock:
             engine = self._engines.get(name)
             if engine is not None:
@@ -340,7 +341,7 @@ class EngineRegistry:
                 self._gates[base_name] = LaneGate(base_name, opts.slots, opts.queue_len)
             return server
 
-    def _load(self, name: str, spec: ModelSpec) -> AsyncChat | BatchingEmbedder:
+    def _load(self, name: str, spec: ModelSpec) -> Engine | BatchingEmbedder:
         kind = _effective_kind(spec)
         opts = self.options
         if kind == "sentence-transformers":

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -147,9 +147,8 @@ def after_preamble(text: str) -> str:
 
 async def _close(deltas: AsyncIterator[Delta]) -> None:
     """Stop the engine's generation behind ``deltas`` (closing the stream closes its request)."""
-    aclose = getattr(deltas, "aclose", None)
-    if aclose is not None:
-        await aclose()
+    if isinstance(deltas, AsyncGenerator):
+        await deltas.aclose()
 
 
 def written_twice(text: str) -> str | None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -107,7 +108,7 @@ async def health(request: Request) -> JSONResponse:
 async def no_such_route(request: Request, exc: Exception) -> Response:
     """An unknown route (404) or method (405), answered as JSON in the shape of the API its path
     belongs to (:func:`failures.unknown_route`), never Starlette's plain text."""
-    status = getattr(exc, "status_code", 404)
+    status = exc.status_code if isinstance(exc, HTTPException) else 404
     return failures.unknown_route(request.method, request.url.path, 405 if status == 405 else 404)
 
 

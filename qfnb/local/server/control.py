@@ -38,9 +38,7 @@ def running_jobs(platform: Platform) -> list[RunningJob]:
 
 def engine_states(platform: Platform) -> list[EngineState]:
     """Per engine: model, endpoint, state (stopped/starting/ready/failed), since, slots, busy, queued."""
-    states = getattr(platform.registry, "engine_states", None)
-    rows = list(states()) if states is not None else []
-    return [e for e in map(EngineState.from_dict, rows) if e is not None]
+    return [e for e in map(EngineState.from_dict, platform.registry.engine_states()) if e is not None]
 
 
 def status(platform: Platform, started: float, version: str) -> DaemonStatus:

@@ -16,8 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from qfnb.local.domain.values import BodyError
 from qfnb.local.server.openai_errors import openai_error
-from qfnb.local.server.routes_inference import v2_chat_error
-from qfnb.local.server.wire import bce_error, v1_data_error, v1_error, v2_error
+from qfnb.local.server.wire import bce_error, v1_data_error, v1_error, v2_chat_error, v2_error
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.limits import MAX_BODY_BYTES, MAX_UPLOAD_BYTES
 from qfnb.protocol.routes import MODEL_API_PREFIX, OAUTH_TOKEN

@@ -49,21 +49,18 @@ def users(platform: Platform, name: str) -> list[str]:
 
 
 def _engines(platform: Platform) -> list[dict[str, Any]]:
-    states = getattr(platform.registry, "engine_states", None)
-    return list(states()) if states is not None else []
+    return platform.registry.engine_states()
 
 
 def listing(platform: Platform) -> dict[str, Any]:
-    store = getattr(platform.registry, "store", None)
+    store = platform.registry.store
     if store is None:
         return {"models": [], "running": _engines(platform), "store": {}}
     return {"models": [m.to_dict() for m in store.models()], "running": _engines(platform), "store": store.usage()}
 
 
 def _reload(platform: Platform) -> None:
-    reload = getattr(platform.registry, "reload_store", None)
-    if reload is not None:
-        reload()
+    platform.registry.reload_store()
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -103,7 +100,7 @@ async def _add_model(request: Request) -> JSONResponse:
     if not isinstance(body, dict):
         return _error(400, "the body must be a JSON object")
 
-    store = getattr(platform.registry, "store", None)
+    store = platform.registry.store
     if store is None:
         return _error(501, "this platform's engines have no model store")
     name, path = body.get("name"), body.get("path")
@@ -159,7 +156,7 @@ def _add_options(body: dict[str, Any]) -> dict[str, Any]:
 async def _remove_model(request: Request) -> JSONResponse:
     platform: Platform = request.app.state.platform
     name = request.path_params["name"]
-    store = getattr(platform.registry, "store", None)
+    store = platform.registry.store
     if store is None or store.get(name) is None:
         return _error(404, f"no model named {name!r} in the store")
     using = users(platform, name)
@@ -171,9 +168,9 @@ async def _remove_model(request: Request) -> JSONResponse:
 
 
 async def _unload_model(request: Request) -> JSONResponse:
-    unload = getattr(request.app.state.platform.registry, "unload", None)
+    registry = request.app.state.platform.registry
     name = request.path_params["name"]
-    stopped = bool(await run_in_threadpool(unload, name)) if unload is not None else False
+    stopped = bool(await run_in_threadpool(registry.unload, name))
     return JSONResponse({"model": name, "unloaded": stopped})
 
 
@@ -212,9 +209,8 @@ def export(platform: Platform, name: str, body: dict[str, Any]) -> dict[str, Any
     if isinstance(found, str):
         raise ValueError(found)
     adapter_dir, base = found
-    locate = getattr(platform.registry, "base_gguf", None)
     try:
-        base_gguf = locate(base) if locate is not None else None
+        base_gguf = platform.registry.base_gguf(base)
     except LookupError:
         raise ValueError(f"{name}'s base model {base} is no longer served here; add it again to export.") from None
     if base_gguf is None:

@@ -21,8 +21,3 @@ async def offload(fn: Any, *args: Any) -> Any:
     if limiter is None:
         limiter = _limiters[loop] = CapacityLimiter(16)
     return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=limiter)
-
-
-def engine_endpoint(model: Any) -> str:
-    """The registry endpoint behind a served model (a preset-model service points at its base)."""
-    return str(getattr(model, "target", model).endpoint)

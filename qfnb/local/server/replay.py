@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Any
+
+from starlette.requests import HTTPConnection
 
 from qfnb.protocol.netguard import is_loopback
 from qfnb.protocol.signing import parse_bce_date
@@ -43,13 +44,12 @@ def changes_state(method: str, path: str, action: str | None) -> bool:
     return False
 
 
-def from_loopback(request: Any) -> bool:
+def from_loopback(request: HTTPConnection) -> bool:
     """Whether the request came from this machine's loopback interface and was not forwarded from
     another address (a local proxy, ``qfnb proxy --direct``, says so in ``X-Forwarded-For``: a header
     anyone can add only makes the check stricter)."""
-    client = getattr(request, "client", None)
-    headers = getattr(request, "headers", {})
-    return client is not None and is_loopback(client.host) and not headers.get("x-forwarded-for")
+    client = request.client
+    return client is not None and is_loopback(client.host) and not request.headers.get("x-forwarded-for")
 
 
 class ReplayCache:

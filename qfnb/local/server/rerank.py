@@ -13,8 +13,7 @@ from typing import Any
 
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
-from qfnb.local.engines.gate import as_async_embedder
-from qfnb.local.server.offload import engine_endpoint, offload
+from qfnb.local.server.offload import offload
 
 #: the most documents one call ranks
 MAX_DOCUMENTS = 64
@@ -46,11 +45,11 @@ async def rerank(platform: Platform, body: dict[str, Any], endpoint: str | None 
     query, docs, top_n = check(body)
     model = await offload(platform.resolve, "reranker", endpoint or str(body.get("model") or "bce-reranker-base"))
     platform.note_loading(model)
-    if getattr(getattr(model, "target", model), "kind", "") == "llama.cpp":  # a cross-encoder GGUF: llama-server's
-        ranker = await offload(platform.registry.cross_encoder, engine_endpoint(model))  # own scores
+    if model.kind == "llama.cpp":  # a cross-encoder GGUF: llama-server's
+        ranker = await offload(platform.registry.cross_encoder, platform.engine_endpoint(model))  # own scores
         scores, tokens = await ranker.ascore(query, docs)
     else:
-        scores, tokens = await _cosine(platform, engine_endpoint(model), query, docs)
+        scores, tokens = await _cosine(platform, platform.engine_endpoint(model), query, docs)
     order = sorted(range(len(docs)), key=lambda i: -scores[i])[:top_n]
     results = [{"document": docs[i], "relevance_score": round(float(scores[i]), 6), "index": i} for i in order]
     return {"model": model.name, "results": results, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
@@ -58,7 +57,7 @@ async def rerank(platform: Platform, body: dict[str, Any], endpoint: str | None 
 
 async def _cosine(platform: Platform, endpoint: str, query: str, docs: list[str]) -> tuple[list[float], int]:
     """Each document's cosine similarity to the query under the embedding model at ``endpoint``."""
-    embedder = as_async_embedder(await offload(platform.registry.embedder, endpoint))
+    embedder = await offload(platform.registry.embedder, endpoint)
     vectors, tokens = await embedder.aembed([query, *docs])
     q = vectors[0]
     return [sum(a * b for a, b in zip(q, v, strict=True)) for v in vectors[1:]], tokens

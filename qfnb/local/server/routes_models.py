@@ -15,15 +15,16 @@ from starlette.routing import Route
 
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
+from qfnb.local.engines.api import ServedLike
 from qfnb.local.server.openai_errors import openai_error
 from qfnb.protocol.routes import API_TYPES
 
 _STARTED = int(time.time())
 
 
-def _entry(model: Any, created: int) -> dict[str, Any]:
+def _entry(model: ServedLike, created: int) -> dict[str, Any]:
     return {"id": model.name, "object": "model", "created": created, "owned_by": "qfnb-local",
-            "api_types": list(model.api_types), "digest": getattr(model, "digest", "")}
+            "api_types": list(model.api_types), "digest": model.digest}
 
 
 async def list_models(request: Request) -> Response:

@@ -65,6 +65,12 @@ def v2_error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"requestId": str(uuid.uuid4()), "code": code, "message": message}, status_code=status)
 
 
+def v2_chat_error(status: int, code: str, message: str) -> JSONResponse:
+    """The v2 chat routes' error body (OpenAI's shape, with the answer's id)."""
+    return JSONResponse({"error": {"code": code, "message": message, "type": code}, "id": response_id()},
+                        status_code=status)
+
+
 def bce_error(status: int, code: str, message: str) -> JSONResponse:
     """A BCE gateway error (signature, credentials): non-2xx plus ``X-Bce-Error-*`` headers."""
     request_id = str(uuid.uuid4())

@@ -69,9 +69,10 @@ def answer_loss(model: Any, input_ids: Any, attention_mask: Any, labels: Any) ->
     The LM head runs only on the positions that have a label: with Gemma's 262k-token vocabulary the
     full ``[batch, seq, vocab]`` logits would cost as much as the rest of the model.
     """
-    import torch
+    import torch  # deferred: torch loads only in the training worker
+    from peft import PeftModel  # deferred: with torch
 
-    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hf: Any = model.get_base_model() if isinstance(model, PeftModel) else model
     decoder, head = hf.get_decoder(), hf.get_output_embeddings()
     hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     targets = labels[:, 1:]

@@ -1,0 +1,104 @@
+"""What every protocol's render reads: an answer collected from its :class:`Delta` s, the tally
+kept while one streams, and the :class:`Render` face the serving flow calls."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from qfnb.local.engines.api import ServedLike
+from qfnb.local.engines.base import Delta
+
+__all__ = ["Answer", "Render", "Tally", "answer_of", "merge_tool_calls", "total_usage", "usage_of"]
+
+
+def usage_of(prompt: int, completion: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+class Tally:
+    """Token counts and finish reason of an answer so far, kept as deltas arrive (O(1) each)."""
+
+    __slots__ = ("cached", "completion", "finish", "pieces", "prompt")
+
+    def __init__(self, deltas: Iterable[Delta] = ()) -> None:
+        self.prompt = self.completion = self.pieces = self.cached = 0
+        self.finish: str | None = None
+        for delta in deltas:
+            self.add(delta)
+
+    def add(self, delta: Delta) -> None:
+        self.prompt = max(self.prompt, delta.prompt_tokens)
+        self.completion = max(self.completion, delta.completion_tokens)
+        self.cached = max(self.cached, delta.cached_tokens)
+        self.pieces += bool(delta.text)
+        self.finish = delta.finish_reason or self.finish
+
+    @property
+    def completion_tokens(self) -> int:
+        """Tokens generated (the pieces streamed when the engine did not count them)."""
+        return self.completion or self.pieces
+
+    def usage(self) -> dict[str, int]:
+        return usage_of(self.prompt, self.completion_tokens)
+
+
+def merge_tool_calls(calls: list[dict[str, Any]], fragments: list[dict[str, Any]]) -> None:
+    """Add streamed ``tool_calls`` fragments to the calls assembled so far (by ``index``)."""
+    for frag in fragments:
+        i = int(frag.get("index", len(calls)))
+        while len(calls) <= i:
+            calls.append({"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+        call, fn = calls[i], frag.get("function") or {}
+        call["id"] = frag.get("id") or call["id"] or f"call_{i}"
+        call["function"]["name"] += fn.get("name") or ""
+        call["function"]["arguments"] += fn.get("arguments") or ""
+
+
+@dataclass
+class Answer:
+    """One whole answer (one choice): its text, assembled tool calls, logprobs and tally."""
+
+    text: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    logprobs: list[dict[str, Any]] = field(default_factory=list)
+    tally: Tally = field(default_factory=Tally)
+
+    @property
+    def finish(self) -> str | None:
+        """The engine's finish reason (``base.FINISH_*``)."""
+        return self.tally.finish
+
+
+def answer_of(deltas: Iterable[Delta]) -> Answer:
+    """The answer ``deltas`` make up."""
+    answer = Answer()
+    parts = []
+    for d in deltas:
+        answer.tally.add(d)
+        parts.append(d.text)
+        if d.tool_calls:
+            merge_tool_calls(answer.tool_calls, d.tool_calls)
+        if d.logprobs:
+            answer.logprobs += d.logprobs
+    answer.text = "".join(parts)
+    return answer
+
+
+def total_usage(tallies: Sequence[Tally]) -> dict[str, int]:
+    """The usage of several choices to one prompt: the prompt once, every choice's tokens."""
+    return usage_of(max((t.prompt for t in tallies), default=0), sum(t.completion_tokens for t in tallies))
+
+
+class Render(Protocol):
+    """How one protocol answers: a whole body, or the event stream of ``(choice index, delta)``
+    pairs. ``events`` ends a stream broken on the platform's side with its wire's error event."""
+
+    @property
+    def stream(self) -> bool: ...
+
+    def body(self, answers: Sequence[Answer], served: ServedLike) -> dict[str, Any]: ...
+
+    def events(self, deltas: AsyncIterator[tuple[int, Delta]], choices: int,
+               served: ServedLike) -> AsyncIterator[bytes]: ...

@@ -1,0 +1,156 @@
+"""The one typed request an engine serves: :class:`ChatAsk` (a chat) or :class:`TextAsk` (a raw
+continuation), frozen, in the engine's own terms.
+
+Every wire protocol (Qianfan v1, v2/OpenAI chat, and any later one) converts its parsed request
+into one of these (:mod:`qfnb.local.convert`); an engine answers it with
+:meth:`~qfnb.local.engines.api.Engine.generate`, a stream of :class:`~.base.Delta` s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+__all__ = ["BATCH", "INTERACTIVE", "Ask", "ChatAsk", "GenParams", "Sampling", "TextAsk", "ToolChoice"]
+
+#: the lanes of :mod:`.lanes`: ``batch`` traffic (``X-Qfnb-Priority: batch``) waits behind interactive
+INTERACTIVE = "interactive"
+BATCH = "batch"
+
+ToolChoice: TypeAlias = Literal["auto", "none", "required"]
+
+
+@dataclass(frozen=True)
+class GenParams:
+    """Sampling settings with the engine's defaults filled in (:meth:`Sampling.engine_params`)."""
+
+    temperature: float = 0.8
+    top_p: float = 0.8
+    top_k: int = 0  # 0: no top-k cut
+    repeat_penalty: float = 1.0
+    max_tokens: int = 1024
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 1e-5
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling settings under the engine's names; ``None`` means the engine's default.
+
+    A converter maps its wire's names here once (v1's ``max_output_tokens`` and
+    ``penalty_score``, OpenAI's ``max_completion_tokens``...).
+    """
+
+    temperature: float | None = None  # 0: greedy
+    top_p: float | None = None
+    top_k: int | None = None
+    repeat_penalty: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    logit_bias: Mapping[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+
+    def engine_params(self, default_stop: tuple[str, ...] = ()) -> GenParams:
+        """These settings with the engine's defaults filled in, after the model's own stop words."""
+        return GenParams(
+            temperature=GenParams.temperature if self.temperature is None else float(self.temperature),
+            top_p=GenParams.top_p if self.top_p is None else float(self.top_p),
+            top_k=self.top_k or 0,
+            repeat_penalty=1.0 if self.repeat_penalty is None else float(self.repeat_penalty),
+            max_tokens=GenParams.max_tokens if self.max_tokens is None else self.max_tokens,
+            stop=tuple(s for s in (*default_stop, *self.stop) if s),
+            seed=self.seed,
+        )
+
+    def nth(self, i: int) -> Sampling:
+        """The settings of the ``i``-th of several answers: with a seed, answer ``i`` samples with ``seed + i``."""
+        return dataclasses.replace(self, seed=self.seed + i) if i and self.seed is not None else self
+
+    def penalties(self) -> dict[str, Any]:
+        """The OpenAI fields engines take as they are (frequency/presence penalties, logit bias)."""
+        out: dict[str, Any] = {"frequency_penalty": self.frequency_penalty, "presence_penalty": self.presence_penalty,
+                               "logit_bias": dict(self.logit_bias) if self.logit_bias is not None else None}
+        return {k: v for k, v in out.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class ChatAsk:
+    """A chat turn to answer.
+
+    ``messages`` are OpenAI-shaped turns, the system prompt included as a ``system`` turn, tool
+    calls (``assistant`` with ``tool_calls``) and results (role ``tool``) included. ``tools``:
+    OpenAI function tools offered; ``tool_choice`` ``"required"`` forces a call (a converter turns
+    a named choice into that one tool, required). ``schema``: a JSON schema the answer must
+    follow, named ``schema_name`` (``None``: any JSON object, OpenAI's ``json_object``).
+    ``logprobs``: the number of alternatives per token to report (``None``: no logprobs).
+    ``n``: answers wanted (the serving flow asks the engine ``n`` times, :meth:`nth`).
+    ``lane``: :data:`INTERACTIVE` or :data:`BATCH`. ``model``: the name the client asked for (the
+    serving flow resolves it); ``cache_key``: keeps a conversation's turns on the engine slot
+    that holds its prefix (``None``: any slot).
+    """
+
+    model: str
+    messages: tuple[Mapping[str, Any], ...]
+    sampling: Sampling = Sampling()
+    tools: tuple[Mapping[str, Any], ...] = ()
+    tool_choice: ToolChoice = "auto"
+    parallel_tool_calls: bool | None = None
+    schema: Mapping[str, Any] | None = None
+    schema_name: str | None = "answer"
+    logprobs: int | None = None
+    n: int = 1
+    lane: str = INTERACTIVE
+    cache_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+
+    @property
+    def offered_tools(self) -> tuple[Mapping[str, Any], ...]:
+        """The tools the model may call (none when ``tool_choice`` is ``"none"``)."""
+        return () if self.tool_choice == "none" else self.tools
+
+    @property
+    def has_tool_turns(self) -> bool:
+        """Whether the history holds tool calls or tool results."""
+        return any(m.get("role") == "tool" or m.get("tool_calls") for m in self.messages)
+
+    @property
+    def plain(self) -> bool:
+        """A chat of text turns only: no tools, schema, logprobs, penalties or tool turns."""
+        return (not self.tools and self.schema is None and self.logprobs is None
+                and not self.sampling.penalties() and not self.has_tool_turns)
+
+    def nth(self, i: int) -> ChatAsk:
+        """The ask of the ``i``-th of ``n`` answers (its own seed), itself a single answer."""
+        return dataclasses.replace(self, sampling=self.sampling.nth(i), n=1)
+
+
+@dataclass(frozen=True)
+class TextAsk:
+    """A raw continuation of ``prompt`` (no chat template)."""
+
+    model: str
+    prompt: str
+    sampling: Sampling = Sampling()
+    lane: str = INTERACTIVE
+    n: int = 1
+
+    def nth(self, i: int) -> TextAsk:
+        return dataclasses.replace(self, sampling=self.sampling.nth(i), n=1)
+
+
+Ask: TypeAlias = ChatAsk | TextAsk

@@ -1,0 +1,177 @@
+"""The one serving flow every inference route takes (batch rows take its engine half,
+:func:`answers`): resolve the model -> admission at its engine -> ``generate`` ``n`` times ->
+stream or collect -> tally -> render.
+
+A route parses its body, converts it to an ask (:mod:`qfnb.local.convert`), and calls
+:func:`serve` with that protocol's :class:`~qfnb.local.convert.answer.Render`; it maps the
+exceptions :func:`serve` raises to its wire's errors. Engines admit a bounded number of requests
+and refuse the rest at once (``EngineBusy``); a client that goes away cancels its generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from qfnb.local.convert.answer import Answer, Render, answer_of
+from qfnb.local.domain.platform import Platform
+from qfnb.local.engines.api import Engine, ServedLike
+from qfnb.local.engines.ask import Ask, ChatAsk
+from qfnb.local.engines.base import CannotServe, Delta
+from qfnb.local.server.offload import offload
+from qfnb.protocol.daemon import MODEL_HEADER
+
+__all__ = ["SSE_HEADERS", "ClientGone", "answers", "collect", "engine_of", "serve"]
+
+log = logging.getLogger("qfnb.local.inference")
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class ClientGone(Exception):
+    """The client disconnected before its (non-streaming) answer was ready."""
+
+
+async def engine_of(platform: Platform, model: ServedLike) -> Engine:
+    """The engine serving ``model`` (its first call loads it, off the event loop)."""
+    platform.note_loading(model)
+    engine: Engine = await offload(platform.registry.chat, platform.engine_endpoint(model))
+    return engine
+
+
+def answers(engine: Engine, served: ServedLike, ask: Ask) -> list[AsyncIterator[Delta]]:
+    """The ``ask.n`` answer streams (choice ``i`` samples with ``seed + i``); a base model asked to
+    call tools is refused (``CannotServe``) before anything runs."""
+    if isinstance(ask, ChatAsk) and ask.offered_tools and not engine.can_call_tools:
+        raise CannotServe(f"{served.name} cannot call tools: it is a base model without a chat template "
+                             "(use an instruct model such as Qwen2.5-Coder-0.5B-Instruct)")
+    return [engine.generate(ask.nth(i)) for i in range(ask.n)]
+
+
+async def serve(request: Request, platform: Platform, ask: Ask, render: Render) -> Response:
+    """Answer ``ask`` as ``render`` draws it, naming the model that served it in ``MODEL_HEADER``.
+
+    Raises what the routes map to their errors: ``BodyError`` (an unknown model), ``EngineBusy``,
+    ``PromptTooLong``, ``EngineUnavailable``, ``CannotServe`` and
+    :class:`ClientGone`.
+    """
+    api_type = "chat" if isinstance(ask, ChatAsk) else "completions"
+    served: ServedLike = await offload(platform.resolve, api_type, ask.model)
+    streams = answers(await engine_of(platform, served), served, ask)
+    if render.stream:
+        primed = [await primed_stream(s) for s in streams]
+        merged = indexed(primed[0]) if len(primed) == 1 else interleaved(primed)
+        return StreamingResponse(render.events(merged, len(primed), served),
+                                 media_type="text/event-stream", headers={**SSE_HEADERS, MODEL_HEADER: served.name})
+    (results,) = await collect(request, together(streams))
+    return JSONResponse(render.body(results, served), headers={MODEL_HEADER: served.name})
+
+
+async def aclose(deltas: AsyncIterator[Any]) -> None:
+    """Close an async generator early (runs its cleanup: the engine request is cancelled)."""
+    if isinstance(deltas, AsyncGenerator):
+        await deltas.aclose()
+
+
+async def primed_stream(deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
+    """Pull the first delta before the response is committed, so a failure at the start (a busy
+    engine, a prompt too long, an engine that will not start) is a JSON error, not a cut stream."""
+    try:
+        first = await anext(deltas)
+    except StopAsyncIteration:
+        first = None
+    except BaseException:
+        await aclose(deltas)
+        raise
+
+    async def chained() -> AsyncIterator[Delta]:
+        try:
+            if first is not None:
+                yield first
+                async for delta in deltas:
+                    yield delta
+        finally:
+            await aclose(deltas)
+
+    return chained()
+
+
+async def collect(request: Request, items: AsyncIterator[Any]) -> list[Any]:
+    """Every item of a non-streaming answer; raises :class:`ClientGone` (and cancels the
+    generation) as soon as the client disconnects."""
+
+    async def consume() -> list[Any]:
+        try:
+            return [d async for d in items]
+        finally:
+            await aclose(items)
+
+    task = asyncio.ensure_future(consume())
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.25)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                raise ClientGone
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def together(streams: list[AsyncIterator[Delta]]) -> AsyncIterator[list[Answer]]:
+    """Every stream collected concurrently: one item, the list of their answers."""
+    async def one(s: AsyncIterator[Delta]) -> Answer:
+        return answer_of([d async for d in s])
+
+    tasks = [asyncio.ensure_future(one(s)) for s in streams]
+    try:
+        yield list(await asyncio.gather(*tasks))
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def indexed(stream: AsyncIterator[Delta]) -> AsyncIterator[tuple[int, Delta]]:
+    """The deltas of a single answer as choice 0 (pulled by the response itself, so a client that
+    goes away stops the engine at once)."""
+    async for delta in stream:
+        yield 0, delta
+
+
+async def interleaved(streams: list[AsyncIterator[Delta]]) -> AsyncIterator[tuple[int, Delta]]:
+    """``(choice index, delta)`` from every stream as they arrive."""
+    queue: asyncio.Queue[tuple[int, Delta | None, BaseException | None]] = asyncio.Queue()
+
+    async def pump(i: int, s: AsyncIterator[Delta]) -> None:
+        try:
+            async for d in s:
+                await queue.put((i, d, None))
+            await queue.put((i, None, None))
+        except BaseException as exc:
+            await queue.put((i, None, exc))
+
+    tasks = [asyncio.ensure_future(pump(i, s)) for i, s in enumerate(streams)]
+    try:
+        left = len(tasks)
+        while left:
+            i, d, exc = await queue.get()
+            if exc is not None:
+                raise exc
+            if d is None:
+                left -= 1
+                continue
+            yield i, d
+    finally:
+        for t in tasks:
+            t.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*tasks, return_exceptions=True)
