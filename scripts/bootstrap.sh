@@ -61,6 +61,14 @@ for tool in llama-server llama-export-lora; do
   ln -sfn "$SERVER_DIR/$tool" "$VENV/bin/$tool"
 done
 
+# `qianfan` is qfnb's CLI here too. The dev extra installs the official SDK (the conformance tests
+# run it), whose console script has the same name: whichever package was installed last owns it,
+# so qfnb is installed again, alone, when the official one took it.
+if ! grep -q "qfnb.cli" "$VENV/bin/qianfan" 2>/dev/null; then
+  "$VENV/bin/python" -m pip install -q --no-deps --force-reinstall -e . >/dev/null \
+    || echo "bootstrap: could not give \`qianfan\` back to qfnb" >&2
+fi
+
 if [ "${QFNB_SKIP_BROWSER:-0}" != "1" ] && ! command -v chromium >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \

@@ -159,18 +159,28 @@ def ranged() -> dict[str, Field]:
     return found
 
 
+def engine_names() -> dict[str, str]:
+    """Every body field the local engines take, by wire name: the name they take it under."""
+    found: dict[str, str] = {}
+    for f in [*(f for m in spec.WIRE_MODELS for f in m.fields), *(f for c in spec.CALLS for f in c.params)]:
+        if f.engine and f.wire_name and found.setdefault(f.wire_name, f.engine) != f.engine:
+            raise SystemExit(f"{f.wire_name}: two engine names in the spec ({found[f.wire_name]}, {f.engine})")
+    return found
+
+
 def ranges_module() -> str:
     ranges = "".join(f'    "{name}": {f.range.source()},\n' for name, f in ranged().items() if f.range)
     openai = "".join(f'    "{name}": {r.source()},\n' for name, r in spec.OPENAI_RANGES.items() if r)
     image = "".join(f'    "{f.wire_name}": {f.range.source()},\n' for f in spec.TEXT2IMAGE.params if f.range)
     every = [f.range for f in ranged().values() if f.range] + [r for r in spec.OPENAI_RANGES.values() if r]
     limits = sorted({r.hi_name for r in every if r.hi_name})
+    engine = "".join(f'    "{wire}": "{name}",\n' for wire, name in sorted(engine_names().items()))
     return (generated_header() + '"""The documented ranges of the inference fields (no pydantic here: the notebook\n'
             "checks its options with them as it loads). The client's wire models, the local platform and\n"
             'the magics all check this one table, with :func:`qfnb.protocol.limits.range_problem`."""\n\n'
             "from __future__ import annotations\n\n"
             f"from .limits import {', '.join(limits)}\n\n"
-            '__all__ = ["OPENAI_RANGES", "RANGES", "TEXT2IMAGE_RANGES"]\n\n'
+            '__all__ = ["ENGINE_NAMES", "OPENAI_RANGES", "RANGES", "TEXT2IMAGE_RANGES"]\n\n'
             "#: field -> (low, high, low end open, integer), v1 and v2 alike; token counts are bounded\n"
             "#: loosely, since each model has its own limit (a server caps them)\n"
             f"RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{ranges}}}\n\n"
@@ -178,7 +188,10 @@ def ranges_module() -> str:
             "#: ``/v2/chat/completions``) and OpenAI batch rows: ``temperature`` 0 is greedy there\n"
             f"OPENAI_RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{openai}}}\n\n"
             "#: Text2Image's own ranges (the client's wire model, the local platform and %qfimage check them)\n"
-            f"TEXT2IMAGE_RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{image}}}\n")
+            f"TEXT2IMAGE_RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{image}}}\n\n"
+            "#: body field -> the name the local engines take it under (``qfnb.local.engines.ask.Sampling``):\n"
+            "#: each protocol's converter maps its wire's sampling fields with this one table\n"
+            f"ENGINE_NAMES: dict[str, str] = {{\n{engine}}}\n")
 
 
 def wire_fields_module() -> str:

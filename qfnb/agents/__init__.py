@@ -25,11 +25,13 @@ from qfnb.agents.loop import (
     Step,
     ToolCall,
     ToolLoop,
+    ToolRecord,
     closing_messages,
     run_every_call,
 )
+from qfnb.agents.replay import CachedToolResults
 from qfnb.agents.tools import ArgumentsError, FunctionTool, ToolDescriptionError, parse_arguments, result_text
 
-__all__ = ["FINAL_ASK", "ArgumentsError", "Confirm", "Decision", "FunctionTool", "Reply", "Step", "ToolCall",
-           "ToolDescriptionError", "ToolLoop", "chat_step", "closing_messages", "parse_arguments", "result_text",
-           "run_every_call", "run_tools"]
+__all__ = ["FINAL_ASK", "ArgumentsError", "CachedToolResults", "Confirm", "Decision", "FunctionTool", "Reply",
+           "Step", "ToolCall", "ToolDescriptionError", "ToolLoop", "ToolRecord", "chat_step", "closing_messages",
+           "parse_arguments", "result_text", "run_every_call", "run_tools"]

@@ -11,19 +11,27 @@ run again, and the next request offers no tools; the last request allowed by ``m
 offers none either, and its last tool result carries :data:`FINAL_ASK`. When even that request
 gives no text, the loop stops with :attr:`ToolLoop.stopped` saying so rather than asking again.
 ``usage`` sums every step's tokens.
+
+Replay: a call inside a *replayed* answer (:attr:`Reply.replayed`: the step answered from a record,
+as a notebook's Restart & Run All does from the response cache) is not run again. With a
+:class:`ToolRecord`, its recorded result goes back to the model (status ``replayed``) without
+asking ``confirm``, unless ``rerun_tools``; each call that runs is kept in the record, keyed by
+the conversation before it, its name, arguments and the tool's description.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from qfnb.agents.tools import ArgumentsError, FunctionTool
 
-__all__ = ["FINAL_ASK", "Confirm", "Decision", "Reply", "Step", "ToolCall", "ToolLoop", "closing_messages",
-           "run_every_call"]
+__all__ = ["FINAL_ASK", "Confirm", "Decision", "Reply", "Step", "ToolCall", "ToolLoop", "ToolRecord",
+           "closing_messages", "run_every_call"]
 
 log = logging.getLogger("qfnb.agents.loop")
 
@@ -38,13 +46,15 @@ USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 @dataclass
 class ToolCall:
     """One call the model asked for, and what came of it (``status``: asked, ran, failed,
-    skipped, repeated)."""
+    skipped, repeated, replayed)."""
 
     name: str
     arguments: str
     id: str = ""
     result: str | None = None
     status: str = "asked"
+    key: str = ""  # where its result is kept in a ToolRecord (see ToolLoop)
+    in_replayed_answer: bool = False  # the answer that made this call was replayed, not asked now
 
     def line(self) -> str:
         return f"{self.name}({self.arguments})"
@@ -59,6 +69,17 @@ class Reply:
     calls: tuple[tuple[str, str, str], ...] = ()
     usage: Mapping[str, Any] | None = None
     error: BaseException | None = None
+    replayed: bool = False  # the answer came from a record (a cache), not from the model now
+
+
+class ToolRecord(Protocol):
+    """Where the results of calls that ran are kept, for a replayed answer's calls."""
+
+    def recall(self, key: str) -> tuple[str, str] | None:
+        """The kept (result, status) under ``key``, or None."""
+
+    def keep(self, key: str, result: str, status: str) -> None:
+        """Keep a call's result (``status``: ran or failed)."""
 
 
 Step = Callable[[list[dict[str, Any]], Sequence[FunctionTool]], Reply]
@@ -97,6 +118,8 @@ class ToolLoop:
     stopped: str | None = None  # why the loop ended without an answer
     offer: bool = True  # offer the tools in the next request
     on_change: Callable[[ToolLoop], None] = lambda loop: None
+    record: ToolRecord | None = None  # results kept for replayed answers (None: every call is decided anew)
+    rerun_tools: bool = False  # run a replayed answer's calls again instead of replaying their results
 
     def __post_init__(self) -> None:
         if self.max_steps < 1:
@@ -121,6 +144,8 @@ class ToolLoop:
             if call is None:
                 self._ask()
                 continue
+            if self._replay(call):
+                continue
             decision = confirm(call)
             if decision == "wait":
                 return
@@ -133,10 +158,37 @@ class ToolLoop:
             return
         if run:
             call.result, call.status = self._run(call)
+            if self.record is not None and call.key:
+                self.record.keep(call.key, call.result, call.status)
         else:
             call.result, call.status = SKIPPED, "skipped"
         self.messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": call.result})
         self.on_change(self)
+
+    @property
+    def replayed(self) -> list[ToolCall]:
+        """The calls whose recorded results were replayed instead of running them again."""
+        return [c for c in self.calls if c.status == "replayed"]
+
+    def _replay(self, call: ToolCall) -> bool:
+        """Give a replayed answer's call its recorded result (not run, not asked); False when it
+        has none or ``rerun_tools``."""
+        if not call.in_replayed_answer or self.rerun_tools or self.record is None or not call.key:
+            return False
+        found = self.record.recall(call.key)
+        if found is None:
+            return False
+        call.result, call.status = found[0], "replayed"
+        self.messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": call.result})
+        self.on_change(self)
+        return True
+
+    def _key(self, name: str, arguments: str, index: int) -> str:
+        tool = self.tools.get(name)
+        described = tool.spec() if tool is not None else None
+        blob = json.dumps([self.messages, name, arguments, index, described], sort_keys=True, default=str,
+                          ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     def _run(self, call: ToolCall) -> tuple[str, str]:
         """The call's result text and status; an error's text is the result (the model reads it)."""
@@ -172,8 +224,9 @@ class ToolLoop:
             self.on_change(self)
             return
         fresh: list[ToolCall] = []
-        for name, arguments, call_id in reply.calls:
-            call = ToolCall(name, arguments, call_id or f"call_{len(self.calls) + len(fresh) + 1}")
+        for index, (name, arguments, call_id) in enumerate(reply.calls):
+            call = ToolCall(name, arguments, call_id or f"call_{len(self.calls) + len(fresh) + 1}",
+                            key=self._key(name, arguments, index), in_replayed_answer=reply.replayed)
             if any(c.name == name and c.arguments == arguments and c.status in ("ran", "failed") for c in self.calls):
                 call.status, self.offer = "repeated", False  # its result is already in the conversation
                 self.calls.append(call)

@@ -44,8 +44,9 @@ def _eta(seconds: float | None) -> str:
 
 def progress_text(state: JobState) -> str:
     """One line: ``infer-… Running 120/256 rows · 2 failed · 812.4 tok/s · ETA 14 s``."""
+    eta = "" if state.finished else f" · ETA {_eta(state.eta_seconds)}"  # a finished task has nothing left
     return (f"{state.task_id} {state.status} {state.done + state.failed}/{state.total} rows · {state.failed} failed"
-            f" · {state.tokens_per_second:.1f} tok/s · ETA {_eta(state.eta_seconds)}")
+            f" · {state.tokens_per_second:.1f} tok/s{eta}")
 
 
 def progress_html(state: JobState, note: str = "") -> str:
@@ -56,8 +57,12 @@ def progress_html(state: JobState, note: str = "") -> str:
         note += f" · snapshot {time.strftime('%Y-%m-%d %H:%M:%S')}, not live"
     extra = f"<div style='color:var(--jp-ui-font-color2,#595959)'>{escape(note)}</div>" if note else ""
     # the theme's colours: a pale track on a dark page was a glaring white bar
-    return clean(f"<div class='qfnb-batch'><div style='background:var(--jp-layout-color3,#e0e0e0);width:320px;"
-                 f"height:8px'><div style='background:var(--jp-brand-color1,#1976d2);width:{share:.1f}%;height:8px'>"
+    # a track (border + pale fill) the bar fills, so a finished one still reads as a full bar, not a block
+    done_ok = state.finished and not state.failed
+    fill = "var(--jp-success-color1,#388e3c)" if done_ok else "var(--jp-brand-color1,#1976d2)"
+    return clean(f"<div class='qfnb-batch'><div class='qfnb-batch-track' style='background:var(--jp-layout-color3,"
+                 f"#e0e0e0);border:1px solid var(--jp-border-color1,#bdbdbd);border-radius:4px;width:320px;"
+                 f"height:8px'><div style='background:{fill};width:{share:.1f}%;height:8px;border-radius:3px'>"
                  f"</div></div><code>{escape(progress_text(state))}</code>{extra}</div>")
 
 

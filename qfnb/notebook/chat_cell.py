@@ -83,7 +83,8 @@ def build_cell_requests(magics: ChatCellHost, args: argparse.Namespace, cell: st
     requests = chat_requests.build_requests(
         targets, prompt, sessions=magics.sessions, session=args.session, max_history=magics.max_history,
         default_name=default_name, where=where() if callable(where) else None, sampling=sampling,
-        system=args.system, stream=magics.stream and not args.no_stream, fresh=args.fresh, body=body)
+        system=args.system, stream=magics.stream and not args.no_stream, fresh=args.fresh, body=body,
+        carry=args.carry)
     return CellRequests(requests, prompt, template, targets)
 
 

@@ -26,6 +26,15 @@ def session_of(session: str, target: tuple[str | None, str | None], multi: bool)
     return f"{session}[{model or endpoint}]" if multi else session
 
 
+def _switch_note(session: str, was: str, now: str | None, *, carry: bool, resumed: bool) -> str:
+    """The footer's warning when ``-m`` changes on a session with turns."""
+    if carry:
+        return f"⚠ {was}'s turns in session {session} carried over to {now}"
+    if resumed:
+        return f"⚠ session {session}: back to {now}'s thread ({was}'s turns not sent; --continue sends them)"
+    return f"⚠ new thread: session {session}'s turns were with {was}, not sent to {now} (--continue sends them)"
+
+
 def build_requests(
     targets: Sequence[tuple[str | None, str | None]],
     prompt: str,
@@ -40,22 +49,28 @@ def build_requests(
     stream: bool = True,
     fresh: bool = False,
     body: dict[str, Any] | None = None,
+    carry: bool = False,
 ) -> list[CellChatRequest]:
-    """One :class:`CellChatRequest` per target (a base model's answer capped, unless ``--max-tokens``)."""
+    """One :class:`CellChatRequest` per target (a base model's answer capped, unless ``--max-tokens``).
+    A session's history is per model: a different ``-m`` on a session with turns starts a new
+    thread and says so in the footer, unless ``carry`` (``--continue``)."""
     sampling = sampling or SamplingOptions()
     max_tokens = sampling.max_output_tokens
     multi = len(targets) > 1
     requests = []
     for target in targets:
         name = session_of(session, target, multi)
-        sess = sessions.get(name)
-        history = min(sess.exchanges, max_history) if max_history > 0 else 0
         model = target[0] or (default_name if target[1] is None else None)
+        sess, switched = sessions.thread(name, model or target[1], carry=carry)
+        history = min(sess.exchanges, max_history) if max_history > 0 else 0
         base = roles.is_base(model)
+        notes = [roles.base_note(max_tokens)] if base else []
+        if switched is not None:
+            notes.insert(0, _switch_note(name, switched, model or target[1], carry=carry, resumed=sess.exchanges > 0))
         requests.append(CellChatRequest(
             messages=sess.request_messages(prompt, max_history), model=target[0], endpoint=target[1],
             sampling=replace(sampling, max_output_tokens=roles.BASE_CAP) if base and max_tokens is None else sampling,
             name=default_name, session=name, turns=history, where=where,
-            note=roles.base_note(max_tokens) if base else None, system=system, stream=stream, fresh=fresh,
+            note=" · ".join(notes) or None, system=system, stream=stream, fresh=fresh,
             body=dict(body or {})))
     return requests

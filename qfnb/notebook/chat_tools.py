@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from qfnb.agents import Decision, FunctionTool, Reply, ToolCall, ToolDescriptionError, ToolLoop
+from qfnb.agents import CachedToolResults, Decision, FunctionTool, Reply, ToolCall, ToolDescriptionError, ToolLoop
 from qfnb.notebook import _theme, chat, chat_runner
 from qfnb.notebook._checks import split_csv
 from qfnb.notebook._ipython import live_display
@@ -82,7 +82,8 @@ class NotebookStep:
         self.latency += answer.latency or 0.0
         called = _function_call(answer.response) if tools else None  # nothing offered: its text is the answer
         calls = ((*called, ""),) if called is not None else ()
-        return Reply(text=answer.text, calls=calls, usage=answer.usage, error=answer.error)
+        return Reply(text=answer.text, calls=calls, usage=answer.usage, error=answer.error,
+                     replayed=answer.cached_age is not None)
 
     def _show(self, answer: chat.ChatAnswer) -> None:
         self.answer = answer
@@ -119,11 +120,15 @@ class ToolsCell:
 
 
 _MARK = {"asked": "· waiting for Run or Skip", "ran": "✓", "failed": "✗", "skipped": "· skipped",
-         "repeated": "↺ already answered"}
+         "repeated": "↺ already answered", "replayed": "↺ replayed its recorded result (not run again)"}
 
 
 def _steps_line(loop: ToolLoop) -> str:
-    return f"{len(loop.calls)} tool call(s), {loop.steps} step(s)"
+    line = f"{len(loop.calls)} tool call(s), {loop.steps} step(s)"
+    if replayed := loop.replayed:
+        line += (f" · ↺ {len(replayed)} call(s) in the replayed answer gave their recorded results, not run again"
+                 " (--rerun-tools runs them)")
+    return line
 
 
 def render(cell: ToolsCell) -> tuple[str, str]:
@@ -176,8 +181,15 @@ def _run_all(call: ToolCall) -> Decision:
     return "run"
 
 
+def waiting_line(call: ToolCall) -> str:
+    """What a saved or exported notebook shows for a call that waited for Run or Skip."""
+    return f"waiting for approval: {call.line()}"
+
+
 class ToolsView:
-    """The widget form (Run / Skip): an HTML pane of the steps and a confirmation row."""
+    """The widget form (Run / Skip): an HTML pane of the steps and a confirmation row. Displayed
+    as itself: the widget, and for a saved notebook or an export (no widget manager) the steps as
+    static HTML with a "waiting for approval: f(args)" block, republished on each decision."""
 
     def __init__(self, cell: ToolsCell, finish: Callable[[ToolsCell], None]) -> None:
         import ipywidgets as w  # deferred: loads ipywidgets (`%load_ext qfnb` does not)
@@ -194,8 +206,22 @@ class ToolsView:
         self.row = w.HBox([self.question, self.run_button, self.skip_button])
         self.box = w.VBox([self.pane, self.row])
         self.box.add_class("qfnb-tools")
+        self.handle: Any = None  # the display to republish (live_display(view)) when a decision changes it
+        self._shown: tuple[tuple[str, ...], bool] | None = None
         cell.views.append(self.refresh)
         self.refresh()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        data = dict(self.box._repr_mimebundle_() or {})
+        call = self.cell.loop.pending
+        html, plain = render(self.cell)
+        if call is not None:
+            plain = f"{plain}\n{waiting_line(call)}" if plain != "…" else waiting_line(call)
+            html = clean(f'{html}<div class="qfnb-waiting" style="color:{_theme.TEXT};border-left:3px solid '
+                         f'{_theme.BORDER};padding:2px 8px">⏸ {escape(waiting_line(call))} · run the cell again '
+                         "to decide</div>")
+        data.update({"text/plain": plain, "text/html": html})
+        return data
 
     def refresh(self) -> None:
         self.pane.value = render_html(self.cell)
@@ -204,6 +230,10 @@ class ToolsView:
         if call is not None:
             line = escape(call.line())
             self.question.value = f'<span style="color:{_theme.TEXT}">Run <code>{line}</code>?</span>'
+        shown = (tuple(c.status for c in self.cell.loop.calls), self.cell.loop.done)
+        if self.handle is not None and shown != self._shown:  # the saved fallback follows each decision
+            self._shown = shown
+            self.handle.update(self)
 
     def _decide(self, *, run: bool) -> None:
         loop = self.cell.loop
@@ -295,7 +325,9 @@ def run_tools_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) ->
         raise UsageError("--tools takes one model (-m NAME)")
     request = built.requests[0]
     step = NotebookStep(magics.chat_backend, request, interval=magics.update_interval)
-    tools_cell = ToolsCell(ToolLoop(step, tools, list(request.messages), max_steps=args.max_steps), step)
+    loop = ToolLoop(step, tools, list(request.messages), max_steps=args.max_steps, record=CachedToolResults(),
+                    rerun_tools=args.rerun_tools)
+    tools_cell = ToolsCell(loop, step)
     step.on_answer = tools_cell.changed
     tools_cell.loop.on_change = lambda _loop: tools_cell.changed()
 
@@ -317,7 +349,7 @@ def run_tools_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) ->
         refresh: Callable[[], None] = show
     else:
         view = ToolsView(tools_cell, finish)
-        live_display(view.box)
+        view.handle = live_display(view)
         refresh = view.refresh
     try:
         tools_cell.loop.advance(_run_all if args.yes else _wait_for_click)

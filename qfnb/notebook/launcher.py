@@ -117,14 +117,16 @@ DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".txt")
 
 
 def dataset_choices(root: Path | None = None) -> list[str]:
-    """Data files (:data:`DATA_SUFFIXES`) under the working directory (two levels; hidden folders
-    and notebook checkpoints skipped) plus the bundled demo set."""
+    """Data files (:data:`DATA_SUFFIXES`) under the notebook's folder (the kernel's working
+    directory; two levels, hidden folders and notebook checkpoints skipped), then the bundled demo
+    set. The form's default is the first of the folder's files, never the demo nor another
+    session's data: with none, the field is empty and says what to give."""
     root = root or Path.cwd()
     found = sorted({str(p.relative_to(root)) for pat in ("*", "*/*") for p in root.glob(pat)
                     if p.suffix.lower() in DATA_SUFFIXES and p.is_file()
                     and not any(part.startswith(".") for part in p.relative_to(root).parts)})
     demo = demo_dataset()
-    return ([str(demo)] if demo else []) + found
+    return found + ([str(demo)] if demo else [])
 
 
 class FinetuneLauncher(VBox):
@@ -147,8 +149,9 @@ class FinetuneLauncher(VBox):
             value=base_models[0], options=list(base_models), description="base model", ensure_option=False, style=style
         )
         self.name = w.Text(value="", description="name", placeholder="e.g. my-first-tune (optional)", style=style)
+        own = [d for d in datasets if not Path(d).is_absolute()]  # the notebook folder's, not the demo
         self.dataset = w.Combobox(
-            value=datasets[0] if datasets else "",
+            value=own[0] if own else "",
             options=datasets,
             description="dataset",
             placeholder="a .jsonl, .json, .csv or .txt file, or a dataset id",
@@ -182,18 +185,29 @@ class FinetuneLauncher(VBox):
         self.slot = w.VBox()
         self.offline = SafeHTML(_theme.offline_note("the kernel restarted: run the cell again to use this form"))
         self.launch_button.on_click(self._clicked_launch)
+        self.form = w.VBox([
+            self.name,
+            self.base,
+            self.dataset,
+            w.HBox([self.epochs, self.steps]),
+            w.HBox([self.batch_size, self.lr]),
+            w.HBox([self.eval_split, SafeHTML(f'<span style="color:{_theme.TEXT_MUTED}">held out for the '
+                                              "evaluation loss (never trained on); 0: none</span>")]),
+            w.HBox([self.deploy, self.launch_button]).add_class("qfnb-live-only"),
+        ])
+        # a cell that launched before (Run All after a restart): the record of that launch, and the
+        # form only on asking for a new launch
+        self.new_launch = w.Button(description="New launch", icon="plus", tooltip="show the form to launch again")
+        self.new_launch.add_class("qfnb-live-only")
+        self.new_launch.on_click(self._clicked_new_launch)
+        self.form.layout.display = "none" if self.previous else None
+        self.new_launch.layout.display = None if self.previous else "none"
         super().__init__(
             children=[
                 SafeHTML("<b>Fine-tune</b>"),
-                self.name,
-                self.base,
-                self.dataset,
-                w.HBox([self.epochs, self.steps]),
-                w.HBox([self.batch_size, self.lr]),
-                w.HBox([self.eval_split, SafeHTML(f'<span style="color:{_theme.TEXT_MUTED}">held out for the '
-                                                "evaluation loss (never trained on); 0: none</span>")]),
-                w.HBox([self.deploy, self.launch_button]).add_class("qfnb-live-only"),
+                self.form,
                 self.message,
+                self.new_launch,
                 self.slot,
                 self.offline,
             ]
@@ -225,6 +239,10 @@ class FinetuneLauncher(VBox):
             eval_split=self.eval_split.value,
         )
 
+    def _clicked_new_launch(self, _: Any = None) -> None:
+        self.form.layout.display = None
+        self.new_launch.layout.display = "none"
+
     def _clicked_launch(self, _: Any = None) -> None:
         try:
             spec = self.spec()
@@ -253,6 +271,9 @@ class FinetuneLauncher(VBox):
         data = dict(super()._repr_mimebundle_(**kwargs) or {})
         if self.dashboard is not None:
             data["text/html"] = self.dashboard.snapshot_html(chart=self.dashboard.chart.value or None)
+        elif self.previous and self.form.layout.display == "none":  # the record, no form
+            data["text/html"] = clean(f'<div class="qfnb-launcher-static" style="color:{_theme.TEXT}">'
+                                      f"{self._previous_html()}</div>")
         else:
             data["text/html"] = clean(f'<div class="qfnb-launcher-static" style="color:{_theme.TEXT}">'
                                       f"{self._previous_html()}<b>Fine-tune</b> form (needs a running kernel); "
@@ -275,6 +296,9 @@ class FinetuneLauncher(VBox):
     def __repr__(self) -> str:
         if self.dashboard is not None:
             return repr(self.dashboard)
+        if self.previous and self.form.layout.display == "none":
+            return f"[qftrain launcher] launched from this cell at {self.previous.get('at', '?')}: " \
+                   f"{self.previous['command']}"
         return f"[qftrain launcher] base={self.base.value} dataset={self.dataset.value or '?'}"
 
 

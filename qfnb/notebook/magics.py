@@ -115,6 +115,9 @@ class QfnbMagics(Magics):
     @argument("-s", "--session", default="default",
               help="Named conversation; cells without -s share 'default' (its recent turns are sent along).")
     @argument("--reset", action="store_true", help="Forget the session's history before this prompt.")
+    @argument("--continue", dest="carry", action="store_true",
+              help="Send the session's turns to a model other than the one they were with (by default a "
+                   "different -m starts a new thread of the session, and says so).")
     @argument("--system", help="System prompt (persona) for this call.")
     @argument("--prompt", help="A prompt saved on the platform, rendered with the name=value words given after it.")
     @sampling_arguments
@@ -130,6 +133,9 @@ class QfnbMagics(Magics):
     @argument("--yes", action="store_true", help="With --tools/--mcp: run each call without asking.")
     @argument("--max-steps", type=int, default=5,
               help="With --tools/--mcp: the most model calls before a final answer.")
+    @argument("--rerun-tools", action="store_true",
+              help="With --tools/--mcp: run a replayed answer's tool calls again (by default they give the "
+                   "results recorded when they ran, so Run All repeats no side effect).")
     @argument("--no-interp", action="store_true", help="Send {braces} verbatim (no variable interpolation).")
     @argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
     @argument("--fresh", action="store_true",

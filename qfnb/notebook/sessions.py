@@ -9,10 +9,11 @@ from qfnb.protocol.safe_html import clean, escape, markdown
 
 @dataclass
 class ChatSession:
-    """One named conversation: alternating user/assistant messages."""
+    """One named conversation with one model: alternating user/assistant messages."""
 
     name: str
     messages: list[dict[str, str]] = field(default_factory=list)
+    model: str | None = None  # the model its turns were with (a thread never mixes models silently)
 
     def request_messages(self, prompt: str, max_history: int) -> list[dict[str, str]]:
         history = self.messages[-2 * max_history :] if max_history > 0 else []
@@ -27,10 +28,29 @@ class ChatSession:
 
 
 class SessionStore:
-    """Named in-memory sessions (per magics instance, i.e. per kernel)."""
+    """Named in-memory sessions (per magics instance, i.e. per kernel), each a thread with one
+    model: switching ``-m`` on a session with turns parks its thread and starts (or resumes) the
+    new model's, unless the switch is to carry the turns over (``--continue``)."""
 
     def __init__(self) -> None:
         self._sessions: dict[str, ChatSession] = {}
+        self._parked: dict[tuple[str, str | None], ChatSession] = {}
+
+    def thread(self, name: str, model: str | None, *, carry: bool = False) -> tuple[ChatSession, str | None]:
+        """Session ``name``'s thread with ``model``, and the model of the thread with turns it
+        switched away from (None: no switch). ``carry``: the turns go on with ``model``."""
+        current = self.get(name)
+        if current.model is None or current.model == model or not current.messages:
+            current.model = model
+            return current, None
+        old = current.model
+        if carry:
+            current.model = model
+            return current, old
+        self._parked[(name, old)] = current
+        parked = self._parked.pop((name, model)) if (name, model) in self._parked else None
+        self._sessions[name] = parked or ChatSession(name, model=model)
+        return self._sessions[name], old
 
     def get(self, name: str) -> ChatSession:
         if name not in self._sessions:
@@ -40,8 +60,10 @@ class SessionStore:
     def reset(self, name: str | None = None) -> None:
         if name is None:
             self._sessions.clear()
+            self._parked.clear()
         else:
             self._sessions.pop(name, None)
+            self._parked = {k: v for k, v in self._parked.items() if k[0] != name}
 
     def names(self) -> list[str]:
         return sorted(self._sessions)

@@ -60,12 +60,18 @@ def chart_html(table: Any, by: str) -> str:
     return f'<img class="qfnb-usage-chart" alt="tokens by {escape(by)}" src="data:image/png;base64,{png}"/>'
 
 
+#: latency sums each call's own time: concurrent calls overlap, so it is not the wall time
+LATENCY_NOTE = "latency_s sums each call's latency (calls made at once overlap: more than the wall time)"
+#: how the table is shown: seconds to 0.1, yuan to 0.0001 (a ledger sum read 15.756008)
+ROUNDING = {"latency_s": 1, "cost_yuan": 4, "cloud_equivalent_yuan": 4}
+
+
 def scope_line(everyone: bool) -> str:
     """What a ``%qfusage`` table covers, said above it (a restart starts a new session)."""
     if everyone:
-        return "every session in this data dir's ledger · cache hits count as saved, not spent"
+        return f"every session in this data dir's ledger · cache hits count as saved, not spent · {LATENCY_NOTE}"
     return ("this kernel session · --all for everything (a restarted kernel starts a new session) · "
-            "cache hits count as saved, not spent")
+            f"cache hits count as saved, not spent · {LATENCY_NOTE}")
 
 
 @magics_class
@@ -125,6 +131,7 @@ class UsageMagics(Magics):
         if by not in usage.GROUPS:
             raise UsageError(f"--by takes one of {', '.join(usage.GROUPS)}, got {by!r}")
         table = usage.summary(by=by, session=None if everyone else ledger.SESSION)
+        table = table.round({k: v for k, v in ROUNDING.items() if k in table.columns})
         if (b := usage.active_budget()) is not None:
             print(str(b))
         scope = f'<div class="qfnb-usage-scope" style="color:{TEXT_MUTED}">{escape(scope_line(everyone))}</div>'

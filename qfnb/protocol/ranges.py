@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .limits import MAX_OUTPUT_TOKENS
 
-__all__ = ["OPENAI_RANGES", "RANGES", "TEXT2IMAGE_RANGES"]
+__all__ = ["ENGINE_NAMES", "OPENAI_RANGES", "RANGES", "TEXT2IMAGE_RANGES"]
 
 #: field -> (low, high, low end open, integer), v1 and v2 alike; token counts are bounded
 #: loosely, since each model has its own limit (a server caps them)
@@ -45,4 +45,20 @@ OPENAI_RANGES: dict[str, tuple[float, float, bool, bool]] = {
 TEXT2IMAGE_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "n": (1, 4, False, True),
     "steps": (1, 50, False, True),
+}
+
+#: body field -> the name the local engines take it under (``qfnb.local.engines.ask.Sampling``):
+#: each protocol's converter maps its wire's sampling fields with this one table
+ENGINE_NAMES: dict[str, str] = {
+    "frequency_penalty": "frequency_penalty",
+    "max_completion_tokens": "max_tokens",
+    "max_output_tokens": "max_tokens",
+    "max_tokens": "max_tokens",
+    "penalty_score": "repeat_penalty",
+    "presence_penalty": "presence_penalty",
+    "seed": "seed",
+    "stop": "stop",
+    "temperature": "temperature",
+    "top_k": "top_k",
+    "top_p": "top_p",
 }

@@ -148,6 +148,25 @@ def test_a_launch_keeps_its_command_line_and_the_cell_shows_it_after_a_restart(
     assert again.previous is not None and again.previous["command"] == command
     assert "launched from this cell" in again.message.value and "--name tickets" in again.message.value
     assert "launched from this cell" in again._repr_mimebundle_()["text/html"]
+    # ... as a static record: no form and no live Launch button until "New launch" is asked for
+    assert again.form.layout.display == "none" and again.new_launch.layout.display is None
+    assert "needs a running kernel" not in again._repr_mimebundle_()["text/html"]
+    assert again._repr_mimebundle_()["text/plain"].startswith("[qftrain launcher] launched from this cell at")
+    again.new_launch.click()
+    assert again.form.layout.display is None and again.new_launch.layout.display == "none"
+
+
+def test_the_form_defaults_to_the_notebook_folders_data_never_the_demo(
+        ip, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from qfnb.notebook.launcher import FinetuneLauncher
+
+    monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    empty = FinetuneLauncher(base_models=("Gemma-3-270M",))
+    assert empty.dataset.value == "" and any(o.startswith("/") for o in empty.dataset.options)  # demo: an option
+    assert empty.form.layout.display is None and empty.new_launch.layout.display == "none"
+    (tmp_path / "tickets.jsonl").write_text("{}\n")
+    assert FinetuneLauncher(base_models=("Gemma-3-270M",)).dataset.value == "tickets.jsonl"
 
 
 def test_the_form_offers_every_format_dataset_load_reads(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -94,7 +94,7 @@ def tools_yes(text: str) -> Any:
 def tools_form(text: str) -> Any:
     from qfnb.notebook.chat_tools import ToolsView
 
-    return ToolsView(_tools_cell(text, pending=True), lambda _cell: None).box
+    return ToolsView(_tools_cell(text, pending=True), lambda _cell: None)
 
 
 def chat_history(text: str) -> Any:
@@ -265,8 +265,9 @@ SURFACES: dict[str, Callable[[str], Any]] = {
 
 
 def _walk(widget: Any) -> Iterator[Any]:
+    """``widget`` and the widgets inside it (a view object's through its ``box``)."""
     yield widget
-    for child in getattr(widget, "children", ()) or ():
+    for child in getattr(widget, "children", None) or ([widget.box] if hasattr(widget, "box") else []):
         yield from _walk(child)
 
 

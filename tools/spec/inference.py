@@ -44,28 +44,31 @@ TRANSPORT = (MODEL, ENDPOINT, STREAM, RETRY_COUNT, REQUEST_TIMEOUT, REQUEST_ID, 
 
 USER_ID = Field("user_id", "str | None", doc="the end user's id, for the platform's abuse checks.")
 TEMPERATURE = Field("temperature", "float | None", doc="sampling temperature.", range=Range(0.0, 1.0, lo_open=True),
-                    option=Option(("-t", "--temperature"), "float"))
+                    option=Option(("-t", "--temperature"), "float"), engine="temperature")
 TOP_P = Field("top_p", "float | None", doc="nucleus sampling mass.", range=Range(0.0, 1.0),
-              option=Option(("--top-p",), "float"))
+              option=Option(("--top-p",), "float"), engine="top_p")
 TOP_K = Field("top_k", "int | None", doc="sample from the ``top_k`` likeliest tokens.",
-              range=Range(1, 1_000, integer=True), option=Option(("--top-k",), "int"))
+              range=Range(1, 1_000, integer=True), option=Option(("--top-k",), "int"), engine="top_k")
 PENALTY_SCORE = Field("penalty_score", "float | None", doc="repetition penalty.", range=Range(1.0, 2.0),
-                      option=Option(("--penalty-score",), "float"))
-STOP = Field("stop", "list[str] | None", doc="strings that end the answer.")
+                      option=Option(("--penalty-score",), "float"), engine="repeat_penalty")
+STOP = Field("stop", "list[str] | None", doc="strings that end the answer.", engine="stop")
 MAX_OUTPUT_TOKENS = Field("max_output_tokens", "int | None", doc="the most tokens to generate.",
                           range=Range(1, 65_536, integer=True, hi_name="MAX_OUTPUT_TOKENS"),
-                          option=Option(("--max-tokens",), "int"))
+                          option=Option(("--max-tokens",), "int"), engine="max_tokens")
 #: v1 sampling, the same on chat and completion
 SAMPLING = (TEMPERATURE, TOP_P, TOP_K, PENALTY_SCORE, STOP, MAX_OUTPUT_TOKENS, USER_ID)
 
 # the v2 (OpenAI-style) body's own sampling fields
 _TOKENS = Range(1, 65_536, integer=True, hi_name="MAX_OUTPUT_TOKENS")
-SEED = Field("seed", "int | None", doc="the random seed.", range=Range(1, 2_147_483_647, integer=True))
-FREQUENCY_PENALTY = Field("frequency_penalty", "float | None", doc="frequency penalty.", range=Range(-2.0, 2.0))
-PRESENCE_PENALTY = Field("presence_penalty", "float | None", doc="presence penalty.", range=Range(-2.0, 2.0))
-MAX_TOKENS = Field("max_tokens", "int | None", doc="the most tokens to generate (v2).", range=_TOKENS)
+SEED = Field("seed", "int | None", doc="the random seed.", range=Range(1, 2_147_483_647, integer=True), engine="seed")
+FREQUENCY_PENALTY = Field("frequency_penalty", "float | None", doc="frequency penalty.", range=Range(-2.0, 2.0),
+                          engine="frequency_penalty")
+PRESENCE_PENALTY = Field("presence_penalty", "float | None", doc="presence penalty.", range=Range(-2.0, 2.0),
+                         engine="presence_penalty")
+MAX_TOKENS = Field("max_tokens", "int | None", doc="the most tokens to generate (v2).", range=_TOKENS,
+                   engine="max_tokens")
 MAX_COMPLETION_TOKENS = Field("max_completion_tokens", "int | None", doc="the most tokens to generate (v2).",
-                              range=_TOKENS)
+                              range=_TOKENS, engine="max_tokens")
 
 #: OpenAI's own ranges, on the platform's OpenAI routes (``/v1/chat/completions``, ``/v2/chat/completions``)
 #: and OpenAI batch rows, by wire name: OpenAI's where they differ from Qianfan's, else the field's own

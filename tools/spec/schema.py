@@ -57,7 +57,8 @@ class Field:
     not in the body); ``to_wire``: source text of the body value, over ``value``; ``wire_type``/
     ``wire_default``: the pydantic wire model's annotation and default where they differ from the
     call's; ``range``: the documented range (checked by the client, the notebook and the local
-    platform alike); ``doc``: the ``:param:`` line; ``option``: the notebook flag, if any.
+    platform alike); ``doc``: the ``:param:`` line; ``option``: the notebook flag, if any;
+    ``engine``: the name the local engines take it under (``qfnb.local.engines.ask.Sampling``), if any.
     """
 
     name: str
@@ -70,6 +71,7 @@ class Field:
     wire_default: str | None = None
     range: Range | None = None
     option: Option | None = None
+    engine: str | None = None
 
     @property
     def wire_name(self) -> str | None:

@@ -29,15 +29,20 @@ SICK_SHARE = 0.5
 FREE_RETRIES = 4
 
 
+#: :class:`Config`'s defaults: the one home of the retry defaults
+_DEFAULTS = Config()
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """``attempts`` counts every try (3 = the first call and up to two retries)."""
+    """``attempts`` counts every try (3 = the first call and up to two retries); the defaults are
+    :class:`Config`'s inference retry settings."""
 
-    attempts: int = 3
-    timeout: float = 300.0
-    backoff_factor: float = 1.0
-    jitter: float = 1.0
-    max_wait: float = 120.0
+    attempts: int = _DEFAULTS.llm_api_retry_count
+    timeout: float = _DEFAULTS.llm_api_retry_timeout
+    backoff_factor: float = _DEFAULTS.llm_api_retry_backoff_factor
+    jitter: float = _DEFAULTS.llm_api_retry_jitter
+    max_wait: float = _DEFAULTS.llm_api_retry_max_wait_interval
     error_codes: frozenset[int] = RETRYABLE_INFERENCE_CODES
     http_statuses: frozenset[int] = RETRYABLE_HTTP_STATUSES
     #: longest Retry-After we accept before giving up instead of waiting

@@ -5,6 +5,7 @@ an ask, and the answers -> a ``chat.completion`` body, its ``chat.completion.chu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,18 +25,11 @@ log = logging.getLogger("qfnb.local.inference")
 __all__ = ["ChatRender", "CompletionRender", "chat_ask", "choice_of", "finish", "stream_error_event", "text_ask"]
 
 
-def _stops(stop: str | list[str] | None) -> tuple[str, ...]:
-    return (stop,) if isinstance(stop, str) else tuple(stop or ())
-
-
 def chat_ask(req: OpenAIChatRequest, lane: str) -> ChatAsk:
     """The ask of an OpenAI chat (``temperature`` 0: greedy; a named ``tool_choice``: that one
     tool, required; ``response_format`` ``text``: free text)."""
-    limit = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
-    sampling = Sampling(temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
-                        repeat_penalty=req.penalty_score, max_tokens=limit, stop=_stops(req.stop), seed=req.seed,
-                        frequency_penalty=req.frequency_penalty, presence_penalty=req.presence_penalty,
-                        logit_bias=req.logit_bias)
+    # max_completion_tokens comes after max_tokens in the body model: it wins when both are given
+    sampling = dataclasses.replace(Sampling.of(req.model_dump()), logit_bias=req.logit_bias)
     tools = tuple(req.tools or ())
     given = req.tool_choice
     choice: ToolChoice = "none" if given == "none" else "required" if given == "required" else "auto"
@@ -58,8 +52,7 @@ def _schema_name(fmt: Mapping[str, Any] | None) -> str | None:
 
 
 def text_ask(req: OpenAICompletionRequest, lane: str) -> TextAsk:
-    sampling = Sampling(temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_tokens,
-                        stop=_stops(req.stop), seed=req.seed)
+    sampling = Sampling.of(req.model_dump(include={"temperature", "top_p", "max_tokens", "stop", "seed"}))
     return TextAsk(model=str(req.model), prompt=req.prompt, sampling=sampling, lane=lane)
 
 

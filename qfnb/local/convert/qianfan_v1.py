@@ -27,11 +27,9 @@ __all__ = ["V1Render", "chat_ask", "finish", "sampling_of", "stream_error_event"
 
 def sampling_of(req: SamplingFields) -> Sampling:
     """v1's sampling fields under the engine's names (``penalty_score`` -> ``repeat_penalty``,
-    ``max_output_tokens`` -> ``max_tokens``); ``seed`` and the OpenAI penalties are v1 extras."""
-    extra = req.model_extra or {}
-    return Sampling(temperature=req.temperature, top_p=req.top_p, top_k=req.top_k, repeat_penalty=req.penalty_score,
-                    max_tokens=req.max_output_tokens, stop=tuple(req.stop or ()), seed=extra.get("seed"),
-                    frequency_penalty=extra.get("frequency_penalty"), presence_penalty=extra.get("presence_penalty"))
+    ``max_output_tokens`` -> ``max_tokens``: the spec's table); ``seed`` and the OpenAI penalties
+    are v1 extras."""
+    return Sampling.of(req.model_dump())
 
 
 def chat_ask(req: ChatRequest, model: str, lane: str) -> ChatAsk:

@@ -67,12 +67,8 @@ class Row:
 
     def ask(self) -> ChatAsk:
         """What the engine is asked: the system turn first, the sampling under the engine's names."""
-        p = self.params
-        sampling = Sampling(temperature=p.get("temperature"), top_p=p.get("top_p"), top_k=p.get("top_k"),
-                            repeat_penalty=p.get("penalty_score"), max_tokens=p.get("max_output_tokens"),
-                            stop=tuple(p.get("stop") or ()), seed=p.get("seed"))
         system = ({"role": "system", "content": self.system},) if self.system else ()
-        return ChatAsk(model=self.model or "", messages=(*system, *self.messages), sampling=sampling)
+        return ChatAsk(model=self.model or "", messages=(*system, *self.messages), sampling=Sampling.of(self.params))
 
 
 def params_of(source: dict[str, Any]) -> dict[str, Any]:

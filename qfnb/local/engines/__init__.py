@@ -1,4 +1,6 @@
-"""Local inference engines (Contract 7): llama.cpp, transformers and sentence-embedding backends."""
+"""Local inference engines (Contract 7): the typed ask (``ask``), the one engine face (``api``: ``Engine.generate``),
+llama.cpp, transformers and sentence-embedding backends, the admission gates, the registry and the model store.
+The bottom room: imports ``qfnb.protocol`` only, never another room of ``qfnb.local``."""
 
 from qfnb.local.engines.base import (
     FINISH_LENGTH,

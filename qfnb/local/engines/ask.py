@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+from qfnb.protocol.ranges import ENGINE_NAMES
+
 __all__ = ["BATCH", "INTERACTIVE", "Ask", "ChatAsk", "GenParams", "Sampling", "TextAsk", "ToolChoice"]
 
 #: the lanes of :mod:`.lanes`: ``batch`` traffic (``X-Qfnb-Priority: batch``) waits behind interactive
@@ -61,6 +63,18 @@ class Sampling:
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+
+    @classmethod
+    def of(cls, fields: Mapping[str, Any]) -> Sampling:
+        """The sampling settings among a parsed body's ``fields``, under any protocol's names (the
+        spec's one table, :data:`~qfnb.protocol.ranges.ENGINE_NAMES`); of two names for one setting
+        (``max_tokens``, ``max_completion_tokens``) the later given wins."""
+        found: dict[str, Any] = {}
+        for wire, value in fields.items():
+            if value is not None and wire in ENGINE_NAMES:
+                found[ENGINE_NAMES[wire]] = value
+        stop = found.pop("stop", ())
+        return cls(stop=(stop,) if isinstance(stop, str) else tuple(stop), **found)
 
     def engine_params(self, default_stop: tuple[str, ...] = ()) -> GenParams:
         """These settings with the engine's defaults filled in, after the model's own stop words."""

@@ -1,1 +1,3 @@
-"""Real LoRA fine-tuning for the local platform (Contract 4) and adapter export to llama.cpp."""
+"""Real LoRA fine-tuning for the local platform (Contract 4): the worker subprocess, its spec and data,
+and adapter export to llama.cpp.
+May import ``qfnb.local.engines`` (model assets) and ``qfnb.protocol``; never ``server``, ``domain`` or ``convert``."""

@@ -97,7 +97,8 @@ def replay_note(since: float, finished: int) -> str:
         return ""
     if not hits or not finished:
         return ""
-    return f"↺ {min(hits, finished)} of {finished} replayed from the cache · --fresh (cache='refresh') asks again"
+    return (f"↺ {min(hits, finished)} of {finished} replayed from the cache · to ask again: --fresh on a magic, "
+            'cache="refresh" on a call')
 
 
 def static_html(snap: ProgressSnapshot, *, final: bool = True, note: str = "") -> str:
