@@ -1,0 +1,79 @@
+"""The Responses and Messages routes against the platform's app with engine doubles (fast; the real
+engine is in test_responses_real.py / test_anthropic_real.py): a chain whose follow-up carries the
+stored turns, store false, input_items paging, delete, refusals in each API's error shape, and the
+event streams as the real SDKs read them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from platform_helpers import Signer
+
+from tests.fakes.local_platform import ServedPlatform, served_platform
+
+openai = pytest.importorskip("openai")
+anthropic = pytest.importorskip("anthropic")
+
+
+@pytest.fixture()
+def served(tmp_path: Path) -> Iterator[ServedPlatform]:
+    with served_platform(tmp_path / "data") as platform:
+        yield platform
+
+
+def key(served: ServedPlatform) -> str:
+    return str(httpx.get(served.url + "/v1/BCE-BEARER/token", auth=Signer()).json()["token"])
+
+
+def test_a_chain_store_and_input_items(served: ServedPlatform) -> None:
+    client: Any = openai.OpenAI(base_url=served.url + "/v2", api_key=key(served), max_retries=0)
+    first = client.responses.create(model="tiny-chat", instructions="be brief", input="hello there")
+    assert first.output_text == "tiny-chat: hello there" and first.status == "completed"
+    second = client.responses.create(model="tiny-chat", previous_response_id=first.id,
+                                     input=[{"role": "user", "content": [{"type": "input_text", "text": "again"}]}])
+    seen = served.registry.engines["tiny-chat"].calls[-1]["messages"]
+    assert [m["content"] for m in seen] == ["hello there", "tiny-chat: hello there", "again"]  # no instructions
+    assert client.responses.retrieve(second.id).previous_response_id == first.id
+    items = client.responses.input_items.list(second.id, order="asc", limit=1)
+    assert items.data[0].content[0].text == "again" and items.has_more is False
+    unstored = client.responses.create(model="tiny-chat", input="x", store=False)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(unstored.id)
+    client.responses.delete(first.id)
+    with pytest.raises(openai.BadRequestError) as broken:
+        client.responses.create(model="tiny-chat", previous_response_id=second.id, input="more")
+    assert broken.value.body["param"] == "previous_response_id"
+    with pytest.raises(openai.BadRequestError) as tools:
+        client.responses.create(model="tiny-chat", input="x", tools=[{"type": "web_search"}])
+    assert tools.value.body["param"] == "tools[0].type"
+    with pytest.raises(openai.BadRequestError):  # cancel: only a response being answered
+        client.responses.cancel(second.id)
+
+
+def test_the_stream_events(served: ServedPlatform) -> None:
+    client: Any = openai.OpenAI(base_url=served.url + "/v1", api_key=key(served), max_retries=0)
+    with client.responses.stream(model="tiny-chat", input="hello there") as stream:
+        final = stream.get_final_response()
+    assert final.output_text == "tiny-chat: hello there"
+    assert client.responses.retrieve(final.id).output_text == final.output_text
+
+
+def test_messages_and_their_errors(served: ServedPlatform) -> None:
+    client: Any = anthropic.Anthropic(base_url=served.url, api_key=key(served), max_retries=0)
+    message = client.messages.create(model="tiny-chat", max_tokens=20, system="s",
+                                     messages=[{"role": "user", "content": "hello there"}])
+    assert message.content[0].text == "tiny-chat: hello there" and message.stop_reason == "end_turn"
+    with client.messages.stream(model="tiny-chat", max_tokens=20,
+                                messages=[{"role": "user", "content": "hello there"}]) as stream:
+        assert "".join(stream.text_stream) == "tiny-chat: hello there"
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        client.messages.create(model="tiny-chat", max_tokens=20, thinking={"type": "enabled", "budget_tokens": 1024},
+                               messages=[{"role": "user", "content": "x"}])
+    assert bad.value.body["error"]["type"] == "invalid_request_error" and "thinking" in bad.value.body["error"][
+        "message"]
+    resp = httpx.post(served.url + "/v1/messages/nothing", headers={"x-api-key": key(served)}, json={})
+    assert resp.status_code == 404 and resp.json()["type"] == "error"
