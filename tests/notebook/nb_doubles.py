@@ -12,7 +12,7 @@ from typing import Any
 
 from IPython.core.displaypub import CapturingDisplayPublisher
 
-from qfnb.notebook.chat import CellChatRequest, ChatDelta
+from qfnb.notebook.chat.answer import CellChatRequest, ChatDelta
 
 
 class RecordingPublisher(CapturingDisplayPublisher):
