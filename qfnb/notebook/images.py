@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from qfnb import resources
-from qfnb.notebook.render import theme
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.magic_options import ImageOptions
+from qfnb.notebook.render import theme
 from qfnb.protocol.safe_html import clean, escape
 
 log = logging.getLogger("qfnb.notebook.images")

@@ -19,9 +19,6 @@ from IPython.core.magic import Magics, magics_class, no_var_expand
 from traitlets import Bool, Float, Int, Unicode
 
 from qfnb.notebook import discovery, usage
-from qfnb.notebook.data import batch as batchjob, insight as insight_view, stress as stress_report
-from qfnb.notebook.chat import answer as chat
-from qfnb.notebook.training import launcher
 from qfnb.notebook._checks import image_options, split_csv, var_problem
 from qfnb.notebook._interp import InterpolationError, interpolate
 from qfnb.notebook._ipython import (
@@ -34,12 +31,17 @@ from qfnb.notebook._ipython import (
     option_arguments,
     sampling_arguments,
 )
+from qfnb.notebook.chat import answer as chat
+from qfnb.notebook.chat.saved_prompts import saved_prompt_text
+from qfnb.notebook.data import batch as batchjob
+from qfnb.notebook.data import insight as insight_view
+from qfnb.notebook.data import stress as stress_report
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.evaluation.options import EvalArgsError
 from qfnb.notebook.images import generate
 from qfnb.notebook.magic_options import IMAGE_OPTIONS, TRAIN_OPTIONS
 from qfnb.notebook.sampling import OPTIONS
-from qfnb.notebook.chat.saved_prompts import saved_prompt_text
+from qfnb.notebook.training import launcher
 
 if TYPE_CHECKING:  # pragma: no cover
     from IPython.core.completer import CompletionContext, SimpleMatcherResult

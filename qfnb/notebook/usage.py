@@ -17,8 +17,8 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from qfnb import usage
 from qfnb._core.record import ledger
-from qfnb.notebook.render import charts
 from qfnb.notebook._ipython import HTML, display
+from qfnb.notebook.render import charts
 from qfnb.notebook.render.theme import BORDER, TEXT, TEXT_MUTED
 from qfnb.protocol.safe_html import clean, escape
 

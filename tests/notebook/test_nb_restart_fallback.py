@@ -12,10 +12,10 @@ from __future__ import annotations
 import pytest
 from nb_doubles import FakeEvent, RecordingPublisher
 
-from qfnb.notebook.render import theme
 from qfnb.notebook.progress import Progress
-from qfnb.notebook.widgets import progress_bar
+from qfnb.notebook.render import theme
 from qfnb.notebook.training.dashboard import TrainingDashboard
+from qfnb.notebook.widgets import progress_bar
 from tests.fakes.clock import VirtualTime
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

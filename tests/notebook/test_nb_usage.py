@@ -149,8 +149,8 @@ def test_a_replayed_qfchat_answer_says_so_and_fresh_asks_again(ip: InteractiveSh
 def test_qfusage_draws_the_tokens_it_lists(ip: InteractiveShell, fake: Any, make_config: Any,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The chart beside the table: one stacked bar per row, drawn from the table's own tokens."""
-    from qfnb.notebook.render import charts
     from qfnb.notebook import usage as nb_usage
+    from qfnb.notebook.render import charts
 
     drawn: list[dict[str, dict[str, float]]] = []
     real = charts.usage_bars

@@ -14,10 +14,10 @@ import pytest
 from gguf import GGUFWriter
 from safetensors.numpy import save_file
 
+from qfnb.local.engines.registry import EngineOptions, EngineRegistry
 from qfnb.local.engines.store import byom
 from qfnb.local.engines.store.model_check import NotAModel
 from qfnb.local.engines.store.model_store import ModelStore
-from qfnb.local.engines.registry import EngineOptions, EngineRegistry
 
 
 def tiny_gguf(path: Path, arch: str = "llama", template: str | None = "{{ messages }}") -> Path:

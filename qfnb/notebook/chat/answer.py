@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from qfnb import resources
+from qfnb.notebook.chat.sessions import ChatSession, SessionHistory, SessionList, SessionStore
 from qfnb.notebook.render import theme as _theme
 from qfnb.notebook.sampling import SamplingOptions
-from qfnb.notebook.chat.sessions import ChatSession, SessionHistory, SessionList, SessionStore
 from qfnb.protocol.safe_html import clean, escape, markdown
 from qfnb.resources.defaults import default_model
 from qfnb.resources.where import backend

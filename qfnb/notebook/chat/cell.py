@@ -10,10 +10,12 @@ from typing import Any, Protocol
 from IPython.core.error import UsageError
 
 from qfnb.notebook import discovery
-from qfnb.notebook.chat import answer as chat, requests as chat_requests, runner
 from qfnb.notebook._checks import sampling_options, split_csv, var_problem
 from qfnb.notebook._interp import prompt_template
 from qfnb.notebook._ipython import DisplayHandle, live_display
+from qfnb.notebook.chat import answer as chat
+from qfnb.notebook.chat import requests as chat_requests
+from qfnb.notebook.chat import runner
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.resources.structured import AnswerSchema, SchemaError, answer_schema
 from qfnb.resources.where import connection_hint

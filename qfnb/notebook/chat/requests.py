@@ -14,8 +14,8 @@ from typing import Any
 
 from qfnb.notebook import roles
 from qfnb.notebook.chat.answer import CellChatRequest
-from qfnb.notebook.sampling import SamplingOptions
 from qfnb.notebook.chat.sessions import SessionStore
+from qfnb.notebook.sampling import SamplingOptions
 
 __all__ = ["build_requests", "session_of"]
 

@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 
 from qfnb.agents import CachedToolResults, Decision, FunctionTool, Reply, ToolCall, ToolDescriptionError, ToolLoop
-from qfnb.notebook.render import theme
-from qfnb.notebook.chat import answer as chat, runner
 from qfnb.notebook._checks import split_csv
 from qfnb.notebook._ipython import live_display
+from qfnb.notebook.chat import answer as chat
+from qfnb.notebook.chat import runner
 from qfnb.notebook.chat.cell import build_cell_requests
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
+from qfnb.notebook.render import theme
 from qfnb.protocol.model_names import LOCAL_TOOL_MODEL
 from qfnb.protocol.safe_html import clean, escape
 from qfnb.protocol.tools import openai_history_as_v1

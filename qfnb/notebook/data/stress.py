@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from qfnb.notebook.render import theme as _theme, charts
+from qfnb.notebook.render import charts
+from qfnb.notebook.render import theme as _theme
 from qfnb.protocol.safe_html import clean, escape
 
 #: the columns the table shows, in order, with their headers

@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from qfnb.notebook.render import theme as _theme, charts
+from qfnb.notebook.render import charts
+from qfnb.notebook.render import theme as _theme
 from qfnb.protocol.safe_html import clean, escape
 
 

@@ -32,10 +32,10 @@ import ipywidgets as w
 
 from qfnb._core.errors import TimeoutError as QfnbTimeoutError
 from qfnb._core.http.throttle import Throttle
-from qfnb.notebook.render import theme, charts
 from qfnb.notebook._ipython import DisplayHandle, display
-from qfnb.notebook.render._ipywidgets import SafeHTML, VBox
 from qfnb.notebook.errors import QfnbInterrupted
+from qfnb.notebook.render import charts, theme
+from qfnb.notebook.render._ipywidgets import SafeHTML, VBox
 from qfnb.notebook.training.state import TrainingState
 from qfnb.notebook.widgets.deploy_view import follow_deploy
 from qfnb.protocol.safe_html import clean, escape

@@ -20,11 +20,11 @@ import ipywidgets as w
 from IPython.core.error import UsageError
 
 from qfnb.notebook import discovery
-from qfnb.notebook.render import theme
-from qfnb.notebook.training import run as train
 from qfnb.notebook._ipython import DisplayHandle, display
-from qfnb.notebook.render._ipywidgets import SafeHTML, VBox
 from qfnb.notebook.errors import QfnbCellError
+from qfnb.notebook.render import theme
+from qfnb.notebook.render._ipywidgets import SafeHTML, VBox
+from qfnb.notebook.training import run as train
 from qfnb.notebook.training.jobs import jobs_frame, resolve_task
 from qfnb.notebook.training.run import BOUNDS, DEFAULT_BASE, MAX_EVAL_SPLIT, TrainerFactory, TrainSpec, launch
 from qfnb.protocol.daemon import default_data_dir

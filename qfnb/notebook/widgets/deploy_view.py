@@ -11,9 +11,9 @@ import concurrent.futures
 import time
 from typing import Any
 
-from qfnb.notebook.render import fmt, theme
 from qfnb.notebook._ipython import live_display
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
+from qfnb.notebook.render import fmt, theme
 from qfnb.protocol.safe_html import clean, escape
 
 #: seconds between redraws of the deploy line

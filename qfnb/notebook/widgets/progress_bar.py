@@ -15,8 +15,8 @@ import ipywidgets as w
 from qfnb._core.http.throttle import Throttle
 from qfnb._core.record.ledger import SESSION, default_ledger
 from qfnb._core.runtime.progress import ProgressSnapshot
-from qfnb.notebook.render import theme
 from qfnb.notebook._ipython import display
+from qfnb.notebook.render import theme
 from qfnb.notebook.render._ipywidgets import HBox, SafeHTML
 from qfnb.protocol.safe_html import clean, escape
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.engines.hf._quiet import quiet_loading
 from qfnb.local.engines.ask import GenParams, Sampling
 from qfnb.local.engines.base import ChatEngine, Delta, render_gemma, stream_deltas, token_budget
+from qfnb.local.engines.hf._quiet import quiet_loading
 
 log = logging.getLogger("qfnb.local.engines")
 

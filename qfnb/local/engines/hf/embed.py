@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from qfnb.local.engines.hf._quiet import quiet_loading
 from qfnb.local.engines.base import Embedder
+from qfnb.local.engines.hf._quiet import quiet_loading
 
 
 class MeanPoolEmbedder(Embedder):
