@@ -51,8 +51,8 @@ def _planned(kind: str, diff: float) -> tuple[int, float]:
     """The plan's fixed n from a large pilot drawn at ``diff`` (so the pilot's sd and mean
     difference are the truth's; clipping makes the scores' true difference a little below ``diff``)."""
     rng = np.random.default_rng(7)
-    d = (pass_fail if kind == "pass_fail" else scores)(rng, (1, 40_000), diff)[0]
-    truth = float(d.mean())
+    d = (pass_fail if kind == "pass_fail" else scores)(rng, (1, 200_000), diff)[0]
+    truth = diff if kind == "pass_fail" else float(d.mean())
     return plan_comparison(d, np.zeros_like(d), min_difference=truth).n_items, truth
 
 
