@@ -220,7 +220,7 @@ class Comparison:
 
 # -- building ---------------------------------------------------------------------------------------
 
-def _values(samples: pd.DataFrame, tag: str, metric: str) -> dict[int, list[float]]:
+def item_scores(samples: pd.DataFrame, tag: str, metric: str) -> dict[int, list[float]]:
     """``{item index: [scores over repeats]}`` for one model (missing scores dropped)."""
     rows = samples[samples["llm"] == tag]
     values = pd.to_numeric(rows[metric], errors="coerce").astype(float)
@@ -246,7 +246,7 @@ def _item_frame(samples: pd.DataFrame, model: str, baseline: str, metrics: Seque
     frame["model_output"] = [other["output"].get(i) for i in index]
     for m in metrics:
         for side, tag in (("baseline", baseline), ("model", model)):
-            vals = _values(samples, tag, m)
+            vals = item_scores(samples, tag, m)
             frame[f"{side}/{m}"] = [float(np.mean(vals[i])) if i in vals else float("nan") for i in index]
     return frame
 
@@ -306,10 +306,10 @@ def compare_samples(samples: pd.DataFrame, metrics: Sequence[str], models: Seque
     _check_settings(settings)
     rows: list[PairedMetric] = []
     for metric in metrics:
-        base = _values(samples, baseline, metric)
+        base = item_scores(samples, baseline, metric)
         column = pd.to_numeric(samples[metric], errors="coerce").dropna()  # pass/fail: 0/1 for every model
         for m in models:
-            rows.append(_pair(m, baseline, metric, _values(samples, m, metric), base, settings,
+            rows.append(_pair(m, baseline, metric, item_scores(samples, m, metric), base, settings,
                               st.is_binary(column)))
     items = {m: _item_frame(samples, m, baseline, metrics) for m in models}
     notes: list[str] = []
