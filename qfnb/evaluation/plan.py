@@ -15,16 +15,28 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from ._errors import invalid
+from .data import item_scores
 from .stats import as_float_array, is_binary, t_quantile
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .result import EvaluationResult
+
+class _Stored(Protocol):
+    """What the plan reads of a stored ``EvaluationResult`` (no import of it: result imports the comparison,
+    which imports this module)."""
+
+    samples: pd.DataFrame
+
+    @property
+    def llm_tags(self) -> list[str]: ...
+
+    @property
+    def item_metrics(self) -> list[str]: ...
 
 _NORMAL = NormalDist()
 #: one-sided confidence of the upper limit on the pilot's standard deviation used for ``n_items_upper``
@@ -135,11 +147,9 @@ class Plan:
         return "\n".join([f"Plan: {self.sentence}", *(f"  - {a}" for a in self.assumptions)])
 
 
-def _paired_from_result(result: EvaluationResult, metric: str, a: str | None,
+def _paired_from_result(result: _Stored, metric: str, a: str | None,
                         b: str | None) -> tuple[NDArray[np.float64], NDArray[np.float64], tuple[str, str]]:
     """Per-item means of ``metric`` for models ``a`` and ``b`` of a stored result, paired by item."""
-    from .compare import item_scores  # deferred: compare pulls pandas-heavy reporting
-
     tags = result.llm_tags or list(dict.fromkeys(str(t) for t in result.samples["llm"]))
     if a is None or b is None:
         if len(tags) != 2:
@@ -156,22 +166,20 @@ def _paired_from_result(result: EvaluationResult, metric: str, a: str | None,
     return (np.array([np.mean(sa[k]) for k in keys]), np.array([np.mean(sb[k]) for k in keys]), (a, b))
 
 
-def plan_comparison(a_scores: ArrayLike | EvaluationResult, b_scores: ArrayLike | str | None = None, *,
+def plan_comparison(a_scores: ArrayLike | _Stored, b_scores: ArrayLike | str | None = None, *,
                     min_difference: float, power: float = 0.8, alpha: float = 0.05, a: str | None = None,
                     b: str | None = None) -> Plan:
     """The fixed number of paired items needed to detect ``min_difference`` (a − b) with ``power``.
 
     ``a_scores``, ``b_scores``: paired pilot scores, one per item; or a stored ``EvaluationResult``
     and the metric's name (models ``a`` and ``b``; defaults: its two models)."""
-    from .result import EvaluationResult  # deferred: result imports this module's siblings
-
     metric: str | None = None
     models: tuple[str, str] | None = None
-    if isinstance(a_scores, EvaluationResult):
+    if hasattr(a_scores, "samples") and hasattr(a_scores, "item_metrics"):
         if not isinstance(b_scores, str):
             raise invalid("b_scores", "with a stored result, pass the metric's name as the second argument")
         metric = b_scores
-        x, y, models = _paired_from_result(a_scores, metric, a, b)
+        x, y, models = _paired_from_result(a_scores, metric, a, b)  # type: ignore[arg-type]
     else:
         if b_scores is None or isinstance(b_scores, str):
             raise invalid("b_scores", "pass the baseline's pilot scores, paired with a_scores item by item")

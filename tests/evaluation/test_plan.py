@@ -100,3 +100,17 @@ def test_items_to_decide_an_inconclusive_comparison() -> None:
     n = items_to_decide(d)
     assert n is not None and n > d.size
     assert items_to_decide(np.zeros(10)) is None and items_to_decide([0.1, 0.2]) is None
+
+
+def test_an_inconclusive_comparison_says_how_many_items_would_decide_it() -> None:
+    a = [0.62, 0.40, 0.55, 0.71, 0.30, 0.52, 0.44, 0.66, 0.58, 0.49]
+    b = [0.50, 0.45, 0.50, 0.60, 0.35, 0.47, 0.46, 0.55, 0.60, 0.42]
+    rows = [{"llm": tag, "index": i, "input": f"q{i}", "reference": "r", "output": "o", "error": None,
+             "rouge_l": v} for tag, vals in (("base", b), ("tuned", a)) for i, v in enumerate(vals)]
+    res = EvaluationResult({"base": {}, "tuned": {}}, pd.DataFrame(rows), metric_columns=[["rouge_l"]])
+    row = res.compare("tuned", "base").row("tuned", "rouge_l")
+    expected = items_to_decide(np.subtract(a, b))
+    assert row.verdict in ("inconclusive", "no detectable difference")
+    assert row.items_needed == expected and expected is not None and expected > 10
+    assert f"needs about {expected} paired items to be detected with 80% power" in row.sentence
+    assert res.compare("tuned", "base").to_dataframe()["items_needed"].tolist() == [expected]
