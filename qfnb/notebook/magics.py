@@ -33,6 +33,7 @@ from qfnb.notebook._ipython import (
 )
 from qfnb.notebook.chat import answer as chat
 from qfnb.notebook.chat.saved_prompts import saved_prompt_text
+from qfnb.notebook.chat.sessions import DEFAULT_SESSION
 from qfnb.notebook.data import batch as batchjob
 from qfnb.notebook.data import insight as insight_view
 from qfnb.notebook.data import stress as stress_report
@@ -41,8 +42,6 @@ from qfnb.notebook.evaluation.options import EvalArgsError
 from qfnb.notebook.images import generate
 from qfnb.notebook.magic_options import IMAGE_OPTIONS, TRAIN_OPTIONS
 from qfnb.notebook.sampling import OPTIONS
-from qfnb.notebook.chat.saved_prompts import saved_prompt_text
-from qfnb.notebook.chat.sessions import DEFAULT_SESSION
 from qfnb.notebook.training import launcher
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -16,8 +16,8 @@ from qfnb.notebook._ipython import DisplayHandle, live_display
 from qfnb.notebook.chat import answer as chat
 from qfnb.notebook.chat import requests as chat_requests
 from qfnb.notebook.chat import runner
-from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.notebook.chat.sessions import DEFAULT_SESSION
+from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.resources.structured import AnswerSchema, SchemaError, answer_schema
 from qfnb.resources.where import connection_hint
 

@@ -32,8 +32,8 @@ from qfnb.notebook._ipython import live_display
 from qfnb.notebook.chat import answer as chat
 from qfnb.notebook.chat import runner
 from qfnb.notebook.chat.cell import build_cell_requests
-from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.notebook.chat.sessions import DEFAULT_SESSION
+from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.notebook.render import theme
 from qfnb.protocol.model_names import LOCAL_TOOL_MODEL
 from qfnb.protocol.safe_html import clean, escape
