@@ -1,5 +1,5 @@
 """``qfnb.openai_client()``'s calls on the one record (issue 43 §3): the real ``openai`` SDK over
-:class:`~qfnb._core.http.openai_recorded.SyncRecordedTransport`, in front of a mock platform that
+:class:`~qfnb._core.runtime.openai_recorded.SyncRecordedTransport`, in front of a mock platform that
 answers as the local one does. Each model call reserves its worst case (``n``, tools, the prompt),
 is refused unsent past the budget, settles to the usage the platform counted and is in the ledger;
 a stream that did not ask for usage is counted all the same, and its caller never sees the usage
@@ -20,7 +20,7 @@ from qfnb._core.record.cache import cache_mode, set_process_mode
 openai = pytest.importorskip("openai")
 httpx2 = pytest.importorskip("httpx2")
 
-from qfnb._core.http.openai_recorded import SyncRecordedTransport, recorded_api  # noqa: E402
+from qfnb._core.runtime.openai_recorded import SyncRecordedTransport, recorded_api  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("own_record_dir")  # tests/conftest.py
 

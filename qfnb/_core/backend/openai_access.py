@@ -2,7 +2,7 @@
 
 A bearer key is minted with the platform's own IAM pair (``credentials.json``, a signed
 ``/v1/BCE-BEARER/token``: the key never appears on a command line or in a log);
-``qfnb.openai_client()`` (:mod:`qfnb._core.http.openai_recorded`) is the client built on them.
+``qfnb.openai_client()`` (:mod:`qfnb._core.runtime.openai_recorded`) is the client built on them.
 """
 
 from __future__ import annotations
