@@ -281,6 +281,10 @@ class QfnbMagics(Magics):
     @argument("--pairwise", metavar="MODEL", nargs="?", const="",
               help="With --compare: a judge picks the better answer of each pair, asked in both orders "
                    "(a disagreement is a tie); bare: the embedded local platform's chat model.")
+    @argument("--sequential", metavar="MIN_DIFF", nargs="?", const="",
+              help="With --compare and two models: draw items in a seeded random order and stop generating once "
+                   "the comparison on the first metric is decided (an anytime-valid betting confidence sequence); "
+                   "MIN_DIFF tunes it to that difference and lets it decide 'no difference that large'.")
     @argument("--repeats", type=int, help="Ask each item N times (with -t): stability across repeats.")
     @argument("--recorded", action="append", metavar="TAG=SOURCE",
               help="Score answers already made, without calling a model: a dataset column, a notebook variable "
@@ -355,7 +359,7 @@ class QfnbMagics(Magics):
         report = EvalReport(shown, plan.report_samples(result.samples_df), chart=wanted or ["auto"], result=result)
         report.reused = evalrun.reuse_note(plan)
         try:
-            if plan.compare is not None:
+            if plan.compare is not None and not plan.sequential:  # after a sequential stop, fixed-n tests are invalid
                 report.comparison = plan.comparison(result)
             if plan.repeats > 1:
                 report.stability = result.stability(metrics=[c for c in plan.columns if c in result.item_metrics])
