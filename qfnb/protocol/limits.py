@@ -33,6 +33,10 @@ MAX_OUTPUT_TOKENS = 65_536
 LOCAL_CONTEXT_TOKENS = 4096
 #: the local platform's cap on the same fields: its context
 LOCAL_MAX_OUTPUT_TOKENS = LOCAL_CONTEXT_TOKENS
+#: the tokens one answer may generate when its call sets no cap: the local platform's default on
+#: every route (v1, OpenAI, Responses, Messages, batch rows), and what a budget reserves for (and
+#: sends as the cap of) a call that sets none
+DEFAULT_OUTPUT_TOKENS = 1024
 #: the local platform's cap on messages: a turn costs at least 5 tokens of the context (its markers,
 #: role, newline and one token of content), so no longer history fits. It also bounds llama.cpp's
 #: special-token split, whose time grows with the square of the turns (10,001 messages: about a minute).
