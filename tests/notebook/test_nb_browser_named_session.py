@@ -21,10 +21,10 @@ from qfnb._core.backend import daemon
 
 CELLS = [
     "%load_ext qfnb",
-    "%%qfchat -s trip\nMy name is Ada.",
-    "%%qfchat -s trip\nWhat is my name?",
+    "%%qfchat -s trip -m Tiny-Chat\nMy name is Ada.",
+    "%%qfchat -s trip -m Tiny-Chat\nWhat is my name?",
     "%load_ext qfnb\n%qfchat history trip",
-    "%%qfchat -s trip\nAnd once more?",
+    "%%qfchat -s trip -m Tiny-Chat\nAnd once more?",
 ]
 
 
