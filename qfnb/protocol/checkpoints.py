@@ -78,7 +78,7 @@ class Overfit:
     now: float
 
     def describe(self) -> str:
-        return f"over-fitting since step {self.since}: held-out loss {self.low:.2f} → {self.now:.2f}"
+        return f"over-fitting since step {self.since}: held-out loss {self.low:.3g} → {self.now:.3g}"
 
     def to_wire(self) -> dict[str, Any]:
         return {"sinceStep": self.since, "lowestEvalLoss": round(self.low, 6), "step": self.step,

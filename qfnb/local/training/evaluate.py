@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qfnb.local.training import data, lora
+from qfnb.protocol import textmetrics
 
 log = logging.getLogger("qfnb.local.training")
 
@@ -105,8 +106,6 @@ class MetricSet:
     def score(self, model: Any) -> float:
         """The mean metric of the model's answers against the held-out responses."""
         import torch
-
-        from qfnb.protocol import textmetrics
 
         t0 = time.time()
         was_training = model.training
