@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import ProtocolError
 from .openai_wire import check_content, content_text, drop_nulls
+from .schemas import check_schema
 
 #: what ``POST /responses`` takes; any other field is refused by name
 REQUEST_FIELDS = ("model", "input", "instructions", "previous_response_id", "store", "stream", "stream_options",
@@ -171,6 +172,9 @@ def chat_tools(tools: Any) -> list[dict[str, Any]] | None:
             raise ProtocolError(f"tools[{i}].type", f"must be 'function', got {kind!r:.40}: the local platform has "
                                 "no built-in tools (web search, file search, computer use, code interpreter)")
         fn = {k: tool[k] for k in ("name", "description", "parameters") if tool.get(k) is not None}
+        fn["strict"] = tool.get("strict", True)  # the Responses API's default: enforced
+        if isinstance(fn.get("parameters"), dict):
+            check_schema(fn["parameters"], f"tools[{i}].parameters")
         out.append({"type": "function", "function": fn})
     return out or None
 
@@ -201,7 +205,29 @@ def chat_format(text: Any) -> dict[str, Any] | None:
     spec = {k: fmt[k] for k in ("name", "schema", "strict", "description") if fmt.get(k) is not None}
     if not isinstance(spec.get("schema"), dict):
         raise ProtocolError("text.format.schema", "must be a JSON schema object")
+    check_schema(spec["schema"], "text.format.schema")
     return {"type": "json_schema", "json_schema": spec}
+
+
+def text_format(response_format: Mapping[str, Any]) -> dict[str, Any]:
+    """Chat's ``response_format`` as Responses' ``text`` (the inverse of :func:`chat_format`)."""
+    if response_format.get("type") != "json_schema":
+        return {"format": {"type": response_format.get("type", "text")}}
+    return {"format": {"type": "json_schema", **response_format.get("json_schema", {})}}
+
+
+def output_text(response: Mapping[str, Any]) -> str:
+    """The text of a response object's message items, joined (the SDKs' ``output_text``)."""
+    return "".join(part.get("text", "") for item in response.get("output") or () if item.get("type") == "message"
+                   for part in item.get("content") or () if part.get("type") == "output_text")
+
+
+def chat_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
+    """Responses' usage in chat's names (``prompt_tokens``, ``completion_tokens``, ``total_tokens``,
+    the cached prompt tokens under ``prompt_tokens_details``)."""
+    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens", 0)
+    return {"prompt_tokens": usage.get("input_tokens", 0), "completion_tokens": usage.get("output_tokens", 0),
+            "total_tokens": usage.get("total_tokens", 0), "prompt_tokens_details": {"cached_tokens": cached}}
 
 
 #: Responses fields -> their chat completions names
@@ -386,9 +412,10 @@ class EventWriter:
         return self._event("response.failed", response=snapshot)
 
 
-def input_item_list(items: Sequence[Mapping[str, Any]], *, order: str = "desc", after: str | None = None,
-                    limit: int = 20) -> dict[str, Any]:
-    """``GET /responses/{id}/input_items``: a page of a response's input items (OpenAI's list shape)."""
+def list_page(items: Sequence[Mapping[str, Any]], *, order: str = "desc", after: str | None = None,
+              limit: int = 20) -> dict[str, Any]:
+    """A page of ``items`` (oldest first, each with an ``id``) in OpenAI's list shape: a response's
+    ``input_items``, or the stored responses ``GET /responses`` lists."""
     ordered = list(items) if order == "asc" else list(items)[::-1]
     if after is not None:
         ids = [i.get("id") for i in ordered]

@@ -131,3 +131,38 @@ def test_pairwise_judge_and_the_self_judging_guardrail(ip, platform, data_file) 
     with pytest.raises(UsageError, match="add --compare"):
         ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --pairwise first_one")
     assert calls(platform) == before  # refused before any call
+
+
+def test_sequential_stops_early_and_run_all_replays_with_no_call(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rows = [{"prompt": f"question {i}", "response": f"tiny-chat: question {i}"} for i in range(120)]
+    path = tmp_path / "long.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    line = (f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match --compare Other-Chat "
+            "--sequential 0.2 -o res")
+    report = ip.run_line_magic("qfeval", line)
+    rec = report.sequential
+    assert rec.winner == "a" and rec.decided_at is not None and rec.generated < 40
+    assert calls(platform) == {"tiny-chat": rec.generated, "other-chat": rec.generated}
+    sentence = f"decided after {rec.decided_at} of 120 items; {2 * (120 - rec.generated)} calls saved"
+    assert sentence in rec.sentence and "Tiny-Chat beats Other-Chat on exact_match" in rec.sentence
+    html = report.to_html()
+    assert "Sequential comparison on exact_match" in html and sentence in html and report.comparison is None
+    assert sentence in repr(report)
+    # Run All: the same order from the answer store, the same decision, no call
+    before = calls(platform)
+    again = ip.run_line_magic("qfeval", line)
+    assert calls(platform) == before
+    assert (again.sequential.order, again.sequential.decided_at) == (rec.order, rec.decided_at)
+    # the stored result re-shows its decision
+    assert sentence in repr(ip.run_line_magic("qfeval", "res"))
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("--sequential", "add --compare BASE"),
+    ("--compare Other-Chat --sequential x", "MIN_DIFF must be a number"),
+    ("--compare Other-Chat --sequential -0.1", "MIN_DIFF must be positive"),
+])
+def test_sequential_needs_a_comparison_of_two_models(ip, platform, data_file, extra, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UsageError, match=message):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} {extra}")
+    assert calls(platform) == {}
