@@ -118,7 +118,7 @@ class MetricSet:
                 for prompt, ref in zip(self.prompts, self.references, strict=True):
                     ids = self.tok(prompt, add_special_tokens=False, return_tensors="pt")
                     out = model.generate(**ids, max_new_tokens=self.max_tokens, do_sample=False, eos_token_id=end,
-                                         pad_token_id=self.tok.pad_token_id)
+                                         use_cache=True, pad_token_id=self.tok.pad_token_id)
                     answer = self.tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
                     scores.append(textmetrics.exact_match(ref, answer) if self.name == "exact_match"
                                   else textmetrics.rouge(ref, answer)["rouge_l"])
