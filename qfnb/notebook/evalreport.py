@@ -128,6 +128,8 @@ class EvalReport:
         self.stability: Any = None
         #: what was reused instead of asked (``↺ 42 of 42 answers reused …``), said above the metrics
         self.reused: str | None = None
+        #: ``--plan``: a ``PlanReport`` (items needed, assumptions, the full run's line)
+        self.plan: Any = None
         #: ``--sequential``: the run's ``SequentialRecord`` (its decision, order and stopping point)
         self.sequential: Any = getattr(result, "sequential", None)
 
@@ -169,6 +171,8 @@ class EvalReport:
         if self.chart_metrics:
             png = base64.b64encode(self.chart_png()).decode()
             parts.append(f'<img class="qfnb-eval-chart" alt="metrics chart" src="data:image/png;base64,{png}"/>')
+        if self.plan is not None:
+            parts.append(self.plan.to_html())
         if self.sequential is not None:
             parts.append(sequential_html(self.sequential))
         if self.comparison is not None:
@@ -189,6 +193,8 @@ class EvalReport:
         text = f"Evaluation — {len(self.metrics.index)} model(s)\n{table}"
         if self.reused:
             text = f"Evaluation — {len(self.metrics.index)} model(s)\n{self.reused}\n{table}"
+        if self.plan is not None:
+            text += "\n" + repr(self.plan)
         if self.sequential is not None:
             text += f"\nSequential: {self.sequential.sentence}"
         if self.comparison is not None:  # its notes say which means a corpus-level metric compared
