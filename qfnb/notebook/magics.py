@@ -245,8 +245,11 @@ class QfnbMagics(Magics):
     @argument("--name", help="A name for the run (dashboards, --list and %%qfmodels show it, the id beside).")
     @argument("--eval-split", type=int, metavar="PCT", help="Hold out PCT%% of the data (never trained on) for the "
               "evaluation loss the dashboard draws beside the training loss (default: the platform's 20; 0: none).")
+    @argument("--early-stop", action="store_true",
+              help="End the run once 2 checkpoints in a row bring no improvement of the held-out loss.")
     @argument("--deploy", action="store_true",
-              help="Publish and deploy the model when training succeeds (with --attach TASK: deploy that job).")
+              help="Publish and deploy the model when training succeeds (its best checkpoint; with --attach TASK: "
+                   "deploy that job).")
     @argument("--fresh", action="store_true",
               help="Train again even if this platform has a finished run of the same recipe (it is reused otherwise).")
     @argument("-o", "--output", help="Store the dashboard (.trainer, .wait(), .trained_model_id) here.")
