@@ -37,7 +37,7 @@ from qfnb.local.engines.base import (
 )
 from qfnb.local.engines.gate import Gate
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import prompts, tool_calls
+from qfnb.local.engines.llama import grammar, prompts, tool_calls
 from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer
 from qfnb.protocol.sse import SSEDecoder
 
@@ -236,6 +236,8 @@ class OpenAIChat:
                     target.broken()
                 raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} could not prepare the prompt "
                                         f"({type(exc).__name__})") from exc
+            if extra and "json_schema" in extra:  # the same answers, a grammar cheaper to decode
+                extra = {**extra, "json_schema": grammar.engine_schema(extra["json_schema"])}
             body = {"model": self._model, "prompt": tokens, **request_body(gp, llama=True), **(extra or {}),
                     **(target.extra or {})}
             prompts.fit(self.name, tokens, self._n_ctx, body)
