@@ -177,17 +177,20 @@ class TrainingState:
         self.eta = _num(d.get("etaSeconds")) if "etaSeconds" in d else self.eta
         if d.get("errorMessage"):
             self.error = str(d["errorMessage"])
-        changed = False
-        saved = d.get("checkpointList")
-        if isinstance(saved, list) and len(saved) != len(self.checkpoints):
-            self.checkpoints = [dict(c) for c in saved if isinstance(c, Mapping) and "step" in c]
-            changed = True
+        changed = self._take_checkpoints(d.get("checkpointList"))
         for key, attr in (("lossCurve", "loss"), ("evalLossCurve", "eval_loss")):
             curve = d.get(key)
             if isinstance(curve, list) and len(curve) != len(getattr(self, attr)):
                 setattr(self, attr, [(int(s), float(v)) for s, v in curve])
                 changed = True
         return changed
+
+    def _take_checkpoints(self, saved: Any) -> bool:
+        """The task detail's (or the trainer output's) checkpoint list, when it has news."""
+        if not isinstance(saved, list) or len(saved) == len(self.checkpoints):
+            return False
+        self.checkpoints = [dict(c) for c in saved if isinstance(c, Mapping) and "step" in c]
+        return True
 
     def finish(self, status: str, *, output: Any = None, error: str | None = None,
                ended_at: float | None = None) -> None:
@@ -204,9 +207,8 @@ class TrainingState:
             model = output.get("model") if isinstance(output, Mapping) else None
             named = model.get("name") if isinstance(model, Mapping) else getattr(model, "name", None)
             self.model_name = str(named) if named else find_key(output, ("model_name", "modelName")) or self.model_name
-            saved = output.get("checkpoints") if isinstance(output, Mapping) else None
-            if isinstance(saved, list) and saved and not self.checkpoints:  # the trainer's output
-                self.checkpoints = [dict(c) for c in saved if isinstance(c, Mapping) and "step" in c]
+            if isinstance(output, Mapping) and output.get("checkpoints") and not self.checkpoints:
+                self._take_checkpoints(output["checkpoints"])  # the trainer's output
         if status == "succeeded" and self.total_steps:
             self.step, self.progress, self.eta = max(self.step, self.total_steps), 1.0, 0.0
         self.ended_at = ended_at if ended_at is not None else self.wall()
