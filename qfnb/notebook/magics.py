@@ -284,6 +284,10 @@ class QfnbMagics(Magics):
     @argument("--judge", metavar="MODEL", nargs="?", const="",
               help="Also score answers with this model as an LLM judge (judge_score); a bare --judge uses the "
                    "embedded local platform's chat model. A candidate cannot be its own judge.")
+    @argument("--calibrate", metavar="LABELS", action="append",
+              help="With --judge: your own scores of a few answers (about 20), on the judge's scale: a dataset "
+                   "column (one model) or TAG=COLUMN per model, empty on the rows you did not label. The report "
+                   "gives the judge's agreement with them and prediction-powered means.")
     @argument("--compare", metavar="BASE", help="Compare every other model with BASE, item by item: mean "
               "difference with a 95%% bootstrap CI, McNemar / permutation test (Holm-adjusted), flipped items.")
     @argument("--pairwise", metavar="MODEL", nargs="?", const="",
@@ -395,6 +399,7 @@ class QfnbMagics(Magics):
             except EvalArgsError as exc:
                 raise UsageError(str(exc)) from exc
         try:
+            report.judge_notes = plan.judge_check(result)
             if plan.compare is not None and not plan.sequential:  # after a sequential stop, fixed-n tests are invalid
                 report.comparison = plan.comparison(result)
             if plan.repeats > 1:
