@@ -294,7 +294,7 @@ class TrainingDashboard(VBox):
                         f"<code>{escape(st.reused)}</code> (same recipe) · <code>--fresh</code> trains again</span>")
         if st.checkpoints:
             text = st.checkpoint_text()
-            color = _theme.ERROR if st.overfit is not None else _theme.TEXT
+            color = theme.ERROR if st.overfit is not None else theme.TEXT
             rows.append(f'<span class="qfnb-checkpoints" style="color:{color}">{escape(text)}</span>')
         if st.model_id:
             rows.append(f"model <code>{escape(st.model_label)}</code>")
