@@ -245,8 +245,11 @@ class QfnbMagics(Magics):
     @argument("--name", help="A name for the run (dashboards, --list and %%qfmodels show it, the id beside).")
     @argument("--eval-split", type=int, metavar="PCT", help="Hold out PCT%% of the data (never trained on) for the "
               "evaluation loss the dashboard draws beside the training loss (default: the platform's 20; 0: none).")
+    @argument("--early-stop", action="store_true",
+              help="End the run once 2 checkpoints in a row bring no improvement of the held-out loss.")
     @argument("--deploy", action="store_true",
-              help="Publish and deploy the model when training succeeds (with --attach TASK: deploy that job).")
+              help="Publish and deploy the model when training succeeds (its best checkpoint; with --attach TASK: "
+                   "deploy that job).")
     @argument("--fresh", action="store_true",
               help="Train again even if this platform has a finished run of the same recipe (it is reused otherwise).")
     @argument("-o", "--output", help="Store the dashboard (.trainer, .wait(), .trained_model_id) here.")
@@ -276,6 +279,10 @@ class QfnbMagics(Magics):
     @argument("--judge", metavar="MODEL", nargs="?", const="",
               help="Also score answers with this model as an LLM judge (judge_score); a bare --judge uses the "
                    "embedded local platform's chat model. A candidate cannot be its own judge.")
+    @argument("--calibrate", metavar="LABELS", action="append",
+              help="With --judge: your own scores of a few answers (about 20), on the judge's scale: a dataset "
+                   "column (one model) or TAG=COLUMN per model, empty on the rows you did not label. The report "
+                   "gives the judge's agreement with them and prediction-powered means.")
     @argument("--compare", metavar="BASE", help="Compare every other model with BASE, item by item: mean "
               "difference with a 95%% bootstrap CI, McNemar / permutation test (Holm-adjusted), flipped items.")
     @argument("--pairwise", metavar="MODEL", nargs="?", const="",
@@ -285,6 +292,10 @@ class QfnbMagics(Magics):
               help="With --compare and two models: draw items in a seeded random order and stop generating once "
                    "the comparison on the first metric is decided (an anytime-valid betting confidence sequence); "
                    "MIN_DIFF tunes it to that difference and lets it decide 'no difference that large'.")
+    @argument("--plan", metavar="MIN_DIFF",
+              help="With --compare: run a pilot (--limit items, default 20, drawn at random) or read the stored "
+                   "result, and say how many items detect a difference of MIN_DIFF on the first metric with 80%% "
+                   "power, with the line that runs them.")
     @argument("--repeats", type=int, help="Ask each item N times (with -t): stability across repeats.")
     @argument("--recorded", action="append", metavar="TAG=SOURCE",
               help="Score answers already made, without calling a model: a dataset column, a notebook variable "
@@ -312,7 +323,7 @@ class QfnbMagics(Magics):
         if args.models or args.endpoint or args.dataset or args.recorded:
             if args.result:
                 raise UsageError(f"%qfeval: give a result variable ({args.result!r}) or --models/--dataset, not both")
-            return self._eval_run(args, chart)
+            return self._eval_run(args, chart, line)
         if not args.result:
             raise UsageError(
                 "usage: %qfeval [--models M1,M2] --dataset DATA [--metrics ...] [-o VAR]   (run an evaluation;\n"
@@ -324,6 +335,8 @@ class QfnbMagics(Magics):
         except Exception as exc:
             raise UsageError(f"%qfeval: cannot evaluate {args.result!r}: {exc}") from exc
         report = EvalReport.from_value(value, chart=chart)
+        if args.plan is not None:
+            report.plan = self._stored_plan(value, args)
         if args.compare is not None:
             try:
                 if isinstance(value, Mapping):  # {name: result}: one result per run, paired by item
@@ -335,14 +348,30 @@ class QfnbMagics(Magics):
                 raise UsageError(f"%qfeval --compare: {exc}") from exc
         return report
 
-    def _eval_run(self, args: argparse.Namespace, chart: list[str]) -> Any:
+    def _stored_plan(self, value: Any, args: argparse.Namespace) -> Any:
+        """``%qfeval RESULT --compare BASE --plan MIN_DIFF``: the plan from a stored result."""
+        from qfnb.notebook import evalplan  # deferred: loads pandas (`%load_ext qfnb` does not)
+
+        if args.compare is None:
+            raise UsageError("%qfeval --plan: name the baseline with --compare BASE")
+        metrics = split_csv(args.metrics or []) or list(getattr(value, "item_metrics", []))[:1]
+        try:
+            if not metrics:
+                raise EvalArgsError("--plan: the result has no per-item metric")
+            found = evalplan.plans(value, args.compare, metrics[0], evalplan.min_difference(args.plan))
+        except EvalArgsError as exc:
+            raise UsageError(str(exc)) from exc
+        pilot = len(set(value.samples["index"]))
+        return evalplan.PlanReport(found, pilot_items=pilot, dataset_items=None, line=None, metric=metrics[0])
+
+    def _eval_run(self, args: argparse.Namespace, chart: list[str], line: str) -> Any:
         # deferred: these load pandas (`%load_ext qfnb` does not)
-        from qfnb.notebook import evalrun
+        from qfnb.notebook import evalplan, evalrun
         from qfnb.notebook.evalreport import EvalReport
 
         _check_var(args.output, "-o/--output")
         try:
-            plan = evalrun.plan(args, self.user_ns)
+            plan, pilot = evalplan.prepare(args, self.user_ns)
         except EvalArgsError as exc:
             raise UsageError(str(exc)) from exc
         except Exception as exc:  # the platform could not list models or hand out the dataset
@@ -358,7 +387,13 @@ class QfnbMagics(Magics):
         wanted = chart if chart != ["auto"] else list(shown.columns)
         report = EvalReport(shown, plan.report_samples(result.samples_df), chart=wanted or ["auto"], result=result)
         report.reused = evalrun.reuse_note(plan)
+        if pilot is not None:
+            try:
+                report.plan = pilot.report(result, plan, line)
+            except EvalArgsError as exc:
+                raise UsageError(str(exc)) from exc
         try:
+            report.judge_notes = plan.judge_check(result)
             if plan.compare is not None and not plan.sequential:  # after a sequential stop, fixed-n tests are invalid
                 report.comparison = plan.comparison(result)
             if plan.repeats > 1:

@@ -166,3 +166,62 @@ def test_sequential_needs_a_comparison_of_two_models(ip, platform, data_file, ex
     with pytest.raises(UsageError, match=message):
         ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} {extra}")
     assert calls(platform) == {}
+
+
+def test_plan_from_a_pilot_and_from_a_stored_result(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rows = [{"prompt": f"question {i}", "response": f"{'other' if i % 3 == 0 else 'tiny'}-chat: question {i}"}
+            for i in range(60)]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    line = (f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match --compare Other-Chat "
+            "--plan 0.2 --limit 12 -o pilot")
+    report = ip.run_line_magic("qfeval", line)
+    assert calls(platform) == {"tiny-chat": 12, "other-chat": 12}  # the pilot only
+    plan = report.plan
+    (only,) = plan.plans
+    assert only.models == ("Tiny-Chat", "Other-Chat") and only.n_pilot == 12 and only.discordant == 1.0
+    assert plan.n_items > 60 and "The data set has only 60 items" in "\n".join(plan.sentences)
+    assert plan.next_line == (f"%qfeval --models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match "
+                              "--compare Other-Chat -o pilot --limit 60")
+    html = report.to_html()
+    assert "Plan on exact_match (pilot: 12 items)" in html and 'class="qfnb-plan-line"' in html
+    assert f"{only.n_items} paired items detect a difference of 0.2" in repr(report)
+    # the same plan from the stored pilot
+    stored = ip.run_line_magic("qfeval", "pilot --compare Other-Chat --plan 0.2")
+    assert stored.plan.plans[0].n_items == only.n_items and stored.plan.next_line is None
+    with pytest.raises(UsageError, match="--compare BASE"):
+        ip.run_line_magic("qfeval", "pilot --plan 0.2")
+    with pytest.raises(UsageError, match="MIN_DIFF must be positive"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --compare Other-Chat --plan 0")
+
+
+def kind_judge(prompt: str, **options: object) -> str:
+    """A judge as a notebook function (it is also given the judge's call options, such as
+    max_output_tokens): 5 for Tiny-Chat's answers, 3 for the others' (a kind judge)."""
+    return "评分: 5" if "tiny-chat: question" in prompt else "评分: 3"
+
+
+def test_calibrate_a_judge_with_your_labels(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rows = [{"prompt": f"question {i}", "response": f"tiny-chat: question {i}",
+             "mine_tiny": (4 if i % 4 else 3) if i < 8 else None, "mine_other": (2 if i % 3 else 1) if i < 8 else None}
+            for i in range(30)]
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    ip.user_ns["kind_judge"] = kind_judge
+    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match "
+                                         "--judge kind_judge --calibrate Tiny-Chat=mine_tiny,Other-Chat=mine_other "
+                                         "--compare Other-Chat")
+    text = "\n".join(report.judge_notes)
+    assert "judge kind_judge on judge_score vs your labels of Tiny-Chat: Spearman" in text
+    # the judge says 5 where you said 3.75 on average: the calibrated mean is yours, not the judge's
+    assert "Tiny-Chat: judge_score calibrated to your labels 3.75" in text and "off by +1.25" in text
+    assert "Tiny-Chat \u2212 Other-Chat: judge_score difference calibrated to your labels" in text
+    assert "Judge calibration" in report.to_html() and text in repr(report)
+    # no labels: the report says the judge is uncalibrated
+    plain = ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {path} --metrics exact_match --judge kind_judge")
+    assert plain.judge_notes == ["judge kind_judge on judge_score is uncalibrated: nothing compares it with your "
+                                 "own labels (--calibrate LABELS, or qfnb.evaluation.calibrated_mean)"]
+    with pytest.raises(UsageError, match="add --judge"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {path} --calibrate mine_tiny")
+    with pytest.raises(UsageError, match="no column 'nope'"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {path} --judge kind_judge --calibrate nope")
