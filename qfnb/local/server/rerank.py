@@ -4,7 +4,7 @@ The default reranker ranks documents by the cosine similarity of the built-in em
 vectors (query against each document): a bi-encoder, not a cross-encoder, and served as such
 (``%qfmodels`` lists the embedding model with the ``reranker`` API type). A cross-encoder GGUF
 added with ``qfnb models add x.gguf --role rerank`` answers with llama-server's own scores
-(:mod:`qfnb.local.engines.reranker`).
+(:mod:`qfnb.local.engines.llama.reranker`).
 """
 
 from __future__ import annotations
