@@ -26,7 +26,7 @@ from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb._core.http.stages import Answer, Next, compose
 from qfnb._core.http.stages.auth import Authenticate
-from qfnb._core.http.stages.limit import Limit
+from qfnb._core.http.stages.limit import RateLimit
 from qfnb._core.http.stages.outage import Outage
 from qfnb._core.http.stages.record import Record
 from qfnb._core.http.stages.retry import Retry
@@ -186,7 +186,7 @@ async def test_outage_makes_calls_wait_out_a_refusing_server_and_an_answer_ends_
 async def test_limit_spaces_calls_learns_a_services_limits_and_settles_tokens() -> None:
     clock = Clock()
     servers: dict[str, RateLimiter | None] = {}
-    stage = Limit(RateLimiter(qps=2, clock=clock), servers, clock.sleep, clock)
+    stage = RateLimit(RateLimiter(qps=2, clock=clock), servers, clock.sleep, clock)
 
     async def advertise(call: Call) -> Answer:
         call.reply_headers = {"x-ratelimit-limit-requests": "600", "x-ratelimit-limit-tokens": "60000"}

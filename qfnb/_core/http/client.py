@@ -41,7 +41,7 @@ from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb._core.http.stages import Answer, Next, Stage, compose
 from qfnb._core.http.stages.auth import Authenticate
-from qfnb._core.http.stages.limit import Limit
+from qfnb._core.http.stages.limit import RateLimit
 from qfnb._core.http.stages.outage import Outage
 from qfnb._core.http.stages.record import Record
 from qfnb._core.http.stages.retry import Retry
@@ -113,7 +113,7 @@ class AsyncQianfanClient:
         revive_stage: list[Stage] = [Revive(revive, self.outages)] if self.config.embedded else []
         return [Record(self.served_digest), Retry(self._infer_policy, self.sleep), *revive_stage,
                 Outage(self.outages, self.sleep),
-                Limit(self.limiter, self.server_limits, self.sleep, self.clock), Authenticate(self.auth_for)]
+                RateLimit(self.limiter, self.server_limits, self.sleep, self.clock), Authenticate(self.auth_for)]
 
     def __repr__(self) -> str:
         return f"AsyncQianfanClient({self.config!r})"

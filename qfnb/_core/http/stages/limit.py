@@ -12,13 +12,13 @@ from qfnb._core.http.ratelimit import RateLimiter
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.stages import Answer, Next
 
-__all__ = ["Limit"]
+__all__ = ["RateLimit"]
 
 #: the platform's "tokens per minute exceeded" code: it slows the token limits too
 _TPM_EXCEEDED = 336502
 
 
-class Limit:
+class RateLimit:
     """``limiter`` is the client's; ``servers`` maps a service URL to the limiter its first
     answer advertised (None: it advertised none)."""
 
