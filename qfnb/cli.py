@@ -283,8 +283,27 @@ def _group_named(parser: argparse.ArgumentParser, words: Sequence[str]) -> argpa
     return parser if any(isinstance(a, argparse._SubParsersAction) for a in parser._actions) else None
 
 
+def _one_line_warnings() -> None:
+    """Show the local platform's model-substitution warning as one ``qfnb:`` line on stderr."""
+    import warnings
+
+    from qfnb._core.http.substitution import LocalModelWarning
+
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        if issubclass(category, LocalModelWarning):
+            print(f"qfnb: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _one_line_warnings()
     parser = build_parser()
     group = _group_named(parser, argv)
     if group is not None:  # a group with no command shows its help, as the official CLI does

@@ -70,6 +70,9 @@ def _run(lm: Any, args: argparse.Namespace) -> int:
         rows += [[m["name"], m["kind"], _mib(m["size"]), ",".join(m["roles"]), m["source"],
                   time.strftime("%Y-%m-%d %H:%M", time.localtime(m["added"]))] for m in lm.list(data_dir)]
         print(_table(rows))
+        mapped = [["CLOUD NAME", "API", "ANSWERED LOCALLY BY"]]
+        mapped += [[m["cloud"], m["apiType"], m["local"]] for m in lm.mapping(data_dir)]
+        print("\ncloud model names served offline:\n" + _table(mapped))
         return 0
     if cmd == "ps":
         rows = [["NAME", "STATE", "PID", "RESIDENT", "BUSY/SLOTS", "QUEUED", "UNLOAD IN"]]

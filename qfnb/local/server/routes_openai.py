@@ -24,6 +24,7 @@ from qfnb.local.server.offload import offload
 from qfnb.local.server.openai_errors import openai_route
 from qfnb.local.server.serve import serve
 from qfnb.local.server.wire import now, parse, response_id
+from qfnb.protocol.daemon import MODEL_HEADER
 from qfnb.protocol.inference import EmbeddingRequest, OpenAIChatRequest, OpenAICompletionRequest
 from qfnb.protocol.openai_wire import check_encoding, drop_nulls, encode_vector
 
@@ -60,12 +61,14 @@ async def _embeddings(request: Request, platform: Platform, body: dict[str, Any]
     vectors, tokens = await embedder.aembed(req.input)
     data = [{"object": "embedding", "embedding": encode_vector(v, encoding), "index": i} for i, v in enumerate(vectors)]
     return JSONResponse({"object": "list", "data": data, "model": model.name,
-                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
+                        headers={MODEL_HEADER: model.name})
 
 
 async def _rerank(request: Request, platform: Platform, body: dict[str, Any], lane: str) -> Response:
-    return JSONResponse({"id": response_id(), "object": "rerank_list", "created": now(),
-                         **await rerank.rerank(platform, body)})
+    ranked = await rerank.rerank(platform, body)
+    return JSONResponse({"id": response_id(), "object": "rerank_list", "created": now(), **ranked},
+                        headers={MODEL_HEADER: ranked["model"]})
 
 
 chat, completions = openai_route(_chat), openai_route(_completions)
