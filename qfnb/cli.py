@@ -287,7 +287,7 @@ def _one_line_warnings() -> None:
     """Show the local platform's model-substitution warning as one ``qfnb:`` line on stderr."""
     import warnings
 
-    from qfnb._core.http.substitution import LocalModelWarning
+    from qfnb._core.http.substitution import LocalModelWarning  # deferred: `qfnb --help` skips the client's http rooms
 
     shown = warnings.showwarning
 
@@ -303,13 +303,13 @@ def _one_line_warnings() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    _one_line_warnings()
     parser = build_parser()
     group = _group_named(parser, argv)
     if group is not None:  # a group with no command shows its help, as the official CLI does
         group.print_help()
         return 0
     args = parser.parse_args(argv)
+    _one_line_warnings()
     if official.handles(args.command):
         return official.run(args, argv)
 

@@ -7,10 +7,20 @@ in ``models.json`` (:func:`qfnb.protocol.routes.default_model`).
 
 from __future__ import annotations
 
+import re
 from types import MappingProxyType
 
-__all__ = ["EMBEDDER_LANGUAGES", "LOCAL_CHAT_MODEL", "LOCAL_DEFAULT_MODELS", "LOCAL_EMBEDDING_MODEL",
-           "LOCAL_ENGLISH_EMBEDDING_MODEL", "LOCAL_FINETUNE_BASE", "LOCAL_TOOL_MODEL", "V2_DEFAULT_MODEL"]
+__all__ = [
+    "EMBEDDER_LANGUAGES",
+    "LOCAL_CHAT_MODEL",
+    "LOCAL_DEFAULT_MODELS",
+    "LOCAL_EMBEDDING_MODEL",
+    "LOCAL_ENGLISH_EMBEDDING_MODEL",
+    "LOCAL_FINETUNE_BASE",
+    "LOCAL_TOOL_MODEL",
+    "V2_DEFAULT_MODEL",
+    "endpoint_for",
+]
 
 #: the local platform's chat and completions model (llama.cpp)
 LOCAL_CHAT_MODEL = "Qwen2.5-Coder-0.5B-Instruct"
@@ -36,3 +46,8 @@ LOCAL_DEFAULT_MODELS = MappingProxyType({"chat": LOCAL_CHAT_MODEL, "completions"
                                          "embeddings": LOCAL_EMBEDDING_MODEL})
 #: the v2 API's model when a v2 chat call names none (the cloud's)
 V2_DEFAULT_MODEL = "ernie-lite-8k"
+
+
+def endpoint_for(name: str) -> str:
+    """A model name's URL endpoint form: lowercase, runs of other characters as ``_``."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")

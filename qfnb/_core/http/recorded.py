@@ -98,6 +98,8 @@ class Recording:
     hit: CachedAnswer | None = None
     #: the model that answered (the platform's ``MODEL_HEADER``); ``target`` until one did
     answered: str = ""
+    #: the model name the caller asked by ("" when it named an endpoint; then ``target`` is what it asked)
+    named: str = ""
     started: float = field(default_factory=time.perf_counter)
 
     held: Reservation | None = None
@@ -105,9 +107,9 @@ class Recording:
 
     @classmethod
     def begin(cls, config: Config, api: str, target: str, body: dict[str, Any], *, stream: bool,
-              repeat: int = 0) -> Recording:
+              repeat: int = 0, named: str = "") -> Recording:
         """A call about to be made (nothing is looked up or held yet)."""
-        return cls(config, api, target, body, stream, repeat or current_repeat())
+        return cls(config, api, target, body, stream, repeat or current_repeat(), named=named)
 
     @property
     def caching(self) -> bool:
@@ -216,8 +218,8 @@ class Recording:
         completion = int(usage.get("completion_tokens") or 0)
         total = int(usage.get("total_tokens") or prompt + completion)
         asked = self.target if self.target.lower() != self.answered.lower() else ""
-        if asked and self.config.embedded:
-            announce(asked, self.answered)
+        if asked:  # only a qfnb platform names the model that answered (MODEL_HEADER)
+            announce(self.named or asked, self.answered)
         default_ledger().record(UsageRow(api=self.api, model=self.answered, asked=asked, platform=self.platform,
                                          prompt_tokens=prompt, completion_tokens=completion, total_tokens=total,
                                          latency_s=latency, cache_hit=hit))

@@ -9,9 +9,10 @@ model that answered (``provenance["model"]``, v2 ``model``, the usage ledger).
 
 from __future__ import annotations
 
-import re
 import threading
 import warnings
+
+from qfnb.protocol.model_names import endpoint_for
 
 __all__ = ["LocalModelWarning", "announce", "same_model"]
 
@@ -25,10 +26,7 @@ class LocalModelWarning(UserWarning):
 
 def same_model(asked: str, answered: str) -> bool:
     """Whether ``asked`` names ``answered`` (its name or endpoint form, any case)."""
-    def key(s: str) -> str:
-        return re.sub(r"[^a-z0-9]+", "_", s.lower()).strip("_")
-
-    return key(asked) == key(answered)
+    return endpoint_for(asked) == endpoint_for(answered)
 
 
 def announce(asked: str, answered: str) -> bool:
@@ -36,9 +34,9 @@ def announce(asked: str, answered: str) -> bool:
     if not asked or not answered or same_model(asked, answered):
         return False
     with _lock:
-        if (asked.lower(), answered.lower()) in _shown:
+        if (endpoint_for(asked), endpoint_for(answered)) in _shown:
             return False
-        _shown.add((asked.lower(), answered.lower()))
+        _shown.add((endpoint_for(asked), endpoint_for(answered)))
     warnings.warn(f"{asked} → {answered} on the local platform (cloud model not available offline)",
                   LocalModelWarning, stacklevel=2)
     return True

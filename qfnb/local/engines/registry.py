@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 import threading
 from collections.abc import Mapping
 from dataclasses import replace
@@ -39,6 +38,7 @@ from qfnb.protocol.model_names import (
     LOCAL_ENGLISH_EMBEDDING_MODEL,
     LOCAL_FINETUNE_BASE,
     LOCAL_TOOL_MODEL,
+    endpoint_for,
 )
 
 __all__ = ["BUILTIN_SPECS", "EngineOptions", "EngineRegistry", "endpoint_for", "parse_external"]
@@ -68,11 +68,6 @@ def _builtin_named(key: str) -> str | None:
     """The built-in model that ``key`` names (its name or endpoint, any case), if any."""
     want = endpoint_for(key)
     return next((name for name in BUILTIN_SPECS if endpoint_for(name) == want), None)
-
-
-def endpoint_for(name: str) -> str:
-    """The URL endpoint of a model name: lowercase, runs of other characters as ``_``."""
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 class EngineRegistry:
