@@ -107,14 +107,14 @@ topic = "list comprehensions"
 print(type(answer).__name__, answer.done, len(str(answer)) > 0)
 """, stdout="ChatAnswer True True\n"),
     code("""
-%%qfchat -s tour -t 0.2 --max-tokens 256
+%%qfchat -t 0.2 --max-tokens 256
 Explain {topic} in two sentences. Then show the dict {"a": 1} as JSON.
 """, **IGNORE),
     code("""
-%%qfchat -s tour -t 0.2 --max-tokens 256
+%%qfchat -t 0.2 --max-tokens 256
 Now give one example of what you just explained.
 """, **IGNORE),
-    check("%qfchat sessions", result="default: 1 exchange(s)\ntour: 2 exchange(s)"),
+    check("%qfchat sessions", result="default: 3 exchange(s)"),
     md("## 3. A batch with a progress bar (widget here, text in a terminal)"),
     code("""
 questions = [f"What is {a} + {b}? Answer with the number only." for a, b in [(1, 2), (3, 4), (5, 6), (7, 8)]]

@@ -3,12 +3,14 @@
 from ._errors import EvaluationError
 from .answers import AnswerStore
 from .base import EvalInput, Evaluator, LocalEvaluator, Sample
+from .calibrate import Agreement, CalibratedMean, agreement, calibrated_difference, calibrated_mean
 from .compare import Comparison, PairedMetric
 from .judge import LocalJudgeEvaluator, parse_judge_score
 from .manager import EvaluationManager
 from .manual import ManualEvaluator, ManualItem
 from .metrics import BleuEvaluator, ExactMatchEvaluator, RougeEvaluator
 from .pairwise import PairwiseJudge
+from .plan import Plan, plan_comparison
 from .platform import (
     ManualEvaluatorDimension,
     QianfanEvaluator,
@@ -19,13 +21,17 @@ from .platform import (
 )
 from .result import EvaluationResult
 from .rubric import Rubric
+from .sequential import ConfidenceSequence, SequentialComparison
 from .similarity import EmbeddingSimilarityEvaluator
 from .stability import Stability
 
 __all__ = [
+    "Agreement",
     "AnswerStore",
     "BleuEvaluator",
+    "CalibratedMean",
     "Comparison",
+    "ConfidenceSequence",
     "EmbeddingSimilarityEvaluator",
     "EvalInput",
     "EvaluationError",
@@ -40,6 +46,7 @@ __all__ = [
     "ManualItem",
     "PairedMetric",
     "PairwiseJudge",
+    "Plan",
     "QianfanEvaluator",
     "QianfanManualEvaluator",
     "QianfanRefereeEvaluator",
@@ -47,7 +54,12 @@ __all__ = [
     "RougeEvaluator",
     "Rubric",
     "Sample",
+    "SequentialComparison",
     "Stability",
+    "agreement",
     "build_eval_standard_conf",
+    "calibrated_difference",
+    "calibrated_mean",
     "parse_judge_score",
+    "plan_comparison",
 ]

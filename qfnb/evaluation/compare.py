@@ -29,6 +29,8 @@ from ._words import BETTER, NO_DIFF, SAME, TOO_FEW, UNSURE, WORSE, format_p
 from ._words import digits_for as _digits
 from ._words import signed as _num
 from .compare_view import comparison_html, forest_figure
+from .data import item_scores
+from .plan import items_to_decide
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -61,6 +63,8 @@ class PairedMetric:
     losses: int
     alpha: float = 0.05
     correction: str = "holm"
+    #: paired items a new run would need to detect the observed difference with 80% power (when undecided)
+    items_needed: int | None = None
 
     @property
     def verdict(self) -> str:
@@ -107,9 +111,16 @@ class PairedMetric:
         counts = f"{self.wins} better, {self.losses} worse, {self.ties} tied"
         if v == NO_DIFF:
             return (f"{m} vs {b} on {k}: no detectable difference ({_num(self.diff, dg)}, {ci} spans 0; "
-                    f"{counts}{reps})")
+                    f"{counts}{reps}){self._needed(dg)}")
         why = "the CI excludes 0 but" if self.ci.low > 0 or self.ci.high < 0 else "the CI spans 0 but"
-        return f"{m} vs {b} on {k}: inconclusive ({_num(self.diff, dg)}, {ci}; {why} {p}; {counts}{reps})"
+        return (f"{m} vs {b} on {k}: inconclusive ({_num(self.diff, dg)}, {ci}; {why} {p}; {counts}{reps})"
+                f"{self._needed(dg)}")
+
+    def _needed(self, dg: int) -> str:
+        if self.items_needed is None or self.items_needed <= self.n:
+            return ""
+        return (f"; a difference of {_num(self.diff, dg)} needs about {self.items_needed} paired items to be "
+                f"detected with 80% power (plan_comparison / --plan)")
 
     def as_row(self) -> dict[str, Any]:
         return {"model": self.model, "baseline": self.baseline, "metric": self.metric, "kind": self.kind,
@@ -118,7 +129,7 @@ class PairedMetric:
                 "ci_low": self.ci.low if self.ci else float("nan"),
                 "ci_high": self.ci.high if self.ci else float("nan"), "test": self.test, "p_value": self.p_value,
                 "p_adjusted": self.p_adjusted, "wins": self.wins, "ties": self.ties, "losses": self.losses,
-                "verdict": self.verdict}
+                "verdict": self.verdict, "items_needed": self.items_needed}
 
 
 @dataclass
@@ -220,17 +231,6 @@ class Comparison:
 
 # -- building ---------------------------------------------------------------------------------------
 
-def _values(samples: pd.DataFrame, tag: str, metric: str) -> dict[int, list[float]]:
-    """``{item index: [scores over repeats]}`` for one model (missing scores dropped)."""
-    rows = samples[samples["llm"] == tag]
-    values = pd.to_numeric(rows[metric], errors="coerce").astype(float)
-    out: dict[int, list[float]] = {}
-    for index, value in zip(rows["index"], values, strict=True):
-        if math.isfinite(value):
-            out.setdefault(int(index), []).append(float(value))
-    return out
-
-
 def _item_frame(samples: pd.DataFrame, model: str, baseline: str, metrics: Sequence[str]) -> pd.DataFrame:
     """Per item: input/reference, both outputs (the first repeat) and both mean scores."""
     first = samples.sort_values("repeat") if "repeat" in samples.columns else samples
@@ -246,7 +246,7 @@ def _item_frame(samples: pd.DataFrame, model: str, baseline: str, metrics: Seque
     frame["model_output"] = [other["output"].get(i) for i in index]
     for m in metrics:
         for side, tag in (("baseline", baseline), ("model", model)):
-            vals = _values(samples, tag, m)
+            vals = item_scores(samples, tag, m)
             frame[f"{side}/{m}"] = [float(np.mean(vals[i])) if i in vals else float("nan") for i in index]
     return frame
 
@@ -268,13 +268,14 @@ def _pair(model: str, baseline: str, metric: str, a: dict[int, list[float]], b: 
               else st.bootstrap_ci(d, **ci_kw))
         p = st.mcnemar_exact(ma, mb).p_value if binary else st.sign_flip_test(d, seed=settings["seed"])
     nan = float("nan")
+    needed = items_to_decide(d, pass_fail=binary, alpha=settings["alpha"]) if len(keys) >= 3 else None
     return PairedMetric(
         model=model, baseline=baseline, metric=metric, kind="pass/fail" if binary else "score", n=len(keys),
         excluded=excluded, repeats=repeats, mean_model=float(ma.mean()) if keys else nan,
         mean_baseline=float(mb.mean()) if keys else nan, diff=float(d.mean()) if keys else nan, ci=ci,
         test="McNemar exact" if binary else "paired permutation", p_value=p, p_adjusted=p,
         wins=int(np.count_nonzero(d > 0)), ties=int(np.count_nonzero(d == 0)), losses=int(np.count_nonzero(d < 0)),
-        alpha=settings["alpha"], correction=settings["correction"])
+        alpha=settings["alpha"], correction=settings["correction"], items_needed=needed)
 
 
 def _adjust(rows: list[PairedMetric], correction: str) -> list[PairedMetric]:
@@ -306,10 +307,10 @@ def compare_samples(samples: pd.DataFrame, metrics: Sequence[str], models: Seque
     _check_settings(settings)
     rows: list[PairedMetric] = []
     for metric in metrics:
-        base = _values(samples, baseline, metric)
+        base = item_scores(samples, baseline, metric)
         column = pd.to_numeric(samples[metric], errors="coerce").dropna()  # pass/fail: 0/1 for every model
         for m in models:
-            rows.append(_pair(m, baseline, metric, _values(samples, m, metric), base, settings,
+            rows.append(_pair(m, baseline, metric, item_scores(samples, m, metric), base, settings,
                               st.is_binary(column)))
     items = {m: _item_frame(samples, m, baseline, metrics) for m in models}
     notes: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -77,4 +78,15 @@ def eval_frame(dataset: Any, *, input_column: str | None = None, reference_colum
     out["reference"] = [as_text(v) for v in frame[rcol]] if rcol else ""
     if need_output and ocol:
         out["output"] = [as_text(v) for v in frame[ocol]]
+    return out
+
+
+def item_scores(samples: pd.DataFrame, tag: str, metric: str) -> dict[int, list[float]]:
+    """``{item index: [scores over repeats]}`` for one model (missing scores dropped)."""
+    rows = samples[samples["llm"] == tag]
+    values = pd.to_numeric(rows[metric], errors="coerce").astype(float)
+    out: dict[int, list[float]] = {}
+    for index, value in zip(rows["index"], values, strict=True):
+        if math.isfinite(value):
+            out.setdefault(int(index), []).append(float(value))
     return out

@@ -59,6 +59,7 @@ def _t_cdf(x: float, df: int) -> float:
     return 0.5 + math.copysign(float(area), x)
 
 
+@lru_cache(maxsize=1024)
 def t_quantile(q: float, df: int) -> float:
     """The ``q`` quantile of Student's t with ``df`` degrees of freedom (bisection, ~1e-10)."""
     if not 0.0 < q < 1.0 or df < 1:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from qfnb import resources
 from qfnb.notebook import _theme
+from qfnb.notebook.conversations import Chain, PlatformConversations, stream_turn, turn_body
 from qfnb.notebook.sampling import SamplingOptions
 from qfnb.notebook.sessions import ChatSession, SessionHistory, SessionList, SessionStore
 from qfnb.protocol.safe_html import clean, escape, markdown
@@ -54,6 +55,7 @@ class CellChatRequest:
     where: str | None = None  # which platform answers ("local", "cloud")
     fresh: bool = False  # ask the model again instead of replaying a cached answer (--fresh)
     body: dict[str, Any] = field(default_factory=dict)  # further body fields (response_format, functions)
+    chain: Chain | None = None  # a named session's turn: the platform keeps the conversation (-s NAME)
 
     @property
     def temperature(self) -> float | None:
@@ -93,7 +95,11 @@ class ChatDelta:
 
 class ChatBackend(Protocol):
     """``stream`` returns an async iterator, read on qfnb's loop; Kernel -> Interrupt cancels the
-    task reading it, so its ``finally`` must close the connection (an async generator's does)."""
+    task reading it, so its ``finally`` must close the connection (an async generator's does).
+    ``conversations``: where ``-s NAME`` sessions are kept (None: in the kernel)."""
+
+    @property
+    def conversations(self) -> PlatformConversations | None: ...
 
     def stream(self, request: CellChatRequest) -> AsyncIterator[ChatDelta]: ...
 
@@ -104,11 +110,31 @@ def _delta(resp: Any) -> ChatDelta:
 
 
 class ResourcesBackend:
-    """The real backend: :class:`qfnb.resources.ChatCompletion` (streaming or not)."""
+    """The real backend: :class:`qfnb.resources.ChatCompletion` (streaming or not); named sessions
+    on the platform's Responses API."""
+
+    def __init__(self) -> None:
+        self._conversations = PlatformConversations()
+
+    @property
+    def conversations(self) -> PlatformConversations | None:
+        """Where ``-s NAME`` sessions are kept: qfnb's own local platform, which lists its stored
+        responses by session; None elsewhere (the cloud, a platform named by ``QIANFAN_*``
+        variables): the kernel keeps them."""
+        try:
+            where = backend()
+        except Exception:  # a broken config shows up on the call itself
+            return None
+        return self._conversations if where.kind == "local" and not where.variables else None
 
     async def stream(self, request: CellChatRequest) -> AsyncIterator[ChatDelta]:
         """The deltas of one call; the answering model's name comes first (an empty delta).
-        Cancelling the reader closes the HTTP stream: the server sees the client go and stops."""
+        Cancelling the reader closes the HTTP stream: the server sees the client go and stops.
+        A named session's turn goes to the platform's Responses API (:mod:`.conversations`)."""
+        if request.chain is not None:
+            async for piece in self._turn(request, request.chain):
+                yield piece
+            return
         result: Any = None
         try:
             res = resources.ChatCompletion(model=request.model, endpoint=request.endpoint,
@@ -128,6 +154,17 @@ class ResourcesBackend:
             if close is not None:
                 with contextlib.suppress(BaseException):
                     await close()
+
+    async def _turn(self, request: CellChatRequest, chain: Chain) -> AsyncIterator[ChatDelta]:
+        """A named session's turn on the platform's Responses API (:mod:`.conversations`)."""
+        from qfnb.resources.v2_client import Qianfan  # deferred: loads the HTTP client (`%load_ext qfnb` does not)
+
+        client = Qianfan(cache="refresh") if request.fresh else Qianfan()
+        body = turn_body(request.model or request.name or request.endpoint, str(request.messages[-1]["content"]),
+                         chain, system=request.system, sampling=request.sampling.fields(),
+                         response_format=request.body.get("response_format"))
+        async for piece in stream_turn(client.responses, body, stream=request.stream):
+            yield ChatDelta(text=piece.text, usage=piece.usage, response=piece.response, model=piece.model)
 
     def default_model(self) -> str | None:
         """The platform's default chat model's name (no network: the catalog and the config)."""

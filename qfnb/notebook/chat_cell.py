@@ -14,10 +14,13 @@ from qfnb.notebook._checks import sampling_options, split_csv, var_problem
 from qfnb.notebook._interp import prompt_template
 from qfnb.notebook._ipython import DisplayHandle, live_display
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
+from qfnb.notebook.sessions import DEFAULT_SESSION
 from qfnb.resources.structured import AnswerSchema, SchemaError, answer_schema
 from qfnb.resources.where import connection_hint
 
 Target = tuple[str | None, str | None]
+#: sampling options the Responses API has no field for (a named session's turns go there)
+_NOT_IN_RESPONSES = {"top_k": "--top-k", "penalty_score": "--penalty-score"}
 
 
 class ChatCellHost(Protocol):
@@ -58,8 +61,9 @@ class CellRequests:
 
 
 def build_cell_requests(magics: ChatCellHost, args: argparse.Namespace, cell: str,
-                        body: dict[str, Any] | None = None) -> CellRequests | None:
-    """Check the options and build the cell's requests (None: ``--reset`` with an empty cell)."""
+                        body: dict[str, Any] | None = None, *, kept: bool = True) -> CellRequests | None:
+    """Check the options and build the cell's requests (None: ``--reset`` with an empty cell).
+    ``kept``: a named session goes on the platform (a tool loop's stays in the kernel)."""
     problem = var_problem(args.output, "-o/--output")
     if problem:
         raise UsageError(problem)
@@ -67,8 +71,20 @@ def build_cell_requests(magics: ChatCellHost, args: argparse.Namespace, cell: st
         sampling = sampling_options(args, temperature=magics.temperature)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    # -s NAME: the platform keeps the conversation (a backend without one: the kernel does)
+    conversations = magics.chat_backend.conversations if kept and args.session is not None else None
+    named = conversations is not None
+    session = args.session or DEFAULT_SESSION
+    refused = [option for name, option in _NOT_IN_RESPONSES.items() if name in sampling.fields()]
+    if named and refused:
+        raise UsageError(f"{', '.join(refused)} cannot be used with -s {session}: a named session's turns go to the "
+                         "platform's Responses API, which has no such field (use -t/--top-p, or no -s)")
+    targets, default_name = _targets(magics, args)
     if args.reset:
-        magics.sessions.reset(args.session)
+        magics.sessions.reset(session)
+        if conversations is not None:
+            for target in targets:
+                conversations.forget(chat_requests.session_of(session, target, len(targets) > 1))
     prompt = cell.strip()
     if not prompt:
         if args.reset:
@@ -78,13 +94,12 @@ def build_cell_requests(magics: ChatCellHost, args: argparse.Namespace, cell: st
     template = prompt_template(prompt, interpolated=interpolated)
     if interpolated:
         prompt = magics.fill_braces(prompt)
-    targets, default_name = _targets(magics, args)
     where = getattr(magics.chat_backend, "where", None)
     requests = chat_requests.build_requests(
-        targets, prompt, sessions=magics.sessions, session=args.session, max_history=magics.max_history,
+        targets, prompt, sessions=magics.sessions, session=session, max_history=magics.max_history,
         default_name=default_name, where=where() if callable(where) else None, sampling=sampling,
         system=args.system, stream=magics.stream and not args.no_stream, fresh=args.fresh, body=body,
-        carry=args.carry)
+        carry=args.carry, conversations=conversations)
     return CellRequests(requests, prompt, template, targets)
 
 
@@ -183,10 +198,12 @@ def _targets(magics: ChatCellHost, args: argparse.Namespace) -> tuple[list[Targe
 
 def _keep(magics: ChatCellHost, args: argparse.Namespace, targets: list[Target], prompt: str,
           answers: list[chat.ChatAnswer], *, store: bool = True) -> None:
-    """Record each good answer in its session's history, and (``store``) the answer(s) in ``-o``."""
+    """Record each good answer in its session's history (a named session's is on the platform
+    already), and (``store``) the answer(s) in ``-o``."""
     multi = len(targets) > 1
     for target, answer in zip(targets, answers, strict=True):
-        if answer.error is None:
-            magics.sessions.get(chat_requests.session_of(args.session, target, multi)).record(prompt, answer.text)
+        if answer.error is None and (args.session is None or magics.chat_backend.conversations is None):
+            name = chat_requests.session_of(args.session or DEFAULT_SESSION, target, multi)
+            magics.sessions.get(name).record(prompt, answer.text)
     if args.output and store:
         magics.user_ns[args.output] = {a.model: a for a in answers} if multi else answers[0]

@@ -14,6 +14,7 @@ from typing import Any
 
 from qfnb.notebook import roles
 from qfnb.notebook.chat import CellChatRequest
+from qfnb.notebook.conversations import PlatformConversations
 from qfnb.notebook.sampling import SamplingOptions
 from qfnb.notebook.sessions import SessionStore
 
@@ -50,10 +51,13 @@ def build_requests(
     fresh: bool = False,
     body: dict[str, Any] | None = None,
     carry: bool = False,
+    conversations: PlatformConversations | None = None,
 ) -> list[CellChatRequest]:
     """One :class:`CellChatRequest` per target (a base model's answer capped, unless ``--max-tokens``).
     A session's history is per model: a different ``-m`` on a session with turns starts a new
-    thread and says so in the footer, unless ``carry`` (``--continue``)."""
+    thread and says so in the footer, unless ``carry`` (``--continue``). With ``conversations``
+    (``-s NAME``) the platform keeps the session: each request sends only the prompt and the
+    stored turn it follows, and ``max_history`` does not apply (the whole conversation goes)."""
     sampling = sampling or SamplingOptions()
     max_tokens = sampling.max_output_tokens
     multi = len(targets) > 1
@@ -61,14 +65,24 @@ def build_requests(
     for target in targets:
         name = session_of(session, target, multi)
         model = target[0] or (default_name if target[1] is None else None)
-        sess, switched = sessions.thread(name, model or target[1], carry=carry)
-        history = min(sess.exchanges, max_history) if max_history > 0 else 0
+        thread = model or target[1]
+        chain = None
+        if conversations is not None:
+            found = conversations.find(name, thread or "", carry=carry)
+            chain, history, switched, resumed = found.chain, found.turns, found.switched, found.resumed
+            messages = [{"role": "user", "content": prompt}]
+        else:
+            sess, switched = sessions.thread(name, thread, carry=carry)
+            history = min(sess.exchanges, max_history) if max_history > 0 else 0
+            resumed, messages = sess.exchanges > 0, sess.request_messages(prompt, max_history)
         base = roles.is_base(model)
         notes = [roles.base_note(max_tokens)] if base else []
         if switched is not None:
-            notes.insert(0, _switch_note(name, switched, model or target[1], carry=carry, resumed=sess.exchanges > 0))
+            notes.insert(0, _switch_note(name, switched, thread, carry=carry, resumed=resumed))
+        if chain is not None:
+            notes.insert(0, "kept by the platform")
         requests.append(CellChatRequest(
-            messages=sess.request_messages(prompt, max_history), model=target[0], endpoint=target[1],
+            messages=messages, model=target[0], endpoint=target[1], chain=chain,
             sampling=replace(sampling, max_output_tokens=roles.BASE_CAP) if base and max_tokens is None else sampling,
             name=default_name, session=name, turns=history, where=where,
             note=" · ".join(notes) or None, system=system, stream=stream, fresh=fresh,

@@ -32,6 +32,7 @@ from qfnb.notebook._checks import split_csv
 from qfnb.notebook._ipython import live_display
 from qfnb.notebook.chat_cell import build_cell_requests
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
+from qfnb.notebook.sessions import DEFAULT_SESSION
 from qfnb.protocol.model_names import LOCAL_TOOL_MODEL
 from qfnb.protocol.safe_html import clean, escape
 from qfnb.protocol.tools import openai_history_as_v1
@@ -318,7 +319,7 @@ def run_tools_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) ->
     """Run one ``%%qfchat --tools`` cell."""
     tools = _tools_of(magics, args)
     _prefer_tool_model(magics, args)
-    built = build_cell_requests(magics, args, cell)
+    built = build_cell_requests(magics, args, cell, kept=False)
     if built is None:
         return None
     if len(built.requests) != 1:
@@ -334,7 +335,7 @@ def run_tools_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) ->
     def finish(done: ToolsCell) -> None:
         a = done.total_answer()
         if a is not None and a.error is None and not done.loop.stopped:
-            magics.sessions.get(args.session).record(built.prompt, a.text)
+            magics.sessions.get(args.session or DEFAULT_SESSION).record(built.prompt, a.text)
         if args.output:
             magics.user_ns[args.output] = a
 

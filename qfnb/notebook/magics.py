@@ -37,6 +37,7 @@ from qfnb.notebook.images import generate
 from qfnb.notebook.magic_options import IMAGE_OPTIONS, TRAIN_OPTIONS
 from qfnb.notebook.sampling import OPTIONS
 from qfnb.notebook.saved_prompts import saved_prompt_text
+from qfnb.notebook.sessions import DEFAULT_SESSION
 
 if TYPE_CHECKING:  # pragma: no cover
     from IPython.core.completer import CompletionContext, SimpleMatcherResult
@@ -112,9 +113,12 @@ class QfnbMagics(Magics):
     @magic_arguments()
     @argument("-m", "--model", action="append", help="Model name(s); comma-separated for side-by-side answers.")
     @argument("--endpoint", action="append", help="Custom endpoint(s) of deployed services, instead of -m.")
-    @argument("-s", "--session", default="default",
-              help="Named conversation; cells without -s share 'default' (its recent turns are sent along).")
-    @argument("--reset", action="store_true", help="Forget the session's history before this prompt.")
+    @argument("-s", "--session",
+              help="A named conversation the platform keeps (it survives kernel and platform restarts; each cell "
+                   "sends only its prompt). Cells without -s share 'default', kept in the kernel (its recent turns "
+                   "are sent along).")
+    @argument("--reset", action="store_true", help="Forget the session's history before this prompt (a named "
+                                                   "session's turns are deleted from the platform).")
     @argument("--continue", dest="carry", action="store_true",
               help="Send the session's turns to a model other than the one they were with (by default a "
                    "different -m starts a new thread of the session, and says so).")
@@ -145,10 +149,13 @@ class QfnbMagics(Magics):
     def qfchat(self, line: str, cell: str | None = None) -> Any:
         """Chat with a model; the cell is the prompt.
 
-        Cells without ``-s`` share the session ``default``: each prompt carries that session's last
-        ``max_history`` exchanges (``%config QfnbMagics.max_history = 0`` sends none), and the footer
-        says so ("session default · 2 turns in context"). ``--reset`` forgets the session first;
-        ``%qfchat reset [NAME]`` forgets one (no name: all), ``%qfchat sessions|history`` show them.
+        Cells without ``-s`` share the session ``default``, kept in the kernel: each prompt carries
+        that session's last ``max_history`` exchanges (``%config QfnbMagics.max_history = 0`` sends
+        none), and the footer says so ("session default · 2 turns in context"). ``-s NAME`` is a
+        conversation the platform keeps (a Responses-API chain): each cell sends only its prompt,
+        and the conversation outlives kernel and platform restarts. ``--reset`` forgets the session
+        first; ``%qfchat reset [NAME]`` forgets one (no name: the kernel's), ``%qfchat
+        sessions|history [NAME]`` show them (a named session's history from the platform).
         ``-m`` takes any name ``%qfmodels`` lists, a deployed endpoint included."""
         if self.interpolate and "--no-interp" not in line:
             line = self.fill_braces(line)  # brace-safe, unlike IPython's own line expansion
@@ -168,10 +175,18 @@ class QfnbMagics(Magics):
         if cmd == "sessions":
             names = self.sessions.names()
             return chat.SessionList([(n, self.sessions.get(n).exchanges) for n in names])
+        name = rest[0] if rest else args.session
+        kept = self.chat_backend.conversations
         if cmd == "history":
-            return chat.SessionHistory(self.sessions.get(rest[0] if rest else args.session))
-        if cmd == "reset":  # no name: every session
-            self.sessions.reset(rest[0] if rest else None)
+            if name is not None and kept is not None:
+                messages, model = kept.messages(name)
+                if messages:
+                    return chat.SessionHistory(chat.ChatSession(name, messages, model))
+            return chat.SessionHistory(self.sessions.get(name or DEFAULT_SESSION))
+        if cmd == "reset":  # no name: every session of the kernel
+            self.sessions.reset(name)
+            if name is not None and kept is not None:
+                kept.forget(name)
             return None
         raise UsageError(f"unknown %qfchat command {cmd!r}; use models, sessions, history [NAME] or reset [NAME]")
 

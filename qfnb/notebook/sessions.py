@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 from qfnb.protocol.safe_html import clean, escape, markdown
 
+#: the session of ``%%qfchat`` cells without ``-s``: kept in the kernel (its recent turns are sent along)
+DEFAULT_SESSION = "default"
+
 
 @dataclass
 class ChatSession:

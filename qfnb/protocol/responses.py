@@ -204,6 +204,27 @@ def chat_format(text: Any) -> dict[str, Any] | None:
     return {"type": "json_schema", "json_schema": spec}
 
 
+def text_format(response_format: Mapping[str, Any]) -> dict[str, Any]:
+    """Chat's ``response_format`` as Responses' ``text`` (the inverse of :func:`chat_format`)."""
+    if response_format.get("type") != "json_schema":
+        return {"format": {"type": response_format.get("type", "text")}}
+    return {"format": {"type": "json_schema", **response_format.get("json_schema", {})}}
+
+
+def output_text(response: Mapping[str, Any]) -> str:
+    """The text of a response object's message items, joined (the SDKs' ``output_text``)."""
+    return "".join(part.get("text", "") for item in response.get("output") or () if item.get("type") == "message"
+                   for part in item.get("content") or () if part.get("type") == "output_text")
+
+
+def chat_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
+    """Responses' usage in chat's names (``prompt_tokens``, ``completion_tokens``, ``total_tokens``,
+    the cached prompt tokens under ``prompt_tokens_details``)."""
+    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens", 0)
+    return {"prompt_tokens": usage.get("input_tokens", 0), "completion_tokens": usage.get("output_tokens", 0),
+            "total_tokens": usage.get("total_tokens", 0), "prompt_tokens_details": {"cached_tokens": cached}}
+
+
 #: Responses fields -> their chat completions names
 _CHAT_NAMES = {"temperature": "temperature", "top_p": "top_p", "max_output_tokens": "max_completion_tokens",
                "parallel_tool_calls": "parallel_tool_calls", "user": "user"}
@@ -386,9 +407,10 @@ class EventWriter:
         return self._event("response.failed", response=snapshot)
 
 
-def input_item_list(items: Sequence[Mapping[str, Any]], *, order: str = "desc", after: str | None = None,
-                    limit: int = 20) -> dict[str, Any]:
-    """``GET /responses/{id}/input_items``: a page of a response's input items (OpenAI's list shape)."""
+def list_page(items: Sequence[Mapping[str, Any]], *, order: str = "desc", after: str | None = None,
+              limit: int = 20) -> dict[str, Any]:
+    """A page of ``items`` (oldest first, each with an ``id``) in OpenAI's list shape: a response's
+    ``input_items``, or the stored responses ``GET /responses`` lists."""
     ordered = list(items) if order == "asc" else list(items)[::-1]
     if after is not None:
         ids = [i.get("id") for i in ordered]

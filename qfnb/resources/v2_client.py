@@ -51,7 +51,8 @@ class Qianfan:
 
     @property
     def responses(self) -> Responses:
-        """The stateful Responses API (``/v2/responses``): ``create``, ``retrieve``, ``delete``."""
+        """The stateful Responses API (``/v2/responses``): ``create``, ``retrieve``, ``delete``,
+        ``input_items``, ``list`` (by metadata)."""
         return Responses(self)
 
     @property
@@ -145,6 +146,20 @@ class Responses:
 
     def input_items(self, response_id: str, *, limit: int = 20, order: str = "desc") -> Any:
         return sync.run(self.ainput_items(response_id, limit=limit, order=order))
+
+    async def alist(self, *, metadata: dict[str, str], limit: int = 20, order: str = "desc",
+                    after: str | None = None) -> Any:
+        """The stored responses whose ``metadata`` holds every given pair (OpenAI's list page; a
+        local-platform addition, which the cloud may not answer)."""
+        if not metadata or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            raise ValidationError("metadata", "must map at least one key to a string value")
+        params: dict[str, Any] = {f"metadata[{k}]": v for k, v in metadata.items()}
+        params.update(limit=limit, order=order, **({"after": after} if after else {}))
+        return await self._http().responses_v2("GET", params=params)
+
+    def list(self, *, metadata: dict[str, str], limit: int = 20, order: str = "desc",
+             after: str | None = None) -> Any:
+        return sync.run(self.alist(metadata=metadata, limit=limit, order=order, after=after))
 
 
 def _checked_id(response_id: str) -> str:

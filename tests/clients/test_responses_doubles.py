@@ -77,3 +77,27 @@ def test_messages_and_their_errors(served: ServedPlatform) -> None:
         "message"]
     resp = httpx.post(served.url + "/v1/messages/nothing", headers={"x-api-key": key(served)}, json={})
     assert resp.status_code == 404 and resp.json()["type"] == "error"
+
+
+def test_stored_responses_listed_by_metadata(served: ServedPlatform) -> None:
+    token = key(served)
+    client: Any = openai.OpenAI(base_url=served.url + "/v1", api_key=token, max_retries=0)
+    made = [client.responses.create(model="tiny-chat", input=f"turn {i}", metadata={"qfnb_session": "trip"})
+            for i in range(3)]
+    client.responses.create(model="tiny-chat", input="elsewhere", metadata={"qfnb_session": "other"})
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def listed(**params: Any) -> Any:
+        return httpx.get(served.url + "/v2/responses", params=params, headers=auth)
+
+    page = listed(**{"metadata[qfnb_session]": "trip", "order": "asc", "limit": 2}).json()
+    assert [r["id"] for r in page["data"]] == [m.id for m in made[:2]] and page["has_more"] is True
+    rest = listed(**{"metadata[qfnb_session]": "trip", "order": "asc", "after": page["last_id"]}).json()
+    assert [r["id"] for r in rest["data"]] == [made[2].id] and rest["has_more"] is False
+    assert listed(**{"metadata[qfnb_session]": "trip"}).json()["data"][0]["id"] == made[2].id  # newest first
+    assert listed(**{"metadata[qfnb_session]": "nobody"}).json()["data"] == []
+    for bad, param in (({"order": "up", "metadata[a]": "b"}, "order"), ({"session": "trip"}, "session"),
+                       ({}, "metadata")):
+        resp = listed(**bad)
+        assert resp.status_code == 400 and resp.json()["error"]["param"] == param
+    assert httpx.get(served.url + "/v1/responses", params={"metadata[a]": "b"}).status_code == 401

@@ -13,6 +13,7 @@ from typing import Any
 from IPython.core.displaypub import CapturingDisplayPublisher
 
 from qfnb.notebook.chat import CellChatRequest, ChatDelta
+from qfnb.notebook.conversations import PlatformConversations
 
 
 class RecordingPublisher(CapturingDisplayPublisher):
@@ -38,7 +39,10 @@ class RecordingPublisher(CapturingDisplayPublisher):
 
 
 class FakeChatBackend:
-    """A test double of the chat API: streams a scripted answer in chunks and records requests."""
+    """A test double of the chat API: streams a scripted answer in chunks and records requests.
+    Its named sessions stay in the kernel (``conversations``: a test gives a platform's)."""
+
+    conversations: PlatformConversations | None = None
 
     def __init__(
         self,
@@ -206,6 +210,8 @@ class ScriptedResponse:
 class ScriptedChatBackend:
     """A chat double that answers with the scripted v1 bodies in turn (a ``function_call`` or
     text); the last one repeats. Records the requests."""
+
+    conversations: PlatformConversations | None = None
 
     def __init__(self, bodies: list[dict[str, Any]], delay: float = 0.0) -> None:
         self.bodies = bodies

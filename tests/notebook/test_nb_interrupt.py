@@ -35,6 +35,8 @@ def interrupt_after(seconds: float) -> None:
 class EndlessBackend:
     """A server that never stops generating until the client closes the stream."""
 
+    conversations = None
+
     def __init__(self) -> None:
         self.opened = 0
         self.closed = threading.Event()

@@ -55,6 +55,16 @@ def history(store: Store, response_id: str) -> list[dict[str, Any]]:
     return items
 
 
+def listed(store: Store, metadata: dict[str, str]) -> list[dict[str, Any]]:
+    """The stored response objects whose metadata holds every ``metadata`` pair, oldest first (a
+    notebook finds its named conversations this way)."""
+    def holds(record: Record) -> bool:
+        kept = record["response"].get("metadata") or {}
+        return all(kept.get(k) == v for k, v in metadata.items())
+
+    return [record["response"] for record in store.all(KIND, holds)]
+
+
 def _as_input(item: dict[str, Any]) -> dict[str, Any]:
     """An output item as the input item it becomes in the next turn."""
     return {k: v for k, v in item.items() if k != "status"}

@@ -1,7 +1,8 @@
 """OpenAI's Responses API at ``/v1/responses`` and ``/v2/responses`` (Qianfan v2's name):
 create (a string or a list of items, ``instructions``, ``store``, ``previous_response_id``,
 ``stream`` with semantic events, function tools, ``text.format``), retrieve, delete,
-``input_items`` and cancel. A request is converted to an OpenAI chat over the stored conversation
+``input_items`` and cancel; and (a platform addition) a list of stored responses by metadata.
+A request is converted to an OpenAI chat over the stored conversation
 (:mod:`qfnb.local.convert.responses`) and served by the one flow (:func:`~.serve.serve`); the
 finished response is stored in the platform's SQLite before the answer's last byte is sent.
 
@@ -36,8 +37,8 @@ from qfnb.protocol.responses import (
     RESPONSE_PREFIX,
     chat_body,
     check_request,
-    input_item_list,
     input_items,
+    list_page,
     new_id,
     with_ids,
 )
@@ -87,6 +88,43 @@ def _conversation(platform: Platform, previous: str | None) -> tuple[list[dict[s
     return stored.history(platform.store, previous), stored.get(platform.store, previous).get("cache_key")
 
 
+async def _list(request: Request) -> Response:
+    """``GET /responses?metadata[KEY]=VALUE…``: the stored responses whose metadata holds every pair
+    (a platform addition: OpenAI lists none), as a page of OpenAI's list shape."""
+    platform: Platform = request.app.state.platform
+    problem = authenticator(request).check_bearer(request)
+    if problem is not None:
+        return openai_errors.openai_error(401, problem, code="invalid_api_key")
+    query = request.query_params
+    wanted: dict[str, str] = {}
+    for name, value in query.multi_items():
+        if name.startswith("metadata[") and name.endswith("]") and len(name) > len("metadata[]"):
+            wanted[name[len("metadata["):-1]] = value
+        elif name not in ("limit", "order", "after"):
+            return openai_errors.openai_error(400, f"unknown query parameter {name!r:.80}: use metadata[KEY]=VALUE, "
+                                              "limit, order or after", param=name[:80])
+    page = _page_args(query)
+    if isinstance(page, Response):
+        return page
+    if not wanted:
+        return openai_errors.openai_error(400, "name at least one metadata[KEY]=VALUE to list stored responses by",
+                                          param="metadata")
+    found = await run_in_threadpool(stored.listed, platform.store, wanted)
+    return JSONResponse(list_page(found, **page))
+
+
+def _page_args(query: Any) -> dict[str, Any] | Response:
+    """``limit`` (1-100, default 20), ``order`` (asc/desc, default desc) and ``after`` of a list call."""
+    try:
+        limit = max(1, min(100, int(query.get("limit", 20))))
+    except ValueError:
+        return openai_errors.openai_error(400, "limit must be a whole number from 1 to 100", param="limit")
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        return openai_errors.openai_error(400, "order must be 'asc' or 'desc'", param="order")
+    return {"limit": limit, "order": order, "after": query.get("after")}
+
+
 async def _one(request: Request) -> Response:
     platform: Platform = request.app.state.platform
     problem = authenticator(request).check_bearer(request)
@@ -110,13 +148,8 @@ async def _one(request: Request) -> Response:
     except NotFound as exc:
         return openai_errors.openai_error(404, str(exc), param="response_id", code="not_found")
     if request.url.path.endswith("/input_items"):
-        query = request.query_params
-        try:
-            limit = max(1, min(100, int(query.get("limit", 20))))
-        except ValueError:
-            return openai_errors.openai_error(400, "limit must be a whole number from 1 to 100", param="limit")
-        return JSONResponse(input_item_list(record["input_items"], order=query.get("order", "desc"),
-                                            after=query.get("after"), limit=limit))
+        page = _page_args(request.query_params)
+        return page if isinstance(page, Response) else JSONResponse(list_page(record["input_items"], **page))
     return JSONResponse(record["response"])
 
 
@@ -127,7 +160,7 @@ def routes() -> list[Route]:
     out = []
     for prefix in PREFIXES:
         base = prefix + "/responses"
-        out += [Route(base, create, methods=["POST"]),
+        out += [Route(base, create, methods=["POST"]), Route(base, _list, methods=["GET"]),
                 Route(base + "/{response_id}", _one, methods=["GET", "DELETE"]),
                 Route(base + "/{response_id}/input_items", _one, methods=["GET"]),
                 Route(base + "/{response_id}/cancel", _one, methods=["POST"])]

@@ -1,0 +1,72 @@
+"""``%%qfchat -s NAME``: a conversation the platform keeps (a Responses-API chain), against the local
+platform's app with engine doubles. Each cell sends only its prompt; the engine is asked the whole
+conversation; a new kernel (new magics, nothing in memory) goes on with it; ``%qfchat history
+NAME`` reads it from the platform; ``--reset`` / ``%qfchat reset NAME`` delete it there. The
+real engine, the daemon's restarts and the browser: test_nb_browser_named_session.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from nb_doubles import RecordingPublisher
+
+from qfnb.notebook.magics import QfnbMagics
+from tests.fakes.local_platform import ServedPlatform
+
+
+def asked(platform: ServedPlatform) -> list[str]:
+    """The contents of the messages the chat engine was last asked."""
+    return [m["content"] for m in platform.registry.engines["tiny-chat"].calls[-1]["messages"]]
+
+
+def last_text(pub: RecordingPublisher) -> str:
+    return str(pub.outputs[-1]["data"]["text/plain"])
+
+
+def new_kernel(ip: InteractiveShell) -> QfnbMagics:
+    """What a kernel restart leaves: fresh magics with nothing in memory."""
+    magics = QfnbMagics(shell=ip)
+    ip.register_magics(magics)
+    return magics
+
+
+def test_a_named_session_lives_on_the_platform(ip: InteractiveShell, pub: RecordingPublisher,
+                                               local_platform: ServedPlatform,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    local_platform.as_default_backend(monkeypatch)
+    ip.run_cell_magic("qfchat", "-s trip", "My name is Ada.")
+    assert asked(local_platform) == ["My name is Ada."]
+    assert "session trip · 0 turns in context" in last_text(pub) and "kept by the platform" in last_text(pub)
+    ip.run_cell_magic("qfchat", "-s trip --no-stream", "What is my name?")
+    assert asked(local_platform) == ["My name is Ada.", "tiny-chat: My name is Ada.", "What is my name?"]
+    assert "session trip · 1 turn in context" in last_text(pub)
+    ip.run_cell_magic("qfchat", "", "unrelated")  # the kernel's default session is apart
+    assert asked(local_platform) == ["unrelated"]
+
+    magics = new_kernel(ip)
+    assert magics.sessions.names() == []
+    ip.run_cell_magic("qfchat", "-s trip", "And again?")
+    assert asked(local_platform)[-3:] == ["What is my name?", "tiny-chat: What is my name?", "And again?"]
+    assert len(asked(local_platform)) == 5 and "session trip · 2 turns in context" in last_text(pub)
+    history: Any = ip.run_line_magic("qfchat", "history trip")
+    assert [m["content"] for m in history.session.messages] == [
+        "My name is Ada.", "tiny-chat: My name is Ada.", "What is my name?", "tiny-chat: What is my name?",
+        "And again?", "tiny-chat: And again?"]
+    assert "What is my name?" in history._repr_html_()
+
+    ip.run_cell_magic("qfchat", "-s trip --reset", "Start over.")
+    assert asked(local_platform) == ["Start over."]
+    ip.run_line_magic("qfchat", "reset trip")
+    assert ip.run_line_magic("qfchat", "history trip").session.messages == []
+
+
+def test_a_named_session_refuses_what_the_responses_api_lacks(ip: InteractiveShell, local_platform: ServedPlatform,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    local_platform.as_default_backend(monkeypatch)
+    with pytest.raises(UsageError, match="--top-k cannot be used with -s trip"):
+        ip.run_cell_magic("qfchat", "-s trip --top-k 5", "hello")
+    engine = local_platform.registry.engines.get("tiny-chat")
+    assert engine is None or engine.calls == []  # nothing was sent
