@@ -123,3 +123,19 @@ def test_the_readme_bilingual_search_runs_as_pasted(base: str) -> None:
         "How do I reset my password? -> 重置密码：在登录页点击“忘记密码”，用短信验证码设置新密码。",
         "发票在哪里下载？ -> Invoices: Billing > Invoices lists every paid order; download the PDF there.",
         "How long does a refund take? -> 退款：购买后5天内可申请无理由退款，1到7个工作日到账。"]
+
+
+
+def test_the_openai_route_embeds_more_than_the_v1_batch_in_one_call(base: str) -> None:
+    import httpx
+    from platform_helpers import bearer
+
+    texts = [a["text"] for a in DESK["articles"]] * 3  # 84 texts, more than v1's 16
+    with httpx.Client(base_url=base, timeout=300) as client:
+        resp = client.post("/v1/embeddings", headers={"Authorization": "Bearer " + bearer(client)},  # type: ignore[arg-type]
+                           json={"model": "bge-large-zh", "input": texts})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert len(body["data"]) == 84 and body["model"] == LOCAL_EMBEDDING_MODEL
+    same = zip(body["data"][0]["embedding"], body["data"][28]["embedding"], strict=True)
+    assert sum(a * b for a, b in same) == pytest.approx(1.0, abs=1e-4)  # the same text, the same vector

@@ -26,7 +26,6 @@ from qfnb._core.record.budget import Budget, Reservation, active_budget
 from qfnb._core.record.cache import CachedAnswer, cache_key, current_repeat, deciding_fields, default_cache, mode_for
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
-from qfnb.protocol.daemon import MODEL_HEADER
 
 __all__ = ["Recording", "account_hash", "prompt_estimate", "prompt_hash", "worst_case"]
 
@@ -76,12 +75,7 @@ def _chunk_text(body: Mapping[str, Any]) -> bool:
 
 def _served_by(responses: list[QfResponse]) -> str:
     """The model the platform says served an answer (``MODEL_HEADER``; the local platform sends it), or ""."""
-    wanted = MODEL_HEADER.lower()
-    for r in responses:
-        for name, value in r.headers.items():
-            if name.lower() == wanted and value:
-                return str(value)
-    return ""
+    return next((r.served_model for r in responses if r.served_model), "")
 
 
 @dataclass

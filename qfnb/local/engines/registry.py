@@ -20,6 +20,7 @@ from qfnb.local.engines.gate import BatchingEmbedder, Gate, ThreadedChat
 from qfnb.local.engines.hf import HFChatEngine
 from qfnb.local.engines.lanes import LaneGate, spare_slots
 from qfnb.local.engines.leftovers import reap_leftovers
+from qfnb.local.engines.llama_embed import LlamaEmbedder
 from qfnb.local.engines.llama_server import (
     BINARY_ENV,
     LlamaServer,
@@ -341,7 +342,7 @@ class EngineRegistry:
                                       ctx_per_slot=spec.n_ctx,
                                       idle_seconds=byom.idle_seconds(spec.keep_alive, opts.idle_seconds),
                                       chat_template=str(template) if template else None,
-                                      reranking="reranker" in spec.api_types)
+                                      reranking="reranker" in spec.api_types, embedding=_embeds_only(spec))
                 server = self._servers[base_name] = LlamaServer(config)
                 self._gates[base_name] = LaneGate(base_name, opts.slots, opts.queue_len)
             return server
@@ -357,6 +358,8 @@ class EngineRegistry:
             target = Endpoint(str(spec.base_url), spec.api_key)
             return OpenAIChat(name, lambda: target, gate=LaneGate(name, opts.slots, opts.queue_len),
                               model=spec.remote_model, template=spec.template, stop=spec.stop, llama=False)
+        if kind == "llama.cpp" and _embeds_only(spec):  # an embedding GGUF: llama-server --embedding
+            return BatchingEmbedder(LlamaEmbedder(name, self._server(name, spec)), queue=opts.queue_len)
         if kind == "llama.cpp":
             base_name = self._bases.get(name, name)
             server = self._server(base_name, spec if spec.lora_path is None else self._specs[base_name])
@@ -375,6 +378,11 @@ class EngineRegistry:
 def _llama_server_at(override: str | None) -> bool:
     """Whether a llama-server binary is installed (looked up once per ``$QFNB_LLAMA_SERVER`` value)."""
     return find_binary() is not None
+
+
+def _embeds_only(spec: ModelSpec) -> bool:
+    """Whether a GGUF serves embeddings and nothing else (llama-server's embedding mode)."""
+    return spec.api_types == ("embeddings",)
 
 
 def _effective_kind(spec: ModelSpec) -> str:

@@ -25,7 +25,7 @@ from qfnb.local.server.openai_errors import openai_route
 from qfnb.local.server.serve import serve
 from qfnb.local.server.wire import now, parse, response_id
 from qfnb.protocol.daemon import MODEL_HEADER
-from qfnb.protocol.inference import EmbeddingRequest, OpenAIChatRequest, OpenAICompletionRequest
+from qfnb.protocol.inference import OpenAIChatRequest, OpenAICompletionRequest, OpenAIEmbeddingRequest
 from qfnb.protocol.openai_wire import check_encoding, drop_nulls, encode_vector
 
 log = logging.getLogger("qfnb.local.inference")
@@ -54,7 +54,7 @@ async def _embeddings(request: Request, platform: Platform, body: dict[str, Any]
                             "input, encoding_format 'float' or 'base64', user)")
     encoding = check_encoding(body.get("encoding_format"))
     texts = body.get("input")
-    req = parse(EmbeddingRequest, {"input": [texts] if isinstance(texts, str) else texts})
+    req = parse(OpenAIEmbeddingRequest, {"input": [texts] if isinstance(texts, str) else texts})
     model = await offload(platform.resolve, "embeddings", str(body.get("model")))
     platform.note_loading(model)
     embedder = await offload(platform.registry.embedder, platform.engine_endpoint(model))
