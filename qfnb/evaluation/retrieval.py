@@ -7,10 +7,16 @@ computes from a ``relevant`` column.
 
 from __future__ import annotations
 
+import ast
+import json
 import math
+import re
 from collections.abc import Collection, Sequence
+from typing import Any
 
-__all__ = ["hit_at", "ndcg_at", "reciprocal_rank", "retrieval_scores"]
+from .base import EvalInput, LocalEvaluator
+
+__all__ = ["RetrievalEvaluator", "hit_at", "ndcg_at", "reciprocal_rank", "retrieval_scores"]
 
 
 def _check(ranked: Sequence[str], relevant: Collection[str], k: int) -> None:
@@ -49,3 +55,44 @@ def retrieval_scores(ranked: Sequence[str], relevant: Collection[str], *, ks: Se
     scores[f"mrr@{depth}"] = reciprocal_rank(ranked, relevant, depth)
     scores[f"ndcg@{depth}"] = ndcg_at(ranked, relevant, depth)
     return scores
+
+
+def _ids(value: Any, what: str) -> list[str]:
+    """Document ids from a list, a JSON list, or text separated by commas, semicolons or new lines."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value if str(v).strip()]
+    if not isinstance(value, str | int):
+        raise TypeError(f"{what} must be document ids (a list, a JSON list or comma-separated text), "
+                        f"got {type(value).__name__}")
+    text = str(value).strip()
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            try:  # a Python list's repr (what a callable's list becomes as text)
+                parsed = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                raise ValueError(f"{what} starts with '[' but is not a list: {text[:60]!r}") from None
+        return _ids(list(parsed), what)
+    return [part.strip() for part in re.split(r"[,;\n]", text) if part.strip()]
+
+
+class RetrievalEvaluator(LocalEvaluator):
+    """``--metrics retrieval``: hit@1/3/5, MRR@10 and nDCG@10 of a retrieval pipeline's ranked ids
+    (its output) against the relevant ids (the reference: a ``relevant`` column); summary = means.
+
+    A row without relevant ids is left empty (NaN); an empty ranking scores 0.
+    """
+
+    metric_names = ("hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10")
+
+    def evaluate(self, input: EvalInput, reference: Any, output: Any) -> dict[str, Any]:
+        relevant = set(_ids(reference, "the relevant ids (reference)"))
+        if not relevant:
+            return dict.fromkeys(self.metric_names)
+        return retrieval_scores(_ids(output, "the ranking (output)"), relevant)
+
+    def __repr__(self) -> str:
+        return "RetrievalEvaluator()"

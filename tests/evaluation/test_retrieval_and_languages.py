@@ -78,3 +78,26 @@ def test_similarity_is_silent_when_the_embedder_covers_the_language(recwarn: pyt
     ev.evaluate({}, "退款多久到账", "refunds take five days")
     assert not [w for w in recwarn if issubclass(w.category, SimilarityLanguageWarning)]
     assert ev.embedder == "USE-Multilingual-v3"
+
+
+def test_the_retrieval_metric_set_reads_rankings_and_relevant_ids() -> None:
+    from qfnb.evaluation import RetrievalEvaluator
+
+    ev = RetrievalEvaluator()
+    assert ev.evaluate({}, "Z01", '["E03", "Z01", "Z02"]') == pytest.approx(
+        {"hit@1": 0.0, "hit@3": 1.0, "hit@5": 1.0, "mrr@10": 0.5, "ndcg@10": 1 / math.log2(3)})
+    assert ev.evaluate({}, "Z02; Z01", "Z01, Z02")["ndcg@10"] == pytest.approx(1.0)  # two relevant, both on top
+    assert ev.evaluate({}, ["Z09"], ["Z01"])["mrr@10"] == 0.0
+    assert ev.evaluate({}, "", "Z01") == dict.fromkeys(RetrievalEvaluator.metric_names)  # no relevant ids: empty
+    assert ev.evaluate({}, "Z01", "['Z01', 'Z02']")["hit@1"] == 1.0  # a Python list as text
+    with pytest.raises(ValueError, match="starts with '\\[' but is not a list"):
+        ev.evaluate({}, "Z01", "[Z01")
+
+
+def test_qfeval_knows_the_retrieval_metrics() -> None:
+    from qfnb.evaluation import RetrievalEvaluator
+    from qfnb.notebook.evalrun import METRICS, make_evaluators
+
+    assert METRICS["retrieval"][1] == RetrievalEvaluator.metric_names
+    evaluators = make_evaluators(["mrr", "hit@3", "rouge_l"], None)
+    assert [type(e).__name__ for e in evaluators] == ["RetrievalEvaluator", "RougeEvaluator"]
