@@ -69,9 +69,14 @@ def _run(lm: Any, args: argparse.Namespace) -> int:
         print(f"added {entry['name']} ({entry['kind']}, {_mib(entry['size'])}, roles: {', '.join(entry['roles'])})")
         return 0
     if cmd == "list":
+        added = lm.list(data_dir)
+        if not added:  # a header over nothing read as a failure
+            print("no models added: the built-in models serve without being added (qfnb models ps: those loaded; "
+                  "qfnb models add PATH --name NAME adds one)")
+            return 0
         rows = [["NAME", "KIND", "SIZE", "ROLES", "FROM", "ADDED"]]
         rows += [[m["name"], m["kind"], _mib(m["size"]), ",".join(m["roles"]), m["source"],
-                  time.strftime("%Y-%m-%d %H:%M", time.localtime(m["added"]))] for m in lm.list(data_dir)]
+                  time.strftime("%Y-%m-%d %H:%M", time.localtime(m["added"]))] for m in added]
         print(_table(rows))
         mapped = [["CLOUD NAME", "API", "ANSWERED LOCALLY BY"]]
         mapped += [[m["cloud"], m["apiType"], m["local"]] for m in lm.mapping(data_dir)]
@@ -81,7 +86,9 @@ def _run(lm: Any, args: argparse.Namespace) -> int:
         rows = [["NAME", "STATE", "PID", "RESIDENT", "BUSY/SLOTS", "QUEUED", "UNLOAD IN"]]
         for r in lm.ps(data_dir):
             until = r.get("unloadIn")
-            rows.append([r["model"], r["state"], str(r.get("pid") or "-"), _mib(r.get("rssBytes")),
+            # an engine without a process of its own (the embedder) lives in the platform's memory
+            resident = _mib(r.get("rssBytes")) if r.get("pid") else "in the platform (qfnb status)"
+            rows.append([r["model"], r["state"], str(r.get("pid") or "-"), resident,
                          f"{r['busy']}/{r['slots']}", str(r["queued"]),
                          "never" if until is None and r.get("pid") else "-" if until is None else f"{until:.0f} s"])
         print(_table(rows))

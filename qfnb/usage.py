@@ -15,11 +15,11 @@ from typing import Any
 
 from qfnb._core.record.budget import Budget, BudgetExceeded, active_budget, budget, clear_budget
 from qfnb._core.record.cache import CacheStats, default_cache, process_mode, set_process_mode
-from qfnb._core.record.ledger import SESSION, default_ledger
+from qfnb._core.record.ledger import SESSION, STORE_API, Figures, default_ledger, figures
 from qfnb._core.record.prices import prices
 
-__all__ = ["SESSION", "Budget", "BudgetExceeded", "active_budget", "budget", "cache", "cache_stats", "clear_budget",
-           "clear_cache", "frame", "prices", "summary"]
+__all__ = ["SESSION", "Budget", "BudgetExceeded", "Figures", "active_budget", "budget", "cache", "cache_stats",
+           "clear_budget", "clear_cache", "figures", "frame", "prices", "summary"]
 
 #: the groupings :func:`summary` knows
 GROUPS = ("cell", "model", "session", "job", "day")
@@ -37,7 +37,8 @@ def frame(*, today: bool = False, session: str | None = None) -> Any:
 
 def summary(by: str = "model", *, today: bool = False, session: str | None = None) -> Any:
     """Totals per ``by`` (cell, model, session, job or day): calls, tokens (``trained_tokens``: what
-    fine-tunes trained on), cache hits and what they saved, cost."""
+    fine-tunes trained on), cache hits and what they saved, answers ``reused`` from an evaluation's
+    answer store (no call made), cost."""
     if by not in GROUPS:
         raise ValueError(f"by must be one of {', '.join(GROUPS)}, got {by!r}")
     rows = frame(today=today, session=session)
@@ -47,13 +48,16 @@ def summary(by: str = "model", *, today: bool = False, session: str | None = Non
         rows = rows.assign(day=pd.to_datetime(rows["ts"], unit="s").dt.strftime("%Y-%m-%d"))
     # a replayed answer saved its tokens; a reused fine-tune saved the tokens it trained on. Those
     # are counted once, as saved: a fully replayed batch spent none (its tokens are not stacked twice)
+    # an answer an evaluation took from its answer store made no call: counted as reused
+    stored = rows["api"] == STORE_API
     hit = rows["cache_hit"].astype(bool)
     saved = (rows["total_tokens"] + rows["trained_tokens"]).where(hit, 0)
     spent = {col: rows[col].where(~hit, 0)
              for col in ("prompt_tokens", "completion_tokens", "total_tokens", "trained_tokens")}
-    rows = rows.assign(calls=1, saved_tokens=saved, model=rows["model"].map(display_names(rows["model"])), **spent)
+    rows = rows.assign(calls=(~stored).astype(int), cache_hit=hit & ~stored, reused=stored.astype(int),
+                       saved_tokens=saved, model=rows["model"].map(display_names(rows["model"])), **spent)
     columns = ["calls", "prompt_tokens", "completion_tokens", "total_tokens", "trained_tokens", "cache_hit",
-               "saved_tokens", "latency_s", "cost_yuan", "cloud_equivalent_yuan"]
+               "reused", "saved_tokens", "latency_s", "cost_yuan", "cloud_equivalent_yuan"]
     grouped = rows.groupby(rows[by].fillna("—") if by in ("cell", "job") else rows[by], sort=False)[columns]
     out = grouped.sum(min_count=1)
     out["cache_hit"] = out["cache_hit"].astype(int)

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from qfnb._core.backend import Access
     from qfnb._core.transport import Transport
 
-__all__ = ["FIELD_NAMES", "SECRET_FIELDS", "Config", "GlobalConfig", "get_config", "get_config_with_kwargs",
-           "global_settings", "mask", "resolve_config"]
+__all__ = ["FIELD_NAMES", "SECRET_FIELDS", "Config", "GlobalConfig", "embedded_config", "get_config",
+           "get_config_with_kwargs", "global_settings", "mask", "resolve_config"]
 
 logger = logging.getLogger("qfnb")
 
@@ -400,6 +400,11 @@ def resolve_config(config: Config | None = None, **overrides: Any) -> Config:
         _NOTICE_SHOWN = True
         logger.info("qfnb: no Qianfan credentials configured; using the embedded local platform at %s",
                     platform.base_url)
+    return embedded_config(cfg, platform)
+
+
+def embedded_config(cfg: Config, platform: Access) -> Config:
+    """``cfg`` pointing at the local ``platform`` (its URLs and keys)."""
     return replace(
         cfg,
         base_url=platform.base_url,

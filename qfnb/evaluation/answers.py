@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb._core.record.cache import cache_mode, repeat_index
+from qfnb._core.record.ledger import STORE_API, UsageRow, default_ledger
 from qfnb.protocol.daemon import default_data_dir
 from qfnb.protocol.textmetrics import as_text
 
@@ -161,6 +162,22 @@ class _Mapped:
         pass
 
 
+def _reuse(store: AnswerStore, target: LLMTarget, keys: Sequence[str], got: list[Answer | None], tracker: Any,
+           offset: int) -> None:
+    """Fill ``got`` with the answers ``store`` holds; each is in the ledger as reused (no call made),
+    so a cell's figures say so."""
+    cached = store.get_many(keys)
+    for j, key in enumerate(keys):
+        if key in cached:
+            got[j] = cached[key]
+            tracker.result(offset + j, True)
+    if cached:
+        log.info("%s: %d of %d answers from the store", target.tag, len(cached), len(keys))
+        ledger = default_ledger()
+        for _ in cached:
+            ledger.record(UsageRow(api=STORE_API, model=target.tag, platform="local", cache_hit=True))
+
+
 async def answers_of(target: LLMTarget, inputs: Sequence[EvalInput], *, repeats: int, workers: int,
                      infer_kwargs: Mapping[str, Any], tracker: Any, offset: int,
                      store: AnswerStore | None) -> list[list[Answer]]:
@@ -171,13 +188,7 @@ async def answers_of(target: LLMTarget, inputs: Sequence[EvalInput], *, repeats:
     if store is not None:
         identity = target_identity(target)
         keys = [answer_key(identity, inputs[i], infer_kwargs, r) for r, i in jobs]
-        cached = store.get_many(keys)
-        for j, key in enumerate(keys):
-            if key in cached:
-                got[j] = cached[key]
-                tracker.result(offset + j, True)
-        if cached:
-            log.info("%s: %d of %d answers from the store", target.tag, len(cached), len(jobs))
+        _reuse(store, target, keys, got, tracker, offset)
     refresh = store is not None and store.refresh
     for r in range(repeats):  # each repeat in its own context: the response cache keeps repeats apart
         todo = [j for j, a in enumerate(got) if a is None and jobs[j][0] == r]

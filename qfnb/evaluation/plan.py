@@ -69,7 +69,10 @@ def _mcnemar_power(n: int, discordant: float, diff: float, alpha: float) -> floa
     lo, hi = max(0, int(n * discordant - 8 * sd) - 1), min(n, int(n * discordant + 8 * sd) + 1)
     total = 0.0
     for k in range(max(lo, 1), hi + 1):
-        p_k = math.exp(lf[n] - lf[k] - lf[n - k] + k * math.log(discordant) + (n - k) * math.log1p(-discordant))
+        if discordant == 1.0 and k < n:
+            continue  # every pair is discordant: all the mass is at k = n
+        rest = (n - k) * math.log1p(-discordant) if k < n else 0.0
+        p_k = math.exp(lf[n] - lf[k] - lf[n - k] + k * math.log(discordant) + rest)
         j = np.arange(k + 1)
         log_choose = lf[k] - lf[j] - lf[k - j]
         c = int(np.count_nonzero(2.0 * np.cumsum(np.exp(log_choose - k * math.log(2.0))) < alpha)) - 1

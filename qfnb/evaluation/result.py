@@ -128,6 +128,8 @@ class EvaluationResult:
         self.identities: dict[str, str] = {}
         #: what each judge was: model, rubric name, version and hash, whether it saw the reference
         self.judges: list[dict[str, Any]] = [ev.judge_info() for ev in self._evaluators if hasattr(ev, "judge_info")]
+        #: a sequential run's decision, item order and stopping point (``SequentialRecord``), or None
+        self.sequential: Any = None
 
     @classmethod
     def combine(cls, results: Mapping[str, EvaluationResult]) -> EvaluationResult:
@@ -151,6 +153,21 @@ class EvaluationResult:
                     columns.append(cols)
         out = cls(metrics, pd.concat(frames, ignore_index=True), evaluators=evaluators, metric_columns=columns)
         out.identities = {k: v for res in results.values() for k, v in res.identities.items()}
+        return out
+
+    @classmethod
+    def concat(cls, parts: Sequence[EvaluationResult]) -> EvaluationResult:
+        """One result from runs of the same models and evaluators on different items (their samples'
+        ``index`` already the dataset's), its metrics summarised again over every item."""
+        if not parts:
+            raise ValueError("parts: nothing to concatenate")
+        first = parts[0]
+        samples = pd.concat([p.samples for p in parts], ignore_index=True)
+        tags = first.llm_tags
+        metrics = summarize_all(first._evaluators, first._metric_columns, samples, tags)
+        out = cls(metrics, samples, evaluators=first._evaluators, metric_columns=first._metric_columns)
+        out.identities = dict(first.identities)
+        out.judges = list(first.judges)
         return out
 
     # -- tables ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from qfnb.notebook.magic_options import IMAGE_OPTIONS, ImageOptions, MagicOption
 from qfnb.notebook.sampling import OPTIONS, SamplingOptions
 from qfnb.protocol.limits import range_problem
 from qfnb.protocol.ranges import RANGES, TEXT2IMAGE_RANGES
+from qfnb.resources.structured import AnswerSchema, SchemaError, answer_schema
 
 
 def sampling_options(args: argparse.Namespace, *, temperature: float | None = None) -> SamplingOptions:
@@ -19,6 +20,24 @@ def sampling_options(args: argparse.Namespace, *, temperature: float | None = No
     if getattr(args, "temperature", None) is None:
         args = argparse.Namespace(**{**vars(args), "temperature": temperature})
     return SamplingOptions(**_checked(args, OPTIONS, RANGES))
+
+
+def answer_shape(user_ns: Mapping[str, Any], json: bool, schema: str | None) -> AnswerSchema | None:
+    """What ``--json`` / ``--schema NAME`` ask the answers to be (``ValueError`` naming the flag
+    for a bad NAME, before anything is sent)."""
+    if json and schema:
+        raise ValueError("--json and --schema both given: --schema already asks for a JSON object")
+    if json:
+        return AnswerSchema(name="answer", schema=None)
+    if not schema:
+        return None
+    if schema not in user_ns:
+        raise ValueError(f"--schema {schema}: no variable {schema!r} in the notebook (define a pydantic model "
+                         "class or a JSON-schema dict first)")
+    try:
+        return answer_schema(user_ns[schema], schema)
+    except SchemaError as exc:
+        raise ValueError(f"--schema {schema}: {exc}") from None
 
 
 def image_options(args: argparse.Namespace) -> ImageOptions:

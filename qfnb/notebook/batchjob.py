@@ -19,7 +19,7 @@ from IPython.core.magic import Magics, magics_class
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.record.cache import mode_for
 from qfnb._core.runtime import sync
-from qfnb.notebook._checks import sampling_options
+from qfnb.notebook._checks import answer_shape, sampling_options
 from qfnb.notebook._ipython import (
     HTML,
     argument,
@@ -200,11 +200,15 @@ def _submit(magics: Any, args: argparse.Namespace, factory: type[BatchJob]) -> B
         raise UsageError("give -m MODEL or --endpoint NAME")
     try:
         sampling = sampling_options(args)
+        shape = answer_shape(magics.user_ns, args.json, args.schema)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    params = sampling.fields()
+    if shape is not None:  # every row answers in the asked shape (batch_do's response_format)
+        params["response_format"] = shape.response_format
     try:  # the sampling options go to every row (the task's inferenceParams)
         return factory.submit(_inputs(magics.user_ns[args.source], args.column), model=model,
-                              endpoint=args.endpoint, name=args.name, inference_params=sampling.fields(),
+                              endpoint=args.endpoint, name=args.name, inference_params=params,
                               reuse=_reuse_wanted(args))
     except Exception as exc:
         raise QfnbCellError(str(exc), title="batch not started") from exc
@@ -236,6 +240,8 @@ class BatchMagics(Magics):
     @argument("--column", default="prompt", help="Prompt column of a Dataset/DataFrame (default: prompt).")
     @argument("--name", help="Task name.")
     @sampling_arguments
+    @argument("--json", action="store_true", help="Every answer must be a JSON object (response_format json_object).")
+    @argument("--schema", help="NAME of a pydantic model class or JSON-schema dict every answer must match (strict).")
     @argument("-o", "--output", help="Store the BatchJob (.state(), .results(), .stop()) here.")
     @argument("--no-wait", action="store_true", help="Submit and return the BatchJob without the live bar.")
     @argument("--fresh", action="store_true",

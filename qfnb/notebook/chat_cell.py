@@ -10,12 +10,12 @@ from typing import Any, Protocol
 from IPython.core.error import UsageError
 
 from qfnb.notebook import chat, chat_requests, chat_runner, discovery
-from qfnb.notebook._checks import sampling_options, split_csv, var_problem
+from qfnb.notebook._checks import answer_shape, sampling_options, split_csv, var_problem
 from qfnb.notebook._interp import prompt_template
 from qfnb.notebook._ipython import DisplayHandle, live_display
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.notebook.sessions import DEFAULT_SESSION
-from qfnb.resources.structured import AnswerSchema, SchemaError, answer_schema
+from qfnb.resources.structured import AnswerSchema
 from qfnb.resources.where import connection_hint
 
 Target = tuple[str | None, str | None]
@@ -134,20 +134,10 @@ def run_chat_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) -> 
 
 def _answer_schema(magics: ChatCellHost, args: argparse.Namespace) -> AnswerSchema | None:
     """What ``--json`` / ``--schema NAME`` ask the answer to be; a bad NAME is refused before anything is sent."""
-    if args.json and args.schema:
-        raise UsageError("--json and --schema both given: --schema already asks for a JSON object")
-    if args.json:
-        return AnswerSchema(name="answer", schema=None)
-    if not args.schema:
-        return None
-    name = args.schema
-    if name not in magics.user_ns:
-        raise UsageError(f"--schema {name}: no variable {name!r} in the notebook (define a pydantic model class "
-                         "or a JSON-schema dict first)")
     try:
-        return answer_schema(magics.user_ns[name], name)
-    except SchemaError as exc:
-        raise UsageError(f"--schema {name}: {exc}") from None
+        return answer_shape(magics.user_ns, args.json, args.schema)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _keep_objects(magics: ChatCellHost, args: argparse.Namespace, shape: AnswerSchema,

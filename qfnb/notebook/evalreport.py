@@ -89,6 +89,18 @@ def stability_html(stability: Any) -> str:
     return f'<div class="qfnb-stability" style="color:{_theme.TEXT}">{head}{items}</ul>{note}</div>'
 
 
+def sequential_html(record: Any) -> str:
+    """A sequential run's decision: the sentence, and what it means for the numbers above."""
+    muted = f"color:{_theme.TEXT_MUTED}"
+    method = ("Items were drawn in a seeded random order and the comparison was checked after every item with a "
+              f"betting confidence sequence (valid under that peeking, alpha={record.alpha:g}); the scores are in "
+              f"[{record.bounds[0]:g}, {record.bounds[1]:g}]. Fixed-n tests are not shown: after an early stop "
+              "their p-values and CIs would overstate the evidence. Run All replays the same order and answers.")
+    return (f'<div class="qfnb-sequential" style="color:{_theme.TEXT}"><h4>Sequential comparison on '
+            f"{escape(record.metric)}</h4><p><b>{escape(record.sentence)}</b></p>"
+            f'<p style="{muted}">{escape(method)}</p></div>')
+
+
 class EvalReport:
     """A rich display of one or several evaluation results."""
 
@@ -116,6 +128,10 @@ class EvalReport:
         self.stability: Any = None
         #: what was reused instead of asked (``↺ 42 of 42 answers reused …``), said above the metrics
         self.reused: str | None = None
+        #: ``--plan``: a ``PlanReport`` (items needed, assumptions, the full run's line)
+        self.plan: Any = None
+        #: ``--sequential``: the run's ``SequentialRecord`` (its decision, order and stopping point)
+        self.sequential: Any = getattr(result, "sequential", None)
 
     @classmethod
     def from_value(cls, value: Any, *, chart: Sequence[str] = ("auto",)) -> EvalReport:
@@ -155,6 +171,10 @@ class EvalReport:
         if self.chart_metrics:
             png = base64.b64encode(self.chart_png()).decode()
             parts.append(f'<img class="qfnb-eval-chart" alt="metrics chart" src="data:image/png;base64,{png}"/>')
+        if self.plan is not None:
+            parts.append(self.plan.to_html())
+        if self.sequential is not None:
+            parts.append(sequential_html(self.sequential))
         if self.comparison is not None:
             parts.append(self.comparison.to_html(styles=THEMED))
         if self.stability is not None:
@@ -173,6 +193,10 @@ class EvalReport:
         text = f"Evaluation — {len(self.metrics.index)} model(s)\n{table}"
         if self.reused:
             text = f"Evaluation — {len(self.metrics.index)} model(s)\n{self.reused}\n{table}"
+        if self.plan is not None:
+            text += "\n" + repr(self.plan)
+        if self.sequential is not None:
+            text += f"\nSequential: {self.sequential.sentence}"
         if self.comparison is not None:  # its notes say which means a corpus-level metric compared
             text += "\n" + "\n".join([*self.comparison.sentences, *self.comparison.notes])
         if self.stability is not None:

@@ -34,6 +34,7 @@ from qfnb.evaluation import (
 from qfnb.evaluation.answers import AnswerStore, default_store_path
 from qfnb.evaluation.data import REFERENCE_NAMES, eval_frame
 from qfnb.evaluation.llm import as_target, embedded_chat
+from qfnb.evaluation.sequential_eval import eval_sequential
 from qfnb.notebook._checks import sampling_options
 from qfnb.notebook.evalopts import EvalArgsError, check_judges, check_recorded, parse_recorded, reason
 from qfnb.notebook.progress import make_progress
@@ -65,6 +66,11 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ndcg": ("retrieval", ("ndcg@10",)),
 }
 DEFAULT_METRICS = ("exact_match", "bleu", "rouge_l")
+#: the lowest and highest score of each per-item metric column (``--sequential`` needs them; a judge's
+#: come from its rubric)
+BOUNDS: dict[str, tuple[float, float]] = {
+    "exact_match": (0.0, 1.0), "accuracy": (0.0, 1.0), "bleu4": (0.0, 1.0), "rouge_1": (0.0, 1.0),
+    "rouge_2": (0.0, 1.0), "rouge_l": (0.0, 1.0), "similarity": (-1.0, 1.0)}
 #: Endpoint words: ``ep_...`` (what a deploy names them by default) or an explicit ``endpoint:NAME``.
 ENDPOINT_PREFIXES = ("endpoint:", "ep:")
 #: The judge's reply is one score line and one reason line; this caps a rambling judge.
@@ -89,6 +95,10 @@ class EvalPlan:
     store: Any = None
     #: ``--pairwise``: a PairwiseJudge for the comparison, or None
     pairwise: Any = None
+    #: ``--sequential [MIN_DIFF]``: stop generating once the comparison is decided (on ``decide_on``)
+    sequential: bool = False
+    min_difference: float | None = None
+    decide_on: str | None = None
 
     @property
     def columns(self) -> dict[str, str]:
@@ -131,6 +141,13 @@ class EvalPlan:
         The progress bar counts generations (rows x models); scoring follows in a moment."""
         bar = make_progress(progress, desc="generations")
         manager = EvaluationManager(local_evaluators=self.evaluators, worker_num=self.workers)
+        if self.sequential:
+            assert self.compare is not None and self.decide_on is not None  # checked by plan()
+            model = next(t for t in self.llms if t != self.compare)
+            return eval_sequential(manager, self.llms, self.frame, model=model, baseline=self.compare,
+                                   metric=self.decide_on, bounds=metric_bounds(self.decide_on, self.evaluators),
+                                   min_difference=self.min_difference, round_size=self.workers * 2,
+                                   progress=bar, repeats=self.repeats, store=self.store, **self.sampling.fields())
         return manager.eval(self.llms or None, self.frame, input_column="input", reference_column="reference",
                             progress=GenerationProgress(bar, self.generations) if bar is not None else False,
                             repeats=self.repeats, store=self.store, recorded=self.recorded or None,
@@ -140,6 +157,38 @@ class EvalPlan:
         """``result.compare`` against the ``--compare`` baseline on the asked-for metrics."""
         wanted = [c for c in self.columns if c in result.item_metrics]
         return result.compare(b=self.compare, metrics=wanted or None, judge=self.pairwise).renamed(self.columns)
+
+
+def metric_bounds(column: str, evaluators: Sequence[Any]) -> tuple[float, float]:
+    """The score range of a result column: fixed for the text metrics, the rubric's for a judge."""
+    if column in BOUNDS:
+        return BOUNDS[column]
+    for ev in evaluators:
+        rubric = getattr(ev, "rubric", None)
+        if getattr(ev, "metric_name", None) == column and rubric is not None:
+            return float(rubric.min_score), float(rubric.max_score)
+    raise EvalArgsError(f"--sequential: no known score range for {column!r}")
+
+
+def _sequential(args: argparse.Namespace, llms: Mapping[str, Any], recorded: Mapping[str, Any],
+                metrics: Sequence[str]) -> tuple[bool, float | None, str | None]:
+    """``--sequential [MIN_DIFF]``: two live models, a baseline, and the metric that decides (the first asked)."""
+    value = getattr(args, "sequential", None)
+    if value is None:
+        return False, None, None
+    if args.compare is None:
+        raise EvalArgsError("--sequential decides a comparison: add --compare BASE")
+    if recorded or len(llms) != 2:
+        raise EvalArgsError(f"--sequential compares exactly two models it runs (got {len(llms)} and "
+                            f"{len(recorded)} recorded)")
+    try:
+        min_difference = float(value) if value else None
+    except ValueError:
+        raise EvalArgsError(f"--sequential: MIN_DIFF must be a number, got {value!r}") from None
+    if min_difference is not None and not min_difference > 0:
+        raise EvalArgsError(f"--sequential: MIN_DIFF must be positive, got {value}")
+    decide_on = METRICS[metrics[0]][1][0]
+    return True, min_difference, decide_on
 
 
 def reuse_note(plan: EvalPlan) -> str | None:
@@ -390,11 +439,14 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
     llms = resolve_llms(words, namespace) if words else {}
     _check_tags(args, llms, recorded)
 
+    sequential, min_difference, decide_on = _sequential(args, llms, recorded, metrics)
     evaluators = make_evaluators(metrics, _judge(args, namespace))
+    if decide_on is not None:
+        metric_bounds(decide_on, evaluators)  # known before any call
     pairwise = _pairwise(args, namespace)
     check_judges([*evaluators, *([pairwise] if pairwise else [])], llms, recorded)
     return EvalPlan(llms, frame, metrics, evaluators,
                     sampling, args.workers or 4,
                     repeats=args.repeats or 1, recorded=recorded, compare=args.compare,
                     store=AnswerStore(default_store_path(), refresh=bool(args.fresh)) if llms else None,
-                    pairwise=pairwise)
+                    pairwise=pairwise, sequential=sequential, min_difference=min_difference, decide_on=decide_on)

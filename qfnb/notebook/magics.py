@@ -281,6 +281,14 @@ class QfnbMagics(Magics):
     @argument("--pairwise", metavar="MODEL", nargs="?", const="",
               help="With --compare: a judge picks the better answer of each pair, asked in both orders "
                    "(a disagreement is a tie); bare: the embedded local platform's chat model.")
+    @argument("--sequential", metavar="MIN_DIFF", nargs="?", const="",
+              help="With --compare and two models: draw items in a seeded random order and stop generating once "
+                   "the comparison on the first metric is decided (an anytime-valid betting confidence sequence); "
+                   "MIN_DIFF tunes it to that difference and lets it decide 'no difference that large'.")
+    @argument("--plan", metavar="MIN_DIFF",
+              help="With --compare: run a pilot (--limit items, default 20, drawn at random) or read the stored "
+                   "result, and say how many items detect a difference of MIN_DIFF on the first metric with 80%% "
+                   "power, with the line that runs them.")
     @argument("--repeats", type=int, help="Ask each item N times (with -t): stability across repeats.")
     @argument("--recorded", action="append", metavar="TAG=SOURCE",
               help="Score answers already made, without calling a model: a dataset column, a notebook variable "
@@ -308,7 +316,7 @@ class QfnbMagics(Magics):
         if args.models or args.endpoint or args.dataset or args.recorded:
             if args.result:
                 raise UsageError(f"%qfeval: give a result variable ({args.result!r}) or --models/--dataset, not both")
-            return self._eval_run(args, chart)
+            return self._eval_run(args, chart, line)
         if not args.result:
             raise UsageError(
                 "usage: %qfeval [--models M1,M2] --dataset DATA [--metrics ...] [-o VAR]   (run an evaluation;\n"
@@ -320,6 +328,8 @@ class QfnbMagics(Magics):
         except Exception as exc:
             raise UsageError(f"%qfeval: cannot evaluate {args.result!r}: {exc}") from exc
         report = EvalReport.from_value(value, chart=chart)
+        if args.plan is not None:
+            report.plan = self._stored_plan(value, args)
         if args.compare is not None:
             try:
                 if isinstance(value, Mapping):  # {name: result}: one result per run, paired by item
@@ -331,14 +341,30 @@ class QfnbMagics(Magics):
                 raise UsageError(f"%qfeval --compare: {exc}") from exc
         return report
 
-    def _eval_run(self, args: argparse.Namespace, chart: list[str]) -> Any:
+    def _stored_plan(self, value: Any, args: argparse.Namespace) -> Any:
+        """``%qfeval RESULT --compare BASE --plan MIN_DIFF``: the plan from a stored result."""
+        from qfnb.notebook import evalplan  # deferred: loads pandas (`%load_ext qfnb` does not)
+
+        if args.compare is None:
+            raise UsageError("%qfeval --plan: name the baseline with --compare BASE")
+        metrics = split_csv(args.metrics or []) or list(getattr(value, "item_metrics", []))[:1]
+        try:
+            if not metrics:
+                raise EvalArgsError("--plan: the result has no per-item metric")
+            found = evalplan.plans(value, args.compare, metrics[0], evalplan.min_difference(args.plan))
+        except EvalArgsError as exc:
+            raise UsageError(str(exc)) from exc
+        pilot = len(set(value.samples["index"]))
+        return evalplan.PlanReport(found, pilot_items=pilot, dataset_items=None, line=None, metric=metrics[0])
+
+    def _eval_run(self, args: argparse.Namespace, chart: list[str], line: str) -> Any:
         # deferred: these load pandas (`%load_ext qfnb` does not)
-        from qfnb.notebook import evalrun
+        from qfnb.notebook import evalplan, evalrun
         from qfnb.notebook.evalreport import EvalReport
 
         _check_var(args.output, "-o/--output")
         try:
-            plan = evalrun.plan(args, self.user_ns)
+            plan, pilot = evalplan.prepare(args, self.user_ns)
         except EvalArgsError as exc:
             raise UsageError(str(exc)) from exc
         except Exception as exc:  # the platform could not list models or hand out the dataset
@@ -354,8 +380,13 @@ class QfnbMagics(Magics):
         wanted = chart if chart != ["auto"] else list(shown.columns)
         report = EvalReport(shown, plan.report_samples(result.samples_df), chart=wanted or ["auto"], result=result)
         report.reused = evalrun.reuse_note(plan)
+        if pilot is not None:
+            try:
+                report.plan = pilot.report(result, plan, line)
+            except EvalArgsError as exc:
+                raise UsageError(str(exc)) from exc
         try:
-            if plan.compare is not None:
+            if plan.compare is not None and not plan.sequential:  # after a sequential stop, fixed-n tests are invalid
                 report.comparison = plan.comparison(result)
             if plan.repeats > 1:
                 report.stability = result.stability(metrics=[c for c in plan.columns if c in result.item_metrics])

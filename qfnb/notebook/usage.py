@@ -134,7 +134,10 @@ class UsageMagics(Magics):
         table = table.round({k: v for k, v in ROUNDING.items() if k in table.columns})
         if (b := usage.active_budget()) is not None:
             print(str(b))
-        scope = f'<div class="qfnb-usage-scope" style="color:{TEXT_MUTED}">{escape(scope_line(everyone))}</div>'
+        line = scope_line(everyone)
+        if not everyone and (found := usage.figures(0.0).line()):  # the session's calls, as a bar says them
+            line = f"{found} · {line}"
+        scope = f'<div class="qfnb-usage-scope" style="color:{TEXT_MUTED}">{escape(line)}</div>'
         display(HTML(clean(scope + (chart_html(table, by) if not table.empty else ""))))
         return table
 

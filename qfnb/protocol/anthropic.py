@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import ProtocolError
 from .openai_wire import drop_nulls
+from .schemas import check_schema
 
 #: what ``POST /v1/messages`` takes; any other field is refused by name
 REQUEST_FIELDS = ("model", "messages", "max_tokens", "system", "stop_sequences", "temperature", "top_p", "top_k",
@@ -81,6 +82,7 @@ def chat_format(config: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
         raise ProtocolError("output_config.format", 'must be {"type": "json_schema", "schema": {...}}')
+    check_schema(fmt["schema"], "output_config.format.schema")
     return {"type": "json_schema", "json_schema": {"name": "output", "schema": fmt["schema"]}}
 
 
@@ -193,8 +195,11 @@ def chat_tools(tools: Any) -> list[dict[str, Any]] | None:
             raise ProtocolError(f"tools[{i}]", "must be a client tool {name, description, input_schema}: the local "
                                 "platform has no server tools (web search, code execution, computer use)")
         fn = {"name": tool.get("name"), "parameters": tool["input_schema"]}
-        if tool.get("description") is not None:
-            fn["description"] = tool["description"]
+        for key in ("description", "strict"):
+            if tool.get(key) is not None:
+                fn[key] = tool[key]
+        if isinstance(tool["input_schema"], dict):
+            check_schema(tool["input_schema"], f"tools[{i}].input_schema")
         out.append({"type": "function", "function": fn})
     return out or None
 

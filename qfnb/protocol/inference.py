@@ -27,6 +27,7 @@ from .limits import (
 )
 from .ranges import OPENAI_RANGES as OPENAI_RANGES  # generated from the spec
 from .ranges import RANGES, TEXT2IMAGE_RANGES
+from .schemas import check_schema_total
 from .wire_fields import (
     ChatFields,
     CompletionFields,
@@ -198,7 +199,9 @@ class ChatRequest(ChatFields, SamplingParams):
             tools = tool_checks.functions_as_tools(functions) if functions is not None else None
             if data.get("tool_choice") is not None:
                 tool_checks.check_tool_choice(data["tool_choice"], tools)
-            v1_schema(data.get("response_format"))
+            schema = v1_schema(data.get("response_format"))
+            if schema is not None and tools:
+                check_schema_total([schema, *(t["function"].get("parameters") for t in tools)], "response_format")
         return data
 
     @field_validator("messages", mode="before")
@@ -391,7 +394,9 @@ def _check_v2_common(data: dict[str, Any]) -> None:
     parallel = data.get("parallel_tool_calls")
     if parallel is not None and not isinstance(parallel, bool):
         raise ProtocolError("parallel_tool_calls", "must be true or false")
-    tool_checks.check_response_format(data.get("response_format"))
+    schema = tool_checks.check_response_format(data.get("response_format"))
+    if schema is not None and given:
+        check_schema_total([schema, *(t["function"].get("parameters") for t in given)], "response_format")
 
 
 #: every field the OpenAI chat routes take; any other is refused by name

@@ -37,12 +37,34 @@ MAX_OUTPUT_TOKENS = 65_536
 LOCAL_CONTEXT_TOKENS = 4096
 #: the local platform's cap on the same fields: its context
 LOCAL_MAX_OUTPUT_TOKENS = LOCAL_CONTEXT_TOKENS
+#: the tokens one answer may generate when its call sets no cap: the local platform's default on
+#: every route (v1, OpenAI, Responses, Messages, batch rows), and what a budget reserves for (and
+#: sends as the cap of) a call that sets none
+DEFAULT_OUTPUT_TOKENS = 1024
 #: the local platform's cap on messages: a turn costs at least 5 tokens of the context (its markers,
 #: role, newline and one token of content), so no longer history fits. It also bounds llama.cpp's
 #: special-token split, whose time grows with the square of the turns (10,001 messages: about a minute).
 LOCAL_MAX_MESSAGES = LOCAL_CONTEXT_TOKENS // 5
 #: bytes of one uploaded object (a BOS ``PUT``) and of one file imported into a dataset (local platform)
 MAX_UPLOAD_BYTES = 512 * MIB
+
+#: JSON schemas (a ``response_format`` or output format, tool parameters): what the engine turns into a
+#: grammar, checked before anything runs (:mod:`qfnb.protocol.schemas`). The engine checks every
+#: candidate token against each open alternative of the grammar, in its one decode loop, so a
+#: schema's size is every other request's wait (bench/schema_isolation.py measures it).
+#: bytes of compact JSON, one schema and a request's schemas in all
+MAX_SCHEMA_BYTES = 64 * 1024
+#: enum and const values in one schema, counted together
+MAX_SCHEMA_ENUM_VALUES = 1000
+#: nesting of subschemas (properties, items, anyOf, $ref, ...)
+MAX_SCHEMA_DEPTH = 32
+#: ``minLength``/``maxLength``/``minItems``/``maxItems`` and a pattern's ``{m,n}``: the grammar repeats
+#: its rule that many times
+MAX_SCHEMA_REPEAT = 1000
+#: an integer bound (``minimum``...): the grammar writes integers of at most 16 digits
+MAX_SCHEMA_BOUND = 2**53
+#: tools offered in one request (OpenAI's documented maximum)
+MAX_TOOLS = 128
 
 #: the token-count fields :data:`LOCAL_MAX_OUTPUT_TOKENS` applies to
 OUTPUT_TOKEN_FIELDS = ("max_output_tokens", "max_tokens", "max_completion_tokens")

@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import ProtocolError
 from .openai_wire import check_content, content_text, drop_nulls
+from .schemas import check_schema
 
 #: what ``POST /responses`` takes; any other field is refused by name
 REQUEST_FIELDS = ("model", "input", "instructions", "previous_response_id", "store", "stream", "stream_options",
@@ -171,6 +172,9 @@ def chat_tools(tools: Any) -> list[dict[str, Any]] | None:
             raise ProtocolError(f"tools[{i}].type", f"must be 'function', got {kind!r:.40}: the local platform has "
                                 "no built-in tools (web search, file search, computer use, code interpreter)")
         fn = {k: tool[k] for k in ("name", "description", "parameters") if tool.get(k) is not None}
+        fn["strict"] = tool.get("strict", True)  # the Responses API's default: enforced
+        if isinstance(fn.get("parameters"), dict):
+            check_schema(fn["parameters"], f"tools[{i}].parameters")
         out.append({"type": "function", "function": fn})
     return out or None
 
@@ -201,6 +205,7 @@ def chat_format(text: Any) -> dict[str, Any] | None:
     spec = {k: fmt[k] for k in ("name", "schema", "strict", "description") if fmt.get(k) is not None}
     if not isinstance(spec.get("schema"), dict):
         raise ProtocolError("text.format.schema", "must be a JSON schema object")
+    check_schema(spec["schema"], "text.format.schema")
     return {"type": "json_schema", "json_schema": spec}
 
 

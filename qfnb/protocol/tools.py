@@ -1,6 +1,6 @@
 """Tool calling and structured output on the wire: checks of ``tools``, ``tool_choice``,
-``response_format`` and tool turns in a history, the JSON-schema features a grammar-constrained
-engine can enforce, and v1's ``functions`` in OpenAI's terms.
+``response_format`` and tool turns in a history (their JSON schemas checked by :mod:`.schemas`), and
+v1's ``functions`` in OpenAI's terms.
 
 Pure data checks (no pydantic): each problem raises one :class:`ProtocolError` naming the field.
 """
@@ -13,16 +13,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import ProtocolError
+from .limits import MAX_TOOLS
 from .openai_wire import CHAT_ROLES, check_content
+from .schemas import check_schema, check_schema_total
 
 #: a function name as OpenAI accepts it
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-#: JSON-schema keywords the engine's grammar (llama.cpp's schema-to-grammar) cannot enforce
-UNSUPPORTED_SCHEMA_KEYWORDS = ("not", "if", "then", "else", "patternProperties", "dependentRequired",
-                               "dependentSchemas", "uniqueItems", "multipleOf", "contains", "minContains",
-                               "maxContains", "propertyNames", "unevaluatedProperties", "unevaluatedItems",
-                               "minProperties", "maxProperties")
 #: the structured-output types OpenAI defines
 FORMAT_TYPES = ("text", "json_object", "json_schema")
 
@@ -31,6 +28,7 @@ def check_tools(tools: Any, field: str = "tools") -> list[dict[str, Any]]:
     """``[{"type": "function", "function": {"name", "description"?, "parameters"?}}]``."""
     if not isinstance(tools, list) or not tools:
         raise ProtocolError(field, "must be a non-empty list of {\"type\": \"function\", \"function\": {...}}")
+    check_tool_count(tools, field)
     names: set[str] = set()
     for i, tool in enumerate(tools):
         where = f"{field}[{i}]"
@@ -41,7 +39,14 @@ def check_tools(tools: Any, field: str = "tools") -> list[dict[str, Any]]:
         if fn["name"] in names:
             raise ProtocolError(f"{where}.function.name", f"{fn['name']!r} is given twice")
         names.add(fn["name"])
+    check_schema_total([t["function"].get("parameters") for t in tools], field)
     return tools
+
+
+def check_tool_count(tools: Sequence[Any], field: str = "tools") -> None:
+    """At most :data:`MAX_TOOLS` tools in one request."""
+    if len(tools) > MAX_TOOLS:
+        raise ProtocolError(field, f"offers {len(tools)} tools; at most {MAX_TOOLS} are accepted (MAX_TOOLS)")
 
 
 def check_function(fn: Mapping[str, Any], where: str) -> None:
@@ -51,6 +56,8 @@ def check_function(fn: Mapping[str, Any], where: str) -> None:
         raise ProtocolError(f"{where}.name", "must be 1-64 letters, digits, '_' or '-'")
     if fn.get("description") is not None and not isinstance(fn["description"], str):
         raise ProtocolError(f"{where}.description", "must be a string")
+    if fn.get("strict") is not None and not isinstance(fn["strict"], bool):
+        raise ProtocolError(f"{where}.strict", "must be true or false")
     params = fn.get("parameters")
     if params is not None:
         if not isinstance(params, dict):
@@ -102,34 +109,6 @@ def check_response_format(fmt: Any, field: str = "response_format") -> dict[str,
     return dict(spec["schema"])
 
 
-def check_schema(schema: Any, where: str) -> None:
-    """A JSON schema the engine's grammar can enforce: every keyword it cannot is refused, by
-    name and place, and ``$ref`` must point inside the schema."""
-    if isinstance(schema, bool):
-        return
-    if not isinstance(schema, dict):
-        raise ProtocolError(where, "must be a JSON schema object")
-    for key, value in schema.items():
-        if key in UNSUPPORTED_SCHEMA_KEYWORDS:
-            raise ProtocolError(f"{where}.{key}", f"the JSON-schema keyword {key!r} cannot be enforced by the "
-                                "engine's grammar; remove it (or check it after parsing)")
-        if key == "$ref" and not (isinstance(value, str) and value.startswith("#")):
-            raise ProtocolError(f"{where}.$ref", "only references inside the schema (#/...) are supported")
-        for sub, place in _subschemas(key, value):
-            check_schema(sub, f"{where}.{key}{place}")
-
-
-def _subschemas(key: str, value: Any) -> list[tuple[Any, str]]:
-    """The schemas nested under keyword ``key``, each with its place (``.name`` or ``[i]``)."""
-    if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
-        return [(sub, f".{name}") for name, sub in value.items()]
-    if key in ("items", "additionalProperties") and isinstance(value, dict):
-        return [(value, "")]
-    if key in ("anyOf", "oneOf", "allOf", "prefixItems") and isinstance(value, list):
-        return [(sub, f"[{i}]") for i, sub in enumerate(value)]
-    return []
-
-
 def check_chat_turn(m: Any, i: int, field: str = "messages") -> None:
     """One OpenAI-style turn: system/developer/user/assistant/tool, its content a string or a list of
     content parts (:mod:`.openai_wire`); an assistant turn may carry ``tool_calls`` instead of
@@ -166,6 +145,7 @@ def functions_as_tools(functions: Any) -> list[dict[str, Any]]:
     hints the engine has no field for) as OpenAI ``tools``."""
     if not isinstance(functions, list) or not functions:
         raise ProtocolError("functions", "must be a non-empty list of {name, description, parameters}")
+    check_tool_count(functions, "functions")
     tools = []
     for i, fn in enumerate(functions):
         if not isinstance(fn, dict):
@@ -173,6 +153,7 @@ def functions_as_tools(functions: Any) -> list[dict[str, Any]]:
         check_function(fn, f"functions[{i}]")
         tools.append({"type": "function", "function": {k: fn[k] for k in ("name", "description", "parameters")
                                                        if fn.get(k) is not None}})
+    check_schema_total([fn.get("parameters") for fn in functions], "functions")
     return tools
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb._core.config import resolve_config
 from qfnb._core.errors import QfnbError, ValidationError
-from qfnb._core.http.recorded import worst_case
+from qfnb._core.http.recorded import output_cap, with_output_cap, worst_case
 from qfnb._core.http.response import QfResponse
 from qfnb._core.record.budget import Budget, Reservation, active_budget, batch_rows_reserved
 from qfnb._core.record.ledger import SESSION, UsageRow, default_ledger
@@ -103,7 +103,7 @@ def record_job(state: JobState, config: Config, *, reused: bool = False) -> None
     model = str(view.get("endpoint") or view.get("modelId") or view.get("model") or "batch")
     if not reused and (held := _HELD.pop(state.task_id, None)) is not None:
         yuan = 0.0 if config.embedded else (prices().cost(model, prompt, completion) or 0.0)
-        held[0].settle(held[1], prompt + completion, 0, yuan)
+        held[0].settle(held[1], prompt + completion, yuan)
     row = UsageRow(api="batch-job", model=model, platform="local" if config.embedded else "cloud",
                    prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion,
                    latency_s=0.0 if reused else state.run_seconds, cache_hit=reused, job=f"batch-job {state.task_id}")
@@ -138,6 +138,11 @@ def done_twin(states: Iterable[JobState], fingerprint: str) -> JobState | None:
 
 def _config(config: Config | None) -> Config:
     return resolve_config(config)
+
+
+def budgeted_row(params: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """A row's body under a budget: without a cap (its own or the task's), sent with the one reserved."""
+    return body if output_cap(params) is not None else with_output_cap("v2/chat", body)
 
 
 def request_line(index: int, item: Any) -> dict[str, Any]:
@@ -205,12 +210,13 @@ class BatchJob:
         if first is None:
             raise ValidationError("inputs", "is empty")
         budget, params = active_budget(), inference_params or {}
-        largest, worst, count = (budget.largest_answer if budget is not None else 0), [0], [0]
+        worst, count = [0], [0]
 
         def line(index: int, item: Any) -> str:
             request = request_line(index, item)
             if budget is not None:  # each row's worst case, counted as it streams to the upload
-                worst[0] += worst_case({**params, **request["body"]}, largest)
+                request["body"] = budgeted_row(params, request["body"])
+                worst[0] += worst_case({**params, **request["body"]}, "v2/chat")
                 count[0] += 1
             return json.dumps(request, ensure_ascii=False) + "\n"
 

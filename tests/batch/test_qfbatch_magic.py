@@ -171,3 +171,25 @@ def test_sampling_options_go_to_every_row(served: ServedPlatform, ip: Interactiv
     assert ds.to_pandas()["llm_output"].tolist() == ["tiny-chat: p0", "tiny-chat: p1"]
     view = ip.user_ns["job"].state().view
     assert view["inferenceParams"] == {"temperature": 0.5, "top_k": 3, "max_output_tokens": 8}
+
+
+def test_json_and_schema_ask_every_row_for_the_shape(served: ServedPlatform, ip: InteractiveShell) -> None:
+    """``%qfbatch --json`` / ``--schema NAME`` send ``response_format`` with every row (``batch_do``
+    takes it): the durable path answers in the asked shape too. A bad NAME is refused before upload."""
+    from pydantic import BaseModel
+
+    class Ticket(BaseModel):
+        label: str
+
+    ip.user_ns.update(prompts=["p0"], Ticket=Ticket)
+    with pytest.raises(UsageError, match="--schema Nope: no variable 'Nope'"):
+        ip.run_line_magic("qfbatch", "prompts -m tiny-chat --schema Nope")
+    with pytest.raises(UsageError, match="--json and --schema both given"):
+        ip.run_line_magic("qfbatch", "prompts -m tiny-chat --json --schema Ticket")
+    assert BatchJob.list() == []
+    ip.run_line_magic("qfbatch", "prompts -m tiny-chat --schema Ticket -o job")
+    sent = ip.user_ns["job"].state().view["inferenceParams"]["response_format"]
+    assert sent["type"] == "json_schema" and sent["json_schema"]["schema"]["properties"] == {
+        "label": {"title": "Label", "type": "string"}}
+    ip.run_line_magic("qfbatch", "prompts -m tiny-chat --json -o job2")
+    assert ip.user_ns["job2"].state().view["inferenceParams"] == {"response_format": {"type": "json_object"}}

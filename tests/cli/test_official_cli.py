@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -175,7 +176,11 @@ def test_dataset_upload_view_download_and_predict(shell: dict[str, str], tmp_pat
     run = qfnb(shell, "dataset", "insight", str(plain), "-c", "nope")
     assert run.returncode == 1 and "no column 'nope'" in run.stderr
     pred = tmp_path / "pred.jsonl"
-    run = qfnb(shell, "dataset", "predict", str(plain), "--model", "Tiny-Chat", "--output", str(pred))
+    run = qfnb(shell, "dataset", "predict", str(plain), "--model", "Tiny-Chat", "--output", str(pred),
+               "--max-tokens", "0")
+    assert run.returncode == 1 and "--max-tokens must be" in run.stderr and not pred.exists()
+    run = qfnb(shell, "dataset", "predict", str(plain), "--model", "Tiny-Chat", "--output", str(pred),
+               "--max-tokens", "64", "--temperature", "0.2")
     assert run.returncode == 0, run.stderr
     answers = [json.loads(line) for line in pred.read_text().splitlines()]
     assert [a["llm_output"] for a in answers] == [f"tiny-chat: {r['prompt']}" for r in ROWS]
@@ -228,6 +233,14 @@ def test_trainer_finetune_runs_the_official_job_file(shell: dict[str, str], loca
     trainer_id = run.stderr.split("trainer id: ")[1].split()[0]
     run = qfnb(shell, "trainer", "info", "--trainer-id", trainer_id)
     assert run.returncode == 0 and json.loads(run.stdout)["id"] == trainer_id, run.stderr
+    # the id positionally, as the platform prints it (it printed the top-level usage)
+    task_id = re.search(r'"(task-[A-Za-z0-9]+)"', run.stdout)
+    assert task_id is not None, run.stdout
+    for given in (task_id.group(1), trainer_id):
+        again = qfnb(shell, "trainer", "info", given)
+        assert again.returncode == 0 and json.loads(again.stdout)["id"] == trainer_id, again.stderr
+    run = qfnb(shell, "trainer", "info", task_id.group(1), "--trainer-id", trainer_id)
+    assert run.returncode == 1 and "give the id once" in run.stderr
     run = qfnb(shell, "trainer", "finetune", "-f", str(tmp_path / "missing.json"))
     assert run.returncode == 1 and "no such file" in run.stderr
 

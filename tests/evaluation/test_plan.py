@@ -114,3 +114,9 @@ def test_an_inconclusive_comparison_says_how_many_items_would_decide_it() -> Non
     assert row.items_needed == expected and expected is not None and expected > 10
     assert f"needs about {expected} paired items to be detected with 80% power" in row.sentence
     assert res.compare("tuned", "base").to_dataframe()["items_needed"].tolist() == [expected]
+
+
+def test_every_pair_discordant() -> None:
+    a = np.array([1.0, 1, 0, 1, 0, 1, 1, 0, 1, 1])
+    plan = plan_comparison(a, 1 - a, min_difference=0.3)
+    assert plan.discordant == 1.0 and plan.power_at(plan.n_items) >= 0.8 > plan.power_at(plan.n_items - 1)

@@ -361,8 +361,13 @@ class FakeQianfan:
                 {"id": "as-fake", "object": "chat.completion.chunk", "created": 1, "model": body.get("model"),
                  "choices": [{"index": 0, "delta": {"content": answer[:5]}}]},
                 {"id": "as-fake", "object": "chat.completion.chunk", "created": 1, "model": body.get("model"),
-                 "choices": [{"index": 0, "delta": {"content": answer[5:]}, "finish_reason": "stop"}]},
-                "data: [DONE]\n\n"]
+                 "choices": [{"index": 0, "delta": {"content": answer[5:]}, "finish_reason": "stop"}]}]
+            if (body.get("stream_options") or {}).get("include_usage"):  # a last chunk of its own, as OpenAI's
+                events.append({"id": "as-fake", "object": "chat.completion.chunk", "created": 1,
+                               "model": body.get("model"), "choices": [],
+                               "usage": {"prompt_tokens": len(text), "completion_tokens": len(answer),
+                                         "total_tokens": len(text) + len(answer)}})
+            events.append("data: [DONE]\n\n")
             return Reply(sse=events)
         return Reply({"id": "as-fake", "object": "chat.completion", "created": 1, "model": body.get("model"),
                       "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},

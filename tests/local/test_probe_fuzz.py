@@ -67,6 +67,10 @@ def _every_route() -> list[tuple[str, str, dict[str, str]]]:
                                         "/v2/files/file-x/content", "/v2/batches", "/v2/batches/batch-x",
                                         "/v2/batches/batch-x/cancel")]
     out += [("infer", MODEL_API_PREFIX + "/reranker/tiny-embed", {})]
+    # the Responses API (/v1 and /v2) and Anthropic's Messages API: their POSTs (bearer) and GETs
+    out += [("v2chat", p, {}) for p in ("/v1/responses", "/v2/responses", "/v1/messages", "/v1/messages/count_tokens")]
+    out += [("openai", f"{v}/responses/resp-x{tail}", {}) for v in ("/v1", "/v2") for tail in (
+        "", "/input_items", "/cancel")] + [("openai", f"{v}/responses", {}) for v in ("/v1", "/v2")]
     out += [("oauth", "/oauth/2.0/token", {}),
             ("bearer", "/v1/BCE-BEARER/token", {}), ("bos", "/bos/bucket/key.jsonl", {}),
             ("boslist", "/bos/bucket", {}), ("health", "/healthz", {})]
@@ -87,7 +91,8 @@ def test_the_table_covers_every_route_of_the_app(tmp_path: Path) -> None:
                                           "/v2/files/{file_id}", "/v2/files/{file_id}/content",
                                           "/v2/batches/{batch_id}", "/v2/batches/{batch_id}/cancel",
                                           batch.FILES + "/{rest:path}", batch.BATCHES + "/{rest:path}",
-                                          "/v2/files/{rest:path}", "/v2/batches/{rest:path}"}
+                                          "/v2/files/{rest:path}", "/v2/batches/{rest:path}"} | {
+        f"{v}/responses/{{response_id}}{tail}" for v in ("/v1", "/v2") for tail in ("", "/input_items", "/cancel")}
     assert paths - covered <= {p for p in paths if p.startswith("/qfnb/")}, paths - covered
 
 

@@ -10,7 +10,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from qfnb.local.engines.base import FINISH_NORMAL, FINISH_TOOL_CALLS, Delta
-from qfnb.local.engines.tool_calls import AFTER_RESULT_ASK, answer_after_result, as_tool_calls, fix_rendered
+from qfnb.local.engines.tool_calls import (
+    AFTER_RESULT_ASK,
+    answer_after_result,
+    as_tool_calls,
+    call_schema,
+    enforce_strict,
+    fix_rendered,
+)
+from qfnb.protocol.schemas import check_schema
 
 
 def _lp(token: str) -> dict[str, Any]:
@@ -176,3 +184,51 @@ def test_a_templates_doubled_call_format_is_rendered_as_its_makers_wrote_it() ->
     single = 'XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
     assert fix_rendered(doubled) == single
     assert fix_rendered("a {{literal}} prompt") == "a {{literal}} prompt"
+
+
+CITY = {"type": "object", "properties": {"city": {"enum": ["Paris", "Oslo"]}}, "required": ["city"],
+        "additionalProperties": False}
+
+
+def _strict(pieces: list[str], redo: list[str]) -> tuple[list[Delta], list[str]]:
+    """``pieces`` as an auto answer of a strict tool; a call that does not fit is asked ``redo``."""
+    asked: list[str] = []
+
+    async def forced(name: str) -> AsyncIterator[Delta]:
+        asked.append(name)
+        async for d in as_tool_calls(_stream(redo), [name], forced=True):
+            yield d
+
+    async def run() -> list[Delta]:
+        answer = as_tool_calls(_stream(pieces), ["get_weather"])
+        return [d async for d in enforce_strict(answer, {"get_weather": CITY}, forced)]
+
+    return asyncio.run(run()), asked
+
+
+def test_a_strict_call_that_does_not_fit_is_written_again_under_its_grammar() -> None:
+    # the probe's case: a city outside the enum and an extra property, under tool_choice auto
+    out, asked = _strict(['{"name": "get_weather", "arguments": {"city": "Rome", "units": "C"}}'],
+                         ['{"name": "get_weather", "arguments": {"city": "Oslo"}}'])
+    assert asked == ["get_weather"]
+    call, last = out
+    assert json.loads(call.tool_calls[0]["function"]["arguments"]) == {"city": "Oslo"}  # type: ignore[index]
+    assert last.finish_reason == FINISH_TOOL_CALLS and last.completion_tokens == 2  # both generations counted
+
+
+def test_a_strict_call_that_fits_and_plain_text_pass_untouched() -> None:
+    out, asked = _strict(['{"name": "get_weather", "arguments": {"city": "Paris"}}'], [])
+    assert asked == [] and json.loads(out[0].tool_calls[0]["function"]["arguments"]) == {"city": "Paris"}  # type: ignore[index]
+    out, asked = _strict(["It is ", "sunny."], [])
+    assert asked == [] and "".join(d.text for d in out) == "It is sunny."
+
+
+def test_call_schema_moves_the_refs_of_each_tools_parameters() -> None:
+    params = {"type": "object", "properties": {"p": {"$ref": "#/$defs/P"}}, "$defs": {"P": {"type": "integer"}}}
+    tools = [{"type": "function", "function": {"name": n, "parameters": params}} for n in ("a", "b")]
+    assert call_schema(tools[:1])["properties"]["arguments"]["properties"]["p"]["$ref"] == \
+        "#/properties/arguments/$defs/P"
+    both = call_schema(tools)
+    assert both["anyOf"][1]["properties"]["arguments"]["properties"]["p"]["$ref"] == \
+        "#/anyOf/1/properties/arguments/$defs/P"
+    check_schema(both, "tools")  # it resolves

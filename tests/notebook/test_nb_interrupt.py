@@ -102,7 +102,7 @@ def test_platform_stream_names_the_model_and_cancel_ends_it(platform: Any) -> No
 
     deltas = sync.run(collect(CellChatRequest(messages=[{"role": "user", "content": "hi there"}], model="Tiny-Chat")))
     assert deltas[0].model == "Tiny-Chat" and "".join(d.text for d in deltas) == "tiny-chat: hi there"
-    engine, release = platform.chat("tiny-chat"), threading.Event()
+    engine, release = platform.chat("tiny-chat").engine, threading.Event()  # the blocking double behind the face
     words = engine._words
 
     def held(text: str, params: dict[str, Any]) -> Iterator[Any]:

@@ -6,6 +6,9 @@ real engine, the daemon's restarts and the browser: test_nb_browser_named_sessio
 
 from __future__ import annotations
 
+import os
+import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +17,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from nb_doubles import RecordingPublisher
 
 from qfnb.notebook.magics import QfnbMagics
+from qfnb.protocol.model_names import LOCAL_CHAT_MODEL
 from tests.fakes.local_platform import ServedPlatform
 
 
@@ -70,3 +74,29 @@ def test_a_named_session_refuses_what_the_responses_api_lacks(ip: InteractiveShe
         ip.run_cell_magic("qfchat", "-s trip --top-k 5", "hello")
     engine = local_platform.registry.engines.get("tiny-chat")
     assert engine is None or engine.calls == []  # nothing was sent
+
+
+@pytest.mark.real_model
+def test_a_named_session_outlives_a_killed_daemon_and_a_new_kernel(  # type: ignore[no-untyped-def]
+        ip: InteractiveShell, pub: RecordingPublisher, embedded, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real engine: a fact told in one kernel, the daemon killed (SIGKILL), a new kernel asks."""
+    from qfnb._core.backend import daemon
+    from qfnb.local.engines.llama_server import find_binary
+
+    if find_binary() is None:
+        pytest.skip("llama-server is not built (scripts/bootstrap.sh)")
+    data = tmp_path / "data"
+    monkeypatch.setenv("QFNB_DATA_DIR", str(data))
+    try:
+        ip.run_cell_magic("qfchat", f"-s fruit -m {LOCAL_CHAT_MODEL} -t 0.01 --max-tokens 8",
+                          "My favourite fruit is papaya. Just say OK.")
+        assert "Error" not in last_text(pub), last_text(pub)
+        os.kill(daemon.ensure_daemon(data).pid, signal.SIGKILL)
+        new_kernel(ip)
+        ip.run_cell_magic("qfchat", f"-s fruit -m {LOCAL_CHAT_MODEL} -t 0.01 --max-tokens 8",
+                          "What is my favourite fruit? Answer in one word.")
+        answer = last_text(pub)
+        assert "papaya" in answer.split("\n-- ")[0].lower() and "1 turn in context" in answer, answer
+    finally:
+        daemon.stop_daemon(data, force=True, timeout=30)

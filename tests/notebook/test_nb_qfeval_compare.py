@@ -131,3 +131,65 @@ def test_pairwise_judge_and_the_self_judging_guardrail(ip, platform, data_file) 
     with pytest.raises(UsageError, match="add --compare"):
         ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --pairwise first_one")
     assert calls(platform) == before  # refused before any call
+
+
+def test_sequential_stops_early_and_run_all_replays_with_no_call(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rows = [{"prompt": f"question {i}", "response": f"tiny-chat: question {i}"} for i in range(120)]
+    path = tmp_path / "long.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    line = (f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match --compare Other-Chat "
+            "--sequential 0.2 -o res")
+    report = ip.run_line_magic("qfeval", line)
+    rec = report.sequential
+    assert rec.winner == "a" and rec.decided_at is not None and rec.generated < 40
+    assert calls(platform) == {"tiny-chat": rec.generated, "other-chat": rec.generated}
+    sentence = f"decided after {rec.decided_at} of 120 items; {2 * (120 - rec.generated)} calls saved"
+    assert sentence in rec.sentence and "Tiny-Chat beats Other-Chat on exact_match" in rec.sentence
+    html = report.to_html()
+    assert "Sequential comparison on exact_match" in html and sentence in html and report.comparison is None
+    assert sentence in repr(report)
+    # Run All: the same order from the answer store, the same decision, no call
+    before = calls(platform)
+    again = ip.run_line_magic("qfeval", line)
+    assert calls(platform) == before
+    assert (again.sequential.order, again.sequential.decided_at) == (rec.order, rec.decided_at)
+    # the stored result re-shows its decision
+    assert sentence in repr(ip.run_line_magic("qfeval", "res"))
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("--sequential", "add --compare BASE"),
+    ("--compare Other-Chat --sequential x", "MIN_DIFF must be a number"),
+    ("--compare Other-Chat --sequential -0.1", "MIN_DIFF must be positive"),
+])
+def test_sequential_needs_a_comparison_of_two_models(ip, platform, data_file, extra, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UsageError, match=message):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} {extra}")
+    assert calls(platform) == {}
+
+
+def test_plan_from_a_pilot_and_from_a_stored_result(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rows = [{"prompt": f"question {i}", "response": f"{'other' if i % 3 == 0 else 'tiny'}-chat: question {i}"}
+            for i in range(60)]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    line = (f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match --compare Other-Chat "
+            "--plan 0.2 --limit 12 -o pilot")
+    report = ip.run_line_magic("qfeval", line)
+    assert calls(platform) == {"tiny-chat": 12, "other-chat": 12}  # the pilot only
+    plan = report.plan
+    (only,) = plan.plans
+    assert only.models == ("Tiny-Chat", "Other-Chat") and only.n_pilot == 12 and only.discordant == 1.0
+    assert plan.n_items > 60 and "The data set has only 60 items" in "\n".join(plan.sentences)
+    assert plan.next_line == (f"%qfeval --models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match "
+                              "--compare Other-Chat -o pilot --limit 60")
+    html = report.to_html()
+    assert "Plan on exact_match (pilot: 12 items)" in html and 'class="qfnb-plan-line"' in html
+    assert f"{only.n_items} paired items detect a difference of 0.2" in repr(report)
+    # the same plan from the stored pilot
+    stored = ip.run_line_magic("qfeval", "pilot --compare Other-Chat --plan 0.2")
+    assert stored.plan.plans[0].n_items == only.n_items and stored.plan.next_line is None
+    with pytest.raises(UsageError, match="--compare BASE"):
+        ip.run_line_magic("qfeval", "pilot --plan 0.2")
+    with pytest.raises(UsageError, match="MIN_DIFF must be positive"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --compare Other-Chat --plan 0")

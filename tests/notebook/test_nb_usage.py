@@ -57,8 +57,10 @@ def test_qfusage_groups_this_sessions_calls_with_their_cell(ip: InteractiveShell
     spent = sum(ip.user_ns[r]["usage"]["total_tokens"] for r in ("r1", "r2"))
     assert by_cell["total_tokens"].sum() == spent
     assert by_cell["saved_tokens"].sum() == ip.user_ns["r3"]["usage"]["total_tokens"] > 0
+    assert list(by_cell["reused"]) == [0, 0]  # no answer came from an evaluation's store
     shown = "".join(str(o["data"]) for o in ip.display_pub.outputs)  # type: ignore[attr-defined]
     assert "this kernel session · --all for everything" in shown
+    assert "2 calls generated" in shown and "↺ 1 replayed from the cache" in shown  # as a bar says it
 
 
 def test_one_display_name_per_model_across_spellings(ip: InteractiveShell) -> None:
@@ -199,6 +201,28 @@ def test_a_bar_over_replayed_calls_says_they_were_replayed(ip: InteractiveShell,
     chat.do(messages=MSG)
     replay.close(ProgressSnapshot("batch", 2, 2, 0, 0.01, closed=True))
     assert len(fake.calls("/chat/")) == 1
-    assert "↺ 2 of 2 replayed from the cache" in replay.box.text and "--fresh" in replay.box.text
+    assert "↺ 2 replayed from the cache (62 tokens saved)" in replay.box.text and "--fresh" in replay.box.text
+    assert "generated" not in replay.box.text
     final = ip.display_pub.outputs[-1]["data"]  # type: ignore[attr-defined]
-    assert "↺ 2 of 2 replayed" in final["text/html"] and "↺ 2 of 2 replayed" in final["text/plain"]
+    assert "↺ 2 replayed" in final["text/html"] and "↺ 2 replayed" in final["text/plain"]
+
+
+def test_a_bar_counts_calls_not_items_and_names_answers_from_the_store(ip: InteractiveShell, fake: Any,
+                                                                      make_config: Any) -> None:
+    """The first %qfeval said "↺ 20 of 20 replayed" while it generated every answer: it counted the
+    replayed embedding calls of the user's callable against its items. A bar's figures are calls, each
+    kind named: generated, replayed, reused from the evaluation store."""
+    from qfnb._core.record.ledger import STORE_API, UsageRow, default_ledger
+    from qfnb._core.runtime.progress import ProgressSnapshot
+    from qfnb.notebook.widgets.progress_bar import WidgetRenderer
+
+    chat = qfnb.ChatCompletion(config=make_config())
+    chat.do(messages=MSG)  # an earlier cell asked once
+    bar = WidgetRenderer("evaluation")
+    for i in range(2):  # two answers generated, each after a callable's repeated (replayed) call
+        chat.do(messages=MSG)
+        chat.do(messages=[{"role": "user", "content": f"item {i}"}])
+    default_ledger().record(UsageRow(api=STORE_API, model="chat", platform="local", cache_hit=True))
+    bar.close(ProgressSnapshot("evaluation", 3, 3, 0, 0.01, closed=True))
+    assert ("2 calls generated" in bar.box.text and "↺ 2 replayed from the cache" in bar.box.text
+            and "1 answer reused from the evaluation store" in bar.box.text and " of " not in bar.box.text)

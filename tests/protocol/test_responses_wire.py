@@ -28,8 +28,8 @@ def test_a_request_becomes_the_chat_it_asks() -> None:
             {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"x"}'}}]},
         {"role": "tool", "tool_call_id": "c1", "content": "sunny"}, {"role": "user", "content": "hi"}]
     assert body["max_completion_tokens"] == 20 and "temperature" not in body
-    assert body["tools"] == [{"type": "function", "function": {k: TOOL[k] for k in ("name", "description",
-                                                                                    "parameters")}}]
+    assert body["tools"] == [{"type": "function", "function": {  # strict: the Responses API's default
+        **{k: TOOL[k] for k in ("name", "description", "parameters")}, "strict": True}}]
     assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
     assert body["response_format"] == {"type": "json_schema", "json_schema": {"name": "w",
                                                                               "schema": {"type": "object"}}}

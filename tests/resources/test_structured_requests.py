@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from qfnb._core.config import Config
 from qfnb._core.errors import ValidationError
@@ -138,3 +138,17 @@ def test_dataset_schema_clashing_with_a_column_is_refused_before_sending(
     with pytest.raises(ValidationError, match="not a pydantic model class"):
         ds.test_using_llm(svc, response_format=3)
     assert json_cloud.calls("/chat/") == []
+
+
+class Contact(BaseModel):
+    email: str = Field(json_schema_extra={"format": "email"})
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_schema_the_grammar_cannot_enforce_is_refused_by_name_before_sending(
+        json_cloud: FakeQianfan, make_config: Callable[..., Config], version: int) -> None:
+    chat = ChatCompletion(endpoint="my_ep", config=make_config("oauth"), version=version)
+    with pytest.raises(ValidationError, match="'email' cannot be enforced") as refused:
+        chat.do(messages=[{"role": "user", "content": "hi"}], response_format=Contact)
+    assert getattr(refused.value, "field", "") == "response_format.json_schema.schema.properties.email.format"
+    assert json_cloud.calls("/chat/my_ep") == [] and json_cloud.calls("/v2/chat/completions") == []

@@ -14,6 +14,8 @@ def test_the_models_commands_add_list_and_remove(tmp_path: Path, monkeypatch: py
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("QFNB_MODEL_CACHE", str(tmp_path / "store"))
     data = str(tmp_path / "data")
+    assert main(["models", "list", "--data-dir", data]) == 0  # only built-in models: no empty header
+    assert capsys.readouterr().out.startswith("no models added: the built-in models serve without being added")
     src = tiny_gguf(tmp_path / "tiny.gguf")
     assert main(["models", "add", str(src), "--name", "tiny", "--ctx", "1024", "--data-dir", data]) == 0
     assert "added tiny (gguf" in capsys.readouterr().out
@@ -34,3 +36,23 @@ def test_the_models_commands_add_list_and_remove(tmp_path: Path, monkeypatch: py
     assert main(["models", "rm", "tiny", "--data-dir", data]) == 0
     assert main(["models", "rm", "tiny", "--data-dir", data]) == 1
     assert "no model named 'tiny'" in capsys.readouterr().err
+
+
+def test_ps_says_an_engine_without_a_process_lives_in_the_platform(capsys: pytest.CaptureFixture[str]) -> None:
+    """The embedder runs inside the platform's process: no pid, no resident size of its own (it
+    read "ready · 0 MiB")."""
+    import argparse
+    from typing import Any
+
+    from qfnb import cli_models
+
+    class Models:
+        def ps(self, data_dir: Any) -> list[dict[str, Any]]:
+            return [{"model": "all-MiniLM-L6-v2", "state": "ready", "pid": None, "busy": 0, "slots": 4, "queued": 0},
+                    {"model": "Qwen", "state": "ready", "pid": 42, "rssBytes": 400 * 2**20, "busy": 1, "slots": 2,
+                     "queued": 0, "unloadIn": 300.0}]
+
+    assert cli_models._run(Models(), argparse.Namespace(models_command="ps", data_dir=None)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "in the platform (qfnb status)" in lines[1] and "MiB" not in lines[1]
+    assert "400 MiB" in lines[2] and "300 s" in lines[2]

@@ -1,22 +1,17 @@
-"""A ready ``openai`` client for the local platform: its one OpenAI base URL and a minted key.
+"""The local platform's OpenAI access: its one OpenAI base URL and a minted key.
 
-``qfnb.openai_client()`` (sync) and ``qfnb.async_openai_client()`` start or find the daemon of the
-data dir, mint a bearer key with the platform's own IAM pair (``credentials.json``, a signed
-``/v1/BCE-BEARER/token``: the key never appears on a command line or in a log) and return
-``openai.OpenAI(base_url=".../v1", api_key=key)``; chat, completions, embeddings, models, files,
-batches and rerank all answer there.
+A bearer key is minted with the platform's own IAM pair (``credentials.json``, a signed
+``/v1/BCE-BEARER/token``: the key never appears on a command line or in a log);
+``qfnb.openai_client()`` (:mod:`qfnb._core.runtime.openai_recorded`) is the client built on them.
 """
 
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from qfnb._core.backend.daemon import ensure_daemon
 from qfnb._core.backend.discovery import LocalPlatform
 from qfnb.protocol.routes import BEARER_TOKEN
 from qfnb.protocol.signing import bce_date, sign
@@ -48,20 +43,3 @@ def base_url(platform: LocalPlatform, api: str = "v1") -> str:
     if api not in API_VERSIONS:
         raise ValueError(f"api must be one of {', '.join(API_VERSIONS)}, got {api!r}")
     return f"{platform.base_url.rstrip('/')}/{api}"
-
-
-def openai_client(*, data_dir: Path | str | None = None, api: str = "v1", **kwargs: Any) -> Any:
-    """``openai.OpenAI`` for the local platform of ``data_dir`` (started if none runs); ``kwargs``
-    go to the client (``timeout``, ``max_retries``...)."""
-    import openai
-
-    platform = ensure_daemon(data_dir)
-    return openai.OpenAI(base_url=base_url(platform, api), api_key=mint_key(platform), **kwargs)
-
-
-def async_openai_client(*, data_dir: Path | str | None = None, api: str = "v1", **kwargs: Any) -> Any:
-    """``openai.AsyncOpenAI`` for the local platform (see :func:`openai_client`)."""
-    import openai
-
-    platform = ensure_daemon(data_dir)
-    return openai.AsyncOpenAI(base_url=base_url(platform, api), api_key=mint_key(platform), **kwargs)

@@ -17,7 +17,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Literal, overload
 from urllib.parse import quote, urlencode
@@ -36,7 +36,7 @@ from qfnb._core.http.auth import (
 from qfnb._core.http.call import ApiKind, Call
 from qfnb._core.http.outage import Outages
 from qfnb._core.http.ratelimit import RateLimiter
-from qfnb._core.http.recorded import Recording
+from qfnb._core.http.recorded import Recording, with_output_cap
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb._core.http.stages import Answer, Next, Stage, compose
@@ -212,11 +212,16 @@ class AsyncQianfanClient:
         cache on a hit."""
         if stream and not body.get("stream"):
             body = {**body, "stream": True}
+        body = with_output_cap(kind, body)
+        hide_usage = stream and kind == "v2/chat" and not _asks_usage(body)
+        if hide_usage:  # the ledger needs the engine's count; the caller did not ask for its chunk
+            body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
         headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(), **self._lane()}
         call = Call("POST", url, body, headers, None, via, stream, policy=retry, tokens=tokens,
                     record=Recording.begin(self.config, kind, name, body, stream=stream, repeat=repeat,
                                            named=named))
-        return await self._send(call)
+        answer = await self._send(call)
+        return _without_usage_chunk(answer) if hide_usage and not isinstance(answer, QfResponse) else answer
 
     async def served_digest(self, rec: Recording) -> str | None:
         """What would answer ``rec`` on the embedded platform: its served model's digest
@@ -334,6 +339,24 @@ class AsyncQianfanClient:
 
     def cached_services(self) -> dict[str, Any] | None:
         return self._services[1] if self._services is not None else None
+
+
+def _asks_usage(body: Mapping[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, Mapping) and options.get("include_usage") is True
+
+
+async def _without_usage_chunk(chunks: AsyncIterator[QfResponse]) -> AsyncIterator[QfResponse]:
+    """A v2 stream without the usage chunk qfnb asked for (``choices`` empty), as the caller asked it."""
+    try:
+        async for chunk in chunks:
+            if chunk.body.get("choices") == [] and "usage" in chunk.body:
+                continue
+            yield chunk
+    finally:  # a caller that stops early closes the recorded stream now: what arrived is counted
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def default_transport(config: Config) -> Transport:

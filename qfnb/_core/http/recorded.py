@@ -26,8 +26,10 @@ from qfnb._core.record.budget import Budget, Reservation, active_budget
 from qfnb._core.record.cache import CachedAnswer, cache_key, current_repeat, deciding_fields, default_cache, mode_for
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
+from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS, OUTPUT_TOKEN_FIELDS
 
-__all__ = ["Recording", "account_hash", "prompt_estimate", "prompt_hash", "worst_case"]
+__all__ = ["Recording", "account_hash", "generates", "output_cap", "prompt_estimate", "prompt_hash", "usage_of",
+           "with_output_cap", "worst_case"]
 
 #: body fields that are the prompt itself (hashed in provenance), not parameters
 _PROMPT_FIELDS = ("messages", "prompt", "input", "texts", "query", "system")
@@ -50,17 +52,93 @@ def account_hash(config: Config) -> str:
     return ""
 
 
+#: body fields the model reads besides the prompt itself (the tool schemas are rendered into it)
+_READ_FIELDS = (*_PROMPT_FIELDS, "instructions", "tools", "functions")
+#: a chat template's own tokens beyond the request's JSON, at most: a default system prompt and the
+#: generation prompt (Qwen2.5's: about 25); a message's JSON (``{"role": ...}``, 16 tokens at 2 bytes
+#: a token) more than pays for its turn markers (about 5)
+TEMPLATE_TOKENS = 32
+#: what a template adds when tools are offered: its tool-use instructions (Qwen2.5's: about 110)
+TOOLS_TEMPLATE_TOKENS = 128
+#: the output-cap field a budget sends for a call that sets none, per recorded route
+_CAP_FIELD = {"chat": "max_output_tokens", "completions": "max_output_tokens", "plugin": "max_output_tokens",
+              "custom": "max_output_tokens", "v2/chat": "max_tokens", "v2/completions": "max_tokens",
+              "v2/responses": "max_output_tokens", "v2/messages": "max_tokens"}
+
+
 def prompt_estimate(body: Mapping[str, Any]) -> int:
-    """A call's prompt tokens at most: one per 2 characters of its prompt fields, rounded up."""
-    prompt = {k: body[k] for k in _PROMPT_FIELDS if k in body}
-    return -(-len(json.dumps(prompt, ensure_ascii=False)) // 2)
+    """A call's prompt tokens at most: one per 2 UTF-8 bytes of what the model reads (its prompt
+    fields and tool schemas), rounded up. No tokenizer spends fewer bytes a token on JSON, and a
+    CJK character (3 bytes) counts 1.5."""
+    read = {k: body[k] for k in _READ_FIELDS if k in body}
+    return -(-len(json.dumps(read, ensure_ascii=False).encode()) // 2)
 
 
-def worst_case(body: Mapping[str, Any], largest_answer: int) -> int:
-    """What a call may use at most: its prompt (:func:`prompt_estimate`) and its output cap, or
-    the largest answer seen so far when it sets none."""
-    cap = body.get("max_output_tokens") or body.get("max_tokens") or body.get("max_completion_tokens")
-    return prompt_estimate(body) + (int(cap) if isinstance(cap, int) and cap > 0 else max(largest_answer, 1))
+def output_cap(body: Mapping[str, Any]) -> int | None:
+    """The call's own cap on one answer's tokens, or None."""
+    for name in OUTPUT_TOKEN_FIELDS:
+        cap = body.get(name)
+        if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
+            return cap
+    return None
+
+
+def generates(api: str) -> bool:
+    """Whether calls of ``api`` generate tokens (embeddings, rerank and the tokenizer do not)."""
+    return api in _CAP_FIELD
+
+
+def worst_case(body: Mapping[str, Any], api: str = "chat") -> int:
+    """What a call may use at most: its prompt (:func:`prompt_estimate`) with the template's
+    tokens, and ``n`` answers of its output cap (:data:`DEFAULT_OUTPUT_TOKENS` when it sets none,
+    which :func:`with_output_cap` sends)."""
+    if not generates(api):
+        return prompt_estimate(body)
+    n = body.get("n")
+    choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+    template = TEMPLATE_TOKENS + (TOOLS_TEMPLATE_TOKENS if body.get("tools") or body.get("functions") else 0)
+    return prompt_estimate(body) + template + choices * (output_cap(body) or DEFAULT_OUTPUT_TOKENS)
+
+
+def with_output_cap(api: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with :data:`DEFAULT_OUTPUT_TOKENS` as its output cap when a budget is active and the
+    call generates without one: what the budget reserved is then what the platform may spend."""
+    field = _CAP_FIELD.get(api)
+    if field is None or active_budget() is None or output_cap(body) is not None:
+        return body
+    return {**body, field: DEFAULT_OUTPUT_TOKENS}
+
+
+def _count(usage: Mapping[str, Any], *names: str) -> int | None:
+    found = [usage[n] for n in names if isinstance(usage.get(n), int)]
+    return sum(found) if found else None
+
+
+def usage_of(bodies: list[Mapping[str, Any]]) -> dict[str, int]:
+    """An answer's usage under OpenAI's names, the latest count of each kind its bodies carry (a
+    stream: its chunks): ``usage`` (v1, OpenAI, Messages' ``message_delta``), a Responses event's
+    ``response.usage`` and Messages' ``message.usage``; ``input_tokens`` (with Messages' cache reads)
+    read as prompt tokens, ``output_tokens`` as completion tokens. {} when none carries one."""
+    prompt = completion = total = None
+    for body in reversed(bodies):
+        for found in (body.get("usage"), (body.get("response") or {}).get("usage"),
+                      (body.get("message") or {}).get("usage")):
+            if not isinstance(found, Mapping) or not found:
+                continue
+            if prompt is None:
+                prompt = _count(found, "prompt_tokens") if "prompt_tokens" in found else _count(
+                    found, "input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+            if completion is None:
+                completion = _count(found, "completion_tokens") if "completion_tokens" in found else _count(
+                    found, "output_tokens")
+            if total is None:
+                total = _count(found, "total_tokens")
+        if prompt is not None and completion is not None:
+            break
+    if prompt is None and completion is None and total is None:
+        return {}
+    return {"prompt_tokens": prompt or 0, "completion_tokens": completion or 0,
+            "total_tokens": total if total is not None else (prompt or 0) + (completion or 0)}
 
 
 def _chunk_text(body: Mapping[str, Any]) -> bool:
@@ -126,9 +204,11 @@ class Recording:
     def reserve(self) -> None:
         """Hold the call's worst case against the active budget (BudgetExceeded: nothing sent)."""
         if (budget := active_budget()) is not None:
-            estimate = worst_case(self.body, budget.largest_answer)
+            estimate = worst_case(self.body, self.api)
             yuan = 0.0 if self.config.embedded else (prices().cost(self.target, estimate, 0) or 0.0)
-            self.held, self.budget = budget.reserve(estimate, yuan), budget
+            what = "the next call" if output_cap(self.body) is not None else (
+                f"the next call (without max_tokens: {DEFAULT_OUTPUT_TOKENS:,} an answer)")
+            self.held, self.budget = budget.reserve(estimate, yuan, what=what), budget
 
     def release(self) -> None:
         """The call failed before an answer: give its reservation back."""
@@ -198,12 +278,7 @@ class Recording:
 
     def _account(self, responses: list[QfResponse], *, hit: bool, whole: bool = True) -> None:
         self.answered = (self.hit.model if self.hit is not None else _served_by(responses)) or self.target
-        usage: Mapping[str, Any] = {}
-        for r in reversed(responses):
-            found = r.body.get("usage")
-            if isinstance(found, Mapping) and found:
-                usage = found
-                break
+        usage: Mapping[str, Any] = usage_of([r.body for r in responses])
         if not usage and not whole:  # a stream closed early without a running count: a lower bound
             usage = {"prompt_tokens": prompt_estimate(self.body),
                      "completion_tokens": sum(_chunk_text(r.body) for r in responses)}
@@ -220,7 +295,7 @@ class Recording:
         budget = self.budget if self.held is not None else active_budget()
         if not hit and budget is not None:
             yuan = 0.0 if self.config.embedded else (prices().cost(self.target, prompt, completion) or 0.0)
-            budget.settle(self.held, total, completion, yuan)
+            budget.settle(self.held, total, yuan)
             self.held = None
         provenance = self.provenance(usage, latency)
         for r in responses:

@@ -1,9 +1,10 @@
 """A spending budget for this process: a call that would cross it is refused before it is sent.
 
 ``budget(tokens=..., yuan=...)`` starts counting from zero. A call *reserves* what it may use at
-most (its prompt, estimated, plus its output cap or, without one, the largest answer seen so
-far) before it is sent, and *settles* to its real usage when its answer is in (or releases the
-reservation when nothing was generated). Calls in flight hold their reservations, so twenty
+most (its prompt and tool schemas, estimated, plus ``n`` answers of its output cap, which a call
+without one is sent with: :func:`qfnb._core.http.recorded.worst_case`) before it is sent, and
+*settles* to its real usage when its answer is in (or releases the reservation when nothing was
+generated). Calls in flight hold their reservations, so twenty
 concurrent calls can never pass the line together: the one that would cross it is refused, and
 what was already answered is kept.
 """
@@ -44,7 +45,6 @@ class Budget:
     #: held by calls in flight (their worst case), not yet settled
     reserved_tokens: int = 0
     reserved_yuan: float = 0.0
-    largest_answer: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def reserve(self, estimate_tokens: int, estimate_yuan: float = 0.0, *, what: str = "the next call") -> Reservation:
@@ -69,7 +69,7 @@ class Budget:
         """Raise :class:`BudgetExceeded` if a call of this size would cross the budget now."""
         self.release(self.reserve(estimate_tokens, estimate_yuan))
 
-    def settle(self, held: Reservation | None, tokens: int, completion_tokens: int, yuan: float) -> None:
+    def settle(self, held: Reservation | None, tokens: int, yuan: float) -> None:
         """Replace what ``held`` reserved with what the call used."""
         with self._lock:
             if held is not None:
@@ -77,15 +77,14 @@ class Budget:
                 self.reserved_yuan -= held.yuan
             self.spent_tokens += tokens
             self.spent_yuan += yuan
-            self.largest_answer = max(self.largest_answer, completion_tokens)
 
     def release(self, held: Reservation) -> None:
         """Give back what ``held`` reserved (the call failed before anything was generated)."""
-        self.settle(held, 0, 0, 0.0)
+        self.settle(held, 0, 0.0)
 
-    def add(self, tokens: int, completion_tokens: int, yuan: float) -> None:
+    def add(self, tokens: int, yuan: float) -> None:
         """Count usage that reserved nothing."""
-        self.settle(None, tokens, completion_tokens, yuan)
+        self.settle(None, tokens, yuan)
 
     def __str__(self) -> str:
         parts = []

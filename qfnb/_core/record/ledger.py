@@ -24,12 +24,16 @@ from typing import Any
 from qfnb._core.record.prices import price_rows
 from qfnb.protocol.daemon import default_data_dir
 
-__all__ = ["LEDGER_FILE", "SESSION", "Ledger", "UsageRow", "current_cell", "current_job", "default_ledger", "job",
-           "launched_from", "set_cell"]
+__all__ = ["LEDGER_FILE", "SESSION", "STORE_API", "Figures", "Ledger", "UsageRow", "current_cell", "current_job",
+           "default_ledger", "figures", "job", "launched_from", "set_cell"]
 
 logger = logging.getLogger("qfnb.usage")
 
 LEDGER_FILE = "usage.sqlite3"
+#: the ``api`` of a row that stands for an answer an evaluation took from its answer store (no call made)
+STORE_API = "evaluation-store"
+#: cache-hit rows that are no replay from the response cache: store answers, reused platform jobs
+_NOT_REPLAYS = (STORE_API, "batch-job", "fine-tune")
 #: this process's session id (one per kernel or script)
 SESSION = uuid.uuid4().hex[:12]
 
@@ -243,3 +247,42 @@ def default_ledger() -> Ledger:
         if ledger is None:
             ledger = _default[path] = Ledger(path)
         return ledger
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What a stretch of calls was, as a cell's bar, footer and ``%qfusage`` say it: calls a model
+    generated (and their tokens), calls replayed from the response cache (the tokens they saved)
+    and answers reused from an evaluation's answer store (no call made)."""
+
+    generated: int = 0
+    generated_tokens: int = 0
+    replayed: int = 0
+    saved_tokens: int = 0
+    reused: int = 0
+
+    @classmethod
+    def of(cls, rows: list[UsageRow]) -> Figures:
+        fresh = [r for r in rows if not r.cache_hit]
+        hits = [r for r in rows if r.cache_hit and r.api not in _NOT_REPLAYS]
+        return cls(generated=len(fresh), generated_tokens=sum(r.total_tokens + r.trained_tokens for r in fresh),
+                   replayed=len(hits), saved_tokens=sum(r.total_tokens + r.trained_tokens for r in hits),
+                   reused=sum(r.api == STORE_API for r in rows))
+
+    def line(self) -> str:
+        """``2 calls generated 310 tokens · ↺ 18 replayed from the cache (2,790 tokens saved) · 20
+        answers reused from the evaluation store`` (the parts that are not zero)."""
+        parts = []
+        if self.generated:
+            parts.append(f"{self.generated:,} call{'s' * (self.generated != 1)} generated "
+                         f"{self.generated_tokens:,} tokens")
+        if self.replayed:
+            parts.append(f"↺ {self.replayed:,} replayed from the cache ({self.saved_tokens:,} tokens saved)")
+        if self.reused:
+            parts.append(f"{self.reused:,} answer{'s' * (self.reused != 1)} reused from the evaluation store")
+        return " · ".join(parts)
+
+
+def figures(since: float, session: str = SESSION) -> Figures:
+    """The :class:`Figures` of ``session``'s calls recorded since ``since``."""
+    return Figures.of(default_ledger().rows(since=since, session=session))

@@ -12,6 +12,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import contextvars
 import os
 import threading
 from collections.abc import AsyncIterable, Coroutine, Iterator
@@ -58,8 +59,14 @@ def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
     return asyncio.run_coroutine_threadsafe(coro, get_loop())
 
 
-def run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-    """Run ``coro`` on the background loop and block the calling thread for its result.
+async def _within(context: contextvars.Context, coro: Coroutine[Any, Any, T]) -> T:
+    return await asyncio.get_running_loop().create_task(coro, context=context)
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float | None = None, *,
+        context: contextvars.Context | None = None) -> T:
+    """Run ``coro`` on the background loop and block the calling thread for its result
+    (``context``: the context variables it sees, e.g. the caller's ``contextvars.copy_context()``).
 
     Ctrl-C (KeyboardInterrupt) cancels the coroutine. Calling this from the background
     loop's own thread (e.g. from an event handler) would deadlock, so it raises.
@@ -68,7 +75,7 @@ def run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         coro.close()
         raise RuntimeError("qfnb sync call made from qfnb's own event loop thread; use the async API "
                            "(await ....ado(...)) there")
-    future = submit(coro)
+    future = submit(coro if context is None else _within(context, coro))
     try:
         return future.result(timeout)
     except BaseException:
@@ -76,8 +83,8 @@ def run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         raise
 
 
-def iterate(aiterable: AsyncIterable[T]) -> Iterator[T]:
-    """A sync iterator over an async iterable, each step run on the background loop."""
+def iterate(aiterable: AsyncIterable[T], *, context: contextvars.Context | None = None) -> Iterator[T]:
+    """A sync iterator over an async iterable, each step run on the background loop (in ``context``)."""
     ait = aiterable.__aiter__()
 
     async def _next() -> tuple[bool, Any]:
@@ -89,7 +96,7 @@ def iterate(aiterable: AsyncIterable[T]) -> Iterator[T]:
     finished = False
     try:
         while True:
-            ok, value = run(_next())
+            ok, value = run(_next(), context=context)
             if not ok:
                 finished = True
                 return
@@ -98,7 +105,7 @@ def iterate(aiterable: AsyncIterable[T]) -> Iterator[T]:
         close = getattr(ait, "aclose", None)
         if not finished and close is not None:
             with contextlib.suppress(Exception):  # closing must not mask the real error
-                run(close())
+                run(close(), context=context)
 
 
 def _shutdown() -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qfnb.common.cli._shared import CliError, json_object, print_json, split_list
+from qfnb.protocol.limits import range_problem
+from qfnb.protocol.ranges import RANGES
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.trainer import Event, EventHandler
@@ -76,6 +78,10 @@ def _dataset(sub: Any) -> None:
     predict.add_argument("--output", type=Path, default=None, help="the output file (default ./<timestamp>.jsonl)")
     predict.add_argument("--input-columns", default="prompt", help="the input column(s), comma-separated")
     predict.add_argument("--reference-column", default=None, help="the reference column")
+    predict.add_argument("--max-tokens", type=int, default=None,
+                         help="the most tokens one answer may have (max_output_tokens; default: the platform's, "
+                              "1024 on the local platform)")
+    predict.add_argument("--temperature", type=float, default=None, help="the sampling temperature (0: greedy)")
 
 
 def _platform_dataset_options(parser: argparse.ArgumentParser) -> None:
@@ -104,6 +110,7 @@ def _trainer(sub: Any) -> None:
                                      "(the official pipeline file, as Finetune.save(file) writes it), or "
                                      "--train-type with --dataset-id."))
     info = tsub.add_parser("info", help="a saved trainer's info (by trainer id or task id)")
+    info.add_argument("id", nargs="?", help="a trainer id, or a task id (task-...) of the trainer")
     info.add_argument("--trainer-id", help="the trainer id")
     info.add_argument("--task-id", help="a task id of the trainer")
 
@@ -264,6 +271,7 @@ def dataset(args: argparse.Namespace) -> int:
             raise CliError(f"no such file: {args.dataset_file}")
         print(repr(_load(args.dataset_file).show_in_data_insight_mode(split_list(args.columns) or None)))
         return 0
+    params = _predict_params(args)
     output = args.output or _default_output()
     columns = split_list(args.input_columns)
     if not columns:
@@ -274,10 +282,24 @@ def dataset(args: argparse.Namespace) -> int:
 
     # no --model nor --endpoint: the model a chat without one answers with, as the official default does
     model = args.model or (None if args.endpoint else default_model("chat"))
-    result = ds.test_using_llm(model=model, endpoint=args.endpoint, prompt_column=columns[0], progress=True)
+    result = ds.test_using_llm(model=model, endpoint=args.endpoint, prompt_column=columns[0], progress=True,
+                               **params)
     result.save(data_file=str(output.absolute()))
     print(f"Prediction result has been saved to: {output.absolute()}")
     return 0
+
+
+def _predict_params(args: argparse.Namespace) -> dict[str, Any]:
+    """``--max-tokens`` / ``--temperature`` as body fields, checked against the platform's ranges
+    before the dataset is read."""
+    params = {k: v for k, v in (("max_output_tokens", args.max_tokens), ("temperature", args.temperature))
+              if v is not None}
+    for name, value in params.items():
+        problem = range_problem(value, *RANGES[name])
+        if problem:
+            flag = "--max-tokens" if name == "max_output_tokens" else "--temperature"
+            raise CliError(f"{flag} {problem}")
+    return params
 
 
 def _upload(args: argparse.Namespace) -> int:
@@ -449,8 +471,12 @@ def _train_config(args: argparse.Namespace) -> Any:
 def _trainer_info(args: argparse.Namespace) -> int:
     from qfnb.trainer import LLMFinetune  # deferred: loads pydantic (`qfnb --help` does not)
 
+    if args.id and (args.trainer_id or args.task_id):
+        raise CliError("give the id once: positionally, or as --trainer-id / --task-id")
+    if args.id:  # a task id as the platform prints it (task-...), else a trainer id
+        args.task_id, args.trainer_id = (args.id, None) if args.id.startswith("task-") else (None, args.id)
     if not (args.trainer_id or args.task_id):
-        raise CliError("give --trainer-id or --task-id")
+        raise CliError("give a trainer or task id (qfnb trainer info task-...), --trainer-id or --task-id")
     trainer_id = args.trainer_id
     if trainer_id is None:
         for summary in LLMFinetune.list():

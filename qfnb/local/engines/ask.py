@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS
 from qfnb.protocol.ranges import ENGINE_NAMES
 
 __all__ = ["BATCH", "INTERACTIVE", "Ask", "ChatAsk", "GenParams", "Sampling", "TextAsk", "ToolChoice"]
@@ -32,7 +33,7 @@ class GenParams:
     top_p: float = 0.8
     top_k: int = 0  # 0: no top-k cut
     repeat_penalty: float = 1.0
-    max_tokens: int = 1024
+    max_tokens: int = DEFAULT_OUTPUT_TOKENS
     stop: tuple[str, ...] = ()
     seed: int | None = None
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from qfnb.local.engines import prompts, tool_calls
+from qfnb.local.engines import grammar, prompts, tool_calls
 from qfnb.local.engines.ask import Ask, ChatAsk, GenParams, TextAsk
 from qfnb.local.engines.base import (
     FINISH_LENGTH,
@@ -61,6 +61,10 @@ def _client() -> httpx.AsyncClient:
 
 class NoChatTemplate(CannotServe):
     """The model has no chat template that knows tools (a base model): it cannot call tools."""
+
+
+class SchemaNotCompiled(CannotServe):
+    """The engine refused a schema's grammar (a 400: the request, not the engine, is at fault)."""
 
 
 @dataclass(frozen=True)
@@ -157,17 +161,7 @@ class OpenAIChat:
                                  "or read tool turns; use an instruct model such as Qwen2.5-Coder-0.5B-Instruct")
         passthrough = ask.sampling.penalties()
         if self._n_ctx is None:
-            payload: dict[str, Any] = {"messages": messages, **passthrough}
-            if ask.tools:
-                payload.update(tools=[dict(t) for t in ask.tools], tool_choice=ask.tool_choice)
-            if ask.parallel_tool_calls is not None:
-                payload["parallel_tool_calls"] = ask.parallel_tool_calls
-            if ask.logprobs is not None:
-                payload.update(logprobs=True, top_logprobs=ask.logprobs)
-            if ask.schema is not None:
-                payload["response_format"] = ({"type": "json_object"} if ask.schema_name is None else {
-                    "type": "json_schema", "json_schema": {"name": ask.schema_name, "schema": dict(ask.schema)}})
-            return self._run("/chat/completions", payload, gp, ask.lane)
+            return self._external(ask, messages, passthrough, gp)
         source: str | list[dict[str, Any]] = (render_gemma(text_turns(messages)) if self._template == "gemma"
                                               else messages)
         forced = bool(tools) and ask.tool_choice == "required"
@@ -180,10 +174,31 @@ class OpenAIChat:
             extra["json_schema"] = tool_calls.call_schema(tools)
         answer = self._run_prepared(source, gp, ask.lane, extra, tools=tools, forced=forced, names=names,
                                     top_logprobs=top, key=ask.cache_key)
+        strict = tool_calls.strict_tools(tools)
+        if strict and tools and not forced:  # an auto call of a strict tool that does not fit: again, enforced
+            answer = tool_calls.enforce_strict(answer, strict, lambda name: self._run_prepared(
+                source, gp, ask.lane, {**extra, "json_schema": tool_calls.call_schema(
+                    [t for t in tools if t["function"]["name"] == name])},
+                tools=tools, forced=True, names=[name], top_logprobs=top, key=ask.cache_key))
         if names and not forced and tool_calls.follows_result(messages):  # a repeated call is answered
             return tool_calls.answer_after_result(answer, messages, lambda closing: self._run_prepared(
                 closing, gp, ask.lane, extra, top_logprobs=top))
         return answer
+
+    def _external(self, ask: ChatAsk, messages: list[dict[str, Any]], passthrough: dict[str, Any],
+                  gp: GenParams) -> AsyncIterator[Delta]:
+        """An external engine: OpenAI's fields on its chat endpoint."""
+        payload: dict[str, Any] = {"messages": messages, **passthrough}
+        if ask.tools:
+            payload.update(tools=[dict(t) for t in ask.tools], tool_choice=ask.tool_choice)
+        if ask.parallel_tool_calls is not None:
+            payload["parallel_tool_calls"] = ask.parallel_tool_calls
+        if ask.logprobs is not None:
+            payload.update(logprobs=True, top_logprobs=ask.logprobs)
+        if ask.schema is not None:
+            payload["response_format"] = ({"type": "json_object"} if ask.schema_name is None else {
+                "type": "json_schema", "json_schema": {"name": ask.schema_name, "schema": dict(ask.schema)}})
+        return self._run("/chat/completions", payload, gp, ask.lane)
 
     @staticmethod
     async def _prepare(base_url: str, headers: dict[str, str], source: str | list[dict[str, Any]],
@@ -221,6 +236,8 @@ class OpenAIChat:
                     target.broken()
                 raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} could not prepare the prompt "
                                         f"({type(exc).__name__})") from exc
+            if extra and "json_schema" in extra:  # the same answers, a grammar cheaper to decode
+                extra = {**extra, "json_schema": grammar.engine_schema(extra["json_schema"])}
             body = {"model": self._model, "prompt": tokens, **request_body(gp, llama=True), **(extra or {}),
                     **(target.extra or {})}
             prompts.fit(self.name, tokens, self._n_ctx, body)
@@ -305,6 +322,8 @@ def _engine_error(name: str, status: int, raw: bytes) -> Exception:
         message, kind = raw.decode("utf-8", "replace"), ""
     if "context" in kind or "context" in message.lower():
         return PromptTooLong(f"{name}: {message}")
+    if status == 400 and ("schema" in message.lower() or "grammar" in message.lower()):
+        return SchemaNotCompiled(f"{name}: the engine could not compile the JSON schema into a grammar: {message}")
     return EngineUnavailable(f"{name}: the engine answered HTTP {status}: {message}")
 
 

@@ -6,12 +6,14 @@ JSON schema of the offered calls, after the template's own call opener (``<tool_
 Qwen/Hermes templates), so it always parses. With ``auto`` the model answers freely and an
 answer that is a call of an offered tool (in ``<tool_call>`` tags, a fenced JSON block or bare
 JSON, one call or several one after another, as small models write them) becomes ``tool_calls``;
-anything else stays text.
+anything else stays text. A call of a ``strict`` tool made that way whose arguments do not validate
+is written again under that tool's grammar, so no strict call leaves unenforced.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
@@ -19,6 +21,8 @@ from dataclasses import replace
 from typing import Any
 
 from qfnb.local.engines.base import FINISH_NORMAL, FINISH_TOOL_CALLS, Delta
+
+log = logging.getLogger("qfnb.local.engines")
 
 #: the call opener of Hermes-style templates (Qwen 2.5 and many others)
 HERMES_OPEN = "<tool_call>"
@@ -36,14 +40,80 @@ _PREAMBLE = re.compile(rf"[^\n{{<]{{1,{PREAMBLE_CHARS}}}?:\s*(?=<tool_call>|\{{|
 
 
 def call_schema(tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The JSON schema of one call of any of ``tools``: ``{"name": <const>, "arguments": <its parameters>}``."""
+    """The JSON schema of one call of any of ``tools``: ``{"name": <const>, "arguments": <its parameters>}``
+    (a ``$ref`` inside the parameters rewritten to where they now sit)."""
     options = []
-    for tool in tools:
+    for i, tool in enumerate(tools):
         fn = tool["function"]
+        at = "#/properties/arguments" if len(tools) == 1 else f"#/anyOf/{i}/properties/arguments"
         options.append({"type": "object", "properties": {
             "name": {"const": fn["name"]},
-            "arguments": fn.get("parameters") or {"type": "object"}}, "required": ["name", "arguments"]})
+            "arguments": _moved_refs(fn.get("parameters") or {"type": "object"}, at)},
+            "required": ["name", "arguments"]})
     return options[0] if len(options) == 1 else {"anyOf": options}
+
+
+def _moved_refs(schema: Any, at: str) -> Any:
+    """``schema`` with each ``{"$ref": "#/..."}`` pointing under ``at`` (its new place in a bigger schema)."""
+    if isinstance(schema, list):
+        return [_moved_refs(s, at) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    return {k: (at + v[1:] if k == "$ref" and isinstance(v, str) and v.startswith("#") else _moved_refs(v, at))
+            for k, v in schema.items()}
+
+
+def strict_tools(tools: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
+    """The parameters schema of each tool offered with ``strict: true``, by name."""
+    return {t["function"]["name"]: t["function"].get("parameters") or {"type": "object"}
+            for t in tools or () if t["function"].get("strict")}
+
+
+def arguments_fit(arguments: str, schema: Mapping[str, Any]) -> bool:
+    """Whether a call's ``arguments`` (a JSON string) validate against ``schema`` (formats included)."""
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return False
+    return bool(Draft202012Validator(dict(schema), format_checker=FormatChecker()).is_valid(value))
+
+
+async def enforce_strict(deltas: AsyncIterator[Delta], schemas: Mapping[str, Any],
+                         forced: Callable[[str], AsyncIterator[Delta]]) -> AsyncIterator[Delta]:
+    """``deltas`` (an answer whose calls were not grammar-constrained: ``tool_choice`` auto) with
+    every call of a strict tool whose arguments do not validate written again under the tool's
+    grammar (``forced(name)``: a required call of that one tool). The usage counts both
+    generations; a call the forced answer cannot give (cut by the token cap) ends the answer
+    with the forced answer's own deltas."""
+    spent = (0, 0)
+    async for delta in deltas:
+        if delta.tool_calls is None:
+            yield replace(delta, prompt_tokens=delta.prompt_tokens + spent[0],
+                          completion_tokens=delta.completion_tokens + spent[1]) if spent != (0, 0) else delta
+            continue
+        calls: list[dict[str, Any]] = []
+        for call in delta.tool_calls:
+            name = call["function"]["name"]
+            if name not in schemas or arguments_fit(call["function"]["arguments"], schemas[name]):
+                calls.append(call)
+                continue
+            log.info("a call of strict tool %s did not fit its schema; writing it again under its grammar", name)
+            base = (delta.prompt_tokens + spent[0], delta.completion_tokens + spent[1])
+            again = [d async for d in forced(name)]
+            redone = next((d.tool_calls[0] for d in again if d.tool_calls), None)
+            if redone is None:
+                await _close(deltas)
+                for d in again:
+                    yield replace(d, prompt_tokens=d.prompt_tokens + base[0],
+                                  completion_tokens=d.completion_tokens + base[1])
+                return
+            spent = (spent[0] + again[-1].prompt_tokens, spent[1] + again[-1].completion_tokens)
+            calls.append({**call, "function": redone["function"]})
+        yield replace(delta, tool_calls=calls, logprobs=None if spent != (0, 0) else delta.logprobs,
+                      prompt_tokens=delta.prompt_tokens + spent[0],
+                      completion_tokens=delta.completion_tokens + spent[1])
 
 
 #: the call format as some Qwen2.5 GGUFs' templates render it, braces doubled by a transcription

@@ -1,0 +1,102 @@
+"""LangChain's ``ChatOpenAI`` and ``OpenAIEmbeddings``, unmodified, pointed at a daemon this module
+starts (its own data dir) on the default local chat and embedding models (issue 42).
+
+The default run has one quick test of each (an answer, a stream with usage, embeddings of a batch
+and of a query). langchain-tests' standard integration suites for both classes run as ``slow``
+(48 chat tests, 7 embedding tests on the 0.5B chat model); a failure there is the model's or the
+platform's, and the counts are reported in docs/local-platform.md. ``OpenAIEmbeddings`` is set up
+as LangChain documents it for an OpenAI-compatible server (``check_embedding_ctx_length=False``:
+no tiktoken token arrays, which need OpenAI's own tokenizer files)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from qfnb.local.engines.llama_server import find_binary
+from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL
+
+pytestmark = [pytest.mark.real_model,
+              pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)")]
+langchain_openai = pytest.importorskip("langchain_openai")
+pytest.importorskip("langchain_tests")
+
+from langchain_tests.integration_tests import ChatModelIntegrationTests, EmbeddingsIntegrationTests  # noqa: E402
+
+#: where the module's daemon answers (filled by the ``platform`` fixture before any test runs)
+PLATFORM: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    import qfnb
+    from qfnb._core.backend import daemon
+
+    data = tmp_path_factory.mktemp("langchain") / "data"
+    sdk = qfnb.openai_client(data_dir=data)  # starts the daemon and mints a key
+    PLATFORM.update(base_url=str(sdk.base_url), api_key=sdk.api_key)
+    yield PLATFORM
+    PLATFORM.clear()
+    daemon.stop_daemon(data, force=True, timeout=30)
+
+
+def chat_params() -> dict[str, Any]:
+    return {"model": LOCAL_CHAT_MODEL, "temperature": 0, "max_retries": 0, "timeout": 300, **PLATFORM}
+
+
+def embedding_params() -> dict[str, Any]:
+    return {"model": LOCAL_EMBEDDING_MODEL, "check_embedding_ctx_length": False, "max_retries": 0, **PLATFORM}
+
+
+def test_chat_openai_and_openai_embeddings_answer(platform: dict[str, str]) -> None:
+    chat = langchain_openai.ChatOpenAI(**chat_params(), max_tokens=16, stream_usage=True)
+    answer = chat.invoke([("system", "You answer tersely."), ("human", "What is the capital of France?")])
+    assert "paris" in str(answer.content).lower() and answer.usage_metadata["output_tokens"] > 0
+    chunks = list(chat.stream("Say hello."))
+    assert "".join(str(c.content) for c in chunks) and sum(
+        (c.usage_metadata or {}).get("output_tokens", 0) for c in chunks) > 0  # include_usage's last chunk
+    embed = langchain_openai.OpenAIEmbeddings(**embedding_params())
+    docs = embed.embed_documents(["a cat sat on the mat", "stock markets fell today"])
+    query = embed.embed_query("a kitten on a rug")
+    assert len(docs) == 2 and len(query) == len(docs[0]) > 100
+
+    def cosine(a: list[float], b: list[float]) -> float:
+        return sum(x * y for x, y in zip(a, b, strict=True)) / (sum(x * x for x in a) * sum(y * y for y in b)) ** 0.5
+
+    assert cosine(query, docs[0]) > cosine(query, docs[1])  # real vectors, decoded from base64
+
+
+@pytest.mark.slow
+class TestChatOpenAIStandard(ChatModelIntegrationTests):
+    """langchain-tests' standard chat suite on the platform (text only: the local models read no media)."""
+
+    @property
+    def chat_model_class(self) -> type[Any]:
+        return langchain_openai.ChatOpenAI  # type: ignore[no-any-return]
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return chat_params()
+
+    @property
+    def returns_usage_metadata(self) -> bool:
+        return True
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
+
+
+@pytest.mark.slow
+class TestOpenAIEmbeddingsStandard(EmbeddingsIntegrationTests):
+    """langchain-tests' standard embedding suite on the platform."""
+
+    @property
+    def embeddings_class(self) -> type[Any]:
+        return langchain_openai.OpenAIEmbeddings  # type: ignore[no-any-return]
+
+    @property
+    def embedding_model_params(self) -> dict[str, Any]:
+        return embedding_params()

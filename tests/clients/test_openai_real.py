@@ -1,0 +1,57 @@
+"""The ``openai`` SDK, unmodified, against a daemon this test starts on the default local chat and
+embedding models (issue 42, part 1): chat with content parts, the developer role and explicit
+nulls; a stream with ``include_usage`` read where the SDK reads it (a last chunk with no choices);
+embeddings as the SDK asks by default (base64) and as floats, the same vectors. The Responses API
+is in test_responses_real.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from qfnb.local.engines.llama_server import find_binary
+from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL
+
+pytestmark = [pytest.mark.real_model,
+              pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)")]
+openai = pytest.importorskip("openai")
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    import qfnb
+    from qfnb._core.backend import daemon
+
+    data = tmp_path_factory.mktemp("openai") / "data"
+    yield qfnb.openai_client(data_dir=data, timeout=300, max_retries=0)
+    daemon.stop_daemon(data, force=True, timeout=30)
+
+
+def test_chat_as_clients_send_it_and_a_stream_with_usage(client: Any) -> None:
+    answer = client.chat.completions.create(
+        model=LOCAL_CHAT_MODEL, temperature=0, max_tokens=16, n=None, stop=None,
+        messages=[{"role": "developer", "content": [{"type": "text", "text": "You answer tersely."}]},
+                  {"role": "user", "content": [{"type": "text", "text": "What is the capital of France?"}]}])
+    assert "paris" in answer.choices[0].message.content.lower() and answer.usage.completion_tokens > 0
+    chunks = list(client.chat.completions.create(model=LOCAL_CHAT_MODEL, temperature=0, max_tokens=16, stream=True,
+                                                 stream_options={"include_usage": True},
+                                                 messages=[{"role": "user", "content": "Say hello."}]))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    last = chunks[-1]
+    assert text and last.choices == [] and last.usage.completion_tokens > 0
+    assert all(c.usage is None for c in chunks[:-1])
+
+
+def test_embeddings_by_default_base64_and_as_floats(client: Any) -> None:
+    texts = ["a cat sat on the mat", "stock markets fell today"]
+    default = client.embeddings.create(model=LOCAL_EMBEDDING_MODEL, input=texts)  # the SDK asks for base64
+    floats = client.embeddings.create(model=LOCAL_EMBEDDING_MODEL, input=texts, encoding_format="float")
+    assert len(default.data) == 2 and len(default.data[0].embedding) > 100
+    for a, b in zip(default.data, floats.data, strict=True):
+        assert a.embedding == pytest.approx(b.embedding, abs=1e-6)
+    assert default.usage.prompt_tokens > 0
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.embeddings.create(model="no-such-embedder", input="x")
+    assert missing.value.body["code"] == "model_not_found" and missing.value.body["param"] == "model"

@@ -1,0 +1,151 @@
+"""``qfnb.openai_client()``'s calls on the one record (issue 43 §3): the real ``openai`` SDK over
+:class:`~qfnb._core.runtime.openai_recorded.SyncRecordedTransport`, in front of a mock platform that
+answers as the local one does. Each model call reserves its worst case (``n``, tools, the prompt),
+is refused unsent past the budget, settles to the usage the platform counted and is in the ledger;
+a stream that did not ask for usage is counted all the same, and its caller never sees the usage
+chunk; a repeated call replays from the cache."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from qfnb._core.config import Config
+from qfnb._core.record import ledger as ledger_mod
+from qfnb._core.record.budget import budget
+from qfnb._core.record.cache import cache_mode, set_process_mode
+
+openai = pytest.importorskip("openai")
+httpx2 = pytest.importorskip("httpx2")
+
+from qfnb._core.runtime.openai_recorded import SyncRecordedTransport, recorded_api  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("own_record_dir")  # tests/conftest.py
+
+PROMPT, COMPLETION = 11, 7  # what the mock platform says each answer used
+
+
+class Platform:
+    """Answers chat (streamed or not, ``include_usage`` honoured), Responses and Messages calls."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def __call__(self, request: Any) -> Any:
+        if request.method == "GET":
+            return httpx2.Response(200, json={"id": "m", "digest": "d1"})
+        body = json.loads(request.content)
+        self.sent.append(body)
+        path = request.url.path
+        if path.endswith("/responses"):
+            usage = {"input_tokens": PROMPT, "output_tokens": COMPLETION, "total_tokens": PROMPT + COMPLETION}
+            if body.get("stream"):
+                done = {"type": "response.completed", "response": {"id": "r1", "usage": usage}}
+                return _sse([{"type": "response.created", "response": {"id": "r1", "usage": None}}, done],
+                            named=True)
+            return httpx2.Response(200, json={"id": "r1", "object": "response", "output": [], "usage": usage})
+        if path.endswith("/messages"):
+            return httpx2.Response(200, json={"id": "m1", "type": "message", "role": "assistant", "content": [],
+                                              "usage": {"input_tokens": PROMPT - 3, "cache_read_input_tokens": 3,
+                                                        "output_tokens": COMPLETION}})
+        usage = {"prompt_tokens": PROMPT, "completion_tokens": COMPLETION, "total_tokens": PROMPT + COMPLETION}
+        if not body.get("stream"):
+            return httpx2.Response(200, json={"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+                                              "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                                                  "role": "assistant", "content": "hi"}}], "usage": usage})
+        chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+        events = [{**chunk, "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]}]
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append({**chunk, "choices": [], "usage": usage})
+        return _sse(events)
+
+
+def _sse(events: list[dict[str, Any]], named: bool = False) -> Any:
+    text = "".join((f"event: {e['type']}\n" if named else "") + f"data: {json.dumps(e)}\n\n" for e in events)
+    return httpx2.Response(200, headers={"content-type": "text/event-stream"},
+                           content=(text + ("" if named else "data: [DONE]\n\n")).encode())
+
+
+@pytest.fixture
+def platform() -> Platform:
+    return Platform()
+
+
+@pytest.fixture
+def sdk(platform: Platform) -> Any:
+    config = Config.from_env({}, base_url="http://platform.test")
+    transport = SyncRecordedTransport(config, inner=httpx2.MockTransport(platform))
+    return openai.OpenAI(base_url="http://platform.test/v1", api_key="k", max_retries=0,
+                         http_client=openai.DefaultHttpxClient(transport=transport))
+
+
+def _rows() -> list[ledger_mod.UsageRow]:
+    return ledger_mod.default_ledger().rows()
+
+
+def test_model_routes_are_recorded_and_others_pass() -> None:
+    assert [recorded_api(p) for p in ("/v1/chat/completions", "/v2/responses", "/v1/messages", "/v1/embeddings",
+                                      "/v1/models", "/v1/files", "/v1/batches")] == [
+        "v2/chat", "v2/responses", "v2/messages", "v2/embeddings", None, None, None]
+
+
+def test_a_stream_without_usage_is_counted_and_its_caller_sees_no_usage_chunk(sdk: Any, platform: Platform) -> None:
+    spend = budget(tokens=10_000)
+    chunks = list(sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True))
+    assert chunks and all(c.choices for c in chunks)  # the usage chunk qfnb asked for is not passed on
+    assert platform.sent[0]["stream_options"] == {"include_usage": True}
+    assert platform.sent[0]["max_tokens"] == 1024  # under a budget: sent with the cap it reserved
+    (row,) = _rows()
+    assert (row.api, row.prompt_tokens, row.completion_tokens, row.cache_hit) == ("v2/chat", PROMPT, COMPLETION, False)
+    assert spend.spent_tokens == PROMPT + COMPLETION and spend.reserved_tokens == 0
+
+
+def test_past_the_budget_a_call_is_refused_unsent(sdk: Any, platform: Platform) -> None:
+    spend = budget(tokens=100)
+    ask = [{"role": "user", "content": "hi"}]
+    with pytest.raises(openai.RateLimitError, match="token budget"):  # 8 answers of 1,024: unsent
+        sdk.chat.completions.create(model="m", messages=ask, n=8)
+    with pytest.raises(openai.RateLimitError, match="token budget"):  # 8 x 10 fits; 12 tools' schemas do not
+        tool = {"type": "function", "function": {"name": "lookup_city_weather", "description": "x" * 60,
+                                                 "parameters": {"type": "object", "properties": {
+                                                     "city": {"type": "string"}}}}}
+        sdk.chat.completions.create(model="m", messages=ask, n=2, max_tokens=10, tools=[tool] * 12)
+    assert platform.sent == [] and spend.spent_tokens == 0 and spend.reserved_tokens == 0
+    with pytest.raises(openai.RateLimitError, match="batch"):
+        sdk.batches.create(input_file_id="file-1", endpoint="/v1/chat/completions", completion_window="24h")
+    sdk.chat.completions.create(model="m", messages=ask, max_tokens=10)  # about 50 at most: sent
+    assert len(platform.sent) == 1 and spend.spent_tokens == PROMPT + COMPLETION <= 100
+
+
+def test_responses_and_messages_are_counted_under_their_own_names(sdk: Any) -> None:
+    sdk.responses.create(model="m", input="hi", max_output_tokens=16)
+    list(sdk.responses.create(model="m", input="hi", max_output_tokens=16, stream=True))
+    sdk.post("/messages", cast_to=object, body={"model": "m", "max_tokens": 16,
+                                                "messages": [{"role": "user", "content": "hi"}]})
+    rows = _rows()
+    assert [(r.api, r.prompt_tokens, r.completion_tokens) for r in rows] == [
+        ("v2/responses", PROMPT, COMPLETION), ("v2/responses", PROMPT, COMPLETION), ("v2/messages", PROMPT, COMPLETION)]
+
+
+@pytest.fixture
+def cache_on() -> Any:
+    previous = set_process_mode("on")  # as %load_ext qfnb does
+    yield
+    set_process_mode(previous)
+
+
+@pytest.mark.usefixtures("cache_on")
+def test_a_repeated_call_replays_from_the_cache_and_fresh_asks_again(sdk: Any, platform: Platform) -> None:
+    ask = [{"role": "user", "content": "hi"}]
+    first = sdk.chat.completions.create(model="m", messages=ask, max_tokens=10)
+    again = sdk.chat.completions.create(model="m", messages=ask, max_tokens=10)
+    streamed = list(sdk.chat.completions.create(model="m", messages=ask, max_tokens=10, stream=True))
+    replayed = list(sdk.chat.completions.create(model="m", messages=ask, max_tokens=10, stream=True))
+    assert again.choices[0].message.content == first.choices[0].message.content and len(platform.sent) == 2
+    assert [c.choices[0].delta.content for c in replayed] == [c.choices[0].delta.content for c in streamed]
+    with cache_mode("refresh"):  # the caller's context reaches qfnb's loop: --fresh asks again
+        sdk.chat.completions.create(model="m", messages=ask, max_tokens=10)
+    assert len(platform.sent) == 3
+    assert [r.cache_hit for r in _rows()] == [False, True, False, True, False]

@@ -1,0 +1,243 @@
+"""JSON schemas: capped, enforced by the engine's grammar, or refused by name (a 400 naming the place
+and the keyword), on every path that takes one; and a fuzz that no schema gets anything but a
+named refusal or a pass."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, Field
+
+from qfnb.protocol import anthropic, responses
+from qfnb.protocol.errors import ProtocolError
+from qfnb.protocol.inference import ChatRequest, OpenAIChatRequest, V2ChatRequest, parse_request
+from qfnb.protocol.limits import MAX_SCHEMA_BYTES, MAX_SCHEMA_ENUM_VALUES, MAX_TOOLS
+from qfnb.protocol.schemas import check_schema, pattern_problem
+
+WHERE = "response_format.json_schema.schema"
+
+
+def _obj(prop: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": {"x": prop}, "required": ["x"]}
+
+
+#: the probe's schemas and their kin: (schema, the refused place under WHERE, a word of the reason)
+REFUSED = [
+    (_obj({"type": "string", "pattern": r"^\d{3}-\d{4}$"}), ".properties.x.pattern", "\\d"),
+    (_obj({"type": "string", "pattern": r"^\w+$"}), ".properties.x.pattern", "\\w"),
+    (_obj({"type": "string", "pattern": r"^(?=a)[a-z]+$"}), ".properties.x.pattern", "lookaround"),
+    (_obj({"type": "string", "pattern": r"(?i)^abc$"}), ".properties.x.pattern", "anchored"),
+    (_obj({"type": "string", "pattern": r"^[a-z]+"}), ".properties.x.pattern", "anchored"),
+    (_obj({"type": "string", "pattern": r"^.{1,5}$"}), ".properties.x.pattern", "'.'"),
+    (_obj({"type": "string", "pattern": r"^[ -~]+$"}), ".properties.x.pattern", "raw"),
+    (_obj({"type": "string", "pattern": r"^a\.+$"}), ".properties.x.pattern", "group"),
+    (_obj({"type": "string", "format": "email"}), ".properties.x.format", "email"),
+    (_obj({"type": "string", "format": "uri"}), ".properties.x.format", "uri"),
+    (_obj({"type": "number", "maximum": 0.5}), ".properties.x.maximum", "integers only"),
+    (_obj({"type": "number", "minimum": 0}), ".properties.x.minimum", "integers only"),
+    (_obj({"type": "string", "minLength": 100_000}), ".properties.x.minLength", "MAX_SCHEMA_REPEAT"),
+    (_obj({"type": "string", "pattern": "^[a-z]{5000}$"}), ".properties.x.pattern", "MAX_SCHEMA_REPEAT"),
+    ({"$ref": "#/$defs/missing"}, ".$ref", "dangling"),
+    ({"$ref": "#/$defs/a", "$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"anyOf": [{"$ref": "#/$defs/a"}]}}},
+     ".$defs.b.anyOf[0].$ref", "cycle"),
+    ({"$ref": "https://example.com/s.json"}, ".$ref", "inside the schema"),
+    (_obj({"type": "string", "enum": [f"v{i:05d}" for i in range(20_000)]}), ".properties.x.enum",
+     "MAX_SCHEMA_ENUM_VALUES"),
+    ({"type": "object", "required": ["a"]}, ".required", "not in properties"),
+    ({"type": "object", "properties": {"a": {"type": "integer"}}, "minProperties": 1}, ".minProperties", "cannot"),
+    (_obj({"type": "array", "items": {"type": "string"}, "uniqueItems": True}), ".properties.x.uniqueItems", "cannot"),
+    (_obj({"oneOf": [{"type": "string"}, {"type": "string", "maxLength": 2}]}), ".properties.x.oneOf", "anyOf"),
+    (_obj({"$ref": "#/$defs/s", "maxLength": 3}) | {"$defs": {"s": {"type": "string"}}}, ".properties.x.maxLength",
+     "beside $ref"),
+    (_obj({"type": "string", "enum": ["a", 1]}), ".properties.x.type", "enum value 1"),
+    (_obj({"minimum": 3}), ".properties.x.minimum", "without a \"type\""),
+    (_obj({"type": "string", "pattern": "^[a-z]+$", "maxLength": 4}), ".properties.x.maxLength", "pattern"),
+    (_obj({"type": "integer", "minimum": 5, "maximum": 4}), ".properties.x.minimum", "no integer"),
+    (_obj({"type": "array", "items": True}), ".properties.x.items", "boolean"),
+    (_obj({"allOf": [{"type": "string"}, {"minLength": 2}]}), ".properties.x.allOf[0]", "objects"),
+]
+
+
+@pytest.mark.parametrize(("schema", "place", "why"), REFUSED, ids=[f"{p}:{w}" for _, p, w in REFUSED])
+def test_what_the_grammar_cannot_enforce_is_refused_by_name(schema: dict[str, Any], place: str, why: str) -> None:
+    with pytest.raises(ProtocolError) as refused:
+        check_schema(schema, WHERE)
+    assert refused.value.field == WHERE + place, str(refused.value)
+    assert why in str(refused.value)
+
+
+class Color(BaseModel):
+    name: Literal["red", "green"]
+    shade: int = Field(ge=0, le=255)
+
+
+class Cat(BaseModel):
+    kind: Literal["cat"]
+    lives: int
+
+
+class Dog(BaseModel):
+    kind: Literal["dog"]
+    good: bool
+
+
+class Order(BaseModel):
+    code: str = Field(pattern=r"^[A-Z]{3}-[0-9]{4}$")
+    note: str | None = Field(default=None, max_length=40)
+    tags: list[str] = Field(max_length=5)
+    color: Color
+    pet: Cat | Dog = Field(discriminator="kind")
+    due: str = Field(json_schema_extra={"format": "date"})
+
+
+ENFORCED = [
+    Order.model_json_schema(),
+    _obj({"type": "string", "pattern": r"^[0-9]{3}-[0-9]{4}$"}),
+    _obj({"type": "string", "pattern": r"^(\+|00)[1-9][0-9]{6,12}$"}),
+    _obj({"type": "integer", "exclusiveMinimum": 0, "maximum": 10}),
+    _obj({"type": ["string", "null"], "maxLength": 8}),
+    _obj({"type": "string", "format": "date-time"}),
+    _obj({"enum": ["a", "b", None]}),
+    {"$ref": "#/$defs/node", "$defs": {"node": {"type": "object", "properties": {
+        "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}, "maxItems": 3}}}}},
+    {"type": "object", "additionalProperties": {"type": "integer"}},
+    {"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+               {"type": "object", "properties": {"b": {"type": "string"}}}]},
+    _obj({"type": "string", "format": "password"}),  # not a standard format: an annotation
+]
+
+
+@pytest.mark.parametrize("schema", ENFORCED, ids=range(len(ENFORCED)))
+def test_what_the_grammar_enforces_passes(schema: dict[str, Any]) -> None:
+    check_schema(schema, WHERE)
+    jsonschema.validators.validator_for(schema).check_schema(schema)
+
+
+def test_the_caps_hold_on_bytes_depth_and_tools() -> None:
+    big = _obj({"type": "string", "enum": ["x" * 200 + str(i) for i in range(MAX_SCHEMA_ENUM_VALUES)]})
+    with pytest.raises(ProtocolError, match="MAX_SCHEMA_BYTES"):
+        check_schema(big, WHERE)
+    deep: dict[str, Any] = {"type": "string"}
+    for _ in range(40):
+        deep = _obj(deep)
+    with pytest.raises(ProtocolError, match="MAX_SCHEMA_DEPTH"):
+        check_schema(deep, WHERE)
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    tools = [{**tool, "function": {**tool["function"], "name": f"f{i}"}} for i in range(MAX_TOOLS + 1)]
+    with pytest.raises(ProtocolError, match="MAX_TOOLS") as refused:
+        parse_request(OpenAIChatRequest, {"messages": [{"role": "user", "content": "hi"}], "tools": tools})
+    assert refused.value.field == "tools"
+    v1 = [t["function"] for t in tools]
+    with pytest.raises(ProtocolError, match="MAX_TOOLS"):
+        parse_request(ChatRequest, {"messages": [{"role": "user", "content": "hi"}], "functions": v1})
+    half = {"type": "object", "properties": {"x": {"type": "string", "description": "d" * (MAX_SCHEMA_BYTES // 2)}}}
+    with pytest.raises(ProtocolError, match="in all") as refused:  # each fits, together they do not
+        parse_request(OpenAIChatRequest, {"messages": [{"role": "user", "content": "hi"}],
+                                          "tools": [{**tool, "function": {"name": "f", "parameters": half}}],
+                                          "response_format": {"type": "json_schema", "json_schema": {
+                                              "name": "a", "schema": half}}})
+    assert refused.value.field == "response_format"
+
+
+BAD = {"type": "object", "properties": {"when": {"type": "string", "format": "email"}}}
+USER = [{"role": "user", "content": "hi"}]
+
+
+def _fmt(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}
+
+
+@pytest.mark.parametrize(("check", "field"), [
+    (lambda: parse_request(ChatRequest, {"messages": USER, "response_format": _fmt(BAD)}),
+     "response_format.json_schema.schema.properties.when.format"),
+    (lambda: parse_request(V2ChatRequest, {"model": "m", "messages": USER, "response_format": _fmt(BAD)}),
+     "response_format.json_schema.schema.properties.when.format"),
+    (lambda: parse_request(OpenAIChatRequest, {"messages": USER, "tools": [{"type": "function", "function": {
+        "name": "f", "strict": True, "parameters": BAD}}]}), "tools[0].function.parameters.properties.when.format"),
+    (lambda: parse_request(ChatRequest, {"messages": USER, "functions": [{"name": "f", "parameters": BAD}]}),
+     "functions[0].parameters.properties.when.format"),
+    (lambda: responses.check_request({"model": "m", "input": "hi", "text": {"format": {
+        "type": "json_schema", "name": "a", "schema": BAD}}}), "text.format.schema.properties.when.format"),
+    (lambda: responses.check_request({"model": "m", "input": "hi", "tools": [{
+        "type": "function", "name": "f", "parameters": BAD}]}), "tools[0].parameters.properties.when.format"),
+    (lambda: anthropic.chat_body({"model": "m", "max_tokens": 5, "messages": USER, "output_config": {
+        "format": {"type": "json_schema", "schema": BAD}}}), "output_config.format.schema.properties.when.format"),
+    (lambda: anthropic.chat_body({"model": "m", "max_tokens": 5, "messages": USER, "tools": [{
+        "name": "f", "input_schema": BAD, "strict": True}]}), "tools[0].input_schema.properties.when.format"),
+], ids=["v1", "v2", "openai-tools", "v1-functions", "responses-format", "responses-tools", "anthropic-format",
+        "anthropic-tools"])
+def test_every_path_that_takes_a_schema_refuses_by_name(check: Any, field: str) -> None:
+    with pytest.raises(ProtocolError) as refused:
+        check()
+    assert refused.value.field == field
+
+
+@pytest.mark.parametrize(("pattern", "ok"), [
+    (r"^[A-Z]{2}[0-9]{2}$", True), (r"^(ab|cd)+$", True), (r"^\.\.$", True), (r"^a(\.)*$", True),
+    (r"^[^\"\\\x00-\x1F]+$", True), (r"^\x41+$", True), (r"^[a-z]+?$", False), (r"^\bab$", False),
+    (r"^(?P<n>a)$", False), (r"^a{2,1}$", False), (r"^[a-", False), (r"^\\$", False), (r'^a"b$', False),
+    (r"^[^a]$", False), (r"^a\tb$", False),
+])
+def test_patterns_are_checked_as_the_engine_reads_them(pattern: str, ok: bool) -> None:
+    assert (pattern_problem(pattern) is None) == ok, pattern_problem(pattern)
+
+
+# ---- the fuzz: any schema gets a pass or a named refusal, nothing else --------------------------------
+
+_leaf = st.one_of(
+    st.fixed_dictionaries({"type": st.sampled_from(["string", "integer", "number", "boolean", "null"])}),
+    st.fixed_dictionaries({"type": st.just("string")}, optional={
+        "minLength": st.integers(0, 1500), "maxLength": st.integers(0, 1500),
+        "format": st.sampled_from(["date", "email", "uuid", "uri", "date-time", "hostname", "x-custom"]),
+        "pattern": st.sampled_from([r"^[a-z]+$", r"^\d+$", r"^(?i)a$", r"^[0-9]{2,4}$", "^.*$", "abc",
+                                    r"^(a|b)c?$", "^[", r"^\w{3}$", r"^[A-F0-9]{8}$"])}),
+    st.fixed_dictionaries({"type": st.sampled_from(["integer", "number"])}, optional={
+        "minimum": st.one_of(st.integers(-10**17, 10**17), st.floats(-1e3, 1e3), st.booleans()),
+        "maximum": st.integers(-100, 100), "exclusiveMinimum": st.integers(-5, 5), "multipleOf": st.just(2)}),
+    st.fixed_dictionaries({"enum": st.lists(st.one_of(st.text(max_size=5), st.integers(), st.none()), max_size=4)},
+                          optional={"type": st.sampled_from(["string", "integer"])}),
+    st.fixed_dictionaries({"const": st.text(max_size=4)}),
+    st.fixed_dictionaries({"$ref": st.sampled_from(["#/$defs/a", "#/$defs/zz", "#", "other.json", "#/$defs/a/x"])}),
+    st.just(True), st.just({}), st.just({"not": {"type": "string"}}),
+)
+
+
+def _extend(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    names = st.text("abcxyz", min_size=1, max_size=3)
+    return st.one_of(
+        st.fixed_dictionaries({"type": st.just("object"), "properties": st.dictionaries(names, children, max_size=3)},
+                              optional={"required": st.lists(names, max_size=3),
+                                        "additionalProperties": st.one_of(st.booleans(), children),
+                                        "minProperties": st.just(1)}),
+        st.fixed_dictionaries({"type": st.just("array"), "items": children},
+                              optional={"minItems": st.integers(0, 3), "maxItems": st.integers(0, 2000),
+                                        "uniqueItems": st.booleans()}),
+        st.fixed_dictionaries({"type": st.just("array"), "prefixItems": st.lists(children, min_size=1, max_size=3)}),
+        st.builds(lambda key, alts: {key: alts}, st.sampled_from(["anyOf", "oneOf", "allOf"]),
+                  st.lists(children, max_size=3)),
+        st.fixed_dictionaries({"type": st.lists(st.sampled_from(["string", "integer", "null", "number"]),
+                                                min_size=1, max_size=3)}, optional={"maxLength": st.integers(0, 9),
+                                                                                    "maximum": st.integers(0, 9)}),
+    )
+
+
+SCHEMAS = st.builds(lambda body, a: {**body, "$defs": {"a": a}} if isinstance(body, dict) else body,
+                    st.recursive(_leaf, _extend, max_leaves=12), st.recursive(_leaf, _extend, max_leaves=4))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(SCHEMAS)
+def test_fuzz_every_schema_passes_or_is_refused_by_name(schema: Any) -> None:
+    try:
+        check_schema(schema, WHERE)
+    except ProtocolError as exc:
+        assert exc.field == WHERE or exc.field.startswith((WHERE + ".", WHERE + "[")), exc.field
+        return
+    # what passes is a valid JSON schema, and small enough to be sent
+    jsonschema.validators.validator_for(schema).check_schema(schema)
+    assert len(json.dumps(schema)) <= MAX_SCHEMA_BYTES
