@@ -8,7 +8,7 @@ streamed token over the tokens between them (prefill and queueing left out), the
 ``--repeats`` runs. Beside: another client sends schema requests one after another for the whole
 of the small chat. The schemas are the probe's 20,000-value enum (340 KB: refused by the caps with
 a 400 naming MAX_SCHEMA_ENUM_VALUES before the engine sees it) and the largest enum the caps admit
-(MAX_SCHEMA_ENUM_VALUES values, answered under its grammar). Printed per case: the small chat's
+(MAX_SCHEMA_ENUM_VALUES values, answered under its grammar; each answer validated). Printed per case: the small chat's
 time per token alone and beside, their ratio (target <= 1.5), and what the schema requests got
 (status, count, time). Alone is measured again after each case, in the same run.
 """
@@ -67,6 +67,7 @@ class Beside:
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
+        import jsonschema
         import openai
 
         while not self._stop.is_set():
@@ -74,13 +75,14 @@ class Beside:
             try:
                 answer = self.client.chat.completions.create(model=self.model, messages=PICK, temperature=0.7,
                                                              max_tokens=24, response_format=self.fmt)
-                json.loads(answer.choices[0].message.content or "")
-                outcome = "200"
+                value = json.loads(answer.choices[0].message.content or "")
+                valid = jsonschema.Draft202012Validator(self.fmt["json_schema"]["schema"]).is_valid(value)
+                outcome = "200" if valid else "200 but invalid"
             except openai.APIStatusError as exc:
                 param = exc.body.get("param") if isinstance(exc.body, dict) else ""
                 outcome = f"{exc.status_code} {param}"
             self.outcomes.append((outcome, time.perf_counter() - t0))
-            if outcome != "200":
+            if not outcome.startswith("200"):
                 time.sleep(0.05)  # a refusal comes back at once: do not turn the bench into a flood
 
     def __enter__(self) -> Beside:

@@ -18,6 +18,7 @@ from typing import Any
 from qfnb._core.config import Config
 from qfnb._core.runtime.progress import ProgressArg
 from qfnb.resources import ChatCompletion, Completion
+from qfnb.resources.defaults import default_model
 
 from ._errors import invalid
 from .base import EvalInput
@@ -192,8 +193,9 @@ def as_target(llm: Any, tag: str | None = None) -> LLMTarget:
 
 def embedded_chat(model: str | None = None) -> Any:
     """A ``ChatCompletion`` on the embedded local platform (offline), even when cloud credentials
-    are configured: the default judge. ``model`` defaults to the platform's default chat model."""
-    return ChatCompletion(model=model, config=Config())
+    are configured: the default judge. ``model`` defaults to the default chat model, named, so the
+    judge's scores say which model gave them."""
+    return ChatCompletion(model=model or default_model("chat") or None, config=Config())
 
 
 def as_targets(llms: Any) -> list[LLMTarget]:

@@ -61,10 +61,21 @@ class DeployConfig(ConfigModel):
     months: int | None = Field(None, ge=1)
     resource_type: str = "GPU-I-2"
     qps: float | None = Field(None, gt=0)
+    #: which of a fine-tune's checkpoints is published and deployed: "best" (the lowest held-out loss,
+    #: or the best metric), "last", or a step; a run without checkpoints deploys its final adapter
+    checkpoint: int | str = "best"
     extras: dict[str, Any] = Field(default_factory=dict)
 
     def __init__(self, **data: Any) -> None:  # keeps the keyword-only, validated signature for type checkers
         super().__init__(**data)
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _checkpoint(cls, value: int | str) -> int | str:
+        text = str(value).removeprefix("step-")
+        if isinstance(value, bool) or (value not in ("best", "last") and not (text.isdigit() and int(text) > 0)):
+            raise ValueError(f"must be 'best', 'last' or a step number, got {value!r}")
+        return value if value in ("best", "last") else int(text)
 
     @field_validator("endpoint_suffix", "endpoint_prefix")
     @classmethod

@@ -18,7 +18,9 @@ from qfnb._core.runtime.poll import apoll_until
 from qfnb._core.runtime.progress import ProgressArg
 from qfnb._core.runtime.stages import StageFeed, make_stages
 from qfnb.model.configs import DeployConfig
+from qfnb.protocol import checkpoints
 from qfnb.protocol.console import ModelVersionState
+from qfnb.resources.console import FineTune
 from qfnb.resources.console import Model as ModelAPI
 from qfnb.resources.console import Service as ServiceAPI
 
@@ -72,6 +74,8 @@ class Model:
         self.config = config
         #: the version's ``sourceType`` once looked up ("PlatformPreset", "Train", ...)
         self.source: str | None = None
+        #: the run's checkpoint this version was published from (None: its final adapter)
+        self.step: int | None = None
 
     @property
     def id(self) -> int | str | None:
@@ -108,17 +112,20 @@ class Model:
 
     # -- publish ---------------------------------------------------------------------------
 
-    async def apublish(self, name: str = "", *, tick: Tick = no_tick) -> Model:
-        """Publish the training run (``job_id``/``task_id``) and wait until it is Ready."""
+    async def apublish(self, name: str = "", *, tick: Tick = no_tick, checkpoint: int | str = "best") -> Model:
+        """Publish the training run (``job_id``/``task_id``) and wait until it is Ready.
+        ``checkpoint``: which of its saved checkpoints ("best", "last" or a step; ``versionMeta.step``)."""
         if self.version_id is not None:
             return self
         if not self.job_id or not self.task_id:
             raise ValidationError("task_id", "job_id and task_id of a finished run are required")
         cfg = resolve_config(self.config)
         self.name = name or self.name or f"m_{uuid.uuid4().hex[:12]}"
-        res = result_of(await ModelAPI.apublish(
-            is_new=True, model_name=self.name,
-            version_meta={"taskId": self.job_id, "iterationId": self.task_id}, config=cfg))
+        self.step = await self._checkpoint_step(checkpoint, cfg)
+        meta: dict[str, Any] = {"taskId": self.job_id, "iterationId": self.task_id}
+        if self.step is not None:
+            meta["step"] = self.step
+        res = result_of(await ModelAPI.apublish(is_new=True, model_name=self.name, version_meta=meta, config=cfg))
         self.set_id = res.get("modelId")
         self.model_set_id = res.get("modelIDStr")
         self.version_id = res.get("versionId")
@@ -127,8 +134,22 @@ class Model:
         await self.await_ready(tick=tick)
         return self
 
-    def publish(self, name: str = "") -> Model:
-        return sync.run(self.apublish(name))
+    def publish(self, name: str = "", checkpoint: int | str = "best") -> Model:
+        return sync.run(self.apublish(name, checkpoint=checkpoint))
+
+    async def _checkpoint_step(self, which: int | str, cfg: Config) -> int | None:
+        """The step of the run's checkpoint ``which`` names, from its task detail's ``checkpointList``
+        (None: the run's final adapter, for "last" or a run that saved no checkpoints)."""
+        if which == "last":
+            return None
+        detail = result_of(await FineTune.V2.atask_detail(task_id=str(self.task_id), config=cfg))
+        saved = detail.get("checkpointList") or []
+        if not saved and which == "best":
+            return None
+        try:
+            return int(checkpoints.choose(saved, which)["step"])
+        except ValueError as exc:
+            raise ValidationError("checkpoint", str(exc)) from None
 
     async def await_ready(self, *, tick: Tick = no_tick) -> dict[str, Any]:
         """Poll ``modelVersionDetail.state`` until ``Ready`` (``Fail`` raises)."""
@@ -164,7 +185,7 @@ class Model:
         if self.version_id is None:
             if stages is not None:
                 stages.enter(PUBLISHING)
-            await self.apublish(tick=tick)
+            await self.apublish(tick=tick, checkpoint=deploy_config.checkpoint)
         if stages is not None:
             stages.enter(CREATING)
         if not self.model_set_id or not self.version_id_str:
@@ -262,7 +283,7 @@ class Model:
     def to_dict(self) -> dict[str, Any]:
         return {"type": "Model", "set_id": self.set_id, "version_id": self.version_id,
                 "version_id_str": self.version_id_str, "model_set_id": self.model_set_id,
-                "task_id": self.task_id, "job_id": self.job_id, "name": self.name,
+                "task_id": self.task_id, "job_id": self.job_id, "name": self.name, "step": self.step,
                 "service": self.service.to_dict() if self.service else None}
 
     def dumps(self) -> bytes:
@@ -275,6 +296,7 @@ class Model:
                 task_id=data.get("task_id"), job_id=data.get("job_id"), name=data.get("name") or "",
                 model_set_id=data.get("model_set_id"), config=config)
         m.version_id_str = data.get("version_id_str")
+        m.step = data.get("step")
         if data.get("service"):
             m.service = Service.from_dict(data["service"], config=config, model=m)
         return m

@@ -128,6 +128,8 @@ class EvalReport:
         self.stability: Any = None
         #: what was reused instead of asked (``↺ 42 of 42 answers reused …``), said above the metrics
         self.reused: str | None = None
+        #: ``--judge`` / ``--calibrate``: the judge against the user's labels, or that it is uncalibrated
+        self.judge_notes: list[str] = []
         #: ``--plan``: a ``PlanReport`` (items needed, assumptions, the full run's line)
         self.plan: Any = None
         #: ``--sequential``: the run's ``SequentialRecord`` (its decision, order and stopping point)
@@ -171,6 +173,9 @@ class EvalReport:
         if self.chart_metrics:
             png = base64.b64encode(self.chart_png()).decode()
             parts.append(f'<img class="qfnb-eval-chart" alt="metrics chart" src="data:image/png;base64,{png}"/>')
+        if self.judge_notes:
+            notes = "".join(f"<li>{escape(n)}</li>" for n in self.judge_notes)
+            parts.append(f'<div class="qfnb-judge-check"><h4>Judge calibration</h4><ul>{notes}</ul></div>')
         if self.plan is not None:
             parts.append(self.plan.to_html())
         if self.sequential is not None:
@@ -193,6 +198,8 @@ class EvalReport:
         text = f"Evaluation — {len(self.metrics.index)} model(s)\n{table}"
         if self.reused:
             text = f"Evaluation — {len(self.metrics.index)} model(s)\n{self.reused}\n{table}"
+        if self.judge_notes:
+            text += "\n" + "\n".join(self.judge_notes)
         if self.plan is not None:
             text += "\n" + repr(self.plan)
         if self.sequential is not None:

@@ -33,6 +33,7 @@ from qfnb.evaluation import (
 )
 from qfnb.evaluation.answers import AnswerStore, default_store_path
 from qfnb.evaluation.data import REFERENCE_NAMES, eval_frame
+from qfnb.evaluation.judge_check import check_judge, uncalibrated
 from qfnb.evaluation.llm import as_target, embedded_chat
 from qfnb.evaluation.sequential_eval import eval_sequential
 from qfnb.notebook._checks import sampling_options
@@ -99,6 +100,8 @@ class EvalPlan:
     sequential: bool = False
     min_difference: float | None = None
     decide_on: str | None = None
+    #: ``--calibrate``: ``{model tag: {item index: the user's label}}`` for the judge's scores
+    labels: dict[str, dict[int, float]] = field(default_factory=dict)
 
     @property
     def columns(self) -> dict[str, str]:
@@ -153,6 +156,13 @@ class EvalPlan:
                             repeats=self.repeats, store=self.store, recorded=self.recorded or None,
                             **self.sampling.fields())
 
+    def judge_check(self, result: Any) -> list[str]:
+        """``--calibrate``: the judge against the user's labels; with a judge and no labels, that it is uncalibrated."""
+        if not self.labels:
+            return uncalibrated(result.judges)
+        metric = METRICS["judge"][1][0]
+        return check_judge(result, self.labels, metric=metric, baseline=self.compare).sentences
+
     def comparison(self, result: Any) -> Any:
         """``result.compare`` against the ``--compare`` baseline on the asked-for metrics."""
         wanted = [c for c in self.columns if c in result.item_metrics]
@@ -189,6 +199,37 @@ def _sequential(args: argparse.Namespace, llms: Mapping[str, Any], recorded: Map
         raise EvalArgsError(f"--sequential: MIN_DIFF must be positive, got {value}")
     decide_on = METRICS[metrics[0]][1][0]
     return True, min_difference, decide_on
+
+
+def _labels(args: argparse.Namespace, dataset: Any, frame: pd.DataFrame, tags: Sequence[str],
+            metrics: Sequence[str]) -> dict[str, dict[int, float]]:
+    """``--calibrate COLUMN`` (one model) or ``TAG=COLUMN,...``: the user's labels of the judged answers,
+    a dataset column with a number on the labelled rows and nothing on the others."""
+    words = split_words(getattr(args, "calibrate", None))
+    if not words:
+        return {}
+    if "judge" not in metrics:
+        raise EvalArgsError("--calibrate checks a judge against your labels: add --judge [MODEL]")
+    from qfnb.evaluation.data import to_frame
+
+    source = to_frame(dataset).head(len(frame))
+    out: dict[str, dict[int, float]] = {}
+    for word in words:
+        tag, sep, column = word.partition("=")
+        if not sep:
+            if len(tags) != 1:
+                raise EvalArgsError(f"--calibrate: with several models name whose labels {word!r} holds: TAG={word}")
+            tag, column = tags[0], word
+        if tag not in tags:
+            raise EvalArgsError(f"--calibrate: {tag!r} is not one of the evaluated models {list(tags)}")
+        if column not in source.columns:
+            raise EvalArgsError(f"--calibrate: no column {column!r} in the dataset (columns: {list(source.columns)})")
+        values = pd.to_numeric(source[column], errors="coerce")
+        out[tag] = {int(i): float(v) for i, v in enumerate(values) if pd.notna(v)}
+        if len(out[tag]) < 4:
+            raise EvalArgsError(f"--calibrate: column {column!r} labels {len(out[tag])} row(s); label at least 4 "
+                                "(about 20 gives a useful interval)")
+    return out
 
 
 def reuse_note(plan: EvalPlan) -> str | None:
@@ -440,6 +481,7 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
     _check_tags(args, llms, recorded)
 
     sequential, min_difference, decide_on = _sequential(args, llms, recorded, metrics)
+    labels = _labels(args, dataset, frame, [*llms, *recorded], metrics)
     evaluators = make_evaluators(metrics, _judge(args, namespace))
     if decide_on is not None:
         metric_bounds(decide_on, evaluators)  # known before any call
@@ -449,4 +491,5 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
                     sampling, args.workers or 4,
                     repeats=args.repeats or 1, recorded=recorded, compare=args.compare,
                     store=AnswerStore(default_store_path(), refresh=bool(args.fresh)) if llms else None,
-                    pairwise=pairwise, sequential=sequential, min_difference=min_difference, decide_on=decide_on)
+                    pairwise=pairwise, sequential=sequential, min_difference=min_difference, decide_on=decide_on,
+                    labels=labels)

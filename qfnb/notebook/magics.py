@@ -245,8 +245,11 @@ class QfnbMagics(Magics):
     @argument("--name", help="A name for the run (dashboards, --list and %%qfmodels show it, the id beside).")
     @argument("--eval-split", type=int, metavar="PCT", help="Hold out PCT%% of the data (never trained on) for the "
               "evaluation loss the dashboard draws beside the training loss (default: the platform's 20; 0: none).")
+    @argument("--early-stop", action="store_true",
+              help="End the run once 2 checkpoints in a row bring no improvement of the held-out loss.")
     @argument("--deploy", action="store_true",
-              help="Publish and deploy the model when training succeeds (with --attach TASK: deploy that job).")
+              help="Publish and deploy the model when training succeeds (its best checkpoint; with --attach TASK: "
+                   "deploy that job).")
     @argument("--fresh", action="store_true",
               help="Train again even if this platform has a finished run of the same recipe (it is reused otherwise).")
     @argument("-o", "--output", help="Store the dashboard (.trainer, .wait(), .trained_model_id) here.")
@@ -276,6 +279,10 @@ class QfnbMagics(Magics):
     @argument("--judge", metavar="MODEL", nargs="?", const="",
               help="Also score answers with this model as an LLM judge (judge_score); a bare --judge uses the "
                    "embedded local platform's chat model. A candidate cannot be its own judge.")
+    @argument("--calibrate", metavar="LABELS", action="append",
+              help="With --judge: your own scores of a few answers (about 20), on the judge's scale: a dataset "
+                   "column (one model) or TAG=COLUMN per model, empty on the rows you did not label. The report "
+                   "gives the judge's agreement with them and prediction-powered means.")
     @argument("--compare", metavar="BASE", help="Compare every other model with BASE, item by item: mean "
               "difference with a 95%% bootstrap CI, McNemar / permutation test (Holm-adjusted), flipped items.")
     @argument("--pairwise", metavar="MODEL", nargs="?", const="",
@@ -386,6 +393,7 @@ class QfnbMagics(Magics):
             except EvalArgsError as exc:
                 raise UsageError(str(exc)) from exc
         try:
+            report.judge_notes = plan.judge_check(result)
             if plan.compare is not None and not plan.sequential:  # after a sequential stop, fixed-n tests are invalid
                 report.comparison = plan.comparison(result)
             if plan.repeats > 1:

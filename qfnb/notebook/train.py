@@ -58,6 +58,7 @@ class TrainSpec(TrainOptions):
     name: str | None = None  # what dashboards, --list and %qfmodels call the run (its id beside)
     eval_split: int | None = None  # % of the data held out for the evaluation loss (None: the platform's 20)
     fresh: bool = False  # train again rather than reuse a finished run of the same recipe (qfnb.trainer.replay)
+    early_stop: bool = False  # end the run after checkpoints without improvement (qfnb.protocol.checkpoints)
 
     def __post_init__(self) -> None:
         if not self.dataset:
@@ -69,6 +70,8 @@ class TrainSpec(TrainOptions):
                              f"got {self.name!r}")
         if self.eval_split is not None and not 0 <= self.eval_split <= MAX_EVAL_SPLIT:
             raise ValueError(f"--eval-split must be a percentage in [0, {MAX_EVAL_SPLIT}], got {self.eval_split!r}")
+        if self.early_stop and self.eval_split == 0:
+            raise ValueError("--early-stop needs held-out rows to judge checkpoints on: drop --eval-split 0")
         for option in TRAIN_OPTIONS:  # each against qfnb.protocol.training.LIMITS, the rule the platform applies
             value = getattr(self, option.field)
             problem = None if value is None else hyper_problem(TRAIN_HYPER[option.field], value)
@@ -88,6 +91,8 @@ class TrainSpec(TrainOptions):
         mapping = super().train_config()
         if self.eval_split is not None:  # the platform's validation split (v2 datasetConfig.splitRatio)
             mapping["trainset_rate"] = self.eval_split
+        if self.early_stop:
+            mapping["early_stop"] = True
         return mapping
 
     @property

@@ -17,6 +17,7 @@ from typing import Any
 from .errors import ProtocolError
 from .openai_wire import check_content, content_text, drop_nulls
 from .schemas import check_schema
+from .tools import check_tool_count
 
 #: what ``POST /responses`` takes; any other field is refused by name
 REQUEST_FIELDS = ("model", "input", "instructions", "previous_response_id", "store", "stream", "stream_options",
@@ -156,6 +157,21 @@ def chat_messages(items: Iterable[Mapping[str, Any]], instructions: str | None =
             out.append({"role": "tool", "tool_call_id": item["call_id"],
                         "content": content_text(item["output"], f"{where}.output") or ""})
     return out
+
+
+def check_schemas(data: Mapping[str, Any]) -> None:
+    """The JSON schemas of a Responses body (``text.format`` and the function tools' ``parameters``)
+    and its tool count, as :mod:`.schemas` and :mod:`.limits` cap them (what a client checks
+    before sending; the platform checks the whole body with :func:`check_request`)."""
+    text = data.get("text")
+    if isinstance(text, dict):
+        chat_format(text)
+    tools = data.get("tools")
+    if isinstance(tools, list):
+        check_tool_count(tools)
+        for i, tool in enumerate(tools):
+            if isinstance(tool, dict) and isinstance(tool.get("parameters"), dict):
+                check_schema(tool["parameters"], f"tools[{i}].parameters")
 
 
 def chat_tools(tools: Any) -> list[dict[str, Any]] | None:

@@ -130,6 +130,7 @@ class V2Action:
     DESCRIBE_TASKS = "DescribeFineTuningTasks"
     DESCRIBE_TASK = "DescribeFineTuningTask"
     STOP_TASK = "StopFineTuningTask"
+    DELETE_TASK = "DeleteFineTuningTask"
     SUPPORTED_MODELS = "DescribeFineTuningSupportModels"
     DESCRIBE_MODEL_SET = "DescribeModelSet"
     DESCRIBE_MODEL = "DescribeModel"

@@ -42,6 +42,11 @@ LIMITS: dict[str, Limit] = {
     "warmupRatio": Limit(float, 0.0, 1.0),
     "weightDecay": Limit(float, 0.0, 1.0),
     "seed": Limit(int, 0, 2**31 - 1),
+    # qfnb's checkpoint options (qfnb.protocol.checkpoints): how many LoRA checkpoints a run keeps,
+    # checkpoints without improvement before ``earlyStop`` ends it, held-out items ``evalMetric`` scores
+    "checkpoints": Limit(int, 0, 100),
+    "earlyStopPatience": Limit(int, 1, 100),
+    "evalMetricItems": Limit(int, 1, 1000),
 }
 
 

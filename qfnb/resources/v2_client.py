@@ -15,6 +15,7 @@ from typing import Any
 from qfnb._core.config import Config
 from qfnb._core.errors import ValidationError
 from qfnb._core.runtime import sync
+from qfnb.protocol.errors import ProtocolError
 from qfnb.resources.inference.chat import ChatCompletion
 
 __all__ = ["Chat", "Qianfan", "Responses", "V2Route"]
@@ -116,6 +117,12 @@ class Responses:
         """Create a response (``instructions``, ``previous_response_id``, ``store``, ``tools``,
         ``text``, ``temperature``, ``max_output_tokens``, … as OpenAI names them)."""
         body: dict[str, Any] = {"model": model, **({"input": input} if input is not None else {}), **fields}
+        from qfnb.protocol.responses import check_schemas  # deferred: the protocol's checks load on first use
+
+        try:
+            check_schemas(body)
+        except ProtocolError as exc:
+            raise ValidationError(exc.field, str(exc).split(": ", 1)[-1]) from None
         if stream:
             body["stream"] = True
         return await self._http().responses_v2("POST", body=body, stream=stream)

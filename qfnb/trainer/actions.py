@@ -16,6 +16,7 @@ from typing import Any
 from qfnb._core.errors import InternalServerError, QfnbError, RequestError, ValidationError
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.model import Model, Service
+from qfnb.protocol import checkpoints
 from qfnb.protocol.console import RunStatus
 from qfnb.resources.console import FineTune
 
@@ -175,7 +176,7 @@ class TrainAction(AsyncAction):
         detail = await self._poll(ctx, cfg.train_status_polling_interval)
         record_training(detail, self.train_type, cfg, reused=False)
         return {**input, "job_id": self.job_id, "task_id": self.task_id,
-                "metrics": detail.get("metrics") or {}, "checkpoints": detail.get("checkpointList") or []}
+                "metrics": detail.get("metrics") or {}, **checkpoint_outcome(detail)}
 
     def _datasets(self, input: dict[str, Any]) -> dict[str, Any]:
         """The run's ``datasetConfig`` from LoadDataSetAction's output."""
@@ -235,6 +236,16 @@ class TrainAction(AsyncAction):
                 self.extra["run_status"] = RunStatus.STOPPED
 
 
+def checkpoint_outcome(detail: dict[str, Any]) -> dict[str, Any]:
+    """A finished run's checkpoints and the decision on them (qfnb.protocol.checkpoints), from its
+    task detail: ``checkpoints``, ``best_checkpoint`` (a step or None) and ``overfitting`` (words or None)."""
+    saved = list(detail.get("checkpointList") or [])
+    best = checkpoints.best_checkpoint(saved)
+    over = checkpoints.overfitting([(c["step"], c["evalLoss"]) for c in saved if c.get("evalLoss") is not None])
+    return {"checkpoints": saved, "best_checkpoint": None if best is None else int(best["step"]),
+            "overfitting": None if over is None else over.describe()}
+
+
 class ModelPublishAction(AsyncAction):
     """Publish the finished run to the model repository and wait until it is Ready.
 
@@ -243,10 +254,11 @@ class ModelPublishAction(AsyncAction):
     """
 
     def __init__(self, id: str | None = None, name: str | None = None,
-                 event_handler: EventHandler | None = None, **kwargs: Any) -> None:
+                 event_handler: EventHandler | None = None, checkpoint: int | str = "best", **kwargs: Any) -> None:
         warn_ignored("ModelPublishAction", kwargs)
         super().__init__(id, name, event_handler, **kwargs)
         self.name = name or ""
+        self.checkpoint = checkpoint  # the run's checkpoint to publish: "best", "last" or a step
 
     async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
         input = dict(input or {})
@@ -256,12 +268,12 @@ class ModelPublishAction(AsyncAction):
                  Model(task_id=input.get("task_id"), job_id=input.get("job_id"), config=ctx.config))
         if model.version_id is None:
             model.name = self.name or model.name or f"m_{uuid.uuid4().hex[:12]}"
-            await model.apublish(model.name, tick=self._tick)
+            await model.apublish(model.name, tick=self._tick, checkpoint=self.checkpoint)
         else:  # resumed after publishing: just wait for Ready
             await model.await_ready(tick=self._tick)
         self.extra["model"] = model.to_dict()
         return {**input, "model_id": model.set_id, "model_version_id": model.version_id,
-                "model_set_id": model.model_set_id, "model": model.to_dict()}
+                "model_set_id": model.model_set_id, "model": model.to_dict(), "checkpoint_step": model.step}
 
     async def _tick(self, info: dict[str, Any]) -> None:
         self.emit(ActionState.Running, f"model {info.get('state')}", info)

@@ -106,7 +106,8 @@ class LLMFinetune(Trainer):
             TrainAction(self.train_type, self.train_config, job_name=self.name or None, **train_kwargs),
         ]
         if not self.model_not_publish:
-            actions.append(ModelPublishAction(name=self.name))
+            actions.append(ModelPublishAction(name=self.name, checkpoint=(
+                self.deploy_config.checkpoint if self.deploy_config is not None else "best")))
         if self.deploy_config is not None:
             actions.append(DeployAction(self.deploy_config))
         if self.evaluators:

@@ -40,7 +40,7 @@ from qfnb.resources.console import Model as ModelAPI
 from qfnb.resources.console import Service as ServiceAPI
 
 from .accounting import record_training
-from .actions import DeployAction, ModelPublishAction, TrainAction
+from .actions import DeployAction, ModelPublishAction, TrainAction, checkpoint_outcome
 from .configs import DatasetConfig
 from .consts import ActionState
 from .finetune_run import FinetuneRun
@@ -246,7 +246,7 @@ def apply(trainer: FinetuneRun, reuse: Reuse, ctx: RunContext) -> None:
             action.extra.update(job_id=reuse.job_id, task_id=reuse.task_id, run_status=RunStatus.DONE.value)
             detail = reuse.detail
             out = {**out, "job_id": reuse.job_id, "task_id": reuse.task_id, "metrics": detail.get("metrics") or {},
-                   "checkpoints": detail.get("checkpointList") or []}
+                   **checkpoint_outcome(detail)}
             action.emit(ActionState.Running, reuse.describe(), {**reuse.detail, "replayed": reuse.as_dict()})
         elif isinstance(action, ModelPublishAction) and reuse.model is not None:
             action.extra["model"] = reuse.model

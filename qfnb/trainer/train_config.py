@@ -11,6 +11,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from qfnb._core.errors import ValidationError as QfValidationError
 from qfnb.model.configs import ConfigModel
+from qfnb.protocol.checkpoints import METRICS
 from qfnb.protocol.training import LIMITS, hyper_problem
 
 __all__ = ["TrainConfig", "TrainLimit"]
@@ -22,7 +23,8 @@ _PEFT = {"lora": "LoRA", "fullfinetuning": "FullFineTuning", "full": "FullFineTu
 #: snake_case fields sent as camelCase ``hyperParameterConfig`` keys (``packing`` → ``Packing``).
 HYPERPARAMETERS = ("epoch", "batch_size", "learning_rate", "max_seq_len", "logging_steps", "warmup_ratio",
           "weight_decay", "lora_rank", "lora_all_linear", "scheduler_name", "lora_alpha",
-          "lora_dropout", "lora_target_modules", "max_steps", "seed")
+          "lora_dropout", "lora_target_modules", "max_steps", "seed", "checkpoints", "early_stop",
+          "early_stop_patience", "eval_metric", "eval_metric_items")
 
 
 def _camel(name: str) -> str:
@@ -53,6 +55,15 @@ class TrainConfig(ConfigModel):
     scheduler_name: str | None = None
     max_steps: int | None = None
     seed: int | None = None
+    #: LoRA checkpoints saved evenly over the run, each scored on the held-out split (the platform's
+    #: default: 5 when there is one); ``early_stop`` ends the run after ``early_stop_patience``
+    #: checkpoints without improvement; ``eval_metric`` ("rouge_l", "exact_match") also scores
+    #: ``eval_metric_items`` held-out answers per checkpoint and then picks the best
+    checkpoints: int | None = None
+    early_stop: bool | None = None
+    early_stop_patience: int | None = None
+    eval_metric: str | None = None
+    eval_metric_items: int | None = None
     packing: bool | None = None
     peft_type: str = "LoRA"
     trainset_rate: int = Field(20, ge=0, le=100)
@@ -92,6 +103,13 @@ class TrainConfig(ConfigModel):
             problem = hyper_problem(wire, value)
             if problem is not None:
                 raise ValueError(problem)
+        return value
+
+    @field_validator("eval_metric")
+    @classmethod
+    def _metric(cls, value: str | None) -> str | None:
+        if value is not None and value not in METRICS:
+            raise ValueError(f"must be one of {', '.join(METRICS)}, got {value!r}")
         return value
 
     @field_validator("peft_type")

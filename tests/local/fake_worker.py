@@ -1,7 +1,9 @@
 """A fast stand-in for ``qfnb.local.training.worker`` (Contract 4) used by unit tests.
 
 Steps are paced by ``hyper.stepSeconds`` (default 0.05 s); ``hyper.failAt`` makes it fail. With an
-``eval_file`` (a validation split) it reports an ``eval_loss`` every other step and at the last.
+``eval_file`` (a validation split) it reports an ``eval_loss`` every other step and at the last. With
+``hyper.checkpoints`` K it saves K adapter dirs evenly and reports ``checkpoint`` lines whose held-out
+losses are ``hyper.fakeEvalLosses`` (one per checkpoint) when given.
 """
 
 import json
@@ -25,6 +27,9 @@ def _stop(*_):
 
 signal.signal(signal.SIGTERM, _stop)
 start = time.time()
+count = int(hyper.get("checkpoints") or 0)
+saves = sorted({max(1, round(total * i / count)) for i in range(1, count + 1)}) if count else []
+fake_losses = list(hyper.get("fakeEvalLosses") or [])
 
 
 def finish(status, error=None):
@@ -43,7 +48,18 @@ with open(job / "progress.jsonl", "a") as fh:
         time.sleep(float(hyper.get("stepSeconds", 0.05)))
         fh.write(json.dumps({"step": step, "total_steps": total, "loss": 5.0 / step, "epoch": 1,
                              "time": round(time.time() - start, 3)}) + "\n")
-        if spec.get("eval_file") and (step % 2 == 0 or step == total):
+        if step in saves:
+            ckpt = job / "checkpoints" / f"step-{step}"
+            ckpt.mkdir(parents=True, exist_ok=True)
+            (ckpt / "adapter_config.json").write_text(json.dumps({"base_model": spec["base_model"], "step": step}))
+            (ckpt / "adapter_model.safetensors").write_bytes(b"weights at step %d" % step)
+            held = fake_losses[saves.index(step)] if fake_losses else 1.0 + 5.0 / (step + 1)
+            fh.write(json.dumps({"step": step, "total_steps": total, "eval_loss": held, "epoch": 1,
+                                 "time": round(time.time() - start, 3)}) + "\n")
+            fh.write(json.dumps({"step": step, "total_steps": total, "epoch": 1, "time": round(time.time() - start, 3),
+                                 "checkpoint": {"step": step, "trainLoss": 5.0 / step, "evalLoss": held,
+                                                "path": str(ckpt)}}) + "\n")
+        elif spec.get("eval_file") and (step % 2 == 0 or step == total):
             fh.write(json.dumps({"step": step, "total_steps": total, "eval_loss": 1.0 + 5.0 / (step + 1),
                                  "epoch": 1, "time": round(time.time() - start, 3)}) + "\n")
         fh.flush()

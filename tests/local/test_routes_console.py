@@ -60,7 +60,9 @@ def test_v1_lifecycle_train_publish_deploy_chat(client) -> None:
     # trainsetRate 20: 1 of the 8 rows is held out for the evaluation loss, 7 train (3 steps of 2)
     assert done["progress"] == 100 and done["totalSteps"] == 3 and done["currentStep"] == 3
     assert [p[0] for p in done["lossCurve"]] == [1, 2, 3] and done["lossCurve"][0][1] == 5.0
-    assert [p[0] for p in done["evalLossCurve"]] == [2, 3]
+    # with a split the run keeps 5 checkpoints by default: here one per step, each scored on the held-out row
+    assert [p[0] for p in done["evalLossCurve"]] == [1, 2, 3]
+    assert [c["step"] for c in done["checkpointList"]] == [1, 2, 3] and done["bestCheckpoint"] == 3
     spec = json.loads((Path(client.app.state.platform.settings.data_dir) / "jobs").joinpath(
         client.app.state.platform.store.get("runs", job)["sid"], "spec.json").read_text())
     assert spec["base_model"] == "Tiny-Chat" and spec["hyper"]["batchSize"] == 2

@@ -22,7 +22,8 @@ from qfnb.trainer.configs import TrainConfig
 SNAKE = {"epoch": "epoch", "learningRate": "learning_rate", "batchSize": "batch_size", "maxSeqLen": "max_seq_len",
          "loraRank": "lora_rank", "loraAlpha": "lora_alpha", "loraDropout": "lora_dropout", "maxSteps": "max_steps",
          "loggingSteps": "logging_steps", "warmupRatio": "warmup_ratio", "weightDecay": "weight_decay",
-         "seed": "seed"}
+         "seed": "seed", "checkpoints": "checkpoints", "earlyStopPatience": "early_stop_patience",
+         "evalMetricItems": "eval_metric_items"}
 
 
 def inside(limit: Limit) -> st.SearchStrategy[Any]:

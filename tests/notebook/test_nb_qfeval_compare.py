@@ -193,3 +193,35 @@ def test_plan_from_a_pilot_and_from_a_stored_result(ip, platform, tmp_path) -> N
         ip.run_line_magic("qfeval", "pilot --plan 0.2")
     with pytest.raises(UsageError, match="MIN_DIFF must be positive"):
         ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --compare Other-Chat --plan 0")
+
+
+def kind_judge(prompt: str, **options: object) -> str:
+    """A judge as a notebook function (it is also given the judge's call options, such as
+    max_output_tokens): 5 for Tiny-Chat's answers, 3 for the others' (a kind judge)."""
+    return "评分: 5" if "tiny-chat: question" in prompt else "评分: 3"
+
+
+def test_calibrate_a_judge_with_your_labels(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rows = [{"prompt": f"question {i}", "response": f"tiny-chat: question {i}",
+             "mine_tiny": (4 if i % 4 else 3) if i < 8 else None, "mine_other": (2 if i % 3 else 1) if i < 8 else None}
+            for i in range(30)]
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    ip.user_ns["kind_judge"] = kind_judge
+    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match "
+                                         "--judge kind_judge --calibrate Tiny-Chat=mine_tiny,Other-Chat=mine_other "
+                                         "--compare Other-Chat")
+    text = "\n".join(report.judge_notes)
+    assert "judge kind_judge on judge_score vs your labels of Tiny-Chat: Spearman" in text
+    # the judge says 5 where you said 3.75 on average: the calibrated mean is yours, not the judge's
+    assert "Tiny-Chat: judge_score calibrated to your labels 3.75" in text and "off by +1.25" in text
+    assert "Tiny-Chat \u2212 Other-Chat: judge_score difference calibrated to your labels" in text
+    assert "Judge calibration" in report.to_html() and text in repr(report)
+    # no labels: the report says the judge is uncalibrated
+    plain = ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {path} --metrics exact_match --judge kind_judge")
+    assert plain.judge_notes == ["judge kind_judge on judge_score is uncalibrated: nothing compares it with your "
+                                 "own labels (--calibrate LABELS, or qfnb.evaluation.calibrated_mean)"]
+    with pytest.raises(UsageError, match="add --judge"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {path} --calibrate mine_tiny")
+    with pytest.raises(UsageError, match="no column 'nope'"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {path} --judge kind_judge --calibrate nope")

@@ -6,6 +6,7 @@ cache against the fake cloud, whose model asks for a side-effecting ``file_ticke
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -137,3 +138,33 @@ def test_a_pending_approval_saves_as_a_static_waiting_block(ip: InteractiveShell
     final = next(o for o in pub.by_display_id().values()
                  if "application/vnd.jupyter.widget-view+json" in o[-1]["data"])[-1]["data"]
     assert "waiting for approval" not in final["text/plain"] and "Filed: T-1." in final["text/plain"]
+
+
+@pytest.mark.slow
+def test_restart_and_run_all_in_new_kernels_runs_a_yes_tool_zero_more_times(cloud_env: Any,  # noqa: F811
+                                                                           tmp_path: Path) -> None:
+    """The real thing: the notebook run three times, each in a new kernel process (what Restart &
+    Run All does), its ``--yes`` tool appending a ticket to a file. The first run files it; the two
+    runs after replay the model's answers and the tool's recorded result: 0 more tickets, 0 more
+    model calls, and each replayed cell says so."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    tickets = tmp_path / "tickets.txt"
+    define = ("%load_ext qfnb\nfrom pathlib import Path\n"
+              f"TICKETS = Path({str(tickets)!r})\n"
+              "def file_ticket(title: str) -> str:\n"
+              "    '''File a ticket.'''\n"
+              "    with TICKETS.open('a') as f:\n"
+              "        f.write(title + '\\n')\n"
+              "    return f'T-{len(TICKETS.read_text().splitlines())}'")
+    asked = _model(cloud_env)
+    shown = []
+    for _ in range(3):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(define), nbformat.v4.new_code_cell(
+            f"%%qfchat -m ERNIE-Bot --tools file_ticket --yes\n{CELL}")])
+        NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+        shown.append("".join(str(o.get("data", {}).get("text/plain", "")) for o in nb.cells[1].outputs))
+    assert tickets.read_text().splitlines() == ["printer on fire"] and len(asked) == 2
+    assert "Filed: T-1." in shown[0] and "replayed" not in shown[0]
+    assert all("↺ replayed its recorded result (not run again)" in s and "Filed: T-1." in s for s in shown[1:])

@@ -152,3 +152,17 @@ def test_a_schema_the_grammar_cannot_enforce_is_refused_by_name_before_sending(
         chat.do(messages=[{"role": "user", "content": "hi"}], response_format=Contact)
     assert getattr(refused.value, "field", "") == "response_format.json_schema.schema.properties.email.format"
     assert json_cloud.calls("/chat/my_ep") == [] and json_cloud.calls("/v2/chat/completions") == []
+
+
+def test_the_v2_responses_client_refuses_an_unenforceable_schema_before_sending(
+        fake: FakeQianfan, make_config: Callable[..., Config]) -> None:
+    client = Qianfan(config=make_config("oauth", bearer_token="bce-v3/ALTAK-test/secret"))
+    schema = Contact.model_json_schema()
+    with pytest.raises(ValidationError, match="'email' cannot be enforced") as refused:
+        client.responses.create(model="m", input="hi", text={"format": {"type": "json_schema", "name": "c",
+                                                                        "schema": schema}})
+    assert refused.value.field == "text.format.schema.properties.email.format"
+    with pytest.raises(ValidationError) as refused:
+        client.responses.create(model="m", input="hi", tools=[{"type": "function", "name": "f", "parameters": schema}])
+    assert refused.value.field == "tools[0].parameters.properties.email.format"
+    assert fake.calls("/v2/responses") == []

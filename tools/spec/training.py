@@ -19,4 +19,5 @@ TRAIN_OPTIONS = (
     TrainOption("batch_size", ("--batch-size",), "batchSize", "batch size."),
     TrainOption("max_seq_len", ("--max-seq-len",), "maxSeqLen", "maximum sequence length."),
     TrainOption("lora_rank", ("--lora-rank",), "loraRank", "LoRA rank."),
+    TrainOption("checkpoints", ("--checkpoints",), "checkpoints", "LoRA checkpoints kept (5 with held-out rows)."),
 )

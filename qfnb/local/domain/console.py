@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import shutil
 import threading
 import time
 import zipfile
@@ -29,6 +30,7 @@ from qfnb.local.domain.seed_names import FINETUNE_NAMES, notice
 from qfnb.local.domain.split import held_out, split_percent
 from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, check_name, iso
+from qfnb.protocol import checkpoints as ckpt
 from qfnb.protocol.console import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
 from qfnb.protocol.training import DEFAULTS, LIMITS, hyper_problem
 
@@ -126,17 +128,60 @@ def collect_rows(platform: Platform, refs: list[tuple[str, Any]]) -> list[dict[s
     return rows
 
 
+def check_checkpoint_options(hyper: dict[str, Any], field: str, held_out_rows: int) -> dict[str, Any]:
+    """``hyper`` with the checkpoint options checked (qfnb.protocol.checkpoints): ``checkpoints``
+    defaults to :data:`~qfnb.protocol.checkpoints.DEFAULT_CHECKPOINTS` with a validation split;
+    ``earlyStop`` and ``evalMetric`` need one."""
+    hyper = dict(hyper)
+    if hyper.get("earlyStop") is not None and not isinstance(hyper["earlyStop"], bool):
+        raise BodyError(f"{field}.earlyStop", f"must be true or false, got {hyper['earlyStop']!r:.40}")
+    metric = hyper.get("evalMetric")
+    if metric is not None and metric not in ckpt.METRICS:
+        raise BodyError(f"{field}.evalMetric", f"must be one of {', '.join(ckpt.METRICS)}, got {metric!r:.40}")
+    for key in ("earlyStop", "evalMetric"):
+        if hyper.get(key) and not held_out_rows:
+            raise BodyError(f"{field}.{key}", "needs a validation split (splitRatio > 0): checkpoints are "
+                            "judged on held-out rows")
+    if hyper.get("checkpoints") is None:
+        hyper["checkpoints"] = ckpt.DEFAULT_CHECKPOINTS if held_out_rows or hyper.get("earlyStop") else 0
+    if hyper.get("earlyStop") and not hyper["checkpoints"]:
+        raise BodyError(f"{field}.checkpoints", "must be at least 1 with earlyStop: it stops between checkpoints")
+    return hyper
+
+
+def continued_from(platform: Platform, task: Any, step: Any) -> Path | None:
+    """The checkpoint adapter ``incrementTaskId``/``incrementCheckpointStep`` name (None: a new LoRA)."""
+    if task is None or task == "":
+        if step is not None:
+            raise BodyError("incrementTaskId", "is required with incrementCheckpointStep")
+        return None
+    run = platform.store.get("runs", task) if isinstance(task, int | str) else None
+    if run is None:
+        raise BodyError("incrementTaskId", f"task {task!r} not found")
+    if run.get("status") != RunStatus.DONE.value:
+        raise BodyError("incrementTaskId", f"task {run['sid']} is {run.get('status')}, not Done")
+    if step is None:
+        return Path(run["adapter_dir"]) if run.get("adapter_dir") else None
+    try:
+        return Path(str(ckpt.choose(run.get("checkpointList") or [], step)["path"]))
+    except ValueError as exc:
+        raise BodyError("incrementCheckpointStep", str(exc)) from None
+
+
 def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, Any],
                refs: list[tuple[str, Any]], extra: dict[str, Any] | None = None,
-               split: tuple[str, Any] = ("splitRatio", None)) -> dict[str, Any]:
+               split: tuple[str, Any] = ("splitRatio", None), hyper_field: str = "hyperParameterConfig",
+               init_adapter: Path | None = None) -> dict[str, Any]:
     """Prepare the job dir (train file, the held-out eval file, spec.json: Contract 4) and queue the
-    run; ``split``: (its field, the percentage of rows held out for the evaluation loss)."""
+    run; ``split``: (its field, the percentage of rows held out for the evaluation loss);
+    ``init_adapter``: the checkpoint an incremental run continues from."""
     if not refs:
         raise BodyError("trainset", "at least one dataset is required")
     rows = collect_rows(platform, refs)
     seed = int(hyper.get("seed", 42))
     held = set(held_out(len(rows), split_percent(split[1], split[0]), seed, split[0]))
     rows, eval_rows = [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+    hyper = check_checkpoint_options(hyper, hyper_field, len(eval_rows))
     model_path = (platform.settings.model_paths.get(str(container["model"]).lower())
                   or platform.registry.train_path(str(container["model"])))  # an added model's weights
     # sized before anything is written: an added base's weights, or a built-in base's GGUF
@@ -155,6 +200,8 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
         spec["eval_file"] = str(job_dir / "eval.jsonl")
     if model_path is not None:
         spec["base_model_path"] = str(model_path)
+    if init_adapter is not None:
+        spec["init_adapter"] = str(init_adapter)
     (job_dir / "spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
     run = platform.store.insert("runs", {"containerId": container["id"], "status": RunStatus.WAITING.value,
                                          "hyper": hyper, "baseModel": container["model"], "rows": len(rows),
@@ -180,6 +227,14 @@ def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
            "etaSeconds": run.get("etaSeconds")}
     if "evalLossCurve" in run:  # a run with a validation split: its evaluation loss, [[step, loss], ...]
         out["evalLossCurve"] = run["evalLossCurve"]
+    if run.get("checkpointList"):  # the saved checkpoints, as the platform lists them, and the decision
+        saved = [{k: v for k, v in e.items() if k != "path"} for e in run["checkpointList"]]
+        out["checkpointList"] = saved
+        best = ckpt.best_checkpoint(saved)
+        out["bestCheckpoint"] = None if best is None else best["step"]
+        over = ckpt.overfitting([(e["step"], e["evalLoss"]) for e in saved if "evalLoss" in e])
+        if over is not None:
+            out["overfitting"] = over.to_wire()
     if run.get("phase"):  # optional: what the worker is doing before step 1 (loading weights, ...)
         out["phase"] = run["phase"]
     if run.get("errorMessage"):
@@ -224,6 +279,13 @@ def publish(platform: Platform, *, is_new: Any, meta: Any, model_name: Any,
     if run.get("status") != RunStatus.DONE.value or not run.get("adapter_dir"):
         raise BodyError("versionMeta.iterationId", f"task {run['sid']} is {run.get('status')}, not Done; only a "
                         "finished task can be published")
+    adapter, step = run["adapter_dir"], None
+    if meta.get("step") is not None:  # a checkpoint of the run ("best" and "last" as qfnb's extension)
+        try:
+            chosen = ckpt.choose(run.get("checkpointList") or [], meta["step"])
+        except ValueError as exc:
+            raise BodyError("versionMeta.step", str(exc)) from None
+        adapter, step = chosen["path"], int(chosen["step"])
     if is_new is not False:
         check_name("modelName", model_name)
         model = platform.store.insert("models", {"modelName": model_name, "source": "Train", "modelType": 0})
@@ -232,10 +294,30 @@ def publish(platform: Platform, *, is_new: Any, meta: Any, model_name: Any,
     number = 1 + len(platform.store.all("versions", lambda v: v.get("modelId") == model["id"]))
     version = platform.store.insert("versions", {
         "modelId": model["id"], "version": str(number), "baseModel": run["baseModel"],
-        "adapterDir": run["adapter_dir"], "state": ModelVersionState.READY.value, "sourceType": "Train",
+        "adapterDir": adapter, "state": ModelVersionState.READY.value, "sourceType": "Train",
         "taskId": container["id"], "taskIdStr": container["sid"], "runId": run["id"], "runIdStr": run["sid"],
+        "step": step,
         "description": str(meta.get("description") or "")})
     return model, version
+
+
+def delete_run(platform: Platform, run: dict[str, Any]) -> None:
+    """Delete a finished run with its job dir and the checkpoints no published version uses."""
+    if run.get("status") in (RunStatus.WAITING.value, RunStatus.RUNNING.value):
+        raise BodyError("taskId", f"task {run['sid']} is {run['status']}; stop it before deleting it")
+    used = {str(v.get("adapterDir")) for v in platform.store.all("versions")}
+    others = {str(e.get("path")) for r in platform.store.all("runs", lambda r: r["id"] != run["id"])
+              for e in r.get("checkpointList") or []}
+    models = platform.models
+    for entry in run.get("checkpointList") or []:
+        path = Path(str(entry.get("path") or ""))
+        if str(path) not in used | others and path.parent == models.root:
+            models.drop_adapter(path)
+    job_dir = Path(str(run.get("job_dir") or ""))
+    if job_dir.parent == platform.settings.data_dir / "jobs" and not any(u.startswith(str(job_dir)) for u in used):
+        shutil.rmtree(job_dir, ignore_errors=True)
+    platform.store.delete("runs", run["id"])
+    log.info("deleted fine-tune task %s", run["sid"])
 
 
 def versions_of(platform: Platform, model_id: int) -> list[dict[str, Any]]:

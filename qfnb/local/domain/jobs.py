@@ -13,6 +13,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -22,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.domain.store import Store
+from qfnb.local.domain.values import iso
 from qfnb.local.engines import calls
+from qfnb.local.engines.model_store import ModelStore
 from qfnb.protocol.console import RunStatus
 
 log = logging.getLogger("qfnb.local.domain.jobs")
@@ -56,8 +59,10 @@ class Supervisor:
     """Runs fine-tune workers in the background and keeps the store in step with them."""
 
     def __init__(self, store: Store, command: tuple[str, ...], *, max_concurrent: int = 1,
-                 poll_interval: float = 0.5) -> None:
+                 poll_interval: float = 0.5, models: ModelStore | None = None) -> None:
         self._store = store
+        #: where a finished run's checkpoints are kept, content-addressed (None: they stay in the job dir)
+        self._models = models
         self._lock_path = store.path.with_name("supervisor.lock")
         self._lock_fd: int | None = None
         self._command = command
@@ -264,6 +269,9 @@ class Supervisor:
             changes["metrics"] = result.get("metrics") or {}
             if result.get("adapter_dir"):
                 changes["adapter_dir"] = str(result["adapter_dir"])
+            run = self._store.get("runs", w.run_id) or {}
+            if run.get("checkpointList") and self._models is not None:
+                changes["checkpointList"] = self._stored(run["checkpointList"])
             if status == RunStatus.FAILED.value:
                 changes["errorMessage"] = str(result.get("error") or "the training worker reported a failure")
         elif w.stop_requested or (self._store.get("runs", w.run_id) or {}).get("stopRequested"):
@@ -274,6 +282,24 @@ class Supervisor:
                 w.job_dir / "worker.log")
         log.info("task %s finished: %s", w.run_id, changes["status"])
         self._store.update("runs", w.run_id, **changes)
+
+
+    def _stored(self, checkpoints: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The checkpoints with their adapters moved into the model store (the job dir's copy goes)."""
+        assert self._models is not None
+        out = []
+        for entry in checkpoints:
+            path = Path(str(entry.get("path") or ""))
+            if path.is_dir() and self._models.root not in path.parents:
+                try:
+                    stored = self._models.store_adapter(path)
+                except OSError as exc:  # kept in the job dir: still served and published from there
+                    log.warning("could not store checkpoint %s: %s", path, exc)
+                else:
+                    shutil.rmtree(path, ignore_errors=True)
+                    entry = {**entry, "path": str(stored)}
+            out.append(entry)
+        return out
 
 
 def progress_update(run: dict[str, Any], points: list[dict[str, Any]]) -> dict[str, Any]:
@@ -289,10 +315,16 @@ def progress_update(run: dict[str, Any], points: list[dict[str, Any]]) -> dict[s
     stamp = float(last.get("time", 0.0))
     elapsed = stamp - float(run.get("started") or stamp) if stamp > 1e9 else stamp  # epoch time or seconds
     eta = elapsed / step * (total - step) if step and total >= step else None
+    saved = list(run.get("checkpointList") or [])
+    for p in points:  # a checkpoint line: the adapter saved at that step and its held-out scores
+        entry = p.get("checkpoint")
+        if isinstance(entry, dict) and int(entry.get("step", 0)) > (saved[-1]["step"] if saved else 0):
+            saved.append({**entry, "time": iso(float(p.get("time") or time.time()))})
     return {"currentStep": step, "totalSteps": total, "lossCurve": curve, "epoch": last.get("epoch"),
             "elapsedSeconds": round(elapsed, 2), "etaSeconds": None if eta is None else round(eta, 2),
             "phase": last.get("phase") or ("training" if step else run.get("phase")),
-            **({"evalLossCurve": evals} if evals or "evalLossCurve" in run else {})}
+            **({"evalLossCurve": evals} if evals or "evalLossCurve" in run else {}),
+            **({"checkpointList": saved} if saved else {})}
 
 
 def _extended(curve: Any, points: list[dict[str, Any]], key: str) -> list[list[float]]:

@@ -13,6 +13,7 @@ from qfnb.local.domain.seed_names import seed_model
 from qfnb.local.domain.store import Store
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.api import RegistryLike, ServedLike
+from qfnb.local.engines.model_store import ModelStore
 from qfnb.local.settings import Settings, make_private
 from qfnb.protocol.console import ServiceStatus
 from qfnb.protocol.errors import ErrorCode
@@ -33,9 +34,11 @@ class Platform:
         self.registry = registry
         self.store = store or Store(settings.data_dir / "platform.sqlite3")
         self.objects = ObjectStore(settings.data_dir / "objects")
+        self.models = ModelStore(data_dir=settings.data_dir)  # where a finished run's checkpoints are kept
         self.supervisor = supervisor or Supervisor(self.store, settings.worker_command,
                                                    max_concurrent=settings.max_concurrent_training,
-                                                   poll_interval=settings.poll_interval)
+                                                   poll_interval=settings.poll_interval,
+                                                   models=self.models)
         self._deployed: dict[str, ServedLike] = {}
         self._loaded: set[str] = set()
         self._uris: tuple[int, set[str]] | None = None

@@ -64,7 +64,7 @@ def create_job(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     hyper = c.check_hyper(body.get("trainConfig"), "trainConfig")
     run = c.create_run(p, container, hyper, refs, {"peftType": body.get("peftType") or "LoRA",
                                                    "trainMode": body.get("trainMode") or "SFT"},
-                       split=("trainsetRate", body.get("trainsetRate")))
+                       split=("trainsetRate", body.get("trainsetRate")), hyper_field="trainConfig")
     return {"id": run["id"], "uuid": run["sid"]}
 
 

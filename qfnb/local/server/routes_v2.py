@@ -94,8 +94,11 @@ def create_ft_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
             raise BodyError(f"datasetConfig.versions[{i}]", "needs versionId or versionBosUri")
         refs.append((f"datasetConfig.versions[{i}]", ref))
     hyper = c.check_hyper(body.get("hyperParameterConfig"), "hyperParameterConfig")
-    run = c.create_run(p, job, hyper, refs, {"parameterScale": body.get("parameterScale") or "LoRA"},
-                       split=("datasetConfig.splitRatio", conf.get("splitRatio")))
+    init = c.continued_from(p, body.get("incrementTaskId"), body.get("incrementCheckpointStep"))
+    run = c.create_run(p, job, hyper, refs, {"parameterScale": body.get("parameterScale") or "LoRA",
+                                             "incrementTaskId": body.get("incrementTaskId"),
+                                             "incrementCheckpointStep": body.get("incrementCheckpointStep")},
+                       split=("datasetConfig.splitRatio", conf.get("splitRatio")), init_adapter=init)
     return {"jobId": job["sid"], "taskId": run["sid"]}
 
 
@@ -118,6 +121,11 @@ def describe_jobs(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
 
 def stop_task(p: Platform, body: dict[str, Any]) -> bool:
     return p.supervisor.stop(c.get(p, "runs", body.get("taskId"), "taskId")["id"])
+
+
+def delete_task(p: Platform, body: dict[str, Any]) -> bool:
+    c.delete_run(p, c.get(p, "runs", body.get("taskId"), "taskId"))
+    return True
 
 
 def supported_models(p: Platform, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -237,6 +245,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     (Console.V2_FINETUNING, V2Action.DESCRIBE_TASKS): describe_tasks,
     (Console.V2_FINETUNING, V2Action.DESCRIBE_JOBS): describe_jobs,
     (Console.V2_FINETUNING, V2Action.STOP_TASK): stop_task,
+    (Console.V2_FINETUNING, V2Action.DELETE_TASK): delete_task,
     (Console.V2_FINETUNING, V2Action.SUPPORTED_MODELS): supported_models,
     (Console.V2_MODEL, V2Action.DESCRIBE_MODEL_SET): describe_model_set,
     (Console.V2_MODEL, V2Action.DESCRIBE_MODEL): describe_model,

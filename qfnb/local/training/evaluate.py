@@ -3,7 +3,10 @@
 It is the answer-only loss of :func:`qfnb.local.training.lora.answer_loss`, averaged over every
 labelled token of the held-out rows, with the model in eval mode (no LoRA dropout) and no
 gradients. To keep its cost small on a CPU, at most :data:`MAX_EXAMPLES` held-out rows are used
-(the same ones each time, so the curve's moves are the model's), about :data:`POINTS` times a run.
+(the same ones each time, so the curve's moves are the model's), about :data:`POINTS` times a run,
+and no more than :func:`budget_rows` lets in :data:`SCORING_SHARE` of the training time.
+:class:`MetricSet` scores a checkpoint's greedy answers to a few held-out prompts with a
+generation metric (``rouge_l``, ``exact_match``: :mod:`qfnb.protocol.textmetrics`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qfnb.local.training import data, lora
+from qfnb.protocol import textmetrics
 
 log = logging.getLogger("qfnb.local.training")
 
@@ -23,6 +27,19 @@ log = logging.getLogger("qfnb.local.training")
 MAX_EXAMPLES = 32
 #: how many times a run measures it (and at its last step)
 POINTS = 6
+#: the share of the training time the held-out loss may take, by default
+SCORING_SHARE = 0.15
+#: a training step (forward, backward, optimizer) costs about this many no-gradient forward passes
+STEP_COST = 3.0
+#: the most new tokens a checkpoint's answer may have when a generation metric scores it
+METRIC_TOKENS = 48
+
+
+def budget_rows(total_steps: int, batch_size: int, points: int, share: float = SCORING_SHARE) -> int:
+    """Held-out rows the loss can be measured on ``points`` times within ``share`` of the training
+    time (``total_steps`` steps of ``batch_size`` rows): at least 1, at most :data:`MAX_EXAMPLES`."""
+    rows = share * total_steps * batch_size * STEP_COST / max(points, 1)
+    return max(1, min(MAX_EXAMPLES, int(rows)))
 
 
 def every(total_steps: int, logging_steps: int = 1) -> int:
@@ -40,8 +57,9 @@ class EvalSet:
     seconds: float = 0.0  # time spent measuring, so far
 
     @classmethod
-    def build(cls, rows: Sequence[tuple[list[int], list[int]]], batch_size: int, pad_id: int) -> EvalSet:
-        rows = list(rows)[:MAX_EXAMPLES]
+    def build(cls, rows: Sequence[tuple[list[int], list[int]]], batch_size: int, pad_id: int,
+              limit: int = MAX_EXAMPLES) -> EvalSet:
+        rows = list(rows)[:min(limit, MAX_EXAMPLES)]
         size = max(1, batch_size * 2)  # no gradients: twice the training batch fits
         return cls([data.collate(rows[i : i + size], pad_id) for i in range(0, len(rows), size)], len(rows))
 
@@ -66,3 +84,46 @@ class EvalSet:
                 model.train()
             self.seconds += time.time() - t0
         return total / tokens if tokens else float("nan")
+
+
+class MetricSet:
+    """A generation metric over a few held-out items: each checkpoint answers them greedily."""
+
+    def __init__(self, name: str, examples: Sequence[data.Example], tokenizer: Any) -> None:
+        self.name, self.tok = name, tokenizer
+        self.prompts = [tokenizer.apply_chat_template(list(e.messages), tokenize=False, add_generation_prompt=True)
+                        for e in examples]
+        self.references = [e.answer for e in examples]
+        # an answer may run a little past the longest reference, never further (generation is the cost)
+        longest = max((len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in self.references), default=0)
+        self.max_tokens = min(METRIC_TOKENS, longest + 4)
+        self.seconds = 0.0
+
+    @property
+    def items(self) -> int:
+        return len(self.prompts)
+
+    def score(self, model: Any) -> float:
+        """The mean metric of the model's answers against the held-out responses."""
+        import torch
+
+        t0 = time.time()
+        was_training = model.training
+        model.eval()
+        end = [t for t in {self.tok.eos_token_id, self.tok.convert_tokens_to_ids("<end_of_turn>"),
+                           self.tok.convert_tokens_to_ids("<|im_end|>")} if isinstance(t, int) and t >= 0]
+        scores = []
+        try:
+            with torch.no_grad():
+                for prompt, ref in zip(self.prompts, self.references, strict=True):
+                    ids = self.tok(prompt, add_special_tokens=False, return_tensors="pt")
+                    out = model.generate(**ids, max_new_tokens=self.max_tokens, do_sample=False, eos_token_id=end,
+                                         use_cache=True, pad_token_id=self.tok.pad_token_id)
+                    answer = self.tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+                    scores.append(textmetrics.exact_match(ref, answer) if self.name == "exact_match"
+                                  else textmetrics.rouge(ref, answer)["rouge_l"])
+        finally:
+            if was_training:
+                model.train()
+            self.seconds += time.time() - t0
+        return sum(scores) / len(scores) if scores else float("nan")

@@ -63,6 +63,19 @@ def add_lora(model: Any, hyper: Hyper) -> Any:
     return get_peft_model(model, config)
 
 
+def with_lora(model: Any, hyper: Hyper, init_adapter: Path | None = None) -> Any:
+    """``model`` with a fresh LoRA (:func:`add_lora`), or with the trainable adapter saved in
+    ``init_adapter`` (a checkpoint an incremental run continues from)."""
+    if init_adapter is None:
+        return add_lora(model, hyper)
+    from peft import PeftModel
+
+    if not (init_adapter / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"init_adapter: {init_adapter} has no adapter_config.json")
+    log.info("continuing from the adapter in %s", init_adapter)
+    return PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+
+
 def answer_loss(model: Any, input_ids: Any, attention_mask: Any, labels: Any) -> Any:
     """Mean cross-entropy over labelled (answer) tokens.
 

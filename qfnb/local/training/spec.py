@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from qfnb.protocol.checkpoints import DEFAULT_PATIENCE, METRICS
 from qfnb.protocol.training import DEFAULTS, LIMITS, hyper_problem
 
 
@@ -33,8 +34,14 @@ class Hyper:
     lora_dropout: float = _default("loraDropout")
     max_steps: int | None = None
     logging_steps: int = _default("loggingSteps")
+    checkpoints: int = 0  # LoRA checkpoints kept evenly over the run (qfnb.protocol.checkpoints)
+    early_stop: bool = False  # end the run after ``early_stop_patience`` checkpoints without improvement
+    early_stop_patience: int = DEFAULT_PATIENCE
+    eval_metric: str | None = None  # a generation metric scored on held-out items at each checkpoint
+    eval_metric_items: int = 8  # held-out items the metric is scored on
 
     def total_steps(self, n_examples: int) -> int:
+        """``maxSteps`` when given (it wins over ``epoch``), else ``epoch`` passes over the data."""
         per_epoch = math.ceil(n_examples / self.batch_size)
         return self.max_steps if self.max_steps is not None else self.epoch * per_epoch
 
@@ -47,6 +54,7 @@ class WorkerSpec:
     seed: int = 42
     base_model_path: Path | None = None  # an HF model dir to train instead of the named model's weights
     eval_file: Path | None = None  # held-out pairs for the evaluation loss (never trained on)
+    init_adapter: Path | None = None  # a checkpoint to continue from (incrementCheckpointStep)
 
 
 def _snake(wire: str) -> str:
@@ -64,6 +72,14 @@ def parse_hyper(raw: Any) -> Hyper:
     if not isinstance(raw, dict):
         raise SpecError("hyper: must be an object")
     values: dict[str, Any] = {}
+    if raw.get("earlyStop") is not None:
+        if not isinstance(raw["earlyStop"], bool):
+            raise SpecError(f"hyper.earlyStop: must be true or false, got {raw['earlyStop']!r}")
+        values["early_stop"] = raw["earlyStop"]
+    if raw.get("evalMetric") is not None:
+        if raw["evalMetric"] not in METRICS:
+            raise SpecError(f"hyper.evalMetric: must be one of {', '.join(METRICS)}, got {raw['evalMetric']!r}")
+        values["eval_metric"] = raw["evalMetric"]
     for key, value in raw.items():
         if key not in _ATTRS or value is None:
             continue  # unknown platform parameters are accepted and ignored
@@ -102,6 +118,7 @@ def parse_spec(raw: Any) -> WorkerSpec:
         seed=seed,
         base_model_path=opt_path("base_model_path"),
         eval_file=opt_path("eval_file"),
+        init_adapter=opt_path("init_adapter"),
     )
 
 

@@ -4,23 +4,31 @@ Reads ``spec.json``, runs LoRA SFT, appends one ``progress.jsonl`` line per step
 ``eval_file``, one with the held-out split's ``eval_loss`` at intervals), saves the adapter
 to ``adapter/`` and writes ``result.json`` (Done / Failed / Stopped). SIGTERM stops it cleanly
 between steps; the adapter trained so far is still saved.
+
+With ``hyper.checkpoints`` K, the adapter is also saved K times evenly over the run
+(``checkpoints/step-N/``), each scored on the held-out split where the model already is (its loss,
+and ``evalMetric`` on a few held-out items) and reported as a ``checkpoint`` line; the held-out
+curve is then measured at the checkpoints only. ``earlyStop`` ends the run once ``earlyStopPatience``
+checkpoints brought no improvement (:mod:`qfnb.protocol.checkpoints` decides).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qfnb.local.training import data, lora
-from qfnb.local.training.evaluate import EvalSet, every
+from qfnb.local.training.evaluate import EvalSet, MetricSet, budget_rows, every
 from qfnb.local.training.spec import load_spec
+from qfnb.protocol import checkpoints as ckpt
 from qfnb.protocol.files import write_private_json
 
 log = logging.getLogger("qfnb.local.training")
@@ -73,24 +81,28 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     model, tok = lora.load_base(lora.base_model_dir(spec))
     _phase(job_dir, "weights loaded; tokenising the data")
     rows = data.encode_all(tok, examples, hyper.max_seq_len)
-    evals = EvalSet.build(data.encode_all(tok, held, hyper.max_seq_len), hyper.batch_size,
-                          tok.pad_token_id) if held else None
-    model = lora.add_lora(model, hyper)
+    total = hyper.total_steps(len(rows))
+    points = len(ckpt.checkpoint_steps(total, hyper.checkpoints)) or evaluate_points(total, hyper)
+    evals = EvalSet.build(data.encode_all(tok, held, hyper.max_seq_len), hyper.batch_size, tok.pad_token_id,
+                          limit=budget_rows(total, hyper.batch_size, points)) if held else None
+    metric = (MetricSet(hyper.eval_metric, held[:hyper.eval_metric_items], tok)
+              if held and hyper.eval_metric and hyper.checkpoints else None)
+    model = lora.with_lora(model, hyper, spec.init_adapter)
     model.train()
     metrics["load_seconds"] = round(time.time() - t0, 3)
     trainable = [p for p in model.parameters() if p.requires_grad]
     metrics["trainable_params"] = sum(p.numel() for p in trainable)
     metrics["examples"] = len(rows)
     optimizer = torch.optim.AdamW(trainable, lr=hyper.learning_rate, weight_decay=0.0)
-    total = hyper.total_steps(len(rows))
     log.info("training %s: %d examples (%d held out), %d steps", spec.base_model, len(rows), len(held), total)
     _phase(job_dir, f"data tokenised ({len(rows)} examples"
            + (f", {len(held)} held out for the evaluation loss" if held else "") + "); training", total)
 
     t_train = time.time()
-    run = _loop(job_dir, stop, model, optimizer, tok, rows, spec, total, evals)
+    run = _loop(job_dir, stop, model, optimizer, tok, rows, spec, total, evals, metric)
     status, step, loss, eval_loss = run.status, run.step, run.loss, run.eval_loss
-    train_seconds = time.time() - t_train - (evals.seconds if evals else 0.0)
+    scoring = (evals.seconds if evals else 0.0) + (metric.seconds if metric else 0.0) + run.save_seconds
+    train_seconds = time.time() - t_train - scoring
     metrics.update(
         steps=step,
         total_steps=total,
@@ -102,10 +114,26 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     if evals is not None:
         metrics.update(eval_examples=evals.examples, eval_seconds=round(evals.seconds, 3),
                        final_eval_loss=None if eval_loss is None else round(eval_loss, 6))
+    if run.checkpoints:
+        best = ckpt.best_checkpoint(run.checkpoints)
+        over = ckpt.overfitting([(c["step"], c["evalLoss"]) for c in run.checkpoints if "evalLoss" in c])
+        metrics.update(checkpoints=len(run.checkpoints), best_checkpoint=None if best is None else best["step"],
+                       scoring_seconds=round(scoring, 3),
+                       scoring_share=round(scoring / train_seconds, 4) if train_seconds > 0 else None,
+                       overfitting=None if over is None else over.describe(),
+                       **({"metric_seconds": round(metric.seconds, 3), "metric_items": metric.items}
+                          if metric else {}))
+    if run.early_stopped:
+        metrics["early_stopped_at"] = step
     adapter = job_dir / "adapter"
     model.save_pretrained(str(adapter))
     tok.save_pretrained(str(adapter))  # the chat template travels with the adapter
     return status, adapter
+
+
+def evaluate_points(total: int, hyper: Any) -> int:
+    """How many times a run without checkpoints measures the held-out loss."""
+    return math.ceil(total / every(total, hyper.logging_steps))
 
 
 @dataclass
@@ -117,14 +145,20 @@ class _Run:
     loss: float = float("nan")
     eval_loss: float | None = None
     tokens: int = 0  # prompt + answer tokens of every row trained on (no padding)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)  # checkpointList entries
+    recent: list[float] = field(default_factory=list)  # training losses since the last checkpoint
+    save_seconds: float = 0.0
+    early_stopped: bool = False
 
 
 def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, tok: Any, rows: list[Any], spec: Any,
-          total: int, evals: Any) -> _Run:
+          total: int, evals: Any, metric: MetricSet | None = None) -> _Run:
     """The training steps: one ``progress.jsonl`` line per logged step, and one with the held-out
-    split's ``eval_loss`` every :func:`~qfnb.local.training.evaluate.every` steps and at the last."""
+    split's ``eval_loss`` every :func:`~qfnb.local.training.evaluate.every` steps and at the last
+    (with checkpoints: at each checkpoint, which gets a ``checkpoint`` line of its own)."""
     hyper = spec.hyper
     run = _Run()
+    saves = set(ckpt.checkpoint_steps(total, hyper.checkpoints))
     eval_every = every(total, hyper.logging_steps)
     with open(job_dir / "progress.jsonl", "a", encoding="utf-8") as progress:
         for epoch, idx in data.batches(len(rows), hyper.batch_size, spec.seed):
@@ -135,16 +169,45 @@ def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, tok: Any, 
                 break
             run.loss = loss = lora.train_step(model, optimizer, data.collate([rows[i] for i in idx], tok.pad_token_id))
             run.step += 1
+            run.recent.append(loss)
             run.tokens += sum(len(rows[i][0]) for i in idx)
             if loss != loss or loss in (float("inf"), float("-inf")):
                 raise FloatingPointError(f"loss is {loss} at step {run.step}; lower learningRate")
             line: dict[str, Any] = {"step": run.step, "total_steps": total, "epoch": epoch}
             if run.step % hyper.logging_steps == 0 or run.step == total:
                 _line(progress, {**line, "loss": round(loss, 6)})
-            if evals is not None and (run.step % eval_every == 0 or run.step == total) and not stop.requested:
+            if run.step in saves:
+                _checkpoint(job_dir, progress, model, run, line, evals, metric)
+                if hyper.early_stop and ckpt.patience_spent(run.checkpoints, hyper.early_stop_patience):
+                    log.info("early stop at step %d: %d checkpoints without improvement", run.step,
+                             hyper.early_stop_patience)
+                    run.early_stopped = True
+                    break
+            elif (evals is not None and not saves and (run.step % eval_every == 0 or run.step == total)
+                  and not stop.requested):
                 run.eval_loss = evals.loss(model)
                 _line(progress, {**line, "eval_loss": round(run.eval_loss, 6)})
     return run
+
+
+def _checkpoint(job_dir: Path, progress: Any, model: Any, run: _Run, line: dict[str, Any], evals: Any,
+                metric: MetricSet | None) -> None:
+    """Score the model on the held-out split, save its adapter as ``checkpoints/step-N`` and report both."""
+    entry: dict[str, Any] = {"step": run.step, "trainLoss": round(sum(run.recent) / len(run.recent), 6)}
+    run.recent = []
+    if evals is not None:
+        run.eval_loss = evals.loss(model)
+        entry["evalLoss"] = round(run.eval_loss, 6)
+        _line(progress, {**line, "eval_loss": entry["evalLoss"]})
+    if metric is not None:
+        entry.update(metric=round(metric.score(model), 6), metricName=metric.name)
+    t0 = time.time()
+    path = job_dir / "checkpoints" / f"step-{run.step}"
+    model.save_pretrained(str(path))
+    run.save_seconds += time.time() - t0
+    entry["path"] = str(path)
+    run.checkpoints.append(entry)
+    _line(progress, {**line, "checkpoint": entry})
 
 
 def _line(progress: Any, line: dict[str, Any]) -> None:
