@@ -60,9 +60,12 @@ def _png(fig: Figure) -> bytes:
 
 @_themed
 def loss_chart(points: Sequence[tuple[int, float]], *, title: str = "training loss",
-               eval_points: Sequence[tuple[int, float]] = ()) -> bytes:
-    """The training loss by step; with ``eval_points`` (the held-out split's loss) both curves and a legend."""
-    fig = _figure((5.5, 2.6))
+               eval_points: Sequence[tuple[int, float]] = (), checkpoints: Sequence[tuple[int, float]] = (),
+               best: int | None = None, overfit_since: int | None = None) -> bytes:
+    """The training loss by step; with ``eval_points`` (the held-out split's loss) both curves. The saved
+    ``checkpoints`` ((step, held-out loss)) are marks, the ``best`` one ringed, and from ``overfit_since``
+    the over-fit region is shaded. The legend sits outside the plot, so it never covers a curve."""
+    fig = _figure((6.4, 2.6))
     ax = fig.axes[0]
     curves = [(points, "train", SERIES[0], "-"), (eval_points, "eval (held out)", SERIES[1], "--")]
     steps = [s for pts, *_ in curves for s, _ in pts]
@@ -70,12 +73,26 @@ def loss_chart(points: Sequence[tuple[int, float]], *, title: str = "training lo
         if pts:
             xs, ys = zip(*pts, strict=True)
             ax.plot(xs, ys, color=color, linestyle=style, linewidth=1.6, label=label,
-                    marker="o" if len(xs) < 40 else None, markersize=3)
+                    marker="o" if len(xs) < 40 and not checkpoints else None, markersize=3)
+    if checkpoints:
+        xs, ys = zip(*checkpoints, strict=True)
+        ax.scatter(xs, ys, marker="D", s=22, color=SERIES[1], zorder=3, label="checkpoint")
+        chosen = [(s, v) for s, v in checkpoints if s == best]
+        if chosen:
+            ax.scatter([chosen[0][0]], [chosen[0][1]], marker="o", s=150, facecolors="none", edgecolors=SERIES[2],
+                       linewidths=2.0, zorder=4, label=f"best (step {best})")
+    if overfit_since is not None and steps:
+        ax.axvspan(overfit_since, max(steps), color=SERIES[3], alpha=0.2, linewidth=0, label="over-fitting")
     if steps:
-        ax.set_xlim(left=min(steps))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
-        if eval_points:
-            ax.legend(fontsize=8, frameon=False, loc="upper right", labelcolor=INK)
+        low, high = min(steps), max(steps)
+        if low == high:  # one step so far: its own tick, not 0.9, 1.0, 1.1 (or 1.002, 1.008, …)
+            ax.set_xlim(low - 1, high + 1)
+            ax.set_xticks([low])
+        else:
+            ax.set_xlim(left=low)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
+        if eval_points or checkpoints:
+            ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), labelcolor=INK)
     else:
         ax.text(
             0.5,

@@ -32,7 +32,7 @@ from qfnb.evaluation import (
     RougeEvaluator,
 )
 from qfnb.evaluation.answers import AnswerStore, default_store_path
-from qfnb.evaluation.data import REFERENCE_NAMES, eval_frame
+from qfnb.evaluation.data import REFERENCE_NAMES, eval_frame, to_frame
 from qfnb.evaluation.judge_check import check_judge, uncalibrated
 from qfnb.evaluation.llm import as_target, embedded_chat
 from qfnb.evaluation.sequential_eval import eval_sequential
@@ -210,8 +210,6 @@ def _labels(args: argparse.Namespace, dataset: Any, frame: pd.DataFrame, tags: S
         return {}
     if "judge" not in metrics:
         raise EvalArgsError("--calibrate checks a judge against your labels: add --judge [MODEL]")
-    from qfnb.evaluation.data import to_frame
-
     source = to_frame(dataset).head(len(frame))
     out: dict[str, dict[int, float]] = {}
     for word in words:

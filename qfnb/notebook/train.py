@@ -181,7 +181,7 @@ def deploy_in_background(dash: TrainingDashboard) -> Any:
 
 
 #: words in a file's name that mark rows kept out of training (``tickets_test.csv``, ``eval.jsonl``)
-HELD_OUT_WORDS = ("test", "eval", "valid", "val", "dev", "held", "holdout")
+HELD_OUT_WORDS = ("test", "eval", "valid", "val", "dev", "held", "holdout", "heldout", "validation")
 
 
 def held_out_file(train: str) -> str | None:

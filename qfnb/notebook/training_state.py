@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qfnb.notebook import _fmt
+from qfnb.protocol import checkpoints as ckpt
 
 TERMINAL = ("succeeded", "failed", "stopped")
 _MODEL_KEYS = ("model_id", "modelId", "model_version_id", "modelVersionId", "model_name", "modelName")
@@ -98,6 +99,7 @@ class TrainingState:
     progress: float | None = None  # 0..1
     loss: list[tuple[int, float]] = field(default_factory=list)
     eval_loss: list[tuple[int, float]] = field(default_factory=list)  # the held-out split's (evalLossCurve)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)  # the task detail's checkpointList
     elapsed: float | None = None
     eta: float | None = None
     task_id: str | None = None
@@ -175,13 +177,20 @@ class TrainingState:
         self.eta = _num(d.get("etaSeconds")) if "etaSeconds" in d else self.eta
         if d.get("errorMessage"):
             self.error = str(d["errorMessage"])
-        changed = False
+        changed = self._take_checkpoints(d.get("checkpointList"))
         for key, attr in (("lossCurve", "loss"), ("evalLossCurve", "eval_loss")):
             curve = d.get(key)
             if isinstance(curve, list) and len(curve) != len(getattr(self, attr)):
                 setattr(self, attr, [(int(s), float(v)) for s, v in curve])
                 changed = True
         return changed
+
+    def _take_checkpoints(self, saved: Any) -> bool:
+        """The task detail's (or the trainer output's) checkpoint list, when it has news."""
+        if not isinstance(saved, list) or len(saved) == len(self.checkpoints):
+            return False
+        self.checkpoints = [dict(c) for c in saved if isinstance(c, Mapping) and "step" in c]
+        return True
 
     def finish(self, status: str, *, output: Any = None, error: str | None = None,
                ended_at: float | None = None) -> None:
@@ -198,6 +207,8 @@ class TrainingState:
             model = output.get("model") if isinstance(output, Mapping) else None
             named = model.get("name") if isinstance(model, Mapping) else getattr(model, "name", None)
             self.model_name = str(named) if named else find_key(output, ("model_name", "modelName")) or self.model_name
+            if isinstance(output, Mapping) and output.get("checkpoints") and not self.checkpoints:
+                self._take_checkpoints(output["checkpoints"])  # the trainer's output
         if status == "succeeded" and self.total_steps:
             self.step, self.progress, self.eta = max(self.step, self.total_steps), 1.0, 0.0
         self.ended_at = ended_at if ended_at is not None else self.wall()
@@ -259,6 +270,28 @@ class TrainingState:
         return f"{steps} · elapsed {_fmt.duration(self.elapsed_now)}{eta}{loss}"
 
     @property
+    def best(self) -> Mapping[str, Any] | None:
+        """The best checkpoint (qfnb.protocol.checkpoints: the lowest held-out loss, or the best metric)."""
+        return ckpt.best_checkpoint(self.checkpoints)
+
+    @property
+    def overfit(self) -> ckpt.Overfit | None:
+        """Over-fitting on the held-out curve (the checkpoints' held-out losses when there are any)."""
+        points = [(int(c["step"]), float(c["evalLoss"])) for c in self.checkpoints if c.get("evalLoss") is not None]
+        return ckpt.overfitting(points or self.eval_loss)
+
+    def checkpoint_text(self) -> str:
+        """``best checkpoint: step 16 of 5 (held-out loss 2.40)`` and the over-fitting, when known."""
+        best = self.best
+        if best is None:
+            return ""
+        score = (f"{best['metricName']} {float(best['metric']):.3f}" if best.get("metric") is not None
+                 else f"held-out loss {float(best['evalLoss']):.3f}")
+        text = f"best checkpoint: step {best['step']} of {len(self.checkpoints)} saved ({score})"
+        over = self.overfit
+        return f"{text} · {over.describe()}" if over is not None else text
+
+    @property
     def model_label(self) -> str | None:
         """``"ft_zorvia (id 3)"`` rather than a bare number."""
         if self.model_name and self.model_id and self.model_name != self.model_id:
@@ -288,6 +321,8 @@ class TrainingState:
             parts.append(f"task {self.task_id}")
         if self.reused:
             parts.append(f"↺ reused finished run {self.reused} (--fresh trains again)")
+        if self.checkpoints:
+            parts.append(self.checkpoint_text())
         if self.model_id:
             parts.append(f"model {self.model_label}")
         if self.service:

@@ -160,6 +160,23 @@ def test_a_running_bars_saved_line_says_it_is_a_snapshot_not_live() -> None:
     assert "not live" not in batchjob.progress_html(done)
 
 
+def test_a_bar_has_a_track_and_a_finished_one_no_eta() -> None:
+    """The finished bar was a fixed-width block with no track and kept "ETA –" after Done."""
+    from qfnb.resources.batch_job import JobState
+
+    half = JobState.of({"taskId": "infer-1", "runStatus": "Running", "succeededCount": 21, "totalCount": 42,
+                        "outputTokenUsage": 100, "runSeconds": 10})
+    assert "ETA" in batchjob.progress_text(half)
+    line = batchjob.progress_html(half)
+    assert "qfnb-batch-track" in line and "border:1px solid" in line and "width:50.0%" in line
+    for status in ("Done", "Failed", "Stopped"):
+        ended = JobState.of({"taskId": "infer-1", "runStatus": status, "succeededCount": 42, "totalCount": 42})
+        assert "ETA" not in batchjob.progress_text(ended) and "ETA" not in batchjob.progress_html(ended)
+    done = batchjob.progress_html(JobState.of({"taskId": "infer-1", "runStatus": "Done", "succeededCount": 42,
+                                               "totalCount": 42}))
+    assert "qfnb-batch-track" in done and "width:100.0%" in done and "success-color" in done
+
+
 def test_sampling_options_go_to_every_row(served: ServedPlatform, ip: InteractiveShell) -> None:
     """``%qfbatch`` takes the sampling options of ``%%qfchat``/``%qfeval`` (the spec's), sent as
     the task's inferenceParams; a bad one is refused before anything is uploaded."""

@@ -201,7 +201,9 @@ def test_a_bar_over_replayed_calls_says_they_were_replayed(ip: InteractiveShell,
     chat.do(messages=MSG)
     replay.close(ProgressSnapshot("batch", 2, 2, 0, 0.01, closed=True))
     assert len(fake.calls("/chat/")) == 1
-    assert "↺ 2 replayed from the cache (62 tokens saved)" in replay.box.text and "--fresh" in replay.box.text
+    assert "↺ 2 replayed from the cache (62 tokens saved)" in replay.box.text
+    # the magic's flag and the call's keyword, each where it belongs (it read "--fresh (cache='refresh')")
+    assert 'to ask again: --fresh on a magic, cache="refresh" on a call' in replay.box.text
     assert "generated" not in replay.box.text
     final = ip.display_pub.outputs[-1]["data"]  # type: ignore[attr-defined]
     assert "↺ 2 replayed" in final["text/html"] and "↺ 2 replayed" in final["text/plain"]
@@ -226,3 +228,17 @@ def test_a_bar_counts_calls_not_items_and_names_answers_from_the_store(ip: Inter
     bar.close(ProgressSnapshot("evaluation", 3, 3, 0, 0.01, closed=True))
     assert ("2 calls generated" in bar.box.text and "↺ 2 replayed from the cache" in bar.box.text
             and "1 answer reused from the evaluation store" in bar.box.text and " of " not in bar.box.text)
+
+
+def test_qfusage_rounds_its_figures_and_says_latency_sums_overlapping_calls(ip: InteractiveShell) -> None:
+    """It showed raw sums (latency_s 15.756008) and summed concurrent calls' latency without saying so."""
+    from qfnb._core.record.ledger import UsageRow, default_ledger
+
+    for latency in (5.2513, 10.504708):  # two calls that overlapped
+        default_ledger().record(UsageRow(api="chat", model="ERNIE-Speed-8K", platform="cloud", prompt_tokens=1000,
+                                         completion_tokens=333, total_tokens=1333, latency_s=latency))
+    table = ip.run_line_magic("qfusage", "--by model")
+    assert table["latency_s"].iloc[0] == 15.8
+    assert all(round(v, 4) == v for col in ("cost_yuan", "cloud_equivalent_yuan") for v in table[col])
+    shown = "".join(str(o["data"]) for o in ip.display_pub.outputs)  # type: ignore[attr-defined]
+    assert "latency_s sums each call" in shown and "calls made at once overlap: more than the wall time" in shown

@@ -175,6 +175,9 @@ class TrainingDashboard(VBox):
             self.stop_button.disabled = True
             self.stop_button.layout.display = "none"  # nothing left to stop
             self.deploy_button.layout.display = None if self.deployable else "none"
+            best = self.state.best
+            if best is not None:  # what a click deploys (DeployConfig's default: the best checkpoint)
+                self.deploy_button.description = f"Deploy best (step {best['step']})"
             self._chart_dirty = True
             self._render(force=True)  # after the buttons: "succeeded" never shows beside a Stop
         self._publish_snapshot()
@@ -224,9 +227,18 @@ class TrainingDashboard(VBox):
         self.offline.value = self._offline_html()
         if self._chart_dirty and (force or self._chart_throttle.ready()):
             self._chart_dirty = False
-            self.chart.value = charts.loss_chart(st.loss, title=f"loss · {st.title}", eval_points=st.eval_loss)
+            self.chart.value = self._chart()
 
         self._refresh_fallback()
+
+    def _chart(self) -> bytes:
+        """The loss chart: both curves, the checkpoints, the best one and the over-fit region."""
+        st = self.state
+        best, over = st.best, st.overfit
+        marks = [(int(c["step"]), float(c["evalLoss"])) for c in st.checkpoints if c.get("evalLoss") is not None]
+        return charts.loss_chart(st.loss, title=f"loss · {st.title}", eval_points=st.eval_loss, checkpoints=marks,
+                                 best=None if best is None else int(best["step"]),
+                                 overfit_since=None if over is None else over.since)
 
     def _offline_html(self) -> str:
         task = self.state.task_id
@@ -280,6 +292,10 @@ class TrainingDashboard(VBox):
         if st.reused:
             rows.append(f'<span class="qfnb-reused" style="color:{_theme.TEXT_MUTED}">↺ reused finished run '
                         f"<code>{escape(st.reused)}</code> (same recipe) · <code>--fresh</code> trains again</span>")
+        if st.checkpoints:
+            text = st.checkpoint_text()
+            color = _theme.ERROR if st.overfit is not None else _theme.TEXT
+            rows.append(f'<span class="qfnb-checkpoints" style="color:{color}">{escape(text)}</span>')
         if st.model_id:
             rows.append(f"model <code>{escape(st.model_label)}</code>")
         if st.service:
@@ -311,8 +327,7 @@ class TrainingDashboard(VBox):
         """The state as static HTML (what replaces the widget when the job ends); ``chart``: a
         PNG already drawn (else the loss chart is drawn now)."""
         st = self.state
-        png = base64.b64encode(chart or charts.loss_chart(st.loss, title=f"loss · {st.title}",
-                                                          eval_points=st.eval_loss)).decode()
+        png = base64.b64encode(chart or self._chart()).decode()
         log = escape("\n".join(st.log))
         return clean(
             f'<div class="qfnb-train-summary qfnb-dashboard-static" style="color:{_theme.TEXT};'

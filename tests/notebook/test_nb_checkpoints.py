@@ -1,0 +1,53 @@
+"""The training dashboard with checkpoints: the marks, the best one, the over-fitting named, the
+Deploy button saying which checkpoint it deploys, and a held-out file named ``*_heldout``."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from qfnb.notebook import charts
+from qfnb.notebook.train import attach, held_out_file
+
+SAVED = [{"step": s, "trainLoss": t, "evalLoss": e, "time": "2026-11-25T07:00:00Z"}
+         for s, t, e in ((8, 3.1, 3.9), (16, 1.2, 3.2), (24, 0.5, 4.4), (32, 0.2, 5.6), (40, 0.08, 6.8))]
+
+
+def _detail(status: str = "Done") -> dict[str, object]:
+    return {"taskId": "task-c", "jobName": "helpdesk-faq", "model": "Gemma-3-270M", "runStatus": status,
+            "currentStep": 40, "totalSteps": 40, "lossCurve": [[i, 5.24 / i] for i in range(1, 41)],
+            "evalLossCurve": [[c["step"], c["evalLoss"]] for c in SAVED], "checkpointList": SAVED,
+            "bestCheckpoint": 16}
+
+
+def test_dashboard_names_the_best_checkpoint_and_the_over_fitting() -> None:
+    dash = attach("task-c", fetch=lambda t: _detail(), stop=lambda t: None, show=False, deployment=None)
+    state = dash.wait(timeout=5)
+    assert state.best is not None and state.best["step"] == 16
+    text = state.checkpoint_text()
+    assert text == ("best checkpoint: step 16 of 5 saved (held-out loss 3.200) · "
+                    "over-fitting since step 16: held-out loss 3.2 → 6.8")
+    assert "over-fitting since step 16" in dash._result_html() and text in state.summary()
+    assert dash.deploy_button.description == "Deploy best (step 16)"
+    assert state.title.startswith("helpdesk-faq · ")  # the launch name first, the id beside it
+
+
+def test_the_chart_draws_checkpoints_best_and_the_over_fit_region() -> None:
+    from PIL import Image
+
+    loss = [(i, 5.24 / i) for i in range(1, 41)]
+    plain = charts.loss_chart(loss, eval_points=[(c["step"], c["evalLoss"]) for c in SAVED])
+    marked = charts.loss_chart(loss, eval_points=[(c["step"], c["evalLoss"]) for c in SAVED],
+                               checkpoints=[(c["step"], c["evalLoss"]) for c in SAVED], best=16, overfit_since=16)
+    assert marked.startswith(b"\x89PNG") and marked != plain
+    # the legend sits outside the plot: the figure is wider than the axes' area by the legend's width
+    assert Image.open(io.BytesIO(marked)).size[0] > Image.open(io.BytesIO(charts.loss_chart(loss))).size[0]
+    one = charts.loss_chart([(1, 2.0)], eval_points=[(1, 2.5)])  # a single point: integer ticks, no 1.002
+    assert one.startswith(b"\x89PNG")
+
+
+def test_a_held_out_file_named_heldout_is_recognised(tmp_path: Path) -> None:
+    train = tmp_path / "helpdesk.jsonl"
+    train.write_text("{}\n")
+    (tmp_path / "helpdesk_heldout.jsonl").write_text("{}\n")
+    assert held_out_file(str(train)) == str(tmp_path / "helpdesk_heldout.jsonl")
