@@ -16,8 +16,9 @@ sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "tests" / "local")) if p not i
 
 from platform_helpers import serve_port, spawn_reporting, wait_up  # noqa: E402
 
-from qfnb.local.engines import DEFAULT_CHAT, assets  # noqa: E402
-from qfnb.local.engines.llama_server import LlamaServer, ServerConfig, reported_port  # noqa: E402
+from qfnb.local.engines import DEFAULT_CHAT  # noqa: E402
+from qfnb.local.engines.llama.server import LlamaServer, ServerConfig, reported_port  # noqa: E402
+from qfnb.local.engines.store import assets  # noqa: E402
 
 
 def log_to_stdout() -> None:

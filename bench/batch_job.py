@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "tests" / "local"))
 from _common import log_to_stdout, serve_bare, serve_platform  # noqa: E402
 
 from qfnb.local.engines import DEFAULT_CHAT  # noqa: E402
-from qfnb.local.engines.llama_server import default_slots  # noqa: E402
+from qfnb.local.engines.llama.server import default_slots  # noqa: E402
 
 log = logging.getLogger("bench.batch_job")
 TOPICS = ["binary search trees", "HTTP caching", "Python generators", "SQL joins", "TCP congestion control",
@@ -60,7 +60,7 @@ async def drive(url: str, texts: list[str], tokens: int, concurrency: int, model
     gate = asyncio.Semaphore(concurrency)
     # pooled as the platform pools its engine connections (forgotten at 2 s idle, before the
     # engine's 5 s), and a request the engine closed before answering is sent once more, as the
-    # platform does (qfnb.local.engines.openai_http)
+    # platform does (qfnb.local.engines.llama.openai_http)
     limits = httpx.Limits(max_connections=concurrency + 4, keepalive_expiry=2.0)
     async with httpx.AsyncClient(timeout=900, limits=limits) as client:
         async def one(text: str) -> int:

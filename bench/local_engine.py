@@ -21,7 +21,8 @@ log = logging.getLogger("bench.local_engine")
 def bench_lora(data_dir: Path, rounds: int) -> dict[str, float]:
     import torch
 
-    from qfnb.local.engines import GEMMA, assets
+    from qfnb.local.engines import GEMMA
+    from qfnb.local.engines.store import assets
     from qfnb.local.training import data, lora
     from qfnb.local.training.demo import DEMO_FILE
     from qfnb.local.training.spec import Hyper

@@ -20,9 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from qfnb.local.engines import GEMMA, EngineRegistry, ModelSpec, assets
+from qfnb.local.engines import GEMMA, EngineRegistry, ModelSpec
 from qfnb.local.engines.api import generate_blocking
 from qfnb.local.engines.ask import ChatAsk, Sampling
+from qfnb.local.engines.store import assets
 from qfnb.local.training.demo import DEMO_FILE, HELD_OUT
 
 log = logging.getLogger("bench.lora_demo")

@@ -101,7 +101,7 @@ def bench_real_batch(n: int, rounds: int, workers: int = 50) -> tuple[list[float
 
 
 def bench_dashboard(events: int, seconds: float) -> tuple[int, float, int]:
-    from qfnb.notebook.widgets.dashboard import TrainingDashboard
+    from qfnb.notebook.training.dashboard import TrainingDashboard
 
     dash = TrainingDashboard("bench")
     CountingComm.sent = 0

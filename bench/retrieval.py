@@ -69,8 +69,8 @@ def _e5(query_prefix: bool) -> tuple[Encoder, Encoder]:
 def _minilm() -> tuple[Encoder, Encoder]:
     import numpy as np
 
-    from qfnb.local.engines import assets
-    from qfnb.local.engines.embed import MeanPoolEmbedder
+    from qfnb.local.engines.hf.embed import MeanPoolEmbedder
+    from qfnb.local.engines.store import assets
 
     engine = MeanPoolEmbedder("all-MiniLM-L6-v2", assets.minilm_dir())
 

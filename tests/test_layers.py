@@ -63,7 +63,7 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
     ("qfnb/model/service.py", "def _back() -> None:\n    import qfnb.model.model",  # inside a function too
      "No cycles are allowed in qfnb.model"),
     ("qfnb/evaluation/compare_view.py", "import qfnb.evaluation.compare", "No cycles are allowed in qfnb.evaluation"),
-    ("qfnb/notebook/chat_cell.py", "import qfnb.notebook.magics", "No cycles are allowed in qfnb.notebook"),
+    ("qfnb/notebook/chat/cell.py", "import qfnb.notebook.magics", "No cycles are allowed in qfnb.notebook"),
     ("qfnb/trainer/replay.py", "import qfnb.trainer.finetune", "No cycles are allowed in qfnb.trainer"),
     ("qfnb/dataset/_io.py", "import qfnb.config", "qfnb.dataset is not allowed to import qfnb.config"),
     ("qfnb/_core/http/retry.py", "import qfnb.errors", "qfnb._core is not allowed to import qfnb.errors"),
@@ -93,8 +93,8 @@ def test_a_forbidden_import_breaks_a_contract(tree: Path, module: str, line: str
 
 #: ``getattr``/``hasattr`` calls qfnb/local may make, by file and object: third-party objects whose
 #: attributes vary by version or architecture (a transformers config, an ipaddress address)
-PROBES_ALLOWED = {("qfnb/local/training/lora.py", "hf.config"), ("qfnb/local/engines/assets.py", "model.config"),
-                  ("qfnb/local/engines/store_inputs.py", "address")}
+PROBES_ALLOWED = {("qfnb/local/training/lora.py", "hf.config"), ("qfnb/local/engines/store/assets.py", "model.config"),
+                  ("qfnb/local/engines/store/store_inputs.py", "address")}
 
 
 def _probes(source: str) -> list[str]:
@@ -252,7 +252,7 @@ def test_no_layer_may_import_a_mirror_module() -> None:
 
 def _private_imports(root: Path) -> list[str]:
     """``from M import _name`` across modules, where ``_name`` is a private name (not a
-    package's private submodule such as ``qfnb.notebook._fmt``)."""
+    package's private submodule such as ``qfnb.notebook._interp``)."""
     found = []
     for path in sorted((root / "qfnb").rglob("*.py")):
         package = path.relative_to(root).parent.parts
@@ -272,13 +272,13 @@ def _private_imports(root: Path) -> list[str]:
 
 def test_no_private_name_is_imported_across_modules(tree: Path) -> None:
     assert _private_imports(ROOT) == []
-    chat, images = tree / "qfnb/notebook/chat.py", tree / "qfnb/notebook/images.py"
+    chat, images = tree / "qfnb/notebook/chat/answer.py", tree / "qfnb/notebook/images.py"
     originals = {p: p.read_text(encoding="utf-8") for p in (chat, images)}
     try:
-        _with_line(tree, "qfnb/notebook/chat.py", "from qfnb.notebook.chat_runner import _hidden  # noqa")
-        _with_line(tree, "qfnb/notebook/images.py", "from . import _fmt as fmt  # a private submodule is fine")
+        _with_line(tree, "qfnb/notebook/chat/answer.py", "from qfnb.notebook.chat.runner import _hidden  # noqa")
+        _with_line(tree, "qfnb/notebook/images.py", "from . import _interp as interp  # a private submodule is fine")
         line = len(chat.read_text(encoding="utf-8").splitlines())
-        assert _private_imports(tree) == [f"qfnb/notebook/chat.py:{line} imports _hidden"]
+        assert _private_imports(tree) == [f"qfnb/notebook/chat/answer.py:{line} imports _hidden"]
     finally:
         for path, text in originals.items():
             path.write_text(text, encoding="utf-8")

@@ -1,8 +1,7 @@
-"""The notebook layer: magics, live dashboards and rich displays.
-
-This is the only qfnb package that imports IPython / ipywidgets, and it does so lazily:
-``import qfnb.notebook`` (or ``qfnb.notebook.progress``) imports neither, so the SDK can hand
-its batch progress to :class:`qfnb.notebook.progress.Progress` without pulling in a frontend.
+"""The notebook layer: the magics (``magics``) and, by what the user sees, ``chat``, ``training``,
+``evaluation``, ``data`` and ``widgets``, all drawn with ``render`` (styles, charts, the one HTML widget).
+The only qfnb package that imports IPython / ipywidgets, lazily: ``import qfnb.notebook`` (or
+``qfnb.notebook.progress``, the SDK's batch progress as a widget) imports neither.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from qfnb import resources
-from qfnb.notebook import _theme
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.magic_options import ImageOptions
+from qfnb.notebook.render import theme
 from qfnb.protocol.safe_html import clean, escape
 
 log = logging.getLogger("qfnb.notebook.images")
@@ -107,8 +107,8 @@ class NoImageEngine:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
         text = escape(self.message)
         return ({"text/plain": self.message,
-                 "text/html": clean(f'<div class="qfnb-notice" style="color:{_theme.TEXT};border-left:3px solid '
-                                    f'{_theme.BORDER};padding:2px 8px">🖼 {text}</div>')}, {})
+                 "text/html": clean(f'<div class="qfnb-notice" style="color:{theme.TEXT};border-left:3px solid '
+                                    f'{theme.BORDER};padding:2px 8px">🖼 {text}</div>')}, {})
 
 
 def generate(prompt: str, *, model: str | None = None,

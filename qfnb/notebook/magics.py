@@ -18,7 +18,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class, no_var_expand
 from traitlets import Bool, Float, Int, Unicode
 
-from qfnb.notebook import batchjob, chat, discovery, insight_view, launcher, stress_report, usage
+from qfnb.notebook import discovery, usage
 from qfnb.notebook._checks import image_options, split_csv, var_problem
 from qfnb.notebook._interp import InterpolationError, interpolate
 from qfnb.notebook._ipython import (
@@ -31,13 +31,18 @@ from qfnb.notebook._ipython import (
     option_arguments,
     sampling_arguments,
 )
+from qfnb.notebook.chat import answer as chat
+from qfnb.notebook.chat.saved_prompts import saved_prompt_text
+from qfnb.notebook.chat.sessions import DEFAULT_SESSION
+from qfnb.notebook.data import batch as batchjob
+from qfnb.notebook.data import insight as insight_view
+from qfnb.notebook.data import stress as stress_report
 from qfnb.notebook.errors import QfnbCellError
-from qfnb.notebook.evalopts import EvalArgsError
+from qfnb.notebook.evaluation.options import EvalArgsError
 from qfnb.notebook.images import generate
 from qfnb.notebook.magic_options import IMAGE_OPTIONS, TRAIN_OPTIONS
 from qfnb.notebook.sampling import OPTIONS
-from qfnb.notebook.saved_prompts import saved_prompt_text
-from qfnb.notebook.sessions import DEFAULT_SESSION
+from qfnb.notebook.training import launcher
 
 if TYPE_CHECKING:  # pragma: no cover
     from IPython.core.completer import CompletionContext, SimpleMatcherResult
@@ -193,10 +198,10 @@ class QfnbMagics(Magics):
     def _chat_cell(self, args: argparse.Namespace, cell: str) -> Any:
         if args.tools or args.mcp:
             # deferred: loads the HTTP client (`%load_ext qfnb` does not)
-            from qfnb.notebook.chat_tools import run_tools_cell
+            from qfnb.notebook.chat.tools import run_tools_cell
 
             return run_tools_cell(self, args, cell)
-        from qfnb.notebook.chat_cell import run_chat_cell  # deferred: loads the HTTP client (`%load_ext qfnb` does not)
+        from qfnb.notebook.chat.cell import run_chat_cell  # deferred: loads the HTTP client (`%load_ext qfnb` does not)
 
         return run_chat_cell(self, args, cell)
 
@@ -222,7 +227,7 @@ class QfnbMagics(Magics):
 
         def names(kind: str) -> list[str]:
             if kind == "metric":
-                from qfnb.notebook.evalrun import METRICS  # deferred: loads pandas (`%load_ext qfnb` does not)
+                from qfnb.notebook.evaluation.run import METRICS  # deferred: loads pandas (`%load_ext qfnb` does not)
 
                 return list(METRICS)
             listing = self.names.get(wait=0.5)
@@ -314,7 +319,7 @@ class QfnbMagics(Magics):
     def qfeval(self, line: str) -> Any:
         """Evaluate models on a dataset (``--models ... --dataset ...``) or show a result (``%qfeval VAR``):
         styled metrics/samples tables and a comparison chart."""
-        from qfnb.notebook.evalreport import EvalReport  # deferred: loads pandas (`%load_ext qfnb` does not)
+        from qfnb.notebook.evaluation.report import EvalReport  # deferred: loads pandas (`%load_ext qfnb` does not)
 
         if self.interpolate:
             line = self.fill_braces(line)  # --dataset {path}: brace-safe, an undefined name is an error
@@ -350,7 +355,7 @@ class QfnbMagics(Magics):
 
     def _stored_plan(self, value: Any, args: argparse.Namespace) -> Any:
         """``%qfeval RESULT --compare BASE --plan MIN_DIFF``: the plan from a stored result."""
-        from qfnb.notebook import evalplan  # deferred: loads pandas (`%load_ext qfnb` does not)
+        from qfnb.notebook.evaluation import plan as evalplan  # deferred: loads pandas (`%load_ext qfnb` does not)
 
         if args.compare is None:
             raise UsageError("%qfeval --plan: name the baseline with --compare BASE")
@@ -366,8 +371,9 @@ class QfnbMagics(Magics):
 
     def _eval_run(self, args: argparse.Namespace, chart: list[str], line: str) -> Any:
         # deferred: these load pandas (`%load_ext qfnb` does not)
-        from qfnb.notebook import evalplan, evalrun
-        from qfnb.notebook.evalreport import EvalReport
+        from qfnb.notebook.evaluation import plan as evalplan
+        from qfnb.notebook.evaluation import run as evalrun
+        from qfnb.notebook.evaluation.report import EvalReport
 
         _check_var(args.output, "-o/--output")
         try:

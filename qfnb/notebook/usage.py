@@ -2,7 +2,7 @@
 
 Loading the extension turns the cache on for this kernel's calls (``%qfcache off`` turns it off),
 so Restart & Run All replays answers instead of asking again, and it tags every call with the
-cell that made it. (A replayed answer's badge is :func:`qfnb.notebook.chat.cached_badge`.)
+cell that made it. (A replayed answer's badge is :func:`qfnb.notebook.chat.answer.cached_badge`.)
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from qfnb import usage
 from qfnb._core.record import ledger
-from qfnb.notebook import charts
 from qfnb.notebook._ipython import HTML, display
-from qfnb.notebook._theme import BORDER, TEXT, TEXT_MUTED
+from qfnb.notebook.render import charts
+from qfnb.notebook.render.theme import BORDER, TEXT, TEXT_MUTED
 from qfnb.protocol.safe_html import clean, escape
 
 log = logging.getLogger("qfnb.notebook.usage")

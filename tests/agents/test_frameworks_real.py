@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from qfnb.local.engines import assets
-from qfnb.local.engines.llama_server import find_binary
+from qfnb.local.engines.llama.server import find_binary
+from qfnb.local.engines.store import assets
 from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL
 
 pytestmark = [pytest.mark.real_model,

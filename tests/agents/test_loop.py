@@ -181,7 +181,8 @@ def test_two_tools_of_one_name_are_refused() -> None:
 
 
 def test_the_tool_model_is_served_exactly_when_its_packages_are_installed() -> None:
-    from qfnb.local.engines import assets, registry
+    from qfnb.local.engines import registry
+    from qfnb.local.engines.store import assets
     from qfnb.protocol.model_names import LOCAL_TOOL_MODEL
 
     asset = assets.find_asset(LOCAL_TOOL_MODEL)

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from qfnb.local.engines.ask import Ask, TextAsk
 from qfnb.local.engines.base import Delta
 from qfnb.local.engines.gate import EngineBusy, Gate
-from qfnb.local.engines.llama_server import EngineUnavailable
+from qfnb.local.engines.llama.server import EngineUnavailable
 from tests.local.platform_doubles import FakeRegistry
 
 

@@ -15,7 +15,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from qfnb._core.record.cache import set_process_mode
 from qfnb.local.engines import calls as engine_calls
-from qfnb.notebook import batchjob
+from qfnb.notebook.data import batch as batchjob
 from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.resources.batch_job import BatchJob
 from tests.fakes.local_platform import ServedPlatform, served_platform

@@ -10,7 +10,7 @@ import pytest
 from qfnb.dataset import Dataset
 from qfnb.dataset.data_insight.insight import DataInsight, DatasetInsight, entry_measures
 from qfnb.errors import ValidationError
-from qfnb.notebook.insight_view import insight_html
+from qfnb.notebook.data.insight import insight_html
 
 ROWS = [{"prompt": "what is 2 plus 2", "response": "4", "score": 1.0},
         {"prompt": "what is 2 plus 2", "response": "4", "score": 1.0},  # a duplicate row

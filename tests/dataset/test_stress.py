@@ -92,7 +92,7 @@ def test_bad_arguments_are_refused_before_anything_is_sent(ds: Dataset, local_pl
 
 
 def test_the_notebook_shows_the_table_and_the_chart(ds: Dataset) -> None:
-    from qfnb.notebook.stress_report import stress_html
+    from qfnb.notebook.data.stress import stress_html
 
     text = stress_html(ds.multi_stress_test(origin_users=1, rounds=2, interval=1, model="Tiny-Chat"))
     assert text.count("<tr>") == 3 and "TTFT p50 s" in text and 'src="data:image/png;base64,' in text

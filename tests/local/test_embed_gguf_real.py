@@ -14,9 +14,9 @@ import tiny_reranker
 from platform_helpers import bearer, make_settings, token
 from starlette.testclient import TestClient
 
-from qfnb.local.engines.llama_server import find_binary
-from qfnb.local.engines.model_check import NotAModel
+from qfnb.local.engines.llama.server import find_binary
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
+from qfnb.local.engines.store.model_check import NotAModel
 from qfnb.local.server.app import create_app
 from qfnb.protocol.routes import MODEL_API_PREFIX
 

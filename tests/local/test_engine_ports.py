@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qfnb.local.engines.llama_server import Lease, LlamaServer, ServerConfig, reported_port
+from qfnb.local.engines.llama.server import Lease, LlamaServer, ServerConfig, reported_port
 from qfnb.local.server import listen
 
 FAKE = Path(__file__).with_name("fake_llama_server.py")

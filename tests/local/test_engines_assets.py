@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from qfnb.local.engines import assets
-from qfnb.local.engines.assets import AssetError, GGUFAsset, concatenate_verified
+from qfnb.local.engines.store import assets
+from qfnb.local.engines.store.assets import AssetError, GGUFAsset, concatenate_verified
 
 
 @pytest.fixture()
@@ -90,7 +90,7 @@ def test_concurrent_assembly_writes_once(fake_parts, tmp_path: Path, caplog: pyt
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    with caplog.at_level("INFO", logger="qfnb.local.engines.assets"):
+    with caplog.at_level("INFO", logger="qfnb.local.engines.store.assets"):
         threads = [threading.Thread(target=go) for _ in range(4)]
         for t in threads:
             t.start()

@@ -9,7 +9,6 @@ import pytest
 from qfnb.local.convert.qianfan_v1 import sampling_of
 from qfnb.local.engines import DEFAULT_CHAT, EngineRegistry, ModelSpec, UnknownModel, endpoint_for
 from qfnb.local.engines.ask import Sampling
-from qfnb.local.engines.assets import GEMMA3_CHAT_TEMPLATE
 from qfnb.local.engines.base import (
     FINISH_LENGTH,
     FINISH_NORMAL,
@@ -20,6 +19,7 @@ from qfnb.local.engines.base import (
     text_turns,
 )
 from qfnb.local.engines.registry import EngineOptions, parse_external
+from qfnb.local.engines.store.assets import GEMMA3_CHAT_TEMPLATE
 from qfnb.protocol.inference import CompletionRequest
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
 
-from qfnb.local.engines.gguf_header import GGUFHeaderError, read_header
+from qfnb.local.engines.store.gguf_header import GGUFHeaderError, read_header
 
 
 def _write(path: Path, vocab: int = 3000, alignment: int | None = 64) -> Path:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from qfnb.local.engines import openai_http
+from qfnb.local.engines.llama import openai_http
 
 
 def _engine(monkeypatch: pytest.MonkeyPatch, drops: int) -> list[str]:

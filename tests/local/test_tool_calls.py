@@ -1,4 +1,4 @@
-"""The platform's tool-call decision on its own engine (:mod:`qfnb.local.engines.tool_calls`): an
+"""The platform's tool-call decision on its own engine (:mod:`qfnb.local.engines.llama.tool_calls`): an
 answer that is a call of an offered tool becomes one ``tool_calls`` delta carrying its tokens'
 logprobs; any other answer streams as text, logprobs and all."""
 
@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from qfnb.local.engines.base import FINISH_NORMAL, FINISH_TOOL_CALLS, Delta
-from qfnb.local.engines.tool_calls import (
+from qfnb.local.engines.llama.tool_calls import (
     AFTER_RESULT_ASK,
     answer_after_result,
     as_tool_calls,

@@ -189,7 +189,7 @@ def test_lora_gguf_export_layout(tiny_gemma: Path, tmp_path: Path) -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from qfnb.local.engines.lora_gguf import LoraConversionError, convert_adapter
+    from qfnb.local.engines.adapters.lora_gguf import LoraConversionError, convert_adapter
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_gemma))
     cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "down_proj"], init_lora_weights=False)

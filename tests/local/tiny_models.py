@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qfnb.local.engines.assets import GEMMA3_CHAT_TEMPLATE
+from qfnb.local.engines.store.assets import GEMMA3_CHAT_TEMPLATE
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"

@@ -12,8 +12,8 @@ from typing import Any
 
 from IPython.core.displaypub import CapturingDisplayPublisher
 
-from qfnb.notebook.chat import CellChatRequest, ChatDelta
-from qfnb.notebook.conversations import PlatformConversations
+from qfnb.notebook.chat.answer import CellChatRequest, ChatDelta
+from qfnb.notebook.chat.conversations import PlatformConversations
 
 
 class RecordingPublisher(CapturingDisplayPublisher):

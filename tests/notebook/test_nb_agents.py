@@ -382,7 +382,7 @@ def test_mcp_tools_are_offered_confirmed_and_run_like_notebook_functions(
     pytest.importorskip("mcp")
     import sys
 
-    from qfnb.notebook import chat_tools
+    from qfnb.notebook.chat import tools as chat_tools
 
     script = tmp_path / "adder.py"
     script.write_text(MCP_SERVER)

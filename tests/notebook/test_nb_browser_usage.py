@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") i
 
 CELLS = [
     "%load_ext qfnb\nfrom types import SimpleNamespace\nfrom nb_doubles import FakeChatBackend\n"
-    "from qfnb.notebook.chat import ChatDelta\n"
+    "from qfnb.notebook.chat.answer import ChatDelta\n"
     "class Replayed(FakeChatBackend):\n"
     "    async def stream(self, request):\n"
     "        async for d in super().stream(request):\n"

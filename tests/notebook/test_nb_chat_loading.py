@@ -14,8 +14,8 @@ from nb_doubles import FakeChatBackend, RecordingPublisher
 
 from qfnb._core.backend import daemon
 from qfnb._core.backend.daemon import EngineState
-from qfnb.notebook import loading
-from qfnb.notebook.chat import CellChatRequest, ChatAnswer, ChatDelta, ResourcesBackend
+from qfnb.notebook.chat import loading
+from qfnb.notebook.chat.answer import CellChatRequest, ChatAnswer, ChatDelta, ResourcesBackend
 from tests.fakes.daemon_status import QWEN, STARTING, fake_status_daemon
 
 LOADING = EngineState(model=QWEN, endpoint="qwen2_5_coder_0_5b_instruct", state="starting")

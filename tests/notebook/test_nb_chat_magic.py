@@ -6,7 +6,7 @@ import pytest
 from IPython.core.error import UsageError
 from nb_doubles import FakeChatBackend, RecordingPublisher
 
-from qfnb.notebook.chat import ChatAnswer
+from qfnb.notebook.chat.answer import ChatAnswer
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.sampling import SamplingOptions
 from qfnb.protocol.limits import MAX_OUTPUT_TOKENS, range_problem

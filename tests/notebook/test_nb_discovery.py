@@ -109,7 +109,7 @@ def test_default_model_is_public_and_follows_the_config() -> None:
 
 
 def test_the_launcher_offers_the_platforms_models() -> None:
-    from qfnb.notebook.launcher import platform_base_models
+    from qfnb.notebook.training.launcher import platform_base_models
 
     assert platform_base_models(lambda: LISTING) == ("Gemma-3-270M", "Qwen2.5-Coder-0.5B-Instruct")
 

@@ -12,7 +12,7 @@ from IPython.core.error import UsageError
 
 from qfnb.evaluation.result import EvaluationResult
 from qfnb.notebook.errors import QfnbCellError
-from qfnb.notebook.evalreport import EvalReport
+from qfnb.notebook.evaluation.report import EvalReport
 from qfnb.notebook.images import ImageResult
 
 

@@ -12,10 +12,10 @@ from types import SimpleNamespace
 import pytest
 from IPython.core.error import UsageError
 
-from qfnb.notebook import charts
-from qfnb.notebook.launcher import DEFAULT_EVAL_SPLIT, FinetuneLauncher
-from qfnb.notebook.train import TrainSpec
-from qfnb.notebook.training_state import TrainingState
+from qfnb.notebook.render import charts
+from qfnb.notebook.training.launcher import DEFAULT_EVAL_SPLIT, FinetuneLauncher
+from qfnb.notebook.training.run import TrainSpec
+from qfnb.notebook.training.state import TrainingState
 from tests.fakes.local_platform import ServedPlatform
 
 

@@ -154,8 +154,8 @@ def test_an_attached_succeeded_job_is_the_same_dashboard_with_deploy(ip: Any, pu
 
 
 def test_the_eval_hint_prefers_held_out_rows_and_warns_on_the_training_file(tmp_path: Path) -> None:
-    from qfnb.notebook.train import held_out_file
-    from qfnb.notebook.widgets.dashboard import TRAINING_FILE_WARNING, TrainingDashboard
+    from qfnb.notebook.training.dashboard import TRAINING_FILE_WARNING, TrainingDashboard
+    from qfnb.notebook.training.run import held_out_file
 
     train = tmp_path / "tickets.csv"
     train.write_text("prompt,response\n")

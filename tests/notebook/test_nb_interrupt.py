@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from nb_doubles import FakeChatBackend, RecordingPublisher
 
-from qfnb.notebook.chat import CellChatRequest, ChatDelta
+from qfnb.notebook.chat.answer import CellChatRequest, ChatDelta
 from qfnb.notebook.errors import QfnbInterrupted
-from qfnb.notebook.widgets.dashboard import TrainingDashboard
+from qfnb.notebook.training.dashboard import TrainingDashboard
 from tests.notebook.test_nb_qfeval_run import platform  # noqa: F401  (the platform double fixture)
 
 
@@ -93,7 +93,7 @@ def test_platform_stream_names_the_model_and_cancel_ends_it(platform: Any) -> No
     text follows; cancelling the reader on qfnb's loop (what Interrupt does) ends it at once and
     closes the stream while the server is still generating (its engine holds the answer open)."""
     from qfnb._core.runtime import sync
-    from qfnb.notebook.chat import ResourcesBackend
+    from qfnb.notebook.chat.answer import ResourcesBackend
 
     backend = ResourcesBackend()
 

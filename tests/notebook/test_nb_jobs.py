@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from IPython.core.error import UsageError
 
-from qfnb.notebook.jobs import jobs_frame, resolve_task
+from qfnb.notebook.training.jobs import jobs_frame, resolve_task
 from tests.fakes.local_platform import ServedPlatform
 
 TASKS = [
@@ -84,7 +84,7 @@ def test_list_attach_deploy_then_chat_in_the_same_process(ip, platform: str) -> 
     endpoint = run.service.endpoint
     # the service list cached before the deploy does not hide the new service (%qfeval's check)
     from qfnb._core.runtime import sync
-    from qfnb.notebook.evalrun import _acheck_resource
+    from qfnb.notebook.evaluation.run import _acheck_resource
 
     chat = ChatCompletion(endpoint=endpoint)
     sync.run(_acheck_resource(chat, endpoint))

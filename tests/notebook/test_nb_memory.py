@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-from qfnb.local.engines.byom import descendants, rss_bytes
+from qfnb.local.engines.store.byom import descendants, rss_bytes
 
 HOLD = ("import sys, time; data = bytearray(40 * 1024 * 1024); "
         "import subprocess; kid = subprocess.Popen([sys.executable, '-c', 'import time; b = bytearray(30 << 20); "

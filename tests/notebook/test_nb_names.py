@@ -9,9 +9,9 @@ import pytest
 from IPython.core.error import UsageError
 from nb_doubles import FakeTrainer
 
-from qfnb.notebook.jobs import jobs_frame
-from qfnb.notebook.launcher import FinetuneLauncher
-from qfnb.notebook.train import TrainSpec, attach, default_trainer
+from qfnb.notebook.training.jobs import jobs_frame
+from qfnb.notebook.training.launcher import FinetuneLauncher
+from qfnb.notebook.training.run import TrainSpec, attach, default_trainer
 
 
 def test_qftrain_name_reaches_the_trainer_and_the_dashboard(ip: Any, tmp_path: Any) -> None:

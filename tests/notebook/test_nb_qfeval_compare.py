@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 
-from qfnb.notebook.evalreport import EvalReport
+from qfnb.notebook.evaluation.report import EvalReport
 from tests.fakes.local_platform import FakeRegistry, ServedPlatform
 
 ROWS = [{"prompt": f"question {i}", "response": f"tiny-chat: question {i}"} for i in range(6)]

@@ -13,7 +13,7 @@ from IPython.core.error import UsageError
 
 from qfnb.evaluation import EvaluationResult
 from qfnb.notebook.errors import QfnbCellError
-from qfnb.notebook.evalreport import EvalReport
+from qfnb.notebook.evaluation.report import EvalReport
 from tests.fakes.local_platform import FakeRegistry, ServedPlatform
 
 ROWS = [

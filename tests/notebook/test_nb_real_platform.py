@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from nb_doubles import RecordingPublisher
 
-from qfnb.notebook.widgets.dashboard import TrainingDashboard
+from qfnb.notebook.training.dashboard import TrainingDashboard
 
 pytestmark = pytest.mark.real_model
 

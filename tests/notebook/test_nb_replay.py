@@ -7,9 +7,9 @@ from typing import Any
 
 from nb_doubles import FakeTrainer
 
-from qfnb.notebook.train import TrainSpec, default_trainer
-from qfnb.notebook.training_state import TrainingState
-from qfnb.notebook.widgets.dashboard import TrainingDashboard
+from qfnb.notebook.training.dashboard import TrainingDashboard
+from qfnb.notebook.training.run import TrainSpec, default_trainer
+from qfnb.notebook.training.state import TrainingState
 from qfnb.trainer import ActionState, Event
 
 REUSED = {"fingerprint": "f" * 24, "job_id": "job-1", "task_id": "task-9", "finished": "2025-01-02T03:04:05Z",

@@ -12,10 +12,10 @@ from __future__ import annotations
 import pytest
 from nb_doubles import FakeEvent, RecordingPublisher
 
-from qfnb.notebook import _theme
 from qfnb.notebook.progress import Progress
+from qfnb.notebook.render import theme
+from qfnb.notebook.training.dashboard import TrainingDashboard
 from qfnb.notebook.widgets import progress_bar
-from qfnb.notebook.widgets.dashboard import TrainingDashboard
 from tests.fakes.clock import VirtualTime
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -59,11 +59,11 @@ def test_after_a_restart_the_old_dashboard_reads_as_its_last_state(ip) -> None:
     assert dash.stop_button in buttons.children and "qfnb-live-only" in buttons._dom_classes
     dash.handle_event(running(3))
     note = dash.offline.value
-    assert _theme.OFFLINE_CSS in note and "the kernel restarted" in note
+    assert theme.OFFLINE_CSS in note and "the kernel restarted" in note
     assert "%qftrain --attach task-7" in note
     # the live hint hides with its separator (no dangling "task … ·" once disconnected)
     assert '<code>task-7</code><span class="qfnb-live-only"> · after a kernel restart' in dash.result.value
-    css = _theme.OFFLINE_CSS  # keyed on ipywidgets' own class for a view whose kernel went away
+    css = theme.OFFLINE_CSS  # keyed on ipywidgets' own class for a view whose kernel went away
     assert ".qfnb-live .jupyter-widgets-disconnected::before" in css and "content:none" in css
     assert ".qfnb-live.jupyter-widgets-disconnected .qfnb-live-only{display:none" in css
     assert ".qfnb-offline-note{display:none}" in css
@@ -94,7 +94,7 @@ def test_running_bar_output_carries_its_state_as_html(ip, pub, monkeypatch: pyte
     live = [o for o in outputs[1:] if WIDGET_VIEW in o["data"]]
     assert live and "3/10" in live[-1]["data"]["text/html"] and "qfnb-progress-static" in live[-1]["data"]["text/html"]
     assert {"qfnb-progress", "qfnb-live"} <= set(bar.widget._dom_classes)  # type: ignore[attr-defined]
-    assert _theme.OFFLINE_CSS in bar.widget.children[-1].value  # type: ignore[attr-defined]
+    assert theme.OFFLINE_CSS in bar.widget.children[-1].value  # type: ignore[attr-defined]
     bar.on_close()
     final = next(iter(pub.by_display_id().values()))[-1]["data"]
     assert WIDGET_VIEW not in final and "3/10" in final["text/html"]
@@ -103,7 +103,7 @@ def test_running_bar_output_carries_its_state_as_html(ip, pub, monkeypatch: pyte
 def test_launcher_form_has_a_static_fallback_and_keeps_its_output(ip, pub: RecordingPublisher) -> None:
     from nb_doubles import FakeTrainer
 
-    from qfnb.notebook.launcher import FinetuneLauncher
+    from qfnb.notebook.training.launcher import FinetuneLauncher
 
     launcher = FinetuneLauncher(factory=lambda s, h: FakeTrainer(s, h, steps=5), base_models=("Gemma-3-270M",)).show()
     launcher.dataset.value = "my data.jsonl"
@@ -127,8 +127,8 @@ def test_a_launch_keeps_its_command_line_and_the_cell_shows_it_after_a_restart(
         ip, pub: RecordingPublisher, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from nb_doubles import FakeTrainer
 
-    from qfnb.notebook import launcher as launcher_mod
-    from qfnb.notebook.launcher import FinetuneLauncher
+    from qfnb.notebook.training import launcher as launcher_mod
+    from qfnb.notebook.training.launcher import FinetuneLauncher
 
     monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path))
     monkeypatch.setattr(launcher_mod, "_cell_id", "cell-7")  # what pre_run_cell saw (JupyterLab's cell id)
@@ -158,7 +158,7 @@ def test_a_launch_keeps_its_command_line_and_the_cell_shows_it_after_a_restart(
 
 def test_the_form_defaults_to_the_notebook_folders_data_never_the_demo(
         ip, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from qfnb.notebook.launcher import FinetuneLauncher
+    from qfnb.notebook.training.launcher import FinetuneLauncher
 
     monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
@@ -170,7 +170,7 @@ def test_the_form_defaults_to_the_notebook_folders_data_never_the_demo(
 
 
 def test_the_form_offers_every_format_dataset_load_reads(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from qfnb.notebook.launcher import dataset_choices
+    from qfnb.notebook.training.launcher import dataset_choices
 
     for name in ("a.jsonl", "b.csv", "c.json", "d.txt", "sub/e.csv", "notes.md", ".ipynb_checkpoints/f.csv"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

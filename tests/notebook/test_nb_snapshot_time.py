@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
-from qfnb.notebook.training_state import TrainingState
-from qfnb.notebook.widgets.dashboard import TrainingDashboard
+from qfnb.notebook.training.dashboard import TrainingDashboard
+from qfnb.notebook.training.state import TrainingState
 
 T0 = time.mktime((2026, 11, 22, 14, 2, 13, 0, 0, -1))
 

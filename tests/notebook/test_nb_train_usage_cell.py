@@ -12,7 +12,7 @@ import pytest
 
 from qfnb._core.config import Config
 from qfnb._core.record import ledger as ledger_mod
-from qfnb.notebook.train import TrainSpec, launch
+from qfnb.notebook.training.run import TrainSpec, launch
 from qfnb.trainer import LLMFinetune
 from qfnb.trainer.accounting import record_training
 

@@ -10,7 +10,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import qfnb
 from qfnb import usage
-from qfnb.notebook.chat import cached_badge
+from qfnb.notebook.chat.answer import cached_badge
 from qfnb.notebook.usage import parse_budget
 
 MSG = [{"role": "user", "content": "hello"}]
@@ -95,7 +95,7 @@ def test_the_cached_badge_says_how_old_and_how_to_ask_again() -> None:
 def test_a_replayed_answers_rendered_footer_carries_the_badge() -> None:
     from types import SimpleNamespace
 
-    from qfnb.notebook.chat import ChatAnswer, render_answers
+    from qfnb.notebook.chat.answer import ChatAnswer, render_answers
 
     answer = ChatAnswer(model="m", text="hi", done=True,
                         response=SimpleNamespace(provenance={"cache": {"hit": True, "age_s": 180.0}}))
@@ -151,8 +151,8 @@ def test_a_replayed_qfchat_answer_says_so_and_fresh_asks_again(ip: InteractiveSh
 def test_qfusage_draws_the_tokens_it_lists(ip: InteractiveShell, fake: Any, make_config: Any,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The chart beside the table: one stacked bar per row, drawn from the table's own tokens."""
-    from qfnb.notebook import charts
     from qfnb.notebook import usage as nb_usage
+    from qfnb.notebook.render import charts
 
     drawn: list[dict[str, dict[str, float]]] = []
     real = charts.usage_bars
@@ -171,7 +171,7 @@ def test_qfusage_draws_the_tokens_it_lists(ip: InteractiveShell, fake: Any, make
 
 
 def test_a_footer_never_lands_inside_an_unclosed_code_block() -> None:
-    from qfnb.notebook.chat import close_fences
+    from qfnb.notebook.chat.answer import close_fences
 
     cut = "Here:\n```python\ndef f():\n    return"
     assert close_fences(cut) == cut + "\n```"
@@ -179,7 +179,7 @@ def test_a_footer_never_lands_inside_an_unclosed_code_block() -> None:
     assert close_fences(closed) == closed
     assert close_fences("~~~\nx") == "~~~\nx\n~~~"
     assert close_fences("~~~\n```\nx") == "~~~\n```\nx\n~~~"  # a ``` inside a ~~~ block is text
-    from qfnb.notebook.chat import ChatAnswer, render_answers
+    from qfnb.notebook.chat.answer import ChatAnswer, render_answers
 
     data, _ = render_answers([ChatAnswer(model="m", text=cut, done=True)])
     body, footer = data["text/html"].split('<div class="qfnb-footer"', 1)

@@ -46,20 +46,20 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def chat_single(text: str) -> Any:
-    from qfnb.notebook.chat import ChatAnswer
+    from qfnb.notebook.chat.answer import ChatAnswer
 
     return ChatAnswer(model=text, text=text, done=True, context=text,
                       usage={"total_tokens": 3, "prompt_tokens": 1, "completion_tokens": 2})
 
 
 def chat_streaming(text: str) -> Any:
-    from qfnb.notebook.chat import ChatAnswer
+    from qfnb.notebook.chat.answer import ChatAnswer
 
     return ChatAnswer(model=text, text=text, done=False)
 
 
 def chat_columns(text: str) -> Any:
-    from qfnb.notebook.chat import ChatAnswer, render_answers
+    from qfnb.notebook.chat.answer import ChatAnswer, render_answers
 
     answers = [ChatAnswer(model=text, text=text, done=True, error=RuntimeError(text)),
                ChatAnswer(model="b", text=text, done=True)]
@@ -69,8 +69,8 @@ def chat_columns(text: str) -> Any:
 
 def _tools_cell(text: str, *, pending: bool) -> Any:
     from qfnb.agents import ToolCall, ToolLoop
-    from qfnb.notebook.chat import CellChatRequest, ChatAnswer
-    from qfnb.notebook.chat_tools import NotebookStep, ToolsCell
+    from qfnb.notebook.chat.answer import CellChatRequest, ChatAnswer
+    from qfnb.notebook.chat.tools import NotebookStep, ToolsCell
 
     step = NotebookStep(backend=None, request=CellChatRequest(messages=[]))  # type: ignore[arg-type]
     loop = ToolLoop(step, {}, [])
@@ -85,20 +85,20 @@ def _tools_cell(text: str, *, pending: bool) -> Any:
 
 
 def tools_yes(text: str) -> Any:
-    from qfnb.notebook.chat_tools import render
+    from qfnb.notebook.chat.tools import render
 
     page, plain = render(_tools_cell(text, pending=False))
     return Shown(page, plain)
 
 
 def tools_form(text: str) -> Any:
-    from qfnb.notebook.chat_tools import ToolsView
+    from qfnb.notebook.chat.tools import ToolsView
 
     return ToolsView(_tools_cell(text, pending=True), lambda _cell: None)
 
 
 def chat_history(text: str) -> Any:
-    from qfnb.notebook.sessions import ChatSession, SessionHistory
+    from qfnb.notebook.chat.sessions import ChatSession, SessionHistory
 
     return SessionHistory(ChatSession(text, [{"role": "user", "content": text},
                                              {"role": text, "content": text}]))
@@ -143,7 +143,7 @@ def eval_stability(text: str) -> Any:
 
 def eval_report(text: str) -> Any:
     from qfnb.evaluation import EvaluationResult
-    from qfnb.notebook.evalreport import EvalReport
+    from qfnb.notebook.evaluation.report import EvalReport
 
     samples = _eval_samples(text, ("base", text))
     runs = {"base": EvaluationResult({"base": {"rouge_l": 0.3}}, samples[samples.llm == "base"]),
@@ -165,7 +165,7 @@ def dataset_insight(text: str) -> Any:
 
 
 def dataset_insight_view(text: str) -> Any:
-    from qfnb.notebook.insight_view import insight_html
+    from qfnb.notebook.data.insight import insight_html
 
     return Shown(insight_html(dataset_insight(text)))
 
@@ -182,7 +182,7 @@ def stress_result(text: str) -> Any:
 
 
 def stress_view(text: str) -> Any:
-    from qfnb.notebook.stress_report import stress_html
+    from qfnb.notebook.data.stress import stress_html
 
     return Shown(stress_html(_stress(text)))
 
@@ -200,7 +200,7 @@ def no_image_engine(text: str) -> Any:
 
 
 def batch_bar(text: str) -> Any:
-    from qfnb.notebook.batchjob import progress_html
+    from qfnb.notebook.data.batch import progress_html
     from qfnb.resources.batch_job import JobState
 
     state = JobState(task_id=text, name=text, status="Running", done=1, failed=1, total=4, output_tokens=9,
@@ -225,7 +225,7 @@ def progress_static(text: str) -> Any:
 
 
 def dashboard(text: str) -> Any:
-    from qfnb.notebook.widgets.dashboard import TrainingDashboard
+    from qfnb.notebook.training.dashboard import TrainingDashboard
 
     dash = TrainingDashboard(title=text)
     st = dash.state
@@ -237,7 +237,7 @@ def dashboard(text: str) -> Any:
 
 
 def launcher(text: str) -> Any:
-    from qfnb.notebook.launcher import FinetuneLauncher
+    from qfnb.notebook.training.launcher import FinetuneLauncher
 
     form = FinetuneLauncher(base_models=(text, "b"))
     for child in _walk(form):

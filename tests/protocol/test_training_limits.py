@@ -7,7 +7,7 @@ import typing
 import pytest
 
 from qfnb._core.errors import ValidationError
-from qfnb.notebook.train import TrainSpec
+from qfnb.notebook.training.run import TrainSpec
 from qfnb.protocol.training import LIMITS, hyper_problem
 from qfnb.trainer.configs import TrainConfig
 

@@ -25,9 +25,9 @@ from platform_helpers import spawn_reporting, wait_up
 
 import qfnb.local_models as lm
 from qfnb.dataset import Dataset
+from qfnb.local.engines.adapters.export import find_export_lora
 from qfnb.local.engines.base import render_gemma
-from qfnb.local.engines.export import find_export_lora
-from qfnb.local.engines.llama_server import find_binary, reported_port
+from qfnb.local.engines.llama.server import find_binary, reported_port
 from qfnb.model import Model
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 

@@ -20,7 +20,7 @@ from qfnb.dataset import Dataset, demo_qa
 from qfnb.dataset.demo import demo_rows
 from qfnb.local.domain import console
 from qfnb.local.domain.values import BodyError
-from qfnb.local.engines import byom
+from qfnb.local.engines.store import byom
 from qfnb.model import Model
 from qfnb.protocol.model_names import LOCAL_CHAT_MODEL
 from qfnb.resources import ChatCompletion

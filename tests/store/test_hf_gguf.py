@@ -13,9 +13,9 @@ import torch
 from gguf import GGUFReader
 from safetensors.torch import save_file
 
-from qfnb.local.engines import byom
-from qfnb.local.engines.hf_gguf import HFConversionError, convert
-from qfnb.local.engines.model_store import SERVED_GGUF, ModelStore
+from qfnb.local.engines.store import byom
+from qfnb.local.engines.store.hf_gguf import HFConversionError, convert
+from qfnb.local.engines.store.model_store import SERVED_GGUF, ModelStore
 
 VOCAB, HIDDEN, FFN = 300, 16, 32
 

@@ -122,7 +122,7 @@ def test_qfnb_text2image_draws_through_the_added_engine(tmp_path: Path, monkeypa
     settings = Settings(data_dir=tmp_path / "data", credentials=CREDS, worker_command=(sys.executable, "-c", "0"))
     app = create_app(settings, EngineRegistry(settings.data_dir, options=EngineOptions(slots=2)))
     with serve(app, lifespan="on") as base:
-        from qfnb.local.engines.model_store import ModelStore
+        from qfnb.local.engines.store.model_store import ModelStore
 
         ModelStore().add(None, "my-sd", roles=("text2image",), engine_url=url)
         for name, value in {"QIANFAN_BASE_URL": base, "QIANFAN_CONSOLE_API_BASE_URL": base,

@@ -98,7 +98,7 @@ def test_a_fine_tune_that_cannot_fit_in_ram_is_refused_before_anything_starts(cl
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from qfnb.local.domain import console
     from qfnb.local.domain.values import BodyError
-    from qfnb.local.engines import byom
+    from qfnb.local.engines.store import byom
     from tests.store.test_model_store import _hf_dir
 
     client.post(MODELS_ROUTE, json={"path": str(_hf_dir(tmp_path / "hf")), "name": "my-base"})

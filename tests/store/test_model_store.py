@@ -14,10 +14,10 @@ import pytest
 from gguf import GGUFWriter
 from safetensors.numpy import save_file
 
-from qfnb.local.engines import byom
-from qfnb.local.engines.model_check import NotAModel
-from qfnb.local.engines.model_store import ModelStore
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
+from qfnb.local.engines.store import byom
+from qfnb.local.engines.store.model_check import NotAModel
+from qfnb.local.engines.store.model_store import ModelStore
 
 
 def tiny_gguf(path: Path, arch: str = "llama", template: str | None = "{{ messages }}") -> Path:
@@ -250,7 +250,7 @@ def test_unowned_names_from_an_older_manifest_are_listed_in_every_data_dir(store
 
 def test_an_added_gguf_base_is_converted_once_to_a_trainable_dir_beside_it(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from qfnb.local.engines import assets
+    from qfnb.local.engines.store import assets
     from qfnb.local.training import lora
     from qfnb.local.training.spec import Hyper, WorkerSpec
 

@@ -17,8 +17,8 @@ import pytest
 
 import qfnb.local_models as lm
 from qfnb._core.backend.daemon import daemon_status
-from qfnb.local.engines import assets
-from qfnb.local.engines.byom import rss_bytes
+from qfnb.local.engines.store import assets
+from qfnb.local.engines.store.byom import rss_bytes
 from qfnb.protocol.model_names import LOCAL_CHAT_MODEL
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow, pytest.mark.skipif(importlib.util.find_spec("qianfan") is None,

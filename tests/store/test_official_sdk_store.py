@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from qfnb.local.engines.model_store import ModelStore
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
+from qfnb.local.engines.store.model_store import ModelStore
 from qfnb.local.server.app import create_app
 from qfnb.local.settings import Settings
 from tests.fakes.cloud import serve

@@ -5,7 +5,7 @@ Officially the insight opens a Streamlit app in a browser tab: the mean of three
 column (content length, special-characters ratio, character-repetition ratio), their histograms
 and a filterable table. Here :meth:`Dataset.show_in_data_insight_mode` returns a
 :class:`DataInsight` that a notebook shows in the cell (rows, duplicates, empty fields, the three
-measures per text column and each column's distribution; drawn by ``qfnb.notebook.insight_view``
+measures per text column and each column's distribution; drawn by ``qfnb.notebook.data.insight``
 with ``%load_ext qfnb``), and whose tables are DataFrames. ``DatasetInsight().insight(ds, column)``
 gives the per-row measures as a Dataset, as officially.
 """

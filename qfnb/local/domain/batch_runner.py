@@ -38,7 +38,7 @@ from qfnb.local.domain.batch_rows import Row, RowError, Standing, answer_row, er
 from qfnb.local.engines.api import Engine
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import EngineBusy
-from qfnb.local.engines.llama_server import EngineUnavailable
+from qfnb.local.engines.llama.server import EngineUnavailable
 
 log = logging.getLogger("qfnb.local.domain.batch")
 

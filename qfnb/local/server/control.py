@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from qfnb.local.domain.platform import Platform
 from qfnb.local.engines import calls
-from qfnb.local.engines.byom import descendants, rss_bytes
+from qfnb.local.engines.store.byom import descendants, rss_bytes
 from qfnb.local.server import models_control
 from qfnb.protocol.batch import ACTIVE as BATCH_ACTIVE
 from qfnb.protocol.console import EvalState, RunStatus

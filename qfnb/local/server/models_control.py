@@ -24,8 +24,8 @@ from starlette.routing import Route
 
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.seed_names import mapping
-from qfnb.local.engines.export import check_target, export_gguf
-from qfnb.local.engines.model_check import NotAModel
+from qfnb.local.engines.adapters.export import check_target, export_gguf
+from qfnb.local.engines.store.model_check import NotAModel
 from qfnb.protocol.console import RunStatus, ServiceStatus
 from qfnb.protocol.daemon import MODELS_ROUTE
 

@@ -6,7 +6,7 @@ built-in embedding model's vectors (query against each document): a bi-encoder, 
 (``%qfmodels`` lists the embedding model with the ``reranker`` API type), and its answers say so
 (``ranking: "cosine"`` and a ``note``): it cannot reorder a top-k its own embeddings ranked. A
 cross-encoder GGUF added with ``qfnb models add x.gguf --role rerank`` answers with llama-server's
-own scores (:mod:`qfnb.local.engines.reranker`; ``ranking: "cross-encoder"``), and the cloud's
+own scores (:mod:`qfnb.local.engines.llama.reranker`; ``ranking: "cross-encoder"``), and the cloud's
 reranker names map to it.
 """
 

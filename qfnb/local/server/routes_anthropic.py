@@ -19,7 +19,7 @@ from qfnb.local.convert.anthropic import CountRender, MessagesRender
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.base import CannotServe, PromptTooLong
 from qfnb.local.engines.gate import EngineBusy
-from qfnb.local.engines.llama_server import EngineUnavailable
+from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.server.auth import authenticator
 from qfnb.local.server.lane import lane_of
 from qfnb.local.server.serve import ClientGone, serve

@@ -17,10 +17,10 @@ from starlette.routing import Route
 from qfnb.local.convert import qianfan_v1
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
-from qfnb.local.engines import text2image
 from qfnb.local.engines.base import CannotServe, PromptTooLong
 from qfnb.local.engines.gate import EngineBusy
-from qfnb.local.engines.llama_server import EngineUnavailable
+from qfnb.local.engines.hf import text2image
+from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.server import rerank, routes_tokens
 from qfnb.local.server.auth import authenticator
 from qfnb.local.server.failures import failure_response

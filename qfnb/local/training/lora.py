@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.engines import assets
+from qfnb.local.engines.store import assets
 from qfnb.local.training.data import IGNORE
 from qfnb.local.training.spec import Hyper, WorkerSpec
 

@@ -1,6 +1,6 @@
 """``run.deploy()`` in a cell: how the deploy goes, then the endpoint and how to use it.
 
-The deploy itself is a coroutine on qfnb's loop (:func:`qfnb.notebook.train.deploy_job`); this
+The deploy itself is a coroutine on qfnb's loop (:func:`qfnb.notebook.training.run.deploy_job`); this
 cell's thread only waits on its future, redrawing one display line, so Kernel -> Interrupt stops
 the wait (one line) and the deploy goes on (the dashboard still shows how it ends).
 """
@@ -11,9 +11,9 @@ import concurrent.futures
 import time
 from typing import Any
 
-from qfnb.notebook import _fmt, _theme
 from qfnb.notebook._ipython import live_display
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
+from qfnb.notebook.render import fmt, theme
 from qfnb.protocol.safe_html import clean, escape
 
 #: seconds between redraws of the deploy line
@@ -24,7 +24,7 @@ def endpoint_line(endpoint: str) -> str:
     return f"deployed · endpoint {endpoint} · chat with it: %%qfchat -m {endpoint}"
 
 
-def _bundle(text: str, color: str = _theme.TEXT) -> dict[str, str]:
+def _bundle(text: str, color: str = theme.TEXT) -> dict[str, str]:
     return {"text/plain": text,
             "text/html": clean(f'<div class="qfnb-deploy" style="color:{color}">{escape(text)}</div>')}
 
@@ -43,12 +43,12 @@ def follow_deploy(dash: Any, future: Any) -> Any:
             except concurrent.futures.TimeoutError:
                 state = f" · service {dash.deploy_state}" if dash.deploy_state else ""
                 handle.update(_bundle(f"deploying the fine-tuned model{state} · "
-                                      f"{_fmt.duration(time.monotonic() - t0)}"), raw=True)
+                                      f"{fmt.duration(time.monotonic() - t0)}"), raw=True)
     except KeyboardInterrupt:
         raise QfnbInterrupted("stopped waiting; the deploy goes on (the dashboard shows how it ends)",
                               title="deploy") from None
     except Exception as exc:
-        handle.update(_bundle(f"deploy failed: {exc}", _theme.ERROR), raw=True)
+        handle.update(_bundle(f"deploy failed: {exc}", theme.ERROR), raw=True)
         raise QfnbCellError(f"deploy failed: {exc}", title="deploy") from exc
     handle.update(_bundle(endpoint_line(dash.state.service or str(getattr(service, "endpoint", "")))), raw=True)
     return service

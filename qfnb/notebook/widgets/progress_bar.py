@@ -2,7 +2,7 @@
 
 The bar's output carries its state as static HTML too (refreshed every ``FALLBACK_INTERVAL`` s
 while it runs, final when it closes) for viewers without a widget manager; a bar cut short by a
-kernel restart keeps its last state, without broken-link icons (:data:`_theme.OFFLINE_CSS`).
+kernel restart keeps its last state, without broken-link icons (:data:`theme.OFFLINE_CSS`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import ipywidgets as w
 from qfnb._core.http.throttle import Throttle
 from qfnb._core.record.ledger import figures
 from qfnb._core.runtime.progress import ProgressSnapshot
-from qfnb.notebook import _theme
 from qfnb.notebook._ipython import display
-from qfnb.notebook._ipywidgets import HBox, SafeHTML
+from qfnb.notebook.render import theme
+from qfnb.notebook.render._ipywidgets import HBox, SafeHTML
 from qfnb.protocol.safe_html import clean, escape
 
 FALLBACK_INTERVAL = 10.0
@@ -31,9 +31,9 @@ class ProgressBox(HBox):
         self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="40%"))
         self.meter = SafeHTML(value="")
         self.text = desc
-        self.static = clean(f'<div class="qfnb-progress-static" style="color:{_theme.TEXT}"><b>{escape(desc)}</b>'
+        self.static = clean(f'<div class="qfnb-progress-static" style="color:{theme.TEXT}"><b>{escape(desc)}</b>'
                             "</div>")
-        offline = SafeHTML(value=_theme.offline_note('<span style="white-space:nowrap">· the kernel restarted</span>'))
+        offline = SafeHTML(value=theme.offline_note('<span style="white-space:nowrap">· the kernel restarted</span>'))
         super().__init__(children=[self.label, self.bar, self.meter, offline], **kwargs)
         self.add_class("qfnb-progress").add_class("qfnb-live")
 
@@ -84,7 +84,7 @@ class WidgetRenderer:
 
 
 def _note_html(note: str) -> str:
-    return f'<span class="qfnb-replayed" style="color:{_theme.TEXT_MUTED}">· {escape(note)}</span>'
+    return f'<span class="qfnb-replayed" style="color:{theme.TEXT_MUTED}">· {escape(note)}</span>'
 
 
 def replay_note(since: float, finished: int) -> str:
@@ -107,11 +107,11 @@ def static_html(snap: ProgressSnapshot, *, final: bool = True, note: str = "") -
     frac = snap.fraction if snap.fraction is not None else (1.0 if snap.finished else 0.0)
     incomplete = snap.total is not None and snap.finished < snap.total
     status = ("failed" if incomplete else ("stopped" if snap.failed else "succeeded")) if final else "running"
-    color = _theme.STATUS[status]
+    color = theme.STATUS[status]
     return clean(
-        f'<div class="qfnb-progress-static" style="display:flex;align-items:center;gap:8px;color:{_theme.TEXT}">'
+        f'<div class="qfnb-progress-static" style="display:flex;align-items:center;gap:8px;color:{theme.TEXT}">'
         f"<b>{escape(snap.desc)}</b>"
-        f'<span style="display:inline-block;width:40%;height:8px;border:1px solid {_theme.BORDER};border-radius:4px">'
+        f'<span style="display:inline-block;width:40%;height:8px;border:1px solid {theme.BORDER};border-radius:4px">'
         f'<span style="display:block;height:100%;width:{frac:.1%};background:{color};border-radius:3px"></span></span>'
         f"<span>{escape(snap.meter().split(': ', 1)[-1])}</span>"
         f"{_note_html(note) if note else ''}"
@@ -122,4 +122,4 @@ def static_html(snap: ProgressSnapshot, *, final: bool = True, note: str = "") -
 def _snapshot_time() -> str:
     """A running bar's static state says when it was true: no kernel updates it once its own is gone."""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    return f'<span class="qfnb-as-of" style="color:{_theme.TEXT_MUTED}">· snapshot {stamp}, not live</span>'
+    return f'<span class="qfnb-as-of" style="color:{theme.TEXT_MUTED}">· snapshot {stamp}, not live</span>'

@@ -1,0 +1,371 @@
+"""Chat over an OpenAI-compatible HTTP engine: our own ``llama-server`` or an external one
+(vLLM, another llama.cpp server, Ollama).
+
+The platform's request fields become the engine's (``max_output_tokens`` -> ``max_tokens``,
+``penalty_score`` -> ``repeat_penalty``...), every call streams from the engine (also for a
+non-streaming client, so closing the iterator cancels the generation at once), and the
+engine's chunks become :class:`Delta` s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import dataclasses
+import json
+import logging
+import weakref
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from qfnb.local.engines import grammar
+from qfnb.local.engines.ask import Ask, ChatAsk, GenParams, TextAsk
+from qfnb.local.engines.base import (
+    FINISH_LENGTH,
+    FINISH_NORMAL,
+    FINISH_STOP,
+    FINISH_TOOL_CALLS,
+    CannotServe,
+    Delta,
+    PromptTooLong,
+    render_gemma,
+    text_turns,
+)
+from qfnb.local.engines.gate import Gate
+from qfnb.local.engines.lanes import LaneGate
+from qfnb.local.engines.llama import prompts, tool_calls
+from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer
+from qfnb.protocol.sse import SSEDecoder
+
+log = logging.getLogger("qfnb.local.engines")
+
+_TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=30.0, pool=30.0)
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+
+
+def _client() -> httpx.AsyncClient:
+    """One pooled client per event loop (connections to engines are reused)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        # llama-server closes an idle connection after 5 s; forgetting ours at 2 s means a request is
+        # never sent on a connection the server is closing (RemoteProtocolError)
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=64, keepalive_expiry=2.0)
+        client = _clients[loop] = httpx.AsyncClient(timeout=_TIMEOUT, limits=limits, trust_env=False)
+    return client
+
+
+class NoChatTemplate(CannotServe):
+    """The model has no chat template that knows tools (a base model): it cannot call tools."""
+
+
+class SchemaNotCompiled(CannotServe):
+    """The engine refused a schema's grammar (a 400: the request, not the engine, is at fault)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one request goes: base URL (with ``/v1``), key, extra body fields, and a release hook."""
+
+    base_url: str
+    api_key: str | None = None
+    extra: dict[str, Any] | None = None
+    release: Callable[[], None] | None = None
+    broken: Callable[[], None] | None = None
+
+
+def request_body(gp: GenParams, *, llama: bool) -> dict[str, Any]:
+    """Sampling fields in OpenAI terms (plus llama.cpp's own where the engine is llama.cpp)."""
+    body: dict[str, Any] = {"temperature": 0.0 if gp.greedy else gp.temperature, "top_p": gp.top_p,
+                            "max_tokens": gp.max_tokens, "stream": True,
+                            "stream_options": {"include_usage": True}}
+    if gp.stop:
+        body["stop"] = list(gp.stop)
+    if gp.seed is not None:
+        body["seed"] = gp.seed
+    if gp.top_k > 0:
+        body["top_k"] = gp.top_k
+    if llama:
+        body.update(repeat_penalty=gp.repeat_penalty, min_p=0.0, cache_prompt=True)
+    elif gp.repeat_penalty != 1.0:
+        body["repetition_penalty"] = gp.repeat_penalty  # vLLM's name for penalty_score
+    return body
+
+
+def finish_of(reason: str | None) -> str:
+    if reason == "length":
+        return FINISH_LENGTH
+    if reason == "stop_sequence":
+        return FINISH_STOP
+    if reason == "tool_calls":
+        return FINISH_TOOL_CALLS
+    return FINISH_NORMAL
+
+
+class OpenAIChat:
+    """An :class:`~qfnb.local.engines.api.Engine` over an OpenAI-compatible engine.
+
+    ``endpoint`` is called (in a thread) for each request and says where to send it; with our
+    own ``llama-server`` that starts the process if needed and picks the adapter.
+    ``template="gemma"`` renders the Gemma turn format here and uses ``/completions`` (the base
+    GGUF has no chat template); otherwise the engine applies the model's own template.
+    """
+
+    def __init__(self, name: str, endpoint: Callable[[], Endpoint], *, gate: Gate, model: str | None = None,
+                 template: str = "native", stop: tuple[str, ...] = (), llama: bool = True,
+                 n_ctx: int | None = None) -> None:
+        self.name, self.gate, self._endpoint = name, gate, endpoint
+        self._model, self._template, self._stop, self._llama = model or name, template, stop, llama
+        #: with our own llama-server and a context size: prompts are prepared here (:mod:`.prompts`)
+        self._n_ctx = n_ctx if llama else None
+
+    @property
+    def can_call_tools(self) -> bool:
+        """Whether the model has its own chat template (the engine renders tools with it); the
+        Gemma base model has none."""
+        return self._template != "gemma"
+
+    def generate(self, ask: Ask) -> AsyncIterator[Delta]:
+        gp = ask.sampling.engine_params(self._stop)
+        if isinstance(ask, TextAsk):
+            if self._n_ctx is not None:
+                return self._run_prepared(ask.prompt, gp, ask.lane)
+            return self._run("/completions", {"prompt": ask.prompt}, gp, ask.lane)
+        if ask.plain:
+            msgs = text_turns(ask.messages)
+            if self._n_ctx is not None:
+                return self._run_prepared(render_gemma(msgs) if self._template == "gemma" else msgs, gp, ask.lane,
+                                          key=ask.cache_key)
+            if self._template == "gemma":
+                return self._run("/completions", {"prompt": render_gemma(msgs)}, gp, ask.lane)
+            return self._run("/chat/completions", {"messages": msgs}, gp, ask.lane)
+        return self._chat_fields(ask, gp)
+
+    def _chat_fields(self, ask: ChatAsk, gp: GenParams) -> AsyncIterator[Delta]:
+        """A chat with tools, a schema, logprobs or penalties, over OpenAI turns (tool calls and
+        results included).
+
+        On our own engine the prompt is prepared here (rendered with the tools by the model's
+        template, tokenized once), a JSON schema constrains decoding through the engine's grammar,
+        tool calls are decided by :mod:`.tool_calls` and ``logprobs`` come with the generated
+        tokens (a call's too); external engines get OpenAI's fields on their chat endpoint.
+        """
+        messages = [dict(m) for m in ask.messages]
+        tools = [dict(t) for t in ask.offered_tools] or None
+        if (tools or ask.has_tool_turns) and not self.can_call_tools:
+            raise NoChatTemplate(f"{self.name} is a base model without a chat template: it cannot call tools "
+                                 "or read tool turns; use an instruct model such as Qwen2.5-Coder-0.5B-Instruct")
+        passthrough = ask.sampling.penalties()
+        if self._n_ctx is None:
+            return self._external(ask, messages, passthrough, gp)
+        source: str | list[dict[str, Any]] = (render_gemma(text_turns(messages)) if self._template == "gemma"
+                                              else messages)
+        forced = bool(tools) and ask.tool_choice == "required"
+        extra = {**passthrough, **({"json_schema": dict(ask.schema)} if ask.schema is not None else {})}
+        top = ask.logprobs
+        if top is not None:
+            extra["logprobs"] = max(1, top)  # the engine's count of alternatives (0 would send none)
+        names = [t["function"]["name"] for t in tools] if tools else None
+        if forced and tools:
+            extra["json_schema"] = tool_calls.call_schema(tools)
+        answer = self._run_prepared(source, gp, ask.lane, extra, tools=tools, forced=forced, names=names,
+                                    top_logprobs=top, key=ask.cache_key)
+        strict = tool_calls.strict_tools(tools)
+        if strict and tools and not forced:  # an auto call of a strict tool that does not fit: again, enforced
+            answer = tool_calls.enforce_strict(answer, strict, lambda name: self._run_prepared(
+                source, gp, ask.lane, {**extra, "json_schema": tool_calls.call_schema(
+                    [t for t in tools if t["function"]["name"] == name])},
+                tools=tools, forced=True, names=[name], top_logprobs=top, key=ask.cache_key))
+        if names and not forced and tool_calls.follows_result(messages):  # a repeated call is answered
+            return tool_calls.answer_after_result(answer, messages, lambda closing: self._run_prepared(
+                closing, gp, ask.lane, extra, top_logprobs=top))
+        return answer
+
+    def _external(self, ask: ChatAsk, messages: list[dict[str, Any]], passthrough: dict[str, Any],
+                  gp: GenParams) -> AsyncIterator[Delta]:
+        """An external engine: OpenAI's fields on its chat endpoint."""
+        payload: dict[str, Any] = {"messages": messages, **passthrough}
+        if ask.tools:
+            payload.update(tools=[dict(t) for t in ask.tools], tool_choice=ask.tool_choice)
+        if ask.parallel_tool_calls is not None:
+            payload["parallel_tool_calls"] = ask.parallel_tool_calls
+        if ask.logprobs is not None:
+            payload.update(logprobs=True, top_logprobs=ask.logprobs)
+        if ask.schema is not None:
+            payload["response_format"] = ({"type": "json_object"} if ask.schema_name is None else {
+                "type": "json_schema", "json_schema": {"name": ask.schema_name, "schema": dict(ask.schema)}})
+        return self._run("/chat/completions", payload, gp, ask.lane)
+
+    @staticmethod
+    async def _prepare(base_url: str, headers: dict[str, str], source: str | list[dict[str, Any]],
+                       tools: list[dict[str, Any]] | None = None, forced: bool = False) -> tuple[list[int], str]:
+        """The prompt's tokens (a chat rendered by the engine's template first, with ``tools``; a
+        ``forced`` call opened with the template's own call opener) and that opener; both calls
+        are idempotent, so one sent on a connection the engine had just closed is sent again, once."""
+        async def once() -> tuple[list[int], str]:
+            text = source if isinstance(source, str) else tool_calls.fix_rendered(await prompts.render_chat(
+                _client(), base_url, headers, source, tools))
+            opener = tool_calls.call_prefix(text) if forced else ""
+            return await prompts.tokenize(_client(), base_url, headers, text + opener), opener
+
+        try:
+            return await once()
+        except httpx.RemoteProtocolError:
+            return await once()
+
+    async def _run_prepared(self, source: str | list[dict[str, Any]], gp: GenParams, lane: str,
+                            extra: dict[str, Any] | None = None, *, tools: list[dict[str, Any]] | None = None,
+                            forced: bool = False, names: list[str] | None = None,
+                            top_logprobs: int | None = None, key: str | None = None) -> AsyncIterator[Delta]:
+        """Render (a chat) and tokenize once, check the context, then run on an engine slot chosen
+        by the prompt's length (see :mod:`.prompts`); with ``names``, calls of those tools in the
+        answer become ``tool_calls`` (:mod:`.tool_calls`); with ``top_logprobs``, each token's
+        logprob keeps that many alternatives."""
+        assert self._n_ctx is not None and isinstance(self.gate, LaneGate)
+        target = await asyncio.to_thread(self._endpoint)
+        try:
+            headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+            try:
+                tokens, opener = await self._prepare(target.base_url, headers, source, tools, forced)
+            except httpx.HTTPError as exc:
+                if target.broken is not None:
+                    target.broken()
+                raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} could not prepare the prompt "
+                                        f"({type(exc).__name__})") from exc
+            if extra and "json_schema" in extra:  # the same answers, a grammar cheaper to decode
+                extra = {**extra, "json_schema": grammar.engine_schema(extra["json_schema"])}
+            body = {"model": self._model, "prompt": tokens, **request_body(gp, llama=True), **(extra or {}),
+                    **(target.extra or {})}
+            prompts.fit(self.name, tokens, self._n_ctx, body)
+            async with self.gate.turn(lane, long=len(tokens) > prompts.LONG_PROMPT_TOKENS, key=key) as slot:
+                body["id_slot"] = slot
+                deltas = self._stream(target, "/completions", body)
+                if top_logprobs is not None:
+                    deltas = _keep_top(deltas, top_logprobs)
+                if names:
+                    deltas = tool_calls.as_tool_calls(deltas, names, prefix=opener, forced=forced)
+                async for delta in deltas:
+                    yield delta
+        finally:
+            if target.release is not None:
+                target.release()
+
+    async def _run(self, path: str, payload: dict[str, Any], gp: GenParams, lane: str) -> AsyncIterator[Delta]:
+        # a LaneGate queues by lane (interactive before batch); a plain Gate only counts
+        async with self.gate.turn(lane) if isinstance(self.gate, LaneGate) else _admitted(self.gate) as slot:
+            target = await asyncio.to_thread(self._endpoint)
+            try:
+                body = {"model": self._model, **payload, **request_body(gp, llama=self._llama), **(target.extra or {})}
+                if slot is not None and self._n_ctx is not None:
+                    body["id_slot"] = slot  # our own engine: the slot the gate gave this request
+                async for delta in self._stream(target, path, body):
+                    yield delta
+            finally:
+                if target.release is not None:
+                    target.release()
+
+    async def _stream(self, target: Endpoint, path: str, body: dict[str, Any]) -> AsyncIterator[Delta]:
+        headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+        url = target.base_url.rstrip("/") + path
+        for attempt in (1, 2):
+            answered = False
+            try:
+                async with _client().stream("POST", url, json=body, headers=headers) as resp:
+                    answered = True
+                    if resp.status_code != 200:
+                        raise _engine_error(self.name, resp.status_code, (await resp.aread())[:2000])
+                    async for delta in _deltas(resp, chat=path == "/chat/completions"):
+                        yield delta
+                return
+            except httpx.TransportError as exc:
+                if attempt == 1 and not answered and _stale_connection(exc):
+                    # most often a pooled keep-alive connection that the engine closed as it was
+                    # reused; nothing was answered, so the request goes once more on a new connection
+                    log.debug("%s: engine connection closed before answering; resending once", self.name)
+                    continue
+                if target.broken is not None:
+                    target.broken()
+                raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} did not answer "
+                                        f"({type(exc).__name__})") from exc
+
+
+async def _keep_top(deltas: AsyncIterator[Delta], top: int) -> AsyncIterator[Delta]:
+    """``deltas`` with each token's ``top_logprobs`` cut to ``top`` (the engine sends at least one)."""
+    async for delta in deltas:
+        if delta.logprobs:
+            delta = dataclasses.replace(delta, logprobs=[{**e, "top_logprobs": (e.get("top_logprobs") or [])[:top]}
+                                                         for e in delta.logprobs])
+        yield delta
+
+
+@contextlib.asynccontextmanager
+async def _admitted(gate: Gate) -> AsyncIterator[int | None]:
+    with gate.admit():
+        yield None
+
+
+def _stale_connection(exc: httpx.TransportError) -> bool:
+    """A reused connection closed under us (not an engine that is down or too slow)."""
+    return isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError))
+
+
+def _engine_error(name: str, status: int, raw: bytes) -> Exception:
+    try:
+        err = json.loads(raw).get("error") or {}
+        message = str(err.get("message") or err) if isinstance(err, dict) else str(err)
+        kind = str(err.get("type", "")) if isinstance(err, dict) else ""
+    except (ValueError, AttributeError):
+        message, kind = raw.decode("utf-8", "replace"), ""
+    if "context" in kind or "context" in message.lower():
+        return PromptTooLong(f"{name}: {message}")
+    if status == 400 and ("schema" in message.lower() or "grammar" in message.lower()):
+        return SchemaNotCompiled(f"{name}: the engine could not compile the JSON schema into a grammar: {message}")
+    return EngineUnavailable(f"{name}: the engine answered HTTP {status}: {message}")
+
+
+async def _deltas(resp: httpx.Response, *, chat: bool) -> AsyncIterator[Delta]:
+    """The engine's SSE chunks as Deltas; the last one carries the finish reason and usage."""
+    decoder, text = SSEDecoder(), codecs.getincrementaldecoder("utf-8")(errors="replace")
+    finish: str | None = None
+    prompt = completion = pieces = cached = 0
+    async for raw in resp.aiter_raw():
+        for item in decoder.feed(text.decode(raw)):
+            if item.done or not isinstance(item.data, dict):
+                continue
+            data = item.data
+            usage = data.get("usage") or {}
+            if usage:
+                prompt = int(usage.get("prompt_tokens") or prompt)
+                completion = int(usage.get("completion_tokens") or completion)
+                details = usage.get("prompt_tokens_details") or {}
+                cached = int(details.get("cached_tokens") or cached)
+            timings = data.get("timings") or {}
+            if not cached and timings.get("cache_n"):  # llama-server's own count of reused prompt tokens
+                cached = int(timings["cache_n"])
+            for choice in data.get("choices") or ():
+                delta = choice.get("delta") or {}
+                piece = delta.get("content") if chat else choice.get("text")
+                calls = delta.get("tool_calls") if chat else None
+                logprobs = (choice.get("logprobs") or {}).get("content")  # llama-server's, on either endpoint
+                if piece or calls or logprobs:
+                    pieces += 1
+                    yield Delta(piece or "", None, prompt, max(completion, pieces), tool_calls=calls or None,
+                                logprobs=logprobs or None)
+                finish = choice.get("finish_reason") or finish
+    yield Delta("", finish_of(finish), prompt, completion or pieces, cached_tokens=cached)
+
+
+def llama_endpoint(server: LlamaServer, adapter: Path | None) -> Callable[[], Endpoint]:
+    """Requests for ``server``'s base model, or with ``adapter`` applied."""
+
+    def endpoint() -> Endpoint:
+        lease: Lease = server.acquire(adapter)
+        return Endpoint(lease.url + "/v1", lease.key, {"lora": lease.lora(adapter)} if lease.adapters else None,
+                        release=lambda: server.release(lease), broken=lambda: server.report_failure(lease))
+
+    return endpoint

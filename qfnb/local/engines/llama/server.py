@@ -1,0 +1,413 @@
+"""llama.cpp's own server (``llama-server``) as a supervised engine process.
+
+One process per base model, on a private loopback port it binds itself (``--port 0``; it logs the
+port it got, so no port is picked here and released for it to take) with a random API key (passed in
+the environment, never on the command line), ``--parallel`` slots with continuous batching and the
+base model's LoRA adapters loaded unapplied, so each request picks its adapter. The process is
+started on first use, restarted if it crashes, stopped when idle, and its log is
+``<data_dir>/logs/engine-<name>.log``. A new adapter set means a new process, started once the
+old one has finished its requests: two processes that each use every core slowed each other's
+decoding 4 to 60 times here (llama.cpp's threads spin at their barriers), so they do not overlap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from qfnb.local.engines.llama import spawn
+
+log = logging.getLogger("qfnb.local.engines")
+
+BINARY_ENV = "QFNB_LLAMA_SERVER"
+START_TIMEOUT = 120.0
+MAX_RESTARTS = 3  # crashes within RESTART_WINDOW before the engine is marked failed
+RESTART_WINDOW = 60.0
+DRAIN_S = 20.0  # the longest a process being replaced may take to finish its requests
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine process could not be started (or keeps crashing)."""
+
+
+def find_binary() -> Path | None:
+    """``$QFNB_LLAMA_SERVER``, else ``llama-server`` next to this Python (the venv's bin/), else on PATH."""
+    given = os.environ.get(BINARY_ENV)
+    if given:
+        return Path(given) if Path(given).is_file() else None
+    beside = Path(sys.executable).parent / "llama-server"
+    if beside.is_file():
+        return beside
+    found = shutil.which("llama-server")
+    return Path(found) if found else None
+
+
+def default_slots(cores: int | None = None) -> int:
+    """Parallel slots: four per core, 4 to 16 (decode on a CPU is memory-bound, so a batch of
+    sequences costs little more than one)."""
+    n = cores or os.cpu_count() or 2
+    return max(4, min(16, 4 * n))
+
+
+#: what llama-server logs once it serves (after its model loaded), with the port it bound
+LISTENING = re.compile(rb"listening on http://127\.0\.0\.1:(\d+)")
+
+
+def reported_port(log_bytes: bytes) -> int | None:
+    """The port a llama-server started with ``--port 0`` says it listens on (None: not yet)."""
+    found = LISTENING.search(log_bytes)
+    return int(found.group(1)) if found else None
+
+
+@dataclass
+class ServerConfig:
+    """How to run one base model's engine."""
+
+    name: str
+    gguf: Path
+    log_dir: Path
+    slots: int = field(default_factory=default_slots)
+    ctx_per_slot: int = 4096
+    threads: int = field(default_factory=lambda: os.cpu_count() or 2)
+    idle_seconds: float = 600.0
+    chat_template: str | None = None  # a jinja template file for models without one
+    #: tokens the engine processes per step (all slots together): a long prompt is prefilled in
+    #: steps this size, and the short prompts of other slots get into every step
+    batch: int = 64
+    #: a cross-encoder in llama-server's reranking mode (``--reranking``: rank pooling, ``POST /rerank``)
+    reranking: bool = False
+    #: an embedding model in llama-server's embedding mode (``--embedding``: the GGUF's pooling,
+    #: ``POST /v1/embeddings``)
+    embedding: bool = False
+
+
+class _Instance:
+    """One running process, its port, key and adapter list, and how many requests use it."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], key: str, adapters: tuple[Path, ...], port: int = 0) -> None:
+        self.proc, self.port, self.key, self.adapters = proc, port, key, adapters
+        self.active = 0
+        self.retired = False
+        self.draining = False  # takes no new request: a process with other adapters replaces it
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def serves(self, adapter: Path | None) -> bool:
+        """Alive, taking requests, and with ``adapter`` loaded (None: the base model alone)."""
+        return not self.draining and self.alive() and (adapter is None or adapter in self.adapters)
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A running engine to send one request to; release it when the request is over."""
+
+    url: str
+    key: str
+    adapters: tuple[Path, ...]
+    instance: _Instance
+
+    def lora(self, adapter: Path | None) -> list[dict[str, float]]:
+        """The request's ``lora`` field: every loaded adapter at scale 0 except ``adapter``."""
+        return [{"id": i, "scale": 1.0 if p == adapter else 0.0} for i, p in enumerate(self.adapters)]
+
+
+class LlamaServer:
+    """A supervised ``llama-server`` for one base model (thread-safe, event-loop agnostic)."""
+
+    def __init__(self, config: ServerConfig, binary: Path | None = None) -> None:
+        self.config = config
+        self.binary = binary or find_binary()
+        self._adapters: tuple[Path, ...] = ()
+        self._current: _Instance | None = None
+        self._retired: list[_Instance] = []
+        self._lock = threading.RLock()
+        self._drained = threading.Condition(self._lock)
+        self._start_lock = threading.Lock()
+        self._crashes: list[float] = []
+        self._closed = False
+        self.state = "stopped"  # stopped | starting | ready | failed
+        self.since = time.time()
+        self.last_used = time.monotonic()
+        self._watch = threading.Thread(target=self._watchdog, name=f"qfnb-engine-watch-{config.name}", daemon=True)
+        self._watch.start()
+
+    # ---- adapters ------------------------------------------------------------------------
+
+    def add_adapter(self, path: Path) -> None:
+        """Load ``path`` (a LoRA GGUF) too; takes effect with the next request (a new process)."""
+        with self._lock:
+            if path not in self._adapters:
+                self._adapters = (*self._adapters, path)
+
+    def config_adapters(self) -> tuple[Path, ...]:
+        return self._adapters
+
+    # ---- requests ------------------------------------------------------------------------
+
+    def acquire(self, adapter: Path | None = None) -> Lease:
+        """A running process that has ``adapter`` loaded (blocking: may start one)."""
+        self.last_used = time.monotonic()
+        with self._lock:
+            inst = self._current
+            if inst is not None and inst.serves(adapter):
+                inst.active += 1
+                return Lease(inst.url, inst.key, inst.adapters, inst)
+        with self._start_lock:  # one start at a time; others wait for it and use it
+            with self._lock:
+                inst = self._current
+                usable = inst is not None and inst.serves(adapter)
+                if not usable:
+                    if adapter is not None and adapter not in self._adapters:
+                        raise EngineUnavailable(f"{self.config.name}: adapter {adapter} is not registered")
+                    adapters = self._adapters
+            if not usable:
+                self._drain(inst)
+                inst = self._start(adapters)
+            with self._lock:
+                assert inst is not None
+                inst.active += 1
+                return Lease(inst.url, inst.key, inst.adapters, inst)
+
+    def release(self, lease: Lease) -> None:
+        with self._lock:
+            lease.instance.active -= 1
+            self.last_used = time.monotonic()
+            done = lease.instance.retired and lease.instance.active <= 0
+            self._drained.notify_all()
+        if done:
+            lease.instance.stop()
+
+    def _drain(self, inst: _Instance | None) -> None:
+        """A live process that lacks an adapter takes no new request and finishes its own (for up
+        to :data:`DRAIN_S`) before its replacement starts; new requests wait for the replacement."""
+        with self._lock:
+            if inst is not None and inst.alive():
+                inst.draining = True
+                self._drained.wait_for(lambda: inst.active <= 0, timeout=DRAIN_S)
+
+    def report_failure(self, lease: Lease) -> None:
+        """A request could not reach the process: if it died, the next acquire starts another."""
+        if not lease.instance.alive():
+            self._note_crash(lease.instance)
+
+    # ---- process management --------------------------------------------------------------
+
+    def _argv(self, adapters: Sequence[Path]) -> list[str]:
+        """The command line: ``--port 0``, so the process binds a free port itself and logs it."""
+        c = self.config
+        # in embedding mode this llama.cpp aborts at start (GGML_ASSERT in ggml_can_mul_mat) with 3, 5 or 6
+        # sequences and starts with 1, 2, 4 or 8 (measured on a mean-pooling BERT): a power of two it is
+        slots = 1 << (c.slots.bit_length() - 1) if c.embedding else c.slots
+        argv = [str(self.binary), "--model", str(c.gguf), "--host", "127.0.0.1", "--port", "0",
+                "--parallel", str(slots), "--ctx-size", str(c.ctx_per_slot * slots), "--kv-unified",
+                "--threads", str(c.threads), "--threads-batch", str(c.threads),
+                "--threads-http", str(max(8, 2 * c.slots + 4)), "--no-webui", "--metrics", "--jinja",
+                "--cont-batching", "--no-warmup", "--flash-attn", "on",
+                "--batch-size", str(c.batch), "--ubatch-size", str(c.batch),
+                # no host-RAM prompt cache: the platform pins each request to a slot (``id_slot``),
+                # and with that cache on, pinned requests rotating over the slots re-read their
+                # whole prompts (measured: 46 of 46 tokens, against 20 with the 26-token shared
+                # prefix kept in each slot when the cache is off)
+                "--cache-ram", "0"]
+        if c.reranking or c.embedding:
+            # an encoder reads a whole input (a text, or a (query, document) pair) in one step
+            step = str(max(c.batch, c.ctx_per_slot))
+            argv[argv.index("--batch-size") + 1] = argv[argv.index("--ubatch-size") + 1] = step
+            argv.append("--reranking" if c.reranking else "--embedding")
+        if c.chat_template:
+            argv += ["--chat-template-file", c.chat_template]
+        for a in adapters:
+            argv += ["--lora", str(a)]
+        if adapters:
+            argv.append("--lora-init-without-apply")
+        return argv
+
+    def _start(self, adapters: tuple[Path, ...]) -> _Instance:
+        if self._closed:
+            raise EngineUnavailable(f"{self.config.name}: the platform is shutting down")
+        if self.binary is None or not self.binary.is_file():
+            raise EngineUnavailable("llama-server is not installed (scripts/bootstrap.sh builds it; or set "
+                                    f"{BINARY_ENV} to its path)")
+        with self._lock:
+            recent = [t for t in self._crashes if time.monotonic() - t < RESTART_WINDOW]
+            if len(recent) >= MAX_RESTARTS:
+                self._set_state("failed")
+                raise EngineUnavailable(f"{self.config.name}: the engine crashed {len(recent)} times in the last "
+                                        f"{RESTART_WINDOW:.0f} s; see {self.log_path}")
+        self._set_state("starting")
+        self.config.log_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(24)
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as logf:
+            logf.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.config.name} "
+                       f"({len(adapters)} adapters)\n".encode())
+            logf.flush()
+            offset = os.fstat(logf.fileno()).st_size
+            # dies with the platform, even on SIGKILL (spawn.popen: PR_SET_PDEATHSIG)
+            proc = spawn.popen(self._argv(adapters), stdin=subprocess.DEVNULL, stdout=logf,
+                               stderr=subprocess.STDOUT, env={**os.environ, "LLAMA_API_KEY": key},
+                               start_new_session=True)
+        inst = _Instance(proc, key, adapters)
+        error = self._wait_ready(inst, offset)
+        if error is not None:
+            inst.stop()
+            self._set_state("failed")
+            raise EngineUnavailable(f"{self.config.name}: llama-server did not start: {error} (log: {self.log_path})")
+        with self._lock:
+            old, self._current = self._current, inst
+            if old is not None:
+                old.retired = True
+                if old.active <= 0:
+                    threading.Thread(target=old.stop, daemon=True).start()
+                else:
+                    self._retired.append(old)
+        self._set_state("ready")
+        fd = os.open(self.pid_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(proc.pid))
+        log.info("engine %s ready on 127.0.0.1:%d (%d slots, %d adapters)", self.config.name, inst.port,
+                 self.config.slots, len(adapters))
+        return inst
+
+    @property
+    def pid_path(self) -> Path:
+        return self.config.log_dir / f"engine-{self.config.name}.pid"
+
+    def _wait_ready(self, inst: _Instance, offset: int) -> str | None:
+        """Wait for the port the process reports in its log (after ``offset``), then for its health."""
+        deadline = time.monotonic() + START_TIMEOUT
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if not inst.alive():
+                    return f"exited with code {inst.proc.returncode}"
+                if not inst.port:
+                    inst.port = self._reported_port(offset) or 0
+                try:
+                    if inst.port and client.get(f"{inst.url}/health").status_code == 200:
+                        return None
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+        return f"not ready after {START_TIMEOUT:.0f} s"
+
+    def _reported_port(self, offset: int) -> int | None:
+        try:
+            with self.log_path.open("rb") as fh:
+                fh.seek(offset)
+                return reported_port(fh.read())
+        except OSError:
+            return None
+
+    def _set_state(self, state: str) -> None:
+        with self._lock:
+            if state != self.state:
+                self.state, self.since = state, time.time()
+
+    def _note_crash(self, inst: _Instance) -> None:
+        with self._lock:
+            if self._current is not inst:
+                return
+            self._current = None
+            self._crashes.append(time.monotonic())
+        self._set_state("stopped")
+        log.warning("engine %s exited unexpectedly (code %s); restarting it (log: %s)", self.config.name,
+                    inst.proc.returncode, self.log_path)
+
+    def _watchdog(self) -> None:
+        """Restart a crashed process; stop one idle for ``idle_seconds``; reap retired ones."""
+        while not self._closed:
+            time.sleep(1.0)
+            with self._lock:
+                inst = self._current
+                self._retired = [r for r in self._retired if r.alive() and r.active > 0]
+            if inst is None:
+                continue
+            if not inst.alive():
+                self._note_crash(inst)
+                try:
+                    self.acquire_and_release()
+                except EngineUnavailable as exc:
+                    log.warning("%s", exc)
+            elif inst.active <= 0 and time.monotonic() - self.last_used > self.config.idle_seconds:
+                with self._lock:
+                    if self._current is not inst or inst.active > 0:
+                        continue
+                    self._current = None
+                log.info("engine %s idle for %.0f s: stopping it", self.config.name, self.config.idle_seconds)
+                inst.stop()
+                self._set_state("stopped")
+
+    def unload(self) -> bool:
+        """Stop the process now (requests under way finish first); the next request starts one."""
+        with self._lock:
+            inst, self._current = self._current, None
+            if inst is None:
+                return False
+            inst.retired = True
+            busy = inst.active > 0
+            if busy:
+                self._retired.append(inst)
+        if not busy:
+            inst.stop()
+        self._set_state("stopped")
+        log.info("engine %s unloaded on request", self.config.name)
+        return True
+
+    def unload_in(self) -> float | None:
+        """Seconds until the idle stop (None: not running, or never unloaded)."""
+        inst = self._current
+        if inst is None or not inst.alive() or self.config.idle_seconds == float("inf"):
+            return None
+        if inst.active > 0:
+            return self.config.idle_seconds
+        return max(0.0, self.config.idle_seconds - (time.monotonic() - self.last_used))
+
+    def acquire_and_release(self) -> None:
+        """Make sure a process is running (start one if none)."""
+        self.release(self.acquire())
+
+    @property
+    def log_path(self) -> Path:
+        return self.config.log_dir / f"engine-{self.config.name}.log"
+
+    @property
+    def pid(self) -> int | None:
+        inst = self._current
+        return inst.proc.pid if inst is not None and inst.alive() else None
+
+    def close(self) -> None:
+        """Stop every process of this engine."""
+        self._closed = True
+        with self._lock:
+            instances = [i for i in (self._current, *self._retired) if i is not None]
+            self._current, self._retired = None, []
+        for inst in instances:
+            inst.stop()
+        self.pid_path.unlink(missing_ok=True)
+        self._set_state("stopped")

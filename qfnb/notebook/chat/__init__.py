@@ -1,0 +1,3 @@
+"""``%%qfchat``: the cell (``cell``), its requests and sessions, the streaming runner, the answer display
+(``answer``), the loading footer, saved prompts, and the tool cell on :mod:`qfnb.agents` (``tools``).
+Imports ``render``, the notebook's shared modules, the SDK and ``qfnb.agents``; never training, evaluation or data."""

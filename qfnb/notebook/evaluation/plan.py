@@ -1,0 +1,131 @@
+"""``%qfeval ... --compare BASE --plan MIN_DIFF``: a pilot (or a stored result), the sample-size plan,
+and the line that runs the full evaluation (glue over :func:`qfnb.evaluation.plan_comparison`)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from qfnb.evaluation import Plan, plan_comparison
+from qfnb.notebook.evaluation import run as evalrun
+from qfnb.notebook.evaluation.options import EvalArgsError, reason
+from qfnb.notebook.evaluation.run import EvalPlan
+from qfnb.notebook.render import theme as _theme
+from qfnb.protocol.safe_html import escape
+
+#: items in a pilot when ``--limit`` does not say
+PILOT_ITEMS = 20
+
+
+def min_difference(value: str) -> float:
+    try:
+        out = float(value)
+    except ValueError:
+        raise EvalArgsError(f"--plan: MIN_DIFF must be a number, got {value!r}") from None
+    if not out > 0:
+        raise EvalArgsError(f"--plan: MIN_DIFF must be positive, got {value}")
+    return out
+
+
+def pilot_frame(frame: pd.DataFrame, size: int | None) -> pd.DataFrame:
+    """A seeded random draw of ``size`` items (default :data:`PILOT_ITEMS`), keeping the dataset's order."""
+    n = min(size or PILOT_ITEMS, len(frame))
+    if n < 3:
+        raise EvalArgsError(f"--plan: a pilot needs at least 3 items, the data set gives {len(frame)}")
+    chosen = np.sort(np.random.default_rng(0).permutation(len(frame))[:n])
+    return frame.iloc[chosen].reset_index(drop=True)
+
+
+def plans(result: Any, baseline: str, metric: str, diff: float) -> list[Plan]:
+    """Each other model of ``result`` against ``baseline`` on ``metric``."""
+    out = []
+    for tag in result.llm_tags:
+        if tag == baseline:
+            continue
+        try:
+            out.append(plan_comparison(result, metric, min_difference=diff, a=tag, b=baseline))
+        except ValueError as exc:
+            raise EvalArgsError(f"--plan: {tag} vs {baseline} on {metric}: {reason(exc)}") from None
+    return out
+
+
+@dataclass(frozen=True)
+class Pilot:
+    """A ``--plan`` run: the pilot's size and the whole data set's, and the difference to detect."""
+
+    min_difference: float
+    dataset_items: int
+
+    def report(self, result: Any, plan: EvalPlan, line: str) -> PlanReport:
+        """The plan from the pilot's result, on the first metric asked."""
+        shown = plan.chart_metrics[0]
+        column = next(c for c, name in plan.columns.items() if name == shown)
+        found = plans(result, plan.compare or "", column, self.min_difference)
+        return PlanReport(found, pilot_items=len(plan.frame), dataset_items=self.dataset_items, line=line,
+                          metric=shown)
+
+
+def prepare(args: argparse.Namespace, namespace: Mapping[str, Any]) -> tuple[EvalPlan, Pilot | None]:
+    """The checked run of ``%qfeval``; with ``--plan``, narrowed to a pilot (``--limit`` is its size,
+    drawn at random from the whole data set)."""
+    if args.plan is None:
+        return evalrun.plan(args, namespace), None
+    diff = min_difference(args.plan)
+    size, args.limit = args.limit, None
+    plan = evalrun.plan(args, namespace)
+    if plan.compare is None or plan.sequential:
+        raise EvalArgsError("--plan needs --compare BASE (and plans a fixed-n run: no --sequential)")
+    return replace(plan, frame=pilot_frame(plan.frame, size)), Pilot(diff, len(plan.frame))
+
+
+def full_run_line(line: str, n_items: int) -> str:
+    """The same ``%qfeval`` line without ``--plan`` and ``-o``/``--limit``, limited to ``n_items``."""
+    words = re.sub(r"\s--plan(\s+|=)\S+", " ", f" {line} ")
+    words = re.sub(r"\s--limit(\s+|=)\S+", " ", words)
+    return f"%qfeval {' '.join(words.split())} --limit {n_items}"
+
+
+class PlanReport:
+    """The plan(s), their assumptions, and the line to run next."""
+
+    def __init__(self, plans: Sequence[Plan], *, pilot_items: int, dataset_items: int | None, line: str | None,
+                 metric: str) -> None:
+        self.plans = list(plans)
+        self.pilot_items, self.dataset_items, self.metric = pilot_items, dataset_items, metric
+        self.n_items = max(p.n_items for p in self.plans)
+        available = dataset_items if dataset_items is not None else self.n_items
+        self.next_line = full_run_line(line, min(self.n_items, available)) if line is not None else None
+
+    @property
+    def sentences(self) -> list[str]:
+        out = [p.sentence for p in self.plans]
+        if self.dataset_items is not None and self.n_items > self.dataset_items:
+            worst = min(p.power_at(self.dataset_items) for p in self.plans)
+            out.append(f"The data set has only {self.dataset_items} items: with all of them the power is "
+                       f"{worst:.0%}. Add items, or plan for a larger difference.")
+        return out
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/plain": repr(self), "text/html": self.to_html()}
+
+    def to_html(self) -> str:
+        muted = f"color:{_theme.TEXT_MUTED}"
+        items = "".join(f"<li>{escape(s)}</li>" for s in self.sentences)
+        notes = "".join(f"<li>{escape(a)}</li>" for a in self.plans[0].assumptions)
+        run = (f'<p>Full run: <code class="qfnb-plan-line">{escape(self.next_line)}</code></p>'
+               if self.next_line else "")
+        return (f'<div class="qfnb-plan" style="color:{_theme.TEXT}"><h4>Plan on {escape(self.metric)} '
+                f"(pilot: {self.pilot_items} items)</h4><ul>{items}</ul>{run}"
+                f'<details style="{muted}"><summary>assumptions</summary><ul>{notes}</ul></details></div>')
+
+    def __repr__(self) -> str:
+        lines = [f"Plan on {self.metric} (pilot: {self.pilot_items} items)", *self.sentences]
+        if self.next_line:
+            lines.append(f"Full run: {self.next_line}")
+        return "\n".join(lines + [f"  - {a}" for a in self.plans[0].assumptions])

@@ -1,0 +1,380 @@
+"""The fine-tune launcher: pick a base model and a dataset, set hyperparameters, Launch.
+
+It lives beside ``train`` (not in ``widgets/``) because it drives ``train.launch``; it also holds
+the ``%qftrain`` dispatch, which shows this form or launches directly.
+Bounds come from :data:`qfnb.notebook.training.run.BOUNDS` (the same checks as the magic's options);
+the dashboard of the launched job replaces the form's result area, so nothing is displayed from
+a button callback. Shown with :meth:`FinetuneLauncher.show`, the launcher's output becomes the
+job's final static state when the job ends (a saved notebook keeps no form that needs a kernel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+from IPython.core.error import UsageError
+
+from qfnb.notebook import discovery
+from qfnb.notebook._ipython import DisplayHandle, display
+from qfnb.notebook.errors import QfnbCellError
+from qfnb.notebook.render import theme
+from qfnb.notebook.render._ipywidgets import SafeHTML, VBox
+from qfnb.notebook.training import run as train
+from qfnb.notebook.training.jobs import jobs_frame, resolve_task
+from qfnb.notebook.training.run import BOUNDS, DEFAULT_BASE, MAX_EVAL_SPLIT, TrainerFactory, TrainSpec, launch
+from qfnb.protocol.daemon import default_data_dir
+from qfnb.protocol.files import write_private_json
+from qfnb.protocol.safe_html import clean, escape
+from qfnb.trainer.configs import TrainConfig
+
+log = logging.getLogger("qfnb.notebook.training.launcher")
+
+#: the launcher's validation split: ``TrainConfig.trainset_rate``'s default (the official SDK's 20)
+DEFAULT_EVAL_SPLIT = int(TrainConfig.model_fields["trainset_rate"].default)
+
+
+def platform_base_models(list_models: Any = None) -> tuple[str, ...]:
+    """The base models to offer: the platform's chat and completion models (what ``%qfmodels``
+    lists, so the cloud's names when qfnb points at the cloud), the usual fine-tune base first."""
+    try:
+        listing = (list_models or discovery.list_models)()
+        names = listing.names("completion") + listing.names("chat")
+    except Exception:  # the form still works: the user types a name
+        names = []
+    names = list(dict.fromkeys(names))
+    if DEFAULT_BASE in names:
+        names.remove(DEFAULT_BASE)
+        names.insert(0, DEFAULT_BASE)
+    return tuple(names) or (DEFAULT_BASE,)
+
+
+def demo_dataset() -> Path | None:
+    """The demo dataset's training split (``qfnb.dataset.demo_qa("train")``)."""
+    from qfnb.dataset.demo import demo_qa  # deferred: loads pandas (`%load_ext qfnb` does not)
+
+    try:
+        return demo_qa("train")
+    except OSError:  # a stripped install without the demo data
+        return None
+
+
+#: what each notebook cell's form last launched (``{cell id: {"command", "at"}}``), in the data dir
+LAUNCHES_FILE = "launcher_cells.json"
+#: the id of the notebook cell running now (JupyterLab sends it with each execution): :func:`register`
+_cell_id: str | None = None
+
+
+def register(ipython: Any) -> None:
+    """Follow which notebook cell runs (so a form knows what its cell launched before a restart)."""
+
+    def pre_run_cell(info: Any) -> None:
+        global _cell_id
+        _cell_id = getattr(info, "cell_id", None) or None
+
+    ipython.events.register("pre_run_cell", pre_run_cell)
+
+
+def _launches_path() -> Path:
+    return default_data_dir() / LAUNCHES_FILE
+
+
+def launched_from(cell_id: str | None) -> dict[str, Any] | None:
+    """What the form in cell ``cell_id`` last launched (``command``, ``at``), or None."""
+    import json
+
+    if not cell_id:
+        return None
+    try:
+        found = json.loads(_launches_path().read_text()).get(cell_id)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return found if isinstance(found, dict) and found.get("command") else None
+
+
+def remember_launch(cell_id: str | None, command: str) -> None:
+    """Keep ``command`` as what cell ``cell_id``'s form launched (a later run of the cell says so)."""
+    import json
+    import time
+
+    if not cell_id:
+        return
+    path = _launches_path()
+    try:
+        known = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        known = {}
+    known = known if isinstance(known, dict) else {}
+    known[cell_id] = {"command": command, "at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_private_json(path, known)
+
+
+#: the files the form offers: every format ``Dataset.load(data_file=...)`` reads
+DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".txt")
+
+
+def dataset_choices(root: Path | None = None) -> list[str]:
+    """Data files (:data:`DATA_SUFFIXES`) under the notebook's folder (the kernel's working
+    directory; two levels, hidden folders and notebook checkpoints skipped), then the bundled demo
+    set. The form's default is the first of the folder's files, never the demo nor another
+    session's data: with none, the field is empty and says what to give."""
+    root = root or Path.cwd()
+    found = sorted({str(p.relative_to(root)) for pat in ("*", "*/*") for p in root.glob(pat)
+                    if p.suffix.lower() in DATA_SUFFIXES and p.is_file()
+                    and not any(part.startswith(".") for part in p.relative_to(root).parts)})
+    demo = demo_dataset()
+    return found + ([str(demo)] if demo else [])
+
+
+class FinetuneLauncher(VBox):
+    """A form that validates a :class:`TrainSpec` and launches it with a live dashboard."""
+
+    def __init__(self, factory: TrainerFactory | None = None, *, base_models: tuple[str, ...] | None = None) -> None:
+        self.factory = factory
+        self.on_deploy: Any = None  # None: deploy on the platform (tests inject a double)
+        self.dashboard: Any = None
+        self.handle: DisplayHandle | None = None  # set by show(): the output the finished job's static state replaces
+        self.var_name: str | None = None  # the -o variable holding this launcher
+        self.cell_id = _cell_id  # the notebook cell showing this form
+        #: what this cell's form launched before (a restarted kernel's Run All shows it, not a blank form)
+        self.previous = launched_from(self.cell_id)
+        style = {"description_width": "110px"}
+        datasets = dataset_choices()
+        if base_models is None:
+            base_models = platform_base_models()
+        self.base = w.Combobox(
+            value=base_models[0], options=list(base_models), description="base model", ensure_option=False, style=style
+        )
+        self.name = w.Text(value="", description="name", placeholder="e.g. my-first-tune (optional)", style=style)
+        own = [d for d in datasets if not Path(d).is_absolute()]  # the notebook folder's, not the demo
+        self.dataset = w.Combobox(
+            value=own[0] if own else "",
+            options=datasets,
+            description="dataset",
+            placeholder="a .jsonl, .json, .csv or .txt file, or a dataset id",
+            ensure_option=False,
+            style=style,
+            layout=w.Layout(width="70%"),
+        )
+        lo, hi = BOUNDS["epochs"]
+        self.epochs = w.BoundedIntText(value=1, min=int(lo), max=int(hi), description="epochs", style=style)
+        lo, hi = BOUNDS["steps"]
+        self.steps = w.BoundedIntText(value=30, min=0, max=int(hi), description="max steps", style=style,
+                                      tooltip="stop after this many steps; 0 runs every step of the epochs")
+        lo, hi = BOUNDS["batch_size"]
+        self.batch_size = w.BoundedIntText(value=4, min=int(lo), max=int(hi), description="batch size", style=style)
+        self.lr = w.FloatLogSlider(
+            value=2e-4,
+            base=10,
+            min=-6,
+            max=-2,
+            step=0.1,
+            readout_format=".1e",
+            description="learning rate",
+            style=style,
+        )
+        self.eval_split = w.BoundedIntText(
+            value=DEFAULT_EVAL_SPLIT, min=0, max=MAX_EVAL_SPLIT, description="validation %", style=style,
+            tooltip="held out of the data, never trained on: the dashboard draws its loss beside the training loss")
+        self.deploy = w.Checkbox(value=False, description="deploy when done", indent=False)
+        self.launch_button = w.Button(description="Launch", icon="play", button_style="primary")
+        self.message = SafeHTML(self._previous_html())
+        self.slot = w.VBox()
+        self.offline = SafeHTML(theme.offline_note("the kernel restarted: run the cell again to use this form"))
+        self.launch_button.on_click(self._clicked_launch)
+        self.form = w.VBox([
+            self.name,
+            self.base,
+            self.dataset,
+            w.HBox([self.epochs, self.steps]),
+            w.HBox([self.batch_size, self.lr]),
+            w.HBox([self.eval_split, SafeHTML(f'<span style="color:{theme.TEXT_MUTED}">held out for the '
+                                              "evaluation loss (never trained on); 0: none</span>")]),
+            w.HBox([self.deploy, self.launch_button]).add_class("qfnb-live-only"),
+        ])
+        # a cell that launched before (Run All after a restart): the record of that launch, and the
+        # form only on asking for a new launch
+        self.new_launch = w.Button(description="New launch", icon="plus", tooltip="show the form to launch again")
+        self.new_launch.add_class("qfnb-live-only")
+        self.new_launch.on_click(self._clicked_new_launch)
+        self.form.layout.display = "none" if self.previous else None
+        self.new_launch.layout.display = None if self.previous else "none"
+        super().__init__(
+            children=[
+                SafeHTML("<b>Fine-tune</b>"),
+                self.form,
+                self.message,
+                self.new_launch,
+                self.slot,
+                self.offline,
+            ]
+        )
+        self.add_class("qfnb-launcher").add_class("qfnb-live")
+
+    def _previous_html(self) -> str:
+        if not self.previous:
+            return ""
+        return (f'<div class="qfnb-launched" style="color:{theme.TEXT_MUTED}">launched from this cell at '
+                f'{escape(self.previous.get("at", ""))}: <code style="color:{theme.TEXT};user-select:all">'
+                f'{escape(self.previous["command"])}</code> · its job: <code>%qftrain --list</code></div>')
+
+    def show(self) -> FinetuneLauncher:
+        """Display the form with a display id. Call from a cell."""
+        self.handle = display(self, display_id=True)
+        return self
+
+    def spec(self) -> TrainSpec:
+        return TrainSpec(
+            dataset=self.dataset.value.strip(),
+            base=self.base.value.strip(),
+            epochs=self.epochs.value,
+            lr=self.lr.value,
+            steps=self.steps.value or None,
+            batch_size=self.batch_size.value,
+            deploy=self.deploy.value,
+            name=self.name.value.strip() or None,
+            eval_split=self.eval_split.value,
+        )
+
+    def _clicked_new_launch(self, _: Any = None) -> None:
+        self.form.layout.display = None
+        self.new_launch.layout.display = "none"
+
+    def _clicked_launch(self, _: Any = None) -> None:
+        try:
+            spec = self.spec()
+            self.dashboard = launch(spec, self.factory, show=False, on_deploy=self.on_deploy)
+        except Exception as exc:  # shown in the form; the kernel stays usable
+            self.message.value = f'<span style="color:{theme.ERROR}">{escape(exc)}</span>'
+            return
+        self.message.value = ""
+        self.launch_button.disabled = True
+        self.dashboard.launched_as = self.command()  # the record: what ran, with the values it ran with
+        try:
+            remember_launch(self.cell_id, self.dashboard.launched_as)
+        except OSError as exc:  # the record of the cell is a nicety; the job runs regardless
+            log.warning("could not remember what this cell launched: %s", exc)
+        self.dashboard.handle = self.handle  # its final static state replaces the whole form
+        self.dashboard.shown_in = self
+        self.offline.value = theme.OFFLINE_CSS  # the dashboard says what a restart means for its job
+        self.dashboard.var_name = f"{self.var_name}.dashboard" if self.var_name else None
+        self.slot.children = (self.dashboard,)
+        if self.handle is not None:  # the saved notebook keeps the launched line from now on, not the form
+            self.handle.update(self)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The form, and as static HTML for viewers without widgets: the job's state once launched,
+        else the ``%qftrain`` line the form would run."""
+        data = dict(super()._repr_mimebundle_(**kwargs) or {})
+        if self.dashboard is not None:
+            data["text/html"] = self.dashboard.snapshot_html(chart=self.dashboard.chart.value or None)
+        elif self.previous and self.form.layout.display == "none":  # the record, no form
+            data["text/html"] = clean(f'<div class="qfnb-launcher-static" style="color:{theme.TEXT}">'
+                                      f"{self._previous_html()}</div>")
+        else:
+            data["text/html"] = clean(f'<div class="qfnb-launcher-static" style="color:{theme.TEXT}">'
+                                      f"{self._previous_html()}<b>Fine-tune</b> form (needs a running kernel); "
+                                      f"the same from code: <code>{escape(self.command())}</code></div>")
+        data["text/plain"] = repr(self)
+        return data
+
+    def command(self) -> str:
+        """The ``%qftrain`` line equivalent to the form's current values."""
+        base, data = (shlex.quote(v.strip() or d) for v, d in ((self.base.value, DEFAULT_BASE),
+                                                                (self.dataset.value, "DATA.jsonl")))
+        line = f"%qftrain --base {base} --dataset {data}"
+        if self.name.value.strip():
+            line += f" --name {shlex.quote(self.name.value.strip())}"
+        line += f" --epochs {self.epochs.value} --batch-size {self.batch_size.value} --lr {self.lr.value:.1e}"
+        line += f" --eval-split {self.eval_split.value}"
+        return line + (f" --steps {self.steps.value}" if self.steps.value else "") + (
+            " --deploy" if self.deploy.value else "")
+
+    def __repr__(self) -> str:
+        if self.dashboard is not None:
+            return repr(self.dashboard)
+        if self.previous and self.form.layout.display == "none":
+            return f"[qftrain launcher] launched from this cell at {self.previous.get('at', '?')}: " \
+                   f"{self.previous['command']}"
+        return f"[qftrain launcher] base={self.base.value} dataset={self.dataset.value or '?'}"
+
+
+def handle_magic(magics: Any, args: argparse.Namespace, line: str) -> Any:
+    """Dispatch the parsed ``%qftrain`` arguments."""
+    if args.stop:
+        try:
+            train.platform_stop(args.stop)
+        except Exception as exc:
+            raise QfnbCellError(f"could not stop task {args.stop}: {exc}", title="qftrain") from exc
+        return f"stop requested for task {args.stop}"
+    if args.list:
+        try:
+            return jobs_frame()
+        except Exception as exc:
+            raise QfnbCellError(f"could not list the fine-tunes: {exc}", title="qftrain") from exc
+    if args.attach is not None:
+        return _attach(magics, args)
+    if args.dataset is None and all(getattr(args, n) is None for n in train.BOUNDS) and args.base is None \
+            and args.name is None and getattr(args, "eval_split", None) is None:
+        bases = platform_base_models(magics.list_models)
+        launcher = FinetuneLauncher(factory=magics.trainer_factory, base_models=bases)
+        launcher.on_deploy = magics.deployer
+        if args.output:
+            magics.user_ns[args.output] = launcher
+            launcher.var_name = args.output
+        launcher.show()  # with a display id: the job's final static state replaces the form
+        return None
+    spec = train.TrainSpec.from_args(args)
+    try:
+        dash = train.launch(spec, magics.trainer_factory, on_deploy=magics.deployer)
+    except UsageError:
+        raise
+    except Exception as exc:  # bad dataset, unknown base model, ...: one clear line
+        raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qftrain could not start") from exc
+    _keep(magics, args, dash.state.title, dash)
+    return None
+
+
+def _attach(magics: Any, args: argparse.Namespace) -> None:
+    """``--attach [task | job | pipeline id]``: one live dashboard of that job in this kernel."""
+    try:
+        task_id = resolve_task(args.attach or None)
+        dash = _followed(magics, task_id)
+        if dash is not None:
+            dash.show()  # this kernel already follows it: the same dashboard, not a second that may disagree
+        else:
+            dash = train.attach(task_id, on_deploy=magics.deployer, **magics.attach_options)
+    except UsageError:
+        raise
+    except Exception as exc:
+        raise QfnbCellError(f"cannot attach to {args.attach or 'the newest running fine-tune'}: {exc}",
+                            title="qftrain") from exc
+    _keep(magics, args, task_id, dash)
+    if args.deploy:  # %qftrain --attach TASK --deploy: deploy this job (now, or when it succeeds)
+        if not dash.done:
+            dash.deploy_when_done = True
+            dash.state.note("will deploy when the fine-tune succeeds")
+        elif dash.state.status != "succeeded":
+            raise UsageError(f"task {task_id} {dash.state.status}: there is no model to deploy")
+        else:
+            dash.deploy()
+
+
+def _followed(magics: Any, task_id: str) -> Any:
+    """The dashboard this kernel already shows for ``task_id`` (launched here, or attached)."""
+    for dash in magics.dashboards.values():
+        if dash.state.task_id == task_id and (not dash.done or dash.state.status == "succeeded"):
+            return dash
+    return None
+
+
+def _keep(magics: Any, args: argparse.Namespace, key: str, dash: Any) -> None:
+    magics.dashboards[key] = dash
+    if args.output:
+        magics.user_ns[args.output] = dash
+        dash.var_name = args.output

@@ -1,0 +1,398 @@
+"""``%qftrain``: launch a fine-tune in the background, attach to one, stop one, or show the launcher.
+
+Everything runs as a coroutine on qfnb's loop (:mod:`qfnb._core.runtime.sync`), so the kernel
+stays free: the trainer's ``arun()`` (``qfnb.trainer.LLMFinetune``), whose events (Contract 5)
+feed a :class:`TrainingDashboard`; ``--attach TASK``'s poll of the platform's task detail
+(:func:`qfnb._core.runtime.poll.apoll_until`), so a dashboard survives a kernel restart; and a deploy.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+
+from qfnb import trainer
+from qfnb._core.record import ledger
+from qfnb._core.runtime import sync
+from qfnb._core.runtime.poll import apoll_until
+from qfnb.model import Model
+from qfnb.notebook import _background
+from qfnb.notebook.magic_options import TRAIN_HYPER, TRAIN_OPTIONS, TrainOptions
+from qfnb.notebook.training.dashboard import TrainingDashboard
+from qfnb.protocol.console import ServiceStatus
+from qfnb.protocol.model_names import LOCAL_FINETUNE_BASE
+from qfnb.protocol.training import LIMITS, hyper_problem
+from qfnb.resources.console import FineTune
+from qfnb.resources.console import Model as ModelAPI
+from qfnb.resources.console import Service as ServiceAPI
+from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.trainer import Event, EventHandler
+
+log = logging.getLogger("qfnb.notebook.training.run")
+
+DEFAULT_BASE = LOCAL_FINETUNE_BASE
+#: the largest validation split (percent of the data held out) ``--eval-split`` and the launcher offer
+MAX_EVAL_SPLIT = 90
+#: option -> (min, max) inclusive, for the launcher's bounded inputs
+BOUNDS: dict[str, tuple[float, float]] = {opt: (LIMITS[h].lo, LIMITS[h].hi) for opt, h in TRAIN_HYPER.items()}
+
+
+@dataclass(frozen=True)
+class TrainSpec(TrainOptions):
+    """What to fine-tune, validated before anything is sent (the hyperparameters: the generated
+    :class:`~qfnb.notebook.magic_options.TrainOptions`)."""
+
+    dataset: str
+    base: str = DEFAULT_BASE
+    deploy: bool = False
+    name: str | None = None  # what dashboards, --list and %qfmodels call the run (its id beside)
+    eval_split: int | None = None  # % of the data held out for the evaluation loss (None: the platform's 20)
+    fresh: bool = False  # train again rather than reuse a finished run of the same recipe (qfnb.trainer.replay)
+    early_stop: bool = False  # end the run after checkpoints without improvement (qfnb.protocol.checkpoints)
+
+    def __post_init__(self) -> None:
+        if not self.dataset:
+            raise ValueError("--dataset is required (a .jsonl path or a platform dataset id)")
+        if not self.base:
+            raise ValueError("--base must name a base model")
+        if self.name is not None and not re.fullmatch(r"[A-Za-z][\w.-]{0,49}", self.name):
+            raise ValueError(f"--name must start with a letter and hold up to 50 letters, digits, '_', '-' or '.', "
+                             f"got {self.name!r}")
+        if self.eval_split is not None and not 0 <= self.eval_split <= MAX_EVAL_SPLIT:
+            raise ValueError(f"--eval-split must be a percentage in [0, {MAX_EVAL_SPLIT}], got {self.eval_split!r}")
+        if self.early_stop and self.eval_split == 0:
+            raise ValueError("--early-stop needs held-out rows to judge checkpoints on: drop --eval-split 0")
+        for option in TRAIN_OPTIONS:  # each against qfnb.protocol.training.LIMITS, the rule the platform applies
+            value = getattr(self, option.field)
+            problem = None if value is None else hyper_problem(TRAIN_HYPER[option.field], value)
+            if problem is not None:
+                raise ValueError(f"{option.label} {problem}")
+
+    @classmethod
+    def from_args(cls, args: Any) -> TrainSpec:
+        kwargs = {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
+        kwargs.setdefault("dataset", "")
+        try:
+            return cls(**kwargs)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+
+    def train_config(self) -> dict[str, Any]:
+        mapping = super().train_config()
+        if self.eval_split is not None:  # the platform's validation split (v2 datasetConfig.splitRatio)
+            mapping["trainset_rate"] = self.eval_split
+        if self.early_stop:
+            mapping["early_stop"] = True
+        return mapping
+
+    @property
+    def title(self) -> str:
+        what = f"{self.base} ← {Path(self.dataset).name}"
+        return f"{self.name} · {what}" if self.name else what
+
+
+TrainerFactory = Callable[[TrainSpec, Any], Any]
+
+
+def default_trainer(spec: TrainSpec, event_handler: Any) -> Any:
+    """The real trainer: ``LLMFinetune`` on a :class:`qfnb.dataset.Dataset`."""
+    from qfnb.dataset import Dataset  # deferred: loads pandas (`%load_ext qfnb` does not)
+
+    path = Path(spec.dataset).expanduser()
+    if path.exists():
+        ds = Dataset.load(data_file=path)
+    elif spec.dataset.isdigit() or spec.dataset.startswith("ds-"):
+        ds = Dataset.load(qianfan_dataset_id=spec.dataset)
+    else:
+        raise UsageError(f"--dataset: no such file and not a dataset id: {spec.dataset!r}")
+    return LLMFinetune(
+        train_type=spec.base,
+        dataset=ds,
+        train_config=TrainConfig(**spec.train_config()),
+        deploy_config=DeployConfig() if spec.deploy else None,
+        event_handler=event_handler,
+        name=spec.name or "",
+        replay=False if spec.fresh else None,  # None: reused while the kernel's cache is on
+    )
+
+
+def _event_handler(dash: TrainingDashboard) -> EventHandler:
+    class DashboardHandler(trainer.EventHandler):
+        def dispatch(self, event: Event) -> None:
+            dash.handle_event(event)
+
+    return DashboardHandler()
+
+
+def _final_status(trainer: Any, stop_requested: bool) -> str:
+    status = str(getattr(trainer, "status", "") or "").lower()
+    if stop_requested or "stop" in status:
+        return "stopped"
+    if "fail" in status or "error" in status:
+        return "failed"
+    return "succeeded"
+
+
+def _model_to_deploy(output: Any) -> Any:
+    """The trainer's published model: ``output["model"]``, else its ``model_version_id``."""
+    model = output.get("model") if isinstance(output, dict) else None
+    if isinstance(model, Model):
+        return model
+    if isinstance(output, dict) and output.get("taskId") and output.get("jobId"):  # an attached task's detail
+        return Model(task_id=str(output["taskId"]), job_id=str(output["jobId"]))
+    version = output.get("model_version_id") if isinstance(output, dict) else None
+    if version is None:  # (the dashboard's model id is the model *set* id: not deployable)
+        raise ValueError("the fine-tune published no model version to deploy")
+    return Model(version_id=version)
+
+
+async def _maybe(value: Any) -> Any:
+    """``value``, awaited when it is awaitable (test doubles may be plain functions)."""
+    return await value if inspect.isawaitable(value) else value
+
+
+async def deploy_job(dash: TrainingDashboard) -> Any:
+    """Publish-aware deploy of the dashboard's trained model; the dashboard shows how it goes."""
+    output = getattr(getattr(dash, "trainer", None), "output", None)
+    try:
+        service = await _model_to_deploy(output).adeploy(DeployConfig(), tick=dash.deploy_tick)
+    except Exception as exc:
+        log.warning("deploy failed: %s", exc)
+        dash.deploy_failed(str(exc))
+        raise
+    dash.service = service
+    dash.mark_deployed(str(getattr(service, "endpoint", None) or getattr(service, "id", service)))
+    return service
+
+
+def deploy_in_background(dash: TrainingDashboard) -> Any:
+    """The Deploy button: :func:`deploy_job` on qfnb's loop; a ``concurrent.futures.Future``."""
+    return _background.submit(deploy_job(dash))
+
+
+#: words in a file's name that mark rows kept out of training (``tickets_test.csv``, ``eval.jsonl``)
+HELD_OUT_WORDS = ("test", "eval", "valid", "val", "dev", "held", "holdout", "heldout", "validation")
+
+
+def held_out_file(train: str) -> str | None:
+    """A file beside the training file ``train`` that holds rows kept out of it (same format, a
+    name with :data:`HELD_OUT_WORDS`), as the path the user wrote; None when there is none."""
+    path = Path(train)
+    if not train or not path.is_file():
+        return None
+    words = set(re.split(r"[^a-z]+", path.stem.lower()))
+    for other in sorted(path.parent.iterdir()):
+        if other == path or other.suffix.lower() != path.suffix.lower() or not other.is_file():
+            continue
+        if set(re.split(r"[^a-z]+", other.stem.lower())) - words & set(HELD_OUT_WORDS):
+            return str(path.parent / other.name) if str(path.parent) != "." else other.name
+    return None
+
+
+def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool = True,
+           on_deploy: Callable[[TrainingDashboard], Any] | None = None) -> TrainingDashboard:
+    """Start a fine-tune on qfnb's loop and return its (displayed) dashboard."""
+    stop = threading.Event()
+    holder: dict[str, Any] = {}
+
+    def on_stop() -> None:
+        stop.set()
+        holder["trainer"].stop()
+
+    dash = TrainingDashboard(spec.title, on_stop=on_stop, on_deploy=on_deploy or deploy_in_background)
+    held_out = held_out_file(spec.dataset)
+    dash.eval_data = held_out or spec.dataset
+    dash.eval_is_training = held_out is None  # its "next:" %qfeval then warns: the model saw those rows
+    trainer = (factory or default_trainer)(spec, _event_handler(dash))
+    holder["trainer"] = dash.trainer = trainer
+    if show:
+        dash.show()
+    cell = ledger.current_cell()
+
+    async def run() -> None:
+        try:
+            with ledger.launched_from(cell):  # its trained-token row lands under this %qftrain cell
+                await trainer.arun()
+        except Exception as exc:
+            dash.finish("stopped" if stop.is_set() else "failed", error=f"{type(exc).__name__}: {exc}")
+        else:
+            dash.finish(_final_status(trainer, stop.is_set()), output=getattr(trainer, "output", None))
+
+    _background.submit(run())
+    return dash
+
+
+@dataclass
+class _PollEvent:
+    action_class: str
+    action_id: str
+    action_state: str
+    description: str
+    data: dict[str, Any]
+
+
+_RUN_STATUS = {"Done": "succeeded", "Failed": "failed", "Stopped": "stopped"}
+
+
+def _run_status(detail: dict[str, Any]) -> str:
+    return str(detail.get("runStatus") or "Running")
+
+
+async def _platform_detail(task_id: str) -> dict[str, Any]:
+    resp = await FineTune.V2.atask_detail(task_id=task_id)
+    return dict(resp["result"])
+
+
+async def aplatform_stop(task_id: str) -> None:
+    await FineTune.V2.astop_task(task_id=task_id)
+
+
+def platform_stop(task_id: str) -> None:
+    sync.run(aplatform_stop(task_id))
+
+
+@dataclass
+class _AttachedTask:
+    """What an attached dashboard knows of its job: the task's last detail (its Deploy publishes it)."""
+
+    output: dict[str, Any]
+
+
+Fetch = Callable[[str], "Awaitable[dict[str, Any]] | dict[str, Any]"]
+
+
+Deployment = Callable[[str], "Awaitable[dict[str, Any]]"]
+
+
+def _wall_time(stamp: Any) -> float | None:
+    """An ISO time of the platform's (``2026-11-23T20:41:27Z``) as a Unix time; None if absent."""
+    from datetime import datetime
+
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+async def adeployment(task_id: str) -> dict[str, Any]:
+    """What was published and deployed from run ``task_id``, as the platform lists it: a Serving
+    service whose model version came from that run (``service_endpoint``, ``service_id``,
+    ``model_version_id``, ``model_name``); empty when there is none."""
+    listed = (await ServiceAPI.V2.aservice_list(max_keys=100, page_reverse=True))["result"]
+    for svc in listed.get("serviceList") or []:
+        if svc.get("runStatus") != ServiceStatus.SERVING.value or not svc.get("modelId"):
+            continue
+        info = (await ModelAPI.V2.adescribe_model(str(svc["modelId"])))["result"]
+        if str((info.get("sourceInfo") or {}).get("trainTaskId")) == task_id:
+            url = str(svc.get("url") or "").rstrip("/")
+            return {"service_endpoint": url.rsplit("/", 1)[-1] if url else svc.get("serviceId"),
+                    "service_id": svc.get("serviceId"), "model_version_id": svc["modelId"],
+                    "model_name": info.get("modelSetName")}
+    return {}
+
+
+def _attached_title(task_id: str, detail: dict[str, Any]) -> str:
+    """``model · task ID``, after the job's name when the user gave it one."""
+    title = f"{detail.get('model') or 'fine-tune'} · task {task_id}"
+    named = str(detail.get("jobName") or "")
+    if named and not re.fullmatch(r"job_[0-9a-f]+", named):  # a name the user gave (not the generated one)
+        title = f"{named} · {title}"
+    return title
+
+
+def attach(
+    task_id: str,
+    *,
+    fetch: Fetch = _platform_detail,
+    stop: Callable[[str], Any] = aplatform_stop,
+    interval: float = 1.0,
+    show: bool = True,
+    on_deploy: Callable[[TrainingDashboard], Any] | None = None,
+    deployment: Deployment | None = None,
+) -> TrainingDashboard:
+    """A dashboard for an existing task, fed by polling its detail every ``interval`` s on qfnb's
+    loop. It is the same dashboard a launch shows: Stop while the task runs; once it succeeded, its
+    model and endpoint when the platform serves it (``deployment``: :func:`adeployment` with the
+    platform's own detail), else Deploy."""
+    first: dict[str, Any] = sync.run(_maybe(fetch(task_id)))  # an unknown task fails in the cell
+    dash = TrainingDashboard(_attached_title(task_id, first), on_stop=lambda: sync.run(_maybe(stop(task_id))),
+                             on_deploy=on_deploy or deploy_in_background)
+    dash.trainer = _AttachedTask(first)
+    if show:
+        dash.show()
+    if deployment is None and fetch is _platform_detail:
+        deployment = adeployment
+    poll = _TaskPoll(dash, task_id, fetch, interval, deployment)
+    poll.update(first)  # the dashboard knows its task (and an ended one its end) before attach() returns
+    if poll.ended(first):
+        sync.run(poll.afinish(first))
+    else:
+        dash.follower = _background.submit(poll.follow())
+    return dash
+
+
+@dataclass
+class _TaskPoll:
+    """An attached dashboard's poll of its task's detail."""
+
+    dash: TrainingDashboard
+    task_id: str
+    fetch: Fetch
+    interval: float
+    deployment: Deployment | None = None
+
+    async def detail(self) -> dict[str, Any]:
+        try:
+            return dict(await _maybe(self.fetch(self.task_id)))
+        except Exception as exc:
+            self.dash.state.note(f"poll failed: {exc}")
+            raise
+
+    def update(self, detail: dict[str, Any]) -> None:
+        self.dash.trainer.output = detail
+        self.dash.handle_event(_PollEvent("TrainAction", self.task_id, "Running", _run_status(detail), detail))
+
+    def ended(self, detail: dict[str, Any]) -> bool:
+        return self.dash.done or _run_status(detail) in _RUN_STATUS
+
+    async def afinish(self, last: dict[str, Any]) -> None:
+        """The task's end as the platform recorded it (its time; a succeeded one's model and
+        endpoint when it is served, so the dashboard offers no second Deploy)."""
+        status = _RUN_STATUS[_run_status(last)]
+        output = dict(last)
+        if status == "succeeded" and self.deployment is not None:
+            try:
+                output.update(await self.deployment(self.task_id))
+            except Exception as exc:  # the dashboard still shows the run; Deploy stays offered
+                log.warning("could not look up what serves task %s: %s", self.task_id, exc)
+        self.dash.finish(status, output=output, error=last.get("errorMessage"),
+                         ended_at=_wall_time(last.get("finishDate") or last.get("finishTime")))
+
+    async def follow(self) -> None:
+        """Poll until the task ends; retried for as long as the dashboard is open (the local daemon
+        may be restarting)."""
+        dash = self.dash
+        try:
+            last = await apoll_until(self.detail, self.ended, interval=self.interval, tick=self.update, retries=None,
+                                     retry_on=(Exception,), max_backoff=max(self.interval, 10.0),
+                                     what=f"fine-tune task {self.task_id}")
+        except Exception as exc:  # a permanent error (the dashboard already shows it)
+            log.warning("stopped following task %s: %s", self.task_id, exc)
+            return
+        if not dash.done:
+            self.update(last)
+            await self.afinish(last)
+        if dash.deploy_when_done and dash.state.status == "succeeded" and dash.service is None:
+            dash.deploy(wait=False)  # %qftrain --attach TASK --deploy, given while it ran

@@ -1,0 +1,87 @@
+"""Checkpoints on the real fine-tune base (Gemma 3 270M) with a deliberately tiny set whose held-out
+loss rises: 5 scored checkpoints, the best one not the last, the over-fitting named, early stopping
+before the last step, and the default deploy serving the best checkpoint (its held-out loss
+re-measured on the served adapter matches the recorded one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qfnb.dataset import Dataset
+from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
+
+pytestmark = [pytest.mark.real_model, pytest.mark.slow]
+
+PRODUCTS = ["router", "printer", "laptop", "phone", "badge", "monitor", "headset", "VPN", "mailbox", "desk phone"]
+ROWS = ([{"prompt": f"How do I reset my {p}?", "response": f"Hold the {p}'s reset key for {i + 3} seconds, then "
+          f"call desk {100 + 7 * i}."} for i, p in enumerate(PRODUCTS)]
+        + [{"prompt": f"Who approves a new {p}?", "response": f"Your manager approves it in ticket queue "
+            f"{chr(65 + i)}{i * 11}."} for i, p in enumerate(PRODUCTS)])
+
+
+def _train(tmp_path: Path, **config: object) -> LLMFinetune:
+    trainer = LLMFinetune(train_type="Gemma-3-270M", dataset=Dataset.create_from_pyobj(ROWS),
+                          train_config=TrainConfig(batch_size=4, max_seq_len=64, max_steps=40, learning_rate=2e-3,
+                                                   lora_rank=16, trainset_rate=20, checkpoints=5, **config),
+                          deploy_config=DeployConfig(endpoint_suffix=f"ckpt_{tmp_path.name[-6:]}")
+                          if not config else None)
+    trainer.run()
+    return trainer
+
+
+def test_checkpoints_pick_the_best_and_the_deploy_serves_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("QIANFAN_AK", "QIANFAN_SK", "QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY", "QIANFAN_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
+    trainer = _train(tmp_path)
+    out = trainer.output
+    saved = out["checkpoints"]
+    assert [c["step"] for c in saved] == [8, 16, 24, 32, 40] and all(c["evalLoss"] > 0 for c in saved)
+    best = min(saved, key=lambda c: c["evalLoss"])
+    assert out["best_checkpoint"] == best["step"] != 40
+    assert out["overfitting"] and out["overfitting"].startswith(f"over-fitting since step {best['step']}")
+    model = out["model"]
+    assert model.step == best["step"] and model.service is not None  # the default deploy: the best checkpoint
+    reply = model.service.get_res().do(messages=[{"role": "user", "content": "How do I reset my router?"}],
+                                        max_output_tokens=16)
+    assert isinstance(reply["result"], str) and reply["result"]
+
+    # the served adapter's held-out loss, measured again: the recorded one within 5 %
+    from qfnb.local.engines import assets
+    from qfnb.local.training import data, lora
+    from qfnb.local.training.evaluate import EvalSet
+    from qfnb.resources.console import Model as ModelAPI
+
+    version = ModelAPI.detail(model.version_id)["result"]
+    assert version["modelVersionId"] == model.version_id
+    served = _adapter_of(model.version_id)
+    from peft import PeftModel
+
+    base, tok = lora.load_base(assets.hf_dir("Gemma-3-270M"))
+    tuned = PeftModel.from_pretrained(base, str(served))
+    held = data.load_examples(Path(served_eval_file(trainer)))
+    evals = EvalSet.build(data.encode_all(tok, held, 64), 4, tok.pad_token_id)
+    assert evals.loss(tuned) == pytest.approx(best["evalLoss"], rel=0.05)
+
+    early = _train(tmp_path, early_stop=True).output
+    steps = [c["step"] for c in early["checkpoints"]]
+    assert steps[-1] < 40 and early["metrics"].get("early_stopped_at") == steps[-1]
+
+
+def _adapter_of(version_id: object) -> Path:
+    """The adapter the platform serves for a model version (its store record)."""
+    from qfnb.local.domain.store import Store
+    from qfnb.protocol.daemon import default_data_dir
+
+    store = Store(default_data_dir() / "platform.sqlite3")
+    return Path(store.get("versions", version_id)["adapterDir"])
+
+
+def served_eval_file(trainer: LLMFinetune) -> Path:
+    from qfnb.local.domain.store import Store
+    from qfnb.protocol.daemon import default_data_dir
+
+    store = Store(default_data_dir() / "platform.sqlite3")
+    return Path(store.get("runs", trainer.output["task_id"])["job_dir"]) / "eval.jsonl"
