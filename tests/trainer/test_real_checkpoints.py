@@ -49,7 +49,7 @@ def test_checkpoints_pick_the_best_and_the_deploy_serves_it(tmp_path: Path, monk
     assert isinstance(reply["result"], str) and reply["result"]
 
     # the served adapter's held-out loss, measured again: the recorded one within 5 %
-    from qfnb.local.engines import assets
+    from qfnb.local.engines.store import assets
     from qfnb.local.training import data, lora
     from qfnb.local.training.evaluate import EvalSet
     from qfnb.resources.console import Model as ModelAPI
