@@ -45,7 +45,7 @@ class CalibratedMean:
     @property
     def sentence(self) -> str:
         return (f"{self.estimate:.3g} ({self.confidence:.0%} CI {self.low:.3g}\u2026{self.high:.3g}; the judge's own "
-                f"mean {self.naive:.3g} is off by {self.bias:+.3g} on the {self.n_labelled} labelled items; "
+                f"mean {self.naive:.3g} is off by {self.bias + 0.0:+.3g} on the {self.n_labelled} labelled items; "
                 f"prediction-powered over {self.n_all} items)")
 
 
@@ -79,7 +79,7 @@ def calibrated_mean(judge_all: ArrayLike, judge_labelled: ArrayLike, labels: Arr
     est = float(f.mean() + rect.mean())
     se = math.sqrt(v_f / f.size + v_r / y.size)
     half = t_quantile(1.0 - alpha / 2.0, _welch_df(v_f, f.size, v_r, y.size)) * se
-    return CalibratedMean(est, est - half, est + half, 1.0 - alpha, float(f.mean()), float(-rect.mean()), f.size,
+    return CalibratedMean(est, est - half, est + half, 1.0 - alpha, float(f.mean()), float(-rect.mean()) + 0.0, f.size,
                           y.size)
 
 

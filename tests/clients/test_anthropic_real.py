@@ -38,7 +38,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def test_messages_stream_and_count_tokens(root: tuple[str, str]) -> None:
     url, key = root
-    client = anthropic.Anthropic(base_url=url, api_key=key, max_retries=0, timeout=120)
+    client = anthropic.Anthropic(base_url=url, api_key=key, max_retries=0, timeout=600)
     message = client.messages.create(model=MODEL, max_tokens=30, **GREEDY, system="You answer tersely.",
                                      messages=[{"role": "user", "content": "What is the capital of France?"}])
     assert message.type == "message" and message.role == "assistant" and message.stop_reason == "end_turn"
@@ -61,7 +61,7 @@ def test_messages_stream_and_count_tokens(root: tuple[str, str]) -> None:
 
 def test_a_tool_round_trip_with_a_bearer_key(root: tuple[str, str]) -> None:
     url, key = root
-    client = anthropic.Anthropic(base_url=url, auth_token=key, max_retries=0, timeout=120)
+    client = anthropic.Anthropic(base_url=url, auth_token=key, max_retries=0, timeout=600)
     ask = [{"role": "user", "content": "What is the weather in Oslo?"}]
     first = client.messages.create(model=MODEL, max_tokens=60, **GREEDY, tools=[WEATHER],
                                    tool_choice={"type": "any"}, messages=ask)

@@ -3,8 +3,8 @@ starts (its own data dir) on the default local chat and embedding models (issue 
 
 The default run has one quick test of each (an answer, a stream with usage, embeddings of a batch
 and of a query). langchain-tests' standard integration suites for both classes run as ``slow``
-(48 chat tests, 7 embedding tests on the 0.5B chat model); a failure there is the model's or the
-platform's, and the counts are reported in docs/local-platform.md. ``OpenAIEmbeddings`` is set up
+(48 chat tests on the 0.5B chat model, 7 embedding tests); a failure there is the model's or the
+platform's. ``OpenAIEmbeddings`` is set up
 as LangChain documents it for an OpenAI-compatible server (``check_embedding_ctx_length=False``:
 no tiktoken token arrays, which need OpenAI's own tokenizer files)."""
 

@@ -29,7 +29,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from qfnb._core.backend import daemon
 
     data = tmp_path_factory.mktemp("responses") / "data"
-    sdk = qfnb.openai_client(data_dir=data, timeout=120, max_retries=0)
+    sdk = qfnb.openai_client(data_dir=data, timeout=600, max_retries=0)
     yield sdk
     daemon.stop_daemon(data, force=True, timeout=30)
 

@@ -1,4 +1,4 @@
-"""The schema our own engine gets (:mod:`qfnb.local.engines.grammar`): an enum of plain strings is
+"""The schema our own engine gets (:mod:`qfnb.local.engines.llama.grammar`): an enum of plain strings is
 sent as a trie pattern that matches exactly its values, one the grammar converter takes whole."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qfnb.local.engines.grammar import engine_schema, trie_pattern
+from qfnb.local.engines.llama.grammar import engine_schema, trie_pattern
 from qfnb.protocol.schemas import pattern_problem
 
 ALPHABET = "ab.(|-x"

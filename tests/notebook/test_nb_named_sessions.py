@@ -67,6 +67,24 @@ def test_a_named_session_lives_on_the_platform(ip: InteractiveShell, pub: Record
     assert ip.run_line_magic("qfchat", "history trip").session.messages == []
 
 
+def test_a_named_session_keeps_a_thread_per_model(ip: InteractiveShell, pub: RecordingPublisher,
+                                                  local_platform: ServedPlatform,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    local_platform.as_default_backend(monkeypatch)
+    ip.run_cell_magic("qfchat", "-s trip -m Tiny-Chat", "first")
+    ip.run_cell_magic("qfchat", "-s trip -m Other-Chat", "second")  # another model: a new thread, said so
+    other = local_platform.registry.engines["other-chat"]
+    assert [m["content"] for m in other.calls[-1]["messages"]] == ["second"]
+    assert "new thread: session trip's turns were with Tiny-Chat" in last_text(pub)
+    new_kernel(ip)
+    ip.run_cell_magic("qfchat", "-s trip -m Tiny-Chat", "third")  # back to the first thread, from the platform
+    assert asked(local_platform) == ["first", "tiny-chat: first", "third"]
+    assert "back to Tiny-Chat's thread" in last_text(pub)
+    ip.run_cell_magic("qfchat", "-s trip -m Other-Chat --continue", "fourth")  # the turns go on with another
+    assert [m["content"] for m in other.calls[-1]["messages"]][-3:] == ["third", "tiny-chat: third", "fourth"]
+    assert "carried over to Other-Chat" in last_text(pub)
+
+
 def test_a_named_session_refuses_what_the_responses_api_lacks(ip: InteractiveShell, local_platform: ServedPlatform,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     local_platform.as_default_backend(monkeypatch)

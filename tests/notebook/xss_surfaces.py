@@ -151,6 +151,15 @@ def eval_report(text: str) -> Any:
     return EvalReport.from_value(runs)
 
 
+def eval_plan(text: str) -> Any:
+    from qfnb.evaluation import Plan
+    from qfnb.notebook.evaluation.plan import PlanReport
+
+    plan = Plan(n_items=40, min_difference=0.1, power=0.8, alpha=0.05, sd=0.2, n_pilot=20, pilot_difference=0.05,
+                n_items_upper=50, metric=text, models=(text, text), assumptions=[text])
+    return PlanReport([plan], pilot_items=20, dataset_items=30, line=f"--models {text} --plan 0.1", metric=text)
+
+
 def dataset(text: str) -> Any:
     from qfnb.dataset import Dataset
 
@@ -257,9 +266,9 @@ def usage_chart(text: str) -> Any:
 SURFACES: dict[str, Callable[[str], Any]] = {
     f.__name__: f for f in (
         chat_single, chat_streaming, chat_columns, tools_yes, tools_form, chat_history, models_list, eval_result,
-        eval_comparison, eval_stability, eval_report, dataset, dataset_insight, dataset_insight_view, stress_result,
-        stress_view, images, no_image_engine, batch_bar, progress_widget, progress_static, dashboard, launcher,
-        usage_chart,
+        eval_comparison, eval_stability, eval_report, eval_plan, dataset, dataset_insight, dataset_insight_view,
+        stress_result, stress_view, images, no_image_engine, batch_bar, progress_widget, progress_static, dashboard,
+        launcher, usage_chart,
     )
 }
 

@@ -85,7 +85,7 @@ def prepare(args: argparse.Namespace, namespace: Mapping[str, Any]) -> tuple[Eva
 
 
 def full_run_line(line: str, n_items: int) -> str:
-    """The same ``%qfeval`` line without ``--plan`` and ``-o``/``--limit``, limited to ``n_items``."""
+    """The same ``%qfeval`` line without ``--plan``, limited to ``n_items`` (instead of the pilot's ``--limit``)."""
     words = re.sub(r"\s--plan(\s+|=)\S+", " ", f" {line} ")
     words = re.sub(r"\s--limit(\s+|=)\S+", " ", words)
     return f"%qfeval {' '.join(words.split())} --limit {n_items}"

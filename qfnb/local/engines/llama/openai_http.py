@@ -23,7 +23,6 @@ from typing import Any
 
 import httpx
 
-from qfnb.local.engines import grammar
 from qfnb.local.engines.ask import Ask, ChatAsk, GenParams, TextAsk
 from qfnb.local.engines.base import (
     FINISH_LENGTH,
@@ -38,7 +37,7 @@ from qfnb.local.engines.base import (
 )
 from qfnb.local.engines.gate import Gate
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import prompts, tool_calls
+from qfnb.local.engines.llama import grammar, prompts, tool_calls
 from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer
 from qfnb.protocol.sse import SSEDecoder
 
