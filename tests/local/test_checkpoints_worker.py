@@ -70,7 +70,8 @@ def test_early_stop_ends_the_run_after_patience_checkpoints_without_improvement(
 
 def test_held_out_rows_are_capped_to_the_scoring_budget() -> None:
     assert evaluate.budget_rows(40, 4, 5) == 14  # 0.15 * 40 steps * 4 rows * 3 / 5 points
-    assert evaluate.budget_rows(4, 1, 5) == evaluate.MIN_EXAMPLES and evaluate.budget_rows(10_000, 8, 5) == evaluate.MAX_EXAMPLES
+    assert evaluate.budget_rows(4, 1, 5) == evaluate.MIN_EXAMPLES
+    assert evaluate.budget_rows(10_000, 8, 5) == evaluate.MAX_EXAMPLES
 
 
 def test_the_schedule_says_whether_max_steps_or_epochs_decide() -> None:
