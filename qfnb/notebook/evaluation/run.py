@@ -28,6 +28,7 @@ from qfnb.evaluation import (
     ExactMatchEvaluator,
     LocalJudgeEvaluator,
     PairwiseJudge,
+    RetrievalEvaluator,
     RougeEvaluator,
 )
 from qfnb.evaluation.answers import AnswerStore, default_store_path
@@ -57,6 +58,13 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "rouge_l": ("rouge", ("rouge_l",)),
     "similarity": ("similarity", ("similarity",)),
     "judge": ("judge", ("judge_score",)),
+    # a retrieval pipeline's ranked ids (its output) against a ``relevant`` column
+    "retrieval": ("retrieval", ("hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10")),
+    "hit@1": ("retrieval", ("hit@1",)),
+    "hit@3": ("retrieval", ("hit@3",)),
+    "hit@5": ("retrieval", ("hit@5",)),
+    "mrr": ("retrieval", ("mrr@10",)),
+    "ndcg": ("retrieval", ("ndcg@10",)),
 }
 DEFAULT_METRICS = ("exact_match", "bleu", "rouge_l")
 #: the lowest and highest score of each per-item metric column (``--sequential`` needs them; a judge's
@@ -414,6 +422,7 @@ def make_evaluators(metrics: Sequence[str], judge: Any | None) -> list[Any]:
         "bleu": BleuEvaluator,
         "rouge": RougeEvaluator,
         "similarity": EmbeddingSimilarityEvaluator,
+        "retrieval": RetrievalEvaluator,
         "judge": lambda: LocalJudgeEvaluator(judge, judge_kwargs={"max_output_tokens": JUDGE_MAX_TOKENS}),
     }
     families = dict.fromkeys(METRICS[m][0] for m in metrics)
