@@ -283,6 +283,24 @@ def _group_named(parser: argparse.ArgumentParser, words: Sequence[str]) -> argpa
     return parser if any(isinstance(a, argparse._SubParsersAction) for a in parser._actions) else None
 
 
+def _one_line_warnings() -> None:
+    """Show the local platform's model-substitution warning as one ``qfnb:`` line on stderr."""
+    import warnings
+
+    from qfnb._core.http.substitution import LocalModelWarning  # deferred: `qfnb --help` skips the client's http rooms
+
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        if issubclass(category, LocalModelWarning):
+            print(f"qfnb: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -291,6 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         group.print_help()
         return 0
     args = parser.parse_args(argv)
+    _one_line_warnings()
     if official.handles(args.command):
         return official.run(args, argv)
 

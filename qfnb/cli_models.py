@@ -10,6 +10,9 @@ from typing import Any
 
 from qfnb.protocol.daemon import MODEL_ROLES
 
+#: short role names the command takes too
+_ROLE_ALIASES = {"embed": "embeddings"}
+
 
 def add_parser(sub: Any) -> None:
     models = sub.add_parser("models", help="the local platform's models: add, list, ps, rm, unload, du, export")
@@ -17,9 +20,9 @@ def add_parser(sub: Any) -> None:
     add = msub.add_parser("add", help="add a GGUF file, a Hugging Face dir or an OpenAI-API engine")
     add.add_argument("path", nargs="?", type=Path, help="a .gguf file, or a Hugging Face model dir")
     add.add_argument("--name", required=True, help="the model's name on the platform")
-    add.add_argument("--role", action="append", default=[],
+    add.add_argument("--role", action="append", default=[], type=lambda r: _ROLE_ALIASES.get(r, r),
                      choices=list(MODEL_ROLES),
-                     help="what it serves (repeatable; default: what the model is)")
+                     help="what it serves (repeatable; default: what the model is; embed = embeddings)")
     add.add_argument("--template", help="a chat template file (jinja) instead of the GGUF's own")
     add.add_argument("--ctx", type=int, help="context tokens per request (default: the model's, at most 4096)")
     add.add_argument("--keep-alive", type=float, help="seconds idle before unload (-1: never; default 600)")
@@ -75,6 +78,9 @@ def _run(lm: Any, args: argparse.Namespace) -> int:
         rows += [[m["name"], m["kind"], _mib(m["size"]), ",".join(m["roles"]), m["source"],
                   time.strftime("%Y-%m-%d %H:%M", time.localtime(m["added"]))] for m in added]
         print(_table(rows))
+        mapped = [["CLOUD NAME", "API", "ANSWERED LOCALLY BY"]]
+        mapped += [[m["cloud"], m["apiType"], m["local"]] for m in lm.mapping(data_dir)]
+        print("\ncloud model names served offline:\n" + _table(mapped))
         return 0
     if cmd == "ps":
         rows = [["NAME", "STATE", "PID", "RESIDENT", "BUSY/SLOTS", "QUEUED", "UNLOAD IN"]]

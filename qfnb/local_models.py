@@ -97,6 +97,11 @@ def list(data_dir: Path | str | None = None) -> builtins.list[dict[str, Any]]:
     return builtins.list(_call("GET", MODELS_ROUTE, None, data_dir)["models"])
 
 
+def mapping(data_dir: Path | str | None = None) -> builtins.list[dict[str, Any]]:
+    """Which local model answers each cloud model name: ``apiType``, ``cloud``, ``local``."""
+    return builtins.list(_call("GET", MODELS_ROUTE, None, data_dir).get("mapping") or [])
+
+
 def ps(data_dir: Path | str | None = None) -> builtins.list[dict[str, Any]]:
     """The engines running now: model, state, resident memory (``rssBytes``), slots busy/queued,
     seconds until the idle unload (``unloadIn``; None: never)."""

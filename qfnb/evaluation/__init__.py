@@ -20,6 +20,7 @@ from .platform import (
     build_eval_standard_conf,
 )
 from .result import EvaluationResult
+from .retrieval import RetrievalEvaluator
 from .rubric import Rubric
 from .sequential import ConfidenceSequence, SequentialComparison
 from .similarity import EmbeddingSimilarityEvaluator
@@ -51,6 +52,7 @@ __all__ = [
     "QianfanManualEvaluator",
     "QianfanRefereeEvaluator",
     "QianfanRuleEvaluator",
+    "RetrievalEvaluator",
     "RougeEvaluator",
     "Rubric",
     "Sample",

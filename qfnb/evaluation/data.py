@@ -14,7 +14,7 @@ from ._errors import invalid
 
 #: the candidate column names, the last of each what ``Dataset.test_using_llm`` writes for a set of conversations
 INPUT_NAMES = ("prompt", "input", "messages", "query", "question", "instruction", "input_chats")
-REFERENCE_NAMES = ("response", "reference", "answer", "target", "expected", "label", "expected_output")
+REFERENCE_NAMES = ("response", "reference", "answer", "target", "expected", "label", "expected_output", "relevant")
 OUTPUT_NAMES = ("llm_output", "output", "prediction", "completion")
 
 

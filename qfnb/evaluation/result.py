@@ -130,6 +130,8 @@ class EvaluationResult:
         self.judges: list[dict[str, Any]] = [ev.judge_info() for ev in self._evaluators if hasattr(ev, "judge_info")]
         #: a sequential run's decision, item order and stopping point (``SequentialRecord``), or None
         self.sequential: Any = None
+        #: the metric words a notebook run asked for (re-showing the result shows only those), or None
+        self.shown_metrics: list[str] | None = None
 
     @classmethod
     def combine(cls, results: Mapping[str, EvaluationResult]) -> EvaluationResult:

@@ -1,26 +1,35 @@
 """Embedding cosine similarity between output and reference (``similarity``).
 
-The embedder defaults to ``qfnb.Embedding()`` — on the embedded local platform that is
-all-MiniLM-L6-v2. Any ``Embedding``-like resource (``ado(texts=...)``) or callable
-``texts -> vectors`` (sync or async) can be passed instead.
+The embedder defaults to ``qfnb.Embedding()``: on the local platform that is the multilingual
+USE-Multilingual-v3. Any ``Embedding``-like resource (``ado(texts=...)``) or callable
+``texts -> vectors`` (sync or async) can be passed instead. The evaluator names the model that
+answered (``embedder``, and ``similarity_embedder`` in the summary), and warns
+(:class:`SimilarityLanguageWarning`) when texts are in a language that model does not cover.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from qfnb._core.runtime import sync
+from qfnb.protocol.model_names import EMBEDDER_LANGUAGES
 from qfnb.protocol.textmetrics import as_text
 from qfnb.resources import Embedding
 
 from ._errors import invalid
+from ._languages import uncovered
 from .base import EvalInput, LocalEvaluator, Sample
 from .llm import is_async_callable
 
 Vector = Sequence[float]
+
+
+class SimilarityLanguageWarning(UserWarning):
+    """Texts scored by ``similarity`` are in a language its embedder was not trained on."""
 
 
 def cosine(a: Vector, b: Vector) -> float:
@@ -53,6 +62,9 @@ class EmbeddingSimilarityEvaluator(LocalEvaluator):
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.metric_name = metric_name
+        #: the model that answered the embedding calls (their provenance); None before any call
+        self.embedder: str | None = None
+        self._warned = False
 
     def _get_embedder(self) -> Any:
         if self._embedder is None:
@@ -63,7 +75,11 @@ class EmbeddingSimilarityEvaluator(LocalEvaluator):
         emb = self._get_embedder()
         ado = getattr(emb, "ado", None)
         if callable(ado):
-            return _vectors(await ado(texts=texts))
+            resp = await ado(texts=texts)
+            provenance = getattr(resp, "provenance", None)
+            if isinstance(provenance, dict) and provenance.get("model"):
+                self.embedder = str(provenance["model"])
+            return _vectors(resp)
         if not callable(emb):
             raise TypeError(f"embedder must have ado(texts=...) or be callable, got {type(emb).__name__}")
         fn: Callable[[list[str]], Any] = emb
@@ -89,6 +105,29 @@ class EmbeddingSimilarityEvaluator(LocalEvaluator):
         out: dict[str, list[float]] = {}
         for chunk, vectors in zip(chunks, await asyncio.gather(*(one(c) for c in chunks)), strict=True):
             out.update(zip(chunk, vectors, strict=True))
+        self._check_languages(unique)
+        return out
+
+    def _check_languages(self, texts: Sequence[str]) -> None:
+        """Warn (once per evaluator) when texts are in a language the answering embedder does not cover."""
+        covered = EMBEDDER_LANGUAGES.get(self.embedder or "")
+        if covered is None or self._warned:
+            return
+        missed = uncovered(texts, covered)
+        if missed:
+            self._warned = True
+            found = ", ".join(f"{n} in {lang}" for lang, n in missed.most_common())
+            others = [m for m, langs in EMBEDDER_LANGUAGES.items() if set(missed) <= set(langs)]
+            hint = f"; pass model={others[0]!r} for them" if others else ""
+            warnings.warn(f"{self.metric_name}: {self.embedder} covers {', '.join(covered)} only, and {found} "
+                          f"of {len(texts)} texts are not: their scores are unreliable{hint}",
+                          SimilarityLanguageWarning, stacklevel=2)
+
+    def summarize(self, frame: Any) -> dict[str, Any] | None:
+        """The mean, and the model that embedded (``<metric>_embedder``)."""
+        out = super().summarize(frame)
+        if out is not None and self.embedder:
+            out[f"{self.metric_name}_embedder"] = self.embedder
         return out
 
     def _score(self, vectors: dict[str, list[float]], reference: str, output: str) -> dict[str, Any]:
@@ -111,4 +150,4 @@ class EmbeddingSimilarityEvaluator(LocalEvaluator):
         return dict(sync.run(self.aevaluate(input, reference, output)))
 
     def __repr__(self) -> str:
-        return f"EmbeddingSimilarityEvaluator(model={self.model!r})"
+        return f"EmbeddingSimilarityEvaluator(model={self.model!r}, embedder={self.embedder!r})"

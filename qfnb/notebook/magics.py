@@ -319,7 +319,6 @@ class QfnbMagics(Magics):
     def qfeval(self, line: str) -> Any:
         """Evaluate models on a dataset (``--models ... --dataset ...``) or show a result (``%qfeval VAR``):
         styled metrics/samples tables and a comparison chart."""
-        from qfnb.notebook.evaluation.report import EvalReport  # deferred: loads pandas (`%load_ext qfnb` does not)
 
         if self.interpolate:
             line = self.fill_braces(line)  # --dataset {path}: brace-safe, an undefined name is an error
@@ -339,7 +338,7 @@ class QfnbMagics(Magics):
             value = eval(args.result, self.user_ns)  # the user's own expression, like %timeit
         except Exception as exc:
             raise UsageError(f"%qfeval: cannot evaluate {args.result!r}: {exc}") from exc
-        report = EvalReport.from_value(value, chart=chart)
+        report = _stored_report(value, chart)
         if args.plan is not None:
             report.plan = self._stored_plan(value, args)
         if args.compare is not None:
@@ -387,6 +386,7 @@ class QfnbMagics(Magics):
             result = plan.run(progress=self.eval_progress)
         except Exception as exc:  # every inference failed, the platform went away, ...: one clear line
             raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval failed") from exc
+        result.shown_metrics = list(plan.metrics)
         if args.output:
             self.user_ns[args.output] = result
         shown = plan.report_frame(result.metrics_df)
@@ -433,6 +433,20 @@ class QfnbMagics(Magics):
         if args.output:
             self.user_ns[args.output] = result.response
         return result
+
+
+def _stored_report(value: Any, chart: list[str]) -> Any:
+    """The report of a result in the namespace; a notebook run's shows the metrics it asked for, under their names."""
+    # deferred: these load pandas (`%load_ext qfnb` does not)
+    from qfnb.notebook.evaluation import run as evalrun
+    from qfnb.notebook.evaluation.report import EvalReport
+
+    asked = getattr(value, "shown_metrics", None)
+    if not asked:
+        return EvalReport.from_value(value, chart=chart)
+    cols = evalrun.columns_for(asked)
+    return EvalReport(evalrun.report_frame(cols, value.metrics_df), evalrun.report_samples(cols, value.samples_df),
+                      chart=chart, result=value)
 
 
 def _matcher(magics: QfnbMagics) -> Callable[[CompletionContext], SimpleMatcherResult]:

@@ -8,7 +8,7 @@ answers with the same rule and the platform's error code.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError, field_validator, model_validator
 
@@ -17,6 +17,7 @@ from . import tools as tool_checks
 from .errors import ErrorCode
 from .errors import ProtocolError as ProtocolError  # defined there: importable without pydantic
 from .limits import (
+    LOCAL_MAX_EMBEDDING_TEXTS,
     MAX_EMBEDDING_TEXTS,
     MAX_PROMPT_CHARS,
     check_embedding_text,
@@ -285,20 +286,34 @@ MAX_EMBEDDING_BATCH = MAX_EMBEDDING_TEXTS
 class EmbeddingRequest(EmbeddingFields):
     """Body of ``POST .../embeddings/{endpoint}``."""
 
+    #: the most texts one call takes, and the field's name in errors
+    max_texts: ClassVar[int] = MAX_EMBEDDING_BATCH
+    field: ClassVar[str] = "texts"
+
     @field_validator("input", mode="before")
     @classmethod
     def _input(cls, value: Any) -> list[str]:
+        name = cls.field
         if isinstance(value, str) or not isinstance(value, list | tuple):
-            raise ProtocolError("texts", "must be a list of strings")
+            raise ProtocolError(name, "must be a list of strings")
         if not value:
-            raise ProtocolError("texts", "must not be empty")
-        if len(value) > MAX_EMBEDDING_BATCH:
-            raise ProtocolError("texts", f"at most {MAX_EMBEDDING_BATCH} texts per call, got {len(value)}")
+            raise ProtocolError(name, "must not be empty")
+        if len(value) > cls.max_texts:
+            raise ProtocolError(name, f"at most {cls.max_texts} texts per call, got {len(value)}; split the "
+                                      "texts into several calls")
         for i, text in enumerate(value):
             if not isinstance(text, str) or not text:
-                raise ProtocolError(f"texts[{i}]", "must be a non-empty string")
-            check_embedding_text(text, f"texts[{i}]")
+                raise ProtocolError(f"{name}[{i}]", "must be a non-empty string")
+            check_embedding_text(text, f"{name}[{i}]")
         return list(value)
+
+
+class OpenAIEmbeddingRequest(EmbeddingRequest):
+    """The ``input`` of the local platform's OpenAI-style ``/v1|/v2/embeddings``: up to
+    :data:`~qfnb.protocol.limits.LOCAL_MAX_EMBEDDING_TEXTS` texts."""
+
+    max_texts: ClassVar[int] = LOCAL_MAX_EMBEDDING_TEXTS
+    field: ClassVar[str] = "input"
 
 
 class Text2ImageRequest(Text2ImageFields):

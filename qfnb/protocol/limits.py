@@ -25,6 +25,10 @@ MAX_MESSAGES = 2048
 MAX_PROMPT_CHARS = 516_096
 #: texts in one embeddings call (the platform's documented batch)
 MAX_EMBEDDING_TEXTS = 16
+#: texts in one call of the local platform's OpenAI-style embeddings routes (``/v1|/v2/embeddings``):
+#: OpenAI's own cap. The engines pack texts into batches of their own size (USE-Multilingual-v3 by a
+#: token budget, MiniLM 32 at a time), so one call's memory does not grow with its length.
+LOCAL_MAX_EMBEDDING_TEXTS = 2048
 #: characters of one embeddings text: the platform's largest documented (tao-8k)
 MAX_EMBEDDING_CHARS = 28_000
 #: ``max_output_tokens`` / ``max_tokens`` / ``max_completion_tokens``: the protocol's range, any model

@@ -7,10 +7,20 @@ in ``models.json`` (:func:`qfnb.protocol.routes.default_model`).
 
 from __future__ import annotations
 
+import re
 from types import MappingProxyType
 
-__all__ = ["LOCAL_CHAT_MODEL", "LOCAL_DEFAULT_MODELS", "LOCAL_EMBEDDING_MODEL", "LOCAL_FINETUNE_BASE",
-           "LOCAL_TOOL_MODEL", "V2_DEFAULT_MODEL"]
+__all__ = [
+    "EMBEDDER_LANGUAGES",
+    "LOCAL_CHAT_MODEL",
+    "LOCAL_DEFAULT_MODELS",
+    "LOCAL_EMBEDDING_MODEL",
+    "LOCAL_ENGLISH_EMBEDDING_MODEL",
+    "LOCAL_FINETUNE_BASE",
+    "LOCAL_TOOL_MODEL",
+    "V2_DEFAULT_MODEL",
+    "endpoint_for",
+]
 
 #: the local platform's chat and completions model (llama.cpp)
 LOCAL_CHAT_MODEL = "Qwen2.5-Coder-0.5B-Instruct"
@@ -20,10 +30,24 @@ LOCAL_CHAT_MODEL = "Qwen2.5-Coder-0.5B-Instruct"
 LOCAL_TOOL_MODEL = "Qwen2.5-Coder-1.5B-Instruct"
 #: the local platform's fine-tune base (and the notebook launcher's first choice)
 LOCAL_FINETUNE_BASE = "Gemma-3-270M"
-#: the local platform's embedding model (sentence-transformers)
-LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+#: the local platform's embedding model and default reranker: multilingual, chosen by measurement on a
+#: bilingual help desk (bench/retrieval.py; the table is in docs/local-platform.md)
+LOCAL_EMBEDDING_MODEL = "USE-Multilingual-v3"
+#: the English-only embedder, kept by name for its speed (sentence-transformers)
+LOCAL_ENGLISH_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+#: the languages each built-in embedder was trained on (ISO 639-1; "zh" covers simplified and traditional)
+EMBEDDER_LANGUAGES = MappingProxyType({
+    LOCAL_EMBEDDING_MODEL: ("ar", "de", "en", "es", "fr", "it", "ja", "ko", "nl", "pl", "pt", "ru", "th", "tr",
+                            "zh"),
+    LOCAL_ENGLISH_EMBEDDING_MODEL: ("en",),
+})
 #: the model each API type answers with on the local platform when a request names none
 LOCAL_DEFAULT_MODELS = MappingProxyType({"chat": LOCAL_CHAT_MODEL, "completions": LOCAL_CHAT_MODEL,
                                          "embeddings": LOCAL_EMBEDDING_MODEL})
 #: the v2 API's model when a v2 chat call names none (the cloud's)
 V2_DEFAULT_MODEL = "ernie-lite-8k"
+
+
+def endpoint_for(name: str) -> str:
+    """A model name's URL endpoint form: lowercase, runs of other characters as ``_``."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")

@@ -98,6 +98,14 @@ def test_chat_with_two_models_and_v2(shell: dict[str, str]) -> None:
     assert run.stdout.strip() == "tiny-chat: over v2"
 
 
+def test_side_by_side_names_the_local_model_that_answers_a_cloud_name(shell: dict[str, str]) -> None:
+    run = qfnb(shell, "chat", "--model", "ERNIE-Bot,Tiny-Chat", stdin="hi\nagain\n")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[:4] == ["[ERNIE-Bot → Tiny-Chat]", "tiny-chat: hi", "[Tiny-Chat]", "tiny-chat: hi"]
+    mapped = [line for line in run.stderr.splitlines() if "→" in line]
+    assert mapped == ["qfnb: ERNIE-Bot → Tiny-Chat on the local platform (cloud model not available offline)"]
+
+
 def test_a_bad_argument_is_refused_before_anything_is_sent(shell: dict[str, str],
                                                             local_platform: ServedPlatform) -> None:
     run = qfnb(shell, "chat", "--model", "Tiny-Chat", "--temperature", "5", stdin="hi\n")

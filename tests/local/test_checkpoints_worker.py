@@ -70,4 +70,13 @@ def test_early_stop_ends_the_run_after_patience_checkpoints_without_improvement(
 
 def test_held_out_rows_are_capped_to_the_scoring_budget() -> None:
     assert evaluate.budget_rows(40, 4, 5) == 14  # 0.15 * 40 steps * 4 rows * 3 / 5 points
-    assert evaluate.budget_rows(4, 1, 5) == 1 and evaluate.budget_rows(10_000, 8, 5) == evaluate.MAX_EXAMPLES
+    assert evaluate.budget_rows(4, 1, 5) == evaluate.MIN_EXAMPLES
+    assert evaluate.budget_rows(10_000, 8, 5) == evaluate.MAX_EXAMPLES
+
+
+def test_the_schedule_says_whether_max_steps_or_epochs_decide() -> None:
+    from qfnb.local.training.spec import Hyper
+
+    assert Hyper(epoch=1, batch_size=4, max_steps=40).schedule(16) == (
+        "40 steps: maxSteps wins over epoch=1 (10 passes over 16 examples)")
+    assert Hyper(epoch=2, batch_size=4).schedule(16) == "8 steps: epoch=2 of 4 steps"

@@ -268,3 +268,16 @@ def test_a_named_v1_tool_choice_offers_that_function_alone_and_requires_it(
                       "tool_choice": {"type": "function", "function": {"name": "get_weather"}}})
     sent = fake.bodies[-1]
     assert sent["tools"] == [WEATHER] and sent["tool_choice"] == "required"
+
+
+@pytest.mark.parametrize("prefix", ["/v1", "/v2"])
+def test_embeddings_take_openais_batch_and_refuse_beyond_it(platform: tuple[TestClient, FakeEngine],
+                                                            prefix: str) -> None:
+    from qfnb.protocol.limits import LOCAL_MAX_EMBEDDING_TEXTS
+
+    client, _ = platform
+    refused = client.post(prefix + "/embeddings", headers={"Authorization": "Bearer " + bearer(client)},
+                          json={"model": "all-MiniLM-L6-v2", "input": ["a"] * (LOCAL_MAX_EMBEDDING_TEXTS + 1)})
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert error["param"] == "input" and f"at most {LOCAL_MAX_EMBEDDING_TEXTS} texts per call" in error["message"]

@@ -47,8 +47,9 @@ def _gguf_name(hf: str) -> str | None:
     return f"{mapped}.{suffix}" if mapped else None
 
 
-def write_gguf(model: Any, out: Path) -> Path:
-    """``model`` as a GGUF of llama.cpp's ``bert`` architecture (f32 weights)."""
+def write_gguf(model: Any, out: Path, *, embedder: bool = False) -> Path:
+    """``model`` as a GGUF of llama.cpp's ``bert`` architecture (f32 weights); ``embedder``: its encoder
+    alone with mean pooling (an embedding model: no pooler, no classification head)."""
     import gguf
     import numpy as np
 
@@ -62,7 +63,7 @@ def write_gguf(model: Any, out: Path) -> Path:
     writer.add_head_count(cfg.num_attention_heads)
     writer.add_layer_norm_eps(cfg.layer_norm_eps)
     writer.add_causal_attention(False)
-    writer.add_pooling_type(gguf.PoolingType.RANK)
+    writer.add_pooling_type(gguf.PoolingType.MEAN if embedder else gguf.PoolingType.RANK)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
     writer.add_tokenizer_model("bert")
     writer.add_token_list([t if t in SPECIAL else t[2:] if t.startswith("##") else "\u2581" + t for t in VOCAB])
@@ -74,7 +75,7 @@ def write_gguf(model: Any, out: Path) -> Path:
         add(VOCAB.index(token))
     for hf, tensor in model.state_dict().items():
         name = _gguf_name(hf)
-        if name is None:
+        if name is None or (embedder and name.startswith("cls")):
             continue
         writer.add_tensor(name, tensor.detach().float().numpy().astype(np.float32))
     writer.write_header_to_file()

@@ -225,3 +225,10 @@ def test_calibrate_a_judge_with_your_labels(ip, platform, tmp_path) -> None:  # 
         ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {path} --calibrate mine_tiny")
     with pytest.raises(UsageError, match="no column 'nope'"):
         ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {path} --judge kind_judge --calibrate nope")
+
+
+def test_reshowing_a_stored_result_shows_only_the_metrics_asked_for(ip, platform, data_file) -> None:  # type: ignore[no-untyped-def]
+    ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics rouge_l,bleu -o r")
+    again = ip.run_line_magic("qfeval", "r")
+    assert list(again.metrics.columns) == ["rouge_l", "bleu"]  # not rouge_1 / rouge_2, bleu under its name
+    assert not [c for c in again.samples.columns if "rouge_1" in c or "rouge_2" in c]

@@ -202,11 +202,12 @@ class AsyncQianfanClient:
         cfg = self.config
         return await self._recorded("custom" if target.verbatim else target.api_type, target.endpoint,
                                     cfg.base_url.rstrip("/") + cfg.model_api_prefix + target.path, body,
-                                    stream=stream, retry=retry, request_id=request_id, tokens=tokens, repeat=repeat)
+                                    stream=stream, retry=retry, request_id=request_id, tokens=tokens, repeat=repeat,
+                                    named=target.model or "")
 
     async def _recorded(self, kind: str, name: str, url: str, body: dict[str, Any], *, stream: bool,
                         retry: RetryPolicy | None, request_id: str | None, tokens: int = 0, repeat: int = 0,
-                        via: Literal["infer", "v2"] = "infer") -> Answer:
+                        via: Literal["infer", "v2"] = "infer", named: str = "") -> Answer:
         """POST a model call to ``url``, recorded (:mod:`qfnb._core.http.recorded`): answered from the
         cache on a hit."""
         if stream and not body.get("stream"):
@@ -217,7 +218,8 @@ class AsyncQianfanClient:
             body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
         headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(), **self._lane()}
         call = Call("POST", url, body, headers, None, via, stream, policy=retry, tokens=tokens,
-                    record=Recording.begin(self.config, kind, name, body, stream=stream, repeat=repeat))
+                    record=Recording.begin(self.config, kind, name, body, stream=stream, repeat=repeat,
+                                           named=named))
         answer = await self._send(call)
         return _without_usage_chunk(answer) if hide_usage and not isinstance(answer, QfResponse) else answer
 

@@ -21,11 +21,11 @@ from typing import Any
 
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfRequest, QfResponse
+from qfnb._core.http.substitution import announce
 from qfnb._core.record.budget import Budget, Reservation, active_budget
 from qfnb._core.record.cache import CachedAnswer, cache_key, current_repeat, deciding_fields, default_cache, mode_for
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
-from qfnb.protocol.daemon import MODEL_HEADER
 from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS, OUTPUT_TOKEN_FIELDS
 
 __all__ = ["Recording", "account_hash", "generates", "output_cap", "prompt_estimate", "prompt_hash", "usage_of",
@@ -153,12 +153,7 @@ def _chunk_text(body: Mapping[str, Any]) -> bool:
 
 def _served_by(responses: list[QfResponse]) -> str:
     """The model the platform says served an answer (``MODEL_HEADER``; the local platform sends it), or ""."""
-    wanted = MODEL_HEADER.lower()
-    for r in responses:
-        for name, value in r.headers.items():
-            if name.lower() == wanted and value:
-                return str(value)
-    return ""
+    return next((r.served_model for r in responses if r.served_model), "")
 
 
 @dataclass
@@ -175,6 +170,8 @@ class Recording:
     hit: CachedAnswer | None = None
     #: the model that answered (the platform's ``MODEL_HEADER``); ``target`` until one did
     answered: str = ""
+    #: the model name the caller asked by ("" when it named an endpoint; then ``target`` is what it asked)
+    named: str = ""
     started: float = field(default_factory=time.perf_counter)
 
     held: Reservation | None = None
@@ -182,9 +179,9 @@ class Recording:
 
     @classmethod
     def begin(cls, config: Config, api: str, target: str, body: dict[str, Any], *, stream: bool,
-              repeat: int = 0) -> Recording:
+              repeat: int = 0, named: str = "") -> Recording:
         """A call about to be made (nothing is looked up or held yet)."""
-        return cls(config, api, target, body, stream, repeat or current_repeat())
+        return cls(config, api, target, body, stream, repeat or current_repeat(), named=named)
 
     @property
     def caching(self) -> bool:
@@ -290,6 +287,8 @@ class Recording:
         completion = int(usage.get("completion_tokens") or 0)
         total = int(usage.get("total_tokens") or prompt + completion)
         asked = self.target if self.target.lower() != self.answered.lower() else ""
+        if asked:  # only a qfnb platform names the model that answered (MODEL_HEADER)
+            announce(self.named or asked, self.answered)
         default_ledger().record(UsageRow(api=self.api, model=self.answered, asked=asked, platform=self.platform,
                                          prompt_tokens=prompt, completion_tokens=completion, total_tokens=total,
                                          latency_s=latency, cache_hit=hit))

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Generic, cast
 
 from typing_extensions import TypeVar
 
+from qfnb.protocol.daemon import MODEL_HEADER
+
 from .views import Choice, choices_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -171,6 +173,12 @@ class QfResponse(Mapping[str, Any], Generic[T]):
         """The v2 answer's choices as lenient views: ``resp.choices[0].message.content``
         (a stream chunk: ``.delta.content``); ``[]`` for a v1 answer."""
         return choices_of(self.body)
+
+    @property
+    def served_model(self) -> str:
+        """The model the platform says answered (the local platform's ``MODEL_HEADER``), or ""."""
+        wanted = MODEL_HEADER.lower()
+        return next((str(v) for k, v in self.headers.items() if k.lower() == wanted and v), "")
 
     @property
     def request_id(self) -> str | None:

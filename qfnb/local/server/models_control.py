@@ -1,6 +1,7 @@
 """The daemon's model-store routes (``qfnb models …``, ``qfnb.local_models``), behind the control token.
 
-``GET /qfnb/models``: the store's models, the running engines (true RSS) and the store's size;
+``GET /qfnb/models``: the store's models, the running engines (true RSS), the store's size and which
+local model answers each cloud model name (``mapping``);
 ``POST /qfnb/models``: add one (JSON: path or engine, name, roles, template, ctx, keep_alive);
 ``DELETE /qfnb/models/{name}``: remove one (409 while a service, a job or a request uses it);
 ``POST /qfnb/models/{name}/unload``: stop its engine now;
@@ -22,6 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from qfnb.local.domain.platform import Platform
+from qfnb.local.domain.seed_names import mapping
 from qfnb.local.engines.adapters.export import check_target, export_gguf
 from qfnb.local.engines.store.model_check import NotAModel
 from qfnb.protocol.console import RunStatus, ServiceStatus
@@ -54,9 +56,11 @@ def _engines(platform: Platform) -> list[dict[str, Any]]:
 
 def listing(platform: Platform) -> dict[str, Any]:
     store = platform.registry.store
+    mapped = [{"apiType": api, "cloud": cloud, "local": local} for api, cloud, local in mapping(platform.base_models())]
     if store is None:
-        return {"models": [], "running": _engines(platform), "store": {}}
-    return {"models": [m.to_dict() for m in store.models()], "running": _engines(platform), "store": store.usage()}
+        return {"models": [], "running": _engines(platform), "store": {}, "mapping": mapped}
+    return {"models": [m.to_dict() for m in store.models()], "running": _engines(platform), "store": store.usage(),
+            "mapping": mapped}
 
 
 def _reload(platform: Platform) -> None:

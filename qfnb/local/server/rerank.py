@@ -1,10 +1,13 @@
 """Rerank on the local platform: v1 ``/reranker/{endpoint}``, ``/v1/rerank``, ``/v2/rerankers``.
 
-The default reranker ranks documents by the cosine similarity of the built-in embedding model's
-vectors (query against each document): a bi-encoder, not a cross-encoder, and served as such
-(``%qfmodels`` lists the embedding model with the ``reranker`` API type). A cross-encoder GGUF
-added with ``qfnb models add x.gguf --role rerank`` answers with llama-server's own scores
-(:mod:`qfnb.local.engines.llama.reranker`).
+No PyPI package ships the weights of a cross-encoder reranker (what was checked is in
+``docs/local-platform.md``), so the default reranker ranks documents by the cosine similarity of the
+built-in embedding model's vectors (query against each document): a bi-encoder, served as such
+(``%qfmodels`` lists the embedding model with the ``reranker`` API type), and its answers say so
+(``ranking: "cosine"`` and a ``note``): it cannot reorder a top-k its own embeddings ranked. A
+cross-encoder GGUF added with ``qfnb models add x.gguf --role rerank`` answers with llama-server's
+own scores (:mod:`qfnb.local.engines.llama.reranker`; ``ranking: "cross-encoder"``), and the cloud's
+reranker names map to it.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ def check(body: dict[str, Any]) -> tuple[str, list[str], int | None]:
 
 
 async def rerank(platform: Platform, body: dict[str, Any], endpoint: str | None = None) -> dict[str, Any]:
-    """``{"model", "results": [{"document", "relevance_score", "index"}], "usage"}``, best first."""
+    """``{"model", "ranking", "results": [{"document", "relevance_score", "index"}], "usage"}``, best
+    first; a cosine ranking adds a ``note`` saying what it cannot do."""
     query, docs, top_n = check(body)
     model = await offload(platform.resolve, "reranker", endpoint or str(body.get("model") or "bce-reranker-base"))
     platform.note_loading(model)
@@ -52,7 +56,14 @@ async def rerank(platform: Platform, body: dict[str, Any], endpoint: str | None 
         scores, tokens = await _cosine(platform, platform.engine_endpoint(model), query, docs)
     order = sorted(range(len(docs)), key=lambda i: -scores[i])[:top_n]
     results = [{"document": docs[i], "relevance_score": round(float(scores[i]), 6), "index": i} for i in order]
-    return {"model": model.name, "results": results, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    ranking = "cross-encoder" if model.kind == "llama.cpp" else "cosine"
+    answer: dict[str, Any] = {"model": model.name, "ranking": ranking, "results": results,
+                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    if ranking == "cosine":
+        answer["note"] = (f"{model.name} ranks by the cosine of its own embeddings (a bi-encoder, not a "
+                          f"cross-encoder): it cannot reorder a top-k that {model.name}'s embeddings already "
+                          "ranked. For reranking, add a cross-encoder GGUF: qfnb models add x.gguf --role rerank")
+    return answer
 
 
 async def _cosine(platform: Platform, endpoint: str, query: str, docs: list[str]) -> tuple[list[float], int]:

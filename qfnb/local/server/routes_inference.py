@@ -88,8 +88,9 @@ async def _v1_route(request: Request, platform: Platform, api_type: str, endpoin
     if api_type == "plugin":
         return await _plugin(platform, endpoint, body)
     if api_type == "reranker":
-        return JSONResponse({"id": response_id(), "object": "reranker_list", "created": now(),
-                             **await rerank.rerank(platform, body, endpoint)})
+        ranked = await rerank.rerank(platform, body, endpoint)
+        return JSONResponse({"id": response_id(), "object": "reranker_list", "created": now(), **ranked},
+                            headers={MODEL_HEADER: ranked["model"]})
     raise BodyError("endpoint", f"API name not exist: the local platform has no {api_type} model "
                     f"(no local weights for it); {api_type} needs the cloud platform (set "
                     "QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY)", ErrorCode.API_NAME_NOT_EXIST)

@@ -24,7 +24,8 @@ from qfnb.local.server.offload import offload
 from qfnb.local.server.openai_errors import openai_route
 from qfnb.local.server.serve import serve
 from qfnb.local.server.wire import now, parse, response_id
-from qfnb.protocol.inference import EmbeddingRequest, OpenAIChatRequest, OpenAICompletionRequest
+from qfnb.protocol.daemon import MODEL_HEADER
+from qfnb.protocol.inference import OpenAIChatRequest, OpenAICompletionRequest, OpenAIEmbeddingRequest
 from qfnb.protocol.openai_wire import check_encoding, drop_nulls, encode_vector
 
 log = logging.getLogger("qfnb.local.inference")
@@ -53,19 +54,21 @@ async def _embeddings(request: Request, platform: Platform, body: dict[str, Any]
                             "input, encoding_format 'float' or 'base64', user)")
     encoding = check_encoding(body.get("encoding_format"))
     texts = body.get("input")
-    req = parse(EmbeddingRequest, {"input": [texts] if isinstance(texts, str) else texts})
+    req = parse(OpenAIEmbeddingRequest, {"input": [texts] if isinstance(texts, str) else texts})
     model = await offload(platform.resolve, "embeddings", str(body.get("model")))
     platform.note_loading(model)
     embedder = await offload(platform.registry.embedder, platform.engine_endpoint(model))
     vectors, tokens = await embedder.aembed(req.input)
     data = [{"object": "embedding", "embedding": encode_vector(v, encoding), "index": i} for i, v in enumerate(vectors)]
     return JSONResponse({"object": "list", "data": data, "model": model.name,
-                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
+                        headers={MODEL_HEADER: model.name})
 
 
 async def _rerank(request: Request, platform: Platform, body: dict[str, Any], lane: str) -> Response:
-    return JSONResponse({"id": response_id(), "object": "rerank_list", "created": now(),
-                         **await rerank.rerank(platform, body)})
+    ranked = await rerank.rerank(platform, body)
+    return JSONResponse({"id": response_id(), "object": "rerank_list", "created": now(), **ranked},
+                        headers={MODEL_HEADER: ranked["model"]})
 
 
 chat, completions = openai_route(_chat), openai_route(_completions)

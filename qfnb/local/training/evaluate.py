@@ -25,6 +25,8 @@ log = logging.getLogger("qfnb.local.training")
 
 #: held-out rows the loss is measured on (the rest of the split is not trained on either)
 MAX_EXAMPLES = 32
+#: held-out rows measured whatever the budget says
+MIN_EXAMPLES = 4
 #: how many times a run measures it (and at its last step)
 POINTS = 6
 #: the share of the training time the held-out loss may take, by default
@@ -37,9 +39,10 @@ METRIC_TOKENS = 48
 
 def budget_rows(total_steps: int, batch_size: int, points: int, share: float = SCORING_SHARE) -> int:
     """Held-out rows the loss can be measured on ``points`` times within ``share`` of the training
-    time (``total_steps`` steps of ``batch_size`` rows): at least 1, at most :data:`MAX_EXAMPLES`."""
+    time (``total_steps`` steps of ``batch_size`` rows): at least :data:`MIN_EXAMPLES` (fewer make the
+    loss too noisy to pick a checkpoint by), at most :data:`MAX_EXAMPLES`."""
     rows = share * total_steps * batch_size * STEP_COST / max(points, 1)
-    return max(1, min(MAX_EXAMPLES, int(rows)))
+    return max(MIN_EXAMPLES, min(MAX_EXAMPLES, int(rows)))
 
 
 def every(total_steps: int, logging_steps: int = 1) -> int:

@@ -40,6 +40,14 @@ class Hyper:
     eval_metric: str | None = None  # a generation metric scored on held-out items at each checkpoint
     eval_metric_items: int = 8  # held-out items the metric is scored on
 
+    def schedule(self, n_examples: int) -> str:
+        """Which of ``maxSteps`` and ``epoch`` decides the run's length, in words."""
+        per_epoch = math.ceil(n_examples / self.batch_size)
+        if self.max_steps is None:
+            return f"{self.epoch * per_epoch} steps: epoch={self.epoch} of {per_epoch} steps"
+        return (f"{self.max_steps} steps: maxSteps wins over epoch={self.epoch} "
+                f"({self.max_steps / per_epoch:.3g} passes over {n_examples} examples)")
+
     def total_steps(self, n_examples: int) -> int:
         """``maxSteps`` when given (it wins over ``epoch``), else ``epoch`` passes over the data."""
         per_epoch = math.ceil(n_examples / self.batch_size)

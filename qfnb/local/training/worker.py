@@ -96,7 +96,8 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     optimizer = torch.optim.AdamW(trainable, lr=hyper.learning_rate, weight_decay=0.0)
     log.info("training %s: %d examples (%d held out), %d steps", spec.base_model, len(rows), len(held), total)
     _phase(job_dir, f"data tokenised ({len(rows)} examples"
-           + (f", {len(held)} held out for the evaluation loss" if held else "") + "); training", total)
+           + (f", {len(held)} held out for the evaluation loss" if held else "")
+           + f"); training {hyper.schedule(len(rows))}", total)
 
     t_train = time.time()
     run = _loop(job_dir, stop, model, optimizer, tok, rows, spec, total, evals, metric)

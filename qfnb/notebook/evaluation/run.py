@@ -28,6 +28,7 @@ from qfnb.evaluation import (
     ExactMatchEvaluator,
     LocalJudgeEvaluator,
     PairwiseJudge,
+    RetrievalEvaluator,
     RougeEvaluator,
 )
 from qfnb.evaluation.answers import AnswerStore, default_store_path
@@ -57,6 +58,13 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "rouge_l": ("rouge", ("rouge_l",)),
     "similarity": ("similarity", ("similarity",)),
     "judge": ("judge", ("judge_score",)),
+    # a retrieval pipeline's ranked ids (its output) against a ``relevant`` column
+    "retrieval": ("retrieval", ("hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10")),
+    "hit@1": ("retrieval", ("hit@1",)),
+    "hit@3": ("retrieval", ("hit@3",)),
+    "hit@5": ("retrieval", ("hit@5",)),
+    "mrr": ("retrieval", ("mrr@10",)),
+    "ndcg": ("retrieval", ("ndcg@10",)),
 }
 DEFAULT_METRICS = ("exact_match", "bleu", "rouge_l")
 #: the lowest and highest score of each per-item metric column (``--sequential`` needs them; a judge's
@@ -68,6 +76,35 @@ BOUNDS: dict[str, tuple[float, float]] = {
 ENDPOINT_PREFIXES = ("endpoint:", "ep:")
 #: The judge's reply is one score line and one reason line; this caps a rambling judge.
 JUDGE_MAX_TOKENS = 64
+
+
+def columns_for(metrics: Sequence[str]) -> dict[str, str]:
+    """Result column -> the name shown, for the metric words asked (``bleu`` shows ``bleu4`` as ``bleu``)."""
+    shown: dict[str, str] = {}
+    for m in metrics:
+        cols = METRICS[m][1]
+        for c in cols:
+            shown.setdefault(c, m if len(cols) == 1 and m != "judge" else c)
+    return shown
+
+
+def report_frame(columns: Mapping[str, str], metrics_df: pd.DataFrame) -> pd.DataFrame:
+    """The asked-for metric columns of a result's ``metrics_df``, renamed to the asked names."""
+    keep = [c for c in columns if c in metrics_df.columns]
+    return metrics_df[keep].rename(columns=dict(columns))
+
+
+def report_samples(columns: Mapping[str, str], samples_df: pd.DataFrame) -> pd.DataFrame:
+    """Per-sample columns ``tag/metric`` likewise: asked ones renamed, the family's others dropped."""
+    every = {c for _, cols in METRICS.values() for c in cols}
+    rename, drop = {}, []
+    for col in samples_df.columns:
+        tag, _, name = str(col).rpartition("/")
+        if name in columns:
+            rename[col] = f"{tag}/{columns[name]}" if tag else columns[name]
+        elif name in every:
+            drop.append(col)
+    return samples_df.drop(columns=drop).rename(columns=rename)
 
 
 @dataclass(frozen=True)
@@ -98,12 +135,7 @@ class EvalPlan:
     @property
     def columns(self) -> dict[str, str]:
         """Result column -> the name shown: exactly the metrics asked for, under the names asked for."""
-        shown: dict[str, str] = {}
-        for m in self.metrics:
-            cols = METRICS[m][1]
-            for c in cols:
-                shown.setdefault(c, m if len(cols) == 1 and m != "judge" else c)
-        return shown
+        return columns_for(self.metrics)
 
     @property
     def chart_metrics(self) -> list[str]:
@@ -111,21 +143,10 @@ class EvalPlan:
         return list(dict.fromkeys(self.columns.values()))
 
     def report_frame(self, metrics_df: pd.DataFrame) -> pd.DataFrame:
-        """The asked-for metric columns of a result's ``metrics_df``, renamed to the asked names."""
-        keep = [c for c in self.columns if c in metrics_df.columns]
-        return metrics_df[keep].rename(columns=self.columns)
+        return report_frame(self.columns, metrics_df)
 
     def report_samples(self, samples_df: pd.DataFrame) -> pd.DataFrame:
-        """Per-sample columns ``tag/metric`` likewise: asked ones renamed, the family's others dropped."""
-        every = {c for _, cols in METRICS.values() for c in cols}
-        rename, drop = {}, []
-        for col in samples_df.columns:
-            tag, _, name = str(col).rpartition("/")
-            if name in self.columns:
-                rename[col] = f"{tag}/{self.columns[name]}" if tag else self.columns[name]
-            elif name in every:
-                drop.append(col)
-        return samples_df.drop(columns=drop).rename(columns=rename)
+        return report_samples(self.columns, samples_df)
 
     @property
     def generations(self) -> int:
@@ -401,6 +422,7 @@ def make_evaluators(metrics: Sequence[str], judge: Any | None) -> list[Any]:
         "bleu": BleuEvaluator,
         "rouge": RougeEvaluator,
         "similarity": EmbeddingSimilarityEvaluator,
+        "retrieval": RetrievalEvaluator,
         "judge": lambda: LocalJudgeEvaluator(judge, judge_kwargs={"max_output_tokens": JUDGE_MAX_TOKENS}),
     }
     families = dict.fromkeys(METRICS[m][0] for m in metrics)

@@ -88,6 +88,9 @@ class ServerConfig:
     batch: int = 64
     #: a cross-encoder in llama-server's reranking mode (``--reranking``: rank pooling, ``POST /rerank``)
     reranking: bool = False
+    #: an embedding model in llama-server's embedding mode (``--embedding``: the GGUF's pooling,
+    #: ``POST /v1/embeddings``)
+    embedding: bool = False
 
 
 class _Instance:
@@ -218,8 +221,11 @@ class LlamaServer:
     def _argv(self, adapters: Sequence[Path]) -> list[str]:
         """The command line: ``--port 0``, so the process binds a free port itself and logs it."""
         c = self.config
+        # in embedding mode this llama.cpp aborts at start (GGML_ASSERT in ggml_can_mul_mat) with 3, 5 or 6
+        # sequences and starts with 1, 2, 4 or 8 (measured on a mean-pooling BERT): a power of two it is
+        slots = 1 << (c.slots.bit_length() - 1) if c.embedding else c.slots
         argv = [str(self.binary), "--model", str(c.gguf), "--host", "127.0.0.1", "--port", "0",
-                "--parallel", str(c.slots), "--ctx-size", str(c.ctx_per_slot * c.slots), "--kv-unified",
+                "--parallel", str(slots), "--ctx-size", str(c.ctx_per_slot * slots), "--kv-unified",
                 "--threads", str(c.threads), "--threads-batch", str(c.threads),
                 "--threads-http", str(max(8, 2 * c.slots + 4)), "--no-webui", "--metrics", "--jinja",
                 "--cont-batching", "--no-warmup", "--flash-attn", "on",
@@ -229,11 +235,11 @@ class LlamaServer:
                 # whole prompts (measured: 46 of 46 tokens, against 20 with the 26-token shared
                 # prefix kept in each slot when the cache is off)
                 "--cache-ram", "0"]
-        if c.reranking:
-            # an encoder reads a (query, document) pair in one step: the step holds a whole context
+        if c.reranking or c.embedding:
+            # an encoder reads a whole input (a text, or a (query, document) pair) in one step
             step = str(max(c.batch, c.ctx_per_slot))
             argv[argv.index("--batch-size") + 1] = argv[argv.index("--ubatch-size") + 1] = step
-            argv.append("--reranking")
+            argv.append("--reranking" if c.reranking else "--embedding")
         if c.chat_template:
             argv += ["--chat-template-file", c.chat_template]
         for a in adapters:

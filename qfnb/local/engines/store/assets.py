@@ -16,14 +16,19 @@ import importlib.util
 import json
 import logging
 import os
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from qfnb.protocol.daemon import default_model_cache
 from qfnb.protocol.files import write_private_json
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE, LOCAL_TOOL_MODEL
+from qfnb.protocol.model_names import (
+    LOCAL_CHAT_MODEL,
+    LOCAL_EMBEDDING_MODEL,
+    LOCAL_FINETUNE_BASE,
+    LOCAL_TOOL_MODEL,
+    endpoint_for,
+)
 
 log = logging.getLogger("qfnb.local.engines.store.assets")
 
@@ -83,11 +88,8 @@ def installed(asset: GGUFAsset) -> bool:
 def find_asset(name: str) -> GGUFAsset:
     """The GGUF asset called ``name``: its name or its endpoint form, case-insensitively."""
 
-    def key(s: str) -> str:
-        return re.sub(r"[^a-z0-9]+", "_", s.lower()).strip("_")
-
     for asset in GGUF_ASSETS.values():
-        if key(asset.name) == key(name):
+        if endpoint_for(asset.name) == endpoint_for(name):
             return asset
     raise AssetError(f"no GGUF asset named {name!r}; known: {', '.join(a.name for a in GGUF_ASSETS.values())}")
 

@@ -22,6 +22,8 @@ ROLES = MODEL_ROLES
 RANK_HEAD = "cls.output.weight"
 #: llama.cpp's pooling type number for rank pooling (``{arch}.pooling_type``)
 POOLING_RANK = 4
+#: llama.cpp's pooling types of an embedding model: mean, CLS, last token
+POOLING_EMBED = (1, 2, 3)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.txt")
 
 
@@ -82,6 +84,10 @@ def check_gguf(path: Path) -> ModelFacts:
     if fields.get(f"{arch}.pooling_type") == POOLING_RANK or any(t.name == RANK_HEAD for t in header.tensors):
         # a cross-encoder (a classification head on an encoder): it scores (query, document) pairs
         return ModelFacts(kind="gguf", roles=("rerank",), can=("rerank",), arch=arch,
+                          context_length=int(ctx) if ctx is not None else None, files=(Path(path.name),))
+    if fields.get(f"{arch}.pooling_type") in POOLING_EMBED or not fields.get(f"{arch}.attention.causal", True):
+        # an embedding model (mean, CLS or last-token pooling; or an encoder): one vector per text
+        return ModelFacts(kind="gguf", roles=("embeddings",), can=("embeddings",), arch=arch,
                           context_length=int(ctx) if ctx is not None else None, files=(Path(path.name),))
     return ModelFacts(kind="gguf", roles=("chat", "completion"), can=("chat", "completion"), arch=arch,
                       chat_template=str(template) if template else None,

@@ -29,7 +29,12 @@ from qfnb.local.engines.store.model_check import ROLES, NotAModel, inspect
 from qfnb.local.engines.store.store_inputs import StoreInputError, check_engine_url, check_template
 from qfnb.protocol.daemon import default_model_cache
 from qfnb.protocol.files import write_private_json
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE
+from qfnb.protocol.model_names import (
+    LOCAL_CHAT_MODEL,
+    LOCAL_EMBEDDING_MODEL,
+    LOCAL_ENGLISH_EMBEDDING_MODEL,
+    LOCAL_FINETUNE_BASE,
+)
 
 log = logging.getLogger("qfnb.local.engines.store.model_store")
 
@@ -72,7 +77,8 @@ def check_name(name: str) -> str:
     if not _NAME.match(name):
         raise NotAModel(f"name {name!r} is not usable: letters, digits and . _ : - only, starting with a letter "
                         "or digit, at most 100 characters.")
-    if name.lower() in {n.lower() for n in (LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE)}:
+    if name.lower() in {n.lower() for n in (LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL,
+                                                    LOCAL_ENGLISH_EMBEDDING_MODEL, LOCAL_FINETUNE_BASE)}:
         raise NotAModel(f"name {name!r} is a built-in model's name; choose another.")
     return name
 

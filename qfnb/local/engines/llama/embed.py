@@ -1,0 +1,41 @@
+"""An embedding GGUF (``qfnb models add x.gguf --role embeddings``) served by llama-server's embedding
+mode (``--embedding``: the GGUF's own pooling) and its ``POST /v1/embeddings``. Vectors are
+llama-server's own (L2-normalised), unchanged."""
+
+from __future__ import annotations
+
+import httpx
+
+from qfnb.local.engines.base import Embedder
+from qfnb.local.engines.llama.server import EngineUnavailable, LlamaServer
+
+#: the longest one embedding call may take on the engine
+TIMEOUT_S = 300.0
+
+
+class LlamaEmbedder(Embedder):
+    """Embeds texts on one supervised ``llama-server --embedding`` (calls come one batch at a time
+    from :class:`~qfnb.local.engines.gate.BatchingEmbedder`)."""
+
+    def __init__(self, name: str, server: LlamaServer) -> None:
+        self.name, self.server = name, server
+
+    def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        if not texts or not all(isinstance(t, str) for t in texts):
+            raise ValueError("texts must be a non-empty list of strings")
+        lease = self.server.acquire()
+        try:
+            reply = httpx.post(f"{lease.url}/v1/embeddings", headers={"Authorization": f"Bearer {lease.key}"},
+                               json={"input": texts, "encoding_format": "float"}, timeout=TIMEOUT_S)
+        except httpx.TransportError as exc:
+            self.server.report_failure(lease)
+            raise EngineUnavailable(f"{self.name}: the embedding engine did not answer ({exc})") from None
+        finally:
+            self.server.release(lease)
+        if reply.status_code != 200:
+            raise EngineUnavailable(f"{self.name}: the embedding engine answered {reply.status_code}: "
+                                    f"{reply.text[:200]}")
+        body = reply.json()
+        rows = sorted(body["data"], key=lambda d: int(d["index"]))
+        return [list(map(float, d["embedding"])) for d in rows], int((body.get("usage") or {}).get("prompt_tokens")
+                                                                         or 0)
