@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ProtocolError
-from .openai_wire import drop_nulls
+from .openai_wire import drop_nulls, refuse_unknown
 from .schemas import check_schema
 
 #: what ``POST /v1/messages`` takes; any other field is refused by name
@@ -45,11 +45,7 @@ def error_body(status: int, message: str) -> dict[str, Any]:
 def check_request(body: Mapping[str, Any], *, count: bool = False) -> dict[str, Any]:
     """The body with explicit nulls dropped and every field checked (``count``: a count_tokens body)."""
     data = drop_nulls(body)
-    allowed = COUNT_FIELDS if count else REQUEST_FIELDS
-    for key in data:
-        if key not in allowed:
-            raise ProtocolError(key, f"is not supported by the local platform's Messages API (supported: "
-                                f"{', '.join(allowed)})")
+    refuse_unknown(data, COUNT_FIELDS if count else REQUEST_FIELDS, "Messages API")
     if not isinstance(data.get("model"), str) or not data["model"]:
         raise ProtocolError("model", "is required: the name of a served chat model")
     if not count:

@@ -410,11 +410,7 @@ _INSTEAD = {"functions": "tools", "function_call": "tool_choice", "max_output_to
 
 def check_openai_chat(data: dict[str, Any]) -> None:
     """An OpenAI chat body's fields and ranges (the OpenAI routes' rules, usable on a batch row)."""
-    for key in data:
-        if key not in OPENAI_CHAT_FIELDS:
-            hint = f"; use {_INSTEAD[key]!r} instead" if key in _INSTEAD else ""
-            raise ProtocolError(key, f"is not supported by the local platform's OpenAI chat API{hint} "
-                                f"(supported: {', '.join(OPENAI_CHAT_FIELDS)})")
+    openai_wire.refuse_unknown(data, OPENAI_CHAT_FIELDS, "OpenAI chat API", instead=_INSTEAD)
     for name, bounds in OPENAI_RANGES.items():
         problem = range_problem(data.get(name), *bounds)
         if problem:
@@ -452,11 +448,8 @@ OPENAI_COMPLETION_FIELDS = ("model", "prompt", "stream", "temperature", "top_p",
 
 def check_openai_completion(data: dict[str, Any]) -> None:
     """Refuse, by name, what the OpenAI ``/completions`` route cannot honour; OpenAI's ranges."""
-    for key in data:
-        if key not in OPENAI_COMPLETION_FIELDS:
-            supported = ", ".join(OPENAI_COMPLETION_FIELDS)
-            raise ProtocolError(key, f"is not supported by the local platform's completions API (supported: "
-                                f"{supported}; for choices and logprobs use chat completions)")
+    openai_wire.refuse_unknown(data, OPENAI_COMPLETION_FIELDS, "completions API",
+                               note="; for choices and logprobs use chat completions")
     if data.get("stream"):
         raise ProtocolError("stream", "streamed answers are served on chat completions; send stream: false here")
     check_openai_chat({k: data[k] for k in ("temperature", "top_p", "seed", "stop", "frequency_penalty",

@@ -39,6 +39,17 @@ def drop_nulls(body: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def refuse_unknown(data: Mapping[str, Any], supported: Sequence[str], api: str, *,
+                   instead: Mapping[str, str] | None = None, note: str = "") -> None:
+    """Refuse, by name, the first field of ``data`` that ``api`` (e.g. ``"Responses API"``) does not
+    take; ``instead`` names a better-known replacement, ``note`` ends the list of what it does take."""
+    for key in data:
+        if key not in supported:
+            hint = f"; use {instead[key]!r} instead" if instead and key in instead else ""
+            raise ProtocolError(key, f"is not supported by the local platform's {api}{hint} (supported: "
+                                f"{', '.join(supported)}{note})")
+
+
 def check_content(content: Any, where: str, *, required: bool = True) -> None:
     """``content`` is a string or a non-empty list of typed parts (``{"type": "text", "text": ...}``,
     ``image_url``, ...); None only when not ``required``."""

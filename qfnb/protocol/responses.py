@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ProtocolError
-from .openai_wire import check_content, content_text, drop_nulls
+from .openai_wire import check_content, content_text, drop_nulls, refuse_unknown
 from .schemas import check_schema
 from .tools import check_tool_count
 
@@ -43,10 +43,7 @@ def check_request(body: Mapping[str, Any]) -> dict[str, Any]:
     """The body with explicit nulls dropped and every field checked; a field the platform cannot
     honour is refused by name."""
     data = drop_nulls(body)
-    for key in data:
-        if key not in REQUEST_FIELDS:
-            raise ProtocolError(key, f"is not supported by the local platform's Responses API (supported: "
-                                f"{', '.join(REQUEST_FIELDS)})")
+    refuse_unknown(data, REQUEST_FIELDS, "Responses API")
     if not isinstance(data.get("model"), str) or not data["model"]:
         raise ProtocolError("model", "is required: the name of a served chat model")
     if "input" not in data and "previous_response_id" not in data:
