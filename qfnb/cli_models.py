@@ -73,11 +73,11 @@ def _run(lm: Any, args: argparse.Namespace) -> int:
         if not added:  # a header over nothing read as a failure
             print("no models added: the built-in models serve without being added (qfnb models ps: those loaded; "
                   "qfnb models add PATH --name NAME adds one)")
-            return 0
-        rows = [["NAME", "KIND", "SIZE", "ROLES", "FROM", "ADDED"]]
-        rows += [[m["name"], m["kind"], _mib(m["size"]), ",".join(m["roles"]), m["source"],
-                  time.strftime("%Y-%m-%d %H:%M", time.localtime(m["added"]))] for m in added]
-        print(_table(rows))
+        else:
+            rows = [["NAME", "KIND", "SIZE", "ROLES", "FROM", "ADDED"]]
+            rows += [[m["name"], m["kind"], _mib(m["size"]), ",".join(m["roles"]), m["source"],
+                      time.strftime("%Y-%m-%d %H:%M", time.localtime(m["added"]))] for m in added]
+            print(_table(rows))
         mapped = [["CLOUD NAME", "API", "ANSWERED LOCALLY BY"]]
         mapped += [[m["cloud"], m["apiType"], m["local"]] for m in lm.mapping(data_dir)]
         print("\ncloud model names served offline:\n" + _table(mapped))

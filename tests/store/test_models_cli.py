@@ -15,7 +15,9 @@ def test_the_models_commands_add_list_and_remove(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("QFNB_MODEL_CACHE", str(tmp_path / "store"))
     data = str(tmp_path / "data")
     assert main(["models", "list", "--data-dir", data]) == 0  # only built-in models: no empty header
-    assert capsys.readouterr().out.startswith("no models added: the built-in models serve without being added")
+    out = capsys.readouterr().out
+    assert out.startswith("no models added: the built-in models serve without being added")
+    assert "cloud model names served offline:" in out  # the mapping table, whatever is added
     src = tiny_gguf(tmp_path / "tiny.gguf")
     assert main(["models", "add", str(src), "--name", "tiny", "--ctx", "1024", "--data-dir", data]) == 0
     assert "added tiny (gguf" in capsys.readouterr().out
@@ -25,10 +27,12 @@ def test_the_models_commands_add_list_and_remove(tmp_path: Path, monkeypatch: py
     err = capsys.readouterr().err
     assert err.startswith("qfnb models add: cut.gguf is truncated") and err.count("\n") == 1
     assert main(["models", "list", "--data-dir", data]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    listing, mapping = capsys.readouterr().out.split("\n\ncloud model names served offline:\n")
+    lines = listing.splitlines()
     assert lines[0].split() == ["NAME", "KIND", "SIZE", "ROLES", "FROM", "ADDED"]
     assert lines[1].split()[:4] == ["tiny", "gguf", "0", "MiB"] and "chat,completion" in lines[1]
     assert len(lines) == 2
+    assert mapping.splitlines()[0].split() == ["CLOUD", "NAME", "API", "ANSWERED", "LOCALLY", "BY"]
     assert main(["models", "ps", "--data-dir", data]) == 0
     assert capsys.readouterr().out.split()[:2] == ["NAME", "STATE"]
     assert main(["models", "du", "--data-dir", data]) == 0
