@@ -10,6 +10,7 @@ Screenshots go to artifacts/screenshots/.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -195,6 +196,9 @@ def test_launcher_form_launches_from_the_browser(lab: tuple[str, Path, str]) -> 
     job in the kernel, and its dashboard replaces the form's result area."""
     _, root, _ = lab
     fake_trainer_notebook(root, "launcher.ipynb", 20, "%qftrain")
+    # the user's own data beside the notebook: the form's default (never the bundled demo set)
+    row = {"prompt": "How do I reset my password?", "response": "Use the 'Forgot password' link."}
+    (root / "helpdesk.jsonl").write_text("\n".join(json.dumps(row) for _ in range(4)) + "\n")
 
     def click_launch(page: Any) -> None:
         page.wait_for_selector(".qfnb-launcher", timeout=30_000)
