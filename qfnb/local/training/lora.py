@@ -91,7 +91,7 @@ def answer_loss(model: Any, input_ids: Any, attention_mask: Any, labels: Any) ->
     targets = labels[:, 1:]
     keep = targets != IGNORE
     logits = head(hidden[:, :-1][keep]).float()
-    cap = getattr(hf.config, "final_logit_softcapping", None)
+    cap = vars(hf.config).get("final_logit_softcapping")  # Gemma's; other configs have none
     if cap:
         logits = torch.tanh(logits / cap) * cap
     return torch.nn.functional.cross_entropy(logits, targets[keep])
