@@ -79,9 +79,10 @@ def _callable(fn: Any, known: Known, depth: int) -> list[Any]:
         found = fn.__globals__
         reads = _items({n: found[n] for n in fn.__code__.co_names if n in found and isinstance(found[n], _PLAIN)})
         parts += [fn.__qualname__, _code(fn.__code__, depth), _value(fn.__defaults__, known, depth),
-                  _value(_items(fn.__kwdefaults__), known, depth), _value(cells, known, depth), _value(reads, known, depth)]
-    elif hasattr(type(fn), "__call__") and not isinstance(fn, types.BuiltinFunctionType | type):
-        call = getattr(type(fn), "__call__", None)
+                  _value(_items(fn.__kwdefaults__), known, depth), _value(cells, known, depth),
+                  _value(reads, known, depth)]
+    elif callable(fn) and not isinstance(fn, types.BuiltinFunctionType | type):  # an object with __call__
+        call = next((vars(c)["__call__"] for c in type(fn).__mro__ if "__call__" in vars(c)), None)
         parts.append(type(fn).__qualname__)
         if isinstance(call, types.FunctionType):
             parts.append(_callable(call, known, depth))

@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-
 from qfnb.evaluation import Plan, plan_comparison
 from qfnb.notebook.evaluation import run as evalrun
 from qfnb.notebook.evaluation.options import EvalArgsError, reason
