@@ -8,7 +8,7 @@ import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jsonschema import FormatChecker
+from jsonschema import Draft202012Validator
 
 from qfnb.local.engines.llama.grammar import FORMAT_PATTERNS, engine_schema, trie_pattern
 from qfnb.protocol.schemas import pattern_problem
@@ -40,7 +40,8 @@ def test_only_plain_string_enums_are_rewritten_and_nothing_else_moves() -> None:
 
 
 def _conforms(value: str, fmt: str) -> bool:
-    return bool(FormatChecker().conforms(value, fmt))
+    """As ``jsonschema`` checks a 2020-12 ``format`` (a bare FormatChecker() checks draft 3's time)."""
+    return bool(Draft202012Validator.FORMAT_CHECKER.conforms(value, fmt))
 
 
 YEARS = [*range(0, 9), *range(1896, 1905), *range(1999, 2002), *range(2023, 2026), *range(2096, 2105),

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 from browser_kit import set_theme, shot, write_notebook
+from IPython.core.interactiveshell import InteractiveShell
 from nbcheck import ROOT
 from test_nb_browser import jupyter_lab, open_lab_page
 
