@@ -12,7 +12,7 @@ import pytest
 from qfnb.protocol import fastjson
 
 
-class Color(str, enum.Enum):
+class Color(enum.StrEnum):
     RED = "red"
 
 
