@@ -35,10 +35,17 @@ from qfnb.evaluation import (
 from qfnb.evaluation.answers import AnswerStore, default_store_path
 from qfnb.evaluation.data import REFERENCE_NAMES, eval_frame, to_frame
 from qfnb.evaluation.judge_check import check_judge, uncalibrated
-from qfnb.evaluation.llm import as_target, embedded_chat
+from qfnb.evaluation.llm import PromptVariant, as_target, embedded_chat
 from qfnb.evaluation.sequential_eval import eval_sequential
 from qfnb.notebook._checks import sampling_options
-from qfnb.notebook.evaluation.options import EvalArgsError, check_judges, check_recorded, parse_recorded, reason
+from qfnb.notebook.evaluation.options import (
+    EvalArgsError,
+    check_judges,
+    check_recorded,
+    parse_prompts,
+    parse_recorded,
+    reason,
+)
 from qfnb.notebook.progress import make_progress
 from qfnb.notebook.sampling import SamplingOptions
 from qfnb.resources import ChatCompletion
@@ -487,6 +494,17 @@ def _pairwise(args: argparse.Namespace, namespace: Mapping[str, Any]) -> Any | N
     return PairwiseJudge(model, judge_kwargs={"max_output_tokens": JUDGE_MAX_TOKENS})
 
 
+def prompt_variants(args: argparse.Namespace, llms: dict[str, Any], namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """``--prompts NAME=PROMPT,...``: one candidate per prompt, all answered by the one ``--model``."""
+    prompts = parse_prompts(getattr(args, "prompts", None), namespace)
+    if not prompts:
+        return llms
+    if len(llms) != 1:
+        raise EvalArgsError(f"--prompts compares prompts on one model: give one --model (got {len(llms)})")
+    (model,) = llms.values()
+    return {name: PromptVariant(text, model) for name, text in prompts.items()}
+
+
 def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
     """Check every argument of the run form of ``%qfeval`` (no model is called)."""
     _check_numbers(args)
@@ -506,6 +524,7 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
                           need_reference=any(m != "judge" for m in metrics), limit=args.limit)
     recorded = check_recorded(recorded, dataset, args.limit, namespace)
     llms = resolve_llms(words, namespace) if words else {}
+    llms = prompt_variants(args, llms, namespace)
     _check_tags(args, llms, recorded)
 
     sequential, min_difference, decide_on = _sequential(args, llms, recorded, metrics)
