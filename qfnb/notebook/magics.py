@@ -284,7 +284,8 @@ class QfnbMagics(Magics):
                    "system prompt). Comma-separated or repeated.")
     @argument("-d", "--dataset", help="A .jsonl/.json/.csv path, a platform dataset id, or a Dataset/DataFrame var.")
     @argument("--metrics", action="append",
-              help="Comma-separated: exact_match, bleu, rouge, rouge_1, rouge_2, rouge_l, similarity, judge "
+              help="Comma-separated: exact_match, bleu, rouge, rouge_1, rouge_2, rouge_l, similarity, judge, or "
+                   "a notebook function fn(input, reference, output) -> float | dict by name "
                    "(default: exact_match,bleu,rouge_l).")
     @argument("--judge", metavar="MODEL", nargs="?", const="",
               help="Also score answers with this model as an LLM judge (judge_score); a bare --judge uses the "
@@ -394,7 +395,7 @@ class QfnbMagics(Magics):
             result = plan.run(progress=self.eval_progress)
         except Exception as exc:  # every inference failed, the platform went away, ...: one clear line
             raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval failed") from exc
-        result.shown_metrics = list(plan.metrics)
+        result.shown_metrics = plan.shown_metrics
         if args.output:
             self.user_ns[args.output] = result
         shown = plan.report_frame(result.metrics_df)

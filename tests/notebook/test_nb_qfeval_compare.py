@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 
+from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.evaluation.report import EvalReport
 from tests.fakes.local_platform import FakeRegistry, ServedPlatform
 
@@ -316,3 +317,39 @@ def test_bad_prompts_fail_before_any_call(ip, platform, data_file, prompts, mess
         ip.run_line_magic("qfeval", f"--prompts 'a={{input}},b=x {{input}}' --model Tiny-Chat --dataset {data_file} "
                                     "--judge Tiny-Chat")
     assert calls(platform) == {}
+
+
+def starts_right(input: str, reference: str, output: str) -> float:
+    """A notebook metric: 1.0 when the answer starts as the reference does."""
+    return float(output.split(":")[0] == reference.split(":")[0])
+
+
+def cites(input: str, reference: str, output: str) -> dict[str, float]:
+    """A notebook metric giving two columns."""
+    return {"cites_input": float(input in output), "words": float(len(output.split()))}
+
+
+def test_a_notebook_function_is_a_metric_beside_the_built_ins(ip, platform, data_file) -> None:  # type: ignore[no-untyped-def]
+    ip.user_ns.update(starts_right=starts_right, cites=cites, not_a_function=3,
+                      broken=lambda i, r, o: "high")
+    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} "
+                                         "--metrics rouge_l,starts_right,cites --compare Other-Chat -o res")
+    res = ip.user_ns["res"]
+    assert list(report.metrics.columns) == ["rouge_l", "starts_right", "cites_input", "words"]
+    assert res.metrics["Tiny-Chat"]["starts_right"] == 1.0 and res.metrics["Other-Chat"]["starts_right"] == 0.0
+    assert res.metrics["Tiny-Chat"]["cites_input"] == 1.0 and res.metrics["Tiny-Chat"]["words"] == 3.0
+    assert report.comparison.row("Tiny-Chat", "starts_right").wins == 6
+    assert "Tiny-Chat/starts_right" in report.samples.columns
+    again = ip.run_line_magic("qfeval", "res")  # re-shown: the same columns
+    assert list(again.metrics.columns) == ["rouge_l", "starts_right", "cites_input", "words"]
+    before = calls(platform)
+    with pytest.raises(UsageError, match="'not_a_function' is a int, not a function"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics not_a_function")
+    with pytest.raises(UsageError, match="unknown metric"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics nothing_here")
+    with pytest.raises(UsageError, match="no known score range for 'starts_right'"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} --metrics starts_right "
+                                    "--compare Other-Chat --sequential")
+    assert calls(platform) == before  # refused before any call
+    with pytest.raises(QfnbCellError, match="metric 'broken': 'broken' is 'high'"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics broken")
