@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qfnb.local.engines.llama.grammar import engine_schema, trie_pattern
-from qfnb.protocol.schemas import pattern_problem
+from qfnb.protocol.schema_patterns import pattern_problem
 
 ALPHABET = "ab.(|-x"
 
