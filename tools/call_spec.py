@@ -357,4 +357,5 @@ def magic_options_module() -> str:
 def spec_targets() -> dict[Path, str]:
     """The modules written from the spec besides the resources' ``_generated`` ones."""
     return {PARAMS: params_module(), RANGES: ranges_module(), WIRE_FIELDS: wire_fields_module(),
-            SAMPLING: sampling_module(), CLI_SAMPLING: cli_sampling_module(), MAGIC_OPTIONS: magic_options_module(), ANSWERS: answers_module()}
+            SAMPLING: sampling_module(), CLI_SAMPLING: cli_sampling_module(), MAGIC_OPTIONS: magic_options_module(),
+            ANSWERS: answers_module()}
