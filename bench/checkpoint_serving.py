@@ -142,7 +142,9 @@ def main() -> int:
         first_token(reg, GEMMA)  # the engine runs, serving the base model only
         streamers = Streamers(reg, args.streamers, args.tokens)
         streamers.start()
-        time.sleep(8)
+        deadline = time.monotonic() + 300
+        while len(streamers.streams) < 2 * args.streamers and time.monotonic() < deadline:
+            time.sleep(0.5)  # the baseline: streams with the base model alone in the engine
         t_deploy = time.monotonic()
         rows: list[tuple[str, int, float]] = []
 
