@@ -298,9 +298,9 @@ class QfnbMagics(Magics):
                    "the comparison on the first metric is decided (an anytime-valid betting confidence sequence); "
                    "MIN_DIFF tunes it to that difference and lets it decide 'no difference that large'.")
     @argument("--plan", metavar="MIN_DIFF",
-              help="With --compare: run a pilot (--limit items, default 20, drawn at random) or read the stored "
-                   "result, and say how many items detect a difference of MIN_DIFF on the first metric with 80%% "
-                   "power, with the line that runs them.")
+              help="With --compare: run a pilot (--sample or --limit items, default 20, drawn at random) or read "
+                   "the stored result, and say how many items detect a difference of MIN_DIFF on the first metric "
+                   "with 80%% power, with the line that runs them (the pilot's items among them).")
     @argument("--repeats", type=int, help="Ask each item N times (with -t): stability across repeats.")
     @argument("--recorded", action="append", metavar="TAG=SOURCE",
               help="Score answers already made, without calling a model: a dataset column, a notebook variable "
@@ -309,6 +309,9 @@ class QfnbMagics(Magics):
     @argument("--fresh", action="store_true",
               help="Ask every model again (answers are otherwise reused from the last runs on the same items).")
     @argument("--limit", type=int, help="Evaluate only the first N rows.")
+    @argument("--sample", type=int, metavar="N",
+              help="Evaluate N rows drawn at random (seeded: the same rows every run, and a larger N keeps a "
+                   "smaller one's rows, so their stored answers are reused). --plan's pilot and full run use it.")
     @argument("--input-column", help="Column holding the prompts (default: prompt, input, query, ...).")
     @argument("--reference-column", help="Column holding the reference answers (default: response, answer, ...).")
     @sampling_arguments

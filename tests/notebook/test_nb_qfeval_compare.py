@@ -182,7 +182,7 @@ def test_plan_from_a_pilot_and_from_a_stored_result(ip, platform, tmp_path) -> N
     assert only.models == ("Tiny-Chat", "Other-Chat") and only.n_pilot == 12 and only.discordant == 1.0
     assert plan.n_items > 60 and "The data set has only 60 items" in "\n".join(plan.sentences)
     assert plan.next_line == (f"%qfeval --models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match "
-                              "--compare Other-Chat -o pilot --limit 60")
+                              "--compare Other-Chat -o pilot")  # every row: the plan needs more than there are
     html = report.to_html()
     assert "Plan on exact_match (pilot: 12 items)" in html and 'class="qfnb-plan-line"' in html
     assert f"{only.n_items} paired items detect a difference of 0.2" in repr(report)
@@ -193,6 +193,28 @@ def test_plan_from_a_pilot_and_from_a_stored_result(ip, platform, tmp_path) -> N
         ip.run_line_magic("qfeval", "pilot --plan 0.2")
     with pytest.raises(UsageError, match="MIN_DIFF must be positive"):
         ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --compare Other-Chat --plan 0")
+
+
+def test_the_plans_line_runs_the_planned_items_and_reuses_the_pilot(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rows = [{"prompt": f"question {i}", "response": f"{'other' if i % 5 == 0 else 'tiny'}-chat: question {i}"}
+            for i in range(200)]
+    path = tmp_path / "long.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match "
+                                         "--compare Other-Chat --plan 0.5 --sample 10 -o pilot")
+    n = report.plan.n_items
+    assert calls(platform) == {"tiny-chat": 10, "other-chat": 10} and 10 < n < 200
+    line = report.plan.next_line
+    assert line.endswith(f"--compare Other-Chat -o pilot --sample {n}") and "--plan" not in line
+    assert line in repr(report) and line in report.to_html()
+    # the printed line, run as it is: the planned items, drawn as the pilot's were, so only the rest is asked
+    assert line.startswith("%qfeval ")
+    full = ip.run_line_magic("qfeval", line[len("%qfeval "):])
+    assert calls(platform) == {"tiny-chat": n, "other-chat": n}  # 10 for the pilot, n - 10 now
+    assert len(full.result.samples_df) == n and full.comparison is not None
+    assert (full.reused or "").startswith(f"↺ 20 of {2 * n} answers reused")  # the pilot's, and it says so
+    with pytest.raises(UsageError, match="--sample must be a positive integer"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {path} --sample 0")
 
 
 def kind_judge(prompt: str, **options: object) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from qfnb._core.runtime import sync
@@ -131,6 +132,8 @@ class EvalPlan:
     decide_on: str | None = None
     #: ``--calibrate``: ``{model tag: {item index: the user's label}}`` for the judge's scores
     labels: dict[str, dict[int, float]] = field(default_factory=dict)
+    #: the rows the data set offered (before ``--sample`` drew ``frame``'s items from them)
+    rows_available: int = 0
 
     @property
     def columns(self) -> dict[str, str]:
@@ -243,6 +246,14 @@ def _labels(args: argparse.Namespace, dataset: Any, frame: pd.DataFrame, tags: S
     return out
 
 
+def sample_rows(rows: int, size: int) -> list[int]:
+    """``--sample N``: ``N`` of ``rows`` row positions drawn at random (seed 0), in the data set's order.
+    One permutation serves every size, so a larger sample keeps a smaller one's items (a pilot's
+    answers are reused by the full run)."""
+    chosen = np.random.default_rng(0).permutation(rows)[:size]
+    return sorted(int(i) for i in chosen)
+
+
 def reuse_note(plan: EvalPlan) -> str | None:
     """``↺ 12 of 12 answers reused from earlier runs on the same items · --fresh asks again`` when
     the run's answer store gave any back (a replay asks no model: its bar's speed is the store's)."""
@@ -315,6 +326,7 @@ async def _acheck_resource(res: Any, endpoint: str | None) -> None:
     await res.aresolve()
     if endpoint is None:
         return
+    endpoint = endpoint.partition("@")[0]  # NAME@best, NAME@step-8: a checkpoint of the service NAME
     cfg = res.client.config
     if not (cfg.access_key and cfg.secret_key):
         return  # no console keys: the service list cannot be read; the first call will tell
@@ -437,6 +449,11 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise EvalArgsError(f"--workers must be a positive integer, got {args.workers}")
     if args.repeats is not None and args.repeats < 1:
         raise EvalArgsError(f"--repeats must be a positive integer, got {args.repeats}")
+    if getattr(args, "sample", None) is not None and args.sample < 1:
+        raise EvalArgsError(f"--sample must be a positive integer, got {args.sample}")
+    if getattr(args, "sample", None) is not None and args.recorded:
+        raise EvalArgsError("--sample draws items at random, and --recorded answers follow the data set's rows: "
+                            "use --limit")
 
 
 def _check_tags(args: argparse.Namespace, llms: Mapping[str, Any], recorded: Mapping[str, Any]) -> None:
@@ -493,6 +510,11 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
 
     sequential, min_difference, decide_on = _sequential(args, llms, recorded, metrics)
     labels = _labels(args, dataset, frame, [*llms, *recorded], metrics)
+    available = len(frame)
+    if getattr(args, "sample", None) is not None and args.sample < available:
+        chosen = sample_rows(available, args.sample)
+        frame = frame.iloc[chosen].reset_index(drop=True)
+        labels = {tag: {new: got[old] for new, old in enumerate(chosen) if old in got} for tag, got in labels.items()}
     evaluators = make_evaluators(metrics, _judge(args, namespace))
     if decide_on is not None:
         metric_bounds(decide_on, evaluators)  # known before any call
@@ -503,4 +525,4 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
                     repeats=args.repeats or 1, recorded=recorded, compare=args.compare,
                     store=AnswerStore(default_store_path(), refresh=bool(args.fresh)) if llms else None,
                     pairwise=pairwise, sequential=sequential, min_difference=min_difference, decide_on=decide_on,
-                    labels=labels)
+                    labels=labels, rows_available=available)
