@@ -240,6 +240,24 @@ def test_calibrate_a_judge_with_your_labels(ip, platform, tmp_path) -> None:  # 
     assert "Tiny-Chat: judge_score calibrated to your labels 3.75" in text and "off by +1.25" in text
     assert "Tiny-Chat \u2212 Other-Chat: judge_score difference calibrated to your labels" in text
     assert "Judge calibration" in report.to_html() and text in repr(report)
+    # the same labels from a file: by input, one column per model (jsonl), or by row index, one model (csv)
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"input": r["prompt"], "Tiny-Chat": r["mine_tiny"],
+                                          "Other-Chat": r["mine_other"]}) + "\n" for r in rows[:8]), encoding="utf-8")
+    other = tmp_path / "other.csv"
+    other.write_text("index,label\n" + "".join(f"{i},{r['mine_other']}\n" for i, r in enumerate(rows[:8])),
+                     encoding="utf-8")
+    for spec in (str(labels), f"Tiny-Chat={labels},Other-Chat={other}"):
+        from_file = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match "
+                                                f"--judge kind_judge --calibrate {spec} --compare Other-Chat")
+        assert from_file.judge_notes == report.judge_notes
+    bad = tmp_path / "bad.csv"
+    bad.write_text("input,label\nno such question,3\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="1 row\\(s\\) match no item by input \\(first: 'no such question'\\)"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {path} --judge kind_judge --calibrate {bad}")
+    with pytest.raises(UsageError, match="has no labels for \\['Tiny-Chat', 'Other-Chat'\\]"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --judge kind_judge "
+                                    f"--calibrate {other}")
     # no labels: the report says the judge is uncalibrated
     plain = ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {path} --metrics exact_match --judge kind_judge")
     assert plain.judge_notes == ["judge kind_judge on judge_score is uncalibrated: nothing compares it with your "
