@@ -122,8 +122,9 @@ def test_pairwise_judge_and_the_self_judging_guardrail(ip, platform, data_file) 
     report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} --metrics exact_match "
                                          "--compare Other-Chat --pairwise first_one")
     row = report.comparison.row("Tiny-Chat", "judge:first_one")
-    assert (row.wins, row.ties, row.losses) == (0, 6, 0) and len(asked) == 12  # 6 pairs x both orders
-    assert any("6 of 6 pairs changed verdict with the order" in n for n in report.comparison.notes)
+    assert (row.n, row.wins, row.ties, row.losses) == (0, 0, 0, 0) and len(asked) == 12  # 6 pairs x both orders
+    assert any("order-consistency 0 of 6 pairs" in n and "6 of 6 pairs changed verdict with the order" in n
+               for n in report.comparison.notes)
     before = calls(platform)
     for line in (f"--models Tiny-Chat,Other-Chat --dataset {data_file} --judge Tiny-Chat",
                  f"--models Tiny-Chat,Other-Chat --dataset {data_file} --compare Other-Chat --pairwise Other-Chat"):
