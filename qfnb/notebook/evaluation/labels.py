@@ -77,6 +77,8 @@ def _positions(table: pd.DataFrame, source: pd.DataFrame, frame: pd.DataFrame, s
     if key is None:
         raise EvalArgsError(f"--calibrate: {src} needs a column naming each item: id (the dataset's), index "
                             f"(0-based row) or input (columns: {list(table.columns)})")
+    where: dict[Any, int]
+    wanted: list[Any]
     if key == "index":
         where = {i: i for i in range(len(frame))}
         wanted = [int(v) if pd.notna(v) and float(v).is_integer() else v for v in table["index"]]
