@@ -40,7 +40,7 @@ class RunStatus(_StrEnum):
     STOPPED = "Stopped"
 
 
-class TrainStatus(_StrEnum):
+class V1TrainStatus(_StrEnum):
     """v1 fine-tuning job ``trainStatus``."""
 
     QUEUE = "QUEUE"
@@ -51,11 +51,11 @@ class TrainStatus(_StrEnum):
 
 
 V1_TRAIN_STATUS = {
-    RunStatus.WAITING: TrainStatus.QUEUE,
-    RunStatus.RUNNING: TrainStatus.RUNNING,
-    RunStatus.DONE: TrainStatus.FINISH,
-    RunStatus.FAILED: TrainStatus.FAIL,
-    RunStatus.STOPPED: TrainStatus.STOP,
+    RunStatus.WAITING: V1TrainStatus.QUEUE,
+    RunStatus.RUNNING: V1TrainStatus.RUNNING,
+    RunStatus.DONE: V1TrainStatus.FINISH,
+    RunStatus.FAILED: V1TrainStatus.FAIL,
+    RunStatus.STOPPED: V1TrainStatus.STOP,
 }
 
 

@@ -15,7 +15,6 @@ import logging
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -24,6 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 from qfnb._core.errors import QfnbError
 from qfnb.protocol.console import TrainMode
 from qfnb.resources.console import FineTune
+from qfnb.resources.console.consts import FinetuneSupportModelType
 
 from .consts import PeftType
 from .train_config import HYPERPARAMETERS, TrainConfig, TrainLimit
@@ -34,12 +34,6 @@ __all__ = ["DPOTrainModelInfoMapping", "DefaultDPOTrainConfigMapping", "DefaultP
            "refresh"]
 
 logger = logging.getLogger("qfnb.trainer")
-
-
-class FinetuneSupportModelType(StrEnum):
-    Text2Text = "text2text"
-    Text2Image = "text2image"
-    ImageUnderstanding = "imageUnderstanding"
 
 
 class ModelInfo(BaseModel):
