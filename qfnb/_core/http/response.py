@@ -148,11 +148,8 @@ class QfResponse(Mapping[str, Any], Generic[T]):
         """The text answer: v1 ``result``, or v2 ``choices[0].message/delta.content``."""
         if "result" in self.body:
             return str(self.body["result"] or "")
-        choices = self.body.get("choices") or []
-        if choices:
-            part = choices[0].get("message") or choices[0].get("delta") or {}
-            return str(part.get("content") or "")
-        return ""
+        choices = self.choices
+        return (choices[0].message.content or choices[0].delta.content or "") if choices else ""
 
     @property
     def usage(self) -> TokenUsage:
