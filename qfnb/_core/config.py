@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from qfnb._core.errors import ValidationError
 from qfnb.protocol import routes
@@ -251,7 +251,7 @@ class Config:
 
     __str__ = __repr__
 
-    def __reduce__(self) -> Any:  # never pickle credentials into notebooks / caches
+    def __reduce__(self) -> NoReturn:  # never pickle credentials into notebooks / caches
         raise TypeError("qfnb Config holds credentials and cannot be pickled")
 
 
@@ -356,7 +356,7 @@ class GlobalConfig:
     def __repr__(self) -> str:
         return f"GlobalConfig({Config.from_env()!r})"
 
-    def __reduce__(self) -> Any:  # never pickle credentials into notebooks / caches
+    def __reduce__(self) -> NoReturn:  # never pickle credentials into notebooks / caches
         raise TypeError("qfnb GlobalConfig holds credentials and cannot be pickled")
 
 

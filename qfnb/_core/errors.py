@@ -98,7 +98,7 @@ class APIError(RequestError):
         #: the answer's ``Retry-After`` header, when it came with an HTTP error status
         self.retry_after: str | None = None
 
-    def __reduce__(self) -> Any:
+    def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_api_error, (type(self), self.error_code, self.error_msg, self.request_id,
                                      self.status_code))
 
@@ -132,7 +132,7 @@ class ValidationError(InvalidArgumentError, ProtocolError):
         self.error_code, self.error_msg, self.request_id, self.status_code = code, message, None, 0
         self.body, self.headers, self.retry_after = None, {}, None
 
-    def __reduce__(self) -> Any:
+    def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.field, self.error_msg, self.code))
 
 

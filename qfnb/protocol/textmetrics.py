@@ -13,12 +13,19 @@ first import from parallel threads can deadlock).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rouge_score.rouge_scorer import RougeScorer
+    from sacrebleu.metrics.bleu import BLEU
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
 __all__ = [
     "CJK",
@@ -80,9 +87,8 @@ def exact_match(reference: Any, output: Any, *, normalized: bool = True) -> floa
 
 
 @lru_cache(maxsize=1)
-def _jieba() -> Any:
-    import jieba
-
+def _jieba() -> ModuleType:
+    jieba = importlib.import_module("jieba")  # deferred: its dictionary loads on first use
     jieba.setLogLevel(logging.WARNING)
     return jieba
 
@@ -103,7 +109,7 @@ def preload() -> None:
 # ---- BLEU-4 ----------------------------------------------------------------------------------
 
 @lru_cache(maxsize=1)
-def _tokenizer_13a() -> Any:
+def _tokenizer_13a() -> Tokenizer13a:
     from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
     return Tokenizer13a()  # type: ignore[no-untyped-call]
@@ -121,7 +127,7 @@ def bleu_pair(reference: Any, output: Any) -> tuple[str, str]:
 
 
 @lru_cache(maxsize=2)
-def _bleu(effective_order: bool) -> Any:
+def _bleu(effective_order: bool) -> BLEU:
     from sacrebleu.metrics.bleu import BLEU
 
     return BLEU(tokenize="none", effective_order=effective_order)
@@ -161,7 +167,7 @@ class _RougeTokenizer:
 
 
 @lru_cache(maxsize=2)
-def _rouge_scorer(use_stemmer: bool) -> Any:
+def _rouge_scorer(use_stemmer: bool) -> RougeScorer:
     from rouge_score.rouge_scorer import RougeScorer
 
     return RougeScorer(list(ROUGE_TYPES), tokenizer=_RougeTokenizer(use_stemmer))

@@ -10,10 +10,12 @@ resource (``QIANFAN_BEARER_TOKEN``, ``QIANFAN_ACCESS_KEY``/``QIANFAN_SECRET_KEY`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from qfnb._core.config import Config
 from qfnb._core.errors import ValidationError
+from qfnb._core.http.client import AsyncQianfanClient
+from qfnb._core.http.response import QfResponse
 from qfnb._core.runtime import sync
 from qfnb.protocol.errors import ProtocolError
 from qfnb.resources.inference.chat import ChatCompletion
@@ -75,11 +77,11 @@ class V2Route:
     def __init__(self, client: Qianfan, route: str, default_model: str) -> None:
         self._client, self._route, self._default = client, route, default_model
 
-    async def acreate(self, *, model: str | None = None, **fields: Any) -> Any:
+    async def acreate(self, *, model: str | None = None, **fields: Any) -> QfResponse:
         http = self._client._resource().client
         return await http.infer_v2(self._route, {"model": model or self._default, **fields})
 
-    def create(self, *, model: str | None = None, **fields: Any) -> Any:
+    def create(self, *, model: str | None = None, **fields: Any) -> QfResponse:
         return sync.run(self.acreate(model=model, **fields))
 
 
@@ -109,8 +111,12 @@ class Responses:
     def __init__(self, client: Qianfan) -> None:
         self._client = client
 
-    def _http(self) -> Any:
+    def _http(self) -> AsyncQianfanClient:
         return self._client._resource().client
+
+    async def _one(self, method: str, path: str = "", params: dict[str, Any] | None = None) -> QfResponse:
+        """A call answered by one response (only a streamed ``create`` is answered by chunks)."""
+        return cast(QfResponse, await self._http().responses_v2(method, path, params=params))
 
     async def acreate(self, *, model: str, input: str | list[dict[str, Any]] | None = None, stream: bool = False,
                       **fields: Any) -> Any:
@@ -132,40 +138,40 @@ class Responses:
         answer = sync.run(self.acreate(model=model, input=input, stream=stream, **fields))
         return sync.iterate(answer) if stream else answer
 
-    async def aretrieve(self, response_id: str) -> Any:
+    async def aretrieve(self, response_id: str) -> QfResponse:
         """A stored response, by id."""
-        return await self._http().responses_v2("GET", "/" + _checked_id(response_id))
+        return await self._one("GET", "/" + _checked_id(response_id))
 
-    def retrieve(self, response_id: str) -> Any:
+    def retrieve(self, response_id: str) -> QfResponse:
         return sync.run(self.aretrieve(response_id))
 
-    async def adelete(self, response_id: str) -> Any:
+    async def adelete(self, response_id: str) -> QfResponse:
         """Delete a stored response (a chain through it can no longer continue)."""
-        return await self._http().responses_v2("DELETE", "/" + _checked_id(response_id))
+        return await self._one("DELETE", "/" + _checked_id(response_id))
 
-    def delete(self, response_id: str) -> Any:
+    def delete(self, response_id: str) -> QfResponse:
         return sync.run(self.adelete(response_id))
 
-    async def ainput_items(self, response_id: str, *, limit: int = 20, order: str = "desc") -> Any:
+    async def ainput_items(self, response_id: str, *, limit: int = 20, order: str = "desc") -> QfResponse:
         """The input items a stored response was asked (OpenAI's list page)."""
-        return await self._http().responses_v2("GET", f"/{_checked_id(response_id)}/input_items",
-                                               params={"limit": limit, "order": order})
+        return await self._one("GET", f"/{_checked_id(response_id)}/input_items",
+                               params={"limit": limit, "order": order})
 
-    def input_items(self, response_id: str, *, limit: int = 20, order: str = "desc") -> Any:
+    def input_items(self, response_id: str, *, limit: int = 20, order: str = "desc") -> QfResponse:
         return sync.run(self.ainput_items(response_id, limit=limit, order=order))
 
     async def alist(self, *, metadata: dict[str, str], limit: int = 20, order: str = "desc",
-                    after: str | None = None) -> Any:
+                    after: str | None = None) -> QfResponse:
         """The stored responses whose ``metadata`` holds every given pair (OpenAI's list page; a
         local-platform addition, which the cloud may not answer)."""
         if not metadata or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
             raise ValidationError("metadata", "must map at least one key to a string value")
         params: dict[str, Any] = {f"metadata[{k}]": v for k, v in metadata.items()}
         params.update(limit=limit, order=order, **({"after": after} if after else {}))
-        return await self._http().responses_v2("GET", params=params)
+        return await self._one("GET", params=params)
 
     def list(self, *, metadata: dict[str, str], limit: int = 20, order: str = "desc",
-             after: str | None = None) -> Any:
+             after: str | None = None) -> QfResponse:
         return sync.run(self.alist(metadata=metadata, limit=limit, order=order, after=after))
 
 

@@ -46,7 +46,7 @@ class TrainFailedError(InternalServerError):
         RequestError.__init__(self, message)
         self.error_code, self.error_msg, self.status_code = "TrainFailed", message, 200
 
-    def __reduce__(self) -> Any:
+    def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.error_msg,))
 
 

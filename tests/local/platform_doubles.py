@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,7 @@ class FakeRegistry(NullRegistry):
                        FakeServed("Tiny-Embed", "tiny-embed", ("embeddings", "reranker"), "sentence-transformers")]
         self.engines: dict[str, FakeChat] = {}
         self.adapters: dict[str, tuple[str, Path]] = {}
+        self.siblings: dict[str, list[Path]] = {}  # endpoint -> the other checkpoints loaded with it
         self._faces: dict[str, ThreadedChat] = {}
         self._embedder = BatchingEmbedder(FakeEmbedder())
 
@@ -93,10 +94,12 @@ class FakeRegistry(NullRegistry):
     def embedder(self, endpoint: str) -> BatchingEmbedder:
         return self._embedder
 
-    def register_adapter(self, endpoint: str, base_model: str, adapter_dir: Path) -> FakeServed:
+    def register_adapter(self, endpoint: str, base_model: str, adapter_dir: Path,
+                         siblings: Sequence[Path] = ()) -> FakeServed:
         if not (adapter_dir / "adapter_config.json").exists():
             raise FileNotFoundError(f"no adapter in {adapter_dir}")
         self.adapters[endpoint] = (base_model, adapter_dir)
+        self.siblings[endpoint] = list(siblings)
         served = FakeServed(endpoint, endpoint, ("chat", "completions"), "transformers")
         self.models.append(served)
         return served

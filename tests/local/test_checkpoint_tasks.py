@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from platform_helpers import Signer, client_for, console, wait_for
+from platform_doubles import FakeRegistry
+from platform_helpers import Signer, bearer, client_for, console, token, wait_for
 from test_routes_console import upload_dataset
 
 from qfnb.local.domain.jobs import progress_update
+from qfnb.protocol.routes import MODEL_API_PREFIX
 
 V2 = "/v2/finetuning"
 
@@ -116,3 +118,39 @@ def test_checkpoint_options_are_checked_before_anything_runs(tmp_path: Path, sto
         assert "hyperParameterConfig.checkpoints" in refused({"earlyStop": True, "checkpoints": 0})
         assert "incrementTaskId" in refused({}, incrementTaskId="task-nope", incrementCheckpointStep=2)
     assert not (tmp_path / "data" / "jobs").exists() or not list((tmp_path / "data" / "jobs").iterdir())
+
+
+def test_a_deploy_loads_every_checkpoint_and_name_at_step_serves_each(tmp_path: Path, store: Path) -> None:
+    registry = FakeRegistry()
+    with client_for(tmp_path / "data", registry) as client:
+        ds = upload_dataset(client, [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(12)])
+        tid = _task(client, ds, {"epoch": 1, "batchSize": 1, "fakeEvalLosses": [3.2, 2.9, 3.5, 5.1, 6.8]})
+        done = _done(client, tid)
+        run = client.app.state.platform.store.get("runs", tid)
+        paths = {c["step"]: Path(c["path"]) for c in run["checkpointList"]}
+        pub = console(client, "/wenxinworkshop/modelrepo/publishTrainModel", {
+            "isNewModel": True, "modelName": "faq", "versionMeta": {"taskId": done["jobId"], "iterationId": tid}})
+        console(client, "/wenxinworkshop/service/apply", {
+            "modelId": pub["result"]["modelId"], "modelVersionId": pub["result"]["versionId"], "name": "faq",
+            "uri": "ep_faq", "replicas": 1, "poolType": 2})
+        wait_for(lambda: "ep_faq" in registry.adapters)
+        # the deploy hands the engine every checkpoint of the run with the published adapter
+        assert set(registry.siblings["ep_faq"]) == {*paths.values(), Path(run["adapter_dir"])}
+
+        def ask(name: str) -> Any:
+            return client.post(f"{MODEL_API_PREFIX}/chat/{name}", params={"access_token": token(client)},
+                               json={"messages": [{"role": "user", "content": "hi"}]})
+
+        assert ask("ep_faq@step-7").json()["result"] == "adapter ep_faq@step-7: hi"
+        assert registry.adapters["ep_faq@step-7"][1] == paths[7]
+        assert ask("ep_faq@best").json()["result"] == "adapter ep_faq@best: hi"
+        assert registry.adapters["ep_faq@best"][1] == paths[4]  # the lowest held-out loss
+        ask("faq@last")  # the model's name works as the service's endpoint does
+        assert registry.adapters["faq@last"][1] == paths[9]
+        assert set(registry.siblings["faq@last"]) == set(registry.siblings["ep_faq"])
+        wrong = ask("ep_faq@step-3").json()
+        assert wrong["error_code"] == 336003 and "2, 4, 5, 7, 9" in wrong["error_msg"]
+        assert ask("nothing@best").json()["error_code"] == 336005
+        # the checkpoints asked for are not listed as models of their own
+        listed = client.get("/v1/models", headers={"Authorization": f"Bearer {bearer(client)}"}).json()["data"]
+        assert "ep_faq" in {m["id"] for m in listed} and not [m for m in listed if "@" in m["id"]]

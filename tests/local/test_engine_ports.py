@@ -1,6 +1,6 @@
 """Engines bind their own port (``--port 0``) and report it: nothing picks a port and releases it
-for another process to take. A new adapter set starts a new process only once the old one has
-finished its requests (the two would slow each other's decoding many times over)."""
+for another process to take. A run's checkpoints load together; a new adapter set starts a process
+beside the running one, which serves on until the new one is ready and then finishes its requests."""
 
 from __future__ import annotations
 
@@ -65,31 +65,54 @@ def test_a_taken_preferred_port_falls_back_to_a_free_one() -> None:
         first.close()
 
 
-def test_a_new_adapter_set_waits_for_the_old_process_to_finish_its_requests(tmp_path: Path,
-                                                                            fake_binary: Path) -> None:
+def test_a_new_adapter_set_starts_beside_the_running_process_which_serves_on_until_it_is_ready(
+        tmp_path: Path, fake_binary: Path) -> None:
     config = ServerConfig(name="fake", gguf=tmp_path / "m.gguf", log_dir=tmp_path / "logs", idle_seconds=3600)
     engine = LlamaServer(config, binary=fake_binary)
     adapter = tmp_path / "tuned.gguf"
     try:
         running = engine.acquire()  # a base-model request under way on the first process
         old = running.instance
-        engine.add_adapter(adapter)
-        leases: dict[str, object] = {}
-        waiters = [threading.Thread(target=lambda k=k, a=a: leases.__setitem__(k, engine.acquire(a)))
-                   for k, a in (("tuned", adapter), ("base", None))]
-        for w in waiters:
-            w.start()
-        waiters[0].join(1.0)
-        # neither the tuned request nor a new base request went anywhere, and only one process runs
-        assert not leases and old.draining and old.alive() and engine.pid == old.proc.pid
-        engine.release(running)
-        for w in waiters:
-            w.join(30)
-        tuned, base = leases["tuned"], leases["base"]
-        assert isinstance(tuned, Lease) and isinstance(base, Lease)
-        assert tuned.instance is base.instance is not old and tuned.adapters == (adapter,)
-        old.proc.wait(15)  # the replaced process stops once its last request is released
-        engine.release(tuned)
+        assert engine.starts == 1
+        engine.add_adapters([adapter])
+        leases: dict[str, Lease] = {}
+        tuned = threading.Thread(target=lambda: leases.__setitem__("tuned", engine.acquire(adapter)))
+        tuned.start()
+        # while the new process starts, a base request is served at once by the running one
+        base = engine.acquire()
+        assert base.instance is old and old.alive() and not old.retired
         engine.release(base)
+        tuned.join(30)
+        assert leases["tuned"].instance is not old and leases["tuned"].adapters == (adapter,)
+        assert old.retired and old.alive()  # finishing the request it has: nothing is cut
+        after = engine.acquire()  # new requests go to the new process
+        assert after.instance is leases["tuned"].instance
+        engine.release(running)
+        old.proc.wait(15)  # the replaced process stops once its last request is released
+        engine.release(after)
+        engine.release(leases["tuned"])
+        assert engine.starts == 2
+    finally:
+        engine.close()
+
+
+def test_a_runs_checkpoints_load_together_so_serving_another_needs_no_new_process(tmp_path: Path,
+                                                                                fake_binary: Path) -> None:
+    config = ServerConfig(name="fake", gguf=tmp_path / "m.gguf", log_dir=tmp_path / "logs", idle_seconds=3600)
+    engine = LlamaServer(config, binary=fake_binary)
+    steps = [tmp_path / f"step-{i}.gguf" for i in (8, 16, 24)]
+    try:
+        engine.add_adapters(steps)
+        engine.add_adapters(steps[1:])  # registering one again (a second deploy) adds nothing
+        first = engine.acquire(steps[0])
+        assert first.lora(steps[0]) == [{"id": 0, "scale": 1.0}, {"id": 1, "scale": 0.0}, {"id": 2, "scale": 0.0}]
+        for step in (*steps, None):
+            lease = engine.acquire(step)
+            assert lease.instance is first.instance
+            engine.release(lease)
+        engine.release(first)
+        assert engine.starts == 1
+        argv = Path(f"/proc/{engine.pid}/cmdline").read_bytes().split(b"\0")
+        assert argv.count(b"--lora") == 3 and b"--lora-init-without-apply" in argv
     finally:
         engine.close()

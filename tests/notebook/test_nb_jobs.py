@@ -88,6 +88,8 @@ def test_list_attach_deploy_then_chat_in_the_same_process(ip, platform: str) -> 
 
     chat = ChatCompletion(endpoint=endpoint)
     sync.run(_acheck_resource(chat, endpoint))
+    at_best = f"{endpoint}@best"  # a checkpoint of the service (%qfeval --models ep_x@best,ep_x@step-8,BASE)
+    sync.run(_acheck_resource(ChatCompletion(endpoint=at_best), at_best))
     answer = chat.do(messages=[{"role": "user", "content": "hi"}])
     assert "adapter" in answer["result"]
     # attaching by job id and by pipeline id finds the same task

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -253,7 +254,8 @@ def runners(platform: Platform) -> dict[int, Runner]:
     return dict(_room(platform).runners)
 
 
-def _engines(platform: Platform) -> Any:
+def _engines(platform: Platform) -> Callable[[str | None], Engine]:
+    """The chat engine a row's model names, each looked up once per task."""
     cache: dict[str | None, Engine] = {}
 
     def engine_for(model: str | None) -> Engine:

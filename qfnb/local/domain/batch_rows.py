@@ -233,7 +233,7 @@ def check_openai_input(path: Path) -> None:
         seen.setdefault(digest, line)
 
 
-def _custom_id(path: Path, wanted: int) -> Any:
+def _custom_id(path: Path, wanted: int) -> object:
     for line, raw in input_lines(path):
         if line == wanted:
             return json.loads(raw).get("custom_id") if isinstance(raw, bytes) else None

@@ -15,6 +15,7 @@ from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.api import RegistryLike, ServedLike
 from qfnb.local.engines.store.model_store import ModelStore
 from qfnb.local.settings import Settings, make_private
+from qfnb.protocol import checkpoints as ckpt
 from qfnb.protocol.console import ServiceStatus
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.routes import builtin_endpoint
@@ -40,6 +41,7 @@ class Platform:
                                                    poll_interval=settings.poll_interval,
                                                    models=self.models)
         self._deployed: dict[str, ServedLike] = {}
+        self._checkpoints: dict[str, tuple[Path, ServedLike]] = {}  # NAME@which -> its adapter, served
         self._loaded: set[str] = set()
         self._uris: tuple[int, set[str]] | None = None
         self._lock = threading.Lock()
@@ -68,10 +70,11 @@ class Platform:
     # ---- served models -------------------------------------------------------------------
 
     def base_models(self) -> list[ServedLike]:
-        """The registry's own models: not deployed services, not evaluation-only adapter endpoints."""
+        """The registry's own models: not deployed services, not evaluation-only adapter endpoints, not
+        the checkpoints asked for by ``NAME@step``."""
         hidden = self._service_uris()
-        return [m for m in self.registry.served_models()
-                if m.endpoint.lower() not in hidden and not m.endpoint.startswith(EVAL_PREFIX)]
+        return [m for m in self.registry.served_models() if m.endpoint.lower() not in hidden
+                and not m.endpoint.startswith(EVAL_PREFIX) and "@" not in m.endpoint]
 
     def _service_uris(self) -> set[str]:
         """Every service's endpoint (lower case), re-read only when services changed."""
@@ -96,7 +99,7 @@ class Platform:
         models = self.served(api_type)
         found = (_named(models, key) or self._aliased(api_type, key, models)
                  or seed_model(api_type, key, [m for m in self.base_models() if api_type in m.api_types])
-                 or self._deployed_elsewhere(api_type, key))
+                 or self._deployed_elsewhere(api_type, key) or self._checkpoint(api_type, key))
         if found is not None:
             return found
         listing = ", ".join(f"{m.name} (/{api_type}/{m.endpoint})" for m in models) or "none"
@@ -123,6 +126,44 @@ class Platform:
             if self.deploy(svc).get("status") == ServiceStatus.SERVING.value:
                 return self._deployed[key]
         return None
+
+    def checkpoints_of(self, version: dict[str, Any]) -> list[Path]:
+        """The adapters of every checkpoint of the run a model version was published from."""
+        run = self.store.get("runs", version["runId"]) if version.get("runId") is not None else None
+        paths = [e.get("path") for e in (run or {}).get("checkpointList") or []] + [(run or {}).get("adapter_dir")]
+        return [Path(str(p)) for p in dict.fromkeys(paths) if p]
+
+    def _checkpoint(self, api_type: str, key: str) -> ServedLike | None:
+        """``NAME@best``, ``NAME@last``, ``NAME@step-8``: that checkpoint of the fine-tune behind service
+        NAME (its endpoint) or model NAME (its latest trained version), served from the engine that
+        already has every checkpoint of the run (BodyError naming the steps there are)."""
+        name, at, which = key.rpartition("@")
+        if not at or api_type not in ("chat", "completions"):
+            return None
+        services = self.store.all("services", lambda s: s.get("uri", "").lower() == name)
+        versions = [v for s in services if (v := self.store.get("versions", s["modelVersionId"])) is not None]
+        if not versions:
+            models = {m["id"] for m in self.store.all("models", lambda m: str(m.get("modelName", "")).lower() == name)}
+            versions = self.store.all("versions", lambda v: v.get("modelId") in models and v.get("runId") is not None)
+        if not versions:
+            return None
+        version = versions[-1]
+        run = self.store.get("runs", version["runId"]) if version.get("runId") is not None else None
+        if run is None:
+            raise BodyError("endpoint", f"{name} was not trained on this platform: it has no checkpoints")
+        try:
+            chosen = ckpt.choose(run.get("checkpointList") or [], which)
+        except ValueError as exc:
+            raise BodyError("endpoint", f"{key}: {exc}") from None
+        path = Path(str(chosen["path"]))
+        with self._lock:
+            cached = self._checkpoints.get(key)
+        if cached is not None and cached[0] == path:
+            return cached[1]
+        served = self.registry.register_adapter(key, version["baseModel"], path, self.checkpoints_of(version))
+        with self._lock:
+            self._checkpoints[key] = (path, served)
+        return served
 
     def engine_endpoint(self, model: ServedLike) -> str:
         """The registry endpoint behind a served model (a preset model's service is its base engine)."""
@@ -152,7 +193,7 @@ class Platform:
             served: ServedLike
             if version.get("adapterDir"):
                 served = self.registry.register_adapter(service["uri"], version["baseModel"],
-                                                        Path(version["adapterDir"]))
+                                                        Path(version["adapterDir"]), self.checkpoints_of(version))
             else:
                 served = _Alias(service["uri"], self.resolve("chat", version["baseModel"]))
         except Exception as exc:  # a failed deployment is a state, not a crash

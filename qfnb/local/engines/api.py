@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from qfnb.local.engines.ask import Ask, ChatAsk
-from qfnb.local.engines.base import Delta, UnknownModel
+from qfnb.local.engines.base import Delta, ModelSpec, UnknownModel
 from qfnb.local.engines.gate import EngineBusy, Gate, run_blocking
+from qfnb.local.engines.store.model_store import StoredModel
 
 __all__ = ["CrossEncoderLike", "EmbedderLike", "Engine", "ModelStoreLike", "NullRegistry", "RegistryLike",
            "ServedLike", "answer_all", "generate_blocking"]
@@ -72,9 +73,9 @@ class CrossEncoderLike(Protocol):
 class ModelStoreLike(Protocol):
     """The content-addressed model store (``model_store.ModelStore``), as the model routes use it."""
 
-    def models(self) -> Sequence[Any]: ...
+    def models(self) -> Sequence[StoredModel]: ...
     def usage(self) -> dict[str, Any]: ...
-    def get(self, name: str) -> Any: ...
+    def get(self, name: str) -> StoredModel | None: ...
     def remove(self, name: str) -> int: ...
 
 
@@ -85,11 +86,12 @@ class RegistryLike(Protocol):
     store: Any
 
     def served_models(self) -> Sequence[ServedLike]: ...
-    def spec_of(self, name: str) -> Any: ...
+    def spec_of(self, name: str) -> ModelSpec | None: ...
     def chat(self, endpoint: str) -> Engine: ...
     def embedder(self, endpoint: str) -> EmbedderLike: ...
     def cross_encoder(self, endpoint: str) -> CrossEncoderLike: ...
-    def register_adapter(self, endpoint: str, base_model: str, adapter_dir: Path) -> ServedLike: ...
+    def register_adapter(self, endpoint: str, base_model: str, adapter_dir: Path,
+                         siblings: Sequence[Path] = ()) -> ServedLike: ...
     def engine_states(self) -> list[dict[str, Any]]: ...
     def reload_store(self) -> None: ...
     def unload(self, name: str) -> bool: ...
@@ -109,7 +111,7 @@ class NullRegistry:
     def served_models(self) -> Sequence[ServedLike]:
         return []
 
-    def spec_of(self, name: str) -> Any:
+    def spec_of(self, name: str) -> ModelSpec | None:
         return None
 
     def _unknown(self, api_type: str, endpoint: str) -> UnknownModel:
@@ -124,7 +126,8 @@ class NullRegistry:
     def cross_encoder(self, endpoint: str) -> CrossEncoderLike:
         raise ValueError(f"{endpoint} is not a cross-encoder; it ranks by embeddings")
 
-    def register_adapter(self, endpoint: str, base_model: str, adapter_dir: Path) -> ServedLike:
+    def register_adapter(self, endpoint: str, base_model: str, adapter_dir: Path,
+                         siblings: Sequence[Path] = ()) -> ServedLike:
         raise ValueError(f"this platform cannot serve adapters (asked for {endpoint})")
 
     def engine_states(self) -> list[dict[str, Any]]:

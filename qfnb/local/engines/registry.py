@@ -6,7 +6,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -224,12 +224,14 @@ class EngineRegistry:
         with self._lock:
             return self._rerankers.setdefault(name, LlamaReranker(name, server, gate))
 
-    def register_adapter(self, endpoint: str, base_model: str, adapter_dir: Path) -> ServedModel:
+    def register_adapter(self, endpoint: str, base_model: str, adapter_dir: Path,
+                         siblings: Sequence[Path] = ()) -> ServedModel:
         """Serve ``base_model`` + the peft LoRA in ``adapter_dir`` for chat/completions at ``endpoint``.
 
         With llama.cpp the adapter is converted once to a LoRA GGUF next to it and loaded into the
-        base model's engine (no second copy of the base); otherwise the transformers backend
-        merges it into the base weights.
+        base model's engine (no second copy of the base), with ``siblings`` (the other checkpoints of
+        its fine-tune), so that serving one of those later needs no new engine process; otherwise the
+        transformers backend merges it into the base weights.
         """
         base_name = self.resolve("chat", base_model).name
         base = self._specs[base_name]
@@ -246,7 +248,8 @@ class EngineRegistry:
             try:
                 lora = convert_adapter(adapter_dir, adapter_dir / "adapter.gguf", base_gguf=base_gguf)
                 spec = replace(base, endpoint=endpoint, lora_path=lora, path=base_gguf)
-                self._server(base_name, replace(base, path=base_gguf)).add_adapter(lora)
+                self._server(base_name, replace(base, path=base_gguf)).add_adapters(
+                    [lora, *_converted(siblings, adapter_dir, base_gguf)])
             except LoraConversionError as exc:
                 log.warning("serving %s with transformers: %s", endpoint, exc)
         if spec is None:
@@ -282,7 +285,7 @@ class EngineRegistry:
             pid = server.pid
             rows.append({"model": name, "endpoint": specs[name].endpoint, "state": server.state,
                          "since": server.since, "slots": gate.slots, "busy": gate.busy, "queued": gate.queued,
-                         "pid": pid, "adapters": len(server.config_adapters()),
+                         "pid": pid, "adapters": len(server.config_adapters()), "starts": server.starts,
                          "rssBytes": byom.rss_bytes(pid) if pid else 0, "unloadIn": server.unload_in()})
         for name, engine in engines.items():
             if name in servers or (name in self._bases and self._bases[name] in servers):
@@ -378,6 +381,19 @@ class EngineRegistry:
 def _llama_server_at(override: str | None) -> bool:
     """Whether a llama-server binary is installed (looked up once per ``$QFNB_LLAMA_SERVER`` value)."""
     return find_binary() is not None
+
+
+def _converted(siblings: Sequence[Path], adapter_dir: Path, base_gguf: Path) -> list[Path]:
+    """The LoRA GGUFs of ``siblings`` (peft adapter dirs) that convert; one that does not is left out."""
+    out = []
+    for sibling in map(Path, siblings):
+        if sibling == adapter_dir or not (sibling / "adapter_config.json").is_file():
+            continue
+        try:
+            out.append(convert_adapter(sibling, sibling / "adapter.gguf", base_gguf=base_gguf))
+        except (LoraConversionError, OSError) as exc:
+            log.warning("checkpoint %s is not loaded with its sibling: %s", sibling, exc)
+    return out
 
 
 def _embeds_only(spec: ModelSpec) -> bool:

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from anyio import CapacityLimiter
 
+T = TypeVar("T")
 _limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = weakref.WeakKeyDictionary()
 
 
-async def offload(fn: Any, *args: Any) -> Any:
+async def offload(fn: Callable[..., T], *args: Any) -> T:
     """Run a blocking step of an inference call (model lookup, a first load) on threads of the
     inference routes' own, so console, token and health routes never wait behind inference."""
     loop = asyncio.get_running_loop()

@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -26,6 +27,9 @@ from qfnb.local.server.wire import json_body, v2_error, v2_ok
 from qfnb.protocol import batch as wire
 
 log = logging.getLogger("qfnb.local.batch")
+#: what an OpenAI files/batches handler answers: a JSON object, or a response of its own (a file's bytes)
+Handled: TypeAlias = dict[str, Any] | Response
+
 MAX_FIELD = 64 * 1024
 
 
@@ -118,7 +122,7 @@ def _bearer(request: Request) -> JSONResponse | None:
     return None if problem is None else openai_error(401, problem, code="invalid_api_key")
 
 
-async def _openai(request: Request, call: Any) -> Response:
+async def _openai(request: Request, call: Callable[[Platform], Awaitable[Handled]]) -> Response:
     failure = _bearer(request)
     if failure is not None:
         return failure
@@ -212,7 +216,7 @@ def _remove(p: Platform, key: str) -> None:
 
 
 async def files(request: Request) -> Response:
-    async def call(p: Platform) -> Any:
+    async def call(p: Platform) -> Handled:
         if request.method == "POST":
             return await _upload(request, p)
         return {"object": "list", "data": batch_files.list_files(p, request.query_params.get("purpose")),
@@ -224,7 +228,7 @@ async def files(request: Request) -> Response:
 async def one_file(request: Request) -> Response:
     file_id = request.path_params["file_id"]
 
-    async def call(p: Platform) -> Any:
+    async def call(p: Platform) -> Handled:
         if request.method == "DELETE":
             return batch_files.delete_file(p, file_id)
         return batch_files.file_view(batch_files.get_file(p, file_id))
@@ -233,7 +237,7 @@ async def one_file(request: Request) -> Response:
 
 
 async def file_content(request: Request) -> Response:
-    async def call(p: Platform) -> Any:
+    async def call(p: Platform) -> Handled:
         rec = batch_files.get_file(p, request.path_params["file_id"])
         return FileResponse(batch_files.file_path(p, rec), media_type="application/octet-stream")
 
@@ -241,7 +245,7 @@ async def file_content(request: Request) -> Response:
 
 
 async def batches(request: Request) -> Response:
-    async def call(p: Platform) -> Any:
+    async def call(p: Platform) -> Handled:
         if request.method == "POST":
             body = await json_body(request)
             return await run_in_threadpool(batch_files.create_batch, p, body)
@@ -260,21 +264,21 @@ def _limit(request: Request) -> int:
 
 
 async def one_batch(request: Request) -> Response:
-    async def call(p: Platform) -> Any:
+    async def call(p: Platform) -> Handled:
         return await run_in_threadpool(batch_files.retrieve_batch, p, request.path_params["batch_id"])
 
     return await _openai(request, call)
 
 
 async def cancel_batch(request: Request) -> Response:
-    async def call(p: Platform) -> Any:
+    async def call(p: Platform) -> Handled:
         return await run_in_threadpool(batch_files.cancel_batch, p, request.path_params["batch_id"])
 
     return await _openai(request, call)
 
 
 async def no_such_route(request: Request) -> Response:
-    async def call(p: Platform) -> Any:
+    async def call(p: Platform) -> Handled:
         raise c.NotFound(f"Invalid URL ({request.method} {request.url.path})")
 
     return await _openai(request, call)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qfnb.local.engines.store import assets
 from qfnb.local.training.data import IGNORE
 from qfnb.local.training.spec import Hyper, WorkerSpec
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from torch import Tensor
 
 log = logging.getLogger("qfnb.local.training")
 
@@ -46,7 +50,7 @@ def load_base(model_dir: Path) -> tuple[Any, Any]:
     return model, tok
 
 
-def add_lora(model: Any, hyper: Hyper) -> Any:
+def add_lora(model: Any, hyper: Hyper) -> PeftModel:
     from peft import LoraConfig, get_peft_model
 
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
@@ -63,7 +67,7 @@ def add_lora(model: Any, hyper: Hyper) -> Any:
     return get_peft_model(model, config)
 
 
-def with_lora(model: Any, hyper: Hyper, init_adapter: Path | None = None) -> Any:
+def with_lora(model: Any, hyper: Hyper, init_adapter: Path | None = None) -> PeftModel:
     """``model`` with a fresh LoRA (:func:`add_lora`), or with the trainable adapter saved in
     ``init_adapter`` (a checkpoint an incremental run continues from)."""
     if init_adapter is None:
@@ -76,7 +80,7 @@ def with_lora(model: Any, hyper: Hyper, init_adapter: Path | None = None) -> Any
     return PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
 
 
-def answer_loss(model: Any, input_ids: Any, attention_mask: Any, labels: Any) -> Any:
+def answer_loss(model: Any, input_ids: Tensor, attention_mask: Tensor, labels: Tensor) -> Tensor:
     """Mean cross-entropy over labelled (answer) tokens.
 
     The LM head runs only on the positions that have a label: with Gemma's 262k-token vocabulary the
@@ -91,7 +95,7 @@ def answer_loss(model: Any, input_ids: Any, attention_mask: Any, labels: Any) ->
     targets = labels[:, 1:]
     keep = targets != IGNORE
     logits = head(hidden[:, :-1][keep]).float()
-    cap = getattr(hf.config, "final_logit_softcapping", None)
+    cap = vars(hf.config).get("final_logit_softcapping")  # Gemma's; other configs have none
     if cap:
         logits = torch.tanh(logits / cap) * cap
     return torch.nn.functional.cross_entropy(logits, targets[keep])
@@ -122,7 +126,7 @@ def train_step(model: Any, optimizer: Any, batch: tuple[Any, Any, Any], *, autoc
         autocast = NATIVE_BF16
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         loss = answer_loss(model, ids, mask, labels)
-    loss.backward()
+    torch.autograd.backward(loss)
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)

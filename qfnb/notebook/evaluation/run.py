@@ -315,6 +315,7 @@ async def _acheck_resource(res: Any, endpoint: str | None) -> None:
     await res.aresolve()
     if endpoint is None:
         return
+    endpoint = endpoint.partition("@")[0]  # NAME@best, NAME@step-8: a checkpoint of the service NAME
     cfg = res.client.config
     if not (cfg.access_key and cfg.secret_key):
         return  # no console keys: the service list cannot be read; the first call will tell

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from qfnb.local.engines.ask import GenParams, Sampling
@@ -17,10 +19,8 @@ log = logging.getLogger("qfnb.local.engines")
 N_THREADS = 2
 
 
-def _torch() -> Any:
-    import torch
-
-    return torch
+def _torch() -> ModuleType:
+    return importlib.import_module("torch")  # deferred: torch loads only in an engine that needs it
 
 
 def sample_next(logits: Any, seen: Any, gp: GenParams, generator: Any) -> int:

@@ -5,9 +5,14 @@ port it got, so no port is picked here and released for it to take) with a rando
 the environment, never on the command line), ``--parallel`` slots with continuous batching and the
 base model's LoRA adapters loaded unapplied, so each request picks its adapter. The process is
 started on first use, restarted if it crashes, stopped when idle, and its log is
-``<data_dir>/logs/engine-<name>.log``. A new adapter set means a new process, started once the
-old one has finished its requests: two processes that each use every core slowed each other's
-decoding 4 to 60 times here (llama.cpp's threads spin at their barriers), so they do not overlap.
+``<data_dir>/logs/engine-<name>.log``.
+
+This llama.cpp loads adapters only at start (``--lora``; ``/lora-adapters`` sets the scales of those,
+it loads none), so a process starts with every adapter registered so far, a fine-tune's checkpoints
+all at once. An adapter registered later is served by a new process, prepared beside the running one:
+that one keeps answering what it can (the base model, its adapters) until the new one is ready, then
+finishes its own requests and stops; no request waits for a start it does not need, none is cut.
+``starts`` counts the processes started, so a deploy's engine restarts can be measured.
 """
 
 from __future__ import annotations
@@ -35,7 +40,6 @@ BINARY_ENV = "QFNB_LLAMA_SERVER"
 START_TIMEOUT = 120.0
 MAX_RESTARTS = 3  # crashes within RESTART_WINDOW before the engine is marked failed
 RESTART_WINDOW = 60.0
-DRAIN_S = 20.0  # the longest a process being replaced may take to finish its requests
 
 
 class EngineUnavailable(RuntimeError):
@@ -100,7 +104,6 @@ class _Instance:
         self.proc, self.port, self.key, self.adapters = proc, port, key, adapters
         self.active = 0
         self.retired = False
-        self.draining = False  # takes no new request: a process with other adapters replaces it
 
     @property
     def url(self) -> str:
@@ -111,7 +114,7 @@ class _Instance:
 
     def serves(self, adapter: Path | None) -> bool:
         """Alive, taking requests, and with ``adapter`` loaded (None: the base model alone)."""
-        return not self.draining and self.alive() and (adapter is None or adapter in self.adapters)
+        return not self.retired and self.alive() and (adapter is None or adapter in self.adapters)
 
     def stop(self) -> None:
         if self.alive():
@@ -147,10 +150,10 @@ class LlamaServer:
         self._current: _Instance | None = None
         self._retired: list[_Instance] = []
         self._lock = threading.RLock()
-        self._drained = threading.Condition(self._lock)
         self._start_lock = threading.Lock()
         self._crashes: list[float] = []
         self._closed = False
+        self.starts = 0  # processes started (the first one, then one per crash or new adapter set)
         self.state = "stopped"  # stopped | starting | ready | failed
         self.since = time.time()
         self.last_used = time.monotonic()
@@ -159,11 +162,11 @@ class LlamaServer:
 
     # ---- adapters ------------------------------------------------------------------------
 
-    def add_adapter(self, path: Path) -> None:
-        """Load ``path`` (a LoRA GGUF) too; takes effect with the next request (a new process)."""
+    def add_adapters(self, paths: Sequence[Path]) -> None:
+        """Load ``paths`` (LoRA GGUFs) too, together: the first request for one of them that the running
+        process lacks starts one process with all of them."""
         with self._lock:
-            if path not in self._adapters:
-                self._adapters = (*self._adapters, path)
+            self._adapters = tuple(dict.fromkeys((*self._adapters, *paths)))
 
     def config_adapters(self) -> tuple[Path, ...]:
         return self._adapters
@@ -171,45 +174,41 @@ class LlamaServer:
     # ---- requests ------------------------------------------------------------------------
 
     def acquire(self, adapter: Path | None = None) -> Lease:
-        """A running process that has ``adapter`` loaded (blocking: may start one)."""
+        """A running process that has ``adapter`` loaded (blocking: may start one, while the running one
+        goes on serving the requests it can)."""
         self.last_used = time.monotonic()
         with self._lock:
-            inst = self._current
-            if inst is not None and inst.serves(adapter):
-                inst.active += 1
-                return Lease(inst.url, inst.key, inst.adapters, inst)
+            if adapter is not None and adapter not in self._adapters:
+                raise EngineUnavailable(f"{self.config.name}: adapter {adapter} is not registered")
+            lease = self._lease(adapter)
+            if lease is not None:
+                return lease
         with self._start_lock:  # one start at a time; others wait for it and use it
             with self._lock:
-                inst = self._current
-                usable = inst is not None and inst.serves(adapter)
-                if not usable:
-                    if adapter is not None and adapter not in self._adapters:
-                        raise EngineUnavailable(f"{self.config.name}: adapter {adapter} is not registered")
-                    adapters = self._adapters
-            if not usable:
-                self._drain(inst)
-                inst = self._start(adapters)
+                lease = self._lease(adapter)
+                if lease is not None:
+                    return lease
+                adapters = self._adapters
+            inst = self._start(adapters)
             with self._lock:
-                assert inst is not None
                 inst.active += 1
                 return Lease(inst.url, inst.key, inst.adapters, inst)
+
+    def _lease(self, adapter: Path | None) -> Lease | None:
+        """A lease on the current process if it serves ``adapter`` (under the lock)."""
+        inst = self._current
+        if inst is None or not inst.serves(adapter):
+            return None
+        inst.active += 1
+        return Lease(inst.url, inst.key, inst.adapters, inst)
 
     def release(self, lease: Lease) -> None:
         with self._lock:
             lease.instance.active -= 1
             self.last_used = time.monotonic()
             done = lease.instance.retired and lease.instance.active <= 0
-            self._drained.notify_all()
         if done:
             lease.instance.stop()
-
-    def _drain(self, inst: _Instance | None) -> None:
-        """A live process that lacks an adapter takes no new request and finishes its own (for up
-        to :data:`DRAIN_S`) before its replacement starts; new requests wait for the replacement."""
-        with self._lock:
-            if inst is not None and inst.alive():
-                inst.draining = True
-                self._drained.wait_for(lambda: inst.active <= 0, timeout=DRAIN_S)
 
     def report_failure(self, lease: Lease) -> None:
         """A request could not reach the process: if it died, the next acquire starts another."""
@@ -280,6 +279,7 @@ class LlamaServer:
             self._set_state("failed")
             raise EngineUnavailable(f"{self.config.name}: llama-server did not start: {error} (log: {self.log_path})")
         with self._lock:
+            self.starts += 1
             old, self._current = self._current, inst
             if old is not None:
                 old.retired = True

@@ -275,8 +275,7 @@ def _convert_gguf_to_hf(gguf: Path, out: Path, *, gemma: bool) -> None:
         model.generation_config.eos_token_id = eos
     # a GGUF-loaded model refuses save_pretrained ("quantized with gguf") until these go
     model.hf_quantizer = None  # type: ignore[assignment]
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
+    vars(model.config).pop("quantization_config", None)
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.to(torch.bfloat16).save_pretrained(str(tmp))  # type: ignore[arg-type]

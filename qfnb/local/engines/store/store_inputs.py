@@ -39,8 +39,8 @@ def check_engine_url(url: Any, field: str = "engine URL") -> str:
         address = ipaddress.ip_address(host)
     except ValueError:
         return url  # a host name
-    mapped = getattr(address, "ipv4_mapped", None)
-    address = mapped or address
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     if address.is_link_local or address in METADATA_ADDRESSES or address.is_multicast or address.is_unspecified:
         raise StoreInputError(f"{field} {url!r:.100} points at {address}, a link-local, metadata or unroutable "
                               "address; engines must be model servers.")
