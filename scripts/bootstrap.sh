@@ -69,6 +69,11 @@ if ! grep -q "qfnb.cli" "$VENV/bin/qianfan" 2>/dev/null; then
     || echo "bootstrap: could not give \`qianfan\` back to qfnb" >&2
 fi
 
+# The prebuilt JupyterLab / Notebook 7 extension (%%qfchat bodies highlighted as Markdown): a wheel
+# installs it into share/jupyter/labextensions; an editable install does not, so it is linked there.
+mkdir -p "$VENV/share/jupyter/labextensions"
+ln -sfn "$PWD/qfnb/notebook/labextension" "$VENV/share/jupyter/labextensions/qfnb-cell-magics"
+
 if [ "${QFNB_SKIP_BROWSER:-0}" != "1" ] && ! command -v chromium >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \

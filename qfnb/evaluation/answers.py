@@ -30,7 +30,8 @@ from ._errors import invalid
 from .base import EvalInput
 from .batch_output import is_job, is_openai_output, job_answers, openai_output_answers
 from .data import to_frame
-from .llm import Answer, LLMTarget, resource_kind, resource_tag
+from .fingerprint import fingerprint
+from .llm import Answer, LLMTarget, PromptVariant, as_target, resource_kind, resource_tag
 
 log = logging.getLogger("qfnb.evaluation")
 
@@ -52,25 +53,40 @@ def _platform(obj: Any) -> str:
     return "env" if any(k.startswith("QIANFAN_") for k in os.environ) else "embedded"
 
 
-def target_identity(target: LLMTarget) -> str:
-    """What answers a target's calls: ``endpoint:NAME`` (a deployed service, whichever object
-    reaches it) or ``model:NAME`` on a platform (``@embedded`` / ``@base-url``), or a callable's
-    qualified name."""
-    src = target.source
-    service = getattr(src, "service", None)  # a published Model runs on its service
-    for obj in (src, service):
-        if obj is None:
+def _model_identity(obj: Any) -> str | None:
+    """``endpoint:NAME@platform`` / ``model:NAME@platform`` for what answers through ``obj``, else None."""
+    service = getattr(obj, "service", None)  # a published Model runs on its service
+    for one in (obj, service):
+        if one is None:
             continue
         for attr in ("_endpoint", "endpoint"):
-            value = getattr(obj, attr, None)
+            value = getattr(one, attr, None)
             if isinstance(value, str) and value:
-                return f"endpoint:{value}@{_platform(obj)}"
-    if src is not None and resource_kind(src) is not None:
-        return f"model:{resource_tag(src)}@{_platform(src)}"
+                return f"endpoint:{value}@{_platform(one)}"
+    if obj is not None and resource_kind(obj) is not None:
+        return f"model:{resource_tag(obj)}@{_platform(obj)}"
+    return None
+
+
+def target_identity(target: LLMTarget) -> str:
+    """What answers a target's calls: ``endpoint:NAME`` (a deployed service, whichever object
+    reaches it) or ``model:NAME`` on a platform (``@embedded`` / ``@base-url``); for a callable,
+    its qualified name and a digest of what it is (:mod:`.fingerprint`: code, closure, attributes),
+    or what it says it is (``answer_identity()``); a prompt variant, its prompt's digest and its model."""
+    src = target.source
+    if isinstance(src, PromptVariant):
+        digest = hashlib.sha256(src.prompt.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        return f"prompt:{digest}|{target_identity(as_target(src.model, target.tag))}"
+    model = _model_identity(src)
+    if model is not None:
+        return model
+    own = getattr(src, "answer_identity", None)
+    if callable(own):
+        return str(own())
     if callable(src):
         fn = getattr(src, "__func__", src)
         name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
-        return f"callable:{getattr(fn, '__module__', '')}.{name}"
+        return f"callable:{getattr(fn, '__module__', '')}.{name}#{fingerprint(src, _model_identity)}"
     return f"tag:{target.tag}"
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
 from qfnb._core.errors import QfnbError
-from qfnb.protocol.console import TrainMode
+from qfnb.protocol.console import FinetuneSupportModelType, TrainMode
 from qfnb.resources.console import FineTune
 from qfnb.resources.console.consts import FinetuneSupportModelType
 

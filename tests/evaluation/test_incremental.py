@@ -142,6 +142,45 @@ def test_identity_names_the_model_and_its_platform(monkeypatch: pytest.MonkeyPat
     assert ident(str.upper).startswith("callable:")
 
 
+def make_asker(style: str, asked: list[str]) -> Callable[[str], str]:
+    """A factory: every asker it makes has the same qualified name, and answers differently."""
+    def ask(prompt: str) -> str:
+        asked.append(style)
+        return f"{style}: {prompt}"
+    return ask
+
+
+class Asker:
+    def __init__(self, style: str) -> None:
+        self.style = style
+
+    def __call__(self, prompt: str) -> str:
+        return f"{self.style}: {prompt}"
+
+
+def test_callables_are_stored_by_what_they_are_not_by_their_name(tmp_path: Path) -> None:
+    """Two closures of one factory (or two instances of one class) share a qualified name; each keeps
+    its own answers, and the same callable made again (a re-run cell) reuses them."""
+    store = tmp_path / "answers.sqlite"
+    asked: list[str] = []
+    em = EvaluationManager(local_evaluators=[ExactMatchEvaluator()])
+    res = em.eval({"terse": make_asker("terse", asked), "polite": make_asker("polite", asked)}, DATA, store=store)
+    assert Counter(asked) == {"terse": 6, "polite": 6}
+    assert res.samples_df["polite/output"].str.startswith("polite: ").all()  # not the terse asker's answers
+    asked.clear()
+    em.eval({"terse": make_asker("terse", asked)}, DATA, store=store)
+    assert asked == []  # made again: the same code and closure, its stored answers
+    objects = em.eval({"a": Asker("a"), "b": Asker("b")}, DATA, store=store)
+    assert objects.samples_df["b/output"].str.startswith("b: ").all()
+
+    def ident(llm: Any) -> str:
+        from qfnb.evaluation.llm import as_target
+
+        return answers_mod.target_identity(as_target(llm))
+
+    assert ident(Asker("a")) == ident(Asker("a")) != ident(Asker("b"))
+
+
 def test_repeats_and_fresh_under_the_response_cache(fake: FakeQianfan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     make_config: Callable[..., Config]) -> None:
     """With the HTTP response cache on (a notebook turns it on), each repeat is still asked of the model,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qfnb.local.engines.llama.server import Lease, LlamaServer, ServerConfig, reported_port
+from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer, ServerConfig, reported_port
 from qfnb.local.server import listen
 
 FAKE = Path(__file__).with_name("fake_llama_server.py")
@@ -70,6 +70,7 @@ def test_a_new_adapter_set_starts_beside_the_running_process_which_serves_on_unt
     config = ServerConfig(name="fake", gguf=tmp_path / "m.gguf", log_dir=tmp_path / "logs", idle_seconds=3600)
     engine = LlamaServer(config, binary=fake_binary)
     adapter = tmp_path / "tuned.gguf"
+    adapter.write_bytes(b"GGUF")
     try:
         running = engine.acquire()  # a base-model request under way on the first process
         old = running.instance
@@ -101,6 +102,8 @@ def test_a_runs_checkpoints_load_together_so_serving_another_needs_no_new_proces
     config = ServerConfig(name="fake", gguf=tmp_path / "m.gguf", log_dir=tmp_path / "logs", idle_seconds=3600)
     engine = LlamaServer(config, binary=fake_binary)
     steps = [tmp_path / f"step-{i}.gguf" for i in (8, 16, 24)]
+    for step in steps:
+        step.write_bytes(b"GGUF")
     try:
         engine.add_adapters(steps)
         engine.add_adapters(steps[1:])  # registering one again (a second deploy) adds nothing
@@ -114,5 +117,13 @@ def test_a_runs_checkpoints_load_together_so_serving_another_needs_no_new_proces
         assert engine.starts == 1
         argv = Path(f"/proc/{engine.pid}/cmdline").read_bytes().split(b"\0")
         assert argv.count(b"--lora") == 3 and b"--lora-init-without-apply" in argv
+        # a deleted task's checkpoint is not passed to the next process (its file is gone)
+        steps[1].unlink()
+        engine.unload()
+        lease = engine.acquire()
+        engine.release(lease)
+        assert lease.adapters == (steps[0], steps[2]) and engine.starts == 2
+        with pytest.raises(EngineUnavailable, match="removed"):
+            engine.acquire(steps[1])
     finally:
         engine.close()

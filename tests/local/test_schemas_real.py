@@ -29,7 +29,8 @@ pytestmark = [pytest.mark.real_model,
 openai = pytest.importorskip("openai")
 
 QWEN = "Qwen2.5-Coder-0.5B-Instruct"
-CHECK = jsonschema.FormatChecker()
+#: the 2020-12 formats (a bare FormatChecker() checks "time" as draft 3's HH:MM:SS, with no offset)
+CHECK = jsonschema.Draft202012Validator.FORMAT_CHECKER
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +81,8 @@ ENFORCED = [
      "Invent a product code of three capital letters, a dash and four digits."),
     (_obj(rating={"type": "integer", "minimum": 1, "maximum": 5}, due={"type": "string", "format": "date"}),
      "Rate the movie Alien from 1 to 5 and give a due date for the review."),
+    (_obj(day={"type": "string", "format": "date"}, at={"type": "string", "format": "date-time"}),
+     "Write February 30, 2023 as the day, and April 31, 2023 at 10:00 UTC as the time."),  # no such days
     (_obj(city={"enum": ["Paris", "Oslo", "Lima"]}, tags={"type": "array", "items": {"type": "string",
                                                                                     "maxLength": 12},
                                                           "maxItems": 3}),

@@ -6,11 +6,8 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
-import pandas as pd
 
 from qfnb.evaluation import Plan, plan_comparison
 from qfnb.notebook.evaluation import run as evalrun
@@ -33,15 +30,6 @@ def min_difference(value: str) -> float:
     return out
 
 
-def pilot_frame(frame: pd.DataFrame, size: int | None) -> pd.DataFrame:
-    """A seeded random draw of ``size`` items (default :data:`PILOT_ITEMS`), keeping the dataset's order."""
-    n = min(size or PILOT_ITEMS, len(frame))
-    if n < 3:
-        raise EvalArgsError(f"--plan: a pilot needs at least 3 items, the data set gives {len(frame)}")
-    chosen = np.sort(np.random.default_rng(0).permutation(len(frame))[:n])
-    return frame.iloc[chosen].reset_index(drop=True)
-
-
 def plans(result: Any, baseline: str, metric: str, diff: float) -> list[Plan]:
     """Each other model of ``result`` against ``baseline`` on ``metric``."""
     out = []
@@ -60,35 +48,39 @@ class Pilot:
     """A ``--plan`` run: the pilot's size and the whole data set's, and the difference to detect."""
 
     min_difference: float
-    dataset_items: int
 
     def report(self, result: Any, plan: EvalPlan, line: str) -> PlanReport:
         """The plan from the pilot's result, on the first metric asked."""
         shown = plan.chart_metrics[0]
         column = next(c for c, name in plan.columns.items() if name == shown)
         found = plans(result, plan.compare or "", column, self.min_difference)
-        return PlanReport(found, pilot_items=len(plan.frame), dataset_items=self.dataset_items, line=line,
+        return PlanReport(found, pilot_items=len(plan.frame), dataset_items=plan.rows_available, line=line,
                           metric=shown)
 
 
 def prepare(args: argparse.Namespace, namespace: Mapping[str, Any]) -> tuple[EvalPlan, Pilot | None]:
-    """The checked run of ``%qfeval``; with ``--plan``, narrowed to a pilot (``--limit`` is its size,
-    drawn at random from the whole data set)."""
+    """The checked run of ``%qfeval``; with ``--plan``, a pilot of ``--sample`` (or ``--limit``) items,
+    default :data:`PILOT_ITEMS`, drawn at random from the whole data set."""
     if args.plan is None:
         return evalrun.plan(args, namespace), None
     diff = min_difference(args.plan)
-    size, args.limit = args.limit, None
+    args.sample, args.limit = args.sample or args.limit or PILOT_ITEMS, None
     plan = evalrun.plan(args, namespace)
     if plan.compare is None or plan.sequential:
         raise EvalArgsError("--plan needs --compare BASE (and plans a fixed-n run: no --sequential)")
-    return replace(plan, frame=pilot_frame(plan.frame, size)), Pilot(diff, len(plan.frame))
+    if len(plan.frame) < 3:
+        raise EvalArgsError(f"--plan: a pilot needs at least 3 items, the data set gives {len(plan.frame)}")
+    return plan, Pilot(diff)
 
 
-def full_run_line(line: str, n_items: int) -> str:
-    """The same ``%qfeval`` line without ``--plan``, limited to ``n_items`` (instead of the pilot's ``--limit``)."""
-    words = re.sub(r"\s--plan(\s+|=)\S+", " ", f" {line} ")
-    words = re.sub(r"\s--limit(\s+|=)\S+", " ", words)
-    return f"%qfeval {' '.join(words.split())} --limit {n_items}"
+def full_run_line(line: str, n_items: int, rows: int | None) -> str:
+    """The same ``%qfeval`` line without ``--plan``, on ``n_items`` drawn as the pilot's were (``--sample``:
+    the pilot's items among them, so their answers are reused); all ``rows`` when it needs them all."""
+    words = f" {line} "
+    for option in ("--plan", "--limit", "--sample"):
+        words = re.sub(rf"\s{option}(\s+|=)\S+", " ", words)
+    sample = f" --sample {n_items}" if rows is None or n_items < rows else ""
+    return f"%qfeval {' '.join(words.split())}{sample}"
 
 
 class PlanReport:
@@ -100,7 +92,8 @@ class PlanReport:
         self.pilot_items, self.dataset_items, self.metric = pilot_items, dataset_items, metric
         self.n_items = max(p.n_items for p in self.plans)
         available = dataset_items if dataset_items is not None else self.n_items
-        self.next_line = full_run_line(line, min(self.n_items, available)) if line is not None else None
+        self.next_line = (full_run_line(line, min(self.n_items, available), dataset_items)
+                          if line is not None else None)
 
     @property
     def sentences(self) -> list[str]:

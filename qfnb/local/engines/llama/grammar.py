@@ -7,6 +7,11 @@ An enum of plain strings is sent instead as an anchored ``pattern`` that spells 
 trie (``^value_(0|1)$``): the same strings, but only the branches at the current character are
 open. The checks of :mod:`qfnb.protocol.schemas` have already refused what the grammar cannot
 enforce; this only changes how the enforced schema is written.
+
+The converter's own ``date`` rule admits any day 01-31 in any month and the year 0000
+(``2023-02-30`` is not a date, and ``jsonschema``'s format checker says so), so the ``format``
+values ``date``, ``time`` and ``date-time`` are sent as anchored patterns that spell the calendar:
+days per month, 29 February in leap years only, years 0001-9999.
 """
 
 from __future__ import annotations
@@ -18,9 +23,21 @@ _META = set("^$.[]()|{}*+?\\")
 #: the converter gives up on patterns nested deeper than 100 groups
 _MAX_NESTING = 90
 
+_YEAR = "([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"  # 0001-9999
+#: years divisible by 4, less the centuries not divisible by 400 (0000 is no year)
+_LEAP_YEAR = "([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)"
+_MONTH_DAY = ("((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+              "|02-(0[1-9]|1[0-9]|2[0-8]))")
+_DATE = f"({_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)"
+#: RFC 3339's full-time as the converter's own rule writes it (milliseconds optional, an offset required)
+_TIME = r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{3})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+#: the calendar formats, as the anchored patterns sent in their place
+FORMAT_PATTERNS = {"date": f"^{_DATE}$", "time": f"^{_TIME}$", "date-time": f"^{_DATE}T{_TIME}$"}
+
 
 def engine_schema(schema: Any) -> Any:
-    """``schema`` with each enum of plain strings written as a trie pattern (else as it is)."""
+    """``schema`` with each enum of plain strings written as a trie pattern and each calendar
+    ``format`` as its pattern (else as it is)."""
     if isinstance(schema, list):
         return [engine_schema(s) for s in schema]
     if not isinstance(schema, dict):
@@ -33,6 +50,10 @@ def engine_schema(schema: Any) -> Any:
         if pattern is not None:
             out.pop("enum")
             out.update(type="string", pattern=pattern)
+    fmt = schema.get("format")
+    if isinstance(fmt, str) and fmt in FORMAT_PATTERNS and "pattern" not in schema:
+        out.pop("format")
+        out["pattern"] = FORMAT_PATTERNS[fmt]
     return out
 
 

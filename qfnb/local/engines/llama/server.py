@@ -179,7 +179,8 @@ class LlamaServer:
         self.last_used = time.monotonic()
         with self._lock:
             if adapter is not None and adapter not in self._adapters:
-                raise EngineUnavailable(f"{self.config.name}: adapter {adapter} is not registered")
+                raise EngineUnavailable(f"{self.config.name}: adapter {adapter} is not registered (or its file "
+                                        "was removed with its task)")
             lease = self._lease(adapter)
             if lease is not None:
                 return lease
@@ -188,7 +189,10 @@ class LlamaServer:
                 lease = self._lease(adapter)
                 if lease is not None:
                     return lease
-                adapters = self._adapters
+                # an adapter whose file went (its task was deleted) is not loaded again
+                adapters = self._adapters = tuple(a for a in self._adapters if a.is_file())
+                if adapter is not None and adapter not in adapters:
+                    raise EngineUnavailable(f"{self.config.name}: adapter {adapter} was removed with its task")
             inst = self._start(adapters)
             with self._lock:
                 inst.active += 1
