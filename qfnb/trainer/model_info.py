@@ -23,7 +23,6 @@ from pydantic import ValidationError as PydanticValidationError
 from qfnb._core.errors import QfnbError
 from qfnb.protocol.console import FinetuneSupportModelType, TrainMode
 from qfnb.resources.console import FineTune
-from qfnb.resources.console.consts import FinetuneSupportModelType
 
 from .consts import PeftType
 from .train_config import HYPERPARAMETERS, TrainConfig, TrainLimit
