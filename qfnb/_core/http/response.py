@@ -163,7 +163,7 @@ class QfResponse(Mapping[str, Any], Generic[T]):
     def choices(self) -> list[Choice]:
         """The v2 answer's choices (:class:`~qfnb.protocol.answers.Choice`): ``resp.choices[0].message.content``
         (a stream chunk: ``.delta.content``); ``[]`` for a v1 answer."""
-        from qfnb.protocol.answers import Choice
+        from qfnb.protocol.answers import Choice  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
 
         raw = self.body.get("choices")
         return [Choice.model_validate(c) for c in raw if isinstance(c, dict)] if isinstance(raw, list) else []
