@@ -138,7 +138,7 @@ def as_dataset(job: BatchJob) -> Any:
     rows = []
     for i, value in enumerate(values):
         row = {"prompt": prompts[i] if i < len(prompts) else "",
-               "llm_output": None if value is None or isinstance(value, Exception) else value["result"]}
+               "llm_output": None if value is None or isinstance(value, Exception) else value.result}
         if isinstance(value, Exception):
             row["error"] = str(value)
         rows.append(row)
