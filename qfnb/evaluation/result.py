@@ -22,6 +22,8 @@ from .stability import stability
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
+    from qfnb.dataset import Dataset
+
     from .base import LocalEvaluator
     from .compare import Comparison
     from .stability import Stability
@@ -208,7 +210,7 @@ class EvaluationResult:
         return wide
 
     @property
-    def result_dataset(self) -> Any:
+    def result_dataset(self) -> Dataset | None:
         """The per-sample rows as a qfnb ``Dataset`` (``None`` for a platform-only result)."""
         if self.samples.empty:
             return None

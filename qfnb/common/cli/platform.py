@@ -17,7 +17,8 @@ from qfnb.protocol.ranges import RANGES
 from qfnb.protocol.training import LIMITS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.trainer import Event, EventHandler
+    from qfnb.dataset import Dataset
+    from qfnb.trainer import Event, EventHandler, LLMFinetune, TrainConfig
 
 logger = logging.getLogger("qfnb.cli")
 
@@ -215,7 +216,7 @@ def dataset_id_of(path: str) -> str | None:
     return path if path.startswith("ds-") or path.isdigit() else None
 
 
-def _load(path: str, **kwargs: Any) -> Any:
+def _load(path: str, **kwargs: Any) -> Dataset:
     from qfnb.dataset import Dataset  # deferred: loads pandas (`qfnb --help` does not)
 
     dataset_id = dataset_id_of(path)
@@ -438,7 +439,7 @@ def _run_detached(job: Any, class_name: str) -> int:
     return 0
 
 
-def _trainer_from_options(job_class: Any, args: argparse.Namespace) -> Any:
+def _trainer_from_options(job_class: type[LLMFinetune], args: argparse.Namespace) -> LLMFinetune:
     from qfnb.dataset import Dataset  # deferred: loads pandas (`qfnb --help` does not)
     from qfnb.trainer import DeployConfig  # deferred: loads pydantic (`qfnb --help` does not)
 
@@ -463,7 +464,7 @@ def _trainer_from_options(job_class: Any, args: argparse.Namespace) -> Any:
                      event_handler=_print_events(), **extra)
 
 
-def _train_config(args: argparse.Namespace) -> Any:
+def _train_config(args: argparse.Namespace) -> TrainConfig:
     """The ``--train-config-file``'s config (or the defaults) with the ``--train-*`` options applied."""
     from qfnb.trainer import PeftType, TrainConfig  # deferred: loads pydantic (`qfnb --help` does not)
 

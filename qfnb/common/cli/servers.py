@@ -34,6 +34,7 @@ from qfnb.protocol.netguard import is_loopback
 
 if TYPE_CHECKING:  # pragma: no cover
     from starlette.responses import Response
+    from starlette.types import ASGIApp
 
 logger = logging.getLogger("qfnb.cli")
 
@@ -275,7 +276,7 @@ def _first_problem(exc: ValueError) -> str:
     return str(exc)
 
 
-def openai_app(adapter: OpenAIAdapter, api_key: str, allowed_hosts: Sequence[str] = ()) -> Any:
+def openai_app(adapter: OpenAIAdapter, api_key: str, allowed_hosts: Sequence[str] = ()) -> ASGIApp:
     """The adapter's ASGI app (Starlette), behind :class:`adapter_guard.RequestGuard`: clients send
     ``Authorization: Bearer <api_key>`` from a loopback name or one of ``allowed_hosts``."""
     from starlette.applications import Starlette
@@ -394,7 +395,7 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
                         "transfer-encoding", "upgrade", "content-length", "content-encoding"})
 
 
-def direct_app(upstream: str) -> Any:
+def direct_app(upstream: str) -> ASGIApp:
     """The ``--direct`` proxy's ASGI app: each call goes to ``upstream`` as the client sent it (method, path,
     query, body, headers with ``Host``, so a signature the client made for this address still verifies),
     unsigned and unchecked, and the answer comes back as it came (streams stay streams)."""
@@ -434,7 +435,7 @@ def direct_app(upstream: str) -> Any:
                      lifespan=lifespan)
 
 
-def proxy_app(kind: str, access_token: str) -> Any:
+def proxy_app(kind: str, access_token: str) -> ASGIApp:
     """The inference (``kind="base"``) or console proxy's ASGI app."""
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -521,7 +522,7 @@ def proxy(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
-def _proxy_app(kind: str, args: argparse.Namespace, token: str) -> Any:
+def _proxy_app(kind: str, args: argparse.Namespace, token: str) -> ASGIApp:
     if not args.direct:
         return proxy_app(kind, token)
     from qfnb._core.http.client import get_client  # deferred: loads the HTTP client (`qfnb --help` does not)
