@@ -253,7 +253,7 @@ def _random_name() -> str:
     return "sdk_eval_" + "".join(secrets.choice(alphabet) for _ in range(11))
 
 
-def _console() -> Any:
+def _console() -> type[Model]:
     return Model
 
 

@@ -51,7 +51,7 @@ def summarize_all(evaluators: Sequence[LocalEvaluator], columns: Sequence[Sequen
     return metrics
 
 
-def _scalar(value: Any) -> Any:
+def _scalar(value: Any) -> float | None:
     """A metric value for the table: numbers as float, ``"16.5%"`` as 0.165, others dropped."""
     if isinstance(value, bool):
         return float(value)
