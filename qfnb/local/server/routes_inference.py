@@ -29,7 +29,7 @@ from qfnb.local.server.failures import failure_response
 from qfnb.local.server.lane import lane_of
 from qfnb.local.server.offload import offload
 from qfnb.local.server.serve import ClientGone, serve
-from qfnb.local.server.wire import json_body, now, parse, response_id, v1_error
+from qfnb.local.server.wire import VectorsJSON, json_body, now, parse, response_id, v1_error, vector_rows
 from qfnb.protocol.daemon import MODEL_HEADER
 from qfnb.protocol.errors import ErrorCode, ProtocolError
 from qfnb.protocol.inference import ChatRequest, CompletionRequest, EmbeddingRequest, PluginRequest, Text2ImageRequest
@@ -165,10 +165,10 @@ async def _embeddings(platform: Platform, endpoint: str, body: dict[str, Any]) -
     platform.note_loading(model)
     embedder = await offload(platform.registry.embedder, platform.engine_endpoint(model))
     vectors, tokens = await embedder.aembed(req.input)
-    data = [{"object": "embedding", "embedding": list(v), "index": i} for i, v in enumerate(vectors)]
-    return JSONResponse({"id": response_id(), "object": "embedding_list", "created": now(), "data": data,
-                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
-                        headers={MODEL_HEADER: model.name})
+    data = [{"object": "embedding", "embedding": v, "index": i} for i, v in enumerate(vector_rows(vectors))]
+    return VectorsJSON({"id": response_id(), "object": "embedding_list", "created": now(), "data": data,
+                        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
+                       headers={MODEL_HEADER: model.name})
 
 
 def routes() -> list[Route]:
