@@ -236,7 +236,7 @@ async def amodel_version_ref(model: Any) -> dict[str, Any]:
     return {"modelId": mid, "modelVersionId": vid}
 
 
-def dataset_ref(dataset: Any) -> Any:
+def dataset_ref(dataset: Any) -> int | str:
     """The platform dataset id of ``dataset`` (a qfnb ``Dataset`` on the platform, or the id)."""
     if isinstance(dataset, int | str) and not isinstance(dataset, bool):
         return dataset
