@@ -1,5 +1,5 @@
 """What a Responses API call answers with, as data: its ids, the output items of a turn, the
-response object, the stream's events (:class:`EventWriter`) and stored items' list pages. Pure
+response object, the stream's events (:class:`ResponseEvents`) and stored items' list pages. Pure
 (no I/O); :mod:`.responses` checks the request and reads its input in chat terms."""
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def response_object(rid: str, data: Mapping[str, Any], model: str, created: int,
             "metadata": data.get("metadata", {})}
 
 
-class EventWriter:
+class ResponseEvents:
     """The stream of a response as OpenAI's semantic events, each an ``(event type, data)`` pair
     with its ``sequence_number``: ``response.created``, ``response.in_progress``, per output item
     ``response.output_item.added`` … ``response.output_text.delta`` (or
