@@ -83,8 +83,13 @@ def _run(lm: Any, args: argparse.Namespace) -> int:
         print("\ncloud model names served offline:\n" + _table(mapped))
         return 0
     if cmd == "ps":
+        loaded = lm.ps(data_dir)
+        if not loaded:  # a header over nothing read as a failure (as models list's did)
+            print("no model loaded: a model loads on its first call and unloads when idle "
+                  "(qfnb models list: the names served)")
+            return 0
         rows = [["NAME", "STATE", "PID", "RESIDENT", "BUSY/SLOTS", "QUEUED", "UNLOAD IN"]]
-        for r in lm.ps(data_dir):
+        for r in loaded:
             until = r.get("unloadIn")
             # an engine without a process of its own (the embedder) lives in the platform's memory
             resident = _mib(r.get("rssBytes")) if r.get("pid") else "in the platform (qfnb status)"
