@@ -77,7 +77,7 @@ def jupyter_lab(root: Path, app: str = "jupyterlab", **env: str) -> Iterator[tup
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 150  # a loaded 2-core machine took over 60 s
         while time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
