@@ -25,6 +25,7 @@ _LAZY = {
     "Tokenizer": "qfnb.resources",
     "Function": "qfnb.resources",
     "Qianfan": "qfnb.resources.v2_client",
+    "forecast": "qfnb.resources.forecasting",
     "openai_client": "qfnb._core.runtime.openai_recorded",
     "async_openai_client": "qfnb._core.runtime.openai_recorded",
     "IAM": "qfnb.resources",

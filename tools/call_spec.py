@@ -26,6 +26,7 @@ PARAMS = ROOT / "qfnb/resources/inference/params.py"
 WIRE_FIELDS = ROOT / "qfnb/protocol/wire_fields.py"
 RANGES = ROOT / "qfnb/protocol/ranges.py"
 SAMPLING = ROOT / "qfnb/notebook/sampling.py"
+CLI_SAMPLING = ROOT / "qfnb/common/cli/sampling_flags.py"
 MAGIC_OPTIONS = ROOT / "qfnb/notebook/magic_options.py"
 ANSWERS = ROOT / "qfnb/protocol/answers.py"
 
@@ -112,10 +113,19 @@ def call_class(call: Call) -> str:
     return out + "\n"
 
 
+def local_kwargs() -> list[str]:
+    """Every call's parameters that are not sent, and the SDK options read from ``**kwargs``."""
+    return sorted({f.name for c in spec.CALLS for f in c.params if not f.wire_name} | set(spec.SDK_KWARGS))
+
+
 def params_module() -> str:
-    names = ["InferenceCall", *spec.CONSTANTS, *(c.call for c in spec.CALLS)]
+    names = ["InferenceCall", "LOCAL_KWARGS", "RETRY_KWARGS", *spec.CONSTANTS, *(c.call for c in spec.CALLS)]
     listed = packed([f'"{n}"' for n in sorted(names, key=order_key)], "__all__ = [", " " * 11, "]")
     constants = "".join(f"\n#: {doc}\n{name} = {value}\n" for name, (value, doc) in spec.CONSTANTS.items())
+    constants += ("\n#: the official SDK's retry options that arrive in ``**kwargs`` (others are named)\n"
+                  + packed([f'"{n}"' for n in spec.RETRY_KWARGS], "RETRY_KWARGS = (", " " * 16, ")") + "\n"
+                  "#: call arguments that configure the SDK and are never sent in the body\n"
+                  + packed([f'"{n}"' for n in local_kwargs()], "LOCAL_KWARGS = frozenset({", " " * 26, "})") + "\n")
     base = "".join(dataclass_field(f) for f in spec.TRANSPORT)
     return (generated_header() + '"""The typed arguments of each inference call.\n\n'
             "``ado``/``do`` build one of these from their named parameters (``ChatCall(messages=messages,\n"
@@ -277,6 +287,21 @@ def sampling_module() -> str:
             'magic call, by their wire names (``None``: not sent)."""\n\n' + attrs)
 
 
+# ---------------------------------------------------------------------------- common/cli/sampling_flags.py
+def cli_sampling_module() -> str:
+    rows = []
+    for f in spec.CLI_SAMPLING:
+        assert f.option is not None, "every CLI sampling field needs an option"
+        flag = next(flag for flag in f.option.flags if flag.startswith("--"))
+        rows.append(f'    ("{flag}", "{f.name}", {f.option.type}, "{option_help(f)}"),\n')
+    return (generated_header() + '"""The official CLI\'s sampling flags (``qfnb chat``, ``completion``, ``plugin``): '
+            "each flag,\nthe body field it sets, its value type and help (the range is the platform's,\n"
+            ':data:`qfnb.protocol.ranges.RANGES`)."""\n\nfrom __future__ import annotations\n\n'
+            '__all__ = ["SAMPLING_FLAGS"]\n\n#: flag, body field, value type, help; in the help\'s order\n'
+            "SAMPLING_FLAGS: tuple[tuple[str, str, type[int] | type[float], str], ...] = (\n"
+            + "".join(rows) + ")\n")
+
+
 # ---------------------------------------------------------------------------- notebook/magic_options.py
 def magic_options_module() -> str:
     image = spec.NOTEBOOK_IMAGE
@@ -332,4 +357,5 @@ def magic_options_module() -> str:
 def spec_targets() -> dict[Path, str]:
     """The modules written from the spec besides the resources' ``_generated`` ones."""
     return {PARAMS: params_module(), RANGES: ranges_module(), WIRE_FIELDS: wire_fields_module(),
-            SAMPLING: sampling_module(), MAGIC_OPTIONS: magic_options_module(), ANSWERS: answers_module()}
+            SAMPLING: sampling_module(), CLI_SAMPLING: cli_sampling_module(), MAGIC_OPTIONS: magic_options_module(),
+            ANSWERS: answers_module()}

@@ -9,8 +9,9 @@ from qfnb._core.config import resolve_config
 from qfnb._core.errors import ValidationError
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.poll import apoll_until
+from qfnb.protocol.console_data import TEMPLATE_PROJECT
 from qfnb.resources.console import Data
-from qfnb.resources.console.consts import TEMPLATE_PROJECT, DataSetType, DataTemplateType, ETLTaskStatus
+from qfnb.resources.console.consts import DataSetType, DataTemplateType, ETLTaskStatus
 
 from .view import PlatformSource
 

@@ -6,9 +6,10 @@ from .base import EvalInput, Evaluator, LocalEvaluator, Sample
 from .calibrate import Agreement, CalibratedMean, agreement, calibrated_difference, calibrated_mean
 from .compare import Comparison, PairedMetric
 from .judge import LocalJudgeEvaluator, parse_judge_score
+from .llm import PromptVariant
 from .manager import EvaluationManager
 from .manual import ManualEvaluator, ManualItem
-from .metrics import BleuEvaluator, ExactMatchEvaluator, RougeEvaluator
+from .metrics import BleuEvaluator, ExactMatchEvaluator, FunctionEvaluator, RougeEvaluator
 from .pairwise import PairwiseJudge
 from .plan import Plan, plan_comparison
 from .platform import (
@@ -40,6 +41,7 @@ __all__ = [
     "EvaluationResult",
     "Evaluator",
     "ExactMatchEvaluator",
+    "FunctionEvaluator",
     "LocalEvaluator",
     "LocalJudgeEvaluator",
     "ManualEvaluator",
@@ -48,6 +50,7 @@ __all__ = [
     "PairedMetric",
     "PairwiseJudge",
     "Plan",
+    "PromptVariant",
     "QianfanEvaluator",
     "QianfanManualEvaluator",
     "QianfanRefereeEvaluator",

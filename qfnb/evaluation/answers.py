@@ -31,7 +31,7 @@ from .base import EvalInput
 from .batch_output import is_job, is_openai_output, job_answers, openai_output_answers
 from .data import to_frame
 from .fingerprint import fingerprint
-from .llm import Answer, LLMTarget, resource_kind, resource_tag
+from .llm import Answer, LLMTarget, PromptVariant, as_target, resource_kind, resource_tag
 
 log = logging.getLogger("qfnb.evaluation")
 
@@ -72,8 +72,11 @@ def target_identity(target: LLMTarget) -> str:
     """What answers a target's calls: ``endpoint:NAME`` (a deployed service, whichever object
     reaches it) or ``model:NAME`` on a platform (``@embedded`` / ``@base-url``); for a callable,
     its qualified name and a digest of what it is (:mod:`.fingerprint`: code, closure, attributes),
-    or what it says it is (``answer_identity()``: a prompt variant names its prompt and model)."""
+    or what it says it is (``answer_identity()``); a prompt variant, its prompt's digest and its model."""
     src = target.source
+    if isinstance(src, PromptVariant):
+        digest = hashlib.sha256(src.prompt.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        return f"prompt:{digest}|{target_identity(as_target(src.model, target.tag))}"
     model = _model_identity(src)
     if model is not None:
         return model

@@ -150,6 +150,56 @@ def _callable_runner(fn: Callable[..., Any]) -> BatchFn:
     return run
 
 
+#: where a prompt template takes the item's text
+INPUT_PLACEHOLDER = "{input}"
+
+
+@dataclass(frozen=True)
+class PromptVariant:
+    """A prompt under evaluation, answered by ``model``: a template whose ``{input}`` each item fills
+    (the last user turn of a conversation), or, without ``{input}``, a system prompt sent with every
+    item (a completion model gets it as the text's first paragraph). Compared like models; the answer
+    store keys it by the prompt's text and the model (:func:`.answers.target_identity`)."""
+
+    prompt: str
+    model: Any
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt, str) or not self.prompt.strip():
+            raise invalid("prompts", "a prompt must be a non-empty string")
+
+    @property
+    def is_template(self) -> bool:
+        return INPUT_PLACEHOLDER in self.prompt
+
+    def fill(self, item: EvalInput) -> EvalInput:
+        """The item as this template asks it (a system prompt leaves it as it is)."""
+        if not self.is_template:
+            return item
+        if isinstance(item, str):
+            return self.prompt.replace(INPUT_PLACEHOLDER, item)
+        turns = [dict(m) for m in item]
+        last = max((k for k, m in enumerate(turns) if m.get("role") == "user"), default=None)
+        if last is not None:
+            turns[last]["content"] = self.prompt.replace(INPUT_PLACEHOLDER, str(turns[last].get("content", "")))
+        return turns
+
+    def target(self, tag: str) -> LLMTarget:
+        inner = as_target(self.model, tag)
+        chat = resource_kind(getattr(inner, "source", None)) != "completion"
+
+        async def run(inputs: Sequence[EvalInput], workers: int, kwargs: Mapping[str, Any],
+                      progress: ProgressArg = None) -> list[Answer]:
+            items = [self.fill(i) for i in inputs]
+            if self.is_template:
+                return await inner.run(items, workers, kwargs, progress)
+            if chat:
+                return await inner.run(items, workers, {**kwargs, "system": self.prompt}, progress)
+            return await inner.run([f"{self.prompt}\n\n{as_prompt(i)}" for i in items], workers, kwargs, progress)
+
+        return LLMTarget(tag, run, self)
+
+
 def _default_tag(llm: Any) -> str:
     """Official-style tags: Service ``{id}_{endpoint}``, Model ``{model_set_id}_{version_id}_{name}``."""
     from qfnb.model import Model, Service  # deferred: loads pydantic (`import qfnb.evaluation` does not)
@@ -167,6 +217,8 @@ def _default_tag(llm: Any) -> str:
 
 def as_target(llm: Any, tag: str | None = None) -> LLMTarget:
     """Wrap ``llm`` (see the module docstring); ``tag`` defaults to an official-style tag."""
+    if isinstance(llm, PromptVariant):
+        return llm.target(tag or "prompt")
     tag = tag or _default_tag(llm)
     from qfnb.model import Model  # deferred: loads pydantic (`import qfnb.evaluation` does not)
 

@@ -7,12 +7,17 @@ local report and these evaluators give the same numbers); this module fits it to
 
 from __future__ import annotations
 
+import math
+import threading
+from collections.abc import Callable, Mapping
+from numbers import Real
 from typing import Any
 
 import pandas as pd
 
 from qfnb.protocol import textmetrics as tm
 
+from ._errors import invalid
 from .base import EvalInput, LocalEvaluator
 
 
@@ -67,3 +72,43 @@ class RougeEvaluator(LocalEvaluator):
 
     def __repr__(self) -> str:
         return f"RougeEvaluator(use_stemmer={self.use_stemmer})"
+
+
+class FunctionEvaluator(LocalEvaluator):
+    """Your own metric: ``fn(input, reference, output) -> float | dict``. A number is the column ``name``
+    (default: the function's name); a dict's values are columns under its keys. ``fn.bounds = (lo, hi)``,
+    when set, is the score range a sequential comparison needs. A value that is not a finite number,
+    or an exception, stops the run with an error naming the metric."""
+
+    def __init__(self, fn: Callable[[EvalInput, str, str], Any], *, name: str | None = None) -> None:
+        if not callable(fn):
+            raise invalid("metrics", f"{fn!r} is not callable: a metric is fn(input, reference, output) -> "
+                                     "float | dict")
+        self.fn = fn
+        self.metric_name = name or str(getattr(fn, "__name__", type(fn).__name__))
+        self.bounds: tuple[float, float] | None = getattr(fn, "bounds", None)
+        #: the columns it has given so far (a dict's keys are known once it has run)
+        self.columns: dict[str, None] = {}
+        self._lock = threading.Lock()
+
+    def _number(self, key: str, value: Any) -> float:
+        if isinstance(value, Real) and math.isfinite(float(value)):
+            return float(value)
+        raise ValueError(f"metric {self.metric_name!r}: {key!r} is {value!r}; return a finite number or a dict "
+                         "of them")
+
+    def evaluate(self, input: EvalInput, reference: str, output: str) -> dict[str, Any]:
+        try:
+            value = self.fn(input, reference, output)
+        except Exception as exc:
+            raise ValueError(f"metric {self.metric_name!r} failed: {type(exc).__name__}: {exc}") from exc
+        if isinstance(value, Mapping):
+            out = {str(k): self._number(str(k), v) for k, v in value.items()}
+        else:
+            out = {self.metric_name: self._number(self.metric_name, value)}
+        with self._lock:
+            self.columns.update(dict.fromkeys(out))
+        return out
+
+    def __repr__(self) -> str:
+        return f"FunctionEvaluator({self.metric_name!r})"

@@ -1,29 +1,11 @@
 """Service enumerations; ``from qfnb.model.consts import ServiceType`` (official SDK import path).
 
-They live in the model layer (``qfnb.trainer.consts`` re-exports them), so ``qfnb.model`` never
-imports the trainer, which sits above it.
+Defined once in :mod:`qfnb.protocol.console` (``qfnb.trainer.consts`` re-exports them too).
 """
 
 from __future__ import annotations
 
-from enum import StrEnum as _StrEnum
+from qfnb.protocol.console import ModelServiceStatus as ServiceStatus
+from qfnb.protocol.console import ModelServiceType as ServiceType
 
 __all__ = ["ServiceStatus", "ServiceType"]
-
-
-class ServiceStatus(_StrEnum):
-    Unknown = "Unknown"
-    Created = "Created"
-    Deploying = "Deploying"
-    Deployed = "Deployed"
-    DeployFailed = "DeployFailed"
-    DeployStopped = "DeployStopped"
-
-
-class ServiceType(_StrEnum):
-    """What a deployed service behaves like (``Service.get_res()``)."""
-
-    Chat = "Chat"
-    Completion = "Completion"
-    Embedding = "Embedding"
-    Text2Image = "Text2Image"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import shlex
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -277,9 +278,14 @@ class QfnbMagics(Magics):
               help="Models to evaluate, comma-separated: names, ep_... endpoints, or Model/Service variables "
                    "(default: the default chat model).")
     @argument("--endpoint", action="append", help="Endpoint(s) of deployed services (also accepted in --models).")
+    @argument("--prompts", action="append", metavar="NAME=PROMPT",
+              help="Compare prompts on one --model as models are compared: each PROMPT a notebook variable, a file, "
+                   "or a template string with {input} (the item's text; without it the prompt is sent as the "
+                   "system prompt). Comma-separated or repeated.")
     @argument("-d", "--dataset", help="A .jsonl/.json/.csv path, a platform dataset id, or a Dataset/DataFrame var.")
     @argument("--metrics", action="append",
-              help="Comma-separated: exact_match, bleu, rouge, rouge_1, rouge_2, rouge_l, similarity, judge "
+              help="Comma-separated: exact_match, bleu, rouge, rouge_1, rouge_2, rouge_l, similarity, judge, or "
+                   "a notebook function fn(input, reference, output) -> float | dict by name "
                    "(default: exact_match,bleu,rouge_l).")
     @argument("--judge", metavar="MODEL", nargs="?", const="",
               help="Also score answers with this model as an LLM judge (judge_score); a bare --judge uses the "
@@ -323,11 +329,11 @@ class QfnbMagics(Magics):
         """Evaluate models on a dataset (``--models ... --dataset ...``) or show a result (``%qfeval VAR``):
         styled metrics/samples tables and a comparison chart."""
 
-        if self.interpolate:
-            line = self.fill_braces(line)  # --dataset {path}: brace-safe, an undefined name is an error
+        if self.interpolate:  # --dataset {path}: brace-safe, an undefined name is an error; {input} is the item's
+            line = self.fill_braces(re.sub(r"(?<!\{)\{input\}(?!\})", "{{input}}", line))
         args = parse_argstring(self.qfeval, line)
         chart = split_csv([args.chart])
-        if args.models or args.endpoint or args.dataset or args.recorded:
+        if args.models or args.endpoint or args.dataset or args.recorded or args.prompts:
             if args.result:
                 raise UsageError(f"%qfeval: give a result variable ({args.result!r}) or --models/--dataset, not both")
             return self._eval_run(args, chart, line)
@@ -389,7 +395,7 @@ class QfnbMagics(Magics):
             result = plan.run(progress=self.eval_progress)
         except Exception as exc:  # every inference failed, the platform went away, ...: one clear line
             raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval failed") from exc
-        result.shown_metrics = list(plan.metrics)
+        result.shown_metrics = plan.shown_metrics
         if args.output:
             self.user_ns[args.output] = result
         shown = plan.report_frame(result.metrics_df)

@@ -1,8 +1,10 @@
-"""Console API status enums and response envelopes (v1 ``log_id``/``result``, v2 ``requestId``)."""
+"""The console's enums, each defined once: the platform's status values and the official SDK's
+enums, which ``qfnb.resources.console.consts``, ``qfnb.model.consts`` and ``qfnb.trainer`` re-export
+under the names user code imports."""
 
 from __future__ import annotations
 
-from enum import Enum, StrEnum
+from enum import Enum, IntEnum, StrEnum
 
 
 class _StrEnum(StrEnum):
@@ -40,7 +42,7 @@ class RunStatus(_StrEnum):
     STOPPED = "Stopped"
 
 
-class TrainStatus(_StrEnum):
+class V1TrainStatus(_StrEnum):
     """v1 fine-tuning job ``trainStatus``."""
 
     QUEUE = "QUEUE"
@@ -51,11 +53,11 @@ class TrainStatus(_StrEnum):
 
 
 V1_TRAIN_STATUS = {
-    RunStatus.WAITING: TrainStatus.QUEUE,
-    RunStatus.RUNNING: TrainStatus.RUNNING,
-    RunStatus.DONE: TrainStatus.FINISH,
-    RunStatus.FAILED: TrainStatus.FAIL,
-    RunStatus.STOPPED: TrainStatus.STOP,
+    RunStatus.WAITING: V1TrainStatus.QUEUE,
+    RunStatus.RUNNING: V1TrainStatus.RUNNING,
+    RunStatus.DONE: V1TrainStatus.FINISH,
+    RunStatus.FAILED: V1TrainStatus.FAIL,
+    RunStatus.STOPPED: V1TrainStatus.STOP,
 }
 
 
@@ -117,3 +119,189 @@ class ExportStatus(int, Enum):
     RUNNING = 1
     FINISHED = 2
     FAILED = 3
+
+
+# ---- the official SDK's console enums (``qfnb.resources.console.consts``) ----------------------------
+class DeployPoolType(IntEnum):
+    PublicResource = 1
+    PrivateResource = 2
+
+
+class ServiceType(StrEnum):
+    """Console ``apiType`` of a service (``qfnb.resources.console.consts.ServiceType``)."""
+
+    Chat = "chat"
+    Completions = "completions"
+    Embeddings = "embeddings"
+    Text2image = "text2image"
+    Image2text = "image2text"
+
+
+class TrainStatus(StrEnum):
+    """A v2 fine-tuning task's ``runStatus``, by the official SDK's member names (the v1
+    ``trainStatus`` values are :class:`V1TrainStatus`)."""
+
+    Finish = "Done"
+    Running = "Running"
+    Fail = "Failed"
+    Stop = "Stopped"
+    Waiting = "Waiting"
+
+
+class ModelState(StrEnum):
+    Ready = "Ready"
+    Creating = "Creating"
+    Fail = "Fail"
+
+
+class EvaluationTaskStatus(StrEnum):
+    Pending = "Pending"
+    Doing = "Doing"
+    DoingWithManualBegin = "DoingWithManualBegin"
+    Stopping = "Stopping"
+    Done = "Done"
+    PartlyDone = "PartlyDone"
+    Failed = "Failed"
+    Stopped = "Stopped"
+
+
+class EvaluationResultExportDestinationType(StrEnum):
+    PublicBos = "local"
+    PrivateBos = "storage"
+
+
+class EvaluationResultExportRange(StrEnum):
+    Total = "total"
+    Part = "part"
+
+
+class EvaluationResultExportField(StrEnum):
+    Prompt = "prompt"
+    Prediction = "prediction"
+    Completion = "completion"
+    Metrics = "metrics"
+
+
+class EvaluationResultExportTaskStatus(StrEnum):
+    Pending = "Pending"
+    Uploading = "Uploading"
+    Fail = "Fail"
+    Done = "Done"
+
+
+class FinetuneSupportModelType(StrEnum):
+    Text2Text = "text2text"
+    Text2Image = "text2image"
+    ImageUnderstanding = "imageUnderstanding"
+
+
+class FinetuneSupportHyperParameterType(StrEnum):
+    Int = "int"
+    Float = "float"
+    Boolean = "boolean"
+    String = "string"
+
+
+class FinetuneSupportHyperParameterCheckType(StrEnum):
+    Range = "range"
+    Choice = "choice"
+    MultipleChoice = "mult_choice"
+
+
+class ModelTypePreset(IntEnum):
+    TextGC = 0
+    ImageGC = 1
+    VectorModel = 4
+    Image2Text = 5
+    IndustryModel = 6
+
+
+class ModelTypeUser(IntEnum):
+    LargeLanguageModel = 0
+    Text2Image = 1
+    IndustrySearchModel = 2
+    TextRepresentationModel = 3
+    VectorModel = 4
+    Image2Text = 5
+
+
+class CustomModelSetModelType(StrEnum):
+    Text2Text = "Text2Text"
+    Text2Image = "Text2Image"
+    TextRepresentation = "TextRepresentation"
+    ImageUnderstanding = "ImageUnderstanding"
+    Industry = "Industry"
+
+
+class CreateCustomModelSourceType(StrEnum):
+    Train = "Train"
+    Import = "Import"
+
+
+class FinetuneCorpusType(IntEnum):
+    QianfanCommon = 1
+    YiyanCommon = 2
+    YiyanVertical = 3
+
+
+class ModelCompStrategy(StrEnum):
+    Quantization = "Quantization"
+    Sparsity = "Sparsity"
+
+
+class ModelQuantizationWeight(StrEnum):
+    INT8PTQ = "INT8-PTQ"
+    W8A16C16 = "W8A16C16"
+    W4A16C16 = "W4A16C16"
+
+
+class ModelCompTaskStatus(StrEnum):
+    Creating = "creating"
+    Running = "running"
+    Succeeded = "succeeded"
+    Failed = "failed"
+    Stopping = "stopping"
+    Stopped = "stopped"
+
+
+class PromptSceneType(int, Enum):
+    Text2Text = 1
+    Text2Image = 2
+
+
+class PromptFrameworkType(int, Enum):
+    NotUse = 0
+    Basic = 1
+    CRISPE = 2
+    Fewshot = 3
+
+
+class PromptType(int, Enum):
+    Preset = 1
+    User = 2
+
+
+class PromptScoreStandard(int, Enum):
+    Semantic = 1
+    Regex = 2
+    Exact = 3
+
+
+class ModelServiceStatus(_StrEnum):
+    """A deployed model's service (``qfnb.model.consts.ServiceStatus``, the official name there)."""
+
+    Unknown = "Unknown"
+    Created = "Created"
+    Deploying = "Deploying"
+    Deployed = "Deployed"
+    DeployFailed = "DeployFailed"
+    DeployStopped = "DeployStopped"
+
+
+class ModelServiceType(_StrEnum):
+    """What a deployed service behaves like (``qfnb.model.consts.ServiceType``; ``Service.get_res()``)."""
+
+    Chat = "Chat"
+    Completion = "Completion"
+    Embedding = "Embedding"
+    Text2Image = "Text2Image"

@@ -8,24 +8,20 @@ every route and in the client before sending, is checked here: a keyword the gra
 enforce, a ``$ref`` that cannot be resolved and a schema past a cap are refused, each with one
 :class:`ProtocolError` naming the place and the keyword (``docs/local-platform.md`` lists them).
 
-Pure data checks (no I/O); the caps live in :mod:`.limits`.
+Pure (no I/O). Beside it: the caps (:mod:`.limits`), node kinds (:mod:`.schema_kinds`), patterns
+(:mod:`.schema_patterns`).
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from .errors import ProtocolError
-from .limits import (
-    MAX_SCHEMA_BOUND,
-    MAX_SCHEMA_BYTES,
-    MAX_SCHEMA_DEPTH,
-    MAX_SCHEMA_ENUM_VALUES,
-    MAX_SCHEMA_REPEAT,
-)
+from .limits import MAX_SCHEMA_BOUND, MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH, MAX_SCHEMA_ENUM_VALUES, MAX_SCHEMA_REPEAT
+from .schema_kinds import ENFORCED_FORMATS, TYPES, answer_types, node_kind, told_apart
+from .schema_patterns import pattern_problem
 
 #: JSON-schema keywords the grammar cannot enforce anywhere
 UNSUPPORTED_SCHEMA_KEYWORDS = ("not", "if", "then", "else", "patternProperties", "dependentRequired",
@@ -39,13 +35,10 @@ CONSTRAINTS = frozenset({"type", "enum", "const", "minimum", "maximum", "exclusi
                          "minLength", "maxLength", "pattern", "format", "minItems", "maxItems", "required",
                          "properties", "additionalProperties", "items", "prefixItems", "allOf", "anyOf", "oneOf",
                          "$ref", *UNSUPPORTED_SCHEMA_KEYWORDS})
-#: the ``format`` values the grammar writes (llama.cpp's string formats)
-ENFORCED_FORMATS = ("date", "time", "date-time", "uuid")
 #: the formats JSON Schema 2020-12 defines (a format outside this list is an annotation, as in ``jsonschema``)
 STANDARD_FORMATS = ("date-time", "date", "time", "duration", "email", "idn-email", "hostname", "idn-hostname",
                     "ipv4", "ipv6", "uri", "uri-reference", "iri", "iri-reference", "uuid", "uri-template",
                     "json-pointer", "relative-json-pointer", "regex")
-_TYPES = ("object", "array", "string", "integer", "number", "boolean", "null")
 _KEYWORD_TYPES = {"minimum": ("integer", "number"), "maximum": ("integer", "number"),
                   "exclusiveMinimum": ("integer", "number"), "exclusiveMaximum": ("integer", "number"),
                   "minLength": ("string",), "maxLength": ("string",), "pattern": ("string",), "format": ("string",),
@@ -112,13 +105,13 @@ class _Walk:
             return self._alternatives(s, at, depth, refs)
         kind = s.get("type")
         if isinstance(kind, list):
-            if not kind or not all(k in _TYPES for k in kind) or len(set(kind)) != len(kind):
-                raise refuse(f"{at}.type", f"must be one of {', '.join(_TYPES)} or a list of distinct ones")
+            if not kind or not all(k in TYPES for k in kind) or len(set(kind)) != len(kind):
+                raise refuse(f"{at}.type", f"must be one of {', '.join(TYPES)} or a list of distinct ones")
             for k in kind:
                 self.typed({**s, "type": k}, at, depth, refs)
             return None
-        if kind is not None and kind not in _TYPES:
-            raise refuse(f"{at}.type", f"must be one of {', '.join(_TYPES)}, got {kind!r:.40}")
+        if kind is not None and kind not in TYPES:
+            raise refuse(f"{at}.type", f"must be one of {', '.join(TYPES)}, got {kind!r:.40}")
         return self.typed(s, at, depth, refs)
 
     def _alternatives(self, s: dict[str, Any], at: str, depth: int, refs: frozenset[str]) -> None:
@@ -134,7 +127,7 @@ class _Walk:
         """A node without ``$ref``/``anyOf``/``oneOf`` and with one ``type`` (or none)."""
         if "const" in s or "enum" in s:
             return self._values(s, at)
-        kind = _kind(s)
+        kind = node_kind(s)
         if kind == "allOf":
             return self._all_of(s, at, depth, refs)
         if kind == "object":
@@ -372,10 +365,10 @@ class _Walk:
         """oneOf is written as anyOf: enforced only when no answer can match two alternatives
         (their types differ, or a required property tells them apart by its const/enum values)."""
         targets = [self._target(a, at) for a in alts]
-        kinds = [_kinds(t) for t in targets]
+        kinds = [answer_types(t) for t in targets]
         for i in range(len(targets)):
             for j in range(i):
-                if kinds[i] & kinds[j] and not _told_apart(targets[i], targets[j]):
+                if kinds[i] & kinds[j] and not told_apart(targets[i], targets[j]):
                     raise refuse(at, f"alternatives {j} and {i} may both match an answer, and the grammar does not "
                                  "enforce 'exactly one'; use anyOf, or tell them apart by a required property's "
                                  "const")
@@ -395,241 +388,9 @@ def _check_node(s: Any, at: str, depth: int) -> None:
                          f"grammar{_HINT}")
 
 
-def _kind(s: Mapping[str, Any]) -> str:
-    """What the converter builds for a node with one type or none (its order: object, allOf,
-    array, string, else any value): a type name, ``allOf`` or ``any``."""
-    kind = s.get("type")
-    has_properties = "properties" in s or ("additionalProperties" in s and s["additionalProperties"] is not True)
-    if kind is None:
-        if has_properties:
-            return "object"
-        if "allOf" in s:
-            return "allOf"
-        if "items" in s or "prefixItems" in s:
-            return "array"
-        if any(k in s for k in ("pattern", "minLength", "maxLength")) or s.get("format") in ENFORCED_FORMATS:
-            return "string"
-        return "any"
-    if (kind == "object" and not has_properties and "allOf" in s) or (kind == "string" and "allOf" in s):
-        return "allOf"
-    return str(kind)
-
-
-def _kinds(s: Mapping[str, Any]) -> set[str]:
-    """The JSON types an answer under ``s`` may have (all of them when unsaid)."""
-    if "const" in s or "enum" in s:
-        values = [s["const"]] if "const" in s else s["enum"]
-        return {_type_of(v) for v in values}
-    kind = s.get("type")
-    kinds = set(kind) if isinstance(kind, list) else {kind} if isinstance(kind, str) else set(_TYPES)
-    return kinds | {"number", "integer"} if kinds & {"number", "integer"} else kinds
-
-
-def _type_of(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int | float):
-        return "number"
-    return "string" if isinstance(v, str) else "array" if isinstance(v, list) else "object"
-
-
-def _told_apart(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """Both are objects with a property required in both whose const/enum values do not overlap."""
-    for name in set(a.get("required") or ()) & set(b.get("required") or ()):
-        va, vb = _fixed((a.get("properties") or {}).get(name)), _fixed((b.get("properties") or {}).get(name))
-        if va is not None and vb is not None and not any(x == y for x in va for y in vb):
-            return True
-    return False
-
-
-def _fixed(s: Any) -> list[Any] | None:
-    if isinstance(s, dict) and "const" in s:
-        return [s["const"]]
-    if isinstance(s, dict) and isinstance(s.get("enum"), list):
-        return list(s["enum"])
-    return None
-
-
 def _ceil(x: float) -> int:
     return int(x) if x == int(x) else int(x) + (1 if x > 0 else 0)
 
 
 def _floor(x: float) -> int:
     return int(x) if x == int(x) else int(x) - (1 if x < 0 else 0)
-
-
-# ---- patterns -------------------------------------------------------------------------------------
-
-#: the escapes the grammar takes, in and out of a character class (llama.cpp's ``gbnf_escape_length``)
-_GRAMMAR_ESCAPE = re.compile(r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[trn\\\"\[\]-])")
-#: regex metacharacters a literal may escape
-_META = set("^$.[]()|{}*+?")
-#: what a string's grammar must never write raw (JSON would need an escape for them)
-_UNSAFE = {'"', "\\"} | {chr(c) for c in range(0x20)}
-
-
-def pattern_problem(pattern: str) -> str | None:
-    """Why the grammar cannot enforce ``pattern`` exactly (None when it can): its converter takes
-    an anchored pattern of literals, escapes of its own, character classes, groups (``(?:``
-    too), ``|`` and the quantifiers ``* + ? {m,n}``; anything else it replaces with "any string".
-    A class or ``.`` that admits a quote, a backslash or a control character is refused too (the
-    grammar would write it raw, and the answer would not be the JSON string the pattern matched)."""
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        return f"it is not a valid regular expression ({exc})"
-    if len(pattern) < 2 or pattern[0] != "^" or pattern[-1] != "$" or pattern.endswith("\\$"):
-        return "it must be anchored with '^' at the start and '$' at the end"
-    depth, kinds = 0, ["", ""]
-    for token, kind in _tokens(pattern[1:-1]):
-        depth += {"open": 1, "close": -1}.get(kind, 0)
-        problem = "it nests groups deeper than 100" if depth > 100 else _token_problem(token, kind, kinds)
-        if problem:
-            return problem
-        kinds = [kinds[-1], kind]
-    return None
-
-
-def _token_problem(token: str, kind: str, before: list[str]) -> str | None:
-    """Why one token of a pattern (after the kinds of the two ``before`` it) is not enforced."""
-    if kind == "error":
-        return token
-    if kind == "quant":
-        if before[-1] == "escaped" and before[-2] in ("escaped", "literal"):
-            return (f"a quantifier after an escaped character in a run of literals ({token!r}) is applied by "
-                    "the engine to the whole run; wrap the character in a group: a(\\.)+")
-        return _quantifier_problem(token)
-    if kind == "class":
-        return _class_problem(token)
-    if kind == "dot":
-        return ("'.' admits a quote and a backslash, which the grammar would write raw; use a class such "
-                "as [^\"\\\\\\x00-\\x1F]")
-    if kind in ("literal", "escaped") and _char(token) in _UNSAFE:
-        return f"the character {_char(token)!r} would be written raw in the JSON string; leave it out"
-    return None
-
-
-def _char(token: str) -> str:
-    """The character a literal or an escape stands for."""
-    if len(token) == 1:
-        return token
-    if len(token) == 2:
-        return {"t": "\t", "r": "\r", "n": "\n"}.get(token[1], token[1])
-    return chr(int(token[2:], 16))
-
-
-def _tokens(body: str) -> Iterator[tuple[str, str]]:
-    """``body`` as (text, kind): open, close, alt, quant, class, dot, escaped, literal or error
-    (the last one)."""
-    i = 0
-    while i < len(body):
-        token, kind, i = _token(body, i)
-        yield token, kind
-        if kind == "error":
-            return
-
-
-_SIMPLE = {")": "close", "|": "alt", ".": "dot"}
-
-
-def _token(body: str, i: int) -> tuple[str, str, int]:
-    """The token at ``i``: its text, kind and end."""
-    c = body[i]
-    if c in _SIMPLE:
-        return c, _SIMPLE[c], i + 1
-    if c == "(":
-        if body.startswith("(?", i) and not body.startswith("(?:", i):
-            return "lookaround, named groups and inline flags such as (?i) are not supported", "error", i
-        return "(", "open", i + (3 if body.startswith("(?:", i) else 1)
-    if c in "*+?{":
-        return _quantifier_token(body, i)
-    if c == "[":
-        return _class_token(body, i)
-    if c == "\\":
-        return _escape_token(body, i)
-    if c in "^$":
-        return "an anchor inside the pattern is not supported", "error", i
-    if c in "]}":
-        return f"a stray {c!r} is not supported", "error", i
-    return c, "literal", i + 1
-
-
-def _quantifier_token(body: str, i: int) -> tuple[str, str, int]:
-    if body[i] == "{":
-        end = body.find("}", i)
-        return (body[i:end + 1], "quant", end + 1) if end > 0 else ("an unterminated '{' is not supported", "error", i)
-    if i + 1 < len(body) and body[i + 1] in "?+":
-        return "lazy and possessive quantifiers (*? +? ??) are not supported", "error", i
-    return body[i], "quant", i + 1
-
-
-def _class_token(body: str, i: int) -> tuple[str, str, int]:
-    j = i + 1
-    while j < len(body) and body[j] != "]":
-        if body[j] == "\\":
-            m = _GRAMMAR_ESCAPE.match(body, j)
-            if not m:
-                return (f"the escape {body[j:j + 2]!r} in a character class is not supported (the grammar takes "
-                        "\\t \\r \\n \\\\ \\\" \\[ \\] \\- \\xHH \\uHHHH)", "error", i)
-            j = m.end()
-        else:
-            j += 1
-    if j >= len(body):
-        return "an unterminated character class is not supported", "error", i
-    return body[i:j + 1], "class", j + 1
-
-
-def _escape_token(body: str, i: int) -> tuple[str, str, int]:
-    if i + 1 < len(body) and body[i + 1] in _META:
-        return body[i + 1], "escaped", i + 2
-    m = _GRAMMAR_ESCAPE.match(body, i)
-    if not m:
-        return (f"the escape {body[i:i + 2]!r} is not supported (no \\d, \\w, \\s or \\b: write a class such "
-                "as [0-9] instead)", "error", i)
-    return m.group(), "escaped", m.end()
-
-
-def _quantifier_problem(token: str) -> str | None:
-    if not token.startswith("{"):
-        return None
-    parts = token[1:-1].split(",")
-    if len(parts) > 2 or not all(p.strip().isdigit() or (p == "" and k == 1) for k, p in enumerate(parts)):
-        return f"the quantifier {token} is not one the grammar takes ({{m}}, {{m,}} or {{m,n}})"
-    numbers = [int(p) for p in parts if p]
-    if any(n > MAX_SCHEMA_REPEAT for n in numbers):
-        return f"the quantifier {token} exceeds {MAX_SCHEMA_REPEAT:,} (MAX_SCHEMA_REPEAT)"
-    if len(numbers) == 2 and numbers[0] > numbers[1]:
-        return f"the quantifier {token} has its minimum above its maximum"
-    return None
-
-
-def _class_problem(token: str) -> str | None:
-    """A class must not admit a quote, a backslash or a control character."""
-    inner, negated = token[1:-1], token.startswith("[^")
-    if negated:
-        inner = inner[1:]
-    chars: list[tuple[int, int]] = []
-    i = 0
-    while i < len(inner):
-        lo, i = _class_char(inner, i)
-        if i + 1 < len(inner) and inner[i] == "-":
-            hi, i = _class_char(inner, i + 1)
-            chars.append((lo, hi))
-        else:
-            chars.append((lo, lo))
-    admits = [c for c in (0x22, 0x5C, *range(0x20)) if any(a <= c <= b for a, b in chars) != negated]
-    if admits:
-        shown = ", ".join(repr(chr(c)) for c in admits[:3])
-        return f"the class {token} admits {shown}, which the grammar would write raw in the JSON string; " \
-               "leave them out of it" + (" (a negated class must exclude \" \\\\ and \\x00-\\x1F)" if negated else "")
-    return None
-
-
-def _class_char(inner: str, i: int) -> tuple[int, int]:
-    if inner[i] == "\\":
-        m = _GRAMMAR_ESCAPE.match(inner, i)
-        assert m is not None  # checked by _tokens
-        return ord(_char(m.group())), m.end()
-    return ord(inner[i]), i + 1

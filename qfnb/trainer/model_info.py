@@ -15,14 +15,13 @@ import logging
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
 from qfnb._core.errors import QfnbError
-from qfnb.protocol.console import TrainMode
+from qfnb.protocol.console import FinetuneSupportModelType, TrainMode
 from qfnb.resources.console import FineTune
 
 from .consts import PeftType
@@ -34,12 +33,6 @@ __all__ = ["DPOTrainModelInfoMapping", "DefaultDPOTrainConfigMapping", "DefaultP
            "refresh"]
 
 logger = logging.getLogger("qfnb.trainer")
-
-
-class FinetuneSupportModelType(StrEnum):
-    Text2Text = "text2text"
-    Text2Image = "text2image"
-    ImageUnderstanding = "imageUnderstanding"
 
 
 class ModelInfo(BaseModel):

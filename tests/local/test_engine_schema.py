@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from qfnb.local.engines.llama.grammar import FORMAT_PATTERNS, engine_schema, trie_pattern
-from qfnb.protocol.schemas import pattern_problem
+from qfnb.protocol.schema_patterns import pattern_problem
 
 ALPHABET = "ab.(|-x"
 

@@ -243,3 +243,14 @@ def test_user_aliases_win_over_the_seed_names(tmp_path: Path) -> None:
     with client_for(tmp_path, aliases={"ernie-bot": "Other-Chat"}) as c:
         body = c.post(CHAT + "completions", params={"access_token": token(c)}, json={"messages": MSG}).json()
     assert body["result"] == "other-chat: hello there"
+
+
+def test_embeddings_answers_write_float32_vectors_in_their_shortest_decimals() -> None:
+    import numpy as np
+
+    from qfnb.local.server.wire import VectorsJSON, vector_rows
+
+    third = np.float32(1 / 3)
+    body = VectorsJSON({"data": [{"embedding": v} for v in vector_rows([[0.1, 1 / 3], [-2.0, 1e-8]])]}).body
+    assert body == b'{"data":[{"embedding":[0.1,0.33333334]},{"embedding":[-2.0,1e-8]}]}'
+    assert np.float32(json.loads(body)["data"][0]["embedding"][1]) == third  # the engine's float32, read back

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 
+from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.evaluation.report import EvalReport
 from tests.fakes.local_platform import FakeRegistry, ServedPlatform
 
@@ -254,3 +255,101 @@ def test_reshowing_a_stored_result_shows_only_the_metrics_asked_for(ip, platform
     again = ip.run_line_magic("qfeval", "r")
     assert list(again.metrics.columns) == ["rouge_l", "bleu"]  # not rouge_1 / rouge_2, bleu under its name
     assert not [c for c in again.samples.columns if "rouge_1" in c or "rouge_2" in c]
+
+
+def test_prompts_are_compared_as_models_are(ip, platform, data_file, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--prompts: a template with {input}, a system prompt from a variable and one from a file, on one model;
+    paired, --compare and --sequential as for models; each prompt keeps its own stored answers."""
+    ip.user_ns["terse"] = "Answer in one word."
+    polite = tmp_path / "polite.txt"
+    polite.write_text("Answer politely, please.\n", encoding="utf-8")
+    report = ip.run_line_magic("qfeval", f"--prompts 'plain={{input}},asked=Q: {{input}}, briefly' --model Tiny-Chat "
+                                         f"--dataset {data_file} --metrics exact_match --compare asked -o res")
+    res = ip.user_ns["res"]
+    assert list(res.metrics_df.index) == ["plain", "asked"]
+    assert res.samples_df["asked/output"].tolist()[0] == "tiny-chat: Q: question 0, briefly"
+    assert res.metrics["plain"]["exact_match"] == 1.0 and res.metrics["asked"]["exact_match"] == 0.0
+    row = report.comparison.row("plain", "exact_match")
+    assert (row.wins, row.n) == (6, 6)
+    engine = platform.engines["tiny-chat"]
+    assert len(engine.calls) == 12
+    engine.calls.clear()
+    # system prompts (a variable, a file): sent as the system turn, the item as the user's
+    ip.run_line_magic("qfeval", f"--prompts terse=terse,polite={polite} --model Tiny-Chat --dataset {data_file} "
+                                "--metrics exact_match")
+    systems = sorted({c["system"] for c in engine.calls})
+    assert systems == ["Answer in one word.", "Answer politely, please."] and len(engine.calls) == 12
+    # the same prompts again: every answer from the store; another prompt text is asked again
+    engine.calls.clear()
+    ip.run_line_magic("qfeval", f"--prompts terse=terse,polite={polite} --model Tiny-Chat --dataset {data_file}")
+    assert engine.calls == []
+    ip.user_ns["terse"] = "Answer in two words."
+    ip.run_line_magic("qfeval", f"--prompts terse=terse,polite={polite} --model Tiny-Chat --dataset {data_file}")
+    assert len(engine.calls) == 6 and {c["system"] for c in engine.calls} == {"Answer in two words."}
+
+
+def test_prompts_decide_sequentially(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rows = [{"prompt": f"question {i}", "response": f"tiny-chat: question {i}"} for i in range(120)]
+    path = tmp_path / "long.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    report = ip.run_line_magic("qfeval", f"--prompts 'plain={{input}},asked=Q: {{input}}' --model Tiny-Chat "
+                                         f"--dataset {path} --metrics exact_match --compare asked --sequential 0.2")
+    rec = report.sequential
+    assert rec.winner == "a" and rec.generated < 40 and "plain beats asked on exact_match" in rec.sentence
+    assert calls(platform) == {"tiny-chat": 2 * rec.generated}
+
+
+@pytest.mark.parametrize(("prompts", "message"), [
+    ("a=nope", "neither a notebook variable, a file, nor a template"),
+    ("a={input}", "give at least two"),
+    ("a={input},a=x {input}", "'a' given more than once"),
+    ("a=number,b={input}", "holds a int, not a prompt string"),
+    ("justtext", "should be NAME=PROMPT"),
+])
+def test_bad_prompts_fail_before_any_call(ip, platform, data_file, prompts, message) -> None:  # type: ignore[no-untyped-def]
+    ip.user_ns["number"] = 3
+    with pytest.raises(UsageError, match=message):
+        ip.run_line_magic("qfeval", f"--prompts '{prompts}' --model Tiny-Chat --dataset {data_file}")
+    with pytest.raises(UsageError, match="one --model"):
+        ip.run_line_magic("qfeval", f"--prompts 'a={{input}},b=x {{input}}' --models Tiny-Chat,Other-Chat "
+                                    f"--dataset {data_file}")
+    with pytest.raises(UsageError, match="also a candidate"):  # the prompts' model cannot judge them
+        ip.run_line_magic("qfeval", f"--prompts 'a={{input}},b=x {{input}}' --model Tiny-Chat --dataset {data_file} "
+                                    "--judge Tiny-Chat")
+    assert calls(platform) == {}
+
+
+def starts_right(input: str, reference: str, output: str) -> float:
+    """A notebook metric: 1.0 when the answer starts as the reference does."""
+    return float(output.split(":")[0] == reference.split(":")[0])
+
+
+def cites(input: str, reference: str, output: str) -> dict[str, float]:
+    """A notebook metric giving two columns."""
+    return {"cites_input": float(input in output), "words": float(len(output.split()))}
+
+
+def test_a_notebook_function_is_a_metric_beside_the_built_ins(ip, platform, data_file) -> None:  # type: ignore[no-untyped-def]
+    ip.user_ns.update(starts_right=starts_right, cites=cites, not_a_function=3,
+                      broken=lambda i, r, o: "high")
+    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} "
+                                         "--metrics rouge_l,starts_right,cites --compare Other-Chat -o res")
+    res = ip.user_ns["res"]
+    assert list(report.metrics.columns) == ["rouge_l", "starts_right", "cites_input", "words"]
+    assert res.metrics["Tiny-Chat"]["starts_right"] == 1.0 and res.metrics["Other-Chat"]["starts_right"] == 0.0
+    assert res.metrics["Tiny-Chat"]["cites_input"] == 1.0 and res.metrics["Tiny-Chat"]["words"] == 3.0
+    assert report.comparison.row("Tiny-Chat", "starts_right").wins == 6
+    assert "Tiny-Chat/starts_right" in report.samples.columns
+    again = ip.run_line_magic("qfeval", "res")  # re-shown: the same columns
+    assert list(again.metrics.columns) == ["rouge_l", "starts_right", "cites_input", "words"]
+    before = calls(platform)
+    with pytest.raises(UsageError, match="'not_a_function' is a int, not a function"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics not_a_function")
+    with pytest.raises(UsageError, match="unknown metric"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics nothing_here")
+    with pytest.raises(UsageError, match="no known score range for 'starts_right'"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} --metrics starts_right "
+                                    "--compare Other-Chat --sequential")
+    assert calls(platform) == before  # refused before any call
+    with pytest.raises(QfnbCellError, match="metric 'broken': 'broken' is 'high'"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics broken")

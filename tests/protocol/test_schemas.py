@@ -17,7 +17,8 @@ from qfnb.protocol import anthropic, responses
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.inference import ChatRequest, OpenAIChatRequest, V2ChatRequest, parse_request
 from qfnb.protocol.limits import MAX_SCHEMA_BYTES, MAX_SCHEMA_ENUM_VALUES, MAX_TOOLS
-from qfnb.protocol.schemas import check_schema, pattern_problem
+from qfnb.protocol.schema_patterns import pattern_problem
+from qfnb.protocol.schemas import check_schema
 
 WHERE = "response_format.json_schema.schema"
 

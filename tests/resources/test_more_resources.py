@@ -1,5 +1,5 @@
 """Reranker, Image2Text, Tokenizer and IAM: the wire format against the cloud double, and a
-clear platform error (never fake output) from the local platform, which has no such models."""
+clear platform error (never fake output) from the local platform where it has no such model."""
 
 from __future__ import annotations
 
@@ -117,11 +117,20 @@ def test_reranker_answers_locally_with_the_embedding_model(local_cfg: Config) ->
 
 @pytest.mark.parametrize(("call", "what"), [
     (lambda c: Image2Text(model="Fuyu-8B", config=c).do(prompt="p", image=b"x"), "image2text"),
-    (lambda c: Tokenizer.count_tokens("x", mode="remote", config=c), "tokenizer"),
 ])
 def test_local_platform_answers_a_clear_error(local_cfg: Config, call: Any, what: str) -> None:
     with pytest.raises(APIError, match=f"no {what} model.*cloud") as info:
         call(local_cfg)
+    assert info.value.error_code == 336005
+
+
+def test_local_tokenizer_names_what_it_cannot_count(local_cfg: Config) -> None:
+    """The local platform counts with a llama.cpp model's tokenizer (tests/local/test_forecast_real.py);
+    an in-process model, an unknown model or a malformed body is refused by name."""
+    with pytest.raises(APIError, match=r"model: .*counts tokens only for llama\.cpp models"):
+        Tokenizer.count_tokens("x", mode="remote", model="Tiny-Chat", config=local_cfg)
+    with pytest.raises(APIError, match="not served") as info:
+        Tokenizer.count_tokens("x", mode="remote", model="no-such-model", config=local_cfg)
     assert info.value.error_code == 336005
 
 

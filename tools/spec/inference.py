@@ -5,12 +5,14 @@ positional slot (its place in ``positional``) and doc line.
 
 * ``qfnb/resources/inference/_generated/<module>.py``: each resource's ``ado``/``do`` with the
   ``stream`` overloads;
-* ``qfnb/resources/inference/params.py``: the typed call dataclasses and their wire bodies;
+* ``qfnb/resources/inference/params.py``: the typed call dataclasses and their wire bodies, and
+  ``LOCAL_KWARGS``, the call arguments never sent;
 * ``qfnb/protocol/ranges.py``: ``RANGES``, ``OPENAI_RANGES`` and ``TEXT2IMAGE_RANGES``;
   ``qfnb/protocol/wire_fields.py``: the fields of the pydantic wire models
   (``qfnb/protocol/inference.py`` adds the validators);
 * ``qfnb/protocol/answers.py``: the answer models (declared in :mod:`spec.answers`; each call names
   its answer and chunk models here);
+* ``qfnb/common/cli/sampling_flags.py``: the official CLI's sampling flags;
 * ``qfnb/notebook/sampling.py``: the sampling options of ``%%qfchat``, ``%qfeval`` and
   ``%qfbatch`` (flags, help, the typed :class:`SamplingOptions`);
 * ``qfnb/notebook/magic_options.py``: ``%qfimage``'s options (``NOTEBOOK_IMAGE``) and, from
@@ -41,6 +43,12 @@ BACKOFF_FACTOR = Field("backoff_factor", "float | None", doc="the retry backoff 
                        wire=NOT_SENT)
 #: what every call carries (the ``InferenceCall`` base class): where it goes and how it is sent
 TRANSPORT = (MODEL, ENDPOINT, STREAM, RETRY_COUNT, REQUEST_TIMEOUT, REQUEST_ID, BACKOFF_FACTOR)
+#: the official SDK's retry options that arrive in ``**kwargs`` (the others are named parameters)
+RETRY_KWARGS = ("retry_jitter", "retry_max_wait_interval", "retry_err_codes")
+#: the official SDK's options that arrive in ``**kwargs``: read by the SDK (or accepted and left
+#: alone), never sent in the body; with every call's ``wire=NOT_SENT`` parameters they make
+#: ``params.LOCAL_KWARGS``
+SDK_KWARGS = (*RETRY_KWARGS, "retry_err_handler", "show_total_latency", "adapt_openai_message_format")
 
 USER_ID = Field("user_id", "str | None", doc="the end user's id, for the platform's abuse checks.")
 TEMPERATURE = Field("temperature", "float | None", doc="sampling temperature.", range=Range(0.0, 1.0, lo_open=True),
@@ -88,6 +96,9 @@ OPENAI_RANGES = {
 
 #: the notebook magics' sampling options (%%qfchat, %qfeval, %qfbatch), in their help's order
 NOTEBOOK_SAMPLING = (TEMPERATURE, TOP_P, TOP_K, PENALTY_SCORE, MAX_OUTPUT_TOKENS)
+#: the official CLI's sampling flags (``qfnb chat``, ``completion``, ``plugin``: each option's long flag),
+#: in their help's order; ``--top-k`` is chat's only
+CLI_SAMPLING = (TEMPERATURE, TOP_P, TOP_K, PENALTY_SCORE)
 
 KWARGS_DOC = "further body fields the platform accepts, sent as given."
 

@@ -36,7 +36,7 @@ from qfnb._core.http.auth import (
 from qfnb._core.http.call import ApiKind, Call
 from qfnb._core.http.outage import Outages
 from qfnb._core.http.ratelimit import RateLimiter
-from qfnb._core.http.recorded import Recording, with_output_cap
+from qfnb._core.http.recorded import UNRECORDED, Recording, with_output_cap
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb._core.http.stages import Answer, Next, Stage, compose
@@ -217,9 +217,9 @@ class AsyncQianfanClient:
         if hide_usage:  # the ledger needs the engine's count; the caller did not ask for its chunk
             body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
         headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(), **self._lane()}
-        call = Call("POST", url, body, headers, None, via, stream, policy=retry, tokens=tokens,
-                    record=Recording.begin(self.config, kind, name, body, stream=stream, repeat=repeat,
-                                           named=named))
+        record = None if kind in UNRECORDED else Recording.begin(self.config, kind, name, body, stream=stream,
+                                                                 repeat=repeat, named=named)
+        call = Call("POST", url, body, headers, None, via, stream, policy=retry, tokens=tokens, record=record)
         answer = await self._send(call)
         return _without_usage_chunk(answer) if hide_usage and not isinstance(answer, QfResponse) else answer
 

@@ -10,7 +10,6 @@ overload) or a cut before any data is retried like any other failed call.
 from __future__ import annotations
 
 import codecs
-import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
@@ -20,6 +19,7 @@ from qfnb._core.http.call import Call
 from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb._core.http.wire import error_from_body, error_from_http, stream_item_error
 from qfnb._core.transport import Reply, StreamReply
+from qfnb.protocol import fastjson
 from qfnb.protocol.sse import SSEDecoder, SSEItem
 
 __all__ = ["decode_body", "decode_reply", "open_stream"]
@@ -34,7 +34,7 @@ def decode_body(call: Call, status: int, headers: Mapping[str, str], content: by
         return {"_raw": content.decode("utf-8", errors="replace"), "_bytes": content}
     body: Any
     try:
-        body = json.loads(content) if content else {}
+        body = fastjson.loads(content) if content else {}
     except ValueError:
         body = None
     if status >= 300:

@@ -28,9 +28,12 @@ from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
 from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS, OUTPUT_TOKEN_FIELDS
 
-__all__ = ["Recording", "account_hash", "generates", "output_cap", "prompt_estimate", "prompt_hash", "usage_of",
-           "with_output_cap", "worst_case"]
+__all__ = ["UNRECORDED", "Recording", "account_hash", "generates", "output_cap", "prompt_estimate", "prompt_hash",
+           "usage_of", "with_output_cap", "worst_case"]
 
+#: routes outside the record: counting a prompt's tokens (``/tokenizer``) generates nothing and is
+#: not billed, so it neither spends a budget nor adds a row to the ledger
+UNRECORDED = ("tokenizer",)
 #: body fields that are the prompt itself (hashed in provenance), not parameters
 _PROMPT_FIELDS = ("messages", "prompt", "input", "texts", "query", "system")
 _CACHED_HEADERS = {"x-qfnb-cache": "hit"}

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from qfnb.common.cli.sampling_flags import SAMPLING_FLAGS
+
 #: an official ``--x / --no-x`` flag, off by default
 FLAG: dict[str, Any] = {"action": argparse.BooleanOptionalAction, "default": False}
 
@@ -41,11 +43,9 @@ def add_target(parser: argparse.ArgumentParser, what: str, *, many: bool = False
 def add_sampling(parser: argparse.ArgumentParser, *, top_k: bool = False) -> None:
     """The official model arguments every chat-like command takes."""
     group = parser.add_argument_group("model arguments (some are not supported by every model)")
-    group.add_argument("--temperature", type=float, help="randomness of the output (0, 1]")
-    group.add_argument("--top-p", type=float, help="nucleus sampling [0, 1]")
-    if top_k:
-        group.add_argument("--top-k", type=int, help="sample from the top k tokens")
-    group.add_argument("--penalty-score", type=float, help="repetition penalty [1, 2]")
+    for flag, field, kind, text in SAMPLING_FLAGS:
+        if field != "top_k" or top_k:
+            group.add_argument(flag, dest=field, type=kind, help=text)
     group.add_argument("--system", help="persona setting for the model")
     group.add_argument("--stop", help="stop words, comma-separated")
 
@@ -60,7 +60,7 @@ def add_search_flags(parser: argparse.ArgumentParser) -> None:
 
 def sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The model arguments given (none of them set: an empty dict, so the model's defaults apply)."""
-    names = ("temperature", "top_p", "top_k", "penalty_score", "system", "disable_search", "enable_citation",
+    names = (*(field for _, field, _, _ in SAMPLING_FLAGS), "system", "disable_search", "enable_citation",
              "max_output_tokens", "response_format", "appid", "preemptible")
     kwargs = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if getattr(args, "stop", None):

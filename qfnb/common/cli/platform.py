@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from qfnb.common.cli._shared import CliError, json_object, print_json, split_list
 from qfnb.protocol.limits import range_problem
 from qfnb.protocol.ranges import RANGES
+from qfnb.protocol.training import LIMITS
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.trainer import Event, EventHandler
@@ -22,6 +24,16 @@ logger = logging.getLogger("qfnb.cli")
 QIANFAN_PATH_PREFIX = "qianfan://"
 #: ``--train-peft-type``: PeftType's members in snake case (as officially), and their names
 PEFT_TYPES = {"all": "ALL", "p_tuning": "PTuning", "lo_ra": "LoRA"}
+#: the official CLI's ``--train-*`` hyperparameters, as keys of :data:`~qfnb.protocol.training.LIMITS`
+#: (the one home of each one's type and range); the flag and the TrainConfig field are the key in snake case
+TRAIN_FLAGS = ("epoch", "batchSize", "learningRate", "maxSeqLen", "loggingSteps", "warmupRatio", "weightDecay",
+               "loraRank")
+
+
+def _snake(key: str) -> str:
+    """``batchSize`` -> ``batch_size``."""
+    return re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), key)
+
 #: DataTemplateType's members in snake case, as the official command takes them
 TEMPLATE_TYPES = ("non_sorted_conversation", "sorted_conversation", "prompt_chosen_rejected", "generic_text",
                   "query_set", "text2_image")
@@ -128,10 +140,10 @@ def _trainer_job(ft: argparse.ArgumentParser) -> None:
     ft.add_argument("--show-config-limit", "--show", "-s", metavar="TRAIN_TYPE",
                     help="print a model's hyperparameter limits, and exit")
     group = ft.add_argument_group("train config")
-    for name, kind in (("epoch", int), ("batch-size", int), ("learning-rate", float), ("max-seq-len", int),
-                       ("logging-steps", int), ("warmup-ratio", float), ("weight-decay", float),
-                       ("lora-rank", int)):
-        group.add_argument(f"--train-{name}", type=kind, help=f"the train config's {name.replace('-', '_')}")
+    for key in TRAIN_FLAGS:
+        name, limit = _snake(key), LIMITS[key]
+        group.add_argument(f"--train-{name.replace('_', '-')}", dest=f"train_{name}", type=limit.kind,
+                           help=f"the train config's {name}, in {limit.describe()}")
     group.add_argument("--train-peft-type", choices=sorted(PEFT_TYPES), help="the peft type")
     group.add_argument("--trainset-rate", type=int, default=None, help="percent of the data used to train")
     group.add_argument("--train-lora-all-linear", help="LoRA on all linear layers (True/False)")
@@ -456,8 +468,7 @@ def _train_config(args: argparse.Namespace) -> Any:
     from qfnb.trainer import PeftType, TrainConfig  # deferred: loads pydantic (`qfnb --help` does not)
 
     config = TrainConfig.load(args.train_config_file) if args.train_config_file else TrainConfig()
-    for name in ("epoch", "batch_size", "learning_rate", "max_seq_len", "logging_steps", "warmup_ratio",
-                 "weight_decay", "lora_rank", "lora_all_linear"):
+    for name in (*map(_snake, TRAIN_FLAGS), "lora_all_linear"):
         value = getattr(args, f"train_{name}")
         if value is not None:
             setattr(config, name, value)

@@ -54,6 +54,11 @@ class Engine(Protocol):
         iterator cancels the generation."""
         ...
 
+    async def count_tokens(self, ask: Ask) -> int:
+        """The prompt tokens ``ask`` would take, counted by the model's own template and tokenizer;
+        raises ``CannotServe`` where the engine cannot tell."""
+        ...
+
 
 class EmbedderLike(Protocol):
     """Sentence embeddings (``gate.BatchingEmbedder``): vectors of ``texts`` and the tokens read."""

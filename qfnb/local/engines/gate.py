@@ -119,6 +119,10 @@ class ThreadedChat:
         turns, sampling = text_turns(ask.messages), ask.sampling
         return self._run(lambda: iter(self.engine.chat(turns, sampling=sampling)))
 
+    async def count_tokens(self, ask: Ask) -> int:
+        raise CannotServe(f"{self.name} runs in-process (transformers): the platform counts tokens only for "
+                          "llama.cpp models")
+
     async def _run(self, start: Callable[[], Iterator[Delta]]) -> AsyncIterator[Delta]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[Any, BaseException | None]] = asyncio.Queue()

@@ -17,7 +17,9 @@ from starlette.routing import Route
 from qfnb.local.convert import qianfan_v1
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
-from qfnb.local.engines.base import CannotServe, PromptTooLong
+from qfnb.local.engines.api import Engine
+from qfnb.local.engines.ask import ChatAsk, TextAsk
+from qfnb.local.engines.base import CannotServe, PromptTooLong, text_turns
 from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.hf import text2image
 from qfnb.local.engines.llama.server import EngineUnavailable
@@ -27,7 +29,7 @@ from qfnb.local.server.failures import failure_response
 from qfnb.local.server.lane import lane_of
 from qfnb.local.server.offload import offload
 from qfnb.local.server.serve import ClientGone, serve
-from qfnb.local.server.wire import json_body, now, parse, response_id, v1_error
+from qfnb.local.server.wire import VectorsJSON, json_body, now, parse, response_id, v1_error, vector_rows
 from qfnb.protocol.daemon import MODEL_HEADER
 from qfnb.protocol.errors import ErrorCode, ProtocolError
 from qfnb.protocol.inference import ChatRequest, CompletionRequest, EmbeddingRequest, PluginRequest, Text2ImageRequest
@@ -87,6 +89,8 @@ async def _v1_route(request: Request, platform: Platform, api_type: str, endpoin
         return JSONResponse(await offload(draw, body))
     if api_type == "plugin":
         return await _plugin(platform, endpoint, body)
+    if api_type == "tokenizer":
+        return await _tokenizer(platform, body)
     if api_type == "reranker":
         ranked = await rerank.rerank(platform, body, endpoint)
         return JSONResponse({"id": response_id(), "object": "reranker_list", "created": now(), **ranked},
@@ -115,16 +119,56 @@ async def _plugin(platform: Platform, endpoint: str, body: dict[str, Any]) -> Re
                     "platform (plugins are a cloud feature)", ErrorCode.API_NAME_NOT_EXIST)
 
 
+#: the fields of ``/tokenizer/erniebot``: the platform's ``prompt`` and ``model``, and qfnb's ``messages``
+_TOKENIZER_FIELDS = ("prompt", "messages", "model")
+
+
+async def _tokenizer(platform: Platform, body: dict[str, Any]) -> Response:
+    """``/tokenizer/erniebot``: ``prompt``'s tokens counted by ``model``'s own tokenizer; or, with
+    ``messages`` (chat turns) instead, the prompt tokens a chat call of those turns takes (the
+    model's template included), which a forecast needs."""
+    unknown = sorted(set(body) - set(_TOKENIZER_FIELDS))
+    if unknown:
+        raise BodyError(unknown[0], f"unknown field; the tokenizer takes {', '.join(_TOKENIZER_FIELDS)}")
+    prompt, messages, name = body.get("prompt"), body.get("messages"), body.get("model")
+    if not isinstance(name, str) or not name.strip():
+        raise BodyError("model", "must name the chat model whose tokenizer counts")
+    if (prompt is None) == (messages is None):
+        raise BodyError("prompt", "give prompt (a text) or messages (chat turns), one of them")
+    model = await offload(platform.resolve, "chat", name)
+    ask: TextAsk | ChatAsk
+    if messages is not None:
+        if not isinstance(messages, list) or not messages:
+            raise BodyError("messages", "must be a non-empty list of {role, content} turns")
+        try:
+            turns = text_turns(messages)
+        except (ValueError, AttributeError) as exc:
+            raise BodyError("messages", str(exc)) from None
+        ask = ChatAsk(model=model.name, messages=tuple(turns))
+    else:
+        if not isinstance(prompt, str) or not prompt:
+            raise BodyError("prompt", "must be a non-empty string")
+        ask = TextAsk(model=model.name, prompt=prompt)
+    engine: Engine = await offload(platform.registry.chat, platform.engine_endpoint(model))
+    try:
+        count = await engine.count_tokens(ask)
+    except CannotServe as exc:
+        raise BodyError("model", str(exc)) from None
+    return JSONResponse({"id": response_id(), "object": "tokenizer", "created": now(),
+                         "usage": {"prompt_tokens": count, "total_tokens": count}},
+                        headers={MODEL_HEADER: model.name})
+
+
 async def _embeddings(platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
     req = parse(EmbeddingRequest, body)
     model = await offload(platform.resolve, "embeddings", endpoint)
     platform.note_loading(model)
     embedder = await offload(platform.registry.embedder, platform.engine_endpoint(model))
     vectors, tokens = await embedder.aembed(req.input)
-    data = [{"object": "embedding", "embedding": list(v), "index": i} for i, v in enumerate(vectors)]
-    return JSONResponse({"id": response_id(), "object": "embedding_list", "created": now(), "data": data,
-                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
-                        headers={MODEL_HEADER: model.name})
+    data = [{"object": "embedding", "embedding": v, "index": i} for i, v in enumerate(vector_rows(vectors))]
+    return VectorsJSON({"id": response_id(), "object": "embedding_list", "created": now(), "data": data,
+                        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
+                       headers={MODEL_HEADER: model.name})
 
 
 def routes() -> list[Route]:

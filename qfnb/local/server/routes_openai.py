@@ -23,7 +23,7 @@ from qfnb.local.server import rerank
 from qfnb.local.server.offload import offload
 from qfnb.local.server.openai_errors import openai_route
 from qfnb.local.server.serve import serve
-from qfnb.local.server.wire import now, parse, response_id
+from qfnb.local.server.wire import VectorsJSON, now, parse, response_id, vector_rows
 from qfnb.protocol.daemon import MODEL_HEADER
 from qfnb.protocol.inference import OpenAIChatRequest, OpenAICompletionRequest, OpenAIEmbeddingRequest
 from qfnb.protocol.openai_wire import check_encoding, drop_nulls, encode_vector
@@ -59,10 +59,11 @@ async def _embeddings(request: Request, platform: Platform, body: dict[str, Any]
     platform.note_loading(model)
     embedder = await offload(platform.registry.embedder, platform.engine_endpoint(model))
     vectors, tokens = await embedder.aembed(req.input)
-    data = [{"object": "embedding", "embedding": encode_vector(v, encoding), "index": i} for i, v in enumerate(vectors)]
-    return JSONResponse({"object": "list", "data": data, "model": model.name,
-                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
-                        headers={MODEL_HEADER: model.name})
+    data = [{"object": "embedding", "embedding": v if encoding == "float" else encode_vector(v, encoding), "index": i}
+            for i, v in enumerate(vector_rows(vectors))]
+    return VectorsJSON({"object": "list", "data": data, "model": model.name,
+                        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
+                       headers={MODEL_HEADER: model.name})
 
 
 async def _rerank(request: Request, platform: Platform, body: dict[str, Any], lane: str) -> Response:

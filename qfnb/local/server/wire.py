@@ -10,6 +10,8 @@ import time
 import uuid
 from typing import Any
 
+import numpy as np
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -31,6 +33,21 @@ def log_id() -> str:
 
 def now() -> int:
     return int(time.time())
+
+
+class VectorsJSON(JSONResponse):
+    """An embeddings answer: each ``embedding`` given as a float32 numpy row is written as the
+    shortest decimals that read back as the same float32 (what the engines computed), by orjson in
+    C. ``json.dumps`` of the same vectors as Python floats writes 17 digits a number at about 20
+    times the CPU, which a long embedding job pays once a text on the server and twice on the client."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def vector_rows(vectors: Any) -> Any:
+    """The engine's vectors as float32 rows for :class:`VectorsJSON`."""
+    return np.asarray(vectors, dtype=np.float32)
 
 
 def v1_error(code: int, message: str, *, inference: bool = True) -> JSONResponse:

@@ -3,6 +3,7 @@ checked before any model is called (problems raise :class:`EvalArgsError` naming
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ def check_judges(judges: Sequence[Any], llms: Mapping[str, Any], recorded: Mappi
 
     candidates: list[tuple[str, str | None]] = [
         (tag, target_identity(as_target(llm, tag))) for tag, llm in llms.items()]
+    # a prompt variant's model answers too: it must not judge its own answers under another prompt
+    candidates += [(tag, target_identity(as_target(llm.model, tag))) for tag, llm in llms.items()
+                   if hasattr(llm, "prompt") and hasattr(llm, "model")]
     candidates += [(tag, None) for tag in recorded]
     for judge in judges:
         if hasattr(judge, "judge_target"):
@@ -76,3 +80,44 @@ def check_recorded(recorded: dict[str, str], dataset: Any, limit: int | None,
                                 "variable nor a file")
         out[tag] = path
     return out
+
+
+#: ``a=P1,b=P2``: a comma starts the next variant only before ``NAME=`` (a template may hold commas)
+_NEXT_VARIANT = re.compile(r",(?=\s*[A-Za-z_][\w.-]*\s*=)")
+
+
+def parse_prompts(values: Sequence[str] | None, namespace: Mapping[str, Any]) -> dict[str, str]:
+    """``--prompts NAME=PROMPT,...`` -> ``{name: prompt text}``. A PROMPT is a notebook variable holding
+    a string, a file (its text), or a template string with ``{input}``; anything else is an error."""
+    out: dict[str, str] = {}
+    for value in values or []:
+        for word in _NEXT_VARIANT.split(value):
+            name, sep, src = (part.strip() for part in word.partition("="))
+            if not sep or not name or not src:
+                raise EvalArgsError(f"--prompts: {word.strip()!r} should be NAME=PROMPT (a variable, a file, or "
+                                    "a template with {input})")
+            if name in out:
+                raise EvalArgsError(f"--prompts: {name!r} given more than once")
+            out[name] = _prompt_text(name, src, namespace)
+    if len(out) == 1:
+        raise EvalArgsError("--prompts compares prompts: give at least two (NAME=PROMPT,NAME=PROMPT)")
+    return out
+
+
+def _prompt_text(name: str, src: str, namespace: Mapping[str, Any]) -> str:
+    if src.isidentifier() and src in namespace:
+        value = namespace[src]
+        if not isinstance(value, str) or not value.strip():
+            raise EvalArgsError(f"--prompts: {name}={src}: the variable holds a {type(value).__name__}, not a "
+                                "prompt string")
+        return value
+    if "{input}" in src:
+        return src
+    path = Path(src).expanduser()
+    if path.is_file():
+        text = path.read_text(encoding="utf-8").strip()
+        if not text:
+            raise EvalArgsError(f"--prompts: {name}={src}: the file is empty")
+        return text
+    raise EvalArgsError(f"--prompts: {name}={src}: neither a notebook variable, a file, nor a template with "
+                        "{input}")

@@ -35,10 +35,18 @@ from qfnb.evaluation import (
 from qfnb.evaluation.answers import AnswerStore, default_store_path
 from qfnb.evaluation.data import REFERENCE_NAMES, eval_frame, to_frame
 from qfnb.evaluation.judge_check import check_judge, uncalibrated
-from qfnb.evaluation.llm import as_target, embedded_chat
+from qfnb.evaluation.llm import PromptVariant, as_target, embedded_chat
+from qfnb.evaluation.metrics import FunctionEvaluator
 from qfnb.evaluation.sequential_eval import eval_sequential
 from qfnb.notebook._checks import sampling_options
-from qfnb.notebook.evaluation.options import EvalArgsError, check_judges, check_recorded, parse_recorded, reason
+from qfnb.notebook.evaluation.options import (
+    EvalArgsError,
+    check_judges,
+    check_recorded,
+    parse_prompts,
+    parse_recorded,
+    reason,
+)
 from qfnb.notebook.progress import make_progress
 from qfnb.notebook.sampling import SamplingOptions
 from qfnb.resources import ChatCompletion
@@ -79,10 +87,15 @@ ENDPOINT_PREFIXES = ("endpoint:", "ep:")
 JUDGE_MAX_TOKENS = 64
 
 
-def columns_for(metrics: Sequence[str]) -> dict[str, str]:
-    """Result column -> the name shown, for the metric words asked (``bleu`` shows ``bleu4`` as ``bleu``)."""
+def columns_for(metrics: Sequence[str], custom: Mapping[str, Sequence[str]] | None = None) -> dict[str, str]:
+    """Result column -> the name shown, for the metric words asked (``bleu`` shows ``bleu4`` as ``bleu``);
+    a notebook function's columns (``custom``, else the word itself) show under their own names."""
     shown: dict[str, str] = {}
     for m in metrics:
+        if m not in METRICS:
+            for c in (custom or {}).get(m) or (m,):
+                shown.setdefault(c, c)
+            continue
         cols = METRICS[m][1]
         for c in cols:
             shown.setdefault(c, m if len(cols) == 1 and m != "judge" else c)
@@ -135,10 +148,18 @@ class EvalPlan:
     #: the rows the data set offered (before ``--sample`` drew ``frame``'s items from them)
     rows_available: int = 0
 
+    #: ``--metrics NAME`` of a notebook function: its evaluator by the word asked
+    custom: dict[str, FunctionEvaluator] = field(default_factory=dict)
+
     @property
     def columns(self) -> dict[str, str]:
         """Result column -> the name shown: exactly the metrics asked for, under the names asked for."""
-        return columns_for(self.metrics)
+        return columns_for(self.metrics, {w: list(ev.columns) for w, ev in self.custom.items()})
+
+    @property
+    def shown_metrics(self) -> list[str]:
+        """What a stored result re-shows: the built-in words asked, and each notebook function's columns."""
+        return [c for m in self.metrics for c in ([m] if m in METRICS else list(self.custom[m].columns) or [m])]
 
     @property
     def chart_metrics(self) -> list[str]:
@@ -193,7 +214,11 @@ def metric_bounds(column: str, evaluators: Sequence[Any]) -> tuple[float, float]
         rubric = getattr(ev, "rubric", None)
         if getattr(ev, "metric_name", None) == column and rubric is not None:
             return float(rubric.min_score), float(rubric.max_score)
-    raise EvalArgsError(f"--sequential: no known score range for {column!r}")
+        bounds = getattr(ev, "bounds", None)
+        if getattr(ev, "metric_name", None) == column and bounds is not None:
+            return float(bounds[0]), float(bounds[1])
+    raise EvalArgsError(f"--sequential: no known score range for {column!r} (a notebook function gives its own: "
+                        "fn.bounds = (lowest, highest))")
 
 
 def _sequential(args: argparse.Namespace, llms: Mapping[str, Any], recorded: Mapping[str, Any],
@@ -213,7 +238,7 @@ def _sequential(args: argparse.Namespace, llms: Mapping[str, Any], recorded: Map
         raise EvalArgsError(f"--sequential: MIN_DIFF must be a number, got {value!r}") from None
     if min_difference is not None and not min_difference > 0:
         raise EvalArgsError(f"--sequential: MIN_DIFF must be positive, got {value}")
-    decide_on = METRICS[metrics[0]][1][0]
+    decide_on = METRICS[metrics[0]][1][0] if metrics[0] in METRICS else metrics[0]
     return True, min_difference, decide_on
 
 
@@ -288,12 +313,28 @@ def split_words(values: Sequence[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
-def check_metrics(words: Sequence[str], judge: bool) -> tuple[str, ...]:
-    """Known metric words, deduplicated; ``judge`` is added when a judge model is given."""
-    metrics = [w.lower() for w in words] or list(DEFAULT_METRICS)
-    unknown = [w for w in metrics if w not in METRICS]
+def custom_metrics(words: Sequence[str], namespace: Mapping[str, Any]) -> dict[str, FunctionEvaluator]:
+    """``--metrics`` words that name no built-in metric but a notebook function ``(input, reference, output)``."""
+    out: dict[str, FunctionEvaluator] = {}
+    for word in words:
+        if word.lower() in METRICS or not word.isidentifier() or word not in namespace:
+            continue
+        fn = namespace[word]
+        if not callable(fn):
+            raise EvalArgsError(f"--metrics: {word!r} is a {type(fn).__name__}, not a function "
+                                "(input, reference, output) -> float | dict")
+        out[word] = FunctionEvaluator(fn, name=word)
+    return out
+
+
+def check_metrics(words: Sequence[str], judge: bool, custom: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+    """Known metric words (built-in names lower-cased; ``custom``: notebook functions by name), deduplicated;
+    ``judge`` is added when a judge model is given."""
+    metrics = [w if w in (custom or {}) else w.lower() for w in words] or list(DEFAULT_METRICS)
+    unknown = [w for w in metrics if w not in METRICS and w not in (custom or {})]
     if unknown:
-        raise EvalArgsError(f"--metrics: unknown metric(s) {unknown}; choose from {sorted(METRICS)} "
+        raise EvalArgsError(f"--metrics: unknown metric(s) {unknown}; choose from {sorted(METRICS)} or name a "
+                            "notebook function (input, reference, output) -> float | dict "
                             "(add an LLM judge with --judge MODEL)")
     if "judge" in metrics and not judge:
         raise EvalArgsError("--metrics judge needs a judge model: add --judge MODEL")
@@ -428,7 +469,7 @@ def dataset_frame(dataset: Any, *, input_column: str | None, reference_column: s
 def make_evaluators(metrics: Sequence[str], judge: Any | None) -> list[Any]:
     # the result's own column is the word asked for (exact_match, or the SDK's accuracy), so a stored
     # result's samples_df and a later --compare say what the notebook asked for
-    match_name = next((m for m in metrics if METRICS[m][0] == "exact_match"), "exact_match")
+    match_name = next((m for m in metrics if m in METRICS and METRICS[m][0] == "exact_match"), "exact_match")
     factories: dict[str, Callable[[], Any]] = {
         "exact_match": lambda: ExactMatchEvaluator(metric_name=match_name),
         "bleu": BleuEvaluator,
@@ -437,7 +478,7 @@ def make_evaluators(metrics: Sequence[str], judge: Any | None) -> list[Any]:
         "retrieval": RetrievalEvaluator,
         "judge": lambda: LocalJudgeEvaluator(judge, judge_kwargs={"max_output_tokens": JUDGE_MAX_TOKENS}),
     }
-    families = dict.fromkeys(METRICS[m][0] for m in metrics)
+    families = dict.fromkeys(METRICS[m][0] for m in metrics if m in METRICS)
     return [factories[f]() for f in families]
 
 
@@ -487,6 +528,17 @@ def _pairwise(args: argparse.Namespace, namespace: Mapping[str, Any]) -> Any | N
     return PairwiseJudge(model, judge_kwargs={"max_output_tokens": JUDGE_MAX_TOKENS})
 
 
+def prompt_variants(args: argparse.Namespace, llms: dict[str, Any], namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """``--prompts NAME=PROMPT,...``: one candidate per prompt, all answered by the one ``--model``."""
+    prompts = parse_prompts(getattr(args, "prompts", None), namespace)
+    if not prompts:
+        return llms
+    if len(llms) != 1:
+        raise EvalArgsError(f"--prompts compares prompts on one model: give one --model (got {len(llms)})")
+    (model,) = llms.values()
+    return {name: PromptVariant(text, model) for name, text in prompts.items()}
+
+
 def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
     """Check every argument of the run form of ``%qfeval`` (no model is called)."""
     _check_numbers(args)
@@ -494,7 +546,8 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
         sampling = sampling_options(args)
     except ValueError as exc:
         raise EvalArgsError(str(exc)) from None
-    metrics = check_metrics(split_words(args.metrics), judge=args.judge is not None)
+    custom = custom_metrics(split_words(args.metrics), namespace)
+    metrics = check_metrics(split_words(args.metrics), judge=args.judge is not None, custom=custom)
     words = split_words(args.models) + [f"endpoint:{e}" for e in split_words(args.endpoint)]
     if not words and (args.models or args.endpoint):
         raise EvalArgsError("--models: give at least one model (a name, an ep_... endpoint or a variable)")
@@ -506,6 +559,7 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
                           need_reference=any(m != "judge" for m in metrics), limit=args.limit)
     recorded = check_recorded(recorded, dataset, args.limit, namespace)
     llms = resolve_llms(words, namespace) if words else {}
+    llms = prompt_variants(args, llms, namespace)
     _check_tags(args, llms, recorded)
 
     sequential, min_difference, decide_on = _sequential(args, llms, recorded, metrics)
@@ -515,7 +569,7 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
         chosen = sample_rows(available, args.sample)
         frame = frame.iloc[chosen].reset_index(drop=True)
         labels = {tag: {new: got[old] for new, old in enumerate(chosen) if old in got} for tag, got in labels.items()}
-    evaluators = make_evaluators(metrics, _judge(args, namespace))
+    evaluators = [*make_evaluators(metrics, _judge(args, namespace)), *custom.values()]
     if decide_on is not None:
         metric_bounds(decide_on, evaluators)  # known before any call
     pairwise = _pairwise(args, namespace)
@@ -525,4 +579,4 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
                     repeats=args.repeats or 1, recorded=recorded, compare=args.compare,
                     store=AnswerStore(default_store_path(), refresh=bool(args.fresh)) if llms else None,
                     pairwise=pairwise, sequential=sequential, min_difference=min_difference, decide_on=decide_on,
-                    labels=labels, rows_available=available)
+                    labels=labels, rows_available=available, custom=custom)

@@ -101,6 +101,7 @@ class TrainingDashboard(VBox):
         self.result = SafeHTML()
         self.offline = SafeHTML()  # shown only after a kernel restart (CSS on ipywidgets' disconnected class)
         self.var_name: str | None = None  # the -o variable, for the copyable next steps
+        self.launch_name: str | None = None  # the name given at launch: the deployed service's and endpoint's
         self.stop_button.on_click(self._clicked_stop)
         self.deploy_button.on_click(self._clicked_deploy)
         super().__init__(

@@ -28,7 +28,7 @@ from qfnb.protocol.version import REQUEST_SOURCE
 from ..batch_job import submit_durable
 from . import batch as _batch
 from . import batching
-from .params import InferenceCall
+from .params import LOCAL_KWARGS, RETRY_KWARGS, InferenceCall
 from .targets import QfLLMInfo, Target, class_or_instance_method, model_info, resolve_target, service_names
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,20 +38,11 @@ __all__ = ["BaseInference", "QfLLMInfo", "Target", "resolve_target"]
 
 logger = logging.getLogger("qfnb.resources")
 
-#: call kwargs that configure the SDK and are never sent in the body
-_RETRY_KWARGS = ("retry_count", "request_timeout", "backoff_factor", "retry_jitter", "retry_max_wait_interval",
-                 "retry_err_codes")
-#: the retry options that arrive in ``**kwargs`` (the others are named parameters)
-_EXTRA_RETRY_KWARGS = ("retry_jitter", "retry_max_wait_interval", "retry_err_codes")
 #: the resource's typed call (:mod:`.params`)
 C = TypeVar("C", bound=InferenceCall)
 #: the answer model of a response and of a stream chunk (:mod:`qfnb.protocol.answers`)
 A = TypeVar("A", bound="AnswerModel", default="AnswerModel")
 K = TypeVar("K", bound="AnswerModel", default="AnswerModel")
-_LOCAL_KWARGS = frozenset({"model", "endpoint", "stream", "request_id", "show_total_latency", "with_decode",
-                           "truncate_overlong_msgs", "auto_concat_truncate", "truncated_continue_prompt",
-                           "adapt_openai_message_format",
-                           "retry_err_handler", *_RETRY_KWARGS})
 
 
 class BaseInference(Generic[C, A, K]):
@@ -183,7 +174,7 @@ class BaseInference(Generic[C, A, K]):
     def _retry(self, call: InferenceCall) -> RetryPolicy | None:
         named = {"retry_count": call.retry_count, "request_timeout": call.request_timeout,
                  "backoff_factor": call.backoff_factor}
-        opts = {k: v for k, v in {**named, **{k: call.extra.get(k) for k in _EXTRA_RETRY_KWARGS}}.items()
+        opts = {k: v for k, v in {**named, **{k: call.extra.get(k) for k in RETRY_KWARGS}}.items()
                 if v is not None}
         if not opts and not self.default_retry:
             return None
@@ -209,7 +200,7 @@ class BaseInference(Generic[C, A, K]):
     @staticmethod
     def _wire_body(fields: Mapping[str, Any], stream: bool) -> dict[str, Any]:
         """The body sent: ``fields`` less the SDK's own options, with ``stream`` and the request source."""
-        body = {k: v for k, v in fields.items() if k not in _LOCAL_KWARGS and v is not None}
+        body = {k: v for k, v in fields.items() if k not in LOCAL_KWARGS and v is not None}
         body["stream"] = stream
         extra = body.get("extra_parameters")
         body["extra_parameters"] = {**extra, "request_source": REQUEST_SOURCE} if isinstance(extra, dict) else {

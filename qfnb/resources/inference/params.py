@@ -16,14 +16,22 @@ from typing import Any
 
 from .messages import Messages
 
-__all__ = ["CONTINUE_PROMPT", "ChatCall", "ChatMessages", "CompletionCall", "EmbeddingCall", "Image2TextCall",
-           "InferenceCall", "PluginCall", "RerankerCall", "Text2ImageCall"]
+__all__ = ["CONTINUE_PROMPT", "LOCAL_KWARGS", "RETRY_KWARGS", "ChatCall", "ChatMessages", "CompletionCall",
+           "EmbeddingCall", "Image2TextCall", "InferenceCall", "PluginCall", "RerankerCall", "Text2ImageCall"]
 
 #: a conversation: ``[{"role": "user", "content": "你好"}, ...]`` or :class:`Messages`
 ChatMessages = Sequence[Mapping[str, Any]] | Messages
 
 #: what ``auto_concat_truncate`` sends to ask for the rest of a truncated answer (the SDK's default)
 CONTINUE_PROMPT = "继续"
+
+#: the official SDK's retry options that arrive in ``**kwargs`` (others are named)
+RETRY_KWARGS = ("retry_jitter", "retry_max_wait_interval", "retry_err_codes")
+#: call arguments that configure the SDK and are never sent in the body
+LOCAL_KWARGS = frozenset({"adapt_openai_message_format", "auto_concat_truncate", "backoff_factor", "endpoint", "model",
+                          "request_id", "request_timeout", "retry_count", "retry_err_codes", "retry_err_handler",
+                          "retry_jitter", "retry_max_wait_interval", "show_total_latency", "stream",
+                          "truncate_overlong_msgs", "truncated_continue_prompt", "with_decode"})
 
 
 @dataclass(frozen=True, kw_only=True)

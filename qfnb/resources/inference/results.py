@@ -6,7 +6,6 @@ the file read back lazily (:class:`FileResults`), and :class:`BatchFuture` with 
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from qfnb._core.errors import APIError, QfnbError, api_error
 from qfnb._core.http.response import QfResponse
+from qfnb.protocol import fastjson
 from qfnb.resources.structured import results_df
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -88,7 +88,7 @@ class FileSink:
 
     def _write(self, record: dict[str, Any]) -> None:
         self.count = max(self.count, record["index"] + 1)
-        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._fh.write(fastjson.dumps_text(record) + "\n")
         self._fh.flush()
 
     def close(self) -> None:
@@ -111,7 +111,7 @@ def read_results(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, 
     with Path(path).open(encoding="utf-8") as fh:
         for line in fh:
             try:
-                rec = json.loads(line)
+                rec = fastjson.loads(line)
             except ValueError:
                 continue
             if isinstance(rec, dict) and isinstance(rec.get("index"), int):
@@ -146,7 +146,7 @@ class FileResults(Sequence[Any]):
             offset = 0
             for line in fh:
                 try:
-                    rec = json.loads(line)
+                    rec = fastjson.loads(line)
                 except ValueError:
                     rec = None
                 if isinstance(rec, dict) and isinstance(rec.get("index"), int):
@@ -177,7 +177,7 @@ class FileResults(Sequence[Any]):
             return None
         with self.path.open("rb") as fh:
             fh.seek(offset)
-            return record_value(json.loads(fh.readline()), self._answer)
+            return record_value(fastjson.loads(fh.readline()), self._answer)
 
     def __iter__(self) -> Iterator[Any]:
         for i in range(self._total):

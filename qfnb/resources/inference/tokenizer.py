@@ -23,8 +23,8 @@ class Tokenizer:
     """``Tokenizer.count_tokens("你好 world")``: ``mode="local"`` (default) estimates as the
     official SDK does (0.625 per CJK character + 1 per other word, ASCII or Unicode punctuation
     and spaces separating words, rounded down);
-    ``mode="remote"`` asks the platform (ERNIE models only; the local platform has no
-    tokenizer service and says so)."""
+    ``mode="remote"`` asks the platform: ERNIE models on the cloud, the model's own tokenizer on the
+    local platform (``model`` names a local chat model there)."""
 
     @classmethod
     def count_tokens(cls, text: str, mode: str = "local", model: str = "ERNIE-Bot",
@@ -50,6 +50,24 @@ class Tokenizer:
         if not isinstance(total, int):
             raise ValidationError("usage.total_tokens", "the platform's answer has no token count")
         return total
+
+    @classmethod
+    async def acount_chat_tokens(cls, messages: list[dict[str, str]], model: str, *,
+                                 config: Config | None = None) -> tuple[int, str]:
+        """The prompt tokens a chat call of ``messages`` takes on ``model`` and the model that counted
+        them. The local platform renders the turns with the model's template and counts with its
+        tokenizer (``messages`` on ``/tokenizer/erniebot``, a qfnb field); the cloud platform's
+        tokenizer counts the turns' text (ERNIE models)."""
+        if not isinstance(messages, list) or not messages:
+            raise ValidationError("messages", "must be a non-empty list of {role, content} turns")
+        cfg = resolve_config(config)
+        body: dict[str, Any] = ({"messages": messages, "model": model} if cfg.embedded else
+                                {"prompt": "\n".join(str(m.get("content") or "") for m in messages), "model": model})
+        resp = await get_client(cfg).infer(Target("tokenizer", _REMOTE_ENDPOINT), body)
+        total = (resp.body.get("usage") or {}).get("total_tokens")
+        if not isinstance(total, int):
+            raise ValidationError("usage.total_tokens", "the platform's answer has no token count")
+        return total, resp.served_model or model
 
     @staticmethod
     def _local_count(text: str, han_tokens: float = 0.625, word_tokens: float = 1.0) -> int:

@@ -145,6 +145,35 @@ class OpenAIChat:
             return self._run("/chat/completions", {"messages": msgs}, gp, ask.lane)
         return self._chat_fields(ask, gp)
 
+    async def count_tokens(self, ask: Ask) -> int:
+        """The prompt's tokens as :meth:`generate` sends them: rendered by the model's template (a
+        chat, with its tools) and tokenized by the engine, as the answer's ``prompt_tokens`` counts."""
+        if self._n_ctx is None:
+            raise CannotServe(f"{self.name} runs on an external engine: the platform cannot count its tokens")
+        tools: list[dict[str, Any]] | None = None
+        source: str | list[dict[str, Any]]
+        if isinstance(ask, TextAsk):
+            source = ask.prompt
+        elif ask.plain:
+            msgs = text_turns(ask.messages)
+            source = render_gemma(msgs) if self._template == "gemma" else msgs
+        else:
+            messages = [dict(m) for m in ask.messages]
+            tools = [dict(t) for t in ask.offered_tools] or None
+            source = render_gemma(text_turns(messages)) if self._template == "gemma" else messages
+        target = await asyncio.to_thread(self._endpoint)
+        try:
+            headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+            try:
+                tokens, _ = await self._prepare(target.base_url, headers, source, tools)
+            except httpx.HTTPError as exc:
+                raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} could not count the prompt "
+                                        f"({type(exc).__name__})") from exc
+        finally:
+            if target.release is not None:
+                target.release()
+        return len(tokens)
+
     def _chat_fields(self, ask: ChatAsk, gp: GenParams) -> AsyncIterator[Delta]:
         """A chat with tools, a schema, logprobs or penalties, over OpenAI turns (tool calls and
         results included).

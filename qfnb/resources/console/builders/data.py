@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from qfnb.protocol import batch as wire
+from qfnb.protocol.console_data import TEMPLATE_PROJECT
 from qfnb.protocol.routes import Console
 
 from .._base import ConsoleRequest, compact, invalid, require, require_id, surface
 from ..consts import (
-    TEMPLATE_PROJECT,
     DataExportDestinationType,
     DataProjectType,
     DataSetType,

@@ -1,0 +1,63 @@
+"""JSON read and written in C by orjson where it is installed (the ``server`` extra brings it), by
+the standard library otherwise, with the same values either way. A long embedding job reads and
+writes about 5 KB of numbers a text, and :mod:`json` spends a large share of a 2-core machine on them.
+
+What orjson would read or write differently goes to :mod:`json`: ``NaN`` and ``Infinity`` (orjson
+refuses to read them and writes ``null``), integers beyond 64 bits (orjson reads them as floats),
+lone surrogates, keys that are not strings, subclasses of the JSON types, dataclasses and dates
+(which :mod:`json` refuses to write)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - the client installed without the server extra
+    orjson = None  # type: ignore[assignment]
+
+__all__ = ["dumps_text", "loads"]
+
+#: a run of 20 digits: maybe an integer beyond 64 bits (orjson would read it as a float)
+_LONG_NUMBER = re.compile(rb"\d{20}")
+_PASSTHROUGH = 0 if orjson is None else (orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+                                         | orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+
+def loads(data: bytes | str) -> Any:
+    """``json.loads(data)``, faster."""
+    if orjson is not None:
+        raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+        if not _LONG_NUMBER.search(raw):
+            try:
+                return orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                pass  # NaN, a lone surrogate, or not JSON: json reads it, or says why not
+    return json.loads(data)
+
+
+def dumps_text(obj: Any) -> str:
+    """``json.dumps(obj, ensure_ascii=False, separators=(",", ":"))``, faster."""
+    if orjson is not None:
+        try:
+            text: str = orjson.dumps(obj, option=_PASSTHROUGH).decode("utf-8")
+        except TypeError:  # orjson.JSONEncodeError: a non-str key, a big int, a type left to json
+            pass
+        else:
+            if "null" not in text or not _nonfinite(obj):
+                return text
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _nonfinite(obj: Any) -> bool:
+    """Whether a float NaN or infinity is in ``obj`` (orjson wrote it as ``null``)."""
+    if isinstance(obj, float):
+        return not math.isfinite(obj)
+    if isinstance(obj, dict):
+        return any(_nonfinite(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return any(_nonfinite(v) for v in obj)
+    return False
