@@ -1,9 +1,9 @@
-"""The prebuilt JupyterLab extension (labextension/ -> qfnb/notebook/labextension/) in headless Chromium,
-in JupyterLab 4 and Notebook 7, light (slow) and dark: the body of a ``%%qfchat`` or ``%%qfimage`` cell is highlighted as Markdown (an
-apostrophe opens no Python string), other code cells stay Python, a cell becomes one or the other as
-its first line is typed or deleted, and the kernel's start (which resets every code cell's language)
-changes nothing. Also: the extension is where a wheel installs it, and its list of prose magics is
-qfnb's list of cell magics."""
+"""The prebuilt JupyterLab extension (labextension/ -> qfnb/notebook/labextension/) in headless
+Chromium, in JupyterLab 4 and Notebook 7, light (slow) and dark: the body of a ``%%qfchat`` or
+``%%qfimage`` cell is highlighted as Markdown (an apostrophe opens no Python string), other code
+cells stay Python, a cell becomes one or the other as its first line is typed or deleted, and the
+kernel's start (which resets every code cell's language) changes nothing. Also: the extension is
+where a wheel installs it, and its list of prose magics is qfnb's list of cell magics."""
 
 from __future__ import annotations
 
