@@ -54,9 +54,9 @@ class LLMFinetune(Trainer):
 
     The official ``**kwargs`` are accepted: ``peft_type=`` and ``train_mode=`` go to the
     training step, ``ak=``/``sk=``/``access_key=``/``secret_key=`` make this trainer's config;
-    ``dataset_bos_path=`` (qfnb uploads a local dataset into a platform dataset, whose storage
-    the platform owns), ``previous_trainer=``/``previous_task_id=``/``is_incr=`` (incremental
-    training) and other names are ignored, with one warning each.
+    ``dataset_bos_path=`` is the dataset; ``previous_trainer=``/``previous_task_id=`` continue a
+    run (incremental training), from its checkpoint ``increment_checkpoint_step=`` when given (the
+    platform's ``incrementCheckpointStep``); other names are ignored, with one warning each.
     """
 
     def __init__(self, train_type: str = "", dataset: Any = None,
@@ -314,8 +314,13 @@ def _train_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The keywords that go to the training step (incremental training's included)."""
     out = {k: v for k in ("peft_type", "train_mode", "corpus_config", "train_extras") if (v := kwargs.pop(k, None))}
     previous = previous_task(kwargs.pop("previous_task_id", None), kwargs.pop("previous_trainer", None))
+    step = kwargs.pop("increment_checkpoint_step", None)
     if previous is not None:
         out["increment_task_id"] = previous
+    if step is not None:  # the checkpoint of the previous run to continue from (its final adapter without)
+        if previous is None:
+            raise ValidationError("increment_checkpoint_step", "needs previous_task_id= (the run it is a step of)")
+        out["increment_checkpoint_step"] = step
     return out
 
 

@@ -22,6 +22,8 @@ class ConsoleCloud:
         self.train_polls = train_polls
         self.fail_training: str | None = None
         self.fail_detail_polls = 0  # answer this many task-detail polls with HTTP 500
+        #: held-out losses of the checkpoints a task saves when its hyperParameterConfig asks for some
+        self.checkpoint_eval_losses = [3.2, 2.9, 3.5, 5.1, 6.8]
         self.seq = itertools.count(100)
         self.jobs: dict[str, dict[str, Any]] = {}
         self.tasks: dict[str, dict[str, Any]] = {}
@@ -109,9 +111,15 @@ class ConsoleCloud:
         if body.get("jobId") not in self.jobs:
             self.fake.check_iam(req)
             return Reply({"requestId": "r", "code": "NotFound", "message": "job not found"}, 404)
+        previous = self.tasks.get(str(body.get("incrementTaskId")))
+        step = body.get("incrementCheckpointStep")
+        if step is not None and (previous is None or step not in [c["step"] for c in previous.get("saved", [])]):
+            self.fake.check_iam(req)
+            return Reply({"requestId": "r", "code": "InvalidParameter",
+                          "message": "incrementCheckpointStep is not a checkpoint of incrementTaskId"}, 400)
         task_id = f"task-{next(self.seq)}"
         self.tasks[task_id] = {"taskId": task_id, "jobId": body["jobId"], "runStatus": "Waiting",
-                               "polls": 0, "body": body}
+                               "polls": 0, "body": body, "saved": self._checkpoints(body)}
         return self._v2(req, {"jobId": body["jobId"], "taskId": task_id})
 
     def task_detail(self, req: Captured) -> Any:
@@ -128,7 +136,7 @@ class ConsoleCloud:
             else:
                 task["runStatus"] = "Running"
         step = min(task["polls"], self.train_polls)
-        out = {k: v for k, v in task.items() if k not in ("polls", "body")}
+        out = {k: v for k, v in task.items() if k not in ("polls", "body", "saved")}
         out.update({"runProgress": f"{int(100 * step / self.train_polls)}%", "currentStep": step,
                     "totalSteps": self.train_polls,
                     "lossCurve": [[s, 2.0 / s] for s in range(1, step + 1)]})
@@ -136,7 +144,18 @@ class ConsoleCloud:
             out["errorMessage"] = self.fail_training
         if task["runStatus"] == "Done":
             out["metrics"] = {"loss": 0.5}
+            if task["saved"]:
+                out["checkpointList"] = task["saved"]
         return self._v2(req, out)
+
+    def _checkpoints(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The ``checkpointList`` a task saves: ``hyperParameterConfig.checkpoints`` entries over 40
+        steps, with the held-out losses of :attr:`checkpoint_eval_losses`."""
+        count = int((body.get("hyperParameterConfig") or {}).get("checkpoints") or 0)
+        steps = [round(40 * i / count) for i in range(1, count + 1)] if count else []
+        losses = itertools.cycle(self.checkpoint_eval_losses)
+        return [{"step": s, "time": "2026-11-25T10:00:00Z", "trainLoss": round(2.0 / (1 + s / 10), 4),
+                 "evalLoss": next(losses)} for s in steps]
 
     def stop_task(self, req: Captured) -> dict[str, Any]:
         self.tasks[(req.json or {})["taskId"]]["runStatus"] = "Stopped"
@@ -150,6 +169,9 @@ class ConsoleCloud:
         if task is None or task["runStatus"] != "Done" or task["jobId"] != meta.get("taskId"):
             self.fake.check_iam(req)
             return {"log_id": "l", "error_code": 500000, "error_msg": "no finished run to publish"}
+        if meta.get("step") is not None and meta["step"] not in [c["step"] for c in task["saved"]]:
+            self.fake.check_iam(req)
+            return {"log_id": "l", "error_code": 500000, "error_msg": f"no checkpoint at step {meta['step']}"}
         vid = next(self.seq)
         self.models[vid] = {"modelId": 7, "modelIdStr": "am-7", "modelVersionId": vid,
                             "modelVersionIdStr": f"amv-{vid}", "modelName": body.get("modelName"),

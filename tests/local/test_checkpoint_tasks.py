@@ -59,6 +59,9 @@ def test_checkpoints_are_listed_judged_stored_and_published(tmp_path: Path, stor
         assert all(c["time"].endswith("Z") and c["trainLoss"] > 0 and "path" not in c for c in saved)
         assert done["bestCheckpoint"] == 4
         assert done["overfitting"]["message"] == "over-fitting since step 4: held-out loss 2.9 → 6.8"
+        # the held-out split is kept with the task, for the dashboard's "next:" %qfeval
+        assert [json.loads(x)["prompt"] for x in Path(done["evalFile"]).read_text().splitlines()] and Path(
+            done["evalFile"]).parent.name == tid
         # kept once, content-addressed, in the model store; the job dir's copies are gone
         folders = sorted(p for p in store.iterdir() if p.name.startswith("sha256-"))
         assert len(folders) == 5 and all((f / "adapter_config.json").is_file() for f in folders)

@@ -52,8 +52,23 @@ def test_eval_split_option_and_launcher_field_reach_the_train_config() -> None:
         TrainSpec(dataset="d.jsonl", eval_split=95)
     launcher = FinetuneLauncher(base_models=("Tiny-Chat",))
     assert launcher.eval_split.value == DEFAULT_EVAL_SPLIT == 20
+    assert launcher.checkpoints.value == 5 and launcher.spec().checkpoints == 5  # a split: 5 checkpoints
     launcher.eval_split.value = 0
-    assert launcher.spec().eval_split == 0 and "--eval-split 0" in launcher.command()
+    assert launcher.spec().eval_split == 0 and "--eval-split 0 --checkpoints 0" in launcher.command()
+    assert launcher.spec().checkpoints == 0  # none to score them on
+    launcher.eval_split.value = 10
+    assert launcher.checkpoints.value == 5
+
+
+def test_launcher_says_which_of_epochs_and_max_steps_decides() -> None:
+    launcher = FinetuneLauncher(base_models=("Tiny-Chat",))
+    launcher.epochs.value, launcher.steps.value = 1, 40
+    assert "max steps wins: the run stops after 40 steps" in launcher.length.value
+    assert "epochs 1 is not used" in launcher.length.value
+    launcher.steps.value = 0
+    assert "epochs decide: 1 pass(es)" in launcher.length.value
+    launcher.epochs.value = 3
+    assert "epochs decide: 3 pass(es)" in launcher.length.value and launcher.spec().steps is None
 
 
 def test_magic_refuses_a_bad_split(ip) -> None:  # type: ignore[no-untyped-def]

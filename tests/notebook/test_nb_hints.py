@@ -176,3 +176,22 @@ def test_the_eval_hint_prefers_held_out_rows_and_warns_on_the_training_file(tmp_
     assert TRAINING_FILE_WARNING.split(":")[0] in dash._result_html()
     dash.eval_is_training = False
     assert "qfnb-warning" not in dash._result_html()
+
+
+def test_the_eval_hint_takes_the_split_the_run_held_out_when_no_file_was_named(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from qfnb.notebook.training.dashboard import TrainingDashboard
+
+    split = tmp_path / "jobs" / "task-1" / "eval.jsonl"  # what the platform kept with the task
+    dash = TrainingDashboard("t")
+    dash.eval_data, dash.eval_is_training = str(tmp_path / "tickets.jsonl"), True
+    dash.state.apply(SimpleNamespace(action_class="TrainAction", action_state="Running", description="",
+                                     data={"taskId": "task-1", "currentStep": 4, "totalSteps": 4,
+                                           "evalFile": str(split)}))
+    dash.mark_deployed("ep_x")
+    dash.finish("succeeded")
+    assert f"%qfeval --models ep_x --dataset {split} --limit 20" in dash.hints()
+    assert "qfnb-warning" not in dash._result_html()  # those rows were never trained on
+    dash.eval_data, dash.eval_is_training = str(tmp_path / "tickets_test.jsonl"), False  # a file the user named wins
+    assert f"%qfeval --models ep_x --dataset {tmp_path / 'tickets_test.jsonl'} --limit 20" in dash.hints()

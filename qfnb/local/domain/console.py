@@ -227,6 +227,9 @@ def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
            "etaSeconds": run.get("etaSeconds")}
     if "evalLossCurve" in run:  # a run with a validation split: its evaluation loss, [[step, loss], ...]
         out["evalLossCurve"] = run["evalLossCurve"]
+    held_out = Path(str(run.get("job_dir") or "")) / "eval.jsonl"
+    if run.get("evalRows") and held_out.is_file():  # the split's rows, kept with the task (for %qfeval)
+        out["evalFile"] = str(held_out)
     if run.get("checkpointList"):  # the saved checkpoints, as the platform lists them, and the decision
         saved = [{k: v for k, v in e.items() if k != "path"} for e in run["checkpointList"]]
         out["checkpointList"] = saved

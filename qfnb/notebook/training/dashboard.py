@@ -101,6 +101,7 @@ class TrainingDashboard(VBox):
         self.result = SafeHTML()
         self.offline = SafeHTML()  # shown only after a kernel restart (CSS on ipywidgets' disconnected class)
         self.var_name: str | None = None  # the -o variable, for the copyable next steps
+        self.launch_name: str | None = None  # the name given at launch: the deployed service's and endpoint's
         self.stop_button.on_click(self._clicked_stop)
         self.deploy_button.on_click(self._clicked_deploy)
         super().__init__(
@@ -310,7 +311,7 @@ class TrainingDashboard(VBox):
                      f'<pre class="qfnb-next" style="color:{theme.TEXT};background:var(--jp-layout-color2,#eee);'
                      f'padding:4px 8px;margin:2px 0;user-select:all;font-family:var(--jp-code-font-family,monospace)">'
                      f'{escape(code)}</pre>')
-            if self.eval_is_training and any(s.startswith("%qfeval") for s in steps):
+            if self.eval_is_training and not st.held_out and any(s.startswith("%qfeval") for s in steps):
                 html += (f'<div class="qfnb-warning" style="color:{theme.ERROR}">⚠ {escape(TRAINING_FILE_WARNING)}'
                          "</div>")
         return html
@@ -321,7 +322,9 @@ class TrainingDashboard(VBox):
         st = self.state
         if not (self.done or self._finishing):
             return [f"%qftrain --attach {st.task_id}"] if st.task_id else []
-        return st.next_steps(var_name=self.var_name, can_deploy=self.on_deploy is not None, eval_data=self.eval_data)
+        # a held-out file the user named beside the data, else the split the run held out, else the training file
+        eval_data = st.held_out if self.eval_is_training and st.held_out else self.eval_data
+        return st.next_steps(var_name=self.var_name, can_deploy=self.on_deploy is not None, eval_data=eval_data)
 
     def snapshot_html(self, chart: bytes | None = None) -> str:
         """The state as static HTML (what replaces the widget when the job ends); ``chart``: a

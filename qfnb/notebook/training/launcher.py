@@ -27,6 +27,7 @@ from qfnb.notebook.render._ipywidgets import SafeHTML, VBox
 from qfnb.notebook.training import run as train
 from qfnb.notebook.training.jobs import jobs_frame, resolve_task
 from qfnb.notebook.training.run import BOUNDS, DEFAULT_BASE, MAX_EVAL_SPLIT, TrainerFactory, TrainSpec, launch
+from qfnb.protocol.checkpoints import DEFAULT_CHECKPOINTS
 from qfnb.protocol.daemon import default_data_dir
 from qfnb.protocol.files import write_private_json
 from qfnb.protocol.safe_html import clean, escape
@@ -181,6 +182,15 @@ class FinetuneLauncher(VBox):
         self.eval_split = w.BoundedIntText(
             value=DEFAULT_EVAL_SPLIT, min=0, max=MAX_EVAL_SPLIT, description="validation %", style=style,
             tooltip="held out of the data, never trained on: the dashboard draws its loss beside the training loss")
+        lo, hi = BOUNDS["checkpoints"]
+        self.checkpoints = w.BoundedIntText(
+            value=DEFAULT_CHECKPOINTS if self.eval_split.value else 0, min=0, max=int(hi), description="checkpoints",
+            style=style, tooltip="LoRA checkpoints kept evenly over the run, each scored on the held-out rows; "
+            "deploy takes the best (0: the last step only)")
+        self.length = SafeHTML(self._length_html())  # which of epochs and max steps decides the run's length
+        for field in (self.epochs, self.steps):
+            field.observe(lambda _: setattr(self.length, "value", self._length_html()), names="value")
+        self.eval_split.observe(self._split_changed, names="value")
         self.deploy = w.Checkbox(value=False, description="deploy when done", indent=False)
         self.launch_button = w.Button(description="Launch", icon="play", button_style="primary")
         self.message = SafeHTML(self._previous_html())
@@ -192,9 +202,12 @@ class FinetuneLauncher(VBox):
             self.base,
             self.dataset,
             w.HBox([self.epochs, self.steps]),
+            self.length,
             w.HBox([self.batch_size, self.lr]),
             w.HBox([self.eval_split, SafeHTML(f'<span style="color:{theme.TEXT_MUTED}">held out for the '
                                               "evaluation loss (never trained on); 0: none</span>")]),
+            w.HBox([self.checkpoints, SafeHTML(f'<span style="color:{theme.TEXT_MUTED}">scored on the held-out '
+                                               "rows; deploy takes the best</span>")]),
             w.HBox([self.deploy, self.launch_button]).add_class("qfnb-live-only"),
         ])
         # a cell that launched before (Run All after a restart): the record of that launch, and the
@@ -215,6 +228,23 @@ class FinetuneLauncher(VBox):
             ]
         )
         self.add_class("qfnb-launcher").add_class("qfnb-live")
+
+    def _length_html(self) -> str:
+        """Which of epochs and max steps decides how long the run is (max steps wins when set, as
+        the platform's ``maxSteps`` wins over ``epoch``)."""
+        if self.steps.value:
+            text = (f"max steps wins: the run stops after {self.steps.value} steps, however many passes over the "
+                    f"data that takes (epochs {self.epochs.value} is not used); 0 max steps: epochs decide")
+        else:
+            text = f"epochs decide: {self.epochs.value} pass(es) over the training rows"
+        return f'<span class="qfnb-length" style="color:{theme.TEXT_MUTED}">{escape(text)}</span>'
+
+    def _split_changed(self, change: dict[str, Any]) -> None:
+        """Checkpoints need held-out rows: none without a split, the default again with one."""
+        if not change["new"]:
+            self.checkpoints.value = 0
+        elif not change["old"] and not self.checkpoints.value:
+            self.checkpoints.value = DEFAULT_CHECKPOINTS
 
     def _previous_html(self) -> str:
         if not self.previous:
@@ -239,6 +269,7 @@ class FinetuneLauncher(VBox):
             deploy=self.deploy.value,
             name=self.name.value.strip() or None,
             eval_split=self.eval_split.value,
+            checkpoints=self.checkpoints.value,
         )
 
     def _clicked_new_launch(self, _: Any = None) -> None:
@@ -291,7 +322,7 @@ class FinetuneLauncher(VBox):
         if self.name.value.strip():
             line += f" --name {shlex.quote(self.name.value.strip())}"
         line += f" --epochs {self.epochs.value} --batch-size {self.batch_size.value} --lr {self.lr.value:.1e}"
-        line += f" --eval-split {self.eval_split.value}"
+        line += f" --eval-split {self.eval_split.value} --checkpoints {self.checkpoints.value}"
         return line + (f" --steps {self.steps.value}" if self.steps.value else "") + (
             " --deploy" if self.deploy.value else "")
 

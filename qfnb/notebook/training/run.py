@@ -12,7 +12,7 @@ import inspect
 import logging
 import re
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,7 +119,7 @@ def default_trainer(spec: TrainSpec, event_handler: Any) -> Any:
         train_type=spec.base,
         dataset=ds,
         train_config=TrainConfig(**spec.train_config()),
-        deploy_config=DeployConfig() if spec.deploy else None,
+        deploy_config=deploy_config(spec.name) if spec.deploy else None,
         event_handler=event_handler,
         name=spec.name or "",
         replay=False if spec.fresh else None,  # None: reused while the kernel's cache is on
@@ -161,11 +161,26 @@ async def _maybe(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
+def deploy_config(name: str | None) -> DeployConfig:
+    """How a run named ``name`` at launch is deployed: the service takes the name, and its endpoint
+    starts with it (``helpdesk-faq`` → ``helpdesk_faq_3f2a9c1d``), so ``%qfmodels``, ``%%qfchat`` and
+    the ``%qfeval`` report, which show endpoints, show the launch name with an id beside it."""
+    if not name:
+        return DeployConfig()
+    return DeployConfig(name=name, endpoint_prefix=re.sub(r"[^a-z0-9_]", "_", name.lower()))
+
+
+def given_name(detail: Mapping[str, Any]) -> str | None:
+    """The name the user gave a task's job at launch (None: the generated ``job_…`` one or none)."""
+    named = str(detail.get("jobName") or "")
+    return named if named and not re.fullmatch(r"job_[0-9a-f]+", named) else None
+
+
 async def deploy_job(dash: TrainingDashboard) -> Any:
     """Publish-aware deploy of the dashboard's trained model; the dashboard shows how it goes."""
     output = getattr(getattr(dash, "trainer", None), "output", None)
     try:
-        service = await _model_to_deploy(output).adeploy(DeployConfig(), tick=dash.deploy_tick)
+        service = await _model_to_deploy(output).adeploy(deploy_config(dash.launch_name), tick=dash.deploy_tick)
     except Exception as exc:
         log.warning("deploy failed: %s", exc)
         dash.deploy_failed(str(exc))
@@ -210,6 +225,7 @@ def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool
         holder["trainer"].stop()
 
     dash = TrainingDashboard(spec.title, on_stop=on_stop, on_deploy=on_deploy or deploy_in_background)
+    dash.launch_name = spec.name
     held_out = held_out_file(spec.dataset)
     dash.eval_data = held_out or spec.dataset
     dash.eval_is_training = held_out is None  # its "next:" %qfeval then warns: the model saw those rows
@@ -294,22 +310,20 @@ async def adeployment(task_id: str) -> dict[str, Any]:
     for svc in listed.get("serviceList") or []:
         if svc.get("runStatus") != ServiceStatus.SERVING.value or not svc.get("modelId"):
             continue
-        info = (await ModelAPI.V2.adescribe_model(str(svc["modelId"])))["result"]
-        if str((info.get("sourceInfo") or {}).get("trainTaskId")) == task_id:
+        info = (await ModelAPI.V2.adescribe_model(str(svc["modelId"]))).parsed.result
+        if str(info.source_info.get("trainTaskId")) == task_id:
             url = str(svc.get("url") or "").rstrip("/")
             return {"service_endpoint": url.rsplit("/", 1)[-1] if url else svc.get("serviceId"),
                     "service_id": svc.get("serviceId"), "model_version_id": svc["modelId"],
-                    "model_name": info.get("modelSetName")}
+                    "model_name": info.model_set_name}
     return {}
 
 
 def _attached_title(task_id: str, detail: dict[str, Any]) -> str:
     """``model · task ID``, after the job's name when the user gave it one."""
     title = f"{detail.get('model') or 'fine-tune'} · task {task_id}"
-    named = str(detail.get("jobName") or "")
-    if named and not re.fullmatch(r"job_[0-9a-f]+", named):  # a name the user gave (not the generated one)
-        title = f"{named} · {title}"
-    return title
+    named = given_name(detail)
+    return f"{named} · {title}" if named else title
 
 
 def attach(
@@ -329,6 +343,7 @@ def attach(
     first: dict[str, Any] = sync.run(_maybe(fetch(task_id)))  # an unknown task fails in the cell
     dash = TrainingDashboard(_attached_title(task_id, first), on_stop=lambda: sync.run(_maybe(stop(task_id))),
                              on_deploy=on_deploy or deploy_in_background)
+    dash.launch_name = given_name(first)
     dash.trainer = _AttachedTask(first)
     if show:
         dash.show()

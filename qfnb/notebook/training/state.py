@@ -100,6 +100,7 @@ class TrainingState:
     loss: list[tuple[int, float]] = field(default_factory=list)
     eval_loss: list[tuple[int, float]] = field(default_factory=list)  # the held-out split's (evalLossCurve)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)  # the task detail's checkpointList
+    held_out: str | None = None  # the file of the held-out split the run used (the task detail's evalFile)
     elapsed: float | None = None
     eta: float | None = None
     task_id: str | None = None
@@ -175,8 +176,8 @@ class TrainingState:
             self.progress = min(p / 100.0, 1.0)
         self.elapsed = _num(d.get("elapsedSeconds")) if "elapsedSeconds" in d else self.elapsed
         self.eta = _num(d.get("etaSeconds")) if "etaSeconds" in d else self.eta
-        if d.get("errorMessage"):
-            self.error = str(d["errorMessage"])
+        self.error = str(d["errorMessage"]) if d.get("errorMessage") else self.error
+        self.held_out = str(d["evalFile"]) if d.get("evalFile") else self.held_out
         changed = self._take_checkpoints(d.get("checkpointList"))
         for key, attr in (("lossCurve", "loss"), ("evalLossCurve", "eval_loss")):
             curve = d.get(key)
