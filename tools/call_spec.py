@@ -7,7 +7,8 @@
 * ``qfnb/protocol/ranges.py``: ``RANGES`` and ``OPENAI_RANGES``; ``qfnb/protocol/wire_fields.py``: the
   fields of the pydantic wire models;
 * ``qfnb/notebook/sampling.py``: the magics' sampling options and :class:`SamplingOptions`;
-* ``qfnb/protocol/answers.py``: the lenient answer models (``tools/spec/answers.py``).
+* ``qfnb/protocol/answers.py``: the lenient answer models (``tools/spec/answers.py``), and
+  ``qfnb/resources/typing_client.py``: the official SDK's names for them (aliases).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ SAMPLING = ROOT / "qfnb/notebook/sampling.py"
 CLI_SAMPLING = ROOT / "qfnb/common/cli/sampling_flags.py"
 MAGIC_OPTIONS = ROOT / "qfnb/notebook/magic_options.py"
 ANSWERS = ROOT / "qfnb/protocol/answers.py"
+OFFICIAL = ROOT / "qfnb/resources/typing_client.py"
 
 
 def generated_header(spec_file: str = SPEC) -> str:
@@ -249,6 +251,24 @@ def answers_module() -> str:
             "from pydantic import Field\n\nfrom .answer import AnswerModel\n\n" + listed + "\n" + classes)
 
 
+def official_names_module() -> str:
+    """``typing_client``: each official name an alias of the answer model it names (one class each)."""
+    known = {m.name for m in answers.ANSWERS}
+    unknown = sorted(set(answers.OFFICIAL_NAMES.values()) - known)
+    if unknown:
+        raise SystemExit(f"OFFICIAL_NAMES names no answer model {unknown} in tools/spec/answers.py")
+    names = sorted(answers.OFFICIAL_NAMES, key=order_key)
+    imported = sorted(set(answers.OFFICIAL_NAMES.values()), key=order_key)
+    return (generated_header("tools/spec/answers.py")
+            + '"""The official SDK\'s names of the typed answers (``qianfan.resources.typing_client``): what\n'
+            "``ChatCompletion(version=2).create()`` and :class:`qfnb.Qianfan` answer. Each is an alias of a\n"
+            ':mod:`qfnb.protocol.answers` model (``Completion`` is ``ChatAnswer``), so there is one class per answer.\n'
+            '"""\n\nfrom __future__ import annotations\n\n'
+            + "from qfnb.protocol.answers import (\n" + "".join(f"    {n},\n" for n in imported) + ")\n\n"
+            + packed([f'"{n}"' for n in names], "__all__ = [", " " * 11, "]") + "\n\n"
+            + "".join(f"{n} = {answers.OFFICIAL_NAMES[n]}\n" for n in names if n != answers.OFFICIAL_NAMES[n]))
+
+
 # ---------------------------------------------------------------------------- notebook/sampling.py
 def option_help(f: Field) -> str:
     """``Sampling temperature, in (0, 1].``: the doc line without markup, and the range."""
@@ -358,4 +378,4 @@ def spec_targets() -> dict[Path, str]:
     """The modules written from the spec besides the resources' ``_generated`` ones."""
     return {PARAMS: params_module(), RANGES: ranges_module(), WIRE_FIELDS: wire_fields_module(),
             SAMPLING: sampling_module(), CLI_SAMPLING: cli_sampling_module(), MAGIC_OPTIONS: magic_options_module(),
-            ANSWERS: answers_module()}
+            ANSWERS: answers_module(), OFFICIAL: official_names_module()}

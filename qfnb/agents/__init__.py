@@ -21,17 +21,17 @@ from qfnb.agents.loop import (
     FINAL_ASK,
     Confirm,
     Decision,
-    Reply,
     Step,
-    ToolCall,
+    StepReply,
     ToolLoop,
     ToolRecord,
+    ToolRun,
     closing_messages,
     run_every_call,
 )
 from qfnb.agents.replay import CachedToolResults
 from qfnb.agents.tools import ArgumentsError, FunctionTool, ToolDescriptionError, parse_arguments, result_text
 
-__all__ = ["FINAL_ASK", "ArgumentsError", "CachedToolResults", "Confirm", "Decision", "FunctionTool", "Reply",
-           "Step", "ToolCall", "ToolDescriptionError", "ToolLoop", "ToolRecord", "chat_step", "closing_messages",
+__all__ = ["FINAL_ASK", "ArgumentsError", "CachedToolResults", "Confirm", "Decision", "FunctionTool", "Step",
+           "StepReply", "ToolDescriptionError", "ToolLoop", "ToolRecord", "ToolRun", "chat_step", "closing_messages",
            "parse_arguments", "result_text", "run_every_call", "run_tools"]

@@ -7,15 +7,15 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from qfnb.agents.loop import Confirm, Reply, Step, ToolLoop, run_every_call
+from qfnb.agents.loop import Confirm, Step, StepReply, ToolLoop, run_every_call
 from qfnb.agents.tools import FunctionTool
 from qfnb.resources.inference.chat import ChatCompletion
 
 __all__ = ["chat_step", "reply_of", "run_tools"]
 
 
-def reply_of(body: Any) -> Reply:
-    """The :class:`Reply` of an OpenAI-shaped chat answer body (``choices[0].message``, ``usage``)."""
+def reply_of(body: Any) -> StepReply:
+    """The :class:`StepReply` of an OpenAI-shaped chat answer body (``choices[0].message``, ``usage``)."""
     body = body if isinstance(body, dict) else {}
     choices = body.get("choices") or [{}]
     message = (choices[0] or {}).get("message") or {}
@@ -25,7 +25,7 @@ def reply_of(body: Any) -> Reply:
         args = fn.get("arguments")
         calls.append((str(fn.get("name", "")), args if isinstance(args, str) else json.dumps(args or {}),
                       str(call.get("id") or "")))
-    return Reply(text=str(message.get("content") or ""), calls=tuple(calls), usage=body.get("usage"))
+    return StepReply(text=str(message.get("content") or ""), calls=tuple(calls), usage=body.get("usage"))
 
 
 def chat_step(model: str | None = None, sampling: Mapping[str, Any] | None = None, **settings: Any) -> Step:
@@ -34,14 +34,14 @@ def chat_step(model: str | None = None, sampling: Mapping[str, Any] | None = Non
     ``settings`` to :class:`~qfnb.ChatCompletion` (credentials, ``config``...)."""
     resource = ChatCompletion(version=2, **settings)
 
-    def step(messages: list[dict[str, Any]], tools: Sequence[FunctionTool]) -> Reply:
+    def step(messages: list[dict[str, Any]], tools: Sequence[FunctionTool]) -> StepReply:
         fields: dict[str, Any] = dict(sampling or {})
         if tools:
             fields["tools"] = [t.openai_tool() for t in tools]
         try:
             resp = resource.do(model=model, messages=messages, **fields)
         except Exception as exc:  # the loop ends with it; the caller reads loop.reply.error
-            return Reply(error=exc)
+            return StepReply(error=exc)
         return reply_of(resp.body)
 
     return step

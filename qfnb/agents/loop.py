@@ -3,7 +3,7 @@ send the results back, and repeat until it answers in text or the step cap is re
 
 The loop knows no wire and no UI. A *step* function makes one model call (the conversation as
 OpenAI chat messages, the tools to offer; none offered means "answer in text") and reports a
-:class:`Reply`. A *confirm* callback decides each call: ``"run"``, ``"skip"``, or ``"wait"`` (the
+:class:`StepReply`. A *confirm* callback decides each call: ``"run"``, ``"skip"``, or ``"wait"`` (the
 loop pauses with the call pending; :meth:`ToolLoop.decide` resumes it, e.g. from a button).
 
 What keeps a small model from spinning: a call it already made (same name and arguments) is not
@@ -12,7 +12,7 @@ offers none either, and its last tool result carries :data:`FINAL_ASK`. When eve
 gives no text, the loop stops with :attr:`ToolLoop.stopped` saying so rather than asking again.
 ``usage`` sums every step's tokens.
 
-Replay: a call inside a *replayed* answer (:attr:`Reply.replayed`: the step answered from a record,
+Replay: a call inside a *replayed* answer (:attr:`StepReply.replayed`: the step answered from a record,
 as a notebook's Restart & Run All does from the response cache) is not run again. With a
 :class:`ToolRecord`, its recorded result goes back to the model (status ``replayed``) without
 asking ``confirm``, unless ``rerun_tools``; each call that runs is kept in the record, keyed by
@@ -30,7 +30,7 @@ from typing import Any, Literal, Protocol
 
 from qfnb.agents.tools import ArgumentsError, FunctionTool
 
-__all__ = ["FINAL_ASK", "Confirm", "Decision", "Reply", "Step", "ToolCall", "ToolLoop", "ToolRecord",
+__all__ = ["FINAL_ASK", "Confirm", "Decision", "Step", "StepReply", "ToolLoop", "ToolRecord", "ToolRun",
            "closing_messages", "run_every_call"]
 
 log = logging.getLogger("qfnb.agents.loop")
@@ -44,7 +44,7 @@ USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
 @dataclass
-class ToolCall:
+class ToolRun:
     """One call the model asked for, and what came of it (``status``: asked, ran, failed,
     skipped, repeated, replayed)."""
 
@@ -61,7 +61,7 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
-class Reply:
+class StepReply:
     """One model call's outcome: its text, the calls it made (name, arguments as JSON text, id),
     its token usage, or the error that ended it."""
 
@@ -82,11 +82,11 @@ class ToolRecord(Protocol):
         """Keep a call's result (``status``: ran or failed)."""
 
 
-Step = Callable[[list[dict[str, Any]], Sequence[FunctionTool]], Reply]
-Confirm = Callable[[ToolCall], Decision]
+Step = Callable[[list[dict[str, Any]], Sequence[FunctionTool]], StepReply]
+Confirm = Callable[[ToolRun], Decision]
 
 
-def run_every_call(call: ToolCall) -> Decision:
+def run_every_call(call: ToolRun) -> Decision:
     """The confirm callback that runs every call (``--yes``)."""
     return "run"
 
@@ -110,8 +110,8 @@ class ToolLoop:
     tools: Mapping[str, FunctionTool]
     messages: list[dict[str, Any]]
     max_steps: int = 6
-    calls: list[ToolCall] = field(default_factory=list)
-    reply: Reply | None = None
+    calls: list[ToolRun] = field(default_factory=list)
+    reply: StepReply | None = None
     steps: int = 0
     usage: dict[str, int] = field(default_factory=dict)
     done: bool = False
@@ -127,7 +127,7 @@ class ToolLoop:
         self.messages = list(self.messages)
 
     @property
-    def pending(self) -> ToolCall | None:
+    def pending(self) -> ToolRun | None:
         """The first call still waiting for a decision."""
         return next((c for c in self.calls if c.status == "asked"), None)
 
@@ -166,11 +166,11 @@ class ToolLoop:
         self.on_change(self)
 
     @property
-    def replayed(self) -> list[ToolCall]:
+    def replayed(self) -> list[ToolRun]:
         """The calls whose recorded results were replayed instead of running them again."""
         return [c for c in self.calls if c.status == "replayed"]
 
-    def _replay(self, call: ToolCall) -> bool:
+    def _replay(self, call: ToolRun) -> bool:
         """Give a replayed answer's call its recorded result (not run, not asked); False when it
         has none or ``rerun_tools``."""
         if not call.in_replayed_answer or self.rerun_tools or self.record is None or not call.key:
@@ -190,7 +190,7 @@ class ToolLoop:
                           ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
-    def _run(self, call: ToolCall) -> tuple[str, str]:
+    def _run(self, call: ToolRun) -> tuple[str, str]:
         """The call's result text and status; an error's text is the result (the model reads it)."""
         tool = self.tools.get(call.name)
         if tool is None:
@@ -223,9 +223,9 @@ class ToolLoop:
                                 + (f" up to the step cap ({self.max_steps})" if self.steps >= self.max_steps else ""))
             self.on_change(self)
             return
-        fresh: list[ToolCall] = []
+        fresh: list[ToolRun] = []
         for index, (name, arguments, call_id) in enumerate(reply.calls):
-            call = ToolCall(name, arguments, call_id or f"call_{len(self.calls) + len(fresh) + 1}",
+            call = ToolRun(name, arguments, call_id or f"call_{len(self.calls) + len(fresh) + 1}",
                             key=self._key(name, arguments, index), in_replayed_answer=reply.replayed)
             if any(c.name == name and c.arguments == arguments and c.status in ("ran", "failed") for c in self.calls):
                 call.status, self.offer = "repeated", False  # its result is already in the conversation

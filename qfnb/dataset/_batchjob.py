@@ -45,7 +45,7 @@ async def run_as_job(ds: DatasetView, model_id: str, *, prompt_column: str, prog
                               f"{state.view.get('errorReason') or 'stopped before every row had an answer'}")
     values = await job.aresults()
     df = ds.to_pandas()
-    df["llm_output"] = [v["result"] if v is not None and not isinstance(v, Exception) else None for v in values]
+    df["llm_output"] = [v.result if v is not None and not isinstance(v, Exception) else None for v in values]
     errors = [str(v) if isinstance(v, Exception) else None for v in values]
     if any(errors):
         df["error"] = errors

@@ -172,7 +172,7 @@ async def _chat_all(chat: Any, chats: list[list[dict[str, str]]], params: dict[s
             start = time.perf_counter()
             try:
                 resp = await chat.ado(messages=chats[i], **params)
-                outputs[i] = str(resp["result"])
+                outputs[i] = resp.result
             except QfnbError as exc:
                 errors[i] = f"{type(exc).__name__}: {exc}"
             latencies[i] = time.perf_counter() - start

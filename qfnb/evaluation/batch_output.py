@@ -51,7 +51,7 @@ def job_answers(job: Any, n_items: int, field: str) -> list[str]:
     values = list(job.results())
     if len(values) != n_items:
         raise invalid(field, f"batch job {job.task_id} has {len(values)} inputs for {n_items} items")
-    answers = [as_text(v["result"]) if v is not None and not isinstance(v, BaseException) else "" for v in values]
+    answers = [v.result if v is not None and not isinstance(v, BaseException) else "" for v in values]
     _note_missing(field, sum(1 for v in values if v is None or isinstance(v, BaseException)), n_items)
     return answers
 

@@ -14,17 +14,17 @@ from pydantic import Field
 
 from .answer import AnswerModel
 
-__all__ = ["AnswerChoice", "ChatAnswer", "ChatChunk", "ChoiceMessage", "ChunkChoice", "CompletionAnswer",
-           "CompletionChunk", "DatasetInfo", "DatasetInfoAnswer", "DatasetVersionInfo", "EmbeddingAnswer",
-           "EmbeddingItem", "EvaluationCreated", "EvaluationCreatedAnswer", "EvaluationInfo", "EvaluationInfoAnswer",
-           "EvaluationUnit", "FineTuneJobCreated", "FineTuneJobCreatedAnswer", "FineTuneTask", "FineTuneTaskAnswer",
-           "FineTuneTaskCreated", "FineTuneTaskCreatedAnswer", "FineTuneV1Job", "FineTuneV1JobAnswer",
-           "FineTuneV1JobCreated", "FineTuneV1JobCreatedAnswer", "FineTuneV1Task", "FineTuneV1TaskAnswer",
-           "FunctionCall", "Image2TextAnswer", "Image2TextChunk", "ImageItem", "ModelInfo", "ModelInfoAnswer",
-           "ModelV2", "ModelV2Answer", "ModelVersion", "ModelVersionAnswer", "PluginAnswer", "PluginChunk",
-           "RerankItem", "RerankerAnswer", "ServiceCreated", "ServiceCreatedAnswer", "ServiceV1", "ServiceV1Answer",
-           "ServiceV1Created", "ServiceV1CreatedAnswer", "ServiceV2", "ServiceV2Answer", "Text2ImageAnswer",
-           "TokenUsage", "ToolCall", "ToolFunction"]
+__all__ = ["ChatAnswer", "ChatChunk", "Choice", "ChoiceMessage", "CompletionAnswer", "CompletionChunk", "DatasetInfo",
+           "DatasetInfoAnswer", "DatasetVersionInfo", "EmbeddingAnswer", "EmbeddingItem", "EvaluationCreated",
+           "EvaluationCreatedAnswer", "EvaluationInfo", "EvaluationInfoAnswer", "EvaluationUnit", "FineTuneJobCreated",
+           "FineTuneJobCreatedAnswer", "FineTuneTask", "FineTuneTaskAnswer", "FineTuneTaskCreated",
+           "FineTuneTaskCreatedAnswer", "FineTuneV1Job", "FineTuneV1JobAnswer", "FineTuneV1JobCreated",
+           "FineTuneV1JobCreatedAnswer", "FineTuneV1Task", "FineTuneV1TaskAnswer", "FunctionCall", "Image2TextAnswer",
+           "Image2TextChunk", "ImageItem", "ModelInfoAnswer", "ModelV1", "ModelV2", "ModelV2Answer", "ModelVersion",
+           "ModelVersionAnswer", "PluginAnswer", "PluginChunk", "RerankItem", "RerankerAnswer", "SearchResult",
+           "ServiceCreated", "ServiceCreatedAnswer", "ServiceV1", "ServiceV1Answer", "ServiceV1Created",
+           "ServiceV1CreatedAnswer", "ServiceV2", "ServiceV2Answer", "Statistic", "Text2ImageAnswer", "TokenUsage",
+           "ToolCall", "ToolFunction"]
 
 
 class TokenUsage(AnswerModel):
@@ -67,10 +67,12 @@ class ChoiceMessage(AnswerModel):
     content: str | None = None
     reasoning_content: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    name: str | None = None
+    tool_call_id: str | None = None
 
 
-class AnswerChoice(AnswerModel):
-    """One of a v2 answer's ``choices``."""
+class Choice(AnswerModel):
+    """One of a v2 answer's ``choices`` (``message``; a stream chunk's: ``delta``)."""
 
     index: int = 0
     finish_reason: str | None = None
@@ -78,17 +80,26 @@ class AnswerChoice(AnswerModel):
     flag: int | None = None
     ban_round: int | None = None
     message: ChoiceMessage = Field(default_factory=ChoiceMessage)
+    delta: ChoiceMessage = Field(default_factory=ChoiceMessage)
 
 
-class ChunkChoice(AnswerModel):
-    """One of a v2 stream chunk's ``choices``."""
+class Statistic(AnswerModel):
+    """The call's latencies, in seconds, measured here (``start_timestamp``: ms)."""
+
+    first_token_latency: float = 0.0
+    request_latency: float = 0.0
+    total_latency: float = 0.0
+    start_timestamp: float = 0.0
+    avg_output_tokens_per_second: float = 0.0
+
+
+class SearchResult(AnswerModel):
+    """One web page a search-backed answer cites."""
 
     index: int = 0
-    finish_reason: str | None = None
-    logprobs: dict[str, Any] | None = None
-    flag: int | None = None
-    ban_round: int | None = None
-    delta: ChoiceMessage = Field(default_factory=ChoiceMessage)
+    url: str = ""
+    title: str = ""
+    datasource_id: str = ""
 
 
 class EmbeddingItem(AnswerModel):
@@ -219,7 +230,7 @@ class ModelVersion(AnswerModel):
     source_extra: dict[str, Any] = Field(default_factory=dict, alias="sourceExtra")
 
 
-class ModelInfo(AnswerModel):
+class ModelV1(AnswerModel):
     """A v1 model and its versions."""
 
     model_id: int = Field(default=0, alias="modelId")
@@ -369,7 +380,10 @@ class ChatAnswer(AnswerModel):
     model: str = ""
     function_call: FunctionCall | None = None
     search_info: dict[str, Any] | None = None
-    choices: list[AnswerChoice] = Field(default_factory=list)
+    choices: list[Choice] = Field(default_factory=list)
+    statistic: Statistic | None = None
+    #: the body as received (``create()``).
+    raw: Any = None
 
 
 class ChatChunk(AnswerModel):
@@ -392,7 +406,11 @@ class ChatChunk(AnswerModel):
     search_info: dict[str, Any] | None = None
     sentence_id: int = 0
     is_end: bool = False
-    choices: list[ChunkChoice] = Field(default_factory=list)
+    choices: list[Choice] = Field(default_factory=list)
+    web_search: SearchResult | None = None
+    statistic: Statistic | None = None
+    #: the body as received (``create()``).
+    raw: Any = None
 
 
 class CompletionAnswer(AnswerModel):
@@ -600,7 +618,7 @@ class ModelInfoAnswer(AnswerModel):
     log_id: str = ""
     #: the v2 call's id.
     request_id: str = Field(default="", alias="requestId")
-    result: ModelInfo = Field(default_factory=ModelInfo)
+    result: ModelV1 = Field(default_factory=ModelV1)
 
 
 class ModelVersionAnswer(AnswerModel):

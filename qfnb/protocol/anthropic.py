@@ -243,7 +243,7 @@ def chat_body(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class Reply:
+class MessageReply:
     """What the model answered: text, tool calls (OpenAI shape), finish reason and token counts."""
 
     text: str = ""
@@ -261,18 +261,18 @@ def _input(call: Mapping[str, Any]) -> Any:
         return {}
 
 
-def usage(reply: Reply) -> dict[str, Any]:
+def usage(reply: MessageReply) -> dict[str, Any]:
     """Anthropic's usage: ``input_tokens`` are those prefilled, ``cache_read_input_tokens`` those the
     engine kept from an earlier request with the same prefix."""
     return {"input_tokens": reply.input_tokens - reply.cached_tokens, "output_tokens": reply.output_tokens,
             "cache_creation_input_tokens": 0, "cache_read_input_tokens": reply.cached_tokens}
 
 
-def stop_reason(reply: Reply) -> str:
+def stop_reason(reply: MessageReply) -> str:
     return "tool_use" if reply.tool_calls else STOP_REASONS.get(reply.finish or "normal", "end_turn")
 
 
-def message_object(mid: str, model: str, reply: Reply, stops: Iterable[str] = ()) -> dict[str, Any]:
+def message_object(mid: str, model: str, reply: MessageReply, stops: Iterable[str] = ()) -> dict[str, Any]:
     """The message a non-streamed request answers."""
     content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}] if reply.text or not reply.tool_calls else []
     content += [{"type": "tool_use", "id": c.get("id") or new_id("toolu_"), "name": (c.get("function") or {}).get(
@@ -284,7 +284,7 @@ def message_object(mid: str, model: str, reply: Reply, stops: Iterable[str] = ()
             "usage": usage(reply)}
 
 
-class EventWriter:
+class MessageEvents:
     """A message's stream as Anthropic's events: ``message_start``, then per content block
     ``content_block_start`` / ``content_block_delta`` (``text_delta`` or ``input_json_delta``) /
     ``content_block_stop``, then ``message_delta`` (stop reason, usage) and ``message_stop``."""
@@ -334,7 +334,7 @@ class EventWriter:
                                                               "partial_json": fn["arguments"]}}))
         return out
 
-    def finish(self, reply: Reply) -> list[tuple[str, dict[str, Any]]]:
+    def finish(self, reply: MessageReply) -> list[tuple[str, dict[str, Any]]]:
         out = self.text("") if self.block < 0 else []  # an empty answer is still one text block
         out += self._close()
         reason = stop_reason(reply)

@@ -21,7 +21,7 @@ TASK_PREFIX = "infer-"
 FILE_PREFIX = "file-"
 
 
-class RunStatus(StrEnum):
+class BatchStatus(StrEnum):
     """``runStatus`` of an offline batch-inference task (the platform's values)."""
 
     QUEUING = "Queuing"
@@ -33,18 +33,18 @@ class RunStatus(StrEnum):
     EXPIRED = "Expired"
 
 
-ACTIVE = (RunStatus.QUEUING.value, RunStatus.RUNNING.value, RunStatus.STOPPING.value)
-FINAL = (RunStatus.DONE.value, RunStatus.STOPPED.value, RunStatus.FAILED.value, RunStatus.EXPIRED.value)
+ACTIVE = (BatchStatus.QUEUING.value, BatchStatus.RUNNING.value, BatchStatus.STOPPING.value)
+FINAL = (BatchStatus.DONE.value, BatchStatus.STOPPED.value, BatchStatus.FAILED.value, BatchStatus.EXPIRED.value)
 
 #: runStatus -> OpenAI batch ``status``
 OPENAI_STATUS = {
-    RunStatus.QUEUING.value: "validating",
-    RunStatus.RUNNING.value: "in_progress",
-    RunStatus.DONE.value: "completed",
-    RunStatus.STOPPING.value: "cancelling",
-    RunStatus.STOPPED.value: "cancelled",
-    RunStatus.FAILED.value: "failed",
-    RunStatus.EXPIRED.value: "expired",
+    BatchStatus.QUEUING.value: "validating",
+    BatchStatus.RUNNING.value: "in_progress",
+    BatchStatus.DONE.value: "completed",
+    BatchStatus.STOPPING.value: "cancelling",
+    BatchStatus.STOPPED.value: "cancelled",
+    BatchStatus.FAILED.value: "failed",
+    BatchStatus.EXPIRED.value: "expired",
 }
 #: ``completion_window`` values accepted (OpenAI: "24h"; Qianfan: "24h" or none)
 COMPLETION_WINDOWS = {"24h": 86_400.0, "48h": 172_800.0}

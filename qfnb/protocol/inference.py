@@ -61,12 +61,6 @@ def parse_request(model: type[_M], data: Any) -> _M:
         raise ProtocolError(field, first["msg"]) from None
 
 
-class Usage(WireModel):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-
 class Message(WireModel):
     role: str
     content: str | None = None

@@ -330,7 +330,7 @@ def response_object(rid: str, data: Mapping[str, Any], model: str, created: int,
             "metadata": data.get("metadata", {})}
 
 
-class EventWriter:
+class ResponseEvents:
     """The stream of a response as OpenAI's semantic events, each an ``(event type, data)`` pair
     with its ``sequence_number``: ``response.created``, ``response.in_progress``, per output item
     ``response.output_item.added`` … ``response.output_text.delta`` (or

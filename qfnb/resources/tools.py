@@ -104,7 +104,7 @@ class BaiduSearchTool(BaseTool):
         else:
             resp = self.client.do(messages=[{"role": "user", "content": query}], **params)
         if not self.with_reference:
-            return str(resp["result"])
+            return str(resp.result)
         info = resp.body.get("tools_info") or {}
         reference = info.get("baidu_search", []) if info.get("name") == "baidu_search" else []
-        return {"summary": resp["result"], "reference": reference}
+        return {"summary": resp.result, "reference": reference}

@@ -154,7 +154,7 @@ class TrainAction(AsyncAction):
             job = await FineTune.V2.acreate_job(
                 name=self.job_name or f"job_{uuid.uuid4().hex[:10]}", model=self.train_type,
                 train_mode=self.train_mode, description=self.description, config=ctx.config)
-            self.extra["job_id"] = job.body["result"]["jobId"]
+            self.extra["job_id"] = job.parsed.result.job_id
             ctx.save()
         if self.extra.get("run_status") in (RunStatus.FAILED, RunStatus.STOPPED):
             # a run that ended badly is not re-attached to: a resume starts a new run
@@ -170,7 +170,7 @@ class TrainAction(AsyncAction):
                 resource_config=self.train_config.resource_config, increment_task_id=self.increment_task_id,
                 increment_checkpoint_step=self.increment_checkpoint_step, corpus_config=self.corpus_config,
                 config=ctx.config, **self.train_extras)
-            self.extra["task_id"] = resp.body["result"]["taskId"]
+            self.extra["task_id"] = resp.parsed.result.task_id
             ctx.save()
             logger.info("training task %s (job %s) created", self.task_id, self.job_id)
         detail = await self._poll(ctx, cfg.train_status_polling_interval)
@@ -190,12 +190,12 @@ class TrainAction(AsyncAction):
     async def _continue_from(self, ctx: RunContext) -> None:
         """Incremental training: the previous run's model (and job, for the same train mode)."""
         resp = await FineTune.V2.atask_detail(task_id=self.increment_task_id, config=ctx.config)
-        prev = resp.body.get("result") or {}
-        self.train_type = self.train_type or prev.get("model") or ""
+        prev = resp.parsed.result
+        self.train_type = self.train_type or prev.model
         if not self.train_type:
             raise ValidationError("previous_task_id", f"task {self.increment_task_id} names no model to continue")
-        if prev.get("trainMode") == self.train_mode and prev.get("jobId") and "job_id" not in self.extra:
-            self.extra["job_id"] = prev["jobId"]
+        if prev.train_mode == self.train_mode and prev.job_id and "job_id" not in self.extra:
+            self.extra["job_id"] = prev.job_id
         self.extra["incr_checked"] = True
 
     async def _observe(self, ctx: RunContext) -> dict[str, Any]:

@@ -94,7 +94,7 @@ class LoadDataSetAction(AsyncAction):
         if name is None:
             # a None id is refused by the builder (ValidationError)
             info = await Data.aget_dataset_info(dataset_id, config=ctx.config)  # type: ignore[arg-type]
-            name = (info.body.get("result") or {}).get("name")
+            name = info.parsed.result.name or None
         return {"id": dataset_id, "name": name, "type": 1}
 
 

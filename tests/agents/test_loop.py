@@ -15,9 +15,9 @@ from qfnb.agents import (
     FINAL_ASK,
     ArgumentsError,
     FunctionTool,
-    Reply,
-    ToolCall,
+    StepReply,
     ToolDescriptionError,
+    ToolRun,
     run_tools,
 )
 from qfnb.agents.chat import reply_of
@@ -38,11 +38,11 @@ def book(room: str, window: Window, guests: int = 1) -> dict[str, Any]:
 class ScriptedStep:
     """The model call as a script: each reply in turn (the last repeats); records what was sent."""
 
-    def __init__(self, replies: list[Reply]) -> None:
+    def __init__(self, replies: list[StepReply]) -> None:
         self.replies = replies
         self.sent: list[tuple[list[dict[str, Any]], list[str]]] = []
 
-    def __call__(self, messages: list[dict[str, Any]], tools: Sequence[FunctionTool]) -> Reply:
+    def __call__(self, messages: list[dict[str, Any]], tools: Sequence[FunctionTool]) -> StepReply:
         self.sent.append((messages, [t.name for t in tools]))
         return self.replies[min(len(self.sent), len(self.replies)) - 1]
 
@@ -50,8 +50,8 @@ class ScriptedStep:
 USAGE = {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
 
 
-def calling(name: str, arguments: str, call_id: str = "c1") -> Reply:
-    return Reply(calls=((name, arguments, call_id),), usage=USAGE)
+def calling(name: str, arguments: str, call_id: str = "c1") -> StepReply:
+    return StepReply(calls=((name, arguments, call_id),), usage=USAGE)
 
 
 def test_the_schema_comes_from_type_hints_and_the_docstrings_first_paragraph() -> None:
@@ -94,7 +94,7 @@ def test_a_parameter_pydantic_cannot_describe_is_refused() -> None:
 
 def test_the_loop_runs_the_call_and_ends_with_the_answer_summing_usage() -> None:
     step = ScriptedStep([calling("book", '{"room": "A1", "window": {"start": "2026-12-01"}}'),
-                         Reply(text="Booked A1 from 1 December.", usage=USAGE)])
+                         StepReply(text="Booked A1 from 1 December.", usage=USAGE)])
     loop = run_tools("Book A1 for 1 December", [book], step=step)
     assert loop.answer == "Booked A1 from 1 December." and loop.stopped is None
     assert [(c.status, c.result) for c in loop.calls] == [
@@ -115,7 +115,7 @@ def test_a_repeated_call_is_not_run_again_and_the_next_request_offers_no_tools()
         return "17 C"
 
     step = ScriptedStep([calling("weather", '{"city": "Paris"}'), calling("weather", '{"city": "Paris"}', "c2"),
-                         Reply(text="17 C in Paris")])
+                         StepReply(text="17 C in Paris")])
     loop = run_tools("Weather in Paris?", [weather], step=step)
     assert ran == ["Paris"] and [c.status for c in loop.calls] == ["ran", "repeated"]
     assert [offered for _, offered in step.sent] == [["weather"], ["weather"], []]
@@ -125,7 +125,7 @@ def test_a_repeated_call_is_not_run_again_and_the_next_request_offers_no_tools()
 
 def test_the_step_cap_ends_honestly_when_the_model_never_answers() -> None:
     step = ScriptedStep([calling("weather", '{"city": "Paris"}'), calling("weather", '{"city": "Rome"}', "c2"),
-                         Reply(text="")])
+                         StepReply(text="")])
 
     def weather(city: str) -> str:
         """Weather."""
@@ -137,13 +137,13 @@ def test_the_step_cap_ends_honestly_when_the_model_never_answers() -> None:
 
 
 def test_confirmation_waits_then_a_decision_resumes() -> None:
-    seen: list[ToolCall] = []
+    seen: list[ToolRun] = []
 
-    def confirm(call: ToolCall) -> Any:
+    def confirm(call: ToolRun) -> Any:
         seen.append(call)
         return "wait"
 
-    step = ScriptedStep([calling("book", '{"room": "A1", "window": {"start": "2026-12-01"}}'), Reply(text="ok")])
+    step = ScriptedStep([calling("book", '{"room": "A1", "window": {"start": "2026-12-01"}}'), StepReply(text="ok")])
     loop = run_tools("Book", [book], step=step, confirm=confirm)
     assert not loop.done and loop.pending is seen[0] and len(step.sent) == 1
     loop.decide(run=False)
@@ -157,7 +157,8 @@ def test_an_unknown_tool_and_a_failing_tool_answer_with_the_error() -> None:
         """Fails."""
         raise RuntimeError(f"no station in {city}")
 
-    step = ScriptedStep([Reply(calls=(("nope", "{}", "a"), ("boom", '{"city": "Oslo"}', "b"))), Reply(text="sorry")])
+    step = ScriptedStep([StepReply(calls=(("nope", "{}", "a"), ("boom", '{"city": "Oslo"}', "b"))),
+                         StepReply(text="sorry")])
     loop = run_tools("x", [boom], step=step)
     assert [c.result for c in loop.calls] == ["error: no tool named 'nope'; the tools are boom",
                                               "error: RuntimeError: no station in Oslo"]
@@ -165,19 +166,19 @@ def test_an_unknown_tool_and_a_failing_tool_answer_with_the_error() -> None:
 
 
 def test_an_error_from_the_model_call_ends_the_loop() -> None:
-    loop = run_tools("x", [book], step=ScriptedStep([Reply(error=RuntimeError("503"))]))
+    loop = run_tools("x", [book], step=ScriptedStep([StepReply(error=RuntimeError("503"))]))
     assert loop.done and loop.answer == "" and isinstance(loop.reply.error if loop.reply else None, RuntimeError)
 
 
 def test_reply_of_reads_an_openai_shaped_answer() -> None:
     body = {"choices": [{"message": {"content": None, "tool_calls": [
         {"id": "x", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]}}], "usage": USAGE}
-    assert reply_of(body) == Reply(text="", calls=(("f", '{"a": 1}', "x"),), usage=USAGE)
+    assert reply_of(body) == StepReply(text="", calls=(("f", '{"a": 1}', "x"),), usage=USAGE)
 
 
 def test_two_tools_of_one_name_are_refused() -> None:
     with pytest.raises(ValueError, match="same name"):
-        run_tools("x", [book, book], step=ScriptedStep([Reply(text="")]))
+        run_tools("x", [book, book], step=ScriptedStep([StepReply(text="")]))
 
 
 def test_the_tool_model_is_served_exactly_when_its_packages_are_installed() -> None:

@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from qfnb.agents import FunctionTool, Reply, ToolCall, ToolLoop
+from qfnb.agents import FunctionTool, StepReply, ToolLoop, ToolRun
 from qfnb.agents.mcp_client import McpError, McpToolbox
 from qfnb.dataset import Dataset
 from qfnb.evaluation import EvaluationManager, QianfanRuleEvaluator
@@ -88,10 +88,10 @@ def test_qfnb_mcp_over_stdio_serves_the_platforms_abilities(local_platform: Serv
 
 
 class ScriptedStep:
-    def __init__(self, replies: list[Reply]) -> None:
-        self.replies, self.sent = replies, []  # type: list[Reply], list[list[dict[str, Any]]]
+    def __init__(self, replies: list[StepReply]) -> None:
+        self.replies, self.sent = replies, []  # type: list[StepReply], list[list[dict[str, Any]]]
 
-    def __call__(self, messages: list[dict[str, Any]], tools: Sequence[FunctionTool]) -> Reply:
+    def __call__(self, messages: list[dict[str, Any]], tools: Sequence[FunctionTool]) -> StepReply:
         self.sent.append(messages)
         return self.replies[min(len(self.sent), len(self.replies)) - 1]
 
@@ -99,12 +99,12 @@ class ScriptedStep:
 def test_an_mcp_servers_tools_run_in_the_loop_over_http_with_confirmation(mcp_http: str) -> None:
     with McpToolbox.open(mcp_http) as box:
         tools = {t.name: t for t in box.tools}
-        step = ScriptedStep([Reply(calls=(("chat", '{"prompt": 5}', "a"),)),
-                             Reply(calls=(("chat", '{"prompt": "ping", "model": "Tiny-Chat"}', "b"),)),
-                             Reply(text="It said ping.")])
-        asked: list[ToolCall] = []
+        step = ScriptedStep([StepReply(calls=(("chat", '{"prompt": 5}', "a"),)),
+                             StepReply(calls=(("chat", '{"prompt": "ping", "model": "Tiny-Chat"}', "b"),)),
+                             StepReply(text="It said ping.")])
+        asked: list[ToolRun] = []
 
-        def confirm(call: ToolCall) -> Any:
+        def confirm(call: ToolRun) -> Any:
             asked.append(call)
             return "wait"
 

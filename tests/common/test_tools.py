@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
+from qfnb import QfResponse
 from qfnb.common.tool import BaiduSearchTool, BaseTool, ToolParameter
 
 
@@ -42,9 +43,8 @@ def test_baidu_search_asks_for_the_platform_tool_and_returns_the_references() ->
     class Chat:
         def do(self, **body: Any) -> Any:
             sent.append(body)
-            return type("R", (), {"body": {"result": "summary", "tools_info": {
-                "name": "baidu_search", "baidu_search": [{"url": "https://example.com"}]}},
-                "__getitem__": lambda self, key: self.body[key]})()
+            return QfResponse(200, {}, {"result": "summary", "tools_info": {
+                "name": "baidu_search", "baidu_search": [{"url": "https://example.com"}]}})
 
     tool = BaiduSearchTool(top_n=3, client=Chat(), with_reference=True)
     assert tool.run(search_query="qfnb") == {"summary": "summary", "reference": [{"url": "https://example.com"}]}

@@ -15,15 +15,15 @@ from nb_doubles import FakeChatBackend, RecordingPublisher
 from qfnb._core.backend import daemon
 from qfnb._core.backend.daemon import EngineState
 from qfnb.notebook.chat import loading
-from qfnb.notebook.chat.answer import CellChatRequest, ChatAnswer, ChatDelta, ResourcesBackend
+from qfnb.notebook.chat.answer import CellAnswer, CellChatRequest, ChatDelta, ResourcesBackend
 from tests.fakes.daemon_status import QWEN, STARTING, fake_status_daemon
 
 LOADING = EngineState(model=QWEN, endpoint="qwen2_5_coder_0_5b_instruct", state="starting")
 READY = EngineState(model=QWEN, endpoint="qwen2_5_coder_0_5b_instruct", state="ready")
 
 
-def waiting_answer(model: str, engine: EngineState | None, waited: float = 3.0) -> ChatAnswer:
-    return ChatAnswer(model=model, engine=engine, started=time.perf_counter() - waited)
+def waiting_answer(model: str, engine: EngineState | None, waited: float = 3.0) -> CellAnswer:
+    return CellAnswer(model=model, engine=engine, started=time.perf_counter() - waited)
 
 
 def test_footer_says_loading_with_the_engines_time() -> None:

@@ -6,7 +6,7 @@ import pytest
 from IPython.core.error import UsageError
 from nb_doubles import FakeChatBackend, RecordingPublisher
 
-from qfnb.notebook.chat.answer import ChatAnswer
+from qfnb.notebook.chat.answer import CellAnswer
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.sampling import SamplingOptions
 from qfnb.protocol.limits import MAX_OUTPUT_TOKENS, range_problem
@@ -89,7 +89,7 @@ def test_each_sampling_range_is_the_platforms(ip, backend: FakeChatBackend, line
 def test_output_variable_holds_text_and_response(ip, backend: FakeChatBackend) -> None:
     ip.run_cell_magic("qfchat", "-o ans", "hi")
     ans = ip.user_ns["ans"]
-    assert isinstance(ans, ChatAnswer)
+    assert isinstance(ans, CellAnswer)
     assert str(ans) == ans.text == "Hello **world**"
     assert ans.response == {"result": "d**", "is_end": True}
     assert ans.usage == {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}

@@ -95,7 +95,7 @@ def test_a_replayed_call_is_not_asked_again_and_fresh_runs_it(ip: InteractiveShe
 
 
 def test_a_skipped_call_is_not_recorded() -> None:
-    from qfnb.agents import CachedToolResults, FunctionTool, Reply, ToolLoop
+    from qfnb.agents import CachedToolResults, FunctionTool, StepReply, ToolLoop
 
     def f() -> str:
         """F."""
@@ -111,7 +111,7 @@ def test_a_skipped_call_is_not_recorded() -> None:
         def keep(self, key: str, result: str, status: str) -> None:
             self.kept[key] = (result, status)
 
-    replies = iter([Reply(calls=(("f", "{}", "c1"),), replayed=True), Reply(text="done")])
+    replies = iter([StepReply(calls=(("f", "{}", "c1"),), replayed=True), StepReply(text="done")])
     record = Memory()
     tools = {"f": FunctionTool.from_function(f)}
     loop = ToolLoop(lambda m, t: next(replies), tools, [{"role": "user", "content": "x"}], record=record)

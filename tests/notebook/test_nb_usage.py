@@ -95,13 +95,13 @@ def test_the_cached_badge_says_how_old_and_how_to_ask_again() -> None:
 def test_a_replayed_answers_rendered_footer_carries_the_badge() -> None:
     from types import SimpleNamespace
 
-    from qfnb.notebook.chat.answer import ChatAnswer, render_answers
+    from qfnb.notebook.chat.answer import CellAnswer, render_answers
 
-    answer = ChatAnswer(model="m", text="hi", done=True,
+    answer = CellAnswer(model="m", text="hi", done=True,
                         response=SimpleNamespace(provenance={"cache": {"hit": True, "age_s": 180.0}}))
     data, _ = render_answers([answer])
     assert cached_badge(180.0) in data["text/html"] and "↺ cached · 3 min ago" in data["text/plain"]
-    fresh = ChatAnswer(model="m", text="hi", done=True)
+    fresh = CellAnswer(model="m", text="hi", done=True)
     both, _ = render_answers([answer, fresh])
     assert both["text/html"].count('class="qfnb-cached"') == 1
 
@@ -179,9 +179,9 @@ def test_a_footer_never_lands_inside_an_unclosed_code_block() -> None:
     assert close_fences(closed) == closed
     assert close_fences("~~~\nx") == "~~~\nx\n~~~"
     assert close_fences("~~~\n```\nx") == "~~~\n```\nx\n~~~"  # a ``` inside a ~~~ block is text
-    from qfnb.notebook.chat.answer import ChatAnswer, render_answers
+    from qfnb.notebook.chat.answer import CellAnswer, render_answers
 
-    data, _ = render_answers([ChatAnswer(model="m", text=cut, done=True)])
+    data, _ = render_answers([CellAnswer(model="m", text=cut, done=True)])
     body, footer = data["text/html"].split('<div class="qfnb-footer"', 1)
     assert body.rstrip().endswith("</code></pre>") and "<code" not in footer  # the footer is not code
 

@@ -46,41 +46,41 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def chat_single(text: str) -> Any:
-    from qfnb.notebook.chat.answer import ChatAnswer
+    from qfnb.notebook.chat.answer import CellAnswer
 
-    return ChatAnswer(model=text, text=text, done=True, context=text,
+    return CellAnswer(model=text, text=text, done=True, context=text,
                       usage={"total_tokens": 3, "prompt_tokens": 1, "completion_tokens": 2})
 
 
 def chat_streaming(text: str) -> Any:
-    from qfnb.notebook.chat.answer import ChatAnswer
+    from qfnb.notebook.chat.answer import CellAnswer
 
-    return ChatAnswer(model=text, text=text, done=False)
+    return CellAnswer(model=text, text=text, done=False)
 
 
 def chat_columns(text: str) -> Any:
-    from qfnb.notebook.chat.answer import ChatAnswer, render_answers
+    from qfnb.notebook.chat.answer import CellAnswer, render_answers
 
-    answers = [ChatAnswer(model=text, text=text, done=True, error=RuntimeError(text)),
-               ChatAnswer(model="b", text=text, done=True)]
+    answers = [CellAnswer(model=text, text=text, done=True, error=RuntimeError(text)),
+               CellAnswer(model="b", text=text, done=True)]
     data, _ = render_answers(answers)
     return Shown(data["text/html"], data["text/plain"])
 
 
 def _tools_cell(text: str, *, pending: bool) -> Any:
-    from qfnb.agents import ToolCall, ToolLoop
-    from qfnb.notebook.chat.answer import CellChatRequest, ChatAnswer
+    from qfnb.agents import ToolLoop, ToolRun
+    from qfnb.notebook.chat.answer import CellAnswer, CellChatRequest
     from qfnb.notebook.chat.tools import NotebookStep, ToolsCell
 
     step = NotebookStep(backend=None, request=CellChatRequest(messages=[]))  # type: ignore[arg-type]
     loop = ToolLoop(step, {}, [])
-    loop.calls = [ToolCall(name=text, arguments=text, result=text, status="ran"),
-                  ToolCall(name="f", arguments=f'{{"x": {text!r}}}', result=None, status="failed")]
+    loop.calls = [ToolRun(name=text, arguments=text, result=text, status="ran"),
+                  ToolRun(name="f", arguments=f'{{"x": {text!r}}}', result=None, status="failed")]
     if pending:
-        loop.calls.append(ToolCall(name=text, arguments=text, status="asked"))
+        loop.calls.append(ToolRun(name=text, arguments=text, status="asked"))
     else:
         loop.done, loop.stopped = True, text
-    step.answer = ChatAnswer(model=text, text=text, done=True, error=RuntimeError(text))
+    step.answer = CellAnswer(model=text, text=text, done=True, error=RuntimeError(text))
     return ToolsCell(loop, step)
 
 

@@ -49,12 +49,12 @@ def test_what_cannot_be_honoured_is_refused_by_name(body: dict, field: str) -> N
 
 
 def test_the_events_make_up_the_message() -> None:
-    writer = anthropic.EventWriter("msg_1", "m")
+    writer = anthropic.MessageEvents("msg_1", "m")
     events = writer.start(7) + writer.text("Hi") + writer.tool_fragments(
         [{"index": 0, "id": "t1", "function": {"name": "f", "arguments": '{"a":'}}])
     events += writer.tool_fragments([{"index": 0, "function": {"arguments": "1}"}}])
-    events += writer.finish(anthropic.Reply(text="Hi", tool_calls=[{"id": "t1"}], input_tokens=7, output_tokens=3,
-                                            cached_tokens=2))
+    events += writer.finish(anthropic.MessageReply(text="Hi", tool_calls=[{"id": "t1"}], input_tokens=7,
+                                                   output_tokens=3, cached_tokens=2))
     kinds = [k for k, _ in events]
     assert kinds == ["message_start", "ping", "content_block_start", "content_block_delta", "content_block_stop",
                      "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
@@ -62,6 +62,6 @@ def test_the_events_make_up_the_message() -> None:
     assert events[-2][1]["delta"]["stop_reason"] == "tool_use"
     assert events[-2][1]["usage"] == {"input_tokens": 5, "output_tokens": 3, "cache_creation_input_tokens": 0,
                                       "cache_read_input_tokens": 2}
-    message = anthropic.message_object("msg_1", "m", anthropic.Reply(text="", tool_calls=[
+    message = anthropic.message_object("msg_1", "m", anthropic.MessageReply(text="", tool_calls=[
         {"id": "t1", "function": {"name": "f", "arguments": '{"a": 1}'}}]))
     assert message["content"] == [{"type": "tool_use", "id": "t1", "name": "f", "input": {"a": 1}}]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.responses import EventWriter, Turn, chat_body, check_request, input_items, output_items
+from qfnb.protocol.responses import ResponseEvents, Turn, chat_body, check_request, input_items, output_items
 
 TOOL = {"type": "function", "name": "get_weather", "description": "the weather",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
@@ -52,7 +52,7 @@ def test_what_cannot_be_honoured_is_refused_by_name(body: dict, field: str) -> N
 
 
 def test_the_events_of_a_streamed_answer_make_up_its_object() -> None:
-    writer = EventWriter("resp_1", {"model": "m", "input": "x"}, "m", 1)
+    writer = ResponseEvents("resp_1", {"model": "m", "input": "x"}, "m", 1)
     first = {"index": 0, "id": "call_1", "function": {"name": "get_weather", "arguments": '{"ci'}}
     events = writer.start() + writer.text("Hel") + writer.text("lo") + writer.tool_fragments([first])
     events += writer.tool_fragments([{"index": 0, "function": {"arguments": 'ty":"x"}'}}])

@@ -242,9 +242,9 @@ def test_response_views_are_lenient_and_the_dict_stays() -> None:
     assert v2.choices[0].message.content == "你好" == v2.result and v2.choices[0].finish_reason == "stop"
     assert v2.usage.total_tokens == 7 and v2["choices"][0]["message"]["content"] == "你好"
     chunk = QfResponse(200, {}, {"choices": [{"delta": {"content": "你"}}]})
-    assert chunk.choices[0].delta.content == "你" and chunk.choices[0].message.content == ""
+    assert chunk.choices[0].delta.content == "你" and chunk.choices[0].message.content is None
     odd = QfResponse(200, {}, {"choices": [{"message": None, "index": "x"}, "junk"], "usage": {"total_tokens": "many"}})
-    assert len(odd.choices) == 1 and odd.choices[0].message.content == "" and odd.choices[0].index == 0
+    assert len(odd.choices) == 1 and odd.choices[0].message.content is None and odd.choices[0].index == 0
     assert odd.usage.total_tokens == 0  # malformed usage reads as zeros, never raises
     v1 = QfResponse(200, {}, {"result": "hi"})
     assert v1.choices == [] and v1.result == v1["result"] == v1["body"]["result"] == "hi"

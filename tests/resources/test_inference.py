@@ -140,6 +140,23 @@ def test_chat_v2(fake: FakeQianfan, make_config: MakeConfig) -> None:
     assert sent.headers["authorization"].startswith("Bearer ") and sent.json["model"] == "ernie-4.0-8k"
 
 
+def test_chat_v2_create_answers_the_official_typed_objects(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    from qfnb.protocol.answers import ChatAnswer
+    from qfnb.resources import typing_client
+
+    chat = ChatCompletion(version=2, config=make_config("iam"))
+    answer = chat.create(model="ernie-4.0-8k", messages=HI)
+    assert isinstance(answer, typing_client.Completion) and typing_client.Completion is ChatAnswer
+    assert isinstance(answer.choices[0], typing_client.Choice) and answer.model == "ernie-4.0-8k"
+    text = answer.raw["choices"][0]["message"]["content"]
+    assert answer.choices[0].message.content == "echo[ernie-4.0-8k]: 你好" == text
+    assert answer.statistic is not None and answer.statistic.total_latency > 0
+    chunks = list(chat.create(messages=HI, stream=True))
+    assert all(isinstance(c, typing_client.CompletionChunk) for c in chunks)
+    assert all(isinstance(c.choices[0].delta, typing_client.ChoiceDelta) for c in chunks if c.choices)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo[ernie-lite-8k]: 你好"
+
+
 def test_completion_with_chat_model_and_completion_model(fake: FakeQianfan, make_config: MakeConfig) -> None:
     comp = Completion(config=make_config("oauth"))
     resp = comp.do(prompt="你好")

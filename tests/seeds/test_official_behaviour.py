@@ -14,7 +14,6 @@ from qfnb.model import Model
 from qfnb.resources import Tokenizer
 from qfnb.resources.inference.function_call import parse_call, render
 from qfnb.resources.inference.targets import resolve_target
-from qfnb.resources.typing_client import completion_of
 from qfnb.trainer import TrainConfig, TrainLimit
 
 
@@ -91,10 +90,3 @@ def test_function_calls_go_through_action_lines() -> None:
     resp = parse_call(qfnb.QfResponse(200, {}, {"result": 'Action: w\nAction Input: {"a": 1}'}), 'Action: w\n'
                       'Action Input: {"a": 1}')
     assert resp["function_call"] == {"name": "w", "arguments": '{"a": 1}'} and resp["result"] == ""
-
-
-def test_v2_create_answers_typed_objects() -> None:
-    body = {"id": "1", "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
-            "created": 1, "model": "m", "object": "chat.completion"}
-    result = completion_of(body, {"total_latency": 0.5})
-    assert result.choices[0].message.content == "hi" and result.statistic.total_latency == 0.5

@@ -10,17 +10,17 @@ from typing import Any, assert_type
 
 from qfnb import ChatCompletion, Completion, Embedding
 from qfnb._core.http.response import QfResponse
-from qfnb._core.http.views import Choice
 from qfnb.protocol.answers import (
     ChatAnswer,
     ChatChunk,
+    Choice,
     CompletionChunk,
     DatasetInfoAnswer,
     EmbeddingAnswer,
     FineTuneTaskCreatedAnswer,
     ModelV2Answer,
+    TokenUsage,
 )
-from qfnb.protocol.inference import Usage
 from qfnb.resources.console import IAM, Data, FineTune, Model, Service
 from qfnb.resources.inference.params import ChatCall, ChatMessages
 
@@ -72,11 +72,12 @@ def console() -> None:
 
 def responses(resp: QfResponse) -> None:
     assert_type(resp.result, str)
-    assert_type(resp.usage, Usage)
+    assert_type(resp.usage, TokenUsage)
     assert_type(resp.usage.total_tokens, int)
     assert_type(resp.choices, list[Choice])
-    assert_type(resp.choices[0].message.content, str)
-    assert_type(resp.choices[0].delta.content, str)
+    assert_type(resp.choices[0].message.content, str | None)
+    assert_type(resp.choices[0].delta.content, str | None)
+    assert_type(resp.choices[0].message.tool_calls[0].function.arguments, str)
     assert_type(resp.choices[0].finish_reason, str | None)
     assert_type(resp["result"], Any)  # the dict access stays, untyped
     assert_type(resp["body"]["result"], Any)

@@ -39,13 +39,16 @@ TOOL_CALL = AnswerModel("ToolCall", "One v2 tool call.", (
     s("id"), f("type", "str", '"function"'), f("function", "ToolFunction", "ToolFunction()")))
 CHOICE_MESSAGE = AnswerModel("ChoiceMessage", "A v2 choice's ``message`` (or a chunk's ``delta``).", (
     s("role"), opt("content", "str", doc="the text (``None`` in a tool call)."), opt("reasoning_content", "str"),
-    f("tool_calls", "list[ToolCall]", "[]")))
-_CHOICE = (f("index", "int", "0"), opt("finish_reason", "str"), opt("logprobs", "dict[str, Any]"),
-           opt("flag", "int"), opt("ban_round", "int"))
-ANSWER_CHOICE = AnswerModel("AnswerChoice", "One of a v2 answer's ``choices``.",
-                            (*_CHOICE, f("message", "ChoiceMessage", "ChoiceMessage()")))
-CHUNK_CHOICE = AnswerModel("ChunkChoice", "One of a v2 stream chunk's ``choices``.",
-                           (*_CHOICE, f("delta", "ChoiceMessage", "ChoiceMessage()")))
+    f("tool_calls", "list[ToolCall]", "[]"), opt("name", "str"), opt("tool_call_id", "str")))
+CHOICE = AnswerModel("Choice", "One of a v2 answer's ``choices`` (``message``; a stream chunk's: ``delta``).", (
+    f("index", "int", "0"), opt("finish_reason", "str"), opt("logprobs", "dict[str, Any]"), opt("flag", "int"),
+    opt("ban_round", "int"), f("message", "ChoiceMessage", "ChoiceMessage()"),
+    f("delta", "ChoiceMessage", "ChoiceMessage()")))
+STATISTIC = AnswerModel("Statistic", "The call's latencies, in seconds, measured here (``start_timestamp``: ms).", (
+    f("first_token_latency", "float", "0.0"), f("request_latency", "float", "0.0"), f("total_latency", "float", "0.0"),
+    f("start_timestamp", "float", "0.0"), f("avg_output_tokens_per_second", "float", "0.0")))
+SEARCH_RESULT = AnswerModel("SearchResult", "One web page a search-backed answer cites.", (
+    f("index", "int", "0"), s("url"), s("title"), s("datasource_id")))
 EMBEDDING_ITEM = AnswerModel("EmbeddingItem", "One text's vector.", (
     f("object", "str", '"embedding"'), f("embedding", "list[float]", "[]"),
     f("index", "int", "0", doc="the text's place in the call's ``texts``.")))
@@ -67,10 +70,13 @@ _CHAT = (*_HEAD, *_V1_TEXT, s("model", doc="the model that answered (v2)."), opt
          opt("search_info", "dict[str, Any]"))
 
 # ---------------------------------------------------------------------------- inference answers
+#: what the official ``create()`` sets on a v2 answer: the latencies and the body as received
+_OFFICIAL = (opt("statistic", "Statistic"), f("raw", "Any", "None", doc="the body as received (``create()``)."))
 CHAT_ANSWER = AnswerModel("ChatAnswer", "A chat answer: v1 (``result``) or v2/OpenAI (``choices``).",
-                          (*_CHAT, f("choices", "list[AnswerChoice]", "[]")))
+                          (*_CHAT, f("choices", "list[Choice]", "[]"), *_OFFICIAL))
 CHAT_CHUNK = AnswerModel("ChatChunk", "One chunk of a streamed chat answer: v1 (``result``) or v2 (``delta``).",
-                         (*_CHAT, *_V1_CHUNK, f("choices", "list[ChunkChoice]", "[]")))
+                         (*_CHAT, *_V1_CHUNK, f("choices", "list[Choice]", "[]"), opt("web_search", "SearchResult"),
+                          *_OFFICIAL))
 COMPLETION_ANSWER = AnswerModel("CompletionAnswer", "A completion answer.", (*_HEAD, *_V1_TEXT))
 COMPLETION_CHUNK = AnswerModel("CompletionChunk", "One chunk of a streamed completion.",
                                (*_HEAD, *_V1_TEXT, *_V1_CHUNK))
@@ -127,7 +133,7 @@ MODEL_VERSION = AnswerModel("ModelVersion", "A v1 model version.", (
     s("version"), s("state", doc="Creating, Ready or Fail."), s("source_type", "sourceType"),
     s("train_type", "trainType"), s("create_time", "createTime"), s("description"),
     f("source_extra", "dict[str, Any]", "{}", wire="sourceExtra")))
-MODEL_INFO = AnswerModel("ModelInfo", "A v1 model and its versions.", (
+MODEL_INFO = AnswerModel("ModelV1", "A v1 model and its versions.", (
     f("model_id", "int", "0", wire="modelId"), s("model_id_str", "modelIdStr"), s("model_name", "modelName"),
     s("source"), s("create_time", "createTime"),
     f("model_version_list", "list[ModelVersion]", "[]", wire="modelVersionList")))
@@ -179,7 +185,7 @@ EVAL_INFO = AnswerModel("EvaluationInfo", "A v1 evaluation task: its state and u
     f("eval_standard_conf", "dict[str, Any]", "{}", wire="evalStandardConf"),
     opt("error_message", "str", "errorMessage")))
 
-PARTS = (USAGE, FUNCTION_CALL, TOOL_FUNCTION, TOOL_CALL, CHOICE_MESSAGE, ANSWER_CHOICE, CHUNK_CHOICE,
+PARTS = (USAGE, FUNCTION_CALL, TOOL_FUNCTION, TOOL_CALL, CHOICE_MESSAGE, CHOICE, STATISTIC, SEARCH_RESULT,
          EMBEDDING_ITEM, IMAGE_ITEM, RERANK_ITEM, FT_JOB_CREATED, FT_TASK_CREATED, FT_TASK, FT_V1_TASK,
          FT_V1_JOB_CREATED, FT_V1_JOB, MODEL_VERSION, MODEL_INFO, MODEL_V2, SERVICE_CREATED, SERVICE_V2,
          SERVICE_V1_CREATED, SERVICE_V1,
@@ -195,7 +201,7 @@ ANSWERS = (
     console("FineTuneV1TaskAnswer", "``FineTune.create_task``'s answer.", "FineTuneV1Task"),
     console("FineTuneV1JobCreatedAnswer", "``FineTune.create_job``'s answer.", "FineTuneV1JobCreated"),
     console("FineTuneV1JobAnswer", "``FineTune.get_job``'s answer.", "FineTuneV1Job"),
-    console("ModelInfoAnswer", "``Model.list``'s answer (a model and its versions).", "ModelInfo"),
+    console("ModelInfoAnswer", "``Model.list``'s answer (a model and its versions).", "ModelV1"),
     console("ModelVersionAnswer", "``Model.detail``'s answer (one version).", "ModelVersion"),
     console("ModelV2Answer", "``Model.V2.describe_model``'s answer.", "ModelV2"),
     console("ServiceCreatedAnswer", "``Service.V2.create_service``'s answer.", "ServiceCreated"),
@@ -206,3 +212,12 @@ ANSWERS = (
     console("EvaluationCreatedAnswer", "``Model.create_evaluation_task``'s answer.", "EvaluationCreated"),
     console("EvaluationInfoAnswer", "``Model.get_evaluation_info``'s answer.", "EvaluationInfo"),
 )
+
+#: the official SDK's names (``qianfan.resources.typing_client``) and the answer model each names:
+#: ``python tools/unasync_calls.py`` writes ``qfnb/resources/typing_client.py`` as these aliases
+OFFICIAL_NAMES = {
+    "Completion": "ChatAnswer", "CompletionChunk": "ChatChunk", "Choice": "Choice", "CompletionChunkChoice": "Choice",
+    "ChatCompletionMessage": "ChoiceMessage", "ChoiceDelta": "ChoiceMessage", "ToolCall": "ToolCall",
+    "Function": "ToolFunction", "CompletionUsage": "TokenUsage", "CompletionStatistic": "Statistic",
+    "SearchResult": "SearchResult",
+}

@@ -10,11 +10,9 @@ from typing_extensions import TypeVar
 
 from qfnb.protocol.daemon import MODEL_HEADER
 
-from .views import Choice, choices_of
-
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.protocol.answer import AnswerModel
-    from qfnb.protocol.inference import Usage
+    from qfnb.protocol.answers import Choice, TokenUsage
 
 __all__ = ["QfRequest", "QfResponse"]
 
@@ -150,29 +148,25 @@ class QfResponse(Mapping[str, Any], Generic[T]):
         """The text answer: v1 ``result``, or v2 ``choices[0].message/delta.content``."""
         if "result" in self.body:
             return str(self.body["result"] or "")
-        choices = self.body.get("choices") or []
-        if choices:
-            part = choices[0].get("message") or choices[0].get("delta") or {}
-            return str(part.get("content") or "")
-        return ""
+        choices = self.choices
+        return (choices[0].message.content or choices[0].delta.content or "") if choices else ""
 
     @property
-    def usage(self) -> Usage:
-        """``qfnb.protocol.inference.Usage`` of this response (zeros if absent or malformed)."""
-        from pydantic import ValidationError
+    def usage(self) -> TokenUsage:
+        """The body's ``usage`` (:class:`~qfnb.protocol.answers.TokenUsage`; zeros if absent or malformed)."""
+        from qfnb.protocol.answers import TokenUsage  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
 
-        from qfnb.protocol.inference import Usage  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
-
-        try:
-            return Usage.model_validate(self.body.get("usage") or {})
-        except ValidationError:
-            return Usage()
+        usage = self.body.get("usage")
+        return TokenUsage.model_validate(usage if isinstance(usage, dict) else {})
 
     @property
     def choices(self) -> list[Choice]:
-        """The v2 answer's choices as lenient views: ``resp.choices[0].message.content``
+        """The v2 answer's choices (:class:`~qfnb.protocol.answers.Choice`): ``resp.choices[0].message.content``
         (a stream chunk: ``.delta.content``); ``[]`` for a v1 answer."""
-        return choices_of(self.body)
+        from qfnb.protocol.answers import Choice  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+
+        raw = self.body.get("choices")
+        return [Choice.model_validate(c) for c in raw if isinstance(c, dict)] if isinstance(raw, list) else []
 
     @property
     def served_model(self) -> str:

@@ -123,14 +123,6 @@ def _chat_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
-def _piece(resp: Any, version: int) -> str:
-    if version == 2:
-        choices = resp.get("choices") or [{}]
-        part = choices[0].get("delta") or choices[0].get("message") or {}
-        return str(part.get("content") or "")
-    return str(resp.get("result") or "")
-
-
 def _stream_answer(client: Any, messages: list[dict[str, str]], kwargs: dict[str, Any], debug: bool,
                    label: str | None = None) -> str:
     """One streamed answer, printed as it arrives (under ``[label]`` side by side, naming the model
@@ -142,7 +134,7 @@ def _stream_answer(client: Any, messages: list[dict[str, str]], kwargs: dict[str
 
             served = resp.served_model
             print(f"[{label} → {served}]" if served and not same_model(label, served) else f"[{label}]")
-        piece = _piece(resp, client.version)
+        piece = resp.result
         if piece and first is None:
             first = time.perf_counter() - start
         parts.append(piece)
@@ -203,7 +195,7 @@ def completion(args: argparse.Namespace) -> int:
         client = ChatCompletion(model=args.model, endpoint=args.endpoint)
         messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": p} for i, p in enumerate(prompts)]
         resp = client.do(messages=messages, **kwargs)
-    print(resp["result"])
+    print(resp.result)
     if args.debug:
         print(json.dumps(dict(resp.body), ensure_ascii=False, indent=2), file=sys.stderr)
     return 0
@@ -227,7 +219,7 @@ def plugin(args: argparse.Namespace) -> int:
         history.append({"role": "user", "content": message})
         parts = []
         for resp in client.do(query=history, plugins=plugins, stream=True, **kwargs):
-            parts.append(str(resp.get("result") or ""))
+            parts.append(resp.result)
             emit(parts[-1])
             if args.debug:
                 print(json.dumps(dict(resp.body), ensure_ascii=False), file=sys.stderr)

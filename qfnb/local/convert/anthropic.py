@@ -13,7 +13,7 @@ from typing import Any
 from qfnb.local.convert.answer import Answer, answer_of
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.base import Delta
-from qfnb.protocol.anthropic import EventWriter, Reply, message_object
+from qfnb.protocol.anthropic import MessageEvents, MessageReply, message_object
 from qfnb.protocol.sse import encode_event
 
 log = logging.getLogger("qfnb.local.inference")
@@ -21,9 +21,9 @@ log = logging.getLogger("qfnb.local.inference")
 __all__ = ["CountRender", "MessagesRender", "reply_of"]
 
 
-def reply_of(answer: Answer) -> Reply:
+def reply_of(answer: Answer) -> MessageReply:
     tally = answer.tally
-    return Reply(text=answer.text, tool_calls=list(answer.tool_calls), finish=tally.finish,
+    return MessageReply(text=answer.text, tool_calls=list(answer.tool_calls), finish=tally.finish,
                  input_tokens=tally.prompt, output_tokens=tally.completion_tokens, cached_tokens=tally.cached)
 
 
@@ -42,7 +42,7 @@ class MessagesRender:
 
     async def events(self, deltas: AsyncIterator[tuple[int, Delta]], choices: int,
                      served: ServedLike) -> AsyncIterator[bytes]:
-        writer = EventWriter(self.mid, self.model, self.stops)
+        writer = MessageEvents(self.mid, self.model, self.stops)
         seen: list[Delta] = []
         try:
             async for _, delta in deltas:
@@ -62,7 +62,7 @@ class MessagesRender:
             yield encode_event(event, event=kind)
 
 
-def _written(writer: EventWriter, delta: Delta) -> list[tuple[str, dict[str, Any]]]:
+def _written(writer: MessageEvents, delta: Delta) -> list[tuple[str, dict[str, Any]]]:
     """The events one delta makes: its text, its tool-call fragments."""
     return [*(writer.text(delta.text) if delta.text else ()),
             *(writer.tool_fragments(delta.tool_calls) if delta.tool_calls else ())]

@@ -13,7 +13,7 @@ from typing import Any
 from qfnb.local.convert.answer import Answer, answer_of
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.base import Delta
-from qfnb.protocol.responses import EventWriter, Turn, output_items, response_object
+from qfnb.protocol.responses import ResponseEvents, Turn, output_items, response_object
 from qfnb.protocol.sse import encode_event
 
 log = logging.getLogger("qfnb.local.inference")
@@ -54,7 +54,7 @@ class ResponsesRender:
 
     async def events(self, deltas: AsyncIterator[tuple[int, Delta]], choices: int,
                      served: ServedLike) -> AsyncIterator[bytes]:
-        writer = EventWriter(self.rid, self.data, self.answered(served), self.created)
+        writer = ResponseEvents(self.rid, self.data, self.answered(served), self.created)
         for kind, event in writer.start():
             yield encode_event(event, event=kind)
         seen: list[Delta] = []
@@ -78,7 +78,7 @@ class ResponsesRender:
             yield encode_event(event, event=kind)
 
 
-def _written(writer: EventWriter, delta: Delta) -> list[tuple[str, dict[str, Any]]]:
+def _written(writer: ResponseEvents, delta: Delta) -> list[tuple[str, dict[str, Any]]]:
     """The events one delta makes: its text, its tool-call fragments."""
     return [*(writer.text(delta.text) if delta.text else ()),
             *(writer.tool_fragments(delta.tool_calls) if delta.tool_calls else ())]

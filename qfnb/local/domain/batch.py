@@ -26,7 +26,7 @@ from qfnb.local.domain.platform import EVAL_PREFIX, Platform
 from qfnb.local.domain.requests import parse
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.api import Engine
-from qfnb.protocol.batch import ACTIVE, COMPLETION_WINDOWS, RunStatus
+from qfnb.protocol.batch import ACTIVE, COMPLETION_WINDOWS, BatchStatus
 from qfnb.protocol.inference import V2ChatRequest
 
 log = logging.getLogger("qfnb.local.domain.batch")
@@ -134,7 +134,7 @@ def create(platform: Platform, body: dict[str, Any], *, openai: dict[str, Any] |
         "modelId": body.get("modelId"), "model": model, "inferenceParams": params,
         "inputBosUri": body.get("inputBosUri"), "outputBosUri": body["outputBosUri"],
         "datasetId": body.get("datasetId"),
-        "completionWindow": window, "runStatus": RunStatus.QUEUING.value, "openai": openai,
+        "completionWindow": window, "runStatus": BatchStatus.QUEUING.value, "openai": openai,
         "done": 0, "failed": 0, "total": None, "inputTokens": 0, "outputTokens": 0, "repeatedRequests": 0,
         "preempted": 0, "retried": 0, "runSeconds": 0.0})
     start(platform, task["id"])
@@ -191,8 +191,8 @@ def stop(platform: Platform, key: Any) -> dict[str, Any]:
         if task["runStatus"] not in ACTIVE:  # it ended meanwhile
             return task
         if event is None:  # nothing runs it here: stopped at once
-            return platform.store.update("batches", task_id, runStatus=RunStatus.STOPPED.value, finished=time.time())
-        task = platform.store.update("batches", task_id, runStatus=RunStatus.STOPPING.value)
+            return platform.store.update("batches", task_id, runStatus=BatchStatus.STOPPED.value, finished=time.time())
+        task = platform.store.update("batches", task_id, runStatus=BatchStatus.STOPPING.value)
         event.set()
     if runner is not None:
         runner.poke()
@@ -302,7 +302,7 @@ def _run_task(platform: Platform, room: _Admission, task_id: int) -> None:
     started = time.monotonic()
     base_seconds = float(task.get("runSeconds") or 0.0)
     window = COMPLETION_WINDOWS.get(task.get("completionWindow") or "")
-    task = platform.store.update("batches", task_id, runStatus=RunStatus.RUNNING.value, repeatedRequests=repeats,
+    task = platform.store.update("batches", task_id, runStatus=BatchStatus.RUNNING.value, repeatedRequests=repeats,
                                  done=state.done, failed=state.failed,
                                  startedAt=task.get("startedAt") or time.time())
     where.journal.write_bytes(b"")  # counted (and stored) above: a new journal for this run
@@ -327,17 +327,17 @@ def _run_task(platform: Platform, room: _Admission, task_id: int) -> None:
     with _lock:
         room.runners[task_id] = runner  # stop() pokes it from now on (and its loop checks stopped first)
     outcome = asyncio.run(runner.run())
-    status = RunStatus.DONE if outcome == "done" else RunStatus.EXPIRED if expired.is_set() else RunStatus.STOPPED
+    status = BatchStatus.DONE if outcome == "done" else BatchStatus.EXPIRED if expired.is_set() else BatchStatus.STOPPED
     finish(platform, task_id, status)
 
 
 def _fail(platform: Platform, task_id: int, code: int, reason: str) -> None:
     with _lock:
-        platform.store.update("batches", task_id, runStatus=RunStatus.FAILED.value, errorCode=code,
+        platform.store.update("batches", task_id, runStatus=BatchStatus.FAILED.value, errorCode=code,
                               errorReason=reason, finished=time.time())
 
 
-def finish(platform: Platform, task_id: int, status: RunStatus) -> None:
+def finish(platform: Platform, task_id: int, status: BatchStatus) -> None:
     """Mark the task ended (an OpenAI batch gets its result files when it is next read)."""
     with _lock:
         task = platform.store.update("batches", task_id, runStatus=status.value, finished=time.time())
@@ -348,10 +348,10 @@ def finish(platform: Platform, task_id: int, status: RunStatus) -> None:
 def recover(platform: Platform) -> None:
     """After a restart: tasks that were running go on where they stopped; a pending stop completes."""
     active = platform.store.all("batches", lambda t: t.get("runStatus") in ACTIVE)
-    for task in sorted(active, key=lambda t: (t["runStatus"] != RunStatus.RUNNING.value, t["id"])):
-        if task["runStatus"] == RunStatus.STOPPING.value:
-            finish(platform, task["id"], RunStatus.STOPPED)
+    for task in sorted(active, key=lambda t: (t["runStatus"] != BatchStatus.RUNNING.value, t["id"])):
+        if task["runStatus"] == BatchStatus.STOPPING.value:
+            finish(platform, task["id"], BatchStatus.STOPPED)
             continue
-        if task["runStatus"] == RunStatus.RUNNING.value:
+        if task["runStatus"] == BatchStatus.RUNNING.value:
             log.info("resuming batch inference task %s interrupted by a server restart", task["sid"])
         start(platform, task["id"])

@@ -54,7 +54,7 @@ def task_view(task: dict[str, Any]) -> dict[str, Any]:
         "runSeconds": task.get("runSeconds", 0.0), "repeatedRequests": task.get("repeatedRequests", 0),
         "preemptedRequests": task.get("preempted", 0), "retriedRequests": task.get("retried", 0),
         "datasetId": task.get("datasetId")}
-    if task["runStatus"] == wire.RunStatus.FAILED.value:
+    if task["runStatus"] == wire.BatchStatus.FAILED.value:
         view.update(errorCode=task.get("errorCode", 500), errorReason=task.get("errorReason", ""))
     return view
 
@@ -75,7 +75,7 @@ def _stop(p: Platform, body: dict[str, Any]) -> bool:
 def _run_statuses(value: Any) -> list[str]:
     """``runStatus`` of DescribeBatchInferenceTasks: a status or a list of them (none: all)."""
     wanted = [] if value is None else [value] if isinstance(value, str) else value
-    names = [s.value for s in wire.RunStatus]
+    names = [s.value for s in wire.BatchStatus]
     if not isinstance(wanted, list) or not all(isinstance(w, str) and w in names for w in wanted):
         raise BodyError("runStatus", f"must be one of {', '.join(names)} or a list of them, got {value!r:.60}")
     return wanted

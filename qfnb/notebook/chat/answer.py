@@ -1,7 +1,7 @@
 """Chat for ``%%qfchat``: requests, the platform's async stream and the answer display (no IPython here).
 
 A backend streams one request as an async iterator of :class:`ChatDelta`, run on qfnb's loop
-by :mod:`qfnb.notebook.chat.runner` into a :class:`ChatAnswer`. Nothing here prints or displays.
+by :mod:`qfnb.notebook.chat.runner` into a :class:`CellAnswer`. Nothing here prints or displays.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from qfnb.resources.defaults import default_model
 from qfnb.resources.where import backend
 
 __all__ = [
+    "CellAnswer",
     "CellChatRequest",
-    "ChatAnswer",
     "ChatBackend",
     "ChatDelta",
     "ChatSession",
@@ -189,7 +189,7 @@ class ResourcesBackend:
 
 
 @dataclass
-class ChatAnswer:
+class CellAnswer:
     """The (possibly still streaming) answer of one model; ``str(answer)`` is its text."""
 
     model: str
@@ -277,14 +277,14 @@ def answer_html(text: str) -> str:
     return markdown(text)
 
 
-def _saved_provenance(answer: ChatAnswer) -> dict[str, Any]:
+def _saved_provenance(answer: CellAnswer) -> dict[str, Any]:
     """What a saved notebook keeps of an answer's provenance (no secrets: the platform by URL)."""
     found = answer.provenance
     return {k: found[k] for k in ("model", "api", "params", "prompt_hash", "usage", "latency_s", "cache",
                                   "platform", "base_url") if k in found}
 
 
-def error_line(answer: ChatAnswer) -> str:
+def error_line(answer: CellAnswer) -> str:
     err = answer.error
     return f"{type(err).__name__}: {err}" if err is not None else ""
 
@@ -319,7 +319,7 @@ def close_fences(text: str) -> str:
     return text if fence is None else f"{text}\n{fence}"
 
 
-def render_answers(answers: Sequence[ChatAnswer]) -> tuple[dict[str, str], dict[str, Any]]:
+def render_answers(answers: Sequence[CellAnswer]) -> tuple[dict[str, str], dict[str, Any]]:
     """A mimebundle (text/plain always; sanitised HTML: one answer's Markdown rendered, or columns
     for several); its metadata records each answer's provenance, so a saved notebook says what
     produced it. Never ``text/markdown``: JupyterLab shows a live output's Markdown with its raw HTML."""

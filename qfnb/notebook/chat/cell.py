@@ -117,7 +117,7 @@ def run_chat_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) -> 
     multi = len(targets) > 1
     handle = live_display({"text/plain": "…"}, raw=True)
 
-    def on_update(answers: list[chat.ChatAnswer]) -> None:
+    def on_update(answers: list[chat.CellAnswer]) -> None:
         data, meta = chat.render_answers(answers)
         meta["qfnb"]["template"] = template
         handle.update(data, raw=True, metadata=meta)
@@ -144,7 +144,7 @@ def _answer_schema(magics: ChatCellHost, args: argparse.Namespace) -> AnswerSche
 
 
 def _keep_objects(magics: ChatCellHost, args: argparse.Namespace, shape: AnswerSchema,
-                  answers: list[chat.ChatAnswer]) -> None:
+                  answers: list[chat.CellAnswer]) -> None:
     """Validate each answer; ``-o`` holds the object(s) (by model side by side). One that does not
     parse or validate is a cell error naming the model and why."""
     objects: dict[str, Any] = {}
@@ -159,7 +159,7 @@ def _keep_objects(magics: ChatCellHost, args: argparse.Namespace, shape: AnswerS
         magics.user_ns[args.output] = objects if len(answers) > 1 else next(iter(objects.values()))
 
 
-def _raise_if_all_failed(answers: list[chat.ChatAnswer], handle: DisplayHandle) -> None:
+def _raise_if_all_failed(answers: list[chat.CellAnswer], handle: DisplayHandle) -> None:
     """One clear cell error when no model answered (a partial answer stays shown)."""
     failed = [a for a in answers if a.error is not None]
     if not failed or len(failed) < len(answers):
@@ -190,7 +190,7 @@ def _targets(magics: ChatCellHost, args: argparse.Namespace) -> tuple[list[Targe
 
 
 def _keep(magics: ChatCellHost, args: argparse.Namespace, targets: list[Target], prompt: str,
-          answers: list[chat.ChatAnswer], *, store: bool = True) -> None:
+          answers: list[chat.CellAnswer], *, store: bool = True) -> None:
     """Record each good answer in its session's history (a named session's is on the platform
     already), and (``store``) the answer(s) in ``-o``."""
     multi = len(targets) > 1

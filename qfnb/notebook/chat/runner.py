@@ -1,7 +1,7 @@
 """The ``%%qfchat`` runner: every stream a coroutine on qfnb's loop, one queue to the kernel thread.
 
 One coroutine (:func:`_drive`) runs on qfnb's background loop (:mod:`qfnb._core.runtime.sync`):
-a task per requested model reads that model's async stream into its :class:`ChatAnswer`, and
+a task per requested model reads that model's async stream into its :class:`CellAnswer`, and
 one more task asks the local platform whether a waiting model is loading. Each change puts a
 token on ONE :class:`queue.Queue`; the caller's thread (the kernel's main thread) blocks on that
 queue, redraws at most every ``interval`` s, and is the only thread that renders.
@@ -25,7 +25,7 @@ from typing import Any
 
 from qfnb._core.runtime import sync
 from qfnb.notebook.chat import loading
-from qfnb.notebook.chat.answer import CellChatRequest, ChatAnswer, ChatBackend
+from qfnb.notebook.chat.answer import CellAnswer, CellChatRequest, ChatBackend
 from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.resources.inference.accumulator import ChatAccumulator
 
@@ -38,7 +38,7 @@ CANCEL_GRACE = 5.0
 _CHANGED, _END = "changed", "end"
 
 
-async def _stream_one(backend: ChatBackend, request: CellChatRequest, answer: ChatAnswer,
+async def _stream_one(backend: ChatBackend, request: CellChatRequest, answer: CellAnswer,
                       notify: Callable[[], None]) -> None:
     t0 = answer.started
     acc = ChatAccumulator()
@@ -65,7 +65,7 @@ async def _stream_one(backend: ChatBackend, request: CellChatRequest, answer: Ch
 
 
 async def _watch_loading(probe: Callable[[Any, str], Any], requests: Sequence[CellChatRequest],
-                         answers: Sequence[ChatAnswer], notify: Callable[[], None], *,
+                         answers: Sequence[CellAnswer], notify: Callable[[], None], *,
                          first: float, interval: float) -> None:
     """Set ``answer.engine`` while answers wait for their first token (see :mod:`loading`)."""
     await asyncio.sleep(first)
@@ -83,7 +83,7 @@ async def _watch_loading(probe: Callable[[Any, str], Any], requests: Sequence[Ce
         await asyncio.sleep(interval)
 
 
-async def _drive(backend: ChatBackend, requests: Sequence[CellChatRequest], answers: Sequence[ChatAnswer],
+async def _drive(backend: ChatBackend, requests: Sequence[CellChatRequest], answers: Sequence[CellAnswer],
                  updates: queue.Queue[str]) -> None:
     def notify() -> None:
         updates.put(_CHANGED)
@@ -113,10 +113,10 @@ def _wait(updates: queue.Queue[str], timeout: float | None) -> str | None:
 def run_chat(
     backend: ChatBackend,
     requests: Sequence[CellChatRequest],
-    on_update: Callable[[list[ChatAnswer]], None],
+    on_update: Callable[[list[CellAnswer]], None],
     *,
     interval: float = 0.1,
-) -> list[ChatAnswer]:
+) -> list[CellAnswer]:
     """Run the requests concurrently; call ``on_update`` at most every ``interval`` s and once at the end.
 
     ``on_update`` runs in the calling thread only. ``KeyboardInterrupt`` (Kernel -> Interrupt)
@@ -124,7 +124,7 @@ def run_chat(
     draws them once more and raises :class:`~qfnb.notebook.errors.QfnbInterrupted` (one line).
     While no token has come, the footer's waiting time is redrawn every second.
     """
-    answers = [ChatAnswer(model=r.label, context=r.context) for r in requests]
+    answers = [CellAnswer(model=r.label, context=r.context) for r in requests]
     updates: queue.Queue[str] = queue.Queue()
     future = sync.submit(_drive(backend, requests, answers, updates))
     ended = False

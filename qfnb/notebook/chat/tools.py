@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from qfnb.agents import CachedToolResults, Decision, FunctionTool, Reply, ToolCall, ToolDescriptionError, ToolLoop
+from qfnb.agents import CachedToolResults, Decision, FunctionTool, StepReply, ToolDescriptionError, ToolLoop, ToolRun
 from qfnb.notebook._checks import split_csv
 from qfnb.notebook._ipython import live_display
 from qfnb.notebook.chat import answer as chat
@@ -68,16 +68,16 @@ def resolve_tools(names: list[str], namespace: dict[str, Any]) -> dict[str, Func
 class NotebookStep:
     """The loop's model call in a notebook: the cell's request with the loop's history (as v1
     turns) and the tools as ``functions``, streamed through :func:`runner.run_chat`; the
-    shown :class:`chat.ChatAnswer` is the latest one, and ``latency`` sums every step's."""
+    shown :class:`chat.CellAnswer` is the latest one, and ``latency`` sums every step's."""
 
     backend: chat.ChatBackend
     request: chat.CellChatRequest
     interval: float = 0.1
-    answer: chat.ChatAnswer | None = None
+    answer: chat.CellAnswer | None = None
     latency: float = 0.0
     on_answer: Callable[[], None] = lambda: None
 
-    def __call__(self, messages: list[dict[str, Any]], tools: Sequence[FunctionTool]) -> Reply:
+    def __call__(self, messages: list[dict[str, Any]], tools: Sequence[FunctionTool]) -> StepReply:
         body = {"functions": [t.spec() for t in tools]} if tools else {}
         request = replace(self.request, messages=openai_history_as_v1(messages), body=body, stream=False)
         answer = runner.run_chat(self.backend, [request], lambda a: self._show(a[0]), interval=self.interval)[0]
@@ -85,10 +85,10 @@ class NotebookStep:
         self.latency += answer.latency or 0.0
         called = _function_call(answer.response) if tools else None  # nothing offered: its text is the answer
         calls = ((*called, ""),) if called is not None else ()
-        return Reply(text=answer.text, calls=calls, usage=answer.usage, error=answer.error,
+        return StepReply(text=answer.text, calls=calls, usage=answer.usage, error=answer.error,
                      replayed=answer.cached_age is not None)
 
-    def _show(self, answer: chat.ChatAnswer) -> None:
+    def _show(self, answer: chat.CellAnswer) -> None:
         self.answer = answer
         self.on_answer()
 
@@ -114,7 +114,7 @@ class ToolsCell:
         for view in self.views:
             view()
 
-    def total_answer(self) -> chat.ChatAnswer | None:
+    def total_answer(self) -> chat.CellAnswer | None:
         """The latest answer with the loop's figures: tokens and latency summed over all steps."""
         a = self.step.answer
         if a is None or not self.loop.done:
@@ -175,16 +175,16 @@ def render_html(cell: ToolsCell) -> str:
     return clean(f'<div class="qfnb-tools-steps" style="color:{theme.TEXT}">{"".join(parts) or "…"}</div>')
 
 
-def _wait_for_click(call: ToolCall) -> Decision:
+def _wait_for_click(call: ToolRun) -> Decision:
     """The confirm callback of the widget form: every call waits for Run or Skip."""
     return "wait"
 
 
-def _run_all(call: ToolCall) -> Decision:
+def _run_all(call: ToolRun) -> Decision:
     return "run"
 
 
-def waiting_line(call: ToolCall) -> str:
+def waiting_line(call: ToolRun) -> str:
     """What a saved or exported notebook shows for a call that waited for Run or Skip."""
     return f"waiting for approval: {call.line()}"
 

@@ -310,12 +310,12 @@ async def adeployment(task_id: str) -> dict[str, Any]:
     for svc in listed.get("serviceList") or []:
         if svc.get("runStatus") != ServiceStatus.SERVING.value or not svc.get("modelId"):
             continue
-        info = (await ModelAPI.V2.adescribe_model(str(svc["modelId"])))["result"]
-        if str((info.get("sourceInfo") or {}).get("trainTaskId")) == task_id:
+        info = (await ModelAPI.V2.adescribe_model(str(svc["modelId"]))).parsed.result
+        if str(info.source_info.get("trainTaskId")) == task_id:
             url = str(svc.get("url") or "").rstrip("/")
             return {"service_endpoint": url.rsplit("/", 1)[-1] if url else svc.get("serviceId"),
                     "service_id": svc.get("serviceId"), "model_version_id": svc["modelId"],
-                    "model_name": info.get("modelSetName")}
+                    "model_name": info.model_set_name}
     return {}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from qfnb._core.errors import ValidationError
 from qfnb._core.http.ratelimit import estimate_tokens
@@ -30,6 +30,19 @@ logger = logging.getLogger("qfnb.chat")
 
 #: follow-up requests ``auto_concat_truncate`` makes at most for one answer
 MAX_CONTINUATIONS = 16
+_Typed = TypeVar("_Typed", "ChatAnswer", "ChatChunk")
+
+
+def _official(resp: QfResponse[_Typed]) -> _Typed:
+    """What the official ``create()`` answers: ``resp.parsed``, with the call's latencies
+    (``statistic``) and the body as received (``raw``)."""
+    from qfnb.protocol.answers import Statistic  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+
+    answer = resp.parsed
+    answer.statistic = Statistic.model_validate({k: v for k, v in resp.statistic.items()
+                                                 if k in Statistic.model_fields})
+    answer.raw = resp.body
+    return answer
 
 class ChatCompletion(ChatCompletionCalls):
     """Chat with a model: ``ChatCompletion().do(messages=[{"role": "user", "content": "你好"}])``.
@@ -53,20 +66,17 @@ class ChatCompletion(ChatCompletionCalls):
     async def acreate(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
                       stream: bool = False, **kwargs: Any) -> Any:
         """The official ``create``: as :meth:`ado`, but a v2 resource answers typed objects
-        (:class:`~qfnb.resources.typing_client.Completion`, or an async iterator of
-        ``CompletionChunk``); a v1 resource answers as :meth:`ado`."""
-        # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
-        from qfnb.resources.typing_client import chunk_of, completion_of
-
+        (:class:`~qfnb.protocol.answers.ChatAnswer`, officially ``typing_client.Completion``, or an
+        async iterator of ``ChatChunk``); a v1 resource answers as :meth:`ado`."""
         resp = await self.ado(messages, model, endpoint, stream, **kwargs)
         if self.version != 2:
             return resp
         if isinstance(resp, QfResponse):
-            return completion_of(resp.body, resp.statistic)
+            return _official(resp)
 
-        async def chunks() -> AsyncIterator[Any]:
+        async def chunks() -> AsyncIterator[ChatChunk]:
             async for chunk in resp:
-                yield chunk_of(chunk.body, chunk.statistic)
+                yield _official(chunk)
 
         return chunks()
 
