@@ -17,7 +17,6 @@ pytestmark = pytest.mark.real_model
 
 CHAT = "Qwen2.5-Coder-0.5B-Instruct"
 BASE = "Gemma-3-270M"  # a base model: it does not answer questions before a fine-tune
-JUDGE = "Qwen2.5-Coder-1.5B-Instruct"  # not a candidate: a model never judges its own answers
 SUMS = [{"prompt": f"What is {a} + {b}? Answer with the number only.", "response": str(a + b)}
         for a, b in [(2, 3), (4, 4), (1, 6), (3, 5), (7, 2), (6, 3), (5, 5), (2, 9), (8, 1), (4, 3), (9, 9), (3, 3),
                      (6, 6), (1, 1), (7, 7), (2, 2), (5, 4), (8, 8), (1, 9), (6, 2), (3, 4), (5, 2), (4, 1), (7, 1)]]
@@ -35,19 +34,21 @@ def says_the_number(input: str, reference: str, output: str) -> float:
 
 @pytest.fixture
 def asked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The items each abatch_do sends to a model (a replay sends none)."""
+    """What each abatch_do sends to a model, one entry an item (a replay sends none)."""
     seen: list[str] = []
     original = ChatCompletion.abatch_do
 
     async def counting(self: ChatCompletion, inputs: Any = None, **kwargs: Any) -> Any:
-        seen.extend(str(getattr(self, "model", "")) for _ in list(inputs or []))
-        return await original(self, inputs, **kwargs)
+        items = list(inputs or [])
+        seen.extend(json.dumps(i, ensure_ascii=False) for i in items)
+        return await original(self, items, **kwargs)
 
     monkeypatch.setattr(ChatCompletion, "abatch_do", counting)
     return seen
 
 
-def test_two_prompts_and_a_notebook_metric_on_a_real_model(ip, embedded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_two_prompts_and_a_notebook_metric_on_a_real_model(ip, embedded, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                           asked: list[str]) -> None:
     data = write_jsonl(tmp_path / "sums.jsonl", SUMS[:4])
     ip.user_ns["says_the_number"] = says_the_number
     report = ip.run_line_magic(
@@ -57,26 +58,29 @@ def test_two_prompts_and_a_notebook_metric_on_a_real_model(ip, embedded, tmp_pat
     res = ip.user_ns["res"]
     assert res.samples["error"].isna().all(), res.samples["error"].tolist()
     assert list(res.metrics_df.index) == ["plain", "words"] and "says_the_number" in report.metrics.columns
-    plain, words = res.samples_df["plain/output"].tolist(), res.samples_df["words/output"].tolist()
-    assert plain != words, (plain, words)  # the prompt reached the model
+    assert len(asked) == 8 and sum("Write the answer as an English word" in a for a in asked) == 4  # each variant
+    plain = res.samples_df["plain/output"].tolist()
     assert res.metrics["plain"]["says_the_number"] >= 0.5, plain  # it adds small numbers
     assert report.comparison.row("words", "says_the_number").n == 4
+
+
+def half_right(prompt: str, **options: Any) -> str:
+    """A candidate as a notebook function: right on even sums, wrong on odd ones."""
+    a, b = (int(w) for w in prompt.split("What is ", 1)[1].split("?", 1)[0].split(" + "))
+    return str(a + b) if (a + b) % 2 == 0 else str(a + b + 1)
 
 
 def test_a_judge_calibrated_on_20_labels(ip, embedded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     rows = SUMS[:20]
     data = write_jsonl(tmp_path / "sums.jsonl", rows)
-    # your labels: 5 for each right sum, 1 otherwise (what the judge should have said), read from a file
-    ip.run_line_magic("qfeval", f"--models {CHAT} --dataset {data} --metrics exact_match -t 0.01 --max-tokens 8 "
-                                "-o answers")
-    outputs = ip.user_ns["answers"].samples_df[f"{CHAT}/output"].tolist()
+    ip.user_ns["half_right"] = half_right
+    # your labels, from a file: 5 for a right sum, 0 for a wrong one (on the judge's 0-5 scale)
     labels = write_jsonl(tmp_path / "labels.jsonl", [
-        {"input": r["prompt"], "label": 5 if r["response"] in out else 1}
-        for r, out in zip(rows, outputs, strict=True)])
-    report = ip.run_line_magic("qfeval", f"--models {CHAT} --dataset {data} --metrics exact_match --judge {JUDGE} "
-                                         f"--calibrate {labels} -t 0.01 --max-tokens 8")
+        {"input": r["prompt"], "label": 5 if half_right(r["prompt"]) == r["response"] else 0} for r in rows])
+    report = ip.run_line_magic("qfeval", f"--models half_right --dataset {data} --metrics exact_match --judge {CHAT} "
+                                         f"--calibrate {labels}")
     text = "\n".join(report.judge_notes)
-    assert f"judge {JUDGE} on judge_score vs your labels of {CHAT}" in text, text
+    assert f"judge {CHAT} on judge_score vs your labels of half_right" in text, text
     assert "calibrated to your labels" in text, text
 
 
