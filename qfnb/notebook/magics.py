@@ -293,8 +293,9 @@ class QfnbMagics(Magics):
                    "embedded local platform's chat model. A candidate cannot be its own judge.")
     @argument("--calibrate", metavar="LABELS", action="append",
               help="With --judge: your own scores of a few answers (about 20), on the judge's scale: a dataset "
-                   "column (one model) or TAG=COLUMN per model, empty on the rows you did not label. The report "
-                   "gives the judge's agreement with them and prediction-powered means.")
+                   "column (one model) or TAG=COLUMN per model, empty on the rows you did not label; or a .csv/.jsonl "
+                   "file of id, index or input and label (or a column per model). The report gives the judge's "
+                   "agreement with them and prediction-powered means.")
     @argument("--compare", metavar="BASE", help="Compare every other model with BASE, item by item: mean "
               "difference with a 95%% bootstrap CI, McNemar / permutation test (Holm-adjusted), flipped items.")
     @argument("--pairwise", metavar="MODEL", nargs="?", const="",

@@ -185,3 +185,15 @@ def test_a_call_forwarded_from_another_address_keeps_the_replay_check() -> None:
     forwarded = SimpleNamespace(client=SimpleNamespace(host="127.0.0.1"), headers={"x-forwarded-for": "10.0.0.7"})
     remote = SimpleNamespace(client=SimpleNamespace(host="10.0.0.7"), headers={})
     assert from_loopback(local) and not from_loopback(forwarded) and not from_loopback(remote)
+
+
+@pytest.mark.parametrize("command", ["openai", "proxy"])
+def test_the_help_names_no_refused_option(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # --host's help said "another needs --api-key" (or --access-token): both are refused as argv
+    from qfnb.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "needs --api-key" not in text and "needs --access-token" not in text
+    assert "whatever the address" in text

@@ -48,7 +48,7 @@ def add_parsers(sub: Any) -> None:
                             description="Serve the OpenAI API (chat, completions, embeddings) by calling Qianfan.")
     openai.add_argument("--help", action="help", help="show this help message and exit")
     openai.add_argument("--host", "-h", default=None,  # -h as officially (help is --help here)
-                        help="address to bind (default 127.0.0.1; another needs --api-key)")
+                        help="address to bind (default 127.0.0.1; clients send the key whatever the address)")
     openai.add_argument("--port", "-p", type=int, default=None, help="port (default 8001)")
     openai.add_argument("--detach", "-d", action="store_true", default=None, help="run in the background")
     openai.add_argument("--ignore-system", action=argparse.BooleanOptionalAction, default=None,
@@ -66,7 +66,7 @@ def add_parsers(sub: Any) -> None:
                            description="Forward v1 inference (base port) and console (console port) calls to "
                                        "Qianfan, signed with this process's credentials.")
     proxy.add_argument("--host", default="127.0.0.1",
-                       help="address to bind (default 127.0.0.1; another needs --access-token)")
+                       help="address to bind (default 127.0.0.1; clients send the token whatever the address)")
     proxy.add_argument("--base-port", "-b", type=int, default=8002, help="port of the inference proxy")
     proxy.add_argument("--console-port", "-c", type=int, default=8003, help="port of the console proxy")
     proxy.add_argument("--detach", "-d", action="store_true", help="run in the background")
