@@ -50,6 +50,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from IPython.core.completer import CompletionContext, SimpleMatcherResult
     from IPython.core.interactiveshell import InteractiveShell
 
+    from qfnb.notebook.forecasts import RunForecast
+
 log = logging.getLogger("qfnb.notebook.magics")
 #: ``-t/--temperature`` (the spec's), whose default ``%config QfnbMagics.temperature`` sets
 TEMPERATURE = next(option for option in OPTIONS if option.field == "temperature")
@@ -515,7 +517,7 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
     return None
 
 
-def _eval_forecast(plan: Any, shown: bool) -> Any:
+def _eval_forecast(plan: Any, shown: bool) -> RunForecast:
     """``--forecast`` (or a budget): the evaluation's forecast shown and checked before its first call."""
     from qfnb.notebook import forecasts  # deferred: loads the inference resources (`%load_ext qfnb` does not)
 

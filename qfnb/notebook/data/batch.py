@@ -35,6 +35,8 @@ from qfnb.protocol.safe_html import clean, escape
 from qfnb.resources.batch_job import BatchJob, JobState, record_job
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
     from qfnb.notebook.forecasts import RunForecast
 
 
@@ -147,7 +149,7 @@ def as_dataset(job: BatchJob) -> Any:
     return Dataset.create_from_pyobj(rows)
 
 
-def list_frame(states: list[JobState]) -> Any:
+def list_frame(states: list[JobState]) -> pd.DataFrame:
     import pandas as pd
 
     rows = [{"task": s.task_id, "name": s.name, "status": s.status, "done": s.done, "failed": s.failed,
