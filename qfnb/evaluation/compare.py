@@ -65,6 +65,8 @@ class PairedMetric:
     correction: str = "holm"
     #: paired items a new run would need to detect the observed difference with 80% power (when undecided)
     items_needed: int | None = None
+    #: why the excluded items are out (a pairwise judge leaves out the pairs it judged inconsistently)
+    excluded_why: str = "without a score on both sides"
 
     @property
     def verdict(self) -> str:
@@ -85,7 +87,7 @@ class PairedMetric:
         """The comparison in plain words (what the report prints under the table)."""
         text = self._sentence()
         if self.excluded:
-            text += f" [{self.excluded} item(s) without a score on both sides left out]"
+            text += f" [{self.excluded} item(s) {self.excluded_why} left out]"
         return text
 
     def _sentence(self) -> str:
@@ -353,14 +355,22 @@ def _check_settings(settings: Mapping[str, Any]) -> None:
         raise invalid(name, str(exc).split(":", 1)[-1].strip()) from None
 
 
+def consistent(pref: Any) -> bool:
+    """A pairwise verdict to decide on: readable in both orders, and the same in both."""
+    readable = {"A", "B", "tie"}
+    return pref.model_first in readable and pref.baseline_first in readable and not pref.position_bias
+
+
 def _judge_pair(model: str, baseline: str, prefs: Mapping[int, Any], frame: pd.DataFrame, metrics: Sequence[str],
                 settings: Mapping[str, Any], info: Mapping[str, Any]) -> tuple[PairedMetric, list[str]]:
     """The pairwise judge's row for ``model`` and its notes; its per-item verdicts go into ``frame``."""
     name = f"judge:{info.get('judge', 'pairwise')}"
-    a = {i: [(p.value + 1) / 2] for i, p in prefs.items()}
-    b = {i: [(1 - p.value) / 2] for i, p in prefs.items()}
+    kept = {i: p for i, p in prefs.items() if consistent(p)}  # the decision uses only these
+    a = {i: [(p.value + 1) / 2] for i, p in kept.items()}
+    b = {i: [(1 - p.value) / 2] for i, p in kept.items()}
     row = replace(_pair(model, baseline, name, a, b, settings, False), kind="preference",
-                  test="sign test (permutation)")
+                  test="sign test (permutation)", excluded=len(prefs) - len(kept),
+                  excluded_why="judged inconsistently (the verdict changed with the order, or a reply was unreadable)")
     frame[f"model/{name}"] = [a[i][0] if i in a else float("nan") for i in frame["index"]]
     frame[f"baseline/{name}"] = [b[i][0] if i in b else float("nan") for i in frame["index"]]
     frame["position_bias"] = [prefs[i].position_bias if i in prefs else None for i in frame["index"]]
@@ -371,10 +381,14 @@ def judge_notes(model: str, baseline: str, name: str, prefs: Mapping[int, Any], 
                 metrics: Sequence[str], info: Mapping[str, Any]) -> list[str]:
     """How the pairwise judge was run, its position bias, and its agreement with each reference metric."""
     biased = sum(1 for p in prefs.values() if p.position_bias)
+    kept = sum(1 for p in prefs.values() if consistent(p))
+    unread = len(prefs) - kept - biased
+    share = f" ({kept / len(prefs):.0%})" if prefs else ""
     sees = "saw the reference" if info.get("uses_reference") else "did not see the reference"
-    out = [f"{name} ({model} vs {baseline}): each pair judged in both orders; {biased} of {len(prefs)} pairs "
-           f"changed verdict with the order (counted as ties); rubric {info.get('rubric')} "
-           f"v{info.get('rubric_version')} #{info.get('rubric_hash')}; the judge {sees}."]
+    out = [f"{name} ({model} vs {baseline}): each pair judged in both orders; order-consistency {kept} of "
+           f"{len(prefs)} pairs{share}, and the decision uses only those; {biased} of {len(prefs)} pairs changed "
+           f"verdict with the order{f' and {unread} had an unreadable reply' if unread else ''} (left out); "
+           f"rubric {info.get('rubric')} v{info.get('rubric_version')} #{info.get('rubric_hash')}; the judge {sees}."]
     sign = {i: p.value for i, p in prefs.items() if p.value != 0}
     for metric in metrics:
         diff = dict(zip(frame["index"], frame[f"model/{metric}"] - frame[f"baseline/{metric}"], strict=True))

@@ -19,7 +19,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class, no_var_expand
 from traitlets import Bool, Float, Int, Unicode
 
-from qfnb.notebook import discovery, usage
+from qfnb._core.record.budget import BudgetExceeded
+from qfnb.notebook import discovery, forecasts, usage
 from qfnb.notebook._checks import image_options, split_csv, var_problem
 from qfnb.notebook._interp import InterpolationError, interpolate
 from qfnb.notebook._ipython import (
@@ -292,8 +293,9 @@ class QfnbMagics(Magics):
                    "embedded local platform's chat model. A candidate cannot be its own judge.")
     @argument("--calibrate", metavar="LABELS", action="append",
               help="With --judge: your own scores of a few answers (about 20), on the judge's scale: a dataset "
-                   "column (one model) or TAG=COLUMN per model, empty on the rows you did not label. The report "
-                   "gives the judge's agreement with them and prediction-powered means.")
+                   "column (one model) or TAG=COLUMN per model, empty on the rows you did not label; or a .csv/.jsonl "
+                   "file of id, index or input and label (or a column per model). The report gives the judge's "
+                   "agreement with them and prediction-powered means.")
     @argument("--compare", metavar="BASE", help="Compare every other model with BASE, item by item: mean "
               "difference with a 95%% bootstrap CI, McNemar / permutation test (Holm-adjusted), flipped items.")
     @argument("--pairwise", metavar="MODEL", nargs="?", const="",
@@ -307,6 +309,10 @@ class QfnbMagics(Magics):
               help="With --compare: run a pilot (--sample or --limit items, default 20, drawn at random) or read "
                    "the stored result, and say how many items detect a difference of MIN_DIFF on the first metric "
                    "with 80%% power, with the line that runs them (the pilot's items among them).")
+    @argument("--forecast", action="store_true",
+              help="Before the first call, show what the run will take: input tokens (the model's tokenizer), "
+                   "output tokens with a range, price and ETA (qfnb.forecast); the report puts the run beside it. "
+                   "With a budget set, a run whose forecast may exceed what is left is refused.")
     @argument("--repeats", type=int, help="Ask each item N times (with -t): stability across repeats.")
     @argument("--recorded", action="append", metavar="TAG=SOURCE",
               help="Score answers already made, without calling a model: a dataset column, a notebook variable "
@@ -391,6 +397,7 @@ class QfnbMagics(Magics):
         except Exception as exc:  # the platform could not list models or hand out the dataset
             raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval could not start") from exc
         log.info("qfeval: %d model(s) x %d row(s), metrics %s", len(plan.llms), len(plan.frame), plan.metrics)
+        ahead = _eval_forecast(plan, bool(args.forecast))
         try:
             result = plan.run(progress=self.eval_progress)
         except Exception as exc:  # every inference failed, the platform went away, ...: one clear line
@@ -402,6 +409,7 @@ class QfnbMagics(Magics):
         wanted = chart if chart != ["auto"] else list(shown.columns)
         report = EvalReport(shown, plan.report_samples(result.samples_df), chart=wanted or ["auto"], result=result)
         report.reused = evalrun.reuse_note(plan)
+        report.forecast = ahead.checks()
         if pilot is not None:
             try:
                 report.plan = pilot.report(result, plan, line)
@@ -505,3 +513,20 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """Magics cannot be unregistered individually; nothing global was hooked, so nothing to undo."""
     return None
+
+
+def _eval_forecast(plan: Any, shown: bool) -> Any:
+    """``--forecast`` (or a budget): the evaluation's forecast shown and checked before its first call."""
+    if not forecasts.wanted(shown):
+        return forecasts.RunForecast.none()
+    try:
+        found, notes = forecasts.eval_forecasts(plan.llms, [str(v) for v in plan.frame["input"]],
+                                                max_tokens=plan.sampling.max_output_tokens, repeats=plan.repeats)
+        return forecasts.begin(found, notes, shown=shown, what=f"this evaluation ({plan.generations:,} generations)")
+    except BudgetExceeded as exc:
+        raise QfnbCellError(str(exc), title="qfeval refused: over budget") from exc
+    except Exception as exc:  # the forecast could not be made: with --forecast that is the cell's error
+        if shown:
+            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval could not forecast") from exc
+        log.warning("qfeval: no forecast (each call still reserves its worst case): %s", exc)
+        return forecasts.RunForecast.none()

@@ -36,6 +36,10 @@ class PacedChat:
     def generate(self, ask: Ask) -> AsyncIterator[Delta]:
         return self._answer(ask.prompt if isinstance(ask, TextAsk) else ask.messages[-1]["content"])
 
+    async def count_tokens(self, ask: Ask) -> int:
+        """A prompt's tokens as its answers report them: the last message's words."""
+        return len((ask.prompt if isinstance(ask, TextAsk) else ask.messages[-1]["content"]).split())
+
     def _take_slot(self) -> bool:
         with self._lock:
             if self.active >= self.slots:

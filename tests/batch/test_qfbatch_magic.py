@@ -210,3 +210,33 @@ def test_json_and_schema_ask_every_row_for_the_shape(served: ServedPlatform, ip:
         "label": {"title": "Label", "type": "string"}}
     ip.run_line_magic("qfbatch", "prompts -m tiny-chat --json -o job2")
     assert ip.user_ns["job2"].state().view["inferenceParams"] == {"response_format": {"type": "json_object"}}
+
+
+def test_forecast_before_the_batch_and_the_run_beside_it(served: ServedPlatform, ip: InteractiveShell,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    served.as_default_backend(monkeypatch)  # the local platform as qfnb finds its daemon: its tokenizer counts
+    ip.user_ns["prompts"] = [f"p{i} is a short prompt" for i in range(6)]
+    ds = ip.run_line_magic("qfbatch", "prompts -m tiny-chat --max-tokens 16 --forecast")
+    assert len(ds.to_pandas()) == 6
+    shown = [o["data"] for o in ip.display_pub.outputs]  # type: ignore[attr-defined]
+    kinds = ["forecast" if "qfnb-forecast'" in d.get("text/html", "") else
+             "check" if "qfnb-forecast-check" in d.get("text/html", "") else "bar" for d in shown]
+    assert kinds[0] == "forecast" and kinds[-1] == "check"  # the forecast before the task, the check after
+    forecast, check = shown[0]["text/plain"], shown[-1]["text/plain"]
+    assert "6 calls to Tiny-Chat (local)" in forecast and "30" in forecast  # 6 x 5 words, counted by the engine
+    assert "input tokens" in check and "→  30" in check  # the batch's own count equals the forecast's
+
+
+def test_a_budget_refuses_a_batch_on_its_forecast_before_submitting(served: ServedPlatform, ip: InteractiveShell,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from qfnb._core.record.budget import budget
+    from qfnb.notebook.errors import QfnbCellError
+
+    served.as_default_backend(monkeypatch)
+    ip.user_ns["prompts"] = [f"p{i} is a short prompt" for i in range(6)]
+    before = len(BatchJob.list())
+    budget(tokens=100)  # 30 input tokens and up to 6 x 16 output: 126 may be used
+    with pytest.raises(QfnbCellError, match=r"forecast: this batch \(6 rows\) may use up to 126 tokens") as err:
+        ip.run_line_magic("qfbatch", "prompts -m tiny-chat --max-tokens 16")
+    assert "100 of 100 left" in str(err.value) and "nothing was sent" in str(err.value)
+    assert len(BatchJob.list()) == before

@@ -52,18 +52,42 @@ def test_a_judge_that_is_a_candidate_is_refused_before_any_call() -> None:
         res.compare("tuned", "base", judge=PairwiseJudge(good))
 
 
-def test_pairwise_judge_preferring_position_a_makes_every_pair_a_tie() -> None:
+def test_pairwise_judge_preferring_position_a_decides_nothing() -> None:
     judge = Recorder(lambda p: "Winner: A\nReason: it comes first")
     res = EvaluationManager(local_evaluators=[ExactMatchEvaluator()]).eval({"base": bad, "tuned": good}, DATA)
     cmp = res.compare("tuned", "base", judge=PairwiseJudge(judge, tag="position-a"))
     assert len(judge.prompts) == 16  # 8 pairs x both orders
     row = cmp.row("tuned", "judge:position-a")
-    assert (row.wins, row.ties, row.losses) == (0, 8, 0)
-    assert row.verdict == "identical"
+    assert (row.n, row.excluded, row.wins, row.ties, row.losses) == (0, 8, 0, 0, 0)
+    assert row.verdict == "too few items" and "8 item(s) judged inconsistently" in row.sentence
     assert cmp.items["tuned"]["position_bias"].tolist() == [True] * 8
-    assert any("8 of 8 pairs changed verdict with the order" in n for n in cmp.notes)
+    assert any("order-consistency 0 of 8 pairs (0%)" in n and "8 of 8 pairs changed verdict with the order" in n
+               for n in cmp.notes)
     # the exact-match difference is real (8 flips); the judge's row must not hide that
     assert cmp.row("tuned", "accuracy").verdict == "better"
+
+
+def test_pairwise_judge_decides_only_on_the_pairs_it_judged_the_same_in_both_orders() -> None:
+    """Items 0-4: the judge reads the answers (consistent); 5-6: it picks position A (inconsistent);
+    7: an unreadable reply. The row's n, wins and test count only items 0-4."""
+    def mixed(prompt: str) -> str:
+        ref = prompt.split("【标准答案 / reference answer】\n", 1)[1].split("\n", 1)[0]
+        item = int(ref.rsplit(" ", 1)[1])  # "the answer is 3"
+        if item == 7:
+            return "I cannot decide."
+        if item in (5, 6):
+            return "Winner: A"
+        a = prompt.split("【回答 A / answer A】\n", 1)[1].split("\n", 1)[0]
+        return "Winner: A" if a == ref else "Winner: B"
+
+    res = EvaluationManager(local_evaluators=[ExactMatchEvaluator()]).eval({"base": bad, "tuned": good}, DATA)
+    cmp = res.compare("tuned", "base", judge=PairwiseJudge(Recorder(mixed), tag="mixed"))
+    row = cmp.row("tuned", "judge:mixed")
+    assert (row.n, row.excluded, row.wins, row.ties, row.losses) == (5, 3, 5, 0, 0)
+    assert row.p_value == pytest.approx(sp.binomtest(5, 5, 0.5).pvalue)  # the exact sign test on 5 pairs
+    note = next(n for n in cmp.notes if "order-consistency" in n)
+    assert "order-consistency 5 of 8 pairs (62%)" in note and "2 of 8 pairs changed verdict with the order" in note
+    assert "1 had an unreadable reply" in note
 
 
 def test_pairwise_judge_that_reads_the_answers_decides_in_both_orders() -> None:

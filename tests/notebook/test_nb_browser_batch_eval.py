@@ -181,11 +181,12 @@ def test_comparison_and_pairwise_reports_light_and_dark(lab: tuple[str, Path, st
     assert "tuned beats base on exact_match by +0.60 (95% CI" in text and "6/10 items better, p=0.031" in text, text
     assert "McNemar exact" in text and "6 item(s) flipped" in text and "I do not know." in text, text
     # the judge: tuned wins both orders on the 7 items where only its answer names Quellstad; on the
-    # 3 where both do, the double says "A" in either order: a position bias, counted as ties, and said
+    # 3 where both do, the double says "A" in either order: a position bias, left out of the decision, and said
     lines = text.splitlines()
     judged = next(line for line in lines if line.startswith("tuned\tjudge:judge"))
-    assert "\t7/3/0\t" in judged and "\t0.7000\t" in judged, judged
-    assert "3 of 10 pairs changed verdict with the order (counted as ties)" in text, text
+    assert "\t7/0/0\t" in judged and "\t1.0000\t" in judged, judged
+    assert "order-consistency 7 of 10 pairs (70%)" in text, text
+    assert "3 of 10 pairs changed verdict with the order (left out)" in text, text
     assert "the judge saw the reference" in text and "rubric pairwise-default v1 #" in text, text
     assert "judge:judge agrees with exact_match on 6 of 6 items" in text, text  # the metric's shown name
     assert not low, f"below WCAG AA 4.5:1 in the {theme} theme: {low}"

@@ -122,8 +122,9 @@ def test_pairwise_judge_and_the_self_judging_guardrail(ip, platform, data_file) 
     report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {data_file} --metrics exact_match "
                                          "--compare Other-Chat --pairwise first_one")
     row = report.comparison.row("Tiny-Chat", "judge:first_one")
-    assert (row.wins, row.ties, row.losses) == (0, 6, 0) and len(asked) == 12  # 6 pairs x both orders
-    assert any("6 of 6 pairs changed verdict with the order" in n for n in report.comparison.notes)
+    assert (row.n, row.wins, row.ties, row.losses) == (0, 0, 0, 0) and len(asked) == 12  # 6 pairs x both orders
+    assert any("order-consistency 0 of 6 pairs" in n and "6 of 6 pairs changed verdict with the order" in n
+               for n in report.comparison.notes)
     before = calls(platform)
     for line in (f"--models Tiny-Chat,Other-Chat --dataset {data_file} --judge Tiny-Chat",
                  f"--models Tiny-Chat,Other-Chat --dataset {data_file} --compare Other-Chat --pairwise Other-Chat"):
@@ -240,6 +241,24 @@ def test_calibrate_a_judge_with_your_labels(ip, platform, tmp_path) -> None:  # 
     assert "Tiny-Chat: judge_score calibrated to your labels 3.75" in text and "off by +1.25" in text
     assert "Tiny-Chat \u2212 Other-Chat: judge_score difference calibrated to your labels" in text
     assert "Judge calibration" in report.to_html() and text in repr(report)
+    # the same labels from a file: by input, one column per model (jsonl), or by row index, one model (csv)
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"input": r["prompt"], "Tiny-Chat": r["mine_tiny"],
+                                          "Other-Chat": r["mine_other"]}) + "\n" for r in rows[:8]), encoding="utf-8")
+    other = tmp_path / "other.csv"
+    other.write_text("index,label\n" + "".join(f"{i},{r['mine_other']}\n" for i, r in enumerate(rows[:8])),
+                     encoding="utf-8")
+    for spec in (str(labels), f"Tiny-Chat={labels},Other-Chat={other}"):
+        from_file = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match "
+                                                f"--judge kind_judge --calibrate {spec} --compare Other-Chat")
+        assert from_file.judge_notes == report.judge_notes
+    bad = tmp_path / "bad.csv"
+    bad.write_text("input,label\nno such question,3\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="1 row\\(s\\) match no item by input \\(first: 'no such question'\\)"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {path} --judge kind_judge --calibrate {bad}")
+    with pytest.raises(UsageError, match="has no labels for \\['Tiny-Chat', 'Other-Chat'\\]"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --judge kind_judge "
+                                    f"--calibrate {other}")
     # no labels: the report says the judge is uncalibrated
     plain = ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {path} --metrics exact_match --judge kind_judge")
     assert plain.judge_notes == ["judge kind_judge on judge_score is uncalibrated: nothing compares it with your "

@@ -175,3 +175,21 @@ def test_platform_dataset_that_cannot_be_read_is_one_clear_line(ip, platform) ->
         ip.run_line_magic("qfeval", "--models Tiny-Chat --dataset 987654 -o r")
     assert err.value.title == "qfeval could not start"
     assert calls(platform) == 0 and "r" not in ip.user_ns
+
+
+def test_forecast_is_shown_first_and_the_report_puts_the_run_beside_it(ip, platform, data_file, own_record_dir) -> None:  # type: ignore[no-untyped-def]
+    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics exact_match "
+                                         "--max-tokens 8 --forecast")
+    shown = [o["data"].get("text/plain", "") for o in ip.display_pub.outputs]
+    assert shown and shown[0].startswith("Forecast: 3 calls to Tiny-Chat")  # before the run's bar and report
+    assert len(report.forecast) == 1 and report.forecast[0].calls == 3
+    assert "Forecast vs actual (3 calls)" in repr(report) and "qfnb-forecast-check" in report.to_html()
+
+
+def test_a_budget_refuses_an_evaluation_on_its_forecast(ip, platform, data_file, own_record_dir) -> None:  # type: ignore[no-untyped-def]
+    from qfnb._core.record.budget import budget
+
+    budget(tokens=20)  # no recorded answers: 3 items x up to 8 tokens, with their prompts, are more than 20
+    with pytest.raises(QfnbCellError, match=r"forecast: this evaluation \(3 generations\) may use up to"):
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics exact_match --max-tokens 8")
+    assert calls(platform) == 0

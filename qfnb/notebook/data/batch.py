@@ -17,6 +17,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class
 
 from qfnb._core.config import Config, resolve_config
+from qfnb._core.record.budget import BudgetExceeded
 from qfnb._core.record.cache import mode_for
 from qfnb._core.runtime import sync
 from qfnb.notebook._checks import answer_shape, sampling_options
@@ -30,6 +31,7 @@ from qfnb.notebook._ipython import (
     sampling_arguments,
 )
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
+from qfnb.notebook.forecasts import RunForecast, batch_forecasts, begin, wanted
 from qfnb.protocol.safe_html import clean, escape
 from qfnb.resources.batch_job import BatchJob, JobState, record_job
 
@@ -170,7 +172,11 @@ def handle_magic(magics: Any, args: argparse.Namespace) -> Any:
         return list_frame(factory.list())
     if args.stop:
         return progress_text(factory(args.stop).stop())
-    job = factory.attach(args.attach or None) if args.attach is not None else _submit(magics, args, factory)
+    ahead = RunForecast.none()
+    if args.attach is not None:
+        job = factory.attach(args.attach or None)
+    else:
+        job, ahead = _submit(magics, args, factory)
     if args.output:
         magics.user_ns[args.output] = job
     if args.no_wait:
@@ -179,6 +185,8 @@ def handle_magic(magics: Any, args: argparse.Namespace) -> Any:
     if state.status != "Done":
         raise QfnbCellError(f"{job.task_id} ended {state.status}: {state.view.get('errorReason') or ''}".strip(),
                             title="batch ended early")
+    for check in ahead.checks():  # --forecast (or a budget): the run beside its forecast
+        display(check)
     return as_dataset(job)
 
 
@@ -188,7 +196,7 @@ def _reuse_wanted(args: argparse.Namespace) -> bool:
     return not args.fresh and mode_for(Config.from_env().cache) == "on"
 
 
-def _submit(magics: Any, args: argparse.Namespace, factory: type[BatchJob]) -> BatchJob:
+def _submit(magics: Any, args: argparse.Namespace, factory: type[BatchJob]) -> tuple[BatchJob, RunForecast]:
     """Submit ``args.source``'s prompts as a new batch job (``factory.submit``)."""
     if not args.source:
         raise UsageError("%qfbatch SOURCE -m MODEL (a list of prompts, a Dataset or a DataFrame), "
@@ -206,12 +214,29 @@ def _submit(magics: Any, args: argparse.Namespace, factory: type[BatchJob]) -> B
     params = sampling.fields()
     if shape is not None:  # every row answers in the asked shape (batch_do's response_format)
         params["response_format"] = shape.response_format
+    inputs = _inputs(magics.user_ns[args.source], args.column)
+    ahead = _forecast(args, inputs, str(model or args.endpoint), params.get("max_output_tokens"))
     try:  # the sampling options go to every row (the task's inferenceParams)
-        return factory.submit(_inputs(magics.user_ns[args.source], args.column), model=model,
-                              endpoint=args.endpoint, name=args.name, inference_params=params,
-                              reuse=_reuse_wanted(args))
+        return factory.submit(inputs, model=model, endpoint=args.endpoint, name=args.name, inference_params=params,
+                              reuse=_reuse_wanted(args)), ahead
     except Exception as exc:
         raise QfnbCellError(str(exc), title="batch not started") from exc
+
+
+def _forecast(args: argparse.Namespace, inputs: list[Any], model: str, max_tokens: int | None) -> RunForecast:
+    """``--forecast`` (or a budget): the batch's forecast shown and checked before it is submitted."""
+    shown = bool(getattr(args, "forecast", False))
+    if not wanted(shown):
+        return RunForecast.none()
+    try:
+        return begin(batch_forecasts(inputs, model=model, max_tokens=max_tokens), shown=shown,
+                     what=f"this batch ({len(inputs):,} rows)")
+    except BudgetExceeded as exc:
+        raise QfnbCellError(str(exc), title="batch refused: over budget") from exc
+    except Exception as exc:  # the forecast could not be made: with --forecast that is the cell's error
+        if shown:
+            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="batch could not forecast") from exc
+        return RunForecast.none()  # each row still reserves its worst case at submission
 
 
 @magics_class
@@ -242,6 +267,10 @@ class BatchMagics(Magics):
     @sampling_arguments
     @argument("--json", action="store_true", help="Every answer must be a JSON object (response_format json_object).")
     @argument("--schema", help="NAME of a pydantic model class or JSON-schema dict every answer must match (strict).")
+    @argument("--forecast", action="store_true",
+              help="Before submitting, show what the batch will take (input tokens by the model's tokenizer, "
+                   "output tokens with a range, price, ETA); when it ends, the run beside it. With a budget "
+                   "set, a batch whose forecast may exceed what is left is refused.")
     @argument("-o", "--output", help="Store the BatchJob (.state(), .results(), .stop()) here.")
     @argument("--no-wait", action="store_true", help="Submit and return the BatchJob without the live bar.")
     @argument("--fresh", action="store_true",

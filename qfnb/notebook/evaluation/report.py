@@ -133,6 +133,8 @@ class EvalReport:
         self.judge_notes: list[str] = []
         #: ``--plan``: a ``PlanReport`` (items needed, assumptions, the full run's line)
         self.plan: Any = None
+        #: ``--forecast`` (or a budget): each forecast against what the run recorded (``ForecastCheck``)
+        self.forecast: list[Any] = []
         #: ``--sequential``: the run's ``SequentialRecord`` (its decision, order and stopping point)
         self.sequential: Any = getattr(result, "sequential", None)
 
@@ -177,6 +179,8 @@ class EvalReport:
         if self.judge_notes:
             notes = "".join(f"<li>{escape(n)}</li>" for n in self.judge_notes)
             parts.append(f'<div class="qfnb-judge-check"><h4>Judge calibration</h4><ul>{notes}</ul></div>')
+        if self.forecast:
+            parts.append("".join(f"<div class='qfnb-forecast-vs'>{c._repr_html_()}</div>" for c in self.forecast))
         if self.plan is not None:
             parts.append(self.plan.to_html())
         if self.sequential is not None:
@@ -201,6 +205,8 @@ class EvalReport:
             text = f"Evaluation — {len(self.metrics.index)} model(s)\n{self.reused}\n{table}"
         if self.judge_notes:
             text += "\n" + "\n".join(self.judge_notes)
+        if self.forecast:
+            text += "\n" + "\n".join(repr(c) for c in self.forecast)
         if self.plan is not None:
             text += "\n" + repr(self.plan)
         if self.sequential is not None:

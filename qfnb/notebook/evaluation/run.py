@@ -39,6 +39,7 @@ from qfnb.evaluation.llm import PromptVariant, as_target, embedded_chat
 from qfnb.evaluation.metrics import FunctionEvaluator
 from qfnb.evaluation.sequential_eval import eval_sequential
 from qfnb.notebook._checks import sampling_options
+from qfnb.notebook.evaluation.labels import read_labels
 from qfnb.notebook.evaluation.options import (
     EvalArgsError,
     check_judges,
@@ -244,31 +245,13 @@ def _sequential(args: argparse.Namespace, llms: Mapping[str, Any], recorded: Map
 
 def _labels(args: argparse.Namespace, dataset: Any, frame: pd.DataFrame, tags: Sequence[str],
             metrics: Sequence[str]) -> dict[str, dict[int, float]]:
-    """``--calibrate COLUMN`` (one model) or ``TAG=COLUMN,...``: the user's labels of the judged answers,
-    a dataset column with a number on the labelled rows and nothing on the others."""
+    """``--calibrate``: the user's labels of the judged answers (:mod:`.labels`), before any call."""
     words = split_words(getattr(args, "calibrate", None))
     if not words:
         return {}
     if "judge" not in metrics:
         raise EvalArgsError("--calibrate checks a judge against your labels: add --judge [MODEL]")
-    source = to_frame(dataset).head(len(frame))
-    out: dict[str, dict[int, float]] = {}
-    for word in words:
-        tag, sep, column = word.partition("=")
-        if not sep:
-            if len(tags) != 1:
-                raise EvalArgsError(f"--calibrate: with several models name whose labels {word!r} holds: TAG={word}")
-            tag, column = tags[0], word
-        if tag not in tags:
-            raise EvalArgsError(f"--calibrate: {tag!r} is not one of the evaluated models {list(tags)}")
-        if column not in source.columns:
-            raise EvalArgsError(f"--calibrate: no column {column!r} in the dataset (columns: {list(source.columns)})")
-        values = pd.to_numeric(source[column], errors="coerce")
-        out[tag] = {int(i): float(v) for i, v in enumerate(values) if pd.notna(v)}
-        if len(out[tag]) < 4:
-            raise EvalArgsError(f"--calibrate: column {column!r} labels {len(out[tag])} row(s); label at least 4 "
-                                "(about 20 gives a useful interval)")
-    return out
+    return read_labels(words, to_frame(dataset).head(len(frame)), frame, tags)
 
 
 def sample_rows(rows: int, size: int) -> list[int]:

@@ -1,0 +1,83 @@
+"""``--forecast`` on ``%qfeval`` and ``%qfbatch``: the forecast (:func:`qfnb.forecast`) shown before
+the first call, the active budget checked against its upper bound (with a budget set, also without
+``--forecast``), and the run's recorded figures beside it when it ends."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from qfnb._core.record.budget import active_budget
+from qfnb.notebook._ipython import display
+from qfnb.resources.forecasting import Forecast, ForecastCheck, check_budget, forecast
+
+log = logging.getLogger("qfnb.notebook.forecasts")
+
+__all__ = ["RunForecast", "batch_forecasts", "begin", "eval_forecasts", "wanted"]
+
+
+def wanted(shown: bool) -> bool:
+    """Whether a run forecasts: ``--forecast`` given, or a budget set (it is checked on the forecast)."""
+    return shown or active_budget() is not None
+
+
+def _model_of(llm: Any) -> str | None:
+    """The model or endpoint a platform chat resource asks (None for a notebook function or a Model)."""
+    return getattr(llm, "_model", None) or getattr(llm, "_endpoint", None)
+
+
+def eval_forecasts(llms: Mapping[str, Any], prompts: Sequence[str], *, max_tokens: int | None,
+                   repeats: int) -> tuple[list[Forecast], list[str]]:
+    """One forecast per model asked on the platform (the generations; a judge's calls are not in
+    it) and a note per model that cannot be forecast (a notebook function)."""
+    found, notes = [], []
+    for tag, llm in llms.items():
+        name = _model_of(llm)
+        if name is None:
+            notes.append(f"{tag}: a notebook function or model object, not forecast")
+            continue
+        found.append(forecast(list(prompts), model=name, max_tokens=max_tokens, n=repeats))
+    return found, notes
+
+
+def _conversation(item: Any) -> Any:
+    return item.get("messages") if isinstance(item, Mapping) and "messages" in item else item
+
+
+def batch_forecasts(inputs: Iterable[Any], *, model: str, max_tokens: int | None) -> list[Forecast]:
+    """The forecast of a batch's rows (prompts, message lists or bodies with ``messages``)."""
+    return [forecast([_conversation(i) for i in inputs], model=model, max_tokens=max_tokens)]
+
+
+@dataclass(frozen=True)
+class RunForecast:
+    """A run's forecasts, from the moment it started: :meth:`checks` read the ledger when it ends."""
+
+    forecasts: list[Forecast]
+    notes: list[str]
+    since: float
+    started: float
+
+    @classmethod
+    def none(cls) -> RunForecast:
+        """A run that was not forecast."""
+        return cls([], [], 0.0, 0.0)
+
+    def checks(self) -> list[ForecastCheck]:
+        seconds = time.perf_counter() - self.started
+        return [f.against(since=self.since, seconds=seconds) for f in self.forecasts]
+
+
+def begin(forecasts: list[Forecast], notes: Sequence[str] = (), *, shown: bool, what: str) -> RunForecast:
+    """Show the forecasts (``shown``), refuse the run when their upper bound exceeds what the budget
+    has left (BudgetExceeded, nothing sent), and start the clock."""
+    if shown:
+        for found in forecasts:
+            display(found)
+        for note in notes:
+            log.info("forecast: %s", note)
+    check_budget(forecasts, what)
+    return RunForecast(list(forecasts), list(notes), time.time(), time.perf_counter())
