@@ -83,15 +83,7 @@ def _run(lm: Any, args: argparse.Namespace) -> int:
         print("\ncloud model names served offline:\n" + _table(mapped))
         return 0
     if cmd == "ps":
-        rows = [["NAME", "STATE", "PID", "RESIDENT", "BUSY/SLOTS", "QUEUED", "UNLOAD IN"]]
-        for r in lm.ps(data_dir):
-            until = r.get("unloadIn")
-            # an engine without a process of its own (the embedder) lives in the platform's memory
-            resident = _mib(r.get("rssBytes")) if r.get("pid") else "in the platform (qfnb status)"
-            rows.append([r["model"], r["state"], str(r.get("pid") or "-"), resident,
-                         f"{r['busy']}/{r['slots']}", str(r["queued"]),
-                         "never" if until is None and r.get("pid") else "-" if until is None else f"{until:.0f} s"])
-        print(_table(rows))
+        _ps(lm.ps(data_dir))
         return 0
     if cmd == "du":
         usage = lm.du(data_dir)
@@ -108,6 +100,23 @@ def _run(lm: Any, args: argparse.Namespace) -> int:
     result = lm.unload(args.name, data_dir)
     print(f"unloaded {args.name}" if result["unloaded"] else f"{args.name} was not loaded")
     return 0
+
+
+def _ps(loaded: list[dict[str, Any]]) -> None:
+    """``qfnb models ps``: the loaded models' table, or a sentence when none is loaded."""
+    if not loaded:  # a header over nothing read as a failure (as models list's did)
+        print("no model loaded: a model loads on its first call and unloads when idle "
+              "(qfnb models list: the names served)")
+        return
+    rows = [["NAME", "STATE", "PID", "RESIDENT", "BUSY/SLOTS", "QUEUED", "UNLOAD IN"]]
+    for r in loaded:
+        until = r.get("unloadIn")
+        # an engine without a process of its own (the embedder) lives in the platform's memory
+        resident = _mib(r.get("rssBytes")) if r.get("pid") else "in the platform (qfnb status)"
+        rows.append([r["model"], r["state"], str(r.get("pid") or "-"), resident,
+                     f"{r['busy']}/{r['slots']}", str(r["queued"]),
+                     "never" if until is None and r.get("pid") else "-" if until is None else f"{until:.0f} s"])
+    print(_table(rows))
 
 
 def _export(lm: Any, args: argparse.Namespace) -> int:

@@ -515,7 +515,7 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
     return None
 
 
-def _eval_forecast(plan: Any, shown: bool) -> Any:
+def _eval_forecast(plan: Any, shown: bool) -> forecasts.RunForecast:
     """``--forecast`` (or a budget): the evaluation's forecast shown and checked before its first call."""
     if not forecasts.wanted(shown):
         return forecasts.RunForecast.none()

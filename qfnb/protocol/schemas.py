@@ -287,9 +287,10 @@ class _Walk:
                          "(MAX_SCHEMA_ENUM_VALUES): their grammar would hold the engine for every other request")
         beside = {k: v for k, v in s.items() if k in CONSTRAINTS and k not in ("const", "enum")}
         if beside:
-            from jsonschema import Draft202012Validator, FormatChecker
+            from jsonschema import Draft202012Validator
 
-            check = Draft202012Validator(beside, format_checker=FormatChecker())
+            # 2020-12's formats (a bare FormatChecker() checks "time" as draft 3's, with no offset)
+            check = Draft202012Validator(beside, format_checker=Draft202012Validator.FORMAT_CHECKER)
             for v in values:
                 errors = sorted(check.iter_errors(v), key=lambda e: str(e.validator))
                 if errors:

@@ -19,7 +19,8 @@ from starlette.testclient import TestClient
 
 from qfnb.common.cli import adapter_guard
 from qfnb.common.cli._shared import CliError
-from qfnb.common.cli.servers import OpenAIAdapter, openai_app, proxy_app
+from qfnb.common.cli.openai_adapter import OpenAIAdapter, openai_app
+from qfnb.common.cli.servers import proxy_app
 from qfnb.protocol import netguard
 from qfnb.protocol.limits import MAX_BODY_BYTES
 
@@ -185,3 +186,15 @@ def test_a_call_forwarded_from_another_address_keeps_the_replay_check() -> None:
     forwarded = SimpleNamespace(client=SimpleNamespace(host="127.0.0.1"), headers={"x-forwarded-for": "10.0.0.7"})
     remote = SimpleNamespace(client=SimpleNamespace(host="10.0.0.7"), headers={})
     assert from_loopback(local) and not from_loopback(forwarded) and not from_loopback(remote)
+
+
+@pytest.mark.parametrize("command", ["openai", "proxy"])
+def test_the_help_names_no_refused_option(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # --host's help said "another needs --api-key" (or --access-token): both are refused as argv
+    from qfnb.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "needs --api-key" not in text and "needs --access-token" not in text
+    assert "whatever the address" in text

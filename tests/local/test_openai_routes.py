@@ -281,3 +281,23 @@ def test_embeddings_take_openais_batch_and_refuse_beyond_it(platform: tuple[Test
     assert refused.status_code == 400, refused.text
     error = refused.json()["error"]
     assert error["param"] == "input" and f"at most {LOCAL_MAX_EMBEDDING_TEXTS} texts per call" in error["message"]
+
+
+def test_rerank_documents_get_the_embedding_cap_before_any_engine(platform: tuple[TestClient, FakeEngine]) -> None:
+    # the probe: 64 documents of 120,000 characters held the embedder 11.8 s (an embeddings call beside it 11.3 s)
+    from qfnb.protocol.limits import MAX_EMBEDDING_CHARS
+
+    client, fake = platform
+    auth = {"Authorization": f"Bearer {bearer(client)}"}
+    long_docs = ["word " * 24_000] * 64
+    refused = client.post("/v1/rerank", headers=auth, json={"query": "q", "documents": long_docs})
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert error["param"] == "documents[0]" and f"at most {MAX_EMBEDDING_CHARS}" in error["message"], error
+    query = client.post("/v2/rerankers", headers=auth,
+                        json={"query": "q" * (MAX_EMBEDDING_CHARS + 1), "documents": ["a", "b"]})
+    assert query.status_code == 400 and query.json()["error"]["param"] == "query", query.text
+    v1 = client.post(MODEL_API_PREFIX + "/reranker/bce_reranker_base", params={"access_token": token(client)},
+                     json={"query": "q", "documents": ["short", "x" * (MAX_EMBEDDING_CHARS + 1)]})
+    assert v1.status_code == 200 and "documents[1]" in v1.json()["error_msg"], v1.text
+    assert not fake.bodies  # nothing reached an engine

@@ -44,8 +44,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def jupyter_lab(root: Path, **env: str) -> Iterator[tuple[str, Path, str]]:
-    """JupyterLab serving ``root`` on a free loopback port: ``(base URL, root, token)``."""
+def jupyter_lab(root: Path, app: str = "jupyterlab", **env: str) -> Iterator[tuple[str, Path, str]]:
+    """JupyterLab (or ``app="notebook"``: Notebook 7) serving ``root`` on a free loopback port:
+    ``(base URL, root, token)``."""
     port, token = free_port(), secrets.token_hex(16)
     # no "get notified about Jupyter news?" toast over the screenshots
     news = root / ".jupyter" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
@@ -61,14 +62,14 @@ def jupyter_lab(root: Path, **env: str) -> Iterator[tuple[str, Path, str]]:
         [
             sys.executable,
             "-m",
-            "jupyterlab",
+            app,
             "--allow-root",
             "--no-browser",
             "--ip=127.0.0.1",
             f"--port={port}",
             f"--IdentityProvider.token={token}",
-            "--LabApp.expose_app_in_browser=True",
-            "--LabApp.extension_manager=readonly",
+            *(["--LabApp.expose_app_in_browser=True", "--LabApp.extension_manager=readonly"]
+              if app == "jupyterlab" else ["--JupyterNotebookApp.expose_app_in_browser=True"]),
             f"--ServerApp.root_dir={root}",
         ],
         env=env,
@@ -76,7 +77,7 @@ def jupyter_lab(root: Path, **env: str) -> Iterator[tuple[str, Path, str]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 150  # a loaded 2-core machine took over 60 s
         while time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -115,9 +116,9 @@ KERNEL_STARTED = "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.
 
 @contextlib.contextmanager
 def open_lab_page(lab: tuple[str, Path, str], name: str, *, width: int = 1280, height: int = 1600,
-                  ready: str = KERNEL_STARTED) -> Iterator[Any]:
-    """Headless Chromium showing notebook ``name`` in JupyterLab, once ``ready`` (a JS predicate,
-    by default: its kernel has started) holds; the browser closes on exit."""
+                  ready: str = KERNEL_STARTED, path: str = "lab/tree") -> Iterator[Any]:
+    """Headless Chromium showing notebook ``name`` in JupyterLab (``path="notebooks"``: in Notebook 7),
+    once ``ready`` (a JS predicate, by default: its kernel has started) holds; the browser closes on exit."""
     from playwright.sync_api import sync_playwright
 
     base, _, token = lab
@@ -127,7 +128,7 @@ def open_lab_page(lab: tuple[str, Path, str], name: str, *, width: int = 1280, h
                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
-            page.goto(f"{base}/lab/tree/{name}?token={token}&reset")
+            page.goto(f"{base}/{path}/{name}?token={token}" + ("&reset" if path == "lab/tree" else ""))
             page.wait_for_function(ready, timeout=60_000)
             yield page
         finally:

@@ -1,9 +1,9 @@
-"""The prebuilt JupyterLab extension (labextension/ -> qfnb/notebook/labextension/) in headless Chromium,
-light and dark: the body of a ``%%qfchat`` or ``%%qfimage`` cell is highlighted as Markdown (an
-apostrophe opens no Python string), other code cells stay Python, a cell becomes one or the other as
-its first line is typed or deleted, and the kernel's start (which resets every code cell's language)
-changes nothing. Also: the extension is where a wheel installs it, and its list of prose magics is
-qfnb's list of cell magics."""
+"""The prebuilt JupyterLab extension (labextension/ -> qfnb/notebook/labextension/) in headless
+Chromium, in JupyterLab 4 and Notebook 7, light (slow) and dark: the body of a ``%%qfchat`` or
+``%%qfimage`` cell is highlighted as Markdown (an apostrophe opens no Python string), other code
+cells stay Python, a cell becomes one or the other as its first line is typed or deleted, and the
+kernel's start (which resets every code cell's language) changes nothing. Also: the extension is
+where a wheel installs it, and its list of prose magics is qfnb's list of cell magics."""
 
 from __future__ import annotations
 
@@ -55,18 +55,19 @@ def _installed() -> Path:
     return Path(sys.prefix) / "share" / "jupyter" / "labextensions" / NAME
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str]]:
-    """JupyterLab with the extension: the installed one (a wheel's data files; scripts/bootstrap.sh
-    links the committed build into an editable venv), else the committed build through JUPYTER_PATH."""
-    root = tmp_path_factory.mktemp("magics-lab")
+@pytest.fixture(scope="module", params=["jupyterlab", "notebook"])
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str]]:
+    """JupyterLab or Notebook 7 with the extension: the installed one (a wheel's data files;
+    scripts/bootstrap.sh links the committed build into an editable venv), else the committed build
+    through JUPYTER_PATH."""
+    root = tmp_path_factory.mktemp(f"magics-{request.param}")
     env: dict[str, str] = {}
     if not (_installed() / "package.json").is_file():
         extra = root / "jupyter-path"
         (extra / "labextensions").mkdir(parents=True)
         (extra / "labextensions" / NAME).symlink_to(BUILT)
         env["JUPYTER_PATH"] = str(extra)
-    with jupyter_lab(root, **env) as running:
+    with jupyter_lab(root, request.param, **env) as running:
         yield running
 
 
@@ -82,21 +83,23 @@ def _wait_for_languages(page: Any, mimes: list[str]) -> list[dict[str, Any]]:
 
 @needs_chromium
 @pytest.mark.browser
-@pytest.mark.parametrize("theme", ["light", "dark"])
+@pytest.mark.parametrize("theme", [pytest.param("light", marks=pytest.mark.slow), "dark"])
 def test_prose_magic_cells_are_highlighted_as_markdown(lab: tuple[str, Path, str], theme: str) -> None:
     _, root, _ = lab
-    name = f"cell_magics_{theme}.ipynb"
+    app = "notebook7" if root.name.startswith("magics-notebook") else "lab"
+    name = f"cell_magics_{app}_{theme}.ipynb"
     write_notebook(root / name, CELLS)
     ready = ("() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel"
              " && window.jupyterapp.shell.currentWidget.model?.getMetadata('language_info')")
-    with open_lab_page(lab, name, width=1100, height=900, ready=ready) as page:
+    with open_lab_page(lab, name, width=1100, height=900, ready=ready,
+                       path="notebooks" if app == "notebook7" else "lab/tree") as page:
         set_theme(page, theme)
         # the kernel has started (language_info set: the notebook reset every code cell to Python)
         md, py = "text/x-ipythongfm", "text/x-ipython"
         tokens = _wait_for_languages(page, [md, py, md, py])
         assert tokens[0]["strings"] == [] and tokens[2]["strings"] == [], tokens
         assert "'a Python string'" in tokens[1]["strings"], tokens  # the check sees Python strings
-        shot(page, ".jp-Notebook", f"cell_magics_{theme}.png")
+        shot(page, ".jp-Notebook", f"cell_magics_{app}_{theme}.png")
 
         # typing a magic's first line into an empty cell makes it prose, deleting it Python again
         last = page.locator(".jp-Cell .cm-content").last
@@ -104,7 +107,7 @@ def test_prose_magic_cells_are_highlighted_as_markdown(lab: tuple[str, Path, str
         page.keyboard.type("%%qfchat\nWhat's new? Don't say 'nothing'")
         tokens = _wait_for_languages(page, [md, py, md, md])
         assert tokens[3]["strings"] == [], tokens
-        shot(page, ".jp-Cell >> nth=-1", f"cell_magics_typed_{theme}.png")
+        shot(page, ".jp-Cell >> nth=-1", f"cell_magics_typed_{app}_{theme}.png")
         page.keyboard.press("Control+Home")
         page.keyboard.press("Shift+End")
         page.keyboard.press("Delete")

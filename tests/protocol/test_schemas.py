@@ -242,3 +242,12 @@ def test_fuzz_every_schema_passes_or_is_refused_by_name(schema: Any) -> None:
     # what passes is a valid JSON schema, and small enough to be sent
     jsonschema.validators.validator_for(schema).check_schema(schema)
     assert len(json.dumps(schema)) <= MAX_SCHEMA_BYTES
+
+
+def test_enum_values_beside_a_format_are_checked_as_2020_12_formats() -> None:
+    # a time has an offset in JSON Schema 2020-12 (RFC 3339): "10:00:00Z" was refused, "10:00:00" kept
+    check_schema({"type": "string", "format": "time", "enum": ["10:00:00Z", "23:59:59+05:30"]}, "response_format")
+    with pytest.raises(ProtocolError, match=r"response_format\.format: the enum value \"10:00:00\" fails it"):
+        check_schema({"type": "string", "format": "time", "enum": ["10:00:00"]}, "response_format")
+    with pytest.raises(ProtocolError, match=r"the enum value \"2023-02-30\" fails it"):
+        check_schema({"type": "string", "format": "date", "enum": ["2023-02-28", "2023-02-30"]}, "response_format")

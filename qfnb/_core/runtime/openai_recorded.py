@@ -20,7 +20,7 @@ import contextvars
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx2
@@ -34,6 +34,9 @@ from qfnb._core.record.budget import BudgetExceeded, check_unreserved_batch
 from qfnb._core.runtime import sync
 from qfnb.protocol.sse import DONE, SSEDecoder, encode_event
 
+if TYPE_CHECKING:
+    import openai
+
 __all__ = ["RecordedTransport", "SyncRecordedTransport", "async_openai_client", "openai_client", "recorded_api"]
 
 #: the path's last part -> the ledger's route (what :func:`~qfnb._core.http.recorded.worst_case` reads)
@@ -43,7 +46,7 @@ _ROUTES = {"chat/completions": "v2/chat", "completions": "v2/completions", "embe
 _USAGE_OPTION = ("v2/chat", "v2/completions")
 
 
-def openai_client(*, data_dir: Path | str | None = None, api: str = "v1", **kwargs: Any) -> Any:
+def openai_client(*, data_dir: Path | str | None = None, api: str = "v1", **kwargs: Any) -> openai.OpenAI:
     """``openai.OpenAI`` for the local platform of ``data_dir`` (started if none runs), its model
     calls recorded as qfnb's own are (cache, budget, ledger); ``kwargs`` go to the client
     (``timeout``, ``max_retries``...)."""
@@ -55,7 +58,7 @@ def openai_client(*, data_dir: Path | str | None = None, api: str = "v1", **kwar
                          http_client=openai.DefaultHttpxClient(transport=transport), **_own(kwargs))
 
 
-def async_openai_client(*, data_dir: Path | str | None = None, api: str = "v1", **kwargs: Any) -> Any:
+def async_openai_client(*, data_dir: Path | str | None = None, api: str = "v1", **kwargs: Any) -> openai.AsyncOpenAI:
     """``openai.AsyncOpenAI`` for the local platform, recorded (see :func:`openai_client`)."""
     import openai
 

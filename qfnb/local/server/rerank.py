@@ -17,6 +17,8 @@ from typing import Any
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.server.offload import offload
+from qfnb.protocol.errors import ProtocolError
+from qfnb.protocol.limits import check_embedding_text
 
 #: the most documents one call ranks
 MAX_DOCUMENTS = 64
@@ -25,7 +27,8 @@ FIELDS = ("model", "query", "documents", "top_n", "user_id", "user", "stream", "
 
 
 def check(body: dict[str, Any]) -> tuple[str, list[str], int | None]:
-    """``query`` (a non-empty string), ``documents`` (1 to :data:`MAX_DOCUMENTS` non-empty strings), ``top_n``."""
+    """``query`` (a non-empty string), ``documents`` (1 to :data:`MAX_DOCUMENTS` non-empty strings), ``top_n``;
+    the query and each document within the embedding cap (each is embedded or scored as one text)."""
     for key in body:
         if key not in FIELDS:
             raise BodyError(key, f"is not a rerank field (supported: {', '.join(FIELDS)})")
@@ -38,6 +41,12 @@ def check(body: dict[str, Any]) -> tuple[str, list[str], int | None]:
         raise BodyError("documents", "must be a non-empty list of non-empty strings")
     if len(docs) > MAX_DOCUMENTS:
         raise BodyError("documents", f"at most {MAX_DOCUMENTS} documents per call, got {len(docs)}")
+    try:
+        check_embedding_text(query, "query")
+        for i, doc in enumerate(docs):
+            check_embedding_text(doc, f"documents[{i}]")
+    except ProtocolError as exc:
+        raise BodyError(exc.field, str(exc).split(": ", 1)[-1], exc.code) from None
     if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
         raise BodyError("top_n", f"must be a positive integer, got {top_n!r:.40}")
     return query, docs, top_n

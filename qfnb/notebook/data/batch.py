@@ -11,7 +11,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class
@@ -34,6 +34,9 @@ from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.notebook.forecasts import RunForecast, batch_forecasts, begin, wanted
 from qfnb.protocol.safe_html import clean, escape
 from qfnb.resources.batch_job import BatchJob, JobState, record_job
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _eta(seconds: float | None) -> str:
@@ -145,7 +148,7 @@ def as_dataset(job: BatchJob) -> Any:
     return Dataset.create_from_pyobj(rows)
 
 
-def list_frame(states: list[JobState]) -> Any:
+def list_frame(states: list[JobState]) -> pd.DataFrame:
     import pandas as pd
 
     rows = [{"task": s.task_id, "name": s.name, "status": s.status, "done": s.done, "failed": s.failed,

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
 from qfnb.resources.console import FineTune
 from qfnb.trainer import persist
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RUNNING = ("Waiting", "Running")
 
@@ -42,7 +45,7 @@ def _age(created: str | None, now: float) -> str:
     return f"{max(seconds, 0):.0f} s ago"
 
 
-def jobs_frame(tasks: list[dict[str, Any]] | None = None, now: float | None = None) -> Any:
+def jobs_frame(tasks: list[dict[str, Any]] | None = None, now: float | None = None) -> pd.DataFrame:
     """``%qftrain --list``: one row per task (task, job, model, status, progress, age)."""
     import pandas as pd
 
