@@ -1,6 +1,6 @@
 """Embedding throughput: a long job through the platform (``qfnb serve``) against the bare engine.
 
-    .venv/bin/python bench/embed_throughput.py [--texts 10000] [--workers 8]
+    .venv/bin/python bench/embed_throughput.py [--texts 10000] [--workers 8] [--progress]
 
 The same texts (help-desk sentences in Chinese and English, each made distinct by a number) are
 embedded by the default embedder (USE-Multilingual-v3) twice in one run:
@@ -13,7 +13,8 @@ embedded by the default embedder (USE-Multilingual-v3) twice in one run:
   one engine batch.
 
 It prints texts/s of each, the platform's share of the bare rate (target >= 90 %), this client's
-peak RSS growth over the job, and the load before and after.
+peak RSS (and its growth over the job), the platform process's peak RSS (engine included: the
+embedder runs in it), and the load before and after. ``--progress`` shows the job's progress bar.
 """
 
 from __future__ import annotations
@@ -51,7 +52,16 @@ def bare(items: list[str]) -> float:
     return len(items) / (time.perf_counter() - started)
 
 
-def platform(items: list[str], workers: int, base: str, creds: dict[str, str], out: Path) -> tuple[float, float]:
+def peak_rss_mib(pid: int) -> float:
+    """A process's peak resident set (``VmHWM``), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def platform(items: list[str], workers: int, base: str, creds: dict[str, str], out: Path,
+             progress: bool) -> tuple[float, float]:
     config = Config.from_env({}, base_url=base, console_api_base_url=base, iam_base_url=base, ak=creds["api_key"],
                              sk=creds["secret_key"], access_key=creds["access_key"], secret_key=creds["iam_secret_key"],
                              cache="off")
@@ -60,7 +70,7 @@ def platform(items: list[str], workers: int, base: str, creds: dict[str, str], o
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     future = emb.batch_do([items[i:i + 16] for i in range(0, len(items), 16)], worker_num=workers,
-                          output_file=str(out), progress=False)
+                          output_file=str(out), progress=progress)
     results = future.results()
     rate = len(items) / (time.perf_counter() - started)
     assert not [r for r in results if isinstance(r, Exception)], "some calls failed"
@@ -72,6 +82,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--progress", action="store_true", help="show the job's progress bar")
     args = parser.parse_args()
     log_to_stdout()
     items = texts(args.texts)
@@ -80,8 +91,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         proc, base, creds = serve_platform(Path(tmp) / "data", Path(tmp) / "serve.log")
         try:
-            plat, grown = platform(items, args.workers, base, creds, Path(tmp) / "vectors.jsonl")
-            lines = len((Path(tmp) / "vectors.jsonl").read_text(encoding="utf-8").splitlines())
+            plat, grown = platform(items, args.workers, base, creds, Path(tmp) / "vectors.jsonl", args.progress)
+            server_peak = peak_rss_mib(proc.pid)
+            with (Path(tmp) / "vectors.jsonl").open(encoding="utf-8") as fh:
+                lines = sum(1 for _ in fh)
         finally:
             proc.terminate()
             proc.wait(30)
@@ -90,7 +103,9 @@ def main() -> int:
     log.info("bare engine (in process):   %8.1f texts/s (%.1f before the platform, %.1f after)", rate, before, after)
     log.info("platform (batch_do, HTTP):  %8.1f texts/s  = %.0f %% of bare (target >= 90 %%)", plat,
              100 * plat / rate)
-    log.info("answers in the JSONL file: %d calls; this client's peak RSS grew %.0f MiB over the job", lines, grown)
+    log.info("answers in the JSONL file: %d calls; this client's peak RSS %.0f MiB (grew %.0f MiB over the job); "
+             "the platform's peak RSS %.0f MiB", lines, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+             grown, server_peak)
     log.info("load after: %.2f %.2f %.2f", *os.getloadavg())
     return 0
 

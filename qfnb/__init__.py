@@ -1,7 +1,6 @@
-"""qfnb: the Qianfan LLM platform, native in Jupyter.
-
-Public names are imported lazily so that ``import qfnb`` stays fast; ``%load_ext qfnb``
-registers the notebook magics.
+"""qfnb: the Qianfan LLM platform, native in Jupyter: the SDK layers (``protocol`` → ``_core`` →
+``resources`` → … → ``notebook``), the embedded platform (``local``) and the official-SDK mirrors.
+Public names are imported lazily so that ``import qfnb`` stays fast; ``%load_ext qfnb`` loads the magics.
 """
 
 from __future__ import annotations

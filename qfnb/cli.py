@@ -19,6 +19,7 @@ from qfnb.protocol.netguard import is_loopback
 
 if TYPE_CHECKING:
     from qfnb.local.engines.api import RegistryLike
+    from qfnb.local.engines.options import EngineOptions
     from qfnb.local.settings import Settings
 
 
@@ -119,7 +120,7 @@ def _load_registry(spec: str | None, settings: object) -> RegistryLike | None:
     return factory()
 
 
-def _engine_options(args: argparse.Namespace, options: Any) -> Any:
+def _engine_options(args: argparse.Namespace, options: EngineOptions) -> EngineOptions:
     """The environment's engine options with ``--engine``, ``--slots`` and ``--idle-stop`` applied."""
     from qfnb.local.engines.registry import parse_external  # deferred: loads httpx (`qfnb --help` does not)
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from qfnb._core.record.budget import Budget, BudgetExceeded, active_budget, budget, clear_budget
 from qfnb._core.record.cache import CacheStats, default_cache, process_mode, set_process_mode
 from qfnb._core.record.ledger import SESSION, STORE_API, Figures, default_ledger, figures
 from qfnb._core.record.prices import prices
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["SESSION", "Budget", "BudgetExceeded", "Figures", "active_budget", "budget", "cache", "cache_stats",
            "clear_budget", "clear_cache", "figures", "frame", "prices", "summary"]
@@ -25,7 +28,7 @@ __all__ = ["SESSION", "Budget", "BudgetExceeded", "Figures", "active_budget", "b
 GROUPS = ("cell", "model", "session", "job", "day")
 
 
-def frame(*, today: bool = False, session: str | None = None) -> Any:
+def frame(*, today: bool = False, session: str | None = None) -> pd.DataFrame:
     """Every recorded call as a DataFrame (newest last), with ``cost_yuan`` and
     ``cloud_equivalent_yuan`` priced from the shipped table."""
     since = None
@@ -35,7 +38,7 @@ def frame(*, today: bool = False, session: str | None = None) -> Any:
     return default_ledger().frame(since=since, session=session)
 
 
-def summary(by: str = "model", *, today: bool = False, session: str | None = None) -> Any:
+def summary(by: str = "model", *, today: bool = False, session: str | None = None) -> pd.DataFrame:
     """Totals per ``by`` (cell, model, session, job or day): calls, tokens (``trained_tokens``: what
     fine-tunes trained on), cache hits and what they saved, answers ``reused`` from an evaluation's
     answer store (no call made), cost."""

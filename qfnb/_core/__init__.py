@@ -1,4 +1,6 @@
-"""Client machinery: config, auth, transport, retries, rate limits, errors, the sync shell.
+"""Client machinery: config, auth, transport, retries, rate limits, errors, the sync shell, in rooms
+(runtime → http → record → globals → config → backend → transport → errors, each importing only
+those after it). May import ``qfnb.protocol`` only; ``resources`` and every layer above import it.
 
 Submodules are imported on use (``import qfnb`` stays fast); see ``docs/architecture.md``
 Contract 2.

@@ -1,4 +1,6 @@
-"""``qfnb.dataset``: load, validate, transform and upload datasets (pandas-backed)."""
+"""``qfnb.dataset``: load, validate, transform and upload datasets (pandas-backed), locally and on the
+platform. May import ``qfnb.resources``, ``qfnb._core`` and ``qfnb.protocol``; never ``model``,
+``evaluation``, ``trainer``, ``agents``, ``notebook`` or ``qfnb.local``."""
 
 from qfnb.resources.console.consts import (
     DataExportDestinationType,

@@ -16,7 +16,7 @@ import logging
 import os
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pandas as pd
 
@@ -295,16 +295,16 @@ class _UnreadableSource(DataSource):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.args, self.kwargs = args, kwargs
 
-    def _refuse(self) -> Any:
+    def _refuse(self) -> NoReturn:
         raise NotImplementedError(f"qfnb does not read or write {self._what} directly: import the files into a "
                                   "platform dataset (QianfanDataSource) or copy them to a local path "
                                   "(FileDataSource)")
 
     def fetch(self, **kwargs: Any) -> Dataset:
-        return self._refuse()  # type: ignore[no-any-return]
+        self._refuse()
 
     def save(self, table: Dataset, **kwargs: Any) -> bool:
-        return self._refuse()  # type: ignore[no-any-return]
+        self._refuse()
 
 
 class BosDataSource(_UnreadableSource):

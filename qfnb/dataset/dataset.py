@@ -12,7 +12,7 @@ import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
@@ -56,6 +56,8 @@ def _one_source(**given: Any) -> None:
         raise ValidationError(extra[0], "is not a supported Dataset.load source")
 
 logger = logging.getLogger("qfnb.dataset")
+#: a cell's value
+V = TypeVar("V")
 
 GROUP_COLUMN = "_group"
 
@@ -426,6 +428,6 @@ class Dataset(Table, OnlineOps):
                                 success_rate_threshold=success_rate_threshold, ignored=kwargs))
 
 
-def _cut(value: Any) -> Any:
+def _cut(value: V) -> V | str:
     """A text cell as the HTML repr shows it: at most 80 characters."""
     return value[:77] + "..." if isinstance(value, str) and len(value) > 80 else value

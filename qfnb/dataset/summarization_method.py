@@ -3,7 +3,7 @@ computes for each numeric column (mean, min, max, quantiles)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -56,7 +56,7 @@ class QuantileMethod(SummarizationMethod):
         return float(column.quantile(self.q))
 
 
-def cell_key(value: Any) -> Any:
+def cell_key(value: Any) -> Hashable:
     """A hashable stand-in for a cell (a conversation's list of turns, a dict)."""
     return repr(value) if isinstance(value, list | dict) else value
 

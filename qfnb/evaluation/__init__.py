@@ -1,4 +1,6 @@
-"""Evaluation: ``EvaluationManager`` with local and platform evaluators, ``EvaluationResult``."""
+"""Evaluation: ``EvaluationManager`` with local and platform evaluators, ``EvaluationResult``, the
+paired comparison. May import ``qfnb.model``, ``qfnb.dataset``, ``qfnb.resources``, ``qfnb._core``
+and ``qfnb.protocol``; never ``trainer``, ``agents``, ``notebook`` or ``qfnb.local``."""
 
 from ._errors import EvaluationError
 from .answers import AnswerStore

@@ -19,7 +19,7 @@ import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qfnb._core.record.cache import cache_mode, repeat_index
 from qfnb._core.record.ledger import STORE_API, UsageRow, default_ledger
@@ -32,6 +32,9 @@ from .batch_output import is_job, is_openai_output, job_answers, openai_output_a
 from .data import to_frame
 from .fingerprint import fingerprint
 from .llm import Answer, LLMTarget, PromptVariant, as_target, resource_kind, resource_tag
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("qfnb.evaluation")
 
@@ -256,7 +259,7 @@ def recorded_answers(recorded: Any, dataset_frame: Any, inputs: Sequence[EvalInp
     return out
 
 
-def _output_frame(src: Any, dataset_frame: Any, field: str) -> Any:
+def _output_frame(src: Any, dataset_frame: Any, field: str) -> pd.DataFrame:
     """A batch output as a frame: a file (``.jsonl`` or JSON), else anything :func:`to_frame` reads."""
 
     if not isinstance(src, str | Path):

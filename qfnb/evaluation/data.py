@@ -56,7 +56,7 @@ def _pick(frame: pd.DataFrame, explicit: str | None, attr_names: Sequence[str], 
     return None
 
 
-def _cell_input(value: Any) -> Any:
+def _cell_input(value: Any) -> list[dict[str, Any]] | str:
     if isinstance(value, list) and value and all(isinstance(m, Mapping) for m in value):
         return [dict(m) for m in value]
     return as_text(value)

@@ -17,7 +17,7 @@ from qfnb.protocol.textmetrics import as_text
 
 from ._errors import invalid
 from .base import EvalInput, LocalEvaluator, Sample
-from .llm import as_prompt, as_target, embedded_chat
+from .llm import LLMTarget, as_prompt, as_target, embedded_chat
 from .rubric import Rubric
 
 DEFAULT_CRITERIA = (
@@ -136,7 +136,7 @@ class LocalJudgeEvaluator(LocalEvaluator):
         self.judge_kwargs = dict(judge_kwargs or {})
 
     @property
-    def judge_target(self) -> Any:
+    def judge_target(self) -> LLMTarget:
         """The judge model as an evaluation target (its tag and identity)."""
         return self._target
 

@@ -243,7 +243,7 @@ def as_target(llm: Any, tag: str | None = None) -> LLMTarget:
                           "Service, Model or a callable input -> text")
 
 
-def embedded_chat(model: str | None = None) -> Any:
+def embedded_chat(model: str | None = None) -> ChatCompletion:
     """A ``ChatCompletion`` on the embedded local platform (offline), even when cloud credentials
     are configured: the default judge. ``model`` defaults to the default chat model, named, so the
     judge's scores say which model gave them."""

@@ -236,7 +236,7 @@ async def amodel_version_ref(model: Any) -> dict[str, Any]:
     return {"modelId": mid, "modelVersionId": vid}
 
 
-def dataset_ref(dataset: Any) -> Any:
+def dataset_ref(dataset: Any) -> int | str:
     """The platform dataset id of ``dataset`` (a qfnb ``Dataset`` on the platform, or the id)."""
     if isinstance(dataset, int | str) and not isinstance(dataset, bool):
         return dataset
@@ -253,7 +253,7 @@ def _random_name() -> str:
     return "sdk_eval_" + "".join(secrets.choice(alphabet) for _ in range(11))
 
 
-def _console() -> Any:
+def _console() -> type[Model]:
     return Model
 
 

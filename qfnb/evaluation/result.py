@@ -22,6 +22,8 @@ from .stability import stability
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
+    from qfnb.dataset import Dataset
+
     from .base import LocalEvaluator
     from .compare import Comparison
     from .stability import Stability
@@ -49,7 +51,7 @@ def summarize_all(evaluators: Sequence[LocalEvaluator], columns: Sequence[Sequen
     return metrics
 
 
-def _scalar(value: Any) -> Any:
+def _scalar(value: Any) -> float | None:
     """A metric value for the table: numbers as float, ``"16.5%"`` as 0.165, others dropped."""
     if isinstance(value, bool):
         return float(value)
@@ -208,7 +210,7 @@ class EvaluationResult:
         return wide
 
     @property
-    def result_dataset(self) -> Any:
+    def result_dataset(self) -> Dataset | None:
         """The per-sample rows as a qfnb ``Dataset`` (``None`` for a platform-only result)."""
         if self.samples.empty:
             return None

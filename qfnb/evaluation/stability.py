@@ -55,7 +55,7 @@ class Stability:
             out[f"answer_{r + 1}"] = [self._answer(m, i, r) for m, i in zip(out["model"], out["index"], strict=True)]
         return out.reset_index(drop=True)
 
-    def _answer(self, model: str, index: int, repeat: int) -> Any:
+    def _answer(self, model: str, index: int, repeat: int) -> object:
         s = self.samples
         hit = s[(s["llm"] == model) & (s["index"] == index) & (s["repeat"] == repeat)]
         return hit["output"].iloc[0] if len(hit) else None

@@ -1,4 +1,6 @@
-"""``qfnb.model``: published models and deployed services."""
+"""``qfnb.model``: published models (``Model``), deployed services (``Service``) and their enums.
+May import ``qfnb.dataset``, ``qfnb.resources``, ``qfnb._core`` and ``qfnb.protocol``; never
+``evaluation``, ``trainer``, ``agents``, ``notebook`` or ``qfnb.local``."""
 
 from .configs import DeployConfig
 from .consts import ServiceStatus, ServiceType

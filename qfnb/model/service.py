@@ -7,7 +7,6 @@ import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from qfnb import resources
 from qfnb._core.config import resolve_config
 from qfnb._core.errors import ValidationError
 from qfnb._core.record.cache import default_cache
@@ -22,6 +21,7 @@ from qfnb.resources.console import Service as ServiceAPI
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
     from qfnb.dataset import Dataset
+    from qfnb.resources.inference.base import BaseInference
 
 logger = logging.getLogger("qfnb.model")
 
@@ -104,12 +104,15 @@ class Service:
             raise ValidationError("endpoint", f"service {self.id} has no endpoint yet (not serving)")
         return {"endpoint": self.endpoint}
 
-    def get_res(self) -> Any:
+    def get_res(self) -> BaseInference[Any, Any, Any]:
         """``ChatCompletion``/``Completion``/``Embedding`` bound to this service's endpoint."""
 
-        cls = {ServiceType.Chat: resources.ChatCompletion, ServiceType.Completion: resources.Completion,
-               ServiceType.Embedding: resources.Embedding,
-               ServiceType.Text2Image: resources.Text2Image}[self.service_type]
+        # deferred: the inference resources load on first use
+        from qfnb.resources.inference import ChatCompletion, Completion, Embedding, Text2Image
+
+        cls: type[BaseInference[Any, Any, Any]] = {
+            ServiceType.Chat: ChatCompletion, ServiceType.Completion: Completion, ServiceType.Embedding: Embedding,
+            ServiceType.Text2Image: Text2Image}[self.service_type]
         kwargs: dict[str, Any] = dict(self.chat_target())
         if self.config is not None:
             kwargs["config"] = self.config

@@ -1,6 +1,6 @@
 """The seed API. Inference names live in :mod:`qfnb.resources.inference`; console names
-(``FineTune``, ``Model``, ``Service``, ``Data``...) in :mod:`qfnb.resources.console`.
-Both are imported on first use.
+(``FineTune``, ``Model``, ``Service``, ``Data``...) in :mod:`qfnb.resources.console`, both loaded on
+first use. May import ``qfnb._core`` and ``qfnb.protocol`` only.
 """
 
 from __future__ import annotations

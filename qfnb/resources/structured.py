@@ -109,12 +109,14 @@ def answer_schema(obj: Any, name: str | None = None) -> AnswerSchema:
     raise SchemaError(f"{name or 'the schema'} is {what}, not a pydantic model class or a JSON-schema dict")
 
 
-def as_response_format(value: Any, field: str = "response_format") -> Any:
+def as_response_format(value: Any, field: str = "response_format") -> str | dict[str, Any] | None:
     """What a caller gave as ``response_format``, as the wire sends it: ``"text"``/``"json_object"``
     and OpenAI's dict forms (``{"type": "text" | "json_object" | "json_schema", ...}``) as they are; a
     pydantic model class or a JSON-schema dict as the strict ``json_schema`` form. Anything else
     raises :class:`SchemaError` naming ``field``."""
-    if value is None or value in FORMAT_TYPES[:2] or (isinstance(value, dict) and value.get("type") in FORMAT_TYPES):
+    if value is None or (isinstance(value, str) and value in FORMAT_TYPES[:2]):
+        return value
+    if isinstance(value, dict) and value.get("type") in FORMAT_TYPES:
         return value
     if isinstance(value, str):
         raise SchemaError(f"{field} {value!r} is not 'text' or 'json_object'; give a pydantic model class, a "

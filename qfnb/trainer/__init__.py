@@ -1,4 +1,6 @@
-"""``qfnb.trainer``: the fine-tune pipeline (dataset → train → publish → deploy → evaluate)."""
+"""``qfnb.trainer``: the fine-tune pipeline (dataset → train → publish → deploy → evaluate).
+May import ``qfnb.evaluation``, ``qfnb.model``, ``qfnb.dataset``, ``qfnb.resources``, ``qfnb._core``
+and ``qfnb.protocol``; never ``agents``, ``notebook`` or ``qfnb.local``."""
 
 from ._action import AsyncAction, BaseAction, RunContext, TrainerStopped
 from .actions import (

@@ -118,7 +118,7 @@ class BaseAction(ExecuteSerializable[dict[str, Any], dict[str, Any]]):
     def event_dispatcher(self, handler: EventHandler | None) -> None:
         self.event_handler = handler
 
-    async def aexec(self, input: dict[str, Any], ctx: RunContext) -> Any:
+    async def aexec(self, input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         """How a pipeline runs this step: a sync ``exec`` goes to a worker thread, so a slow
         user action never blocks qfnb's event loop (nor the notebook's progress)."""
         return await asyncio.to_thread(self.exec, input, **ctx.kwargs)
@@ -170,17 +170,17 @@ class AsyncAction(BaseAction):
     action alone on qfnb's loop (``LoadDataSetAction(dataset=Dataset(id=1)).exec()``)."""
 
     @abstractmethod
-    async def aexec(self, input: dict[str, Any], ctx: RunContext) -> Any:
+    async def aexec(self, input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         """The step's work, on the event loop."""
 
-    def exec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    def exec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
         """Run this action alone and return its output (events go to its ``event_handler``)."""
 
         ctx = RunContext(kwargs.pop("config", None), self.event_handler, **kwargs)
         return sync.run(run_step(self, dict(input or {}), ctx))
 
 
-async def run_step(action: BaseAction, data: dict[str, Any], ctx: RunContext) -> Any:
+async def run_step(action: BaseAction, data: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     """Run one step: ``Preceding`` → work → ``Done`` (or ``Error``/``Stopped``), saving the
     run's state at each edge; a stop or failure is re-raised."""
     name = type(action).__name__

@@ -339,7 +339,7 @@ class EvaluateAction(AsyncAction):
         #: the input of the last run (the official attribute; :meth:`resume` runs it again)
         self._input: dict[str, Any] | None = None
 
-    def resume(self, **kwargs: Any) -> Any:
+    def resume(self, **kwargs: Any) -> dict[str, Any]:
         """Evaluate again on the last input (an evaluation has no platform task to re-attach to)."""
         return self.exec(self._input or {}, **kwargs)
 
@@ -362,12 +362,13 @@ class EvaluateAction(AsyncAction):
         return {**input, "eval_res": metrics}  # metrics per model, under the official key
 
 
-def _input_model(input: dict[str, Any], ctx: RunContext) -> Any:
+def _input_model(input: dict[str, Any], ctx: RunContext) -> Model:
     """The model a step's input names: qfnb's saved ``model`` dict, else the official keys
     (``model_id``, ``model_version_id``, ``task_id``, ``job_id``)."""
 
-    if isinstance(input.get("model"), Model):  # the official input: a Model object
-        return input["model"]
+    given = input.get("model")
+    if isinstance(given, Model):  # the official input: a Model object
+        return given
     if input.get("model"):
         return Model.from_dict(input["model"], config=ctx.config)
     if input.get("model_version_id") is None and input.get("model_id") is None:

@@ -11,7 +11,7 @@ import concurrent.futures
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from qfnb._core.config import Config as _Config
 from qfnb._core.errors import ValidationError
@@ -43,6 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.runtime.progress import ProgressArg
 
 logger = logging.getLogger("qfnb.trainer")
+#: a dataset as given (a Dataset, an id, a config...)
+D = TypeVar("D")
 
 
 #: credentials the official SDK takes as keyword arguments; they become this trainer's config
@@ -155,7 +157,7 @@ class LLMFinetune(Trainer):
             out["eval_result"] = evaluate.result
         return out
 
-    def _service(self, out: dict[str, Any], deploy: DeployAction) -> Any:
+    def _service(self, out: dict[str, Any], deploy: DeployAction) -> Service:
         model = out.get("model") if isinstance(out.get("model"), Model) else None
         known = getattr(model, "service", None)
         return known if isinstance(known, Service) else Service(
@@ -324,7 +326,7 @@ def _train_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _bos_dataset(dataset: Any, bos_path: Any) -> Any:
+def _bos_dataset(dataset: D, bos_path: object) -> D | str:
     """``dataset_bos_path=`` (the official keyword) is the dataset when given."""
     if bos_path is None:
         return dataset

@@ -89,7 +89,7 @@ class Pipeline(BaseAction):
                 return a
         raise KeyError(key)
 
-    def exec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    def exec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
         """Run the pipeline (sync) and return the last action's output."""
 
         ctx = RunContext(kwargs.pop("config", None), self.event_handler, **kwargs)
@@ -108,11 +108,11 @@ class Pipeline(BaseAction):
         if self._ctx is not None:
             self._ctx.handler = event_handler
 
-    async def aexec(self, input: dict[str, Any], ctx: RunContext) -> Any:
+    async def aexec(self, input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         """As a step of an outer pipeline: the steps run in the outer run's context."""
         return await self.arun(input, ctx)
 
-    async def arun(self, input: Any, ctx: RunContext) -> Any:
+    async def arun(self, input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         """Run from ``current_action`` (steps before it count as done), skipping finished
         steps; returns the last action's output."""
         data = input

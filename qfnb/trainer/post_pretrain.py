@@ -3,16 +3,18 @@ the fine-tune pipeline with the official SDK's other train modes."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from qfnb.protocol.console import TrainMode
 
 from .finetune import LLMFinetune
 
 __all__ = ["DPO", "PostPreTrain"]
+#: a dataset as given (a Dataset, an id, a config...)
+D = TypeVar("D")
 
 
-def _with_schema(dataset: Any, schema_name: str) -> Any:
+def _with_schema(dataset: D, schema_name: str) -> D:
     """A local Dataset without a schema is checked against ``schema_name`` (not chat SFT's)."""
     from qfnb import dataset as _dataset  # deferred: loads pandas (`import qfnb.trainer` does not)
 

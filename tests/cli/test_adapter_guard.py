@@ -19,7 +19,8 @@ from starlette.testclient import TestClient
 
 from qfnb.common.cli import adapter_guard
 from qfnb.common.cli._shared import CliError
-from qfnb.common.cli.servers import OpenAIAdapter, openai_app, proxy_app
+from qfnb.common.cli.openai_adapter import OpenAIAdapter, openai_app
+from qfnb.common.cli.servers import proxy_app
 from qfnb.protocol import netguard
 from qfnb.protocol.limits import MAX_BODY_BYTES
 

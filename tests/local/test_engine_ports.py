@@ -127,3 +127,16 @@ def test_a_runs_checkpoints_load_together_so_serving_another_needs_no_new_proces
             engine.acquire(steps[1])
     finally:
         engine.close()
+
+
+def test_a_request_the_engine_refuses_names_the_engine_and_its_answer(tmp_path: Path, fake_binary: Path) -> None:
+    config = ServerConfig(name="fake", gguf=tmp_path / "m.gguf", log_dir=tmp_path / "logs", idle_seconds=3600)
+    engine = LlamaServer(config, binary=fake_binary)
+    try:
+        with pytest.raises(EngineUnavailable, match=r"^fake: the embedding engine answered 501"):
+            engine.post_json("/v1/embeddings", {"input": ["a"]}, "the embedding engine", 30)
+        lease = engine.acquire()  # the failed request gave its lease back: the same process serves on
+        assert lease.instance.active == 1 and engine.starts == 1
+        engine.release(lease)
+    finally:
+        engine.close()

@@ -116,6 +116,8 @@ def test_the_readme_bilingual_search_runs_as_pasted(base: str) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Search in Chinese and English, offline", 1)[1].split("\n## ", 1)[0]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    docs = (ROOT / "docs" / "local-platform.md").read_text(encoding="utf-8")
+    assert f"```python\n{code}```" in docs, "docs/local-platform.md's search example is not the README's"
     out = subprocess.run([sys.executable, "-c", code], env=_env(base), capture_output=True, text=True, timeout=300,
                          check=False)
     assert out.returncode == 0, out.stderr

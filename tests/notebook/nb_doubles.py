@@ -110,8 +110,10 @@ class FakeTrainer:
         fail_at: int | None = None,
         polls_per_step: int = 1,
         gate: threading.Event | None = None,
+        checkpoints: bool = False,
     ) -> None:
         self.spec, self.handler, self.gate = spec, handler, gate
+        self.checkpoints = checkpoints  # each held-out point is a saved checkpoint (checkpointList)
         self.steps, self.step_time, self.fail_at, self.polls_per_step = steps, step_time, fail_at, polls_per_step
         self.status = "Preceding"
         self.output: dict[str, Any] | None = None
@@ -164,6 +166,9 @@ class FakeTrainer:
                         "totalSteps": self.steps,
                         "lossCurve": list(curve),
                         **({"evalLossCurve": list(evals)} if split else {}),
+                        **({"checkpointList": [{"step": int(s), "time": "2026-11-25T10:00:00Z",
+                                                "trainLoss": round(3.0 / s, 4), "evalLoss": round(v, 4)}
+                                               for s, v in evals]} if split and self.checkpoints else {}),
                         "elapsedSeconds": time.monotonic() - t0,
                         "etaSeconds": (self.steps - step) * self.step_time,
                     },

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.responses import ResponseEvents, Turn, chat_body, check_request, input_items, output_items
+from qfnb.protocol.responses import chat_body, check_request, input_items
+from qfnb.protocol.responses_answer import ResponseEvents, Turn, output_items
 
 TOOL = {"type": "function", "name": "get_weather", "description": "the weather",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}

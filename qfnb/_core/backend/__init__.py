@@ -1,4 +1,5 @@
-"""Which platform the client talks to when no credentials are configured.
+"""Which platform the client talks to when no credentials are configured. A room of ``qfnb._core``:
+may import ``qfnb.protocol`` and the rooms below it (transport, errors).
 
 :class:`Access` is what the client relies on: how to reach the platform (base URL, keys,
 default models). The data dir's local platform daemon (:class:`qfnb._core.backend.daemon.LocalDaemon`)

@@ -1,1 +1,3 @@
-"""The HTTP client: transports, auth, retries, rate limits, decoding, responses."""
+"""The HTTP client: the send pipeline (``stages``), auth, retries, rate limits, decoding, ``QfResponse``.
+A room of ``qfnb._core``: may import ``qfnb.protocol`` and the rooms below it (record, globals,
+config, backend, transport, errors); only ``runtime`` imports it."""

@@ -19,10 +19,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qfnb._core.record.prices import price_rows
 from qfnb.protocol.daemon import default_data_dir
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["LEDGER_FILE", "SESSION", "STORE_API", "Figures", "Ledger", "UsageRow", "current_cell", "current_job",
            "default_ledger", "figures", "job", "launched_from", "set_cell"]
@@ -219,7 +222,7 @@ class Ledger:
             found = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
         return [UsageRow(**{**r, "cache_hit": bool(r["cache_hit"])}) for r in found]
 
-    def frame(self, **filters: Any) -> Any:
+    def frame(self, **filters: Any) -> pd.DataFrame:
         """The rows as a pandas DataFrame, priced (``cost_yuan``, ``cloud_equivalent_yuan``)."""
         import pandas as pd
 
@@ -283,6 +286,7 @@ class Figures:
         return " · ".join(parts)
 
 
-def figures(since: float, session: str = SESSION) -> Figures:
-    """The :class:`Figures` of ``session``'s calls recorded since ``since``."""
-    return Figures.of(default_ledger().rows(since=since, session=session))
+def figures(since: float, session: str = SESSION, *, cell: int | None = None) -> Figures:
+    """The :class:`Figures` of ``session``'s calls recorded since ``since`` (only ``cell``'s, when given)."""
+    rows = default_ledger().rows(since=since, session=session)
+    return Figures.of([r for r in rows if r.cell == cell] if cell is not None else rows)

@@ -12,7 +12,10 @@ import json
 import os
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["PriceTable", "price_rows", "prices"]
 
@@ -42,7 +45,7 @@ def prices() -> PriceTable:
                       cloud_equivalent=data["cloud_equivalent"], models=models)
 
 
-def price_rows(frame: Any) -> Any:
+def price_rows(frame: Any) -> pd.DataFrame:
     """``frame`` (ledger rows) with ``cost_yuan`` and ``cloud_equivalent_yuan`` columns.
 
     Cached answers cost nothing; their tokens are what the cache saved.

@@ -1,4 +1,5 @@
-"""The transport seam: the little the client needs from HTTP, and nothing more.
+"""The transport seam: the little the client needs from HTTP, and nothing more. A room of
+``qfnb._core``: may import ``qfnb.protocol`` and ``qfnb._core.errors`` only.
 
 A :class:`Transport` sends one :class:`Request` and answers with a whole :class:`Reply`
 (:meth:`Transport.send`) or with a :class:`StreamReply` whose status and headers are in before

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from qfnb.common.cli import inference, platform, servers
+from qfnb.common.cli import inference, openai_adapter, platform, servers
 from qfnb.common.cli._shared import CliError
 from qfnb.protocol.version import __version__
 
@@ -18,7 +18,7 @@ from qfnb.protocol.version import __version__
 GLOBAL_OPTIONS = {"access_key": "QIANFAN_ACCESS_KEY", "secret_key": "QIANFAN_SECRET_KEY",
                   "ak": "QIANFAN_AK", "sk": "QIANFAN_SK"}
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {**inference.COMMANDS, **platform.COMMANDS}
-SERVERS: dict[str, Callable[[argparse.Namespace, Sequence[str]], int]] = {"openai": servers.openai,
+SERVERS: dict[str, Callable[[argparse.Namespace, Sequence[str]], int]] = {"openai": openai_adapter.openai,
                                                                            "proxy": servers.proxy}
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from qfnb.local.convert.answer import Answer, answer_of
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.base import Delta
-from qfnb.protocol.responses import ResponseEvents, Turn, output_items, response_object
+from qfnb.protocol.responses_answer import ResponseEvents, Turn, output_items, response_object
 from qfnb.protocol.sse import encode_event
 
 log = logging.getLogger("qfnb.local.inference")

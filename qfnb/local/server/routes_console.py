@@ -30,7 +30,7 @@ log = logging.getLogger("qfnb.local.domain.console")
 Handler = Callable[[Platform, dict[str, Any]], Any]
 
 
-def _int(body: dict[str, Any], field: str) -> Any:
+def _int(body: dict[str, Any], field: str) -> object:
     value = body.get(field)
     if value is None or isinstance(value, bool):
         raise BodyError(field, "is required")

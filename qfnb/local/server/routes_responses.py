@@ -33,15 +33,8 @@ from qfnb.local.server.openai_errors import openai_route
 from qfnb.local.server.serve import serve
 from qfnb.local.server.wire import now, parse
 from qfnb.protocol.inference import OpenAIChatRequest
-from qfnb.protocol.responses import (
-    RESPONSE_PREFIX,
-    chat_body,
-    check_request,
-    input_items,
-    list_page,
-    new_id,
-    with_ids,
-)
+from qfnb.protocol.responses import chat_body, check_request, input_items
+from qfnb.protocol.responses_answer import RESPONSE_PREFIX, list_page, new_id, with_ids
 
 PREFIXES = ("/v1", "/v2")
 

@@ -96,7 +96,8 @@ class TrainingDashboard(VBox):
         self.log_view = w.Textarea(layout=w.Layout(width="98%", height="110px"), disabled=True)
         self.stop_button = w.Button(description="Stop", icon="stop", button_style="danger", disabled=on_stop is None)
         self.deploy_button = w.Button(
-            description="Deploy", icon="rocket", button_style="success", layout=w.Layout(display="none")
+            # as wide as its words: "Deploy best (step 16)" was cut to "Deploy best (s…" at the default width
+            description="Deploy", icon="rocket", button_style="success", layout=w.Layout(display="none", width="auto")
         )
         self.result = SafeHTML()
         self.offline = SafeHTML()  # shown only after a kernel restart (CSS on ipywidgets' disconnected class)

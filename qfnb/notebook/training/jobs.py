@@ -9,23 +9,26 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
 from qfnb.resources.console import FineTune
 from qfnb.trainer import persist
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 RUNNING = ("Waiting", "Running")
 
 
 def platform_tasks() -> list[dict[str, Any]]:
     """Every fine-tune task of the platform, newest first (v2 ``DescribeFineTuning*``)."""
-    jobs = FineTune.V2.job_list(max_keys=1000)["result"].get("jobList") or []
     tasks: list[dict[str, Any]] = []
-    for job in jobs:
-        listed = FineTune.V2.task_list(job_id=job["jobId"], max_keys=1000)["result"].get("taskList") or []
-        tasks.extend({**t, "jobName": job.get("name") or t.get("jobName")} for t in listed)
+    for job in FineTune.V2.job_list(max_keys=1000).parsed.result.job_list:
+        listed = FineTune.V2.task_list(job_id=job.job_id, max_keys=1000).parsed.result.task_list
+        tasks.extend({**t.model_dump(by_alias=True, exclude_unset=True), "jobName": job.name or t.job_name}
+                     for t in listed)
     return sorted(tasks, key=lambda t: str(t.get("createDate") or ""), reverse=True)
 
 
@@ -42,7 +45,7 @@ def _age(created: str | None, now: float) -> str:
     return f"{max(seconds, 0):.0f} s ago"
 
 
-def jobs_frame(tasks: list[dict[str, Any]] | None = None, now: float | None = None) -> Any:
+def jobs_frame(tasks: list[dict[str, Any]] | None = None, now: float | None = None) -> pd.DataFrame:
     """``%qftrain --list``: one row per task (task, job, model, status, progress, age)."""
     import pandas as pd
 

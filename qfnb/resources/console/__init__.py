@@ -1,5 +1,6 @@
 """Console (management) APIs: ``FineTune``, ``Model``, ``Service``, ``Data``, ``IAM``, ``Prompt``,
-``Charge``, ``Memory``; bce-auth-v1 signed."""
+``Charge``, ``Memory``; bce-auth-v1 signed, written from the ``builders``.
+Part of ``qfnb.resources``: may import ``qfnb._core`` and ``qfnb.protocol`` only."""
 
 from .charge import Charge, Memory
 from .data import Data

@@ -1,5 +1,6 @@
 """The inference API: ChatCompletion, Completion, Embedding, Plugin, Text2Image, Image2Text, Reranker,
-Tokenizer, Messages, Function."""
+Tokenizer, Messages, Function; their calls are generated from ``tools/spec/inference.py``.
+Part of ``qfnb.resources``: may import ``qfnb._core`` and ``qfnb.protocol`` only."""
 
 from qfnb._core.http.response import QfResponse
 

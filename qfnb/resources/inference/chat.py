@@ -184,7 +184,7 @@ class ChatCompletion(ChatCompletionCalls):
         return await super()._send(target, body, call)
 
 
-def _wire_format(value: Any) -> Any:
+def _wire_format(value: Any) -> str | dict[str, Any] | None:
     """``response_format`` as sent: a pydantic model class or a JSON-schema dict becomes the strict
     ``json_schema`` form (:func:`qfnb.resources.structured.as_response_format`)."""
     try:

@@ -1,4 +1,6 @@
 """The send pipeline: a client is an ordered list of small stages around one transport.
+Part of ``qfnb._core.http``: may import ``qfnb.protocol`` and the ``_core`` rooms below ``http``
+(record, globals, config, backend, transport, errors).
 
 Every stage has one signature, ``async stage(call, next) -> answer`` (the anthropic SDK's
 middleware model): it may look at or change the :class:`~qfnb._core.http.call.Call`, call

@@ -4,10 +4,8 @@ llama-server's own (L2-normalised), unchanged."""
 
 from __future__ import annotations
 
-import httpx
-
 from qfnb.local.engines.base import Embedder
-from qfnb.local.engines.llama.server import EngineUnavailable, LlamaServer
+from qfnb.local.engines.llama.server import LlamaServer
 
 #: the longest one embedding call may take on the engine
 TIMEOUT_S = 300.0
@@ -23,19 +21,8 @@ class LlamaEmbedder(Embedder):
     def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
         if not texts or not all(isinstance(t, str) for t in texts):
             raise ValueError("texts must be a non-empty list of strings")
-        lease = self.server.acquire()
-        try:
-            reply = httpx.post(f"{lease.url}/v1/embeddings", headers={"Authorization": f"Bearer {lease.key}"},
-                               json={"input": texts, "encoding_format": "float"}, timeout=TIMEOUT_S)
-        except httpx.TransportError as exc:
-            self.server.report_failure(lease)
-            raise EngineUnavailable(f"{self.name}: the embedding engine did not answer ({exc})") from None
-        finally:
-            self.server.release(lease)
-        if reply.status_code != 200:
-            raise EngineUnavailable(f"{self.name}: the embedding engine answered {reply.status_code}: "
-                                    f"{reply.text[:200]}")
-        body = reply.json()
+        body = self.server.post_json("/v1/embeddings", {"input": texts, "encoding_format": "float"},
+                                     "the embedding engine", TIMEOUT_S)
         rows = sorted(body["data"], key=lambda d: int(d["index"]))
         return [list(map(float, d["embedding"])) for d in rows], int((body.get("usage") or {}).get("prompt_tokens")
                                                                          or 0)

@@ -5,14 +5,9 @@ pair) and its ``POST /rerank``. Scores are llama-server's own, unchanged."""
 from __future__ import annotations
 
 import asyncio
-import logging
-
-import httpx
 
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama.server import EngineUnavailable, LlamaServer
-
-log = logging.getLogger("qfnb.local.engines")
+from qfnb.local.engines.llama.server import LlamaServer
 
 #: the longest one rerank call may take on the engine (a CPU scores a few pairs a second at worst)
 TIMEOUT_S = 300.0
@@ -27,21 +22,9 @@ class LlamaReranker:
     async def ascore(self, query: str, documents: list[str]) -> tuple[list[float], int]:
         """Each document's relevance score (in input order) and the prompt tokens the engine read."""
         async with self.gate.turn():
-            lease = await asyncio.to_thread(self.server.acquire)
-            try:
-                async with httpx.AsyncClient(timeout=TIMEOUT_S) as client:
-                    reply = await client.post(f"{lease.url}/rerank", headers={"Authorization": f"Bearer {lease.key}"},
-                                              json={"query": query, "documents": documents,
-                                                    "top_n": len(documents)})
-            except httpx.TransportError as exc:
-                self.server.report_failure(lease)
-                raise EngineUnavailable(f"{self.name}: the reranking engine did not answer ({exc})") from None
-            finally:
-                self.server.release(lease)
-        if reply.status_code != 200:
-            raise EngineUnavailable(f"{self.name}: the reranking engine answered {reply.status_code}: "
-                                    f"{reply.text[:200]}")
-        body = reply.json()
+            body = await asyncio.to_thread(self.server.post_json, "/rerank",
+                                           {"query": query, "documents": documents, "top_n": len(documents)},
+                                           "the reranking engine", TIMEOUT_S)
         scores = [0.0] * len(documents)
         for result in body["results"]:
             scores[int(result["index"])] = float(result["relevance_score"])

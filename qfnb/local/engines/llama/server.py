@@ -29,6 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -218,6 +219,24 @@ class LlamaServer:
         """A request could not reach the process: if it died, the next acquire starts another."""
         if not lease.instance.alive():
             self._note_crash(lease.instance)
+
+    def post_json(self, path: str, body: dict[str, Any], what: str, timeout: float) -> dict[str, Any]:
+        """``body`` POSTed to ``path`` of a running process, and its JSON answer (blocking). An
+        engine that does not answer, or answers other than 200, raises :class:`EngineUnavailable`
+        saying so of ``what`` (``"the embedding engine"``)."""
+        lease = self.acquire()
+        try:
+            reply = httpx.post(f"{lease.url}{path}", headers={"Authorization": f"Bearer {lease.key}"}, json=body,
+                               timeout=timeout)
+        except httpx.TransportError as exc:
+            self.report_failure(lease)
+            raise EngineUnavailable(f"{self.config.name}: {what} did not answer ({exc})") from None
+        finally:
+            self.release(lease)
+        if reply.status_code != 200:
+            raise EngineUnavailable(f"{self.config.name}: {what} answered {reply.status_code}: {reply.text[:200]}")
+        answer: dict[str, Any] = reply.json()
+        return answer
 
     # ---- process management --------------------------------------------------------------
 

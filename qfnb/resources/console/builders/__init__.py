@@ -1,7 +1,8 @@
-"""The console calls' request builders, one module per class (``FineTune``, ``Data``, ...).
+"""The console calls' request builders, one module per class (``FineTune``, ``Data``, ...): pure
+functions that check their arguments and return a :class:`ConsoleRequest`. Part of
+``qfnb.resources``: may import ``qfnb._core`` and ``qfnb.protocol`` only.
 
-A builder is a pure function that checks its arguments and returns a :class:`ConsoleRequest`
-(path, body, v2 action); ``@surface("FineTune.V2.create_task")`` names the public call it
+A request is (path, body, v2 action); ``@surface("FineTune.V2.create_task")`` names the public call it
 becomes. ``tools/unasync_calls.py`` writes the public classes from these builders into
 ``qfnb/resources/console/<module>.py``: for each builder a classmethod
 pair ``name`` (blocking) / ``aname`` (async) with the builder's parameters plus ``config=`` and

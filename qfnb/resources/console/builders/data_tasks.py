@@ -11,7 +11,7 @@ from .._base import ConsoleRequest, compact, invalid, require, require_id, surfa
 from ..consts import EntityListingType
 
 
-def _number(value: Any, field_name: str, low: float, high: float) -> Any:
+def _number(value: Any, field_name: str, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise invalid(field_name, f"must be a number in [{low}, {high}], got {value!r}")
     return value
