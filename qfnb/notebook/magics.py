@@ -20,7 +20,7 @@ from IPython.core.magic import Magics, magics_class, no_var_expand
 from traitlets import Bool, Float, Int, Unicode
 
 from qfnb._core.record.budget import BudgetExceeded
-from qfnb.notebook import discovery, forecasts, usage
+from qfnb.notebook import discovery, usage
 from qfnb.notebook._checks import image_options, split_csv, var_problem
 from qfnb.notebook._interp import InterpolationError, interpolate
 from qfnb.notebook._ipython import (
@@ -49,6 +49,8 @@ from qfnb.notebook.training import launcher
 if TYPE_CHECKING:  # pragma: no cover
     from IPython.core.completer import CompletionContext, SimpleMatcherResult
     from IPython.core.interactiveshell import InteractiveShell
+
+    from qfnb.notebook.forecasts import RunForecast
 
 log = logging.getLogger("qfnb.notebook.magics")
 #: ``-t/--temperature`` (the spec's), whose default ``%config QfnbMagics.temperature`` sets
@@ -515,8 +517,10 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
     return None
 
 
-def _eval_forecast(plan: Any, shown: bool) -> forecasts.RunForecast:
+def _eval_forecast(plan: Any, shown: bool) -> RunForecast:
     """``--forecast`` (or a budget): the evaluation's forecast shown and checked before its first call."""
+    from qfnb.notebook import forecasts  # deferred: loads the inference resources (`%load_ext qfnb` does not)
+
     if not forecasts.wanted(shown):
         return forecasts.RunForecast.none()
     try:

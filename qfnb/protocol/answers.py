@@ -14,17 +14,20 @@ from pydantic import Field
 
 from .answer import AnswerModel
 
-__all__ = ["ChatAnswer", "ChatChunk", "Choice", "ChoiceMessage", "CompletionAnswer", "CompletionChunk", "DatasetInfo",
-           "DatasetInfoAnswer", "DatasetVersionInfo", "EmbeddingAnswer", "EmbeddingItem", "EvaluationCreated",
-           "EvaluationCreatedAnswer", "EvaluationInfo", "EvaluationInfoAnswer", "EvaluationUnit", "FineTuneJobCreated",
-           "FineTuneJobCreatedAnswer", "FineTuneTask", "FineTuneTaskAnswer", "FineTuneTaskCreated",
-           "FineTuneTaskCreatedAnswer", "FineTuneV1Job", "FineTuneV1JobAnswer", "FineTuneV1JobCreated",
-           "FineTuneV1JobCreatedAnswer", "FineTuneV1Task", "FineTuneV1TaskAnswer", "FunctionCall", "Image2TextAnswer",
-           "Image2TextChunk", "ImageItem", "ModelInfoAnswer", "ModelV1", "ModelV2", "ModelV2Answer", "ModelVersion",
-           "ModelVersionAnswer", "PluginAnswer", "PluginChunk", "RerankItem", "RerankerAnswer", "SearchResult",
-           "ServiceCreated", "ServiceCreatedAnswer", "ServiceV1", "ServiceV1Answer", "ServiceV1Created",
-           "ServiceV1CreatedAnswer", "ServiceV2", "ServiceV2Answer", "Statistic", "Text2ImageAnswer", "TokenUsage",
-           "ToolCall", "ToolFunction"]
+__all__ = ["BatchTask", "BatchTaskAnswer", "BatchTaskCreated", "BatchTaskCreatedAnswer", "BatchTaskList",
+           "BatchTaskListAnswer", "ChatAnswer", "ChatChunk", "Choice", "ChoiceMessage", "CompletionAnswer",
+           "CompletionChunk", "DatasetInfo", "DatasetInfoAnswer", "DatasetVersionInfo", "EmbeddingAnswer",
+           "EmbeddingItem", "EvaluationCreated", "EvaluationCreatedAnswer", "EvaluationInfo", "EvaluationInfoAnswer",
+           "EvaluationUnit", "FineTuneJob", "FineTuneJobCreated", "FineTuneJobCreatedAnswer", "FineTuneJobList",
+           "FineTuneJobListAnswer", "FineTuneTask", "FineTuneTaskAnswer", "FineTuneTaskCreated",
+           "FineTuneTaskCreatedAnswer", "FineTuneTaskList", "FineTuneTaskListAnswer", "FineTuneV1Job",
+           "FineTuneV1JobAnswer", "FineTuneV1JobCreated", "FineTuneV1JobCreatedAnswer", "FineTuneV1Task",
+           "FineTuneV1TaskAnswer", "FunctionCall", "Image2TextAnswer", "Image2TextChunk", "ImageItem",
+           "ModelInfoAnswer", "ModelV1", "ModelV2", "ModelV2Answer", "ModelVersion", "ModelVersionAnswer", "PageInfo",
+           "PluginAnswer", "PluginChunk", "RerankItem", "RerankerAnswer", "SearchResult", "ServiceCreated",
+           "ServiceCreatedAnswer", "ServiceV1", "ServiceV1Answer", "ServiceV1Created", "ServiceV1CreatedAnswer",
+           "ServiceV2", "ServiceV2Answer", "ServiceV2List", "ServiceV2ListAnswer", "Statistic", "Text2ImageAnswer",
+           "TokenUsage", "ToolCall", "ToolFunction"]
 
 
 class TokenUsage(AnswerModel):
@@ -360,6 +363,83 @@ class EvaluationInfo(AnswerModel):
     create_time: str = Field(default="", alias="createTime")
     eval_standard_conf: dict[str, Any] = Field(default_factory=dict, alias="evalStandardConf")
     error_message: str | None = Field(default=None, alias="errorMessage")
+
+
+class BatchTaskCreated(AnswerModel):
+    """An offline batch-inference task created."""
+
+    task_id: str = Field(default="", alias="taskId")
+
+
+class BatchTask(AnswerModel):
+    """An offline batch-inference task: its state, counts and files."""
+
+    task_id: str = Field(default="", alias="taskId")
+    name: str = ""
+    description: str = ""
+    #: Queuing, Running, Done, Stopping, Stopped, ...
+    run_status: str = Field(default="", alias="runStatus")
+    input_bos_uri: str = Field(default="", alias="inputBosUri")
+    output_bos_uri: str = Field(default="", alias="outputBosUri")
+    create_time: str = Field(default="", alias="createTime")
+    finish_time: str | None = Field(default=None, alias="finishTime")
+    total_count: int = Field(default=0, alias="totalCount")
+    succeeded_count: int = Field(default=0, alias="succeededCount")
+    failed_count: int = Field(default=0, alias="failedCount")
+    input_token_usage: int = Field(default=0, alias="inputTokenUsage")
+    output_token_usage: int = Field(default=0, alias="outputTokenUsage")
+    #: seconds it has run (qfnb's).
+    run_seconds: float = Field(default=0.0, alias="runSeconds")
+    error_reason: str | None = Field(default=None, alias="errorReason")
+
+
+class PageInfo(AnswerModel):
+    """Where a v2 listing's page ends."""
+
+    marker: str = ""
+    max_keys: int = Field(default=0, alias="maxKeys")
+    is_truncated: bool = Field(default=False, alias="isTruncated")
+    next_marker: str = Field(default="", alias="nextMarker")
+
+
+class BatchTaskList(AnswerModel):
+    """A page of offline batch-inference tasks."""
+
+    task_list: list[BatchTask] = Field(default_factory=list, alias="taskList")
+    page_info: PageInfo = Field(default_factory=PageInfo, alias="pageInfo")
+
+
+class FineTuneJob(AnswerModel):
+    """A v2 fine-tune job (the container of runs)."""
+
+    job_id: str = Field(default="", alias="jobId")
+    name: str = ""
+    description: str = ""
+    model: str = ""
+    train_mode: str = Field(default="", alias="trainMode")
+    parameter_scale: str = Field(default="", alias="parameterScale")
+    create_date: str = Field(default="", alias="createDate")
+
+
+class FineTuneJobList(AnswerModel):
+    """A page of v2 fine-tune jobs."""
+
+    job_list: list[FineTuneJob] = Field(default_factory=list, alias="jobList")
+    page_info: PageInfo = Field(default_factory=PageInfo, alias="pageInfo")
+
+
+class FineTuneTaskList(AnswerModel):
+    """A page of a v2 fine-tune job's tasks (runs)."""
+
+    task_list: list[FineTuneTask] = Field(default_factory=list, alias="taskList")
+    page_info: PageInfo = Field(default_factory=PageInfo, alias="pageInfo")
+
+
+class ServiceV2List(AnswerModel):
+    """A page of v2 services."""
+
+    service_list: list[ServiceV2] = Field(default_factory=list, alias="serviceList")
+    page_info: PageInfo = Field(default_factory=PageInfo, alias="pageInfo")
 
 
 class ChatAnswer(AnswerModel):
@@ -709,3 +789,63 @@ class EvaluationInfoAnswer(AnswerModel):
     #: the v2 call's id.
     request_id: str = Field(default="", alias="requestId")
     result: EvaluationInfo = Field(default_factory=EvaluationInfo)
+
+
+class BatchTaskCreatedAnswer(AnswerModel):
+    """``Data.create_offline_batch_inference_task``'s answer."""
+
+    #: the v1 call's log id.
+    log_id: str = ""
+    #: the v2 call's id.
+    request_id: str = Field(default="", alias="requestId")
+    result: BatchTaskCreated = Field(default_factory=BatchTaskCreated)
+
+
+class BatchTaskAnswer(AnswerModel):
+    """``Data.get_offline_batch_inference_task``'s answer."""
+
+    #: the v1 call's log id.
+    log_id: str = ""
+    #: the v2 call's id.
+    request_id: str = Field(default="", alias="requestId")
+    result: BatchTask = Field(default_factory=BatchTask)
+
+
+class BatchTaskListAnswer(AnswerModel):
+    """``Data.list_offline_batch_inference_task``'s answer."""
+
+    #: the v1 call's log id.
+    log_id: str = ""
+    #: the v2 call's id.
+    request_id: str = Field(default="", alias="requestId")
+    result: BatchTaskList = Field(default_factory=BatchTaskList)
+
+
+class FineTuneJobListAnswer(AnswerModel):
+    """``FineTune.V2.job_list``'s answer."""
+
+    #: the v1 call's log id.
+    log_id: str = ""
+    #: the v2 call's id.
+    request_id: str = Field(default="", alias="requestId")
+    result: FineTuneJobList = Field(default_factory=FineTuneJobList)
+
+
+class FineTuneTaskListAnswer(AnswerModel):
+    """``FineTune.V2.task_list``'s answer."""
+
+    #: the v1 call's log id.
+    log_id: str = ""
+    #: the v2 call's id.
+    request_id: str = Field(default="", alias="requestId")
+    result: FineTuneTaskList = Field(default_factory=FineTuneTaskList)
+
+
+class ServiceV2ListAnswer(AnswerModel):
+    """``Service.V2.service_list``'s answer."""
+
+    #: the v1 call's log id.
+    log_id: str = ""
+    #: the v2 call's id.
+    request_id: str = Field(default="", alias="requestId")
+    result: ServiceV2List = Field(default_factory=ServiceV2List)

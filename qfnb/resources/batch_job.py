@@ -34,6 +34,7 @@ from .console.data import Data
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
+    from qfnb.protocol.answers import BatchTask
 
 INPUT_BUCKET = "qfnb-batch-inputs"
 OUTPUT_URI = "bos:/qfnb-batch-results/"
@@ -74,10 +75,14 @@ class JobState:
         return self.run_seconds / processed * (self.total - processed)
 
     @classmethod
-    def of(cls, view: dict[str, Any]) -> JobState:
-        return cls(view["taskId"], view.get("name", ""), view["runStatus"], int(view.get("succeededCount") or 0),
-                   int(view.get("failedCount") or 0), int(view.get("totalCount") or 0),
-                   int(view.get("outputTokenUsage") or 0), float(view.get("runSeconds") or 0.0), view)
+    def of(cls, task: BatchTask | dict[str, Any]) -> JobState:
+        """The state of a task as the platform describes it (its answer's ``result``, typed or a dict);
+        ``view`` keeps every key it sent."""
+        from qfnb.protocol.answers import BatchTask  # deferred: loads pydantic
+
+        t = task if isinstance(task, BatchTask) else BatchTask.model_validate(task)
+        return cls(t.task_id, t.name, t.run_status, t.succeeded_count, t.failed_count, t.total_count,
+                   t.output_token_usage, t.run_seconds, t.model_dump(by_alias=True, exclude_unset=True))
 
 
 #: per task submitted here: the budget it reserved its rows' worst case against, and how much
@@ -243,7 +248,7 @@ class BatchJob:
             raise
         finally:
             batch_rows_reserved.reset(reserved)
-        task_id = str(made["result"]["taskId"])
+        task_id = made.parsed.result.task_id
         if held is not None:
             _HELD[task_id] = held
         return cls(task_id, config)
@@ -255,12 +260,11 @@ class BatchJob:
         marker: str | None = None
         for _ in itertools.count() if max_pages is None else range(max_pages):
             got = await Data.alist_offline_batch_inference_task(marker=marker, max_keys=100, config=config)
-            page = got["result"]
-            states += [JobState.of(t) for t in page.get("taskList") or []]
-            info = page.get("pageInfo") or {}
-            if not info.get("isTruncated"):
+            page = got.parsed.result
+            states += [JobState.of(t) for t in page.task_list]
+            if not page.page_info.is_truncated:
                 break
-            marker = info.get("nextMarker")
+            marker = page.page_info.next_marker
         return states
 
     @classmethod
@@ -286,11 +290,12 @@ class BatchJob:
     # ---- state --------------------------------------------------------------------------------
 
     async def astate(self) -> JobState:
-        return JobState.of((await Data.aget_offline_batch_inference_task(task_id=self.task_id,
-                                                                          config=self.config))["result"])
+        resp = await Data.aget_offline_batch_inference_task(task_id=self.task_id, config=self.config)
+        return JobState.of(resp.parsed.result)
 
     def state(self) -> JobState:
-        return JobState.of(Data.get_offline_batch_inference_task(task_id=self.task_id, config=self.config)["result"])
+        resp = Data.get_offline_batch_inference_task(task_id=self.task_id, config=self.config)
+        return JobState.of(resp.parsed.result)
 
     def stop(self) -> JobState:
         """Stop the task; rows it finished stay in its output."""

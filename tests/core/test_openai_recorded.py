@@ -149,3 +149,31 @@ def test_a_repeated_call_replays_from_the_cache_and_fresh_asks_again(sdk: Any, p
         sdk.chat.completions.create(model="m", messages=ask, max_tokens=10)
     assert len(platform.sent) == 3
     assert [r.cache_hit for r in _rows()] == [False, True, False, True, False]
+
+
+def test_an_ended_batch_goes_to_the_ledger_once_without_a_budget() -> None:
+    state = {"status": "in_progress"}
+
+    def batches(request: Any) -> Any:
+        batch = {"id": "infer-b1", "object": "batch", "endpoint": "/v1/chat/completions", "input_file_id": "file-1",
+                 "completion_window": "24h", "status": state["status"], "created_at": 100, "in_progress_at": 101,
+                 "completed_at": 131 if state["status"] == "completed" else None,
+                 "request_counts": {"total": 2, "completed": 2, "failed": 0},
+                 "usage": {"input_tokens": 40, "output_tokens": 25, "total_tokens": 65}}
+        if request.url.path.endswith("/batches") and request.method == "GET":
+            return httpx2.Response(200, json={"object": "list", "data": [batch], "has_more": False})
+        return httpx2.Response(200, json=batch)
+
+    config = Config.from_env({}, base_url="http://platform.test")
+    transport = SyncRecordedTransport(config, inner=httpx2.MockTransport(batches))
+    sdk = openai.OpenAI(base_url="http://platform.test/v1", api_key="k", max_retries=0,
+                        http_client=openai.DefaultHttpxClient(transport=transport))
+    made = sdk.batches.create(input_file_id="file-1", endpoint="/v1/chat/completions", completion_window="24h")
+    assert made.status == "in_progress" and _rows() == []  # not ended: nothing to count yet
+    state["status"] = "completed"
+    assert sdk.batches.retrieve("infer-b1").usage.total_tokens == 65  # the answer reaches the caller whole
+    sdk.batches.retrieve("infer-b1")
+    assert [b.id for b in sdk.batches.list()] == ["infer-b1"]
+    (row,) = _rows()  # once, however often it is read
+    assert (row.api, row.prompt_tokens, row.completion_tokens, row.total_tokens) == ("batch-job", 40, 25, 65)
+    assert row.latency_s == 30.0 and row.job == "batch-job infer-b1" and not row.cache_hit

@@ -168,3 +168,22 @@ def test_restart_and_run_all_in_new_kernels_runs_a_yes_tool_zero_more_times(clou
     assert tickets.read_text().splitlines() == ["printer on fire"] and len(asked) == 2
     assert "Filed: T-1." in shown[0] and "replayed" not in shown[0]
     assert all("↺ replayed its recorded result (not run again)" in s and "Filed: T-1." in s for s in shown[1:])
+
+
+def test_the_loops_footer_and_badge_say_what_was_generated_and_what_replayed(ip: InteractiveShell, pub: Any,
+                                                                              cloud_env: Any) -> None:  # noqa: F811
+    def file_ticket(title: str) -> str:
+        """File a ticket."""
+        return "T-1"
+
+    ip.user_ns["file_ticket"] = file_ticket
+    _model(cloud_env)
+    _run(ip, "--yes")
+    text = _last_text(pub)  # two steps of 9 tokens each, both asked of the model
+    assert "18 tokens (10 prompt + 8 completion)" in text and "2 calls generated 18 tokens" in text
+    assert "replayed from the cache" not in text
+    _run(ip, "--yes")  # Run All: both steps replay
+    text, html = _last_text(pub), str(pub.outputs[-1]["data"]["text/html"])
+    assert "↺ 2 replayed from the cache (18 tokens saved)" in text and "generated" not in text
+    assert "18 tokens saved · --fresh to ask again" in text
+    assert "↺ 2 replayed from the cache (18 tokens saved)" in html and "18 tokens saved ·" in html

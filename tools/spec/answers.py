@@ -185,11 +185,43 @@ EVAL_INFO = AnswerModel("EvaluationInfo", "A v1 evaluation task: its state and u
     f("eval_standard_conf", "dict[str, Any]", "{}", wire="evalStandardConf"),
     opt("error_message", "str", "errorMessage")))
 
+BATCH_TASK_CREATED = AnswerModel("BatchTaskCreated", "An offline batch-inference task created.",
+                                 (s("task_id", "taskId"),))
+BATCH_TASK = AnswerModel("BatchTask", "An offline batch-inference task: its state, counts and files.", (
+    s("task_id", "taskId"), s("name"), s("description"), s("run_status", "runStatus",
+                                                          doc="Queuing, Running, Done, Stopping, Stopped, ..."),
+    s("input_bos_uri", "inputBosUri"), s("output_bos_uri", "outputBosUri"), s("create_time", "createTime"),
+    opt("finish_time", "str", "finishTime"), f("total_count", "int", "0", wire="totalCount"),
+    f("succeeded_count", "int", "0", wire="succeededCount"), f("failed_count", "int", "0", wire="failedCount"),
+    f("input_token_usage", "int", "0", wire="inputTokenUsage"),
+    f("output_token_usage", "int", "0", wire="outputTokenUsage"),
+    f("run_seconds", "float", "0.0", wire="runSeconds", doc="seconds it has run (qfnb's)."),
+    opt("error_reason", "str", "errorReason")))
+PAGE_INFO = AnswerModel("PageInfo", "Where a v2 listing's page ends.", (
+    s("marker"), f("max_keys", "int", "0", wire="maxKeys"), f("is_truncated", "bool", "False", wire="isTruncated"),
+    s("next_marker", "nextMarker")))
+BATCH_TASK_LIST = AnswerModel("BatchTaskList", "A page of offline batch-inference tasks.", (
+    f("task_list", "list[BatchTask]", "[]", wire="taskList"),
+    f("page_info", "PageInfo", "PageInfo()", wire="pageInfo")))
+FT_JOB = AnswerModel("FineTuneJob", "A v2 fine-tune job (the container of runs).", (
+    s("job_id", "jobId"), s("name"), s("description"), s("model"), s("train_mode", "trainMode"),
+    s("parameter_scale", "parameterScale"), s("create_date", "createDate")))
+FT_JOB_LIST = AnswerModel("FineTuneJobList", "A page of v2 fine-tune jobs.", (
+    f("job_list", "list[FineTuneJob]", "[]", wire="jobList"),
+    f("page_info", "PageInfo", "PageInfo()", wire="pageInfo")))
+FT_TASK_LIST = AnswerModel("FineTuneTaskList", "A page of a v2 fine-tune job's tasks (runs).", (
+    f("task_list", "list[FineTuneTask]", "[]", wire="taskList"),
+    f("page_info", "PageInfo", "PageInfo()", wire="pageInfo")))
+SERVICE_V2_LIST = AnswerModel("ServiceV2List", "A page of v2 services.", (
+    f("service_list", "list[ServiceV2]", "[]", wire="serviceList"),
+    f("page_info", "PageInfo", "PageInfo()", wire="pageInfo")))
+
 PARTS = (USAGE, FUNCTION_CALL, TOOL_FUNCTION, TOOL_CALL, CHOICE_MESSAGE, CHOICE, STATISTIC, SEARCH_RESULT,
          EMBEDDING_ITEM, IMAGE_ITEM, RERANK_ITEM, FT_JOB_CREATED, FT_TASK_CREATED, FT_TASK, FT_V1_TASK,
          FT_V1_JOB_CREATED, FT_V1_JOB, MODEL_VERSION, MODEL_INFO, MODEL_V2, SERVICE_CREATED, SERVICE_V2,
          SERVICE_V1_CREATED, SERVICE_V1,
-         DATASET_VERSION, DATASET_INFO, EVAL_CREATED, EVAL_UNIT, EVAL_INFO)
+         DATASET_VERSION, DATASET_INFO, EVAL_CREATED, EVAL_UNIT, EVAL_INFO, BATCH_TASK_CREATED, BATCH_TASK, PAGE_INFO,
+         BATCH_TASK_LIST, FT_JOB, FT_JOB_LIST, FT_TASK_LIST, SERVICE_V2_LIST)
 
 #: every model, parts before the models that hold them
 ANSWERS = (
@@ -211,6 +243,12 @@ ANSWERS = (
     console("DatasetInfoAnswer", "``Data.get_dataset_info``'s answer.", "DatasetInfo"),
     console("EvaluationCreatedAnswer", "``Model.create_evaluation_task``'s answer.", "EvaluationCreated"),
     console("EvaluationInfoAnswer", "``Model.get_evaluation_info``'s answer.", "EvaluationInfo"),
+    console("BatchTaskCreatedAnswer", "``Data.create_offline_batch_inference_task``'s answer.", "BatchTaskCreated"),
+    console("BatchTaskAnswer", "``Data.get_offline_batch_inference_task``'s answer.", "BatchTask"),
+    console("BatchTaskListAnswer", "``Data.list_offline_batch_inference_task``'s answer.", "BatchTaskList"),
+    console("FineTuneJobListAnswer", "``FineTune.V2.job_list``'s answer.", "FineTuneJobList"),
+    console("FineTuneTaskListAnswer", "``FineTune.V2.task_list``'s answer.", "FineTuneTaskList"),
+    console("ServiceV2ListAnswer", "``Service.V2.service_list``'s answer.", "ServiceV2List"),
 )
 
 #: the official SDK's names (``qianfan.resources.typing_client``) and the answer model each names:

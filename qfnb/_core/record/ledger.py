@@ -286,6 +286,7 @@ class Figures:
         return " · ".join(parts)
 
 
-def figures(since: float, session: str = SESSION) -> Figures:
-    """The :class:`Figures` of ``session``'s calls recorded since ``since``."""
-    return Figures.of(default_ledger().rows(since=since, session=session))
+def figures(since: float, session: str = SESSION, *, cell: int | None = None) -> Figures:
+    """The :class:`Figures` of ``session``'s calls recorded since ``since`` (only ``cell``'s, when given)."""
+    rows = default_ledger().rows(since=since, session=session)
+    return Figures.of([r for r in rows if r.cell == cell] if cell is not None else rows)

@@ -9,7 +9,8 @@ would cross the budget is answered 429 ``insufficient_quota``, unsent); settled 
 ledger with the engine's own counts when its answer, or what arrived of a stream, is in. A chat or
 text stream that did not ask for ``include_usage`` is sent asking for it, and the usage chunk is
 kept from the caller. A batch is refused while a budget is set (its rows are in a file, unseen
-here); every other request (models, files) passes through unchanged.
+here); without one, an ended batch the client reads (create, retrieve, list, cancel) goes to the
+ledger once, as a durable batch task does. Every other request (models, files) passes through unchanged.
 :class:`SyncRecordedTransport` runs the same on qfnb's loop for ``openai.OpenAI``.
 """
 
@@ -31,6 +32,7 @@ from qfnb._core.config import Config, embedded_config
 from qfnb._core.http.recorded import Recording, with_output_cap
 from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb._core.record.budget import BudgetExceeded, check_unreserved_batch
+from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.runtime import sync
 from qfnb.protocol.sse import DONE, SSEDecoder, encode_event
 
@@ -42,6 +44,8 @@ __all__ = ["RecordedTransport", "SyncRecordedTransport", "async_openai_client", 
 #: the path's last part -> the ledger's route (what :func:`~qfnb._core.http.recorded.worst_case` reads)
 _ROUTES = {"chat/completions": "v2/chat", "completions": "v2/completions", "embeddings": "v2/embeddings",
            "responses": "v2/responses", "messages": "v2/messages"}
+#: an OpenAI batch's statuses once it has ended
+_ENDED = ("completed", "failed", "cancelled", "expired")
 #: routes whose streams end with ``data: [DONE]`` and carry ``include_usage``
 _USAGE_OPTION = ("v2/chat", "v2/completions")
 
@@ -102,12 +106,14 @@ class RecordedTransport(httpx2.AsyncBaseTransport):
         api = recorded_api(request.url.path) if request.method == "POST" else None
         body = json.loads(await request.aread() or b"{}") if api is not None else None
         if api is None or not isinstance(body, dict):
+            if not _batches(request.url.path):
+                return await self.inner.handle_async_request(request)
             if request.method == "POST" and request.url.path.rstrip("/").endswith("/batches"):
                 try:  # its rows are in an uploaded file, unseen here: no budget can hold them
                     check_unreserved_batch()
                 except BudgetExceeded as exc:
                     return _over_budget(exc, request)
-            return await self.inner.handle_async_request(request)
+            return await self._note_batches(request, await self.inner.handle_async_request(request))
         stream = body.get("stream") is True
         body = with_output_cap(api, body)
         hide_usage = stream and api in _USAGE_OPTION and not _asks_usage(body)
@@ -126,6 +132,24 @@ class RecordedTransport(httpx2.AsyncBaseTransport):
             rec.release()
             raise
         return await _recorded(rec, request, reply, hide_usage)
+
+    async def _note_batches(self, request: httpx2.Request, reply: httpx2.Response) -> httpx2.Response:
+        """A batch answer as it came; each ended batch it shows goes to the ledger once (a row for the
+        whole task, as a durable ``BatchJob``'s: whichever face sees it end first writes it)."""
+        if reply.status_code != 200:
+            return reply
+        content = await reply.aread()
+        await reply.aclose()
+        try:
+            found = json.loads(content)
+        except ValueError:
+            found = None
+        if isinstance(found, dict):
+            for batch in (found.get("data") or []) if found.get("object") == "list" else [found]:
+                if isinstance(batch, dict):
+                    _record_batch(batch, self.config)
+        headers = {k: v for k, v in reply.headers.items() if k.lower() not in ("content-encoding", "content-length")}
+        return httpx2.Response(reply.status_code, headers=headers, content=content, request=request)
 
     async def _served(self, request: httpx2.Request, rec: Recording) -> str | None:
         """The digest of the model that would answer (the platform's ``/v1/models/{name}``), or None."""
@@ -160,6 +184,28 @@ async def _recorded(rec: Recording, request: httpx2.Request, reply: httpx2.Respo
     else:
         rec.finish(QfResponse(reply.status_code, headers, json.loads(content), QfRequest("POST", request.url.path)))
     return httpx2.Response(reply.status_code, headers=headers, content=content, request=request)
+
+
+def _batches(path: str) -> bool:
+    """``/v1/batches``, ``/v1/batches/{id}`` and ``/v1/batches/{id}/cancel`` (either API version)."""
+    parts = path.strip("/").split("/")
+    return len(parts) >= 2 and parts[0] in ("v1", "v2") and parts[1] == "batches"
+
+
+def _record_batch(batch: Mapping[str, Any], config: Config) -> None:
+    """An ended OpenAI batch's tokens in the ledger once per platform and task (the key a durable
+    ``BatchJob`` writes under, so the two faces of one task never count it twice)."""
+    usage = batch.get("usage")
+    if batch.get("status") not in _ENDED or not isinstance(usage, Mapping) or not batch.get("id"):
+        return
+    prompt, completion = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+    started, ended = batch.get("in_progress_at"), next(
+        (batch[k] for k in ("completed_at", "failed_at", "cancelled_at", "expired_at") if batch.get(k)), None)
+    seconds = float(ended - started) if isinstance(started, int) and isinstance(ended, int) else 0.0
+    row = UsageRow(api="batch-job", model="batch", platform="local" if config.embedded else "cloud",
+                   prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion,
+                   latency_s=seconds, job=f"batch-job {batch['id']}")
+    default_ledger().record_once(row, f"batch-job {config.base_url.rstrip('/')} {batch['id']}")
 
 
 def _over_budget(exc: BudgetExceeded, request: httpx2.Request) -> httpx2.Response:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from qfnb import resources
+from qfnb._core.record.ledger import Figures
 from qfnb.notebook.chat.conversations import Chain, PlatformConversations, stream_turn, turn_body
 from qfnb.notebook.chat.sessions import ChatSession, SessionHistory, SessionList, SessionStore
 from qfnb.notebook.render import theme as _theme
@@ -203,6 +204,8 @@ class CellAnswer:
     interrupted: bool = False
     engine: Any = None  # the platform's state of the answering engine while waiting (loading.EngineState)
     context: str = ""  # session, turns in context, where it ran (CellChatRequest.context)
+    #: a loop's figures over all its steps (generated / replayed from the cache), from the ledger
+    figures: Figures | None = None
     started: float = field(default_factory=time.perf_counter, repr=False)
     responses: list[Any] = field(default_factory=list, repr=False)
 
@@ -231,7 +234,17 @@ class CellAnswer:
     def footer_html(self) -> str:
         """The footer for Markdown/HTML outputs: the same line, its replay part as :func:`cached_badge`."""
         text = escape(self._footer(cached=False))
-        return f"{text} · {cached_badge(self.cached_age)}" if self.done and self.cached_age is not None else text
+        if not self.done or self.cached_age is None:
+            return text
+        return f"{text} · {cached_badge(self.cached_age, self._saved_tokens)}"
+
+    @property
+    def _saved_tokens(self) -> int | None:
+        """What a replay saved: the loop's replayed steps' tokens, else the answer's own."""
+        if self.figures is not None:
+            return self.figures.saved_tokens
+        total = (self.usage or {}).get("total_tokens")
+        return total if isinstance(total, int) else None
 
     def _footer(self, *, cached: bool) -> str:
         parts = [self.model]
@@ -250,10 +263,13 @@ class CellAnswer:
             parts = self._waiting(parts)
         elif not self.done:
             parts.append("streaming…")
+        if self.figures is not None and self.done and (split := self.figures.line()):
+            parts.append(split)  # a loop: what its steps generated and what they replayed
         if self.context:
             parts.append(self.context)
         if cached and self.done and self.cached_age is not None:
-            parts.append(f"↺ cached · {cached_ago(self.cached_age)} · --fresh to ask again")
+            parts.append(f"↺ cached · {cached_ago(self.cached_age)}{_saved(self._saved_tokens)} · "
+                         "--fresh to ask again")
         return " · ".join(parts)
 
     def _waiting(self, parts: list[str]) -> list[str]:
@@ -289,12 +305,16 @@ def error_line(answer: CellAnswer) -> str:
     return f"{type(err).__name__}: {err}" if err is not None else ""
 
 
-def cached_badge(age_s: float) -> str:
-    """``↺ cached · 3 min ago · --fresh to ask again`` as HTML, quiet in any theme (the footer of a
-    replayed answer)."""
+def cached_badge(age_s: float, saved_tokens: int | None = None) -> str:
+    """``↺ cached · 3 min ago · 191 tokens saved · --fresh to ask again`` as HTML, quiet in any theme
+    (the footer of a replayed answer; the tokens it saved are what the ledger counts as saved)."""
     return (f'<span class="qfnb-cached" style="color:{_theme.TEXT_MUTED}" '
-            f'title="answered from qfnb\'s response cache">↺ cached · {cached_ago(age_s)} · <code>--fresh</code> '
-            "to ask again</span>")
+            f'title="answered from qfnb\'s response cache">↺ cached · {cached_ago(age_s)}{_saved(saved_tokens)} · '
+            "<code>--fresh</code> to ask again</span>")
+
+
+def _saved(tokens: int | None) -> str:
+    return f" · {tokens:,} tokens saved" if tokens else ""
 
 
 def cached_ago(age_s: float) -> str:

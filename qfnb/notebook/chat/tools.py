@@ -20,12 +20,14 @@ import atexit
 import inspect
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
+from qfnb._core.record.ledger import Figures, current_cell, figures
 from qfnb.agents import CachedToolResults, Decision, FunctionTool, StepReply, ToolDescriptionError, ToolLoop, ToolRun
 from qfnb.notebook._checks import split_csv
 from qfnb.notebook._ipython import live_display
@@ -109,17 +111,25 @@ class ToolsCell:
     loop: ToolLoop
     step: NotebookStep
     views: list[Callable[[], None]] = field(default_factory=list)
+    #: when the cell began and which cell it is: the ledger's rows of its steps
+    since: float = field(default_factory=time.time)
+    cell: int | None = field(default_factory=current_cell)
+    _figures: Figures | None = None
 
     def changed(self) -> None:
         for view in self.views:
             view()
 
     def total_answer(self) -> chat.CellAnswer | None:
-        """The latest answer with the loop's figures: tokens and latency summed over all steps."""
+        """The latest answer with the loop's figures: tokens and latency summed over all steps, and
+        what the steps generated and replayed from the cache (the ledger's :class:`Figures`)."""
         a = self.step.answer
         if a is None or not self.loop.done:
             return a
-        return replace(a, usage=dict(self.loop.usage) or a.usage, latency=self.step.latency or a.latency)
+        if self._figures is None:  # read once the loop is done: every step's row is in the ledger
+            self._figures = figures(self.since, cell=self.cell)
+        return replace(a, usage=dict(self.loop.usage) or a.usage, latency=self.step.latency or a.latency,
+                       figures=self._figures)
 
 
 _MARK = {"asked": "· waiting for Run or Skip", "ran": "✓", "failed": "✗", "skipped": "· skipped",

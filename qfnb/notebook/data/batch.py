@@ -31,12 +31,13 @@ from qfnb.notebook._ipython import (
     sampling_arguments,
 )
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
-from qfnb.notebook.forecasts import RunForecast, batch_forecasts, begin, wanted
 from qfnb.protocol.safe_html import clean, escape
 from qfnb.resources.batch_job import BatchJob, JobState, record_job
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+
+    from qfnb.notebook.forecasts import RunForecast
 
 
 def _eta(seconds: float | None) -> str:
@@ -175,7 +176,7 @@ def handle_magic(magics: Any, args: argparse.Namespace) -> Any:
         return list_frame(factory.list())
     if args.stop:
         return progress_text(factory(args.stop).stop())
-    ahead = RunForecast.none()
+    ahead: RunForecast | None = None
     if args.attach is not None:
         job = factory.attach(args.attach or None)
     else:
@@ -188,7 +189,7 @@ def handle_magic(magics: Any, args: argparse.Namespace) -> Any:
     if state.status != "Done":
         raise QfnbCellError(f"{job.task_id} ended {state.status}: {state.view.get('errorReason') or ''}".strip(),
                             title="batch ended early")
-    for check in ahead.checks():  # --forecast (or a budget): the run beside its forecast
+    for check in ahead.checks() if ahead is not None else []:  # --forecast (or a budget): the run beside it
         display(check)
     return as_dataset(job)
 
@@ -199,7 +200,8 @@ def _reuse_wanted(args: argparse.Namespace) -> bool:
     return not args.fresh and mode_for(Config.from_env().cache) == "on"
 
 
-def _submit(magics: Any, args: argparse.Namespace, factory: type[BatchJob]) -> tuple[BatchJob, RunForecast]:
+def _submit(magics: Any, args: argparse.Namespace,
+            factory: type[BatchJob]) -> tuple[BatchJob, RunForecast | None]:
     """Submit ``args.source``'s prompts as a new batch job (``factory.submit``)."""
     if not args.source:
         raise UsageError("%qfbatch SOURCE -m MODEL (a list of prompts, a Dataset or a DataFrame), "
@@ -226,11 +228,14 @@ def _submit(magics: Any, args: argparse.Namespace, factory: type[BatchJob]) -> t
         raise QfnbCellError(str(exc), title="batch not started") from exc
 
 
-def _forecast(args: argparse.Namespace, inputs: list[Any], model: str, max_tokens: int | None) -> RunForecast:
+def _forecast(args: argparse.Namespace, inputs: list[Any], model: str, max_tokens: int | None) -> RunForecast | None:
     """``--forecast`` (or a budget): the batch's forecast shown and checked before it is submitted."""
+    # deferred: loads the inference resources (`%load_ext qfnb` does not)
+    from qfnb.notebook.forecasts import batch_forecasts, begin, wanted
+
     shown = bool(getattr(args, "forecast", False))
     if not wanted(shown):
-        return RunForecast.none()
+        return None
     try:
         return begin(batch_forecasts(inputs, model=model, max_tokens=max_tokens), shown=shown,
                      what=f"this batch ({len(inputs):,} rows)")
@@ -239,7 +244,7 @@ def _forecast(args: argparse.Namespace, inputs: list[Any], model: str, max_token
     except Exception as exc:  # the forecast could not be made: with --forecast that is the cell's error
         if shown:
             raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="batch could not forecast") from exc
-        return RunForecast.none()  # each row still reserves its worst case at submission
+        return None  # each row still reserves its worst case at submission
 
 
 @magics_class

@@ -24,11 +24,11 @@ RUNNING = ("Waiting", "Running")
 
 def platform_tasks() -> list[dict[str, Any]]:
     """Every fine-tune task of the platform, newest first (v2 ``DescribeFineTuning*``)."""
-    jobs = FineTune.V2.job_list(max_keys=1000)["result"].get("jobList") or []
     tasks: list[dict[str, Any]] = []
-    for job in jobs:
-        listed = FineTune.V2.task_list(job_id=job["jobId"], max_keys=1000)["result"].get("taskList") or []
-        tasks.extend({**t, "jobName": job.get("name") or t.get("jobName")} for t in listed)
+    for job in FineTune.V2.job_list(max_keys=1000).parsed.result.job_list:
+        listed = FineTune.V2.task_list(job_id=job.job_id, max_keys=1000).parsed.result.task_list
+        tasks.extend({**t.model_dump(by_alias=True, exclude_unset=True), "jobName": job.name or t.job_name}
+                     for t in listed)
     return sorted(tasks, key=lambda t: str(t.get("createDate") or ""), reverse=True)
 
 

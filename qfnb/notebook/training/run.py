@@ -306,16 +306,15 @@ async def adeployment(task_id: str) -> dict[str, Any]:
     """What was published and deployed from run ``task_id``, as the platform lists it: a Serving
     service whose model version came from that run (``service_endpoint``, ``service_id``,
     ``model_version_id``, ``model_name``); empty when there is none."""
-    listed = (await ServiceAPI.V2.aservice_list(max_keys=100, page_reverse=True))["result"]
-    for svc in listed.get("serviceList") or []:
-        if svc.get("runStatus") != ServiceStatus.SERVING.value or not svc.get("modelId"):
+    listed = (await ServiceAPI.V2.aservice_list(max_keys=100, page_reverse=True)).parsed.result
+    for svc in listed.service_list:
+        if svc.run_status != ServiceStatus.SERVING.value or not svc.model_id:
             continue
-        info = (await ModelAPI.V2.adescribe_model(str(svc["modelId"]))).parsed.result
+        info = (await ModelAPI.V2.adescribe_model(svc.model_id)).parsed.result
         if str(info.source_info.get("trainTaskId")) == task_id:
-            url = str(svc.get("url") or "").rstrip("/")
-            return {"service_endpoint": url.rsplit("/", 1)[-1] if url else svc.get("serviceId"),
-                    "service_id": svc.get("serviceId"), "model_version_id": svc["modelId"],
-                    "model_name": info.model_set_name}
+            url = svc.url.rstrip("/")
+            return {"service_endpoint": url.rsplit("/", 1)[-1] if url else svc.service_id,
+                    "service_id": svc.service_id, "model_version_id": svc.model_id, "model_name": info.model_set_name}
     return {}
 
 

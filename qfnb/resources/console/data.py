@@ -21,7 +21,7 @@ from .builders import data as build
 from .data_tasks import DataTasksCalls
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.answers import DatasetInfoAnswer
+    from qfnb.protocol.answers import BatchTaskAnswer, BatchTaskCreatedAnswer, BatchTaskListAnswer, DatasetInfoAnswer
 
 __all__ = ["Data"]
 
@@ -188,13 +188,15 @@ class Data(DataTasksCalls):
                                             endpoint: str | None = None, inference_params: dict[str, Any] | None = None,
                                             description: str | None = None, afs_config: dict[str, Any] | None = None,
                                             completion_window: str | None = None, *, config: Config | None = None,
-                                            retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                                            retry: RetryPolicy | None = None,
+                                            **kwargs: Any) -> QfResponse["BatchTaskCreatedAnswer"]:
         """``CreateBatchInferenceTask``: run ``model_id`` (or ``endpoint``) over the JSONL at
         ``input_bos_uri``, answers under ``output_bos_uri``; ``completion_window`` "24h" or None."""
         request = build.create_offline_batch_inference_task(name, input_bos_uri, output_bos_uri, model_id, endpoint,
                                                             inference_params, description, afs_config,
                                                             completion_window, **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("BatchTaskCreatedAnswer")
 
     @classmethod
     async def acreate_offline_batch_inference_task(cls, name: str, input_bos_uri: str | None = None,
@@ -205,27 +207,32 @@ class Data(DataTasksCalls):
                                                    afs_config: dict[str, Any] | None = None,
                                                    completion_window: str | None = None, *,
                                                    config: Config | None = None, retry: RetryPolicy | None = None,
-                                                   **kwargs: Any) -> QfResponse:
+                                                   **kwargs: Any) -> QfResponse["BatchTaskCreatedAnswer"]:
         """``CreateBatchInferenceTask``: run ``model_id`` (or ``endpoint``) over the JSONL at
         ``input_bos_uri``, answers under ``output_bos_uri``; ``completion_window`` "24h" or None."""
         request = build.create_offline_batch_inference_task(name, input_bos_uri, output_bos_uri, model_id, endpoint,
                                                             inference_params, description, afs_config,
                                                             completion_window, **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("BatchTaskCreatedAnswer")
 
     @classmethod
     def get_offline_batch_inference_task(cls, task_id: str, *, config: Config | None = None,
-                                         retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                                         retry: RetryPolicy | None = None,
+                                         **kwargs: Any) -> QfResponse["BatchTaskAnswer"]:
         """``DescribeBatchInferenceTask``."""
         request = build.get_offline_batch_inference_task(task_id, **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("BatchTaskAnswer")
 
     @classmethod
     async def aget_offline_batch_inference_task(cls, task_id: str, *, config: Config | None = None,
-                                                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                                                retry: RetryPolicy | None = None,
+                                                **kwargs: Any) -> QfResponse["BatchTaskAnswer"]:
         """``DescribeBatchInferenceTask``."""
         request = build.get_offline_batch_inference_task(task_id, **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("BatchTaskAnswer")
 
     @classmethod
     def stop_offline_batch_inference_task(cls, task_id: str, *, config: Config | None = None,
@@ -245,22 +252,24 @@ class Data(DataTasksCalls):
     def list_offline_batch_inference_task(cls, marker: str | None = None, max_keys: int | None = None,
                                           page_reverse: bool | None = None, run_status: list[str] | str | None = None,
                                           *, config: Config | None = None, retry: RetryPolicy | None = None,
-                                          **kwargs: Any) -> QfResponse:
+                                          **kwargs: Any) -> QfResponse["BatchTaskListAnswer"]:
         """``DescribeBatchInferenceTasks``; ``run_status`` e.g. "Running", "Done", "Stopped", "Failed"."""
         request = build.list_offline_batch_inference_task(marker, max_keys, page_reverse, run_status,
                                                           **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("BatchTaskListAnswer")
 
     @classmethod
     async def alist_offline_batch_inference_task(cls, marker: str | None = None, max_keys: int | None = None,
                                                  page_reverse: bool | None = None,
                                                  run_status: list[str] | str | None = None, *,
                                                  config: Config | None = None, retry: RetryPolicy | None = None,
-                                                 **kwargs: Any) -> QfResponse:
+                                                 **kwargs: Any) -> QfResponse["BatchTaskListAnswer"]:
         """``DescribeBatchInferenceTasks``; ``run_status`` e.g. "Running", "Done", "Stopped", "Failed"."""
         request = build.list_offline_batch_inference_task(marker, max_keys, page_reverse, run_status,
                                                           **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("BatchTaskListAnswer")
 
     class V2:
         """``/v2/dataset``."""

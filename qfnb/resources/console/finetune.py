@@ -18,8 +18,10 @@ from .builders import finetune as build
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.protocol.answers import (
         FineTuneJobCreatedAnswer,
+        FineTuneJobListAnswer,
         FineTuneTaskAnswer,
         FineTuneTaskCreatedAnswer,
+        FineTuneTaskListAnswer,
         FineTuneV1JobAnswer,
         FineTuneV1JobCreatedAnswer,
         FineTuneV1TaskAnswer,
@@ -154,34 +156,38 @@ class FineTune:
         @classmethod
         def job_list(cls, train_model: str | None = None, marker: str | None = None, max_keys: int | None = None,
                      page_reverse: bool | None = None, model: str | None = None, *, config: Config | None = None,
-                     retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                     retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["FineTuneJobListAnswer"]:
             """``DescribeFineTuningJobs``."""
             request = build.v2_job_list(train_model, marker, max_keys, page_reverse, model, **body_fields(kwargs))
-            return send(request, config=config, retry=retry, overrides=kwargs)
+            response = send(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("FineTuneJobListAnswer")
 
         @classmethod
         async def ajob_list(cls, train_model: str | None = None, marker: str | None = None, max_keys: int | None = None,
                             page_reverse: bool | None = None, model: str | None = None, *, config: Config | None = None,
-                            retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                            retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["FineTuneJobListAnswer"]:
             """``DescribeFineTuningJobs``."""
             request = build.v2_job_list(train_model, marker, max_keys, page_reverse, model, **body_fields(kwargs))
-            return await asend(request, config=config, retry=retry, overrides=kwargs)
+            response = await asend(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("FineTuneJobListAnswer")
 
         @classmethod
         def task_list(cls, job_id: str, marker: str | None = None, max_keys: int | None = None,
                       page_reverse: bool | None = None, *, config: Config | None = None,
-                      retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                      retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["FineTuneTaskListAnswer"]:
             """``DescribeFineTuningTasks`` of one job."""
             request = build.v2_task_list(job_id, marker, max_keys, page_reverse, **body_fields(kwargs))
-            return send(request, config=config, retry=retry, overrides=kwargs)
+            response = send(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("FineTuneTaskListAnswer")
 
         @classmethod
         async def atask_list(cls, job_id: str, marker: str | None = None, max_keys: int | None = None,
                              page_reverse: bool | None = None, *, config: Config | None = None,
-                             retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                             retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["FineTuneTaskListAnswer"]:
             """``DescribeFineTuningTasks`` of one job."""
             request = build.v2_task_list(job_id, marker, max_keys, page_reverse, **body_fields(kwargs))
-            return await asend(request, config=config, retry=retry, overrides=kwargs)
+            response = await asend(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("FineTuneTaskListAnswer")
 
         @classmethod
         def task_detail(cls, task_id: str, *, config: Config | None = None, retry: RetryPolicy | None = None,

@@ -14,7 +14,13 @@ from ._base import asend, body_fields, send
 from .builders import service as build
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.answers import ServiceCreatedAnswer, ServiceV1Answer, ServiceV1CreatedAnswer, ServiceV2Answer
+    from qfnb.protocol.answers import (
+        ServiceCreatedAnswer,
+        ServiceV1Answer,
+        ServiceV1CreatedAnswer,
+        ServiceV2Answer,
+        ServiceV2ListAnswer,
+    )
 
 __all__ = ["Service"]
 
@@ -120,19 +126,21 @@ class Service:
         def service_list(cls, marker: str | None = None, max_keys: int | None = None, page_reverse: bool | None = None,
                          name: str | None = None, service_type: builtins.list[str] | None = None,
                          run_status: builtins.list[str] | None = None, *, config: Config | None = None,
-                         retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                         retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["ServiceV2ListAnswer"]:
             """``DescribeServices``."""
             request = build.v2_service_list(marker, max_keys, page_reverse, name, service_type, run_status,
                                             **body_fields(kwargs))
-            return send(request, config=config, retry=retry, overrides=kwargs)
+            response = send(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("ServiceV2ListAnswer")
 
         @classmethod
         async def aservice_list(cls, marker: str | None = None, max_keys: int | None = None,
                                 page_reverse: bool | None = None, name: str | None = None,
                                 service_type: builtins.list[str] | None = None,
                                 run_status: builtins.list[str] | None = None, *, config: Config | None = None,
-                                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["ServiceV2ListAnswer"]:
             """``DescribeServices``."""
             request = build.v2_service_list(marker, max_keys, page_reverse, name, service_type, run_status,
                                             **body_fields(kwargs))
-            return await asend(request, config=config, retry=retry, overrides=kwargs)
+            response = await asend(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("ServiceV2ListAnswer")

@@ -182,7 +182,7 @@ def v2_publish_dataset_version(version_id: str, **kwargs: Any) -> ConsoleRequest
 # ---- offline batch inference (console v2 /v2/batchinference): exactly what the official SDK sends
 
 
-@surface("Data.create_offline_batch_inference_task")
+@surface("Data.create_offline_batch_inference_task", answer="BatchTaskCreatedAnswer")
 def create_offline_batch_inference_task(name: str, input_bos_uri: str | None = None,
                                          output_bos_uri: str | None = None, model_id: str | None = None,
                                          endpoint: str | None = None, inference_params: dict[str, Any] | None = None,
@@ -215,7 +215,7 @@ def create_offline_batch_inference_task(name: str, input_bos_uri: str | None = N
     return ConsoleRequest(wire.ROUTE, body, action=wire.CREATE, headers=dict(wire.CREATE_HEADERS))
 
 
-@surface("Data.get_offline_batch_inference_task")
+@surface("Data.get_offline_batch_inference_task", answer="BatchTaskAnswer")
 def get_offline_batch_inference_task(task_id: str, **kwargs: Any) -> ConsoleRequest:
     """``DescribeBatchInferenceTask``."""
     return ConsoleRequest(wire.ROUTE, {"taskId": require(task_id, "task_id"), **kwargs}, action=wire.DESCRIBE)
@@ -227,7 +227,7 @@ def stop_offline_batch_inference_task(task_id: str, **kwargs: Any) -> ConsoleReq
     return ConsoleRequest(wire.ROUTE, {"taskId": require(task_id, "task_id"), **kwargs}, action=wire.STOP)
 
 
-@surface("Data.list_offline_batch_inference_task")
+@surface("Data.list_offline_batch_inference_task", answer="BatchTaskListAnswer")
 def list_offline_batch_inference_task(marker: str | None = None, max_keys: int | None = None,
                                        page_reverse: bool | None = None,
                                        run_status: list[str] | str | None = None, **kwargs: Any) -> ConsoleRequest:

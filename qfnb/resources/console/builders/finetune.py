@@ -132,7 +132,7 @@ def v2_create_task(job_id: str, params_scale: str | ParameterScale,
         "resourceConfig": resource_config, "corpusConfig": corpus_config, **kwargs})
 
 
-@surface("FineTune.V2.job_list")
+@surface("FineTune.V2.job_list", answer="FineTuneJobListAnswer")
 def v2_job_list(train_model: str | None = None, marker: str | None = None,
                  max_keys: int | None = None, page_reverse: bool | None = None,
                  model: str | None = None, **kwargs: Any) -> ConsoleRequest:
@@ -142,7 +142,7 @@ def v2_job_list(train_model: str | None = None, marker: str | None = None,
                                         "model": model, **kwargs})
 
 
-@surface("FineTune.V2.task_list")
+@surface("FineTune.V2.task_list", answer="FineTuneTaskListAnswer")
 def v2_task_list(job_id: str, marker: str | None = None, max_keys: int | None = None,
                   page_reverse: bool | None = None, **kwargs: Any) -> ConsoleRequest:
     """``DescribeFineTuningTasks`` of one job."""

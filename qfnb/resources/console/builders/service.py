@@ -84,7 +84,7 @@ def v2_service_detail(service_id: str, **kwargs: Any) -> ConsoleRequest:
     return ConsoleRequest(Console.V2_SERVICE, body, action=V2Action.DESCRIBE_SERVICE)
 
 
-@surface("Service.V2.service_list")
+@surface("Service.V2.service_list", answer="ServiceV2ListAnswer")
 def v2_service_list(marker: str | None = None, max_keys: int | None = None,
                      page_reverse: bool | None = None, name: str | None = None,
                      service_type: list[str] | None = None, run_status: list[str] | None = None,
