@@ -6,9 +6,11 @@ share it, and would share stored answers. The digest covers the code (compiled, 
 blank line does not count, nested functions included), the defaults, the closure's values, the
 plain-data globals the code reads (a ``PROMPT`` string defined in another cell), and for a callable
 object its ``__call__`` and its attributes. Lists, dicts and sets count by their type only: they are
-usually state (a call counter, a cache) that changes as the callable runs, not what it is. Values are
-written without memory addresses, so the same function defined again in a new kernel has the same
-digest and its answers are reused.
+usually state (a call counter, a cache) that changes as the callable runs, not what it is. A callable
+is described as it was when this process first asked (so an ``int`` call counter does not move its
+key mid-run); a new object, or the function defined again, is asked anew. Values are written without
+memory addresses, so the same function defined again in a new kernel has the same digest and its
+answers are reused.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import types
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -93,7 +96,17 @@ def _callable(fn: Any, known: Known, depth: int) -> list[Any]:
     return parts
 
 
+#: each callable's digest as first taken in this process, per ``known`` rule
+_FIRST_SEEN: weakref.WeakKeyDictionary[Any, dict[Known, str]] = weakref.WeakKeyDictionary()
+
+
 def fingerprint(fn: Any, known: Known = lambda _: None) -> str:
-    """A 16-hex-digit digest of what ``fn`` is (see the module docstring)."""
-    blob = repr(_callable(fn, known, _DEPTH))
-    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    """A 16-hex-digit digest of what ``fn`` is, as it was when first asked (see the module docstring)."""
+    try:
+        seen = _FIRST_SEEN.setdefault(fn, {})
+    except TypeError:  # no weak reference to it (a builtin): described each time
+        seen = {}
+    if known not in seen:
+        blob = repr(_callable(fn, known, _DEPTH))
+        seen[known] = hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return seen[known]

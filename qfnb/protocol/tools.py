@@ -114,7 +114,10 @@ def check_chat_turn(m: Any, i: int, field: str = "messages") -> None:
     content parts (:mod:`.openai_wire`); an assistant turn may carry ``tool_calls`` instead of
     content, a tool turn needs ``tool_call_id``."""
     where = f"{field}[{i}]"
-    if not isinstance(m, dict) or m.get("role") not in CHAT_ROLES:
+    if not isinstance(m, dict):
+        raise ProtocolError(where, 'must be an object like {"role": "user", "content": "..."}, '
+                                   f"not {type(m).__name__}")
+    if m.get("role") not in CHAT_ROLES:
         raise ProtocolError(f"{where}.role", f"must be one of {', '.join(CHAT_ROLES)}")
     calls = m.get("tool_calls")
     if calls is not None:

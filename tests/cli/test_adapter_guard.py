@@ -68,6 +68,12 @@ def test_malformed_fields_get_a_400_naming_them(client: TestClient, body: dict[s
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
     assert error["type"] == "invalid_request_error" and error["message"].startswith(field), error
+    assert (error["param"] or "").startswith(field), error  # the field, as the platform's own routes name it
+
+
+def test_a_turn_that_is_not_an_object_is_named_as_such(client: TestClient) -> None:
+    error = client.post(CHAT, json={**GOOD, "messages": [1]}, headers=auth()).json()["error"]
+    assert error["param"] == "messages[0]" and "must be an object" in error["message"], error
 
 
 def test_an_oversized_or_unsized_body_is_refused(client: TestClient) -> None:

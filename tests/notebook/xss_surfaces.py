@@ -160,6 +160,25 @@ def eval_plan(text: str) -> Any:
     return PlanReport([plan], pilot_items=20, dataset_items=30, line=f"--models {text} --plan 0.1", metric=text)
 
 
+def _forecast(text: str) -> Any:
+    from qfnb.resources.forecasting import Forecast
+
+    return Forecast(model=text, platform=text, calls=3, input_tokens=40, input_source=text, output_expected=30,
+                    output_low=20, output_high=48, output_source=text, yuan_expected=0.01, yuan_high=0.02,
+                    price_source=text, eta_s=5.0, eta_low_s=3.0, eta_high_s=8.0, speed_source=text,
+                    assumptions=(text,), asked=text)
+
+
+def forecast(text: str) -> Any:
+    return _forecast(text)
+
+
+def forecast_check(text: str) -> Any:
+    from qfnb.resources.forecasting import ForecastCheck
+
+    return ForecastCheck(_forecast(text), prompt_tokens=40, completion_tokens=28, seconds=6.0, calls=3, replayed=1)
+
+
 def dataset(text: str) -> Any:
     from qfnb.dataset import Dataset
 
@@ -268,7 +287,7 @@ SURFACES: dict[str, Callable[[str], Any]] = {
         chat_single, chat_streaming, chat_columns, tools_yes, tools_form, chat_history, models_list, eval_result,
         eval_comparison, eval_stability, eval_report, eval_plan, dataset, dataset_insight, dataset_insight_view,
         stress_result, stress_view, images, no_image_engine, batch_bar, progress_widget, progress_static, dashboard,
-        launcher, usage_chart,
+        launcher, usage_chart, forecast, forecast_check,
     )
 }
 

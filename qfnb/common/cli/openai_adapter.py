@@ -171,10 +171,11 @@ def _usage(resp: Any) -> dict[str, int]:
     return {k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
 
 
-def _openai_error(message: str, status: int, code: str) -> Response:
+def _openai_error(message: str, status: int, code: str, param: str | None = None) -> Response:
+    """OpenAI's error object; ``param`` names the request field at fault, as the platform's routes do."""
     from starlette.responses import JSONResponse
 
-    return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "param": None,
+    return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "param": param,
                                    "code": code}}, status_code=status)
 
 
@@ -182,8 +183,9 @@ def _openai_refusal(status: int, code: str, message: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
 
 
-def _first_problem(exc: ValueError) -> str:
-    """A body's first problem, naming its field (pydantic's errors carry the field as a location)."""
+def _first_problem(exc: ValueError) -> tuple[str, str | None]:
+    """A body's first problem as (sentence naming its field, the field) — pydantic's errors carry the
+    field as a location, the protocol's checks as ``ProtocolError.field``."""
     from pydantic import ValidationError  # deferred: only a refused body needs it
 
     from qfnb.protocol.errors import ProtocolError  # deferred: `qfnb --help` does without it
@@ -192,10 +194,12 @@ def _first_problem(exc: ValueError) -> str:
         first = exc.errors()[0]
         inner = (first.get("ctx") or {}).get("error")
         if isinstance(inner, ProtocolError):
-            return str(inner)
-        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        return f"{where}: {first.get('msg', 'is invalid')}"
-    return str(exc)
+            return str(inner), inner.field
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"{where or 'body'}: {first.get('msg', 'is invalid')}", where or None
+    if isinstance(exc, ProtocolError):
+        return str(exc), exc.field
+    return str(exc), None
 
 
 def openai_app(adapter: OpenAIAdapter, api_key: str, allowed_hosts: Sequence[str] = ()) -> ASGIApp:
@@ -218,7 +222,8 @@ def openai_app(adapter: OpenAIAdapter, api_key: str, allowed_hosts: Sequence[str
             except QfnbError as exc:
                 return _openai_error(str(exc), getattr(exc, "status_code", None) or 400, "invalid_request")
             except ValueError as exc:  # JSON, pydantic and protocol errors: the client's body
-                return _openai_error(_first_problem(exc), 400, "invalid_request")
+                message, param = _first_problem(exc)
+                return _openai_error(message, 400, "invalid_request", param)
             if isinstance(result, dict):
                 return JSONResponse(result)
 

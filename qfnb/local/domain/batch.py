@@ -302,9 +302,11 @@ def _run_task(platform: Platform, room: _Admission, task_id: int) -> None:
     started = time.monotonic()
     base_seconds = float(task.get("runSeconds") or 0.0)
     window = COMPLETION_WINDOWS.get(task.get("completionWindow") or "")
-    task = platform.store.update("batches", task_id, runStatus=BatchStatus.RUNNING.value, repeatedRequests=repeats,
-                                 done=state.done, failed=state.failed,
-                                 startedAt=task.get("startedAt") or time.time())
+    with _lock:  # a stop that came while it was getting ready keeps its Stopping (Running never follows it)
+        status = BatchStatus.STOPPING if stopped.is_set() else BatchStatus.RUNNING
+        task = platform.store.update("batches", task_id, runStatus=status.value, repeatedRequests=repeats,
+                                     done=state.done, failed=state.failed,
+                                     startedAt=task.get("startedAt") or time.time())
     where.journal.write_bytes(b"")  # counted (and stored) above: a new journal for this run
     created = float(task["created"])
     deadline = None if window is None else created + window
