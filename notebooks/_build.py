@@ -105,7 +105,7 @@ Write a Python one-liner that reverses a string. Answer with the code only.
     check("""
 topic = "list comprehensions"
 print(type(answer).__name__, answer.done, len(str(answer)) > 0)
-""", stdout="ChatAnswer True True\n"),
+""", stdout="CellAnswer True True\n"),
     code("""
 %%qfchat -t 0.2 --max-tokens 256
 Explain {topic} in two sentences. Then show the dict {"a": 1} as JSON.

@@ -88,7 +88,7 @@ def test_restart_and_run_all_reuses_everything_and_says_so(run_all_lab: tuple[tu
             assert first is not None and first.model_calls.get("fine-tune") == 1, first
             calls, tasks = dict(first.model_calls), cells.nth(7).inner_text()
             assert "batch tasks 1" in tasks, tasks
-            assert "endpoint ep" in cells.nth(5).inner_text(), cells.nth(5).inner_text()
+            assert "endpoint runall_" in cells.nth(5).inner_text(), cells.nth(5).inner_text()
             page.screenshot(path=str(SHOTS / "run_all_first_light.png"), full_page=True)
 
             restart_kernel(page)
@@ -106,7 +106,7 @@ def test_restart_and_run_all_reuses_everything_and_says_so(run_all_lab: tuple[tu
             # the attached, deployed job: its endpoint, no Deploy button
             attached = cells.nth(6)
             text = attached.inner_text()
-            assert "endpoint ep" in text and "succeeded" in text, text
+            assert "endpoint runall_" in text and "succeeded" in text, text
             assert attached.locator("button:visible", has_text="Deploy").count() == 0
             # %qfusage --by cell: the rows are under the numbers the page shows
             shown = {prompt_number(cells.nth(i)) for i in range(len(CELLS))}
