@@ -69,9 +69,9 @@ class OpenAIAdapter:
         """The v1 turns and arguments of an OpenAI chat body, checked as the platform checks it
         (a wrong field or type is a ValueError naming it); ``tools`` become v1 ``functions``."""
         from qfnb.protocol import tools as tool_checks  # deferred: `qfnb --help` does without it
-        from qfnb.protocol.inference import OpenAIChatRequest  # deferred: loads pydantic
+        from qfnb.protocol.inference import OpenAIChatRequest, parse_request  # deferred: loads pydantic
 
-        OpenAIChatRequest.model_validate({**request, "model": request.get("model") or "default"})
+        parse_request(OpenAIChatRequest, {**request, "model": request.get("model") or "default"})
         messages = copy.deepcopy(request["messages"])
         kwargs = self.base_request(request)
         system = [m for m in messages if m.get("role") in ("system", "developer")]
@@ -184,19 +184,10 @@ def _openai_refusal(status: int, code: str, message: str) -> dict[str, Any]:
 
 
 def _first_problem(exc: ValueError) -> tuple[str, str | None]:
-    """A body's first problem as (sentence naming its field, the field) — pydantic's errors carry the
-    field as a location, the protocol's checks as ``ProtocolError.field``."""
-    from pydantic import ValidationError  # deferred: only a refused body needs it
-
+    """A body's first problem as (sentence naming its field, the field): the protocol's checks raise
+    :class:`~qfnb.protocol.errors.ProtocolError` (``parse_request`` turns pydantic's errors into one)."""
     from qfnb.protocol.errors import ProtocolError  # deferred: `qfnb --help` does without it
 
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        inner = (first.get("ctx") or {}).get("error")
-        if isinstance(inner, ProtocolError):
-            return str(inner), inner.field
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return f"{where or 'body'}: {first.get('msg', 'is invalid')}", where or None
     if isinstance(exc, ProtocolError):
         return str(exc), exc.field
     return str(exc), None
