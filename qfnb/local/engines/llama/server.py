@@ -97,6 +97,12 @@ class ServerConfig:
     #: ``POST /v1/embeddings``)
     embedding: bool = False
 
+    @property
+    def encoder_step(self) -> int:
+        """Tokens per step of an encoder (reranking or embedding): a whole input (a text, or a
+        (query, document) pair) is read in one step."""
+        return max(self.batch, self.ctx_per_slot)
+
 
 class _Instance:
     """One running process, its port, key and adapter list, and how many requests use it."""
@@ -259,7 +265,7 @@ class LlamaServer:
                 "--cache-ram", "0"]
         if c.reranking or c.embedding:
             # an encoder reads a whole input (a text, or a (query, document) pair) in one step
-            step = str(max(c.batch, c.ctx_per_slot))
+            step = str(c.encoder_step)
             argv[argv.index("--batch-size") + 1] = argv[argv.index("--ubatch-size") + 1] = step
             argv.append("--reranking" if c.reranking else "--embedding")
         if c.chat_template:
