@@ -231,7 +231,8 @@ class QfnbMagics(Magics):
 
         def names(kind: str) -> list[str]:
             if kind == "metric":
-                from qfnb.notebook.evaluation.run import METRICS  # deferred: loads pandas (`%load_ext qfnb` does not)
+                # deferred: loads pandas (`%load_ext qfnb` does not)
+                from qfnb.notebook.evaluation.metric_words import METRICS
 
                 return list(METRICS)
             listing = self.names.get(wait=0.5)
@@ -464,14 +465,14 @@ class QfnbMagics(Magics):
 def _stored_report(value: Any, chart: list[str]) -> Any:
     """The report of a result in the namespace; a notebook run's shows the metrics it asked for, under their names."""
     # deferred: these load pandas (`%load_ext qfnb` does not)
-    from qfnb.notebook.evaluation import run as evalrun
+    from qfnb.notebook.evaluation.metric_words import columns_for, report_frame, report_samples
     from qfnb.notebook.evaluation.report import EvalReport
 
     asked = getattr(value, "shown_metrics", None)
     if not asked:
         return EvalReport.from_value(value, chart=chart)
-    cols = evalrun.columns_for(asked)
-    return EvalReport(evalrun.report_frame(cols, value.metrics_df), evalrun.report_samples(cols, value.samples_df),
+    cols = columns_for(asked)
+    return EvalReport(report_frame(cols, value.metrics_df), report_samples(cols, value.samples_df),
                       chart=chart, result=value)
 
 
