@@ -21,6 +21,7 @@ import pandas as pd
 from qfnb.dataset import Dataset
 from qfnb.evaluation import EvaluationManager, PairwiseJudge
 from qfnb.evaluation.answers import AnswerStore, default_store_path
+from qfnb.evaluation.batch_answers import check_batchable
 from qfnb.evaluation.data import REFERENCE_NAMES, eval_frame, to_frame
 from qfnb.evaluation.judge_check import check_judge, uncalibrated
 from qfnb.evaluation.llm import PromptVariant, embedded_chat
@@ -81,6 +82,8 @@ class EvalPlan:
 
     #: ``--metrics NAME`` of a notebook function: its evaluator by the word asked
     custom: dict[str, FunctionEvaluator] = field(default_factory=dict)
+    #: ``--batch``: the generations go through the platform's durable batch job (:mod:`.batch`)
+    batch: bool = False
 
     @property
     def columns(self) -> dict[str, str]:
@@ -156,6 +159,21 @@ def _sequential(args: argparse.Namespace, llms: Mapping[str, Any], recorded: Map
         raise EvalArgsError(f"--sequential: MIN_DIFF must be positive, got {value}")
     decide_on = METRICS[metrics[0]][1][0] if metrics[0] in METRICS else metrics[0]
     return True, min_difference, decide_on
+
+
+def _batch(args: argparse.Namespace, llms: Mapping[str, Any], sequential: bool) -> bool:
+    """``--batch``: every model a platform chat model, every item sent at once (before anything is sent)."""
+    if not getattr(args, "batch", False):
+        return False
+    if sequential:
+        raise EvalArgsError("--batch sends every item at once and --sequential stops early: use one of them")
+    if not llms:
+        raise EvalArgsError("--batch generates answers: give --models (recorded answers need no batch)")
+    try:
+        check_batchable(llms)
+    except ValueError as exc:
+        raise EvalArgsError(f"--batch: {reason(exc)}") from None
+    return True
 
 
 def _labels(args: argparse.Namespace, dataset: Any, frame: pd.DataFrame, tags: Sequence[str],
@@ -336,6 +354,7 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
     _check_tags(args, llms, recorded)
 
     sequential, min_difference, decide_on = _sequential(args, llms, recorded, metrics)
+    batch = _batch(args, llms, sequential)
     labels = _labels(args, dataset, frame, [*llms, *recorded], metrics)
     available = len(frame)
     if getattr(args, "sample", None) is not None and args.sample < available:
@@ -352,4 +371,4 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
                     repeats=args.repeats or 1, recorded=recorded, compare=args.compare,
                     store=AnswerStore(default_store_path(), refresh=bool(args.fresh)) if llms else None,
                     pairwise=pairwise, sequential=sequential, min_difference=min_difference, decide_on=decide_on,
-                    labels=labels, rows_available=available, custom=custom)
+                    labels=labels, rows_available=available, custom=custom, batch=batch)
