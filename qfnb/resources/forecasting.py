@@ -8,7 +8,8 @@
   90% prediction interval for the sum of the run's answers: the answers vary (``N σ²``) and the
   mean is itself estimated from ``k`` answers (``N² σ² / k``). With fewer than 3 answers to learn
   from, the upper bound is every answer at its cap.
-* **Price** is the dated list price (:mod:`qfnb._core.record.prices`) for a cloud model, ¥0 locally.
+* **Price** is the dated list price (:mod:`qfnb._core.record.prices`) for a cloud model, ¥0 locally;
+  a batch job's is the table's batch price class, or the online price where it has none (it says which).
 * **ETA** is this machine's recorded speed for the model: the wall time of its earlier runs
   (evaluations and batches, or single calls for a single call) against their tokens.
 
@@ -316,7 +317,7 @@ def _speed(runs: list[tuple[int, int, float]]) -> tuple[float, float] | None:
 
 async def aforecast(prompts: Iterable[Any], *, model: str | None = None, max_tokens: int | None = None,
                     system: str | None = None, n: int = 1, pilot: Sequence[int] | None = None,
-                    config: Config | None = None) -> Forecast:
+                    batch: bool = False, config: Config | None = None) -> Forecast:
     """See :func:`forecast`."""
     cfg = resolve_config(config)
     conversations = [_conversation(p, system) for p in prompts]
@@ -354,10 +355,10 @@ async def aforecast(prompts: Iterable[Any], *, model: str | None = None, max_tok
     if platform == "local":
         yuan, yuan_high, price_source = 0.0, 0.0, "local model"
     else:
-        yuan = table.cost(name, input_tokens, expected or 0) if expected is not None else None
-        yuan_high = table.cost(name, input_tokens, high)
-        price_source = (f"list price of {table.date}" if yuan_high is not None
-                        else f"{name} is not in the price table of {table.date}")
+        yuan = table.cost(name, input_tokens, expected or 0, batch=batch) if expected is not None else None
+        yuan_high = table.cost(name, input_tokens, high, batch=batch)
+        price_source = (table.batch_source(name) if batch else f"list price of {table.date}"
+                        if yuan_high is not None else f"{name} is not in the price table of {table.date}")
 
     single = calls == 1
     runs = _runs(rows, single=single)
@@ -392,14 +393,15 @@ async def aforecast(prompts: Iterable[Any], *, model: str | None = None, max_tok
 
 def forecast(prompts: Iterable[Any], *, model: str | None = None, max_tokens: int | None = None,
              system: str | None = None, n: int = 1, pilot: Sequence[int] | None = None,
-             config: Config | None = None) -> Forecast:
+             batch: bool = False, config: Config | None = None) -> Forecast:
     """What running ``prompts`` (strings, or lists of ``{role, content}`` turns) on ``model`` will
     take: input tokens counted by the model's tokenizer, expected output tokens with a 90% range,
     ¥ at list price, and ETA from this machine's recorded speed. Nothing is generated.
 
     ``max_tokens`` caps each answer, ``n`` answers per prompt, ``pilot`` the output tokens of a
-    pilot's answers (instead of the ledger's). ``forecast(...).check_budget()`` refuses the run
-    when its upper bound exceeds what the active budget has left."""
+    pilot's answers (instead of the ledger's), ``batch`` prices a durable batch job (the table's batch
+    price class where it has one). ``forecast(...).check_budget()`` refuses the run when its upper
+    bound exceeds what the active budget has left."""
     return sync.run(aforecast(prompts, model=model, max_tokens=max_tokens, system=system, n=n, pilot=pilot,
-                              config=config))
+                              batch=batch, config=config))
 
