@@ -12,7 +12,8 @@ from typing import Any
 
 from qfnb._core.record.budget import active_budget
 from qfnb.notebook._ipython import display
-from qfnb.resources.forecasting import Forecast, ForecastCheck, check_budget, forecast
+from qfnb.resources.forecast_result import Forecast, ForecastCheck, check_budget
+from qfnb.resources.forecasting import forecast
 
 log = logging.getLogger("qfnb.notebook.forecasts")
 
@@ -30,16 +31,17 @@ def _model_of(llm: Any) -> str | None:
 
 
 def eval_forecasts(llms: Mapping[str, Any], prompts: Sequence[str], *, max_tokens: int | None,
-                   repeats: int) -> tuple[list[Forecast], list[str]]:
+                   repeats: int, batch: bool = False) -> tuple[list[Forecast], list[str]]:
     """One forecast per model asked on the platform (the generations; a judge's calls are not in
-    it) and a note per model that cannot be forecast (a notebook function)."""
+    it) and a note per model that cannot be forecast (a notebook function); ``batch``: priced as a
+    durable batch job (``--batch``)."""
     found, notes = [], []
     for tag, llm in llms.items():
         name = _model_of(llm)
         if name is None:
             notes.append(f"{tag}: a notebook function or model object, not forecast")
             continue
-        found.append(forecast(list(prompts), model=name, max_tokens=max_tokens, n=repeats))
+        found.append(forecast(list(prompts), model=name, max_tokens=max_tokens, n=repeats, batch=batch))
     return found, notes
 
 
@@ -49,7 +51,7 @@ def _conversation(item: Any) -> Any:
 
 def batch_forecasts(inputs: Iterable[Any], *, model: str, max_tokens: int | None) -> list[Forecast]:
     """The forecast of a batch's rows (prompts, message lists or bodies with ``messages``)."""
-    return [forecast([_conversation(i) for i in inputs], model=model, max_tokens=max_tokens)]
+    return [forecast([_conversation(i) for i in inputs], model=model, max_tokens=max_tokens, batch=True)]
 
 
 @dataclass(frozen=True)

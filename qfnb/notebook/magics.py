@@ -231,7 +231,8 @@ class QfnbMagics(Magics):
 
         def names(kind: str) -> list[str]:
             if kind == "metric":
-                from qfnb.notebook.evaluation.run import METRICS  # deferred: loads pandas (`%load_ext qfnb` does not)
+                # deferred: loads pandas (`%load_ext qfnb` does not)
+                from qfnb.notebook.evaluation.metric_words import METRICS
 
                 return list(METRICS)
             listing = self.names.get(wait=0.5)
@@ -315,6 +316,11 @@ class QfnbMagics(Magics):
               help="Before the first call, show what the run will take: input tokens (the model's tokenizer), "
                    "output tokens with a range, price and ETA (qfnb.forecast); the report puts the run beside it. "
                    "With a budget set, a run whose forecast may exceed what is left is refused.")
+    @argument("--batch", action="store_true",
+              help="Send the generations through the platform's durable batch job (as %%qfbatch; the batch price "
+                   "class on the cloud): it goes on through a kernel restart, and this line run again re-attaches "
+                   "to it without sending anything twice. The scoring runs when the rows are back (a judge's "
+                   "calls are live). Platform chat models only.")
     @argument("--repeats", type=int, help="Ask each item N times (with -t): stability across repeats.")
     @argument("--recorded", action="append", metavar="TAG=SOURCE",
               help="Score answers already made, without calling a model: a dataset column, a notebook variable "
@@ -387,6 +393,7 @@ class QfnbMagics(Magics):
 
     def _eval_run(self, args: argparse.Namespace, chart: list[str], line: str) -> Any:
         # deferred: these load pandas (`%load_ext qfnb` does not)
+        from qfnb.notebook.evaluation import batch as evalbatch
         from qfnb.notebook.evaluation import plan as evalplan
         from qfnb.notebook.evaluation import run as evalrun
         from qfnb.notebook.evaluation.report import EvalReport
@@ -400,6 +407,7 @@ class QfnbMagics(Magics):
             raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval could not start") from exc
         log.info("qfeval: %d model(s) x %d row(s), metrics %s", len(plan.llms), len(plan.frame), plan.metrics)
         ahead = _eval_forecast(plan, bool(args.forecast))
+        batch = evalbatch.phase(plan, watch=batchjob.watch)  # %qfbatch's live line watches the tasks
         try:
             result = plan.run(progress=self.eval_progress)
         except Exception as exc:  # every inference failed, the platform went away, ...: one clear line
@@ -410,7 +418,7 @@ class QfnbMagics(Magics):
         shown = plan.report_frame(result.metrics_df)
         wanted = chart if chart != ["auto"] else list(shown.columns)
         report = EvalReport(shown, plan.report_samples(result.samples_df), chart=wanted or ["auto"], result=result)
-        report.reused = evalrun.reuse_note(plan)
+        report.reused = batch.note if batch is not None else evalrun.reuse_note(plan)
         report.forecast = ahead.checks()
         if pilot is not None:
             try:
@@ -457,14 +465,14 @@ class QfnbMagics(Magics):
 def _stored_report(value: Any, chart: list[str]) -> Any:
     """The report of a result in the namespace; a notebook run's shows the metrics it asked for, under their names."""
     # deferred: these load pandas (`%load_ext qfnb` does not)
-    from qfnb.notebook.evaluation import run as evalrun
+    from qfnb.notebook.evaluation.metric_words import columns_for, report_frame, report_samples
     from qfnb.notebook.evaluation.report import EvalReport
 
     asked = getattr(value, "shown_metrics", None)
     if not asked:
         return EvalReport.from_value(value, chart=chart)
-    cols = evalrun.columns_for(asked)
-    return EvalReport(evalrun.report_frame(cols, value.metrics_df), evalrun.report_samples(cols, value.samples_df),
+    cols = columns_for(asked)
+    return EvalReport(report_frame(cols, value.metrics_df), report_samples(cols, value.samples_df),
                       chart=chart, result=value)
 
 
@@ -524,7 +532,7 @@ def _eval_forecast(plan: Any, shown: bool) -> RunForecast:
     if not forecasts.wanted(shown):
         return forecasts.RunForecast.none()
     try:
-        found, notes = forecasts.eval_forecasts(plan.llms, [str(v) for v in plan.frame["input"]],
+        found, notes = forecasts.eval_forecasts(plan.llms, [str(v) for v in plan.frame["input"]], batch=plan.batch,
                                                 max_tokens=plan.sampling.max_output_tokens, repeats=plan.repeats)
         return forecasts.begin(found, notes, shown=shown, what=f"this evaluation ({plan.generations:,} generations)")
     except BudgetExceeded as exc:
@@ -534,3 +542,4 @@ def _eval_forecast(plan: Any, shown: bool) -> RunForecast:
             raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval could not forecast") from exc
         log.warning("qfeval: no forecast (each call still reserves its worst case): %s", exc)
         return forecasts.RunForecast.none()
+

@@ -27,7 +27,7 @@ from qfnb._core.record.budget import Budget, Reservation, active_budget, batch_r
 from qfnb._core.record.ledger import SESSION, UsageRow, default_ledger
 from qfnb._core.record.prices import prices
 from qfnb._core.runtime import sync
-from qfnb.protocol.batch import ACTIVE
+from qfnb.protocol.batch import ACTIVE, BatchStatus
 
 from . import batch_objects
 from .console.data import Data
@@ -43,6 +43,8 @@ OUTPUT_URI = "bos:/qfnb-batch-results/"
 MARK = "qfnb-batch:"
 #: how many pages of tasks (100 each) are searched for a finished twin
 MAX_PAGES = 10
+#: the states of a task a restarted kernel re-attaches to (not one being stopped)
+GOING = (BatchStatus.QUEUING.value, BatchStatus.RUNNING.value)
 
 
 @dataclass
@@ -95,7 +97,7 @@ def reserve_rows(rows: int, tokens: int, model: str, config: Config) -> tuple[Bu
     budget = active_budget()
     if budget is None:
         return None
-    yuan = 0.0 if config.embedded else (prices().cost(model, tokens, 0) or 0.0)
+    yuan = 0.0 if config.embedded else (prices().cost(model, tokens, 0, batch=True) or 0.0)
     return budget, budget.reserve(tokens, yuan, what=f"a durable batch of {rows:,} rows")
 
 
@@ -107,7 +109,7 @@ def record_job(state: JobState, config: Config, *, reused: bool = False) -> None
     prompt, completion = int(view.get("inputTokenUsage") or 0), state.output_tokens
     model = str(view.get("endpoint") or view.get("modelId") or view.get("model") or "batch")
     if not reused and (held := _HELD.pop(state.task_id, None)) is not None:
-        yuan = 0.0 if config.embedded else (prices().cost(model, prompt, completion) or 0.0)
+        yuan = 0.0 if config.embedded else (prices().cost(model, prompt, completion, batch=True) or 0.0)
         held[0].settle(held[1], prompt + completion, yuan)
     row = UsageRow(api="batch-job", model=model, platform="local" if config.embedded else "cloud",
                    prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion,
@@ -134,10 +136,12 @@ class Recipe:
         return self._sha.hexdigest()[:24]
 
 
-def done_twin(states: Iterable[JobState], fingerprint: str) -> JobState | None:
-    """The newest task that ran this fingerprint and ended Done (a failed or stopped one never counts)."""
+def done_twin(states: Iterable[JobState], fingerprint: str, *, running: bool = False) -> JobState | None:
+    """The newest task that ran this fingerprint and ended Done (a failed or stopped one never counts);
+    with ``running``, one still running counts too (a restarted kernel finds its task again)."""
     mark = MARK + fingerprint
-    found = [s for s in states if s.status == "Done" and mark in str(s.view.get("description") or "")]
+    found = [s for s in states if (s.status == "Done" or (running and s.status in GOING))
+             and mark in str(s.view.get("description") or "")]
     return found[-1] if found else None
 
 
@@ -189,6 +193,8 @@ class BatchJob:
         self.task_id, self.config = task_id, config
         #: the finished task this handle reuses instead of a new one (``submit(reuse=True)``), or None
         self.reused: JobState | None = None
+        #: the running task of the same rows this handle attached to (``submit(reuse=True, attach=True)``), or None
+        self.attached: JobState | None = None
 
     def __repr__(self) -> str:
         return f"BatchJob({self.task_id!r})"
@@ -199,13 +205,15 @@ class BatchJob:
     async def asubmit(cls, inputs: Iterable[Any], *, model: str | None = None, endpoint: str | None = None,
                       model_id: str | None = None, name: str | None = None,
                       inference_params: dict[str, Any] | None = None, reuse: bool = False,
-                      config: Config | None = None) -> BatchJob:
+                      attach: bool = False, config: Config | None = None) -> BatchJob:
         """Upload ``inputs`` (prompts, message lists or bodies) and start a task on ``model``/
         ``endpoint``/``model_id`` (the platform's model version).
 
         The task's description carries its fingerprint (:class:`Recipe`). With ``reuse=True`` the
         platform's tasks are searched first: a Done task of the same input lines, model and
-        parameters is returned instead (its ``reused`` set), and nothing is uploaded or run."""
+        parameters is returned instead (its ``reused`` set), and nothing is uploaded or run. With
+        ``attach=True`` as well, a task of the same fingerprint still running is returned (its ``attached``
+        set): a restarted kernel re-attaches to it instead of submitting the rows again."""
         if not (model or endpoint or model_id):
             raise ValidationError("model", "give model=, endpoint= or model_id=")
         cfg = _config(config)
@@ -228,11 +236,9 @@ class BatchJob:
         lines: Iterator[str] = (recipe.add(line(i, item)) for i, item in itertools.chain([first], rows))
         if reuse:
             lines = iter(builtins.list(lines))  # the whole input is hashed before anything is sent
-            twin = done_twin(await cls._alist(cfg, MAX_PAGES), recipe.fingerprint)
-            if twin is not None:
-                job = cls(twin.task_id, config)
-                job.reused = twin
-                return job
+            found = await cls._atwin(recipe.fingerprint, attach, cfg, config)
+            if found is not None:
+                return found
         key = f"{uuid.uuid4().hex}.jsonl"
         await batch_objects.aupload_lines(cfg, f"bos:/{INPUT_BUCKET}/{key}", lines)  # in bounded pieces
         held = reserve_rows(count[0], worst[0], str(endpoint or model or model_id), cfg)
@@ -252,6 +258,20 @@ class BatchJob:
         if held is not None:
             _HELD[task_id] = held
         return cls(task_id, config)
+
+    @classmethod
+    async def _atwin(cls, fingerprint: str, attach: bool, cfg: Config, config: Config | None) -> BatchJob | None:
+        """A handle on the task of this fingerprint that ended Done (``reused``) or, with ``attach``, still
+        runs (``attached``); None when there is none."""
+        twin = done_twin(await cls._alist(cfg, MAX_PAGES), fingerprint, running=attach)
+        if twin is None:
+            return None
+        job = cls(twin.task_id, config)
+        if twin.finished:
+            job.reused = twin
+        else:
+            job.attached = twin
+        return job
 
     @classmethod
     async def _alist(cls, config: Config | None, max_pages: int | None = None) -> builtins.list[JobState]:

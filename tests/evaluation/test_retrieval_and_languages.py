@@ -96,7 +96,7 @@ def test_the_retrieval_metric_set_reads_rankings_and_relevant_ids() -> None:
 
 def test_qfeval_knows_the_retrieval_metrics() -> None:
     from qfnb.evaluation import RetrievalEvaluator
-    from qfnb.notebook.evaluation.run import METRICS, make_evaluators
+    from qfnb.notebook.evaluation.metric_words import METRICS, make_evaluators
 
     assert METRICS["retrieval"][1] == RetrievalEvaluator.metric_names
     evaluators = make_evaluators(["mrr", "hit@3", "rouge_l"], None)

@@ -84,7 +84,7 @@ def test_list_attach_deploy_then_chat_in_the_same_process(ip, platform: str) -> 
     endpoint = run.service.endpoint
     # the service list cached before the deploy does not hide the new service (%qfeval's check)
     from qfnb._core.runtime import sync
-    from qfnb.notebook.evaluation.run import _acheck_resource
+    from qfnb.notebook.evaluation.targets import _acheck_resource
 
     chat = ChatCompletion(endpoint=endpoint)
     sync.run(_acheck_resource(chat, endpoint))

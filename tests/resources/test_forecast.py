@@ -18,7 +18,8 @@ from qfnb._core.record.budget import BudgetExceeded, budget
 from qfnb._core.record.ledger import SESSION, UsageRow, default_ledger
 from qfnb._core.record.prices import prices
 from qfnb.errors import ValidationError
-from qfnb.resources.forecasting import Forecast, forecast
+from qfnb.resources.forecast_result import Forecast
+from qfnb.resources.forecasting import forecast
 from tests.fakes.cloud import FakeQianfan
 from tests.fakes.fixtures import fake, fake_server, make_config  # noqa: F401
 from tests.fakes.inference_extra import install
@@ -155,3 +156,21 @@ def test_a_model_without_a_tokenizer_is_estimated_and_unpriced(fake: FakeQianfan
     assert fc.yuan_high is None and "not in the price table" in fc.price_source
     assert "no list price" in repr(fc) and isinstance(fc, Forecast)
     assert "<table" in fc._repr_html_()
+
+
+def test_a_batch_is_priced_at_the_batch_class_where_the_table_has_one(cfg: Config,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped table has no batch prices: a batch is priced at the online list price and says so;
+    a table with a batch class prices it there."""
+    online = forecast(PROMPTS, model=MODEL, max_tokens=10, config=cfg)
+    plain = forecast(PROMPTS, model=MODEL, max_tokens=10, batch=True, config=cfg)
+    assert plain.yuan_high == pytest.approx(online.yuan_high)
+    assert f"no batch price for {MODEL}: its online list price" in plain.price_source
+    table = prices()
+    half = {k: (v[0] / 2, v[1] / 2) for k, v in table.models.items()}
+    monkeypatch.setattr("qfnb.resources.forecasting.prices",
+                        lambda: type(table)(table.date, table.source, table.per_tokens, table.cloud_equivalent,
+                                            table.models, batch=half))
+    priced = forecast(PROMPTS, model=MODEL, max_tokens=10, batch=True, config=cfg)
+    assert priced.yuan_high == pytest.approx(online.yuan_high / 2)  # type: ignore[operator]
+    assert priced.price_source == f"batch price of {table.date}"

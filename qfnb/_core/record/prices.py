@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -27,13 +27,24 @@ class PriceTable:
     per_tokens: int
     cloud_equivalent: str
     models: dict[str, tuple[float, float]]  # lower-case name -> (input, output) per ``per_tokens``
+    #: the batch-inference price class, where the table has one (a model's ``"batch"`` entry)
+    batch: dict[str, tuple[float, float]] = field(default_factory=dict)
 
-    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
-        """Yuan for these tokens on ``model``; None when the table has no price for it."""
-        price = self.models.get(model.lower())
+    def cost(self, model: str, prompt_tokens: int, completion_tokens: int, *, batch: bool = False) -> float | None:
+        """Yuan for these tokens on ``model``; None when the table has no price for it. ``batch``: the
+        batch-inference price class, or the online list price where the table has none."""
+        price = (self.batch.get(model.lower()) if batch else None) or self.models.get(model.lower())
         if price is None:
             return None
         return (prompt_tokens * price[0] + completion_tokens * price[1]) / self.per_tokens
+
+    def batch_source(self, model: str) -> str:
+        """Where a batch run's price on ``model`` comes from (said beside the figure)."""
+        if model.lower() in self.batch:
+            return f"batch price of {self.date}"
+        if model.lower() in self.models:
+            return f"the price table of {self.date} has no batch price for {model}: its online list price"
+        return f"{model} is not in the price table of {self.date}"
 
 
 @functools.cache
@@ -41,8 +52,10 @@ def prices() -> PriceTable:
     """The shipped price table."""
     data = json.loads(resources.files("qfnb._core.record").joinpath("prices.json").read_text(encoding="utf-8"))
     models = {name.lower(): (float(p["input"]), float(p["output"])) for name, p in data["models"].items()}
+    batch = {name.lower(): (float(p["batch"]["input"]), float(p["batch"]["output"]))
+             for name, p in data["models"].items() if "batch" in p}
     return PriceTable(date=data["date"], source=data["source"], per_tokens=int(data["per_tokens"]),
-                      cloud_equivalent=data["cloud_equivalent"], models=models)
+                      cloud_equivalent=data["cloud_equivalent"], models=models, batch=batch)
 
 
 def price_rows(frame: Any) -> pd.DataFrame:
@@ -56,7 +69,8 @@ def price_rows(frame: Any) -> pd.DataFrame:
     def cost(row: Any) -> float | None:
         if row["cache_hit"] or row["platform"] == "local":
             return 0.0
-        return table.cost(str(row["model"]), int(row["prompt_tokens"]), int(row["completion_tokens"]))
+        return table.cost(str(row["model"]), int(row["prompt_tokens"]), int(row["completion_tokens"]),
+                          batch=row.get("api") == "batch-job")
 
     def equivalent(row: Any) -> float | None:
         return table.cost(twin, int(row["prompt_tokens"]), int(row["completion_tokens"]))

@@ -1,18 +1,16 @@
-"""``%qfeval --models ... --dataset ...``: turn magic arguments into an ``EvaluationManager`` run.
+"""``%qfeval --models ... --dataset ...``: check the magic's arguments into an :class:`EvalPlan`, a
+run of ``EvaluationManager``.
 
-Glue only: metric names map to the evaluators of :mod:`qfnb.evaluation`, model words to the
-objects ``EvaluationManager`` already accepts (``ChatCompletion`` by name or endpoint, or a
-``Model`` / ``Service`` / resource / callable from the user's namespace), and the dataset to a
-frame read by :func:`qfnb.evaluation.data.eval_frame`. Everything is checked — metrics, models
-(against the platform's model list, no inference), the dataset file and its columns — before
-the first model call; problems raise :class:`EvalArgsError` naming the option.
+The metric words live in :mod:`.metric_words`, the model words in :mod:`.targets`; this module reads
+the data set, checks the numbers, tags, ``--sequential``, ``--calibrate`` and ``--sample``, and puts
+the plan together. Everything is checked before the first model call; problems raise
+:class:`EvalArgsError` naming the option.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,26 +18,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qfnb._core.runtime import sync
 from qfnb.dataset import Dataset
-from qfnb.evaluation import (
-    BleuEvaluator,
-    EmbeddingSimilarityEvaluator,
-    EvaluationManager,
-    ExactMatchEvaluator,
-    LocalJudgeEvaluator,
-    PairwiseJudge,
-    RetrievalEvaluator,
-    RougeEvaluator,
-)
+from qfnb.evaluation import EvaluationManager, PairwiseJudge
 from qfnb.evaluation.answers import AnswerStore, default_store_path
+from qfnb.evaluation.batch_answers import check_batchable
 from qfnb.evaluation.data import REFERENCE_NAMES, eval_frame, to_frame
 from qfnb.evaluation.judge_check import check_judge, uncalibrated
-from qfnb.evaluation.llm import PromptVariant, as_target, embedded_chat
+from qfnb.evaluation.llm import PromptVariant, embedded_chat
 from qfnb.evaluation.metrics import FunctionEvaluator
 from qfnb.evaluation.sequential_eval import eval_sequential
 from qfnb.notebook._checks import sampling_options
 from qfnb.notebook.evaluation.labels import read_labels
+from qfnb.notebook.evaluation.metric_words import (
+    JUDGE_MAX_TOKENS,
+    METRICS,
+    check_metrics,
+    columns_for,
+    custom_metrics,
+    make_evaluators,
+    metric_bounds,
+    report_frame,
+    report_samples,
+)
 from qfnb.notebook.evaluation.options import (
     EvalArgsError,
     check_judges,
@@ -48,78 +48,9 @@ from qfnb.notebook.evaluation.options import (
     parse_recorded,
     reason,
 )
+from qfnb.notebook.evaluation.targets import default_chat_model, resolve_llm, resolve_llms
 from qfnb.notebook.progress import make_progress
 from qfnb.notebook.sampling import SamplingOptions
-from qfnb.resources import ChatCompletion
-from qfnb.resources.defaults import default_model
-
-log = logging.getLogger("qfnb.notebook.evaluation.run")
-
-#: metric word -> (evaluator family, the result columns it shows). Aliases share a family. The
-#: report shows a one-column metric under the word asked for (``bleu``, not ``bleu4``).
-METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "exact_match": ("exact_match", ("exact_match",)),
-    "accuracy": ("exact_match", ("accuracy",)),
-    "bleu": ("bleu", ("bleu4",)),
-    "bleu4": ("bleu", ("bleu4",)),
-    "rouge": ("rouge", ("rouge_1", "rouge_2", "rouge_l")),
-    "rouge_1": ("rouge", ("rouge_1",)),
-    "rouge_2": ("rouge", ("rouge_2",)),
-    "rouge_l": ("rouge", ("rouge_l",)),
-    "similarity": ("similarity", ("similarity",)),
-    "judge": ("judge", ("judge_score",)),
-    # a retrieval pipeline's ranked ids (its output) against a ``relevant`` column
-    "retrieval": ("retrieval", ("hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10")),
-    "hit@1": ("retrieval", ("hit@1",)),
-    "hit@3": ("retrieval", ("hit@3",)),
-    "hit@5": ("retrieval", ("hit@5",)),
-    "mrr": ("retrieval", ("mrr@10",)),
-    "ndcg": ("retrieval", ("ndcg@10",)),
-}
-DEFAULT_METRICS = ("exact_match", "bleu", "rouge_l")
-#: the lowest and highest score of each per-item metric column (``--sequential`` needs them; a judge's
-#: come from its rubric)
-BOUNDS: dict[str, tuple[float, float]] = {
-    "exact_match": (0.0, 1.0), "accuracy": (0.0, 1.0), "bleu4": (0.0, 1.0), "rouge_1": (0.0, 1.0),
-    "rouge_2": (0.0, 1.0), "rouge_l": (0.0, 1.0), "similarity": (-1.0, 1.0)}
-#: Endpoint words: ``ep_...`` (what a deploy names them by default) or an explicit ``endpoint:NAME``.
-ENDPOINT_PREFIXES = ("endpoint:", "ep:")
-#: The judge's reply is one score line and one reason line; this caps a rambling judge.
-JUDGE_MAX_TOKENS = 64
-
-
-def columns_for(metrics: Sequence[str], custom: Mapping[str, Sequence[str]] | None = None) -> dict[str, str]:
-    """Result column -> the name shown, for the metric words asked (``bleu`` shows ``bleu4`` as ``bleu``);
-    a notebook function's columns (``custom``, else the word itself) show under their own names."""
-    shown: dict[str, str] = {}
-    for m in metrics:
-        if m not in METRICS:
-            for c in (custom or {}).get(m) or (m,):
-                shown.setdefault(c, c)
-            continue
-        cols = METRICS[m][1]
-        for c in cols:
-            shown.setdefault(c, m if len(cols) == 1 and m != "judge" else c)
-    return shown
-
-
-def report_frame(columns: Mapping[str, str], metrics_df: pd.DataFrame) -> pd.DataFrame:
-    """The asked-for metric columns of a result's ``metrics_df``, renamed to the asked names."""
-    keep = [c for c in columns if c in metrics_df.columns]
-    return metrics_df[keep].rename(columns=dict(columns))
-
-
-def report_samples(columns: Mapping[str, str], samples_df: pd.DataFrame) -> pd.DataFrame:
-    """Per-sample columns ``tag/metric`` likewise: asked ones renamed, the family's others dropped."""
-    every = {c for _, cols in METRICS.values() for c in cols}
-    rename, drop = {}, []
-    for col in samples_df.columns:
-        tag, _, name = str(col).rpartition("/")
-        if name in columns:
-            rename[col] = f"{tag}/{columns[name]}" if tag else columns[name]
-        elif name in every:
-            drop.append(col)
-    return samples_df.drop(columns=drop).rename(columns=rename)
 
 
 @dataclass(frozen=True)
@@ -151,6 +82,8 @@ class EvalPlan:
 
     #: ``--metrics NAME`` of a notebook function: its evaluator by the word asked
     custom: dict[str, FunctionEvaluator] = field(default_factory=dict)
+    #: ``--batch``: the generations go through the platform's durable batch job (:mod:`.batch`)
+    batch: bool = False
 
     @property
     def columns(self) -> dict[str, str]:
@@ -207,21 +140,6 @@ class EvalPlan:
         return result.compare(b=self.compare, metrics=wanted or None, judge=self.pairwise).renamed(self.columns)
 
 
-def metric_bounds(column: str, evaluators: Sequence[Any]) -> tuple[float, float]:
-    """The score range of a result column: fixed for the text metrics, the rubric's for a judge."""
-    if column in BOUNDS:
-        return BOUNDS[column]
-    for ev in evaluators:
-        rubric = getattr(ev, "rubric", None)
-        if getattr(ev, "metric_name", None) == column and rubric is not None:
-            return float(rubric.min_score), float(rubric.max_score)
-        bounds = getattr(ev, "bounds", None)
-        if getattr(ev, "metric_name", None) == column and bounds is not None:
-            return float(bounds[0]), float(bounds[1])
-    raise EvalArgsError(f"--sequential: no known score range for {column!r} (a notebook function gives its own: "
-                        "fn.bounds = (lowest, highest))")
-
-
 def _sequential(args: argparse.Namespace, llms: Mapping[str, Any], recorded: Mapping[str, Any],
                 metrics: Sequence[str]) -> tuple[bool, float | None, str | None]:
     """``--sequential [MIN_DIFF]``: two live models, a baseline, and the metric that decides (the first asked)."""
@@ -241,6 +159,21 @@ def _sequential(args: argparse.Namespace, llms: Mapping[str, Any], recorded: Map
         raise EvalArgsError(f"--sequential: MIN_DIFF must be positive, got {value}")
     decide_on = METRICS[metrics[0]][1][0] if metrics[0] in METRICS else metrics[0]
     return True, min_difference, decide_on
+
+
+def _batch(args: argparse.Namespace, llms: Mapping[str, Any], sequential: bool) -> bool:
+    """``--batch``: every model a platform chat model, every item sent at once (before anything is sent)."""
+    if not getattr(args, "batch", False):
+        return False
+    if sequential:
+        raise EvalArgsError("--batch sends every item at once and --sequential stops early: use one of them")
+    if not llms:
+        raise EvalArgsError("--batch generates answers: give --models (recorded answers need no batch)")
+    try:
+        check_batchable(llms)
+    except ValueError as exc:
+        raise EvalArgsError(f"--batch: {reason(exc)}") from None
+    return True
 
 
 def _labels(args: argparse.Namespace, dataset: Any, frame: pd.DataFrame, tags: Sequence[str],
@@ -296,115 +229,6 @@ def split_words(values: Sequence[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
-def custom_metrics(words: Sequence[str], namespace: Mapping[str, Any]) -> dict[str, FunctionEvaluator]:
-    """``--metrics`` words that name no built-in metric but a notebook function ``(input, reference, output)``."""
-    out: dict[str, FunctionEvaluator] = {}
-    for word in words:
-        if word.lower() in METRICS or not word.isidentifier() or word not in namespace:
-            continue
-        fn = namespace[word]
-        if not callable(fn):
-            raise EvalArgsError(f"--metrics: {word!r} is a {type(fn).__name__}, not a function "
-                                "(input, reference, output) -> float | dict")
-        out[word] = FunctionEvaluator(fn, name=word)
-    return out
-
-
-def check_metrics(words: Sequence[str], judge: bool, custom: Mapping[str, Any] | None = None) -> tuple[str, ...]:
-    """Known metric words (built-in names lower-cased; ``custom``: notebook functions by name), deduplicated;
-    ``judge`` is added when a judge model is given."""
-    metrics = [w if w in (custom or {}) else w.lower() for w in words] or list(DEFAULT_METRICS)
-    unknown = [w for w in metrics if w not in METRICS and w not in (custom or {})]
-    if unknown:
-        raise EvalArgsError(f"--metrics: unknown metric(s) {unknown}; choose from {sorted(METRICS)} or name a "
-                            "notebook function (input, reference, output) -> float | dict "
-                            "(add an LLM judge with --judge MODEL)")
-    if "judge" in metrics and not judge:
-        raise EvalArgsError("--metrics judge needs a judge model: add --judge MODEL")
-    if judge and "judge" not in metrics:
-        metrics.append("judge")
-    return tuple(dict.fromkeys(metrics))
-
-
-def _endpoint_of(word: str) -> str | None:
-    for prefix in ENDPOINT_PREFIXES:
-        if word.startswith(prefix):
-            return word[len(prefix):].strip() or None
-    return word if word.startswith("ep_") else None
-
-
-def _known_endpoints(services: Mapping[str, Any]) -> set[str]:
-    """Endpoint suffixes in a ``service/list`` result (the last segment of each entry's url)."""
-    found: set[str] = set()
-    for group in ("common", "custom"):
-        for entry in services.get(group) or []:
-            url = str(entry.get("url") or "") if isinstance(entry, Mapping) else ""
-            if url:
-                found.add(url.split("?")[0].rstrip("/").rsplit("/", 1)[-1])
-    return found
-
-
-async def _acheck_resource(res: Any, endpoint: str | None) -> None:
-    """Resolve ``res`` the way a call would (no inference is sent); an endpoint must be listed
-    by the platform's ``service/list`` when that list can be read."""
-    await res.aresolve()
-    if endpoint is None:
-        return
-    endpoint = endpoint.partition("@")[0]  # NAME@best, NAME@step-8: a checkpoint of the service NAME
-    cfg = res.client.config
-    if not (cfg.access_key and cfg.secret_key):
-        return  # no console keys: the service list cannot be read; the first call will tell
-    try:
-        services = await res.client.list_services()
-        if endpoint not in _known_endpoints(services):  # deployed since the list was cached?
-            services = await res.client.list_services(refresh=True)
-    except Exception as exc:  # the list is a help, not a requirement
-        log.warning("could not fetch the platform's service list to check %r: %s", endpoint, exc)
-        return
-    if endpoint not in _known_endpoints(services):
-        raise EvalArgsError(f"no deployed service with endpoint {endpoint!r} (the platform lists "
-                            f"{len(services.get('custom') or [])} custom service(s))")
-
-
-def resolve_llm(word: str, namespace: Mapping[str, Any], option: str = "--models") -> tuple[str, Any]:
-    """``(tag, llm)`` for one model word: a namespace variable, an endpoint or a model name."""
-    if word.isidentifier() and word in namespace:
-        value = namespace[word]
-        try:
-            as_target(value, word)  # the same check EvaluationManager makes
-        except ValueError as exc:
-            raise EvalArgsError(f"{option}: {word}: {reason(exc)}") from exc
-        return word, value
-    endpoint = _endpoint_of(word)
-    if any(word.startswith(p) for p in ENDPOINT_PREFIXES) and endpoint is None:
-        raise EvalArgsError(f"{option}: {word!r} names no endpoint")
-    res = ChatCompletion(endpoint=endpoint) if endpoint else ChatCompletion(model=word)
-    try:
-        sync.run(_acheck_resource(res, endpoint))
-    except EvalArgsError as exc:
-        raise EvalArgsError(f"{option}: {exc}") from None
-    except ValueError as exc:  # qfnb.errors.ValidationError: unknown model
-        hint = "" if endpoint else " (a deployed service goes by its endpoint: ep_... or endpoint:NAME)"
-        raise EvalArgsError(f"{option}: {reason(exc)}{hint}") from exc
-    return (endpoint or word), res
-
-
-def resolve_llms(words: Sequence[str], namespace: Mapping[str, Any]) -> dict[str, Any]:
-    if not words:
-        raise EvalArgsError("--models: give at least one model (a name, an ep_... endpoint or a variable)")
-    dupes = sorted({w for w in words if words.count(w) > 1})
-    if dupes:
-        raise EvalArgsError(f"--models: {dupes} given more than once")
-    return dict(resolve_llm(w, namespace) for w in words)
-
-
-def default_chat_model() -> str:
-    name = default_model("chat")
-    if not name:
-        raise EvalArgsError("--models: no default chat model is configured; name one (a model, ep_... or a variable)")
-    return name
-
-
 def _looks_like_dataset_id(word: str) -> bool:
     return word.isdigit() or word.startswith("ds-")
 
@@ -447,22 +271,6 @@ def dataset_frame(dataset: Any, *, input_column: str | None, reference_column: s
                             f"{list(REFERENCE_NAMES)}; name it with --reference-column), and the "
                             f"metrics compare outputs with references")
     return frame
-
-
-def make_evaluators(metrics: Sequence[str], judge: Any | None) -> list[Any]:
-    # the result's own column is the word asked for (exact_match, or the SDK's accuracy), so a stored
-    # result's samples_df and a later --compare say what the notebook asked for
-    match_name = next((m for m in metrics if m in METRICS and METRICS[m][0] == "exact_match"), "exact_match")
-    factories: dict[str, Callable[[], Any]] = {
-        "exact_match": lambda: ExactMatchEvaluator(metric_name=match_name),
-        "bleu": BleuEvaluator,
-        "rouge": RougeEvaluator,
-        "similarity": EmbeddingSimilarityEvaluator,
-        "retrieval": RetrievalEvaluator,
-        "judge": lambda: LocalJudgeEvaluator(judge, judge_kwargs={"max_output_tokens": JUDGE_MAX_TOKENS}),
-    }
-    families = dict.fromkeys(METRICS[m][0] for m in metrics if m in METRICS)
-    return [factories[f]() for f in families]
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -546,6 +354,7 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
     _check_tags(args, llms, recorded)
 
     sequential, min_difference, decide_on = _sequential(args, llms, recorded, metrics)
+    batch = _batch(args, llms, sequential)
     labels = _labels(args, dataset, frame, [*llms, *recorded], metrics)
     available = len(frame)
     if getattr(args, "sample", None) is not None and args.sample < available:
@@ -562,4 +371,4 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
                     repeats=args.repeats or 1, recorded=recorded, compare=args.compare,
                     store=AnswerStore(default_store_path(), refresh=bool(args.fresh)) if llms else None,
                     pairwise=pairwise, sequential=sequential, min_difference=min_difference, decide_on=decide_on,
-                    labels=labels, rows_available=available, custom=custom)
+                    labels=labels, rows_available=available, custom=custom, batch=batch)

@@ -7,37 +7,36 @@ base model's LoRA adapters loaded unapplied, so each request picks its adapter. 
 started on first use, restarted if it crashes, stopped when idle, and its log is
 ``<data_dir>/logs/engine-<name>.log``.
 
-This llama.cpp loads adapters only at start (``--lora``; ``/lora-adapters`` sets the scales of those,
-it loads none), so a process starts with every adapter registered so far, a fine-tune's checkpoints
-all at once. An adapter registered later is served by a new process, prepared beside the running one:
-that one keeps answering what it can (the base model, its adapters) until the new one is ready, then
-finishes its own requests and stops; no request waits for a start it does not need, none is cut.
-``starts`` counts the processes started, so a deploy's engine restarts can be measured.
+A process starts with every adapter registered so far (``--lora``), a fine-tune's checkpoints all at
+once. An adapter registered later is loaded into the running process (``POST /lora-adapters/load``,
+which the build adds to the vendored llama.cpp: ``scripts/llama_server_lora_load.patch``), between two
+of its decode steps: no request waits for a new process, none is cut. A llama-server without that
+route (404) serves it from a new process prepared beside the running one instead: that one keeps
+answering what it can (the base model, its adapters) until the new one is ready, then finishes its
+own requests and stops. ``starts`` counts the processes started and ``loads`` the adapters loaded
+into a running one, so a deploy's engine restarts can be measured.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import secrets
-import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from qfnb.local.engines.llama import spawn
+from qfnb.local.engines.llama.command import BINARY_ENV, ServerConfig, find_binary, reported_port
 
 log = logging.getLogger("qfnb.local.engines")
 
-BINARY_ENV = "QFNB_LLAMA_SERVER"
 START_TIMEOUT = 120.0
 MAX_RESTARTS = 3  # crashes within RESTART_WINDOW before the engine is marked failed
 RESTART_WINDOW = 60.0
@@ -47,63 +46,6 @@ class EngineUnavailable(RuntimeError):
     """The engine process could not be started (or keeps crashing)."""
 
 
-def find_binary() -> Path | None:
-    """``$QFNB_LLAMA_SERVER``, else ``llama-server`` next to this Python (the venv's bin/), else on PATH."""
-    given = os.environ.get(BINARY_ENV)
-    if given:
-        return Path(given) if Path(given).is_file() else None
-    beside = Path(sys.executable).parent / "llama-server"
-    if beside.is_file():
-        return beside
-    found = shutil.which("llama-server")
-    return Path(found) if found else None
-
-
-def default_slots(cores: int | None = None) -> int:
-    """Parallel slots: four per core, 4 to 16 (decode on a CPU is memory-bound, so a batch of
-    sequences costs little more than one)."""
-    n = cores or os.cpu_count() or 2
-    return max(4, min(16, 4 * n))
-
-
-#: what llama-server logs once it serves (after its model loaded), with the port it bound
-LISTENING = re.compile(rb"listening on http://127\.0\.0\.1:(\d+)")
-
-
-def reported_port(log_bytes: bytes) -> int | None:
-    """The port a llama-server started with ``--port 0`` says it listens on (None: not yet)."""
-    found = LISTENING.search(log_bytes)
-    return int(found.group(1)) if found else None
-
-
-@dataclass
-class ServerConfig:
-    """How to run one base model's engine."""
-
-    name: str
-    gguf: Path
-    log_dir: Path
-    slots: int = field(default_factory=default_slots)
-    ctx_per_slot: int = 4096
-    threads: int = field(default_factory=lambda: os.cpu_count() or 2)
-    idle_seconds: float = 600.0
-    chat_template: str | None = None  # a jinja template file for models without one
-    #: tokens the engine processes per step (all slots together): a long prompt is prefilled in
-    #: steps this size, and the short prompts of other slots get into every step
-    batch: int = 64
-    #: a cross-encoder in llama-server's reranking mode (``--reranking``: rank pooling, ``POST /rerank``)
-    reranking: bool = False
-    #: an embedding model in llama-server's embedding mode (``--embedding``: the GGUF's pooling,
-    #: ``POST /v1/embeddings``)
-    embedding: bool = False
-
-    @property
-    def encoder_step(self) -> int:
-        """Tokens per step of an encoder (reranking or embedding): a whole input (a text, or a
-        (query, document) pair) is read in one step."""
-        return max(self.batch, self.ctx_per_slot)
-
-
 class _Instance:
     """One running process, its port, key and adapter list, and how many requests use it."""
 
@@ -111,6 +53,8 @@ class _Instance:
         self.proc, self.port, self.key, self.adapters = proc, port, key, adapters
         self.active = 0
         self.retired = False
+        #: loads adapters at runtime (``POST /lora-adapters/load``); None: not asked yet
+        self.loads_adapters: bool | None = None
 
     @property
     def url(self) -> str:
@@ -161,6 +105,7 @@ class LlamaServer:
         self._crashes: list[float] = []
         self._closed = False
         self.starts = 0  # processes started (the first one, then one per crash or new adapter set)
+        self.loads = 0  # adapters loaded into a running process
         self.state = "stopped"  # stopped | starting | ready | failed
         self.since = time.time()
         self.last_used = time.monotonic()
@@ -181,8 +126,8 @@ class LlamaServer:
     # ---- requests ------------------------------------------------------------------------
 
     def acquire(self, adapter: Path | None = None) -> Lease:
-        """A running process that has ``adapter`` loaded (blocking: may start one, while the running one
-        goes on serving the requests it can)."""
+        """A running process that has ``adapter`` loaded (blocking: may load it into the running process,
+        or start one while the running one goes on serving the requests it can)."""
         self.last_used = time.monotonic()
         with self._lock:
             if adapter is not None and adapter not in self._adapters:
@@ -200,10 +145,53 @@ class LlamaServer:
                 adapters = self._adapters = tuple(a for a in self._adapters if a.is_file())
                 if adapter is not None and adapter not in adapters:
                     raise EngineUnavailable(f"{self.config.name}: adapter {adapter} was removed with its task")
+                running = self._current
+            if adapter is not None and running is not None and self._load(running, adapter):
+                with self._lock:
+                    lease = self._lease(adapter)
+                    if lease is not None:
+                        return lease
             inst = self._start(adapters)
             with self._lock:
                 inst.active += 1
                 return Lease(inst.url, inst.key, inst.adapters, inst)
+
+    def _load(self, inst: _Instance, adapter: Path) -> bool:
+        """Load ``adapter`` into the running ``inst`` (under the start lock); False: it cannot load
+        adapters at runtime (or is gone), so a new process must serve it."""
+        if inst.loads_adapters is False or not inst.serves(None):
+            return False
+        try:
+            reply = httpx.post(f"{inst.url}/lora-adapters/load", headers={"Authorization": f"Bearer {inst.key}"},
+                               json={"path": str(adapter)}, timeout=START_TIMEOUT)
+        except httpx.TransportError as exc:
+            log.warning("engine %s did not answer an adapter load (%s): starting a process with it",
+                        self.config.name, exc)
+            return False
+        if reply.status_code == 404:
+            log.info("engine %s loads no adapter at runtime (a llama-server built without "
+                     "scripts/llama_server_lora_load.patch): starting a process with %s", self.config.name, adapter)
+            inst.loads_adapters = False
+            return False
+        if reply.status_code != 200:
+            with self._lock:  # not passed to a later process either, which would then fail to start
+                self._adapters = tuple(a for a in self._adapters if a != adapter)
+            raise EngineUnavailable(f"{self.config.name}: the engine could not load adapter {adapter}: "
+                                    f"{reply.status_code} {reply.text[:200]}")
+        loaded = reply.json().get("id")
+        with self._lock:
+            inst.loads_adapters = True
+            if loaded == len(inst.adapters):  # requests choose an adapter by its position, its id in the engine
+                inst.adapters = (*inst.adapters, adapter)
+                self.loads += 1
+            elif not (isinstance(loaded, int) and 0 <= loaded < len(inst.adapters)
+                      and inst.adapters[loaded] == adapter):
+                log.warning("engine %s loaded %s as adapter %r, not %d: starting a process with it",
+                            self.config.name, adapter, loaded, len(inst.adapters))
+                inst.loads_adapters = False
+                return False
+        log.info("engine %s loaded adapter %s into its running process", self.config.name, adapter)
+        return True
 
     def _lease(self, adapter: Path | None) -> Lease | None:
         """A lease on the current process if it serves ``adapter`` (under the lock)."""
@@ -246,36 +234,6 @@ class LlamaServer:
 
     # ---- process management --------------------------------------------------------------
 
-    def _argv(self, adapters: Sequence[Path]) -> list[str]:
-        """The command line: ``--port 0``, so the process binds a free port itself and logs it."""
-        c = self.config
-        # in embedding mode this llama.cpp aborts at start (GGML_ASSERT in ggml_can_mul_mat) with 3, 5 or 6
-        # sequences and starts with 1, 2, 4 or 8 (measured on a mean-pooling BERT): a power of two it is
-        slots = 1 << (c.slots.bit_length() - 1) if c.embedding else c.slots
-        argv = [str(self.binary), "--model", str(c.gguf), "--host", "127.0.0.1", "--port", "0",
-                "--parallel", str(slots), "--ctx-size", str(c.ctx_per_slot * slots), "--kv-unified",
-                "--threads", str(c.threads), "--threads-batch", str(c.threads),
-                "--threads-http", str(max(8, 2 * c.slots + 4)), "--no-webui", "--metrics", "--jinja",
-                "--cont-batching", "--no-warmup", "--flash-attn", "on",
-                "--batch-size", str(c.batch), "--ubatch-size", str(c.batch),
-                # no host-RAM prompt cache: the platform pins each request to a slot (``id_slot``),
-                # and with that cache on, pinned requests rotating over the slots re-read their
-                # whole prompts (measured: 46 of 46 tokens, against 20 with the 26-token shared
-                # prefix kept in each slot when the cache is off)
-                "--cache-ram", "0"]
-        if c.reranking or c.embedding:
-            # an encoder reads a whole input (a text, or a (query, document) pair) in one step
-            step = str(c.encoder_step)
-            argv[argv.index("--batch-size") + 1] = argv[argv.index("--ubatch-size") + 1] = step
-            argv.append("--reranking" if c.reranking else "--embedding")
-        if c.chat_template:
-            argv += ["--chat-template-file", c.chat_template]
-        for a in adapters:
-            argv += ["--lora", str(a)]
-        if adapters:
-            argv.append("--lora-init-without-apply")
-        return argv
-
     def _start(self, adapters: tuple[Path, ...]) -> _Instance:
         if self._closed:
             raise EngineUnavailable(f"{self.config.name}: the platform is shutting down")
@@ -298,7 +256,7 @@ class LlamaServer:
             logf.flush()
             offset = os.fstat(logf.fileno()).st_size
             # dies with the platform, even on SIGKILL (spawn.popen: PR_SET_PDEATHSIG)
-            proc = spawn.popen(self._argv(adapters), stdin=subprocess.DEVNULL, stdout=logf,
+            proc = spawn.popen(self.config.argv(self.binary, adapters), stdin=subprocess.DEVNULL, stdout=logf,
                                stderr=subprocess.STDOUT, env={**os.environ, "LLAMA_API_KEY": key},
                                start_new_session=True)
         inst = _Instance(proc, key, adapters)
