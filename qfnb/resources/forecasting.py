@@ -38,7 +38,7 @@ from qfnb.protocol.safe_html import escape
 from qfnb.resources.defaults import default_model
 from qfnb.resources.inference.tokenizer import Tokenizer
 
-__all__ = ["Forecast", "ForecastCheck", "aforecast", "check_budget", "forecast"]
+__all__ = ["Forecast", "ForecastCheck", "aforecast", "check_budget", "count_conversations", "duration", "forecast"]
 
 #: the z of a two-sided 90% interval
 _Z90 = 1.6449
@@ -87,8 +87,8 @@ class ForecastCheck:
              else f"≤ {f.output_high:,}", f"{self.completion_tokens:,}"),
             ("total tokens", f"~{f.total_expected:,}" if f.total_expected is not None else f"≤ {f.total_high:,}",
              f"{self.total_tokens:,}" + (f" ({self.tokens_ratio:.0%} of forecast)" if self.tokens_ratio else "")),
-            ("time", _duration(f.eta_s) if f.eta_s is not None else "no record",
-             _duration(self.seconds) + (f" ({self.eta_ratio:.0%} of forecast)" if self.eta_ratio else "")),
+            ("time", duration(f.eta_s) if f.eta_s is not None else "no record",
+             duration(self.seconds) + (f" ({self.eta_ratio:.0%} of forecast)" if self.eta_ratio else "")),
         ]
 
     def __repr__(self) -> str:
@@ -167,7 +167,7 @@ class Forecast:
         if self.eta_s is None:
             eta = "no record"
         else:
-            eta = f"~{_duration(self.eta_s)} ({_duration(self.eta_low_s or 0.0)}–{_duration(self.eta_high_s or 0.0)})"
+            eta = f"~{duration(self.eta_s)} ({duration(self.eta_low_s or 0.0)}–{duration(self.eta_high_s or 0.0)})"
         return [("input tokens", f"{self.input_tokens:,}", self.input_source),
                 ("output tokens", output, self.output_source),
                 ("price", price, self.price_source),
@@ -214,7 +214,7 @@ def check_budget(forecasts: Sequence[Forecast], what: str = "this run") -> None:
                 f"has ¥{max(left_yuan, 0.0):.4f} of ¥{held.yuan:.4f} left; nothing was sent")
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
@@ -233,7 +233,8 @@ def _conversation(prompt: Any, system: str | None) -> list[dict[str, str]]:
     return turns
 
 
-async def _count(conversations: list[list[dict[str, str]]], model: str, config: Config) -> tuple[list[int], str, str]:
+async def count_conversations(conversations: list[list[dict[str, str]]], model: str,
+                              config: Config) -> tuple[list[int], str, str]:
     """Each conversation's prompt tokens, the model that counted them and how they were counted."""
     cloud_ernie = not config.embedded and model.lower().startswith("ernie")
     if not (config.embedded or cloud_ernie):  # no tokenizer of this model to ask
@@ -331,7 +332,7 @@ async def aforecast(prompts: Iterable[Any], *, model: str | None = None, max_tok
     if not name:
         raise ValidationError("model", "name the model to forecast (the platform has no default chat model)")
     platform = "local" if cfg.embedded else "cloud"
-    counts, served, input_source = await _count(conversations, name, cfg)
+    counts, served, input_source = await count_conversations(conversations, name, cfg)
     input_tokens = sum(counts)  # n answers to one prompt read it once
     calls = len(conversations) * n
     cap = max_tokens or DEFAULT_OUTPUT_TOKENS
