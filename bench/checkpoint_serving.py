@@ -9,8 +9,9 @@ stream answers from the base model without pause, the bench does what the platfo
 checkpoints (requests alternating between them and the base), and removes them (their files deleted,
 as ``DeleteFineTuningTask`` does). It prints:
 
-1. engine process starts per step (target 0): the first deploy while the engine already runs needs
-   one (this llama.cpp loads adapters only at start), every other step none;
+1. engine process starts per step (target 0), and the adapters loaded into the running process
+   instead: the build's llama-server loads an adapter at runtime, so no step needs a start (one
+   built without ``scripts/llama_server_lora_load.patch`` needs one for the first deploy);
 2. the base streams: how many, how many failed or were cut (target 0), and the longest pause
    between two tokens, against the longest before the first deploy;
 3. time to first token of a request to checkpoint B right after one to checkpoint A, against a
@@ -146,12 +147,14 @@ def main() -> int:
         while len(streamers.streams) < 2 * args.streamers and time.monotonic() < deadline:
             time.sleep(0.5)  # the baseline: streams with the base model alone in the engine
         t_deploy = time.monotonic()
-        rows: list[tuple[str, int, float]] = []
+        rows: list[tuple[str, int, int, float]] = []
 
         def step(name: str, action: Any) -> None:
-            before, t0 = engine()["starts"], time.monotonic()
+            before, t0 = engine(), time.monotonic()
             action()
-            rows.append((name, engine()["starts"] - before, time.monotonic() - t0))
+            after = engine()
+            rows.append((name, after["starts"] - before["starts"], after["loads"] - before["loads"],
+                         time.monotonic() - t0))
 
         for ck in checkpoints:  # deploy: what Platform.deploy asks of the registry, then a chat
             name = f"ep_tuned@{ck.name}"
@@ -171,16 +174,17 @@ def main() -> int:
         time.sleep(3)
         streamers.stop()
         t_end = time.monotonic()
-        print("\nstep                      engine starts   seconds")
-        for name, starts, secs in rows:
-            print(f"{name:<25} {starts:>13}   {secs:7.2f}")
+        print("\nstep                      engine starts   adapters loaded   seconds")
+        for name, starts, loads, secs in rows:
+            print(f"{name:<25} {starts:>13}   {loads:>15}   {secs:7.2f}")
         print(f"\nbase streams: {len(streamers.streams)} completed, {len(streamers.errors)} failed, {streamers.cut} cut"
               + (f" ({streamers.errors[0]})" if streamers.errors else ""))
         print(f"longest pause between two base tokens: {streamers.longest_pause(0, t_deploy):.2f} s before the "
               f"first deploy, {streamers.longest_pause(t_deploy, t_end):.2f} s from it to the end")
         print(f"first token: checkpoint B right after A {statistics.median(b_after_a):.3f} s, base "
               f"{statistics.median(base):.3f} s (median of {args.rounds})")
-        print(f"engine processes started in all: {engine()['starts']} (adapters registered: {engine()['adapters']})")
+        print(f"engine processes started in all: {engine()['starts']} (adapters registered: {engine()['adapters']}, "
+              f"loaded at runtime: {engine()['loads']})")
         ok = not streamers.errors and not streamers.cut
         return 0 if ok else 1
     finally:

@@ -102,6 +102,7 @@ class EngineState:
     pid: int | None = None
     adapters: int = 0
     starts: int = 0  # processes the engine started (a deploy that needs none adds none)
+    loads: int = 0  # adapters loaded into a running process (without a start)
 
     @classmethod
     def from_dict(cls, raw: Any) -> EngineState | None:
@@ -111,7 +112,8 @@ class EngineState:
         return cls(model=str(raw["model"]), endpoint=str(raw.get("endpoint") or ""), state=str(raw["state"]),
                    since=_num(raw, "since", float, None), slots=_num(raw, "slots", int), busy=_num(raw, "busy", int),
                    queued=_num(raw, "queued", int), pid=_num(raw, "pid", int, None),
-                   adapters=_num(raw, "adapters", int), starts=_num(raw, "starts", int))
+                   adapters=_num(raw, "adapters", int), starts=_num(raw, "starts", int),
+                   loads=_num(raw, "loads", int))
 
 
 @dataclass(frozen=True)

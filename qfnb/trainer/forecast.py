@@ -32,7 +32,8 @@ from qfnb._core.record.prices import prices
 from qfnb._core.runtime import sync
 from qfnb.protocol.safe_html import escape
 from qfnb.protocol.training import DEFAULTS
-from qfnb.resources.forecasting import count_conversations, duration
+from qfnb.resources.forecast_result import duration
+from qfnb.resources.forecasting import count_conversations
 from qfnb.resources.inference.tokenizer import Tokenizer
 
 from .train_config import TrainConfig

@@ -1,6 +1,7 @@
 """Engines bind their own port (``--port 0``) and report it: nothing picks a port and releases it
-for another process to take. A run's checkpoints load together; a new adapter set starts a process
-beside the running one, which serves on until the new one is ready and then finishes its requests."""
+for another process to take. A run's checkpoints load together; an adapter registered later is loaded
+into the running process where it can load one at runtime, else a new process starts beside the
+running one, which serves on until the new one is ready and then finishes its requests."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
 from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer, ServerConfig, reported_port
@@ -84,6 +86,7 @@ def test_a_new_adapter_set_starts_beside_the_running_process_which_serves_on_unt
         assert base.instance is old and old.alive() and not old.retired
         engine.release(base)
         tuned.join(30)
+        assert old.loads_adapters is False  # it was asked, and has no runtime load (404): the fallback
         assert leases["tuned"].instance is not old and leases["tuned"].adapters == (adapter,)
         assert old.retired and old.alive()  # finishing the request it has: nothing is cut
         after = engine.acquire()  # new requests go to the new process
@@ -92,7 +95,36 @@ def test_a_new_adapter_set_starts_beside_the_running_process_which_serves_on_unt
         old.proc.wait(15)  # the replaced process stops once its last request is released
         engine.release(after)
         engine.release(leases["tuned"])
-        assert engine.starts == 2
+        assert engine.starts == 2 and engine.loads == 0
+    finally:
+        engine.close()
+
+
+def test_an_engine_that_loads_adapters_at_runtime_serves_a_new_one_from_the_running_process(
+        tmp_path: Path, fake_binary: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_LORA_LOAD", "1")
+    config = ServerConfig(name="fake", gguf=tmp_path / "m.gguf", log_dir=tmp_path / "logs", idle_seconds=3600)
+    engine = LlamaServer(config, binary=fake_binary)
+    first, steps = tmp_path / "first.gguf", [tmp_path / f"step-{i}.gguf" for i in (8, 16)]
+    for f in (first, *steps):
+        f.write_bytes(b"GGUF")
+    try:
+        engine.add_adapters([first])
+        running = engine.acquire()  # a request under way: it keeps its process throughout
+        proc = running.instance
+        engine.add_adapters(steps)  # a deploy after the start
+        tuned = engine.acquire(steps[1])
+        assert tuned.instance is proc and proc.loads_adapters is True
+        assert tuned.adapters == (first, steps[1])  # ids in the engine: 0 from the start, 1 loaded now
+        assert tuned.lora(steps[1]) == [{"id": 0, "scale": 0.0}, {"id": 1, "scale": 1.0}]
+        again = engine.acquire(steps[1])  # loaded once
+        other = engine.acquire(steps[0])
+        assert other.lora(steps[0])[2] == {"id": 2, "scale": 1.0} and other.instance is proc
+        for lease in (running, tuned, again, other):
+            engine.release(lease)
+        listed = httpx.get(f"{proc.url}/lora-adapters", timeout=5).json()
+        assert [a["path"] for a in listed] == [str(first), str(steps[1]), str(steps[0])]
+        assert engine.starts == 1 and engine.loads == 2 and proc.alive() and not proc.retired
     finally:
         engine.close()
 

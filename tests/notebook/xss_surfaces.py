@@ -161,7 +161,7 @@ def eval_plan(text: str) -> Any:
 
 
 def _forecast(text: str) -> Any:
-    from qfnb.resources.forecasting import Forecast
+    from qfnb.resources.forecast_result import Forecast
 
     return Forecast(model=text, platform=text, calls=3, input_tokens=40, input_source=text, output_expected=30,
                     output_low=20, output_high=48, output_source=text, yuan_expected=0.01, yuan_high=0.02,
@@ -174,7 +174,7 @@ def forecast(text: str) -> Any:
 
 
 def forecast_check(text: str) -> Any:
-    from qfnb.resources.forecasting import ForecastCheck
+    from qfnb.resources.forecast_result import ForecastCheck
 
     return ForecastCheck(_forecast(text), prompt_tokens=40, completion_tokens=28, seconds=6.0, calls=3, replayed=1)
 

@@ -286,6 +286,7 @@ class EngineRegistry:
             rows.append({"model": name, "endpoint": specs[name].endpoint, "state": server.state,
                          "since": server.since, "slots": gate.slots, "busy": gate.busy, "queued": gate.queued,
                          "pid": pid, "adapters": len(server.config_adapters()), "starts": server.starts,
+                         "loads": server.loads,
                          "rssBytes": byom.rss_bytes(pid) if pid else 0, "unloadIn": server.unload_in()})
         for name, engine in engines.items():
             if name in servers or (name in self._bases and self._bases[name] in servers):

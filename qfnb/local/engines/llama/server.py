@@ -7,12 +7,14 @@ base model's LoRA adapters loaded unapplied, so each request picks its adapter. 
 started on first use, restarted if it crashes, stopped when idle, and its log is
 ``<data_dir>/logs/engine-<name>.log``.
 
-This llama.cpp loads adapters only at start (``--lora``; ``/lora-adapters`` sets the scales of those,
-it loads none), so a process starts with every adapter registered so far, a fine-tune's checkpoints
-all at once. An adapter registered later is served by a new process, prepared beside the running one:
-that one keeps answering what it can (the base model, its adapters) until the new one is ready, then
-finishes its own requests and stops; no request waits for a start it does not need, none is cut.
-``starts`` counts the processes started, so a deploy's engine restarts can be measured.
+A process starts with every adapter registered so far (``--lora``), a fine-tune's checkpoints all at
+once. An adapter registered later is loaded into the running process (``POST /lora-adapters/load``,
+which the build adds to the vendored llama.cpp: ``scripts/llama_server_lora_load.patch``), between two
+of its decode steps: no request waits for a new process, none is cut. A llama-server without that
+route (404) serves it from a new process prepared beside the running one instead: that one keeps
+answering what it can (the base model, its adapters) until the new one is ready, then finishes its
+own requests and stops. ``starts`` counts the processes started and ``loads`` the adapters loaded
+into a running one, so a deploy's engine restarts can be measured.
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ class _Instance:
         self.proc, self.port, self.key, self.adapters = proc, port, key, adapters
         self.active = 0
         self.retired = False
+        #: loads adapters at runtime (``POST /lora-adapters/load``); None: not asked yet
+        self.loads_adapters: bool | None = None
 
     @property
     def url(self) -> str:
@@ -155,6 +159,7 @@ class LlamaServer:
         self._crashes: list[float] = []
         self._closed = False
         self.starts = 0  # processes started (the first one, then one per crash or new adapter set)
+        self.loads = 0  # adapters loaded into a running process
         self.state = "stopped"  # stopped | starting | ready | failed
         self.since = time.time()
         self.last_used = time.monotonic()
@@ -175,8 +180,8 @@ class LlamaServer:
     # ---- requests ------------------------------------------------------------------------
 
     def acquire(self, adapter: Path | None = None) -> Lease:
-        """A running process that has ``adapter`` loaded (blocking: may start one, while the running one
-        goes on serving the requests it can)."""
+        """A running process that has ``adapter`` loaded (blocking: may load it into the running process,
+        or start one while the running one goes on serving the requests it can)."""
         self.last_used = time.monotonic()
         with self._lock:
             if adapter is not None and adapter not in self._adapters:
@@ -194,10 +199,53 @@ class LlamaServer:
                 adapters = self._adapters = tuple(a for a in self._adapters if a.is_file())
                 if adapter is not None and adapter not in adapters:
                     raise EngineUnavailable(f"{self.config.name}: adapter {adapter} was removed with its task")
+                running = self._current
+            if adapter is not None and running is not None and self._load(running, adapter):
+                with self._lock:
+                    lease = self._lease(adapter)
+                    if lease is not None:
+                        return lease
             inst = self._start(adapters)
             with self._lock:
                 inst.active += 1
                 return Lease(inst.url, inst.key, inst.adapters, inst)
+
+    def _load(self, inst: _Instance, adapter: Path) -> bool:
+        """Load ``adapter`` into the running ``inst`` (under the start lock); False: it cannot load
+        adapters at runtime (or is gone), so a new process must serve it."""
+        if inst.loads_adapters is False or not inst.serves(None):
+            return False
+        try:
+            reply = httpx.post(f"{inst.url}/lora-adapters/load", headers={"Authorization": f"Bearer {inst.key}"},
+                               json={"path": str(adapter)}, timeout=START_TIMEOUT)
+        except httpx.TransportError as exc:
+            log.warning("engine %s did not answer an adapter load (%s): starting a process with it",
+                        self.config.name, exc)
+            return False
+        if reply.status_code == 404:
+            log.info("engine %s loads no adapter at runtime (a llama-server built without "
+                     "scripts/llama_server_lora_load.patch): starting a process with %s", self.config.name, adapter)
+            inst.loads_adapters = False
+            return False
+        if reply.status_code != 200:
+            with self._lock:  # not passed to a later process either, which would then fail to start
+                self._adapters = tuple(a for a in self._adapters if a != adapter)
+            raise EngineUnavailable(f"{self.config.name}: the engine could not load adapter {adapter}: "
+                                    f"{reply.status_code} {reply.text[:200]}")
+        loaded = reply.json().get("id")
+        with self._lock:
+            inst.loads_adapters = True
+            if loaded == len(inst.adapters):  # requests choose an adapter by its position, its id in the engine
+                inst.adapters = (*inst.adapters, adapter)
+                self.loads += 1
+            elif not (isinstance(loaded, int) and 0 <= loaded < len(inst.adapters)
+                      and inst.adapters[loaded] == adapter):
+                log.warning("engine %s loaded %s as adapter %r, not %d: starting a process with it",
+                            self.config.name, adapter, loaded, len(inst.adapters))
+                inst.loads_adapters = False
+                return False
+        log.info("engine %s loaded adapter %s into its running process", self.config.name, adapter)
+        return True
 
     def _lease(self, adapter: Path | None) -> Lease | None:
         """A lease on the current process if it serves ``adapter`` (under the lock)."""
