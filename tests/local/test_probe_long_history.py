@@ -25,7 +25,7 @@ from engine_asks import chat_ask
 from qfnb.local.engines import DEFAULT_CHAT
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import run_blocking
-from qfnb.local.engines.llama.server import find_binary
+from qfnb.local.engines.llama.command import find_binary
 from qfnb.local.engines.registry import BUILTIN_SPECS, EngineOptions, EngineRegistry, endpoint_for
 
 pytestmark = [pytest.mark.real_model,

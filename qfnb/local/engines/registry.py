@@ -18,16 +18,12 @@ from qfnb.local.engines.gate import BatchingEmbedder, Gate, ThreadedChat
 from qfnb.local.engines.hf.chat import HFChatEngine
 from qfnb.local.engines.hf.embed import MeanPoolEmbedder
 from qfnb.local.engines.lanes import LaneGate, spare_slots
+from qfnb.local.engines.llama.command import BINARY_ENV, ServerConfig, find_binary
 from qfnb.local.engines.llama.embed import LlamaEmbedder
 from qfnb.local.engines.llama.leftovers import reap_leftovers
 from qfnb.local.engines.llama.openai_http import Endpoint, OpenAIChat, llama_endpoint
 from qfnb.local.engines.llama.reranker import LlamaReranker
-from qfnb.local.engines.llama.server import (
-    BINARY_ENV,
-    LlamaServer,
-    ServerConfig,
-    find_binary,
-)
+from qfnb.local.engines.llama.server import LlamaServer
 from qfnb.local.engines.multilingual import USEEmbedder
 from qfnb.local.engines.options import EngineOptions, parse_external
 from qfnb.local.engines.store import assets, byom

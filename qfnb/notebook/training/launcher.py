@@ -24,6 +24,7 @@ from qfnb.notebook._ipython import DisplayHandle, display
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.render import theme
 from qfnb.notebook.render._ipywidgets import SafeHTML, VBox
+from qfnb.notebook.training import attach
 from qfnb.notebook.training import run as train
 from qfnb.notebook.training.jobs import jobs_frame, resolve_task
 from qfnb.notebook.training.run import BOUNDS, DEFAULT_BASE, MAX_EVAL_SPLIT, TrainerFactory, TrainSpec, launch
@@ -339,7 +340,7 @@ def handle_magic(magics: Any, args: argparse.Namespace, line: str) -> Any:
     """Dispatch the parsed ``%qftrain`` arguments."""
     if args.stop:
         try:
-            train.platform_stop(args.stop)
+            attach.platform_stop(args.stop)
         except Exception as exc:
             raise QfnbCellError(f"could not stop task {args.stop}: {exc}", title="qftrain") from exc
         return f"stop requested for task {args.stop}"
@@ -381,7 +382,7 @@ def _attach(magics: Any, args: argparse.Namespace) -> None:
         if dash is not None:
             dash.show()  # this kernel already follows it: the same dashboard, not a second that may disagree
         else:
-            dash = train.attach(task_id, on_deploy=magics.deployer, **magics.attach_options)
+            dash = attach.attach(task_id, on_deploy=magics.deployer, **magics.attach_options)
     except UsageError:
         raise
     except Exception as exc:
