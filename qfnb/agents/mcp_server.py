@@ -30,9 +30,11 @@ INSTRUCTIONS = ("qfnb: the Qianfan platform's models (chat, embeddings, rerank) 
 MAX_ROWS, MAX_TEXTS = 100, 64
 
 
-def _result(resp: QfResponse[Any]) -> Any:
-    """A console answer's ``result`` as the platform sent it: the agent reads the platform's own fields."""
-    return resp.body.get("result")
+def _result(resp: QfResponse[Any]) -> dict[str, Any]:
+    """A console answer's ``result`` as the platform sent it (a list as ``results``): the agent reads the
+    platform's own fields."""
+    result = resp.body.get("result")
+    return {"results": result} if isinstance(result, list) else dict(result or {})
 
 
 def chat(prompt: str, model: str | None = None, system: str | None = None, max_tokens: int = 512,
@@ -88,7 +90,7 @@ def dataset_info(dataset_id: str) -> dict[str, Any]:
     Args:
         dataset_id: The dataset's id on the platform.
     """
-    return dict(_result(Data.get_dataset_info(dataset_id)) or {})
+    return _result(Data.get_dataset_info(dataset_id))
 
 
 def dataset_rows(dataset_id: str, offset: int = 0, limit: int = 20) -> dict[str, Any]:
@@ -101,7 +103,7 @@ def dataset_rows(dataset_id: str, offset: int = 0, limit: int = 20) -> dict[str,
     """
     if not 1 <= limit <= MAX_ROWS:
         raise ValueError(f"limit must be 1 to {MAX_ROWS}, not {limit}")
-    return dict(_result(Data.list_all_entity_in_dataset(dataset_id, offset=offset, page_size=limit)) or {})
+    return _result(Data.list_all_entity_in_dataset(dataset_id, offset=offset, page_size=limit))
 
 
 def evaluation_info(eval_id: str) -> dict[str, Any]:
@@ -110,7 +112,7 @@ def evaluation_info(eval_id: str) -> dict[str, Any]:
     Args:
         eval_id: The evaluation's id on the platform.
     """
-    return dict(_result(Model.get_evaluation_info(eval_id)) or {})
+    return _result(Model.get_evaluation_info(eval_id))
 
 
 def evaluation_results(eval_id: str) -> dict[str, Any]:
@@ -119,8 +121,7 @@ def evaluation_results(eval_id: str) -> dict[str, Any]:
     Args:
         eval_id: The evaluation's id on the platform.
     """
-    result = _result(Model.get_evaluation_result(eval_id))
-    return {"results": result} if isinstance(result, list) else dict(result or {})
+    return _result(Model.get_evaluation_result(eval_id))
 
 
 TOOLS = (chat, embeddings, rerank, dataset_info, dataset_rows, evaluation_info, evaluation_results)
