@@ -257,6 +257,10 @@ class QfnbMagics(Magics):
               "evaluation loss the dashboard draws beside the training loss (default: the platform's 20; 0: none).")
     @argument("--early-stop", action="store_true",
               help="End the run once 2 checkpoints in a row bring no improvement of the held-out loss.")
+    @argument("--forecast", action="store_true",
+              help="Before it starts, show what the fine-tune will take: training tokens (rows x epochs, by the "
+                   "base's tokenizer), steps, time (this machine's recorded fine-tunes) and price; the dashboard "
+                   "puts the run beside it at the end. With a budget set, a run it may exceed is refused.")
     @argument("--deploy", action="store_true",
               help="Publish and deploy the model when training succeeds (its best checkpoint; with --attach TASK: "
                    "deploy that job).")
@@ -375,6 +379,12 @@ class QfnbMagics(Magics):
                 raise UsageError(f"%qfeval --compare: {exc}") from exc
         return report
 
+    def run_line(self, line: str) -> Any:
+        """Run a printed magic line (``%qfeval ...``) in this kernel, as the plan's full-run button does."""
+        assert self.shell is not None
+        name, _, rest = line.lstrip("%").partition(" ")
+        return self.shell.run_line_magic(name, rest)
+
     def _stored_plan(self, value: Any, args: argparse.Namespace) -> Any:
         """``%qfeval RESULT --compare BASE --plan MIN_DIFF``: the plan from a stored result."""
         from qfnb.notebook.evaluation import plan as evalplan  # deferred: loads pandas (`%load_ext qfnb` does not)
@@ -425,6 +435,7 @@ class QfnbMagics(Magics):
                 report.plan = pilot.report(result, plan, line)
             except EvalArgsError as exc:
                 raise UsageError(str(exc)) from exc
+            report.runner = evalplan.full_run(report.plan, self)
         try:
             report.judge_notes = plan.judge_check(result)
             if plan.compare is not None and not plan.sequential:  # after a sequential stop, fixed-n tests are invalid

@@ -20,8 +20,9 @@ __all__ = ["BatchTask", "BatchTaskAnswer", "BatchTaskCreated", "BatchTaskCreated
            "DatasetVersionInfo", "EmbeddingAnswer", "EmbeddingItem", "EtlTask", "EtlTaskAnswer", "EtlTaskCreatedAnswer",
            "EtlTaskList", "EtlTaskListAnswer", "EvaluableModelListAnswer", "EvaluationCreated",
            "EvaluationCreatedAnswer", "EvaluationInfo", "EvaluationInfoAnswer", "EvaluationUnit", "FineTuneJob",
-           "FineTuneJobCreated", "FineTuneJobCreatedAnswer", "FineTuneJobList", "FineTuneJobListAnswer", "FineTuneTask",
-           "FineTuneTaskAnswer", "FineTuneTaskCreated", "FineTuneTaskCreatedAnswer", "FineTuneTaskList",
+           "FineTuneJobCreated", "FineTuneJobCreatedAnswer", "FineTuneJobList", "FineTuneJobListAnswer",
+           "FineTuneSupportedMode", "FineTuneSupportedModel", "FineTuneSupportedModelsAnswer", "FineTuneSupportedScale",
+           "FineTuneTask", "FineTuneTaskAnswer", "FineTuneTaskCreated", "FineTuneTaskCreatedAnswer", "FineTuneTaskList",
            "FineTuneTaskListAnswer", "FineTuneV1Job", "FineTuneV1JobAnswer", "FineTuneV1JobCreated",
            "FineTuneV1JobCreatedAnswer", "FineTuneV1Task", "FineTuneV1TaskAnswer", "FunctionCall", "Image2TextAnswer",
            "Image2TextChunk", "ImageItem", "ModelInfoAnswer", "ModelV1", "ModelV2", "ModelV2Answer", "ModelVersion",
@@ -519,6 +520,30 @@ class PromptList(AnswerModel):
     items: list[PromptInfo] = Field(default_factory=list)
 
 
+class FineTuneSupportedScale(AnswerModel):
+    """A parameter scale (PEFT type) of a train mode."""
+
+    parameter_scale: str = Field(default="", alias="parameterScale")
+    #: each hyperparameter's ``key``, ``default`` and bounds (``checkType``, ``checkValue``).
+    hyper_parameters: list[dict[str, Any]] = Field(default_factory=list, alias="supportHyperParameterConfig")
+
+
+class FineTuneSupportedMode(AnswerModel):
+    """A train mode of a base model and its parameter scales."""
+
+    train_mode: str = Field(default="", alias="trainMode")
+    support_parameter_scale: list[FineTuneSupportedScale] = Field(default_factory=list, alias="supportParameterScale")
+
+
+class FineTuneSupportedModel(AnswerModel):
+    """A base model a v2 fine-tune can start from."""
+
+    model: str = ""
+    base_model: str = Field(default="", alias="baseModel")
+    model_type: str = Field(default="", alias="modelType")
+    support_train_mode: list[FineTuneSupportedMode] = Field(default_factory=list, alias="supportTrainMode")
+
+
 class ChatAnswer(AnswerModel):
     """A chat answer: v1 (``result``) or v2/OpenAI (``choices``)."""
 
@@ -1006,3 +1031,13 @@ class PromptListAnswer(AnswerModel):
     #: the v2 call's id.
     request_id: str = Field(default="", alias="requestId")
     result: PromptList = Field(default_factory=PromptList)
+
+
+class FineTuneSupportedModelsAnswer(AnswerModel):
+    """``FineTune.V2.supported_models``'s answer."""
+
+    #: the v1 call's log id.
+    log_id: str = ""
+    #: the v2 call's id.
+    request_id: str = Field(default="", alias="requestId")
+    result: list[FineTuneSupportedModel] = Field(default_factory=list)

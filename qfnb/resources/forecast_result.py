@@ -12,7 +12,7 @@ from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb._core.record.ledger import SESSION, default_ledger
 from qfnb.protocol.safe_html import escape
 
-__all__ = ["Forecast", "ForecastCheck", "check_budget"]
+__all__ = ["Forecast", "ForecastCheck", "check_budget", "duration"]
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,8 @@ class ForecastCheck:
              else f"≤ {f.output_high:,}", f"{self.completion_tokens:,}"),
             ("total tokens", f"~{f.total_expected:,}" if f.total_expected is not None else f"≤ {f.total_high:,}",
              f"{self.total_tokens:,}" + (f" ({self.tokens_ratio:.0%} of forecast)" if self.tokens_ratio else "")),
-            ("time", _duration(f.eta_s) if f.eta_s is not None else "no record",
-             _duration(self.seconds) + (f" ({self.eta_ratio:.0%} of forecast)" if self.eta_ratio else "")),
+            ("time", duration(f.eta_s) if f.eta_s is not None else "no record",
+             duration(self.seconds) + (f" ({self.eta_ratio:.0%} of forecast)" if self.eta_ratio else "")),
         ]
 
     def __repr__(self) -> str:
@@ -130,7 +130,7 @@ class Forecast:
         if self.eta_s is None:
             eta = "no record"
         else:
-            eta = f"~{_duration(self.eta_s)} ({_duration(self.eta_low_s or 0.0)}–{_duration(self.eta_high_s or 0.0)})"
+            eta = f"~{duration(self.eta_s)} ({duration(self.eta_low_s or 0.0)}–{duration(self.eta_high_s or 0.0)})"
         return [("input tokens", f"{self.input_tokens:,}", self.input_source),
                 ("output tokens", output, self.output_source),
                 ("price", price, self.price_source),
@@ -177,7 +177,7 @@ def check_budget(forecasts: Sequence[Forecast], what: str = "this run") -> None:
                 f"has ¥{max(left_yuan, 0.0):.4f} of ¥{held.yuan:.4f} left; nothing was sent")
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"

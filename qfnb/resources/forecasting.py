@@ -37,7 +37,7 @@ from qfnb.resources.defaults import default_model
 from qfnb.resources.forecast_result import Forecast
 from qfnb.resources.inference.tokenizer import Tokenizer
 
-__all__ = ["aforecast", "forecast"]
+__all__ = ["aforecast", "count_conversations", "forecast"]
 
 #: the z of a two-sided 90% interval
 _Z90 = 1.6449
@@ -64,7 +64,8 @@ def _conversation(prompt: Any, system: str | None) -> list[dict[str, str]]:
     return turns
 
 
-async def _count(conversations: list[list[dict[str, str]]], model: str, config: Config) -> tuple[list[int], str, str]:
+async def count_conversations(conversations: list[list[dict[str, str]]], model: str,
+                              config: Config) -> tuple[list[int], str, str]:
     """Each conversation's prompt tokens, the model that counted them and how they were counted."""
     cloud_ernie = not config.embedded and model.lower().startswith("ernie")
     if not (config.embedded or cloud_ernie):  # no tokenizer of this model to ask
@@ -162,7 +163,7 @@ async def aforecast(prompts: Iterable[Any], *, model: str | None = None, max_tok
     if not name:
         raise ValidationError("model", "name the model to forecast (the platform has no default chat model)")
     platform = "local" if cfg.embedded else "cloud"
-    counts, served, input_source = await _count(conversations, name, cfg)
+    counts, served, input_source = await count_conversations(conversations, name, cfg)
     input_tokens = sum(counts)  # n answers to one prompt read it once
     calls = len(conversations) * n
     cap = max_tokens or DEFAULT_OUTPUT_TOKENS

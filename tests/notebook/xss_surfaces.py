@@ -179,6 +179,23 @@ def forecast_check(text: str) -> Any:
     return ForecastCheck(_forecast(text), prompt_tokens=40, completion_tokens=28, seconds=6.0, calls=3, replayed=1)
 
 
+def train_forecast(text: str) -> Any:
+    from qfnb.trainer.forecast import TrainForecast
+
+    return TrainForecast(base=text, platform=text, rows=10, trained_rows=8, steps=4, tokens=48, token_source=text,
+                         seconds=3.0, speed_source=text, yuan=None, price_source=text)
+
+
+def eval_plan_run(text: str) -> Any:
+    """A report with its plan's full-run button (what ``%qfeval --plan`` shows in a kernel)."""
+    from qfnb.notebook.evaluation.plan import FullRun
+
+    report = eval_report(text)
+    report.plan = eval_plan(text)
+    report.runner = FullRun(f"%qfeval --models {text} --sample 40", lambda line: None)
+    return report
+
+
 def dataset(text: str) -> Any:
     from qfnb.dataset import Dataset
 
@@ -287,7 +304,7 @@ SURFACES: dict[str, Callable[[str], Any]] = {
         chat_single, chat_streaming, chat_columns, tools_yes, tools_form, chat_history, models_list, eval_result,
         eval_comparison, eval_stability, eval_report, eval_plan, dataset, dataset_insight, dataset_insight_view,
         stress_result, stress_view, images, no_image_engine, batch_bar, progress_widget, progress_static, dashboard,
-        launcher, usage_chart, forecast, forecast_check,
+        launcher, usage_chart, forecast, forecast_check, train_forecast, eval_plan_run,
     )
 }
 

@@ -242,13 +242,25 @@ PROMPT_INFO = AnswerModel("PromptInfo", "A v1 prompt template.", (
 PROMPT_LIST = AnswerModel("PromptList", "A page of v1 prompt templates.", (
     f("total", "int", "0"), f("items", "list[PromptInfo]", "[]")))
 
+FT_SUPPORTED_SCALE = AnswerModel("FineTuneSupportedScale", "A parameter scale (PEFT type) of a train mode.", (
+    s("parameter_scale", "parameterScale"),
+    f("hyper_parameters", "list[dict[str, Any]]", "[]", wire="supportHyperParameterConfig",
+      doc="each hyperparameter's ``key``, ``default`` and bounds (``checkType``, ``checkValue``)."),))
+FT_SUPPORTED_MODE = AnswerModel("FineTuneSupportedMode", "A train mode of a base model and its parameter scales.", (
+    s("train_mode", "trainMode"),
+    f("support_parameter_scale", "list[FineTuneSupportedScale]", "[]", wire="supportParameterScale")))
+FT_SUPPORTED_MODEL = AnswerModel("FineTuneSupportedModel", "A base model a v2 fine-tune can start from.", (
+    s("model"), s("base_model", "baseModel"), s("model_type", "modelType"),
+    f("support_train_mode", "list[FineTuneSupportedMode]", "[]", wire="supportTrainMode")))
+
 PARTS = (USAGE, FUNCTION_CALL, TOOL_FUNCTION, TOOL_CALL, CHOICE_MESSAGE, CHOICE, STATISTIC, SEARCH_RESULT,
          EMBEDDING_ITEM, IMAGE_ITEM, RERANK_ITEM, FT_JOB_CREATED, FT_TASK_CREATED, FT_TASK, FT_V1_TASK,
          FT_V1_JOB_CREATED, FT_V1_JOB, MODEL_VERSION, MODEL_INFO, MODEL_V2, SERVICE_CREATED, SERVICE_V2,
          SERVICE_V1_CREATED, SERVICE_V1,
          DATASET_VERSION, DATASET_INFO, EVAL_CREATED, EVAL_UNIT, EVAL_INFO, BATCH_TASK_CREATED, BATCH_TASK, PAGE_INFO,
          BATCH_TASK_LIST, FT_JOB, FT_JOB_LIST, FT_TASK_LIST, SERVICE_V2_LIST, DATASET_CREATED, ETL_TASK,
-         ETL_TASK_LIST, PROMPT_CREATED, PROMPT_LABEL, PROMPT_INFO, PROMPT_LIST)
+         ETL_TASK_LIST, PROMPT_CREATED, PROMPT_LABEL, PROMPT_INFO, PROMPT_LIST, FT_SUPPORTED_SCALE,
+         FT_SUPPORTED_MODE, FT_SUPPORTED_MODEL)
 
 #: every model, parts before the models that hold them
 ANSWERS = (
@@ -286,6 +298,8 @@ ANSWERS = (
     console("PromptCreatedAnswer", "``Prompt.create``'s and ``Prompt.update``'s answer.", "PromptCreated"),
     console("PromptInfoAnswer", "``Prompt.info``'s answer.", "PromptInfo"),
     console("PromptListAnswer", "``Prompt.list``'s answer.", "PromptList"),
+    AnswerModel("FineTuneSupportedModelsAnswer", "``FineTune.V2.supported_models``'s answer.",
+                (*_CONSOLE, f("result", "list[FineTuneSupportedModel]", "[]"))),
 )
 
 #: the official SDK's names (``qianfan.resources.typing_client``) and the answer model each names:

@@ -362,12 +362,14 @@ def handle_magic(magics: Any, args: argparse.Namespace, line: str) -> Any:
         launcher.show()  # with a display id: the job's final static state replaces the form
         return None
     spec = train.TrainSpec.from_args(args)
+    ahead = train.forecast(spec, shown=bool(getattr(args, "forecast", False)))
     try:
         dash = train.launch(spec, magics.trainer_factory, on_deploy=magics.deployer)
     except UsageError:
         raise
     except Exception as exc:  # bad dataset, unknown base model, ...: one clear line
         raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qftrain could not start") from exc
+    dash.forecast = ahead
     _keep(magics, args, dash.state.title, dash)
     return None
 

@@ -20,8 +20,11 @@ from IPython.core.error import UsageError
 
 from qfnb import trainer
 from qfnb._core.record import ledger
+from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb.model import Model
 from qfnb.notebook import _background
+from qfnb.notebook._ipython import display
+from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.magic_options import TRAIN_HYPER, TRAIN_OPTIONS, TrainOptions
 from qfnb.notebook.training.dashboard import TrainingDashboard
 from qfnb.protocol.model_names import LOCAL_FINETUNE_BASE
@@ -200,6 +203,28 @@ def held_out_file(train: str) -> str | None:
         if set(re.split(r"[^a-z]+", other.stem.lower())) - words & set(HELD_OUT_WORDS):
             return str(path.parent / other.name) if str(path.parent) != "." else other.name
     return None
+
+
+def forecast(spec: TrainSpec, *, shown: bool) -> Any:
+    """``--forecast`` (or a budget): the fine-tune's forecast shown and checked before it starts (None without)."""
+    from qfnb.trainer.forecast import forecast_training  # deferred: reads the ledger and the price table
+
+    if not (shown or active_budget() is not None):
+        return None
+    try:
+        ahead = forecast_training(spec.dataset, base=spec.base, epochs=spec.epochs, batch_size=spec.batch_size,
+                                  max_steps=spec.steps, max_seq_len=spec.max_seq_len, eval_split=spec.eval_split)
+        if shown:
+            display(ahead)
+        ahead.check_budget()
+    except BudgetExceeded as exc:
+        raise QfnbCellError(str(exc), title="qftrain refused: over budget") from exc
+    except Exception as exc:  # no forecast: with --forecast that is the cell's error
+        if shown:
+            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qftrain could not forecast") from exc
+        log.warning("qftrain: no forecast: %s", exc)
+        return None
+    return ahead
 
 
 def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool = True,
