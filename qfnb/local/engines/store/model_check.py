@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.engines.onnx_embed import PIP, TOKENIZER, io_problem, session
 from qfnb.protocol.daemon import MODEL_ROLES
 
 GGUF_MAGIC = b"GGUF"
@@ -100,8 +101,6 @@ def check_gguf(path: Path) -> ModelFacts:
 
 def check_onnx(path: Path) -> ModelFacts:
     """An ONNX encoder onnxruntime loads, with the ``tokenizer.json`` it was exported with beside it."""
-    from qfnb.local.engines.onnx_embed import PIP, TOKENIZER, io_problem, session
-
     tokenizer = path.with_name(TOKENIZER)
     if not tokenizer.is_file():
         raise NotAModel(f"{path.name} has no {TOKENIZER} beside it: put the tokenizer it was exported with (Hugging "
