@@ -44,7 +44,7 @@ from qfnb.notebook.evaluation.options import EvalArgsError
 from qfnb.notebook.images import generate
 from qfnb.notebook.magic_options import IMAGE_OPTIONS, TRAIN_OPTIONS
 from qfnb.notebook.sampling import OPTIONS
-from qfnb.notebook.training import launcher
+from qfnb.notebook.training import launcher, qftrain
 
 if TYPE_CHECKING:  # pragma: no cover
     from IPython.core.completer import CompletionContext, SimpleMatcherResult
@@ -276,7 +276,7 @@ class QfnbMagics(Magics):
         """Fine-tune: with options launch a job + live dashboard; without, show the launcher."""
         args = parse_argstring(self.qftrain, line)
         _check_var(args.output, "-o/--output")
-        return launcher.handle_magic(self, args, line.strip())
+        return qftrain.handle_magic(self, args, line.strip())
 
     # ------------------------------------------------------------------ %qfeval
     @no_var_expand
