@@ -55,12 +55,13 @@ class ForecastCheck:
         ]
 
     def __repr__(self) -> str:
-        head = f"Forecast vs actual ({self.calls:,} calls" + (f", {self.replayed:,} replayed from the cache"
-                                                             if self.replayed else "") + ")"
+        head = (f"Forecast vs actual ({self.calls:,} call{'s' * (self.calls != 1)}"
+                + (f", {self.replayed:,} replayed from the cache" if self.replayed else "") + ")")
         return "\n".join([head, *(f"  {a:<14}{b:>28}  →  {c}" for a, b, c in self.rows())])
 
     def _repr_html_(self) -> str:
-        cells = "".join(f"<tr><th style='text-align:left'>{escape(a)}</th><td>{escape(b)}</td>"
+        cells = "".join(f"<tr><th style='text-align:left'>{escape(a)}</th>"
+                        f"<td style='white-space:nowrap'>{escape(b)}</td>"
                         f"<td>{escape(c)}</td></tr>" for a, b, c in self.rows())
         head = escape(repr(self).splitlines()[0])
         return (f"<table class='qfnb-forecast-check'><caption style='text-align:left'>{head}</caption>"
@@ -145,7 +146,8 @@ class Forecast:
         return "\n".join([self.title, *(f"  {a:<14}{b:<28} {c}" for a, b, c in self.rows())])
 
     def _repr_html_(self) -> str:
-        cells = "".join(f"<tr><th style='text-align:left'>{escape(a)}</th><td>{escape(b)}</td>"
+        cells = "".join(f"<tr><th style='text-align:left'>{escape(a)}</th>"
+                        f"<td style='white-space:nowrap'>{escape(b)}</td>"
                         f"<td style='opacity:.75'>{escape(c)}</td></tr>" for a, b, c in self.rows())
         return (f"<table class='qfnb-forecast'><caption style='text-align:left'><b>{escape(self.title)}</b>"
                 f"</caption>{cells}</table>")

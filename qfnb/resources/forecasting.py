@@ -209,7 +209,7 @@ async def aforecast(prompts: Iterable[Any], *, model: str | None = None, max_tok
 
         eta = seconds(expected) if expected is not None else None
         eta_low, eta_high = seconds(low), seconds(high)
-        kind = "single calls" if single else "runs"
+        kind = ("single call" if single else "run") + ("s" if len(runs) != 1 else "")
         speed_source = (f"this machine's {len(runs)} recorded {kind} of {served}: "
                         f"{1 / per_out:,.1f} output tokens/s" + (f", {1 / per_in:,.0f} input tokens/s" if per_in else
                                                                   " (prompt reading included)"))

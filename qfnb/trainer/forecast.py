@@ -109,7 +109,8 @@ class TrainForecast:
         return "\n".join([self.title, *(f"  {a:<16}{b:<22} {c}" for a, b, c in self.table())])
 
     def _repr_html_(self) -> str:
-        cells = "".join(f"<tr><th style='text-align:left'>{escape(a)}</th><td>{escape(b)}</td>"
+        cells = "".join(f"<tr><th style='text-align:left'>{escape(a)}</th>"
+                        f"<td style='white-space:nowrap'>{escape(b)}</td>"
                         f"<td style='opacity:.75'>{escape(c)}</td></tr>" for a, b, c in self.table())
         return (f"<table class='qfnb-forecast'><caption style='text-align:left'><b>{escape(self.title)}</b>"
                 f"</caption>{cells}</table>")
