@@ -354,7 +354,7 @@ class QfnbMagics(Magics):
             if args.result:
                 raise UsageError(f"%qfeval: give a result variable ({args.result!r}) or --models/--dataset, not both")
             _check_var(args.output, "-o/--output")
-            return forms.run_report(self, args, chart, line)
+            return forms.run_report(self, args, chart, line, watch=batchjob.watch)
         if not args.result:
             raise UsageError(
                 "usage: %qfeval [--models M1,M2] --dataset DATA [--metrics ...] [-o VAR]   (run an evaluation;\n"

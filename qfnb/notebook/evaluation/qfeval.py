@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -17,7 +17,6 @@ from qfnb._core.record.budget import BudgetExceeded
 from qfnb.evaluation import EvaluationResult
 from qfnb.notebook import forecasts
 from qfnb.notebook._checks import split_csv
-from qfnb.notebook.data import batch as batchjob
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.evaluation import batch as evalbatch
 from qfnb.notebook.evaluation import plan as evalplan
@@ -29,9 +28,11 @@ from qfnb.notebook.evaluation.run import EvalPlan, reuse_note
 log = logging.getLogger("qfnb.notebook.evaluation.qfeval")
 
 
-def run_report(magics: Any, args: argparse.Namespace, chart: list[str], line: str) -> EvalReport:
+def run_report(magics: Any, args: argparse.Namespace, chart: list[str], line: str, *,
+               watch: Callable[..., Any]) -> EvalReport:
     """``%qfeval --models ... --dataset ...``: check, forecast, run and report (``magics``: the
-    kernel's :class:`~qfnb.notebook.magics.QfnbMagics`, its namespace, progress setting and line runner)."""
+    kernel's :class:`~qfnb.notebook.magics.QfnbMagics`, its namespace, progress setting and line
+    runner; ``watch``: ``%qfbatch``'s live line, which watches ``--batch``'s tasks)."""
     try:
         plan, pilot = evalplan.prepare(args, magics.user_ns)
     except EvalArgsError as exc:
@@ -40,7 +41,7 @@ def run_report(magics: Any, args: argparse.Namespace, chart: list[str], line: st
         raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval could not start") from exc
     log.info("qfeval: %d model(s) x %d row(s), metrics %s", len(plan.llms), len(plan.frame), plan.metrics)
     ahead = _forecast(plan, bool(args.forecast))
-    batch = evalbatch.phase(plan, watch=batchjob.watch)  # %qfbatch's live line watches the tasks
+    batch = evalbatch.phase(plan, watch=watch)
     try:
         result = plan.run(progress=magics.eval_progress)
     except Exception as exc:  # every inference failed, the platform went away, ...: one clear line
