@@ -64,6 +64,12 @@ class ServerConfig:
     #: ``POST /v1/embeddings``)
     embedding: bool = False
 
+    @property
+    def encoder_step(self) -> int:
+        """Tokens per step of an encoder (reranking or embedding): a whole input (a text, or a
+        (query, document) pair) is read in one step."""
+        return max(self.batch, self.ctx_per_slot)
+
     def argv(self, binary: Path | None, adapters: Sequence[Path]) -> list[str]:
         """The command line: ``--port 0``, so the process binds a free port itself and logs it."""
         # in embedding mode this llama.cpp aborts at start (GGML_ASSERT in ggml_can_mul_mat) with 3, 5 or 6
@@ -82,7 +88,7 @@ class ServerConfig:
                 "--cache-ram", "0"]
         if self.reranking or self.embedding:
             # an encoder reads a whole input (a text, or a (query, document) pair) in one step
-            step = str(max(self.batch, self.ctx_per_slot))
+            step = str(self.encoder_step)
             argv[argv.index("--batch-size") + 1] = argv[argv.index("--ubatch-size") + 1] = step
             argv.append("--reranking" if self.reranking else "--embedding")
         if self.chat_template:
