@@ -14,7 +14,8 @@ fi
 # llama.cpp's own server (`llama-server`) is compiled once per machine into a cache folder keyed
 # by its source version and build flags, and linked into the venv's bin/. Flags: AVX-512
 # (VNNI/BF16) for speed, and no AMX: the AMX kernels of a -march=native build segfault on these
-# CPUs. The source is the llama.cpp that llama-cpp-python 0.3.36 vendors (its PyPI sdist).
+# CPUs. The source is the llama.cpp that llama-cpp-python 0.3.36 vendors (its PyPI sdist), with
+# scripts/llama_server_lora_load.patch applied: the patch is part of the key, so a changed patch rebuilds.
 export LLAMA_SRC_VERSION=0.3.36
 LLAMA_CMAKE="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
 -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON \
@@ -23,7 +24,8 @@ if ! grep -q avx512f /proc/cpuinfo 2>/dev/null; then
   LLAMA_CMAKE="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
 fi
 export LLAMA_CMAKE
-SERVER_DIR=${QFNB_CACHE_DIR:-$HOME/.cache/qfnb}/llama-server-$(echo "$LLAMA_SRC_VERSION $LLAMA_CMAKE" | sha256sum | cut -c1-12)
+SERVER_DIR=${QFNB_CACHE_DIR:-$HOME/.cache/qfnb}/llama-server-$(cat <(echo "$LLAMA_SRC_VERSION $LLAMA_CMAKE") \
+  scripts/llama_server_lora_load.patch | sha256sum | cut -c1-12)
 want=$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
 
 # torch is pinned and named in the same command so the installer takes the local CPU wheel.
