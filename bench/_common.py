@@ -17,7 +17,8 @@ sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "tests" / "local")) if p not i
 from platform_helpers import serve_port, spawn_reporting, wait_up  # noqa: E402
 
 from qfnb.local.engines import DEFAULT_CHAT  # noqa: E402
-from qfnb.local.engines.llama.server import LlamaServer, ServerConfig, reported_port  # noqa: E402
+from qfnb.local.engines.llama.command import ServerConfig, reported_port  # noqa: E402
+from qfnb.local.engines.llama.server import LlamaServer  # noqa: E402
 from qfnb.local.engines.store import assets  # noqa: E402
 
 
@@ -48,7 +49,7 @@ def serve_bare(slots: int, log_dir: Path) -> tuple[subprocess.Popen[bytes], str]
     """``llama-server`` on the default chat model with exactly the flags the platform uses: the
     process and its base URL, once it answers ``/health``."""
     server = LlamaServer(ServerConfig(name="bare", gguf=assets.gguf_path(DEFAULT_CHAT), log_dir=log_dir, slots=slots))
-    argv = server._argv(())
+    argv = server.config.argv(server.binary, ())
     server.close()
     log_dir.mkdir(parents=True, exist_ok=True)
     proc, port = spawn_reporting(argv, log_dir / "bare.log", reported_port)

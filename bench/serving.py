@@ -42,7 +42,7 @@ from _common import log_to_stdout, serve_bare, serve_platform  # noqa: E402
 
 from qfnb.local.engines import DEFAULT_CHAT, GEMMA  # noqa: E402
 from qfnb.local.engines.ask import Sampling, TextAsk  # noqa: E402
-from qfnb.local.engines.llama.server import default_slots  # noqa: E402
+from qfnb.local.engines.llama.command import default_slots  # noqa: E402
 from qfnb.local.engines.store import assets  # noqa: E402
 from qfnb.protocol.routes import MODEL_API_PREFIX, OAUTH_TOKEN  # noqa: E402
 from qfnb.protocol.sse import SSEDecoder  # noqa: E402

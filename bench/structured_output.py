@@ -67,7 +67,7 @@ async def _run(engine: Any, messages: list[dict[str, Any]], params: dict[str, An
     """The answer to an OpenAI chat body (``params``: its sampling fields, ``fields``: tools or a
     response format), converted to the engine's ask as the platform's route converts it."""
     from qfnb.local.convert.openai_chat import chat_ask
-    from qfnb.protocol.inference import OpenAIChatRequest
+    from qfnb.protocol.openai_requests import OpenAIChatRequest
 
     ask = chat_ask(OpenAIChatRequest.model_validate({"model": engine.name, "messages": messages, **params,
                                                      **(fields or {})}), "interactive")

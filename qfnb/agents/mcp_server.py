@@ -18,7 +18,7 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from qfnb.resources import ChatCompletion, Data, Embedding, Model, Reranker
+from qfnb.resources import ChatCompletion, Data, Embedding, Model, QfResponse, Reranker
 
 __all__ = ["build_server", "serve"]
 
@@ -30,9 +30,11 @@ INSTRUCTIONS = ("qfnb: the Qianfan platform's models (chat, embeddings, rerank) 
 MAX_ROWS, MAX_TEXTS = 100, 64
 
 
-def _body(resp: Any) -> dict[str, Any]:
-    body = getattr(resp, "body", resp)
-    return dict(body) if isinstance(body, dict) else {}
+def _result(resp: QfResponse[Any]) -> dict[str, Any]:
+    """A console answer's ``result`` as the platform sent it (a list as ``results``): the agent reads the
+    platform's own fields."""
+    result = resp.body.get("result")
+    return {"results": result} if isinstance(result, list) else dict(result or {})
 
 
 def chat(prompt: str, model: str | None = None, system: str | None = None, max_tokens: int = 512,
@@ -51,8 +53,7 @@ def chat(prompt: str, model: str | None = None, system: str | None = None, max_t
         fields["system"] = system
     if temperature is not None:
         fields["temperature"] = temperature
-    resp = ChatCompletion().do(messages=[{"role": "user", "content": prompt}], model=model, **fields)
-    return str(_body(resp).get("result", ""))
+    return str(ChatCompletion().do(messages=[{"role": "user", "content": prompt}], model=model, **fields).result)
 
 
 def embeddings(texts: list[str], model: str | None = None) -> dict[str, list[list[float]]]:
@@ -64,8 +65,7 @@ def embeddings(texts: list[str], model: str | None = None) -> dict[str, list[lis
     """
     if not texts or len(texts) > MAX_TEXTS:
         raise ValueError(f"texts must hold 1 to {MAX_TEXTS} strings, not {len(texts)}")
-    data = _body(Embedding().do(texts=texts, model=model)).get("data") or []
-    return {"embeddings": [list(item["embedding"]) for item in data]}
+    return {"embeddings": [item.embedding for item in Embedding().do(texts=texts, model=model).parsed.data]}
 
 
 def rerank(query: str, documents: list[str], top_n: int | None = None,
@@ -80,9 +80,8 @@ def rerank(query: str, documents: list[str], top_n: int | None = None,
         model: The reranker (default: the platform's).
     """
     fields: dict[str, Any] = {"top_n": top_n} if top_n is not None else {}
-    results = _body(Reranker().do(query=query, documents=documents, model=model, **fields)).get("results") or []
-    return {"results": [{"index": r.get("index"), "document": r.get("document"),
-                         "relevance_score": r.get("relevance_score")} for r in results]}
+    results = Reranker().do(query=query, documents=documents, model=model, **fields).parsed.results
+    return {"results": [r.model_dump(include={"index", "document", "relevance_score"}) for r in results]}
 
 
 def dataset_info(dataset_id: str) -> dict[str, Any]:
@@ -91,7 +90,7 @@ def dataset_info(dataset_id: str) -> dict[str, Any]:
     Args:
         dataset_id: The dataset's id on the platform.
     """
-    return dict(_body(Data.get_dataset_info(dataset_id)).get("result") or {})
+    return _result(Data.get_dataset_info(dataset_id))
 
 
 def dataset_rows(dataset_id: str, offset: int = 0, limit: int = 20) -> dict[str, Any]:
@@ -104,8 +103,7 @@ def dataset_rows(dataset_id: str, offset: int = 0, limit: int = 20) -> dict[str,
     """
     if not 1 <= limit <= MAX_ROWS:
         raise ValueError(f"limit must be 1 to {MAX_ROWS}, not {limit}")
-    return dict(_body(Data.list_all_entity_in_dataset(dataset_id, offset=offset, page_size=limit)).get("result")
-                or {})
+    return _result(Data.list_all_entity_in_dataset(dataset_id, offset=offset, page_size=limit))
 
 
 def evaluation_info(eval_id: str) -> dict[str, Any]:
@@ -114,7 +112,7 @@ def evaluation_info(eval_id: str) -> dict[str, Any]:
     Args:
         eval_id: The evaluation's id on the platform.
     """
-    return dict(_body(Model.get_evaluation_info(eval_id)).get("result") or {})
+    return _result(Model.get_evaluation_info(eval_id))
 
 
 def evaluation_results(eval_id: str) -> dict[str, Any]:
@@ -123,8 +121,7 @@ def evaluation_results(eval_id: str) -> dict[str, Any]:
     Args:
         eval_id: The evaluation's id on the platform.
     """
-    result = _body(Model.get_evaluation_result(eval_id)).get("result")
-    return {"results": result} if isinstance(result, list) else dict(result or {})
+    return _result(Model.get_evaluation_result(eval_id))
 
 
 TOOLS = (chat, embeddings, rerank, dataset_info, dataset_rows, evaluation_info, evaluation_results)

@@ -17,6 +17,7 @@ from .view import PlatformSource
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
+    from qfnb.protocol.answers import EtlTask
 
     from .qianfan_data_operators import QianfanOperator
 
@@ -65,17 +66,17 @@ class OnlineOps:
         created = await Data.acreate_bare_dataset(
             f"etl_result_set_{uuid.uuid4().hex[:10]}", DataSetType.TextOnly, TEMPLATE_PROJECT[template], template,
             source["storage_type"], source["storage_id"], source["storage_path"], config=self.config)
-        target = (created.body.get("result") or {})["datasetId"]
+        target = created.parsed.result.dataset_id
         resp = await Data.acreate_dataset_etl_task(f"etl_task_{uuid.uuid4().hex[:10]}", source["id"], target,
                                                    operations, config=self.config)
-        etl_id = resp.body["result"]
+        etl_id: bool | int | str | None = resp.parsed.result
         if isinstance(etl_id, bool):  # the platform answers "result": true; the task is the one writing ``target``
-            listing = (await Data.aget_dataset_etl_task_list(page_size=50, config=self.config)).body.get("result")
-            items = (listing or {}).get("items") or []
-            found = [i for i in items if str(i.get("destDatasetStrId") or i.get("destDatasetId")) == str(target)]
+            listing = await Data.aget_dataset_etl_task_list(page_size=50, config=self.config)
+            found = [i for i in listing.parsed.result.items
+                     if str(i.dest_dataset_str_id or i.dest_dataset_id) == str(target)]
             if not found:
                 raise ValidationError("etl_id", f"the ETL task writing dataset {target} is not in the task list")
-            etl_id = found[0].get("etlStrId") or found[0].get("etlId") or found[0].get("id")
+            etl_id = found[0].etl_str_id or found[0].etl_id or found[0].id
         return etl_id
 
     def start_online_data_process_task(self, operators: list[QianfanOperator]) -> Any:
@@ -88,19 +89,17 @@ class OnlineOps:
         etl_id = await self.astart_online_data_process_task(operators)
         cfg = resolve_config(self.config)
 
-        async def info() -> dict[str, Any]:
-            resp = await Data.aget_dataset_etl_task_info(etl_id, config=self.config)
-            return dict(resp.body.get("result") or {})
+        async def info() -> EtlTask:
+            return (await Data.aget_dataset_etl_task_info(etl_id, config=self.config)).parsed.result
 
-        def ended(found: dict[str, Any]) -> bool:
-            return found.get("processStatus") not in (ETLTaskStatus.Running, ETLTaskStatus.Paused, None)
+        def ended(found: EtlTask) -> bool:
+            return found.process_status not in (ETLTaskStatus.Running, ETLTaskStatus.Paused, None)
 
         found = await apoll_until(info, ended, interval=cfg.import_status_polling_interval, timeout=ETL_WAIT_S,
                                   what=f"ETL task {etl_id}")
-        out: dict[str, Any] = {"is_succeeded": found.get("processStatus") == ETLTaskStatus.Finished,
-                               "etl_task_id": etl_id}
+        out: dict[str, Any] = {"is_succeeded": found.process_status == ETLTaskStatus.Finished, "etl_task_id": etl_id}
         if out["is_succeeded"]:
-            out["new_dataset_id"] = found.get("destDatasetStrId") or found.get("destDatasetId")
+            out["new_dataset_id"] = found.dest_dataset_str_id or found.dest_dataset_id
         return out
 
     def online_data_process(self, operators: list[QianfanOperator]) -> dict[str, Any]:

@@ -120,10 +120,8 @@ async def upload_dataset(ds: DatasetView, *, dataset_id: int | str | None,
     cfg = _config(config)
     BosHelper(None, upload.ak, upload.sk, config=cfg).require_keys()
     if args is not None:
-        resp = await Data.acreate_bare_dataset(config=cfg, **args)
-        created = resp.body.get("result") or {}
-        dataset_id = created.get("id")
-        storage = created.get("storageInfo") or {}
+        created = (await Data.acreate_bare_dataset(config=cfg, **args)).parsed.result
+        dataset_id, storage = created.id, created.storage_info
         if dataset_id is None:
             raise DatasetPlatformError("dataset/create returned no dataset id")
         logger.info("created platform dataset %s (%s)", dataset_id, args["name"])

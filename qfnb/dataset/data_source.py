@@ -220,15 +220,16 @@ class QianfanDataSource(DataSource):
         if DataStorageType(storage_type) is DataStorageType.PrivateBos and not (storage_id and storage_path):
             raise ValidationError("storage_id", "storage_id and storage_path are required for private BOS")
         set_type, project = _set_type(template), TEMPLATE_PROJECT[template]
-        result = Data.create_bare_dataset(name, set_type, project, template, storage_type, storage_id, storage_path,
-                                          config=config, **kwargs)["result"]
-        storage = result.get("storageInfo") or {}
-        return cls(id=result["datasetId"], group_id=result.get("groupPK"), name=name, set_type=set_type,
-                   project_type=project, template_type=template, version=result.get("versionId"),
+        created = Data.create_bare_dataset(name, set_type, project, template, storage_type, storage_id, storage_path,
+                                           config=config, **kwargs).parsed.result
+        storage = created.storage_info
+        return cls(id=created.dataset_id, group_id=created.group_pk, name=name, set_type=set_type,
+                   project_type=project, template_type=template, version=created.version_id,
                    storage_type=storage_type, storage_id=storage.get("storageId", ""),
                    storage_path=storage.get("storagePath", ""), storage_name=storage.get("storageName", ""),
                    storage_raw_path=storage.get("rawStoragePath", ""), storage_region=storage.get("region") or "bj",
-                   info={**result, **(addition_info or {})}, config=config)
+                   info={**created.model_dump(by_alias=True, exclude_unset=True), **(addition_info or {})},
+                   config=config)
 
     @classmethod
     def get_existed_dataset(cls, dataset_id: int | str, is_download_to_local: bool = True, *,

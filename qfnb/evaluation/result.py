@@ -11,12 +11,12 @@ import pandas as pd
 
 from qfnb._core.runtime import sync
 from qfnb.protocol import textmetrics as tm
-from qfnb.protocol.safe_html import clean, escape
 
 from . import stats as st
 from .compare import compare_samples
 from .manual import ManualEvaluator
 from .pairwise import check_not_candidate
+from .result_view import metrics_figure, result_html
 from .stability import stability
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -341,63 +341,15 @@ class EvaluationResult:
         return stability(self.samples, list(metrics) if metrics is not None else self.item_metrics,
                          tolerance=tolerance, confidence=confidence, n_resamples=n_resamples, seed=seed)
 
-    # -- display -----------------------------------------------------------------------------
+    # -- display (:mod:`.result_view`) --------------------------------------------------------
     def plot(self, metrics: Sequence[str] | None = None) -> Figure:
         """A matplotlib ``Figure``: one panel per metric, one bar per model (no pyplot state)."""
-        import matplotlib as mpl  # deferred: loads matplotlib (`import qfnb.evaluation` does not)
-        from matplotlib.figure import Figure
-
-        with mpl.rc_context({"text.parse_math": False}):  # model and metric names: "$" is text
-            frame = self.metrics_df
-            names = [m for m in (metrics or list(frame.columns)) if m in frame.columns]
-            if not names:
-                raise ValueError("no numeric metrics to plot")
-            ncols = min(3, len(names))
-            nrows = -(-len(names) // ncols)
-            fig = Figure(figsize=(4.0 * ncols, 3.0 * nrows), layout="constrained")
-            axes = fig.subplots(nrows, ncols, squeeze=False)
-            colors = [f"C{i % 10}" for i in range(len(frame.index))]
-            for ax, name in zip(axes.flat, names, strict=False):
-                values = frame[name]
-                bars = ax.bar(range(len(values)), values.fillna(0.0).to_list(), color=colors)
-                ax.bar_label(bars, labels=[f"{v:.3f}" if pd.notna(v) else "n/a" for v in values], fontsize=8)
-                ax.set_title(name)
-                ax.set_xticks(range(len(values)), [str(t) for t in frame.index], rotation=20, ha="right",
-                              fontsize=8)
-                ax.margins(y=0.15)
-            for ax in list(axes.flat)[len(names):]:
-                ax.set_visible(False)
-            fig.suptitle("Evaluation: metrics per model")
-            return fig
-
-    def _styled_html(self, frame: pd.DataFrame, highlight: bool) -> str:
-        try:
-            # Styler writes cells, index and headers verbatim unless told: dataset and model text is escaped
-            styler = frame.style.format(precision=4, na_rep="—", escape="html").format_index(escape="html", axis=0)
-            styler = styler.format_index(escape="html", axis=1)
-            if highlight and len(frame.index) > 1:
-                styler = styler.highlight_max(axis=0, props="font-weight:bold;background-color:#d9f2d9")
-            return str(styler.set_table_attributes('class="qfnb-eval"').to_html())
-        except ImportError:  # pandas' Styler needs jinja2
-            return str(frame.to_html(float_format=lambda v: f"{v:.4f}", na_rep="—"))
+        return metrics_figure(self.metrics_df, metrics)
 
     def _repr_html_(self, max_rows: int = 20) -> str:
-        parts = [f"<div class='qfnb-eval-report'><h4>Evaluation result — {len(self.metrics)} model(s)"]
-        if not self.samples.empty:
-            parts.append(f", {self.samples['index'].nunique()} sample(s)")
-        if self.task_id:
-            parts.append(f", platform task {escape(str(self.task_id))}")
-        if self.state:
-            parts.append(f" [{escape(str(self.state))}]")
-        parts.append("</h4>")
-        metrics = self.metrics_df
-        parts.append(self._styled_html(metrics, True) if not metrics.empty else "<p>No metrics.</p>")
-        if not self.samples.empty:
-            samples = self.samples_df
-            parts.append(f"<h5>Samples (first {min(max_rows, len(samples))} of {len(samples)})</h5>")
-            parts.append(self._styled_html(samples.head(max_rows), False))
-        parts.append("</div>")
-        return clean("".join(parts))
+        samples = None if self.samples.empty else self.samples_df
+        return result_html(self.metrics_df, samples, models=len(self.metrics), task_id=self.task_id,
+                           state=self.state, max_rows=max_rows)
 
     def __repr__(self) -> str:
         head = f"EvaluationResult({len(self.metrics)} model(s), {self.samples['index'].nunique()} sample(s)"

@@ -96,13 +96,13 @@ class Model:
         """Fill ``id``/``name``/ids from ``modelVersionDetail`` of ``version_id``."""
         if self.version_id is None:
             raise ValidationError("version_id", "is required to look the model up")
-        info = result_of(await ModelAPI.adetail(self.version_id, config=resolve_config(self.config)))
-        self.set_id = info.get("modelId", self.set_id)
-        self.model_set_id = info.get("modelIdStr", self.model_set_id)
-        self.version_id_str = info.get("modelVersionIdStr", self.version_id_str)
-        self.name = info.get("modelName", self.name) or self.name
-        self.source = info.get("sourceType") or self.source
-        train = (info.get("sourceExtra") or {}).get("trainSourceExtra") or {}
+        info = (await ModelAPI.adetail(self.version_id, config=resolve_config(self.config))).parsed.result
+        self.set_id = info.model_id or self.set_id
+        self.model_set_id = info.model_id_str or self.model_set_id
+        self.version_id_str = info.model_version_id_str or self.version_id_str
+        self.name = info.model_name or self.name
+        self.source = info.source_type or self.source
+        train = info.source_extra.get("trainSourceExtra") or {}
         self.job_id = self.job_id or train.get("taskIdStr")
         self.task_id = self.task_id or train.get("runIdStr")
         return self
@@ -201,11 +201,11 @@ class Model:
                         else ("Hour", deploy_config.hours))
         billing = {"paymentTiming": "Prepaid", "reservation": {"reservationTimeUnit": unit,
                                                                "reservationLength": length}}
-        res = result_of(await ServiceAPI.V2.acreate_service(
+        created = (await ServiceAPI.V2.acreate_service(
             model_set_id=str(self.model_set_id), model_id=str(self.version_id_str or self.version_id),
             name=name, url_suffix=suffix, resource_config=resources, billing=billing,
-            description=deploy_config.description or None, config=cfg, **deploy_config.extras))
-        service = Service(id=res.get("serviceId"), model=self, deploy_config=deploy_config,
+            description=deploy_config.description or None, config=cfg, **deploy_config.extras)).parsed.result
+        service = Service(id=created.service_id or None, model=self, deploy_config=deploy_config,
                           service_type=deploy_config.service_type, config=self.config)
         if stages is not None:
             stages.enter(STARTING)

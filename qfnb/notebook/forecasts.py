@@ -12,7 +12,8 @@ from typing import Any
 
 from qfnb._core.record.budget import active_budget
 from qfnb.notebook._ipython import display
-from qfnb.resources.forecasting import Forecast, ForecastCheck, check_budget, forecast
+from qfnb.resources.forecast_result import Forecast, ForecastCheck, check_budget
+from qfnb.resources.forecasting import forecast
 
 log = logging.getLogger("qfnb.notebook.forecasts")
 

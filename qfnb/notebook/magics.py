@@ -12,14 +12,13 @@ import argparse
 import logging
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class, no_var_expand
 from traitlets import Bool, Float, Int, Unicode
 
-from qfnb._core.record.budget import BudgetExceeded
 from qfnb.notebook import discovery, usage
 from qfnb.notebook._checks import image_options, split_csv, var_problem
 from qfnb.notebook._interp import InterpolationError, interpolate
@@ -39,18 +38,15 @@ from qfnb.notebook.chat.sessions import DEFAULT_SESSION
 from qfnb.notebook.data import batch as batchjob
 from qfnb.notebook.data import insight as insight_view
 from qfnb.notebook.data import stress as stress_report
-from qfnb.notebook.errors import QfnbCellError
-from qfnb.notebook.evaluation.options import EvalArgsError
 from qfnb.notebook.images import generate
 from qfnb.notebook.magic_options import IMAGE_OPTIONS, TRAIN_OPTIONS
 from qfnb.notebook.sampling import OPTIONS
-from qfnb.notebook.training import launcher
+from qfnb.notebook.training import launcher, qftrain
 
 if TYPE_CHECKING:  # pragma: no cover
     from IPython.core.completer import CompletionContext, SimpleMatcherResult
     from IPython.core.interactiveshell import InteractiveShell
 
-    from qfnb.notebook.forecasts import RunForecast
 
 log = logging.getLogger("qfnb.notebook.magics")
 #: ``-t/--temperature`` (the spec's), whose default ``%config QfnbMagics.temperature`` sets
@@ -257,6 +253,10 @@ class QfnbMagics(Magics):
               "evaluation loss the dashboard draws beside the training loss (default: the platform's 20; 0: none).")
     @argument("--early-stop", action="store_true",
               help="End the run once 2 checkpoints in a row bring no improvement of the held-out loss.")
+    @argument("--forecast", action="store_true",
+              help="Before it starts, show what the fine-tune will take: training tokens (rows x epochs, by the "
+                   "base's tokenizer), steps, time (this machine's recorded fine-tunes) and price; the dashboard "
+                   "puts the run beside it at the end. With a budget set, a run it may exceed is refused.")
     @argument("--deploy", action="store_true",
               help="Publish and deploy the model when training succeeds (its best checkpoint; with --attach TASK: "
                    "deploy that job).")
@@ -272,7 +272,7 @@ class QfnbMagics(Magics):
         """Fine-tune: with options launch a job + live dashboard; without, show the launcher."""
         args = parse_argstring(self.qftrain, line)
         _check_var(args.output, "-o/--output")
-        return launcher.handle_magic(self, args, line.strip())
+        return qftrain.handle_magic(self, args, line.strip())
 
     # ------------------------------------------------------------------ %qfeval
     @no_var_expand
@@ -347,10 +347,14 @@ class QfnbMagics(Magics):
             line = self.fill_braces(re.sub(r"(?<!\{)\{input\}(?!\})", "{{input}}", line))
         args = parse_argstring(self.qfeval, line)
         chart = split_csv([args.chart])
+        # deferred: the run and the stored report load pandas (`%load_ext qfnb` does not)
+        from qfnb.notebook.evaluation import qfeval as forms
+
         if args.models or args.endpoint or args.dataset or args.recorded or args.prompts:
             if args.result:
                 raise UsageError(f"%qfeval: give a result variable ({args.result!r}) or --models/--dataset, not both")
-            return self._eval_run(args, chart, line)
+            _check_var(args.output, "-o/--output")
+            return forms.run_report(self, args, chart, line, watch=batchjob.watch)
         if not args.result:
             raise UsageError(
                 "usage: %qfeval [--models M1,M2] --dataset DATA [--metrics ...] [-o VAR]   (run an evaluation;\n"
@@ -361,79 +365,13 @@ class QfnbMagics(Magics):
             value = eval(args.result, self.user_ns)  # the user's own expression, like %timeit
         except Exception as exc:
             raise UsageError(f"%qfeval: cannot evaluate {args.result!r}: {exc}") from exc
-        report = _stored_report(value, chart)
-        if args.plan is not None:
-            report.plan = self._stored_plan(value, args)
-        if args.compare is not None:
-            try:
-                if isinstance(value, Mapping):  # {name: result}: one result per run, paired by item
-                    from qfnb.evaluation import EvaluationResult  # deferred: loads pandas (`%load_ext qfnb` does not)
+        return forms.stored_report(value, args, chart)
 
-                    value = EvaluationResult.combine(value)
-                report.comparison = value.compare(b=args.compare)
-            except (ValueError, AttributeError) as exc:
-                raise UsageError(f"%qfeval --compare: {exc}") from exc
-        return report
-
-    def _stored_plan(self, value: Any, args: argparse.Namespace) -> Any:
-        """``%qfeval RESULT --compare BASE --plan MIN_DIFF``: the plan from a stored result."""
-        from qfnb.notebook.evaluation import plan as evalplan  # deferred: loads pandas (`%load_ext qfnb` does not)
-
-        if args.compare is None:
-            raise UsageError("%qfeval --plan: name the baseline with --compare BASE")
-        metrics = split_csv(args.metrics or []) or list(getattr(value, "item_metrics", []))[:1]
-        try:
-            if not metrics:
-                raise EvalArgsError("--plan: the result has no per-item metric")
-            found = evalplan.plans(value, args.compare, metrics[0], evalplan.min_difference(args.plan))
-        except EvalArgsError as exc:
-            raise UsageError(str(exc)) from exc
-        pilot = len(set(value.samples["index"]))
-        return evalplan.PlanReport(found, pilot_items=pilot, dataset_items=None, line=None, metric=metrics[0])
-
-    def _eval_run(self, args: argparse.Namespace, chart: list[str], line: str) -> Any:
-        # deferred: these load pandas (`%load_ext qfnb` does not)
-        from qfnb.notebook.evaluation import batch as evalbatch
-        from qfnb.notebook.evaluation import plan as evalplan
-        from qfnb.notebook.evaluation import run as evalrun
-        from qfnb.notebook.evaluation.report import EvalReport
-
-        _check_var(args.output, "-o/--output")
-        try:
-            plan, pilot = evalplan.prepare(args, self.user_ns)
-        except EvalArgsError as exc:
-            raise UsageError(str(exc)) from exc
-        except Exception as exc:  # the platform could not list models or hand out the dataset
-            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval could not start") from exc
-        log.info("qfeval: %d model(s) x %d row(s), metrics %s", len(plan.llms), len(plan.frame), plan.metrics)
-        ahead = _eval_forecast(plan, bool(args.forecast))
-        batch = evalbatch.phase(plan, watch=batchjob.watch)  # %qfbatch's live line watches the tasks
-        try:
-            result = plan.run(progress=self.eval_progress)
-        except Exception as exc:  # every inference failed, the platform went away, ...: one clear line
-            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval failed") from exc
-        result.shown_metrics = plan.shown_metrics
-        if args.output:
-            self.user_ns[args.output] = result
-        shown = plan.report_frame(result.metrics_df)
-        wanted = chart if chart != ["auto"] else list(shown.columns)
-        report = EvalReport(shown, plan.report_samples(result.samples_df), chart=wanted or ["auto"], result=result)
-        report.reused = batch.note if batch is not None else evalrun.reuse_note(plan)
-        report.forecast = ahead.checks()
-        if pilot is not None:
-            try:
-                report.plan = pilot.report(result, plan, line)
-            except EvalArgsError as exc:
-                raise UsageError(str(exc)) from exc
-        try:
-            report.judge_notes = plan.judge_check(result)
-            if plan.compare is not None and not plan.sequential:  # after a sequential stop, fixed-n tests are invalid
-                report.comparison = plan.comparison(result)
-            if plan.repeats > 1:
-                report.stability = result.stability(metrics=[c for c in plan.columns if c in result.item_metrics])
-        except ValueError as exc:  # e.g. every answer of the baseline failed: the report still shows
-            log.warning("qfeval: no comparison: %s", exc)
-        return report
+    def run_line(self, line: str) -> Any:
+        """Run a printed magic line (``%qfeval ...``) in this kernel, as the plan's full-run button does."""
+        assert self.shell is not None
+        name, _, rest = line.lstrip("%").partition(" ")
+        return self.shell.run_line_magic(name, rest)
 
     # ------------------------------------------------------------------ %qfimage
     @no_var_expand
@@ -460,20 +398,6 @@ class QfnbMagics(Magics):
         if args.output:
             self.user_ns[args.output] = result.response
         return result
-
-
-def _stored_report(value: Any, chart: list[str]) -> Any:
-    """The report of a result in the namespace; a notebook run's shows the metrics it asked for, under their names."""
-    # deferred: these load pandas (`%load_ext qfnb` does not)
-    from qfnb.notebook.evaluation.metric_words import columns_for, report_frame, report_samples
-    from qfnb.notebook.evaluation.report import EvalReport
-
-    asked = getattr(value, "shown_metrics", None)
-    if not asked:
-        return EvalReport.from_value(value, chart=chart)
-    cols = columns_for(asked)
-    return EvalReport(report_frame(cols, value.metrics_df), report_samples(cols, value.samples_df),
-                      chart=chart, result=value)
 
 
 def _matcher(magics: QfnbMagics) -> Callable[[CompletionContext], SimpleMatcherResult]:
@@ -523,23 +447,3 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """Magics cannot be unregistered individually; nothing global was hooked, so nothing to undo."""
     return None
-
-
-def _eval_forecast(plan: Any, shown: bool) -> RunForecast:
-    """``--forecast`` (or a budget): the evaluation's forecast shown and checked before its first call."""
-    from qfnb.notebook import forecasts  # deferred: loads the inference resources (`%load_ext qfnb` does not)
-
-    if not forecasts.wanted(shown):
-        return forecasts.RunForecast.none()
-    try:
-        found, notes = forecasts.eval_forecasts(plan.llms, [str(v) for v in plan.frame["input"]], batch=plan.batch,
-                                                max_tokens=plan.sampling.max_output_tokens, repeats=plan.repeats)
-        return forecasts.begin(found, notes, shown=shown, what=f"this evaluation ({plan.generations:,} generations)")
-    except BudgetExceeded as exc:
-        raise QfnbCellError(str(exc), title="qfeval refused: over budget") from exc
-    except Exception as exc:  # the forecast could not be made: with --forecast that is the cell's error
-        if shown:
-            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval could not forecast") from exc
-        log.warning("qfeval: no forecast (each call still reserves its worst case): %s", exc)
-        return forecasts.RunForecast.none()
-

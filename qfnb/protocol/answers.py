@@ -16,18 +16,21 @@ from .answer import AnswerModel
 
 __all__ = ["BatchTask", "BatchTaskAnswer", "BatchTaskCreated", "BatchTaskCreatedAnswer", "BatchTaskList",
            "BatchTaskListAnswer", "ChatAnswer", "ChatChunk", "Choice", "ChoiceMessage", "CompletionAnswer",
-           "CompletionChunk", "DatasetInfo", "DatasetInfoAnswer", "DatasetVersionInfo", "EmbeddingAnswer",
-           "EmbeddingItem", "EvaluationCreated", "EvaluationCreatedAnswer", "EvaluationInfo", "EvaluationInfoAnswer",
-           "EvaluationUnit", "FineTuneJob", "FineTuneJobCreated", "FineTuneJobCreatedAnswer", "FineTuneJobList",
-           "FineTuneJobListAnswer", "FineTuneTask", "FineTuneTaskAnswer", "FineTuneTaskCreated",
-           "FineTuneTaskCreatedAnswer", "FineTuneTaskList", "FineTuneTaskListAnswer", "FineTuneV1Job",
-           "FineTuneV1JobAnswer", "FineTuneV1JobCreated", "FineTuneV1JobCreatedAnswer", "FineTuneV1Task",
-           "FineTuneV1TaskAnswer", "FunctionCall", "Image2TextAnswer", "Image2TextChunk", "ImageItem",
-           "ModelInfoAnswer", "ModelV1", "ModelV2", "ModelV2Answer", "ModelVersion", "ModelVersionAnswer", "PageInfo",
-           "PluginAnswer", "PluginChunk", "RerankItem", "RerankerAnswer", "SearchResult", "ServiceCreated",
-           "ServiceCreatedAnswer", "ServiceV1", "ServiceV1Answer", "ServiceV1Created", "ServiceV1CreatedAnswer",
-           "ServiceV2", "ServiceV2Answer", "ServiceV2List", "ServiceV2ListAnswer", "Statistic", "Text2ImageAnswer",
-           "TokenUsage", "ToolCall", "ToolFunction"]
+           "CompletionChunk", "DatasetCreated", "DatasetCreatedAnswer", "DatasetInfo", "DatasetInfoAnswer",
+           "DatasetVersionInfo", "EmbeddingAnswer", "EmbeddingItem", "EtlTask", "EtlTaskAnswer", "EtlTaskCreatedAnswer",
+           "EtlTaskList", "EtlTaskListAnswer", "EvaluableModelListAnswer", "EvaluationCreated",
+           "EvaluationCreatedAnswer", "EvaluationInfo", "EvaluationInfoAnswer", "EvaluationUnit", "FineTuneJob",
+           "FineTuneJobCreated", "FineTuneJobCreatedAnswer", "FineTuneJobList", "FineTuneJobListAnswer",
+           "FineTuneSupportedMode", "FineTuneSupportedModel", "FineTuneSupportedModelsAnswer", "FineTuneSupportedScale",
+           "FineTuneTask", "FineTuneTaskAnswer", "FineTuneTaskCreated", "FineTuneTaskCreatedAnswer", "FineTuneTaskList",
+           "FineTuneTaskListAnswer", "FineTuneV1Job", "FineTuneV1JobAnswer", "FineTuneV1JobCreated",
+           "FineTuneV1JobCreatedAnswer", "FineTuneV1Task", "FineTuneV1TaskAnswer", "FunctionCall", "Image2TextAnswer",
+           "Image2TextChunk", "ImageItem", "ModelInfoAnswer", "ModelV1", "ModelV2", "ModelV2Answer", "ModelVersion",
+           "ModelVersionAnswer", "PageInfo", "PluginAnswer", "PluginChunk", "PromptCreated", "PromptCreatedAnswer",
+           "PromptInfo", "PromptInfoAnswer", "PromptLabelInfo", "PromptList", "PromptListAnswer", "RerankItem",
+           "RerankerAnswer", "SearchResult", "ServiceCreated", "ServiceCreatedAnswer", "ServiceV1", "ServiceV1Answer",
+           "ServiceV1Created", "ServiceV1CreatedAnswer", "ServiceV2", "ServiceV2Answer", "ServiceV2List",
+           "ServiceV2ListAnswer", "Statistic", "Text2ImageAnswer", "TokenUsage", "ToolCall", "ToolFunction"]
 
 
 class TokenUsage(AnswerModel):
@@ -239,7 +242,9 @@ class ModelV1(AnswerModel):
     model_id: int = Field(default=0, alias="modelId")
     model_id_str: str = Field(default="", alias="modelIdStr")
     model_name: str = Field(default="", alias="modelName")
+    #: PlatformPreset or UserCreate.
     source: str = ""
+    train_type: str = Field(default="", alias="trainType")
     create_time: str = Field(default="", alias="createTime")
     model_version_list: list[ModelVersion] = Field(default_factory=list, alias="modelVersionList")
 
@@ -440,6 +445,103 @@ class ServiceV2List(AnswerModel):
 
     service_list: list[ServiceV2] = Field(default_factory=list, alias="serviceList")
     page_info: PageInfo = Field(default_factory=PageInfo, alias="pageInfo")
+
+
+class DatasetCreated(AnswerModel):
+    """A v1 dataset created (empty)."""
+
+    #: the dataset's number.
+    id: int | str | None = None
+    dataset_id: int | str = Field(default="", alias="datasetId")
+    group_pk: int | str | None = Field(default=None, alias="groupPK")
+    version_id: int | None = Field(default=None, alias="versionId")
+    storage_info: dict[str, Any] = Field(default_factory=dict, alias="storageInfo")
+
+
+class EtlTask(AnswerModel):
+    """A v1 dataset-cleaning (ETL) task, as its detail or a listing shows it."""
+
+    id: int | str | None = None
+    etl_id: int | str | None = Field(default=None, alias="etlId")
+    etl_str_id: int | str | None = Field(default=None, alias="etlStrId")
+    dest_dataset_id: int | str | None = Field(default=None, alias="destDatasetId")
+    dest_dataset_str_id: int | str | None = Field(default=None, alias="destDatasetStrId")
+    #: an ``ETLTaskStatus``.
+    process_status: int | None = Field(default=None, alias="processStatus")
+
+
+class EtlTaskList(AnswerModel):
+    """A page of ETL tasks."""
+
+    processing_count: int = Field(default=0, alias="processingCount")
+    items: list[EtlTask] = Field(default_factory=list)
+
+
+class PromptCreated(AnswerModel):
+    """A prompt template created or updated."""
+
+    template_id: int = Field(default=0, alias="templateId")
+    template_pk: str = Field(default="", alias="templatePK")
+
+
+class PromptLabelInfo(AnswerModel):
+    """A prompt template's label."""
+
+    label_id: int | str = Field(default=0, alias="labelId")
+    label_name: str = Field(default="", alias="labelName")
+    color: str = ""
+
+
+class PromptInfo(AnswerModel):
+    """A v1 prompt template."""
+
+    template_id: int = Field(default=0, alias="templateId")
+    template_pk: str = Field(default="", alias="templatePK")
+    template_name: str = Field(default="", alias="templateName")
+    template_content: str = Field(default="", alias="templateContent")
+    #: the variables, comma-separated.
+    template_variables: str = Field(default="", alias="templateVariables")
+    #: e.g. ``"{}"``.
+    variable_identifier: str = Field(default="", alias="variableIdentifier")
+    negative_template_content: str | None = Field(default=None, alias="negativeTemplateContent")
+    negative_template_variables: str = Field(default="", alias="negativeTemplateVariables")
+    labels: list[PromptLabelInfo] = Field(default_factory=list)
+    creator_name: str | None = Field(default=None, alias="creatorName")
+    #: a ``PromptType`` (1 preset, 2 the user's).
+    type: int = 2
+    scene_type: int = Field(default=1, alias="sceneType")
+    framework_type: int = Field(default=0, alias="frameworkType")
+
+
+class PromptList(AnswerModel):
+    """A page of v1 prompt templates."""
+
+    total: int = 0
+    items: list[PromptInfo] = Field(default_factory=list)
+
+
+class FineTuneSupportedScale(AnswerModel):
+    """A parameter scale (PEFT type) of a train mode."""
+
+    parameter_scale: str = Field(default="", alias="parameterScale")
+    #: each hyperparameter's ``key``, ``default`` and bounds (``checkType``, ``checkValue``).
+    hyper_parameters: list[dict[str, Any]] = Field(default_factory=list, alias="supportHyperParameterConfig")
+
+
+class FineTuneSupportedMode(AnswerModel):
+    """A train mode of a base model and its parameter scales."""
+
+    train_mode: str = Field(default="", alias="trainMode")
+    support_parameter_scale: list[FineTuneSupportedScale] = Field(default_factory=list, alias="supportParameterScale")
+
+
+class FineTuneSupportedModel(AnswerModel):
+    """A base model a v2 fine-tune can start from."""
+
+    model: str = ""
+    base_model: str = Field(default="", alias="baseModel")
+    model_type: str = Field(default="", alias="modelType")
+    support_train_mode: list[FineTuneSupportedMode] = Field(default_factory=list, alias="supportTrainMode")
 
 
 class ChatAnswer(AnswerModel):
@@ -849,3 +951,93 @@ class ServiceV2ListAnswer(AnswerModel):
     #: the v2 call's id.
     request_id: str = Field(default="", alias="requestId")
     result: ServiceV2List = Field(default_factory=ServiceV2List)
+
+
+class EvaluableModelListAnswer(AnswerModel):
+    """``Model.evaluable_model_list``'s answer."""
+
+    #: the v1 call's log id.
+    log_id: str = ""
+    #: the v2 call's id.
+    request_id: str = Field(default="", alias="requestId")
+    result: list[ModelV1] = Field(default_factory=list)
+
+
+class DatasetCreatedAnswer(AnswerModel):
+    """``Data.create_bare_dataset``'s answer."""
+
+    #: the v1 call's log id.
+    log_id: str = ""
+    #: the v2 call's id.
+    request_id: str = Field(default="", alias="requestId")
+    result: DatasetCreated = Field(default_factory=DatasetCreated)
+
+
+class EtlTaskCreatedAnswer(AnswerModel):
+    """``Data.create_dataset_etl_task``'s answer: the task's id, or ``true``."""
+
+    #: the v1 call's log id.
+    log_id: str = ""
+    #: the v2 call's id.
+    request_id: str = Field(default="", alias="requestId")
+    result: bool | int | str = False
+
+
+class EtlTaskAnswer(AnswerModel):
+    """``Data.get_dataset_etl_task_info``'s answer."""
+
+    #: the v1 call's log id.
+    log_id: str = ""
+    #: the v2 call's id.
+    request_id: str = Field(default="", alias="requestId")
+    result: EtlTask = Field(default_factory=EtlTask)
+
+
+class EtlTaskListAnswer(AnswerModel):
+    """``Data.get_dataset_etl_task_list``'s answer."""
+
+    #: the v1 call's log id.
+    log_id: str = ""
+    #: the v2 call's id.
+    request_id: str = Field(default="", alias="requestId")
+    result: EtlTaskList = Field(default_factory=EtlTaskList)
+
+
+class PromptCreatedAnswer(AnswerModel):
+    """``Prompt.create``'s and ``Prompt.update``'s answer."""
+
+    #: the v1 call's log id.
+    log_id: str = ""
+    #: the v2 call's id.
+    request_id: str = Field(default="", alias="requestId")
+    result: PromptCreated = Field(default_factory=PromptCreated)
+
+
+class PromptInfoAnswer(AnswerModel):
+    """``Prompt.info``'s answer."""
+
+    #: the v1 call's log id.
+    log_id: str = ""
+    #: the v2 call's id.
+    request_id: str = Field(default="", alias="requestId")
+    result: PromptInfo = Field(default_factory=PromptInfo)
+
+
+class PromptListAnswer(AnswerModel):
+    """``Prompt.list``'s answer."""
+
+    #: the v1 call's log id.
+    log_id: str = ""
+    #: the v2 call's id.
+    request_id: str = Field(default="", alias="requestId")
+    result: PromptList = Field(default_factory=PromptList)
+
+
+class FineTuneSupportedModelsAnswer(AnswerModel):
+    """``FineTune.V2.supported_models``'s answer."""
+
+    #: the v1 call's log id.
+    log_id: str = ""
+    #: the v2 call's id.
+    request_id: str = Field(default="", alias="requestId")
+    result: list[FineTuneSupportedModel] = Field(default_factory=list)

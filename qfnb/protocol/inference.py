@@ -17,7 +17,6 @@ from . import tools as tool_checks
 from .errors import ErrorCode
 from .errors import ProtocolError as ProtocolError  # defined there: importable without pydantic
 from .limits import (
-    LOCAL_MAX_EMBEDDING_TEXTS,
     MAX_EMBEDDING_TEXTS,
     MAX_PROMPT_CHARS,
     check_embedding_text,
@@ -25,7 +24,6 @@ from .limits import (
     check_prompt_chars,
     range_problem,
 )
-from .ranges import OPENAI_RANGES as OPENAI_RANGES  # generated from the spec
 from .ranges import RANGES, TEXT2IMAGE_RANGES
 from .schemas import check_schema_total
 from .wire_fields import (
@@ -35,7 +33,6 @@ from .wire_fields import (
     PluginFields,
     SamplingFields,
     Text2ImageFields,
-    V2ChatFields,
     WireModel,
 )
 
@@ -134,7 +131,7 @@ def _check_role(role: Any, i: int, where: str) -> None:
                             "(roles must alternate user/assistant), got 'user'", ErrorCode.INVALID_MESSAGES)
 
 
-def _body_check(check: Callable[[dict[str, Any]], None]) -> Any:
+def body_check(check: Callable[[dict[str, Any]], None]) -> Any:
     """A model's ``before`` validator that runs ``check`` on a dict body (the raw request), so the
     rule is a plain function any side can call on a body without the model."""
 
@@ -178,7 +175,7 @@ def _check_common(data: dict[str, Any]) -> None:
 class SamplingParams(SamplingFields):
     """Sampling parameters shared by chat and completion requests (fields: the spec's)."""
 
-    _ranges = _body_check(check_sampling)
+    _ranges = body_check(check_sampling)
 
 
 class ChatRequest(ChatFields, SamplingParams):
@@ -188,7 +185,7 @@ class ChatRequest(ChatFields, SamplingParams):
     @classmethod
     def _caps(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            _check_history_caps(data.get("messages"), data.get("system"))
+            check_history_caps(data.get("messages"), data.get("system"))
             functions = data.get("functions")
             tools = tool_checks.functions_as_tools(functions) if functions is not None else None
             if data.get("tool_choice") is not None:
@@ -225,7 +222,7 @@ def check_v1_chat_fields(data: dict[str, Any]) -> None:
     """Refuse, by name, a v1 chat field the local platform cannot honour (the cloud's others too)."""
     for key in data:
         if key not in V1_CHAT_FIELDS:
-            hint = "; on the OpenAI routes use /v2/chat/completions" if key in OPENAI_CHAT_FIELDS else ""
+            hint = "; on the OpenAI routes use /v2/chat/completions" if key in openai_wire.OPENAI_CHAT_FIELDS else ""
             raise ProtocolError(key, f"is not a v1 chat field the local platform serves{hint} (supported: "
                                 f"{', '.join(V1_CHAT_FIELDS)})")
     for key, why in _CLOUD_ONLY.items():
@@ -266,7 +263,7 @@ def check_prompt(value: Any) -> str:
     return value
 
 
-def _check_history_caps(messages: Any, system: Any = None) -> None:
+def check_history_caps(messages: Any, system: Any = None) -> None:
     """The message count, then the prompt's total characters: O(n), before any other check."""
     if isinstance(messages, list | tuple):
         check_message_count(messages)
@@ -302,14 +299,6 @@ class EmbeddingRequest(EmbeddingFields):
         return list(value)
 
 
-class OpenAIEmbeddingRequest(EmbeddingRequest):
-    """The ``input`` of the local platform's OpenAI-style ``/v1|/v2/embeddings``: up to
-    :data:`~qfnb.protocol.limits.LOCAL_MAX_EMBEDDING_TEXTS` texts."""
-
-    max_texts: ClassVar[int] = LOCAL_MAX_EMBEDDING_TEXTS
-    field: ClassVar[str] = "input"
-
-
 class Text2ImageRequest(Text2ImageFields):
     """Body of ``POST .../text2image/{endpoint}``."""
 
@@ -341,154 +330,6 @@ class PluginRequest(PluginFields):
         elif not (isinstance(self.query, str) and self.query.strip()):
             raise ProtocolError("query", "a plugin call needs a non-empty query (or messages)")
         return self
-
-
-# ---- v2 (OpenAI-style) ----------------------------------------------------------------
-
-
-def check_v2_chat(data: dict[str, Any]) -> None:
-    """A v2 chat body's sampling ranges (Qianfan's), then what v2 and the OpenAI routes check alike."""
-    check_sampling(data)
-    _check_v2_common(data)
-
-
-def _without_nulls(cls: type[BaseModel], data: Any) -> Any:
-    """An explicit ``null`` is an absent field, as OpenAI reads it (clients send them)."""
-    return openai_wire.drop_nulls(data) if isinstance(data, dict) else data
-
-
-class V2ChatRequest(V2ChatFields):
-    """Body of ``POST /v2/chat/completions`` (fields: the spec's)."""
-
-    _ranges = _body_check(check_v2_chat)
-    # defined last, so it runs first (pydantic runs ``before`` validators last-defined first)
-    _nulls = model_validator(mode="before")(_without_nulls)
-
-    @field_validator("messages", mode="before")
-    @classmethod
-    def _messages(cls, value: Any) -> list[dict[str, Any]]:
-        if not isinstance(value, list) or not value:
-            raise ProtocolError("messages", "must be a non-empty list")
-        for i, m in enumerate(value):
-            tool_checks.check_chat_turn(m, i)
-        return value
-
-
-def _check_v2_common(data: dict[str, Any]) -> None:
-    """What v2 and the OpenAI routes check alike: history caps, stream options, tools, format."""
-    _check_history_caps(data.get("messages"))
-    options = data.get("stream_options")
-    if options is not None and (not isinstance(options, dict) or not isinstance(
-            options.get("include_usage", False), bool)):
-        raise ProtocolError("stream_options", 'must be an object like {"include_usage": true}')
-    given = data.get("tools")
-    if given is not None:
-        tool_checks.check_tools(given)
-    tool_checks.check_tool_choice(data.get("tool_choice"), given)
-    parallel = data.get("parallel_tool_calls")
-    if parallel is not None and not isinstance(parallel, bool):
-        raise ProtocolError("parallel_tool_calls", "must be true or false")
-    schema = tool_checks.check_response_format(data.get("response_format"))
-    if schema is not None and given:
-        check_schema_total([schema, *(t["function"].get("parameters") for t in given)], "response_format")
-
-
-#: every field the OpenAI chat routes take; any other is refused by name
-OPENAI_CHAT_FIELDS = ("model", "messages", "stream", "stream_options", "temperature", "top_p", "top_k",
-                      "max_tokens", "max_completion_tokens", "stop", "seed", "n", "frequency_penalty",
-                      "presence_penalty", "penalty_score", "logit_bias", "logprobs", "top_logprobs", "tools",
-                      "tool_choice", "parallel_tool_calls", "response_format", "user", "user_id", "extra_parameters")
-#: OpenAI fields with a better-known replacement
-_INSTEAD = {"functions": "tools", "function_call": "tool_choice", "max_output_tokens": "max_completion_tokens"}
-
-
-def check_openai_chat(data: dict[str, Any]) -> None:
-    """An OpenAI chat body's fields and ranges (the OpenAI routes' rules, usable on a batch row)."""
-    openai_wire.refuse_unknown(data, OPENAI_CHAT_FIELDS, "OpenAI chat API", instead=_INSTEAD)
-    for name, bounds in OPENAI_RANGES.items():
-        problem = range_problem(data.get(name), *bounds)
-        if problem:
-            raise ProtocolError(name, problem)
-    stop = data.get("stop")
-    if isinstance(stop, str):
-        stop = [stop]
-    if stop is not None and (not isinstance(stop, list) or len(stop) > STOP_ITEMS
-                             or not all(isinstance(s, str) and s for s in stop)):
-        raise ProtocolError("stop", f"must be a string or a list of at most {STOP_ITEMS} non-empty strings")
-    stream = data.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise ProtocolError("stream", f"must be a bool, got {type(stream).__name__}")
-    _check_openai_extras(data)
-    _check_v2_common(data)
-
-
-def _check_openai_extras(data: dict[str, Any]) -> None:
-    """``logprobs``/``top_logprobs`` and ``logit_bias``."""
-    if data.get("logprobs") is not None and not isinstance(data["logprobs"], bool):
-        raise ProtocolError("logprobs", "must be true or false")
-    if data.get("top_logprobs") is not None and not data.get("logprobs"):
-        raise ProtocolError("top_logprobs", "needs logprobs: true")
-    bias = data.get("logit_bias")
-    if bias is not None and (not isinstance(bias, dict) or not all(
-            str(k).lstrip("-").isdigit() and isinstance(v, int | float) and -100 <= v <= 100 for k, v in bias.items())):
-        raise ProtocolError("logit_bias", "must map token ids to numbers from -100 to 100")
-
-
-#: the fields the OpenAI ``/completions`` route takes (OpenAI's, less ``n``/``logprobs``/``echo``/
-#: ``suffix``/``best_of``)
-OPENAI_COMPLETION_FIELDS = ("model", "prompt", "stream", "temperature", "top_p", "max_tokens", "stop", "seed", "user",
-                            "frequency_penalty", "presence_penalty")
-
-
-def check_openai_completion(data: dict[str, Any]) -> None:
-    """Refuse, by name, what the OpenAI ``/completions`` route cannot honour; OpenAI's ranges."""
-    openai_wire.refuse_unknown(data, OPENAI_COMPLETION_FIELDS, "completions API",
-                               note="; for choices and logprobs use chat completions")
-    if data.get("stream"):
-        raise ProtocolError("stream", "streamed answers are served on chat completions; send stream: false here")
-    check_openai_chat({k: data[k] for k in ("temperature", "top_p", "seed", "stop", "frequency_penalty",
-                                            "presence_penalty", "max_tokens") if data.get(k) is not None})
-
-
-class OpenAICompletionRequest(WireModel):
-    """Body of the platform's OpenAI ``/completions`` route (answered whole)."""
-
-    model: str | None = None
-    prompt: str
-    stream: bool = False
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    user: str | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-
-    _checks = _body_check(check_openai_completion)
-
-    @field_validator("prompt", mode="before")
-    @classmethod
-    def _prompt(cls, value: Any) -> str:
-        return check_prompt(value)
-
-
-class OpenAIChatRequest(V2ChatRequest):
-    """Body of the platform's OpenAI chat routes: OpenAI's fields and ranges (``temperature`` 0
-    is greedy, ``n`` choices, ``logprobs``), plus ``penalty_score``/``top_k``; any other field is
-    refused by name."""
-
-    stop: str | list[str] | None = None  # type: ignore[assignment]
-    seed: int | None = None
-    n: int = 1
-    top_k: int | None = None
-    logprobs: bool | None = None
-    top_logprobs: int | None = None
-    logit_bias: dict[str, float] | None = None
-    user: str | None = None
-
-    _ranges = _body_check(check_openai_chat)
-    _nulls = model_validator(mode="before")(_without_nulls)  # before _ranges (see V2ChatRequest)
 
 
 Role = Literal["user", "assistant", "function"]

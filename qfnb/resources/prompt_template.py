@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from qfnb._core.errors import ValidationError
 from qfnb.resources import Prompt as PromptResource
@@ -127,24 +127,21 @@ class Prompt:
         """The platform prompt named ``name`` (the user's first, then the presets)."""
         info = None
         for kind in (PromptType.User, PromptType.Preset):
-            items = PromptResource.list(name=name, type=kind)["result"]["items"]
-            info = next((item for item in items if item.get("templateName") == name), None)
+            items = PromptResource.list(name=name, type=kind).parsed.result.items
+            info = next((item for item in items if item.template_name == name), None)
             if info is not None:
                 break
         if info is None:
             raise ValidationError("name", f"no prompt named {name!r} on the platform")
-        prompt = cls(name=info["templateName"], id=info["templatePK"], template=info["templateContent"],
-                     variables=[v for v in str(info.get("templateVariables") or "").split(",") if v],
-                     labels=[PromptLabel(lb["labelId"], lb["labelName"], lb.get("color", ""))
-                             for lb in info.get("labels") or []],
-                     identifier=info.get("variableIdentifier") or "{}", type=PromptType(info.get("type", 2)),
-                     scene_type=PromptSceneType(info.get("sceneType", 1)),
-                     framework_type=PromptFrameworkType(info.get("frameworkType", 0)),
-                     creator_name=info.get("creatorName"))
+        prompt = cls(name=info.template_name, id=info.template_pk, template=info.template_content,
+                     variables=[v for v in info.template_variables.split(",") if v],
+                     labels=[PromptLabel(lb.label_id, lb.label_name, lb.color) for lb in info.labels],
+                     identifier=cast(Identifier, info.variable_identifier or "{}"), type=PromptType(info.type),
+                     scene_type=PromptSceneType(info.scene_type),
+                     framework_type=PromptFrameworkType(info.framework_type), creator_name=info.creator_name)
         if prompt.scene_type is PromptSceneType.Text2Image:
-            prompt.negative_template = info.get("negativeTemplateContent")
-            prompt.negative_variables = [v for v in str(info.get("negativeTemplateVariables") or "").split(",")
-                                         if v]
+            prompt.negative_template = info.negative_template_content
+            prompt.negative_variables = [v for v in info.negative_template_variables.split(",") if v]
         prompt._mode = "remote"
         return prompt
 
@@ -161,7 +158,7 @@ class Prompt:
         else:
             resp = PromptResource.update(id=self.id, name=self.name, label_ids=label_ids, template=self.template,
                                          identifier=self.identifier, negative_template=self.negative_template)
-        self.id = resp["result"]["templatePK"]
+        self.id = resp.parsed.result.template_pk
         self._mode = "remote"
 
     def delete(self) -> None:

@@ -15,7 +15,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
@@ -26,6 +26,9 @@ from qfnb.resources.console import FineTune
 
 from .consts import PeftType
 from .train_config import HYPERPARAMETERS, TrainConfig, TrainLimit
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import FineTuneSupportedModel, FineTuneSupportedScale
 
 __all__ = ["DPOTrainModelInfoMapping", "DefaultDPOTrainConfigMapping", "DefaultPostPretrainTrainConfigMapping",
            "DefaultTrainConfigMapping", "ModelInfo", "ModelInfoMapping", "PostPreTrainModelInfoMapping",
@@ -80,32 +83,30 @@ def default_config(params: list[dict[str, Any]], peft: str) -> TrainConfig | Non
         return None
 
 
-def _parse(models: list[dict[str, Any]]) -> tuple[dict[str, dict[str, ModelInfo]], dict[str, dict[str, Any]]]:
+def _parse(models: list[FineTuneSupportedModel]) -> tuple[dict[str, dict[str, ModelInfo]], dict[str, dict[str, Any]]]:
     """``(infos, defaults)``, each by train mode then model."""
     infos: dict[str, dict[str, ModelInfo]] = {m.value: {} for m in TrainMode}
     defaults: dict[str, dict[str, Any]] = {m.value: {} for m in TrainMode}
     for item in models:
-        model = str(item.get("model") or "")
-        for mode in item.get("supportTrainMode") or []:
-            name = str(mode.get("trainMode") or "")
-            if not model or name not in infos:
+        for mode in item.support_train_mode:
+            if not item.model or mode.train_mode not in infos:
                 continue
-            info = infos[name].setdefault(model, ModelInfo(
-                model=model, short_name=f"model{hashlib.sha256(model.encode()).hexdigest()[:8]}",
-                base_model_type=str(item.get("baseModel") or ""), specific_peft_types_params_limit={},
-                model_type=str(item.get("modelType") or FinetuneSupportModelType.Text2Text.value)))
-            for scale in mode.get("supportParameterScale") or []:
-                _add_scale(info, defaults[name].setdefault(model, {}), scale)
+            info = infos[mode.train_mode].setdefault(item.model, ModelInfo(
+                model=item.model, short_name=f"model{hashlib.sha256(item.model.encode()).hexdigest()[:8]}",
+                base_model_type=item.base_model, specific_peft_types_params_limit={},
+                model_type=item.model_type or FinetuneSupportModelType.Text2Text.value))
+            for scale in mode.support_parameter_scale:
+                _add_scale(info, defaults[mode.train_mode].setdefault(item.model, {}), scale)
     return infos, defaults
 
 
-def _add_scale(info: ModelInfo, defaults: dict[Any, TrainConfig], scale: dict[str, Any]) -> None:
-    peft = str(scale.get("parameterScale") or "")
+def _add_scale(info: ModelInfo, defaults: dict[Any, TrainConfig], scale: FineTuneSupportedScale) -> None:
+    peft = scale.parameter_scale
     try:
         peft_type: Any = PeftType(peft)
     except ValueError:
         peft_type = peft  # a PEFT type this version does not name: kept as the platform spells it
-    params = [p for p in scale.get("supportHyperParameterConfig") or [] if isinstance(p, dict)]
+    params = scale.hyper_parameters
     if peft_type not in info.support_peft_types:
         info.support_peft_types.append(peft_type)
     assert info.specific_peft_types_params_limit is not None
@@ -135,15 +136,13 @@ class _Tables:
             self._loaded = None
 
 
-def _fetch() -> list[dict[str, Any]]:
-
+def _fetch() -> list[FineTuneSupportedModel]:
     try:
-        result = FineTune.V2.supported_models().body.get("result")
+        return FineTune.V2.supported_models().parsed.result
     except QfnbError as exc:
         logger.warning("could not read the platform's trainable models (%s); the default train configs are "
                        "empty", exc)
         return []
-    return [m for m in result or [] if isinstance(m, dict)]
 
 
 def _alias_renamed(infos: dict[str, dict[str, ModelInfo]], defaults: dict[str, dict[str, Any]]) -> None:
@@ -190,8 +189,8 @@ DefaultDPOTrainConfigMapping: Mapping[str, dict[PeftType, TrainConfig]] = _Table
 
 
 def get_supported_models() -> list[dict[str, Any]]:
-    """The platform's answer to ``DescribeFineTuningSupportModels`` (read now)."""
-    return _fetch()
+    """The platform's answer to ``DescribeFineTuningSupportModels`` (read now), as the platform spells it."""
+    return [m.model_dump(by_alias=True, exclude_unset=True) for m in _fetch()]
 
 
 def get_trainer_model_list(train_mode: str | TrainMode) -> Mapping[str, ModelInfo]:

@@ -182,12 +182,12 @@ def test_two_tools_of_one_name_are_refused() -> None:
 
 
 def test_the_tool_model_is_served_exactly_when_its_packages_are_installed() -> None:
-    from qfnb.local.engines import registry
+    from qfnb.local.engines import catalog
     from qfnb.local.engines.store import assets
     from qfnb.protocol.model_names import LOCAL_TOOL_MODEL
 
     asset = assets.find_asset(LOCAL_TOOL_MODEL)
     assert len(asset.parts) == len(asset.pip_names) == 22
-    assert (LOCAL_TOOL_MODEL in registry.BUILTIN_SPECS) == assets.installed(asset)
+    assert (LOCAL_TOOL_MODEL in catalog.BUILTIN_SPECS) == assets.installed(asset)
     missing = assets.GGUFAsset("x", "x.gguf", "0" * 64, (("qfnb_no_such_package", "data/x.bin"),))
     assert not assets.installed(missing)

@@ -228,10 +228,13 @@ def test_forecast_before_the_batch_and_the_run_beside_it(served: ServedPlatform,
 
 
 def test_a_budget_refuses_a_batch_on_its_forecast_before_submitting(served: ServedPlatform, ip: InteractiveShell,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    own_record_dir: None) -> None:
     from qfnb._core.record.budget import budget
     from qfnb.notebook.errors import QfnbCellError
 
+    # an empty ledger: the forecast's output bound is then max_tokens itself (recorded short answers of
+    # Tiny-Chat from earlier tests would narrow it below the budget, and the submission's worst case refuses)
     served.as_default_backend(monkeypatch)
     ip.user_ns["prompts"] = [f"p{i} is a short prompt" for i in range(6)]
     before = len(BatchJob.list())

@@ -9,9 +9,12 @@ from typing import Any
 import pytest
 
 from qfnb._core.errors import InvalidArgumentError, ValidationError
+from qfnb._core.http.response import QfResponse
 from qfnb.resources.console import Charge, Data, Memory, Model, Prompt, charge, data, data_tasks, model_eval, prompt
 from qfnb.resources.console._base import ConsoleRequest
 from qfnb.resources.console.consts import DataProjectType, DataSetType, DataTemplateType
+
+SENT = QfResponse(200, {}, {"result": "sent"})
 
 
 @pytest.fixture
@@ -19,9 +22,9 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[ConsoleRequest]:
     """What the generated blocking calls hand to ``send`` (no transport)."""
     got: list[ConsoleRequest] = []
 
-    def fake_send(request: ConsoleRequest, **_: Any) -> str:
+    def fake_send(request: ConsoleRequest, **_: Any) -> QfResponse:
         got.append(request)
-        return "sent"
+        return SENT
 
     for module in (charge, data, data_tasks, model_eval, prompt):
         monkeypatch.setattr(module, "send", fake_send)
@@ -29,7 +32,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[ConsoleRequest]:
 
 
 def test_prompt_v2_create_reads_the_template_variables(sent: list[ConsoleRequest]) -> None:
-    assert Prompt.V2.create("t", "hello {name}, from {place}", labels=["a"]) == "sent"
+    assert Prompt.V2.create("t", "hello {name}, from {place}", labels=["a"]) is SENT
     req = sent[0]
     assert (req.path, req.action) == ("/v2/promptTemplates", "CreatePromptTemplate")
     assert req.body["templateVariables"] == "name,place" and req.body["labels"] == ["a"]
@@ -38,7 +41,7 @@ def test_prompt_v2_create_reads_the_template_variables(sent: list[ConsoleRequest
 def test_charge_memory_and_data_task_bodies(sent: list[ConsoleRequest]) -> None:
     Charge.charge_tpm_credit("ernie-4.0-8k", 2, {"paymentTiming": "Prepaid"})
     Memory.create_system_memory("app-1", "notes")
-    Data.create_dataset_etl_task("clean", 1, 2, {"clean": []})
+    assert Data.create_dataset_etl_task("clean", 1, 2, {"clean": []}).parsed.result == "sent"
     assert sent[0].action == "PurchaseTPMResource" and sent[0].body["purchaseCount"] == 2
     assert sent[1].action == "CreateSystemMemory" and sent[1].body == {"appId": "app-1", "description": "notes"}
     assert sent[2].body["sourceDatasetId"] == 1 and sent[2].body["destDatasetId"] == 2

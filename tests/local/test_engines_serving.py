@@ -24,6 +24,7 @@ from fake_openai_engine import FakeEngine
 from fakes.cloud import serve
 from platform_helpers import CREDS, Signer, make_settings, serve_port, spawn_reporting, wait_for, wait_up
 
+from qfnb.local.engines.base import Embedder
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
 from qfnb.local.server.app import create_app
 from qfnb.protocol.routes import MODEL_API_PREFIX
@@ -326,33 +327,91 @@ def test_200_streams_and_200_calls_finish_or_get_429_while_the_console_answers_d
     assert after < before * 1.10 + 8 * 2**20, (before, after)  # memory comes back (8 MiB of allocator slack)
 
 
-def test_concurrent_embedding_calls_share_batches() -> None:
-    import threading
+class _SlowEmbedder(Embedder):
+    """Records each engine call's texts; the first call waits for ``release`` (the others queue meanwhile)."""
 
-    from qfnb.local.engines.gate import BatchingEmbedder
+    name = "slow"
 
-    class SlowEmbedder:
-        name = "slow"
+    def __init__(self, batch_texts: int, parallel: int = 1) -> None:
+        import threading
 
-        def __init__(self) -> None:
-            self.batches: list[int] = []
-            self.release = threading.Event()
+        self.batch_texts, self.parallel = batch_texts, parallel
+        self.batches: list[list[str]] = []
+        self.release = threading.Event()
+        self.running = self.peak = 0
+        self._lock = threading.Lock()
 
-        def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
-            self.release.wait(5)  # the first batch is busy while the others arrive
-            self.batches.append(len(texts))
-            return [[float(len(t))] for t in texts], sum(len(t) for t in texts)
+    def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        import time
 
-    inner = SlowEmbedder()
-    emb = BatchingEmbedder(inner, max_texts=64)
+        with self._lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        self.release.wait(5)
+        time.sleep(0.05)  # long enough for the other drain to overlap
+        with self._lock:
+            self.running -= 1
+            self.batches.append(list(texts))
+        if any(t == "boom" for t in texts):
+            raise RuntimeError("engine failed")
+        return [[float(len(t))] for t in texts], sum(len(t) for t in texts)
 
-    async def many() -> list[tuple[list[list[float]], int]]:
-        calls = [asyncio.ensure_future(emb.aembed([f"text {i}", "x" * i])) for i in range(10)]
+
+def _embed_all(emb: Any, inner: _SlowEmbedder, calls: list[list[str]]) -> list[Any]:
+    async def many() -> list[Any]:
+        futures = [asyncio.ensure_future(emb.aembed(calls[0]))]
+        while not inner.running:  # the engine is busy with the first call before the others come
+            await asyncio.sleep(0.01)
+        futures += [asyncio.ensure_future(emb.aembed(texts)) for texts in calls[1:]]
         await asyncio.sleep(0.2)
         inner.release.set()
-        return list(await asyncio.gather(*calls))
+        return list(await asyncio.gather(*futures, return_exceptions=True))
 
-    results = asyncio.run(many())
+    return asyncio.run(many())
+
+
+def test_concurrent_embedding_calls_share_batches() -> None:
+    from qfnb.local.engines.gate import BatchingEmbedder
+
+    inner = _SlowEmbedder(batch_texts=64)
+    emb = BatchingEmbedder(inner)
+    results = _embed_all(emb, inner, [[f"text {i}", "x" * i] for i in range(10)])
     assert [r[0] for r in results] == [[[float(len(f"text {i}"))], [float(i)]] for i in range(10)]
-    assert sum(inner.batches) == 20 and len(inner.batches) == 2  # the first call, then the nine that waited
+    assert [len(b) for b in inner.batches] == [2, 18]  # the first call, then the nine that waited, merged
+    assert emb.gate.admitted == 0
+
+
+def test_embedding_calls_are_packed_to_the_engines_size() -> None:
+    """A call larger than the engine's batch is split over several; the waiting calls' texts are
+    packed to exactly ``batch_texts`` per engine call; each caller gets its own vectors in order and
+    its tokens (the texts' characters here) summed over the batches it was in."""
+    from qfnb.local.engines.gate import BatchingEmbedder
+
+    inner = _SlowEmbedder(batch_texts=8)
+    emb = BatchingEmbedder(inner)
+    calls = [[f"a{i}" for i in range(3)], [f"bb{i}" for i in range(20)], [f"c{i}" for i in range(5)]]
+    results = _embed_all(emb, inner, calls)
+    assert [len(b) for b in inner.batches] == [3, 8, 8, 8, 1]  # the first call alone, then 25 texts by 8
+    assert [t for b in inner.batches for t in b] == [t for c in calls for t in c]  # arrival order
+    for texts, (vectors, tokens) in zip(calls, results, strict=True):
+        assert vectors == [[float(len(t))] for t in texts]
+        assert tokens == sum(len(t) for t in texts)
+    assert emb.gate.admitted == 0
+
+
+def test_embedding_batches_run_in_parallel_and_a_failure_reaches_only_its_callers() -> None:
+    from qfnb.local.engines.gate import BatchingEmbedder
+
+    inner = _SlowEmbedder(batch_texts=4, parallel=2)
+    emb = BatchingEmbedder(inner)
+    assert emb.gate.slots == 2
+    calls = [["one"], ["p", "q", "r", "s"], ["boom", "t"], ["u", "v", "w", "x"], ["y"]]
+    results = _embed_all(emb, inner, calls)
+    assert inner.peak == 2  # two engine calls at once, never more
+    assert isinstance(results[2], RuntimeError)
+    assert results[0][0] == [[3.0]] and results[1][0] == [[1.0]] * 4 and results[4][0] == [[1.0]]
+    failed = [i for i, r in enumerate(results) if isinstance(r, Exception)]
+    # the batch holding "boom" fails all its callers (whichever calls the packing put beside it), no other
+    boom = next(b for b in inner.batches if "boom" in b)
+    assert set(failed) == {i for i, c in enumerate(calls) if set(c) & set(boom)}
     assert emb.gate.admitted == 0

@@ -20,7 +20,8 @@ from platform_helpers import Signer, client_for, token
 
 from qfnb._core.http.retry import parse_retry_after
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.inference import ChatRequest, V2ChatRequest
+from qfnb.protocol.inference import ChatRequest
+from qfnb.protocol.openai_requests import V2ChatRequest
 from qfnb.protocol.routes import MODEL_API_PREFIX
 from qfnb.protocol.signing import canonical_query, sign, verify
 from qfnb.protocol.sse import SSEDecoder, encode_event

@@ -23,7 +23,7 @@ from platform_helpers import spawn_reporting, wait_up
 from qfnb.local.engines import DEFAULT_CHAT, GEMMA
 from qfnb.local.engines.api import generate_blocking
 from qfnb.local.engines.gate import run_blocking
-from qfnb.local.engines.llama.server import find_binary, reported_port
+from qfnb.local.engines.llama.command import find_binary, reported_port
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
 from qfnb.local.engines.store import assets
 from qfnb.local.training.demo import DEMO_FILE

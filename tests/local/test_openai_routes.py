@@ -18,7 +18,8 @@ from starlette.testclient import TestClient
 
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
 from qfnb.local.server.app import create_app
-from qfnb.protocol.inference import OPENAI_CHAT_FIELDS, V1_CHAT_FIELDS
+from qfnb.protocol.inference import V1_CHAT_FIELDS
+from qfnb.protocol.openai_wire import OPENAI_CHAT_FIELDS
 from qfnb.protocol.routes import MODEL_API_PREFIX
 from qfnb.protocol.sse import SSEDecoder
 

@@ -24,9 +24,10 @@ from engine_asks import chat_ask
 
 from qfnb.local.engines import DEFAULT_CHAT
 from qfnb.local.engines.base import PromptTooLong
+from qfnb.local.engines.catalog import BUILTIN_SPECS
 from qfnb.local.engines.gate import run_blocking
-from qfnb.local.engines.llama.server import find_binary
-from qfnb.local.engines.registry import BUILTIN_SPECS, EngineOptions, EngineRegistry, endpoint_for
+from qfnb.local.engines.llama.command import find_binary
+from qfnb.local.engines.registry import EngineOptions, EngineRegistry, endpoint_for
 
 pytestmark = [pytest.mark.real_model,
               pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)")]

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,29 @@ def test_the_openai_route_embeds_more_than_the_v1_batch_in_one_call(base: str) -
     assert len(body["data"]) == 84 and body["model"] == LOCAL_EMBEDDING_MODEL
     same = zip(body["data"][0]["embedding"], body["data"][28]["embedding"], strict=True)
     assert sum(a * b for a, b in same) == pytest.approx(1.0, abs=1e-4)  # the same text, the same vector
+
+
+def test_overlapping_engine_calls_answer_as_lone_calls_do() -> None:
+    """The default embedder's calls run side by side (one BLAS thread each, ``parallel`` of them) and
+    are packed by the batching embedder: every text gets the vector and every call the token count a
+    lone call gives it."""
+    import asyncio
+
+    from qfnb.local.engines.gate import BatchingEmbedder
+    from qfnb.local.engines.multilingual import USEEmbedder
+
+    engine = USEEmbedder("USE")
+    assert engine.parallel == (os.cpu_count() or 1)
+    calls = [list(ARTICLES.values())[i:i + 5] for i in range(0, len(ARTICLES), 5)] * 3
+    alone = [engine.embed(texts) for texts in calls]
+    with ThreadPoolExecutor(4) as pool:
+        side_by_side = list(pool.map(engine.embed, calls))
+    packed = BatchingEmbedder(engine)
+
+    async def together() -> list[tuple[list[list[float]], int]]:
+        return list(await asyncio.gather(*(packed.aembed(texts) for texts in calls)))
+
+    for answers in (side_by_side, asyncio.run(together())):
+        for (vectors, tokens), (want, want_tokens) in zip(answers, alone, strict=True):
+            assert tokens == want_tokens
+            assert max(abs(a - b) for v, w in zip(vectors, want, strict=True) for a, b in zip(v, w, strict=True)) < 1e-5

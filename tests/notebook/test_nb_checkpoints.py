@@ -7,7 +7,8 @@ import io
 from pathlib import Path
 
 from qfnb.notebook.render import charts
-from qfnb.notebook.training.run import attach, held_out_file
+from qfnb.notebook.training.attach import attach
+from qfnb.notebook.training.run import held_out_file
 
 SAVED = [{"step": s, "trainLoss": t, "evalLoss": e, "time": "2026-11-25T07:00:00Z"}
          for s, t, e in ((8, 3.1, 3.9), (16, 1.2, 3.2), (24, 0.5, 4.4), (32, 0.2, 5.6), (40, 0.08, 6.8))]

@@ -12,9 +12,10 @@ from IPython.core.error import UsageError
 from nb_doubles import FakeEvent, FakeTrainer, RecordingPublisher
 
 from qfnb.notebook.errors import QfnbCellError
+from qfnb.notebook.training.attach import attach
 from qfnb.notebook.training.dashboard import TrainingDashboard
 from qfnb.notebook.training.launcher import FinetuneLauncher
-from qfnb.notebook.training.run import TrainSpec, attach, deploy_in_background
+from qfnb.notebook.training.run import TrainSpec, deploy_in_background
 from qfnb.notebook.training.state import TrainingState
 
 PNG = b"\x89PNG"

@@ -9,9 +9,10 @@ import pytest
 from IPython.core.error import UsageError
 from nb_doubles import FakeTrainer
 
+from qfnb.notebook.training.attach import attach
 from qfnb.notebook.training.jobs import jobs_frame
 from qfnb.notebook.training.launcher import FinetuneLauncher
-from qfnb.notebook.training.run import TrainSpec, attach, default_trainer, deploy_config
+from qfnb.notebook.training.run import TrainSpec, default_trainer, deploy_config
 
 
 def test_qftrain_name_reaches_the_trainer_and_the_dashboard(ip: Any, tmp_path: Any) -> None:

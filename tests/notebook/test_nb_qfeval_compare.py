@@ -219,6 +219,34 @@ def test_the_plans_line_runs_the_planned_items_and_reuses_the_pilot(ip, platform
         ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {path} --sample 0")
 
 
+def test_the_plans_full_run_is_one_click_in_the_same_kernel(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A button under the report runs the plan's line in this kernel; its output stays under the button.
+    Outside a kernel (a terminal, this shell) the line alone is offered."""
+    from qfnb.notebook.evaluation import plan as evalplan
+
+    rows = [{"prompt": f"question {i}", "response": f"{'other' if i % 5 == 0 else 'tiny'}-chat: question {i}"}
+            for i in range(200)]
+    path = tmp_path / "long.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match "
+                                         "--compare Other-Chat --plan 0.5 --sample 10 -o pilot")
+    assert report.runner is None and "application/vnd.jupyter.widget-view+json" not in report._repr_mimebundle_()
+    magics = ip.magics_manager.registry["QfnbMagics"]
+    n, line = report.plan.n_items, report.plan.next_line
+    report.runner = runner = evalplan.FullRun(line, magics.run_line)  # what a kernel's run attaches
+    bundle = report._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and line in bundle["text/html"]
+    assert runner.button.description == f"Run the full evaluation ({n} items)" and runner.button.tooltip == line
+    assert [type(w).__name__ for w in runner.view.children] == ["Output", "Button", "Output"]
+    assert runner.view.children[0].outputs[0]["data"]["text/html"] == bundle["text/html"]  # the report, as shown
+    shown = len(ip.display_pub.outputs)
+    runner.button.click()
+    assert calls(platform) == {"tiny-chat": n, "other-chat": n}  # the full run, the pilot's answers reused
+    assert len(ip.user_ns["pilot"].samples_df) == n and not runner.button.disabled
+    full = [o for o in ip.display_pub.outputs[shown:] if "qfnb-eval-report" in str(o["data"].get("text/html"))]
+    assert len(full) == 1 and f"↺ 20 of {2 * n} answers reused" in full[0]["data"]["text/html"]
+
+
 def kind_judge(prompt: str, **options: object) -> str:
     """A judge as a notebook function (it is also given the judge's call options, such as
     max_output_tokens): 5 for Tiny-Chat's answers, 3 for the others' (a kind judge)."""

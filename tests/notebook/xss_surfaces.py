@@ -161,7 +161,7 @@ def eval_plan(text: str) -> Any:
 
 
 def _forecast(text: str) -> Any:
-    from qfnb.resources.forecasting import Forecast
+    from qfnb.resources.forecast_result import Forecast
 
     return Forecast(model=text, platform=text, calls=3, input_tokens=40, input_source=text, output_expected=30,
                     output_low=20, output_high=48, output_source=text, yuan_expected=0.01, yuan_high=0.02,
@@ -174,9 +174,26 @@ def forecast(text: str) -> Any:
 
 
 def forecast_check(text: str) -> Any:
-    from qfnb.resources.forecasting import ForecastCheck
+    from qfnb.resources.forecast_result import ForecastCheck
 
     return ForecastCheck(_forecast(text), prompt_tokens=40, completion_tokens=28, seconds=6.0, calls=3, replayed=1)
+
+
+def train_forecast(text: str) -> Any:
+    from qfnb.trainer.forecast import TrainForecast
+
+    return TrainForecast(base=text, platform=text, rows=10, trained_rows=8, steps=4, tokens=48, token_source=text,
+                         seconds=3.0, speed_source=text, yuan=None, price_source=text)
+
+
+def eval_plan_run(text: str) -> Any:
+    """A report with its plan's full-run button (what ``%qfeval --plan`` shows in a kernel)."""
+    from qfnb.notebook.evaluation.plan import FullRun
+
+    report = eval_report(text)
+    report.plan = eval_plan(text)
+    report.runner = FullRun(f"%qfeval --models {text} --sample 40", lambda line: None)
+    return report
 
 
 def dataset(text: str) -> Any:
@@ -287,7 +304,7 @@ SURFACES: dict[str, Callable[[str], Any]] = {
         chat_single, chat_streaming, chat_columns, tools_yes, tools_form, chat_history, models_list, eval_result,
         eval_comparison, eval_stability, eval_report, eval_plan, dataset, dataset_insight, dataset_insight_view,
         stress_result, stress_view, images, no_image_engine, batch_bar, progress_widget, progress_static, dashboard,
-        launcher, usage_chart, forecast, forecast_check,
+        launcher, usage_chart, forecast, forecast_check, train_forecast, eval_plan_run,
     )
 }
 

@@ -15,8 +15,9 @@ from pydantic import BaseModel, Field
 
 from qfnb.protocol import anthropic, responses
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.inference import ChatRequest, OpenAIChatRequest, V2ChatRequest, parse_request
+from qfnb.protocol.inference import ChatRequest, parse_request
 from qfnb.protocol.limits import MAX_SCHEMA_BYTES, MAX_SCHEMA_ENUM_VALUES, MAX_TOOLS
+from qfnb.protocol.openai_requests import OpenAIChatRequest, V2ChatRequest
 from qfnb.protocol.schema_patterns import pattern_problem
 from qfnb.protocol.schemas import check_schema
 

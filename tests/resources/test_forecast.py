@@ -18,7 +18,8 @@ from qfnb._core.record.budget import BudgetExceeded, budget
 from qfnb._core.record.ledger import SESSION, UsageRow, default_ledger
 from qfnb._core.record.prices import prices
 from qfnb.errors import ValidationError
-from qfnb.resources.forecasting import Forecast, forecast
+from qfnb.resources.forecast_result import Forecast
+from qfnb.resources.forecasting import forecast
 from tests.fakes.cloud import FakeQianfan
 from tests.fakes.fixtures import fake, fake_server, make_config  # noqa: F401
 from tests.fakes.inference_extra import install

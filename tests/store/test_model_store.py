@@ -281,7 +281,8 @@ def test_a_cross_encoder_gguf_is_a_reranker_served_by_llama_servers_reranking_mo
         store.add(tiny_gguf(tmp_path / "chat.gguf"), "chat-rr", roles=("rerank",))
     registry = EngineRegistry(tmp_path / "data", options=EngineOptions(slots=1))
     try:
-        assert "--reranking" in registry.cross_encoder("my-rerank").server._argv(())
+        server = registry.cross_encoder("my-rerank").server
+        assert "--reranking" in server.config.argv(server.binary, ())
         with pytest.raises(ValueError, match="ranks by embeddings"):
             registry.cross_encoder("all-MiniLM-L6-v2")
     finally:

@@ -14,6 +14,7 @@ import pytest
 from qfnb._core.config import Config
 from qfnb.dataset import Dataset
 from qfnb.errors import ValidationError
+from qfnb.protocol.answers import FineTuneSupportedModelsAnswer
 from qfnb.trainer import Finetune, PeftType, Pipeline, TrainAction
 from qfnb.trainer import model_info as mi
 from qfnb.trainer.base import BaseAction
@@ -83,7 +84,9 @@ SUPPORTED = [{"model": "ERNIE-Speed-8K", "modelType": "text2text", "supportTrain
 def test_default_train_configs_are_the_platform_defaults_per_model_and_peft(monkeypatch: pytest.MonkeyPatch) -> None:
     from qfnb.trainer.configs import DefaultPostPretrainTrainConfigMapping, DefaultTrainConfigMapping, ModelInfoMapping
 
-    monkeypatch.setattr(mi, "_fetch", lambda: SUPPORTED)
+    answer = FineTuneSupportedModelsAnswer.model_validate({"result": SUPPORTED})
+    monkeypatch.setattr(mi, "_fetch", lambda: answer.result)
+    assert mi.get_supported_models() == SUPPORTED  # the official function keeps the platform's spelling
     sft = DefaultTrainConfigMapping["ERNIE-Speed-8K"]
     assert set(sft) == {PeftType.ALL, PeftType.LoRA}
     full = sft[PeftType.ALL]

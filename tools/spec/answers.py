@@ -135,7 +135,7 @@ MODEL_VERSION = AnswerModel("ModelVersion", "A v1 model version.", (
     f("source_extra", "dict[str, Any]", "{}", wire="sourceExtra")))
 MODEL_INFO = AnswerModel("ModelV1", "A v1 model and its versions.", (
     f("model_id", "int", "0", wire="modelId"), s("model_id_str", "modelIdStr"), s("model_name", "modelName"),
-    s("source"), s("create_time", "createTime"),
+    s("source", doc="PlatformPreset or UserCreate."), s("train_type", "trainType"), s("create_time", "createTime"),
     f("model_version_list", "list[ModelVersion]", "[]", wire="modelVersionList")))
 MODEL_V2 = AnswerModel("ModelV2", "A v2 model (a version of a model set).", (
     s("model_id", "modelId"), s("model_set_id", "modelSetId"), s("model_set_name", "modelSetName"), s("version"),
@@ -216,12 +216,51 @@ SERVICE_V2_LIST = AnswerModel("ServiceV2List", "A page of v2 services.", (
     f("service_list", "list[ServiceV2]", "[]", wire="serviceList"),
     f("page_info", "PageInfo", "PageInfo()", wire="pageInfo")))
 
+DATASET_CREATED = AnswerModel("DatasetCreated", "A v1 dataset created (empty).", (
+    opt("id", "int | str", doc="the dataset's number."), f("dataset_id", "int | str", '""', wire="datasetId"),
+    opt("group_pk", "int | str", "groupPK"),
+    opt("version_id", "int", "versionId"), f("storage_info", "dict[str, Any]", "{}", wire="storageInfo")))
+ETL_TASK = AnswerModel("EtlTask", "A v1 dataset-cleaning (ETL) task, as its detail or a listing shows it.", (
+    opt("id", "int | str"), opt("etl_id", "int | str", "etlId"), opt("etl_str_id", "int | str", "etlStrId"),
+    opt("dest_dataset_id", "int | str", "destDatasetId"), opt("dest_dataset_str_id", "int | str", "destDatasetStrId"),
+    opt("process_status", "int", "processStatus", doc="an ``ETLTaskStatus``.")))
+ETL_TASK_LIST = AnswerModel("EtlTaskList", "A page of ETL tasks.", (
+    f("processing_count", "int", "0", wire="processingCount"), f("items", "list[EtlTask]", "[]")))
+PROMPT_CREATED = AnswerModel("PromptCreated", "A prompt template created or updated.", (
+    f("template_id", "int", "0", wire="templateId"), s("template_pk", "templatePK")))
+PROMPT_LABEL = AnswerModel("PromptLabelInfo", "A prompt template's label.", (
+    f("label_id", "int | str", "0", wire="labelId"), s("label_name", "labelName"), s("color")))
+PROMPT_INFO = AnswerModel("PromptInfo", "A v1 prompt template.", (
+    *PROMPT_CREATED.fields, s("template_name", "templateName"), s("template_content", "templateContent"),
+    s("template_variables", "templateVariables", doc="the variables, comma-separated."),
+    s("variable_identifier", "variableIdentifier", doc='e.g. ``"{}"``.'),
+    opt("negative_template_content", "str", "negativeTemplateContent"),
+    s("negative_template_variables", "negativeTemplateVariables"),
+    f("labels", "list[PromptLabelInfo]", "[]"), opt("creator_name", "str", "creatorName"),
+    f("type", "int", "2", doc="a ``PromptType`` (1 preset, 2 the user's)."),
+    f("scene_type", "int", "1", wire="sceneType"), f("framework_type", "int", "0", wire="frameworkType")))
+PROMPT_LIST = AnswerModel("PromptList", "A page of v1 prompt templates.", (
+    f("total", "int", "0"), f("items", "list[PromptInfo]", "[]")))
+
+FT_SUPPORTED_SCALE = AnswerModel("FineTuneSupportedScale", "A parameter scale (PEFT type) of a train mode.", (
+    s("parameter_scale", "parameterScale"),
+    f("hyper_parameters", "list[dict[str, Any]]", "[]", wire="supportHyperParameterConfig",
+      doc="each hyperparameter's ``key``, ``default`` and bounds (``checkType``, ``checkValue``)."),))
+FT_SUPPORTED_MODE = AnswerModel("FineTuneSupportedMode", "A train mode of a base model and its parameter scales.", (
+    s("train_mode", "trainMode"),
+    f("support_parameter_scale", "list[FineTuneSupportedScale]", "[]", wire="supportParameterScale")))
+FT_SUPPORTED_MODEL = AnswerModel("FineTuneSupportedModel", "A base model a v2 fine-tune can start from.", (
+    s("model"), s("base_model", "baseModel"), s("model_type", "modelType"),
+    f("support_train_mode", "list[FineTuneSupportedMode]", "[]", wire="supportTrainMode")))
+
 PARTS = (USAGE, FUNCTION_CALL, TOOL_FUNCTION, TOOL_CALL, CHOICE_MESSAGE, CHOICE, STATISTIC, SEARCH_RESULT,
          EMBEDDING_ITEM, IMAGE_ITEM, RERANK_ITEM, FT_JOB_CREATED, FT_TASK_CREATED, FT_TASK, FT_V1_TASK,
          FT_V1_JOB_CREATED, FT_V1_JOB, MODEL_VERSION, MODEL_INFO, MODEL_V2, SERVICE_CREATED, SERVICE_V2,
          SERVICE_V1_CREATED, SERVICE_V1,
          DATASET_VERSION, DATASET_INFO, EVAL_CREATED, EVAL_UNIT, EVAL_INFO, BATCH_TASK_CREATED, BATCH_TASK, PAGE_INFO,
-         BATCH_TASK_LIST, FT_JOB, FT_JOB_LIST, FT_TASK_LIST, SERVICE_V2_LIST)
+         BATCH_TASK_LIST, FT_JOB, FT_JOB_LIST, FT_TASK_LIST, SERVICE_V2_LIST, DATASET_CREATED, ETL_TASK,
+         ETL_TASK_LIST, PROMPT_CREATED, PROMPT_LABEL, PROMPT_INFO, PROMPT_LIST, FT_SUPPORTED_SCALE,
+         FT_SUPPORTED_MODE, FT_SUPPORTED_MODEL)
 
 #: every model, parts before the models that hold them
 ANSWERS = (
@@ -249,6 +288,18 @@ ANSWERS = (
     console("FineTuneJobListAnswer", "``FineTune.V2.job_list``'s answer.", "FineTuneJobList"),
     console("FineTuneTaskListAnswer", "``FineTune.V2.task_list``'s answer.", "FineTuneTaskList"),
     console("ServiceV2ListAnswer", "``Service.V2.service_list``'s answer.", "ServiceV2List"),
+    AnswerModel("EvaluableModelListAnswer", "``Model.evaluable_model_list``'s answer.",
+                (*_CONSOLE, f("result", "list[ModelV1]", "[]"))),
+    console("DatasetCreatedAnswer", "``Data.create_bare_dataset``'s answer.", "DatasetCreated"),
+    AnswerModel("EtlTaskCreatedAnswer", "``Data.create_dataset_etl_task``'s answer: the task's id, or ``true``.",
+                (*_CONSOLE, f("result", "bool | int | str", "False"))),
+    console("EtlTaskAnswer", "``Data.get_dataset_etl_task_info``'s answer.", "EtlTask"),
+    console("EtlTaskListAnswer", "``Data.get_dataset_etl_task_list``'s answer.", "EtlTaskList"),
+    console("PromptCreatedAnswer", "``Prompt.create``'s and ``Prompt.update``'s answer.", "PromptCreated"),
+    console("PromptInfoAnswer", "``Prompt.info``'s answer.", "PromptInfo"),
+    console("PromptListAnswer", "``Prompt.list``'s answer.", "PromptList"),
+    AnswerModel("FineTuneSupportedModelsAnswer", "``FineTune.V2.supported_models``'s answer.",
+                (*_CONSOLE, f("result", "list[FineTuneSupportedModel]", "[]"))),
 )
 
 #: the official SDK's names (``qianfan.resources.typing_client``) and the answer model each names:

@@ -29,6 +29,8 @@ class PriceTable:
     models: dict[str, tuple[float, float]]  # lower-case name -> (input, output) per ``per_tokens``
     #: the batch-inference price class, where the table has one (a model's ``"batch"`` entry)
     batch: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: fine-tune prices per ``per_tokens`` trained tokens, where the table has them (its ``"fine_tune"``)
+    training: dict[str, float] = field(default_factory=dict)
 
     def cost(self, model: str, prompt_tokens: int, completion_tokens: int, *, batch: bool = False) -> float | None:
         """Yuan for these tokens on ``model``; None when the table has no price for it. ``batch``: the
@@ -54,8 +56,9 @@ def prices() -> PriceTable:
     models = {name.lower(): (float(p["input"]), float(p["output"])) for name, p in data["models"].items()}
     batch = {name.lower(): (float(p["batch"]["input"]), float(p["batch"]["output"]))
              for name, p in data["models"].items() if "batch" in p}
+    training = {name.lower(): float(p) for name, p in (data.get("fine_tune") or {}).items()}
     return PriceTable(date=data["date"], source=data["source"], per_tokens=int(data["per_tokens"]),
-                      cloud_equivalent=data["cloud_equivalent"], models=models, batch=batch)
+                      cloud_equivalent=data["cloud_equivalent"], models=models, batch=batch, training=training)
 
 
 def price_rows(frame: Any) -> pd.DataFrame:

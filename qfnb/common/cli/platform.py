@@ -359,17 +359,16 @@ def _list_evaluable(args: argparse.Namespace) -> int:
     from qfnb.resources import Model  # deferred: loads the HTTP client (`qfnb --help` does not)
 
     types, names = set(split_list(args.train_type)), split_list(args.name)
-    for model in Model.evaluable_model_list()["result"]:
-        preset = model.get("source") == "PlatformPreset"
+    for model in Model.evaluable_model_list().parsed.result:
+        preset = model.source == "PlatformPreset"
         if args.preset is not None and preset != args.preset:
             continue
-        if types and model.get("trainType") not in types:
+        if types and model.train_type not in types:
             continue
-        if names and not any(n in str(model.get("modelName")) for n in names):
+        if names and not any(n in model.model_name for n in names):
             continue
-        versions = ", ".join(f"{v.get('version')} ({v.get('modelVersionIdStr')})"
-                             for v in model.get("modelVersionList") or [])
-        print(f"{model.get('modelName')}  preset={'yes' if preset else 'no'}  train_type={model.get('trainType')}"
+        versions = ", ".join(f"{v.version} ({v.model_version_id_str})" for v in model.model_version_list)
+        print(f"{model.model_name}  preset={'yes' if preset else 'no'}  train_type={model.train_type}"
               f"  versions: {versions}")
     return 0
 

@@ -26,8 +26,8 @@ from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.protocol.batch import ROW_URLS
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.inference import V2ChatRequest, check_openai_chat
 from qfnb.protocol.limits import MAX_BODY_BYTES
+from qfnb.protocol.openai_requests import V2ChatRequest, check_openai_chat
 from qfnb.protocol.openai_wire import drop_nulls, text_messages
 
 #: an input line's bytes: the chat routes' body cap

@@ -14,7 +14,8 @@ from qfnb.local.engines.base import (
     ServedModel,
     UnknownModel,
 )
-from qfnb.local.engines.registry import DEFAULT_CHAT, GEMMA, MINILM, MULTILINGUAL, EngineRegistry, endpoint_for
+from qfnb.local.engines.catalog import DEFAULT_CHAT, GEMMA, MINILM, MULTILINGUAL
+from qfnb.local.engines.registry import EngineRegistry, endpoint_for
 
 __all__ = [
     "DEFAULT_CHAT",

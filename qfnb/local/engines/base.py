@@ -197,10 +197,21 @@ class ChatEngine(abc.ABC):
 
 class Embedder(abc.ABC):
     name: str
+    #: the texts one engine call takes: the platform's batching embedder packs calls to this size
+    batch_texts: int = 64
+    #: engine calls that may run at once (each on a thread of its own)
+    parallel: int = 1
 
     @abc.abstractmethod
     def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
         """L2-normalised vectors for ``texts`` and the number of tokens consumed."""
+
+    def embed_each(self, texts: list[str]) -> tuple[list[list[float]], list[float]]:
+        """:meth:`embed`, with each text's tokens (here the call's, shared by characters; an engine
+        that counts per text says so exactly): a batch of several callers' texts bills each its own."""
+        vectors, tokens = self.embed(texts)
+        chars = max(1, sum(len(t) for t in texts))
+        return vectors, [tokens * len(t) / chars for t in texts]
 
 
 def stream_deltas(pieces: Iterator[str], gp: GenParams, prompt_tokens: int, max_tokens: int) -> Iterator[Delta]:

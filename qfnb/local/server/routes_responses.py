@@ -32,7 +32,7 @@ from qfnb.local.server.auth import authenticator
 from qfnb.local.server.openai_errors import openai_route
 from qfnb.local.server.serve import serve
 from qfnb.local.server.wire import now, parse
-from qfnb.protocol.inference import OpenAIChatRequest
+from qfnb.protocol.openai_requests import OpenAIChatRequest
 from qfnb.protocol.responses import chat_body, check_request, input_items
 from qfnb.protocol.responses_answer import RESPONSE_PREFIX, list_page, new_id, with_ids
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from qfnb.notebook.forecasts import RunForecast
+
+log = logging.getLogger("qfnb.notebook.batch")
 
 
 def _eta(seconds: float | None) -> str:
@@ -244,7 +247,9 @@ def _forecast(args: argparse.Namespace, inputs: list[Any], model: str, max_token
     except Exception as exc:  # the forecast could not be made: with --forecast that is the cell's error
         if shown:
             raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="batch could not forecast") from exc
-        return None  # each row still reserves its worst case at submission
+        log.warning("the batch could not be forecast (%s: %s); its rows reserve their worst case at submission",
+                    type(exc).__name__, exc)
+        return None
 
 
 @magics_class

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from qfnb.evaluation import Plan, plan_comparison
+from qfnb.notebook._ipython import HTML, display
 from qfnb.notebook.evaluation import run as evalrun
 from qfnb.notebook.evaluation.options import EvalArgsError, reason
 from qfnb.notebook.evaluation.run import EvalPlan
 from qfnb.notebook.render import theme as _theme
+from qfnb.notebook.render._ipywidgets import VBox
 from qfnb.protocol.safe_html import escape
 
 #: items in a pilot when ``--limit`` does not say
@@ -111,7 +113,8 @@ class PlanReport:
         muted = f"color:{_theme.TEXT_MUTED}"
         items = "".join(f"<li>{escape(s)}</li>" for s in self.sentences)
         notes = "".join(f"<li>{escape(a)}</li>" for a in self.plans[0].assumptions)
-        run = (f'<p>Full run: <code class="qfnb-plan-line">{escape(self.next_line)}</code></p>'
+        wrap = "white-space:pre-wrap;overflow-wrap:anywhere"  # a long line wraps, not widens the report
+        run = (f'<p>Full run: <code class="qfnb-plan-line" style="{wrap}">{escape(self.next_line)}</code></p>'
                if self.next_line else "")
         return (f'<div class="qfnb-plan" style="color:{_theme.TEXT}"><h4>Plan on {escape(self.metric)} '
                 f"(pilot: {self.pilot_items} items)</h4><ul>{items}</ul>{run}"
@@ -122,3 +125,56 @@ class PlanReport:
         if self.next_line:
             lines.append(f"Full run: {self.next_line}")
         return "\n".join(lines + [f"  - {a}" for a in self.plans[0].assumptions])
+
+
+class FullRun:
+    """The plan's full run as one click: the report with a button under it that runs the full-run line
+    in this kernel; what the run shows stays in the cell, under the button (the line stays for copy)."""
+
+    def __init__(self, line: str, run: Callable[[str], Any]) -> None:
+        import ipywidgets  # deferred: the widget exists only in a kernel's display
+
+        self.line, self.run = line, run
+        items = re.search(r"--sample (\d+)", line)
+        what = f"{items.group(1)} items" if items else "all items"
+        self.button = ipywidgets.Button(description=f"Run the full evaluation ({what})", icon="play",
+                                        tooltip=line, layout=ipywidgets.Layout(width="auto"))
+        self.button.add_class("qfnb-plan-run")
+        self.output = ipywidgets.Output()
+        self.button.on_click(self._clicked)
+        self.view: Any = None
+
+    def _clicked(self, _: Any = None) -> None:
+        from IPython.core.getipython import get_ipython  # deferred: a click happens only in a kernel
+
+        self.button.disabled = True
+        self.output.clear_output()
+        with self.output:
+            try:
+                shown = self.run(self.line)
+                if shown is not None:
+                    display(shown)
+            except Exception:  # a magic's own one-line error, as the cell would show it
+                shell = get_ipython()
+                if shell is not None:
+                    shell.showtraceback()
+            finally:
+                self.button.disabled = False
+
+    def bundle(self, html: str) -> dict[str, Any]:
+        """The widget's view beside ``html`` (the report, also the static fallback of a saved notebook)."""
+        if self.view is None:
+            import ipywidgets  # deferred: as in __init__
+
+            report = ipywidgets.Output()  # an output area: the report lays out as a cell's output does
+            report.append_display_data(HTML(html))
+            self.view = VBox([report, self.button, self.output])
+        return dict(self.view._repr_mimebundle_() or {})
+
+
+def full_run(report: PlanReport, magics: Any) -> FullRun | None:
+    """The button of ``report``'s full run, in a kernel (a terminal or a test shell gets the line only)."""
+    shell = getattr(magics, "shell", None)
+    if not report.next_line or shell is None or getattr(shell, "kernel", None) is None:
+        return None
+    return FullRun(report.next_line, magics.run_line)

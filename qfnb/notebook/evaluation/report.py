@@ -133,6 +133,8 @@ class EvalReport:
         self.judge_notes: list[str] = []
         #: ``--plan``: a ``PlanReport`` (items needed, assumptions, the full run's line)
         self.plan: Any = None
+        #: ``--plan`` in a kernel: the full run's button (``plan.FullRun``), shown under the report
+        self.runner: Any = None
         #: ``--forecast`` (or a budget): each forecast against what the run recorded (``ForecastCheck``)
         self.forecast: list[Any] = []
         #: ``--sequential``: the run's ``SequentialRecord`` (its decision, order and stopping point)
@@ -164,8 +166,12 @@ class EvalReport:
         }
         return charts.metric_bars(table, title="evaluation: metrics per model")
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": repr(self), "text/html": self.to_html()}
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        html = self.to_html()
+        data: dict[str, Any] = {}
+        if self.runner is not None:  # --plan in a kernel: the report with its full run as one click
+            data.update(self.runner.bundle(html))
+        return {**data, "text/plain": repr(self), "text/html": html}
 
     def to_html(self) -> str:
         parts = [f'<div class="qfnb-eval-report" style="color:{_theme.TEXT}">'

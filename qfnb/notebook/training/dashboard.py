@@ -102,6 +102,8 @@ class TrainingDashboard(VBox):
         self.result = SafeHTML()
         self.offline = SafeHTML()  # shown only after a kernel restart (CSS on ipywidgets' disconnected class)
         self.var_name: str | None = None  # the -o variable, for the copyable next steps
+        #: ``%qftrain --forecast`` (or a budget): the run's TrainForecast, put beside the run when it ends
+        self.forecast: Any = None
         self.launch_name: str | None = None  # the name given at launch: the deployed service's and endpoint's
         self.stop_button.on_click(self._clicked_stop)
         self.deploy_button.on_click(self._clicked_deploy)
@@ -174,6 +176,9 @@ class TrainingDashboard(VBox):
                 return
             self._finishing = True
             self.state.finish(status, output=output, error=error, ended_at=ended_at)
+            if self.forecast is not None:  # %qftrain --forecast: the run beside it
+                self.state.note(self.forecast.versus(task_id=self.state.task_id, steps=self.state.total_steps,
+                                                     seconds=self.state.elapsed_now))
             self.stop_button.disabled = True
             self.stop_button.layout.display = "none"  # nothing left to stop
             self.deploy_button.layout.display = None if self.deployable else "none"

@@ -1,7 +1,7 @@
 """The fine-tune launcher: pick a base model and a dataset, set hyperparameters, Launch.
 
-It lives beside ``train`` (not in ``widgets/``) because it drives ``train.launch``; it also holds
-the ``%qftrain`` dispatch, which shows this form or launches directly.
+It lives beside ``train`` (not in ``widgets/``) because it drives ``train.launch``; the ``%qftrain``
+dispatch (:mod:`.qftrain`) shows this form when a line gives no recipe.
 Bounds come from :data:`qfnb.notebook.training.run.BOUNDS` (the same checks as the magic's options);
 the dashboard of the launched job replaces the form's result area, so nothing is displayed from
 a button callback. Shown with :meth:`FinetuneLauncher.show`, the launcher's output becomes the
@@ -10,22 +10,17 @@ job's final static state when the job ends (a saved notebook keeps no form that 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shlex
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
-from IPython.core.error import UsageError
 
 from qfnb.notebook import discovery
 from qfnb.notebook._ipython import DisplayHandle, display
-from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.render import theme
 from qfnb.notebook.render._ipywidgets import SafeHTML, VBox
-from qfnb.notebook.training import run as train
-from qfnb.notebook.training.jobs import jobs_frame, resolve_task
 from qfnb.notebook.training.run import BOUNDS, DEFAULT_BASE, MAX_EVAL_SPLIT, TrainerFactory, TrainSpec, launch
 from qfnb.protocol.checkpoints import DEFAULT_CHECKPOINTS
 from qfnb.protocol.daemon import default_data_dir
@@ -335,77 +330,3 @@ class FinetuneLauncher(VBox):
         return f"[qftrain launcher] base={self.base.value} dataset={self.dataset.value or '?'}"
 
 
-def handle_magic(magics: Any, args: argparse.Namespace, line: str) -> Any:
-    """Dispatch the parsed ``%qftrain`` arguments."""
-    if args.stop:
-        try:
-            train.platform_stop(args.stop)
-        except Exception as exc:
-            raise QfnbCellError(f"could not stop task {args.stop}: {exc}", title="qftrain") from exc
-        return f"stop requested for task {args.stop}"
-    if args.list:
-        try:
-            return jobs_frame()
-        except Exception as exc:
-            raise QfnbCellError(f"could not list the fine-tunes: {exc}", title="qftrain") from exc
-    if args.attach is not None:
-        return _attach(magics, args)
-    if args.dataset is None and all(getattr(args, n) is None for n in train.BOUNDS) and args.base is None \
-            and args.name is None and getattr(args, "eval_split", None) is None:
-        bases = platform_base_models(magics.list_models)
-        launcher = FinetuneLauncher(factory=magics.trainer_factory, base_models=bases)
-        launcher.on_deploy = magics.deployer
-        if args.output:
-            magics.user_ns[args.output] = launcher
-            launcher.var_name = args.output
-        launcher.show()  # with a display id: the job's final static state replaces the form
-        return None
-    spec = train.TrainSpec.from_args(args)
-    try:
-        dash = train.launch(spec, magics.trainer_factory, on_deploy=magics.deployer)
-    except UsageError:
-        raise
-    except Exception as exc:  # bad dataset, unknown base model, ...: one clear line
-        raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qftrain could not start") from exc
-    _keep(magics, args, dash.state.title, dash)
-    return None
-
-
-def _attach(magics: Any, args: argparse.Namespace) -> None:
-    """``--attach [task | job | pipeline id]``: one live dashboard of that job in this kernel."""
-    try:
-        task_id = resolve_task(args.attach or None)
-        dash = _followed(magics, task_id)
-        if dash is not None:
-            dash.show()  # this kernel already follows it: the same dashboard, not a second that may disagree
-        else:
-            dash = train.attach(task_id, on_deploy=magics.deployer, **magics.attach_options)
-    except UsageError:
-        raise
-    except Exception as exc:
-        raise QfnbCellError(f"cannot attach to {args.attach or 'the newest running fine-tune'}: {exc}",
-                            title="qftrain") from exc
-    _keep(magics, args, task_id, dash)
-    if args.deploy:  # %qftrain --attach TASK --deploy: deploy this job (now, or when it succeeds)
-        if not dash.done:
-            dash.deploy_when_done = True
-            dash.state.note("will deploy when the fine-tune succeeds")
-        elif dash.state.status != "succeeded":
-            raise UsageError(f"task {task_id} {dash.state.status}: there is no model to deploy")
-        else:
-            dash.deploy()
-
-
-def _followed(magics: Any, task_id: str) -> Any:
-    """The dashboard this kernel already shows for ``task_id`` (launched here, or attached)."""
-    for dash in magics.dashboards.values():
-        if dash.state.task_id == task_id and (not dash.done or dash.state.status == "succeeded"):
-            return dash
-    return None
-
-
-def _keep(magics: Any, args: argparse.Namespace, key: str, dash: Any) -> None:
-    magics.dashboards[key] = dash
-    if args.output:
-        magics.user_ns[args.output] = dash
-        dash.var_name = args.output

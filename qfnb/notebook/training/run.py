@@ -1,18 +1,17 @@
-"""``%qftrain``: launch a fine-tune in the background, attach to one, stop one, or show the launcher.
+"""``%qftrain``: launch a fine-tune in the background and deploy what it trained.
 
 Everything runs as a coroutine on qfnb's loop (:mod:`qfnb._core.runtime.sync`), so the kernel
 stays free: the trainer's ``arun()`` (``qfnb.trainer.LLMFinetune``), whose events (Contract 5)
-feed a :class:`TrainingDashboard`; ``--attach TASK``'s poll of the platform's task detail
-(:func:`qfnb._core.runtime.poll.apoll_until`), so a dashboard survives a kernel restart; and a deploy.
+feed a :class:`TrainingDashboard`, and a deploy. ``--attach TASK`` (a dashboard fed by polling a
+platform task) is :mod:`.attach`.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,18 +20,15 @@ from IPython.core.error import UsageError
 
 from qfnb import trainer
 from qfnb._core.record import ledger
-from qfnb._core.runtime import sync
-from qfnb._core.runtime.poll import apoll_until
+from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb.model import Model
 from qfnb.notebook import _background
+from qfnb.notebook._ipython import display
+from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.magic_options import TRAIN_HYPER, TRAIN_OPTIONS, TrainOptions
 from qfnb.notebook.training.dashboard import TrainingDashboard
-from qfnb.protocol.console import ServiceStatus
 from qfnb.protocol.model_names import LOCAL_FINETUNE_BASE
 from qfnb.protocol.training import LIMITS, hyper_problem
-from qfnb.resources.console import FineTune
-from qfnb.resources.console import Model as ModelAPI
-from qfnb.resources.console import Service as ServiceAPI
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -156,11 +152,6 @@ def _model_to_deploy(output: Any) -> Any:
     return Model(version_id=version)
 
 
-async def _maybe(value: Any) -> Any:
-    """``value``, awaited when it is awaitable (test doubles may be plain functions)."""
-    return await value if inspect.isawaitable(value) else value
-
-
 def deploy_config(name: str | None) -> DeployConfig:
     """How a run named ``name`` at launch is deployed: the service takes the name, and its endpoint
     starts with it (``helpdesk-faq`` → ``helpdesk_faq_3f2a9c1d``), so ``%qfmodels``, ``%%qfchat`` and
@@ -214,6 +205,28 @@ def held_out_file(train: str) -> str | None:
     return None
 
 
+def forecast(spec: TrainSpec, *, shown: bool) -> Any:
+    """``--forecast`` (or a budget): the fine-tune's forecast shown and checked before it starts (None without)."""
+    from qfnb.trainer.forecast import forecast_training  # deferred: reads the ledger and the price table
+
+    if not (shown or active_budget() is not None):
+        return None
+    try:
+        ahead = forecast_training(spec.dataset, base=spec.base, epochs=spec.epochs, batch_size=spec.batch_size,
+                                  max_steps=spec.steps, max_seq_len=spec.max_seq_len, eval_split=spec.eval_split)
+        if shown:
+            display(ahead)
+        ahead.check_budget()
+    except BudgetExceeded as exc:
+        raise QfnbCellError(str(exc), title="qftrain refused: over budget") from exc
+    except Exception as exc:  # no forecast: with --forecast that is the cell's error
+        if shown:
+            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qftrain could not forecast") from exc
+        log.warning("qftrain: no forecast: %s", exc)
+        return None
+    return ahead
+
+
 def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool = True,
            on_deploy: Callable[[TrainingDashboard], Any] | None = None) -> TrainingDashboard:
     """Start a fine-tune on qfnb's loop and return its (displayed) dashboard."""
@@ -248,165 +261,3 @@ def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool
     return dash
 
 
-@dataclass
-class _PollEvent:
-    action_class: str
-    action_id: str
-    action_state: str
-    description: str
-    data: dict[str, Any]
-
-
-_RUN_STATUS = {"Done": "succeeded", "Failed": "failed", "Stopped": "stopped"}
-
-
-def _run_status(detail: dict[str, Any]) -> str:
-    return str(detail.get("runStatus") or "Running")
-
-
-async def _platform_detail(task_id: str) -> dict[str, Any]:
-    resp = await FineTune.V2.atask_detail(task_id=task_id)
-    return dict(resp["result"])
-
-
-async def aplatform_stop(task_id: str) -> None:
-    await FineTune.V2.astop_task(task_id=task_id)
-
-
-def platform_stop(task_id: str) -> None:
-    sync.run(aplatform_stop(task_id))
-
-
-@dataclass
-class _AttachedTask:
-    """What an attached dashboard knows of its job: the task's last detail (its Deploy publishes it)."""
-
-    output: dict[str, Any]
-
-
-Fetch = Callable[[str], "Awaitable[dict[str, Any]] | dict[str, Any]"]
-
-
-Deployment = Callable[[str], "Awaitable[dict[str, Any]]"]
-
-
-def _wall_time(stamp: Any) -> float | None:
-    """An ISO time of the platform's (``2026-11-23T20:41:27Z``) as a Unix time; None if absent."""
-    from datetime import datetime
-
-    if not isinstance(stamp, str) or not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-async def adeployment(task_id: str) -> dict[str, Any]:
-    """What was published and deployed from run ``task_id``, as the platform lists it: a Serving
-    service whose model version came from that run (``service_endpoint``, ``service_id``,
-    ``model_version_id``, ``model_name``); empty when there is none."""
-    listed = (await ServiceAPI.V2.aservice_list(max_keys=100, page_reverse=True)).parsed.result
-    for svc in listed.service_list:
-        if svc.run_status != ServiceStatus.SERVING.value or not svc.model_id:
-            continue
-        info = (await ModelAPI.V2.adescribe_model(svc.model_id)).parsed.result
-        if str(info.source_info.get("trainTaskId")) == task_id:
-            url = svc.url.rstrip("/")
-            return {"service_endpoint": url.rsplit("/", 1)[-1] if url else svc.service_id,
-                    "service_id": svc.service_id, "model_version_id": svc.model_id, "model_name": info.model_set_name}
-    return {}
-
-
-def _attached_title(task_id: str, detail: dict[str, Any]) -> str:
-    """``model · task ID``, after the job's name when the user gave it one."""
-    title = f"{detail.get('model') or 'fine-tune'} · task {task_id}"
-    named = given_name(detail)
-    return f"{named} · {title}" if named else title
-
-
-def attach(
-    task_id: str,
-    *,
-    fetch: Fetch = _platform_detail,
-    stop: Callable[[str], Any] = aplatform_stop,
-    interval: float = 1.0,
-    show: bool = True,
-    on_deploy: Callable[[TrainingDashboard], Any] | None = None,
-    deployment: Deployment | None = None,
-) -> TrainingDashboard:
-    """A dashboard for an existing task, fed by polling its detail every ``interval`` s on qfnb's
-    loop. It is the same dashboard a launch shows: Stop while the task runs; once it succeeded, its
-    model and endpoint when the platform serves it (``deployment``: :func:`adeployment` with the
-    platform's own detail), else Deploy."""
-    first: dict[str, Any] = sync.run(_maybe(fetch(task_id)))  # an unknown task fails in the cell
-    dash = TrainingDashboard(_attached_title(task_id, first), on_stop=lambda: sync.run(_maybe(stop(task_id))),
-                             on_deploy=on_deploy or deploy_in_background)
-    dash.launch_name = given_name(first)
-    dash.trainer = _AttachedTask(first)
-    if show:
-        dash.show()
-    if deployment is None and fetch is _platform_detail:
-        deployment = adeployment
-    poll = _TaskPoll(dash, task_id, fetch, interval, deployment)
-    poll.update(first)  # the dashboard knows its task (and an ended one its end) before attach() returns
-    if poll.ended(first):
-        sync.run(poll.afinish(first))
-    else:
-        dash.follower = _background.submit(poll.follow())
-    return dash
-
-
-@dataclass
-class _TaskPoll:
-    """An attached dashboard's poll of its task's detail."""
-
-    dash: TrainingDashboard
-    task_id: str
-    fetch: Fetch
-    interval: float
-    deployment: Deployment | None = None
-
-    async def detail(self) -> dict[str, Any]:
-        try:
-            return dict(await _maybe(self.fetch(self.task_id)))
-        except Exception as exc:
-            self.dash.state.note(f"poll failed: {exc}")
-            raise
-
-    def update(self, detail: dict[str, Any]) -> None:
-        self.dash.trainer.output = detail
-        self.dash.handle_event(_PollEvent("TrainAction", self.task_id, "Running", _run_status(detail), detail))
-
-    def ended(self, detail: dict[str, Any]) -> bool:
-        return self.dash.done or _run_status(detail) in _RUN_STATUS
-
-    async def afinish(self, last: dict[str, Any]) -> None:
-        """The task's end as the platform recorded it (its time; a succeeded one's model and
-        endpoint when it is served, so the dashboard offers no second Deploy)."""
-        status = _RUN_STATUS[_run_status(last)]
-        output = dict(last)
-        if status == "succeeded" and self.deployment is not None:
-            try:
-                output.update(await self.deployment(self.task_id))
-            except Exception as exc:  # the dashboard still shows the run; Deploy stays offered
-                log.warning("could not look up what serves task %s: %s", self.task_id, exc)
-        self.dash.finish(status, output=output, error=last.get("errorMessage"),
-                         ended_at=_wall_time(last.get("finishDate") or last.get("finishTime")))
-
-    async def follow(self) -> None:
-        """Poll until the task ends; retried for as long as the dashboard is open (the local daemon
-        may be restarting)."""
-        dash = self.dash
-        try:
-            last = await apoll_until(self.detail, self.ended, interval=self.interval, tick=self.update, retries=None,
-                                     retry_on=(Exception,), max_backoff=max(self.interval, 10.0),
-                                     what=f"fine-tune task {self.task_id}")
-        except Exception as exc:  # a permanent error (the dashboard already shows it)
-            log.warning("stopped following task %s: %s", self.task_id, exc)
-            return
-        if not dash.done:
-            self.update(last)
-            await self.afinish(last)
-        if dash.deploy_when_done and dash.state.status == "succeeded" and dash.service is None:
-            dash.deploy(wait=False)  # %qftrain --attach TASK --deploy, given while it ran

@@ -21,7 +21,13 @@ from .builders import data as build
 from .data_tasks import DataTasksCalls
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.answers import BatchTaskAnswer, BatchTaskCreatedAnswer, BatchTaskListAnswer, DatasetInfoAnswer
+    from qfnb.protocol.answers import (
+        BatchTaskAnswer,
+        BatchTaskCreatedAnswer,
+        BatchTaskListAnswer,
+        DatasetCreatedAnswer,
+        DatasetInfoAnswer,
+    )
 
 __all__ = ["Data"]
 
@@ -36,11 +42,12 @@ class Data(DataTasksCalls):
                             storage_type: str | DataStorageType = DataStorageType.PublicBos,
                             storage_id: str | None = None, storage_path: str | None = None, *,
                             config: Config | None = None, retry: RetryPolicy | None = None,
-                            **kwargs: Any) -> QfResponse:
+                            **kwargs: Any) -> QfResponse["DatasetCreatedAnswer"]:
         """``dataset/create``: an empty dataset (version 1) to import files into."""
         request = build.create_bare_dataset(name, data_set_type, project_type, template_type, storage_type, storage_id,
                                             storage_path, **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("DatasetCreatedAnswer")
 
     @classmethod
     async def acreate_bare_dataset(cls, name: str, data_set_type: int | DataSetType = DataSetType.TextOnly,
@@ -49,11 +56,12 @@ class Data(DataTasksCalls):
                                    storage_type: str | DataStorageType = DataStorageType.PublicBos,
                                    storage_id: str | None = None, storage_path: str | None = None, *,
                                    config: Config | None = None, retry: RetryPolicy | None = None,
-                                   **kwargs: Any) -> QfResponse:
+                                   **kwargs: Any) -> QfResponse["DatasetCreatedAnswer"]:
         """``dataset/create``: an empty dataset (version 1) to import files into."""
         request = build.create_bare_dataset(name, data_set_type, project_type, template_type, storage_type, storage_id,
                                             storage_path, **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("DatasetCreatedAnswer")
 
     @classmethod
     def create_data_import_task(cls, dataset_id: int | str, is_annotated: bool, import_source: int | DataSourceType,

@@ -3,7 +3,7 @@
 """The dataset console's task calls: ETL (cleaning), augmenting, entities (the rows of a
 platform dataset: list, annotate, delete)."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
@@ -12,6 +12,9 @@ from qfnb.resources.console.consts import EntityListingType
 
 from ._base import asend, body_fields, send
 from .builders import data_tasks as build
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import EtlTaskAnswer, EtlTaskCreatedAnswer, EtlTaskListAnswer
 
 __all__ = ["DataTasksCalls"]
 
@@ -23,49 +26,57 @@ class DataTasksCalls:
     def create_dataset_etl_task(cls, etl_task_name: str, source_dataset_id: int | str,
                                 destination_dataset_id: int | str, operations: dict[str, list[dict[str, Any]]], *,
                                 config: Config | None = None, retry: RetryPolicy | None = None,
-                                **kwargs: Any) -> QfResponse:
+                                **kwargs: Any) -> QfResponse["EtlTaskCreatedAnswer"]:
         """``etl/create``: clean ``source_dataset_id`` into ``destination_dataset_id``."""
         request = build.create_dataset_etl_task(etl_task_name, source_dataset_id, destination_dataset_id, operations,
                                                 **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("EtlTaskCreatedAnswer")
 
     @classmethod
     async def acreate_dataset_etl_task(cls, etl_task_name: str, source_dataset_id: int | str,
                                        destination_dataset_id: int | str, operations: dict[str, list[dict[str, Any]]],
                                        *, config: Config | None = None, retry: RetryPolicy | None = None,
-                                       **kwargs: Any) -> QfResponse:
+                                       **kwargs: Any) -> QfResponse["EtlTaskCreatedAnswer"]:
         """``etl/create``: clean ``source_dataset_id`` into ``destination_dataset_id``."""
         request = build.create_dataset_etl_task(etl_task_name, source_dataset_id, destination_dataset_id, operations,
                                                 **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("EtlTaskCreatedAnswer")
 
     @classmethod
     def get_dataset_etl_task_info(cls, etl_id: int | str, *, config: Config | None = None,
-                                  retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                                  retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["EtlTaskAnswer"]:
         """``etl/detail``."""
         request = build.get_dataset_etl_task_info(etl_id, **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("EtlTaskAnswer")
 
     @classmethod
     async def aget_dataset_etl_task_info(cls, etl_id: int | str, *, config: Config | None = None,
-                                         retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                                         retry: RetryPolicy | None = None,
+                                         **kwargs: Any) -> QfResponse["EtlTaskAnswer"]:
         """``etl/detail``."""
         request = build.get_dataset_etl_task_info(etl_id, **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("EtlTaskAnswer")
 
     @classmethod
     def get_dataset_etl_task_list(cls, page_size: int = 10, offset: int = 0, *, config: Config | None = None,
-                                  retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                                  retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["EtlTaskListAnswer"]:
         """``etl/list``."""
         request = build.get_dataset_etl_task_list(page_size, offset, **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("EtlTaskListAnswer")
 
     @classmethod
     async def aget_dataset_etl_task_list(cls, page_size: int = 10, offset: int = 0, *, config: Config | None = None,
-                                         retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                                         retry: RetryPolicy | None = None,
+                                         **kwargs: Any) -> QfResponse["EtlTaskListAnswer"]:
         """``etl/list``."""
         request = build.get_dataset_etl_task_list(page_size, offset, **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("EtlTaskListAnswer")
 
     @classmethod
     def delete_dataset_etl_task(cls, etl_ids: list[int | str], *, config: Config | None = None,

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from qfnb.protocol.answers import (
         FineTuneJobCreatedAnswer,
         FineTuneJobListAnswer,
+        FineTuneSupportedModelsAnswer,
         FineTuneTaskAnswer,
         FineTuneTaskCreatedAnswer,
         FineTuneTaskListAnswer,
@@ -249,14 +250,16 @@ class FineTune:
 
         @classmethod
         def supported_models(cls, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                             **kwargs: Any) -> QfResponse:
+                             **kwargs: Any) -> QfResponse["FineTuneSupportedModelsAnswer"]:
             """``DescribeFineTuningSupportModels``: base models, modes and hyper-parameter bounds."""
             request = build.v2_supported_models(**body_fields(kwargs))
-            return send(request, config=config, retry=retry, overrides=kwargs)
+            response = send(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("FineTuneSupportedModelsAnswer")
 
         @classmethod
         async def asupported_models(cls, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                                    **kwargs: Any) -> QfResponse:
+                                    **kwargs: Any) -> QfResponse["FineTuneSupportedModelsAnswer"]:
             """``DescribeFineTuningSupportModels``: base models, modes and hyper-parameter bounds."""
             request = build.v2_supported_models(**body_fields(kwargs))
-            return await asend(request, config=config, retry=retry, overrides=kwargs)
+            response = await asend(request, config=config, retry=retry, overrides=kwargs)
+            return response.with_answer_named("FineTuneSupportedModelsAnswer")

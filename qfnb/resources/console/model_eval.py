@@ -3,7 +3,7 @@
 """``Model``'s evaluation-result calls (export, per-sample results, delete) and the evaluable
 models; a generated mixin ``Model`` subclasses."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
@@ -12,6 +12,9 @@ from qfnb.resources.console.consts import EvaluationResultExportRange
 
 from ._base import asend, body_fields, send
 from .builders import model_eval as build
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import EvaluableModelListAnswer
 
 __all__ = ["ModelEvalCalls"]
 
@@ -69,17 +72,19 @@ class ModelEvalCalls:
 
     @classmethod
     def evaluable_model_list(cls, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                             **kwargs: Any) -> QfResponse:
+                             **kwargs: Any) -> QfResponse["EvaluableModelListAnswer"]:
         """``eval/model/list``: the model versions an evaluation can run on."""
         request = build.evaluable_model_list(**body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("EvaluableModelListAnswer")
 
     @classmethod
     async def aevaluable_model_list(cls, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                                    **kwargs: Any) -> QfResponse:
+                                    **kwargs: Any) -> QfResponse["EvaluableModelListAnswer"]:
         """``eval/model/list``: the model versions an evaluation can run on."""
         request = build.evaluable_model_list(**body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("EvaluableModelListAnswer")
 
     @classmethod
     def get_evaluation_result_list(cls, id: int | str, bleu4: dict[str, float] | None = None,

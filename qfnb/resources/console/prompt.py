@@ -4,7 +4,7 @@
 ``Prompt.V2`` on ``/v2/promptTemplates``), with the official SDK's call names."""
 
 import builtins
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
@@ -13,6 +13,9 @@ from qfnb.resources.console.consts import PromptFrameworkType, PromptSceneType, 
 
 from ._base import asend, body_fields, send
 from .builders import prompt as build
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb.protocol.answers import PromptCreatedAnswer, PromptInfoAnswer, PromptListAnswer
 
 __all__ = ["Prompt"]
 
@@ -26,11 +29,12 @@ class Prompt:
                framework: PromptFrameworkType = PromptFrameworkType.NotUse, variables: builtins.list[str] | None = None,
                label_ids: builtins.list[int | str] | None = None, negative_template: str | None = None,
                negative_variables: builtins.list[str] | None = None, *, config: Config | None = None,
-               retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+               retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse["PromptCreatedAnswer"]:
         """``template/create``: a new template (variables found in it unless given)."""
         request = build.create(name, template, identifier, scene, framework, variables, label_ids, negative_template,
                                negative_variables, **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("PromptCreatedAnswer")
 
     @classmethod
     async def acreate(cls, name: str, template: str, identifier: str = "{}",
@@ -38,41 +42,49 @@ class Prompt:
                       framework: PromptFrameworkType = PromptFrameworkType.NotUse,
                       variables: builtins.list[str] | None = None, label_ids: builtins.list[int | str] | None = None,
                       negative_template: str | None = None, negative_variables: builtins.list[str] | None = None, *,
-                      config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                      config: Config | None = None, retry: RetryPolicy | None = None,
+                      **kwargs: Any) -> QfResponse["PromptCreatedAnswer"]:
         """``template/create``: a new template (variables found in it unless given)."""
         request = build.create(name, template, identifier, scene, framework, variables, label_ids, negative_template,
                                negative_variables, **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("PromptCreatedAnswer")
 
     @classmethod
     def info(cls, id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-             **kwargs: Any) -> QfResponse:
+             **kwargs: Any) -> QfResponse["PromptInfoAnswer"]:
         """``template/info``."""
         request = build.info(id, **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("PromptInfoAnswer")
 
     @classmethod
     async def ainfo(cls, id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
-                    **kwargs: Any) -> QfResponse:
+                    **kwargs: Any) -> QfResponse["PromptInfoAnswer"]:
         """``template/info``."""
         request = build.info(id, **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("PromptInfoAnswer")
 
     @classmethod
     def update(cls, id: int | str, name: str | None = None, label_ids: builtins.list[int | str] | None = None,
                template: str | None = None, identifier: str | None = None, negative_template: str | None = None, *,
-               config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+               config: Config | None = None, retry: RetryPolicy | None = None,
+               **kwargs: Any) -> QfResponse["PromptCreatedAnswer"]:
         """``template/update``: change the fields given."""
         request = build.update(id, name, label_ids, template, identifier, negative_template, **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("PromptCreatedAnswer")
 
     @classmethod
     async def aupdate(cls, id: int | str, name: str | None = None, label_ids: builtins.list[int | str] | None = None,
                       template: str | None = None, identifier: str | None = None, negative_template: str | None = None,
-                      *, config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                      *, config: Config | None = None, retry: RetryPolicy | None = None,
+                      **kwargs: Any) -> QfResponse["PromptCreatedAnswer"]:
         """``template/update``: change the fields given."""
         request = build.update(id, name, label_ids, template, identifier, negative_template, **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("PromptCreatedAnswer")
 
     @classmethod
     def delete(cls, id: int | str, *, config: Config | None = None, retry: RetryPolicy | None = None,
@@ -91,18 +103,22 @@ class Prompt:
     @classmethod
     def list(cls, offset: int = 0, page_size: int = 10, name: str | None = None,
              label_ids: builtins.list[int | str] | None = None, type: PromptType | None = None, *,
-             config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+             config: Config | None = None, retry: RetryPolicy | None = None,
+             **kwargs: Any) -> QfResponse["PromptListAnswer"]:
         """``template/list``: a page of templates (the platform's presets and yours)."""
         request = build.list_prompts(offset, page_size, name, label_ids, type, **body_fields(kwargs))
-        return send(request, config=config, retry=retry, overrides=kwargs)
+        response = send(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("PromptListAnswer")
 
     @classmethod
     async def alist(cls, offset: int = 0, page_size: int = 10, name: str | None = None,
                     label_ids: builtins.list[int | str] | None = None, type: PromptType | None = None, *,
-                    config: Config | None = None, retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+                    config: Config | None = None, retry: RetryPolicy | None = None,
+                    **kwargs: Any) -> QfResponse["PromptListAnswer"]:
         """``template/list``: a page of templates (the platform's presets and yours)."""
         request = build.list_prompts(offset, page_size, name, label_ids, type, **body_fields(kwargs))
-        return await asend(request, config=config, retry=retry, overrides=kwargs)
+        response = await asend(request, config=config, retry=retry, overrides=kwargs)
+        return response.with_answer_named("PromptListAnswer")
 
     @classmethod
     def list_labels(cls, offset: int = 0, page_size: int = 10, *, config: Config | None = None,

@@ -166,7 +166,8 @@ class ChatCompletion(ChatCompletionCalls):
         if target.api_type == "v2":
             body["model"] = target.model
             # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
-            from qfnb.protocol.inference import V2ChatRequest, parse_request
+            from qfnb.protocol.inference import parse_request
+            from qfnb.protocol.openai_requests import V2ChatRequest
             parse_request(V2ChatRequest, body)
         else:
             if call.extra.get("adapt_openai_message_format"):

@@ -18,6 +18,7 @@ class MeanPoolEmbedder(Embedder):
 
         torch.set_num_threads(2)
         self.name, self._max_length, self._batch = name, max_length, batch_size
+        self.batch_texts = 4 * batch_size  # torch's own threads run each batch_size step
         with quiet_loading():
             self._tok = AutoTokenizer.from_pretrained(str(model_dir))
             self._model = AutoModel.from_pretrained(str(model_dir), dtype=torch.float32).eval()

@@ -9,14 +9,20 @@ from qfnb.local.engines.llama.server import LlamaServer
 
 #: the longest one embedding call may take on the engine
 TIMEOUT_S = 300.0
+#: tokens of a short text (a sentence or a passage's chunk): one engine call is a step of these
+SENTENCE_TOKENS = 32
 
 
 class LlamaEmbedder(Embedder):
-    """Embeds texts on one supervised ``llama-server --embedding`` (calls come one batch at a time
-    from :class:`~qfnb.local.engines.gate.BatchingEmbedder`)."""
+    """Embeds texts on one supervised ``llama-server --embedding``. Calls come packed by
+    :class:`~qfnb.local.engines.gate.BatchingEmbedder`: one is about an engine step of sentences, and
+    two are in flight, so the engine has the next while the platform answers one."""
+
+    parallel = 2
 
     def __init__(self, name: str, server: LlamaServer) -> None:
         self.name, self.server = name, server
+        self.batch_texts = max(1, server.config.encoder_step // SENTENCE_TOKENS)
 
     def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
         if not texts or not all(isinstance(t, str) for t in texts):

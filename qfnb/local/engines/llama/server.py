@@ -21,25 +21,22 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import secrets
-import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from qfnb.local.engines.llama import spawn
+from qfnb.local.engines.llama.command import BINARY_ENV, ServerConfig, find_binary, reported_port
 
 log = logging.getLogger("qfnb.local.engines")
 
-BINARY_ENV = "QFNB_LLAMA_SERVER"
 START_TIMEOUT = 120.0
 MAX_RESTARTS = 3  # crashes within RESTART_WINDOW before the engine is marked failed
 RESTART_WINDOW = 60.0
@@ -47,57 +44,6 @@ RESTART_WINDOW = 60.0
 
 class EngineUnavailable(RuntimeError):
     """The engine process could not be started (or keeps crashing)."""
-
-
-def find_binary() -> Path | None:
-    """``$QFNB_LLAMA_SERVER``, else ``llama-server`` next to this Python (the venv's bin/), else on PATH."""
-    given = os.environ.get(BINARY_ENV)
-    if given:
-        return Path(given) if Path(given).is_file() else None
-    beside = Path(sys.executable).parent / "llama-server"
-    if beside.is_file():
-        return beside
-    found = shutil.which("llama-server")
-    return Path(found) if found else None
-
-
-def default_slots(cores: int | None = None) -> int:
-    """Parallel slots: four per core, 4 to 16 (decode on a CPU is memory-bound, so a batch of
-    sequences costs little more than one)."""
-    n = cores or os.cpu_count() or 2
-    return max(4, min(16, 4 * n))
-
-
-#: what llama-server logs once it serves (after its model loaded), with the port it bound
-LISTENING = re.compile(rb"listening on http://127\.0\.0\.1:(\d+)")
-
-
-def reported_port(log_bytes: bytes) -> int | None:
-    """The port a llama-server started with ``--port 0`` says it listens on (None: not yet)."""
-    found = LISTENING.search(log_bytes)
-    return int(found.group(1)) if found else None
-
-
-@dataclass
-class ServerConfig:
-    """How to run one base model's engine."""
-
-    name: str
-    gguf: Path
-    log_dir: Path
-    slots: int = field(default_factory=default_slots)
-    ctx_per_slot: int = 4096
-    threads: int = field(default_factory=lambda: os.cpu_count() or 2)
-    idle_seconds: float = 600.0
-    chat_template: str | None = None  # a jinja template file for models without one
-    #: tokens the engine processes per step (all slots together): a long prompt is prefilled in
-    #: steps this size, and the short prompts of other slots get into every step
-    batch: int = 64
-    #: a cross-encoder in llama-server's reranking mode (``--reranking``: rank pooling, ``POST /rerank``)
-    reranking: bool = False
-    #: an embedding model in llama-server's embedding mode (``--embedding``: the GGUF's pooling,
-    #: ``POST /v1/embeddings``)
-    embedding: bool = False
 
 
 class _Instance:
@@ -288,36 +234,6 @@ class LlamaServer:
 
     # ---- process management --------------------------------------------------------------
 
-    def _argv(self, adapters: Sequence[Path]) -> list[str]:
-        """The command line: ``--port 0``, so the process binds a free port itself and logs it."""
-        c = self.config
-        # in embedding mode this llama.cpp aborts at start (GGML_ASSERT in ggml_can_mul_mat) with 3, 5 or 6
-        # sequences and starts with 1, 2, 4 or 8 (measured on a mean-pooling BERT): a power of two it is
-        slots = 1 << (c.slots.bit_length() - 1) if c.embedding else c.slots
-        argv = [str(self.binary), "--model", str(c.gguf), "--host", "127.0.0.1", "--port", "0",
-                "--parallel", str(slots), "--ctx-size", str(c.ctx_per_slot * slots), "--kv-unified",
-                "--threads", str(c.threads), "--threads-batch", str(c.threads),
-                "--threads-http", str(max(8, 2 * c.slots + 4)), "--no-webui", "--metrics", "--jinja",
-                "--cont-batching", "--no-warmup", "--flash-attn", "on",
-                "--batch-size", str(c.batch), "--ubatch-size", str(c.batch),
-                # no host-RAM prompt cache: the platform pins each request to a slot (``id_slot``),
-                # and with that cache on, pinned requests rotating over the slots re-read their
-                # whole prompts (measured: 46 of 46 tokens, against 20 with the 26-token shared
-                # prefix kept in each slot when the cache is off)
-                "--cache-ram", "0"]
-        if c.reranking or c.embedding:
-            # an encoder reads a whole input (a text, or a (query, document) pair) in one step
-            step = str(max(c.batch, c.ctx_per_slot))
-            argv[argv.index("--batch-size") + 1] = argv[argv.index("--ubatch-size") + 1] = step
-            argv.append("--reranking" if c.reranking else "--embedding")
-        if c.chat_template:
-            argv += ["--chat-template-file", c.chat_template]
-        for a in adapters:
-            argv += ["--lora", str(a)]
-        if adapters:
-            argv.append("--lora-init-without-apply")
-        return argv
-
     def _start(self, adapters: tuple[Path, ...]) -> _Instance:
         if self._closed:
             raise EngineUnavailable(f"{self.config.name}: the platform is shutting down")
@@ -340,7 +256,7 @@ class LlamaServer:
             logf.flush()
             offset = os.fstat(logf.fileno()).st_size
             # dies with the platform, even on SIGKILL (spawn.popen: PR_SET_PDEATHSIG)
-            proc = spawn.popen(self._argv(adapters), stdin=subprocess.DEVNULL, stdout=logf,
+            proc = spawn.popen(self.config.argv(self.binary, adapters), stdin=subprocess.DEVNULL, stdout=logf,
                                stderr=subprocess.STDOUT, env={**os.environ, "LLAMA_API_KEY": key},
                                start_new_session=True)
         inst = _Instance(proc, key, adapters)

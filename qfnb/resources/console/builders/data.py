@@ -33,7 +33,7 @@ def _coerce(value: Any, enum: type, field_name: str) -> Any:
         raise invalid(field_name, f"must be one of {allowed}, got {value!r}") from None
 
 
-@surface("Data.create_bare_dataset")
+@surface("Data.create_bare_dataset", answer="DatasetCreatedAnswer")
 def create_bare_dataset(name: str, data_set_type: int | DataSetType = DataSetType.TextOnly,
                          project_type: int | DataProjectType | None = None,
                          template_type: int | DataTemplateType = DataTemplateType.NonSortedConversation,

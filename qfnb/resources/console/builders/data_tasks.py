@@ -23,7 +23,7 @@ def _ids(value: Any, field_name: str) -> list[Any]:
     return value
 
 
-@surface("Data.create_dataset_etl_task")
+@surface("Data.create_dataset_etl_task", answer="EtlTaskCreatedAnswer")
 def create_dataset_etl_task(etl_task_name: str, source_dataset_id: int | str, destination_dataset_id: int | str,
                             operations: dict[str, list[dict[str, Any]]], **kwargs: Any) -> ConsoleRequest:
     """``etl/create``: clean ``source_dataset_id`` into ``destination_dataset_id``."""
@@ -35,13 +35,13 @@ def create_dataset_etl_task(etl_task_name: str, source_dataset_id: int | str, de
     return ConsoleRequest(Console.ETL_CREATE, body)
 
 
-@surface("Data.get_dataset_etl_task_info")
+@surface("Data.get_dataset_etl_task_info", answer="EtlTaskAnswer")
 def get_dataset_etl_task_info(etl_id: int | str, **kwargs: Any) -> ConsoleRequest:
     """``etl/detail``."""
     return ConsoleRequest(Console.ETL_DETAIL, {"etlId": require_id(etl_id, "etl_id"), **kwargs})
 
 
-@surface("Data.get_dataset_etl_task_list")
+@surface("Data.get_dataset_etl_task_list", answer="EtlTaskListAnswer")
 def get_dataset_etl_task_list(page_size: int = 10, offset: int = 0, **kwargs: Any) -> ConsoleRequest:
     """``etl/list``."""
     return ConsoleRequest(Console.ETL_LIST, {"offset": offset, "pageSize": page_size, **kwargs})

@@ -175,7 +175,7 @@ def v2_delete_job(job_id: str, **kwargs: Any) -> ConsoleRequest:
     return _v2("DeleteFineTuningJob", {"jobId": require(job_id, "job_id"), **kwargs})
 
 
-@surface("FineTune.V2.supported_models")
+@surface("FineTune.V2.supported_models", answer="FineTuneSupportedModelsAnswer")
 def v2_supported_models(**kwargs: Any) -> ConsoleRequest:
     """``DescribeFineTuningSupportModels``: base models, modes and hyper-parameter bounds."""
     return _v2(V2Action.SUPPORTED_MODELS, dict(kwargs))

@@ -55,7 +55,7 @@ def get_evaluation_result_export_task_status(export_task_id: int | str, **kwargs
     return ConsoleRequest(Console.EVAL_RESULT_EXPORT_INFO, body)
 
 
-@surface("Model.evaluable_model_list")
+@surface("Model.evaluable_model_list", answer="EvaluableModelListAnswer")
 def evaluable_model_list(**kwargs: Any) -> ConsoleRequest:
     """``eval/model/list``: the model versions an evaluation can run on."""
     return ConsoleRequest(Console.EVAL_MODEL_LIST, dict(kwargs))

@@ -40,7 +40,7 @@ def template_variables(template: str, identifier: str = "{}") -> list[str]:
     return found
 
 
-@surface("Prompt.create")
+@surface("Prompt.create", answer="PromptCreatedAnswer")
 def create(name: str, template: str, identifier: str = "{}", scene: PromptSceneType = PromptSceneType.Text2Text,
            framework: PromptFrameworkType = PromptFrameworkType.NotUse, variables: list[str] | None = None,
            label_ids: list[int | str] | None = None, negative_template: str | None = None,
@@ -63,13 +63,13 @@ def create(name: str, template: str, identifier: str = "{}", scene: PromptSceneT
     return ConsoleRequest(Console.PROMPT_CREATE, body)
 
 
-@surface("Prompt.info")
+@surface("Prompt.info", answer="PromptInfoAnswer")
 def info(id: int | str, **kwargs: Any) -> ConsoleRequest:
     """``template/info``."""
     return ConsoleRequest(Console.PROMPT_INFO, {"id": str(id), **kwargs})
 
 
-@surface("Prompt.update")
+@surface("Prompt.update", answer="PromptCreatedAnswer")
 def update(id: int | str, name: str | None = None, label_ids: list[int | str] | None = None,
            template: str | None = None, identifier: str | None = None, negative_template: str | None = None,
            **kwargs: Any) -> ConsoleRequest:
@@ -86,7 +86,7 @@ def delete(id: int | str, **kwargs: Any) -> ConsoleRequest:
     return ConsoleRequest(Console.PROMPT_DELETE, {"templateId": id, **kwargs})
 
 
-@surface("Prompt.list")
+@surface("Prompt.list", answer="PromptListAnswer")
 def list_prompts(offset: int = 0, page_size: int = 10, name: str | None = None,
                  label_ids: list[int | str] | None = None, type: PromptType | None = None,
                  **kwargs: Any) -> ConsoleRequest:

@@ -1,0 +1,100 @@
+"""What a ``llama-server`` process is started with: the binary (:func:`find_binary`), the
+engine's settings (:class:`ServerConfig`) and their command line, and the port the process says it
+bound (:func:`reported_port`). :mod:`.server` supervises the process."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BINARY_ENV = "QFNB_LLAMA_SERVER"
+
+
+def find_binary() -> Path | None:
+    """``$QFNB_LLAMA_SERVER``, else ``llama-server`` next to this Python (the venv's bin/), else on PATH."""
+    given = os.environ.get(BINARY_ENV)
+    if given:
+        return Path(given) if Path(given).is_file() else None
+    beside = Path(sys.executable).parent / "llama-server"
+    if beside.is_file():
+        return beside
+    found = shutil.which("llama-server")
+    return Path(found) if found else None
+
+
+def default_slots(cores: int | None = None) -> int:
+    """Parallel slots: four per core, 4 to 16 (decode on a CPU is memory-bound, so a batch of
+    sequences costs little more than one)."""
+    n = cores or os.cpu_count() or 2
+    return max(4, min(16, 4 * n))
+
+#: what llama-server logs once it serves (after its model loaded), with the port it bound
+LISTENING = re.compile(rb"listening on http://127\.0\.0\.1:(\d+)")
+
+
+def reported_port(log_bytes: bytes) -> int | None:
+    """The port a llama-server started with ``--port 0`` says it listens on (None: not yet)."""
+    found = LISTENING.search(log_bytes)
+    return int(found.group(1)) if found else None
+
+
+@dataclass
+class ServerConfig:
+    """How to run one base model's engine."""
+
+    name: str
+    gguf: Path
+    log_dir: Path
+    slots: int = field(default_factory=default_slots)
+    ctx_per_slot: int = 4096
+    threads: int = field(default_factory=lambda: os.cpu_count() or 2)
+    idle_seconds: float = 600.0
+    chat_template: str | None = None  # a jinja template file for models without one
+    #: tokens the engine processes per step (all slots together): a long prompt is prefilled in
+    #: steps this size, and the short prompts of other slots get into every step
+    batch: int = 64
+    #: a cross-encoder in llama-server's reranking mode (``--reranking``: rank pooling, ``POST /rerank``)
+    reranking: bool = False
+    #: an embedding model in llama-server's embedding mode (``--embedding``: the GGUF's pooling,
+    #: ``POST /v1/embeddings``)
+    embedding: bool = False
+
+    @property
+    def encoder_step(self) -> int:
+        """Tokens per step of an encoder (reranking or embedding): a whole input (a text, or a
+        (query, document) pair) is read in one step."""
+        return max(self.batch, self.ctx_per_slot)
+
+    def argv(self, binary: Path | None, adapters: Sequence[Path]) -> list[str]:
+        """The command line: ``--port 0``, so the process binds a free port itself and logs it."""
+        # in embedding mode this llama.cpp aborts at start (GGML_ASSERT in ggml_can_mul_mat) with 3, 5 or 6
+        # sequences and starts with 1, 2, 4 or 8 (measured on a mean-pooling BERT): a power of two it is
+        slots = 1 << (self.slots.bit_length() - 1) if self.embedding else self.slots
+        argv = [str(binary), "--model", str(self.gguf), "--host", "127.0.0.1", "--port", "0",
+                "--parallel", str(slots), "--ctx-size", str(self.ctx_per_slot * slots), "--kv-unified",
+                "--threads", str(self.threads), "--threads-batch", str(self.threads),
+                "--threads-http", str(max(8, 2 * self.slots + 4)), "--no-webui", "--metrics", "--jinja",
+                "--cont-batching", "--no-warmup", "--flash-attn", "on",
+                "--batch-size", str(self.batch), "--ubatch-size", str(self.batch),
+                # no host-RAM prompt cache: the platform pins each request to a slot (``id_slot``),
+                # and with that cache on, pinned requests rotating over the slots re-read their
+                # whole prompts (measured: 46 of 46 tokens, against 20 with the 26-token shared
+                # prefix kept in each slot when the cache is off)
+                "--cache-ram", "0"]
+        if self.reranking or self.embedding:
+            # an encoder reads a whole input (a text, or a (query, document) pair) in one step
+            step = str(self.encoder_step)
+            argv[argv.index("--batch-size") + 1] = argv[argv.index("--ubatch-size") + 1] = step
+            argv.append("--reranking" if self.reranking else "--embedding")
+        if self.chat_template:
+            argv += ["--chat-template-file", self.chat_template]
+        for a in adapters:
+            argv += ["--lora", str(a)]
+        if adapters:
+            argv.append("--lora-init-without-apply")
+        return argv

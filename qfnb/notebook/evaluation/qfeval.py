@@ -1,0 +1,125 @@
+"""``%qfeval``'s two forms once its line is parsed: a run (the checked plan, its forecast and budget,
+``--batch``'s durable tasks, the generations, and the report with its pilot plan, judge notes,
+comparison and stability) and a stored result's report (``%qfeval RESULT [--compare BASE]
+[--plan MIN_DIFF]``). Problems with the arguments raise ``UsageError``; a run that fails, a
+:class:`~qfnb.notebook.errors.QfnbCellError` with one clear line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from qfnb._core.record.budget import BudgetExceeded
+from qfnb.evaluation import EvaluationResult
+from qfnb.notebook import forecasts
+from qfnb.notebook._checks import split_csv
+from qfnb.notebook.errors import QfnbCellError
+from qfnb.notebook.evaluation import batch as evalbatch
+from qfnb.notebook.evaluation import plan as evalplan
+from qfnb.notebook.evaluation.metric_words import columns_for, report_frame, report_samples
+from qfnb.notebook.evaluation.options import EvalArgsError
+from qfnb.notebook.evaluation.report import EvalReport
+from qfnb.notebook.evaluation.run import EvalPlan, reuse_note
+
+log = logging.getLogger("qfnb.notebook.evaluation.qfeval")
+
+
+def run_report(magics: Any, args: argparse.Namespace, chart: list[str], line: str, *,
+               watch: Callable[..., Any]) -> EvalReport:
+    """``%qfeval --models ... --dataset ...``: check, forecast, run and report (``magics``: the
+    kernel's :class:`~qfnb.notebook.magics.QfnbMagics`, its namespace, progress setting and line
+    runner; ``watch``: ``%qfbatch``'s live line, which watches ``--batch``'s tasks)."""
+    try:
+        plan, pilot = evalplan.prepare(args, magics.user_ns)
+    except EvalArgsError as exc:
+        raise UsageError(str(exc)) from exc
+    except Exception as exc:  # the platform could not list models or hand out the dataset
+        raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval could not start") from exc
+    log.info("qfeval: %d model(s) x %d row(s), metrics %s", len(plan.llms), len(plan.frame), plan.metrics)
+    ahead = _forecast(plan, bool(args.forecast))
+    batch = evalbatch.phase(plan, watch=watch)
+    try:
+        result = plan.run(progress=magics.eval_progress)
+    except Exception as exc:  # every inference failed, the platform went away, ...: one clear line
+        raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval failed") from exc
+    result.shown_metrics = plan.shown_metrics
+    if args.output:
+        magics.user_ns[args.output] = result
+    shown = plan.report_frame(result.metrics_df)
+    wanted = chart if chart != ["auto"] else list(shown.columns)
+    report = EvalReport(shown, plan.report_samples(result.samples_df), chart=wanted or ["auto"], result=result)
+    report.reused = batch.note if batch is not None else reuse_note(plan)
+    report.forecast = ahead.checks()
+    if pilot is not None:
+        try:
+            report.plan = pilot.report(result, plan, line)
+        except EvalArgsError as exc:
+            raise UsageError(str(exc)) from exc
+        report.runner = evalplan.full_run(report.plan, magics)
+    try:
+        report.judge_notes = plan.judge_check(result)
+        if plan.compare is not None and not plan.sequential:  # after a sequential stop, fixed-n tests are invalid
+            report.comparison = plan.comparison(result)
+        if plan.repeats > 1:
+            report.stability = result.stability(metrics=[c for c in plan.columns if c in result.item_metrics])
+    except ValueError as exc:  # e.g. every answer of the baseline failed: the report still shows
+        log.warning("qfeval: no comparison: %s", exc)
+    return report
+
+
+def stored_report(value: Any, args: argparse.Namespace, chart: list[str]) -> EvalReport:
+    """``%qfeval RESULT``: the report of a result in the namespace (a notebook run's shows the metrics
+    it asked for, under their names), with ``--plan``'s sample sizes and ``--compare``'s comparison."""
+    asked = getattr(value, "shown_metrics", None)
+    if not asked:
+        report = EvalReport.from_value(value, chart=chart)
+    else:
+        cols = columns_for(asked)
+        report = EvalReport(report_frame(cols, value.metrics_df), report_samples(cols, value.samples_df),
+                            chart=chart, result=value)
+    if args.plan is not None:
+        report.plan = _stored_plan(value, args)
+    if args.compare is not None:
+        try:
+            if isinstance(value, Mapping):  # {name: result}: one result per run, paired by item
+                value = EvaluationResult.combine(value)
+            report.comparison = value.compare(b=args.compare)
+        except (ValueError, AttributeError) as exc:
+            raise UsageError(f"%qfeval --compare: {exc}") from exc
+    return report
+
+
+def _stored_plan(value: Any, args: argparse.Namespace) -> Any:
+    """``%qfeval RESULT --compare BASE --plan MIN_DIFF``: the plan from a stored result."""
+    if args.compare is None:
+        raise UsageError("%qfeval --plan: name the baseline with --compare BASE")
+    metrics = split_csv(args.metrics or []) or list(getattr(value, "item_metrics", []))[:1]
+    try:
+        if not metrics:
+            raise EvalArgsError("--plan: the result has no per-item metric")
+        found = evalplan.plans(value, args.compare, metrics[0], evalplan.min_difference(args.plan))
+    except EvalArgsError as exc:
+        raise UsageError(str(exc)) from exc
+    pilot = len(set(value.samples["index"]))
+    return evalplan.PlanReport(found, pilot_items=pilot, dataset_items=None, line=None, metric=metrics[0])
+
+
+def _forecast(plan: EvalPlan, shown: bool) -> forecasts.RunForecast:
+    """``--forecast`` (or a budget): the evaluation's forecast shown and checked before its first call."""
+    if not forecasts.wanted(shown):
+        return forecasts.RunForecast.none()
+    try:
+        found, notes = forecasts.eval_forecasts(plan.llms, [str(v) for v in plan.frame["input"]], batch=plan.batch,
+                                                max_tokens=plan.sampling.max_output_tokens, repeats=plan.repeats)
+        return forecasts.begin(found, notes, shown=shown, what=f"this evaluation ({plan.generations:,} generations)")
+    except BudgetExceeded as exc:
+        raise QfnbCellError(str(exc), title="qfeval refused: over budget") from exc
+    except Exception as exc:  # the forecast could not be made: with --forecast that is the cell's error
+        if shown:
+            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval could not forecast") from exc
+        log.warning("qfeval: no forecast (each call still reserves its worst case): %s", exc)
+        return forecasts.RunForecast.none()

@@ -1,0 +1,116 @@
+"""``%qftrain --forecast``: training tokens counted by the base's tokenizer on the platform (the local
+platform's app with paced engine doubles, whose tokenizer counts a turn's words), steps, time from
+this machine's recorded fine-tunes, price where the table has one; a budget refuses before launch;
+the dashboard puts the run beside the forecast. The run itself is a fake trainer."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from nb_doubles import FakeTrainer
+
+from qfnb._core.record.budget import budget
+from qfnb._core.record.ledger import UsageRow, default_ledger
+from qfnb.notebook.errors import QfnbCellError
+from qfnb.trainer.forecast import forecast_training
+from tests.fakes.local_platform import ServedPlatform, served_platform
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "batch"))
+from batch_doubles import PacedRegistry  # the paced engines: a prompt's tokens are its last turn's words
+
+ROWS = 10
+LINE = "--base Tiny-Chat --dataset {path} --epochs 2 --batch-size 4 --eval-split 20 -o dash"
+
+
+@pytest.fixture()
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, own_record_dir: None) -> Iterator[ServedPlatform]:
+    with served_platform(tmp_path / "platform", registry=PacedRegistry()) as platform:
+        platform.as_default_backend(monkeypatch)  # no credentials: the embedded (local) platform
+        yield platform
+
+
+@pytest.fixture()
+def data_file(tmp_path: Path) -> Path:
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"question {i}", "response": [["one two three"]]}) + "\n"
+                            for i in range(ROWS)), encoding="utf-8")
+    return path
+
+
+def trainers(ip: InteractiveShell, gate: threading.Event) -> list[FakeTrainer]:
+    made: list[FakeTrainer] = []
+
+    def factory(spec: Any, handler: Any) -> FakeTrainer:
+        made.append(FakeTrainer(spec, handler, steps=4, step_time=0.01, gate=gate))
+        return made[-1]
+
+    ip.magics_manager.registry["QfnbMagics"].trainer_factory = factory
+    return made
+
+
+def history() -> None:
+    """Three recorded local fine-tunes of Tiny-Chat: 2 s of start-up and 100 tokens a second."""
+    ledger = default_ledger()
+    for tokens in (1000, 2000, 4000):
+        ledger.record(UsageRow(api="fine-tune", model="Tiny-Chat", platform="local", trained_tokens=tokens,
+                               latency_s=2.0 + tokens / 100, ts=time.time() - 100, job=f"fine-tune old-{tokens}"))
+    ledger.flush()
+
+
+def html(ip: InteractiveShell) -> str:
+    return "".join(str(o["data"].get("text/html", "")) for o in ip.display_pub.outputs)  # type: ignore[attr-defined]
+
+
+def test_forecast_before_the_run_and_the_run_beside_it(served: ServedPlatform, ip: InteractiveShell,
+                                                      data_file: Path) -> None:
+    history()
+    gate = threading.Event()
+    made = trainers(ip, gate)
+    ip.run_line_magic("qftrain", LINE.format(path=data_file) + " --forecast")
+    fc = ip.user_ns["dash"].forecast
+    # 10 rows, 2 held out: 8 trained x 2 epochs = 16 rows of 3 tokens (the answer turn, as the double counts)
+    assert (fc.rows, fc.trained_rows, fc.steps, fc.tokens) == (10, 8, 4, 48)
+    assert "counted by" in fc.token_source and "tokenizer" in fc.token_source
+    assert fc.seconds == pytest.approx(2.0 + 48 / 100, rel=1e-3)
+    assert "3 recorded fine-tunes of Tiny-Chat on this machine: 100 tokens/s after 2 s of start-up" in fc.speed_source
+    assert fc.yuan == 0.0 and fc.price_source == "local fine-tune"
+    shown = html(ip)
+    assert "qfnb-forecast" in shown and "training tokens" in shown and "~48" in shown
+    assert made, "the run started after the forecast"
+    default_ledger().record(UsageRow(api="fine-tune", model="Tiny-Chat", platform="local", trained_tokens=50,
+                                     latency_s=1.0, job="fine-tune task-1"))  # what the platform reports at its end
+    gate.set()
+    dash = ip.user_ns["dash"]
+    dash.wait(timeout=20)
+    assert "forecast vs actual: training tokens ~48 → 50 (104% of forecast) · steps 4 → 4" in dash.log_view.value
+
+
+def test_a_budget_refuses_the_fine_tune_on_its_forecast(served: ServedPlatform, ip: InteractiveShell,
+                                                        data_file: Path) -> None:
+    made = trainers(ip, threading.Event())
+    budget(tokens=40)
+    with pytest.raises(QfnbCellError, match=r"this fine-tune \(forecast: 48 training tokens on Tiny-Chat\)"):
+        ip.run_line_magic("qftrain", LINE.format(path=data_file))
+    assert made == []  # nothing launched
+    budget()
+
+
+def test_without_records_or_a_price_it_says_so(served: ServedPlatform, data_file: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    fc = forecast_training(data_file, base="Tiny-Chat", max_steps=3, batch_size=4)
+    assert fc.seconds is None and fc.speed_source == "no recorded runs of Tiny-Chat on this machine"
+    assert fc.steps == 3 and fc.tokens == 12 * 3  # 3 batches of 4 rows
+    assert "no recorded runs" in repr(fc)
+    served.set_env(monkeypatch)  # the same platform as a cloud (credentials configured)
+    cloud = forecast_training(data_file, base="ERNIE-Speed-8K", epochs=1)
+    assert cloud.yuan is None and "has no fine-tune price for ERNIE-Speed-8K" in cloud.price_source
+    with pytest.raises(ValueError, match="--forecast counts the rows of a training file"):
+        forecast_training("ds-123", base="Tiny-Chat")
