@@ -367,7 +367,7 @@ class QfnbMagics(Magics):
             raise UsageError(f"%qfeval: cannot evaluate {args.result!r}: {exc}") from exc
         return forms.stored_report(value, args, chart)
 
-    def run_line(self, line: str) -> Any:
+    def run_line(self, line: str) -> object:
         """Run a printed magic line (``%qfeval ...``) in this kernel, as the plan's full-run button does."""
         assert self.shell is not None
         name, _, rest = line.lstrip("%").partition(" ")

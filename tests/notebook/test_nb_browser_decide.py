@@ -1,6 +1,7 @@
 """JupyterLab in headless Chromium, light and dark: the plan, the sequential comparison and the judge
-calibration reports of ``%qfeval``, with screenshots in artifacts/screenshots/ and their text's
-contrast checked (WCAG AA). The models and the judge are notebook functions (no model needed)."""
+calibration reports of ``%qfeval`` (and the plan's full run, one click), with screenshots in
+artifacts/screenshots/ and their text's contrast checked (WCAG AA). The models and the judge are
+notebook functions (no model needed)."""
 
 from __future__ import annotations
 
@@ -45,13 +46,23 @@ def test_plan_sequential_and_calibration_reports(lab: tuple[str, Path, str], the
         shot(page, ".qfnb-plan", f"eval_plan_{theme}.png")
         shot(page, ".qfnb-sequential", f"eval_sequential_{theme}.png")
         shot(page, ".qfnb-judge-check", f"eval_calibration_{theme}.png")
-        plan = page.locator(".qfnb-plan").inner_text()
+        # the plan's full run as one click: the same kernel runs the line; its report stays under the button
+        page.locator("button.qfnb-plan-run").first.click()
+        ran = "button.qfnb-plan-run ~ .widget-output .qfnb-eval-report"  # the run's report, under its button
+        page.wait_for_selector(ran, timeout=120_000)
+        page.wait_for_timeout(500)
+        shot(page, ran, f"eval_plan_full_run_{theme}.png")
+        button = page.locator("button.qfnb-plan-run").first.inner_text()
+        full_run = page.locator(ran).first.inner_text()
+        plan = page.locator(".qfnb-plan").first.inner_text()
         seq = page.locator(".qfnb-sequential").inner_text()
         judge = page.locator(".qfnb-judge-check").inner_text()
         low = [*low_contrast(page, ".qfnb-plan li, .qfnb-plan p, .qfnb-plan h4"),
                *low_contrast(page, ".qfnb-sequential p, .qfnb-sequential h4"),
                *low_contrast(page, ".qfnb-judge-check li")]
     assert "paired items detect a difference of 0.2" in plan and "%qfeval --models good,bad" in plan, plan
+    assert "Run the full evaluation" in button, button
+    assert "Evaluation — 2 model(s)" in full_run and "answers reused" in full_run, full_run
     assert "decided after" in seq and "calls saved" in seq and "good beats bad on exact_match" in seq, seq
     assert "judge kind_judge on judge_score vs your labels of good" in judge and "calibrated" in judge, judge
     assert not low, f"below WCAG AA 4.5:1 in the {theme} theme: {low}"

@@ -237,7 +237,8 @@ def test_the_plans_full_run_is_one_click_in_the_same_kernel(ip, platform, tmp_pa
     bundle = report._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle and line in bundle["text/html"]
     assert runner.button.description == f"Run the full evaluation ({n} items)" and runner.button.tooltip == line
-    assert [type(w).__name__ for w in runner.view.children] == ["SafeHTML", "Button", "Output"]
+    assert [type(w).__name__ for w in runner.view.children] == ["Output", "Button", "Output"]
+    assert runner.view.children[0].outputs[0]["data"]["text/html"] == bundle["text/html"]  # the report, as shown
     shown = len(ip.display_pub.outputs)
     runner.button.click()
     assert calls(platform) == {"tiny-chat": n, "other-chat": n}  # the full run, the pilot's answers reused

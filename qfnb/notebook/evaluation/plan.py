@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from qfnb.evaluation import Plan, plan_comparison
-from qfnb.notebook._ipython import display
+from qfnb.notebook._ipython import HTML, display
 from qfnb.notebook.evaluation import run as evalrun
 from qfnb.notebook.evaluation.options import EvalArgsError, reason
 from qfnb.notebook.evaluation.run import EvalPlan
 from qfnb.notebook.render import theme as _theme
-from qfnb.notebook.render._ipywidgets import SafeHTML, VBox
+from qfnb.notebook.render._ipywidgets import VBox
 from qfnb.protocol.safe_html import escape
 
 #: items in a pilot when ``--limit`` does not say
@@ -113,7 +113,8 @@ class PlanReport:
         muted = f"color:{_theme.TEXT_MUTED}"
         items = "".join(f"<li>{escape(s)}</li>" for s in self.sentences)
         notes = "".join(f"<li>{escape(a)}</li>" for a in self.plans[0].assumptions)
-        run = (f'<p>Full run: <code class="qfnb-plan-line">{escape(self.next_line)}</code></p>'
+        wrap = "white-space:pre-wrap;overflow-wrap:anywhere"  # a long line wraps, not widens the report
+        run = (f'<p>Full run: <code class="qfnb-plan-line" style="{wrap}">{escape(self.next_line)}</code></p>'
                if self.next_line else "")
         return (f'<div class="qfnb-plan" style="color:{_theme.TEXT}"><h4>Plan on {escape(self.metric)} '
                 f"(pilot: {self.pilot_items} items)</h4><ul>{items}</ul>{run}"
@@ -163,7 +164,11 @@ class FullRun:
     def bundle(self, html: str) -> dict[str, Any]:
         """The widget's view beside ``html`` (the report, also the static fallback of a saved notebook)."""
         if self.view is None:
-            self.view = VBox([SafeHTML(html), self.button, self.output])
+            import ipywidgets  # deferred: as in __init__
+
+            report = ipywidgets.Output()  # an output area: the report lays out as a cell's output does
+            report.append_display_data(HTML(html))
+            self.view = VBox([report, self.button, self.output])
         return dict(self.view._repr_mimebundle_() or {})
 
 

@@ -33,6 +33,7 @@ from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.trainer import Event, EventHandler
+    from qfnb.trainer.forecast import TrainForecast
 
 log = logging.getLogger("qfnb.notebook.training.run")
 
@@ -205,7 +206,7 @@ def held_out_file(train: str) -> str | None:
     return None
 
 
-def forecast(spec: TrainSpec, *, shown: bool) -> Any:
+def forecast(spec: TrainSpec, *, shown: bool) -> TrainForecast | None:
     """``--forecast`` (or a budget): the fine-tune's forecast shown and checked before it starts (None without)."""
     from qfnb.trainer.forecast import forecast_training  # deferred: reads the ledger and the price table
 

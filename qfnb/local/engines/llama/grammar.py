@@ -18,17 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-#: llama.cpp's DRY sampler on every schema-constrained answer, a guard against a greedy loop inside a
-#: string value. A tiny model decoding greedily can fall into repeating one phrase until
-#: ``max_tokens``; whether it does for a prompt shifts with what the engine's slots hold (see
-#: docs/agents.md). DRY lowers a token's logit only when it would extend a run of more than
-#: ``dry_allowed_length`` tokens that already occurs in the last ``dry_penalty_last_n`` tokens, so an
-#: answer with no such run (nearly every one: JSON keys repeat in far shorter runs) is decoded
-#: exactly as without it. The engine refuses an empty breaker list; NUL never occurs in the text,
-#: so a run is matched across quotes, colons and newlines too.
-LOOP_GUARD: dict[str, Any] = {"dry_multiplier": 0.8, "dry_base": 1.75, "dry_allowed_length": 32,
-                              "dry_penalty_last_n": 512, "dry_sequence_breakers": ["\u0000"]}
-
 #: characters a pattern literal must escape (llama.cpp's converter takes them escaped)
 _META = set("^$.[]()|{}*+?\\")
 #: the converter gives up on patterns nested deeper than 100 groups
