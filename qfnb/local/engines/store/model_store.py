@@ -48,7 +48,7 @@ class StoredModel:
     """One name in the store: what it is, where its weights are, how it is served."""
 
     name: str
-    kind: str  # gguf | hf-causal-lm | sentence-transformers | engine
+    kind: str  # gguf | hf-causal-lm | sentence-transformers | onnx | engine
     roles: tuple[str, ...]
     digest: str = ""  # sha256 of the GGUF file, or of a dir's (path, sha256) list
     path: str = ""  # the GGUF file or the model dir inside the store
@@ -161,7 +161,9 @@ class ModelStore:
         source = Path(path).expanduser().resolve()
         facts = inspect(source)
         roles = check_roles(roles or facts.roles, facts.can or facts.roles)
-        stored, digest, size = self._store_weights(source, facts.kind, facts.files)
+        # an ONNX file's files (it and its tokenizer) are named relative to its folder
+        stored, digest, size = self._store_weights(source.parent if facts.kind == "onnx" else source, facts.kind,
+                                                   facts.files)
         if facts.kind == "hf-causal-lm":
             _serve_as_gguf(stored)
         entry = StoredModel(name=name, kind=facts.kind, roles=roles, digest=digest, path=str(stored),
