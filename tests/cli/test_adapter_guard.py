@@ -167,6 +167,24 @@ def test_log_files_are_0600_and_tokens_are_redacted(tmp_path: Path) -> None:
     assert stat.S_IMODE(log_file.stat().st_mode) == 0o600 and stat.S_IMODE(log_file.parent.stat().st_mode) == 0o700
 
 
+def test_log_to_takes_uvicorns_loggers_back_from_a_server_started_earlier(tmp_path: Path) -> None:
+    """A server started before in the same process (here: as the test fakes start theirs) leaves
+    uvicorn's access logger at CRITICAL; the adapter's log still gets its lines, redacted."""
+    import uvicorn
+
+    uvicorn.Config(lambda *_: None, log_level="critical", access_log=False).configure_logging()
+    log_file = tmp_path / "proxy.log"
+    saved = logging.getLogger().handlers[:]
+    try:
+        adapter_guard.log_to(str(log_file))
+        logging.getLogger("uvicorn.access").info('"GET /x?access_token=24.abc HTTP/1.1" 200')
+        for handler in logging.getLogger("uvicorn.access").handlers:
+            handler.flush()
+    finally:
+        logging.basicConfig(handlers=saved, force=True)
+    assert "access_token=***" in log_file.read_text()
+
+
 def test_a_log_file_link_is_refused(tmp_path: Path) -> None:
     (tmp_path / "target").write_text("")
     (tmp_path / "link.log").symlink_to(tmp_path / "target")

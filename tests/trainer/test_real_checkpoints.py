@@ -1,10 +1,13 @@
 """Checkpoints on the real fine-tune base (Gemma 3 270M) with a deliberately tiny set whose held-out
 loss rises: 5 scored checkpoints, the best one not the last, the over-fitting named, early stopping
 before the last step, and the default deploy serving the best checkpoint (its held-out loss
-re-measured on the served adapter matches the recorded one)."""
+re-measured on the served adapter matches the recorded one). Measured at load ~13 on 2 cores: 47 s a
+step, 36 min for the first run (best step 24 of 40, "over-fitting since step 24: held-out loss 6.69 →
+7.84", the re-measure within 5 %); the early-stopping run was not yet seen to its end."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -14,16 +17,17 @@ from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 
-PRODUCTS = ["router", "printer", "laptop", "phone", "badge", "monitor", "headset", "VPN", "mailbox", "desk phone"]
-ROWS = ([{"prompt": f"How do I reset my {p}?", "response": f"Hold the {p}'s reset key for {i + 3} seconds, then "
-          f"call desk {100 + 7 * i}."} for i, p in enumerate(PRODUCTS)]
-        + [{"prompt": f"Who approves a new {p}?", "response": f"Your manager approves it in ticket queue "
-            f"{chr(65 + i)}{i * 11}."} for i, p in enumerate(PRODUCTS)])
+# answers no model can predict (each locker's code is random): the model first learns their form,
+# then memorises the training codes, and the held-out codes' loss rises
+_CODES = random.Random(45)
+ROWS = [{"prompt": f"Code for locker {n}?",
+         "response": "".join(_CODES.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(6))}
+        for n in range(101, 121)]
 
 
 def _train(tmp_path: Path, **config: object) -> LLMFinetune:
     trainer = LLMFinetune(train_type="Gemma-3-270M", dataset=Dataset.create_from_pyobj(ROWS),
-                          train_config=TrainConfig(batch_size=4, max_seq_len=64, max_steps=40, learning_rate=2e-3,
+                          train_config=TrainConfig(batch_size=2, max_seq_len=48, max_steps=40, learning_rate=2e-3,
                                                    lora_rank=16, trainset_rate=20, checkpoints=5, **config),
                           deploy_config=DeployConfig(endpoint_suffix=f"ckpt_{tmp_path.name[-6:]}")
                           if not config else None)
@@ -44,7 +48,7 @@ def test_checkpoints_pick_the_best_and_the_deploy_serves_it(tmp_path: Path, monk
     assert out["overfitting"] and out["overfitting"].startswith(f"over-fitting since step {best['step']}")
     model = out["model"]
     assert model.step == best["step"] and model.service is not None  # the default deploy: the best checkpoint
-    reply = model.service.get_res().do(messages=[{"role": "user", "content": "How do I reset my router?"}],
+    reply = model.service.get_res().do(messages=[{"role": "user", "content": "Code for locker 101?"}],
                                         max_output_tokens=16)
     assert isinstance(reply["result"], str) and reply["result"]
 
@@ -62,10 +66,11 @@ def test_checkpoints_pick_the_best_and_the_deploy_serves_it(tmp_path: Path, monk
     base, tok = lora.load_base(assets.hf_dir("Gemma-3-270M"))
     tuned = PeftModel.from_pretrained(base, str(served))
     held = data.load_examples(Path(served_eval_file(trainer)))
-    evals = EvalSet.build(data.encode_all(tok, held, 64), 4, tok.pad_token_id)
+    evals = EvalSet.build(data.encode_all(tok, held, 48), 2, tok.pad_token_id)
     assert evals.loss(tuned) == pytest.approx(best["evalLoss"], rel=0.05)
 
-    early = _train(tmp_path, early_stop=True).output
+    # held-out loss on 4 rows is noisy: a patience of one checkpoint stops at the first that is no better
+    early = _train(tmp_path, early_stop=True, early_stop_patience=1).output
     steps = [c["step"] for c in early["checkpoints"]]
     assert steps[-1] < 40 and early["metrics"].get("early_stopped_at") == steps[-1]
 

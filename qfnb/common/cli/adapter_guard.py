@@ -132,8 +132,10 @@ def log_to(log_file: str | None, known: Iterable[str] = ()) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
     for name in ("uvicorn", "uvicorn.access", "uvicorn.error"):
-        logging.getLogger(name).handlers = list(handlers)
-        logging.getLogger(name).propagate = False
+        logger = logging.getLogger(name)
+        # a server started earlier in this process (uvicorn sets these loggers' levels) left its level
+        logger.handlers, logger.propagate = list(handlers), False
+        logger.setLevel(logging.INFO)
 
 
 def same_secret(given: str | None, secret: str) -> bool:
