@@ -1,8 +1,9 @@
-"""What a fine-tune used, in the usage ledger: one row per run with the tokens it trained on.
+"""What a fine-tune used, in the usage ledger and against the active budget: one row per run with
+the tokens it trained on.
 
 The platform reports them in the run's ``metrics`` (the local platform: ``trained_tokens``, every
 token of every step's batch, padding excluded). A reused run (:mod:`qfnb.trainer.replay`) is
-recorded as a cache hit: what it would have cost is what the replay saved.
+recorded as a cache hit: what it would have cost is what the replay saved, and it spends nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from qfnb._core.record.budget import active_budget
 from qfnb._core.record.ledger import UsageRow, default_ledger
+from qfnb._core.record.prices import prices
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
@@ -36,7 +39,9 @@ def trained_tokens(detail: Mapping[str, Any]) -> int:
 
 
 def record_training(detail: Mapping[str, Any], base_model: str, config: Config, *, reused: bool) -> None:
-    """One ledger row for a finished run (``api`` ``fine-tune``, ``job`` its task id)."""
+    """One ledger row for a finished run (``api`` ``fine-tune``, ``job`` its task id); a run that
+    trained is spent against the active budget too (its tokens, and on the cloud its price where the
+    price table has the base's fine-tune price), as ``%qftrain``'s forecast was checked against it."""
     tokens = trained_tokens(detail)
     if not tokens:
         logger.info("fine-tune task %s reported no trained-token count", detail.get("taskId"))
@@ -46,3 +51,8 @@ def record_training(detail: Mapping[str, Any], base_model: str, config: Config, 
         trained_tokens=tokens,
         latency_s=float(elapsed) if isinstance(elapsed, int | float) and not reused else 0.0,
         cache_hit=reused, job=f"fine-tune {detail.get('taskId') or ''}".strip()))
+    held = active_budget()
+    if held is not None and tokens and not reused:
+        table = prices()
+        rate = None if config.embedded else table.training.get(base_model.lower())
+        held.settle(None, tokens, tokens * rate / table.per_tokens if rate else 0.0)

@@ -43,16 +43,23 @@ def _store(local_platform: ServedPlatform, kind: str) -> list[dict[str, Any]]:
 
 
 def test_an_identical_finished_run_is_reused_not_trained_again(local: Config, local_platform: ServedPlatform) -> None:
+    from qfnb._core.record.budget import budget, clear_budget
+
     before = calls.snapshot().get(calls.FINE_TUNE, 0)
-    first = _trainer(local).run()
+    held = budget(tokens=1_000_000)
+    try:
+        first = _trainer(local).run()
+        assert held.spent_tokens == 40  # the run's trained tokens are spent against the budget
+        counts = {k: len(_store(local_platform, k)) for k in ("ft_jobs", "runs", "models", "services", "datasets")}
+        steps = RecordingHandler()
+        second = _trainer(local, handler=steps).run()
+        assert held.spent_tokens == 40  # a reused run spends nothing
+    finally:
+        clear_budget()
     assert first.replayed is None and first.status == "Deployed"
     endpoint, task = first.output["service_endpoint"], first.output["task_id"]
     jobs = _store(local_platform, "ft_jobs")
     assert [MARK in j["description"] for j in jobs] == [True]  # the platform remembers the recipe
-    counts = {k: len(_store(local_platform, k)) for k in ("ft_jobs", "runs", "models", "services", "datasets")}
-
-    steps = RecordingHandler()
-    second = _trainer(local, handler=steps).run()
     assert second.status == "Deployed"
     assert second.replayed is not None and second.replayed["task_id"] == task
     assert second.output["service_endpoint"] == endpoint and second.output["task_id"] == task
