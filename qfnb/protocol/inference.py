@@ -43,7 +43,8 @@ def parse_request(model: type[_M], data: Any) -> _M:
     """Validate ``data`` as ``model``; any problem raises one :class:`ProtocolError` naming the field.
 
     Use this rather than ``model.model_validate`` so callers see the protocol's own error
-    (with its ``field`` and platform ``code``) instead of pydantic's wrapper.
+    (with its ``field`` and platform ``code``) instead of pydantic's wrapper. A problem pydantic
+    finds itself gets the code of its field (a history's: invalid messages; else invalid param).
     """
     try:
         return model.model_validate(data)
@@ -55,7 +56,8 @@ def parse_request(model: type[_M], data: Any) -> _M:
                 raise inner from None
         first = errors[0]
         field = ".".join(str(part) for part in first["loc"]) or "body"
-        raise ProtocolError(field, first["msg"]) from None
+        code = ErrorCode.INVALID_MESSAGES if field.startswith("messages") else ErrorCode.INVALID_PARAM
+        raise ProtocolError(field, first["msg"], code) from None
 
 
 class Message(WireModel):

@@ -159,7 +159,7 @@ def test_served_models_is_safe_while_services_register(tmp_path: Path) -> None:
 
 def test_model_spec_validates_kind() -> None:
     with pytest.raises(ValueError, match="kind"):
-        ModelSpec(kind="onnx")
+        ModelSpec(kind="tensorrt")
 
 
 @pytest.mark.parametrize("key", ["Qwen2.5-Coder-0.5B-Instruct", "qwen2_5_coder_0_5b_instruct"])

@@ -17,6 +17,7 @@ from qfnb.protocol.answers import (
     FineTuneTaskAnswer,
     FineTuneTaskCreatedAnswer,
     ModelV2Answer,
+    PromptListAnswer,
 )
 from qfnb.resources import IAM, Data, FineTune, Model, Prompt, Service
 
@@ -31,7 +32,7 @@ def seed_console_calls() -> None:
     assert_type(Model.V2.describe_model("m"), QfResponse[ModelV2Answer])
     assert_type(Service.list(), QfResponse)
     assert_type(IAM.create_bearer_token(expire_in_seconds=60), QfResponse)
-    assert_type(Prompt.list(), QfResponse)
+    assert_type(Prompt.list(), QfResponse[PromptListAnswer])
     FineTune.V2.task_detail()  # type: ignore[call-arg]
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from qfnb.local.domain.values import BodyError
-from qfnb.protocol.errors import ErrorCode
-from qfnb.protocol.inference import ProtocolError
+from qfnb.protocol.inference import ProtocolError, parse_request
 from qfnb.protocol.limits import check_local
 
 M = TypeVar("M", bound=BaseModel)
@@ -19,17 +18,8 @@ def parse(model: type[M], data: dict[str, Any]) -> M:
     """Validate ``data`` as ``model`` (the protocol's rules, then the local platform's caps);
     a failure becomes a BodyError naming the field."""
     try:
-        parsed = model.model_validate(data)
+        parsed = parse_request(model, data)
         check_local(data)
         return parsed
     except ProtocolError as exc:
         raise BodyError(exc.field, str(exc).split(": ", 1)[-1], exc.code) from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        inner = (first.get("ctx") or {}).get("error")
-        if isinstance(inner, ProtocolError):
-            raise BodyError(inner.field, str(inner).split(": ", 1)[-1], inner.code) from exc
-        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        message = first.get("msg", "is invalid")
-        code = ErrorCode.INVALID_MESSAGES if where.startswith("messages") else ErrorCode.INVALID_PARAM
-        raise BodyError(where, message, code) from exc
