@@ -215,6 +215,24 @@ class Embedder(abc.ABC):
         return vectors, [tokens * len(t) / chars for t in texts]
 
 
+class CountingEmbedder(Embedder):
+    """An engine that counts each text's tokens exactly: :meth:`embed` is :meth:`embed_each` summed."""
+
+    def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        vectors, counts = self.embed_each(texts)
+        return vectors, int(sum(counts))
+
+    @abc.abstractmethod
+    def embed_each(self, texts: list[str]) -> tuple[list[list[float]], list[float]]:
+        """L2-normalised vectors for ``texts`` and each text's tokens."""
+
+
+def check_texts(texts: list[str]) -> None:
+    """Refuse what an embedder cannot encode: anything but a non-empty list of strings."""
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise ValueError("texts must be a non-empty list of strings")
+
+
 def stream_deltas(pieces: Iterator[str], gp: GenParams, prompt_tokens: int, max_tokens: int) -> Iterator[Delta]:
     """Turn a per-token text stream into :class:`Delta` s: stop sequences, the token limit, usage counts.
 

