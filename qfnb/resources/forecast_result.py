@@ -12,7 +12,7 @@ from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb._core.record.ledger import SESSION, default_ledger
 from qfnb.protocol.safe_html import escape
 
-__all__ = ["Forecast", "ForecastCheck", "check_budget", "duration"]
+__all__ = ["Forecast", "ForecastCheck", "check_budget", "duration", "forecast_html"]
 
 
 @dataclass(frozen=True)
@@ -146,11 +146,16 @@ class Forecast:
         return "\n".join([self.title, *(f"  {a:<14}{b:<28} {c}" for a, b, c in self.rows())])
 
     def _repr_html_(self) -> str:
-        cells = "".join(f"<tr><th style='text-align:left'>{escape(a)}</th>"
-                        f"<td style='white-space:nowrap'>{escape(b)}</td>"
-                        f"<td style='opacity:.75'>{escape(c)}</td></tr>" for a, b, c in self.rows())
-        return (f"<table class='qfnb-forecast'><caption style='text-align:left'><b>{escape(self.title)}</b>"
-                f"</caption>{cells}</table>")
+        return forecast_html(self.title, self.rows())
+
+
+def forecast_html(title: str, rows: Sequence[tuple[str, str, str]]) -> str:
+    """A forecast's table (figure, value, where it came from), every text escaped."""
+    cells = "".join(f"<tr><th style='text-align:left'>{escape(a)}</th>"
+                    f"<td style='white-space:nowrap'>{escape(b)}</td>"
+                    f"<td style='opacity:.75'>{escape(c)}</td></tr>" for a, b, c in rows)
+    return (f"<table class='qfnb-forecast'><caption style='text-align:left'><b>{escape(title)}</b>"
+            f"</caption>{cells}</table>")
 
 
 def check_budget(forecasts: Sequence[Forecast], what: str = "this run") -> None:

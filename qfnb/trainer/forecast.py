@@ -30,9 +30,8 @@ from qfnb._core.record.budget import active_budget
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
 from qfnb._core.runtime import sync
-from qfnb.protocol.safe_html import escape
 from qfnb.protocol.training import DEFAULTS
-from qfnb.resources.forecast_result import duration
+from qfnb.resources.forecast_result import duration, forecast_html
 from qfnb.resources.forecasting import count_conversations
 from qfnb.resources.inference.tokenizer import Tokenizer
 
@@ -109,11 +108,7 @@ class TrainForecast:
         return "\n".join([self.title, *(f"  {a:<16}{b:<22} {c}" for a, b, c in self.table())])
 
     def _repr_html_(self) -> str:
-        cells = "".join(f"<tr><th style='text-align:left'>{escape(a)}</th>"
-                        f"<td style='white-space:nowrap'>{escape(b)}</td>"
-                        f"<td style='opacity:.75'>{escape(c)}</td></tr>" for a, b, c in self.table())
-        return (f"<table class='qfnb-forecast'><caption style='text-align:left'><b>{escape(self.title)}</b>"
-                f"</caption>{cells}</table>")
+        return forecast_html(self.title, self.table())
 
     def check_budget(self, what: str = "this fine-tune") -> None:
         """Raise :class:`~qfnb.usage.BudgetExceeded`, with the figures, when the forecast's tokens (or price)
