@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qfnb._core.record.budget import active_budget
+from qfnb.evaluation.llm import PromptVariant
 from qfnb.notebook._ipython import display
 from qfnb.resources.forecast_result import Forecast, ForecastCheck, check_budget
 from qfnb.resources.forecasting import forecast
@@ -33,15 +34,23 @@ def _model_of(llm: Any) -> str | None:
 def eval_forecasts(llms: Mapping[str, Any], prompts: Sequence[str], *, max_tokens: int | None,
                    repeats: int, batch: bool = False) -> tuple[list[Forecast], list[str]]:
     """One forecast per model asked on the platform (the generations; a judge's calls are not in
-    it) and a note per model that cannot be forecast (a notebook function); ``batch``: priced as a
-    durable batch job (``--batch``)."""
+    it) and a note per model that cannot be forecast (a notebook function); a ``--prompts`` variant
+    is forecast as its model will be asked (the template filled, or its system prompt sent with
+    each item); ``batch``: priced as a durable batch job (``--batch``)."""
     found, notes = [], []
     for tag, llm in llms.items():
-        name = _model_of(llm)
+        variant = llm if isinstance(llm, PromptVariant) else None
+        name = _model_of(variant.model if variant is not None else llm)
         if name is None:
             notes.append(f"{tag}: a notebook function or model object, not forecast")
             continue
-        found.append(forecast(list(prompts), model=name, max_tokens=max_tokens, n=repeats, batch=batch))
+        asked: list[Any] = list(prompts)
+        system = None
+        if variant is not None and variant.is_template:
+            asked = [variant.fill(p) for p in prompts]
+        elif variant is not None:
+            system = variant.prompt
+        found.append(forecast(asked, model=name, system=system, max_tokens=max_tokens, n=repeats, batch=batch))
     return found, notes
 
 

@@ -247,6 +247,56 @@ def test_the_plans_full_run_is_one_click_in_the_same_kernel(ip, platform, tmp_pa
     assert len(full) == 1 and f"↺ 20 of {2 * n} answers reused" in full[0]["data"]["text/html"]
 
 
+def test_the_plan_forecasts_what_the_full_run_adds_to_the_pilot(ip, platform, tmp_path, own_record_dir) -> None:  # type: ignore[no-untyped-def]
+    """Beside the plan: the forecast of the items its full run adds (the pilot's are reused), one per
+    model, learnt from the pilot's answers; the run it forecast asks exactly that many calls."""
+    rows = [{"prompt": f"question {i}", "response": f"{'other' if i % 5 == 0 else 'tiny'}-chat: question {i}"}
+            for i in range(200)]
+    path = tmp_path / "long.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match "
+                                         "--compare Other-Chat --plan 0.5 --sample 10 --max-tokens 8 -o pilot")
+    n, full = report.plan.n_items, report.plan.full_run
+    assert full.new_items == n - 10 and full.reused_items == 10 and not full.notes
+    assert sorted(f.model for f in full.forecasts) == ["Other-Chat", "Tiny-Chat"]
+    assert all(f.calls == n - 10 and f.output_expected is not None for f in full.forecasts)  # the pilot's answers
+    assert all("from the pilot" in f.output_source or "recorded answers" in f.output_source for f in full.forecasts)
+    text, html = repr(report), report.to_html()
+    assert f"The full run adds {n - 10:,} items to the pilot's 10" in text
+    assert f"Forecast: {n - 10:,} calls to Tiny-Chat" in text
+    assert 'class="qfnb-plan-forecast"' in html and html.count('class="qfnb-forecast"') == 2
+    # the forecast counted the calls the line then makes
+    platform.engines["tiny-chat"].calls.clear()
+    ip.run_line_magic("qfeval", report.plan.next_line[len("%qfeval "):])
+    assert len(platform.engines["tiny-chat"].calls) == n - 10
+    # a pilot of the whole data set adds nothing, and says so
+    small = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match "
+                                        "--compare Other-Chat --plan 0.5 --sample 400")
+    assert small.plan.full_run.new_items == 0 and "asks nothing new" in repr(small)
+
+
+def test_prompt_variants_are_forecast_as_their_model_is_asked(ip, platform, data_file, own_record_dir) -> None:  # type: ignore[no-untyped-def]
+    """--prompts with --forecast: one forecast per variant, on the variant's model, with the template
+    filled (or its system prompt sent); a budget refuses the run on it before any call."""
+    from qfnb._core.record.budget import budget
+
+    ip.user_ns["terse"] = "Answer in one word, and nothing else, whatever the question says."
+    report = ip.run_line_magic("qfeval", f"--prompts 'plain={{input}},asked=Q: {{input}} (answer in one short "
+                                         f"sentence, plainly)',terse=terse --model Tiny-Chat --dataset {data_file} "
+                                         "--metrics exact_match --max-tokens 8 --forecast")
+    found = {c.forecast.asked or c.forecast.model: c.forecast for c in report.forecast}
+    assert len(report.forecast) == 3 and set(found) == {"Tiny-Chat"}
+    plain, asked, terse = (c.forecast for c in report.forecast)
+    assert plain.calls == asked.calls == terse.calls == 6
+    assert asked.input_tokens > plain.input_tokens and terse.input_tokens > plain.input_tokens
+    platform.engines["tiny-chat"].calls.clear()
+    budget(tokens=20)
+    with pytest.raises(QfnbCellError, match=r"forecast: this evaluation \(12 generations\) may use up to"):
+        ip.run_line_magic("qfeval", f"--prompts 'a=A: {{input}},b=B: {{input}}' --model Tiny-Chat "
+                                    f"--dataset {data_file} --metrics exact_match --max-tokens 8")
+    assert platform.engines["tiny-chat"].calls == []
+
+
 def kind_judge(prompt: str, **options: object) -> str:
     """A judge as a notebook function (it is also given the judge's call options, such as
     max_output_tokens): 5 for Tiny-Chat's answers, 3 for the others' (a kind judge)."""

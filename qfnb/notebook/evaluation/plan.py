@@ -1,5 +1,6 @@
 """``%qfeval ... --compare BASE --plan MIN_DIFF``: a pilot (or a stored result), the sample-size plan,
-and the line that runs the full evaluation (glue over :func:`qfnb.evaluation.plan_comparison`)."""
+the forecast of what the full run adds to the pilot, and the line (or, in a kernel, the button) that
+runs it (glue over :func:`qfnb.evaluation.plan_comparison` and :func:`qfnb.forecast`)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from qfnb.evaluation import Plan, plan_comparison
+from qfnb.notebook import forecasts
 from qfnb.notebook._ipython import HTML, display
 from qfnb.notebook.evaluation import run as evalrun
 from qfnb.notebook.evaluation.options import EvalArgsError, reason
-from qfnb.notebook.evaluation.run import EvalPlan
+from qfnb.notebook.evaluation.run import EvalPlan, sample_rows
 from qfnb.notebook.render import theme as _theme
 from qfnb.notebook.render._ipywidgets import VBox
 from qfnb.protocol.safe_html import escape
+from qfnb.resources.forecast_result import Forecast
 
 #: items in a pilot when ``--limit`` does not say
 PILOT_ITEMS = 20
@@ -56,8 +59,54 @@ class Pilot:
         shown = plan.chart_metrics[0]
         column = next(c for c, name in plan.columns.items() if name == shown)
         found = plans(result, plan.compare or "", column, self.min_difference)
-        return PlanReport(found, pilot_items=len(plan.frame), dataset_items=plan.rows_available, line=line,
-                          metric=shown)
+        report = PlanReport(found, pilot_items=len(plan.frame), dataset_items=plan.rows_available, line=line,
+                            metric=shown)
+        report.full_run = forecast_full_run(plan, report.n_items)
+        return report
+
+
+@dataclass(frozen=True)
+class FullRunForecast:
+    """What the plan's full run adds to the pilot: the forecasts of its new items (the pilot's
+    answers are reused from the answer store), and a note per model that cannot be forecast."""
+
+    new_items: int
+    reused_items: int
+    forecasts: tuple[Forecast, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def heading(self) -> str:
+        if not self.new_items:
+            return f"The full run asks nothing new: the pilot's {self.reused_items} items are all it needs."
+        return (f"The full run adds {self.new_items:,} items to the pilot's {self.reused_items:,} "
+                "(their answers are reused); forecast of the new calls:")
+
+    def lines(self) -> list[str]:
+        return [self.heading, *(repr(f) for f in self.forecasts), *(f"  ({n})" for n in self.notes)]
+
+    def to_html(self) -> str:
+        notes = "".join(f"<li>{escape(n)}</li>" for n in self.notes)
+        return (f'<div class="qfnb-plan-forecast"><p>{escape(self.heading)}</p>'
+                + "".join(f._repr_html_() for f in self.forecasts)
+                + (f"<ul>{notes}</ul>" if notes else "") + "</div>")
+
+
+def forecast_full_run(plan: EvalPlan, n_items: int) -> FullRunForecast:
+    """The forecast of the items the plan's full-run line adds to the pilot (drawn as
+    :func:`full_run_line` draws them: one permutation, so the pilot's items are among them)."""
+    rows = plan.population if plan.population is not None else plan.frame
+    wanted = sample_rows(len(rows), min(n_items, len(rows)))
+    pilot = set(sample_rows(len(rows), len(plan.frame)))
+    new = [str(rows["input"].iloc[i]) for i in wanted if i not in pilot]
+    if not new:
+        return FullRunForecast(0, len(plan.frame), (), ())
+    try:
+        found, notes = forecasts.eval_forecasts(plan.llms, new, max_tokens=plan.sampling.max_output_tokens,
+                                                repeats=plan.repeats, batch=plan.batch)
+    except Exception as exc:  # the plan stands without its forecast: say why there is none
+        return FullRunForecast(len(new), len(plan.frame), (), (f"no forecast: {type(exc).__name__}: {exc}",))
+    return FullRunForecast(len(new), len(plan.frame), tuple(found), tuple(notes))
 
 
 def prepare(args: argparse.Namespace, namespace: Mapping[str, Any]) -> tuple[EvalPlan, Pilot | None]:
@@ -96,6 +145,8 @@ class PlanReport:
         available = dataset_items if dataset_items is not None else self.n_items
         self.next_line = (full_run_line(line, min(self.n_items, available), dataset_items)
                           if line is not None else None)
+        #: what the full run adds to the pilot, forecast (a pilot's report; a stored result's has none)
+        self.full_run: FullRunForecast | None = None
 
     @property
     def sentences(self) -> list[str]:
@@ -116,6 +167,8 @@ class PlanReport:
         wrap = "white-space:pre-wrap;overflow-wrap:anywhere"  # a long line wraps, not widens the report
         run = (f'<p>Full run: <code class="qfnb-plan-line" style="{wrap}">{escape(self.next_line)}</code></p>'
                if self.next_line else "")
+        if self.full_run is not None:
+            run += self.full_run.to_html()
         return (f'<div class="qfnb-plan" style="color:{_theme.TEXT}"><h4>Plan on {escape(self.metric)} '
                 f"(pilot: {self.pilot_items} items)</h4><ul>{items}</ul>{run}"
                 f'<details style="{muted}"><summary>assumptions</summary><ul>{notes}</ul></details></div>')
@@ -124,6 +177,8 @@ class PlanReport:
         lines = [f"Plan on {self.metric} (pilot: {self.pilot_items} items)", *self.sentences]
         if self.next_line:
             lines.append(f"Full run: {self.next_line}")
+        if self.full_run is not None:
+            lines.extend(self.full_run.lines())
         return "\n".join(lines + [f"  - {a}" for a in self.plans[0].assumptions])
 
 

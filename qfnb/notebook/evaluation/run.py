@@ -79,6 +79,8 @@ class EvalPlan:
     labels: dict[str, dict[int, float]] = field(default_factory=dict)
     #: the rows the data set offered (before ``--sample`` drew ``frame``'s items from them)
     rows_available: int = 0
+    #: those rows, when ``--sample`` drew ``frame`` from them (a ``--plan`` forecasts its full run on them)
+    population: pd.DataFrame | None = None
 
     #: ``--metrics NAME`` of a notebook function: its evaluator by the word asked
     custom: dict[str, FunctionEvaluator] = field(default_factory=dict)
@@ -356,10 +358,10 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
     sequential, min_difference, decide_on = _sequential(args, llms, recorded, metrics)
     batch = _batch(args, llms, sequential)
     labels = _labels(args, dataset, frame, [*llms, *recorded], metrics)
-    available = len(frame)
+    available, population = len(frame), None
     if getattr(args, "sample", None) is not None and args.sample < available:
         chosen = sample_rows(available, args.sample)
-        frame = frame.iloc[chosen].reset_index(drop=True)
+        population, frame = frame, frame.iloc[chosen].reset_index(drop=True)
         labels = {tag: {new: got[old] for new, old in enumerate(chosen) if old in got} for tag, got in labels.items()}
     evaluators = [*make_evaluators(metrics, _judge(args, namespace)), *custom.values()]
     if decide_on is not None:
@@ -371,4 +373,4 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
                     repeats=args.repeats or 1, recorded=recorded, compare=args.compare,
                     store=AnswerStore(default_store_path(), refresh=bool(args.fresh)) if llms else None,
                     pairwise=pairwise, sequential=sequential, min_difference=min_difference, decide_on=decide_on,
-                    labels=labels, rows_available=available, custom=custom, batch=batch)
+                    labels=labels, rows_available=available, population=population, custom=custom, batch=batch)
