@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb._core.config import resolve_config
 from qfnb._core.errors import QfnbError, ValidationError
-from qfnb._core.http.recorded import output_cap, with_output_cap, worst_case
+from qfnb._core.http.batch_hold import RowTally, hold_rows, keep, settle_task
+from qfnb._core.http.recorded import output_cap, with_output_cap
 from qfnb._core.http.response import QfResponse
-from qfnb._core.record.budget import Budget, Reservation, active_budget, batch_rows_reserved
-from qfnb._core.record.ledger import SESSION, UsageRow, default_ledger
-from qfnb._core.record.prices import prices
+from qfnb._core.record.budget import active_budget, batch_rows_reserved
 from qfnb._core.runtime import sync
 from qfnb.protocol.batch import ACTIVE, BatchStatus
 
@@ -87,35 +86,13 @@ class JobState:
                    t.output_token_usage, t.run_seconds, t.model_dump(by_alias=True, exclude_unset=True))
 
 
-#: per task submitted here: the budget it reserved its rows' worst case against, and how much
-_HELD: dict[str, tuple[Budget, Reservation]] = {}
-
-
-def reserve_rows(rows: int, tokens: int, model: str, config: Config) -> tuple[Budget, Reservation] | None:
-    """Hold a durable batch's worst case (``tokens`` over ``rows`` rows) against the active
-    budget before the task is created (BudgetExceeded naming the budget: nothing runs)."""
-    budget = active_budget()
-    if budget is None:
-        return None
-    yuan = 0.0 if config.embedded else (prices().cost(model, tokens, 0, batch=True) or 0.0)
-    return budget, budget.reserve(tokens, yuan, what=f"a durable batch of {rows:,} rows")
-
-
 def record_job(state: JobState, config: Config, *, reused: bool = False) -> None:
-    """The ended task's tokens: in the usage ledger once, whichever process reads it first (job
-    ``batch-job <id>``), and settled against the budget its submission reserved here. A reused task
-    (``submit(reuse=True)``) adds a cache-hit row once per session: its tokens count as saved."""
+    """The ended task's tokens: settled against the budget its submission held here, and in the
+    usage ledger once, whichever process reads it first (:func:`~qfnb._core.http.batch_hold.settle_task`)."""
     view = state.view
-    prompt, completion = int(view.get("inputTokenUsage") or 0), state.output_tokens
     model = str(view.get("endpoint") or view.get("modelId") or view.get("model") or "batch")
-    if not reused and (held := _HELD.pop(state.task_id, None)) is not None:
-        yuan = 0.0 if config.embedded else (prices().cost(model, prompt, completion, batch=True) or 0.0)
-        held[0].settle(held[1], prompt + completion, yuan)
-    row = UsageRow(api="batch-job", model=model, platform="local" if config.embedded else "cloud",
-                   prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion,
-                   latency_s=0.0 if reused else state.run_seconds, cache_hit=reused, job=f"batch-job {state.task_id}")
-    key = f"batch-job {config.base_url.rstrip('/')} {state.task_id}"
-    default_ledger().record_once(row, f"{key} reused in {SESSION}" if reused else key)
+    settle_task(config, state.task_id, prompt=int(view.get("inputTokenUsage") or 0),
+                completion=state.output_tokens, seconds=state.run_seconds, model=model, reused=reused)
 
 
 class Recipe:
@@ -222,15 +199,13 @@ class BatchJob:
         first = next(rows, None)
         if first is None:
             raise ValidationError("inputs", "is empty")
-        budget, params = active_budget(), inference_params or {}
-        worst, count = [0], [0]
+        budget, params, tally = active_budget(), inference_params or {}, RowTally()
 
         def line(index: int, item: Any) -> str:
             request = request_line(index, item)
             if budget is not None:  # each row's worst case, counted as it streams to the upload
                 request["body"] = budgeted_row(params, request["body"])
-                worst[0] += worst_case({**params, **request["body"]}, "v2/chat")
-                count[0] += 1
+                tally.add({**params, **request["body"]})
             return json.dumps(request, ensure_ascii=False) + "\n"
 
         lines: Iterator[str] = (recipe.add(line(i, item)) for i, item in itertools.chain([first], rows))
@@ -241,7 +216,8 @@ class BatchJob:
                 return found
         key = f"{uuid.uuid4().hex}.jsonl"
         await batch_objects.aupload_lines(cfg, f"bos:/{INPUT_BUCKET}/{key}", lines)  # in bounded pieces
-        held = reserve_rows(count[0], worst[0], str(endpoint or model or model_id), cfg)
+        held = hold_rows(tally, str(endpoint or model or model_id), cfg,
+                         what=f"a durable batch of {tally.rows:,} rows")
         reserved = batch_rows_reserved.set(True)
         try:
             made = await Data.acreate_offline_batch_inference_task(
@@ -250,13 +226,13 @@ class BatchJob:
                 inference_params=params, description=MARK + recipe.fingerprint, config=cfg)
         except BaseException:
             if held is not None:
-                held[0].release(held[1])
+                held.release()
             raise
         finally:
             batch_rows_reserved.reset(reserved)
         task_id = made.parsed.result.task_id
         if held is not None:
-            _HELD[task_id] = held
+            keep(cfg, task_id, held)
         return cls(task_id, config)
 
     @classmethod

@@ -8,6 +8,7 @@ batches: what was spent never passes it, and is what the engine counted."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -119,10 +120,14 @@ def test_a_budget_of_100_holds_on_every_path(sdk: Any) -> None:
         sdk.chat.completions.create(model=MODEL, messages=ASK, max_tokens=CAP, tools=[_tool(i) for i in range(12)])
     chunks = list(sdk.chat.completions.create(model=MODEL, messages=ASK, max_tokens=CAP, stream=True))
     assert chunks and all(c.choices for c in chunks)  # a stream without usage: sent, counted
+    body = {"model": MODEL, "messages": ASK, "max_tokens": CAP}
+    lines = "".join(json.dumps({"custom_id": str(i), "method": "POST", "url": "/v1/chat/completions", "body": body})
+                    + "\n" for i in range(2)).encode()
+    upload = sdk.files.create(file=("rows.jsonl", lines), purpose="batch")  # a batch: its rows' worst case
     for call in (lambda: sdk.responses.create(model=MODEL, input=LONG, max_output_tokens=CAP),
                  lambda: sdk.post("/messages", cast_to=object,
                                   body={"model": MODEL, "max_tokens": CAP, "messages": ASK}),
-                 lambda: sdk.batches.create(input_file_id="file-x", endpoint="/v1/chat/completions",
+                 lambda: sdk.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
                                             completion_window="24h")):
         with pytest.raises(openai.RateLimitError):  # what is left cannot hold their worst case
             call()

@@ -8,11 +8,13 @@ chunk; a repeated call replays from the cache."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 
 from qfnb._core.config import Config
+from qfnb._core.http.recorded import worst_case
 from qfnb._core.record import ledger as ledger_mod
 from qfnb._core.record.budget import budget
 from qfnb._core.record.cache import cache_mode, set_process_mode
@@ -113,8 +115,6 @@ def test_past_the_budget_a_call_is_refused_unsent(sdk: Any, platform: Platform) 
                                                      "city": {"type": "string"}}}}}
         sdk.chat.completions.create(model="m", messages=ask, n=2, max_tokens=10, tools=[tool] * 12)
     assert platform.sent == [] and spend.spent_tokens == 0 and spend.reserved_tokens == 0
-    with pytest.raises(openai.RateLimitError, match="batch"):
-        sdk.batches.create(input_file_id="file-1", endpoint="/v1/chat/completions", completion_window="24h")
     sdk.chat.completions.create(model="m", messages=ask, max_tokens=10)  # about 50 at most: sent
     assert len(platform.sent) == 1 and spend.spent_tokens == PROMPT + COMPLETION <= 100
 
@@ -151,29 +151,123 @@ def test_a_repeated_call_replays_from_the_cache_and_fresh_asks_again(sdk: Any, p
     assert [r.cache_hit for r in _rows()] == [False, True, False, True, False]
 
 
-def test_an_ended_batch_goes_to_the_ledger_once_without_a_budget() -> None:
-    state = {"status": "in_progress"}
+class Batches:
+    """Answers OpenAI's files + batches as the local platform does: the uploaded file ``file-1``'s
+    rows, and one batch ``infer-b1`` whose ``status`` the test moves on."""
 
-    def batches(request: Any) -> Any:
-        batch = {"id": "infer-b1", "object": "batch", "endpoint": "/v1/chat/completions", "input_file_id": "file-1",
-                 "completion_window": "24h", "status": state["status"], "created_at": 100, "in_progress_at": 101,
-                 "completed_at": 131 if state["status"] == "completed" else None,
-                 "request_counts": {"total": 2, "completed": 2, "failed": 0},
-                 "usage": {"input_tokens": 40, "output_tokens": 25, "total_tokens": 65}}
-        if request.url.path.endswith("/batches") and request.method == "GET":
-            return httpx2.Response(200, json={"object": "list", "data": [batch], "has_more": False})
-        return httpx2.Response(200, json=batch)
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows, self.status, self.created, self.reads = rows, "in_progress", 0, 0
 
+    def batch(self) -> dict[str, Any]:
+        return {"id": "infer-b1", "object": "batch", "endpoint": "/v1/chat/completions", "input_file_id": "file-1",
+                "completion_window": "24h", "status": self.status, "created_at": 100, "in_progress_at": 101,
+                "completed_at": 131 if self.status == "completed" else None,
+                "request_counts": {"total": len(self.rows), "completed": len(self.rows), "failed": 0},
+                "usage": {"input_tokens": 40, "output_tokens": 25, "total_tokens": 65}}
+
+    def __call__(self, request: Any) -> Any:
+        path = request.url.path
+        if path.endswith("/content"):
+            if path != "/v1/files/file-1/content":
+                error = {"message": "No such File object", "type": "invalid_request_error", "code": "not_found"}
+                return httpx2.Response(404, json={"error": error})
+            return httpx2.Response(200, content="".join(json.dumps(r) + "\n" for r in self.rows).encode())
+        if request.method == "POST" and path.endswith("/batches"):
+            self.created += 1
+        elif request.method == "GET":
+            self.reads += 1
+        if path.endswith("/batches") and request.method == "GET":
+            return httpx2.Response(200, json={"object": "list", "data": [self.batch()], "has_more": False})
+        return httpx2.Response(200, json=self.batch())
+
+
+def _row(i: int, **body: Any) -> dict[str, Any]:
+    return {"custom_id": str(i), "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": "m", "messages": [{"role": "user", "content": f"question {i}"}], **body}}
+
+
+def _batch_sdk(double: Batches, watch_first_s: float = 3600.0) -> Any:
     config = Config.from_env({}, base_url="http://platform.test")
-    transport = SyncRecordedTransport(config, inner=httpx2.MockTransport(batches))
-    sdk = openai.OpenAI(base_url="http://platform.test/v1", api_key="k", max_retries=0,
-                        http_client=openai.DefaultHttpxClient(transport=transport))
-    made = sdk.batches.create(input_file_id="file-1", endpoint="/v1/chat/completions", completion_window="24h")
+    transport = SyncRecordedTransport(config, inner=httpx2.MockTransport(double), watch_first_s=watch_first_s)
+    return openai.OpenAI(base_url="http://platform.test/v1", api_key="k", max_retries=0,
+                         http_client=openai.DefaultHttpxClient(transport=transport))
+
+
+def _create(sdk: Any, file_id: str = "file-1") -> Any:
+    return sdk.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h")
+
+
+TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
+#: a row with its own cap, one without (the platform's 1,024), one with n=2 answers of 20 and a tool
+ROWS = [_row(0, max_tokens=10), _row(1), _row(2, n=2, max_completion_tokens=20, tools=[TOOL])]
+
+
+def test_a_batch_holds_its_rows_worst_case_and_settles_once_when_a_reader_sees_it_end() -> None:
+    spend, double = budget(tokens=10_000), Batches(ROWS)
+    sdk = _batch_sdk(double)
+    made = _create(sdk)
+    worst = sum(worst_case(r["body"], "v2/chat") for r in ROWS)
+    assert worst > 1024 + 2 * 20 + 10 and made.status == "in_progress" and double.created == 1
+    assert (spend.reserved_tokens, spend.spent_tokens, _rows()) == (worst, 0, [])  # held while it runs
+    double.status = "completed"
+    assert sdk.batches.retrieve("infer-b1").usage.total_tokens == 65
+    assert [b.id for b in sdk.batches.list()] == ["infer-b1"]
+    assert (spend.reserved_tokens, spend.spent_tokens) == (0, 65)  # settled once to its usage
+    (row,) = _rows()
+    assert (row.api, row.model, row.total_tokens, row.job) == ("batch-job", "m", 65, "batch-job infer-b1")
+
+
+def test_a_batch_past_the_budget_is_refused_before_it_is_created_naming_the_figures() -> None:
+    spend, double = budget(tokens=1_000), Batches(ROWS)
+    sdk = _batch_sdk(double)
+    worst = sum(worst_case(r["body"], "v2/chat") for r in ROWS)
+    with pytest.raises(openai.RateLimitError, match=rf"token budget: 0 of 1,000 used .* the OpenAI batch of "
+                                                    rf"file-1 \(3 rows\) may use up to {worst:,}"):
+        _create(sdk)
+    with pytest.raises(openai.NotFoundError):  # a file the platform does not have: its own answer
+        _create(sdk, "file-2")
+    assert double.created == 0 and (spend.reserved_tokens, spend.spent_tokens) == (0, 0)
+    budget(tokens=worst)  # exactly its worst case fits
+    assert _create(sdk).id == "infer-b1" and double.created == 1
+
+
+def _until(done: Any, limit: float = 10.0) -> None:
+    deadline = time.monotonic() + limit
+    while not done():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_the_transport_watches_a_batch_it_made_and_settles_it_when_no_one_reads_it() -> None:
+    spend, double = budget(tokens=10_000), Batches(ROWS)
+    _create(_batch_sdk(double, watch_first_s=0.01))
+    assert spend.reserved_tokens > 0
+    double.status = "completed"  # the client never reads it again
+    _until(lambda: spend.reserved_tokens == 0)
+    reads = double.reads
+    assert spend.spent_tokens == 65 and len(_rows()) == 1
+    time.sleep(0.1)
+    assert double.reads == reads  # the watch ended with the batch
+
+
+def test_an_ended_batch_goes_to_the_ledger_once_without_a_budget() -> None:
+    double = Batches(ROWS)
+    sdk = _batch_sdk(double)
+    made = _create(sdk)
     assert made.status == "in_progress" and _rows() == []  # not ended: nothing to count yet
-    state["status"] = "completed"
+    assert double.reads == 0  # without a budget its file is not read
+    double.status = "completed"
     assert sdk.batches.retrieve("infer-b1").usage.total_tokens == 65  # the answer reaches the caller whole
     sdk.batches.retrieve("infer-b1")
     assert [b.id for b in sdk.batches.list()] == ["infer-b1"]
     (row,) = _rows()  # once, however often it is read
     assert (row.api, row.prompt_tokens, row.completion_tokens, row.total_tokens) == ("batch-job", 40, 25, 65)
     assert row.latency_s == 30.0 and row.job == "batch-job infer-b1" and not row.cache_hit
+
+
+def test_without_a_budget_the_watch_puts_an_ended_batch_in_the_ledger_unread() -> None:
+    double = Batches(ROWS)
+    _create(_batch_sdk(double, watch_first_s=0.01))
+    double.status = "completed"
+    _until(lambda: len(_rows()) == 1)
+    assert _rows()[0].total_tokens == 65

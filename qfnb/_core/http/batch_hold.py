@@ -1,0 +1,91 @@
+"""A batch task on the record, whichever face made it: a durable ``BatchJob`` (``durable=True``,
+``%qfbatch``) or an OpenAI batch made through ``qfnb.openai_client()``.
+
+Its rows' worst case (:class:`RowTally`: each row as a v2 chat call,
+:func:`~qfnb._core.http.recorded.worst_case`) is held against the active budget before the task is
+created (:func:`hold_rows`; ``BudgetExceeded`` naming the figures, and nothing is created). The
+hold is kept under the task's id (:func:`keep`) and, when the task is seen to end
+(:func:`settle_task`), settles to the task's real usage; the task's tokens go to the ledger once
+per platform and task, whichever process or face reads it first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from qfnb._core.config import Config
+from qfnb._core.http.recorded import worst_case
+from qfnb._core.record.budget import Budget, Reservation, active_budget
+from qfnb._core.record.ledger import SESSION, UsageRow, default_ledger
+from qfnb._core.record.prices import prices
+
+__all__ = ["Hold", "RowTally", "hold_rows", "keep", "settle_task", "task_key"]
+
+
+@dataclass
+class RowTally:
+    """A batch's rows and their worst case, counted as the rows stream by."""
+
+    rows: int = 0
+    tokens: int = 0
+
+    def add(self, body: Mapping[str, Any]) -> None:
+        """Count one row's request body (a chat call: its prompt, tools, ``n`` answers of its cap)."""
+        self.rows += 1
+        self.tokens += worst_case(body, "v2/chat")
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """What one batch task holds against a budget until it ends."""
+
+    budget: Budget
+    reservation: Reservation
+    model: str
+
+    def release(self) -> None:
+        """The task was not created: give the hold back."""
+        self.budget.release(self.reservation)
+
+
+#: per task created here (:func:`task_key`): what it holds
+_HELD: dict[str, Hold] = {}
+
+
+def task_key(config: Config, task_id: str) -> str:
+    """The ledger key of a platform's task (the same for every face and process)."""
+    return f"batch-job {config.base_url.rstrip('/')} {task_id}"
+
+
+def hold_rows(tally: RowTally, model: str, config: Config, *, what: str) -> Hold | None:
+    """Hold ``tally``'s worst case against the active budget (None without one); BudgetExceeded
+    names the budget and ``what`` may use: nothing is held, the task is not to be created."""
+    budget = active_budget()
+    if budget is None:
+        return None
+    yuan = 0.0 if config.embedded else (prices().cost(model, tally.tokens, 0, batch=True) or 0.0)
+    return Hold(budget, budget.reserve(tally.tokens, yuan, what=what), model)
+
+
+def keep(config: Config, task_id: str, hold: Hold) -> None:
+    """Keep ``hold`` until the task ``task_id`` is seen to end."""
+    _HELD[task_key(config, task_id)] = hold
+
+
+def settle_task(config: Config, task_id: str, *, prompt: int, completion: int, seconds: float,
+                model: str | None = None, reused: bool = False) -> None:
+    """An ended task: its hold (if made here) settles to ``prompt`` + ``completion``, and its tokens
+    are in the ledger once (job ``batch-job <id>``). A reused task (``submit(reuse=True)``) settles
+    nothing and adds a cache-hit row once per session: its tokens count as saved."""
+    key = task_key(config, task_id)
+    hold = None if reused else _HELD.pop(key, None)
+    name = model or (hold.model if hold is not None else "") or "batch"
+    if hold is not None:
+        yuan = 0.0 if config.embedded else (prices().cost(name, prompt, completion, batch=True) or 0.0)
+        hold.budget.settle(hold.reservation, prompt + completion, yuan)
+    row = UsageRow(api="batch-job", model=name, platform="local" if config.embedded else "cloud",
+                   prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion,
+                   latency_s=0.0 if reused else seconds, cache_hit=reused, job=f"batch-job {task_id}")
+    default_ledger().record_once(row, f"{key} reused in {SESSION}" if reused else key)
