@@ -8,13 +8,18 @@ question goes to the test part, so the model is evaluated on questions it did no
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Literal
 
 Split = Literal["all", "train", "test"]
+
+logger = logging.getLogger(__name__)
 
 #: Questions kept out of training: paraphrases of the taught fact and general knowledge.
 HELD_OUT = (
@@ -59,10 +64,31 @@ def demo_qa(split: Split = "all") -> Path:
         demo_rows(split)  # validates
         return _packaged()
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in demo_rows(split))
-    path = Path(tempfile.gettempdir()) / "qfnb-demo" / f"demo_qa_{split}.jsonl"
+    path = _private_dir() / f"demo_qa_{split}.jsonl"
     if not path.exists() or path.read_text(encoding="utf-8") != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)  # atomic: concurrent kernels never read half a file
+        # a fresh unpredictable name, created 0600 with O_EXCL: nothing planted in the folder is written through
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.replace(name, path)  # atomic: concurrent kernels never read half a file
+        finally:
+            Path(name).unlink(missing_ok=True)
     return path
+
+
+def _private_dir() -> Path:
+    """``<temp dir>/qfnb-demo``, this user's own folder (created 0700, or made 0700). In a shared /tmp
+    anyone can take that name first: a link, a file or another user's folder there is not used; the
+    splits go to a fresh private folder instead."""
+    shared = Path(tempfile.gettempdir()) / "qfnb-demo"
+    with contextlib.suppress(FileExistsError):
+        shared.mkdir(mode=0o700)
+    info = shared.lstat()
+    if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            shared.chmod(0o700)
+        return shared
+    logger.warning("%s is not this user's own folder (a link, a file or another user's); the demo splits "
+                   "go to a fresh private folder", shared)
+    return Path(tempfile.mkdtemp(prefix="qfnb-demo-"))

@@ -14,13 +14,19 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from qfnb.common.cli import adapter_guard
 from qfnb.common.cli._shared import CliError
 from qfnb.common.cli.openai_adapter import OpenAIAdapter, openai_app
-from qfnb.common.cli.servers import proxy_app
+from qfnb.common.cli.servers import direct_app, proxy_app
+from qfnb.local.server.replay import from_loopback
 from qfnb.protocol import netguard
 from qfnb.protocol.limits import MAX_BODY_BYTES
 
@@ -202,14 +208,39 @@ def test_tools_pass_through_as_functions() -> None:
 def test_a_call_forwarded_from_another_address_keeps_the_replay_check() -> None:
     """``qfnb proxy --direct`` on a network address reaches the platform from loopback; it says whom it
     forwards for, and the platform checks that call's signature for replays as if it came directly."""
-    from types import SimpleNamespace
+    def call(host: str, headers: list[tuple[bytes, bytes]]) -> Request:
+        return Request({"type": "http", "client": (host, 50000), "headers": headers})
 
-    from qfnb.local.server.replay import from_loopback
-
-    local = SimpleNamespace(client=SimpleNamespace(host="127.0.0.1"), headers={})
-    forwarded = SimpleNamespace(client=SimpleNamespace(host="127.0.0.1"), headers={"x-forwarded-for": "10.0.0.7"})
-    remote = SimpleNamespace(client=SimpleNamespace(host="10.0.0.7"), headers={})
+    local, remote = call("127.0.0.1", []), call("10.0.0.7", [])
+    forwarded = call("127.0.0.1", [(b"x-forwarded-for", b"10.0.0.7")])
     assert from_loopback(local) and not from_loopback(forwarded) and not from_loopback(remote)
+
+
+@pytest.mark.parametrize(("client", "sent", "forwarded"), [
+    (("10.0.0.7", 50000), {}, "10.0.0.7"),
+    (("10.0.0.7", 50000), {"X-Forwarded-For": ""}, "10.0.0.7"),  # a client cannot blank it
+    (("10.0.0.7", 50000), {"X-Forwarded-For": "127.0.0.1"}, "10.0.0.7"),  # nor claim loopback
+    (("127.0.0.1", 50000), {}, None),
+])
+def test_the_direct_proxy_says_whom_it_forwards_for(monkeypatch: pytest.MonkeyPatch, client: tuple[str, int],
+                                                    sent: dict[str, str], forwarded: str | None) -> None:
+    """``qfnb proxy --direct`` reaches the platform from loopback whatever its own address: it adds the
+    caller's address as ``X-Forwarded-For`` (replacing any the caller sent), so the platform's
+    ``from_loopback`` sees a network call and keeps its replay check."""
+    seen: list[dict[str, Any]] = []
+
+    async def platform(request: Request) -> JSONResponse:  # the daemon side: what its replay check reads
+        seen.append({"forwarded": request.headers.get("x-forwarded-for"), "checked": not from_loopback(request),
+                     "path": request.url.path})
+        return JSONResponse({"result": "ok"})
+
+    upstream = Starlette(routes=[Route("/{path:path}", platform, methods=["POST"])])
+    real = httpx.AsyncClient
+    monkeypatch.setattr(httpx, "AsyncClient", lambda **kw: real(transport=httpx.ASGITransport(app=upstream), **kw))
+    proxy = TestClient(direct_app("http://127.0.0.1:8866"), base_url="http://127.0.0.1:8002", client=client)
+    answer = proxy.post("/v2/dataset?Action=DeleteDataset", json={}, headers=sent)
+    assert answer.status_code == 200 and answer.json() == {"result": "ok"}, answer.text
+    assert seen == [{"forwarded": forwarded, "checked": forwarded is not None, "path": "/v2/dataset"}]
 
 
 @pytest.mark.parametrize("command", ["openai", "proxy"])

@@ -14,13 +14,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
 
 from qfnb.cli import build_parser, main
+from qfnb.common.cli import main as official
 from tests.fakes.local_platform import ServedPlatform
 
 REPO = Path(__file__).resolve().parents[2]
@@ -327,6 +328,29 @@ def test_openai_and_proxy_refuse_a_secret_on_the_command_line(shell: dict[str, s
     assert run.returncode == 1 and "--api-key is refused" in run.stderr and "QFNB_OPENAI_API_KEY" in run.stderr
     run = qfnb(shell, "proxy", "--access-token", "visible-in-ps")
     assert run.returncode == 1 and "--access-token is refused" in run.stderr
+
+
+@pytest.mark.parametrize("command", ["openai", "proxy"])
+@pytest.mark.parametrize(("option", "variable"), [("--ak", "QIANFAN_AK"), ("--sk", "QIANFAN_SK"),
+                                                  ("--access-key", "QIANFAN_ACCESS_KEY"),
+                                                  ("--secret-key", "QIANFAN_SECRET_KEY")])
+def test_the_servers_refuse_a_global_credential_on_the_command_line(
+        command: str, option: str, variable: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``qfnb --ak ... proxy`` would show the key in ``ps`` for the server's whole life (and ``--detach``
+    starts it again with the same argv): refused before the server starts or the environment is set."""
+    started: list[str] = []
+
+    def server(args: argparse.Namespace, argv: Sequence[str]) -> int:
+        started.append(args.command)
+        return 0
+    monkeypatch.setitem(official.SERVERS, command, server)
+    for name in official.GLOBAL_OPTIONS.values():
+        monkeypatch.delenv(name, raising=False)
+    assert main([option, "visible-in-ps", command, "--detach"]) == 1
+    err = capsys.readouterr().err
+    assert f"{option} is refused for `qfnb {command}`" in err and f"${variable}" in err and "ps" in err
+    assert started == [] and variable not in os.environ
 
 
 def test_proxy_signs_calls_for_a_client_without_keys(shell: dict[str, str],

@@ -85,3 +85,49 @@ def test_a_refused_call_names_what_is_held_by_calls_in_flight() -> None:
     spend.settle(held, 20, 0.0)
     spend.release(spend.reserve(80))  # room again once the first settled to its real 20
     assert (spend.spent_tokens, spend.reserved_tokens) == (20, 0)
+
+
+@pytest.mark.parametrize("via", ["ChatCompletion", "Qianfan"])
+def test_a_v2_stream_read_to_the_end_without_include_usage_is_counted(fake: Any, make_config: Any,
+                                                                      via: str) -> None:
+    """Issue 43 §3: a v2 chat stream whose caller did not ask for ``stream_options.include_usage`` was
+    recorded as 0 tokens. It is sent asking for it, and the engine's own count reaches the ledger and
+    the budget; the caller still sees no usage chunk."""
+    spend = budget(tokens=1_000)
+    ask = [{"role": "user", "content": "hello there"}]
+    if via == "ChatCompletion":
+        chat = qfnb.ChatCompletion(config=make_config(), version=2, model="ernie-speed-8k")
+        bodies = [dict(c.body) for c in chat.do(messages=ask, stream=True, max_tokens=CAP)]
+    else:
+        client = qfnb.Qianfan(config=make_config())
+        stream = client.chat.completions.create(model="ernie-speed-8k", messages=ask, stream=True, max_tokens=CAP)
+        bodies = [chunk.raw for chunk in stream]
+    assert bodies and all(b["choices"] for b in bodies)  # the usage chunk qfnb asked for is not passed on
+    answer = "".join(b["choices"][0]["delta"]["content"] for b in bodies)
+    (sent,) = [r.json for r in fake.calls("/v2/chat/")]
+    assert sent["stream_options"] == {"include_usage": True}
+    (row,) = ledger_mod.default_ledger().rows()
+    assert (row.api, row.prompt_tokens, row.completion_tokens) == ("v2/chat", len("hello there"), len(answer))
+    assert spend.spent_tokens == row.total_tokens == len("hello there") + len(answer) > 0
+    assert spend.reserved_tokens == 0
+
+
+FUNCTION = {"name": "lookup_city_weather", "description": "Look up today's weather in a city. " * 2,
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+
+
+@pytest.mark.parametrize("extra", [{"n": 8}, {"functions": [FUNCTION] * 12}], ids=["n=8", "12 functions"])
+def test_a_v1_call_with_n_or_many_functions_is_refused_before_sending(fake: Any, make_config: Any,
+                                                                      extra: dict[str, Any]) -> None:
+    """Issue 43 §3: one call crossed the budget (``n=8`` spent 170 of 100, 12 functions 1,406 of 300).
+    The reservation counts ``n`` answers and the function schemas the template renders into the prompt
+    (beyond the template's tool instructions), so the call is refused unsent; without them it fits and
+    is sent."""
+    chat = qfnb.ChatCompletion(config=make_config())
+    spend = budget(tokens=300)  # the call alone: about 80 at most; with 12 tool instructions alone: about 210
+    ask = [{"role": "user", "content": "hello there"}]
+    with pytest.raises(BudgetExceeded, match="token budget"):
+        chat.do(messages=ask, max_output_tokens=CAP, **extra)
+    assert _sent(fake) == 0 and spend.spent_tokens == 0 and spend.reserved_tokens == 0
+    chat.do(messages=ask, max_output_tokens=CAP)
+    assert _sent(fake) == 1 and 0 < spend.spent_tokens <= 300 and spend.reserved_tokens == 0

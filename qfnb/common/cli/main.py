@@ -17,6 +17,11 @@ from qfnb.protocol.version import __version__
 #: the official global options and the environment variables they set
 GLOBAL_OPTIONS = {"access_key": "QIANFAN_ACCESS_KEY", "secret_key": "QIANFAN_SECRET_KEY",
                   "ak": "QIANFAN_AK", "sk": "QIANFAN_SK"}
+#: a long-running server's credentials never come from argv: ``ps`` shows it to every user while the
+#: server runs, and ``--detach`` starts the server again with the same argv
+ARGV_CREDENTIAL = ("{option} is refused for `qfnb {command}`: argv shows in `ps` to every user of this machine "
+                   "for as long as the server runs. Export ${env} instead (with no QIANFAN_* credentials set, "
+                   "the server uses the local platform's)")
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {**inference.COMMANDS, **platform.COMMANDS}
 SERVERS: dict[str, Callable[[argparse.Namespace, Sequence[str]], int]] = {"openai": openai_adapter.openai,
                                                                            "proxy": servers.proxy}
@@ -48,6 +53,14 @@ def apply_global_options(args: argparse.Namespace) -> None:
                         format="%(levelname)s %(name)s: %(message)s")
 
 
+def refuse_argv_credentials(args: argparse.Namespace) -> None:
+    """A server (``openai``, ``proxy``) given a global credential option: refused, naming it."""
+    for name, variable in GLOBAL_OPTIONS.items():
+        if getattr(args, f"g_{name}", None):
+            raise CliError(ARGV_CREDENTIAL.format(option="--" + name.replace("_", "-"), command=args.command,
+                                                  env=variable))
+
+
 def add_parsers(sub: Any) -> None:
     inference.add_parsers(sub)
     platform.add_parsers(sub)
@@ -62,10 +75,12 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """Run an official command; ``argv`` is the command line (``--detach`` re-runs it)."""
     from qfnb._core.errors import QfnbError  # deferred: `qfnb --help` does without it (1 module)
 
-    apply_global_options(args)
     try:
         if args.command in SERVERS:
+            refuse_argv_credentials(args)  # before they reach the environment
+            apply_global_options(args)
             return SERVERS[args.command](args, argv)
+        apply_global_options(args)
         return COMMANDS[args.command](args)
     except (CliError, QfnbError, ValueError, OSError) as exc:
         if getattr(args, "g_traceback", False):
