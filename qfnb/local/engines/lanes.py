@@ -8,6 +8,13 @@ interactive requests may use (the engine is started with ``slots + spare`` slots
 interactive request always runs before a waiting batch one. So an interactive call beside a
 batch that saturates the engine is admitted, and runs at once on a spare slot.
 
+Requests may name a *group*: the adapter set an engine runs them with (llama-server batches only
+the requests of one adapter set, the set of its lowest busy slot, so a request for another adapter
+would wait as long as lower slots stream back to back). Requests of one group run side by side; a
+request of another group waits, in its lane's order, until the running ones finish, and requests
+arriving after it wait behind it. A turn taken inside another turn of the same task (a call
+written again under its grammar while the first answer is still open) skips that wait.
+
 ``Retry-After`` on a refusal is estimated from the rate at which admitted requests finish (one
 place frees per finish), instead of a fixed second.
 """
@@ -41,10 +48,12 @@ def spare_slots(slots: int) -> int:
 
 
 class _Waiter:
-    __slots__ = ("batch", "future", "granted", "key", "long", "loop", "slot")
+    __slots__ = ("batch", "future", "granted", "group", "key", "long", "loop", "slot")
 
-    def __init__(self, batch: bool, long: bool, loop: asyncio.AbstractEventLoop, key: str | None = None) -> None:
+    def __init__(self, batch: bool, long: bool, loop: asyncio.AbstractEventLoop, key: str | None = None,
+                 group: str | None = None) -> None:
         self.batch, self.long, self.loop, self.granted, self.key = batch, long, loop, False, key
+        self.group = group
         self.slot: int | None = None
         self.future: asyncio.Future[None] = loop.create_future()
 
@@ -64,6 +73,10 @@ class LaneGate(Gate):
         #: conversation (cache key) -> the slot that last served it, most recent last
         self._homes: OrderedDict[str, int] = OrderedDict()
         self._waiting: deque[_Waiter] = deque()
+        #: the group of the running requests and how many run (no group: None)
+        self._group: str | None = None
+        #: the tasks holding a turn, and how many each holds (a nested turn skips the group's wait)
+        self._holders: dict[asyncio.Task[object], int] = {}
         self._finished: deque[float] = deque(maxlen=32)
         self._cond_lock = threading.Lock()
 
@@ -87,10 +100,11 @@ class LaneGate(Gate):
         return min(MAX_RETRY_AFTER, max(1.0, 1.0 / rate if rate > 0 else MAX_RETRY_AFTER))
 
     @contextlib.asynccontextmanager
-    async def turn(self, lane: str | None = None, *, long: bool = False,
-                   key: str | None = None) -> AsyncIterator[int]:
-        """Admit one request of ``lane`` (default: the request's :data:`priority`), wait for its
-        turn to run, and hold its place until the block ends; EngineBusy when it cannot be admitted.
+    async def turn(self, lane: str | None = None, *, long: bool = False, key: str | None = None,
+                   group: str | None = None) -> AsyncIterator[int]:
+        """Admit one request of ``lane`` (default: the request's :data:`priority`) and ``group``
+        (its adapter set), wait for its turn to run, and hold its place until the block ends;
+        EngineBusy when it cannot be admitted.
 
         Yields the engine slot to run on: the lowest free one for a short interactive request,
         the highest for a ``long`` prompt or batch traffic (the engine serves low slots first)."""
@@ -106,26 +120,39 @@ class LaneGate(Gate):
             raise EngineBusy(self.name, cap, self.retry_after())
         self._changed()
         calls.count(self.name)
+        task = asyncio.current_task()
         try:
-            slot = await self._wait_turn(batch, long, key)
+            slot = await self._wait_turn(batch, long, key, group, nested=task in self._holders)
+            if task is not None:
+                with self._cond_lock:
+                    self._holders[task] = self._holders.get(task, 0) + 1
             try:
                 yield slot
             finally:
+                if task is not None:
+                    with self._cond_lock:
+                        held = self._holders.pop(task) - 1
+                        if held:
+                            self._holders[task] = held
                 self._leave(batch, slot)
         finally:
             with self._lock:
                 self._admitted -= 1
             self._changed()
 
-    def _can_run(self, batch: bool) -> bool:
+    def _can_run(self, batch: bool, group: str | None = None, nested: bool = False) -> bool:
         if self._running >= self.slots + self.spare:
+            return False
+        if self._running and group != self._group and not nested:
             return False
         return not batch or self._running_batch < self.slots
 
-    def _start(self, batch: bool, long: bool, key: str | None = None) -> int:
+    def _start(self, batch: bool, long: bool, key: str | None = None, group: str | None = None) -> int:
         """Take a free slot: the one that last served ``key`` (a conversation: its prefix is still
         there), else one that is no conversation's home (the lowest for a short interactive request,
         the highest for a long prompt or batch traffic)."""
+        if not self._running:
+            self._group = group
         self._running += 1
         self._running_batch += batch
         home = self._homes.get(key) if key is not None else None
@@ -142,14 +169,16 @@ class LaneGate(Gate):
                 self._homes.popitem(last=False)
         return slot
 
-    async def _wait_turn(self, batch: bool, long: bool, key: str | None = None) -> int:
+    async def _wait_turn(self, batch: bool, long: bool, key: str | None = None, group: str | None = None, *,
+                         nested: bool = False) -> int:
         loop = asyncio.get_running_loop()
         with self._cond_lock:
             # FIFO within a lane, interactive before batch: go now only if nobody it yields to waits
-            ahead = bool(self._waiting) if batch else any(not w.batch for w in self._waiting)
-            if not ahead and self._can_run(batch):
-                return self._start(batch, long, key)
-            waiter = _Waiter(batch, long, loop, key)
+            # (a nested turn waits for a slot only: what waits behind its group waits for it too)
+            ahead = not nested and (bool(self._waiting) if batch else any(not w.batch for w in self._waiting))
+            if not ahead and self._can_run(batch, group, nested):
+                return self._start(batch, long, key, group)
+            waiter = _Waiter(batch, long, loop, key, group)
             self._waiting.append(waiter)
         try:
             await waiter.future
@@ -176,21 +205,21 @@ class LaneGate(Gate):
             self._grant()
 
     def _grant(self) -> None:
-        """Start waiters that may run now: interactive ones first, then batch ones, oldest first."""
-        for want_batch in (False, True):
-            for waiter in [w for w in self._waiting if w.batch == want_batch]:
-                if not self._can_run(waiter.batch):
-                    break
-                self._waiting.remove(waiter)
-                waiter.granted = True
-                waiter.slot = self._start(waiter.batch, waiter.long, waiter.key)
-                try:
-                    waiter.loop.call_soon_threadsafe(_wake, waiter.future)
-                except RuntimeError:  # its event loop is gone: nobody waits any more
-                    waiter.granted = False
-                    self._running -= 1
-                    self._running_batch -= waiter.batch
-                    self._free.add(waiter.slot)
+        """Start waiters that may run now: interactive ones first, then batch ones, oldest first,
+        up to the first that may not (no slot, or another group runs: the ones behind it wait too)."""
+        for waiter in sorted(self._waiting, key=lambda w: w.batch):  # stable: oldest first in each lane
+            if not self._can_run(waiter.batch, waiter.group):
+                break
+            self._waiting.remove(waiter)
+            waiter.granted = True
+            waiter.slot = self._start(waiter.batch, waiter.long, waiter.key, waiter.group)
+            try:
+                waiter.loop.call_soon_threadsafe(_wake, waiter.future)
+            except RuntimeError:  # its event loop is gone: nobody waits any more
+                waiter.granted = False
+                self._running -= 1
+                self._running_batch -= waiter.batch
+                self._free.add(waiter.slot)
 
 
 def _wake(future: asyncio.Future[None]) -> None:

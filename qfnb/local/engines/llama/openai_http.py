@@ -69,13 +69,15 @@ class SchemaNotCompiled(CannotServe):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where one request goes: base URL (with ``/v1``), key, extra body fields, and a release hook."""
+    """Where one request goes: base URL (with ``/v1``), key, extra body fields, a release hook, and
+    the adapter set it runs with (the gate runs one set at a time: :mod:`~qfnb.local.engines.lanes`)."""
 
     base_url: str
     api_key: str | None = None
     extra: dict[str, Any] | None = None
     release: Callable[[], None] | None = None
     broken: Callable[[], None] | None = None
+    group: str | None = None
 
 
 def request_body(gp: GenParams, *, llama: bool) -> dict[str, Any]:
@@ -270,7 +272,8 @@ class OpenAIChat:
             body = {"model": self._model, "prompt": tokens, **request_body(gp, llama=True), **(extra or {}),
                     **(target.extra or {})}
             prompts.fit(self.name, tokens, self._n_ctx, body)
-            async with self.gate.turn(lane, long=len(tokens) > prompts.LONG_PROMPT_TOKENS, key=key) as slot:
+            async with self.gate.turn(lane, long=len(tokens) > prompts.LONG_PROMPT_TOKENS, key=key,
+                                      group=target.group) as slot:
                 body["id_slot"] = slot
                 deltas = self._stream(target, "/completions", body)
                 if top_logprobs is not None:
@@ -394,6 +397,7 @@ def llama_endpoint(server: LlamaServer, adapter: Path | None) -> Callable[[], En
     def endpoint() -> Endpoint:
         lease: Lease = server.acquire(adapter)
         return Endpoint(lease.url + "/v1", lease.key, {"lora": lease.lora(adapter)} if lease.adapters else None,
-                        release=lambda: server.release(lease), broken=lambda: server.report_failure(lease))
+                        release=lambda: server.release(lease), broken=lambda: server.report_failure(lease),
+                        group=str(adapter) if adapter is not None else None)
 
     return endpoint
