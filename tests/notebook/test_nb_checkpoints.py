@@ -3,14 +3,19 @@ Deploy button saying which checkpoint it deploys, and a held-out file named ``*_
 
 from __future__ import annotations
 
+import functools
 import io
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from qfnb.notebook.render import charts
 from qfnb.notebook.training.attach import attach
 from qfnb.notebook.training.run import held_out_file
 
-SAVED = [{"step": s, "trainLoss": t, "evalLoss": e, "time": "2026-11-25T07:00:00Z"}
+SAVED: list[dict[str, Any]] = [{"step": s, "trainLoss": t, "evalLoss": e, "time": "2026-11-25T07:00:00Z"}
          for s, t, e in ((8, 3.1, 3.9), (16, 1.2, 3.2), (24, 0.5, 4.4), (32, 0.2, 5.6), (40, 0.08, 6.8))]
 
 
@@ -45,6 +50,38 @@ def test_the_chart_draws_checkpoints_best_and_the_over_fit_region() -> None:
     assert Image.open(io.BytesIO(marked)).size[0] > Image.open(io.BytesIO(charts.loss_chart(loss))).size[0]
     one = charts.loss_chart([(1, 2.0)], eval_points=[(1, 2.5)])  # a single point: integer ticks, no 1.002
     assert one.startswith(b"\x89PNG")
+
+
+def _drawn_x_ticks(monkeypatch: pytest.MonkeyPatch, draw: Callable[[], bytes]) -> list[tuple[float, str]]:
+    """The x ticks (value, label) of the chart ``draw`` renders, read from its Axes once it is drawn."""
+    figures: list[Any] = []
+    render = charts._png
+
+    def keep(fig: Any) -> bytes:
+        png = render(fig)  # drawn: the tick labels are set
+        figures.append(fig)
+        return png
+
+    monkeypatch.setattr(charts, "_png", keep)
+    assert draw().startswith(b"\x89PNG")
+    ax = figures[-1].axes[0]
+    low, high = ax.get_xlim()
+    return [(float(t.get_position()[0]), t.get_text()) for t in ax.get_xticklabels()
+            if low <= t.get_position()[0] <= high]
+
+
+def test_the_chart_x_axis_reads_whole_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the dashboard of a one-step run, a held-out loss at the same step: one tick, "1"
+    detail = {**_detail(), "currentStep": 1, "totalSteps": 1, "lossCurve": [[1, 2.0]], "evalLossCurve": [[1, 2.5]],
+              "checkpointList": [], "bestCheckpoint": None}
+    dash = attach("task-c", fetch=lambda t: detail, stop=lambda t: None, show=False, deployment=None)
+    dash.wait(timeout=5)
+    assert _drawn_x_ticks(monkeypatch, dash._chart) == [(1.0, "1")]
+    # two or a few steps: whole numbers only (not 1.0, 1.2, 1.4, …)
+    for steps in ([1, 2], [3, 4, 5], list(range(1, 41))):
+        ticks = _drawn_x_ticks(monkeypatch, functools.partial(charts.loss_chart, [(i, 1.0 / i) for i in steps]))
+        assert ticks and all(v.is_integer() and label == str(int(v)) for v, label in ticks), ticks
+        assert {min(steps), max(steps)} <= {int(v) for v, _ in ticks} or len(steps) > 5
 
 
 def test_a_held_out_file_named_heldout_is_recognised(tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ from qfnb.notebook.evaluation.options import (
     parse_recorded,
     reason,
 )
-from qfnb.notebook.evaluation.targets import default_chat_model, resolve_llm, resolve_llms
+from qfnb.notebook.evaluation.targets import default_chat_model, resolve_llm, resolve_llms, tag_of
 from qfnb.notebook.progress import make_progress
 from qfnb.notebook.sampling import SamplingOptions
 
@@ -352,6 +352,7 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
                           need_reference=any(m != "judge" for m in metrics), limit=args.limit)
     recorded = check_recorded(recorded, dataset, args.limit, namespace)
     llms = resolve_llms(words, namespace) if words else {}
+    args.compare = tag_of(args.compare, words, llms)  # `--compare ep_x@best` names `ep_x@best (step 16)`
     llms = prompt_variants(args, llms, namespace)
     _check_tags(args, llms, recorded)
 
