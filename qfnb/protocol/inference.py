@@ -17,6 +17,7 @@ from . import tools as tool_checks
 from .errors import ErrorCode
 from .errors import ProtocolError as ProtocolError  # defined there: importable without pydantic
 from .limits import (
+    LOCAL_MAX_EMBEDDING_TEXTS,
     MAX_EMBEDDING_TEXTS,
     MAX_PROMPT_CHARS,
     check_embedding_text,
@@ -299,6 +300,13 @@ class EmbeddingRequest(EmbeddingFields):
                 raise ProtocolError(f"{name}[{i}]", "must be a non-empty string")
             check_embedding_text(text, f"{name}[{i}]")
         return list(value)
+
+
+class PackedEmbeddingRequest(EmbeddingRequest):
+    """The v1 embeddings body of a qfnb batch's packed call to the local platform: the texts of
+    several of the v1 API's calls, up to :data:`~qfnb.protocol.limits.LOCAL_MAX_EMBEDDING_TEXTS`."""
+
+    max_texts: ClassVar[int] = LOCAL_MAX_EMBEDDING_TEXTS
 
 
 class Text2ImageRequest(Text2ImageFields):

@@ -10,6 +10,7 @@ import pytest
 from platform_doubles import FakeRegistry
 from platform_helpers import CREDS, Signer, bearer, client_for, token
 
+from qfnb.local.server.lane import PRIORITY_HEADER
 from qfnb.protocol.daemon import MODEL_HEADER
 from qfnb.protocol.routes import MODEL_API_PREFIX
 from qfnb.protocol.sse import SSEDecoder
@@ -144,6 +145,17 @@ def test_completion_and_embeddings(client) -> None:
     too_many = client.post(MODEL_API_PREFIX + "/embeddings/tiny-embed", params={"access_token": tok},
                            json={"input": ["a"] * 17}).json()
     assert too_many["error_code"] == 336003
+
+
+def test_a_batchs_packed_embeddings_call_takes_up_to_2048_texts(client) -> None:
+    """qfnb's batch (its lane) packs several v1 calls' texts into one; anything else keeps the cloud's 16."""
+    url, tok, lane = MODEL_API_PREFIX + "/embeddings/tiny-embed", token(client), {PRIORITY_HEADER: "batch"}
+    packed = client.post(url, params={"access_token": tok}, headers=lane, json={"input": ["ab", "abc"] * 20}).json()
+    assert [d["index"] for d in packed["data"]] == list(range(40)) and packed["data"][39]["embedding"][0] == 3.0
+    beyond = client.post(url, params={"access_token": tok}, headers=lane, json={"input": ["a"] * 2049}).json()
+    assert beyond["error_code"] == 336003 and "at most 2048 texts" in beyond["error_msg"]
+    alone = client.post(url, params={"access_token": tok}, json={"input": ["a"] * 17}).json()
+    assert alone["error_code"] == 336003 and "at most 16 texts" in alone["error_msg"]
 
 
 def test_text2image_without_model_is_a_clear_error(client) -> None:

@@ -18,7 +18,7 @@ from qfnb.local.convert import qianfan_v1
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.api import Engine
-from qfnb.local.engines.ask import ChatAsk, TextAsk
+from qfnb.local.engines.ask import BATCH, ChatAsk, TextAsk
 from qfnb.local.engines.base import CannotServe, PromptTooLong, text_turns
 from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.hf import text2image
@@ -32,7 +32,14 @@ from qfnb.local.server.serve import ClientGone, serve
 from qfnb.local.server.wire import VectorsJSON, json_body, now, parse, response_id, v1_error, vector_rows
 from qfnb.protocol.daemon import MODEL_HEADER
 from qfnb.protocol.errors import ErrorCode, ProtocolError
-from qfnb.protocol.inference import ChatRequest, CompletionRequest, EmbeddingRequest, PluginRequest, Text2ImageRequest
+from qfnb.protocol.inference import (
+    ChatRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    PackedEmbeddingRequest,
+    PluginRequest,
+    Text2ImageRequest,
+)
 from qfnb.protocol.routes import MODEL_API_PREFIX
 
 log = logging.getLogger("qfnb.local.inference")
@@ -82,7 +89,7 @@ async def _v1_route(request: Request, platform: Platform, api_type: str, endpoin
         text = qianfan_v1.text_ask(parse(CompletionRequest, body), endpoint, lane)
         return await serve(request, platform, text, qianfan_v1.V1Render("completion", stream, rid, created))
     if api_type == "embeddings":
-        return await _embeddings(platform, endpoint, body)
+        return await _embeddings(platform, endpoint, body, lane)
     if api_type == "text2image":
         parse(Text2ImageRequest, body)
         draw = text2image.drawer(platform.registry, endpoint, platform.settings.text2image_model_dir)
@@ -159,8 +166,10 @@ async def _tokenizer(platform: Platform, body: dict[str, Any]) -> Response:
                         headers={MODEL_HEADER: model.name})
 
 
-async def _embeddings(platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
-    req = parse(EmbeddingRequest, body)
+async def _embeddings(platform: Platform, endpoint: str, body: dict[str, Any], lane: str) -> Response:
+    """v1 embeddings: the cloud's 16 texts a call, or up to 2048 from a qfnb batch (its lane), which
+    packs its calls' texts into one (``Embedding().batch_do`` against this platform)."""
+    req = parse(PackedEmbeddingRequest if lane == BATCH else EmbeddingRequest, body)
     model = await offload(platform.resolve, "embeddings", endpoint)
     platform.note_loading(model)
     embedder = await offload(platform.registry.embedder, platform.engine_endpoint(model))

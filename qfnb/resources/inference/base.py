@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
@@ -28,6 +29,7 @@ from qfnb.protocol.version import REQUEST_SOURCE
 from ..batch_job import submit_durable
 from . import batch as _batch
 from . import batching
+from .packing import Pack
 from .params import LOCAL_KWARGS, RETRY_KWARGS, InferenceCall
 from .targets import QfLLMInfo, Target, class_or_instance_method, model_info, resolve_target, service_names
 
@@ -43,6 +45,9 @@ C = TypeVar("C", bound=InferenceCall)
 #: the answer model of a response and of a stream chunk (:mod:`qfnb.protocol.answers`)
 A = TypeVar("A", bound="AnswerModel", default="AnswerModel")
 K = TypeVar("K", bound="AnswerModel", default="AnswerModel")
+#: a batch call's input and answer
+In = TypeVar("In")
+R = TypeVar("R")
 
 
 class BaseInference(Generic[C, A, K]):
@@ -215,19 +220,23 @@ class BaseInference(Generic[C, A, K]):
     async def _acall(self, call: C) -> QfResponse[A] | AsyncIterator[QfResponse[K]]:
         """The one implementation of a call: a :class:`QfResponse`, or (``call.stream``) an
         async iterator of chunks."""
-        if not isinstance(call.stream, bool):
-            raise ValidationError("stream", f"must be a bool, got {type(call.stream).__name__}")
-        target = await self._target(call.model, call.endpoint)
-        try:
-            target, body = self._body(target, call)
-        except ValidationError:
-            raise
-        except ProtocolError as exc:
-            raise ValidationError(exc.field, str(exc).split(": ", 1)[-1], exc.code) from None
+        target, body = await self._prepare(call)
         result = await self._send(target, body, call)
         if isinstance(result, QfResponse):
             return self._answer(result, call, target)
         return self._stream_post(result, call, target)
+
+    async def _prepare(self, call: C) -> tuple[Target, dict[str, Any]]:
+        """Where ``call`` goes and the body it sends, checked (a bad input raises ``ValidationError``)."""
+        if not isinstance(call.stream, bool):
+            raise ValidationError("stream", f"must be a bool, got {type(call.stream).__name__}")
+        target = await self._target(call.model, call.endpoint)
+        try:
+            return self._body(target, call)
+        except ValidationError:
+            raise
+        except ProtocolError as exc:
+            raise ValidationError(exc.field, str(exc).split(": ", 1)[-1], exc.code) from None
 
     async def _acall_one(self, call: C) -> QfResponse[A]:
         """:meth:`_acall` for a resource that never streams."""
@@ -300,7 +309,9 @@ class BaseInference(Generic[C, A, K]):
                         durable: bool = False, **common: Any) -> Any:
         """Run many calls, ``worker_num`` at a time. Returns results in input order
         (exceptions as values). With ``output_file=`` results are streamed to a JSONL file
-        (bounded memory, resumable) and read back from it one at a time.
+        (bounded memory, resumable) and read back from it one at a time. Against the embedded
+        platform, ``Embedding`` packs consecutive inputs into fewer, larger calls (each input still
+        gets its own answer; ``worker_num`` then counts the packed calls).
 
         Transient failures (429, 5xx, retryable codes, connection errors) are queued again
         for up to ``retry_budget`` seconds per input, and throttling lowers the concurrency
@@ -310,15 +321,34 @@ class BaseInference(Generic[C, A, K]):
         items = self._batch_items(inputs, body_list, common)
         if durable:
             return await submit_durable(self, items, common)
+        one, pack = self._batch_calls()
         return await batching.acollect(
-            _in_job(self._one), items, batching.length(inputs if inputs is not None else body_list),
+            one, items, batching.length(inputs if inputs is not None else body_list),
             worker_num=worker_num, output_file=output_file, progress=batching.reporter(progress, type(self).__name__),
-            classify=self._batch_classifier(common), retry_budget=retry_budget, answer=self.answer_model)
+            classify=self._batch_classifier(common), retry_budget=retry_budget, answer=self.answer_model,
+            pack=pack)
 
     async def _one(self, kwargs: dict[str, Any]) -> Any:
-        # one try per call: the batch itself retries transient failures (re-queued, paced)
-        # an item without a required field sends it as None: ``_body`` refuses it, naming the field
-        return await self.ado(**{**dict.fromkeys(self.required), "retry_count": 1, **kwargs})
+        return await self.ado(**self._one_kwargs(kwargs))
+
+    def _one_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """What a batch item's call is made of: one try per call (the batch itself retries transient
+        failures, re-queued and paced); an item without a required field sends it as None (``_body``
+        refuses it, naming the field)."""
+        return {**dict.fromkeys(self.required), "retry_count": 1, **kwargs}
+
+    def _batch_calls(self) -> tuple[batching.One, Pack | None]:
+        """A batch's call of one item and, where this resource packs items, its packed call (which
+        may fall back to the former), tagged as one job in the usage ledger."""
+        pack = self._pack()
+        if pack is None:
+            return _in_job(self._one), None
+        return self._one, replace(pack, call=_in_job(pack.call))
+
+    def _pack(self) -> Pack | None:
+        """How a batch's items may travel packed, several in one call (:mod:`.packing`); None: one
+        call an item (every resource on the cloud)."""
+        return None
 
     def _batch_classifier(self, common: dict[str, Any]) -> _batch.Classify:
         call = InferenceCall(retry_count=common.get("retry_count"), request_timeout=common.get("request_timeout"),
@@ -338,24 +368,26 @@ class BaseInference(Generic[C, A, K]):
         items = self._batch_items(inputs, body_list, common)
         if durable:
             return sync.run(submit_durable(self, items, common))
+        one, pack = self._batch_calls()
         future = batching.submit(
-            _in_job(self._one), items, batching.length(inputs if inputs is not None else body_list),
+            one, items, batching.length(inputs if inputs is not None else body_list),
             worker_num=worker_num, output_file=output_file, progress=batching.reporter(progress, type(self).__name__),
-            classify=self._batch_classifier(common), retry_budget=retry_budget, answer=self.answer_model)
+            classify=self._batch_classifier(common), retry_budget=retry_budget, answer=self.answer_model,
+            pack=pack)
         future.response_format = given_format
         return future
 
 
-def _in_job(call: Callable[[dict[str, Any]], Awaitable[Any]]) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+def _in_job(call: Callable[[In], Awaitable[R]]) -> Callable[[In], Awaitable[R]]:
     """``call`` with its calls tagged as one batch job in the usage ledger (``%qfusage --by job``);
     a batch run as part of a job (an evaluation) stays in that job."""
     if current_job() is not None:
         return call
     name = f"batch {uuid.uuid4().hex[:8]}"
 
-    async def tagged(kwargs: dict[str, Any]) -> Any:
+    async def tagged(item: In) -> R:
         with job(name):
-            return await call(kwargs)
+            return await call(item)
 
     return tagged
 

@@ -1,6 +1,6 @@
 """How a resource's ``abatch_do`` and ``batch_do`` run their items through :func:`.batch.run_batch`:
 into a list or a JSONL file (awaited), or into per-input futures or a file (started on qfnb's
-loop, a :class:`BatchFuture` returned at once)."""
+loop, a :class:`BatchFuture` returned at once); one call an item, or packed (:mod:`.packing`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import ProgressArg, ProgressCallback, make_progress
 
 from . import batch as _batch
+from .packing import Pack, PackSink, packs
 
 __all__ = ["acollect", "length", "reporter", "submit"]
 
@@ -31,14 +32,21 @@ def reporter(progress: ProgressArg, desc: str) -> ProgressCallback | None:
 
 async def _drive(one: One, items: Iterable[dict[str, Any]], sink: Any, total: int | None, *, worker_num: int | None,
                  progress: ProgressCallback | None, classify: _batch.Classify, retry_budget: float,
-                 counter: list[int] | None = None, stats: _batch.BatchStats | None = None) -> None:
-    """Run the items into ``sink``, the progress told of the start and the close; a file sink is closed."""
+                 counter: list[int] | None = None, stats: _batch.BatchStats | None = None,
+                 pack: Pack | None = None) -> None:
+    """Run the items into ``sink`` (with ``pack``: packed, several in one call), the progress told
+    of the start and the close; a file sink is closed."""
+    skip = getattr(sink, "done", None)
     try:
         if progress is not None:
             progress.on_start(total)
-        await _batch.run_batch(one, items, sink, worker_num=worker_num, skip=getattr(sink, "done", None),
-                               progress=progress, counter=counter, classify=classify, retry_budget=retry_budget,
-                               stats=stats)
+        if pack is None:
+            await _batch.run_batch(one, items, sink, worker_num=worker_num, skip=skip, progress=progress,
+                                   counter=counter, classify=classify, retry_budget=retry_budget, stats=stats)
+        else:
+            packed = PackSink(sink, progress, counter)
+            await _batch.run_batch(pack.call, packed.track(packs(items, skip or (), pack)), packed,
+                                   worker_num=worker_num, classify=classify, retry_budget=retry_budget, stats=stats)
     finally:
         if isinstance(sink, _batch.FileSink):
             sink.close()
@@ -48,9 +56,9 @@ async def _drive(one: One, items: Iterable[dict[str, Any]], sink: Any, total: in
 
 async def acollect(one: One, items: Iterable[dict[str, Any]], total: int | None, *, worker_num: int | None,
                    output_file: str | Path | None, progress: ProgressCallback | None, classify: _batch.Classify,
-                   retry_budget: float, answer: str = "AnswerModel") -> Sequence[Any]:
+                   retry_budget: float, answer: str = "AnswerModel", pack: Pack | None = None) -> Sequence[Any]:
     """Run the batch and return its results in input order (a file's read back lazily, ``parsed``
-    as ``answer``, the name of the calls' answer model)."""
+    as ``answer``, the name of the calls' answer model); ``pack``: the items travel packed."""
     sink: Any
     if output_file is not None:
         sink = _batch.FileSink(output_file)
@@ -60,7 +68,7 @@ async def acollect(one: One, items: Iterable[dict[str, Any]], total: int | None,
             total = len(items)
         sink = _batch.ListSink(total)
     await _drive(one, items, sink, total, worker_num=worker_num, progress=progress, classify=classify,
-                 retry_budget=retry_budget)
+                 retry_budget=retry_budget, pack=pack)
     if isinstance(sink, _batch.ListSink):
         return sink.results
     return _batch.FileResults(sink.path, total if total is not None else sink.count, answer)
@@ -68,7 +76,7 @@ async def acollect(one: One, items: Iterable[dict[str, Any]], total: int | None,
 
 def submit(one: One, items: Iterable[dict[str, Any]], total: int | None, *, worker_num: int | None,
            output_file: str | Path | None, progress: ProgressCallback | None, classify: _batch.Classify,
-           retry_budget: float, answer: str = "AnswerModel") -> _batch.BatchFuture:
+           retry_budget: float, answer: str = "AnswerModel", pack: Pack | None = None) -> _batch.BatchFuture:
     """Start the batch on qfnb's loop; its :class:`BatchFuture` at once."""
     if total is None and output_file is None:  # futures need a count; a file does not
         items = list(items)
@@ -86,6 +94,6 @@ def submit(one: One, items: Iterable[dict[str, Any]], total: int | None, *, work
         sink = _batch.FuturesSink(total)
         futures = sink.futures
     done = sync.submit(_drive(one, items, sink, total, worker_num=worker_num, progress=progress, classify=classify,
-                              retry_budget=retry_budget, counter=counter, stats=stats))
+                              retry_budget=retry_budget, counter=counter, stats=stats, pack=pack))
     return _batch.BatchFuture(total, done, counter, futures, Path(output_file) if output_file is not None else None,
                               skipped, stats, answer)
