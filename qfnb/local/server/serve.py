@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from qfnb.local.convert.answer import Answer, Render, answer_of
 from qfnb.local.domain.platform import Platform
+from qfnb.local.engines import loop_guard
 from qfnb.local.engines.api import Engine, ServedLike
 from qfnb.local.engines.ask import Ask, ChatAsk
 from qfnb.local.engines.base import CannotServe, Delta
@@ -45,13 +46,21 @@ async def engine_of(platform: Platform, model: ServedLike) -> Engine:
     return engine
 
 
-def answers(engine: Engine, served: ServedLike, ask: Ask) -> list[AsyncIterator[Delta]]:
+def answers(engine: Engine, served: ServedLike, ask: Ask, *, whole: bool = True) -> list[AsyncIterator[Delta]]:
     """The ``ask.n`` answer streams (choice ``i`` samples with ``seed + i``); a base model asked to
-    call tools is refused (``CannotServe``) before anything runs."""
+    call tools is refused (``CannotServe``) before anything runs. An answer the client gets
+    ``whole`` (not streamed) under a JSON schema is asked again if it loops (:mod:`.loop_guard`)."""
     if isinstance(ask, ChatAsk) and ask.offered_tools and not engine.can_call_tools:
         raise CannotServe(f"{served.name} cannot call tools: it is a base model without a chat template "
                              "(use an instruct model such as Qwen2.5-Coder-0.5B-Instruct)")
-    return [engine.generate(ask.nth(i)) for i in range(ask.n)]
+    if not (whole and isinstance(ask, ChatAsk) and ask.schema is not None):
+        return [engine.generate(ask.nth(i)) for i in range(ask.n)]
+
+    def guarded(one: ChatAsk) -> AsyncIterator[Delta]:
+        return loop_guard.guarded(engine.generate(one), lambda: engine.generate(loop_guard.penalised(one)),
+                                  name=served.name)
+
+    return [guarded(ask.nth(i)) for i in range(ask.n)]
 
 
 async def serve(request: Request, platform: Platform, ask: Ask, render: Render) -> Response:
@@ -63,7 +72,7 @@ async def serve(request: Request, platform: Platform, ask: Ask, render: Render) 
     """
     api_type = "chat" if isinstance(ask, ChatAsk) else "completions"
     served: ServedLike = await offload(platform.resolve, api_type, ask.model)
-    streams = answers(await engine_of(platform, served), served, ask)
+    streams = answers(await engine_of(platform, served), served, ask, whole=not render.stream)
     if render.stream:
         primed = [await primed_stream(s) for s in streams]
         merged = indexed(primed[0]) if len(primed) == 1 else interleaved(primed)

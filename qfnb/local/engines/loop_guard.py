@@ -1,0 +1,108 @@
+"""A schema-constrained answer caught in a loop is asked again, with a frequency penalty.
+
+A small model decoding greedily under a JSON schema's grammar can repeat one sentence inside a
+string value until ``max_tokens`` ends the answer mid-string: the client gets no valid object
+(OpenAI's SDK raises ``LengthFinishReasonError``). The grammar cannot end a string the schema lets
+run on, but a penalty on the tokens already used does: the same request with a frequency penalty
+of :data:`PENALTY` closed the object in 38 tokens where it had looped to the cap.
+
+:func:`guarded` watches an answer's text. When the string being written ends in the same span
+(:data:`MIN_SPAN` to :data:`MAX_SPAN` characters, words in it) :data:`REPEATS` times in a row,
+the answer is dropped and asked again once with the penalty; its usage counts both generations.
+Only an answer the client receives whole (not streamed) is asked again: a stream's text is
+already sent, so it goes on as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+
+from qfnb.local.engines.ask import ChatAsk
+from qfnb.local.engines.base import Delta
+
+__all__ = ["MAX_SPAN", "MIN_SPAN", "PENALTY", "REPEATS", "StringTail", "guarded", "penalised"]
+
+log = logging.getLogger("qfnb.local.engines")
+
+#: the shortest and longest repeated span that counts as a loop (characters)
+MIN_SPAN, MAX_SPAN = 12, 400
+#: how many times in a row the span must stand at the end of the string
+REPEATS = 3
+#: the frequency penalty of the second attempt (at least)
+PENALTY = 1.0
+
+
+class StringTail:
+    """The JSON string an answer is writing, read as its text streams in."""
+
+    def __init__(self) -> None:
+        self.inside = False
+        self._escaped = False
+        self.current: list[str] = []
+
+    def feed(self, text: str) -> None:
+        for ch in text:
+            if not self.inside:
+                if ch == '"':
+                    self.inside, self.current = True, []
+                continue
+            if self._escaped:
+                self._escaped = False
+            elif ch == "\\":
+                self._escaped = True
+            elif ch == '"':
+                self.inside = False
+                continue
+            self.current.append(ch)
+
+    def loops(self) -> bool:
+        """Whether the string being written ends in one span repeated :data:`REPEATS` times."""
+        if not self.inside or len(self.current) < MIN_SPAN * REPEATS:
+            return False
+        tail = "".join(self.current[-MAX_SPAN * REPEATS:])
+        for span in range(MIN_SPAN, len(tail) // REPEATS + 1):
+            if tail[-1] != tail[-1 - span]:  # cheap: most spans fail here
+                continue
+            last = tail[-span:]
+            if all(tail[-span * (k + 1):len(tail) - span * k] == last for k in range(1, REPEATS)) and _wordy(last):
+                return True
+        return False
+
+
+def _wordy(span: str) -> bool:
+    """A span of text (letters or digits, and more than two different characters), not a rule of
+    dashes or a run of one character that a string may hold on purpose."""
+    return sum(ch.isalnum() for ch in span) >= 3 and len(set(span)) > 2
+
+
+def penalised(ask: ChatAsk) -> ChatAsk:
+    """``ask`` with a frequency penalty of at least :data:`PENALTY`."""
+    current = ask.sampling.frequency_penalty or 0.0
+    return dataclasses.replace(ask, sampling=dataclasses.replace(ask.sampling,
+                                                                 frequency_penalty=max(current, PENALTY)))
+
+
+async def guarded(deltas: AsyncIterator[Delta], again: Callable[[], AsyncIterator[Delta]], *,
+                  name: str) -> AsyncIterator[Delta]:
+    """``deltas`` (a schema-constrained answer collected whole), or, when it loops inside a string,
+    ``again()`` (the same ask, penalised) with both generations counted."""
+    tail, held = StringTail(), []
+    async for delta in deltas:
+        held.append(delta)
+        tail.feed(delta.text)
+        if tail.loops():
+            break
+    else:
+        for delta in held:
+            yield delta
+        return
+    if isinstance(deltas, AsyncGenerator):
+        await deltas.aclose()  # the engine stops generating the loop
+    spent = max(d.completion_tokens for d in held)
+    log.info("%s: a schema answer looped inside a string after %d tokens; asking again with frequency "
+             "penalty %.1f", name, spent, PENALTY)
+    async for delta in again():
+        yield dataclasses.replace(delta, prompt_tokens=2 * delta.prompt_tokens,
+                                  completion_tokens=delta.completion_tokens + spent)

@@ -1,0 +1,80 @@
+"""A schema answer that loops inside a string is asked again with a frequency penalty (collected
+answers only), both generations counted; legitimate repetition is left alone."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from qfnb.local.engines.ask import ChatAsk, Sampling
+from qfnb.local.engines.base import Delta
+from qfnb.local.engines.loop_guard import PENALTY, StringTail, guarded, penalised
+
+LOOP = '{"setup": "A cat is like a superhero. ' + "It is like a superhero, but not as strong. " * 20
+GOOD = '{"setup": "A cat walks in.", "punchline": "It naps."}'
+
+
+def tail_of(text: str) -> StringTail:
+    tail = StringTail()
+    tail.feed(text)
+    return tail
+
+
+@pytest.mark.parametrize(("text", "loops"), [
+    (LOOP, True),
+    ('{"a": "' + "这是一个重复的句子，一遍又一遍。" * 4, True),
+    (GOOD, False),
+    ('{"rule": "' + "-" * 300, False),  # a rule of dashes is no loop
+    ('{"row": "' + "ab" * 200, False),  # too short a span to call a loop
+    ('[' + '{"name": "same item here"}, ' * 10, False),  # repeated objects: not inside one string
+    ('{"q": "say \\"again and again\\" ' + 'again and again ' * 2, False),
+])
+def test_a_loop_is_a_span_repeated_at_the_end_of_the_string_being_written(text: str, loops: bool) -> None:
+    assert tail_of(text).loops() is loops
+
+
+class Engine:
+    """Answers the first ask with ``first`` (token by token), a penalised one with ``GOOD``."""
+
+    def __init__(self, first: str) -> None:
+        self.first, self.asked, self.closed = first, [], False
+
+    def generate(self, ask: ChatAsk) -> AsyncIterator[Delta]:
+        self.asked.append(ask)
+        text = GOOD if ask.sampling.frequency_penalty else self.first
+        return self._stream(text)
+
+    async def _stream(self, text: str) -> AsyncIterator[Delta]:
+        pieces = [text[i:i + 4] for i in range(0, len(text), 4)]
+        try:
+            for k, piece in enumerate(pieces, 1):
+                yield Delta(piece, None, 20, k)
+            yield Delta("", "stop", 20, len(pieces))
+        finally:
+            self.closed = True
+
+
+async def test_a_looping_answer_is_asked_again_with_the_penalty_and_both_generations_count() -> None:
+    engine = Engine(LOOP)
+    ask = ChatAsk(model="m", messages=({"role": "user", "content": "a joke"},), schema={"type": "object"},
+                  sampling=Sampling(temperature=0))
+    got = [d async for d in guarded(engine.generate(ask), lambda: engine.generate(penalised(ask)), name="m")]
+    assert "".join(d.text for d in got) == GOOD and got[-1].finish_reason == "stop"
+    assert [a.sampling.frequency_penalty for a in engine.asked] == [None, PENALTY]
+    first_tokens = 1 + LOOP.index("It is like") // 4 + 3 * len("It is like a superhero, but not as strong. ") // 4
+    assert got[-1].prompt_tokens == 40 and got[-1].completion_tokens > len(GOOD) // 4 + first_tokens // 2
+    assert got[-1].completion_tokens < len(LOOP) // 4  # the loop was stopped early, not run to its end
+
+
+async def test_an_answer_that_does_not_loop_is_passed_on_unchanged() -> None:
+    engine = Engine(GOOD)
+    ask = ChatAsk(model="m", messages=({"role": "user", "content": "a joke"},), schema={"type": "object"})
+    got = [d async for d in guarded(engine.generate(ask), lambda: engine.generate(penalised(ask)), name="m")]
+    assert "".join(d.text for d in got) == GOOD and len(engine.asked) == 1
+    assert got[-1].completion_tokens == len(range(0, len(GOOD), 4))
+
+
+def test_a_users_own_larger_penalty_is_kept() -> None:
+    ask = ChatAsk(model="m", messages=(), sampling=Sampling(frequency_penalty=1.5))
+    assert penalised(ask).sampling.frequency_penalty == 1.5
