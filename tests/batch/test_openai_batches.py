@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 from batch_doubles import PacedRegistry
-from platform_helpers import Signer
 
 from qfnb.local.server.multipart import MultipartReader, boundary_of
 from tests.fakes.local_platform import ServedPlatform, served_platform
@@ -26,7 +25,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedPl
 
 def openai_client(served: ServedPlatform) -> httpx.Client:
     """What ``OpenAI(base_url=<platform>/v1, api_key=<bearer token>)`` sends with."""
-    bearer = httpx.get(served.url + "/v1/BCE-BEARER/token", auth=Signer()).json()["token"]
+    bearer = served.bearer_token()
     return httpx.Client(base_url=served.url + "/v1/", headers={"Authorization": f"Bearer {bearer}",
                                                                "Accept": "application/json"}, timeout=30)
 

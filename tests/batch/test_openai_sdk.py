@@ -9,10 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from batch_doubles import PacedRegistry
-from platform_helpers import Signer
 
 from tests.fakes.local_platform import ServedPlatform, served_platform
 
@@ -30,7 +28,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedPl
 
 def sdk(served: ServedPlatform, key: str | None = None) -> Any:
     if key is None:  # a v2 bearer token minted from the IAM pair, as the platform's docs say
-        key = httpx.get(served.url + "/v1/BCE-BEARER/token", auth=Signer()).json()["token"]
+        key = served.bearer_token()
     return openai.OpenAI(base_url=served.url + "/v1", api_key=key, max_retries=0, timeout=30)
 
 
