@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from batch_doubles import PacedRegistry
+from batch_doubles import paced_platform
 from batch_helpers import job_paths, run_traced
 
 from qfnb.local.domain import batch, batch_rows
@@ -21,7 +21,7 @@ from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.base import Delta
 from qfnb.local.engines.gate import Gate
 from qfnb.protocol.limits import MAX_BODY_BYTES
-from tests.fakes.local_platform import ServedPlatform, served_platform
+from tests.fakes.local_platform import ServedPlatform
 
 MIB = 1024 * 1024
 
@@ -107,9 +107,8 @@ def test_a_line_over_the_body_cap_is_an_error_row_and_is_not_read_whole(tmp_path
 
 @pytest.fixture()
 def capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedPlatform]:
-    monkeypatch.setenv("QFNB_TEST_DELAY", "0.001")
-    with served_platform(tmp_path / "data", registry=PacedRegistry(slots=2), max_batch_jobs=2,
-                         max_waiting_batch_jobs=1000) as served:
+    with paced_platform(tmp_path / "data", monkeypatch, delay="0.001", max_batch_jobs=2,
+                        max_waiting_batch_jobs=1000) as served:
         yield served
 
 

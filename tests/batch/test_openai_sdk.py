@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from batch_doubles import PacedRegistry
+from batch_doubles import paced_platform
 
-from tests.fakes.local_platform import ServedPlatform, served_platform
+from tests.fakes.local_platform import ServedPlatform
 
 openai = pytest.importorskip("openai")
 
@@ -21,8 +21,7 @@ TERMINAL = ("completed", "failed", "cancelled", "expired")
 
 @pytest.fixture()
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedPlatform]:
-    monkeypatch.setenv("QFNB_TEST_DELAY", "0.01")
-    with served_platform(tmp_path / "data", registry=PacedRegistry(slots=2)) as platform:
+    with paced_platform(tmp_path / "data", monkeypatch, delay="0.01") as platform:
         yield platform
 
 
