@@ -1,15 +1,20 @@
 """What the benches share: the local platform (``qfnb serve``) and a bare ``llama-server`` with the
-platform's own flags, each started on a free loopback port, and the benches' log format. It puts
-the repo and ``tests/local`` (the platform test helpers) on ``sys.path``."""
+platform's own flags, each started on a free loopback port, an OpenAI client on a throwaway local
+platform, and the benches' log format and load-average line. It puts the repo and ``tests/local``
+(the platform test helpers) on ``sys.path``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "tests" / "local")) if p not in sys.path]
@@ -26,6 +31,27 @@ def log_to_stdout() -> None:
     """The benches' log lines: the message only; httpx's per-request lines left out."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def load_average() -> str:
+    """The machine's 1, 5 and 15-minute load averages, as a bench states them at its start and end."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+@contextlib.contextmanager
+def local_openai_client(prefix: str, *, timeout: float) -> Iterator[Any]:
+    """An OpenAI client (``timeout`` seconds a request, no retries) on a local platform over a fresh
+    temporary data dir named ``prefix...``; the platform's daemon is stopped on leaving."""
+    import qfnb
+    from qfnb._core.backend import daemon
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        data = Path(tmp) / "data"
+        client = qfnb.openai_client(data_dir=data, timeout=timeout, max_retries=0)
+        try:
+            yield client
+        finally:
+            daemon.stop_daemon(data, force=True, timeout=30)
 
 
 def serve_platform(data_dir: Path, log_path: Path, root: Path = ROOT,

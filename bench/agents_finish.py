@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import random
 import signal
 import subprocess
@@ -32,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import log_to_stdout
+from bench._common import load_average, log_to_stdout
 
 log = logging.getLogger("bench.agents_finish")
 
@@ -134,7 +133,7 @@ def main() -> None:
     import qfnb
     from qfnb._core.backend import daemon
 
-    log.info("load average at start: %s", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    log.info("load average at start: %s", load_average())
     with tempfile.TemporaryDirectory(prefix="qfnb-agents-bench-") as tmp:
         data = Path(tmp) / "data"
         if args.gguf:
@@ -156,7 +155,7 @@ def main() -> None:
                  "%.1f s per run", framework, sum(r.finished for r in runs), len(runs),
                  sum(r.used_result for r in runs), len(runs), [r.calls for r in runs],
                  sum(r.seconds for r in runs) / max(1, len(runs)))
-    log.info("load average at end: %s", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    log.info("load average at end: %s", load_average())
 
 
 if __name__ == "__main__":

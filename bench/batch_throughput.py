@@ -137,35 +137,34 @@ def _timed(fn: Callable[[], Any], n: int) -> dict[str, float]:
     return {"rps": n / wall, "cpu_ms": cpu * 1000 / n, "wall": wall}
 
 
+def _timed_batches(chat: Any, n: int, workers: int, run_async: Callable[[Any], Any] | None) -> dict[str, float]:
+    """``chat.batch_do`` of ``n`` messages on ``workers`` workers, timed once its token and a connection
+    per worker are warm; with ``run_async``, ``chat.abatch_do`` run by it instead."""
+    chat.do(messages=_messages(1)[0])  # warm: token
+    chat.batch_do(_messages(workers), worker_num=workers).results()  # warm: a connection per worker
+    msgs = _messages(n)
+    if run_async is not None:
+        return _timed(lambda: run_async(chat.abatch_do(msgs, worker_num=workers)), n)
+    return _timed(lambda: chat.batch_do(msgs, worker_num=workers).results(), n)
+
+
 def run_official(url: str, n: int, workers: int, mode: str) -> dict[str, float]:
     os.environ.update(QIANFAN_BASE_URL=url, QIANFAN_AK="bench_ak", QIANFAN_SK="bench_sk", QIANFAN_DISABLE_CACHE="true")
     import qianfan
     import qianfan.config
 
     qianfan.config._GLOBAL_CONFIG = None  # type: ignore[attr-defined]
-    chat = qianfan.ChatCompletion()
-    chat.do(messages=_messages(1)[0])  # warm: token
-    chat.batch_do(_messages(workers), worker_num=workers).results()  # warm: a connection per worker
-    msgs = _messages(n)
-    if mode == "abatch_do":
-        return _timed(lambda: asyncio.run(chat.abatch_do(msgs, worker_num=workers)), n)
-    return _timed(lambda: chat.batch_do(msgs, worker_num=workers).results(), n)
+    return _timed_batches(qianfan.ChatCompletion(), n, workers, asyncio.run if mode == "abatch_do" else None)
 
 
 def run_qfnb(url: str, n: int, workers: int, mode: str) -> dict[str, float]:
     from qfnb import ChatCompletion
     from qfnb._core.config import Config
+    from qfnb._core.runtime import sync
 
     chat = ChatCompletion(config=Config.from_env({}, base_url=url, ak="bench_ak", sk="bench_sk"))
-    chat.do(messages=_messages(1)[0])  # warm: token
-    chat.batch_do(_messages(workers), worker_num=workers).results()  # warm: a connection per worker
-    msgs = _messages(n)
-    if mode == "abatch_do":
-        from qfnb._core.runtime import sync
-
-        # run on qfnb's loop so the warmed connection pool is reused (a fresh asyncio.run works too)
-        return _timed(lambda: sync.run(chat.abatch_do(msgs, worker_num=workers)), n)
-    return _timed(lambda: chat.batch_do(msgs, worker_num=workers).results(), n)
+    # abatch_do runs on qfnb's loop so the warmed connection pool is reused (a fresh asyncio.run works too)
+    return _timed_batches(chat, n, workers, sync.run if mode == "abatch_do" else None)
 
 
 def run_isolated(sdk: str, url: str, n: int, workers: int, mode: str) -> dict[str, float]:

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import log_to_stdout
+from bench._common import load_average, local_openai_client, log_to_stdout
 
 log = logging.getLogger("bench.responses_chain")
 
@@ -54,47 +52,40 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=24)
     args = parser.parse_args()
     log_to_stdout()
-    import qfnb
-    from qfnb._core.backend import daemon
     from qfnb.protocol.model_names import LOCAL_CHAT_MODEL as model
 
-    log.info("load average at start: %s", " ".join(f"{x:.2f}" for x in os.getloadavg()))
-    with tempfile.TemporaryDirectory(prefix="qfnb-bench-chain-") as tmp:
-        data = Path(tmp) / "data"
-        client = qfnb.openai_client(data_dir=data, timeout=300, max_retries=0)
-        try:
-            flush(client, model)  # loads the model
-            answers, prompts, cached, resp_times, out_tokens = [], [], [], [], []
-            chat_times, chat_prompts, chat_out = [], [], []
-            history: list[dict[str, str]] = [{"role": "system", "content": SYSTEM}]
-            previous = None
-            for turn in range(args.turns):
-                history.append({"role": "user", "content": question(turn)})
-                # alternate which API asks a turn first: the second finds the whole prompt cached
-                for api in (("responses", "chat") if turn % 2 == 0 else ("chat", "responses")):
-                    started = time.perf_counter()
-                    if api == "responses":
-                        answer = client.responses.create(model=model, instructions=SYSTEM, input=question(turn),
-                                                         previous_response_id=previous, temperature=0,
-                                                         max_output_tokens=args.max_tokens)
-                        resp_times.append(time.perf_counter() - started)
-                        previous = answer.id
-                        prompts.append(answer.usage.input_tokens)
-                        cached.append(answer.usage.input_tokens_details.cached_tokens)
-                        out_tokens.append(answer.usage.output_tokens)
-                    else:
-                        chat = client.chat.completions.create(model=model, messages=history, temperature=0,
-                                                              max_completion_tokens=args.max_tokens)
-                        chat_times.append(time.perf_counter() - started)
-                        chat_prompts.append(chat.usage.prompt_tokens)
-                        chat_out.append(chat.usage.completion_tokens)
-                        reply = chat.choices[0].message.content or ""
-                answers.append(answer.output_text)
-                history.append({"role": "assistant", "content": answer.output_text})
-                if reply != answer.output_text:
-                    log.info("turn %d: the two APIs answered differently (%r, %r)", turn + 1, answer.output_text, reply)
-        finally:
-            daemon.stop_daemon(data, force=True, timeout=30)
+    log.info("load average at start: %s", load_average())
+    with local_openai_client("qfnb-bench-chain-", timeout=300) as client:
+        flush(client, model)  # loads the model
+        answers, prompts, cached, resp_times, out_tokens = [], [], [], [], []
+        chat_times, chat_prompts, chat_out = [], [], []
+        history: list[dict[str, str]] = [{"role": "system", "content": SYSTEM}]
+        previous = None
+        for turn in range(args.turns):
+            history.append({"role": "user", "content": question(turn)})
+            # alternate which API asks a turn first: the second finds the whole prompt cached
+            for api in (("responses", "chat") if turn % 2 == 0 else ("chat", "responses")):
+                started = time.perf_counter()
+                if api == "responses":
+                    answer = client.responses.create(model=model, instructions=SYSTEM, input=question(turn),
+                                                     previous_response_id=previous, temperature=0,
+                                                     max_output_tokens=args.max_tokens)
+                    resp_times.append(time.perf_counter() - started)
+                    previous = answer.id
+                    prompts.append(answer.usage.input_tokens)
+                    cached.append(answer.usage.input_tokens_details.cached_tokens)
+                    out_tokens.append(answer.usage.output_tokens)
+                else:
+                    chat = client.chat.completions.create(model=model, messages=history, temperature=0,
+                                                          max_completion_tokens=args.max_tokens)
+                    chat_times.append(time.perf_counter() - started)
+                    chat_prompts.append(chat.usage.prompt_tokens)
+                    chat_out.append(chat.usage.completion_tokens)
+                    reply = chat.choices[0].message.content or ""
+            answers.append(answer.output_text)
+            history.append({"role": "assistant", "content": answer.output_text})
+            if reply != answer.output_text:
+                log.info("turn %d: the two APIs answered differently (%r, %r)", turn + 1, answer.output_text, reply)
 
     log.info("%4s %8s %7s %10s %7s | %9s %8s %7s", "turn", "history", "cached", "prefilled", "share",
              "responses", "chat", "tokens")
@@ -112,7 +103,7 @@ def main() -> None:
     log.info("same prompts on both APIs: %s (chat prompt tokens %s)", same, chat_prompts[-1])
     log.info("wall time: Responses %.2f s, chat completions %.2f s; Responses speed = %.1f %% of chat completions' "
              "(target >= 95 %%)", sum(resp_times), sum(chat_times), 100 * sum(chat_times) / sum(resp_times))
-    log.info("load average at end: %s", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    log.info("load average at end: %s", load_average())
 
 
 if __name__ == "__main__":

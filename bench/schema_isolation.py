@@ -18,10 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import log_to_stdout
+from bench._common import load_average, local_openai_client, log_to_stdout
 
 log = logging.getLogger("bench.schema_isolation")
 
@@ -101,31 +99,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     log_to_stdout()
-    import qfnb
-    from qfnb._core.backend import daemon
     from qfnb.protocol.limits import MAX_SCHEMA_ENUM_VALUES
     from qfnb.protocol.model_names import LOCAL_CHAT_MODEL as model
 
-    log.info("load average at start: %s", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    log.info("load average at start: %s", load_average())
     probe = enum_format(20_000)
     log.info("the probe's enum: %d values, %d bytes of JSON", 20_000, len(json.dumps(probe)))
     cases = [("probe's 20,000-value enum", probe), (f"{MAX_SCHEMA_ENUM_VALUES:,}-value enum (the cap)",
                                                      enum_format(MAX_SCHEMA_ENUM_VALUES))]
     rows = []
-    with tempfile.TemporaryDirectory(prefix="qfnb-bench-schema-") as tmp:
-        data = Path(tmp) / "data"
-        client = qfnb.openai_client(data_dir=data, timeout=600, max_retries=0)
-        try:
-            per_token(client, model, 8)  # loads the model
-            for label, fmt in cases:
-                alone = statistics.median(per_token(client, model, args.tokens) for _ in range(args.repeats))
-                with Beside(client, model, fmt) as beside:
-                    near = statistics.median(per_token(client, model, args.tokens) for _ in range(args.repeats))
-                outcomes = sorted({o for o, _ in beside.outcomes})
-                took = statistics.median(t for _, t in beside.outcomes) if beside.outcomes else float("nan")
-                rows.append((label, alone, near, outcomes, len(beside.outcomes), took))
-        finally:
-            daemon.stop_daemon(data, force=True, timeout=30)
+    with local_openai_client("qfnb-bench-schema-", timeout=600) as client:
+        per_token(client, model, 8)  # loads the model
+        for label, fmt in cases:
+            alone = statistics.median(per_token(client, model, args.tokens) for _ in range(args.repeats))
+            with Beside(client, model, fmt) as beside:
+                near = statistics.median(per_token(client, model, args.tokens) for _ in range(args.repeats))
+            outcomes = sorted({o for o, _ in beside.outcomes})
+            took = statistics.median(t for _, t in beside.outcomes) if beside.outcomes else float("nan")
+            rows.append((label, alone, near, outcomes, len(beside.outcomes), took))
 
     log.info("%-30s %12s %12s %7s   %s", "beside", "alone ms/tok", "beside ms/tok", "ratio", "schema requests")
     for label, alone, near, outcomes, count, took in rows:
@@ -133,7 +124,7 @@ def main() -> None:
                  near / alone, count, "/".join(outcomes), took)
     worst = max(near / alone for _, alone, near, *_ in rows)
     log.info("worst ratio %.2fx (target <= 1.5x)", worst)
-    log.info("load average at end: %s", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    log.info("load average at end: %s", load_average())
 
 
 if __name__ == "__main__":

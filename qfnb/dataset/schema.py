@@ -156,26 +156,30 @@ class QianfanSortedConversation(QianfanNonSortedConversation):
     template_type = DataTemplateType.SortedConversation
 
 
-class QianfanGenericText(Schema):
+class _OneTextColumn(Schema):
+    """A template whose rows need one non-empty string column, ``column``."""
+
+    column = ""
+
+    def check_row(self, row: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+        if not _text(row.get(self.column)):
+            yield self.column, f"must be a non-empty string, got {_show(row.get(self.column))}"
+
+
+class QianfanGenericText(_OneTextColumn):
     """Generic text (template 40100): a non-empty ``text`` column."""
 
     name = "QianfanGenericText"
     template_type = DataTemplateType.GenericText
-
-    def check_row(self, row: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
-        if not _text(row.get("text")):
-            yield "text", f"must be a non-empty string, got {_show(row.get('text'))}"
+    column = "text"
 
 
-class QianfanQuerySet(Schema):
+class QianfanQuerySet(_OneTextColumn):
     """Query set (template 40200): a non-empty ``prompt`` column."""
 
     name = "QianfanQuerySet"
     template_type = DataTemplateType.QuerySet
-
-    def check_row(self, row: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
-        if not _text(row.get("prompt")):
-            yield "prompt", f"must be a non-empty string, got {_show(row.get('prompt'))}"
+    column = "prompt"
 
 
 def schema_for_template(template_type: int) -> Schema:

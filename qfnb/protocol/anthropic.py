@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ProtocolError
 from .openai_wire import drop_nulls, refuse_unknown
 from .schemas import check_schema
+from .turn import Turn
 
 #: what ``POST /v1/messages`` takes; any other field is refused by name
 REQUEST_FIELDS = ("model", "messages", "max_tokens", "system", "stop_sequences", "temperature", "top_p", "top_k",
@@ -242,18 +242,6 @@ def chat_body(data: Mapping[str, Any]) -> dict[str, Any]:
 # ---- the answer -------------------------------------------------------------------------------
 
 
-@dataclass
-class MessageReply:
-    """What the model answered: text, tool calls (OpenAI shape), finish reason and token counts."""
-
-    text: str = ""
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    finish: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
-
-
 def _input(call: Mapping[str, Any]) -> Any:
     try:
         return json.loads((call.get("function") or {}).get("arguments") or "{}")
@@ -261,18 +249,18 @@ def _input(call: Mapping[str, Any]) -> Any:
         return {}
 
 
-def usage(reply: MessageReply) -> dict[str, Any]:
+def usage(reply: Turn) -> dict[str, Any]:
     """Anthropic's usage: ``input_tokens`` are those prefilled, ``cache_read_input_tokens`` those the
     engine kept from an earlier request with the same prefix."""
     return {"input_tokens": reply.input_tokens - reply.cached_tokens, "output_tokens": reply.output_tokens,
             "cache_creation_input_tokens": 0, "cache_read_input_tokens": reply.cached_tokens}
 
 
-def stop_reason(reply: MessageReply) -> str:
+def stop_reason(reply: Turn) -> str:
     return "tool_use" if reply.tool_calls else STOP_REASONS.get(reply.finish or "normal", "end_turn")
 
 
-def message_object(mid: str, model: str, reply: MessageReply, stops: Iterable[str] = ()) -> dict[str, Any]:
+def message_object(mid: str, model: str, reply: Turn, stops: Iterable[str] = ()) -> dict[str, Any]:
     """The message a non-streamed request answers."""
     content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}] if reply.text or not reply.tool_calls else []
     content += [{"type": "tool_use", "id": c.get("id") or new_id("toolu_"), "name": (c.get("function") or {}).get(
@@ -334,7 +322,7 @@ class MessageEvents:
                                                               "partial_json": fn["arguments"]}}))
         return out
 
-    def finish(self, reply: MessageReply) -> list[tuple[str, dict[str, Any]]]:
+    def finish(self, reply: Turn) -> list[tuple[str, dict[str, Any]]]:
         out = self.text("") if self.block < 0 else []  # an empty answer is still one text block
         out += self._close()
         reason = stop_reason(reply)

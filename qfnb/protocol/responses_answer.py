@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+from .turn import Turn
 
 #: the prefix of a response id
 RESPONSE_PREFIX = "resp_"
@@ -17,19 +18,6 @@ RESPONSE_PREFIX = "resp_"
 def new_id(prefix: str) -> str:
     """An id like OpenAI's (``msg_…``, ``fc_…``, ``call_…``): the prefix and 24 hex digits."""
     return prefix + secrets.token_hex(12)
-
-
-@dataclass
-class Turn:
-    """What the model answered, collected: its text, its tool calls (chat shape), why it stopped
-    (``normal``/``stop``/``length``/``tool_calls``) and the token counts."""
-
-    text: str = ""
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    finish: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
 
 
 def usage(turn: Turn) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb._core.record.ledger import SESSION, default_ledger
 from qfnb.protocol.safe_html import escape
 
-__all__ = ["Forecast", "ForecastCheck", "check_budget", "duration", "forecast_html"]
+__all__ = ["Forecast", "ForecastCheck", "check_budget", "duration", "forecast_html", "forecast_text"]
 
 
 @dataclass(frozen=True)
@@ -143,10 +143,17 @@ class Forecast:
         return f"Forecast: {self.calls:,} call{'s' * (self.calls != 1)} to {self.model} ({self.platform})"
 
     def __repr__(self) -> str:
-        return "\n".join([self.title, *(f"  {a:<14}{b:<28} {c}" for a, b, c in self.rows())])
+        return forecast_text(self.title, self.rows(), (14, 28))
 
     def _repr_html_(self) -> str:
         return forecast_html(self.title, self.rows())
+
+
+def forecast_text(title: str, rows: Sequence[tuple[str, str, str]], widths: tuple[int, int]) -> str:
+    """A forecast's table as plain text: the title, then a line a figure, its first two columns
+    padded to ``widths``."""
+    first, second = widths
+    return "\n".join([title, *(f"  {a:<{first}}{b:<{second}} {c}" for a, b, c in rows)])
 
 
 def forecast_html(title: str, rows: Sequence[tuple[str, str, str]]) -> str:

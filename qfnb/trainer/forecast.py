@@ -31,7 +31,7 @@ from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
 from qfnb._core.runtime import sync
 from qfnb.protocol.training import DEFAULTS
-from qfnb.resources.forecast_result import duration, forecast_html
+from qfnb.resources.forecast_result import duration, forecast_html, forecast_text
 from qfnb.resources.forecasting import count_conversations
 from qfnb.resources.inference.tokenizer import Tokenizer
 
@@ -105,7 +105,7 @@ class TrainForecast:
         return f"Forecast: fine-tune of {self.base} ({self.platform}) on {self.rows:,} rows"
 
     def __repr__(self) -> str:
-        return "\n".join([self.title, *(f"  {a:<16}{b:<22} {c}" for a, b, c in self.table())])
+        return forecast_text(self.title, self.table(), (16, 22))
 
     def _repr_html_(self) -> str:
         return forecast_html(self.title, self.table())

@@ -10,14 +10,20 @@ can be made to fail like a crashed or rate-limited engine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from qfnb.local.engines.ask import Ask, TextAsk
 from qfnb.local.engines.base import Delta
 from qfnb.local.engines.gate import EngineBusy, Gate
 from qfnb.local.engines.llama.server import EngineUnavailable
+from tests.fakes.local_platform import ServedPlatform, served_platform
 from tests.local.platform_doubles import FakeRegistry
 
 
@@ -103,3 +109,13 @@ class PacedRegistry(FakeRegistry):
             delay = float(os.environ.get("QFNB_TEST_DELAY", "0.02"))
             self.paced[endpoint] = PacedChat(endpoint, slots=self.slots, delay=delay)
         return self.paced[endpoint]
+
+
+@contextlib.contextmanager
+def paced_platform(data_dir: Path, monkeypatch: pytest.MonkeyPatch, *, delay: str, slots: int = 2,
+                   **settings: Any) -> Iterator[ServedPlatform]:
+    """The platform on ``data_dir`` answering with a :class:`PacedRegistry`: ``slots`` requests at
+    once, a word every ``delay`` seconds (``QFNB_TEST_DELAY``); ``settings`` go to its ``Settings``."""
+    monkeypatch.setenv("QFNB_TEST_DELAY", delay)
+    with served_platform(data_dir, registry=PacedRegistry(slots=slots), **settings) as platform:
+        yield platform

@@ -1,17 +1,23 @@
 """Helpers for batch-inference tests: a served platform whose console requests are recorded,
-input files in the local BOS, and waiting on a task (by polling its state, not by wall-clock bounds)."""
+input files in the local BOS, waiting on a task (by polling its state, not by wall-clock bounds),
+and a job's runner run in-process with its peak memory traced."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 from platform_helpers import CREDS, Signer
+
+from qfnb.local.domain import batch_rows
+from qfnb.local.domain.batch_runner import Paths, Runner
 
 
 class Recorder:
@@ -88,3 +94,23 @@ def sdk_env(base: str, home: Path) -> dict[str, str]:
                QIANFAN_AK=CREDS.api_key, QIANFAN_SK=CREDS.secret_key, QIANFAN_ACCESS_KEY=CREDS.access_key,
                QIANFAN_SECRET_KEY=CREDS.iam_secret_key, QIANFAN_CACHE_DIR=str(home / "qianfan-cache"), HOME=str(home))
     return env
+
+
+def job_paths(work: Path) -> Paths:
+    """A job's input, output, error and journal files in the new folder ``work``."""
+    work.mkdir()
+    return Paths(work / "in.jsonl", work / "out.jsonl", work / "err.jsonl", work / "journal.log")
+
+
+def run_traced(paths: Paths, rows: int, engine: Any, model: str | None) -> tuple[Runner, int]:
+    """The job over ``paths`` (room for ``rows`` rows) answered by ``engine``, run in-process to
+    ``done`` while tracemalloc traces it: the runner and the peak traced bytes."""
+    runner = Runner(paths, batch_rows.Standing(bytearray(rows)), model=model, params={},
+                    engine_for=lambda _: engine, save=lambda *_: None, stopped=lambda: False)
+    tracemalloc.start()
+    try:
+        assert asyncio.run(runner.run()) == "done"
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return runner, peak

@@ -3,14 +3,12 @@ line for the answered map aside)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.domain import batch_rows
-from qfnb.local.domain.batch_runner import Paths, Runner
+from batch_helpers import job_paths, run_traced
+
 from qfnb.local.engines.ask import ChatAsk
 from qfnb.local.engines.base import Delta
 from qfnb.local.engines.gate import Gate
@@ -30,21 +28,12 @@ class Instant:
 
 
 def _peak(work: Path, rows: int) -> int:
-    work.mkdir()
-    paths = Paths(work / "in.jsonl", work / "out.jsonl", work / "err.jsonl", work / "journal.log")
+    paths = job_paths(work)
     with open(paths.input, "w") as fh:
         for i in range(rows):
             fh.write(json.dumps({"custom_id": f"r{i}", "body": {"messages": [{"role": "user", "content": f"q {i}"}]}})
                      + "\n")
-    engine = Instant()
-    runner = Runner(paths, batch_rows.Standing(bytearray(rows)), model=None, params={}, engine_for=lambda _: engine,
-                    save=lambda *_: None, stopped=lambda: False)  # type: ignore[arg-type,return-value]
-    tracemalloc.start()
-    try:
-        assert asyncio.run(runner.run()) == "done"
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    runner, peak = run_traced(paths, rows, Instant(), model=None)
     assert runner.progress.done == rows
     assert paths.output.read_text().count("\n") == rows
     return peak

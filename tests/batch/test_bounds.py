@@ -4,25 +4,24 @@ running ones sleep until something happens."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
-import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from batch_doubles import PacedRegistry
+from batch_doubles import paced_platform
+from batch_helpers import job_paths, run_traced
 
 from qfnb.local.domain import batch, batch_rows
-from qfnb.local.domain.batch_runner import Paths, Runner
+from qfnb.local.domain.batch_runner import Runner
 from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.base import Delta
 from qfnb.local.engines.gate import Gate
 from qfnb.protocol.limits import MAX_BODY_BYTES
-from tests.fakes.local_platform import ServedPlatform, served_platform
+from tests.fakes.local_platform import ServedPlatform
 
 MIB = 1024 * 1024
 
@@ -46,21 +45,12 @@ class Recording:
 
 def _run(work: Path, write: Any) -> tuple[Runner, Recording, int]:
     """Run a job over the input ``write(fh)`` produces; ``(runner, engine, peak traced bytes)``."""
-    work.mkdir()
-    paths = Paths(work / "in.jsonl", work / "out.jsonl", work / "err.jsonl", work / "journal.log")
+    paths = job_paths(work)
     with open(paths.input, "wb") as fh:
         write(fh)
     rows, _ = batch_rows.count_lines(paths.input)
     engine = Recording()
-    runner = Runner(paths, batch_rows.Standing(bytearray(rows + 2)), model="tiny-chat", params={},
-                    engine_for=lambda _: engine,  # type: ignore[arg-type,return-value]
-                    save=lambda *_: None, stopped=lambda: False)
-    tracemalloc.start()
-    try:
-        assert asyncio.run(runner.run()) == "done"
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    runner, peak = run_traced(paths, rows + 2, engine, model="tiny-chat")
     return runner, engine, peak
 
 
@@ -117,9 +107,8 @@ def test_a_line_over_the_body_cap_is_an_error_row_and_is_not_read_whole(tmp_path
 
 @pytest.fixture()
 def capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedPlatform]:
-    monkeypatch.setenv("QFNB_TEST_DELAY", "0.001")
-    with served_platform(tmp_path / "data", registry=PacedRegistry(slots=2), max_batch_jobs=2,
-                         max_waiting_batch_jobs=1000) as served:
+    with paced_platform(tmp_path / "data", monkeypatch, delay="0.001", max_batch_jobs=2,
+                        max_waiting_batch_jobs=1000) as served:
         yield served
 
 

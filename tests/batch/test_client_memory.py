@@ -13,22 +13,21 @@ from typing import Any
 
 import httpx
 import pytest
-from batch_doubles import PacedRegistry
+from batch_doubles import paced_platform
 from platform_helpers import Signer
 
 from qfnb._core.config import resolve_config
 from qfnb._core.runtime import sync
 from qfnb.resources import batch_objects
 from qfnb.resources.batch_job import BatchJob
-from tests.fakes.local_platform import ServedPlatform, served_platform
+from tests.fakes.local_platform import ServedPlatform
 
 PIECE = 64 * 1024
 
 
 @pytest.fixture()
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedPlatform]:
-    monkeypatch.setenv("QFNB_TEST_DELAY", "0")
-    with served_platform(tmp_path / "data", registry=PacedRegistry(slots=4)) as platform:
+    with paced_platform(tmp_path / "data", monkeypatch, delay="0", slots=4) as platform:
         platform.set_env(monkeypatch)
         yield platform
 

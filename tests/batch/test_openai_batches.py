@@ -10,23 +10,21 @@ from pathlib import Path
 
 import httpx
 import pytest
-from batch_doubles import PacedRegistry
-from platform_helpers import Signer
+from batch_doubles import paced_platform
 
 from qfnb.local.server.multipart import MultipartReader, boundary_of
-from tests.fakes.local_platform import ServedPlatform, served_platform
+from tests.fakes.local_platform import ServedPlatform
 
 
 @pytest.fixture()
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedPlatform]:
-    monkeypatch.setenv("QFNB_TEST_DELAY", "0.01")
-    with served_platform(tmp_path / "data", registry=PacedRegistry(slots=2)) as platform:
+    with paced_platform(tmp_path / "data", monkeypatch, delay="0.01") as platform:
         yield platform
 
 
 def openai_client(served: ServedPlatform) -> httpx.Client:
     """What ``OpenAI(base_url=<platform>/v1, api_key=<bearer token>)`` sends with."""
-    bearer = httpx.get(served.url + "/v1/BCE-BEARER/token", auth=Signer()).json()["token"]
+    bearer = served.bearer_token()
     return httpx.Client(base_url=served.url + "/v1/", headers={"Authorization": f"Bearer {bearer}",
                                                                "Accept": "application/json"}, timeout=30)
 

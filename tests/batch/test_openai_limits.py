@@ -10,22 +10,21 @@ from typing import Any
 
 import httpx
 import pytest
-from batch_doubles import PacedRegistry
+from batch_doubles import paced_platform
 from platform_helpers import Signer
 
-from tests.fakes.local_platform import ServedPlatform, served_platform
+from tests.fakes.local_platform import ServedPlatform
 
 
 @pytest.fixture()
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedPlatform]:
-    monkeypatch.setenv("QFNB_TEST_DELAY", "0.001")
-    with served_platform(tmp_path / "data", registry=PacedRegistry(slots=2)) as platform:
+    with paced_platform(tmp_path / "data", monkeypatch, delay="0.001") as platform:
         yield platform
 
 
 @pytest.fixture()
 def client(served: ServedPlatform) -> Iterator[httpx.Client]:
-    bearer = httpx.get(served.url + "/v1/BCE-BEARER/token", auth=Signer()).json()["token"]
+    bearer = served.bearer_token()
     with httpx.Client(base_url=served.url + "/v1/", headers={"Authorization": f"Bearer {bearer}"},
                       timeout=30) as c:
         yield c
@@ -142,7 +141,7 @@ def test_a_client_gone_mid_upload_is_one_log_line_and_leaves_nothing(served: Ser
     import socket
     import time
 
-    bearer = httpx.get(served.url + "/v1/BCE-BEARER/token", auth=Signer()).json()["token"]
+    bearer = served.bearer_token()
     folder = served.app.state.platform.objects.path("qfnb-files", "x").parent
     before = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
     host, port = served.url.removeprefix("http://").split(":")

@@ -9,12 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from batch_doubles import PacedRegistry
-from platform_helpers import Signer
+from batch_doubles import paced_platform
 
-from tests.fakes.local_platform import ServedPlatform, served_platform
+from tests.fakes.local_platform import ServedPlatform
 
 openai = pytest.importorskip("openai")
 
@@ -23,14 +21,13 @@ TERMINAL = ("completed", "failed", "cancelled", "expired")
 
 @pytest.fixture()
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedPlatform]:
-    monkeypatch.setenv("QFNB_TEST_DELAY", "0.01")
-    with served_platform(tmp_path / "data", registry=PacedRegistry(slots=2)) as platform:
+    with paced_platform(tmp_path / "data", monkeypatch, delay="0.01") as platform:
         yield platform
 
 
 def sdk(served: ServedPlatform, key: str | None = None) -> Any:
     if key is None:  # a v2 bearer token minted from the IAM pair, as the platform's docs say
-        key = httpx.get(served.url + "/v1/BCE-BEARER/token", auth=Signer()).json()["token"]
+        key = served.bearer_token()
     return openai.OpenAI(base_url=served.url + "/v1", api_key=key, max_retries=0, timeout=30)
 
 

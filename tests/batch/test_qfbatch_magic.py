@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from batch_doubles import PacedRegistry
+from batch_doubles import paced_platform
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -18,14 +18,13 @@ from qfnb.local.engines import calls as engine_calls
 from qfnb.notebook.data import batch as batchjob
 from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.resources.batch_job import BatchJob
-from tests.fakes.local_platform import ServedPlatform, served_platform
+from tests.fakes.local_platform import ServedPlatform
 from tests.notebook.nb_doubles import RecordingPublisher
 
 
 @pytest.fixture()
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedPlatform]:
-    monkeypatch.setenv("QFNB_TEST_DELAY", "0.01")
-    with served_platform(tmp_path / "data", registry=PacedRegistry(slots=2)) as platform:
+    with paced_platform(tmp_path / "data", monkeypatch, delay="0.01") as platform:
         platform.set_env(monkeypatch)
         yield platform
 

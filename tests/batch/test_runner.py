@@ -9,21 +9,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from batch_doubles import PacedRegistry, busy, crash
+from batch_doubles import busy, crash, paced_platform
 from batch_helpers import console, ended, get_object, put_object, wait_task
 from platform_helpers import CREDS
 
 from qfnb.local.domain import batch
 from qfnb.protocol.routes import MODEL_API_PREFIX
-from tests.fakes.local_platform import ServedPlatform, served_platform
+from tests.fakes.local_platform import ServedPlatform
 
 pytestmark = pytest.mark.serial  # wall-clock latency under load: run alone (scripts/test.sh)
 
 
 @pytest.fixture()
 def paced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedPlatform]:
-    monkeypatch.setenv("QFNB_TEST_DELAY", "0.02")
-    with served_platform(tmp_path / "data", registry=PacedRegistry(slots=2)) as served:
+    with paced_platform(tmp_path / "data", monkeypatch, delay="0.02") as served:
         yield served
 
 

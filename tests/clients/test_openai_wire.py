@@ -6,32 +6,20 @@ last chunk, and JSON errors for unknown routes and models."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from platform_helpers import Signer
 
 from qfnb.protocol.openai_wire import decode_vector, encode_vector, text_messages
-from tests.fakes.local_platform import ServedPlatform, served_platform
+from tests.fakes.local_platform import ServedPlatform
 
 openai = pytest.importorskip("openai")
 
 
-@pytest.fixture()
-def served(tmp_path: Path) -> Iterator[ServedPlatform]:
-    with served_platform(tmp_path / "data") as platform:
-        yield platform
-
-
-def key(served: ServedPlatform) -> str:
-    return str(httpx.get(served.url + "/v1/BCE-BEARER/token", auth=Signer()).json()["token"])
-
-
 def sdk(served: ServedPlatform, prefix: str = "/v1") -> Any:
-    return openai.OpenAI(base_url=served.url + prefix, api_key=key(served), max_retries=0, timeout=30)
+    return openai.OpenAI(base_url=served.url + prefix, api_key=served.bearer_token(), max_retries=0, timeout=30)
 
 
 def parts(text: str) -> list[dict[str, str]]:
@@ -70,7 +58,7 @@ def test_embeddings_default_base64_and_float(served: ServedPlatform) -> None:
     floats = client.embeddings.create(model="tiny-embed", input=texts, encoding_format="float")
     expected = [[float(len(t)), float(sum(map(ord, t)) % 7), 1.0] for t in texts]
     assert [d.embedding for d in default.data] == expected == [d.embedding for d in floats.data]
-    raw = httpx.post(served.url + "/v1/embeddings", headers={"Authorization": "Bearer " + key(served)},
+    raw = httpx.post(served.url + "/v1/embeddings", headers={"Authorization": "Bearer " + served.bearer_token()},
                      json={"model": "tiny-embed", "input": "one", "encoding_format": "base64"}).json()
     assert isinstance(raw["data"][0]["embedding"], str)
     assert decode_vector(raw["data"][0]["embedding"]) == expected[0]
@@ -94,7 +82,7 @@ def test_unknown_routes_and_models_answer_json_errors(served: ServedPlatform) ->
     with pytest.raises(openai.NotFoundError) as caught:
         client.models.retrieve("no-such-model")
     assert caught.value.body["code"] == "model_not_found" and "tiny-chat" in caught.value.body["message"].lower()
-    headers = {"Authorization": "Bearer " + key(served)}
+    headers = {"Authorization": "Bearer " + served.bearer_token()}
     for method, path in [("GET", "/v1/no/such/route"), ("POST", "/v2/nothing"), ("DELETE", "/v1/chat/completions")]:
         resp = httpx.request(method, served.url + path, headers=headers)
         assert resp.status_code in (404, 405) and resp.headers["content-type"] == "application/json"

@@ -5,32 +5,19 @@ event streams as the real SDKs read them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from platform_helpers import Signer
 
-from tests.fakes.local_platform import ServedPlatform, served_platform
+from tests.fakes.local_platform import ServedPlatform
 
 openai = pytest.importorskip("openai")
 anthropic = pytest.importorskip("anthropic")
 
 
-@pytest.fixture()
-def served(tmp_path: Path) -> Iterator[ServedPlatform]:
-    with served_platform(tmp_path / "data") as platform:
-        yield platform
-
-
-def key(served: ServedPlatform) -> str:
-    return str(httpx.get(served.url + "/v1/BCE-BEARER/token", auth=Signer()).json()["token"])
-
-
 def test_a_chain_store_and_input_items(served: ServedPlatform) -> None:
-    client: Any = openai.OpenAI(base_url=served.url + "/v2", api_key=key(served), max_retries=0)
+    client: Any = openai.OpenAI(base_url=served.url + "/v2", api_key=served.bearer_token(), max_retries=0)
     first = client.responses.create(model="tiny-chat", instructions="be brief", input="hello there")
     assert first.output_text == "tiny-chat: hello there" and first.status == "completed"
     second = client.responses.create(model="tiny-chat", previous_response_id=first.id,
@@ -55,7 +42,7 @@ def test_a_chain_store_and_input_items(served: ServedPlatform) -> None:
 
 
 def test_the_stream_events(served: ServedPlatform) -> None:
-    client: Any = openai.OpenAI(base_url=served.url + "/v1", api_key=key(served), max_retries=0)
+    client: Any = openai.OpenAI(base_url=served.url + "/v1", api_key=served.bearer_token(), max_retries=0)
     with client.responses.stream(model="tiny-chat", input="hello there") as stream:
         final = stream.get_final_response()
     assert final.output_text == "tiny-chat: hello there"
@@ -63,7 +50,7 @@ def test_the_stream_events(served: ServedPlatform) -> None:
 
 
 def test_messages_and_their_errors(served: ServedPlatform) -> None:
-    client: Any = anthropic.Anthropic(base_url=served.url, api_key=key(served), max_retries=0)
+    client: Any = anthropic.Anthropic(base_url=served.url, api_key=served.bearer_token(), max_retries=0)
     message = client.messages.create(model="tiny-chat", max_tokens=20, system="s",
                                      messages=[{"role": "user", "content": "hello there"}])
     assert message.content[0].text == "tiny-chat: hello there" and message.stop_reason == "end_turn"
@@ -75,12 +62,12 @@ def test_messages_and_their_errors(served: ServedPlatform) -> None:
                                messages=[{"role": "user", "content": "x"}])
     assert bad.value.body["error"]["type"] == "invalid_request_error" and "thinking" in bad.value.body["error"][
         "message"]
-    resp = httpx.post(served.url + "/v1/messages/nothing", headers={"x-api-key": key(served)}, json={})
+    resp = httpx.post(served.url + "/v1/messages/nothing", headers={"x-api-key": served.bearer_token()}, json={})
     assert resp.status_code == 404 and resp.json()["type"] == "error"
 
 
 def test_stored_responses_listed_by_metadata(served: ServedPlatform) -> None:
-    token = key(served)
+    token = served.bearer_token()
     client: Any = openai.OpenAI(base_url=served.url + "/v1", api_key=token, max_retries=0)
     made = [client.responses.create(model="tiny-chat", input=f"turn {i}", metadata={"qfnb_session": "trip"})
             for i in range(3)]

@@ -17,11 +17,11 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from qfnb.evaluation import EvaluationManager, ExactMatchEvaluator
 from qfnb.resources.batch_job import BatchJob
-from tests.fakes.local_platform import ServedPlatform, served_platform
+from tests.fakes.local_platform import ServedPlatform
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "local"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "batch"))
-from batch_doubles import PacedRegistry
+from batch_doubles import paced_platform
 from platform_helpers import Signer
 
 N = 8
@@ -31,8 +31,7 @@ ROWS = [{"prompt": f"q{i}", "response": f"tiny-chat: q{i}" if i % 2 == 0 else "s
 
 @pytest.fixture()
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedPlatform]:
-    monkeypatch.setenv("QFNB_TEST_DELAY", "0")
-    with served_platform(tmp_path / "data", registry=PacedRegistry(slots=2)) as platform:
+    with paced_platform(tmp_path / "data", monkeypatch, delay="0") as platform:
         platform.set_env(monkeypatch)
         yield platform
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 
 from qfnb._core import config as config_mod
@@ -24,7 +25,7 @@ from .cloud import serve
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "local"))
 from platform_doubles import FakeRegistry
-from platform_helpers import CREDS, make_settings
+from platform_helpers import CREDS, Signer, make_settings
 
 __all__ = ["CREDS", "FakeRegistry", "ServedPlatform", "served_platform"]
 
@@ -37,6 +38,10 @@ class ServedPlatform:
     url: str
     app: Any
     registry: FakeRegistry
+
+    def bearer_token(self) -> str:
+        """A bearer token minted by this platform's IAM route (what an OpenAI-style client sends as its key)."""
+        return str(httpx.get(self.url + "/v1/BCE-BEARER/token", auth=Signer()).json()["token"])
 
     def config(self, **overrides: Any) -> Config:
         """A Config for this platform (both key pairs, its BOS endpoint, fast polls)."""

@@ -156,7 +156,7 @@ def test_a_form_of_many_large_fields_is_refused_not_held(tmp_path: Path) -> None
                "{}\r\n" f"--{boundary}--\r\n").encode()
 
     with served_platform(tmp_path / "data") as served:
-        token = httpx.get(served.url + "/v1/BCE-BEARER/token", auth=Signer()).json()["token"]
+        token = served.bearer_token()
         tracemalloc.start()
         try:
             resp = httpx.post(served.url + batch.FILES, content=body(), timeout=60, headers={

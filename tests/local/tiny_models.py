@@ -6,6 +6,7 @@ They load in well under a second, so engine and training tests need no real weig
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from qfnb.local.engines.store.assets import GEMMA3_CHAT_TEMPLATE
 
@@ -19,6 +20,17 @@ _CORPUS = [
     "Hello, how are you today? I am fine, thank you. Numbers: 0 1 2 3 4 5 6 7 8 9.",
     "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ .,;:!?'\"()[]{}<>-_=+*/\\|@#$%^&~`",
 ]
+
+#: the size both tiny models share: two layers, 64 wide, a 1,024-token context
+_TINY_SHAPE: dict[str, Any] = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "max_position_embeddings": 1024,
+    "initializer_range": 0.2,  # a frozen random head with the default 0.02 caps logits near 1: LoRA could not fit
+}
 
 
 def _tokenizer(specials: list[str], template: str, bos: str | None, eos: str, pad: str) -> object:
@@ -49,14 +61,8 @@ def build_tiny_gemma(out: Path, seed: int = 0) -> Path:
     ids = {t: tok.convert_tokens_to_ids(t) for t in ("<pad>", "<eos>", "<bos>", "<end_of_turn>")}  # type: ignore[attr-defined]
     config = Gemma3TextConfig(
         vocab_size=len(tok),  # type: ignore[arg-type]
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
+        **_TINY_SHAPE,
         head_dim=32,
-        max_position_embeddings=1024,
-        initializer_range=0.2,  # a frozen random head with the default 0.02 caps logits near 1: LoRA could not fit
         sliding_window=128,
         layer_types=["sliding_attention", "full_attention"],
         pad_token_id=ids["<pad>"],
@@ -80,13 +86,7 @@ def build_tiny_qwen(out: Path, seed: int = 0) -> Path:
     tok = _tokenizer(specials, CHATML_TEMPLATE, None, "<|im_end|>", "<|endoftext|>")
     config = Qwen2Config(
         vocab_size=len(tok),  # type: ignore[arg-type]
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=1024,
-        initializer_range=0.2,  # a frozen random head with the default 0.02 caps logits near 1: LoRA could not fit
+        **_TINY_SHAPE,
         eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),  # type: ignore[attr-defined]
         pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),  # type: ignore[attr-defined]
         tie_word_embeddings=True,

@@ -184,6 +184,19 @@ class FakeTrainer:
         self.stopped.set()
 
 
+def use_trainer(ip: Any, **kw: Any) -> list[FakeTrainer]:
+    """Make ``%qftrain`` in ``ip`` train with a :class:`FakeTrainer` (``kw``: its settings); the
+    list it returns fills with each trainer made, in order."""
+    made: list[FakeTrainer] = []
+
+    def factory(spec: Any, handler: Any) -> FakeTrainer:
+        made.append(FakeTrainer(spec, handler, **kw))
+        return made[-1]
+
+    ip.magics_manager.registry["QfnbMagics"].trainer_factory = factory
+    return made
+
+
 def fake_deployer(endpoint: str, deployed: list[Any] | None = None) -> Any:
     """A dashboard's deploy double (``QfnbMagics.deployer``): marks ``endpoint`` deployed for it."""
     from types import SimpleNamespace

@@ -9,7 +9,7 @@ import types
 
 import pytest
 from IPython.core.error import UsageError
-from nb_doubles import FakeEvent, FakeTrainer, RecordingPublisher
+from nb_doubles import FakeEvent, FakeTrainer, RecordingPublisher, use_trainer
 
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.training.attach import attach
@@ -19,17 +19,6 @@ from qfnb.notebook.training.run import TrainSpec, deploy_in_background
 from qfnb.notebook.training.state import TrainingState
 
 PNG = b"\x89PNG"
-
-
-def use_trainer(ip, **kw):  # type: ignore[no-untyped-def]
-    made: list[FakeTrainer] = []
-
-    def factory(spec, handler):  # type: ignore[no-untyped-def]
-        made.append(FakeTrainer(spec, handler, **kw))
-        return made[-1]
-
-    ip.magics_manager.registry["QfnbMagics"].trainer_factory = factory
-    return made
 
 
 def test_launch_runs_in_background_and_finishes(ip, pub: RecordingPublisher) -> None:

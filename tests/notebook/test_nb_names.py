@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
-from nb_doubles import FakeTrainer
+from nb_doubles import FakeTrainer, use_trainer
 
 from qfnb.notebook.training.attach import attach
 from qfnb.notebook.training.jobs import jobs_frame
@@ -16,17 +16,11 @@ from qfnb.notebook.training.run import TrainSpec, default_trainer, deploy_config
 
 
 def test_qftrain_name_reaches_the_trainer_and_the_dashboard(ip: Any, tmp_path: Any) -> None:
-    made: list[Any] = []
-
-    def factory(spec: TrainSpec, handler: Any) -> FakeTrainer:
-        made.append(spec)
-        return FakeTrainer(spec, handler, steps=3, step_time=0.001)
-
-    ip.magics_manager.registry["QfnbMagics"].trainer_factory = factory
+    made = use_trainer(ip, steps=3, step_time=0.001)
     ip.run_line_magic("qftrain", "--dataset data.jsonl --steps 3 --name my-first-tune -o run")
     run = ip.user_ns["run"]
     state = run.wait(30)
-    assert made[0].name == "my-first-tune"
+    assert made[0].spec.name == "my-first-tune"
     assert state.title == "my-first-tune · Gemma-3-270M ← data.jsonl"
     assert repr(run).startswith("[qftrain] my-first-tune · ") and "task task-1" in repr(run)  # the id beside
     with pytest.raises(UsageError, match="--name must start with a letter"):

@@ -20,10 +20,10 @@ from qfnb._core.record.cache import set_process_mode
 from qfnb.notebook.discovery import ModelList
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.resources.batch_job import BatchJob
-from tests.fakes.local_platform import ServedPlatform, served_platform
+from tests.fakes.local_platform import ServedPlatform
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "batch"))
-from batch_doubles import PacedRegistry  # the paced engines of the batch tests
+from batch_doubles import paced_platform  # the batch tests' platform with paced engines
 
 ROWS = [
     {"prompt": "hello", "response": [["tiny-chat: hello"]]},
@@ -36,8 +36,7 @@ LINE = "--models Tiny-Chat,endpoint:other-chat --dataset {path} --metrics exact_
 
 @pytest.fixture()
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedPlatform]:
-    monkeypatch.setenv("QFNB_TEST_DELAY", "0.01")
-    with served_platform(tmp_path / "data", registry=PacedRegistry(slots=2)) as platform:
+    with paced_platform(tmp_path / "data", monkeypatch, delay="0.01") as platform:
         platform.set_env(monkeypatch, QIANFAN_LLM_API_RETRY_COUNT="1")
         yield platform
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -170,6 +171,23 @@ def test_sequential_needs_a_comparison_of_two_models(ip, platform, data_file, ex
     assert calls(platform) == {}
 
 
+@pytest.fixture
+def long_file(tmp_path: Path) -> Path:
+    """200 items whose reference is Other-Chat's answer on every fifth, Tiny-Chat's on the rest."""
+    rows = [{"prompt": f"question {i}", "response": f"{'other' if i % 5 == 0 else 'tiny'}-chat: question {i}"}
+            for i in range(200)]
+    path = tmp_path / "long.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def run_pilot(ip: Any, path: Path, *options: str) -> Any:
+    """``%qfeval``'s 10-item pilot of Tiny-Chat against Other-Chat on ``path`` (``options`` added),
+    planning for a difference of 0.5 in exact match (``-o pilot``): its report."""
+    pilot = f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match --compare Other-Chat --plan 0.5"
+    return ip.run_line_magic("qfeval", " ".join([pilot, "--sample 10", *options, "-o pilot"]))
+
+
 def test_plan_from_a_pilot_and_from_a_stored_result(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
     rows = [{"prompt": f"question {i}", "response": f"{'other' if i % 3 == 0 else 'tiny'}-chat: question {i}"}
             for i in range(60)]
@@ -197,13 +215,8 @@ def test_plan_from_a_pilot_and_from_a_stored_result(ip, platform, tmp_path) -> N
         ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --compare Other-Chat --plan 0")
 
 
-def test_the_plans_line_runs_the_planned_items_and_reuses_the_pilot(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    rows = [{"prompt": f"question {i}", "response": f"{'other' if i % 5 == 0 else 'tiny'}-chat: question {i}"}
-            for i in range(200)]
-    path = tmp_path / "long.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match "
-                                         "--compare Other-Chat --plan 0.5 --sample 10 -o pilot")
+def test_the_plans_line_runs_the_planned_items_and_reuses_the_pilot(ip, platform, long_file) -> None:  # type: ignore[no-untyped-def]
+    report = run_pilot(ip, long_file)
     n = report.plan.n_items
     assert calls(platform) == {"tiny-chat": 10, "other-chat": 10} and 10 < n < 200
     line = report.plan.next_line
@@ -216,20 +229,15 @@ def test_the_plans_line_runs_the_planned_items_and_reuses_the_pilot(ip, platform
     assert len(full.result.samples_df) == n and full.comparison is not None
     assert (full.reused or "").startswith(f"↺ 20 of {2 * n} answers reused")  # the pilot's, and it says so
     with pytest.raises(UsageError, match="--sample must be a positive integer"):
-        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {path} --sample 0")
+        ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {long_file} --sample 0")
 
 
-def test_the_plans_full_run_is_one_click_in_the_same_kernel(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_plans_full_run_is_one_click_in_the_same_kernel(ip, platform, long_file) -> None:  # type: ignore[no-untyped-def]
     """A button under the report runs the plan's line in this kernel; its output stays under the button.
     Outside a kernel (a terminal, this shell) the line alone is offered."""
     from qfnb.notebook.evaluation import plan as evalplan
 
-    rows = [{"prompt": f"question {i}", "response": f"{'other' if i % 5 == 0 else 'tiny'}-chat: question {i}"}
-            for i in range(200)]
-    path = tmp_path / "long.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match "
-                                         "--compare Other-Chat --plan 0.5 --sample 10 -o pilot")
+    report = run_pilot(ip, long_file)
     assert report.runner is None and "application/vnd.jupyter.widget-view+json" not in report._repr_mimebundle_()
     magics = ip.magics_manager.registry["QfnbMagics"]
     n, line = report.plan.n_items, report.plan.next_line
@@ -247,15 +255,10 @@ def test_the_plans_full_run_is_one_click_in_the_same_kernel(ip, platform, tmp_pa
     assert len(full) == 1 and f"↺ 20 of {2 * n} answers reused" in full[0]["data"]["text/html"]
 
 
-def test_the_plan_forecasts_what_the_full_run_adds_to_the_pilot(ip, platform, tmp_path, own_record_dir) -> None:  # type: ignore[no-untyped-def]
+def test_the_plan_forecasts_what_the_full_run_adds_to_the_pilot(ip, platform, long_file, own_record_dir) -> None:  # type: ignore[no-untyped-def]
     """Beside the plan: the forecast of the items its full run adds (the pilot's are reused), one per
     model, learnt from the pilot's answers; the run it forecast asks exactly that many calls."""
-    rows = [{"prompt": f"question {i}", "response": f"{'other' if i % 5 == 0 else 'tiny'}-chat: question {i}"}
-            for i in range(200)]
-    path = tmp_path / "long.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match "
-                                         "--compare Other-Chat --plan 0.5 --sample 10 --max-tokens 8 -o pilot")
+    report = run_pilot(ip, long_file, "--max-tokens 8")
     n, full = report.plan.n_items, report.plan.full_run
     assert full.new_items == n - 10 and full.reused_items == 10 and not full.notes
     assert sorted(f.model for f in full.forecasts) == ["Other-Chat", "Tiny-Chat"]
@@ -270,7 +273,7 @@ def test_the_plan_forecasts_what_the_full_run_adds_to_the_pilot(ip, platform, tm
     ip.run_line_magic("qfeval", report.plan.next_line[len("%qfeval "):])
     assert len(platform.engines["tiny-chat"].calls) == n - 10
     # a pilot of the whole data set adds nothing, and says so
-    small = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match "
+    small = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {long_file} --metrics exact_match "
                                         "--compare Other-Chat --plan 0.5 --sample 400")
     assert small.plan.full_run.new_items == 0 and "asks nothing new" in repr(small)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nb_doubles import FakeTrainer
+from nb_doubles import use_trainer
 
 from qfnb.notebook.training.dashboard import TrainingDashboard
 from qfnb.notebook.training.run import TrainSpec, default_trainer
@@ -21,18 +21,12 @@ def test_fresh_reaches_the_trainer(ip: Any, tmp_path: Any) -> None:
     data.write_text('{"prompt": "q", "response": "a"}\n', encoding="utf-8")
     assert default_trainer(TrainSpec(dataset=str(data)), None).replay is None  # follows the kernel's cache
     assert default_trainer(TrainSpec(dataset=str(data), fresh=True), None).replay is False
-    made: list[TrainSpec] = []
-
-    def factory(spec: TrainSpec, handler: Any) -> FakeTrainer:
-        made.append(spec)
-        return FakeTrainer(spec, handler, steps=2, step_time=0.001)
-
-    ip.magics_manager.registry["QfnbMagics"].trainer_factory = factory
+    made = use_trainer(ip, steps=2, step_time=0.001)
     ip.run_line_magic("qftrain", "--dataset data.jsonl --steps 2 --fresh -o run")
     ip.user_ns["run"].wait(30)
     ip.run_line_magic("qftrain", "--dataset data.jsonl --steps 2 -o run")
     ip.user_ns["run"].wait(30)
-    assert [s.fresh for s in made] == [True, False]
+    assert [t.spec.fresh for t in made] == [True, False]
 
 
 def test_the_dashboard_names_the_reused_run() -> None:

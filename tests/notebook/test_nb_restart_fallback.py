@@ -9,6 +9,8 @@ The browser test (``test_nb_browser_restart.py``) checks the CSS in JupyterLab.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from nb_doubles import FakeEvent, RecordingPublisher
 
@@ -69,27 +71,27 @@ def test_after_a_restart_the_old_dashboard_reads_as_its_last_state(ip) -> None:
     assert ".qfnb-offline-note{display:none}" in css
 
 
-def test_a_bar_republishes_its_first_count_then_at_an_interval(ip, pub) -> None:  # type: ignore[no-untyped-def]
+def widget_bar(pub: Any, results: int) -> tuple[Progress, list[dict[str, Any]]]:
+    """A widget bar of 10 items after ``results`` of them came back, half a second apart, and what
+    it published."""
     clock = VirtualTime(100.0)
     bar = Progress(total=10, desc="batch", mode="widget", clock=clock)
     bar.on_start(10)
-    for i in range(5):
+    for i in range(results):
         clock.now += 0.5
         bar.on_result(i, ok=True)
-    outputs = next(iter(pub.by_display_id().values()))
+    return bar, list(next(iter(pub.by_display_id().values())))
+
+
+def test_a_bar_republishes_its_first_count_then_at_an_interval(ip, pub) -> None:  # type: ignore[no-untyped-def]
+    _, outputs = widget_bar(pub, results=5)
     live = [o["data"]["text/html"] for o in outputs[1:] if WIDGET_VIEW in o["data"]]
     assert len(live) == 1 and "0/10" in live[0], live  # a bar cut short early still shows its count
 
 
 def test_running_bar_output_carries_its_state_as_html(ip, pub, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(progress_bar, "FALLBACK_INTERVAL", 0.0)
-    clock = VirtualTime(100.0)
-    bar = Progress(total=10, desc="batch", mode="widget", clock=clock)
-    bar.on_start(10)
-    for i in range(3):
-        clock.now += 0.5
-        bar.on_result(i, ok=True)
-    outputs = next(iter(pub.by_display_id().values()))
+    bar, outputs = widget_bar(pub, results=3)
     assert WIDGET_VIEW in outputs[0]["data"] and "<b>batch</b>" in outputs[0]["data"]["text/html"]
     live = [o for o in outputs[1:] if WIDGET_VIEW in o["data"]]
     assert live and "3/10" in live[-1]["data"]["text/html"] and "qfnb-progress-static" in live[-1]["data"]["text/html"]

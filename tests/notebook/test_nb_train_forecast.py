@@ -11,11 +11,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from nb_doubles import FakeTrainer
+from nb_doubles import FakeTrainer, use_trainer
 
 from qfnb._core.record.budget import budget
 from qfnb._core.record.ledger import UsageRow, default_ledger
@@ -46,14 +45,7 @@ def data_file(tmp_path: Path) -> Path:
 
 
 def trainers(ip: InteractiveShell, gate: threading.Event) -> list[FakeTrainer]:
-    made: list[FakeTrainer] = []
-
-    def factory(spec: Any, handler: Any) -> FakeTrainer:
-        made.append(FakeTrainer(spec, handler, steps=4, step_time=0.01, gate=gate))
-        return made[-1]
-
-    ip.magics_manager.registry["QfnbMagics"].trainer_factory = factory
-    return made
+    return use_trainer(ip, steps=4, step_time=0.01, gate=gate)
 
 
 def history() -> None:

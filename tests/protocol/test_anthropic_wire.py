@@ -9,6 +9,7 @@ import pytest
 
 from qfnb.protocol import anthropic
 from qfnb.protocol.errors import ProtocolError
+from qfnb.protocol.turn import Turn
 
 
 def test_a_request_becomes_the_chat_it_asks() -> None:
@@ -53,7 +54,7 @@ def test_the_events_make_up_the_message() -> None:
     events = writer.start(7) + writer.text("Hi") + writer.tool_fragments(
         [{"index": 0, "id": "t1", "function": {"name": "f", "arguments": '{"a":'}}])
     events += writer.tool_fragments([{"index": 0, "function": {"arguments": "1}"}}])
-    events += writer.finish(anthropic.MessageReply(text="Hi", tool_calls=[{"id": "t1"}], input_tokens=7,
+    events += writer.finish(Turn(text="Hi", tool_calls=[{"id": "t1"}], input_tokens=7,
                                                    output_tokens=3, cached_tokens=2))
     kinds = [k for k, _ in events]
     assert kinds == ["message_start", "ping", "content_block_start", "content_block_delta", "content_block_stop",
@@ -62,6 +63,6 @@ def test_the_events_make_up_the_message() -> None:
     assert events[-2][1]["delta"]["stop_reason"] == "tool_use"
     assert events[-2][1]["usage"] == {"input_tokens": 5, "output_tokens": 3, "cache_creation_input_tokens": 0,
                                       "cache_read_input_tokens": 2}
-    message = anthropic.message_object("msg_1", "m", anthropic.MessageReply(text="", tool_calls=[
+    message = anthropic.message_object("msg_1", "m", Turn(text="", tool_calls=[
         {"id": "t1", "function": {"name": "f", "arguments": '{"a": 1}'}}]))
     assert message["content"] == [{"type": "tool_use", "id": "t1", "name": "f", "input": {"a": 1}}]

@@ -136,17 +136,23 @@ def test_an_edited_answer_spec_fails_the_check_until_regenerated(tmp_path: Path)
     assert '    cached: int = Field(default=0, alias="cachedTokens")\n' in written
 
 
+def _generate_with_extra_builder(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
+    """The generator run on a copy of ``tools`` and the console package under ``tmp_path``, with
+    ``source`` added as ``builders/data_extra.py``."""
+    shutil.copytree(ROOT / "tools", tmp_path / "tools")
+    shutil.copytree(RESOURCES / "console", tmp_path / "qfnb/resources/console")
+    (tmp_path / "qfnb/resources/console/builders/data_extra.py").write_text(source)
+    return _run("tools/unasync_calls.py", cwd=tmp_path)
+
+
 def test_a_class_can_take_calls_from_another_builder_module(tmp_path: Path) -> None:
     """``builders/data_extra.py`` with ``@surface("Data.ping")``: a ``DataExtraCalls`` mixin
     that the generated ``Data`` subclasses (a class's builders may span modules)."""
-    shutil.copytree(ROOT / "tools", tmp_path / "tools")
-    shutil.copytree(RESOURCES / "console", tmp_path / "qfnb/resources/console")
-    (tmp_path / "qfnb/resources/console/builders/data_extra.py").write_text(
+    done = _generate_with_extra_builder(tmp_path, (
         '"""More of ``Data``."""\n\nfrom __future__ import annotations\n\nfrom typing import Any\n\n'
         "from .._base import ConsoleRequest, require, surface\n\n\n"
         '@surface("Data.ping")\ndef ping(dataset_id: str, **kwargs: Any) -> ConsoleRequest:\n'
-        '    """Ping a dataset."""\n    return ConsoleRequest("/ping", {"id": require(dataset_id, "dataset_id")})\n')
-    done = _run("tools/unasync_calls.py", cwd=tmp_path)
+        '    """Ping a dataset."""\n    return ConsoleRequest("/ping", {"id": require(dataset_id, "dataset_id")})\n'))
     assert done.returncode == 0, done.stderr
     extra = (tmp_path / "qfnb/resources/console/data_extra.py").read_text()
     data = (tmp_path / "qfnb/resources/console/data.py").read_text()
@@ -162,14 +168,11 @@ def test_a_class_can_take_calls_from_another_builder_module(tmp_path: Path) -> N
 def test_a_call_declared_by_two_builders_is_refused(tmp_path: Path) -> None:
     """One home per call: a second ``@surface("Data.get_dataset_info")`` stops the generator,
     naming the call (two merged branches once each wrote the batch-inference calls)."""
-    shutil.copytree(ROOT / "tools", tmp_path / "tools")
-    shutil.copytree(RESOURCES / "console", tmp_path / "qfnb/resources/console")
-    (tmp_path / "qfnb/resources/console/builders/data_extra.py").write_text(
+    done = _generate_with_extra_builder(tmp_path, (
         '"""More of ``Data``."""\n\nfrom __future__ import annotations\n\n'
         "from .._base import ConsoleRequest, surface\n\n\n"
         '@surface("Data.get_dataset_info")\ndef get_dataset_info(dataset_id: str) -> ConsoleRequest:\n'
-        '    """Again."""\n    return ConsoleRequest("/again", {"id": dataset_id})\n')
-    done = _run("tools/unasync_calls.py", cwd=tmp_path)
+        '    """Again."""\n    return ConsoleRequest("/again", {"id": dataset_id})\n'))
     assert done.returncode != 0
     assert "more than one @surface builder" in done.stderr and "Data.get_dataset_info" in done.stderr
 

@@ -19,12 +19,12 @@ from starlette.testclient import TestClient
 from qfnb.dataset import Dataset, demo_qa
 from qfnb.dataset.demo import demo_rows
 from qfnb.local.domain import console
-from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.store import byom
 from qfnb.model import Model
 from qfnb.protocol.model_names import LOCAL_CHAT_MODEL
 from qfnb.resources import ChatCompletion
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
+from tests.store.fine_tune_runs import assert_refused_for_ram, start_run
 from tests.store.test_export import client, tiny_qwen2  # noqa: F401  (the fixture)
 
 log = logging.getLogger(__name__)
@@ -40,15 +40,9 @@ def test_the_chat_model_trains_and_is_sized_before_its_run(client: TestClient, t
     gguf = tiny_qwen2(tmp_path / "stand-in.gguf")  # the real GGUF's header is read the same way
     monkeypatch.setattr(platform.registry, "_gguf", lambda name: gguf)
     assert platform.registry.weights_of(LOCAL_CHAT_MODEL) == gguf
-    platform.objects.path("b", "rows.jsonl").parent.mkdir(parents=True, exist_ok=True)
-    platform.objects.path("b", "rows.jsonl").write_text(json.dumps({"prompt": "q", "response": [["a"]]}) + "\n")
-    monkeypatch.setattr(byom, "available_bytes", lambda: 512 * 2**20)
-    with pytest.raises(BodyError) as err:
-        console.create_run(platform, container, console.check_hyper({}, "hyper"), [("trainset", "bos:/b/rows.jsonl")])
-    assert "needs about 1.0 GiB of RAM and 0.5 GiB is available; nothing was started." in str(err.value)
-    assert not (platform.settings.data_dir / "jobs").exists() and platform.store.all("runs") == []
+    assert_refused_for_ram(platform, container, monkeypatch)
     monkeypatch.setattr(byom, "available_bytes", lambda: 64 * 2**30)
-    run = console.create_run(platform, container, console.check_hyper({}, "hyper"), [("trainset", "bos:/b/rows.jsonl")])
+    run = start_run(platform, container)
     spec = json.loads((Path(run["job_dir"]) / "spec.json").read_text())
     assert spec["base_model"] == LOCAL_CHAT_MODEL and "base_model_path" not in spec  # the worker converts it
 

@@ -78,6 +78,7 @@ def test_the_store_manifest_is_json_others_can_read(client: TestClient, tmp_path
 def test_an_added_base_is_trainable_and_its_run_trains_on_the_stored_weights(client: TestClient,
                                                                             tmp_path: Path) -> None:
     from qfnb.local.domain import console
+    from tests.store.fine_tune_runs import start_run
     from tests.store.test_model_store import _hf_dir
 
     added = client.post(MODELS_ROUTE, json={"path": str(_hf_dir(tmp_path / "hf")), "name": "my-base",
@@ -87,9 +88,7 @@ def test_an_added_base_is_trainable_and_its_run_trains_on_the_stored_weights(cli
     assert "my-base" in [m.name for m in console.trainable_models(platform)]
     container = console.create_container(platform, name="t", base_model="MY-BASE", base_field="trainType")
     assert container["model"] == "my-base"
-    platform.objects.path("b", "rows.jsonl").parent.mkdir(parents=True, exist_ok=True)
-    platform.objects.path("b", "rows.jsonl").write_text(json.dumps({"prompt": "q", "response": [["a"]]}) + "\n")
-    run = console.create_run(platform, container, console.check_hyper({}, "hyper"), [("trainset", "bos:/b/rows.jsonl")])
+    run = start_run(platform, container)
     spec = json.loads((platform.settings.data_dir / "jobs" / run["sid"] / "spec.json").read_text())
     assert spec["base_model"] == "my-base" and spec["base_model_path"] == added.json()["path"]
 
@@ -97,18 +96,12 @@ def test_an_added_base_is_trainable_and_its_run_trains_on_the_stored_weights(cli
 def test_a_fine_tune_that_cannot_fit_in_ram_is_refused_before_anything_starts(client: TestClient, tmp_path: Path,
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from qfnb.local.domain import console
-    from qfnb.local.domain.values import BodyError
     from qfnb.local.engines.store import byom
+    from tests.store.fine_tune_runs import assert_refused_for_ram
     from tests.store.test_model_store import _hf_dir
 
     client.post(MODELS_ROUTE, json={"path": str(_hf_dir(tmp_path / "hf")), "name": "my-base"})
     platform = client.app.state.platform  # type: ignore[attr-defined]
     assert byom.parameter_count(tmp_path / "hf") == 16
     container = console.create_container(platform, name="t", base_model="my-base", base_field="trainType")
-    platform.objects.path("b", "rows.jsonl").parent.mkdir(parents=True, exist_ok=True)
-    platform.objects.path("b", "rows.jsonl").write_text(json.dumps({"prompt": "q", "response": [["a"]]}) + "\n")
-    monkeypatch.setattr(byom, "available_bytes", lambda: 512 * 2**20)
-    with pytest.raises(BodyError) as err:
-        console.create_run(platform, container, console.check_hyper({}, "hyper"), [("trainset", "bos:/b/rows.jsonl")])
-    assert "needs about 1.0 GiB of RAM and 0.5 GiB is available; nothing was started." in str(err.value)
-    assert not (platform.settings.data_dir / "jobs").exists() and platform.store.all("runs") == []
+    assert_refused_for_ram(platform, container, monkeypatch)

@@ -1,5 +1,6 @@
-"""What every protocol's render reads: an answer collected from its :class:`Delta` s, the tally
-kept while one streams, and the :class:`Render` face the serving flow calls."""
+"""What every protocol's render reads: an answer collected from its :class:`Delta` s (and the turn
+the Responses and Messages renders read of it), the tally kept while one streams, and the
+:class:`Render` face the serving flow calls."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Any, Protocol
 
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.base import Delta
+from qfnb.protocol.turn import Turn
 
-__all__ = ["Answer", "Render", "Tally", "answer_of", "merge_tool_calls", "total_usage", "usage_of"]
+__all__ = ["Answer", "Render", "Tally", "answer_of", "merge_tool_calls", "total_usage", "turn_of", "usage_of"]
 
 
 def usage_of(prompt: int, completion: int) -> dict[str, int]:
@@ -84,6 +86,15 @@ def answer_of(deltas: Iterable[Delta]) -> Answer:
             answer.logprobs += d.logprobs
     answer.text = "".join(parts)
     return answer
+
+
+def turn_of(answer: Answer) -> Turn:
+    """What the Responses and Messages renders read of one collected answer (one with tool calls
+    finished with ``tool_calls``)."""
+    tally = answer.tally
+    return Turn(text=answer.text, tool_calls=list(answer.tool_calls),
+                finish="tool_calls" if answer.tool_calls else tally.finish, input_tokens=tally.prompt,
+                output_tokens=tally.completion_tokens, cached_tokens=tally.cached)
 
 
 def total_usage(tallies: Sequence[Tally]) -> dict[str, int]:

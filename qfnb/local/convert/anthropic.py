@@ -10,21 +10,15 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qfnb.local.convert.answer import Answer, answer_of
+from qfnb.local.convert.answer import Answer, answer_of, turn_of
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.base import Delta
-from qfnb.protocol.anthropic import MessageEvents, MessageReply, message_object
+from qfnb.protocol.anthropic import MessageEvents, message_object
 from qfnb.protocol.sse import encode_event
 
 log = logging.getLogger("qfnb.local.inference")
 
-__all__ = ["CountRender", "MessagesRender", "reply_of"]
-
-
-def reply_of(answer: Answer) -> MessageReply:
-    tally = answer.tally
-    return MessageReply(text=answer.text, tool_calls=list(answer.tool_calls), finish=tally.finish,
-                 input_tokens=tally.prompt, output_tokens=tally.completion_tokens, cached_tokens=tally.cached)
+__all__ = ["CountRender", "MessagesRender"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +32,7 @@ class MessagesRender:
     stops: tuple[str, ...] = ()
 
     def body(self, answers: Sequence[Answer], served: ServedLike) -> dict[str, object]:
-        return message_object(self.mid, self.model, reply_of(answers[0]), self.stops)
+        return message_object(self.mid, self.model, turn_of(answers[0]), self.stops)
 
     async def events(self, deltas: AsyncIterator[tuple[int, Delta]], choices: int,
                      served: ServedLike) -> AsyncIterator[bytes]:
@@ -58,7 +52,7 @@ class MessagesRender:
             yield encode_event(event, event=kind)
             return
         closing = writer.start() if not seen else []
-        for kind, event in closing + writer.finish(reply_of(answer_of(seen))):
+        for kind, event in closing + writer.finish(turn_of(answer_of(seen))):
             yield encode_event(event, event=kind)
 
 

@@ -10,23 +10,15 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qfnb.local.convert.answer import Answer, answer_of
+from qfnb.local.convert.answer import Answer, answer_of, turn_of
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.base import Delta
-from qfnb.protocol.responses_answer import ResponseEvents, Turn, output_items, response_object
+from qfnb.protocol.responses_answer import ResponseEvents, output_items, response_object
 from qfnb.protocol.sse import encode_event
 
 log = logging.getLogger("qfnb.local.inference")
 
-__all__ = ["ResponsesRender", "turn_of"]
-
-
-def turn_of(answer: Answer) -> Turn:
-    """What a Responses object reads of one collected answer."""
-    tally = answer.tally
-    return Turn(text=answer.text, tool_calls=list(answer.tool_calls),
-                finish="tool_calls" if answer.tool_calls else tally.finish, input_tokens=tally.prompt,
-                output_tokens=tally.completion_tokens, cached_tokens=tally.cached)
+__all__ = ["ResponsesRender"]
 
 
 @dataclass(frozen=True)

@@ -290,25 +290,7 @@ class TrainingDashboard(VBox):
 
     def _result_html(self) -> str:
         st = self.state
-        rows = []
-        if st.task_id:
-            rows.append(f"task <code>{escape(st.task_id)}</code>")
-            if not self.done and not self._finishing:  # the job outlives this kernel: say how to find it
-                rows[-1] += (f'<span class="qfnb-live-only"> · after a kernel restart: <code style="user-select:all">'
-                             f"{escape(self.hints()[0])}</code></span>")
-        if st.reused:
-            rows.append(f'<span class="qfnb-reused" style="color:{theme.TEXT_MUTED}">↺ reused finished run '
-                        f"<code>{escape(st.reused)}</code> (same recipe) · <code>--fresh</code> trains again</span>")
-        if st.checkpoints:
-            text = st.checkpoint_text()
-            color = theme.ERROR if st.overfit is not None else theme.TEXT
-            rows.append(f'<span class="qfnb-checkpoints" style="color:{color}">{escape(text)}</span>')
-        if st.model_id:
-            rows.append(f"model <code>{escape(st.model_label)}</code>")
-        if st.service:
-            rows.append(f"endpoint <code>{escape(st.service)}</code>")
-        if st.error and st.status == "failed":
-            rows.append(f'<span style="color:{theme.ERROR}">error: {escape(st.error)}</span>')
+        rows = [self._field_html(label, value) for label, value in st.result_fields()]
         html = f'<span style="color:{theme.TEXT}">{" · ".join(rows)}</span>'
         steps = self.hints() if self.done or self._finishing else []
         if steps:
@@ -321,6 +303,24 @@ class TrainingDashboard(VBox):
                 html += (f'<div class="qfnb-warning" style="color:{theme.ERROR}">⚠ {escape(TRAINING_FILE_WARNING)}'
                          "</div>")
         return html
+
+    def _field_html(self, label: str, value: str) -> str:
+        """One of the state's result_fields() as the result row shows it."""
+        if label == "task":
+            row = f"task <code>{escape(value)}</code>"
+            if not self.done and not self._finishing:  # the job outlives this kernel: say how to find it
+                row += (f'<span class="qfnb-live-only"> · after a kernel restart: <code style="user-select:all">'
+                        f"{escape(self.hints()[0])}</code></span>")
+            return row
+        if label == "reused":
+            return (f'<span class="qfnb-reused" style="color:{theme.TEXT_MUTED}">↺ reused finished run '
+                    f"<code>{escape(value)}</code> (same recipe) · <code>--fresh</code> trains again</span>")
+        if label == "checkpoints":
+            color = theme.ERROR if self.state.overfit is not None else theme.TEXT
+            return f'<span class="qfnb-checkpoints" style="color:{color}">{escape(value)}</span>'
+        if label == "error":
+            return f'<span style="color:{theme.ERROR}">error: {escape(value)}</span>'
+        return f"{label} <code>{escape(value)}</code>"  # model, endpoint
 
     def hints(self) -> list[str]:
         """Every command this dashboard shows now, each doing its step for THIS job: while it runs,

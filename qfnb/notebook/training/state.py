@@ -299,6 +299,24 @@ class TrainingState:
             return f"{self.model_name} (id {self.model_id})"
         return self.model_name or self.model_id
 
+    def result_fields(self) -> list[tuple[str, str]]:
+        """What the job has to show beside its progress, as ``(label, value)`` pairs in the order every
+        rendering lists them: task, reused, checkpoints, model, endpoint, error (only those it has)."""
+        fields = []
+        if self.task_id:
+            fields.append(("task", self.task_id))
+        if self.reused:
+            fields.append(("reused", self.reused))
+        if self.checkpoints:
+            fields.append(("checkpoints", self.checkpoint_text()))
+        if self.model_id:
+            fields.append(("model", self.model_label or self.model_id))
+        if self.service:
+            fields.append(("endpoint", self.service))
+        if self.error and self.status == "failed":
+            fields.append(("error", self.error))
+        return fields
+
     def next_steps(self, *, var_name: str | None = None, can_deploy: bool = True,
                    eval_data: str | None = None) -> list[str]:
         """Copyable next steps for THIS finished job, each a command that does that step."""
@@ -318,18 +336,7 @@ class TrainingState:
     def summary(self) -> str:
         """The one-line text/plain form (what a saved notebook shows without widgets)."""
         parts = [f"[qftrain] {self.title}: {self.status}", self.progress_text()]
-        if self.task_id:
-            parts.append(f"task {self.task_id}")
-        if self.reused:
-            parts.append(f"↺ reused finished run {self.reused} (--fresh trains again)")
-        if self.checkpoints:
-            parts.append(self.checkpoint_text())
-        if self.model_id:
-            parts.append(f"model {self.model_label}")
-        if self.service:
-            parts.append(f"service {self.service}")
-        if self.error and self.status == "failed":
-            parts.append(f"error: {self.error}")
+        parts += [_TEXT_FORMS[label].format(value) for label, value in self.result_fields()]
         parts.append(self.as_of())
         return " · ".join(parts)
 
@@ -339,6 +346,11 @@ class TrainingState:
         if self.finished:
             return f"ended {_stamp(self.ended_at or self.wall())}"
         return f"snapshot {_stamp(self.wall())}, not live"
+
+
+# how the text/plain summary words each of result_fields()
+_TEXT_FORMS = {"task": "task {}", "reused": "↺ reused finished run {} (--fresh trains again)",
+               "checkpoints": "{}", "model": "model {}", "endpoint": "service {}", "error": "error: {}"}
 
 
 def _stamp(t: float) -> str:

