@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
+from qfnb.protocol.files import write_private_text
+
 Split = Literal["all", "train", "test"]
 
 logger = logging.getLogger(__name__)
@@ -66,14 +68,7 @@ def demo_qa(split: Split = "all") -> Path:
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in demo_rows(split))
     path = _private_dir() / f"demo_qa_{split}.jsonl"
     if not path.exists() or path.read_text(encoding="utf-8") != text:
-        # a fresh unpredictable name, created 0600 with O_EXCL: nothing planted in the folder is written through
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
-            os.replace(name, path)  # atomic: concurrent kernels never read half a file
-        finally:
-            Path(name).unlink(missing_ok=True)
+        write_private_text(path, text)  # atomic, under an unpredictable name: nothing planted is written through
     return path
 
 

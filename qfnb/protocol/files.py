@@ -1,5 +1,5 @@
-"""Private JSON files written atomically: the one writer of runtime files, credentials, job
-state and pipeline records, for the client and the platform alike."""
+"""Private files written atomically: the one writer of runtime files, credentials, job state,
+pipeline records and generated data files, for the client and the platform alike."""
 
 from __future__ import annotations
 
@@ -9,19 +9,26 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_private_json"]
+__all__ = ["write_private_json", "write_private_text"]
 
 
 def write_private_json(path: Path, data: Any, *, exclusive: bool = False, indent: int | None = None) -> bool:
     """Write ``data`` as JSON to ``path`` with mode 0600, atomically (a reader sees the old file or
     the whole new one, never a part). With ``exclusive``, only if ``path`` does not exist yet (a
     concurrent writer's file wins); returns whether this call wrote it."""
+    return write_private_text(path, json.dumps(data, ensure_ascii=False, indent=indent, default=str),
+                              exclusive=exclusive)
+
+
+def write_private_text(path: Path, text: str, *, exclusive: bool = False) -> bool:
+    """Write ``text`` to ``path`` as :func:`write_private_json` writes JSON: 0600, atomically, under a
+    fresh unpredictable temporary name (``mkstemp``: nothing planted in the folder is written through)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, indent=indent, default=str)
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         if not exclusive:
