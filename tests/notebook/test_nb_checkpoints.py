@@ -31,7 +31,7 @@ def test_dashboard_names_the_best_checkpoint_and_the_over_fitting() -> None:
     state = dash.wait(timeout=5)
     assert state.best is not None and state.best["step"] == 16
     text = state.checkpoint_text()
-    assert text == ("best checkpoint: step 16 of 5 saved (held-out loss 3.200) · "
+    assert text == ("best checkpoint: step 16, of 5 saved (held-out loss 3.200) · "
                     "over-fitting since step 16: held-out loss 3.2 → 6.8")
     assert "over-fitting since step 16" in dash._result_html() and text in state.summary()
     assert dash.deploy_button.description == "Deploy best (step 16)"

@@ -288,7 +288,7 @@ class TrainingState:
             return ""
         score = (f"{best['metricName']} {float(best['metric']):.3f}" if best.get("metric") is not None
                  else f"held-out loss {float(best['evalLoss']):.3f}")
-        text = f"best checkpoint: step {best['step']} of {len(self.checkpoints)} saved ({score})"
+        text = f"best checkpoint: step {best['step']}, of {len(self.checkpoints)} saved ({score})"
         over = self.overfit
         return f"{text} · {over.describe()}" if over is not None else text
 
