@@ -34,7 +34,7 @@ made = Data.create_offline_batch_inference_task(name="bi", input_bos_uri=inp, ou
                                                 description="d", completion_window="24h")
 tid = made["result"]["taskId"]
 got = Data.get_offline_batch_inference_task(task_id=tid)["result"]
-listed = Data.list_offline_batch_inference_task(max_keys=5, run_status=["Running", "Done"])["result"]
+listed = Data.list_offline_batch_inference_task(max_keys=5, run_status=["Queuing", "Running", "Done"])["result"]
 stopped = Data.stop_offline_batch_inference_task(task_id=tid)["result"]
 print(json.dumps({"taskId": tid, "got": got, "listed": listed, "stopped": stopped}))
 """
@@ -78,7 +78,7 @@ def test_official_sdk_and_qfnb_send_the_same_four_calls(recorded: tuple[ServedPl
                                                     description="d", completion_window="24h", config=cfg)
     tid = made["result"]["taskId"]
     assert Data.get_offline_batch_inference_task(task_id=tid, config=cfg)["result"]["taskId"] == tid
-    Data.list_offline_batch_inference_task(max_keys=5, run_status=["Running", "Done"], config=cfg)
+    Data.list_offline_batch_inference_task(max_keys=5, run_status=["Queuing", "Running", "Done"], config=cfg)
     assert Data.stop_offline_batch_inference_task(task_id=tid, config=cfg)["result"] is True
     assert _normal(recorder.calls) == _normal(sdk_calls)
     assert sdk_calls[0][1] == "infer"  # the Referer header of CreateBatchInferenceTask
