@@ -1,0 +1,195 @@
+"""The OpenAI Batch API through :class:`~qfnb._core.runtime.openai_recorded.RecordedTransport`: a
+batch takes the durable batch task's hold (:mod:`~qfnb._core.http.batch_hold`). Under a budget its
+input file's rows are read from the platform and their worst case held before the batch is created
+(one that would cross the budget is answered 429, uncreated); when the batch ends, seen by this
+face's own watch of it or by a read of the client (retrieve, list, cancel), the hold settles to its
+usage and the batch is in the ledger once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx2
+
+from qfnb._core.config import Config
+from qfnb._core.http.batch_hold import Hold, RowTally, hold_rows, keep, settle_task
+from qfnb._core.record.budget import BudgetExceeded, active_budget
+
+__all__ = ["WATCH_FIRST_S", "WATCH_MOST_S", "BatchFace", "is_batches", "over_budget"]
+
+#: an OpenAI batch's statuses once it has ended
+_ENDED = ("completed", "failed", "cancelled", "expired")
+#: seconds between the watch's first reads of a batch it made, and at most (the wait grows by half each read)
+WATCH_FIRST_S, WATCH_MOST_S = 1.0, 30.0
+
+logger = logging.getLogger("qfnb.usage")
+
+
+class BatchFace:
+    """``/v1|/v2/batches`` requests of one transport: sent by ``inner``, held and recorded."""
+
+    def __init__(self, config: Config, inner: httpx2.AsyncBaseTransport, *,
+                 watch_first_s: float = WATCH_FIRST_S) -> None:
+        self.config, self.inner, self.watch_first_s = config, inner, watch_first_s
+        #: the watches of the batches this face made, until each sees its batch end
+        self._watches: set[asyncio.Task[None]] = set()
+
+    def close(self) -> None:
+        for task in list(self._watches):  # a batch no longer watched settles when a reader sees it end
+            task.cancel()
+
+    async def handle(self, request: httpx2.Request) -> httpx2.Response:
+        """A batch request (:func:`is_batches`): a creation held first, any answer noted."""
+        if request.method == "POST" and request.url.path.rstrip("/").endswith("/batches"):
+            return await self._create(request)
+        return await self._note(request, await self.inner.handle_async_request(request))
+
+    async def _create(self, request: httpx2.Request) -> httpx2.Response:
+        """``POST /v1/batches``: under a budget, its input file's rows' worst case held first (429,
+        uncreated, past the budget); the batch made, watched until it ends."""
+        hold: Hold | None = None
+        try:
+            body = json.loads(await request.aread() or b"{}")
+        except ValueError:
+            body = None
+        file_id = body.get("input_file_id") if isinstance(body, dict) else None
+        if active_budget() is not None and isinstance(file_id, str) and file_id:
+            tally = RowTally()
+            model = await self._tally_file(request, file_id, tally)
+            if isinstance(model, httpx2.Response):  # the file cannot be read: the platform's answer
+                return model
+            try:
+                hold = hold_rows(tally, model or "batch", self.config,
+                                 what=f"the OpenAI batch of {file_id} ({tally.rows:,} rows)")
+            except BudgetExceeded as exc:
+                return over_budget(exc, request)
+        try:
+            reply = await self._note(request, await self.inner.handle_async_request(request), hold)
+        except BaseException:
+            if hold is not None:
+                hold.release()
+            raise
+        return reply
+
+    async def _tally_file(self, request: httpx2.Request, file_id: str, tally: RowTally) -> str | httpx2.Response:
+        """Count each row of the uploaded file ``file_id`` into ``tally`` (read as it streams, as the
+        platform reads it: a line that is not a request runs nothing); the first row's model, or the
+        platform's refusal to give the file."""
+        prefix = request.url.path.rstrip("/").removesuffix("/batches")
+        url = request.url.copy_with(path=f"{prefix}/files/{quote(file_id, safe='')}/content", query=None)
+        headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
+        reply = await self.inner.handle_async_request(httpx2.Request("GET", url, headers=headers))
+        model = ""
+        try:
+            if reply.status_code != 200:
+                content = await reply.aread()
+                return httpx2.Response(reply.status_code, headers=_passed(reply), content=content, request=request)
+            async for line in reply.aiter_lines():
+                try:
+                    row = json.loads(line) if line.strip() else None
+                except ValueError:
+                    continue
+                if isinstance(row, dict) and isinstance(row.get("body"), dict):
+                    tally.add(row["body"])
+                    model = model or str(row["body"].get("model") or "")
+        finally:
+            await reply.aclose()
+        return model
+
+    async def _note(self, request: httpx2.Request, reply: httpx2.Response,
+                            hold: Hold | None = None) -> httpx2.Response:
+        """A batch answer as it came; each ended batch it shows settles and goes to the ledger once (a
+        row for the whole task, as a durable ``BatchJob``'s: whichever face sees it end first writes it).
+        A batch just made (``hold``: what it holds, if anything) is kept and watched until it ends."""
+        if reply.status_code != 200:
+            if hold is not None:  # refused: nothing was created
+                hold.release()
+            return reply
+        content = await reply.aread()
+        await reply.aclose()
+        try:
+            found = json.loads(content)
+        except ValueError:
+            found = None
+        batches = [b for b in ((found.get("data") or []) if found.get("object") == "list" else [found])
+                   if isinstance(b, dict)] if isinstance(found, dict) else []
+        made = request.method == "POST" and request.url.path.rstrip("/").endswith("/batches")
+        if made and len(batches) == 1 and isinstance(batches[0].get("id"), str):
+            if hold is not None:
+                keep(self.config, batches[0]["id"], hold)
+            if not _record_batch(batches[0], self.config):
+                self._watch(request, batches[0]["id"])
+        elif made and hold is not None:  # an answer that names no batch: nothing to hold for
+            hold.release()
+        else:
+            for batch in batches:
+                _record_batch(batch, self.config)
+        return httpx2.Response(reply.status_code, headers=_passed(reply), content=content, request=request)
+
+    def _watch(self, request: httpx2.Request, batch_id: str) -> None:
+        """Read the batch ``batch_id`` now and then until it ends, then settle and record it."""
+        url = request.url.copy_with(path=request.url.path.rstrip("/") + "/" + quote(batch_id, safe=""), query=None)
+        headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
+        task = asyncio.get_running_loop().create_task(self._watched(url, headers, batch_id))
+        self._watches.add(task)
+        task.add_done_callback(self._watches.discard)
+
+    async def _watched(self, url: httpx2.URL, headers: dict[str, str], batch_id: str) -> None:
+        wait = self.watch_first_s
+        while True:
+            await asyncio.sleep(wait)
+            wait = min(wait * 1.5, WATCH_MOST_S)
+            try:
+                reply = await self.inner.handle_async_request(httpx2.Request("GET", url, headers=headers))
+                content = await reply.aread()
+                await reply.aclose()
+            except httpx2.HTTPError as exc:
+                logger.debug("batch %s: the platform did not answer its watch (%s); reading again", batch_id, exc)
+                continue
+            if reply.status_code == 404:
+                logger.info("batch %s is gone from the platform; a reader of it settles it", batch_id)
+                return
+            try:
+                found = json.loads(content) if reply.status_code == 200 else None
+            except ValueError:
+                found = None
+            if isinstance(found, dict) and _record_batch(found, self.config):
+                return
+
+
+def is_batches(path: str) -> bool:
+    """``/v1/batches``, ``/v1/batches/{id}`` and ``/v1/batches/{id}/cancel`` (either API version)."""
+    parts = path.strip("/").split("/")
+    return len(parts) >= 2 and parts[0] in ("v1", "v2") and parts[1] == "batches"
+
+
+def _record_batch(batch: Mapping[str, Any], config: Config) -> bool:
+    """Whether the OpenAI batch ``batch`` has ended; if so, its hold settled to its usage and its
+    tokens in the ledger once per platform and task (the key a durable ``BatchJob`` writes under,
+    so the two faces of one task never count it twice)."""
+    usage = batch.get("usage")
+    if batch.get("status") not in _ENDED or not isinstance(usage, Mapping) or not batch.get("id"):
+        return False
+    started, ended = batch.get("in_progress_at"), next(
+        (batch[k] for k in ("completed_at", "failed_at", "cancelled_at", "expired_at") if batch.get(k)), None)
+    seconds = float(ended - started) if isinstance(started, int) and isinstance(ended, int) else 0.0
+    settle_task(config, str(batch["id"]), prompt=int(usage.get("input_tokens") or 0),
+                completion=int(usage.get("output_tokens") or 0), seconds=seconds)
+    return True
+
+
+def _passed(reply: httpx2.Response) -> dict[str, str]:
+    """A reply's headers, to pass on with its body read whole."""
+    return {k: v for k, v in reply.headers.items() if k.lower() not in ("content-encoding", "content-length")}
+
+
+def over_budget(exc: BudgetExceeded, request: httpx2.Request) -> httpx2.Response:
+    """The budget's refusal as OpenAI says a spent quota (429 ``insufficient_quota``), not to be retried:
+    the openai SDK raises ``RateLimitError`` with the budget's message; nothing was sent."""
+    error = {"message": str(exc), "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}
+    return httpx2.Response(429, headers={"x-should-retry": "false"}, json={"error": error}, request=request)
