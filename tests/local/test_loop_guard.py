@@ -38,7 +38,8 @@ class Engine:
     """Answers the first ask with ``first`` (token by token), a penalised one with ``GOOD``."""
 
     def __init__(self, first: str) -> None:
-        self.first, self.asked, self.closed = first, [], False
+        self.first, self.closed = first, False
+        self.asked: list[ChatAsk] = []
 
     def generate(self, ask: ChatAsk) -> AsyncIterator[Delta]:
         self.asked.append(ask)
@@ -78,3 +79,17 @@ async def test_an_answer_that_does_not_loop_is_passed_on_unchanged() -> None:
 def test_a_users_own_larger_penalty_is_kept() -> None:
     ask = ChatAsk(model="m", messages=(), sampling=Sampling(frequency_penalty=1.5))
     assert penalised(ask).sampling.frequency_penalty == 1.5
+
+
+async def test_only_a_schema_answer_is_guarded() -> None:
+    """whole_answer (the routes' collected answers and batch rows): a plain chat that repeats itself
+    is left as it is; under a schema the loop is asked again."""
+    from qfnb.local.engines.loop_guard import whole_answer
+
+    plain = ChatAsk(model="m", messages=({"role": "user", "content": "sing"},))
+    engine = Engine(LOOP)
+    got = "".join([d.text async for d in whole_answer(engine, plain, "m")])  # type: ignore[arg-type]
+    assert got == LOOP and len(engine.asked) == 1
+    shaped = ChatAsk(model="m", messages=plain.messages, schema={"type": "object"})
+    got = "".join([d.text async for d in whole_answer(engine, shaped, "m")])  # type: ignore[arg-type]
+    assert got == GOOD and [a.sampling.frequency_penalty for a in engine.asked[1:]] == [None, PENALTY]

@@ -35,6 +35,7 @@ from typing import Any, BinaryIO
 from qfnb.local.convert.answer import answer_of, usage_of
 from qfnb.local.convert.openai_chat import choice_of
 from qfnb.local.domain.batch_rows import Row, RowError, Standing, answer_row, error_row, input_lines, parse_line
+from qfnb.local.engines import loop_guard
 from qfnb.local.engines.api import Engine
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import EngineBusy
@@ -247,7 +248,7 @@ class Runner:
             attempt += 1
             flight.mark(True)
             try:
-                deltas = [d async for d in flight.engine.generate(ask)]
+                deltas = [d async for d in loop_guard.whole_answer(flight.engine, ask, ask.model)]
                 break
             except (EngineBusy, EngineUnavailable) as exc:
                 flight.mark(False)

@@ -19,10 +19,11 @@ import dataclasses
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
-from qfnb.local.engines.ask import ChatAsk
+from qfnb.local.engines.api import Engine
+from qfnb.local.engines.ask import Ask, ChatAsk
 from qfnb.local.engines.base import Delta
 
-__all__ = ["MAX_SPAN", "MIN_SPAN", "PENALTY", "REPEATS", "StringTail", "guarded", "penalised"]
+__all__ = ["MAX_SPAN", "MIN_SPAN", "PENALTY", "REPEATS", "StringTail", "guarded", "penalised", "whole_answer"]
 
 log = logging.getLogger("qfnb.local.engines")
 
@@ -106,3 +107,11 @@ async def guarded(deltas: AsyncIterator[Delta], again: Callable[[], AsyncIterato
     async for delta in again():
         yield dataclasses.replace(delta, prompt_tokens=2 * delta.prompt_tokens,
                                   completion_tokens=delta.completion_tokens + spent)
+
+
+def whole_answer(engine: Engine, ask: Ask, name: str) -> AsyncIterator[Delta]:
+    """``engine``'s answer to ``ask`` for a client that receives it whole: guarded when a JSON schema
+    constrains it (:func:`guarded`), as it comes otherwise."""
+    if not (isinstance(ask, ChatAsk) and ask.schema is not None):
+        return engine.generate(ask)
+    return guarded(engine.generate(ask), lambda: engine.generate(penalised(ask)), name=name)

@@ -49,18 +49,13 @@ async def engine_of(platform: Platform, model: ServedLike) -> Engine:
 def answers(engine: Engine, served: ServedLike, ask: Ask, *, whole: bool = True) -> list[AsyncIterator[Delta]]:
     """The ``ask.n`` answer streams (choice ``i`` samples with ``seed + i``); a base model asked to
     call tools is refused (``CannotServe``) before anything runs. An answer the client gets
-    ``whole`` (not streamed) under a JSON schema is asked again if it loops (:mod:`.loop_guard`)."""
+    ``whole`` (not streamed) under a JSON schema is asked again if it loops (:mod:`~qfnb.local.engines.loop_guard`)."""
     if isinstance(ask, ChatAsk) and ask.offered_tools and not engine.can_call_tools:
         raise CannotServe(f"{served.name} cannot call tools: it is a base model without a chat template "
                              "(use an instruct model such as Qwen2.5-Coder-0.5B-Instruct)")
-    if not (whole and isinstance(ask, ChatAsk) and ask.schema is not None):
+    if not whole:
         return [engine.generate(ask.nth(i)) for i in range(ask.n)]
-
-    def guarded(one: ChatAsk) -> AsyncIterator[Delta]:
-        return loop_guard.guarded(engine.generate(one), lambda: engine.generate(loop_guard.penalised(one)),
-                                  name=served.name)
-
-    return [guarded(ask.nth(i)) for i in range(ask.n)]
+    return [loop_guard.whole_answer(engine, ask.nth(i), served.name) for i in range(ask.n)]
 
 
 async def serve(request: Request, platform: Platform, ask: Ask, render: Render) -> Response:
