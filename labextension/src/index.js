@@ -9,7 +9,7 @@
 import { IEditorLanguageRegistry } from '@jupyterlab/codemirror';
 import { INotebookTracker } from '@jupyterlab/notebook';
 
-/** The cell magics whose bodies are prose (tests/notebook/test_labextension.py keeps this
+/** The cell magics whose bodies are prose (tests/notebook/test_nb_browser_cell_magics.py keeps this
  * list equal to qfnb's registered cell magics). */
 export const PROSE_MAGICS = ['qfchat', 'qfimage'];
 /** JupyterLab's Markdown-cell language (GitHub Markdown with LaTeX math). */
