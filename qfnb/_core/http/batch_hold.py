@@ -65,8 +65,12 @@ def hold_rows(tally: RowTally, model: str, config: Config, *, what: str) -> Hold
     budget = active_budget()
     if budget is None:
         return None
-    yuan = 0.0 if config.embedded else (prices().cost(model, tally.tokens, 0, batch=True) or 0.0)
-    return Hold(budget, budget.reserve(tally.tokens, yuan, what=what), model)
+    return Hold(budget, budget.reserve(tally.tokens, _yuan(config, model, tally.tokens, 0), what=what), model)
+
+
+def _yuan(config: Config, model: str, prompt: int, completion: int) -> float:
+    """A batch task's price at the batch price class (¥0 locally, or for a model the table lacks)."""
+    return 0.0 if config.embedded else (prices().cost(model, prompt, completion, batch=True) or 0.0)
 
 
 def keep(config: Config, task_id: str, hold: Hold) -> None:
@@ -83,8 +87,7 @@ def settle_task(config: Config, task_id: str, *, prompt: int, completion: int, s
     hold = None if reused else _HELD.pop(key, None)
     name = model or (hold.model if hold is not None else "") or "batch"
     if hold is not None:
-        yuan = 0.0 if config.embedded else (prices().cost(name, prompt, completion, batch=True) or 0.0)
-        hold.budget.settle(hold.reservation, prompt + completion, yuan)
+        hold.budget.settle(hold.reservation, prompt + completion, _yuan(config, name, prompt, completion))
     row = UsageRow(api="batch-job", model=name, platform="local" if config.embedded else "cloud",
                    prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion,
                    latency_s=0.0 if reused else seconds, cache_hit=reused, job=f"batch-job {task_id}")

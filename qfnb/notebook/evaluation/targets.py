@@ -45,6 +45,22 @@ def _known_endpoints(services: Mapping[str, Any]) -> set[str]:
     return {ep for group in ("common", "custom") for entry in services.get(group) or [] if (ep := _url_endpoint(entry))}
 
 
+async def _aservices(res: Any, name: str) -> Mapping[str, Any] | None:
+    """The platform's ``service/list`` (read again when it lacks the endpoint ``name``: deployed
+    since it was cached?); None when it cannot be read (no console keys, or the platform failed)."""
+    cfg = res.client.config
+    if not (cfg.access_key and cfg.secret_key):
+        return None
+    try:
+        services: Mapping[str, Any] = await res.client.list_services()
+        if name not in _known_endpoints(services):
+            services = await res.client.list_services(refresh=True)
+    except Exception as exc:  # the list is a help, not a requirement
+        log.warning("could not fetch the platform's service list to look up %r: %s", name, exc)
+        return None
+    return services
+
+
 async def _acheck_resource(res: Any, endpoint: str | None) -> None:
     """Resolve ``res`` the way a call would (no inference is sent); an endpoint must be listed
     by the platform's ``service/list`` when that list can be read."""
@@ -52,17 +68,8 @@ async def _acheck_resource(res: Any, endpoint: str | None) -> None:
     if endpoint is None:
         return
     endpoint = endpoint.partition("@")[0]  # NAME@best, NAME@step-8: a checkpoint of the service NAME
-    cfg = res.client.config
-    if not (cfg.access_key and cfg.secret_key):
-        return  # no console keys: the service list cannot be read; the first call will tell
-    try:
-        services = await res.client.list_services()
-        if endpoint not in _known_endpoints(services):  # deployed since the list was cached?
-            services = await res.client.list_services(refresh=True)
-    except Exception as exc:  # the list is a help, not a requirement
-        log.warning("could not fetch the platform's service list to check %r: %s", endpoint, exc)
-        return
-    if endpoint not in _known_endpoints(services):
+    services = await _aservices(res, endpoint)  # None: no list to check against; the first call will tell
+    if services is not None and endpoint not in _known_endpoints(services):
         raise EvalArgsError(f"no deployed service with endpoint {endpoint!r} (the platform lists "
                             f"{len(services.get('custom') or [])} custom service(s))")
 
@@ -70,16 +77,9 @@ async def _acheck_resource(res: Any, endpoint: str | None) -> None:
 async def _alisted(res: Any, endpoint: str) -> Mapping[str, Any] | None:
     """The platform's service-list entry of ``endpoint`` (its part before ``@``); None when the list
     cannot be read or lacks it."""
-    cfg = res.client.config
-    if not (cfg.access_key and cfg.secret_key):
-        return None
     name = endpoint.partition("@")[0]
-    try:
-        services = await res.client.list_services()
-        if name not in _known_endpoints(services):
-            services = await res.client.list_services(refresh=True)
-    except Exception as exc:  # the list is a help, not a requirement
-        log.warning("could not fetch the platform's service list to look up %r: %s", name, exc)
+    services = await _aservices(res, name)
+    if services is None:
         return None
     return next((e for e in services.get("custom") or [] if _url_endpoint(e) == name), None)
 
