@@ -77,6 +77,18 @@ def test_four_chats_at_once_are_batched_by_one_engine(registry: EngineRegistry) 
         assert city in answer, answers
 
 
+def _prompt_reads(log: Path, start: int, want: int, wait_s: float = 30.0) -> list[int]:
+    """The prompt tokens each request re-read, from the engine's log. llama-server writes a slot's
+    timings after it has sent the last chunk, so under load the log trails the answers a little."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        text = log.read_bytes()[start:].decode(errors="replace")
+        read = [int(n) for n in re.findall(r"prompt eval time = .*? / +(\d+) tokens", text)]
+        if len(read) >= want or time.monotonic() > deadline:
+            return read
+        time.sleep(0.2)
+
+
 def test_pinned_slots_reread_only_what_a_prompt_does_not_share_with_their_last(registry: EngineRegistry) -> None:
     """Each request is pinned to an engine slot (``id_slot``). With llama-server's host-RAM prompt
     cache on (its default), requests rotating over the slots re-read their whole prompts; the
@@ -97,7 +109,7 @@ def test_pinned_slots_reread_only_what_a_prompt_does_not_share_with_their_last(r
         return list(await asyncio.gather(*(one(t) for t in names)))
 
     prompt_tokens = run_blocking(lambda: wave(topics[:4])) + run_blocking(lambda: wave(topics[4:]))
-    read = [int(n) for n in re.findall(r"prompt eval time = .*? / +(\d+) tokens", log.read_bytes()[start:].decode())]
+    read = _prompt_reads(log, start, want=8)
     assert len(read) == 8, read
     # the chat template's system turn and "Explain " (about 26 tokens) are kept in each slot
     assert max(read[4:]) < min(prompt_tokens) - 15, (read, prompt_tokens)
