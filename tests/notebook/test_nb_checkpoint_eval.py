@@ -101,3 +101,19 @@ def test_one_name_everywhere_qfmodels_and_the_qfeval_report(ip, platform, tmp_pa
     assert list(report.metrics.index) == [ep, "Tiny-Chat"] and report.comparison.models == [ep]
     assert len(platform.registry.engines[ep].calls) == 4  # asked through the deployed adapter
     assert f"{ep} " in repr(report)
+
+
+def test_a_checkpoint_by_the_launch_name(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``--models NAME@best`` with the name given at launch (the model's name, not its endpoint)."""
+    trainer = _deployed_tune("helpdesk-faq")
+    data = tmp_path / "eval.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    report = ip.run_line_magic("qfeval", f"--models helpdesk-faq@best,helpdesk-faq@step-7 --dataset {data} "
+                                         "--metrics exact_match")
+    assert trainer.output["best_checkpoint"] == 4
+    assert list(report.metrics.index) == ["helpdesk-faq@best (step 4)", "helpdesk-faq@step-7"]
+    ep = trainer.output["service_endpoint"]  # asked through that service's checkpoints
+    assert platform.registry.adapters[f"{ep}@best"][1] == _adapter_of(platform, 4)
+    assert platform.registry.adapters[f"{ep}@step-7"][1] == _adapter_of(platform, 7)
+    assert {name: len(e.calls) for name, e in platform.registry.engines.items() if e.calls} == {
+        f"{ep}@best": 4, f"{ep}@step-7": 4}

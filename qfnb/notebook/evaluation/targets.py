@@ -75,13 +75,17 @@ async def _acheck_resource(res: Any, endpoint: str | None) -> None:
 
 
 async def _alisted(res: Any, endpoint: str) -> Mapping[str, Any] | None:
-    """The platform's service-list entry of ``endpoint`` (its part before ``@``); None when the list
-    cannot be read or lacks it."""
+    """The platform's service-list entry of ``endpoint`` (its part before ``@``), or else of the newest
+    service launched under that name (``helpdesk-faq``, the name given at launch); None when the list
+    cannot be read or lacks both."""
     name = endpoint.partition("@")[0]
     services = await _aservices(res, name)
     if services is None:
         return None
-    return next((e for e in services.get("custom") or [] if _url_endpoint(e) == name), None)
+    custom = list(services.get("custom") or [])
+    by_endpoint = next((e for e in custom if _url_endpoint(e) == name), None)
+    named = [e for e in custom if str(e.get("name") or "").lower() == name.lower() and _url_endpoint(e)]
+    return by_endpoint or (named[-1] if named else None)
 
 
 def _result(resp: Any) -> dict[str, Any]:
@@ -136,8 +140,11 @@ def resolve_llm(word: str, namespace: Mapping[str, Any], option: str = "--models
     except EvalArgsError as exc:
         raise EvalArgsError(f"{option}: {exc}") from None
     except ValueError as exc:  # qfnb.errors.ValidationError: unknown model
-        if endpoint is None and sync.run(_alisted(res, word)) is not None:  # a named fine-tune's endpoint
-            return resolve_llm(f"endpoint:{word}", namespace, option)
+        entry = sync.run(_alisted(res, word)) if endpoint is None else None
+        if entry is not None:  # a named fine-tune: its endpoint, or the service launched under that name
+            at = word.partition("@")[1:]
+            tag, llm = resolve_llm(f"endpoint:{_url_endpoint(entry)}{''.join(at)}", namespace, option)
+            return tag.replace(_url_endpoint(entry), word.partition("@")[0], 1), llm
         hint = "" if endpoint else " (a deployed service goes by its endpoint: ep_... or endpoint:NAME)"
         raise EvalArgsError(f"{option}: {reason(exc)}{hint}") from exc
     if endpoint is not None and "@" in endpoint:
