@@ -253,6 +253,8 @@ class QfnbMagics(Magics):
               "evaluation loss the dashboard draws beside the training loss (default: the platform's 20; 0: none).")
     @argument("--early-stop", action="store_true",
               help="End the run once 2 checkpoints in a row bring no improvement of the held-out loss.")
+    @argument("--eval-metric", metavar="METRIC", help="Also score each checkpoint's answers to held-out items and "
+              "keep the best by it: rouge_l, exact_match or a notebook function (input, reference, output) -> float.")
     @argument("--forecast", action="store_true",
               help="Before it starts, show what the fine-tune will take: training tokens (rows x epochs, by the "
                    "base's tokenizer), steps, time (this machine's recorded fine-tunes) and price; the dashboard "

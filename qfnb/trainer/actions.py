@@ -175,8 +175,9 @@ class TrainAction(AsyncAction):
             logger.info("training task %s (job %s) created", self.task_id, self.job_id)
         detail = await self._poll(ctx, cfg.train_status_polling_interval)
         record_training(detail, self.train_type, cfg, reused=False)
+        held_out = {"eval_file": detail["evalFile"]} if detail.get("evalFile") else {}  # the split the run used
         return {**input, "job_id": self.job_id, "task_id": self.task_id,
-                "metrics": detail.get("metrics") or {}, **checkpoint_outcome(detail)}
+                "metrics": detail.get("metrics") or {}, **checkpoint_outcome(detail), **held_out}
 
     def _datasets(self, input: dict[str, Any]) -> dict[str, Any]:
         """The run's ``datasetConfig`` from LoadDataSetAction's output."""
@@ -268,7 +269,10 @@ class ModelPublishAction(AsyncAction):
                  Model(task_id=input.get("task_id"), job_id=input.get("job_id"), config=ctx.config))
         if model.version_id is None:
             model.name = self.name or model.name or f"m_{uuid.uuid4().hex[:12]}"
-            await model.apublish(model.name, tick=self._tick, checkpoint=self.checkpoint)
+            which = self.checkpoint
+            if which == "best" and "metric_seconds" in input and input.get("best_checkpoint") is not None:
+                which = int(input["best_checkpoint"])  # the best by the notebook's own metric
+            await model.apublish(model.name, tick=self._tick, checkpoint=which)
         else:  # resumed after publishing: just wait for Ready
             await model.await_ready(tick=self._tick)
         self.extra["model"] = model.to_dict()

@@ -107,6 +107,10 @@ class LLMFinetune(Trainer):
             LoadDataSetAction(self.dataset),
             TrainAction(self.train_type, self.train_config, job_name=self.name or None, **train_kwargs),
         ]
+        if callable(self.train_config.eval_metric):  # a notebook function: checkpoints scored on the engine
+            from .checkpoint_metric import CheckpointMetricAction  # deferred: loads the inference resources
+
+            actions.append(CheckpointMetricAction(self.train_config.eval_metric, self.train_config.eval_metric_items))
         if not self.model_not_publish:
             actions.append(ModelPublishAction(name=self.name, checkpoint=(
                 self.deploy_config.checkpoint if self.deploy_config is not None else "best")))

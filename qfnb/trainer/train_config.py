@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_serializer, field_validator
 
 from qfnb._core.errors import ValidationError as QfValidationError
 from qfnb.model.configs import ConfigModel
@@ -57,12 +58,14 @@ class TrainConfig(ConfigModel):
     seed: int | None = None
     #: LoRA checkpoints saved evenly over the run, each scored on the held-out split (the platform's
     #: default: 5 when there is one); ``early_stop`` ends the run after ``early_stop_patience``
-    #: checkpoints without improvement; ``eval_metric`` ("rouge_l", "exact_match") also scores
-    #: ``eval_metric_items`` held-out answers per checkpoint and then picks the best
+    #: checkpoints without improvement; ``eval_metric`` ("rouge_l", "exact_match", or your own
+    #: ``fn(input, reference, output) -> float``, scored on the engine after the run:
+    #: qfnb.trainer.checkpoint_metric) also scores ``eval_metric_items`` held-out answers per
+    #: checkpoint and then picks the best
     checkpoints: int | None = None
     early_stop: bool | None = None
     early_stop_patience: int | None = None
-    eval_metric: str | None = None
+    eval_metric: str | Callable[..., Any] | None = None
     eval_metric_items: int | None = None
     packing: bool | None = None
     peft_type: str = "LoRA"
@@ -107,10 +110,15 @@ class TrainConfig(ConfigModel):
 
     @field_validator("eval_metric")
     @classmethod
-    def _metric(cls, value: str | None) -> str | None:
-        if value is not None and value not in METRICS:
-            raise ValueError(f"must be one of {', '.join(METRICS)}, got {value!r}")
+    def _metric(cls, value: str | Callable[..., Any] | None) -> str | Callable[..., Any] | None:
+        if value is not None and not callable(value) and value not in METRICS:
+            raise ValueError(f"must be one of {', '.join(METRICS)} or a function (input, reference, output) -> "
+                             f"float, got {value!r}")
         return value
+
+    @field_serializer("eval_metric")
+    def _metric_out(self, value: str | Callable[..., Any] | None) -> str | None:
+        return None if callable(value) else value  # a notebook function is not saved: it scores this run
 
     @field_validator("peft_type")
     @classmethod
@@ -122,7 +130,8 @@ class TrainConfig(ConfigModel):
 
     def hyper_parameters(self) -> dict[str, Any]:
         """The ``hyperParameterConfig`` body (camelCase; unset fields omitted; extras merged)."""
-        out = {_camel(k): getattr(self, k) for k in (*HYPERPARAMETERS, "packing") if getattr(self, k) is not None}
+        out = {_camel(k): getattr(self, k) for k in (*HYPERPARAMETERS, "packing")
+               if getattr(self, k) is not None and not callable(getattr(self, k))}  # a function is scored here
         out.update(self.extras)
         return out
 

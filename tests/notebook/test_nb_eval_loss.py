@@ -96,3 +96,22 @@ def test_qftrain_eval_split_shows_both_losses(ip, platform: ServedPlatform, tmp_
     ip.run_line_magic("qftrain", f"--base Tiny-Chat --dataset {data} --eval-split 0 --batch-size 2 -o plain")
     plain = ip.user_ns["plain"].wait(timeout=60)
     assert plain.status == "succeeded" and plain.total_steps == 4 and plain.eval_loss == []
+
+
+def test_qftrain_eval_metric_takes_a_notebook_function(ip, platform: ServedPlatform, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"q{i}", "response": f"a{i}"}) + "\n" for i in range(12)))
+    ip.user_ns["step_five"] = lambda input, reference, output: float("@step-5:" in output)
+    ip.run_line_magic("qftrain", f"--base Tiny-Chat --dataset {data} --eval-split 25 --batch-size 1 "
+                                 "--eval-metric step_five -o dash")
+    state = ip.user_ns["dash"].wait(timeout=60)
+    assert state.status == "succeeded", (state.error, list(state.log))
+    out = ip.user_ns["dash"].trainer.output
+    assert [c["step"] for c in out["checkpoints"]] == [2, 4, 5, 7, 9]
+    assert out["best_checkpoint"] == 5 and {c["metricName"] for c in out["checkpoints"]} == {"step_five"}
+    assert state.best is not None and state.best["step"] == 5  # the dashboard names the same checkpoint
+    assert "best checkpoint: step 5, of 5 saved (step_five 1.000)" in ip.user_ns["dash"].snapshot_html()
+    with pytest.raises(UsageError, match="--eval-metric must be one of rouge_l, exact_match or the name"):
+        ip.run_line_magic("qftrain", f"--base Tiny-Chat --dataset {data} --eval-metric no_such_fn")
+    with pytest.raises(UsageError, match="--eval-metric needs held-out rows"):
+        ip.run_line_magic("qftrain", f"--base Tiny-Chat --dataset {data} --eval-split 0 --eval-metric rouge_l")

@@ -30,7 +30,7 @@ def _train(tmp_path: Path, **config: object) -> LLMFinetune:
                           train_config=TrainConfig(batch_size=2, max_seq_len=48, max_steps=40, learning_rate=2e-3,
                                                    lora_rank=16, trainset_rate=20, checkpoints=5, **config),
                           deploy_config=DeployConfig(endpoint_suffix=f"ckpt_{tmp_path.name[-6:]}")
-                          if not config else None)
+                          if not config else None, replay=False)  # trained here, never a finished run reused
     trainer.run()
     return trainer
 

@@ -130,12 +130,12 @@ class Platform:
     def checkpoints_of(self, version: dict[str, Any]) -> list[Path]:
         """The adapters of every checkpoint of the run a model version was published from."""
         run = self.store.get("runs", version["runId"]) if version.get("runId") is not None else None
-        paths = [e.get("path") for e in (run or {}).get("checkpointList") or []] + [(run or {}).get("adapter_dir")]
-        return [Path(str(p)) for p in dict.fromkeys(paths) if p]
+        return _adapters_of(run or {})
 
     def _checkpoint(self, api_type: str, key: str) -> ServedLike | None:
         """``NAME@best``, ``NAME@last``, ``NAME@step-8``: that checkpoint of the fine-tune behind service
-        NAME (its endpoint) or model NAME (its latest trained version), served from the engine that
+        NAME (its endpoint), model NAME (its latest trained version) or task NAME (``task-…``, before
+        anything is published: how a trainer scores each checkpoint), served from the engine that
         already has every checkpoint of the run (BodyError naming the steps there are)."""
         name, at, which = key.rpartition("@")
         if not at or api_type not in ("chat", "completions"):
@@ -145,12 +145,14 @@ class Platform:
         if not versions:
             models = {m["id"] for m in self.store.all("models", lambda m: str(m.get("modelName", "")).lower() == name)}
             versions = self.store.all("versions", lambda v: v.get("modelId") in models and v.get("runId") is not None)
-        if not versions:
-            return None
-        version = versions[-1]
-        run = self.store.get("runs", version["runId"]) if version.get("runId") is not None else None
-        if run is None:
-            raise BodyError("endpoint", f"{name} was not trained on this platform: it has no checkpoints")
+        if versions:
+            run = self.store.get("runs", versions[-1]["runId"]) if versions[-1].get("runId") is not None else None
+            if run is None:
+                raise BodyError("endpoint", f"{name} was not trained on this platform: it has no checkpoints")
+        else:
+            run = self.store.get("runs", name) if name.startswith("task-") else None
+            if run is None:
+                return None
         try:
             chosen = ckpt.choose(run.get("checkpointList") or [], which)
         except ValueError as exc:
@@ -160,7 +162,7 @@ class Platform:
             cached = self._checkpoints.get(key)
         if cached is not None and cached[0] == path:
             return cached[1]
-        served = self.registry.register_adapter(key, version["baseModel"], path, self.checkpoints_of(version))
+        served = self.registry.register_adapter(key, run["baseModel"], path, _adapters_of(run))
         with self._lock:
             self._checkpoints[key] = (path, served)
         return served
@@ -203,6 +205,12 @@ class Platform:
         with self._lock:
             self._deployed[service["uri"].lower()] = served
         return self.store.update("services", service["id"], status=ServiceStatus.SERVING.value)
+
+
+def _adapters_of(run: dict[str, Any]) -> list[Path]:
+    """The adapters of every checkpoint of a run, its final one included."""
+    paths = [e.get("path") for e in run.get("checkpointList") or []] + [run.get("adapter_dir")]
+    return [Path(str(p)) for p in dict.fromkeys(paths) if p]
 
 
 class _Alias:

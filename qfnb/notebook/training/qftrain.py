@@ -4,6 +4,7 @@ this kernel), the launcher form when the line gives no recipe, else a launch (it
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -40,6 +41,7 @@ def handle_magic(magics: Any, args: argparse.Namespace, line: str) -> Any:
             launcher.var_name = args.output
         launcher.show()  # with a display id: the job's final static state replaces the form
         return None
+    args.eval_metric = _metric_arg(getattr(args, "eval_metric", None), magics.user_ns)
     spec = train.TrainSpec.from_args(args)
     ahead = train.forecast(spec, shown=bool(getattr(args, "forecast", False)))
     try:
@@ -51,6 +53,21 @@ def handle_magic(magics: Any, args: argparse.Namespace, line: str) -> Any:
     dash.forecast = ahead
     _keep(magics, args, dash.state.title, dash)
     return None
+
+
+def _metric_arg(word: str | None, namespace: dict[str, Any]) -> str | Callable[..., Any] | None:
+    """``--eval-metric``'s word: a built-in metric's name as typed, or the notebook function it names,
+    under that name (its column is ``step_five`` for ``--eval-metric step_five``, as ``%qfeval
+    --metrics`` names it, even for a lambda)."""
+    fn = namespace.get(word) if word is not None and word.isidentifier() else None
+    if not callable(fn):
+        return word
+
+    def metric(input: Any, reference: str, output: str) -> Any:
+        return fn(input, reference, output)
+
+    metric.__name__ = metric.__qualname__ = str(word)
+    return metric
 
 
 def _attach(magics: Any, args: argparse.Namespace) -> None:

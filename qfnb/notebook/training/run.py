@@ -27,6 +27,7 @@ from qfnb.notebook._ipython import display
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.magic_options import TRAIN_HYPER, TRAIN_OPTIONS, TrainOptions
 from qfnb.notebook.training.dashboard import TrainingDashboard
+from qfnb.protocol.checkpoints import METRICS
 from qfnb.protocol.model_names import LOCAL_FINETUNE_BASE
 from qfnb.protocol.training import LIMITS, hyper_problem
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
@@ -56,6 +57,9 @@ class TrainSpec(TrainOptions):
     eval_split: int | None = None  # % of the data held out for the evaluation loss (None: the platform's 20)
     fresh: bool = False  # train again rather than reuse a finished run of the same recipe (qfnb.trainer.replay)
     early_stop: bool = False  # end the run after checkpoints without improvement (qfnb.protocol.checkpoints)
+    #: what picks the best checkpoint besides the held-out loss: "rouge_l", "exact_match" or a notebook
+    #: function (input, reference, output) -> float (qfnb.trainer.checkpoint_metric)
+    eval_metric: str | Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.dataset:
@@ -69,6 +73,11 @@ class TrainSpec(TrainOptions):
             raise ValueError(f"--eval-split must be a percentage in [0, {MAX_EVAL_SPLIT}], got {self.eval_split!r}")
         if self.early_stop and self.eval_split == 0:
             raise ValueError("--early-stop needs held-out rows to judge checkpoints on: drop --eval-split 0")
+        if self.eval_metric is not None and self.eval_split == 0:
+            raise ValueError("--eval-metric needs held-out rows to score checkpoints on: drop --eval-split 0")
+        if isinstance(self.eval_metric, str) and self.eval_metric not in METRICS:
+            raise ValueError(f"--eval-metric must be one of {', '.join(METRICS)} or the name of a notebook function "
+                             f"(input, reference, output) -> float, got {self.eval_metric!r}")
         for option in TRAIN_OPTIONS:  # each against qfnb.protocol.training.LIMITS, the rule the platform applies
             value = getattr(self, option.field)
             problem = None if value is None else hyper_problem(TRAIN_HYPER[option.field], value)
@@ -90,6 +99,8 @@ class TrainSpec(TrainOptions):
             mapping["trainset_rate"] = self.eval_split
         if self.early_stop:
             mapping["early_stop"] = True
+        if self.eval_metric is not None:
+            mapping["eval_metric"] = self.eval_metric
         return mapping
 
     @property

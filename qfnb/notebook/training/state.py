@@ -188,9 +188,12 @@ class TrainingState:
 
     def _take_checkpoints(self, saved: Any) -> bool:
         """The task detail's (or the trainer output's) checkpoint list, when it has news."""
-        if not isinstance(saved, list) or len(saved) == len(self.checkpoints):
+        if not isinstance(saved, list):
             return False
-        self.checkpoints = [dict(c) for c in saved if isinstance(c, Mapping) and "step" in c]
+        taken = [dict(c) for c in saved if isinstance(c, Mapping) and "step" in c]
+        if taken == self.checkpoints:
+            return False
+        self.checkpoints = taken
         return True
 
     def finish(self, status: str, *, output: Any = None, error: str | None = None,
@@ -208,8 +211,8 @@ class TrainingState:
             model = output.get("model") if isinstance(output, Mapping) else None
             named = model.get("name") if isinstance(model, Mapping) else getattr(model, "name", None)
             self.model_name = str(named) if named else find_key(output, ("model_name", "modelName")) or self.model_name
-            if isinstance(output, Mapping) and output.get("checkpoints") and not self.checkpoints:
-                self._take_checkpoints(output["checkpoints"])  # the trainer's output
+            if isinstance(output, Mapping) and output.get("checkpoints"):
+                self._take_checkpoints(output["checkpoints"])  # the trainer's output (with its metric, if any)
         if status == "succeeded" and self.total_steps:
             self.step, self.progress, self.eta = max(self.step, self.total_steps), 1.0, 0.0
         self.ended_at = ended_at if ended_at is not None else self.wall()

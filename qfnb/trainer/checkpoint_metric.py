@@ -1,0 +1,103 @@
+"""A finished run's checkpoints scored by your own metric, a notebook function.
+
+``TrainConfig(eval_metric=fn)`` takes ``fn(input, reference, output) -> float``, the metric
+``%qfeval --metrics`` takes. A function cannot travel to the training process, so each checkpoint
+answers up to ``eval_metric_items`` held-out items on the engine (``TASK@step-N``: the local
+platform serves every checkpoint of a run on its base's engine, no restart), ``fn`` scores the
+answers greedily given, and the checkpoint with the highest mean is the best one: the one the
+trainer publishes and deploys. The held-out rows are the split the run used (its task detail's
+``evalFile``); where none can be read (a cloud run) the run keeps its held-out-loss decision, and
+the log says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from qfnb.evaluation.metrics import FunctionEvaluator
+from qfnb.protocol import checkpoints
+from qfnb.resources import ChatCompletion
+
+from ._action import AsyncAction, RunContext
+from .consts import ActionState
+from .load_action import warn_ignored
+
+__all__ = ["DEFAULT_ITEMS", "CheckpointMetricAction"]
+
+logger = logging.getLogger("qfnb.trainer")
+
+#: held-out items each checkpoint answers when ``eval_metric_items`` is not set
+DEFAULT_ITEMS = 8
+#: the most tokens a checkpoint's answer may have
+ANSWER_TOKENS = 64
+#: answers asked of the engine at once
+CONCURRENCY = 4
+
+
+def held_out_items(path: str | Path, limit: int) -> list[tuple[str, str]]:
+    """Up to ``limit`` ``(prompt, response)`` pairs of a held-out split (JSON lines)."""
+    pairs: list[tuple[str, str]] = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if len(pairs) >= limit:
+                break
+            if line.strip():
+                row = json.loads(line)
+                pairs.append((str(row["prompt"]), str(row["response"])))
+    return pairs
+
+
+class CheckpointMetricAction(AsyncAction):
+    """Score each checkpoint of the finished run with ``metric`` and name the best by it.
+
+    Input: :class:`~qfnb.trainer.actions.TrainAction`'s output (``task_id``, ``checkpoints``,
+    ``eval_file``). Output: the same with each checkpoint's ``metric``/``metricName``, the
+    ``best_checkpoint`` by the metric and ``metric_seconds``, the scoring's wall time."""
+
+    def __init__(self, metric: Callable[..., Any], items: int | None = None, **kwargs: Any) -> None:
+        own = {k: kwargs.pop(k) for k in ("id", "name", "event_handler") if k in kwargs}
+        warn_ignored("CheckpointMetricAction", kwargs)
+        super().__init__(own.get("id"), own.get("name"), own.get("event_handler"))
+        self.evaluator = FunctionEvaluator(metric)
+        self.items = items or DEFAULT_ITEMS
+
+    async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
+        input = dict(input or {})
+        saved = [dict(c) for c in input.get("checkpoints") or []]
+        held = input.get("eval_file")
+        if not saved or not held or not Path(str(held)).is_file():
+            logger.warning("eval_metric %s: no checkpoints or no readable held-out split (a cloud run?); "
+                           "the best checkpoint stays the lowest held-out loss", self.evaluator.metric_name)
+            return input
+        pairs = held_out_items(str(held), self.items)
+        started = time.monotonic()
+        limit = asyncio.Semaphore(CONCURRENCY)
+        for entry in saved:
+            ctx.check_stop()
+            step = int(entry["step"])
+            self.emit(ActionState.Running, f"scoring checkpoint step {step} with {self.evaluator.metric_name}")
+            chat = ChatCompletion(endpoint=f"{input['task_id']}@step-{step}", config=ctx.config)
+            scores = await asyncio.gather(*(self._score(chat, limit, prompt, ref) for prompt, ref in pairs))
+            entry.update(metric=round(sum(scores) / len(scores), 6), metricName=self.evaluator.metric_name)
+        best = checkpoints.best_checkpoint(saved)
+        seconds = round(time.monotonic() - started, 3)
+        logger.info("eval_metric %s: %d checkpoints x %d held-out items in %.1f s; best: step %s",
+                    self.evaluator.metric_name, len(saved), len(pairs), seconds, best and best["step"])
+        return {**input, "checkpoints": saved, "best_checkpoint": None if best is None else int(best["step"]),
+                "metric_seconds": seconds}
+
+    async def _score(self, chat: ChatCompletion, limit: asyncio.Semaphore, prompt: str, reference: str) -> float:
+        async with limit:
+            resp = await chat.ado(messages=[{"role": "user", "content": prompt}], temperature=0.0001,
+                                  max_output_tokens=ANSWER_TOKENS)
+        output = str(resp.body.get("result") or "")
+        scored = await self.evaluator.aevaluate(prompt, reference, output)
+        value = scored.get(self.evaluator.metric_name, next(iter(scored.values()), math.nan))
+        return float(value)
