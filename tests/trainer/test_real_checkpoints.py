@@ -7,6 +7,7 @@ step, 36 min for the first run (best step 24 of 40, "over-fitting since step 24:
 
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from qfnb.dataset import Dataset
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 
+log = logging.getLogger("tests.real_checkpoints")
 pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 
 # answers no model can predict (each locker's code is random): the model first learns their form,
@@ -46,6 +48,8 @@ def test_checkpoints_pick_the_best_and_the_deploy_serves_it(tmp_path: Path, monk
     best = min(saved, key=lambda c: c["evalLoss"])
     assert out["best_checkpoint"] == best["step"] != 40
     assert out["overfitting"] and out["overfitting"].startswith(f"over-fitting since step {best['step']}")
+    log.info("40 steps in %.0f s: held-out losses %s; %s", out["metrics"].get("wall_seconds", 0),
+             [(c["step"], round(c["evalLoss"], 3)) for c in saved], out["overfitting"])
     model = out["model"]
     assert model.step == best["step"] and model.service is not None  # the default deploy: the best checkpoint
     reply = model.service.get_res().do(messages=[{"role": "user", "content": "Code for locker 101?"}],
@@ -72,6 +76,7 @@ def test_checkpoints_pick_the_best_and_the_deploy_serves_it(tmp_path: Path, monk
     # held-out loss on 4 rows is noisy: a patience of one checkpoint stops at the first that is no better
     early = _train(tmp_path, early_stop=True, early_stop_patience=1).output
     steps = [c["step"] for c in early["checkpoints"]]
+    log.info("early stop: checkpoints at %s, stopped at step %s", steps, early["metrics"].get("early_stopped_at"))
     assert steps[-1] < 40 and early["metrics"].get("early_stopped_at") == steps[-1]
 
 
