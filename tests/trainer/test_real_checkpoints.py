@@ -77,6 +77,21 @@ def test_checkpoints_pick_the_best_and_the_deploy_serves_it(tmp_path: Path, monk
     early = _train(tmp_path, early_stop=True, early_stop_patience=1).output
     steps = [c["step"] for c in early["checkpoints"]]
     log.info("early stop: checkpoints at %s, stopped at step %s", steps, early["metrics"].get("early_stopped_at"))
+
+    # a notebook function scores the first run's 5 checkpoints on the engine: what that costs beside training
+    from qfnb._core.runtime import sync
+    from qfnb.trainer._action import RunContext
+    from qfnb.trainer.checkpoint_metric import CheckpointMetricAction
+
+    def code_chars(input: object, reference: str, output: str) -> float:  # the code's characters guessed
+        return sum(a == b for a, b in zip(reference, output.strip(), strict=False)) / len(reference)
+
+    scored = sync.run(CheckpointMetricAction(code_chars, items=4).aexec(
+        {"task_id": out["task_id"], "checkpoints": saved, "eval_file": out["eval_file"]}, RunContext(None, None)))
+    assert [c["metricName"] for c in scored["checkpoints"]] == ["code_chars"] * 5
+    log.info("code_chars per checkpoint %s, scored in %.1f s (%.0f %% of the %.0f s of training)",
+             [(c["step"], c["metric"]) for c in scored["checkpoints"]], scored["metric_seconds"],
+             100 * scored["metric_seconds"] / out["metrics"]["wall_seconds"], out["metrics"]["wall_seconds"])
     assert steps[-1] < 40 and early["metrics"].get("early_stopped_at") == steps[-1]
 
 
