@@ -1,15 +1,18 @@
 """Checkpoints on the real fine-tune base (Gemma 3 270M) with a deliberately tiny set whose held-out
 loss rises: 5 scored checkpoints, the best one not the last, the over-fitting named, early stopping
 before the last step, and the default deploy serving the best checkpoint (its held-out loss
-re-measured on the served adapter matches the recorded one). Measured at load ~13 on 2 cores: 47 s a
-step, 36 min for the first run (best step 24 of 40, "over-fitting since step 24: held-out loss 6.69 →
-7.84", the re-measure within 5 %); the early-stopping run was not yet seen to its end."""
+re-measured on llama-server serving its adapter, ``evaluate.served_loss``, matches the recorded one).
+Measured at load ~13 on 2 cores: 47 s a step, 36 min for the first run (best step 24 of 40,
+"over-fitting since step 24: held-out loss 6.69 → 7.84", the re-measure, then with peft, within 5 %);
+the early-stopping run was not yet seen to its end. ``tests/local/test_served_loss_real.py`` runs the
+same re-measure on a three-step adapter in about a minute."""
 
 from __future__ import annotations
 
 import logging
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,22 +59,29 @@ def test_checkpoints_pick_the_best_and_the_deploy_serves_it(tmp_path: Path, monk
                                         max_output_tokens=16)
     assert isinstance(reply["result"], str) and reply["result"]
 
-    # the served adapter's held-out loss, measured again: the recorded one within 5 %
+    # the served adapter's held-out loss, measured again on llama-server (the adapter's GGUF in the base
+    # model's engine, as the deploy serves it): the recorded one within 5 %
+    from transformers import AutoTokenizer
+
+    from qfnb.local.engines.registry import EngineOptions, EngineRegistry
     from qfnb.local.engines.store import assets
-    from qfnb.local.training import data, lora
-    from qfnb.local.training.evaluate import EvalSet
+    from qfnb.local.training import data
+    from qfnb.local.training.evaluate import served_loss
     from qfnb.resources.console import Model as ModelAPI
 
     version = ModelAPI.detail(model.version_id)["result"]
     assert version["modelVersionId"] == model.version_id
-    served = _adapter_of(model.version_id)
-    from peft import PeftModel
-
-    base, tok = lora.load_base(assets.hf_dir("Gemma-3-270M"))
-    tuned = PeftModel.from_pretrained(base, str(served))
-    held = data.load_examples(Path(served_eval_file(trainer)))
-    evals = EvalSet.build(data.encode_all(tok, held, 48), 2, tok.pad_token_id)
-    assert evals.loss(tuned) == pytest.approx(best["evalLoss"], rel=0.05)
+    record = _version_record(model.version_id)
+    tok = AutoTokenizer.from_pretrained(str(assets.hf_dir("Gemma-3-270M")))  # the worker's tokenizer
+    held = data.encode_all(tok, data.load_examples(served_eval_file(trainer)), 48)
+    # the daemon's own engine takes requests from the daemon only (a key of its own): a second process
+    # of the same llama-server serves the same files (the base GGUF, the adapter.gguf the deploy made)
+    registry = EngineRegistry(tmp_path / "engines", options=EngineOptions(slots=2))
+    try:
+        registry.register_adapter("remeasured", record["baseModel"], Path(record["adapterDir"]))
+        assert served_loss(registry.chat("remeasured"), held) == pytest.approx(best["evalLoss"], rel=0.05)
+    finally:
+        registry.close()
 
     # held-out loss on 4 rows is noisy: a patience of one checkpoint stops at the first that is no better
     early = _train(tmp_path, early_stop=True, early_stop_patience=1).output
@@ -95,13 +105,14 @@ def test_checkpoints_pick_the_best_and_the_deploy_serves_it(tmp_path: Path, monk
     assert steps[-1] < 40 and early["metrics"].get("early_stopped_at") == steps[-1]
 
 
-def _adapter_of(version_id: object) -> Path:
-    """The adapter the platform serves for a model version (its store record)."""
+def _version_record(version_id: object) -> dict[str, Any]:
+    """The platform's store record of a model version (its base model and the adapter it serves)."""
     from qfnb.local.domain.store import Store
     from qfnb.protocol.daemon import default_data_dir
 
     store = Store(default_data_dir() / "platform.sqlite3")
-    return Path(store.get("versions", version_id)["adapterDir"])
+    record: dict[str, Any] = store.get("versions", version_id)
+    return record
 
 
 def served_eval_file(trainer: LLMFinetune) -> Path:

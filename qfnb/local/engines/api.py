@@ -59,6 +59,13 @@ class Engine(Protocol):
         raises ``CannotServe`` where the engine cannot tell."""
         ...
 
+    async def token_logprobs(self, tokens: Sequence[int], positions: Sequence[int]) -> list[float]:
+        """The log-probability the served model (its adapter applied) gives ``tokens[t]`` after
+        ``tokens[:t]``, for each ``t`` in ``positions``: teacher-forced, the tokens are given, not
+        generated (a held-out loss: ``qfnb.local.training.evaluate.served_loss``). Raises
+        ``CannotServe`` where the engine cannot tell, ``EngineBusy`` as :meth:`generate` does."""
+        ...
+
 
 class EmbedderLike(Protocol):
     """Sentence embeddings (``gate.BatchingEmbedder``): vectors of ``texts`` and the tokens read."""

@@ -15,7 +15,7 @@ import asyncio
 import collections
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -123,6 +123,10 @@ class ThreadedChat:
     async def count_tokens(self, ask: Ask) -> int:
         raise CannotServe(f"{self.name} runs in-process (transformers): the platform counts tokens only for "
                           "llama.cpp models")
+
+    async def token_logprobs(self, tokens: Sequence[int], positions: Sequence[int]) -> list[float]:
+        raise CannotServe(f"{self.name} runs in-process (transformers): the platform scores given tokens only "
+                          "on llama.cpp models")
 
     async def _run(self, start: Callable[[], Iterator[Delta]]) -> AsyncIterator[Delta]:
         loop = asyncio.get_running_loop()

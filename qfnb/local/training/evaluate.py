@@ -7,10 +7,12 @@ gradients. To keep its cost small on a CPU, at most :data:`MAX_EXAMPLES` held-ou
 and no more than :func:`budget_rows` lets in :data:`SCORING_SHARE` of the training time.
 :class:`MetricSet` scores a checkpoint's greedy answers to a few held-out prompts with a
 generation metric (``rouge_l``, ``exact_match``: :mod:`qfnb.protocol.textmetrics`).
+:func:`served_loss` measures the same loss on a served model instead (llama-server with the adapter).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -18,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from qfnb.local.engines.api import Engine
+from qfnb.local.engines.gate import EngineBusy, run_blocking
 from qfnb.local.training import data, lora
 from qfnb.protocol import textmetrics
 
@@ -87,6 +91,33 @@ class EvalSet:
                 model.train()
             self.seconds += time.time() - t0
         return total / tokens if tokens else float("nan")
+
+
+def served_loss(engine: Engine, rows: Sequence[tuple[list[int], list[int]]], limit: int = MAX_EXAMPLES) -> float:
+    """:meth:`EvalSet.loss` of ``rows`` (``data.encode_all``'s ``(input_ids, labels)``) measured on a
+    served model: the same rows (the first ``limit``, at most :data:`MAX_EXAMPLES`), the same
+    labelled tokens (each after the tokens before it) and the same mean over all of them, each
+    token's log-probability taken from ``engine`` (:meth:`~qfnb.local.engines.api.Engine.token_logprobs`:
+    llama-server with the adapter applied). Blocking; waits while the engine is busy."""
+
+    async def logprobs(ids: list[int], positions: list[int]) -> list[float]:
+        while True:
+            try:
+                return await engine.token_logprobs(ids, positions)
+            except EngineBusy as exc:
+                await asyncio.sleep(exc.retry_after)
+
+    async def measure() -> tuple[float, int]:
+        total, tokens = 0.0, 0
+        for ids, labels in list(rows)[:min(limit, MAX_EXAMPLES)]:
+            positions = [t for t in range(1, len(ids)) if labels[t] != data.IGNORE]
+            if positions:
+                total -= sum(await logprobs(ids, positions))
+                tokens += len(positions)
+        return total, tokens
+
+    total, tokens = run_blocking(measure)
+    return total / tokens if tokens else float("nan")
 
 
 class MetricSet:

@@ -16,14 +16,14 @@ import dataclasses
 import json
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from qfnb.local.engines.ask import Ask, ChatAsk, GenParams, TextAsk
+from qfnb.local.engines.ask import BATCH, Ask, ChatAsk, GenParams, TextAsk
 from qfnb.local.engines.base import (
     FINISH_LENGTH,
     FINISH_NORMAL,
@@ -43,6 +43,11 @@ from qfnb.protocol.sse import SSEDecoder
 
 log = logging.getLogger("qfnb.local.engines")
 
+#: the logit bias that forces a token (:meth:`OpenAIChat.token_logprobs`): larger than any gap between
+#: two raw logits, and not seen by the probability reported (it is taken before the sampler's bias)
+FORCE_BIAS = 1e9
+#: a log-probability below this is llama-server's stand-in for a probability of 0 (float32's lowest)
+UNDERFLOW = -1e30
 _TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=30.0, pool=30.0)
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 
@@ -175,6 +180,59 @@ class OpenAIChat:
             if target.release is not None:
                 target.release()
         return len(tokens)
+
+    async def token_logprobs(self, tokens: Sequence[int], positions: Sequence[int]) -> list[float]:
+        """Each ``tokens[t]``'s log-probability after ``tokens[:t]`` (:meth:`.api.Engine.token_logprobs`)
+        on our own llama-server, with this model's adapter: one ``/completion`` per position, its
+        prompt ``tokens[:t]`` as token ids, its one new token forced to ``tokens[t]`` by a logit bias,
+        and that token's probability from the raw logits (``n_probs`` with ``post_sampling_probs``
+        off: a softmax over the whole vocabulary before any bias). The positions of a call run in
+        order on one slot, in the batch lane, so each prompt re-reads only what the slot lacks."""
+        if self._n_ctx is None:
+            raise CannotServe(f"{self.name} runs on an external engine: the platform scores given tokens only on "
+                              "its own llama-server")
+        ids = [int(t) for t in tokens]
+        if bad := [t for t in positions if not 0 < t < len(ids)]:
+            raise ValueError(f"positions {bad[:3]} are outside 1..{len(ids) - 1}")
+        if len(ids) > self._n_ctx:
+            raise PromptTooLong(f"{len(ids)} tokens; {self.name} has a context of {self._n_ctx} tokens")
+        assert isinstance(self.gate, LaneGate)
+        target = await asyncio.to_thread(self._endpoint)
+        try:
+            headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+            url = prompts.engine_root(target.base_url) + "/completion"
+            out: list[float] = []
+            async with self.gate.turn(BATCH, long=len(ids) > prompts.LONG_PROMPT_TOKENS, group=target.group) as slot:
+                for t in positions:
+                    body = {"prompt": ids[:t], "n_predict": 1, "temperature": 0.0, "n_probs": 1,
+                            "post_sampling_probs": False, "logit_bias": [[ids[t], FORCE_BIAS]], "cache_prompt": True,
+                            "id_slot": slot, **(target.extra or {})}
+                    reply = await self._post(target, url, body, headers)
+                    out.append(_forced_logprob(self.name, reply, ids[t], t))
+            return out
+        finally:
+            if target.release is not None:
+                target.release()
+
+    async def _post(self, target: Endpoint, url: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        """``body`` POSTed to the engine, and its JSON answer."""
+        try:
+            try:
+                resp = await _client().post(url, json=body, headers=headers)
+            except httpx.TransportError as exc:
+                if not _stale_connection(exc):
+                    raise
+                # a pooled connection the engine closed as it was reused: nothing was read, send again
+                resp = await _client().post(url, json=body, headers=headers)
+        except httpx.TransportError as exc:
+            if target.broken is not None:
+                target.broken()
+            raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} did not answer "
+                                    f"({type(exc).__name__})") from exc
+        if resp.status_code != 200:
+            raise _engine_error(self.name, resp.status_code, resp.content[:2000])
+        answer: dict[str, Any] = resp.json()
+        return answer
 
     def _chat_fields(self, ask: ChatAsk, gp: GenParams) -> AsyncIterator[Delta]:
         """A chat with tools, a schema, logprobs or penalties, over OpenAI turns (tool calls and
@@ -323,6 +381,21 @@ class OpenAIChat:
                     target.broken()
                 raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} did not answer "
                                         f"({type(exc).__name__})") from exc
+
+
+def _forced_logprob(name: str, reply: dict[str, Any], token: int, position: int) -> float:
+    """The forced ``token``'s log-probability in llama-server's ``/completion`` answer."""
+    probs = reply.get("completion_probabilities") or []
+    if not probs:  # llama-server reports a token only once the text it generated is whole UTF-8
+        raise CannotServe(f"{name}: the engine reports no probability for token {token} at position {position}: "
+                          "its text ends inside a UTF-8 character (a byte token)")
+    if probs[0].get("id") != token:
+        raise EngineUnavailable(f"{name}: the engine generated token {probs[0].get('id')} at position {position}, "
+                                f"not the forced {token}")
+    logprob = float(probs[0]["logprob"])
+    if logprob < UNDERFLOW:  # a probability of 0 in float32 comes back as the lowest float, not -inf
+        raise CannotServe(f"{name}: token {token}'s probability at position {position} is below float32's range")
+    return logprob
 
 
 async def _keep_top(deltas: AsyncIterator[Delta], top: int) -> AsyncIterator[Delta]:
