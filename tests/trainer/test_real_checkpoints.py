@@ -87,6 +87,7 @@ def test_checkpoints_pick_the_best_and_the_deploy_serves_it(tmp_path: Path, monk
     early = _train(tmp_path, early_stop=True, early_stop_patience=1).output
     steps = [c["step"] for c in early["checkpoints"]]
     log.info("early stop: checkpoints at %s, stopped at step %s", steps, early["metrics"].get("early_stopped_at"))
+    assert steps[-1] < 40 and early["metrics"].get("early_stopped_at") == steps[-1]
 
     # a notebook function scores the first run's 5 checkpoints on the engine: what that costs beside training
     from qfnb._core.runtime import sync
@@ -102,7 +103,6 @@ def test_checkpoints_pick_the_best_and_the_deploy_serves_it(tmp_path: Path, monk
     log.info("code_chars per checkpoint %s, scored in %.1f s (%.0f %% of the %.0f s of training)",
              [(c["step"], c["metric"]) for c in scored["checkpoints"]], scored["metric_seconds"],
              100 * scored["metric_seconds"] / out["metrics"]["wall_seconds"], out["metrics"]["wall_seconds"])
-    assert steps[-1] < 40 and early["metrics"].get("early_stopped_at") == steps[-1]
 
 
 def _version_record(version_id: object) -> dict[str, Any]:
