@@ -86,6 +86,18 @@ def option_arguments(options: Sequence[MagicOption]) -> Decorator:
     return add
 
 
+def magic_arguments_of(*lines: Decorator) -> Decorator:
+    """``@magic_arguments()`` over ``lines`` (``@argument`` lines, in the help's order), as one decorator:
+    a magic's flags declared beside the code that reads them."""
+
+    def add(magic: F) -> F:
+        for line in reversed(lines):  # @argument lines apply bottom-up
+            magic = line(magic)
+        return magic_arguments()(magic)
+
+    return add
+
+
 #: the sampling options of the spec (``-t/--temperature``, ``--top-p``, ..., ``--max-tokens``)
 sampling_arguments = option_arguments(OPTIONS)
 

@@ -38,10 +38,12 @@ from qfnb.notebook.chat.sessions import DEFAULT_SESSION
 from qfnb.notebook.data import batch as batchjob
 from qfnb.notebook.data import insight as insight_view
 from qfnb.notebook.data import stress as stress_report
+from qfnb.notebook.evaluation.arguments import QFEVAL_ARGUMENTS
 from qfnb.notebook.images import generate
-from qfnb.notebook.magic_options import IMAGE_OPTIONS, TRAIN_OPTIONS
+from qfnb.notebook.magic_options import IMAGE_OPTIONS
 from qfnb.notebook.sampling import OPTIONS
 from qfnb.notebook.training import launcher, qftrain
+from qfnb.notebook.training.qftrain import QFTRAIN_ARGUMENTS
 
 if TYPE_CHECKING:  # pragma: no cover
     from IPython.core.completer import CompletionContext, SimpleMatcherResult
@@ -244,31 +246,7 @@ class QfnbMagics(Magics):
         return discovery.complete_line(line, token, magic_parser(magic), names)
 
     # ------------------------------------------------------------------ %qftrain
-    @magic_arguments()
-    @argument("--base", help="Base model to fine-tune (default: the platform's fine-tune base).")
-    @argument("--dataset", help="Training data: a local .jsonl path or a platform dataset id.")
-    @option_arguments(TRAIN_OPTIONS)
-    @argument("--name", help="A name for the run (dashboards, --list and %%qfmodels show it, the id beside).")
-    @argument("--eval-split", type=int, metavar="PCT", help="Hold out PCT%% of the data (never trained on) for the "
-              "evaluation loss the dashboard draws beside the training loss (default: the platform's 20; 0: none).")
-    @argument("--early-stop", action="store_true",
-              help="End the run once 2 checkpoints in a row bring no improvement of the held-out loss.")
-    @argument("--eval-metric", metavar="METRIC", help="Also score each checkpoint's answers to held-out items and "
-              "keep the best by it: rouge_l, exact_match or a notebook function (input, reference, output) -> float.")
-    @argument("--forecast", action="store_true",
-              help="Before it starts, show what the fine-tune will take: training tokens (rows x epochs, by the "
-                   "base's tokenizer), steps, time (this machine's recorded fine-tunes) and price; the dashboard "
-                   "puts the run beside it at the end. With a budget set, a run it may exceed is refused.")
-    @argument("--deploy", action="store_true",
-              help="Publish and deploy the model when training succeeds (its best checkpoint; with --attach TASK: "
-                   "deploy that job).")
-    @argument("--fresh", action="store_true",
-              help="Train again even if this platform has a finished run of the same recipe (it is reused otherwise).")
-    @argument("-o", "--output", help="Store the dashboard (.trainer, .wait(), .trained_model_id) here.")
-    @argument("--attach", metavar="ID", nargs="?", const="",
-              help="Re-attach a dashboard to a fine-tune: a task, job or pipeline id (none: the newest running).")
-    @argument("--list", action="store_true", help="List this platform's fine-tunes (status, progress, age).")
-    @argument("--stop", metavar="TASK", help="Stop a running fine-tune task.")
+    @QFTRAIN_ARGUMENTS
     @line_magic
     def qftrain(self, line: str) -> Any:
         """Fine-tune: with options launch a job + live dashboard; without, show the launcher."""
@@ -278,68 +256,7 @@ class QfnbMagics(Magics):
 
     # ------------------------------------------------------------------ %qfeval
     @no_var_expand
-    @magic_arguments()
-    @argument("result", nargs="?", help="Show this EvaluationResult (or dict name -> result) instead of running one.")
-    @argument("-m", "--models", "--model", dest="models", action="append",
-              help="Models to evaluate, comma-separated: names, ep_... endpoints, or Model/Service variables "
-                   "(default: the default chat model).")
-    @argument("--endpoint", action="append", help="Endpoint(s) of deployed services (also accepted in --models).")
-    @argument("--prompts", action="append", metavar="NAME=PROMPT",
-              help="Compare prompts on one --model as models are compared: each PROMPT a notebook variable, a file, "
-                   "or a template string with {input} (the item's text; without it the prompt is sent as the "
-                   "system prompt). Comma-separated or repeated.")
-    @argument("-d", "--dataset", help="A .jsonl/.json/.csv path, a platform dataset id, or a Dataset/DataFrame var.")
-    @argument("--metrics", action="append",
-              help="Comma-separated: exact_match, bleu, rouge, rouge_1, rouge_2, rouge_l, similarity, judge, or "
-                   "a notebook function fn(input, reference, output) -> float | dict by name "
-                   "(default: exact_match,bleu,rouge_l).")
-    @argument("--judge", metavar="MODEL", nargs="?", const="",
-              help="Also score answers with this model as an LLM judge (judge_score); a bare --judge uses the "
-                   "embedded local platform's chat model. A candidate cannot be its own judge.")
-    @argument("--calibrate", metavar="LABELS", action="append",
-              help="With --judge: your own scores of a few answers (about 20), on the judge's scale: a dataset "
-                   "column (one model) or TAG=COLUMN per model, empty on the rows you did not label; or a .csv/.jsonl "
-                   "file of id, index or input and label (or a column per model). The report gives the judge's "
-                   "agreement with them and prediction-powered means.")
-    @argument("--compare", metavar="BASE", help="Compare every other model with BASE, item by item: mean "
-              "difference with a 95%% bootstrap CI, McNemar / permutation test (Holm-adjusted), flipped items.")
-    @argument("--pairwise", metavar="MODEL", nargs="?", const="",
-              help="With --compare: a judge picks the better answer of each pair, asked in both orders "
-                   "(a disagreement is a tie); bare: the embedded local platform's chat model.")
-    @argument("--sequential", metavar="MIN_DIFF", nargs="?", const="",
-              help="With --compare and two models: draw items in a seeded random order and stop generating once "
-                   "the comparison on the first metric is decided (an anytime-valid betting confidence sequence); "
-                   "MIN_DIFF tunes it to that difference and lets it decide 'no difference that large'.")
-    @argument("--plan", metavar="MIN_DIFF",
-              help="With --compare: run a pilot (--sample or --limit items, default 20, drawn at random) or read "
-                   "the stored result, and say how many items detect a difference of MIN_DIFF on the first metric "
-                   "with 80%% power, with the line that runs them (the pilot's items among them).")
-    @argument("--forecast", action="store_true",
-              help="Before the first call, show what the run will take: input tokens (the model's tokenizer), "
-                   "output tokens with a range, price and ETA (qfnb.forecast); the report puts the run beside it. "
-                   "With a budget set, a run whose forecast may exceed what is left is refused.")
-    @argument("--batch", action="store_true",
-              help="Send the generations through the platform's durable batch job (as %%qfbatch; the batch price "
-                   "class on the cloud): it goes on through a kernel restart, and this line run again re-attaches "
-                   "to it without sending anything twice. The scoring runs when the rows are back (a judge's "
-                   "calls are live). Platform chat models only.")
-    @argument("--repeats", type=int, help="Ask each item N times (with -t): stability across repeats.")
-    @argument("--recorded", action="append", metavar="TAG=SOURCE",
-              help="Score answers already made, without calling a model: a dataset column, a notebook variable "
-                   "(what %%qfbatch returned, its -o job), or a batch output .jsonl (prompt + llm_output, or the "
-                   "platform's OpenAI-shaped output); comma-separated, repeatable.")
-    @argument("--fresh", action="store_true",
-              help="Ask every model again (answers are otherwise reused from the last runs on the same items).")
-    @argument("--limit", type=int, help="Evaluate only the first N rows.")
-    @argument("--sample", type=int, metavar="N",
-              help="Evaluate N rows drawn at random (seeded: the same rows every run, and a larger N keeps a "
-                   "smaller one's rows, so their stored answers are reused). --plan's pilot and full run use it.")
-    @argument("--input-column", help="Column holding the prompts (default: prompt, input, query, ...).")
-    @argument("--reference-column", help="Column holding the reference answers (default: response, answer, ...).")
-    @sampling_arguments
-    @argument("--workers", type=int, help="Concurrent requests per model (default 4).")
-    @argument("-o", "--output", help="Store the EvaluationResult in this variable.")
-    @argument("--chart", default="auto", help="Metric(s) to chart, comma-separated ('auto' = the chosen metrics).")
+    @QFEVAL_ARGUMENTS
     @line_magic
     def qfeval(self, line: str) -> Any:
         """Evaluate models on a dataset (``--models ... --dataset ...``) or show a result (``%qfeval VAR``):

@@ -13,6 +13,7 @@ import pytest
 
 from qfnb.notebook.render import charts
 from qfnb.notebook.training.attach import attach
+from qfnb.notebook.training.dashboard_html import loss_chart
 from qfnb.notebook.training.run import held_out_file
 
 SAVED: list[dict[str, Any]] = [{"step": s, "trainLoss": t, "evalLoss": e, "time": "2026-11-25T07:00:00Z"}
@@ -76,7 +77,7 @@ def test_the_chart_x_axis_reads_whole_steps(monkeypatch: pytest.MonkeyPatch) -> 
               "checkpointList": [], "bestCheckpoint": None}
     dash = attach("task-c", fetch=lambda t: detail, stop=lambda t: None, show=False, deployment=None)
     dash.wait(timeout=5)
-    assert _drawn_x_ticks(monkeypatch, dash._chart) == [(1.0, "1")]
+    assert _drawn_x_ticks(monkeypatch, functools.partial(loss_chart, dash.state)) == [(1.0, "1")]
     # two or a few steps: whole numbers only (not 1.0, 1.2, 1.4, …)
     for steps in ([1, 2], [3, 4, 5], list(range(1, 41))):
         ticks = _drawn_x_ticks(monkeypatch, functools.partial(charts.loss_chart, [(i, 1.0 / i) for i in steps]))

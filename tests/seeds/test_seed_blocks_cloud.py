@@ -47,7 +47,7 @@ CLOUD_GAPS: dict[str, tuple[str, type[BaseException] | tuple[type[BaseException]
 
 @pytest.fixture(scope="module")
 def cloud_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from qfnb._core.config import _ENV
+    from qfnb._core.env import ENV
     from qfnb._core.http import client as client_mod
     from tests.fakes.cloud import FakeQianfan, serve
     from tests.fakes.console_cloud import ConsoleCloud
@@ -62,7 +62,7 @@ def cloud_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         values = {**fake.env(url, "both"), **FAST, "bos_endpoint": url + "/bos",
                   "llm_api_retry_backoff_factor": 0.01}
         for name, value in values.items():
-            mp.setenv(_ENV[name][0], str(value))
+            mp.setenv(ENV[name][0], str(value))
         mp.setenv("QIANFAN_CACHE_DIR", str(tmp_path_factory.mktemp("seed-cloud-cache")))
         client_mod._CLIENTS.clear()
         yield cloud, _created_on_the_double()

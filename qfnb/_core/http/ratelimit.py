@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["RateLimiter", "estimate_tokens"]
+__all__ = ["RateLimiter", "estimate_body_tokens", "estimate_tokens"]
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _WORD = re.compile(r"[A-Za-z0-9_]+")
@@ -23,6 +23,17 @@ _WORD = re.compile(r"[A-Za-z0-9_]+")
 def estimate_tokens(text: str) -> int:
     """Rough local token estimate: 0.625 per CJK character + 1 per word (the SDK's rule)."""
     return int(len(_CJK.findall(text)) * 0.625 + len(_WORD.findall(text)))
+
+
+def estimate_body_tokens(body: dict[str, Any]) -> int:
+    """Local token estimate of an inference request's body (for the client-side TPM limit): its messages,
+    prompt, query, system and input texts."""
+    texts = [str(m.get("content") or "") for m in body.get("messages") or [] if isinstance(m, dict)]
+    for key in ("prompt", "query", "system"):
+        if isinstance(body.get(key), str):
+            texts.append(body[key])
+    texts.extend(t for t in body.get("input") or [] if isinstance(t, str))
+    return max(1, sum(estimate_tokens(t) for t in texts))
 
 
 def _header_number(headers: Any, name: str) -> float | None:

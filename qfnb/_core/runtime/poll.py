@@ -67,14 +67,12 @@ class PollPlan(Generic[T]):
         self.max_backoff = max(max_backoff, self.first_backoff)
         self.deadline = None if timeout is None else clock() + timeout
         self.failures = 0
-        self.polls = 0
         #: set when the wait ended on the task's own account (its end state, or an unreadable
         #: state); an interruption otherwise stops the remote task
         self.ended = False
 
     def finished(self, value: T, done: Callable[[T], bool]) -> bool:
         """Whether ``value`` ends the wait (``done`` raising ends it too, with that error)."""
-        self.polls += 1
         self.failures = 0
         try:
             end = bool(done(value))

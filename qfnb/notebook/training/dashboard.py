@@ -21,7 +21,6 @@ to follow the job (``%qftrain --attach task-…``).
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
@@ -34,20 +33,17 @@ from qfnb._core.errors import TimeoutError as QfnbTimeoutError
 from qfnb._core.http.throttle import Throttle
 from qfnb.notebook._ipython import DisplayHandle, display
 from qfnb.notebook.errors import QfnbInterrupted
-from qfnb.notebook.render import charts, theme
+from qfnb.notebook.render import theme
 from qfnb.notebook.render._ipywidgets import SafeHTML, VBox
+from qfnb.notebook.training import dashboard_html as draw
+from qfnb.notebook.training.dashboard_html import TRAINING_FILE_WARNING
 from qfnb.notebook.training.state import TrainingState
 from qfnb.notebook.widgets.deploy_view import follow_deploy
-from qfnb.protocol.safe_html import clean, escape
+from qfnb.protocol.safe_html import escape
+
+__all__ = ["TRAINING_FILE_WARNING", "TrainingDashboard"]
 
 log = logging.getLogger("qfnb.notebook.dashboard")
-
-
-
-#: under a "next:" that evaluates on the training file
-TRAINING_FILE_WARNING = ("that %qfeval scores the training file: the model has seen those rows, so the scores "
-                         "flatter it; evaluate on rows kept out of training (a file beside it named *_test, "
-                         "*_eval or *_valid is picked up)")
 
 
 class TrainingDashboard(VBox):
@@ -158,7 +154,6 @@ class TrainingDashboard(VBox):
                 self.state.note(f"deploy: service {state}")
                 self._render(force=True)
 
-
     def handle_event(self, event: Any) -> None:
         """Contract 5 entry point; safe from any thread."""
         with self._lock:
@@ -224,35 +219,19 @@ class TrainingDashboard(VBox):
         if not force and not self._text_throttle.ready():
             return
         self.renders += 1
-        self.header.value = self._header_html()
+        self.header.value = draw.header_html(st, self.launched_as)
         with self.bar.hold_sync():
             self.bar.value = st.progress or 0.0
             self.bar.bar_style = {"succeeded": "success", "failed": "danger", "stopped": "warning"}.get(st.status, "")
         self.progress_label.value = f'<span style="white-space:nowrap">{escape(st.progress_text())}</span>'
         self.log_view.value = "\n".join(st.log)
         self.result.value = self._result_html()
-        self.offline.value = self._offline_html()
+        self.offline.value = draw.offline_html(st)
         if self._chart_dirty and (force or self._chart_throttle.ready()):
             self._chart_dirty = False
-            self.chart.value = self._chart()
+            self.chart.value = draw.loss_chart(st)
 
         self._refresh_fallback()
-
-    def _chart(self) -> bytes:
-        """The loss chart: both curves, the checkpoints, the best one and the over-fit region."""
-        st = self.state
-        best, over = st.best, st.overfit
-        marks = [(int(c["step"]), float(c["evalLoss"])) for c in st.checkpoints if c.get("evalLoss") is not None]
-        return charts.loss_chart(st.loss, title=f"loss · {st.title}", eval_points=st.eval_loss, checkpoints=marks,
-                                 best=None if best is None else int(best["step"]),
-                                 overfit_since=None if over is None else over.since)
-
-    def _offline_html(self) -> str:
-        task = self.state.task_id
-        follow = (f' · the job goes on: <code style="user-select:all">%qftrain --attach {escape(task)}</code>'
-                  if task else "")  # the same command as hints() while the job runs
-        return theme.offline_note(f"the kernel restarted: this is the last state it showed "
-                                   f"({escape(self.state.as_of().split(',')[0])}){follow}")
 
     def _refresh_fallback(self) -> None:
         """Republish the live output (widget + current static HTML) on a status or phase change, and
@@ -271,56 +250,20 @@ class TrainingDashboard(VBox):
         data["text/plain"] = self.summary_text()
         return data
 
+    def _result_html(self) -> str:
+        live = not (self.done or self._finishing)
+        return draw.result_html(self.state, self.hints(), live=live, eval_is_training=self.eval_is_training)
+
+    def snapshot_html(self, chart: bytes | None = None) -> str:
+        """The state as static HTML (what replaces the widget when the job ends); ``chart``: a
+        PNG already drawn (else the loss chart is drawn now)."""
+        return draw.snapshot_html(self.state, chart=chart or draw.loss_chart(self.state),
+                                  header=draw.header_html(self.state, self.launched_as), result=self._result_html())
+
     def summary_text(self) -> str:
         """The text/plain form: the launched line (when a form launched it), then the state."""
         launched = f"launched as: {self.launched_as}\n" if self.launched_as else ""
         return launched + self.state.summary()
-
-    def _launched_html(self) -> str:
-        if not self.launched_as:
-            return ""
-        return (f'<div class="qfnb-launched" style="color:{theme.TEXT_MUTED}">launched as: <code style="color:'
-                f'{theme.TEXT};user-select:all">{escape(self.launched_as)}</code></div>')
-
-    def _header_html(self) -> str:
-        st = self.state
-        doing = f' <span style="color:{theme.TEXT_MUTED}">· {escape(st.doing)}</span>' if st.doing else ""
-        return (f'{self._launched_html()}<span style="color:{theme.TEXT}"><b>{escape(st.title)}</b></span> '
-                f"{theme.badge(st.status)}{doing}")
-
-    def _result_html(self) -> str:
-        st = self.state
-        rows = [self._field_html(label, value) for label, value in st.result_fields()]
-        html = f'<span style="color:{theme.TEXT}">{" · ".join(rows)}</span>'
-        steps = self.hints() if self.done or self._finishing else []
-        if steps:
-            code = "\n".join(steps)
-            html += (f'<div style="color:{theme.TEXT_MUTED};margin-top:4px">next:</div>'
-                     f'<pre class="qfnb-next" style="color:{theme.TEXT};background:var(--jp-layout-color2,#eee);'
-                     f'padding:4px 8px;margin:2px 0;user-select:all;font-family:var(--jp-code-font-family,monospace)">'
-                     f'{escape(code)}</pre>')
-            if self.eval_is_training and not st.held_out and any(s.startswith("%qfeval") for s in steps):
-                html += (f'<div class="qfnb-warning" style="color:{theme.ERROR}">⚠ {escape(TRAINING_FILE_WARNING)}'
-                         "</div>")
-        return html
-
-    def _field_html(self, label: str, value: str) -> str:
-        """One of the state's result_fields() as the result row shows it."""
-        if label == "task":
-            row = f"task <code>{escape(value)}</code>"
-            if not self.done and not self._finishing:  # the job outlives this kernel: say how to find it
-                row += (f'<span class="qfnb-live-only"> · after a kernel restart: <code style="user-select:all">'
-                        f"{escape(self.hints()[0])}</code></span>")
-            return row
-        if label == "reused":
-            return (f'<span class="qfnb-reused" style="color:{theme.TEXT_MUTED}">↺ reused finished run '
-                    f"<code>{escape(value)}</code> (same recipe) · <code>--fresh</code> trains again</span>")
-        if label == "checkpoints":
-            color = theme.ERROR if self.state.overfit is not None else theme.TEXT
-            return f'<span class="qfnb-checkpoints" style="color:{color}">{escape(value)}</span>'
-        if label == "error":
-            return f'<span style="color:{theme.ERROR}">error: {escape(value)}</span>'
-        return f"{label} <code>{escape(value)}</code>"  # model, endpoint
 
     def hints(self) -> list[str]:
         """Every command this dashboard shows now, each doing its step for THIS job: while it runs,
@@ -331,29 +274,6 @@ class TrainingDashboard(VBox):
         # a held-out file the user named beside the data, else the split the run held out, else the training file
         eval_data = st.held_out if self.eval_is_training and st.held_out else self.eval_data
         return st.next_steps(var_name=self.var_name, can_deploy=self.on_deploy is not None, eval_data=eval_data)
-
-    def snapshot_html(self, chart: bytes | None = None) -> str:
-        """The state as static HTML (what replaces the widget when the job ends); ``chart``: a
-        PNG already drawn (else the loss chart is drawn now)."""
-        st = self.state
-        png = base64.b64encode(chart or self._chart()).decode()
-        log = escape("\n".join(st.log))
-        return clean(
-            f'<div class="qfnb-train-summary qfnb-dashboard-static" style="color:{theme.TEXT};'
-            f'border-left:4px solid {theme.STATUS.get(st.status, theme.STATUS["pending"])};padding-left:8px">'
-            f"{self._header_html()}<div>{escape(st.progress_text())}</div>{self._as_of_html()}"
-            f'<img alt="loss chart" src="data:image/png;base64,{png}"/>'
-            f"<details><summary>event log</summary><pre>{log}</pre></details>{self._result_html()}</div>"
-        )
-
-    def _as_of_html(self) -> str:
-        """When the static state was true: a running job's snapshot says it is not live, and how to see
-        where the job is now (a saved notebook or an export keeps it after the kernel is gone)."""
-        st, task = self.state, self.state.task_id
-        now = (f' · where the job is now: <code style="user-select:all">%qftrain --attach {escape(task)}</code>'
-               if task and not st.finished else "")
-        return (f'<div class="qfnb-as-of" style="color:{theme.TEXT_MUTED};font-size:90%">'
-                f"{escape(st.as_of())}{now}</div>")
 
     def _handles(self) -> list[DisplayHandle]:
         return ([self.handle] if self.handle is not None else []) + self.more_handles

@@ -9,11 +9,41 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from qfnb.notebook._ipython import Decorator, argument, magic_arguments_of, option_arguments
 from qfnb.notebook.errors import QfnbCellError
+from qfnb.notebook.magic_options import TRAIN_OPTIONS
 from qfnb.notebook.training import attach
 from qfnb.notebook.training import run as train
 from qfnb.notebook.training.jobs import jobs_frame, resolve_task
 from qfnb.notebook.training.launcher import FinetuneLauncher, platform_base_models
+
+#: ``@magic_arguments()`` with every ``%qftrain`` option, in its help's order
+QFTRAIN_ARGUMENTS: Decorator = magic_arguments_of(
+    argument("--base", help="Base model to fine-tune (default: the platform's fine-tune base)."),
+    argument("--dataset", help="Training data: a local .jsonl path or a platform dataset id."),
+    option_arguments(TRAIN_OPTIONS),
+    argument("--name", help="A name for the run (dashboards, --list and %%qfmodels show it, the id beside)."),
+    argument("--eval-split", type=int, metavar="PCT", help="Hold out PCT%% of the data (never trained on) for the "
+             "evaluation loss the dashboard draws beside the training loss (default: the platform's 20; 0: none)."),
+    argument("--early-stop", action="store_true",
+             help="End the run once 2 checkpoints in a row bring no improvement of the held-out loss."),
+    argument("--eval-metric", metavar="METRIC", help="Also score each checkpoint's answers to held-out items and "
+             "keep the best by it: rouge_l, exact_match or a notebook function (input, reference, output) -> float."),
+    argument("--forecast", action="store_true",
+             help="Before it starts, show what the fine-tune will take: training tokens (rows x epochs, by the "
+                  "base's tokenizer), steps, time (this machine's recorded fine-tunes) and price; the dashboard "
+                  "puts the run beside it at the end. With a budget set, a run it may exceed is refused."),
+    argument("--deploy", action="store_true",
+             help="Publish and deploy the model when training succeeds (its best checkpoint; with --attach TASK: "
+                  "deploy that job)."),
+    argument("--fresh", action="store_true",
+             help="Train again even if this platform has a finished run of the same recipe (it is reused otherwise)."),
+    argument("-o", "--output", help="Store the dashboard (.trainer, .wait(), .trained_model_id) here."),
+    argument("--attach", metavar="ID", nargs="?", const="",
+             help="Re-attach a dashboard to a fine-tune: a task, job or pipeline id (none: the newest running)."),
+    argument("--list", action="store_true", help="List this platform's fine-tunes (status, progress, age)."),
+    argument("--stop", metavar="TASK", help="Stop a running fine-tune task."),
+)
 
 
 def handle_magic(magics: Any, args: argparse.Namespace, line: str) -> Any:

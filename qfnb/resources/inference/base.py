@@ -16,7 +16,7 @@ from typing_extensions import TypeVar
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import ValidationError
 from qfnb._core.http.client import AsyncQianfanClient, get_client
-from qfnb._core.http.ratelimit import estimate_tokens
+from qfnb._core.http.ratelimit import estimate_body_tokens
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy, batch_verdict
 from qfnb._core.record.ledger import current_job, job
@@ -246,7 +246,7 @@ class BaseInference(Generic[C, A, K]):
 
     async def _send(self, target: Target, body: dict[str, Any], call: C) -> QfResponse | AsyncIterator[QfResponse]:
         client = self.client
-        tokens = _estimate_body_tokens(body) if client.needs_token_estimates() else 0
+        tokens = estimate_body_tokens(body) if client.needs_token_estimates() else 0
         return await client.infer(target, body, stream=call.stream, retry=self._retry(call),
                                   request_id=call.request_id, tokens=tokens)
 
@@ -321,12 +321,20 @@ class BaseInference(Generic[C, A, K]):
         items = self._batch_items(inputs, body_list, common)
         if durable:
             return await submit_durable(self, items, common)
+        return await self._run_batch(batching.acollect, items, inputs if inputs is not None else body_list, common,
+                                     worker_num=worker_num, output_file=output_file, progress=progress,
+                                     retry_budget=retry_budget)
+
+    def _run_batch(self, run: Callable[..., R], items: Iterable[dict[str, Any]], given: Iterable[Any] | None,
+                   common: dict[str, Any], *, worker_num: int | None, output_file: str | Path | None,
+                   progress: ProgressArg, retry_budget: float) -> R:
+        """``run`` (:func:`batching.acollect` or :func:`batching.submit`) over ``items`` (as many as
+        ``given`` holds, when it has a length), with this resource's calls (packed where it packs), retry
+        verdicts, progress bar and answer model."""
         one, pack = self._batch_calls()
-        return await batching.acollect(
-            one, items, batching.length(inputs if inputs is not None else body_list),
-            worker_num=worker_num, output_file=output_file, progress=batching.reporter(progress, type(self).__name__),
-            classify=self._batch_classifier(common), retry_budget=retry_budget, answer=self.answer_model,
-            pack=pack)
+        return run(one, items, batching.length(given), worker_num=worker_num, output_file=output_file,
+                   progress=batching.reporter(progress, type(self).__name__), classify=self._batch_classifier(common),
+                   retry_budget=retry_budget, answer=self.answer_model, pack=pack)
 
     async def _one(self, kwargs: dict[str, Any]) -> Any:
         return await self.ado(**self._one_kwargs(kwargs))
@@ -352,7 +360,7 @@ class BaseInference(Generic[C, A, K]):
 
     def _batch_classifier(self, common: dict[str, Any]) -> _batch.Classify:
         call = InferenceCall(retry_count=common.get("retry_count"), request_timeout=common.get("request_timeout"),
-                    backoff_factor=common.get("backoff_factor"), extra=common)
+                             backoff_factor=common.get("backoff_factor"), extra=common)
         policy = self._retry(call) or RetryPolicy.inference(self.config)
         return lambda exc, attempt, health: batch_verdict(exc, policy, attempt, health)
 
@@ -368,12 +376,9 @@ class BaseInference(Generic[C, A, K]):
         items = self._batch_items(inputs, body_list, common)
         if durable:
             return sync.run(submit_durable(self, items, common))
-        one, pack = self._batch_calls()
-        future = batching.submit(
-            one, items, batching.length(inputs if inputs is not None else body_list),
-            worker_num=worker_num, output_file=output_file, progress=batching.reporter(progress, type(self).__name__),
-            classify=self._batch_classifier(common), retry_budget=retry_budget, answer=self.answer_model,
-            pack=pack)
+        future = self._run_batch(batching.submit, items, inputs if inputs is not None else body_list, common,
+                                 worker_num=worker_num, output_file=output_file, progress=progress,
+                                 retry_budget=retry_budget)
         future.response_format = given_format
         return future
 
@@ -390,13 +395,3 @@ def _in_job(call: Callable[[In], Awaitable[R]]) -> Callable[[In], Awaitable[R]]:
             return await call(item)
 
     return tagged
-
-
-def _estimate_body_tokens(body: dict[str, Any]) -> int:
-    """Local token estimate of a request (for the client-side TPM limit)."""
-    texts = [str(m.get("content") or "") for m in body.get("messages") or [] if isinstance(m, dict)]
-    for key in ("prompt", "query", "system"):
-        if isinstance(body.get(key), str):
-            texts.append(body[key])
-    texts.extend(t for t in body.get("input") or [] if isinstance(t, str))
-    return max(1, sum(estimate_tokens(t) for t in texts))

@@ -84,6 +84,11 @@ class Endpoint:
     broken: Callable[[], None] | None = None
     group: str | None = None
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The request headers: the key as a bearer token, when there is one."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
 
 def request_body(gp: GenParams, *, llama: bool) -> dict[str, Any]:
     """Sampling fields in OpenAI terms (plus llama.cpp's own where the engine is llama.cpp)."""
@@ -103,14 +108,12 @@ def request_body(gp: GenParams, *, llama: bool) -> dict[str, Any]:
     return body
 
 
+#: the engine's finish reasons that are not a normal end, as the platform names them
+_FINISH = {"length": FINISH_LENGTH, "stop_sequence": FINISH_STOP, "tool_calls": FINISH_TOOL_CALLS}
+
+
 def finish_of(reason: str | None) -> str:
-    if reason == "length":
-        return FINISH_LENGTH
-    if reason == "stop_sequence":
-        return FINISH_STOP
-    if reason == "tool_calls":
-        return FINISH_TOOL_CALLS
-    return FINISH_NORMAL
+    return _FINISH.get(reason or "", FINISH_NORMAL)
 
 
 class OpenAIChat:
@@ -161,24 +164,16 @@ class OpenAIChat:
         source: str | list[dict[str, Any]]
         if isinstance(ask, TextAsk):
             source = ask.prompt
-        elif ask.plain:
-            msgs = text_turns(ask.messages)
-            source = render_gemma(msgs) if self._template == "gemma" else msgs
-        else:
-            messages = [dict(m) for m in ask.messages]
-            tools = [dict(t) for t in ask.offered_tools] or None
+        else:  # a plain chat's text turns, else the turns as they are, with the tools offered
+            messages: list[dict[str, Any]] = text_turns(ask.messages) if ask.plain else [dict(m) for m in ask.messages]
+            tools = None if ask.plain else [dict(t) for t in ask.offered_tools] or None
             source = render_gemma(text_turns(messages)) if self._template == "gemma" else messages
-        target = await asyncio.to_thread(self._endpoint)
-        try:
-            headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+        async with self._leased() as target:
             try:
-                tokens, _ = await self._prepare(target.base_url, headers, source, tools)
+                tokens, _ = await self._prepare(target.base_url, target.headers, source, tools)
             except httpx.HTTPError as exc:
                 raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} could not count the prompt "
                                         f"({type(exc).__name__})") from exc
-        finally:
-            if target.release is not None:
-                target.release()
         return len(tokens)
 
     async def token_logprobs(self, tokens: Sequence[int], positions: Sequence[int]) -> list[float]:
@@ -315,11 +310,9 @@ class OpenAIChat:
         answer become ``tool_calls`` (:mod:`.tool_calls`); with ``top_logprobs``, each token's
         logprob keeps that many alternatives."""
         assert self._n_ctx is not None and isinstance(self.gate, LaneGate)
-        target = await asyncio.to_thread(self._endpoint)
-        try:
-            headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+        async with self._leased() as target:
             try:
-                tokens, opener = await self._prepare(target.base_url, headers, source, tools, forced)
+                tokens, opener = await self._prepare(target.base_url, target.headers, source, tools, forced)
             except httpx.HTTPError as exc:
                 if target.broken is not None:
                     target.broken()
@@ -340,31 +333,33 @@ class OpenAIChat:
                     deltas = tool_calls.as_tool_calls(deltas, names, prefix=opener, forced=forced)
                 async for delta in deltas:
                     yield delta
+
+    async def _run(self, path: str, payload: dict[str, Any], gp: GenParams, lane: str) -> AsyncIterator[Delta]:
+        # a LaneGate queues by lane (interactive before batch); a plain Gate only counts
+        turn = self.gate.turn(lane) if isinstance(self.gate, LaneGate) else _admitted(self.gate)
+        async with turn as slot, self._leased() as target:
+            body = {"model": self._model, **payload, **request_body(gp, llama=self._llama), **(target.extra or {})}
+            if slot is not None and self._n_ctx is not None:
+                body["id_slot"] = slot  # our own engine: the slot the gate gave this request
+            async for delta in self._stream(target, path, body):
+                yield delta
+
+    @contextlib.asynccontextmanager
+    async def _leased(self) -> AsyncIterator[Endpoint]:
+        """Where a request goes (``endpoint`` asked in a thread: it may start the engine), released after it."""
+        target = await asyncio.to_thread(self._endpoint)
+        try:
+            yield target
         finally:
             if target.release is not None:
                 target.release()
 
-    async def _run(self, path: str, payload: dict[str, Any], gp: GenParams, lane: str) -> AsyncIterator[Delta]:
-        # a LaneGate queues by lane (interactive before batch); a plain Gate only counts
-        async with self.gate.turn(lane) if isinstance(self.gate, LaneGate) else _admitted(self.gate) as slot:
-            target = await asyncio.to_thread(self._endpoint)
-            try:
-                body = {"model": self._model, **payload, **request_body(gp, llama=self._llama), **(target.extra or {})}
-                if slot is not None and self._n_ctx is not None:
-                    body["id_slot"] = slot  # our own engine: the slot the gate gave this request
-                async for delta in self._stream(target, path, body):
-                    yield delta
-            finally:
-                if target.release is not None:
-                    target.release()
-
     async def _stream(self, target: Endpoint, path: str, body: dict[str, Any]) -> AsyncIterator[Delta]:
-        headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
         url = target.base_url.rstrip("/") + path
         for attempt in (1, 2):
             answered = False
             try:
-                async with _client().stream("POST", url, json=body, headers=headers) as resp:
+                async with _client().stream("POST", url, json=body, headers=target.headers) as resp:
                     answered = True
                     if resp.status_code != 200:
                         raise _engine_error(self.name, resp.status_code, (await resp.aread())[:2000])
