@@ -35,8 +35,10 @@ logger = logging.getLogger("qfnb.trainer")
 
 #: held-out items each checkpoint answers when ``eval_metric_items`` is not set
 DEFAULT_ITEMS = 8
-#: the most tokens a checkpoint's answer may have
+#: the most tokens a checkpoint's answer may have; fewer when the references are short (a token
+#: holds at least one character, so the longest reference's characters and a margin bound it)
 ANSWER_TOKENS = 64
+ANSWER_MARGIN = 8
 #: answers asked of the engine at once
 CONCURRENCY = 4
 
@@ -77,6 +79,7 @@ class CheckpointMetricAction(AsyncAction):
                            "the best checkpoint stays the lowest held-out loss", self.evaluator.metric_name)
             return input
         pairs = held_out_items(str(held), self.items)
+        cap = min(ANSWER_TOKENS, max((len(ref) for _, ref in pairs), default=0) + ANSWER_MARGIN)
         started = time.monotonic()
         limit = asyncio.Semaphore(CONCURRENCY)
         for entry in saved:
@@ -84,7 +87,7 @@ class CheckpointMetricAction(AsyncAction):
             step = int(entry["step"])
             self.emit(ActionState.Running, f"scoring checkpoint step {step} with {self.evaluator.metric_name}")
             chat = ChatCompletion(endpoint=f"{input['task_id']}@step-{step}", config=ctx.config)
-            scores = await asyncio.gather(*(self._score(chat, limit, prompt, ref) for prompt, ref in pairs))
+            scores = await asyncio.gather(*(self._score(chat, limit, prompt, ref, cap) for prompt, ref in pairs))
             entry.update(metric=round(sum(scores) / len(scores), 6), metricName=self.evaluator.metric_name)
         best = checkpoints.best_checkpoint(saved)
         seconds = round(time.monotonic() - started, 3)
@@ -93,10 +96,11 @@ class CheckpointMetricAction(AsyncAction):
         return {**input, "checkpoints": saved, "best_checkpoint": None if best is None else int(best["step"]),
                 "metric_seconds": seconds}
 
-    async def _score(self, chat: ChatCompletion, limit: asyncio.Semaphore, prompt: str, reference: str) -> float:
+    async def _score(self, chat: ChatCompletion, limit: asyncio.Semaphore, prompt: str, reference: str,
+                     cap: int) -> float:
         async with limit:
             resp = await chat.ado(messages=[{"role": "user", "content": prompt}], temperature=0.0001,
-                                  max_output_tokens=ANSWER_TOKENS)
+                                  max_output_tokens=cap)
         output = str(resp.body.get("result") or "")
         scored = await self.evaluator.aevaluate(prompt, reference, output)
         value = scored.get(self.evaluator.metric_name, next(iter(scored.values()), math.nan))

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from qfnb.local.engines.llama import openai_http
+from qfnb.local.engines.llama import openai_http, transport
 
 
 def _engine(monkeypatch: pytest.MonkeyPatch, drops: int) -> list[str]:
@@ -26,7 +26,7 @@ def _engine(monkeypatch: pytest.MonkeyPatch, drops: int) -> list[str]:
         return httpx.Response(200, json={"tokens": [1, 2, 3]})
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    monkeypatch.setattr(openai_http, "_client", lambda: client)
+    monkeypatch.setattr(transport, "client", lambda: client)
     return sent
 
 

@@ -17,7 +17,7 @@ from platform_helpers import CREDS, bearer
 from starlette.testclient import TestClient
 
 from qfnb.local.engines.llama.command import find_binary
-from qfnb.local.engines.llama.openai_http import SchemaNotCompiled, _engine_error
+from qfnb.local.engines.llama.transport import SchemaNotCompiled, engine_error
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
 from qfnb.local.server.app import create_app
 from qfnb.local.settings import Settings
@@ -115,7 +115,7 @@ def test_a_strict_tool_under_auto_is_enforced(sdk: Any) -> None:
 
 
 def test_a_schema_the_engine_cannot_compile_is_a_400_not_a_503() -> None:
-    refused = _engine_error("m", 400, b'{"error": {"code": 400, "message": "JSON schema conversion failed: '
+    refused = engine_error("m", 400, b'{"error": {"code": 400, "message": "JSON schema conversion failed: '
                             b'x", "type": "invalid_request_error"}}')
     assert isinstance(refused, SchemaNotCompiled) and isinstance(refused, ValueError)  # a CannotServe: a 400
 

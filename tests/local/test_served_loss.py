@@ -18,7 +18,7 @@ from tiny_models import build_tiny_gemma
 from qfnb.local.engines.base import CannotServe
 from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import openai_http
+from qfnb.local.engines.llama import openai_http, transport
 from qfnb.local.engines.llama.openai_http import Endpoint, OpenAIChat
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.training import data, evaluate, lora
@@ -70,7 +70,7 @@ def _served(monkeypatch: pytest.MonkeyPatch, answer: Any) -> tuple[OpenAIChat, l
         return httpx.Response(200, json=answer(body))
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    monkeypatch.setattr(openai_http, "_client", lambda: client)
+    monkeypatch.setattr(transport, "client", lambda: client)
     target = Endpoint("http://127.0.0.1:1/v1", "k", {"lora": [{"id": 0, "scale": 0.0}, {"id": 1, "scale": 1.0}]},
                       group="adapter-1")
     return OpenAIChat("tuned", lambda: target, gate=LaneGate("gemma", 2, 4), n_ctx=64), sent

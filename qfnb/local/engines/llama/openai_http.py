@@ -4,42 +4,32 @@
 The platform's request fields become the engine's (``max_output_tokens`` -> ``max_tokens``,
 ``penalty_score`` -> ``repeat_penalty``...), every call streams from the engine (also for a
 non-streaming client, so closing the iterator cancels the generation at once), and the
-engine's chunks become :class:`Delta` s.
+engine's chunks become :class:`Delta` s. The HTTP link itself (pooled client, resends, the engine's
+errors, its SSE chunks) is :mod:`.transport`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import dataclasses
-import json
 import logging
-import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from qfnb.local.engines.ask import BATCH, Ask, ChatAsk, GenParams, TextAsk
-from qfnb.local.engines.base import (
-    FINISH_LENGTH,
-    FINISH_NORMAL,
-    FINISH_STOP,
-    FINISH_TOOL_CALLS,
-    CannotServe,
-    Delta,
-    PromptTooLong,
-    render_gemma,
-    text_turns,
-)
+from qfnb.local.engines.base import CannotServe, Delta, PromptTooLong, render_gemma, text_turns
 from qfnb.local.engines.gate import Gate
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import grammar, prompts, tool_calls
+from qfnb.local.engines.llama import grammar, prompts, tool_calls, transport
 from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer
-from qfnb.protocol.sse import SSEDecoder
+from qfnb.local.engines.llama.transport import Endpoint, SchemaNotCompiled, finish_of
+
+__all__ = ["Endpoint", "NoChatTemplate", "OpenAIChat", "SchemaNotCompiled", "finish_of", "llama_endpoint",
+           "request_body"]
 
 log = logging.getLogger("qfnb.local.engines")
 
@@ -48,46 +38,10 @@ log = logging.getLogger("qfnb.local.engines")
 FORCE_BIAS = 1e9
 #: a log-probability below this is llama-server's stand-in for a probability of 0 (float32's lowest)
 UNDERFLOW = -1e30
-_TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=30.0, pool=30.0)
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
-
-
-def _client() -> httpx.AsyncClient:
-    """One pooled client per event loop (connections to engines are reused)."""
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        # llama-server closes an idle connection after 5 s; forgetting ours at 2 s means a request is
-        # never sent on a connection the server is closing (RemoteProtocolError)
-        limits = httpx.Limits(max_connections=512, max_keepalive_connections=64, keepalive_expiry=2.0)
-        client = _clients[loop] = httpx.AsyncClient(timeout=_TIMEOUT, limits=limits, trust_env=False)
-    return client
 
 
 class NoChatTemplate(CannotServe):
     """The model has no chat template that knows tools (a base model): it cannot call tools."""
-
-
-class SchemaNotCompiled(CannotServe):
-    """The engine refused a schema's grammar (a 400: the request, not the engine, is at fault)."""
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where one request goes: base URL (with ``/v1``), key, extra body fields, a release hook, and
-    the adapter set it runs with (the gate runs one set at a time: :mod:`~qfnb.local.engines.lanes`)."""
-
-    base_url: str
-    api_key: str | None = None
-    extra: dict[str, Any] | None = None
-    release: Callable[[], None] | None = None
-    broken: Callable[[], None] | None = None
-    group: str | None = None
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """The request headers: the key as a bearer token, when there is one."""
-        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
 
 def request_body(gp: GenParams, *, llama: bool) -> dict[str, Any]:
@@ -106,14 +60,6 @@ def request_body(gp: GenParams, *, llama: bool) -> dict[str, Any]:
     elif gp.repeat_penalty != 1.0:
         body["repetition_penalty"] = gp.repeat_penalty  # vLLM's name for penalty_score
     return body
-
-
-#: the engine's finish reasons that are not a normal end, as the platform names them
-_FINISH = {"length": FINISH_LENGTH, "stop_sequence": FINISH_STOP, "tool_calls": FINISH_TOOL_CALLS}
-
-
-def finish_of(reason: str | None) -> str:
-    return _FINISH.get(reason or "", FINISH_NORMAL)
 
 
 class OpenAIChat:
@@ -194,7 +140,6 @@ class OpenAIChat:
         assert isinstance(self.gate, LaneGate)
         target = await asyncio.to_thread(self._endpoint)
         try:
-            headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
             url = prompts.engine_root(target.base_url) + "/completion"
             out: list[float] = []
             async with self.gate.turn(BATCH, long=len(ids) > prompts.LONG_PROMPT_TOKENS, group=target.group) as slot:
@@ -202,32 +147,12 @@ class OpenAIChat:
                     body = {"prompt": ids[:t], "n_predict": 1, "temperature": 0.0, "n_probs": 1,
                             "post_sampling_probs": False, "logit_bias": [[ids[t], FORCE_BIAS]], "cache_prompt": True,
                             "id_slot": slot, **(target.extra or {})}
-                    reply = await self._post(target, url, body, headers)
+                    reply = await transport.post_json(self.name, target, url, body)
                     out.append(_forced_logprob(self.name, reply, ids[t], t))
             return out
         finally:
             if target.release is not None:
                 target.release()
-
-    async def _post(self, target: Endpoint, url: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
-        """``body`` POSTed to the engine, and its JSON answer."""
-        try:
-            try:
-                resp = await _client().post(url, json=body, headers=headers)
-            except httpx.TransportError as exc:
-                if not _stale_connection(exc):
-                    raise
-                # a pooled connection the engine closed as it was reused: nothing was read, send again
-                resp = await _client().post(url, json=body, headers=headers)
-        except httpx.TransportError as exc:
-            if target.broken is not None:
-                target.broken()
-            raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} did not answer "
-                                    f"({type(exc).__name__})") from exc
-        if resp.status_code != 200:
-            raise _engine_error(self.name, resp.status_code, resp.content[:2000])
-        answer: dict[str, Any] = resp.json()
-        return answer
 
     def _chat_fields(self, ask: ChatAsk, gp: GenParams) -> AsyncIterator[Delta]:
         """A chat with tools, a schema, logprobs or penalties, over OpenAI turns (tool calls and
@@ -292,9 +217,9 @@ class OpenAIChat:
         are idempotent, so one sent on a connection the engine had just closed is sent again, once."""
         async def once() -> tuple[list[int], str]:
             text = source if isinstance(source, str) else tool_calls.fix_rendered(await prompts.render_chat(
-                _client(), base_url, headers, source, tools))
+                transport.client(), base_url, headers, source, tools))
             opener = tool_calls.call_prefix(text) if forced else ""
-            return await prompts.tokenize(_client(), base_url, headers, text + opener), opener
+            return await prompts.tokenize(transport.client(), base_url, headers, text + opener), opener
 
         try:
             return await once()
@@ -326,7 +251,7 @@ class OpenAIChat:
             async with self.gate.turn(lane, long=len(tokens) > prompts.LONG_PROMPT_TOKENS, key=key,
                                       group=target.group) as slot:
                 body["id_slot"] = slot
-                deltas = self._stream(target, "/completions", body)
+                deltas = transport.stream(self.name, target, "/completions", body)
                 if top_logprobs is not None:
                     deltas = _keep_top(deltas, top_logprobs)
                 if names:
@@ -341,7 +266,7 @@ class OpenAIChat:
             body = {"model": self._model, **payload, **request_body(gp, llama=self._llama), **(target.extra or {})}
             if slot is not None and self._n_ctx is not None:
                 body["id_slot"] = slot  # our own engine: the slot the gate gave this request
-            async for delta in self._stream(target, path, body):
+            async for delta in transport.stream(self.name, target, path, body):
                 yield delta
 
     @contextlib.asynccontextmanager
@@ -353,30 +278,6 @@ class OpenAIChat:
         finally:
             if target.release is not None:
                 target.release()
-
-    async def _stream(self, target: Endpoint, path: str, body: dict[str, Any]) -> AsyncIterator[Delta]:
-        url = target.base_url.rstrip("/") + path
-        for attempt in (1, 2):
-            answered = False
-            try:
-                async with _client().stream("POST", url, json=body, headers=target.headers) as resp:
-                    answered = True
-                    if resp.status_code != 200:
-                        raise _engine_error(self.name, resp.status_code, (await resp.aread())[:2000])
-                    async for delta in _deltas(resp, chat=path == "/chat/completions"):
-                        yield delta
-                return
-            except httpx.TransportError as exc:
-                if attempt == 1 and not answered and _stale_connection(exc):
-                    # most often a pooled keep-alive connection that the engine closed as it was
-                    # reused; nothing was answered, so the request goes once more on a new connection
-                    log.debug("%s: engine connection closed before answering; resending once", self.name)
-                    continue
-                if target.broken is not None:
-                    target.broken()
-                raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} did not answer "
-                                        f"({type(exc).__name__})") from exc
-
 
 def _forced_logprob(name: str, reply: dict[str, Any], token: int, position: int) -> float:
     """The forced ``token``'s log-probability in llama-server's ``/completion`` answer."""
@@ -406,57 +307,6 @@ async def _keep_top(deltas: AsyncIterator[Delta], top: int) -> AsyncIterator[Del
 async def _admitted(gate: Gate) -> AsyncIterator[int | None]:
     with gate.admit():
         yield None
-
-
-def _stale_connection(exc: httpx.TransportError) -> bool:
-    """A reused connection closed under us (not an engine that is down or too slow)."""
-    return isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError))
-
-
-def _engine_error(name: str, status: int, raw: bytes) -> Exception:
-    try:
-        err = json.loads(raw).get("error") or {}
-        message = str(err.get("message") or err) if isinstance(err, dict) else str(err)
-        kind = str(err.get("type", "")) if isinstance(err, dict) else ""
-    except (ValueError, AttributeError):
-        message, kind = raw.decode("utf-8", "replace"), ""
-    if "context" in kind or "context" in message.lower():
-        return PromptTooLong(f"{name}: {message}")
-    if status == 400 and ("schema" in message.lower() or "grammar" in message.lower()):
-        return SchemaNotCompiled(f"{name}: the engine could not compile the JSON schema into a grammar: {message}")
-    return EngineUnavailable(f"{name}: the engine answered HTTP {status}: {message}")
-
-
-async def _deltas(resp: httpx.Response, *, chat: bool) -> AsyncIterator[Delta]:
-    """The engine's SSE chunks as Deltas; the last one carries the finish reason and usage."""
-    decoder, text = SSEDecoder(), codecs.getincrementaldecoder("utf-8")(errors="replace")
-    finish: str | None = None
-    prompt = completion = pieces = cached = 0
-    async for raw in resp.aiter_raw():
-        for item in decoder.feed(text.decode(raw)):
-            if item.done or not isinstance(item.data, dict):
-                continue
-            data = item.data
-            usage = data.get("usage") or {}
-            if usage:
-                prompt = int(usage.get("prompt_tokens") or prompt)
-                completion = int(usage.get("completion_tokens") or completion)
-                details = usage.get("prompt_tokens_details") or {}
-                cached = int(details.get("cached_tokens") or cached)
-            timings = data.get("timings") or {}
-            if not cached and timings.get("cache_n"):  # llama-server's own count of reused prompt tokens
-                cached = int(timings["cache_n"])
-            for choice in data.get("choices") or ():
-                delta = choice.get("delta") or {}
-                piece = delta.get("content") if chat else choice.get("text")
-                calls = delta.get("tool_calls") if chat else None
-                logprobs = (choice.get("logprobs") or {}).get("content")  # llama-server's, on either endpoint
-                if piece or calls or logprobs:
-                    pieces += 1
-                    yield Delta(piece or "", None, prompt, max(completion, pieces), tool_calls=calls or None,
-                                logprobs=logprobs or None)
-                finish = choice.get("finish_reason") or finish
-    yield Delta("", finish_of(finish), prompt, completion or pieces, cached_tokens=cached)
 
 
 def llama_endpoint(server: LlamaServer, adapter: Path | None) -> Callable[[], Endpoint]:

@@ -1,0 +1,177 @@
+"""The HTTP link to an OpenAI-compatible engine (our own ``llama-server`` or an external one).
+
+One pooled client per event loop; :class:`Endpoint`, where one request goes; one JSON POST
+(:func:`post_json`) or SSE stream (:func:`stream`), each sent once more when a pooled connection
+the engine had just closed fails before any answer; the engine's errors as the platform's
+exceptions (:func:`engine_error`); and its stream's chunks as :class:`Delta` s (:func:`deltas`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import json
+import logging
+import weakref
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from qfnb.local.engines.base import (
+    FINISH_LENGTH,
+    FINISH_NORMAL,
+    FINISH_STOP,
+    FINISH_TOOL_CALLS,
+    CannotServe,
+    Delta,
+    PromptTooLong,
+)
+from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.protocol.sse import SSEDecoder
+
+log = logging.getLogger("qfnb.local.engines")
+
+_TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=30.0, pool=30.0)
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+#: the engine's finish reasons that are not a normal end, as the platform names them
+_FINISH = {"length": FINISH_LENGTH, "stop_sequence": FINISH_STOP, "tool_calls": FINISH_TOOL_CALLS}
+
+
+def client() -> httpx.AsyncClient:
+    """One pooled client per event loop (connections to engines are reused)."""
+    loop = asyncio.get_running_loop()
+    pooled = _clients.get(loop)
+    if pooled is None:
+        # llama-server closes an idle connection after 5 s; forgetting ours at 2 s means a request is
+        # never sent on a connection the server is closing (RemoteProtocolError)
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=64, keepalive_expiry=2.0)
+        pooled = _clients[loop] = httpx.AsyncClient(timeout=_TIMEOUT, limits=limits, trust_env=False)
+    return pooled
+
+
+class SchemaNotCompiled(CannotServe):
+    """The engine refused a schema's grammar (a 400: the request, not the engine, is at fault)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one request goes: base URL (with ``/v1``), key, extra body fields, a release hook, and
+    the adapter set it runs with (the gate runs one set at a time: :mod:`~qfnb.local.engines.lanes`)."""
+
+    base_url: str
+    api_key: str | None = None
+    extra: dict[str, Any] | None = None
+    release: Callable[[], None] | None = None
+    broken: Callable[[], None] | None = None
+    group: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The request headers: the key as a bearer token, when there is one."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+def finish_of(reason: str | None) -> str:
+    return _FINISH.get(reason or "", FINISH_NORMAL)
+
+
+def stale_connection(exc: httpx.TransportError) -> bool:
+    """A reused connection closed under us (not an engine that is down or too slow)."""
+    return isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError))
+
+
+def _unanswered(name: str, target: Endpoint, exc: httpx.TransportError) -> EngineUnavailable:
+    """The engine did not answer: its lease is reported broken, and the error says where it was."""
+    if target.broken is not None:
+        target.broken()
+    return EngineUnavailable(f"{name}: the engine at {target.base_url} did not answer ({type(exc).__name__})")
+
+
+async def post_json(name: str, target: Endpoint, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` POSTed to the engine ``name`` at ``url``, and its JSON answer."""
+    try:
+        try:
+            resp = await client().post(url, json=body, headers=target.headers)
+        except httpx.TransportError as exc:
+            if not stale_connection(exc):
+                raise
+            # a pooled connection the engine closed as it was reused: nothing was read, send again
+            resp = await client().post(url, json=body, headers=target.headers)
+    except httpx.TransportError as exc:
+        raise _unanswered(name, target, exc) from exc
+    if resp.status_code != 200:
+        raise engine_error(name, resp.status_code, resp.content[:2000])
+    answer: dict[str, Any] = resp.json()
+    return answer
+
+
+async def stream(name: str, target: Endpoint, path: str, body: dict[str, Any]) -> AsyncIterator[Delta]:
+    """``body`` POSTed to ``path`` of the engine ``name``, its SSE answer as Deltas."""
+    url = target.base_url.rstrip("/") + path
+    for attempt in (1, 2):
+        answered = False
+        try:
+            async with client().stream("POST", url, json=body, headers=target.headers) as resp:
+                answered = True
+                if resp.status_code != 200:
+                    raise engine_error(name, resp.status_code, (await resp.aread())[:2000])
+                async for delta in deltas(resp, chat=path == "/chat/completions"):
+                    yield delta
+            return
+        except httpx.TransportError as exc:
+            if attempt == 1 and not answered and stale_connection(exc):
+                # most often a pooled keep-alive connection that the engine closed as it was
+                # reused; nothing was answered, so the request goes once more on a new connection
+                log.debug("%s: engine connection closed before answering; resending once", name)
+                continue
+            raise _unanswered(name, target, exc) from exc
+
+
+def engine_error(name: str, status: int, raw: bytes) -> Exception:
+    """The engine's error answer as the platform's exception (a context overflow, a schema it
+    cannot compile, or the engine unavailable)."""
+    try:
+        err = json.loads(raw).get("error") or {}
+        message = str(err.get("message") or err) if isinstance(err, dict) else str(err)
+        kind = str(err.get("type", "")) if isinstance(err, dict) else ""
+    except (ValueError, AttributeError):
+        message, kind = raw.decode("utf-8", "replace"), ""
+    if "context" in kind or "context" in message.lower():
+        return PromptTooLong(f"{name}: {message}")
+    if status == 400 and ("schema" in message.lower() or "grammar" in message.lower()):
+        return SchemaNotCompiled(f"{name}: the engine could not compile the JSON schema into a grammar: {message}")
+    return EngineUnavailable(f"{name}: the engine answered HTTP {status}: {message}")
+
+
+async def deltas(resp: httpx.Response, *, chat: bool) -> AsyncIterator[Delta]:
+    """The engine's SSE chunks as Deltas; the last one carries the finish reason and usage."""
+    decoder, text = SSEDecoder(), codecs.getincrementaldecoder("utf-8")(errors="replace")
+    finish: str | None = None
+    prompt = completion = pieces = cached = 0
+    async for raw in resp.aiter_raw():
+        for item in decoder.feed(text.decode(raw)):
+            if item.done or not isinstance(item.data, dict):
+                continue
+            data = item.data
+            usage = data.get("usage") or {}
+            if usage:
+                prompt = int(usage.get("prompt_tokens") or prompt)
+                completion = int(usage.get("completion_tokens") or completion)
+                details = usage.get("prompt_tokens_details") or {}
+                cached = int(details.get("cached_tokens") or cached)
+            timings = data.get("timings") or {}
+            if not cached and timings.get("cache_n"):  # llama-server's own count of reused prompt tokens
+                cached = int(timings["cache_n"])
+            for choice in data.get("choices") or ():
+                delta = choice.get("delta") or {}
+                piece = delta.get("content") if chat else choice.get("text")
+                calls = delta.get("tool_calls") if chat else None
+                logprobs = (choice.get("logprobs") or {}).get("content")  # llama-server's, on either endpoint
+                if piece or calls or logprobs:
+                    pieces += 1
+                    yield Delta(piece or "", None, prompt, max(completion, pieces), tool_calls=calls or None,
+                                logprobs=logprobs or None)
+                finish = choice.get("finish_reason") or finish
+    yield Delta("", finish_of(finish), prompt, completion or pieces, cached_tokens=cached)
