@@ -175,9 +175,8 @@ class TrainAction(AsyncAction):
             logger.info("training task %s (job %s) created", self.task_id, self.job_id)
         detail = await self._poll(ctx, cfg.train_status_polling_interval)
         record_training(detail, self.train_type, cfg, reused=False)
-        held_out = {"eval_file": detail["evalFile"]} if detail.get("evalFile") else {}  # the split the run used
         return {**input, "job_id": self.job_id, "task_id": self.task_id,
-                "metrics": detail.get("metrics") or {}, **checkpoint_outcome(detail), **held_out}
+                "metrics": detail.get("metrics") or {}, **checkpoint_outcome(detail)}
 
     def _datasets(self, input: dict[str, Any]) -> dict[str, Any]:
         """The run's ``datasetConfig`` from LoadDataSetAction's output."""
@@ -239,12 +238,14 @@ class TrainAction(AsyncAction):
 
 def checkpoint_outcome(detail: dict[str, Any]) -> dict[str, Any]:
     """A finished run's checkpoints and the decision on them (qfnb.protocol.checkpoints), from its
-    task detail: ``checkpoints``, ``best_checkpoint`` (a step or None) and ``overfitting`` (words or None)."""
+    task detail: ``checkpoints``, ``best_checkpoint`` (a step or None), ``overfitting`` (words or
+    None) and, where the platform says, ``eval_file`` (the held-out split the run used)."""
     saved = list(detail.get("checkpointList") or [])
     best = checkpoints.best_checkpoint(saved)
     over = checkpoints.overfitting([(c["step"], c["evalLoss"]) for c in saved if c.get("evalLoss") is not None])
+    held_out = {"eval_file": detail["evalFile"]} if detail.get("evalFile") else {}
     return {"checkpoints": saved, "best_checkpoint": None if best is None else int(best["step"]),
-            "overfitting": None if over is None else over.describe()}
+            "overfitting": None if over is None else over.describe(), **held_out}
 
 
 class ModelPublishAction(AsyncAction):

@@ -27,8 +27,9 @@ def platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served
         yield served
 
 
-def _tune(metric: Any, deploy: bool = True) -> LLMFinetune:
+def _tune(metric: Any, deploy: bool = True, replay: bool | None = None) -> LLMFinetune:
     trainer = LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(ROWS), name="helpdesk",
+                          replay=replay,
                           deploy_config=DeployConfig(endpoint_suffix="helpdesk_ckpt") if deploy else None,
                           train_config=TrainConfig(epoch=1, batch_size=1, checkpoints=5, trainset_rate=25,
                                                    eval_metric=metric, eval_metric_items=2,
@@ -62,6 +63,14 @@ def test_a_notebook_function_picks_the_checkpoint_that_is_published_and_deployed
     step7 = next(Path(c["path"]) for c in run["checkpointList"] if c["step"] == 7)
     reply = out["model"].service.get_res().do(messages=[{"role": "user", "content": "q1"}])
     assert reply["result"].startswith("adapter ") and platform.registry.adapters[out["service_endpoint"]][1] == step7
+
+
+def test_a_reused_run_is_scored_by_the_new_function(platform: ServedPlatform) -> None:
+    first = _tune(lambda i, r, o: float("@step-7:" in o), deploy=False, replay=True)
+    again = _tune(lambda i, r, o: float("@step-9:" in o), deploy=False, replay=True)
+    assert again.replayed is not None and again.output["task_id"] == first.output["task_id"]  # not trained again
+    assert (first.output["best_checkpoint"], again.output["best_checkpoint"]) == (7, 9)
+    assert again.output["model"].step == 9
 
 
 def test_a_failing_metric_names_itself_and_nothing_is_published(platform: ServedPlatform) -> None:
