@@ -13,50 +13,24 @@ from qfnb.protocol.version import __version__
 
 VERSION = __version__
 
-_LAZY = {
-    "ChatCompletion": "qfnb.resources",
-    "Completion": "qfnb.resources",
-    "Embedding": "qfnb.resources",
-    "Plugin": "qfnb.resources",
-    "Text2Image": "qfnb.resources",
-    "Image2Text": "qfnb.resources",
-    "Reranker": "qfnb.resources",
-    "Tokenizer": "qfnb.resources",
-    "Function": "qfnb.resources",
-    "Qianfan": "qfnb.resources.v2_client",
-    "forecast": "qfnb.resources.forecasting",
-    "openai_client": "qfnb._core.runtime.openai_recorded",
-    "async_openai_client": "qfnb._core.runtime.openai_recorded",
-    "IAM": "qfnb.resources",
-    "Messages": "qfnb.resources",
-    "QfResponse": "qfnb.resources",
-    "QfRole": "qfnb.resources",
-    "QfMessages": "qfnb.resources",
-    "Role": "qfnb.resources",
-    "Response": "qfnb.resources",
-    "AK": "qfnb._core.globals",
-    "SK": "qfnb._core.globals",
-    "AccessKey": "qfnb._core.globals",
-    "SecretKey": "qfnb._core.globals",
-    "AccessToken": "qfnb._core.globals",
-    "get_config": "qfnb._core.config",
-    "get_config_with_kwargs": "qfnb._core.config",
-    "enable_log": "qfnb._core.globals",
-    "disable_log": "qfnb._core.globals",
-    "Config": "qfnb._core.config",
-    "default_model": "qfnb.resources.defaults",
-    "backend": "qfnb.resources.where",
-    "errors": "qfnb.errors",
-    "config": "qfnb.config",
-    "consts": "qfnb.consts",
-    "version": "qfnb.version",
-    "utils": "qfnb.utils",
-    "resources": "qfnb.resources",
-    "dataset": "qfnb.dataset",
-    "trainer": "qfnb.trainer",
-    "model": "qfnb.model",
-    "evaluation": "qfnb.evaluation",
+#: the public names, by the module each is read from on first use
+_LAZY_FROM = {
+    "qfnb.resources": ("ChatCompletion", "Completion", "Embedding", "Plugin", "Text2Image", "Image2Text", "Reranker",
+                       "Tokenizer", "Function", "IAM", "Messages", "QfResponse", "QfRole", "QfMessages", "Role",
+                       "Response"),
+    "qfnb.resources.v2_client": ("Qianfan",),
+    "qfnb.resources.forecasting": ("forecast",),
+    "qfnb._core.runtime.openai_recorded": ("openai_client", "async_openai_client"),
+    "qfnb._core.globals": ("AK", "SK", "AccessKey", "SecretKey", "AccessToken", "enable_log", "disable_log"),
+    "qfnb._core.config": ("get_config", "get_config_with_kwargs", "Config"),
+    "qfnb.resources.defaults": ("default_model",),
+    "qfnb.resources.where": ("backend",),
 }
+#: the submodules, each imported on first use
+_SUBMODULES = ("errors", "config", "consts", "version", "utils", "resources", "dataset", "trainer", "model",
+               "evaluation")
+_LAZY = {name: module for module, names in _LAZY_FROM.items() for name in names}
+_LAZY.update({name: f"qfnb.{name}" for name in _SUBMODULES})
 
 __all__ = [*sorted(_LAZY), "VERSION", "__version__", "load_ipython_extension", "unload_ipython_extension"]
 

@@ -12,21 +12,18 @@ import importlib
 import sys
 from typing import Any
 
-_LAZY = {
-    "Config": "qfnb._core.config",
-    "resolve_config": "qfnb._core.config",
-    "AsyncQianfanClient": "qfnb._core.http.client",
-    "get_client": "qfnb._core.http.client",
-    "QfResponse": "qfnb._core.http.response",
-    "RetryPolicy": "qfnb._core.http.retry",
-    "Transport": "qfnb._core.transport",
-    "Request": "qfnb._core.transport",
-    "Reply": "qfnb._core.transport",
-    "StreamReply": "qfnb._core.transport",
-    "AiohttpTransport": "qfnb._core.transport.aiohttp",
-    "HttpxTransport": "qfnb._core.transport.httpx",
-    "ASGITransport": "qfnb._core.transport.asgi",
+#: the public names, by the module each is read from on first use
+_LAZY_FROM = {
+    "qfnb._core.config": ("Config", "resolve_config"),
+    "qfnb._core.http.client": ("AsyncQianfanClient", "get_client"),
+    "qfnb._core.http.response": ("QfResponse",),
+    "qfnb._core.http.retry": ("RetryPolicy",),
+    "qfnb._core.transport": ("Transport", "Request", "Reply", "StreamReply"),
+    "qfnb._core.transport.aiohttp": ("AiohttpTransport",),
+    "qfnb._core.transport.httpx": ("HttpxTransport",),
+    "qfnb._core.transport.asgi": ("ASGITransport",),
 }
+_LAZY = {name: module for module, names in _LAZY_FROM.items() for name in names}
 
 __all__ = sorted(_LAZY)
 

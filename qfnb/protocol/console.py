@@ -52,13 +52,8 @@ class V1TrainStatus(_StrEnum):
     STOP = "STOP"
 
 
-V1_TRAIN_STATUS = {
-    RunStatus.WAITING: V1TrainStatus.QUEUE,
-    RunStatus.RUNNING: V1TrainStatus.RUNNING,
-    RunStatus.DONE: V1TrainStatus.FINISH,
-    RunStatus.FAILED: V1TrainStatus.FAIL,
-    RunStatus.STOPPED: V1TrainStatus.STOP,
-}
+#: a v2 ``runStatus`` as v1's ``trainStatus`` (the two enums list the same states in the same order)
+V1_TRAIN_STATUS = dict(zip(RunStatus, V1TrainStatus, strict=True))
 
 
 class ModelVersionState(_StrEnum):

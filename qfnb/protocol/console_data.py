@@ -24,14 +24,7 @@ class DataTemplateType(IntEnum):
 
 
 #: The project type a template belongs to (template = project × 100 + suffix).
-TEMPLATE_PROJECT = {
-    DataTemplateType.NonSortedConversation: DataProjectType.Conversation,
-    DataTemplateType.SortedConversation: DataProjectType.Conversation,
-    DataTemplateType.PromptChosenRejected: DataProjectType.Conversation,
-    DataTemplateType.GenericText: DataProjectType.GenericText,
-    DataTemplateType.QuerySet: DataProjectType.QuerySet,
-    DataTemplateType.Text2Image: DataProjectType.Text2Image,
-}
+TEMPLATE_PROJECT = {template: DataProjectType(template // 100) for template in DataTemplateType}
 
 
 class DataSetType(IntEnum):

@@ -15,10 +15,9 @@ import json
 import logging
 import re
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from qfnb._core.config import global_settings, resolve_config
@@ -37,7 +36,6 @@ __all__ = ["BosHelper", "BosObject", "generate_bos_file_parent_path", "generate_
 
 log = logging.getLogger("qfnb")
 
-T = TypeVar("T")
 #: a shared link stays good this long (the official SDK's BOS default)
 SHARED_URL_EXPIRATION_S = 1800
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -196,20 +194,20 @@ class BosHelper:
 
     def upload_content_to_bos(self, data: str | bytes, remote_file_path: str, bucket_name: str) -> None:
         """Put ``data`` as the object ``remote_file_path`` in ``bucket_name``."""
-        return _run(self.aupload_content_to_bos(data, remote_file_path, bucket_name))
+        return sync.run(self.aupload_content_to_bos(data, remote_file_path, bucket_name))
 
     def upload_file_to_bos(self, file_path: str, remote_file_path: str, bucket_name: str) -> None:
         """Put the local file ``file_path`` as the object ``remote_file_path`` in ``bucket_name``."""
-        return _run(self.aupload_file_to_bos(file_path, remote_file_path, bucket_name))
+        return sync.run(self.aupload_file_to_bos(file_path, remote_file_path, bucket_name))
 
     def get_metadata(self, bucket: str, file_path: str) -> dict[str, Any]:
-        return _run(self.aget_metadata(bucket, file_path))
+        return sync.run(self.aget_metadata(bucket, file_path))
 
     def get_object_as_file(self, bucket: str, bos_path: str, local_path: str) -> None:
-        return _run(self.aget_object_as_file(bucket, bos_path, local_path))
+        return sync.run(self.aget_object_as_file(bucket, bos_path, local_path))
 
     def check_if_file_existed_on_bos(self, bucket: str, bos_file_path: str) -> bool:
-        return _run(self.acheck_if_file_existed_on_bos(bucket, bos_file_path))
+        return sync.run(self.acheck_if_file_existed_on_bos(bucket, bos_file_path))
 
     def get_file_size(self, bucket: str, bos_file_path: str) -> float:
         """The object's size in bytes; 0 when it cannot be read."""
@@ -223,16 +221,16 @@ class BosHelper:
         return not self.check_if_file_existed_on_bos(bucket, bos_path)
 
     def delete_bos_file_anyway(self, bucket: str, bos_file_path: str) -> None:
-        return _run(self.adelete_bos_file_anyway(bucket, bos_file_path))
+        return sync.run(self.adelete_bos_file_anyway(bucket, bos_file_path))
 
     def copy_object(self, bucket: str, source_path: str, destination_path: str) -> None:
-        return _run(self.acopy_object(bucket, source_path, destination_path))
+        return sync.run(self.acopy_object(bucket, source_path, destination_path))
 
     def list_dir(self, bucket: str, bos_file_path: str, only_deep1: bool = True) -> list[BosObject]:
-        return _run(self.alist_dir(bucket, bos_file_path, only_deep1))
+        return sync.run(self.alist_dir(bucket, bos_file_path, only_deep1))
 
     def get_bos_bucket_location(self, bucket_name: str) -> str:
-        return _run(self.aget_bos_bucket_location(bucket_name))
+        return sync.run(self.aget_bos_bucket_location(bucket_name))
 
     def get_bos_file_shared_url(self, remote_file_path: str, bucket_name: str,
                                 expiration_s: int = SHARED_URL_EXPIRATION_S) -> str:
@@ -245,11 +243,6 @@ class BosHelper:
         path = url.split("://", 1)[-1].partition("/")[2]
         signature = sign("GET", "/" + path, None, {"Host": host_of(url)}, ak, sk, time.time(), expiration_s)
         return f"{url}?authorization={quote(signature, safe='')}"
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-
-    return sync.run(coro)
 
 
 def generate_bos_file_path(bucket_name: str, absolute_path: str) -> str:

@@ -34,6 +34,7 @@ from qfnb.notebook._ipython import (
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.protocol.safe_html import clean, escape
 from qfnb.resources.batch_job import BatchJob, JobState, record_job
+from qfnb.resources.forecast_result import duration
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -44,11 +45,7 @@ log = logging.getLogger("qfnb.notebook.batch")
 
 
 def _eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+    return "–" if seconds is None else duration(seconds)
 
 
 def progress_text(state: JobState) -> str:

@@ -80,6 +80,12 @@ def compact(body: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
+def paged(page_no: int, page_size: int, **fields: Any) -> dict[str, Any]:
+    """A v1 list body: ``pageNo``/``pageSize`` checked, the other fields sent when set."""
+    return compact({"pageNo": require(page_no, "page_no", int), "pageSize": require(page_size, "page_size", int),
+                    **{k: (v or None) for k, v in fields.items()}})
+
+
 def surface(name: str, answer: str | None = None) -> Callable[[B], B]:
     """Mark a builder as the public console call ``name`` (``"FineTune.V2.create_task"``) whose
     answer ``resp.parsed`` reads as ``answer`` (a model of :mod:`qfnb.protocol.answers`);

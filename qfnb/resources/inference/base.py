@@ -59,6 +59,8 @@ class BaseInference(Generic[C, A, K]):
     api_types: ClassVar[tuple[str, ...]] = ("chat",)
     #: name of the per-item field in ``batch_do``'s first argument
     batch_field: ClassVar[str] = "messages"
+    #: the official keywords of ``batch_do``'s first argument, tried in order (None: ``<batch_field>_list``)
+    batch_keywords: ClassVar[tuple[str, ...] | None] = None
     default_retry: ClassVar[dict[str, Any]] = {}
     #: ``ado``'s parameters without a default (set by the generated calls)
     required: ClassVar[tuple[str, ...]] = ()
@@ -283,11 +285,12 @@ class BaseInference(Generic[C, A, K]):
     # ------------------------------------------------------------------ batch
     def _named_inputs(self, inputs: Iterable[Any] | None, common: dict[str, Any]) -> Iterable[Any] | None:
         """Accept the official keyword spelling (``messages_list=``, ``prompt_list=``, ``texts_list=``)."""
-        named = common.pop(f"{self.batch_field}_list", None)
-        if named is not None:
-            if inputs is not None:
-                raise ValidationError(f"{self.batch_field}_list", "given both positionally and by name")
-            return named  # type: ignore[no-any-return]
+        for keyword in self.batch_keywords or (f"{self.batch_field}_list",):
+            named = common.pop(keyword, None)
+            if named is not None:
+                if inputs is not None:
+                    raise ValidationError(keyword, "given both positionally and by name")
+                return named  # type: ignore[no-any-return]
         return inputs
 
     def _batch_items(self, inputs: Iterable[Any] | None, body_list: Iterable[dict[str, Any]] | None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from qfnb._core.errors import ValidationError
@@ -25,14 +24,7 @@ class Image2Text(Image2TextCalls):
 
     api_types: ClassVar[tuple[str, ...]] = ("image2text",)
     batch_field: ClassVar[str] = "prompt"
-
-    def _named_inputs(self, inputs: Iterable[Any] | None, common: dict[str, Any]) -> Iterable[Any] | None:
-        named = common.pop("input_list", None)  # the official keyword
-        if named is not None:
-            if inputs is not None:
-                raise ValidationError("input_list", "given both positionally and by name")
-            return named  # type: ignore[no-any-return]
-        return super()._named_inputs(inputs, common)
+    batch_keywords: ClassVar[tuple[str, ...] | None] = ("input_list", "prompt_list")  # input_list: the official one
 
     def _batch_item(self, item: Any) -> dict[str, Any]:
         """A ``batch_do`` input is ``(prompt, image)``, as in the official SDK (or a dict of both)."""

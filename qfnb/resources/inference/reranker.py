@@ -24,6 +24,7 @@ class Reranker(RerankerCalls):
 
     api_types: ClassVar[tuple[str, ...]] = ("reranker",)
     batch_field: ClassVar[str] = "query_document_pairs"
+    batch_keywords: ClassVar[tuple[str, ...] | None] = ("query_document_pairs",)
 
     def _body(self, target: Target, call: RerankerCall) -> tuple[Target, dict[str, Any]]:
         kwargs = self._given(call)
@@ -43,14 +44,6 @@ class Reranker(RerankerCalls):
         body = self._wire_body({**kwargs, "documents": list(documents)}, False)
         body["stream"] = False  # as the official SDK sends it: these APIs never stream
         return target, body
-
-    def _named_inputs(self, inputs: Iterable[Any] | None, common: dict[str, Any]) -> Iterable[Any] | None:
-        named = common.pop("query_document_pairs", None)
-        if named is not None:
-            if inputs is not None:
-                raise ValidationError("query_document_pairs", "given both positionally and by name")
-            return named  # type: ignore[no-any-return]
-        return inputs
 
     def _batch_items(self, inputs: Iterable[Any] | None, body_list: Iterable[dict[str, Any]] | None,
                      common: dict[str, Any]) -> Iterable[dict[str, Any]]:

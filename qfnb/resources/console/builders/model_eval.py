@@ -7,7 +7,7 @@ from typing import Any
 
 from qfnb.protocol.routes import Console
 
-from .._base import ConsoleRequest, compact, invalid, require, require_id, surface
+from .._base import ConsoleRequest, invalid, paged, require, require_id, surface
 from ..consts import EvaluationResultExportDestinationType, EvaluationResultExportField, EvaluationResultExportRange
 
 
@@ -16,11 +16,6 @@ def _enum(kind: Any, value: Any, field_name: str) -> Any:
         return kind(value)
     except ValueError:
         raise invalid(field_name, f"must be one of {[m.value for m in kind]}, got {value!r}") from None
-
-
-def _paged(page_no: int, page_size: int, **fields: Any) -> dict[str, Any]:
-    return compact({"pageNo": require(page_no, "page_no", int), "pageSize": require(page_size, "page_size", int),
-                    **{k: (v or None) for k, v in fields.items()}})
 
 
 @surface("Model.create_evaluation_result_export_task")
@@ -69,7 +64,7 @@ def get_evaluation_result_list(id: int | str, bleu4: dict[str, float] | None = N
                                order: str | None = None, eval_unit_id: list[str] | None = None, page_no: int = 1,
                                page_size: int = 20, **kwargs: Any) -> ConsoleRequest:
     """``eval/result/list``: an evaluation's per-sample results, filtered by score ranges."""
-    body = {"id": require_id(id, "id"), **_paged(
+    body = {"id": require_id(id, "id"), **paged(
         page_no, page_size, bleu4=bleu4, rouge_1=rouge_1, rouge_2=rouge_2, rouge_l=rouge_l, judgeScore=judge_score,
         modelVersionIds=model_version_ids, evalUnitId=eval_unit_id, orderBy=order_by, order=order)}
     return ConsoleRequest(Console.EVAL_RESULT_LIST, {**body, **kwargs})

@@ -7,12 +7,7 @@ from typing import Any
 
 from qfnb.protocol.routes import Console
 
-from .._base import ConsoleRequest, compact, require, surface
-
-
-def _paged(page_no: int, page_size: int, **fields: Any) -> dict[str, Any]:
-    return compact({"pageNo": require(page_no, "page_no", int), "pageSize": require(page_size, "page_size", int),
-                    **{k: (v or None) for k, v in fields.items()}})
+from .._base import ConsoleRequest, paged, require, surface
 
 
 @surface("Model.preset_list")
@@ -21,9 +16,9 @@ def preset_list(name_filter: str | None = None, model_type: list[int] | None = N
                 language_support: list[str] | None = None, expansion: list[str] | None = None,
                 order_by: str | None = None, page_no: int = 1, page_size: int = 20, **kwargs: Any) -> ConsoleRequest:
     """``model/preset/list``: the platform's preset models."""
-    body = _paged(page_no, page_size, nameFilter=name_filter, modelType=model_type,
-                  modelVersionVendor=model_version_vendor, ctxLength=ctx_length,
-                  languageSupport=language_support, expansion=expansion, orderBy=order_by)
+    body = paged(page_no, page_size, nameFilter=name_filter, modelType=model_type,
+                 modelVersionVendor=model_version_vendor, ctxLength=ctx_length,
+                 languageSupport=language_support, expansion=expansion, orderBy=order_by)
     return ConsoleRequest(Console.MODEL_PRESET_LIST, {**body, **kwargs})
 
 
@@ -31,7 +26,7 @@ def preset_list(name_filter: str | None = None, model_type: list[int] | None = N
 def user_list(name_filter: str | None = None, model_type: list[int] | None = None, order_by: str | None = None,
               order: str | None = None, page_no: int = 1, page_size: int = 20, **kwargs: Any) -> ConsoleRequest:
     """``model/user/list``: your own models."""
-    body = _paged(page_no, page_size, nameFilter=name_filter, modelType=model_type, orderBy=order_by, order=order)
+    body = paged(page_no, page_size, nameFilter=name_filter, modelType=model_type, orderBy=order_by, order=order)
     return ConsoleRequest(Console.MODEL_USER_LIST, {**body, **kwargs})
 
 
