@@ -79,6 +79,10 @@ class CheckpointMetricAction(AsyncAction):
                            "the best checkpoint stays the lowest held-out loss", self.evaluator.metric_name)
             return input
         pairs = held_out_items(str(held), self.items)
+        if not pairs:
+            logger.warning("eval_metric %s: the held-out split %s has no rows; the best checkpoint stays the lowest "
+                           "held-out loss", self.evaluator.metric_name, held)
+            return input
         cap = min(ANSWER_TOKENS, max((len(ref) for _, ref in pairs), default=0) + ANSWER_MARGIN)
         started = time.monotonic()
         limit = asyncio.Semaphore(CONCURRENCY)

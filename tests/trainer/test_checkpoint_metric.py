@@ -95,3 +95,20 @@ def test_the_function_is_not_sent_nor_saved() -> None:
     assert config.model_dump(mode="json", exclude_none=True)["eval_metric"] is None
     with pytest.raises(ValueError, match="or a function"):
         TrainConfig(eval_metric="bleu")
+
+
+def test_an_empty_or_missing_held_out_split_keeps_the_loss_decision(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+
+    from qfnb.trainer._action import RunContext
+    from qfnb.trainer.checkpoint_metric import CheckpointMetricAction
+
+    empty = tmp_path / "eval.jsonl"
+    empty.write_text("\n", encoding="utf-8")
+    given = {"task_id": "task-x", "checkpoints": [{"step": 2, "evalLoss": 1.0}], "best_checkpoint": 2}
+    action = CheckpointMetricAction(lambda i, r, o: 1.0)
+    for held in (str(empty), str(tmp_path / "absent.jsonl"), None):
+        assert asyncio.run(action.aexec({**given, "eval_file": held}, RunContext(None, None))) == {
+            **given, "eval_file": held}
+    assert "has no rows" in caplog.text and "no readable held-out split" in caplog.text
