@@ -3,7 +3,8 @@ loss rises: 5 scored checkpoints, the best one not the last, the over-fitting na
 before the last step, and the default deploy serving the best checkpoint (its held-out loss
 re-measured on llama-server serving its adapter, ``evaluate.served_loss``, matches the recorded one).
 Then a notebook function scores the first run's checkpoints on the engine. Measured at load 1-4 on
-2 cores, with ``replay=False`` (trained here): 67-82 s for the whole test, 32-53 s for the 40 steps;
+2 cores, with ``replay=False`` (trained here): 67-94 s for the whole test (7 min 39 s at load ~4.5),
+32-53 s for the 40 steps;
 held-out losses 6.29, 6.41, 6.69, 6.28, 8.44 at steps 8-40, so "over-fitting since step 32: held-out
 loss 6.28 → 8.44", the best step 32 and the deploy serving it; the early-stopping run stopped at step
 16; the function's scoring took 3.2 s, 10 % of the training (under load 13 a step took 47 s).
