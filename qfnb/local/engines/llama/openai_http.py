@@ -138,10 +138,9 @@ class OpenAIChat:
         if len(ids) > self._n_ctx:
             raise PromptTooLong(f"{len(ids)} tokens; {self.name} has a context of {self._n_ctx} tokens")
         assert isinstance(self.gate, LaneGate)
-        target = await asyncio.to_thread(self._endpoint)
-        try:
+        out: list[float] = []
+        async with self._leased() as target:
             url = prompts.engine_root(target.base_url) + "/completion"
-            out: list[float] = []
             async with self.gate.turn(BATCH, long=len(ids) > prompts.LONG_PROMPT_TOKENS, group=target.group) as slot:
                 for t in positions:
                     body = {"prompt": ids[:t], "n_predict": 1, "temperature": 0.0, "n_probs": 1,
@@ -149,10 +148,7 @@ class OpenAIChat:
                             "id_slot": slot, **(target.extra or {})}
                     reply = await transport.post_json(self.name, target, url, body)
                     out.append(_forced_logprob(self.name, reply, ids[t], t))
-            return out
-        finally:
-            if target.release is not None:
-                target.release()
+        return out
 
     def _chat_fields(self, ask: ChatAsk, gp: GenParams) -> AsyncIterator[Delta]:
         """A chat with tools, a schema, logprobs or penalties, over OpenAI turns (tool calls and
