@@ -271,8 +271,8 @@ class ModelPublishAction(AsyncAction):
         if model.version_id is None:
             model.name = self.name or model.name or f"m_{uuid.uuid4().hex[:12]}"
             which = self.checkpoint
-            if which == "best" and "metric_seconds" in input and input.get("best_checkpoint") is not None:
-                which = int(input["best_checkpoint"])  # the best by the notebook's own metric
+            if which == "best" and input.get("best_checkpoint") is not None:
+                which = int(input["best_checkpoint"])  # the run's decision: the platform's, or a notebook metric's
             await model.apublish(model.name, tick=self._tick, checkpoint=which)
         else:  # resumed after publishing: just wait for Ready
             await model.await_ready(tick=self._tick)
