@@ -142,9 +142,10 @@ def resolve_llm(word: str, namespace: Mapping[str, Any], option: str = "--models
     except ValueError as exc:  # qfnb.errors.ValidationError: unknown model
         entry = sync.run(_alisted(res, word)) if endpoint is None else None
         if entry is not None:  # a named fine-tune: its endpoint, or the service launched under that name
-            at = word.partition("@")[1:]
-            tag, llm = resolve_llm(f"endpoint:{_url_endpoint(entry)}{''.join(at)}", namespace, option)
-            return tag.replace(_url_endpoint(entry), word.partition("@")[0], 1), llm
+            name, at, which = word.partition("@")
+            listed = _url_endpoint(entry)
+            tag, llm = resolve_llm(f"endpoint:{listed}{at}{which}", namespace, option)
+            return tag.replace(listed, name, 1), llm
         hint = "" if endpoint else " (a deployed service goes by its endpoint: ep_... or endpoint:NAME)"
         raise EvalArgsError(f"{option}: {reason(exc)}{hint}") from exc
     if endpoint is not None and "@" in endpoint:
