@@ -11,7 +11,6 @@ p-value is below ``alpha`` and the CI excludes 0. Every metric is taken as highe
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -34,8 +33,6 @@ from .plan import items_to_decide
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
-
-log = logging.getLogger("qfnb.evaluation")
 
 CORRECTIONS = ("holm", "bonferroni", "none")
 

@@ -253,10 +253,6 @@ def _random_name() -> str:
     return "sdk_eval_" + "".join(secrets.choice(alphabet) for _ in range(11))
 
 
-def _console() -> type[Model]:
-    return Model
-
-
 def report_metrics(report: Any) -> dict[str, dict[str, Any]]:
     """``{"{modelName}_{modelVersion}": effectMetric}`` from an ``eval/report`` result."""
     entries = report if isinstance(report, list) else [report]
@@ -302,7 +298,7 @@ async def arun_platform_evaluation(
         raise invalid("llms", "at least one model is required")
     dataset_id = dataset_ref(dataset)
     versions = [await amodel_version_ref(m) for m in models]
-    console = console or _console()
+    console = console or Model
     if poll_interval is None:
         poll_interval = float(resolve_config(config).evaluation_online_polling_interval)
     kwargs: dict[str, Any] = {"config": config} if config is not None else {}

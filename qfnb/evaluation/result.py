@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,8 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .base import LocalEvaluator
     from .compare import Comparison
     from .stability import Stability
-
-log = logging.getLogger("qfnb.evaluation")
 
 #: Columns of the long per-sample frame before the metric columns.
 BASE_COLUMNS = ["llm", "index", "input", "reference", "output", "error"]

@@ -10,7 +10,7 @@ generation stops at the first round in which it is decided.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -63,9 +63,6 @@ class SequentialRecord:
         if self.skipped:
             extra += f"; {self.skipped} item(s) without a score on both sides left out"
         return f"{head}: {what} ({ci}, {p}{extra})"
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class _Offset:
