@@ -17,7 +17,7 @@ from typing import Any
 
 from qfnb._core.config import Config
 from qfnb._core.runtime.progress import ProgressArg
-from qfnb.resources import ChatCompletion, Completion
+from qfnb.resources import ChatCompletion
 from qfnb.resources.defaults import default_model
 
 from ._errors import invalid
@@ -75,11 +75,7 @@ def is_async_callable(fn: Any) -> bool:
 
 
 def resource_kind(obj: Any) -> str | None:
-    """``"chat"`` / ``"completion"`` for qfnb inference resources (by class, then by name)."""
-    if isinstance(obj, ChatCompletion):
-        return "chat"
-    if isinstance(obj, Completion):
-        return "completion"
+    """``"chat"`` / ``"completion"`` for qfnb inference resources (by the names of its classes)."""
     names = {c.__name__ for c in type(obj).__mro__}
     if "ChatCompletion" in names:
         return "chat"

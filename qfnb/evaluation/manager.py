@@ -280,11 +280,9 @@ class _Tracker:
     """One Contract 8 progress callback for a whole evaluation (inference, then each evaluator)."""
 
     def __init__(self, progress: ProgressArg, desc: str, total: int) -> None:
-        self._cb: ProgressCallback | None = None
-        if progress is not False:
-            self._cb = make_progress(progress, desc=desc)  # None: a bar only in a notebook kernel
-            if self._cb is not None:
-                self._safe("on_start", total)
+        self._cb: ProgressCallback | None = make_progress(progress, desc=desc)  # None: no bar (False, or not a kernel)
+        if self._cb is not None:
+            self._safe("on_start", total)
 
     def _safe(self, name: str, *args: Any) -> None:
         try:

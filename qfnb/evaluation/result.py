@@ -50,9 +50,7 @@ def summarize_all(evaluators: Sequence[LocalEvaluator], columns: Sequence[Sequen
 
 def _scalar(value: Any) -> float | None:
     """A metric value for the table: numbers as float, ``"16.5%"`` as 0.165, others dropped."""
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
+    if isinstance(value, int | float):  # a bool too
         return float(value)
     if isinstance(value, str):
         m = _PERCENT.match(value)

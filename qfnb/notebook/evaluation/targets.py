@@ -154,8 +154,6 @@ def resolve_llm(word: str, namespace: Mapping[str, Any], option: str = "--models
 
 
 def resolve_llms(words: Sequence[str], namespace: Mapping[str, Any]) -> dict[str, Any]:
-    if not words:
-        raise EvalArgsError("--models: give at least one model (a name, an ep_... endpoint or a variable)")
     dupes = sorted({w for w in words if words.count(w) > 1})
     if dupes:
         raise EvalArgsError(f"--models: {dupes} given more than once")
