@@ -15,9 +15,10 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,8 +52,6 @@ def _platform(obj: Any) -> str:
         cfg = getattr(obj, attr, None)
         if cfg is not None and hasattr(cfg, "is_configured"):
             return str(cfg.base_url) if cfg.is_configured else "embedded"
-    import os
-
     return "env" if any(k.startswith("QIANFAN_") for k in os.environ) else "embedded"
 
 
@@ -148,8 +147,6 @@ class AnswerStore:
 
 def default_store_path() -> Path:
     """``$QFNB_EVAL_STORE`` or ``<data dir>/evaluations/answers.sqlite`` (the notebook's default)."""
-    import os
-
     raw = os.environ.get("QFNB_EVAL_STORE")
     return Path(raw).expanduser() if raw else default_data_dir() / "evaluations" / "answers.sqlite"
 
@@ -164,18 +161,19 @@ def as_store(store: Any) -> AnswerStore | None:
     raise invalid("store", f"expected a path or an AnswerStore, got {type(store).__name__}")
 
 
-class _Mapped:
-    """Progress of a sub-batch: its indices mapped to positions in the whole evaluation."""
+class MappedProgress:
+    """Progress of a sub-batch: each result's index told to ``report`` as its position in the whole
+    evaluation (``positions[index]``); the sub-batch's own start and close are dropped."""
 
-    def __init__(self, tracker: Any, positions: Sequence[int]) -> None:
-        self._tracker, self._positions = tracker, positions
+    def __init__(self, report: Callable[[int, bool], None], positions: Sequence[int]) -> None:
+        self._report, self._positions = report, positions
 
     def on_start(self, total: int | None) -> None:
         pass
 
     def on_result(self, index: int, ok: bool) -> None:
         if 0 <= index < len(self._positions):
-            self._tracker.result(self._positions[index], ok)
+            self._report(self._positions[index], ok)
 
     def on_close(self) -> None:
         pass
@@ -214,9 +212,9 @@ async def answers_of(target: LLMTarget, inputs: Sequence[EvalInput], *, repeats:
         step = len(todo) if store is None else max(CHUNK, workers)
         for start in range(0, len(todo), max(step, 1)):
             part = todo[start:start + step]
+            hook = MappedProgress(tracker.result, [offset + j for j in part]) if tracker.active else False
             with repeat_index(r), (cache_mode("refresh") if refresh else contextlib.nullcontext()):
-                fresh = await target.run([inputs[jobs[j][1]] for j in part], workers, infer_kwargs,
-                                         _Mapped(tracker, [offset + j for j in part]) if tracker.active else False)
+                fresh = await target.run([inputs[jobs[j][1]] for j in part], workers, infer_kwargs, hook)
             for j, answer in zip(part, fresh, strict=True):
                 got[j] = answer
             if store is not None:

@@ -74,6 +74,13 @@ def is_async_callable(fn: Any) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(vars(type(fn)).get("__call__"))
 
 
+async def acall(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, awaited when it is async, else in a worker thread (the loop never blocks)."""
+    if is_async_callable(fn):
+        return await fn(*args, **kwargs)
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
 def resource_kind(obj: Any) -> str | None:
     """``"chat"`` / ``"completion"`` for qfnb inference resources (by the names of its classes)."""
     names = {c.__name__ for c in type(obj).__mro__}
@@ -122,8 +129,6 @@ def _resource_runner(res: Any, kind: str) -> BatchFn:
 
 
 def _callable_runner(fn: Callable[..., Any]) -> BatchFn:
-    is_async = is_async_callable(fn)
-
     async def run(inputs: Sequence[EvalInput], workers: int, kwargs: Mapping[str, Any],
                   progress: ProgressArg = None) -> list[Answer]:
         gate = asyncio.Semaphore(max(1, workers))
@@ -133,7 +138,7 @@ def _callable_runner(fn: Callable[..., Any]) -> BatchFn:
             async with gate:
                 answer: Answer
                 try:
-                    value = await fn(item, **kwargs) if is_async else await asyncio.to_thread(fn, item, **kwargs)
+                    value = await acall(fn, item, **kwargs)
                     answer = response_text(value)
                 except Exception as exc:
                     answer = exc

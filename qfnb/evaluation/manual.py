@@ -8,7 +8,6 @@ result's tables and summaries.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from qfnb._core.runtime import sync
 
 from ._errors import invalid
 from .base import EvalInput, LocalEvaluator, Sample
-from .llm import is_async_callable
+from .llm import acall
 
 
 @dataclass
@@ -93,11 +92,7 @@ class ManualEvaluator(LocalEvaluator):
 
     async def _call_scorer(self, s: Sample) -> dict[str, Any]:
         assert self.scorer is not None
-        if is_async_callable(self.scorer):
-            value = await self.scorer(s.input, s.reference, s.output)
-        else:
-            value = await asyncio.to_thread(self.scorer, s.input, s.reference, s.output)
-        scores = self._as_scores(value)
+        scores = self._as_scores(await acall(self.scorer, s.input, s.reference, s.output))
         return {d: scores.get(d) for d in self.dimensions}
 
     async def aevaluate_many(self, samples: Sequence[Sample]) -> list[dict[str, Any]]:

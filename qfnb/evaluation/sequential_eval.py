@@ -18,6 +18,7 @@ import pandas as pd
 
 from ._errors import invalid
 from ._words import format_p, signed
+from .answers import MappedProgress
 from .data import item_scores
 from .result import EvaluationResult
 from .sequential import SequentialComparison
@@ -65,24 +66,6 @@ class SequentialRecord:
         return f"{head}: {what} ({ci}, {p}{extra})"
 
 
-class _Offset:
-    """Forwards one round's generation results to the run's progress callback at the round's offset
-    (its scoring results and its own start/close are dropped)."""
-
-    def __init__(self, inner: Any, offset: int, generations: int) -> None:
-        self.inner, self.offset, self.generations = inner, offset, generations
-
-    def on_start(self, total: int | None) -> None:
-        return None
-
-    def on_result(self, index: int, ok: bool) -> None:
-        if 0 <= index < self.generations:
-            self.inner.on_result(self.offset + index, ok)
-
-    def on_close(self) -> None:
-        return None
-
-
 def eval_sequential(manager: Any, llms: Mapping[str, Any], frame: pd.DataFrame, *, model: str, baseline: str,
                     metric: str, bounds: tuple[float, float], alpha: float = 0.05,
                     min_difference: float | None = None, seed: int = 0, round_size: int = 8,
@@ -109,7 +92,9 @@ def eval_sequential(manager: Any, llms: Mapping[str, Any], frame: pd.DataFrame, 
         for start in range(0, n, round_size):
             chosen = order[start:start + round_size]
             sub = frame.iloc[chosen].reset_index(drop=True)
-            hook = _Offset(progress, start * per_item, len(chosen) * per_item) if progress is not None else False
+            # one round's generation results at the round's offset (its scoring results dropped)
+            hook = (MappedProgress(progress.on_result, range(start * per_item, (start + len(chosen)) * per_item))
+                    if progress is not None else False)
             part = manager.eval(dict(llms), sub, input_column="input", reference_column="reference",
                                 progress=hook, **eval_kwargs)
             part.samples["index"] = [chosen[int(i)] for i in part.samples["index"]]

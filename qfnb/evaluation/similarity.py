@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from qfnb._core.runtime import sync
@@ -23,7 +23,7 @@ from qfnb.resources import Embedding
 from ._errors import invalid
 from ._languages import uncovered
 from .base import EvalInput, LocalEvaluator, Sample
-from .llm import is_async_callable
+from .llm import acall
 
 Vector = Sequence[float]
 
@@ -82,12 +82,7 @@ class EmbeddingSimilarityEvaluator(LocalEvaluator):
             return _vectors(resp)
         if not callable(emb):
             raise TypeError(f"embedder must have ado(texts=...) or be callable, got {type(emb).__name__}")
-        fn: Callable[[list[str]], Any] = emb
-        if is_async_callable(fn):
-            result = await fn(texts)
-        else:
-            result = await asyncio.to_thread(fn, texts)
-        return [list(v) for v in result]
+        return [list(v) for v in await acall(emb, texts)]
 
     async def embed(self, texts: Sequence[str]) -> dict[str, list[float]]:
         """Embeddings of the distinct non-empty ``texts``, ``batch_size`` per request."""

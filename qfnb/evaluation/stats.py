@@ -1,4 +1,4 @@
-"""Paired statistics for comparing models item by item (pure numpy, no I/O).
+"""Paired statistics for comparing models item by item (numpy, no I/O).
 
 * :func:`bootstrap_ci` — a seeded bootstrap CI of the mean of paired differences; ``"percentile"``,
   ``"bca"`` (as ``scipy.stats.bootstrap``) or ``"expanded"`` (the default: the percentile interval
@@ -21,6 +21,7 @@ from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 CIMethod = Literal["expanded", "percentile", "bca"]
@@ -300,17 +301,6 @@ def bonferroni(p_values: Sequence[float]) -> list[float]:
     return [min(1.0, float(p) * m) for p in p_values]
 
 
-def _ranks(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(x.size)
-    ranks[order] = np.arange(1, x.size + 1)
-    for value in np.unique(x):  # ties share their average rank
-        tied = x == value
-        if np.count_nonzero(tied) > 1:
-            ranks[tied] = ranks[tied].mean()
-    return ranks
-
-
 def spearman(x: ArrayLike, y: ArrayLike) -> float | None:
     """Spearman's rank correlation (ties averaged); ``None`` when either side is constant."""
     a, b = as_float_array(x, "x"), as_float_array(y, "y")
@@ -318,4 +308,4 @@ def spearman(x: ArrayLike, y: ArrayLike) -> float | None:
         raise ValueError("x and y must pair up")
     if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
         return None
-    return float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
+    return float(np.corrcoef(pd.Series(a).rank(), pd.Series(b).rank())[0, 1])  # ties: their average rank

@@ -15,10 +15,9 @@ from typing import Any
 
 import pandas as pd
 
+from qfnb.evaluation.judge_check import MIN_LABELS
 from qfnb.notebook.evaluation.options import EvalArgsError
 
-#: labels fewer than this give no interval worth showing
-MIN_LABELS = 4
 #: the columns that find a file's row among the items, in the order tried
 KEYS = ("id", "index", "input")
 

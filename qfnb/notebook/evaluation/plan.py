@@ -15,7 +15,7 @@ from qfnb.notebook import forecasts
 from qfnb.notebook._ipython import HTML, display
 from qfnb.notebook.evaluation import run as evalrun
 from qfnb.notebook.evaluation.options import EvalArgsError, reason
-from qfnb.notebook.evaluation.run import EvalPlan, sample_rows
+from qfnb.notebook.evaluation.run import EvalPlan, min_difference, sample_rows
 from qfnb.notebook.render import theme as _theme
 from qfnb.notebook.render._ipywidgets import VBox
 from qfnb.protocol.safe_html import escape
@@ -23,16 +23,6 @@ from qfnb.resources.forecast_result import Forecast
 
 #: items in a pilot when ``--limit`` does not say
 PILOT_ITEMS = 20
-
-
-def min_difference(value: str) -> float:
-    try:
-        out = float(value)
-    except ValueError:
-        raise EvalArgsError(f"--plan: MIN_DIFF must be a number, got {value!r}") from None
-    if not out > 0:
-        raise EvalArgsError(f"--plan: MIN_DIFF must be positive, got {value}")
-    return out
 
 
 def plans(result: Any, baseline: str, metric: str, diff: float) -> list[Plan]:
@@ -114,7 +104,7 @@ def prepare(args: argparse.Namespace, namespace: Mapping[str, Any]) -> tuple[Eva
     default :data:`PILOT_ITEMS`, drawn at random from the whole data set."""
     if args.plan is None:
         return evalrun.plan(args, namespace), None
-    diff = min_difference(args.plan)
+    diff = min_difference(args.plan, "--plan")
     args.sample, args.limit = args.sample or args.limit or PILOT_ITEMS, None
     plan = evalrun.plan(args, namespace)
     if plan.compare is None or plan.sequential:

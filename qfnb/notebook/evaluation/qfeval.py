@@ -23,7 +23,7 @@ from qfnb.notebook.evaluation import plan as evalplan
 from qfnb.notebook.evaluation.metric_words import columns_for, report_frame, report_samples
 from qfnb.notebook.evaluation.options import EvalArgsError
 from qfnb.notebook.evaluation.report import EvalReport
-from qfnb.notebook.evaluation.run import EvalPlan, reuse_note
+from qfnb.notebook.evaluation.run import EvalPlan, min_difference, reuse_note
 
 log = logging.getLogger("qfnb.notebook.evaluation.qfeval")
 
@@ -49,9 +49,9 @@ def run_report(magics: Any, args: argparse.Namespace, chart: list[str], line: st
     result.shown_metrics = plan.shown_metrics
     if args.output:
         magics.user_ns[args.output] = result
-    shown = plan.report_frame(result.metrics_df)
+    shown = report_frame(plan.columns, result.metrics_df)
     wanted = chart if chart != ["auto"] else list(shown.columns)
-    report = EvalReport(shown, plan.report_samples(result.samples_df), chart=wanted or ["auto"], result=result)
+    report = EvalReport(shown, report_samples(plan.columns, result.samples_df), chart=wanted or ["auto"], result=result)
     report.reused = batch.note if batch is not None else reuse_note(plan)
     report.forecast = ahead.checks()
     if pilot is not None:
@@ -101,7 +101,7 @@ def _stored_plan(value: Any, args: argparse.Namespace) -> Any:
     try:
         if not metrics:
             raise EvalArgsError("--plan: the result has no per-item metric")
-        found = evalplan.plans(value, args.compare, metrics[0], evalplan.min_difference(args.plan))
+        found = evalplan.plans(value, args.compare, metrics[0], min_difference(args.plan, "--plan"))
     except EvalArgsError as exc:
         raise UsageError(str(exc)) from exc
     pilot = len(set(value.samples["index"]))

@@ -27,7 +27,7 @@ from qfnb.evaluation.judge_check import check_judge, uncalibrated
 from qfnb.evaluation.llm import PromptVariant, embedded_chat
 from qfnb.evaluation.metrics import FunctionEvaluator
 from qfnb.evaluation.sequential_eval import eval_sequential
-from qfnb.notebook._checks import sampling_options
+from qfnb.notebook._checks import sampling_options, split_csv
 from qfnb.notebook.evaluation.labels import read_labels
 from qfnb.notebook.evaluation.metric_words import (
     JUDGE_MAX_TOKENS,
@@ -37,8 +37,6 @@ from qfnb.notebook.evaluation.metric_words import (
     custom_metrics,
     make_evaluators,
     metric_bounds,
-    report_frame,
-    report_samples,
 )
 from qfnb.notebook.evaluation.options import (
     EvalArgsError,
@@ -102,12 +100,6 @@ class EvalPlan:
         """The metric columns the user asked for, under their names (what the chart shows)."""
         return list(dict.fromkeys(self.columns.values()))
 
-    def report_frame(self, metrics_df: pd.DataFrame) -> pd.DataFrame:
-        return report_frame(self.columns, metrics_df)
-
-    def report_samples(self, samples_df: pd.DataFrame) -> pd.DataFrame:
-        return report_samples(self.columns, samples_df)
-
     @property
     def generations(self) -> int:
         return len(self.frame) * len(self.llms) * self.repeats
@@ -153,14 +145,19 @@ def _sequential(args: argparse.Namespace, llms: Mapping[str, Any], recorded: Map
     if recorded or len(llms) != 2:
         raise EvalArgsError(f"--sequential compares exactly two models it runs (got {len(llms)} and "
                             f"{len(recorded)} recorded)")
-    try:
-        min_difference = float(value) if value else None
-    except ValueError:
-        raise EvalArgsError(f"--sequential: MIN_DIFF must be a number, got {value!r}") from None
-    if min_difference is not None and not min_difference > 0:
-        raise EvalArgsError(f"--sequential: MIN_DIFF must be positive, got {value}")
     decide_on = METRICS[metrics[0]][1][0] if metrics[0] in METRICS else metrics[0]
-    return True, min_difference, decide_on
+    return True, min_difference(value, "--sequential") if value else None, decide_on
+
+
+def min_difference(value: str, option: str) -> float:
+    """``MIN_DIFF`` of ``--sequential`` / ``--plan``: a positive number."""
+    try:
+        out = float(value)
+    except ValueError:
+        raise EvalArgsError(f"{option}: MIN_DIFF must be a number, got {value!r}") from None
+    if not out > 0:
+        raise EvalArgsError(f"{option}: MIN_DIFF must be positive, got {value}")
+    return out
 
 
 def _batch(args: argparse.Namespace, llms: Mapping[str, Any], sequential: bool) -> bool:
@@ -181,7 +178,7 @@ def _batch(args: argparse.Namespace, llms: Mapping[str, Any], sequential: bool) 
 def _labels(args: argparse.Namespace, dataset: Any, frame: pd.DataFrame, tags: Sequence[str],
             metrics: Sequence[str]) -> dict[str, dict[int, float]]:
     """``--calibrate``: the user's labels of the judged answers (:mod:`.labels`), before any call."""
-    words = split_words(getattr(args, "calibrate", None))
+    words = split_csv(getattr(args, "calibrate", None))
     if not words:
         return {}
     if "judge" not in metrics:
@@ -224,11 +221,6 @@ class GenerationProgress:
 
     def on_close(self) -> None:
         self.inner.on_close()
-
-
-def split_words(values: Sequence[str] | None) -> list[str]:
-    """``["a,b", "c"]`` -> ``["a", "b", "c"]`` (repeatable, comma-separated options)."""
-    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
 def _looks_like_dataset_id(word: str) -> bool:
@@ -277,14 +269,10 @@ def dataset_frame(dataset: Any, *, input_column: str | None, reference_column: s
 
 def _check_numbers(args: argparse.Namespace) -> None:
     """``--limit``, ``--workers`` and ``--repeats`` (the sampling options: :func:`sampling_options`)."""
-    if args.limit is not None and args.limit < 1:
-        raise EvalArgsError(f"--limit must be a positive integer, got {args.limit}")
-    if args.workers is not None and args.workers < 1:
-        raise EvalArgsError(f"--workers must be a positive integer, got {args.workers}")
-    if args.repeats is not None and args.repeats < 1:
-        raise EvalArgsError(f"--repeats must be a positive integer, got {args.repeats}")
-    if getattr(args, "sample", None) is not None and args.sample < 1:
-        raise EvalArgsError(f"--sample must be a positive integer, got {args.sample}")
+    for name in ("limit", "workers", "repeats", "sample"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise EvalArgsError(f"--{name} must be a positive integer, got {value}")
     if getattr(args, "sample", None) is not None and args.recorded:
         raise EvalArgsError("--sample draws items at random, and --recorded answers follow the data set's rows: "
                             "use --limit")
@@ -339,12 +327,12 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
         sampling = sampling_options(args)
     except ValueError as exc:
         raise EvalArgsError(str(exc)) from None
-    custom = custom_metrics(split_words(args.metrics), namespace)
-    metrics = check_metrics(split_words(args.metrics), judge=args.judge is not None, custom=custom)
-    words = split_words(args.models) + [f"endpoint:{e}" for e in split_words(args.endpoint)]
+    custom = custom_metrics(split_csv(args.metrics), namespace)
+    metrics = check_metrics(split_csv(args.metrics), judge=args.judge is not None, custom=custom)
+    words = split_csv(args.models) + [f"endpoint:{e}" for e in split_csv(args.endpoint)]
     if not words and (args.models or args.endpoint):
         raise EvalArgsError("--models: give at least one model (a name, an ep_... endpoint or a variable)")
-    recorded = parse_recorded(split_words(args.recorded))
+    recorded = parse_recorded(split_csv(args.recorded))
     if not words and not recorded:  # like %%qfchat without -m: the default chat model
         words = [default_chat_model()]
     dataset = load_dataset(args.dataset or "", namespace)
