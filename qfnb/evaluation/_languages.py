@@ -36,10 +36,6 @@ def language_of(text: str) -> str | None:
 
 def uncovered(texts: Iterable[str], languages: Sequence[str]) -> Counter[str]:
     """How many of ``texts`` are in each language the embedder (covering ``languages``) does not."""
-    out: Counter[str] = Counter()
-    for text in texts:
-        lang = language_of(text)
-        if lang is None or lang in languages or (lang == "latin" and _LATIN & set(languages)):
-            continue
-        out[lang] += 1
-    return out
+    latin = bool(_LATIN & set(languages))
+    return Counter(lang for lang in map(language_of, texts)
+                   if lang is not None and lang not in languages and not (lang == "latin" and latin))

@@ -228,9 +228,9 @@ async def answers_of(target: LLMTarget, inputs: Sequence[EvalInput], *, repeats:
 
 
 def _output_column(frame: Any, field: str) -> str:
-    for name in RECORDED_OUTPUT_NAMES:
-        if name in frame.columns:
-            return str(name)
+    name = next((n for n in RECORDED_OUTPUT_NAMES if n in frame.columns), None)
+    if name is not None:
+        return name
     raise invalid(field, f"no answer column among {list(RECORDED_OUTPUT_NAMES)} (columns: {list(frame.columns)})")
 
 

@@ -68,17 +68,8 @@ class LocalEvaluator(Evaluator):
         return list(await asyncio.gather(*(one(s) for s in samples)))
 
     def summarize(self, frame: pd.DataFrame) -> dict[str, Any] | None:
-        """Summarise one model's rows.
-
-        ``frame`` has the columns ``input``, ``reference``, ``output`` and this evaluator's
-        metric columns. The default is the mean of each numeric metric column (missing
-        values skipped).
-        """
-        out: dict[str, Any] = {}
-        for col in frame.columns:
-            if col in ("input", "reference", "output"):
-                continue
-            values = pd.to_numeric(frame[col], errors="coerce").astype(float)
-            if values.notna().any():
-                out[col] = float(values.mean())
-        return out or None
+        """Summarise one model's rows (``input``, ``reference``, ``output`` and this evaluator's metric
+        columns); by default each numeric metric column's mean (missing values skipped)."""
+        scores = frame.drop(columns=["input", "reference", "output"], errors="ignore")
+        means = scores.apply(pd.to_numeric, errors="coerce").astype(float).mean().dropna()
+        return {col: float(v) for col, v in means.items()} or None

@@ -29,11 +29,9 @@ class JudgeCheck:
 
     @property
     def sentences(self) -> list[str]:
-        out = []
-        for tag, agr in self.agreement.items():
-            out.append(f"judge {self.judge} on {self.metric} vs your labels of {tag}: {agr.sentence}")
-        for tag, ppi in self.means.items():
-            out.append(f"{tag}: {self.metric} calibrated to your labels {ppi.sentence}")
+        out = [f"judge {self.judge} on {self.metric} vs your labels of {tag}: {agr.sentence}"
+               for tag, agr in self.agreement.items()]
+        out += [f"{tag}: {self.metric} calibrated to your labels {ppi.sentence}" for tag, ppi in self.means.items()]
         if self.difference is not None:
             a, b, d = self.difference
             out.append(f"{a} \u2212 {b}: {self.metric} difference calibrated to your labels {d.sentence}")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import secrets
 import string
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pandas as pd
@@ -107,10 +107,9 @@ class QianfanRefereeEvaluator(QianfanEvaluator):
                  prompt_steps: str = REFEREE_DEFAULT_STEPS, prompt_max_score: int = 5) -> None:
         if isinstance(app_id, bool) or not isinstance(app_id, int) or app_id <= 0:
             raise invalid("app_id", "must be a positive integer (the Qianfan app id)")
-        if not isinstance(prompt_metrics, str) or not prompt_metrics.strip():
-            raise invalid("prompt_metrics", "must be a non-empty string")
-        if not isinstance(prompt_steps, str) or not prompt_steps.strip():
-            raise invalid("prompt_steps", "must be a non-empty string")
+        for name, text in (("prompt_metrics", prompt_metrics), ("prompt_steps", prompt_steps)):
+            if not isinstance(text, str) or not text.strip():
+                raise invalid(name, "must be a non-empty string")
         if isinstance(prompt_max_score, bool) or not isinstance(prompt_max_score, int) or prompt_max_score < 1:
             raise invalid("prompt_max_score", "must be an integer >= 1")
         self.app_id = app_id
@@ -176,13 +175,8 @@ class QianfanManualEvaluator(QianfanEvaluator):
         self.evaluation_dimensions = dims
 
     def conf(self) -> dict[str, Any]:
-        entries: list[dict[str, Any]] = []
-        for d in self.evaluation_dimensions:
-            entry: dict[str, Any] = {"dimension": d.dimension}
-            if d.description:
-                entry["description"] = d.description
-            entries.append(entry)
-        return {"evaluationDimension": entries}
+        # a dimension always has its (non-empty) name; its description only when one is given
+        return {"evaluationDimension": [{k: v for k, v in asdict(d).items() if v} for d in self.evaluation_dimensions]}
 
     def __repr__(self) -> str:
         return f"QianfanManualEvaluator(evaluation_dimensions={[d.dimension for d in self.evaluation_dimensions]})"
@@ -253,27 +247,25 @@ def _random_name() -> str:
     return "sdk_eval_" + "".join(secrets.choice(alphabet) for _ in range(11))
 
 
+def _entries(report: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """``("{modelName}_{modelVersion}", entry)`` per model of an ``eval/report`` result."""
+    for entry in report if isinstance(report, list) else [report]:
+        if isinstance(entry, Mapping):
+            yield f"{entry.get('modelName', '')}_{entry.get('modelVersion', '')}", entry
+
+
 def report_metrics(report: Any) -> dict[str, dict[str, Any]]:
     """``{"{modelName}_{modelVersion}": effectMetric}`` from an ``eval/report`` result."""
-    entries = report if isinstance(report, list) else [report]
-    out: dict[str, dict[str, Any]] = {}
-    for entry in entries:
-        if not isinstance(entry, Mapping):
-            continue
-        tag = f"{entry.get('modelName', '')}_{entry.get('modelVersion', '')}"
-        out[tag] = dict(entry.get("effectMetric") or {})
-    return out
+    return {tag: dict(entry.get("effectMetric") or {}) for tag, entry in _entries(report)}
 
 
 def report_samples(report: Any) -> pd.DataFrame | None:
     """Per-sample rows when the report carries them (the local platform adds ``samples``:
     ``[{prompt, reference, prediction}]`` per model); ``None`` otherwise."""
-    entries = report if isinstance(report, list) else [report]
     rows: list[dict[str, Any]] = []
-    for entry in entries:
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("samples"), list):
+    for tag, entry in _entries(report):
+        if not isinstance(entry.get("samples"), list):
             continue
-        tag = f"{entry.get('modelName', '')}_{entry.get('modelVersion', '')}"
         for i, sample in enumerate(entry["samples"]):
             if isinstance(sample, Mapping):
                 rows.append({"llm": tag, "index": i, "input": as_text(sample.get("prompt")),

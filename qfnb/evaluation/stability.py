@@ -62,12 +62,10 @@ class Stability:
 
     @property
     def sentences(self) -> list[str]:
-        out = []
-        for row in self.summary.itertuples(index=False):
-            out.append(f"{row.model} on {row.metric}: {row.mean:.3f} (95% CI {row.ci_low:.3f}\u2026{row.ci_high:.3f} "
-                       f"with the repeat variance); one run scored {row.run_min:.3f}\u2026{row.run_max:.3f} over "
-                       f"{self.repeats} repeats; {row.inconsistent_items} of {row.items} items inconsistent")
-        return out
+        return [f"{row.model} on {row.metric}: {row.mean:.3f} (95% CI {row.ci_low:.3f}\u2026{row.ci_high:.3f} "
+                f"with the repeat variance); one run scored {row.run_min:.3f}\u2026{row.run_max:.3f} over "
+                f"{self.repeats} repeats; {row.inconsistent_items} of {row.items} items inconsistent"
+                for row in self.summary.itertuples(index=False)]
 
     def _repr_html_(self) -> str:
         parts = [f"<div class='qfnb-stability'><h4>Stability over {self.repeats} repeats</h4><ul>"]

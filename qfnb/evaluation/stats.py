@@ -137,11 +137,9 @@ def _bca_levels(d: NDArray[np.float64], means: NDArray[np.float64], alpha: float
     u = (n - 1) * (jack.mean() - jack)
     den = float((u**2).sum())
     acc = float((u**3).sum()) / (6 * den**1.5) if den > 0 else 0.0
-    out = []
-    for q in (alpha / 2, 1 - alpha / 2):
-        z = _NORMAL.inv_cdf(q)
-        out.append(_NORMAL.cdf(z0 + (z0 + z) / (1 - acc * (z0 + z))))
-    return out[0], out[1]
+    lo, hi = (_NORMAL.cdf(z0 + (z0 + z) / (1 - acc * (z0 + z)))
+              for z in map(_NORMAL.inv_cdf, (alpha / 2, 1 - alpha / 2)))
+    return lo, hi
 
 
 def interval_from_means(d: NDArray[np.float64], means: NDArray[np.float64], *, confidence: float,

@@ -168,9 +168,8 @@ class EvalReport:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         html = self.to_html()
-        data: dict[str, Any] = {}
-        if self.runner is not None:  # --plan in a kernel: the report with its full run as one click
-            data.update(self.runner.bundle(html))
+        # --plan in a kernel: the report with its full run as one click
+        data: dict[str, Any] = self.runner.bundle(html) if self.runner is not None else {}
         return {**data, "text/plain": repr(self), "text/html": html}
 
     def to_html(self) -> str:
