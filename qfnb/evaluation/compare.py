@@ -98,8 +98,8 @@ class PairedMetric:
         level = f"{self.ci.confidence:.0%} CI"
         ci = f"{level} {_num(self.ci.low, dg)}\u2026{_num(self.ci.high, dg)}"
         reps = f", {self.repeats} repeats each" if self.repeats > 1 else ""
-        adj = " (Holm-adjusted)" if self.correction == "holm" and self.p_adjusted != self.p_value else ""
-        adj = " (Bonferroni-adjusted)" if self.correction == "bonferroni" and self.p_adjusted != self.p_value else adj
+        adjusted = self.correction != "none" and self.p_adjusted != self.p_value  # holm / bonferroni
+        adj = f" ({self.correction.capitalize()}-adjusted)" if adjusted else ""
         p = f"p={format_p(self.p_adjusted)}{adj}"
         if v == BETTER:
             return (f"{m} beats {b} on {k} by {_num(self.diff, dg)} ({ci}, {self.wins}/{self.n} items better"

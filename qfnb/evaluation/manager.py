@@ -52,10 +52,9 @@ class EvaluationManager:
                                               "(and give it at least one evaluator)")
         if isinstance(worker_num, bool) or not isinstance(worker_num, int) or worker_num < 1:
             raise invalid("worker_num", "must be an integer >= 1")
-        if local_evaluators:
-            for ev in local_evaluators:
-                if not isinstance(ev, LocalEvaluator):
-                    raise invalid("local_evaluators", f"{type(ev).__name__} is not a LocalEvaluator")
+        for ev in local_evaluators or ():
+            if not isinstance(ev, LocalEvaluator):
+                raise invalid("local_evaluators", f"{type(ev).__name__} is not a LocalEvaluator")
         if qianfan_evaluators:
             check_qianfan_evaluators(qianfan_evaluators)
             if pre_processors:

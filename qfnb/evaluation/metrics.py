@@ -57,9 +57,6 @@ class BleuEvaluator(LocalEvaluator):
             return None
         return {self.metric_name: tm.corpus_bleu4(list(frame["reference"]), list(frame["output"]))}
 
-    def __repr__(self) -> str:
-        return "BleuEvaluator()"
-
 
 class RougeEvaluator(LocalEvaluator):
     """ROUGE-1/2/L F-measures per row (``rouge_1``, ``rouge_2``, ``rouge_l``); summary = mean."""

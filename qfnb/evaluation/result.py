@@ -251,11 +251,9 @@ class EvaluationResult:
                 correction: str = "holm", judge: Any = None) -> Comparison:
         """Compare model ``a`` (or several) with the baseline ``b``, item by item (``a`` − ``b``).
 
-        ``b`` defaults to the first model, ``a`` to every other one. Per metric: the mean
-        difference with a seeded paired-bootstrap CI, McNemar's exact test (pass/fail metrics) or
-        the paired permutation test (scores), win/tie/loss counts and the changed items; p-values
-        are Holm-adjusted over several models. A result with outputs but no per-item scores (a
-        platform rule evaluation) is scored per item with the same text metrics as the platform.
+        ``b`` defaults to the first model, ``a`` to every other one; the tests are :mod:`.compare`'s. A
+        result with outputs but no per-item scores (a platform rule evaluation) is scored per item
+        with the same text metrics as the platform.
         ``judge`` (a :class:`~.pairwise.PairwiseJudge`) adds a pairwise row per model: each pair
         judged in both orders, a disagreement between the orders a tie.
         """

@@ -93,6 +93,3 @@ class RetrievalEvaluator(LocalEvaluator):
         if not relevant:
             return dict.fromkeys(self.metric_names)
         return retrieval_scores(_ids(output, "the ranking (output)"), relevant)
-
-    def __repr__(self) -> str:
-        return "RetrievalEvaluator()"

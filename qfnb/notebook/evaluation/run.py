@@ -20,7 +20,7 @@ import pandas as pd
 
 from qfnb.dataset import Dataset
 from qfnb.evaluation import EvaluationManager, PairwiseJudge
-from qfnb.evaluation.answers import AnswerStore, default_store_path
+from qfnb.evaluation.answers import AnswerStore, MappedProgress, default_store_path
 from qfnb.evaluation.batch_answers import check_batchable
 from qfnb.evaluation.data import REFERENCE_NAMES, eval_frame, to_frame
 from qfnb.evaluation.judge_check import check_judge, uncalibrated
@@ -205,26 +205,19 @@ def reuse_note(plan: EvalPlan) -> str | None:
             f"({asked} asked now) · --fresh asks every model again")
 
 
-class GenerationProgress:
+class GenerationProgress(MappedProgress):
     """Contract 8 filter: forwards the inference results (the first ``generations`` indices of the
     evaluation's one index space) and drops the scoring ones, so the bar counts generations."""
 
     def __init__(self, inner: Any, generations: int) -> None:
+        super().__init__(inner.on_result, range(generations))
         self.inner, self.generations = inner, generations
 
     def on_start(self, total: int | None) -> None:
         self.inner.on_start(self.generations)
 
-    def on_result(self, index: int, ok: bool) -> None:
-        if 0 <= index < self.generations:
-            self.inner.on_result(index, ok)
-
     def on_close(self) -> None:
         self.inner.on_close()
-
-
-def _looks_like_dataset_id(word: str) -> bool:
-    return word.isdigit() or word.startswith("ds-")
 
 
 def load_dataset(word: str, namespace: Mapping[str, Any]) -> Any:
@@ -241,7 +234,7 @@ def load_dataset(word: str, namespace: Mapping[str, Any]) -> Any:
             return Dataset.load(data_file=path)
         except (ValueError, OSError) as exc:
             raise EvalArgsError(f"--dataset: cannot read {word}: {exc}") from exc
-    if _looks_like_dataset_id(word):
+    if word.isdigit() or word.startswith("ds-"):  # a platform dataset id
         return Dataset.load(qianfan_dataset_id=word)
     if word.isidentifier():
         raise EvalArgsError(f"--dataset: no variable, file or dataset id named {word!r}")
