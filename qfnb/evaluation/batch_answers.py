@@ -96,12 +96,10 @@ def harvest(part: BatchPart, store: AnswerStore) -> tuple[int, builtins.list[str
     assert part.job is not None
     answers: dict[str, str] = {}
     errors: builtins.list[str] = []
-    for index, value in enumerate(part.job.results()):
-        if index >= len(part.keys):
-            break
+    for key, value in zip(part.keys, part.job.results(), strict=False):  # a row past the keys is not ours
         if value is None or isinstance(value, BaseException):
             errors.append("not run" if value is None else str(value))
         else:
-            answers[part.keys[index]] = str(value.result)
+            answers[key] = str(value.result)
     store.put_many(part.identity, answers)
     return len(answers), errors

@@ -99,17 +99,14 @@ def resource_tag(res: Any) -> str:
     return type(res).__name__
 
 
-def _collect(results: Sequence[Any]) -> list[Answer]:
-    out: list[Answer] = []
-    for r in results:
-        if isinstance(r, BaseException):
-            out.append(r)
-            continue
-        try:
-            out.append(response_text(r))
-        except TypeError as exc:
-            out.append(exc)
-    return out
+def _answer(result: Any) -> Answer:
+    """A batch result as an answer: its text, or the error it is (or that reading its text raised)."""
+    if isinstance(result, BaseException):
+        return result
+    try:
+        return response_text(result)
+    except TypeError as exc:
+        return exc
 
 
 def _resource_runner(res: Any, kind: str) -> BatchFn:
@@ -123,7 +120,7 @@ def _resource_runner(res: Any, kind: str) -> BatchFn:
         except Exception as exc:  # the whole batch failed: every row records why
             log.warning("batch inference failed for %s: %s", resource_tag(res), exc)
             return [exc for _ in inputs]
-        return _collect(list(results))
+        return [_answer(r) for r in results]
 
     return run
 

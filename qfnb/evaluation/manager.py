@@ -239,10 +239,9 @@ async def _answered_rows(targets: Sequence[Any], frame: pd.DataFrame, *, repeats
         answers = await answers_of(target, inputs, repeats=repeats, workers=workers, infer_kwargs=infer_kwargs,
                                    tracker=tracker, offset=k * len(inputs) * repeats, store=store)
         flat = [a for rep in answers for a in rep]
-        failed = sum(isinstance(a, BaseException) for a in flat)
+        failed = [a for a in flat if isinstance(a, BaseException)]
         if failed:
-            first = next(a for a in flat if isinstance(a, BaseException))
-            log.warning("%s: %d of %d inferences failed (first: %s)", target.tag, failed, len(flat), first)
+            log.warning("%s: %d of %d inferences failed (first: %s)", target.tag, len(failed), len(flat), failed[0])
         for r, rep in enumerate(answers):
             rows += _rows(target.tag, frame, rep, r if repeats > 1 else None)
     return rows
