@@ -40,11 +40,7 @@ class Evaluator(ABC):  # noqa: B024 - abstract by role; subclasses pick which si
 
 
 class LocalEvaluator(Evaluator):
-    """An evaluator that runs in this process.
-
-    Subclasses implement ``evaluate`` (sync) or ``aevaluate`` (async); optionally
-    ``aevaluate_many`` to batch (e.g. one embedding call for many rows) and ``summarize``.
-    """
+    """An evaluator that runs in this process (which methods a subclass implements: the module docstring)."""
 
     #: Rows scored concurrently by the default ``aevaluate_many``.
     concurrency: int = 4

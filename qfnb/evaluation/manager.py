@@ -4,7 +4,6 @@ Local path: inference for each llm through its async batch (``worker_num`` concu
 requests), optional pre-processors on each output, every ``LocalEvaluator`` over all rows
 (batched per evaluator, across models), then each evaluator's ``summarize`` per model.
 Platform path: one platform evaluation task (see :mod:`qfnb.evaluation.platform`).
-``eval``/``eval_only`` are thin sync shells over ``aeval``/``aeval_only``.
 """
 
 from __future__ import annotations
