@@ -312,7 +312,7 @@ def _run_task(platform: Platform, room: _Admission, task_id: int) -> None:
     deadline = None if window is None else created + window
     expired = threading.Event()
 
-    def save(progress: BatchProgress, final: bool) -> None:
+    def save(progress: BatchProgress) -> None:
         platform.store.update("batches", task_id, done=progress.done, failed=progress.failed,
                               inputTokens=progress.input_tokens, outputTokens=progress.output_tokens,
                               preempted=int(task.get("preempted") or 0) + progress.preempted,

@@ -12,7 +12,6 @@ fine-tune task) as GGUF (JSON: gguf path, merge, overwrite).
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,6 @@ from qfnb.local.engines.adapters.export import check_target, export_gguf
 from qfnb.local.engines.store.model_check import NotAModel
 from qfnb.protocol.console import RunStatus, ServiceStatus
 from qfnb.protocol.daemon import MODELS_ROUTE
-
-log = logging.getLogger("qfnb.local.server.models_control")
 
 
 def users(platform: Platform, name: str) -> list[str]:

@@ -32,14 +32,14 @@ _TYPES = {401: "authentication_error", 403: "permission_error", 404: "invalid_re
 
 
 def openai_error(status: int, message: str, param: str | None = None, code: str | None = None,
-                 headers: dict[str, str] | None = None, request_id: str | None = None) -> JSONResponse:
+                 request_id: str | None = None) -> JSONResponse:
     """An OpenAI error response; ``param`` names the request field at fault; ``request_id`` is the
     answer's ``id`` (the inference routes give one, as the cloud's v2 does)."""
     kind = _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
     body: dict[str, object] = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     if request_id is not None:
         body["id"] = request_id
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status)
 
 
 def openai_body_error(exc: BodyError, status: int = 400) -> JSONResponse:

@@ -103,8 +103,6 @@ async def json_body(request: Request) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(raw, parse_int=_parse_int)
-    except BodyError:
-        raise
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BodyError("body", f"is not valid JSON ({exc})", ErrorCode.INVALID_JSON) from exc
     except RecursionError:
