@@ -180,10 +180,7 @@ def get(platform: Platform, key: Any, field: str = "taskId") -> dict[str, Any]:
 def stop(platform: Platform, key: Any) -> dict[str, Any]:
     """Stop a task: a waiting one at once, a running one's rows in flight are dropped (finished
     rows stay in the output)."""
-    task = get(platform, key)
-    if task["runStatus"] not in ACTIVE:
-        return task
-    room, task_id = _room(platform), task["id"]
+    room, task_id = _room(platform), get(platform, key)["id"]
     with _lock:  # the runner's last status is written under the same lock: Stopping never follows it
         room.waiting.discard(task_id)
         event, runner = room.stops.get(task_id), room.runners.get(task_id)
@@ -283,9 +280,7 @@ def _run(platform: Platform, task_id: int) -> None:
 
 
 def _run_task(platform: Platform, room: _Admission, task_id: int) -> None:
-    task = platform.store.get("batches", task_id)
-    if task is None:
-        return
+    task = get(platform, task_id)
     stopped = room.stops[task_id]
     where = paths(platform, task)
     where.output.parent.mkdir(parents=True, exist_ok=True)

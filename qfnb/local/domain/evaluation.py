@@ -66,9 +66,7 @@ def _answers(engine: Engine, prompts: list[str]) -> list[str]:
 
 
 def _run(platform: Platform, ev_id: int) -> None:
-    ev = platform.store.get("evaluations", ev_id)
-    if ev is None:
-        return
+    ev = c.get(platform, "evaluations", ev_id, "id")
     stop = _cancel.setdefault((str(platform.settings.data_dir), ev_id), threading.Event())
     platform.store.update("evaluations", ev_id, state=EvalState.DOING.value)
     try:

@@ -257,9 +257,8 @@ class Supervisor:
                 self._store.update("runs", w.run_id, **progress_update(run, points))
 
     def _finish(self, w: _Worker, code: int | None) -> None:
-        result: dict[str, Any] = {}
         try:
-            result = json.loads((w.job_dir / "result.json").read_text(encoding="utf-8"))
+            result: dict[str, Any] = json.loads((w.job_dir / "result.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             result = {}
         status = str(result.get("status") or "")

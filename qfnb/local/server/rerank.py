@@ -17,7 +17,6 @@ from typing import Any
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.server.offload import offload
-from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.limits import check_embedding_text
 
 #: the most documents one call ranks
@@ -41,12 +40,9 @@ def check(body: dict[str, Any]) -> tuple[str, list[str], int | None]:
         raise BodyError("documents", "must be a non-empty list of non-empty strings")
     if len(docs) > MAX_DOCUMENTS:
         raise BodyError("documents", f"at most {MAX_DOCUMENTS} documents per call, got {len(docs)}")
-    try:
-        check_embedding_text(query, "query")
-        for i, doc in enumerate(docs):
-            check_embedding_text(doc, f"documents[{i}]")
-    except ProtocolError as exc:
-        raise BodyError(exc.field, str(exc).split(": ", 1)[-1], exc.code) from None
+    check_embedding_text(query, "query")
+    for i, doc in enumerate(docs):
+        check_embedding_text(doc, f"documents[{i}]")
     if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
         raise BodyError("top_n", f"must be a positive integer, got {top_n!r:.40}")
     return query, docs, top_n
