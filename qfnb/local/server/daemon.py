@@ -62,9 +62,8 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry:
 
     serving_lock = hold_serving_lock(settings.data_dir)
     if serving_lock is None:
-        other = settings.data_dir / RUNTIME_FILE
         log.error("another qfnb daemon already serves %s (see %s); not starting a second one",
-                  settings.data_dir, other)
+                  settings.data_dir, settings.data_dir / RUNTIME_FILE)
         return 3
     # bound here and handed to uvicorn, so the port written to the runtime file is the one served;
     # a previous daemon's port (what clients may still hold) is preferred when it is free

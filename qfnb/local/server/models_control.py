@@ -41,27 +41,18 @@ def users(platform: Platform, name: str) -> list[str]:
     for run in platform.store.all("runs", lambda r: r.get("status") in live):
         if str(run.get("baseModel", "")).lower() == key:
             found.append(f"fine-tune {run['sid']}")
-    for row in _engines(platform):
+    for row in platform.registry.engine_states():
         if str(row["model"]).lower() == key and (row.get("busy") or row.get("queued")):
             found.append(f"{row['busy']} requests on its engine")
     return found
 
 
-def _engines(platform: Platform) -> list[dict[str, Any]]:
-    return platform.registry.engine_states()
-
-
 def listing(platform: Platform) -> dict[str, Any]:
     store = platform.registry.store
     mapped = [{"apiType": api, "cloud": cloud, "local": local} for api, cloud, local in mapping(platform.base_models())]
-    if store is None:
-        return {"models": [], "running": _engines(platform), "store": {}, "mapping": mapped}
-    return {"models": [m.to_dict() for m in store.models()], "running": _engines(platform), "store": store.usage(),
+    return {"models": [] if store is None else [m.to_dict() for m in store.models()],
+            "running": platform.registry.engine_states(), "store": {} if store is None else store.usage(),
             "mapping": mapped}
-
-
-def _reload(platform: Platform) -> None:
-    platform.registry.reload_store()
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -114,7 +105,7 @@ async def _add_model(request: Request) -> JSONResponse:
         entry = await run_in_threadpool(store.add, path, name, **_add_options(body))
     except (NotAModel, ValueError) as exc:
         return _error(400, str(exc))
-    await run_in_threadpool(_reload, platform)
+    await run_in_threadpool(platform.registry.reload_store)
     return JSONResponse(entry.to_dict())
 
 
@@ -164,7 +155,7 @@ async def _remove_model(request: Request) -> JSONResponse:
     if using:
         return _error(409, f"{name} is in use ({', '.join(using)}); stop that first")
     freed = await run_in_threadpool(store.remove, name)
-    await run_in_threadpool(_reload, platform)
+    await run_in_threadpool(platform.registry.reload_store)
     return JSONResponse({"removed": name, "freedBytes": freed})
 
 

@@ -57,8 +57,10 @@ async def rerank(platform: Platform, body: dict[str, Any], endpoint: str | None 
     if model.kind == "llama.cpp":  # a cross-encoder GGUF: llama-server's
         ranker = await offload(platform.registry.cross_encoder, platform.engine_endpoint(model))  # own scores
         scores, tokens = await ranker.ascore(query, docs)
-    else:
-        scores, tokens = await _cosine(platform, platform.engine_endpoint(model), query, docs)
+    else:  # each document's cosine similarity to the query under the embedding model
+        embedder = await offload(platform.registry.embedder, platform.engine_endpoint(model))
+        vectors, tokens = await embedder.aembed([query, *docs])
+        scores = [sum(a * b for a, b in zip(vectors[0], v, strict=True)) for v in vectors[1:]]
     order = sorted(range(len(docs)), key=lambda i: -scores[i])[:top_n]
     results = [{"document": docs[i], "relevance_score": round(float(scores[i]), 6), "index": i} for i in order]
     ranking = "cross-encoder" if model.kind == "llama.cpp" else "cosine"
@@ -69,11 +71,3 @@ async def rerank(platform: Platform, body: dict[str, Any], endpoint: str | None 
                           f"cross-encoder): it cannot reorder a top-k that {model.name}'s embeddings already "
                           "ranked. For reranking, add a cross-encoder GGUF: qfnb models add x.gguf --role rerank")
     return answer
-
-
-async def _cosine(platform: Platform, endpoint: str, query: str, docs: list[str]) -> tuple[list[float], int]:
-    """Each document's cosine similarity to the query under the embedding model at ``endpoint``."""
-    embedder = await offload(platform.registry.embedder, endpoint)
-    vectors, tokens = await embedder.aembed([query, *docs])
-    q = vectors[0]
-    return [sum(a * b for a, b in zip(q, v, strict=True)) for v in vectors[1:]], tokens
