@@ -22,7 +22,7 @@ from qfnb.local.domain import batch_rows
 from qfnb.local.domain import console as c
 from qfnb.local.domain.batch_runner import BatchProgress, Paths, Runner
 from qfnb.local.domain.datasets import BOS_PREFIX
-from qfnb.local.domain.platform import EVAL_PREFIX, Platform
+from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.requests import parse
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.api import Engine
@@ -157,12 +157,7 @@ def _served_name(platform: Platform, model: str, field: str) -> str:
         return str(service["uri"])
     version = platform.store.get("versions", model) if model.startswith("amv-") or model.isdigit() else None
     if version is not None:
-        adapter = c.adapter_path(version)
-        if adapter is None:
-            return str(version["baseModel"])
-        endpoint = f"{EVAL_PREFIX}{version['sid']}"
-        platform.registry.register_adapter(endpoint, version["baseModel"], adapter)
-        return endpoint
+        return platform.adapter_endpoint(version) or str(version["baseModel"])
     try:
         platform.resolve("chat", model)
     except BodyError as exc:

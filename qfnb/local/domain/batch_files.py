@@ -25,10 +25,11 @@ def file_view(rec: dict[str, Any]) -> dict[str, Any]:
             "filename": rec["filename"], "purpose": rec["purpose"], "status": "processed", "status_details": None}
 
 
-def add_file(platform: Platform, filename: str, purpose: str, key: str, size: int) -> dict[str, Any]:
+def add_file(platform: Platform, filename: str, purpose: str, key: str, size: int,
+             sid: str | None = None) -> dict[str, Any]:
     """Record an object already written under :data:`BUCKET`/``key`` as a file."""
     return platform.store.insert("files", {"filename": filename, "purpose": purpose, "bucket": BUCKET, "key": key,
-                                           "bytes": size})
+                                           "bytes": size}, sid=sid)
 
 
 def check_purpose(purpose: str | None) -> str:

@@ -166,6 +166,15 @@ class Platform:
             self._checkpoints[key] = (path, served)
         return served
 
+    def adapter_endpoint(self, version: dict[str, Any]) -> str | None:
+        """A trained model version's adapter, registered under an endpoint of its own to run it
+        (evaluations, batch jobs); None for a preset model's version (no adapter)."""
+        if not version.get("adapterDir"):
+            return None
+        endpoint = f"{EVAL_PREFIX}{version['sid']}"
+        self.registry.register_adapter(endpoint, version["baseModel"], Path(version["adapterDir"]))
+        return endpoint
+
     def engine_endpoint(self, model: ServedLike) -> str:
         """The registry endpoint behind a served model (a preset model's service is its base engine)."""
         return model.target.endpoint if isinstance(model, _Alias) else model.endpoint

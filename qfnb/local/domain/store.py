@@ -36,10 +36,10 @@ KINDS: dict[str, str] = {
 Record = dict[str, Any]
 
 
-def new_sid(prefix: str) -> str:
-    """A platform-looking string id: ``prefix`` + 12 lower-case alphanumerics."""
+def new_sid(prefix: str, size: int = 12) -> str:
+    """A platform-looking string id: ``prefix`` + ``size`` lower-case alphanumerics."""
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    return prefix + "".join(secrets.choice(alphabet) for _ in range(12))
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(size))
 
 
 class Store:

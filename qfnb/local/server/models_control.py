@@ -62,21 +62,31 @@ def _error(status: int, message: str) -> JSONResponse:
 Handler = Callable[[Request], Awaitable[JSONResponse]]
 
 
+def guarded(allowed: Callable[[Request], bool], handler: Handler) -> Handler:
+    """``handler``, answering only requests that ``allowed`` accepts (the control token)."""
+    async def endpoint(request: Request) -> JSONResponse:
+        if not allowed(request):
+            return _error(403, "control token required")
+        return await handler(request)
+    return endpoint
+
+
 def routes(allowed: Callable[[Request], bool]) -> list[Route]:
     """The routes, answering only requests that ``allowed`` accepts (the control token)."""
+    return [Route(MODELS_ROUTE, guarded(allowed, _list_models), methods=["GET"]),
+            Route(MODELS_ROUTE, guarded(allowed, _add_model), methods=["POST"]),
+            Route(MODELS_ROUTE + "/{name}", guarded(allowed, _remove_model), methods=["DELETE"]),
+            Route(MODELS_ROUTE + "/{name}/unload", guarded(allowed, _unload_model), methods=["POST"]),
+            Route(MODELS_ROUTE + "/{name}/export", guarded(allowed, _export_model), methods=["POST"])]
 
-    def guarded(handler: Handler) -> Handler:
-        async def endpoint(request: Request) -> JSONResponse:
-            if not allowed(request):
-                return _error(403, "control token required")
-            return await handler(request)
-        return endpoint
 
-    return [Route(MODELS_ROUTE, guarded(_list_models), methods=["GET"]),
-            Route(MODELS_ROUTE, guarded(_add_model), methods=["POST"]),
-            Route(MODELS_ROUTE + "/{name}", guarded(_remove_model), methods=["DELETE"]),
-            Route(MODELS_ROUTE + "/{name}/unload", guarded(_unload_model), methods=["POST"]),
-            Route(MODELS_ROUTE + "/{name}/export", guarded(_export_model), methods=["POST"])]
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    """``raw`` as a JSON object, or None when it is not one."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 async def _list_models(request: Request) -> JSONResponse:
@@ -85,11 +95,8 @@ async def _list_models(request: Request) -> JSONResponse:
 
 async def _add_model(request: Request) -> JSONResponse:
     platform: Platform = request.app.state.platform
-    try:
-        body = json.loads(await request.body())
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
+    body = _json_object(await request.body())
+    if body is None:
         return _error(400, "the body must be a JSON object")
 
     store = platform.registry.store
@@ -214,11 +221,8 @@ def export(platform: Platform, name: str, body: dict[str, Any]) -> dict[str, Any
 
 
 async def _export_model(request: Request) -> JSONResponse:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
+    body = _json_object(await request.body() or b"{}")
+    if body is None:
         return _error(400, "the body must be a JSON object")
     try:
         result = await run_in_threadpool(export, request.app.state.platform, request.path_params["name"], body)
