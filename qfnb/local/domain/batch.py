@@ -55,11 +55,7 @@ _lock = threading.Lock()
 
 
 def _room(platform: Platform) -> _Admission:
-    key = str(platform.settings.data_dir)
-    room = _rooms.get(key)
-    if room is None:
-        room = _rooms.setdefault(key, _Admission())
-    return room
+    return _rooms.setdefault(str(platform.settings.data_dir), _Admission())
 
 
 def _split_uri(uri: Any, field: str) -> tuple[str, str]:

@@ -9,6 +9,7 @@ server is marked Failed with a clear ``errorMessage``; queued runs stay queued.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -173,14 +174,12 @@ class Supervisor:
 
     @staticmethod
     def _signal(worker: _Worker, sig: int) -> None:
-        try:
+        with contextlib.suppress(OSError):
             if worker.proc is not None:
                 if worker.proc.poll() is None:
                     worker.proc.send_signal(sig)
             elif _alive(worker.pid, worker.job_dir):
                 os.kill(worker.pid, sig)
-        except OSError:
-            pass
 
     # ---- the loop ------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ A second daemon for the same data dir refuses to start (``daemon.lock``, exit co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import logging
@@ -31,11 +32,9 @@ from qfnb.protocol.version import __version__
 log = logging.getLogger("qfnb.local.server.daemon")
 
 def _remove_if_ours(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError, ValueError):
         if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
             path.unlink()
-    except (OSError, ValueError):
-        pass
 
 
 def hold_serving_lock(data_dir: Path) -> int | None:

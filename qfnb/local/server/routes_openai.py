@@ -74,12 +74,10 @@ embeddings, reranking = openai_route(_embeddings), openai_route(_rerank)
 
 
 def routes() -> list[Route]:
-    out = []
-    for prefix in PREFIXES:
-        out += [Route(prefix + "/chat/completions", chat, methods=["POST"]),
-                Route(prefix + "/completions", completions, methods=["POST"]),
-                Route(prefix + "/embeddings", embeddings, methods=["POST"]),
-                Route(prefix + "/rerankers", reranking, methods=["POST"]),
-                Route(prefix + "/rerank", reranking, methods=["POST"])]
-    return out
+    return [route for prefix in PREFIXES for route in (
+        Route(prefix + "/chat/completions", chat, methods=["POST"]),
+        Route(prefix + "/completions", completions, methods=["POST"]),
+        Route(prefix + "/embeddings", embeddings, methods=["POST"]),
+        Route(prefix + "/rerankers", reranking, methods=["POST"]),
+        Route(prefix + "/rerank", reranking, methods=["POST"]))]
 
