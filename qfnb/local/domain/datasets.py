@@ -160,11 +160,8 @@ def normalize_rows(raw: Any) -> list[dict[str, str]]:
     such turns (one row per turn), and prompt-only rows (query sets, response ``""``).
     """
     turns = raw if isinstance(raw, list) else [raw]
-    rows = []
-    for turn in turns:
-        if isinstance(turn, dict) and isinstance(turn.get("prompt"), str):
-            rows.append({"prompt": turn["prompt"], "response": _first_text(turn.get("response"))})
-    return rows
+    return [{"prompt": turn["prompt"], "response": _first_text(turn.get("response"))}
+            for turn in turns if isinstance(turn, dict) and isinstance(turn.get("prompt"), str)]
 
 
 def read_file_rows(path: Path) -> list[dict[str, str]]:

@@ -149,11 +149,8 @@ create = openai_route(_create)
 
 
 def routes() -> list[Route]:
-    out = []
-    for prefix in PREFIXES:
-        base = prefix + "/responses"
-        out += [Route(base, create, methods=["POST"]), Route(base, _list, methods=["GET"]),
-                Route(base + "/{response_id}", _one, methods=["GET", "DELETE"]),
-                Route(base + "/{response_id}/input_items", _one, methods=["GET"]),
-                Route(base + "/{response_id}/cancel", _one, methods=["POST"])]
-    return out
+    return [route for base in (prefix + "/responses" for prefix in PREFIXES) for route in (
+        Route(base, create, methods=["POST"]), Route(base, _list, methods=["GET"]),
+        Route(base + "/{response_id}", _one, methods=["GET", "DELETE"]),
+        Route(base + "/{response_id}/input_items", _one, methods=["GET"]),
+        Route(base + "/{response_id}/cancel", _one, methods=["POST"]))]
