@@ -1,6 +1,5 @@
-"""The one serving flow every inference route takes (batch rows take its engine half,
-:func:`answers`): resolve the model -> admission at its engine -> ``generate`` ``n`` times ->
-stream or collect -> tally -> render.
+"""The one serving flow every inference route takes: resolve the model -> admission at its
+engine -> ``generate`` ``n`` times -> stream or collect -> tally -> render.
 
 A route parses its body, converts it to an ask (:mod:`qfnb.local.convert`), and calls
 :func:`serve` with that protocol's :class:`~qfnb.local.convert.answer.Render`; it maps the
