@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +58,6 @@ class Credentials:
         return cls(api_key="qfnb-ak-" + secrets.token_hex(8), secret_key=secrets.token_urlsafe(24),
                    access_key="qfnb-access-" + secrets.token_hex(8), iam_secret_key=secrets.token_urlsafe(24))
 
-    def to_dict(self) -> dict[str, str]:
-        return {"api_key": self.api_key, "secret_key": self.secret_key,
-                "access_key": self.access_key, "iam_secret_key": self.iam_secret_key}
-
     @classmethod
     def load_or_create(cls, path: Path) -> Credentials:
         """Read ``path`` (JSON) or generate a pair and write it there with mode 0600."""
@@ -71,9 +68,9 @@ class Credentials:
         """``(credentials, created)``: read from ``path``, or generated and written there (0600)."""
         if path.exists():
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(**{k: str(data[k]) for k in ("api_key", "secret_key", "access_key", "iam_secret_key")}), False
+            return cls(**{f.name: str(data[f.name]) for f in fields(cls)}), False
         creds = cls.generate()
-        if not write_private_json(path, creds.to_dict(), exclusive=True):
+        if not write_private_json(path, asdict(creds), exclusive=True):
             return cls.create_if_absent(path)  # a concurrent first start keeps one pair
         return creds, True
 
@@ -128,7 +125,7 @@ def make_private(root: Path) -> int:
     older version may have left them readable by others; returns how many were changed."""
     changed = 0
     for path in [root, *root.rglob("*")]:
-        try:
+        with contextlib.suppress(OSError):
             if path.is_symlink():
                 continue
             mode = path.stat().st_mode & 0o777
@@ -136,6 +133,4 @@ def make_private(root: Path) -> int:
             if mode != want:
                 path.chmod(want)
                 changed += 1
-        except OSError:
-            continue
     return changed

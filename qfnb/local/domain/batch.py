@@ -22,7 +22,7 @@ from qfnb.local.domain import batch_rows
 from qfnb.local.domain import console as c
 from qfnb.local.domain.batch_runner import BatchProgress, Paths, Runner
 from qfnb.local.domain.datasets import BOS_PREFIX
-from qfnb.local.domain.platform import EVAL_PREFIX, Platform
+from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.requests import parse
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.api import Engine
@@ -55,11 +55,7 @@ _lock = threading.Lock()
 
 
 def _room(platform: Platform) -> _Admission:
-    key = str(platform.settings.data_dir)
-    room = _rooms.get(key)
-    if room is None:
-        room = _rooms.setdefault(key, _Admission())
-    return room
+    return _rooms.setdefault(str(platform.settings.data_dir), _Admission())
 
 
 def _split_uri(uri: Any, field: str) -> tuple[str, str]:
@@ -157,12 +153,7 @@ def _served_name(platform: Platform, model: str, field: str) -> str:
         return str(service["uri"])
     version = platform.store.get("versions", model) if model.startswith("amv-") or model.isdigit() else None
     if version is not None:
-        adapter = c.adapter_path(version)
-        if adapter is None:
-            return str(version["baseModel"])
-        endpoint = f"{EVAL_PREFIX}{version['sid']}"
-        platform.registry.register_adapter(endpoint, version["baseModel"], adapter)
-        return endpoint
+        return platform.adapter_endpoint(version) or str(version["baseModel"])
     try:
         platform.resolve("chat", model)
     except BodyError as exc:
@@ -180,10 +171,7 @@ def get(platform: Platform, key: Any, field: str = "taskId") -> dict[str, Any]:
 def stop(platform: Platform, key: Any) -> dict[str, Any]:
     """Stop a task: a waiting one at once, a running one's rows in flight are dropped (finished
     rows stay in the output)."""
-    task = get(platform, key)
-    if task["runStatus"] not in ACTIVE:
-        return task
-    room, task_id = _room(platform), task["id"]
+    room, task_id = _room(platform), get(platform, key)["id"]
     with _lock:  # the runner's last status is written under the same lock: Stopping never follows it
         room.waiting.discard(task_id)
         event, runner = room.stops.get(task_id), room.runners.get(task_id)
@@ -283,9 +271,7 @@ def _run(platform: Platform, task_id: int) -> None:
 
 
 def _run_task(platform: Platform, room: _Admission, task_id: int) -> None:
-    task = platform.store.get("batches", task_id)
-    if task is None:
-        return
+    task = get(platform, task_id)
     stopped = room.stops[task_id]
     where = paths(platform, task)
     where.output.parent.mkdir(parents=True, exist_ok=True)
@@ -312,7 +298,7 @@ def _run_task(platform: Platform, room: _Admission, task_id: int) -> None:
     deadline = None if window is None else created + window
     expired = threading.Event()
 
-    def save(progress: BatchProgress, final: bool) -> None:
+    def save(progress: BatchProgress) -> None:
         platform.store.update("batches", task_id, done=progress.done, failed=progress.failed,
                               inputTokens=progress.input_tokens, outputTokens=progress.output_tokens,
                               preempted=int(task.get("preempted") or 0) + progress.preempted,

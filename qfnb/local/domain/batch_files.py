@@ -25,10 +25,11 @@ def file_view(rec: dict[str, Any]) -> dict[str, Any]:
             "filename": rec["filename"], "purpose": rec["purpose"], "status": "processed", "status_details": None}
 
 
-def add_file(platform: Platform, filename: str, purpose: str, key: str, size: int) -> dict[str, Any]:
+def add_file(platform: Platform, filename: str, purpose: str, key: str, size: int,
+             sid: str | None = None) -> dict[str, Any]:
     """Record an object already written under :data:`BUCKET`/``key`` as a file."""
     return platform.store.insert("files", {"filename": filename, "purpose": purpose, "bucket": BUCKET, "key": key,
-                                           "bytes": size})
+                                           "bytes": size}, sid=sid)
 
 
 def check_purpose(purpose: str | None) -> str:
@@ -110,22 +111,19 @@ def attach_results(platform: Platform, task: dict[str, Any]) -> dict[str, Any]:
     two requests read it at the same moment)."""
     with _attach_lock:
         task = platform.store.get("batches", task["id"]) or task
-        return _attach(platform, task)
-
-
-def _attach(platform: Platform, task: dict[str, Any]) -> dict[str, Any]:
-    info = dict(task["openai"])
-    if info.get("attached"):
-        return task
-    info["attached"] = True
-    _, prefix, folder = batch.out_dir(platform, task)
-    for name, field, count in (("output.jsonl", "output_file_id", task["done"]),
-                               ("error.jsonl", "error_file_id", task["failed"])):
-        path = folder / name
-        if count and path.is_file():
-            rec = add_file(platform, f"{task['sid']}_{name}", "batch_output", f"{prefix}/{name}", path.stat().st_size)
-            info[field] = rec["sid"]
-    return platform.store.update("batches", task["id"], openai=info)
+        info = dict(task["openai"])
+        if info.get("attached"):
+            return task
+        info["attached"] = True
+        _, prefix, folder = batch.out_dir(platform, task)
+        for name, field, count in (("output.jsonl", "output_file_id", task["done"]),
+                                   ("error.jsonl", "error_file_id", task["failed"])):
+            path = folder / name
+            if count and path.is_file():
+                rec = add_file(platform, f"{task['sid']}_{name}", "batch_output", f"{prefix}/{name}",
+                               path.stat().st_size)
+                info[field] = rec["sid"]
+        return platform.store.update("batches", task["id"], openai=info)
 
 
 def _stamp(value: Any) -> int | None:

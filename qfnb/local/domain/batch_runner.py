@@ -128,7 +128,7 @@ class Runner:
     ``save(progress)`` stores the counts."""
 
     def __init__(self, paths: Paths, standing: Standing, *, model: str | None, params: dict[str, Any],
-                 engine_for: Callable[[str | None], Engine], save: Callable[[BatchProgress, bool], None],
+                 engine_for: Callable[[str | None], Engine], save: Callable[[BatchProgress], None],
                  stopped: Callable[[], bool], sleep: Callable[[float], Any] = asyncio.sleep,
                  deadline: float | None = None) -> None:
         self.paths, self.model, self.params = paths, model, params
@@ -178,7 +178,7 @@ class Runner:
 
     # ---- input -------------------------------------------------------------------------------
 
-    def _fill(self, out: BinaryIO, err: BinaryIO) -> list[dict[str, Any]]:
+    def _fill(self) -> list[dict[str, Any]]:
         """Read ahead up to LOOKAHEAD rows; malformed lines become error rows (returned)."""
         bad: list[dict[str, Any]] = []
         while not self._exhausted and len(self._ahead) < LOOKAHEAD:
@@ -287,7 +287,7 @@ class Runner:
                 pending: list[dict[str, Any]] = []
                 while True:
                     self._wake.clear()  # what changes from here on wakes the wait below
-                    pending += self._fill(out, err)
+                    pending += self._fill()
                     if self.stopped():
                         await self._write(out, err, pending)
                         return "stopped"
@@ -298,13 +298,13 @@ class Runner:
                     pending = self._collect(await self._sleep_until_woken())
                     self._preempt()
                     if time.monotonic() - last_save >= SAVE_EVERY:
-                        self.save(self.progress, False)
+                        self.save(self.progress)
                         last_save = time.monotonic()
             finally:
                 for gate in self._watched.values():
                     gate.unwatch(self.poke)
                 await self._cancel_all()
-                self.save(self.progress, True)
+                self.save(self.progress)
 
     def _dispatch(self, journal: BinaryIO) -> list[dict[str, Any]]:
         """Start rows while the engine has room; rows naming a model that is not served are

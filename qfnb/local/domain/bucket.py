@@ -21,11 +21,6 @@ REGION = "local"
 MAX_KEYS = 1000
 
 
-def http_date(seconds: float) -> str:
-    """RFC 1123 (``Last-Modified``) for an mtime."""
-    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(seconds))
-
-
 def delete(store: ObjectStore, bucket: str, key: str) -> bool:
     """Remove the object; False when there is none. Empty folders left behind are removed too."""
     target = store.path(bucket, key)

@@ -23,6 +23,7 @@ from qfnb.local.domain.datasets import (
     dataset_rows,
     export_lines,
     import_files,
+    jsonl,
     read_file_rows,
 )
 from qfnb.local.domain.platform import Platform
@@ -215,9 +216,7 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
 
 
 def _write_pairs(path: Path, rows: list[dict[str, str]]) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps({"prompt": row["prompt"], "response": row["response"]}, ensure_ascii=False) + "\n")
+    path.write_text(jsonl({"prompt": row["prompt"], "response": row["response"]} for row in rows), encoding="utf-8")
 
 
 def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
@@ -394,7 +393,3 @@ def export_dataset(platform: Platform, ds: dict[str, Any]) -> dict[str, Any]:
                     "exportType": 1, "exportTo": 0, "entityCount": len(rows), "startTime": iso(started),
                     "finishTime": iso(time.time()), "bucket": EXPORT_BUCKET, "key": key})
     return platform.store.update("datasets", ds["id"], exports=exports)
-
-
-def adapter_path(version: dict[str, Any]) -> Path | None:
-    return Path(version["adapterDir"]) if version.get("adapterDir") else None

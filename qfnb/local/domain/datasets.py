@@ -6,13 +6,14 @@ import fcntl
 import json
 import os
 import secrets
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Iterable
 from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from qfnb.local.domain.values import BodyError
+from qfnb.protocol.files import write_private_text
 
 BOS_PREFIX = "bos:/"
 #: bytes of an upload gathered before each write to disk
@@ -22,6 +23,11 @@ WRITE_BATCH = 1024 * 1024
 def _part_file(target: Path) -> Path:
     """A private temporary name next to ``target`` (unique, so concurrent uploads never share it)."""
     return target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
+
+
+def jsonl(rows: Iterable[Any]) -> str:
+    """``rows`` as JSON lines (non-ASCII kept)."""
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -154,11 +160,8 @@ def normalize_rows(raw: Any) -> list[dict[str, str]]:
     such turns (one row per turn), and prompt-only rows (query sets, response ``""``).
     """
     turns = raw if isinstance(raw, list) else [raw]
-    rows = []
-    for turn in turns:
-        if isinstance(turn, dict) and isinstance(turn.get("prompt"), str):
-            rows.append({"prompt": turn["prompt"], "response": _first_text(turn.get("response"))})
-    return rows
+    return [{"prompt": turn["prompt"], "response": _first_text(turn.get("response"))}
+            for turn in turns if isinstance(turn, dict) and isinstance(turn.get("prompt"), str)]
 
 
 def read_file_rows(path: Path) -> list[dict[str, str]]:
@@ -204,7 +207,7 @@ def export_lines(rows: list[dict[str, Any]]) -> bytes:
             out["completion"] = r["completion"]
         return out
 
-    return "".join(json.dumps([turn(r)], ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+    return jsonl([turn(r)] for r in rows).encode("utf-8")
 
 
 def import_files(data_dir: Path, objects: ObjectStore, dataset: dict[str, Any], files: list[Any]) -> int:
@@ -225,24 +228,12 @@ def append_rows(data_dir: Path, dataset: dict[str, Any], rows: list[dict[str, An
     folder = data_dir / "datasets" / dataset["sid"]
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "data.jsonl", "a", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        fh.write(jsonl(rows))
     with open(folder / "data.jsonl", encoding="utf-8") as lines:  # counted line by line, never held whole
         return sum(1 for line in lines if line.strip())
 
 
 def write_rows(data_dir: Path, dataset: dict[str, Any], rows: list[dict[str, Any]]) -> int:
     """Replace the dataset's stored rows (written aside, then renamed over); returns their count."""
-    folder = data_dir / "datasets" / dataset["sid"]
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / "data.jsonl"
-    tmp = _part_file(target)
-    try:
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        tmp.replace(target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_private_text(data_dir / "datasets" / dataset["sid"] / "data.jsonl", jsonl(rows))
     return len(rows)

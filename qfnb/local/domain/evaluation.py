@@ -15,7 +15,7 @@ from typing import Any
 
 from qfnb.local.domain import console as c
 from qfnb.local.domain.datasets import dataset_rows
-from qfnb.local.domain.platform import EVAL_PREFIX, Platform
+from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.engines.api import Engine, answer_all
 from qfnb.local.engines.ask import ChatAsk, Sampling
@@ -66,9 +66,7 @@ def _answers(engine: Engine, prompts: list[str]) -> list[str]:
 
 
 def _run(platform: Platform, ev_id: int) -> None:
-    ev = platform.store.get("evaluations", ev_id)
-    if ev is None:
-        return
+    ev = c.get(platform, "evaluations", ev_id, "id")
     stop = _cancel.setdefault((str(platform.settings.data_dir), ev_id), threading.Event())
     platform.store.update("evaluations", ev_id, state=EvalState.DOING.value)
     try:
@@ -79,12 +77,7 @@ def _run(platform: Platform, ev_id: int) -> None:
         answers: dict[str, list[str]] = dict(ev.get("answers") or {})
         for unit in ev["units"]:
             version = c.get(platform, "versions", unit["modelVersionId"], "modelVersionId")
-            endpoint = f"{EVAL_PREFIX}{version['sid']}"
-            adapter = c.adapter_path(version)
-            if adapter is not None:
-                platform.registry.register_adapter(endpoint, version["baseModel"], adapter)
-            else:
-                endpoint = platform.resolve("chat", version["baseModel"]).endpoint
+            endpoint = platform.adapter_endpoint(version) or platform.resolve("chat", version["baseModel"]).endpoint
             engine = platform.registry.chat(endpoint)
             # answers are saved as they come, so a restarted daemon resumes where it stopped
             key = str(version["id"])

@@ -9,6 +9,7 @@ server is marked Failed with a clear ``errorMessage``; queued runs stay queued.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -173,14 +174,12 @@ class Supervisor:
 
     @staticmethod
     def _signal(worker: _Worker, sig: int) -> None:
-        try:
+        with contextlib.suppress(OSError):
             if worker.proc is not None:
                 if worker.proc.poll() is None:
                     worker.proc.send_signal(sig)
             elif _alive(worker.pid, worker.job_dir):
                 os.kill(worker.pid, sig)
-        except OSError:
-            pass
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -257,9 +256,8 @@ class Supervisor:
                 self._store.update("runs", w.run_id, **progress_update(run, points))
 
     def _finish(self, w: _Worker, code: int | None) -> None:
-        result: dict[str, Any] = {}
         try:
-            result = json.loads((w.job_dir / "result.json").read_text(encoding="utf-8"))
+            result: dict[str, Any] = json.loads((w.job_dir / "result.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             result = {}
         status = str(result.get("status") or "")

@@ -129,8 +129,7 @@ class Platform:
 
     def checkpoints_of(self, version: dict[str, Any]) -> list[Path]:
         """The adapters of every checkpoint of the run a model version was published from."""
-        run = self.store.get("runs", version["runId"]) if version.get("runId") is not None else None
-        return _adapters_of(run or {})
+        return _adapters_of(self.store.get("runs", version.get("runId")) or {})
 
     def _checkpoint(self, api_type: str, key: str) -> ServedLike | None:
         """``NAME@best``, ``NAME@last``, ``NAME@step-8``: that checkpoint of the fine-tune behind service
@@ -146,7 +145,7 @@ class Platform:
             models = {m["id"] for m in self.store.all("models", lambda m: str(m.get("modelName", "")).lower() == name)}
             versions = self.store.all("versions", lambda v: v.get("modelId") in models and v.get("runId") is not None)
         if versions:
-            run = self.store.get("runs", versions[-1]["runId"]) if versions[-1].get("runId") is not None else None
+            run = self.store.get("runs", versions[-1].get("runId"))
             if run is None:
                 raise BodyError("endpoint", f"{name} was not trained on this platform: it has no checkpoints")
         else:
@@ -166,6 +165,15 @@ class Platform:
         with self._lock:
             self._checkpoints[key] = (path, served)
         return served
+
+    def adapter_endpoint(self, version: dict[str, Any]) -> str | None:
+        """A trained model version's adapter, registered under an endpoint of its own to run it
+        (evaluations, batch jobs); None for a preset model's version (no adapter)."""
+        if not version.get("adapterDir"):
+            return None
+        endpoint = f"{EVAL_PREFIX}{version['sid']}"
+        self.registry.register_adapter(endpoint, version["baseModel"], Path(version["adapterDir"]))
+        return endpoint
 
     def engine_endpoint(self, model: ServedLike) -> str:
         """The registry endpoint behind a served model (a preset model's service is its base engine)."""

@@ -75,17 +75,13 @@ def create(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
     return {"templateId": rec["id"], "templatePK": rec["sid"]}
 
 
-def _get(platform: Platform, body: dict[str, Any], field: str) -> dict[str, Any]:
-    return c.get(platform, "prompts", body.get(field), field)
-
-
 def info(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    rec = _get(platform, body, "id")
+    rec = c.get(platform, "prompts", body.get("id"), "id")
     return {**_view(rec), "content": rec["templateContent"]}
 
 
 def update(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    rec = _get(platform, body, "templateId")
+    rec = c.get(platform, "prompts", body.get("templateId"), "templateId")
     _no_labels(body)
     changes: dict[str, Any] = {}
     for field in ("templateName", "templateContent", "negativeTemplateContent"):
@@ -103,7 +99,7 @@ def update(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def delete(platform: Platform, body: dict[str, Any]) -> bool:
-    rec = _get(platform, body, "templateId")
+    rec = c.get(platform, "prompts", body.get("templateId"), "templateId")
     return platform.store.delete("prompts", rec["id"])
 
 

@@ -51,7 +51,8 @@ def history(store: Store, response_id: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for record in reversed(turns):
         items += record["input_items"]
-        items += [_as_input(item) for item in record["response"]["output"]]
+        # an output item is the input item it becomes in the next turn, less its status
+        items += [{k: v for k, v in item.items() if k != "status"} for item in record["response"]["output"]]
     return items
 
 
@@ -63,11 +64,6 @@ def listed(store: Store, metadata: dict[str, str]) -> list[dict[str, Any]]:
         return all(kept.get(k) == v for k, v in metadata.items())
 
     return [record["response"] for record in store.all(KIND, holds)]
-
-
-def _as_input(item: dict[str, Any]) -> dict[str, Any]:
-    """An output item as the input item it becomes in the next turn."""
-    return {k: v for k, v in item.items() if k != "status"}
 
 
 def delete(store: Store, response_id: str) -> dict[str, Any]:

@@ -92,12 +92,7 @@ def _closest(api_type: str, name: str, models: Sequence[M]) -> M:
 
 def mapping(models: Sequence[M]) -> list[tuple[str, str, str]]:
     """(api type, catalogue name, local model that answers it) for every catalogue name now."""
-    rows = []
-    for api_type, names in SEED_NAMES.items():
-        if api_type == "completions":
-            continue
-        served = [m for m in models if api_type in m.api_types]
-        for name in names:
-            if served:
-                rows.append((api_type, name, str(_closest(api_type, name, served).name)))
-    return rows
+    served = {api_type: [m for m in models if api_type in m.api_types] for api_type in SEED_NAMES
+              if api_type != "completions"}
+    return [(api_type, name, str(_closest(api_type, name, found).name))
+            for api_type, found in served.items() if found for name in SEED_NAMES[api_type]]

@@ -15,7 +15,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +36,10 @@ KINDS: dict[str, str] = {
 Record = dict[str, Any]
 
 
-def new_sid(prefix: str) -> str:
-    """A platform-looking string id: ``prefix`` + 12 lower-case alphanumerics."""
+def new_sid(prefix: str, size: int = 12) -> str:
+    """A platform-looking string id: ``prefix`` + ``size`` lower-case alphanumerics."""
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    return prefix + "".join(secrets.choice(alphabet) for _ in range(12))
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(size))
 
 
 class Store:
@@ -78,9 +78,7 @@ class Store:
             raise ValueError(f"unknown record kind {kind!r}")
 
     @staticmethod
-    def _row(row: tuple[Any, ...] | None) -> Record | None:
-        if row is None:
-            return None
+    def _row(row: tuple[Any, ...]) -> Record:
         rec: Record = json.loads(row[3])
         rec.update(id=row[0], sid=row[1], created=row[2])
         return rec
@@ -110,7 +108,7 @@ class Store:
         with self._lock:
             row = self._db.execute(f"SELECT id, sid, created, data FROM {kind} WHERE {column} = ?",
                                    (key,)).fetchone()
-        return self._row(row)
+        return None if row is None else self._row(row)
 
     def update(self, kind: str, rid: int, **changes: Any) -> Record:
         """Merge ``changes`` into the record's document atomically; return the new record."""
@@ -136,16 +134,10 @@ class Store:
 
     def all(self, kind: str, where: Callable[[Record], bool] | None = None) -> list[Record]:
         """Every record of ``kind`` (oldest first), optionally filtered."""
-        return [r for r in self._iter(kind) if where is None or where(r)]
-
-    def _iter(self, kind: str) -> Iterator[Record]:
         self._check(kind)
         with self._lock:
             rows = self._db.execute(f"SELECT id, sid, created, data FROM {kind} ORDER BY id").fetchall()
-        for row in rows:
-            rec = self._row(row)
-            if rec is not None:
-                yield rec
+        return [r for r in map(self._row, rows) if where is None or where(r)]
 
     # ---- OAuth tokens (durable: the official SDK does not re-fetch a token for an hour) ----
 

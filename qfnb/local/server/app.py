@@ -40,11 +40,6 @@ from qfnb.protocol.limits import MAX_UPLOAD_BYTES
 log = logging.getLogger("qfnb.local")
 
 
-def default_registry(settings: Settings) -> RegistryLike:
-    """The real engines (``qfnb.local.engines``, the local extra)."""
-    return EngineRegistry(settings.data_dir, options=settings.engine_options)
-
-
 async def bos_object(request: Request) -> Response:
     """Contract 6: signed ``PUT``/``GET``/``HEAD``/``DELETE /bos/{bucket}/{key}`` under
     ``<data_dir>/objects`` (a ``GET`` may carry its signature as ``?authorization=``: a shared link)."""
@@ -149,7 +144,9 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
     ``extra_routes`` are added as they are (the daemon's control routes)."""
     if platform is None:
         settings = settings or Settings.from_env()
-        platform = Platform(settings, registry if registry is not None else default_registry(settings))
+        # the real engines (qfnb.local.engines, the local extra) unless a registry is given
+        platform = Platform(settings, registry if registry is not None else EngineRegistry(
+            settings.data_dir, options=settings.engine_options))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -58,18 +58,15 @@ def routes(token: str, started: float, version: str, request_exit: Callable[[], 
         return hmac.compare_digest(request.headers.get(CONTROL_HEADER, ""), token)
 
     async def get_status(request: Request) -> JSONResponse:
-        if not allowed(request):
-            return JSONResponse({"error": "control token required"}, status_code=403)
         return JSONResponse(status(request.app.state.platform, started, version).to_dict())
 
     async def shutdown(request: Request) -> JSONResponse:
-        if not allowed(request):
-            return JSONResponse({"error": "control token required"}, status_code=403)
         jobs = [asdict(j) for j in running_jobs(request.app.state.platform)]
         if jobs and request.query_params.get("force") not in ("1", "true"):
             return JSONResponse({"stopped": False, "jobsRunning": jobs}, status_code=409)
         request_exit()
         return JSONResponse({"stopped": True, "jobsRunning": jobs})
 
-    return [Route(STATUS_ROUTE, get_status, methods=["GET"]), Route(SHUTDOWN_ROUTE, shutdown, methods=["POST"]),
+    return [Route(STATUS_ROUTE, models_control.guarded(allowed, get_status), methods=["GET"]),
+            Route(SHUTDOWN_ROUTE, models_control.guarded(allowed, shutdown), methods=["POST"]),
             *models_control.routes(allowed)]

@@ -11,6 +11,7 @@ A second daemon for the same data dir refuses to start (``daemon.lock``, exit co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import logging
@@ -31,11 +32,9 @@ from qfnb.protocol.version import __version__
 log = logging.getLogger("qfnb.local.server.daemon")
 
 def _remove_if_ours(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError, ValueError):
         if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
             path.unlink()
-    except (OSError, ValueError):
-        pass
 
 
 def hold_serving_lock(data_dir: Path) -> int | None:
@@ -62,9 +61,8 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry:
 
     serving_lock = hold_serving_lock(settings.data_dir)
     if serving_lock is None:
-        other = settings.data_dir / RUNTIME_FILE
         log.error("another qfnb daemon already serves %s (see %s); not starting a second one",
-                  settings.data_dir, other)
+                  settings.data_dir, settings.data_dir / RUNTIME_FILE)
         return 3
     # bound here and handed to uvicorn, so the port written to the runtime file is the one served;
     # a previous daemon's port (what clients may still hold) is preferred when it is free

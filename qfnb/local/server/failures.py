@@ -4,8 +4,8 @@ A full disk (``ENOSPC``, SQLite's "database or disk is full") is a *storage full
 never exception text: v1 routes answer HTTP 200 with their error code and ``storage full``,
 v2 and BOS routes HTTP 507, the OAuth route ``{"error": "temporarily_unavailable"}`` with
 HTTP 503. Anything else unexpected is a 500 in the route's format that says only that the
-server log has the details. :func:`note_storage_full` marks the platform degraded for
-``/healthz`` for a minute.
+server log has the details. A write that failed for lack of space marks the platform
+degraded for ``/healthz`` for a minute.
 """
 
 from __future__ import annotations
@@ -47,22 +47,17 @@ def is_storage_full(exc: BaseException) -> bool:
     return False
 
 
-def note_storage_full(data_dir: Path | str) -> None:
-    _last_full[str(data_dir)] = time.monotonic()
-
-
 def health(data_dir: Path | str) -> dict[str, Any]:
     """``{"status": "ok"}``, or ``{"status": "degraded", "problems": [...]}`` when the data dir's
     disk is (nearly) full or a write failed for lack of space in the last minute."""
-    problems = []
     noted = _last_full.get(str(data_dir))
     try:
         low = shutil.disk_usage(data_dir).free < LOW_SPACE_BYTES
     except OSError:
         low = False
     if low or (noted is not None and time.monotonic() - noted < DEGRADED_FOR):
-        problems.append("storage full")
-    return {"status": "degraded", "problems": problems} if problems else {"status": "ok"}
+        return {"status": "degraded", "problems": ["storage full"]}
+    return {"status": "ok"}
 
 
 def unknown_route(method: str, path: str, status: int = 404) -> Response:
@@ -85,7 +80,7 @@ def failure_response(path: str, exc: BaseException | None, data_dir: Path | str 
     """The answer to an unexpected failure of a request to ``path`` (``exc`` may be None)."""
     full = exc is not None and is_storage_full(exc)
     if full and data_dir is not None:
-        note_storage_full(data_dir)
+        _last_full[str(data_dir)] = time.monotonic()
     message = STORAGE_FULL if full else INTERNAL
     status = 507 if full else 500
     if path.startswith(OAUTH_TOKEN):

@@ -12,7 +12,6 @@ fine-tune task) as GGUF (JSON: gguf path, merge, overwrite).
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,6 @@ from qfnb.local.engines.store.model_check import NotAModel
 from qfnb.protocol.console import RunStatus, ServiceStatus
 from qfnb.protocol.daemon import MODELS_ROUTE
 
-log = logging.getLogger("qfnb.local.server.models_control")
-
 
 def users(platform: Platform, name: str) -> list[str]:
     """What uses model ``name`` now: services built on it, fine-tunes of it, requests on its engine."""
@@ -44,27 +41,18 @@ def users(platform: Platform, name: str) -> list[str]:
     for run in platform.store.all("runs", lambda r: r.get("status") in live):
         if str(run.get("baseModel", "")).lower() == key:
             found.append(f"fine-tune {run['sid']}")
-    for row in _engines(platform):
+    for row in platform.registry.engine_states():
         if str(row["model"]).lower() == key and (row.get("busy") or row.get("queued")):
             found.append(f"{row['busy']} requests on its engine")
     return found
 
 
-def _engines(platform: Platform) -> list[dict[str, Any]]:
-    return platform.registry.engine_states()
-
-
 def listing(platform: Platform) -> dict[str, Any]:
     store = platform.registry.store
     mapped = [{"apiType": api, "cloud": cloud, "local": local} for api, cloud, local in mapping(platform.base_models())]
-    if store is None:
-        return {"models": [], "running": _engines(platform), "store": {}, "mapping": mapped}
-    return {"models": [m.to_dict() for m in store.models()], "running": _engines(platform), "store": store.usage(),
+    return {"models": [] if store is None else [m.to_dict() for m in store.models()],
+            "running": platform.registry.engine_states(), "store": {} if store is None else store.usage(),
             "mapping": mapped}
-
-
-def _reload(platform: Platform) -> None:
-    platform.registry.reload_store()
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -74,21 +62,31 @@ def _error(status: int, message: str) -> JSONResponse:
 Handler = Callable[[Request], Awaitable[JSONResponse]]
 
 
+def guarded(allowed: Callable[[Request], bool], handler: Handler) -> Handler:
+    """``handler``, answering only requests that ``allowed`` accepts (the control token)."""
+    async def endpoint(request: Request) -> JSONResponse:
+        if not allowed(request):
+            return _error(403, "control token required")
+        return await handler(request)
+    return endpoint
+
+
 def routes(allowed: Callable[[Request], bool]) -> list[Route]:
     """The routes, answering only requests that ``allowed`` accepts (the control token)."""
+    return [Route(MODELS_ROUTE, guarded(allowed, _list_models), methods=["GET"]),
+            Route(MODELS_ROUTE, guarded(allowed, _add_model), methods=["POST"]),
+            Route(MODELS_ROUTE + "/{name}", guarded(allowed, _remove_model), methods=["DELETE"]),
+            Route(MODELS_ROUTE + "/{name}/unload", guarded(allowed, _unload_model), methods=["POST"]),
+            Route(MODELS_ROUTE + "/{name}/export", guarded(allowed, _export_model), methods=["POST"])]
 
-    def guarded(handler: Handler) -> Handler:
-        async def endpoint(request: Request) -> JSONResponse:
-            if not allowed(request):
-                return _error(403, "control token required")
-            return await handler(request)
-        return endpoint
 
-    return [Route(MODELS_ROUTE, guarded(_list_models), methods=["GET"]),
-            Route(MODELS_ROUTE, guarded(_add_model), methods=["POST"]),
-            Route(MODELS_ROUTE + "/{name}", guarded(_remove_model), methods=["DELETE"]),
-            Route(MODELS_ROUTE + "/{name}/unload", guarded(_unload_model), methods=["POST"]),
-            Route(MODELS_ROUTE + "/{name}/export", guarded(_export_model), methods=["POST"])]
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    """``raw`` as a JSON object, or None when it is not one."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 async def _list_models(request: Request) -> JSONResponse:
@@ -97,11 +95,8 @@ async def _list_models(request: Request) -> JSONResponse:
 
 async def _add_model(request: Request) -> JSONResponse:
     platform: Platform = request.app.state.platform
-    try:
-        body = json.loads(await request.body())
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
+    body = _json_object(await request.body())
+    if body is None:
         return _error(400, "the body must be a JSON object")
 
     store = platform.registry.store
@@ -117,7 +112,7 @@ async def _add_model(request: Request) -> JSONResponse:
         entry = await run_in_threadpool(store.add, path, name, **_add_options(body))
     except (NotAModel, ValueError) as exc:
         return _error(400, str(exc))
-    await run_in_threadpool(_reload, platform)
+    await run_in_threadpool(platform.registry.reload_store)
     return JSONResponse(entry.to_dict())
 
 
@@ -167,7 +162,7 @@ async def _remove_model(request: Request) -> JSONResponse:
     if using:
         return _error(409, f"{name} is in use ({', '.join(using)}); stop that first")
     freed = await run_in_threadpool(store.remove, name)
-    await run_in_threadpool(_reload, platform)
+    await run_in_threadpool(platform.registry.reload_store)
     return JSONResponse({"removed": name, "freedBytes": freed})
 
 
@@ -226,11 +221,8 @@ def export(platform: Platform, name: str, body: dict[str, Any]) -> dict[str, Any
 
 
 async def _export_model(request: Request) -> JSONResponse:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
+    body = _json_object(await request.body() or b"{}")
+    if body is None:
         return _error(400, "the body must be a JSON object")
     try:
         result = await run_in_threadpool(export, request.app.state.platform, request.path_params["name"], body)

@@ -16,8 +16,7 @@ _limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter]
 
 
 async def offload(fn: Callable[..., T], *args: Any) -> T:
-    """Run a blocking step of an inference call (model lookup, a first load) on threads of the
-    inference routes' own, so console, token and health routes never wait behind inference."""
+    """Run ``fn(*args)`` on the inference routes' own threads (see the module's docstring)."""
     loop = asyncio.get_running_loop()
     limiter = _limiters.get(loop)
     if limiter is None:

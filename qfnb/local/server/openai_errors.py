@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.server.auth import authenticator
-from qfnb.local.server.lane import lane_of
-from qfnb.local.server.serve import ClientGone
-from qfnb.local.server.wire import json_body, response_id
+from qfnb.local.server.serve import Handler, model_route
+from qfnb.local.server.wire import response_id
 from qfnb.protocol.errors import ErrorCode, ProtocolError
 
 log = logging.getLogger("qfnb.local.inference")
@@ -32,14 +29,14 @@ _TYPES = {401: "authentication_error", 403: "permission_error", 404: "invalid_re
 
 
 def openai_error(status: int, message: str, param: str | None = None, code: str | None = None,
-                 headers: dict[str, str] | None = None, request_id: str | None = None) -> JSONResponse:
+                 request_id: str | None = None) -> JSONResponse:
     """An OpenAI error response; ``param`` names the request field at fault; ``request_id`` is the
     answer's ``id`` (the inference routes give one, as the cloud's v2 does)."""
     kind = _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
     body: dict[str, object] = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     if request_id is not None:
         body["id"] = request_id
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status)
 
 
 def openai_body_error(exc: BodyError, status: int = 400) -> JSONResponse:
@@ -52,31 +49,22 @@ def inference_error(status: int, code: str, message: str, param: str | None = No
     return openai_error(status, message, param=param, code=code, request_id=response_id())
 
 
-def _platform(request: Request) -> Platform:
-    return request.app.state.platform  # type: ignore[no-any-return]
+def bearer_refusal(request: Request) -> JSONResponse | None:
+    """OpenAI's 401 for a request without a valid bearer token (files, batches, stored responses)."""
+    problem = authenticator(request).check_bearer(request)
+    return None if problem is None else openai_error(401, problem, code="invalid_api_key")
 
 
-Handler = Callable[[Request, Platform, dict[str, Any], str], Awaitable[Response]]
+def _bearer_refusal(request: Request) -> Response | None:
+    problem = authenticator(request).check_bearer(request)
+    # the cloud v2 code (clients re-mint on it)
+    return None if problem is None else inference_error(401, "invalid_iam_token", problem)
 
 
 def openai_route(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """A route of the OpenAI API: bearer auth, the request's lane, its JSON body, and every
     refusal in OpenAI's error shape (see :func:`refusal`)."""
-
-    async def route(request: Request) -> Response:
-        problem = authenticator(request).check_bearer(request)
-        if problem is not None:
-            return inference_error(401, "invalid_iam_token", problem)  # the cloud v2 code (clients re-mint on it)
-        lane = lane_of(request)
-        try:
-            return await handler(request, _platform(request), await json_body(request), lane)
-        except (BodyError, ProtocolError, PromptTooLong, EngineBusy, EngineUnavailable, ValueError) as exc:
-            return refusal(exc)
-        except ClientGone:
-            log.info("client left %s before its answer: generation cancelled", request.url.path)
-            return Response(status_code=499)
-
-    return route
+    return model_route(handler, _bearer_refusal, refusal)
 
 
 def refusal(exc: Exception) -> Response:

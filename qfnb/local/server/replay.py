@@ -60,9 +60,9 @@ class ReplayCache:
         self._skew = skew
         self._lock = threading.Lock()
 
-    def first_use(self, signature: str, timestamp: str, expiration: int, now: float | None = None) -> bool:
+    def first_use(self, signature: str, timestamp: str, expiration: int) -> bool:
         """Record ``signature``; False when it was already used and is still valid (a replay)."""
-        moment = time.time() if now is None else now
+        moment = time.time()
         until = parse_bce_date(timestamp).timestamp() + expiration + self._skew
         with self._lock:
             seen = self._seen.get(signature)

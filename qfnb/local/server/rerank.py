@@ -17,7 +17,6 @@ from typing import Any
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.server.offload import offload
-from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.limits import check_embedding_text
 
 #: the most documents one call ranks
@@ -41,12 +40,9 @@ def check(body: dict[str, Any]) -> tuple[str, list[str], int | None]:
         raise BodyError("documents", "must be a non-empty list of non-empty strings")
     if len(docs) > MAX_DOCUMENTS:
         raise BodyError("documents", f"at most {MAX_DOCUMENTS} documents per call, got {len(docs)}")
-    try:
-        check_embedding_text(query, "query")
-        for i, doc in enumerate(docs):
-            check_embedding_text(doc, f"documents[{i}]")
-    except ProtocolError as exc:
-        raise BodyError(exc.field, str(exc).split(": ", 1)[-1], exc.code) from None
+    check_embedding_text(query, "query")
+    for i, doc in enumerate(docs):
+        check_embedding_text(doc, f"documents[{i}]")
     if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
         raise BodyError("top_n", f"must be a positive integer, got {top_n!r:.40}")
     return query, docs, top_n
@@ -61,8 +57,10 @@ async def rerank(platform: Platform, body: dict[str, Any], endpoint: str | None 
     if model.kind == "llama.cpp":  # a cross-encoder GGUF: llama-server's
         ranker = await offload(platform.registry.cross_encoder, platform.engine_endpoint(model))  # own scores
         scores, tokens = await ranker.ascore(query, docs)
-    else:
-        scores, tokens = await _cosine(platform, platform.engine_endpoint(model), query, docs)
+    else:  # each document's cosine similarity to the query under the embedding model
+        embedder = await offload(platform.registry.embedder, platform.engine_endpoint(model))
+        vectors, tokens = await embedder.aembed([query, *docs])
+        scores = [sum(a * b for a, b in zip(vectors[0], v, strict=True)) for v in vectors[1:]]
     order = sorted(range(len(docs)), key=lambda i: -scores[i])[:top_n]
     results = [{"document": docs[i], "relevance_score": round(float(scores[i]), 6), "index": i} for i in order]
     ranking = "cross-encoder" if model.kind == "llama.cpp" else "cosine"
@@ -73,11 +71,3 @@ async def rerank(platform: Platform, body: dict[str, Any], endpoint: str | None 
                           f"cross-encoder): it cannot reorder a top-k that {model.name}'s embeddings already "
                           "ranked. For reranking, add a cross-encoder GGUF: qfnb models add x.gguf --role rerank")
     return answer
-
-
-async def _cosine(platform: Platform, endpoint: str, query: str, docs: list[str]) -> tuple[list[float], int]:
-    """Each document's cosine similarity to the query under the embedding model at ``endpoint``."""
-    embedder = await offload(platform.registry.embedder, endpoint)
-    vectors, tokens = await embedder.aembed([query, *docs])
-    q = vectors[0]
-    return [sum(a * b for a, b in zip(q, v, strict=True)) for v in vectors[1:]], tokens

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -16,14 +17,14 @@ from starlette.routing import Route
 
 from qfnb.local.convert import openai_chat
 from qfnb.local.convert.anthropic import CountRender, MessagesRender
+from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
-from qfnb.local.engines.base import CannotServe, PromptTooLong
+from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.server.auth import authenticator
-from qfnb.local.server.lane import lane_of
-from qfnb.local.server.serve import ClientGone, serve
-from qfnb.local.server.wire import json_body, parse
+from qfnb.local.server.serve import model_route, serve
+from qfnb.local.server.wire import parse
 from qfnb.protocol import anthropic
 from qfnb.protocol.errors import ErrorCode, ProtocolError
 from qfnb.protocol.openai_requests import OpenAIChatRequest
@@ -53,37 +54,31 @@ def refusal(exc: Exception) -> Response:
     return anthropic_error(400, str(exc))  # CannotServe, an engine's refusal
 
 
-def _key_problem(request: Request) -> str | None:
+def _key_refusal(request: Request) -> Response | None:
     """Anthropic's ``x-api-key`` is the platform's bearer token, as ``Authorization: Bearer`` is."""
     key = request.headers.get("x-api-key")
     if key and not request.headers.get("authorization"):
         request.scope["headers"] = [*request.scope["headers"], (b"authorization", f"Bearer {key}".encode())]
         request = Request(request.scope, request.receive)
-    return authenticator(request).check_bearer(request)
+    problem = authenticator(request).check_bearer(request)
+    return None if problem is None else anthropic_error(401, problem)
 
 
-async def messages(request: Request) -> Response:
+async def _messages(request: Request, platform: Platform, body: dict[str, Any], lane: str) -> Response:
     count = request.url.path.endswith("/count_tokens")
-    problem = _key_problem(request)
-    if problem is not None:
-        return anthropic_error(401, problem)
-    lane = lane_of(request)
-    try:
-        data = anthropic.check_request(await json_body(request), count=count)
-        chat = anthropic.chat_body(data)
-        if count:
-            chat["max_completion_tokens"] = 1
-        ask = openai_chat.chat_ask(parse(OpenAIChatRequest, chat), lane)
-        if count:
-            return await serve(request, request.app.state.platform, ask, CountRender())
-        render = MessagesRender(data["model"], anthropic.new_id("msg_"), stream=bool(data.get("stream")),
-                                stops=tuple(data.get("stop_sequences") or ()))
-        return await serve(request, request.app.state.platform, dataclasses.replace(ask, n=1), render)
-    except (BodyError, ProtocolError, PromptTooLong, EngineBusy, EngineUnavailable, CannotServe, ValueError) as exc:
-        return refusal(exc)
-    except ClientGone:
-        log.info("client left %s before its answer: generation cancelled", request.url.path)
-        return Response(status_code=499)
+    data = anthropic.check_request(body, count=count)
+    chat = anthropic.chat_body(data)
+    if count:
+        chat["max_completion_tokens"] = 1
+    ask = openai_chat.chat_ask(parse(OpenAIChatRequest, chat), lane)
+    if count:
+        return await serve(request, platform, ask, CountRender())
+    render = MessagesRender(data["model"], anthropic.new_id("msg_"), stream=bool(data.get("stream")),
+                            stops=tuple(data.get("stop_sequences") or ()))
+    return await serve(request, platform, dataclasses.replace(ask, n=1), render)
+
+
+messages = model_route(_messages, _key_refusal, refusal)
 
 
 def routes() -> list[Route]:

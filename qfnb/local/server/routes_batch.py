@@ -21,7 +21,7 @@ from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.server.auth import authenticator
 from qfnb.local.server.multipart import MultipartError, MultipartReader, boundary_of
-from qfnb.local.server.openai_errors import openai_body_error, openai_error
+from qfnb.local.server.openai_errors import bearer_refusal, openai_body_error, openai_error
 from qfnb.local.server.routes_v2 import page_params, paged
 from qfnb.local.server.wire import json_body, v2_error, v2_ok
 from qfnb.protocol import batch as wire
@@ -117,29 +117,29 @@ async def batchinference(request: Request) -> Response:
 # ---- OpenAI: /v1/files and /v1/batches ---------------------------------------------------------
 
 
-def _bearer(request: Request) -> JSONResponse | None:
-    problem = authenticator(request).check_bearer(request)
-    return None if problem is None else openai_error(401, problem, code="invalid_api_key")
+def _openai(call: Callable[[Request, Platform], Awaitable[Handled]]) -> Callable[[Request], Awaitable[Response]]:
+    """An OpenAI files/batches route: bearer auth, and every refusal in OpenAI's error shape."""
 
+    async def route(request: Request) -> Response:
+        failure = bearer_refusal(request)
+        if failure is not None:
+            return failure
+        try:
+            result = await call(request, request.app.state.platform)
+        except BodyError as exc:
+            return openai_body_error(exc)
+        except c.NotFound as exc:
+            return openai_error(404, str(exc), code="not_found")
+        except MultipartError as exc:
+            return openai_error(400, f"file: {exc}", param="file")
+        except batch.TooManyJobs as exc:
+            return openai_error(429, str(exc), code="batch_queue_full")
+        except ClientDisconnect:
+            log.info("the client went away during %s %s; nothing was stored", request.method, request.url.path)
+            return Response(status_code=499)
+        return result if isinstance(result, Response) else JSONResponse(result)
 
-async def _openai(request: Request, call: Callable[[Platform], Awaitable[Handled]]) -> Response:
-    failure = _bearer(request)
-    if failure is not None:
-        return failure
-    try:
-        result = await call(request.app.state.platform)
-    except BodyError as exc:
-        return openai_body_error(exc)
-    except c.NotFound as exc:
-        return openai_error(404, str(exc), code="not_found")
-    except MultipartError as exc:
-        return openai_error(400, f"file: {exc}", param="file")
-    except batch.TooManyJobs as exc:
-        return openai_error(429, str(exc), code="batch_queue_full")
-    except ClientDisconnect:
-        log.info("the client went away during %s %s; nothing was stored", request.method, request.url.path)
-        return Response(status_code=499)
-    return result if isinstance(result, Response) else JSONResponse(result)
+    return route
 
 
 #: bytes of a stored file name (UTF-8; file systems take 255)
@@ -202,9 +202,7 @@ async def _upload(request: Request, p: Platform) -> dict[str, Any]:
             _remove(p, writing)
         raise
     sid, filename, key, size = stored
-    rec = p.store.insert("files", {"filename": filename, "purpose": purpose, "bucket": batch_files.BUCKET,
-                                   "key": key, "bytes": size}, sid=sid)
-    return batch_files.file_view(rec)
+    return batch_files.file_view(batch_files.add_file(p, filename, purpose, key, size, sid=sid))
 
 
 def _remove(p: Platform, key: str) -> None:
@@ -215,43 +213,34 @@ def _remove(p: Platform, key: str) -> None:
         path.parent.rmdir()
 
 
-async def files(request: Request) -> Response:
-    async def call(p: Platform) -> Handled:
-        if request.method == "POST":
-            return await _upload(request, p)
-        return {"object": "list", "data": batch_files.list_files(p, request.query_params.get("purpose")),
-                "has_more": False}
-
-    return await _openai(request, call)
+@_openai
+async def files(request: Request, p: Platform) -> Handled:
+    if request.method == "POST":
+        return await _upload(request, p)
+    return {"object": "list", "data": batch_files.list_files(p, request.query_params.get("purpose")),
+            "has_more": False}
 
 
-async def one_file(request: Request) -> Response:
+@_openai
+async def one_file(request: Request, p: Platform) -> Handled:
     file_id = request.path_params["file_id"]
-
-    async def call(p: Platform) -> Handled:
-        if request.method == "DELETE":
-            return batch_files.delete_file(p, file_id)
-        return batch_files.file_view(batch_files.get_file(p, file_id))
-
-    return await _openai(request, call)
+    if request.method == "DELETE":
+        return batch_files.delete_file(p, file_id)
+    return batch_files.file_view(batch_files.get_file(p, file_id))
 
 
-async def file_content(request: Request) -> Response:
-    async def call(p: Platform) -> Handled:
-        rec = batch_files.get_file(p, request.path_params["file_id"])
-        return FileResponse(batch_files.file_path(p, rec), media_type="application/octet-stream")
-
-    return await _openai(request, call)
+@_openai
+async def file_content(request: Request, p: Platform) -> Handled:
+    rec = batch_files.get_file(p, request.path_params["file_id"])
+    return FileResponse(batch_files.file_path(p, rec), media_type="application/octet-stream")
 
 
-async def batches(request: Request) -> Response:
-    async def call(p: Platform) -> Handled:
-        if request.method == "POST":
-            body = await json_body(request)
-            return await run_in_threadpool(batch_files.create_batch, p, body)
-        return batch_files.list_batches(p, request.query_params.get("after"), _limit(request))
-
-    return await _openai(request, call)
+@_openai
+async def batches(request: Request, p: Platform) -> Handled:
+    if request.method == "POST":
+        body = await json_body(request)
+        return await run_in_threadpool(batch_files.create_batch, p, body)
+    return batch_files.list_batches(p, request.query_params.get("after"), _limit(request))
 
 
 def _limit(request: Request) -> int:
@@ -263,25 +252,19 @@ def _limit(request: Request) -> int:
     return int(raw)
 
 
-async def one_batch(request: Request) -> Response:
-    async def call(p: Platform) -> Handled:
-        return await run_in_threadpool(batch_files.retrieve_batch, p, request.path_params["batch_id"])
-
-    return await _openai(request, call)
+@_openai
+async def one_batch(request: Request, p: Platform) -> Handled:
+    return await run_in_threadpool(batch_files.retrieve_batch, p, request.path_params["batch_id"])
 
 
-async def cancel_batch(request: Request) -> Response:
-    async def call(p: Platform) -> Handled:
-        return await run_in_threadpool(batch_files.cancel_batch, p, request.path_params["batch_id"])
-
-    return await _openai(request, call)
+@_openai
+async def cancel_batch(request: Request, p: Platform) -> Handled:
+    return await run_in_threadpool(batch_files.cancel_batch, p, request.path_params["batch_id"])
 
 
-async def no_such_route(request: Request) -> Response:
-    async def call(p: Platform) -> Handled:
-        raise c.NotFound(f"Invalid URL ({request.method} {request.url.path})")
-
-    return await _openai(request, call)
+@_openai
+async def no_such_route(request: Request, p: Platform) -> Handled:
+    raise c.NotFound(f"Invalid URL ({request.method} {request.url.path})")
 
 
 def routes() -> list[Route]:

@@ -4,6 +4,7 @@ GetBucketLocation (``?location``). Every call is bce-auth-v1 signed, as on the c
 
 from __future__ import annotations
 
+from email.utils import formatdate
 from urllib.parse import unquote
 
 from starlette.concurrency import run_in_threadpool
@@ -41,7 +42,7 @@ async def copy_object(platform: Platform, request: Request, bucket: str, key: st
     except (NotADirectoryError, IsADirectoryError, FileExistsError):
         return bce_error(409, "ObjectConflict", "the key conflicts with an existing object or folder")
     stat = target.stat()
-    return JSONResponse({"eTag": str(stat.st_size), "lastModified": objects.http_date(stat.st_mtime)})
+    return JSONResponse({"eTag": str(stat.st_size), "lastModified": formatdate(stat.st_mtime, usegmt=True)})
 
 
 async def delete_or_copy(platform: Platform, request: Request) -> Response | None:

@@ -44,21 +44,11 @@ from qfnb.protocol.routes import MODEL_API_PREFIX
 
 log = logging.getLogger("qfnb.local.inference")
 
-def _platform(request: Request) -> Platform:
-    return request.app.state.platform  # type: ignore[no-any-return]
-
-
-def busy_v1(exc: EngineBusy) -> Response:
-    response = v1_error(ErrorCode.QPS_LIMIT_REACHED, f"Open api qps request limit reached: {exc}")
-    response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-    return response
-
-
 # ---- v1 ------------------------------------------------------------------------------------
 
 
 async def v1_inference(request: Request) -> Response:
-    platform = _platform(request)
+    platform: Platform = request.app.state.platform
     failure = authenticator(request).check_inference(request)
     if failure is not None:
         return failure
@@ -95,7 +85,9 @@ async def _v1_route(request: Request, platform: Platform, api_type: str, endpoin
         draw = text2image.drawer(platform.registry, endpoint, platform.settings.text2image_model_dir)
         return JSONResponse(await offload(draw, body))
     if api_type == "plugin":
-        return await _plugin(platform, endpoint, body)
+        parse(PluginRequest, body)
+        raise BodyError("endpoint", f"API name not exist: no plugin is deployed at /plugin/{endpoint}/ on the local "
+                        "platform (plugins are a cloud feature)", ErrorCode.API_NAME_NOT_EXIST)
     if api_type == "tokenizer":
         return await _tokenizer(platform, body)
     if api_type == "reranker":
@@ -114,16 +106,12 @@ def _v1_refusal(exc: Exception) -> Response:
     if isinstance(exc, PromptTooLong):
         return v1_error(ErrorCode.INVALID_PARAM, f"messages: {exc}")
     if isinstance(exc, EngineBusy):
-        return busy_v1(exc)
+        response = v1_error(ErrorCode.QPS_LIMIT_REACHED, f"Open api qps request limit reached: {exc}")
+        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        return response
     if isinstance(exc, text2image.Unavailable):
         return v1_error(ErrorCode.API_NAME_NOT_EXIST, str(exc))
     return v1_error(ErrorCode.INVALID_PARAM, f"functions: {exc}")  # the engine's refusal (a base model and tools)
-
-
-async def _plugin(platform: Platform, endpoint: str, body: dict[str, Any]) -> Response:
-    parse(PluginRequest, body)
-    raise BodyError("endpoint", f"API name not exist: no plugin is deployed at /plugin/{endpoint}/ on the local "
-                    "platform (plugins are a cloud feature)", ErrorCode.API_NAME_NOT_EXIST)
 
 
 #: the fields of ``/tokenizer/erniebot``: the platform's ``prompt`` and ``model``, and qfnb's ``messages``

@@ -9,7 +9,6 @@ field they cannot honour is refused with a 400 naming it.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from starlette.requests import Request
@@ -27,8 +26,6 @@ from qfnb.local.server.wire import VectorsJSON, now, parse, response_id, vector_
 from qfnb.protocol.daemon import MODEL_HEADER
 from qfnb.protocol.openai_requests import OpenAIChatRequest, OpenAICompletionRequest, OpenAIEmbeddingRequest
 from qfnb.protocol.openai_wire import check_encoding, drop_nulls, encode_vector
-
-log = logging.getLogger("qfnb.local.inference")
 
 PREFIXES = ("/v1", "/v2")
 
@@ -77,12 +74,10 @@ embeddings, reranking = openai_route(_embeddings), openai_route(_rerank)
 
 
 def routes() -> list[Route]:
-    out = []
-    for prefix in PREFIXES:
-        out += [Route(prefix + "/chat/completions", chat, methods=["POST"]),
-                Route(prefix + "/completions", completions, methods=["POST"]),
-                Route(prefix + "/embeddings", embeddings, methods=["POST"]),
-                Route(prefix + "/rerankers", reranking, methods=["POST"]),
-                Route(prefix + "/rerank", reranking, methods=["POST"])]
-    return out
+    return [route for prefix in PREFIXES for route in (
+        Route(prefix + "/chat/completions", chat, methods=["POST"]),
+        Route(prefix + "/completions", completions, methods=["POST"]),
+        Route(prefix + "/embeddings", embeddings, methods=["POST"]),
+        Route(prefix + "/rerankers", reranking, methods=["POST"]),
+        Route(prefix + "/rerank", reranking, methods=["POST"]))]
 

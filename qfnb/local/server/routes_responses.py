@@ -28,7 +28,6 @@ from qfnb.local.domain import responses as stored
 from qfnb.local.domain.console import NotFound
 from qfnb.local.domain.platform import Platform
 from qfnb.local.server import openai_errors
-from qfnb.local.server.auth import authenticator
 from qfnb.local.server.openai_errors import openai_route
 from qfnb.local.server.serve import serve
 from qfnb.local.server.wire import now, parse
@@ -85,9 +84,9 @@ async def _list(request: Request) -> Response:
     """``GET /responses?metadata[KEY]=VALUE…``: the stored responses whose metadata holds every pair
     (a platform addition: OpenAI lists none), as a page of OpenAI's list shape."""
     platform: Platform = request.app.state.platform
-    problem = authenticator(request).check_bearer(request)
-    if problem is not None:
-        return openai_errors.openai_error(401, problem, code="invalid_api_key")
+    failure = openai_errors.bearer_refusal(request)
+    if failure is not None:
+        return failure
     query = request.query_params
     wanted: dict[str, str] = {}
     for name, value in query.multi_items():
@@ -120,9 +119,9 @@ def _page_args(query: Any) -> dict[str, Any] | Response:
 
 async def _one(request: Request) -> Response:
     platform: Platform = request.app.state.platform
-    problem = authenticator(request).check_bearer(request)
-    if problem is not None:
-        return openai_errors.openai_error(401, problem, code="invalid_api_key")
+    failure = openai_errors.bearer_refusal(request)
+    if failure is not None:
+        return failure
     rid = request.path_params["response_id"]
     try:
         if request.method == "DELETE":
@@ -150,11 +149,8 @@ create = openai_route(_create)
 
 
 def routes() -> list[Route]:
-    out = []
-    for prefix in PREFIXES:
-        base = prefix + "/responses"
-        out += [Route(base, create, methods=["POST"]), Route(base, _list, methods=["GET"]),
-                Route(base + "/{response_id}", _one, methods=["GET", "DELETE"]),
-                Route(base + "/{response_id}/input_items", _one, methods=["GET"]),
-                Route(base + "/{response_id}/cancel", _one, methods=["POST"])]
-    return out
+    return [route for base in (prefix + "/responses" for prefix in PREFIXES) for route in (
+        Route(base, create, methods=["POST"]), Route(base, _list, methods=["GET"]),
+        Route(base + "/{response_id}", _one, methods=["GET", "DELETE"]),
+        Route(base + "/{response_id}/input_items", _one, methods=["GET"]),
+        Route(base + "/{response_id}/cancel", _one, methods=["POST"]))]

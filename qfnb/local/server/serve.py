@@ -1,6 +1,5 @@
-"""The one serving flow every inference route takes (batch rows take its engine half,
-:func:`answers`): resolve the model -> admission at its engine -> ``generate`` ``n`` times ->
-stream or collect -> tally -> render.
+"""The one serving flow every inference route takes: resolve the model -> admission at its
+engine -> ``generate`` ``n`` times -> stream or collect -> tally -> render.
 
 A route parses its body, converts it to an ask (:mod:`qfnb.local.convert`), and calls
 :func:`serve` with that protocol's :class:`~qfnb.local.convert.answer.Render`; it maps the
@@ -13,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -21,14 +20,20 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from qfnb.local.convert.answer import Answer, Render, answer_of
 from qfnb.local.domain.platform import Platform
+from qfnb.local.domain.values import BodyError
 from qfnb.local.engines import loop_guard
 from qfnb.local.engines.api import Engine, ServedLike
 from qfnb.local.engines.ask import Ask, ChatAsk
-from qfnb.local.engines.base import CannotServe, Delta
+from qfnb.local.engines.base import CannotServe, Delta, PromptTooLong
+from qfnb.local.engines.gate import EngineBusy
+from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.local.server.lane import lane_of
 from qfnb.local.server.offload import offload
+from qfnb.local.server.wire import json_body
 from qfnb.protocol.daemon import MODEL_HEADER
+from qfnb.protocol.errors import ProtocolError
 
-__all__ = ["SSE_HEADERS", "ClientGone", "answers", "collect", "engine_of", "serve"]
+__all__ = ["SSE_HEADERS", "ClientGone", "answers", "collect", "model_route", "serve"]
 
 log = logging.getLogger("qfnb.local.inference")
 
@@ -39,11 +44,28 @@ class ClientGone(Exception):
     """The client disconnected before its (non-streaming) answer was ready."""
 
 
-async def engine_of(platform: Platform, model: ServedLike) -> Engine:
-    """The engine serving ``model`` (its first call loads it, off the event loop)."""
-    platform.note_loading(model)
-    engine: Engine = await offload(platform.registry.chat, platform.engine_endpoint(model))
-    return engine
+Handler = Callable[[Request, Platform, dict[str, Any], str], Awaitable[Response]]
+
+
+def model_route(handler: Handler, auth: Callable[[Request], Response | None],
+                refuse: Callable[[Exception], Response]) -> Callable[[Request], Awaitable[Response]]:
+    """A route of a model API: ``auth`` (its refusal, or None), the request's lane, its JSON body,
+    and every refusal in that API's error shape (``refuse``)."""
+
+    async def route(request: Request) -> Response:
+        failure = auth(request)
+        if failure is not None:
+            return failure
+        lane = lane_of(request)
+        try:
+            return await handler(request, request.app.state.platform, await json_body(request), lane)
+        except (BodyError, ProtocolError, PromptTooLong, EngineBusy, EngineUnavailable, ValueError) as exc:
+            return refuse(exc)
+        except ClientGone:
+            log.info("client left %s before its answer: generation cancelled", request.url.path)
+            return Response(status_code=499)
+
+    return route
 
 
 def answers(engine: Engine, served: ServedLike, ask: Ask, *, whole: bool = True) -> list[AsyncIterator[Delta]]:
@@ -67,7 +89,9 @@ async def serve(request: Request, platform: Platform, ask: Ask, render: Render) 
     """
     api_type = "chat" if isinstance(ask, ChatAsk) else "completions"
     served: ServedLike = await offload(platform.resolve, api_type, ask.model)
-    streams = answers(await engine_of(platform, served), served, ask, whole=not render.stream)
+    platform.note_loading(served)  # its first call loads the engine, off the event loop
+    engine: Engine = await offload(platform.registry.chat, platform.engine_endpoint(served))
+    streams = answers(engine, served, ask, whole=not render.stream)
     if render.stream:
         primed = [await primed_stream(s) for s in streams]
         merged = indexed(primed[0]) if len(primed) == 1 else interleaved(primed)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
-import string
 import time
 import uuid
 from typing import Any
@@ -16,15 +14,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from qfnb.local.domain.requests import parse as parse  # checked once, for routes and batch rows
+from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError
 from qfnb.protocol.errors import ErrorCode
-
-_ALNUM = string.ascii_lowercase + string.digits
 
 
 def response_id(prefix: str = "as-") -> str:
     """An id like the platform's (``as-…``)."""
-    return prefix + "".join(secrets.choice(_ALNUM) for _ in range(10))
+    return new_sid(prefix, 10)
 
 
 def log_id() -> str:
@@ -103,8 +100,6 @@ async def json_body(request: Request) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(raw, parse_int=_parse_int)
-    except BodyError:
-        raise
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BodyError("body", f"is not valid JSON ({exc})", ErrorCode.INVALID_JSON) from exc
     except RecursionError:
