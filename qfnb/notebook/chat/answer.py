@@ -288,11 +288,6 @@ class CellAnswer:
         return render_answers([self])
 
 
-def answer_html(text: str) -> str:
-    """A model's Markdown answer as HTML through the one sanitising renderer (nothing in it runs)."""
-    return markdown(text)
-
-
 def _saved_provenance(answer: CellAnswer) -> dict[str, Any]:
     """What a saved notebook keeps of an answer's provenance (no secrets: the platform by URL)."""
     found = answer.provenance
@@ -356,12 +351,12 @@ def render_answers(answers: Sequence[CellAnswer]) -> tuple[dict[str, str], dict[
         a = answers[0]
         cursor = " ▌" if not a.done else ""
         data["text/html"] = clean(
-            f'<div class="qfnb-answer">{answer_html(close_fences(a.text + cursor))}'
+            f'<div class="qfnb-answer">{markdown(close_fences(a.text + cursor))}'
             f'<div class="qfnb-footer" style="color:{_theme.TEXT_MUTED};font-size:85%">{a.footer_html}</div></div>')
         return data, meta
     cols = []
     for a in answers:
-        body = answer_html(a.text) if a.text else ("<i>waiting…</i>" if not a.done else "")
+        body = markdown(a.text) if a.text else ("<i>waiting…</i>" if not a.done else "")
         if a.error is not None:
             body += f'<pre class="qfnb-error" style="color:{_theme.ERROR}">{escape(error_line(a))}</pre>'
         cols.append(
