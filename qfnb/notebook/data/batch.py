@@ -21,7 +21,7 @@ from qfnb._core.config import Config, resolve_config
 from qfnb._core.record.budget import BudgetExceeded
 from qfnb._core.record.cache import mode_for
 from qfnb._core.runtime import sync
-from qfnb.notebook._checks import answer_shape, sampling_options
+from qfnb.notebook._checks import answer_shape, sampling_options, var_problem
 from qfnb.notebook._ipython import (
     HTML,
     argument,
@@ -289,6 +289,6 @@ class BatchMagics(Magics):
     def qfbatch(self, line: str) -> Any:
         """Durable batch inference on the platform with a live bar; the result is a Dataset with ``llm_output``."""
         args = parse_argstring(self.qfbatch, line)
-        if args.output is not None and not args.output.isidentifier():
-            raise UsageError(f"-o/--output must be a Python identifier, got {args.output!r}")
+        if problem := var_problem(args.output, "-o/--output"):
+            raise UsageError(problem)
         return handle_magic(self, args)
