@@ -168,11 +168,9 @@ def _trainer_from_options(job_class: type[LLMFinetune], args: argparse.Namespace
         deploy = DeployConfig(name=args.deploy_name, endpoint_prefix=args.deploy_endpoint_prefix,
                               description=args.deploy_description, replicas=args.deploy_replicas)
     data = Dataset.load(qianfan_dataset_id=args.dataset_id) if args.dataset_id else None
-    extra: dict[str, Any] = {"previous_task_id": args.previous_task_id} if args.previous_task_id else {}
-    if args.dataset_bos_path:
-        extra["dataset_bos_path"] = args.dataset_bos_path
-    if deploy is not None:
-        extra["deploy_config"] = deploy
+    given = (("previous_task_id", args.previous_task_id), ("dataset_bos_path", args.dataset_bos_path),
+             ("deploy_config", deploy))
+    extra: dict[str, Any] = {k: v for k, v in given if v}
     return job_class(train_type=args.train_type or "", dataset=data, train_config=config,
                      event_handler=_print_events(), **extra)
 

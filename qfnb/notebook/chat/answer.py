@@ -70,14 +70,9 @@ class CellChatRequest:
     @property
     def context(self) -> str:
         """The footer's account of what was sent besides the prompt, and to whom."""
-        parts = []
-        if self.session is not None:
-            parts.append(f"session {self.session} · {self.turns} turn{'s' if self.turns != 1 else ''} in context")
-        if self.where:
-            parts.append(self.where)
-        if self.note:
-            parts.append(self.note)
-        return " · ".join(parts)
+        turns = f"{self.turns} turn{'s' if self.turns != 1 else ''} in context"
+        session = f"session {self.session} · {turns}" if self.session is not None else ""
+        return " · ".join(part for part in (session, self.where, self.note) if part)
 
     @property
     def label(self) -> str:
