@@ -27,8 +27,6 @@ from qfnb.protocol.daemon import MODEL_ROLES, MODELS_ROUTE
 
 __all__ = ["ModelStoreError", "add", "du", "export", "list", "ps", "rm", "unload"]
 
-ROLES = MODEL_ROLES
-
 
 class ModelStoreError(RuntimeError):
     """The platform refused a model-store request (the message says why)."""
@@ -75,8 +73,8 @@ def add(path: str | Path | None = None, *, name: str, role: str | Sequence[str] 
         raise ValueError("name must be a non-empty string, e.g. name='qwen7b'")
     roles = [role] if isinstance(role, str) else builtins.list(role or [])
     for r in roles:
-        if r not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}, got {r!r}")
+        if r not in MODEL_ROLES:
+            raise ValueError(f"role must be one of {', '.join(MODEL_ROLES)}, got {r!r}")
     if (path is None) == (engine is None):
         raise ValueError("give exactly one of path (a model file or dir) and engine (an engine URL)")
     if path is not None and not Path(path).expanduser().exists():

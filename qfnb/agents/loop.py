@@ -199,9 +199,7 @@ class ToolLoop:
             return tool.call(call.arguments), "ran"
         except ArgumentsError as exc:
             return f"error: arguments refused: {exc}", "failed"
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # the model gets the error text as the tool's result
+        except Exception as exc:  # the model gets the error text as the tool's result (an interrupt passes)
             log.debug("tool %s failed", call.name, exc_info=True)
             return f"error: {type(exc).__name__}: {exc}", "failed"
 

@@ -70,9 +70,6 @@ def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
 def prompt_template(text: str, *, interpolated: bool = True) -> dict[str, Any]:
     """A cell's prompt as provenance records it: a short sha256 of the text as written (before
     ``{name}`` is filled) and the names it interpolates (never their values)."""
-    names: list[str] = []
-    if interpolated:
-        for m in _PLACEHOLDER.finditer(text):
-            if m.group(1) is None and m.group(2) not in names:
-                names.append(m.group(2))
+    found = _PLACEHOLDER.finditer(text) if interpolated else ()
+    names = list(dict.fromkeys(m.group(2) for m in found if m.group(1) is None))  # each once, in order
     return {"hash": hashlib.sha256(text.encode("utf-8")).hexdigest()[:16], "variables": names}

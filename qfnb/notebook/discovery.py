@@ -79,10 +79,8 @@ def rows_from_services(services: Mapping[str, Any], defaults: Mapping[str, str |
 
 
 def rows_from_catalog(defaults: Mapping[str, str | None]) -> list[ModelRow]:
-    rows = []
-    for api, kind in _KINDS.items():
-        for name in sorted(routes.model_catalog().get(api, {}).get("models", {})):
-            rows.append(ModelRow(kind, name, "built-in catalog", default=defaults.get(kind) == name))
+    rows = [ModelRow(kind, name, "built-in catalog", default=defaults.get(kind) == name)
+            for api, kind in _KINDS.items() for name in routes.model_catalog().get(api, {}).get("models", {})]
     return sorted(rows, key=lambda r: (list(_KINDS.values()).index(r.kind), not r.default, r.name))
 
 
@@ -224,12 +222,8 @@ def did_you_mean(message: str, options: Iterable[str]) -> str:
     if "unrecognized arguments" not in message:
         return message
     opts = list(options)
-    hints = []
-    for word in message.split(":", 1)[-1].split():
-        if word.startswith("-"):
-            close = difflib.get_close_matches(word.split("=")[0], opts, n=1, cutoff=0.6)
-            if close:
-                hints.append(f"{word} -> {close[0]}")
+    hints = [f"{word} -> {close[0]}" for word in message.split(":", 1)[-1].split() if word.startswith("-")
+             and (close := difflib.get_close_matches(word.split("=")[0], opts, n=1, cutoff=0.6))]
     return f"{message} (did you mean: {', '.join(hints)}?)" if hints else message
 
 

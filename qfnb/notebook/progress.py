@@ -10,21 +10,15 @@ from __future__ import annotations
 
 from qfnb._core.runtime.progress import (
     Progress,
-    ProgressArg,
     ProgressCallback,
     ProgressSnapshot,
-    TextRenderer,
-    in_notebook_kernel,
     make_progress,
 )
 
 __all__ = [
     "Progress",
-    "ProgressArg",
     "ProgressCallback",
     "ProgressSnapshot",
-    "TextRenderer",
-    "in_notebook_kernel",
     "make_progress",
 ]
 

@@ -74,7 +74,7 @@ def test_stale_runtime_file_is_replaced(data_dir: Path) -> None:
     (data_dir / RUNTIME_FILE).write_text(json.dumps({
         "url": "http://127.0.0.1:9", "pid": dead.pid, "version": "0.1.0", "started": 0, "control_token": "x"}))
     platform = daemon.ensure_daemon(data_dir, serve_args=DOUBLES)
-    assert platform.pid != dead.pid and daemon._answers(daemon.read_runtime(data_dir))  # type: ignore[arg-type]
+    assert platform.pid != dead.pid and daemon.Control(daemon.read_runtime(data_dir)).answers()  # type: ignore[arg-type]
 
 
 def test_other_version_is_restarted_when_idle(data_dir: Path) -> None:

@@ -153,11 +153,8 @@ def ensure_daemon(data_dir: Path | str | None = None, *, timeout: float = START_
 
 def daemon_status(data_dir: Path | str | None = None) -> DaemonStatus | None:
     """What the running daemon of ``data_dir`` reports (None when none runs)."""
-    raw = LocalDaemon(data_dir).status()
-    if raw is None:
-        return None
-    info = read_runtime(root(data_dir))
-    return DaemonStatus.from_dict(raw, url=info.url if info is not None else "")
+    raw = LocalDaemon(data_dir).status()  # with the ``url`` of the runtime file it read
+    return None if raw is None else DaemonStatus.from_dict(raw, url=str(raw["url"]))
 
 
 def engine_states(data_dir: Path | str | None = None, *, timeout: float = 0.5) -> list[EngineState] | None:
@@ -173,11 +170,6 @@ def stop_daemon(data_dir: Path | str | None = None, *, force: bool = False, time
 def in_use(data_dir: Path | str | None = None) -> bool:
     """Whether this process talks to ``data_dir``'s daemon (it found or started it)."""
     return root(data_dir) in known
-
-
-def _answers(info: RuntimeInfo) -> bool:
-    """Whether the daemon of ``info`` answers its health check."""
-    return Control(info).answers()
 
 
 if TYPE_CHECKING:  # mypy checks that LocalPlatform is an Access

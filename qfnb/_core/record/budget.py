@@ -87,12 +87,9 @@ class Budget:
         self.settle(None, tokens, yuan)
 
     def __str__(self) -> str:
-        parts = []
-        if self.tokens is not None:
-            parts.append(f"{self.spent_tokens:,}/{self.tokens:,} tokens")
-        if self.yuan is not None:
-            parts.append(f"¥{self.spent_yuan:.4f}/¥{self.yuan:.4f}")
-        return "budget: " + (", ".join(parts) or "none")
+        parts = (f"{self.spent_tokens:,}/{self.tokens:,} tokens" if self.tokens is not None else "",
+                 f"¥{self.spent_yuan:.4f}/¥{self.yuan:.4f}" if self.yuan is not None else "")
+        return "budget: " + (", ".join(part for part in parts if part) or "none")
 
 
 _active: Budget | None = None

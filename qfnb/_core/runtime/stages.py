@@ -20,6 +20,7 @@ from qfnb._core.runtime.progress import (
     bar_cells,
     fmt_duration,
     in_notebook_kernel,
+    make_progress,
 )
 
 __all__ = ["StageFeed", "StageProgress", "StageSnapshot", "make_stages"]
@@ -102,10 +103,7 @@ def make_stages(progress: ProgressArg, stages: Sequence[str], *, desc: str) -> S
     """Resolve a ``progress=`` argument (as :func:`~qfnb._core.runtime.progress.make_progress`: ``None``
     -> a bar only inside a notebook kernel, ``True`` anywhere, ``False`` none, or a callback) into a
     feed of ``stages``; drawn at once, so call it in the caller's thread (its cell)."""
-    if progress is False or (progress is None and not in_notebook_kernel()):
-        return None
     if progress is None or progress is True:
-        return StageFeed(StageProgress(stages, desc=desc), stages)
-    if isinstance(progress, ProgressCallback):
-        return StageFeed(progress, stages)
-    raise TypeError("progress must be a bool or an object with on_start(total), on_result(index, ok) and on_close()")
+        progress = StageProgress(stages, desc=desc) if progress or in_notebook_kernel() else False
+    bar = make_progress(progress, desc=desc)
+    return StageFeed(bar, stages) if bar is not None else None

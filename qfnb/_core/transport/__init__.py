@@ -29,7 +29,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Generic, TypeVar
 
-__all__ = ["IDEMPOTENT_METHODS", "PerLoop", "Reply", "Request", "StreamReply", "Transport", "safe_path"]
+__all__ = ["IDEMPOTENT_METHODS", "PerLoop", "Reply", "Request", "StreamReply", "Transport", "mapped", "safe_path"]
 
 T = TypeVar("T")
 
@@ -129,6 +129,17 @@ class Transport(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional: transports without resources keep it
         """Release what this event loop's use of the transport holds (connections)."""
+
+
+async def mapped(chunks: AsyncIterator[bytes], errors: tuple[type[BaseException], ...],
+                 map_error: Callable[[BaseException, Request], BaseException],
+                 request: Request) -> AsyncIterator[bytes]:
+    """``chunks`` with what its library raises (``errors``) raised as qfnb's error (``map_error``)."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except errors as exc:
+        raise map_error(exc, request) from None
 
 
 def safe_path(url: str) -> str:

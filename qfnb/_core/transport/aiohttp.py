@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 
 import aiohttp
 
 from qfnb._core.errors import ConnectionError, TimeoutError
-from qfnb._core.transport import PerLoop, Reply, Request, StreamReply, Transport
+from qfnb._core.transport import PerLoop, Reply, Request, StreamReply, Transport, mapped
 
 __all__ = ["AiohttpTransport", "map_error"]
 
@@ -95,17 +95,11 @@ class AiohttpTransport(Transport):
     async def stream(self, request: Request) -> StreamReply:
         resp = await self._start(request)
 
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in resp.content.iter_any():
-                    yield chunk
-            except ERRORS as exc:
-                raise map_error(exc, request) from None
-
         async def close() -> None:
             resp.release()  # back to the pool when read to the end, else the connection is closed
 
-        return StreamReply(resp.status, resp.headers, chunks(), close)
+        return StreamReply(resp.status, resp.headers, mapped(resp.content.iter_any(), ERRORS, map_error, request),
+                           close)
 
     async def aclose(self) -> None:
         await self._sessions.aclose()

@@ -179,14 +179,8 @@ class ASGITransport(Transport):
         queue: asyncio.Queue[Message] = asyncio.Queue()
         replies: asyncio.Queue[Message] = asyncio.Queue()
         await queue.put({"type": "lifespan.startup"})
-
-        async def send(message: Message) -> None:
-            await replies.put(message)
-
-        async def run() -> None:
-            await self.app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, queue.get, send)
-
-        task = asyncio.create_task(run())
+        task = asyncio.ensure_future(self.app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}},
+                                              queue.get, replies.put))
         started = await replies.get()
         if started["type"] != "lifespan.startup.complete":
             raise RuntimeError(f"the ASGI app did not start: {started.get('message', started['type'])}")

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 import httpx
 
 from qfnb._core.errors import ConnectionError, TimeoutError
-from qfnb._core.transport import PerLoop, Reply, Request, StreamReply, Transport
+from qfnb._core.transport import PerLoop, Reply, Request, StreamReply, Transport, mapped
 
 __all__ = ["HttpxTransport", "map_error"]
 
@@ -50,7 +49,7 @@ class HttpxTransport(Transport):
                                     keepalive_expiry=keepalive_expiry)
         self._verify = verify
         self._proxy = proxy
-        self._pools: PerLoop[httpx.AsyncHTTPTransport] = PerLoop(self._open, _close)
+        self._pools: PerLoop[httpx.AsyncHTTPTransport] = PerLoop(self._open, httpx.AsyncHTTPTransport.aclose)
         self._timeouts: dict[float | None, dict[str, float | None]] = {}
 
     def __repr__(self) -> str:
@@ -92,19 +91,8 @@ class HttpxTransport(Transport):
 
     async def stream(self, request: Request) -> StreamReply:
         resp = await self._start(request)
-
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in resp.aiter_bytes():
-                    yield chunk
-            except ERRORS as exc:
-                raise map_error(exc, request) from None
-
-        return StreamReply(resp.status_code, resp.headers, chunks(), resp.aclose)
+        return StreamReply(resp.status_code, resp.headers, mapped(resp.aiter_bytes(), ERRORS, map_error, request),
+                           resp.aclose)
 
     async def aclose(self) -> None:
         await self._pools.aclose()
-
-
-async def _close(pool: httpx.AsyncHTTPTransport) -> None:
-    await pool.aclose()

@@ -8,7 +8,6 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -254,16 +253,12 @@ def txt2img(args: argparse.Namespace) -> int:
     return 0
 
 
-def _texts(args: argparse.Namespace) -> Iterator[str]:
-    yield from args.texts or (line.rstrip("\n") for line in sys.stdin if line.strip())
-
-
 def embedding(args: argparse.Namespace) -> int:
     from qfnb.resources import Embedding  # deferred: loads the HTTP client (`qfnb --help` does not)
 
     if args.list_model:
         return _list_models(Embedding)
-    texts = list(_texts(args))
+    texts = list(args.texts or (line.rstrip("\n") for line in sys.stdin if line.strip()))
     if not texts:
         raise CliError("no text given (as arguments or on stdin); --list-model lists the models")
     resp = Embedding(model=args.model, endpoint=args.endpoint).do(texts=texts)

@@ -172,16 +172,9 @@ def _usage(resp: Any) -> dict[str, int]:
     return {k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
 
 
-def _openai_error(message: str, status: int, code: str, param: str | None = None) -> Response:
+def _openai_refusal(status: int, code: str, message: str, param: str | None = None) -> dict[str, Any]:
     """OpenAI's error object; ``param`` names the request field at fault, as the platform's routes do."""
-    from starlette.responses import JSONResponse
-
-    return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "param": param,
-                                   "code": code}}, status_code=status)
-
-
-def _openai_refusal(status: int, code: str, message: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
+    return {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
 
 
 def _first_problem(exc: ValueError) -> tuple[str, str | None]:
@@ -212,10 +205,11 @@ def openai_app(adapter: OpenAIAdapter, api_key: str, allowed_hosts: Sequence[str
                     raise ValueError("the body must be a JSON object")
                 result = await call(body)
             except QfnbError as exc:
-                return _openai_error(str(exc), getattr(exc, "status_code", None) or 400, "invalid_request")
+                status = getattr(exc, "status_code", None) or 400
+                return JSONResponse(_openai_refusal(status, "invalid_request", str(exc)), status_code=status)
             except ValueError as exc:  # JSON, pydantic and protocol errors: the client's body
                 message, param = _first_problem(exc)
-                return _openai_error(message, 400, "invalid_request", param)
+                return JSONResponse(_openai_refusal(400, "invalid_request", message, param), status_code=400)
             if isinstance(result, dict):
                 return JSONResponse(result)
 

@@ -93,7 +93,6 @@ def _platform_dataset_options(parser: argparse.ArgumentParser) -> None:
                         help="the storage type of the dataset")
 
 
-#: the trainer commands and the trainer class each runs
 def _evaluation(sub: Any) -> None:
     ev = sub.add_parser("evaluation", help="evaluate models on the platform")
     esub = ev.add_subparsers(dest="evaluation_command", required=True)

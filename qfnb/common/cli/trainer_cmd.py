@@ -31,10 +31,11 @@ def _snake(key: str) -> str:
     return re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), key)
 
 
-TRAINERS = {"finetune": ("LLMFinetune", "run a fine-tune trainer job"),
-            "postpretrain": ("PostPreTrain", "run a post-pretrain (continued pre-training) job"),
-            "dpo": ("DPO", "run a DPO (preference training) job"),
-            "run": ("LLMFinetune", "run a fine-tune trainer job (deprecated, as officially: use finetune)")}
+#: each trainer command's trainer class, train mode and help
+TRAINERS = {"finetune": ("LLMFinetune", "SFT", "run a fine-tune trainer job"),
+            "postpretrain": ("PostPreTrain", "PostPretrain", "run a post-pretrain (continued pre-training) job"),
+            "dpo": ("DPO", "DPO", "run a DPO (preference training) job"),
+            "run": ("LLMFinetune", "SFT", "run a fine-tune trainer job (deprecated, as officially: use finetune)")}
 
 
 def add_parser(sub: Any) -> None:
@@ -42,7 +43,7 @@ def add_parser(sub: Any) -> None:
     trainer = sub.add_parser("trainer", help="run a fine-tune, post-pretrain or DPO job (from options or the "
                                              "official job file)")
     tsub = trainer.add_subparsers(dest="trainer_command", required=True)
-    for command, (_, text) in TRAINERS.items():
+    for command, (_, _, text) in TRAINERS.items():
         _trainer_job(tsub.add_parser(command, help=text, description=f"{text[0].upper()}{text[1:]}: -f job.json "
                                      "(the official pipeline file, as Finetune.save(file) writes it), or "
                                      "--train-type with --dataset-id."))
@@ -117,15 +118,11 @@ def trainer(args: argparse.Namespace) -> int:
     return 0
 
 
-#: the train mode of each trainer command
-TRAIN_MODES = {"finetune": "SFT", "postpretrain": "PostPretrain", "dpo": "DPO", "run": "SFT"}
-
-
 def _train_types(args: argparse.Namespace) -> int:
     """``--list-train-type``: the trainable models; ``--show-config-limit M``: M's limits (the platform's)."""
     from qfnb.trainer.model_info import get_trainer_model_list  # deferred: loads pydantic (`qfnb --help` does not)
 
-    models = get_trainer_model_list(TRAIN_MODES[args.trainer_command])
+    models = get_trainer_model_list(TRAINERS[args.trainer_command][1])
     if args.show_config_limit:
         info = models.get(args.show_config_limit)
         if info is None:
@@ -171,11 +168,9 @@ def _trainer_from_options(job_class: type[LLMFinetune], args: argparse.Namespace
         deploy = DeployConfig(name=args.deploy_name, endpoint_prefix=args.deploy_endpoint_prefix,
                               description=args.deploy_description, replicas=args.deploy_replicas)
     data = Dataset.load(qianfan_dataset_id=args.dataset_id) if args.dataset_id else None
-    extra: dict[str, Any] = {"previous_task_id": args.previous_task_id} if args.previous_task_id else {}
-    if args.dataset_bos_path:
-        extra["dataset_bos_path"] = args.dataset_bos_path
-    if deploy is not None:
-        extra["deploy_config"] = deploy
+    given = (("previous_task_id", args.previous_task_id), ("dataset_bos_path", args.dataset_bos_path),
+             ("deploy_config", deploy))
+    extra: dict[str, Any] = {k: v for k, v in given if v}
     return job_class(train_type=args.train_type or "", dataset=data, train_config=config,
                      event_handler=_print_events(), **extra)
 

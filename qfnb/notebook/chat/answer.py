@@ -70,14 +70,9 @@ class CellChatRequest:
     @property
     def context(self) -> str:
         """The footer's account of what was sent besides the prompt, and to whom."""
-        parts = []
-        if self.session is not None:
-            parts.append(f"session {self.session} · {self.turns} turn{'s' if self.turns != 1 else ''} in context")
-        if self.where:
-            parts.append(self.where)
-        if self.note:
-            parts.append(self.note)
-        return " · ".join(parts)
+        turns = f"{self.turns} turn{'s' if self.turns != 1 else ''} in context"
+        session = f"session {self.session} · {turns}" if self.session is not None else ""
+        return " · ".join(part for part in (session, self.where, self.note) if part)
 
     @property
     def label(self) -> str:
@@ -288,11 +283,6 @@ class CellAnswer:
         return render_answers([self])
 
 
-def answer_html(text: str) -> str:
-    """A model's Markdown answer as HTML through the one sanitising renderer (nothing in it runs)."""
-    return markdown(text)
-
-
 def _saved_provenance(answer: CellAnswer) -> dict[str, Any]:
     """What a saved notebook keeps of an answer's provenance (no secrets: the platform by URL)."""
     found = answer.provenance
@@ -356,12 +346,12 @@ def render_answers(answers: Sequence[CellAnswer]) -> tuple[dict[str, str], dict[
         a = answers[0]
         cursor = " ▌" if not a.done else ""
         data["text/html"] = clean(
-            f'<div class="qfnb-answer">{answer_html(close_fences(a.text + cursor))}'
+            f'<div class="qfnb-answer">{markdown(close_fences(a.text + cursor))}'
             f'<div class="qfnb-footer" style="color:{_theme.TEXT_MUTED};font-size:85%">{a.footer_html}</div></div>')
         return data, meta
     cols = []
     for a in answers:
-        body = answer_html(a.text) if a.text else ("<i>waiting…</i>" if not a.done else "")
+        body = markdown(a.text) if a.text else ("<i>waiting…</i>" if not a.done else "")
         if a.error is not None:
             body += f'<pre class="qfnb-error" style="color:{_theme.ERROR}">{escape(error_line(a))}</pre>'
         cols.append(

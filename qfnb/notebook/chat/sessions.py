@@ -56,9 +56,7 @@ class SessionStore:
         return self._sessions[name], old
 
     def get(self, name: str) -> ChatSession:
-        if name not in self._sessions:
-            self._sessions[name] = ChatSession(name)
-        return self._sessions[name]
+        return self._sessions.setdefault(name, ChatSession(name))
 
     def reset(self, name: str | None = None) -> None:
         if name is None:

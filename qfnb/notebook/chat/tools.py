@@ -29,6 +29,7 @@ from IPython.core.error import UsageError
 
 from qfnb._core.record.ledger import Figures, current_cell, figures
 from qfnb.agents import CachedToolResults, Decision, FunctionTool, StepReply, ToolDescriptionError, ToolLoop, ToolRun
+from qfnb.agents.loop import run_every_call
 from qfnb.notebook._checks import split_csv
 from qfnb.notebook._ipython import live_display
 from qfnb.notebook.chat import answer as chat
@@ -38,7 +39,7 @@ from qfnb.notebook.chat.sessions import DEFAULT_SESSION
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.notebook.render import theme
 from qfnb.protocol.model_names import LOCAL_TOOL_MODEL
-from qfnb.protocol.safe_html import clean, escape
+from qfnb.protocol.safe_html import clean, escape, markdown
 from qfnb.protocol.tools import openai_history_as_v1
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -173,7 +174,7 @@ def render_html(cell: ToolsCell) -> str:
     a = cell.total_answer()
     footer = f'<div class="qfnb-footer" style="color:{theme.TEXT_MUTED};font-size:85%">'
     if a is not None and loop.done:
-        parts.append(chat.answer_html(a.text) if a.text else "")
+        parts.append(markdown(a.text) if a.text else "")
         if a.error is not None:
             parts.append(f'<pre class="qfnb-error" style="color:{theme.ERROR}">'
                          f"{escape(chat.error_line(a))}</pre>")
@@ -188,10 +189,6 @@ def render_html(cell: ToolsCell) -> str:
 def _wait_for_click(call: ToolRun) -> Decision:
     """The confirm callback of the widget form: every call waits for Run or Skip."""
     return "wait"
-
-
-def _run_all(call: ToolRun) -> Decision:
-    return "run"
 
 
 def waiting_line(call: ToolRun) -> str:
@@ -365,7 +362,7 @@ def run_tools_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) ->
         view.handle = live_display(view)
         refresh = view.refresh
     try:
-        tools_cell.loop.advance(_run_all if args.yes else _wait_for_click)
+        tools_cell.loop.advance(run_every_call if args.yes else _wait_for_click)
     except KeyboardInterrupt:
         refresh()
         raise QfnbInterrupted(f"stopped after {tools_cell.loop.steps} step(s); the calls so far are shown") from None

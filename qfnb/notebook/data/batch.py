@@ -21,7 +21,7 @@ from qfnb._core.config import Config, resolve_config
 from qfnb._core.record.budget import BudgetExceeded
 from qfnb._core.record.cache import mode_for
 from qfnb._core.runtime import sync
-from qfnb.notebook._checks import answer_shape, sampling_options
+from qfnb.notebook._checks import answer_shape, sampling_options, var_problem
 from qfnb.notebook._ipython import (
     HTML,
     argument,
@@ -44,13 +44,10 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("qfnb.notebook.batch")
 
 
-def _eta(seconds: float | None) -> str:
-    return "–" if seconds is None else duration(seconds)
-
-
 def progress_text(state: JobState) -> str:
     """One line: ``infer-… Running 120/256 rows · 2 failed · 812.4 tok/s · ETA 14 s``."""
-    eta = "" if state.finished else f" · ETA {_eta(state.eta_seconds)}"  # a finished task has nothing left
+    # a finished task has nothing left
+    eta = "" if state.finished else f" · ETA {'–' if state.eta_seconds is None else duration(state.eta_seconds)}"
     return (f"{state.task_id} {state.status} {state.done + state.failed}/{state.total} rows · {state.failed} failed"
             f" · {state.tokens_per_second:.1f} tok/s{eta}")
 
@@ -76,12 +73,11 @@ class Bar:
     """The live line: an updatable display in a kernel, text otherwise."""
 
     def __init__(self) -> None:
-        self._html = HTML
         self._handle = display(HTML(""), display_id=True)
 
     def show(self, state: JobState, note: str = "") -> None:
         if self._handle is not None:
-            self._handle.update(self._html(progress_html(state, note)))
+            self._handle.update(HTML(progress_html(state, note)))
 
 
 def reuse_note(state: JobState) -> str:
@@ -293,6 +289,6 @@ class BatchMagics(Magics):
     def qfbatch(self, line: str) -> Any:
         """Durable batch inference on the platform with a live bar; the result is a Dataset with ``llm_output``."""
         args = parse_argstring(self.qfbatch, line)
-        if args.output is not None and not args.output.isidentifier():
-            raise UsageError(f"-o/--output must be a Python identifier, got {args.output!r}")
+        if problem := var_problem(args.output, "-o/--output"):
+            raise UsageError(problem)
         return handle_magic(self, args)

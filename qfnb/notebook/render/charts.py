@@ -40,21 +40,16 @@ def _themed(chart: Callable[P, bytes]) -> Callable[P, bytes]:
 
 
 def _figure(size: tuple[float, float]) -> Figure:
-    import matplotlib as mpl
-
-    with mpl.rc_context(_RC):
-        fig = Figure(figsize=size)
-        fig.add_subplot()
+    """A figure of one axes (drawn inside a :func:`_themed` chart, under the theme's rcParams)."""
+    fig = Figure(figsize=size)
+    fig.add_subplot()
     return fig
 
 
 def _png(fig: Figure) -> bytes:
-    import matplotlib as mpl
-
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    with mpl.rc_context(_RC):
-        fig.savefig(buf, format="png", dpi=96, bbox_inches="tight", transparent=True)
+    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight", transparent=True)
     return buf.getvalue()
 
 
@@ -160,11 +155,8 @@ def stress_chart(rows: Sequence[Mapping[str, float]], *, title: str = "stress te
     """Latency (TTFT p50, latency p50/p90/p99) and throughput (all users' output tokens/s, one
     stream's OTPS, QPS) against concurrent users, one point per round (the rows of
     ``StressTestResult.to_pandas()``)."""
-    import matplotlib as mpl
-
-    with mpl.rc_context(_RC):
-        fig = Figure(figsize=(8.0, 2.8))
-        left, right = fig.subplots(1, 2)
+    fig = Figure(figsize=(8.0, 2.8))
+    left, right = fig.subplots(1, 2)
     users = [float(r["users"]) for r in rows]
     for i, (key, label, style) in enumerate((("ttft_p50", "TTFT p50", ":"), ("latency_p50", "latency p50", "-"),
                                              ("latency_p90", "p90", "--"), ("latency_p99", "p99", "-."))):

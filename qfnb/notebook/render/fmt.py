@@ -3,6 +3,5 @@
 from __future__ import annotations
 
 from qfnb._core.runtime.progress import fmt_duration as duration
-from qfnb._core.runtime.progress import fmt_rate as rate
 
-__all__ = ["duration", "rate"]
+__all__ = ["duration"]
