@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
 from qfnb.protocol.version import __version__
 
@@ -23,7 +23,6 @@ OAUTH_TOKEN = "/oauth/2.0/token"
 CHAT_V2 = "/v2/chat/completions"
 BEARER_TOKEN = "/v1/BCE-BEARER/token"
 
-ApiType = Literal["chat", "completions", "embeddings", "text2image", "image2text", "reranker", "plugin"]
 API_TYPES: tuple[str, ...] = (
     "chat", "completions", "embeddings", "text2image", "image2text", "reranker", "plugin",
 )
