@@ -233,6 +233,6 @@ def list_offline_batch_inference_task(marker: str | None = None, max_keys: int |
                                        run_status: list[str] | str | None = None, **kwargs: Any) -> ConsoleRequest:
     """``DescribeBatchInferenceTasks``; ``run_status`` e.g. "Running", "Done", "Stopped", "Failed"."""
     statuses = [run_status] if isinstance(run_status, str) else list(run_status or [])
-    body = {k: v for k, v in {**kwargs, "marker": marker, "maxKeys": max_keys, "pageReverse": page_reverse,
-                                "runStatus": statuses}.items() if v is not None}
+    body = compact({**kwargs, "marker": marker, "maxKeys": max_keys, "pageReverse": page_reverse,
+                    "runStatus": statuses})
     return ConsoleRequest(wire.ROUTE, body, action=wire.DESCRIBE_ALL)
