@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -140,11 +140,7 @@ class AuthHeader:
     timestamp: str
     expiration: int
     signed_headers: tuple[str, ...]
-    signature: str
-
-    def __repr__(self) -> str:  # the signature is a credential-derived value; keep it out of logs
-        return (f"AuthHeader(access_key={self.access_key!r}, timestamp={self.timestamp!r}, "
-                f"expiration={self.expiration}, signed_headers={self.signed_headers!r})")
+    signature: str = field(repr=False)  # a credential-derived value: kept out of logs
 
 
 def parse_authorization(value: str) -> AuthHeader:
