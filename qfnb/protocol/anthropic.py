@@ -8,12 +8,12 @@ tools work against the local platform. Pure data work (no I/O); a problem raises
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import ProtocolError
 from .openai_wire import drop_nulls, refuse_unknown
+from .responses_answer import new_id as new_id  # Anthropic's ids look alike (``msg_…``, ``toolu_…``)
 from .schemas import check_schema
 from .turn import Turn
 
@@ -29,11 +29,6 @@ STOP_REASONS = {"normal": "end_turn", "stop": "stop_sequence", "length": "max_to
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
                503: "overloaded_error", 529: "overloaded_error"}
-
-
-def new_id(prefix: str) -> str:
-    """An id like Anthropic's (``msg_…``, ``toolu_…``)."""
-    return prefix + secrets.token_hex(12)
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:

@@ -16,8 +16,6 @@ CREATE_HEADERS = {"Referer": "infer"}
 #: OpenAI-style routes on the v2 side
 FILES = "/v1/files"
 BATCHES = "/v1/batches"
-#: task ids look like the platform's (``infer-…``)
-TASK_PREFIX = "infer-"
 FILE_PREFIX = "file-"
 
 

@@ -39,24 +39,20 @@ def checkpoint_steps(total_steps: int, count: int) -> list[int]:
     return sorted({max(1, round(total_steps * i / count)) for i in range(1, count + 1)})
 
 
-def _loss(entry: Mapping[str, Any]) -> float | None:
-    value = entry.get("evalLoss")
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-
-def _metric(entry: Mapping[str, Any]) -> float | None:
-    value = entry.get("metric")
+def _score(entry: Mapping[str, Any], key: str) -> float | None:
+    """``entry[key]`` (``"evalLoss"`` or ``"metric"``) as a finite float, or None."""
+    value = entry.get(key)
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 def best_checkpoint(checkpoints: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     """The checkpoint with the highest metric when the entries carry one, else the lowest held-out
     loss (the earlier on a tie); None when no entry has a score."""
-    by_metric = [c for c in checkpoints if _metric(c) is not None]
+    by_metric = [c for c in checkpoints if _score(c, "metric") is not None]
     if by_metric:
-        return max(by_metric, key=lambda c: (_metric(c), -int(c["step"])))
-    scored = [c for c in checkpoints if _loss(c) is not None]
-    return min(scored, key=lambda c: (_loss(c), int(c["step"]))) if scored else None
+        return max(by_metric, key=lambda c: (_score(c, "metric"), -int(c["step"])))
+    scored = [c for c in checkpoints if _score(c, "evalLoss") is not None]
+    return min(scored, key=lambda c: (_score(c, "evalLoss"), int(c["step"]))) if scored else None
 
 
 def patience_spent(checkpoints: Sequence[Mapping[str, Any]], patience: int) -> bool:

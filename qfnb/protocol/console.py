@@ -7,11 +7,7 @@ from __future__ import annotations
 from enum import Enum, IntEnum, StrEnum
 
 
-class _StrEnum(StrEnum):
-    """A string enum that compares, prints and serialises as its value."""
-
-
-class TrainMode(_StrEnum):
+class TrainMode(StrEnum):
     """Official SDK member names first; the upper-case names are aliases."""
 
     SFT = "SFT"
@@ -21,7 +17,7 @@ class TrainMode(_StrEnum):
     POST_PRETRAIN = "PostPretrain"
 
 
-class ParameterScale(_StrEnum):
+class ParameterScale(StrEnum):
     """Official SDK member names first (``TrainParameterScale.LoRA``); upper-case aliases."""
 
     FullFineTuning = "FullFineTuning"
@@ -32,7 +28,7 @@ class ParameterScale(_StrEnum):
     LORA = "LoRA"
 
 
-class RunStatus(_StrEnum):
+class RunStatus(StrEnum):
     """v2 fine-tuning task ``runStatus``."""
 
     WAITING = "Waiting"
@@ -42,7 +38,7 @@ class RunStatus(_StrEnum):
     STOPPED = "Stopped"
 
 
-class V1TrainStatus(_StrEnum):
+class V1TrainStatus(StrEnum):
     """v1 fine-tuning job ``trainStatus``."""
 
     QUEUE = "QUEUE"
@@ -56,13 +52,13 @@ class V1TrainStatus(_StrEnum):
 V1_TRAIN_STATUS = dict(zip(RunStatus, V1TrainStatus, strict=True))
 
 
-class ModelVersionState(_StrEnum):
+class ModelVersionState(StrEnum):
     READY = "Ready"
     CREATING = "Creating"
     FAIL = "Fail"
 
 
-class ServiceStatus(_StrEnum):
+class ServiceStatus(StrEnum):
     """Official SDK member names first (``ServiceStatus.Serving``); upper-case aliases."""
 
     Done = "Done"
@@ -79,7 +75,7 @@ class ServiceStatus(_StrEnum):
     STOPPED = "Stopped"
 
 
-class EvalState(_StrEnum):
+class EvalState(StrEnum):
     PENDING = "Pending"
     DOING = "Doing"
     DOING_WITH_MANUAL_BEGIN = "DoingWithManualBegin"
@@ -282,7 +278,7 @@ class PromptScoreStandard(int, Enum):
     Exact = 3
 
 
-class ModelServiceStatus(_StrEnum):
+class ModelServiceStatus(StrEnum):
     """A deployed model's service (``qfnb.model.consts.ServiceStatus``, the official name there)."""
 
     Unknown = "Unknown"
@@ -293,7 +289,7 @@ class ModelServiceStatus(_StrEnum):
     DeployStopped = "DeployStopped"
 
 
-class ModelServiceType(_StrEnum):
+class ModelServiceType(StrEnum):
     """What a deployed service behaves like (``qfnb.model.consts.ServiceType``; ``Service.get_res()``)."""
 
     Chat = "Chat"

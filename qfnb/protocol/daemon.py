@@ -56,12 +56,9 @@ class RuntimeInfo:
     pid: int
     version: str
     started: float
-    #: a random token for the control routes; the file is 0600, so only its owner can read it
-    control_token: str
-    default_models: dict[str, str] = field(default_factory=dict)
-
-    def __repr__(self) -> str:
-        return f"RuntimeInfo(url={self.url!r}, pid={self.pid}, version={self.version!r}, started={self.started})"
+    #: a random token for the control routes; the file is 0600, so only its owner can read it (not in the repr)
+    control_token: str = field(repr=False)
+    default_models: dict[str, str] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

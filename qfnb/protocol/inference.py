@@ -273,15 +273,11 @@ def check_history_caps(messages: Any, system: Any = None) -> None:
         check_prompt_chars([system, *openai_wire.prompt_texts(messages)])
 
 
-#: The platform's documented maximum batch for one embeddings call.
-MAX_EMBEDDING_BATCH = MAX_EMBEDDING_TEXTS
-
-
 class EmbeddingRequest(EmbeddingFields):
     """Body of ``POST .../embeddings/{endpoint}``."""
 
     #: the most texts one call takes, and the field's name in errors
-    max_texts: ClassVar[int] = MAX_EMBEDDING_BATCH
+    max_texts: ClassVar[int] = MAX_EMBEDDING_TEXTS
     field: ClassVar[str] = "texts"
 
     @field_validator("input", mode="before")

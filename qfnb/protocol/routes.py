@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
 from qfnb.protocol.version import __version__
 
@@ -23,7 +23,6 @@ OAUTH_TOKEN = "/oauth/2.0/token"
 CHAT_V2 = "/v2/chat/completions"
 BEARER_TOKEN = "/v1/BCE-BEARER/token"
 
-ApiType = Literal["chat", "completions", "embeddings", "text2image", "image2text", "reranker", "plugin"]
 API_TYPES: tuple[str, ...] = (
     "chat", "completions", "embeddings", "text2image", "image2text", "reranker", "plugin",
 )
@@ -155,14 +154,17 @@ def model_catalog() -> dict[str, Any]:
     return json.loads(text)  # type: ignore[no-any-return]
 
 
+def builtin_model(api_type: str, model: str | None) -> dict[str, Any]:
+    """A built-in model's catalog entry (its name in any case), or {}."""
+    wanted = (model or "").lower()
+    return next((info for name, info in model_catalog().get(api_type, {}).get("models", {}).items()
+                 if name.lower() == wanted and isinstance(info, dict)), {})
+
+
 def builtin_endpoint(api_type: str, model: str) -> str | None:
     """Endpoint suffix for a built-in model name (case-insensitive), or None."""
-    models = model_catalog().get(api_type, {}).get("models", {})
-    wanted = model.lower()
-    for name, info in models.items():
-        if name.lower() == wanted:
-            return str(info["endpoint"])
-    return None
+    info = builtin_model(api_type, model)
+    return str(info["endpoint"]) if info else None
 
 
 def default_model(api_type: str) -> str | None:

@@ -15,6 +15,7 @@ Pure (no I/O). Beside it: the caps (:mod:`.limits`), node kinds (:mod:`.schema_k
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -261,10 +262,10 @@ class _Walk:
             if kept in bounds and dropped in bounds:
                 raise refuse(f"{at}.{dropped}", f"is not enforced beside {kept} (the engine reads {kept} only); "
                              "give one of them")
-        lo = _ceil(bounds["minimum"]) if "minimum" in bounds else (
-            _floor(bounds["exclusiveMinimum"]) + 1 if "exclusiveMinimum" in bounds else None)
-        hi = _floor(bounds["maximum"]) if "maximum" in bounds else (
-            _ceil(bounds["exclusiveMaximum"]) - 1 if "exclusiveMaximum" in bounds else None)
+        lo = math.ceil(bounds["minimum"]) if "minimum" in bounds else (
+            math.floor(bounds["exclusiveMinimum"]) + 1 if "exclusiveMinimum" in bounds else None)
+        hi = math.floor(bounds["maximum"]) if "maximum" in bounds else (
+            math.ceil(bounds["exclusiveMaximum"]) - 1 if "exclusiveMaximum" in bounds else None)
         if lo is not None and hi is not None and lo > hi:
             raise refuse(f"{at}.minimum" if "minimum" in bounds else f"{at}.exclusiveMinimum",
                          "leaves no integer between the bounds")
@@ -387,10 +388,3 @@ def _check_node(s: Any, at: str, depth: int) -> None:
             raise refuse(f"{at}.{key}", f"the JSON-schema keyword {key!r} cannot be enforced by the engine's "
                          f"grammar{_HINT}")
 
-
-def _ceil(x: float) -> int:
-    return int(x) if x == int(x) else int(x) + (1 if x > 0 else 0)
-
-
-def _floor(x: float) -> int:
-    return int(x) if x == int(x) else int(x) - (1 if x < 0 else 0)

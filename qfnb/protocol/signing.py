@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 __all__ = [
     "AUTH_VERSION",
@@ -37,8 +38,6 @@ __all__ = [
 ]
 
 AUTH_VERSION = "bce-auth-v1"
-_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.~-_")
-_ENC_TABLE = [chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in range(256)]
 
 
 class SignatureError(ValueError):
@@ -52,9 +51,7 @@ def uri_encode(value: Any, *, encode_slash: bool = True) -> str:
     """
     if value is None:
         return ""
-    text = value if isinstance(value, str) else str(value)
-    out = "".join(_ENC_TABLE[b] for b in text.encode("utf-8"))
-    return out if encode_slash else out.replace("%2F", "/")
+    return quote(value if isinstance(value, str) else str(value), safe="" if encode_slash else "/")
 
 
 def bce_date(now: datetime | float | None = None) -> str:
@@ -143,11 +140,7 @@ class AuthHeader:
     timestamp: str
     expiration: int
     signed_headers: tuple[str, ...]
-    signature: str
-
-    def __repr__(self) -> str:  # the signature is a credential-derived value; keep it out of logs
-        return (f"AuthHeader(access_key={self.access_key!r}, timestamp={self.timestamp!r}, "
-                f"expiration={self.expiration}, signed_headers={self.signed_headers!r})")
+    signature: str = field(repr=False)  # a credential-derived value: kept out of logs
 
 
 def parse_authorization(value: str) -> AuthHeader:

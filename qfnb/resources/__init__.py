@@ -50,10 +50,7 @@ def __getattr__(name: str) -> Any:
     elif name.startswith("_"):
         raise AttributeError(name)
     else:
-        try:
-            console = importlib.import_module("qfnb.resources.console")
-        except ModuleNotFoundError as exc:
-            raise AttributeError(f"module 'qfnb.resources' has no attribute {name!r}") from exc
+        console = importlib.import_module("qfnb.resources.console")
         if not hasattr(console, name):
             raise AttributeError(f"module 'qfnb.resources' has no attribute {name!r}")
         value = getattr(console, name)

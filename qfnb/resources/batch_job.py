@@ -122,10 +122,6 @@ def done_twin(states: Iterable[JobState], fingerprint: str, *, running: bool = F
     return found[-1] if found else None
 
 
-def _config(config: Config | None) -> Config:
-    return resolve_config(config)
-
-
 def budgeted_row(params: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     """A row's body under a budget: without a cap (its own or the task's), sent with the one reserved."""
     return body if output_cap(params) is not None else with_output_cap("v2/chat", body)
@@ -193,7 +189,7 @@ class BatchJob:
         set): a restarted kernel re-attaches to it instead of submitting the rows again."""
         if not (model or endpoint or model_id):
             raise ValidationError("model", "give model=, endpoint= or model_id=")
-        cfg = _config(config)
+        cfg = resolve_config(config)
         recipe = Recipe(model=model, endpoint=endpoint, model_id=model_id, inference_params=inference_params)
         rows = iter(enumerate(inputs))
         first = next(rows, None)
@@ -290,8 +286,7 @@ class BatchJob:
         return JobState.of(resp.parsed.result)
 
     def state(self) -> JobState:
-        resp = Data.get_offline_batch_inference_task(task_id=self.task_id, config=self.config)
-        return JobState.of(resp.parsed.result)
+        return sync.run(self.astate())
 
     def stop(self) -> JobState:
         """Stop the task; rows it finished stay in its output."""
@@ -306,7 +301,7 @@ class BatchJob:
             if on_state is not None:
                 on_state(state)
             if state.finished:
-                record_job(state, _config(self.config))
+                record_job(state, resolve_config(self.config))
                 return state
             await asyncio.sleep(interval)
 
@@ -322,7 +317,7 @@ class BatchJob:
         if field is None:
             raise ValidationError("which", f"must be 'output' or 'errors', got {which!r}")
         state = await self.astate()
-        async for line in batch_objects.aiter_lines(_config(self.config), str(state.view[field])):
+        async for line in batch_objects.aiter_lines(resolve_config(self.config), str(state.view[field])):
             yield json.loads(line)
 
     async def arows(self) -> tuple[builtins.list[dict[str, Any]], builtins.list[dict[str, Any]]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -21,20 +22,13 @@ Identifier = Literal["{}", "{{}}", "[]", "[[]]", "()", "(())"]
 __all__ = ["Identifier", "Prompt", "PromptLabel"]
 
 
+@dataclass
 class PromptLabel:
     """A label of a platform prompt (id, name, the console's colour)."""
 
-    def __init__(self, id: int | str, name: str, color: str = "") -> None:
-        self.id, self.name, self.color = id, name, color
-
-    def __repr__(self) -> str:
-        return f"PromptLabel(id={self.id!r}, name={self.name!r}, color={self.color!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PromptLabel) and (self.id, self.name, self.color) == (other.id, other.name,
-                                                                                        other.color)
-
-    __hash__ = None  # type: ignore[assignment]
+    id: int | str
+    name: str
+    color: str = ""
 
 
 def _split(identifier: str) -> tuple[str, str]:

@@ -83,11 +83,9 @@ class AnswerSchema:
 def answer_schema(obj: Any, name: str | None = None) -> AnswerSchema:
     """An :class:`AnswerSchema` for a pydantic model class or a JSON-schema dict (``name``: what
     errors and the request call it). Raises :class:`SchemaError` naming the problem."""
-    try:
-        import pydantic
-    except ImportError:  # pragma: no cover - pydantic is a dependency
-        pydantic = None  # type: ignore[assignment]
-    if pydantic is not None and isinstance(obj, type) and issubclass(obj, pydantic.BaseModel):
+    import pydantic
+
+    if isinstance(obj, type) and issubclass(obj, pydantic.BaseModel):
         return AnswerSchema(name=name or obj.__name__, schema=obj.model_json_schema(), model=obj)
     if obj == "json_object" or (isinstance(obj, dict) and obj.get("type") == "json_object"):
         return AnswerSchema(name=name or "json_object", schema=None)

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 from urllib.parse import urlparse
 
 from qfnb._core.config import Config
-
-if TYPE_CHECKING:  # pragma: no cover
-    from qfnb._core.config import Config
 
 __all__ = ["Backend", "backend", "connection_hint"]
 

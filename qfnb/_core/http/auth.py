@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -28,39 +27,10 @@ from qfnb.protocol.signing import bce_date, sign
 if TYPE_CHECKING:
     from qfnb._core.http.call import Call
 
-__all__ = ["AccessCodeAuth", "Auth", "BceSigner", "BearerAuth", "InferenceAuth", "MissingAuth", "NoAuth",
-           "OAuthQuery", "SharedToken", "choose_inference_auth", "console_auth", "iam_headers", "inference_auth",
-           "parse_oauth_response"]
+__all__ = ["AccessCodeAuth", "Auth", "BceSigner", "BearerAuth", "MissingAuth", "NoAuth", "OAuthQuery",
+           "SharedToken", "console_auth", "iam_headers", "inference_auth", "parse_oauth_response"]
 
 logger = logging.getLogger("qfnb.auth")
-
-
-class InferenceAuth(Enum):
-    """How a v1 inference call is authenticated (reference §1.0, in this order)."""
-
-    TOKEN = "access_token"      # a given access token, used as-is
-    OAUTH = "oauth"             # AK/SK exchanged for a cached access token
-    IAM = "iam"                 # bce-auth-v1 signed with ACCESS_KEY/SECRET_KEY
-    ACCESS_CODE = "access_code"  # private deployment
-    NONE = "none"
-
-
-def choose_inference_auth(config: Config) -> InferenceAuth:
-    """Pick the scheme for v1 inference, or raise AuthError if nothing is configured."""
-    if config.enable_private and config.access_code:
-        return InferenceAuth.ACCESS_CODE
-    if config.ak and config.sk:
-        return InferenceAuth.OAUTH
-    if config.access_token:
-        return InferenceAuth.TOKEN
-    if config.access_key and config.secret_key:
-        return InferenceAuth.IAM
-    if config.no_auth:
-        return InferenceAuth.NONE
-    if config.ak or config.sk:
-        raise AuthError("both QIANFAN_AK and QIANFAN_SK (ak=, sk=) are needed for OAuth; only one is set")
-    raise AuthError("no credentials: set QIANFAN_AK/QIANFAN_SK, QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY "
-                    "or QIANFAN_ACCESS_TOKEN (or pass ak=/sk=, access_key=/secret_key=)")
 
 
 def host_of(url: str) -> str:
@@ -263,18 +233,22 @@ class AccessCodeAuth(Auth):
 
 
 def inference_auth(config: Config, oauth: SharedToken) -> Auth:
-    """The strategy for v1 inference (raises AuthError when nothing is configured)."""
-    mode = choose_inference_auth(config)
-    if mode in (InferenceAuth.OAUTH, InferenceAuth.TOKEN):
+    """The strategy for v1 inference, the first that applies (reference §1.0): a private deployment's
+    access code; AK/SK exchanged for a cached access token, or a given access token used as-is;
+    bce-auth-v1 with ACCESS_KEY/SECRET_KEY; none (``no_auth``). AuthError when nothing is configured."""
+    if config.enable_private and config.access_code:
+        return AccessCodeAuth(config.access_code)
+    if (config.ak and config.sk) or config.access_token:
         return OAuthQuery(oauth)
-    if mode is InferenceAuth.IAM:
-        assert config.access_key and config.secret_key
+    if config.access_key and config.secret_key:
         return BceSigner(config.access_key, config.secret_key, expiration=config.iam_sign_expiration_sec,
                          host=config.iam_host)
-    if mode is InferenceAuth.ACCESS_CODE:
-        assert config.access_code
-        return AccessCodeAuth(config.access_code)
-    return NoAuth()
+    if config.no_auth:
+        return NoAuth()
+    if config.ak or config.sk:
+        raise AuthError("both QIANFAN_AK and QIANFAN_SK (ak=, sk=) are needed for OAuth; only one is set")
+    raise AuthError("no credentials: set QIANFAN_AK/QIANFAN_SK, QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY "
+                    "or QIANFAN_ACCESS_TOKEN (or pass ak=/sk=, access_key=/secret_key=)")
 
 
 def console_auth(config: Config) -> Auth:

@@ -365,13 +365,10 @@ def default_transport(config: Config) -> Transport:
         return config.transport
     pool = max(1, config.max_connections)
     if not config.proxy:
-        try:
-            # deferred: loads aiohttp (`qfnb.ChatCompletion` does not)
-            from qfnb._core.transport.aiohttp import AiohttpTransport
-        except ImportError:  # pragma: no cover - aiohttp is a dependency; httpx alone still works
-            pass
-        else:
-            return AiohttpTransport(max_connections=pool, verify=config.ssl_verification_enabled)
+        # deferred: loads aiohttp (`qfnb.ChatCompletion` does not)
+        from qfnb._core.transport.aiohttp import AiohttpTransport
+
+        return AiohttpTransport(max_connections=pool, verify=config.ssl_verification_enabled)
     from qfnb._core.transport.httpx import HttpxTransport  # deferred: loads httpx (`qfnb.ChatCompletion` does not)
 
     return HttpxTransport(max_connections=pool, verify=config.ssl_verification_enabled,

@@ -84,14 +84,8 @@ class QfResponse(Mapping[str, Any], Generic[T]):
     def __getitem__(self, key: str) -> Any:
         if key in self.body:
             return self.body[key]
-        if key == "body":
-            return self.body
-        if key == "code":
-            return self.code
-        if key == "headers":
-            return self.headers
-        if key == "statistic":
-            return self.statistic
+        if key in ("body", "code", "headers", "statistic"):
+            return getattr(self, key)
         raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:

@@ -21,7 +21,7 @@ from qfnb._core.errors import APIError, ConnectionError, RequestError, StreamErr
 from qfnb.protocol.errors import RETRYABLE_HTTP_STATUSES, RETRYABLE_INFERENCE_CODES, THROTTLE_CODES
 
 __all__ = ["AdaptiveLimit", "BatchHealth", "BatchVerdict", "RecentFailures", "RetryPolicy", "batch_verdict",
-           "parse_retry_after", "retry_delay"]
+           "parse_retry_after", "retry_after_of", "retry_delay"]
 
 #: a batch whose recent answers fail less often than this re-queues a failed item at once...
 SICK_SHARE = 0.5
@@ -90,6 +90,11 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     except (TypeError, ValueError, IndexError):
         return None
     return max(0.0, when - (time.time() if now is None else now))
+
+
+def retry_after_of(exc: BaseException) -> str | None:
+    """The ``Retry-After`` header of the answer an error stands for (its headers are lower-cased), or None."""
+    return exc.headers.get("retry-after") if isinstance(exc, RequestError) else None
 
 
 def is_retryable(exc: BaseException, policy: RetryPolicy) -> bool:
@@ -163,10 +168,7 @@ def batch_verdict(exc: BaseException, policy: RetryPolicy, attempt: int, health:
     code = getattr(exc, "error_code", None)
     status = getattr(exc, "status_code", None)
     throttled = status == 429 or (isinstance(code, int) and code in THROTTLE_CODES)
-    headers = getattr(exc, "headers", None) or {}
-    asked = parse_retry_after(headers.get("retry-after") if hasattr(headers, "get") else None)
-    if asked is None:
-        asked = parse_retry_after(getattr(exc, "retry_after", None))
+    asked = parse_retry_after(retry_after_of(exc))
     if asked is not None:
         wait = max(asked, 0.0) if asked <= policy.max_retry_after else policy.max_retry_after
     elif throttled and (health is None or health.throttling):

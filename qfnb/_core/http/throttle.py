@@ -24,6 +24,3 @@ class Throttle:
             self._last = now
             return True
         return False
-
-    def reset(self) -> None:
-        self._last = None

@@ -70,6 +70,14 @@ def require_id(value: Any, field_name: str) -> int | str:
     return value  # type: ignore[no-any-return]
 
 
+def member(value: Any, enum: Any, field_name: str) -> Any:
+    """``enum(value)``: ``value`` as a member of the enum class ``enum``, or the error naming its values."""
+    try:
+        return enum(value)
+    except ValueError:
+        raise invalid(field_name, f"must be one of {[m.value for m in enum]}, got {value!r}") from None
+
+
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(k.__name__ for k in kinds)

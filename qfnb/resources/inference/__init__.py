@@ -4,7 +4,6 @@ Part of ``qfnb.resources``: may import ``qfnb._core`` and ``qfnb.protocol`` only
 
 from qfnb._core.http.response import QfResponse
 
-from .batch import BatchFuture, read_results
 from .chat import ChatCompletion
 from .completion import Completion
 from .embedding import Embedding
@@ -13,6 +12,7 @@ from .image2text import Image2Text
 from .messages import Messages, QfMessages, QfRole, Role
 from .plugin import Plugin
 from .reranker import Reranker
+from .results import BatchFuture, read_results
 from .targets import QfLLMInfo
 from .text2image import Text2Image
 from .tokenizer import Tokenizer

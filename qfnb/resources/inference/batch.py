@@ -19,21 +19,9 @@ from qfnb._core.errors import ValidationError
 from qfnb._core.http.client import batch_traffic
 from qfnb._core.http.retry import AdaptiveLimit, BatchHealth, BatchVerdict, RecentFailures
 
-from .results import (
-    BatchFuture,
-    BatchStats,
-    FileResults,
-    FileSink,
-    FuturesSink,
-    ListSink,
-    Sink,
-    done_indices,
-    read_results,
-    record_value,
-)
+from .results import BatchStats, ListSink, Sink
 
-__all__ = ["BatchFuture", "BatchStats", "FileResults", "FileSink", "FuturesSink", "ListSink", "done_indices",
-           "read_results", "record_value", "run_batch"]
+__all__ = ["BatchStats", "ListSink", "run_batch"]
 
 logger = logging.getLogger("qfnb.batch")
 

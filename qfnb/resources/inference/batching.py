@@ -13,6 +13,7 @@ from qfnb._core.runtime.progress import ProgressArg, ProgressCallback, make_prog
 
 from . import batch as _batch
 from .packing import Pack, PackSink, packs
+from .results import BatchFuture, BatchStats, FileResults, FileSink, FuturesSink, ListSink
 
 __all__ = ["acollect", "length", "reporter", "submit"]
 
@@ -32,7 +33,7 @@ def reporter(progress: ProgressArg, desc: str) -> ProgressCallback | None:
 
 async def _drive(one: One, items: Iterable[dict[str, Any]], sink: Any, total: int | None, *, worker_num: int | None,
                  progress: ProgressCallback | None, classify: _batch.Classify, retry_budget: float,
-                 counter: list[int] | None = None, stats: _batch.BatchStats | None = None,
+                 counter: list[int] | None = None, stats: BatchStats | None = None,
                  pack: Pack | None = None) -> None:
     """Run the items into ``sink`` (with ``pack``: packed, several in one call), the progress told
     of the start and the close; a file sink is closed."""
@@ -48,7 +49,7 @@ async def _drive(one: One, items: Iterable[dict[str, Any]], sink: Any, total: in
             await _batch.run_batch(pack.call, packed.track(packs(items, skip or (), pack)), packed,
                                    worker_num=worker_num, classify=classify, retry_budget=retry_budget, stats=stats)
     finally:
-        if isinstance(sink, _batch.FileSink):
+        if isinstance(sink, FileSink):
             sink.close()
         if progress is not None:
             progress.on_close()
@@ -61,39 +62,39 @@ async def acollect(one: One, items: Iterable[dict[str, Any]], total: int | None,
     as ``answer``, the name of the calls' answer model); ``pack``: the items travel packed."""
     sink: Any
     if output_file is not None:
-        sink = _batch.FileSink(output_file)
+        sink = FileSink(output_file)
     else:
         if total is None:
             items = list(items)
             total = len(items)
-        sink = _batch.ListSink(total)
+        sink = ListSink(total)
     await _drive(one, items, sink, total, worker_num=worker_num, progress=progress, classify=classify,
                  retry_budget=retry_budget, pack=pack)
-    if isinstance(sink, _batch.ListSink):
+    if isinstance(sink, ListSink):
         return sink.results
-    return _batch.FileResults(sink.path, total if total is not None else sink.count, answer)
+    return FileResults(sink.path, total if total is not None else sink.count, answer)
 
 
 def submit(one: One, items: Iterable[dict[str, Any]], total: int | None, *, worker_num: int | None,
            output_file: str | Path | None, progress: ProgressCallback | None, classify: _batch.Classify,
-           retry_budget: float, answer: str = "AnswerModel", pack: Pack | None = None) -> _batch.BatchFuture:
+           retry_budget: float, answer: str = "AnswerModel", pack: Pack | None = None) -> BatchFuture:
     """Start the batch on qfnb's loop; its :class:`BatchFuture` at once."""
     if total is None and output_file is None:  # futures need a count; a file does not
         items = list(items)
         total = len(items)
     counter = [0]
-    stats = _batch.BatchStats()
+    stats = BatchStats()
     futures: list[Any] | None = None
     sink: Any
     skipped = 0
     if output_file is not None:
-        sink = _batch.FileSink(output_file)
+        sink = FileSink(output_file)
         skipped = sum(1 for i in sink.done if total is None or i < total)
     else:
         assert total is not None
-        sink = _batch.FuturesSink(total)
+        sink = FuturesSink(total)
         futures = sink.futures
     done = sync.submit(_drive(one, items, sink, total, worker_num=worker_num, progress=progress, classify=classify,
                               retry_budget=retry_budget, counter=counter, stats=stats, pack=pack))
-    return _batch.BatchFuture(total, done, counter, futures, Path(output_file) if output_file is not None else None,
+    return BatchFuture(total, done, counter, futures, Path(output_file) if output_file is not None else None,
                               skipped, stats, answer)

@@ -200,12 +200,8 @@ def _still_truncated() -> None:
 
 
 def _input_limits(model: str | None) -> tuple[int | None, int | None] | None:
-    if not model:
-        return None
-    for name, info in routes.model_catalog().get("chat", {}).get("models", {}).items():
-        if name.lower() == model.lower():
-            return info.get("max_input_chars"), info.get("max_input_tokens")
-    return None
+    info = routes.builtin_model("chat", model)
+    return (info.get("max_input_chars"), info.get("max_input_tokens")) if info else None
 
 
 def truncate_messages(messages: list[dict[str, Any]], max_chars: int | None, max_tokens: int | None, *,

@@ -42,7 +42,6 @@ class Reranker(RerankerCalls):
         if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
             raise ValidationError("top_n", f"must be a positive integer, got {top_n!r}")
         body = self._wire_body({**kwargs, "documents": list(documents)}, False)
-        body["stream"] = False  # as the official SDK sends it: these APIs never stream
         return target, body
 
     def _batch_items(self, inputs: Iterable[Any] | None, body_list: Iterable[dict[str, Any]] | None,

@@ -98,9 +98,7 @@ class QfLLMInfo:
 
 def model_info(target: Target) -> QfLLMInfo:
     """The :class:`QfLLMInfo` of a resolved target."""
-    models = routes.model_catalog().get(target.api_type, {}).get("models", {})
-    wanted = (target.model or "").lower()
-    info = next((v for k, v in models.items() if k.lower() == wanted and isinstance(v, dict)), {})
+    info = routes.builtin_model(target.api_type, target.model)
     chars, tokens = info.get("max_input_chars"), info.get("max_input_tokens")
     return QfLLMInfo(endpoint=target.path, api_type=target.api_type,
                      max_input_chars=chars if isinstance(chars, int) else None,

@@ -31,7 +31,6 @@ class Text2Image(Text2ImageCalls):
         if decode not in (None, "base64"):
             raise ValidationError("with_decode", f"only 'base64' is supported, got {decode!r}")
         body = self._wire_body(kwargs, False)
-        body["stream"] = False  # as the official SDK sends it: these APIs never stream
         # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
         from qfnb.protocol.inference import Text2ImageRequest, parse_request
         parse_request(Text2ImageRequest, body)

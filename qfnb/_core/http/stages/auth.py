@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from qfnb._core.errors import AccessTokenExpiredError
 from qfnb._core.http.auth import Auth
@@ -17,13 +18,11 @@ __all__ = ["Authenticate"]
 logger = logging.getLogger("qfnb.client")
 
 
+@dataclass(slots=True, eq=False)
 class Authenticate:
     """``strategy(api)`` is the :class:`Auth` for a kind of call (it may raise AuthError)."""
 
-    __slots__ = ("strategy",)
-
-    def __init__(self, strategy: Callable[[ApiKind], Auth]) -> None:
-        self.strategy = strategy
+    strategy: Callable[[ApiKind], Auth]
 
     async def __call__(self, call: Call, next: Next) -> Answer:
         auth = self.strategy(call.api)

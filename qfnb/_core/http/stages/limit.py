@@ -5,6 +5,7 @@ advertise (``X-Ratelimit-Limit-*``, paced to 90 %): a call waits for its turn an
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from qfnb._core.errors import APIError
 from qfnb._core.http.call import Call
@@ -18,18 +19,15 @@ __all__ = ["RateLimit"]
 _TPM_EXCEEDED = 336502
 
 
+@dataclass(slots=True, eq=False)
 class RateLimit:
     """``limiter`` is the client's; ``servers`` maps a service URL to the limiter its first
     answer advertised (None: it advertised none)."""
 
-    __slots__ = ("clock", "limiter", "servers", "sleep")
-
-    def __init__(self, limiter: RateLimiter, servers: dict[str, RateLimiter | None],
-                 sleep: Callable[[float], Awaitable[object]], clock: Callable[[], float]) -> None:
-        self.limiter = limiter
-        self.servers = servers
-        self.sleep = sleep
-        self.clock = clock
+    limiter: RateLimiter
+    servers: dict[str, RateLimiter | None]
+    sleep: Callable[[float], Awaitable[object]]
+    clock: Callable[[], float]
 
     async def __call__(self, call: Call, next: Next) -> Answer:
         tokens, limiter = call.tokens, self.limiter

@@ -4,6 +4,7 @@ window (:class:`~qfnb._core.http.outage.Outages`) instead of each hammering it."
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from qfnb._core.errors import ConnectionError, TimeoutError
 from qfnb._core.http.call import Call
@@ -13,12 +14,10 @@ from qfnb._core.http.stages import Answer, Next
 __all__ = ["Outage"]
 
 
+@dataclass(slots=True, eq=False)
 class Outage:
-    __slots__ = ("outages", "sleep")
-
-    def __init__(self, outages: Outages, sleep: Callable[[float], Awaitable[object]]) -> None:
-        self.outages = outages
-        self.sleep = sleep
+    outages: Outages
+    sleep: Callable[[float], Awaitable[object]]
 
     async def __call__(self, call: Call, next: Next) -> Answer:
         outages = self.outages

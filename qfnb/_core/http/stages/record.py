@@ -6,6 +6,7 @@ The cache key includes what would answer: ``identify`` gives the served model's 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from qfnb._core.http.call import Call
 from qfnb._core.http.recorded import Recording
@@ -21,13 +22,11 @@ async def _named_by_the_platform(rec: Recording) -> str:
     return ""
 
 
+@dataclass(slots=True, eq=False)
 class Record:
     """Calls without a ``record`` (console, IAM, BOS) pass through."""
 
-    __slots__ = ("identify",)
-
-    def __init__(self, identify: Identify = _named_by_the_platform) -> None:
-        self.identify = identify
+    identify: Identify = _named_by_the_platform
 
     async def __call__(self, call: Call, next: Next) -> Answer:
         rec = call.record

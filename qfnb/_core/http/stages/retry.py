@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from qfnb._core.errors import APIError, QfnbError, RequestError
+from qfnb._core.errors import QfnbError
 from qfnb._core.http.call import Call
-from qfnb._core.http.retry import RetryPolicy, retry_delay
+from qfnb._core.http.retry import RetryPolicy, retry_after_of, retry_delay
 from qfnb._core.http.stages import Answer, Next
 
 __all__ = ["Retry"]
@@ -16,20 +17,12 @@ __all__ = ["Retry"]
 logger = logging.getLogger("qfnb.client")
 
 
-def _retry_after(exc: QfnbError) -> str | None:
-    if isinstance(exc, RequestError):
-        return exc.headers.get("retry-after")
-    return exc.retry_after if isinstance(exc, APIError) else None
-
-
+@dataclass(slots=True, eq=False)
 class Retry:
     """Retries ``call`` under ``call.policy`` (else ``default``), waiting on ``sleep``."""
 
-    __slots__ = ("default", "sleep")
-
-    def __init__(self, default: RetryPolicy, sleep: Callable[[float], Awaitable[object]]) -> None:
-        self.default = default
-        self.sleep = sleep
+    default: RetryPolicy
+    sleep: Callable[[float], Awaitable[object]]
 
     async def __call__(self, call: Call, next: Next) -> Answer:
         policy = call.policy or self.default
@@ -37,7 +30,7 @@ class Retry:
             try:
                 return await next(call)
             except QfnbError as exc:
-                delay = retry_delay(exc, call.attempt, policy, retry_after=_retry_after(exc))
+                delay = retry_delay(exc, call.attempt, policy, retry_after=retry_after_of(exc))
                 if delay is None:
                     raise
                 logger.debug("retrying %s %s in %.2fs (attempt %d/%d): %s", call.method, call.path, delay,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from qfnb._core.errors import ConnectionError, TimeoutError
 from qfnb._core.http.call import Call
@@ -14,15 +15,13 @@ from qfnb._core.http.stages import Answer, Next
 __all__ = ["Revive"]
 
 
+@dataclass(slots=True, eq=False)
 class Revive:
     """``revive(origin) -> bool`` (run in a thread) brings the daemon back; a success closes
     the origin's outage window in ``outages`` so the replay goes at once."""
 
-    __slots__ = ("outages", "revive")
-
-    def __init__(self, revive: Callable[[str], bool], outages: Outages) -> None:
-        self.revive = revive
-        self.outages = outages
+    revive: Callable[[str], bool]
+    outages: Outages
 
     async def __call__(self, call: Call, next: Next) -> Answer:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from qfnb._core.http.call import Call
 from qfnb._core.http.decode import decode_reply, open_stream
@@ -15,15 +16,13 @@ from qfnb._core.transport import Request, Transport
 __all__ = ["Send"]
 
 
+@dataclass(slots=True, eq=False)
 class Send:
     """Sends through ``transport()`` (read per call: the client makes it on first use) with the
     timeout of ``call.policy`` (else ``default``)."""
 
-    __slots__ = ("default", "transport")
-
-    def __init__(self, transport: Callable[[], Transport], default: RetryPolicy) -> None:
-        self.transport = transport
-        self.default = default
+    transport: Callable[[], Transport]
+    default: RetryPolicy
 
     async def __call__(self, call: Call) -> Answer:
         query = call.query

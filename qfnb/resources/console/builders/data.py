@@ -8,7 +8,7 @@ from qfnb.protocol import batch as wire
 from qfnb.protocol.console_data import TEMPLATE_PROJECT
 from qfnb.protocol.routes import Console
 
-from .._base import ConsoleRequest, compact, invalid, require, require_id, surface
+from .._base import ConsoleRequest, compact, invalid, member, require, require_id, surface
 from ..consts import (
     DataExportDestinationType,
     DataProjectType,
@@ -25,14 +25,6 @@ CLASSES = {
 }
 
 
-def _coerce(value: Any, enum: type, field_name: str) -> Any:
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = [m.value for m in enum]  # type: ignore[attr-defined]
-        raise invalid(field_name, f"must be one of {allowed}, got {value!r}") from None
-
-
 @surface("Data.create_bare_dataset", answer="DatasetCreatedAnswer")
 def create_bare_dataset(name: str, data_set_type: int | DataSetType = DataSetType.TextOnly,
                          project_type: int | DataProjectType | None = None,
@@ -42,15 +34,15 @@ def create_bare_dataset(name: str, data_set_type: int | DataSetType = DataSetTyp
                          **kwargs: Any) -> ConsoleRequest:
     """``dataset/create``: an empty dataset (version 1) to import files into."""
     require(name, "name")
-    dtype = _coerce(data_set_type, DataSetType, "data_set_type")
-    template = _coerce(template_type, DataTemplateType, "template_type")
-    project = TEMPLATE_PROJECT[template] if project_type is None else _coerce(
+    dtype = member(data_set_type, DataSetType, "data_set_type")
+    template = member(template_type, DataTemplateType, "template_type")
+    project = TEMPLATE_PROJECT[template] if project_type is None else member(
         project_type, DataProjectType, "project_type")
     if TEMPLATE_PROJECT[template] != project:
         raise invalid("template_type", f"{template.name} does not belong to project {project.name}")
     if dtype is DataSetType.MultiModel and template is not DataTemplateType.Text2Image:
         raise invalid("template_type", f"a multi-model set is a Text2Image one, got {template.name}")
-    storage = _coerce(storage_type, DataStorageType, "storage_type")
+    storage = member(storage_type, DataStorageType, "storage_type")
     if storage is DataStorageType.PrivateBos and not (storage_id and storage_path):
         raise invalid("storage_id", "storage_id and storage_path are required for private BOS")
     path = storage_path if storage_path is None or storage_path.endswith("/") else storage_path + "/"
@@ -68,7 +60,7 @@ def create_data_import_task(dataset_id: int | str, is_annotated: bool,
     """``dataset/import``: import ``file_url`` (``bos:/bucket/key``) into a dataset."""
     require_id(dataset_id, "dataset_id")
     require(is_annotated, "is_annotated", bool)
-    source = _coerce(import_source, DataSourceType, "import_source")
+    source = member(import_source, DataSourceType, "import_source")
     require(file_url, "file_url")
     if source is DataSourceType.PrivateBos and not file_url.startswith("bos:/"):
         raise invalid("file_url", "must be a bos:/bucket/key URI for a BOS import")
@@ -117,7 +109,7 @@ def create_dataset_export_task(dataset_id: int | str,
                                 **kwargs: Any) -> ConsoleRequest:
     """``dataset/export``."""
     require_id(dataset_id, "dataset_id")
-    dest = _coerce(export_destination_type, DataExportDestinationType, "export_destination_type")
+    dest = member(export_destination_type, DataExportDestinationType, "export_destination_type")
     if dest is DataExportDestinationType.PrivateBos and not storage_id:
         raise invalid("storage_id", "is required when exporting to private BOS")
     body = compact({"datasetId": dataset_id, "exportFormat": 0,
@@ -233,6 +225,6 @@ def list_offline_batch_inference_task(marker: str | None = None, max_keys: int |
                                        run_status: list[str] | str | None = None, **kwargs: Any) -> ConsoleRequest:
     """``DescribeBatchInferenceTasks``; ``run_status`` e.g. "Running", "Done", "Stopped", "Failed"."""
     statuses = [run_status] if isinstance(run_status, str) else list(run_status or [])
-    body = {k: v for k, v in {**kwargs, "marker": marker, "maxKeys": max_keys, "pageReverse": page_reverse,
-                                "runStatus": statuses}.items() if v is not None}
+    body = compact({**kwargs, "marker": marker, "maxKeys": max_keys, "pageReverse": page_reverse,
+                    "runStatus": statuses})
     return ConsoleRequest(wire.ROUTE, body, action=wire.DESCRIBE_ALL)

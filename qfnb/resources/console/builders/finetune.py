@@ -10,7 +10,7 @@ from typing import Any
 from qfnb.protocol.console import ParameterScale, TrainMode
 from qfnb.protocol.routes import Console, V2Action
 
-from .._base import ConsoleRequest, compact, invalid, require, require_id, surface
+from .._base import ConsoleRequest, compact, invalid, member, require, require_id, surface
 
 _SOURCE_TYPES = ("Platform", "Bos", "Afs")
 
@@ -20,14 +20,6 @@ CLASSES = {
     "FineTune": "Fine-tuning console API (v1). ``FineTune.V2`` holds the v2 API.",
     "FineTune.V2": "``/v2/finetuning``: jobs (containers) and tasks (runs).",
 }
-
-
-def _enum_value(value: Any, enum: type, field_name: str) -> str:
-    allowed = [m.value for m in enum]  # type: ignore[attr-defined]
-    text = str(value.value if hasattr(value, "value") else value) if value is not None else ""
-    if text not in allowed:
-        raise invalid(field_name, f"must be one of {allowed}, got {value!r}")
-    return text
 
 
 def check_dataset_config(config: Any, field_name: str = "dataset_config") -> dict[str, Any]:
@@ -99,9 +91,9 @@ def v2_create_job(name: str, model: str, train_mode: str | TrainMode = TrainMode
     """``CreateFineTuningJob``: the v2 container of training runs."""
     require(name, "name")
     require(model, "model")
-    mode = _enum_value(train_mode, TrainMode, "train_mode")
-    scale = None if parameter_scale is None else _enum_value(parameter_scale, ParameterScale,
-                                                              "parameter_scale")
+    mode = member(train_mode, TrainMode, "train_mode").value
+    scale = None if parameter_scale is None else member(parameter_scale, ParameterScale,
+                                                         "parameter_scale").value
     return _v2(V2Action.CREATE_JOB, {"name": name, "model": model, "trainMode": mode,
                                      "description": description, "parameterScale": scale,
                                      "hyperParameterConfig": hyper_parameter_config, **kwargs})
@@ -118,7 +110,7 @@ def v2_create_task(job_id: str, params_scale: str | ParameterScale,
                     corpus_config: dict[str, Any] | None = None, **kwargs: Any) -> ConsoleRequest:
     """``CreateFineTuningTask``: one training run of job ``job_id``."""
     require(job_id, "job_id")
-    scale = _enum_value(params_scale, ParameterScale, "params_scale")
+    scale = member(params_scale, ParameterScale, "params_scale").value
     if hyper_params is not None:
         require(hyper_params, "hyper_params", dict)
     if dataset_config is None and increment_task_id is None:

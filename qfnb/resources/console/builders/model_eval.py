@@ -7,15 +7,8 @@ from typing import Any
 
 from qfnb.protocol.routes import Console
 
-from .._base import ConsoleRequest, invalid, paged, require, require_id, surface
+from .._base import ConsoleRequest, invalid, member, paged, require, require_id, surface
 from ..consts import EvaluationResultExportDestinationType, EvaluationResultExportField, EvaluationResultExportRange
-
-
-def _enum(kind: Any, value: Any, field_name: str) -> Any:
-    try:
-        return kind(value)
-    except ValueError:
-        raise invalid(field_name, f"must be one of {[m.value for m in kind]}, got {value!r}") from None
 
 
 @surface("Model.create_evaluation_result_export_task")
@@ -28,9 +21,9 @@ def create_evaluation_result_export_task(eval_id: int | str, export_destination_
     ``export_destination_type``, ``export_range`` and ``export_field`` take the members of
     ``EvaluationResultExportDestinationType``, ``EvaluationResultExportRange`` and
     ``EvaluationResultExportField`` (string enums) or their values."""
-    dest = _enum(EvaluationResultExportDestinationType, export_destination_type or "local", "export_destination_type")
-    scope = _enum(EvaluationResultExportRange, export_range, "export_range")
-    fields = [_enum(EvaluationResultExportField, f, "export_field").value
+    dest = member(export_destination_type or "local", EvaluationResultExportDestinationType, "export_destination_type")
+    scope = member(export_range, EvaluationResultExportRange, "export_range")
+    fields = [member(f, EvaluationResultExportField, "export_field").value
               for f in (export_field or list(EvaluationResultExportField))]
     body: dict[str, Any] = {"id": require_id(eval_id, "eval_id"), "exportType": dest.value,
                             "exportOpt": scope.value, "exportContent": fields}
