@@ -89,8 +89,7 @@ async def run_llm(ds: DatasetView, target: Any, *, model: str | None, endpoint: 
         [*ds.columns, LLM_OUTPUT, LATENCY]
     spec = answer_spec(params.get("response_format"), result_columns)
     kwargs = await aresolve_target(target, model, endpoint)
-    config = getattr(target, "config", None)
-    chat = ChatCompletion(**kwargs, config=config) if config is not None else ChatCompletion(**kwargs)
+    chat = ChatCompletion(**kwargs, config=getattr(target, "config", None))
     prompts = prompts_of(ds, prompt_column)
     chats = chats_of(ds, prompt_column) if ds.as_conversations else None
     messages = [m for m, _ in chats] if chats is not None else [[{"role": "user", "content": p}] for p in prompts]
