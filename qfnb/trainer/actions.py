@@ -294,9 +294,8 @@ class DeployAction(AsyncAction):
     """
 
     def __init__(self, deploy_config: DeployConfig | None = None, **kwargs: Any) -> None:
-        own = {k: kwargs.pop(k) for k in ("id", "name", "event_handler") if k in kwargs}
         warn_ignored("DeployAction", kwargs)
-        super().__init__(own.get("id"), own.get("name"), own.get("event_handler"), **kwargs)
+        super().__init__(**kwargs)
         if not isinstance(deploy_config, DeployConfig):
             raise ValidationError("deploy_config", "must be a qfnb.trainer.DeployConfig")
         self.deploy_config = deploy_config
@@ -333,9 +332,8 @@ class EvaluateAction(AsyncAction):
 
     def __init__(self, eval_dataset: Any, evaluators: list[Any], id: str | None = None,
                  event_handler: EventHandler | None = None, **kwargs: Any) -> None:
-        name = kwargs.pop("name", None)
         warn_ignored("EvaluateAction", kwargs)
-        super().__init__(id, name, event_handler, **kwargs)
+        super().__init__(id, event_handler=event_handler, **kwargs)
         if not evaluators:
             raise ValidationError("evaluators", "give at least one evaluator")
         self.eval_dataset = eval_dataset

@@ -14,6 +14,7 @@ from qfnb._core.runtime import sync
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.notebook import _background
 from qfnb.notebook.training.dashboard import TrainingDashboard
+from qfnb.notebook.training.jobs import wall_time
 from qfnb.notebook.training.run import deploy_in_background, given_name
 from qfnb.protocol.console import ServiceStatus
 from qfnb.resources.console import FineTune
@@ -61,18 +62,6 @@ class _AttachedTask:
 Fetch = Callable[[str], "Awaitable[dict[str, Any]] | dict[str, Any]"]
 
 Deployment = Callable[[str], "Awaitable[dict[str, Any]]"]
-
-
-def _wall_time(stamp: Any) -> float | None:
-    """An ISO time of the platform's (``2026-11-23T20:41:27Z``) as a Unix time; None if absent."""
-    from datetime import datetime
-
-    if not isinstance(stamp, str) or not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 async def adeployment(task_id: str) -> dict[str, Any]:
@@ -126,7 +115,7 @@ def attach(
     if poll.ended(first):
         sync.run(poll.afinish(first))
     else:
-        dash.follower = _background.submit(poll.follow())
+        _background.submit(poll.follow())
     return dash
 
 
@@ -165,7 +154,7 @@ class _TaskPoll:
             except Exception as exc:  # the dashboard still shows the run; Deploy stays offered
                 log.warning("could not look up what serves task %s: %s", self.task_id, exc)
         self.dash.finish(status, output=output, error=last.get("errorMessage"),
-                         ended_at=_wall_time(last.get("finishDate") or last.get("finishTime")))
+                         ended_at=wall_time(last.get("finishDate") or last.get("finishTime")))
 
     async def follow(self) -> None:
         """Poll until the task ends; retried for as long as the dashboard is open (the local daemon
