@@ -135,9 +135,8 @@ class TrainForecast:
 
 
 def _fine_tunes(base: str, platform: str) -> list[UsageRow]:
-    names = {base.lower()}
-    return [r for r in default_ledger().rows() if r.api == "fine-tune" and r.platform == platform
-            and r.model.lower() in names and not r.cache_hit and r.latency_s > 0 and r.trained_tokens > 0][-_RUNS:]
+    return [r for r in default_ledger().rows() if r.api == "fine-tune" and r.platform == platform and
+            r.model.lower() == base.lower() and not r.cache_hit and r.latency_s > 0 and r.trained_tokens > 0][-_RUNS:]
 
 
 def _seconds(tokens: int, runs: Sequence[UsageRow]) -> tuple[float | None, str, str]:
