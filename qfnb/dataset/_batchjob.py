@@ -55,20 +55,18 @@ async def run_as_job(ds: DatasetView, model_id: str, *, prompt_column: str, prog
 async def _await_job(job: BatchJob, total: int, progress: ProgressArg) -> JobState:
     """Wait for the task, showing each finished row on the progress bar."""
     bar = make_progress(progress, desc=f"batch {job.task_id}")
+    if bar is None:
+        return await job.await_done()
     seen = 0
 
     def on_state(state: JobState) -> None:
         nonlocal seen
-        if bar is None:
-            return
         for i in range(seen, state.done + state.failed):
             bar.on_result(i, True)
         seen = state.done + state.failed
 
-    if bar is not None:
-        bar.on_start(total)
+    bar.on_start(total)
     try:
         return await job.await_done(on_state=on_state)
     finally:
-        if bar is not None:
-            bar.on_close()
+        bar.on_close()

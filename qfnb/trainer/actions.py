@@ -16,6 +16,7 @@ from typing import Any
 from qfnb._core.errors import InternalServerError, QfnbError, RequestError, ValidationError
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.model import Model, Service
+from qfnb.model.jobs import result_of
 from qfnb.protocol import checkpoints
 from qfnb.protocol.console import RunStatus
 from qfnb.resources.console import FineTune
@@ -64,8 +65,7 @@ class TrainAction(AsyncAction):
                  base_model: str | None = None, task_id: str | int | None = None,
                  job_id: str | int | None = None, train_mode: str | None = None,
                  **kwargs: Any) -> None:
-        own = {k: kwargs.pop(k) for k in ("id", "event_handler", "job_name", "name", "peft_type")
-               if k in kwargs}
+        own = {k: kwargs.pop(k) for k in ("job_name", "peft_type") if k in kwargs}
         #: incremental training: the run to continue from (``previous_task_id=``, as LLMFinetune's)
         self.increment_task_id = kwargs.pop("increment_task_id", None) or kwargs.pop("previous_task_id", None)
         self.increment_checkpoint_step = kwargs.pop("increment_checkpoint_step", None)
@@ -76,7 +76,7 @@ class TrainAction(AsyncAction):
         if self.is_incr and self.increment_task_id is None:
             logger.warning("TrainAction: is_incr=True without previous_task_id: training from the base model")
         warn_ignored("TrainAction", kwargs)
-        super().__init__(own.get("id"), own.get("name"), own.get("event_handler"), **kwargs)
+        super().__init__(**kwargs)
         train_type = train_type or base_model or ""
         if job_id:  # attach to an existing job (and to a run, when task_id is given too)
             self.job_id = job_id
@@ -91,7 +91,7 @@ class TrainAction(AsyncAction):
             self.train_config = self.train_config.model_copy()
             self.train_config.peft_type = own["peft_type"]  # validated (validate_assignment)
         self.train_mode = str(train_mode or "SFT")
-        self.job_name = own.get("job_name") or own.get("name")
+        self.job_name = own.get("job_name") or kwargs.get("name")
         #: the job's description (qfnb's recipe mark, :mod:`qfnb.trainer.replay`)
         self.description: str | None = None
 
@@ -200,8 +200,7 @@ class TrainAction(AsyncAction):
 
     async def _observe(self, ctx: RunContext) -> dict[str, Any]:
         """One poll: read the run's detail, record it, tell the handlers."""
-        resp = await FineTune.V2.atask_detail(task_id=self.task_id, config=ctx.config)  # type: ignore[arg-type]
-        detail = dict(resp.body.get("result") or {})
+        detail = result_of(await FineTune.V2.atask_detail(task_id=self.task_id, config=ctx.config))  # type: ignore[arg-type]
         status = detail.get("runStatus") or ""
         self.extra["progress"] = detail.get("runProgress")
         self.extra["run_status"] = status

@@ -20,17 +20,9 @@ from qfnb.protocol.console import ServiceStatus
 from qfnb.resources.console import FineTune
 from qfnb.resources.console import Model as ModelAPI
 from qfnb.resources.console import Service as ServiceAPI
+from qfnb.trainer import Event
 
 log = logging.getLogger("qfnb.notebook.training.attach")
-
-
-@dataclass
-class _PollEvent:
-    action_class: str
-    action_id: str
-    action_state: str
-    description: str
-    data: dict[str, Any]
 
 
 _RUN_STATUS = {"Done": "succeeded", "Failed": "failed", "Stopped": "stopped"}
@@ -138,7 +130,7 @@ class _TaskPoll:
 
     def update(self, detail: dict[str, Any]) -> None:
         self.dash.trainer.output = detail
-        self.dash.handle_event(_PollEvent("TrainAction", self.task_id, "Running", _run_status(detail), detail))
+        self.dash.handle_event(Event(self.task_id, "Running", _run_status(detail), detail, action_class="TrainAction"))
 
     def ended(self, detail: dict[str, Any]) -> bool:
         return self.dash.done or _run_status(detail) in _RUN_STATUS
