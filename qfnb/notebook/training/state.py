@@ -78,8 +78,6 @@ def find_key(data: Any, keys: tuple[str, ...], depth: int = 3) -> str | None:
 
 
 def _num(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
     if isinstance(value, str):
         m = re.match(r"\s*(-?\d+(?:\.\d+)?)\s*%?", value)
         return float(m.group(1)) if m else None
