@@ -78,10 +78,8 @@ class TrainAction(AsyncAction):
         warn_ignored("TrainAction", kwargs)
         super().__init__(**kwargs)
         train_type = train_type or base_model or ""
-        if job_id:  # attach to an existing job (and to a run, when task_id is given too)
-            self.job_id = job_id
-        if task_id:
-            self.task_id = task_id
+        self.job_id = job_id or None  # attach to an existing job (and to a run, when task_id is given too)
+        self.task_id = task_id or None
         if not train_type and self.increment_task_id is None:
             raise ValidationError("train_type", "the base model to fine-tune is required (or previous_task_id=)")
         self.train_type = train_type

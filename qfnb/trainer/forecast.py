@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,8 +162,6 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
                              max_seq_len: float | None = None, eval_split: int | None = None,
                              config: Config | None = None) -> TrainForecast:
     """See :func:`forecast_training`."""
-    import time
-
     path = Path(dataset).expanduser()
     if not path.is_file():
         raise ValidationError("dataset", f"--forecast counts the rows of a training file; {dataset} is not one "

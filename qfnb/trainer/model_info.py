@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -136,12 +137,10 @@ def _fetch() -> list[FineTuneSupportedModel]:
 
 def _alias_renamed(infos: dict[str, dict[str, ModelInfo]], defaults: dict[str, dict[str, Any]]) -> None:
     """Old names answer as the model they were renamed to (``ERNIE-Speed`` → ``ERNIE-Speed-8K``)."""
-    for mode in infos:
+    for table in itertools.chain(infos.values(), defaults.values()):
         for old, new in _RENAMED.items():
-            if new in infos[mode] and old not in infos[mode]:
-                infos[mode][old] = infos[mode][new]
-            if new in defaults[mode] and old not in defaults[mode]:
-                defaults[mode][old] = defaults[mode][new]
+            if new in table and old not in table:
+                table[old] = table[new]
 
 
 class _Table(Mapping[str, Any]):
