@@ -36,7 +36,6 @@ async def run_as_job(ds: DatasetView, model_id: str, *, prompt_column: str, prog
                      params: dict[str, Any], config: Any = None) -> pd.DataFrame:
     """Every row's prompt through ``model_id`` as one platform task; the rows plus ``llm_output``
     (and ``error`` where a row failed)."""
-    await ds.afetch()
     rows = prompts_of(ds, prompt_column)
     job = await BatchJob.asubmit(rows, model_id=model_id, inference_params=params, config=config)
     state = await _await_job(job, len(rows), progress)

@@ -78,7 +78,6 @@ async def run_llm(ds: DatasetView, target: Any, *, model: str | None, endpoint: 
     ``request_complete_latency`` with ``does_show_latency=True``. With a ``response_format`` schema,
     also one column per field and ``error`` (:func:`schema_columns`)."""
 
-    await ds.afetch()
     if prompt_column not in ds.columns:
         raise ValidationError("prompt_column", f"no column {prompt_column!r}; columns are {ds.columns}")
     if concurrency < 1:

@@ -266,11 +266,10 @@ class ModelPublishAction(AsyncAction):
         model = (Model.from_dict(saved, config=ctx.config) if saved else
                  Model(task_id=input.get("task_id"), job_id=input.get("job_id"), config=ctx.config))
         if model.version_id is None:
-            model.name = self.name or model.name or f"m_{uuid.uuid4().hex[:12]}"
             which = self.checkpoint
             if which == "best" and input.get("best_checkpoint") is not None:
                 which = int(input["best_checkpoint"])  # the run's decision: the platform's, or a notebook metric's
-            await model.apublish(model.name, tick=self._tick, checkpoint=which)
+            await model.apublish(self.name, tick=self._tick, checkpoint=which)  # named this, the model's or a new name
         else:  # resumed after publishing: just wait for Ready
             await model.await_ready(tick=self._tick)
         self.extra["model"] = model.to_dict()
