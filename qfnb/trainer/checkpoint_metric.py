@@ -101,5 +101,4 @@ class CheckpointMetricAction(AsyncAction):
                                   max_output_tokens=cap)
         output = str(resp.body.get("result") or "")
         scored = await self.evaluator.aevaluate(prompt, reference, output)
-        value = scored.get(self.evaluator.metric_name, next(iter(scored.values()), math.nan))
-        return float(value)
+        return float(scored.get(self.evaluator.metric_name, next(iter(scored.values()), math.nan)))

@@ -253,9 +253,7 @@ class TrainingState:
         if self.finished:
             return ""
         if self.step == 0 and self.phase == "training":
-            if self.platform_phase:
-                return self.platform_phase
-            return "preparing the worker (loading the model)"
+            return self.platform_phase or "preparing the worker (loading the model)"
         return self.phase
 
     def progress_text(self) -> str:
