@@ -36,7 +36,6 @@ async def run_as_job(ds: DatasetView, model_id: str, *, prompt_column: str, prog
                      params: dict[str, Any], config: Any = None) -> pd.DataFrame:
     """Every row's prompt through ``model_id`` as one platform task; the rows plus ``llm_output``
     (and ``error`` where a row failed)."""
-    await ds.afetch()
     rows = prompts_of(ds, prompt_column)
     job = await BatchJob.asubmit(rows, model_id=model_id, inference_params=params, config=config)
     state = await _await_job(job, len(rows), progress)
@@ -55,20 +54,18 @@ async def run_as_job(ds: DatasetView, model_id: str, *, prompt_column: str, prog
 async def _await_job(job: BatchJob, total: int, progress: ProgressArg) -> JobState:
     """Wait for the task, showing each finished row on the progress bar."""
     bar = make_progress(progress, desc=f"batch {job.task_id}")
+    if bar is None:
+        return await job.await_done()
     seen = 0
 
     def on_state(state: JobState) -> None:
         nonlocal seen
-        if bar is None:
-            return
         for i in range(seen, state.done + state.failed):
             bar.on_result(i, True)
         seen = state.done + state.failed
 
-    if bar is not None:
-        bar.on_start(total)
+    bar.on_start(total)
     try:
         return await job.await_done(on_state=on_state)
     finally:
-        if bar is not None:
-            bar.on_close()
+        bar.on_close()

@@ -78,7 +78,6 @@ async def run_llm(ds: DatasetView, target: Any, *, model: str | None, endpoint: 
     ``request_complete_latency`` with ``does_show_latency=True``. With a ``response_format`` schema,
     also one column per field and ``error`` (:func:`schema_columns`)."""
 
-    await ds.afetch()
     if prompt_column not in ds.columns:
         raise ValidationError("prompt_column", f"no column {prompt_column!r}; columns are {ds.columns}")
     if concurrency < 1:
@@ -89,8 +88,7 @@ async def run_llm(ds: DatasetView, target: Any, *, model: str | None, endpoint: 
         [*ds.columns, LLM_OUTPUT, LATENCY]
     spec = answer_spec(params.get("response_format"), result_columns)
     kwargs = await aresolve_target(target, model, endpoint)
-    config = getattr(target, "config", None)
-    chat = ChatCompletion(**kwargs, config=config) if config is not None else ChatCompletion(**kwargs)
+    chat = ChatCompletion(**kwargs, config=getattr(target, "config", None))
     prompts = prompts_of(ds, prompt_column)
     chats = chats_of(ds, prompt_column) if ds.as_conversations else None
     messages = [m for m, _ in chats] if chats is not None else [[{"role": "user", "content": p}] for p in prompts]

@@ -84,8 +84,6 @@ def _read_file(path: Path) -> tuple[pd.DataFrame, bool]:
         lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
         return pd.DataFrame({"text": lines}), False
     data = _read_jsonl(path) if suffix == ".jsonl" else _read_json(path)
-    if suffix == ".json" and isinstance(data, dict):
-        return frame_from_obj(data, "data_file"), False
     conversations = isinstance(data, list) and bool(data) and all(isinstance(x, list) for x in data)
     if isinstance(data, list):
         data = normalize_items(data)
@@ -165,8 +163,7 @@ def write_path(ds: DatasetView, path: Path, *, conversations: bool = False) -> N
         elif ds.is_dataset_packed():  # an entry per line, as the official SDK writes a packed set
             lines = [json.dumps(e, ensure_ascii=False) for e in ds.list()]
         else:
-            rows = [_clean_row(r) for r in ds.list()]
-            lines = [json.dumps([r] if conversations else r, ensure_ascii=False) for r in rows]
+            lines = [json.dumps([r] if conversations else r, ensure_ascii=False) for r in ds.list()]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     elif suffix == ".txt":  # a row per line: the value of a one-column set, else the row as JSON
         rows = ds.to_pylist()
@@ -179,7 +176,3 @@ def write_path(ds: DatasetView, path: Path, *, conversations: bool = False) -> N
         ds.to_pandas().to_csv(path, index=False)
     else:
         raise ValidationError("data_file", f"cannot write {suffix!r}; use .jsonl, .json, .csv or .txt")
-
-
-def _clean_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k != GROUP}

@@ -6,19 +6,11 @@ leaves it alone and returns a new Dataset instead. A platform dataset changed in
 local data from then on (its ``qianfan_dataset_id`` is cleared): training or ``save()`` uses
 the changed rows, never the platform's unchanged copy.
 
-Chosen from the official list by what its docs and examples use: ``map``, ``filter``,
-``append``, ``insert``, ``delete``, ``list``/``to_pylist``, ``col_names``, ``col_list``,
-``col_map``, ``col_filter``, ``col_append``, ``col_delete``, ``col_renames``,
-``select_columns``, ``pack``/``unpack``, ``add_default_group_column``/``delete_group_column``,
-``is_dataset_packed``/``is_dataset_grouped``/``is_dataset_located_in_qianfan``,
-``row_number``, ``__getitem__``/``__delitem__``. Elsewhere: the local cleaning filters, all seven
-official ones (:mod:`qfnb.dataset.local_data_operators`, for ``filter``: character and word
-repetition, word number, sentence length, special characters, flagged words, stopwords),
-``show_overview_info`` / ``show_processed_statistics`` (DataFrames), the data-insight view
-(:mod:`qfnb.dataset.data_insight`), ``create_from_pyarrow_table`` and ``load(huggingface_dataset=)``
-(the ``hf`` extra). Left out: the cloud-side ETL operators run by
-``process_data`` on the local platform (it has no ETL engine) and BOS-path loading;
-``sample`` keeps qfnb's pandas signature (``sample(n, frac=, seed=)``), not
+Chosen from the official list by what its docs and examples use (the methods below). Elsewhere:
+the local cleaning filters (:mod:`qfnb.dataset.local_data_operators`, for ``filter``), the reports
+(:mod:`qfnb.dataset._reports`) and ``load(huggingface_dataset=)`` (the ``hf`` extra). Left out: the
+cloud-side ETL operators run by ``process_data`` on the local platform (it has no ETL engine) and
+BOS-path loading; ``sample`` keeps qfnb's pandas signature (``sample(n, frac=, seed=)``), not
 ``sample(sample_number, start, end)``.
 """
 

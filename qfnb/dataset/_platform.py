@@ -48,11 +48,6 @@ class DatasetPlatformError(QfnbError):
     """The platform failed to import, release or export a dataset."""
 
 
-def _config(config: Config | None) -> Config:
-
-    return resolve_config(config)
-
-
 async def _info(dataset_id: int | str, cfg: Config) -> dict[str, Any]:
     resp = await Data.aget_dataset_info(dataset_id, config=cfg)
     result = resp.body.get("result") or {}
@@ -110,14 +105,13 @@ async def upload_dataset(ds: DatasetView, *, dataset_id: int | str | None,
     args = _check_create_args(create_args) if create_args is not None else None
     template = int(args["template_type"]) if args else None
     # validate first: nothing is sent when the data is bad
-    check = schema or ds.schema or (schema_for_template(template) if template is not None else None)
-    if check is None:
-        check = QianfanNonSortedConversation()
+    check = schema or ds.schema or (schema_for_template(template) if template is not None
+                                    else QianfanNonSortedConversation())
     check.validate(ds.to_pylist())
     body = ("\n".join(platform_lines(ds)) + "\n").encode("utf-8")
     annotated = upload.annotated if upload.annotated is not None else bool(getattr(check, "is_annotated", True))
 
-    cfg = _config(config)
+    cfg = resolve_config(config)
     BosHelper(None, upload.ak, upload.sk, config=cfg).require_keys()
     if args is not None:
         created = (await Data.acreate_bare_dataset(config=cfg, **args)).parsed.result
@@ -162,7 +156,7 @@ async def put_object(helper: BosHelper, bucket: str, key: str, data: bytes) -> N
 
 async def release_if_needed(dataset_id: int | str, config: Config | None) -> None:
     """Release a platform dataset unless it already is (used by the trainer)."""
-    cfg = _config(config)
+    cfg = resolve_config(config)
     info = await _info(dataset_id, cfg)
     if info.get("releaseStatus") == ReleaseStatus.FINISHED:
         return
@@ -180,7 +174,7 @@ async def download(dataset_id: int | str, config: Config | None) -> pd.DataFrame
 async def download_items(dataset_id: int | str, config: Config | None) -> list[Any]:
     """The entities of a platform dataset as its export file holds them (one JSON value per
     line; a conversation is a list of turns): export, wait for the record, fetch the file."""
-    cfg = _config(config)
+    cfg = resolve_config(config)
     await Data.acreate_dataset_export_task(dataset_id, 0, config=cfg)
 
     async def records() -> list[Any]:

@@ -13,12 +13,8 @@ from qfnb._core.errors import ValidationError
 
 
 def clean_row(row: Mapping[Any, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in row.items():
-        if isinstance(v, float) and v != v:
-            continue
-        out[str(k)] = v.item() if hasattr(v, "item") and not isinstance(v, list | dict | str) else v
-    return out
+    return {str(k): v.item() if hasattr(v, "item") and not isinstance(v, list | dict | str) else v
+            for k, v in row.items() if not (isinstance(v, float) and v != v)}  # NaN: an empty cell
 
 
 def is_source(value: Any) -> bool:

@@ -50,10 +50,7 @@ def demo_rows(split: Split = "all") -> list[dict[str, str]]:
         return rows
     if split == "train":
         return [r for r in rows if r["prompt"] not in HELD_OUT]
-    first: dict[str, dict[str, str]] = {}
-    for r in rows:
-        if r["prompt"] in HELD_OUT:
-            first.setdefault(r["prompt"], r)
+    first = {r["prompt"]: r for r in reversed(rows) if r["prompt"] in HELD_OUT}  # each question's first row
     return [first[q] for q in HELD_OUT if q in first]
 
 

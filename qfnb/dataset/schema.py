@@ -184,12 +184,8 @@ class QianfanQuerySet(_OneTextColumn):
 
 def schema_for_template(template_type: int) -> Schema:
     """The schema the platform enforces for ``template_type``."""
-    table: dict[int, type[Schema]] = {
-        DataTemplateType.NonSortedConversation: QianfanNonSortedConversation,
-        DataTemplateType.SortedConversation: QianfanSortedConversation,
-        DataTemplateType.GenericText: QianfanGenericText,
-        DataTemplateType.QuerySet: QianfanQuerySet,
-    }
+    table: dict[Any, type[Schema]] = {s.template_type: s for s in (
+        QianfanNonSortedConversation, QianfanSortedConversation, QianfanGenericText, QianfanQuerySet)}
     if int(template_type) not in table:
         raise ValidationError("template_type", f"no local schema for template {template_type}")
     return table[int(template_type)]()

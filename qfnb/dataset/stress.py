@@ -206,10 +206,8 @@ async def astress(ds: DatasetView, *, users_per_round: Sequence[int], model: str
                   ignored: Mapping[str, Any] | None = None) -> StressTestResult:
     """Rounds at each number of users; stops early once a round passes a threshold (multi_stress_test's).
     ``ignored``: the official keywords qfnb has no use for (locust's), named in one warning."""
-    kind = _check(users_per_round[0] if users_per_round else None, workers, spawn_rate, model, endpoint,
-                  model_type)
-    for users in users_per_round:
-        _check(users, workers, spawn_rate, model, endpoint, model_type)
+    for each in users_per_round or (None,):  # none at all is refused as users=None
+        kind = _check(each, workers, spawn_rate, model, endpoint, model_type)
     seconds = parse_runtime(runtime)
     if ignored:
         logger.warning("the stress test ignores %s (locust's options; qfnb drives the users itself)",

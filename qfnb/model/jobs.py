@@ -20,7 +20,6 @@ class PlatformJobError(QfnbError):
 
 async def no_tick(_: dict[str, Any]) -> None:
     """The default :data:`Tick`: nothing between polls."""
-    return None
 
 
 def result_of(resp: Any) -> dict[str, Any]:

@@ -68,8 +68,7 @@ class Model:
         self.job_id = job_id
         self.name = name
         self.model_set_id = model_set_id
-        vid = self.version_id
-        self.version_id_str: str | None = str(vid) if isinstance(vid, str) else None
+        self.version_id_str: str | None = self.version_id if isinstance(self.version_id, str) else None
         self.service = service
         self.config = config
         #: the version's ``sourceType`` once looked up ("PlatformPreset", "Train", ...)

@@ -113,10 +113,7 @@ class Service:
         cls: type[BaseInference[Any, Any, Any]] = {
             ServiceType.Chat: ChatCompletion, ServiceType.Completion: Completion, ServiceType.Embedding: Embedding,
             ServiceType.Text2Image: Text2Image}[self.service_type]
-        kwargs: dict[str, Any] = dict(self.chat_target())
-        if self.config is not None:
-            kwargs["config"] = self.config
-        return cls(**kwargs)
+        return cls(**self.chat_target(), config=self.config)
 
     def exec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         """Call the service: ``input`` holds the request fields (``messages`` for chat)."""

@@ -16,6 +16,7 @@ from typing import Any
 from qfnb._core.errors import InternalServerError, QfnbError, RequestError, ValidationError
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.model import Model, Service
+from qfnb.model.jobs import result_of
 from qfnb.protocol import checkpoints
 from qfnb.protocol.console import RunStatus
 from qfnb.resources.console import FineTune
@@ -64,8 +65,7 @@ class TrainAction(AsyncAction):
                  base_model: str | None = None, task_id: str | int | None = None,
                  job_id: str | int | None = None, train_mode: str | None = None,
                  **kwargs: Any) -> None:
-        own = {k: kwargs.pop(k) for k in ("id", "event_handler", "job_name", "name", "peft_type")
-               if k in kwargs}
+        own = {k: kwargs.pop(k) for k in ("job_name", "peft_type") if k in kwargs}
         #: incremental training: the run to continue from (``previous_task_id=``, as LLMFinetune's)
         self.increment_task_id = kwargs.pop("increment_task_id", None) or kwargs.pop("previous_task_id", None)
         self.increment_checkpoint_step = kwargs.pop("increment_checkpoint_step", None)
@@ -76,12 +76,10 @@ class TrainAction(AsyncAction):
         if self.is_incr and self.increment_task_id is None:
             logger.warning("TrainAction: is_incr=True without previous_task_id: training from the base model")
         warn_ignored("TrainAction", kwargs)
-        super().__init__(own.get("id"), own.get("name"), own.get("event_handler"), **kwargs)
+        super().__init__(**kwargs)
         train_type = train_type or base_model or ""
-        if job_id:  # attach to an existing job (and to a run, when task_id is given too)
-            self.job_id = job_id
-        if task_id:
-            self.task_id = task_id
+        self.job_id = job_id or None  # attach to an existing job (and to a run, when task_id is given too)
+        self.task_id = task_id or None
         if not train_type and self.increment_task_id is None:
             raise ValidationError("train_type", "the base model to fine-tune is required (or previous_task_id=)")
         self.train_type = train_type
@@ -91,7 +89,7 @@ class TrainAction(AsyncAction):
             self.train_config = self.train_config.model_copy()
             self.train_config.peft_type = own["peft_type"]  # validated (validate_assignment)
         self.train_mode = str(train_mode or "SFT")
-        self.job_name = own.get("job_name") or own.get("name")
+        self.job_name = own.get("job_name") or kwargs.get("name")
         #: the job's description (qfnb's recipe mark, :mod:`qfnb.trainer.replay`)
         self.description: str | None = None
 
@@ -200,8 +198,7 @@ class TrainAction(AsyncAction):
 
     async def _observe(self, ctx: RunContext) -> dict[str, Any]:
         """One poll: read the run's detail, record it, tell the handlers."""
-        resp = await FineTune.V2.atask_detail(task_id=self.task_id, config=ctx.config)  # type: ignore[arg-type]
-        detail = dict(resp.body.get("result") or {})
+        detail = result_of(await FineTune.V2.atask_detail(task_id=self.task_id, config=ctx.config))  # type: ignore[arg-type]
         status = detail.get("runStatus") or ""
         self.extra["progress"] = detail.get("runProgress")
         self.extra["run_status"] = status
@@ -269,11 +266,10 @@ class ModelPublishAction(AsyncAction):
         model = (Model.from_dict(saved, config=ctx.config) if saved else
                  Model(task_id=input.get("task_id"), job_id=input.get("job_id"), config=ctx.config))
         if model.version_id is None:
-            model.name = self.name or model.name or f"m_{uuid.uuid4().hex[:12]}"
             which = self.checkpoint
             if which == "best" and input.get("best_checkpoint") is not None:
                 which = int(input["best_checkpoint"])  # the run's decision: the platform's, or a notebook metric's
-            await model.apublish(model.name, tick=self._tick, checkpoint=which)
+            await model.apublish(self.name, tick=self._tick, checkpoint=which)  # named this, the model's or a new name
         else:  # resumed after publishing: just wait for Ready
             await model.await_ready(tick=self._tick)
         self.extra["model"] = model.to_dict()
@@ -294,9 +290,8 @@ class DeployAction(AsyncAction):
     """
 
     def __init__(self, deploy_config: DeployConfig | None = None, **kwargs: Any) -> None:
-        own = {k: kwargs.pop(k) for k in ("id", "name", "event_handler") if k in kwargs}
         warn_ignored("DeployAction", kwargs)
-        super().__init__(own.get("id"), own.get("name"), own.get("event_handler"), **kwargs)
+        super().__init__(**kwargs)
         if not isinstance(deploy_config, DeployConfig):
             raise ValidationError("deploy_config", "must be a qfnb.trainer.DeployConfig")
         self.deploy_config = deploy_config
@@ -333,9 +328,8 @@ class EvaluateAction(AsyncAction):
 
     def __init__(self, eval_dataset: Any, evaluators: list[Any], id: str | None = None,
                  event_handler: EventHandler | None = None, **kwargs: Any) -> None:
-        name = kwargs.pop("name", None)
         warn_ignored("EvaluateAction", kwargs)
-        super().__init__(id, name, event_handler, **kwargs)
+        super().__init__(id, event_handler=event_handler, **kwargs)
         if not evaluators:
             raise ValidationError("evaluators", "give at least one evaluator")
         self.eval_dataset = eval_dataset

@@ -13,6 +13,7 @@ the log says so.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import math
@@ -45,15 +46,9 @@ CONCURRENCY = 4
 
 def held_out_items(path: str | Path, limit: int) -> list[tuple[str, str]]:
     """Up to ``limit`` ``(prompt, response)`` pairs of a held-out split (JSON lines)."""
-    pairs: list[tuple[str, str]] = []
     with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if len(pairs) >= limit:
-                break
-            if line.strip():
-                row = json.loads(line)
-                pairs.append((str(row["prompt"]), str(row["response"])))
-    return pairs
+        rows = [json.loads(line) for line in itertools.islice((ln for ln in fh if ln.strip()), limit)]
+    return [(str(row["prompt"]), str(row["response"])) for row in rows]
 
 
 class CheckpointMetricAction(AsyncAction):
@@ -64,9 +59,8 @@ class CheckpointMetricAction(AsyncAction):
     ``best_checkpoint`` by the metric and ``metric_seconds``, the scoring's wall time."""
 
     def __init__(self, metric: Callable[..., Any], items: int | None = None, **kwargs: Any) -> None:
-        own = {k: kwargs.pop(k) for k in ("id", "name", "event_handler") if k in kwargs}
         warn_ignored("CheckpointMetricAction", kwargs)
-        super().__init__(own.get("id"), own.get("name"), own.get("event_handler"))
+        super().__init__(kwargs.get("id"), kwargs.get("name"), kwargs.get("event_handler"))
         self.evaluator = FunctionEvaluator(metric)
         self.items = items or DEFAULT_ITEMS
 
@@ -107,5 +101,4 @@ class CheckpointMetricAction(AsyncAction):
                                   max_output_tokens=cap)
         output = str(resp.body.get("result") or "")
         scored = await self.evaluator.aevaluate(prompt, reference, output)
-        value = scored.get(self.evaluator.metric_name, next(iter(scored.values()), math.nan))
-        return float(value)
+        return float(scored.get(self.evaluator.metric_name, next(iter(scored.values()), math.nan)))

@@ -73,9 +73,7 @@ STATUS_TABLE: dict[str, dict[ActionState, FinetuneStatus]] = {
 
 def status_of(action_class: str | None, state: ActionState | str | None) -> FinetuneStatus:
     """The trainer status for the current action and its state (``Unknown`` otherwise)."""
-    if action_class is None or state is None:
-        return FinetuneStatus.Unknown
-    try:
-        return STATUS_TABLE.get(action_class, {}).get(ActionState(state), FinetuneStatus.Unknown)
+    try:  # no state is no ActionState: Unknown too
+        return STATUS_TABLE.get(action_class or "", {}).get(ActionState(state or ""), FinetuneStatus.Unknown)
     except ValueError:
         return FinetuneStatus.Unknown

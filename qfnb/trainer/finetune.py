@@ -180,7 +180,7 @@ class LLMFinetune(Trainer):
         if (found := await replay.aprepare(self, self._ctx)) is not None:
             self.replayed = found.as_dict()
             self._save()
-        self._stash_dataset()
+        finetune_store.stash_dataset(self)
         try:
             self._results = [await self.ppl.arun({}, self._ctx)]
         except Exception as exc:  # kept in ``result`` (official), and raised
@@ -248,22 +248,16 @@ class LLMFinetune(Trainer):
 
     # ---- persistence --------------------------------------------------------------------------
 
-    def _stash_dataset(self) -> None:
-        finetune_store.stash_dataset(self)
-
-    def _record(self) -> dict[str, Any]:
-        return finetune_store.record_of(self)
-
     def _save(self) -> None:
         try:
-            persist.write_record(self._record())
+            persist.write_record(finetune_store.record_of(self))
         except OSError as exc:  # persistence must not kill a training run
             logger.warning("could not save trainer state for %s: %s", self.id, exc)
 
     def save(self, file: str | Path | None = None) -> LLMFinetune:
         """Save the trainer's record now (it is saved at every step anyway); ``load(id)`` reads it.
         ``file``: also write the pipeline as the official SDK's file, read by ``load(file=...)``."""
-        persist.write_record(self._record())
+        persist.write_record(finetune_store.record_of(self))
         if file is not None:
             official_file.to_file(self, file)
         return self
@@ -278,7 +272,7 @@ class LLMFinetune(Trainer):
 
     def info(self) -> dict[str, Any]:
         """The saved record (ids, statuses, outputs; never credentials)."""
-        return self._record()
+        return finetune_store.record_of(self)
 
     @classmethod
     def load(cls, id: str | None = None, *, file: str | Path | None = None,

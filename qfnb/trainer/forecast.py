@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,9 +136,8 @@ class TrainForecast:
 
 
 def _fine_tunes(base: str, platform: str) -> list[UsageRow]:
-    names = {base.lower()}
-    return [r for r in default_ledger().rows() if r.api == "fine-tune" and r.platform == platform
-            and r.model.lower() in names and not r.cache_hit and r.latency_s > 0 and r.trained_tokens > 0][-_RUNS:]
+    return [r for r in default_ledger().rows() if r.api == "fine-tune" and r.platform == platform and
+            r.model.lower() == base.lower() and not r.cache_hit and r.latency_s > 0 and r.trained_tokens > 0][-_RUNS:]
 
 
 def _seconds(tokens: int, runs: Sequence[UsageRow]) -> tuple[float | None, str, str]:
@@ -162,8 +162,6 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
                              max_seq_len: float | None = None, eval_split: int | None = None,
                              config: Config | None = None) -> TrainForecast:
     """See :func:`forecast_training`."""
-    import time
-
     path = Path(dataset).expanduser()
     if not path.is_file():
         raise ValidationError("dataset", f"--forecast counts the rows of a training file; {dataset} is not one "

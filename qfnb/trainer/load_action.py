@@ -23,8 +23,8 @@ _WARNED: set[tuple[str, str]] = set()
 
 def warn_ignored(owner: str, kwargs: dict[str, Any], why: str = "qfnb does not use it") -> None:
     """The official SDK takes ``**kwargs`` here; qfnb accepts them and warns once per name
-    about those it has no use for (``why``)."""
-    for key in sorted(kwargs):
+    about those it has no use for (``why``; an action's own ``id``/``name``/``event_handler`` are used)."""
+    for key in sorted(set(kwargs) - {"id", "name", "event_handler"}):
         if (owner, key) not in _WARNED:
             _WARNED.add((owner, key))
             logger.warning("%s: ignoring %s= (%s)", owner, key, why)
@@ -41,10 +41,9 @@ class LoadDataSetAction(AsyncAction):
 
     def __init__(self, dataset: Any = None, event_handler: EventHandler | None = None,
                  **kwargs: Any) -> None:
-        own = {k: kwargs.pop(k) for k in ("id", "name") if k in kwargs}
         kwargs.pop("split_ratio", None)  # qfnb <= 0.3: the split is the train config's trainset_rate
         warn_ignored("LoadDataSetAction", kwargs)
-        super().__init__(own.get("id"), own.get("name"), event_handler, **kwargs)
+        super().__init__(event_handler=event_handler, **kwargs)
         if dataset is None:
             raise ValidationError("dataset", "is required")
         self.dataset = dataset
@@ -56,12 +55,9 @@ class LoadDataSetAction(AsyncAction):
         rates = (conf.sampling_rates or []) if conf is not None else []
         if rates and len(rates) != len(items):
             raise ValidationError("sampling_rates", f"give one rate per dataset ({len(items)}), got {len(rates)}")
-        entries = []
-        for i, ds in enumerate(items):
-            entry = await self._one(ds, ctx)
-            if rates:
-                entry["sampling_rate"] = rates[i]
-            entries.append(entry)
+        entries = [await self._one(ds, ctx) for ds in items]
+        for entry, rate in zip(entries, rates, strict=False):  # rates: one per dataset, or none
+            entry["sampling_rate"] = rate
         out = {**base, "datasets": entries}
         if conf is not None:
             if conf.eval_split_ratio is not None:

@@ -10,10 +10,11 @@ cannot be read leaves them empty, with one warning naming why (as officially).
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import logging
 import re
-import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -117,23 +118,12 @@ def _add_scale(info: ModelInfo, defaults: dict[Any, TrainConfig], scale: FineTun
         defaults[peft_type] = config
 
 
-class _Tables:
-    """The parsed answer, read once per process (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._loaded: tuple[dict[str, dict[str, ModelInfo]], dict[str, dict[str, Any]]] | None = None
-
-    def get(self) -> tuple[dict[str, dict[str, ModelInfo]], dict[str, dict[str, Any]]]:
-        with self._lock:
-            if self._loaded is None:
-                self._loaded = _parse(_fetch())
-                _alias_renamed(*self._loaded)
-            return self._loaded
-
-    def clear(self) -> None:
-        with self._lock:
-            self._loaded = None
+@functools.cache
+def _tables() -> tuple[dict[str, dict[str, ModelInfo]], dict[str, dict[str, Any]]]:
+    """The parsed answer, read once per process."""
+    loaded = _parse(_fetch())
+    _alias_renamed(*loaded)
+    return loaded
 
 
 def _fetch() -> list[FineTuneSupportedModel]:
@@ -147,15 +137,10 @@ def _fetch() -> list[FineTuneSupportedModel]:
 
 def _alias_renamed(infos: dict[str, dict[str, ModelInfo]], defaults: dict[str, dict[str, Any]]) -> None:
     """Old names answer as the model they were renamed to (``ERNIE-Speed`` → ``ERNIE-Speed-8K``)."""
-    for mode in infos:
+    for table in itertools.chain(infos.values(), defaults.values()):
         for old, new in _RENAMED.items():
-            if new in infos[mode] and old not in infos[mode]:
-                infos[mode][old] = infos[mode][new]
-            if new in defaults[mode] and old not in defaults[mode]:
-                defaults[mode][old] = defaults[mode][new]
-
-
-_TABLES = _Tables()
+            if new in table and old not in table:
+                table[old] = table[new]
 
 
 class _Table(Mapping[str, Any]):
@@ -165,7 +150,7 @@ class _Table(Mapping[str, Any]):
         self._mode, self._which = mode, which
 
     def _data(self) -> dict[str, Any]:
-        return _TABLES.get()[self._which][self._mode.value]
+        return _tables()[self._which][self._mode.value]
 
     def __getitem__(self, key: str) -> Any:
         return self._data()[key]
@@ -209,4 +194,4 @@ def get_default_train_config(train_mode: str | TrainMode) -> Mapping[str, dict[P
 
 def refresh() -> None:
     """Forget the tables: the next look reads the platform again."""
-    _TABLES.clear()
+    _tables.cache_clear()

@@ -60,10 +60,7 @@ def read_record(pipeline_id: str) -> dict[str, Any]:
 def list_records() -> list[dict[str, Any]]:
     """Every saved record, newest first (unreadable files are skipped)."""
     out = []
-    folder = pipeline_dir()
-    if not folder.exists():
-        return []
-    for path in folder.glob("*.json"):
+    for path in pipeline_dir().glob("*.json"):
         try:
             out.append(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError):

@@ -14,22 +14,15 @@ from qfnb._core.runtime import sync
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.notebook import _background
 from qfnb.notebook.training.dashboard import TrainingDashboard
+from qfnb.notebook.training.jobs import wall_time
 from qfnb.notebook.training.run import deploy_in_background, given_name
 from qfnb.protocol.console import ServiceStatus
 from qfnb.resources.console import FineTune
 from qfnb.resources.console import Model as ModelAPI
 from qfnb.resources.console import Service as ServiceAPI
+from qfnb.trainer import Event
 
 log = logging.getLogger("qfnb.notebook.training.attach")
-
-
-@dataclass
-class _PollEvent:
-    action_class: str
-    action_id: str
-    action_state: str
-    description: str
-    data: dict[str, Any]
 
 
 _RUN_STATUS = {"Done": "succeeded", "Failed": "failed", "Stopped": "stopped"}
@@ -61,18 +54,6 @@ class _AttachedTask:
 Fetch = Callable[[str], "Awaitable[dict[str, Any]] | dict[str, Any]"]
 
 Deployment = Callable[[str], "Awaitable[dict[str, Any]]"]
-
-
-def _wall_time(stamp: Any) -> float | None:
-    """An ISO time of the platform's (``2026-11-23T20:41:27Z``) as a Unix time; None if absent."""
-    from datetime import datetime
-
-    if not isinstance(stamp, str) or not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 async def adeployment(task_id: str) -> dict[str, Any]:
@@ -126,7 +107,7 @@ def attach(
     if poll.ended(first):
         sync.run(poll.afinish(first))
     else:
-        dash.follower = _background.submit(poll.follow())
+        _background.submit(poll.follow())
     return dash
 
 
@@ -149,7 +130,7 @@ class _TaskPoll:
 
     def update(self, detail: dict[str, Any]) -> None:
         self.dash.trainer.output = detail
-        self.dash.handle_event(_PollEvent("TrainAction", self.task_id, "Running", _run_status(detail), detail))
+        self.dash.handle_event(Event(self.task_id, "Running", _run_status(detail), detail, action_class="TrainAction"))
 
     def ended(self, detail: dict[str, Any]) -> bool:
         return self.dash.done or _run_status(detail) in _RUN_STATUS
@@ -165,7 +146,7 @@ class _TaskPoll:
             except Exception as exc:  # the dashboard still shows the run; Deploy stays offered
                 log.warning("could not look up what serves task %s: %s", self.task_id, exc)
         self.dash.finish(status, output=output, error=last.get("errorMessage"),
-                         ended_at=_wall_time(last.get("finishDate") or last.get("finishTime")))
+                         ended_at=wall_time(last.get("finishDate") or last.get("finishTime")))
 
     async def follow(self) -> None:
         """Poll until the task ends; retried for as long as the dashboard is open (the local daemon

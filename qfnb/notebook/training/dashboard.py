@@ -81,7 +81,6 @@ class TrainingDashboard(VBox):
         self.launched_as: str | None = None  # the %qftrain line a launcher form ran (shown above the job)
         self.trainer: Any = None  # set by whoever launched the job
         self.service: Any = None  # set by the Deploy button
-        self.follower: Any = None  # an attached dashboard's poll (a concurrent.futures.Future)
         self.deploy_state = ""  # the deploying service's last state
         self.deploying: Any = None  # the deploy in flight (what on_deploy returned)
 

@@ -32,13 +32,21 @@ def platform_tasks() -> list[dict[str, Any]]:
     return sorted(tasks, key=lambda t: str(t.get("createDate") or ""), reverse=True)
 
 
-def _age(created: str | None, now: float) -> str:
-    if not created:
-        return ""
+def wall_time(stamp: Any) -> float | None:
+    """An ISO time of the platform's (``2026-11-23T20:41:27Z``) as a Unix time; None if absent."""
+    if not isinstance(stamp, str) or not stamp:
+        return None
     try:
-        seconds = now - datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
     except ValueError:
-        return created
+        return None
+
+
+def _age(created: str | None, now: float) -> str:
+    at = wall_time(created)
+    if at is None:
+        return created or ""
+    seconds = now - at
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
             return f"{seconds / size:.0f} {unit} ago"

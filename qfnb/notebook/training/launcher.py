@@ -10,8 +10,10 @@ job's final static state when the job ends (a saved notebook keeps no form that 
 
 from __future__ import annotations
 
+import json
 import logging
 import shlex
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +44,7 @@ def platform_base_models(list_models: Any = None) -> tuple[str, ...]:
         names = listing.names("completion") + listing.names("chat")
     except Exception:  # the form still works: the user types a name
         names = []
-    names = list(dict.fromkeys(names))
-    if DEFAULT_BASE in names:
-        names.remove(DEFAULT_BASE)
-        names.insert(0, DEFAULT_BASE)
-    return tuple(names) or (DEFAULT_BASE,)
+    return tuple(sorted(dict.fromkeys(names), key=lambda n: n != DEFAULT_BASE)) or (DEFAULT_BASE,)  # the base first
 
 
 def demo_dataset() -> Path | None:
@@ -81,8 +79,6 @@ def _launches_path() -> Path:
 
 def launched_from(cell_id: str | None) -> dict[str, Any] | None:
     """What the form in cell ``cell_id`` last launched (``command``, ``at``), or None."""
-    import json
-
     if not cell_id:
         return None
     try:
@@ -94,9 +90,6 @@ def launched_from(cell_id: str | None) -> dict[str, Any] | None:
 
 def remember_launch(cell_id: str | None, command: str) -> None:
     """Keep ``command`` as what cell ``cell_id``'s form launched (a later run of the cell says so)."""
-    import json
-    import time
-
     if not cell_id:
         return
     path = _launches_path()

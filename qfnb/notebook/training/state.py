@@ -78,8 +78,6 @@ def find_key(data: Any, keys: tuple[str, ...], depth: int = 3) -> str | None:
 
 
 def _num(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
     if isinstance(value, str):
         m = re.match(r"\s*(-?\d+(?:\.\d+)?)\s*%?", value)
         return float(m.group(1)) if m else None
@@ -255,9 +253,7 @@ class TrainingState:
         if self.finished:
             return ""
         if self.step == 0 and self.phase == "training":
-            if self.platform_phase:
-                return self.platform_phase
-            return "preparing the worker (loading the model)"
+            return self.platform_phase or "preparing the worker (loading the model)"
         return self.phase
 
     def progress_text(self) -> str:
