@@ -24,11 +24,9 @@ class Tally:
 
     __slots__ = ("cached", "completion", "finish", "pieces", "prompt")
 
-    def __init__(self, deltas: Iterable[Delta] = ()) -> None:
+    def __init__(self) -> None:
         self.prompt = self.completion = self.pieces = self.cached = 0
         self.finish: str | None = None
-        for delta in deltas:
-            self.add(delta)
 
     def add(self, delta: Delta) -> None:
         self.prompt = max(self.prompt, delta.prompt_tokens)

@@ -16,9 +16,8 @@ from typing import Any, Protocol
 from qfnb.local.engines.ask import Ask, ChatAsk
 from qfnb.local.engines.base import Delta, ModelSpec, UnknownModel
 from qfnb.local.engines.gate import EngineBusy, Gate, run_blocking
-from qfnb.local.engines.store.model_store import StoredModel
 
-__all__ = ["CrossEncoderLike", "EmbedderLike", "Engine", "ModelStoreLike", "NullRegistry", "RegistryLike",
+__all__ = ["CrossEncoderLike", "EmbedderLike", "Engine", "NullRegistry", "RegistryLike",
            "ServedLike", "answer_all", "generate_blocking"]
 
 
@@ -80,15 +79,6 @@ class CrossEncoderLike(Protocol):
     """A reranker scoring (query, document) pairs: each document's score and the tokens read."""
 
     async def ascore(self, query: str, documents: list[str]) -> tuple[list[float], int]: ...
-
-
-class ModelStoreLike(Protocol):
-    """The content-addressed model store (``model_store.ModelStore``), as the model routes use it."""
-
-    def models(self) -> Sequence[StoredModel]: ...
-    def usage(self) -> dict[str, Any]: ...
-    def get(self, name: str) -> StoredModel | None: ...
-    def remove(self, name: str) -> int: ...
 
 
 class RegistryLike(Protocol):

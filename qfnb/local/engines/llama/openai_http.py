@@ -26,10 +26,9 @@ from qfnb.local.engines.gate import Gate
 from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import grammar, prompts, tool_calls, transport
 from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer
-from qfnb.local.engines.llama.transport import Endpoint, SchemaNotCompiled, finish_of
+from qfnb.local.engines.llama.transport import Endpoint
 
-__all__ = ["Endpoint", "NoChatTemplate", "OpenAIChat", "SchemaNotCompiled", "finish_of", "llama_endpoint",
-           "request_body"]
+__all__ = ["Endpoint", "NoChatTemplate", "OpenAIChat", "llama_endpoint", "request_body"]
 
 log = logging.getLogger("qfnb.local.engines")
 

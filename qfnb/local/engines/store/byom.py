@@ -90,11 +90,6 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def tree_rss(pid: int) -> int:
-    """Resident memory of ``pid`` and everything it started."""
-    return rss_bytes(pid) + sum(rss_bytes(p) for p in descendants(pid))
-
-
 def parameter_count(path: Path) -> int:
     """Parameters of a model: from a GGUF's tensor shapes or a dir's safetensors headers (no weights read)."""
     import json
