@@ -222,7 +222,7 @@ class EngineRegistry:
         if spec is None:
             trained_on = self.train_path(base_name)  # an added HF dir, also when a GGUF of it serves it
             hf_path = (base.path if base.path is not None and base.path.is_dir()
-                       else trained_on if trained_on is not None and trained_on.is_dir() else self._hf(base_name))
+                       else trained_on if trained_on is not None and trained_on.is_dir() else assets.hf_dir(base_name))
             spec = replace(base, endpoint=endpoint, kind="transformers", lora_path=adapter_dir, path=hf_path)
         with self._lock:
             name = endpoint
@@ -293,9 +293,6 @@ class EngineRegistry:
     def _gguf(self, name: str) -> Path:
         return assets.gguf_path(name)
 
-    def _hf(self, name: str) -> Path:
-        return assets.hf_dir(name)
-
     def _server(self, base_name: str, spec: ModelSpec) -> LlamaServer:
         """The llama-server of a base model (created once; the process starts on first use)."""
         with self._lock:
@@ -341,7 +338,7 @@ class EngineRegistry:
 
         if spec.kind == "llama.cpp":
             log.warning("llama-server is not installed; serving %s with transformers (slower)", name)
-        path = spec.path if spec.path is not None and spec.path.is_dir() else self._hf(name)
+        path = spec.path if spec.path is not None and spec.path.is_dir() else assets.hf_dir(name)
         engine = HFChatEngine(name, path, template=spec.template, stop=spec.stop, n_ctx=spec.n_ctx,
                               adapter_dir=spec.lora_path)
         return ThreadedChat(engine, queue=opts.queue_len)

@@ -46,10 +46,6 @@ class _StopFlag:
         self.requested = True
 
 
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    write_private_json(path, obj)
-
-
 def run(job_dir: Path, stop: _StopFlag | None = None) -> dict[str, Any]:
     """Train as ``job_dir/spec.json`` says; returns (and writes) the result."""
     stop = stop or _StopFlag()
@@ -64,7 +60,7 @@ def run(job_dir: Path, stop: _StopFlag | None = None) -> dict[str, Any]:
         message = f"{type(exc).__name__}: {exc}" if not str(exc).startswith(type(exc).__name__) else str(exc)
         result = {"status": "Failed", "metrics": metrics, "adapter_dir": None, "error": message}
     metrics["wall_seconds"] = round(time.time() - started, 3)
-    _write_json(job_dir / "result.json", result)
+    write_private_json(job_dir / "result.json", result)
     return result
 
 

