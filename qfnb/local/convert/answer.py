@@ -10,9 +10,12 @@ from typing import Any, Protocol
 
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.base import Delta
+from qfnb.protocol.anthropic import MessageEvents
+from qfnb.protocol.responses_answer import ResponseEvents
 from qfnb.protocol.turn import Turn
 
-__all__ = ["Answer", "Render", "Tally", "answer_of", "merge_tool_calls", "total_usage", "turn_of", "usage_of"]
+__all__ = ["Answer", "Render", "Tally", "answer_of", "merge_tool_calls", "total_usage", "turn_of", "usage_of",
+           "written"]
 
 
 def usage_of(prompt: int, completion: int) -> dict[str, int]:
@@ -93,6 +96,12 @@ def turn_of(answer: Answer) -> Turn:
     return Turn(text=answer.text, tool_calls=list(answer.tool_calls),
                 finish="tool_calls" if answer.tool_calls else tally.finish, input_tokens=tally.prompt,
                 output_tokens=tally.completion_tokens, cached_tokens=tally.cached)
+
+
+def written(writer: MessageEvents | ResponseEvents, delta: Delta) -> list[tuple[str, dict[str, Any]]]:
+    """The events one delta makes in a Messages or Responses stream: its text, its tool-call fragments."""
+    return [*(writer.text(delta.text) if delta.text else ()),
+            *(writer.tool_fragments(delta.tool_calls) if delta.tool_calls else ())]
 
 
 def total_usage(tallies: Sequence[Tally]) -> dict[str, int]:

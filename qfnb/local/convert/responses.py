@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qfnb.local.convert.answer import Answer, answer_of, turn_of
+from qfnb.local.convert.answer import Answer, answer_of, turn_of, written
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.base import Delta
 from qfnb.protocol.responses_answer import ResponseEvents, output_items, response_object
@@ -53,7 +53,7 @@ class ResponsesRender:
         try:
             async for _, delta in deltas:
                 seen.append(delta)
-                for kind, event in _written(writer, delta):
+                for kind, event in written(writer, delta):
                     yield encode_event(event, event=kind)
                 if self.cancelled():
                     break
@@ -68,9 +68,3 @@ class ResponsesRender:
         self.keep(final)
         for kind, event in done:
             yield encode_event(event, event=kind)
-
-
-def _written(writer: ResponseEvents, delta: Delta) -> list[tuple[str, dict[str, Any]]]:
-    """The events one delta makes: its text, its tool-call fragments."""
-    return [*(writer.text(delta.text) if delta.text else ()),
-            *(writer.tool_fragments(delta.tool_calls) if delta.tool_calls else ())]

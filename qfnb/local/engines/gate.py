@@ -75,12 +75,16 @@ class Gate:
         return max(0, self._admitted - self.slots)
 
     @contextmanager
-    def admit(self) -> Iterator[None]:
-        """Hold a place for one request, or raise :class:`EngineBusy` at once."""
+    def admit(self, cap: int | None = None, retry_after: Callable[[], float] = lambda: 1.0) -> Iterator[None]:
+        """Hold a place for one request (of at most ``cap``, default ``slots + queue``), or raise
+        :class:`EngineBusy` at once."""
+        cap = self.slots + self.queue if cap is None else cap
         with self._lock:
-            if self._admitted >= self.slots + self.queue:
-                raise EngineBusy(self.name, self.slots + self.queue)
-            self._admitted += 1
+            full = self._admitted >= cap
+            if not full:
+                self._admitted += 1
+        if full:
+            raise EngineBusy(self.name, cap, retry_after())
         self._changed()
         calls.count(self.name)
         try:

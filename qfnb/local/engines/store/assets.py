@@ -244,24 +244,18 @@ def hf_dir(name: str) -> Path:
     """
     asset = find_asset(name)
     out = store_dir(asset) / f"{asset.filename.removesuffix('.gguf')}-hf-bf16"
-    done = out / ".complete"
-    if done.is_file():
+    if (out / ".complete").is_file():  # the GGUF is not assembled for a dir converted already
         return out
-    gguf = gguf_path(name)
-    with file_lock(out.with_name(out.name + ".lock")):
-        if done.is_file():
-            return out
-        _convert_gguf_to_hf(gguf, out, gemma=asset is GEMMA3_270M)
-    return out
+    return hf_dir_of(gguf_path(name), gemma=asset is GEMMA3_270M)
 
 
-def hf_dir_of(gguf: Path) -> Path:
+def hf_dir_of(gguf: Path, *, gemma: bool = False) -> Path:
     """A bf16 safetensors dir of any GGUF file (an added model's), converted once beside it."""
     out = gguf.with_name(f"{gguf.name.removesuffix('.gguf')}-hf-bf16")
     if not (out / ".complete").is_file():
         with file_lock(out.with_name(out.name + ".lock")):
             if not (out / ".complete").is_file():
-                _convert_gguf_to_hf(gguf, out, gemma=False)
+                _convert_gguf_to_hf(gguf, out, gemma=gemma)
     return out
 
 
