@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -25,8 +24,6 @@ from qfnb.local.engines.api import Engine
 from qfnb.local.engines.gate import EngineBusy, run_blocking
 from qfnb.local.training import data, lora
 from qfnb.protocol import textmetrics
-
-log = logging.getLogger("qfnb.local.training")
 
 #: held-out rows the loss is measured on (the rest of the split is not trained on either)
 MAX_EXAMPLES = 32

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -13,8 +12,6 @@ from typing import Any
 from qfnb.local.engines.ask import GenParams, Sampling
 from qfnb.local.engines.base import ChatEngine, Delta, render_gemma, stream_deltas, token_budget
 from qfnb.local.engines.hf._quiet import quiet_loading
-
-log = logging.getLogger("qfnb.local.engines")
 
 N_THREADS = 2
 

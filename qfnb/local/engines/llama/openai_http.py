@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,6 @@ from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServe
 from qfnb.local.engines.llama.transport import Endpoint
 
 __all__ = ["Endpoint", "NoChatTemplate", "OpenAIChat", "llama_endpoint", "request_body"]
-
-log = logging.getLogger("qfnb.local.engines")
 
 #: the logit bias that forces a token (:meth:`OpenAIChat.token_logprobs`): larger than any gap between
 #: two raw logits, and not seen by the probability reported (it is taken before the sampler's bias)
