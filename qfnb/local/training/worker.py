@@ -78,7 +78,9 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     _phase(job_dir, "weights loaded; tokenising the data")
     rows = data.encode_all(tok, examples, hyper.max_seq_len)
     total = hyper.total_steps(len(rows))
-    points = len(ckpt.checkpoint_steps(total, hyper.checkpoints)) or evaluate_points(total, hyper)
+    # the held-out loss is measured at each checkpoint, else every ``every`` steps
+    points = (len(ckpt.checkpoint_steps(total, hyper.checkpoints))
+              or math.ceil(total / every(total, hyper.logging_steps)))
     evals = EvalSet.build(data.encode_all(tok, held, hyper.max_seq_len), hyper.batch_size, tok.pad_token_id,
                           limit=budget_rows(total, hyper.batch_size, points)) if held else None
     metric = (MetricSet(hyper.eval_metric, held[:hyper.eval_metric_items], tok)
@@ -126,11 +128,6 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     model.save_pretrained(str(adapter))
     tok.save_pretrained(str(adapter))  # the chat template travels with the adapter
     return status, adapter
-
-
-def evaluate_points(total: int, hyper: Any) -> int:
-    """How many times a run without checkpoints measures the held-out loss."""
-    return math.ceil(total / every(total, hyper.logging_steps))
 
 
 @dataclass

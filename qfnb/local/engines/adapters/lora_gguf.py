@@ -54,7 +54,6 @@ def convert_adapter(adapter_dir: Path, out: Path, *, base_gguf: Path) -> Path:
     import numpy as np
     from safetensors.numpy import load_file
 
-    adapter_dir, out = Path(adapter_dir), Path(out)
     weights_file = adapter_dir / "adapter_model.safetensors"
     if not weights_file.is_file():
         raise FileNotFoundError(f"{adapter_dir} has no adapter_model.safetensors")

@@ -338,7 +338,7 @@ class LlamaServer:
             if not inst.alive():
                 self._note_crash(inst)
                 try:
-                    self.acquire_and_release()
+                    self.release(self.acquire())  # a process runs again
                 except EngineUnavailable as exc:
                     log.warning("%s", exc)
             elif inst.active <= 0 and time.monotonic() - self.last_used > self.config.idle_seconds:
@@ -374,10 +374,6 @@ class LlamaServer:
         if inst.active > 0:
             return self.config.idle_seconds
         return max(0.0, self.config.idle_seconds - (time.monotonic() - self.last_used))
-
-    def acquire_and_release(self) -> None:
-        """Make sure a process is running (start one if none)."""
-        self.release(self.acquire())
 
     @property
     def log_path(self) -> Path:

@@ -69,7 +69,6 @@ class Endpoint:
 
     @property
     def headers(self) -> dict[str, str]:
-        """The request headers: the key as a bearer token, when there is one."""
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
 

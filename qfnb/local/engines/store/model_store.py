@@ -222,14 +222,13 @@ class ModelStore:
     def store_adapter(self, source: Path) -> Path:
         """A fine-tune's LoRA adapter dir (a checkpoint) stored once under ``sha256-<digest>/``, with
         no name in the manifest (its task refers to it); returns the stored folder."""
-        files = tuple(sorted(p.relative_to(source) for p in Path(source).rglob("*") if p.is_file()))
+        files = tuple(sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file()))
         if not files:
             raise FileNotFoundError(f"{source} holds no files")
-        return self._store_weights(Path(source), "adapter", files)[0]
+        return self._store_weights(source, "adapter", files)[0]
 
     def drop_adapter(self, folder: Path) -> bool:
         """Delete a stored adapter folder nothing else refers to (no manifest entry has its digest)."""
-        folder = Path(folder)
         if folder.parent != self.root or not folder.name.startswith("sha256-"):
             return False
         digest = folder.name.removeprefix("sha256-")
