@@ -29,6 +29,7 @@ from qfnb.local.engines.options import EngineOptions, parse_external
 from qfnb.local.engines.store import assets, byom
 from qfnb.local.engines.store.assets import AssetError
 from qfnb.local.engines.store.model_store import ModelStore
+from qfnb.protocol.files import write_private_text
 from qfnb.protocol.model_names import (
     endpoint_for,
 )
@@ -302,8 +303,7 @@ class EngineRegistry:
                 template = None
                 if spec.chat_template:
                     template = self.data_dir / "logs" / f"template-{endpoint_for(base_name)}.jinja"
-                    template.parent.mkdir(parents=True, exist_ok=True)
-                    template.write_text(spec.chat_template, encoding="utf-8")
+                    write_private_text(template, spec.chat_template)
                 # the engine gets spare slots beside the batch-usable ones: the interactive lane's
                 config = ServerConfig(name=endpoint_for(base_name), gguf=spec.path or self._gguf(base_name),
                                       log_dir=self.data_dir / "logs", slots=opts.slots + spare_slots(opts.slots),

@@ -34,6 +34,7 @@ import httpx
 
 from qfnb.local.engines.llama import spawn
 from qfnb.local.engines.llama.command import BINARY_ENV, ServerConfig, find_binary, reported_port
+from qfnb.protocol.files import write_private_text
 
 log = logging.getLogger("qfnb.local.engines")
 
@@ -275,9 +276,7 @@ class LlamaServer:
                 else:
                     self._retired.append(old)
         self._set_state("ready")
-        fd = os.open(self.pid_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(str(proc.pid))
+        write_private_text(self.pid_path, str(proc.pid))
         log.info("engine %s ready on 127.0.0.1:%d (%d slots, %d adapters)", self.config.name, inst.port,
                  self.config.slots, len(adapters))
         return inst

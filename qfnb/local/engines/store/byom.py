@@ -35,11 +35,10 @@ def spec_for(entry: StoredModel) -> ModelSpec | None:
     path = Path(entry.path)
     if entry.kind in ("sentence-transformers", "onnx"):
         return ModelSpec(kind=entry.kind, api_types=("embeddings",), path=path)
-    if entry.kind == "hf-causal-lm" and (path / SERVED_GGUF).is_file():  # converted when it was added
-        return ModelSpec(kind="llama.cpp", api_types=types, path=path / SERVED_GGUF, n_ctx=entry.ctx or 4096,
-                         keep_alive=entry.keep_alive, chat_template=entry.template)
-    if entry.kind == "hf-causal-lm":
+    if entry.kind == "hf-causal-lm" and not (path / SERVED_GGUF).is_file():
         return ModelSpec(kind="transformers", api_types=types, path=path, n_ctx=entry.ctx or 4096)
+    if entry.kind == "hf-causal-lm":  # served as the GGUF converted when it was added
+        path = path / SERVED_GGUF
     return ModelSpec(kind="llama.cpp", api_types=types, path=path, n_ctx=entry.ctx or 4096,
                      keep_alive=entry.keep_alive, chat_template=entry.template)
 
