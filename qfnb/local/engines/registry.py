@@ -265,8 +265,6 @@ class EngineRegistry:
                          "queued": gate.queued, "pid": None, "adapters": 0})
         return rows
 
-    # -- loading -------------------------------------------------------------------------------
-
     def _get(self, name: str) -> Engine | BatchingEmbedder:
         with self._lock:
             engine = self._engines.get(name)

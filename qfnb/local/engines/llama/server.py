@@ -113,8 +113,6 @@ class LlamaServer:
         self._watch = threading.Thread(target=self._watchdog, name=f"qfnb-engine-watch-{config.name}", daemon=True)
         self._watch.start()
 
-    # ---- adapters ------------------------------------------------------------------------
-
     def add_adapters(self, paths: Sequence[Path]) -> None:
         """Load ``paths`` (LoRA GGUFs) too, together: the first request for one of them that the running
         process lacks starts one process with all of them."""
@@ -123,8 +121,6 @@ class LlamaServer:
 
     def config_adapters(self) -> tuple[Path, ...]:
         return self._adapters
-
-    # ---- requests ------------------------------------------------------------------------
 
     def acquire(self, adapter: Path | None = None) -> Lease:
         """A running process that has ``adapter`` loaded (blocking: may load it into the running process,
@@ -232,8 +228,6 @@ class LlamaServer:
             raise EngineUnavailable(f"{self.config.name}: {what} answered {reply.status_code}: {reply.text[:200]}")
         answer: dict[str, Any] = reply.json()
         return answer
-
-    # ---- process management --------------------------------------------------------------
 
     def _start(self, adapters: tuple[Path, ...]) -> _Instance:
         if self._closed:

@@ -276,8 +276,6 @@ async def as_tool_calls(deltas: AsyncIterator[Delta], names: Sequence[str], *, p
     yield Delta("", FINISH_TOOL_CALLS, last.prompt_tokens, last.completion_tokens)
 
 
-# ---- the turn after a tool result ---------------------------------------------------------------
-
 #: what the platform adds to the last tool result when a model asks again for a call it already
 #: has the result of (measured in bench/agents_finish.py: the 0.5B and 1.5B Qwen models repeat the
 #: call after every result; with the tools withheld and this ask in the result turn both answered

@@ -131,8 +131,6 @@ class ModelStore:
     def get(self, name: str) -> StoredModel | None:
         return next((m for m in self.models() if m.name.lower() == name.lower()), None)
 
-    # ---- add ---------------------------------------------------------------------------------
-
     def add(self, path: str | Path | None, name: str, *, roles: tuple[str, ...] = (), template: str | None = None,
             ctx: int | None = None, keep_alive: float | None = None, engine_url: str | None = None,
             replace: bool = False) -> StoredModel:
@@ -237,8 +235,6 @@ class ModelStore:
         with file_lock(self.root / f".{folder.name}.lock"):
             shutil.rmtree(folder, ignore_errors=True)
         return True
-
-    # ---- remove and size ---------------------------------------------------------------------
 
     def remove(self, name: str) -> int:
         """Forget ``name``; delete its weights unless another name (or a built-in) shares them.
