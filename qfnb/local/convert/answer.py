@@ -14,8 +14,8 @@ from qfnb.protocol.anthropic import MessageEvents
 from qfnb.protocol.responses_answer import ResponseEvents
 from qfnb.protocol.turn import Turn
 
-__all__ = ["Answer", "Render", "Tally", "answer_of", "merge_tool_calls", "total_usage", "turn_of", "usage_of",
-           "written"]
+__all__ = ["Answer", "Render", "Tally", "answer_of", "answered", "merge_tool_calls", "total_usage", "turn_of",
+           "usage_of", "written"]
 
 
 def usage_of(prompt: int, completion: int) -> dict[str, int]:
@@ -96,6 +96,11 @@ def turn_of(answer: Answer) -> Turn:
     return Turn(text=answer.text, tool_calls=list(answer.tool_calls),
                 finish="tool_calls" if answer.tool_calls else tally.finish, input_tokens=tally.prompt,
                 output_tokens=tally.completion_tokens, cached_tokens=tally.cached)
+
+
+def answered(asked: str, served: ServedLike) -> str:
+    """The model an answer names: the one asked for when it names the served model, else the served one's name."""
+    return asked if asked.lower() in (served.name.lower(), served.endpoint.lower()) else served.name
 
 
 def written(writer: MessageEvents | ResponseEvents, delta: Delta) -> list[tuple[str, dict[str, Any]]]:

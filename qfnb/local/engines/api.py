@@ -82,32 +82,10 @@ class CrossEncoderLike(Protocol):
 
 
 class RegistryLike(Protocol):
-    """Every model the platform serves, and the engines that serve them."""
+    """Every model the platform serves, and the engines that serve them. The bodies here serve no
+    model and have no store: :class:`NullRegistry` is this protocol as a class."""
 
     #: the model store behind ``qfnb model add`` (None: this registry has none)
-    store: Any
-
-    def served_models(self) -> Sequence[ServedLike]: ...
-    def spec_of(self, name: str) -> ModelSpec | None: ...
-    def chat(self, endpoint: str) -> Engine: ...
-    def embedder(self, endpoint: str) -> EmbedderLike: ...
-    def cross_encoder(self, endpoint: str) -> CrossEncoderLike: ...
-    def register_adapter(self, endpoint: str, base_model: str, adapter_dir: Path,
-                         siblings: Sequence[Path] = ()) -> ServedLike: ...
-    def engine_states(self) -> list[dict[str, Any]]: ...
-    def reload_store(self) -> None: ...
-    def unload(self, name: str) -> bool: ...
-    def base_gguf(self, base_model: str) -> Path | None: ...
-    def train_path(self, name: str) -> Path | None: ...
-    def weights_of(self, name: str) -> Path | None: ...
-    def training_problem(self, path: Path) -> str | None: ...
-    def close(self) -> None: ...
-
-
-class NullRegistry:
-    """A :class:`RegistryLike` that serves no model and has no store: the base of test doubles,
-    which override what they serve."""
-
     store: Any = None
 
     def served_models(self) -> Sequence[ServedLike]:
@@ -116,14 +94,11 @@ class NullRegistry:
     def spec_of(self, name: str) -> ModelSpec | None:
         return None
 
-    def _unknown(self, api_type: str, endpoint: str) -> UnknownModel:
-        return UnknownModel(api_type, endpoint, [m.name for m in self.served_models() if api_type in m.api_types])
-
     def chat(self, endpoint: str) -> Engine:
-        raise self._unknown("chat", endpoint)
+        raise _unknown(self, "chat", endpoint)
 
     def embedder(self, endpoint: str) -> EmbedderLike:
-        raise self._unknown("embeddings", endpoint)
+        raise _unknown(self, "embeddings", endpoint)
 
     def cross_encoder(self, endpoint: str) -> CrossEncoderLike:
         raise ValueError(f"{endpoint} is not a cross-encoder; it ranks by embeddings")
@@ -155,6 +130,15 @@ class NullRegistry:
 
     def close(self) -> None:
         return None
+
+
+class NullRegistry(RegistryLike):
+    """A :class:`RegistryLike` that serves no model and has no store: the base of test doubles,
+    which override what they serve."""
+
+
+def _unknown(registry: RegistryLike, api_type: str, endpoint: str) -> UnknownModel:
+    return UnknownModel(api_type, endpoint, [m.name for m in registry.served_models() if api_type in m.api_types])
 
 
 def generate_blocking(engine: Engine, ask: Ask) -> list[Delta]:

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 
 from qfnb.local.engines.ask import BATCH, INTERACTIVE
-from qfnb.local.engines.gate import Gate
+from qfnb.local.engines.gate import Gate, settle
 
 #: the priority of the request being served (set by the routes from ``X-Qfnb-Priority``)
 priority: ContextVar[str] = ContextVar("qfnb_request_priority", default=INTERACTIVE)
@@ -196,14 +196,9 @@ class LaneGate(Gate):
             waiter.granted = True
             waiter.slot = self._start(waiter.batch, waiter.long, waiter.key, waiter.group)
             try:
-                waiter.loop.call_soon_threadsafe(_wake, waiter.future)
+                waiter.loop.call_soon_threadsafe(settle, waiter.future, None, None)
             except RuntimeError:  # its event loop is gone: nobody waits any more
                 waiter.granted = False
                 self._running -= 1
                 self._running_batch -= waiter.batch
                 self._free.add(waiter.slot)
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)

@@ -252,9 +252,7 @@ class OpenAIChat:
                     yield delta
 
     async def _run(self, path: str, payload: dict[str, Any], gp: GenParams, lane: str) -> AsyncIterator[Delta]:
-        # a LaneGate queues by lane (interactive before batch); a plain Gate only counts
-        turn = self.gate.turn(lane) if isinstance(self.gate, LaneGate) else _admitted(self.gate)
-        async with turn as slot, self._leased() as target:
+        async with self.gate.turn(lane) as slot, self._leased() as target:
             body = {"model": self._model, **payload, **request_body(gp, llama=self._llama), **(target.extra or {})}
             if slot is not None and self._n_ctx is not None:
                 body["id_slot"] = slot  # our own engine: the slot the gate gave this request
@@ -293,12 +291,6 @@ async def _keep_top(deltas: AsyncIterator[Delta], top: int) -> AsyncIterator[Del
             delta = dataclasses.replace(delta, logprobs=[{**e, "top_logprobs": (e.get("top_logprobs") or [])[:top]}
                                                          for e in delta.logprobs])
         yield delta
-
-
-@contextlib.asynccontextmanager
-async def _admitted(gate: Gate) -> AsyncIterator[int | None]:
-    with gate.admit():
-        yield None
 
 
 def llama_endpoint(server: LlamaServer, adapter: Path | None) -> Callable[[], Endpoint]:
