@@ -13,7 +13,7 @@ from qfnb.local.engines.adapters.lora_gguf import LoraConversionError, convert_a
 from qfnb.local.engines.api import Engine
 from qfnb.local.engines.base import ModelSpec, ServedModel, UnknownModel
 from qfnb.local.engines.catalog import BUILTIN_SPECS, builtin_named, effective_kind, embeds_only
-from qfnb.local.engines.gate import BatchingEmbedder, Gate, ThreadedChat
+from qfnb.local.engines.gate import BatchingEmbedder, ThreadedChat
 from qfnb.local.engines.hf.chat import HFChatEngine
 from qfnb.local.engines.hf.embed import MeanPoolEmbedder
 from qfnb.local.engines.lanes import LaneGate, spare_slots
@@ -56,7 +56,7 @@ class EngineRegistry:
         self._engines: dict[str, Engine | BatchingEmbedder] = {}
         self._rerankers: dict[str, LlamaReranker] = {}
         self._servers: dict[str, LlamaServer] = {}
-        self._gates: dict[str, Gate] = {}
+        self._gates: dict[str, LaneGate] = {}
         self._bases: dict[str, str] = {}  # adapter endpoint name -> its base model's name
         self._loading: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -187,10 +187,8 @@ class EngineRegistry:
         if effective_kind(spec) != "llama.cpp":
             raise ValueError(f"{name} is not a cross-encoder served by llama-server; it ranks by embeddings")
         server = self._server(name, spec)  # created once; its process starts on the first call
-        gate = self._gates[name]
-        assert isinstance(gate, LaneGate)
         with self._lock:
-            return self._rerankers.setdefault(name, LlamaReranker(name, server, gate))
+            return self._rerankers.setdefault(name, LlamaReranker(name, server, self._gates[name]))
 
     def register_adapter(self, endpoint: str, base_model: str, adapter_dir: Path,
                          siblings: Sequence[Path] = ()) -> ServedModel:
@@ -249,10 +247,10 @@ class EngineRegistry:
             specs = dict(self._specs)
         rows = []
         for name, server in servers.items():
-            gate = self._gates[name]
+            lanes = self._gates[name]
             pid = server.pid
             rows.append({"model": name, "endpoint": specs[name].endpoint, "state": server.state,
-                         "since": server.since, "slots": gate.slots, "busy": gate.busy, "queued": gate.queued,
+                         "since": server.since, "slots": lanes.slots, "busy": lanes.busy, "queued": lanes.queued,
                          "pid": pid, "adapters": len(server.config_adapters()), "starts": server.starts,
                          "loads": server.loads,
                          "rssBytes": byom.rss_bytes(pid) if pid else 0, "unloadIn": server.unload_in()})

@@ -38,8 +38,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 class _StopFlag:
-    def __init__(self) -> None:
-        self.requested = False
+    requested = False
 
     def __call__(self, signum: int, frame: Any) -> None:
         log.info("signal %d received: stopping after the current step", signum)
