@@ -8,6 +8,7 @@ is installed. There is never a placeholder image.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import io
 import logging
@@ -84,11 +85,8 @@ def drawer(registry: Any, endpoint: str, model_dir: Path | None) -> Callable[[di
     """What draws for ``/text2image/{endpoint}``: a text2image engine added to the model store
     (``qfnb models add --engine URL --role text2image``), else the diffusers model dir."""
     spec = None
-    try:
-        name = registry.resolve("text2image", endpoint).name
-        spec = registry.spec_of(name)
-    except (LookupError, AttributeError):
-        pass
+    with contextlib.suppress(LookupError, AttributeError):
+        spec = registry.spec_of(registry.resolve("text2image", endpoint).name)
     if spec is not None and spec.base_url:
         return functools.partial(generate_remote, str(spec.base_url), str(spec.remote_model), spec.api_key)
     return functools.partial(generate, model_dir)

@@ -34,10 +34,9 @@ def reap_leftovers(log_dir: Path) -> None:
     """Stop every engine a previous platform process of this data dir left running (its pid
     files in ``log_dir`` name a live ``llama-server``)."""
     for pid_file in sorted(log_dir.glob("engine-*.pid")) if log_dir.is_dir() else ():
-        try:
+        pid = 0
+        with contextlib.suppress(OSError, ValueError):
             pid = int(pid_file.read_text())
-        except (OSError, ValueError):
-            pid = 0
         if pid and orphaned_engine(pid):
             log.warning("stopping an engine (pid %d) left running by a previous platform process", pid)
             with contextlib.suppress(OSError):

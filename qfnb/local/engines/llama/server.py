@@ -19,6 +19,7 @@ into a running one, so a deploy's engine restarts can be measured.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -288,21 +289,17 @@ class LlamaServer:
                     return f"exited with code {inst.proc.returncode}"
                 if not inst.port:
                     inst.port = self._reported_port(offset) or 0
-                try:
+                with contextlib.suppress(httpx.HTTPError):
                     if inst.port and client.get(f"{inst.url}/health").status_code == 200:
                         return None
-                except httpx.HTTPError:
-                    pass
                 time.sleep(0.1)
         return f"not ready after {START_TIMEOUT:.0f} s"
 
     def _reported_port(self, offset: int) -> int | None:
-        try:
-            with self.log_path.open("rb") as fh:
-                fh.seek(offset)
-                return reported_port(fh.read())
-        except OSError:
-            return None
+        with contextlib.suppress(OSError), self.log_path.open("rb") as fh:
+            fh.seek(offset)
+            return reported_port(fh.read())
+        return None
 
     def _set_state(self, state: str) -> None:
         with self._lock:

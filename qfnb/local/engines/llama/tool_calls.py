@@ -12,6 +12,7 @@ is written again under that tool's grammar, so no strict call leaves unenforced.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -284,10 +285,9 @@ AFTER_RESULT_ASK = "Answer my question from this result, in one plain sentence."
 
 
 def _call_key(name: Any, arguments: Any) -> tuple[str, str]:
-    try:
+    args = arguments
+    with contextlib.suppress(ValueError):
         args = json.loads(arguments) if isinstance(arguments, str) else arguments
-    except ValueError:
-        args = arguments
     return str(name), json.dumps(args, sort_keys=True, ensure_ascii=False)
 
 

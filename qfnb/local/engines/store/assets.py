@@ -170,12 +170,9 @@ def _verified(target: Path, sha256: str) -> bool:
     if not target.is_file():
         return False
     sidecar = target.with_name(target.name + ".sha256.json")
-    try:
-        saved = json.loads(sidecar.read_text())
-        if saved == {"sha256": sha256, **_stamp(target)}:
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(sidecar.read_text()) == {"sha256": sha256, **_stamp(target)}:
             return True
-    except (OSError, ValueError):
-        pass
     if sha256_file(target) != sha256:
         log.warning("%s does not match its sha256; re-assembling", target)
         return False

@@ -7,6 +7,7 @@ thread's: the engines are started from worker threads).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -52,28 +53,20 @@ def idle_seconds(keep_alive: float | None, default: float) -> float:
 
 def rss_bytes(pid: int) -> int:
     """Resident memory of one process (0 when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
+    with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
     return 0
 
 
 def children(pid: int) -> list[int]:
     """Direct children of ``pid``, started from any of its threads."""
     kids: list[int] = []
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return kids
-    for task in tasks:
-        try:
-            kids += [int(p) for p in (task / "children").read_text(encoding="ascii").split()]
-        except (OSError, ValueError):
-            continue
+    with contextlib.suppress(OSError):  # the process is gone
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError):  # its thread is gone
+                kids += [int(p) for p in (task / "children").read_text(encoding="ascii").split()]
     return kids
 
 

@@ -6,6 +6,7 @@ returns the facts the store keeps (kind, roles, architecture, chat template, con
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import json
@@ -134,10 +135,9 @@ def _safetensors_ok(path: Path) -> None:
         if len(raw) < 8:
             raise NotAModel(f"{path.name} is not a safetensors file (too short).")
         (n,) = struct.unpack("<Q", raw)
-        try:
+        header = None
+        with contextlib.suppress(ValueError):
             header = json.loads(fh.read(n)) if n < size else None
-        except ValueError:
-            header = None
     if not isinstance(header, dict):
         raise NotAModel(f"{path.name} is not a safetensors file (its header does not parse).")
     end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
@@ -192,10 +192,8 @@ def _chat_template(path: Path) -> Any:
     template = None
     tok_config = path / "tokenizer_config.json"
     if tok_config.is_file():
-        try:
+        with contextlib.suppress(ValueError):
             template = json.loads(tok_config.read_text(encoding="utf-8")).get("chat_template")
-        except ValueError:
-            template = None
     if template is None and (path / "chat_template.jinja").is_file():
         template = (path / "chat_template.jinja").read_text(encoding="utf-8")
     return template

@@ -12,6 +12,7 @@ A failed add leaves the store as it was.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -304,17 +305,11 @@ def _place(source: Path, target: Path, sha256: str) -> None:
 def _tree_bytes(path: Path, *, only_last_link: bool = False) -> int:
     """Bytes on disk under ``path``, each inode counted once (hard links are not double-counted);
     ``only_last_link``: only files no other hard link keeps (what deleting ``path`` frees)."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
+    sizes: dict[tuple[int, int], int] = {}  # by inode
     for dirpath, _, names in os.walk(path):
         for n in names:
-            try:
+            with contextlib.suppress(OSError):
                 st = os.stat(os.path.join(dirpath, n))
-            except OSError:
-                continue
-            if only_last_link and st.st_nlink > 1:
-                continue
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
+                if not (only_last_link and st.st_nlink > 1):
+                    sizes[st.st_dev, st.st_ino] = st.st_size
+    return sum(sizes.values())
