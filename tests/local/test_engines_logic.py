@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from qfnb.local.convert.qianfan_v1 import sampling_of
 from qfnb.local.engines import DEFAULT_CHAT, EngineRegistry, ModelSpec, UnknownModel, endpoint_for
 from qfnb.local.engines.ask import Sampling
 from qfnb.local.engines.base import (
@@ -58,7 +57,7 @@ def test_earliest_stop_wins() -> None:
 def test_v1_fields_map_to_engine_names_and_the_engine_fills_its_defaults() -> None:
     req = CompletionRequest.model_validate({"prompt": "p", "temperature": 0.5, "top_p": 0.9, "penalty_score": 1.3,
                                             "max_output_tokens": 7, "stop": ["x"], "top_k": 3, "seed": 5})
-    gp = sampling_of(req).engine_params(("<end_of_turn>",))
+    gp = Sampling.of(req.model_dump()).engine_params(("<end_of_turn>",))
     assert (gp.temperature, gp.top_p, gp.repeat_penalty, gp.max_tokens, gp.top_k, gp.seed) == (0.5, 0.9, 1.3, 7, 3, 5)
     assert gp.stop == ("<end_of_turn>", "x")
     defaults = Sampling().engine_params()

@@ -196,7 +196,6 @@ def test_memory_counts_children_started_from_any_thread() -> None:
         assert procs[0].stdout is not None and procs[0].stdout.readline().strip() == b"1"
         assert procs[0].pid in byom.descendants(os.getpid())
         assert byom.rss_bytes(procs[0].pid) >= 64 * 2**20
-        assert byom.tree_rss(os.getpid()) >= byom.rss_bytes(os.getpid()) + 64 * 2**20
     finally:
         procs[0].kill()
         procs[0].wait()

@@ -10,9 +10,12 @@ from typing import Any, Protocol
 
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.base import Delta
+from qfnb.protocol.anthropic import MessageEvents
+from qfnb.protocol.responses_answer import ResponseEvents
 from qfnb.protocol.turn import Turn
 
-__all__ = ["Answer", "Render", "Tally", "answer_of", "merge_tool_calls", "total_usage", "turn_of", "usage_of"]
+__all__ = ["Answer", "Render", "Tally", "answer_of", "answered", "merge_tool_calls", "total_usage", "turn_of",
+           "usage_of", "written"]
 
 
 def usage_of(prompt: int, completion: int) -> dict[str, int]:
@@ -24,11 +27,9 @@ class Tally:
 
     __slots__ = ("cached", "completion", "finish", "pieces", "prompt")
 
-    def __init__(self, deltas: Iterable[Delta] = ()) -> None:
+    def __init__(self) -> None:
         self.prompt = self.completion = self.pieces = self.cached = 0
         self.finish: str | None = None
-        for delta in deltas:
-            self.add(delta)
 
     def add(self, delta: Delta) -> None:
         self.prompt = max(self.prompt, delta.prompt_tokens)
@@ -95,6 +96,17 @@ def turn_of(answer: Answer) -> Turn:
     return Turn(text=answer.text, tool_calls=list(answer.tool_calls),
                 finish="tool_calls" if answer.tool_calls else tally.finish, input_tokens=tally.prompt,
                 output_tokens=tally.completion_tokens, cached_tokens=tally.cached)
+
+
+def answered(asked: str, served: ServedLike) -> str:
+    """The model an answer names: the one asked for when it names the served model, else the served one's name."""
+    return asked if asked.lower() in (served.name.lower(), served.endpoint.lower()) else served.name
+
+
+def written(writer: MessageEvents | ResponseEvents, delta: Delta) -> list[tuple[str, dict[str, Any]]]:
+    """The events one delta makes in a Messages or Responses stream: its text, its tool-call fragments."""
+    return [*(writer.text(delta.text) if delta.text else ()),
+            *(writer.tool_fragments(delta.tool_calls) if delta.tool_calls else ())]
 
 
 def total_usage(tallies: Sequence[Tally]) -> dict[str, int]:

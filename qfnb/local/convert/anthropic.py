@@ -8,9 +8,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from qfnb.local.convert.answer import Answer, answer_of, turn_of
+from qfnb.local.convert.answer import Answer, answer_of, turn_of, written
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.base import Delta
 from qfnb.protocol.anthropic import MessageEvents, message_object
@@ -44,7 +43,7 @@ class MessagesRender:
                     for kind, event in writer.start(delta.prompt_tokens - delta.cached_tokens):
                         yield encode_event(event, event=kind)
                 seen.append(delta)
-                for kind, event in _written(writer, delta):
+                for kind, event in written(writer, delta):
                     yield encode_event(event, event=kind)
         except Exception:
             log.exception("messages stream failed")
@@ -54,12 +53,6 @@ class MessagesRender:
         closing = writer.start() if not seen else []
         for kind, event in closing + writer.finish(turn_of(answer_of(seen))):
             yield encode_event(event, event=kind)
-
-
-def _written(writer: MessageEvents, delta: Delta) -> list[tuple[str, dict[str, Any]]]:
-    """The events one delta makes: its text, its tool-call fragments."""
-    return [*(writer.text(delta.text) if delta.text else ()),
-            *(writer.tool_fragments(delta.tool_calls) if delta.tool_calls else ())]
 
 
 @dataclass(frozen=True)

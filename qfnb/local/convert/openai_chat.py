@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qfnb.local.convert.answer import Answer, Tally, total_usage
+from qfnb.local.convert.answer import Answer, Tally, answered, total_usage
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling, TextAsk, ToolChoice
 from qfnb.local.engines.base import Delta
@@ -90,11 +90,9 @@ class ChatRender:
     logprobs: bool = False
     include_usage: bool = False
 
-    def answered(self, served: ServedLike) -> str:
-        return self.model if self.model.lower() in (served.name.lower(), served.endpoint.lower()) else served.name
-
     def body(self, answers: Sequence[Answer], served: ServedLike) -> dict[str, Any]:
-        return {"id": self.rid, "object": "chat.completion", "created": self.created, "model": self.answered(served),
+        return {"id": self.rid, "object": "chat.completion", "created": self.created,
+                "model": answered(self.model, served),
                 "choices": [choice_of(i, a, logprobs=self.logprobs) for i, a in enumerate(answers)],
                 "usage": total_usage([a.tally for a in answers])}
 
@@ -103,7 +101,7 @@ class ChatRender:
         tallies = [Tally() for _ in range(choices)]
         called = [False] * choices
         base = {"id": self.rid, "object": "chat.completion.chunk", "created": self.created,
-                "model": self.answered(served)}
+                "model": answered(self.model, served)}
         try:
             for i in range(choices):
                 yield encode_event({**base, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""},

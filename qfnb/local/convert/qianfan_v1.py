@@ -18,18 +18,10 @@ from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.inference import ChatRequest, CompletionRequest, check_v1_chat_fields, v1_schema
 from qfnb.protocol.sse import encode_event
 from qfnb.protocol.tools import functions_as_tools, v1_function_call, v1_history_as_openai
-from qfnb.protocol.wire_fields import SamplingFields
 
 log = logging.getLogger("qfnb.local.inference")
 
-__all__ = ["V1Render", "chat_ask", "finish", "sampling_of", "stream_error_event", "text_ask"]
-
-
-def sampling_of(req: SamplingFields) -> Sampling:
-    """v1's sampling fields under the engine's names (``penalty_score`` -> ``repeat_penalty``,
-    ``max_output_tokens`` -> ``max_tokens``: the spec's table); ``seed`` and the OpenAI penalties
-    are v1 extras."""
-    return Sampling.of(req.model_dump())
+__all__ = ["V1Render", "chat_ask", "finish", "stream_error_event", "text_ask"]
 
 
 def chat_ask(req: ChatRequest, model: str, lane: str) -> ChatAsk:
@@ -42,13 +34,14 @@ def chat_ask(req: ChatRequest, model: str, lane: str) -> ChatAsk:
     if tools and isinstance(choice, dict) and isinstance(choice.get("function"), dict):
         tools = tuple(t for t in tools if t["function"]["name"] == choice["function"]["name"])
     system = ({"role": "system", "content": req.system},) if req.system else ()
-    return ChatAsk(model=model, messages=(*system, *v1_history_as_openai(req.messages)), sampling=sampling_of(req),
+    return ChatAsk(model=model, messages=(*system, *v1_history_as_openai(req.messages)),
+                   sampling=Sampling.of(req.model_dump()),
                    tools=tools, tool_choice="required" if tools and isinstance(choice, dict) else "auto",
                    schema=v1_schema(req.response_format), lane=lane)
 
 
 def text_ask(req: CompletionRequest, model: str, lane: str) -> TextAsk:
-    return TextAsk(model=model, prompt=req.prompt, sampling=sampling_of(req), lane=lane)
+    return TextAsk(model=model, prompt=req.prompt, sampling=Sampling.of(req.model_dump()), lane=lane)
 
 
 def finish(reason: str | None) -> str:

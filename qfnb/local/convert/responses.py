@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qfnb.local.convert.answer import Answer, answer_of, turn_of
+from qfnb.local.convert.answer import Answer, answer_of, answered, turn_of, written
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.base import Delta
 from qfnb.protocol.responses_answer import ResponseEvents, output_items, response_object
@@ -33,27 +33,23 @@ class ResponsesRender:
     stream: bool = False
     cancelled: Callable[[], bool] = field(default=lambda: False)
 
-    def answered(self, served: ServedLike) -> str:
-        model = str(self.data["model"])
-        return model if model.lower() in (served.name.lower(), served.endpoint.lower()) else served.name
-
     def body(self, answers: Sequence[Answer], served: ServedLike) -> dict[str, Any]:
         turn = turn_of(answers[0])
-        response = response_object(self.rid, self.data, self.answered(served), self.created, status="completed",
-                                   output=output_items(turn), turn=turn)
+        response = response_object(self.rid, self.data, answered(str(self.data["model"]), served), self.created,
+                                   status="completed", output=output_items(turn), turn=turn)
         self.keep(response)
         return response
 
     async def events(self, deltas: AsyncIterator[tuple[int, Delta]], choices: int,
                      served: ServedLike) -> AsyncIterator[bytes]:
-        writer = ResponseEvents(self.rid, self.data, self.answered(served), self.created)
+        writer = ResponseEvents(self.rid, self.data, answered(str(self.data["model"]), served), self.created)
         for kind, event in writer.start():
             yield encode_event(event, event=kind)
         seen: list[Delta] = []
         try:
             async for _, delta in deltas:
                 seen.append(delta)
-                for kind, event in _written(writer, delta):
+                for kind, event in written(writer, delta):
                     yield encode_event(event, event=kind)
                 if self.cancelled():
                     break
@@ -68,9 +64,3 @@ class ResponsesRender:
         self.keep(final)
         for kind, event in done:
             yield encode_event(event, event=kind)
-
-
-def _written(writer: ResponseEvents, delta: Delta) -> list[tuple[str, dict[str, Any]]]:
-    """The events one delta makes: its text, its tool-call fragments."""
-    return [*(writer.text(delta.text) if delta.text else ()),
-            *(writer.tool_fragments(delta.tool_calls) if delta.tool_calls else ())]

@@ -16,9 +16,8 @@ from typing import Any, Protocol
 from qfnb.local.engines.ask import Ask, ChatAsk
 from qfnb.local.engines.base import Delta, ModelSpec, UnknownModel
 from qfnb.local.engines.gate import EngineBusy, Gate, run_blocking
-from qfnb.local.engines.store.model_store import StoredModel
 
-__all__ = ["CrossEncoderLike", "EmbedderLike", "Engine", "ModelStoreLike", "NullRegistry", "RegistryLike",
+__all__ = ["CrossEncoderLike", "EmbedderLike", "Engine", "NullRegistry", "RegistryLike",
            "ServedLike", "answer_all", "generate_blocking"]
 
 
@@ -82,42 +81,11 @@ class CrossEncoderLike(Protocol):
     async def ascore(self, query: str, documents: list[str]) -> tuple[list[float], int]: ...
 
 
-class ModelStoreLike(Protocol):
-    """The content-addressed model store (``model_store.ModelStore``), as the model routes use it."""
-
-    def models(self) -> Sequence[StoredModel]: ...
-    def usage(self) -> dict[str, Any]: ...
-    def get(self, name: str) -> StoredModel | None: ...
-    def remove(self, name: str) -> int: ...
-
-
 class RegistryLike(Protocol):
-    """Every model the platform serves, and the engines that serve them."""
+    """Every model the platform serves, and the engines that serve them. The bodies here serve no
+    model and have no store: :class:`NullRegistry` is this protocol as a class."""
 
     #: the model store behind ``qfnb model add`` (None: this registry has none)
-    store: Any
-
-    def served_models(self) -> Sequence[ServedLike]: ...
-    def spec_of(self, name: str) -> ModelSpec | None: ...
-    def chat(self, endpoint: str) -> Engine: ...
-    def embedder(self, endpoint: str) -> EmbedderLike: ...
-    def cross_encoder(self, endpoint: str) -> CrossEncoderLike: ...
-    def register_adapter(self, endpoint: str, base_model: str, adapter_dir: Path,
-                         siblings: Sequence[Path] = ()) -> ServedLike: ...
-    def engine_states(self) -> list[dict[str, Any]]: ...
-    def reload_store(self) -> None: ...
-    def unload(self, name: str) -> bool: ...
-    def base_gguf(self, base_model: str) -> Path | None: ...
-    def train_path(self, name: str) -> Path | None: ...
-    def weights_of(self, name: str) -> Path | None: ...
-    def training_problem(self, path: Path) -> str | None: ...
-    def close(self) -> None: ...
-
-
-class NullRegistry:
-    """A :class:`RegistryLike` that serves no model and has no store: the base of test doubles,
-    which override what they serve."""
-
     store: Any = None
 
     def served_models(self) -> Sequence[ServedLike]:
@@ -126,14 +94,11 @@ class NullRegistry:
     def spec_of(self, name: str) -> ModelSpec | None:
         return None
 
-    def _unknown(self, api_type: str, endpoint: str) -> UnknownModel:
-        return UnknownModel(api_type, endpoint, [m.name for m in self.served_models() if api_type in m.api_types])
-
     def chat(self, endpoint: str) -> Engine:
-        raise self._unknown("chat", endpoint)
+        raise _unknown(self, "chat", endpoint)
 
     def embedder(self, endpoint: str) -> EmbedderLike:
-        raise self._unknown("embeddings", endpoint)
+        raise _unknown(self, "embeddings", endpoint)
 
     def cross_encoder(self, endpoint: str) -> CrossEncoderLike:
         raise ValueError(f"{endpoint} is not a cross-encoder; it ranks by embeddings")
@@ -165,6 +130,15 @@ class NullRegistry:
 
     def close(self) -> None:
         return None
+
+
+class NullRegistry(RegistryLike):
+    """A :class:`RegistryLike` that serves no model and has no store: the base of test doubles,
+    which override what they serve."""
+
+
+def _unknown(registry: RegistryLike, api_type: str, endpoint: str) -> UnknownModel:
+    return UnknownModel(api_type, endpoint, [m.name for m in registry.served_models() if api_type in m.api_types])
 
 
 def generate_blocking(engine: Engine, ask: Ask) -> list[Delta]:

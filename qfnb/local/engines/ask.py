@@ -70,10 +70,8 @@ class Sampling:
         """The sampling settings among a parsed body's ``fields``, under any protocol's names (the
         spec's one table, :data:`~qfnb.protocol.ranges.ENGINE_NAMES`); of two names for one setting
         (``max_tokens``, ``max_completion_tokens``) the later given wins."""
-        found: dict[str, Any] = {}
-        for wire, value in fields.items():
-            if value is not None and wire in ENGINE_NAMES:
-                found[ENGINE_NAMES[wire]] = value
+        found = {ENGINE_NAMES[wire]: value for wire, value in fields.items()
+                 if value is not None and wire in ENGINE_NAMES}
         stop = found.pop("stop", ())
         return cls(stop=(stop,) if isinstance(stop, str) else tuple(stop), **found)
 

@@ -161,8 +161,8 @@ def text_turns(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
-def render_gemma(messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True) -> str:
-    """The Gemma 3 turn format (without ``<bos>``), identical to
+def render_gemma(messages: Sequence[Mapping[str, str]]) -> str:
+    """The Gemma 3 turn format (without ``<bos>``), the model's turn opened, identical to
     :data:`qfnb.local.engines.store.assets.GEMMA3_CHAT_TEMPLATE`."""
     msgs = list(messages)
     prefix = ""
@@ -173,9 +173,7 @@ def render_gemma(messages: Sequence[Mapping[str, str]], *, add_generation_prompt
     for i, m in enumerate(msgs):
         role = "model" if m["role"] == "assistant" else m["role"]
         parts.append(f"<start_of_turn>{role}\n{prefix if i == 0 else ''}{m['content'].strip()}<end_of_turn>\n")
-    if add_generation_prompt:
-        parts.append("<start_of_turn>model\n")
-    return "".join(parts)
+    return "".join(parts) + "<start_of_turn>model\n"
 
 
 class ChatEngine(abc.ABC):

@@ -74,13 +74,24 @@ class Gate:
     def queued(self) -> int:
         return max(0, self._admitted - self.slots)
 
+    @contextlib.asynccontextmanager
+    async def turn(self, lane: str | None = None) -> AsyncIterator[int | None]:
+        """Hold a place for the block (a :class:`~.lanes.LaneGate` queues by ``lane`` and yields an
+        engine slot; a plain gate only counts, and yields None)."""
+        with self.admit():
+            yield None
+
     @contextmanager
-    def admit(self) -> Iterator[None]:
-        """Hold a place for one request, or raise :class:`EngineBusy` at once."""
+    def admit(self, cap: int | None = None, retry_after: Callable[[], float] = lambda: 1.0) -> Iterator[None]:
+        """Hold a place for one request (of at most ``cap``, default ``slots + queue``), or raise
+        :class:`EngineBusy` at once."""
+        cap = self.slots + self.queue if cap is None else cap
         with self._lock:
-            if self._admitted >= self.slots + self.queue:
-                raise EngineBusy(self.name, self.slots + self.queue)
-            self._admitted += 1
+            full = self._admitted >= cap
+            if not full:
+                self._admitted += 1
+        if full:
+            raise EngineBusy(self.name, cap, retry_after())
         self._changed()
         calls.count(self.name)
         try:
@@ -256,7 +267,7 @@ class BatchingEmbedder:
                 for call, _, _ in batch:
                     if not call.failed:
                         call.failed = True
-                        call.loop.call_soon_threadsafe(_settle, call.future, None, exc)
+                        call.loop.call_soon_threadsafe(settle, call.future, None, exc)
             return
         at = 0
         with self._lock:
@@ -267,10 +278,11 @@ class BatchingEmbedder:
                 call.left -= end - first
                 if call.left == 0 and not call.failed:
                     answer = (call.vectors, max(len(call.texts), round(call.tokens)))
-                    call.loop.call_soon_threadsafe(_settle, call.future, answer, None)
+                    call.loop.call_soon_threadsafe(settle, call.future, answer, None)
 
 
-def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+def settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    """``future``'s result (or exception), unless it is settled already (run on its own loop)."""
     if future.done():
         return
     if exc is not None:

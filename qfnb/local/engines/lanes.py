@@ -29,9 +29,8 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 
-from qfnb.local.engines import calls
 from qfnb.local.engines.ask import BATCH, INTERACTIVE
-from qfnb.local.engines.gate import EngineBusy, Gate
+from qfnb.local.engines.gate import Gate, settle
 
 #: the priority of the request being served (set by the routes from ``X-Qfnb-Priority``)
 priority: ContextVar[str] = ContextVar("qfnb_request_priority", default=INTERACTIVE)
@@ -109,19 +108,8 @@ class LaneGate(Gate):
         Yields the engine slot to run on: the lowest free one for a short interactive request,
         the highest for a ``long`` prompt or batch traffic (the engine serves low slots first)."""
         batch = (lane or priority.get()) == BATCH
-        cap = self.slots + self.queue - (self.reserve if batch else 0)
-        with self._lock:
-            if self._admitted >= cap:
-                full = True
-            else:
-                full = False
-                self._admitted += 1
-        if full:
-            raise EngineBusy(self.name, cap, self.retry_after())
-        self._changed()
-        calls.count(self.name)
         task = asyncio.current_task()
-        try:
+        with self.admit(self.slots + self.queue - (self.reserve if batch else 0), self.retry_after):
             slot = await self._wait_turn(batch, long, key, group, nested=task in self._holders)
             if task is not None:
                 with self._cond_lock:
@@ -135,10 +123,6 @@ class LaneGate(Gate):
                         if held:
                             self._holders[task] = held
                 self._leave(batch, slot)
-        finally:
-            with self._lock:
-                self._admitted -= 1
-            self._changed()
 
     def _can_run(self, batch: bool, group: str | None = None, nested: bool = False) -> bool:
         if self._running >= self.slots + self.spare:
@@ -184,10 +168,8 @@ class LaneGate(Gate):
             await waiter.future
         except BaseException:
             with self._cond_lock:
-                if waiter.granted:
-                    granted = True
-                else:
-                    granted = False
+                granted = waiter.granted
+                if not granted:
                     self._waiting.remove(waiter)
             if granted:
                 assert waiter.slot is not None
@@ -214,14 +196,9 @@ class LaneGate(Gate):
             waiter.granted = True
             waiter.slot = self._start(waiter.batch, waiter.long, waiter.key, waiter.group)
             try:
-                waiter.loop.call_soon_threadsafe(_wake, waiter.future)
+                waiter.loop.call_soon_threadsafe(settle, waiter.future, None, None)
             except RuntimeError:  # its event loop is gone: nobody waits any more
                 waiter.granted = False
                 self._running -= 1
                 self._running_batch -= waiter.batch
                 self._free.add(waiter.slot)
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)

@@ -9,6 +9,7 @@ into micro-batches of a fixed token budget itself, so a call's memory does not g
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from pathlib import Path
@@ -42,10 +43,7 @@ class _Counting:
         return ids
 
 
-_blas_lock = threading.Lock()
-_blas_limited = False
-
-
+@functools.cache
 def one_blas_thread() -> None:
     """BLAS on one thread in this process from now on (once; USE's engine sets it when it loads).
 
@@ -56,16 +54,11 @@ def one_blas_thread() -> None:
     does not hold: once lifted, this OpenBLAS (0.3.31, pthreads) ignored it set again from another
     thread (measured), so it is set once and kept.
     """
-    global _blas_limited
-    with _blas_lock:
-        if _blas_limited:
-            return
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # the [fast] extra is absent: BLAS keeps its own threads
-            return
-        threadpool_limits(1, user_api="blas")
-        _blas_limited = True
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # the [fast] extra is absent: BLAS keeps its own threads
+        return
+    threadpool_limits(1, user_api="blas")
 
 
 def model_dir() -> Path:

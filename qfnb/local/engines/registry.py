@@ -13,7 +13,7 @@ from qfnb.local.engines.adapters.lora_gguf import LoraConversionError, convert_a
 from qfnb.local.engines.api import Engine
 from qfnb.local.engines.base import ModelSpec, ServedModel, UnknownModel
 from qfnb.local.engines.catalog import BUILTIN_SPECS, builtin_named, effective_kind, embeds_only
-from qfnb.local.engines.gate import BatchingEmbedder, Gate, ThreadedChat
+from qfnb.local.engines.gate import BatchingEmbedder, ThreadedChat
 from qfnb.local.engines.hf.chat import HFChatEngine
 from qfnb.local.engines.hf.embed import MeanPoolEmbedder
 from qfnb.local.engines.lanes import LaneGate, spare_slots
@@ -29,6 +29,7 @@ from qfnb.local.engines.options import EngineOptions, parse_external
 from qfnb.local.engines.store import assets, byom
 from qfnb.local.engines.store.assets import AssetError
 from qfnb.local.engines.store.model_store import ModelStore
+from qfnb.protocol.files import write_private_text
 from qfnb.protocol.model_names import (
     endpoint_for,
 )
@@ -55,7 +56,7 @@ class EngineRegistry:
         self._engines: dict[str, Engine | BatchingEmbedder] = {}
         self._rerankers: dict[str, LlamaReranker] = {}
         self._servers: dict[str, LlamaServer] = {}
-        self._gates: dict[str, Gate] = {}
+        self._gates: dict[str, LaneGate] = {}
         self._bases: dict[str, str] = {}  # adapter endpoint name -> its base model's name
         self._loading: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -186,10 +187,8 @@ class EngineRegistry:
         if effective_kind(spec) != "llama.cpp":
             raise ValueError(f"{name} is not a cross-encoder served by llama-server; it ranks by embeddings")
         server = self._server(name, spec)  # created once; its process starts on the first call
-        gate = self._gates[name]
-        assert isinstance(gate, LaneGate)
         with self._lock:
-            return self._rerankers.setdefault(name, LlamaReranker(name, server, gate))
+            return self._rerankers.setdefault(name, LlamaReranker(name, server, self._gates[name]))
 
     def register_adapter(self, endpoint: str, base_model: str, adapter_dir: Path,
                          siblings: Sequence[Path] = ()) -> ServedModel:
@@ -222,7 +221,7 @@ class EngineRegistry:
         if spec is None:
             trained_on = self.train_path(base_name)  # an added HF dir, also when a GGUF of it serves it
             hf_path = (base.path if base.path is not None and base.path.is_dir()
-                       else trained_on if trained_on is not None and trained_on.is_dir() else self._hf(base_name))
+                       else trained_on if trained_on is not None and trained_on.is_dir() else assets.hf_dir(base_name))
             spec = replace(base, endpoint=endpoint, kind="transformers", lora_path=adapter_dir, path=hf_path)
         with self._lock:
             name = endpoint
@@ -248,10 +247,10 @@ class EngineRegistry:
             specs = dict(self._specs)
         rows = []
         for name, server in servers.items():
-            gate = self._gates[name]
+            lanes = self._gates[name]
             pid = server.pid
             rows.append({"model": name, "endpoint": specs[name].endpoint, "state": server.state,
-                         "since": server.since, "slots": gate.slots, "busy": gate.busy, "queued": gate.queued,
+                         "since": server.since, "slots": lanes.slots, "busy": lanes.busy, "queued": lanes.queued,
                          "pid": pid, "adapters": len(server.config_adapters()), "starts": server.starts,
                          "loads": server.loads,
                          "rssBytes": byom.rss_bytes(pid) if pid else 0, "unloadIn": server.unload_in()})
@@ -263,8 +262,6 @@ class EngineRegistry:
                          "state": "ready", "since": None, "slots": gate.slots, "busy": gate.busy,
                          "queued": gate.queued, "pid": None, "adapters": 0})
         return rows
-
-    # -- loading -------------------------------------------------------------------------------
 
     def _get(self, name: str) -> Engine | BatchingEmbedder:
         with self._lock:
@@ -293,9 +290,6 @@ class EngineRegistry:
     def _gguf(self, name: str) -> Path:
         return assets.gguf_path(name)
 
-    def _hf(self, name: str) -> Path:
-        return assets.hf_dir(name)
-
     def _server(self, base_name: str, spec: ModelSpec) -> LlamaServer:
         """The llama-server of a base model (created once; the process starts on first use)."""
         with self._lock:
@@ -305,8 +299,7 @@ class EngineRegistry:
                 template = None
                 if spec.chat_template:
                     template = self.data_dir / "logs" / f"template-{endpoint_for(base_name)}.jinja"
-                    template.parent.mkdir(parents=True, exist_ok=True)
-                    template.write_text(spec.chat_template, encoding="utf-8")
+                    write_private_text(template, spec.chat_template)
                 # the engine gets spare slots beside the batch-usable ones: the interactive lane's
                 config = ServerConfig(name=endpoint_for(base_name), gguf=spec.path or self._gguf(base_name),
                                       log_dir=self.data_dir / "logs", slots=opts.slots + spare_slots(opts.slots),
@@ -341,7 +334,7 @@ class EngineRegistry:
 
         if spec.kind == "llama.cpp":
             log.warning("llama-server is not installed; serving %s with transformers (slower)", name)
-        path = spec.path if spec.path is not None and spec.path.is_dir() else self._hf(name)
+        path = spec.path if spec.path is not None and spec.path.is_dir() else assets.hf_dir(name)
         engine = HFChatEngine(name, path, template=spec.template, stop=spec.stop, n_ctx=spec.n_ctx,
                               adapter_dir=spec.lora_path)
         return ThreadedChat(engine, queue=opts.queue_len)

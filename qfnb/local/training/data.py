@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import random
@@ -110,9 +111,7 @@ def encode_all(tokenizer: Any, examples: Sequence[Example], max_seq_len: int) ->
 def batches(n_rows: int, batch_size: int, seed: int) -> Iterator[tuple[int, list[int]]]:
     """Endless ``(epoch, row indices)`` batches, reshuffled each epoch (epochs counted from 1)."""
     rng = random.Random(seed)
-    epoch = 0
-    while True:
-        epoch += 1
+    for epoch in itertools.count(1):
         order = list(range(n_rows))
         rng.shuffle(order)
         for start in range(0, n_rows, batch_size):

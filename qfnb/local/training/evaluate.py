@@ -13,10 +13,10 @@ generation metric (``rouge_l``, ``exact_match``: :mod:`qfnb.protocol.textmetrics
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +24,6 @@ from qfnb.local.engines.api import Engine
 from qfnb.local.engines.gate import EngineBusy, run_blocking
 from qfnb.local.training import data, lora
 from qfnb.protocol import textmetrics
-
-log = logging.getLogger("qfnb.local.training")
 
 #: held-out rows the loss is measured on (the rest of the split is not trained on either)
 MAX_EXAMPLES = 32
@@ -74,22 +72,14 @@ class EvalSet:
         """The mean answer-token loss over the held-out rows."""
         import torch
 
-        t0 = time.time()
-        was_training = model.training
-        model.eval()
         total, tokens = 0.0, 0
-        try:
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16,
-                                                 enabled=lora.NATIVE_BF16 if autocast is None else autocast):
-                for ids, mask, labels in self.batches:
-                    n = int((labels[:, 1:] != data.IGNORE).sum())
-                    if n:
-                        total += float(lora.answer_loss(model, ids, mask, labels)) * n
-                        tokens += n
-        finally:
-            if was_training:
-                model.train()
-            self.seconds += time.time() - t0
+        with _scoring(model, self), torch.no_grad(), torch.autocast(
+                "cpu", dtype=torch.bfloat16, enabled=lora.NATIVE_BF16 if autocast is None else autocast):
+            for ids, mask, labels in self.batches:
+                n = int((labels[:, 1:] != data.IGNORE).sum())
+                if n:
+                    total += float(lora.answer_loss(model, ids, mask, labels)) * n
+                    tokens += n
         return total / tokens if tokens else float("nan")
 
 
@@ -141,23 +131,29 @@ class MetricSet:
         """The mean metric of the model's answers against the held-out responses."""
         import torch
 
-        t0 = time.time()
-        was_training = model.training
-        model.eval()
         end = [t for t in {self.tok.eos_token_id, self.tok.convert_tokens_to_ids("<end_of_turn>"),
                            self.tok.convert_tokens_to_ids("<|im_end|>")} if isinstance(t, int) and t >= 0]
         scores = []
-        try:
-            with torch.no_grad():
-                for prompt, ref in zip(self.prompts, self.references, strict=True):
-                    ids = self.tok(prompt, add_special_tokens=False, return_tensors="pt")
-                    out = model.generate(**ids, max_new_tokens=self.max_tokens, do_sample=False, eos_token_id=end,
-                                         use_cache=True, pad_token_id=self.tok.pad_token_id)
-                    answer = self.tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
-                    scores.append(textmetrics.exact_match(ref, answer) if self.name == "exact_match"
-                                  else textmetrics.rouge(ref, answer)["rouge_l"])
-        finally:
-            if was_training:
-                model.train()
-            self.seconds += time.time() - t0
+        with _scoring(model, self), torch.no_grad():
+            for prompt, ref in zip(self.prompts, self.references, strict=True):
+                ids = self.tok(prompt, add_special_tokens=False, return_tensors="pt")
+                out = model.generate(**ids, max_new_tokens=self.max_tokens, do_sample=False, eos_token_id=end,
+                                     use_cache=True, pad_token_id=self.tok.pad_token_id)
+                answer = self.tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+                scores.append(textmetrics.exact_match(ref, answer) if self.name == "exact_match"
+                              else textmetrics.rouge(ref, answer)["rouge_l"])
         return sum(scores) / len(scores) if scores else float("nan")
+
+
+@contextlib.contextmanager
+def _scoring(model: Any, timed: EvalSet | MetricSet) -> Iterator[None]:
+    """``model`` in eval mode for the block (back in training mode after, if it was), the block's
+    time added to ``timed.seconds``."""
+    t0, was_training = time.time(), model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            model.train()
+        timed.seconds += time.time() - t0

@@ -117,14 +117,12 @@ def native_bf16(cpuinfo: str | None = None) -> bool:
 NATIVE_BF16 = native_bf16()
 
 
-def train_step(model: Any, optimizer: Any, batch: tuple[Any, Any, Any], *, autocast: bool | None = None) -> float:
+def train_step(model: Any, optimizer: Any, batch: tuple[Any, Any, Any]) -> float:
     """Forward (bf16 autocast on CPUs with native bf16, else fp32), backward, clip, step. Returns the loss."""
     import torch
 
     ids, mask, labels = batch
-    if autocast is None:
-        autocast = NATIVE_BF16
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=NATIVE_BF16):
         loss = answer_loss(model, ids, mask, labels)
     torch.autograd.backward(loss)
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -138,9 +138,6 @@ def load_spec(job_dir: Path) -> WorkerSpec:
         raise SpecError(f"spec: {path} not found") from None
     except ValueError as exc:
         raise SpecError(f"spec: {path} is not valid JSON ({exc})") from None
-    spec = parse_spec(raw)
-    if not spec.train_file.is_absolute():
-        spec = WorkerSpec(**{**spec.__dict__, "train_file": Path(job_dir) / spec.train_file})
-    if spec.eval_file is not None and not spec.eval_file.is_absolute():
-        spec = WorkerSpec(**{**spec.__dict__, "eval_file": Path(job_dir) / spec.eval_file})
-    return spec
+    spec = parse_spec(raw)  # relative paths are the job dir's (joining keeps an absolute one as it is)
+    return replace(spec, train_file=Path(job_dir) / spec.train_file,
+                   eval_file=None if spec.eval_file is None else Path(job_dir) / spec.eval_file)

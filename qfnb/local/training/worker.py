@@ -38,16 +38,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 class _StopFlag:
-    def __init__(self) -> None:
-        self.requested = False
+    requested = False
 
     def __call__(self, signum: int, frame: Any) -> None:
         log.info("signal %d received: stopping after the current step", signum)
         self.requested = True
-
-
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    write_private_json(path, obj)
 
 
 def run(job_dir: Path, stop: _StopFlag | None = None) -> dict[str, Any]:
@@ -64,7 +59,7 @@ def run(job_dir: Path, stop: _StopFlag | None = None) -> dict[str, Any]:
         message = f"{type(exc).__name__}: {exc}" if not str(exc).startswith(type(exc).__name__) else str(exc)
         result = {"status": "Failed", "metrics": metrics, "adapter_dir": None, "error": message}
     metrics["wall_seconds"] = round(time.time() - started, 3)
-    _write_json(job_dir / "result.json", result)
+    write_private_json(job_dir / "result.json", result)
     return result
 
 
@@ -82,7 +77,9 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     _phase(job_dir, "weights loaded; tokenising the data")
     rows = data.encode_all(tok, examples, hyper.max_seq_len)
     total = hyper.total_steps(len(rows))
-    points = len(ckpt.checkpoint_steps(total, hyper.checkpoints)) or evaluate_points(total, hyper)
+    # the held-out loss is measured at each checkpoint, else every ``every`` steps
+    points = (len(ckpt.checkpoint_steps(total, hyper.checkpoints))
+              or math.ceil(total / every(total, hyper.logging_steps)))
     evals = EvalSet.build(data.encode_all(tok, held, hyper.max_seq_len), hyper.batch_size, tok.pad_token_id,
                           limit=budget_rows(total, hyper.batch_size, points)) if held else None
     metric = (MetricSet(hyper.eval_metric, held[:hyper.eval_metric_items], tok)
@@ -130,11 +127,6 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     model.save_pretrained(str(adapter))
     tok.save_pretrained(str(adapter))  # the chat template travels with the adapter
     return status, adapter
-
-
-def evaluate_points(total: int, hyper: Any) -> int:
-    """How many times a run without checkpoints measures the held-out loss."""
-    return math.ceil(total / every(total, hyper.logging_steps))
 
 
 @dataclass

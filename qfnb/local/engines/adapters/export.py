@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -35,17 +34,8 @@ class ExportError(ValueError):
 def find_export_lora() -> Path | None:
     """``$QFNB_LLAMA_EXPORT_LORA``, else ``llama-export-lora`` beside this Python, beside the (resolved)
     ``llama-server`` binary (bootstrap builds both into one cache folder), or on PATH."""
-    given = os.environ.get(EXPORT_LORA_ENV)
-    if given:
-        return Path(given) if Path(given).is_file() else None
-    candidates = [Path(sys.executable).parent / EXPORT_LORA]
     server = find_binary()
-    if server is not None:
-        candidates += [server.parent / EXPORT_LORA, server.resolve().parent / EXPORT_LORA]
-    found = next((c for c in candidates if c.is_file()), None)
-    if found is None and (on_path := shutil.which(EXPORT_LORA)):
-        found = Path(on_path)
-    return found
+    return find_binary(EXPORT_LORA, EXPORT_LORA_ENV, () if server is None else (server.parent, server.resolve().parent))
 
 
 def check_target(out: str | Path, *, overwrite: bool = False) -> Path:

@@ -18,8 +18,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.engines.store import assets
-
 log = logging.getLogger("qfnb.local.training")
 
 SUPPORTED_ARCHES = ("gemma3", "qwen2")
@@ -49,23 +47,18 @@ def _scale_alpha(config: dict[str, Any]) -> float:
     return alpha * math.sqrt(r) if config.get("use_rslora") else alpha  # rsLoRA scales by alpha / sqrt(r)
 
 
-def convert_adapter(adapter_dir: Path, out: Path, *, base_model: str = "", base_gguf: Path | None = None) -> Path:
-    """Write ``out`` (a LoRA GGUF) from the peft adapter in ``adapter_dir``; reuses an up-to-date ``out``.
-
-    ``base_gguf`` is the GGUF the adapter will be applied to (default: the asset named ``base_model``).
-    """
+def convert_adapter(adapter_dir: Path, out: Path, *, base_gguf: Path) -> Path:
+    """Write ``out`` (a LoRA GGUF) from the peft adapter in ``adapter_dir``, for the base GGUF
+    ``base_gguf``; reuses an up-to-date ``out``."""
     import gguf
     import numpy as np
     from safetensors.numpy import load_file
 
-    adapter_dir, out = Path(adapter_dir), Path(out)
     weights_file = adapter_dir / "adapter_model.safetensors"
     if not weights_file.is_file():
         raise FileNotFoundError(f"{adapter_dir} has no adapter_model.safetensors")
     if out.is_file() and out.stat().st_mtime_ns >= weights_file.stat().st_mtime_ns:
         return out
-    if base_gguf is None:
-        base_gguf = assets.gguf_path(base_model)
     config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
     alpha = _scale_alpha(config)
     arch, blocks, base_tensors = _base_info(base_gguf)

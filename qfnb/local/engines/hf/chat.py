@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import importlib
-import logging
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from qfnb.local.engines.ask import GenParams, Sampling
 from qfnb.local.engines.base import ChatEngine, Delta, render_gemma, stream_deltas, token_budget
 from qfnb.local.engines.hf._quiet import quiet_loading
 
-log = logging.getLogger("qfnb.local.engines")
-
 N_THREADS = 2
-
-
-def _torch() -> ModuleType:
-    return importlib.import_module("torch")  # deferred: torch loads only in an engine that needs it
 
 
 def sample_next(logits: Any, seen: Any, gp: GenParams, generator: Any) -> int:
     """Pick the next token: repeat penalty over ``seen``, then greedy or temperature/top-k/top-p sampling."""
-    torch = _torch()
+    import torch  # deferred: torch loads only in an engine that needs it
     logits = logits.float().clone()
     if gp.repeat_penalty != 1.0 and seen.numel():
         prev = logits[seen]
@@ -58,7 +49,7 @@ class HFChatEngine(ChatEngine):
         n_ctx: int = 4096,
         adapter_dir: Path | None = None,
     ) -> None:
-        torch = _torch()
+        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         torch.set_num_threads(N_THREADS)
@@ -102,7 +93,7 @@ class HFChatEngine(ChatEngine):
             yield from stream_deltas(self._pieces(ids, gp), gp, len(ids), budget)
 
     def _pieces(self, prompt_ids: list[int], gp: GenParams) -> Iterator[str]:
-        torch = _torch()
+        import torch
         generator = torch.Generator()
         generator.manual_seed(gp.seed if gp.seed is not None else int(torch.randint(0, 2**31 - 1, (1,))))
         seen = torch.tensor(prompt_ids, dtype=torch.long)

@@ -8,6 +8,7 @@ is installed. There is never a placeholder image.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import io
 import logging
@@ -60,12 +61,18 @@ def generate(model_dir: Path | None, body: dict[str, Any]) -> dict[str, Any]:
         import torch
 
         kwargs["generator"] = torch.Generator().manual_seed(int(body["seed"]))
-    images = pipe(**kwargs).images
-    data = []
-    for i, image in enumerate(images, 1):
+    pngs = []
+    for image in pipe(**kwargs).images:
         buf = io.BytesIO()
         image.save(buf, format="PNG")
-        data.append({"object": "image", "b64_image": base64.b64encode(buf.getvalue()).decode(), "index": i})
+        pngs.append(buf.getvalue())
+    return _answer(body, pngs)
+
+
+def _answer(body: dict[str, Any], images: list[bytes]) -> dict[str, Any]:
+    """The platform's text2image response shape for ``images`` drawn for ``body``."""
+    data = [{"object": "image", "b64_image": base64.b64encode(raw).decode(), "index": i}
+            for i, raw in enumerate(images, 1)]
     tokens = len(str(body["prompt"]).split())
     return {"id": "as-" + str(int(time.time() * 1000)), "object": "image", "created": int(time.time()),
             "data": data, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
@@ -78,11 +85,8 @@ def drawer(registry: Any, endpoint: str, model_dir: Path | None) -> Callable[[di
     """What draws for ``/text2image/{endpoint}``: a text2image engine added to the model store
     (``qfnb models add --engine URL --role text2image``), else the diffusers model dir."""
     spec = None
-    try:
-        name = registry.resolve("text2image", endpoint).name
-        spec = registry.spec_of(name)
-    except (LookupError, AttributeError):
-        pass
+    with contextlib.suppress(LookupError, AttributeError):
+        spec = registry.spec_of(registry.resolve("text2image", endpoint).name)
     if spec is not None and spec.base_url:
         return functools.partial(generate_remote, str(spec.base_url), str(spec.remote_model), spec.api_key)
     return functools.partial(generate, model_dir)
@@ -105,16 +109,13 @@ def generate_remote(base_url: str, model: str, api_key: str | None, body: dict[s
         raise Unavailable(f"the image engine at {base_url} cannot be reached: {exc}") from None
     if resp.status_code != 200:
         raise Unavailable(f"the image engine at {base_url} answered HTTP {resp.status_code}: {resp.text[:200]}")
-    data = []
+    images = []
     try:
-        items = resp.json()["data"]
-        for i, item in enumerate(items, 1):
+        for i, item in enumerate(resp.json()["data"], 1):
             raw = base64.b64decode(item["b64_json"]) if item.get("b64_json") else httpx.get(item["url"]).content
             if not raw.startswith(_IMAGE_MAGIC):
                 raise ValueError(f"image {i} is not a PNG, JPEG, WebP or GIF")
-            data.append({"object": "image", "b64_image": base64.b64encode(raw).decode(), "index": i})
+            images.append(raw)
     except (KeyError, TypeError, ValueError, httpx.HTTPError) as exc:
         raise Unavailable(f"the image engine at {base_url} gave no usable image: {exc}") from None
-    tokens = len(str(body["prompt"]).split())
-    return {"id": "as-" + str(int(time.time() * 1000)), "object": "image", "created": int(time.time()),
-            "data": data, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    return _answer(body, images)

@@ -15,15 +15,16 @@ from pathlib import Path
 BINARY_ENV = "QFNB_LLAMA_SERVER"
 
 
-def find_binary() -> Path | None:
-    """``$QFNB_LLAMA_SERVER``, else ``llama-server`` next to this Python (the venv's bin/), else on PATH."""
-    given = os.environ.get(BINARY_ENV)
+def find_binary(name: str = "llama-server", env: str = BINARY_ENV, near: Sequence[Path] = ()) -> Path | None:
+    """``$QFNB_LLAMA_SERVER`` (``env``), else ``llama-server`` (``name``) next to this Python (the venv's
+    bin/) or in a folder of ``near``, else on PATH."""
+    given = os.environ.get(env)
     if given:
         return Path(given) if Path(given).is_file() else None
-    beside = Path(sys.executable).parent / "llama-server"
-    if beside.is_file():
+    beside = next((d / name for d in (Path(sys.executable).parent, *near) if (d / name).is_file()), None)
+    if beside is not None:
         return beside
-    found = shutil.which("llama-server")
+    found = shutil.which(name)
     return Path(found) if found else None
 
 

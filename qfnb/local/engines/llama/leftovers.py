@@ -30,21 +30,17 @@ def orphaned_engine(pid: int) -> bool:
         return True
 
 
-def reap_leftovers(log_dir: Path) -> int:
+def reap_leftovers(log_dir: Path) -> None:
     """Stop every engine a previous platform process of this data dir left running (its pid
-    files in ``log_dir`` name a live ``llama-server``); returns how many were stopped."""
-    stopped = 0
+    files in ``log_dir`` name a live ``llama-server``)."""
     for pid_file in sorted(log_dir.glob("engine-*.pid")) if log_dir.is_dir() else ():
-        try:
+        pid = 0
+        with contextlib.suppress(OSError, ValueError):
             pid = int(pid_file.read_text())
-        except (OSError, ValueError):
-            pid = 0
         if pid and orphaned_engine(pid):
             log.warning("stopping an engine (pid %d) left running by a previous platform process", pid)
             with contextlib.suppress(OSError):
                 os.kill(pid, 15)
-                stopped += 1
         elif pid and Path(f"/proc/{pid}").exists():
             continue  # a live platform's engine
         pid_file.unlink(missing_ok=True)
-    return stopped

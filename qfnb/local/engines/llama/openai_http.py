@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,9 @@ from qfnb.local.engines.gate import Gate
 from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import grammar, prompts, tool_calls, transport
 from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer
-from qfnb.local.engines.llama.transport import Endpoint, SchemaNotCompiled, finish_of
+from qfnb.local.engines.llama.transport import Endpoint
 
-__all__ = ["Endpoint", "NoChatTemplate", "OpenAIChat", "SchemaNotCompiled", "finish_of", "llama_endpoint",
-           "request_body"]
-
-log = logging.getLogger("qfnb.local.engines")
+__all__ = ["Endpoint", "NoChatTemplate", "OpenAIChat", "llama_endpoint", "request_body"]
 
 #: the logit bias that forces a token (:meth:`OpenAIChat.token_logprobs`): larger than any gap between
 #: two raw logits, and not seen by the probability reported (it is taken before the sampler's bias)
@@ -256,9 +252,7 @@ class OpenAIChat:
                     yield delta
 
     async def _run(self, path: str, payload: dict[str, Any], gp: GenParams, lane: str) -> AsyncIterator[Delta]:
-        # a LaneGate queues by lane (interactive before batch); a plain Gate only counts
-        turn = self.gate.turn(lane) if isinstance(self.gate, LaneGate) else _admitted(self.gate)
-        async with turn as slot, self._leased() as target:
+        async with self.gate.turn(lane) as slot, self._leased() as target:
             body = {"model": self._model, **payload, **request_body(gp, llama=self._llama), **(target.extra or {})}
             if slot is not None and self._n_ctx is not None:
                 body["id_slot"] = slot  # our own engine: the slot the gate gave this request
@@ -297,12 +291,6 @@ async def _keep_top(deltas: AsyncIterator[Delta], top: int) -> AsyncIterator[Del
             delta = dataclasses.replace(delta, logprobs=[{**e, "top_logprobs": (e.get("top_logprobs") or [])[:top]}
                                                          for e in delta.logprobs])
         yield delta
-
-
-@contextlib.asynccontextmanager
-async def _admitted(gate: Gate) -> AsyncIterator[int | None]:
-    with gate.admit():
-        yield None
 
 
 def llama_endpoint(server: LlamaServer, adapter: Path | None) -> Callable[[], Endpoint]:

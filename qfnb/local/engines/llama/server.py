@@ -19,6 +19,7 @@ into a running one, so a deploy's engine restarts can be measured.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -34,6 +35,7 @@ import httpx
 
 from qfnb.local.engines.llama import spawn
 from qfnb.local.engines.llama.command import BINARY_ENV, ServerConfig, find_binary, reported_port
+from qfnb.protocol.files import write_private_text
 
 log = logging.getLogger("qfnb.local.engines")
 
@@ -112,8 +114,6 @@ class LlamaServer:
         self._watch = threading.Thread(target=self._watchdog, name=f"qfnb-engine-watch-{config.name}", daemon=True)
         self._watch.start()
 
-    # ---- adapters ------------------------------------------------------------------------
-
     def add_adapters(self, paths: Sequence[Path]) -> None:
         """Load ``paths`` (LoRA GGUFs) too, together: the first request for one of them that the running
         process lacks starts one process with all of them."""
@@ -122,8 +122,6 @@ class LlamaServer:
 
     def config_adapters(self) -> tuple[Path, ...]:
         return self._adapters
-
-    # ---- requests ------------------------------------------------------------------------
 
     def acquire(self, adapter: Path | None = None) -> Lease:
         """A running process that has ``adapter`` loaded (blocking: may load it into the running process,
@@ -232,8 +230,6 @@ class LlamaServer:
         answer: dict[str, Any] = reply.json()
         return answer
 
-    # ---- process management --------------------------------------------------------------
-
     def _start(self, adapters: tuple[Path, ...]) -> _Instance:
         if self._closed:
             raise EngineUnavailable(f"{self.config.name}: the platform is shutting down")
@@ -275,9 +271,7 @@ class LlamaServer:
                 else:
                     self._retired.append(old)
         self._set_state("ready")
-        fd = os.open(self.pid_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(str(proc.pid))
+        write_private_text(self.pid_path, str(proc.pid))
         log.info("engine %s ready on 127.0.0.1:%d (%d slots, %d adapters)", self.config.name, inst.port,
                  self.config.slots, len(adapters))
         return inst
@@ -295,21 +289,17 @@ class LlamaServer:
                     return f"exited with code {inst.proc.returncode}"
                 if not inst.port:
                     inst.port = self._reported_port(offset) or 0
-                try:
+                with contextlib.suppress(httpx.HTTPError):
                     if inst.port and client.get(f"{inst.url}/health").status_code == 200:
                         return None
-                except httpx.HTTPError:
-                    pass
                 time.sleep(0.1)
         return f"not ready after {START_TIMEOUT:.0f} s"
 
     def _reported_port(self, offset: int) -> int | None:
-        try:
-            with self.log_path.open("rb") as fh:
-                fh.seek(offset)
-                return reported_port(fh.read())
-        except OSError:
-            return None
+        with contextlib.suppress(OSError), self.log_path.open("rb") as fh:
+            fh.seek(offset)
+            return reported_port(fh.read())
+        return None
 
     def _set_state(self, state: str) -> None:
         with self._lock:
@@ -338,7 +328,7 @@ class LlamaServer:
             if not inst.alive():
                 self._note_crash(inst)
                 try:
-                    self.acquire_and_release()
+                    self.release(self.acquire())  # a process runs again
                 except EngineUnavailable as exc:
                     log.warning("%s", exc)
             elif inst.active <= 0 and time.monotonic() - self.last_used > self.config.idle_seconds:
@@ -374,10 +364,6 @@ class LlamaServer:
         if inst.active > 0:
             return self.config.idle_seconds
         return max(0.0, self.config.idle_seconds - (time.monotonic() - self.last_used))
-
-    def acquire_and_release(self) -> None:
-        """Make sure a process is running (start one if none)."""
-        self.release(self.acquire())
 
     @property
     def log_path(self) -> Path:

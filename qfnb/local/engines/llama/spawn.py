@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 import os
 import signal
 import subprocess
@@ -20,8 +19,6 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-
-log = logging.getLogger("qfnb.local.engines")
 
 PR_SET_PDEATHSIG = 1
 

@@ -12,6 +12,7 @@ is written again under that tool's grammar, so no strict call leaves unenforced.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -276,8 +277,6 @@ async def as_tool_calls(deltas: AsyncIterator[Delta], names: Sequence[str], *, p
     yield Delta("", FINISH_TOOL_CALLS, last.prompt_tokens, last.completion_tokens)
 
 
-# ---- the turn after a tool result ---------------------------------------------------------------
-
 #: what the platform adds to the last tool result when a model asks again for a call it already
 #: has the result of (measured in bench/agents_finish.py: the 0.5B and 1.5B Qwen models repeat the
 #: call after every result; with the tools withheld and this ask in the result turn both answered
@@ -286,10 +285,9 @@ AFTER_RESULT_ASK = "Answer my question from this result, in one plain sentence."
 
 
 def _call_key(name: Any, arguments: Any) -> tuple[str, str]:
-    try:
+    args = arguments
+    with contextlib.suppress(ValueError):
         args = json.loads(arguments) if isinstance(arguments, str) else arguments
-    except ValueError:
-        args = arguments
     return str(name), json.dumps(args, sort_keys=True, ensure_ascii=False)
 
 

@@ -69,12 +69,7 @@ class Endpoint:
 
     @property
     def headers(self) -> dict[str, str]:
-        """The request headers: the key as a bearer token, when there is one."""
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-
-
-def finish_of(reason: str | None) -> str:
-    return _FINISH.get(reason or "", FINISH_NORMAL)
 
 
 def stale_connection(exc: httpx.TransportError) -> bool:
@@ -174,4 +169,4 @@ async def deltas(resp: httpx.Response, *, chat: bool) -> AsyncIterator[Delta]:
                     yield Delta(piece or "", None, prompt, max(completion, pieces), tool_calls=calls or None,
                                 logprobs=logprobs or None)
                 finish = choice.get("finish_reason") or finish
-    yield Delta("", finish_of(finish), prompt, completion or pieces, cached_tokens=cached)
+    yield Delta("", _FINISH.get(finish or "", FINISH_NORMAL), prompt, completion or pieces, cached_tokens=cached)

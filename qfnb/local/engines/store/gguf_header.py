@@ -73,12 +73,9 @@ class _Cursor:
         self.buf, self.pos = buf, 0
 
     def take(self, fmt: str) -> Any:
-        size = struct.calcsize(fmt)
-        if self.pos + size > len(self.buf):
-            raise GGUFHeaderError(f"the header is cut off at byte {self.pos}")
-        (value,) = struct.unpack_from(fmt, self.buf, self.pos)
-        self.pos += size
-        return value
+        start = self.pos
+        self.skip(struct.calcsize(fmt))
+        return struct.unpack_from(fmt, self.buf, start)[0]
 
     def skip(self, n: int) -> None:
         if n < 0 or self.pos + n > len(self.buf):

@@ -30,7 +30,6 @@ def convert(hf_dir: Path, out: Path) -> Path:
     """Write ``out`` (f16 GGUF) from the HF causal-LM dir ``hf_dir``; reuses a complete ``out``."""
     import gguf
 
-    hf_dir, out = Path(hf_dir), Path(out)
     if out.is_file():
         return out
     config = json.loads((hf_dir / "config.json").read_text(encoding="utf-8"))
@@ -81,10 +80,8 @@ def _tokenizer(writer: Any, hf_dir: Path, pre: str, n_vocab: int) -> None:
         vocab = BpeVocab(hf_dir)
     except (FileNotFoundError, ValueError) as exc:
         raise HFConversionError(f"its tokenizer is not a byte-level BPE tokenizer llama.cpp reads ({exc})") from None
-    tokens, types = [], []
-    for text, _, kind in vocab.all_tokens():
-        tokens.append(text)
-        types.append(kind)
+    entries = list(vocab.all_tokens())  # (text, score, type)
+    tokens, types = [e[0] for e in entries], [e[2] for e in entries]
     for token_id, special in _added(hf_dir).items():  # added tokens may sit inside the BPE vocab too
         if token_id < len(types):
             types[token_id] = gguf.TokenType.CONTROL if special else gguf.TokenType.USER_DEFINED

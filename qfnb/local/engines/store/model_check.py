@@ -6,6 +6,8 @@ returns the facts the store keeps (kind, roles, architecture, chat template, con
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import json
 import struct
@@ -86,17 +88,15 @@ def check_gguf(path: Path) -> ModelFacts:
     if arch not in set(MODEL_ARCH_NAMES.values()):
         raise NotAModel(f"{path.name} has architecture {arch!r}, which this llama.cpp cannot load.")
     template, ctx = fields.get("tokenizer.chat_template"), fields.get(f"{arch}.context_length")
+    facts = functools.partial(ModelFacts, kind="gguf", arch=arch, files=(Path(path.name),),
+                              context_length=int(ctx) if ctx is not None else None)  # ``can``: its ``roles``
     if fields.get(f"{arch}.pooling_type") == POOLING_RANK or any(t.name == RANK_HEAD for t in header.tensors):
         # a cross-encoder (a classification head on an encoder): it scores (query, document) pairs
-        return ModelFacts(kind="gguf", roles=("rerank",), can=("rerank",), arch=arch,
-                          context_length=int(ctx) if ctx is not None else None, files=(Path(path.name),))
+        return facts(roles=("rerank",))
     if fields.get(f"{arch}.pooling_type") in POOLING_EMBED or not fields.get(f"{arch}.attention.causal", True):
         # an embedding model (mean, CLS or last-token pooling; or an encoder): one vector per text
-        return ModelFacts(kind="gguf", roles=("embeddings",), can=("embeddings",), arch=arch,
-                          context_length=int(ctx) if ctx is not None else None, files=(Path(path.name),))
-    return ModelFacts(kind="gguf", roles=("chat", "completion"), can=("chat", "completion"), arch=arch,
-                      chat_template=str(template) if template else None,
-                      context_length=int(ctx) if ctx is not None else None, files=(Path(path.name),))
+        return facts(roles=("embeddings",))
+    return facts(roles=("chat", "completion"), chat_template=str(template) if template else None)
 
 
 def check_onnx(path: Path) -> ModelFacts:
@@ -123,7 +123,7 @@ def check_onnx(path: Path) -> ModelFacts:
     if problem:
         raise NotAModel(f"{path.name} is not an embedder: {problem}.")
     extra = [Path(n) for n in ("tokenizer_config.json", "special_tokens_map.json") if path.with_name(n).is_file()]
-    return ModelFacts(kind="onnx", roles=("embeddings",), can=("embeddings",),
+    return ModelFacts(kind="onnx", roles=("embeddings",),
                       files=(Path(path.name), Path(TOKENIZER), *extra))
 
 
@@ -135,10 +135,9 @@ def _safetensors_ok(path: Path) -> None:
         if len(raw) < 8:
             raise NotAModel(f"{path.name} is not a safetensors file (too short).")
         (n,) = struct.unpack("<Q", raw)
-        try:
+        header = None
+        with contextlib.suppress(ValueError):
             header = json.loads(fh.read(n)) if n < size else None
-        except ValueError:
-            header = None
     if not isinstance(header, dict):
         raise NotAModel(f"{path.name} is not a safetensors file (its header does not parse).")
     end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
@@ -193,10 +192,8 @@ def _chat_template(path: Path) -> Any:
     template = None
     tok_config = path / "tokenizer_config.json"
     if tok_config.is_file():
-        try:
+        with contextlib.suppress(ValueError):
             template = json.loads(tok_config.read_text(encoding="utf-8")).get("chat_template")
-        except ValueError:
-            template = None
     if template is None and (path / "chat_template.jinja").is_file():
         template = (path / "chat_template.jinja").read_text(encoding="utf-8")
     return template

@@ -12,6 +12,7 @@ A failed add leaves the store as it was.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -131,8 +132,6 @@ class ModelStore:
     def get(self, name: str) -> StoredModel | None:
         return next((m for m in self.models() if m.name.lower() == name.lower()), None)
 
-    # ---- add ---------------------------------------------------------------------------------
-
     def add(self, path: str | Path | None, name: str, *, roles: tuple[str, ...] = (), template: str | None = None,
             ctx: int | None = None, keep_alive: float | None = None, engine_url: str | None = None,
             replace: bool = False) -> StoredModel:
@@ -168,7 +167,7 @@ class ModelStore:
             _serve_as_gguf(stored)
         entry = StoredModel(name=name, kind=facts.kind, roles=roles, digest=digest, path=str(stored),
                             source=str(source), size=size, arch=facts.arch,
-                            ctx=ctx or _default_ctx(facts.context_length),
+                            ctx=ctx or min(facts.context_length or 4096, 4096),
                             template=template, has_template=facts.chat_template is not None, keep_alive=keep_alive,
                             owner=self.owner)
         return self._name(entry, replace)
@@ -222,14 +221,13 @@ class ModelStore:
     def store_adapter(self, source: Path) -> Path:
         """A fine-tune's LoRA adapter dir (a checkpoint) stored once under ``sha256-<digest>/``, with
         no name in the manifest (its task refers to it); returns the stored folder."""
-        files = tuple(sorted(p.relative_to(source) for p in Path(source).rglob("*") if p.is_file()))
+        files = tuple(sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file()))
         if not files:
             raise FileNotFoundError(f"{source} holds no files")
-        return self._store_weights(Path(source), "adapter", files)[0]
+        return self._store_weights(source, "adapter", files)[0]
 
     def drop_adapter(self, folder: Path) -> bool:
         """Delete a stored adapter folder nothing else refers to (no manifest entry has its digest)."""
-        folder = Path(folder)
         if folder.parent != self.root or not folder.name.startswith("sha256-"):
             return False
         digest = folder.name.removeprefix("sha256-")
@@ -238,8 +236,6 @@ class ModelStore:
         with file_lock(self.root / f".{folder.name}.lock"):
             shutil.rmtree(folder, ignore_errors=True)
         return True
-
-    # ---- remove and size ---------------------------------------------------------------------
 
     def remove(self, name: str) -> int:
         """Forget ``name``; delete its weights unless another name (or a built-in) shares them.
@@ -289,10 +285,6 @@ def _digest_of(sums: Any) -> str:
     return hashlib.sha256(json.dumps(sums).encode()).hexdigest()
 
 
-def _default_ctx(trained: int | None) -> int:
-    return min(trained, 4096) if trained else 4096
-
-
 def _place(source: Path, target: Path, sha256: str) -> None:
     """Hard-link ``source`` to ``target`` (same file system), else copy it and check the copy's sha256."""
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
@@ -313,17 +305,11 @@ def _place(source: Path, target: Path, sha256: str) -> None:
 def _tree_bytes(path: Path, *, only_last_link: bool = False) -> int:
     """Bytes on disk under ``path``, each inode counted once (hard links are not double-counted);
     ``only_last_link``: only files no other hard link keeps (what deleting ``path`` frees)."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
+    sizes: dict[tuple[int, int], int] = {}  # by inode
     for dirpath, _, names in os.walk(path):
         for n in names:
-            try:
+            with contextlib.suppress(OSError):
                 st = os.stat(os.path.join(dirpath, n))
-            except OSError:
-                continue
-            if only_last_link and st.st_nlink > 1:
-                continue
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
+                if not (only_last_link and st.st_nlink > 1):
+                    sizes[st.st_dev, st.st_ino] = st.st_size
+    return sum(sizes.values())
