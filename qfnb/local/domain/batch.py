@@ -162,7 +162,7 @@ def _served_name(platform: Platform, model: str, field: str) -> str:
 
 
 def get(platform: Platform, key: Any, field: str = "taskId") -> dict[str, Any]:
-    task = platform.store.get("batches", key) if isinstance(key, str | int) else None
+    task = platform.store.get("batches", key)
     if task is None:
         raise c.NotFound(f"{field} {key!r}: no such batch inference task")
     return task

@@ -28,7 +28,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -105,16 +105,15 @@ class _JobShare:
 BATCH_ADMITTED = _JobShare()
 
 
+@dataclass(slots=True, eq=False)
 class _Flight:
     """One row on its way through the engine."""
 
-    __slots__ = ("admitted", "engine", "row", "started", "task")
-
-    def __init__(self, row: Row, engine: Engine) -> None:
-        self.row, self.engine = row, engine
-        self.admitted = False
-        self.started = time.monotonic()
-        self.task: asyncio.Task[Any] | None = None
+    row: Row
+    engine: Engine
+    admitted: bool = False
+    started: float = field(default_factory=time.monotonic)
+    task: asyncio.Task[Any] | None = None
 
     def mark(self, admitted: bool) -> None:
         """Note whether the row holds (or is about to hold) a place in the engine's gate."""
@@ -377,6 +376,5 @@ class Runner:
         tasks = list(self._flights)
         for task in tasks:
             task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._flights.clear()

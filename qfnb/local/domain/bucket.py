@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 from qfnb.local.domain.datasets import ObjectStore
+from qfnb.local.domain.values import iso
 
 _PART = re.compile(r"^\..+\.[0-9a-f]{12}\.part$")
 #: the local BOS's one region (``GetBucketLocation``; a dataset's ``storageInfo.region``)
@@ -74,7 +74,7 @@ def listing(store: ObjectStore, bucket: str, *, prefix: str = "", delimiter: str
             entry: Any = rolled
         else:
             stat = (top / key).stat()
-            entry = {"key": key, "lastModified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stat.st_mtime)),
+            entry = {"key": key, "lastModified": iso(stat.st_mtime),
                      "eTag": str(stat.st_size), "size": stat.st_size, "storageClass": "STANDARD"}
         if len(contents) + len(prefixes) >= max_keys:
             truncated = True

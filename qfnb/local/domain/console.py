@@ -45,7 +45,7 @@ class NotFound(Exception):
 
 
 def get(platform: Platform, kind: str, key: Any, field: str) -> dict[str, Any]:
-    rec = platform.store.get(kind, key) if isinstance(key, int | str) else None
+    rec = platform.store.get(kind, key)
     if rec is None:
         raise NotFound(f"{field} {key!r} not found")
     return rec
@@ -119,7 +119,7 @@ def collect_rows(platform: Platform, refs: list[tuple[str, Any]]) -> list[dict[s
             except ValueError as exc:
                 raise BodyError(field, str(exc)) from exc
             continue
-        ds = platform.store.get("datasets", ref) if isinstance(ref, int | str) else None
+        ds = platform.store.get("datasets", ref)
         if ds is None:
             raise BodyError(field, f"dataset {ref!r} not found")
         rows.extend(dataset_rows(platform.settings.data_dir, ds))
@@ -156,7 +156,7 @@ def continued_from(platform: Platform, task: Any, step: Any) -> Path | None:
         if step is not None:
             raise BodyError("incrementTaskId", "is required with incrementCheckpointStep")
         return None
-    run = platform.store.get("runs", task) if isinstance(task, int | str) else None
+    run = platform.store.get("runs", task)
     if run is None:
         raise BodyError("incrementTaskId", f"task {task!r} not found")
     if run.get("status") != RunStatus.DONE.value:

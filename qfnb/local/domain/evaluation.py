@@ -123,8 +123,7 @@ def create_v1(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
     for i, unit in enumerate(units):
         if not isinstance(unit, dict):
             raise BodyError(f"versionEvalInfo[{i}]", "must be {modelId, modelVersionId}")
-        version = platform.store.get("versions", unit.get("modelVersionId"))
-        if version is None:
+        if platform.store.get("versions", unit.get("modelVersionId")) is None:
             raise BodyError(f"versionEvalInfo[{i}].modelVersionId", f"model version {unit.get('modelVersionId')!r} "
                             "not found")
     ds = platform.store.get("datasets", body.get("datasetId"))

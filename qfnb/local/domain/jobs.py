@@ -106,8 +106,7 @@ class Supervisor:
 
     def _release(self) -> None:
         if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
+            os.close(self._lock_fd)  # closing drops the lock (the fd is not inherited by the workers)
             self._lock_fd = None
 
     def recover(self) -> None:

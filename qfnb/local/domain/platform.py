@@ -127,10 +127,6 @@ class Platform:
                 return self._deployed[key]
         return None
 
-    def checkpoints_of(self, version: dict[str, Any]) -> list[Path]:
-        """The adapters of every checkpoint of the run a model version was published from."""
-        return _adapters_of(self.store.get("runs", version.get("runId")) or {})
-
     def _checkpoint(self, api_type: str, key: str) -> ServedLike | None:
         """``NAME@best``, ``NAME@last``, ``NAME@step-8``: that checkpoint of the fine-tune behind service
         NAME (its endpoint), model NAME (its latest trained version) or task NAME (``task-…``, before
@@ -202,8 +198,9 @@ class Platform:
                 raise ValueError(f"model version {service['modelVersionId']} no longer exists")
             served: ServedLike
             if version.get("adapterDir"):
+                run = self.store.get("runs", version.get("runId")) or {}  # its checkpoints are served too
                 served = self.registry.register_adapter(service["uri"], version["baseModel"],
-                                                        Path(version["adapterDir"]), self.checkpoints_of(version))
+                                                        Path(version["adapterDir"]), _adapters_of(run))
             else:
                 served = _Alias(service["uri"], self.resolve("chat", version["baseModel"]))
         except Exception as exc:  # a failed deployment is a state, not a crash

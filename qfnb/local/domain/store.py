@@ -98,7 +98,7 @@ class Store:
     def get(self, kind: str, key: int | str | None) -> Record | None:
         """A record by integer id or string sid (a numeric string counts as an id)."""
         self._check(kind)
-        if key is None or isinstance(key, bool) or not isinstance(key, int | str):
+        if isinstance(key, bool) or not isinstance(key, int | str):
             return None
         if isinstance(key, str) and key.isascii() and key.isdigit():
             key = int(key) if len(key) < 20 else -1

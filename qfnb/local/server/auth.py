@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from qfnb.local.domain.store import Store
+from qfnb.local.domain.values import iso
 from qfnb.local.server.replay import ReplayCache, changes_state, from_loopback
 from qfnb.local.server.wire import bce_error, v1_error
 from qfnb.local.settings import Credentials
@@ -66,8 +67,7 @@ class Authenticator:
         self._store.purge_tokens(issued)
         self._store.add_token(self._hash(token), BEARER_PREFIX + self._creds.access_key, issued + expire_seconds)
         return {"userId": "qfnb-local", "token": token, "status": "enable",
-                "createTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(issued)),
-                "expireTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(issued + expire_seconds))}
+                "createTime": iso(issued), "expireTime": iso(issued + expire_seconds)}
 
     # ---- checks: each returns None when the request may go on, else the error response ---
 

@@ -21,11 +21,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from qfnb.local.domain.jobs import ACTIVE
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.seed_names import mapping
 from qfnb.local.engines.adapters.export import check_target, export_gguf
 from qfnb.local.engines.store.model_check import NotAModel
-from qfnb.protocol.console import RunStatus, ServiceStatus
+from qfnb.protocol.console import ServiceStatus
 from qfnb.protocol.daemon import MODELS_ROUTE
 
 
@@ -37,8 +38,7 @@ def users(platform: Platform, name: str) -> list[str]:
         version = platform.store.get("versions", svc["modelVersionId"]) or {}
         if str(version.get("baseModel", "")).lower() == key:
             found.append(f"service {svc['name']}")
-    live = (RunStatus.WAITING.value, RunStatus.RUNNING.value)
-    for run in platform.store.all("runs", lambda r: r.get("status") in live):
+    for run in platform.store.all("runs", lambda r: r.get("status") in ACTIVE):
         if str(run.get("baseModel", "")).lower() == key:
             found.append(f"fine-tune {run['sid']}")
     for row in platform.registry.engine_states():

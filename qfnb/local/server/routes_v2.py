@@ -46,9 +46,8 @@ def paged(items: list[dict[str, Any]], body: dict[str, Any], key: str, id_field:
 
 def page_params(body: dict[str, Any]) -> tuple[str | None, int]:
     """``marker`` (a string) and ``maxKeys`` (an integer in [1, MAX_KEYS], default 100), checked."""
-    marker, max_keys, reverse = body.get("marker"), body.get("maxKeys", 100), body.get("pageReverse")
-    if max_keys is None:
-        max_keys = 100
+    marker, reverse = body.get("marker"), body.get("pageReverse")
+    max_keys = 100 if body.get("maxKeys") is None else body["maxKeys"]
     if isinstance(max_keys, bool) or not isinstance(max_keys, int) or not 1 <= max_keys <= MAX_KEYS:
         raise BodyError("maxKeys", f"must be an integer from 1 to {MAX_KEYS}, got {max_keys!r:.40}")
     if marker is not None and not isinstance(marker, str):
