@@ -198,12 +198,8 @@ def check_qianfan_evaluators(evaluators: Sequence[Any]) -> list[QianfanEvaluator
 
 def build_eval_standard_conf(evaluators: Sequence[QianfanEvaluator]) -> dict[str, Any]:
     """``evalStandardConf`` for ``eval/create``: ``evalMode`` joins the modes in evaluator order."""
-    conf: dict[str, Any] = {}
-    modes: list[str] = []
-    for ev in check_qianfan_evaluators(evaluators):
-        modes.append(ev.mode)
-        conf.update(ev.conf())
-    return {"evalMode": ",".join(modes), **conf}
+    checked = check_qianfan_evaluators(evaluators)
+    return {"evalMode": ",".join(ev.mode for ev in checked), **{k: v for ev in checked for k, v in ev.conf().items()}}
 
 
 # -- running a platform task --------------------------------------------------------------------
