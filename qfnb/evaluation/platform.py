@@ -289,18 +289,16 @@ async def arun_platform_evaluation(
     console = console or Model
     if poll_interval is None:
         poll_interval = float(resolve_config(config).evaluation_online_polling_interval)
-    kwargs: dict[str, Any] = {"config": config} if config is not None else {}
-    if description:
-        kwargs["description"] = description
+    extra: dict[str, Any] = {"config": config} if config is not None else {}
+    described = {"description": description} if description else {}
 
     eval_id, info = await arun_evaluation_task(
         name=name or _random_name(), version_info=versions, dataset_id=dataset_id, eval_config=eval_conf,
-        poll_interval=poll_interval, timeout=timeout, console=console, **kwargs)
+        poll_interval=poll_interval, timeout=timeout, console=console, **extra, **described)
     try:
         state = EvalState(info.get("state"))
     except ValueError:
         raise EvaluationError(f"evaluation task {eval_id}: unknown state {info.get('state')!r}") from None
-    extra = {"config": config} if config is not None else {}
     if state == EvalState.DOING_WITH_MANUAL_BEGIN:
         log.info("evaluation task %s waits for manual scoring on the platform", eval_id)
         return EvaluationResult({}, task_id=str(eval_id), state=str(state))
