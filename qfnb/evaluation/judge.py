@@ -85,11 +85,7 @@ def parse_judge_score(text: str, max_score: float, min_score: float = 0) -> floa
     fraction (``4/5``), ``4分``, then a reply that is only a number.
     """
     text = as_text(text)
-    candidates: list[str] = [m.group(1) for m in _LABELLED.finditer(text)]
-    candidates += [m.group(1) for m in _FRACTION.finditer(text)]
-    candidates += [m.group(1) for m in _FEN.finditer(text)]
-    candidates += [m.group(1) for m in _BARE.finditer(text)]
-    for raw in candidates:
+    for raw in [m.group(1) for pattern in (_LABELLED, _FRACTION, _FEN, _BARE) for m in pattern.finditer(text)]:
         value = float(raw)
         if min_score <= value <= max_score:
             return value

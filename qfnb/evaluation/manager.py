@@ -32,8 +32,6 @@ from .result import BASE_COLUMNS, EvaluationResult, summarize_all
 log = logging.getLogger("qfnb.evaluation")
 
 PreProcessor = Callable[..., Any]
-#: Contract 8: ``True`` (a bar), ``None``/``False`` (nothing) or an object with
-#: ``on_start(total)`` / ``on_result(index, ok)`` / ``on_close()``.
 
 
 class EvaluationManager:
@@ -248,11 +246,8 @@ async def _answered_rows(targets: Sequence[Any], frame: pd.DataFrame, *, repeats
 
 def _recorded_rows(kept: Mapping[str, list[str]], frame: pd.DataFrame, repeats: int) -> list[dict[str, Any]]:
     """The long-frame rows of the recorded answers (the same ones for every repeat)."""
-    rows: list[dict[str, Any]] = []
-    for tag, outs in kept.items():
-        for r in range(repeats):
-            rows += _rows(tag, frame, list(outs), r if repeats > 1 else None)
-    return rows
+    return [row for tag, outs in kept.items() for r in range(repeats)
+            for row in _rows(tag, frame, list(outs), r if repeats > 1 else None)]
 
 
 def _rows(tag: str, frame: pd.DataFrame, answers: list[Any], repeat: int | None) -> list[dict[str, Any]]:

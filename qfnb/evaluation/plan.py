@@ -53,17 +53,12 @@ def _power(n: int, effect: float, alpha: float) -> float:
     return _NORMAL.cdf(shift - crit) + _NORMAL.cdf(-shift - crit)
 
 
-def _log_factorials(n: int) -> NDArray[np.float64]:
-    out: NDArray[np.float64] = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1)))])
-    return out
-
-
 def _mcnemar_power(n: int, discordant: float, diff: float, alpha: float) -> float:
     """Exact power of McNemar's exact two-sided test on ``n`` pairs: the discordant pairs are
     ``Binomial(n, discordant)``, those won by a among them ``Binomial(k, (discordant + diff) / (2 discordant))``."""
     if n < 1:
         return 0.0
-    lf = _log_factorials(n)
+    lf = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1)))])  # log(k!) for k = 0..n
     win = (discordant + diff) / (2.0 * discordant)
     sd = math.sqrt(n * discordant * (1.0 - discordant))
     lo, hi = max(0, int(n * discordant - 8 * sd) - 1), min(n, int(n * discordant + 8 * sd) + 1)
@@ -104,12 +99,6 @@ def _chi2_quantile(q: float, df: int) -> float:
     return k * (1.0 - 2.0 / (9.0 * k) + z * math.sqrt(2.0 / (9.0 * k))) ** 3
 
 
-def _power_of(n: int, diff: float, sd: float, alpha: float, discordant: float | None) -> float:
-    if discordant is not None:
-        return _mcnemar_power(n, discordant, diff, alpha)
-    return _power(n, diff / sd, alpha)
-
-
 @dataclass(frozen=True)
 class Plan:
     """A fixed-n plan: ``n_items`` paired items detect ``min_difference`` with ``power`` at ``alpha``."""
@@ -134,7 +123,9 @@ class Plan:
         """The power to detect ``min_difference`` with ``n`` paired items."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise invalid("n", f"must be a whole number of items, got {n!r}")
-        return _power_of(int(n), self.min_difference, self.sd, self.alpha, self.discordant)
+        if self.discordant is not None:
+            return _mcnemar_power(int(n), self.discordant, self.min_difference, self.alpha)
+        return _power(int(n), self.min_difference / self.sd, self.alpha)
 
 
     @property

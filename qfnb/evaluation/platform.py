@@ -198,12 +198,8 @@ def check_qianfan_evaluators(evaluators: Sequence[Any]) -> list[QianfanEvaluator
 
 def build_eval_standard_conf(evaluators: Sequence[QianfanEvaluator]) -> dict[str, Any]:
     """``evalStandardConf`` for ``eval/create``: ``evalMode`` joins the modes in evaluator order."""
-    conf: dict[str, Any] = {}
-    modes: list[str] = []
-    for ev in check_qianfan_evaluators(evaluators):
-        modes.append(ev.mode)
-        conf.update(ev.conf())
-    return {"evalMode": ",".join(modes), **conf}
+    checked = check_qianfan_evaluators(evaluators)
+    return {"evalMode": ",".join(ev.mode for ev in checked), **{k: v for ev in checked for k, v in ev.conf().items()}}
 
 
 # -- running a platform task --------------------------------------------------------------------
@@ -293,18 +289,16 @@ async def arun_platform_evaluation(
     console = console or Model
     if poll_interval is None:
         poll_interval = float(resolve_config(config).evaluation_online_polling_interval)
-    kwargs: dict[str, Any] = {"config": config} if config is not None else {}
-    if description:
-        kwargs["description"] = description
+    extra: dict[str, Any] = {"config": config} if config is not None else {}
+    described = {"description": description} if description else {}
 
     eval_id, info = await arun_evaluation_task(
         name=name or _random_name(), version_info=versions, dataset_id=dataset_id, eval_config=eval_conf,
-        poll_interval=poll_interval, timeout=timeout, console=console, **kwargs)
+        poll_interval=poll_interval, timeout=timeout, console=console, **extra, **described)
     try:
         state = EvalState(info.get("state"))
     except ValueError:
         raise EvaluationError(f"evaluation task {eval_id}: unknown state {info.get('state')!r}") from None
-    extra = {"config": config} if config is not None else {}
     if state == EvalState.DOING_WITH_MANUAL_BEGIN:
         log.info("evaluation task %s waits for manual scoring on the platform", eval_id)
         return EvaluationResult({}, task_id=str(eval_id), state=str(state))

@@ -41,9 +41,7 @@ def summarize_all(evaluators: Sequence[LocalEvaluator], columns: Sequence[Sequen
         out: dict[str, Any] = {}
         for evaluator, cols in zip(evaluators, columns, strict=True):
             frame = rows[["input", "reference", "output", *cols]].reset_index(drop=True)
-            summary = evaluator.summarize(frame)
-            if summary:
-                out.update(summary)
+            out.update(evaluator.summarize(frame) or {})
         metrics[tag] = out
     return metrics
 

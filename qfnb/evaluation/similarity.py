@@ -42,11 +42,6 @@ def cosine(a: Vector, b: Vector) -> float:
     return 0.0 if na == 0 or nb == 0 else dot / (na * nb)
 
 
-def _vectors(resp: Any) -> list[list[float]]:
-    data = resp["data"]
-    return [list(item["embedding"]) for item in data]
-
-
 class EmbeddingSimilarityEvaluator(LocalEvaluator):
     """Cosine similarity of output and reference embeddings, in [-1, 1]; summary = mean.
 
@@ -79,7 +74,7 @@ class EmbeddingSimilarityEvaluator(LocalEvaluator):
             provenance = getattr(resp, "provenance", None)
             if isinstance(provenance, dict) and provenance.get("model"):
                 self.embedder = str(provenance["model"])
-            return _vectors(resp)
+            return [list(item["embedding"]) for item in resp["data"]]
         if not callable(emb):
             raise TypeError(f"embedder must have ado(texts=...) or be callable, got {type(emb).__name__}")
         return [list(v) for v in await acall(emb, texts)]

@@ -68,12 +68,10 @@ class Stability:
                 for row in self.summary.itertuples(index=False)]
 
     def _repr_html_(self) -> str:
-        parts = [f"<div class='qfnb-stability'><h4>Stability over {self.repeats} repeats</h4><ul>"]
-        parts += [f"<li>{escape(s)}</li>" for s in self.sentences]
-        parts.append("</ul>")
-        parts.append(self.summary.to_html(index=False, float_format=lambda v: f"{v:.4f}"))
-        parts.append("</div>")
-        return clean("".join(parts))
+        items = "".join(f"<li>{escape(s)}</li>" for s in self.sentences)
+        table = self.summary.to_html(index=False, float_format=lambda v: f"{v:.4f}")
+        return clean(f"<div class='qfnb-stability'><h4>Stability over {self.repeats} repeats</h4><ul>{items}</ul>"
+                     f"{table}</div>")
 
     def __repr__(self) -> str:
         return "\n".join([f"Stability over {self.repeats} repeats", *self.sentences])

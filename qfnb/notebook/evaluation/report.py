@@ -205,9 +205,8 @@ class EvalReport:
         if self.metrics.empty:
             return "Evaluation: no metrics"
         table = self.metrics.to_string(float_format=lambda v: f"{v:.4f}", na_rep="—")
-        text = f"Evaluation — {len(self.metrics.index)} model(s)\n{table}"
-        if self.reused:
-            text = f"Evaluation — {len(self.metrics.index)} model(s)\n{self.reused}\n{table}"
+        reused = f"{self.reused}\n" if self.reused else ""
+        text = f"Evaluation — {len(self.metrics.index)} model(s)\n{reused}{table}"
         if self.judge_notes:
             text += "\n" + "\n".join(self.judge_notes)
         if self.forecast:
