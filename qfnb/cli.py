@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 
 
+#: the platform's credentials a hand-run ``qfnb serve`` takes: the option that gives each, and its variable
+_SERVE_CREDENTIALS = {"api_key": ("ak", "QIANFAN_AK"), "secret_key": ("sk", "QIANFAN_SK"),
+                     "access_key": ("access_key", "QIANFAN_ACCESS_KEY"),
+                     "iam_secret_key": ("secret_key", "QIANFAN_SECRET_KEY")}
 #: what a non-loopback bind asks of the keys it is given
 MIN_SECRET_CHARS, MIN_SECRET_DISTINCT, MIN_KEY_CHARS = 24, 10, 8
 
@@ -109,7 +113,7 @@ def mcp_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_registry(spec: str | None, settings: object) -> RegistryLike | None:
+def _load_registry(spec: str | None) -> RegistryLike | None:
     """``--registry module:factory``: the registry the factory makes (None: the real engines)."""
     if not spec:
         return None
@@ -218,7 +222,7 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"qfnb serve: {exc}", file=sys.stderr)
         return 2
-    registry = _load_registry(args.registry, settings)
+    registry = _load_registry(args.registry)
     if args.daemon:
         from qfnb.local.server import daemon  # deferred: loads pydantic and starlette (`qfnb --help` does not)
 
@@ -241,10 +245,8 @@ def _foreground_settings(args: argparse.Namespace, data_dir: Path) -> Settings |
     from qfnb.local.server import listen  # deferred: `qfnb --help` does without it (3 modules)
     from qfnb.local.settings import Credentials, Settings  # deferred: loads httpx (`qfnb --help` does not)
 
-    env = os.environ
-    given = {"api_key": args.ak or env.get("QIANFAN_AK"), "secret_key": args.sk or env.get("QIANFAN_SK"),
-             "access_key": args.access_key or env.get("QIANFAN_ACCESS_KEY"),
-             "iam_secret_key": args.secret_key or env.get("QIANFAN_SECRET_KEY")}
+    given = {key: getattr(args, option) or os.environ.get(variable)
+             for key, (option, variable) in _SERVE_CREDENTIALS.items()}
     if not is_loopback(args.host):
         problem = public_bind_problem(given)
         if problem:
@@ -265,9 +267,7 @@ def _foreground_settings(args: argparse.Namespace, data_dir: Path) -> Settings |
     print(f"  export QIANFAN_BASE_URL={base} QIANFAN_CONSOLE_API_BASE_URL={base} QIANFAN_IAM_BASE_URL={base}")
     if generated and created:  # generated keys are shown once, when they are created; given ones never
         print(f"  new credentials, kept in {path} (mode 0600); this is the only time they are printed:")
-        names = {"api_key": "QIANFAN_AK", "secret_key": "QIANFAN_SK", "access_key": "QIANFAN_ACCESS_KEY",
-                 "iam_secret_key": "QIANFAN_SECRET_KEY"}
-        print("  export " + " ".join(f"{names[k]}={getattr(creds, k)}" for k in generated))
+        print("  export " + " ".join(f"{_SERVE_CREDENTIALS[k][1]}={getattr(creds, k)}" for k in generated))
     elif generated:
         print(f"  credentials: {path} (mode 0600)")
     sys.stdout.flush()

@@ -39,56 +39,29 @@ def _codes(text: str) -> frozenset[int]:
         raise ValueError(f"retry error codes must be a JSON list of integers, got {text!r}") from exc
 
 
+#: the fields each parser reads, by name; a field's variable is ``QIANFAN_`` and its name in upper
+#: case (``QFNB_`` for qfnb's own settings, :data:`_QFNB`)
+_FIELDS_BY_PARSER: tuple[tuple[Any, str], ...] = (
+    (str, "ak sk access_token access_key secret_key bearer_token app_id access_code base_url model_api_prefix "
+          "console_api_base_url chat_v2_api_route iam_base_url bos_endpoint proxy iam_host"),
+    (int, "iam_sign_expiration_sec bearer_token_expired_interval tpm_limit llm_api_retry_count "
+          "console_api_retry_count max_connections"),
+    (float, "auth_timeout access_token_refresh_min_interval qps_limit rpm_limit llm_api_retry_timeout "
+            "llm_api_retry_backoff_factor llm_api_retry_jitter llm_api_retry_max_wait_interval "
+            "console_api_retry_timeout console_api_retry_backoff_factor console_api_retry_jitter "
+            "console_api_retry_max_wait_interval train_status_polling_interval "
+            "model_publish_status_polling_interval deploy_status_polling_interval "
+            "evaluation_online_polling_interval import_status_polling_interval export_status_polling_interval "
+            "release_status_polling_interval"),
+    (_codes, "llm_api_retry_err_codes console_api_retry_err_codes"),
+    (_bool, "ssl_verification_enabled no_auth use_custom_endpoint enable_private"),
+    (_cache_mode, "cache"),
+)
+_QFNB = frozenset({"bos_endpoint", "max_connections", "cache"})
 #: field name -> (environment variable, parser)
 ENV: dict[str, tuple[str, Any]] = {
-    "ak": ("QIANFAN_AK", str),
-    "sk": ("QIANFAN_SK", str),
-    "access_token": ("QIANFAN_ACCESS_TOKEN", str),
-    "access_key": ("QIANFAN_ACCESS_KEY", str),
-    "secret_key": ("QIANFAN_SECRET_KEY", str),
-    "bearer_token": ("QIANFAN_BEARER_TOKEN", str),
-    "app_id": ("QIANFAN_APP_ID", str),
-    "access_code": ("QIANFAN_ACCESS_CODE", str),
-    "base_url": ("QIANFAN_BASE_URL", str),
-    "model_api_prefix": ("QIANFAN_MODEL_API_PREFIX", str),
-    "console_api_base_url": ("QIANFAN_CONSOLE_API_BASE_URL", str),
-    "chat_v2_api_route": ("QIANFAN_CHAT_V2_API_ROUTE", str),
-    "iam_base_url": ("QIANFAN_IAM_BASE_URL", str),
-    "bos_endpoint": ("QFNB_BOS_ENDPOINT", str),
-    "iam_sign_expiration_sec": ("QIANFAN_IAM_SIGN_EXPIRATION_SEC", int),
-    "auth_timeout": ("QIANFAN_AUTH_TIMEOUT", float),
-    "access_token_refresh_min_interval": ("QIANFAN_ACCESS_TOKEN_REFRESH_MIN_INTERVAL", float),
-    "bearer_token_expired_interval": ("QIANFAN_BEARER_TOKEN_EXPIRED_INTERVAL", int),
-    "qps_limit": ("QIANFAN_QPS_LIMIT", float),
-    "rpm_limit": ("QIANFAN_RPM_LIMIT", float),
-    "tpm_limit": ("QIANFAN_TPM_LIMIT", int),
-    "llm_api_retry_count": ("QIANFAN_LLM_API_RETRY_COUNT", int),
-    "llm_api_retry_timeout": ("QIANFAN_LLM_API_RETRY_TIMEOUT", float),
-    "llm_api_retry_backoff_factor": ("QIANFAN_LLM_API_RETRY_BACKOFF_FACTOR", float),
-    "llm_api_retry_jitter": ("QIANFAN_LLM_API_RETRY_JITTER", float),
-    "llm_api_retry_max_wait_interval": ("QIANFAN_LLM_API_RETRY_MAX_WAIT_INTERVAL", float),
-    "llm_api_retry_err_codes": ("QIANFAN_LLM_API_RETRY_ERR_CODES", _codes),
-    "console_api_retry_count": ("QIANFAN_CONSOLE_API_RETRY_COUNT", int),
-    "console_api_retry_timeout": ("QIANFAN_CONSOLE_API_RETRY_TIMEOUT", float),
-    "console_api_retry_backoff_factor": ("QIANFAN_CONSOLE_API_RETRY_BACKOFF_FACTOR", float),
-    "console_api_retry_jitter": ("QIANFAN_CONSOLE_API_RETRY_JITTER", float),
-    "console_api_retry_max_wait_interval": ("QIANFAN_CONSOLE_API_RETRY_MAX_WAIT_INTERVAL", float),
-    "console_api_retry_err_codes": ("QIANFAN_CONSOLE_API_RETRY_ERR_CODES", _codes),
-    "proxy": ("QIANFAN_PROXY", str),
-    "ssl_verification_enabled": ("QIANFAN_SSL_VERIFICATION_ENABLED", _bool),
-    "no_auth": ("QIANFAN_NO_AUTH", _bool),
-    "use_custom_endpoint": ("QIANFAN_USE_CUSTOM_ENDPOINT", _bool),
-    "enable_private": ("QIANFAN_ENABLE_PRIVATE", _bool),
-    "iam_host": ("QIANFAN_IAM_HOST", str),
-    "train_status_polling_interval": ("QIANFAN_TRAIN_STATUS_POLLING_INTERVAL", float),
-    "model_publish_status_polling_interval": ("QIANFAN_MODEL_PUBLISH_STATUS_POLLING_INTERVAL", float),
-    "deploy_status_polling_interval": ("QIANFAN_DEPLOY_STATUS_POLLING_INTERVAL", float),
-    "evaluation_online_polling_interval": ("QIANFAN_EVALUATION_ONLINE_POLLING_INTERVAL", float),
-    "import_status_polling_interval": ("QIANFAN_IMPORT_STATUS_POLLING_INTERVAL", float),
-    "export_status_polling_interval": ("QIANFAN_EXPORT_STATUS_POLLING_INTERVAL", float),
-    "release_status_polling_interval": ("QIANFAN_RELEASE_STATUS_POLLING_INTERVAL", float),
-    "max_connections": ("QFNB_MAX_CONNECTIONS", int),
-    "cache": ("QFNB_CACHE", _cache_mode),
+    name: (f"{'QFNB' if name in _QFNB else 'QIANFAN'}_{name.upper()}", parse)
+    for parse, names in _FIELDS_BY_PARSER for name in names.split()
 }
 
 # official SDK kwarg spellings -> our field names

@@ -90,7 +90,6 @@ class APIError(RequestError):
                  *, status_code: int = 200) -> None:
         self.error_code = error_code
         self.error_msg = error_msg
-        self.request_id = request_id
         rid = f" (request id {request_id})" if request_id else ""
         RequestError.__init__(self, f"error code {error_code}: {error_msg}{rid}", status_code=status_code,
                               request_id=request_id)

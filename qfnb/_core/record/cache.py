@@ -18,11 +18,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qfnb._core.record import bound
 from qfnb.protocol.daemon import default_data_dir
 
 __all__ = [
@@ -231,28 +232,18 @@ _mode_here: contextvars.ContextVar[str | None] = contextvars.ContextVar("qfnb_ca
 _repeat_here: contextvars.ContextVar[int] = contextvars.ContextVar("qfnb_cache_repeat", default=0)
 
 
-@contextlib.contextmanager
-def cache_mode(mode: str) -> Iterator[None]:
+def cache_mode(mode: str) -> contextlib.AbstractContextManager[None]:
     """Calls made inside (and in tasks started inside) use this cache mode unless their config sets
     one: ``--fresh`` asks again with ``refresh``."""
     if mode not in ("on", "off", "refresh"):
         raise ValueError(f"cache mode must be on, off or refresh, got {mode!r}")
-    token = _mode_here.set(mode)
-    try:
-        yield
-    finally:
-        _mode_here.reset(token)
+    return bound(_mode_here, mode)
 
 
-@contextlib.contextmanager
-def repeat_index(repeat: int) -> Iterator[None]:
+def repeat_index(repeat: int) -> contextlib.AbstractContextManager[None]:
     """Calls made inside are repeat ``repeat`` of the same request (an evaluation's repeats): each
     repeat has its own cache entry, so asking N times gives N samples, not one answer N times."""
-    token = _repeat_here.set(repeat)
-    try:
-        yield
-    finally:
-        _repeat_here.reset(token)
+    return bound(_repeat_here, repeat)
 
 
 def mode_for(configured: str | None) -> str:

@@ -16,11 +16,11 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qfnb._core.record import bound
 from qfnb._core.record.prices import price_rows
 from qfnb.protocol.daemon import default_data_dir
 
@@ -69,15 +69,10 @@ def current_cell() -> int | None:
     return launched if launched is not None else _cell
 
 
-@contextlib.contextmanager
-def launched_from(cell: int | None) -> Iterator[None]:
+def launched_from(cell: int | None) -> contextlib.AbstractContextManager[None]:
     """Count the calls made inside (and in tasks started inside) under ``cell``, the cell that launched
     them, whichever cell runs when they end (a fine-tune in the background)."""
-    token = _launched_from.set(cell)
-    try:
-        yield
-    finally:
-        _launched_from.reset(token)
+    return bound(_launched_from, cell)
 
 
 def current_job() -> str | None:
@@ -85,14 +80,9 @@ def current_job() -> str | None:
     return _job.get()
 
 
-@contextlib.contextmanager
-def job(name: str) -> Iterator[None]:
+def job(name: str) -> contextlib.AbstractContextManager[None]:
     """Tag the calls made inside (and in tasks started inside) with a job name."""
-    token = _job.set(name)
-    try:
-        yield
-    finally:
-        _job.reset(token)
+    return bound(_job, name)
 
 
 @dataclass(frozen=True)
