@@ -177,10 +177,6 @@ class FileResults(Sequence[Any]):
             fh.seek(offset)
             return record_value(fastjson.loads(fh.readline()), self._answer)
 
-    def __iter__(self) -> Iterator[Any]:
-        for i in range(self._total):
-            yield self[i]
-
     def __repr__(self) -> str:
         return f"FileResults({str(self.path)!r}, {self._total} results)"
 
