@@ -8,7 +8,7 @@ answers with the same rule and the platform's error code.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError, field_validator, model_validator
 
@@ -34,7 +34,6 @@ from .wire_fields import (
     PluginFields,
     SamplingFields,
     Text2ImageFields,
-    WireModel,
 )
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -59,13 +58,6 @@ def parse_request(model: type[_M], data: Any) -> _M:
         field = ".".join(str(part) for part in first["loc"]) or "body"
         code = ErrorCode.INVALID_MESSAGES if field.startswith("messages") else ErrorCode.INVALID_PARAM
         raise ProtocolError(field, first["msg"], code) from None
-
-
-class Message(WireModel):
-    role: str
-    content: str | None = None
-    name: str | None = None
-    function_call: dict[str, Any] | None = None
 
 
 V1_ROLES = ("user", "assistant", "function")
@@ -336,6 +328,3 @@ class PluginRequest(PluginFields):
         elif not (isinstance(self.query, str) and self.query.strip()):
             raise ProtocolError("query", "a plugin call needs a non-empty query (or messages)")
         return self
-
-
-Role = Literal["user", "assistant", "function"]

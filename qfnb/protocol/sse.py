@@ -76,14 +76,12 @@ class SSEDecoder:
     def _line(self, line: str) -> Iterator[SSEItem]:
         if not line:
             yield from self._dispatch()
-        elif line.startswith(":"):
+        elif line.startswith((":", "id:", "retry:")):
             return
         elif line.startswith("data:"):
             self._data.append(line[5:].removeprefix(" "))
         elif line.startswith("event:"):
             self._event = line[6:].strip()
-        elif line.startswith(("id:", "retry:")):
-            return
         else:
             yield _parse(line, self._event, bare=True)
 

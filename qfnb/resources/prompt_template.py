@@ -12,7 +12,7 @@ from typing import Any, Literal, cast
 
 from qfnb._core.errors import ValidationError
 from qfnb.resources import Prompt as PromptResource
-from qfnb.resources.console.builders.prompt import template_variables
+from qfnb.resources.console.builders.prompt import split_identifier, template_variables
 from qfnb.resources.console.consts import PromptFrameworkType, PromptSceneType, PromptType
 
 logger = logging.getLogger("qfnb.prompt")
@@ -29,11 +29,6 @@ class PromptLabel:
     id: int | str
     name: str
     color: str = ""
-
-
-def _split(identifier: str) -> tuple[str, str]:
-    half = len(identifier) // 2
-    return identifier[:half], identifier[half:]
 
 
 class Prompt:
@@ -79,7 +74,7 @@ class Prompt:
 
     def render(self, **kwargs: Any) -> tuple[str, str | None]:
         """The template (and negative template) with every variable replaced; a missing one is an error."""
-        left, right = _split(self.identifier)
+        left, right = split_identifier(self.identifier)
 
         def fill(text: str, names: Sequence[str]) -> str:
             missing = [v for v in names if v not in kwargs]

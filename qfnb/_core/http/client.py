@@ -360,9 +360,7 @@ async def _without_usage_chunk(chunks: AsyncIterator[QfResponse]) -> AsyncIterat
 
 
 def default_transport(config: Config) -> Transport:
-    """The transport for ``config``: its injected one, httpx's when a proxy is set, else aiohttp's."""
-    if config.transport is not None:
-        return config.transport
+    """A new transport for ``config``: httpx's when a proxy is set, else aiohttp's."""
     pool = max(1, config.max_connections)
     if not config.proxy:
         # deferred: loads aiohttp (`qfnb.ChatCompletion` does not)

@@ -174,6 +174,3 @@ class QfResponse(Mapping[str, Any], Generic[T]):
 
     def __repr__(self) -> str:
         return f"QfResponse(code={self.code}, body={self.body!r})"
-
-    def __str__(self) -> str:
-        return repr(self)

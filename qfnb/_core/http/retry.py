@@ -196,18 +196,14 @@ class RecentFailures:
 
     def __init__(self, window: int = 50, minimum: int = 10) -> None:
         self.window, self.minimum = max(1, window), max(1, minimum)
-        self._recent: deque[bool] = deque()
-        self._failed = 0
+        self._recent: deque[bool] = deque(maxlen=self.window)
 
     @property
     def share(self) -> float:
-        return self._failed / max(len(self._recent), self.minimum)
+        return sum(self._recent) / max(len(self._recent), self.minimum)
 
     def note(self, failed: bool) -> None:
         self._recent.append(failed)
-        self._failed += failed
-        if len(self._recent) > self.window:
-            self._failed -= self._recent.popleft()
 
 
 class AdaptiveLimit:

@@ -108,14 +108,21 @@ def done_indices(path: Path) -> set[int]:
 
 def read_results(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(index, record)`` from a batch output file, in file order (later lines win on re-runs)."""
-    with Path(path).open(encoding="utf-8") as fh:
+    return ((index, rec) for _, index, rec in _records(path))
+
+
+def _records(path: str | os.PathLike[str]) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """``(offset, index, record)`` of each whole record line (a torn or foreign line is skipped)."""
+    with Path(path).open("rb") as fh:
+        offset = 0
         for line in fh:
             try:
                 rec = fastjson.loads(line)
             except ValueError:
-                continue
+                rec = None
             if isinstance(rec, dict) and isinstance(rec.get("index"), int):
-                yield rec["index"], rec
+                yield offset, rec["index"], rec
+            offset += len(line)
 
 
 def record_value(rec: dict[str, Any] | None, answer: str = "AnswerModel") -> Any:
@@ -142,20 +149,11 @@ class FileResults(Sequence[Any]):
         self.path, self._total, self._answer = path, total, answer
         self._offsets: dict[int, int] = {}
         ok: set[int] = set()
-        with path.open("rb") as fh:
-            offset = 0
-            for line in fh:
-                try:
-                    rec = fastjson.loads(line)
-                except ValueError:
-                    rec = None
-                if isinstance(rec, dict) and isinstance(rec.get("index"), int):
-                    index = rec["index"]
-                    if rec.get("ok") or index not in ok:
-                        self._offsets[index] = offset
-                    if rec.get("ok"):
-                        ok.add(index)
-                offset += len(line)
+        for offset, index, rec in _records(path):
+            if rec.get("ok") or index not in ok:
+                self._offsets[index] = offset
+            if rec.get("ok"):
+                ok.add(index)
 
     def __len__(self) -> int:
         return self._total
@@ -178,10 +176,6 @@ class FileResults(Sequence[Any]):
         with self.path.open("rb") as fh:
             fh.seek(offset)
             return record_value(fastjson.loads(fh.readline()), self._answer)
-
-    def __iter__(self) -> Iterator[Any]:
-        for i in range(self._total):
-            yield self[i]
 
     def __repr__(self) -> str:
         return f"FileResults({str(self.path)!r}, {self._total} results)"

@@ -25,13 +25,18 @@ _IDENTIFIERS = ("{}", "{{}}", "[]", "[[]]", "()", "(())")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{1,29}")
 
 
+def split_identifier(identifier: str) -> tuple[str, str]:
+    """A variable identifier's opening and closing halves (``{{}}`` -> ``{{``, ``}}``)."""
+    half = len(identifier) // 2
+    return identifier[:half], identifier[half:]
+
+
 def template_variables(template: str, identifier: str = "{}") -> list[str]:
     """The variable names in ``template`` (``{name}`` with the default identifier); each must be
     2-30 letters, digits or underscores, not starting with a digit, as the platform requires."""
     if identifier not in _IDENTIFIERS:
         raise invalid("identifier", f"must be one of {list(_IDENTIFIERS)}, got {identifier!r}")
-    half = len(identifier) // 2
-    left, right = re.escape(identifier[:half]), re.escape(identifier[half:])
+    left, right = map(re.escape, split_identifier(identifier))
     found = re.findall(f"{left}(.*?){right}", template)
     for name in found:
         if not _NAME.fullmatch(name):
@@ -50,17 +55,25 @@ def create(name: str, template: str, identifier: str = "{}", scene: PromptSceneT
     body: dict[str, Any] = {"templateName": require(name, "name"), "templateContent": require(template, "template"),
                             "variableIdentifier": identifier, "sceneType": scene.value,
                             "frameworkType": framework.value, **kwargs}
+    _add_variables(body, template, identifier, variables, {"labelIds": label_ids} if label_ids else {},
+                   scene is PromptSceneType.Text2Image, negative_template, negative_variables)
+    return ConsoleRequest(Console.PROMPT_CREATE, body)
+
+
+def _add_variables(body: dict[str, Any], template: str, identifier: str, variables: list[str] | None,
+                   labels: dict[str, Any], image: bool, negative_template: str | None,
+                   negative_variables: list[str] | None) -> None:
+    """A new template's variables (found in it unless given), then ``labels``, then for a
+    text-to-image template its negative template and variables, put in ``body``."""
     body["templateVariables"] = ",".join(variables if variables is not None
                                          else template_variables(template, identifier))
-    if label_ids:
-        body["labelIds"] = label_ids
-    if scene is PromptSceneType.Text2Image:
+    body.update(labels)
+    if image:
         if negative_template:
             body["negativeTemplateContent"] = negative_template
         if negative_variables is None:
             negative_variables = template_variables(negative_template, identifier) if negative_template else []
         body["negativeTemplateVariables"] = ",".join(negative_variables)
-    return ConsoleRequest(Console.PROMPT_CREATE, body)
 
 
 @surface("Prompt.info", answer="PromptInfoAnswer")
@@ -138,17 +151,8 @@ def v2_create(template_name: str, template_content: str, labels: list[str] | Non
     body: dict[str, Any] = {"templateName": require(template_name, "template_name"),
                             "templateContent": require(template_content, "template_content"),
                             "variableIdentifier": variable_identifier, "sceneType": scene_type, **kwargs}
-    body["templateVariables"] = ",".join(variables if variables is not None
-                                         else template_variables(template_content, variable_identifier))
-    if labels:
-        body["labels"] = labels
-    if scene_type == "TextToImage":
-        if negative_template:
-            body["negativeTemplateContent"] = negative_template
-        if negative_variables is None:
-            negative_variables = (template_variables(negative_template, variable_identifier)
-                                  if negative_template else [])
-        body["negativeTemplateVariables"] = ",".join(negative_variables)
+    _add_variables(body, template_content, variable_identifier, variables, {"labels": labels} if labels else {},
+                   scene_type == "TextToImage", negative_template, negative_variables)
     if hyper_parameters:
         body["hyperParameters"] = hyper_parameters
     return ConsoleRequest(_V2, body, action="CreatePromptTemplate")
