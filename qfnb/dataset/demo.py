@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from qfnb.protocol.files import write_private_text
+from qfnb.protocol.files import jsonl, write_private_text
 
 Split = Literal["all", "train", "test"]
 
@@ -62,7 +62,7 @@ def demo_qa(split: Split = "all") -> Path:
     if split == "all":
         demo_rows(split)  # validates
         return _packaged()
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in demo_rows(split))
+    text = jsonl(demo_rows(split))
     path = _private_dir() / f"demo_qa_{split}.jsonl"
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         write_private_text(path, text)  # atomic, under an unpredictable name: nothing planted is written through

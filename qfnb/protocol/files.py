@@ -6,10 +6,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_private_json", "write_private_text"]
+__all__ = ["jsonl", "write_private_json", "write_private_text"]
+
+
+def jsonl(rows: Iterable[Any]) -> str:
+    """``rows`` as JSON lines (non-ASCII kept)."""
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 def write_private_json(path: Path, data: Any, *, exclusive: bool = False, indent: int | None = None) -> bool:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb.common.cli import trainer_cmd
 from qfnb.common.cli._shared import CliError, json_object, print_json, split_list
+from qfnb.protocol.files import jsonl
 from qfnb.protocol.limits import range_problem
 from qfnb.protocol.ranges import RANGES
 
@@ -169,7 +170,7 @@ def _download(path: str, output: Path) -> None:
     from qfnb.dataset._platform import download_items  # deferred: loads pandas (`qfnb --help` does not)
 
     items = asyncio.run(download_items(str(dataset_id_of(path)), None))
-    output.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items), "utf-8")
+    output.write_text(jsonl(items), "utf-8")
 
 
 def _default_output() -> Path:

@@ -23,7 +23,6 @@ from qfnb.local.domain.datasets import (
     dataset_rows,
     export_lines,
     import_files,
-    jsonl,
     read_file_rows,
 )
 from qfnb.local.domain.platform import Platform
@@ -33,6 +32,7 @@ from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, check_name, iso
 from qfnb.protocol import checkpoints as ckpt
 from qfnb.protocol.console import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
+from qfnb.protocol.files import jsonl
 from qfnb.protocol.training import DEFAULTS, LIMITS, hyper_problem
 
 log = logging.getLogger("qfnb.local.domain.console")

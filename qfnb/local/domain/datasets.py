@@ -6,14 +6,14 @@ import fcntl
 import json
 import os
 import secrets
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from qfnb.local.domain.values import BodyError
-from qfnb.protocol.files import write_private_text
+from qfnb.protocol.files import jsonl, write_private_text
 
 BOS_PREFIX = "bos:/"
 #: bytes of an upload gathered before each write to disk
@@ -23,11 +23,6 @@ WRITE_BATCH = 1024 * 1024
 def _part_file(target: Path) -> Path:
     """A private temporary name next to ``target`` (unique, so concurrent uploads never share it)."""
     return target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
-
-
-def jsonl(rows: Iterable[Any]) -> str:
-    """``rows`` as JSON lines (non-ASCII kept)."""
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 def _write_all(fd: int, data: bytes) -> None:

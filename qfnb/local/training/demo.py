@@ -7,9 +7,10 @@ that are not in the training set, for the before/after comparison.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+from qfnb.protocol.files import jsonl
 
 DEMO_FILE = Path(__file__).resolve().parent.parent / "data" / "demo_sft.jsonl"
 
@@ -96,7 +97,7 @@ def demo_pairs() -> list[dict[str, str]]:
 
 def write_demo(path: Path = DEMO_FILE) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in demo_pairs()), encoding="utf-8")
+    path.write_text(jsonl(demo_pairs()), encoding="utf-8")
     return path
 
 
