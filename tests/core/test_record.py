@@ -247,3 +247,34 @@ def test_the_budget_stops_batch_do_at_the_right_row_and_keeps_the_rows_before(fa
     assert _chat_calls(fake) == 1 + len(answered)  # nothing past the line was sent
     lines = (tmp_path / "out.jsonl").read_text().splitlines()
     assert sum('"result"' in line for line in lines) >= len(answered)
+
+
+def test_a_broken_ledger_or_cache_file_never_breaks_a_call_and_says_why(fake: Any, make_config: Any,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """A disk that fails (full, an I/O error, a file that is not a database) costs the record, never
+    the answer: the chat answers, the job's row is refused with a warning, the next call after a
+    repair is recorded again."""
+    data = Path(os.environ["QFNB_DATA_DIR"])
+    data.mkdir(parents=True, exist_ok=True)
+    ledger_file, cache_file = data / ledger_mod.LEDGER_FILE, data / cache_mod.CACHE_FILE
+    for broken in (ledger_file, cache_file):
+        broken.write_bytes(b"this is not a database " * 64)
+    chat = qfnb.ChatCompletion(config=make_config(cache=True))
+    assert chat.do(messages=MSG)["result"]  # cache unreadable: a miss, then not stored
+    assert chat.do(messages=MSG)["result"]
+    assert _chat_calls(fake) == 2
+    ledger = ledger_mod.default_ledger()
+    assert ledger.record_once(UsageRow(api="batch", model="m", platform="local"), "job-1") is False
+    ledger.flush()
+    said = caplog.text
+    assert "response cache: could not read an answer" in said and "could not store an answer" in said
+    assert "usage ledger: could not record job-1 (file is not a database)" in said
+
+    ledger.close()
+    cache_mod._default.clear()
+    ledger_mod._default.clear()
+    for broken in (ledger_file, cache_file):
+        broken.unlink()
+    chat.do(messages=MSG)
+    assert ledger_mod.default_ledger().record_once(UsageRow(api="batch", model="m", platform="local"), "job-1")
+    assert [r.api for r in ledger_mod.default_ledger().rows()] == ["chat", "batch"]

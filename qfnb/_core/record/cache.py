@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,15 @@ def _usage_tokens(bodies: Sequence[Mapping[str, Any]]) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _unless_broken(doing: str) -> Iterator[None]:
+    """The cache never breaks a call: a file it cannot open, read or write is a miss, logged."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        logger.warning("response cache: could not %s an answer (%s)", doing, exc)
+
+
 class ResponseCache:
     """The cache file at ``path``; safe across threads and processes (SQLite's own locking)."""
 
@@ -162,14 +171,16 @@ class ResponseCache:
 
     def get(self, key: str) -> CachedAnswer | None:
         """The answer stored under ``key`` (marked as used), or None."""
-        with self._lock:
+        row = None
+        with self._lock, _unless_broken("read"):
             db = self._conn()
             row = db.execute("SELECT payload, stream, created, model FROM answers WHERE key=?", (key,)).fetchone()
-            if row is None:
-                return None
-            bodies = tuple(json.loads(row[0]))
-            db.execute("UPDATE answers SET used=?, hits=hits+1, saved_tokens=saved_tokens+? WHERE key=?",
-                       (time.time(), _usage_tokens(bodies), key))
+            if row is not None:
+                bodies = tuple(json.loads(row[0]))
+                db.execute("UPDATE answers SET used=?, hits=hits+1, saved_tokens=saved_tokens+? WHERE key=?",
+                           (time.time(), _usage_tokens(bodies), key))
+        if row is None:  # not stored, or the file could not be read
+            return None
         return CachedAnswer(bodies=bodies, stream=bool(row[1]), created=float(row[2]), model=str(row[3]))
 
     def put(self, key: str, target: str, bodies: Sequence[Mapping[str, Any]], *, stream: bool,
@@ -178,7 +189,7 @@ class ResponseCache:
         bound (oldest use first)."""
         payload = json.dumps(list(bodies), ensure_ascii=False, separators=(",", ":"))
         now = time.time()
-        with self._lock:
+        with self._lock, _unless_broken("store"):
             db = self._conn()
             db.execute("INSERT OR REPLACE INTO answers(key, target, stream, payload, size, created, used, model) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (key, target.lower(), int(stream), payload,

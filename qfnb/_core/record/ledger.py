@@ -157,20 +157,24 @@ class Ledger:
         values["cache_hit"] = int(values["cache_hit"])
         columns = ", ".join(values)
         with self._lock:
-            db = self._conn()
             try:
+                db = self._conn()
                 db.execute("BEGIN IMMEDIATE")
                 fresh = db.execute("INSERT OR IGNORE INTO recorded_once(key) VALUES (?)", (key,)).rowcount == 1
                 if fresh:
                     db.execute(f"INSERT INTO calls({columns}) VALUES ({', '.join('?' * len(values))})",
                                tuple(values.values()))
                 db.execute("COMMIT")
-            except sqlite3.Error as exc:  # the ledger never breaks a call
+            except (sqlite3.Error, OSError) as exc:  # the ledger never breaks a call
                 logger.warning("usage ledger: could not record %s (%s)", key, exc)
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
+                self._rollback()
                 return False
         return fresh
+
+    def _rollback(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     def _write_loop(self) -> None:
         while True:
@@ -191,10 +195,9 @@ class Ledger:
                 db.execute("BEGIN")
                 db.executemany(f"INSERT INTO calls({columns}) VALUES ({', '.join('?' * len(batch[0]))})", batch)
                 db.execute("COMMIT")
-            except sqlite3.Error as exc:  # the ledger never breaks a call
+            except (sqlite3.Error, OSError) as exc:  # the ledger never breaks a call
                 logger.warning("usage ledger: could not record %d calls (%s)", len(batch), exc)
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn().execute("ROLLBACK")
+                self._rollback()
 
     def rows(self, *, since: float | None = None, session: str | None = None) -> list[UsageRow]:
         self.flush()
