@@ -21,7 +21,7 @@ from qfnb._core.config import Config, resolve_config
 from qfnb._core.record.budget import BudgetExceeded
 from qfnb._core.record.cache import mode_for
 from qfnb._core.runtime import sync
-from qfnb.notebook._checks import answer_shape, sampling_options, var_problem
+from qfnb.notebook._checks import answer_shape, check_var, sampling_options
 from qfnb.notebook._ipython import (
     HTML,
     argument,
@@ -209,9 +209,9 @@ def _submit(magics: Any, args: argparse.Namespace,
         raise UsageError("give -m MODEL or --endpoint NAME")
     try:
         sampling = sampling_options(args)
-        shape = answer_shape(magics.user_ns, args.json, args.schema)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    shape = answer_shape(magics.user_ns, args.json, args.schema)
     params = sampling.fields()
     if shape is not None:  # every row answers in the asked shape (batch_do's response_format)
         params["response_format"] = shape.response_format
@@ -289,6 +289,5 @@ class BatchMagics(Magics):
     def qfbatch(self, line: str) -> Any:
         """Durable batch inference on the platform with a live bar; the result is a Dataset with ``llm_output``."""
         args = parse_argstring(self.qfbatch, line)
-        if problem := var_problem(args.output, "-o/--output"):
-            raise UsageError(problem)
+        check_var(args.output, "-o/--output")
         return handle_magic(self, args)
