@@ -167,21 +167,20 @@ def _inputs(value: Any, column: str) -> list[Any]:
 
 def handle_magic(magics: Any, args: argparse.Namespace) -> Any:
     """Dispatch ``%qfbatch`` (see the magic's help)."""
-    factory = getattr(magics, "batch_job_factory", None) or BatchJob
     if args.list:
-        return list_frame(factory.list())
+        return list_frame(BatchJob.list())
     if args.stop:
-        return progress_text(factory(args.stop).stop())
+        return progress_text(BatchJob(args.stop).stop())
     ahead: RunForecast | None = None
     if args.attach is not None:
-        job = factory.attach(args.attach or None)
+        job = BatchJob.attach(args.attach or None)
     else:
-        job, ahead = _submit(magics, args, factory)
+        job, ahead = _submit(magics, args)
     if args.output:
         magics.user_ns[args.output] = job
     if args.no_wait:
         return job
-    state = watch(job, bar=getattr(magics, "batch_bar", None))
+    state = watch(job)
     if state.status != "Done":
         raise QfnbCellError(f"{job.task_id} ended {state.status}: {state.view.get('errorReason') or ''}".strip(),
                             title="batch ended early")
@@ -196,9 +195,8 @@ def _reuse_wanted(args: argparse.Namespace) -> bool:
     return not args.fresh and mode_for(Config.from_env().cache) == "on"
 
 
-def _submit(magics: Any, args: argparse.Namespace,
-            factory: type[BatchJob]) -> tuple[BatchJob, RunForecast | None]:
-    """Submit ``args.source``'s prompts as a new batch job (``factory.submit``)."""
+def _submit(magics: Any, args: argparse.Namespace) -> tuple[BatchJob, RunForecast | None]:
+    """Submit ``args.source``'s prompts as a new batch job (``BatchJob.submit``)."""
     if not args.source:
         raise UsageError("%qfbatch SOURCE -m MODEL (a list of prompts, a Dataset or a DataFrame), "
                          "or --attach [ID] / --list / --stop ID")
@@ -218,8 +216,8 @@ def _submit(magics: Any, args: argparse.Namespace,
     inputs = _inputs(magics.user_ns[args.source], args.column)
     ahead = _forecast(args, inputs, str(model or args.endpoint), params.get("max_output_tokens"))
     try:  # the sampling options go to every row (the task's inferenceParams)
-        return factory.submit(inputs, model=model, endpoint=args.endpoint, name=args.name, inference_params=params,
-                              reuse=_reuse_wanted(args)), ahead
+        return BatchJob.submit(inputs, model=model, endpoint=args.endpoint, name=args.name, inference_params=params,
+                               reuse=_reuse_wanted(args)), ahead
     except Exception as exc:
         raise QfnbCellError(str(exc), title="batch not started") from exc
 
@@ -248,9 +246,6 @@ def _forecast(args: argparse.Namespace, inputs: list[Any], model: str, max_token
 @magics_class
 class BatchMagics(Magics):
     """``%qfbatch`` (registered by ``%load_ext qfnb``)."""
-
-    batch_job_factory: Any = None  # tests may inject a BatchJob double
-    batch_bar: Any = None
 
     @property
     def user_ns(self) -> dict[str, Any]:
