@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,6 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class
 
 from qfnb._core.config import Config, resolve_config
-from qfnb._core.record.budget import BudgetExceeded
 from qfnb._core.record.cache import mode_for
 from qfnb._core.runtime import sync
 from qfnb.notebook._checks import answer_shape, check_var, sampling_options
@@ -40,9 +38,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from qfnb.notebook.forecasts import RunForecast
-
-log = logging.getLogger("qfnb.notebook.batch")
-
 
 def progress_text(state: JobState) -> str:
     """One line: ``infer-… Running 120/256 rows · 2 failed · 812.4 tok/s · ETA 14 s``."""
@@ -225,22 +220,11 @@ def _submit(magics: Any, args: argparse.Namespace) -> tuple[BatchJob, RunForecas
 def _forecast(args: argparse.Namespace, inputs: list[Any], model: str, max_tokens: int | None) -> RunForecast | None:
     """``--forecast`` (or a budget): the batch's forecast shown and checked before it is submitted."""
     # deferred: loads the inference resources (`%load_ext qfnb` does not)
-    from qfnb.notebook.forecasts import batch_forecasts, begin, wanted
+    from qfnb.notebook.forecasts import batch_forecasts, begin, checked_forecast
 
     shown = bool(getattr(args, "forecast", False))
-    if not wanted(shown):
-        return None
-    try:
-        return begin(batch_forecasts(inputs, model=model, max_tokens=max_tokens), shown=shown,
-                     what=f"this batch ({len(inputs):,} rows)")
-    except BudgetExceeded as exc:
-        raise QfnbCellError(str(exc), title="batch refused: over budget") from exc
-    except Exception as exc:  # the forecast could not be made: with --forecast that is the cell's error
-        if shown:
-            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="batch could not forecast") from exc
-        log.warning("the batch could not be forecast (%s: %s); its rows reserve their worst case at submission",
-                    type(exc).__name__, exc)
-        return None
+    return checked_forecast(lambda: begin(batch_forecasts(inputs, model=model, max_tokens=max_tokens), shown=shown,
+                                          what=f"this batch ({len(inputs):,} rows)"), shown=shown, magic="batch")
 
 
 @magics_class
