@@ -1,10 +1,12 @@
-"""Argument checks shared by the magics (no IPython here)."""
+"""Argument checks shared by the magics."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from IPython.core.error import UsageError
 
 from qfnb.notebook.magic_options import IMAGE_OPTIONS, ImageOptions, MagicOption
 from qfnb.notebook.sampling import OPTIONS, SamplingOptions
@@ -23,21 +25,21 @@ def sampling_options(args: argparse.Namespace, *, temperature: float | None = No
 
 
 def answer_shape(user_ns: Mapping[str, Any], json: bool, schema: str | None) -> AnswerSchema | None:
-    """What ``--json`` / ``--schema NAME`` ask the answers to be (``ValueError`` naming the flag
+    """What ``--json`` / ``--schema NAME`` ask the answers to be (``UsageError`` naming the flag
     for a bad NAME, before anything is sent)."""
     if json and schema:
-        raise ValueError("--json and --schema both given: --schema already asks for a JSON object")
+        raise UsageError("--json and --schema both given: --schema already asks for a JSON object")
     if json:
         return AnswerSchema(name="answer", schema=None)
     if not schema:
         return None
     if schema not in user_ns:
-        raise ValueError(f"--schema {schema}: no variable {schema!r} in the notebook (define a pydantic model "
+        raise UsageError(f"--schema {schema}: no variable {schema!r} in the notebook (define a pydantic model "
                          "class or a JSON-schema dict first)")
     try:
         return answer_schema(user_ns[schema], schema)
     except SchemaError as exc:
-        raise ValueError(f"--schema {schema}: {exc}") from None
+        raise UsageError(f"--schema {schema}: {exc}") from None
 
 
 def image_options(args: argparse.Namespace) -> ImageOptions:
@@ -61,8 +63,7 @@ def split_csv(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
-def var_problem(name: str | None, option: str) -> str | None:
-    """What is wrong with a variable name given to ``option`` (``-o``), or None."""
+def check_var(name: str | None, option: str) -> None:
+    """A variable name given to ``option`` (``-o``) must be a Python identifier (a ``UsageError`` otherwise)."""
     if name is not None and not name.isidentifier():
-        return f"{option} must be a Python identifier, got {name!r}"
-    return None
+        raise UsageError(f"{option} must be a Python identifier, got {name!r}")

@@ -1,29 +1,44 @@
-"""``--forecast`` on ``%qfeval`` and ``%qfbatch``: the forecast (:func:`qfnb.forecast`) shown before
-the first call, the active budget checked against its upper bound (with a budget set, also without
-``--forecast``), and the run's recorded figures beside it when it ends."""
+"""``--forecast`` on ``%qfeval``, ``%qfbatch`` and ``%qftrain``: the forecast (:func:`qfnb.forecast`) shown
+before the first call, the active budget checked against its upper bound (with a budget set, also
+without ``--forecast``), and the run's recorded figures beside it when it ends."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from qfnb._core.record.budget import active_budget
+from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb.evaluation.llm import PromptVariant
 from qfnb.notebook._ipython import display
+from qfnb.notebook.errors import QfnbCellError
 from qfnb.resources.forecast_result import Forecast, ForecastCheck, check_budget
 from qfnb.resources.forecasting import forecast
 
 log = logging.getLogger("qfnb.notebook.forecasts")
 
-__all__ = ["RunForecast", "batch_forecasts", "begin", "eval_forecasts", "wanted"]
+__all__ = ["RunForecast", "batch_forecasts", "begin", "checked_forecast", "eval_forecasts"]
+
+T = TypeVar("T")
 
 
-def wanted(shown: bool) -> bool:
-    """Whether a run forecasts: ``--forecast`` given, or a budget set (it is checked on the forecast)."""
-    return shown or active_budget() is not None
+def checked_forecast(make: Callable[[], T], *, shown: bool, magic: str) -> T | None:
+    """``make()``, a run's forecast shown (``--forecast``) and checked against the budget before it starts;
+    None when neither ``--forecast`` nor a budget asks for one, or when it cannot be made unasked (each
+    call still reserves its worst case). Over budget, or an asked-for forecast that fails: the cell's error."""
+    if not (shown or active_budget() is not None):
+        return None
+    try:
+        return make()
+    except BudgetExceeded as exc:
+        raise QfnbCellError(str(exc), title=f"{magic} refused: over budget") from exc
+    except Exception as exc:  # the forecast could not be made: with --forecast that is the cell's error
+        if shown:
+            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title=f"{magic} could not forecast") from exc
+        log.warning("%s: no forecast (each call still reserves its worst case): %s", magic, exc)
+        return None
 
 
 def _model_of(llm: Any) -> str | None:

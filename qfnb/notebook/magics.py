@@ -20,7 +20,7 @@ from IPython.core.magic import Magics, magics_class, no_var_expand
 from traitlets import Bool, Float, Int, Unicode
 
 from qfnb.notebook import discovery, usage
-from qfnb.notebook._checks import image_options, split_csv, var_problem
+from qfnb.notebook._checks import check_var, image_options, split_csv
 from qfnb.notebook._interp import InterpolationError, interpolate
 from qfnb.notebook._ipython import (
     argument,
@@ -67,12 +67,6 @@ def parse_argstring(magic: Callable[..., Any], line: str) -> argparse.Namespace:
         return parser.parse_args(argv)
     except UsageError as exc:
         raise UsageError(discovery.did_you_mean(str(exc), discovery.option_strings(parser))) from None
-
-
-def _check_var(name: str | None, option: str) -> None:
-    problem = var_problem(name, option)
-    if problem:
-        raise UsageError(problem)
 
 
 @magics_class
@@ -251,7 +245,7 @@ class QfnbMagics(Magics):
     def qftrain(self, line: str) -> Any:
         """Fine-tune: with options launch a job + live dashboard; without, show the launcher."""
         args = parse_argstring(self.qftrain, line)
-        _check_var(args.output, "-o/--output")
+        check_var(args.output, "-o/--output")
         return qftrain.handle_magic(self, args, line.strip())
 
     # ------------------------------------------------------------------ %qfeval
@@ -272,7 +266,7 @@ class QfnbMagics(Magics):
         if args.models or args.endpoint or args.dataset or args.recorded or args.prompts:
             if args.result:
                 raise UsageError(f"%qfeval: give a result variable ({args.result!r}) or --models/--dataset, not both")
-            _check_var(args.output, "-o/--output")
+            check_var(args.output, "-o/--output")
             return forms.run_report(self, args, chart, line, watch=batchjob.watch)
         if not args.result:
             raise UsageError(
@@ -303,7 +297,7 @@ class QfnbMagics(Magics):
     def qfimage(self, line: str, cell: str | None = None) -> Any:
         """Generate image(s) from a prompt and show them inline."""
         args = parse_argstring(self.qfimage, line)
-        _check_var(args.output, "-o/--output")
+        check_var(args.output, "-o/--output")
         prompt = (cell if cell is not None else " ".join(args.prompt)).strip()
         if not prompt:
             raise UsageError("%qfimage needs a prompt")

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from IPython.core.error import UsageError
 
 from qfnb.notebook import discovery
-from qfnb.notebook._checks import answer_shape, sampling_options, split_csv, var_problem
+from qfnb.notebook._checks import answer_shape, check_var, sampling_options, split_csv
 from qfnb.notebook._interp import prompt_template
 from qfnb.notebook._ipython import DisplayHandle, live_display
 from qfnb.notebook.chat import answer as chat
@@ -67,9 +67,7 @@ def build_cell_requests(magics: ChatCellHost, args: argparse.Namespace, cell: st
                         body: dict[str, Any] | None = None, *, kept: bool = True) -> CellRequests | None:
     """Check the options and build the cell's requests (None: ``--reset`` with an empty cell).
     ``kept``: a named session goes on the platform (a tool loop's stays in the kernel)."""
-    problem = var_problem(args.output, "-o/--output")
-    if problem:
-        raise UsageError(problem)
+    check_var(args.output, "-o/--output")
     try:
         sampling = sampling_options(args, temperature=magics.temperature)
     except ValueError as exc:
@@ -108,7 +106,7 @@ def build_cell_requests(magics: ChatCellHost, args: argparse.Namespace, cell: st
 
 def run_chat_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) -> Any:
     """Run one ``%%qfchat`` cell for ``magics`` (its sessions, backend and settings)."""
-    shape = _answer_schema(magics, args)
+    shape = answer_shape(magics.user_ns, args.json, args.schema)  # a bad NAME is refused before anything is sent
     built = build_cell_requests(magics, args, cell,
                                 {"response_format": shape.response_format} if shape is not None else None)
     if built is None:
@@ -133,14 +131,6 @@ def run_chat_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) -> 
     if shape is not None:
         _keep_objects(magics, args, shape, answers)
     return None
-
-
-def _answer_schema(magics: ChatCellHost, args: argparse.Namespace) -> AnswerSchema | None:
-    """What ``--json`` / ``--schema NAME`` ask the answer to be; a bad NAME is refused before anything is sent."""
-    try:
-        return answer_shape(magics.user_ns, args.json, args.schema)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def _keep_objects(magics: ChatCellHost, args: argparse.Namespace, shape: AnswerSchema,

@@ -10,7 +10,7 @@ stored turns, so the conversation outlives the kernel and the platform's daemon 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -48,18 +48,13 @@ class Found:
     resumed: bool = False
 
 
-def _default_responses() -> Responses:
-    from qfnb.resources.v2_client import Qianfan  # deferred: loads the HTTP client (`%load_ext qfnb` does not)
-
-    return Qianfan().responses
-
-
 class PlatformConversations:
-    """The named sessions stored on the platform, through ``Qianfan().responses`` (``responses``:
-    a factory of that object; tests give a client of a test platform)."""
+    """The named sessions stored on the platform, through ``Qianfan().responses``."""
 
-    def __init__(self, responses: Callable[[], Responses] | None = None) -> None:
-        self._responses = responses or _default_responses
+    def _responses(self) -> Responses:
+        from qfnb.resources.v2_client import Qianfan  # deferred: loads the HTTP client (`%load_ext qfnb` does not)
+
+        return Qianfan().responses
 
     def turns(self, name: str) -> list[dict[str, Any]]:
         """Every stored turn (response object) of session ``name``, oldest first."""

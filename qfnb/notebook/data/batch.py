@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -18,10 +17,9 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class
 
 from qfnb._core.config import Config, resolve_config
-from qfnb._core.record.budget import BudgetExceeded
 from qfnb._core.record.cache import mode_for
 from qfnb._core.runtime import sync
-from qfnb.notebook._checks import answer_shape, sampling_options, var_problem
+from qfnb.notebook._checks import answer_shape, check_var, sampling_options
 from qfnb.notebook._ipython import (
     HTML,
     argument,
@@ -40,9 +38,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from qfnb.notebook.forecasts import RunForecast
-
-log = logging.getLogger("qfnb.notebook.batch")
-
 
 def progress_text(state: JobState) -> str:
     """One line: ``infer-… Running 120/256 rows · 2 failed · 812.4 tok/s · ETA 14 s``."""
@@ -167,21 +162,20 @@ def _inputs(value: Any, column: str) -> list[Any]:
 
 def handle_magic(magics: Any, args: argparse.Namespace) -> Any:
     """Dispatch ``%qfbatch`` (see the magic's help)."""
-    factory = getattr(magics, "batch_job_factory", None) or BatchJob
     if args.list:
-        return list_frame(factory.list())
+        return list_frame(BatchJob.list())
     if args.stop:
-        return progress_text(factory(args.stop).stop())
+        return progress_text(BatchJob(args.stop).stop())
     ahead: RunForecast | None = None
     if args.attach is not None:
-        job = factory.attach(args.attach or None)
+        job = BatchJob.attach(args.attach or None)
     else:
-        job, ahead = _submit(magics, args, factory)
+        job, ahead = _submit(magics, args)
     if args.output:
         magics.user_ns[args.output] = job
     if args.no_wait:
         return job
-    state = watch(job, bar=getattr(magics, "batch_bar", None))
+    state = watch(job)
     if state.status != "Done":
         raise QfnbCellError(f"{job.task_id} ended {state.status}: {state.view.get('errorReason') or ''}".strip(),
                             title="batch ended early")
@@ -196,9 +190,8 @@ def _reuse_wanted(args: argparse.Namespace) -> bool:
     return not args.fresh and mode_for(Config.from_env().cache) == "on"
 
 
-def _submit(magics: Any, args: argparse.Namespace,
-            factory: type[BatchJob]) -> tuple[BatchJob, RunForecast | None]:
-    """Submit ``args.source``'s prompts as a new batch job (``factory.submit``)."""
+def _submit(magics: Any, args: argparse.Namespace) -> tuple[BatchJob, RunForecast | None]:
+    """Submit ``args.source``'s prompts as a new batch job (``BatchJob.submit``)."""
     if not args.source:
         raise UsageError("%qfbatch SOURCE -m MODEL (a list of prompts, a Dataset or a DataFrame), "
                          "or --attach [ID] / --list / --stop ID")
@@ -209,17 +202,17 @@ def _submit(magics: Any, args: argparse.Namespace,
         raise UsageError("give -m MODEL or --endpoint NAME")
     try:
         sampling = sampling_options(args)
-        shape = answer_shape(magics.user_ns, args.json, args.schema)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    shape = answer_shape(magics.user_ns, args.json, args.schema)
     params = sampling.fields()
     if shape is not None:  # every row answers in the asked shape (batch_do's response_format)
         params["response_format"] = shape.response_format
     inputs = _inputs(magics.user_ns[args.source], args.column)
     ahead = _forecast(args, inputs, str(model or args.endpoint), params.get("max_output_tokens"))
     try:  # the sampling options go to every row (the task's inferenceParams)
-        return factory.submit(inputs, model=model, endpoint=args.endpoint, name=args.name, inference_params=params,
-                              reuse=_reuse_wanted(args)), ahead
+        return BatchJob.submit(inputs, model=model, endpoint=args.endpoint, name=args.name, inference_params=params,
+                               reuse=_reuse_wanted(args)), ahead
     except Exception as exc:
         raise QfnbCellError(str(exc), title="batch not started") from exc
 
@@ -227,30 +220,16 @@ def _submit(magics: Any, args: argparse.Namespace,
 def _forecast(args: argparse.Namespace, inputs: list[Any], model: str, max_tokens: int | None) -> RunForecast | None:
     """``--forecast`` (or a budget): the batch's forecast shown and checked before it is submitted."""
     # deferred: loads the inference resources (`%load_ext qfnb` does not)
-    from qfnb.notebook.forecasts import batch_forecasts, begin, wanted
+    from qfnb.notebook.forecasts import batch_forecasts, begin, checked_forecast
 
     shown = bool(getattr(args, "forecast", False))
-    if not wanted(shown):
-        return None
-    try:
-        return begin(batch_forecasts(inputs, model=model, max_tokens=max_tokens), shown=shown,
-                     what=f"this batch ({len(inputs):,} rows)")
-    except BudgetExceeded as exc:
-        raise QfnbCellError(str(exc), title="batch refused: over budget") from exc
-    except Exception as exc:  # the forecast could not be made: with --forecast that is the cell's error
-        if shown:
-            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="batch could not forecast") from exc
-        log.warning("the batch could not be forecast (%s: %s); its rows reserve their worst case at submission",
-                    type(exc).__name__, exc)
-        return None
+    return checked_forecast(lambda: begin(batch_forecasts(inputs, model=model, max_tokens=max_tokens), shown=shown,
+                                          what=f"this batch ({len(inputs):,} rows)"), shown=shown, magic="batch")
 
 
 @magics_class
 class BatchMagics(Magics):
     """``%qfbatch`` (registered by ``%load_ext qfnb``)."""
-
-    batch_job_factory: Any = None  # tests may inject a BatchJob double
-    batch_bar: Any = None
 
     @property
     def user_ns(self) -> dict[str, Any]:
@@ -289,6 +268,5 @@ class BatchMagics(Magics):
     def qfbatch(self, line: str) -> Any:
         """Durable batch inference on the platform with a live bar; the result is a Dataset with ``llm_output``."""
         args = parse_argstring(self.qfbatch, line)
-        if problem := var_problem(args.output, "-o/--output"):
-            raise UsageError(problem)
+        check_var(args.output, "-o/--output")
         return handle_magic(self, args)

@@ -10,7 +10,6 @@ exactly as a normal run's (its report names the tasks).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,6 @@ from typing import Any
 from qfnb.evaluation.batch_answers import BatchPart, batch_parts, harvest
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.notebook.evaluation.run import EvalPlan
-from qfnb.resources.batch_job import BatchJob
 
 log = logging.getLogger("qfnb.notebook.evaluation.batch")
 
@@ -49,10 +47,9 @@ def _task_name(part: BatchPart) -> str | None:
     return part.job.task_id if part.job is not None else None
 
 
-def generate(plan: EvalPlan, *, watch: Callable[..., Any], factory: Any = BatchJob, bar: Any = None,
-             sleep: Callable[[float], None] = time.sleep) -> BatchRecord:
+def generate(plan: EvalPlan, *, watch: Callable[..., Any]) -> BatchRecord:
     """Send ``plan``'s missing answers as batch tasks (or find their tasks again), wait for them with
-    ``watch(job, bar=, sleep=)`` (``%qfbatch``'s live line) and store their answers; raise
+    ``watch(job)`` (``%qfbatch``'s live line) and store their answers; raise
     :class:`QfnbCellError` when rows failed (the next run sends only those)."""
     store = plan.store
     assert store is not None  # --batch runs models (checked by plan())
@@ -63,7 +60,7 @@ def generate(plan: EvalPlan, *, watch: Callable[..., Any], factory: Any = BatchJ
     found: dict[str, str] = {}
     for part in parts:
         if part.keys:
-            job = part.submit(params, reuse=reuse, factory=factory)
+            job = part.submit(params, reuse=reuse)
             if getattr(job, "attached", None) is not None:
                 found[job.task_id] = "running"
             elif getattr(job, "reused", None) is not None:
@@ -73,7 +70,7 @@ def generate(plan: EvalPlan, *, watch: Callable[..., Any], factory: Any = BatchJ
     for part in waiting:
         assert part.job is not None
         try:
-            state = watch(part.job, bar=bar, sleep=sleep)
+            state = watch(part.job)
         except QfnbInterrupted:
             going = ", ".join(str(_task_name(p)) for p in waiting)
             raise QfnbInterrupted(f"stopped watching; batch task(s) {going} go on on the platform: run this "
@@ -93,13 +90,13 @@ def generate(plan: EvalPlan, *, watch: Callable[..., Any], factory: Any = BatchJ
                        stored=sum(p.stored for p in parts), found=found)
 
 
-def phase(plan: EvalPlan, **kwargs: Any) -> BatchRecord | None:
+def phase(plan: EvalPlan, *, watch: Callable[..., Any]) -> BatchRecord | None:
     """``--batch``'s phase before the run scores (None without ``--batch``); a task that could not be
     started (over budget, refused by the platform) is one clear line, with nothing run."""
     if not plan.batch:
         return None
     try:
-        return generate(plan, **kwargs)
+        return generate(plan, watch=watch)
     except (QfnbCellError, KeyboardInterrupt):
         raise
     except Exception as exc:

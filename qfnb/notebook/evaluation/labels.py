@@ -108,8 +108,4 @@ def _file_labels(src: str, source: pd.DataFrame, frame: pd.DataFrame, tag: str,
     if not columns or absent:
         raise EvalArgsError(f"--calibrate: {src} has no labels for {[tag] if tag else list(tags)}: give a column "
                             f"'label' (one model) or one named by each model (columns: {list(table.columns)})")
-    out: dict[str, dict[int, float]] = {}
-    for name, column in columns.items():
-        values = pd.to_numeric(table[column], errors="coerce")
-        out[name] = {positions[k]: float(v) for k, v in enumerate(values) if pd.notna(v)}
-    return out
+    return {name: {positions[k]: v for k, v in _numbers(table[column]).items()} for name, column in columns.items()}

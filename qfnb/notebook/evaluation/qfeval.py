@@ -13,7 +13,6 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from qfnb._core.record.budget import BudgetExceeded
 from qfnb.evaluation import EvaluationResult
 from qfnb.notebook import forecasts
 from qfnb.notebook._checks import split_csv
@@ -110,16 +109,10 @@ def _stored_plan(value: Any, args: argparse.Namespace) -> Any:
 
 def _forecast(plan: EvalPlan, shown: bool) -> forecasts.RunForecast:
     """``--forecast`` (or a budget): the evaluation's forecast shown and checked before its first call."""
-    if not forecasts.wanted(shown):
-        return forecasts.RunForecast.none()
-    try:
+
+    def ahead() -> forecasts.RunForecast:
         found, notes = forecasts.eval_forecasts(plan.llms, [str(v) for v in plan.frame["input"]], batch=plan.batch,
                                                 max_tokens=plan.sampling.max_output_tokens, repeats=plan.repeats)
         return forecasts.begin(found, notes, shown=shown, what=f"this evaluation ({plan.generations:,} generations)")
-    except BudgetExceeded as exc:
-        raise QfnbCellError(str(exc), title="qfeval refused: over budget") from exc
-    except Exception as exc:  # the forecast could not be made: with --forecast that is the cell's error
-        if shown:
-            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval could not forecast") from exc
-        log.warning("qfeval: no forecast (each call still reserves its worst case): %s", exc)
-        return forecasts.RunForecast.none()
+
+    return forecasts.checked_forecast(ahead, shown=shown, magic="qfeval") or forecasts.RunForecast.none()

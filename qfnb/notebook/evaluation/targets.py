@@ -15,6 +15,7 @@ from typing import Any
 
 from qfnb._core.runtime import sync
 from qfnb.evaluation.llm import as_target
+from qfnb.notebook.discovery import endpoint_of
 from qfnb.notebook.evaluation.options import EvalArgsError, reason
 from qfnb.protocol import checkpoints
 from qfnb.resources import ChatCompletion
@@ -36,8 +37,7 @@ def _endpoint_of(word: str) -> str | None:
 
 def _url_endpoint(entry: Any) -> str:
     """The endpoint of a ``service/list`` entry (the last segment of its url; "" without one)."""
-    url = str(entry.get("url") or "") if isinstance(entry, Mapping) else ""
-    return url.split("?")[0].rstrip("/").rsplit("/", 1)[-1] if url else ""
+    return endpoint_of(str(entry.get("url") or "") if isinstance(entry, Mapping) else "")
 
 
 def _known_endpoints(services: Mapping[str, Any]) -> set[str]:

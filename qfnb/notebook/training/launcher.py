@@ -292,13 +292,11 @@ class FinetuneLauncher(VBox):
         data = dict(super()._repr_mimebundle_(**kwargs) or {})
         if self.dashboard is not None:
             data["text/html"] = self.dashboard.snapshot_html(chart=self.dashboard.chart.value or None)
-        elif self.previous and self.form.layout.display == "none":  # the record, no form
+        else:  # the record of an earlier launch, and the form unless it is hidden behind "New launch"
+            form = ("" if self.previous and self.form.layout.display == "none" else "<b>Fine-tune</b> form (needs a "
+                    f"running kernel); the same from code: <code>{escape(self.command())}</code>")
             data["text/html"] = clean(f'<div class="qfnb-launcher-static" style="color:{theme.TEXT}">'
-                                      f"{self._previous_html()}</div>")
-        else:
-            data["text/html"] = clean(f'<div class="qfnb-launcher-static" style="color:{theme.TEXT}">'
-                                      f"{self._previous_html()}<b>Fine-tune</b> form (needs a running kernel); "
-                                      f"the same from code: <code>{escape(self.command())}</code></div>")
+                                      f"{self._previous_html()}{form}</div>")
         data["text/plain"] = repr(self)
         return data
 

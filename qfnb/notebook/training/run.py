@@ -20,11 +20,9 @@ from IPython.core.error import UsageError
 
 from qfnb import trainer
 from qfnb._core.record import ledger
-from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb.model import Model
 from qfnb.notebook import _background
 from qfnb.notebook._ipython import display
-from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.magic_options import TRAIN_HYPER, TRAIN_OPTIONS, TrainOptions
 from qfnb.notebook.training.dashboard import TrainingDashboard
 from qfnb.protocol.checkpoints import METRICS
@@ -219,24 +217,18 @@ def held_out_file(train: str) -> str | None:
 
 def forecast(spec: TrainSpec, *, shown: bool) -> TrainForecast | None:
     """``--forecast`` (or a budget): the fine-tune's forecast shown and checked before it starts (None without)."""
+    from qfnb.notebook.forecasts import checked_forecast  # deferred: loads the inference resources
     from qfnb.trainer.forecast import forecast_training  # deferred: reads the ledger and the price table
 
-    if not (shown or active_budget() is not None):
-        return None
-    try:
-        ahead = forecast_training(spec.dataset, base=spec.base, epochs=spec.epochs, batch_size=spec.batch_size,
+    def ahead() -> TrainForecast:
+        found = forecast_training(spec.dataset, base=spec.base, epochs=spec.epochs, batch_size=spec.batch_size,
                                   max_steps=spec.steps, max_seq_len=spec.max_seq_len, eval_split=spec.eval_split)
         if shown:
-            display(ahead)
-        ahead.check_budget()
-    except BudgetExceeded as exc:
-        raise QfnbCellError(str(exc), title="qftrain refused: over budget") from exc
-    except Exception as exc:  # no forecast: with --forecast that is the cell's error
-        if shown:
-            raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qftrain could not forecast") from exc
-        log.warning("qftrain: no forecast: %s", exc)
-        return None
-    return ahead
+            display(found)
+        found.check_budget()
+        return found
+
+    return checked_forecast(ahead, shown=shown, magic="qftrain")
 
 
 def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool = True,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from qfnb.notebook.render import fmt
+from qfnb._core.runtime.progress import fmt_duration
 from qfnb.protocol import checkpoints as ckpt
 
 TERMINAL = ("succeeded", "failed", "stopped")
@@ -263,11 +263,11 @@ class TrainingState:
             else (f"{self.progress:.0%}" if self.progress is not None else "step 0 (not started)")
         )
         left = None if self.finished else self.measured_eta
-        eta = "" if left is None else f" · ETA {fmt.duration(left)}"
+        eta = "" if left is None else f" · ETA {fmt_duration(left)}"
         loss = f" · loss {self.loss[-1][1]:.4f}" if self.loss else ""
         if self.eval_loss:
             loss += f" · eval loss {self.eval_loss[-1][1]:.4f}"
-        return f"{steps} · elapsed {fmt.duration(self.elapsed_now)}{eta}{loss}"
+        return f"{steps} · elapsed {fmt_duration(self.elapsed_now)}{eta}{loss}"
 
     @property
     def best(self) -> Mapping[str, Any] | None:

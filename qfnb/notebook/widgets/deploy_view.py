@@ -11,9 +11,10 @@ import concurrent.futures
 import time
 from typing import Any
 
+from qfnb._core.runtime.progress import fmt_duration
 from qfnb.notebook._ipython import live_display
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
-from qfnb.notebook.render import fmt, theme
+from qfnb.notebook.render import theme
 from qfnb.protocol.safe_html import clean, escape
 
 #: seconds between redraws of the deploy line
@@ -43,7 +44,7 @@ def follow_deploy(dash: Any, future: Any) -> Any:
             except concurrent.futures.TimeoutError:
                 state = f" · service {dash.deploy_state}" if dash.deploy_state else ""
                 handle.update(_bundle(f"deploying the fine-tuned model{state} · "
-                                      f"{fmt.duration(time.monotonic() - t0)}"), raw=True)
+                                      f"{fmt_duration(time.monotonic() - t0)}"), raw=True)
     except KeyboardInterrupt:
         raise QfnbInterrupted("stopped waiting; the deploy goes on (the dashboard shows how it ends)",
                               title="deploy") from None
