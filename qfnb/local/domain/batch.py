@@ -10,6 +10,7 @@ States: Queuing -> Running -> Done / Stopped / Failed / Expired.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -244,14 +245,12 @@ def runners(platform: Platform) -> dict[int, Runner]:
 
 def _engines(platform: Platform) -> Callable[[str | None], Engine]:
     """The chat engine a row's model names, each looked up once per task."""
-    cache: dict[str | None, Engine] = {}
 
+    @functools.cache
     def engine_for(model: str | None) -> Engine:
-        if model not in cache:
-            served = platform.resolve("chat", model) if model else platform.served("chat")[0]
-            platform.note_loading(served)
-            cache[model] = platform.registry.chat(platform.engine_endpoint(served))
-        return cache[model]
+        served = platform.resolve("chat", model) if model else platform.served("chat")[0]
+        platform.note_loading(served)
+        return platform.registry.chat(platform.engine_endpoint(served))
 
     return engine_for
 

@@ -15,7 +15,6 @@ read whole (lines are streamed at most ``MAX_BODY_BYTES`` at a time).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,11 +110,10 @@ def check_row(source: dict[str, Any], messages: list[dict[str, Any]], model: str
             check_openai_chat({k: v for k, v in source.items() if k not in ("id", "custom_id", "query", "prompt")})
         except ProtocolError as exc:
             raise RowError(f"line {line}: {exc}", key) from None
-    body = {k: v for k, v in source.items() if k not in ("messages", "query", "prompt", "id", "custom_id")}
+    body = {k: v for k, v in source.items() if k not in ("messages", "query", "prompt", "id", "custom_id", "system")}
     system = source.get("system")
     turns = ([{"role": "system", "content": system}] if isinstance(system, str) and system else []) + messages
     body.update(model=body.get("model") or model or "default", messages=turns)
-    body.pop("system", None)
     if openai:  # its sampling ranges are OpenAI's (checked above); roles and the local caps are shared
         body = {k: v for k, v in body.items() if k not in _PARAMS}
     try:
@@ -185,12 +183,7 @@ def input_lines(path: Path, skip: bytearray | None = None) -> Iterator[tuple[int
     """``(line number, raw line)`` of the non-blank lines, streamed; lines marked in ``skip`` are
     left out. A line over :data:`MAX_LINE_BYTES` is not read whole: its length comes instead."""
     with open(path, "rb") as fh:
-        n = 0
-        while True:
-            raw = fh.readline(MAX_LINE_BYTES + 1)
-            if not raw:
-                return
-            n += 1
+        for n, raw in enumerate(iter(lambda: fh.readline(MAX_LINE_BYTES + 1), b""), 1):
             size: bytes | int = raw
             if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
                 size = len(raw)
@@ -260,25 +253,6 @@ class Standing:
     repeats: int = 0             # rows that were in flight when the job stopped (sent again now)
 
 
-def _trim_torn_tail(path: Path) -> None:
-    """Cut a last line that a kill left half-written (everything before it was fsynced)."""
-    if not path.exists():
-        return
-    with open(path, "rb+") as fh:
-        size = fh.seek(0, os.SEEK_END)
-        if size == 0:
-            return
-        pos, tail = size, b""
-        while pos > 0 and b"\n" not in tail:
-            step = min(4096, pos)
-            pos -= step
-            fh.seek(pos)
-            tail = fh.read(step) + tail
-        cut = pos + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
-        if cut != size:
-            fh.truncate(cut)
-
-
 def standing(last_line: int, output: Path, errors: Path, journal: Path) -> Standing:
     """Read the output, error and dispatch-journal files of a job (streamed; memory is one
     byte per input line)."""
@@ -300,13 +274,17 @@ def standing(last_line: int, output: Path, errors: Path, journal: Path) -> Stand
 
 
 def _rows_of(path: Path, last_line: int) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line, row)`` of an output or error file's readable rows for lines 1..``last_line``
-    (a torn last line cut first)."""
-    _trim_torn_tail(path)
+    """``(line, row)`` of an output or error file's readable rows for lines 1..``last_line``; a last
+    line that a kill left half-written (no newline: everything before it was fsynced) is cut off."""
     if not path.exists():
         return
-    with open(path, "rb") as fh:
+    with open(path, "rb+") as fh:
+        whole = 0
         for raw in fh:
+            if not raw.endswith(b"\n"):
+                fh.truncate(whole)
+                return
+            whole += len(raw)
             try:
                 row = json.loads(raw)
                 line = int(row["line"])

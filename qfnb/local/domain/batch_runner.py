@@ -128,10 +128,9 @@ class Runner:
 
     def __init__(self, paths: Paths, standing: Standing, *, model: str | None, params: dict[str, Any],
                  engine_for: Callable[[str | None], Engine], save: Callable[[BatchProgress], None],
-                 stopped: Callable[[], bool], sleep: Callable[[float], Any] = asyncio.sleep,
-                 deadline: float | None = None) -> None:
+                 stopped: Callable[[], bool], deadline: float | None = None) -> None:
         self.paths, self.model, self.params = paths, model, params
-        self.engine_for, self.save, self.stopped, self.sleep = engine_for, save, stopped, sleep
+        self.engine_for, self.save, self.stopped = engine_for, save, stopped
         self.deadline = deadline  # epoch seconds when the job's window ends (it wakes then)
         self.wakeups = 0  # how often the loop woke up (a job waiting for slots stays still)
         self._wake: asyncio.Event | None = None
@@ -219,8 +218,7 @@ class Runner:
     def _preempt(self) -> None:
         """When interactive requests wait behind full slots, cancel the job's youngest rows (they
         go back in line). Jobs never pre-empt each other."""
-        for engine in {id(f.engine.gate): f.engine for f in self._flights.values()}.values():
-            gate = engine.gate
+        for gate in {id(f.engine.gate): f.engine.gate for f in self._flights.values()}.values():
             waiting = gate.admitted - gate.slots
             if waiting <= 0 or gate.admitted - BATCH_ADMITTED.get(gate) <= 0:
                 continue
@@ -234,44 +232,42 @@ class Runner:
     # ---- one row --------------------------------------------------------------------------------
 
     async def _answer(self, flight: _Flight) -> dict[str, Any]:
+        """One row's answer or error row (retried while the engine is busy); its gate place goes however it ends."""
         try:
-            return await self._attempts(flight)
+            row = flight.row
+            ask = row.ask()
+            attempt = 0
+            while True:
+                attempt += 1
+                flight.mark(True)
+                try:
+                    deltas = [d async for d in loop_guard.whole_answer(flight.engine, ask, ask.model)]
+                    break
+                except (EngineBusy, EngineUnavailable) as exc:
+                    flight.mark(False)
+                    status = _http_status(exc)
+                    if status is not None and 400 <= status < 500 and status not in (408, 409, 429):
+                        return error_row(row.line, row.key, "invalid_request", str(exc))  # the engine refused this row
+                    if attempt >= MAX_ATTEMPTS:
+                        return error_row(row.line, row.key, "engine_unavailable", f"{exc} (after {attempt} attempts)")
+                    hint = exc.retry_after if isinstance(exc, EngineBusy) else 0.0
+                    self.progress.retried += 1
+                    log.info("batch row %d: %s; retrying in %.1f s", row.line, exc, backoff(attempt, hint))
+                    await asyncio.sleep(backoff(attempt, hint))
+                except PromptTooLong as exc:
+                    return error_row(row.line, row.key, "context_length_exceeded", str(exc))
+                except ValueError as exc:
+                    return error_row(row.line, row.key, "invalid_request", str(exc))
+            answer = answer_of(deltas)
+            rid = uuid.uuid4().hex[:20]
+            choice = choice_of(0, answer, logprobs=False)
+            del choice["logprobs"]  # a batch answers text only: its rows carry no logprobs field
+            body = {"id": f"chatcmpl-{rid}", "object": "chat.completion", "created": int(time.time()),
+                    "model": row.model or flight.engine.name, "choices": [choice],
+                    "usage": usage_of(answer.tally.prompt, answer.tally.completion)}
+            return answer_row(row, rid, body)
         finally:
             flight.mark(False)
-
-    async def _attempts(self, flight: _Flight) -> dict[str, Any]:
-        row = flight.row
-        ask = row.ask()
-        attempt = 0
-        while True:
-            attempt += 1
-            flight.mark(True)
-            try:
-                deltas = [d async for d in loop_guard.whole_answer(flight.engine, ask, ask.model)]
-                break
-            except (EngineBusy, EngineUnavailable) as exc:
-                flight.mark(False)
-                status = _http_status(exc)
-                if status is not None and 400 <= status < 500 and status not in (408, 409, 429):
-                    return error_row(row.line, row.key, "invalid_request", str(exc))  # the engine refused this row
-                if attempt >= MAX_ATTEMPTS:
-                    return error_row(row.line, row.key, "engine_unavailable", f"{exc} (after {attempt} attempts)")
-                hint = exc.retry_after if isinstance(exc, EngineBusy) else 0.0
-                self.progress.retried += 1
-                log.info("batch row %d: %s; retrying in %.1f s", row.line, exc, backoff(attempt, hint))
-                await self.sleep(backoff(attempt, hint))
-            except PromptTooLong as exc:
-                return error_row(row.line, row.key, "context_length_exceeded", str(exc))
-            except ValueError as exc:
-                return error_row(row.line, row.key, "invalid_request", str(exc))
-        answer = answer_of(deltas)
-        rid = uuid.uuid4().hex[:20]
-        choice = choice_of(0, answer, logprobs=False)
-        del choice["logprobs"]  # a batch answers text only: its rows carry no logprobs field
-        body = {"id": f"chatcmpl-{rid}", "object": "chat.completion", "created": int(time.time()),
-                "model": row.model or flight.engine.name, "choices": [choice],
-                "usage": usage_of(answer.tally.prompt, answer.tally.completion)}
-        return answer_row(row, rid, body)
 
     # ---- the loop -------------------------------------------------------------------------------
 
@@ -308,7 +304,7 @@ class Runner:
     def _dispatch(self, journal: BinaryIO) -> list[dict[str, Any]]:
         """Start rows while the engine has room; rows naming a model that is not served are
         returned as error rows."""
-        sent, refused = False, []
+        refused = []
         while True:
             row = self._next_row()
             if row is None:
@@ -328,9 +324,7 @@ class Runner:
             flight.task = asyncio.ensure_future(self._answer(flight))
             self._flights[flight.task] = flight
             journal.write(f"{row.line}\n".encode())
-            sent = True
-        if sent:
-            journal.flush()  # survives the process being killed (no fsync: a repeat is cheap)
+        journal.flush()  # survives the process being killed (no fsync: a repeat is cheap)
         return refused
 
     def _collect(self, finished: set[asyncio.Task[Any]]) -> list[dict[str, Any]]:

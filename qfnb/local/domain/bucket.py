@@ -67,24 +67,19 @@ def listing(store: ObjectStore, bucket: str, *, prefix: str = "", delimiter: str
         if not key.startswith(prefix) or key <= marker:
             continue
         cut = key.find(delimiter, len(prefix)) if delimiter else -1
-        if cut >= 0:
-            rolled = key[:cut + len(delimiter)]
-            if rolled in prefixes or rolled <= marker:
-                continue
-            entry: Any = rolled
-        else:
-            stat = (top / key).stat()
-            entry = {"key": key, "lastModified": iso(stat.st_mtime),
-                     "eTag": str(stat.st_size), "size": stat.st_size, "storageClass": "STANDARD"}
+        rolled = key[:cut + len(delimiter)] if cut >= 0 else None
+        if rolled is not None and (rolled in prefixes or rolled <= marker):
+            continue
         if len(contents) + len(prefixes) >= max_keys:
             truncated = True
             break
-        if isinstance(entry, str):
-            prefixes.append(entry)
-            last = entry
+        last = rolled or key
+        if rolled is not None:
+            prefixes.append(rolled)
         else:
-            contents.append(entry)
-            last = entry["key"]
+            stat = (top / key).stat()
+            contents.append({"key": key, "lastModified": iso(stat.st_mtime),
+                             "eTag": str(stat.st_size), "size": stat.st_size, "storageClass": "STANDARD"})
     out: dict[str, Any] = {"name": bucket, "prefix": prefix, "delimiter": delimiter, "marker": marker,
                            "maxKeys": max_keys, "isTruncated": truncated, "contents": contents,
                            "commonPrefixes": [{"prefix": p} for p in prefixes]}

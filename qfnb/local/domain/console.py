@@ -92,20 +92,14 @@ def create_container(platform: Platform, *, name: Any, base_model: Any, base_fie
 
 def check_hyper(raw: Any, field: str) -> dict[str, Any]:
     """Hyper-parameters with defaults filled in; BodyError naming the bad key."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
+    if not isinstance(raw, dict | None):
         raise BodyError(field, "must be an object")
     hyper: dict[str, Any] = dict(DEFAULTS)
-    for key, value in raw.items():
-        limit = LIMITS.get(key)
-        if limit is None:
-            hyper[key] = value
-            continue
-        problem = hyper_problem(key, value)
+    for key, value in (raw or {}).items():
+        problem = hyper_problem(key, value)  # None for a key with no limit: it is kept as given
         if problem is not None:
             raise BodyError(f"{field}.{key}", problem)
-        hyper[key] = limit.kind(value)
+        hyper[key] = LIMITS[key].kind(value) if key in LIMITS else value
     return hyper
 
 

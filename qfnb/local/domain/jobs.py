@@ -245,10 +245,8 @@ class Supervisor:
         w.offset += end + 1
         points = []
         for line in chunk[:end].splitlines():
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 points.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
         if points:
             run = self._store.get("runs", w.run_id)
             if run is not None:

@@ -117,12 +117,12 @@ class Store:
             row = self._db.execute(f"SELECT id, sid, created, data FROM {kind} WHERE id = ?", (rid,)).fetchone()
             if row is None:
                 raise KeyError(f"{kind} {rid} not found")
-            data = json.loads(row[3])
+            data: Record = json.loads(row[3])
             data.update(changes)
             self._db.execute(f"UPDATE {kind} SET data = ? WHERE id = ?", (json.dumps(data, ensure_ascii=False), rid))
             self.generation[kind] += 1
         data.update(id=row[0], sid=row[1], created=row[2])
-        return data  # type: ignore[no-any-return]
+        return data
 
     def delete(self, kind: str, rid: int) -> bool:
         """Remove a record; False when there was none."""

@@ -48,11 +48,10 @@ def _example(obj: Any, where: str) -> Example:
         prompt = turn.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise DataError(f"{where}: prompt must be a non-empty string")
-        response = _response_text(turn.get("response"), where)
         if i:
             messages.append({"role": "assistant", "content": answer})
         messages.append({"role": "user", "content": prompt})
-        answer = response
+        answer = _response_text(turn.get("response"), where)
     return Example(tuple(messages), answer)
 
 
