@@ -11,7 +11,6 @@ holds the state those stages share (tokens, limiters, outages); the sync API rea
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import threading
@@ -48,7 +47,7 @@ from qfnb._core.http.stages.retry import Retry
 from qfnb._core.http.stages.revive import Revive
 from qfnb._core.http.stages.send import Send
 from qfnb._core.record.budget import check_unreserved_batch
-from qfnb._core.transport import Request, Transport
+from qfnb._core.transport import Request, Transport, json_or_none
 from qfnb.protocol import batch as batch_wire
 from qfnb.protocol import routes
 from qfnb.protocol.routes import Target
@@ -160,10 +159,7 @@ class AsyncQianfanClient:
         request = Request("POST", f"{cfg.base_url.rstrip('/')}{routes.OAUTH_TOKEN}?{query}", {"Content-Type": _JSON},
                           b"{}", cfg.auth_timeout)
         reply = await self.transport.send(request)
-        try:
-            body = json.loads(reply.content)
-        except ValueError:
-            body = None
+        body = json_or_none(reply.content)
         if reply.status_code >= 400 and not (isinstance(body, dict) and "error" in body):
             raise AuthError(f"OAuth token request failed with HTTP {reply.status_code}")
         token, expires = parse_oauth_response(body, cfg)
