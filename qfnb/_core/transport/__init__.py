@@ -73,8 +73,8 @@ class Request:
 
 
 class Reply:
-    """A complete response: ``status_code``, ``headers`` (a case-insensitive mapping),
-    ``content`` (bytes) and ``text``."""
+    """A complete response: ``status_code``, ``headers`` (a case-insensitive mapping) and
+    ``content`` (bytes)."""
 
     __slots__ = ("content", "headers", "status_code")
 
@@ -82,10 +82,6 @@ class Reply:
         self.status_code = status_code
         self.headers = headers
         self.content = content
-
-    @property
-    def text(self) -> str:
-        return self.content.decode("utf-8", errors="replace")
 
 
 class StreamReply:
