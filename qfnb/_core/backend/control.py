@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from qfnb._core.errors import ConnectionError
-from qfnb._core.transport import Reply, Request, Transport
+from qfnb._core.transport import Reply, Request, Transport, json_or_none
 from qfnb.protocol.daemon import CONTROL_HEADER, SHUTDOWN_ROUTE, STATUS_ROUTE, EngineState, RuntimeInfo
 
 __all__ = ["Control", "default_transport"]
@@ -74,20 +74,20 @@ class Control:
 
     def status(self, timeout: float = 5.0) -> dict[str, Any]:
         """``GET /qfnb/status``: what the daemon says about itself."""
-        body = _json(self._call("GET", STATUS_ROUTE, timeout=timeout))
+        body = json_or_none(self._call("GET", STATUS_ROUTE, timeout=timeout).content)
         return body if isinstance(body, dict) else {}
 
     def shutdown(self, *, force: bool = False, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
         """``POST /qfnb/shutdown``: its HTTP status (409: jobs run, refused) and body."""
         reply = self._call("POST", SHUTDOWN_ROUTE, timeout=timeout, params={"force": "1"} if force else None)
-        body = _json(reply)
+        body = json_or_none(reply.content)
         return reply.status_code, body if isinstance(body, dict) else {}
 
     def call(self, method: str, path: str, payload: Any = None, *, timeout: float = 600.0) -> tuple[int, Any]:
         """A control route with a JSON body (the model store's): its HTTP status and JSON answer."""
         body = json.dumps(payload).encode() if payload is not None else b""
         reply = self._call(method, path, timeout=timeout, body=body)
-        return reply.status_code, _json(reply)
+        return reply.status_code, json_or_none(reply.content)
 
     def engines(self, timeout: float = 0.5) -> list[EngineState] | None:
         """The engines of the status route; None when unknown (an error, an older daemon)."""
@@ -95,15 +95,8 @@ class Control:
             reply = self._call("GET", STATUS_ROUTE, timeout=timeout)
         except ConnectionError:
             return None
-        body = _json(reply) if reply.status_code == 200 else None
+        body = json_or_none(reply.content) if reply.status_code == 200 else None
         engines = body.get("engines") if isinstance(body, dict) else None
         if not isinstance(engines, list):
             return None
         return [e for e in map(EngineState.from_dict, engines) if e is not None]
-
-
-def _json(reply: Reply) -> Any:
-    try:
-        return json.loads(reply.content)
-    except ValueError:
-        return None

@@ -11,7 +11,6 @@ holds the state those stages share (tokens, limiters, outages); the sync API rea
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import threading
@@ -36,7 +35,7 @@ from qfnb._core.http.auth import (
 from qfnb._core.http.call import ApiKind, Call
 from qfnb._core.http.outage import Outages
 from qfnb._core.http.ratelimit import RateLimiter
-from qfnb._core.http.recorded import UNRECORDED, Recording, with_output_cap
+from qfnb._core.http.recorded import UNRECORDED, Recording, with_output_cap, with_usage_chunk
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb._core.http.stages import Answer, Next, Stage, compose
@@ -48,7 +47,7 @@ from qfnb._core.http.stages.retry import Retry
 from qfnb._core.http.stages.revive import Revive
 from qfnb._core.http.stages.send import Send
 from qfnb._core.record.budget import check_unreserved_batch
-from qfnb._core.transport import Request, Transport
+from qfnb._core.transport import Request, Transport, json_or_none
 from qfnb.protocol import batch as batch_wire
 from qfnb.protocol import routes
 from qfnb.protocol.routes import Target
@@ -160,10 +159,7 @@ class AsyncQianfanClient:
         request = Request("POST", f"{cfg.base_url.rstrip('/')}{routes.OAUTH_TOKEN}?{query}", {"Content-Type": _JSON},
                           b"{}", cfg.auth_timeout)
         reply = await self.transport.send(request)
-        try:
-            body = json.loads(reply.content)
-        except ValueError:
-            body = None
+        body = json_or_none(reply.content)
         if reply.status_code >= 400 and not (isinstance(body, dict) and "error" in body):
             raise AuthError(f"OAuth token request failed with HTTP {reply.status_code}")
         token, expires = parse_oauth_response(body, cfg)
@@ -213,9 +209,7 @@ class AsyncQianfanClient:
         if stream and not body.get("stream"):
             body = {**body, "stream": True}
         body = with_output_cap(kind, body)
-        hide_usage = stream and kind == "v2/chat" and not _asks_usage(body)
-        if hide_usage:  # the ledger needs the engine's count; the caller did not ask for its chunk
-            body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
+        body, hide_usage = with_usage_chunk(body) if stream and kind == "v2/chat" else (body, False)
         headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(), **self._lane()}
         record = None if kind in UNRECORDED else Recording.begin(self.config, kind, name, body, stream=stream,
                                                                  repeat=repeat, named=named)
@@ -339,11 +333,6 @@ class AsyncQianfanClient:
 
     def cached_services(self) -> dict[str, Any] | None:
         return self._services[1] if self._services is not None else None
-
-
-def _asks_usage(body: Mapping[str, Any]) -> bool:
-    options = body.get("stream_options")
-    return isinstance(options, Mapping) and options.get("include_usage") is True
 
 
 async def _without_usage_chunk(chunks: AsyncIterator[QfResponse]) -> AsyncIterator[QfResponse]:

@@ -10,6 +10,7 @@ overload) or a cut before any data is retried like any other failed call.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
@@ -30,34 +31,27 @@ def decode_body(call: Call, status: int, headers: Mapping[str, str], content: by
     ``raw`` calls (BOS objects) come back as ``{"_raw": text, "_bytes": content}``, and so does
     any 2xx ``application/octet-stream`` answer to one: an object's bytes are never read as JSON
     (a JSONL object of one line holding ``"error"`` is data, not the platform's error)."""
-    if call.api == "raw" and status < 300 and _octets(headers):
-        return {"_raw": content.decode("utf-8", errors="replace"), "_bytes": content}
-    body: Any
-    try:
-        body = fastjson.loads(content) if content else {}
-    except ValueError:
-        body = None
-    if status >= 300:
-        text = content.decode("utf-8", errors="replace") if body is None else ""
-        err = error_from_http(status, body, headers, text)
-        if isinstance(err, APIError):
-            err.retry_after = headers.get("retry-after")
-            err.headers = {k.lower(): v for k, v in headers.items()}
-            err.body = body
-        raise err
-    if not isinstance(body, dict):
-        if call.api == "raw":
-            return {"_raw": content.decode("utf-8", errors="replace"), "_bytes": content}
-        kind = "an event stream or a JSON object" if call.stream else "a JSON object"
-        raise RequestError(f"expected {kind} from {call.path}, got {content[:200]!r}", status_code=status,
-                           body=content[:2000], headers=headers)
-    err2 = error_from_body(body, status, headers.get("x-baidu-request-id"))
-    if err2 is not None:
-        if isinstance(err2, APIError):
-            err2.headers = {k.lower(): v for k, v in headers.items()}
-            err2.body = body
-        raise err2
-    return body
+    body: Any = None
+    if not (call.api == "raw" and status < 300 and _octets(headers)):
+        with contextlib.suppress(ValueError):
+            body = fastjson.loads(content) if content else {}
+    if status < 300:
+        if not isinstance(body, dict):
+            if call.api == "raw":
+                return {"_raw": content.decode("utf-8", errors="replace"), "_bytes": content}
+            kind = "an event stream or a JSON object" if call.stream else "a JSON object"
+            raise RequestError(f"expected {kind} from {call.path}, got {content[:200]!r}", status_code=status,
+                               body=content[:2000], headers=headers)
+        err = error_from_body(body, status, headers.get("x-baidu-request-id"))
+        if err is None:
+            return body
+    else:
+        err = error_from_http(status, body, headers, content.decode("utf-8", errors="replace") if body is None else "")
+    if isinstance(err, APIError):
+        err.retry_after = headers.get("retry-after") if status >= 300 else None
+        err.headers = {k.lower(): v for k, v in headers.items()}
+        err.body = body
+    raise err
 
 
 def _octets(headers: Mapping[str, str]) -> bool:

@@ -29,7 +29,7 @@ from qfnb._core.record.prices import prices
 from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS, OUTPUT_TOKEN_FIELDS
 
 __all__ = ["UNRECORDED", "Recording", "account_hash", "generates", "output_cap", "prompt_estimate", "prompt_hash",
-           "usage_of", "with_output_cap", "worst_case"]
+           "usage_of", "with_output_cap", "with_usage_chunk", "worst_case"]
 
 #: routes outside the record: counting a prompt's tokens (``/tokenizer``) generates nothing and is
 #: not billed, so it neither spends a budget nor adds a row to the ledger
@@ -110,6 +110,15 @@ def with_output_cap(api: str, body: dict[str, Any]) -> dict[str, Any]:
     if field is None or active_budget() is None or output_cap(body) is not None:
         return body
     return {**body, field: DEFAULT_OUTPUT_TOKENS}
+
+
+def with_usage_chunk(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """A stream's ``body`` asking for its usage chunk (``include_usage``: the ledger needs the engine's
+    count), and whether the caller had not asked for it (then that chunk is kept from the caller)."""
+    options = body.get("stream_options")
+    if isinstance(options, Mapping) and options.get("include_usage") is True:
+        return body, False
+    return {**body, "stream_options": {**(options or {}), "include_usage": True}}, True
 
 
 def _count(usage: Mapping[str, Any], *names: str) -> int | None:

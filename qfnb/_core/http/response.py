@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, KeysView, Mapping
 from typing import TYPE_CHECKING, Any, Generic, cast
 
 from typing_extensions import TypeVar
 
+from qfnb._core.transport import json_or_none
 from qfnb.protocol.daemon import MODEL_HEADER
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,10 +43,7 @@ class QfRequest:
     @property
     def json_body(self) -> dict[str, Any]:
         """The JSON body sent ({} for none or a non-JSON body)."""
-        try:
-            body = json.loads(self._content) if self._content else {}
-        except ValueError:
-            return {}
+        body = json_or_none(self._content)
         return body if isinstance(body, dict) else {}
 
     def __repr__(self) -> str:

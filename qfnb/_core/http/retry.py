@@ -103,13 +103,9 @@ def is_retryable(exc: BaseException, policy: RetryPolicy) -> bool:
         return False
     if isinstance(exc, ConnectionError):
         return True
-    if isinstance(exc, APIError):
-        if isinstance(exc.error_code, int) and exc.error_code in policy.error_codes:
-            return True
-        return exc.status_code in policy.http_statuses
-    if isinstance(exc, RequestError):
-        return exc.status_code is not None and exc.status_code in policy.http_statuses
-    return False
+    if isinstance(exc, APIError) and isinstance(exc.error_code, int) and exc.error_code in policy.error_codes:
+        return True
+    return isinstance(exc, RequestError) and exc.status_code in policy.http_statuses
 
 
 def retry_delay(exc: BaseException, attempt: int, policy: RetryPolicy, *,

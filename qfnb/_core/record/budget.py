@@ -65,10 +65,6 @@ class Budget:
             self.reserved_yuan += estimate_yuan
         return Reservation(estimate_tokens, estimate_yuan)
 
-    def check(self, estimate_tokens: int, estimate_yuan: float = 0.0) -> None:
-        """Raise :class:`BudgetExceeded` if a call of this size would cross the budget now."""
-        self.release(self.reserve(estimate_tokens, estimate_yuan))
-
     def settle(self, held: Reservation | None, tokens: int, yuan: float) -> None:
         """Replace what ``held`` reserved with what the call used."""
         with self._lock:
@@ -81,10 +77,6 @@ class Budget:
     def release(self, held: Reservation) -> None:
         """Give back what ``held`` reserved (the call failed before anything was generated)."""
         self.settle(held, 0, 0.0)
-
-    def add(self, tokens: int, yuan: float) -> None:
-        """Count usage that reserved nothing."""
-        self.settle(None, tokens, yuan)
 
     def __str__(self) -> str:
         parts = (f"{self.spent_tokens:,}/{self.tokens:,} tokens" if self.tokens is not None else "",

@@ -8,7 +8,6 @@ usage and the batch is in the ledger once."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +18,7 @@ import httpx2
 from qfnb._core.config import Config
 from qfnb._core.http.batch_hold import Hold, RowTally, hold_rows, keep, settle_task
 from qfnb._core.record.budget import BudgetExceeded, active_budget
+from qfnb._core.transport import json_or_none
 
 __all__ = ["WATCH_FIRST_S", "WATCH_MOST_S", "BatchFace", "is_batches", "over_budget"]
 
@@ -53,10 +53,7 @@ class BatchFace:
         """``POST /v1/batches``: under a budget, its input file's rows' worst case held first (429,
         uncreated, past the budget); the batch made, watched until it ends."""
         hold: Hold | None = None
-        try:
-            body = json.loads(await request.aread() or b"{}")
-        except ValueError:
-            body = None
+        body = json_or_none(await request.aread() or b"{}")
         file_id = body.get("input_file_id") if isinstance(body, dict) else None
         if active_budget() is not None and isinstance(file_id, str) and file_id:
             tally = RowTally()
@@ -90,10 +87,7 @@ class BatchFace:
                 content = await reply.aread()
                 return httpx2.Response(reply.status_code, headers=_passed(reply), content=content, request=request)
             async for line in reply.aiter_lines():
-                try:
-                    row = json.loads(line) if line.strip() else None
-                except ValueError:
-                    continue
+                row = json_or_none(line)
                 if isinstance(row, dict) and isinstance(row.get("body"), dict):
                     tally.add(row["body"])
                     model = model or str(row["body"].get("model") or "")
@@ -112,10 +106,7 @@ class BatchFace:
             return reply
         content = await reply.aread()
         await reply.aclose()
-        try:
-            found = json.loads(content)
-        except ValueError:
-            found = None
+        found = json_or_none(content)
         batches = [b for b in ((found.get("data") or []) if found.get("object") == "list" else [found])
                    if isinstance(b, dict)] if isinstance(found, dict) else []
         made = request.method == "POST" and request.url.path.rstrip("/").endswith("/batches")
@@ -154,10 +145,7 @@ class BatchFace:
             if reply.status_code == 404:
                 logger.info("batch %s is gone from the platform; a reader of it settles it", batch_id)
                 return
-            try:
-                found = json.loads(content) if reply.status_code == 200 else None
-            except ValueError:
-                found = None
+            found = json_or_none(content) if reply.status_code == 200 else None
             if isinstance(found, dict) and _record_batch(found, self.config):
                 return
 

@@ -28,7 +28,7 @@ import httpx2
 from qfnb._core.backend.daemon import ensure_daemon
 from qfnb._core.backend.openai_access import base_url, mint_key
 from qfnb._core.config import Config, embedded_config
-from qfnb._core.http.recorded import Recording, with_output_cap
+from qfnb._core.http.recorded import Recording, with_output_cap, with_usage_chunk
 from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb._core.record.budget import BudgetExceeded
 from qfnb._core.runtime import sync
@@ -84,11 +84,6 @@ def recorded_api(path: str) -> str | None:
     return _ROUTES.get("/".join(parts[1:]))
 
 
-def _asks_usage(body: Mapping[str, Any]) -> bool:
-    options = body.get("stream_options")
-    return isinstance(options, Mapping) and options.get("include_usage") is True
-
-
 class RecordedTransport(httpx2.AsyncBaseTransport):
     """The async transport of qfnb's openai clients (``inner`` sends; default: httpx's own)."""
 
@@ -111,9 +106,7 @@ class RecordedTransport(httpx2.AsyncBaseTransport):
             return await self.batches.handle(request)
         stream = body.get("stream") is True
         body = with_output_cap(api, body)
-        hide_usage = stream and api in _USAGE_OPTION and not _asks_usage(body)
-        if hide_usage:  # the ledger needs the engine's count; the caller did not ask for its chunk
-            body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
+        body, hide_usage = with_usage_chunk(body) if stream and api in _USAGE_OPTION else (body, False)
         rec = Recording.begin(self.config, api, str(body.get("model") or ""), body, stream=stream)
         if rec.caching and rec.lookup(await self._served(request, rec)):
             return _replayed(rec.replay(request.url.path), stream, hide_usage)

@@ -103,11 +103,6 @@ class PollPlan(Generic[T]):
         log.warning("polling %s failed (%s); retry %d in %.1f s", self.what, exc, self.failures, wait)
         return self._clip(wait)
 
-    @property
-    def interrupted(self) -> bool:
-        """Whether an exception leaving the wait now interrupts it (and should stop the task)."""
-        return not self.ended
-
     def _clip(self, wait: float) -> float:
         if self.deadline is None:
             return wait
@@ -158,7 +153,7 @@ async def apoll_until(
                 wait = plan.next_wait(value)
             await sleep(wait)
     except BaseException as exc:
-        if stop is not None and plan.interrupted:
+        if stop is not None and not plan.ended:  # interrupted: stop the task
             log.warning("stopping %s (%s)", what, type(exc).__name__)
             try:
                 await asyncio.shield(stop())

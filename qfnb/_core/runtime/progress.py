@@ -269,10 +269,6 @@ class Progress:
         return self._renderer
 
     # -- conveniences ---------------------------------------------------------------------------
-    def update(self, n: int = 1, *, ok: bool = True) -> None:
-        for _ in range(n):
-            self.on_result(-1, ok)
-
     def __enter__(self) -> Progress:
         self.on_start(self.total)
         return self

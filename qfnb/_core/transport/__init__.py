@@ -23,13 +23,15 @@ below both the client (:mod:`qfnb._core.http`) and the backend. This module impo
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["IDEMPOTENT_METHODS", "PerLoop", "Reply", "Request", "StreamReply", "Transport", "mapped", "safe_path"]
+__all__ = ["IDEMPOTENT_METHODS", "PerLoop", "Reply", "Request", "StreamReply", "Transport", "json_or_none", "mapped",
+           "safe_path"]
 
 T = TypeVar("T")
 
@@ -71,8 +73,8 @@ class Request:
 
 
 class Reply:
-    """A complete response: ``status_code``, ``headers`` (a case-insensitive mapping),
-    ``content`` (bytes) and ``text``."""
+    """A complete response: ``status_code``, ``headers`` (a case-insensitive mapping) and
+    ``content`` (bytes)."""
 
     __slots__ = ("content", "headers", "status_code")
 
@@ -80,10 +82,6 @@ class Reply:
         self.status_code = status_code
         self.headers = headers
         self.content = content
-
-    @property
-    def text(self) -> str:
-        return self.content.decode("utf-8", errors="replace")
 
 
 class StreamReply:
@@ -147,6 +145,14 @@ def safe_path(url: str) -> str:
     start = url.find("/", url.find("//") + 2) if "//" in url else 0
     path = url[start:] if start >= 0 else "/"
     return path.partition("?")[0] or "/"
+
+
+def json_or_none(content: bytes | str) -> Any:
+    """``content`` read as JSON; None when it is not JSON (an empty body is not)."""
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
 
 
 class PerLoop(Generic[T]):
