@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sized
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic
@@ -21,7 +21,7 @@ from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy, batch_verdict
 from qfnb._core.record.ledger import current_job, job
 from qfnb._core.runtime import sync
-from qfnb._core.runtime.progress import ProgressArg
+from qfnb._core.runtime.progress import ProgressArg, make_progress
 from qfnb.protocol import routes
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.version import REQUEST_SOURCE
@@ -214,6 +214,16 @@ class BaseInference(Generic[C, A, K]):
             "request_source": REQUEST_SOURCE}
         return body
 
+    @classmethod
+    def _checked_body(cls, fields: Mapping[str, Any], stream: bool, request: str) -> dict[str, Any]:
+        """:meth:`_wire_body`, refused (a ``ProtocolError``) unless it reads as ``request``, the name of
+        a request model of :mod:`qfnb.protocol.inference`."""
+        from qfnb.protocol import inference  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+
+        body = cls._wire_body(fields, stream)
+        inference.parse_request(getattr(inference, request), body)
+        return body
+
     # ------------------------------------------------------------------ async API
     async def ado(self, *args: Any, **kwargs: Any) -> Any:
         """Call the model (each resource declares its own parameters)."""
@@ -335,9 +345,10 @@ class BaseInference(Generic[C, A, K]):
         ``given`` holds, when it has a length), with this resource's calls (packed where it packs), retry
         verdicts, progress bar and answer model."""
         one, pack = self._batch_calls()
-        return run(one, items, batching.length(given), worker_num=worker_num, output_file=output_file,
-                   progress=batching.reporter(progress, type(self).__name__), classify=self._batch_classifier(common),
-                   retry_budget=retry_budget, answer=self.answer_model, pack=pack)
+        return run(one, items, len(given) if isinstance(given, Sized) else None, worker_num=worker_num,
+                   output_file=output_file, progress=make_progress(progress, desc=type(self).__name__),
+                   classify=self._batch_classifier(common), retry_budget=retry_budget, answer=self.answer_model,
+                   pack=pack)
 
     async def _one(self, kwargs: dict[str, Any]) -> Any:
         return await self.ado(**self._one_kwargs(kwargs))
