@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sized
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
@@ -77,8 +78,6 @@ class BaseInference(Generic[C, A, K]):
                                  else Config.from_env(**config_kwargs))
         except TypeError as exc:
             raise TypeError(f"{type(self).__name__}(): {exc}") from None
-        self._config: Config | None = None
-        self._client: AsyncQianfanClient | None = None
         self._targets: dict[tuple[str | None, str | None], Target] = {}
 
     def __repr__(self) -> str:
@@ -117,18 +116,13 @@ class BaseInference(Generic[C, A, K]):
         return sync.run(self.client.access_token())
 
     # ------------------------------------------------------------------ plumbing
-    @property
+    @cached_property
     def config(self) -> Config:
-        if self._config is None:
-            self._config = resolve_config(self._base_config)
-        return self._config
+        return resolve_config(self._base_config)
 
-    @property
+    @cached_property
     def client(self) -> AsyncQianfanClient:
-        client = self._client
-        if client is None:
-            client = self._client = get_client(self.config)
-        return client
+        return get_client(self.config)
 
     def _default_model(self) -> str | None:
         cfg = self.config
@@ -205,23 +199,17 @@ class BaseInference(Generic[C, A, K]):
         return {k: v for k, v in {**call.fields(), **call.extra}.items() if v is not None}
 
     @staticmethod
-    def _wire_body(fields: Mapping[str, Any], stream: bool) -> dict[str, Any]:
-        """The body sent: ``fields`` less the SDK's own options, with ``stream`` and the request source."""
+    def _wire_body(fields: Mapping[str, Any], stream: bool, request: str | None = None) -> dict[str, Any]:
+        """The body sent: ``fields`` less the SDK's own options, with ``stream`` and the request source;
+        with ``request`` (a request model of :mod:`qfnb.protocol.inference`), refused unless it reads as one."""
         body = {k: v for k, v in fields.items() if k not in LOCAL_KWARGS and v is not None}
         body["stream"] = stream
         extra = body.get("extra_parameters")
         body["extra_parameters"] = {**extra, "request_source": REQUEST_SOURCE} if isinstance(extra, dict) else {
             "request_source": REQUEST_SOURCE}
-        return body
-
-    @classmethod
-    def _checked_body(cls, fields: Mapping[str, Any], stream: bool, request: str) -> dict[str, Any]:
-        """:meth:`_wire_body`, refused (a ``ProtocolError``) unless it reads as ``request``, the name of
-        a request model of :mod:`qfnb.protocol.inference`."""
-        from qfnb.protocol import inference  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
-
-        body = cls._wire_body(fields, stream)
-        inference.parse_request(getattr(inference, request), body)
+        if request is not None:
+            from qfnb.protocol import inference  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+            inference.parse_request(getattr(inference, request), body)
         return body
 
     # ------------------------------------------------------------------ async API

@@ -34,10 +34,9 @@ class Completion(CompletionCalls):
             if len(prompt) > MAX_PROMPT_CHARS:
                 raise ValidationError("prompt", f"is {len(prompt)} characters; at most {MAX_PROMPT_CHARS} are accepted")
             rest = {k: v for k, v in kwargs.items() if k != "prompt"}
-            body = self._checked_body({**rest, "messages": [{"role": "user", "content": prompt}]}, stream,
-                                      "ChatRequest")
+            body = self._wire_body({**rest, "messages": [{"role": "user", "content": prompt}]}, stream, "ChatRequest")
         else:
-            body = self._checked_body(kwargs, stream, "CompletionRequest")
+            body = self._wire_body(kwargs, stream, "CompletionRequest")
         return target, body
 
     def _postprocess(self, resp: QfResponse, call: CompletionCall, target: Target) -> QfResponse:

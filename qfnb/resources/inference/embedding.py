@@ -50,7 +50,7 @@ class Embedding(EmbeddingCalls):
             raise ValidationError("stream", "embeddings cannot be streamed")
         if "input" not in fields:
             raise ValidationError("texts", "is required")
-        return target, self._checked_body(fields, False, "EmbeddingRequest")
+        return target, self._wire_body(fields, False, "EmbeddingRequest")
 
     # ------------------------------------------------------------------ packed batches
     def _pack(self) -> Pack | None:

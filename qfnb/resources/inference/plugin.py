@@ -45,5 +45,5 @@ class Plugin(PluginCalls):
             kwargs["query"] = kwargs.pop("prompt")
         if target.endpoint.startswith("/erniebot") and "messages" not in kwargs:
             raise ValidationError("messages", "ERNIE Bot plugins take messages=[...]")
-        return target, self._checked_body(kwargs, call.stream, "PluginRequest")
+        return target, self._wire_body(kwargs, call.stream, "PluginRequest")
 

@@ -30,7 +30,7 @@ class Text2Image(Text2ImageCalls):
         decode = call.with_decode
         if decode not in (None, "base64"):
             raise ValidationError("with_decode", f"only 'base64' is supported, got {decode!r}")
-        return target, self._checked_body(kwargs, False, "Text2ImageRequest")
+        return target, self._wire_body(kwargs, False, "Text2ImageRequest")
 
     def _postprocess(self, resp: QfResponse, call: Text2ImageCall, target: Target) -> QfResponse:
         if call.with_decode == "base64":
