@@ -74,8 +74,7 @@ def loads(data: Any) -> Any:
         raise ValidationError("type", f"the hub loads only {', '.join(HUB_TYPES)}, not {kind!r}")
     if issubclass(cls, enum.Enum):
         return cls(args["value"])
-    values = {k: loads(v) for k, v in args.items()}
-    return cls._hub_deserialize(values) if hasattr(cls, "_hub_deserialize") else cls(**values)
+    return cls(**{k: loads(v) for k, v in args.items()})
 
 
 def save(obj: Any, to_platform: bool = False, path: str | Path | None = None,

@@ -187,9 +187,3 @@ class Prompt:
             raise ValidationError("examples", "at least one (input, output) example is required")
         shots = "\n\n".join(f"输入:{given}\n输出:{expected}" for given, expected in examples)
         return f"{prompt}\n\n{shots}" if prompt else shots
-
-    # ---- the hub's serialized form (written by qfnb.common.hub.dumps) ----------------------------
-
-    @classmethod
-    def _hub_deserialize(cls, args: dict[str, Any]) -> Prompt:
-        return cls(**args)

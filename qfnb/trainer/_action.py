@@ -10,7 +10,6 @@ ctx)``; their ``exec()`` runs them alone (on qfnb's loop) for the official call 
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 import uuid
 from abc import ABC, abstractmethod
@@ -26,8 +25,6 @@ from .event import Event, EventHandler, dispatch_event
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
-
-logger = logging.getLogger("qfnb.trainer")
 
 Input = TypeVar("Input")
 Output = TypeVar("Output")

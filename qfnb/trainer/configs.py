@@ -3,7 +3,6 @@ configs, and the platform's per-model tables (``DefaultTrainConfigMapping`` ...)
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -29,7 +28,6 @@ __all__ = ["CorpusConfig", "CorpusConfigItem", "DPOTrainModelInfoMapping", "Data
            "DeployConfig", "ModelInfo", "ModelInfoMapping", "PostPreTrainModelInfoMapping", "ResourceConfig",
            "TrainConfig", "TrainLimit", "get_default_train_config", "get_model_info", "get_trainer_model_list"]
 
-logger = logging.getLogger("qfnb.trainer")
 
 class _WireModel(BaseModel):
     """A config sent as a camelCase body (``to_wire()``); fields take either spelling."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -13,8 +12,6 @@ from qfnb._core.runtime import sync
 from ._action import BaseAction, RunContext, run_step
 from .consts import ActionState, FinetuneStatus, status_of
 from .event import Event, EventHandler, dispatch_event
-
-logger = logging.getLogger("qfnb.trainer")
 
 
 class Pipeline(BaseAction):

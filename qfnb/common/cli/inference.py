@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import logging
 import sys
 import time
 from pathlib import Path
@@ -24,8 +23,6 @@ from qfnb.common.cli._shared import (
     split_list,
 )
 from qfnb.protocol.errors import ProtocolError
-
-logger = logging.getLogger("qfnb.cli")
 
 END_PROMPT, RESET_PROMPT, HELP_PROMPT = "/exit", "/reset", "/help"
 HELP_MESSAGES = {END_PROMPT: "end the conversation", RESET_PROMPT: "reset the conversation",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import logging
 import re
 import time
 import uuid
@@ -22,8 +21,6 @@ from qfnb.common.cli.servers import ARGV_SECRET, allowed_names, detach, need_ser
 if TYPE_CHECKING:  # pragma: no cover
     from starlette.responses import Response
     from starlette.types import ASGIApp
-
-logger = logging.getLogger("qfnb.cli")
 
 #: the official adapter's model mapping (regex -> Qianfan model)
 DEFAULT_MODEL_MAPPING = {r"gpt-3.5.*": "ERNIE-3.5-8K", r"gpt-4.*": "ERNIE-4.0-8K",

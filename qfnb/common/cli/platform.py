@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,8 +17,6 @@ from qfnb.protocol.ranges import RANGES
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.dataset import Dataset
-
-logger = logging.getLogger("qfnb.cli")
 
 QIANFAN_PATH_PREFIX = "qianfan://"
 #: DataTemplateType's members in snake case, as the official command takes them

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -34,9 +33,6 @@ from qfnb.protocol.netguard import is_loopback
 if TYPE_CHECKING:  # pragma: no cover
     from starlette.responses import Response
     from starlette.types import ASGIApp
-
-logger = logging.getLogger("qfnb.cli")
-
 
 
 def add_parsers(sub: Any) -> None:

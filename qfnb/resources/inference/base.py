@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sized
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
@@ -21,7 +22,7 @@ from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy, batch_verdict
 from qfnb._core.record.ledger import current_job, job
 from qfnb._core.runtime import sync
-from qfnb._core.runtime.progress import ProgressArg
+from qfnb._core.runtime.progress import ProgressArg, make_progress
 from qfnb.protocol import routes
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.version import REQUEST_SOURCE
@@ -77,8 +78,6 @@ class BaseInference(Generic[C, A, K]):
                                  else Config.from_env(**config_kwargs))
         except TypeError as exc:
             raise TypeError(f"{type(self).__name__}(): {exc}") from None
-        self._config: Config | None = None
-        self._client: AsyncQianfanClient | None = None
         self._targets: dict[tuple[str | None, str | None], Target] = {}
 
     def __repr__(self) -> str:
@@ -117,18 +116,13 @@ class BaseInference(Generic[C, A, K]):
         return sync.run(self.client.access_token())
 
     # ------------------------------------------------------------------ plumbing
-    @property
+    @cached_property
     def config(self) -> Config:
-        if self._config is None:
-            self._config = resolve_config(self._base_config)
-        return self._config
+        return resolve_config(self._base_config)
 
-    @property
+    @cached_property
     def client(self) -> AsyncQianfanClient:
-        client = self._client
-        if client is None:
-            client = self._client = get_client(self.config)
-        return client
+        return get_client(self.config)
 
     def _default_model(self) -> str | None:
         cfg = self.config
@@ -205,13 +199,17 @@ class BaseInference(Generic[C, A, K]):
         return {k: v for k, v in {**call.fields(), **call.extra}.items() if v is not None}
 
     @staticmethod
-    def _wire_body(fields: Mapping[str, Any], stream: bool) -> dict[str, Any]:
-        """The body sent: ``fields`` less the SDK's own options, with ``stream`` and the request source."""
+    def _wire_body(fields: Mapping[str, Any], stream: bool, request: str | None = None) -> dict[str, Any]:
+        """The body sent: ``fields`` less the SDK's own options, with ``stream`` and the request source;
+        with ``request`` (a request model of :mod:`qfnb.protocol.inference`), refused unless it reads as one."""
         body = {k: v for k, v in fields.items() if k not in LOCAL_KWARGS and v is not None}
         body["stream"] = stream
         extra = body.get("extra_parameters")
         body["extra_parameters"] = {**extra, "request_source": REQUEST_SOURCE} if isinstance(extra, dict) else {
             "request_source": REQUEST_SOURCE}
+        if request is not None:
+            from qfnb.protocol import inference  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+            inference.parse_request(getattr(inference, request), body)
         return body
 
     # ------------------------------------------------------------------ async API
@@ -335,9 +333,10 @@ class BaseInference(Generic[C, A, K]):
         ``given`` holds, when it has a length), with this resource's calls (packed where it packs), retry
         verdicts, progress bar and answer model."""
         one, pack = self._batch_calls()
-        return run(one, items, batching.length(given), worker_num=worker_num, output_file=output_file,
-                   progress=batching.reporter(progress, type(self).__name__), classify=self._batch_classifier(common),
-                   retry_budget=retry_budget, answer=self.answer_model, pack=pack)
+        return run(one, items, len(given) if isinstance(given, Sized) else None, worker_num=worker_num,
+                   output_file=output_file, progress=make_progress(progress, desc=type(self).__name__),
+                   classify=self._batch_classifier(common), retry_budget=retry_budget, answer=self.answer_model,
+                   pack=pack)
 
     async def _one(self, kwargs: dict[str, Any]) -> Any:
         return await self.ado(**self._one_kwargs(kwargs))

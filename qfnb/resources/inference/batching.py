@@ -9,26 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from qfnb._core.runtime import sync
-from qfnb._core.runtime.progress import ProgressArg, ProgressCallback, make_progress
+from qfnb._core.runtime.progress import ProgressCallback
 
 from . import batch as _batch
 from .packing import Pack, PackSink, packs
 from .results import BatchFuture, BatchStats, FileResults, FileSink, FuturesSink, ListSink
 
-__all__ = ["acollect", "length", "reporter", "submit"]
+__all__ = ["acollect", "submit"]
 
 One = Callable[[dict[str, Any]], Awaitable[Any]]
-
-
-def length(obj: Any) -> int | None:
-    try:
-        return len(obj)
-    except TypeError:
-        return None
-
-
-def reporter(progress: ProgressArg, desc: str) -> ProgressCallback | None:
-    return make_progress(progress, desc=desc)  # the default shows a bar only inside a notebook kernel
 
 
 async def _drive(one: One, items: Iterable[dict[str, Any]], sink: Any, total: int | None, *, worker_num: int | None,

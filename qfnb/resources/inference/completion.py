@@ -34,15 +34,9 @@ class Completion(CompletionCalls):
             if len(prompt) > MAX_PROMPT_CHARS:
                 raise ValidationError("prompt", f"is {len(prompt)} characters; at most {MAX_PROMPT_CHARS} are accepted")
             rest = {k: v for k, v in kwargs.items() if k != "prompt"}
-            body = self._wire_body({**rest, "messages": [{"role": "user", "content": prompt}]}, stream)
-            # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
-            from qfnb.protocol.inference import ChatRequest, parse_request
-            parse_request(ChatRequest, body)
+            body = self._wire_body({**rest, "messages": [{"role": "user", "content": prompt}]}, stream, "ChatRequest")
         else:
-            body = self._wire_body(kwargs, stream)
-            # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
-            from qfnb.protocol.inference import CompletionRequest, parse_request
-            parse_request(CompletionRequest, body)
+            body = self._wire_body(kwargs, stream, "CompletionRequest")
         return target, body
 
     def _postprocess(self, resp: QfResponse, call: CompletionCall, target: Target) -> QfResponse:

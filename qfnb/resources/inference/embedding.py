@@ -50,11 +50,7 @@ class Embedding(EmbeddingCalls):
             raise ValidationError("stream", "embeddings cannot be streamed")
         if "input" not in fields:
             raise ValidationError("texts", "is required")
-        body = self._wire_body(fields, False)
-        # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
-        from qfnb.protocol.inference import EmbeddingRequest, parse_request
-        parse_request(EmbeddingRequest, body)
-        return target, body
+        return target, self._wire_body(fields, False, "EmbeddingRequest")
 
     # ------------------------------------------------------------------ packed batches
     def _pack(self) -> Pack | None:

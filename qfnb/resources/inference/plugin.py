@@ -45,9 +45,5 @@ class Plugin(PluginCalls):
             kwargs["query"] = kwargs.pop("prompt")
         if target.endpoint.startswith("/erniebot") and "messages" not in kwargs:
             raise ValidationError("messages", "ERNIE Bot plugins take messages=[...]")
-        body = self._wire_body(kwargs, call.stream)
-        # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
-        from qfnb.protocol.inference import PluginRequest, parse_request
-        parse_request(PluginRequest, body)
-        return target, body
+        return target, self._wire_body(kwargs, call.stream, "PluginRequest")
 

@@ -30,11 +30,7 @@ class Text2Image(Text2ImageCalls):
         decode = call.with_decode
         if decode not in (None, "base64"):
             raise ValidationError("with_decode", f"only 'base64' is supported, got {decode!r}")
-        body = self._wire_body(kwargs, False)
-        # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
-        from qfnb.protocol.inference import Text2ImageRequest, parse_request
-        parse_request(Text2ImageRequest, body)
-        return target, body
+        return target, self._wire_body(kwargs, False, "Text2ImageRequest")
 
     def _postprocess(self, resp: QfResponse, call: Text2ImageCall, target: Target) -> QfResponse:
         if call.with_decode == "base64":
