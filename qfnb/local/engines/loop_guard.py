@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 
 from qfnb.local.engines.api import Engine
 from qfnb.local.engines.ask import Ask, ChatAsk
-from qfnb.local.engines.base import Delta
+from qfnb.local.engines.base import Delta, aclose
 
 __all__ = ["MAX_SPAN", "MIN_SPAN", "PENALTY", "REPEATS", "StringTail", "guarded", "penalised", "whole_answer"]
 
@@ -99,8 +99,7 @@ async def guarded(deltas: AsyncIterator[Delta], again: Callable[[], AsyncIterato
         for delta in held:
             yield delta
         return
-    if isinstance(deltas, AsyncGenerator):
-        await deltas.aclose()  # the engine stops generating the loop
+    await aclose(deltas)  # the engine stops generating the loop
     spent = max(d.completion_tokens for d in held)
     log.info("%s: a schema answer looped inside a string after %d tokens; asking again with frequency "
              "penalty %.1f", name, spent, PENALTY)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -24,7 +24,7 @@ from qfnb.local.domain.values import BodyError
 from qfnb.local.engines import loop_guard
 from qfnb.local.engines.api import Engine, ServedLike
 from qfnb.local.engines.ask import Ask, ChatAsk
-from qfnb.local.engines.base import CannotServe, Delta, PromptTooLong
+from qfnb.local.engines.base import CannotServe, Delta, PromptTooLong, aclose
 from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.server.lane import lane_of
@@ -99,12 +99,6 @@ async def serve(request: Request, platform: Platform, ask: Ask, render: Render) 
                                  media_type="text/event-stream", headers={**SSE_HEADERS, MODEL_HEADER: served.name})
     (results,) = await collect(request, together(streams))
     return JSONResponse(render.body(results, served), headers={MODEL_HEADER: served.name})
-
-
-async def aclose(deltas: AsyncIterator[Any]) -> None:
-    """Close an async generator early (runs its cleanup: the engine request is cancelled)."""
-    if isinstance(deltas, AsyncGenerator):
-        await deltas.aclose()
 
 
 async def primed_stream(deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:

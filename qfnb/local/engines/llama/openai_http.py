@@ -27,17 +27,13 @@ from qfnb.local.engines.llama import grammar, prompts, tool_calls, transport
 from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer
 from qfnb.local.engines.llama.transport import Endpoint
 
-__all__ = ["Endpoint", "NoChatTemplate", "OpenAIChat", "llama_endpoint", "request_body"]
+__all__ = ["Endpoint", "OpenAIChat", "llama_endpoint", "request_body"]
 
 #: the logit bias that forces a token (:meth:`OpenAIChat.token_logprobs`): larger than any gap between
 #: two raw logits, and not seen by the probability reported (it is taken before the sampler's bias)
 FORCE_BIAS = 1e9
 #: a log-probability below this is llama-server's stand-in for a probability of 0 (float32's lowest)
 UNDERFLOW = -1e30
-
-
-class NoChatTemplate(CannotServe):
-    """The model has no chat template that knows tools (a base model): it cannot call tools."""
 
 
 def request_body(gp: GenParams, *, llama: bool) -> dict[str, Any]:
@@ -158,8 +154,8 @@ class OpenAIChat:
         messages = [dict(m) for m in ask.messages]
         tools = [dict(t) for t in ask.offered_tools] or None
         if (tools or ask.has_tool_turns) and not self.can_call_tools:
-            raise NoChatTemplate(f"{self.name} is a base model without a chat template: it cannot call tools "
-                                 "or read tool turns; use an instruct model such as Qwen2.5-Coder-0.5B-Instruct")
+            raise CannotServe(f"{self.name} is a base model without a chat template: it cannot call tools "
+                              "or read tool turns; use an instruct model such as Qwen2.5-Coder-0.5B-Instruct")
         passthrough = ask.sampling.penalties()
         if self._n_ctx is None:
             return self._external(ask, messages, passthrough, gp)

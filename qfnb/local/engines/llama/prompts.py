@@ -23,8 +23,7 @@ LONG_PROMPT_TOKENS = 256
 
 def engine_root(base_url: str) -> str:
     """The engine's own root URL (``…/v1`` stripped)."""
-    root = base_url.rstrip("/")
-    return root[:-3] if root.endswith("/v1") else root
+    return base_url.rstrip("/").removesuffix("/v1")
 
 
 async def render_chat(client: httpx.AsyncClient, base_url: str, headers: dict[str, str],

@@ -17,11 +17,11 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from qfnb.local.engines.base import FINISH_NORMAL, FINISH_TOOL_CALLS, Delta
+from qfnb.local.engines.base import FINISH_NORMAL, FINISH_TOOL_CALLS, Delta, aclose
 
 log = logging.getLogger("qfnb.local.engines")
 
@@ -105,7 +105,7 @@ async def enforce_strict(deltas: AsyncIterator[Delta], schemas: Mapping[str, Any
             again = [d async for d in forced(name)]
             redone = next((d.tool_calls[0] for d in again if d.tool_calls), None)
             if redone is None:
-                await _close(deltas)
+                await aclose(deltas)
                 for d in again:
                     yield replace(d, prompt_tokens=d.prompt_tokens + base[0],
                                   completion_tokens=d.completion_tokens + base[1])
@@ -216,12 +216,6 @@ def after_preamble(text: str) -> str:
     return text.lstrip()[found.end():] if found else text
 
 
-async def _close(deltas: AsyncIterator[Delta]) -> None:
-    """Stop the engine's generation behind ``deltas`` (closing the stream closes its request)."""
-    if isinstance(deltas, AsyncGenerator):
-        await deltas.aclose()
-
-
 def written_twice(text: str) -> str | None:
     """``text`` up to the end of a JSON value written twice in a row (a small model writes the
     same call over and over until the token cap), or None when it has no such repeat."""
@@ -256,7 +250,7 @@ async def as_tool_calls(deltas: AsyncIterator[Delta], names: Sequence[str], *, p
         if forced or _may_be_call(start):
             cut = None if forced else written_twice(after_preamble(prefix + start))
             if cut is not None:  # the same call again and again until the token cap: stop it here
-                await _close(deltas)
+                await aclose(deltas)
                 held.append(Delta("", FINISH_NORMAL, delta.prompt_tokens, delta.completion_tokens))
                 break
             continue
@@ -357,7 +351,7 @@ async def answer_after_result(first: AsyncIterator[Delta], messages: Sequence[Ma
         yield delta
     if spent is None:
         return
-    await _close(first)
+    await aclose(first)
     async for delta in again(closing_turn(messages)):
         yield replace(delta, prompt_tokens=delta.prompt_tokens + spent.prompt_tokens,
                       completion_tokens=delta.completion_tokens + spent.completion_tokens)
