@@ -273,10 +273,11 @@ class _Tracker:
 
     def __init__(self, progress: ProgressArg, desc: str, total: int) -> None:
         self._cb: ProgressCallback | None = make_progress(progress, desc=desc)  # None: no bar (False, or not a kernel)
-        if self._cb is not None:
-            self._safe("on_start", total)
+        self._safe("on_start", total)
 
     def _safe(self, name: str, *args: Any) -> None:
+        if self._cb is None:
+            return
         try:
             getattr(self._cb, name)(*args)
         except Exception:  # a UI callback must never break the evaluation
@@ -287,10 +288,8 @@ class _Tracker:
         return self._cb is not None
 
     def result(self, index: int, ok: bool) -> None:
-        if self._cb is not None:
-            self._safe("on_result", index, ok)
+        self._safe("on_result", index, ok)
 
     def close(self) -> None:
-        if self._cb is not None:
-            self._safe("on_close")
-            self._cb = None
+        self._safe("on_close")
+        self._cb = None
