@@ -13,6 +13,7 @@ from qfnb.protocol.console_data import TEMPLATE_PROJECT
 from qfnb.resources.console import Data
 from qfnb.resources.console.consts import DataSetType, DataTemplateType, ETLTaskStatus
 
+from ._platform import version_info
 from .view import PlatformSource
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,8 +44,7 @@ class OnlineOps:
             return source.platform_storage()
         if self.qianfan_dataset_id is None:
             raise ValidationError("dataset", "can't process a dataset that is not on the platform: save it there first")
-        info = (await Data.aget_dataset_info(self.qianfan_dataset_id, config=self.config)).body.get("result") or {}
-        version = info.get("versionInfo") or {}
+        version = await version_info(self.qianfan_dataset_id, self.config)
         storage = version.get("storage") or {}
         return {"id": self.qianfan_dataset_id,
                 "template": DataTemplateType(version.get("templateType", DataTemplateType.NonSortedConversation)),

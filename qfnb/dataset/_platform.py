@@ -48,7 +48,7 @@ class DatasetPlatformError(QfnbError):
     """The platform failed to import, release or export a dataset."""
 
 
-async def _info(dataset_id: int | str, cfg: Config) -> dict[str, Any]:
+async def version_info(dataset_id: int | str, cfg: Config | None) -> dict[str, Any]:
     resp = await Data.aget_dataset_info(dataset_id, config=cfg)
     result = resp.body.get("result") or {}
     return dict(result.get("versionInfo") or {})
@@ -63,7 +63,7 @@ async def _wait(dataset_id: int | str, key: str, done: int, failed: set[int], in
             raise DatasetPlatformError(f"dataset {dataset_id}: {key} is {status} (failed) {detail}".strip())
         return bool(status == done)
 
-    return await apoll_until(lambda: _info(dataset_id, cfg), ended, interval=interval, timeout=WAIT_LIMIT_S,
+    return await apoll_until(lambda: version_info(dataset_id, cfg), ended, interval=interval, timeout=WAIT_LIMIT_S,
                              what=f"dataset {dataset_id}'s {key}")
 
 
@@ -121,7 +121,7 @@ async def upload_dataset(ds: DatasetView, *, dataset_id: int | str | None,
         logger.info("created platform dataset %s (%s)", dataset_id, args["name"])
     else:
         assert dataset_id is not None
-        info = await _info(dataset_id, cfg)
+        info = await version_info(dataset_id, cfg)
         storage = info.get("storage") or {}
     bucket: str | None
     if upload.bucket:
@@ -157,7 +157,7 @@ async def put_object(helper: BosHelper, bucket: str, key: str, data: bytes) -> N
 async def release_if_needed(dataset_id: int | str, config: Config | None) -> None:
     """Release a platform dataset unless it already is (used by the trainer)."""
     cfg = resolve_config(config)
-    info = await _info(dataset_id, cfg)
+    info = await version_info(dataset_id, cfg)
     if info.get("releaseStatus") == ReleaseStatus.FINISHED:
         return
     if info.get("releaseStatus") != ReleaseStatus.RUNNING:

@@ -295,28 +295,23 @@ class Dataset(Table, OnlineOps, Reports):
         """
         if is_source(data_file):
             data_file, destination = None, data_file
-        if destination is None and data_file is None and qianfan_dataset_id is None \
-                and qianfan_dataset_create_args is None:
+        targets = [n for n, v in (("data_file", data_file), ("destination", destination),
+                                  ("qianfan_dataset_id", qianfan_dataset_id),
+                                  ("qianfan_dataset_create_args", qianfan_dataset_create_args)) if v is not None]
+        if len(targets) > 1:
+            raise ValidationError(targets[0], "give exactly one of data_file, destination, qianfan_dataset_id or "
+                                  f"qianfan_dataset_create_args (got {targets})")
+        if not targets:
             destination = self.inner_data_source_cache
             if destination is None:
                 raise ValidationError("destination", "give exactly one of data_file, destination, qianfan_dataset_id "
                                       "or qianfan_dataset_create_args (this dataset has no source to save back to)")
+        if schema is not None and (destination is not None or data_file is not None):
+            schema.validate(self._rows())
         if destination is not None:
-            if data_file is not None or qianfan_dataset_id is not None or qianfan_dataset_create_args is not None:
-                raise ValidationError("destination", "give one target only")
-            if schema is not None:
-                schema.validate(self._rows())
             destination.save(self)
             return self
-        targets = [n for n, v in (("data_file", data_file), ("qianfan_dataset_id", qianfan_dataset_id),
-                                  ("qianfan_dataset_create_args", qianfan_dataset_create_args))
-                   if v is not None]
-        if len(targets) != 1:
-            raise ValidationError("data_file", "give exactly one of data_file, qianfan_dataset_id, "
-                                  f"qianfan_dataset_create_args (got {targets or 'none'})")
         if data_file is not None:
-            if schema is not None:
-                schema.validate(self._rows())
             write_path(self, Path(data_file), conversations=use_qianfan_special_jsonl_format)  # type: ignore[arg-type]
             return self
         return sync.run(self.asave(qianfan_dataset_id=qianfan_dataset_id,

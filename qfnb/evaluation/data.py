@@ -43,17 +43,12 @@ def _pick(frame: pd.DataFrame, explicit: str | None, attr_names: Sequence[str], 
         if explicit not in frame.columns:
             raise invalid(field, f"column {explicit!r} not in the dataset (columns: {list(frame.columns)})")
         return explicit
-    for attr in attr_names:  # official Dataset attributes, e.g. ``eval_input_column``
-        name = getattr(dataset, attr, None)
-        if isinstance(name, str) and name in frame.columns:
-            return name
-    for name in candidates:
-        if name in frame.columns:
-            return name
-    if required:
+    official = [getattr(dataset, attr, None) for attr in attr_names]  # official Dataset attributes: eval_input_column
+    found = next((n for n in [*official, *candidates] if isinstance(n, str) and n in frame.columns), None)
+    if found is None and required:
         raise invalid(field, f"no column found among {list(candidates)}; name it explicitly "
                              f"(dataset columns: {list(frame.columns)})")
-    return None
+    return found
 
 
 def _cell_input(value: Any) -> list[dict[str, Any]] | str:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from typing import Any
 
 import pandas as pd
@@ -107,21 +108,18 @@ class EvaluationManager:
         generations = n * repeats * len(targets)
         tracker = _Tracker(progress, "evaluation",
                            generations + n * repeats * len(tags) * len(self.local_evaluators))
-        with ledger.job(f"evaluation {uuid.uuid4().hex[:8]}"):  # its calls, one job in the usage ledger
-            try:
-                rows = await _answered_rows(targets, frame, repeats=repeats, workers=worker_num or self.worker_num,
-                                            infer_kwargs=infer_kwargs, tracker=tracker, store=answer_store)
-                rows += _recorded_rows(kept, frame, repeats)
-                if rows and all(_failed(r["error"]) for r in rows):
-                    raise EvaluationError(f"every inference failed; first error: {rows[0]['error']}")
-                columns = BASE_COLUMNS + (["repeat"] if repeats > 1 else [])
-                samples = pd.DataFrame(rows, columns=columns)
-                result = await self._score(samples, tags, tracker, generations)
-                result.identities = identities
-                result.judges = [ev.judge_info() for ev in judges]
-                return result
-            finally:
-                tracker.close()
+        with ledger.job(f"evaluation {uuid.uuid4().hex[:8]}"), closing(tracker):  # one job in the usage ledger
+            rows = await _answered_rows(targets, frame, repeats=repeats, workers=worker_num or self.worker_num,
+                                        infer_kwargs=infer_kwargs, tracker=tracker, store=answer_store)
+            rows += _recorded_rows(kept, frame, repeats)
+            if rows and all(_failed(r["error"]) for r in rows):
+                raise EvaluationError(f"every inference failed; first error: {rows[0]['error']}")
+            columns = BASE_COLUMNS + (["repeat"] if repeats > 1 else [])
+            samples = pd.DataFrame(rows, columns=columns)
+            result = await self._score(samples, tags, tracker, generations)
+            result.identities = identities
+            result.judges = [ev.judge_info() for ev in judges]
+            return result
 
     async def _aeval_platform(self, llms: Any, dataset: Any, *, config: Any, poll_interval: float | None,
                               timeout: float | None) -> EvaluationResult:
@@ -158,11 +156,8 @@ class EvaluationManager:
         frame["index"] = frame.groupby("llm").cumcount()
         frame["error"] = None
         tags = list(dict.fromkeys(frame["llm"]))
-        tracker = _Tracker(progress, "evaluation", len(frame) * len(self.local_evaluators))
-        try:
+        with closing(_Tracker(progress, "evaluation", len(frame) * len(self.local_evaluators))) as tracker:
             return await self._score(frame[BASE_COLUMNS].reset_index(drop=True), tags, tracker, 0)
-        finally:
-            tracker.close()
 
     def eval_only(self, dataset: Any, **kwargs: Any) -> EvaluationResult:
         """Sync shell over :meth:`aeval_only`."""
@@ -273,10 +268,11 @@ class _Tracker:
 
     def __init__(self, progress: ProgressArg, desc: str, total: int) -> None:
         self._cb: ProgressCallback | None = make_progress(progress, desc=desc)  # None: no bar (False, or not a kernel)
-        if self._cb is not None:
-            self._safe("on_start", total)
+        self._safe("on_start", total)
 
     def _safe(self, name: str, *args: Any) -> None:
+        if self._cb is None:
+            return
         try:
             getattr(self._cb, name)(*args)
         except Exception:  # a UI callback must never break the evaluation
@@ -287,10 +283,8 @@ class _Tracker:
         return self._cb is not None
 
     def result(self, index: int, ok: bool) -> None:
-        if self._cb is not None:
-            self._safe("on_result", index, ok)
+        self._safe("on_result", index, ok)
 
     def close(self) -> None:
-        if self._cb is not None:
-            self._safe("on_close")
-            self._cb = None
+        self._safe("on_close")
+        self._cb = None

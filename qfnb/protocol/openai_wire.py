@@ -58,9 +58,7 @@ def refuse_unknown(data: Mapping[str, Any], supported: Sequence[str], api: str, 
 def check_content(content: Any, where: str, *, required: bool = True) -> None:
     """``content`` is a string or a non-empty list of typed parts (``{"type": "text", "text": ...}``,
     ``image_url``, ...); None only when not ``required``."""
-    if content is None and not required:
-        return
-    if isinstance(content, str):
+    if isinstance(content, str) or (content is None and not required):
         return
     if not isinstance(content, list) or not content:
         raise ProtocolError(where, "must be a string or a non-empty list of content parts "

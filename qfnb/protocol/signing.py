@@ -94,9 +94,7 @@ def canonical_headers(headers: Mapping[str, Any], signed: Iterable[str] | None =
     for name, value in headers.items():
         key = name.strip().lower()
         text = "" if value is None else str(value).strip()
-        if not text or key == "authorization":
-            continue
-        if wanted is not None and key not in wanted:
+        if not text or key == "authorization" or (wanted is not None and key not in wanted):
             continue
         lines.append(f"{uri_encode(key)}:{uri_encode(text)}")
         names.add(key)

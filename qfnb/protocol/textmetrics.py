@@ -63,9 +63,7 @@ def as_text(value: Any) -> str:
     """A dataset cell as text: ``None`` → ``""``; Qianfan ``[["answer"]]`` → ``"answer"``."""
     while isinstance(value, list | tuple) and len(value) == 1:
         value = value[0]
-    if value is None:
-        return ""
-    if isinstance(value, float) and value != value:  # NaN from pandas
+    if value is None or (isinstance(value, float) and value != value):  # NaN from pandas
         return ""
     if isinstance(value, list | tuple):
         return "\n".join(as_text(v) for v in value)
