@@ -237,7 +237,7 @@ def hf_dir(name: str) -> Path:
     Loading this takes seconds, where dequantising the GGUF through transformers takes ~40 s.
     """
     asset = find_asset(name)
-    out = store_dir(asset) / f"{asset.filename.removesuffix('.gguf')}-hf-bf16"
+    out = _hf_out(store_dir(asset) / asset.filename)
     if (out / ".complete").is_file():  # the GGUF is not assembled for a dir converted already
         return out
     return hf_dir_of(gguf_path(name), gemma=asset is GEMMA3_270M)
@@ -245,12 +245,17 @@ def hf_dir(name: str) -> Path:
 
 def hf_dir_of(gguf: Path, *, gemma: bool = False) -> Path:
     """A bf16 safetensors dir of any GGUF file (an added model's), converted once beside it."""
-    out = gguf.with_name(f"{gguf.name.removesuffix('.gguf')}-hf-bf16")
+    out = _hf_out(gguf)
     if not (out / ".complete").is_file():
         with file_lock(out.with_name(out.name + ".lock")):
             if not (out / ".complete").is_file():
                 _convert_gguf_to_hf(gguf, out, gemma=gemma)
     return out
+
+
+def _hf_out(gguf: Path) -> Path:
+    """Where the bf16 conversion of ``gguf`` is kept: beside it."""
+    return gguf.with_name(f"{gguf.name.removesuffix('.gguf')}-hf-bf16")
 
 
 def _convert_gguf_to_hf(gguf: Path, out: Path, *, gemma: bool) -> None:
