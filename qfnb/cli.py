@@ -24,10 +24,9 @@ if TYPE_CHECKING:
 
 
 
-#: the platform's credentials a hand-run ``qfnb serve`` takes: the option that gives each, and its variable
-_SERVE_CREDENTIALS = {"api_key": ("ak", "QIANFAN_AK"), "secret_key": ("sk", "QIANFAN_SK"),
-                     "access_key": ("access_key", "QIANFAN_ACCESS_KEY"),
-                     "iam_secret_key": ("secret_key", "QIANFAN_SECRET_KEY")}
+#: the platform's credentials a hand-run ``qfnb serve`` takes, and the global option that gives each
+#: (its variable: ``official.GLOBAL_OPTIONS``)
+_SERVE_CREDENTIALS = {"api_key": "ak", "secret_key": "sk", "access_key": "access_key", "iam_secret_key": "secret_key"}
 #: what a non-loopback bind asks of the keys it is given
 MIN_SECRET_CHARS, MIN_SECRET_DISTINCT, MIN_KEY_CHARS = 24, 10, 8
 
@@ -245,8 +244,8 @@ def _foreground_settings(args: argparse.Namespace, data_dir: Path) -> Settings |
     from qfnb.local.server import listen  # deferred: `qfnb --help` does without it (3 modules)
     from qfnb.local.settings import Credentials, Settings  # deferred: loads httpx (`qfnb --help` does not)
 
-    given = {key: getattr(args, option) or os.environ.get(variable)
-             for key, (option, variable) in _SERVE_CREDENTIALS.items()}
+    given = {key: getattr(args, option) or os.environ.get(official.GLOBAL_OPTIONS[option])
+             for key, option in _SERVE_CREDENTIALS.items()}
     if not is_loopback(args.host):
         problem = public_bind_problem(given)
         if problem:
@@ -267,7 +266,8 @@ def _foreground_settings(args: argparse.Namespace, data_dir: Path) -> Settings |
     print(f"  export QIANFAN_BASE_URL={base} QIANFAN_CONSOLE_API_BASE_URL={base} QIANFAN_IAM_BASE_URL={base}")
     if generated and created:  # generated keys are shown once, when they are created; given ones never
         print(f"  new credentials, kept in {path} (mode 0600); this is the only time they are printed:")
-        print("  export " + " ".join(f"{_SERVE_CREDENTIALS[k][1]}={getattr(creds, k)}" for k in generated))
+        variables = {k: official.GLOBAL_OPTIONS[option] for k, option in _SERVE_CREDENTIALS.items()}
+        print("  export " + " ".join(f"{variables[k]}={getattr(creds, k)}" for k in generated))
     elif generated:
         print(f"  credentials: {path} (mode 0600)")
     sys.stdout.flush()
