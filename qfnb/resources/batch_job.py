@@ -24,6 +24,7 @@ from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.http.batch_hold import RowTally, hold_rows, keep, settle_task
 from qfnb._core.http.recorded import output_cap, with_output_cap
 from qfnb._core.http.response import QfResponse
+from qfnb._core.record import bound
 from qfnb._core.record.budget import active_budget, batch_rows_reserved
 from qfnb._core.runtime import sync
 from qfnb.protocol.batch import ACTIVE, BatchStatus
@@ -214,18 +215,16 @@ class BatchJob:
         await batch_objects.aupload_lines(cfg, f"bos:/{INPUT_BUCKET}/{key}", lines)  # in bounded pieces
         held = hold_rows(tally, str(endpoint or model or model_id), cfg,
                          what=f"a durable batch of {tally.rows:,} rows")
-        reserved = batch_rows_reserved.set(True)
         try:
-            made = await Data.acreate_offline_batch_inference_task(
-                name=name or f"qfnb-batch-{key[:8]}", input_bos_uri=f"bos:/{INPUT_BUCKET}/{key}",
-                output_bos_uri=OUTPUT_URI, model_id=model_id, endpoint=endpoint or model,
-                inference_params=params, description=MARK + recipe.fingerprint, config=cfg)
+            with bound(batch_rows_reserved, True):
+                made = await Data.acreate_offline_batch_inference_task(
+                    name=name or f"qfnb-batch-{key[:8]}", input_bos_uri=f"bos:/{INPUT_BUCKET}/{key}",
+                    output_bos_uri=OUTPUT_URI, model_id=model_id, endpoint=endpoint or model,
+                    inference_params=params, description=MARK + recipe.fingerprint, config=cfg)
         except BaseException:
             if held is not None:
                 held.release()
             raise
-        finally:
-            batch_rows_reserved.reset(reserved)
         task_id = made.parsed.result.task_id
         if held is not None:
             keep(cfg, task_id, held)

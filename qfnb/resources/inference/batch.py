@@ -18,6 +18,7 @@ from typing import Any
 from qfnb._core.errors import ValidationError
 from qfnb._core.http.client import batch_traffic
 from qfnb._core.http.retry import AdaptiveLimit, BatchHealth, BatchVerdict, RecentFailures
+from qfnb._core.record import bound
 
 from .results import BatchStats, ListSink, Sink
 
@@ -54,11 +55,8 @@ async def run_batch(call: Callable[[Any], Awaitable[Any]], items: Iterable[Any],
     batch = _Batch(call, items, sink, AdaptiveLimit(workers), stats, skip=skip or set(),
                    progress=progress, count=counter if counter is not None else [0], classify=classify,
                    retry_budget=retry_budget, clock=clock, sleep=sleep)
-    marked = batch_traffic.set(True)  # the workers' calls say they are batch traffic (the local platform's lanes)
-    try:
+    with bound(batch_traffic, True):  # the workers' calls say they are batch traffic (the local platform's lanes)
         tasks = [asyncio.ensure_future(batch.worker()) for _ in range(workers)]
-    finally:
-        batch_traffic.reset(marked)
     try:
         await asyncio.gather(*tasks)
     finally:
