@@ -138,7 +138,7 @@ def _unless_broken(doing: str) -> Iterator[None]:
     try:
         yield
     except (sqlite3.Error, OSError) as exc:
-        logger.warning("response cache: could not %s an answer (%s)", doing, exc)
+        logger.warning("response cache: could not %s (%s)", doing, exc)
 
 
 class ResponseCache:
@@ -172,13 +172,14 @@ class ResponseCache:
     def get(self, key: str) -> CachedAnswer | None:
         """The answer stored under ``key`` (marked as used), or None."""
         row = None
-        with self._lock, _unless_broken("read"):
+        with self._lock, _unless_broken("read an answer"):
             db = self._conn()
             row = db.execute("SELECT payload, stream, created, model FROM answers WHERE key=?", (key,)).fetchone()
             if row is not None:
                 bodies = tuple(json.loads(row[0]))
-                db.execute("UPDATE answers SET used=?, hits=hits+1, saved_tokens=saved_tokens+? WHERE key=?",
-                           (time.time(), _usage_tokens(bodies), key))
+                with _unless_broken("mark an answer used"):  # the answer read stays a hit
+                    db.execute("UPDATE answers SET used=?, hits=hits+1, saved_tokens=saved_tokens+? WHERE key=?",
+                               (time.time(), _usage_tokens(bodies), key))
         if row is None:  # not stored, or the file could not be read
             return None
         return CachedAnswer(bodies=bodies, stream=bool(row[1]), created=float(row[2]), model=str(row[3]))
@@ -189,7 +190,7 @@ class ResponseCache:
         bound (oldest use first)."""
         payload = json.dumps(list(bodies), ensure_ascii=False, separators=(",", ":"))
         now = time.time()
-        with self._lock, _unless_broken("store"):
+        with self._lock, _unless_broken("store an answer"):
             db = self._conn()
             db.execute("INSERT OR REPLACE INTO answers(key, target, stream, payload, size, created, used, model) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (key, target.lower(), int(stream), payload,
