@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal
 
 from typing_extensions import TypeVar
 
@@ -49,6 +49,8 @@ K = TypeVar("K", bound="AnswerModel", default="AnswerModel")
 #: a batch call's input and answer
 In = TypeVar("In")
 R = TypeVar("R")
+#: the request models of :mod:`qfnb.protocol.inference` a wire body is checked against, by name
+RequestModel = Literal["ChatRequest", "CompletionRequest", "EmbeddingRequest", "Text2ImageRequest", "PluginRequest"]
 
 
 class BaseInference(Generic[C, A, K]):
@@ -199,7 +201,7 @@ class BaseInference(Generic[C, A, K]):
         return {k: v for k, v in {**call.fields(), **call.extra}.items() if v is not None}
 
     @staticmethod
-    def _wire_body(fields: Mapping[str, Any], stream: bool, request: str | None = None) -> dict[str, Any]:
+    def _wire_body(fields: Mapping[str, Any], stream: bool, request: RequestModel | None = None) -> dict[str, Any]:
         """The body sent: ``fields`` less the SDK's own options, with ``stream`` and the request source;
         with ``request`` (a request model of :mod:`qfnb.protocol.inference`), refused unless it reads as one."""
         body = {k: v for k, v in fields.items() if k not in LOCAL_KWARGS and v is not None}
