@@ -66,11 +66,11 @@ class BatchPart:
     stored: int
     job: BatchJob | None = None
 
-    def submit(self, params: Mapping[str, Any], *, reuse: bool, factory: Any = BatchJob) -> BatchJob:
+    def submit(self, params: Mapping[str, Any], *, reuse: bool) -> BatchJob:
         """The task of these rows: a new one, or (``reuse``) the running or finished one of the same rows."""
-        self.job = factory.submit(self.bodies, model=self.model, endpoint=self.endpoint,
-                                  name=f"qfeval-{self.tag}"[:60], inference_params=dict(params), reuse=reuse,
-                                  attach=reuse)
+        self.job = BatchJob.submit(self.bodies, model=self.model, endpoint=self.endpoint,
+                                   name=f"qfeval-{self.tag}"[:60], inference_params=dict(params), reuse=reuse,
+                                   attach=reuse)
         return self.job
 
 

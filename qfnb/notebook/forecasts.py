@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from qfnb._core.record.budget import BudgetExceeded, active_budget
-from qfnb.evaluation.llm import PromptVariant
 from qfnb.notebook._ipython import display
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.resources.forecast_result import Forecast, ForecastCheck, check_budget
@@ -52,6 +51,8 @@ def eval_forecasts(llms: Mapping[str, Any], prompts: Sequence[str], *, max_token
     it) and a note per model that cannot be forecast (a notebook function); a ``--prompts`` variant
     is forecast as its model will be asked (the template filled, or its system prompt sent with
     each item); ``batch``: priced as a durable batch job (``--batch``)."""
+    from qfnb.evaluation.llm import PromptVariant  # deferred: loads pandas (`%qftrain` and `%qfbatch` do not)
+
     found, notes = [], []
     for tag, llm in llms.items():
         variant = llm if isinstance(llm, PromptVariant) else None
