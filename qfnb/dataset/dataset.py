@@ -293,14 +293,14 @@ class Dataset(Table, OnlineOps, Reports):
         from. Nothing is written when validation fails. ``use_qianfan_special_jsonl_format=True``
         writes every row of an ungrouped set to a .jsonl file as a one-turn conversation.
         """
-        if is_source(data_file):
-            data_file, destination = None, data_file
         targets = [n for n, v in (("data_file", data_file), ("destination", destination),
                                   ("qianfan_dataset_id", qianfan_dataset_id),
                                   ("qianfan_dataset_create_args", qianfan_dataset_create_args)) if v is not None]
-        if len(targets) > 1:
+        if len(targets) > 1:  # counted before a positional source moves: it is one target too
             raise ValidationError(targets[0], "give exactly one of data_file, destination, qianfan_dataset_id or "
                                   f"qianfan_dataset_create_args (got {targets})")
+        if is_source(data_file):
+            data_file, destination = None, data_file
         if not targets:
             destination = self.inner_data_source_cache
             if destination is None:

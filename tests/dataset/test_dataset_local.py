@@ -142,3 +142,23 @@ def test_a_file_of_one_turn_conversations_is_saved_back_as_conversations(tmp_pat
     mixed = _write_jsonl(tmp_path / "mixed.jsonl", [items[0], items[1][0]])  # not all lists: rows
     Dataset.load(data_file=mixed).save(data_file=tmp_path / "m.jsonl")
     assert [json.loads(x) for x in (tmp_path / "m.jsonl").read_text().splitlines()] == [items[0][0], items[1][0]]
+
+
+def test_save_takes_exactly_one_target_and_writes_nothing_otherwise(tmp_path: Path) -> None:
+    """Two targets, a source given positionally beside ``destination=``, or none with nothing to save
+    back to: a ValidationError naming the choice, and no file written."""
+    from qfnb._core.errors import ValidationError
+    from qfnb.dataset.data_source import FileDataSource
+
+    ds = Dataset.create_from_pyobj([{"prompt": "q", "response": "a"}])
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    for args, kwargs in [((one,), {"qianfan_dataset_id": 7}),
+                         ((), {"destination": FileDataSource(one), "qianfan_dataset_create_args": {"name": "x"}}),
+                         ((FileDataSource(one),), {"destination": FileDataSource(two)})]:
+        with pytest.raises(ValidationError, match="give exactly one of data_file, destination"):
+            ds.save(*args, **kwargs)
+    with pytest.raises(ValidationError, match="no source to save back to"):
+        ds.save()
+    assert not one.exists() and not two.exists()
+    ds.save(FileDataSource(one))  # a source alone, positionally, as the official SDK takes it
+    assert [json.loads(x) for x in one.read_text().splitlines()] == [{"prompt": "q", "response": "a"}]
