@@ -8,7 +8,7 @@ answers with the same rule and the platform's error code.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError, field_validator, model_validator
 
@@ -37,6 +37,8 @@ from .wire_fields import (
 )
 
 _M = TypeVar("_M", bound=BaseModel)
+#: the request models below, by name (a caller that defers importing this module names one)
+RequestModel = Literal["ChatRequest", "CompletionRequest", "EmbeddingRequest", "Text2ImageRequest", "PluginRequest"]
 
 
 def parse_request(model: type[_M], data: Any) -> _M:

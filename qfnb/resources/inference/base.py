@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
 from typing_extensions import TypeVar
 
@@ -36,6 +36,7 @@ from .targets import QfLLMInfo, Target, class_or_instance_method, model_info, re
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.protocol.answer import AnswerModel
+    from qfnb.protocol.inference import RequestModel
 
 __all__ = ["BaseInference", "QfLLMInfo", "Target", "resolve_target"]
 
@@ -49,8 +50,6 @@ K = TypeVar("K", bound="AnswerModel", default="AnswerModel")
 #: a batch call's input and answer
 In = TypeVar("In")
 R = TypeVar("R")
-#: the request models of :mod:`qfnb.protocol.inference` a wire body is checked against, by name
-RequestModel = Literal["ChatRequest", "CompletionRequest", "EmbeddingRequest", "Text2ImageRequest", "PluginRequest"]
 
 
 class BaseInference(Generic[C, A, K]):
