@@ -128,6 +128,20 @@ class Config:
                     or self.bearer_token or self.access_code or self.no_auth
                     or self.base_url != routes.DEFAULT_BASE_URL)
 
+    @property
+    def api_version(self) -> int:
+        """Which API family inference calls use when the caller names none: 2 (the OpenAI-style
+        ``/v2`` routes, bearer auth) with a v2 API key, or with IAM keys and no v1 keys (a 2026
+        account has no v1 app keys); 1 (the OAuth/``/rpc/2.0`` routes) where v1 keys exist alone,
+        and on the embedded platform (which speaks both)."""
+        if self.embedded:
+            return 1
+        if self.bearer_token:
+            return 2
+        if self.ak or self.sk or self.access_token or self.access_code:
+            return 1
+        return 2 if (self.access_key and self.secret_key) else 1
+
     def with_overrides(self, **overrides: Any) -> Config:
         """A copy with some fields changed (same kwarg names as :meth:`from_env`)."""
         return replace(self, **normalize(overrides)) if overrides else self

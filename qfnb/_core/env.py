@@ -68,7 +68,11 @@ ENV: dict[str, tuple[str, Any]] = {
 _ALIASES = {
     "query_per_second": "qps_limit", "ssl": "ssl_verification_enabled",
     "request_per_minute": "rpm_limit", "token_per_minute": "tpm_limit",
+    # the v2 API key (``bce-v3/...``): the name 2026 accounts and OpenAI-style clients use
+    "api_key": "bearer_token",
 }
+#: the variable 2026 accounts set for their v2 API key, read where ``QIANFAN_BEARER_TOKEN`` is not set
+API_KEY_VAR = "QIANFAN_API_KEY"
 
 
 #: every field name of :class:`~qfnb._core.config.Config`
@@ -88,6 +92,8 @@ def read_env(source: Mapping[str, str]) -> dict[str, Any]:
                 values[name] = parse(raw)
             except ValueError as exc:
                 raise ValueError(f"environment variable {var}: {exc}") from None
+    if "bearer_token" not in values and source.get(API_KEY_VAR):
+        values["bearer_token"] = source[API_KEY_VAR]
     return values
 
 
