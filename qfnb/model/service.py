@@ -110,9 +110,10 @@ class Service:
         # deferred: the inference resources load on first use
         from qfnb.resources.inference import ChatCompletion, Completion, Embedding, Text2Image
 
-        cls: type[BaseInference[Any, Any, Any]] = {
+        classes: dict[ServiceType, type[BaseInference[Any, Any, Any]]] = {
             ServiceType.Chat: ChatCompletion, ServiceType.Completion: Completion, ServiceType.Embedding: Embedding,
-            ServiceType.Text2Image: Text2Image}[self.service_type]
+            ServiceType.Text2Image: Text2Image}
+        cls = classes[self.service_type]
         return cls(**self.chat_target(), config=self.config)
 
     def exec(self, input: dict[str, Any] | None = None, **kwargs: Any) -> Any:

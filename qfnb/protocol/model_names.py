@@ -19,6 +19,7 @@ __all__ = [
     "LOCAL_FINETUNE_BASE",
     "LOCAL_TOOL_MODEL",
     "V2_DEFAULT_MODEL",
+    "V2_DEFAULT_MODELS",
     "endpoint_for",
 ]
 
@@ -46,6 +47,10 @@ LOCAL_DEFAULT_MODELS = MappingProxyType({"chat": LOCAL_CHAT_MODEL, "completions"
                                          "embeddings": LOCAL_EMBEDDING_MODEL})
 #: the v2 API's model when a v2 chat call names none (the cloud's)
 V2_DEFAULT_MODEL = "ernie-lite-8k"
+#: the cloud's v2 model of each API type when a call names none (the ids the v2 routes take)
+V2_DEFAULT_MODELS = MappingProxyType({"chat": V2_DEFAULT_MODEL, "completions": V2_DEFAULT_MODEL,
+                                      "embeddings": "embedding-v1", "reranker": "bce-reranker-base",
+                                      "text2image": "irag-1.0"})
 
 
 def endpoint_for(name: str) -> str:

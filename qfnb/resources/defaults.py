@@ -6,12 +6,13 @@ built-in catalog's default for that kind of call.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from qfnb.protocol.model_names import V2_DEFAULT_MODEL
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
+    from qfnb.resources.inference.base import BaseInference
 
 __all__ = ["DefaultLLMModel", "Kind", "default_model"]
 
@@ -23,8 +24,9 @@ def default_model(kind: Kind = "chat", *, config: Config | None = None) -> str |
     ``"text2image"``); None when the platform has none."""
     from qfnb.resources import inference  # deferred: loads the HTTP client (`%load_ext qfnb` does not)
 
-    resources = {"chat": inference.ChatCompletion, "completion": inference.Completion,
-                 "embedding": inference.Embedding, "text2image": inference.Text2Image}
+    resources: dict[str, type[BaseInference[Any, Any, Any]]] = {
+        "chat": inference.ChatCompletion, "completion": inference.Completion,
+        "embedding": inference.Embedding, "text2image": inference.Text2Image}
     if kind not in resources:
         raise ValueError(f"kind must be one of {sorted(resources)}, got {kind!r}")
     name: str | None = resources[kind](config=config)._default_model()

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from qfnb._core.http.call import Call
 
 __all__ = ["AccessCodeAuth", "Auth", "BceSigner", "BearerAuth", "MissingAuth", "NoAuth", "OAuthQuery",
-           "SharedToken", "console_auth", "iam_headers", "inference_auth", "parse_oauth_response"]
+           "SharedToken", "console_auth", "credential_report", "iam_headers", "inference_auth", "parse_oauth_response"]
 
 logger = logging.getLogger("qfnb.auth")
 
@@ -60,7 +60,8 @@ def parse_oauth_response(body: Any, config: Config) -> tuple[str, float | None]:
     error = body.get("error") or body.get("error_code") or "unknown"
     desc = body.get("error_description") or body.get("error_msg") or ""
     raise AuthError(f"OAuth token request failed ({error}: {desc}); "
-                    f"check QIANFAN_AK={mask(config.ak)} and its QIANFAN_SK")
+                    f"check QIANFAN_AK={mask(config.ak)} and its QIANFAN_SK. Accounts made since the v2 API "
+                    "have no v1 app keys: set the account's v2 API key (QIANFAN_API_KEY) instead")
 
 
 class SharedToken:
@@ -246,9 +247,22 @@ def inference_auth(config: Config, oauth: SharedToken) -> Auth:
     if config.no_auth:
         return NoAuth()
     if config.ak or config.sk:
-        raise AuthError("both QIANFAN_AK and QIANFAN_SK (ak=, sk=) are needed for OAuth; only one is set")
-    raise AuthError("no credentials: set QIANFAN_AK/QIANFAN_SK, QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY "
-                    "or QIANFAN_ACCESS_TOKEN (or pass ak=/sk=, access_key=/secret_key=)")
+        raise AuthError("both QIANFAN_AK and QIANFAN_SK (ak=, sk=) are needed for OAuth; only one is set. "
+                        + credential_report(config))
+    raise AuthError("this call takes a v1 route, which needs v1 app keys or IAM keys, and neither is set"
+                    + (" (a v2 API key is set: leave version= unset, or pass version=2, to use the v2 routes)"
+                       if config.bearer_token else "") + ". " + credential_report(config))
+
+
+def credential_report(config: Config) -> str:
+    """Which kinds of credential qfnb reads, the v2 API key first, and which of them are set (never
+    their values)."""
+    kinds = (("a v2 API key (QIANFAN_API_KEY or QIANFAN_BEARER_TOKEN; api_key=)", bool(config.bearer_token)),
+             ("IAM keys (QIANFAN_ACCESS_KEY and QIANFAN_SECRET_KEY; access_key=, secret_key=)",
+              bool(config.access_key and config.secret_key)),
+             ("v1 app keys (QIANFAN_AK and QIANFAN_SK; ak=, sk=) or QIANFAN_ACCESS_TOKEN",
+              bool((config.ak and config.sk) or config.access_token)))
+    return "Credentials: " + "; ".join(f"{name}: {'set' if given else 'missing'}" for name, given in kinds)
 
 
 def console_auth(config: Config) -> Auth:
@@ -257,7 +271,9 @@ def console_auth(config: Config) -> Auth:
         return BceSigner(config.access_key, config.secret_key, expiration=config.iam_sign_expiration_sec)
     if config.no_auth:
         return NoAuth()
-    return MissingAuth("console calls need QIANFAN_ACCESS_KEY and QIANFAN_SECRET_KEY (access_key=, secret_key=)")
+    return MissingAuth("console calls (fine-tunes, data sets, services) are signed with IAM keys, which are "
+                       "missing; a v2 API key alone cannot sign them (create IAM keys in the console's "
+                       "security settings). " + credential_report(config))
 
 
 def _query(params: Mapping[str, Any] | None) -> str:

@@ -29,6 +29,7 @@ from qfnb._core.http.auth import (
     BearerAuth,
     SharedToken,
     console_auth,
+    credential_report,
     inference_auth,
     parse_oauth_response,
 )
@@ -169,8 +170,8 @@ class AsyncQianfanClient:
     async def _fetch_bearer_token(self) -> tuple[str, float | None]:
         cfg = self.config
         if not (cfg.access_key and cfg.secret_key):
-            raise AuthError("v2 calls need QIANFAN_BEARER_TOKEN, or QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY "
-                            "to mint one")
+            raise AuthError("v2 calls need a v2 API key, or IAM keys to mint one; neither is set. "
+                            + credential_report(cfg))
         url = cfg.iam_base_url.rstrip("/") + routes.BEARER_TOKEN
         params = {"expireInSeconds": str(cfg.bearer_token_expired_interval)}
         resp = await self.signed_request("GET", url, params=params, content=b"{}", retry=self._console_policy)

@@ -25,6 +25,7 @@ from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import ProgressArg, make_progress
 from qfnb.protocol import routes
 from qfnb.protocol.errors import ProtocolError
+from qfnb.protocol.model_names import V2_DEFAULT_MODELS
 from qfnb.protocol.version import REQUEST_SOURCE
 
 from ..batch_job import submit_durable
@@ -32,7 +33,8 @@ from . import batch as _batch
 from . import batching
 from .packing import Pack
 from .params import LOCAL_KWARGS, RETRY_KWARGS, InferenceCall
-from .targets import QfLLMInfo, Target, class_or_instance_method, model_info, resolve_target, service_names
+from .targets import QfLLMInfo, Target, class_or_instance_method, model_info, resolve_target, service_names, v2_model_id
+from .v2_shapes import V2_ROUTES
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.protocol.answer import AnswerModel
@@ -70,10 +72,15 @@ class BaseInference(Generic[C, A, K]):
     answer_model: ClassVar[str] = "AnswerModel"
     chunk_model: ClassVar[str] = "AnswerModel"
 
-    def __init__(self, model: str | None = None, endpoint: str | None = None, *, config: Config | None = None,
-                 **config_kwargs: Any) -> None:
+    def __init__(self, model: str | None = None, endpoint: str | None = None, *, version: int | str | None = None,
+                 config: Config | None = None, **config_kwargs: Any) -> None:
         self._model = model
         self._endpoint = endpoint
+        if version is not None and str(version) not in ("1", "2"):
+            raise ValueError(f"version must be 1 or 2, got {version!r}")
+        if version is not None and int(version) == 2 and self.api_types[0] not in V2_ROUTES:
+            raise ValueError(f"{type(self).__name__} has no v2 route; leave version unset")
+        self._version = int(version) if version is not None else None
         try:
             self._base_config = (config.with_overrides(**config_kwargs) if config is not None
                                  else Config.from_env(**config_kwargs))
@@ -83,6 +90,15 @@ class BaseInference(Generic[C, A, K]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self._model!r}, endpoint={self._endpoint!r})"
+
+    @property
+    def version(self) -> int:
+        """The API family this resource's calls use: ``version=`` as given, else the account's
+        (:attr:`~qfnb._core.config.Config.api_version`: 2 with a v2 API key); 1 for a resource
+        with no v2 route."""
+        if self.api_types[0] not in V2_ROUTES:
+            return 1
+        return self._version if self._version is not None else self.config.api_version
 
     @class_or_instance_method
     def models(self_or_cls: Any) -> set[str]:
@@ -136,6 +152,8 @@ class BaseInference(Generic[C, A, K]):
     async def _target(self, model: str | None, endpoint: str | None) -> Target:
         if model is None and endpoint is None:  # as the official SDK: the call's pair, else the constructor's
             model, endpoint = self._model, self._endpoint
+        if self.version == 2:
+            return self._v2_target(model, endpoint)
         key = (model, endpoint)
         found = self._targets.get(key)
         if found is not None:
@@ -163,6 +181,16 @@ class BaseInference(Generic[C, A, K]):
                                            "pass endpoint=... for a custom service") from listing_error
         self._targets[key] = target
         return target
+
+    def _v2_target(self, model: str | None, endpoint: str | None) -> Target:
+        """The v2 route and model id: a name the cloud renamed goes as its successor (said once), a
+        service's endpoint as its model id, any other name as given (the platform says if it is unknown)."""
+        api = self.api_types[0]
+        cfg = self.config
+        name = model or endpoint or (cfg.default_models.get(api) if cfg.embedded else None) or V2_DEFAULT_MODELS[api]
+        if not cfg.embedded:
+            name = v2_model_id(name)
+        return Target("v2", V2_ROUTES[api].removeprefix("/v2/"), name)
 
     async def aresolve(self, model: str | None = None, endpoint: str | None = None) -> Target:
         """Where a call would go, without sending it: an unknown model raises ``ValidationError``
@@ -192,7 +220,13 @@ class BaseInference(Generic[C, A, K]):
 
     def _answer(self, resp: QfResponse, call: C, target: Target) -> QfResponse[A]:
         """``resp`` post-processed, its ``parsed`` read as ``A``."""
+        if target.api_type == "v2":
+            resp.body = self._v1_keys(resp.body, chunk=False)
         return self._postprocess(resp, call, target).with_answer_named(self.answer_model)
+
+    def _v1_keys(self, body: dict[str, Any], *, chunk: bool) -> dict[str, Any]:
+        """A v2 answer (or stream ``chunk``) with the keys the seeds read added beside its own."""
+        return body
 
     @staticmethod
     def _given(call: InferenceCall) -> dict[str, Any]:
@@ -247,6 +281,12 @@ class BaseInference(Generic[C, A, K]):
 
     async def _send(self, target: Target, body: dict[str, Any], call: C) -> QfResponse | AsyncIterator[QfResponse]:
         client = self.client
+        if target.api_type == "v2":
+            route = "/v2/" + target.endpoint
+            if route == V2_ROUTES["chat"]:
+                return await client.chat_v2(body, stream=call.stream, retry=self._retry(call),
+                                            request_id=call.request_id)
+            return await client.infer_v2(route, body, retry=self._retry(call))
         tokens = estimate_body_tokens(body) if client.needs_token_estimates() else 0
         return await client.infer(target, body, stream=call.stream, retry=self._retry(call),
                                   request_id=call.request_id, tokens=tokens)
@@ -255,6 +295,8 @@ class BaseInference(Generic[C, A, K]):
                            target: Target) -> AsyncIterator[QfResponse[K]]:
         try:
             async for chunk in chunks:
+                if target.api_type == "v2":
+                    chunk.body = self._v1_keys(chunk.body, chunk=True)
                 yield self._postprocess(chunk, call, target).with_answer_named(self.chunk_model)
         finally:  # closed early: close the source now, so what arrived is counted at once
             close = getattr(chunks, "aclose", None)

@@ -1,4 +1,5 @@
-"""``ChatCompletion``: v1 chat (``/chat/{endpoint}``) and, with ``version=2``, the v2 API."""
+"""``ChatCompletion``: the v2 API (``/v2/chat/completions``) on an account with a v2 API key, else
+v1 chat (``/chat/{endpoint}``); ``version=`` chooses."""
 
 from __future__ import annotations
 
@@ -12,10 +13,9 @@ from qfnb._core.http.ratelimit import estimate_tokens
 from qfnb._core.http.response import QfResponse
 from qfnb._core.runtime import sync
 from qfnb.protocol import routes
-from qfnb.protocol.model_names import V2_DEFAULT_MODEL
 
 from ..structured import SchemaError, as_response_format
-from . import function_call
+from . import function_call, v2_shapes
 from ._generated.chat import ChatCompletionCalls
 from .accumulator import ChatAccumulator
 from .base import Target
@@ -49,19 +49,13 @@ class ChatCompletion(ChatCompletionCalls):
 
     ``model=`` a name (built-in catalog or the platform's list), ``endpoint=`` a custom
     service; ``stream=True`` gives chunks; ``system=``, ``temperature=`` ... go in the body.
-    ``ChatCompletion(version=2)`` speaks the OpenAI-style v2 API (bearer token). ``ado``/``do``
+    With a v2 API key (``QIANFAN_API_KEY``) calls go to the OpenAI-style v2 API and answer with
+    ``["result"]`` beside the v2 body; ``version=1``/``2`` chooses the API. ``ado``/``do``
     are in :class:`ChatCompletionCalls` (generated from ``tools/spec/inference.py``).
     """
 
     api_types: ClassVar[tuple[str, ...]] = ("chat",)
     batch_field: ClassVar[str] = "messages"
-
-    def __init__(self, model: str | None = None, endpoint: str | None = None, *, version: int | str = 1,
-                 **kwargs: Any) -> None:
-        super().__init__(model, endpoint, **kwargs)
-        if str(version) not in ("1", "2"):
-            raise ValueError(f"version must be 1 or 2, got {version!r}")
-        self.version = int(version)
 
     async def acreate(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
                       stream: bool = False, **kwargs: Any) -> Any:
@@ -147,11 +141,6 @@ class ChatCompletion(ChatCompletionCalls):
             common["response_format"] = _wire_format(common["response_format"])
         return super()._batch_items(inputs, body_list, common)
 
-    async def _target(self, model: str | None, endpoint: str | None) -> Target:
-        if self.version == 2:
-            return Target("v2", "", model or self._model or V2_DEFAULT_MODEL)
-        return await super()._target(model, endpoint)
-
     def _body(self, target: Target, call: ChatCall) -> tuple[Target, dict[str, Any]]:
         fields = self._given(call)
         if "messages" not in fields:
@@ -162,14 +151,14 @@ class ChatCompletion(ChatCompletionCalls):
             limits = _input_limits(target.model)
             if limits is not None:
                 fields["messages"] = truncate_messages(fields["messages"], *limits, system=call.system or "")
-        body = self._wire_body(fields, call.stream)
         if target.api_type == "v2":
-            body["model"] = target.model
+            body = v2_shapes.chat_body(fields, target.model or "", call.stream)
             # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
             from qfnb.protocol.inference import parse_request
             from qfnb.protocol.openai_requests import V2ChatRequest
             parse_request(V2ChatRequest, body)
         else:
+            body = self._wire_body(fields, call.stream)
             if call.extra.get("adapt_openai_message_format"):
                 body = _hoist_system(body)
             # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
@@ -177,12 +166,8 @@ class ChatCompletion(ChatCompletionCalls):
             parse_request(ChatRequest, body)
         return target, body
 
-    async def _send(self, target: Target, body: dict[str, Any], call: ChatCall
-                    ) -> QfResponse | AsyncIterator[QfResponse]:
-        if target.api_type == "v2":
-            return await self.client.chat_v2(body, stream=call.stream, retry=self._retry(call),
-                                             request_id=call.request_id)
-        return await super()._send(target, body, call)
+    def _v1_keys(self, body: dict[str, Any], *, chunk: bool) -> dict[str, Any]:
+        return v2_shapes.chat_chunk(body) if chunk else v2_shapes.chat_answer(body)
 
 
 def _wire_format(value: Any) -> str | dict[str, Any] | None:

@@ -17,6 +17,7 @@ from qfnb._core.http.recorded import prompt_hash
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy, is_retryable
 
+from . import v2_shapes
 from ._generated.embedding import EmbeddingCalls
 from .base import Target
 from .packing import Pack
@@ -50,7 +51,10 @@ class Embedding(EmbeddingCalls):
             raise ValidationError("stream", "embeddings cannot be streamed")
         if "input" not in fields:
             raise ValidationError("texts", "is required")
-        return target, self._wire_body(fields, False, "EmbeddingRequest")
+        body = self._wire_body(fields, False, "EmbeddingRequest")  # checked as the v1 body: the same rules
+        if target.api_type == "v2":
+            return target, v2_shapes.embedding_body(fields, target.model or "")
+        return target, body
 
     # ------------------------------------------------------------------ packed batches
     def _pack(self) -> Pack | None:

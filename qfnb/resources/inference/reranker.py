@@ -1,4 +1,5 @@
-"""``Reranker``: order documents by relevance to a query (``/reranker/{endpoint}``)."""
+"""``Reranker``: order documents by relevance to a query (``/v2/rerankers`` with a v2 API key,
+else ``/reranker/{endpoint}``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any, ClassVar
 
 from qfnb._core.errors import ValidationError
 
+from . import v2_shapes
 from ._generated.reranker import RerankerCalls
 from .base import Target
 from .params import RerankerCall
@@ -41,6 +43,8 @@ class Reranker(RerankerCalls):
         top_n = kwargs.get("top_n")
         if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
             raise ValidationError("top_n", f"must be a positive integer, got {top_n!r}")
+        if target.api_type == "v2":
+            return target, v2_shapes.rerank_body({**kwargs, "documents": list(documents)}, target.model or "")
         body = self._wire_body({**kwargs, "documents": list(documents)}, False)
         return target, body
 

@@ -3,6 +3,7 @@ official SDK's :class:`QfLLMInfo` view of it."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,16 @@ from qfnb._core.errors import ValidationError
 from qfnb.protocol import routes
 from qfnb.protocol.routes import Target
 
-__all__ = ["QfLLMInfo", "Target", "class_or_instance_method", "model_info", "resolve_target", "service_names"]
+__all__ = ["QfLLMInfo", "RenamedModelWarning", "Target", "class_or_instance_method", "model_info", "resolve_target",
+           "service_names", "v2_model_id"]
+
+
+class RenamedModelWarning(UserWarning):
+    """A model name of the 2024 catalog was sent under the id the v2 API gives it now."""
+
+
+#: the renamed models this process has already said it sends under their v2 ids
+_RENAMES_SAID: set[str] = set()
 
 
 class class_or_instance_method(classmethod):  # type: ignore[type-arg]
@@ -63,6 +73,19 @@ def resolve_target(api_types: tuple[str, ...], model: str | None, endpoint: str 
         if ep is not None:
             return Target(api, ep, name)
     return None
+
+
+def v2_model_id(name: str) -> str:
+    """The id the v2 API takes for ``name``: a 2024 name the cloud renamed (``ERNIE-Bot``) is its
+    successor (``ernie-3.5-8k``), said once per process (a :class:`RenamedModelWarning`, which a notebook
+    shows under the cell); any other name as given."""
+    from qfnb.protocol.cloud_models import successor  # deferred: reads the dated catalog on first use
+
+    new = successor(name) or name
+    if new != name and name not in _RENAMES_SAID:
+        _RENAMES_SAID.add(name)
+        warnings.warn(f"{name} is called {new} on the v2 API: sent as {new}", RenamedModelWarning, stacklevel=4)
+    return new
 
 
 def service_names(services: dict[str, Any] | None, api_types: tuple[str, ...]) -> set[str]:

@@ -1,4 +1,5 @@
-"""``Text2Image``: prompt → images (base64 in ``data[i].b64_image``)."""
+"""``Text2Image``: prompt → images (base64 in ``data[i].b64_image``; with a v2 API key from
+``/v2/images/generations``, where ``b64_json`` holds the same)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, ClassVar
 from qfnb._core.errors import ValidationError
 from qfnb._core.http.response import QfResponse
 
+from . import v2_shapes
 from ._generated.text2image import Text2ImageCalls
 from .base import Target
 from .params import Text2ImageCall
@@ -30,7 +32,12 @@ class Text2Image(Text2ImageCalls):
         decode = call.with_decode
         if decode not in (None, "base64"):
             raise ValidationError("with_decode", f"only 'base64' is supported, got {decode!r}")
+        if target.api_type == "v2":
+            return target, v2_shapes.image_body(kwargs, target.model or "")
         return target, self._wire_body(kwargs, False, "Text2ImageRequest")
+
+    def _v1_keys(self, body: dict[str, Any], *, chunk: bool) -> dict[str, Any]:
+        return v2_shapes.image_answer(body)
 
     def _postprocess(self, resp: QfResponse, call: Text2ImageCall, target: Target) -> QfResponse:
         if call.with_decode == "base64":
