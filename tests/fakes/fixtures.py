@@ -12,7 +12,7 @@ it, or the real HTTP path is tested).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -58,15 +58,17 @@ def _in_process(request: pytest.FixtureRequest) -> bool:
         return False
 
 
-@pytest.fixture
-def fake(request: pytest.FixtureRequest) -> Iterator[FakeQianfan]:
-    """A fresh fake platform (``fake.base_url`` is where it answers; ``fake.transport`` reaches
-    it in-process, or is None when it is served over a socket); clients are not shared between tests."""
-    app = FakeQianfan()
-    if _in_process(request):
+F = TypeVar("F", bound=FakeQianfan)
+
+
+def attached(app: F, request: pytest.FixtureRequest, *, in_process: bool) -> Iterator[F]:
+    """Serve ``app`` for one test: in-process (``app.transport`` set, ``app.base_url`` =
+    :data:`IN_PROCESS_URL`) or swapped into the session's socket server (``fake_server``;
+    ``app.transport`` None). qfnb's shared clients are dropped before and after."""
+    if in_process:
         app.base_url = IN_PROCESS_URL
         # a handler that raises answers HTTP 500, as it would behind uvicorn
-        app.transport = ASGITransport(app, raise_app_exceptions=False)
+        app.transport = ASGITransport(app, raise_app_exceptions=False)  # type: ignore[arg-type]
     else:
         swap, url = request.getfixturevalue("fake_server")
         swap.app = app
@@ -75,6 +77,13 @@ def fake(request: pytest.FixtureRequest) -> Iterator[FakeQianfan]:
     client_mod._CLIENTS.clear()
     yield app
     client_mod._CLIENTS.clear()
+
+
+@pytest.fixture
+def fake(request: pytest.FixtureRequest) -> Iterator[FakeQianfan]:
+    """A fresh fake platform (``fake.base_url`` is where it answers; ``fake.transport`` reaches
+    it in-process, or is None when it is served over a socket); clients are not shared between tests."""
+    yield from attached(FakeQianfan(), request, in_process=_in_process(request))
 
 
 @pytest.fixture
