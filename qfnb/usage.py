@@ -2,6 +2,8 @@
 
 >>> import qfnb.usage
 >>> qfnb.usage.budget(tokens=50_000)        # a call that would cross it is refused before it is sent
+>>> qfnb.usage.budget(yuan=5)               # a ¥ budget also refuses a model without a price
+>>> qfnb.usage.prices({"my-model": {"input": 0.004, "output": 0.016}})  # CNY per 1,000 tokens (or QFNB_PRICES)
 >>> qfnb.usage.frame(today=True)            # every call: tokens, latency, cache hit, cell, cost
 >>> qfnb.usage.summary(by="model")          # totals, priced at the dated list prices
 >>> qfnb.usage.cache("on")                  # this process's calls answer identical requests from the cache
@@ -13,16 +15,16 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from qfnb._core.record.budget import Budget, BudgetExceeded, active_budget, budget, clear_budget
+from qfnb._core.record.budget import Budget, BudgetExceeded, UnpricedModel, active_budget, budget, clear_budget
 from qfnb._core.record.cache import CacheStats, default_cache, process_mode, set_process_mode
 from qfnb._core.record.ledger import SESSION, STORE_API, Figures, default_ledger, figures
-from qfnb._core.record.prices import prices
+from qfnb._core.record.prices import clear_prices, prices
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SESSION", "Budget", "BudgetExceeded", "Figures", "active_budget", "budget", "cache", "cache_stats",
-           "clear_budget", "clear_cache", "figures", "frame", "prices", "summary"]
+__all__ = ["SESSION", "Budget", "BudgetExceeded", "Figures", "UnpricedModel", "active_budget", "budget", "cache",
+           "cache_stats", "clear_budget", "clear_cache", "clear_prices", "figures", "frame", "prices", "summary"]
 
 #: the groupings :func:`summary` knows
 GROUPS = ("cell", "model", "session", "job", "day")

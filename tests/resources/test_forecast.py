@@ -160,13 +160,18 @@ def test_a_model_without_a_tokenizer_is_estimated_and_unpriced(fake: FakeQianfan
 
 def test_a_batch_is_priced_at_the_batch_class_where_the_table_has_one(cfg: Config,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """The shipped table has no batch prices: a batch is priced at the online list price and says so;
-    a table with a batch class prices it there."""
+    """The shipped table prices a chat batch at Files+Batch's 40% of the online price; a table
+    without a batch class prices a batch at the online list price and says so."""
     online = forecast(PROMPTS, model=MODEL, max_tokens=10, config=cfg)
+    shipped = forecast(PROMPTS, model=MODEL, max_tokens=10, batch=True, config=cfg)
+    assert shipped.yuan_high == pytest.approx(online.yuan_high * 0.4)  # type: ignore[operator]
+    table = prices()
+    monkeypatch.setattr("qfnb.resources.forecasting.prices",
+                        lambda: type(table)(table.date, table.source, table.per_tokens, table.cloud_equivalent,
+                                            table.models))
     plain = forecast(PROMPTS, model=MODEL, max_tokens=10, batch=True, config=cfg)
     assert plain.yuan_high == pytest.approx(online.yuan_high)
     assert f"no batch price for {MODEL}: its online list price" in plain.price_source
-    table = prices()
     half = {k: (v[0] / 2, v[1] / 2) for k, v in table.models.items()}
     monkeypatch.setattr("qfnb.resources.forecasting.prices",
                         lambda: type(table)(table.date, table.source, table.per_tokens, table.cloud_equivalent,

@@ -19,7 +19,7 @@ from qfnb._core.config import Config
 from qfnb._core.http.recorded import worst_case
 from qfnb._core.record.budget import Budget, Reservation, active_budget
 from qfnb._core.record.ledger import SESSION, UsageRow, default_ledger
-from qfnb._core.record.prices import prices
+from qfnb._core.record.prices import prices, worst_yuan
 
 __all__ = ["Hold", "RowTally", "hold_rows", "keep", "settle_task", "task_key"]
 
@@ -65,7 +65,8 @@ def hold_rows(tally: RowTally, model: str, config: Config, *, what: str) -> Hold
     budget = active_budget()
     if budget is None:
         return None
-    return Hold(budget, budget.reserve(tally.tokens, _yuan(config, model, tally.tokens, 0), what=what), model)
+    yuan = worst_yuan(model, tally.tokens, 0, local=config.embedded, batch=True)  # unpriced: UnpricedModel
+    return Hold(budget, budget.reserve(tally.tokens, yuan, what=what), model)
 
 
 def _yuan(config: Config, model: str, prompt: int, completion: int) -> float:

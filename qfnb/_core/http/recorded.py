@@ -25,7 +25,7 @@ from qfnb._core.http.substitution import announce
 from qfnb._core.record.budget import Budget, Reservation, active_budget
 from qfnb._core.record.cache import CachedAnswer, cache_key, current_repeat, deciding_fields, default_cache, mode_for
 from qfnb._core.record.ledger import UsageRow, default_ledger
-from qfnb._core.record.prices import prices
+from qfnb._core.record.prices import prices, worst_yuan
 from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS, OUTPUT_TOKEN_FIELDS
 
 __all__ = ["UNRECORDED", "Recording", "account_hash", "generates", "output_cap", "prompt_estimate", "prompt_hash",
@@ -217,7 +217,8 @@ class Recording:
         """Hold the call's worst case against the active budget (BudgetExceeded: nothing sent)."""
         if (budget := active_budget()) is not None:
             estimate = worst_case(self.body, self.api)
-            yuan = 0.0 if self.config.embedded else (prices().cost(self.target, estimate, 0) or 0.0)
+            # a model without a price is refused under a ¥ budget (UnpricedModel: nothing sent)
+            yuan = worst_yuan(self.named or self.target, estimate, 0, local=self.config.embedded)
             what = "the next call" if output_cap(self.body) is not None else (
                 f"the next call (without max_tokens: {DEFAULT_OUTPUT_TOKENS:,} an answer)")
             self.held, self.budget = budget.reserve(estimate, yuan, what=what), budget
@@ -306,7 +307,8 @@ class Recording:
                                          latency_s=latency, cache_hit=hit))
         budget = self.budget if self.held is not None else active_budget()
         if not hit and budget is not None:
-            yuan = 0.0 if self.config.embedded else (prices().cost(self.target, prompt, completion) or 0.0)
+            model = self.named or self.target
+            yuan = 0.0 if self.config.embedded else (prices().cost(model, prompt, completion) or 0.0)
             budget.settle(self.held, total, yuan)
             self.held = None
         provenance = self.provenance(usage, latency)

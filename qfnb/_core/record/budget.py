@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from qfnb._core.errors import QfnbError
 
-__all__ = ["Budget", "BudgetExceeded", "Reservation", "active_budget", "batch_rows_reserved", "budget",
-           "check_unreserved_batch", "clear_budget"]
+__all__ = ["Budget", "BudgetExceeded", "Reservation", "UnpricedModel", "active_budget", "batch_rows_reserved",
+           "budget", "check_unreserved_batch", "clear_budget"]
 
 #: set while a durable batch job that reserved its rows' worst case creates its platform task
 batch_rows_reserved: ContextVar[bool] = ContextVar("qfnb_batch_rows_reserved", default=False)
@@ -26,6 +26,11 @@ batch_rows_reserved: ContextVar[bool] = ContextVar("qfnb_batch_rows_reserved", d
 
 class BudgetExceeded(QfnbError):
     """The next call would cross the budget set with :func:`budget`; nothing was sent."""
+
+
+class UnpricedModel(BudgetExceeded):
+    """A ¥ budget is set and the next call's model has no price (``qfnb.usage.prices({...})`` or
+    ``QFNB_PRICES`` supplies one); nothing was sent."""
 
 
 @dataclass(frozen=True, slots=True)

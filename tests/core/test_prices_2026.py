@@ -1,0 +1,226 @@
+"""The Qianfan of 2026: the dated v2 catalog, the v1 names' successors, the 2026 price table
+(batch and cache-hit prices), user prices (by call and ``QFNB_PRICES``), and a ¥ budget that
+refuses a model without a price before anything is sent."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import qfnb
+import qfnb.usage
+from qfnb._core.record.budget import BudgetExceeded, UnpricedModel, budget
+from qfnb._core.record.prices import PriceError, clear_prices, prices, worst_yuan
+from qfnb.protocol.cloud_models import CATALOG_DATE, KINDS, catalog, cloud_model, cloud_models, name_key, successor
+
+pytestmark = pytest.mark.usefixtures("own_record_dir")  # tests/conftest.py
+
+MSG = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(autouse=True)
+def _no_user_prices(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("QFNB_PRICES", raising=False)
+    clear_prices()
+    yield
+    clear_prices()
+
+
+def _seed_names() -> list[str]:
+    data = json.loads(resources.files("qfnb.protocol").joinpath("models.json").read_text(encoding="utf-8"))
+    return [name for api in data.values() for name in api["models"]]
+
+
+def _chat_posts(fake: Any) -> int:
+    return len([r for r in fake.calls("/chat/") if r.method == "POST"])
+
+
+# --- the catalog ---------------------------------------------------------------------------------
+
+def test_the_catalog_is_dated_and_every_figure_names_its_source() -> None:
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", CATALOG_DATE) and CATALOG_DATE.startswith("2026")
+    assert catalog()["not_found"], "what could not be found is said"
+    for model in cloud_models():
+        assert model.kind in KINDS and model.id == model.id.lower() and model.source
+        if model.price is not None:
+            assert model.price.source and model.price.as_of and model.price.input >= 0
+        if model.kind != "chat":
+            assert model.max_output_tokens is None
+
+
+def test_lookups_are_case_insensitive_and_filter_by_kind() -> None:
+    turbo = cloud_model("ERNIE-4.0-Turbo-8K")
+    assert turbo is not None and turbo.id == "ernie-4.0-turbo-8k" and turbo.kind == "chat"
+    assert turbo.price is not None and turbo.price.cache_hit == 0.0012
+    assert cloud_model("no-such-model") is None
+    assert {m.id for m in cloud_models("embeddings")} >= {"embedding-v1", "bge-large-zh", "bge-large-en", "tao-8k"}
+    assert "bce-reranker-base" in {m.id for m in cloud_models("reranker")}
+    assert {"irag-1.0", "flux.1-schnell"} <= {m.id for m in cloud_models("text2image")}
+    assert {"ernie-5.0-thinking-latest", "ernie-4.5-turbo-128k", "ernie-x1-turbo-32k", "deepseek-v3.2",
+            "qwen3-235b-a22b"} <= {m.id for m in cloud_models("chat")}
+    with pytest.raises(ValueError, match="kind"):
+        cloud_models("video")
+
+
+def test_every_seed_name_has_a_successor_or_is_listed_as_having_none() -> None:
+    none = {name_key(n) for n in catalog()["no_successor"]}
+    for name in _seed_names():
+        new = successor(name)
+        assert (new is not None and cloud_model(new) is not None) or name_key(name) in none, name
+        assert not (new is not None and name_key(name) in none), name
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("ERNIE-Bot", "ernie-3.5-8k"), ("ERNIE-Bot-turbo", "ernie-lite-8k"), ("ERNIE-Bot-4", "ernie-4.0-8k"),
+    ("ERNIE-Speed", "ernie-speed-8k"), ("ERNIE-Speed-128K", "ernie-speed-128k"), ("ERNIE-3.5-8K", "ernie-3.5-8k"),
+    ("ERNIE-Lite-8K", "ernie-lite-8k"), ("ERNIE-4.0-8K", "ernie-4.0-8k"), ("Embedding-V1", "embedding-v1"),
+    ("bge_large_zh", "bge-large-zh"), ("bce-reranker-base", "bce-reranker-base"),
+    ("bce_reranker_base", "bce-reranker-base"), ("bce-reranker-base_v1", "bce-reranker-base"),
+    ("Stable-Diffusion-XL", "irag-1.0"), ("ernie bot", "ernie-3.5-8k"), ("DeepSeek-V3.2", "deepseek-v3.2"),
+])
+def test_successors_answer_any_spelling(old: str, new: str) -> None:
+    assert successor(old) == new
+    assert successor(new) == new  # a v2 id is its own successor
+
+
+def test_a_name_without_a_v2_equivalent_has_no_successor() -> None:
+    assert successor("Llama-2-7B-Chat") is None and successor("never-heard-of-it") is None
+
+
+# --- the 2026 prices -----------------------------------------------------------------------------
+
+def test_v1_names_are_priced_through_their_successor_without_duplicate_rows() -> None:
+    table = prices()
+    assert table.date == CATALOG_DATE
+    assert "ernie-bot" not in table.models and table.cost("ERNIE-Bot", 1000, 1000) == table.cost("ernie-3.5-8k",
+                                                                                                 1000, 1000)
+    assert table.cost("ERNIE-4.0-8K", 1000, 1000) == pytest.approx(0.03 + 0.09)
+    assert table.cost("ERNIE-Speed-128K", 10_000, 10_000) == 0.0
+    assert table.cost("deepseek-v3.2", 1000, 1000) is None  # not found: no price, not a guess
+
+
+def test_batch_is_forty_percent_of_real_time_and_the_ledger_uses_it_for_batch_jobs() -> None:
+    table = prices()
+    online = table.cost("ernie-4.0-turbo-8k", 1000, 1000)
+    assert online == pytest.approx(0.003 + 0.009)
+    assert table.cost("ernie-4.0-turbo-8k", 1000, 1000, batch=True) == pytest.approx(0.4 * (0.003 + 0.009))
+    assert table.batch_source("ERNIE-4.0-Turbo-8K") == f"batch price of {table.date}"
+    assert table.cost("embedding-v1", 1000, 0, batch=True) == table.cost("embedding-v1", 1000, 0)  # chat only
+
+
+def test_cached_prompt_tokens_cost_the_cache_hit_price_where_known() -> None:
+    table = prices()
+    assert table.cost("ernie-4.0-turbo-8k", 1000, 0, cached_tokens=400) == pytest.approx(
+        (600 * 0.003 + 400 * 0.0012) / 1000)
+    # no published cache-hit price: every prompt token at the input price
+    assert table.cost("ernie-3.5-8k", 1000, 0, cached_tokens=400) == table.cost("ernie-3.5-8k", 1000, 0)
+
+
+# --- user prices ---------------------------------------------------------------------------------
+
+def test_prices_given_by_call_add_and_override_the_table() -> None:
+    table = qfnb.usage.prices({"my-model": {"input": 0.004, "output": 0.016, "batch": {"input": 0.001,
+                                                                                      "output": 0.002}},
+                               "ERNIE-4.0-Turbo-8K": {"input": 0.01, "output": 0.02}})
+    assert table.cost("My-Model", 1000, 1000) == pytest.approx(0.02)
+    assert table.cost("my_model", 1000, 1000, batch=True) == pytest.approx(0.003)
+    # the user's row wins, and the table's batch and cache-hit prices for it go with the old row
+    assert table.cost("ernie-4.0-turbo-8k", 1000, 1000, batch=True, cached_tokens=500) == pytest.approx(0.03)
+    assert prices() is table or prices().cost("my-model", 1000, 0) == pytest.approx(0.004)
+    clear_prices()
+    assert prices().cost("my-model", 1, 1) is None
+
+
+@pytest.mark.parametrize("suffix", [".json", ".toml"])
+def test_a_qfnb_prices_file_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str) -> None:
+    path = tmp_path / f"prices{suffix}"
+    if suffix == ".json":
+        path.write_text(json.dumps({"deepseek-v3.2": {"input": 0.002, "output": 0.003, "cache_hit": 0.0002}}))
+    else:
+        path.write_text('["deepseek-v3.2"]\ninput = 0.002\noutput = 0.003\ncache_hit = 0.0002\n')
+    monkeypatch.setenv("QFNB_PRICES", str(path))
+    assert prices().cost("DeepSeek-V3.2", 1000, 1000, cached_tokens=1000) == pytest.approx(0.0032)
+    path.write_text("garbage")  # read once: a later change is not seen
+    assert prices().cost("deepseek-v3.2", 1000, 0) == pytest.approx(0.002)
+    qfnb.usage.prices({"deepseek-v3.2": {"input": 0.5, "output": 0.5}})  # a call wins over the file
+    assert prices().cost("deepseek-v3.2", 1000, 0) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(("content", "field"), [
+    ('{"m": {"input": "cheap", "output": 1}}', "m.input"),
+    ('{"m": {"input": 1}}', "m.output"),
+    ('{"m": {"input": 1, "output": 1, "batch": {"input": -1, "output": 1}}}', "m.batch.input"),
+    ('{"m": {"input": 1, "output": 1, "price": 2}}', "m.price"),
+    ('{"m": 3}', "m:"),
+    ("[1, 2]", "mapping"),
+    ("{not json", "not valid JSON"),
+])
+def test_a_malformed_prices_file_names_the_file_and_the_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               content: str, field: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    monkeypatch.setenv("QFNB_PRICES", str(path))
+    with pytest.raises(PriceError) as err:
+        prices()
+    assert str(path) in str(err.value) and field in str(err.value)
+
+
+def test_a_missing_prices_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QFNB_PRICES", str(tmp_path / "nope.json"))
+    with pytest.raises(PriceError, match=r"nope\.json"):
+        prices()
+
+
+def test_bad_prices_given_by_call_are_refused() -> None:
+    with pytest.raises(PriceError, match=r"qfnb.usage.prices\(\): m.output"):
+        qfnb.usage.prices({"m": {"input": 1, "output": None}})
+
+
+# --- the ¥ budget and a model without a price ----------------------------------------------------
+
+def test_a_yuan_budget_refuses_an_unpriced_model_before_sending(fake: Any, make_config: Any) -> None:
+    chat = qfnb.ChatCompletion(config=make_config())
+    budget(yuan=1.0)
+    with pytest.raises(UnpricedModel) as err:
+        chat.do(model="ERNIE-Speed-Pro-8K", messages=MSG, max_output_tokens=20)
+    assert isinstance(err.value, BudgetExceeded)
+    message = str(err.value)
+    assert "ERNIE-Speed-Pro-8K" in message and "qfnb.usage.prices(" in message and "QFNB_PRICES" in message
+    assert _chat_posts(fake) == 0  # nothing was sent
+
+
+def test_a_priced_model_under_the_yuan_budget_goes_through(fake: Any, make_config: Any) -> None:
+    chat = qfnb.ChatCompletion(config=make_config())
+    spend = budget(yuan=1.0)
+    chat.do(model="ERNIE-3.5-8K", messages=MSG, max_output_tokens=20)
+    assert _chat_posts(fake) == 1 and 0 < spend.spent_yuan < 1.0 and spend.reserved_yuan == 0
+
+
+def test_a_supplied_price_lets_the_model_through(fake: Any, make_config: Any) -> None:
+    chat = qfnb.ChatCompletion(config=make_config())
+    budget(yuan=1.0)
+    qfnb.usage.prices({"ERNIE-Speed-Pro-8K": {"input": 0.001, "output": 0.002}})
+    chat.do(model="ERNIE-Speed-Pro-8K", messages=MSG, max_output_tokens=20)
+    assert _chat_posts(fake) == 1
+
+
+def test_a_token_budget_is_unaffected_by_an_unpriced_model(fake: Any, make_config: Any) -> None:
+    chat = qfnb.ChatCompletion(config=make_config())
+    budget(tokens=10_000)
+    chat.do(model="ERNIE-Speed-Pro-8K", messages=MSG, max_output_tokens=20)
+    assert _chat_posts(fake) == 1
+
+
+def test_a_local_model_costs_nothing_and_stays_allowed_under_a_yuan_budget() -> None:
+    budget(yuan=0.5)
+    assert worst_yuan("Qwen2.5-0.5B-Instruct", 1000, 1000, local=True) == 0.0
+    with pytest.raises(UnpricedModel, match=r"Qwen2\.5-0\.5B-Instruct"):
+        worst_yuan("Qwen2.5-0.5B-Instruct", 1000, 1000, local=False)
+    budget()
+    assert worst_yuan("Qwen2.5-0.5B-Instruct", 1000, 1000, local=False) == 0.0  # no budget: unknown, not refused
