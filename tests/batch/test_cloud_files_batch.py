@@ -32,9 +32,9 @@ def double(fake: FakeQianfan, own_record_dir: None) -> Iterator[FilesBatchesDoub
     clear_budget()
 
 
-def _config(fake: FakeQianfan) -> Config:
-    return Config.from_env({}, api_key=KEY, base_url=fake.base_url, console_api_base_url=fake.base_url,
-                           iam_base_url=fake.base_url, transport=fake.transport,
+def _config(app: FakeQianfan) -> Config:
+    return Config.from_env({}, api_key=KEY, base_url=app.base_url, console_api_base_url=app.base_url,
+                           iam_base_url=app.base_url, transport=app.transport,
                            llm_api_retry_backoff_factor=0.01, llm_api_retry_jitter=0.01)
 
 
@@ -42,8 +42,8 @@ def _prompts(n: int) -> list[str]:
     return [f"question {i}" for i in range(n)]
 
 
-def _paths(fake: FakeQianfan) -> list[str]:
-    return [f"{r.method} {r.path}" for r in fake.requests]
+def _paths(app: FakeQianfan) -> list[str]:
+    return [f"{r.method} {r.path}" for r in app.requests]
 
 
 def test_an_api_key_alone_picks_files_and_batches(fake: FakeQianfan) -> None:  # noqa: F811

@@ -193,12 +193,15 @@ class FilesBatchesDouble:
 
     def _finish(self, batch: dict[str, Any], status: str) -> None:
         output, errors = self.done[batch["id"]]
-        jsonl = lambda rows: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()  # noqa: E731
         batch["status"], batch[f"{status}_at"] = status, next(self.clock)
         if output:
-            batch["output_file_id"] = self._file(jsonl(output), f"{batch['id']}_output.jsonl", "batch_output")["id"]
+            batch["output_file_id"] = self._file(_jsonl(output), f"{batch['id']}_output.jsonl", "batch_output")["id"]
         if errors:
-            batch["error_file_id"] = self._file(jsonl(errors), f"{batch['id']}_error.jsonl", "batch_output")["id"]
+            batch["error_file_id"] = self._file(_jsonl(errors), f"{batch['id']}_error.jsonl", "batch_output")["id"]
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
 
 
 def install_files_batches(fake: FakeQianfan, answer: Answer | None = None) -> FilesBatchesDouble:
