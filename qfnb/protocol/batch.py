@@ -17,6 +17,12 @@ CREATE_HEADERS = {"Referer": "infer"}
 FILES = "/v1/files"
 BATCHES = "/v1/batches"
 FILE_PREFIX = "file-"
+#: the cloud's OpenAI-compatible Files + Batch API, bearer auth (cloud.baidu.com/doc/qianfan/s/Oml4r78ea):
+#: upload (multipart, ``purpose=batch``), ``/{id}/content`` downloads; batches made, read, listed, ``/{id}/cancel``
+V2_FILES = "/v2/files"
+V2_BATCHES = "/v2/batches"
+#: the ``endpoint`` of a chat batch, and the ``url`` of each of its rows
+V2_CHAT_ENDPOINT = "/v2/chat/completions"
 
 
 class BatchStatus(StrEnum):
@@ -48,3 +54,15 @@ OPENAI_STATUS = {
 COMPLETION_WINDOWS = {"24h": 86_400.0, "48h": 172_800.0}
 #: the chat routes a batch row may name in its ``url``
 ROW_URLS = ("/v1/chat/completions", "/v2/chat/completions")
+#: OpenAI batch ``status`` -> runStatus (a Files + Batch batch read as a task is)
+RUN_STATUS = {**{v: k for k, v in OPENAI_STATUS.items()}, "finalizing": BatchStatus.RUNNING.value}
+
+
+def multipart(fields: dict[str, str], filename: str, data: bytes, boundary: str) -> tuple[str, bytes]:
+    """A ``multipart/form-data`` body of ``fields`` and one ``file`` part (JSONL ``data``): its
+    content type and bytes, as ``POST /v2/files`` takes an upload."""
+    head = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+                    for k, v in fields.items())
+    head += (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+             "Content-Type: application/jsonl\r\n\r\n").encode()
+    return f"multipart/form-data; boundary={boundary}", b"".join((head, data, f"\r\n--{boundary}--\r\n".encode()))

@@ -25,12 +25,12 @@ class Call:
     ``tokens`` (rate limits), the model call's ``record`` (cache, budget, ledger; None for
     console calls), this call's one-off recoveries and one attempt's auth headers and query."""
 
-    __slots__ = ("api", "attempt", "content", "headers", "method", "params", "path", "policy", "query", "record",
-                 "refreshed", "reply_headers", "revived", "sent_headers", "stream", "tokens", "url")
+    __slots__ = ("api", "attempt", "content", "headers", "method", "octets", "params", "path", "policy", "query",
+                 "record", "refreshed", "reply_headers", "revived", "sent_headers", "stream", "tokens", "url")
 
     def __init__(self, method: str, url: str, body: Any, headers: dict[str, str], params: dict[str, Any] | None,
                  api: ApiKind, stream: bool = False, *, policy: RetryPolicy | None = None, tokens: int = 0,
-                 record: Recording | None = None) -> None:
+                 record: Recording | None = None, octets: bool = False) -> None:
         self.method = method
         self.url = url
         self.content = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
@@ -42,6 +42,7 @@ class Call:
         self.policy = policy
         self.tokens = tokens
         self.record = record
+        self.octets = octets  # a 2xx answer is data (a file's bytes), never read as JSON
         self.attempt = 1  # the 1-based attempt under way (the retry stage counts)
         self.refreshed = False  # a rejected token was refreshed (once per call)
         self.revived = False  # the local daemon was found or started again (once per call)

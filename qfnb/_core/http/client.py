@@ -276,6 +276,20 @@ class AsyncQianfanClient:
         assert isinstance(result, QfResponse)
         return result
 
+    async def v2_api(self, method: str, path: str, body: dict[str, Any] | bytes | None = None, *,
+                     params: dict[str, Any] | None = None, content_type: str = _JSON, octets: bool = False,
+                     retry: RetryPolicy | None = None) -> QfResponse:
+        """A v2 call that is not a model call (``/v2/files``, ``/v2/batches``: bearer auth, through the
+        whole pipeline, unrecorded): ``body`` a JSON object, or bytes of ``content_type`` (a multipart
+        upload); with ``octets`` a 2xx answer is a file's content, ``{"_raw": text, "_bytes": content}``."""
+        url = self.config.console_api_base_url.rstrip("/") + path
+        headers = {"Content-Type": content_type, "Request_id": new_request_id()}
+        call = Call(method, url, body, headers, params, "v2", False, policy=retry or self._console_policy,
+                    octets=octets)
+        result = await self._send(call)
+        assert isinstance(result, QfResponse)  # never a stream
+        return result
+
     async def console(self, path: str, body: dict[str, Any] | None = None, *, params: dict[str, Any] | None = None,
                       retry: RetryPolicy | None = None, method: str = "POST",
                       headers: Mapping[str, str] | None = None) -> QfResponse:

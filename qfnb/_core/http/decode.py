@@ -32,6 +32,8 @@ def decode_body(call: Call, status: int, headers: Mapping[str, str], content: by
     any 2xx ``application/octet-stream`` answer to one: an object's bytes are never read as JSON
     (a JSONL object of one line holding ``"error"`` is data, not the platform's error)."""
     body: Any = None
+    if call.octets and status < 300:  # a file's content asked for as such (a JSONL file is data)
+        return {"_raw": content.decode("utf-8", errors="replace"), "_bytes": content}
     if not (call.api == "raw" and status < 300 and _octets(headers)):
         with contextlib.suppress(ValueError):
             body = fastjson.loads(content) if content else {}
