@@ -79,10 +79,10 @@ def v2_model_id(name: str) -> str:
     """The id the v2 API takes for ``name``: a 2024 name the cloud renamed (``ERNIE-Bot``) is its
     successor (``ernie-3.5-8k``), said once per process (a :class:`RenamedModelWarning`, which a notebook
     shows under the cell); any other name as given."""
-    from qfnb.protocol.cloud_models import successor  # deferred: reads the dated catalog on first use
+    from qfnb.protocol.cloud_models import name_key, successor  # deferred: reads the dated catalog on first use
 
     new = successor(name) or name
-    if new != name and name not in _RENAMES_SAID:
+    if name_key(new) != name_key(name) and name not in _RENAMES_SAID:
         _RENAMES_SAID.add(name)
         warnings.warn(f"{name} is called {new} on the v2 API: sent as {new}", RenamedModelWarning, stacklevel=4)
     return new
