@@ -15,7 +15,7 @@ from qfnb._core.config import Config
 from qfnb._core.errors import AuthError, QfnbError
 from qfnb.resources.inference import targets
 from tests.fakes.cloud_v2 import FakeQianfanV2
-from tests.fakes.fixtures_v2 import cloud_v2, key_only_config  # noqa: F401
+from tests.fakes.fixtures_v2 import key_only_config
 
 MSGS = [{"role": "user", "content": "你好"}]
 
