@@ -143,6 +143,8 @@ class BaseInference(Generic[C, A, K]):
 
     def _default_model(self) -> str | None:
         cfg = self.config
+        if self.version == 2 and not cfg.embedded:
+            return V2_DEFAULT_MODELS[self.api_types[0]]
         for api in self.api_types:
             name = cfg.default_models.get(api)
             if name:
@@ -185,12 +187,11 @@ class BaseInference(Generic[C, A, K]):
     def _v2_target(self, model: str | None, endpoint: str | None) -> Target:
         """The v2 route and model id: a name the cloud renamed goes as its successor (said once), a
         service's endpoint as its model id, any other name as given (the platform says if it is unknown)."""
-        api = self.api_types[0]
         cfg = self.config
-        name = model or endpoint or (cfg.default_models.get(api) if cfg.embedded else None) or V2_DEFAULT_MODELS[api]
+        name = model or endpoint or self._default_model() or V2_DEFAULT_MODELS[self.api_types[0]]
         if not cfg.embedded:
             name = v2_model_id(name)
-        return Target("v2", V2_ROUTES[api].removeprefix("/v2/"), name)
+        return Target("v2", V2_ROUTES[self.api_types[0]].removeprefix("/v2/"), name)
 
     async def aresolve(self, model: str | None = None, endpoint: str | None = None) -> Target:
         """Where a call would go, without sending it: an unknown model raises ``ValidationError``
