@@ -84,6 +84,20 @@ def rows_from_catalog(defaults: Mapping[str, str | None]) -> list[ModelRow]:
     return sorted(rows, key=lambda r: (list(_KINDS.values()).index(r.kind), not r.default, r.name))
 
 
+def rows_from_cloud_catalog(defaults: Mapping[str, str | None]) -> list[ModelRow]:
+    """The v2 cloud's current models (the dated catalog), as a 2026 account calls them."""
+    from qfnb.protocol.cloud_models import CATALOG_DATE, cloud_models  # deferred: reads the catalog
+
+    rows = [ModelRow(_KINDS[m.kind], m.id, f"v2 API ({_context(m.context_window)}catalog of {CATALOG_DATE})",
+                     default=defaults.get(_KINDS[m.kind]) == m.id)
+            for m in cloud_models() if m.kind in _KINDS]
+    return sorted(rows, key=lambda r: (list(_KINDS.values()).index(r.kind), not r.default, r.name))
+
+
+def _context(tokens: int | None) -> str:
+    return f"{tokens // 1000}k context, " if tokens else ""
+
+
 class ModelList:
     """``%qfmodels``: a table of the chat / embedding models and this platform's endpoints."""
 
@@ -158,14 +172,27 @@ def fetch_services(timeout: float | None = 30.0) -> dict[str, Any]:
 
 
 def list_models(fetch: Callable[[], Mapping[str, Any]] = fetch_services) -> ModelList:
-    """The platform's list; the built-in catalog (said so) when it cannot be read."""
+    """The platform's list; on a v2 account (an API key) the v2 cloud's dated catalog; the built-in
+    catalog (said so) when the list cannot be read."""
     defaults = _defaults()
+    if fetch is fetch_services and _v2_account():
+        return ModelList(rows_from_cloud_catalog(defaults), "the v2 cloud's model catalog; any other model id "
+                                                            "the platform serves works too (-m ID)")
     try:
         services = fetch()
     except Exception as exc:  # no console keys, the platform is down, ...
         log.warning("could not read the platform's model list: %s", exc)
         return ModelList(rows_from_catalog(defaults), f"built-in catalog (service list unavailable: {exc})")
     return ModelList(rows_from_services(services, defaults), "the platform's service list")
+
+
+def _v2_account() -> bool:
+    """Whether calls go to the cloud's v2 API (a v2 API key; never the embedded platform)."""
+    try:
+        chat = resources.ChatCompletion()
+        return chat.version == 2 and not chat.config.embedded
+    except Exception:  # a broken config shows up on the call itself
+        return False
 
 
 def forget_models() -> None:

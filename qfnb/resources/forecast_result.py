@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from qfnb._core.http.recorded import generates
 from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb._core.record.ledger import SESSION, default_ledger
+from qfnb._core.record.prices import worst_yuan
 from qfnb.protocol.safe_html import escape
 
 __all__ = ["Forecast", "ForecastCheck", "check_budget", "duration", "forecast_html", "forecast_text"]
@@ -91,6 +92,8 @@ class Forecast:
     assumptions: tuple[str, ...] = field(default=())
     #: the name the run asks by, when the model that answers (``model``) goes by another
     asked: str = ""
+    #: an estimated input count's upper bound (None: counted by the model's tokenizer)
+    input_high: int | None = None
 
     @property
     def total_expected(self) -> int | None:
@@ -99,7 +102,7 @@ class Forecast:
     @property
     def total_high(self) -> int:
         """The forecast's upper bound on tokens (what a budget is checked against)."""
-        return self.input_tokens + self.output_high
+        return (self.input_high if self.input_high is not None else self.input_tokens) + self.output_high
 
     def check_budget(self, what: str = "this run") -> None:
         """Raise :class:`~qfnb.usage.BudgetExceeded`, with the figures, when the forecast's upper bound
@@ -132,7 +135,9 @@ class Forecast:
             eta = "no record"
         else:
             eta = f"~{duration(self.eta_s)} ({duration(self.eta_low_s or 0.0)}–{duration(self.eta_high_s or 0.0)})"
-        return [("input tokens", f"{self.input_tokens:,}", self.input_source),
+        inputs = (f"~{self.input_tokens:,} (up to {self.input_high:,})" if self.input_high is not None
+                  else f"{self.input_tokens:,}")
+        return [("input tokens", inputs, self.input_source),
                 ("output tokens", output, self.output_source),
                 ("price", price, self.price_source),
                 ("ETA", eta, self.speed_source),
@@ -177,11 +182,15 @@ def check_budget(forecasts: Sequence[Forecast], what: str = "this run") -> None:
     if held.tokens is not None:
         left = held.tokens - held.spent_tokens - held.reserved_tokens
         if high > left:
-            inputs, outputs = sum(f.input_tokens for f in forecasts), sum(f.output_high for f in forecasts)
+            inputs = sum(f.total_high - f.output_high for f in forecasts)
+            outputs = sum(f.output_high for f in forecasts)
             raise BudgetExceeded(
                 f"forecast: {what} may use up to {high:,} tokens ({inputs:,} input + up to {outputs:,} output over "
                 f"{calls:,} calls to {models}) and the token budget has {max(left, 0):,} of {held.tokens:,} left; "
                 "nothing was sent (qfnb.usage.budget(tokens=...) raises it, --limit runs fewer items)")
+    for f in forecasts:  # a cloud model with no price: refused under a ¥ budget, naming it (UnpricedModel)
+        if f.yuan_high is None and f.platform != "local":
+            worst_yuan(f.model, f.total_high - f.output_high, f.output_high, local=False)
     priced = [f.yuan_high for f in forecasts if f.yuan_high is not None]
     if held.yuan is not None and priced:
         left_yuan = held.yuan - held.spent_yuan - held.reserved_yuan

@@ -2,7 +2,8 @@
 
 * **Input tokens** are counted by the model's own tokenizer: the local platform renders each chat
   with the model's template and tokenizes it (what the answer's ``prompt_tokens`` will say); the
-  cloud platform's tokenizer counts ERNIE models' text. Elsewhere they are estimated, and it says so.
+  cloud platform's v1 tokenizer counts ERNIE models' text. Elsewhere (a v2 account's models among
+  them) they are estimated by a text rule, and it says so with the range it assumes.
 * **Output tokens** come from a pilot's answers (``pilot=``) or this model's recorded answers in the
   usage ledger, preferring prompts of similar length, each capped at ``max_tokens``. The range is a
   90% prediction interval for the sum of the run's answers: the answers vary (``N σ²``) and the
@@ -37,7 +38,7 @@ from qfnb.resources.defaults import default_model
 from qfnb.resources.forecast_result import Forecast
 from qfnb.resources.inference.tokenizer import Tokenizer
 
-__all__ = ["aforecast", "count_conversations", "forecast"]
+__all__ = ["ESTIMATE_HIGH", "ESTIMATE_LOW", "aforecast", "count_conversations", "estimate_note", "forecast"]
 
 #: the z of a two-sided 90% interval
 _Z90 = 1.6449
@@ -64,13 +65,29 @@ def _conversation(prompt: Any, system: str | None) -> list[dict[str, str]]:
     return turns
 
 
+#: an estimate's range where no tokenizer of the model can be asked: the bound qfnb assumes for a
+#: text rule (0.625 tokens a Chinese character, 1 an English word), not a measured one
+ESTIMATE_LOW, ESTIMATE_HIGH = 0.5, 2.0
+
+
+def estimate_note(model: str, why: str) -> str:
+    """How an estimated count was made, with its range."""
+    return (f"estimated by a text rule ({why}): 0.625 tokens a Chinese character, 1 an English word; "
+            f"{model}'s own count may be {ESTIMATE_LOW:g}×–{ESTIMATE_HIGH:g}× that, and the upper bound "
+            f"assumes {ESTIMATE_HIGH:g}×")
+
+
 async def count_conversations(conversations: list[list[dict[str, str]]], model: str,
                               config: Config) -> tuple[list[int], str, str]:
-    """Each conversation's prompt tokens, the model that counted them and how they were counted."""
-    cloud_ernie = not config.embedded and model.lower().startswith("ernie")
+    """Each conversation's prompt tokens, the model that counted them and how they were counted
+    (an estimate's note says so, with its range: :data:`ESTIMATE_HIGH`)."""
+    # the v1 tokenizer route counts ERNIE models' text; a v2 account (an API key) has no such route
+    cloud_ernie = not config.embedded and config.api_version == 1 and model.lower().startswith("ernie")
     if not (config.embedded or cloud_ernie):  # no tokenizer of this model to ask
         estimate = [sum(Tokenizer.count_tokens(t["content"]) for t in c) for c in conversations]
-        return estimate, model, f"estimated (the platform has no tokenizer for {model})"
+        why = ("the v2 API has no tokenizer route" if not config.embedded and config.api_version == 2
+               else f"the platform has no tokenizer for {model}")
+        return estimate, model, estimate_note(model, why)
     distinct = {repr(c): c for c in conversations}
     gate = asyncio.Semaphore(_COUNTING)
     named: list[str] = []
@@ -165,6 +182,8 @@ async def aforecast(prompts: Iterable[Any], *, model: str | None = None, max_tok
     platform = "local" if cfg.embedded else "cloud"
     counts, served, input_source = await count_conversations(conversations, name, cfg)
     input_tokens = sum(counts)  # n answers to one prompt read it once
+    input_high = math.ceil(input_tokens * ESTIMATE_HIGH) if input_source.startswith("estimated") else None
+    bound_in = input_high if input_high is not None else input_tokens
     calls = len(conversations) * n
     cap = max_tokens or DEFAULT_OUTPUT_TOKENS
 
@@ -188,7 +207,7 @@ async def aforecast(prompts: Iterable[Any], *, model: str | None = None, max_tok
         yuan, yuan_high, price_source = 0.0, 0.0, "local model"
     else:
         yuan = table.cost(name, input_tokens, expected or 0, batch=batch) if expected is not None else None
-        yuan_high = table.cost(name, input_tokens, high, batch=batch)
+        yuan_high = table.cost(name, bound_in, high, batch=batch)
         price_source = (table.batch_source(name) if batch else f"list price of {table.date}"
                         if yuan_high is not None else f"{name} is not in the price table of {table.date}")
 
@@ -217,7 +236,8 @@ async def aforecast(prompts: Iterable[Any], *, model: str | None = None, max_tok
                    "nothing is replayed from the cache: a replay costs nothing and takes no time",
                    "the machine is as busy as it was in the recorded runs")
     return Forecast(model=served, platform=platform, calls=calls, input_tokens=input_tokens,
-                    input_source=input_source, output_expected=expected, output_low=low, output_high=high,
+                    input_source=input_source, input_high=input_high, output_expected=expected, output_low=low,
+                    output_high=high,
                     output_source=output_source, yuan_expected=yuan, yuan_high=yuan_high, price_source=price_source,
                     eta_s=eta, eta_low_s=eta_low, eta_high_s=eta_high, speed_source=speed_source,
                     assumptions=assumptions, asked=name if name.lower() != served.lower() else "")

@@ -18,8 +18,8 @@ from qfnb._core.config import Config
 __all__ = ["Backend", "backend", "connection_hint"]
 
 #: the settings that make qfnb talk to a configured platform, as environment variables
-CHOOSERS = ("QIANFAN_AK", "QIANFAN_SK", "QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY", "QIANFAN_ACCESS_TOKEN",
-            "QIANFAN_BEARER_TOKEN", "QIANFAN_BASE_URL")
+CHOOSERS = ("QIANFAN_API_KEY", "QIANFAN_AK", "QIANFAN_SK", "QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY",
+            "QIANFAN_ACCESS_TOKEN", "QIANFAN_BEARER_TOKEN", "QIANFAN_BASE_URL")
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -57,8 +57,10 @@ def backend(config: Config | None = None) -> Backend:
         return Backend("local", f"the platform's address is on this machine ({', '.join(chosen) or 'config'})",
                        cfg.base_url, chosen)
     how = f"{', '.join(chosen)} {'is' if len(chosen) == 1 else 'are'} set" if chosen else "credentials are set in code"
-    return Backend("cloud", f"{how}, so qfnb talks to the Qianfan cloud (unset them to use the local platform)",
-                   cfg.base_url, chosen)
+    v2 = cfg.api_version == 2
+    api, url = ("its v2 API", cfg.console_api_base_url + "/v2") if v2 else ("its v1 API", cfg.base_url)
+    return Backend("cloud", f"{how}, so qfnb talks to the Qianfan cloud, {api} (unset them to use the local platform)",
+                   url, chosen)
 
 
 def connection_hint(exc: BaseException | None, config: Config | None = None) -> str:
