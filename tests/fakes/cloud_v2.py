@@ -48,6 +48,7 @@ from typing import Any
 from qfnb.protocol.sse import encode_event
 
 from .cloud import PREFIX, Captured, FakeQianfan, Fault, Reply
+from .cloud_v2_batches import install_files_batches
 
 __all__ = ["DEFAULT_KEY", "DEFAULT_MODELS", "FakeQianfanV2", "png"]
 
@@ -125,6 +126,8 @@ class FakeQianfanV2(FakeQianfan):
         self._ids = itertools.count(1)
         super().__init__(ak="", sk="", access_key=access_key, secret_key=secret_key, bearer_token=key,
                          verify_signatures=verify_signatures)
+        #: the Files + Batch routes' state (uploaded files, batches)
+        self.files_batches = install_files_batches(self)
 
     # ------------------------------------------------------------------ helpers for tests
     def v1_calls(self) -> list[Captured]:

@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class
@@ -77,9 +78,17 @@ class Bar:
 
 def reuse_note(state: JobState) -> str:
     """The line under a reused task's bar: which task, when it ended, how to run it again."""
-    when = f", finished {state.view['finishTime']}" if state.view.get("finishTime") else ""
+    ended = state.view.get("finishTime") or _when(state.view.get("completed_at"))
+    when = f", finished {ended}" if ended else ""
     return (f"↺ reused {state.task_id}{when}: same input rows, model and parameters; nothing was run again"
             " · --fresh runs it again")
+
+
+def _when(stamp: Any) -> str:
+    """A Files + Batch job's Unix time as the console's tasks show theirs (UTC)."""
+    if not isinstance(stamp, int | float) or isinstance(stamp, bool):
+        return ""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
 
 
 def watch(job: BatchJob, *, interval: float = 0.5, bar: Any = None,
@@ -108,11 +117,14 @@ def input_prompts(job: BatchJob, state: JobState) -> list[str]:
     """The last user message of each input row (read from the task's input object)."""
     from qfnb._core.http.client import get_client  # deferred: loads the HTTP client (`%load_ext qfnb` does not)
 
-    uri = str(state.view.get("inputBosUri") or "")
-    if not uri.startswith("bos:/"):
-        return [""] * state.total
     cfg = resolve_config(job.config)
-    got = sync.run(get_client(cfg).signed_request("GET", f"{cfg.bos_endpoint.rstrip('/')}/{uri[5:].lstrip('/')}"))
+    uri, file_id = str(state.view.get("inputBosUri") or ""), str(state.view.get("input_file_id") or "")
+    if file_id:  # a Files + Batch job (the v2 cloud): its input file
+        got = sync.run(get_client(cfg).v2_api("GET", f"/v2/files/{quote(file_id, safe='')}/content", octets=True))
+    elif uri.startswith("bos:/"):
+        got = sync.run(get_client(cfg).signed_request("GET", f"{cfg.bos_endpoint.rstrip('/')}/{uri[5:].lstrip('/')}"))
+    else:
+        return [""] * state.total
     text = got.body["_raw"] if isinstance(got.body, dict) and "_raw" in got.body else json.dumps(got.body)
     prompts = []
     for line in text.splitlines():
