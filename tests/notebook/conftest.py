@@ -15,6 +15,7 @@ from qfnb._core.http import client as client_mod
 from qfnb._core.record.cache import set_process_mode
 from qfnb.notebook.discovery import ModelList
 from tests.fakes.fixtures import fake, fake_server, make_config  # noqa: F401 - the fake cloud, for SDK calls in a shell
+from tests.fakes.fixtures_v2 import cloud_v2  # noqa: F401 - the 2026 cloud (a v2 API key alone)
 
 
 @pytest.fixture(autouse=True)

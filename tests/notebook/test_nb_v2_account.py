@@ -1,0 +1,90 @@
+"""Every magic with a 2026 account's key alone, in a real kernel, against the 2026 cloud double:
+what each shows, and that no v1 route is ever used."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_notebook
+
+from tests.fakes.cloud_v2 import FakeQianfanV2
+from tests.fakes.fixtures_v2 import key_only_env
+
+KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+QA = '{"prompt": "What is LoRA?", "response": "A low-rank adapter"}\n{"prompt": "1+1?", "response": "2"}\n'
+
+
+def run_cells(cells: list[str], tmp_path: Path) -> list[Any]:
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells], metadata=KERNEL)
+    NotebookClient(nb, timeout=180, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    return list(nb.cells)
+
+
+def text(cell: Any) -> str:
+    parts = []
+    for out in cell.outputs:
+        if out.output_type == "stream":
+            parts.append(out.text)
+        elif out.output_type == "error":
+            parts.append(f"ERROR {out.ename}: {out.evalue}")
+        else:
+            parts.append(str(out.get("data", {}).get("text/plain", "")))
+    return "\n".join(parts)
+
+
+def errors(cells: list[Any]) -> list[str]:
+    return [f"{c.source!r}: {o.ename}: {o.evalue}" for c in cells for o in c.outputs if o.output_type == "error"]
+
+
+@pytest.mark.sockets
+def test_every_magic_works_with_the_key_alone(cloud_v2: FakeQianfanV2, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("QIANFAN_")]:
+        monkeypatch.delenv(name)
+    for name, value in key_only_env(cloud_v2).items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "qa.jsonl").write_text(QA, encoding="utf-8")
+    cells = run_cells([
+        "%load_ext qfnb",
+        "%%qfchat\n你好",
+        "%%qfchat -m ernie-4.5-turbo-128k\nExplain LoRA",
+        "%%qfchat -m ERNIE-Bot\nold name",
+        "%%qfchat -s tutor\n我叫小明",
+        "%%qfchat -s tutor\n我叫什么?",
+        "%qfmodels",
+        "%qfimage 一只布偶猫",
+        "%qfeval --models ernie-4.5-turbo-128k --dataset qa.jsonl --metrics rouge_l -o ev",
+        "qs = ['What is LoRA?', '1+1?']",
+        "%qfbatch qs -m ernie-4.5-turbo-128k -o job",
+        "print(job.results()[1]['result'])",
+        "%qfusage",
+    ], tmp_path)
+    assert errors(cells) == []
+    chat, model, renamed, first, second, models, image, evaluation = (text(c) for c in cells[1:9])
+    assert "echo[" in chat and ": 你好" in chat
+    assert "echo[ernie-4.5-turbo-128k]: Explain LoRA" in model
+    assert "echo[ernie-3.5-8k]: old name" in renamed or "ernie-3.5-8k" in renamed
+    assert "1 turn in context" in second and "session tutor" in second
+    assert "ernie-4.5-turbo-128k" in models and "v2 API" in models
+    png = [o for o in cells[7].outputs if "image/png" in o.get("data", {})]
+    assert png, "the image is an image output, not a link"
+    from PIL import Image
+
+    assert Image.open(io.BytesIO(base64.b64decode(png[0]["data"]["image/png"]))).format == "PNG"
+    assert "rouge_l" in evaluation and "ernie-4.5-turbo-128k" in evaluation
+    assert "echo[ernie-4.5-turbo-128k]: 1+1?" in text(cells[11])
+    assert "ernie-4.5-turbo-128k" in text(cells[12])
+    paths = {r.path for r in cloud_v2.requests}
+    assert {"/v2/chat/completions", "/v2/images/generations", "/v2/files", "/v2/batches"} <= paths
+    assert cloud_v2.v1_calls() == [] and not any(p.startswith("/rpc/") or "oauth" in p for p in paths)
+    assert all(r.headers.get("authorization") == f"Bearer {cloud_v2.key}"
+               for r in cloud_v2.requests if r.path.startswith("/v2/") and "fake-images" not in r.path)
+    saved = "\n".join(text(c) for c in cells)
+    assert cloud_v2.key not in saved and cloud_v2.key.split("/")[-1] not in saved
