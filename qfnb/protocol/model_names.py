@@ -45,8 +45,9 @@ EMBEDDER_LANGUAGES = MappingProxyType({
 #: the model each API type answers with on the local platform when a request names none
 LOCAL_DEFAULT_MODELS = MappingProxyType({"chat": LOCAL_CHAT_MODEL, "completions": LOCAL_CHAT_MODEL,
                                          "embeddings": LOCAL_EMBEDDING_MODEL})
-#: the v2 API's model when a v2 chat call names none (the cloud's)
-V2_DEFAULT_MODEL = "ernie-lite-8k"
+#: the v2 API's model when a v2 chat call names none (the cloud's): ernie-lite-8k, the default until it
+#: retired on 2026-06-09, reaches this id through its replacements (cloud_models.current_id)
+V2_DEFAULT_MODEL = "ernie-4.5-turbo-128k"
 #: the cloud's v2 model of each API type when a call names none (the ids the v2 routes take)
 V2_DEFAULT_MODELS = MappingProxyType({"chat": V2_DEFAULT_MODEL, "completions": V2_DEFAULT_MODEL,
                                       "embeddings": "embedding-v1", "reranker": "bce-reranker-base",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,18 @@ import qfnb
 import qfnb.usage
 from qfnb._core.record.budget import BudgetExceeded, UnpricedModel, budget
 from qfnb._core.record.prices import PriceError, clear_prices, prices, worst_yuan
-from qfnb.protocol.cloud_models import CATALOG_DATE, KINDS, catalog, cloud_model, cloud_models, name_key, successor
+from qfnb.protocol.cloud_models import (
+    CATALOG_DATE,
+    KINDS,
+    catalog,
+    cloud_model,
+    cloud_models,
+    current_id,
+    name_key,
+    retirement,
+    successor,
+)
+from qfnb.protocol.model_names import V2_DEFAULT_MODEL
 
 pytestmark = pytest.mark.usefixtures("own_record_dir")  # tests/conftest.py
 
@@ -55,9 +67,9 @@ def test_the_catalog_is_dated_and_every_figure_names_its_source() -> None:
 
 
 def test_lookups_are_case_insensitive_and_filter_by_kind() -> None:
-    turbo = cloud_model("ERNIE-4.0-Turbo-8K")
-    assert turbo is not None and turbo.id == "ernie-4.0-turbo-8k" and turbo.kind == "chat"
-    assert turbo.price is not None and turbo.price.cache_hit == 0.0012
+    turbo = cloud_model("ERNIE-4.5-Turbo-128K")
+    assert turbo is not None and turbo.id == "ernie-4.5-turbo-128k" and turbo.kind == "chat"
+    assert turbo.price is not None and turbo.price.cache_hit == 0.0002
     assert cloud_model("no-such-model") is None
     assert {m.id for m in cloud_models("embeddings")} >= {"embedding-v1", "bge-large-zh", "bge-large-en", "tao-8k"}
     assert "bce-reranker-base" in {m.id for m in cloud_models("reranker")}
@@ -102,24 +114,86 @@ def test_v1_names_are_priced_through_their_successor_without_duplicate_rows() ->
                                                                                                  1000, 1000)
     assert table.cost("ERNIE-4.0-8K", 1000, 1000) == pytest.approx(0.03 + 0.09)
     assert table.cost("ERNIE-Speed-128K", 10_000, 10_000) == 0.0
-    assert table.cost("deepseek-v3.2", 1000, 1000) is None  # not found: no price, not a guess
+    assert table.cost("qwen3-235b-a22b", 1000, 1000) is None  # not found: no price, not a guess
 
 
 def test_batch_is_forty_percent_of_real_time_and_the_ledger_uses_it_for_batch_jobs() -> None:
     table = prices()
     online = table.cost("ernie-4.0-turbo-8k", 1000, 1000)
-    assert online == pytest.approx(0.003 + 0.009)
-    assert table.cost("ernie-4.0-turbo-8k", 1000, 1000, batch=True) == pytest.approx(0.4 * (0.003 + 0.009))
+    assert online == pytest.approx(0.02 + 0.06)
+    assert table.cost("ernie-4.0-turbo-8k", 1000, 1000, batch=True) == pytest.approx(0.4 * (0.02 + 0.06))
     assert table.batch_source("ERNIE-4.0-Turbo-8K") == f"batch price of {table.date}"
+    for model in ("ernie-5.1", "ernie-4.5-turbo-128k", "deepseek-v4-pro", "deepseek-v3.2"):
+        price = cloud_model(model).price  # type: ignore[union-attr]
+        assert price is not None and price.batch == pytest.approx((0.4 * price.input, 0.4 * price.output))
+        assert table.cost(model, 1000, 1000, batch=True) == pytest.approx(0.4 * table.cost(model, 1000, 1000))
     assert table.cost("embedding-v1", 1000, 0, batch=True) == table.cost("embedding-v1", 1000, 0)  # chat only
 
 
 def test_cached_prompt_tokens_cost_the_cache_hit_price_where_known() -> None:
     table = prices()
-    assert table.cost("ernie-4.0-turbo-8k", 1000, 0, cached_tokens=400) == pytest.approx(
-        (600 * 0.003 + 400 * 0.0012) / 1000)
+    assert table.cost("ernie-4.5-turbo-32k", 1000, 0, cached_tokens=400) == pytest.approx(
+        (600 * 0.0008 + 400 * 0.0002) / 1000)
+    assert table.cost("deepseek-v4-flash", 1000, 1000, cached_tokens=1000) == pytest.approx(0.0002 + 0.002)
+    # batch jobs pay the batch price: no cache-hit price on top
+    assert table.cost("ernie-4.5-turbo-32k", 1000, 0, batch=True, cached_tokens=400) == pytest.approx(0.4 * 0.0008)
     # no published cache-hit price: every prompt token at the input price
     assert table.cost("ernie-3.5-8k", 1000, 0, cached_tokens=400) == table.cost("ernie-3.5-8k", 1000, 0)
+
+
+def test_the_2026_models_are_priced_from_the_dated_sources() -> None:
+    table = prices()
+    # one_api_2026 (Baidu's page wmh4sv6ya, verified 2026-06-13): ERNIE 5.1, input <=32k: ¥4 / ¥18 per 1M tokens
+    assert table.cost("ERNIE-5.1", 1_000_000, 1_000_000) == pytest.approx(4 + 18)
+    five = cloud_model("ernie-5.1")
+    assert five is not None and five.price is not None and five.price.as_of == "2026-06-13"
+    assert "wmh4sv6ya" in five.source or "one-api" in five.source
+    assert [(t.above_input_tokens, t.input, t.output) for t in five.price.tiers] == [(32768, 0.006, 0.022)]
+    # the ledger prices at the first tier, also above 32k tokens of input
+    assert table.cost("ernie-5.1", 40_000, 0) == pytest.approx(40 * 0.004)
+    expected = {"ernie-5.0": (0.006, 0.024), "ernie-5.0-thinking-latest": (0.006, 0.024), "ernie-x1.1": (0.001, 0.004),
+                "ernie-4.5-turbo-128k": (0.0008, 0.0032), "ernie-4.5-turbo-32k": (0.0008, 0.0032),
+                "ernie-4.5-turbo-vl": (0.003, 0.009), "ernie-4.5-8k-preview": (0.004, 0.016),
+                "ernie-x1-turbo-32k": (0.001, 0.004), "deepseek-v3.2": (0.002, 0.003),
+                "deepseek-v4-pro": (0.012, 0.024), "deepseek-v4-flash": (0.001, 0.002),
+                "ernie-3.5-8k": (0.0008, 0.002), "ernie-lite-8k": (0.0, 0.0)}
+    for model, (inp, out) in expected.items():
+        entry = cloud_model(model)
+        assert entry is not None and entry.price is not None and entry.as_of.startswith("2026"), model
+        assert (entry.price.input, entry.price.output) == (inp, out), model
+        assert table.cost(model, 1000, 1000) == pytest.approx(inp + out), model
+    assert cloud_model("deepseek-v3.2").price.cache_hit == 0.0004  # type: ignore[union-attr]
+
+
+def test_retirements_name_the_date_and_the_replacement() -> None:
+    assert retirement("ernie-lite-8k") == ("2026-06-09", "ernie-lite-pro-128k")
+    assert retirement("ERNIE-Bot-turbo") == retirement("ernie-lite-8k")  # any name successor() knows
+    assert retirement("deepseek-v3") == ("2026-06-30", "deepseek-v4-pro")
+    assert retirement("ernie-char-8k") == ("2026-06-09", None)  # retired, no replacement named
+    assert retirement("ernie-4.5-turbo-128k") is None and retirement("never-heard-of-it") is None
+    for model in cloud_models():
+        if model.replacement is not None:
+            assert model.retired_on is not None and cloud_model(model.replacement) is not None, model.id
+
+
+def test_current_id_follows_the_replacements_from_the_retirement_date() -> None:
+    assert current_id("ernie-3.5-8k", date(2026, 6, 30)) == "ernie-4.5-turbo-128k"  # retired on that day
+    assert current_id("ernie-3.5-8k", date(2026, 6, 29)) == "ernie-3.5-8k"
+    # a 2024 name chains: ERNIE-Bot-turbo -> ernie-lite-8k -> ernie-lite-pro-128k -> ernie-4.5-turbo-128k
+    assert current_id("ERNIE-Bot-turbo", date(2026, 11, 26)) == "ernie-4.5-turbo-128k" == V2_DEFAULT_MODEL
+    assert current_id("ERNIE-Bot-turbo", date(2026, 6, 15)) == "ernie-lite-pro-128k"
+    assert current_id("ERNIE-Bot-turbo", date(2026, 6, 8)) == "ernie-lite-8k"
+    assert current_id("ernie-char-8k", date(2026, 11, 26)) == "ernie-char-8k"  # no replacement: stays
+    assert current_id("Llama-2-7B-Chat") == "Llama-2-7B-Chat"  # no v2 successor: unchanged
+    assert current_id("ernie-4.5-turbo-128k") == "ernie-4.5-turbo-128k"
+
+
+def test_current_id_stops_at_a_cycle(monkeypatch: pytest.MonkeyPatch) -> None:
+    import qfnb.protocol.cloud_models as cm
+
+    loop = {"ernie-3.5-8k": ("2026-01-01", "ernie-4.0-8k"), "ernie-4.0-8k": ("2026-01-01", "ernie-3.5-8k")}
+    monkeypatch.setattr(cm, "retirement", loop.get)
+    assert current_id("ernie-3.5-8k", date(2026, 11, 26)) == "ernie-4.0-8k"
 
 
 # --- user prices ---------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def test_chat_v2(fake: FakeQianfan, make_config: MakeConfig) -> None:
     chat = ChatCompletion(version=2, config=make_config("iam"))
     resp = chat.do(model="ernie-4.0-8k", messages=[{"role": "system", "content": "s"}, *HI])
     assert resp.result == "echo[ernie-4.0-8k]: 你好"
-    assert "".join(c.result for c in chat.do(messages=HI, stream=True)) == "echo[ernie-lite-8k]: 你好"
+    assert "".join(c.result for c in chat.do(messages=HI, stream=True)) == "echo[ernie-4.5-turbo-128k]: 你好"
     sent = fake.calls("/v2/chat/completions")[0]
     assert sent.headers["authorization"].startswith("Bearer ") and sent.json["model"] == "ernie-4.0-8k"
 
@@ -154,7 +154,7 @@ def test_chat_v2_create_answers_the_official_typed_objects(fake: FakeQianfan, ma
     chunks = list(chat.create(messages=HI, stream=True))
     assert all(isinstance(c, typing_client.CompletionChunk) for c in chunks)
     assert all(isinstance(c.choices[0].delta, typing_client.ChoiceDelta) for c in chunks if c.choices)
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo[ernie-lite-8k]: 你好"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo[ernie-4.5-turbo-128k]: 你好"
 
 
 def test_completion_with_chat_model_and_completion_model(fake: FakeQianfan, make_config: MakeConfig) -> None:

@@ -32,7 +32,7 @@ def test_the_key_alone_chats_on_v2_and_answers_result(cloud_v2: FakeQianfanV2) -
     chat = qfnb.ChatCompletion(config=key_only(cloud_v2))
     assert chat.version == 2
     resp = chat.do(messages=MSGS, system="答得简短", max_output_tokens=200)
-    assert resp["result"] == "echo[ernie-lite-8k]: 你好"
+    assert resp["result"] == "echo[ernie-4.5-turbo-128k]: 你好"
     assert resp["choices"][0]["message"]["content"] == resp["result"]  # the v2 body is kept beside it
     assert resp["usage"]["total_tokens"] > 0
     sent = cloud_v2.calls("/v2/chat/completions")[0].json
@@ -47,7 +47,7 @@ def test_the_key_alone_chats_on_v2_and_answers_result(cloud_v2: FakeQianfanV2) -
 
 def test_completion_embedding_reranker_and_batch_take_v2(cloud_v2: FakeQianfanV2) -> None:
     cfg = key_only(cloud_v2)
-    assert qfnb.Completion(config=cfg).do(prompt="写一句诗")["result"] == "echo[ernie-lite-8k]: 写一句诗"
+    assert qfnb.Completion(config=cfg).do(prompt="写一句诗")["result"] == "echo[ernie-4.5-turbo-128k]: 写一句诗"
     emb = qfnb.Embedding(config=cfg).do(texts=["世界上最高的山", "LoRA"])
     assert len(emb["data"]) == 2 and len(emb["data"][1]["embedding"]) > 0
     assert cloud_v2.calls("/v2/embeddings")[0].json == {"model": "embedding-v1",
@@ -56,7 +56,7 @@ def test_completion_embedding_reranker_and_batch_take_v2(cloud_v2: FakeQianfanV2
     assert ranked["results"][0]["index"] == 1 and len(ranked["results"]) == 1
     future = qfnb.ChatCompletion(config=cfg).batch_do([[{"role": "user", "content": q}] for q in "abc"],
                                                       worker_num=2)
-    assert [r["result"] for r in future.results()] == [f"echo[ernie-lite-8k]: {q}" for q in "abc"]
+    assert [r["result"] for r in future.results()] == [f"echo[ernie-4.5-turbo-128k]: {q}" for q in "abc"]
     assert cloud_v2.v1_calls() == []
 
 
