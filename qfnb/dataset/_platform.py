@@ -2,7 +2,8 @@
 
 Save = validate → ``dataset/create`` → signed BOS ``PUT`` of the jsonl (through
 :class:`qfnb.resources.bos.BosHelper`) → ``dataset/import`` → poll ``importStatus`` →
-``dataset/release`` → poll ``releaseStatus``.
+``dataset/release`` → poll ``releaseStatus``; on a 2026 (v2) account the ``/v2/dataset`` calls
+instead (:mod:`._platform_v2`).
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from qfnb._core.runtime.poll import apoll_until
 from qfnb.protocol.console import ImportStatus, ReleaseStatus
 from qfnb.resources.bos import BosHelper
 from qfnb.resources.console import Data
+from qfnb.resources.console.account import console_v2
 from qfnb.resources.console.consts import DataSourceType, DataTemplateType
 
 from ._io import frame_from_obj, normalize_items, platform_lines
+from ._platform_v2 import publish_if_needed, upload_v2
 from .schema import QianfanNonSortedConversation, Schema, schema_for_template
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -112,6 +115,9 @@ async def upload_dataset(ds: DatasetView, *, dataset_id: int | str | None,
     annotated = upload.annotated if upload.annotated is not None else bool(getattr(check, "is_annotated", True))
 
     cfg = resolve_config(config)
+    if console_v2(cfg):  # a 2026 account: the /v2/dataset calls (:mod:`._platform_v2`)
+        return await upload_v2(body, len(ds), version_id=None if dataset_id is None else str(dataset_id),
+                               create_args=args, release=release, cfg=cfg, upload=upload)
     BosHelper(None, upload.ak, upload.sk, config=cfg).require_keys()
     if args is not None:
         created = (await Data.acreate_bare_dataset(config=cfg, **args)).parsed.result
@@ -155,8 +161,12 @@ async def put_object(helper: BosHelper, bucket: str, key: str, data: bytes) -> N
 
 
 async def release_if_needed(dataset_id: int | str, config: Config | None) -> None:
-    """Release a platform dataset unless it already is (used by the trainer)."""
+    """Release a platform dataset unless it already is (used by the trainer); on a v2 account,
+    publish the data-set version ``dataset_id`` unless it is."""
     cfg = resolve_config(config)
+    if console_v2(cfg):
+        await publish_if_needed(str(dataset_id), cfg)
+        return
     info = await version_info(dataset_id, cfg)
     if info.get("releaseStatus") == ReleaseStatus.FINISHED:
         return
