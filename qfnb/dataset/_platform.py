@@ -8,14 +8,12 @@ instead (:mod:`._platform_v2`).
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
 import uuid
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -32,6 +30,7 @@ from qfnb.resources.console.consts import DataSourceType, DataTemplateType
 
 from ._io import frame_from_obj, normalize_items, platform_lines
 from ._platform_v2 import publish_if_needed, upload_v2
+from ._upload import Upload, put_object
 from .schema import QianfanNonSortedConversation, Schema, schema_for_template
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,22 +81,6 @@ def _check_create_args(args: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(args)
     out.setdefault("template_type", DataTemplateType.NonSortedConversation)
     return out
-
-
-@dataclass(frozen=True)
-class Upload:
-    """Where a dataset's file is put for the platform to import: the dataset's own storage, unless
-    a staging bucket is given (the official ``sup_storage_id/path/region``: on the cloud, a dataset
-    on the platform's own BOS is filled from one of the user's buckets), signed with ``ak``/``sk``
-    when given, else the configured IAM keys."""
-
-    bucket: str = ""
-    path: str = ""
-    region: str = ""
-    ak: str | None = None
-    sk: str | None = None
-    #: whether the rows are annotated (None: as the rows' schema says)
-    annotated: bool | None = None
 
 
 async def upload_dataset(ds: DatasetView, *, dataset_id: int | str | None,
@@ -151,13 +134,6 @@ async def upload_dataset(ds: DatasetView, *, dataset_id: int | str | None,
                     cfg.release_status_polling_interval, cfg)
     logger.info("dataset %s uploaded (%d rows)%s", dataset_id, len(ds), " and released" if release else "")
     return dataset_id
-
-
-async def put_object(helper: BosHelper, bucket: str, key: str, data: bytes) -> None:
-    """Put a dataset file through the official method ``BosHelper.upload_content_to_bos`` (so code that
-    patches it, as the official tests do, sees every upload), run off the event loop: the sync
-    method blocks on qfnb's loop, which may be this one."""
-    await asyncio.to_thread(helper.upload_content_to_bos, data, key, bucket)
 
 
 async def release_if_needed(dataset_id: int | str, config: Config | None) -> None:

@@ -26,10 +26,11 @@ from qfnb.resources.bos import BosHelper, parse_bos_path
 from qfnb.resources.console import Data
 from qfnb.resources.console.account import require_iam_keys
 
+from ._upload import Upload, put_object
+
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
 
-    from ._platform import Upload
 
 logger = logging.getLogger("qfnb.dataset")
 
@@ -84,8 +85,6 @@ async def upload_v2(body: bytes, rows: int, *, version_id: str | None, create_ar
             raise DatasetV2Error("CreateDataset returned no versionId")
         logger.info("created data set %s (version %s)", created.get("datasetId"), version_id)
     key = f"{prefix}/qfnb_{uuid.uuid4().hex}.jsonl".lstrip("/")
-    from ._platform import put_object  # deferred: _platform imports this module
-
     await put_object(BosHelper(region or None, upload.ak, upload.sk, config=cfg), bucket, key, body)
     task = _result(await Data.V2.acreate_import_task(version_id, [f"bos:/{bucket}/{key}"], config=cfg))
     if not task:
