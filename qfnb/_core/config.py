@@ -59,6 +59,9 @@ class Config:
     chat_v2_api_route: str = routes.CHAT_V2
     iam_base_url: str = routes.DEFAULT_IAM_BASE_URL
     bos_endpoint: str = "https://bj.bcebos.com"
+    #: ``bos:/bucket/prefix/``: where a v2 account's data-set files are put for the console to import
+    #: (``QFNB_BOS_UPLOAD_PATH``; the 2026 ``CreateImportTask`` imports from the user's own BOS only)
+    bos_upload_path: str | None = None
     iam_sign_expiration_sec: int = 300
     auth_timeout: float = 5.0
     access_token_refresh_min_interval: float = 3600.0

@@ -43,7 +43,7 @@ def _codes(text: str) -> frozenset[int]:
 #: case (``QFNB_`` for qfnb's own settings, :data:`_QFNB`)
 _FIELDS_BY_PARSER: tuple[tuple[Any, str], ...] = (
     (str, "ak sk access_token access_key secret_key bearer_token app_id access_code base_url model_api_prefix "
-          "console_api_base_url chat_v2_api_route iam_base_url bos_endpoint proxy iam_host"),
+          "console_api_base_url chat_v2_api_route iam_base_url bos_endpoint bos_upload_path proxy iam_host"),
     (int, "iam_sign_expiration_sec bearer_token_expired_interval tpm_limit llm_api_retry_count "
           "console_api_retry_count max_connections"),
     (float, "auth_timeout access_token_refresh_min_interval qps_limit rpm_limit llm_api_retry_timeout "
@@ -57,7 +57,7 @@ _FIELDS_BY_PARSER: tuple[tuple[Any, str], ...] = (
     (_bool, "ssl_verification_enabled no_auth use_custom_endpoint enable_private"),
     (_cache_mode, "cache"),
 )
-_QFNB = frozenset({"bos_endpoint", "max_connections", "cache"})
+_QFNB = frozenset({"bos_endpoint", "bos_upload_path", "max_connections", "cache"})
 #: field name -> (environment variable, parser)
 ENV: dict[str, tuple[str, Any]] = {
     name: (f"{'QFNB' if name in _QFNB else 'QIANFAN'}_{name.upper()}", parse)

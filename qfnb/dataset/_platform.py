@@ -2,19 +2,18 @@
 
 Save = validate → ``dataset/create`` → signed BOS ``PUT`` of the jsonl (through
 :class:`qfnb.resources.bos.BosHelper`) → ``dataset/import`` → poll ``importStatus`` →
-``dataset/release`` → poll ``releaseStatus``.
+``dataset/release`` → poll ``releaseStatus``; on a 2026 (v2) account the ``/v2/dataset`` calls
+instead (:mod:`._platform_v2`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
 import uuid
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -26,9 +25,12 @@ from qfnb._core.runtime.poll import apoll_until
 from qfnb.protocol.console import ImportStatus, ReleaseStatus
 from qfnb.resources.bos import BosHelper
 from qfnb.resources.console import Data
+from qfnb.resources.console.account import console_v2
 from qfnb.resources.console.consts import DataSourceType, DataTemplateType
 
 from ._io import frame_from_obj, normalize_items, platform_lines
+from ._platform_v2 import publish_if_needed, upload_v2
+from ._upload import Upload, put_object
 from .schema import QianfanNonSortedConversation, Schema, schema_for_template
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,22 +83,6 @@ def _check_create_args(args: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-@dataclass(frozen=True)
-class Upload:
-    """Where a dataset's file is put for the platform to import: the dataset's own storage, unless
-    a staging bucket is given (the official ``sup_storage_id/path/region``: on the cloud, a dataset
-    on the platform's own BOS is filled from one of the user's buckets), signed with ``ak``/``sk``
-    when given, else the configured IAM keys."""
-
-    bucket: str = ""
-    path: str = ""
-    region: str = ""
-    ak: str | None = None
-    sk: str | None = None
-    #: whether the rows are annotated (None: as the rows' schema says)
-    annotated: bool | None = None
-
-
 async def upload_dataset(ds: DatasetView, *, dataset_id: int | str | None,
                          create_args: Mapping[str, Any] | None, schema: Schema | None,
                          release: bool, config: Config | None, upload: Upload | None = None) -> int | str:
@@ -112,6 +98,9 @@ async def upload_dataset(ds: DatasetView, *, dataset_id: int | str | None,
     annotated = upload.annotated if upload.annotated is not None else bool(getattr(check, "is_annotated", True))
 
     cfg = resolve_config(config)
+    if console_v2(cfg):  # a 2026 account: the /v2/dataset calls (:mod:`._platform_v2`)
+        return await upload_v2(body, len(ds), version_id=None if dataset_id is None else str(dataset_id),
+                               create_args=args, release=release, cfg=cfg, upload=upload)
     BosHelper(None, upload.ak, upload.sk, config=cfg).require_keys()
     if args is not None:
         created = (await Data.acreate_bare_dataset(config=cfg, **args)).parsed.result
@@ -147,16 +136,13 @@ async def upload_dataset(ds: DatasetView, *, dataset_id: int | str | None,
     return dataset_id
 
 
-async def put_object(helper: BosHelper, bucket: str, key: str, data: bytes) -> None:
-    """Put a dataset file through the official method ``BosHelper.upload_content_to_bos`` (so code that
-    patches it, as the official tests do, sees every upload), run off the event loop: the sync
-    method blocks on qfnb's loop, which may be this one."""
-    await asyncio.to_thread(helper.upload_content_to_bos, data, key, bucket)
-
-
 async def release_if_needed(dataset_id: int | str, config: Config | None) -> None:
-    """Release a platform dataset unless it already is (used by the trainer)."""
+    """Release a platform dataset unless it already is (used by the trainer); on a v2 account,
+    publish the data-set version ``dataset_id`` unless it is."""
     cfg = resolve_config(config)
+    if console_v2(cfg):
+        await publish_if_needed(str(dataset_id), cfg)
+        return
     info = await version_info(dataset_id, cfg)
     if info.get("releaseStatus") == ReleaseStatus.FINISHED:
         return

@@ -32,7 +32,8 @@ from qfnb.resources.console.consts import (
 )
 
 from ._io import read_path, write_path
-from ._platform import Upload, download_items
+from ._platform import download_items
+from ._upload import Upload
 from .consts import QianfanDatasetPackColumnName
 from .dataset import Dataset
 from .schema import schema_for_template

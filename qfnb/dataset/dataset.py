@@ -26,9 +26,10 @@ from ._batchjob import platform_version, run_as_job
 from ._infer import run_llm
 from ._io import frame_from_obj, read_path, source_lines, write_path
 from ._online import OnlineOps
-from ._platform import Upload, download, upload_dataset
+from ._platform import download, upload_dataset
 from ._reports import Reports
 from ._rows import frame_from_table, is_source
+from ._upload import Upload
 from .consts import QianfanDatasetPackColumnName
 from .schema import QianfanNonSortedConversation, Schema
 from .table import Table

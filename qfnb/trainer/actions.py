@@ -20,6 +20,7 @@ from qfnb.model.jobs import result_of
 from qfnb.protocol import checkpoints
 from qfnb.protocol.console import RunStatus
 from qfnb.resources.console import FineTune
+from qfnb.resources.console.account import console_v2, require_iam_keys
 
 from ._action import AsyncAction, BaseAction, RunContext, TrainerStopped
 from .accounting import record_training
@@ -138,6 +139,8 @@ class TrainAction(AsyncAction):
 
     async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
         cfg = ctx.resolved()
+        if console_v2(cfg):  # the /v2/finetuning calls are IAM-signed: refused before anything is sent
+            require_iam_keys(cfg)
         input = dict(input or {})
         if "datasets" not in input and (self.extra.get("input") or {}).get("datasets") is not None:
             input["datasets"] = self.extra["input"]["datasets"]  # a resume that starts here

@@ -8,6 +8,7 @@ from typing import Any
 
 from qfnb._core.errors import ValidationError
 from qfnb.resources.console import Data
+from qfnb.resources.console.account import console_v2, require_iam_keys
 
 from ._action import AsyncAction, RunContext
 from .configs import DatasetConfig
@@ -33,6 +34,10 @@ def warn_ignored(owner: str, kwargs: dict[str, Any], why: str = "qfnb does not u
 class LoadDataSetAction(AsyncAction):
     """Make sure the dataset is on the platform (upload + release) and name it for training.
 
+    On a 2026 (v2) account (``config.api_version`` 2, not the embedded platform) the upload is the
+    ``/v2/dataset`` calls (:mod:`qfnb.dataset._platform_v2`), the entry's ``id`` a published
+    data-set version (``ds-...``); the IAM keys are required before anything is sent.
+
     ``dataset``: a qfnb :class:`~qfnb.dataset.Dataset` (uploaded when local;
     ``Dataset(id=1)`` is platform dataset 1), a platform dataset id, or a ``bos:/`` URI.
     Output, as the official SDK's: ``{"datasets": [{"id": 1, "name": "test_dataset", "type": 1}]}``
@@ -50,6 +55,8 @@ class LoadDataSetAction(AsyncAction):
 
     async def aexec(self, input: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any]:
         base = dict(input or {})
+        if console_v2(cfg := ctx.resolved()):  # a 2026 account: refused before anything is sent
+            require_iam_keys(cfg)
         conf = self.dataset if isinstance(self.dataset, DatasetConfig) else None
         items = list(conf.datasets) if conf is not None else [self.dataset]
         rates = (conf.sampling_rates or []) if conf is not None else []
@@ -87,7 +94,10 @@ class LoadDataSetAction(AsyncAction):
             raise ValidationError("dataset", "must be a qfnb Dataset, a platform dataset id "
                                   f"or a bos:/ URI, got {type(ds).__name__}")
         self.extra["dataset_id"] = dataset_id
-        if name is None:
+        if name is None and console_v2(ctx.resolved()):  # a v2 data-set version ("ds-..."), published above
+            found = await Data.V2.adescribe_dataset_version(str(dataset_id), config=ctx.config)
+            name = ((found.body or {}).get("result") or {}).get("datasetName") or None
+        elif name is None:
             # a None id is refused by the builder (ValidationError)
             info = await Data.aget_dataset_info(dataset_id, config=ctx.config)  # type: ignore[arg-type]
             name = info.parsed.result.name or None

@@ -1,5 +1,5 @@
 """Fixtures for console/trainer tests: ``cloud`` (the stateful console double) and ``cfg``
-(a Config for it with IAM keys, BOS endpoint and fast polling). Import into a conftest:
+(a Config for it with v1 and IAM keys, BOS endpoint and fast polling). Import into a conftest:
 ``from tests.fakes.console_fixtures import *  # noqa: F403``.
 """
 
@@ -32,4 +32,6 @@ def cloud(fake: FakeQianfan) -> ConsoleCloud:
 @pytest.fixture
 def cfg(cloud: ConsoleCloud, make_config: Callable[..., Config]) -> Config:
     values: dict[str, Any] = {**FAST, "bos_endpoint": cloud.fake.base_url + "/bos"}
-    return make_config("iam", **values)
+    # a v1-era account (v1 app keys beside the IAM pair: ``api_version`` 1), whose data sets are the
+    # v1 console's; a 2026 account (IAM keys alone) is tests.fakes.cloud_v2_console's
+    return make_config("both", **values)

@@ -22,7 +22,7 @@ from qfnb.dataset import Dataset
 from qfnb.trainer import LLMFinetune, TrainConfig
 url = sys.argv[1]
 cfg = Config.from_env({}, base_url=url, console_api_base_url=url, iam_base_url=url, bos_endpoint=url + "/bos",
-                      access_key="test_access_key", secret_key="test_secret_key",
+                      access_key="test_access_key", secret_key="test_secret_key", ak="test_ak", sk="test_sk",
                       train_status_polling_interval=0.02, import_status_polling_interval=0.01,
                       release_status_polling_interval=0.01)
 t = LLMFinetune(train_type="Fake-Base", config=cfg, train_config=TrainConfig(epoch=1),

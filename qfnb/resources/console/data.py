@@ -329,6 +329,20 @@ class Data(DataTasksCalls):
             return await asend(request, config=config, retry=retry, overrides=kwargs)
 
         @classmethod
+        def describe_dataset_version(cls, version_id: str, *, config: Config | None = None,
+                                     retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+            """``DescribeDatasetVersion`` (v2): a version's detail (``importStatus``, ``publishStatus``...)."""
+            request = build.v2_describe_dataset_version(version_id, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
+
+        @classmethod
+        async def adescribe_dataset_version(cls, version_id: str, *, config: Config | None = None,
+                                            retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+            """``DescribeDatasetVersion`` (v2): a version's detail (``importStatus``, ``publishStatus``...)."""
+            request = build.v2_describe_dataset_version(version_id, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
+
+        @classmethod
         def publish_dataset_version(cls, version_id: str, *, config: Config | None = None,
                                     retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
             """``PublishDatasetVersion`` (v2)."""

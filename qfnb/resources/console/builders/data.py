@@ -163,6 +163,13 @@ def v2_describe_import_task(task_id: str, **kwargs: Any) -> ConsoleRequest:
                           action="DescribeImportTask")
 
 
+@surface("Data.V2.describe_dataset_version")
+def v2_describe_dataset_version(version_id: str, **kwargs: Any) -> ConsoleRequest:
+    """``DescribeDatasetVersion`` (v2): a version's detail (``importStatus``, ``publishStatus``...)."""
+    return ConsoleRequest(Console.V2_DATASET, {"versionId": require(version_id, "version_id"), **kwargs},
+                          action="DescribeDatasetVersion")
+
+
 @surface("Data.V2.publish_dataset_version")
 def v2_publish_dataset_version(version_id: str, **kwargs: Any) -> ConsoleRequest:
     """``PublishDatasetVersion`` (v2)."""
