@@ -39,7 +39,7 @@ def v1_value(row: dict[str, Any]) -> QfResponse | Exception:
 
 
 class ConsoleTasks:
-    """:class:`~qfnb.resources.batch_state.Backend` over the console's batch-inference tasks."""
+    """:class:`~qfnb.resources.batch_state.BatchBackend` over the console's batch-inference tasks."""
 
     def __init__(self, config: Config) -> None:
         self.config = config

@@ -64,7 +64,7 @@ def v2_value(row: dict[str, Any]) -> QfResponse | Exception:
 
 
 class FilesBatches:
-    """:class:`~qfnb.resources.batch_state.Backend` over the v2 Files + Batch API."""
+    """:class:`~qfnb.resources.batch_state.BatchBackend` over the v2 Files + Batch API."""
 
     def __init__(self, config: Config) -> None:
         self.config = config

@@ -35,7 +35,7 @@ from qfnb._core.runtime import sync
 
 from .batch_console import INPUT_BUCKET, OUTPUT_URI, ConsoleTasks, v1_value
 from .batch_files import FilesBatches
-from .batch_state import GOING, MARK, MAX_PAGES, Backend, JobState, done_twin, row_index
+from .batch_state import GOING, MARK, MAX_PAGES, BatchBackend, JobState, done_twin, row_index
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
@@ -47,7 +47,7 @@ __all__ = ["GOING", "INPUT_BUCKET", "MARK", "MAX_PAGES", "OUTPUT_URI", "BatchJob
 SPOOL_BYTES = 8 * 1024 * 1024
 
 
-def backend_for(config: Config) -> Backend:
+def backend_for(config: Config) -> BatchBackend:
     """What runs ``config``'s batch jobs: Files + Batch on the cloud's v2 API, else console tasks."""
     if config.api_version == 2 and not config.embedded:
         return FilesBatches(config)
@@ -127,7 +127,7 @@ class BatchJob:
         return f"BatchJob({self.task_id!r})"
 
     @property
-    def backend(self) -> Backend:
+    def backend(self) -> BatchBackend:
         """What runs this job (:func:`backend_for` its config)."""
         return backend_for(resolve_config(self.config))
 

@@ -1,7 +1,7 @@
 """What a durable batch job is, whichever backend runs it (:mod:`.batch_console`: the console's
 offline batch-inference task; :mod:`.batch_files`: the v2 Files + Batch API): its state
 (:class:`JobState`), the fingerprint mark that finds it again (:func:`done_twin`), and the
-:class:`Backend` protocol ``BatchJob`` drives."""
+:class:`BatchBackend` protocol ``BatchJob`` drives."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def answered(row: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-class Backend(Protocol):
+class BatchBackend(Protocol):
     """What runs a durable batch: submits its spooled JSONL rows and reads the job back."""
 
     def model_of(self, model: str | None, endpoint: str | None, model_id: str | None) -> str:

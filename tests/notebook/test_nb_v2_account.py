@@ -70,14 +70,15 @@ def test_every_magic_works_with_the_key_alone(cloud_v2: FakeQianfanV2, tmp_path:
     chat, model, renamed, first, second, models, image, evaluation = (text(c) for c in cells[1:9])
     assert "echo[" in chat and ": 你好" in chat
     assert "echo[ernie-4.5-turbo-128k]: Explain LoRA" in model
-    assert "echo[ernie-3.5-8k]: old name" in renamed or "ernie-3.5-8k" in renamed
-    assert "1 turn in context" in second and "session tutor" in second
+    assert "echo[ernie-4.5-turbo-128k]: old name" in renamed
+    assert "session tutor" in first and "1 turn in context" in second and "session tutor" in second
     assert "ernie-4.5-turbo-128k" in models and "v2 API" in models
     png = [o for o in cells[7].outputs if "image/png" in o.get("data", {})]
     assert png, "the image is an image output, not a link"
     from PIL import Image
 
     assert Image.open(io.BytesIO(base64.b64decode(png[0]["data"]["image/png"]))).format == "PNG"
+    assert "1 image(s)" in image
     assert "rouge_l" in evaluation and "ernie-4.5-turbo-128k" in evaluation
     assert "echo[ernie-4.5-turbo-128k]: 1+1?" in text(cells[11])
     assert "ernie-4.5-turbo-128k" in text(cells[12])

@@ -77,11 +77,21 @@ def test_a_2024_name_is_sent_as_its_v2_successor_said_once(cloud_v2: FakeQianfan
     chat = qfnb.ChatCompletion(model="ERNIE-Bot", config=key_only(cloud_v2))
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        assert chat.do(messages=MSGS)["result"] == "echo[ernie-3.5-8k]: 你好"
+        assert chat.do(messages=MSGS)["result"] == "echo[ernie-4.5-turbo-128k]: 你好"
         chat.do(messages=MSGS)
     renamed = [w for w in seen if issubclass(w.category, targets.RenamedModelWarning)]
-    assert len(renamed) == 1 and "ERNIE-Bot is called ernie-3.5-8k" in str(renamed[0].message)
+    said = str(renamed[0].message)
+    assert len(renamed) == 1 and "ERNIE-Bot is called ernie-3.5-8k on the v2 API, retired on 2026-06-30" in said
+    assert said.endswith("sent as ernie-4.5-turbo-128k")
     assert qfnb.Embedding(model="Embedding-V1", config=key_only(cloud_v2)).do(texts=["x"])["data"]
+
+
+def test_a_v2_id_goes_as_given_even_when_the_catalog_lists_it_retired(cloud_v2: FakeQianfanV2) -> None:
+    cloud_v2.models.add("deepseek-v3")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", targets.RenamedModelWarning)
+        resp = qfnb.ChatCompletion(model="deepseek-v3", config=key_only(cloud_v2)).do(messages=MSGS)
+    assert resp["result"] == "echo[deepseek-v3]: 你好"
 
 
 def test_an_unknown_id_goes_as_given_and_the_platform_error_is_shown(cloud_v2: FakeQianfanV2) -> None:

@@ -77,14 +77,22 @@ def resolve_target(api_types: tuple[str, ...], model: str | None, endpoint: str 
 
 def v2_model_id(name: str) -> str:
     """The id the v2 API takes for ``name``: a 2024 name the cloud renamed (``ERNIE-Bot``) is its
-    successor (``ernie-3.5-8k``), said once per process (a :class:`RenamedModelWarning`, which a notebook
+    successor (``ernie-3.5-8k``), and a model the catalog lists as retired its replacement (a call to it
+    would only be refused), said once per process (a :class:`RenamedModelWarning`, which a notebook
     shows under the cell); any other name as given."""
-    from qfnb.protocol.cloud_models import name_key, successor  # deferred: reads the dated catalog on first use
+    # deferred: reads the dated catalog on first use
+    from qfnb.protocol.cloud_models import CATALOG_DATE, current_id, name_key, retirement, successor
 
-    new = successor(name) or name
+    renamed = successor(name) or name
+    # a 2024 name goes to a model that still answers; a v2 id is sent as given (the catalog may be behind)
+    new = current_id(name) if name_key(renamed) != name_key(name) else renamed
     if name_key(new) != name_key(name) and name not in _RENAMES_SAID:
         _RENAMES_SAID.add(name)
-        warnings.warn(f"{name} is called {new} on the v2 API: sent as {new}", RenamedModelWarning, stacklevel=4)
+        why = f"{name} is called {renamed} on the v2 API" if name_key(renamed) != name_key(name) else name
+        if new != renamed:
+            retired = retirement(renamed)
+            why += (f", retired on {retired[0]}" if retired else ", retired") + f" (model catalog of {CATALOG_DATE})"
+        warnings.warn(f"{why}: sent as {new}", RenamedModelWarning, stacklevel=4)
     return new
 
 
