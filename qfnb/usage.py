@@ -32,7 +32,8 @@ GROUPS = ("cell", "model", "session", "job", "day")
 
 def frame(*, today: bool = False, session: str | None = None) -> pd.DataFrame:
     """Every recorded call as a DataFrame (newest last), with ``cost_yuan`` and
-    ``cloud_equivalent_yuan`` priced from the shipped table."""
+    ``cloud_equivalent_yuan`` priced from the shipped table (``real_time_yuan``: a batch job's tokens at
+    the real-time price, beside its ``cost_yuan`` at the batch price)."""
     since = None
     if today:
         now = time.localtime()
@@ -62,7 +63,7 @@ def summary(by: str = "model", *, today: bool = False, session: str | None = Non
     rows = rows.assign(calls=(~stored).astype(int), cache_hit=hit & ~stored, reused=stored.astype(int),
                        saved_tokens=saved, model=rows["model"].map(display_names(rows["model"])), **spent)
     columns = ["calls", "prompt_tokens", "completion_tokens", "total_tokens", "trained_tokens", "cache_hit",
-               "reused", "saved_tokens", "latency_s", "cost_yuan", "cloud_equivalent_yuan"]
+               "reused", "saved_tokens", "latency_s", "cost_yuan", "real_time_yuan", "cloud_equivalent_yuan"]
     grouped = rows.groupby(rows[by].fillna("—") if by in ("cell", "job") else rows[by], sort=False)[columns]
     out = grouped.sum(min_count=1)
     out["cache_hit"] = out["cache_hit"].astype(int)

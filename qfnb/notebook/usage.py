@@ -63,7 +63,7 @@ def chart_html(table: Any, by: str) -> str:
 #: latency sums each call's own time: concurrent calls overlap, so it is not the wall time
 LATENCY_NOTE = "latency_s sums each call's latency (calls made at once overlap: more than the wall time)"
 #: how the table is shown: seconds to 0.1, yuan to 0.0001 (a ledger sum read 15.756008)
-ROUNDING = {"latency_s": 1, "cost_yuan": 4, "cloud_equivalent_yuan": 4}
+ROUNDING = {"latency_s": 1, "cost_yuan": 4, "real_time_yuan": 4, "cloud_equivalent_yuan": 4}
 
 
 def scope_line(everyone: bool) -> str:
@@ -134,12 +134,30 @@ class UsageMagics(Magics):
         table = table.round({k: v for k, v in ROUNDING.items() if k in table.columns})
         if (b := usage.active_budget()) is not None:
             print(str(b))
-        line = scope_line(everyone)
-        if not everyone and (found := usage.figures(0.0).line()):  # the session's calls, as a bar says them
-            line = f"{found} · {line}"
-        scope = f'<div class="qfnb-usage-scope" style="color:{TEXT_MUTED}">{escape(line)}</div>'
+        scope = f'<div class="qfnb-usage-scope" style="color:{TEXT_MUTED}">{escape(usage_line(table, everyone))}</div>'
         display(HTML(clean(scope + (chart_html(table, by) if not table.empty else ""))))
         return table
+
+
+def usage_line(table: Any, everyone: bool) -> str:
+    """The line above ``%qfusage``'s table: the session's calls, the scope, what batch prices saved."""
+    line = scope_line(everyone)
+    if not everyone and (found := usage.figures(0.0).line()):  # the session's calls, as a bar says them
+        line = f"{found} · {line}"
+    if (saving := batch_saving(table)) is not None:
+        line = f"{line} · {saving}"
+    return line
+
+
+def batch_saving(table: Any) -> str | None:
+    """What the batch price saved, when some rows were billed at it: ``¥cost instead of ¥real-time``."""
+    if table.empty or "real_time_yuan" not in table.columns:
+        return None
+    cost, real_time = table["cost_yuan"].sum(min_count=1), table["real_time_yuan"].sum(min_count=1)
+    if not (real_time > cost >= 0):  # NaN (unpriced) compares false too
+        return None
+    return (f"batch jobs at the batch price: ¥{cost:.4f} in all, instead of ¥{real_time:.4f} in real time "
+            f"(saved ¥{real_time - cost:.4f})")
 
 
 def visible_count(ipython: Any, info: Any) -> int | None:

@@ -138,3 +138,19 @@ def test_v1_keys_keep_v1_and_a_refused_oauth_says_to_use_the_v2_key(cloud_v2: Fa
 def test_a_resource_without_a_v2_route_refuses_version_2() -> None:
     with pytest.raises(ValueError, match="no v2 route"):
         qfnb.Plugin(version=2)
+
+
+def test_forecast_of_a_v2_model_estimates_its_input_with_a_range_and_sends_nothing(
+        cloud_v2: FakeQianfanV2) -> None:
+    from qfnb._core.runtime import sync
+    from qfnb.resources.forecasting import ESTIMATE_HIGH, aforecast
+
+    cast = sync.run(aforecast(["hello there", "你好世界"], model="ernie-4.5-turbo-128k", max_tokens=50,
+                              config=key_only(cloud_v2)))
+    assert cast.platform == "cloud" and cast.input_source.startswith("estimated")
+    assert "the v2 API has no tokenizer route" in cast.input_source
+    assert cast.input_high == -(-cast.input_tokens * int(ESTIMATE_HIGH) // 1) and cast.input_high > cast.input_tokens
+    assert cast.total_high == cast.input_high + cast.output_high
+    assert cast.yuan_high is not None and cast.yuan_high > 0  # a 2026 price, at the upper bound
+    assert "up to" in dict((k, v) for k, v, _ in cast.rows())["input tokens"]
+    assert cloud_v2.requests == []  # nothing sent: no v1 tokenizer route, no call

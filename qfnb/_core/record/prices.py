@@ -254,7 +254,9 @@ def worst_yuan(model: str, prompt_tokens: int, completion_tokens: int, *, local:
 
 
 def price_rows(frame: Any) -> pd.DataFrame:
-    """``frame`` (ledger rows) with ``cost_yuan`` and ``cloud_equivalent_yuan`` columns.
+    """``frame`` (ledger rows) with ``cost_yuan`` (a batch job's rows at the batch price),
+    ``real_time_yuan`` (the same tokens at the real-time price: what a batch saved) and
+    ``cloud_equivalent_yuan`` columns.
 
     Cached answers cost nothing; their tokens are what the cache saved.
     """
@@ -267,14 +269,20 @@ def price_rows(frame: Any) -> pd.DataFrame:
         return table.cost(str(row["model"]), int(row["prompt_tokens"]), int(row["completion_tokens"]),
                           batch=row.get("api") == "batch-job")
 
+    def real_time(row: Any) -> float | None:
+        if row["cache_hit"] or row["platform"] == "local":
+            return 0.0
+        return table.cost(str(row["model"]), int(row["prompt_tokens"]), int(row["completion_tokens"]))
+
     def equivalent(row: Any) -> float | None:
         return table.cost(twin, int(row["prompt_tokens"]), int(row["completion_tokens"]))
 
     frame = frame.copy()
     if frame.empty:
-        frame["cost_yuan"] = []
-        frame["cloud_equivalent_yuan"] = []
+        for column in ("cost_yuan", "real_time_yuan", "cloud_equivalent_yuan"):
+            frame[column] = []
         return frame
     frame["cost_yuan"] = frame.apply(cost, axis=1)
+    frame["real_time_yuan"] = frame.apply(real_time, axis=1)
     frame["cloud_equivalent_yuan"] = frame.apply(equivalent, axis=1)
     return frame
