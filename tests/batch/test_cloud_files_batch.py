@@ -124,6 +124,16 @@ def test_the_ended_batch_is_in_the_ledger_once_at_the_batch_kind(fake: FakeQianf
     (row,) = [r for r in ledger_mod.default_ledger().rows() if r.job == f"batch-job {job.task_id}"]
     assert (row.api, row.model, row.platform) == ("batch-job", MODEL, "cloud")
     assert (row.prompt_tokens, row.completion_tokens) == (prompt, completion)
+    # priced at the batch price (40 % of real time), with the real-time figure beside it
+    from qfnb import usage
+    from qfnb.notebook.usage import batch_saving
+
+    table = usage.summary(by="model", session=None)
+    cost, real_time = table.loc[MODEL, "cost_yuan"], table.loc[MODEL, "real_time_yuan"]
+    assert real_time == pytest.approx((prompt * 0.0008 + completion * 0.0032) / 1000)
+    assert cost == pytest.approx(real_time * 0.4)
+    said = batch_saving(table)
+    assert said is not None and f"instead of ¥{real_time:.4f} in real time" in said
 
 
 def test_a_budget_the_worst_case_would_cross_is_refused_before_upload(fake: FakeQianfan,  # noqa: F811
