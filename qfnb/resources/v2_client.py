@@ -61,25 +61,27 @@ class Qianfan:
     @property
     def embedding(self) -> V2Route:
         """``client.embedding.create(model="embedding-v1", input=["text", ...])`` (``/v2/embeddings``)."""
-        return V2Route(self, "/v2/embeddings", "embedding-v1")
+        return V2Route(self, "/v2/embeddings", "embedding-v1", "EmbeddingAnswer")
 
     @property
     def reranker(self) -> V2Route:
         """``client.reranker.create(model="bce-reranker-base", query=..., documents=[...], top_n=...)``
         (``/v2/rerankers``)."""
-        return V2Route(self, "/v2/rerankers", "bce-reranker-base")
+        return V2Route(self, "/v2/rerankers", "bce-reranker-base", "RerankerAnswer")
 
 
 class V2Route:
     """One v2 inference route: ``create(**fields)`` posts them (with ``model``) and answers the
-    platform's JSON as a ``QfResponse``; ``acreate`` is the same, awaited."""
+    platform's JSON as a ``QfResponse`` (``resp["data"][0]["embedding"]``), typed as ``answer`` names
+    (``resp.parsed.data[0].embedding``); ``acreate`` is the same, awaited."""
 
-    def __init__(self, client: Qianfan, route: str, default_model: str) -> None:
-        self._client, self._route, self._default = client, route, default_model
+    def __init__(self, client: Qianfan, route: str, default_model: str, answer: str) -> None:
+        self._client, self._route, self._default, self._answer = client, route, default_model, answer
 
     async def acreate(self, *, model: str | None = None, **fields: Any) -> QfResponse:
         http = self._client._resource().client
-        return await http.infer_v2(self._route, {"model": model or self._default, **fields})
+        resp = await http.infer_v2(self._route, {"model": model or self._default, **fields})
+        return resp.with_answer_named(self._answer)
 
     def create(self, *, model: str | None = None, **fields: Any) -> QfResponse:
         return sync.run(self.acreate(model=model, **fields))

@@ -154,3 +154,11 @@ def test_forecast_of_a_v2_model_estimates_its_input_with_a_range_and_sends_nothi
     assert cast.yuan_high is not None and cast.yuan_high > 0  # a 2026 price, at the upper bound
     assert "up to" in dict((k, v) for k, v, _ in cast.rows())["input tokens"]
     assert cloud_v2.requests == []  # nothing sent: no v1 tokenizer route, no call
+
+
+def test_the_v2_client_routes_answer_typed_and_by_key(cloud_v2: FakeQianfanV2) -> None:
+    client = qfnb.Qianfan(config=key_only(cloud_v2))
+    emb = client.embedding.create(input=["你好", "LoRA"])
+    assert emb["data"][1]["embedding"] == emb.parsed.data[1].embedding and len(emb.parsed.data) == 2
+    ranked = client.reranker.create(query="上海天气", documents=["北京美食", "上海天气预报"], top_n=1)
+    assert ranked.parsed.results[0].index == ranked["results"][0]["index"] == 1
