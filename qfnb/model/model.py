@@ -23,6 +23,7 @@ from qfnb.protocol.console import ModelVersionState
 from qfnb.resources.console import FineTune
 from qfnb.resources.console import Model as ModelAPI
 from qfnb.resources.console import Service as ServiceAPI
+from qfnb.resources.console.account import console_v2, require_iam_keys
 
 from .jobs import WAIT_LIMIT_S, PlatformJobError, Tick, no_tick, result_of
 from .service import Service
@@ -35,6 +36,8 @@ logger = logging.getLogger("qfnb.model")
 
 #: a model version's ``sourceType`` for the platform's own (preset) models
 PRESET_SOURCE = "PlatformPreset"
+#: a v2 model's ``state`` once it failed (``DescribeModel``; the v1 repository says ``Fail``)
+V2_FAILED = "Failed"
 #: a deploy's stages, as its progress bar names them
 PUBLISHING, CREATING, STARTING = "publishing the model", "creating the service", "starting the service"
 
@@ -95,7 +98,17 @@ class Model:
         """Fill ``id``/``name``/ids from ``modelVersionDetail`` of ``version_id``."""
         if self.version_id is None:
             raise ValidationError("version_id", "is required to look the model up")
-        info = (await ModelAPI.adetail(self.version_id, config=resolve_config(self.config))).parsed.result
+        cfg = resolve_config(self.config)
+        if console_v2(cfg):  # a 2026 account: the model is a v2 model ("amv-..."), read with DescribeModel
+            v2 = (await ModelAPI.V2.adescribe_model(str(self.version_id), config=cfg)).parsed.result
+            self.model_set_id = v2.model_set_id or self.model_set_id
+            self.set_id = self.set_id or self.model_set_id
+            self.version_id_str = v2.model_id or self.version_id_str
+            self.name = v2.model_set_name or self.name
+            self.source = v2.source_type or self.source
+            self.task_id = self.task_id or v2.source_info.get("taskId")
+            return self
+        info = (await ModelAPI.adetail(self.version_id, config=cfg)).parsed.result
         self.set_id = info.model_id or self.set_id
         self.model_set_id = info.model_id_str or self.model_set_id
         self.version_id_str = info.model_version_id_str or self.version_id_str
@@ -120,18 +133,43 @@ class Model:
             raise ValidationError("task_id", "job_id and task_id of a finished run are required")
         cfg = resolve_config(self.config)
         self.name = name or self.name or f"m_{uuid.uuid4().hex[:12]}"
+        if console_v2(cfg):  # refused before anything is sent
+            require_iam_keys(cfg, "publishing a model")
         self.step = await self._checkpoint_step(checkpoint, cfg)
-        meta: dict[str, Any] = {"taskId": self.job_id, "iterationId": self.task_id}
-        if self.step is not None:
-            meta["step"] = self.step
-        res = result_of(await ModelAPI.apublish(is_new=True, model_name=self.name, version_meta=meta, config=cfg))
-        self.set_id = res.get("modelId")
-        self.model_set_id = res.get("modelIDStr")
-        self.version_id = res.get("versionId")
-        self.version_id_str = res.get("versionIdStr")
+        if console_v2(cfg):
+            await self._create_custom_model(cfg)
+        else:
+            meta: dict[str, Any] = {"taskId": self.job_id, "iterationId": self.task_id}
+            if self.step is not None:
+                meta["step"] = self.step
+            res = result_of(await ModelAPI.apublish(is_new=True, model_name=self.name, version_meta=meta, config=cfg))
+            self.set_id = res.get("modelId")
+            self.model_set_id = res.get("modelIDStr")
+            self.version_id = res.get("versionId")
+            self.version_id_str = res.get("versionIdStr")
         logger.info("published %s as model %s version %s", self.task_id, self.set_id, self.version_id)
         await self.await_ready(tick=tick)
         return self
+
+    async def _create_custom_model(self, cfg: Config) -> None:
+        """A 2026 account's publish: ``CreateCustomModelSet`` (a new model named ``self.name``, unless
+        ``model_set_id`` names one) then ``CreateCustomModel`` (``sourceType`` Train, ``trainMeta``
+        ``{"taskId", "checkpointStep"?}``); the v2 model id (``amv-...``) is the version's id.
+        https://cloud.baidu.com/doc/qianfan-api/s/Mmnijpuh3"""
+        if not self.model_set_id:
+            made = result_of(await ModelAPI.V2.acreate_custom_model_set(self.name, config=cfg))
+            self.model_set_id = made.get("modelSetId")
+            if not self.model_set_id:
+                raise PlatformJobError("CreateCustomModelSet returned no modelSetId")
+        meta: dict[str, Any] = {"taskId": str(self.task_id)}
+        if self.step is not None:
+            meta["checkpointStep"] = self.step
+        res = result_of(await ModelAPI.V2.acreate_custom_model(str(self.model_set_id), "Train", train_meta=meta,
+                                                               config=cfg))
+        if not res.get("modelId"):
+            raise PlatformJobError(f"CreateCustomModel returned no modelId for task {self.task_id}")
+        self.set_id = self.model_set_id
+        self.version_id = self.version_id_str = str(res["modelId"])
 
     def publish(self, name: str = "", checkpoint: int | str = "best") -> Model:
         return sync.run(self.apublish(name, checkpoint=checkpoint))
@@ -151,17 +189,22 @@ class Model:
             raise ValidationError("checkpoint", str(exc)) from None
 
     async def await_ready(self, *, tick: Tick = no_tick) -> dict[str, Any]:
-        """Poll ``modelVersionDetail.state`` until ``Ready`` (``Fail`` raises)."""
+        """Poll the version's ``state`` until ``Ready`` (``Fail``/``Failed`` raises): ``modelVersionDetail``,
+        or on a 2026 account ``DescribeModel`` (https://cloud.baidu.com/doc/WENXINWORKSHOP/s/Zlxeg0nn2)."""
         cfg = resolve_config(self.config)
         version_id = self.version_id
         if version_id is None:
             raise ValidationError("version_id", "is required to wait for a published model")
 
+        v2 = console_v2(cfg)
+
         async def fetch() -> dict[str, Any]:
+            if v2:  # a v2 model's state: DescribeModel
+                return result_of(await ModelAPI.V2.adescribe_model(str(version_id), config=cfg))
             return result_of(await ModelAPI.adetail(version_id, config=cfg))
 
         def ready(info: dict[str, Any]) -> bool:
-            if info.get("state") == ModelVersionState.FAIL:
+            if info.get("state") in (ModelVersionState.FAIL, V2_FAILED):
                 raise PlatformJobError(f"model version {version_id} failed to publish")
             return info.get("state") == ModelVersionState.READY
 
@@ -187,9 +230,11 @@ class Model:
             await self.apublish(tick=tick, checkpoint=deploy_config.checkpoint)
         if stages is not None:
             stages.enter(CREATING)
+        cfg = resolve_config(self.config)
+        if console_v2(cfg):
+            require_iam_keys(cfg, "deploying a model")
         if not self.model_set_id or not self.version_id_str:
             await self.aauto_complete_info()
-        cfg = resolve_config(self.config)
         suffix = deploy_config.endpoint_suffix or f"{deploy_config.endpoint_prefix or 'ep'}_{uuid.uuid4().hex[:8]}"
         name = deploy_config.name or f"svc_{uuid.uuid4().hex[:8]}"
         resources: dict[str, Any] = {"type": deploy_config.resource_type,

@@ -133,6 +133,8 @@ class V2Action:
     SUPPORTED_MODELS = "DescribeFineTuningSupportModels"
     DESCRIBE_MODEL_SET = "DescribeModelSet"
     DESCRIBE_MODEL = "DescribeModel"
+    CREATE_CUSTOM_MODEL_SET = "CreateCustomModelSet"
+    CREATE_CUSTOM_MODEL = "CreateCustomModel"
     CREATE_SERVICE = "CreateService"
     DESCRIBE_SERVICE = "DescribeService"
     DESCRIBE_SERVICES = "DescribeServices"

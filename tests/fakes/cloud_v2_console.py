@@ -6,8 +6,13 @@ whose ``bos_endpoint`` is ``fake.base_url + "/bos"``). Every handler checks the 
 signature (``fake.check_iam``) and answers ``{"requestId", "result"}`` as Baidu's page for the call
 documents. State advances over polls: an import is ``Importing`` once, then ``ImportFinished``; a
 publish ``Publishing`` once, then ``Published``; a training task ``Running`` for ``train_polls``
-polls, then ``Done`` with its ``checkpointList`` (and ``metrics``). Only this module's routes
-exist on the fake: a v1 call (``/wenxinworkshop/...``) answers 404.
+polls, then ``Done`` with its ``checkpointList`` (and ``metrics``); a published model (``CreateCustomModel``)
+``Creating`` once, then ``Ready``; a service (``CreateService``) ``Deploying`` once, then ``Serving``. It
+also registers ``POST /v2/model?Action=...``, ``POST /v2/service?Action=...`` and a stricter
+``POST /v2/chat/completions`` that answers only a serving service's endpoint as ``model`` (the base
+double's echo, ``echo[<model>]: <text>``) and ``invalid_model`` (HTTP 401, as
+:mod:`tests.fakes.cloud_v2` records it) for anything else. Only this module's routes exist on the
+fake: a v1 call (``/wenxinworkshop/...``) answers 404.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from typing import Any
 
 from .cloud import Captured, FakeQianfan, Reply
 
-DS, FT = "/v2/dataset", "/v2/finetuning"
+DS, FT, MODEL, SERVICE = "/v2/dataset", "/v2/finetuning", "/v2/model", "/v2/service"
+#: where a created service answers (its ``url``; the last segment is its endpoint)
+SERVICE_URL = "https://qianfan.baidubce.com/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/"
 
 
 class ConsoleV2:
@@ -32,6 +39,9 @@ class ConsoleV2:
         self.imports: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.tasks: dict[str, dict[str, Any]] = {}
+        self.model_sets: dict[str, dict[str, Any]] = {}
+        self.models: dict[str, dict[str, Any]] = {}
+        self.services: dict[str, dict[str, Any]] = {}
 
     def seen(self) -> list[tuple[str, str | None]]:
         """``(path, Action)`` of every request the fake got, in order."""
@@ -197,9 +207,97 @@ class ConsoleV2:
             "marker": body.get("marker") or "", "isTruncated": truncated,
             "nextMarker": page[-1] if truncated else "", "maxKeys": int(body.get("maxKeys") or 10)}})
 
+    # ---- models ----------------------------------------------------------------------------
+    def create_model_set(self, req: Captured) -> Any:
+        """``CreateCustomModelSet`` (``modelSetName``, ``modelType``): result ``{"modelSetId"}``, the
+        ``modelSetId`` that ``CreateCustomModel`` requires (its page:
+        https://cloud.baidu.com/doc/qianfan-api/s/Mmnijpuh3, 方式一)."""
+        body = req.json or {}
+        if not body.get("modelSetName") or not body.get("modelType"):
+            return self._bad(req, "InvalidParameter", "modelSetName and modelType are required")
+        set_id = f"am-{next(self.seq)}"
+        self.model_sets[set_id] = {"modelSetId": set_id, "modelSetName": body["modelSetName"],
+                                   "modelType": body["modelType"], "modelIds": []}
+        return self._ok(req, {"modelSetId": set_id})
+
+    def create_model(self, req: Captured) -> Any:
+        """``CreateCustomModel`` (``modelSetId``, ``sourceType`` Train, ``trainMeta`` ``{"taskId",
+        "checkpointStep"?}`` of a finished task): result ``{"modelSetId", "modelId"}``.
+        https://cloud.baidu.com/doc/qianfan-api/s/Mmnijpuh3"""
+        body = req.json or {}
+        model_set = self.model_sets.get(str(body.get("modelSetId")))
+        if model_set is None:
+            return self._bad(req, "NotFound", "no such model set", 404)
+        meta = body.get("trainMeta") or {}
+        task = self.tasks.get(str(meta.get("taskId")))
+        if body.get("sourceType") != "Train" or task is None or task["runStatus"] != "Done":
+            return self._bad(req, "InvalidParameter", "sourceType Train needs trainMeta.taskId of a finished task")
+        model_id = f"amv-{next(self.seq)}"
+        version = str(len(model_set["modelIds"]) + 1)
+        self.models[model_id] = {"modelId": model_id, "modelSetId": model_set["modelSetId"],
+                                 "modelSetName": model_set["modelSetName"], "version": version,
+                                 "state": "Creating", "sourceType": "Train", "polls": 0,
+                                 "sourceInfo": {"taskId": task["taskId"], "checkpointStep": meta.get("checkpointStep")}}
+        model_set["modelIds"].append(model_id)
+        return self._ok(req, {"modelSetId": model_set["modelSetId"], "modelId": model_id})
+
+    def describe_model(self, req: Captured) -> Any:
+        """``DescribeModel`` (``modelId``): ``state`` Creating → Ready.
+        https://cloud.baidu.com/doc/WENXINWORKSHOP/s/Zlxeg0nn2"""
+        model = self.models.get(str((req.json or {}).get("modelId")))
+        if model is None:
+            return self._bad(req, "NotFound", "no such model", 404)
+        model["polls"] += 1
+        if model["polls"] > 1:
+            model["state"] = "Ready"
+        return self._ok(req, {k: v for k, v in model.items() if k != "polls"})
+
+    # ---- services --------------------------------------------------------------------------
+    def create_service(self, req: Captured) -> Any:
+        """``CreateService`` (``modelSetId``, ``modelId`` of a Ready model, ``name``, ``urlSuffix``,
+        ``resourceConfig``, ``billing``): result ``{"serviceId", "instanceId"}``. The CloudTrail event
+        list names it "创建服务/购买资源" (https://cloud.baidu.com/doc/BCT/s/Um9wk28h2)."""
+        body = req.json or {}
+        model = self.models.get(str(body.get("modelId")))
+        if model is None or model["modelSetId"] != body.get("modelSetId"):
+            return self._bad(req, "NotFound", "no such model in that model set", 404)
+        if model["state"] != "Ready":
+            return self._bad(req, "InvalidParameter", f"model {model['modelId']} is {model['state']}")
+        if not body.get("name") or not body.get("urlSuffix") or not body.get("resourceConfig"):
+            return self._bad(req, "InvalidParameter", "name, urlSuffix and resourceConfig are required")
+        service_id = f"svco-{next(self.seq)}"
+        self.services[service_id] = {
+            "serviceId": service_id, "name": body["name"], "modelSetId": model["modelSetId"],
+            "modelId": model["modelId"], "url": SERVICE_URL + body["urlSuffix"], "endpoint": body["urlSuffix"],
+            "serviceType": "chat", "runStatus": "Deploying", "chargeStatus": "Charging",
+            "resourceConfig": body["resourceConfig"], "polls": 0}
+        return self._ok(req, {"serviceId": service_id, "instanceId": f"i-{service_id}"})
+
+    def describe_service(self, req: Captured) -> Any:
+        """``DescribeService`` (``serviceId``): ``runStatus`` Deploying → Serving, with ``url`` and
+        ``endpoint``. https://cloud.baidu.com/doc/WENXINWORKSHOP/s/alub6czdo"""
+        service = self.services.get(str((req.json or {}).get("serviceId")))
+        if service is None:
+            return self._bad(req, "NotFound", "no such service", 404)
+        service["polls"] += 1
+        if service["polls"] > 1:
+            service["runStatus"] = "Serving"
+        return self._ok(req, {k: v for k, v in service.items() if k != "polls"})
+
+    def chat(self, req: Captured) -> Any:
+        """``POST /v2/chat/completions`` (https://cloud.baidu.com/doc/qianfan-api/s/3m7of64lb) with a
+        serving service's endpoint as ``model``: the base double's answer; any other model: ``invalid_model``."""
+        model = (req.json or {}).get("model")
+        if not any(s["endpoint"] == model and s["runStatus"] == "Serving" for s in self.services.values()):
+            return Reply({"error": {"code": "invalid_model", "type": "invalid_request_error",
+                                    "message": "The model does not exist or you do not have access to it."},
+                          "id": "as-fake"}, 401)
+        return self.fake._chat_v2(req)
+
 
 def install_console_v2(fake: FakeQianfan, *, train_polls: int = 3) -> ConsoleV2:
-    """Register the 2026 console's data-set and fine-tuning handlers (and the user's BOS) on ``fake``."""
+    """Register the 2026 console's data-set, fine-tuning, model and service handlers (and the user's BOS,
+    and the v2 chat route for the services deployed) on ``fake``."""
     console = ConsoleV2(fake, train_polls)
     for path, action, handler in (
             (DS, "CreateDataset", console.create_dataset),
@@ -211,7 +309,13 @@ def install_console_v2(fake: FakeQianfan, *, train_polls: int = 3) -> ConsoleV2:
             (FT, "CreateFineTuningTask", console.create_task),
             (FT, "DescribeFineTuningTask", console.describe_task),
             (FT, "StopFineTuningTask", console.stop_task),
-            (FT, "DescribeFineTuningJobs", console.describe_jobs)):
+            (FT, "DescribeFineTuningJobs", console.describe_jobs),
+            (MODEL, "CreateCustomModelSet", console.create_model_set),
+            (MODEL, "CreateCustomModel", console.create_model),
+            (MODEL, "DescribeModel", console.describe_model),
+            (SERVICE, "CreateService", console.create_service),
+            (SERVICE, "DescribeService", console.describe_service)):
         fake.route("POST", path, action)(handler)
     fake.route("PUT", "/bos/*")(console.bos_put)
+    fake.route("POST", "/v2/chat/completions")(console.chat)
     return console

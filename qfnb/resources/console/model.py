@@ -187,3 +187,46 @@ class Model(ModelEvalCalls, ModelRepoCalls):
             request = build.v2_describe_model(model_id, **body_fields(kwargs))
             response = await asend(request, config=config, retry=retry, overrides=kwargs)
             return response.with_answer_named("ModelV2Answer")
+
+        @classmethod
+        def create_custom_model_set(cls, model_set_name: str, model_type: str = "Text2Text",
+                                    labels: builtins.list[str] | None = None, *, config: Config | None = None,
+                                    retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+            """``CreateCustomModelSet``: a new model (set) of the user's; result ``{"modelSetId"}``.
+            ``model_type``: Text2Text (the default), Text2Image, TextRepresentation, ImageUnderstanding, Industry."""
+            request = build.v2_create_custom_model_set(model_set_name, model_type, labels, **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
+
+        @classmethod
+        async def acreate_custom_model_set(cls, model_set_name: str, model_type: str = "Text2Text",
+                                           labels: builtins.list[str] | None = None, *, config: Config | None = None,
+                                           retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+            """``CreateCustomModelSet``: a new model (set) of the user's; result ``{"modelSetId"}``.
+            ``model_type``: Text2Text (the default), Text2Image, TextRepresentation, ImageUnderstanding, Industry."""
+            request = build.v2_create_custom_model_set(model_set_name, model_type, labels, **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)
+
+        @classmethod
+        def create_custom_model(cls, model_set_id: str, source_type: str = "Train",
+                                train_meta: dict[str, Any] | None = None, import_meta: dict[str, Any] | None = None,
+                                description: str | None = None, *, config: Config | None = None,
+                                retry: RetryPolicy | None = None, **kwargs: Any) -> QfResponse:
+            """``CreateCustomModel``: a new version of model set ``model_set_id`` (result ``{"modelId"}``), from a
+            fine-tuning task (``source_type`` Train, ``train_meta`` ``{"taskId", "checkpointStep"?}``) or an import
+            (https://cloud.baidu.com/doc/qianfan-api/s/Mmnijpuh3)."""
+            request = build.v2_create_custom_model(model_set_id, source_type, train_meta, import_meta, description,
+                                                   **body_fields(kwargs))
+            return send(request, config=config, retry=retry, overrides=kwargs)
+
+        @classmethod
+        async def acreate_custom_model(cls, model_set_id: str, source_type: str = "Train",
+                                       train_meta: dict[str, Any] | None = None,
+                                       import_meta: dict[str, Any] | None = None, description: str | None = None, *,
+                                       config: Config | None = None, retry: RetryPolicy | None = None,
+                                       **kwargs: Any) -> QfResponse:
+            """``CreateCustomModel``: a new version of model set ``model_set_id`` (result ``{"modelId"}``), from a
+            fine-tuning task (``source_type`` Train, ``train_meta`` ``{"taskId", "checkpointStep"?}``) or an import
+            (https://cloud.baidu.com/doc/qianfan-api/s/Mmnijpuh3)."""
+            request = build.v2_create_custom_model(model_set_id, source_type, train_meta, import_meta, description,
+                                                   **body_fields(kwargs))
+            return await asend(request, config=config, retry=retry, overrides=kwargs)

@@ -110,3 +110,34 @@ def v2_describe_model(model_id: str, **kwargs: Any) -> ConsoleRequest:
     """``DescribeModel``."""
     body = {"modelId": require(model_id, "model_id"), **kwargs}
     return ConsoleRequest(Console.V2_MODEL, body, action=V2Action.DESCRIBE_MODEL)
+
+
+@surface("Model.V2.create_custom_model_set")
+def v2_create_custom_model_set(model_set_name: str, model_type: str = "Text2Text",
+                                labels: list[str] | None = None, **kwargs: Any) -> ConsoleRequest:
+    """``CreateCustomModelSet``: a new model (set) of the user's; result ``{"modelSetId"}``.
+    ``model_type``: Text2Text (the default), Text2Image, TextRepresentation, ImageUnderstanding, Industry."""
+    body = compact({"modelSetName": require(model_set_name, "model_set_name"), "modelType": model_type,
+                    "labels": labels or None, **kwargs})
+    return ConsoleRequest(Console.V2_MODEL, body, action=V2Action.CREATE_CUSTOM_MODEL_SET)
+
+
+@surface("Model.V2.create_custom_model")
+def v2_create_custom_model(model_set_id: str, source_type: str = "Train", train_meta: dict[str, Any] | None = None,
+                            import_meta: dict[str, Any] | None = None, description: str | None = None,
+                            **kwargs: Any) -> ConsoleRequest:
+    """``CreateCustomModel``: a new version of model set ``model_set_id`` (result ``{"modelId"}``), from a
+    fine-tuning task (``source_type`` Train, ``train_meta`` ``{"taskId", "checkpointStep"?}``) or an import
+    (https://cloud.baidu.com/doc/qianfan-api/s/Mmnijpuh3)."""
+    require(model_set_id, "model_set_id")
+    if source_type not in ("Train", "Import"):
+        raise invalid("source_type", "must be 'Train' or 'Import'")
+    if source_type == "Train":
+        require(train_meta, "train_meta", dict)
+        require((train_meta or {}).get("taskId"), "train_meta.taskId")
+    else:
+        require(import_meta, "import_meta", dict)
+    body = compact({"modelSetId": model_set_id, "sourceType": source_type, "description": description,
+                    "trainMeta": train_meta if source_type == "Train" else None,
+                    "importMeta": import_meta if source_type == "Import" else None, **kwargs})
+    return ConsoleRequest(Console.V2_MODEL, body, action=V2Action.CREATE_CUSTOM_MODEL)

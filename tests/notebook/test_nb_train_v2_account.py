@@ -1,0 +1,63 @@
+"""``%qftrain --dataset local.jsonl --base <model> --deploy`` on a 2026 (v2) account: the magic in an
+in-process IPython shell, its SDK calls going to the 2026 console double (IAM keys, no v1 app keys;
+``QFNB_BOS_UPLOAD_PATH`` for the local file) over a socket, as a user's environment would send them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from qfnb._core.config import Config
+from tests.fakes.cloud import FakeQianfan
+from tests.fakes.cloud_v2_console import ConsoleV2, install_console_v2
+from tests.fakes.console_fixtures import FAST
+
+ROWS = [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(4)]
+KEY = "bce-v3/ALTAK-test/secret"  # the fake's bearer token: the account's v2 API key
+
+
+@pytest.fixture
+def v2_env(fake: FakeQianfan, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ConsoleV2:
+    """The SDK's environment as a 2026 account's: the IAM pair and the API key, no v1 app keys."""
+    monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
+    env = {"QIANFAN_BASE_URL": fake.base_url, "QIANFAN_CONSOLE_API_BASE_URL": fake.base_url,
+           "QIANFAN_IAM_BASE_URL": fake.base_url, "QIANFAN_ACCESS_KEY": fake.access_key,
+           "QIANFAN_SECRET_KEY": fake.secret_key, "QIANFAN_API_KEY": KEY,
+           "QFNB_BOS_ENDPOINT": fake.base_url + "/bos", "QFNB_BOS_UPLOAD_PATH": "bos:/my-bucket/qfnb/",
+           **{f"QIANFAN_{k.upper()}": str(v) for k, v in FAST.items()}}
+    for name in ("QIANFAN_AK", "QIANFAN_SK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert Config.from_env().api_version == 2
+    return install_console_v2(fake)
+
+
+@pytest.mark.sockets
+def test_qftrain_on_a_v2_account_trains_publishes_and_deploys_through_the_v2_calls(
+        ip: InteractiveShell, v2_env: ConsoleV2, fake: FakeQianfan, tmp_path: Path) -> None:
+    data = tmp_path / "local.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    ip.run_line_magic("qftrain", f"--dataset {data} --base ERNIE-Speed-8K --deploy --fresh -o dash")
+    dash: Any = ip.user_ns["dash"]
+    dash.wait(timeout=60)
+    assert dash.state.status == "succeeded", dash.state.error
+    seen = [s for s in v2_env.seen() if not s[0].startswith("/bos/")]
+    assert not [p for p, _ in v2_env.seen() if p.startswith("/wenxinworkshop/")]
+    actions = [a for _, a in seen]
+    for needed in ("CreateDataset", "CreateImportTask", "PublishDatasetVersion", "CreateFineTuningJob",
+                   "CreateFineTuningTask", "CreateCustomModelSet", "CreateCustomModel", "CreateService"):
+        assert actions.count(needed) == 1, (needed, actions)
+    order = [actions.index(a) for a in ("CreateDataset", "CreateFineTuningTask", "CreateCustomModel",
+                                        "CreateService")]
+    assert order == sorted(order)
+    assert actions[-1] == "DescribeService"
+    (job,) = v2_env.jobs.values()
+    assert job["model"] == "ERNIE-Speed-8K"
+    (service,) = v2_env.services.values()
+    assert service["runStatus"] == "Serving"
+    assert dash.trainer.output["service_endpoint"] == service["endpoint"]
