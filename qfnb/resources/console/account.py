@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from qfnb._core.errors import AuthError
+from qfnb._core.http.auth import credential_report
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
@@ -43,4 +44,5 @@ def require_iam_keys(cfg: Config, what: str = "fine-tuning") -> None:
         f"{what} calls the Qianfan console (/v2/dataset, /v2/finetuning), whose calls are signed with the "
         f"IAM access key and secret key; {missing} is not set{had}. Set QIANFAN_ACCESS_KEY and "
         "QIANFAN_SECRET_KEY (or access_key=/secret_key=) to the keys of the console's "
-        "用户账号 → 安全认证 → Access Key page (https://console.bce.baidu.com/iam/#/iam/accesslist)")
+        "用户账号 → 安全认证 → Access Key page (https://console.bce.baidu.com/iam/#/iam/accesslist). "
+        + credential_report(cfg))
