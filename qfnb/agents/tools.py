@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
 import pydantic
 
 __all__ = ["ArgumentsError", "FunctionTool", "ToolDescriptionError", "parse_arguments", "result_text"]
@@ -53,6 +52,8 @@ def parse_arguments(arguments: str, schema: dict[str, Any]) -> dict[str, Any]:
         raise ArgumentsError(f"the arguments are not JSON: {exc.msg} at position {exc.pos}") from None
     if not isinstance(value, dict):
         raise ArgumentsError(f"the arguments must be a JSON object, not {type(value).__name__}")
+    import jsonschema  # 2 s to import (its format checkers): where arguments are checked, as elsewhere in qfnb
+
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
     problem = jsonschema.exceptions.best_match(validator.iter_errors(value))
     if problem is not None:

@@ -101,6 +101,11 @@ class TestChatOpenAIStandard(ChatModelIntegrationTests):
     def supports_json_mode(self) -> bool:
         return True
 
+    @pytest.mark.skip(reason="VCR not set up.")
+    def test_stream_time(self) -> None:
+        """langchain-tests skips it without VCR cassettes (``enable_vcr_tests`` is False), after asking for
+        the ``benchmark`` and ``vcr`` fixtures of two plugins the suite does not load (pyproject's addopts)."""
+
 
 @pytest.mark.slow
 class TestOpenAIEmbeddingsStandard(EmbeddingsIntegrationTests):

@@ -7,7 +7,6 @@ import math
 import pandas as pd
 import pytest
 import sacrebleu
-from rouge_score.rouge_scorer import RougeScorer
 
 from qfnb.evaluation import BleuEvaluator, EmbeddingSimilarityEvaluator, ExactMatchEvaluator, RougeEvaluator
 from qfnb.evaluation.base import Sample
@@ -77,6 +76,8 @@ def test_bleu_summary_is_corpus_bleu() -> None:
 
 
 def test_rouge_english_equals_rouge_score() -> None:
+    from rouge_score.rouge_scorer import RougeScorer  # imports nltk (2 s): in the test, not at collection
+
     got = RougeEvaluator().evaluate("q", EN_REF, EN_OUT)
     want = RougeScorer(["rouge1", "rouge2", "rougeL"]).score(EN_REF, EN_OUT)
     assert got == {
@@ -88,6 +89,8 @@ def test_rouge_english_equals_rouge_score() -> None:
 
 
 def test_rouge_chinese_counts_jieba_words() -> None:
+    from rouge_score.rouge_scorer import RougeScorer
+
     ref, out = "我爱北京天安门", "我爱北京"  # jieba: 我/爱/北京/天安门 vs 我/爱/北京
     got = RougeEvaluator().evaluate("q", ref, out)
     p1, r1 = 3 / 3, 3 / 4

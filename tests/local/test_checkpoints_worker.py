@@ -3,6 +3,7 @@ the held-out split in the worker (its cost reported), the best one and early sto
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -13,7 +14,8 @@ from tiny_models import build_tiny_gemma
 
 from qfnb.local.training import evaluate, worker
 
-pytest.importorskip("peft")
+# find_spec, not importorskip: importing peft at collection costs seconds in every worker
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed")
 
 TRAIN = [{"prompt": f"What is code {i}?", "response": f"Code {i} is {chr(65 + i) * 3}."} for i in range(16)]
 HELD = [{"prompt": f"What is code {i}?", "response": f"Code {i} is {chr(97 + i) * 3}."} for i in range(4)]

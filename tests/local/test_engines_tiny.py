@@ -15,8 +15,9 @@ from qfnb.local.engines import EngineRegistry, ModelSpec, PromptTooLong
 from qfnb.local.engines.base import FINISH_LENGTH, FINISH_STOP, text_turns
 from qfnb.local.engines.gate import ThreadedChat
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
+# find_spec, not importorskip: importing torch and transformers at collection costs seconds in every worker
+pytestmark = pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("torch", "transformers")),
+                                reason="torch and transformers not installed")
 
 GREEDY = {"temperature": 0.0, "max_tokens": 16}
 Q = [{"role": "user", "content": "What is the capital of France?"}]

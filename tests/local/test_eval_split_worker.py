@@ -3,6 +3,7 @@ trained on, and their loss is reported at intervals and in the metrics (Contract
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -13,7 +14,8 @@ from tiny_models import build_tiny_gemma
 
 from qfnb.local.training import data, evaluate, lora, worker
 
-pytest.importorskip("peft")
+# find_spec, not importorskip: importing peft at collection costs seconds in every worker
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed")
 
 PAIRS = [{"prompt": f"What is code {i}?", "response": f"Code {i} is {chr(65 + i) * 3}."} for i in range(10)]
 

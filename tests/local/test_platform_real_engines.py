@@ -6,6 +6,7 @@ deploy (the registry's ``register_adapter``) and chat on the deployed service.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ from qfnb.local.server.app import create_app
 from qfnb.local.settings import Settings
 from qfnb.protocol.routes import MODEL_API_PREFIX
 
-pytest.importorskip("peft")
+# find_spec, not importorskip: importing peft at collection costs seconds in every worker
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed")
 
 
 def test_train_publish_deploy_chat_with_real_engines(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -19,7 +20,8 @@ from qfnb.local.engines import EngineRegistry, ModelSpec
 from qfnb.local.training import data, lora, worker
 from qfnb.local.training.spec import Hyper, SpecError, load_spec, parse_spec
 
-pytest.importorskip("peft")
+# find_spec, not importorskip: importing peft at collection costs seconds in every worker
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed")
 
 ROOT = Path(__file__).resolve().parents[2]
 PAIRS = [

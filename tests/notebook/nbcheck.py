@@ -39,7 +39,8 @@ SKIP_COMPARE = frozenset({
 def nbval_command(notebook: os.PathLike[str]) -> list[str]:
     """``pytest --nbval-lax`` on one notebook in this environment, with the tour's sanitize file."""
     return [
-        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--color=no",
+        # pyproject's addopts turn plugin autoload off: nbval is named
+        sys.executable, "-m", "pytest", "-p", "nbval", "-p", "no:cacheprovider", "-q", "--color=no",
         "--nbval-lax", "--nbval-current-env", f"--nbval-sanitize-with={SANITIZE}",
         "--nbval-cell-timeout=600", str(notebook),
     ]

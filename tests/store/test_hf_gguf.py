@@ -9,9 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from gguf import GGUFReader
-from safetensors.torch import save_file
 
 from qfnb.local.engines.store import byom
 from qfnb.local.engines.store.hf_gguf import HFConversionError, convert
@@ -50,6 +48,9 @@ def tiny_qwen2_dir(folder: Path, model_type: str = "qwen2") -> Path:
               "model.layers.0.self_attn.o_proj.weight": (HIDDEN, HIDDEN),
               "model.layers.0.mlp.gate_proj.weight": (FFN, HIDDEN), "model.layers.0.mlp.up_proj.weight": (FFN, HIDDEN),
               "model.layers.0.mlp.down_proj.weight": (HIDDEN, FFN)}
+    import torch  # here, not at the top: collection would pay torch's import in every worker
+    from safetensors.torch import save_file
+
     save_file({k: torch.randn(s, dtype=torch.bfloat16) for k, s in shapes.items()}, str(folder / "model.safetensors"))
     return folder
 
