@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -114,6 +115,34 @@ def test_no_engine_registry_or_model_is_probed_in_the_platform() -> None:
     found = [(str(path.relative_to(ROOT)), probed) for path in sorted((ROOT / "qfnb" / "local").rglob("*.py"))
              for probed in _probes(path.read_text(encoding="utf-8"))]
     assert [p for p in found if p not in PROBES_ALLOWED] == []
+
+
+# ---- the notebook's rooms take typed arguments ---------------------------------------------------
+
+#: the modules of qfnb/notebook that may know argparse: the magics that parse a line, the typed
+#: arguments built from it (``ChatArgs.of(ns)``, ...), and the IPython facade whose parser they use
+ARGPARSE_ALLOWED = {"qfnb/notebook/magics.py", "qfnb/notebook/arguments.py", "qfnb/notebook/_ipython.py"}
+
+
+def _argparse_words(source: str) -> list[str]:
+    """Where a module names argparse, a ``Namespace`` or reads ``getattr(args, ...)``, as its lines."""
+    return [line.strip() for line in source.splitlines()
+            if re.search(r"\bargparse\b|\bNamespace\b|getattr\(\s*args\b", line)]
+
+
+def test_the_argparse_finder_sees_a_namespace() -> None:
+    assert _argparse_words("import argparse\nx = SimpleNamespace()\ndef f(args: Namespace): ...\n"
+                           "y = getattr(args, 'model', None)\n") == [
+        "import argparse", "def f(args: Namespace): ...", "y = getattr(args, 'model', None)"]
+
+
+def test_nothing_below_the_magics_sees_a_namespace() -> None:
+    """A magic's parsed line becomes its frozen typed arguments once (:mod:`qfnb.notebook.arguments`);
+    the rooms below (chat, training, evaluation, data) read typed fields, never an ``argparse.Namespace``."""
+    found = [(str(path.relative_to(ROOT)), line) for path in sorted((ROOT / "qfnb" / "notebook").rglob("*.py"))
+             if str(path.relative_to(ROOT)) not in ARGPARSE_ALLOWED
+             for line in _argparse_words(path.read_text(encoding="utf-8"))]
+    assert found == []
 
 
 def _circles(root: Path) -> subprocess.CompletedProcess[str]:

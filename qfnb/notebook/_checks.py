@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, replace
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -15,13 +15,13 @@ from qfnb.protocol.ranges import RANGES, TEXT2IMAGE_RANGES
 from qfnb.resources.structured import AnswerSchema, SchemaError, answer_schema
 
 
-def sampling_options(args: argparse.Namespace, *, temperature: float | None = None) -> SamplingOptions:
-    """The typed sampling fields of a parsed magic line, each checked against the range the
-    platform applies (``ValueError`` naming the flag otherwise). ``temperature``: the value when
-    ``-t`` is not given (``%config QfnbMagics.temperature``)."""
-    if getattr(args, "temperature", None) is None:
-        args = argparse.Namespace(**{**vars(args), "temperature": temperature})
-    return SamplingOptions(**_checked(args, OPTIONS, RANGES))
+def sampling_options(asked: SamplingOptions, *, temperature: float | None = None) -> SamplingOptions:
+    """The sampling fields a magic line gave (its typed arguments' ``sampling``), each checked against
+    the range the platform applies (``ValueError`` naming the flag otherwise). ``temperature``: the
+    value when ``-t`` is not given (``%config QfnbMagics.temperature``)."""
+    if asked.temperature is None:
+        asked = replace(asked, temperature=temperature)
+    return SamplingOptions(**_checked(asdict(asked), OPTIONS, RANGES))
 
 
 def answer_shape(user_ns: Mapping[str, Any], json: bool, schema: str | None) -> AnswerSchema | None:
@@ -42,15 +42,15 @@ def answer_shape(user_ns: Mapping[str, Any], json: bool, schema: str | None) -> 
         raise UsageError(f"--schema {schema}: {exc}") from None
 
 
-def image_options(args: argparse.Namespace) -> ImageOptions:
-    """The typed Text2Image fields of a parsed ``%qfimage`` line, checked as :func:`sampling_options`."""
-    return ImageOptions(**_checked(args, IMAGE_OPTIONS, TEXT2IMAGE_RANGES))
+def image_options(asked: ImageOptions) -> ImageOptions:
+    """The Text2Image fields a ``%qfimage`` line gave, checked as :func:`sampling_options`."""
+    return ImageOptions(**_checked(asdict(asked), IMAGE_OPTIONS, TEXT2IMAGE_RANGES))
 
 
-def _checked(args: argparse.Namespace, options: Sequence[MagicOption],
+def _checked(given: Mapping[str, Any], options: Sequence[MagicOption],
              ranges: Mapping[str, tuple[float, float, bool, bool]]) -> dict[str, Any]:
-    """Each option's value on ``args`` (None when absent), those with a range checked against it."""
-    values = {option.field: getattr(args, option.field, None) for option in options}
+    """Each option's value in ``given`` (None when absent), those with a range checked against it."""
+    values = {option.field: given.get(option.field) for option in options}
     for option in options:
         problem = range_problem(values[option.field], *ranges[option.field]) if option.field in ranges else None
         if problem:
@@ -58,7 +58,7 @@ def _checked(args: argparse.Namespace, options: Sequence[MagicOption],
     return values
 
 
-def split_csv(values: list[str] | None) -> list[str]:
+def split_csv(values: Sequence[str] | None) -> list[str]:
     """``["a,b", "c"]`` -> ``["a", "b", "c"]`` (repeatable, comma-separated options)."""
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 

@@ -32,6 +32,7 @@ from qfnb.notebook._ipython import (
     option_arguments,
     sampling_arguments,
 )
+from qfnb.notebook.arguments import ChatArgs, EvalArgs, ImageArgs, TrainArgs
 from qfnb.notebook.chat import answer as chat
 from qfnb.notebook.chat.saved_prompts import saved_prompt_text
 from qfnb.notebook.chat.sessions import DEFAULT_SESSION
@@ -160,7 +161,7 @@ class QfnbMagics(Magics):
         ``-m`` takes any name ``%qfmodels`` lists, a deployed endpoint included."""
         if self.interpolate and "--no-interp" not in line:
             line = self.fill_braces(line)  # brace-safe, unlike IPython's own line expansion
-        args = parse_argstring(self.qfchat, line)
+        args = ChatArgs.of(parse_argstring(self.qfchat, line))
         if args.prompt:
             return self._chat_cell(args, saved_prompt_text(args.prompt, args.command, cell or ""))
         if cell is None:
@@ -169,7 +170,7 @@ class QfnbMagics(Magics):
             raise UsageError(f"unexpected arguments to %%qfchat: {' '.join(args.command)!r}")
         return self._chat_cell(args, cell)
 
-    def _chat_command(self, args: argparse.Namespace) -> Any:
+    def _chat_command(self, args: ChatArgs) -> Any:
         cmd, *rest = args.command or ["sessions"]
         if cmd == "models":
             return self._models()
@@ -191,7 +192,7 @@ class QfnbMagics(Magics):
             return None
         raise UsageError(f"unknown %qfchat command {cmd!r}; use models, sessions, history [NAME] or reset [NAME]")
 
-    def _chat_cell(self, args: argparse.Namespace, cell: str) -> Any:
+    def _chat_cell(self, args: ChatArgs, cell: str) -> Any:
         if args.tools or args.mcp:
             # deferred: loads the HTTP client (`%load_ext qfnb` does not)
             from qfnb.notebook.chat.tools import run_tools_cell
@@ -244,7 +245,7 @@ class QfnbMagics(Magics):
     @line_magic
     def qftrain(self, line: str) -> Any:
         """Fine-tune: with options launch a job + live dashboard; without, show the launcher."""
-        args = parse_argstring(self.qftrain, line)
+        args = TrainArgs.of(parse_argstring(self.qftrain, line))
         check_var(args.output, "-o/--output")
         return qftrain.handle_magic(self, args, line.strip())
 
@@ -258,7 +259,7 @@ class QfnbMagics(Magics):
 
         if self.interpolate:  # --dataset {path}: brace-safe, an undefined name is an error; {input} is the item's
             line = self.fill_braces(re.sub(r"(?<!\{)\{input\}(?!\})", "{{input}}", line))
-        args = parse_argstring(self.qfeval, line)
+        args = EvalArgs.of(parse_argstring(self.qfeval, line))
         chart = split_csv([args.chart])
         # deferred: the run and the stored report load pandas (`%load_ext qfnb` does not)
         from qfnb.notebook.evaluation import qfeval as forms
@@ -296,7 +297,7 @@ class QfnbMagics(Magics):
     @line_cell_magic
     def qfimage(self, line: str, cell: str | None = None) -> Any:
         """Generate image(s) from a prompt and show them inline."""
-        args = parse_argstring(self.qfimage, line)
+        args = ImageArgs.of(parse_argstring(self.qfimage, line))
         check_var(args.output, "-o/--output")
         prompt = (cell if cell is not None else " ".join(args.prompt)).strip()
         if not prompt:
@@ -304,7 +305,7 @@ class QfnbMagics(Magics):
         if self.interpolate:
             prompt = self.fill_braces(prompt)
         try:
-            options = image_options(args)
+            options = image_options(args.options)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         result = generate(prompt, model=args.model, options=options)

@@ -3,7 +3,6 @@ answers into one output (with their provenance in its metadata) and keep the ses
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -13,6 +12,7 @@ from qfnb.notebook import discovery
 from qfnb.notebook._checks import answer_shape, check_var, sampling_options, split_csv
 from qfnb.notebook._interp import prompt_template
 from qfnb.notebook._ipython import DisplayHandle, live_display
+from qfnb.notebook.arguments import ChatArgs
 from qfnb.notebook.chat import answer as chat
 from qfnb.notebook.chat import requests as chat_requests
 from qfnb.notebook.chat import runner
@@ -63,13 +63,13 @@ class CellRequests:
     targets: list[Target]
 
 
-def build_cell_requests(magics: ChatCellHost, args: argparse.Namespace, cell: str,
+def build_cell_requests(magics: ChatCellHost, args: ChatArgs, cell: str,
                         body: dict[str, Any] | None = None, *, kept: bool = True) -> CellRequests | None:
     """Check the options and build the cell's requests (None: ``--reset`` with an empty cell).
     ``kept``: a named session goes on the platform (a tool loop's stays in the kernel)."""
     check_var(args.output, "-o/--output")
     try:
-        sampling = sampling_options(args, temperature=magics.temperature)
+        sampling = sampling_options(args.sampling, temperature=magics.temperature)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     # -s NAME: the platform keeps the conversation (a backend without one: the kernel does)
@@ -104,7 +104,7 @@ def build_cell_requests(magics: ChatCellHost, args: argparse.Namespace, cell: st
     return CellRequests(requests, prompt, template, targets)
 
 
-def run_chat_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) -> Any:
+def run_chat_cell(magics: ChatCellHost, args: ChatArgs, cell: str) -> Any:
     """Run one ``%%qfchat`` cell for ``magics`` (its sessions, backend and settings)."""
     shape = answer_shape(magics.user_ns, args.json, args.schema)  # a bad NAME is refused before anything is sent
     built = build_cell_requests(magics, args, cell,
@@ -133,7 +133,7 @@ def run_chat_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) -> 
     return None
 
 
-def _keep_objects(magics: ChatCellHost, args: argparse.Namespace, shape: AnswerSchema,
+def _keep_objects(magics: ChatCellHost, args: ChatArgs, shape: AnswerSchema,
                   answers: list[chat.CellAnswer]) -> None:
     """Validate each answer; ``-o`` holds the object(s) (by model side by side). One that does not
     parse or validate is a cell error naming the model and why."""
@@ -162,7 +162,7 @@ def _raise_if_all_failed(answers: list[chat.CellAnswer], handle: DisplayHandle) 
                         title="qfchat failed") from first.error
 
 
-def _targets(magics: ChatCellHost, args: argparse.Namespace) -> tuple[list[Target], str | None]:
+def _targets(magics: ChatCellHost, args: ChatArgs) -> tuple[list[Target], str | None]:
     """The ``(model, endpoint)`` pairs to ask, and the default model's name when none was named."""
     models, endpoints = split_csv(args.model), split_csv(args.endpoint)
     listing = magics.names.get(wait=3.0) if models else None
@@ -179,7 +179,7 @@ def _targets(magics: ChatCellHost, args: argparse.Namespace) -> tuple[list[Targe
     return [(None, None)], named() if callable(named) else None
 
 
-def _keep(magics: ChatCellHost, args: argparse.Namespace, targets: list[Target], prompt: str,
+def _keep(magics: ChatCellHost, args: ChatArgs, targets: list[Target], prompt: str,
           answers: list[chat.CellAnswer], *, store: bool = True) -> None:
     """Record each good answer in its session's history (a named session's is on the platform
     already), and (``store``) the answer(s) in ``-o``."""

@@ -15,7 +15,6 @@ the loop (the steps so far stay shown).
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import inspect
 import json
@@ -32,6 +31,7 @@ from qfnb.agents import CachedToolResults, Decision, FunctionTool, StepReply, To
 from qfnb.agents.loop import run_every_call
 from qfnb.notebook._checks import split_csv
 from qfnb.notebook._ipython import live_display
+from qfnb.notebook.arguments import ChatArgs
 from qfnb.notebook.chat import answer as chat
 from qfnb.notebook.chat import runner
 from qfnb.notebook.chat.cell import build_cell_requests
@@ -296,7 +296,7 @@ def _close_mcp_servers() -> None:
     _MCP_SERVERS.clear()
 
 
-def _tools_of(magics: ChatCellHost, args: argparse.Namespace) -> dict[str, FunctionTool]:
+def _tools_of(magics: ChatCellHost, args: ChatArgs) -> dict[str, FunctionTool]:
     """The cell's tools (notebook functions and MCP servers' tools), each described; every problem
     refused before anything is sent."""
     if args.json or args.schema:
@@ -314,20 +314,21 @@ def _tools_of(magics: ChatCellHost, args: argparse.Namespace) -> dict[str, Funct
     return tools
 
 
-def _prefer_tool_model(magics: ChatCellHost, args: argparse.Namespace) -> None:
-    """With no ``-m``/``--endpoint`` and no configured default: the tool model
+def _prefer_tool_model(magics: ChatCellHost, args: ChatArgs) -> ChatArgs:
+    """``args``; with no ``-m``/``--endpoint`` and no configured default, asking the tool model
     (:data:`LOCAL_TOOL_MODEL`, chosen by measurement) when the platform lists it."""
     if args.model or args.endpoint or magics.default_model:
-        return
+        return args
     listing = magics.names.get(wait=3.0)
     if listing is not None and LOCAL_TOOL_MODEL in listing.names("chat"):
-        args.model = [LOCAL_TOOL_MODEL]
+        return replace(args, model=(LOCAL_TOOL_MODEL,))
+    return args
 
 
-def run_tools_cell(magics: ChatCellHost, args: argparse.Namespace, cell: str) -> Any:
+def run_tools_cell(magics: ChatCellHost, args: ChatArgs, cell: str) -> Any:
     """Run one ``%%qfchat --tools`` cell."""
     tools = _tools_of(magics, args)
-    _prefer_tool_model(magics, args)
+    args = _prefer_tool_model(magics, args)
     built = build_cell_requests(magics, args, cell, kept=False)
     if built is None:
         return None

@@ -7,7 +7,6 @@ lists the tasks, and an Interrupt stops only the bar (the job goes on, and the b
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from qfnb.notebook._ipython import (
     parse_argstring,
     sampling_arguments,
 )
+from qfnb.notebook.arguments import BatchArgs
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.protocol.safe_html import clean, escape
 from qfnb.resources.batch_job import BatchJob, JobState, record_job
@@ -172,7 +172,7 @@ def _inputs(value: Any, column: str) -> list[Any]:
     return [v[column] if isinstance(v, dict) and column in v else v for v in value]
 
 
-def handle_magic(magics: Any, args: argparse.Namespace) -> Any:
+def handle_magic(magics: Any, args: BatchArgs) -> Any:
     """Dispatch ``%qfbatch`` (see the magic's help)."""
     if args.list:
         return list_frame(BatchJob.list())
@@ -196,13 +196,13 @@ def handle_magic(magics: Any, args: argparse.Namespace) -> Any:
     return as_dataset(job)
 
 
-def _reuse_wanted(args: argparse.Namespace) -> bool:
+def _reuse_wanted(args: BatchArgs) -> bool:
     """Reuse a finished twin unless ``--fresh``, where answers replay (the response cache is on:
     ``%load_ext qfnb`` turns it on), as ``%%qfchat`` replays and ``%qftrain`` reuses a run."""
     return not args.fresh and mode_for(Config.from_env().cache) == "on"
 
 
-def _submit(magics: Any, args: argparse.Namespace) -> tuple[BatchJob, RunForecast | None]:
+def _submit(magics: Any, args: BatchArgs) -> tuple[BatchJob, RunForecast | None]:
     """Submit ``args.source``'s prompts as a new batch job (``BatchJob.submit``)."""
     if not args.source:
         raise UsageError("%qfbatch SOURCE -m MODEL (a list of prompts, a Dataset or a DataFrame), "
@@ -213,7 +213,7 @@ def _submit(magics: Any, args: argparse.Namespace) -> tuple[BatchJob, RunForecas
     if not (model or args.endpoint):
         raise UsageError("give -m MODEL or --endpoint NAME")
     try:
-        sampling = sampling_options(args)
+        sampling = sampling_options(args.sampling)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     shape = answer_shape(magics.user_ns, args.json, args.schema)
@@ -229,12 +229,12 @@ def _submit(magics: Any, args: argparse.Namespace) -> tuple[BatchJob, RunForecas
         raise QfnbCellError(str(exc), title="batch not started") from exc
 
 
-def _forecast(args: argparse.Namespace, inputs: list[Any], model: str, max_tokens: int | None) -> RunForecast | None:
+def _forecast(args: BatchArgs, inputs: list[Any], model: str, max_tokens: int | None) -> RunForecast | None:
     """``--forecast`` (or a budget): the batch's forecast shown and checked before it is submitted."""
     # deferred: loads the inference resources (`%load_ext qfnb` does not)
     from qfnb.notebook.forecasts import batch_forecasts, begin, checked_forecast
 
-    shown = bool(getattr(args, "forecast", False))
+    shown = args.forecast
     return checked_forecast(lambda: begin(batch_forecasts(inputs, model=model, max_tokens=max_tokens), shown=shown,
                                           what=f"this batch ({len(inputs):,} rows)"), shown=shown, magic="batch")
 
@@ -279,6 +279,6 @@ class BatchMagics(Magics):
     @line_magic
     def qfbatch(self, line: str) -> Any:
         """Durable batch inference on the platform with a live bar; the result is a Dataset with ``llm_output``."""
-        args = parse_argstring(self.qfbatch, line)
+        args = BatchArgs.of(parse_argstring(self.qfbatch, line))
         check_var(args.output, "-o/--output")
         return handle_magic(self, args)

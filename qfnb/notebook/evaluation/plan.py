@@ -4,15 +4,15 @@ runs it (glue over :func:`qfnb.evaluation.plan_comparison` and :func:`qfnb.forec
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from qfnb.evaluation import Plan, plan_comparison
 from qfnb.notebook import forecasts
 from qfnb.notebook._ipython import HTML, display
+from qfnb.notebook.arguments import EvalArgs
 from qfnb.notebook.evaluation import run as evalrun
 from qfnb.notebook.evaluation.options import EvalArgsError, reason
 from qfnb.notebook.evaluation.run import EvalPlan, min_difference, sample_rows
@@ -99,13 +99,13 @@ def forecast_full_run(plan: EvalPlan, n_items: int) -> FullRunForecast:
     return FullRunForecast(len(new), len(plan.frame), tuple(found), tuple(notes))
 
 
-def prepare(args: argparse.Namespace, namespace: Mapping[str, Any]) -> tuple[EvalPlan, Pilot | None]:
+def prepare(args: EvalArgs, namespace: Mapping[str, Any]) -> tuple[EvalPlan, Pilot | None]:
     """The checked run of ``%qfeval``; with ``--plan``, a pilot of ``--sample`` (or ``--limit``) items,
     default :data:`PILOT_ITEMS`, drawn at random from the whole data set."""
     if args.plan is None:
         return evalrun.plan(args, namespace), None
     diff = min_difference(args.plan, "--plan")
-    args.sample, args.limit = args.sample or args.limit or PILOT_ITEMS, None
+    args = replace(args, sample=args.sample or args.limit or PILOT_ITEMS, limit=None)
     plan = evalrun.plan(args, namespace)
     if plan.compare is None or plan.sequential:
         raise EvalArgsError("--plan needs --compare BASE (and plans a fixed-n run: no --sequential)")

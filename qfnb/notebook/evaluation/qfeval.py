@@ -6,7 +6,6 @@ comparison and stability) and a stored result's report (``%qfeval RESULT [--comp
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,6 +15,7 @@ from IPython.core.error import UsageError
 from qfnb.evaluation import EvaluationResult
 from qfnb.notebook import forecasts
 from qfnb.notebook._checks import split_csv
+from qfnb.notebook.arguments import EvalArgs
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.evaluation import batch as evalbatch
 from qfnb.notebook.evaluation import plan as evalplan
@@ -27,7 +27,7 @@ from qfnb.notebook.evaluation.run import EvalPlan, min_difference, reuse_note
 log = logging.getLogger("qfnb.notebook.evaluation.qfeval")
 
 
-def run_report(magics: Any, args: argparse.Namespace, chart: list[str], line: str, *,
+def run_report(magics: Any, args: EvalArgs, chart: list[str], line: str, *,
                watch: Callable[..., Any]) -> EvalReport:
     """``%qfeval --models ... --dataset ...``: check, forecast, run and report (``magics``: the
     kernel's :class:`~qfnb.notebook.magics.QfnbMagics`, its namespace, progress setting and line
@@ -39,7 +39,7 @@ def run_report(magics: Any, args: argparse.Namespace, chart: list[str], line: st
     except Exception as exc:  # the platform could not list models or hand out the dataset
         raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval could not start") from exc
     log.info("qfeval: %d model(s) x %d row(s), metrics %s", len(plan.llms), len(plan.frame), plan.metrics)
-    ahead = _forecast(plan, bool(args.forecast))
+    ahead = _forecast(plan, args.forecast)
     batch = evalbatch.phase(plan, watch=watch)
     try:
         result = plan.run(progress=magics.eval_progress)
@@ -70,7 +70,7 @@ def run_report(magics: Any, args: argparse.Namespace, chart: list[str], line: st
     return report
 
 
-def stored_report(value: Any, args: argparse.Namespace, chart: list[str]) -> EvalReport:
+def stored_report(value: Any, args: EvalArgs, chart: list[str]) -> EvalReport:
     """``%qfeval RESULT``: the report of a result in the namespace (a notebook run's shows the metrics
     it asked for, under their names), with ``--plan``'s sample sizes and ``--compare``'s comparison."""
     asked = getattr(value, "shown_metrics", None)
@@ -81,7 +81,7 @@ def stored_report(value: Any, args: argparse.Namespace, chart: list[str]) -> Eva
         report = EvalReport(report_frame(cols, value.metrics_df), report_samples(cols, value.samples_df),
                             chart=chart, result=value)
     if args.plan is not None:
-        report.plan = _stored_plan(value, args)
+        report.plan = _stored_plan(value, args, args.plan)
     if args.compare is not None:
         try:
             if isinstance(value, Mapping):  # {name: result}: one result per run, paired by item
@@ -92,7 +92,7 @@ def stored_report(value: Any, args: argparse.Namespace, chart: list[str]) -> Eva
     return report
 
 
-def _stored_plan(value: Any, args: argparse.Namespace) -> Any:
+def _stored_plan(value: Any, args: EvalArgs, min_diff: str) -> Any:
     """``%qfeval RESULT --compare BASE --plan MIN_DIFF``: the plan from a stored result."""
     if args.compare is None:
         raise UsageError("%qfeval --plan: name the baseline with --compare BASE")
@@ -100,7 +100,7 @@ def _stored_plan(value: Any, args: argparse.Namespace) -> Any:
     try:
         if not metrics:
             raise EvalArgsError("--plan: the result has no per-item metric")
-        found = evalplan.plans(value, args.compare, metrics[0], min_difference(args.plan, "--plan"))
+        found = evalplan.plans(value, args.compare, metrics[0], min_difference(min_diff, "--plan"))
     except EvalArgsError as exc:
         raise UsageError(str(exc)) from exc
     pilot = len(set(value.samples["index"]))

@@ -9,7 +9,6 @@ the plan together. Everything is checked before the first model call; problems r
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from qfnb.evaluation.llm import PromptVariant, embedded_chat
 from qfnb.evaluation.metrics import FunctionEvaluator
 from qfnb.evaluation.sequential_eval import eval_sequential
 from qfnb.notebook._checks import sampling_options, split_csv
+from qfnb.notebook.arguments import EvalArgs
 from qfnb.notebook.evaluation.labels import read_labels
 from qfnb.notebook.evaluation.metric_words import (
     JUDGE_MAX_TOKENS,
@@ -134,13 +134,13 @@ class EvalPlan:
         return result.compare(b=self.compare, metrics=wanted or None, judge=self.pairwise).renamed(self.columns)
 
 
-def _sequential(args: argparse.Namespace, llms: Mapping[str, Any], recorded: Mapping[str, Any],
+def _sequential(args: EvalArgs, compare: str | None, llms: Mapping[str, Any], recorded: Mapping[str, Any],
                 metrics: Sequence[str]) -> tuple[bool, float | None, str | None]:
     """``--sequential [MIN_DIFF]``: two live models, a baseline, and the metric that decides (the first asked)."""
-    value = getattr(args, "sequential", None)
+    value = args.sequential
     if value is None:
         return False, None, None
-    if args.compare is None:
+    if compare is None:
         raise EvalArgsError("--sequential decides a comparison: add --compare BASE")
     if recorded or len(llms) != 2:
         raise EvalArgsError(f"--sequential compares exactly two models it runs (got {len(llms)} and "
@@ -160,9 +160,9 @@ def min_difference(value: str, option: str) -> float:
     return out
 
 
-def _batch(args: argparse.Namespace, llms: Mapping[str, Any], sequential: bool) -> bool:
+def _batch(args: EvalArgs, llms: Mapping[str, Any], sequential: bool) -> bool:
     """``--batch``: every model a platform chat model, every item sent at once (before anything is sent)."""
-    if not getattr(args, "batch", False):
+    if not args.batch:
         return False
     if sequential:
         raise EvalArgsError("--batch sends every item at once and --sequential stops early: use one of them")
@@ -175,10 +175,10 @@ def _batch(args: argparse.Namespace, llms: Mapping[str, Any], sequential: bool) 
     return True
 
 
-def _labels(args: argparse.Namespace, dataset: Any, frame: pd.DataFrame, tags: Sequence[str],
+def _labels(args: EvalArgs, dataset: Any, frame: pd.DataFrame, tags: Sequence[str],
             metrics: Sequence[str]) -> dict[str, dict[int, float]]:
     """``--calibrate``: the user's labels of the judged answers (:mod:`.labels`), before any call."""
-    words = split_csv(getattr(args, "calibrate", None))
+    words = split_csv(args.calibrate)
     if not words:
         return {}
     if "judge" not in metrics:
@@ -260,30 +260,30 @@ def dataset_frame(dataset: Any, *, input_column: str | None, reference_column: s
     return frame
 
 
-def _check_numbers(args: argparse.Namespace) -> None:
+def _check_numbers(args: EvalArgs) -> None:
     """``--limit``, ``--workers`` and ``--repeats`` (the sampling options: :func:`sampling_options`)."""
-    for name in ("limit", "workers", "repeats", "sample"):
-        value = getattr(args, name, None)
+    for name, value in (("limit", args.limit), ("workers", args.workers), ("repeats", args.repeats),
+                        ("sample", args.sample)):
         if value is not None and value < 1:
             raise EvalArgsError(f"--{name} must be a positive integer, got {value}")
-    if getattr(args, "sample", None) is not None and args.recorded:
+    if args.sample is not None and args.recorded:
         raise EvalArgsError("--sample draws items at random, and --recorded answers follow the data set's rows: "
                             "use --limit")
 
 
-def _check_tags(args: argparse.Namespace, llms: Mapping[str, Any], recorded: Mapping[str, Any]) -> None:
+def _check_tags(compare: str | None, llms: Mapping[str, Any], recorded: Mapping[str, Any]) -> None:
     """Recorded answers name no model, and ``--compare``'s baseline is one of two or more."""
     tags = [*llms, *recorded]
     clash = sorted(set(llms) & set(recorded))
     if clash:
         raise EvalArgsError(f"--recorded: {clash} also name models in --models; give the recorded answers other tags")
-    if args.compare is not None and args.compare not in tags:
-        raise EvalArgsError(f"--compare: {args.compare!r} is not one of the evaluated models {tags}")
-    if args.compare is not None and len(tags) < 2:
+    if compare is not None and compare not in tags:
+        raise EvalArgsError(f"--compare: {compare!r} is not one of the evaluated models {tags}")
+    if compare is not None and len(tags) < 2:
         raise EvalArgsError("--compare needs at least two models (the baseline and one to compare with it)")
 
 
-def _judge(args: argparse.Namespace, namespace: Mapping[str, Any]) -> Any | None:
+def _judge(args: EvalArgs, namespace: Mapping[str, Any]) -> Any | None:
     """``--judge``'s model (bare: a chat model on the embedded local platform); None without it."""
     if args.judge is None:
         return None
@@ -291,20 +291,20 @@ def _judge(args: argparse.Namespace, namespace: Mapping[str, Any]) -> Any | None
     return resolve_llm(args.judge, namespace, "--judge")[1] if args.judge else embedded_chat()
 
 
-def _pairwise(args: argparse.Namespace, namespace: Mapping[str, Any]) -> Any | None:
+def _pairwise(args: EvalArgs, compare: str | None, namespace: Mapping[str, Any]) -> Any | None:
     """``--pairwise``'s judge of each model against the ``--compare`` baseline; None without it."""
-    if getattr(args, "pairwise", None) is None:
+    if args.pairwise is None:
         return None
-    if args.compare is None:
+    if compare is None:
         raise EvalArgsError("--pairwise judges each model against the --compare baseline: add --compare BASE")
 
     model = resolve_llm(args.pairwise, namespace, "--pairwise")[1] if args.pairwise else embedded_chat()
     return PairwiseJudge(model, judge_kwargs={"max_output_tokens": JUDGE_MAX_TOKENS})
 
 
-def prompt_variants(args: argparse.Namespace, llms: dict[str, Any], namespace: Mapping[str, Any]) -> dict[str, Any]:
+def prompt_variants(args: EvalArgs, llms: dict[str, Any], namespace: Mapping[str, Any]) -> dict[str, Any]:
     """``--prompts NAME=PROMPT,...``: one candidate per prompt, all answered by the one ``--model``."""
-    prompts = parse_prompts(getattr(args, "prompts", None), namespace)
+    prompts = parse_prompts(args.prompts, namespace)
     if not prompts:
         return llms
     if len(llms) != 1:
@@ -313,11 +313,11 @@ def prompt_variants(args: argparse.Namespace, llms: dict[str, Any], namespace: M
     return {name: PromptVariant(text, model) for name, text in prompts.items()}
 
 
-def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
+def plan(args: EvalArgs, namespace: Mapping[str, Any]) -> EvalPlan:
     """Check every argument of the run form of ``%qfeval`` (no model is called)."""
     _check_numbers(args)
     try:
-        sampling = sampling_options(args)
+        sampling = sampling_options(args.sampling)
     except ValueError as exc:
         raise EvalArgsError(str(exc)) from None
     custom = custom_metrics(split_csv(args.metrics), namespace)
@@ -333,26 +333,26 @@ def plan(args: argparse.Namespace, namespace: Mapping[str, Any]) -> EvalPlan:
                           need_reference=any(m != "judge" for m in metrics), limit=args.limit)
     recorded = check_recorded(recorded, dataset, args.limit, namespace)
     llms = resolve_llms(words, namespace) if words else {}
-    args.compare = tag_of(args.compare, words, llms)  # `--compare ep_x@best` names `ep_x@best (step 16)`
+    compare = tag_of(args.compare, words, llms)  # `--compare ep_x@best` names `ep_x@best (step 16)`
     llms = prompt_variants(args, llms, namespace)
-    _check_tags(args, llms, recorded)
+    _check_tags(compare, llms, recorded)
 
-    sequential, min_difference, decide_on = _sequential(args, llms, recorded, metrics)
+    sequential, min_difference, decide_on = _sequential(args, compare, llms, recorded, metrics)
     batch = _batch(args, llms, sequential)
     labels = _labels(args, dataset, frame, [*llms, *recorded], metrics)
     available, population = len(frame), None
-    if getattr(args, "sample", None) is not None and args.sample < available:
+    if args.sample is not None and args.sample < available:
         chosen = sample_rows(available, args.sample)
         population, frame = frame, frame.iloc[chosen].reset_index(drop=True)
         labels = {tag: {new: got[old] for new, old in enumerate(chosen) if old in got} for tag, got in labels.items()}
     evaluators = [*make_evaluators(metrics, _judge(args, namespace)), *custom.values()]
     if decide_on is not None:
         metric_bounds(decide_on, evaluators)  # known before any call
-    pairwise = _pairwise(args, namespace)
+    pairwise = _pairwise(args, compare, namespace)
     check_judges([*evaluators, *([pairwise] if pairwise else [])], llms, recorded)
     return EvalPlan(llms, frame, metrics, evaluators,
                     sampling, args.workers or 4,
-                    repeats=args.repeats or 1, recorded=recorded, compare=args.compare,
+                    repeats=args.repeats or 1, recorded=recorded, compare=compare,
                     store=AnswerStore(default_store_path(), refresh=bool(args.fresh)) if llms else None,
                     pairwise=pairwise, sequential=sequential, min_difference=min_difference, decide_on=decide_on,
                     labels=labels, rows_available=available, population=population, custom=custom, batch=batch)

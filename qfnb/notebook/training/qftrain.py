@@ -3,13 +3,13 @@ this kernel), the launcher form when the line gives no recipe, else a launch (it
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
 
 from qfnb.notebook._ipython import Decorator, argument, magic_arguments_of, option_arguments
+from qfnb.notebook.arguments import TrainArgs
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.magic_options import TRAIN_OPTIONS
 from qfnb.notebook.training import attach
@@ -46,7 +46,7 @@ QFTRAIN_ARGUMENTS: Decorator = magic_arguments_of(
 )
 
 
-def handle_magic(magics: Any, args: argparse.Namespace, line: str) -> Any:
+def handle_magic(magics: Any, args: TrainArgs, line: str) -> Any:
     """Dispatch the parsed ``%qftrain`` arguments."""
     if args.stop:
         try:
@@ -61,8 +61,7 @@ def handle_magic(magics: Any, args: argparse.Namespace, line: str) -> Any:
             raise QfnbCellError(f"could not list the fine-tunes: {exc}", title="qftrain") from exc
     if args.attach is not None:
         return _attach(magics, args)
-    if args.dataset is None and all(getattr(args, n) is None for n in train.BOUNDS) and args.base is None \
-            and args.name is None and getattr(args, "eval_split", None) is None:
+    if not args.recipe:
         bases = platform_base_models(magics.list_models)
         launcher = FinetuneLauncher(factory=magics.trainer_factory, base_models=bases)
         launcher.on_deploy = magics.deployer
@@ -71,9 +70,8 @@ def handle_magic(magics: Any, args: argparse.Namespace, line: str) -> Any:
             launcher.var_name = args.output
         launcher.show()  # with a display id: the job's final static state replaces the form
         return None
-    args.eval_metric = _metric_arg(getattr(args, "eval_metric", None), magics.user_ns)
-    spec = train.TrainSpec.from_args(args)
-    ahead = train.forecast(spec, shown=bool(getattr(args, "forecast", False)))
+    spec = train.TrainSpec.from_args(args, eval_metric=_metric_arg(args.eval_metric, magics.user_ns))
+    ahead = train.forecast(spec, shown=args.forecast)
     try:
         dash = train.launch(spec, magics.trainer_factory, on_deploy=magics.deployer)
     except UsageError:
@@ -100,7 +98,7 @@ def _metric_arg(word: str | None, namespace: dict[str, Any]) -> str | Callable[.
     return metric
 
 
-def _attach(magics: Any, args: argparse.Namespace) -> None:
+def _attach(magics: Any, args: TrainArgs) -> None:
     """``--attach [task | job | pipeline id]``: one live dashboard of that job in this kernel."""
     try:
         task_id = resolve_task(args.attach or None)
@@ -133,7 +131,7 @@ def _followed(magics: Any, task_id: str) -> Any:
     return None
 
 
-def _keep(magics: Any, args: argparse.Namespace, key: str, dash: Any) -> None:
+def _keep(magics: Any, args: TrainArgs, key: str, dash: Any) -> None:
     magics.dashboards[key] = dash
     if args.output:
         magics.user_ns[args.output] = dash

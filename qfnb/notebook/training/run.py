@@ -12,7 +12,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from qfnb._core.record import ledger
 from qfnb.model import Model
 from qfnb.notebook import _background
 from qfnb.notebook._ipython import display
+from qfnb.notebook.arguments import TrainArgs
 from qfnb.notebook.magic_options import TRAIN_HYPER, TRAIN_OPTIONS, TrainOptions
 from qfnb.notebook.training.dashboard import TrainingDashboard
 from qfnb.protocol.checkpoints import METRICS
@@ -83,8 +84,13 @@ class TrainSpec(TrainOptions):
                 raise ValueError(f"{option.label} {problem}")
 
     @classmethod
-    def from_args(cls, args: Any) -> TrainSpec:
-        kwargs = {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
+    def from_args(cls, args: TrainArgs, *, eval_metric: str | Callable[..., Any] | None) -> TrainSpec:
+        """The spec a ``%qftrain`` line asks for (``eval_metric``: its ``--eval-metric``, a notebook
+        function's name resolved); a problem is a ``UsageError`` naming the option."""
+        given = {**asdict(args.hyper), "dataset": args.dataset, "base": args.base, "deploy": args.deploy,
+                 "name": args.name, "eval_split": args.eval_split, "fresh": args.fresh,
+                 "early_stop": args.early_stop, "eval_metric": eval_metric}
+        kwargs = {name: value for name, value in given.items() if value is not None}
         kwargs.setdefault("dataset", "")
         try:
             return cls(**kwargs)

@@ -1,0 +1,65 @@
+"""Each magic's typed arguments (:mod:`qfnb.notebook.arguments`): one frozen field per option of its
+parser (a group of generated options as one typed sub-object), built once from the parsed line."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from qfnb.notebook._ipython import magic_parser
+from qfnb.notebook.arguments import BatchArgs, ChatArgs, EvalArgs, ImageArgs, TrainArgs
+from qfnb.notebook.data.batch import BatchMagics
+from qfnb.notebook.magic_options import ImageOptions, TrainOptions
+from qfnb.notebook.magics import QfnbMagics
+from qfnb.notebook.sampling import SamplingOptions
+
+GROUPS = (SamplingOptions, ImageOptions, TrainOptions)
+
+MAGICS: list[tuple[Any, type[Any]]] = [
+    (QfnbMagics.qfchat, ChatArgs),
+    (QfnbMagics.qftrain, TrainArgs),
+    (QfnbMagics.qfeval, EvalArgs),
+    (QfnbMagics.qfimage, ImageArgs),
+    (BatchMagics.qfbatch, BatchArgs),
+]
+
+
+def _options(cls: type[Any]) -> set[str]:
+    """The option ``dest`` s a typed-arguments class reads, its groups' flattened."""
+    names: set[str] = set()
+    for f in dataclasses.fields(cls):
+        group = next((g for g in GROUPS if f.type == g.__name__ or f.type is g), None)
+        names |= {g.name for g in dataclasses.fields(group)} if group is not None else {f.name}
+    return names
+
+
+@pytest.mark.parametrize(("magic", "cls"), MAGICS, ids=lambda v: getattr(v, "__name__", ""))
+def test_every_option_of_a_magic_is_one_typed_field(magic: Any, cls: type[Any]) -> None:
+    dests = {action.dest for action in magic_parser(magic)._actions if action.dest != "help"}
+    assert _options(cls) == dests
+
+
+@pytest.mark.parametrize(("magic", "cls"), MAGICS, ids=lambda v: getattr(v, "__name__", ""))
+def test_the_typed_arguments_are_frozen_and_slotted(magic: Any, cls: type[Any]) -> None:
+    args = cls.of(magic_parser(magic).parse_args([]))
+    assert not hasattr(args, "__dict__")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        args.output = "x"
+
+
+def test_a_parsed_chat_line_is_typed_once() -> None:
+    ns = magic_parser(QfnbMagics.qfchat).parse_args(["-m", "a,b", "-m", "c", "-t", "0.5", "--max-tokens", "9",
+                                                     "--mcp", "npx server", "-o", "out", "--continue"])
+    args = ChatArgs.of(ns)
+    assert args.model == ("a,b", "c") and args.mcp == ("npx server",) and args.output == "out" and args.carry
+    assert args.sampling == SamplingOptions(temperature=0.5, max_output_tokens=9)
+    assert args.max_steps == 5 and args.command == ()
+
+
+def test_a_train_line_s_hyperparameters_are_one_group() -> None:
+    args = TrainArgs.of(magic_parser(QfnbMagics.qftrain).parse_args(["--epochs", "2", "--lr", "0.001"]))
+    assert args.hyper == TrainOptions(epochs=2, lr=0.001)
+    assert args.recipe
+    assert not TrainArgs.of(magic_parser(QfnbMagics.qftrain).parse_args(["-o", "form"])).recipe
