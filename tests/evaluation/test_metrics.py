@@ -11,7 +11,7 @@ from rouge_score.rouge_scorer import RougeScorer
 
 from qfnb.evaluation import BleuEvaluator, EmbeddingSimilarityEvaluator, ExactMatchEvaluator, RougeEvaluator
 from qfnb.evaluation.base import Sample
-from qfnb.evaluation.similarity import cosine
+from qfnb.evaluation.evaluators.similarity import cosine
 from qfnb.protocol.textmetrics import cjk_tokens, has_cjk, normalize
 
 

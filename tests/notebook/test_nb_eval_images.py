@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 
-from qfnb.evaluation.result import EvaluationResult
+from qfnb.evaluation.results.result import EvaluationResult
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.evaluation.report import EvalReport
 from qfnb.notebook.images import ImageResult
