@@ -277,11 +277,11 @@ def _private_imports(root: Path) -> list[str]:
 
 def test_no_private_name_is_imported_across_modules(tree: Path) -> None:
     assert _private_imports(ROOT) == []
-    chat, images = tree / "qfnb/notebook/chat/answer.py", tree / "qfnb/notebook/images.py"
-    originals = {p: p.read_text(encoding="utf-8") for p in (chat, images)}
+    chat, usage = tree / "qfnb/notebook/chat/answer.py", tree / "qfnb/notebook/usage.py"
+    originals = {p: p.read_text(encoding="utf-8") for p in (chat, usage)}
     try:
         _with_line(tree, "qfnb/notebook/chat/answer.py", "from qfnb.notebook.chat.runner import _hidden  # noqa")
-        _with_line(tree, "qfnb/notebook/images.py", "from . import _interp as interp  # a private submodule is fine")
+        _with_line(tree, "qfnb/notebook/usage.py", "from . import _interp as interp  # a private submodule is fine")
         line = len(chat.read_text(encoding="utf-8").splitlines())
         assert _private_imports(tree) == [f"qfnb/notebook/chat/answer.py:{line} imports _hidden"]
     finally:

@@ -47,8 +47,8 @@ from qfnb.notebook.evaluation.options import (
     reason,
 )
 from qfnb.notebook.evaluation.targets import default_chat_model, resolve_llm, resolve_llms, tag_of
-from qfnb.notebook.progress import make_progress
 from qfnb.notebook.sampling import SamplingOptions
+from qfnb.notebook.widgets.progress import make_progress
 
 
 @dataclass(frozen=True)
