@@ -4,12 +4,11 @@
   ``"bca"`` (as ``scipy.stats.bootstrap``) or ``"expanded"`` (the default: the percentile interval
   widened for small samples, Hesterberg 2015, so 8 items do not get a 89% interval called 95%).
 * :func:`two_level_ci` — the same with repeats: items resampled, then each item's repeats.
-* :func:`mcnemar_exact` — McNemar's exact test for pass/fail metrics (scipy's two-sided binomial
-  test on the discordant pairs).
+* :func:`mcnemar_exact` — McNemar's exact test for pass/fail metrics (a two-sided binomial test
+  on the discordant pairs).
 * :func:`sign_flip_test` — the paired permutation test of the mean difference (exact up to
   ``exact_max_n`` items, seeded Monte Carlo beyond).
-* :func:`holm` — Holm's step-down adjustment; :func:`spearman` — rank correlation (scipy's);
-  :func:`t_quantile` — Student's t quantile (scipy's).
+* :func:`holm` — Holm's step-down adjustment; :func:`spearman` — rank correlation.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 CIMethod = Literal["expanded", "percentile", "bca"]
@@ -46,16 +46,34 @@ def is_binary(values: ArrayLike) -> bool:
     return bool(arr.size) and bool(np.all((arr == 0.0) | (arr == 1.0)))
 
 
-# -- Student's t quantile ------------------------------------------------------------------------
+# -- Student's t quantile (numpy only: scipy is not a runtime dependency) --------------------------
+
+def _t_cdf(x: float, df: int) -> float:
+    """P(T <= x) for Student's t, by Simpson's rule on the density (|x| small: the tails we need)."""
+    if x == 0.0:
+        return 0.5
+    grid = np.linspace(0.0, abs(x), 4001)
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    dens = np.exp(log_c - (df + 1) / 2 * np.log1p(grid**2 / df))
+    h = grid[1] - grid[0]
+    area = h / 3 * (dens[0] + dens[-1] + 4 * dens[1:-1:2].sum() + 2 * dens[2:-1:2].sum())
+    return 0.5 + math.copysign(float(area), x)
+
 
 @lru_cache(maxsize=1024)
 def t_quantile(q: float, df: int) -> float:
-    """The ``q`` quantile of Student's t with ``df`` degrees of freedom (``scipy.stats.t.ppf``)."""
+    """The ``q`` quantile of Student's t with ``df`` degrees of freedom (bisection, ~1e-10)."""
     if not 0.0 < q < 1.0 or df < 1:
         raise ValueError("t_quantile needs 0 < q < 1 and df >= 1")
-    from scipy import stats  # deferred: loads scipy (`import qfnb.evaluation` does not)
-
-    return float(stats.t.ppf(q, df))
+    if q < 0.5:
+        return -t_quantile(1.0 - q, df)
+    lo, hi = 0.0, 1.0
+    while _t_cdf(hi, df) < q:
+        lo, hi = hi, hi * 2.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_cdf(mid, df) < q else (lo, mid)
+    return (lo + hi) / 2
 
 
 @lru_cache(maxsize=256)
@@ -231,9 +249,8 @@ def mcnemar_exact(a_pass: ArrayLike, b_pass: ArrayLike) -> McNemar:
     n = b + c
     if n == 0:
         return McNemar(b, c, 1.0)
-    from scipy import stats  # deferred: loads scipy (`import qfnb.evaluation` does not)
-
-    return McNemar(b, c, float(stats.binomtest(b, n, 0.5).pvalue))
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1))
+    return McNemar(b, c, min(1.0, 2 * tail / 2**n))
 
 
 def sign_flip_test(diffs: ArrayLike, *, n_resamples: int = 20_000, seed: int = 0,
@@ -289,6 +306,4 @@ def spearman(x: ArrayLike, y: ArrayLike) -> float | None:
         raise ValueError("x and y must pair up")
     if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
         return None
-    from scipy import stats  # deferred: loads scipy (`import qfnb.evaluation` does not)
-
-    return float(stats.spearmanr(a, b).statistic)  # ties: their average rank
+    return float(np.corrcoef(pd.Series(a).rank(), pd.Series(b).rank())[0, 1])  # ties: their average rank
