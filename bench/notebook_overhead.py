@@ -60,7 +60,7 @@ def batch(n: int, progress: Any) -> float:
 
 
 def bench_progress(n: int, repeats: int = 5) -> tuple[float, float]:
-    from qfnb.notebook.progress import Progress
+    from qfnb.notebook.widgets.progress import Progress
 
     off = min(batch(n, None) for _ in range(repeats))
     on = min(batch(n, Progress(desc="bench", mode="widget")) for _ in range(repeats))
@@ -78,7 +78,7 @@ def bench_real_batch(n: int, rounds: int, workers: int = 50) -> tuple[list[float
     from qfnb import ChatCompletion
     from qfnb._core.config import Config
     from qfnb._core.runtime import sync
-    from qfnb.notebook.progress import Progress
+    from qfnb.notebook.widgets.progress import Progress
 
     proc, url = start_server(0)
     try:

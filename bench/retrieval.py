@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)] if str(ROOT) not in sys.path else []
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-from qfnb.evaluation.retrieval import retrieval_scores  # noqa: E402
+from qfnb.evaluation.evaluators.retrieval import retrieval_scores  # noqa: E402
 
 log = logging.getLogger("bench.retrieval")
 

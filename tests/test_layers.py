@@ -63,7 +63,13 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
     ("qfnb/dataset/_io.py", "import qfnb.dataset.dataset", "No cycles are allowed in qfnb.dataset"),
     ("qfnb/model/service.py", "def _back() -> None:\n    import qfnb.model.model",  # inside a function too
      "No cycles are allowed in qfnb.model"),
-    ("qfnb/evaluation/compare_view.py", "import qfnb.evaluation.compare", "No cycles are allowed in qfnb.evaluation"),
+    ("qfnb/evaluation/results/compare_view.py", "import qfnb.evaluation.results.compare",
+     "No cycles are allowed in qfnb.evaluation"),
+    # the evaluation's rooms: the numbers know no scorer, the shared modules no room
+    ("qfnb/evaluation/stats/paired.py", "import qfnb.evaluation.evaluators.metrics",
+     "qfnb.evaluation.stats is not allowed to import qfnb.evaluation.evaluators"),
+    ("qfnb/evaluation/llm.py", "import qfnb.evaluation.runs.answers",
+     "qfnb.evaluation.llm is not allowed to import qfnb.evaluation.runs"),
     ("qfnb/notebook/chat/cell.py", "import qfnb.notebook.magics", "No cycles are allowed in qfnb.notebook"),
     ("qfnb/trainer/replay.py", "import qfnb.trainer.finetune", "No cycles are allowed in qfnb.trainer"),
     ("qfnb/dataset/_io.py", "import qfnb.config", "qfnb.dataset is not allowed to import qfnb.config"),
@@ -300,11 +306,11 @@ def _private_imports(root: Path) -> list[str]:
 
 def test_no_private_name_is_imported_across_modules(tree: Path) -> None:
     assert _private_imports(ROOT) == []
-    chat, images = tree / "qfnb/notebook/chat/answer.py", tree / "qfnb/notebook/images.py"
-    originals = {p: p.read_text(encoding="utf-8") for p in (chat, images)}
+    chat, usage = tree / "qfnb/notebook/chat/answer.py", tree / "qfnb/notebook/usage.py"
+    originals = {p: p.read_text(encoding="utf-8") for p in (chat, usage)}
     try:
         _with_line(tree, "qfnb/notebook/chat/answer.py", "from qfnb.notebook.chat.runner import _hidden  # noqa")
-        _with_line(tree, "qfnb/notebook/images.py", "from . import _interp as interp  # a private submodule is fine")
+        _with_line(tree, "qfnb/notebook/usage.py", "from . import _interp as interp  # a private submodule is fine")
         line = len(chat.read_text(encoding="utf-8").splitlines())
         assert _private_imports(tree) == [f"qfnb/notebook/chat/answer.py:{line} imports _hidden"]
     finally:

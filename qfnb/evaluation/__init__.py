@@ -1,20 +1,21 @@
 """Evaluation: ``EvaluationManager`` with local and platform evaluators, ``EvaluationResult``, the
 paired comparison. May import ``qfnb.model``, ``qfnb.dataset``, ``qfnb.resources``, ``qfnb._core``
-and ``qfnb.protocol``; never ``trainer``, ``agents``, ``notebook`` or ``qfnb.local``."""
+and ``qfnb.protocol``; never ``trainer``, ``agents``, ``notebook`` or ``qfnb.local``.
+
+Four rooms, each importing only those below it (pyproject.toml's import contract): ``runs`` (the
+manager, the answers and their store, a platform task) -> ``results`` (``EvaluationResult``,
+``Comparison``, ``Stability`` and their views) -> ``evaluators`` (what scores an answer) and ``stats``
+(the numbers), which import none of each other. All stand on the shared modules here: ``llm`` (what
+answers: targets and their identity), ``fingerprint``, ``base`` (the evaluator's input and base
+classes), ``data`` (frames) and ``_errors``. ``evaluator`` is the official SDK's module path."""
 
 from ._errors import EvaluationError
-from .answers import AnswerStore
 from .base import EvalInput, Evaluator, LocalEvaluator, Sample
-from .calibrate import Agreement, CalibratedMean, agreement, calibrated_difference, calibrated_mean
-from .compare import Comparison, PairedMetric
-from .judge import LocalJudgeEvaluator, parse_judge_score
-from .llm import PromptVariant
-from .manager import EvaluationManager
-from .manual import ManualEvaluator, ManualItem
-from .metrics import BleuEvaluator, ExactMatchEvaluator, FunctionEvaluator, RougeEvaluator
-from .pairwise import PairwiseJudge
-from .plan import Plan, plan_comparison
-from .platform import (
+from .evaluators.judge import LocalJudgeEvaluator, parse_judge_score
+from .evaluators.manual import ManualEvaluator, ManualItem
+from .evaluators.metrics import BleuEvaluator, ExactMatchEvaluator, FunctionEvaluator, RougeEvaluator
+from .evaluators.pairwise import PairwiseJudge
+from .evaluators.platform import (
     ManualEvaluatorDimension,
     QianfanEvaluator,
     QianfanManualEvaluator,
@@ -22,12 +23,18 @@ from .platform import (
     QianfanRuleEvaluator,
     build_eval_standard_conf,
 )
-from .result import EvaluationResult
-from .retrieval import RetrievalEvaluator
-from .rubric import Rubric
-from .sequential import ConfidenceSequence, SequentialComparison
-from .similarity import EmbeddingSimilarityEvaluator
-from .stability import Stability
+from .evaluators.retrieval import RetrievalEvaluator
+from .evaluators.rubric import Rubric
+from .evaluators.similarity import EmbeddingSimilarityEvaluator
+from .llm import PromptVariant
+from .results.compare import Comparison, PairedMetric
+from .results.result import EvaluationResult
+from .results.stability import Stability
+from .runs.answers import AnswerStore
+from .runs.manager import EvaluationManager
+from .stats.calibrate import Agreement, CalibratedMean, agreement, calibrated_difference, calibrated_mean
+from .stats.plan import Plan, plan_comparison
+from .stats.sequential import ConfidenceSequence, SequentialComparison
 
 __all__ = [
     "Agreement",

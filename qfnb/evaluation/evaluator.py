@@ -1,7 +1,7 @@
 """The official SDK's module path for the evaluators (``qianfan.evaluation.evaluator``)."""
 
 from .base import Evaluator, LocalEvaluator
-from .platform import (
+from .evaluators.platform import (
     ManualEvaluatorDimension,
     QianfanEvaluator,
     QianfanManualEvaluator,

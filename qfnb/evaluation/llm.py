@@ -9,8 +9,10 @@ row (as exceptions), never raised for the whole batch.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,7 @@ from qfnb.resources.defaults import default_model
 
 from ._errors import invalid
 from .base import EvalInput
+from .fingerprint import fingerprint
 
 log = logging.getLogger("qfnb.evaluation")
 
@@ -157,7 +160,7 @@ class PromptVariant:
     """A prompt under evaluation, answered by ``model``: a template whose ``{input}`` each item fills
     (the last user turn of a conversation), or, without ``{input}``, a system prompt sent with every
     item (a completion model gets it as the text's first paragraph). Compared like models; the answer
-    store keys it by the prompt's text and the model (:func:`.answers.target_identity`)."""
+    store keys it by the prompt's text and the model (:func:`target_identity`)."""
 
     prompt: str
     model: Any
@@ -268,3 +271,52 @@ def as_targets(llms: Any) -> list[LLMTarget]:
             target = LLMTarget(f"{target.tag}#{n + 1}", target.run, target.source)
         targets.append(target)
     return targets
+
+
+# -- what answers a target -----------------------------------------------------------------------
+
+def _platform(obj: Any) -> str:
+    """Which platform answers ``obj``'s calls: ``embedded`` (no credentials configured) or the
+    configured base URL (never a credential)."""
+    for attr in ("_base_config", "config"):
+        cfg = getattr(obj, attr, None)
+        if cfg is not None and hasattr(cfg, "is_configured"):
+            return str(cfg.base_url) if cfg.is_configured else "embedded"
+    return "env" if any(k.startswith("QIANFAN_") for k in os.environ) else "embedded"
+
+
+def _model_identity(obj: Any) -> str | None:
+    """``endpoint:NAME@platform`` / ``model:NAME@platform`` for what answers through ``obj``, else None."""
+    service = getattr(obj, "service", None)  # a published Model runs on its service
+    for one in (obj, service):
+        if one is None:
+            continue
+        for attr in ("_endpoint", "endpoint"):
+            value = getattr(one, attr, None)
+            if isinstance(value, str) and value:
+                return f"endpoint:{value}@{_platform(one)}"
+    if obj is not None and resource_kind(obj) is not None:
+        return f"model:{resource_tag(obj)}@{_platform(obj)}"
+    return None
+
+
+def target_identity(target: LLMTarget) -> str:
+    """What answers a target's calls: ``endpoint:NAME`` (a deployed service, whichever object
+    reaches it) or ``model:NAME`` on a platform (``@embedded`` / ``@base-url``); for a callable,
+    its qualified name and a digest of what it is (:mod:`.fingerprint`: code, closure, attributes),
+    or what it says it is (``answer_identity()``); a prompt variant, its prompt's digest and its model."""
+    src = target.source
+    if isinstance(src, PromptVariant):
+        digest = hashlib.sha256(src.prompt.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        return f"prompt:{digest}|{target_identity(as_target(src.model, target.tag))}"
+    model = _model_identity(src)
+    if model is not None:
+        return model
+    own = getattr(src, "answer_identity", None)
+    if callable(own):
+        return str(own())
+    if callable(src):
+        fn = getattr(src, "__func__", src)
+        name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+        return f"callable:{getattr(fn, '__module__', '')}.{name}#{fingerprint(src, _model_identity)}"
+    return f"tag:{target.tag}"

@@ -1,14 +1,14 @@
 """The notebook layer: the magics (``magics``) and, by what the user sees, ``chat``, ``training``,
 ``evaluation``, ``data`` and ``widgets``, all drawn with ``render`` (styles, charts, the one HTML widget).
 The only qfnb package that imports IPython / ipywidgets, lazily: ``import qfnb.notebook`` (or
-``qfnb.notebook.progress``, the SDK's batch progress as a widget) imports neither.
+``qfnb.notebook.widgets.progress``, the SDK's batch progress as a widget) imports neither.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qfnb.notebook import progress as _progress  # noqa: F401 - registers the widget renderer with the core
+from qfnb.notebook.widgets import progress as _progress  # noqa: F401 - registers the widget renderer with the core
 
 if TYPE_CHECKING:  # pragma: no cover
     from IPython.core.interactiveshell import InteractiveShell

@@ -34,13 +34,13 @@ from qfnb.notebook._ipython import (
 )
 from qfnb.notebook.arguments import ChatArgs, EvalArgs, ImageArgs, TrainArgs
 from qfnb.notebook.chat import answer as chat
+from qfnb.notebook.chat.images import generate
 from qfnb.notebook.chat.saved_prompts import saved_prompt_text
 from qfnb.notebook.chat.sessions import DEFAULT_SESSION
 from qfnb.notebook.data import batch as batchjob
 from qfnb.notebook.data import insight as insight_view
 from qfnb.notebook.data import stress as stress_report
 from qfnb.notebook.evaluation.arguments import QFEVAL_ARGUMENTS
-from qfnb.notebook.images import generate
 from qfnb.notebook.magic_options import IMAGE_OPTIONS
 from qfnb.notebook.sampling import OPTIONS
 from qfnb.notebook.training import launcher, qftrain

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from qfnb.evaluation.metrics import FunctionEvaluator
+from qfnb.evaluation.evaluators.metrics import FunctionEvaluator
 from qfnb.protocol import checkpoints
 from qfnb.resources import ChatCompletion
 

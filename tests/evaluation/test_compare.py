@@ -8,7 +8,7 @@ import pytest
 from scipy import stats as sp
 
 from qfnb.evaluation import BleuEvaluator, EvaluationManager, EvaluationResult, ExactMatchEvaluator, RougeEvaluator
-from qfnb.evaluation.compare import Comparison
+from qfnb.evaluation.results.compare import Comparison
 
 DATA = [{"prompt": f"q{i}", "response": f"the answer to question {i} is {i * 7}"} for i in range(10)]
 
@@ -212,7 +212,7 @@ def test_a_corpus_level_table_figure_is_told_apart_from_the_item_means_compared(
 def test_a_ci_bound_just_above_zero_never_prints_as_zero() -> None:
     """Found by the fine-tune notebook: ``+0.05 (95% CI +0.00…+0.15)`` under "beats" read as a CI
     that touches 0, though its bound was +0.0004; the sentence shows digits until it is not 0."""
-    from qfnb.evaluation._words import digits_for, signed
+    from qfnb.evaluation.stats._words import digits_for, signed
 
     assert digits_for(0.0475, 0.0004, 0.1458) == 4 and signed(0.0004, 4) == "+0.0004"
     assert digits_for(0.3, 0.2, 0.41) == 2 and digits_for(0.05, 0.01, 0.09) == 3

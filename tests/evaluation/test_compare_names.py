@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from qfnb.evaluation.compare import Comparison
+from qfnb.evaluation.results.compare import Comparison
 
 
 def test_renamed_renames_the_judge_notes_too() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from qfnb._core.config import Config
 from qfnb.evaluation import AnswerStore, EvaluationManager, ExactMatchEvaluator, RougeEvaluator
-from qfnb.evaluation import answers as answers_mod
+from qfnb.evaluation.runs import answers as answers_mod
 from qfnb.resources import ChatCompletion
 from tests.fakes.cloud import FakeQianfan
 
@@ -128,10 +128,10 @@ def test_recorded_batch_output_jsonl_matched_by_prompt(tmp_path: Path) -> None:
 
 
 def test_identity_names_the_model_and_its_platform(monkeypatch: pytest.MonkeyPatch) -> None:
-    from qfnb.evaluation.llm import as_target
+    from qfnb.evaluation.llm import as_target, target_identity
 
     def ident(llm: Any) -> str:
-        return answers_mod.target_identity(as_target(llm))
+        return target_identity(as_target(llm))
 
     local = ChatCompletion(model="Gemma-3-270M", config=Config())
     cloud = ChatCompletion(model="Gemma-3-270M", config=Config(ak="a", sk="b", base_url="https://qianfan.example"))
@@ -174,9 +174,9 @@ def test_callables_are_stored_by_what_they_are_not_by_their_name(tmp_path: Path)
     assert objects.samples_df["b/output"].str.startswith("b: ").all()
 
     def ident(llm: Any) -> str:
-        from qfnb.evaluation.llm import as_target
+        from qfnb.evaluation.llm import as_target, target_identity
 
-        return answers_mod.target_identity(as_target(llm))
+        return target_identity(as_target(llm))
 
     assert ident(Asker("a")) == ident(Asker("a")) != ident(Asker("b"))
 

@@ -8,9 +8,9 @@ import pytest
 from scipy import stats as sp
 
 from qfnb.evaluation import EvaluationManager, ExactMatchEvaluator, LocalJudgeEvaluator, RougeEvaluator
+from qfnb.evaluation.evaluators.pairwise import PairwiseJudge, combine, parse_winner
+from qfnb.evaluation.evaluators.rubric import Rubric, pairwise_rubric
 from qfnb.evaluation.llm import embedded_chat
-from qfnb.evaluation.pairwise import PairwiseJudge, combine, parse_winner
-from qfnb.evaluation.rubric import Rubric, pairwise_rubric
 from qfnb.resources import ChatCompletion
 
 DATA = [{"prompt": f"q{i}", "response": f"the answer is {i}"} for i in range(8)]

@@ -9,7 +9,7 @@ from scipy import stats as sp
 
 from qfnb.errors import ValidationError
 from qfnb.evaluation import EvaluationResult, plan_comparison
-from qfnb.evaluation.plan import items_to_decide
+from qfnb.evaluation.stats.plan import items_to_decide
 
 RUNS = 2000
 

@@ -18,7 +18,8 @@ from qfnb.evaluation import (
     QianfanRuleEvaluator,
     build_eval_standard_conf,
 )
-from qfnb.evaluation.platform import REFEREE_TEMPLATE, REFEREE_TEMPLATE_NAME, arun_platform_evaluation
+from qfnb.evaluation.evaluators.platform import REFEREE_TEMPLATE, REFEREE_TEMPLATE_NAME
+from qfnb.evaluation.runs.platform import arun_platform_evaluation
 from qfnb.model import Model
 from qfnb.protocol import ProtocolError
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from qfnb.evaluation import EvaluationManager, ExactMatchEvaluator, RougeEvaluator
-from qfnb.evaluation import stats as st
+from qfnb.evaluation.stats import paired as st
 
 DATA = [{"prompt": f"q{i}", "response": f"answer {i}"} for i in range(8)]
 

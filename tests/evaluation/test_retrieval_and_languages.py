@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from qfnb.evaluation._languages import language_of, uncovered
-from qfnb.evaluation.retrieval import hit_at, ndcg_at, reciprocal_rank, retrieval_scores
-from qfnb.evaluation.similarity import EmbeddingSimilarityEvaluator, SimilarityLanguageWarning
+from qfnb.evaluation.evaluators._languages import language_of, uncovered
+from qfnb.evaluation.evaluators.retrieval import hit_at, ndcg_at, reciprocal_rank, retrieval_scores
+from qfnb.evaluation.evaluators.similarity import EmbeddingSimilarityEvaluator, SimilarityLanguageWarning
 
 
 def test_hit_mrr_and_ndcg_by_hand() -> None:

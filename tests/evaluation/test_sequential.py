@@ -12,7 +12,7 @@ import pytest
 
 from qfnb.errors import ValidationError
 from qfnb.evaluation import SequentialComparison, plan_comparison
-from qfnb.evaluation.sequential import decision_times, hedged, wealth_paths
+from qfnb.evaluation.stats.sequential import decision_times, hedged, wealth_paths
 
 RUNS = 2000
 ALPHA = 0.05

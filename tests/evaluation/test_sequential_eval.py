@@ -9,8 +9,8 @@ import pytest
 
 from qfnb.errors import ValidationError
 from qfnb.evaluation import EvaluationManager, ExactMatchEvaluator
-from qfnb.evaluation.answers import AnswerStore
-from qfnb.evaluation.sequential_eval import eval_sequential
+from qfnb.evaluation.runs.answers import AnswerStore
+from qfnb.evaluation.runs.sequential_eval import eval_sequential
 
 ITEMS = 200
 FRAME = pd.DataFrame({"input": [f"what is {i} + 1?" for i in range(ITEMS)],

@@ -1,4 +1,4 @@
-"""qfnb.evaluation.stats against an independent computation (scipy), and the CI's coverage."""
+"""qfnb.evaluation.stats.paired against an independent computation (scipy), and the CI's coverage."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as hs
 from scipy import stats as sp
 
-from qfnb.evaluation import stats as st
+from qfnb.evaluation.stats import paired as st
 
 # fixed data: a tuned model's and a base model's per-item rouge_l on 8 held-out questions
 TUNED = np.array([0.91, 0.80, 0.86, 0.71, 0.95, 0.62, 0.75, 0.88])
@@ -180,7 +180,7 @@ def test_identical_models_ci_contains_zero_in_95_percent_of_seeds(n: int, kind: 
 @given(n=hs.integers(8, 40), kind=hs.sampled_from(["pass/fail", "score", "judge 0-5"]))
 def test_identical_models_are_declared_different_at_most_5_percent(n: int, kind: str) -> None:
     """What the sentence says ("beats"/"worse") needs the exact test too: at most alpha of the time."""
-    from qfnb.evaluation.compare import _pair
+    from qfnb.evaluation.results.compare import _pair
 
     settings_ = {"confidence": 0.95, "n_resamples": 1000, "seed": 0, "method": "expanded", "alpha": 0.05,
                  "correction": "holm"}

@@ -201,7 +201,7 @@ def fake_deployer(endpoint: str, deployed: list[Any] | None = None) -> Any:
     """A dashboard's deploy double (``QfnbMagics.deployer``): marks ``endpoint`` deployed for it."""
     from types import SimpleNamespace
 
-    from qfnb.notebook import _background
+    from qfnb.notebook.training import _background
 
     def deployer(dash: Any) -> Any:
         async def deploy() -> Any:

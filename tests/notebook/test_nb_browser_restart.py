@@ -42,7 +42,7 @@ CELLS = [
     "ep = run.state.service\nep",
     "%qfeval --models Tiny-Chat,{ep} --dataset eval.jsonl --metrics exact_match -o report",
     # a batch's bar still running when the kernel restarts (the renderer batch_do draws)
-    "from qfnb.notebook.progress import Progress\n"
+    "from qfnb.notebook.widgets.progress import Progress\n"
     "bar = Progress(total=10, desc='batch', mode='widget'); bar.on_start(10); bar.on_result(0, True)",
     # the SDK's fine-tune in a fresh kernel, before any %load_ext: its progress shows in the cell
     "from qfnb.dataset import Dataset\nfrom qfnb.trainer import LLMFinetune, TrainConfig\n"

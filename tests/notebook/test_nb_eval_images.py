@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 
-from qfnb.evaluation.result import EvaluationResult
+from qfnb.evaluation.results.result import EvaluationResult
+from qfnb.notebook.chat.images import ImageResult
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.evaluation.report import EvalReport
-from qfnb.notebook.images import ImageResult
 
 
 def result(tag: str, bleu: float, rouge: float) -> EvaluationResult:
@@ -131,7 +131,7 @@ def test_qfimage_shows_response(ip, monkeypatch) -> None:  # type: ignore[no-unt
 
 def test_qfimage_without_an_image_engine_says_what_to_do_and_lets_run_all_go_on(ip, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from qfnb.errors import APIError
-    from qfnb.notebook.images import NoImageEngine
+    from qfnb.notebook.chat.images import NoImageEngine
 
     class Offline:
         def __init__(self, model: str | None = None) -> None:

@@ -35,7 +35,7 @@ def test_executed_notebook_keeps_static_dashboard_and_bars(tmp_path: Path, monke
         "m.deployer = fake_deployer('ep_offline')",
         "%qftrain --dataset demo.jsonl --steps 10 -o run",
         "run.wait(30).status\nrun.deploy().endpoint  # deployed: nothing is left for the widget to do",
-        "from qfnb.notebook.progress import Progress\n"
+        "from qfnb.notebook.widgets.progress import Progress\n"
         "with Progress(total=3, desc='batch', mode='widget') as bar:\n"
         "    for i in range(3):\n        bar.on_result(i, True)",
         "from qfnb.evaluation import EvaluationResult\nimport pandas as pd\n"

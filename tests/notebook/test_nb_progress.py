@@ -10,12 +10,12 @@ import threading
 
 import pytest
 
-from qfnb.notebook.progress import Progress, ProgressCallback, ProgressSnapshot, make_progress
+from qfnb.notebook.widgets.progress import Progress, ProgressCallback, ProgressSnapshot, make_progress
 from tests.fakes.clock import VirtualTime
 
 
 def test_import_does_not_pull_in_a_frontend() -> None:
-    code = "import sys, qfnb.notebook.progress; print('IPython' in sys.modules, 'ipywidgets' in sys.modules)"
+    code = "import sys, qfnb.notebook.widgets.progress; print('IPython' in sys.modules, 'ipywidgets' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False False"
 

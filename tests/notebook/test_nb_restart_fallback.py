@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from nb_doubles import FakeEvent, RecordingPublisher
 
-from qfnb.notebook.progress import Progress
 from qfnb.notebook.render import theme
 from qfnb.notebook.training.dashboard import TrainingDashboard
 from qfnb.notebook.widgets import progress_bar
+from qfnb.notebook.widgets.progress import Progress
 from tests.fakes.clock import VirtualTime
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

@@ -233,13 +233,13 @@ def stress_view(text: str) -> Any:
 
 
 def images(text: str) -> Any:
-    from qfnb.notebook.images import ImageResult
+    from qfnb.notebook.chat.images import ImageResult
 
     return ImageResult([_png(), _png()], prompt=text, model=text)
 
 
 def no_image_engine(text: str) -> Any:
-    from qfnb.notebook.images import NoImageEngine
+    from qfnb.notebook.chat.images import NoImageEngine
 
     return NoImageEngine(model=text)
 

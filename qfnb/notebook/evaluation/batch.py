@@ -1,6 +1,6 @@
 """``%qfeval ... --batch``: the generations through the platform's durable batch job, then the usual run.
 
-Each model's missing answers go as one batch-inference task (:mod:`qfnb.evaluation.batch_answers`),
+Each model's missing answers go as one batch-inference task (:mod:`qfnb.evaluation.runs.batch_answers`),
 watched with ``%qfbatch``'s live line. An Interrupt stops the watching, not the tasks; the same line
 run again (in this kernel or after a restart) re-attaches to them and sends nothing twice. When the
 rows are back their answers are in the answer store, and the evaluation scores them from there,
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from qfnb.evaluation.batch_answers import BatchPart, batch_parts, harvest
+from qfnb.evaluation.runs.batch_answers import BatchPart, batch_parts, harvest
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.notebook.evaluation.run import EvalPlan
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from qfnb.evaluation.judge_check import MIN_LABELS
+from qfnb.evaluation.stats.judge_check import MIN_LABELS
 from qfnb.notebook.evaluation.options import EvalArgsError
 
 #: the columns that find a file's row among the items, in the order tried

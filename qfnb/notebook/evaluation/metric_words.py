@@ -17,7 +17,7 @@ from qfnb.evaluation import (
     RetrievalEvaluator,
     RougeEvaluator,
 )
-from qfnb.evaluation.metrics import FunctionEvaluator
+from qfnb.evaluation.evaluators.metrics import FunctionEvaluator
 from qfnb.notebook.evaluation.options import EvalArgsError
 
 #: metric word -> (evaluator family, the result columns it shows). Aliases share a family. The

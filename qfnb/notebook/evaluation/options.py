@@ -24,9 +24,8 @@ def reason(exc: Exception) -> str:
 def check_judges(judges: Sequence[Any], llms: Mapping[str, Any], recorded: Mapping[str, Any]) -> None:
     """A judge must not be one of the candidates (before any model is called)."""
     # deferred: these load pandas (`%load_ext qfnb` does not)
-    from qfnb.evaluation.answers import target_identity
-    from qfnb.evaluation.llm import as_target
-    from qfnb.evaluation.pairwise import check_not_candidate
+    from qfnb.evaluation.evaluators.pairwise import check_not_candidate
+    from qfnb.evaluation.llm import as_target, target_identity
 
     candidates: list[tuple[str, str | None]] = [
         (tag, target_identity(as_target(llm, tag))) for tag, llm in llms.items()]

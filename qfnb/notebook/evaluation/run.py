@@ -19,13 +19,13 @@ import pandas as pd
 
 from qfnb.dataset import Dataset
 from qfnb.evaluation import EvaluationManager, PairwiseJudge
-from qfnb.evaluation.answers import AnswerStore, MappedProgress, default_store_path
-from qfnb.evaluation.batch_answers import check_batchable
 from qfnb.evaluation.data import REFERENCE_NAMES, eval_frame, to_frame
-from qfnb.evaluation.judge_check import check_judge, uncalibrated
+from qfnb.evaluation.evaluators.metrics import FunctionEvaluator
 from qfnb.evaluation.llm import PromptVariant, embedded_chat
-from qfnb.evaluation.metrics import FunctionEvaluator
-from qfnb.evaluation.sequential_eval import eval_sequential
+from qfnb.evaluation.runs.answers import AnswerStore, MappedProgress, default_store_path
+from qfnb.evaluation.runs.batch_answers import check_batchable
+from qfnb.evaluation.runs.sequential_eval import eval_sequential
+from qfnb.evaluation.stats.judge_check import check_judge, uncalibrated
 from qfnb.notebook._checks import sampling_options, split_csv
 from qfnb.notebook.arguments import EvalArgs
 from qfnb.notebook.evaluation.labels import read_labels
@@ -47,8 +47,8 @@ from qfnb.notebook.evaluation.options import (
     reason,
 )
 from qfnb.notebook.evaluation.targets import default_chat_model, resolve_llm, resolve_llms, tag_of
-from qfnb.notebook.progress import make_progress
 from qfnb.notebook.sampling import SamplingOptions
+from qfnb.notebook.widgets.progress import make_progress
 
 
 @dataclass(frozen=True)

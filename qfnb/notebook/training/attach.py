@@ -12,7 +12,7 @@ from typing import Any
 
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.poll import apoll_until
-from qfnb.notebook import _background
+from qfnb.notebook.training import _background
 from qfnb.notebook.training.dashboard import TrainingDashboard
 from qfnb.notebook.training.jobs import wall_time
 from qfnb.notebook.training.run import deploy_in_background, given_name

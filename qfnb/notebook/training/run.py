@@ -21,10 +21,10 @@ from IPython.core.error import UsageError
 from qfnb import trainer
 from qfnb._core.record import ledger
 from qfnb.model import Model
-from qfnb.notebook import _background
 from qfnb.notebook._ipython import display
 from qfnb.notebook.arguments import TrainArgs
 from qfnb.notebook.magic_options import TRAIN_HYPER, TRAIN_OPTIONS, TrainOptions
+from qfnb.notebook.training import _background
 from qfnb.notebook.training.dashboard import TrainingDashboard
 from qfnb.protocol.checkpoints import METRICS
 from qfnb.protocol.model_names import LOCAL_FINETUNE_BASE

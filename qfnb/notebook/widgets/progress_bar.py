@@ -1,4 +1,4 @@
-"""The ipywidgets rendering of :class:`qfnb.notebook.progress.Progress`.
+"""The ipywidgets rendering of :class:`qfnb.notebook.widgets.progress.Progress`.
 
 The bar's output carries its state as static HTML too (refreshed every ``FALLBACK_INTERVAL`` s
 while it runs, final when it closes) for viewers without a widget manager; a bar cut short by a

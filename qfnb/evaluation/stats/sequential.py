@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._errors import invalid
+from .._errors import invalid
 from ._words import digits_for, format_p, signed
-from .stats import as_float_array
+from .paired import as_float_array
 
 #: truncation of the bet (``λ ≤ c / m``): wealth keeps at least ``1 − c`` of itself on any one item
 BET_CAP = 0.8

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ._errors import invalid
+from .._errors import invalid
 
 PLACEHOLDERS = ("criteria", "steps", "prompt", "response", "reference", "min_score", "max_score",
                 "response_a", "response_b")

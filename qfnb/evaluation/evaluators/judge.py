@@ -15,9 +15,9 @@ import pandas as pd
 from qfnb._core.runtime import sync
 from qfnb.protocol.textmetrics import as_text
 
-from ._errors import invalid
-from .base import EvalInput, LocalEvaluator, Sample
-from .llm import LLMTarget, as_prompt, as_target, embedded_chat
+from .._errors import invalid
+from ..base import EvalInput, LocalEvaluator, Sample
+from ..llm import LLMTarget, as_prompt, as_target, embedded_chat
 from .rubric import Rubric
 
 DEFAULT_CRITERIA = (

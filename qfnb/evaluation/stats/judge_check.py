@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import invalid
+from .._errors import invalid
+from ..data import item_scores
 from .calibrate import Agreement, CalibratedMean, agreement, calibrated_difference, calibrated_mean
-from .data import item_scores
 
 #: fewer labels than this give no agreement figure
 MIN_LABELS = 4

@@ -11,10 +11,10 @@ import pandas as pd
 from qfnb._core.runtime import sync
 from qfnb.protocol import textmetrics as tm
 
-from . import stats as st
+from ..evaluators.manual import ManualEvaluator
+from ..evaluators.pairwise import check_not_candidate
+from ..stats import paired as st
 from .compare import compare_samples
-from .manual import ManualEvaluator
-from .pairwise import check_not_candidate
 from .result_view import metrics_figure, result_html
 from .stability import stability
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from qfnb.dataset import Dataset
 
-    from .base import LocalEvaluator
+    from ..base import LocalEvaluator
     from .compare import Comparison
     from .stability import Stability
 
@@ -327,7 +327,7 @@ class EvaluationResult:
     def stability(self, *, metrics: Sequence[str] | None = None, tolerance: float = 0.1,
                   confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0) -> Stability:
         """Agreement across repeats: per-item agreement and spread, the CI with the repeat
-        variance, the items answered inconsistently (see :mod:`qfnb.evaluation.stability`)."""
+        variance, the items answered inconsistently (see :mod:`qfnb.evaluation.results.stability`)."""
 
         return stability(self.samples, list(metrics) if metrics is not None else self.item_metrics,
                          tolerance=tolerance, confidence=confidence, n_resamples=n_resamples, seed=seed)

@@ -27,12 +27,11 @@ from qfnb._core.record.ledger import STORE_API, UsageRow, default_ledger
 from qfnb.protocol.daemon import default_data_dir
 from qfnb.protocol.textmetrics import as_text
 
-from ._errors import invalid
-from .base import EvalInput
+from .._errors import invalid
+from ..base import EvalInput
+from ..data import to_frame
+from ..llm import Answer, LLMTarget, target_identity
 from .batch_output import is_job, is_openai_output, job_answers, openai_output_answers
-from .data import to_frame
-from .fingerprint import fingerprint
-from .llm import Answer, LLMTarget, PromptVariant, as_target, resource_kind, resource_tag
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,53 +42,6 @@ log = logging.getLogger("qfnb.evaluation")
 CHUNK = 16
 #: batch-inference output columns holding the answer (``Model.batch_inference``: ``llm_output``)
 RECORDED_OUTPUT_NAMES = ("llm_output", "completion", "output", "prediction", "answer_text")
-
-
-def _platform(obj: Any) -> str:
-    """Which platform answers ``obj``'s calls: ``embedded`` (no credentials configured) or the
-    configured base URL (never a credential)."""
-    for attr in ("_base_config", "config"):
-        cfg = getattr(obj, attr, None)
-        if cfg is not None and hasattr(cfg, "is_configured"):
-            return str(cfg.base_url) if cfg.is_configured else "embedded"
-    return "env" if any(k.startswith("QIANFAN_") for k in os.environ) else "embedded"
-
-
-def _model_identity(obj: Any) -> str | None:
-    """``endpoint:NAME@platform`` / ``model:NAME@platform`` for what answers through ``obj``, else None."""
-    service = getattr(obj, "service", None)  # a published Model runs on its service
-    for one in (obj, service):
-        if one is None:
-            continue
-        for attr in ("_endpoint", "endpoint"):
-            value = getattr(one, attr, None)
-            if isinstance(value, str) and value:
-                return f"endpoint:{value}@{_platform(one)}"
-    if obj is not None and resource_kind(obj) is not None:
-        return f"model:{resource_tag(obj)}@{_platform(obj)}"
-    return None
-
-
-def target_identity(target: LLMTarget) -> str:
-    """What answers a target's calls: ``endpoint:NAME`` (a deployed service, whichever object
-    reaches it) or ``model:NAME`` on a platform (``@embedded`` / ``@base-url``); for a callable,
-    its qualified name and a digest of what it is (:mod:`.fingerprint`: code, closure, attributes),
-    or what it says it is (``answer_identity()``); a prompt variant, its prompt's digest and its model."""
-    src = target.source
-    if isinstance(src, PromptVariant):
-        digest = hashlib.sha256(src.prompt.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-        return f"prompt:{digest}|{target_identity(as_target(src.model, target.tag))}"
-    model = _model_identity(src)
-    if model is not None:
-        return model
-    own = getattr(src, "answer_identity", None)
-    if callable(own):
-        return str(own())
-    if callable(src):
-        fn = getattr(src, "__func__", src)
-        name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
-        return f"callable:{getattr(fn, '__module__', '')}.{name}#{fingerprint(src, _model_identity)}"
-    return f"tag:{target.tag}"
 
 
 def answer_key(identity: str, item: EvalInput, infer_kwargs: Mapping[str, Any], repeat: int) -> str:

@@ -18,10 +18,9 @@ from typing import Any
 
 from qfnb.protocol.textmetrics import as_text
 
-from ._errors import invalid
-from .answers import target_identity
-from .base import EvalInput
-from .llm import LLMTarget, as_prompt, as_target, embedded_chat
+from .._errors import invalid
+from ..base import EvalInput
+from ..llm import LLMTarget, as_prompt, as_target, embedded_chat, target_identity
 from .rubric import Rubric, pairwise_rubric
 
 _WINNER = re.compile(r"(?:winner|胜者|获胜|更好)\s*[:：]?\s*\**\s*(?:answer\s*|回答\s*)?\[*\s*(A|B|tie|平局|相当)\b",

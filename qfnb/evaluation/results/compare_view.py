@@ -20,8 +20,8 @@ import pandas as pd
 
 from qfnb.protocol.safe_html import escape
 
-from ._words import BETTER, WORSE, format_p
-from .stats import Interval
+from ..stats._words import BETTER, WORSE, format_p
+from ..stats.paired import Interval
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure

@@ -14,7 +14,7 @@ from qfnb.notebook.magic_options import ImageOptions
 from qfnb.notebook.render import theme
 from qfnb.protocol.safe_html import clean, escape
 
-log = logging.getLogger("qfnb.notebook.images")
+log = logging.getLogger("qfnb.notebook.chat.images")
 
 
 def _size(data: bytes) -> tuple[int, int] | None:

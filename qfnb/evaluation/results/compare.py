@@ -22,14 +22,14 @@ import pandas as pd
 
 from qfnb.protocol.safe_html import clean
 
-from . import stats as st
-from ._errors import invalid
-from ._words import BETTER, NO_DIFF, SAME, TOO_FEW, UNSURE, WORSE, format_p
-from ._words import digits_for as _digits
-from ._words import signed as _num
+from .._errors import invalid
+from ..data import item_scores
+from ..stats import paired as st
+from ..stats._words import BETTER, NO_DIFF, SAME, TOO_FEW, UNSURE, WORSE, format_p
+from ..stats._words import digits_for as _digits
+from ..stats._words import signed as _num
+from ..stats.plan import items_to_decide
 from .compare_view import comparison_html, forest_figure
-from .data import item_scores
-from .plan import items_to_decide
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure

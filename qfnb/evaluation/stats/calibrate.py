@@ -18,8 +18,8 @@ from statistics import NormalDist
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._errors import invalid
-from .stats import as_float_array, is_binary, spearman, t_quantile
+from .._errors import invalid
+from .paired import as_float_array, is_binary, spearman, t_quantile
 
 #: resamples of the bootstrap CI of Cohen's kappa
 KAPPA_RESAMPLES = 2000

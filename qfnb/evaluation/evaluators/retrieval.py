@@ -14,7 +14,7 @@ import re
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from .base import EvalInput, LocalEvaluator
+from ..base import EvalInput, LocalEvaluator
 
 __all__ = ["RetrievalEvaluator", "hit_at", "ndcg_at", "reciprocal_rank", "retrieval_scores"]
 

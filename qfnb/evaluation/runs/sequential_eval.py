@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._errors import invalid
-from ._words import format_p, signed
+from .._errors import invalid
+from ..data import item_scores
+from ..results.result import EvaluationResult
+from ..stats._words import format_p, signed
+from ..stats.sequential import SequentialComparison
 from .answers import MappedProgress
-from .data import item_scores
-from .result import EvaluationResult
-from .sequential import SequentialComparison
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ import pandas as pd
 from qfnb.protocol.safe_html import clean, escape
 from qfnb.protocol.textmetrics import normalize
 
-from . import stats as st
-from ._errors import invalid
+from .._errors import invalid
+from ..stats import paired as st
 
 
 @dataclass

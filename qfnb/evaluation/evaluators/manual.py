@@ -15,9 +15,9 @@ from typing import Any
 
 from qfnb._core.runtime import sync
 
-from ._errors import invalid
-from .base import EvalInput, LocalEvaluator, Sample
-from .llm import acall
+from .._errors import invalid
+from ..base import EvalInput, LocalEvaluator, Sample
+from ..llm import acall
 
 
 @dataclass

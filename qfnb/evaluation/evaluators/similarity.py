@@ -20,10 +20,10 @@ from qfnb.protocol.model_names import EMBEDDER_LANGUAGES
 from qfnb.protocol.textmetrics import as_text
 from qfnb.resources import Embedding
 
-from ._errors import invalid
+from .._errors import invalid
+from ..base import EvalInput, LocalEvaluator, Sample
+from ..llm import acall
 from ._languages import uncovered
-from .base import EvalInput, LocalEvaluator, Sample
-from .llm import acall
 
 Vector = Sequence[float]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from qfnb.protocol.textmetrics import as_text
 
-from ._errors import invalid
+from .._errors import invalid
 
 log = logging.getLogger("qfnb.evaluation")
 

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from ._errors import invalid
-from .data import item_scores
-from .stats import as_float_array, is_binary, t_quantile
+from .._errors import invalid
+from ..data import item_scores
+from .paired import as_float_array, is_binary, t_quantile
 
 
 class _Stored(Protocol):

@@ -17,8 +17,8 @@ import pandas as pd
 
 from qfnb.protocol import textmetrics as tm
 
-from ._errors import invalid
-from .base import EvalInput, LocalEvaluator
+from .._errors import invalid
+from ..base import EvalInput, LocalEvaluator
 
 
 class ExactMatchEvaluator(LocalEvaluator):

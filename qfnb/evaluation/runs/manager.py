@@ -21,14 +21,15 @@ from qfnb._core.record import ledger
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import ProgressArg, ProgressCallback, make_progress
 
-from ._errors import EvaluationError, invalid
-from .answers import answers_of, as_store, recorded_answers, target_identity
-from .base import LocalEvaluator, Sample
-from .data import eval_frame, to_frame
-from .llm import as_targets
-from .pairwise import check_not_candidate
-from .platform import QianfanEvaluator, arun_platform_evaluation, check_qianfan_evaluators
-from .result import BASE_COLUMNS, EvaluationResult, summarize_all
+from .._errors import EvaluationError, invalid
+from ..base import LocalEvaluator, Sample
+from ..data import eval_frame, to_frame
+from ..evaluators.pairwise import check_not_candidate
+from ..evaluators.platform import QianfanEvaluator, check_qianfan_evaluators
+from ..llm import as_targets, target_identity
+from ..results.result import BASE_COLUMNS, EvaluationResult, summarize_all
+from .answers import answers_of, as_store, recorded_answers
+from .platform import arun_platform_evaluation
 
 log = logging.getLogger("qfnb.evaluation")
 

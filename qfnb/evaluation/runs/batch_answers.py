@@ -18,10 +18,10 @@ from typing import Any
 
 from qfnb.resources.batch_job import BatchJob
 
-from ._errors import invalid
-from .answers import AnswerStore, answer_key, target_identity
-from .base import EvalInput
-from .llm import PromptVariant, as_messages, as_target, resource_kind
+from .._errors import invalid
+from ..base import EvalInput
+from ..llm import PromptVariant, as_messages, as_target, resource_kind, target_identity
+from .answers import AnswerStore, answer_key
 
 __all__ = ["BatchPart", "batch_parts", "check_batchable", "harvest"]
 
