@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import tempfile
 from pathlib import Path
@@ -14,3 +15,103 @@ def test_the_run_has_its_own_temporary_data_dir() -> None:
     assert data == Path(os.environ["QFNB_DATA_DIR"]).resolve()
     assert data.name.startswith("qfnb-test-data-") and data.parent == Path(tempfile.gettempdir()).resolve()
     assert not data.is_relative_to((Path.home() / ".qfnb").resolve())
+
+
+# --- the suite's folders mirror the code's rooms (tests/README.md) ---------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+# tests/<folder> tests qfnb/<package>; tests/core names qfnb/_core without its underscore
+PACKAGE_OF_FOLDER = {"core": "_core"}
+
+
+def _package_dir(tests_dir: Path, qfnb_dir: Path) -> Path | None:
+    """The qfnb package a top-level test folder mirrors, or None for a cross-cutting folder."""
+    pkg = qfnb_dir / PACKAGE_OF_FOLDER.get(tests_dir.name, tests_dir.name)
+    return pkg if (pkg / "__init__.py").exists() else None
+
+
+def _rooms(pkg: Path) -> set[str]:
+    return {d.name for d in pkg.iterdir() if (d / "__init__.py").exists()}
+
+
+def _parts_imported(test_file: Path, pkg: Path) -> set[str]:
+    """The parts of ``qfnb.<pkg>`` a test imports: a room's name, or "" for a module at the package's
+    top (a name from the package's ``__init__`` counts as neither)."""
+    prefix = ["qfnb", pkg.name]
+    parts: set[str] = set()
+    for node in ast.walk(ast.parse(test_file.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        for name in names:
+            bits = name.split(".")
+            if bits[:2] != prefix or len(bits) < 3:
+                continue
+            if (pkg / bits[2] / "__init__.py").exists():
+                parts.add(bits[2])
+            elif (pkg / f"{bits[2]}.py").exists():
+                parts.add("")
+    return parts
+
+
+def misplaced_tests(tests_root: Path, qfnb_dir: Path) -> list[str]:
+    """Test files at a package folder's top that import from one room of that package only (and from
+    no module at its top): they belong in ``tests/<package>/<room>/``."""
+    wrong = []
+    for folder in sorted(d for d in tests_root.iterdir() if d.is_dir()):
+        pkg = _package_dir(folder, qfnb_dir)
+        if pkg is None or not _rooms(pkg):
+            continue
+        for test_file in sorted(folder.glob("test_*.py")):
+            parts = _parts_imported(test_file, pkg)
+            if len(parts) == 1 and "" not in parts:
+                wrong.append(f"{test_file.relative_to(tests_root)} -> {folder.name}/{parts.pop()}/")
+    return wrong
+
+
+def stray_room_folders(tests_root: Path, qfnb_dir: Path) -> list[str]:
+    """Folders under ``tests/<package>/`` that name no room (folder) of ``qfnb/<package>/``."""
+    stray = []
+    for folder in sorted(d for d in tests_root.iterdir() if d.is_dir()):
+        pkg = _package_dir(folder, qfnb_dir)
+        if pkg is None:
+            continue
+        for sub in sorted(d for d in folder.rglob("*") if d.is_dir() and "__pycache__" not in d.parts):
+            if not (pkg / sub.relative_to(folder)).is_dir():
+                stray.append(str(sub.relative_to(tests_root)))
+    return stray
+
+
+def test_a_test_of_one_room_sits_in_that_rooms_folder() -> None:
+    assert misplaced_tests(ROOT / "tests", ROOT / "qfnb") == []
+
+
+def test_every_room_folder_names_a_room_of_the_code() -> None:
+    assert stray_room_folders(ROOT / "tests", ROOT / "qfnb") == []
+
+
+def test_the_room_checks_catch_a_synthetic_misplacement(tmp_path: Path) -> None:
+    code, tests = tmp_path / "qfnb", tmp_path / "tests"
+    for d in (code / "pkg" / "alpha", code / "pkg" / "beta", code / "flat", tests / "pkg" / "gamma", tests / "flat"):
+        d.mkdir(parents=True)
+    for f in (code / "pkg", code / "pkg" / "alpha", code / "pkg" / "beta", code / "flat"):
+        (f / "__init__.py").write_text("")
+    (code / "pkg" / "top.py").write_text("")
+    files = {
+        "pkg/test_one_room.py": "from qfnb.pkg.alpha.x import y\nfrom qfnb.pkg import Facade\n",
+        "pkg/test_one_room_by_name.py": "from qfnb.pkg import beta\n",
+        "pkg/test_two_rooms.py": "from qfnb.pkg.alpha import a\nimport qfnb.pkg.beta.b\n",
+        "pkg/test_room_and_top.py": "from qfnb.pkg.alpha import a\nfrom qfnb.pkg.top import t\n",
+        "pkg/test_no_room.py": "from qfnb.pkg import Facade\n",
+        "flat/test_flat.py": "from qfnb.flat import x\n",
+    }
+    for name, text in files.items():
+        (tests / name).write_text(text)
+    assert misplaced_tests(tests, code) == [
+        "pkg/test_one_room.py -> pkg/alpha/",
+        "pkg/test_one_room_by_name.py -> pkg/beta/",
+    ]
+    assert stray_room_folders(tests, code) == ["pkg/gamma"]

@@ -186,7 +186,7 @@ def test_identical_models_are_declared_different_at_most_5_percent(n: int, kind:
                  "correction": "holm"}
     declared = 0
     # the verdict reads the interval and the p-value only; the row's items_needed (a McNemar power search,
-    # nine tenths of the time here: 200 ms a pass/fail row) is left out. tests/evaluation/test_plan.py checks it.
+    # nine tenths of the time here: 200 ms a pass/fail row) is left out. tests/evaluation/stats/test_plan.py checks it.
     with mock.patch("qfnb.evaluation.results.compare.items_to_decide", return_value=None):
         for seed in range(300):
             a, b = _identical_pair(np.random.default_rng([n, seed, 1]), n, kind, (1.0, 1.0))

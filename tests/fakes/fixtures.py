@@ -4,7 +4,7 @@
 ``fake`` is called in-process through :class:`qfnb._core.transport.asgi.ASGITransport` (no
 socket; ``fake.transport`` is set and ``make_config`` injects it) where the ``fake_in_process``
 fixture below is visible (imported by the conftests of tests/core, tests/resources,
-tests/console, tests/dataset, tests/model and tests/evaluation), and over a real uvicorn server
+tests/resources/console, tests/dataset, tests/model and tests/evaluation), and over a real uvicorn server
 otherwise or when a test is marked ``@pytest.mark.sockets`` (a subprocess or a kernel must reach
 it, or the real HTTP path is tested).
 """

@@ -125,7 +125,7 @@ def test_local_platform_answers_a_clear_error(local_cfg: Config, call: Any, what
 
 
 def test_local_tokenizer_names_what_it_cannot_count(local_cfg: Config) -> None:
-    """The local platform counts with a llama.cpp model's tokenizer (tests/local/test_forecast_real.py);
+    """The local platform counts with a llama.cpp model's tokenizer (tests/local/engines/test_forecast_real.py);
     an in-process model, an unknown model or a malformed body is refused by name."""
     with pytest.raises(APIError, match=r"model: .*counts tokens only for llama\.cpp models"):
         Tokenizer.count_tokens("x", mode="remote", model="Tiny-Chat", config=local_cfg)

@@ -1,4 +1,4 @@
-"""Facts about the call surface's types, checked by mypy (``tests/resources/test_call_surface.py``
+"""Facts about the call surface's types, checked by mypy (``tests/resources/console/test_call_surface.py``
 runs mypy on this file; it is never executed). ``assert_type`` fails the check when a type is
 not exactly the one written, so none of these can silently become ``Any``; a
 ``# type: ignore[...]`` that stops being needed fails it too (``warn_unused_ignores``)."""

@@ -260,7 +260,7 @@ def test_restart_adopts_a_live_worker(tmp_path: Path) -> None:
     (job_dir / "spec.json").write_text(json.dumps(spec))
     import subprocess
 
-    worker = Path(__file__).with_name("fake_worker.py")
+    worker = Path(__file__).parents[1] / "fake_worker.py"
     proc = subprocess.Popen([sys.executable, str(worker), str(job_dir)])
     run = store.insert("runs", {"containerId": 1, "status": "Running", "job_dir": str(job_dir), "pid": proc.pid,
                                 "baseModel": "Tiny-Chat", "lossCurve": []}, sid="task-live")

@@ -182,7 +182,7 @@ async def test_a_lying_content_length_is_counted_and_reading_stops_at_the_cap() 
 
 
 def test_the_caps_table_is_documented() -> None:
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "local-platform.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "local-platform.md").read_text(encoding="utf-8")
     for value in ("8 MiB", f"{limits.MAX_MESSAGES}; {limits.LOCAL_MAX_MESSAGES} here", f"{limits.MAX_PROMPT_CHARS:,}",
                   f"{limits.MAX_EMBEDDING_CHARS:,}", f"{limits.LOCAL_MAX_OUTPUT_TOKENS}", "512 MiB"):
         assert value in doc, value

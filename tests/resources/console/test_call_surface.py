@@ -20,7 +20,7 @@ from qfnb.protocol import answers
 from qfnb.resources.console import FineTune, Model, Service
 from tests.typing.mypy_run import shared_mypy
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RESOURCES = ROOT / "qfnb/resources"
 TOOL = ROOT / "tools/unasync_calls.py"
 
