@@ -29,6 +29,7 @@ from qfnb.local.server import (
     routes_models,
     routes_openai,
     routes_responses,
+    routes_tokens,
     routes_v2,
 )
 from qfnb.local.server.auth import Authenticator, authenticator
@@ -161,7 +162,7 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
             platform.shutdown()
 
     routes: list[Any] = [
-        *routes_inference.routes(), *routes_openai.routes(), *routes_responses.routes(),
+        *routes_tokens.routes(), *routes_inference.routes(), *routes_openai.routes(), *routes_responses.routes(),
         *routes_anthropic.routes(), *routes_console.routes(), *routes_v2.routes(),
         *routes_models.routes(),
         *routes_batch.routes(), *routes_bos.routes(),

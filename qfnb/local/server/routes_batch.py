@@ -22,8 +22,7 @@ from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.server.auth import authenticator
 from qfnb.local.server.multipart import MultipartError, MultipartReader, boundary_of
 from qfnb.local.server.openai_errors import bearer_refusal, openai_body_error, openai_error
-from qfnb.local.server.routes_v2 import page_params, paged
-from qfnb.local.server.wire import json_body, v2_error, v2_ok
+from qfnb.local.server.wire import json_body, page_params, paged, v2_error, v2_ok
 from qfnb.protocol import batch as wire
 
 log = logging.getLogger("qfnb.local.batch")

@@ -20,7 +20,7 @@ from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.server.auth import authenticator
 from qfnb.local.server.failures import failure_response
-from qfnb.local.server.wire import json_body, v1_data_error, v1_error, v1_ok
+from qfnb.local.server.wire import base_url, json_body, v1_data_error, v1_error, v1_ok
 from qfnb.protocol.console import V1_TRAIN_STATUS, ExportStatus, RunStatus, ServiceStatus
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.routes import MODEL_API_PREFIX, Console
@@ -248,10 +248,6 @@ HANDLERS: dict[str, Handler] = {
     Console.PROMPT_DELETE: prompts.delete, Console.PROMPT_LIST: prompts.list_page,
     Console.PROMPT_LABEL_LIST: prompts.list_labels,
 }
-
-
-def base_url(request: Request) -> str:
-    return f"{request.url.scheme}://{request.url.netloc}"
 
 
 async def dispatch(request: Request) -> Response:

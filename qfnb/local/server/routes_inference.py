@@ -23,7 +23,7 @@ from qfnb.local.engines.base import CannotServe, PromptTooLong, text_turns
 from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.hf import text2image
 from qfnb.local.engines.llama.server import EngineUnavailable
-from qfnb.local.server import rerank, routes_tokens
+from qfnb.local.server import rerank
 from qfnb.local.server.auth import authenticator
 from qfnb.local.server.failures import failure_response
 from qfnb.local.server.lane import lane_of
@@ -170,6 +170,5 @@ async def _embeddings(platform: Platform, endpoint: str, body: dict[str, Any], l
 
 def routes() -> list[Route]:
     return [
-        *routes_tokens.routes(),
         Route(MODEL_API_PREFIX + "/{api_type}/{endpoint:path}", v1_inference, methods=["POST"]),
     ]

@@ -17,8 +17,7 @@ from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.server.auth import authenticator
 from qfnb.local.server.failures import failure_response
-from qfnb.local.server.routes_console import base_url
-from qfnb.local.server.wire import json_body, v2_error, v2_ok
+from qfnb.local.server.wire import base_url, json_body, paged, v2_error, v2_ok
 from qfnb.protocol.routes import MODEL_API_PREFIX, Console, V2Action
 from qfnb.protocol.training import DEFAULTS, LIMITS
 
@@ -27,34 +26,6 @@ log = logging.getLogger("qfnb.local.domain.console")
 Handler = Callable[[Platform, dict[str, Any]], Any]
 
 #: the largest page a v2 ``Describe…s`` call returns (the cloud's ``maxKeys`` range is 1-1000)
-MAX_KEYS = 1000
-
-
-def paged(items: list[dict[str, Any]], body: dict[str, Any], key: str, id_field: str) -> dict[str, Any]:
-    """``marker``/``maxKeys``/``pageReverse`` paging over ``items`` (oldest first)."""
-    marker, max_keys = page_params(body)
-    if body.get("pageReverse"):
-        items = items[::-1]
-    if marker:
-        ids = [i[id_field] for i in items]
-        items = items[ids.index(marker) + 1:] if marker in ids else []
-    page = items[:max_keys]
-    truncated = len(items) > max_keys
-    return {key: page, "pageInfo": {"marker": marker or "", "maxKeys": max_keys, "isTruncated": truncated,
-                                    "nextMarker": page[-1][id_field] if truncated and page else ""}}
-
-
-def page_params(body: dict[str, Any]) -> tuple[str | None, int]:
-    """``marker`` (a string) and ``maxKeys`` (an integer in [1, MAX_KEYS], default 100), checked."""
-    marker, reverse = body.get("marker"), body.get("pageReverse")
-    max_keys = 100 if body.get("maxKeys") is None else body["maxKeys"]
-    if isinstance(max_keys, bool) or not isinstance(max_keys, int) or not 1 <= max_keys <= MAX_KEYS:
-        raise BodyError("maxKeys", f"must be an integer from 1 to {MAX_KEYS}, got {max_keys!r:.40}")
-    if marker is not None and not isinstance(marker, str):
-        raise BodyError("marker", f"must be a string (an id from a previous page), got {marker!r:.40}")
-    if reverse is not None and not isinstance(reverse, bool):
-        raise BodyError("pageReverse", f"must be true or false, got {reverse!r:.40}")
-    return marker or None, max_keys
 
 
 # ---- fine-tuning ------------------------------------------------------------------------------

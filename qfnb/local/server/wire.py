@@ -1,4 +1,5 @@
-"""Response shapes of the platform: v1 bodies, v2 envelopes, BCE auth errors, body parsing."""
+"""Response shapes of the platform: v1 bodies, v2 envelopes and their paging, BCE auth errors, body parsing,
+the base URL a request came to."""
 
 from __future__ import annotations
 
@@ -145,3 +146,39 @@ def lone_surrogate(value: Any, path: str = "") -> str | None:
         elif isinstance(item, list):
             stack.extend((child, f"{where}[{i}]") for i, child in reversed(list(enumerate(item))))
     return None
+
+
+#: the most items one page of a console list holds
+MAX_KEYS = 1000
+
+
+def paged(items: list[dict[str, Any]], body: dict[str, Any], key: str, id_field: str) -> dict[str, Any]:
+    """``marker``/``maxKeys``/``pageReverse`` paging over ``items`` (oldest first)."""
+    marker, max_keys = page_params(body)
+    if body.get("pageReverse"):
+        items = items[::-1]
+    if marker:
+        ids = [i[id_field] for i in items]
+        items = items[ids.index(marker) + 1:] if marker in ids else []
+    page = items[:max_keys]
+    truncated = len(items) > max_keys
+    return {key: page, "pageInfo": {"marker": marker or "", "maxKeys": max_keys, "isTruncated": truncated,
+                                    "nextMarker": page[-1][id_field] if truncated and page else ""}}
+
+
+def page_params(body: dict[str, Any]) -> tuple[str | None, int]:
+    """``marker`` (a string) and ``maxKeys`` (an integer in [1, MAX_KEYS], default 100), checked."""
+    marker, reverse = body.get("marker"), body.get("pageReverse")
+    max_keys = 100 if body.get("maxKeys") is None else body["maxKeys"]
+    if isinstance(max_keys, bool) or not isinstance(max_keys, int) or not 1 <= max_keys <= MAX_KEYS:
+        raise BodyError("maxKeys", f"must be an integer from 1 to {MAX_KEYS}, got {max_keys!r:.40}")
+    if marker is not None and not isinstance(marker, str):
+        raise BodyError("marker", f"must be a string (an id from a previous page), got {marker!r:.40}")
+    if reverse is not None and not isinstance(reverse, bool):
+        raise BodyError("pageReverse", f"must be true or false, got {reverse!r:.40}")
+    return marker or None, max_keys
+
+
+def base_url(request: Request) -> str:
+    """The scheme and host a request came to (for URLs the platform hands back)."""
+    return f"{request.url.scheme}://{request.url.netloc}"
