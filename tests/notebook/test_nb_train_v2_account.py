@@ -61,3 +61,14 @@ def test_qftrain_on_a_v2_account_trains_publishes_and_deploys_through_the_v2_cal
     (service,) = v2_env.services.values()
     assert service["runStatus"] == "Serving"
     assert dash.trainer.output["service_endpoint"] == service["endpoint"]
+
+
+def test_qftrain_without_base_on_a_v2_account_names_the_option_and_sends_nothing(
+        ip: InteractiveShell, v2_env: ConsoleV2, fake: FakeQianfan, tmp_path: Path) -> None:
+    from IPython.core.error import UsageError
+
+    data = tmp_path / "local.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    with pytest.raises(UsageError, match="name the base model with --base"):
+        ip.run_line_magic("qftrain", f"--dataset {data} --fresh")
+    assert fake.requests == []

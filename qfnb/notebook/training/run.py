@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 
 from qfnb import trainer
+from qfnb._core.config import Config
 from qfnb._core.record import ledger
 from qfnb.model import Model
 from qfnb.notebook._ipython import display
@@ -92,6 +93,11 @@ class TrainSpec(TrainOptions):
                  "early_stop": args.early_stop, "eval_metric": eval_metric}
         kwargs = {name: value for name, value in given.items() if value is not None}
         kwargs.setdefault("dataset", "")
+        if args.base is None and Config.from_env().api_version == 2:  # the local base is no cloud model
+            raise UsageError("%qftrain: name the base model with --base: on the Qianfan cloud (a v2 API key is "
+                             f"set) the local base {DEFAULT_BASE} cannot be fine-tuned; use one of the cloud's "
+                             "fine-tunable models (its DescribeFineTuningSupportModels list, e.g. "
+                             "--base ERNIE-Speed-8K)")
         try:
             return cls(**kwargs)
         except ValueError as exc:
