@@ -121,7 +121,7 @@ def test_rubric_hash_is_stored_and_tracks_every_field() -> None:
     judge = LocalJudgeEvaluator(Recorder(lambda p: "评分: 4"))
     res = EvaluationManager(local_evaluators=[judge]).eval({"tuned": good}, DATA)
     assert res.judges == [{"metric": "judge_score", "judge": "Recorder", "rubric": "default", "rubric_version": "1",
-                           "rubric_hash": judge.rubric.hash, "uses_reference": True}]
+                           "rubric_hash": judge.rubric.hash, "uses_reference": True, "scale": [0, 5]}]
     other = LocalJudgeEvaluator(Recorder(lambda p: "评分: 4"), criteria="only correctness")
     assert other.rubric.hash != judge.rubric.hash and len(judge.rubric.hash) == 16
     assert LocalJudgeEvaluator(Recorder(str)).rubric.hash == judge.rubric.hash  # same rubric, same hash

@@ -138,7 +138,8 @@ class LocalJudgeEvaluator(LocalEvaluator):
 
     def judge_info(self) -> dict[str, Any]:
         """What the result records about this judge: which model, which rubric (hashed)."""
-        return {"metric": self.metric_name, "judge": self._target.tag, **self.rubric.info()}
+        return {"metric": self.metric_name, "judge": self._target.tag, **self.rubric.info(),
+                "scale": [self.rubric.min_score, self.rubric.max_score]}
 
     def build_prompt(self, input: EvalInput, reference: str, output: str) -> str:
         """The judge prompt for one sample: ``{response}`` is the model output; the reference is

@@ -1,5 +1,7 @@
-"""A score judge checked against the user's labels on a few items of a result: agreement with a CI,
-then each model's mean (and the difference with a baseline) with a prediction-powered CI."""
+"""A score judge checked against the user's labels on a few items of a result: a verdict (whether its
+scores can be read item by item, only through the calibrated mean, or not at all), the agreement with a
+CI, which labels were used and why others were dropped, then each model's mean (and the difference with
+a baseline) with a prediction-powered CI."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .._errors import invalid
 from ..data import item_scores
@@ -15,6 +18,71 @@ from .calibrate import Agreement, CalibratedMean, agreement, calibrated_differen
 
 #: fewer labels than this give no agreement figure
 MIN_LABELS = 4
+#: the agreement's lower CI bound from which the judge's scores can be read item by item (Landis & Koch's
+#: "substantial" for kappa; a strong rank correlation for Spearman)
+PER_ITEM_AGREEMENT = 0.6
+
+#: how a verdict's sentence begins (a report shows these first, in bold)
+VERDICT = "verdict: "
+#: what a verdict allows
+PER_ITEM, MEAN_ONLY, NOT_AT_ALL = "per item", "only through the calibrated mean", "not at all"
+
+
+@dataclass(frozen=True)
+class LabelUse:
+    """Which of the user's labels a check used, and why the others were dropped."""
+
+    given: int
+    used: list[int]
+    #: ``{reason: [item index]}``: "the judge's call failed", "not an item of this result"
+    dropped: dict[str, list[int]]
+
+    @property
+    def sentence(self) -> str:
+        text = f"{len(self.used)} of your {self.given} labels used"
+        if self.dropped:
+            why = "; ".join(f"{len(items)} dropped because {reason} (items {_items(items)})"
+                            for reason, items in self.dropped.items())
+            text += f"; {why}"
+        return text
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a judge's scores can be used for one model's answers, and why."""
+
+    tag: str
+    use: str
+    reason: str
+
+    def sentence(self, judge: str, metric: str) -> str:
+        head = {PER_ITEM: "can be used per item", MEAN_ONLY: "can be used only through the calibrated mean",
+                NOT_AT_ALL: "should not be used"}[self.use]
+        return f"{VERDICT}judge {judge} on {metric} for {self.tag} {head}: {self.reason}"
+
+
+def _items(indices: list[int], shown: int = 8) -> str:
+    head = ", ".join(str(i) for i in indices[:shown])
+    return head + (f", … ({len(indices) - shown} more)" if len(indices) > shown else "")
+
+
+def verdict(tag: str, agr: Agreement | None, labels: LabelUse) -> Verdict:
+    """Per item when the agreement's whole CI is at least :data:`PER_ITEM_AGREEMENT`; only through the
+    calibrated mean when it is surely positive but weaker (prediction-powered inference corrects the
+    mean with the labels; single scores stay unreliable); not at all when the CI reaches 0 or below,
+    or too few labels could be used."""
+    if agr is None:
+        return Verdict(tag, NOT_AT_ALL, f"only {len(labels.used)} usable label(s), at least {MIN_LABELS} are "
+                                        f"needed to measure agreement ({labels.sentence})")
+    if agr.value is None or agr.low is None:
+        return Verdict(tag, NOT_AT_ALL, f"{agr.sentence}: nothing shows that its scores track yours")
+    if agr.low >= PER_ITEM_AGREEMENT:
+        return Verdict(tag, PER_ITEM, f"{agr.sentence}, the whole CI at or above {PER_ITEM_AGREEMENT:g}")
+    if agr.low > 0:
+        return Verdict(tag, MEAN_ONLY, f"{agr.sentence}: it tracks your labels, but too loosely to trust a single "
+                                       f"score (per item needs the CI at or above {PER_ITEM_AGREEMENT:g})")
+    return Verdict(tag, NOT_AT_ALL, f"{agr.sentence}: the CI reaches {agr.low:.2f}, so its scores may not track "
+                                    "yours at all; read your labels' mean instead")
 
 
 @dataclass
@@ -26,11 +94,20 @@ class JudgeCheck:
     agreement: dict[str, Agreement] = field(default_factory=dict)
     means: dict[str, CalibratedMean] = field(default_factory=dict)
     difference: tuple[str, str, CalibratedMean] | None = None
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    labels_used: dict[str, LabelUse] = field(default_factory=dict)
+
+    @property
+    def verdict_sentences(self) -> list[str]:
+        """One verdict per labelled model, first in a report."""
+        return [v.sentence(self.judge, self.metric) for v in self.verdicts.values()]
 
     @property
     def sentences(self) -> list[str]:
-        out = [f"judge {self.judge} on {self.metric} vs your labels of {tag}: {agr.sentence}"
-               for tag, agr in self.agreement.items()]
+        out = [*self.verdict_sentences]
+        out += [f"{tag}: {use.sentence}" for tag, use in self.labels_used.items()]
+        out += [f"judge {self.judge} on {self.metric} vs your labels of {tag}: {agr.sentence}"
+                for tag, agr in self.agreement.items()]
         out += [f"{tag}: {self.metric} calibrated to your labels {ppi.sentence}" for tag, ppi in self.means.items()]
         if self.difference is not None:
             a, b, d = self.difference
@@ -57,26 +134,54 @@ def check_judge(result: Any, labels: Mapping[str, Mapping[int, float]], *, metri
     for tag, given in labels.items():
         if tag not in result.llm_tags:
             raise invalid("labels", f"{tag!r} is not a model of this result (models: {result.llm_tags})")
+        if len(given) < MIN_LABELS:
+            raise invalid("labels", f"{tag}: {len(given)} labelled item(s); at least {MIN_LABELS} are needed")
         per_item = {i: float(np.mean(v)) for i, v in item_scores(result.samples, tag, metric).items()}
         scores[tag] = per_item
-        keys = [i for i in given if i in per_item]
-        if len(keys) < MIN_LABELS:
-            raise invalid("labels", f"{tag}: {len(keys)} labelled item(s) with a judge score; at least "
-                                    f"{MIN_LABELS} are needed")
-        judged, mine = [per_item[i] for i in keys], [float(given[i]) for i in keys]
+        use = _label_use(result.samples, tag, given, per_item)
+        check.labels_used[tag] = use
+        if len(use.used) < MIN_LABELS:  # the labels were given, the judge's calls failed: a verdict, not an error
+            check.verdicts[tag] = verdict(tag, None, use)
+            continue
+        judged, mine = [per_item[i] for i in use.used], [float(given[i]) for i in use.used]
         check.agreement[tag] = agreement(judged, mine, alpha=alpha)
-        check.means[tag] = calibrated_mean(list(per_item.values()), judged, mine, alpha=alpha)
-    if baseline is not None and baseline in labels:
-        for tag in labels:
-            if tag == baseline:
-                continue
-            both = [i for i in scores[tag] if i in scores[baseline]]
-            lab = [i for i in both if i in labels[tag] and i in labels[baseline]]
-            if len(lab) >= MIN_LABELS:
-                diff = calibrated_difference(
-                    [scores[tag][i] for i in both], [scores[baseline][i] for i in both],
-                    [scores[tag][i] for i in lab], [scores[baseline][i] for i in lab],
-                    [labels[tag][i] for i in lab], [labels[baseline][i] for i in lab], alpha=alpha)
-                check.difference = (tag, baseline, diff)
-                break
+        check.verdicts[tag] = verdict(tag, check.agreement[tag], use)
+        if len(per_item) >= 2:
+            check.means[tag] = calibrated_mean(list(per_item.values()), judged, mine, alpha=alpha)
+    if baseline is not None and baseline in check.agreement:
+        check.difference = _difference(check, scores, labels, baseline, alpha)
     return check
+
+
+def _difference(check: JudgeCheck, scores: Mapping[str, Mapping[int, float]],
+                labels: Mapping[str, Mapping[int, float]], baseline: str,
+                alpha: float) -> tuple[str, str, CalibratedMean] | None:
+    """The first labelled model's paired difference with ``baseline``, calibrated (None: too few shared labels)."""
+    for tag in labels:
+        if tag == baseline or tag not in check.agreement:
+            continue
+        both = [i for i in scores[tag] if i in scores[baseline]]
+        lab = [i for i in both if i in labels[tag] and i in labels[baseline]]
+        if len(lab) >= MIN_LABELS:
+            diff = calibrated_difference(
+                [scores[tag][i] for i in both], [scores[baseline][i] for i in both],
+                [scores[tag][i] for i in lab], [scores[baseline][i] for i in lab],
+                [labels[tag][i] for i in lab], [labels[baseline][i] for i in lab], alpha=alpha)
+            return tag, baseline, diff
+    return None
+
+
+def _label_use(samples: Any, tag: str, given: Mapping[int, float], judged: Mapping[int, float]) -> LabelUse:
+    """Which labels of ``tag`` have a judge score; the others, by reason."""
+    rows = samples[samples["llm"] == tag]
+    items = {int(i) for i in rows["index"]}
+    errors = rows["error"] if "error" in rows.columns else pd.Series([None] * len(rows), index=rows.index)
+    unanswered = {int(i) for i, e in zip(rows["index"], errors, strict=True) if isinstance(e, str) and e}
+    used = sorted(i for i in given if i in judged)
+    missing = [i for i in given if i not in judged]
+    by_reason = (("the model's answer failed", sorted(i for i in missing if i in unanswered)),
+                 ("the judge's call failed or gave no score",
+                  sorted(i for i in missing if i in items and i not in unanswered)),
+                 ("they are not items of this result", sorted(i for i in missing if i not in items)))
+    dropped = {reason: found for reason, found in by_reason if found}
+    return LabelUse(len(given), used, dropped)

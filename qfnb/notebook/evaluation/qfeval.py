@@ -21,7 +21,7 @@ from qfnb.notebook.evaluation import batch as evalbatch
 from qfnb.notebook.evaluation import plan as evalplan
 from qfnb.notebook.evaluation.metric_words import columns_for, report_frame, report_samples
 from qfnb.notebook.evaluation.options import EvalArgsError
-from qfnb.notebook.evaluation.report import EvalReport
+from qfnb.notebook.evaluation.report import EvalReport, judge_scales
 from qfnb.notebook.evaluation.run import EvalPlan, min_difference, reuse_note
 
 log = logging.getLogger("qfnb.notebook.evaluation.qfeval")
@@ -50,7 +50,8 @@ def run_report(magics: Any, args: EvalArgs, chart: list[str], line: str, *,
         magics.user_ns[args.output] = result
     shown = report_frame(plan.columns, result.metrics_df)
     wanted = chart if chart != ["auto"] else list(shown.columns)
-    report = EvalReport(shown, report_samples(plan.columns, result.samples_df), chart=wanted or ["auto"], result=result)
+    report = EvalReport(shown, report_samples(plan.columns, result.samples_df), chart=wanted or ["auto"], result=result,
+                        scales=_shown_scales(plan.columns, result))
     report.reused = batch.note if batch is not None else reuse_note(plan)
     report.forecast = ahead.checks()
     if pilot is not None:
@@ -79,7 +80,7 @@ def stored_report(value: Any, args: EvalArgs, chart: list[str]) -> EvalReport:
     else:
         cols = columns_for(asked)
         report = EvalReport(report_frame(cols, value.metrics_df), report_samples(cols, value.samples_df),
-                            chart=chart, result=value)
+                            chart=chart, result=value, scales=_shown_scales(cols, value))
     if args.plan is not None:
         report.plan = _stored_plan(value, args, args.plan)
     if args.compare is not None:
@@ -90,6 +91,11 @@ def stored_report(value: Any, args: EvalArgs, chart: list[str]) -> EvalReport:
         except (ValueError, AttributeError) as exc:
             raise UsageError(f"%qfeval --compare: {exc}") from exc
     return report
+
+
+def _shown_scales(columns: Mapping[str, str], result: Any) -> dict[str, tuple[float, float]]:
+    """The judges' score ranges under the names the report shows."""
+    return {columns.get(m, m): scale for m, scale in judge_scales(result).items()}
 
 
 def _stored_plan(value: Any, args: EvalArgs, min_diff: str) -> Any:

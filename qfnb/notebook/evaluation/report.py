@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from qfnb.evaluation.stats.judge_check import VERDICT
 from qfnb.notebook.render import charts
 from qfnb.notebook.render import theme as _theme
 from qfnb.protocol.safe_html import clean, escape
@@ -74,6 +75,19 @@ def samples_html(frame: pd.DataFrame) -> str:
             f'<thead><tr><th style="{_theme.CELL}"></th>{head}</tr></thead><tbody>{rows}</tbody></table>')
 
 
+def judge_scales(result: Any) -> dict[str, tuple[float, float]]:
+    """The score ranges of a result's judges (``{metric: (lowest, highest)}``), of one result or a
+    ``{name: result}`` dict."""
+    results = result.values() if isinstance(result, Mapping) else [result]
+    out: dict[str, tuple[float, float]] = {}
+    for r in results:
+        for j in getattr(r, "judges", None) or []:
+            scale = j.get("scale") if isinstance(j, Mapping) else None
+            if "metric" in j and scale is not None and len(scale) == 2:
+                out[str(j["metric"])] = (float(scale[0]), float(scale[1]))
+    return out
+
+
 #: the comparison report's tables in the theme's colours
 THEMED = {"cell": _theme.CELL, "num": _theme.NUM_CELL, "muted": f"color:{_theme.TEXT_MUTED}"}
 
@@ -113,6 +127,7 @@ class EvalReport:
         chart: Sequence[str] = ("auto",),
         max_rows: int = 10,
         result: Any = None,
+        scales: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         self.metrics = metrics
         self.result = result  # what was rendered: an EvaluationResult or a {name: result} dict
@@ -123,6 +138,8 @@ class EvalReport:
         if unknown:
             raise ValueError(f"--chart: unknown metric(s) {unknown}; available: {list(metrics.columns)}")
         self.chart_metrics = wanted or [c for c in metrics.columns if pd.api.types.is_numeric_dtype(metrics[c])]
+        #: metrics on a scale of their own (a judge's 0–5 score), charted on their own axis
+        self.scales: dict[str, tuple[float, float]] = dict(scales if scales is not None else judge_scales(result))
         #: ``--compare``: a :class:`qfnb.evaluation.Comparison` shown under the metrics
         self.comparison: Any = None
         #: ``--repeats``: a :class:`qfnb.evaluation.Stability` shown under the metrics
@@ -164,7 +181,7 @@ class EvalReport:
         table = {
             m: {str(idx): float(v) for idx, v in self.metrics[m].items() if pd.notna(v)} for m in self.chart_metrics
         }
-        return charts.metric_bars(table, title="evaluation: metrics per model")
+        return charts.metric_bars(table, title="evaluation: metrics per model", scales=self.scales)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         html = self.to_html()
@@ -182,8 +199,10 @@ class EvalReport:
             png = base64.b64encode(self.chart_png()).decode()
             parts.append(f'<img class="qfnb-eval-chart" alt="metrics chart" src="data:image/png;base64,{png}"/>')
         if self.judge_notes:
-            notes = "".join(f"<li>{escape(n)}</li>" for n in self.judge_notes)
-            parts.append(f'<div class="qfnb-judge-check"><h4>Judge calibration</h4><ul>{notes}</ul></div>')
+            verdicts = "".join(f'<p class="qfnb-judge-verdict"><b>{escape(n)}</b></p>'
+                               for n in self.judge_notes if n.startswith(VERDICT))
+            notes = "".join(f"<li>{escape(n)}</li>" for n in self.judge_notes if not n.startswith(VERDICT))
+            parts.append(f'<div class="qfnb-judge-check"><h4>Judge calibration</h4>{verdicts}<ul>{notes}</ul></div>')
         if self.forecast:
             parts.append("".join(f"<div class='qfnb-forecast-vs'>{c._repr_html_()}</div>" for c in self.forecast))
         if self.plan is not None:

@@ -106,27 +106,48 @@ def loss_chart(points: Sequence[tuple[int, float]], *, title: str = "training lo
 
 
 @_themed
-def metric_bars(table: Mapping[str, Mapping[str, float]], *, title: str = "evaluation") -> bytes:
-    """Grouped bars: ``{metric: {run_name: value}}`` -> one group per metric, one bar per run."""
-    metrics = list(table)
+def metric_bars(table: Mapping[str, Mapping[str, float]], *, title: str = "evaluation",
+                scales: Mapping[str, tuple[float, float]] | None = None) -> bytes:
+    """:func:`metric_figure` as PNG bytes."""
+    return _png(metric_figure(table, title=title, scales=scales))
+
+
+def metric_figure(table: Mapping[str, Mapping[str, float]], *, title: str = "evaluation",
+                  scales: Mapping[str, tuple[float, float]] | None = None) -> Figure:
+    """Grouped bars: ``{metric: {run_name: value}}`` -> one group per metric, one bar per run.
+
+    ``scales``: ``{metric: (lowest, highest)}`` for metrics on a scale of their own (a judge's 0–5
+    score): each such scale gets its own panel with that range as its axis, so a 0–5 score never
+    shares an axis with 0–1 metrics. The other metrics share the first panel."""
+    scales = {m: scales[m] for m in table if scales and m in scales}
+    panels: dict[tuple[float, float] | None, list[str]] = {}
+    for m in table:
+        panels.setdefault(scales.get(m), []).append(m)
     runs = sorted({r for m in table.values() for r in m}, key=str)
-    fig = _figure((max(4.0, 1.3 * len(metrics) + 2), 2.8))
-    ax = fig.axes[0]
+    widths = [max(2.6, 1.3 * len(ms) + 1.2) for ms in panels.values()]
+    fig = Figure(figsize=(max(4.0, sum(widths) + 0.8), 2.8), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False, width_ratios=widths)[0] if panels else []
     width = 0.8 / max(len(runs), 1)
-    top = 0.0
-    for i, run in enumerate(runs):
-        xs = [j + i * width for j in range(len(metrics))]
-        ys = [float(table[m].get(run, float("nan"))) for m in metrics]
-        top = max([top, *(y for y in ys if y == y)])
-        bars = ax.bar(xs, ys, width=width, label=str(run), color=SERIES[i % len(SERIES)])
-        ax.bar_label(bars, fmt="%.3f", fontsize=8, padding=2, color=INK)  # one precision for every label
-    ax.set_ylim(0, (top or 1.0) * 1.18)  # headroom: the labels above the tallest bar are not clipped
-    ax.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(len(metrics))], metrics, fontsize=8)
-    ax.set_title(title, fontsize=10)
-    if len(runs) > 1:
-        ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0), labelcolor=INK)
-    ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    for ax, (scale, metrics) in zip(axes, panels.items(), strict=True):
+        top = 0.0
+        for i, run in enumerate(runs):
+            xs = [j + i * width for j in range(len(metrics))]
+            ys = [float(table[m].get(run, float("nan"))) for m in metrics]
+            top = max([top, *(y for y in ys if y == y)])
+            bars = ax.bar(xs, ys, width=width, label=str(run), color=SERIES[i % len(SERIES)])
+            ax.bar_label(bars, fmt="%.3f", fontsize=8, padding=2, color=INK)  # one precision for every label
+        if scale is None:
+            ax.set_ylim(0, (top or 1.0) * 1.18)  # headroom: the labels above the tallest bar are not clipped
+        else:
+            low, high = scale
+            ax.set_ylim(low, high + (high - low) * 0.18)
+            ax.set_title(f"on a {low:g}\u2013{high:g} scale", fontsize=9)
+        ax.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(len(metrics))], metrics, fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title, fontsize=10, color=INK)
+    if len(runs) > 1 and len(axes):
+        axes[-1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0), labelcolor=INK)
+    return fig
 
 
 @_themed
