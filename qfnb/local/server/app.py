@@ -21,6 +21,7 @@ from qfnb.local.engines import EngineRegistry
 from qfnb.local.engines.api import RegistryLike
 from qfnb.local.server import (
     failures,
+    metrics,
     routes_anthropic,
     routes_batch,
     routes_bos,
@@ -168,9 +169,11 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         *routes_batch.routes(), *routes_bos.routes(),
         Route("/bos/{bucket}/{key:path}", bos_object, methods=["PUT", "GET", "POST", "DELETE"]),
         Route("/healthz", health, methods=["GET"]),
+        *metrics.routes(platform),
         *(extra_routes or []),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CatchAll), Middleware(BodyLimit)],
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(metrics.Observe), Middleware(CatchAll),
+                                                             Middleware(BodyLimit)],
                     exception_handlers={404: no_such_route, 405: no_such_route})
     app.state.platform = platform
     app.state.auth = Authenticator(platform.store, platform.settings.credentials, platform.settings.token_ttl)
