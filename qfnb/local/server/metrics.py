@@ -40,15 +40,20 @@ METRICS_ROUTE = "/metrics"
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _CELL, _SESSION = CELL_HEADER.lower().encode(), SESSION_HEADER.lower().encode()
 _TRACEPARENT = b"traceparent"
+_OPENAI_PREFIXES = ("v1", "v2")
 
 
 def _route_of(scope: dict[str, Any]) -> str:
-    """The route template the request matched (``/v2/chat/completions``), the v1 API type filled in
-    (one of a few words); never the path itself: a label stays bounded."""
+    """The route template the request matched, never the path itself (a label stays bounded): the
+    OpenAI surface without its ``/v1`` or ``/v2`` prefix (the same API under both, as the ledger
+    counts it: ``/chat/completions``), the Qianfan v1 API type filled in (one of a few words)."""
     route = scope.get("route")
     path = str(getattr(route, "path", "") or "unmatched")
     api_type = (scope.get("path_params") or {}).get("api_type")
-    return path.replace("{api_type}", str(api_type)) if api_type and "{api_type}" in path else path
+    if api_type and "{api_type}" in path:
+        return path.replace("{api_type}", str(api_type))
+    head, _, rest = path.lstrip("/").partition("/")
+    return "/" + rest if head in _OPENAI_PREFIXES and rest else path
 
 
 def _note_of(scope: dict[str, Any]) -> CallNote:
