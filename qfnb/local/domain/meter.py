@@ -33,7 +33,7 @@ DURATION_BUCKETS = (0.25, 1.0, 5.0, 30.0)
 #: time to the first token: a warm engine, a busy one, a cold start that loads the model
 TTFT_BUCKETS = (0.1, 0.5, 2.5)
 
-disable_created_metrics()  # no ``_created`` twin of every series (process-wide; the platform's own process)
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no ``_created`` twin of every series (process-wide; the platform's own process)
 
 _note: contextvars.ContextVar[CallNote | None] = contextvars.ContextVar("qfnb_call_note", default=None)
 

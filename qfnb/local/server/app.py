@@ -141,9 +141,11 @@ class CatchAll:
 
 
 def create_app(settings: Settings | None = None, registry: RegistryLike | None = None, *,
-               platform: Platform | None = None, extra_routes: list[Any] | None = None) -> Starlette:
+               platform: Platform | None = None, extra_routes: list[Any] | None = None,
+               observe: bool = True) -> Starlette:
     """The app. ``settings`` default to the environment's; ``registry`` to the real engines;
-    ``extra_routes`` are added as they are (the daemon's control routes)."""
+    ``extra_routes`` are added as they are (the daemon's control routes); ``observe=False`` leaves
+    the calls uncounted and untraced (``bench/observability.py``'s baseline)."""
     if platform is None:
         settings = settings or Settings.from_env()
         # the real engines (qfnb.local.engines, the local extra) unless a registry is given
@@ -172,8 +174,8 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         *metrics.routes(platform),
         *(extra_routes or []),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(metrics.Observe), Middleware(CatchAll),
-                                                             Middleware(BodyLimit)],
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[*([Middleware(metrics.Observe)] if observe else []),
+                                                             Middleware(CatchAll), Middleware(BodyLimit)],
                     exception_handlers={404: no_such_route, 405: no_such_route})
     app.state.platform = platform
     app.state.auth = Authenticator(platform.store, platform.settings.credentials, platform.settings.token_ttl)
