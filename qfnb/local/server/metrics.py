@@ -48,7 +48,7 @@ def _route_of(scope: dict[str, Any]) -> str:
     OpenAI surface without its ``/v1`` or ``/v2`` prefix (the same API under both, as the ledger
     counts it: ``/chat/completions``), the Qianfan v1 API type filled in (one of a few words)."""
     route = scope.get("route")
-    path = str(getattr(route, "path", "") or "unmatched")
+    path = route.path if isinstance(route, Route) else "unmatched"
     api_type = (scope.get("path_params") or {}).get("api_type")
     if api_type and "{api_type}" in path:
         return path.replace("{api_type}", str(api_type))
