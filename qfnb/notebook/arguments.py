@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from qfnb.notebook.magic_options import ImageOptions, TrainOptions
 from qfnb.notebook.sampling import SamplingOptions
 
-__all__ = ["BatchArgs", "ChatArgs", "EvalArgs", "ImageArgs", "TrainArgs"]
+__all__ = ["BatchArgs", "ChatArgs", "EvalArgs", "ImageArgs", "TraceArgs", "TrainArgs"]
 
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -181,3 +181,11 @@ class BatchArgs:
     def of(cls, ns: argparse.Namespace) -> BatchArgs:
         return _build(cls, ns, sampling=_group(SamplingOptions, ns))
 
+
+@dataclass(frozen=True)
+class TraceArgs:
+    """``%qftrace [N] [--cell N] [--all]``: how many calls, one cell's, every session's."""
+
+    last: int = 20
+    cell: int | None = None
+    everyone: bool = False

@@ -19,7 +19,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class, no_var_expand
 from traitlets import Bool, Float, Int, Unicode
 
-from qfnb.notebook import discovery, usage
+from qfnb.notebook import discovery, traces, usage
 from qfnb.notebook._checks import check_var, image_options, split_csv
 from qfnb.notebook._interp import InterpolationError, interpolate
 from qfnb.notebook._ipython import (
@@ -353,6 +353,7 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
     stress_report.register(ipython)  # a stress test's table with its chart
     insight_view.register(ipython)  # a dataset's insight: tables and distributions
     ipython.register_magics(batchjob.BatchMagics)  # %qfbatch
+    ipython.register_magics(traces.TraceMagics)  # %qftrace
     completer = getattr(ipython, "Completer", None)
     if completer is not None:
         completer.custom_matchers.append(_matcher(ipython.magics_manager.registry["QfnbMagics"]))

@@ -12,7 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULTS", "LIMITS", "Limit", "hyper_problem"]
+__all__ = ["DEFAULTS", "LIMITS", "TRAINED_TOKEN_KEYS", "Limit", "hyper_problem"]
+
+#: where a run's metrics may name the tokens it trained on (qfnb's local platform writes the first): the
+#: client's ledger row and the platform's /metrics read the same keys
+TRAINED_TOKEN_KEYS = ("trained_tokens", "trainedTokens", "trainTokens", "tokens")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.record.budget import active_budget
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
+from qfnb.protocol.training import TRAINED_TOKEN_KEYS
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
@@ -22,9 +23,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["TRAINED_TOKEN_KEYS", "record_training", "trained_tokens"]
 
 logger = logging.getLogger("qfnb.trainer")
-
-#: where a run's metrics may name the tokens it trained on (qfnb's local platform writes the first)
-TRAINED_TOKEN_KEYS = ("trained_tokens", "trainedTokens", "trainTokens", "tokens")
 
 
 def trained_tokens(detail: Mapping[str, Any]) -> int:

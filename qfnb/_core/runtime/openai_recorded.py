@@ -31,6 +31,7 @@ from qfnb._core.config import Config, embedded_config
 from qfnb._core.http.recorded import Recording, with_output_cap, with_usage_chunk
 from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb._core.record.budget import BudgetExceeded
+from qfnb._core.record.ledger import origin_headers
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.openai_batches import WATCH_FIRST_S, BatchFace, is_batches, over_budget
 from qfnb.protocol.sse import DONE, SSEDecoder, encode_event
@@ -157,7 +158,8 @@ async def _recorded(rec: Recording, request: httpx2.Request, reply: httpx2.Respo
 
 
 def _with_body(request: httpx2.Request, body: dict[str, Any]) -> httpx2.Request:
-    headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+    """``request`` with ``body``, and where it came from (the platform's trace table keeps it)."""
+    headers = {**{k: v for k, v in request.headers.items() if k.lower() != "content-length"}, **origin_headers()}
     return httpx2.Request(request.method, request.url, headers=headers, content=json.dumps(body).encode(),
                          extensions=request.extensions)
 

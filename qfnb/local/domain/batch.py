@@ -310,7 +310,8 @@ def _run_task(platform: Platform, room: _Admission, task_id: int) -> None:
         return stopped.is_set() or expired.is_set()
 
     runner = Runner(where, state, model=task.get("model"), params=dict(task["inferenceParams"]),
-                    engine_for=_engines(platform), save=save, stopped=should_stop, deadline=deadline)
+                    engine_for=_engines(platform), save=save, stopped=should_stop, deadline=deadline,
+                    record=platform.meter.record, job=f"batch {task['sid']}")
     with _lock:
         room.runners[task_id] = runner  # stop() pokes it from now on (and its loop checks stopped first)
     outcome = asyncio.run(runner.run())

@@ -40,6 +40,7 @@ from qfnb.local.engines.api import Engine
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.protocol.traces import CallSpan, new_span_id, new_trace_id
 
 log = logging.getLogger("qfnb.local.domain.batch")
 
@@ -128,8 +129,12 @@ class Runner:
 
     def __init__(self, paths: Paths, standing: Standing, *, model: str | None, params: dict[str, Any],
                  engine_for: Callable[[str | None], Engine], save: Callable[[BatchProgress], None],
-                 stopped: Callable[[], bool], deadline: float | None = None) -> None:
+                 stopped: Callable[[], bool], deadline: float | None = None,
+                 record: Callable[[CallSpan], None] | None = None, job: str = "") -> None:
         self.paths, self.model, self.params = paths, model, params
+        self.record = record  # each answered row, once it is written (the platform's meter)
+        self._spans: dict[int, CallSpan] = {}
+        self.job = job
         self.engine_for, self.save, self.stopped = engine_for, save, stopped
         self.deadline = deadline  # epoch seconds when the job's window ends (it wakes then)
         self.wakeups = 0  # how often the loop woke up (a job waiting for slots stays still)
@@ -143,6 +148,11 @@ class Runner:
         self._exhausted = False
         self._flights: dict[asyncio.Task[Any], _Flight] = {}
         self._current: str | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Rows at an engine now."""
+        return len(self._flights)
 
     # ---- waking up ------------------------------------------------------------------------------
 
@@ -259,6 +269,9 @@ class Runner:
                 except ValueError as exc:
                     return error_row(row.line, row.key, "invalid_request", str(exc))
             answer = answer_of(deltas)
+            if self.record is not None:
+                self._spans[row.line] = _row_span(row.model or flight.engine.name, flight.started, answer.tally.prompt,
+                                                  answer.tally.completion_tokens, answer.tally.cached, self.job)
             rid = uuid.uuid4().hex[:20]
             choice = choice_of(0, answer, logprobs=False)
             del choice["logprobs"]  # a batch answers text only: its rows carry no logprobs field
@@ -363,7 +376,11 @@ class Runner:
                 self.progress.done += 1
                 self.progress.input_tokens += usage["prompt_tokens"]
                 self.progress.output_tokens += usage["completion_tokens"]
+                span = self._spans.pop(row["line"], None)
+                if span is not None and self.record is not None:
+                    self.record(span)
             else:
+                self._spans.pop(row["line"], None)
                 self.progress.failed += 1
 
     async def _cancel_all(self) -> None:
@@ -372,3 +389,12 @@ class Runner:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._flights.clear()
+
+
+def _row_span(model: str, since: float, prompt: int, completion: int, cached: int, job: str) -> CallSpan:
+    """A batch row's span (``since``: when it set off, on the monotonic clock)."""
+    took = time.monotonic() - since
+    return CallSpan(trace_id=new_trace_id(), span_id=new_span_id(), parent_id="", operation="chat", route="batch",
+                    model=model, status=200, started=time.time() - took, duration_s=took, ttft_s=None,
+                    input_tokens=prompt, output_tokens=completion, cached_tokens=cached,
+                    job=job)

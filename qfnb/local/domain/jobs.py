@@ -19,6 +19,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,8 @@ class Supervisor:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        #: told of each run that finished Done (the run, its metrics): the platform counts its tokens
+        self.on_finished: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -276,7 +279,12 @@ class Supervisor:
             changes["errorMessage"] = f"the training worker exited with code {code} without a result; " + _log_tail(
                 w.job_dir / "worker.log")
         log.info("task %s finished: %s", w.run_id, changes["status"])
-        self._store.update("runs", w.run_id, **changes)
+        finished = self._store.update("runs", w.run_id, **changes)
+        if changes["status"] == RunStatus.DONE.value and self.on_finished is not None:
+            try:
+                self.on_finished(finished, changes.get("metrics") or {})
+            except Exception:  # counting never fails a run
+                log.exception("could not count task %s's usage", w.run_id)
 
 
     def _stored(self, checkpoints: list[dict[str, Any]]) -> list[dict[str, Any]]:

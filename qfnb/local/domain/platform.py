@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from qfnb.local.domain.datasets import ObjectStore
 from qfnb.local.domain.jobs import Supervisor
+from qfnb.local.domain.meter import Meter
 from qfnb.local.domain.seed_names import seed_model
 from qfnb.local.domain.store import Store
 from qfnb.local.domain.values import BodyError
@@ -19,6 +21,7 @@ from qfnb.protocol import checkpoints as ckpt
 from qfnb.protocol.console import ServiceStatus
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.routes import builtin_endpoint
+from qfnb.protocol.training import TRAINED_TOKEN_KEYS
 
 log = logging.getLogger("qfnb.local")
 
@@ -40,6 +43,9 @@ class Platform:
                                                    max_concurrent=settings.max_concurrent_training,
                                                    poll_interval=settings.poll_interval,
                                                    models=self.models)
+        self.supervisor.on_finished = self._trained
+        #: the one usage point: /metrics and the trace table (domain.meter)
+        self.meter = Meter(settings.data_dir)
         self._deployed: dict[str, ServedLike] = {}
         self._checkpoints: dict[str, tuple[Path, ServedLike]] = {}  # NAME@which -> its adapter, served
         self._loaded: set[str] = set()
@@ -66,6 +72,15 @@ class Platform:
     def shutdown(self) -> None:
         self.supervisor.shutdown()
         self.registry.close()  # stop the engine processes with the platform
+        self.meter.close()
+
+    def _trained(self, run: dict[str, Any], metrics: dict[str, Any]) -> None:
+        """A fine-tune finished: its trained tokens counted, as the client's ledger row counts them."""
+        tokens = next((int(v) for k in TRAINED_TOKEN_KEYS if isinstance(v := metrics.get(k), int | float)
+                       and not isinstance(v, bool) and v >= 0), 0)
+        started = float(run.get("started") or run.get("created") or time.time())
+        self.meter.record_training(str(run.get("baseModel") or ""), tokens, started, time.time() - started,
+                                   job=f"fine-tune {run.get('sid') or run.get('id') or ''}".strip())
 
     # ---- served models -------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from qfnb.local.engines import EngineRegistry
 from qfnb.local.engines.api import RegistryLike
 from qfnb.local.server import (
     failures,
+    metrics,
     routes_anthropic,
     routes_batch,
     routes_bos,
@@ -140,9 +141,11 @@ class CatchAll:
 
 
 def create_app(settings: Settings | None = None, registry: RegistryLike | None = None, *,
-               platform: Platform | None = None, extra_routes: list[Any] | None = None) -> Starlette:
+               platform: Platform | None = None, extra_routes: list[Any] | None = None,
+               observe: bool = True) -> Starlette:
     """The app. ``settings`` default to the environment's; ``registry`` to the real engines;
-    ``extra_routes`` are added as they are (the daemon's control routes)."""
+    ``extra_routes`` are added as they are (the daemon's control routes); ``observe=False`` leaves
+    the calls uncounted and untraced (``bench/observability.py``'s baseline)."""
     if platform is None:
         settings = settings or Settings.from_env()
         # the real engines (qfnb.local.engines, the local extra) unless a registry is given
@@ -168,9 +171,11 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         *routes_batch.routes(), *routes_bos.routes(),
         Route("/bos/{bucket}/{key:path}", bos_object, methods=["PUT", "GET", "POST", "DELETE"]),
         Route("/healthz", health, methods=["GET"]),
+        *metrics.routes(platform),
         *(extra_routes or []),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CatchAll), Middleware(BodyLimit)],
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[*([Middleware(metrics.Observe)] if observe else []),
+                                                             Middleware(CatchAll), Middleware(BodyLimit)],
                     exception_handlers={404: no_such_route, 405: no_such_route})
     app.state.platform = platform
     app.state.auth = Authenticator(platform.store, platform.settings.credentials, platform.settings.token_ttl)

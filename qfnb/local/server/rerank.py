@@ -17,6 +17,7 @@ from typing import Any
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.server.offload import offload
+from qfnb.local.server.serve import note_usage
 from qfnb.protocol.limits import check_embedding_text
 
 #: the most documents one call ranks
@@ -64,6 +65,7 @@ async def rerank(platform: Platform, body: dict[str, Any], endpoint: str | None 
     order = sorted(range(len(docs)), key=lambda i: -scores[i])[:top_n]
     results = [{"document": docs[i], "relevance_score": round(float(scores[i]), 6), "index": i} for i in order]
     ranking = "cross-encoder" if model.kind == "llama.cpp" else "cosine"
+    note_usage(model.name, "rerank", tokens)
     answer: dict[str, Any] = {"model": model.name, "ranking": ranking, "results": results,
                               "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
     if ranking == "cosine":

@@ -72,7 +72,7 @@ async def _messages(request: Request, platform: Platform, body: dict[str, Any], 
         chat["max_completion_tokens"] = 1
     ask = openai_chat.chat_ask(parse(OpenAIChatRequest, chat), lane)
     if count:
-        return await serve(request, platform, ask, CountRender())
+        return await serve(request, platform, ask, CountRender(), counted=False)
     render = MessagesRender(data["model"], anthropic.new_id("msg_"), stream=bool(data.get("stream")),
                             stops=tuple(data.get("stop_sequences") or ()))
     return await serve(request, platform, dataclasses.replace(ask, n=1), render)

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from qfnb.local.convert import qianfan_v1
+from qfnb.local.domain.meter import current_note
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.api import Engine
@@ -28,7 +29,7 @@ from qfnb.local.server.auth import authenticator
 from qfnb.local.server.failures import failure_response
 from qfnb.local.server.lane import lane_of
 from qfnb.local.server.offload import offload
-from qfnb.local.server.serve import ClientGone, serve
+from qfnb.local.server.serve import ClientGone, embed, serve
 from qfnb.local.server.wire import VectorsJSON, json_body, now, parse, response_id, v1_error, vector_rows
 from qfnb.protocol.daemon import MODEL_HEADER
 from qfnb.protocol.errors import ErrorCode, ProtocolError
@@ -46,6 +47,9 @@ log = logging.getLogger("qfnb.local.inference")
 
 # ---- v1 ------------------------------------------------------------------------------------
 
+#: the v1 API types whose calls are model calls (counted in /metrics); the tokenizer is not
+_MODEL_CALLS = frozenset({"chat", "completions", "embeddings", "reranker"})
+
 
 async def v1_inference(request: Request) -> Response:
     platform: Platform = request.app.state.platform
@@ -53,6 +57,8 @@ async def v1_inference(request: Request) -> Response:
     if failure is not None:
         return failure
     api_type, endpoint = request.path_params["api_type"], request.path_params["endpoint"]
+    if (note := current_note()) is not None and api_type in _MODEL_CALLS:
+        note.model_call = True  # counted in /metrics, refused or not
     lane = lane_of(request)
     try:
         return await _v1_route(request, platform, api_type, endpoint, await json_body(request), lane)
@@ -158,10 +164,7 @@ async def _embeddings(platform: Platform, endpoint: str, body: dict[str, Any], l
     """v1 embeddings: the cloud's 16 texts a call, or up to 2048 from a qfnb batch (its lane), which
     packs its calls' texts into one (``Embedding().batch_do`` against this platform)."""
     req = parse(PackedEmbeddingRequest if lane == BATCH else EmbeddingRequest, body)
-    model = await offload(platform.resolve, "embeddings", endpoint)
-    platform.note_loading(model)
-    embedder = await offload(platform.registry.embedder, platform.engine_endpoint(model))
-    vectors, tokens = await embedder.aembed(req.input)
+    model, vectors, tokens = await embed(platform, endpoint, req.input)
     data = [{"object": "embedding", "embedding": v, "index": i} for i, v in enumerate(vector_rows(vectors))]
     return VectorsJSON({"id": response_id(), "object": "embedding_list", "created": now(), "data": data,
                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},

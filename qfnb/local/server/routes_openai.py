@@ -19,9 +19,8 @@ from qfnb.local.convert import openai_chat
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.server import rerank
-from qfnb.local.server.offload import offload
 from qfnb.local.server.openai_errors import openai_route
-from qfnb.local.server.serve import serve
+from qfnb.local.server.serve import embed, serve
 from qfnb.local.server.wire import VectorsJSON, now, parse, response_id, vector_rows
 from qfnb.protocol.daemon import MODEL_HEADER
 from qfnb.protocol.openai_requests import OpenAIChatRequest, OpenAICompletionRequest, OpenAIEmbeddingRequest
@@ -52,10 +51,7 @@ async def _embeddings(request: Request, platform: Platform, body: dict[str, Any]
     encoding = check_encoding(body.get("encoding_format"))
     texts = body.get("input")
     req = parse(OpenAIEmbeddingRequest, {"input": [texts] if isinstance(texts, str) else texts})
-    model = await offload(platform.resolve, "embeddings", str(body.get("model")))
-    platform.note_loading(model)
-    embedder = await offload(platform.registry.embedder, platform.engine_endpoint(model))
-    vectors, tokens = await embedder.aembed(req.input)
+    model, vectors, tokens = await embed(platform, str(body.get("model")), req.input)
     data = [{"object": "embedding", "embedding": v if encoding == "float" else encode_vector(v, encoding), "index": i}
             for i, v in enumerate(vector_rows(vectors))]
     return VectorsJSON({"object": "list", "data": data, "model": model.name,

@@ -18,7 +18,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from qfnb.local.convert.answer import Answer, Render, answer_of
+from qfnb.local.convert.answer import Answer, Render, Tally, answer_of, total_usage
+from qfnb.local.domain.meter import CallNote, current_note
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines import loop_guard
@@ -33,7 +34,7 @@ from qfnb.local.server.wire import json_body
 from qfnb.protocol.daemon import MODEL_HEADER
 from qfnb.protocol.errors import ProtocolError
 
-__all__ = ["SSE_HEADERS", "ClientGone", "answers", "collect", "model_route", "serve"]
+__all__ = ["SSE_HEADERS", "ClientGone", "answers", "collect", "embed", "model_route", "serve"]
 
 log = logging.getLogger("qfnb.local.inference")
 
@@ -53,6 +54,9 @@ def model_route(handler: Handler, auth: Callable[[Request], Response | None],
     and every refusal in that API's error shape (``refuse``)."""
 
     async def route(request: Request) -> Response:
+        note = current_note()
+        if note is not None:
+            note.model_call = True  # counted in /metrics, refused or not
         failure = auth(request)
         if failure is not None:
             return failure
@@ -80,8 +84,10 @@ def answers(engine: Engine, served: ServedLike, ask: Ask, *, whole: bool = True)
     return [loop_guard.whole_answer(engine, ask.nth(i), served.name) for i in range(ask.n)]
 
 
-async def serve(request: Request, platform: Platform, ask: Ask, render: Render) -> Response:
+async def serve(request: Request, platform: Platform, ask: Ask, render: Render, *, counted: bool = True) -> Response:
     """Answer ``ask`` as ``render`` draws it, naming the model that served it in ``MODEL_HEADER``.
+    The call's usage (what the answer reports) goes to the platform's meter unless not ``counted``
+    (a token count).
 
     Raises what the routes map to their errors: ``BodyError`` (an unknown model), ``EngineBusy``,
     ``PromptTooLong``, ``EngineUnavailable``, ``CannotServe`` and
@@ -92,13 +98,73 @@ async def serve(request: Request, platform: Platform, ask: Ask, render: Render) 
     platform.note_loading(served)  # its first call loads the engine, off the event loop
     engine: Engine = await offload(platform.registry.chat, platform.engine_endpoint(served))
     streams = answers(engine, served, ask, whole=not render.stream)
+    note = current_note() if counted else None
+    if note is not None:
+        note.answered_by(served.name, "chat" if api_type == "chat" else "text_completion")
+        streams = [timed(s, note) for s in streams]
+    elif not counted and (own := current_note()) is not None:
+        own.model_call = False
     if render.stream:
         primed = [await primed_stream(s) for s in streams]
         merged = indexed(primed[0]) if len(primed) == 1 else interleaved(primed)
+        if note is not None:
+            merged = tallied(merged, len(primed), note)
         return StreamingResponse(render.events(merged, len(primed), served),
                                  media_type="text/event-stream", headers={**SSE_HEADERS, MODEL_HEADER: served.name})
     (results,) = await collect(request, together(streams))
+    if note is not None:
+        note.usage(*usage_of([a.tally for a in results]))
     return JSONResponse(render.body(results, served), headers={MODEL_HEADER: served.name})
+
+
+async def embed(platform: Platform, name: str, texts: list[str]) -> tuple[ServedLike, list[list[float]], int]:
+    """``texts`` embedded by the embedding model ``name`` (resolved, loaded on its first call): the
+    model, the vectors and the tokens they took (noted as the call's usage)."""
+    model = await offload(platform.resolve, "embeddings", name)
+    platform.note_loading(model)
+    embedder = await offload(platform.registry.embedder, platform.engine_endpoint(model))
+    vectors, tokens = await embedder.aembed(texts)
+    note_usage(model.name, "embeddings", tokens)
+    return model, vectors, tokens
+
+
+def note_usage(model: str, operation: str, prompt: int, completion: int = 0) -> None:
+    """A call answered without a stream of deltas (embeddings, rerank): its model and usage."""
+    note = current_note()
+    if note is not None:
+        note.answered_by(model, operation)
+        note.usage(prompt, completion)
+
+
+def usage_of(tallies: list[Tally]) -> tuple[int, int, int]:
+    """The usage of ``n`` answers to one prompt as every wire reports it (:func:`total_usage`), and
+    the prompt tokens read from the engine's cache."""
+    total = total_usage(tallies)
+    return total["prompt_tokens"], total["completion_tokens"], max((t.cached for t in tallies), default=0)
+
+
+async def timed(deltas: AsyncIterator[Delta], note: CallNote) -> AsyncIterator[Delta]:
+    """The deltas, the first one's time noted (time to first token)."""
+    try:
+        async for delta in deltas:
+            note.first_token()
+            yield delta
+    finally:
+        await aclose(deltas)
+
+
+async def tallied(merged: AsyncIterator[tuple[int, Delta]], choices: int,
+                  note: CallNote) -> AsyncIterator[tuple[int, Delta]]:
+    """A stream's deltas, its usage noted when it ends (or the client leaves): also for a stream
+    whose client did not ask for ``include_usage``."""
+    tallies = [Tally() for _ in range(choices)]
+    try:
+        async for i, delta in merged:
+            tallies[i].add(delta)
+            yield i, delta
+    finally:
+        note.usage(*usage_of(tallies))
+        await aclose(merged)
 
 
 async def primed_stream(deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:

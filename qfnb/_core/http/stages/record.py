@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from qfnb._core.http.call import Call
 from qfnb._core.http.recorded import Recording
 from qfnb._core.http.stages import Answer, Next
+from qfnb._core.record.ledger import origin_headers
 
 __all__ = ["Identify", "Record"]
 
@@ -32,6 +33,8 @@ class Record:
         rec = call.record
         if rec is None:
             return await next(call)
+        if rec.config.embedded:  # the local platform's trace table keeps the session and cell
+            call.headers.update(origin_headers())
         if rec.caching and rec.lookup(await self.identify(rec)):
             return rec.replay(call.path)
         rec.reserve()

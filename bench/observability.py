@@ -1,0 +1,90 @@
+"""What counting and tracing every call costs the platform's serving (issue 56): the same app with and
+without :class:`~qfnb.local.server.metrics.Observe` (counters, histograms, the span written to the
+data dir's trace table), in one run, alternating rounds.
+
+    .venv/bin/python bench/observability.py [--calls 400] [--rounds 5] [--concurrency 8]
+
+The engine is the tests' in-process double (it answers at once), so the figure is the worst case:
+the platform's own per-call work is all there is to slow down; a real engine's decode time dilutes
+it further. Prints calls/s of each side (best round of each), their ratio (target >= 0.98) and a
+``/metrics`` scrape's time after the traffic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "tests" / "local")) if p not in sys.path]
+
+from platform_doubles import FakeRegistry  # noqa: E402
+from platform_helpers import Signer, make_settings  # noqa: E402
+from prometheus_client import generate_latest  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+
+from bench._common import load_average  # noqa: E402
+from qfnb.local.server.app import create_app  # noqa: E402
+
+ASK = {"model": "tiny-chat", "messages": [{"role": "user", "content": "hello there, how are you today"}]}
+
+
+async def _rate(app: Starlette, calls: int, concurrency: int) -> float:
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        token = (await client.get("/v1/BCE-BEARER/token", auth=Signer())).json()["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        left = calls
+
+        async def user() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                stream = left % 2 == 0  # half streamed, half whole
+                reply = await client.post("/v2/chat/completions", json={**ASK, "stream": stream}, headers=headers)
+                assert reply.status_code == 200, reply.text
+
+        start = time.perf_counter()
+        await asyncio.gather(*(user() for _ in range(concurrency)))
+        return calls / (time.perf_counter() - start)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=400)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--concurrency", type=int, default=8)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        apps = {side: create_app(make_settings(Path(tmp) / side), FakeRegistry(), observe=side == "observed")
+                for side in ("bare", "observed")}
+        best = dict.fromkeys(apps, 0.0)
+        for app in apps.values():
+            asyncio.run(_rate(app, 40, args.concurrency))  # warm up (engines, imports)
+        for _ in range(args.rounds):
+            for side, app in apps.items():
+                best[side] = max(best[side], asyncio.run(_rate(app, args.calls, args.concurrency)))
+        registry = apps["observed"].state.platform.meter.registry
+        scrape = min(_timed(lambda: generate_latest(registry)) for _ in range(20))
+        apps["observed"].state.platform.meter.sink.flush()
+    print(f"load: {load_average()}")
+    print(f"without metrics+tracing: {best['bare']:8.1f} calls/s (best of {args.rounds})")
+    print(f"with metrics+tracing:    {best['observed']:8.1f} calls/s")
+    print(f"ratio: {best['observed'] / best['bare']:.3f} (target >= 0.98); a scrape: {scrape * 1000:.2f} ms")
+    return 0
+
+
+def _timed(work: object) -> float:
+    start = time.perf_counter()
+    work()  # type: ignore[operator]
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,197 @@
+"""``GET /metrics`` (Prometheus text exposition) and the middleware that follows every model call.
+
+:class:`Observe` gives each HTTP request a :class:`~qfnb.local.domain.meter.CallNote`; the serving
+flow fills it in (the model that answered, the usage on the wire, the first token's time); just
+before the response's last byte goes out the note is recorded in the platform's meter (counters,
+histograms, the call's span), so a client that has read its answer sees it counted.
+
+The gauges are read from the platform's state when scraped (:class:`StateCollector`), not kept up
+to date by the code they describe. ``/metrics`` answers a request carrying the platform's key
+(a bearer token or an IAM signature); without one, only a loopback ``Host`` from a loopback client
+(a local Prometheus), so a page of another origin that rebinds a name to 127.0.0.1 reads nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from qfnb.local.domain import batch
+from qfnb.local.domain.meter import CallNote
+from qfnb.local.domain.platform import Platform
+from qfnb.local.server.auth import authenticator
+from qfnb.protocol.console import RunStatus
+from qfnb.protocol.traces import CELL_HEADER, SESSION_HEADER
+
+__all__ = ["METRICS_ROUTE", "Observe", "StateCollector", "routes"]
+
+log = logging.getLogger("qfnb.local.metrics")
+
+METRICS_ROUTE = "/metrics"
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_CELL, _SESSION = CELL_HEADER.lower().encode(), SESSION_HEADER.lower().encode()
+_TRACEPARENT = b"traceparent"
+_OPENAI_PREFIXES = ("v1", "v2")
+
+
+def _route_of(scope: dict[str, Any]) -> str:
+    """The route template the request matched, never the path itself (a label stays bounded): the
+    OpenAI surface without its ``/v1`` or ``/v2`` prefix (the same API under both, as the ledger
+    counts it: ``/chat/completions``), the Qianfan v1 API type filled in (one of a few words)."""
+    route = scope.get("route")
+    path = route.path if isinstance(route, Route) else "unmatched"
+    api_type = (scope.get("path_params") or {}).get("api_type")
+    if api_type and "{api_type}" in path:
+        return path.replace("{api_type}", str(api_type))
+    head, _, rest = path.lstrip("/").partition("/")
+    return "/" + rest if head in _OPENAI_PREFIXES and rest else path
+
+
+def _note_of(scope: dict[str, Any]) -> CallNote:
+    note = CallNote()
+    for name, value in scope.get("headers") or ():
+        if name == _CELL:
+            with contextlib.suppress(ValueError):
+                note.cell = int(value)
+        elif name == _SESSION:
+            note.session = value.decode("latin-1")[:32]
+        elif name == _TRACEPARENT:  # W3C trace context: the call joins its caller's trace
+            parts = value.decode("latin-1").split("-")
+            if len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16:
+                note.trace_id, note.parent_id = parts[1], parts[2]
+    return note
+
+
+class Observe:
+    """ASGI middleware: every request followed by a note; a model call's note recorded once."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        note = _note_of(scope)
+        status = 500
+        recorded = False
+
+        def record() -> None:
+            nonlocal recorded
+            if recorded or not note.model_call:
+                return
+            recorded = True
+            note.route = _route_of(scope)
+            platform: Platform = scope["app"].state.platform
+            try:
+                platform.meter.record(note.span(status))
+            except Exception:  # counting never breaks a call
+                log.exception("could not record a call to %s", note.route)
+
+        async def observed_send(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                record()  # before the last byte: a client that read its answer sees it counted
+            await send(message)
+
+        token = note.bind()
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            if not recorded and note.model_call:  # the client left mid-stream: what was generated counts
+                status = status if note.used else 499
+                record()
+            CallNote.unbind(token)
+
+
+class StateCollector(Collector):
+    """The gauges, read from the platform's state at each scrape."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        engines = self.platform.registry.engine_states()
+        queued = GaugeMetricFamily("qfnb_engine_queued_requests", "Requests waiting for a slot, per engine",
+                                   labels=["model"])
+        running = GaugeMetricFamily("qfnb_engine_running_requests", "Requests holding a slot, per engine",
+                                    labels=["model"])
+        rss = GaugeMetricFamily("qfnb_engine_rss_bytes", "Resident memory of an engine's process", labels=["model"])
+        loaded = 0
+        for engine in engines:
+            model = str(engine.get("model") or "")
+            if engine.get("state") in ("ready", "starting"):
+                loaded += 1
+            queued.add_metric([model], float(engine.get("queued") or 0))
+            running.add_metric([model], float(engine.get("busy") or 0))
+            if engine.get("rssBytes"):
+                rss.add_metric([model], float(engine["rssBytes"]))
+        yield GaugeMetricFamily("qfnb_engines_loaded", "Engines loaded or loading", value=loaded)
+        yield queued
+        yield running
+        yield rss
+        ratio = GaugeMetricFamily("qfnb_prompt_cache_hit_ratio", "Share of prompt tokens the engine (llama-server) "
+                                  "read from its prompt cache since the platform started", labels=["model"])
+        for model, share in sorted(self.platform.meter.prompt_cache().items()):
+            ratio.add_metric([model], share)
+        yield ratio
+        yield from self._batches()
+        yield from self._fine_tunes()
+
+    def _batches(self) -> Iterator[GaugeMetricFamily]:
+        jobs = self.platform.store.all("batches", lambda b: b.get("runStatus") == "Running")
+        runners = batch.runners(self.platform)
+        yield GaugeMetricFamily("qfnb_batch_rows_done", "Rows answered by the batch jobs running now",
+                                value=sum(int(j.get("done") or 0) for j in jobs))
+        yield GaugeMetricFamily("qfnb_batch_rows_in_flight", "Rows of running batch jobs at an engine now",
+                                value=sum(r.in_flight for r in runners.values()))
+        yield GaugeMetricFamily("qfnb_batch_rows_repeated", "Rows sent again after a restart (running jobs)",
+                                value=sum(int(j.get("repeatedRequests") or 0) for j in jobs))
+
+    def _fine_tunes(self) -> Iterator[GaugeMetricFamily]:
+        runs = self.platform.store.all("runs", lambda r: r.get("status") == RunStatus.RUNNING.value)
+        step = GaugeMetricFamily("qfnb_finetune_step", "The running fine-tune's step", labels=["model"])
+        pace = GaugeMetricFamily("qfnb_finetune_seconds_per_step", "The running fine-tune's seconds per step",
+                                 labels=["model"])
+        for run in runs:
+            model, done = str(run.get("baseModel") or ""), int(run.get("currentStep") or 0)
+            step.add_metric([model], done)
+            if done:
+                pace.add_metric([model], float(run.get("elapsedSeconds") or 0.0) / done)
+        yield step
+        yield pace
+
+
+def _allowed(request: Request) -> bool:
+    if authenticator(request).check_bearer(request) is None:
+        return True
+    host = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]").lower()
+    client = request.client.host if request.client is not None else ""
+    return host in _LOOPBACK and client in _LOOPBACK
+
+
+async def metrics(request: Request) -> Response:
+    """The platform's metrics in Prometheus' text format."""
+    if not _allowed(request):
+        return JSONResponse({"error": {"code": "unauthorized", "message": "/metrics needs the platform's key "
+                                       "(Authorization: Bearer <token>) from a host other than this machine"}},
+                            status_code=401)
+    platform: Platform = request.app.state.platform
+    return Response(generate_latest(platform.meter.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def routes(platform: Platform) -> list[Route]:
+    """``/metrics``; the state gauges join the platform's registry."""
+    platform.meter.registry.register(StateCollector(platform))
+    return [Route(METRICS_ROUTE, metrics, methods=["GET"])]

@@ -1,0 +1,121 @@
+"""``/metrics`` agrees with the usage ledger to the token (issue 56): traffic through every model route
+the clients record (qfnb's own v1 calls, the openai SDK through ``qfnb.openai_client()``'s transport:
+chat, a stream that did not ask for ``include_usage``, ``n=2``, text completions, embeddings,
+Responses, Messages, and a durable batch job's rows), then the platform's counters, parsed with
+``prometheus_client.parser``, equal what ``%qfusage --all`` sums from the ledger, per model."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from platform_helpers import Signer
+from prometheus_client.parser import text_string_to_metric_families
+
+from qfnb._core.record import cache as cache_mod
+from qfnb._core.record import ledger as ledger_mod
+from qfnb._core.record.budget import clear_budget
+from qfnb._core.runtime.openai_recorded import SyncRecordedTransport
+from qfnb.resources import ChatCompletion, Completion, Embedding
+from tests.fakes.local_platform import ServedPlatform, served_platform
+
+openai = pytest.importorskip("openai")
+
+ASK = [{"role": "user", "content": "hello there, how are you"}]
+
+
+@pytest.fixture()
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedPlatform]:
+    monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path / "record"))
+    cache_mod._default.clear()
+    ledger_mod._default.clear()
+    clear_budget()
+    with served_platform(tmp_path / "data") as platform:
+        platform.set_env(monkeypatch)
+        yield platform
+
+
+def _openai(served: ServedPlatform, key: str) -> Any:
+    transport = SyncRecordedTransport(served.config(embedded=True), watch_first_s=0.05)
+    return openai.OpenAI(base_url=served.url + "/v1", api_key=key, max_retries=0, timeout=30,
+                         http_client=openai.DefaultHttpxClient(transport=transport))
+
+
+def scrape(url: str, key: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """``/metrics`` parsed: sample name -> labels -> value."""
+    text = httpx.get(url + "/metrics", headers={"Authorization": f"Bearer {key}"}).text
+    found: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[sample.name][tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def _by_model(samples: dict[tuple[tuple[str, str], ...], float], batch: bool) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for labels, value in samples.items():
+        named = dict(labels)
+        if (named["route"] == "batch") == batch and named.get("status", "2xx") == "2xx":
+            out[named["model"]] += int(value)
+    return out
+
+
+def test_metrics_equal_the_ledger_on_every_route(served: ServedPlatform) -> None:
+    key = served.bearer_token()
+    ChatCompletion(model="tiny-chat").do(messages=ASK)
+    list(ChatCompletion(model="tiny-chat").do(messages=ASK, stream=True))
+    Completion(model="tiny-chat").do(prompt="once upon a time")
+    Embedding(model="tiny-embed").do(texts=["one two three", "four five"])
+    sdk = _openai(served, key)
+    sdk.chat.completions.create(model="tiny-chat", messages=ASK)
+    chunks = list(sdk.chat.completions.create(model="tiny-chat", messages=ASK, stream=True))
+    assert chunks and all(c.usage is None for c in chunks)  # the caller did not ask for usage
+    sdk.chat.completions.create(model="tiny-chat", messages=ASK, n=2)
+    sdk.completions.create(model="tiny-chat", prompt="once upon a time")
+    sdk.embeddings.create(model="tiny-embed", input=["alpha beta", "gamma"])
+    sdk.responses.create(model="tiny-chat", input="hello there")
+    with sdk.responses.stream(model="tiny-chat", input="stream me") as stream:
+        stream.get_final_response()
+    sdk.post("/messages", cast_to=object, body={"model": "tiny-chat", "max_tokens": 20, "messages": ASK})
+    refused = httpx.post(served.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": "tiny-chat", "messages": ASK, "temperature": 7})
+    assert refused.status_code == 400  # counted as a 4xx request, no tokens
+    job = ChatCompletion(model="tiny-chat").batch_do([[{"role": "user", "content": f"row {i}"}] for i in range(3)],
+                                                       durable=True)
+    assert job.wait(interval=0.05).status == "Done"
+
+    rows = ledger_mod.default_ledger().rows()
+    calls = [r for r in rows if r.api != "batch-job"]
+    batches = [r for r in rows if r.api == "batch-job"]
+    assert len(calls) == 12 and len(batches) == 1
+    found = scrape(served.url, key)
+    prompt, completion = found["qfnb_prompt_tokens_total"], found["qfnb_completion_tokens_total"]
+    for batch, kept in ((False, calls), (True, batches)):
+        assert +_by_model(prompt, batch) == +_sum(kept, "prompt_tokens")  # (+: no zero entries)
+        assert +_by_model(completion, batch) == +_sum(kept, "completion_tokens")
+    requests = found["qfnb_requests_total"]
+    assert _by_model(requests, False) == Counter(r.model for r in calls)
+    assert _by_model(requests, True) == Counter({"tiny-chat": 3})  # the batch's rows, one each
+    assert sum(v for k, v in requests.items() if dict(k)["status"] == "4xx") == 1
+    assert sum(prompt.values()) + sum(completion.values()) == sum(r.total_tokens for r in rows) > 0
+
+
+def _sum(rows: list[Any], field: str) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for r in rows:
+        out[r.model] += getattr(r, field)
+    return out
+
+
+def test_metrics_need_the_key_off_this_machine(served: ServedPlatform) -> None:
+    assert httpx.get(served.url + "/metrics").status_code == 200  # a local Prometheus, loopback both ways
+    foreign = httpx.get(served.url + "/metrics", headers={"Host": "attacker.example"})
+    assert foreign.status_code == 401 and "qfnb_" not in foreign.text
+    assert httpx.get(served.url + "/metrics", headers={"Host": "attacker.example",
+                                                       "Authorization": "Bearer nope"}).status_code == 401
+    signed = httpx.get(served.url + "/metrics", headers={"Host": "attacker.example"}, auth=Signer())
+    assert signed.status_code == 200 and "qfnb_requests_total" in signed.text

@@ -1,0 +1,134 @@
+"""``/metrics`` as Prometheus reads it (issue 56): the exposition parses, its names and types are the
+documented ones, its labels are bounded (model names, route templates, status classes; never a prompt
+or an id) and 10 models stay under 200 series with a scrape well under 50 ms. The call spans: kept in
+the data dir with their ``gen_ai.*`` fields, joining a caller's ``traceparent``, and exported through
+the OpenTelemetry SDK (its in-memory exporter standing in for OTLP)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from platform_doubles import FakeRegistry, FakeServed
+from platform_helpers import Signer, make_settings
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
+
+from qfnb.local.domain.traces import OtelExport, TraceSink
+from qfnb.local.server.app import create_app
+from qfnb.protocol.traces import TRACES_FILE
+
+MODELS = [f"Chat-{i}" for i in range(10)]
+TYPES = {"qfnb_requests": "counter", "qfnb_prompt_tokens": "counter", "qfnb_completion_tokens": "counter",
+         "qfnb_trained_tokens": "counter", "qfnb_request_duration_seconds": "histogram",
+         "qfnb_time_to_first_token_seconds": "histogram", "qfnb_engines_loaded": "gauge",
+         "qfnb_engine_queued_requests": "gauge", "qfnb_engine_running_requests": "gauge",
+         "qfnb_engine_rss_bytes": "gauge", "qfnb_prompt_cache_hit_ratio": "gauge", "qfnb_batch_rows_done": "gauge",
+         "qfnb_batch_rows_in_flight": "gauge", "qfnb_batch_rows_repeated": "gauge", "qfnb_finetune_step": "gauge",
+         "qfnb_finetune_seconds_per_step": "gauge"}
+
+
+class TenModels(FakeRegistry):
+    """Ten chat models, each an engine with a process (its RSS reported)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.models = [FakeServed(m, m.lower(), ("chat", "completions"), "llama.cpp") for m in MODELS]
+
+    def engine_states(self) -> list[dict[str, Any]]:
+        return [{"model": m, "endpoint": m.lower(), "state": "ready", "slots": 2, "busy": 1, "queued": i % 3,
+                 "pid": 1000 + i, "rssBytes": 2**28 + i} for i, m in enumerate(MODELS)]
+
+
+@pytest.fixture()
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(make_settings(tmp_path / "data"), TenModels())
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        c.headers["Authorization"] = "Bearer " + c.get("/v1/BCE-BEARER/token", auth=Signer()).json()["token"]
+        yield c
+
+
+def _traffic(client: TestClient) -> None:
+    for model in MODELS:
+        secret = f"my secret prompt for {model}"  # must never become a label
+        assert client.post("/v2/chat/completions", json={"model": model, "messages": [
+            {"role": "user", "content": secret}]}).status_code == 200
+        with client.stream("POST", "/v1/chat/completions", json={"model": model, "stream": True, "messages": [
+                {"role": "user", "content": secret}]}) as stream:
+            assert sum(1 for _ in stream.iter_lines()) > 2
+    assert client.post("/v2/chat/completions", json={"model": "no-such-model-xyz", "messages": [
+        {"role": "user", "content": "hi"}]}).status_code == 404
+
+
+def test_the_exposition_parses_with_bounded_labels_and_few_series(client: TestClient) -> None:
+    _traffic(client)
+    text = client.get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert {n: f.type for n, f in families.items()} == TYPES
+    series = [s for f in families.values() for s in f.samples]
+    assert len(series) <= 200, len(series)
+    allowed = {"model": {*MODELS, "unresolved"}, "status": {"2xx", "4xx", "5xx"}, "le": None,
+               "route": {"/chat/completions"}}  # /v1 and /v2: the same OpenAI surface
+    for sample in series:
+        for label, value in sample.labels.items():
+            assert label in allowed, label
+            assert allowed[label] is None or value in allowed[label], (label, value)
+        assert "secret" not in str(sample.labels) and "no-such-model" not in str(sample.labels)
+    requests = families["qfnb_requests"].samples
+    assert sum(s.value for s in requests if s.labels["status"] == "2xx") == 20
+    assert [s.labels for s in requests if s.labels["status"] == "4xx"] == [
+        {"route": "/chat/completions", "model": "unresolved", "status": "4xx"}]
+    assert {s.labels["model"]: s.value for s in families["qfnb_engine_queued_requests"].samples} == {
+        m: float(i % 3) for i, m in enumerate(MODELS)}
+    ttft = [s for s in families["qfnb_time_to_first_token_seconds"].samples if s.name.endswith("_count")]
+    assert len(ttft) == 10 and all(s.value == 2 for s in ttft)
+    registry = client.app.state.platform.meter.registry  # type: ignore[attr-defined]
+    best = min(_timed(lambda: generate_latest(registry)) for _ in range(5))
+    assert best < 0.05, f"a scrape took {best * 1000:.1f} ms"
+
+
+def _timed(work: Any) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def test_each_call_is_a_span_in_the_data_dir_and_over_the_sdk(client: TestClient) -> None:
+    memory = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_exporter")
+    exporter = memory.InMemorySpanExporter()
+    meter = client.app.state.platform.meter  # type: ignore[attr-defined]
+    meter.sink.export = OtelExport(exporter)
+    parent = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    client.post("/v2/chat/completions", headers={"traceparent": f"00-{parent[0]}-{parent[1]}-01",
+                                                  "X-Qfnb-Cell": "7", "X-Qfnb-Session": "abc123"},
+                json={"model": "Chat-3", "messages": [{"role": "user", "content": "hello you"}]})
+    meter.sink.flush()
+    meter.sink.export.processor.force_flush()
+    (span,) = exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    assert span.name == "chat Chat-3" and attrs["gen_ai.operation.name"] == "chat"
+    assert attrs["gen_ai.request.model"] == "Chat-3" and attrs["http.route"] == "/chat/completions"
+    assert attrs["gen_ai.usage.input_tokens"] == 2 and attrs["gen_ai.usage.output_tokens"] > 0
+    assert format(span.context.trace_id, "032x") == parent[0] and format(span.parent.span_id, "016x") == parent[1]
+    db = sqlite3.connect(Path(client.app.state.platform.settings.data_dir) / TRACES_FILE)  # type: ignore[attr-defined]
+    (row,) = db.execute("SELECT model, input_tokens, output_tokens, cell, session, trace_id FROM spans").fetchall()
+    assert row == ("Chat-3", 2, attrs["gen_ai.usage.output_tokens"], 7, "abc123", parent[0])
+
+
+def test_an_otlp_endpoint_without_the_extra_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    try:
+        import opentelemetry.exporter.otlp.proto.http  # noqa: F401
+    except ImportError:
+        sink = TraceSink(tmp_path)
+        assert sink.export is None and "qfnb[otel]" in caplog.text
+    else:
+        sink = TraceSink(tmp_path)
+        assert sink.export is not None
+    sink.close()
