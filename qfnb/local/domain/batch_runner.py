@@ -37,7 +37,7 @@ from qfnb.local.convert.openai_chat import choice_of
 from qfnb.local.domain.batch_rows import Row, RowError, Standing, answer_row, error_row, input_lines, parse_line
 from qfnb.local.engines import loop_guard
 from qfnb.local.engines.api import Engine
-from qfnb.local.engines.base import PromptTooLong
+from qfnb.local.engines.base import Delta, PromptTooLong
 from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.llama.server import EngineUnavailable
 
@@ -66,6 +66,18 @@ def _http_status(exc: Exception) -> int | None:
     """The HTTP status an external engine answered, when the error names one."""
     found = re.search(r"answered HTTP (\d{3})", str(exc))
     return int(found.group(1)) if found else None
+
+
+def answered_row(row: Row, engine_name: str, deltas: list[Delta]) -> dict[str, Any]:
+    """The output row of ``row`` answered with the engine's ``deltas`` (a chat completion body, text only)."""
+    answer = answer_of(deltas)
+    rid = uuid.uuid4().hex[:20]
+    choice = choice_of(0, answer, logprobs=False)
+    del choice["logprobs"]  # a batch answers text only: its rows carry no logprobs field
+    body = {"id": f"chatcmpl-{rid}", "object": "chat.completion", "created": int(time.time()),
+            "model": row.model or engine_name, "choices": [choice],
+            "usage": usage_of(answer.tally.prompt, answer.tally.completion)}
+    return answer_row(row, rid, body)
 
 
 @dataclass
@@ -258,14 +270,7 @@ class Runner:
                     return error_row(row.line, row.key, "context_length_exceeded", str(exc))
                 except ValueError as exc:
                     return error_row(row.line, row.key, "invalid_request", str(exc))
-            answer = answer_of(deltas)
-            rid = uuid.uuid4().hex[:20]
-            choice = choice_of(0, answer, logprobs=False)
-            del choice["logprobs"]  # a batch answers text only: its rows carry no logprobs field
-            body = {"id": f"chatcmpl-{rid}", "object": "chat.completion", "created": int(time.time()),
-                    "model": row.model or flight.engine.name, "choices": [choice],
-                    "usage": usage_of(answer.tally.prompt, answer.tally.completion)}
-            return answer_row(row, rid, body)
+            return answered_row(row, flight.engine.name, deltas)
         finally:
             flight.mark(False)
 
