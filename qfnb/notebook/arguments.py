@@ -176,6 +176,7 @@ class BatchArgs:
     attach: str | None  # "": the newest task
     list: bool
     stop: str | None
+    target: str | None = None  # "local", "qianfan" or "ray://HOST:PORT" (None: QFNB_TARGET, else the platform)
 
     @classmethod
     def of(cls, ns: argparse.Namespace) -> BatchArgs:

@@ -25,9 +25,9 @@ import itertools
 import json
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-from qfnb._core.config import resolve_config
+from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import ValidationError
 from qfnb._core.http.batch_hold import RowTally, hold_rows, keep
 from qfnb._core.http.recorded import output_cap, with_output_cap
@@ -39,9 +39,6 @@ from .batch_console import INPUT_BUCKET, OUTPUT_URI, ConsoleTasks, v1_value
 from .batch_files import FilesBatches
 from .batch_state import GOING, MARK, MAX_PAGES, BatchBackend, JobState, done_twin, row_index
 from .targets import Target, check_platform, parse_target
-
-if TYPE_CHECKING:  # pragma: no cover
-    from qfnb._core.config import Config
 
 __all__ = ["GOING", "INPUT_BUCKET", "MARK", "MAX_PAGES", "OUTPUT_URI", "BatchJob", "JobState", "Recipe",
            "backend_for", "done_twin", "record_job", "request_line", "submit_durable", "v1_value"]
@@ -62,6 +59,14 @@ def backend_for(config: Config, target: Target | str | None = None) -> BatchBack
     if config.api_version == 2 and not config.embedded:
         return FilesBatches(config)
     return ConsoleTasks(config)
+
+
+def config_for(config: Config | None, target: Target | None) -> Config:
+    """The config a job uses: on a Ray cluster as given (no platform is needed), else resolved (the
+    embedded platform found or started when no credentials are set)."""
+    if target is not None and target.on_ray:
+        return config if config is not None else Config.from_env()
+    return resolve_config(config)
 
 
 def record_job(state: JobState, config: Config, *, reused: bool = False, target: Target | str | None = None) -> None:
@@ -137,7 +142,8 @@ class BatchJob:
         self.attached: JobState | None = None
 
     def __repr__(self) -> str:
-        return f"BatchJob({self.task_id!r})" if self.target is None else f"BatchJob({self.task_id!r}, target={str(self.target)!r})"
+        where = "" if self.target is None else f", target={str(self.target)!r}"
+        return f"BatchJob({self.task_id!r}{where})"
 
     @property
     def on_ray(self) -> bool:
@@ -148,7 +154,7 @@ class BatchJob:
     def backend(self) -> BatchBackend:
         """What runs this job (:func:`backend_for` its config and target; made once)."""
         if self._backend is None:
-            self._backend = backend_for(resolve_config(self.config), self.target)
+            self._backend = backend_for(config_for(self.config, self.target), self.target)
         return self._backend
 
     # ---- submit / find ----------------------------------------------------------------------
@@ -176,7 +182,7 @@ class BatchJob:
         if not (model or endpoint or model_id):
             raise ValidationError("model", "give model=, endpoint= or model_id=")
         where = parse_target(target)
-        cfg = resolve_config(config)
+        cfg = config_for(config, where)
         backend = backend_for(cfg, where)  # a Ray head is reached (and its version checked) before any row is sent
         target = backend.model_of(model, endpoint, model_id)
         recipe = Recipe(model=model, endpoint=endpoint, model_id=model_id, inference_params=inference_params)
@@ -233,7 +239,8 @@ class BatchJob:
     async def _alist(cls, config: Config | None, max_pages: int | None = None,
                      target: Target | str | None = None) -> builtins.list[JobState]:
         """The platform's jobs as it lists them, oldest first (every page, or the first ``max_pages``)."""
-        return await backend_for(resolve_config(config), target).page(max_pages)
+        where = parse_target(target)
+        return await backend_for(config_for(config, where), where).page(max_pages)
 
     @classmethod
     def submit(cls, inputs: Iterable[Any], **kwargs: Any) -> BatchJob:
@@ -272,6 +279,10 @@ class BatchJob:
     def stop(self) -> JobState:
         """Blocking :meth:`astop`."""
         return sync.run(self.astop())
+
+    def record(self, state: JobState, *, reused: bool = False) -> None:
+        """The ended job's tokens settled and in the usage ledger once (:func:`record_job`)."""
+        sync.run(self.backend.record(state, reused=reused))
 
     async def await_done(self, *, on_state: Callable[[JobState], None] | None = None,
                          interval: float = 0.5) -> JobState:
@@ -340,4 +351,6 @@ async def submit_durable(inference: Any, items: Iterable[dict[str, Any]], common
     model, endpoint = getattr(inference, "_model", None), getattr(inference, "_endpoint", None)
     if not (model or endpoint):
         raise ValidationError("model", "a durable batch needs the ChatCompletion's model= or endpoint=")
-    return await BatchJob.asubmit(items, model=model, endpoint=endpoint, config=inference.config, target=target)
+    where = parse_target(target)
+    config = getattr(inference, "_base_config", None) if where is not None and where.on_ray else inference.config
+    return await BatchJob.asubmit(items, model=model, endpoint=endpoint, config=config, target=where)

@@ -141,8 +141,9 @@ class Attempt:
         status = getattr(details, "status", "")
         status = str(getattr(status, "value", status))
         end = getattr(details, "end_time", None)
-        return cls(str(sid), status, str(meta["qfnb"]), int(meta.get("qfnb_total") or 0), str(meta.get("qfnb_name") or ""),
-                   (getattr(details, "start_time", None) or 0) / 1000, end / 1000 if end else None,
+        return cls(str(sid), status, str(meta["qfnb"]), int(meta.get("qfnb_total") or 0),
+                   str(meta.get("qfnb_name") or ""), (getattr(details, "start_time", None) or 0) / 1000,
+                   end / 1000 if end else None,
                    str(getattr(details, "message", "") or ""))
 
     @property
@@ -267,9 +268,7 @@ class RayJobs:
         """The rows as the job's working dir; on this machine qfnb itself on the path, else installed."""
         env: dict[str, Any] = {"working_dir": working_dir}
         if self.target.same_machine:
-            import qfnb
-
-            env["env_vars"] = {"PYTHONPATH": str(Path(qfnb.__file__).resolve().parent.parent)}
+            env["env_vars"] = {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # the folder holding qfnb
         else:
             env["pip"] = ["qfnb[local]"]
         if self.runtime_env:

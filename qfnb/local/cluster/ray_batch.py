@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import logging
 import os
@@ -101,12 +102,12 @@ def worker_count(asked: int | None, cpus: float, cpus_per_worker: float, rows: i
 
 def run(lines: list[str], *, model: str, workers: int | None, slots: int, cpus_per_worker: float) -> int:
     """Answer ``lines`` on engines started on the cluster's workers, printing each row as it ends; rows answered."""
-    import ray  # the cluster's own: this module runs as a Ray job's entrypoint
+    ray: Any = importlib.import_module("ray")  # the cluster's own: this module runs as a Ray job's entrypoint
 
     ray.init(logging_level=logging.WARNING, log_to_driver=False)
     count = worker_count(workers, float(ray.cluster_resources().get("CPU", 1)), cpus_per_worker, len(lines))
     actor = ray.remote(num_cpus=cpus_per_worker, max_restarts=0)(EngineWorker)
-    pool = [actor.remote(model, slots) for _ in range(count)]  # type: ignore[attr-defined]
+    pool = [actor.remote(model, slots) for _ in range(count)]
     log.warning("qfnb ray batch: %d rows on %d workers x %d slots (%s)", len(lines), count, slots, model)
     queue = list(enumerate(lines))[::-1]
     flying: dict[Any, tuple[Any, int, str]] = {}

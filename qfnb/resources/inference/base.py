@@ -29,7 +29,8 @@ from qfnb.protocol.model_names import V2_DEFAULT_MODELS
 from qfnb.protocol.version import REQUEST_SOURCE
 
 from ..batch_job import submit_durable
-from ..targets import Target, check_platform, parse_target
+from ..targets import Target as JobTarget
+from ..targets import check_platform, parse_target
 from . import batch as _batch
 from . import batching
 from .packing import Pack
@@ -345,7 +346,7 @@ class BaseInference(Generic[C, A, K]):
             return ({**common, **item} for item in body_list)
         return ({**common, **self._batch_item(item)} for item in inputs or ())
 
-    def _batch_target(self, target: str | None) -> Target | None:
+    def _batch_target(self, target: str | None) -> JobTarget | None:
         """``target`` (else ``QFNB_TARGET``) parsed; ``local``/``qianfan`` checked against this client's config."""
         where = parse_target(target)
         if where is not None and not where.on_ray:
