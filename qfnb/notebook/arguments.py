@@ -151,6 +151,7 @@ class EvalArgs:
     workers: int | None
     output: str | None
     chart: str
+    target: str | None = None  # --target: where --batch's jobs run (implies --batch)
 
     @classmethod
     def of(cls, ns: argparse.Namespace) -> EvalArgs:
