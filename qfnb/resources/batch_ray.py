@@ -55,6 +55,8 @@ STATUS = {"PENDING": BatchStatus.QUEUING.value, "RUNNING": BatchStatus.RUNNING.v
           "SUCCEEDED": BatchStatus.DONE.value, "STOPPED": BatchStatus.STOPPED.value,
           "FAILED": BatchStatus.FAILED.value}
 _GOING = ("PENDING", "RUNNING")
+#: seconds a just-started head may take before its job agent takes submissions
+AGENT_WAIT = 60.0
 
 
 def connect(target: Target) -> Any:
@@ -251,13 +253,26 @@ class RayJobs:
             if not pending and earlier:
                 return earlier[-1].submission_id
             submission_id = f"qfnb-{mark.rsplit(':', 1)[-1]}-{len(earlier) + 1}"
-            await self._call(self.client.submit_job, entrypoint=self._entrypoint(model),
-                             submission_id=submission_id, runtime_env=self._runtime_env(tmp),
-                             metadata={"qfnb": mark, "qfnb_total": str(total), "qfnb_name": name or "",
-                                       "qfnb_model": model})
+            await self._submit(entrypoint=self._entrypoint(model), submission_id=submission_id,
+                               runtime_env=self._runtime_env(tmp),
+                               metadata={"qfnb": mark, "qfnb_total": str(total), "qfnb_name": name or "",
+                                         "qfnb_model": model})
         logger.info("Ray job %s submitted to %s: %d of %d rows (%d answered before)", submission_id, self.target,
                     pending, total, len(done))
         return submission_id
+
+    async def _submit(self, **job: Any) -> None:
+        """``submit_job``; a head that has just started answers 500 "No available agent" until its job
+        agent is up: tried again each second for :data:`AGENT_WAIT` seconds."""
+        deadline = time.monotonic() + AGENT_WAIT
+        while True:
+            try:
+                await self._call(self.client.submit_job, **job)
+                return
+            except RuntimeError as exc:
+                if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1.0)
 
     def _entrypoint(self, model: str) -> str:
         python = sys.executable if self.target.same_machine else "python"
