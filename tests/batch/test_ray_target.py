@@ -133,3 +133,18 @@ def test_an_unreachable_head_and_an_old_ray_are_refused_by_name() -> None:
         batch_ray.check_version(Target("ray", "h", 1), "2.5.0")
     with pytest.raises(ValidationError, match=r"runs Ray 3.0.0"):
         batch_ray.check_version(Target("ray", "h", 1), "3.0.0")
+
+
+def test_a_just_started_head_without_its_job_agent_is_waited_for(jobs: FakeJobs,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    refusals = [RuntimeError("Request failed with status code 500: No available agent to submit job")]
+    submit = jobs.submit_job
+
+    def flaky(**job: Any) -> str:
+        if refusals:
+            raise refusals.pop()
+        return submit(**job)
+
+    monkeypatch.setattr(jobs, "submit_job", flaky)
+    job = BatchJob.submit(_prompts(2), model=MODEL, target=TARGET)
+    assert not refusals and job.task_id in jobs.jobs
