@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything qfnb needs on a fresh machine: a virtualenv in .venv with qfnb and
-# all its extras installed (torch from the local CPU wheel), and Chromium for the
+# all its extras installed (torch from the local CPU wheel; ray[default] for Ray targets), and Chromium for the
 # browser tests. Idempotent: a second run only checks the stamp and returns.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -151,6 +151,7 @@ class EvalArgs:
     workers: int | None
     output: str | None
     chart: str
+    target: str | None = None  # --target: where --batch's jobs run (implies --batch)
 
     @classmethod
     def of(cls, ns: argparse.Namespace) -> EvalArgs:
@@ -176,6 +177,7 @@ class BatchArgs:
     attach: str | None  # "": the newest task
     list: bool
     stop: str | None
+    target: str | None = None  # "local", "qianfan" or "ray://HOST:PORT" (None: QFNB_TARGET, else the platform)
 
     @classmethod
     def of(cls, ns: argparse.Namespace) -> BatchArgs:

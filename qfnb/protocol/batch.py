@@ -66,3 +66,7 @@ def multipart(fields: dict[str, str], filename: str, data: bytes, boundary: str)
     head += (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
              "Content-Type: application/jsonl\r\n\r\n").encode()
     return f"multipart/form-data; boundary={boundary}", b"".join((head, data, f"\r\n--{boundary}--\r\n".encode()))
+
+#: what starts a finished row's line in a Ray job's log (``QFNB-ROW {row json}``): the journal a qfnb
+#: job on a Ray cluster keeps (:mod:`qfnb.local.cluster.ray_batch` prints it, ``qfnb.resources.batch_ray`` reads it)
+RAY_ROW_PREFIX = "QFNB-ROW "

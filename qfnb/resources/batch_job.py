@@ -6,7 +6,9 @@ budget, their worst case held before anything is sent), then handed to the confi
 * on the cloud with the v2 API (``Config.api_version == 2``): the Files + Batch API
   (:mod:`.batch_files`: a file upload and a batch, billed at the batch price);
 * else (v1 keys, and the embedded platform): a console batch-inference task (:mod:`.batch_console`:
-  one JSONL object in the platform's BOS, ``/v2/batchinference``).
+  one JSONL object in the platform's BOS, ``/v2/batchinference``);
+* with ``target="ray://HOST:DASHBOARD_PORT"`` (or ``QFNB_TARGET``): one Ray job on that cluster
+  (:mod:`.batch_ray`); ``"local"`` / ``"qianfan"`` name the platform the config must point at.
 
 The job goes on when the kernel restarts or the caller exits, and any kernel finds it again
 (:meth:`BatchJob.attach`, :meth:`BatchJob.list`, a fingerprint twin). :meth:`BatchJob.results` reads
@@ -23,9 +25,9 @@ import itertools
 import json
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-from qfnb._core.config import resolve_config
+from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import ValidationError
 from qfnb._core.http.batch_hold import RowTally, hold_rows, keep
 from qfnb._core.http.recorded import output_cap, with_output_cap
@@ -36,9 +38,7 @@ from qfnb._core.runtime import sync
 from .batch_console import INPUT_BUCKET, OUTPUT_URI, ConsoleTasks, v1_value
 from .batch_files import FilesBatches
 from .batch_state import GOING, MARK, MAX_PAGES, BatchBackend, JobState, done_twin, row_index
-
-if TYPE_CHECKING:  # pragma: no cover
-    from qfnb._core.config import Config
+from .targets import Target, check_platform, parse_target
 
 __all__ = ["GOING", "INPUT_BUCKET", "MARK", "MAX_PAGES", "OUTPUT_URI", "BatchJob", "JobState", "Recipe",
            "backend_for", "done_twin", "record_job", "request_line", "submit_durable", "v1_value"]
@@ -47,17 +47,32 @@ __all__ = ["GOING", "INPUT_BUCKET", "MARK", "MAX_PAGES", "OUTPUT_URI", "BatchJob
 SPOOL_BYTES = 8 * 1024 * 1024
 
 
-def backend_for(config: Config) -> BatchBackend:
-    """What runs ``config``'s batch jobs: Files + Batch on the cloud's v2 API, else console tasks."""
+def backend_for(config: Config, target: Target | str | None = None) -> BatchBackend:
+    """What runs ``config``'s batch jobs: a Ray cluster's jobs for a ``ray://`` target (else
+    ``QFNB_TARGET``'s), Files + Batch on the cloud's v2 API, else console tasks."""
+    where = parse_target(target)
+    if where is not None and where.on_ray:
+        from .batch_ray import RayJobs  # deferred: the Ray extra loads only for a Ray target
+
+        return RayJobs(config, where)
+    check_platform(where, config)
     if config.api_version == 2 and not config.embedded:
         return FilesBatches(config)
     return ConsoleTasks(config)
 
 
-def record_job(state: JobState, config: Config, *, reused: bool = False) -> None:
+def config_for(config: Config | None, target: Target | None) -> Config:
+    """The config a job uses: on a Ray cluster as given (no platform is needed), else resolved (the
+    embedded platform found or started when no credentials are set)."""
+    if target is not None and target.on_ray:
+        return config if config is not None else Config.from_env()
+    return resolve_config(config)
+
+
+def record_job(state: JobState, config: Config, *, reused: bool = False, target: Target | str | None = None) -> None:
     """The ended job's tokens: settled against the budget its submission held here, and in the
     usage ledger once, whichever process reads it first (:func:`~qfnb._core.http.batch_hold.settle_task`)."""
-    sync.run(backend_for(config).record(state, reused=reused))
+    sync.run(backend_for(config, target).record(state, reused=reused))
 
 
 class Recipe:
@@ -114,22 +129,33 @@ def _spool(lines: Iterable[str]) -> IO[str]:
 class BatchJob:
     """A handle on one batch-inference job (holds its id, never its rows)."""
 
-    def __init__(self, task_id: str, config: Config | None = None) -> None:
+    def __init__(self, task_id: str, config: Config | None = None, target: Target | str | None = None) -> None:
         if not isinstance(task_id, str) or not task_id:
             raise ValidationError("task_id", "is required")
         self.task_id, self.config = task_id, config
+        #: where the job runs (None: the config's platform); see :mod:`.targets`
+        self.target = parse_target(target)
+        self._backend: BatchBackend | None = None
         #: the finished job this handle reuses instead of a new one (``submit(reuse=True)``), or None
         self.reused: JobState | None = None
         #: the running job of the same rows this handle attached to (``submit(reuse=True, attach=True)``), or None
         self.attached: JobState | None = None
 
     def __repr__(self) -> str:
-        return f"BatchJob({self.task_id!r})"
+        where = "" if self.target is None else f", target={str(self.target)!r}"
+        return f"BatchJob({self.task_id!r}{where})"
+
+    @property
+    def on_ray(self) -> bool:
+        """Runs on a Ray cluster (an Interrupt stops it there)."""
+        return self.target is not None and self.target.on_ray
 
     @property
     def backend(self) -> BatchBackend:
-        """What runs this job (:func:`backend_for` its config)."""
-        return backend_for(resolve_config(self.config))
+        """What runs this job (:func:`backend_for` its config and target; made once)."""
+        if self._backend is None:
+            self._backend = backend_for(config_for(self.config, self.target), self.target)
+        return self._backend
 
     # ---- submit / find ----------------------------------------------------------------------
 
@@ -137,7 +163,8 @@ class BatchJob:
     async def asubmit(cls, inputs: Iterable[Any], *, model: str | None = None, endpoint: str | None = None,
                       model_id: str | None = None, name: str | None = None,
                       inference_params: dict[str, Any] | None = None, reuse: bool = False,
-                      attach: bool = False, config: Config | None = None) -> BatchJob:
+                      attach: bool = False, config: Config | None = None,
+                      target: Target | str | None = None) -> BatchJob:
         """Upload ``inputs`` (prompts, message lists or bodies) and start a job on ``model``/
         ``endpoint``/``model_id`` (the platform's model version; on Files + Batch, ``model`` is the v2
         model id).
@@ -147,11 +174,16 @@ class BatchJob:
         model and parameters is returned instead (its ``reused`` set), and nothing is uploaded or run.
         With ``attach=True`` as well, a job of the same fingerprint still running is returned (its
         ``attached`` set): a restarted kernel re-attaches to it instead of submitting the rows again.
-        Under a budget the rows' worst case is held before anything is sent (BudgetExceeded past it)."""
+        Under a budget the rows' worst case is held before anything is sent (BudgetExceeded past it).
+
+        ``target``: ``"local"``, ``"qianfan"`` or ``"ray://HOST:DASHBOARD_PORT"`` (default ``QFNB_TARGET``,
+        else the config's platform). On Ray, calling the same job again resumes it: only the rows no
+        earlier attempt answered are run (:mod:`.batch_ray`)."""
         if not (model or endpoint or model_id):
             raise ValidationError("model", "give model=, endpoint= or model_id=")
-        cfg = resolve_config(config)
-        backend = backend_for(cfg)
+        where = parse_target(target)
+        cfg = config_for(config, where)
+        backend = backend_for(cfg, where)  # a Ray head is reached (and its version checked) before any row is sent
         target = backend.model_of(model, endpoint, model_id)
         recipe = Recipe(model=model, endpoint=endpoint, model_id=model_id, inference_params=inference_params)
         rows = iter(enumerate(inputs))
@@ -170,7 +202,7 @@ class BatchJob:
 
         with _spool(recipe.add(line(i, item)) for i, item in itertools.chain([first], rows)) as spool:
             if reuse:  # the whole input is hashed before anything is sent
-                found = await cls._atwin(recipe.fingerprint, attach, cfg, config)
+                found = await cls._atwin(recipe.fingerprint, attach, cfg, config, where)
                 if found is not None:
                     return found
             held = hold_rows(tally, target, cfg, what=f"a durable batch of {tally.rows:,} rows")
@@ -184,16 +216,19 @@ class BatchJob:
                 raise
         if held is not None:
             keep(cfg, task_id, held)
-        return cls(task_id, config)
+        job = cls(task_id, config, where)
+        job._backend = backend
+        return job
 
     @classmethod
-    async def _atwin(cls, fingerprint: str, attach: bool, cfg: Config, config: Config | None) -> BatchJob | None:
+    async def _atwin(cls, fingerprint: str, attach: bool, cfg: Config, config: Config | None,
+                     target: Target | None = None) -> BatchJob | None:
         """A handle on the job of this fingerprint that ended Done (``reused``) or, with ``attach``, still
         runs (``attached``); None when there is none."""
-        twin = done_twin(await backend_for(cfg).page(MAX_PAGES), fingerprint, running=attach)
+        twin = done_twin(await backend_for(cfg, target).page(MAX_PAGES), fingerprint, running=attach)
         if twin is None:
             return None
-        job = cls(twin.task_id, config)
+        job = cls(twin.task_id, config, target)
         if twin.finished:
             job.reused = twin
         else:
@@ -201,9 +236,11 @@ class BatchJob:
         return job
 
     @classmethod
-    async def _alist(cls, config: Config | None, max_pages: int | None = None) -> builtins.list[JobState]:
+    async def _alist(cls, config: Config | None, max_pages: int | None = None,
+                     target: Target | str | None = None) -> builtins.list[JobState]:
         """The platform's jobs as it lists them, oldest first (every page, or the first ``max_pages``)."""
-        return await backend_for(resolve_config(config)).page(max_pages)
+        where = parse_target(target)
+        return await backend_for(config_for(config, where), where).page(max_pages)
 
     @classmethod
     def submit(cls, inputs: Iterable[Any], **kwargs: Any) -> BatchJob:
@@ -211,19 +248,20 @@ class BatchJob:
         return sync.run(cls.asubmit(inputs, **kwargs))
 
     @classmethod
-    def attach(cls, task_id: str | None = None, config: Config | None = None) -> BatchJob:
+    def attach(cls, task_id: str | None = None, config: Config | None = None,
+               target: Target | str | None = None) -> BatchJob:
         """The job ``task_id``, or the newest one (from any kernel)."""
         if task_id:
-            return cls(task_id, config)
-        found = cls.list(config)
+            return cls(task_id, config, target)
+        found = cls.list(config, target)
         if not found:
             raise ValidationError("task_id", "no batch inference job on this platform yet")
-        return cls(found[-1].task_id, config)
+        return cls(found[-1].task_id, config, target)
 
     @classmethod
-    def list(cls, config: Config | None = None) -> builtins.list[JobState]:
+    def list(cls, config: Config | None = None, target: Target | str | None = None) -> builtins.list[JobState]:
         """Every job, oldest first."""
-        return sync.run(cls._alist(config))
+        return sync.run(cls._alist(config, target=target))
 
     # ---- state --------------------------------------------------------------------------------
 
@@ -241,6 +279,10 @@ class BatchJob:
     def stop(self) -> JobState:
         """Blocking :meth:`astop`."""
         return sync.run(self.astop())
+
+    def record(self, state: JobState, *, reused: bool = False) -> None:
+        """The ended job's tokens settled and in the usage ledger once (:func:`record_job`)."""
+        sync.run(self.backend.record(state, reused=reused))
 
     async def await_done(self, *, on_state: Callable[[JobState], None] | None = None,
                          interval: float = 0.5) -> JobState:
@@ -300,12 +342,15 @@ class BatchJob:
         return sync.run(self.aresults())
 
 
-async def submit_durable(inference: Any, items: Iterable[dict[str, Any]], common: dict[str, Any]) -> BatchJob:
-    """``batch_do(..., durable=True)``: the chat requests ``items`` as a platform job on the
-    inference object's model or endpoint (Files + Batch with the v2 API)."""
+async def submit_durable(inference: Any, items: Iterable[dict[str, Any]], common: dict[str, Any],
+                         target: Target | str | None = None) -> BatchJob:
+    """``batch_do(..., durable=True)`` (or a Ray ``target``): the chat requests ``items`` as a platform
+    job on the inference object's model or endpoint (Files + Batch with the v2 API; a Ray job on Ray)."""
     if getattr(inference, "batch_field", None) != "messages":
         raise ValidationError("durable", f"durable batches run chat requests; {type(inference).__name__} is not chat")
     model, endpoint = getattr(inference, "_model", None), getattr(inference, "_endpoint", None)
     if not (model or endpoint):
         raise ValidationError("model", "a durable batch needs the ChatCompletion's model= or endpoint=")
-    return await BatchJob.asubmit(items, model=model, endpoint=endpoint, config=inference.config)
+    where = parse_target(target)
+    config = getattr(inference, "_base_config", None) if where is not None and where.on_ray else inference.config
+    return await BatchJob.asubmit(items, model=model, endpoint=endpoint, config=config, target=where)

@@ -66,11 +66,12 @@ class BatchPart:
     stored: int
     job: BatchJob | None = None
 
-    def submit(self, params: Mapping[str, Any], *, reuse: bool) -> BatchJob:
-        """The task of these rows: a new one, or (``reuse``) the running or finished one of the same rows."""
+    def submit(self, params: Mapping[str, Any], *, reuse: bool, target: str | None = None) -> BatchJob:
+        """The task of these rows: a new one, or (``reuse``) the running or finished one of the same rows;
+        ``target``: where it runs (:mod:`qfnb.resources.targets`; on Ray a stopped job resumes)."""
         self.job = BatchJob.submit(self.bodies, model=self.model, endpoint=self.endpoint,
                                    name=f"qfeval-{self.tag}"[:60], inference_params=dict(params), reuse=reuse,
-                                   attach=reuse)
+                                   attach=reuse, target=target)
         return self.job
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from qfnb.local.convert.answer import answer_of, usage_of
+from qfnb.local.convert.answer import Answer, answer_of, usage_of
 from qfnb.local.convert.openai_chat import choice_of
 from qfnb.local.domain.batch_rows import Row, RowError, Standing, answer_row, error_row, input_lines, parse_line
 from qfnb.local.engines import loop_guard
@@ -67,6 +67,17 @@ def _http_status(exc: Exception) -> int | None:
     """The HTTP status an external engine answered, when the error names one."""
     found = re.search(r"answered HTTP (\d{3})", str(exc))
     return int(found.group(1)) if found else None
+
+
+def answered_row(row: Row, engine_name: str, answer: Answer) -> dict[str, Any]:
+    """The output row of ``row`` answered with the engine's ``answer`` (a chat completion body, text only)."""
+    rid = uuid.uuid4().hex[:20]
+    choice = choice_of(0, answer, logprobs=False)
+    del choice["logprobs"]  # a batch answers text only: its rows carry no logprobs field
+    body = {"id": f"chatcmpl-{rid}", "object": "chat.completion", "created": int(time.time()),
+            "model": row.model or engine_name, "choices": [choice],
+            "usage": usage_of(answer.tally.prompt, answer.tally.completion)}
+    return answer_row(row, rid, body)
 
 
 @dataclass
@@ -272,13 +283,7 @@ class Runner:
             if self.record is not None:
                 self._spans[row.line] = _row_span(row.model or flight.engine.name, flight.started, answer.tally.prompt,
                                                   answer.tally.completion_tokens, answer.tally.cached, self.job)
-            rid = uuid.uuid4().hex[:20]
-            choice = choice_of(0, answer, logprobs=False)
-            del choice["logprobs"]  # a batch answers text only: its rows carry no logprobs field
-            body = {"id": f"chatcmpl-{rid}", "object": "chat.completion", "created": int(time.time()),
-                    "model": row.model or flight.engine.name, "choices": [choice],
-                    "usage": usage_of(answer.tally.prompt, answer.tally.completion)}
-            return answer_row(row, rid, body)
+            return answered_row(row, flight.engine.name, answer)
         finally:
             flight.mark(False)
 

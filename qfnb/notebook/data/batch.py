@@ -3,6 +3,8 @@
 The job is a platform task (:class:`qfnb.resources.batch_job.BatchJob`), so a kernel restart
 loses nothing: ``%qfbatch --attach [ID]`` shows the bar again from any kernel, ``--list``
 lists the tasks, and an Interrupt stops only the bar (the job goes on, and the bar says so).
+``--target ray://HOST:PORT`` runs it as a Ray job on that cluster instead; there an Interrupt
+stops the Ray job (``stop_job``), and running the same line again resumes it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class
 
 from qfnb._core.config import Config, resolve_config
+from qfnb._core.errors import ValidationError
 from qfnb._core.record.cache import mode_for
 from qfnb._core.runtime import sync
 from qfnb.notebook._checks import answer_shape, check_var, sampling_options
@@ -34,6 +37,7 @@ from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.protocol.safe_html import clean, escape
 from qfnb.resources.batch_job import BatchJob, JobState, record_job
 from qfnb.resources.forecast_result import duration
+from qfnb.resources.targets import parse_target
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -102,21 +106,38 @@ def watch(job: BatchJob, *, interval: float = 0.5, bar: Any = None,
         while True:
             bar.show(state, reuse_note(state) if reused else "")
             if state.finished:
-                record_job(state, resolve_config(job.config), reused=reused)
+                _record(job, state, reused)
                 return state
             sleep(interval)
             state = job.state()
     except KeyboardInterrupt:
+        if getattr(job, "on_ray", False):  # a Ray job stops with the cell: run the same line again to resume it
+            state = job.stop()
+            _record(job, state, False)
+            note = (f"stopped Ray job {job.task_id} ({state.done}/{state.total} rows answered); running the same "
+                    "batch again resumes it with the rows not yet answered")
+            bar.show(state, note)
+            raise QfnbInterrupted(note, title="batch stopped") from None
         note = (f"stopped watching; the job goes on on the platform — %qfbatch --attach {job.task_id} "
                 "shows it again, %qfbatch --stop stops it")
         bar.show(state, note)
         raise QfnbInterrupted(note, title="batch still running") from None
 
 
+def _record(job: BatchJob, state: JobState, reused: bool) -> None:
+    """The ended job's tokens in the ledger (the job's own backend, so a Ray job needs no platform)."""
+    if hasattr(job, "record"):
+        job.record(state, reused=reused)
+    else:  # a test double without one
+        record_job(state, resolve_config(job.config), reused=reused)
+
+
 def input_prompts(job: BatchJob, state: JobState) -> list[str]:
     """The last user message of each input row (read from the task's input object)."""
     from qfnb._core.http.client import get_client  # deferred: loads the HTTP client (`%load_ext qfnb` does not)
 
+    if getattr(job, "on_ray", False):  # a Ray job's input went to the cluster as its working dir, not kept
+        return [""] * state.total
     cfg = resolve_config(job.config)
     uri, file_id = str(state.view.get("inputBosUri") or ""), str(state.view.get("input_file_id") or "")
     if file_id:  # a Files + Batch job (the v2 cloud): its input file
@@ -174,13 +195,17 @@ def _inputs(value: Any, column: str) -> list[Any]:
 
 def handle_magic(magics: Any, args: BatchArgs) -> Any:
     """Dispatch ``%qfbatch`` (see the magic's help)."""
+    try:
+        target = parse_target(args.target, field="--target")
+    except ValidationError as exc:
+        raise UsageError(str(exc)) from None
     if args.list:
-        return list_frame(BatchJob.list())
+        return list_frame(BatchJob.list(target=target))
     if args.stop:
-        return progress_text(BatchJob(args.stop).stop())
+        return progress_text(BatchJob(args.stop, target=target).stop())
     ahead: RunForecast | None = None
     if args.attach is not None:
-        job = BatchJob.attach(args.attach or None)
+        job = BatchJob.attach(args.attach or None, target=target)
     else:
         job, ahead = _submit(magics, args)
     if args.output:
@@ -224,7 +249,7 @@ def _submit(magics: Any, args: BatchArgs) -> tuple[BatchJob, RunForecast | None]
     ahead = _forecast(args, inputs, str(model or args.endpoint), params.get("max_output_tokens"))
     try:  # the sampling options go to every row (the task's inferenceParams)
         return BatchJob.submit(inputs, model=model, endpoint=args.endpoint, name=args.name, inference_params=params,
-                               reuse=_reuse_wanted(args)), ahead
+                               reuse=_reuse_wanted(args), target=args.target), ahead
     except Exception as exc:
         raise QfnbCellError(str(exc), title="batch not started") from exc
 
@@ -273,6 +298,9 @@ class BatchMagics(Magics):
     @argument("--fresh", action="store_true",
               help="Run a new task even if this platform has a finished one of the same rows, model and "
                    "parameters (it is reused otherwise, as %%qfchat replays).")
+    @argument("--target", help="Where the job runs: local (the embedded platform), qianfan (the cloud) or "
+                               "ray://HOST:DASHBOARD_PORT (a Ray cluster; an Interrupt stops the Ray job, the same "
+                               "line again resumes it). Default: QFNB_TARGET, else the configured platform.")
     @argument("--attach", metavar="ID", nargs="?", const="", help="Show a task's live bar again (none: the newest).")
     @argument("--list", action="store_true", help="List this platform's batch-inference tasks.")
     @argument("--stop", metavar="ID", help="Stop a task (its finished rows stay).")

@@ -53,6 +53,9 @@ QFEVAL_ARGUMENTS: Decorator = magic_arguments_of(
                   "class on the cloud): it goes on through a kernel restart, and this line run again re-attaches "
                   "to it without sending anything twice. The scoring runs when the rows are back (a judge's "
                   "calls are live). Platform chat models only."),
+    argument("--target", help="Where --batch's jobs run (implies --batch): local, qianfan or "
+                              "ray://HOST:DASHBOARD_PORT (a Ray cluster; the same line again resumes a stopped job). "
+                              "Default: QFNB_TARGET, else the configured platform."),
     argument("--repeats", type=int, help="Ask each item N times (with -t): stability across repeats."),
     argument("--recorded", action="append", metavar="TAG=SOURCE",
              help="Score answers already made, without calling a model: a dataset column, a notebook variable "

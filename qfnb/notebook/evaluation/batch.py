@@ -60,7 +60,7 @@ def generate(plan: EvalPlan, *, watch: Callable[..., Any]) -> BatchRecord:
     found: dict[str, str] = {}
     for part in parts:
         if part.keys:
-            job = part.submit(params, reuse=reuse)
+            job = part.submit(params, reuse=reuse, target=plan.target)
             if getattr(job, "attached", None) is not None:
                 found[job.task_id] = "running"
             elif getattr(job, "reused", None) is not None:

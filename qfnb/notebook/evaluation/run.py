@@ -84,6 +84,8 @@ class EvalPlan:
     custom: dict[str, FunctionEvaluator] = field(default_factory=dict)
     #: ``--batch``: the generations go through the platform's durable batch job (:mod:`.batch`)
     batch: bool = False
+    #: ``--target``: where ``--batch``'s jobs run (None: ``QFNB_TARGET``, else the config's platform)
+    target: str | None = None
 
     @property
     def columns(self) -> dict[str, str]:
@@ -162,7 +164,7 @@ def min_difference(value: str, option: str) -> float:
 
 def _batch(args: EvalArgs, llms: Mapping[str, Any], sequential: bool) -> bool:
     """``--batch``: every model a platform chat model, every item sent at once (before anything is sent)."""
-    if not args.batch:
+    if not (args.batch or args.target):
         return False
     if sequential:
         raise EvalArgsError("--batch sends every item at once and --sequential stops early: use one of them")
@@ -355,4 +357,5 @@ def plan(args: EvalArgs, namespace: Mapping[str, Any]) -> EvalPlan:
                     repeats=args.repeats or 1, recorded=recorded, compare=compare,
                     store=AnswerStore(default_store_path(), refresh=bool(args.fresh)) if llms else None,
                     pairwise=pairwise, sequential=sequential, min_difference=min_difference, decide_on=decide_on,
-                    labels=labels, rows_available=available, population=population, custom=custom, batch=batch)
+                    labels=labels, rows_available=available, population=population, custom=custom, batch=batch,
+                    target=args.target)

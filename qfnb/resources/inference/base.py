@@ -29,6 +29,8 @@ from qfnb.protocol.model_names import V2_DEFAULT_MODELS
 from qfnb.protocol.version import REQUEST_SOURCE
 
 from ..batch_job import submit_durable
+from ..targets import Target as JobTarget
+from ..targets import check_platform, parse_target
 from . import batch as _batch
 from . import batching
 from .packing import Pack
@@ -344,6 +346,13 @@ class BaseInference(Generic[C, A, K]):
             return ({**common, **item} for item in body_list)
         return ({**common, **self._batch_item(item)} for item in inputs or ())
 
+    def _batch_target(self, target: str | None) -> JobTarget | None:
+        """``target`` (else ``QFNB_TARGET``) parsed; ``local``/``qianfan`` checked against this client's config."""
+        where = parse_target(target)
+        if where is not None and not where.on_ray:
+            check_platform(where, self.config)
+        return where
+
     def _batch_item(self, item: Any) -> dict[str, Any]:
         """The call kwargs of one ``batch_do`` input."""
         return {self.batch_field: item}
@@ -351,7 +360,7 @@ class BaseInference(Generic[C, A, K]):
     async def abatch_do(self, inputs: Iterable[Any] | None = None, *, body_list: Iterable[dict[str, Any]] | None = None,
                         worker_num: int | None = None, output_file: str | Path | None = None,
                         progress: ProgressArg = None, retry_budget: float = _batch.DEFAULT_RETRY_BUDGET,
-                        durable: bool = False, **common: Any) -> Any:
+                        durable: bool = False, target: str | None = None, **common: Any) -> Any:
         """Run many calls, ``worker_num`` at a time. Returns results in input order
         (exceptions as values). With ``output_file=`` results are streamed to a JSONL file
         (bounded memory, resumable) and read back from it one at a time. Against the embedded
@@ -361,11 +370,14 @@ class BaseInference(Generic[C, A, K]):
         Transient failures (429, 5xx, retryable codes, connection errors) are queued again
         for up to ``retry_budget`` seconds per input, and throttling lowers the concurrency
         until calls succeed again; nothing is lost to a passing fault or a quota. ``durable=True``:
-        a platform batch-inference task instead, returned as its ``BatchJob`` (outlives this process)."""
+        a platform batch-inference task instead, returned as its ``BatchJob`` (outlives this process).
+        ``target``: ``"local"``, ``"qianfan"`` or ``"ray://HOST:DASHBOARD_PORT"`` (default ``QFNB_TARGET``);
+        a Ray target runs the batch as a durable job on that cluster."""
+        where = self._batch_target(target)
         inputs = self._named_inputs(inputs, common)
         items = self._batch_items(inputs, body_list, common)
-        if durable:
-            return await submit_durable(self, items, common)
+        if durable or (where is not None and where.on_ray):
+            return await submit_durable(self, items, common, where)
         return await self._run_batch(batching.acollect, items, inputs if inputs is not None else body_list, common,
                                      worker_num=worker_num, output_file=output_file, progress=progress,
                                      retry_budget=retry_budget)
@@ -413,15 +425,17 @@ class BaseInference(Generic[C, A, K]):
     def batch_do(self, inputs: Iterable[Any] | None = None, *, body_list: Iterable[dict[str, Any]] | None = None,
                  worker_num: int | None = None, output_file: str | Path | None = None,
                  progress: ProgressArg = None, retry_budget: float = _batch.DEFAULT_RETRY_BUDGET,
-                 durable: bool = False, **common: Any) -> Any:
+                 durable: bool = False, target: str | None = None, **common: Any) -> Any:
         """Start a batch in the background and return a :class:`BatchFuture` at once (retries
         as :meth:`abatch_do`; ``future.stats`` tells how many calls were re-queued).
-        ``durable=True``: a platform batch-inference task, returned as its ``BatchJob``."""
+        ``durable=True``: a platform batch-inference task, returned as its ``BatchJob``; a Ray
+        ``target`` (``"ray://HOST:DASHBOARD_PORT"``, or ``QFNB_TARGET``): a Ray job's ``BatchJob``."""
+        where = self._batch_target(target)
         inputs = self._named_inputs(inputs, common)
         given_format = common.get("response_format")  # as given: a pydantic class answers instances
         items = self._batch_items(inputs, body_list, common)
-        if durable:
-            return sync.run(submit_durable(self, items, common))
+        if durable or (where is not None and where.on_ray):
+            return sync.run(submit_durable(self, items, common, where))
         future = self._run_batch(batching.submit, items, inputs if inputs is not None else body_list, common,
                                  worker_num=worker_num, output_file=output_file, progress=progress,
                                  retry_budget=retry_budget)

@@ -1,0 +1,159 @@
+"""A qfnb batch as one Ray job, run on the cluster::
+
+    python -m qfnb.local.cluster.ray_batch --input rows.jsonl --model MODEL [--workers N] [--slots S]
+
+The input holds the rows still to answer (OpenAI batch rows; ``custom_id`` is the row's index in the
+whole job). Each worker is a Ray actor that starts its own engine with qfnb's engine code
+(:class:`~qfnb.local.engines.registry.EngineRegistry`: llama-server for a built-in or stored model, or
+the OpenAI-compatible engine ``QFNB_ENGINES`` names, e.g. a vLLM server), and answers up to ``S`` rows
+at a time; rows are spread over the workers as they free up.
+
+Every finished row is printed as one line of the job's log, ``QFNB-ROW {json}`` (OpenAI's batch
+output or error row), flushed before the next: the job's logs are its journal. The client reads them
+back through the Jobs API (results, usage, progress) and, when the same job is called again after a
+stop or a crash, sends only the rows no attempt answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from qfnb.local.convert.answer import answer_of
+from qfnb.local.domain.batch_rows import RowError, error_row, parse_line
+from qfnb.local.domain.batch_runner import MAX_ATTEMPTS, answered_row, backoff
+from qfnb.local.engines import loop_guard
+from qfnb.local.engines.base import PromptTooLong
+from qfnb.local.engines.gate import EngineBusy
+from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.local.engines.options import EngineOptions
+from qfnb.local.engines.registry import EngineRegistry
+from qfnb.protocol.batch import RAY_ROW_PREFIX as ROW_PREFIX
+
+log = logging.getLogger("qfnb.local.cluster.ray_batch")
+
+#: rows one worker's engine answers at once (its llama-server slots)
+DEFAULT_SLOTS = 2
+
+
+def row_line(row: dict[str, Any]) -> str:
+    """A finished row as its log line."""
+    return ROW_PREFIX + json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+
+
+def line_number(raw: str, fallback: int) -> int:
+    """The row's 1-based line in the whole job (its ``custom_id`` + 1), for error messages."""
+    try:
+        return int(json.loads(raw).get("custom_id")) + 1
+    except (ValueError, TypeError, AttributeError):
+        return fallback
+
+
+class EngineWorker:
+    """One worker: its own engine (started on first use, in a data dir of its own) and rows answered on it."""
+
+    def __init__(self, model: str, slots: int) -> None:
+        self.model = model
+        self.data_dir = Path(tempfile.mkdtemp(prefix="qfnb-ray-worker-"))
+        options = EngineOptions.from_env(os.environ)
+        self.registry = EngineRegistry(self.data_dir, options=EngineOptions(
+            slots=slots, idle_seconds=options.idle_seconds, external=options.external))
+
+    async def answer(self, raw: str, line: int) -> dict[str, Any]:
+        """``raw``'s output row, or its error row (a busy engine is retried with back-off)."""
+        try:
+            row = parse_line(raw.encode("utf-8"), line, self.model, {})
+        except RowError as exc:
+            return error_row(line, exc.key or f"line-{line}", "invalid_request", str(exc))
+        ask = row.ask()
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                engine = self.registry.chat(row.model or self.model)
+                deltas = [d async for d in loop_guard.whole_answer(engine, ask, ask.model)]
+                return answered_row(row, engine.name, answer_of(deltas))
+            except (EngineBusy, EngineUnavailable) as exc:
+                if attempt == MAX_ATTEMPTS:
+                    return error_row(row.line, row.key, "engine_unavailable", f"{exc} (after {attempt} attempts)")
+                await asyncio.sleep(backoff(attempt, exc.retry_after if isinstance(exc, EngineBusy) else 0.0))
+            except PromptTooLong as exc:
+                return error_row(row.line, row.key, "context_length_exceeded", str(exc))
+            except (ValueError, LookupError) as exc:
+                return error_row(row.line, row.key, "invalid_request", str(exc))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        self.registry.close()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def worker_count(asked: int | None, cpus: float, cpus_per_worker: float, rows: int) -> int:
+    """Workers to start: as asked, else one per ``cpus_per_worker`` of the cluster's CPUs; never more than rows."""
+    wanted = asked if asked else int(cpus // cpus_per_worker)
+    return max(1, min(wanted, rows))
+
+
+def run(lines: list[str], *, model: str, workers: int | None, slots: int, cpus_per_worker: float) -> int:
+    """Answer ``lines`` on engines started on the cluster's workers, printing each row as it ends; rows answered."""
+    ray: Any = importlib.import_module("ray")  # the cluster's own: this module runs as a Ray job's entrypoint
+
+    ray.init(logging_level=logging.WARNING, log_to_driver=False)
+    count = worker_count(workers, float(ray.cluster_resources().get("CPU", 1)), cpus_per_worker, len(lines))
+    actor = ray.remote(num_cpus=cpus_per_worker, max_restarts=0)(EngineWorker)
+    pool = [actor.remote(model, slots) for _ in range(count)]
+    log.warning("qfnb ray batch: %d rows on %d workers x %d slots (%s)", len(lines), count, slots, model)
+    queue = list(enumerate(lines))[::-1]
+    flying: dict[Any, tuple[Any, int, str]] = {}
+
+    def send(worker: Any) -> None:
+        if queue:
+            index, raw = queue.pop()
+            flying[worker.answer.remote(raw, line_number(raw, index + 1))] = (worker, index, raw)
+
+    for worker in pool:
+        for _ in range(slots):
+            send(worker)
+    answered = 0
+    while flying:
+        ready, _ = ray.wait(list(flying), num_returns=1)
+        for ref in ready:
+            worker, index, raw = flying.pop(ref)
+            try:
+                row = ray.get(ref)
+            except ray.exceptions.RayError as exc:  # the worker died: this row's error, the rest go on
+                line = line_number(raw, index + 1)
+                row = error_row(line, str(line - 1), "worker_failed", str(exc).splitlines()[0])
+            answered += row.get("error") is None
+            sys.stdout.write(row_line(row) + "\n")
+            sys.stdout.flush()
+            send(worker)
+    for worker in pool:
+        ray.get(worker.close.remote())
+    return answered
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qfnb.local.cluster.ray_batch", description=__doc__.split("\n")[0])
+    parser.add_argument("--input", required=True, help="JSONL of the rows to answer")
+    parser.add_argument("--model", required=True, help="the model each worker's engine serves")
+    parser.add_argument("--workers", type=int, default=None, help="workers (default: one per cpus-per-worker CPUs)")
+    parser.add_argument("--slots", type=int, default=DEFAULT_SLOTS, help="rows one worker answers at once")
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    lines = [line for line in Path(args.input).read_text(encoding="utf-8").splitlines() if line.strip()]
+    if lines:
+        run(lines, model=args.model, workers=args.workers, slots=args.slots, cpus_per_worker=args.cpus_per_worker)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    logging.basicConfig(level=logging.WARNING)
+    sys.exit(main())

@@ -1,0 +1,339 @@
+"""The Ray backend of ``BatchJob`` (``target="ray://HOST:DASHBOARD_PORT"``): the job runs on a Ray
+cluster, submitted through Ray's Jobs API (``ray.job_submission.JobSubmissionClient``).
+
+* One qfnb job is one fingerprint (its input rows, model and parameters); each time it is called it
+  runs as one Ray job, ``submission_id`` ``qfnb-<fingerprint>-<attempt>``, its metadata carrying the
+  fingerprint mark, the job's row count and its name.
+* The entrypoint is ``python -m qfnb.local.cluster.ray_batch`` on the rows still to answer (uploaded
+  as the job's ``working_dir``): this notebook's own interpreter and qfnb when the head is on this
+  machine, else ``python`` with a ``runtime_env`` that pip-installs ``qfnb[local]`` (``runtime_env=``
+  adds the model's own packages or replaces it).
+* The journal is the jobs' logs: every finished row is one ``QFNB-ROW`` line. Calling the same job
+  again (from any kernel that reaches the head) reads every earlier attempt's rows and sends only the
+  ones no attempt answered, so each row is answered once; while an attempt still runs it is attached
+  to instead.
+* Results, progress and usage are read back from those logs; each attempt's usage goes to the ledger
+  once, under the model that answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qfnb._core.errors import ValidationError
+from qfnb._core.http.batch_hold import settle_task
+from qfnb._core.http.response import QfResponse
+from qfnb.protocol.batch import RAY_ROW_PREFIX as ROW_PREFIX
+from qfnb.protocol.batch import BatchStatus
+
+from .batch_files import v2_value
+from .batch_state import JobState, answered
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qfnb._core.config import Config
+
+    from .targets import Target
+
+logger = logging.getLogger("qfnb.batch.ray")
+
+#: the module a job runs
+ENTRY_MODULE = "qfnb.local.cluster.ray_batch"
+#: the oldest Ray whose Jobs API this client speaks (submission ids, metadata, working_dir uploads)
+MIN_RAY = (2, 9)
+#: Ray's job status -> the runStatus a JobState carries
+STATUS = {"PENDING": BatchStatus.QUEUING.value, "RUNNING": BatchStatus.RUNNING.value,
+          "SUCCEEDED": BatchStatus.DONE.value, "STOPPED": BatchStatus.STOPPED.value,
+          "FAILED": BatchStatus.FAILED.value}
+_GOING = ("PENDING", "RUNNING")
+#: seconds a just-started head may take before its job agent takes submissions
+AGENT_WAIT = 60.0
+
+
+def connect(target: Target) -> Any:
+    """A ``JobSubmissionClient`` on ``target``'s dashboard; ValidationError naming ``target`` when no
+    head answers there or its Ray is one this client does not speak."""
+    try:
+        from ray.job_submission import JobSubmissionClient
+    except ImportError:
+        raise ValidationError("target", f"{target} needs Ray: pip install 'qfnb[ray]'") from None
+    try:
+        client = JobSubmissionClient(target.dashboard_url)
+    except ConnectionError:
+        raise ValidationError("target", f"no Ray head answers at {target} ({target.dashboard_url}): start one "
+                                        "with `ray start --head --dashboard-host 0.0.0.0`, or check the port "
+                                        "(the dashboard's, 8265 by default)") from None
+    except RuntimeError as exc:  # Ray's own version check
+        raise ValidationError("target", f"{target}: {exc}") from None
+    check_version(target, str(getattr(client, "_server_ray_version", "") or ""))
+    return client
+
+
+def check_version(target: Target, version: str) -> None:
+    """Refuse a head whose Ray is older than :data:`MIN_RAY` (or unreadable), naming both versions."""
+    try:
+        major, minor = (int(p) for p in version.split(".")[:2])
+    except ValueError:
+        raise ValidationError("target", f"{target} did not say which Ray it runs ({version!r})") from None
+    if (major, minor) < MIN_RAY or major != MIN_RAY[0]:
+        raise ValidationError("target", f"{target} runs Ray {version}; qfnb speaks Ray {MIN_RAY[0]}.x from "
+                                        f"{MIN_RAY[0]}.{MIN_RAY[1]} (install a matching ray on the cluster)")
+
+
+def log_rows(logs: str) -> list[dict[str, Any]]:
+    """The finished rows a job's log holds, in the order they were printed (a torn last line is skipped)."""
+    rows = []
+    for line in logs.splitlines():
+        at = line.find(ROW_PREFIX)
+        if at < 0:
+            continue
+        try:
+            row = json.loads(line[at + len(ROW_PREFIX):])
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def usage_of(rows: list[dict[str, Any]]) -> tuple[int, int, str]:
+    """Prompt and completion tokens of ``rows``' answers, and the model that answered."""
+    prompt = completion = 0
+    model = ""
+    for row in rows:
+        body = answered(row)
+        if body is None:
+            continue
+        usage = body.get("usage") or {}
+        prompt += int(usage.get("prompt_tokens") or 0)
+        completion += int(usage.get("completion_tokens") or 0)
+        model = model or str(body.get("model") or "")
+    return prompt, completion, model
+
+
+@dataclass
+class Attempt:
+    """One Ray job of a qfnb job: its details as the Jobs API lists them, and its rows once read."""
+
+    submission_id: str
+    status: str
+    mark: str
+    total: int
+    name: str
+    start: float
+    end: float | None
+    message: str = ""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, details: Any) -> Attempt | None:
+        meta = getattr(details, "metadata", None) or {}
+        sid = getattr(details, "submission_id", None)
+        if not sid or not str(meta.get("qfnb") or ""):
+            return None  # not a qfnb job
+        status = getattr(details, "status", "")
+        status = str(getattr(status, "value", status))
+        end = getattr(details, "end_time", None)
+        return cls(str(sid), status, str(meta["qfnb"]), int(meta.get("qfnb_total") or 0),
+                   str(meta.get("qfnb_name") or ""), (getattr(details, "start_time", None) or 0) / 1000,
+                   end / 1000 if end else None,
+                   str(getattr(details, "message", "") or ""))
+
+    @property
+    def going(self) -> bool:
+        return self.status in _GOING
+
+
+class RayJobs:
+    """:class:`~qfnb.resources.batch_state.BatchBackend` over a Ray cluster's Jobs API."""
+
+    def __init__(self, config: Config, target: Target, *, client: Any = None,
+                 runtime_env: dict[str, Any] | None = None, workers: int | None = None) -> None:
+        self.config, self.target = config, target
+        self._client = client
+        self.runtime_env, self.workers = runtime_env, workers
+        self._ended: dict[str, list[dict[str, Any]]] = {}  # rows of attempts that ended (their logs are final)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = connect(self.target)
+        return self._client
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A blocking Jobs API call, off the event loop."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    # ---- attempts and their rows ----------------------------------------------------------------
+
+    async def _attempts(self, mark: str | None = None) -> list[Attempt]:
+        """Every qfnb Ray job (of ``mark``), oldest first."""
+        found = [a for a in (Attempt.of(d) for d in await self._call(self.client.list_jobs)) if a is not None]
+        found = [a for a in found if mark is None or a.mark == mark]
+        return sorted(found, key=lambda a: (a.start, a.submission_id))
+
+    async def _rows(self, attempt: Attempt) -> list[dict[str, Any]]:
+        """``attempt``'s finished rows, from its log (read once after it ended)."""
+        if attempt.submission_id in self._ended:
+            return self._ended[attempt.submission_id]
+        rows = log_rows(await self._call(self.client.get_job_logs, attempt.submission_id))
+        if not attempt.going:
+            self._ended[attempt.submission_id] = rows
+        return rows
+
+    async def _family(self, job_id: str) -> tuple[Attempt, list[Attempt]]:
+        """The attempt ``job_id`` and every attempt of its qfnb job up to it, oldest first, rows read."""
+        details = await self._call(self.client.get_job_info, job_id)
+        this = Attempt.of(details)
+        if this is None:
+            raise ValidationError("task_id", f"Ray job {job_id} at {self.target} is not a qfnb batch job")
+        family = [a for a in await self._attempts(this.mark) if a.start <= this.start and a.submission_id != job_id]
+        family.append(this)
+        for attempt in family:
+            attempt.rows = await self._rows(attempt)
+        return this, family
+
+    def _state(self, this: Attempt, family: list[Attempt]) -> JobState:
+        keys = {str(r.get("custom_id")) for a in family for r in a.rows if answered(r) is not None}
+        failed = {str(r.get("custom_id")) for r in this.rows if answered(r) is None} - keys
+        _, completion, _ = usage_of(this.rows)
+        seconds = max(0.0, (this.end or time.time()) - this.start) if this.start else 0.0
+        view = {"description": this.mark, "submission_id": this.submission_id, "ray_status": this.status,
+                "attempts": [a.submission_id for a in family], "target": str(self.target),
+                "errorReason": "" if this.status == "SUCCEEDED" else this.message,
+                "createTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(this.start)) if this.start else None}
+        return JobState(this.submission_id, this.name or this.submission_id, STATUS.get(this.status, this.status),
+                        len(keys), len(failed), this.total, completion, seconds, view)
+
+    # ---- BatchBackend ---------------------------------------------------------------------------
+
+    def model_of(self, model: str | None, endpoint: str | None, model_id: str | None) -> str:
+        name = model or endpoint or model_id
+        if not name:
+            raise ValidationError("model", "a Ray batch names the model its workers' engines serve: model=")
+        return str(name)
+
+    def body(self, body: dict[str, Any], params: dict[str, Any], model: str) -> dict[str, Any]:
+        row = {"model": model, **params, **body}  # each row carries its model and parameters (OpenAI names)
+        if "max_output_tokens" in row:
+            row.setdefault("max_tokens", row.pop("max_output_tokens"))
+        return row
+
+    async def create(self, lines: Iterator[str], *, name: str, mark: str, model: str, endpoint: str | None,
+                     model_id: str | None, params: dict[str, Any]) -> str:
+        """Submit the rows no earlier attempt of ``mark`` answered as one Ray job; an attempt still
+        running is attached to, and a job every row of which is answered is not run again."""
+        earlier = await self._attempts(mark)
+        going = [a for a in earlier if a.going]
+        if going:
+            logger.info("qfnb job %s already runs on %s as %s", mark, self.target, going[-1].submission_id)
+            return going[-1].submission_id
+        done: set[str] = set()
+        for attempt in earlier:
+            attempt.rows = await self._rows(attempt)
+            done |= {str(r.get("custom_id")) for r in attempt.rows if answered(r) is not None}
+            self._settle(attempt)  # an attempt stopped or killed elsewhere: its rows' usage, once
+        with tempfile.TemporaryDirectory(prefix="qfnb-ray-") as tmp:
+            total = pending = 0
+            with open(Path(tmp) / "rows.jsonl", "w", encoding="utf-8") as out:
+                for line in lines:
+                    total += 1
+                    if str(json.loads(line).get("custom_id")) not in done:
+                        out.write(line)
+                        pending += 1
+            if not pending and earlier:
+                return earlier[-1].submission_id
+            submission_id = f"qfnb-{mark.rsplit(':', 1)[-1]}-{len(earlier) + 1}"
+            await self._submit(entrypoint=self._entrypoint(model), submission_id=submission_id,
+                               runtime_env=self._runtime_env(tmp),
+                               metadata={"qfnb": mark, "qfnb_total": str(total), "qfnb_name": name or "",
+                                         "qfnb_model": model})
+        logger.info("Ray job %s submitted to %s: %d of %d rows (%d answered before)", submission_id, self.target,
+                    pending, total, len(done))
+        return submission_id
+
+    async def _submit(self, **job: Any) -> None:
+        """``submit_job``; a head that has just started answers 500 "No available agent" until its job
+        agent is up: tried again each second for :data:`AGENT_WAIT` seconds."""
+        deadline = time.monotonic() + AGENT_WAIT
+        while True:
+            try:
+                await self._call(self.client.submit_job, **job)
+                return
+            except RuntimeError as exc:
+                if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1.0)
+
+    def _entrypoint(self, model: str) -> str:
+        python = sys.executable if self.target.same_machine else "python"
+        workers = f" --workers {int(self.workers)}" if self.workers else ""
+        return f"{shlex.quote(python)} -m {ENTRY_MODULE} --input rows.jsonl --model {shlex.quote(model)}{workers}"
+
+    def _runtime_env(self, working_dir: str) -> dict[str, Any]:
+        """The rows as the job's working dir; on this machine qfnb itself on the path, else installed."""
+        env: dict[str, Any] = {"working_dir": working_dir}
+        if self.target.same_machine:
+            env["env_vars"] = {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # the folder holding qfnb
+        else:
+            env["pip"] = ["qfnb[local]"]
+        if self.runtime_env:
+            env.update({k: v for k, v in self.runtime_env.items() if k != "working_dir"})
+        return env
+
+    async def state(self, job_id: str) -> JobState:
+        return self._state(*await self._family(job_id))
+
+    async def page(self, max_pages: int | None) -> list[JobState]:
+        states = []
+        for attempt in await self._attempts():
+            states.append(await self.state(attempt.submission_id))
+        return states
+
+    async def stop(self, job_id: str) -> None:
+        await self._call(self.client.stop_job, job_id)
+
+    async def rows(self, state: JobState, which: str) -> AsyncIterator[dict[str, Any]]:
+        """Each row once, across every attempt: its answer (the first), else its last error."""
+        _, family = await self._family(state.task_id)
+        answers: dict[str, dict[str, Any]] = {}
+        errors: dict[str, dict[str, Any]] = {}
+        for attempt in family:
+            for row in attempt.rows:
+                key = str(row.get("custom_id"))
+                if answered(row) is not None:
+                    answers.setdefault(key, row)
+                else:
+                    errors[key] = row
+        chosen = answers if which == "output" else {k: v for k, v in errors.items() if k not in answers}
+        for row in chosen.values():
+            yield row
+
+    def value(self, row: dict[str, Any]) -> QfResponse | Exception:
+        return v2_value(row)
+
+    async def record(self, state: JobState, *, reused: bool = False) -> None:
+        """Each ended attempt's usage, settled against its hold and in the ledger once (under the model
+        that answered; priced as a batch job)."""
+        if not state.finished:
+            return
+        _, family = await self._family(state.task_id)
+        for attempt in family:
+            self._settle(attempt, reused=reused and attempt.submission_id == state.task_id)
+
+    def _settle(self, attempt: Attempt, *, reused: bool = False) -> None:
+        if attempt.going:
+            return
+        prompt, completion, model = usage_of(attempt.rows)
+        seconds = max(0.0, (attempt.end or attempt.start) - attempt.start)
+        settle_task(self.config, attempt.submission_id, prompt=prompt, completion=completion, seconds=seconds,
+                    model=model or None, reused=reused)

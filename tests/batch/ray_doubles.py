@@ -1,0 +1,77 @@
+"""A fake Ray Jobs API (``JobSubmissionClient``'s calls qfnb makes): each submitted job "runs" its
+uploaded rows one per read of its state, printing them as the cluster side does (``row_line``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qfnb.local.cluster.ray_batch import row_line
+
+
+@dataclass
+class FakeJob:
+    submission_id: str
+    metadata: dict[str, str]
+    entrypoint: str
+    runtime_env: dict[str, Any]
+    rows: list[dict[str, Any]]
+    status: str = "PENDING"
+    start_time: int = field(default_factory=lambda: int(time.time() * 1000))
+    end_time: int | None = None
+    message: str = ""
+    printed: list[str] = field(default_factory=list)
+
+
+def answer(row: dict[str, Any]) -> dict[str, Any]:
+    """The fake engine's answer: the prompt echoed, 3 prompt and 2 completion tokens."""
+    prompt = row["body"]["messages"][-1]["content"]
+    body = {"model": row["body"]["model"], "choices": [{"index": 0, "message": {"role": "assistant",
+            "content": f"echo {prompt}"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
+    return {"custom_id": row["custom_id"], "response": {"status_code": 200, "body": body}, "error": None}
+
+
+class FakeJobs:
+    """The Jobs API double: ``list_jobs``, ``get_job_info``, ``get_job_logs``, ``submit_job``, ``stop_job``."""
+
+    def __init__(self, rows_per_read: int = 1) -> None:
+        self.jobs: dict[str, FakeJob] = {}
+        self.rows_per_read = rows_per_read
+
+    def submit_job(self, *, entrypoint: str, submission_id: str, runtime_env: dict[str, Any],
+                   metadata: dict[str, str]) -> str:
+        assert submission_id not in self.jobs, "Ray refuses a submission id twice"
+        rows = [json.loads(line) for line in (Path(runtime_env["working_dir"]) / "rows.jsonl").read_text().splitlines()]
+        self.jobs[submission_id] = FakeJob(submission_id, dict(metadata), entrypoint, runtime_env, rows)
+        return submission_id
+
+    def _advance(self, job: FakeJob) -> None:
+        if job.status not in ("PENDING", "RUNNING"):
+            return
+        job.status = "RUNNING"
+        for _ in range(self.rows_per_read):
+            if len(job.printed) < len(job.rows):
+                job.printed.append(row_line(answer(job.rows[len(job.printed)])))
+        if len(job.printed) == len(job.rows):
+            job.status, job.end_time = "SUCCEEDED", int(time.time() * 1000)
+
+    def get_job_info(self, submission_id: str) -> FakeJob:
+        job = self.jobs[submission_id]
+        self._advance(job)
+        return job
+
+    def list_jobs(self) -> list[FakeJob]:
+        return list(self.jobs.values())
+
+    def get_job_logs(self, submission_id: str) -> str:
+        return "starting workers\n" + "".join(line + "\n" for line in self.jobs[submission_id].printed)
+
+    def stop_job(self, submission_id: str) -> bool:
+        job = self.jobs[submission_id]
+        if job.status in ("PENDING", "RUNNING"):
+            job.status, job.end_time = "STOPPED", int(time.time() * 1000)
+        return True

@@ -1,0 +1,57 @@
+"""A one-node Ray head owned by a test or a bench: 127.0.0.1, free ports, its own temp dir; stopped
+by killing the process group it started (never ``ray stop``, which would stop other users' heads)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def ray_head(temp: Path, *, cpus: int = 2, timeout: float = 120.0) -> Iterator[str]:
+    """A head; yields its target ``ray://127.0.0.1:<dashboard port>`` once its Jobs API answers."""
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    dashboard = free_port()
+    log = open(temp / "head.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([ray_bin, "start", "--head", "--block", f"--port={free_port()}",
+                             "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
+                             "--num-cpus", str(cpus), "--temp-dir", str(temp / "ray"),
+                             "--disable-usage-stats", "--include-dashboard", "true"],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        from ray.job_submission import JobSubmissionClient
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                JobSubmissionClient(f"http://127.0.0.1:{dashboard}").list_jobs()
+                break
+            except Exception as exc:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    head_log = (temp / 'head.log').read_text()[-2000:]
+                    raise RuntimeError(f"the Ray head did not start: {head_log}") from exc
+                time.sleep(1)
+        yield f"ray://127.0.0.1:{dashboard}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        log.close()

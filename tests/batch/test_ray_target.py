@@ -1,0 +1,150 @@
+"""A batch on a Ray target, against a fake Jobs API (``ray_doubles``): the job is submitted with its
+rows as the working dir and a submission id naming the qfnb job; stopped half-way and called again it
+sends only the rows no attempt answered, so every row is answered once; the ledger holds every row's
+tokens; bad targets are refused by name before anything is sent. The real head: ``test_ray_real.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from ray_doubles import FakeJobs
+
+from qfnb import ChatCompletion
+from qfnb._core.errors import ValidationError
+from qfnb._core.record import ledger as ledger_mod
+from qfnb.resources import batch_ray
+from qfnb.resources.batch_job import BatchJob
+from qfnb.resources.targets import Target, check_platform, parse_target
+
+TARGET = "ray://127.0.0.1:8265"
+MODEL = "Gemma-3-270M"
+
+
+@pytest.fixture
+def jobs(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeJobs]:
+    fake = FakeJobs()
+    monkeypatch.setattr(batch_ray, "connect", lambda target: fake)
+    ledger_mod._default.clear()
+    yield fake
+
+
+def _prompts(n: int) -> list[list[dict[str, Any]]]:
+    return [[{"role": "user", "content": f"row {i}"}] for i in range(n)]
+
+
+def test_stopped_half_way_the_same_call_resumes_and_each_row_is_answered_once(jobs: FakeJobs) -> None:
+    chat = ChatCompletion(model=MODEL)
+    job = chat.batch_do(_prompts(10), target=TARGET, max_output_tokens=4)
+    assert isinstance(job, BatchJob) and job.on_ray
+    first = jobs.jobs[job.task_id]
+    assert job.task_id.startswith("qfnb-") and job.task_id.endswith("-1")
+    assert "-m qfnb.local.cluster.ray_batch" in first.entrypoint and f"--model {MODEL}" in first.entrypoint
+    assert first.metadata["qfnb_total"] == "10" and first.rows[0]["body"]["max_tokens"] == 4
+    for _ in range(5):
+        job.state()
+    jobs.stop_job(job.task_id)  # stopped through the Jobs API, half-way
+    stopped = job.state()
+    assert (stopped.status, stopped.done) == ("Stopped", 5)
+
+    again = chat.batch_do(_prompts(10), target=TARGET, max_output_tokens=4)
+    assert again.task_id.endswith("-2")
+    assert [r["custom_id"] for r in jobs.jobs[again.task_id].rows] == [str(i) for i in range(5, 10)]
+    state = again.wait(interval=0)
+    assert (state.status, state.done, state.failed, state.total) == ("Done", 10, 0, 10)
+    values = again.results()
+    assert [v.result for v in values] == [f"echo row {i}" for i in range(10)]
+    assert jobs.jobs[again.task_id].status == "SUCCEEDED"
+
+    ledger = ledger_mod.default_ledger()
+    ledger.flush()
+    rows = [r for r in ledger.rows() if r.api == "batch-job"]
+    assert sorted(r.job for r in rows) == [f"batch-job {job.task_id}", f"batch-job {again.task_id}"]
+    assert sum(r.prompt_tokens for r in rows) == 30 and sum(r.completion_tokens for r in rows) == 20
+    assert {r.model for r in rows} == {MODEL}
+
+    # a third call finds every row answered: nothing is submitted
+    third = chat.batch_do(_prompts(10), target=TARGET, max_output_tokens=4)
+    assert third.task_id == again.task_id and len(jobs.jobs) == 2
+
+
+def test_a_running_attempt_is_attached_to_not_submitted_twice(jobs: FakeJobs) -> None:
+    first = BatchJob.submit(_prompts(4), model=MODEL, target=TARGET)
+    second = BatchJob.submit(_prompts(4), model=MODEL, target=TARGET)
+    assert second.task_id == first.task_id and len(jobs.jobs) == 1
+
+
+def test_interrupting_the_bar_stops_the_ray_job(jobs: FakeJobs) -> None:
+    from qfnb.notebook.data.batch import watch
+    from qfnb.notebook.errors import QfnbInterrupted
+
+    job = BatchJob.submit(_prompts(6), model=MODEL, target=TARGET)
+
+    class Bar:
+        def show(self, state: Any, note: str = "") -> None:
+            pass
+
+    def interrupt(_: float) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(QfnbInterrupted, match="stopped Ray job"):
+        watch(job, bar=Bar(), sleep=interrupt)
+    assert jobs.jobs[job.task_id].status == "STOPPED"
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("ray://127.0.0.1", "malformed"), ("ray://:8265", "malformed"), ("ray://h:99999", "malformed"),
+    ("ray://h:8265/jobs", "malformed"), ("http://h:8265", "not a target"), ("cloud", "not a target")])
+def test_a_malformed_target_is_refused_by_name(value: str, problem: str) -> None:
+    with pytest.raises(ValidationError, match=f"target.*{problem}"):
+        parse_target(value)
+
+
+def test_targets_by_name_and_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parse_target("local") == Target("local") and parse_target("QIANFAN") == Target("qianfan")
+    assert parse_target(None) is None
+    monkeypatch.setenv("QFNB_TARGET", "ray://localhost:9000")
+    where = parse_target(None)
+    assert where is not None and where.dashboard_url == "http://localhost:9000" and where.same_machine
+    monkeypatch.setenv("QFNB_TARGET", "nowhere")
+    with pytest.raises(ValidationError, match="QFNB_TARGET"):
+        parse_target(None)
+
+
+def test_qianfan_without_credentials_is_refused_before_anything_is_sent() -> None:
+    with pytest.raises(ValidationError, match=r"'qianfan' .* no Qianfan credentials"):
+        check_platform(Target("qianfan"), _embedded())
+
+
+def _embedded() -> Any:
+    from dataclasses import replace
+
+    from qfnb._core.config import Config
+
+    return replace(Config.from_env(), embedded=True)
+
+
+def test_an_unreachable_head_and_an_old_ray_are_refused_by_name() -> None:
+    pytest.importorskip("ray.job_submission")
+    with pytest.raises(ValidationError, match=r"target.*no Ray head answers at ray://127.0.0.1:9"):
+        BatchJob.submit(_prompts(2), model=MODEL, target="ray://127.0.0.1:9")
+    with pytest.raises(ValidationError, match=r"runs Ray 2.5.0; qfnb speaks Ray 2.x from 2.9"):
+        batch_ray.check_version(Target("ray", "h", 1), "2.5.0")
+    with pytest.raises(ValidationError, match=r"runs Ray 3.0.0"):
+        batch_ray.check_version(Target("ray", "h", 1), "3.0.0")
+
+
+def test_a_just_started_head_without_its_job_agent_is_waited_for(jobs: FakeJobs,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    refusals = [RuntimeError("Request failed with status code 500: No available agent to submit job")]
+    submit = jobs.submit_job
+
+    def flaky(**job: Any) -> str:
+        if refusals:
+            raise refusals.pop()
+        return submit(**job)
+
+    monkeypatch.setattr(jobs, "submit_job", flaky)
+    job = BatchJob.submit(_prompts(2), model=MODEL, target=TARGET)
+    assert not refusals and job.task_id in jobs.jobs
