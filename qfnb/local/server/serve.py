@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -80,8 +80,10 @@ def answers(engine: Engine, served: ServedLike, ask: Ask, *, whole: bool = True)
     return [loop_guard.whole_answer(engine, ask.nth(i), served.name) for i in range(ask.n)]
 
 
-async def serve(request: Request, platform: Platform, ask: Ask, render: Render) -> Response:
-    """Answer ``ask`` as ``render`` draws it, naming the model that served it in ``MODEL_HEADER``.
+async def serve(request: Request, platform: Platform, ask: Ask, render: Render, *,
+                headers: Callable[[ServedLike], Mapping[str, str]] | None = None) -> Response:
+    """Answer ``ask`` as ``render`` draws it, naming the model that served it in ``MODEL_HEADER``
+    (and the ``headers`` the route makes of the served model).
 
     Raises what the routes map to their errors: ``BodyError`` (an unknown model), ``EngineBusy``,
     ``PromptTooLong``, ``EngineUnavailable``, ``CannotServe`` and
@@ -92,13 +94,14 @@ async def serve(request: Request, platform: Platform, ask: Ask, render: Render) 
     platform.note_loading(served)  # its first call loads the engine, off the event loop
     engine: Engine = await offload(platform.registry.chat, platform.engine_endpoint(served))
     streams = answers(engine, served, ask, whole=not render.stream)
+    named = {MODEL_HEADER: served.name, **(headers(served) if headers is not None else {})}
     if render.stream:
         primed = [await primed_stream(s) for s in streams]
         merged = indexed(primed[0]) if len(primed) == 1 else interleaved(primed)
         return StreamingResponse(render.events(merged, len(primed), served),
-                                 media_type="text/event-stream", headers={**SSE_HEADERS, MODEL_HEADER: served.name})
+                                 media_type="text/event-stream", headers={**SSE_HEADERS, **named})
     (results,) = await collect(request, together(streams))
-    return JSONResponse(render.body(results, served), headers={MODEL_HEADER: served.name})
+    return JSONResponse(render.body(results, served), headers=named)
 
 
 async def primed_stream(deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
