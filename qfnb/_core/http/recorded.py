@@ -221,8 +221,9 @@ class Recording:
 
     @property
     def caching(self) -> bool:
-        """Whether the response cache is on for this call (read or refresh)."""
-        return mode_for(self.config.cache) != "off"
+        """Whether the response cache is on for this call (read or refresh); never for a call that
+        asks the platform to keep its answer (``store: true``): a replay would keep nothing."""
+        return mode_for(self.config.cache) != "off" and self.body.get("store") is not True
 
     def lookup(self, served: str | None) -> bool:
         """Whether the cache answers this call (then :meth:`replay` it). ``served`` is what would
