@@ -17,7 +17,7 @@ from platform_doubles import FakeChat, FakeDelta
 
 from qfnb._core.config import Config
 from qfnb._core.record import ledger as ledger_mod
-from qfnb.local.engines.ask import Ask, Sampling
+from qfnb.local.engines.ask import Ask, ChatAsk, Sampling
 from tests.fakes.local_platform import ServedPlatform
 
 openai = pytest.importorskip("openai")
@@ -44,7 +44,7 @@ class _AskLog:
     """Wraps the registry's engines so a test sees each ask the platform made of them."""
 
     def __init__(self, served: ServedPlatform, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.asks: list[Ask] = []
+        self.asks: list[ChatAsk] = []
         inner = served.registry.chat
 
         def chat(endpoint: str) -> Any:
@@ -55,7 +55,8 @@ class _AskLog:
                 name, gate, can_call_tools = engine.name, engine.gate, engine.can_call_tools
 
                 def generate(self, ask: Ask) -> Any:
-                    log.asks.append(ask)
+                    if isinstance(ask, ChatAsk):
+                        log.asks.append(ask)
                     return engine.generate(ask)
 
             return Logged()
