@@ -206,14 +206,26 @@ def ranges_module() -> str:
             f"ENGINE_NAMES: dict[str, str] = {{\n{engine}}}\n")
 
 
+def model_wire_names(name: str) -> list[str]:
+    """Every body field of the wire model ``name``, its bases' first (each name once)."""
+    models = {m.name: m for m in spec.WIRE_MODELS}
+    model = models[name]
+    names = model_wire_names(model.base) if model.base in models else []
+    return names + [n for n in (f.wire_name for f in model.fields) if n and n not in names]
+
+
 def wire_fields_module() -> str:
+    openai_fields = [f'"{n}"' for n in model_wire_names("OpenAIChatFields")]
+    literal = any("Literal[" in (f.wire_type or f.type) for m in spec.WIRE_MODELS for f in m.fields)
     return (generated_header() + '"""The fields of the inference wire models.\n\n'
             ":mod:`qfnb.protocol.inference` adds the validators (its models subclass these), so the\n"
             'client and the local platform check one table.\n"""\n\n'
-            "from __future__ import annotations\n\nfrom typing import Any\n\n"
+            f"from __future__ import annotations\n\nfrom typing import Any{', Literal' if literal else ''}\n\n"
             "from pydantic import BaseModel, ConfigDict\n\n"
-            + packed([f'"{n}"' for n in sorted(["WireModel", *(m.name for m in spec.WIRE_MODELS)],
-                                               key=order_key)], "__all__ = [", " " * 11, "]") + "\n\n\n"
+            + packed([f'"{n}"' for n in sorted(["OPENAI_CHAT_FIELDS", "WireModel", *(m.name for m in spec.WIRE_MODELS)],
+                                               key=order_key)], "__all__ = [", " " * 11, "]") + "\n\n"
+            "#: every field the OpenAI chat routes take (:class:`OpenAIChatFields`'s); any other is refused by name\n"
+            + packed(openai_fields, "OPENAI_CHAT_FIELDS = (", " " * 22, ")") + "\n\n\n"
             'class WireModel(BaseModel):\n    """Base for wire models: unknown keys are kept (models accept '
             'model-specific extras)."""\n\n'
             '    model_config = ConfigDict(extra="allow", populate_by_name=True)\n'

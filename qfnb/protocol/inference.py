@@ -28,6 +28,7 @@ from .limits import (
 from .ranges import RANGES, TEXT2IMAGE_RANGES
 from .schemas import check_schema_total
 from .wire_fields import (
+    OPENAI_CHAT_FIELDS,
     ChatFields,
     CompletionFields,
     EmbeddingFields,
@@ -219,7 +220,7 @@ def check_v1_chat_fields(data: dict[str, Any]) -> None:
     """Refuse, by name, a v1 chat field the local platform cannot honour (the cloud's others too)."""
     for key in data:
         if key not in V1_CHAT_FIELDS:
-            hint = "; on the OpenAI routes use /v2/chat/completions" if key in openai_wire.OPENAI_CHAT_FIELDS else ""
+            hint = "; on the OpenAI routes use /v2/chat/completions" if key in OPENAI_CHAT_FIELDS else ""
             raise ProtocolError(key, f"is not a v1 chat field the local platform serves{hint} (supported: "
                                 f"{', '.join(V1_CHAT_FIELDS)})")
     for key, why in _CLOUD_ONLY.items():

@@ -18,7 +18,7 @@ from .inference import STOP_ITEMS, EmbeddingRequest, body_check, check_history_c
 from .limits import LOCAL_MAX_EMBEDDING_TEXTS, range_problem
 from .ranges import OPENAI_RANGES
 from .schemas import check_schema_total
-from .wire_fields import V2ChatFields, WireModel
+from .wire_fields import OPENAI_CHAT_FIELDS, OpenAIChatFields, V2ChatFields, WireModel
 
 
 class OpenAIEmbeddingRequest(EmbeddingRequest):
@@ -81,7 +81,7 @@ _INSTEAD = {"functions": "tools", "function_call": "tool_choice", "max_output_to
 
 def check_openai_chat(data: dict[str, Any]) -> None:
     """An OpenAI chat body's fields and ranges (the OpenAI routes' rules, usable on a batch row)."""
-    openai_wire.refuse_unknown(data, openai_wire.OPENAI_CHAT_FIELDS, "OpenAI chat API", instead=_INSTEAD)
+    openai_wire.refuse_unknown(data, OPENAI_CHAT_FIELDS, "OpenAI chat API", instead=_INSTEAD)
     for name, bounds in OPENAI_RANGES.items():
         problem = range_problem(data.get(name), *bounds)
         if problem:
@@ -96,6 +96,7 @@ def check_openai_chat(data: dict[str, Any]) -> None:
     if stream is not None and not isinstance(stream, bool):
         raise ProtocolError("stream", f"must be a bool, got {type(stream).__name__}")
     _check_openai_extras(data)
+    _check_2026_fields(data)
     _check_v2_common(data)
 
 
@@ -110,28 +111,64 @@ def _check_openai_extras(data: dict[str, Any]) -> None:
             str(k).lstrip("-").isdigit() and isinstance(v, int | float) and -100 <= v <= 100 for k, v in bias.items())):
         raise ProtocolError("logit_bias", "must map token ids to numbers from -100 to 100")
 
+#: OpenAI's caps on ``metadata``: pairs, key and value lengths
+METADATA_PAIRS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 64, 512
+#: the output modalities the platform's models have (``"audio"`` is refused by name)
+MODALITIES = ("text",)
+
+
+def check_metadata(value: Any, field: str = "metadata") -> dict[str, str]:
+    """OpenAI's ``metadata``: at most 16 pairs of strings, keys up to 64 characters, values up to 512."""
+    if not isinstance(value, dict) or len(value) > METADATA_PAIRS:
+        raise ProtocolError(field, f"must be an object of at most {METADATA_PAIRS} string pairs")
+    for key, text in value.items():
+        if not isinstance(key, str) or not key or len(key) > METADATA_KEY_CHARS:
+            raise ProtocolError(field, f"keys must be strings of 1 to {METADATA_KEY_CHARS} characters, got "
+                                f"{key!r:.80}")
+        if not isinstance(text, str) or len(text) > METADATA_VALUE_CHARS:
+            raise ProtocolError(f"{field}.{key}", f"must be a string of at most {METADATA_VALUE_CHARS} characters")
+    return value
+
+
+def _check_2026_fields(data: dict[str, Any]) -> None:
+    """``store``, ``metadata`` and ``modalities`` (the other 2026 fields are checked by their types)."""
+    store = data.get("store")
+    if store is not None and not isinstance(store, bool):
+        raise ProtocolError("store", "must be true or false")
+    if data.get("metadata") is not None:
+        check_metadata(data["metadata"])
+    modalities = data.get("modalities")
+    if modalities is not None:
+        if not isinstance(modalities, list) or not all(isinstance(m, str) for m in modalities):
+            raise ProtocolError("modalities", 'must be a list of strings, e.g. ["text"]')
+        other = [m for m in modalities if m not in MODALITIES]
+        if other:
+            raise ProtocolError("modalities", f"{other[0]!r:.40} is not served: the local platform's models answer "
+                                'text only; send modalities: ["text"]')
+
 #: the fields the OpenAI ``/completions`` route takes (OpenAI's, less ``n``/``logprobs``/``echo``/
 #: ``suffix``/``best_of``)
-OPENAI_COMPLETION_FIELDS = ("model", "prompt", "stream", "temperature", "top_p", "max_tokens", "stop", "seed", "user",
-                            "frequency_penalty", "presence_penalty")
+OPENAI_COMPLETION_FIELDS = ("model", "prompt", "stream", "stream_options", "temperature", "top_p", "max_tokens", "stop",
+                            "seed", "user", "frequency_penalty", "presence_penalty")
 
 
 def check_openai_completion(data: dict[str, Any]) -> None:
     """Refuse, by name, what the OpenAI ``/completions`` route cannot honour; OpenAI's ranges."""
     openai_wire.refuse_unknown(data, OPENAI_COMPLETION_FIELDS, "completions API",
                                note="; for choices and logprobs use chat completions")
-    if data.get("stream"):
-        raise ProtocolError("stream", "streamed answers are served on chat completions; send stream: false here")
     check_openai_chat({k: data[k] for k in ("temperature", "top_p", "seed", "stop", "frequency_penalty",
-                                            "presence_penalty", "max_tokens") if data.get(k) is not None})
+                                            "presence_penalty", "max_tokens", "stream", "stream_options")
+                       if data.get(k) is not None})
 
 
 class OpenAICompletionRequest(WireModel):
-    """Body of the platform's OpenAI ``/completions`` route (answered whole)."""
+    """Body of the platform's OpenAI ``/completions`` route (answered whole, or streamed as
+    ``text_completion`` chunks)."""
 
     model: str | None = None
     prompt: str
     stream: bool = False
+    stream_options: dict[str, Any] | None = None
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
@@ -149,19 +186,13 @@ class OpenAICompletionRequest(WireModel):
         return check_prompt(value)
 
 
-class OpenAIChatRequest(V2ChatRequest):
+class OpenAIChatRequest(V2ChatRequest, OpenAIChatFields):
     """Body of the platform's OpenAI chat routes: OpenAI's fields and ranges (``temperature`` 0
-    is greedy, ``n`` choices, ``logprobs``), plus ``penalty_score``/``top_k``; any other field is
-    refused by name."""
+    is greedy, ``n`` choices, ``logprobs``, the 2026 fields), plus ``penalty_score``/``top_k``;
+    any other field is refused by name. The fields are the spec's (:class:`OpenAIChatFields`)."""
 
     stop: str | list[str] | None = None  # type: ignore[assignment]
     seed: int | None = None
-    n: int = 1
-    top_k: int | None = None
-    logprobs: bool | None = None
-    top_logprobs: int | None = None
-    logit_bias: dict[str, float] | None = None
-    user: str | None = None
 
     _ranges = body_check(check_openai_chat)
     _nulls = model_validator(mode="before")(_without_nulls)  # before _ranges (see V2ChatRequest)

@@ -27,11 +27,9 @@ MEDIA_PARTS = {"image_url": "an image", "input_image": "an image", "input_audio"
                "input_file": "a file"}
 #: ``encoding_format`` values of the embeddings API
 ENCODINGS = ("float", "base64")
-#: every field the OpenAI chat routes take; any other is refused by name
-OPENAI_CHAT_FIELDS = ("model", "messages", "stream", "stream_options", "temperature", "top_p", "top_k",
-                      "max_tokens", "max_completion_tokens", "stop", "seed", "n", "frequency_penalty",
-                      "presence_penalty", "penalty_score", "logit_bias", "logprobs", "top_logprobs", "tools",
-                      "tool_choice", "parallel_tool_calls", "response_format", "user", "user_id", "extra_parameters")
+#: on an OpenAI chat answer: the fields of the request the platform accepted but did not act on,
+#: comma-separated (``metadata`` without ``store``, ``reasoning_effort`` for a model that does not reason...)
+IGNORED_FIELDS_HEADER = "X-Qfnb-Ignored-Fields"
 
 
 def drop_nulls(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,12 +8,19 @@ client and the local platform check one table.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["ChatFields", "CompletionFields", "EmbeddingFields", "PluginFields", "SamplingFields", "Text2ImageFields",
-           "V2ChatFields", "WireModel"]
+__all__ = ["OPENAI_CHAT_FIELDS", "ChatFields", "CompletionFields", "EmbeddingFields", "OpenAIChatFields",
+           "PluginFields", "SamplingFields", "Text2ImageFields", "V2ChatFields", "WireModel"]
+
+#: every field the OpenAI chat routes take (:class:`OpenAIChatFields`'s); any other is refused by name
+OPENAI_CHAT_FIELDS = ("model", "messages", "stream", "temperature", "top_p", "max_tokens", "max_completion_tokens",
+                      "stop", "seed", "penalty_score", "frequency_penalty", "presence_penalty", "stream_options",
+                      "tools", "tool_choice", "parallel_tool_calls", "response_format", "n", "top_k", "logprobs",
+                      "top_logprobs", "logit_bias", "user", "user_id", "extra_parameters", "store", "metadata",
+                      "service_tier", "prompt_cache_key", "safety_identifier", "reasoning_effort", "modalities")
 
 
 class WireModel(BaseModel):
@@ -103,3 +110,23 @@ class V2ChatFields(WireModel):
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     response_format: dict[str, Any] | None = None
+
+
+class OpenAIChatFields(V2ChatFields):
+    """Body of the platform's OpenAI chat routes (``/v1|/v2/chat/completions``)."""
+
+    n: int = 1
+    top_k: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    logit_bias: dict[str, float] | None = None
+    user: str | None = None
+    user_id: str | None = None
+    extra_parameters: dict[str, Any] | None = None
+    store: bool | None = None
+    metadata: dict[str, str] | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority", "fast"] | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
+    modalities: list[str] | None = None

@@ -151,6 +151,14 @@ def test_a_repeated_call_replays_from_the_cache_and_fresh_asks_again(sdk: Any, p
     assert [r.cache_hit for r in _rows()] == [False, True, False, True, False]
 
 
+def test_a_call_that_asks_to_be_stored_always_reaches_the_platform(sdk: Any, platform: Platform) -> None:
+    ask = [{"role": "user", "content": "keep me"}]
+    for _ in range(2):
+        sdk.chat.completions.create(model="m", messages=ask, max_tokens=10, store=True, safety_identifier="u-3")
+    assert len(platform.sent) == 2 and all(b["store"] is True for b in platform.sent)
+    assert [(r.cache_hit, r.end_user) for r in _rows()] == [(False, "u-3"), (False, "u-3")]
+
+
 class Batches:
     """Answers OpenAI's files + batches as the local platform does: the uploaded file ``file-1``'s
     rows, and one batch ``infer-b1`` whose ``status`` the test moves on."""

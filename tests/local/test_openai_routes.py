@@ -19,9 +19,9 @@ from starlette.testclient import TestClient
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
 from qfnb.local.server.app import create_app
 from qfnb.protocol.inference import V1_CHAT_FIELDS
-from qfnb.protocol.openai_wire import OPENAI_CHAT_FIELDS
 from qfnb.protocol.routes import MODEL_API_PREFIX
 from qfnb.protocol.sse import SSEDecoder
+from qfnb.protocol.wire_fields import OPENAI_CHAT_FIELDS
 
 MSG = [{"role": "user", "content": "hello there"}]
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
@@ -68,7 +68,16 @@ OPENAI_WALK: dict[str, tuple[Any, Check]] = {
     "user": ("u-1", lambda sent, ans: "user" not in sent["messages"][0]),
     "user_id": ("u-1", lambda sent, ans: ans["choices"][0]["message"]["content"]),
     "extra_parameters": ({"request_source": "sdk"}, lambda sent, ans: ans["choices"][0]["message"]["content"]),
+    # the 2026 fields: acted on, or named in the ignored-fields header (an external engine keeps no slot)
+    "store": (True, lambda sent, ans: "store" not in sent and IGNORED not in ans["headers"]),
+    "metadata": ({"k": "v"}, lambda sent, ans: ans["headers"][IGNORED] == "metadata"),  # kept only with store
+    "service_tier": ("flex", lambda sent, ans: ans["service_tier"] == "default" and "service_tier" not in sent),
+    "prompt_cache_key": ("conv-1", lambda sent, ans: ans["headers"][IGNORED] == "prompt_cache_key"),
+    "safety_identifier": ("u-1", lambda sent, ans: "safety_identifier" not in sent and IGNORED not in ans["headers"]),
+    "reasoning_effort": ("low", lambda sent, ans: sent["reasoning_effort"] == "low" and IGNORED not in ans["headers"]),
+    "modalities": (["text"], lambda sent, ans: "modalities" not in sent and ans["choices"][0]["message"]["content"]),
 }
+IGNORED = "x-qfnb-ignored-fields"
 #: what a field needs beside it
 NEEDS = {"top_logprobs": {"logprobs": True}, "tool_choice": {"tools": [WEATHER]}, "parallel_tool_calls": {
     "tools": [WEATHER]}, "stream_options": {"stream": True}}
@@ -78,11 +87,11 @@ def _answer(client: TestClient, path: str, body: dict[str, Any]) -> dict[str, An
     resp = client.post(path, headers={"Authorization": "Bearer " + bearer(client)}, json=body)
     assert resp.status_code == 200, resp.text
     if not body.get("stream"):
-        return {**resp.json(), "streamed": False}
+        return {**resp.json(), "streamed": False, "headers": resp.headers}
     events = [i.data for i in SSEDecoder().feed(resp.text) if not i.done]
     finishing = [e for e in events if e["choices"]][-1]
     return {"model": events[0]["model"], "streamed": True, "usage": events[-1].get("usage"),
-            "choices": [{"finish_reason": finishing["choices"][0]["finish_reason"]}]}
+            "choices": [{"finish_reason": finishing["choices"][0]["finish_reason"]}], "headers": resp.headers}
 
 
 @pytest.mark.parametrize("prefix", ["/v1", "/v2"])

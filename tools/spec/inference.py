@@ -236,6 +236,34 @@ PARALLEL_TOOL_CALLS = Field("parallel_tool_calls", "bool | None", doc="whether a
 V1_RESPONSE_FORMAT = Field("response_format", "str | dict[str, Any] | None", doc="text, json_object or a schema.")
 RESPONSE_FORMAT = Field("response_format", "dict[str, Any] | None", doc="the answer's format (a JSON schema).")
 
+# the OpenAI chat routes' own fields (OpenAI's 2026 chat API; checked in qfnb.protocol.openai_requests)
+#: OpenAI's ``service_tier`` values (the platform serves every request as ``"default"``)
+SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast")
+#: OpenAI's ``reasoning_effort`` values
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+
+
+def _literal(values: tuple[str, ...]) -> str:
+    return "Literal[" + ", ".join(f'"{v}"' for v in values) + "] | None"
+
+
+OPENAI_CHAT_OWN = (
+    Field("n", "int", "1", doc="how many choices to answer."),
+    TOP_K,
+    Field("logprobs", "bool | None", doc="report each token's log-probability."),
+    Field("top_logprobs", "int | None", doc="alternatives per token (with ``logprobs``)."),
+    Field("logit_bias", "dict[str, float] | None", doc="token id -> bias from -100 to 100."),
+    Field("user", "str | None", doc="the end user (OpenAI's older name for ``safety_identifier``)."),
+    USER_ID, _EXTRA_PARAMETERS,
+    Field("store", "bool | None", doc="keep the completion for the stored chat completions API."),
+    Field("metadata", "dict[str, str] | None", doc="up to 16 string pairs kept with a stored completion."),
+    Field("service_tier", _literal(SERVICE_TIERS), doc='answered as served: ``"default"``.'),
+    Field("prompt_cache_key", "str | None", doc="requests with one key share an engine slot (its prompt cache)."),
+    Field("safety_identifier", "str | None", doc="the end user, kept in the usage ledger."),
+    Field("reasoning_effort", _literal(REASONING_EFFORTS), doc="passed to a model that reasons."),
+    Field("modalities", "list[str] | None", doc='``["text"]`` only.'),
+)
+
 WIRE_MODELS = (
     WireModel("SamplingFields", "Sampling parameters shared by chat and completion requests.",
               (_WIRE_STREAM, TEMPERATURE, TOP_P, TOP_K, PENALTY_SCORE, MAX_OUTPUT_TOKENS, STOP, USER_ID,
@@ -256,4 +284,6 @@ WIRE_MODELS = (
                MAX_COMPLETION_TOKENS, STOP, SEED, PENALTY_SCORE, FREQUENCY_PENALTY, PRESENCE_PENALTY,
                Field("stream_options", "dict[str, Any] | None"), TOOLS, TOOL_CHOICE, PARALLEL_TOOL_CALLS,
                RESPONSE_FORMAT)),
+    WireModel("OpenAIChatFields", "Body of the platform's OpenAI chat routes (``/v1|/v2/chat/completions``).",
+              OPENAI_CHAT_OWN, base="V2ChatFields"),
 )

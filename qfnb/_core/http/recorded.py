@@ -28,8 +28,20 @@ from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices, worst_yuan
 from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS, OUTPUT_TOKEN_FIELDS
 
-__all__ = ["UNRECORDED", "Recording", "account_hash", "generates", "output_cap", "prompt_estimate", "prompt_hash",
-           "usage_of", "with_output_cap", "with_usage_chunk", "worst_case"]
+__all__ = [
+    "UNRECORDED",
+    "Recording",
+    "account_hash",
+    "end_user",
+    "generates",
+    "output_cap",
+    "prompt_estimate",
+    "prompt_hash",
+    "usage_of",
+    "with_output_cap",
+    "with_usage_chunk",
+    "worst_case",
+]
 
 #: routes outside the record: counting a prompt's tokens (``/tokenizer``) generates nothing and is
 #: not billed, so it neither spends a budget nor adds a row to the ledger
@@ -154,13 +166,25 @@ def usage_of(bodies: list[Mapping[str, Any]]) -> dict[str, int]:
 
 
 def _chunk_text(body: Mapping[str, Any]) -> bool:
-    """Whether a stream chunk carried answer text (v1 ``result``, v2 ``choices[].delta.content``)."""
+    """Whether a stream chunk carried answer text (v1 ``result``, v2 ``choices[].delta.content``,
+    a text completion's ``choices[].text``)."""
     if body.get("result"):
         return True
     choices = body.get("choices")
     return isinstance(choices, list) and any(
-        isinstance(c, Mapping) and isinstance(c.get("delta"), Mapping) and c["delta"].get("content")
+        isinstance(c, Mapping) and ((isinstance(c.get("delta"), Mapping) and c["delta"].get("content"))
+                                    or (isinstance(c.get("text"), str) and c["text"]))
         for c in choices)
+
+
+#: the body fields that name the end user a call was made for, the most specific first
+_END_USER = ("safety_identifier", "user", "user_id")
+
+
+def end_user(body: Mapping[str, Any]) -> str:
+    """The end user a call's ``body`` names (OpenAI's ``safety_identifier``, its older ``user``,
+    Qianfan's ``user_id``), or ""."""
+    return next((str(body[k]) for k in _END_USER if isinstance(body.get(k), str) and body[k]), "")
 
 
 def _served_by(responses: list[QfResponse]) -> str:
@@ -197,8 +221,9 @@ class Recording:
 
     @property
     def caching(self) -> bool:
-        """Whether the response cache is on for this call (read or refresh)."""
-        return mode_for(self.config.cache) != "off"
+        """Whether the response cache is on for this call (read or refresh); never for a call that
+        asks the platform to keep its answer (``store: true``): a replay would keep nothing."""
+        return mode_for(self.config.cache) != "off" and self.body.get("store") is not True
 
     def lookup(self, served: str | None) -> bool:
         """Whether the cache answers this call (then :meth:`replay` it). ``served`` is what would
@@ -304,7 +329,7 @@ class Recording:
             announce(self.named or asked, self.answered)
         default_ledger().record(UsageRow(api=self.api, model=self.answered, asked=asked, platform=self.platform,
                                          prompt_tokens=prompt, completion_tokens=completion, total_tokens=total,
-                                         latency_s=latency, cache_hit=hit))
+                                         latency_s=latency, cache_hit=hit, end_user=end_user(self.body)))
         budget = self.budget if self.held is not None else active_budget()
         if not hit and budget is not None:
             model = self.named or self.target

@@ -113,6 +113,8 @@ class UsageRow:
     job: str | None = None
     #: the name the call asked for when it differs from ``model`` (the one that answered), e.g. an alias
     asked: str = ""
+    #: the end user the call was made for (the body's ``safety_identifier``, ``user`` or ``user_id``), or ""
+    end_user: str = ""
 
 
 class Ledger:
@@ -134,8 +136,10 @@ class Ledger:
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
-            if "asked" not in {r[1] for r in db.execute("PRAGMA table_info(calls)")}:  # a file from before
-                db.execute("ALTER TABLE calls ADD COLUMN asked TEXT NOT NULL DEFAULT ''")
+            columns = {r[1] for r in db.execute("PRAGMA table_info(calls)")}
+            for added in ("asked", "end_user"):  # a file from before
+                if added not in columns:
+                    db.execute(f"ALTER TABLE calls ADD COLUMN {added} TEXT NOT NULL DEFAULT ''")
             self._db = db
         return self._db
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qfnb.local.convert.answer import Answer, Tally, answered, total_usage
+from qfnb.local.convert.answer import Answer, Tally, answer_of, answered, total_usage
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling, TextAsk, ToolChoice
 from qfnb.local.engines.base import Delta
@@ -22,7 +22,15 @@ from qfnb.protocol.tools import check_response_format
 
 log = logging.getLogger("qfnb.local.inference")
 
-__all__ = ["ChatRender", "CompletionRender", "chat_ask", "choice_of", "finish", "stream_error_event", "text_ask"]
+__all__ = ["SERVED_TIER", "ChatRender", "CompletionRender", "chat_ask", "choice_of", "finish", "ignored_fields",
+           "stream_error_event", "text_ask"]
+
+#: the ``service_tier`` every answer is served in (answered when the request names one)
+SERVED_TIER = "default"
+#: the engine kinds that keep a ``prompt_cache_key``'s requests on one slot (our llama-server)
+_SLOT_KINDS = ("llama.cpp",)
+#: the engine kinds that get ``reasoning_effort`` (an external OpenAI-compatible engine: its model may reason)
+_REASONING_KINDS = ("openai",)
 
 
 def chat_ask(req: OpenAIChatRequest, lane: str) -> ChatAsk:
@@ -41,7 +49,22 @@ def chat_ask(req: OpenAIChatRequest, lane: str) -> ChatAsk:
                    tool_choice=choice,
                    parallel_tool_calls=req.parallel_tool_calls, schema=check_response_format(req.response_format),
                    schema_name=_schema_name(req.response_format),
-                   logprobs=(req.top_logprobs or 0) if req.logprobs else None, n=req.n, lane=lane)
+                   logprobs=(req.top_logprobs or 0) if req.logprobs else None, n=req.n, lane=lane,
+                   cache_key=req.prompt_cache_key, reasoning_effort=req.reasoning_effort)
+
+
+def ignored_fields(req: OpenAIChatRequest, served: ServedLike) -> list[str]:
+    """The fields of ``req`` the platform accepted but cannot honour for ``served``: ``metadata``
+    without ``store``, ``prompt_cache_key`` off our llama-server (one slot or an external engine),
+    ``reasoning_effort`` (other than ``"none"``) for a model that does not reason."""
+    ignored = []
+    if req.metadata and not req.store:
+        ignored.append("metadata")
+    if req.prompt_cache_key and served.kind not in _SLOT_KINDS:
+        ignored.append("prompt_cache_key")
+    if req.reasoning_effort not in (None, "none") and served.kind not in _REASONING_KINDS:
+        ignored.append("reasoning_effort")
+    return ignored
 
 
 def _schema_name(fmt: Mapping[str, Any] | None) -> str | None:
@@ -78,6 +101,16 @@ def choice_of(index: int, answer: Answer, *, logprobs: bool) -> dict[str, Any]:
             "finish_reason": "tool_calls" if calls else finish(answer.finish)}
 
 
+def _chunk_delta(delta: Delta) -> dict[str, Any]:
+    """A chunk's ``delta``: the text and tool-call fragments ``delta`` carries."""
+    out: dict[str, Any] = {}
+    if delta.text:
+        out["content"] = delta.text
+    if delta.tool_calls:
+        out["tool_calls"] = delta.tool_calls
+    return out
+
+
 @dataclass(frozen=True)
 class ChatRender:
     """``chat.completion`` (``n`` choices, tool calls, logprobs) or its chunk stream. ``model`` is
@@ -89,31 +122,39 @@ class ChatRender:
     created: int
     logprobs: bool = False
     include_usage: bool = False
+    #: the request named a ``service_tier``: every answer and chunk says the one it was served in
+    tier: bool = False
+    #: called with the whole ``chat.completion`` once answered (a stream: once it ended whole)
+    keep: Callable[[dict[str, Any]], None] | None = None
+
+    def _head(self, kind: str, served: ServedLike) -> dict[str, Any]:
+        head = {"id": self.rid, "object": kind, "created": self.created, "model": answered(self.model, served)}
+        return {**head, "service_tier": SERVED_TIER} if self.tier else head
 
     def body(self, answers: Sequence[Answer], served: ServedLike) -> dict[str, Any]:
-        return {"id": self.rid, "object": "chat.completion", "created": self.created,
-                "model": answered(self.model, served),
-                "choices": [choice_of(i, a, logprobs=self.logprobs) for i, a in enumerate(answers)],
-                "usage": total_usage([a.tally for a in answers])}
+        whole = {**self._head("chat.completion", served),
+                 "choices": [choice_of(i, a, logprobs=self.logprobs) for i, a in enumerate(answers)],
+                 "usage": total_usage([a.tally for a in answers])}
+        if self.keep is not None:
+            self.keep(whole)
+        return whole
 
     async def events(self, deltas: AsyncIterator[tuple[int, Delta]], choices: int,
                      served: ServedLike) -> AsyncIterator[bytes]:
         tallies = [Tally() for _ in range(choices)]
         called = [False] * choices
-        base = {"id": self.rid, "object": "chat.completion.chunk", "created": self.created,
-                "model": answered(self.model, served)}
+        kept: list[list[Delta]] = [[] for _ in range(choices)]  # for ``keep``
+        base = self._head("chat.completion.chunk", served)
         try:
             for i in range(choices):
                 yield encode_event({**base, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""},
                                                          "logprobs": None, "finish_reason": None}]})
             async for i, delta in deltas:
                 tallies[i].add(delta)
-                out: dict[str, Any] = {}
-                if delta.text:
-                    out["content"] = delta.text
-                if delta.tool_calls:
-                    out["tool_calls"] = delta.tool_calls
-                    called[i] = True
+                if self.keep is not None:
+                    kept[i].append(delta)
+                out = _chunk_delta(delta)
+                called[i] = called[i] or "tool_calls" in out
                 if out:
                     logprobs = {"content": delta.logprobs or []} if self.logprobs else None
                     yield encode_event({**base, "choices": [{"index": i, "delta": out, "logprobs": logprobs,
@@ -128,17 +169,21 @@ class ChatRender:
                                                      else finish(tally.finish)}]})
         if self.include_usage:  # a chunk of its own with no choices, as OpenAI sends it (where clients read it)
             yield encode_event({**base, "choices": [], "usage": total_usage(tallies)})
+        if self.keep is not None:
+            self.body([answer_of(d) for d in kept], served)
         yield encode_event(DONE)
 
 
 @dataclass(frozen=True)
 class CompletionRender:
-    """``text_completion`` (answered whole: streamed answers are served on chat completions)."""
+    """``text_completion``: one body, or its chunk stream (each chunk's ``choices[i].text`` a
+    piece; with ``include_usage`` a last chunk with no choices carries the usage)."""
 
     model: str
     rid: str
     created: int
     stream: bool = False
+    include_usage: bool = False
 
     def body(self, answers: Sequence[Answer], served: ServedLike) -> dict[str, Any]:
         return {"id": self.rid, "object": "text_completion", "created": self.created, "model": self.model,
@@ -146,6 +191,23 @@ class CompletionRender:
                             for i, a in enumerate(answers)],
                 "usage": total_usage([a.tally for a in answers])}
 
-    def events(self, deltas: AsyncIterator[tuple[int, Delta]], choices: int,
-               served: ServedLike) -> AsyncIterator[bytes]:
-        raise NotImplementedError("completions are answered whole (OpenAICompletionRequest refuses stream)")
+    async def events(self, deltas: AsyncIterator[tuple[int, Delta]], choices: int,
+                     served: ServedLike) -> AsyncIterator[bytes]:
+        tallies = [Tally() for _ in range(choices)]
+        base = {"id": self.rid, "object": "text_completion", "created": self.created, "model": self.model}
+        try:
+            async for i, delta in deltas:
+                tallies[i].add(delta)
+                if delta.text:
+                    yield encode_event({**base, "choices": [{"index": i, "text": delta.text, "logprobs": None,
+                                                             "finish_reason": None}]})
+        except Exception:
+            log.exception("stream failed")
+            yield stream_error_event()
+            return
+        for i, tally in enumerate(tallies):
+            yield encode_event({**base, "choices": [{"index": i, "text": "", "logprobs": None,
+                                                     "finish_reason": finish(tally.finish)}]})
+        if self.include_usage:
+            yield encode_event({**base, "choices": [], "usage": total_usage(tallies)})
+        yield encode_event(DONE)

@@ -31,6 +31,7 @@ KINDS: dict[str, str] = {
     "files": "file-",      # OpenAI-style uploaded files (objects in the local BOS)
     "prompts": "pt-",      # prompt templates (the v1 prompt library)
     "responses": "resp_",  # stored Responses-API turns (conversations: domain/responses.py)
+    "chat_completions": "chatcmpl-",  # stored OpenAI chat completions (store: true; domain/chat_completions.py)
 }
 
 Record = dict[str, Any]

@@ -111,7 +111,8 @@ class ChatAsk:
     ``n``: answers wanted (the serving flow asks the engine ``n`` times, :meth:`nth`).
     ``lane``: :data:`INTERACTIVE` or :data:`BATCH`. ``model``: the name the client asked for (the
     serving flow resolves it); ``cache_key``: keeps a conversation's turns on the engine slot
-    that holds its prefix (``None``: any slot).
+    that holds its prefix (``None``: any slot). ``reasoning_effort``: OpenAI's, for an engine
+    whose model reasons (an external OpenAI-compatible one gets it; the others ignore it).
     """
 
     model: str
@@ -126,6 +127,7 @@ class ChatAsk:
     n: int = 1
     lane: str = INTERACTIVE
     cache_key: str | None = None
+    reasoning_effort: str | None = None
 
     def __post_init__(self) -> None:
         if self.n < 1:

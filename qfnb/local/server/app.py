@@ -25,6 +25,7 @@ from qfnb.local.server import (
     routes_anthropic,
     routes_batch,
     routes_bos,
+    routes_chat_store,
     routes_console,
     routes_inference,
     routes_models,
@@ -165,7 +166,8 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
             platform.shutdown()
 
     routes: list[Any] = [
-        *routes_tokens.routes(), *routes_inference.routes(), *routes_openai.routes(), *routes_responses.routes(),
+        *routes_tokens.routes(), *routes_inference.routes(), *routes_openai.routes(), *routes_chat_store.routes(),
+        *routes_responses.routes(),
         *routes_anthropic.routes(), *routes_console.routes(), *routes_v2.routes(),
         *routes_models.routes(),
         *routes_batch.routes(), *routes_bos.routes(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -53,6 +54,19 @@ def bearer_refusal(request: Request) -> JSONResponse | None:
     """OpenAI's 401 for a request without a valid bearer token (files, batches, stored responses)."""
     problem = authenticator(request).check_bearer(request)
     return None if problem is None else openai_error(401, problem, code="invalid_api_key")
+
+
+def page_args(query: Any, order: str = "desc") -> dict[str, Any] | JSONResponse:
+    """``limit`` (1-100, default 20), ``order`` (asc/desc, default ``order``) and ``after`` of an
+    OpenAI list call, or its 400."""
+    try:
+        limit = max(1, min(100, int(query.get("limit", 20))))
+    except ValueError:
+        return openai_error(400, "limit must be a whole number from 1 to 100", param="limit")
+    order = query.get("order", order)
+    if order not in ("asc", "desc"):
+        return openai_error(400, "order must be 'asc' or 'desc'", param="order")
+    return {"limit": limit, "order": order, "after": query.get("after")}
 
 
 def _bearer_refusal(request: Request) -> Response | None:

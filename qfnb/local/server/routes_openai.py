@@ -4,7 +4,10 @@ batches are served by :mod:`.routes_batch` under the same two prefixes.
 
 One ``OpenAI(base_url="http://127.0.0.1:<port>/v1", api_key=<bearer token>)`` (or ``…/v2``) does
 all of it. The OpenAI routes take OpenAI's fields and ranges (``temperature`` 0 is greedy); any
-field they cannot honour is refused with a 400 naming it.
+field they cannot honour is refused with a 400 naming it. A chat with ``store: true`` is kept
+(:mod:`.routes_chat_store` reads it back); a field accepted but not acted on for the model that
+answered (``metadata`` without ``store``, ``reasoning_effort`` for a model that does not reason...)
+is named in the ``X-Qfnb-Ignored-Fields`` header.
 """
 
 from __future__ import annotations
@@ -16,29 +19,43 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from qfnb.local.convert import openai_chat
+from qfnb.local.domain import chat_completions
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
+from qfnb.local.engines.api import ServedLike
 from qfnb.local.server import rerank
 from qfnb.local.server.openai_errors import openai_route
 from qfnb.local.server.serve import embed, serve
 from qfnb.local.server.wire import VectorsJSON, now, parse, response_id, vector_rows
 from qfnb.protocol.daemon import MODEL_HEADER
 from qfnb.protocol.openai_requests import OpenAIChatRequest, OpenAICompletionRequest, OpenAIEmbeddingRequest
-from qfnb.protocol.openai_wire import check_encoding, drop_nulls, encode_vector
+from qfnb.protocol.openai_wire import IGNORED_FIELDS_HEADER, check_encoding, drop_nulls, encode_vector
 
 PREFIXES = ("/v1", "/v2")
 
 
 async def _chat(request: Request, platform: Platform, body: dict[str, Any], lane: str) -> Response:
     req = parse(OpenAIChatRequest, body)
-    render = openai_chat.ChatRender(req.model, req.stream, response_id("chatcmpl-"), now(), logprobs=bool(req.logprobs),
-                                    include_usage=bool((req.stream_options or {}).get("include_usage")))
-    return await serve(request, platform, openai_chat.chat_ask(req, lane), render)
+    asked = req.model_dump(exclude_none=True)
+
+    def keep(completion: dict[str, Any]) -> None:
+        chat_completions.save(platform.store, completion, asked)
+
+    def ignored(served: ServedLike) -> dict[str, str]:
+        fields = openai_chat.ignored_fields(req, served)
+        return {IGNORED_FIELDS_HEADER: ", ".join(fields)} if fields else {}
+
+    render = openai_chat.ChatRender(req.model, req.stream, response_id(chat_completions.PREFIX), now(),
+                                    logprobs=bool(req.logprobs),
+                                    include_usage=bool((req.stream_options or {}).get("include_usage")),
+                                    tier=req.service_tier is not None, keep=keep if req.store else None)
+    return await serve(request, platform, openai_chat.chat_ask(req, lane), render, headers=ignored)
 
 
 async def _completions(request: Request, platform: Platform, body: dict[str, Any], lane: str) -> Response:
     req = parse(OpenAICompletionRequest, drop_nulls(body))
-    render = openai_chat.CompletionRender(str(req.model), response_id("cmpl-"), now())
+    render = openai_chat.CompletionRender(str(req.model), response_id("cmpl-"), now(), stream=req.stream,
+                                          include_usage=bool((req.stream_options or {}).get("include_usage")))
     return await serve(request, platform, openai_chat.text_ask(req, lane), render)
 
 

@@ -95,7 +95,7 @@ async def _list(request: Request) -> Response:
         elif name not in ("limit", "order", "after"):
             return openai_errors.openai_error(400, f"unknown query parameter {name!r:.80}: use metadata[KEY]=VALUE, "
                                               "limit, order or after", param=name[:80])
-    page = _page_args(query)
+    page = openai_errors.page_args(query)
     if isinstance(page, Response):
         return page
     if not wanted:
@@ -103,18 +103,6 @@ async def _list(request: Request) -> Response:
                                           param="metadata")
     found = await run_in_threadpool(stored.listed, platform.store, wanted)
     return JSONResponse(list_page(found, **page))
-
-
-def _page_args(query: Any) -> dict[str, Any] | Response:
-    """``limit`` (1-100, default 20), ``order`` (asc/desc, default desc) and ``after`` of a list call."""
-    try:
-        limit = max(1, min(100, int(query.get("limit", 20))))
-    except ValueError:
-        return openai_errors.openai_error(400, "limit must be a whole number from 1 to 100", param="limit")
-    order = query.get("order", "desc")
-    if order not in ("asc", "desc"):
-        return openai_errors.openai_error(400, "order must be 'asc' or 'desc'", param="order")
-    return {"limit": limit, "order": order, "after": query.get("after")}
 
 
 async def _one(request: Request) -> Response:
@@ -140,7 +128,7 @@ async def _one(request: Request) -> Response:
     except NotFound as exc:
         return openai_errors.openai_error(404, str(exc), param="response_id", code="not_found")
     if request.url.path.endswith("/input_items"):
-        page = _page_args(request.query_params)
+        page = openai_errors.page_args(request.query_params)
         return page if isinstance(page, Response) else JSONResponse(list_page(record["input_items"], **page))
     return JSONResponse(record["response"])
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -84,10 +84,11 @@ def answers(engine: Engine, served: ServedLike, ask: Ask, *, whole: bool = True)
     return [loop_guard.whole_answer(engine, ask.nth(i), served.name) for i in range(ask.n)]
 
 
-async def serve(request: Request, platform: Platform, ask: Ask, render: Render, *, counted: bool = True) -> Response:
-    """Answer ``ask`` as ``render`` draws it, naming the model that served it in ``MODEL_HEADER``.
-    The call's usage (what the answer reports) goes to the platform's meter unless not ``counted``
-    (a token count).
+async def serve(request: Request, platform: Platform, ask: Ask, render: Render, *, counted: bool = True,
+                headers: Callable[[ServedLike], Mapping[str, str]] | None = None) -> Response:
+    """Answer ``ask`` as ``render`` draws it, naming the model that served it in ``MODEL_HEADER``
+    (and the ``headers`` the route makes of the served model). The call's usage (what the answer
+    reports) goes to the platform's meter unless not ``counted`` (a token count).
 
     Raises what the routes map to their errors: ``BodyError`` (an unknown model), ``EngineBusy``,
     ``PromptTooLong``, ``EngineUnavailable``, ``CannotServe`` and
@@ -104,17 +105,18 @@ async def serve(request: Request, platform: Platform, ask: Ask, render: Render, 
         streams = [timed(s, note) for s in streams]
     elif not counted and (own := current_note()) is not None:
         own.model_call = False
+    named = {MODEL_HEADER: served.name, **(headers(served) if headers is not None else {})}
     if render.stream:
         primed = [await primed_stream(s) for s in streams]
         merged = indexed(primed[0]) if len(primed) == 1 else interleaved(primed)
         if note is not None:
             merged = tallied(merged, len(primed), note)
         return StreamingResponse(render.events(merged, len(primed), served),
-                                 media_type="text/event-stream", headers={**SSE_HEADERS, MODEL_HEADER: served.name})
+                                 media_type="text/event-stream", headers={**SSE_HEADERS, **named})
     (results,) = await collect(request, together(streams))
     if note is not None:
         note.usage(*usage_of([a.tally for a in results]))
-    return JSONResponse(render.body(results, served), headers={MODEL_HEADER: served.name})
+    return JSONResponse(render.body(results, served), headers=named)
 
 
 async def embed(platform: Platform, name: str, texts: list[str]) -> tuple[ServedLike, list[list[float]], int]:

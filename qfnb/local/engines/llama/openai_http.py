@@ -90,8 +90,12 @@ class OpenAIChat:
                                           key=ask.cache_key)
             if self._template == "gemma":
                 return self._run("/completions", {"prompt": render_gemma(msgs)}, gp, ask.lane)
-            return self._run("/chat/completions", {"messages": msgs}, gp, ask.lane)
+            return self._run("/chat/completions", {"messages": msgs, **self._reasoning(ask)}, gp, ask.lane)
         return self._chat_fields(ask, gp)
+
+    def _reasoning(self, ask: ChatAsk) -> dict[str, Any]:
+        """``reasoning_effort`` for an external engine (its model may reason; ours do not)."""
+        return {"reasoning_effort": ask.reasoning_effort} if ask.reasoning_effort and not self._llama else {}
 
     async def count_tokens(self, ask: Ask) -> int:
         """The prompt's tokens as :meth:`generate` sends them: rendered by the model's template (a
@@ -185,7 +189,7 @@ class OpenAIChat:
     def _external(self, ask: ChatAsk, messages: list[dict[str, Any]], passthrough: dict[str, Any],
                   gp: GenParams) -> AsyncIterator[Delta]:
         """An external engine: OpenAI's fields on its chat endpoint."""
-        payload: dict[str, Any] = {"messages": messages, **passthrough}
+        payload: dict[str, Any] = {"messages": messages, **passthrough, **self._reasoning(ask)}
         if ask.tools:
             payload.update(tools=[dict(t) for t in ask.tools], tool_choice=ask.tool_choice)
         if ask.parallel_tool_calls is not None:
