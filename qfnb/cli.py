@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb import cli_models
 from qfnb.common.cli import main as official
+from qfnb.common.cli._shared import CliError
 from qfnb.protocol.netguard import is_loopback
 
 if TYPE_CHECKING:
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
 #: the platform's credentials a hand-run ``qfnb serve`` takes, and the global option that gives each
 #: (its variable: ``official.GLOBAL_OPTIONS``)
 _SERVE_CREDENTIALS = {"api_key": "ak", "secret_key": "sk", "access_key": "access_key", "iam_secret_key": "secret_key"}
+#: where else a server reads its credentials than the environment (added to an argv refusal)
+_CREDENTIALS_FILE = {"serve": "; or keep them in <data dir>/credentials.json (mode 0600), which qfnb serve reads "
+                              "and generates when absent"}
+#: where ``qfnb mcp --http`` reads its key (else ``--key-file``, else the generated one)
+MCP_KEY_ENV = "QFNB_MCP_KEY"
 #: what a non-loopback bind asks of the keys it is given
 MIN_SECRET_CHARS, MIN_SECRET_DISTINCT, MIN_KEY_CHARS = 24, 10, 8
 
@@ -34,13 +40,12 @@ MIN_SECRET_CHARS, MIN_SECRET_DISTINCT, MIN_KEY_CHARS = 24, 10, 8
 def public_bind_problem(given: dict[str, str | None]) -> str | None:
     """Why the given keys may not guard a non-loopback address (None: they may)."""
     if not (given["access_key"] and given["iam_secret_key"]):
-        return ("a non-loopback address needs an access key and secret key "
-                "(--access-key/--secret-key or QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY)")
-    for name, option in (("access_key", "--access-key"), ("api_key", "--ak")):
+        return "a non-loopback address needs an access key and secret key (QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY)"
+    for name, option in (("access_key", "QIANFAN_ACCESS_KEY"), ("api_key", "QIANFAN_AK")):
         value = given[name]
         if value and len(value) < MIN_KEY_CHARS:
             return f"{option} is too short for a non-loopback address (at least {MIN_KEY_CHARS} characters)"
-    for name, option in (("iam_secret_key", "--secret-key"), ("secret_key", "--sk")):
+    for name, option in (("iam_secret_key", "QIANFAN_SECRET_KEY"), ("secret_key", "QIANFAN_SK")):
         value = given[name]
         if value and (len(value) < MIN_SECRET_CHARS or len(set(value)) < MIN_SECRET_DISTINCT):
             return (f"{option} is too weak for a non-loopback address (at least {MIN_SECRET_CHARS} characters, "
@@ -57,10 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8866, help="port (default 8866; 0 picks a free one)")
     serve.add_argument("--data-dir", type=Path, default=None, help="state dir (default $QFNB_DATA_DIR or ~/.qfnb)")
-    serve.add_argument("--ak", help="OAuth API key (default $QIANFAN_AK)")
-    serve.add_argument("--sk", help="OAuth secret key (default $QIANFAN_SK)")
-    serve.add_argument("--access-key", help="IAM access key (default $QIANFAN_ACCESS_KEY)")
-    serve.add_argument("--secret-key", help="IAM secret key (default $QIANFAN_SECRET_KEY)")
+    for option in ("--ak", "--sk", "--access-key", "--secret-key"):  # refused: argv shows in `ps`
+        serve.add_argument(option, help=argparse.SUPPRESS)
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--daemon", action="store_true",
                        help="run as the data dir's shared background service (write runtime.json; what "
@@ -90,17 +93,34 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument("--http", action="store_true", help="streamable HTTP at http://HOST:PORT/mcp instead of stdio")
     mcp.add_argument("--host", default="127.0.0.1", help="loopback address to bind with --http (default 127.0.0.1)")
     mcp.add_argument("--port", type=int, default=8765, help="port with --http (default 8765)")
+    mcp.add_argument("--key-file", type=Path, default=None,
+                     help="a 0600 file holding the key clients send with --http as Authorization: Bearer "
+                          "(default $QFNB_MCP_KEY, else one generated into <data dir>/adapters/mcp.key, printed once)")
 
     cli_models.add_parser(sub)
     official.add_parsers(sub)
     return parser
 
 
+def refuse_argv_secrets(args: argparse.Namespace) -> str | None:
+    """Why a long-running server (``serve``, ``mcp``) may not start with a credential on argv (``ps``
+    shows it to every user for the server's whole life), naming the option; None when none is given."""
+    try:
+        official.refuse_argv_credentials(args)
+    except CliError as exc:
+        return str(exc) + _CREDENTIALS_FILE.get(args.command, "")
+    for option in _SERVE_CREDENTIALS.values():
+        if getattr(args, option, None):
+            return official.ARGV_CREDENTIAL.format(option="--" + option.replace("_", "-"), command=args.command,
+                                                   env=official.GLOBAL_OPTIONS[option]) + _CREDENTIALS_FILE["serve"]
+    return None
+
+
 def mcp_serve(args: argparse.Namespace) -> int:
-    """``qfnb mcp``: the MCP server until stopped (it has no key of its own: loopback only)."""
+    """``qfnb mcp``: the MCP server until stopped; over HTTP only loopback, and only with its key."""
     if args.http and not is_loopback(args.host):
-        print(f"qfnb mcp: --host {args.host} is not a loopback address; the MCP server takes no key, so it "
-              "binds only loopback addresses (127.0.0.1, ::1, localhost)", file=sys.stderr)
+        print(f"qfnb mcp: --host {args.host} is not a loopback address; the MCP server binds only loopback "
+              "addresses (127.0.0.1, ::1, localhost)", file=sys.stderr)
         return 2
     try:
         from qfnb.agents import mcp_server  # deferred: the mcp package is an extra, and `qfnb --help` skips it
@@ -108,8 +128,32 @@ def mcp_serve(args: argparse.Namespace) -> int:
         print(f"qfnb mcp needs the mcp package: pip install 'qfnb[mcp]' ({exc})", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    mcp_server.serve(http=args.http, host=args.host, port=args.port)
+    if not args.http:
+        mcp_server.serve()
+        return 0
+    import uvicorn
+
+    from qfnb.common.cli import adapter_guard  # deferred: `qfnb --help` does without it
+
+    try:
+        key, created = adapter_guard.adapter_secret("mcp", MCP_KEY_ENV, args.key_file)
+    except CliError as exc:
+        print(f"qfnb mcp: {exc}", file=sys.stderr)
+        return 2
+    app = adapter_guard.RequestGuard(mcp_server.http_app(args.host), refusal=_mcp_refusal,
+                                     key_ok=adapter_guard.bearer_key(key))
+    where = f"http://{args.host}:{args.port}/mcp"
+    shown = (f"key {key} (kept in {created}, mode 0600; printed this once)" if created else
+             f"the key in {args.key_file}" if args.key_file else f"the key in ${MCP_KEY_ENV}" if os.environ.get(
+                 MCP_KEY_ENV) else "the key in <data dir>/adapters/mcp.key")
+    print(f"qfnb MCP server at {where}: clients send Authorization: Bearer <{shown}>", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def _mcp_refusal(status: int, code: str, message: str) -> dict[str, Any]:
+    """A refused MCP request as a JSON-RPC error (what an MCP client reads)."""
+    return {"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": f"{code}: {message}"}}
 
 
 def _load_registry(spec: str | None) -> RegistryLike | None:
@@ -244,8 +288,7 @@ def _foreground_settings(args: argparse.Namespace, data_dir: Path) -> Settings |
     from qfnb.local.server import listen  # deferred: `qfnb --help` does without it (3 modules)
     from qfnb.local.settings import Credentials, Settings  # deferred: loads httpx (`qfnb --help` does not)
 
-    given = {key: getattr(args, option) or os.environ.get(official.GLOBAL_OPTIONS[option])
-             for key, option in _SERVE_CREDENTIALS.items()}
+    given = {key: os.environ.get(official.GLOBAL_OPTIONS[option]) for key, option in _SERVE_CREDENTIALS.items()}
     if not is_loopback(args.host):
         problem = public_bind_problem(given)
         if problem:
@@ -313,6 +356,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _one_line_warnings()
     if official.handles(args.command):
         return official.run(args, argv)
+    if args.command in ("serve", "mcp"):
+        refused = refuse_argv_secrets(args)
+        if refused:
+            print(f"qfnb {args.command}: {refused}", file=sys.stderr)
+            return 2
 
     commands = {"serve": serve, "start": start, "status": status, "stop": stop, "models": cli_models.run,
                 "mcp": mcp_serve}

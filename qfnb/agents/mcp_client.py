@@ -22,6 +22,9 @@ from typing import Any
 
 import mcp
 import mcp_types
+from mcp.client._transport import Transport
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 from qfnb._core.runtime import sync
 from qfnb.agents.tools import FunctionTool
@@ -39,12 +42,16 @@ class McpError(RuntimeError):
     """An MCP server that cannot be reached, or a tool call it answered as an error."""
 
 
-def server_of(target: str, env: Mapping[str, str] | None = None) -> str | mcp.StdioServerParameters:
-    """What ``mcp.Client`` connects to: a URL as it is, a command line as stdio parameters."""
+def server_of(target: str, env: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
+              ) -> str | mcp.StdioServerParameters | Transport:
+    """What ``mcp.Client`` connects to: a URL as it is (with ``headers``, a transport sending them: a
+    key as ``Authorization: Bearer``), a command line as stdio parameters."""
     target = target.strip()
     if not target:
         raise ValueError("an MCP server is a URL (http://host/mcp) or a command line; got nothing")
     if target.startswith(("http://", "https://")):
+        if headers:
+            return streamable_http_client(target, http_client=create_mcp_http_client(headers=dict(headers)))
         return target
     argv = shlex.split(target)
     return mcp.StdioServerParameters(command=argv[0], args=argv[1:], env=dict(env) if env else None)
@@ -76,11 +83,13 @@ class McpToolbox:
     _task: Any = None
 
     @classmethod
-    def open(cls, target: str, *, env: Mapping[str, str] | None = None, timeout: float = CONNECT_TIMEOUT) -> McpToolbox:
+    def open(cls, target: str, *, env: Mapping[str, str] | None = None, timeout: float = CONNECT_TIMEOUT,
+             headers: Mapping[str, str] | None = None) -> McpToolbox:
         """Connect to ``target`` (a URL or a command line) and list its tools; raises
-        :class:`McpError` naming the server when it cannot."""
+        :class:`McpError` naming the server when it cannot. ``headers`` go with each HTTP request
+        (``qfnb mcp --http`` takes its key as ``{"Authorization": "Bearer <key>"}``)."""
         box = cls(target)
-        server = server_of(target, env)
+        server = server_of(target, env, headers)
         ready: asyncio.Future[list[mcp_types.Tool]] | None = None
 
         async def start() -> list[mcp_types.Tool]:
@@ -99,7 +108,7 @@ class McpToolbox:
         log.info("MCP server %s: %d tool(s): %s", target, len(box.tools), ", ".join(t.name for t in box.tools))
         return box
 
-    async def _serve(self, server: str | mcp.StdioServerParameters,
+    async def _serve(self, server: str | mcp.StdioServerParameters | Transport,
                      ready: asyncio.Future[list[mcp_types.Tool]]) -> None:
         assert self._requests is not None
         try:

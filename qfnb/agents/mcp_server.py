@@ -5,7 +5,7 @@ Tools: ``chat``, ``embeddings``, ``rerank``, ``dataset_info``, ``dataset_rows``,
 ``evaluation_info`` and ``evaluation_results``. Each is one call of qfnb's SDK, so it reaches
 whatever qfnb is configured for: the local platform (started if none runs) or the cloud with the
 user's keys. Transports: stdio (what a desktop agent starts) or streamable HTTP on a loopback
-address (``--http``).
+address (``--http``: :func:`http_app`, which ``qfnb mcp`` serves behind its key).
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from starlette.applications import Starlette
 
 from qfnb.resources import ChatCompletion, Data, Embedding, Model, QfResponse, Reranker
 
-__all__ = ["build_server", "serve"]
+__all__ = ["build_server", "http_app", "serve"]
 
 log = logging.getLogger("qfnb.agents.mcp_server")
 
@@ -148,11 +149,12 @@ def build_server() -> MCPServer:
     return server
 
 
-def serve(*, http: bool = False, host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Run the server until stopped: over stdio, or streamable HTTP at ``http://host:port/mcp``."""
-    server = build_server()
-    if http:
-        log.info("qfnb MCP server at http://%s:%d/mcp", host, port)
-        server.run("streamable-http", host=host, port=port)
-    else:
-        server.run("stdio")
+def http_app(host: str = "127.0.0.1") -> Starlette:
+    """The server as a streamable-HTTP ASGI app at ``/mcp`` (the SDK refuses a foreign Host/Origin;
+    the caller adds the key check)."""
+    return build_server().streamable_http_app(host=host)
+
+
+def serve() -> None:
+    """Run the server over stdio until stopped (the agent that started it holds its pipes)."""
+    build_server().run("stdio")

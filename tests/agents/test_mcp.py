@@ -35,11 +35,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: the key ``qfnb mcp --http`` takes here (``$QFNB_MCP_KEY``)
+KEY = "mcp-test-key-0123456789"
+BEARER = {"Authorization": f"Bearer {KEY}"}
+
+
 @pytest.fixture
 def mcp_http(local_platform: ServedPlatform, tmp_path: Any) -> Iterator[str]:
     """``qfnb mcp --http`` on a free loopback port, pointed at the platform; stopped after the test."""
     port = _free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("QIANFAN_")}, **local_platform.env()}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("QIANFAN_")}, **local_platform.env(),
+           "QFNB_MCP_KEY": KEY}
     log = open(tmp_path / "mcp.log", "wb")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen([sys.executable, "-m", "qfnb.cli", "mcp", "--http", "--port", str(port)], env=env,
                             stdout=log, stderr=subprocess.STDOUT)
@@ -97,7 +103,7 @@ class ScriptedStep:
 
 
 def test_an_mcp_servers_tools_run_in_the_loop_over_http_with_confirmation(mcp_http: str) -> None:
-    with McpToolbox.open(mcp_http) as box:
+    with McpToolbox.open(mcp_http, headers=BEARER) as box:
         tools = {t.name: t for t in box.tools}
         step = ScriptedStep([StepReply(calls=(("chat", '{"prompt": 5}', "a"),)),
                              StepReply(calls=(("chat", '{"prompt": "ping", "model": "Tiny-Chat"}', "b"),)),
@@ -118,6 +124,34 @@ def test_an_mcp_servers_tools_run_in_the_loop_over_http_with_confirmation(mcp_ht
     assert [c.status for c in loop.calls] == ["failed", "ran"]
     assert loop.calls[0].result == "error: arguments refused: prompt: 5 is not of type 'string'"
     assert loop.calls[1].result == "tiny-chat: ping" and loop.answer == "It said ping."
+
+
+INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "probe", "version": "1"}}}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def test_qfnb_mcp_over_http_needs_its_key(mcp_http: str) -> None:
+    """Any local process could otherwise chat with the user's credentials and read their datasets."""
+    import httpx
+
+    bare = httpx.post(mcp_http, json=INITIALIZE, headers=MCP_HEADERS)
+    assert bare.status_code == 401 and "key" in bare.json()["error"]["message"]
+    wrong = httpx.post(mcp_http, json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    keyed = httpx.post(mcp_http, json=INITIALIZE, headers={**MCP_HEADERS, **BEARER})
+    assert keyed.status_code == 200 and "serverInfo" in keyed.text
+    with pytest.raises(McpError, match="cannot connect"):
+        McpToolbox.open(mcp_http, timeout=20)
+
+
+def test_qfnb_mcp_generates_its_key_once_into_the_data_dir(tmp_path: Any) -> None:
+    from qfnb.common.cli import adapter_guard
+
+    env = {"QFNB_DATA_DIR": str(tmp_path)}
+    key, created = adapter_guard.adapter_secret("mcp", "QFNB_MCP_KEY", None, env)
+    assert created == tmp_path / "adapters" / "mcp.key" and (created.stat().st_mode & 0o777) == 0o600
+    assert adapter_guard.adapter_secret("mcp", "QFNB_MCP_KEY", None, env) == (key, None)
 
 
 def test_an_unreachable_server_is_refused_naming_it() -> None:

@@ -63,6 +63,13 @@ def test_daemon_writes_only_private_files(tmp_path: Path) -> None:
         signer = Signer(ak=platform.access_key, sk=platform.iam_secret_key)
         put = httpx.put(platform.base_url + "/bos/b/k.jsonl", content=b'{"prompt": "p"}', auth=signer)
         assert put.status_code == 200
+        # a foreign Host (DNS rebinding) or Origin (a web page) is refused whatever it carries
+        assert httpx.get(platform.base_url + "/healthz").status_code == 200
+        rebound = httpx.get(platform.base_url + "/healthz", headers={"Host": "evil.example"})
+        assert rebound.status_code == 403 and "evil.example" in rebound.json()["message"]
+        page = httpx.put(platform.base_url + "/bos/b/x.jsonl", content=b"{}", auth=signer,
+                         headers={"Origin": "https://evil.example"})
+        assert page.status_code == 403 and "Origin" in page.json()["message"]
         modes = _modes(data)
         assert {"platform.sqlite3", "daemon.log", "credentials.json", "runtime.json", "objects/b/k.jsonl"} <= set(modes)
         loose = {k: oct(m) for k, m in modes.items() if m & 0o077}
@@ -113,11 +120,12 @@ def _serve(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str
 
 
 def test_generated_keys_are_printed_once_and_given_ones_never(tmp_path: Path) -> None:
-    first = _serve(tmp_path, "--secret-key", "user-supplied-secret-xyz")
+    given = {"QIANFAN_SECRET_KEY": "user-supplied-secret-xyz"}
+    first = _serve(tmp_path, env=given)
     creds = json.loads((tmp_path / "credentials.json").read_text())
     assert creds["secret_key"] in first and creds["api_key"] in first
     assert "user-supplied-secret-xyz" not in first and creds["iam_secret_key"] not in first
-    again = _serve(tmp_path, "--secret-key", "user-supplied-secret-xyz")
+    again = _serve(tmp_path, env=given)
     assert str(tmp_path / "credentials.json") in again
     assert not any(v in again for v in (*creds.values(), "user-supplied-secret-xyz")), again
 
@@ -130,10 +138,29 @@ def test_a_public_bind_needs_strong_keys(tmp_path: Path) -> None:
                                                "iam_secret_key": "a" * 40}) or "")
     assert public_bind_problem({**weak, "access_key": "access-key-1",
                                 "iam_secret_key": "Zq8!vR2#kLm9$Tw4^Np7&Xs1*"}) is None
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("QIANFAN_")},
+           "QIANFAN_ACCESS_KEY": "a", "QIANFAN_SECRET_KEY": "b"}
     proc = subprocess.run([sys.executable, "-m", "qfnb.cli", "serve", "--host", "0.0.0.0", "--data-dir",
-                           str(tmp_path), "--access-key", "a", "--secret-key", "b"], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)
+                           str(tmp_path)], cwd=REPO, capture_output=True, env=env, text=True, timeout=60)
     assert proc.returncode == 2 and "too short" in proc.stderr and "b" not in proc.stdout
+
+
+@pytest.mark.parametrize(("argv", "option"), [(["serve", "--sk", "x"], "--sk"),
+                                              (["serve", "--secret-key", "x"], "--secret-key"),
+                                              (["serve", "--daemon", "--ak", "x"], "--ak"),
+                                              (["--sk", "x", "serve"], "--sk"),
+                                              (["--secret-key", "x", "mcp", "--http"], "--secret-key")])
+def test_a_long_running_server_refuses_a_secret_on_argv(argv: list[str], option: str, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """``ps`` shows argv to every user for the server's whole life: refused by name before it starts,
+    pointing at the environment (and, for serve, the credentials file)."""
+    from qfnb.cli import main
+
+    assert main([*argv, *(["--data-dir", str(tmp_path)] if "serve" in argv else [])]) == 2
+    err = capsys.readouterr().err
+    assert f"{option} is refused" in err and "$QIANFAN_" in err and "x" not in err.split("refused", 1)[0]
+    assert ("credentials.json" in err) == ("serve" in argv)
+    assert not (tmp_path / "credentials.json").exists()  # nothing started
 
 
 BAD_V1 = [

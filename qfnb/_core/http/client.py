@@ -23,7 +23,7 @@ from urllib.parse import quote, urlencode
 
 from qfnb._core.backend.heal import revive
 from qfnb._core.config import Config, resolve_config
-from qfnb._core.errors import AuthError, QfnbError
+from qfnb._core.errors import AuthError, QfnbError, RequestError
 from qfnb._core.http.auth import (
     Auth,
     BearerAuth,
@@ -36,7 +36,7 @@ from qfnb._core.http.auth import (
 from qfnb._core.http.call import ApiKind, Call
 from qfnb._core.http.outage import Outages
 from qfnb._core.http.ratelimit import RateLimiter
-from qfnb._core.http.recorded import UNRECORDED, Recording, with_output_cap, with_usage_chunk
+from qfnb._core.http.recorded import UNRECORDED, Recording, conversation_tokens, with_output_cap, with_usage_chunk
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb._core.http.stages import Answer, Next, Stage, compose
@@ -111,8 +111,8 @@ class AsyncQianfanClient:
         """The full pipeline, outermost first: record, retry, revive (embedded platform only),
         outage, limit, auth (the transport comes after them)."""
         revive_stage: list[Stage] = [Revive(revive, self.outages)] if self.config.embedded else []
-        return [Record(self.served_digest), Retry(self._infer_policy, self.sleep), *revive_stage,
-                Outage(self.outages, self.sleep),
+        return [Record(self.served_digest, self.stored_conversation), Retry(self._infer_policy, self.sleep),
+                *revive_stage, Outage(self.outages, self.sleep),
                 RateLimit(self.limiter, self.server_limits, self.sleep, self.clock), Authenticate(self.auth_for)]
 
     def __repr__(self) -> str:
@@ -234,6 +234,22 @@ class AsyncQianfanClient:
             logger.debug("could not tell what serves %s (%s): not cached", rec.target, exc)
             return None
         return str(resp.body.get("digest") or "")
+
+    async def stored_conversation(self, rec: Recording) -> int:
+        """The tokens of the stored conversation ``rec`` continues (its ``previous_response_id``,
+        read from the platform: ``GET /v2/responses/{id}``); 0 when the platform has no such response
+        (it refuses the call itself, generating nothing)."""
+        previous = rec.continues
+        if previous is None:
+            return 0
+        try:
+            stored = await self.responses_v2("GET", "/" + quote(previous, safe=""))
+        except RequestError as exc:
+            if exc.status_code == 404:
+                return 0
+            raise
+        assert isinstance(stored, QfResponse)
+        return conversation_tokens(stored.body, previous)
 
     def _lane(self) -> dict[str, str]:
         """The priority header of a batch's call to the local platform (none otherwise)."""

@@ -22,26 +22,16 @@ from typing import Any
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb._core.http.substitution import announce
-from qfnb._core.record.budget import Budget, Reservation, active_budget
+from qfnb._core.record.budget import Budget, BudgetExceeded, Reservation, active_budget
 from qfnb._core.record.cache import CachedAnswer, cache_key, current_repeat, deciding_fields, default_cache, mode_for
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices, worst_yuan
+from qfnb._core.record.tokens import token_bound
 from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS, OUTPUT_TOKEN_FIELDS
 
-__all__ = [
-    "UNRECORDED",
-    "Recording",
-    "account_hash",
-    "end_user",
-    "generates",
-    "output_cap",
-    "prompt_estimate",
-    "prompt_hash",
-    "usage_of",
-    "with_output_cap",
-    "with_usage_chunk",
-    "worst_case",
-]
+__all__ = ["UNRECORDED", "Recording", "account_hash", "continued", "conversation_tokens", "end_user", "generates",
+           "output_cap", "prompt_estimate", "prompt_hash", "rerank_estimate", "usage_of", "with_output_cap",
+           "with_usage_chunk", "worst_case"]
 
 #: routes outside the record: counting a prompt's tokens (``/tokenizer``) generates nothing and is
 #: not billed, so it neither spends a budget nor adds a row to the ledger
@@ -67,12 +57,19 @@ def account_hash(config: Config) -> str:
     return ""
 
 
+#: the tool schemas: rendered into the prompt as JSON
+_SCHEMA_FIELDS = ("tools", "functions")
 #: body fields the model reads besides the prompt itself (the tool schemas are rendered into it)
-_READ_FIELDS = (*_PROMPT_FIELDS, "instructions", "tools", "functions")
+_READ_FIELDS = (*_PROMPT_FIELDS, "documents", "instructions", *_SCHEMA_FIELDS)
+#: a turn's own markers at most (ChatML's ``<|im_start|>``, ``<|im_end|>`` and two newlines: 4)
+TURN_TOKENS = 8
 #: a chat template's own tokens beyond the request's JSON, at most: a default system prompt and the
-#: generation prompt (Qwen2.5's: about 25); a message's JSON (``{"role": ...}``, 16 tokens at 2 bytes
-#: a token) more than pays for its turn markers (about 5)
+#: generation prompt (Qwen2.5's: about 25)
 TEMPLATE_TOKENS = 32
+#: what a text adds to its own tokens in an embedding or rerank model (``[CLS]``/``[SEP]``, BOS/EOS)
+PAIR_TOKENS = 4
+#: routes whose calls read documents beside a query (what :func:`rerank_estimate` counts)
+_RERANK = ("reranker", "v2/rerankers", "v2/rerank")
 #: what a template adds when tools are offered: its tool-use instructions (Qwen2.5's: about 110)
 TOOLS_TEMPLATE_TOKENS = 128
 #: the output-cap field a budget sends for a call that sets none, per recorded route
@@ -81,12 +78,63 @@ _CAP_FIELD = {"chat": "max_output_tokens", "completions": "max_output_tokens", "
               "v2/responses": "max_output_tokens", "v2/messages": "max_tokens"}
 
 
+def _read_bound(value: Any) -> int:
+    """The token bound of a field the template renders: each text (a message's role and content, a
+    content part's text) with one token beside it, and :data:`TURN_TOKENS` for each object (a turn)."""
+    if isinstance(value, str):
+        return token_bound(value) + 1
+    if isinstance(value, Mapping):
+        return TURN_TOKENS + sum(_read_bound(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return sum(_read_bound(v) for v in value)
+    return 0 if value is None or isinstance(value, bool) else token_bound(str(value)) + 1
+
+
 def prompt_estimate(body: Mapping[str, Any]) -> int:
-    """A call's prompt tokens at most: one per 2 UTF-8 bytes of what the model reads (its prompt
-    fields and tool schemas), rounded up. No tokenizer spends fewer bytes a token on JSON, and a
-    CJK character (3 bytes) counts 1.5."""
-    read = {k: body[k] for k in _READ_FIELDS if k in body}
-    return -(-len(json.dumps(read, ensure_ascii=False).encode()) // 2)
+    """A call's prompt tokens at most: the token bound (:func:`~qfnb._core.record.tokens.token_bound`)
+    of what the model reads: its prompt fields' texts, each turn's own markers, and its tool schemas
+    as the JSON they are rendered as."""
+    total = 0
+    for name in _READ_FIELDS:
+        if name not in body:
+            continue
+        value = body[name]
+        total += token_bound(json.dumps(value, ensure_ascii=False)) if name in _SCHEMA_FIELDS else _read_bound(value)
+    return total
+
+
+def _texts(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else [t for t in value if isinstance(t, str)] if isinstance(
+        value, list) else []
+
+
+def rerank_estimate(body: Mapping[str, Any]) -> int:
+    """A rerank call's tokens at most: a cross-encoder reads the query beside each document (a
+    bi-encoder embeds it once), with :data:`PAIR_TOKENS` of its own a pair."""
+    documents = _texts(body.get("documents"))
+    query = token_bound(body["query"]) if isinstance(body.get("query"), str) else 0
+    return prompt_estimate(body) + len(documents) * (query + PAIR_TOKENS)
+
+
+def continued(api: str, body: Mapping[str, Any]) -> str | None:
+    """The stored response a Responses call continues (``previous_response_id``), or None: the platform
+    prepends that response's conversation to the call's input, and the budget must hold it too."""
+    previous = body.get("previous_response_id")
+    return previous if api == "v2/responses" and isinstance(previous, str) and previous else None
+
+
+def conversation_tokens(response: Mapping[str, Any], response_id: str) -> int:
+    """The tokens of the conversation a stored response ends: its ``usage`` input (which counted the
+    conversation it continued) and output. BudgetExceeded when it carries no usage (nothing is sent:
+    what a continuation would cost cannot be held)."""
+    usage = response.get("usage")
+    counts = [usage.get(k) for k in ("input_tokens", "output_tokens")] if isinstance(usage, Mapping) else []
+    whole = [c for c in counts if isinstance(c, int) and not isinstance(c, bool)]
+    if len(whole) != 2:
+        raise BudgetExceeded(f"previous_response_id {response_id!r}: the stored response carries no usage, so what "
+                             "continuing its conversation costs cannot be held to the budget; stopped before sending "
+                             "(send the conversation as input instead, or clear the budget)")
+    return whole[0] + whole[1]
 
 
 def output_cap(body: Mapping[str, Any]) -> int | None:
@@ -107,8 +155,10 @@ def worst_case(body: Mapping[str, Any], api: str = "chat") -> int:
     """What a call may use at most: its prompt (:func:`prompt_estimate`) with the template's
     tokens, and ``n`` answers of its output cap (:data:`DEFAULT_OUTPUT_TOKENS` when it sets none,
     which :func:`with_output_cap` sends)."""
-    if not generates(api):
-        return prompt_estimate(body)
+    if api in _RERANK:
+        return rerank_estimate(body)
+    if not generates(api):  # embeddings: each text with its model's own tokens
+        return prompt_estimate(body) + PAIR_TOKENS * len(_texts(body.get("input")) + _texts(body.get("texts")))
     n = body.get("n")
     choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
     template = TEMPLATE_TOKENS + (TOOLS_TEMPLATE_TOKENS if body.get("tools") or body.get("functions") else 0)
@@ -212,6 +262,8 @@ class Recording:
 
     held: Reservation | None = None
     budget: Budget | None = None
+    #: the tokens of the stored conversation the platform prepends (a Responses continuation's)
+    stored: int = 0
 
     @classmethod
     def begin(cls, config: Config, api: str, target: str, body: dict[str, Any], *, stream: bool,
@@ -238,10 +290,16 @@ class Recording:
             self.hit = default_cache().get(self.key)
         return self.hit is not None
 
+    @property
+    def continues(self) -> str | None:
+        """The stored response this call continues (see :func:`continued`)."""
+        return continued(self.api, self.body)
+
     def reserve(self) -> None:
-        """Hold the call's worst case against the active budget (BudgetExceeded: nothing sent)."""
+        """Hold the call's worst case (with :attr:`stored`) against the active budget (BudgetExceeded:
+        nothing sent)."""
         if (budget := active_budget()) is not None:
-            estimate = worst_case(self.body, self.api)
+            estimate = worst_case(self.body, self.api) + self.stored
             # a model without a price is refused under a ¥ budget (UnpricedModel: nothing sent)
             yuan = worst_yuan(self.named or self.target, estimate, 0, local=self.config.embedded)
             what = "the next call" if output_cap(self.body) is not None else (

@@ -9,7 +9,9 @@ would cross the budget is answered 429 ``insufficient_quota``, unsent); settled 
 ledger with the engine's own counts when its answer, or what arrived of a stream, is in. A chat or
 text stream that did not ask for ``include_usage`` is sent asking for it, and the usage chunk is
 kept from the caller. A batch request goes to :class:`~.openai_batches.BatchFace` (held, watched,
-recorded once). Every other request (models, files) passes through unchanged.
+recorded once). A Responses call continuing a stored response (``previous_response_id``) holds that
+conversation's tokens too, read from the platform. Every other request (models, files) passes through
+unchanged.
 :class:`SyncRecordedTransport` runs the same on qfnb's loop for ``openai.OpenAI``.
 """
 
@@ -28,9 +30,9 @@ import httpx2
 from qfnb._core.backend.daemon import ensure_daemon
 from qfnb._core.backend.openai_access import base_url, mint_key
 from qfnb._core.config import Config, embedded_config
-from qfnb._core.http.recorded import Recording, with_output_cap, with_usage_chunk
+from qfnb._core.http.recorded import Recording, conversation_tokens, with_output_cap, with_usage_chunk
 from qfnb._core.http.response import QfRequest, QfResponse
-from qfnb._core.record.budget import BudgetExceeded
+from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb._core.record.ledger import origin_headers
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.openai_batches import WATCH_FIRST_S, BatchFace, is_batches, over_budget
@@ -112,6 +114,8 @@ class RecordedTransport(httpx2.AsyncBaseTransport):
         if rec.caching and rec.lookup(await self._served(request, rec)):
             return _replayed(rec.replay(request.url.path), stream, hide_usage)
         try:
+            if rec.continues is not None and active_budget() is not None:
+                rec.stored = await self._stored(request, rec.continues)
             rec.reserve()
         except BudgetExceeded as exc:
             return over_budget(exc, request)
@@ -121,6 +125,23 @@ class RecordedTransport(httpx2.AsyncBaseTransport):
             rec.release()
             raise
         return await _recorded(rec, request, reply, hide_usage)
+
+    async def _stored(self, request: httpx2.Request, previous: str) -> int:
+        """The tokens of the stored conversation a Responses call continues (the platform's
+        ``GET .../responses/{previous}``: its usage); 0 when there is no such response or the key may not
+        read it (the platform refuses the call itself)."""
+        url = request.url.copy_with(path=request.url.path.rstrip("/") + "/" + quote(previous, safe=""), query=None)
+        headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
+        reply = await self.inner.handle_async_request(httpx2.Request("GET", url, headers=headers))
+        content = await reply.aread()
+        await reply.aclose()
+        if reply.status_code in (401, 403, 404):  # the platform refuses the call itself, generating nothing
+            return 0
+        found = json.loads(content) if reply.status_code == 200 else None
+        if not isinstance(found, dict):
+            raise BudgetExceeded(f"previous_response_id {previous!r}: the platform did not say what the stored "
+                                 f"conversation holds (HTTP {reply.status_code}); stopped before sending")
+        return conversation_tokens(found, previous)
 
     async def _served(self, request: httpx2.Request, rec: Recording) -> str | None:
         """The digest of the model that would answer (the platform's ``/v1/models/{name}``), or None."""

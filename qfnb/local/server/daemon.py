@@ -5,7 +5,8 @@ the app on that socket, and writes ``<data_dir>/runtime.json`` (mode 0600: URL, 
 start time, control token) once it answers, so that every kernel, script and ``qfnb`` command
 on the machine finds and shares it. The file is removed when the daemon exits. Its stdout/stderr
 go to ``<data_dir>/daemon.log`` (the spawner opens it).
-A second daemon for the same data dir refuses to start (``daemon.lock``, exit code 3).
+A second daemon for the same data dir refuses to start (``daemon.lock``, exit code 3). A request whose
+``Host`` or ``Origin`` is not a loopback name is refused 403 (:class:`~.guard.LoopbackOnly`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from qfnb.local.engines.api import RegistryLike
 from qfnb.local.server import control, listen
 from qfnb.local.server.app import create_app
+from qfnb.local.server.guard import LoopbackOnly
 from qfnb.local.settings import Settings
 from qfnb.protocol.daemon import LOCK_FILE, RUNTIME_FILE, RuntimeInfo
 from qfnb.protocol.files import write_private_json
@@ -76,7 +78,8 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry:
         server.should_exit = True
 
     app = create_app(settings, registry, extra_routes=control.routes(token, started, __version__, request_exit))
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False))
+    # bound to 127.0.0.1: only a loopback Host/Origin may call it (DNS rebinding, browser pages)
+    server = uvicorn.Server(uvicorn.Config(LoopbackOnly(app), log_level=log_level, lifespan="on", access_log=False))
     runtime = settings.data_dir / RUNTIME_FILE
 
     async def main() -> None:

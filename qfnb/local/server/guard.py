@@ -1,4 +1,12 @@
-"""The body-size guard: a request body over its cap is refused before it is read.
+"""The daemon's guards: a request from a foreign ``Host``/``Origin`` (:class:`LoopbackOnly`) or with a
+body over its cap (:class:`BodyLimit`) is refused before any route runs.
+
+:class:`LoopbackOnly` applies the check ``qfnb openai``/``qfnb proxy`` run
+(:func:`qfnb.protocol.netguard.request_problem`): a ``Host`` that is not a loopback name is DNS
+rebinding (an attacker's name resolving to 127.0.0.1), an ``Origin`` that is not one is a web page
+calling the daemon from the user's browser; both are answered 403, whatever key they carry.
+
+The body-size guard:
 
 A declared ``Content-Length`` over the cap is answered at once, without reading a byte of the
 body; a chunked (or understated) body is counted as it arrives and reading stops at the cap.
@@ -19,6 +27,7 @@ from qfnb.local.server.openai_errors import openai_error
 from qfnb.local.server.wire import bce_error, v1_data_error, v1_error, v2_chat_error, v2_error
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.limits import MAX_BODY_BYTES, MAX_UPLOAD_BYTES
+from qfnb.protocol.netguard import request_problem
 from qfnb.protocol.routes import MODEL_API_PREFIX, OAUTH_TOKEN
 
 Scope = MutableMapping[str, Any]
@@ -123,3 +132,20 @@ class _Meter:
             return  # the route's own answer to the overflow: replaced by the one refusal
         self.started = self.started or message["type"] == "http.response.start"
         await self._send(message)
+
+
+class LoopbackOnly:
+    """ASGI middleware: an HTTP request whose ``Host`` or ``Origin`` is not a loopback name is refused
+    (403, the v2 error shape naming the header) before any route runs."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or ()}
+            problem = request_problem(headers.get("host"), headers.get("origin"))
+            if problem:
+                await v2_error(403, "ForbiddenHost", problem)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
