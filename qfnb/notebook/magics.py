@@ -155,7 +155,9 @@ class QfnbMagics(Magics):
         that session's last ``max_history`` exchanges (``%config QfnbMagics.max_history = 0`` sends
         none), and the footer says so ("session default · 2 turns in context"). ``-s NAME`` is a
         conversation the platform keeps (a Responses-API chain): each cell sends only its prompt,
-        and the conversation outlives kernel and platform restarts. ``--reset`` forgets the session
+        and the conversation outlives kernel and platform restarts; a new kernel re-running the
+        notebook replays each cell that matches the stored turn at its place (no call), and a new
+        prompt continues the conversation. ``--reset`` forgets the session
         first; ``%qfchat reset [NAME]`` forgets one (no name: the kernel's), ``%qfchat
         sessions|history [NAME]`` show them (a named session's history from the platform).
         ``-m`` takes any name ``%qfmodels`` lists, a deployed endpoint included."""
