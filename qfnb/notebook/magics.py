@@ -19,7 +19,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class, no_var_expand
 from traitlets import Bool, Float, Int, Unicode
 
-from qfnb.notebook import discovery, usage
+from qfnb.notebook import discovery, notices, usage
 from qfnb.notebook._checks import check_var, image_options, split_csv
 from qfnb.notebook._interp import InterpolationError, interpolate
 from qfnb.notebook._ipython import (
@@ -352,6 +352,7 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
     launcher.register(ipython)  # a form knows its cell (what it launched before a restart)
     ipython.events.register("post_run_cell", _republish(ipython.magics_manager.registry["QfnbMagics"]))
     usage.register(ipython)
+    notices.register(ipython)  # a renamed or substituted model: one line under the cell, not a warning
     stress_report.register(ipython)  # a stress test's table with its chart
     insight_view.register(ipython)  # a dataset's insight: tables and distributions
     ipython.register_magics(batchjob.BatchMagics)  # %qfbatch
@@ -361,5 +362,5 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
-    """Magics cannot be unregistered individually; nothing global was hooked, so nothing to undo."""
-    return None
+    """Magics cannot be unregistered individually; the notices' warning handler is put back."""
+    notices.unregister(ipython)
