@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from qfnb._core.http.substitution import LocalModelWarning
+from qfnb.notebook._ipython import live_display
 from qfnb.notebook.render import theme
 from qfnb.protocol.safe_html import clean, escape
 from qfnb.resources.inference.targets import RenamedModelWarning
@@ -60,12 +61,10 @@ class Notices:
 
 def register(ipython: Any) -> Notices:
     """Show qfnb's notices under the cell that caused them (after it ran)."""
-    from IPython.display import display  # deferred: loads IPython's display machinery
-
     previous = warnings.showwarning
     if isinstance(getattr(previous, "__self__", None), Notices):  # %reload_ext: not twice
         previous = previous.__self__._previous  # type: ignore[attr-defined]
-    notices = Notices(previous, lambda bundle: display(bundle, raw=True))
+    notices = Notices(previous, lambda bundle: live_display(bundle, raw=True))
     warnings.showwarning = notices.showwarning
     ipython.events.register("post_run_cell", notices.flush)
     return notices
