@@ -52,7 +52,7 @@ def timeout_setting(call: Call) -> str:
 def silence(call: Call, timeout: float | None, waited: float, exc: BaseException) -> str:
     """A timeout's message: what happened and the setting to change."""
     limit = f"{timeout:g} s" if timeout is not None else "too long"
-    return (f"{call.method} {call.path}: no byte from the platform for {limit} ({type(exc).__name__}; "
+    return (f"{call.method} {call.path} timed out: no byte from the platform for {limit} ({type(exc).__name__}; "
             f"{waited:.0f} s since it was sent). The timeout counts silence, not total time: the local platform "
             f"sends heartbeats while it queues or generates, so a platform that says nothing is stuck or "
             f"unreachable; {timeout_setting(call)} sets it")
