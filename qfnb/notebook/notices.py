@@ -11,21 +11,28 @@ warning goes on to the handler that was there before.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
 
-from qfnb._core.http.substitution import LocalModelWarning
 from qfnb.notebook._ipython import live_display
 from qfnb.notebook.render import theme
 from qfnb.protocol.safe_html import clean, escape
-from qfnb.resources.inference.targets import RenamedModelWarning
 
-__all__ = ["NOTICES", "Notices", "notice_bundle", "register", "unregister"]
+__all__ = ["NOTICES", "Notices", "is_notice", "notice_bundle", "register", "unregister"]
 
-#: the warnings a notebook shows as a notice line
-NOTICES: tuple[type[Warning], ...] = (RenamedModelWarning, LocalModelWarning)
+#: the warnings a notebook shows as a notice line: (module, class); read from the module once it is
+#: loaded (only then can it warn), so ``%load_ext qfnb`` loads no client module
+NOTICES = (("qfnb.resources.inference.targets", "RenamedModelWarning"),
+           ("qfnb._core.http.substitution", "LocalModelWarning"))
+
+
+def is_notice(category: type[Warning]) -> bool:
+    """Whether ``category`` is one of qfnb's :data:`NOTICES`."""
+    return any((module := sys.modules.get(name)) is not None and issubclass(category, getattr(module, kind))
+               for name, kind in NOTICES)
 
 
 def notice_bundle(text: str) -> dict[str, str]:
@@ -45,7 +52,7 @@ class Notices:
 
     def showwarning(self, message: Warning | str, category: type[Warning], filename: str, lineno: int,
                     file: Any = None, line: str | None = None) -> None:
-        if issubclass(category, NOTICES):
+        if is_notice(category):
             with self._lock:
                 self._pending.append(str(message))
             return
