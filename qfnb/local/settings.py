@@ -40,6 +40,19 @@ def _positive(env: Mapping[str, str], key: str, default: int) -> int:
     return int(str(raw))
 
 
+def _seconds(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(str(raw))
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(f"{key} must be a number of seconds >= 0, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Credentials:
     """The OAuth pair (api_key/secret_key) and the IAM pair (access_key/iam_secret_key)."""
@@ -99,6 +112,8 @@ class Settings:
     model_paths: Mapping[str, Path] = field(default_factory=dict)
     #: how engines run (slots, queue, idle time, external engines): ``EngineOptions``; None = defaults
     engine_options: Any = None
+    #: seconds of silence after which a model call hears a heartbeat (``QFNB_HEARTBEAT_S``; 0: none)
+    heartbeat: float = 10.0
 
     def __repr__(self) -> str:
         return f"Settings(data_dir={str(self.data_dir)!r}, aliases={dict(self.aliases)!r})"
@@ -117,7 +132,8 @@ class Settings:
                    text2image_model_dir=Path(t2i).expanduser() if t2i else None,
                    engine_options=EngineOptions.from_env(env),
                    max_batch_jobs=_positive(env, "QFNB_BATCH_JOBS", 4),
-                   max_waiting_batch_jobs=_positive(env, "QFNB_BATCH_WAITING", 10_000))
+                   max_waiting_batch_jobs=_positive(env, "QFNB_BATCH_WAITING", 10_000),
+                   heartbeat=_seconds(env, "QFNB_HEARTBEAT_S", 10.0))
 
 
 def make_private(root: Path) -> int:

@@ -19,7 +19,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class, no_var_expand
 from traitlets import Bool, Float, Int, Unicode
 
-from qfnb.notebook import discovery, traces, usage
+from qfnb.notebook import discovery, notices, traces, usage
 from qfnb.notebook._checks import check_var, image_options, split_csv
 from qfnb.notebook._interp import InterpolationError, interpolate
 from qfnb.notebook._ipython import (
@@ -155,7 +155,9 @@ class QfnbMagics(Magics):
         that session's last ``max_history`` exchanges (``%config QfnbMagics.max_history = 0`` sends
         none), and the footer says so ("session default · 2 turns in context"). ``-s NAME`` is a
         conversation the platform keeps (a Responses-API chain): each cell sends only its prompt,
-        and the conversation outlives kernel and platform restarts. ``--reset`` forgets the session
+        and the conversation outlives kernel and platform restarts; a new kernel re-running the
+        notebook replays each cell that matches the stored turn at its place (no call), and a new
+        prompt continues the conversation. ``--reset`` forgets the session
         first; ``%qfchat reset [NAME]`` forgets one (no name: the kernel's), ``%qfchat
         sessions|history [NAME]`` show them (a named session's history from the platform).
         ``-m`` takes any name ``%qfmodels`` lists, a deployed endpoint included."""
@@ -350,6 +352,7 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
     launcher.register(ipython)  # a form knows its cell (what it launched before a restart)
     ipython.events.register("post_run_cell", _republish(ipython.magics_manager.registry["QfnbMagics"]))
     usage.register(ipython)
+    notices.register(ipython)  # a renamed or substituted model: one line under the cell, not a warning
     stress_report.register(ipython)  # a stress test's table with its chart
     insight_view.register(ipython)  # a dataset's insight: tables and distributions
     ipython.register_magics(batchjob.BatchMagics)  # %qfbatch
@@ -360,5 +363,5 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
-    """Magics cannot be unregistered individually; nothing global was hooked, so nothing to undo."""
-    return None
+    """Magics cannot be unregistered individually; the notices' warning handler is put back."""
+    notices.unregister(ipython)

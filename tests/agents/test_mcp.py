@@ -159,3 +159,19 @@ def test_an_unreachable_server_is_refused_naming_it() -> None:
         McpToolbox.open("http://127.0.0.1:9/mcp", timeout=10)
     with pytest.raises(ValueError, match=r"a URL \(http://host/mcp\) or a command line"):
         McpToolbox.open("  ")
+
+
+def test_the_docs_mcp_2_server_example_runs_and_the_1x_import_names_the_new_path() -> None:
+    """docs/agents.md's own server (mcp 2.x's ``MCPServer``) defines its tool; mcp 1.x's import fails
+    with the message naming where ``FastMCP`` went, as the docs say."""
+    import asyncio
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "agents.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "MCPServer" in b)
+    namespace: dict[str, Any] = {"__name__": "adder"}
+    exec(compile(block, "docs/agents.md", "exec"), namespace)
+    tools = asyncio.run(namespace["server"].list_tools())
+    assert [t.name for t in tools] == ["add"] and namespace["add"](2, 3) == 5
+    with pytest.raises(ModuleNotFoundError, match=r"from mcp\.server\.mcpserver import MCPServer"):
+        __import__("mcp.server.fastmcp")

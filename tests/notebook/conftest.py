@@ -13,6 +13,7 @@ from traitlets.config import Config
 
 from qfnb._core.http import client as client_mod
 from qfnb._core.record.cache import set_process_mode
+from qfnb.notebook import notices
 from qfnb.notebook.discovery import ModelList
 from tests.fakes.fixtures import fake, fake_server, make_config  # noqa: F401 - the fake cloud, for SDK calls in a shell
 from tests.fakes.fixtures_v2 import cloud_v2  # noqa: F401 - the 2026 cloud (a v2 API key alone)
@@ -35,6 +36,7 @@ def ip() -> Iterator[InteractiveShell]:
     magics = shell.magics_manager.registry["QfnbMagics"]
     magics.list_models = lambda: ModelList([], "test: no platform listing")  # tests that need one set it
     yield shell
+    notices.unregister(shell)  # the warning handler the extension installed
     shell.display_pub = old
     InteractiveShell.clear_instance()
     set_process_mode("off")  # loading the extension turned this process's response cache on

@@ -7,6 +7,7 @@ real engine, the daemon's restarts and the browser: test_nb_browser_named_sessio
 from __future__ import annotations
 
 import os
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,51 @@ def test_a_named_session_lives_on_the_platform(ip: InteractiveShell, pub: Record
     assert asked(local_platform) == ["Start over."]
     ip.run_line_magic("qfchat", "reset trip")
     assert ip.run_line_magic("qfchat", "history trip").session.messages == []
+
+
+def _steady(text: str) -> str:
+    """An output without what differs between runs: timings and the replay's note."""
+    return re.sub(r" · ↺ replayed turn \d+ of \S+", "", re.sub(r"\d+\.\d+ s", "<t>", text))
+
+
+def test_run_all_again_replays_a_named_session_and_a_new_prompt_continues_it(
+        ip: InteractiveShell, pub: RecordingPublisher, local_platform: ServedPlatform,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A notebook's session cells run twice (a new kernel each time, one platform): the second run
+    replays both turns with no engine call and the same outputs; a new prompt in a new kernel
+    continues the stored conversation; ``--fresh`` asks a matching turn again at its place."""
+    local_platform.as_default_backend(monkeypatch)
+    notebook = ["My name is Lin.", "What is my name?"]
+
+    def run_all() -> list[str]:
+        new_kernel(ip)
+        outputs = []
+        for prompt in notebook:
+            ip.run_cell_magic("qfchat", "-s s1", prompt)
+            outputs.append(last_text(pub))
+        return outputs
+
+    first = run_all()
+    engine = local_platform.registry.engines["tiny-chat"]
+    assert len(engine.calls) == 2 and "1 turn in context" in first[1]
+    second = run_all()
+    assert len(engine.calls) == 2, [c["messages"] for c in engine.calls[2:]]  # no engine call
+    assert "session s1 · 0 turns in context" in second[0] and "↺ replayed turn 1 of s1" in second[0]
+    assert "session s1 · 1 turn in context" in second[1] and "↺ replayed turn 2 of s1" in second[1]
+    assert [_steady(t) for t in second] == [_steady(t) for t in first]
+    assert len(ip.run_line_magic("qfchat", "history s1").session.messages) == 4  # nothing stored twice
+
+    new_kernel(ip)
+    ip.run_cell_magic("qfchat", "-s s1", "Where do I live?")  # a new prompt: the conversation goes on
+    assert asked(local_platform) == ["My name is Lin.", "tiny-chat: My name is Lin.", "What is my name?",
+                                     "tiny-chat: What is my name?", "Where do I live?"]
+    assert "2 turns in context" in last_text(pub) and "replayed" not in last_text(pub)
+    ip.run_cell_magic("qfchat", "-s s1", "My name is Lin.")  # once asked, the kernel goes on: no replay
+    assert len(asked(local_platform)) == 7
+
+    new_kernel(ip)
+    ip.run_cell_magic("qfchat", "-s s1 --fresh", "My name is Lin.")  # asked again at its place
+    assert asked(local_platform) == ["My name is Lin."] and "0 turns in context" in last_text(pub)
 
 
 def test_a_named_session_keeps_a_thread_per_model(ip: InteractiveShell, pub: RecordingPublisher,

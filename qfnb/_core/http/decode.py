@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
-from qfnb._core.errors import APIError, ConnectionError, QfnbError, RequestError, StreamError
+from qfnb._core.errors import APIError, ConnectionError, QfnbError, RequestError, StreamError, TimeoutError
 from qfnb._core.http.call import Call
 from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb._core.http.wire import error_from_body, error_from_http, stream_item_error
@@ -125,8 +125,9 @@ async def _events(reply: StreamReply, url: str, count: list[int]) -> AsyncGenera
         except StopAsyncIteration:
             break
         except ConnectionError as exc:
+            why = f"{exc}; " if isinstance(exc, TimeoutError) else ""
             raise StreamError(f"the stream from {url} broke off after {count[0]} chunk(s) "
-                              f"({type(exc).__name__}); the answer is incomplete") from None
+                              f"({why}{type(exc).__name__}); the answer is incomplete") from None
         for item in decoder.feed(utf8.decode(raw)):
             yield item
     for item in decoder.feed(utf8.decode(b"", final=True)):

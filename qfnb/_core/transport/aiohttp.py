@@ -32,7 +32,7 @@ def map_error(exc: BaseException, request: Request) -> ConnectionError:
     """qfnb's error for an aiohttp failure; names the path, never the query (it may hold a token)."""
     name = type(exc).__name__
     if isinstance(exc, asyncio.TimeoutError):  # ServerTimeoutError / ConnectionTimeoutError too
-        return TimeoutError(f"{request.method} {request.path} timed out ({name})")
+        return TimeoutError(f"{request.method} {request.path} timed out: no byte for {request.timeout} s ({name})")
     if isinstance(exc, aiohttp.ServerDisconnectedError) and not request.idempotent:
         return ConnectionError(f"{request.method} {request.path} failed: the server closed the connection before "
                                f"answering ({name}); not sent again, as the server may have received it")

@@ -72,8 +72,9 @@ class RougeEvaluator(LocalEvaluator):
 
 
 class FunctionEvaluator(LocalEvaluator):
-    """Your own metric: ``fn(input, reference, output) -> float | dict``. A number is the column ``name``
-    (default: the function's name); a dict's values are columns under its keys. ``fn.bounds = (lo, hi)``,
+    """Your own metric: ``fn(input, reference, output) -> float | list | dict``. A number (or a list of
+    one) is the column ``name`` (default: the function's name); a list of several numbers gives the
+    columns ``name_1``, ``name_2``, ...; a dict's values are columns under its keys. ``fn.bounds = (lo, hi)``,
     when set, is the score range a sequential comparison needs. A value that is not a finite number,
     or an exception, stops the run with an error naming the metric."""
 
@@ -91,18 +92,27 @@ class FunctionEvaluator(LocalEvaluator):
     def _number(self, key: str, value: Any) -> float:
         if isinstance(value, Real) and math.isfinite(float(value)):
             return float(value)
-        raise ValueError(f"metric {self.metric_name!r}: {key!r} is {value!r}; return a finite number or a dict "
-                         "of them")
+        raise ValueError(f"metric {self.metric_name!r}: {key!r} is {value!r}; return a finite number, a list of "
+                         "them or a dict of them")
 
     def evaluate(self, input: EvalInput, reference: str, output: str) -> dict[str, Any]:
         try:
             value = self.fn(input, reference, output)
         except Exception as exc:
             raise ValueError(f"metric {self.metric_name!r} failed: {type(exc).__name__}: {exc}") from exc
+        if hasattr(value, "tolist") and not isinstance(value, Real):  # a numpy array
+            value = value.tolist()
         if isinstance(value, Mapping):
             out = {str(k): self._number(str(k), v) for k, v in value.items()}
+        elif isinstance(value, list | tuple) and len(value) != 1:  # several scores: name_1, name_2, ...
+            out = {f"{self.metric_name}_{i}": self._number(f"{self.metric_name}_{i}", v)
+                   for i, v in enumerate(value, 1)}
+            if not out:
+                raise ValueError(f"metric {self.metric_name!r} returned an empty {type(value).__name__}; return a "
+                                 "finite number, a list of them or a dict of them")
         else:
-            out = {self.metric_name: self._number(self.metric_name, value)}
+            one = value[0] if isinstance(value, list | tuple) else value
+            out = {self.metric_name: self._number(self.metric_name, one)}
         with self._lock:
             self.columns.update(dict.fromkeys(out))
         return out

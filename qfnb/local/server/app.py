@@ -36,6 +36,7 @@ from qfnb.local.server import (
 )
 from qfnb.local.server.auth import Authenticator, authenticator
 from qfnb.local.server.guard import BodyLimit
+from qfnb.local.server.heartbeat import Heartbeat
 from qfnb.local.server.wire import bce_error
 from qfnb.local.settings import Settings
 from qfnb.protocol.limits import MAX_UPLOAD_BYTES
@@ -176,8 +177,9 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         *metrics.routes(platform),
         *(extra_routes or []),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[*([Middleware(metrics.Observe)] if observe else []),
-                                                             Middleware(CatchAll), Middleware(BodyLimit)],
+    middleware = [*([Middleware(metrics.Observe)] if observe else []), Middleware(CatchAll), Middleware(BodyLimit),
+                  Middleware(Heartbeat, every=platform.settings.heartbeat)]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={404: no_such_route, 405: no_such_route})
     app.state.platform = platform
     app.state.auth = Authenticator(platform.store, platform.settings.credentials, platform.settings.token_ttl)

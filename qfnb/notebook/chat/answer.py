@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from qfnb import resources
 from qfnb._core.record.ledger import Figures
-from qfnb.notebook.chat.conversations import Chain, PlatformConversations, stream_turn, turn_body
+from qfnb.notebook.chat.conversations import Chain, PlatformConversations, replay_turn, stream_turn, turn_body
 from qfnb.notebook.chat.sessions import ChatSession, SessionHistory, SessionList, SessionStore
 from qfnb.notebook.render import theme as _theme
 from qfnb.notebook.sampling import SamplingOptions
@@ -152,7 +152,12 @@ class ResourcesBackend:
                     await close()
 
     async def _turn(self, request: CellChatRequest, chain: Chain) -> AsyncIterator[ChatDelta]:
-        """A named session's turn on the platform's Responses API (:mod:`.conversations`)."""
+        """A named session's turn on the platform's Responses API (:mod:`.conversations`); a
+        re-run cell's stored turn is shown again, with no call."""
+        if chain.replay is not None:
+            for piece in replay_turn(chain.replay):
+                yield ChatDelta(text=piece.text, usage=piece.usage, response=piece.response, model=piece.model)
+            return
         from qfnb.resources.v2_client import Qianfan  # deferred: loads the HTTP client (`%load_ext qfnb` does not)
 
         client = Qianfan(cache="refresh") if request.fresh else Qianfan()

@@ -14,7 +14,7 @@ from typing import Any
 
 from qfnb.notebook import roles
 from qfnb.notebook.chat.answer import CellChatRequest
-from qfnb.notebook.chat.conversations import PlatformConversations
+from qfnb.notebook.chat.conversations import Asked, PlatformConversations
 from qfnb.notebook.chat.sessions import SessionStore
 from qfnb.notebook.sampling import SamplingOptions
 
@@ -57,7 +57,8 @@ def build_requests(
     A session's history is per model: a different ``-m`` on a session with turns starts a new
     thread and says so in the footer, unless ``carry`` (``--continue``). With ``conversations``
     (``-s NAME``) the platform keeps the session: each request sends only the prompt and the
-    stored turn it follows, and ``max_history`` does not apply (the whole conversation goes)."""
+    stored turn it follows, and ``max_history`` does not apply (the whole conversation goes); a
+    re-run cell that matches the stored turn at its place replays it (:mod:`.conversations`)."""
     sampling = sampling or SamplingOptions()
     max_tokens = sampling.max_output_tokens
     multi = len(targets) > 1
@@ -68,9 +69,12 @@ def build_requests(
         thread = model or target[1]
         chain = None
         if conversations is not None:
-            found = conversations.find(name, thread or "", carry=carry)
+            ask = Asked(prompt, system, sampling.fields(), fresh=fresh)
+            found = conversations.find(name, thread or "", carry=carry, ask=ask)
             chain, history, switched, resumed = found.chain, found.turns, found.switched, found.resumed
             messages = [{"role": "user", "content": prompt}]
+            if found.replayed is not None:  # a re-run cell: the stored turn, no call (no thread switch either)
+                switched = None
         else:
             sess, switched = sessions.thread(name, thread, carry=carry)
             history = min(sess.exchanges, max_history) if max_history > 0 else 0
@@ -81,6 +85,8 @@ def build_requests(
             notes.insert(0, _switch_note(name, switched, thread, carry=carry, resumed=resumed))
         if chain is not None:
             notes.insert(0, "kept by the platform")
+        if chain is not None and chain.replay is not None:
+            notes.append(f"↺ replayed turn {history + 1} of {name}")
         requests.append(CellChatRequest(
             messages=messages, model=target[0], endpoint=target[1], chain=chain,
             sampling=replace(sampling, max_output_tokens=roles.BASE_CAP) if base and max_tokens is None else sampling,
