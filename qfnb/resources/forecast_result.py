@@ -56,7 +56,8 @@ class ForecastCheck:
         ]
 
     def __repr__(self) -> str:
-        of = f" of {self.forecast.tag}" if self.forecast.tag else ""
+        tag, f = self.forecast.tag, self.forecast
+        of = f" of {tag}" if tag and tag.lower() not in {f.model.lower(), f.asked.lower()} else ""
         head = (f"Forecast vs actual{of} ({self.calls:,} call{'s' * (self.calls != 1)}"
                 + (f", {self.replayed:,} replayed from the cache" if self.replayed else "") + ")")
         return "\n".join([head, *(f"  {a:<14}{b:>28}  →  {c}" for a, b, c in self.rows())])

@@ -79,3 +79,4 @@ def test_a_refused_run_shows_its_forecast_and_a_dry_run_says_it_would_be_refused
     assert ip.run_line_magic("qfeval", line + " --dry-run") is None  # said, not raised
     assert "refuses this run" in shown(ip)[0]
     assert calls(platform) == 0
+
