@@ -104,6 +104,7 @@ class TrainArgs:
     early_stop: bool
     eval_metric: str | None
     forecast: bool
+    dry_run: bool
     deploy: bool
     fresh: bool
     output: str | None
@@ -139,6 +140,7 @@ class EvalArgs:
     sequential: str | None  # "": no MIN_DIFF
     plan: str | None
     forecast: bool
+    dry_run: bool
     batch: bool
     repeats: int | None
     recorded: tuple[str, ...] | None
@@ -171,6 +173,7 @@ class BatchArgs:
     json: bool
     schema: str | None
     forecast: bool
+    dry_run: bool
     output: str | None
     no_wait: bool
     fresh: bool

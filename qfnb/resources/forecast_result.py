@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from qfnb._core.http.recorded import generates
 from qfnb._core.record.budget import BudgetExceeded, active_budget
-from qfnb._core.record.ledger import SESSION, default_ledger
+from qfnb._core.record.ledger import SESSION, default_ledger, in_part
 from qfnb._core.record.prices import worst_yuan
 from qfnb.protocol.safe_html import escape
 
@@ -56,7 +56,9 @@ class ForecastCheck:
         ]
 
     def __repr__(self) -> str:
-        head = (f"Forecast vs actual ({self.calls:,} call{'s' * (self.calls != 1)}"
+        tag, f = self.forecast.tag, self.forecast
+        of = f" of {tag}" if tag and tag.lower() not in {f.model.lower(), f.asked.lower()} else ""
+        head = (f"Forecast vs actual{of} ({self.calls:,} call{'s' * (self.calls != 1)}"
                 + (f", {self.replayed:,} replayed from the cache" if self.replayed else "") + ")")
         return "\n".join([head, *(f"  {a:<14}{b:>28}  →  {c}" for a, b, c in self.rows())])
 
@@ -94,6 +96,13 @@ class Forecast:
     asked: str = ""
     #: an estimated input count's upper bound (None: counted by the model's tokenizer)
     input_high: int | None = None
+    #: answers already known (stored, or in the response cache): no call, no token, no time
+    known: int = 0
+    known_source: str = ""
+    #: the run's name for these calls (an evaluation's model or prompt variant): ``against`` reads its calls only
+    tag: str = ""
+    #: what a budget says of the run ("" where none is set or it fits)
+    verdict: str = ""
 
     @property
     def total_expected(self) -> int | None:
@@ -114,7 +123,8 @@ class Forecast:
         ledger (this session's generating calls to this model since then), against this forecast."""
         names = {self.model.lower(), self.asked.lower()} - {""}
         rows = [r for r in default_ledger().rows(since=since, session=session)
-                if (generates(r.api) or r.api == "batch-job") and {r.model.lower(), r.asked.lower()} & names]
+                if (generates(r.api) or r.api == "batch-job") and {r.model.lower(), r.asked.lower()} & names
+                and (not self.tag or in_part(r.job, self.tag))]
         return ForecastCheck(self, prompt_tokens=sum(r.prompt_tokens for r in rows),
                              completion_tokens=sum(r.completion_tokens for r in rows), seconds=seconds,
                              calls=len(rows), replayed=sum(r.cache_hit for r in rows))
@@ -137,15 +147,19 @@ class Forecast:
             eta = f"~{duration(self.eta_s)} ({duration(self.eta_low_s or 0.0)}–{duration(self.eta_high_s or 0.0)})"
         inputs = (f"~{self.input_tokens:,} (up to {self.input_high:,})" if self.input_high is not None
                   else f"{self.input_tokens:,}")
-        return [("input tokens", inputs, self.input_source),
+        known = [("known answers", f"{self.known:,}", self.known_source)] if self.known else []
+        verdict = [("budget", "refuses this run", self.verdict)] if self.verdict else []
+        return [*known, ("input tokens", inputs, self.input_source),
                 ("output tokens", output, self.output_source),
                 ("price", price, self.price_source),
                 ("ETA", eta, self.speed_source),
-                ("upper bound", f"{self.total_high:,} tokens", "what a budget is checked against")]
+                ("upper bound", f"{self.total_high:,} tokens", "what a budget is checked against"), *verdict]
 
     @property
     def title(self) -> str:
-        return f"Forecast: {self.calls:,} call{'s' * (self.calls != 1)} to {self.model} ({self.platform})"
+        tag = f" as {self.tag}" if self.tag and self.tag != self.model else ""
+        head = f"Forecast: {self.calls:,} call{'s' * (self.calls != 1)} to {self.model}{tag} ({self.platform})"
+        return head + (f" · {self.known:,} of {self.calls + self.known:,} answers known: 0 calls" if self.known else "")
 
     def __repr__(self) -> str:
         return forecast_text(self.title, self.rows(), (14, 28))

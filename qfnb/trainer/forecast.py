@@ -91,6 +91,8 @@ class TrainForecast:
     yuan: float | None
     price_source: str
     since: float = 0.0
+    #: what a budget says of the run ("" where none is set or it fits)
+    verdict: str = ""
 
     def table(self) -> list[tuple[str, str, str]]:
         held = self.rows - self.trained_rows
@@ -99,7 +101,8 @@ class TrainForecast:
                 ("steps", f"{self.steps:,}", f"{self.trained_rows:,} rows trained on ({held:,} held out)"),
                 ("time", f"~{duration(self.seconds)}" if self.seconds is not None else "no recorded runs",
                  self.speed_source),
-                ("price", price, self.price_source)]
+                ("price", price, self.price_source),
+                *([("budget", "refuses this run", self.verdict)] if self.verdict else [])]
 
     @property
     def title(self) -> str:

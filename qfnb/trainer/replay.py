@@ -229,7 +229,7 @@ async def afind(trainer: FinetuneRun, fp: str, ctx: RunContext) -> Reuse | None:
     model = service = None
     if not trainer.model_not_publish:
         model = await _published(model_name(trainer, fp), job_id, task_id, ctx)
-        if model is not None and trainer.deploy_config is not None:
+        if model is not None:  # serving already (deployed by an earlier run): it says so, and offers no Deploy
             service = await _serving(model, ctx)
     return Reuse(fp, job_id, task_id, detail, model, service)
 

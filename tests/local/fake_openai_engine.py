@@ -18,7 +18,8 @@ from starlette.routing import Route
 
 
 class FakeEngine:
-    def __init__(self, *, tokens: int = 5, delay: float = 0.01, key: str | None = None) -> None:
+    def __init__(self, *, tokens: int = 5, delay: float = 0.01, key: str | None = None,
+                 tokenize: bool = False) -> None:
         self.tokens, self.delay, self.key = tokens, delay, key
         self.bodies: list[dict[str, Any]] = []
         self.active = 0
@@ -26,7 +27,16 @@ class FakeEngine:
         self.cancelled: list[float] = []  # monotonic times at which a client went away
         self.finished = 0
         self.app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"]),
-                                     Route("/v1/completions", self.complete, methods=["POST"])])
+                                     Route("/v1/completions", self.complete, methods=["POST"]),
+                                     *([Route("/tokenize", self.tokenize, methods=["POST"])] if tokenize else [])])
+
+    async def tokenize(self, request: Request) -> Response:
+        """vLLM's ``/tokenize``: the turns rendered (3 tokens a turn here) and counted (a word a token)."""
+        body = await request.json()
+        self.bodies.append(body)
+        turns = body.get("messages") or [{"content": body.get("prompt", "")}]
+        count = sum(3 + len(str(t.get("content", "")).split()) for t in turns)
+        return JSONResponse({"count": count, "tokens": list(range(count)), "max_model_len": 4096})
 
     async def chat(self, request: Request) -> Response:
         return await self._answer(request, chat=True)

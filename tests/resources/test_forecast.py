@@ -179,3 +179,41 @@ def test_a_batch_is_priced_at_the_batch_class_where_the_table_has_one(cfg: Confi
     priced = forecast(PROMPTS, model=MODEL, max_tokens=10, batch=True, config=cfg)
     assert priced.yuan_high == pytest.approx(online.yuan_high / 2)  # type: ignore[operator]
     assert priced.price_source == f"batch price of {table.date}"
+
+
+def test_a_tokenizer_that_cannot_count_gives_a_stated_estimate_not_an_error(fake: FakeQianfan, cfg: Config) -> None:  # noqa: F811
+    fake.fail_next(50, "500", path="/tokenizer/")  # the platform's tokenizer fails, every try
+    fc = forecast(PROMPTS, model=MODEL, max_tokens=100, config=cfg)
+    assert fc.input_source.startswith("estimated by a text rule (the platform could not count them: ")
+    assert fc.input_high == math.ceil(fc.input_tokens * 2) and fc.calls == len(PROMPTS)
+
+
+def test_answers_the_response_cache_holds_are_no_calls(fake: FakeQianfan, cfg: Config) -> None:  # noqa: F811
+    import dataclasses
+
+    cached = dataclasses.replace(cfg, cache="on")
+    qfnb.ChatCompletion(model=MODEL, config=cached).do([{"role": "user", "content": PROMPTS[0]}],
+                                                       max_output_tokens=100, temperature=0.5)
+    before = len(fake.calls("/chat/"))
+    fc = forecast(PROMPTS, model=MODEL, max_tokens=100, params={"temperature": 0.5}, config=cached)
+    assert len(fake.calls("/chat/")) == before  # looked up, never sent
+    assert fc.calls == 3 and fc.known == 1 and "1 of 4 answers known (1 in the response cache)" in fc.known_source
+    assert fc.title.endswith("1 of 4 answers known: 0 calls")
+    other = forecast(PROMPTS, model=MODEL, max_tokens=100, params={"temperature": 0.9}, config=cached)
+    assert other.known == 0 and other.calls == 4  # other sampling: another key, a call
+    every = forecast(PROMPTS[:1], model=MODEL, max_tokens=100, params={"temperature": 0.5}, config=cached)
+    assert (every.calls, every.input_tokens, every.output_high, every.eta_s) == (0, 0, 0, 0.0)
+
+
+def test_the_eta_range_is_the_measured_spread_of_this_machines_runs() -> None:
+    from qfnb.resources.forecasting import ASSUMED_SPREAD, spread_of
+
+    rates = (0.0, 0.05)  # 20 output tokens/s
+    exact = spread_of([(0, 100, 5.0)] * 4, rates, load=(1.0, 2))
+    assert exact.low == pytest.approx(1.0) and exact.high == pytest.approx(1.0)  # no spread: zero width, truly
+    varied = spread_of([(0, 100, w) for w in (4.0, 5.0, 6.5, 5.5, 4.5)], rates, load=(1.0, 2))
+    assert varied.low < 0.8 and varied.high > 1.3 and varied.note.startswith("90 % of similar runs on this machine")
+    busy = spread_of([(0, 100, w) for w in (4.0, 5.0, 6.5, 5.5, 4.5)], rates, load=(6.0, 2))
+    assert busy.high == pytest.approx(varied.high * 3) and "load 6.0 on 2 cores now: the upper end ×3" in busy.note
+    few = spread_of([(0, 100, 5.0)], rates, load=(0.5, 2))
+    assert (few.low, few.high) == ASSUMED_SPREAD and "assumed" in few.note

@@ -48,6 +48,7 @@ from qfnb._core.http.stages.retry import Retry
 from qfnb._core.http.stages.revive import Revive
 from qfnb._core.http.stages.send import Send
 from qfnb._core.record.budget import check_unreserved_batch
+from qfnb._core.record.cache import mode_for
 from qfnb._core.transport import Request, Transport, json_or_none
 from qfnb.protocol import batch as batch_wire
 from qfnb.protocol import routes
@@ -207,16 +208,30 @@ class AsyncQianfanClient:
                         via: Literal["infer", "v2"] = "infer", named: str = "") -> Answer:
         """POST a model call to ``url``, recorded (:mod:`qfnb._core.http.recorded`): answered from the
         cache on a hit."""
-        if stream and not body.get("stream"):
-            body = {**body, "stream": True}
-        body = with_output_cap(kind, body)
-        body, hide_usage = with_usage_chunk(body) if stream and kind == "v2/chat" else (body, False)
+        body, hide_usage = _sent_body(kind, body, stream)
         headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(), **self._lane()}
         record = None if kind in UNRECORDED else Recording.begin(self.config, kind, name, body, stream=stream,
                                                                  repeat=repeat, named=named)
         call = Call("POST", url, body, headers, None, via, stream, policy=retry, tokens=tokens, record=record)
         answer = await self._send(call)
         return _without_usage_chunk(answer) if hide_usage and not isinstance(answer, QfResponse) else answer
+
+    async def replays(self, target: Target | None, body: dict[str, Any], *, stream: bool = False,
+                      repeat: int = 0) -> bool:
+        """Whether the response cache would answer this call now (``target``: an :meth:`infer` call's;
+        None: a :meth:`chat_v2` call's), its key made as the call would make it; nothing is sent,
+        nothing counted. A forecast counts such an answer as no call."""
+        if target is None:
+            kind, name, named = "v2/chat", str(body.get("model") or ""), ""
+        else:
+            kind, name, named = "custom" if target.verbatim else target.api_type, target.endpoint, target.model or ""
+        if kind in UNRECORDED:
+            return False
+        sent, _ = _sent_body(kind, body, stream)
+        rec = Recording.begin(self.config, kind, name, sent, stream=stream, repeat=repeat, named=named)
+        if mode_for(self.config.cache) != "on":
+            return False
+        return rec.lookup(await self.served_digest(rec))
 
     async def served_digest(self, rec: Recording) -> str | None:
         """What would answer ``rec`` on the embedded platform: its served model's digest
@@ -409,3 +424,12 @@ def get_client(config: Config | None = None) -> AsyncQianfanClient:
                 client = AsyncQianfanClient(cfg)
                 _CLIENTS[key] = client
     return client
+
+
+def _sent_body(kind: str, body: dict[str, Any], stream: bool) -> tuple[dict[str, Any], bool]:
+    """The body a recorded call sends (its stream flag, output cap and usage chunk), and whether the
+    usage chunk was added here (then it is kept from the caller)."""
+    if stream and not body.get("stream"):
+        body = {**body, "stream": True}
+    body = with_output_cap(kind, body)
+    return with_usage_chunk(body) if stream and kind == "v2/chat" else (body, False)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["LEDGER_FILE", "SESSION", "STORE_API", "Figures", "Ledger", "UsageRow", "current_cell", "current_job",
-           "default_ledger", "figures", "job", "launched_from", "origin_headers", "set_cell"]
+           "default_ledger", "figures", "in_part", "job", "job_part", "launched_from", "origin_headers", "set_cell"]
 
 logger = logging.getLogger("qfnb.usage")
 
@@ -91,6 +91,22 @@ def current_job() -> str | None:
 def job(name: str) -> contextlib.AbstractContextManager[None]:
     """Tag the calls made inside (and in tasks started inside) with a job name."""
     return bound(_job, name)
+
+
+#: between a job's name and the name of one of its parts (an evaluation's model or prompt variant)
+_PART = " · "
+
+
+def job_part(tag: str) -> contextlib.AbstractContextManager[None]:
+    """Tag the calls made inside as the part ``tag`` of the current job (``evaluation 1a2b · plain``):
+    a run's forecast of one model or prompt variant reads that part's calls (:func:`in_part`)."""
+    outer = _job.get()
+    return bound(_job, f"{outer}{_PART}{tag}" if outer else tag)
+
+
+def in_part(job_name: str | None, tag: str) -> bool:
+    """Whether a row's job is the part ``tag`` of a job (:func:`job_part`)."""
+    return job_name is not None and (job_name == tag or job_name.endswith(_PART + tag))
 
 
 @dataclass(frozen=True)

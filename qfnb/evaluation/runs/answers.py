@@ -82,6 +82,18 @@ class AnswerStore:
             self.hits += len(out)
         return out
 
+    def holds(self, keys: Sequence[str]) -> set[str]:
+        """The keys a run would take from this store (none with ``refresh``), not counted as reused."""
+        if self.refresh or not keys:
+            return set()
+        found: set[str] = set()
+        with self._lock, self._connect() as db:
+            for start in range(0, len(keys), 500):
+                part = list(keys[start:start + 500])
+                marks = ",".join("?" * len(part))
+                found.update(k for (k,) in db.execute(f"SELECT key FROM answers WHERE key IN ({marks})", part))
+        return found
+
     def put_many(self, model: str, items: Mapping[str, str]) -> None:
         if not items:
             return
@@ -95,6 +107,18 @@ class AnswerStore:
 
     def __repr__(self) -> str:
         return f"AnswerStore({str(self.path)!r})"
+
+
+def stored_flags(store: AnswerStore | None, target: LLMTarget, inputs: Sequence[EvalInput],
+                 infer_kwargs: Mapping[str, Any], repeats: int) -> list[bool]:
+    """Per answer, repeat by repeat (as :func:`answers_of` asks them): whether ``store`` holds it, so
+    a run takes it without a call (a forecast counts it as none)."""
+    if store is None:
+        return [False] * (repeats * len(inputs))
+    identity = target_identity(target)
+    keys = [answer_key(identity, inputs[i], infer_kwargs, r) for r in range(repeats) for i in range(len(inputs))]
+    held = store.holds(keys)
+    return [k in held for k in keys]
 
 
 def default_store_path() -> Path:

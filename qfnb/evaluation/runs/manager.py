@@ -229,8 +229,9 @@ async def _answered_rows(targets: Sequence[Any], frame: pd.DataFrame, *, repeats
     inputs = list(frame["input"])
     rows: list[dict[str, Any]] = []
     for k, target in enumerate(targets):
-        answers = await answers_of(target, inputs, repeats=repeats, workers=workers, infer_kwargs=infer_kwargs,
-                                   tracker=tracker, offset=k * len(inputs) * repeats, store=store)
+        with ledger.job_part(target.tag):  # a forecast of this model (or prompt variant) reads its calls only
+            answers = await answers_of(target, inputs, repeats=repeats, workers=workers, infer_kwargs=infer_kwargs,
+                                       tracker=tracker, offset=k * len(inputs) * repeats, store=store)
         flat = [a for rep in answers for a in rep]
         failed = [a for a in flat if isinstance(a, BaseException)]
         if failed:

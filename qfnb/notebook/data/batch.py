@@ -204,10 +204,13 @@ def handle_magic(magics: Any, args: BatchArgs) -> Any:
     if args.stop:
         return progress_text(BatchJob(args.stop, target=target).stop())
     ahead: RunForecast | None = None
+    job: BatchJob | None
     if args.attach is not None:
         job = BatchJob.attach(args.attach or None, target=target)
     else:
         job, ahead = _submit(magics, args)
+    if job is None:  # --dry-run: the forecast is shown, nothing submitted
+        return None
     if args.output:
         magics.user_ns[args.output] = job
     if args.no_wait:
@@ -227,8 +230,9 @@ def _reuse_wanted(args: BatchArgs) -> bool:
     return not args.fresh and mode_for(Config.from_env().cache) == "on"
 
 
-def _submit(magics: Any, args: BatchArgs) -> tuple[BatchJob, RunForecast | None]:
-    """Submit ``args.source``'s prompts as a new batch job (``BatchJob.submit``)."""
+def _submit(magics: Any, args: BatchArgs) -> tuple[BatchJob | None, RunForecast | None]:
+    """Submit ``args.source``'s prompts as a new batch job (``BatchJob.submit``); ``--dry-run``: its
+    forecast only (no job)."""
     if not args.source:
         raise UsageError("%qfbatch SOURCE -m MODEL (a list of prompts, a Dataset or a DataFrame), "
                          "or --attach [ID] / --list / --stop ID")
@@ -247,6 +251,8 @@ def _submit(magics: Any, args: BatchArgs) -> tuple[BatchJob, RunForecast | None]
         params["response_format"] = shape.response_format
     inputs = _inputs(magics.user_ns[args.source], args.column)
     ahead = _forecast(args, inputs, str(model or args.endpoint), params.get("max_output_tokens"))
+    if args.dry_run:
+        return None, ahead
     try:  # the sampling options go to every row (the task's inferenceParams)
         return BatchJob.submit(inputs, model=model, endpoint=args.endpoint, name=args.name, inference_params=params,
                                reuse=_reuse_wanted(args), target=args.target), ahead
@@ -259,9 +265,10 @@ def _forecast(args: BatchArgs, inputs: list[Any], model: str, max_tokens: int | 
     # deferred: loads the inference resources (`%load_ext qfnb` does not)
     from qfnb.notebook.forecasts import batch_forecasts, begin, checked_forecast
 
-    shown = args.forecast
+    shown, dry = args.forecast, args.dry_run
     return checked_forecast(lambda: begin(batch_forecasts(inputs, model=model, max_tokens=max_tokens), shown=shown,
-                                          what=f"this batch ({len(inputs):,} rows)"), shown=shown, magic="batch")
+                                          what=f"this batch ({len(inputs):,} rows)", dry_run=dry),
+                            shown=shown, magic="batch", dry_run=dry)
 
 
 @magics_class
@@ -293,6 +300,8 @@ class BatchMagics(Magics):
               help="Before submitting, show what the batch will take (input tokens by the model's tokenizer, "
                    "output tokens with a range, price, ETA); when it ends, the run beside it. With a budget "
                    "set, a batch whose forecast may exceed what is left is refused.")
+    @argument("--dry-run", action="store_true",
+              help="Show the batch's forecast (as --forecast, and what a budget would say) and submit nothing.")
     @argument("-o", "--output", help="Store the BatchJob (.state(), .results(), .stop()) here.")
     @argument("--no-wait", action="store_true", help="Submit and return the BatchJob without the live bar.")
     @argument("--fresh", action="store_true",

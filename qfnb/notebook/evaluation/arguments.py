@@ -48,6 +48,8 @@ QFEVAL_ARGUMENTS: Decorator = magic_arguments_of(
              help="Before the first call, show what the run will take: input tokens (the model's tokenizer), "
                   "output tokens with a range, price and ETA (qfnb.forecast); the report puts the run beside it. "
                   "With a budget set, a run whose forecast may exceed what is left is refused."),
+    argument("--dry-run", action="store_true",
+             help="Show the forecast (as --forecast, and what a budget would say) and run nothing."),
     argument("--batch", action="store_true",
              help="Send the generations through the platform's durable batch job (as %%qfbatch; the batch price "
                   "class on the cloud): it goes on through a kernel restart, and this line run again re-attaches "

@@ -28,7 +28,7 @@ log = logging.getLogger("qfnb.notebook.evaluation.qfeval")
 
 
 def run_report(magics: Any, args: EvalArgs, chart: list[str], line: str, *,
-               watch: Callable[..., Any]) -> EvalReport:
+               watch: Callable[..., Any]) -> EvalReport | None:
     """``%qfeval --models ... --dataset ...``: check, forecast, run and report (``magics``: the
     kernel's :class:`~qfnb.notebook.magics.QfnbMagics`, its namespace, progress setting and line
     runner; ``watch``: ``%qfbatch``'s live line, which watches ``--batch``'s tasks)."""
@@ -39,7 +39,9 @@ def run_report(magics: Any, args: EvalArgs, chart: list[str], line: str, *,
     except Exception as exc:  # the platform could not list models or hand out the dataset
         raise QfnbCellError(f"{type(exc).__name__}: {exc}", title="qfeval could not start") from exc
     log.info("qfeval: %d model(s) x %d row(s), metrics %s", len(plan.llms), len(plan.frame), plan.metrics)
-    ahead = _forecast(plan, args.forecast)
+    ahead = _forecast(plan, args.forecast, args.dry_run)
+    if ahead.dry_run:  # --dry-run: the forecast is shown, nothing is asked
+        return None
     batch = evalbatch.phase(plan, watch=watch)
     try:
         result = plan.run(progress=magics.eval_progress)
@@ -60,6 +62,12 @@ def run_report(magics: Any, args: EvalArgs, chart: list[str], line: str, *,
         except EvalArgsError as exc:
             raise UsageError(str(exc)) from exc
         report.runner = evalplan.full_run(report.plan, magics)
+    _judged(report, plan, result)
+    return report
+
+
+def _judged(report: EvalReport, plan: EvalPlan, result: Any) -> None:
+    """The report's judge notes, comparison and stability (each where the plan asks for it)."""
     try:
         report.judge_notes = plan.judge_check(result)
         if plan.compare is not None and not plan.sequential:  # after a sequential stop, fixed-n tests are invalid
@@ -68,7 +76,6 @@ def run_report(magics: Any, args: EvalArgs, chart: list[str], line: str, *,
             report.stability = result.stability(metrics=[c for c in plan.columns if c in result.item_metrics])
     except ValueError as exc:  # e.g. every answer of the baseline failed: the report still shows
         log.warning("qfeval: no comparison: %s", exc)
-    return report
 
 
 def stored_report(value: Any, args: EvalArgs, chart: list[str]) -> EvalReport:
@@ -113,12 +120,16 @@ def _stored_plan(value: Any, args: EvalArgs, min_diff: str) -> Any:
     return evalplan.PlanReport(found, pilot_items=pilot, dataset_items=None, line=None, metric=metrics[0])
 
 
-def _forecast(plan: EvalPlan, shown: bool) -> forecasts.RunForecast:
-    """``--forecast`` (or a budget): the evaluation's forecast shown and checked before its first call."""
+def _forecast(plan: EvalPlan, shown: bool, dry_run: bool = False) -> forecasts.RunForecast:
+    """``--forecast``, ``--dry-run`` (or a budget): the evaluation's forecast shown and checked before its
+    first call (the answers its store or the response cache hold count as none)."""
 
     def ahead() -> forecasts.RunForecast:
-        found, notes = forecasts.eval_forecasts(plan.llms, [str(v) for v in plan.frame["input"]], batch=plan.batch,
-                                                max_tokens=plan.sampling.max_output_tokens, repeats=plan.repeats)
-        return forecasts.begin(found, notes, shown=shown, what=f"this evaluation ({plan.generations:,} generations)")
+        found, notes = forecasts.eval_forecasts(plan.llms, list(plan.frame["input"]), batch=plan.batch,
+                                                max_tokens=plan.sampling.max_output_tokens, repeats=plan.repeats,
+                                                params=plan.sampling.fields(), store=plan.store)
+        return forecasts.begin(found, notes, shown=shown, dry_run=dry_run,
+                               what=f"this evaluation ({plan.generations:,} generations)")
 
-    return forecasts.checked_forecast(ahead, shown=shown, magic="qfeval") or forecasts.RunForecast.none()
+    return (forecasts.checked_forecast(ahead, shown=shown, magic="qfeval", dry_run=dry_run)
+            or forecasts.RunForecast.none())

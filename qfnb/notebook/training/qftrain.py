@@ -33,6 +33,8 @@ QFTRAIN_ARGUMENTS: Decorator = magic_arguments_of(
              help="Before it starts, show what the fine-tune will take: training tokens (rows x epochs, by the "
                   "base's tokenizer), steps, time (this machine's recorded fine-tunes) and price; the dashboard "
                   "puts the run beside it at the end. With a budget set, a run it may exceed is refused."),
+    argument("--dry-run", action="store_true",
+             help="Show the fine-tune's forecast (as --forecast, and what a budget would say) and start nothing."),
     argument("--deploy", action="store_true",
              help="Publish and deploy the model when training succeeds (its best checkpoint; with --attach TASK: "
                   "deploy that job)."),
@@ -70,8 +72,15 @@ def handle_magic(magics: Any, args: TrainArgs, line: str) -> Any:
             launcher.var_name = args.output
         launcher.show()  # with a display id: the job's final static state replaces the form
         return None
+    return _launch(magics, args)
+
+
+def _launch(magics: Any, args: TrainArgs) -> None:
+    """A recipe's launch, its forecast first (``--dry-run``: the forecast only)."""
     spec = train.TrainSpec.from_args(args, eval_metric=_metric_arg(args.eval_metric, magics.user_ns))
-    ahead = train.forecast(spec, shown=args.forecast)
+    ahead = train.forecast(spec, shown=args.forecast, dry_run=args.dry_run)
+    if args.dry_run:  # the forecast is shown: nothing starts
+        return None
     try:
         dash = train.launch(spec, magics.trainer_factory, on_deploy=magics.deployer)
     except UsageError:

@@ -227,9 +227,10 @@ def held_out_file(train: str) -> str | None:
     return None
 
 
-def forecast(spec: TrainSpec, *, shown: bool) -> TrainForecast | None:
-    """``--forecast`` (or a budget): the fine-tune's forecast shown and checked before it starts (None without)."""
-    from qfnb.notebook.forecasts import checked_forecast  # deferred: loads the inference resources
+def forecast(spec: TrainSpec, *, shown: bool, dry_run: bool = False) -> TrainForecast | None:
+    """``--forecast`` (or a budget): the fine-tune's forecast shown and checked before it starts (None
+    without); refused by the budget, it is shown with the line saying so; ``--dry-run``: shown, never raised."""
+    from qfnb.notebook.forecasts import checked_forecast, refused  # deferred: loads the inference resources
     from qfnb.trainer.forecast import forecast_training  # deferred: reads the ledger and the price table
 
     def ahead() -> TrainForecast:
@@ -237,10 +238,12 @@ def forecast(spec: TrainSpec, *, shown: bool) -> TrainForecast | None:
                                   max_steps=spec.steps, max_seq_len=spec.max_seq_len, eval_split=spec.eval_split)
         if shown:
             display(found)
-        found.check_budget()
+        found = refused(found, found.check_budget, shown=shown, dry_run=dry_run)
+        if dry_run and not shown and not found.verdict:
+            display(found)
         return found
 
-    return checked_forecast(ahead, shown=shown, magic="qftrain")
+    return checked_forecast(ahead, shown=shown, magic="qftrain", dry_run=dry_run)
 
 
 def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool = True,

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from qfnb._core.runtime.progress import fmt_duration
@@ -113,6 +114,11 @@ class TrainingState:
     ended_at: float | None = None  # wall time the job was seen to end
     platform_phase: str = ""  # what the platform says the worker does (loading weights, ...)
     reused: str | None = None  # the finished run reused instead of training again (qfnb.trainer.replay)
+    #: a reused run's: the endpoint already serving its model, and when it ended (wall time)
+    reused_service: str | None = None
+    reused_end: float | None = None
+    #: this dashboard's clock when ``elapsed`` was last told (the timer goes on from there between events)
+    _elapsed_seen: float | None = field(default=None, repr=False)
     _last_key: tuple[str, str, str] | None = field(default=None, repr=False)
     #: (step, seen at by this dashboard's clock, the platform's elapsedSeconds then) when each step was first seen
     _step_times: list[tuple[int, float, float | None]] = field(default_factory=list, repr=False)
@@ -154,10 +160,7 @@ class TrainingState:
     def _apply_detail(self, d: Mapping[str, Any]) -> bool:
         """The task-detail fields (Contract 3 extensions are optional)."""
         self.task_id = str(d.get("taskId") or self.task_id or "") or None
-        replayed = d.get("replayed")
-        if isinstance(replayed, Mapping) and replayed.get("task_id"):
-            when = f", finished {replayed['finished']}" if replayed.get("finished") else ""
-            self.reused = f"{replayed['task_id']}{when}"
+        self._take_replayed(d.get("replayed"))
         step, total = _num(d.get("currentStep")), _num(d.get("totalSteps"))
         if step is not None:
             self._time_step(int(step), _num(d.get("elapsedSeconds")))
@@ -172,7 +175,8 @@ class TrainingState:
             self.progress = min(self.step / self.total_steps, 1.0)
         elif (p := _num(d.get("runProgress") if "runProgress" in d else d.get("progress"))) is not None:
             self.progress = min(p / 100.0, 1.0)
-        self.elapsed = _num(d.get("elapsedSeconds")) if "elapsedSeconds" in d else self.elapsed
+        if "elapsedSeconds" in d:
+            self.elapsed, self._elapsed_seen = _num(d.get("elapsedSeconds")), self.clock()
         self.eta = _num(d.get("etaSeconds")) if "etaSeconds" in d else self.eta
         self.error = str(d["errorMessage"]) if d.get("errorMessage") else self.error
         self.held_out = str(d["evalFile"]) if d.get("evalFile") else self.held_out
@@ -183,6 +187,17 @@ class TrainingState:
                 setattr(self, attr, [(int(s), float(v)) for s, v in curve])
                 changed = True
         return changed
+
+    def _take_replayed(self, replayed: Any) -> None:
+        """A reused run (:mod:`qfnb.trainer.replay`): which, when it ended, and what serves its model."""
+        if not (isinstance(replayed, Mapping) and replayed.get("task_id")):
+            return
+        when = f", finished {replayed['finished']}" if replayed.get("finished") else ""
+        self.reused = f"{replayed['task_id']}{when}"
+        service = replayed.get("service")
+        if isinstance(service, Mapping) and service.get("service_endpoint"):
+            self.reused_service = str(service["service_endpoint"])
+        self.reused_end = _when(replayed.get("finished")) or self.reused_end
 
     def _take_checkpoints(self, saved: Any) -> bool:
         """The task detail's (or the trainer output's) checkpoint list, when it has news."""
@@ -199,6 +214,8 @@ class TrainingState:
         """The job ended (``ended_at``: when, by the platform's record; else now, when it is seen)."""
         if status not in TERMINAL:
             raise ValueError(f"status must be one of {TERMINAL}, got {status!r}")
+        if self.elapsed is not None:  # the platform's time, with what ticked since it last said
+            self.elapsed = self.elapsed_now
         self.status = status
         if error:
             self.error = error
@@ -213,13 +230,25 @@ class TrainingState:
                 self._take_checkpoints(output["checkpoints"])  # the trainer's output (with its metric, if any)
         if status == "succeeded" and self.total_steps:
             self.step, self.progress, self.eta = max(self.step, self.total_steps), 1.0, 0.0
+        if self.reused is not None:  # a reused run ended when it first did, and its model may serve already
+            ended_at = ended_at if ended_at is not None else self.reused_end
+            if self.reused_service and not self.service:
+                self.service = self.reused_service
         self.ended_at = ended_at if ended_at is not None else self.wall()
         self.note(f"fine-tune {status}" + (f": {error}" if error else "")
                   + (f" (at {_stamp(ended_at)})" if ended_at is not None else ""))
+        if self.reused is not None and self.service and self.service == self.reused_service:
+            self.note(f"deployed as {self.service} (when it first ran)")
 
     @property
     def elapsed_now(self) -> float:
-        return self.elapsed if self.elapsed is not None else self.clock() - self.started_at
+        """The run's time so far: the platform's last ``elapsedSeconds`` and, while it runs, the time
+        since (a phase without events, such as loading the weights, still ticks); else this clock's."""
+        if self.elapsed is None:
+            return self.clock() - self.started_at
+        if self.finished or self._elapsed_seen is None:
+            return self.elapsed
+        return self.elapsed + max(0.0, self.clock() - self._elapsed_seen)
 
     def _time_step(self, step: int, platform_elapsed: float | None) -> None:
         """When a step count was first seen: by the platform's own clock (``elapsedSeconds``, the
@@ -350,6 +379,16 @@ class TrainingState:
 # how the text/plain summary words each of result_fields()
 _TEXT_FORMS = {"task": "task {}", "reused": "↺ reused finished run {} (--fresh trains again)",
                "checkpoints": "{}", "model": "model {}", "endpoint": "service {}", "error": "error: {}"}
+
+
+def _when(value: Any) -> float | None:
+    """A platform date (ISO 8601, or epoch seconds) as wall time; None when it is neither."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp() if value else None
+    except ValueError:
+        return None
 
 
 def _stamp(t: float) -> str:

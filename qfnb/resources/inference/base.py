@@ -276,6 +276,15 @@ class BaseInference(Generic[C, A, K]):
         except ProtocolError as exc:
             raise ValidationError(exc.field, str(exc).split(": ", 1)[-1], exc.code) from None
 
+    async def _replays(self, call: C, repeat: int = 0) -> bool:
+        """Whether the response cache would answer ``call`` now (its target and body made as a call
+        makes them; nothing is sent): a forecast counts such an answer as no call."""
+        target, body = await self._prepare(call)
+        if target.api_type == "v2":
+            return "/v2/" + target.endpoint == V2_ROUTES["chat"] and await self.client.replays(
+                None, body, stream=call.stream, repeat=repeat)
+        return await self.client.replays(target, body, stream=call.stream, repeat=repeat)
+
     async def _acall_one(self, call: C) -> QfResponse[A]:
         """:meth:`_acall` for a resource that never streams."""
         resp = await self._acall(call)

@@ -101,7 +101,7 @@ class OpenAIChat:
         """The prompt's tokens as :meth:`generate` sends them: rendered by the model's template (a
         chat, with its tools) and tokenized by the engine, as the answer's ``prompt_tokens`` counts."""
         if self._n_ctx is None:
-            raise CannotServe(f"{self.name} runs on an external engine: the platform cannot count its tokens")
+            return await self._external_count(ask)
         tools: list[dict[str, Any]] | None = None
         source: str | list[dict[str, Any]]
         if isinstance(ask, TextAsk):
@@ -117,6 +117,29 @@ class OpenAIChat:
                 raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} could not count the prompt "
                                         f"({type(exc).__name__})") from exc
         return len(tokens)
+
+    async def _external_count(self, ask: Ask) -> int:
+        """An external engine's own count: its ``/tokenize`` with the turns (vLLM renders them with the
+        model's template and answers ``count``); an engine that answers bare ``tokens`` instead
+        (llama-server) renders them first (``/apply-template``). CannotServe where it has no such route."""
+        source: str | list[dict[str, Any]] = ask.prompt if isinstance(ask, TextAsk) else text_turns(ask.messages)
+        async with self._leased() as target:
+            root, client = prompts.engine_root(target.base_url), transport.client()
+            payload = {"model": self._model, ("prompt" if isinstance(source, str) else "messages"): source}
+            try:
+                resp = await client.post(root + "/tokenize", json=payload, headers=target.headers)
+                resp.raise_for_status()
+                answer = resp.json()
+                if isinstance(answer.get("count"), int):
+                    return int(answer["count"])
+                if isinstance(answer.get("tokens"), list):  # llama-server: the template first, then the text
+                    tokens, _ = await self._prepare(target.base_url, target.headers, source)
+                    return len(tokens)
+            except (httpx.HTTPError, ValueError, AttributeError) as exc:
+                raise CannotServe(f"{self.name} runs on an external engine whose /tokenize could not count the "
+                                  f"prompt ({type(exc).__name__}): the platform cannot count its tokens") from exc
+        raise CannotServe(f"{self.name} runs on an external engine whose /tokenize gives no count: the platform "
+                          "cannot count its tokens")
 
     async def token_logprobs(self, tokens: Sequence[int], positions: Sequence[int]) -> list[float]:
         """Each ``tokens[t]``'s log-probability after ``tokens[:t]`` (:meth:`.api.Engine.token_logprobs`)
