@@ -24,8 +24,8 @@ import html
 import re
 
 import mistune
-from mistune.util import striptags
 import nh3
+from mistune.util import striptags
 
 __all__ = ["clean", "escape", "markdown"]
 
