@@ -4,6 +4,8 @@ before the engine fails on them and the platform answers "retry shortly" (issue 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from qfnb.protocol.errors import ErrorCode, ProtocolError
@@ -11,7 +13,7 @@ from qfnb.protocol.inference import validate_messages
 from qfnb.protocol.tools import check_chat_turn
 
 
-def _assistant(arguments: str) -> dict:
+def _assistant(arguments: str) -> dict[str, Any]:
     return {"role": "assistant", "content": None, "tool_calls": [
         {"id": "c1", "type": "function", "function": {"name": "w", "arguments": arguments}}]}
 
@@ -28,7 +30,7 @@ def test_an_openai_turns_broken_arguments_are_refused_by_name(arguments: str, wh
 
 
 def test_a_v1_function_calls_broken_arguments_are_refused_by_name() -> None:
-    history = [{"role": "user", "content": "weather?"},
+    history: list[dict[str, Any]] = [{"role": "user", "content": "weather?"},
                {"role": "assistant", "content": "", "function_call": {"name": "w", "arguments": "{bad"}},
                {"role": "function", "name": "w", "content": "rain"}]
     with pytest.raises(ProtocolError, match="is not valid JSON") as caught:
