@@ -12,10 +12,11 @@ coerced across types.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,9 +44,12 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
-def parse_arguments(arguments: str, schema: dict[str, Any]) -> dict[str, Any]:
+def parse_arguments(arguments: str, schema: dict[str, Any], *, run_patterns: bool = True) -> dict[str, Any]:
     """The arguments a model wrote, as a dict, checked against the offered ``schema``; raises
-    :class:`ArgumentsError` naming the problem."""
+    :class:`ArgumentsError` naming the problem. A ``$ref`` is resolved within ``schema`` only
+    (never fetched). ``run_patterns=False`` (a schema from elsewhere: an MCP server's) leaves its
+    regular expressions (``pattern``, ``patternProperties``) unrun, to whoever wrote them:
+    Python's ``re`` backtracks, and one such pattern can hold the kernel for hours."""
     try:
         value = json.loads(arguments or "{}", object_pairs_hook=_refuse_duplicates)
     except json.JSONDecodeError as exc:
@@ -53,13 +57,33 @@ def parse_arguments(arguments: str, schema: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ArgumentsError(f"the arguments must be a JSON object, not {type(value).__name__}")
     import jsonschema  # 2 s to import (its format checkers): where arguments are checked, as elsewhere in qfnb
+    import referencing  # jsonschema's own dependency, loaded with it
+    import referencing.exceptions
 
-    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-    problem = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    kind = jsonschema.Draft202012Validator if run_patterns else _validator_without_patterns()
+    validator = kind(schema, format_checker=kind.FORMAT_CHECKER, registry=referencing.Registry())
+    try:
+        problem = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    except referencing.exceptions.Unresolvable as exc:
+        raise ArgumentsError(f"the tool's schema refers to {exc}, which is not fetched: only $refs inside the "
+                             "schema are followed") from None
     if problem is not None:
         where = "/".join(str(p) for p in problem.absolute_path) or "arguments"
         raise ArgumentsError(f"{where}: {problem.message}")
     return value
+
+
+@functools.cache
+def _validator_without_patterns() -> Any:
+    """Draft 2020-12 without ``pattern`` and ``patternProperties`` (their regular expressions
+    are not run: the server checks them)"""
+    import jsonschema  # see parse_arguments
+
+    def unrun(validator: Any, value: Any, instance: Any, schema: Any) -> Iterator[Any]:
+        return iter(())
+
+    return jsonschema.validators.extend(jsonschema.Draft202012Validator,
+                                        {"pattern": unrun, "patternProperties": unrun})
 
 
 def result_text(value: Any) -> str:
@@ -81,6 +105,9 @@ class FunctionTool:
     description: str
     parameters: dict[str, Any]
     invoke: Callable[[dict[str, Any]], Any]
+    #: whether the schema's regular expressions are run on the arguments (False for a schema from
+    #: elsewhere; see :func:`parse_arguments`)
+    run_patterns: bool = True
 
     @classmethod
     def from_function(cls, fn: Callable[..., Any]) -> FunctionTool:
@@ -116,7 +143,7 @@ class FunctionTool:
     def call(self, arguments: str) -> str:
         """Check ``arguments`` (the model's JSON text) and run the tool; its result as text. Raises
         :class:`ArgumentsError` for arguments that do not fit, and whatever the tool raises."""
-        return result_text(self.invoke(parse_arguments(arguments, self.parameters)))
+        return result_text(self.invoke(parse_arguments(arguments, self.parameters, run_patterns=self.run_patterns)))
 
 
 def _arguments_model(fn: Callable[..., Any]) -> type[pydantic.BaseModel]:

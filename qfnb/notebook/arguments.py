@@ -65,6 +65,7 @@ class ChatArgs:
     schema: str | None
     tools: str | None
     mcp: tuple[str, ...]
+    mcp_timeout: float | None
     yes: bool
     max_steps: int
     rerun_tools: bool

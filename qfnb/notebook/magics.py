@@ -136,6 +136,9 @@ class QfnbMagics(Magics):
     @argument("--mcp", action="append", default=[], metavar="URL|COMMAND",
               help="An MCP server whose tools the model may call: a URL (streamable HTTP) or a command line "
                    "(stdio), quoted; repeatable. Asked before each call as --tools are.")
+    @argument("--mcp-timeout", type=float, metavar="SECONDS",
+              help="With --mcp: the most seconds one tool call may take (default 120; for every server: "
+                   "qfnb.agents.mcp_client.configure(call_timeout=...)).")
     @argument("--yes", action="store_true", help="With --tools/--mcp: run each call without asking.")
     @argument("--max-steps", type=int, default=5,
               help="With --tools/--mcp: the most model calls before a final answer.")

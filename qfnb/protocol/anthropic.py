@@ -104,18 +104,40 @@ def chat_messages(messages: Any, system: Any = None) -> list[dict[str, Any]]:
         raise ProtocolError("messages", "must be a non-empty list of {role, content}")
     text = _system_text(system)
     out: list[dict[str, Any]] = [{"role": "system", "content": text}] if text else []
+    called: list[str] = []  # the previous assistant turn's tool_use ids
     for i, m in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
             raise ProtocolError(f"{where}.role", "must be 'user' or 'assistant'")
         content = m.get("content")
         if isinstance(content, str):
-            out.append({"role": m["role"], "content": content})
-            continue
-        if not isinstance(content, list) or not content:
+            turns = [{"role": m["role"], "content": content}]
+        elif not isinstance(content, list) or not content:
             raise ProtocolError(f"{where}.content", "must be a string or a non-empty list of content blocks")
-        out += _turns(m["role"], content, f"{where}.content")
+        else:
+            turns = _turns(m["role"], content, f"{where}.content")
+        called = _check_pairing(called, turns, m["role"], where)
+        out += turns
     return out
+
+
+def _check_pairing(called: list[str], turns: list[dict[str, Any]], role: str, where: str) -> list[str]:
+    """As Anthropic's API: the user turn after an assistant's ``tool_use`` blocks answers each of
+    them with a ``tool_result``, and a ``tool_result`` answers a ``tool_use`` of the turn before.
+    Returns this turn's tool_use ids."""
+    if role == "assistant":
+        return [c["id"] for t in turns for c in t.get("tool_calls") or ()]
+    answered = [t["tool_call_id"] for t in turns if t["role"] == "tool"]
+    for rid in answered:
+        if rid not in called:
+            raise ProtocolError(f"{where}.content", f"the tool_result for {rid!r:.60} answers no tool_use block of the "
+                                "message before (each tool_result must answer one of its ids: "
+                                f"{', '.join(called) or 'it has none'})")
+    missing = [c for c in called if c not in answered]
+    if missing:
+        raise ProtocolError(where, f"the tool_use ids {', '.join(missing)} of the message before have no "
+                            "tool_result block here: each tool_use needs one in the next message")
+    return []
 
 
 def _turns(role: str, blocks: list[Any], where: str) -> list[dict[str, Any]]:

@@ -102,8 +102,14 @@ def _checked_message(raw: Any, i: int, where: str) -> dict[str, Any]:
     if raw.get("role") == "function" and not raw.get("name"):
         raise ProtocolError(f"{where}.name", "a function message must carry the function's name",
                             ErrorCode.INVALID_MESSAGES)
-    if raw.get("role") == "assistant" and raw.get("function_call") and content in (None, ""):
-        return dict(raw)
+    call = raw.get("function_call")
+    if raw.get("role") == "assistant" and call:
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+            raise ProtocolError(f"{where}.function_call", 'must be {"name", "arguments"}', ErrorCode.INVALID_MESSAGES)
+        tool_checks.check_call_arguments(call.get("arguments", "{}"), f"{where}.function_call.arguments",
+                                         ErrorCode.INVALID_MESSAGES)
+        if content in (None, ""):
+            return dict(raw)
     if not isinstance(content, str):
         raise ProtocolError(f"{where}.content", f"must be a string, got {type(content).__name__}",
                             ErrorCode.INVALID_MESSAGES)

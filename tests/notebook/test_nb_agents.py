@@ -407,3 +407,9 @@ def test_an_mcp_server_that_cannot_start_is_refused_before_sending(ip, tools_bac
     with pytest.raises(UsageError, match="--mcp qfnb-no-such-command: MCP server 'qfnb-no-such-command': cannot"):
         ip.run_cell_magic("qfchat", "--mcp qfnb-no-such-command", "hi")
     assert tools_backend.requests == []
+
+
+def test_a_bad_mcp_timeout_is_refused_before_anything_starts(ip, backend: FakeChatBackend) -> None:
+    with pytest.raises(UsageError, match="--mcp-timeout must be a positive number of seconds, not 0"):
+        ip.run_cell_magic("qfchat", '--mcp "never-started-server" --mcp-timeout 0', "hi")
+    assert backend.requests == []

@@ -1,6 +1,8 @@
 """The one escaping rule (qfnb.protocol.safe_html), checked statically: every HTML view of the
 package, fed each payload of the XSS corpus (tests/notebook/data/xss_payloads.txt), puts nothing
-on the page that could run: no script-capable element, no event handler, no script URL. The
+on the page that could run: no script-capable element, no event handler, no script URL; and
+nothing the page would fetch from elsewhere as it shows (a remote image: prompt injection's
+zero-click leak), only the raster ``data:`` images qfnb draws. The
 browser test (test_nb_browser_xss.py) shows the same views in JupyterLab and in nbconvert's export."""
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
+import mistune
 import pytest
 import xss_surfaces
 from xss_surfaces import SURFACES, html_of, payloads, types_of
@@ -25,6 +28,8 @@ FORBIDDEN_TAGS = {"script", "iframe", "frame", "frameset", "object", "embed", "a
                   "form", "input", "button", "select", "textarea", "keygen", "isindex", "svg", "math", "template",
                   "noscript", "xmp", "video", "audio", "source", "marquee", "body", "html", "head", "title",
                   "animate", "set", "use", "foreignobject", "portal"}
+#: attributes a browser fetches by itself, as the page shows (a link's href waits for a click)
+FETCHED = {"src", "srcset", "background", "dynsrc", "lowsrc", "poster", "data", "codebase", "ping"}
 URL_ATTRIBUTES = {"href", "src", "action", "formaction", "background", "dynsrc", "lowsrc", "data", "poster",
                   "srcset", "xlink:href", "codebase", "cite", "longdesc", "usemap", "ping"}
 SCHEME = re.compile(r"([a-z][a-z0-9+.-]*):", re.I)  # a URL without one is relative (the page's own scheme)
@@ -44,9 +49,12 @@ class Audit(HTMLParser):
         for name, value in attrs:
             if name.startswith("on"):
                 self.found.append(f"<{tag} {name}=…>")
-            elif name == "srcdoc" or (name == "style" and value and re.search(r"expression|javascript|behavior",
-                                                                                 value, re.I)):
+            elif name == "srcdoc" or (name == "style" and value and re.search(
+                    r"expression|javascript|behavior|url\s*\(|image-set|@import", value, re.I)):
                 self.found.append(f"<{tag} {name}={value!r}>")
+            elif name in FETCHED and value is not None and not (
+                    tag == "img" and name == "src" and INLINE_IMAGE.match(re.sub(r"[\x00-\x20]", "", value))):
+                self.found.append(f"<{tag} {name}={value[:60]!r}> (fetched from elsewhere as the page shows)")
             elif name in URL_ATTRIBUTES and value is not None:
                 url = re.sub(r"[\x00-\x20]", "", html.unescape(value))
                 scheme = SCHEME.match(url)
@@ -72,6 +80,26 @@ def test_the_corpus_is_the_cheat_sheet_and_polyglots() -> None:
     # the auditor sees the raw payloads as the attacks they are (it is not blind)
     caught = [p for p in CORPUS if audit(p)]
     assert len(caught) >= 90, len(caught)
+    remote = [p for p in CORPUS if "attacker.example" in p]
+    assert len(remote) >= 8 and all(audit(str(mistune.html(p))) for p in remote), "Markdown's own images fetch"
+
+
+REMOTE_IMAGES = [p for p in CORPUS if "attacker.example" in p]
+
+
+@pytest.mark.parametrize("payload", REMOTE_IMAGES)
+def test_a_markdown_image_shows_as_a_link_never_fetched(payload: str) -> None:
+    shown = safe_html.markdown(payload)
+    assert "<img" not in shown and audit(shown) == []
+    if payload.startswith("![exfil]("):
+        assert re.search(r'<a href="[^"]*attacker\.example/[^"]*"[^>]*>🖼 exfil</a>', shown, re.I), shown
+
+
+def test_only_an_image_qfnb_inlined_keeps_its_src() -> None:
+    png = "data:image/png;base64,iVBORw0KGgo="
+    assert safe_html.clean(f'<img alt="c" src="{png}">') == f'<img alt="c" src="{png}">'
+    assert safe_html.clean('<img alt="c" src="https://attacker.example/x.png">') == '<img alt="c">'
+    assert "<img" not in safe_html.markdown(f"![chart]({png})"), "a model's data: image is not shown inline"
 
 
 @pytest.mark.parametrize("payload", CORPUS)

@@ -66,3 +66,27 @@ def test_the_events_make_up_the_message() -> None:
     message = anthropic.message_object("msg_1", "m", Turn(text="", tool_calls=[
         {"id": "t1", "function": {"name": "f", "arguments": '{"a": 1}'}}]))
     assert message["content"] == [{"type": "tool_use", "id": "t1", "name": "f", "input": {"a": 1}}]
+
+
+def _history(use_id: str, result_id: str | None) -> dict:
+    answer = [{"type": "tool_result", "tool_use_id": result_id, "content": "rain"}] if result_id else [
+        {"type": "text", "text": "never mind"}]
+    return {"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": use_id, "name": "w", "input": {}}]},
+        {"role": "user", "content": answer}]}
+
+
+def test_a_tool_result_must_answer_the_tool_use_before_it() -> None:
+    anthropic.chat_body(anthropic.check_request(_history("t1", "t1")))
+    with pytest.raises(ProtocolError, match=r"messages\[2\]\.content: the tool_result for 'nope' answers no "
+                                            r"tool_use block of the message before .*: t1\)") as caught:
+        anthropic.chat_body(anthropic.check_request(_history("t1", "nope")))
+    assert caught.value.field == "messages[2].content"
+    with pytest.raises(ProtocolError, match=r"messages\[2\]: the tool_use ids t1 of the message before have no "
+                                            "tool_result block here"):
+        anthropic.chat_body(anthropic.check_request(_history("t1", None)))
+    lone = {"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t9", "content": "x"}]}]}
+    with pytest.raises(ProtocolError, match="it has none"):
+        anthropic.chat_body(anthropic.check_request(lone))

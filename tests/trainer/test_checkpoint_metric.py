@@ -112,3 +112,31 @@ def test_an_empty_or_missing_held_out_split_keeps_the_loss_decision(tmp_path: Pa
         assert asyncio.run(action.aexec({**given, "eval_file": held}, RunContext(None, None))) == {
             **given, "eval_file": held}
     assert "has no rows" in caplog.text and "no readable held-out split" in caplog.text
+
+
+def test_a_hanging_metric_does_not_keep_the_trainer_from_stopping(platform: ServedPlatform) -> None:
+    import threading
+    import time
+
+    from qfnb.trainer import TrainerStopped
+
+    entered, release = threading.Event(), threading.Event()
+
+    def hangs(input: Any, reference: str, output: str) -> float:
+        entered.set()
+        release.wait(60)
+        return 0.0
+
+    trainer = LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(ROWS), name="hangs",
+                          train_config=TrainConfig(epoch=1, batch_size=1, checkpoints=3, eval_metric=hangs,
+                                                   eval_metric_items=1, extras={"stepSeconds": 0.01}))
+    try:
+        trainer.start()
+        assert entered.wait(60), "the metric was never called"
+        started = time.monotonic()
+        trainer.stop()
+        with pytest.raises(TrainerStopped):
+            trainer.wait(10)
+        assert time.monotonic() - started < 5
+    finally:
+        release.set()

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from qfnb.local.convert import openai_chat
@@ -66,12 +67,29 @@ async def _create(request: Request, platform: Platform, body: dict[str, Any], la
     render = ResponsesRender(rid, data, now(), keep, stream=bool(data.get("stream")),
                              cancelled=lambda: _running.get(rid, False))
     ask = dataclasses.replace(openai_chat.chat_ask(chat, lane), cache_key=key)
+    response: Response | None = None
     try:
-        return await serve(request, platform, ask, render)
+        response = await serve(request, platform, ask, render)
+        if isinstance(response, StreamingResponse):  # forgotten when the stream ends, or its client leaves
+            response.body_iterator = _forgetting(rid, response.body_iterator)
+        return response
     finally:
-        if not render.stream:
-            with _running_lock:
-                _running.pop(rid, None)
+        if not isinstance(response, StreamingResponse):
+            _forget(rid)
+
+
+def _forget(rid: str) -> None:
+    """``rid`` is no longer being answered (it is stored, or it never will be): not cancellable."""
+    with _running_lock:
+        _running.pop(rid, None)
+
+
+async def _forgetting(rid: str, body: AsyncIterable[Any]) -> AsyncIterator[Any]:
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:
+        _forget(rid)
 
 
 def _conversation(platform: Platform, previous: str | None) -> tuple[list[dict[str, Any]], str | None]:

@@ -266,11 +266,14 @@ class ToolsView:
 _MCP_SERVERS: dict[str, Any] = {}
 
 
-def mcp_tools(targets: Sequence[str]) -> dict[str, FunctionTool]:
-    """The tools of the MCP servers ``targets`` (URLs or command lines), connected once per kernel;
-    a server that cannot be reached is refused before anything is sent."""
+def mcp_tools(targets: Sequence[str], call_timeout: float | None = None) -> dict[str, FunctionTool]:
+    """The tools of the MCP servers ``targets`` (URLs or command lines), connected once per kernel
+    (``call_timeout``: their calls' deadline from now on); a server that cannot be reached is
+    refused before anything is sent."""
     if not targets:
         return {}
+    if call_timeout is not None and not call_timeout > 0:
+        raise UsageError(f"--mcp-timeout must be a positive number of seconds, not {call_timeout:g}")
     try:
         from qfnb.agents.mcp_client import McpError, McpToolbox  # deferred: the mcp package is an extra
     except ImportError as exc:
@@ -286,6 +289,8 @@ def mcp_tools(targets: Sequence[str]) -> dict[str, FunctionTool]:
             if not _MCP_SERVERS:
                 atexit.register(_close_mcp_servers)
             _MCP_SERVERS[target] = box
+        if call_timeout is not None:
+            box.limits = replace(box.limits, call_timeout=call_timeout)
         found.update({t.name: t for t in box.tools})
     return found
 
@@ -304,7 +309,7 @@ def _tools_of(magics: ChatCellHost, args: ChatArgs) -> dict[str, FunctionTool]:
     if args.max_steps < 1:
         raise UsageError(f"--max-steps must be at least 1, not {args.max_steps}")
     tools = resolve_tools(split_csv([args.tools]), magics.user_ns) if args.tools else {}
-    for name, tool in mcp_tools(args.mcp).items():
+    for name, tool in mcp_tools(args.mcp, args.mcp_timeout).items():
         if name in tools:
             raise UsageError(f"--mcp: the server's tool {name!r} has the name of a --tools function")
         tools[name] = tool
