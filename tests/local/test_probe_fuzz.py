@@ -73,7 +73,10 @@ def _every_route() -> list[tuple[str, str, dict[str, str]]]:
         "", "/input_items", "/cancel")] + [("openai", f"{v}/responses", {}) for v in ("/v1", "/v2")]
     out += [("oauth", "/oauth/2.0/token", {}),
             ("bearer", "/v1/BCE-BEARER/token", {}), ("bos", "/bos/bucket/key.jsonl", {}),
-            ("boslist", "/bos/bucket", {}), ("health", "/healthz", {})]
+            ("boslist", "/bos/bucket", {}), ("health", "/healthz", {}), ("openai", "/metrics", {})]
+    # OpenAI's stored chat completions (store: true): read, update, delete, and their messages
+    out += [("openai", f"{v}/chat/completions/chatcmpl-x{tail}", {}) for v in ("/v1", "/v2")
+            for tail in ("", "/messages")]
     return out
 
 
@@ -92,7 +95,8 @@ def test_the_table_covers_every_route_of_the_app(tmp_path: Path) -> None:
                                           "/v2/batches/{batch_id}", "/v2/batches/{batch_id}/cancel",
                                           batch.FILES + "/{rest:path}", batch.BATCHES + "/{rest:path}",
                                           "/v2/files/{rest:path}", "/v2/batches/{rest:path}"} | {
-        f"{v}/responses/{{response_id}}{tail}" for v in ("/v1", "/v2") for tail in ("", "/input_items", "/cancel")}
+        f"{v}/responses/{{response_id}}{tail}" for v in ("/v1", "/v2") for tail in ("", "/input_items", "/cancel")} | {
+        f"{v}/chat/completions/{{completion_id}}{tail}" for v in ("/v1", "/v2") for tail in ("", "/messages")}
     assert paths - covered <= {p for p in paths if p.startswith("/qfnb/")}, paths - covered
 
 

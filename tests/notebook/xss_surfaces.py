@@ -299,12 +299,22 @@ def usage_chart(text: str) -> Any:
     return Shown(chart_html(table, text))
 
 
+def trace_view(text: str) -> Any:
+    from qfnb.notebook.traces import TraceView
+    from qfnb.protocol.traces import CallSpan
+
+    span = CallSpan(trace_id=text, span_id=text, parent_id=text, operation=text, route=text, model=text, status=200,
+                    started=1.0, duration_s=0.5, ttft_s=0.1, input_tokens=3, output_tokens=4, session=text, cell=1,
+                    job=text)
+    return TraceView((span,), scope=text)
+
+
 SURFACES: dict[str, Callable[[str], Any]] = {
     f.__name__: f for f in (
         chat_single, chat_streaming, chat_columns, tools_yes, tools_form, chat_history, models_list, eval_result,
         eval_comparison, eval_stability, eval_report, eval_plan, dataset, dataset_insight, dataset_insight_view,
         stress_result, stress_view, images, no_image_engine, batch_bar, progress_widget, progress_static, dashboard,
-        launcher, usage_chart, forecast, forecast_check, train_forecast, eval_plan_run,
+        launcher, usage_chart, forecast, forecast_check, train_forecast, eval_plan_run, trace_view,
     )
 }
 

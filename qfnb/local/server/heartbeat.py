@@ -46,7 +46,7 @@ def is_model_call(method: str, path: str) -> bool:
 def _wants_stream(body: bytes) -> bool:
     try:
         parsed = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         return False  # the route refuses it (at once)
     return isinstance(parsed, dict) and parsed.get("stream") is True
 

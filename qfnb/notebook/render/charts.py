@@ -125,7 +125,8 @@ def metric_figure(table: Mapping[str, Mapping[str, float]], *, title: str = "eva
         panels.setdefault(scales.get(m), []).append(m)
     runs = sorted({r for m in table.values() for r in m}, key=str)
     widths = [max(2.6, 1.3 * len(ms) + 1.2) for ms in panels.values()]
-    fig = Figure(figsize=(max(4.0, sum(widths) + 0.8), 2.8), layout="constrained")
+    fig = Figure(figsize=(max(4.0, sum(widths) + 0.8), 3.0))
+    fig.subplots_adjust(wspace=0.3, top=0.8)  # (a layout engine collapses the axes under very long names)
     axes = fig.subplots(1, len(panels), squeeze=False, width_ratios=widths)[0] if panels else []
     width = 0.8 / max(len(runs), 1)
     for ax, (scale, metrics) in zip(axes, panels.items(), strict=True):
