@@ -99,6 +99,8 @@ class Settings:
     model_paths: Mapping[str, Path] = field(default_factory=dict)
     #: how engines run (slots, queue, idle time, external engines): ``EngineOptions``; None = defaults
     engine_options: Any = None
+    #: count every call in ``/metrics`` and keep its span (``QFNB_OBSERVE=0`` turns both off)
+    observe: bool = True
 
     def __repr__(self) -> str:
         return f"Settings(data_dir={str(self.data_dir)!r}, aliases={dict(self.aliases)!r})"
@@ -117,7 +119,8 @@ class Settings:
                    text2image_model_dir=Path(t2i).expanduser() if t2i else None,
                    engine_options=EngineOptions.from_env(env),
                    max_batch_jobs=_positive(env, "QFNB_BATCH_JOBS", 4),
-                   max_waiting_batch_jobs=_positive(env, "QFNB_BATCH_WAITING", 10_000))
+                   max_waiting_batch_jobs=_positive(env, "QFNB_BATCH_WAITING", 10_000),
+                   observe=env.get("QFNB_OBSERVE", "1").strip().lower() not in ("0", "false", "no", "off"))
 
 
 def make_private(root: Path) -> int:

@@ -14,10 +14,11 @@ import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
-from qfnb.protocol.traces import KEEP_SPANS, TRACES_FILE, TRACES_SCHEMA, CallSpan
+from qfnb.protocol.traces import INSERT_SPAN, KEEP_SPANS, TRACES_FILE, TRACES_SCHEMA, CallSpan
 
 __all__ = ["OtelExport", "TraceSink"]
 
@@ -80,25 +81,34 @@ class TraceSink:
         self.path = Path(data_dir) / TRACES_FILE
         self.export = OtelExport.from_env() if export is True else export or None
         self._lock = threading.Lock()
-        self._pending: list[CallSpan] = []
+        self._pending: deque[CallSpan] = deque()  # appended by any thread, drained by the writer
+        self._armed = False  # the writer has been woken for the spans queued now
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
         self._db: sqlite3.Connection | None = None
         self._written = 0
 
     def add(self, span: CallSpan) -> None:
-        with self._lock:
-            self._pending.append(span)
+        """Queue ``span`` (the writer thread keeps it within :data:`_WRITE_EVERY_S`): an append, and a
+        wake-up only for the first span of a batch."""
+        self._pending.append(span)
+        if not self._armed:
+            self._armed = True
             if self._writer is None:
-                self._writer = threading.Thread(target=self._write_loop, name="qfnb-traces", daemon=True)
-                self._writer.start()
-                atexit.register(self.flush)
-        self._wake.set()
+                self._start_writer()
+            self._wake.set()
         if self.export is not None:
             try:
                 self.export.add(span)
             except Exception as exc:  # an exporter never breaks a call
                 log.warning("could not export a span over OTLP: %s", exc)
+
+    def _start_writer(self) -> None:
+        with self._lock:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="qfnb-traces", daemon=True)
+                self._writer.start()
+                atexit.register(self.flush)
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -113,22 +123,21 @@ class TraceSink:
     def _write_loop(self) -> None:
         while True:
             self._wake.wait()
+            time.sleep(_WRITE_EVERY_S)  # a burst of calls lands in one transaction
             self._wake.clear()
-            time.sleep(_WRITE_EVERY_S)
+            self._armed = False  # spans added from here on wake the writer again; those before are flushed now
             self.flush()
 
     def flush(self) -> None:
         """Write every queued span now (the oldest beyond :data:`KEEP_SPANS` go)."""
         with self._lock:
-            batch, self._pending = self._pending, []
+            batch = [self._pending.popleft() for _ in range(len(self._pending))]
             if not batch:
                 return
-            columns = CallSpan.columns()
             try:
                 db = self._conn()
                 db.execute("BEGIN")
-                db.executemany(f"INSERT INTO spans({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                               [s.row() for s in batch])
+                db.executemany(INSERT_SPAN, [s.row() for s in batch])
                 self._written += len(batch)
                 if self._written >= KEEP_SPANS // 10:
                     self._written = 0
