@@ -80,7 +80,7 @@ class CallSpan:
 
     def row(self) -> tuple[Any, ...]:
         """The span's values in :meth:`columns`' order (its row in the trace table)."""
-        return _row(self)  # type: ignore[no-any-return]
+        return _row(self)
 
     @classmethod
     def columns(cls) -> tuple[str, ...]:

@@ -70,3 +70,26 @@ def test_a_model_call_outside_any_tool_starts_its_own_trace(served: ServedPlatfo
     ask_tiny("hello")
     (chat,) = [s for s in _spans(served) if s.operation == "chat"]
     assert chat.parent_id == "" and len(chat.trace_id) == 32
+
+
+def test_with_an_otlp_exporter_the_tool_span_is_exported_with_its_kept_ids(served: ServedPlatform,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    memory = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_exporter")
+    from opentelemetry.trace import SpanKind
+
+    from qfnb._core.record import traces
+    from qfnb.protocol.otel import OtelExport
+
+    exported = memory.InMemorySpanExporter()
+    export = OtelExport(exported, "qfnb")
+    monkeypatch.setattr(traces, "_export", export)
+    monkeypatch.setattr(traces, "_export_read", True)
+    with traces.tool_span("ask_tiny", "c9"):
+        ask_tiny("hello")
+    export.processor.force_flush()
+    (otel,) = exported.get_finished_spans()
+    (kept,) = [s for s in _spans(served) if s.operation == "execute_tool"]
+    assert otel.name == "execute_tool ask_tiny" and otel.kind == SpanKind.INTERNAL
+    assert (format(otel.context.trace_id, "032x"), format(otel.context.span_id, "016x")) == (kept.trace_id,
+                                                                                             kept.span_id)
+    assert dict(otel.attributes or {})["gen_ai.tool.call.id"] == "c9"

@@ -2,7 +2,8 @@
 ``%qftrace`` shows: the last calls, one kernel session's, one cell's), and the spans qfnb's clients
 add to the same table: each tool call an agent runs (:func:`tool_span`) and each evaluation item
 (:class:`OpenSpan`, :func:`item_spans`). A call made inside such a span sends its ``traceparent``
-(:func:`origin_headers`), so the platform's span of that call nests under it.
+(:func:`origin_headers`), so the platform's span of that call nests under it. With
+``OTEL_EXPORTER_OTLP_ENDPOINT`` set, the client's spans are exported over OTLP too (service ``qfnb``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from qfnb._core.record.ledger import SESSION, current_cell, current_job
 from qfnb.protocol.daemon import default_data_dir
+from qfnb.protocol.otel import OtelExport
 from qfnb.protocol.traces import (
     CELL_HEADER,
     INSERT_SPAN,
@@ -146,6 +148,21 @@ def write_spans(spans: Sequence[CallSpan], data_dir: Path | None = None) -> None
             db.execute("COMMIT")
     except (sqlite3.Error, OSError) as exc:
         log.warning("traces: could not keep %d spans in %s (%s)", len(spans), path, exc)
+    export = _exporter()
+    if export is not None:
+        export.add_all(list(spans))
+
+
+_export: OtelExport | None = None
+_export_read = False
+
+
+def _exporter() -> OtelExport | None:
+    """This process's OTLP exporter when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (looked up once)."""
+    global _export, _export_read
+    if not _export_read:
+        _export, _export_read = OtelExport.from_env("qfnb"), True
+    return _export
 
 
 def read_spans(data_dir: Path | None = None, *, last: int = 20, session: str | None = None,

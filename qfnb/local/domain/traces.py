@@ -1,8 +1,8 @@
 """Where the platform's call spans go: always ``<data_dir>/traces.sqlite3`` (what ``%qftrace``
-shows, no server needed), and over OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (the OpenTelemetry
-SDK and its OTLP exporter: the ``qfnb[otel]`` extra, imported only then).
+shows, no server needed), and over OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set
+(:class:`~qfnb.protocol.otel.OtelExport`).
 
-Spans are queued and written in batches by a background thread, never on the event loop.
+Spans are queued and written (and exported) in batches by a background thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -16,62 +16,16 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
 
+from qfnb.protocol.otel import OtelExport
 from qfnb.protocol.traces import INSERT_SPAN, KEEP_SPANS, TRACES_FILE, TRACES_SCHEMA, CallSpan
 
-__all__ = ["OtelExport", "TraceSink"]
+__all__ = ["OtelExport", "TraceSink"]  # OtelExport: where the platform's tests and tools find it
 
 log = logging.getLogger("qfnb.local.traces")
 
 #: spans written at once: a burst of calls lands in one transaction
 _WRITE_EVERY_S = 0.2
-
-
-class OtelExport:
-    """Spans as OpenTelemetry spans on ``exporter`` (an SDK ``SpanExporter``), batched by the SDK."""
-
-    def __init__(self, exporter: Any) -> None:
-        # deferred: the OpenTelemetry SDK is the optional otel extra
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-        self.provider = TracerProvider(resource=Resource.create({"service.name": "qfnb-platform"}))
-        self.processor = BatchSpanProcessor(exporter, schedule_delay_millis=500)
-        self.provider.add_span_processor(self.processor)
-        self.tracer = self.provider.get_tracer("qfnb.local")
-
-    @classmethod
-    def from_env(cls) -> OtelExport | None:
-        """The OTLP/HTTP exporter when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (it reads the OTEL_*
-        variables itself); None otherwise, or when the extra is not installed (said in the log)."""
-        if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-            return None
-        try:
-            # deferred: the OTLP exporter is the optional otel extra
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        except ImportError:
-            log.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set but the OpenTelemetry OTLP exporter is not installed "
-                        "(pip install 'qfnb[otel]'): spans are kept in the data dir only")
-            return None
-        return cls(OTLPSpanExporter())
-
-    def add(self, span: CallSpan) -> None:
-        from opentelemetry import trace
-
-        context = trace.set_span_in_context(trace.NonRecordingSpan(trace.SpanContext(
-            int(span.trace_id, 16), int(span.parent_id, 16), is_remote=True,
-            trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED)))) if span.parent_id else None
-        started = int(span.started * 1e9)
-        otel = self.tracer.start_span(span.name, context=context, kind=trace.SpanKind.SERVER,
-                                      attributes=span.attributes(), start_time=started)
-        if span.status >= 500:
-            otel.set_status(trace.Status(trace.StatusCode.ERROR))
-        otel.end(end_time=started + int(span.duration_s * 1e9))
-
-    def close(self) -> None:
-        self.provider.shutdown()
 
 
 class TraceSink:
@@ -97,11 +51,6 @@ class TraceSink:
             if self._writer is None:
                 self._start_writer()
             self._wake.set()
-        if self.export is not None:
-            try:
-                self.export.add(span)
-            except Exception as exc:  # an exporter never breaks a call
-                log.warning("could not export a span over OTLP: %s", exc)
 
     def _start_writer(self) -> None:
         with self._lock:
@@ -134,6 +83,8 @@ class TraceSink:
             batch = [self._pending.popleft() for _ in range(len(self._pending))]
             if not batch:
                 return
+            if self.export is not None:
+                self.export.add_all(batch)
             try:
                 db = self._conn()
                 db.execute("BEGIN")
