@@ -1,19 +1,21 @@
 """What counting and tracing every call costs the platform's serving (issue 56): the same app with and
 without :class:`~qfnb.local.server.metrics.Observe` (counters, histograms, the span written to the
-data dir's trace table), in one run, alternating rounds.
+data dir's trace table, written within the round), in one run, alternating which side goes first.
 
     .venv/bin/python bench/observability.py [--calls 400] [--rounds 5] [--concurrency 8]
 
 The engine is the tests' in-process double (it answers at once), so the figure is the worst case:
 the platform's own per-call work is all there is to slow down; a real engine's decode time dilutes
-it further. Prints calls/s of each side (best round of each), their ratio (target >= 0.98) and a
-``/metrics`` scrape's time after the traffic.
+it further. Prints calls/s of each side (best round of each), their ratio (target >= 0.98), the same
+in calls per CPU second of the process (median round; what the platform's own work costs, steadier
+than wall time when other processes share the cores) and a ``/metrics`` scrape's time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import sys
 import tempfile
 import time
@@ -35,7 +37,8 @@ from qfnb.local.server.app import create_app  # noqa: E402
 ASK = {"model": "tiny-chat", "messages": [{"role": "user", "content": "hello there, how are you today"}]}
 
 
-async def _rate(app: Starlette, calls: int, concurrency: int) -> float:
+async def _rate(app: Starlette, calls: int, concurrency: int) -> tuple[float, float]:
+    """(calls per second, calls per CPU second of this process: every thread, the trace writer's too)."""
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         token = (await client.get("/v1/BCE-BEARER/token", auth=Signer())).json()["token"]
@@ -50,9 +53,12 @@ async def _rate(app: Starlette, calls: int, concurrency: int) -> float:
                 reply = await client.post("/v2/chat/completions", json={**ASK, "stream": stream}, headers=headers)
                 assert reply.status_code == 200, reply.text
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(user() for _ in range(concurrency)))
-        return calls / (time.perf_counter() - start)
+        # the spans still queued are written inside the measured time: the trace writer's work counts
+        # against the side that made it, not the round after it
+        app.state.platform.meter.sink.flush()
+        return calls / (time.perf_counter() - start), calls / (time.process_time() - cpu)
 
 
 def main() -> int:
@@ -65,11 +71,14 @@ def main() -> int:
         apps = {side: create_app(make_settings(Path(tmp) / side), FakeRegistry(), observe=side == "observed")
                 for side in ("bare", "observed")}
         best = dict.fromkeys(apps, 0.0)
+        per_cpu: dict[str, list[float]] = {side: [] for side in apps}
         for app in apps.values():
             asyncio.run(_rate(app, 40, args.concurrency))  # warm up (engines, imports)
-        for _ in range(args.rounds):
-            for side, app in apps.items():
-                best[side] = max(best[side], asyncio.run(_rate(app, args.calls, args.concurrency)))
+        for n in range(args.rounds):
+            for side in sorted(apps, reverse=n % 2 == 1):  # each side goes first every other round
+                rate, cpu_rate = asyncio.run(_rate(apps[side], args.calls, args.concurrency))
+                best[side] = max(best[side], rate)
+                per_cpu[side].append(cpu_rate)
         registry = apps["observed"].state.platform.meter.registry
         scrape = min(_timed(lambda: generate_latest(registry)) for _ in range(20))
         apps["observed"].state.platform.meter.sink.flush()
@@ -77,6 +86,10 @@ def main() -> int:
     print(f"without metrics+tracing: {best['bare']:8.1f} calls/s (best of {args.rounds})")
     print(f"with metrics+tracing:    {best['observed']:8.1f} calls/s")
     print(f"ratio: {best['observed'] / best['bare']:.3f} (target >= 0.98); a scrape: {scrape * 1000:.2f} ms")
+    cpu = {side: statistics.median(rates) for side, rates in per_cpu.items()}
+    print(f"calls per CPU second (median; steadier on a busy machine): without {cpu['bare']:.1f}, "
+          f"with {cpu['observed']:.1f}, ratio {cpu['observed'] / cpu['bare']:.3f}; "
+          f"{1e6 * (1 / cpu['observed'] - 1 / cpu['bare']):.0f} us of CPU per call")
     return 0
 
 

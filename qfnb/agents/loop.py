@@ -10,7 +10,8 @@ What keeps a small model from spinning: a call it already made (same name and ar
 run again, and the next request offers no tools; the last request allowed by ``max_steps``
 offers none either, and its last tool result carries :data:`FINAL_ASK`. When even that request
 gives no text, the loop stops with :attr:`ToolLoop.stopped` saying so rather than asking again.
-``usage`` sums every step's tokens.
+``usage`` sums every step's tokens. Each call that runs is a span (``execute_tool``) in the data dir's
+trace table, and the model calls the tool makes nest under it (``%qftrace``).
 
 Replay: a call inside a *replayed* answer (:attr:`StepReply.replayed`: the step answered from a record,
 as a notebook's Restart & Run All does from the response cache) is not run again. With a
@@ -28,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from qfnb._core.record.traces import tool_span
 from qfnb.agents.tools import ArgumentsError, FunctionTool
 
 __all__ = ["FINAL_ASK", "Confirm", "Decision", "Step", "StepReply", "ToolLoop", "ToolRecord", "ToolRun",
@@ -191,6 +193,15 @@ class ToolLoop:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     def _run(self, call: ToolRun) -> tuple[str, str]:
+        """The call's result text and status, run as a span in the data dir's trace table (the model
+        calls made inside the tool nest under it)."""
+        with tool_span(call.name, call.id) as span:
+            result, status = self._call(call)
+            if status == "failed":
+                span.status = 500
+        return result, status
+
+    def _call(self, call: ToolRun) -> tuple[str, str]:
         """The call's result text and status; an error's text is the result (the model reads it)."""
         tool = self.tools.get(call.name)
         if tool is None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qfnb._core.config import Config
+from qfnb._core.record.traces import item_scope
 from qfnb._core.runtime.progress import ProgressArg
 from qfnb.resources import ChatCompletion
 from qfnb.resources.defaults import default_model
@@ -138,7 +139,8 @@ def _callable_runner(fn: Callable[..., Any]) -> BatchFn:
             async with gate:
                 answer: Answer
                 try:
-                    value = await acall(fn, item, **kwargs)
+                    with item_scope(index):  # an evaluation item's span: its calls nest under it
+                        value = await acall(fn, item, **kwargs)
                     answer = response_text(value)
                 except Exception as exc:
                     answer = exc

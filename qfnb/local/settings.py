@@ -114,6 +114,8 @@ class Settings:
     engine_options: Any = None
     #: seconds of silence after which a model call hears a heartbeat (``QFNB_HEARTBEAT_S``; 0: none)
     heartbeat: float = 10.0
+    #: count every call in ``/metrics`` and keep its span (``QFNB_OBSERVE=0`` turns both off)
+    observe: bool = True
 
     def __repr__(self) -> str:
         return f"Settings(data_dir={str(self.data_dir)!r}, aliases={dict(self.aliases)!r})"
@@ -133,7 +135,8 @@ class Settings:
                    engine_options=EngineOptions.from_env(env),
                    max_batch_jobs=_positive(env, "QFNB_BATCH_JOBS", 4),
                    max_waiting_batch_jobs=_positive(env, "QFNB_BATCH_WAITING", 10_000),
-                   heartbeat=_seconds(env, "QFNB_HEARTBEAT_S", 10.0))
+                   heartbeat=_seconds(env, "QFNB_HEARTBEAT_S", 10.0),
+                   observe=env.get("QFNB_OBSERVE", "1").strip().lower() not in ("0", "false", "no", "off"))
 
 
 def make_private(root: Path) -> int:

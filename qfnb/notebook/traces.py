@@ -1,5 +1,7 @@
 """``%qftrace``: the local platform's calls as a waterfall (model, tokens, latency, time to first
-token, prompt-cache hit), read from the data dir's trace table; no tracing server to install.
+token, prompt-cache hit), read from the data dir's trace table; no tracing server to install. The
+tool calls an agent ran and the evaluation items are there too, and a call made inside one is
+marked ``↳`` under it.
 
 ``%qftrace`` shows this kernel session's last 20 calls, ``%qftrace 50`` its last 50, ``%qftrace
 --cell 7`` the calls cell 7 made, ``--all`` every session's (also scripts and other tools'). The
@@ -49,6 +51,14 @@ def _ms(seconds: float | None) -> str:
     return "" if seconds is None else f"{seconds * 1000:,.0f} ms" if seconds < 10 else f"{seconds:,.1f} s"
 
 
+def _label(s: CallSpan) -> str:
+    """What a span was: a platform call's operation and route, a tool call, an evaluation item."""
+    if not s.client_side:
+        return f"{s.operation} {s.route}"
+    index = s.attributes().get("qfnb.eval.index")
+    return f"{s.operation} item {index}" if index is not None else s.operation
+
+
 @dataclass(frozen=True)
 class TraceView:
     """Spans as a waterfall table: each call's bar placed on one time axis, its first-token wait shaded."""
@@ -62,9 +72,10 @@ class TraceView:
             return clean(head + f'<div class="qfnb-trace-empty" style="color:{TEXT_MUTED}">no calls traced yet</div>')
         start = min(s.started for s in self.spans)
         width = max(s.started + s.duration_s for s in self.spans) - start or 1.0
-        columns = ("call", "model", "cell", "in", "out", "latency", "first token", "cache", "cost", "")
+        columns = ("call", "model · tool", "cell", "in", "out", "latency", "first token", "cache", "cost", "")
         header = "".join(f'<th style="{NUM_CELL if 3 <= i <= 8 else CELL}">{c}</th>' for i, c in enumerate(columns))
-        rows = "".join(self._row(s, start, width) for s in self.spans)
+        shown = {s.span_id for s in self.spans}
+        rows = "".join(self._row(s, start, width, nested=s.parent_id in shown) for s in self.spans)
         total_in, total_out = sum(s.input_tokens for s in self.spans), sum(s.output_tokens for s in self.spans)
         foot = (f'<div class="qfnb-trace-total" style="color:{TEXT_MUTED}">{len(self.spans):,} calls · '
                 f'{total_in:,} tokens in · {total_out:,} out · over {_ms(width)}</div>')
@@ -72,7 +83,7 @@ class TraceView:
                      f"<thead><tr>{header}</tr></thead><tbody>{rows}</tbody></table>{foot}")
 
     @staticmethod
-    def _row(s: CallSpan, start: float, width: float) -> str:
+    def _row(s: CallSpan, start: float, width: float, *, nested: bool = False) -> str:
         left, span = 100 * (s.started - start) / width, max(0.5, 100 * s.duration_s / width)
         wait = 0.0 if s.ttft_s is None or not s.duration_s else min(100.0, 100 * s.ttft_s / s.duration_s)
         bar = (f'<div style="position:relative;width:240px;height:10px;border-left:1px solid {BORDER}">'
@@ -82,7 +93,7 @@ class TraceView:
                "</div></div>")
         cache = f"{s.cached_tokens:,} cached" if s.cached_tokens else ""
         failed = "" if s.status < 400 else f" · {s.status}"
-        cells = [(CELL, escape(f"{s.operation} {s.route}{failed}")), (CELL, escape(s.model)),
+        cells = [(CELL, ("↳ " if nested else "") + escape(_label(s) + failed)), (CELL, escape(s.model)),
                  (CELL, "" if s.cell is None else str(s.cell)), (NUM_CELL, f"{s.input_tokens:,}"),
                  (NUM_CELL, f"{s.output_tokens + s.trained_tokens:,}"), (NUM_CELL, _ms(s.duration_s)),
                  (NUM_CELL, _ms(s.ttft_s)), (NUM_CELL, cache), (NUM_CELL, "¥0 (local)"), (CELL, bar)]

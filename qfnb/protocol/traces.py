@@ -1,18 +1,29 @@
-"""The platform's call spans: what one model call was (an HTTP call, a batch row, a fine-tune), as the
-platform keeps it in ``<data_dir>/traces.sqlite3`` and exports it over OTLP, with OpenTelemetry's
-``gen_ai.*`` attribute names. The platform writes the file; ``%qftrace`` reads it. No I/O here.
+"""Call spans: what one model call was (an HTTP call, a batch row, a fine-tune), as the platform
+keeps it in ``<data_dir>/traces.sqlite3`` and exports it over OTLP, with OpenTelemetry's ``gen_ai.*``
+attribute names; and the spans qfnb's clients add to the same table (a tool call an agent ran, an
+evaluation item), whose platform calls nest under them by ``traceparent``. ``%qftrace`` reads the
+table. No I/O here.
 """
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import asdict, dataclass, fields
+import json
+import random
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
-__all__ = ["CELL_HEADER", "KEEP_SPANS", "SESSION_HEADER", "TRACES_FILE", "TRACES_SCHEMA", "CallSpan", "new_span_id",
-           "new_trace_id"]
+__all__ = ["CELL_HEADER", "INSERT_SPAN", "KEEP_SPANS", "PLATFORM_WORK", "SESSION_HEADER", "TOOL_OPERATION",
+           "TRACEPARENT", "TRACES_FILE", "TRACES_SCHEMA", "CallSpan", "new_span_id", "new_trace_id",
+           "parse_traceparent", "traceparent"]
 
 TRACES_FILE = "traces.sqlite3"
+#: the platform's work that is no HTTP call (a batch row, a fine-tune): its spans' ``route``
+PLATFORM_WORK = ("batch", "fine-tune")
+#: ``gen_ai.operation.name`` of a tool call an agent ran (its span's ``model`` is the tool's name)
+TOOL_OPERATION = "execute_tool"
+#: a W3C trace context header: a call made inside a span joins its trace
+TRACEPARENT = "traceparent"
 #: the notebook cell (execution count) and kernel session a call came from, sent by qfnb's clients
 CELL_HEADER = "X-Qfnb-Cell"
 SESSION_HEADER = "X-Qfnb-Session"
@@ -25,18 +36,21 @@ CREATE TABLE IF NOT EXISTS spans (
     route TEXT NOT NULL, model TEXT NOT NULL, status INTEGER NOT NULL, started REAL NOT NULL,
     duration_s REAL NOT NULL, ttft_s REAL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
     cached_tokens INTEGER NOT NULL, trained_tokens INTEGER NOT NULL, session TEXT NOT NULL, cell INTEGER,
-    job TEXT NOT NULL
+    job TEXT NOT NULL, extra TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS spans_started ON spans(started);
 """
 
 
 def new_trace_id() -> str:
-    return secrets.token_hex(16)
+    """A W3C trace id: 32 hex digits, not all zero. An id, not a secret: the process's PRNG (as the
+    OpenTelemetry SDK makes its ids), no system call per span."""
+    return f"{random.getrandbits(128) or 1:032x}"
 
 
 def new_span_id() -> str:
-    return secrets.token_hex(8)
+    """A W3C span id: 16 hex digits, not all zero."""
+    return f"{random.getrandbits(64) or 1:016x}"
 
 
 @dataclass(frozen=True)
@@ -61,9 +75,12 @@ class CallSpan:
     session: str = ""
     cell: int | None = None
     job: str = ""
+    #: further attributes as a JSON object (a tool call's ``gen_ai.tool.name``, an evaluation item's scores)
+    extra: str = ""
 
     def row(self) -> tuple[Any, ...]:
-        return tuple(asdict(self).values())
+        """The span's values in :meth:`columns`' order (its row in the trace table)."""
+        return _row(self)
 
     @classmethod
     def columns(cls) -> tuple[str, ...]:
@@ -76,11 +93,17 @@ class CallSpan:
 
     def attributes(self) -> dict[str, str | int | float]:
         """The span's OpenTelemetry attributes (``gen_ai.*``, ``http.*`` and qfnb's own)."""
-        found: dict[str, str | int | float] = {
-            "gen_ai.operation.name": self.operation, "gen_ai.system": "qfnb", "gen_ai.request.model": self.model,
-            "gen_ai.response.model": self.model, "gen_ai.usage.input_tokens": self.input_tokens,
-            "gen_ai.usage.output_tokens": self.output_tokens, "http.route": self.route,
-            "http.response.status_code": self.status}
+        found: dict[str, str | int | float] = {"gen_ai.operation.name": self.operation, "gen_ai.system": "qfnb"}
+        if self.operation == TOOL_OPERATION:
+            found["gen_ai.tool.name"] = self.model
+        else:
+            found.update({"gen_ai.request.model": self.model, "gen_ai.response.model": self.model,
+                          "gen_ai.usage.input_tokens": self.input_tokens,
+                          "gen_ai.usage.output_tokens": self.output_tokens})
+        if self.route.startswith("/"):  # an HTTP call the platform served
+            found.update({"http.route": self.route, "http.response.status_code": self.status})
+        else:
+            found["qfnb.work"] = self.route
         if self.cached_tokens:
             found["gen_ai.usage.cached_input_tokens"] = self.cached_tokens
         if self.trained_tokens:
@@ -93,4 +116,34 @@ class CallSpan:
             found["qfnb.cell"] = self.cell
         if self.session:
             found["qfnb.session"] = self.session
+        if self.extra:
+            found.update(json.loads(self.extra))
         return found
+
+    @property
+    def client_side(self) -> bool:
+        """A span qfnb's client made (a tool call, an evaluation item), not a call the platform served."""
+        return not self.route.startswith("/") and self.route not in PLATFORM_WORK
+
+
+_row = attrgetter(*CallSpan.columns())
+#: one span's row into the trace table
+INSERT_SPAN = (f"INSERT INTO spans({', '.join(CallSpan.columns())}) "
+               f"VALUES ({', '.join('?' * len(CallSpan.columns()))})")
+
+
+def traceparent(trace_id: str, span_id: str) -> str:
+    """The W3C ``traceparent`` value of a span (sampled)."""
+    return f"00-{trace_id}-{span_id}-01"
+
+
+def parse_traceparent(value: str) -> tuple[str, str] | None:
+    """``(trace id, parent span id)`` of a W3C ``traceparent`` value, or None when it is not one."""
+    parts = value.split("-")
+    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+        return None
+    try:
+        int(parts[1], 16), int(parts[2], 16)
+    except ValueError:
+        return None
+    return parts[1], parts[2]

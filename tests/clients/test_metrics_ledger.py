@@ -119,3 +119,22 @@ def test_metrics_need_the_key_off_this_machine(served: ServedPlatform) -> None:
                                                        "Authorization": "Bearer nope"}).status_code == 401
     signed = httpx.get(served.url + "/metrics", headers={"Host": "attacker.example"}, auth=Signer())
     assert signed.status_code == 200 and "qfnb_requests_total" in signed.text
+
+
+def test_a_fine_tunes_trained_tokens_equal_the_ledgers(served: ServedPlatform) -> None:
+    """A few-step fine-tune (the platform's fast stand-in worker): ``qfnb_trained_tokens_total``
+    equals the trained tokens the trainer wrote to the ledger, per model."""
+    from qfnb.dataset import Dataset
+    from qfnb.trainer import LLMFinetune, TrainConfig
+
+    rows = [{"prompt": f"What is {i}+{i}?", "response": str(2 * i)} for i in range(6)]
+    trainer = LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(rows),
+                          train_config=TrainConfig(epoch=1, batch_size=2, max_steps=3, extras={"stepSeconds": 0.01}),
+                          config=served.config(train_status_polling_interval=0.05,
+                                               release_status_polling_interval=0.05))
+    trainer.run()
+    assert trainer.status == "ModelPublished", trainer.status
+    tuned = [r for r in ledger_mod.default_ledger().rows() if r.api == "fine-tune"]
+    assert len(tuned) == 1 and tuned[0].trained_tokens > 0
+    trained = scrape(served.url, served.bearer_token())["qfnb_trained_tokens_total"]
+    assert {dict(k)["model"]: int(v) for k, v in trained.items()} == _sum(tuned, "trained_tokens")

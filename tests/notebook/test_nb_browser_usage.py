@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_kit import BACKGROUND_OF, RUN_ALL_CELLS, contrast, set_theme, shot, write_notebook
+from browser_kit import BACKGROUND_OF, RUN_ALL_CELLS, SHOTS, contrast, low_contrast, set_theme, shot, write_notebook
 from test_nb_browser import lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
@@ -80,3 +80,49 @@ def test_cached_badge_and_qfusage_in_both_themes(lab: tuple[str, Path, str], the
     assert contrast(badge["fg"], badge["bg"]) >= 4.5, badge
     assert "trained_tokens" in by_model and "5120" in by_model and "Gemma-3-270M" in by_model, by_model
     assert "fine-tune task-7" in by_job and "evaluation 1a2b3c4d" in by_job, by_job
+
+
+TRACE_CELLS = [
+    "%load_ext qfnb\nimport os, tempfile\nfrom pathlib import Path\nimport pytest\n"
+    "data = Path(tempfile.mkdtemp(prefix='qftrace-'))\nos.environ['QFNB_DATA_DIR'] = str(data)\n"
+    "from tests.fakes.local_platform import served_platform\n"
+    "platform = served_platform(data)\nserved = platform.__enter__()  # the in-process local platform, embedded\n"
+    "served.as_default_backend(pytest.MonkeyPatch())",
+    "from qfnb.resources import ChatCompletion\n"
+    "ChatCompletion().do(messages=[{'role': 'user', 'content': 'hello there'}])['result']",
+    "from qfnb.agents import FunctionTool, StepReply, ToolLoop\n"
+    "def ask_tiny(prompt: str) -> str:\n"
+    "    '''Ask the small chat model.'''\n"
+    "    return ChatCompletion().do(messages=[{'role': 'user', 'content': prompt}])['result']\n"
+    "replies = iter([StepReply(calls=(('ask_tiny', '{\"prompt\": \"say ping\"}', 'c1'),)), StepReply(text='pong')])\n"
+    "loop = ToolLoop(lambda m, t: next(replies), {'ask_tiny': FunctionTool.from_function(ask_tiny)},\n"
+    "                [{'role': 'user', 'content': 'ping'}])\n"
+    "loop.advance()\nserved.app.state.platform.meter.sink.flush()\nloop.answer",
+    "%qftrace",
+    "platform.__exit__(None, None, None)",
+]
+
+
+@pytest.mark.parametrize("theme", [pytest.param("light", marks=pytest.mark.slow), "dark"])
+def test_qftrace_after_calls_in_both_themes(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
+    """``%qftrace`` after a call and an agent's tool call that makes one (nested under it) on the
+    in-process local platform: the waterfall's text readable in the theme (WCAG AA)."""
+    _, root, _ = lab
+    name = f"qftrace_{theme}.ipynb"
+    write_notebook(root / name, TRACE_CELLS)
+    with open_lab_page(lab, name, width=1500, height=1200) as page:
+        try:
+            set_theme(page, theme)
+            page.evaluate(RUN_ALL_CELLS)
+            page.wait_for_selector("table.qfnb-trace", timeout=120_000)
+            page.wait_for_timeout(500)
+            shot(page, ".jp-Cell >> nth=3", f"qftrace_{theme}.png")
+            trace = page.locator(".jp-Cell").nth(3).locator(".jp-OutputArea").inner_text()
+            low = low_contrast(page, ".qfnb-trace th, .qfnb-trace td, .qfnb-trace-scope, .qfnb-trace-total")
+        except Exception:
+            page.screenshot(path=str(SHOTS / f"qftrace_failure_{theme}.png"), full_page=True)
+            raise
+    assert "this kernel session" in trace and "3 calls" in trace, trace
+    assert "execute_tool" in trace and "ask_tiny" in trace and "↳ chat" in trace, trace
+    assert trace.count("tiny-chat") == 2 or trace.count("Tiny-Chat") == 2, trace
+    assert not low, f"below WCAG AA 4.5:1 in the {theme} theme: {low}"

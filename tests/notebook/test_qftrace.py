@@ -59,3 +59,14 @@ def test_the_waterfall_html() -> None:
     colours = re.findall(r"(?:color|background):([^;\"]+)", html)
     assert colours and all(c.startswith("var(--jp-") for c in colours)  # theme-aware: light and dark
     assert "no calls traced yet" in TraceView((), "x")._repr_html_()
+
+
+def test_a_tool_call_and_the_call_made_inside_it() -> None:
+    tool = CallSpan("a" * 32, "b" * 16, "", "execute_tool", "agent", "get_weather", 200, 100.0, 0.5, None)
+    inner = CallSpan("a" * 32, "c" * 16, "b" * 16, "chat", "/chat/completions", "Qwen", 200, 100.1, 0.3, 0.1)
+    item = CallSpan("d" * 32, "e" * 16, "", "evaluate", "evaluation", "tuned", 200, 101.0, 0.2, None,
+                    extra='{"qfnb.eval.index": 4, "qfnb.eval.score.accuracy": 1.0}')
+    html = TraceView((tool, inner, item), "scope")._repr_html_()
+    assert ">execute_tool<" in html and "get_weather" in html and "↳ chat /chat/completions" in html
+    assert "evaluate item 4" in html and "↳ evaluate" not in html  # a root span is not marked nested
+    assert item.attributes()["qfnb.eval.score.accuracy"] == 1.0 and "http.route" not in item.attributes()

@@ -23,13 +23,12 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.record import bound
 from qfnb._core.record.prices import price_rows
 from qfnb.protocol.daemon import default_data_dir
-from qfnb.protocol.traces import CELL_HEADER, SESSION_HEADER
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["LEDGER_FILE", "SESSION", "STORE_API", "Figures", "Ledger", "UsageRow", "current_cell", "current_job",
-           "default_ledger", "figures", "in_part", "job", "job_part", "launched_from", "origin_headers", "set_cell"]
+           "default_ledger", "figures", "in_part", "job", "job_part", "launched_from", "set_cell"]
 
 logger = logging.getLogger("qfnb.usage")
 
@@ -74,13 +73,6 @@ def launched_from(cell: int | None) -> contextlib.AbstractContextManager[None]:
     """Count the calls made inside (and in tasks started inside) under ``cell``, the cell that launched
     them, whichever cell runs when they end (a fine-tune in the background)."""
     return bound(_launched_from, cell)
-
-
-def origin_headers() -> dict[str, str]:
-    """The headers that tell the local platform where a call came from (this session, the cell), so
-    its trace table can show one cell's calls (``%qftrace --cell``)."""
-    cell = current_cell()
-    return {SESSION_HEADER: SESSION, **({CELL_HEADER: str(cell)} if cell is not None else {})}
 
 
 def current_job() -> str | None:

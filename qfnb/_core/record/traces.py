@@ -1,15 +1,168 @@
-"""The local platform's call spans, read from the data dir's ``traces.sqlite3`` (what ``%qftrace``
-shows): the last calls, or one kernel session's, or one cell's."""
+"""Spans in the data dir's ``traces.sqlite3``: reading the local platform's call spans (what
+``%qftrace`` shows: the last calls, one kernel session's, one cell's), and the spans qfnb's clients
+add to the same table: each tool call an agent runs (:func:`tool_span`) and each evaluation item
+(:class:`OpenSpan`, :func:`item_spans`). A call made inside such a span sends its ``traceparent``
+(:func:`origin_headers`), so the platform's span of that call nests under it. With
+``OTEL_EXPORTER_OTLP_ENDPOINT`` set, the client's spans are exported over OTLP too (service ``qfnb``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import json
+import logging
+import os
 import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from qfnb._core.record.ledger import SESSION, current_cell, current_job
 from qfnb.protocol.daemon import default_data_dir
-from qfnb.protocol.traces import TRACES_FILE, CallSpan
+from qfnb.protocol.otel import OtelExport
+from qfnb.protocol.traces import (
+    CELL_HEADER,
+    INSERT_SPAN,
+    SESSION_HEADER,
+    TOOL_OPERATION,
+    TRACEPARENT,
+    TRACES_FILE,
+    TRACES_SCHEMA,
+    CallSpan,
+    new_span_id,
+    new_trace_id,
+    traceparent,
+)
 
-__all__ = ["read_spans"]
+__all__ = ["OpenSpan", "item_scope", "item_spans", "origin_headers", "read_spans", "tool_span", "write_spans"]
+
+log = logging.getLogger("qfnb.traces")
+
+#: the span the code running now is inside (its calls' ``traceparent``): (trace id, span id)
+_current: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("qfnb_span", default=None)
+#: while a batch runs an evaluation's items: the span of the item at each position of the batch
+_items: contextvars.ContextVar[Sequence[OpenSpan] | None] = contextvars.ContextVar("qfnb_item_spans", default=None)
+
+
+def origin_headers() -> dict[str, str]:
+    """The headers that tell the local platform where a call came from: this session and the cell
+    (``%qftrace --cell``), and the span it was made in (``traceparent``: it nests under it)."""
+    cell, inside = current_cell(), _current.get()
+    return {SESSION_HEADER: SESSION, **({CELL_HEADER: str(cell)} if cell is not None else {}),
+            **({TRACEPARENT: traceparent(*inside)} if inside is not None else {})}
+
+
+@dataclass
+class OpenSpan:
+    """A client-side span being timed: ``name`` is its ``model`` column (the model tag of an
+    evaluation item, the tool's name of a tool call), ``attributes`` its further attributes."""
+
+    operation: str
+    name: str
+    work: str  # what it is a part of: "agent", "evaluation" (the trace table's ``route``)
+    attributes: dict[str, str | int | float] = field(default_factory=dict)
+    trace_id: str = ""
+    span_id: str = field(default_factory=new_span_id)
+    parent_id: str = ""
+    started: float = 0.0
+    duration_s: float = 0.0
+    status: int = 200
+    cell: int | None = field(default_factory=current_cell)
+    job: str = field(default_factory=lambda: current_job() or "")
+
+    def __post_init__(self) -> None:
+        if not self.trace_id:  # a child of the span the code runs in, else a trace of its own
+            inside = _current.get()
+            self.trace_id, self.parent_id = inside if inside is not None else (new_trace_id(), "")
+
+    @contextlib.contextmanager
+    def timed(self) -> Iterator[OpenSpan]:
+        """Time the block as this span's; the calls made in it nest under it. An error marks it failed."""
+        token = _current.set((self.trace_id, self.span_id))
+        self.started, clock = time.time(), time.perf_counter()
+        try:
+            yield self
+        except BaseException:
+            self.status = 500
+            raise
+        finally:
+            self.duration_s = time.perf_counter() - clock
+            _current.reset(token)
+
+    def span(self) -> CallSpan:
+        return CallSpan(trace_id=self.trace_id, span_id=self.span_id, parent_id=self.parent_id,
+                        operation=self.operation, route=self.work, model=self.name, status=self.status,
+                        started=self.started or time.time(), duration_s=self.duration_s, ttft_s=None,
+                        session=SESSION, cell=self.cell, job=self.job,
+                        extra=json.dumps(self.attributes, ensure_ascii=False) if self.attributes else "")
+
+
+@contextlib.contextmanager
+def tool_span(name: str, call_id: str = "") -> Iterator[OpenSpan]:
+    """A tool call an agent runs, kept when it ends (``gen_ai.operation.name`` ``execute_tool``)."""
+    opened = OpenSpan(TOOL_OPERATION, name, "agent", {"gen_ai.tool.call.id": call_id} if call_id else {})
+    try:
+        with opened.timed():
+            yield opened
+    finally:
+        write_spans([opened.span()])
+
+
+@contextlib.contextmanager
+def item_spans(spans: Sequence[OpenSpan]) -> Iterator[None]:
+    """While the block runs a batch: the item at position ``i`` is timed as ``spans[i]`` (its calls
+    nest under it) by the batch's :func:`item_scope`."""
+    token = _items.set(spans)
+    try:
+        yield
+    finally:
+        _items.reset(token)
+
+
+@contextlib.contextmanager
+def item_scope(index: int) -> Iterator[None]:
+    """Around one batch item's call: its span's time, when an evaluation set one (:func:`item_spans`)."""
+    spans = _items.get()
+    if spans is None or not 0 <= index < len(spans):
+        yield
+        return
+    with spans[index].timed():
+        yield
+
+
+def write_spans(spans: Sequence[CallSpan], data_dir: Path | None = None) -> None:
+    """Add ``spans`` to ``data_dir``'s trace table (default: ``$QFNB_DATA_DIR`` or ``~/.qfnb``) in one
+    transaction; a table that cannot be written is logged, never raised (the work it traced is done)."""
+    if not spans:
+        return
+    path = (data_dir or default_data_dir()) / TRACES_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        with contextlib.closing(sqlite3.connect(path, timeout=30.0, isolation_level=None)) as db:
+            db.executescript(TRACES_SCHEMA)
+            db.execute("BEGIN")
+            db.executemany(INSERT_SPAN, [s.row() for s in spans])
+            db.execute("COMMIT")
+    except (sqlite3.Error, OSError) as exc:
+        log.warning("traces: could not keep %d spans in %s (%s)", len(spans), path, exc)
+    export = _exporter()
+    if export is not None:
+        export.add_all(list(spans))
+
+
+_export: OtelExport | None = None
+_export_read = False
+
+
+def _exporter() -> OtelExport | None:
+    """This process's OTLP exporter when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (looked up once)."""
+    global _export, _export_read
+    if not _export_read:
+        _export, _export_read = OtelExport.from_env("qfnb"), True
+    return _export
 
 
 def read_spans(data_dir: Path | None = None, *, last: int = 20, session: str | None = None,

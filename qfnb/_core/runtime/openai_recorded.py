@@ -33,7 +33,7 @@ from qfnb._core.config import Config, embedded_config
 from qfnb._core.http.recorded import Recording, conversation_tokens, with_output_cap, with_usage_chunk
 from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb._core.record.budget import BudgetExceeded, active_budget
-from qfnb._core.record.ledger import origin_headers
+from qfnb._core.record.traces import origin_headers
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.openai_batches import WATCH_FIRST_S, BatchFace, is_batches, over_budget
 from qfnb.protocol.sse import DONE, SSEDecoder, encode_event

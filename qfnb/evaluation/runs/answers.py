@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb._core.record.cache import cache_mode, repeat_index
 from qfnb._core.record.ledger import STORE_API, UsageRow, default_ledger
+from qfnb._core.record.traces import OpenSpan, item_spans
 from qfnb.protocol.daemon import default_data_dir
 from qfnb.protocol.textmetrics import as_text
 
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("qfnb.evaluation")
 
+#: ``gen_ai.operation.name`` of an evaluation item's span
+EVALUATE_OPERATION = "evaluate"
 #: answers asked for per store write (a crash loses at most this many per model)
 CHUNK = 16
 #: batch-inference output columns holding the answer (``Model.batch_inference``: ``llm_output``)
@@ -172,9 +175,11 @@ def _reuse(store: AnswerStore, target: LLMTarget, keys: Sequence[str], got: list
 
 
 async def answers_of(target: LLMTarget, inputs: Sequence[EvalInput], *, repeats: int, workers: int,
-                     infer_kwargs: Mapping[str, Any], tracker: Any, offset: int,
-                     store: AnswerStore | None) -> list[list[Answer]]:
-    """``answers[r][i]``: the target's answer to item ``i`` in repeat ``r`` (stored ones reused)."""
+                     infer_kwargs: Mapping[str, Any], tracker: Any, offset: int, store: AnswerStore | None,
+                     spans: dict[tuple[int, int], OpenSpan] | None = None) -> list[list[Answer]]:
+    """``answers[r][i]``: the target's answer to item ``i`` in repeat ``r`` (stored ones reused).
+    ``spans`` gets the span of each item asked now, under ``(r, i)``: its call timed, its platform
+    calls nested under it (the caller adds the scores and keeps them)."""
     jobs = [(r, i) for r in range(repeats) for i in range(len(inputs))]
     got: list[Answer | None] = [None] * len(jobs)
     keys: list[str] = []
@@ -189,7 +194,11 @@ async def answers_of(target: LLMTarget, inputs: Sequence[EvalInput], *, repeats:
         for start in range(0, len(todo), max(step, 1)):
             part = todo[start:start + step]
             hook = MappedProgress(tracker.result, [offset + j for j in part]) if tracker.active else False
-            with repeat_index(r), (cache_mode("refresh") if refresh else contextlib.nullcontext()):
+            opened = [item_span(target.tag, jobs[j][1], r) for j in part] if spans is not None else []
+            if spans is not None:
+                spans.update({jobs[j]: span for j, span in zip(part, opened, strict=True)})
+            with repeat_index(r), (cache_mode("refresh") if refresh else contextlib.nullcontext()), \
+                    item_spans(opened):
                 fresh = await target.run([inputs[jobs[j][1]] for j in part], workers, infer_kwargs, hook)
             for j, answer in zip(part, fresh, strict=True):
                 got[j] = answer
@@ -201,6 +210,11 @@ async def answers_of(target: LLMTarget, inputs: Sequence[EvalInput], *, repeats:
         assert done is not None
         out[r].append(done)
     return out
+
+
+def item_span(tag: str, index: int, repeat: int) -> OpenSpan:
+    """The span of one evaluation item: the model tag asked, the item's index and repeat."""
+    return OpenSpan(EVALUATE_OPERATION, tag, "evaluation", {"qfnb.eval.index": index, "qfnb.eval.repeat": repeat})
 
 
 def _output_column(frame: Any, field: str) -> str:

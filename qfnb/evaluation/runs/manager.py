@@ -2,7 +2,9 @@
 
 Local path: inference for each llm through its async batch (``worker_num`` concurrent
 requests), optional pre-processors on each output, every ``LocalEvaluator`` over all rows
-(batched per evaluator, across models), then each evaluator's ``summarize`` per model.
+(batched per evaluator, across models), then each evaluator's ``summarize`` per model. Each item is
+a span in the data dir's trace table (``%qftrace``) with its model tag and scores; its model call
+nests under it.
 Platform path: one platform evaluation task (see :mod:`qfnb.evaluation.platform`).
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from qfnb._core.record import ledger
+from qfnb._core.record.traces import OpenSpan, write_spans
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import ProgressArg, ProgressCallback, make_progress
 
@@ -28,7 +31,7 @@ from ..evaluators.pairwise import check_not_candidate
 from ..evaluators.platform import QianfanEvaluator, check_qianfan_evaluators
 from ..llm import as_targets, target_identity
 from ..results.result import BASE_COLUMNS, EvaluationResult, summarize_all
-from .answers import answers_of, as_store, recorded_answers
+from .answers import answers_of, as_store, item_span, recorded_answers
 from .platform import arun_platform_evaluation
 
 log = logging.getLogger("qfnb.evaluation")
@@ -110,14 +113,18 @@ class EvaluationManager:
         tracker = _Tracker(progress, "evaluation",
                            generations + n * repeats * len(tags) * len(self.local_evaluators))
         with ledger.job(f"evaluation {uuid.uuid4().hex[:8]}"), closing(tracker):  # one job in the usage ledger
+            spans: dict[tuple[str, int, int], OpenSpan] = {}
             rows = await _answered_rows(targets, frame, repeats=repeats, workers=worker_num or self.worker_num,
-                                        infer_kwargs=infer_kwargs, tracker=tracker, store=answer_store)
+                                        infer_kwargs=infer_kwargs, tracker=tracker, store=answer_store,
+                                        spans=spans)
             rows += _recorded_rows(kept, frame, repeats)
             if rows and all(_failed(r["error"]) for r in rows):
                 raise EvaluationError(f"every inference failed; first error: {rows[0]['error']}")
             columns = BASE_COLUMNS + (["repeat"] if repeats > 1 else [])
             samples = pd.DataFrame(rows, columns=columns)
             result = await self._score(samples, tags, tracker, generations)
+            _keep_item_spans(result.samples, [c for c in result.samples.columns if c not in (*columns, "repeat")],
+                             spans)
             result.identities = identities
             result.judges = [ev.judge_info() for ev in judges]
             return result
@@ -224,14 +231,18 @@ async def _recorded(recorded: Any, dataset: Any, inputs: list[Any], running: set
 
 
 async def _answered_rows(targets: Sequence[Any], frame: pd.DataFrame, *, repeats: int, workers: int,
-                         infer_kwargs: dict[str, Any], tracker: _Tracker, store: Any) -> list[dict[str, Any]]:
-    """Ask each target every input ``repeats`` times: the long-frame rows (failures logged)."""
+                         infer_kwargs: dict[str, Any], tracker: _Tracker, store: Any,
+                         spans: dict[tuple[str, int, int], OpenSpan]) -> list[dict[str, Any]]:
+    """Ask each target every input ``repeats`` times: the long-frame rows (failures logged); each
+    item asked gets its span in ``spans`` under ``(tag, repeat, index)``."""
     inputs = list(frame["input"])
     rows: list[dict[str, Any]] = []
     for k, target in enumerate(targets):
+        asked: dict[tuple[int, int], OpenSpan] = {}
         with ledger.job_part(target.tag):  # a forecast of this model (or prompt variant) reads its calls only
             answers = await answers_of(target, inputs, repeats=repeats, workers=workers, infer_kwargs=infer_kwargs,
-                                       tracker=tracker, offset=k * len(inputs) * repeats, store=store)
+                                       tracker=tracker, offset=k * len(inputs) * repeats, store=store, spans=asked)
+        spans.update({(target.tag, r, i): span for (r, i), span in asked.items()})
         flat = [a for rep in answers for a in rep]
         failed = [a for a in flat if isinstance(a, BaseException)]
         if failed:
@@ -239,6 +250,26 @@ async def _answered_rows(targets: Sequence[Any], frame: pd.DataFrame, *, repeats
         for r, rep in enumerate(answers):
             rows += _rows(target.tag, frame, rep, r if repeats > 1 else None)
     return rows
+
+
+def _keep_item_spans(samples: pd.DataFrame, metrics: Sequence[str],
+                     spans: Mapping[tuple[str, int, int], OpenSpan]) -> None:
+    """One span per scored item in the data dir's trace table: the model tag, the item, its numeric
+    scores (``qfnb.eval.score.<metric>``); an answer reused or recorded (no call now) takes no time."""
+    repeats = samples["repeat"] if "repeat" in samples.columns else None
+    kept = []
+    for pos in range(len(samples)):
+        tag, index = str(samples["llm"].iat[pos]), int(samples["index"].iat[pos])
+        repeat = int(repeats.iat[pos]) if repeats is not None else 0
+        span = spans.get((tag, repeat, index)) or item_span(tag, index, repeat)
+        if _failed(samples["error"].iat[pos]):
+            span.status = 500
+        for metric in metrics:
+            value = samples[metric].iat[pos]
+            if isinstance(value, int | float) and not isinstance(value, bool) and value == value:  # not NaN
+                span.attributes[f"qfnb.eval.score.{metric}"] = float(value)
+        kept.append(span.span())
+    write_spans(kept)
 
 
 def _recorded_rows(kept: Mapping[str, list[str]], frame: pd.DataFrame, repeats: int) -> list[dict[str, Any]]:

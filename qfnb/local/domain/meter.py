@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
@@ -48,7 +49,7 @@ def status_class(status: int) -> str:
     return f"{max(1, min(5, status // 100))}xx"
 
 
-@dataclass
+@dataclass(slots=True)
 class CallNote:
     """What one HTTP call did, filled in as it is served."""
 
@@ -66,7 +67,7 @@ class CallNote:
     first_token_s: float | None = None
     session: str = ""
     cell: int | None = None
-    trace_id: str = field(default_factory=new_trace_id)
+    trace_id: str = ""  # the caller's (``traceparent``), or a new one when the span is made
     parent_id: str = ""
 
     def bind(self) -> contextvars.Token[CallNote | None]:
@@ -88,7 +89,7 @@ class CallNote:
         self.prompt, self.completion, self.cached, self.used = prompt, completion, cached, True
 
     def span(self, status: int) -> CallSpan:
-        return CallSpan(trace_id=self.trace_id, span_id=new_span_id(), parent_id=self.parent_id,
+        return CallSpan(trace_id=self.trace_id or new_trace_id(), span_id=new_span_id(), parent_id=self.parent_id,
                         operation=self.operation, route=self.route, model=self.model or "unresolved",
                         status=status, started=self.started, duration_s=time.perf_counter() - self.clock,
                         ttft_s=self.first_token_s, input_tokens=self.prompt if self.used else 0,
@@ -117,6 +118,16 @@ class Meter:
         self.sink = sink if sink is not None else TraceSink(data_dir)
         self._lock = threading.Lock()
         self._prompt_cache: dict[str, tuple[int, int]] = {}  # model -> (prompt tokens, of them from the cache)
+        self._children: dict[tuple[object, ...], Any] = {}  # (metric, *labels) -> its child, made once
+
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        """``metric.labels(*labels)``, made once (``labels()`` validates and locks at each call); a
+        series appears with its first value, as before."""
+        key = (metric, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def prompt_cache(self) -> dict[str, float]:
         """Per model whose engine reports a prompt cache (llama-server): the share of prompt tokens it
@@ -126,20 +137,19 @@ class Meter:
 
     def record(self, span: CallSpan) -> None:
         """Count one call (its tokens only when it answered: a 2xx) and keep its span."""
-        labels = (span.route, span.model)
-        self.requests.labels(*labels, status_class(span.status)).inc()
+        route, model = span.route, span.model
+        self._child(self.requests, route, model, status_class(span.status)).inc()
         if span.status < 400:
             if span.input_tokens:
-                self.prompt_tokens.labels(*labels).inc(span.input_tokens)
-            if span.output_tokens:
-                self.completion_tokens.labels(*labels).inc(span.output_tokens)
-            if span.input_tokens:
+                self._child(self.prompt_tokens, route, model).inc(span.input_tokens)
                 with self._lock:
-                    read, cached = self._prompt_cache.get(span.model, (0, 0))
-                    self._prompt_cache[span.model] = (read + span.input_tokens, cached + span.cached_tokens)
-            self.duration.labels(*labels).observe(span.duration_s)
+                    read, cached = self._prompt_cache.get(model, (0, 0))
+                    self._prompt_cache[model] = (read + span.input_tokens, cached + span.cached_tokens)
+            if span.output_tokens:
+                self._child(self.completion_tokens, route, model).inc(span.output_tokens)
+            self._child(self.duration, route, model).observe(span.duration_s)
             if span.ttft_s is not None:
-                self.ttft.labels(*labels).observe(span.ttft_s)
+                self._child(self.ttft, route, model).observe(span.ttft_s)
         self.sink.add(span)
 
     def record_training(self, model: str, trained: int, started: float, seconds: float, *, job: str) -> None:

@@ -144,15 +144,18 @@ class CatchAll:
 
 def create_app(settings: Settings | None = None, registry: RegistryLike | None = None, *,
                platform: Platform | None = None, extra_routes: list[Any] | None = None,
-               observe: bool = True) -> Starlette:
+               observe: bool | None = None) -> Starlette:
     """The app. ``settings`` default to the environment's; ``registry`` to the real engines;
     ``extra_routes`` are added as they are (the daemon's control routes); ``observe=False`` leaves
-    the calls uncounted and untraced (``bench/observability.py``'s baseline)."""
+    the calls uncounted and untraced (the benches' baseline; default: the settings' ``observe``)."""
     if platform is None:
         settings = settings or Settings.from_env()
         # the real engines (qfnb.local.engines, the local extra) unless a registry is given
         platform = Platform(settings, registry if registry is not None else EngineRegistry(
             settings.data_dir, options=settings.engine_options))
+
+    if observe is None:
+        observe = platform.settings.observe
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

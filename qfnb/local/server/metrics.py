@@ -30,7 +30,7 @@ from qfnb.local.domain.meter import CallNote
 from qfnb.local.domain.platform import Platform
 from qfnb.local.server.auth import authenticator
 from qfnb.protocol.console import RunStatus
-from qfnb.protocol.traces import CELL_HEADER, SESSION_HEADER
+from qfnb.protocol.traces import CELL_HEADER, SESSION_HEADER, TRACEPARENT, parse_traceparent
 
 __all__ = ["METRICS_ROUTE", "Observe", "StateCollector", "routes"]
 
@@ -39,7 +39,7 @@ log = logging.getLogger("qfnb.local.metrics")
 METRICS_ROUTE = "/metrics"
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _CELL, _SESSION = CELL_HEADER.lower().encode(), SESSION_HEADER.lower().encode()
-_TRACEPARENT = b"traceparent"
+_TRACEPARENT = TRACEPARENT.encode()
 _OPENAI_PREFIXES = ("v1", "v2")
 
 
@@ -65,9 +65,9 @@ def _note_of(scope: dict[str, Any]) -> CallNote:
         elif name == _SESSION:
             note.session = value.decode("latin-1")[:32]
         elif name == _TRACEPARENT:  # W3C trace context: the call joins its caller's trace
-            parts = value.decode("latin-1").split("-")
-            if len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16:
-                note.trace_id, note.parent_id = parts[1], parts[2]
+            caller = parse_traceparent(value.decode("latin-1"))
+            if caller is not None:
+                note.trace_id, note.parent_id = caller
     return note
 
 

@@ -99,20 +99,21 @@ async def serve(request: Request, platform: Platform, ask: Ask, render: Render, 
     platform.note_loading(served)  # its first call loads the engine, off the event loop
     engine: Engine = await offload(platform.registry.chat, platform.engine_endpoint(served))
     streams = answers(engine, served, ask, whole=not render.stream)
-    note = current_note() if counted else None
+    note = current_note()
+    if note is not None and not counted:
+        note.model_call, note = False, None
     if note is not None:
         note.answered_by(served.name, "chat" if api_type == "chat" else "text_completion")
-        streams = [timed(s, note) for s in streams]
-    elif not counted and (own := current_note()) is not None:
-        own.model_call = False
     named = {MODEL_HEADER: served.name, **(headers(served) if headers is not None else {})}
     if render.stream:
         primed = [await primed_stream(s) for s in streams]
         merged = indexed(primed[0]) if len(primed) == 1 else interleaved(primed)
-        if note is not None:
-            merged = tallied(merged, len(primed), note)
+        if note is not None:  # one wrapper for the whole stream: its first token and its usage
+            merged = observed(merged, len(primed), note)
         return StreamingResponse(render.events(merged, len(primed), served),
                                  media_type="text/event-stream", headers={**SSE_HEADERS, **named})
+    if note is not None:
+        streams = [timed(s, note) for s in streams]
     (results,) = await collect(request, together(streams))
     if note is not None:
         note.usage(*usage_of([a.tally for a in results]))
@@ -146,7 +147,7 @@ def usage_of(tallies: list[Tally]) -> tuple[int, int, int]:
 
 
 async def timed(deltas: AsyncIterator[Delta], note: CallNote) -> AsyncIterator[Delta]:
-    """The deltas, the first one's time noted (time to first token)."""
+    """A whole answer's deltas, the first one's time noted (time to first token)."""
     try:
         async for delta in deltas:
             note.first_token()
@@ -155,13 +156,15 @@ async def timed(deltas: AsyncIterator[Delta], note: CallNote) -> AsyncIterator[D
         await aclose(deltas)
 
 
-async def tallied(merged: AsyncIterator[tuple[int, Delta]], choices: int,
-                  note: CallNote) -> AsyncIterator[tuple[int, Delta]]:
-    """A stream's deltas, its usage noted when it ends (or the client leaves): also for a stream
-    whose client did not ask for ``include_usage``."""
+async def observed(merged: AsyncIterator[tuple[int, Delta]], choices: int,
+                   note: CallNote) -> AsyncIterator[tuple[int, Delta]]:
+    """A stream's deltas, the first one's time noted and its usage when it ends (or the client
+    leaves): also for a stream whose client did not ask for ``include_usage``."""
     tallies = [Tally() for _ in range(choices)]
     try:
         async for i, delta in merged:
+            if note.first_token_s is None:
+                note.first_token()
             tallies[i].add(delta)
             yield i, delta
     finally:

@@ -116,8 +116,10 @@ def test_each_call_is_a_span_in_the_data_dir_and_over_the_sdk(client: TestClient
     assert attrs["gen_ai.usage.input_tokens"] == 2 and attrs["gen_ai.usage.output_tokens"] > 0
     assert format(span.context.trace_id, "032x") == parent[0] and format(span.parent.span_id, "016x") == parent[1]
     db = sqlite3.connect(Path(client.app.state.platform.settings.data_dir) / TRACES_FILE)  # type: ignore[attr-defined]
-    (row,) = db.execute("SELECT model, input_tokens, output_tokens, cell, session, trace_id FROM spans").fetchall()
-    assert row == ("Chat-3", 2, attrs["gen_ai.usage.output_tokens"], 7, "abc123", parent[0])
+    (row,) = db.execute("SELECT model, input_tokens, output_tokens, cell, session, trace_id, span_id "
+                        "FROM spans").fetchall()
+    assert row == ("Chat-3", 2, attrs["gen_ai.usage.output_tokens"], 7, "abc123", parent[0],
+                   format(span.context.span_id, "016x"))  # the exported span is the kept one, ids and all
 
 
 def test_an_otlp_endpoint_without_the_extra_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -14,7 +14,7 @@ from qfnb._core.http.call import Call
 from qfnb._core.http.recorded import Recording
 from qfnb._core.http.stages import Answer, Next
 from qfnb._core.record.budget import active_budget
-from qfnb._core.record.ledger import origin_headers
+from qfnb._core.record.traces import origin_headers
 
 __all__ = ["Identify", "Record"]
 
