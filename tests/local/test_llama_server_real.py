@@ -77,6 +77,36 @@ def test_four_chats_at_once_are_batched_by_one_engine(registry: EngineRegistry) 
         assert city in answer, answers
 
 
+def test_a_seed_repeats_alone_and_beside_another_users_generation(registry: EngineRegistry) -> None:
+    import asyncio
+
+    engine = registry.chat(DEFAULT_CHAT)
+    seeded = chat_ask([{"role": "user", "content": "Invent a name for a new planet and describe it."}],
+                      temperature=1.0, max_tokens=24, seed=1234)
+    other = chat_ask([{"role": "user", "content": "Write a long story about a lighthouse."}], temperature=0.9,
+                     max_tokens=40)
+
+    async def answer(ask: Any, started: asyncio.Event | None = None) -> str:
+        pieces = []
+        async for delta in engine.generate(ask):
+            pieces.append(delta.text)
+            if started is not None:
+                started.set()
+        return "".join(pieces)
+
+    async def beside(seeded_first: bool) -> str:
+        first, second = (seeded, other) if seeded_first else (other, seeded)
+        streaming = asyncio.Event()
+        begun = asyncio.create_task(answer(first, streaming))
+        await streaming.wait()  # the first is generating when the second is sent
+        texts = await asyncio.gather(begun, answer(second))
+        return texts[0] if seeded_first else texts[1]
+
+    alone = [run_blocking(lambda: answer(seeded)) for _ in range(2)]
+    near = [run_blocking(lambda: beside(False)), run_blocking(lambda: beside(True))]
+    assert len(set(alone + near)) == 1 and alone[0].strip(), (alone, near)
+
+
 def _prompt_reads(log: Path, start: int, want: int, wait_s: float = 30.0) -> list[int]:
     """The prompt tokens each request re-read, from the engine's log. llama-server writes a slot's
     timings after it has sent the last chunk, so under load the log trails the answers a little."""

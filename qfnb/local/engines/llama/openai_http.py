@@ -48,7 +48,9 @@ def request_body(gp: GenParams, *, llama: bool) -> dict[str, Any]:
     if gp.top_k > 0:
         body["top_k"] = gp.top_k
     if llama:
-        body.update(repeat_penalty=gp.repeat_penalty, min_p=0.0, cache_prompt=True)
+        # a seeded answer reads its whole prompt afresh: logits computed over a reused prefix differ
+        # in their rounding from those of a whole prompt, and a sampled answer drifts from there
+        body.update(repeat_penalty=gp.repeat_penalty, min_p=0.0, cache_prompt=gp.seed is None)
     elif gp.repeat_penalty != 1.0:
         body["repetition_penalty"] = gp.repeat_penalty  # vLLM's name for penalty_score
     return body
@@ -236,8 +238,9 @@ class OpenAIChat:
             body = {"model": self._model, "prompt": tokens, **request_body(gp, llama=True), **(extra or {}),
                     **(target.extra or {})}
             prompts.fit(self.name, tokens, self._n_ctx, body)
+            # a seeded request runs alone (see .lanes): the same request, the same answer
             async with self.gate.turn(lane, long=len(tokens) > prompts.LONG_PROMPT_TOKENS, key=key,
-                                      group=target.group) as slot:
+                                      group=target.group, exclusive=gp.seed is not None) as slot:
                 body["id_slot"] = slot
                 deltas = transport.stream(self.name, target, "/completions", body)
                 if top_logprobs is not None:
