@@ -107,6 +107,43 @@ def test_a_seed_repeats_alone_and_beside_another_users_generation(registry: Engi
     assert len(set(alone + near)) == 1 and alone[0].strip(), (alone, near)
 
 
+@pytest.mark.slow  # the default suite covers the same path on a slow-engine double (test_engine_watchdog.py)
+def test_a_grammar_that_holds_the_engine_is_cancelled_and_another_users_chat_answers(tmp_path: Path) -> None:
+    import asyncio
+
+    from qfnb.local.engines.ask import ChatAsk, Sampling
+    from qfnb.local.engines.llama.watchdog import EngineStalled
+
+    reg = EngineRegistry(tmp_path, options=EngineOptions(slots=2, stall_seconds=20, request_seconds=300))
+    engine = reg.chat(DEFAULT_CHAT)
+    # the probe's pattern: the sampler explores the grammar's ways to split a word, without end
+    schema = {"type": "object", "properties": {"s": {"type": "string", "pattern": "^([a-z]{0,40}){0,40}$"}},
+              "required": ["s"]}
+    culprit = ChatAsk(model="", messages=({"role": "user", "content": "Write a long word."},),
+                      sampling=Sampling(max_tokens=40, temperature=1.0), schema=schema)
+
+    async def answer(ask: Any) -> Any:
+        try:
+            return "".join([d.text async for d in engine.generate(ask)])
+        except EngineStalled as exc:
+            return exc
+
+    async def both() -> list[Any]:
+        held = asyncio.create_task(answer(culprit))
+        await asyncio.sleep(1.0)
+        return [await held, await answer(chat_ask(QUESTION, **GREEDY))]
+
+    try:
+        chat(engine)  # the engine is up
+        begun = time.monotonic()
+        held, other = run_blocking(both)
+        assert isinstance(held, EngineStalled) and "QFNB_ENGINE_STALL_SECONDS" in str(held), held
+        assert isinstance(other, str) and "Paris" in other, other
+        assert time.monotonic() - begun < 240 and reg._servers[DEFAULT_CHAT].starts == 2
+    finally:
+        reg.close()
+
+
 def _prompt_reads(log: Path, start: int, want: int, wait_s: float = 30.0) -> list[int]:
     """The prompt tokens each request re-read, from the engine's log. llama-server writes a slot's
     timings after it has sent the last chunk, so under load the log trails the answers a little."""

@@ -23,9 +23,9 @@ from qfnb.local.engines.ask import BATCH, Ask, ChatAsk, GenParams, TextAsk
 from qfnb.local.engines.base import CannotServe, Delta, PromptTooLong, render_gemma, text_turns
 from qfnb.local.engines.gate import Gate
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import grammar, prompts, tool_calls, transport
+from qfnb.local.engines.llama import grammar, prompts, tool_calls, transport, watchdog
 from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer
-from qfnb.local.engines.llama.transport import Endpoint
+from qfnb.local.engines.llama.transport import Endpoint, Watch
 
 __all__ = ["Endpoint", "OpenAIChat", "llama_endpoint", "request_body"]
 
@@ -242,7 +242,7 @@ class OpenAIChat:
             async with self.gate.turn(lane, long=len(tokens) > prompts.LONG_PROMPT_TOKENS, key=key,
                                       group=target.group, exclusive=gp.seed is not None) as slot:
                 body["id_slot"] = slot
-                deltas = transport.stream(self.name, target, "/completions", body)
+                deltas = watchdog.guarded(self.name, target, "/completions", body)
                 if top_logprobs is not None:
                     deltas = _keep_top(deltas, top_logprobs)
                 if names:
@@ -255,7 +255,7 @@ class OpenAIChat:
             body = {"model": self._model, **payload, **request_body(gp, llama=self._llama), **(target.extra or {})}
             if slot is not None and self._n_ctx is not None:
                 body["id_slot"] = slot  # our own engine: the slot the gate gave this request
-            async for delta in transport.stream(self.name, target, path, body):
+            async for delta in watchdog.guarded(self.name, target, path, body):
                 yield delta
 
     @contextlib.asynccontextmanager
@@ -297,8 +297,10 @@ def llama_endpoint(server: LlamaServer, adapter: Path | None) -> Callable[[], En
 
     def endpoint() -> Endpoint:
         lease: Lease = server.acquire(adapter)
+        watch = Watch(server.config.stall_seconds, server.config.request_seconds,
+                      unstick=lambda: server.unstick(lease), renew=endpoint)
         return Endpoint(lease.url + "/v1", lease.key, {"lora": lease.lora(adapter)} if lease.adapters else None,
                         release=lambda: server.release(lease), broken=lambda: server.report_failure(lease),
-                        group=str(adapter) if adapter is not None else None)
+                        group=str(adapter) if adapter is not None else None, watch=watch)
 
     return endpoint

@@ -55,6 +55,9 @@ class _Instance:
         self.proc, self.port, self.key, self.adapters = proc, port, key, adapters
         self.active = 0
         self.retired = False
+        #: killed by the watchdog: its decode loop stopped answering (:meth:`LlamaServer.unstick`)
+        self.stuck = False
+        self.probing = threading.Lock()
         #: loads adapters at runtime (``POST /lora-adapters/load``); None: not asked yet
         self.loads_adapters: bool | None = None
 
@@ -211,6 +214,46 @@ class LlamaServer:
         """A request could not reach the process: if it died, the next acquire starts another."""
         if not lease.instance.alive():
             self._note_crash(lease.instance)
+
+    def unstick(self, lease: Lease) -> bool:
+        """A request on ``lease`` saw no progress: is its process's decode loop stuck? It is asked
+        for its slots (``GET /slots``, answered by that loop between two steps); no answer within
+        :meth:`probe_seconds` means one step holds the loop (a grammar that makes the sampler explore
+        without end ignores cancellation too), and the process is killed at once (SIGKILL: it would
+        not obey SIGTERM either), so the next request starts a fresh one. True: the process was killed
+        as stuck (now or by another request's check); False: it answers, or died of something else."""
+        inst = lease.instance
+        with inst.probing:  # the requests stalled together ask once
+            if inst.stuck:
+                return True
+            if not inst.alive():
+                return False
+            try:
+                httpx.get(f"{inst.url}/slots", headers={"Authorization": f"Bearer {inst.key}"},
+                          timeout=self.probe_seconds)
+                return False
+            except httpx.TimeoutException:
+                pass
+            except httpx.TransportError:
+                return False
+            inst.stuck = True
+        log.warning("engine %s: no decode progress for %.0f s and its decode loop does not answer: killing the "
+                    "process (pid %d) and starting another (QFNB_ENGINE_STALL_SECONDS)", self.config.name,
+                    self.config.stall_seconds, inst.proc.pid)
+        with self._lock:
+            inst.retired = True
+            if self._current is inst:
+                self._current = None
+        inst.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            inst.proc.wait(10)
+        self._set_state("stopped")
+        return True
+
+    @property
+    def probe_seconds(self) -> float:
+        """How long a live decode loop may take to answer a probe (one step, on a loaded machine)."""
+        return max(2.0, min(10.0, self.config.stall_seconds / 2))
 
     def post_json(self, path: str, body: dict[str, Any], what: str, timeout: float) -> dict[str, Any]:
         """``body`` POSTed to ``path`` of a running process, and its JSON answer (blocking). An
