@@ -10,7 +10,8 @@ ending in words already written goes on after them), with ``prompt_progress`` ch
 asked (``return_progress``). A request with a ``json_schema`` holds the loop for good, as an
 exploding grammar does: every stream stops, ``/slots`` never answers and SIGTERM is ignored. A
 prompt with the word ``silent`` gets no answer at all (the loop goes on); one with ``slowprefill``
-gets six progress chunks 0.3 s apart before its tokens."""
+gets six progress chunks 0.3 s apart before its tokens; one with ``deaf`` leaves its slot processing
+for good, even after its client left (``/slots`` says so)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def _hold_if_stuck() -> None:
 
 
 #: words that keep their meaning as token ids (every other word is its position)
-MARKS = {"silent": 999_001, "slowprefill": 999_002}
+MARKS = {"silent": 999_001, "slowprefill": 999_002, "deaf": 999_003}
+DEAF: set[int] = set()  # slots that go on after their client left (cancellation ignored)
 
 
 def _words(prompt: Any) -> list[str]:
@@ -50,7 +52,7 @@ class Health(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if DECODE and self.path == "/slots":
             _hold_if_stuck()  # answered by the decode loop, between two steps
-            self._json([])
+            self._json([{"id": i, "is_processing": True} for i in sorted(DEAF)])
             return
         if LOADS and self.path == "/lora-adapters":
             self._json([{"id": i, "path": p, "scale": 0.0} for i, p in enumerate(ADAPTERS)])
@@ -94,10 +96,15 @@ class Health(BaseHTTPRequestHandler):
                 self._event({"choices": [], "prompt_progress": {"total": 6, "processed": i + 1}})
                 time.sleep(0.3 if "slowprefill" in words else 0)
         first = sum(1 for w in words if w.startswith("w") and w[1:].isdigit())  # words written before
-        for i in range(int(body["max_tokens"])):
-            time.sleep(TOKEN_SECONDS)
-            _hold_if_stuck()
-            self._event({"choices": [{"index": 0, "text": f" w{first + i}", "finish_reason": None}]})
+        if "deaf" in words:
+            DEAF.add(int(body.get("id_slot", 0)))
+        try:
+            for i in range(int(body["max_tokens"])):
+                time.sleep(TOKEN_SECONDS)
+                _hold_if_stuck()
+                self._event({"choices": [{"index": 0, "text": f" w{first + i}", "finish_reason": None}]})
+        except OSError:  # the client left: the slot stops, unless it is deaf
+            return
         usage = {"prompt_tokens": len(body["prompt"]) if isinstance(body["prompt"], list) else len(words),
                  "completion_tokens": int(body["max_tokens"])}
         self._event({"choices": [{"index": 0, "text": "", "finish_reason": "length"}], "usage": usage})

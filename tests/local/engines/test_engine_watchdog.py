@@ -88,6 +88,15 @@ def test_a_request_past_the_compute_deadline_is_cancelled_and_the_engine_serves_
     assert server.starts == 1
 
 
+def test_an_engine_that_ignores_a_cancellation_is_restarted(engine: tuple[OpenAIChat, LlamaServer]) -> None:
+    chat, server = engine
+    with pytest.raises(ComputeDeadline, match="QFNB_ENGINE_REQUEST_SECONDS"):
+        run_blocking(lambda: _answer(chat, text_ask("deaf answer", max_tokens=400)))
+    # its slot went on after the connection closed: the process was killed; the next request starts one
+    assert "".join(d.text for d in run_blocking(lambda: _answer(chat, text_ask("next", max_tokens=2)))) == " w0 w1"
+    assert server.starts == 2
+
+
 def test_prompt_progress_counts_and_a_silent_request_alone_is_cancelled(
         engine: tuple[OpenAIChat, LlamaServer]) -> None:
     chat, server = engine

@@ -298,7 +298,7 @@ def llama_endpoint(server: LlamaServer, adapter: Path | None) -> Callable[[], En
     def endpoint() -> Endpoint:
         lease: Lease = server.acquire(adapter)
         watch = Watch(server.config.stall_seconds, server.config.request_seconds,
-                      unstick=lambda: server.unstick(lease), renew=endpoint)
+                      unstick=lambda slot: server.unstick(lease, slot), renew=endpoint)
         return Endpoint(lease.url + "/v1", lease.key, {"lora": lease.lora(adapter)} if lease.adapters else None,
                         release=lambda: server.release(lease), broken=lambda: server.report_failure(lease),
                         group=str(adapter) if adapter is not None else None, watch=watch)

@@ -215,31 +215,25 @@ class LlamaServer:
         if not lease.instance.alive():
             self._note_crash(lease.instance)
 
-    def unstick(self, lease: Lease) -> bool:
-        """A request on ``lease`` saw no progress: is its process's decode loop stuck? It is asked
-        for its slots (``GET /slots``, answered by that loop between two steps); no answer within
+    def unstick(self, lease: Lease, slot: int | None = None) -> bool:
+        """A request on ``lease`` (on engine slot ``slot``) was cancelled for no progress or past its
+        deadline (its connection closed): does its process obey? It is asked for its slots (``GET
+        /slots``, answered by its decode loop between two steps). No answer within
         :meth:`probe_seconds` means one step holds the loop (a grammar that makes the sampler explore
-        without end ignores cancellation too), and the process is killed at once (SIGKILL: it would
-        not obey SIGTERM either), so the next request starts a fresh one. True: the process was killed
-        as stuck (now or by another request's check); False: it answers, or died of something else."""
+        without end ignores cancellation too); ``slot`` still processing that long after means the
+        cancellation was ignored. Either way the process is killed at once (SIGKILL: it would not obey
+        SIGTERM either), so the next request starts a fresh one. True: the process was killed as stuck
+        (now or by another request's check); False: it obeys, or died of something else."""
         inst = lease.instance
         with inst.probing:  # the requests stalled together ask once
             if inst.stuck:
                 return True
-            if not inst.alive():
-                return False
-            try:
-                httpx.get(f"{inst.url}/slots", headers={"Authorization": f"Bearer {inst.key}"},
-                          timeout=self.probe_seconds)
-                return False
-            except httpx.TimeoutException:
-                pass
-            except httpx.TransportError:
+            if not inst.alive() or self._obeys(inst, slot):
                 return False
             inst.stuck = True
-        log.warning("engine %s: no decode progress for %.0f s and its decode loop does not answer: killing the "
-                    "process (pid %d) and starting another (QFNB_ENGINE_STALL_SECONDS)", self.config.name,
-                    self.config.stall_seconds, inst.proc.pid)
+        log.warning("engine %s: a request was cancelled and the engine does not obey (its decode loop does not "
+                    "answer, or the slot goes on): killing the process (pid %d) and starting another", self.config.name,
+                    inst.proc.pid)
         with self._lock:
             inst.retired = True
             if self._current is inst:
@@ -249,6 +243,25 @@ class LlamaServer:
             inst.proc.wait(10)
         self._set_state("stopped")
         return True
+
+    def _obeys(self, inst: _Instance, slot: int | None) -> bool:
+        """Whether ``inst``'s decode loop answers within :meth:`probe_seconds` and ``slot`` (if any)
+        stops processing by then (a process that cannot be reached obeys: it is gone)."""
+        deadline = time.monotonic() + self.probe_seconds
+        while True:
+            try:
+                slots = httpx.get(f"{inst.url}/slots", headers={"Authorization": f"Bearer {inst.key}"},
+                                  timeout=max(0.1, deadline - time.monotonic())).json()
+            except httpx.TimeoutException:
+                return False
+            except (httpx.TransportError, ValueError):
+                return True
+            busy = any(s.get("id") == slot and s.get("is_processing") for s in slots if isinstance(s, dict))
+            if not busy:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
 
     @property
     def probe_seconds(self) -> float:

@@ -58,13 +58,14 @@ class SchemaNotCompiled(CannotServe):
 @dataclass(frozen=True)
 class Watch:
     """The watchdog's limits and hooks for requests on our own engine (:mod:`.watchdog`):
-    ``unstick()`` (blocking) checks whether the engine's decode loop still answers and kills the
-    process if not (True: it was killed as stuck); ``renew()`` (blocking) leases the running engine
+    ``unstick(slot)`` (blocking), after a request on engine slot ``slot`` was cancelled, checks that
+    the engine obeys (its decode loop answers, the slot stops) and kills the process if not (True: it
+    was killed as stuck); ``renew()`` (blocking) leases the running engine
     again (a restarted one)."""
 
     stall_seconds: float
     request_seconds: float
-    unstick: Callable[[], bool]
+    unstick: Callable[[int | None], bool]
     renew: Callable[[], Endpoint]
 
 

@@ -10,8 +10,8 @@ for waits for that step too. So each request streamed from our own engine is wat
   it was sent is cancelled (its connection closed) and its caller gets :class:`ComputeDeadline`;
 - **stall** (``QFNB_ENGINE_STALL_SECONDS``): a request whose stream shows no progress for this long
   (no token, and no ``prompt_progress`` chunk while its prompt is read) is cancelled, and the
-  engine is asked whether its decode loop still answers (:meth:`.server.LlamaServer.unstick`). A
-  loop that does not is killed (SIGKILL) and restarted. The request that held it (one decoding
+  engine is asked whether it obeys (:meth:`.server.LlamaServer.unstick`: its decode loop answers
+  and the slot stops). One that does not is killed (SIGKILL) and restarted. The request that held it (one decoding
   under a grammar: a JSON schema) gets :class:`EngineStalled` naming the setting; every other
   request cut by the restart is sent again, once, to the new process, where it goes on from what it
   had already streamed (its prompt and the text so far; the tokens left of its ``max_tokens``), so
@@ -123,14 +123,15 @@ def _continued(body: dict[str, Any], written: str, done: int) -> dict[str, Any]:
     return {**body, "prompt": prompt, "max_tokens": int(body["max_tokens"]) - done}
 
 
-async def _judge(name: str, expired: _Expired, watch: Watch, *, constrained: bool, again: bool) -> None:
+async def _judge(name: str, expired: _Expired, watch: Watch, slot: int | None, *, constrained: bool,
+                 again: bool) -> None:
     """After a request's limit passed (its stream already closed): raise its caller's error, or
     return when the engine was restarted under it by another request and it may go ``again``."""
     if expired.kind == "deadline":
-        await asyncio.to_thread(watch.unstick)  # cancelled; a loop that will not obey is restarted
+        await asyncio.to_thread(watch.unstick, slot)  # cancelled; a loop that will not obey is restarted
         raise ComputeDeadline(f"{name}: the request ran past the compute deadline of {watch.request_seconds:g} s "
                               f"({DEADLINE_SETTING}) and was cancelled")
-    if not await asyncio.to_thread(watch.unstick):
+    if not await asyncio.to_thread(watch.unstick, slot):
         raise EngineStalled(f"{name}: the request made no decode progress for {watch.stall_seconds:g} s "
                             f"({STALL_SETTING}) and was cancelled (the engine goes on serving)")
     if constrained or not again:
@@ -173,6 +174,7 @@ def guarded(name: str, target: Endpoint, path: str, body: dict[str, Any]) -> Asy
 async def _watched(name: str, target: Endpoint, watch: Watch, path: str, body: dict[str, Any]) -> AsyncIterator[Delta]:
     begun = asyncio.get_running_loop().time()
     constrained = any(body.get(k) for k in CONSTRAINED)
+    slot = body.get("id_slot")
     sent: dict[str, Any] = {**body, "return_progress": True}  # prompt chunks read count as progress
     answer = _Answer(body)
     current, renewed = target, None
@@ -183,10 +185,10 @@ async def _watched(name: str, target: Endpoint, watch: Watch, path: str, body: d
                     yield answer.add(delta)
                 return
             except _Expired as expired:
-                await _judge(name, expired, watch, constrained=constrained, again=again)
+                await _judge(name, expired, watch, slot, constrained=constrained, again=again)
             except EngineUnavailable:
                 # the stream broke: if the engine was killed as stuck (for another request), go again
-                if not again or not await asyncio.to_thread(watch.unstick):
+                if not again or not await asyncio.to_thread(watch.unstick, slot):
                     raise
             log.warning("%s: the engine was restarted under a request that held it: sending this one again "
                         "(%d tokens already streamed)", name, answer.done)
