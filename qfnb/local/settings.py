@@ -97,7 +97,8 @@ class Settings:
     poll_interval: float = 0.5
     #: Hugging Face dirs to train instead of a base model's bundled weights (lower-case name -> dir)
     model_paths: Mapping[str, Path] = field(default_factory=dict)
-    #: how engines run (slots, queue, idle time, external engines): ``EngineOptions``; None = defaults
+    #: how engines run (slots, queue, idle time, external engines, the watchdog's stall and compute
+    #: deadline: ``QFNB_ENGINE_STALL_SECONDS``, ``QFNB_ENGINE_REQUEST_SECONDS``): ``EngineOptions``; None = defaults
     engine_options: Any = None
 
     def __repr__(self) -> str:
