@@ -14,7 +14,10 @@ model's name (``QFNB_ENGINES``), the way a user moves the engine off this machin
 2. aggregate tok/s with 1, 4, 8 and 16 concurrent chats through the platform (and bare);
    target at 8: >= 3x single-stream;
 3. decode tok/s of a LoRA-served model vs its base (Gemma-3-270M, an adapter in the base's
-   engine, through the engine API).
+   engine, through the engine API);
+4. the cost of seeds: aggregate tok/s of ``--seeded-users`` concurrent chats (default 8) through the
+   platform with none seeded, then with ``--seeded-share`` of them (default 0.25) sending a ``seed``
+   (a seeded request runs alone on the engine, so its answer repeats), in the same run: their ratio.
 
 With ``--observe-cost`` "bare" is the platform itself with ``/metrics`` and tracing off
 (``QFNB_OBSERVE=0``): what counting and tracing cost real serving (issue 56's target: >= 98 %).
@@ -63,9 +66,10 @@ class Side:
         self.name, self.url, self.params, self.headers, self.body, self.text_key = name, url, params, headers, body, \
             text_key
 
-    async def one(self, client: httpx.AsyncClient, prompt: str, tokens: int) -> tuple[float, float, int]:
+    async def one(self, client: httpx.AsyncClient, prompt: str, tokens: int,
+                  seed: int | None = None) -> tuple[float, float, int]:
         """(seconds to first token, seconds first->last, tokens after the first)."""
-        body = {**self.body, "prompt": prompt, self.text_key: tokens}
+        body = {**self.body, "prompt": prompt, self.text_key: tokens, **({"seed": seed} if seed is not None else {})}
         start = time.perf_counter()
         first = last = 0.0
         n = 0
@@ -88,11 +92,12 @@ class Side:
         return first - start, last - first, n
 
 
-async def concurrent(side: Side, users: int, tokens: int, tag: str) -> float:
-    """Aggregate generated tok/s with ``users`` chats at once."""
+async def concurrent(side: Side, users: int, tokens: int, tag: str, seeded: int = 0) -> float:
+    """Aggregate generated tok/s with ``users`` chats at once (the first ``seeded`` of them with a seed)."""
     async with httpx.AsyncClient(timeout=600) as client:
         start = time.perf_counter()
-        results = await asyncio.gather(*(side.one(client, PROMPT.format(n=f"{tag}-{i}"), tokens)
+        results = await asyncio.gather(*(side.one(client, PROMPT.format(n=f"{tag}-{i}"), tokens,
+                                                  seed=i + 1 if i < seeded else None)
                                          for i in range(users)))
         wall = time.perf_counter() - start
     return sum(n + 1 for _, _, n in results) / wall
@@ -155,6 +160,29 @@ def lora_vs_base(data_dir: Path, tokens: int, rounds: int) -> dict[str, float]:
         reg.close()
 
 
+def seed_cost(platform: Side, users: int, share: float, tokens: int, rounds: int) -> None:
+    """Aggregate tok/s of ``users`` concurrent chats with none seeded and with ``share`` of them seeded,
+    alternated over ``rounds`` in this run; logs the medians and their ratio."""
+    seeded = max(1, round(users * share))
+    rates: dict[int, list[float]] = {0: [], seeded: []}
+    for r in range(rounds):
+        for n in rates:
+            rates[n].append(asyncio.run(concurrent(platform, users, tokens, f"seed{r}-{n}", seeded=n)))
+            log.info("seed cost round %d: %d of %d chats seeded: %.1f tok/s", r, n, users, rates[n][-1])
+    none, some = statistics.median(rates[0]), statistics.median(rates[seeded])
+    log.info("seeded traffic: %d concurrent chats, none seeded %.1f tok/s, %d seeded (%.0f %%) %.1f tok/s -> "
+             "%.2fx the unseeded throughput", users, none, seeded, 100 * seeded / users, some, some / none)
+
+
+def start_baseline(args: argparse.Namespace, work: Path) -> tuple[Any, Side]:
+    """What the platform is compared with: bare llama-server, or (``--observe-cost``) the same platform
+    with counting and tracing off."""
+    if args.observe_cost:
+        log.info("observe cost: 'bare' below is the platform with /metrics and tracing off")
+        return start_platform(work / "data-unobserved", args.slots, args.engine_url, observe=False, name="bare")
+    return start_bare(args.slots, work / "bare-logs", args.engine_url)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=128)
@@ -166,6 +194,9 @@ def main() -> int:
     ap.add_argument("--observe-cost", action="store_true",
                     help="compare the platform with /metrics and tracing (as shipped) to one with both off "
                          "(QFNB_OBSERVE=0) instead of to bare llama-server; target >= 98 %%")
+    ap.add_argument("--seeded-users", type=int, default=8, help="concurrent chats of the seed cost measurement")
+    ap.add_argument("--seeded-share", type=float, default=0.25, help="the share of them sending a seed")
+    ap.add_argument("--only-seeds", action="store_true", help="measure the seed cost only (no bare engine)")
     args = ap.parse_args()
     users = sorted({int(u) for u in args.concurrency.split(",")} | {1, 8})
     log_to_stdout()  # httpx's request lines would show the access token
@@ -175,19 +206,19 @@ def main() -> int:
     try:
         platform_proc, platform = start_platform(work / "data", args.slots, args.engine_url)
         procs.append(platform_proc)
-        if args.observe_cost:  # the baseline: the same platform with counting and tracing off
-            bare_proc, bare = start_platform(work / "data-unobserved", args.slots, args.engine_url, observe=False,
-                                             name="bare")
-            log.info("observe cost: 'bare' below is the platform with /metrics and tracing off")
-        else:
-            bare_proc, bare = start_bare(args.slots, work / "bare-logs", args.engine_url)
-        if bare_proc is not None:
-            procs.append(bare_proc)
-        sides = [bare, platform]
 
         async def single(side: Side, n: str) -> tuple[float, float, int]:
             async with httpx.AsyncClient(timeout=600) as client:
                 return await side.one(client, PROMPT.format(n=n), args.tokens)
+
+        asyncio.run(single(platform, "warm"))
+        seed_cost(platform, args.seeded_users, args.seeded_share, args.tokens // 2, args.rounds)
+        if args.only_seeds:
+            return 0
+        bare_proc, bare = start_baseline(args, work)
+        if bare_proc is not None:
+            procs.append(bare_proc)
+        sides = [bare, platform]
 
         for side in sides:  # warm-up: loads the model, starts the engine
             asyncio.run(single(side, "warm"))

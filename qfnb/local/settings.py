@@ -110,7 +110,8 @@ class Settings:
     poll_interval: float = 0.5
     #: Hugging Face dirs to train instead of a base model's bundled weights (lower-case name -> dir)
     model_paths: Mapping[str, Path] = field(default_factory=dict)
-    #: how engines run (slots, queue, idle time, external engines): ``EngineOptions``; None = defaults
+    #: how engines run (slots, queue, idle time, external engines, the watchdog's stall and compute
+    #: deadline: ``QFNB_ENGINE_STALL_SECONDS``, ``QFNB_ENGINE_REQUEST_SECONDS``): ``EngineOptions``; None = defaults
     engine_options: Any = None
     #: seconds of silence after which a model call hears a heartbeat (``QFNB_HEARTBEAT_S``; 0: none)
     heartbeat: float = 10.0

@@ -77,6 +77,79 @@ def test_four_chats_at_once_are_batched_by_one_engine(registry: EngineRegistry) 
         assert city in answer, answers
 
 
+def test_a_seed_repeats_alone_and_beside_another_users_generation(registry: EngineRegistry) -> None:
+    import asyncio
+
+    engine = registry.chat(DEFAULT_CHAT)
+    seeded = chat_ask([{"role": "user", "content": "Invent a name for a new planet and describe it."}],
+                      temperature=1.0, max_tokens=24, seed=1234)
+    other = chat_ask([{"role": "user", "content": "Write a long story about a lighthouse."}], temperature=0.9,
+                     max_tokens=40)
+
+    async def answer(ask: Any, started: asyncio.Event | None = None) -> str:
+        pieces = []
+        async for delta in engine.generate(ask):
+            pieces.append(delta.text)
+            if started is not None:
+                started.set()
+        return "".join(pieces)
+
+    async def beside(seeded_first: bool) -> str:
+        first, second = (seeded, other) if seeded_first else (other, seeded)
+        streaming = asyncio.Event()
+        begun = asyncio.create_task(answer(first, streaming))
+        await streaming.wait()  # the first is generating when the second is sent
+        texts = await asyncio.gather(begun, answer(second))
+        return texts[0] if seeded_first else texts[1]
+
+    alone = [run_blocking(lambda: answer(seeded)) for _ in range(2)]
+    near = [run_blocking(lambda: beside(False)), run_blocking(lambda: beside(True))]
+    assert len(set(alone + near)) == 1 and alone[0].strip(), (alone, near)
+
+
+@pytest.mark.slow  # the default suite covers the same path on a slow-engine double (test_engine_watchdog.py)
+def test_a_grammar_that_holds_the_engine_is_cancelled_and_another_users_chat_answers(tmp_path: Path) -> None:
+    import asyncio
+
+    from qfnb.local.engines.ask import ChatAsk, Sampling
+    from qfnb.local.engines.llama.watchdog import EngineStalled
+
+    reg = EngineRegistry(tmp_path, options=EngineOptions(slots=2, stall_seconds=20, request_seconds=300))
+    engine = reg.chat(DEFAULT_CHAT)
+    # the probe's pattern: the sampler explores the grammar's ways to split a word, without end
+    schema = {"type": "object", "properties": {"s": {"type": "string", "pattern": "^([a-z]{0,40}){0,40}$"}},
+              "required": ["s"]}
+    word = "abcdefghijklmnopqrstuvwxyz" * 3
+    culprit = ChatAsk(model="", messages=({"role": "user", "content": f'Answer exactly {{"s": "{word}"}}'},),
+                      sampling=Sampling(max_tokens=60, temperature=0.0), schema=schema)
+
+    async def answer(ask: Any) -> Any:
+        try:
+            return "".join([d.text async for d in engine.generate(ask)])
+        except EngineStalled as exc:
+            return exc
+
+    async def both() -> list[Any]:
+        held = asyncio.create_task(answer(culprit))
+        await asyncio.sleep(1.0)
+        return [await held, await answer(chat_ask(QUESTION, **GREEDY))]
+
+    try:
+        chat(engine)  # the engine is up
+        begun = time.monotonic()
+        held, other = run_blocking(both)
+        assert isinstance(held, EngineStalled) and "QFNB_ENGINE_STALL_SECONDS" in str(held), held
+        assert isinstance(other, str) and "Paris" in other, other
+        assert time.monotonic() - begun < 240
+        server = reg._servers[DEFAULT_CHAT]
+        lease = server.acquire()  # cancelled for real: no slot goes on (restarted, or it obeyed)
+        server.release(lease)
+        slots = httpx.get(lease.url + "/slots", headers={"Authorization": f"Bearer {lease.key}"}, timeout=30).json()
+        assert not any(s.get("is_processing") for s in slots) and server.starts in (1, 2)
+    finally:
+        reg.close()
+
+
 def _prompt_reads(log: Path, start: int, want: int, wait_s: float = 30.0) -> list[int]:
     """The prompt tokens each request re-read, from the engine's log. llama-server writes a slot's
     timings after it has sent the last chunk, so under load the log trails the answers a little."""

@@ -15,6 +15,11 @@ request of another group waits, in its lane's order, until the running ones fini
 arriving after it wait behind it. A turn taken inside another turn of the same task (a call
 written again under its grammar while the first answer is still open) skips that wait.
 
+An *exclusive* turn (a request with a ``seed``: its answer must not depend on what else runs) is a
+group of its own: it waits, in its lane's order, until nothing runs, and nothing else starts until
+it ends. llama-server computes a step's logits for all the slots it batches together, and the
+batch's shape changes their rounding, so a seeded answer repeats only when it runs alone.
+
 ``Retry-After`` on a refusal is estimated from the rate at which admitted requests finish (one
 place frees per finish), instead of a fixed second.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import threading
 import time
 from collections import OrderedDict, deque
@@ -37,6 +43,8 @@ priority: ContextVar[str] = ContextVar("qfnb_request_priority", default=INTERACT
 
 #: conversations whose slot the gate remembers (the oldest is forgotten first)
 MAX_HOMES = 256
+#: the prefix of an exclusive turn's group (no adapter path starts with a NUL)
+_EXCLUSIVE = "\0exclusive-"
 #: the longest Retry-After the platform asks for (seconds)
 MAX_RETRY_AFTER = 120.0
 
@@ -77,6 +85,7 @@ class LaneGate(Gate):
         #: the tasks holding a turn, and how many each holds (a nested turn skips the group's wait)
         self._holders: dict[asyncio.Task[object], int] = {}
         self._finished: deque[float] = deque(maxlen=32)
+        self._exclusive_ids = itertools.count()
         self._cond_lock = threading.Lock()
 
     @property
@@ -100,15 +109,17 @@ class LaneGate(Gate):
 
     @contextlib.asynccontextmanager
     async def turn(self, lane: str | None = None, *, long: bool = False, key: str | None = None,
-                   group: str | None = None) -> AsyncIterator[int]:
+                   group: str | None = None, exclusive: bool = False) -> AsyncIterator[int]:
         """Admit one request of ``lane`` (default: the request's :data:`priority`) and ``group``
         (its adapter set), wait for its turn to run, and hold its place until the block ends;
-        EngineBusy when it cannot be admitted.
+        EngineBusy when it cannot be admitted. ``exclusive``: it runs alone on the engine.
 
         Yields the engine slot to run on: the lowest free one for a short interactive request,
         the highest for a ``long`` prompt or batch traffic (the engine serves low slots first)."""
         batch = (lane or priority.get()) == BATCH
         task = asyncio.current_task()
+        if exclusive:  # a group of its own: it runs when nothing else does, and alone
+            group = f"{_EXCLUSIVE}{next(self._exclusive_ids)}"
         with self.admit(self.slots + self.queue - (self.reserve if batch else 0), self.retry_after):
             slot = await self._wait_turn(batch, long, key, group, nested=task in self._holders)
             if task is not None:

@@ -16,12 +16,18 @@ from qfnb.local.engines.store.store_inputs import check_engine_url
 class EngineOptions:
     """How engines run: ``slots`` parallel requests per llama-server (default from the cores),
     ``queue`` more waiting before 429, ``idle_seconds`` before an unused engine stops, and
-    ``external``: model name -> an OpenAI-compatible engine that serves it."""
+    ``external``: model name -> an OpenAI-compatible engine that serves it; ``stall_seconds`` and
+    ``request_seconds``: the watchdog's limits on one request (:mod:`.llama.watchdog`)."""
 
     slots: int = field(default_factory=default_slots)
     queue: int | None = None  # default: 4 x slots
     idle_seconds: float = 600.0
     external: Mapping[str, ModelSpec] = field(default_factory=dict)
+    #: a request whose engine stream shows no progress (no token, no prompt chunk read) this long is
+    #: cancelled, and the engine restarted if its decode loop does not answer (:mod:`.llama.watchdog`)
+    stall_seconds: float = 30.0
+    #: the compute deadline: a request still generating after this long is cancelled
+    request_seconds: float = 600.0
 
     @property
     def queue_len(self) -> int:
@@ -29,7 +35,8 @@ class EngineOptions:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> EngineOptions:
-        """``QFNB_ENGINE_SLOTS``, ``QFNB_ENGINE_QUEUE``, ``QFNB_ENGINE_IDLE_SECONDS``, ``QFNB_ENGINES``."""
+        """``QFNB_ENGINE_SLOTS``, ``QFNB_ENGINE_QUEUE``, ``QFNB_ENGINE_IDLE_SECONDS``, ``QFNB_ENGINES``,
+        ``QFNB_ENGINE_STALL_SECONDS``, ``QFNB_ENGINE_REQUEST_SECONDS``."""
 
         def number(key: str, kind: type, default: Any) -> Any:
             raw = env.get(key)
@@ -38,10 +45,18 @@ class EngineOptions:
             except ValueError:
                 raise ValueError(f"{key} must be a number, got {raw!r}") from None
 
+        def positive(key: str, default: float) -> float:
+            value = float(number(key, float, default))
+            if not value > 0:
+                raise ValueError(f"{key} must be a number of seconds > 0, got {env.get(key)!r}")
+            return value
+
         return cls(slots=number("QFNB_ENGINE_SLOTS", int, default_slots()),
                    queue=number("QFNB_ENGINE_QUEUE", int, None),
                    idle_seconds=number("QFNB_ENGINE_IDLE_SECONDS", float, 600.0),
-                   external=parse_external(env.get("QFNB_ENGINES")))
+                   external=parse_external(env.get("QFNB_ENGINES")),
+                   stall_seconds=positive("QFNB_ENGINE_STALL_SECONDS", 30.0),
+                   request_seconds=positive("QFNB_ENGINE_REQUEST_SECONDS", 600.0))
 
 
 def parse_external(raw: str | Mapping[str, Any] | None) -> dict[str, ModelSpec]:

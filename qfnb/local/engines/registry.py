@@ -305,6 +305,7 @@ class EngineRegistry:
                                       log_dir=self.data_dir / "logs", slots=opts.slots + spare_slots(opts.slots),
                                       ctx_per_slot=spec.n_ctx,
                                       idle_seconds=byom.idle_seconds(spec.keep_alive, opts.idle_seconds),
+                                      stall_seconds=opts.stall_seconds, request_seconds=opts.request_seconds,
                                       chat_template=str(template) if template else None,
                                       reranking="reranker" in spec.api_types, embedding=embeds_only(spec))
                 server = self._servers[base_name] = LlamaServer(config)

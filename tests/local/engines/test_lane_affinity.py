@@ -79,3 +79,39 @@ async def test_one_groups_requests_run_side_by_side_and_a_nested_turn_skips_the_
                 assert inner != outer
     await asyncio.wait_for(blocked, 2)
     assert gate.busy == 0 and gate.queued == 0
+
+
+async def test_a_seeded_turn_runs_alone() -> None:
+    """An exclusive turn (a seeded request) waits for the running requests to end, and requests
+    arriving while it waits or runs wait behind it: nothing shares the engine's batches with it."""
+    import asyncio
+
+    gate = LaneGate("m", slots=4, queue=8, spare=0)
+    order: list[str] = []
+    release = {name: asyncio.Event() for name in ("a", "seeded", "b", "c")}
+
+    async def run(name: str, exclusive: bool = False) -> None:
+        async with gate.turn(exclusive=exclusive):
+            order.append(f"start {name}")
+            await release[name].wait()
+        order.append(f"end {name}")
+
+    tasks = [asyncio.create_task(run("a"))]
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(run("seeded", exclusive=True)))
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(run("b")))  # arrives while the seeded one waits: behind it
+    await asyncio.sleep(0.01)
+    assert order == ["start a"] and gate.busy == 1
+    release["a"].set()
+    await asyncio.sleep(0.01)
+    assert order == ["start a", "end a", "start seeded"] and gate.busy == 1
+    tasks.append(asyncio.create_task(run("c")))  # arrives while it runs: waits too
+    await asyncio.sleep(0.01)
+    assert gate.busy == 1
+    release["seeded"].set()
+    release["b"].set()
+    release["c"].set()
+    await asyncio.gather(*tasks)
+    assert order[:4] == ["start a", "end a", "start seeded", "end seeded"]
+    assert {"start b", "start c", "end b", "end c"} == set(order[4:]) and gate.busy == 0

@@ -55,6 +55,10 @@ class ServerConfig:
     ctx_per_slot: int = 4096
     threads: int = field(default_factory=lambda: os.cpu_count() or 2)
     idle_seconds: float = 600.0
+    #: the watchdog's limits on one request (:mod:`.watchdog`): no progress for ``stall_seconds``,
+    #: or still running after ``request_seconds``
+    stall_seconds: float = 30.0
+    request_seconds: float = 600.0
     chat_template: str | None = None  # a jinja template file for models without one
     #: tokens the engine processes per step (all slots together): a long prompt is prefilled in
     #: steps this size, and the short prompts of other slots get into every step

@@ -23,9 +23,9 @@ from qfnb.local.engines.ask import BATCH, Ask, ChatAsk, GenParams, TextAsk
 from qfnb.local.engines.base import CannotServe, Delta, PromptTooLong, render_gemma, text_turns
 from qfnb.local.engines.gate import Gate
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import grammar, prompts, tool_calls, transport
+from qfnb.local.engines.llama import grammar, prompts, tool_calls, transport, watchdog
 from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer
-from qfnb.local.engines.llama.transport import Endpoint
+from qfnb.local.engines.llama.transport import Endpoint, Watch
 
 __all__ = ["Endpoint", "OpenAIChat", "llama_endpoint", "request_body"]
 
@@ -48,7 +48,9 @@ def request_body(gp: GenParams, *, llama: bool) -> dict[str, Any]:
     if gp.top_k > 0:
         body["top_k"] = gp.top_k
     if llama:
-        body.update(repeat_penalty=gp.repeat_penalty, min_p=0.0, cache_prompt=True)
+        # a seeded answer reads its whole prompt afresh: logits computed over a reused prefix differ
+        # in their rounding from those of a whole prompt, and a sampled answer drifts from there
+        body.update(repeat_penalty=gp.repeat_penalty, min_p=0.0, cache_prompt=gp.seed is None)
     elif gp.repeat_penalty != 1.0:
         body["repetition_penalty"] = gp.repeat_penalty  # vLLM's name for penalty_score
     return body
@@ -263,10 +265,11 @@ class OpenAIChat:
             body = {"model": self._model, "prompt": tokens, **request_body(gp, llama=True), **(extra or {}),
                     **(target.extra or {})}
             prompts.fit(self.name, tokens, self._n_ctx, body)
+            # a seeded request runs alone (see .lanes): the same request, the same answer
             async with self.gate.turn(lane, long=len(tokens) > prompts.LONG_PROMPT_TOKENS, key=key,
-                                      group=target.group) as slot:
+                                      group=target.group, exclusive=gp.seed is not None) as slot:
                 body["id_slot"] = slot
-                deltas = transport.stream(self.name, target, "/completions", body)
+                deltas = watchdog.guarded(self.name, target, "/completions", body)
                 if top_logprobs is not None:
                     deltas = _keep_top(deltas, top_logprobs)
                 if names:
@@ -279,7 +282,7 @@ class OpenAIChat:
             body = {"model": self._model, **payload, **request_body(gp, llama=self._llama), **(target.extra or {})}
             if slot is not None and self._n_ctx is not None:
                 body["id_slot"] = slot  # our own engine: the slot the gate gave this request
-            async for delta in transport.stream(self.name, target, path, body):
+            async for delta in watchdog.guarded(self.name, target, path, body):
                 yield delta
 
     @contextlib.asynccontextmanager
@@ -321,8 +324,10 @@ def llama_endpoint(server: LlamaServer, adapter: Path | None) -> Callable[[], En
 
     def endpoint() -> Endpoint:
         lease: Lease = server.acquire(adapter)
+        watch = Watch(server.config.stall_seconds, server.config.request_seconds,
+                      unstick=lambda slot: server.unstick(lease, slot), renew=endpoint)
         return Endpoint(lease.url + "/v1", lease.key, {"lora": lease.lora(adapter)} if lease.adapters else None,
                         release=lambda: server.release(lease), broken=lambda: server.report_failure(lease),
-                        group=str(adapter) if adapter is not None else None)
+                        group=str(adapter) if adapter is not None else None, watch=watch)
 
     return endpoint

@@ -55,6 +55,9 @@ class _Instance:
         self.proc, self.port, self.key, self.adapters = proc, port, key, adapters
         self.active = 0
         self.retired = False
+        #: killed by the watchdog: its decode loop stopped answering (:meth:`LlamaServer.unstick`)
+        self.stuck = False
+        self.probing = threading.Lock()
         #: loads adapters at runtime (``POST /lora-adapters/load``); None: not asked yet
         self.loads_adapters: bool | None = None
 
@@ -211,6 +214,59 @@ class LlamaServer:
         """A request could not reach the process: if it died, the next acquire starts another."""
         if not lease.instance.alive():
             self._note_crash(lease.instance)
+
+    def unstick(self, lease: Lease, slot: int | None = None) -> bool:
+        """A request on ``lease`` (on engine slot ``slot``) was cancelled for no progress or past its
+        deadline (its connection closed): does its process obey? It is asked for its slots (``GET
+        /slots``, answered by its decode loop between two steps). No answer within
+        :meth:`probe_seconds` means one step holds the loop (a grammar that makes the sampler explore
+        without end ignores cancellation too); ``slot`` still processing that long after means the
+        cancellation was ignored. Either way the process is killed at once (SIGKILL: it would not obey
+        SIGTERM either), so the next request starts a fresh one. True: the process was killed as stuck
+        (now or by another request's check); False: it obeys, or died of something else."""
+        inst = lease.instance
+        with inst.probing:  # the requests stalled together ask once
+            if inst.stuck:
+                return True
+            if not inst.alive() or self._obeys(inst, slot):
+                return False
+            inst.stuck = True
+        log.warning("engine %s: a request was cancelled and the engine does not obey (its decode loop does not "
+                    "answer, or the slot goes on): killing the process (pid %d) and starting another", self.config.name,
+                    inst.proc.pid)
+        with self._lock:
+            inst.retired = True
+            if self._current is inst:
+                self._current = None
+        inst.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            inst.proc.wait(10)
+        self._set_state("stopped")
+        return True
+
+    def _obeys(self, inst: _Instance, slot: int | None) -> bool:
+        """Whether ``inst``'s decode loop answers within :meth:`probe_seconds` and ``slot`` (if any)
+        stops processing by then (a process that cannot be reached obeys: it is gone)."""
+        deadline = time.monotonic() + self.probe_seconds
+        while True:
+            try:
+                slots = httpx.get(f"{inst.url}/slots", headers={"Authorization": f"Bearer {inst.key}"},
+                                  timeout=max(0.1, deadline - time.monotonic())).json()
+            except httpx.TimeoutException:
+                return False
+            except (httpx.TransportError, ValueError):
+                return True
+            busy = any(s.get("id") == slot and s.get("is_processing") for s in slots if isinstance(s, dict))
+            if not busy:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+
+    @property
+    def probe_seconds(self) -> float:
+        """How long a live decode loop may take to answer a probe (one step, on a loaded machine)."""
+        return max(2.0, min(10.0, self.config.stall_seconds / 2))
 
     def post_json(self, path: str, body: dict[str, Any], what: str, timeout: float) -> dict[str, Any]:
         """``body`` POSTed to ``path`` of a running process, and its JSON answer (blocking). An

@@ -56,6 +56,20 @@ class SchemaNotCompiled(CannotServe):
 
 
 @dataclass(frozen=True)
+class Watch:
+    """The watchdog's limits and hooks for requests on our own engine (:mod:`.watchdog`):
+    ``unstick(slot)`` (blocking), after a request on engine slot ``slot`` was cancelled, checks that
+    the engine obeys (its decode loop answers, the slot stops) and kills the process if not (True: it
+    was killed as stuck); ``renew()`` (blocking) leases the running engine
+    again (a restarted one)."""
+
+    stall_seconds: float
+    request_seconds: float
+    unstick: Callable[[int | None], bool]
+    renew: Callable[[], Endpoint]
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """Where one request goes: base URL (with ``/v1``), key, extra body fields, a release hook, and
     the adapter set it runs with (the gate runs one set at a time: :mod:`~qfnb.local.engines.lanes`)."""
@@ -66,6 +80,7 @@ class Endpoint:
     release: Callable[[], None] | None = None
     broken: Callable[[], None] | None = None
     group: str | None = None
+    watch: Watch | None = None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -102,8 +117,10 @@ async def post_json(name: str, target: Endpoint, url: str, body: dict[str, Any])
     return answer
 
 
-async def stream(name: str, target: Endpoint, path: str, body: dict[str, Any]) -> AsyncIterator[Delta]:
-    """``body`` POSTed to ``path`` of the engine ``name``, its SSE answer as Deltas."""
+async def stream(name: str, target: Endpoint, path: str, body: dict[str, Any],
+                 beat: Callable[[], None] | None = None) -> AsyncIterator[Delta]:
+    """``body`` POSTed to ``path`` of the engine ``name``, its SSE answer as Deltas; ``beat()`` is
+    called on each chunk of progress (a token, or llama-server's ``prompt_progress``)."""
     url = target.base_url.rstrip("/") + path
     for attempt in (1, 2):
         answered = False
@@ -112,7 +129,7 @@ async def stream(name: str, target: Endpoint, path: str, body: dict[str, Any]) -
                 answered = True
                 if resp.status_code != 200:
                     raise engine_error(name, resp.status_code, (await resp.aread())[:2000])
-                async for delta in deltas(resp, chat=path == "/chat/completions"):
+                async for delta in deltas(resp, chat=path == "/chat/completions", beat=beat):
                     yield delta
             return
         except httpx.TransportError as exc:
@@ -140,8 +157,9 @@ def engine_error(name: str, status: int, raw: bytes) -> Exception:
     return EngineUnavailable(f"{name}: the engine answered HTTP {status}: {message}")
 
 
-async def deltas(resp: httpx.Response, *, chat: bool) -> AsyncIterator[Delta]:
-    """The engine's SSE chunks as Deltas; the last one carries the finish reason and usage."""
+async def deltas(resp: httpx.Response, *, chat: bool, beat: Callable[[], None] | None = None) -> AsyncIterator[Delta]:
+    """The engine's SSE chunks as Deltas; the last one carries the finish reason and usage.
+    ``beat()`` is called on each chunk that shows progress (prompt read, or tokens)."""
     decoder, text = SSEDecoder(), codecs.getincrementaldecoder("utf-8")(errors="replace")
     finish: str | None = None
     prompt = completion = pieces = cached = 0
@@ -150,6 +168,8 @@ async def deltas(resp: httpx.Response, *, chat: bool) -> AsyncIterator[Delta]:
             if item.done or not isinstance(item.data, dict):
                 continue
             data = item.data
+            if beat is not None and ("choices" in data or "prompt_progress" in data):
+                beat()
             usage = data.get("usage") or {}
             if usage:
                 prompt = int(usage.get("prompt_tokens") or prompt)

@@ -1,0 +1,118 @@
+"""No request may hold the shared engine: the compute deadline and the stall watchdog, against a
+slow-engine double of llama-server's one decode loop (``fake_llama_server.py``, ``FAKE_DECODE=1``):
+a request under a grammar that holds the loop is cancelled with an error naming the setting, the
+engine (which ignores SIGTERM and its probe) is killed and restarted, and another user's stream
+cut by the restart goes on on the new process, whole."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from engine_asks import text_ask
+
+from qfnb.local.engines.ask import ChatAsk, Sampling
+from qfnb.local.engines.base import Delta
+from qfnb.local.engines.gate import run_blocking
+from qfnb.local.engines.lanes import LaneGate
+from qfnb.local.engines.llama.command import ServerConfig
+from qfnb.local.engines.llama.openai_http import OpenAIChat, llama_endpoint
+from qfnb.local.engines.llama.server import LlamaServer
+from qfnb.local.engines.llama.watchdog import ComputeDeadline, EngineStalled
+from qfnb.local.engines.options import EngineOptions
+
+FAKE = Path(__file__).parents[1] / "fake_llama_server.py"
+
+
+@pytest.fixture()
+def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[OpenAIChat, LlamaServer]]:
+    monkeypatch.setenv("FAKE_DECODE", "1")
+    binary = tmp_path / "llama-server"
+    binary.write_text(f"#!{sys.executable}\n" + FAKE.read_text())
+    binary.chmod(0o755)
+    config = ServerConfig(name="fake", gguf=tmp_path / "m.gguf", log_dir=tmp_path / "logs", slots=4,
+                          idle_seconds=3600, stall_seconds=1.0, request_seconds=2.5)
+    server = LlamaServer(config, binary=binary)
+    chat = OpenAIChat("fake", llama_endpoint(server, None), gate=LaneGate("fake", 4, 8), n_ctx=4096)
+    try:
+        yield chat, server
+    finally:
+        server.close()
+
+
+async def _answer(chat: OpenAIChat, ask: object, started: asyncio.Event | None = None) -> list[Delta]:
+    out = []
+    async for delta in chat.generate(ask):  # type: ignore[arg-type]
+        out.append(delta)
+        if started is not None and delta.text:
+            started.set()
+    return out
+
+
+def test_a_request_that_holds_the_decode_loop_is_cancelled_and_the_others_lose_nothing(
+        engine: tuple[OpenAIChat, LlamaServer]) -> None:
+    chat, server = engine
+    culprit = ChatAsk(model="", messages=({"role": "user", "content": "fill the form"},),
+                      sampling=Sampling(max_tokens=10), schema={"type": "string", "pattern": "^([a-z]{0,40}){0,40}$"})
+    victim = text_ask("another user's long answer", max_tokens=40)
+
+    async def both() -> tuple[BaseException | list[Delta], BaseException | list[Delta]]:
+        streaming = asyncio.Event()
+        other = asyncio.create_task(_answer(chat, victim, streaming))
+        await streaming.wait()
+        held = await asyncio.gather(_answer(chat, culprit), return_exceptions=True)
+        return held[0], await other
+
+    first = run_blocking(lambda: _answer(chat, victim))  # the engine up; the whole answer, undisturbed
+    held, cut = run_blocking(both)
+    assert isinstance(held, EngineStalled), held
+    assert "QFNB_ENGINE_STALL_SECONDS" in str(held) and "grammar" in str(held) and "restarted" in str(held)
+    assert not isinstance(cut, BaseException)
+    words = "".join(d.text for d in cut)
+    assert words == "".join(d.text for d in first) == "".join(f" w{i}" for i in range(40))  # nothing lost or twice
+    assert cut[-1].completion_tokens == 40 and cut[-1].finish_reason is not None
+    assert server.starts == 2 and server.state == "ready"  # the stuck process was killed, a new one serves
+    again = run_blocking(lambda: _answer(chat, text_ask("after", max_tokens=3)))
+    assert "".join(d.text for d in again) == " w0 w1 w2"
+
+
+def test_a_request_past_the_compute_deadline_is_cancelled_and_the_engine_serves_on(
+        engine: tuple[OpenAIChat, LlamaServer]) -> None:
+    chat, server = engine
+    with pytest.raises(ComputeDeadline, match=r"compute deadline of 2\.5 s \(QFNB_ENGINE_REQUEST_SECONDS\)"):
+        run_blocking(lambda: _answer(chat, text_ask("a very long answer", max_tokens=400)))
+    assert "".join(d.text for d in run_blocking(lambda: _answer(chat, text_ask("short", max_tokens=2)))) == " w0 w1"
+    assert server.starts == 1
+
+
+def test_an_engine_that_ignores_a_cancellation_is_restarted(engine: tuple[OpenAIChat, LlamaServer]) -> None:
+    chat, server = engine
+    with pytest.raises(ComputeDeadline, match="QFNB_ENGINE_REQUEST_SECONDS"):
+        run_blocking(lambda: _answer(chat, text_ask("deaf answer", max_tokens=400)))
+    # its slot went on after the connection closed: the process was killed; the next request starts one
+    assert "".join(d.text for d in run_blocking(lambda: _answer(chat, text_ask("next", max_tokens=2)))) == " w0 w1"
+    assert server.starts == 2
+
+
+def test_prompt_progress_counts_and_a_silent_request_alone_is_cancelled(
+        engine: tuple[OpenAIChat, LlamaServer]) -> None:
+    chat, server = engine
+    # 1.8 s of prompt reading (progress chunks 0.3 s apart) under a 1 s stall limit: not a stall
+    slow = run_blocking(lambda: _answer(chat, text_ask("slowprefill prompt", max_tokens=3)))
+    assert "".join(d.text for d in slow) == " w0 w1 w2"
+    with pytest.raises(EngineStalled, match=r"no decode progress for 1 s \(QFNB_ENGINE_STALL_SECONDS\).*goes on"):
+        run_blocking(lambda: _answer(chat, text_ask("silent prompt", max_tokens=3)))
+    assert server.starts == 1 and server.state == "ready"  # its loop answered: not restarted
+
+
+def test_the_limits_are_settings() -> None:
+    opts = EngineOptions.from_env({"QFNB_ENGINE_STALL_SECONDS": "12.5", "QFNB_ENGINE_REQUEST_SECONDS": "90"})
+    assert (opts.stall_seconds, opts.request_seconds) == (12.5, 90.0)
+    assert (EngineOptions.from_env({}).stall_seconds, EngineOptions.from_env({}).request_seconds) == (30.0, 600.0)
+    with pytest.raises(ValueError, match="QFNB_ENGINE_STALL_SECONDS must be a number of seconds > 0"):
+        EngineOptions.from_env({"QFNB_ENGINE_STALL_SECONDS": "0"})
+    with pytest.raises(ValueError, match="QFNB_ENGINE_REQUEST_SECONDS must be a number"):
+        EngineOptions.from_env({"QFNB_ENGINE_REQUEST_SECONDS": "soon"})
