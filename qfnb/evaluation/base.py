@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from qfnb._core.runtime.progress import ProgressArg
+from qfnb._core.runtime.progress import ProgressArg, ProgressCallback
 
 #: What a dataset row gives an evaluator as input: a prompt or a chat history.
 EvalInput = str | list[dict[str, Any]]
@@ -33,6 +33,12 @@ class Sample:
     input: EvalInput
     reference: str
     output: str
+
+
+def listener(progress: ProgressArg) -> ProgressCallback | None:
+    """The callback an ``aevaluate_many``'s ``progress`` names (None for None, True or False: the
+    evaluation draws its own bar)."""
+    return None if isinstance(progress, bool) or progress is None else progress
 
 
 class Evaluator(ABC):  # noqa: B024 - abstract by role; subclasses pick which side they implement
@@ -60,7 +66,7 @@ class LocalEvaluator(Evaluator):
         """Score many samples (results in input order), ``concurrency`` at a time; ``progress`` (a
         Contract 8 callback) hears of each sample as it is scored, by its position in ``samples``."""
         gate = asyncio.Semaphore(max(1, self.concurrency))
-        bar = None if isinstance(progress, bool) or progress is None else progress
+        bar = listener(progress)
 
         async def one(index: int, s: Sample) -> dict[str, Any]:
             async with gate:
