@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -145,7 +147,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a stopped bench stops what it started
     model, gguf = (args.model, assets.gguf_path(args.model)) if args.model else tiny_model(data)
     bare, base = serve_bare(2, data / "bare", gguf)
-    os.environ["QFNB_ENGINES"] = f'{{"{EXTERNAL}": {{"base_url": "{base}/v1"}}}}'
+    os.environ["QFNB_ENGINES"] = json.dumps({EXTERNAL: {"base_url": f"{base}/v1"}})
 
     from qfnb._core.backend import daemon
 
@@ -157,6 +159,7 @@ def main() -> int:
         bare.wait(30)
         if not args.model:
             ModelStore(data_dir=data / "data").remove(TINY)
+        shutil.rmtree(data, ignore_errors=True)
     log.info("%-9s %6s %16s %16s %14s %14s %16s", "kind", "checks", "tokens in range", "time in range",
              "tokens median", "time median", "ETA high/actual")
     for kind in (*KINDS, "all"):
