@@ -71,10 +71,11 @@ def serve_platform(data_dir: Path, log_path: Path, root: Path = ROOT,
     return proc, base, json.loads((data_dir / "credentials.json").read_text())
 
 
-def serve_bare(slots: int, log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``llama-server`` on the default chat model with exactly the flags the platform uses: the
-    process and its base URL, once it answers ``/health``."""
-    server = LlamaServer(ServerConfig(name="bare", gguf=assets.gguf_path(DEFAULT_CHAT), log_dir=log_dir, slots=slots))
+def serve_bare(slots: int, log_dir: Path, gguf: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """``llama-server`` on ``gguf`` (default: the default chat model's) with exactly the flags the
+    platform uses: the process and its base URL, once it answers ``/health``."""
+    gguf = gguf or assets.gguf_path(DEFAULT_CHAT)
+    server = LlamaServer(ServerConfig(name="bare", gguf=gguf, log_dir=log_dir, slots=slots))
     argv = server.config.argv(server.binary, ())
     server.close()
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@ A :class:`LocalEvaluator` scores one sample with ``evaluate(input, reference, ou
 and summarises one model's scores with ``summarize(frame) -> dict``. Evaluators that do I/O
 (an embedding model, an LLM judge) override the async ``aevaluate`` / ``aevaluate_many``
 instead; the manager only ever calls the async side, so a plain synchronous ``evaluate`` is
-run in a worker thread and never blocks the event loop.
+run in a worker thread and never blocks the event loop. An ``aevaluate_many`` that takes
+``progress`` tells it of each sample scored (the evaluation's bar moves while a judge works).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+
+from qfnb._core.runtime.progress import ProgressArg, ProgressCallback
 
 #: What a dataset row gives an evaluator as input: a prompt or a chat history.
 EvalInput = str | list[dict[str, Any]]
@@ -30,6 +33,12 @@ class Sample:
     input: EvalInput
     reference: str
     output: str
+
+
+def listener(progress: ProgressArg) -> ProgressCallback | None:
+    """The callback an ``aevaluate_many``'s ``progress`` names (None for None, True or False: the
+    evaluation draws its own bar)."""
+    return None if isinstance(progress, bool) or progress is None else progress
 
 
 class Evaluator(ABC):  # noqa: B024 - abstract by role; subclasses pick which side they implement
@@ -53,15 +62,20 @@ class LocalEvaluator(Evaluator):
         """Async twin of :meth:`evaluate`; by default runs it in a worker thread."""
         return await asyncio.to_thread(self.evaluate, input, reference, output)
 
-    async def aevaluate_many(self, samples: Sequence[Sample]) -> list[dict[str, Any]]:
-        """Score many samples (results in input order), ``concurrency`` at a time."""
+    async def aevaluate_many(self, samples: Sequence[Sample], progress: ProgressArg = None) -> list[dict[str, Any]]:
+        """Score many samples (results in input order), ``concurrency`` at a time; ``progress`` (a
+        Contract 8 callback) hears of each sample as it is scored, by its position in ``samples``."""
         gate = asyncio.Semaphore(max(1, self.concurrency))
+        bar = listener(progress)
 
-        async def one(s: Sample) -> dict[str, Any]:
+        async def one(index: int, s: Sample) -> dict[str, Any]:
             async with gate:
-                return await self.aevaluate(s.input, s.reference, s.output)
+                scores = await self.aevaluate(s.input, s.reference, s.output)
+            if bar is not None:
+                bar.on_result(index, True)
+            return scores
 
-        return list(await asyncio.gather(*(one(s) for s in samples)))
+        return list(await asyncio.gather(*(one(i, s) for i, s in enumerate(samples))))
 
     def summarize(self, frame: pd.DataFrame) -> dict[str, Any] | None:
         """Summarise one model's rows (``input``, ``reference``, ``output`` and this evaluator's metric

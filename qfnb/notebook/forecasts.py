@@ -93,7 +93,7 @@ def eval_forecasts(llms: Mapping[str, Any], items: Sequence[Any], *, max_tokens:
             system = variant.prompt
         held = stored_flags(store, as_target(llm, tag), list(items), dict(params or {}), repeats)
         found.append(forecast(asked, model=name, system=system, max_tokens=max_tokens, n=repeats, batch=batch,
-                              params=params, stored=held, tag="" if batch else tag))
+                              params=params, stored=held, tag=tag))
     return found, notes
 
 
@@ -121,6 +121,12 @@ class RunForecast:
     def none(cls) -> RunForecast:
         """A run that was not forecast."""
         return cls([], [], 0.0, 0.0)
+
+    def of_tasks(self, tasks: Mapping[str, str | None]) -> RunForecast:
+        """``--batch``: each forecast compared with its model's batch task only (``{tag: task id}``;
+        None: every answer was stored, no task)."""
+        return dataclasses.replace(self, forecasts=[dataclasses.replace(f, jobs=(f"batch-job {tasks[f.tag]}",))
+                                                    if tasks.get(f.tag) else f for f in self.forecasts])
 
     def checks(self) -> list[ForecastCheck]:
         seconds = time.perf_counter() - self.started

@@ -103,6 +103,8 @@ class Forecast:
     tag: str = ""
     #: what a budget says of the run ("" where none is set or it fits)
     verdict: str = ""
+    #: the ledger's job names of the run's calls where they are known (its batch task's): ``against`` reads those
+    jobs: tuple[str, ...] = ()
 
     @property
     def total_expected(self) -> int | None:
@@ -124,7 +126,7 @@ class Forecast:
         names = {self.model.lower(), self.asked.lower()} - {""}
         rows = [r for r in default_ledger().rows(since=since, session=session)
                 if (generates(r.api) or r.api == "batch-job") and {r.model.lower(), r.asked.lower()} & names
-                and (not self.tag or in_part(r.job, self.tag))]
+                and (r.job in self.jobs if self.jobs else not self.tag or in_part(r.job, self.tag))]
         return ForecastCheck(self, prompt_tokens=sum(r.prompt_tokens for r in rows),
                              completion_tokens=sum(r.completion_tokens for r in rows), seconds=seconds,
                              calls=len(rows), replayed=sum(r.cache_hit for r in rows))
@@ -141,8 +143,8 @@ class Forecast:
             price = "¥0"
         else:
             price = f"~¥{self.yuan_expected:.4f} (up to ¥{self.yuan_high or 0.0:.4f})"
-        if self.eta_s is None:
-            eta = "no record"
+        if self.eta_s is None:  # no expectation: with a speed on record, the range's upper end
+            eta = f"up to {duration(self.eta_high_s)}" if self.eta_high_s is not None else "no record"
         else:
             eta = f"~{duration(self.eta_s)} ({duration(self.eta_low_s or 0.0)}–{duration(self.eta_high_s or 0.0)})"
         inputs = (f"~{self.input_tokens:,} (up to {self.input_high:,})" if self.input_high is not None

@@ -249,7 +249,7 @@ async def _cached(prompts: Sequence[Any], asks: Sequence[tuple[int, int]], model
     """The ``(repeat, prompt)`` answers the response cache holds now: each call's key made as the
     client makes it (:meth:`~qfnb.resources.inference.base.BaseResource._replays`); nothing is sent."""
     from qfnb.resources.inference.chat import ChatCompletion  # deferred: loads the chat resource
-    from qfnb.resources.inference.params import ChatCall
+    from qfnb.resources.inference.params import ChatCall  # deferred: with the chat resource
 
     names = {f.name for f in dataclasses.fields(ChatCall)} - {"extra", "messages", "model", "endpoint"}
     named = {k: v for k, v in fields.items() if k in names}

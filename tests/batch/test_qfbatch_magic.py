@@ -242,3 +242,23 @@ def test_a_budget_refuses_a_batch_on_its_forecast_before_submitting(served: Serv
         ip.run_line_magic("qfbatch", "prompts -m tiny-chat --max-tokens 16")
     assert "100 of 100 left" in str(err.value) and "nothing was sent" in str(err.value)
     assert len(BatchJob.list()) == before
+
+
+def test_a_dry_run_shows_the_forecast_and_submits_nothing(served: ServedPlatform, ip: InteractiveShell,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          own_record_dir: None) -> None:
+    from qfnb._core.record.budget import budget
+
+    served.as_default_backend(monkeypatch)
+    ip.user_ns["prompts"] = [f"p{i} is a short prompt" for i in range(6)]
+    before, calls = len(BatchJob.list()), sum(engine_calls.snapshot().values())
+    assert ip.run_line_magic("qfbatch", "prompts -m tiny-chat --max-tokens 16 --dry-run -o job") is None
+    (shown,) = [o["data"]["text/plain"] for o in ip.display_pub.outputs]  # type: ignore[attr-defined]
+    assert shown.startswith("Forecast: 6 calls to Tiny-Chat (local)") and "30" in shown  # counted, not run
+    budget(tokens=100)  # up to 126 tokens: a dry run says the budget refuses it, and raises nothing
+    ip.display_pub.outputs.clear()  # type: ignore[attr-defined]
+    assert ip.run_line_magic("qfbatch", "prompts -m tiny-chat --max-tokens 16 --dry-run") is None
+    (refused,) = [o["data"]["text/plain"] for o in ip.display_pub.outputs]  # type: ignore[attr-defined]
+    assert "refuses this run" in refused and "may use up to 126 tokens" in refused
+    assert len(BatchJob.list()) == before and "job" not in ip.user_ns  # no job submitted, none stored
+    assert sum(engine_calls.snapshot().values()) == calls  # no engine asked

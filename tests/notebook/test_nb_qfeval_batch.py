@@ -153,3 +153,15 @@ def test_what_a_batch_cannot_run_is_refused_before_anything_is_sent(served: Serv
     with pytest.raises(UsageError, match=message):
         shell.run_line_magic("qfeval", f"--dataset {data_file} --metrics exact_match {extra}")
     assert BatchJob.list() == [] and started(served) == 0
+
+
+def test_each_prompt_variants_forecast_is_compared_with_its_own_task(served: ServedPlatform, shell: InteractiveShell,
+                                                                      data_file: Path, own_record_dir: None) -> None:
+    report = shell.run_line_magic("qfeval", f"--prompts 'a=A: {{input}},b=B: {{input}} please' --model Tiny-Chat "
+                                            f"--dataset {data_file} --metrics exact_match --batch --forecast")
+    a, b = report.forecast
+    tasks = {t.name: t.task_id for t in BatchJob.list()}
+    assert a.forecast.jobs == (f"batch-job {tasks['qfeval-a']}",)
+    assert b.forecast.jobs == (f"batch-job {tasks['qfeval-b']}",)
+    assert a.calls == b.calls == 1  # each variant's own task (one row in the ledger), not both
+    assert b.prompt_tokens > a.prompt_tokens  # b's prompts are longer: its own task's tokens, not a's

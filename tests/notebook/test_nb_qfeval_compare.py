@@ -263,6 +263,7 @@ def test_the_plan_forecasts_what_the_full_run_adds_to_the_pilot(ip, platform, lo
     assert full.new_items == n - 10 and full.reused_items == 10 and not full.notes
     assert sorted(f.model for f in full.forecasts) == ["Other-Chat", "Tiny-Chat"]
     assert all(f.calls == n - 10 and f.output_expected is not None for f in full.forecasts)  # the pilot's answers
+    assert all(f.known == 10 and "10 stored" in f.known_source for f in full.forecasts)  # in the answer store
     assert all("from the pilot" in f.output_source or "recorded answers" in f.output_source for f in full.forecasts)
     text, html = repr(report), report.to_html()
     assert f"The full run adds {n - 10:,} items to the pilot's 10" in text

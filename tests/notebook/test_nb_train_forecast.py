@@ -92,6 +92,8 @@ def test_a_budget_refuses_the_fine_tune_on_its_forecast(served: ServedPlatform, 
     with pytest.raises(QfnbCellError, match=r"this fine-tune \(forecast: 48 training tokens on Tiny-Chat\)"):
         ip.run_line_magic("qftrain", LINE.format(path=data_file))
     assert made == []  # nothing launched
+    shown = html(ip)  # the forecast refused, shown without --forecast, with the line saying so
+    assert "training tokens" in shown and "~48" in shown and "refuses this run" in shown
     budget()
 
 
@@ -106,3 +108,18 @@ def test_without_records_or_a_price_it_says_so(served: ServedPlatform, data_file
     assert cloud.yuan is None and "has no fine-tune price for ERNIE-Speed-8K" in cloud.price_source
     with pytest.raises(ValueError, match="--forecast counts the rows of a training file"):
         forecast_training("ds-123", base="Tiny-Chat")
+
+
+def test_a_dry_run_shows_the_forecast_and_starts_nothing(served: ServedPlatform, ip: InteractiveShell,
+                                                        data_file: Path) -> None:
+    made = trainers(ip, threading.Event())
+    assert ip.run_line_magic("qftrain", LINE.format(path=data_file) + " --dry-run") is None
+    shown = html(ip)
+    assert "qfnb-forecast" in shown and "training tokens" in shown and "~48" in shown
+    assert "refuses this run" not in shown
+    budget(tokens=40)  # a dry run says the budget refuses it, and raises nothing
+    ip.display_pub.outputs.clear()  # type: ignore[attr-defined]
+    assert ip.run_line_magic("qftrain", LINE.format(path=data_file) + " --dry-run") is None
+    assert "refuses this run" in html(ip) and "~48" in html(ip)
+    assert made == [] and "dash" not in ip.user_ns  # no fine-tune launched, no dashboard
+    budget()

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from qfnb._core.runtime import sync
+from qfnb._core.runtime.progress import ProgressArg
 from qfnb.protocol.textmetrics import as_text
 
 from .._errors import invalid
@@ -153,9 +154,11 @@ class LocalJudgeEvaluator(LocalEvaluator):
         score = parse_judge_score(reply, self.prompt_max_score, self.prompt_min_score)
         return {self.metric_name: score, judgement_key: reply}
 
-    async def aevaluate_many(self, samples: Sequence[Sample]) -> list[dict[str, Any]]:
+    async def aevaluate_many(self, samples: Sequence[Sample], progress: ProgressArg = None) -> list[dict[str, Any]]:
+        """Each sample's score, the judge asked ``concurrency`` at a time; ``progress`` hears of each
+        reply as it comes (None: the judge's calls draw their own bar in a kernel)."""
         prompts = [self.build_prompt(s.input, s.reference, s.output) for s in samples]
-        replies = await self._target.run(prompts, self.concurrency, self.judge_kwargs, None)
+        replies = await self._target.run(prompts, self.concurrency, self.judge_kwargs, progress)
         return [self._result(r) for r in replies]
 
     async def aevaluate(self, input: EvalInput, reference: str, output: str) -> dict[str, Any]:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qfnb._core.runtime import sync
+from qfnb._core.runtime.progress import ProgressArg
 
 from .._errors import invalid
-from ..base import EvalInput, LocalEvaluator, Sample
+from ..base import EvalInput, LocalEvaluator, Sample, listener
 from ..llm import acall
 
 
@@ -95,9 +96,15 @@ class ManualEvaluator(LocalEvaluator):
         scores = self._as_scores(await acall(self.scorer, s.input, s.reference, s.output))
         return {d: scores.get(d) for d in self.dimensions}
 
-    async def aevaluate_many(self, samples: Sequence[Sample]) -> list[dict[str, Any]]:
+    async def aevaluate_many(self, samples: Sequence[Sample], progress: ProgressArg = None) -> list[dict[str, Any]]:
         if self.scorer is not None:
-            return [await self._call_scorer(s) for s in samples]
+            bar = listener(progress)
+            scores = []
+            for i, s in enumerate(samples):
+                scores.append(await self._call_scorer(s))
+                if bar is not None:
+                    bar.on_result(i, True)
+            return scores
         with self._lock:
             for s in samples:
                 item_id = f"{s.llm}:{s.index}"

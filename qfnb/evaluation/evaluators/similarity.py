@@ -16,12 +16,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from qfnb._core.runtime import sync
+from qfnb._core.runtime.progress import ProgressArg
 from qfnb.protocol.model_names import EMBEDDER_LANGUAGES
 from qfnb.protocol.textmetrics import as_text
 from qfnb.resources import Embedding
 
 from .._errors import invalid
-from ..base import EvalInput, LocalEvaluator, Sample
+from ..base import EvalInput, LocalEvaluator, Sample, listener
 from ..llm import acall
 from ._languages import uncovered
 
@@ -127,10 +128,15 @@ class EmbeddingSimilarityEvaluator(LocalEvaluator):
             return {self.metric_name: 0.0}
         return {self.metric_name: cosine(vectors[output], vectors[reference])}
 
-    async def aevaluate_many(self, samples: Sequence[Sample]) -> list[dict[str, Any]]:
+    async def aevaluate_many(self, samples: Sequence[Sample], progress: ProgressArg = None) -> list[dict[str, Any]]:
+        """Each sample's similarity: one embedding call for all (``progress`` told of them together)."""
         pairs = [(as_text(s.reference), as_text(s.output)) for s in samples]
         vectors = await self.embed([t for pair in pairs for t in pair])
-        return [self._score(vectors, r, o) for r, o in pairs]
+        scores = [self._score(vectors, r, o) for r, o in pairs]
+        if (bar := listener(progress)) is not None:
+            for i in range(len(scores)):
+                bar.on_result(i, True)
+        return scores
 
     async def aevaluate(self, input: EvalInput, reference: str, output: str) -> dict[str, Any]:
         ref, out = as_text(reference), as_text(output)

@@ -11,6 +11,7 @@ Platform path: one platform evaluation task (see :mod:`qfnb.evaluation.platform`
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +32,7 @@ from ..evaluators.pairwise import check_not_candidate
 from ..evaluators.platform import QianfanEvaluator, check_qianfan_evaluators
 from ..llm import as_targets, target_identity
 from ..results.result import BASE_COLUMNS, EvaluationResult, summarize_all
-from .answers import answers_of, as_store, item_span, recorded_answers
+from .answers import MappedProgress, answers_of, as_store, item_span, recorded_answers
 from .platform import arun_platform_evaluation
 
 log = logging.getLogger("qfnb.evaluation")
@@ -197,7 +198,13 @@ class EvaluationManager:
         owner: dict[str, str] = {}
         for ev in self.local_evaluators:
             name = type(ev).__name__
-            results = await ev.aevaluate_many(batch)
+            ticked: set[int] = set()  # the samples the evaluator told of as it scored them
+
+            def told(pos: int, good: bool, at: int = offset, ticked: set[int] = ticked) -> None:
+                ticked.add(pos)
+                tracker.result(at + pos, good)
+
+            results = await _evaluate_many(ev, batch, MappedProgress(told, ok) if tracker.active else False)
             if len(results) != len(batch):
                 raise EvaluationError(f"{name} returned {len(results)} results for {len(batch)} samples")
             keys = list(dict.fromkeys(k for r in results for k in r))
@@ -212,10 +219,19 @@ class EvaluationManager:
                 samples[k] = values
             columns.append(keys)
             for pos in range(len(samples)):
-                tracker.result(offset + pos, pos in ok_set)
+                if pos not in ticked:
+                    tracker.result(offset + pos, pos in ok_set)
             offset += len(samples)
         metrics = summarize_all(self.local_evaluators, columns, samples, tags)
         return EvaluationResult(metrics, samples, evaluators=self.local_evaluators, metric_columns=columns)
+
+
+async def _evaluate_many(ev: LocalEvaluator, batch: list[Sample], progress: ProgressArg) -> list[dict[str, Any]]:
+    """``ev``'s scores of ``batch``, told to ``progress`` as they come where its ``aevaluate_many``
+    takes it (one written before it did is asked without)."""
+    if "progress" in inspect.signature(ev.aevaluate_many).parameters:
+        return await ev.aevaluate_many(batch, progress=progress)
+    return await ev.aevaluate_many(batch)
 
 
 async def _recorded(recorded: Any, dataset: Any, inputs: list[Any], running: set[str]) -> dict[str, list[str]]:

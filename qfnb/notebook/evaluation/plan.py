@@ -57,8 +57,8 @@ class Pilot:
 
 @dataclass(frozen=True)
 class FullRunForecast:
-    """What the plan's full run adds to the pilot: the forecasts of its new items (the pilot's
-    answers are reused from the answer store), and a note per model that cannot be forecast."""
+    """What the plan's full run adds to the pilot: the forecasts of its items (the answers the
+    answer store holds, the pilot's, are no calls), and a note per model that cannot be forecast."""
 
     new_items: int
     reused_items: int
@@ -69,8 +69,8 @@ class FullRunForecast:
     def heading(self) -> str:
         if not self.new_items:
             return f"The full run asks nothing new: the pilot's {self.reused_items} items are all it needs."
-        return (f"The full run adds {self.new_items:,} items to the pilot's {self.reused_items:,} "
-                "(their answers are reused); forecast of the new calls:")
+        return (f"The full run adds {self.new_items:,} items to the pilot's {self.reused_items:,}; forecast of "
+                "its calls (answers the answer store holds are none):")
 
     def lines(self) -> list[str]:
         return [self.heading, *(repr(f) for f in self.forecasts), *(f"  ({n})" for n in self.notes)]
@@ -83,17 +83,19 @@ class FullRunForecast:
 
 
 def forecast_full_run(plan: EvalPlan, n_items: int) -> FullRunForecast:
-    """The forecast of the items the plan's full-run line adds to the pilot (drawn as
-    :func:`full_run_line` draws them: one permutation, so the pilot's items are among them)."""
+    """The forecast of the plan's full-run line (its items drawn as :func:`full_run_line` draws them:
+    one permutation, so the pilot's items are among them, and their answers, in the answer store,
+    are no calls; without a store, ``--fresh``, they are asked again and counted)."""
     rows = plan.population if plan.population is not None else plan.frame
     wanted = sample_rows(len(rows), min(n_items, len(rows)))
     pilot = set(sample_rows(len(rows), len(plan.frame)))
-    new = [str(rows["input"].iloc[i]) for i in wanted if i not in pilot]
+    new = [i for i in wanted if i not in pilot]
     if not new:
         return FullRunForecast(0, len(plan.frame), (), ())
     try:
-        found, notes = forecasts.eval_forecasts(plan.llms, new, max_tokens=plan.sampling.max_output_tokens,
-                                                repeats=plan.repeats, batch=plan.batch)
+        found, notes = forecasts.eval_forecasts(plan.llms, [rows["input"].iloc[i] for i in wanted],
+                                                max_tokens=plan.sampling.max_output_tokens, repeats=plan.repeats,
+                                                batch=plan.batch, params=plan.sampling.fields(), store=plan.store)
     except Exception as exc:  # the plan stands without its forecast: say why there is none
         return FullRunForecast(len(new), len(plan.frame), (), (f"no forecast: {type(exc).__name__}: {exc}",))
     return FullRunForecast(len(new), len(plan.frame), tuple(found), tuple(notes))

@@ -43,6 +43,8 @@ def run_report(magics: Any, args: EvalArgs, chart: list[str], line: str, *,
     if ahead.dry_run:  # --dry-run: the forecast is shown, nothing is asked
         return None
     batch = evalbatch.phase(plan, watch=watch)
+    if batch is not None:  # each model's forecast against its own task
+        ahead = ahead.of_tasks(batch.tasks)
     try:
         result = plan.run(progress=magics.eval_progress)
     except Exception as exc:  # every inference failed, the platform went away, ...: one clear line

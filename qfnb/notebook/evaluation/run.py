@@ -22,7 +22,7 @@ from qfnb.evaluation import EvaluationManager, PairwiseJudge
 from qfnb.evaluation.data import REFERENCE_NAMES, eval_frame, to_frame
 from qfnb.evaluation.evaluators.metrics import FunctionEvaluator
 from qfnb.evaluation.llm import PromptVariant, embedded_chat
-from qfnb.evaluation.runs.answers import AnswerStore, MappedProgress, default_store_path
+from qfnb.evaluation.runs.answers import AnswerStore, default_store_path
 from qfnb.evaluation.runs.batch_answers import check_batchable
 from qfnb.evaluation.runs.sequential_eval import eval_sequential
 from qfnb.evaluation.stats.judge_check import check_judge, uncalibrated
@@ -108,8 +108,10 @@ class EvalPlan:
 
     def run(self, progress: Any = True) -> Any:
         """Run the evaluation (blocking; safe in a kernel) and return the ``EvaluationResult``.
-        The progress bar counts generations (rows x models); scoring follows in a moment."""
-        bar = make_progress(progress, desc="generations")
+        The progress bar counts generations (rows x models), then each answer a judge scores (the
+        other metrics follow in a moment)."""
+        judged = self.judged_positions()
+        bar = make_progress(progress, desc="generations + judging" if judged else "generations")
         manager = EvaluationManager(local_evaluators=self.evaluators, worker_num=self.workers)
         if self.sequential:
             assert self.compare is not None and self.decide_on is not None  # checked by plan()
@@ -119,9 +121,16 @@ class EvalPlan:
                                    min_difference=self.min_difference, round_size=self.workers * 2,
                                    progress=bar, repeats=self.repeats, store=self.store, **self.sampling.fields())
         return manager.eval(self.llms or None, self.frame, input_column="input", reference_column="reference",
-                            progress=GenerationProgress(bar, self.generations) if bar is not None else False,
+                            progress=GenerationProgress(bar, self.generations, judged) if bar is not None else False,
                             repeats=self.repeats, store=self.store, recorded=self.recorded or None,
                             **self.sampling.fields())
+
+    def judged_positions(self) -> list[int]:
+        """Where a judge's scores fall in the evaluation's one index space (the generations first,
+        then each evaluator's pass over every answer, in order: :class:`~qfnb.evaluation.EvaluationManager`)."""
+        answers = len(self.frame) * self.repeats * (len(self.llms) + len(self.recorded or {}))
+        return [self.generations + k * answers + j for k, ev in enumerate(self.evaluators)
+                if hasattr(ev, "judge_target") for j in range(answers)]
 
     def judge_check(self, result: Any) -> list[str]:
         """``--calibrate``: the judge against the user's labels; with a judge and no labels, that it is uncalibrated."""
@@ -207,16 +216,22 @@ def reuse_note(plan: EvalPlan) -> str | None:
             f"({asked} asked now) · --fresh asks every model again")
 
 
-class GenerationProgress(MappedProgress):
+class GenerationProgress:
     """Contract 8 filter: forwards the inference results (the first ``generations`` indices of the
-    evaluation's one index space) and drops the scoring ones, so the bar counts generations."""
+    evaluation's one index space) and a judge's scores (its ``judged`` indices, counted after them)
+    and drops the other scoring ones, so the bar counts generations, then what the judge has scored."""
 
-    def __init__(self, inner: Any, generations: int) -> None:
-        super().__init__(inner.on_result, range(generations))
+    def __init__(self, inner: Any, generations: int, judged: Sequence[int] = ()) -> None:
         self.inner, self.generations = inner, generations
+        self._judged = {index: k for k, index in enumerate(judged, start=generations)}
 
     def on_start(self, total: int | None) -> None:
-        self.inner.on_start(self.generations)
+        self.inner.on_start(self.generations + len(self._judged))
+
+    def on_result(self, index: int, ok: bool) -> None:
+        at = index if index < self.generations else self._judged.get(index)
+        if at is not None:
+            self.inner.on_result(at, ok)
 
     def on_close(self) -> None:
         self.inner.on_close()
