@@ -1,5 +1,8 @@
 """A one-node Ray head owned by a test or a bench: 127.0.0.1, free ports, its own temp dir; stopped
-by killing the process group it started (never ``ray stop``, which would stop other users' heads)."""
+by killing the process group it started (never ``ray stop``, which would stop other users' heads).
+
+Every port the head opens is a free one: with Ray's defaults a second head on the machine finds its
+dashboard agent's port (52365) taken, and its Jobs API answers "No available agent" for good."""
 
 from __future__ import annotations
 
@@ -26,7 +29,10 @@ def ray_head(temp: Path, *, cpus: int = 2, timeout: float = 120.0) -> Iterator[s
     ray_bin = str(Path(sys.executable).with_name("ray"))
     dashboard = free_port()
     log = open(temp / "head.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([ray_bin, "start", "--head", "--block", f"--port={free_port()}",
+    ports = [f"--{name}={free_port()}" for name in (
+        "port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
+        "metrics-export-port", "ray-client-server-port", "node-manager-port", "object-manager-port")]
+    proc = subprocess.Popen([ray_bin, "start", "--head", "--block", *ports,
                              "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
                              "--num-cpus", str(cpus), "--temp-dir", str(temp / "ray"),
                              "--disable-usage-stats", "--include-dashboard", "true"],
@@ -54,4 +60,18 @@ def ray_head(temp: Path, *, cpus: int = 2, timeout: float = 120.0) -> Iterator[s
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+        _kill_session(proc.pid)
         log.close()
+
+
+def _kill_session(sid: int) -> None:
+    """Kill what is left of the head's session (Ray starts its workers in process groups of their own,
+    in the session the head was started in): only processes this head started."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == sid:  # the session id, after state, ppid and pgrp
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(stat.parent.name), signal.SIGKILL)
