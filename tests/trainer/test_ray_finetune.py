@@ -69,10 +69,10 @@ def test_an_unreachable_head_is_refused_before_anything_is_queued(local: Config,
 
 def test_targets_are_checked_when_the_trainer_is_made(local: Config) -> None:
     data = Dataset.create_from_pyobj(ROWS)
-    with pytest.raises(ValidationError, match="target.*malformed"):
+    with pytest.raises(ValidationError, match=r"target.*malformed"):
         LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target="ray://head")
     cloud = replace(local, embedded=False)  # Qianfan credentials: the cloud trains, not a Ray cluster
-    with pytest.raises(ValidationError, match="target.*run by qfnb's local platform.*unset them"):
+    with pytest.raises(ValidationError, match=r"target.*run by qfnb.s local platform.*unset them"):
         LLMFinetune(train_type="Tiny-Chat", dataset=data, config=cloud, target=TARGET)
     with pytest.raises(ValidationError, match="'local' runs on the embedded platform"):
         LLMFinetune(train_type="Tiny-Chat", dataset=data, config=cloud, target="local")

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -73,7 +74,7 @@ def connect(target: str) -> Any:
         client = JobSubmissionClient(url)
     except (ConnectionError, RuntimeError) as exc:
         raise TargetError(f"target: no Ray head answers at {target} ({url}): {str(exc).splitlines()[0]}") from None
-    problem = ray_version_problem(str(getattr(client, "_server_ray_version", "") or ""))
+    problem = ray_version_problem(str(vars(client).get("_server_ray_version") or ""))  # what the head said
     if problem is not None:
         raise TargetError(f"target: {target} {problem}")
     return client
@@ -97,7 +98,7 @@ class Follower:
 
     def submit(self, spec: dict[str, Any]) -> None:
         """Submit the run as a Ray job, unless a job of its submission id is already there."""
-        known = {getattr(d, "submission_id", None) for d in self.client.list_jobs()}
+        known = {details.submission_id for details in self.client.list_jobs()}
         if self.sid in known:
             log.info("Ray job %s is already there: following it", self.sid)
             return
@@ -141,7 +142,7 @@ class Follower:
                 self.client.stop_job(self.sid)
                 stopping = True
             found = self.client.get_job_status(self.sid)
-            status = str(getattr(found, "value", found))
+            status = found.value if isinstance(found, Enum) else str(found)
             result = self.mirror(self.client.get_job_logs(self.sid))
             if status not in _GOING:
                 return self.ended(status, result)
@@ -203,7 +204,7 @@ class Follower:
         info = self.client.get_job_info(self.sid)
         tail = self.client.get_job_logs(self.sid).strip().splitlines()[-8:]
         return {"status": "Failed", "metrics": {}, "adapter_dir": None,
-                "error": f"the Ray job {self.sid} ended {status}: {getattr(info, 'message', '') or ''} "
+                "error": f"the Ray job {self.sid} ended {status}: {info.message or ''} "
                          + " | ".join(tail)[-800:]}
 
 

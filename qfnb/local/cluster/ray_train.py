@@ -68,7 +68,7 @@ def train_loop(config: dict[str, Any]) -> None:
     import ray.train
     from ray.train import Checkpoint
 
-    from qfnb.local.training import worker
+    from qfnb.local.training import worker  # deferred: it sets the training process's environment (HF offline)
 
     # the job's working dir: the driver's on this node, else this worker's own copy (its cwd)
     source = next((d for d in (Path(config["job"]), Path.cwd()) if (d / JOB_FILES[0]).is_file()), None)

@@ -19,7 +19,7 @@ from qfnb.local.cluster import ray_follow
 from qfnb.protocol import checkpoints as ckpt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "batch"))
-from ray_head import ray_head  # the batch tests' one-node head  # noqa: E402
+from ray_head import ray_head  # the batch tests' one-node head
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed"),
