@@ -166,7 +166,16 @@ def run(lines: list[str], *, model: str, workers: int | None, slots: int, cpus_p
             flying[worker.answer.remote(raw, line_number(raw, index + 1))] = (worker, index, raw)
 
     stop: list[int] = []  # a signal only notes the stop: raising inside Ray's C calls breaks them
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
+    try:
+        return _drive(ray, pool, slots, send, flying, stop)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _drive(ray: Any, pool: list[Any], slots: int, send: Any, flying: dict[Any, tuple[Any, int, str]],
+           stop: list[int]) -> int:
+    """Keep every worker's slots full until the rows are answered or the job is stopped."""
     for worker in pool:
         for _ in range(slots):
             send(worker)
