@@ -80,5 +80,5 @@ def test_a_train_line_s_target_reaches_the_trainer_and_a_bad_one_names_the_optio
     assert trainer.target == "ray://127.0.0.1:8265"
     assert trainer.train_action.train_extras == {"target": "ray://127.0.0.1:8265"}
     bad = TrainArgs.of(magic_parser(QfnbMagics.qftrain).parse_args([*line[:-1], "ray://head"]))
-    with pytest.raises(UsageError, match="--target.*malformed"):
+    with pytest.raises(UsageError, match=r"--target.*malformed"):
         TrainSpec.from_args(bad, eval_metric=None)
