@@ -23,45 +23,72 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: heads started before giving up: Ray's own start gives its raylet 30 s to register, which a machine
+#: under heavy load can miss (the head then exits "timed out during startup")
+TRIES = 3
+
+
 @contextlib.contextmanager
 def ray_head(temp: Path, *, cpus: int = 2, timeout: float = 120.0) -> Iterator[str]:
-    """A head; yields its target ``ray://127.0.0.1:<dashboard port>`` once its Jobs API answers."""
+    """A head; yields its target ``ray://127.0.0.1:<dashboard port>`` once its Jobs API answers and its
+    raylet is up (a head that fails to start is started again, :data:`TRIES` times in all)."""
+    for attempt in range(1, TRIES + 1):
+        folder = temp / f"h{attempt}"  # short: Ray's socket paths under it must fit in 107 bytes
+        folder.mkdir(parents=True)
+        proc, dashboard = _start(folder, cpus)
+        try:
+            if _wait(proc, folder, dashboard, timeout, last=attempt == TRIES):
+                yield f"ray://127.0.0.1:{dashboard}"
+                return
+        finally:
+            _stop(proc)
+
+
+def _start(folder: Path, cpus: int) -> tuple[subprocess.Popen[bytes], int]:
     ray_bin = str(Path(sys.executable).with_name("ray"))
     dashboard = free_port()
-    log = open(temp / "head.log", "wb")  # noqa: SIM115 - closed below
     ports = [f"--{name}={free_port()}" for name in (
         "port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
         "metrics-export-port", "ray-client-server-port", "node-manager-port", "object-manager-port")]
-    proc = subprocess.Popen([ray_bin, "start", "--head", "--block", *ports,
-                             "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
-                             "--num-cpus", str(cpus), "--temp-dir", str(temp / "ray"),
-                             "--disable-usage-stats", "--include-dashboard", "true"],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        from ray.job_submission import JobSubmissionClient
+    with open(folder / "head.log", "wb") as log:
+        proc = subprocess.Popen([ray_bin, "start", "--head", "--block", *ports,
+                                 "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
+                                 "--num-cpus", str(cpus), "--temp-dir", str(folder / "r"),
+                                 "--disable-usage-stats", "--include-dashboard", "true"],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, dashboard
 
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                JobSubmissionClient(f"http://127.0.0.1:{dashboard}").list_jobs()
-                break
-            except Exception as exc:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    head_log = (temp / 'head.log').read_text()[-2000:]
-                    raise RuntimeError(f"the Ray head did not start: {head_log}") from exc
-                time.sleep(1)
-        yield f"ray://127.0.0.1:{dashboard}"
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+
+def _wait(proc: subprocess.Popen[bytes], folder: Path, dashboard: int, timeout: float, *, last: bool) -> bool:
+    """True once the head answers; False when it died starting (RuntimeError instead on the last try)."""
+    from ray.job_submission import JobSubmissionClient
+
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        _kill_session(proc.pid)
-        log.close()
+            JobSubmissionClient(f"http://127.0.0.1:{dashboard}").list_jobs()
+            if b"Ray runtime started" not in (folder / "head.log").read_bytes():  # the raylet is up too
+                raise RuntimeError("the head is still starting")
+            return True
+        except Exception as exc:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                if not last:
+                    return False
+                head_log = (folder / "head.log").read_text()[-2000:]
+                raise RuntimeError(f"the Ray head did not start: {head_log}") from exc
+            time.sleep(1)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    _kill_session(proc.pid)
 
 
 def _kill_session(sid: int) -> None:
