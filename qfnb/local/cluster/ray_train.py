@@ -158,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import ray
 
-    ray.init(logging_level=logging.WARNING)
+    # the job's workers (Ray Train's own actors among them) find this cluster by RAY_ADDRESS: without it
+    # they look for one, and fail on a machine that runs another Ray ("Found multiple active Ray instances")
+    address = os.environ.get("RAY_ADDRESS")
+    ray.init(logging_level=logging.WARNING,
+             runtime_env={"env_vars": {"RAY_ADDRESS": address}} if address else None)
     storage = args.storage or tempfile.mkdtemp(prefix="qfnb-ray-train-storage-")
     result = fit(Path.cwd(), cpus=args.cpus, storage=storage)
     _print(RESULT_PREFIX + json.dumps(result))
