@@ -48,11 +48,6 @@ def main() -> None:
     local_s = time.perf_counter() - start
     assert not any(isinstance(v, Exception) for v in local), [v for v in local if isinstance(v, Exception)][:1]
 
-    start = time.perf_counter()  # the same rows as the platform's durable batch job (what a Ray job replaces)
-    durable = chat.batch_do(prompts, target="local", durable=True, max_output_tokens=args.tokens).wait()
-    durable_s = time.perf_counter() - start
-    assert durable.done == args.rows, durable
-
     with tempfile.TemporaryDirectory(prefix="qfnb-bench-ray-") as tmp, ray_head(Path(tmp), cpus=args.cpus) as target:
         start = time.perf_counter()
         job = chat.batch_do(prompts, target=target, max_output_tokens=args.tokens)
@@ -60,14 +55,12 @@ def main() -> None:
         ray_s = time.perf_counter() - start
         assert state.done == args.rows, state
 
-    local_rate, durable_rate, ray_rate = args.rows / local_s, args.rows / durable_s, args.rows / ray_s
+    local_rate, ray_rate = args.rows / local_s, args.rows / ray_s
     print(f"{args.rows} rows, {args.model}, {args.tokens} output tokens max")
     print(f"embedded platform, live batch_do (8 at once): {local_rate:.2f} rows/s ({local_s:.1f} s)")
-    print(f"embedded platform, durable batch job:         {durable_rate:.2f} rows/s ({durable_s:.1f} s)")
     print(f"one-node Ray head, {args.cpus} CPUs, Ray job:        {ray_rate:.2f} rows/s ({ray_s:.1f} s, job start "
           "included)")
-    print(f"ratio Ray / embedded durable job: {ray_rate / durable_rate:.2f}x; Ray / live batch_do: "
-          f"{ray_rate / local_rate:.2f}x")
+    print(f"ratio Ray / embedded: {ray_rate / local_rate:.2f}x")
     print("load average (1, 5, 15 min) before: {:.1f} {:.1f} {:.1f}, after: {:.1f} {:.1f} {:.1f} on {} CPUs".format(
         *load_before, *os.getloadavg(), os.cpu_count()))
 
