@@ -210,8 +210,8 @@ def _print(line: str) -> None:
 def _print_spent(ray: Any, pool: list[Any]) -> int:
     """Each row in flight's spending so far, one ``QFNB-SPENT`` line each (what the workers answer in
     :data:`SPENT_WAIT` seconds; a worker that does not answer in time leaves its rows uncounted, and
-    a row whose engine had streamed nothing yet counts nothing: llama-server reports a prompt's tokens
-    with its first piece). Returns the rows counted."""
+    mid-answer a row counts its streamed completion tokens only: llama-server reports the prompt's
+    tokens with the answer's last chunk). Returns the rows counted."""
     refs = [worker.spent.remote() for worker in pool]
     ready, _ = ray.wait(refs, num_returns=len(refs), timeout=SPENT_WAIT)
     counted = 0
