@@ -112,6 +112,7 @@ class TrainArgs:
     attach: str | None  # "": the newest running job
     list: bool
     stop: str | None
+    target: str | None = None  # --target: local, qianfan or ray://HOST:PORT (None: QFNB_TARGET, else the platform)
 
     @classmethod
     def of(cls, ns: argparse.Namespace) -> TrainArgs:

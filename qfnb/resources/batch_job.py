@@ -280,6 +280,12 @@ class BatchJob:
         """Blocking :meth:`astop`."""
         return sync.run(self.astop())
 
+    def prompts(self, state: JobState) -> builtins.list[str] | None:
+        """Each input row's last user message where the job's own journal keeps it (a Ray job's log),
+        else None (a platform job's input is read from its input object)."""
+        found = getattr(self.backend, "prompts", None)
+        return None if found is None else list(sync.run(found(state)))
+
     def record(self, state: JobState, *, reused: bool = False) -> None:
         """The ended job's tokens settled and in the usage ledger once (:func:`record_job`)."""
         sync.run(self.backend.record(state, reused=reused))

@@ -19,13 +19,14 @@ cluster, submitted through Ray's Jobs API (``ray.job_submission.JobSubmissionCli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import shlex
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,9 @@ from qfnb._core.errors import ValidationError
 from qfnb._core.http.batch_hold import settle_task
 from qfnb._core.http.response import QfResponse
 from qfnb.protocol.batch import RAY_ROW_PREFIX as ROW_PREFIX
+from qfnb.protocol.batch import RAY_SPENT_PREFIX as SPENT_PREFIX
 from qfnb.protocol.batch import BatchStatus
+from qfnb.protocol.ray_jobs import ray_version_problem
 
 from .batch_files import v2_value
 from .batch_state import JobState, answered
@@ -48,8 +51,6 @@ logger = logging.getLogger("qfnb.batch.ray")
 
 #: the module a job runs
 ENTRY_MODULE = "qfnb.local.cluster.ray_batch"
-#: the oldest Ray whose Jobs API this client speaks (submission ids, metadata, working_dir uploads)
-MIN_RAY = (2, 9)
 #: Ray's job status -> the runStatus a JobState carries
 STATUS = {"PENDING": BatchStatus.QUEUING.value, "RUNNING": BatchStatus.RUNNING.value,
           "SUCCEEDED": BatchStatus.DONE.value, "STOPPED": BatchStatus.STOPPED.value,
@@ -57,6 +58,8 @@ STATUS = {"PENDING": BatchStatus.QUEUING.value, "RUNNING": BatchStatus.RUNNING.v
 _GOING = ("PENDING", "RUNNING")
 #: seconds a just-started head may take before its job agent takes submissions
 AGENT_WAIT = 60.0
+#: the journal's own field on a row line: the input's last user message
+PROMPT_KEY = "qfnb_prompt"
 
 
 def connect(target: Target) -> Any:
@@ -79,34 +82,37 @@ def connect(target: Target) -> Any:
 
 
 def check_version(target: Target, version: str) -> None:
-    """Refuse a head whose Ray is older than :data:`MIN_RAY` (or unreadable), naming both versions."""
-    try:
-        major, minor = (int(p) for p in version.split(".")[:2])
-    except ValueError:
-        raise ValidationError("target", f"{target} did not say which Ray it runs ({version!r})") from None
-    if (major, minor) < MIN_RAY or major != MIN_RAY[0]:
-        raise ValidationError("target", f"{target} runs Ray {version}; qfnb speaks Ray {MIN_RAY[0]}.x from "
-                                        f"{MIN_RAY[0]}.{MIN_RAY[1]} (install a matching ray on the cluster)")
+    """Refuse a head whose Ray this client does not speak (:data:`qfnb.protocol.ray_jobs.MIN_RAY`), naming both."""
+    problem = ray_version_problem(version)
+    if problem is not None:
+        raise ValidationError("target", f"{target} {problem}")
 
 
-def log_rows(logs: str) -> list[dict[str, Any]]:
-    """The finished rows a job's log holds, in the order they were printed (a torn last line is skipped)."""
-    rows = []
+def log_lines(logs: str, prefix: str) -> list[dict[str, Any]]:
+    """The JSON objects a job's log holds after ``prefix``, in the order they were printed (a torn last
+    line is skipped; Ray may put a worker's ``(pid=...)`` before the prefix)."""
+    found = []
     for line in logs.splitlines():
-        at = line.find(ROW_PREFIX)
+        at = line.find(prefix)
         if at < 0:
             continue
         try:
-            row = json.loads(line[at + len(ROW_PREFIX):])
+            item = json.loads(line[at + len(prefix):])
         except ValueError:
             continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
+        if isinstance(item, dict):
+            found.append(item)
+    return found
 
 
-def usage_of(rows: list[dict[str, Any]]) -> tuple[int, int, str]:
-    """Prompt and completion tokens of ``rows``' answers, and the model that answered."""
+def log_rows(logs: str) -> list[dict[str, Any]]:
+    """The finished rows a job's log holds (``QFNB-ROW`` lines), in the order they were printed."""
+    return log_lines(logs, ROW_PREFIX)
+
+
+def usage_of(rows: Sequence[dict[str, Any]], spent: Sequence[dict[str, Any]] = ()) -> tuple[int, int, str]:
+    """Prompt and completion tokens of ``rows``' answers plus what rows in flight had ``spent`` when the
+    attempt was stopped (``QFNB-SPENT`` lines), and the model that answered."""
     prompt = completion = 0
     model = ""
     for row in rows:
@@ -117,6 +123,10 @@ def usage_of(rows: list[dict[str, Any]]) -> tuple[int, int, str]:
         prompt += int(usage.get("prompt_tokens") or 0)
         completion += int(usage.get("completion_tokens") or 0)
         model = model or str(body.get("model") or "")
+    for item in spent:
+        usage = item.get("usage") or {}
+        prompt += int(usage.get("prompt_tokens") or 0)
+        completion += int(usage.get("completion_tokens") or 0)
     return prompt, completion, model
 
 
@@ -133,6 +143,9 @@ class Attempt:
     end: float | None
     message: str = ""
     rows: list[dict[str, Any]] = field(default_factory=list)
+    #: rows in flight when it was stopped: what they had used (``QFNB-SPENT`` lines)
+    spent: list[dict[str, Any]] = field(default_factory=list)
+    model: str = ""
 
     @classmethod
     def of(cls, details: Any) -> Attempt | None:
@@ -146,7 +159,7 @@ class Attempt:
         return cls(str(sid), status, str(meta["qfnb"]), int(meta.get("qfnb_total") or 0),
                    str(meta.get("qfnb_name") or ""), (getattr(details, "start_time", None) or 0) / 1000,
                    end / 1000 if end else None,
-                   str(getattr(details, "message", "") or ""))
+                   str(getattr(details, "message", "") or ""), model=str(meta.get("qfnb_model") or ""))
 
     @property
     def going(self) -> bool:
@@ -161,7 +174,8 @@ class RayJobs:
         self.config, self.target = config, target
         self._client = client
         self.runtime_env, self.workers = runtime_env, workers
-        self._ended: dict[str, list[dict[str, Any]]] = {}  # rows of attempts that ended (their logs are final)
+        #: rows and in-flight spending of attempts that ended (their logs are final)
+        self._ended: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
 
     @property
     def client(self) -> Any:
@@ -181,14 +195,16 @@ class RayJobs:
         found = [a for a in found if mark is None or a.mark == mark]
         return sorted(found, key=lambda a: (a.start, a.submission_id))
 
-    async def _rows(self, attempt: Attempt) -> list[dict[str, Any]]:
-        """``attempt``'s finished rows, from its log (read once after it ended)."""
-        if attempt.submission_id in self._ended:
-            return self._ended[attempt.submission_id]
-        rows = log_rows(await self._call(self.client.get_job_logs, attempt.submission_id))
-        if not attempt.going:
-            self._ended[attempt.submission_id] = rows
-        return rows
+    async def _read(self, attempt: Attempt) -> None:
+        """``attempt``'s finished rows and in-flight spending, from its log (read once after it ended)."""
+        if attempt.submission_id not in self._ended:
+            logs = await self._call(self.client.get_job_logs, attempt.submission_id)
+            read = (log_rows(logs), log_lines(logs, SPENT_PREFIX))
+            if attempt.going:
+                attempt.rows, attempt.spent = read
+                return
+            self._ended[attempt.submission_id] = read
+        attempt.rows, attempt.spent = self._ended[attempt.submission_id]
 
     async def _family(self, job_id: str) -> tuple[Attempt, list[Attempt]]:
         """The attempt ``job_id`` and every attempt of its qfnb job up to it, oldest first, rows read."""
@@ -199,13 +215,13 @@ class RayJobs:
         family = [a for a in await self._attempts(this.mark) if a.start <= this.start and a.submission_id != job_id]
         family.append(this)
         for attempt in family:
-            attempt.rows = await self._rows(attempt)
+            await self._read(attempt)
         return this, family
 
     def _state(self, this: Attempt, family: list[Attempt]) -> JobState:
         keys = {str(r.get("custom_id")) for a in family for r in a.rows if answered(r) is not None}
         failed = {str(r.get("custom_id")) for r in this.rows if answered(r) is None} - keys
-        _, completion, _ = usage_of(this.rows)
+        _, completion, _ = usage_of(this.rows, this.spent)
         seconds = max(0.0, (this.end or time.time()) - this.start) if this.start else 0.0
         view = {"description": this.mark, "submission_id": this.submission_id, "ray_status": this.status,
                 "attempts": [a.submission_id for a in family], "target": str(self.target),
@@ -239,7 +255,7 @@ class RayJobs:
             return going[-1].submission_id
         done: set[str] = set()
         for attempt in earlier:
-            attempt.rows = await self._rows(attempt)
+            await self._read(attempt)
             done |= {str(r.get("custom_id")) for r in attempt.rows if answered(r) is not None}
             self._settle(attempt)  # an attempt stopped or killed elsewhere: its rows' usage, once
         with tempfile.TemporaryDirectory(prefix="qfnb-ray-") as tmp:
@@ -263,15 +279,22 @@ class RayJobs:
 
     async def _submit(self, **job: Any) -> None:
         """``submit_job``; a head that has just started answers 500 "No available agent" until its job
-        agent is up: tried again each second for :data:`AGENT_WAIT` seconds."""
+        agent is up: tried again each second for :data:`AGENT_WAIT` seconds, then refused naming the target
+        and the likely cause (nothing was run)."""
         deadline = time.monotonic() + AGENT_WAIT
         while True:
             try:
                 await self._call(self.client.submit_job, **job)
                 return
             except RuntimeError as exc:
-                if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                if "No available agent" not in str(exc):
                     raise
+                if time.monotonic() > deadline:
+                    raise ValidationError("target", f"{self.target}'s head takes no jobs: its job agent did not "
+                                          f"start in {AGENT_WAIT:.0f} s (often its port, 52365 by default, is "
+                                          "taken by another Ray on that node: start the head with "
+                                          "--dashboard-agent-listen-port set to a free port); nothing was run"
+                                          ) from None
                 await asyncio.sleep(1.0)
 
     def _entrypoint(self, model: str) -> str:
@@ -316,7 +339,18 @@ class RayJobs:
                     errors[key] = row
         chosen = answers if which == "output" else {k: v for k, v in errors.items() if k not in answers}
         for row in chosen.values():
-            yield row
+            yield {k: v for k, v in row.items() if k != PROMPT_KEY}
+
+    async def prompts(self, state: JobState) -> list[str]:
+        """Each input row's last user message, by row index, as the journal carries it ("" for a row
+        no attempt has finished)."""
+        _, family = await self._family(state.task_id)
+        found: dict[int, str] = {}
+        for attempt in family:
+            for row in attempt.rows:
+                with contextlib.suppress(TypeError, ValueError):
+                    found.setdefault(int(row.get("custom_id")), str(row.get(PROMPT_KEY) or ""))  # type: ignore[arg-type]
+        return [found.get(i, "") for i in range(state.total)]
 
     def value(self, row: dict[str, Any]) -> QfResponse | Exception:
         return v2_value(row)
@@ -333,7 +367,7 @@ class RayJobs:
     def _settle(self, attempt: Attempt, *, reused: bool = False) -> None:
         if attempt.going:
             return
-        prompt, completion, model = usage_of(attempt.rows)
+        prompt, completion, model = usage_of(attempt.rows, attempt.spent)
         seconds = max(0.0, (attempt.end or attempt.start) - attempt.start)
         settle_task(self.config, attempt.submission_id, prompt=prompt, completion=completion, seconds=seconds,
-                    model=model or None, reused=reused)
+                    model=model or attempt.model or None, reused=reused)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +21,7 @@ from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import make_progress
 from qfnb._core.runtime.steps import StepFeed
 from qfnb.model import Model, Service
+from qfnb.resources.targets import check_platform, parse_target
 
 from . import finetune_store, official_file, persist, replay
 from ._action import RunContext
@@ -67,9 +69,12 @@ class LLMFinetune(Trainer):
                  event_handler: EventHandler | None = None, base_model: str | None = None,
                  eval_dataset: Any = None, evaluators: list[Any] | None = None,
                  name: str = "", model_not_publish: bool = False, config: Config | None = None,
-                 id: str | None = None, replay: bool | None = None, **kwargs: Any) -> None:
+                 id: str | None = None, replay: bool | None = None, target: str | None = None,
+                 **kwargs: Any) -> None:
         config = _with_credentials(config, kwargs)
         train_kwargs = _train_kwargs(kwargs)
+        #: where the training runs ("local", "qianfan", "ray://HOST:DASHBOARD_PORT"; None: the config's platform)
+        self.target = _train_target(target, config, train_kwargs)
         dataset = _bos_dataset(dataset, kwargs.pop("dataset_bos_path", None))
         warn_ignored("LLMFinetune", kwargs)
         train_type = train_type or base_model or ""
@@ -308,6 +313,25 @@ def _with_credentials(config: Config | None, kwargs: dict[str, Any]) -> Config |
         return config
 
     return config.with_overrides(**creds) if config is not None else _Config.from_env(**creds)
+
+
+def _train_target(target: str | None, config: Config | None, train_kwargs: dict[str, Any]) -> str | None:
+    """``target=`` (else ``QFNB_TARGET``) checked before anything is sent: ``"local"``/``"qianfan"``
+    must name the platform the config points at; a Ray target is trained by the local platform (it
+    submits the run as a Ray Train job and brings its best checkpoint back), so it needs no Qianfan
+    credentials, and goes to the platform as the task's ``target``."""
+    where = parse_target(target)
+    if where is None:
+        return None
+    cfg = config if config is not None else _Config.from_env()
+    if where.on_ray:
+        if cfg.is_configured and not cfg.embedded:
+            raise ValidationError("target", f"{where}: a fine-tune on a Ray cluster is run by qfnb's local platform, "
+                                            "but this client's config names Qianfan credentials: unset them")
+        train_kwargs["train_extras"] = {**train_kwargs.get("train_extras", {}), "target": str(where)}
+    else:
+        check_platform(where, replace(cfg, embedded=cfg.embedded or not cfg.is_configured))
+    return str(where)
 
 
 def _train_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

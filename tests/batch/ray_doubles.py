@@ -1,5 +1,7 @@
 """A fake Ray Jobs API (``JobSubmissionClient``'s calls qfnb makes): each submitted job "runs" its
-uploaded rows one per read of its state, printing them as the cluster side does (``row_line``)."""
+uploaded rows one per read of its state, printing them as the cluster side does (``row_line`` with
+the row's prompt); a stopped job prints the next row as in flight (``spent_line``, 3 + 1 tokens), as
+the cluster's driver does on SIGTERM."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.cluster.ray_batch import row_line
+from qfnb.local.cluster.ray_batch import prompt_of, row_line, spent_line
 
 
 @dataclass
@@ -55,7 +57,8 @@ class FakeJobs:
         job.status = "RUNNING"
         for _ in range(self.rows_per_read):
             if len(job.printed) < len(job.rows):
-                job.printed.append(row_line(answer(job.rows[len(job.printed)])))
+                row = job.rows[len(job.printed)]
+                job.printed.append(row_line(answer(row), prompt_of(json.dumps(row))))
         if len(job.printed) == len(job.rows):
             job.status, job.end_time = "SUCCEEDED", int(time.time() * 1000)
 
@@ -73,5 +76,8 @@ class FakeJobs:
     def stop_job(self, submission_id: str) -> bool:
         job = self.jobs[submission_id]
         if job.status in ("PENDING", "RUNNING"):
+            answered = sum(line.startswith("QFNB-ROW") for line in job.printed)
+            if answered < len(job.rows):  # the row in flight: its prompt read, one token streamed
+                job.printed.append(spent_line(job.rows[answered]["custom_id"], 3, 1))
             job.status, job.end_time = "STOPPED", int(time.time() * 1000)
         return True

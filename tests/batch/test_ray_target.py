@@ -61,7 +61,9 @@ def test_stopped_half_way_the_same_call_resumes_and_each_row_is_answered_once(jo
     ledger.flush()
     rows = [r for r in ledger.rows() if r.api == "batch-job"]
     assert sorted(r.job for r in rows) == [f"batch-job {job.task_id}", f"batch-job {again.task_id}"]
-    assert sum(r.prompt_tokens for r in rows) == 30 and sum(r.completion_tokens for r in rows) == 20
+    # every answer's tokens, and the row in flight when the first attempt was stopped (3 + 1, from its log)
+    assert sum(r.prompt_tokens for r in rows) == 33 and sum(r.completion_tokens for r in rows) == 21
+    assert again.prompts(state) == [f"row {i}" for i in range(10)]
     assert {r.model for r in rows} == {MODEL}
 
     # a third call finds every row answered: nothing is submitted
@@ -148,3 +150,15 @@ def test_a_just_started_head_without_its_job_agent_is_waited_for(jobs: FakeJobs,
     monkeypatch.setattr(jobs, "submit_job", flaky)
     job = BatchJob.submit(_prompts(2), model=MODEL, target=TARGET)
     assert not refusals and job.task_id in jobs.jobs
+
+
+def test_a_head_whose_job_agent_never_starts_is_refused_by_name(jobs: FakeJobs,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(**job: Any) -> str:
+        raise RuntimeError("Request failed with status code 500: No available agent to submit job")
+
+    monkeypatch.setattr(jobs, "submit_job", refuse)
+    monkeypatch.setattr(batch_ray, "AGENT_WAIT", 0.0)
+    with pytest.raises(ValidationError, match=r"target.*takes no jobs.*dashboard-agent-listen-port.*nothing was run"):
+        BatchJob.submit(_prompts(2), model=MODEL, target=TARGET)
+    assert not jobs.jobs

@@ -63,3 +63,22 @@ def test_a_train_line_s_hyperparameters_are_one_group() -> None:
     assert args.hyper == TrainOptions(epochs=2, lr=0.001)
     assert args.recipe
     assert not TrainArgs.of(magic_parser(QfnbMagics.qftrain).parse_args(["-o", "form"])).recipe
+
+
+def test_a_train_line_s_target_reaches_the_trainer_and_a_bad_one_names_the_option(tmp_path: Any) -> None:
+    from IPython.core.error import UsageError
+
+    from qfnb.notebook.training.run import TrainSpec, default_trainer
+
+    data = tmp_path / "pairs.jsonl"
+    data.write_text('{"prompt": "a", "response": "b"}\n', encoding="utf-8")
+    line = ["--base", "Tiny-Chat", "--dataset", str(data), "--target", "ray://127.0.0.1:8265"]
+    args = TrainArgs.of(magic_parser(QfnbMagics.qftrain).parse_args(line))
+    spec = TrainSpec.from_args(args, eval_metric=None)
+    assert spec.target == "ray://127.0.0.1:8265"
+    trainer = default_trainer(spec, None)  # what %qftrain runs: the target goes to the platform with the task
+    assert trainer.target == "ray://127.0.0.1:8265"
+    assert trainer.train_action.train_extras == {"target": "ray://127.0.0.1:8265"}
+    bad = TrainArgs.of(magic_parser(QfnbMagics.qftrain).parse_args([*line[:-1], "ray://head"]))
+    with pytest.raises(UsageError, match=r"--target.*malformed"):
+        TrainSpec.from_args(bad, eval_metric=None)

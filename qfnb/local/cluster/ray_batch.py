@@ -9,9 +9,15 @@ the OpenAI-compatible engine ``QFNB_ENGINES`` names, e.g. a vLLM server), and an
 at a time; rows are spread over the workers as they free up.
 
 Every finished row is printed as one line of the job's log, ``QFNB-ROW {json}`` (OpenAI's batch
-output or error row), flushed before the next: the job's logs are its journal. The client reads them
-back through the Jobs API (results, usage, progress) and, when the same job is called again after a
-stop or a crash, sends only the rows no attempt answered.
+output or error row, with the row's last user message as ``qfnb_prompt``), flushed before the next:
+the job's logs are its journal. The client reads them back through the Jobs API (results, prompts,
+usage, progress) and, when the same job is called again after a stop or a crash, sends only the rows
+no attempt answered.
+
+A job stopped through the Jobs API gets SIGTERM (Ray SIGKILLs it ``RAY_JOB_STOP_WAIT_TIME_S`` later, 3 s
+by default): the driver then asks each worker what its rows in flight have spent so far (the tokens
+their engines reported up to the last streamed piece) and prints one ``QFNB-SPENT {json}`` line per
+row, so the stopped attempt's ledger entry counts them although the rows are answered again.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -38,6 +45,7 @@ from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.engines.options import EngineOptions
 from qfnb.local.engines.registry import EngineRegistry
 from qfnb.protocol.batch import RAY_ROW_PREFIX as ROW_PREFIX
+from qfnb.protocol.batch import RAY_SPENT_PREFIX as SPENT_PREFIX
 
 log = logging.getLogger("qfnb.local.cluster.ray_batch")
 
@@ -45,9 +53,38 @@ log = logging.getLogger("qfnb.local.cluster.ray_batch")
 DEFAULT_SLOTS = 2
 
 
-def row_line(row: dict[str, Any]) -> str:
-    """A finished row as its log line."""
-    return ROW_PREFIX + json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+#: seconds the driver waits for the workers' in-flight spending once stopped (Ray kills it after 3)
+SPENT_WAIT = 1.5
+
+
+class Stopped(Exception):
+    """The job got SIGTERM (``stop_job``)."""
+
+
+def row_line(row: dict[str, Any], prompt: str | None = None) -> str:
+    """A finished row as its log line (with its input's last user message, when given)."""
+    shown = row if prompt is None else {**row, "qfnb_prompt": prompt}
+    return ROW_PREFIX + json.dumps(shown, ensure_ascii=False, separators=(",", ":"))
+
+
+def spent_line(key: str, prompt_tokens: int, completion_tokens: int) -> str:
+    """What a row in flight had spent when its job was stopped, as its log line."""
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+    return SPENT_PREFIX + json.dumps({"custom_id": key, "usage": usage}, separators=(",", ":"))
+
+
+def prompt_of(raw: str) -> str:
+    """The last user message's text of an input row (what ``%qfbatch``'s dataset shows as its prompt)."""
+    try:
+        body = json.loads(raw).get("body") or {}
+        messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
+    except (ValueError, AttributeError):
+        return ""
+    users = [m for m in messages if m.get("role") == "user"] or messages
+    content = users[-1].get("content", "") if users else ""
+    if isinstance(content, list):  # content parts: their text
+        content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return str(content)
 
 
 def line_number(raw: str, fallback: int) -> int:
@@ -67,6 +104,12 @@ class EngineWorker:
         options = EngineOptions.from_env(os.environ)
         self.registry = EngineRegistry(self.data_dir, options=EngineOptions(
             slots=slots, idle_seconds=options.idle_seconds, external=options.external))
+        #: rows in flight: the prompt and completion tokens their engine reported so far
+        self.flying: dict[str, tuple[int, int]] = {}
+
+    def spent(self) -> dict[str, tuple[int, int]]:
+        """The tokens each row in flight has used so far (asked when the job is stopped)."""
+        return {key: used for key, used in self.flying.items() if used != (0, 0)}
 
     async def answer(self, raw: str, line: int) -> dict[str, Any]:
         """``raw``'s output row, or its error row (a busy engine is retried with back-off)."""
@@ -78,7 +121,10 @@ class EngineWorker:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 engine = self.registry.chat(row.model or self.model)
-                deltas = [d async for d in loop_guard.whole_answer(engine, ask, ask.model)]
+                deltas = []
+                async for delta in loop_guard.whole_answer(engine, ask, ask.model):
+                    deltas.append(delta)
+                    self.flying[row.key] = (delta.prompt_tokens, delta.completion_tokens)
                 return answered_row(row, engine.name, answer_of(deltas))
             except (EngineBusy, EngineUnavailable) as exc:
                 if attempt == MAX_ATTEMPTS:
@@ -88,6 +134,8 @@ class EngineWorker:
                 return error_row(row.line, row.key, "context_length_exceeded", str(exc))
             except (ValueError, LookupError) as exc:
                 return error_row(row.line, row.key, "invalid_request", str(exc))
+            finally:
+                self.flying.pop(row.key, None)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
@@ -118,12 +166,23 @@ def run(lines: list[str], *, model: str, workers: int | None, slots: int, cpus_p
             index, raw = queue.pop()
             flying[worker.answer.remote(raw, line_number(raw, index + 1))] = (worker, index, raw)
 
+    stop: list[int] = []  # a signal only notes the stop: raising inside Ray's C calls breaks them
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
+    try:
+        return _drive(ray, pool, slots, send, flying, stop)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _drive(ray: Any, pool: list[Any], slots: int, send: Any, flying: dict[Any, tuple[Any, int, str]],
+           stop: list[int]) -> int:
+    """Keep every worker's slots full until the rows are answered or the job is stopped."""
     for worker in pool:
         for _ in range(slots):
             send(worker)
     answered = 0
-    while flying:
-        ready, _ = ray.wait(list(flying), num_returns=1)
+    while flying and not stop:
+        ready, _ = ray.wait(list(flying), num_returns=1, timeout=0.5)  # returns now and then: a stop is seen
         for ref in ready:
             worker, index, raw = flying.pop(ref)
             try:
@@ -132,12 +191,40 @@ def run(lines: list[str], *, model: str, workers: int | None, slots: int, cpus_p
                 line = line_number(raw, index + 1)
                 row = error_row(line, str(line - 1), "worker_failed", str(exc).splitlines()[0])
             answered += row.get("error") is None
-            sys.stdout.write(row_line(row) + "\n")
-            sys.stdout.flush()
+            _print(row_line(row, prompt_of(raw)))
             send(worker)
+    if stop:
+        counted = _print_spent(ray, pool)
+        log.warning("qfnb ray batch stopped: %d rows in flight, %d of them with tokens spent so far", len(flying),
+                    counted)
+        raise Stopped
     for worker in pool:
         ray.get(worker.close.remote())
     return answered
+
+
+def _print(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _print_spent(ray: Any, pool: list[Any]) -> int:
+    """Each row in flight's spending so far, one ``QFNB-SPENT`` line each (what the workers answer in
+    :data:`SPENT_WAIT` seconds; a worker that does not answer in time leaves its rows uncounted, and
+    mid-answer a row counts its streamed completion tokens only: llama-server reports the prompt's
+    tokens with the answer's last chunk). Returns the rows counted."""
+    refs = [worker.spent.remote() for worker in pool]
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=SPENT_WAIT)
+    counted = 0
+    for ref in ready:
+        try:
+            spent = ray.get(ref)
+        except ray.exceptions.RayError:
+            continue
+        for key, (prompt, completion) in spent.items():
+            _print(spent_line(key, prompt, completion))
+            counted += 1
+    return counted
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     lines = [line for line in Path(args.input).read_text(encoding="utf-8").splitlines() if line.strip()]
     if lines:
-        run(lines, model=args.model, workers=args.workers, slots=args.slots, cpus_per_worker=args.cpus_per_worker)
+        try:
+            run(lines, model=args.model, workers=args.workers, slots=args.slots,
+                cpus_per_worker=args.cpus_per_worker)
+        except Stopped:
+            return 143  # as SIGTERM would: Ray records the job STOPPED
     return 0
 
 

@@ -166,10 +166,11 @@ def continued_from(platform: Platform, task: Any, step: Any) -> Path | None:
 def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, Any],
                refs: list[tuple[str, Any]], extra: dict[str, Any] | None = None,
                split: tuple[str, Any] = ("splitRatio", None), hyper_field: str = "hyperParameterConfig",
-               init_adapter: Path | None = None) -> dict[str, Any]:
+               init_adapter: Path | None = None, target: str | None = None) -> dict[str, Any]:
     """Prepare the job dir (train file, the held-out eval file, spec.json: Contract 4) and queue the
     run; ``split``: (its field, the percentage of rows held out for the evaluation loss);
-    ``init_adapter``: the checkpoint an incremental run continues from."""
+    ``init_adapter``: the checkpoint an incremental run continues from; ``target``: a Ray cluster
+    (``ray://HOST:PORT``, checked by the route) that trains it instead of a local worker."""
     if not refs:
         raise BodyError("trainset", "at least one dataset is required")
     rows = collect_rows(platform, refs)
@@ -197,12 +198,15 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
         spec["base_model_path"] = str(model_path)
     if init_adapter is not None:
         spec["init_adapter"] = str(init_adapter)
+    if target:
+        spec["target"] = target
     (job_dir / "spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
     run = platform.store.insert("runs", {"containerId": container["id"], "status": RunStatus.WAITING.value,
                                          "hyper": hyper, "baseModel": container["model"], "rows": len(rows),
                                          "job_dir": str(job_dir), "currentStep": 0, "totalSteps": 0,
                                          "lossCurve": [], "evalRows": len(eval_rows),
-                                         **({"evalLossCurve": []} if eval_rows else {}), **(extra or {})}, sid=sid)
+                                         **({"evalLossCurve": []} if eval_rows else {}),
+                                         **({"target": target} if target else {}), **(extra or {})}, sid=sid)
     platform.supervisor.submit(run["id"])
     log.info("queued fine-tune task %s (%d rows, %d held out, base %s)", run["sid"], len(rows), len(eval_rows),
              container["model"])

@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +34,8 @@ from qfnb.protocol.console import RunStatus
 log = logging.getLogger("qfnb.local.domain.jobs")
 
 ACTIVE = (RunStatus.WAITING.value, RunStatus.RUNNING.value)
+#: what runs a fine-tune whose spec names a Ray ``target`` (it keeps the worker's contract)
+RAY_COMMAND = (sys.executable, "-m", "qfnb.local.cluster.ray_follow")
 RESTART_MESSAGE = ("the local platform stopped while this task was running and its training worker is gone; "
                    "start a new task to train again")
 
@@ -218,9 +221,10 @@ class Supervisor:
 
     def _launch(self, run: dict[str, Any]) -> None:
         job_dir = Path(run["job_dir"])
+        command = RAY_COMMAND if run.get("target") else self._command  # a Ray target: its job follower
         log_file = open(job_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child
         try:
-            proc = subprocess.Popen([*self._command, str(job_dir)], stdout=log_file, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen([*command, str(job_dir)], stdout=log_file, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(job_dir))
         except OSError as exc:
             self._store.update("runs", run["id"], status=RunStatus.FAILED.value, finished=time.time(),

@@ -52,6 +52,20 @@ def create_ft_job(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     return {"jobId": job["sid"]}
 
 
+def _ray_target(value: Any) -> str | None:
+    """A task's ``target``: None or ``"local"`` (a local worker), else a Ray head that answers and speaks
+    this side's Ray (``ray://HOST:DASHBOARD_PORT``); BodyError naming ``target`` before anything is queued."""
+    if value is None or value in ("", "local"):
+        return None
+    from qfnb.local.cluster.ray_follow import TargetError, connect  # deferred: Ray loads only for a Ray target
+
+    try:
+        connect(str(value))
+    except TargetError as exc:
+        raise BodyError("target", str(exc).removeprefix("target: ")) from None
+    return str(value)
+
+
 def create_ft_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     job = c.get(p, "ft_jobs", body.get("jobId"), "jobId")
     conf = body.get("datasetConfig")
@@ -65,10 +79,11 @@ def create_ft_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
         refs.append((f"datasetConfig.versions[{i}]", ref))
     hyper = c.check_hyper(body.get("hyperParameterConfig"), "hyperParameterConfig")
     init = c.continued_from(p, body.get("incrementTaskId"), body.get("incrementCheckpointStep"))
+    target = _ray_target(body.get("target"))  # qfnb's own field: a Ray cluster trains the run
     run = c.create_run(p, job, hyper, refs, {"parameterScale": body.get("parameterScale") or "LoRA",
                                              "incrementTaskId": body.get("incrementTaskId"),
                                              "incrementCheckpointStep": body.get("incrementCheckpointStep")},
-                       split=("datasetConfig.splitRatio", conf.get("splitRatio")), init_adapter=init)
+                       split=("datasetConfig.splitRatio", conf.get("splitRatio")), init_adapter=init, target=target)
     return {"jobId": job["sid"], "taskId": run["sid"]}
 
 

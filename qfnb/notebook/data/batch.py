@@ -136,8 +136,8 @@ def input_prompts(job: BatchJob, state: JobState) -> list[str]:
     """The last user message of each input row (read from the task's input object)."""
     from qfnb._core.http.client import get_client  # deferred: loads the HTTP client (`%load_ext qfnb` does not)
 
-    if getattr(job, "on_ray", False):  # a Ray job's input went to the cluster as its working dir, not kept
-        return [""] * state.total
+    if getattr(job, "on_ray", False):  # a Ray job's journal carries each row's prompt
+        return job.prompts(state) or [""] * state.total
     cfg = resolve_config(job.config)
     uri, file_id = str(state.view.get("inputBosUri") or ""), str(state.view.get("input_file_id") or "")
     if file_id:  # a Files + Batch job (the v2 cloud): its input file

@@ -40,6 +40,10 @@ QFTRAIN_ARGUMENTS: Decorator = magic_arguments_of(
                   "deploy that job)."),
     argument("--fresh", action="store_true",
              help="Train again even if this platform has a finished run of the same recipe (it is reused otherwise)."),
+    argument("--target", help="Where the training runs: local (the embedded platform), qianfan (the cloud) or "
+                              "ray://HOST:DASHBOARD_PORT (a Ray cluster: the local platform submits it as a Ray Train "
+                              "job, follows it and brings the best checkpoint back to be served). "
+                              "Default: QFNB_TARGET, else the configured platform."),
     argument("-o", "--output", help="Store the dashboard (.trainer, .wait(), .trained_model_id) here."),
     argument("--attach", metavar="ID", nargs="?", const="",
              help="Re-attach a dashboard to a fine-tune: a task, job or pipeline id (none: the newest running)."),

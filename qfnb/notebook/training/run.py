@@ -20,6 +20,7 @@ from IPython.core.error import UsageError
 
 from qfnb import trainer
 from qfnb._core.config import Config
+from qfnb._core.errors import ValidationError
 from qfnb._core.record import ledger
 from qfnb.model import Model
 from qfnb.notebook._ipython import display
@@ -30,6 +31,7 @@ from qfnb.notebook.training.dashboard import TrainingDashboard
 from qfnb.protocol.checkpoints import METRICS
 from qfnb.protocol.model_names import LOCAL_FINETUNE_BASE
 from qfnb.protocol.training import LIMITS, hyper_problem
+from qfnb.resources.targets import parse_target
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,6 +62,8 @@ class TrainSpec(TrainOptions):
     #: what picks the best checkpoint besides the held-out loss: "rouge_l", "exact_match" or a notebook
     #: function (input, reference, output) -> float (qfnb.trainer.checkpoint_metric)
     eval_metric: str | Callable[..., Any] | None = None
+    #: where the training runs (``--target``; None: ``QFNB_TARGET``, else the configured platform)
+    target: str | None = None
 
     def __post_init__(self) -> None:
         if not self.dataset:
@@ -90,9 +94,14 @@ class TrainSpec(TrainOptions):
         function's name resolved); a problem is a ``UsageError`` naming the option."""
         given = {**asdict(args.hyper), "dataset": args.dataset, "base": args.base, "deploy": args.deploy,
                  "name": args.name, "eval_split": args.eval_split, "fresh": args.fresh,
-                 "early_stop": args.early_stop, "eval_metric": eval_metric}
+                 "early_stop": args.early_stop, "eval_metric": eval_metric, "target": args.target}
         kwargs = {name: value for name, value in given.items() if value is not None}
         kwargs.setdefault("dataset", "")
+        if args.target is not None:
+            try:
+                parse_target(args.target, field="--target")
+            except ValidationError as exc:
+                raise UsageError(str(exc)) from None
         if args.base is None and Config.from_env().api_version == 2:  # the local base is no cloud model
             raise UsageError("%qftrain: name the base model with --base: on the Qianfan cloud (a v2 API key is "
                              f"set) the local base {DEFAULT_BASE} cannot be fine-tuned; use one of the cloud's "
@@ -141,6 +150,7 @@ def default_trainer(spec: TrainSpec, event_handler: Any) -> Any:
         event_handler=event_handler,
         name=spec.name or "",
         replay=False if spec.fresh else None,  # None: reused while the kernel's cache is on
+        target=spec.target,
     )
 
 

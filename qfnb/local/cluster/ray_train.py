@@ -1,0 +1,174 @@
+"""A qfnb fine-tune as a Ray Train job, run on the cluster::
+
+    python -m qfnb.local.cluster.ray_train [--cpus N] [--storage PATH_OR_URI]
+
+The job's working dir holds the run's ``spec.json`` and its data (``train.jsonl``, ``eval.jsonl``),
+as the local platform prepares them. A ``ray.train.torch.TorchTrainer`` with one worker runs qfnb's
+own training loop (:func:`qfnb.local.training.worker.run`: LoRA SFT, checkpoints scored on the
+held-out split) in a job dir of its own on that worker, and:
+
+* prints each ``progress.jsonl`` line as it is written, ``QFNB-TRAIN {line}`` (the platform that
+  submitted the job follows them: the dashboard's loss curve, its checkpoints);
+* reports each checkpoint to Ray Train (``ray.train.report``) with its held-out scores as metrics,
+  and the final adapter last, so Ray keeps them all in the run's storage (``--storage``);
+* when training ends, the driver picks the best checkpoint by qfnb's rule
+  (:func:`qfnb.protocol.checkpoints.best_checkpoint`) and prints it and the final adapter back as
+  ``QFNB-FILE`` lines (base64 pieces), then the worker's result as ``QFNB-RESULT {result}``.
+
+One Ray Train worker: the loop is single-process LoRA on a small model (data-parallel training
+across workers is not built). The base model's weights must be on the node (``base_model_path``, or
+the named model in the node's qfnb model cache): a node without them fails with the path it looked in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from qfnb.protocol import checkpoints as ckpt
+from qfnb.protocol.ray_jobs import FILE_PREFIX, RESULT_PREFIX, TRAIN_PREFIX
+
+log = logging.getLogger("qfnb.local.cluster.ray_train")
+
+#: the job dir's files a run is made of (what the working dir carries)
+JOB_FILES = ("spec.json", "train.jsonl", "eval.jsonl")
+#: bytes of a file in one ``QFNB-FILE`` line (before base64)
+PIECE = 48 * 1024
+
+
+def _print(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def file_lines(folder: Path, as_path: str) -> Iterator[str]:
+    """``folder``'s files as ``QFNB-FILE`` lines, each named ``as_path/<relative path>``."""
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        parts = max(1, -(-len(data) // PIECE))
+        name = f"{as_path}/{path.relative_to(folder).as_posix()}"
+        for part in range(parts):
+            piece = base64.b64encode(data[part * PIECE:(part + 1) * PIECE]).decode("ascii")
+            yield FILE_PREFIX + json.dumps({"path": name, "part": part, "parts": parts, "data": piece})
+
+
+def train_loop(config: dict[str, Any]) -> None:
+    """Ray Train's worker loop: qfnb's training loop in a thread, its progress followed from here."""
+    import ray.train
+    from ray.train import Checkpoint
+
+    from qfnb.local.training import worker  # deferred: it sets the training process's environment (HF offline)
+
+    # the job's working dir: the driver's on this node, else this worker's own copy (its cwd)
+    source = next((d for d in (Path(config["job"]), Path.cwd()) if (d / JOB_FILES[0]).is_file()), None)
+    if source is None:
+        raise FileNotFoundError(f"no {JOB_FILES[0]} in the job's working dir on this node ({config['job']})")
+    job_dir = Path(tempfile.mkdtemp(prefix="qfnb-ray-train-"))
+    for name in JOB_FILES:
+        if (source / name).is_file():
+            shutil.copy(source / name, job_dir / name)
+    thread = threading.Thread(target=worker.run, args=(job_dir,), name="qfnb-train", daemon=True)
+    thread.start()
+    offset = 0
+    while True:
+        ended = not thread.is_alive()
+        offset = _follow(job_dir / "progress.jsonl", offset, ray.train, Checkpoint)
+        if ended:
+            break
+        time.sleep(0.3)
+    result = json.loads((job_dir / "result.json").read_text(encoding="utf-8"))
+    adapter = result.get("adapter_dir")
+    ray.train.report({"final": 1, "qfnb_result": json.dumps(result)},
+                     checkpoint=Checkpoint.from_directory(adapter) if adapter else None)
+
+
+def _follow(progress: Path, offset: int, train: Any, checkpoint_cls: Any) -> int:
+    """Print the progress lines written since ``offset``; a checkpoint line is reported to Ray Train."""
+    try:
+        with open(progress, "rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read()
+    except FileNotFoundError:
+        return offset
+    end = chunk.rfind(b"\n")
+    if end < 0:
+        return offset
+    for raw in chunk[:end].splitlines():
+        try:
+            point = json.loads(raw)
+        except ValueError:
+            continue
+        _print(TRAIN_PREFIX + json.dumps(point))
+        entry = point.get("checkpoint")
+        if isinstance(entry, dict) and entry.get("path"):
+            scores = {k: float(entry[k]) for k in ("trainLoss", "evalLoss", "metric") if entry.get(k) is not None}
+            train.report({"step": int(entry["step"]), **scores, "qfnb_checkpoint": json.dumps(entry)},
+                         checkpoint=checkpoint_cls.from_directory(entry["path"]))
+    return offset + end + 1
+
+
+def fit(job: Path, *, cpus: float, storage: str) -> dict[str, Any]:
+    """Run the Ray Train job; prints the best checkpoint and the final adapter back, returns the result."""
+    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    name = f"qfnb-train-{int(time.time())}"
+    trainer = TorchTrainer(
+        train_loop, train_loop_config={"job": str(job)},
+        scaling_config=ScalingConfig(num_workers=1, use_gpu=False, resources_per_worker={"CPU": cpus}),
+        run_config=RunConfig(name=name, storage_path=storage,
+                             checkpoint_config=CheckpointConfig(num_to_keep=None)))
+    fitted = trainer.fit()
+    kept = [(metrics, cp) for cp, metrics in (fitted.best_checkpoints or [])]
+    finals = [m for m in [fitted.metrics or {}, *(m for m, _ in kept)] if m.get("qfnb_result")]
+    result: dict[str, Any] = json.loads(finals[0]["qfnb_result"]) if finals else {
+        "status": "Failed", "metrics": {}, "adapter_dir": None, "error": "the Ray Train run reported no result"}
+    entries = [(json.loads(m["qfnb_checkpoint"]), cp) for m, cp in kept if m.get("qfnb_checkpoint")]
+    best = ckpt.best_checkpoint([e for e, _ in entries])
+    for entry, cp in entries:
+        if best is not None and entry["step"] == best["step"]:
+            with cp.as_directory() as folder:
+                for line in file_lines(Path(folder), f"checkpoints/step-{entry['step']}"):
+                    _print(line)
+    finals_cp = [cp for m, cp in kept if m.get("qfnb_result")] or ([fitted.checkpoint] if fitted.checkpoint else [])
+    if result.get("adapter_dir") and finals_cp:
+        with finals_cp[0].as_directory() as folder:
+            for line in file_lines(Path(folder), "adapter"):
+                _print(line)
+    result["ray_storage"] = f"{storage.rstrip('/')}/{name}"  # every checkpoint, kept by Ray Train
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qfnb.local.cluster.ray_train", description=__doc__.split("\n")[0])
+    parser.add_argument("--cpus", type=float, default=1.0, help="CPUs the training worker takes")
+    parser.add_argument("--storage", default=os.environ.get("QFNB_RAY_STORAGE") or "",
+                        help="where Ray Train keeps the run's checkpoints (shared by every node; default: a temp dir)")
+    args = parser.parse_args(argv)
+    import ray
+
+    # the job's workers (Ray Train's own actors among them) find this cluster by RAY_ADDRESS: without it
+    # they look for one, and fail on a machine that runs another Ray ("Found multiple active Ray instances")
+    address = os.environ.get("RAY_ADDRESS")
+    ray.init(logging_level=logging.WARNING,
+             runtime_env={"env_vars": {"RAY_ADDRESS": address}} if address else None)
+    storage = args.storage or tempfile.mkdtemp(prefix="qfnb-ray-train-storage-")
+    result = fit(Path.cwd(), cpus=args.cpus, storage=storage)
+    _print(RESULT_PREFIX + json.dumps(result))
+    return 0 if result.get("status") in ("Done", "Stopped") else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    logging.basicConfig(level=logging.WARNING)
+    sys.exit(main())

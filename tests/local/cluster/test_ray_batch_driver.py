@@ -1,0 +1,101 @@
+"""The Ray batch job's driver (``qfnb.local.cluster.ray_batch``) against a fake ``ray`` module: each
+finished row is printed with its prompt; when the job is stopped (SIGTERM, what ``stop_job`` sends)
+the driver prints what the rows in flight had spent (``QFNB-SPENT``), exits as stopped, and gives the
+process its SIGTERM handler back. The real cluster: ``tests/batch/test_ray_real.py``."""
+
+from __future__ import annotations
+
+import json
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from qfnb.local.cluster import ray_batch
+from qfnb.resources.batch_ray import log_lines, log_rows, usage_of
+
+
+@dataclass(eq=False)
+class Ref:
+    value: Any
+    ready: bool
+
+
+class Handle:
+    """A worker: the first ``answers`` rows it is sent finish, later ones stay in flight."""
+
+    def __init__(self, answers: int) -> None:
+        self.answers, self.sent = answers, 0
+        self.answer = SimpleNamespace(remote=self._answer)
+        self.spent = SimpleNamespace(remote=lambda: Ref({"3": (7, 2)}, True))  # row 3 had streamed 2 tokens
+        self.close = SimpleNamespace(remote=lambda: Ref(None, True))
+
+    def _answer(self, raw: str, line: int) -> Ref:
+        self.sent += 1
+        row = json.loads(raw)
+        body = {"model": "m", "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 1}}
+        return Ref({"custom_id": row["custom_id"], "response": {"status_code": 200, "body": body}, "error": None},
+                   self.sent <= self.answers)
+
+
+class FakeRay:
+    exceptions = SimpleNamespace(RayError=RuntimeError)
+
+    def __init__(self, answers: int) -> None:
+        self.handle = Handle(answers)
+        self.stopped = False
+
+    def init(self, **_: Any) -> None:
+        pass
+
+    def cluster_resources(self) -> dict[str, float]:
+        return {"CPU": 1.0}
+
+    def remote(self, **_: Any) -> Any:
+        return lambda cls: SimpleNamespace(remote=lambda *args: self.handle)
+
+    def wait(self, refs: list[Ref], num_returns: int, timeout: float) -> tuple[list[Ref], list[Ref]]:
+        ready = [r for r in refs if r.ready][:num_returns]
+        if not ready and not self.stopped:
+            self.stopped = True
+            signal.raise_signal(signal.SIGTERM)  # stop_job, while rows are in flight
+        return ready, [r for r in refs if r not in ready]
+
+    def get(self, ref: Ref) -> Any:
+        return ref.value
+
+
+def _rows(tmp_path: Path, n: int) -> Path:
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps({"custom_id": str(i), "method": "POST", "url": "/v1/chat/completions",
+                                        "body": {"model": "m", "messages": [{"role": "user", "content": f"q{i}"}]}})
+                            + "\n" for i in range(n)))
+    return path
+
+
+def test_a_stopped_driver_prints_its_rows_and_what_the_rows_in_flight_spent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakeRay(answers=3)
+    monkeypatch.setattr(ray_batch, "importlib", SimpleNamespace(import_module=lambda name: fake))
+    before = signal.getsignal(signal.SIGTERM)
+    code = ray_batch.main(["--input", str(_rows(tmp_path, 6)), "--model", "m", "--workers", "1", "--slots", "2"])
+    assert code == 143 and signal.getsignal(signal.SIGTERM) == before
+    out = capsys.readouterr().out
+    rows = log_rows(out)
+    assert [(r["custom_id"], r["qfnb_prompt"]) for r in rows] == [("0", "q0"), ("1", "q1"), ("2", "q2")]
+    spent = log_lines(out, "QFNB-SPENT ")
+    assert spent == [{"custom_id": "3", "usage": {"prompt_tokens": 7, "completion_tokens": 2}}]
+    assert usage_of(rows, spent)[:2] == (3 * 5 + 7, 3 * 1 + 2)  # what the stopped attempt's ledger entry holds
+
+
+def test_a_driver_that_is_not_stopped_answers_every_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakeRay(answers=4)
+    monkeypatch.setattr(ray_batch, "importlib", SimpleNamespace(import_module=lambda name: fake))
+    assert ray_batch.main(["--input", str(_rows(tmp_path, 4)), "--model", "m", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert len(log_rows(out)) == 4 and "QFNB-SPENT" not in out and not fake.stopped

@@ -1,0 +1,79 @@
+"""``LLMFinetune(..., target="ray://...")`` on the local platform's real routes: the target goes to the
+platform as the task's ``target``, the run's spec names it and the jobs supervisor runs the Ray job's
+follower (``qfnb.local.cluster.ray_follow``; here the fast worker double stands for it, as it stands
+for the local worker in ``test_local_platform_e2e.py``); the trained model is published and served as
+a local run's. A bad target is refused before anything is queued. The Ray side itself:
+``tests/local/cluster/test_ray_follow.py`` (fake Jobs API) and ``test_ray_finetune_real.py``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qfnb._core.config import Config
+from qfnb._core.errors import QfnbError, ValidationError
+from qfnb.dataset import Dataset
+from qfnb.local.cluster import ray_follow
+from qfnb.local.domain import jobs
+from qfnb.model import Model
+from qfnb.trainer import LLMFinetune, TrainConfig
+from tests.fakes.local_platform import ServedPlatform
+
+ROWS = [{"prompt": f"What is {i}+{i}?", "response": str(2 * i)} for i in range(8)]
+TARGET = "ray://127.0.0.1:8265"
+FAKE_WORKER = Path(__file__).resolve().parents[1] / "local" / "fake_worker.py"
+
+
+@pytest.fixture
+def local(local_platform: ServedPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
+    return replace(local_platform.config(), embedded=True)  # as resolve_config points at the local platform
+
+
+def _runs(platform: ServedPlatform) -> list[dict[str, Any]]:
+    return platform.app.state.platform.store.all("runs")  # type: ignore[no-any-return]
+
+
+def test_a_ray_target_reaches_the_platform_and_its_follower_runs_the_training(
+        local: Config, local_platform: ServedPlatform, monkeypatch: pytest.MonkeyPatch) -> None:
+    heads: list[str] = []
+    monkeypatch.setattr(ray_follow, "connect", lambda target: heads.append(target))  # the head answers
+    monkeypatch.setattr(jobs, "RAY_COMMAND", (sys.executable, str(FAKE_WORKER)))
+    trainer = LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(ROWS),
+                          train_config=TrainConfig(epoch=1, batch_size=2, max_steps=4), config=local, target=TARGET)
+    trainer.run()
+    assert trainer.status == "ModelPublished"
+    assert heads == [TARGET]  # checked by the platform before the run was queued
+    (run,) = _runs(local_platform)
+    assert run["target"] == TARGET and run["status"] == "Done"
+    assert json.loads((Path(run["job_dir"]) / "spec.json").read_text())["target"] == TARGET
+    model = trainer.output["model"]
+    assert isinstance(model, Model)
+
+
+def test_an_unreachable_head_is_refused_before_anything_is_queued(local: Config,
+                                                                 local_platform: ServedPlatform) -> None:
+    pytest.importorskip("ray.job_submission")
+    trainer = LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(ROWS),
+                          train_config=TrainConfig(epoch=1, batch_size=2, max_steps=4), config=local,
+                          target="ray://127.0.0.1:9", model_not_publish=True)
+    with pytest.raises(QfnbError, match=r"target.*no Ray head answers at ray://127\.0\.0\.1:9"):
+        trainer.run()
+    assert _runs(local_platform) == []
+
+
+def test_targets_are_checked_when_the_trainer_is_made(local: Config) -> None:
+    data = Dataset.create_from_pyobj(ROWS)
+    with pytest.raises(ValidationError, match=r"target.*malformed"):
+        LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target="ray://head")
+    cloud = replace(local, embedded=False)  # Qianfan credentials: the cloud trains, not a Ray cluster
+    with pytest.raises(ValidationError, match=r"target.*run by qfnb.s local platform.*unset them"):
+        LLMFinetune(train_type="Tiny-Chat", dataset=data, config=cloud, target=TARGET)
+    with pytest.raises(ValidationError, match="'local' runs on the embedded platform"):
+        LLMFinetune(train_type="Tiny-Chat", dataset=data, config=cloud, target="local")
+    assert LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target="local").target == "local"
