@@ -38,7 +38,7 @@ from qfnb._core.runtime import sync
 from .batch_console import INPUT_BUCKET, OUTPUT_URI, ConsoleTasks, v1_value
 from .batch_files import FilesBatches
 from .batch_state import GOING, MARK, MAX_PAGES, BatchBackend, JobState, done_twin, row_index
-from .targets import Target, check_platform, parse_target
+from .targets import JobTarget, check_platform, parse_target
 
 __all__ = ["GOING", "INPUT_BUCKET", "MARK", "MAX_PAGES", "OUTPUT_URI", "BatchJob", "JobState", "Recipe",
            "backend_for", "done_twin", "record_job", "request_line", "submit_durable", "v1_value"]
@@ -47,7 +47,7 @@ __all__ = ["GOING", "INPUT_BUCKET", "MARK", "MAX_PAGES", "OUTPUT_URI", "BatchJob
 SPOOL_BYTES = 8 * 1024 * 1024
 
 
-def backend_for(config: Config, target: Target | str | None = None) -> BatchBackend:
+def backend_for(config: Config, target: JobTarget | str | None = None) -> BatchBackend:
     """What runs ``config``'s batch jobs: a Ray cluster's jobs for a ``ray://`` target (else
     ``QFNB_TARGET``'s), Files + Batch on the cloud's v2 API, else console tasks."""
     where = parse_target(target)
@@ -61,7 +61,7 @@ def backend_for(config: Config, target: Target | str | None = None) -> BatchBack
     return ConsoleTasks(config)
 
 
-def config_for(config: Config | None, target: Target | None) -> Config:
+def config_for(config: Config | None, target: JobTarget | None) -> Config:
     """The config a job uses: on a Ray cluster as given (no platform is needed), else resolved (the
     embedded platform found or started when no credentials are set)."""
     if target is not None and target.on_ray:
@@ -69,7 +69,7 @@ def config_for(config: Config | None, target: Target | None) -> Config:
     return resolve_config(config)
 
 
-def record_job(state: JobState, config: Config, *, reused: bool = False, target: Target | str | None = None) -> None:
+def record_job(state: JobState, config: Config, *, reused: bool = False, target: JobTarget | str | None = None) -> None:
     """The ended job's tokens: settled against the budget its submission held here, and in the
     usage ledger once, whichever process reads it first (:func:`~qfnb._core.http.batch_hold.settle_task`)."""
     sync.run(backend_for(config, target).record(state, reused=reused))
@@ -129,7 +129,7 @@ def _spool(lines: Iterable[str]) -> IO[str]:
 class BatchJob:
     """A handle on one batch-inference job (holds its id, never its rows)."""
 
-    def __init__(self, task_id: str, config: Config | None = None, target: Target | str | None = None) -> None:
+    def __init__(self, task_id: str, config: Config | None = None, target: JobTarget | str | None = None) -> None:
         if not isinstance(task_id, str) or not task_id:
             raise ValidationError("task_id", "is required")
         self.task_id, self.config = task_id, config
@@ -164,7 +164,7 @@ class BatchJob:
                       model_id: str | None = None, name: str | None = None,
                       inference_params: dict[str, Any] | None = None, reuse: bool = False,
                       attach: bool = False, config: Config | None = None,
-                      target: Target | str | None = None) -> BatchJob:
+                      target: JobTarget | str | None = None) -> BatchJob:
         """Upload ``inputs`` (prompts, message lists or bodies) and start a job on ``model``/
         ``endpoint``/``model_id`` (the platform's model version; on Files + Batch, ``model`` is the v2
         model id).
@@ -222,7 +222,7 @@ class BatchJob:
 
     @classmethod
     async def _atwin(cls, fingerprint: str, attach: bool, cfg: Config, config: Config | None,
-                     target: Target | None = None) -> BatchJob | None:
+                     target: JobTarget | None = None) -> BatchJob | None:
         """A handle on the job of this fingerprint that ended Done (``reused``) or, with ``attach``, still
         runs (``attached``); None when there is none."""
         twin = done_twin(await backend_for(cfg, target).page(MAX_PAGES), fingerprint, running=attach)
@@ -237,7 +237,7 @@ class BatchJob:
 
     @classmethod
     async def _alist(cls, config: Config | None, max_pages: int | None = None,
-                     target: Target | str | None = None) -> builtins.list[JobState]:
+                     target: JobTarget | str | None = None) -> builtins.list[JobState]:
         """The platform's jobs as it lists them, oldest first (every page, or the first ``max_pages``)."""
         where = parse_target(target)
         return await backend_for(config_for(config, where), where).page(max_pages)
@@ -249,7 +249,7 @@ class BatchJob:
 
     @classmethod
     def attach(cls, task_id: str | None = None, config: Config | None = None,
-               target: Target | str | None = None) -> BatchJob:
+               target: JobTarget | str | None = None) -> BatchJob:
         """The job ``task_id``, or the newest one (from any kernel)."""
         if task_id:
             return cls(task_id, config, target)
@@ -259,7 +259,7 @@ class BatchJob:
         return cls(found[-1].task_id, config, target)
 
     @classmethod
-    def list(cls, config: Config | None = None, target: Target | str | None = None) -> builtins.list[JobState]:
+    def list(cls, config: Config | None = None, target: JobTarget | str | None = None) -> builtins.list[JobState]:
         """Every job, oldest first."""
         return sync.run(cls._alist(config, target=target))
 
@@ -349,7 +349,7 @@ class BatchJob:
 
 
 async def submit_durable(inference: Any, items: Iterable[dict[str, Any]], common: dict[str, Any],
-                         target: Target | str | None = None) -> BatchJob:
+                         target: JobTarget | str | None = None) -> BatchJob:
     """``batch_do(..., durable=True)`` (or a Ray ``target``): the chat requests ``items`` as a platform
     job on the inference object's model or endpoint (Files + Batch with the v2 API; a Ray job on Ray)."""
     if getattr(inference, "batch_field", None) != "messages":

@@ -45,7 +45,7 @@ from .batch_state import JobState, answered
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
 
-    from .targets import Target
+    from .targets import JobTarget
 
 logger = logging.getLogger("qfnb.batch.ray")
 
@@ -62,7 +62,7 @@ AGENT_WAIT = 60.0
 PROMPT_KEY = "qfnb_prompt"
 
 
-def connect(target: Target) -> Any:
+def connect(target: JobTarget) -> Any:
     """A ``JobSubmissionClient`` on ``target``'s dashboard; ValidationError naming ``target`` when no
     head answers there or its Ray is one this client does not speak."""
     try:
@@ -81,7 +81,7 @@ def connect(target: Target) -> Any:
     return client
 
 
-def check_version(target: Target, version: str) -> None:
+def check_version(target: JobTarget, version: str) -> None:
     """Refuse a head whose Ray this client does not speak (:data:`qfnb.protocol.ray_jobs.MIN_RAY`), naming both."""
     problem = ray_version_problem(version)
     if problem is not None:
@@ -169,7 +169,7 @@ class Attempt:
 class RayJobs:
     """:class:`~qfnb.resources.batch_state.BatchBackend` over a Ray cluster's Jobs API."""
 
-    def __init__(self, config: Config, target: Target, *, client: Any = None,
+    def __init__(self, config: Config, target: JobTarget, *, client: Any = None,
                  runtime_env: dict[str, Any] | None = None, workers: int | None = None) -> None:
         self.config, self.target = config, target
         self._client = client

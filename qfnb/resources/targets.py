@@ -14,7 +14,7 @@ from qfnb._core.errors import ValidationError
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
 
-__all__ = ["ENV", "LOCAL", "QIANFAN", "RAY", "Target", "check_platform", "parse_target"]
+__all__ = ["ENV", "LOCAL", "QIANFAN", "RAY", "JobTarget", "check_platform", "parse_target"]
 
 #: the environment variable naming the default target
 ENV = "QFNB_TARGET"
@@ -23,7 +23,7 @@ _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclass(frozen=True)
-class Target:
+class JobTarget:
     """A parsed target: ``kind`` is ``local``, ``qianfan`` or ``ray`` (then ``host`` and ``port``)."""
 
     kind: str
@@ -49,10 +49,10 @@ class Target:
         return self.kind == RAY and self.host in _LOOPBACK
 
 
-def parse_target(value: str | Target | None, *, field: str = "target") -> Target | None:
-    """``value`` (else ``QFNB_TARGET``) as a :class:`Target`; None when neither names one (the
+def parse_target(value: str | JobTarget | None, *, field: str = "target") -> JobTarget | None:
+    """``value`` (else ``QFNB_TARGET``) as a :class:`JobTarget`; None when neither names one (the
     config's own platform). A malformed value raises ValidationError naming ``field``."""
-    if isinstance(value, Target):
+    if isinstance(value, JobTarget):
         return value
     if value is None or value == "":
         value, field = os.environ.get(ENV) or None, ENV
@@ -62,7 +62,7 @@ def parse_target(value: str | Target | None, *, field: str = "target") -> Target
         raise ValidationError(field, f"must be 'local', 'qianfan' or 'ray://HOST:DASHBOARD_PORT', got {value!r}")
     text = value.strip()
     if text.lower() in (LOCAL, QIANFAN):
-        return Target(text.lower())
+        return JobTarget(text.lower())
     if not text.lower().startswith("ray://"):
         raise ValidationError(field, f"{text!r} is not a target: give 'local', 'qianfan' or "
                                      "'ray://HOST:DASHBOARD_PORT' (a Ray head's dashboard, 8265 by default)")
@@ -74,10 +74,10 @@ def parse_target(value: str | Target | None, *, field: str = "target") -> Target
     if not parts.hostname or port is None or port <= 0 or parts.path not in ("", "/") or parts.query:
         raise ValidationError(field, f"{text!r} is malformed: a Ray target is 'ray://HOST:DASHBOARD_PORT' "
                                      "(the dashboard's port, 8265 by default), nothing after the port")
-    return Target(RAY, parts.hostname, port)
+    return JobTarget(RAY, parts.hostname, port)
 
 
-def check_platform(target: Target | None, config: Config) -> None:
+def check_platform(target: JobTarget | None, config: Config) -> None:
     """``local`` and ``qianfan`` name the platform ``config`` must point at: refused (naming the target)
     when it points at the other one."""
     if target is None or target.on_ray:

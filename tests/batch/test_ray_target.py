@@ -16,17 +16,17 @@ from qfnb._core.errors import ValidationError
 from qfnb._core.record import ledger as ledger_mod
 from qfnb.resources import batch_ray
 from qfnb.resources.batch_job import BatchJob
-from qfnb.resources.targets import Target, check_platform, parse_target
+from qfnb.resources.targets import JobTarget, check_platform, parse_target
 
 TARGET = "ray://127.0.0.1:8265"
 MODEL = "Gemma-3-270M"
 
 
 @pytest.fixture
-def jobs(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeJobs]:
+def jobs(monkeypatch: pytest.MonkeyPatch, own_record_dir: None) -> Iterator[FakeJobs]:
+    """The fake Jobs API, and this test's own ledger (a worker's earlier batch jobs are not in it)."""
     fake = FakeJobs()
     monkeypatch.setattr(batch_ray, "connect", lambda target: fake)
-    ledger_mod._default.clear()
     yield fake
 
 
@@ -104,7 +104,7 @@ def test_a_malformed_target_is_refused_by_name(value: str, problem: str) -> None
 
 
 def test_targets_by_name_and_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert parse_target("local") == Target("local") and parse_target("QIANFAN") == Target("qianfan")
+    assert parse_target("local") == JobTarget("local") and parse_target("QIANFAN") == JobTarget("qianfan")
     assert parse_target(None) is None
     monkeypatch.setenv("QFNB_TARGET", "ray://localhost:9000")
     where = parse_target(None)
@@ -116,7 +116,7 @@ def test_targets_by_name_and_from_the_environment(monkeypatch: pytest.MonkeyPatc
 
 def test_qianfan_without_credentials_is_refused_before_anything_is_sent() -> None:
     with pytest.raises(ValidationError, match=r"'qianfan' .* no Qianfan credentials"):
-        check_platform(Target("qianfan"), _embedded())
+        check_platform(JobTarget("qianfan"), _embedded())
 
 
 def _embedded() -> Any:
@@ -132,9 +132,9 @@ def test_an_unreachable_head_and_an_old_ray_are_refused_by_name() -> None:
     with pytest.raises(ValidationError, match=r"target.*no Ray head answers at ray://127.0.0.1:9"):
         BatchJob.submit(_prompts(2), model=MODEL, target="ray://127.0.0.1:9")
     with pytest.raises(ValidationError, match=r"runs Ray 2.5.0; qfnb speaks Ray 2.x from 2.9"):
-        batch_ray.check_version(Target("ray", "h", 1), "2.5.0")
+        batch_ray.check_version(JobTarget("ray", "h", 1), "2.5.0")
     with pytest.raises(ValidationError, match=r"runs Ray 3.0.0"):
-        batch_ray.check_version(Target("ray", "h", 1), "3.0.0")
+        batch_ray.check_version(JobTarget("ray", "h", 1), "3.0.0")
 
 
 def test_a_just_started_head_without_its_job_agent_is_waited_for(jobs: FakeJobs,

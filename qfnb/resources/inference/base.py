@@ -29,8 +29,7 @@ from qfnb.protocol.model_names import V2_DEFAULT_MODELS
 from qfnb.protocol.version import REQUEST_SOURCE
 
 from ..batch_job import submit_durable
-from ..targets import Target as JobTarget
-from ..targets import check_platform, parse_target
+from ..targets import JobTarget, check_platform, parse_target
 from . import batch as _batch
 from . import batching
 from .packing import Pack
