@@ -35,7 +35,7 @@ from . import batching
 from .packing import Pack
 from .params import LOCAL_KWARGS, RETRY_KWARGS, InferenceCall
 from .targets import QfLLMInfo, Target, class_or_instance_method, model_info, resolve_target, service_names, v2_model_id
-from .v2_shapes import V2_ROUTES
+from .v2_shapes import V2_ROUTES, chat_row
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.protocol.answer import AnswerModel
@@ -384,8 +384,8 @@ class BaseInference(Generic[C, A, K]):
         where = self._batch_target(target)
         inputs = self._named_inputs(inputs, common)
         items = self._batch_items(inputs, body_list, common)
-        if durable or (where is not None and where.on_ray):
-            return await submit_durable(self, items, common, where)
+        if durable or (where is not None and where.on_ray):  # rows in the OpenAI chat shape a batch job reads
+            return await submit_durable(self, (chat_row(i) for i in items), common, where)
         return await self._run_batch(batching.acollect, items, inputs if inputs is not None else body_list, common,
                                      worker_num=worker_num, output_file=output_file, progress=progress,
                                      retry_budget=retry_budget)
@@ -442,8 +442,8 @@ class BaseInference(Generic[C, A, K]):
         inputs = self._named_inputs(inputs, common)
         given_format = common.get("response_format")  # as given: a pydantic class answers instances
         items = self._batch_items(inputs, body_list, common)
-        if durable or (where is not None and where.on_ray):
-            return sync.run(submit_durable(self, items, common, where))
+        if durable or (where is not None and where.on_ray):  # rows in the OpenAI chat shape a batch job reads
+            return sync.run(submit_durable(self, (chat_row(i) for i in items), common, where))
         future = self._run_batch(batching.submit, items, inputs if inputs is not None else body_list, common,
                                  worker_num=worker_num, output_file=output_file, progress=progress,
                                  retry_budget=retry_budget)

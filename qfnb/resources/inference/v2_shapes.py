@@ -13,8 +13,8 @@ from typing import Any
 
 from .params import LOCAL_KWARGS
 
-__all__ = ["V2_ROUTES", "chat_answer", "chat_body", "chat_chunk", "embedding_body", "image_answer", "image_body",
-           "rerank_body"]
+__all__ = ["V2_ROUTES", "chat_answer", "chat_body", "chat_chunk", "chat_row", "embedding_body", "image_answer",
+           "image_body", "rerank_body"]
 
 #: the v2 route of each API type (the path below the host)
 V2_ROUTES = {
@@ -34,7 +34,13 @@ _V1_ONLY = LOCAL_KWARGS | {"extra_parameters"}
 def chat_body(fields: Mapping[str, Any], model: str, stream: bool) -> dict[str, Any]:
     """A v2 chat body from a v1 call's fields: ``system=`` becomes the first message,
     ``max_output_tokens`` is ``max_completion_tokens``, ``user_id`` is ``user``."""
-    body: dict[str, Any] = {"model": model}
+    return {"model": model, **chat_row(fields), "stream": stream}
+
+
+def chat_row(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A v1 call's fields as an OpenAI-style chat request (a batch job's row): :func:`chat_body`
+    without its model and stream flag."""
+    body: dict[str, Any] = {}
     for key, value in fields.items():
         if value is None or key in _V1_ONLY or key == "system":
             continue
@@ -44,7 +50,6 @@ def chat_body(fields: Mapping[str, Any], model: str, stream: bool) -> dict[str, 
     if system:
         messages = [{"role": "system", "content": system}, *messages]
     body["messages"] = messages
-    body["stream"] = stream
     return body
 
 
