@@ -77,7 +77,7 @@ class _Relax:
         if "anyOf" in s or "oneOf" in s:
             key = "anyOf" if "anyOf" in s else "oneOf"
             self._drop_beside(s, at, key)
-            if key == "oneOf" or "oneOf" in s and "anyOf" in s:
+            if key == "oneOf" or ("oneOf" in s and "anyOf" in s):
                 self.drop(at, "oneOf")  # written as anyOf: "exactly one" is the answer's check
             return {**notes, "anyOf": [self.node(a, f"{at}/{key}/{i}") for i, a in enumerate(s[key])]}
         kind = s.get("type")
@@ -160,8 +160,10 @@ class _Relax:
     def _bounds(self, s: dict[str, Any], at: str, keep: dict[str, Any], kind: str) -> None:
         """The tighter lower and upper bound, each as one keyword (integers: whole ``minimum`` and
         ``maximum``); a bound past :data:`MAX_SCHEMA_BOUND` is left to the answer's check."""
-        lows = [(v, k != "minimum") for k in ("minimum", "exclusiveMinimum") if _fits(v := s.get(k))]
-        highs = [(v, k != "maximum") for k in ("maximum", "exclusiveMaximum") if _fits(v := s.get(k))]
+        lows: list[tuple[float, bool]] = [(s[k], k != "minimum") for k in ("minimum", "exclusiveMinimum")
+                                          if _fits(s.get(k))]
+        highs: list[tuple[float, bool]] = [(s[k], k != "maximum") for k in ("maximum", "exclusiveMaximum")
+                                           if _fits(s.get(k))]
         low = max(lows, key=lambda b: (b[0], b[1])) if lows else None
         high = min(highs, key=lambda b: (b[0], not b[1])) if highs else None
         if kind == "integer":
@@ -179,7 +181,7 @@ class _Relax:
         """allOf of objects with distinct properties is merged (as the converter does); any other is
         left to the answer's check."""
         parts = [_target(self.root, p) for p in s["allOf"]]
-        names = [set((p.get("properties") or {})) for p in parts]
+        names = [set(p.get("properties") or {}) for p in parts]
         merged = all(p.get("type", "object") == "object" and isinstance(p.get("properties"), dict)
                      and not {"anyOf", "oneOf", "enum", "const"} & set(p) for p in parts) \
             and sum(map(len, names)) == len(set().union(*names))

@@ -206,15 +206,15 @@ def pattern_hazard(pattern: str) -> str | None:
         parsed = _sre.parse(pattern)
     except (re.error, OverflowError, RecursionError) as exc:
         return f"it is not a regular expression Python's re reads ({exc})"
-    return _hazard(list(parsed), 1, pattern)
+    return _hazard(list(parsed), 1)
 
 
-def _hazard(items: list[Any], product: int, pattern: str) -> str | None:
+def _hazard(items: list[Any], product: int) -> str | None:
     for op, av in items:
         if op in _REPEATS:
             low, high, body = av
             bound = high if high != _sre.MAXREPEAT else max(low, 1)
-            if high != _sre.MAXREPEAT and high > MAX_SCHEMA_REPEAT or low > MAX_SCHEMA_REPEAT:
+            if (high != _sre.MAXREPEAT and high > MAX_SCHEMA_REPEAT) or low > MAX_SCHEMA_REPEAT:
                 return f"a quantifier repeats up to {max(low, high):,} times; it is capped at " \
                        f"{MAX_SCHEMA_REPEAT:,} (MAX_SCHEMA_REPEAT)"
             if (high == _sre.MAXREPEAT or high > 1) and _nullable(list(body)):
@@ -225,9 +225,9 @@ def _hazard(items: list[Any], product: int, pattern: str) -> str | None:
             if product * bound > MAX_PATTERN_REPEAT_PRODUCT:
                 return (f"its nested quantifiers repeat {product * bound:,} times in all (the product of their "
                         f"bounds); it is capped at {MAX_PATTERN_REPEAT_PRODUCT:,} (MAX_PATTERN_REPEAT_PRODUCT)")
-            problem = _hazard(list(body), product * bound, pattern)
+            problem = _hazard(list(body), product * bound)
         else:
-            problem = next((p for sub in _children(op, av) if (p := _hazard(list(sub), product, pattern))), None)
+            problem = next((p for sub in _children(op, av) if (p := _hazard(list(sub), product))), None)
         if problem:
             return problem
     return None
@@ -250,19 +250,16 @@ def _children(op: Any, av: Any) -> list[Any]:
 
 def _nullable(items: list[Any]) -> bool:
     """Whether a parsed (sub-)pattern can match the empty string."""
-    for op, av in items:
-        if op in _REPEATS:
-            if av[0] > 0 and not _nullable(list(av[2])):
-                return False
-        elif op is _sre.BRANCH:
-            if not any(_nullable(list(p)) for p in av[1]):
-                return False
-        elif op is _sre.SUBPATTERN or op is _sre.ATOMIC_GROUP:
-            if not _nullable(list(av[3] if op is _sre.SUBPATTERN else av)):
-                return False
-        elif op is _sre.GROUPREF_EXISTS:
-            if not any(p is None or _nullable(list(p)) for p in av[1:]):
-                return False
-        elif op not in (_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT, _sre.GROUPREF):
-            return False  # a character, a class, '.'
-    return True
+    return all(_item_nullable(op, av) for op, av in items)
+
+
+def _item_nullable(op: Any, av: Any) -> bool:
+    if op in _REPEATS:
+        return bool(av[0] == 0 or _nullable(list(av[2])))
+    if op is _sre.BRANCH:
+        return any(_nullable(list(p)) for p in av[1])
+    if op is _sre.SUBPATTERN or op is _sre.ATOMIC_GROUP:
+        return _nullable(list(av[3] if op is _sre.SUBPATTERN else av))
+    if op is _sre.GROUPREF_EXISTS:
+        return any(p is None or _nullable(list(p)) for p in av[1:])
+    return op in (_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT, _sre.GROUPREF)  # else a character, a class, '.'

@@ -141,23 +141,27 @@ def _check_ref(root: dict[str, Any], ref: Any, at: str) -> None:
 def _check_ref_cycles(root: dict[str, Any], where: str) -> None:
     """No ``$ref`` leads back to itself through ``$ref`` s, ``allOf``/``anyOf``/``oneOf`` alone
     (before any object or array opens): its grammar rule would refer to itself before writing."""
-    def heads(s: Any) -> Iterator[str]:
-        if isinstance(s, dict):
-            if isinstance(s.get("$ref"), str):
-                yield s["$ref"]
-            for key in ("allOf", "anyOf", "oneOf"):
-                for sub in s.get(key) or () if isinstance(s.get(key), list) else ():
-                    yield from heads(sub)
-
     for node, at, _ in _nodes(root, where, 0):
         if not isinstance(node.get("$ref"), str):
             continue
         seen, todo = {node["$ref"]}, [node["$ref"]]
         while todo:
-            for nxt in heads(resolve(root, todo.pop())):
+            for nxt in _heads(resolve(root, todo.pop())):
                 if nxt == node["$ref"]:
                     raise refuse(f"{at}.$ref", f"{nxt!r} refers back to itself before any object or array opens "
                                  "(a $ref cycle): no answer can be written")
                 if nxt not in seen:
                     seen.add(nxt)
                     todo.append(nxt)
+
+
+def _heads(s: Any) -> Iterator[str]:
+    """The ``$ref`` s a node leads to before writing anything (its own, and its alternatives')."""
+    if not isinstance(s, dict):
+        return
+    if isinstance(s.get("$ref"), str):
+        yield s["$ref"]
+    for key in ("allOf", "anyOf", "oneOf"):
+        if isinstance(s.get(key), list):
+            for sub in s[key]:
+                yield from _heads(sub)

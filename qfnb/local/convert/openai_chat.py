@@ -15,8 +15,8 @@ from qfnb.local.convert.answer import Answer, Tally, answered, total_usage
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling, TextAsk, ToolChoice
 from qfnb.local.engines.base import Delta
-from qfnb.protocol.openai_requests import OpenAIChatRequest, OpenAICompletionRequest
 from qfnb.protocol.limits import SCHEMA_RESAMPLES
+from qfnb.protocol.openai_requests import OpenAIChatRequest, OpenAICompletionRequest
 from qfnb.protocol.openai_wire import text_messages
 from qfnb.protocol.sse import DONE, encode_event
 from qfnb.protocol.tools import check_response_format

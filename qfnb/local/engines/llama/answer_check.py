@@ -50,7 +50,7 @@ def text_miss(text: str, schema: Mapping[str, Any]) -> str | None:
     try:
         value = json.loads(text)
     except ValueError as exc:
-        return f"the answer is not JSON ({exc.msg})"
+        return f"the answer is not JSON ({exc})"
     return schema_miss(value, schema)
 
 
@@ -59,7 +59,7 @@ def calls_miss(deltas: list[Delta], schemas: Mapping[str, Any]) -> str | None:
     for delta in deltas:
         for call in delta.tool_calls or ():
             fn = call.get("function") or {}
-            schema = schemas.get(fn.get("name"))
+            schema = schemas.get(str(fn.get("name")))
             if schema is not None:
                 miss = text_miss(fn.get("arguments") or "", schema)
                 if miss:

@@ -18,8 +18,6 @@ import re._parser as _p
 from decimal import Decimal
 from typing import Any
 
-from qfnb.local.engines.llama.grammar import FORMAT_PATTERNS
-
 __all__ = ["Unwritable", "decimal_range", "schema_grammar"]
 
 #: digits a written number may have after its point
@@ -44,7 +42,8 @@ class Unwritable(ValueError):
 
 
 def schema_grammar(schema: dict[str, Any]) -> str:
-    """The GBNF text of ``schema`` (an enforced part: the keywords :mod:`.schema_enforced` keeps)."""
+    """The GBNF text of ``schema``: an enforced part (the keywords :mod:`qfnb.protocol.schema_enforced`
+    keeps) as :func:`.grammar.engine_schema` writes it (calendar formats as their patterns)."""
     return _Writer(schema).text()
 
 
@@ -94,26 +93,27 @@ class _Writer:
         if "const" in s or "enum" in s:
             values = [s["const"]] if "const" in s else s["enum"]
             return "(" + " | ".join(literal(json.dumps(v, ensure_ascii=False)) for v in values) + ") space"
-        kind = s.get("type")
-        if kind == "object" or "properties" in s:
-            return self.obj(s)
-        if kind == "array" or "items" in s or "prefixItems" in s:
-            return self.arr(s)
-        if kind == "string":
-            return self.string(s)
+        kind = s.get("type") or ("object" if "properties" in s else
+                                 "array" if "items" in s or "prefixItems" in s else None)
         if kind in ("integer", "number"):
-            bounds = {k: s[k] for k in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum") if k in s}
-            if not bounds:
-                return str(kind)
-            low = next(((Decimal(repr(s[k])), k != "minimum") for k in ("minimum", "exclusiveMinimum") if k in s), None)
-            high = next(((Decimal(repr(s[k])), k != "maximum") for k in ("maximum", "exclusiveMaximum") if k in s), None)
-            body = decimal_range(low, high, fraction=kind == "number")
-            return "(" + self.rule(body, f"{kind}-range") + ") space"
+            return self.number(s, str(kind))
         if kind in ("boolean", "null"):
             return str(kind)
         if kind is None:
             return "value"
-        raise Unwritable(f"type {kind!r}")
+        writer = {"object": self.obj, "array": self.arr, "string": self.string}.get(str(kind))
+        if writer is None:
+            raise Unwritable(f"type {kind!r}")
+        return writer(s)
+
+    def number(self, s: dict[str, Any], kind: str) -> str:
+        def bound(keys: tuple[str, str]) -> Bound | None:
+            return next(((Decimal(repr(s[k])), k != keys[0]) for k in keys if k in s), None)
+
+        low, high = bound(("minimum", "exclusiveMinimum")), bound(("maximum", "exclusiveMaximum"))
+        if low is None and high is None:
+            return kind
+        return "(" + self.rule(decimal_range(low, high, fraction=kind == "number"), f"{kind}-range") + ") space"
 
     def ref(self, ref: str) -> str:
         if ref not in self.refs:
@@ -132,7 +132,7 @@ class _Writer:
                   name in required) for name, sub in props.items()]
         extra = s.get("additionalProperties")
         extra_pair = None
-        if extra is True or isinstance(extra, dict) and extra:
+        if extra is True or (isinstance(extra, dict) and extra):
             extra_pair = 'string ":" space ' + (self.value(extra) if isinstance(extra, dict) else "value")
 
         def tail(i: int, first: bool) -> str:
@@ -167,12 +167,11 @@ class _Writer:
         return f'"[" space ({body}){"?" if lo == 0 else ""} "]" space'
 
     def string(self, s: dict[str, Any]) -> str:
-        if s.get("format") in FORMAT_PATTERNS and "pattern" not in s:
-            s = {**s, "pattern": FORMAT_PATTERNS[s["format"]]}
         if "pattern" in s:
             return '"\\"" (' + self.rule(pattern_body(s["pattern"]), "pattern") + ') "\\"" space'
         if s.get("format") == "uuid":
-            hexes = " ".join(f'[0-9a-fA-F]{{{n}}}' + (' "-"' if i < 4 else "") for i, n in enumerate((8, 4, 4, 4, 12)))
+            hexes = " ".join(f'[0-9a-fA-F]{{{n}}}' + (' "-"' if i < 4 else "")
+                             for i, n in enumerate((8, 4, 4, 4, 12)))
             return f'"\\"" {hexes} "\\"" space'
         lo, hi = s.get("minLength"), s.get("maxLength")
         if lo is None and hi is None:
@@ -314,15 +313,11 @@ def _fraction(low: tuple[str, bool] | None, high: tuple[str, bool] | None,
         low = None
     if high is not None and high == ("", True):
         return None, False  # below 0.000...: nothing
-    empty = low is None
     if room == 0:
-        return None, empty
-    if low is None and high is None:
-        return f"[0-9]{{1,{room}}}", True
-    if low is None and high == ("", False):
-        return f'"0"{{1,{room}}}', True
-    if low == ("", True) and high is None:
-        return f'"0"{{0,{room - 1}}} [1-9] [0-9]{{0,{room - 1}}}', False
+        return None, low is None
+    base = _fraction_base(low, high, room)
+    if base is not None:
+        return base
     lo_d = int(low[0][0]) if low is not None and low[0] else 0
     hi_d = int(high[0][0]) if high is not None and high[0] else (0 if high is not None else 9)
     alts = []
@@ -338,7 +333,19 @@ def _fraction(low: tuple[str, bool] | None, high: tuple[str, bool] | None,
     if hi_d - lo_d >= 2:
         span = f"[{lo_d + 1}-{hi_d - 1}]" if hi_d - lo_d > 2 else f'"{lo_d + 1}"'
         alts.append(f"{span} [0-9]{{0,{room - 1}}}")
-    return ("(" + " | ".join(alts) + ")" if alts else None), empty
+    return ("(" + " | ".join(alts) + ")" if alts else None), low is None
+
+
+def _fraction_base(low: tuple[str, bool] | None, high: tuple[str, bool] | None,
+                   room: int) -> tuple[str | None, bool] | None:
+    """:func:`_fraction` where no bound has digits left (None: a bound has)."""
+    if low is None and high is None:
+        return f"[0-9]{{1,{room}}}", True
+    if low is None and high == ("", False):
+        return f'"0"{{1,{room}}}', True
+    if low == ("", True) and high is None:
+        return f'"0"{{0,{room - 1}}} [1-9] [0-9]{{0,{room - 1}}}', False
+    return None
 
 
 def _uint(low: int, high: int | None) -> str:
