@@ -58,8 +58,8 @@ MAX_SCHEMA_BYTES = 64 * 1024
 MAX_SCHEMA_ENUM_VALUES = 1000
 #: nesting of subschemas (properties, items, anyOf, $ref, ...)
 MAX_SCHEMA_DEPTH = 32
-#: ``minLength``/``maxLength``/``minItems``/``maxItems`` and a pattern's ``{m,n}``: the grammar repeats
-#: its rule that many times
+#: a pattern's ``{m,n}`` (refused past it) and ``minLength``/``maxLength``/``minItems``/``maxItems``
+#: (left to the answer's check past it): the grammar repeats its rule that many times
 MAX_SCHEMA_REPEAT = 1000
 #: the product of a pattern's nested repetition bounds (``((ab){10}){100}``: 1,000): the grammar
 #: follows that many ways through the pattern at once

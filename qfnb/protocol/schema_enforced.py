@@ -49,12 +49,7 @@ def enforced_part(schema: dict[str, Any]) -> Enforced:
     """``schema`` (already accepted by :func:`.schemas.check_schema`) as the engine's grammar can
     enforce it exactly, with what was taken out."""
     out = Enforced({})
-    walk = _Relax(schema, out)
-    body = walk.node(schema, "#")
-    for key in ("$defs", "definitions"):
-        if isinstance(schema.get(key), dict):
-            body[key] = {name: walk.node(sub, f"#/{key}/{name}") for name, sub in schema[key].items()}
-    out.schema = body
+    out.schema = _Relax(schema, out).node(schema, "#")
     return out
 
 
@@ -66,6 +61,14 @@ class _Relax:
         self.out.dropped.append(f"{at}/{key}")
 
     def node(self, s: Any, at: str) -> dict[str, Any]:
+        """``s`` relaxed, with its definitions (wherever they sit: a ``$ref`` may point at them)."""
+        body = self._node(s, at)
+        for key in ("$defs", "definitions"):
+            if isinstance(s, dict) and isinstance(s.get(key), dict):
+                body[key] = {name: self.node(sub, f"{at}/{key}/{name}") for name, sub in s[key].items()}
+        return body
+
+    def _node(self, s: Any, at: str) -> dict[str, Any]:
         if isinstance(s, bool):
             if not s:
                 self.drop(at, "false")

@@ -173,3 +173,18 @@ def test_a_final_miss_names_the_keyword_on_the_last_delta() -> None:
     assert len(seen) == answer_check.RESAMPLES + 1
     assert deltas[-1].schema_miss is not None and deltas[-1].schema_miss.startswith("multipleOf at n")
     assert all(d.schema_miss is None for d in deltas[:-1])
+
+
+def test_a_forced_calls_nested_model_keeps_its_definitions_and_bounds() -> None:
+    from qfnb.local.engines.llama.tool_calls import call_schema
+
+    params = {"type": "object", "properties": {"inner": {"$ref": "#/$defs/Inner"}}, "required": ["inner"],
+              "$defs": {"Inner": {"type": "object", "properties": {"score": {"type": "number", "minimum": 0,
+                                                                             "maximum": 10}},
+                                  "required": ["score"]}}}
+    text = grammar.engine_fields(call_schema([{"type": "function", "function": {"name": "f",
+                                                                                "parameters": params}}]))["grammar"]
+    rules = dict(line.split(" ::= ", 1) for line in text.splitlines())
+    assert '"\\"score\\""' in rules["ref-0"] and "ref-0" in rules["root"]
+    regex = as_regex(next(body for name, body in rules.items() if name.startswith("number-range")))
+    assert regex.fullmatch("9.75") and regex.fullmatch("10") and not regex.fullmatch("10.5")
