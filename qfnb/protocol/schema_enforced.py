@@ -101,7 +101,8 @@ class _Relax:
         keep: dict[str, Any] = {"type": s["type"]} if "type" in s else {}
         if kind == "object":
             props = s.get("properties") or {}
-            keep["properties"] = {name: self.node(sub, f"{at}/properties/{name}") for name, sub in props.items()}
+            if "properties" in s:  # without it, and without additionalProperties, the converter writes any object
+                keep["properties"] = {name: self.node(sub, f"{at}/properties/{name}") for name, sub in props.items()}
             required = [r for r in s.get("required") or () if r in props]
             if len(required) < len(s.get("required") or ()):
                 self.drop(at, "required")
@@ -120,9 +121,9 @@ class _Relax:
         elif kind in ("integer", "number"):
             self._bounds(s, at, keep, kind)
             keep_bounds = [k for k in _BOUNDS if _fits(s.get(k))]  # folded into one bound a side
-            self._drop_beside(s, at, *keep, *keep_bounds, "type")
+            self._drop_beside(s, at, *keep, *keep_bounds, *_not_for(kind, s), "type")
             return keep
-        self._drop_beside(s, at, *keep, "type")
+        self._drop_beside(s, at, *keep, *_not_for(kind, s), "type")
         return keep
 
     def _array(self, s: dict[str, Any], at: str, keep: dict[str, Any]) -> None:
@@ -203,6 +204,22 @@ class _Relax:
         for key in s:
             if key not in kept and key not in keep and key not in _NOTES:
                 self.drop(at, key)
+
+
+#: the keywords that constrain one JSON type only (any other node kind ignores them)
+_APPLIES = {**dict.fromkeys(("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"),
+                            ("integer", "number")),
+            **dict.fromkeys(("minLength", "maxLength", "pattern", "format", "contentSchema"), ("string",)),
+            **dict.fromkeys(("items", "prefixItems", "minItems", "maxItems", "uniqueItems", "contains", "minContains",
+                             "maxContains", "unevaluatedItems"), ("array",)),
+            **dict.fromkeys(("properties", "required", "additionalProperties", "patternProperties", "minProperties",
+                             "maxProperties", "propertyNames", "dependentRequired", "dependentSchemas",
+                             "unevaluatedProperties"), ("object",))}
+
+
+def _not_for(kind: str, s: dict[str, Any]) -> list[str]:
+    """The keywords of ``s`` that say nothing about a value of ``kind`` (nothing to drop)."""
+    return [k for k in s if k in _APPLIES and kind not in _APPLIES[k]]
 
 
 def _all_typed(values: list[Any], kind: str) -> bool:

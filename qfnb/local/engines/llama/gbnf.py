@@ -126,6 +126,8 @@ class _Writer:
         return self.refs[ref]
 
     def obj(self, s: dict[str, Any]) -> str:
+        if "properties" not in s and "additionalProperties" not in s:
+            return "object"  # any object, as the converter writes it
         props: dict[str, Any] = s.get("properties") or {}
         required = set(s.get("required") or ())
         pairs = [(literal(json.dumps(name, ensure_ascii=False)) + ' space ":" space ' + self.value(sub),
