@@ -99,32 +99,34 @@ class _Relax:
         if kind == "allOf":
             return self._all_of(s, at)
         keep: dict[str, Any] = {"type": s["type"]} if "type" in s else {}
+        consumed: list[str] = []
         if kind == "object":
-            props = s.get("properties") or {}
-            if "properties" in s:  # without it, and without additionalProperties, the converter writes any object
-                keep["properties"] = {name: self.node(sub, f"{at}/properties/{name}") for name, sub in props.items()}
-            required = [r for r in s.get("required") or () if r in props]
-            if len(required) < len(s.get("required") or ()):
-                self.drop(at, "required")
-            if required:
-                keep["required"] = list(dict.fromkeys(required))
-            extra = s.get("additionalProperties")
-            if isinstance(extra, bool):
-                keep["additionalProperties"] = extra
-            elif isinstance(extra, dict):
-                keep["additionalProperties"] = self.node(extra, f"{at}/additionalProperties")
-            keep.setdefault("type", "object")
+            self._object(s, at, keep)
         elif kind == "array":
             self._array(s, at, keep)
         elif kind == "string":
             self._string(s, at, keep)
         elif kind in ("integer", "number"):
             self._bounds(s, at, keep, kind)
-            keep_bounds = [k for k in _BOUNDS if _fits(s.get(k))]  # folded into one bound a side
-            self._drop_beside(s, at, *keep, *keep_bounds, *_not_for(kind, s), "type")
-            return keep
-        self._drop_beside(s, at, *keep, *_not_for(kind, s), "type")
+            consumed = [k for k in _BOUNDS if _fits(s.get(k))]  # folded into one bound a side
+        self._drop_beside(s, at, *keep, *consumed, *_not_for(kind, s), "type")
         return keep
+
+    def _object(self, s: dict[str, Any], at: str, keep: dict[str, Any]) -> None:
+        props = s.get("properties") or {}
+        if "properties" in s:  # without it, and without additionalProperties, the converter writes any object
+            keep["properties"] = {name: self.node(sub, f"{at}/properties/{name}") for name, sub in props.items()}
+        required = [r for r in s.get("required") or () if r in props]
+        if len(required) < len(s.get("required") or ()):
+            self.drop(at, "required")
+        if required:
+            keep["required"] = list(dict.fromkeys(required))
+        extra = s.get("additionalProperties")
+        if isinstance(extra, bool):
+            keep["additionalProperties"] = extra
+        elif isinstance(extra, dict):
+            keep["additionalProperties"] = self.node(extra, f"{at}/additionalProperties")
+        keep.setdefault("type", "object")
 
     def _array(self, s: dict[str, Any], at: str, keep: dict[str, Any]) -> None:
         lo, hi = _count(s, "minItems"), _count(s, "maxItems")
