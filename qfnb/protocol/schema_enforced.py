@@ -21,6 +21,7 @@ from typing import Any
 from .limits import MAX_SCHEMA_BOUND, MAX_SCHEMA_REPEAT
 from .schema_kinds import ENFORCED_FORMATS, TYPES, node_kind
 from .schema_patterns import pattern_problem
+from .schemas import resolve
 
 __all__ = ["Enforced", "enforced_part"]
 
@@ -245,8 +246,6 @@ def _fits(value: Any) -> bool:
 
 def _target(root: dict[str, Any], s: Any) -> dict[str, Any]:
     """``s`` with its ``$ref`` s followed (a pointer inside ``root``)."""
-    from .schemas import resolve
-
     for _ in range(32):
         if not (isinstance(s, dict) and isinstance(s.get("$ref"), str)):
             break

@@ -18,6 +18,8 @@ import re._parser as _p
 from decimal import Decimal
 from typing import Any
 
+from qfnb.protocol.schemas import resolve
+
 __all__ = ["Unwritable", "decimal_range", "schema_grammar"]
 
 #: digits a written number may have after its point
@@ -117,8 +119,6 @@ class _Writer:
 
     def ref(self, ref: str) -> str:
         if ref not in self.refs:
-            from qfnb.protocol.schemas import resolve
-
             name = f"ref-{len(self.refs)}"
             self.refs[ref] = name
             self.rules[name] = "value"  # a placeholder while the target is written (recursion)

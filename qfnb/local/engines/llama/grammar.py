@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from qfnb.local.engines.llama import gbnf
 from qfnb.protocol.schema_enforced import enforced_part
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,6 @@ def engine_fields(schema: dict[str, Any]) -> dict[str, Any]:
     (:mod:`qfnb.protocol.schema_enforced`) as ``json_schema`` for llama.cpp's converter, or, where
     that part bounds a number (which the converter drops), as a ``grammar`` of our own
     (:mod:`.gbnf`)."""
-    from qfnb.local.engines.llama import gbnf
-
     part = enforced_part(schema)
     sent = engine_schema(part.schema)
     if part.number_bounds:
@@ -59,8 +58,6 @@ def engine_fields(schema: dict[str, Any]) -> dict[str, Any]:
 
 def grammar_is_exact(schema: dict[str, Any]) -> bool:
     """Whether the grammar :func:`engine_fields` sends enforces all of ``schema``."""
-    from qfnb.local.engines.llama import gbnf
-
     part = enforced_part(schema)
     if part.number_bounds:
         try:
