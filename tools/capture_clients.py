@@ -139,15 +139,26 @@ def drive_anthropic(url: str) -> None:
 def drive_instructor(url: str) -> None:
     import instructor
     import openai
-    from pydantic import BaseModel
+    from pydantic import BaseModel, Field
 
     class Person(BaseModel):
         name: str
         age: int
 
-    client = instructor.from_openai(openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0))
-    client.chat.completions.create(model=MODEL, response_model=Person,
-                                   messages=[{"role": "user", "content": "Ada is 36."}])
+    class Sentiment(BaseModel):  # pydantic writes minimum/maximum for ge/le: bounds on a number
+        label: str
+        confidence: float = Field(ge=0, le=1)
+
+    calls = [(instructor.Mode.TOOLS, Person, "Ada is 36.", 3)]  # its default retries: 4 requests
+    calls += [(mode, Sentiment, "I love this phone!", 0) for mode in (instructor.Mode.JSON_SCHEMA,
+                                                                       instructor.Mode.TOOLS)]
+    for mode, model, text, retries in calls:
+        client = instructor.from_openai(openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0), mode=mode)
+        try:  # the canned reply is neither model's: instructor stops after sending its requests
+            client.chat.completions.create(model=MODEL, response_model=model, max_retries=retries,
+                                           messages=[{"role": "user", "content": text}])
+        except Exception as exc:
+            log.info("instructor %s: %s", mode.value, type(exc).__name__)
 
 
 def drive_litellm(url: str) -> None:

@@ -58,11 +58,17 @@ MAX_SCHEMA_BYTES = 64 * 1024
 MAX_SCHEMA_ENUM_VALUES = 1000
 #: nesting of subschemas (properties, items, anyOf, $ref, ...)
 MAX_SCHEMA_DEPTH = 32
-#: ``minLength``/``maxLength``/``minItems``/``maxItems`` and a pattern's ``{m,n}``: the grammar repeats
-#: its rule that many times
+#: a pattern's ``{m,n}`` (refused past it) and ``minLength``/``maxLength``/``minItems``/``maxItems``
+#: (left to the answer's check past it): the grammar repeats its rule that many times
 MAX_SCHEMA_REPEAT = 1000
-#: an integer bound (``minimum``...): the grammar writes integers of at most 16 digits
+#: the product of a pattern's nested repetition bounds (``((ab){10}){100}``: 1,000): the grammar
+#: follows that many ways through the pattern at once
+MAX_PATTERN_REPEAT_PRODUCT = 1000
+#: a number bound (``minimum``...) the grammar writes; one past it is checked on the answer instead
 MAX_SCHEMA_BOUND = 2**53
+#: how many times an answer that misses the part of its JSON schema the grammar does not enforce is
+#: written again (checked with jsonschema; 3 answers at most in all)
+SCHEMA_RESAMPLES = 2
 #: tools offered in one request (OpenAI's documented maximum)
 MAX_TOOLS = 128
 

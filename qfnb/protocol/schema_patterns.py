@@ -1,15 +1,26 @@
-"""JSON-schema ``pattern``s the engine's grammar enforces exactly: :func:`pattern_problem` says why
-one is not (llama.cpp's schema-to-grammar converter takes a subset of regex syntax and quietly
-replaces the rest with "any string"). Pure; :mod:`.schemas` applies it to every ``pattern``."""
+"""JSON-schema ``pattern``s: :func:`pattern_hazard` says why one is unsafe for the engine's grammar
+(refused by :mod:`.schemas`), :func:`pattern_problem` why the grammar cannot enforce one exactly
+(llama.cpp's schema-to-grammar converter takes a subset of regex syntax and quietly replaces the
+rest with "any string"; such a pattern is left to the answer's check). Pure."""
 
 from __future__ import annotations
 
 import re
+import re._constants as _sre_constants
+import re._parser as _sre_parser
 from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
 
-from .limits import MAX_SCHEMA_REPEAT
+from .limits import MAX_PATTERN_REPEAT_PRODUCT, MAX_SCHEMA_REPEAT
 
-__all__ = ["pattern_problem"]
+__all__ = ["pattern_hazard", "pattern_problem"]
+
+#: Python's regex parser and its node kinds, read as one namespace
+_sre = SimpleNamespace(parse=_sre_parser.parse, **{k: getattr(_sre_constants, k) for k in (
+    "MAXREPEAT", "MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT", "SUBPATTERN", "BRANCH", "ASSERT", "ASSERT_NOT",
+    "ATOMIC_GROUP", "GROUPREF_EXISTS", "AT", "GROUPREF")})
+_REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT)
 
 #: the escapes the grammar takes, in and out of a character class (llama.cpp's ``gbnf_escape_length``)
 _GRAMMAR_ESCAPE = re.compile(r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[trn\\\"\[\]-])")
@@ -182,3 +193,73 @@ def _class_char(inner: str, i: int) -> tuple[int, int]:
         assert m is not None  # checked by _tokens
         return ord(_char(m.group())), m.end()
     return ord(inner[i]), i + 1
+
+
+def pattern_hazard(pattern: str) -> str | None:
+    """Why ``pattern`` would make the engine's grammar explore exponentially many paths (None when
+    it would not), read from Python's own parse of it (``re._parser``): a quantified group that can
+    match the empty string inside another quantifier (``([a-z]{0,40}){0,40}``: each empty turn is a
+    new way through), a quantifier past :data:`MAX_SCHEMA_REPEAT`, or nested quantifiers whose
+    bounds multiply past :data:`MAX_PATTERN_REPEAT_PRODUCT`. A pattern Python cannot read is named
+    too (the answer is checked with it)."""
+    try:
+        parsed = _sre.parse(pattern)
+    except (re.error, OverflowError, RecursionError) as exc:
+        return f"it is not a regular expression Python's re reads ({exc})"
+    return _hazard(list(parsed), 1)
+
+
+def _hazard(items: list[Any], product: int) -> str | None:
+    for op, av in items:
+        if op in _REPEATS:
+            low, high, body = av
+            bound = high if high != _sre.MAXREPEAT else max(low, 1)
+            if (high != _sre.MAXREPEAT and high > MAX_SCHEMA_REPEAT) or low > MAX_SCHEMA_REPEAT:
+                return f"a quantifier repeats up to {max(low, high):,} times; it is capped at " \
+                       f"{MAX_SCHEMA_REPEAT:,} (MAX_SCHEMA_REPEAT)"
+            if (high == _sre.MAXREPEAT or high > 1) and _nullable(list(body)):
+                return ("a quantified group that can match the empty string sits inside another quantifier "
+                        "(a nested nullable quantifier, as in ([a-z]{0,40}){0,40}): the engine's grammar would "
+                        "follow exponentially many ways through it; make the inner part match at least one "
+                        "character")
+            if product * bound > MAX_PATTERN_REPEAT_PRODUCT:
+                return (f"its nested quantifiers repeat {product * bound:,} times in all (the product of their "
+                        f"bounds); it is capped at {MAX_PATTERN_REPEAT_PRODUCT:,} (MAX_PATTERN_REPEAT_PRODUCT)")
+            problem = _hazard(list(body), product * bound)
+        else:
+            problem = next((p for sub in _children(op, av) if (p := _hazard(list(sub), product))), None)
+        if problem:
+            return problem
+    return None
+
+
+def _children(op: Any, av: Any) -> list[Any]:
+    """The sub-patterns of one parsed item (groups, alternatives, lookarounds)."""
+    if op is _sre.SUBPATTERN:
+        return [av[3]]
+    if op is _sre.BRANCH:
+        return list(av[1])
+    if op in (_sre.ASSERT, _sre.ASSERT_NOT):
+        return [av[1]]
+    if op is _sre.ATOMIC_GROUP:
+        return [av]
+    if op is _sre.GROUPREF_EXISTS:
+        return [p for p in av[1:] if p is not None]
+    return []
+
+
+def _nullable(items: list[Any]) -> bool:
+    """Whether a parsed (sub-)pattern can match the empty string."""
+    return all(_item_nullable(op, av) for op, av in items)
+
+
+def _item_nullable(op: Any, av: Any) -> bool:
+    if op in _REPEATS:
+        return bool(av[0] == 0 or _nullable(list(av[2])))
+    if op is _sre.BRANCH:
+        return any(_nullable(list(p)) for p in av[1])
+    if op is _sre.SUBPATTERN or op is _sre.ATOMIC_GROUP:
+        return _nullable(list(av[3] if op is _sre.SUBPATTERN else av))
+    if op is _sre.GROUPREF_EXISTS:
+        return any(p is None or _nullable(list(p)) for p in av[1:])
+    return op in (_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT, _sre.GROUPREF)  # else a character, a class, '.'

@@ -53,3 +53,31 @@ def test_each_recorded_request_is_answered(platform: tuple[str, str], recorded: 
                       headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
     assert resp.status_code == 200, resp.text
     assert ANSWERED[recorded["path"]] in resp.json()
+
+
+def _sentiment_requests() -> list[dict[str, Any]]:
+    lines = (CORPUS / "instructor.jsonl").read_text(encoding="utf-8").splitlines()
+    return [r for r in map(json.loads, lines) if "Sentiment" in json.dumps(r["body"])]
+
+
+def test_instructors_bounded_floats_get_answers_within_their_bounds(platform: tuple[str, str]) -> None:
+    """instructor's Sentiment (``confidence: float = Field(ge=0, le=1)``) in JSON_SCHEMA and TOOLS
+    modes: pydantic writes ``minimum``/``maximum`` on a number; the answers validate and lie in bounds."""
+    import jsonschema
+
+    url, key = platform
+    recorded = _sentiment_requests()
+    assert {"response_format" in r["body"] for r in recorded} == {True, False}  # both modes were recorded
+    for r in recorded:
+        body = json.loads(json.dumps(r["body"]).replace("{model}", LOCAL_CHAT_MODEL))
+        resp = httpx.post(url + r["path"], json={**body, "temperature": 0, "max_tokens": 60}, timeout=300,
+                          headers={"Authorization": f"Bearer {key}"})
+        assert resp.status_code == 200, resp.text
+        message = resp.json()["choices"][0]["message"]
+        if "response_format" in body:
+            schema, text = body["response_format"]["json_schema"]["schema"], message["content"]
+        else:
+            schema, text = body["tools"][0]["function"]["parameters"], message["tool_calls"][0]["function"]["arguments"]
+        value = json.loads(text)
+        jsonschema.validate(value, schema)
+        assert 0 <= value["confidence"] <= 1, value

@@ -1,6 +1,7 @@
 """JSON schemas on the real engine (Qwen2.5-Coder-0.5B behind the platform, the unmodified ``openai``
-SDK): each schema is enforced (the answers validate with ``jsonschema`` and its format checker) or
-refused with a 400 naming the place and the keyword; none gets a 5xx. The default run sends a few;
+SDK): each valid schema is enforced (the answers validate with ``jsonschema`` and its format checker:
+by the grammar, or checked and resampled, a final miss answered with a ``refusal``), an unsafe one
+refused with a 400 naming the place; none gets a 5xx. The default run sends a few;
 the fuzz (``slow``) sends what hypothesis draws."""
 
 from __future__ import annotations
@@ -53,23 +54,17 @@ def _obj(**props: Any) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
 
 
-#: the probe's schemas: each a 400 naming where the keyword is, before the engine sees it
+#: the unsafe and unresolvable schemas: each a 400 naming where, before the engine sees it
 PROBE = [
-    (_obj(phone={"type": "string", "pattern": r"^\d{3}-\d{4}$"}), "properties.phone.pattern"),
-    (_obj(word={"type": "string", "pattern": r"^\w+$"}), "properties.word.pattern"),
-    (_obj(x={"type": "string", "pattern": r"^(?!a)[a-z]+$"}), "properties.x.pattern"),
-    (_obj(x={"type": "string", "pattern": r"(?i)^abc$"}), "properties.x.pattern"),
-    (_obj(mail={"type": "string", "format": "email"}), "properties.mail.format"),
-    (_obj(site={"type": "string", "format": "uri"}), "properties.site.format"),
-    (_obj(share={"type": "number", "minimum": 0, "maximum": 0.5}), "properties.share.minimum"),
+    (_obj(x={"type": "string", "pattern": "^([a-z]{0,12}){0,12}$"}), "properties.x.pattern"),
+    (_obj(x={"type": "string", "pattern": "^([a-z]{0,40}){0,40}$"}), "properties.x.pattern"),
     ({"$ref": "#/$defs/nowhere"}, "$ref"),
-    ({"$ref": "#/$defs/a", "$defs": {"a": {"$ref": "#/$defs/a"}}}, "$defs.a.$ref"),
-    (_obj(s={"type": "string", "minLength": 100_000}), "properties.s.minLength"),
+    ({"$ref": "#/$defs/a", "$defs": {"a": {"$ref": "#/$defs/a"}}}, "$ref"),
     (_obj(v={"type": "string", "enum": [f"value_{i:08d}" for i in range(20_000)]}), "properties.v.enum"),
 ]
 
 
-def test_the_probes_schemas_get_a_400_naming_the_keyword(sdk: Any) -> None:
+def test_the_unsafe_schemas_get_a_400_naming_the_keyword(sdk: Any) -> None:
     for schema, place in PROBE:
         with pytest.raises(openai.BadRequestError) as refused:
             _ask(sdk, schema, "Answer.", max_tokens=8)
@@ -83,6 +78,10 @@ ENFORCED = [
      "Rate the movie Alien from 1 to 5 and give a due date for the review."),
     (_obj(day={"type": "string", "format": "date"}, at={"type": "string", "format": "date-time"}),
      "Write February 30, 2023 as the day, and April 31, 2023 at 10:00 UTC as the time."),  # no such days
+    (_obj(label={"type": "string", "maxLength": 12}, confidence={"type": "number", "minimum": 0, "maximum": 1}),
+     "Classify the sentiment of 'I love this phone!' with a confidence."),  # pydantic's Field(ge=0, le=1)
+    (_obj(share={"type": "number", "exclusiveMinimum": -0.25, "maximum": 0.5}),
+     "What share of 200 is 350? Answer with a number."),  # the model's own answer, 1.75, lies outside
     (_obj(city={"enum": ["Paris", "Oslo", "Lima"]}, tags={"type": "array", "items": {"type": "string",
                                                                                     "maxLength": 12},
                                                           "maxItems": 3}),
@@ -94,7 +93,19 @@ def test_what_is_enforced_validates(sdk: Any) -> None:
     for schema, prompt in ENFORCED:
         answer = _ask(sdk, schema, prompt)
         assert answer.choices[0].finish_reason == "stop", answer
+        assert answer.choices[0].message.refusal is None, answer
         jsonschema.validate(json.loads(answer.choices[0].message.content), schema, format_checker=CHECK)
+
+
+def test_what_the_grammar_cannot_enforce_is_checked_on_the_answer(sdk: Any) -> None:
+    # refused before as "not enforced": now the answer is checked, resampled, and a final miss is a refusal
+    schema = _obj(phone={"type": "string", "pattern": r"^\d{3}-\d{4}$"})
+    message = _ask(sdk, schema, "Invent a phone number of three digits, a dash and four digits.",
+                   max_tokens=24).choices[0].message
+    if message.refusal is None:
+        jsonschema.validate(json.loads(message.content), schema, format_checker=CHECK)
+    else:
+        assert "does not fit the JSON schema" in message.refusal and "pattern at phone" in message.refusal
 
 
 WEATHER = {"type": "function", "function": {
@@ -157,5 +168,5 @@ def test_fuzz_each_schema_is_enforced_or_refused_by_name(sdk: Any, schema: dict[
         assert expected is not None and exc.body["param"] == expected, (exc.body, expected)
         return
     assert expected is None, f"accepted a schema the checks refuse at {expected}"
-    if answer.choices[0].finish_reason == "stop":
+    if answer.choices[0].finish_reason == "stop" and answer.choices[0].message.refusal is None:
         jsonschema.validate(json.loads(answer.choices[0].message.content), schema, format_checker=CHECK)

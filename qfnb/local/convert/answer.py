@@ -25,11 +25,13 @@ def usage_of(prompt: int, completion: int) -> dict[str, int]:
 class Tally:
     """Token counts and finish reason of an answer so far, kept as deltas arrive (O(1) each)."""
 
-    __slots__ = ("cached", "completion", "finish", "pieces", "prompt")
+    __slots__ = ("cached", "completion", "finish", "pieces", "prompt", "schema_miss")
 
     def __init__(self) -> None:
         self.prompt = self.completion = self.pieces = self.cached = 0
         self.finish: str | None = None
+        #: why the answer fails its JSON schema after the resamples (None: it fits, or had none)
+        self.schema_miss: str | None = None
 
     def add(self, delta: Delta) -> None:
         self.prompt = max(self.prompt, delta.prompt_tokens)
@@ -37,6 +39,7 @@ class Tally:
         self.cached = max(self.cached, delta.cached_tokens)
         self.pieces += bool(delta.text)
         self.finish = delta.finish_reason or self.finish
+        self.schema_miss = delta.schema_miss or self.schema_miss
 
     @property
     def completion_tokens(self) -> int:

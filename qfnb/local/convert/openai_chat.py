@@ -15,6 +15,7 @@ from qfnb.local.convert.answer import Answer, Tally, answer_of, answered, total_
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling, TextAsk, ToolChoice
 from qfnb.local.engines.base import Delta
+from qfnb.protocol.limits import SCHEMA_RESAMPLES
 from qfnb.protocol.openai_requests import OpenAIChatRequest, OpenAICompletionRequest
 from qfnb.protocol.openai_wire import text_messages
 from qfnb.protocol.sse import DONE, encode_event
@@ -84,6 +85,12 @@ def finish(reason: str | None) -> str:
     return "stop" if reason in (None, "", "normal") else reason
 
 
+def refusal(schema_miss: str) -> str:
+    """The ``refusal`` of an answer that still fails its JSON schema after the resamples (OpenAI's
+    field for an answer that is not the structured output asked for)."""
+    return f"the answer does not fit the JSON schema after {SCHEMA_RESAMPLES} resamples: {schema_miss}"
+
+
 def stream_error_event() -> bytes:
     """The SSE ``error`` event of a stream broken on the platform's side (a retryable error for clients)."""
     message = "the model engine failed mid-answer; the answer is incomplete, retry the request"
@@ -97,6 +104,8 @@ def choice_of(index: int, answer: Answer, *, logprobs: bool) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": answer.text if answer.text or not calls else None}
     if calls:
         message["tool_calls"] = calls
+    if answer.tally.schema_miss:
+        message["refusal"] = refusal(answer.tally.schema_miss)
     return {"index": index, "message": message, "logprobs": {"content": answer.logprobs} if logprobs else None,
             "finish_reason": "tool_calls" if calls else finish(answer.finish)}
 
@@ -164,7 +173,8 @@ class ChatRender:
             yield stream_error_event()
             return
         for i, tally in enumerate(tallies):
-            yield encode_event({**base, "choices": [{"index": i, "delta": {}, "logprobs": None,
+            closing = {"refusal": refusal(tally.schema_miss)} if tally.schema_miss else {}
+            yield encode_event({**base, "choices": [{"index": i, "delta": closing, "logprobs": None,
                                                      "finish_reason": "tool_calls" if called[i]
                                                      else finish(tally.finish)}]})
         if self.include_usage:  # a chunk of its own with no choices, as OpenAI sends it (where clients read it)

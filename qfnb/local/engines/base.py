@@ -112,6 +112,9 @@ class Delta:
     logprobs: list[dict[str, Any]] | None = None
     #: prompt tokens the engine read from its cache (cumulative, like the usage counts)
     cached_tokens: int = 0
+    #: on the last piece of an answer that still fails its JSON schema after the resamples: the
+    #: failing keyword, its place and why (:mod:`qfnb.local.engines.llama.answer_check`)
+    schema_miss: str | None = None
 
 
 class StopMatcher:

@@ -16,7 +16,13 @@ days per month, 29 February in leap years only, years 0001-9999.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from qfnb.local.engines.llama import gbnf
+from qfnb.protocol.schema_enforced import enforced_part
+
+log = logging.getLogger(__name__)
 
 #: characters a pattern literal must escape (llama.cpp's converter takes them escaped)
 _META = set("^$.[]()|{}*+?\\")
@@ -33,6 +39,32 @@ _DATE = f"({_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)"
 _TIME = r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{3})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
 #: the calendar formats, as the anchored patterns sent in their place
 FORMAT_PATTERNS = {"date": f"^{_DATE}$", "time": f"^{_TIME}$", "date-time": f"^{_DATE}T{_TIME}$"}
+
+
+def engine_fields(schema: dict[str, Any]) -> dict[str, Any]:
+    """The engine's request fields for an answer under ``schema``: its enforced part
+    (:mod:`qfnb.protocol.schema_enforced`) as ``json_schema`` for llama.cpp's converter, or, where
+    that part bounds a number (which the converter drops), as a ``grammar`` of our own
+    (:mod:`.gbnf`)."""
+    part = enforced_part(schema)
+    sent = engine_schema(part.schema)
+    if part.number_bounds:
+        try:
+            return {"grammar": gbnf.schema_grammar(sent)}
+        except gbnf.Unwritable as exc:  # the converter's form, number bounds left to the answer's check
+            log.info("the schema's number bounds are left to the answer's check: %s", exc)
+    return {"json_schema": sent}
+
+
+def grammar_is_exact(schema: dict[str, Any]) -> bool:
+    """Whether the grammar :func:`engine_fields` sends enforces all of ``schema``."""
+    part = enforced_part(schema)
+    if part.number_bounds:
+        try:
+            gbnf.schema_grammar(engine_schema(part.schema))
+        except gbnf.Unwritable:
+            return False
+    return part.exact
 
 
 def engine_schema(schema: Any) -> Any:

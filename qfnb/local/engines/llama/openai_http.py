@@ -23,7 +23,7 @@ from qfnb.local.engines.ask import BATCH, Ask, ChatAsk, GenParams, TextAsk
 from qfnb.local.engines.base import CannotServe, Delta, PromptTooLong, render_gemma, text_turns
 from qfnb.local.engines.gate import Gate
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import grammar, prompts, tool_calls, transport, watchdog
+from qfnb.local.engines.llama import answer_check, grammar, prompts, tool_calls, transport, watchdog
 from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer
 from qfnb.local.engines.llama.transport import Endpoint, Watch
 
@@ -198,8 +198,20 @@ class OpenAIChat:
         names = [t["function"]["name"] for t in tools] if tools else None
         if forced and tools:
             extra["json_schema"] = tool_calls.call_schema(tools)
-        answer = self._run_prepared(source, gp, ask.lane, extra, tools=tools, forced=forced, names=names,
-                                    top_logprobs=top, key=ask.cache_key)
+
+        def attempt(n: int) -> AsyncIterator[Delta]:
+            return self._run_prepared(source, answer_check.resample_params(gp, n), ask.lane, extra, tools=tools,
+                                      forced=forced, names=names, top_logprobs=top, key=ask.cache_key)
+
+        schema = extra.get("json_schema")
+        if schema is None or grammar.grammar_is_exact(schema):
+            answer = attempt(0)
+        elif forced and tools:  # the calls' arguments, each against its tool's whole schema
+            params = {t["function"]["name"]: t["function"].get("parameters") or {"type": "object"} for t in tools}
+            answer = answer_check.checked(attempt, lambda deltas: answer_check.calls_miss(deltas, params))
+        else:
+            answer = answer_check.checked(attempt, lambda deltas: answer_check.text_miss(
+                "".join(d.text for d in deltas), schema))
         strict = tool_calls.strict_tools(tools)
         if strict and tools and not forced:  # an auto call of a strict tool that does not fit: again, enforced
             answer = tool_calls.enforce_strict(answer, strict, lambda name: self._run_prepared(
@@ -260,8 +272,9 @@ class OpenAIChat:
                     target.broken()
                 raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} could not prepare the prompt "
                                         f"({type(exc).__name__})") from exc
-            if extra and "json_schema" in extra:  # the same answers, a grammar cheaper to decode
-                extra = {**extra, "json_schema": grammar.engine_schema(extra["json_schema"])}
+            if extra and "json_schema" in extra:  # what the grammar enforces, cheaper to decode
+                extra = {k: v for k, v in extra.items() if k != "json_schema"} | grammar.engine_fields(
+                    extra["json_schema"])
             body = {"model": self._model, "prompt": tokens, **request_body(gp, llama=True), **(extra or {}),
                     **(target.extra or {})}
             prompts.fit(self.name, tokens, self._n_ctx, body)

@@ -1,0 +1,190 @@
+"""Our own grammar for schemas with number bounds (:mod:`qfnb.local.engines.llama.gbnf`): the decimals
+between the bounds, digit by digit, read back as a regular expression and checked against the
+numbers themselves; and the resampling check of what the grammar leaves to the answer
+(:mod:`qfnb.local.engines.llama.answer_check`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qfnb.local.engines.ask import GenParams
+from qfnb.local.engines.base import Delta
+from qfnb.local.engines.llama import answer_check, grammar
+from qfnb.local.engines.llama.gbnf import decimal_range, pattern_body, schema_grammar
+
+SENTIMENT = {"properties": {"label": {"title": "Label", "type": "string"},
+                            "confidence": {"maximum": 1, "minimum": 0, "title": "Confidence", "type": "number"}},
+             "required": ["label", "confidence"], "title": "Sentiment", "type": "object"}
+
+
+def as_regex(expr: str) -> re.Pattern[str]:
+    """A GBNF expression of literals, classes, groups, ``|`` and quantifiers (no rule names) as a regex."""
+    out, i = [], 0
+    while i < len(expr):
+        c = expr[i]
+        if c == '"':
+            j = i + 1
+            while expr[j] != '"':
+                j += 2 if expr[j] == "\\" else 1
+            out.append(re.escape(json.loads(expr[i:j + 1])))
+            i = j + 1
+        elif c == "[":
+            j = expr.index("]", i + 1)
+            out.append(expr[i:j + 1])
+            i = j + 1
+        elif c == "{":
+            j = expr.index("}", i)
+            out.append(expr[i:j + 1])
+            i = j + 1
+        elif c in "()|?*+":
+            out.append(c)
+            i += 1
+        elif c == " ":
+            i += 1
+        else:
+            raise AssertionError(f"not a plain expression at {expr[i:i + 20]!r}")
+    return re.compile("".join(out))
+
+
+def written_iff_inside(regex: re.Pattern[str], text: str, low: Any, high: Any) -> None:
+    """What the grammar writes lies between the bounds, and it writes every such number (but -0,
+    which it writes as 0)."""
+    x = Decimal(text)
+    if regex.fullmatch(text):
+        assert inside(x, low, high), (text, low, high)
+    elif not (x == 0 and text.startswith("-")):
+        assert not inside(x, low, high), (text, low, high)
+
+
+def inside(x: Decimal, low: tuple[Decimal, bool] | None, high: tuple[Decimal, bool] | None) -> bool:
+    return (low is None or (x > low[0] if low[1] else x >= low[0])) and \
+        (high is None or (x < high[0] if high[1] else x <= high[0]))
+
+
+CASES = [((Decimal(0), False), (Decimal(1), False)), ((Decimal("-2.5"), True), (Decimal("3.25"), False)),
+         ((Decimal("0.05"), False), None), (None, (Decimal("-0.5"), True)),
+         ((Decimal("-1"), False), (Decimal(0), True)),
+         ((Decimal("12.5"), True), (Decimal("130.04"), True)), ((Decimal("0.999"), False), (Decimal("1.001"), False))]
+PROBES = ["0", "1", "0.5", "1.0", "1.5", "-0.5", "-0.25", "3.25", "3.250", "3.251", "-2.5", "-2.4999", "0.05",
+          "0.049", "0.0500", "0.051", "12.5", "12.50001", "130.04", "130.039", "0.999", "1.001", "1.0011", "-1",
+          "-0.0", "131", "99", "100", "7", "-3", "-0.50", "-0.51", "2", "0.9989", "1.00"]
+
+
+@pytest.mark.parametrize(("low", "high"), CASES)
+def test_a_bounded_number_is_exactly_the_decimals_between_the_bounds(low: Any, high: Any) -> None:
+    regex = as_regex(decimal_range(low, high))
+    for text in PROBES:
+        written_iff_inside(regex, text, low, high)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.decimals(-1000, 1000, places=3), st.decimals(0, 500, places=2), st.booleans(), st.booleans(),
+       st.lists(st.decimals(-1100, 1600, places=4), min_size=5, max_size=12))
+def test_fuzz_bounded_numbers(lo: Decimal, span: Decimal, lo_out: bool, hi_out: bool, xs: list[Decimal]) -> None:
+    low, high = (lo, lo_out), (lo + span, hi_out)
+    try:
+        regex = as_regex(decimal_range(low, high))
+    except ValueError:  # an empty range (equal bounds, one excluded)
+        assert span == 0 and (lo_out or hi_out)
+        return
+    for x in [*xs, lo, lo + span, (lo + lo + span) / 2]:
+        written_iff_inside(regex, format(x.normalize(), "f") if x != 0 else "0", low, high)
+
+
+def test_integers_between_bounds_have_no_fraction() -> None:
+    regex = as_regex(decimal_range((Decimal(-7), False), (Decimal(123), True), fraction=False))
+    for n in range(-20, 200):
+        assert bool(regex.fullmatch(str(n))) == (-7 <= n < 123), n
+    assert not regex.fullmatch("5.0") and not regex.fullmatch("007")
+
+
+def test_patterns_are_written_as_their_regex_reads() -> None:
+    regex = as_regex(pattern_body("^[A-Z]{2}-(ab|c)+[^a-z]?$"))
+    for text, ok in (("AB-ab", True), ("XY-cabc9", True), ("XY-", False), ("xY-ab", False), ("AB-abx", False)):
+        assert bool(regex.fullmatch(text)) == ok, text
+
+
+def test_the_sentiment_schema_is_sent_as_a_grammar_with_its_bounds() -> None:
+    fields = grammar.engine_fields(SENTIMENT)
+    assert set(fields) == {"grammar"}
+    text = fields["grammar"]
+    assert text == schema_grammar(SENTIMENT) and grammar.grammar_is_exact(SENTIMENT)
+    rules = dict(line.split(" ::= ", 1) for line in text.splitlines())
+    root, bounded = rules["root"], next(body for name, body in rules.items() if name.startswith("number-range"))
+    assert '"\\"confidence\\""' in root and "number-range" in root
+    regex = as_regex(bounded)
+    assert regex.fullmatch("0.87") and regex.fullmatch("1")
+    assert not regex.fullmatch("1.5") and not regex.fullmatch("-0.1")
+
+
+def test_a_schema_without_number_bounds_goes_to_the_converter_and_says_what_it_leaves() -> None:
+    schema = {"type": "object", "properties": {"mail": {"type": "string", "format": "email"}}}
+    assert grammar.engine_fields(schema) == {"json_schema": {"type": "object", "properties": {
+        "mail": {"type": "string"}}}}
+    assert not grammar.grammar_is_exact(schema)
+    assert grammar.grammar_is_exact({"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}})
+
+
+# ---- the answer's check -----------------------------------------------------------------------------
+
+def _answers(texts: list[str], seen: list[GenParams], gp: GenParams) -> Any:
+    def answer(attempt: int) -> AsyncIterator[Delta]:
+        seen.append(answer_check.resample_params(gp, attempt))
+
+        async def gen() -> AsyncIterator[Delta]:
+            yield Delta(texts[attempt][:3])
+            yield Delta(texts[attempt][3:], finish_reason="stop", prompt_tokens=10, completion_tokens=5)
+        return gen()
+    return answer
+
+
+async def _collect(stream: AsyncIterator[Delta]) -> list[Delta]:
+    return [d async for d in stream]
+
+
+SCHEMA = {"type": "object", "properties": {"n": {"type": "integer", "multipleOf": 5}}, "required": ["n"]}
+
+
+def test_a_miss_is_resampled_and_the_usage_counts_every_answer() -> None:
+    seen: list[GenParams] = []
+    gp = GenParams(temperature=0.0)
+    deltas = asyncio.run(_collect(answer_check.checked(_answers(['{"n": 3}', '{"n": 10}'], seen, gp),
+                                                       lambda ds: answer_check.text_miss(
+                                                           "".join(d.text for d in ds), SCHEMA))))
+    assert "".join(d.text for d in deltas) == '{"n": 10}' and deltas[-1].schema_miss is None
+    assert (deltas[-1].prompt_tokens, deltas[-1].completion_tokens) == (20, 10)
+    assert seen[0].greedy and not seen[1].greedy and seen[1].seed == 1  # greedy would write the same again
+
+
+def test_a_final_miss_names_the_keyword_on_the_last_delta() -> None:
+    seen: list[GenParams] = []
+    texts = ['{"n": 3}'] * (answer_check.RESAMPLES + 1)
+    deltas = asyncio.run(_collect(answer_check.checked(_answers(texts, seen, GenParams()), lambda ds: (
+        answer_check.text_miss("".join(d.text for d in ds), SCHEMA)))))
+    assert len(seen) == answer_check.RESAMPLES + 1
+    assert deltas[-1].schema_miss is not None and deltas[-1].schema_miss.startswith("multipleOf at n")
+    assert all(d.schema_miss is None for d in deltas[:-1])
+
+
+def test_a_forced_calls_nested_model_keeps_its_definitions_and_bounds() -> None:
+    from qfnb.local.engines.llama.tool_calls import call_schema
+
+    params = {"type": "object", "properties": {"inner": {"$ref": "#/$defs/Inner"}}, "required": ["inner"],
+              "$defs": {"Inner": {"type": "object", "properties": {"score": {"type": "number", "minimum": 0,
+                                                                             "maximum": 10}},
+                                  "required": ["score"]}}}
+    text = grammar.engine_fields(call_schema([{"type": "function", "function": {"name": "f",
+                                                                                "parameters": params}}]))["grammar"]
+    rules = dict(line.split(" ::= ", 1) for line in text.splitlines())
+    assert '"\\"score\\""' in rules["ref-0"] and "ref-0" in rules["root"]
+    regex = as_regex(next(body for name, body in rules.items() if name.startswith("number-range")))
+    assert regex.fullmatch("9.75") and regex.fullmatch("10") and not regex.fullmatch("10.5")
