@@ -120,6 +120,7 @@ class ToolLoop:
     on_change: Callable[[ToolLoop], None] = lambda loop: None
     record: ToolRecord | None = None  # results kept for replayed answers (None: every call is decided anew)
     rerun_tools: bool = False  # run a replayed answer's calls again instead of replaying their results
+    notice: str | None = None  # the model choice's word: the tool model picked, or one that calls tools unreliably
 
     def __post_init__(self) -> None:
         if self.max_steps < 1:

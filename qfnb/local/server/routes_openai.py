@@ -18,7 +18,7 @@ from starlette.routing import Route
 from qfnb.local.convert import openai_chat
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
-from qfnb.local.server import rerank
+from qfnb.local.server import model_choice, rerank
 from qfnb.local.server.offload import offload
 from qfnb.local.server.openai_errors import openai_route
 from qfnb.local.server.serve import serve
@@ -31,10 +31,11 @@ PREFIXES = ("/v1", "/v2")
 
 
 async def _chat(request: Request, platform: Platform, body: dict[str, Any], lane: str) -> Response:
-    req = parse(OpenAIChatRequest, body)
+    choice = model_choice.choose(platform, body)  # no model named: the tool model for tools (model_choice)
+    req = parse(OpenAIChatRequest, choice.body)
     render = openai_chat.ChatRender(req.model, req.stream, response_id("chatcmpl-"), now(), logprobs=bool(req.logprobs),
                                     include_usage=bool((req.stream_options or {}).get("include_usage")))
-    return await serve(request, platform, openai_chat.chat_ask(req, lane), render)
+    return choice.annotate(await serve(request, platform, openai_chat.chat_ask(req, lane), render))
 
 
 async def _completions(request: Request, platform: Platform, body: dict[str, Any], lane: str) -> Response:
