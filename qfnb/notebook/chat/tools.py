@@ -38,7 +38,7 @@ from qfnb.notebook.chat.cell import build_cell_requests
 from qfnb.notebook.chat.sessions import DEFAULT_SESSION
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.notebook.render import theme
-from qfnb.protocol.model_names import LOCAL_TOOL_MODEL, unreliable_tools_note
+from qfnb.protocol.model_names import LOCAL_TOOL_MODEL, tool_calling, unreliable_tools_note
 from qfnb.protocol.safe_html import clean, escape, markdown
 from qfnb.protocol.tools import openai_history_as_v1
 
@@ -340,12 +340,11 @@ def model_note(magics: ChatCellHost, request: chat.CellChatRequest, *, picked: b
     if picked:
         return "the tool model, picked for tools (-m NAME picks another)"
     asked = request.model or request.name
-    if not asked or asked in _SAID_UNRELIABLE:
-        return None
+    if not asked or asked in _SAID_UNRELIABLE or tool_calling(asked) != "unreliable":
+        return None  # the listing is read only for a model that calls tools unreliably
+    _SAID_UNRELIABLE.add(asked)
     note = unreliable_tools_note(asked, tool_model_served=_tool_model_listed(magics), how="-m {model}")
-    if note is not None:
-        _SAID_UNRELIABLE.add(asked)
-        log.warning("%s", note)
+    log.warning("%s", note)
     return note
 
 
