@@ -5,6 +5,7 @@ the setup's default choice of model: ``%%qfchat`` with no ``-m``, the frameworks
 ``"default"`` (the platform picks the tool model for requests that offer tools, when it is installed).
 
     .venv/bin/python bench/syllabus_agents.py [--framework qfchat,pydantic-ai,openai-agents] [--model NAME]
+        [--questions 1,2,3,4,5]
 
 The frameworks reach the server through qfnb's MCP client (``qfnb.agents.mcp_client``), its tools
 given to each as that framework's function tools (pydantic-ai's own MCP client needs ``fastmcp``,
@@ -111,12 +112,13 @@ FRAMEWORKS: dict[str, Callable[[str, str, str, Any, Run], Awaitable[None]]] = {
     "pydantic-ai": pydantic_ai_run, "openai-agents": openai_agents_run}
 
 
-def measure_framework(framework: str, base_url: str, key: str, model: str, calls_log: Path) -> list[Run]:
+def measure_framework(framework: str, base_url: str, key: str, model: str, calls_log: Path,
+                      questions: list[tuple[str, list[str]]]) -> list[Run]:
     from qfnb.agents.mcp_client import McpToolbox
 
     done = []
     with McpToolbox.open(server_command(calls_log)) as box:
-        for question, patterns in QUESTIONS:
+        for question, patterns in questions:
             run = Run(question, patterns)
             before = _calls(calls_log)
             start = time.perf_counter()
@@ -131,7 +133,7 @@ def measure_framework(framework: str, base_url: str, key: str, model: str, calls
     return done
 
 
-def measure_qfchat(data: Path, model: str | None, calls_log: Path) -> list[Run]:
+def measure_qfchat(model: str | None, calls_log: Path, questions: list[tuple[str, list[str]]]) -> list[Run]:
     """``%%qfchat --mcp`` in an IPython shell of this process, on the bench's data dir."""
     from IPython.core.interactiveshell import InteractiveShell
 
@@ -141,7 +143,7 @@ def measure_qfchat(data: Path, model: str | None, calls_log: Path) -> list[Run]:
     target = server_command(calls_log)
     flags = f'--mcp "{target}" --yes --fresh -o ans' + (f" -m {model}" if model else "")
     done = []
-    for question, patterns in QUESTIONS:
+    for question, patterns in questions:
         run = Run(question, patterns)
         before = _calls(calls_log)
         start = time.perf_counter()
@@ -186,6 +188,7 @@ def warm_up(client: Any, model: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--framework", default="qfchat,pydantic-ai,openai-agents")
+    ap.add_argument("--questions", default="1,2,3,4,5", help="which of the five questions (1-based)")
     ap.add_argument("--model", default="default", help="the frameworks' model name (and -m for qfchat unless "
                                                        "'default')")
     args = ap.parse_args()
@@ -197,6 +200,7 @@ def main() -> None:
     import qfnb
     from qfnb._core.backend import daemon
 
+    questions = [QUESTIONS[int(n) - 1] for n in args.questions.split(",")]
     log.info("load average at start: %s", load_average())
     summary = []
     with tempfile.TemporaryDirectory(prefix="qfnb-syllabus-bench-") as tmp:
@@ -209,15 +213,15 @@ def main() -> None:
             warm_up(client, args.model)
             for framework in args.framework.split(","):
                 if framework == "qfchat":
-                    runs = measure_qfchat(data, None if args.model == "default" else args.model, calls_log)
+                    runs = measure_qfchat(None if args.model == "default" else args.model, calls_log, questions)
                 else:
-                    runs = measure_framework(framework, base_url, key, args.model, calls_log)
+                    runs = measure_framework(framework, base_url, key, args.model, calls_log, questions)
                 summary.append((framework, runs))
         finally:
             daemon.stop_daemon(data, force=True, timeout=30)
-    log.info("model %r, %d question(s):", args.model, len(QUESTIONS))
+    log.info("model %r, question(s) %s:", args.model, args.questions)
     for framework, runs in summary:
-        log.info("  %-14s right %d/%d (target >= 4/5); tool calls per question %s; %.1f s per question",
+        log.info("  %-14s right %d/%d (target >= 4 of 5); tool calls per question %s; %.1f s per question",
                  framework, sum(r.right for r in runs), len(runs), [r.calls for r in runs],
                  sum(r.seconds for r in runs) / max(1, len(runs)))
     log.info("load average at end: %s", load_average())

@@ -136,6 +136,21 @@ def test_the_step_cap_ends_honestly_when_the_model_never_answers() -> None:
     assert loop.stopped == "no answer after 3 model call(s): the model kept calling tools up to the step cap (3)"
 
 
+def test_an_empty_answer_after_tool_results_is_asked_again_for_the_answer_without_tools() -> None:
+    """The tool model chained searches, then answered with nothing while tools were still offered: the
+    next request offers none and asks for the answer after the last result."""
+    step = ScriptedStep([calling("weather", '{"city": "Paris"}'), StepReply(text=""), StepReply(text="17 C in Paris")])
+
+    def weather(city: str) -> str:
+        """Weather."""
+        return "17 C"
+
+    loop = run_tools("Weather?", [weather], step=step, max_steps=5)
+    assert [offered for _, offered in step.sent] == [["weather"], ["weather"], []]
+    assert step.sent[-1][0][-1]["content"] == f"17 C\n\n{FINAL_ASK}"
+    assert loop.answer == "17 C in Paris" and loop.stopped is None and loop.steps == 3
+
+
 def test_confirmation_waits_then_a_decision_resumes() -> None:
     seen: list[ToolRun] = []
 
