@@ -3,7 +3,8 @@ them for an OpenAI-compatible server, against a daemon this test starts, on the 
 model (Qwen2.5-Coder-0.5B) and the tool model (Qwen2.5-Coder-1.5B, when installed; ``slow``): each
 calls the tool once and answers from its result, a figure the model cannot know. Sampling at
 temperature 0 (each framework's documented model settings), so a run is repeatable;
-bench/agents_finish.py measures the default sampling over several runs."""
+bench/agents_finish.py measures the default sampling over several runs. And the default choice: a
+request with tools and ``model="default"`` is answered by the tool model, which the answer says."""
 
 from __future__ import annotations
 
