@@ -39,13 +39,13 @@ install_with_uv() {
   cert=$("$VENV/bin/python" scripts/uv_args.py --cert) || return 1
   mapfile -t uv_args <<< "$opts"
   SSL_CERT_FILE=${SSL_CERT_FILE:-${cert:-}} "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" \
-    "${uv_args[@]}" "torch==2.13.0" -e ".[all,dev]"
+    "${uv_args[@]}" "torch==2.13.0" -e ".[all,dev,model-qwen15b]"
 }
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   if ! install_with_uv; then
     echo "bootstrap: uv could not install; installing with pip" >&2
     "$VENV/bin/python" -m pip install -q -U pip wheel
-    "$VENV/bin/python" -m pip install -q "torch==2.13.0" -e ".[all,dev]"
+    "$VENV/bin/python" -m pip install -q "torch==2.13.0" -e ".[all,dev,model-qwen15b]"
   fi
   echo "$want" > "$STAMP"
 fi

@@ -8,8 +8,10 @@ loop pauses with the call pending; :meth:`ToolLoop.decide` resumes it, e.g. from
 
 What keeps a small model from spinning: a call it already made (same name and arguments) is not
 run again, and the next request offers no tools; the last request allowed by ``max_steps``
-offers none either, and its last tool result carries :data:`FINAL_ASK`. When even that request
-gives no text, the loop stops with :attr:`ToolLoop.stopped` saying so rather than asking again.
+offers none either, and its last tool result carries :data:`FINAL_ASK`; so does the request after
+an empty answer that follows tool results (the 1.5B tool model, chaining searches, answered one with
+nothing: bench/syllabus_agents.py). When even that request gives no text, the loop stops with
+:attr:`ToolLoop.stopped` saying so rather than asking again.
 ``usage`` sums every step's tokens. Each call that runs is a span (``execute_tool``) in the data dir's
 trace table, and the model calls the tool makes nest under it (``%qftrace``).
 
@@ -122,6 +124,7 @@ class ToolLoop:
     on_change: Callable[[ToolLoop], None] = lambda loop: None
     record: ToolRecord | None = None  # results kept for replayed answers (None: every call is decided anew)
     rerun_tools: bool = False  # run a replayed answer's calls again instead of replaying their results
+    notice: str | None = None  # the model choice's word: the tool model picked, or one that calls tools unreliably
 
     def __post_init__(self) -> None:
         if self.max_steps < 1:
@@ -224,6 +227,10 @@ class ToolLoop:
             value = (reply.usage or {}).get(key)
             if isinstance(value, int):
                 self.usage[key] = self.usage.get(key, 0) + value
+        if reply.error is None and not reply.calls and not reply.text.strip() and offered and self.calls:
+            self.offer = False  # an empty answer after tool results: the closing request asks for the answer
+            self.on_change(self)
+            return
         if reply.error is not None or not reply.calls or not offered:
             self.done = True
             if reply.error is None and not reply.text.strip():

@@ -29,6 +29,9 @@ MODEL_ROLES = ("chat", "completion", "embeddings", "finetune-base", "rerank", "t
 CONTROL_HEADER = "X-Qfnb-Control"
 #: on an inference answer: the model that served it (the request may name an alias, e.g. ``ernie-lite-8k``)
 MODEL_HEADER = "X-Qfnb-Model"
+#: on an inference answer: a word about the model choice (the tool model picked for a request that named
+#: no model, or a model that calls tools unreliably); ASCII, as a header must be
+NOTICE_HEADER = "X-Qfnb-Notice"
 
 
 def default_data_dir(env: Mapping[str, str] | None = None) -> Path:

@@ -3,7 +3,8 @@ them for an OpenAI-compatible server, against a daemon this test starts, on the 
 model (Qwen2.5-Coder-0.5B) and the tool model (Qwen2.5-Coder-1.5B, when installed; ``slow``): each
 calls the tool once and answers from its result, a figure the model cannot know. Sampling at
 temperature 0 (each framework's documented model settings), so a run is repeatable;
-bench/agents_finish.py measures the default sampling over several runs."""
+bench/agents_finish.py measures the default sampling over several runs. And the default choice: a
+request with tools and ``model="default"`` is answered by the tool model, which the answer says."""
 
 from __future__ import annotations
 
@@ -87,6 +88,24 @@ def test_openai_agents_runner_finishes_with_the_tools_result(platform: tuple[str
     result = asyncio.run(Runner.run(agent, QUESTION))
     assert calls == ["Oslo"], "the tool runs once"
     assert "47" in str(result.final_output), result.final_output
+
+
+@pytest.mark.skipif(not assets.installed(assets.QWEN_CODER_15B), reason=NOT_INSTALLED)
+def test_a_request_with_tools_naming_no_model_is_answered_by_the_tool_model_which_says_so(
+        platform: tuple[str, str, Path]) -> None:
+    """The setup's default choice for a framework (``model="default"``): the tool model answers, the
+    answer names it and says why (one token: the model's load is the cost)."""
+    from openai import OpenAI
+
+    from qfnb.protocol.daemon import MODEL_HEADER, NOTICE_HEADER
+
+    base_url, key, _ = platform
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+    raw = OpenAI(base_url=base_url, api_key=key).chat.completions.with_raw_response.create(
+        model="default", tools=[tool], max_tokens=1, temperature=0, messages=[{"role": "user", "content": "hi"}])
+    assert raw.headers[MODEL_HEADER] == LOCAL_TOOL_MODEL and raw.parse().model == LOCAL_TOOL_MODEL
+    assert f"no model named: the tool model {LOCAL_TOOL_MODEL} answers" in raw.headers[NOTICE_HEADER]
 
 
 @pytest.mark.parametrize("model", MODELS)

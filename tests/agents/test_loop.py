@@ -136,6 +136,21 @@ def test_the_step_cap_ends_honestly_when_the_model_never_answers() -> None:
     assert loop.stopped == "no answer after 3 model call(s): the model kept calling tools up to the step cap (3)"
 
 
+def test_an_empty_answer_after_tool_results_is_asked_again_for_the_answer_without_tools() -> None:
+    """The tool model chained searches, then answered with nothing while tools were still offered: the
+    next request offers none and asks for the answer after the last result."""
+    step = ScriptedStep([calling("weather", '{"city": "Paris"}'), StepReply(text=""), StepReply(text="17 C in Paris")])
+
+    def weather(city: str) -> str:
+        """Weather."""
+        return "17 C"
+
+    loop = run_tools("Weather?", [weather], step=step, max_steps=5)
+    assert [offered for _, offered in step.sent] == [["weather"], ["weather"], []]
+    assert step.sent[-1][0][-1]["content"] == f"17 C\n\n{FINAL_ASK}"
+    assert loop.answer == "17 C in Paris" and loop.stopped is None and loop.steps == 3
+
+
 def test_confirmation_waits_then_a_decision_resumes() -> None:
     seen: list[ToolRun] = []
 
@@ -191,3 +206,60 @@ def test_the_tool_model_is_served_exactly_when_its_packages_are_installed() -> N
     assert (LOCAL_TOOL_MODEL in catalog.BUILTIN_SPECS) == assets.installed(asset)
     missing = assets.GGUFAsset("x", "x.gguf", "0" * 64, (("qfnb_no_such_package", "data/x.bin"),))
     assert not assets.installed(missing)
+
+
+class ChatDouble:
+    """``ChatCompletion(version=2)`` as the loop's own step sees it: the config of the platform it
+    reaches, and ``do`` answering a call of the first tool, then text; records each model asked."""
+
+    def __init__(self, *, embedded: bool, default_models: dict[str, str], **_: Any) -> None:
+        from types import SimpleNamespace
+
+        self.config = SimpleNamespace(embedded=embedded, default_models=default_models)
+        self.asked: list[str | None] = []
+
+    def do(self, *, model: str | None, messages: list[dict[str, Any]], **fields: Any) -> Any:
+        from types import SimpleNamespace
+
+        self.asked.append(model)
+        if fields.get("tools") and messages[-1]["role"] == "user":
+            call = {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}}
+            return SimpleNamespace(body={"choices": [{"message": {"content": None, "tool_calls": [call]}}]})
+        return SimpleNamespace(body={"choices": [{"message": {"content": "12 °C in Oslo"}}]})
+
+
+def weather(city: str) -> str:
+    """The weather in a city."""
+    return f"12 °C in {city}"
+
+
+@pytest.mark.parametrize(("published", "model", "asks", "says"), [
+    ({"chat": "Qwen2.5-Coder-0.5B-Instruct", "tools": "Qwen2.5-Coder-1.5B-Instruct"}, None,
+     "Qwen2.5-Coder-1.5B-Instruct", "no model named: the tool model Qwen2.5-Coder-1.5B-Instruct answers"),
+    ({"chat": "Qwen2.5-Coder-0.5B-Instruct"}, None, None,
+     "Qwen2.5-Coder-0.5B-Instruct calls tools unreliably"),
+    ({"chat": "Qwen2.5-Coder-0.5B-Instruct", "tools": "Qwen2.5-Coder-1.5B-Instruct"}, "Qwen2.5-Coder-0.5B-Instruct",
+     "Qwen2.5-Coder-0.5B-Instruct", "model='Qwen2.5-Coder-1.5B-Instruct' for tool calls"),
+    ({"chat": "Tiny-Chat", "tools": "Qwen2.5-Coder-1.5B-Instruct"}, "Tiny-Chat", "Tiny-Chat", None),
+])
+def test_run_tools_with_no_model_on_the_local_platform_asks_the_tool_model_and_says_so(
+        monkeypatch: pytest.MonkeyPatch, published: dict[str, str], model: str | None, asks: str | None,
+        says: str | None) -> None:
+    from qfnb.agents import chat
+
+    made: list[ChatDouble] = []
+    monkeypatch.setattr(chat, "ChatCompletion", lambda **kw: made.append(ChatDouble(
+        embedded=True, default_models=published)) or made[-1])
+    loop = run_tools("Weather in Oslo?", [weather], model=model)
+    assert loop.answer == "12 °C in Oslo" and [c.status for c in loop.calls] == ["ran"]
+    assert made[0].asked == [asks, asks], "every step asks the same model"
+    assert (loop.notice is None) if says is None else (says in (loop.notice or "")), loop.notice
+
+
+def test_on_the_cloud_no_model_is_the_clouds_default_and_nothing_is_said() -> None:
+    from qfnb.agents import chat
+
+    assert chat.choose_model(None, embedded=False, default_models={"tools": "Qwen2.5-Coder-1.5B-Instruct"}) == (
+        None, None)
+    assert chat.choose_model("ernie-4.5-turbo-128k", embedded=True, default_models={}) == (
+        "ernie-4.5-turbo-128k", None)

@@ -351,14 +351,38 @@ def test_with_no_model_named_the_loop_takes_the_tool_model_when_the_platform_lis
 
     m = magics(ip)
     m.names.set(ModelList([ModelRow("chat", LOCAL_CHAT_MODEL, "x", default=True)], "test"))
-    ip.run_cell_magic("qfchat", "--tools weather --yes", "hi")
+    ip.run_cell_magic("qfchat", "--tools weather --yes -o a", "hi")
     assert tools_backend.requests[0].model is None, "not listed: the platform's default"
+    assert "picked for tools" not in ip.user_ns["a"].footer
     m.names.set(ModelList([ModelRow("chat", LOCAL_CHAT_MODEL, "x", default=True),
                            ModelRow("chat", LOCAL_TOOL_MODEL, "y")], "test"))
-    ip.run_cell_magic("qfchat", "--tools weather --yes", "hi")
+    ip.run_cell_magic("qfchat", "--tools weather --yes -o a", "hi")
     assert tools_backend.requests[-1].model == LOCAL_TOOL_MODEL
+    footer = ip.user_ns["a"].footer
+    assert footer.startswith(LOCAL_TOOL_MODEL) and "the tool model, picked for tools (-m NAME picks another)" in footer
     ip.run_cell_magic("qfchat", f"--tools weather --yes -m {LOCAL_CHAT_MODEL}", "hi")
     assert tools_backend.requests[-1].model == LOCAL_CHAT_MODEL, "-m wins"
+
+
+def test_a_model_that_calls_tools_unreliably_is_said_once_with_where_the_tool_model_is(
+        ip, tools_backend: ToolBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qfnb.notebook.chat import tools as nb_tools
+    from qfnb.notebook.discovery import ModelList, ModelRow
+    from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL, TOOL_MODEL_INSTALL
+
+    monkeypatch.setattr(nb_tools, "_SAID_UNRELIABLE", set())
+    m = magics(ip)
+    m.names.set(ModelList([ModelRow("chat", LOCAL_CHAT_MODEL, "x", default=True)], "test"))
+    ip.run_cell_magic("qfchat", f"--tools weather --yes -m {LOCAL_CHAT_MODEL} -o a", "hi")
+    said = f"{LOCAL_CHAT_MODEL} calls tools unreliably"
+    assert said in ip.user_ns["a"].footer and TOOL_MODEL_INSTALL in ip.user_ns["a"].footer
+    ip.run_cell_magic("qfchat", f"--tools weather --yes -m {LOCAL_CHAT_MODEL} -o a", "hi")
+    assert said not in ip.user_ns["a"].footer, "said once per kernel"
+    monkeypatch.setattr(nb_tools, "_SAID_UNRELIABLE", set())
+    m.names.set(ModelList([ModelRow("chat", LOCAL_CHAT_MODEL, "x", default=True),
+                           ModelRow("chat", LOCAL_TOOL_MODEL, "y")], "test"))
+    ip.run_cell_magic("qfchat", f"--tools weather --yes -m {LOCAL_CHAT_MODEL} -o a", "hi")
+    assert f"-m {LOCAL_TOOL_MODEL} for tool calls" in ip.user_ns["a"].footer
 
 
 MCP_SERVER = '''

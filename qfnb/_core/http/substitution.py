@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import warnings
 
-from qfnb.protocol.model_names import endpoint_for
+from qfnb.protocol.model_names import PLATFORM_CHOICE, endpoint_for
 
 __all__ = ["LocalModelWarning", "announce", "same_model"]
 
@@ -31,8 +31,8 @@ def same_model(asked: str, answered: str) -> bool:
 
 def announce(asked: str, answered: str) -> bool:
     """Warn once per process that ``answered`` stood in for ``asked``; True when this call warned."""
-    if not asked or not answered or same_model(asked, answered):
-        return False
+    if not asked or not answered or same_model(asked, answered) or same_model(asked, PLATFORM_CHOICE):
+        return False  # "default" asks the platform to choose: its answer's X-Qfnb-Notice says which
     with _lock:
         if (endpoint_for(asked), endpoint_for(answered)) in _shown:
             return False

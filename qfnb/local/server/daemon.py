@@ -22,16 +22,24 @@ import time
 from pathlib import Path
 
 from qfnb.local.engines.api import RegistryLike
+from qfnb.local.engines.catalog import BUILTIN_SPECS
 from qfnb.local.server import control, listen
 from qfnb.local.server.app import create_app
 from qfnb.local.server.guard import LoopbackOnly
 from qfnb.local.settings import Settings
 from qfnb.protocol.daemon import LOCK_FILE, RUNTIME_FILE, RuntimeInfo
 from qfnb.protocol.files import write_private_json
-from qfnb.protocol.model_names import LOCAL_DEFAULT_MODELS
+from qfnb.protocol.model_names import LOCAL_DEFAULT_MODELS, LOCAL_TOOL_MODEL, TOOLS_DEFAULT_KEY
 from qfnb.protocol.version import __version__
 
 log = logging.getLogger("qfnb.local.server.daemon")
+
+def published_defaults() -> dict[str, str]:
+    """The runtime file's ``default_models``: each API type's, and the tool model (under
+    :data:`TOOLS_DEFAULT_KEY`) when it is installed, for clients that pick it for tool calls."""
+    tools = {TOOLS_DEFAULT_KEY: LOCAL_TOOL_MODEL} if LOCAL_TOOL_MODEL in BUILTIN_SPECS else {}
+    return {**LOCAL_DEFAULT_MODELS, **tools}
+
 
 def _remove_if_ours(path: Path) -> None:
     with contextlib.suppress(OSError, ValueError):
@@ -89,7 +97,7 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry:
             await asyncio.sleep(0.02)
         if server.started:
             info = RuntimeInfo(url=url, pid=os.getpid(), version=__version__, started=started,
-                               control_token=token, default_models=dict(LOCAL_DEFAULT_MODELS))
+                               control_token=token, default_models=published_defaults())
             write_private_json(runtime, info.to_dict())
             log.info("qfnb daemon %s serving %s (data in %s)", __version__, url, settings.data_dir)
         await serving

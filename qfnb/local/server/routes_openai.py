@@ -23,7 +23,7 @@ from qfnb.local.domain import chat_completions
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.api import ServedLike
-from qfnb.local.server import rerank
+from qfnb.local.server import model_choice, rerank
 from qfnb.local.server.openai_errors import openai_route
 from qfnb.local.server.serve import embed, serve
 from qfnb.local.server.wire import VectorsJSON, now, parse, response_id, vector_rows
@@ -35,7 +35,8 @@ PREFIXES = ("/v1", "/v2")
 
 
 async def _chat(request: Request, platform: Platform, body: dict[str, Any], lane: str) -> Response:
-    req = parse(OpenAIChatRequest, body)
+    choice = model_choice.choose(platform, body)  # no model named: the tool model for tools (model_choice)
+    req = parse(OpenAIChatRequest, choice.body)
     asked = req.model_dump(exclude_none=True)
 
     def keep(completion: dict[str, Any]) -> None:
@@ -49,7 +50,7 @@ async def _chat(request: Request, platform: Platform, body: dict[str, Any], lane
                                     logprobs=bool(req.logprobs),
                                     include_usage=bool((req.stream_options or {}).get("include_usage")),
                                     tier=req.service_tier is not None, keep=keep if req.store else None)
-    return await serve(request, platform, openai_chat.chat_ask(req, lane), render, headers=ignored)
+    return choice.annotate(await serve(request, platform, openai_chat.chat_ask(req, lane), render, headers=ignored))
 
 
 async def _completions(request: Request, platform: Platform, body: dict[str, Any], lane: str) -> Response:

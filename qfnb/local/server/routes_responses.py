@@ -28,7 +28,7 @@ from qfnb.local.convert.responses import ResponsesRender
 from qfnb.local.domain import responses as stored
 from qfnb.local.domain.console import NotFound
 from qfnb.local.domain.platform import Platform
-from qfnb.local.server import openai_errors
+from qfnb.local.server import model_choice, openai_errors
 from qfnb.local.server.openai_errors import openai_route
 from qfnb.local.server.serve import serve
 from qfnb.local.server.wire import now, parse
@@ -44,7 +44,8 @@ _running_lock = threading.Lock()
 
 
 async def _create(request: Request, platform: Platform, body: dict[str, Any], lane: str) -> Response:
-    data = check_request(body)
+    choice = model_choice.choose(platform, body)  # no model named: the tool model for tools (model_choice)
+    data = check_request(choice.body)
     previous = data.get("previous_response_id")
     try:
         history, key = await run_in_threadpool(_conversation, platform, previous)
@@ -69,7 +70,7 @@ async def _create(request: Request, platform: Platform, body: dict[str, Any], la
     ask = dataclasses.replace(openai_chat.chat_ask(chat, lane), cache_key=key)
     response: Response | None = None
     try:
-        response = await serve(request, platform, ask, render)
+        response = choice.annotate(await serve(request, platform, ask, render))
         if isinstance(response, StreamingResponse):  # forgotten when the stream ends, or its client leaves
             response.body_iterator = _forgetting(rid, response.body_iterator)
         return response

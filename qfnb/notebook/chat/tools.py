@@ -38,7 +38,7 @@ from qfnb.notebook.chat.cell import build_cell_requests
 from qfnb.notebook.chat.sessions import DEFAULT_SESSION
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.notebook.render import theme
-from qfnb.protocol.model_names import LOCAL_TOOL_MODEL
+from qfnb.protocol.model_names import LOCAL_TOOL_MODEL, tool_calling, unreliable_tools_note
 from qfnb.protocol.safe_html import clean, escape, markdown
 from qfnb.protocol.tools import openai_history_as_v1
 
@@ -324,22 +324,51 @@ def _prefer_tool_model(magics: ChatCellHost, args: ChatArgs) -> ChatArgs:
     (:data:`LOCAL_TOOL_MODEL`, chosen by measurement) when the platform lists it."""
     if args.model or args.endpoint or magics.default_model:
         return args
-    listing = magics.names.get(wait=3.0)
-    if listing is not None and LOCAL_TOOL_MODEL in listing.names("chat"):
+    if _tool_model_listed(magics):
         return replace(args, model=(LOCAL_TOOL_MODEL,))
     return args
+
+
+def _tool_model_listed(magics: ChatCellHost) -> bool:
+    listing = magics.names.get(wait=3.0)
+    return listing is not None and LOCAL_TOOL_MODEL in listing.names("chat")
+
+
+#: the models this kernel said call tools unreliably (said once per model)
+_SAID_UNRELIABLE: set[str] = set()
+
+
+def model_note(magics: ChatCellHost, request: chat.CellChatRequest, *, picked: bool) -> str | None:
+    """The footer's word on the loop's model: the tool model when the cell picked it (every such
+    cell), or, once per kernel, that the model asked (named or the platform's default) calls tools
+    unreliably and where the tool model is."""
+    if picked:
+        return "the tool model, picked for tools (-m NAME picks another)"
+    asked = request.model or request.name
+    if not asked or asked in _SAID_UNRELIABLE or tool_calling(asked) != "unreliable":
+        return None  # the listing is read only for a model that calls tools unreliably
+    _SAID_UNRELIABLE.add(asked)
+    note = unreliable_tools_note(asked, tool_model_served=_tool_model_listed(magics), how="-m {model}")
+    log.warning("%s", note)
+    return note
+
+
+def _with_model_note(magics: ChatCellHost, request: chat.CellChatRequest, *, picked: bool) -> chat.CellChatRequest:
+    note = model_note(magics, request, picked=picked)
+    return request if note is None else replace(request, note=" · ".join(n for n in (request.note, note) if n))
 
 
 def run_tools_cell(magics: ChatCellHost, args: ChatArgs, cell: str) -> Any:
     """Run one ``%%qfchat --tools`` cell."""
     tools = _tools_of(magics, args)
-    args = _prefer_tool_model(magics, args)
-    built = build_cell_requests(magics, args, cell, kept=False)
+    chosen = _prefer_tool_model(magics, args)
+    built = build_cell_requests(magics, chosen, cell, kept=False)
     if built is None:
         return None
     if len(built.requests) != 1:
         raise UsageError("--tools takes one model (-m NAME)")
     request = built.requests[0]
+    request = _with_model_note(magics, request, picked=chosen is not args)
     step = NotebookStep(magics.chat_backend, request, interval=magics.update_interval)
     loop = ToolLoop(step, tools, list(request.messages), max_steps=args.max_steps, record=CachedToolResults(),
                     rerun_tools=args.rerun_tools)

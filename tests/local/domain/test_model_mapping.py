@@ -56,6 +56,7 @@ def test_the_substitution_line_shows_once_per_pair(monkeypatch: pytest.MonkeyPat
         assert not substitution.announce("bge_large_zh", "use-multilingual-v3")  # the same pair, any case
         assert not substitution.announce("use_multilingual_v3", "USE-Multilingual-v3")  # its own endpoint
         assert substitution.announce("tao-8k", "USE-Multilingual-v3")
+        assert not substitution.announce("default", "Qwen2.5-Coder-1.5B-Instruct")  # the platform chose: no cloud
     assert [str(w.message) for w in seen] == [
         "bge-large-zh → USE-Multilingual-v3 on the local platform (cloud model not available offline)",
         "tao-8k → USE-Multilingual-v3 on the local platform (cloud model not available offline)"]
