@@ -24,11 +24,16 @@ async def nap(seconds: float) -> str:
 
 
 @app.tool()
-def stubborn() -> str:
-    """Ignore SIGTERM and block (a server that must be killed)."""
+async def stubborn() -> str:
+    """Ignore SIGTERM and block (a server that must be killed). Async: the server runs a sync tool in a
+    worker thread, where signal handlers cannot be set."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    time.sleep(3600)
-    return "never"
+    while True:  # ignores cancellation as well: only SIGKILL ends it
+        try:
+            await anyio.sleep(3600)
+        except anyio.get_cancelled_exc_class():
+            time.sleep(0.05)
+            continue
 
 
 @app.tool()
