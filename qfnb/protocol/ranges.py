@@ -58,6 +58,7 @@ ENGINE_NAMES: dict[str, str] = {
     "presence_penalty": "presence_penalty",
     "seed": "seed",
     "stop": "stop",
+    "stop_sequences": "stop",
     "temperature": "temperature",
     "top_k": "top_k",
     "top_p": "top_p",

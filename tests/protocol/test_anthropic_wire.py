@@ -1,36 +1,14 @@
-"""Anthropic's Messages API as data (qfnb.protocol.anthropic): a request in OpenAI chat terms, what
-cannot be honoured refused by name, and the stream events that make up a message (issue 42, part 3)."""
+"""Anthropic's Messages API as data (qfnb.protocol.anthropic): a request's checks (its fields, types
+and Anthropic's ranges: the spec's), what cannot be honoured refused by name, and the stream events
+that make up a message (issue 42, part 3)."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 
 from qfnb.protocol import anthropic
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.turn import Turn
-
-
-def test_a_request_becomes_the_chat_it_asks() -> None:
-    data = anthropic.check_request({
-        "model": "m", "max_tokens": 50, "system": [{"type": "text", "text": "be brief"}], "stop_sequences": ["END"],
-        "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}], "tool_choice": {"type": "any"},
-        "cache_control": {"type": "ephemeral"},
-        "messages": [{"role": "user", "content": "weather?"},
-                     {"role": "assistant", "content": [{"type": "text", "text": "Let me look."},
-                                                       {"type": "tool_use", "id": "t1", "name": "get_weather",
-                                                        "input": {"city": "Oslo"}}]},
-                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [
-                         {"type": "text", "text": "rain"}]}, {"type": "text", "text": "so?"}]}]})
-    body = anthropic.chat_body(data)
-    assert body["messages"] == [
-        {"role": "system", "content": "be brief"}, {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": "Let me look.", "tool_calls": [{"id": "t1", "type": "function", "function": {
-            "name": "get_weather", "arguments": json.dumps({"city": "Oslo"})}}]},
-        {"role": "tool", "tool_call_id": "t1", "content": "rain"}, {"role": "user", "content": "so?"}]
-    assert body["max_completion_tokens"] == 50 and body["stop"] == ["END"] and body["tool_choice"] == "required"
-    assert body["tools"][0]["function"] == {"name": "get_weather", "parameters": {"type": "object"}}
 
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -42,6 +20,14 @@ def test_a_request_becomes_the_chat_it_asks() -> None:
     ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "container": "c"}, "container"),
     ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
       "tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0]"),
+    ({"model": "m", "max_tokens": 1_000_000_000, "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
+    ({"model": "m", "max_tokens": 5, "temperature": 1.5, "messages": [{"role": "user", "content": "x"}]},
+     "temperature"),
+    ({"model": "m", "max_tokens": 5, "top_k": -1, "messages": [{"role": "user", "content": "x"}]}, "top_k"),
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+      "tools": [{"name": "f", "input_schema": {}}], "tool_choice": {"type": "tool", "name": "g"}}, "tool_choice.name"),
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "tool_use", "id": "t", "name": "f", "input": {}}]}]}, "messages[0].content[0].type"),
 ])
 def test_what_cannot_be_honoured_is_refused_by_name(body: dict, field: str) -> None:
     with pytest.raises(ProtocolError) as caught:
@@ -66,3 +52,21 @@ def test_the_events_make_up_the_message() -> None:
     message = anthropic.message_object("msg_1", "m", Turn(text="", tool_calls=[
         {"id": "t1", "function": {"name": "f", "arguments": '{"a": 1}'}}]))
     assert message["content"] == [{"type": "tool_use", "id": "t1", "name": "f", "input": {"a": 1}}]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"max_tokens": 1_000_000_000}, "max_tokens: must be in [1, 65536], got 1000000000"),
+    ({"max_tokens": 5, "temperature": 1.5}, "temperature: must be in [0.0, 1.0], got 1.5"),
+])
+def test_anthropics_own_ranges_name_its_own_fields(body: dict, message: str) -> None:
+    with pytest.raises(ProtocolError) as refused:
+        anthropic.check_request({"model": "m", "messages": [{"role": "user", "content": "x"}], **body})
+    assert str(refused.value) == message
+
+
+def test_a_count_body_takes_no_generation_fields() -> None:
+    with pytest.raises(ProtocolError) as refused:
+        anthropic.check_request({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+                                count=True)
+    assert refused.value.field == "max_tokens"
+    assert anthropic.check_request({"model": "m", "messages": [{"role": "user", "content": "x"}]}, count=True)
