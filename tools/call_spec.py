@@ -188,7 +188,10 @@ def ranges_module() -> str:
     ranges = "".join(f'    "{name}": {f.range.source()},\n' for name, f in ranged().items() if f.range)
     openai = "".join(f'    "{name}": {r.source()},\n' for name, r in spec.OPENAI_RANGES.items() if r)
     image = "".join(f'    "{f.wire_name}": {f.range.source()},\n' for f in spec.TEXT2IMAGE.params if f.range)
-    every = [f.range for f in ranged().values() if f.range] + [r for r in spec.OPENAI_RANGES.values() if r]
+    every = ([f.range for f in ranged().values() if f.range] + [r for r in spec.OPENAI_RANGES.values() if r]
+             + [f.range for m in wires.MODELS for f in m.fields if f.range])
+    tables = "".join("\n" + wire_tables(wire, models) for wire, models in wires.WIRES.items())
+    table_names = [f"{w}_{t}" for w in wires.WIRES for t in ("ENGINE", "RANGES")]
     limits = sorted({r.hi_name for r in every if r.hi_name})
     engine = "".join(f'    "{wire}": "{name}",\n' for wire, name in sorted(engine_names().items()))
     return (generated_header() + '"""The documented ranges of the inference fields (no pydantic here: the notebook\n'
@@ -196,7 +199,8 @@ def ranges_module() -> str:
             'the magics all check this one table, with :func:`qfnb.protocol.limits.range_problem`."""\n\n'
             "from __future__ import annotations\n\n"
             f"from .limits import {', '.join(limits)}\n\n"
-            '__all__ = ["ENGINE_NAMES", "OPENAI_RANGES", "RANGES", "TEXT2IMAGE_RANGES"]\n\n'
+            + packed([f'"{n}"' for n in sorted(["ENGINE_NAMES", "OPENAI_RANGES", "RANGES", "TEXT2IMAGE_RANGES",
+                                                 *table_names])], "__all__ = [", " " * 11, "]") + "\n\n"
             "#: field -> (low, high, low end open, integer), v1 and v2 alike; token counts are bounded\n"
             "#: loosely, since each model has its own limit (a server caps them)\n"
             f"RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{ranges}}}\n\n"
@@ -207,7 +211,8 @@ def ranges_module() -> str:
             f"TEXT2IMAGE_RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{image}}}\n\n"
             "#: body field -> the name the local engines take it under (``qfnb.local.engines.ask.Sampling``):\n"
             "#: each protocol's converter maps its wire's sampling fields with this one table\n"
-            f"ENGINE_NAMES: dict[str, str] = {{\n{engine}}}\n")
+            f"ENGINE_NAMES: dict[str, str] = {{\n{engine}}}\n"
+            "\n# the Responses and Messages bodies' own (tools/spec/wires.py)\n" + tables)
 
 
 def wire_fields_module() -> str:
@@ -241,7 +246,7 @@ def wire_tables(wire: str, models: tuple[WireModel, ...]) -> str:
     fields = [f for m in models for f in m.fields]
     ranges = "".join(f'    "{f.wire_name}": {f.range.source()},\n' for f in fields if f.range)
     engine = "".join(f'    "{f.wire_name}": "{f.engine}",\n' for f in fields if f.engine)
-    return (f"#: the wire's own ranges: field -> (low, high, low end open, integer)\n"
+    return (f"#: {wire.title()}' own ranges: field -> (low, high, low end open, integer)\n"
             f"{wire}_RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{ranges}}}\n"
             f"#: field -> the name the engines take it under (``qfnb.local.engines.ask.Sampling``)\n"
             f"{wire}_ENGINE: dict[str, str] = {{\n{engine}}}\n")
@@ -258,21 +263,15 @@ def wire_bodies_module() -> str:
                 defined.add(alias)
         base = m.base if m.base != "WireModel" else "RequestBody" if m.extra == "forbid" else "WireItem"
         classes.append(f'\n\nclass {m.name}({base}):\n    """{m.doc}"""\n\n' + "".join(body_field(f) for f in m.fields))
-    every = [f.range for m in wires.MODELS for f in m.fields if f.range]
-    limits = sorted({r.hi_name for r in every if r.hi_name})
-    tables = "\n".join(wire_tables(wire, models) for wire, models in wires.WIRES.items())
-    listed = sorted(["RequestBody", "WireItem", *names, *wires.UNIONS, *(f"{w}_{t}" for w in wires.WIRES
-                                                                     for t in ("RANGES", "ENGINE"))], key=order_key)
+    listed = sorted(["RequestBody", "WireItem", *names, *wires.UNIONS], key=order_key)
     return (generated_header("tools/spec/wires.py")
             + '"""The request bodies of OpenAI\'s Responses API and Anthropic\'s Messages API: their fields,\n'
-            "nested items, each wire's own ranges and the engine field each sampling field feeds.\n\n"
+            "nested items (their ranges and engine names: ``qfnb.protocol.ranges``).\n\n"
             ":mod:`qfnb.protocol.responses` and :mod:`qfnb.protocol.anthropic` add the validators (their\n"
             "models subclass these); :mod:`qfnb.local.convert` reads a parsed body into the engine's ask.\n"
             '"""\n\nfrom __future__ import annotations\n\nfrom typing import Any, Literal\n\n'
             "from pydantic import BaseModel, ConfigDict, Field\n\n"
-            f"from .limits import {', '.join(limits)}\n\n"
-            + packed([f'"{n}"' for n in listed], "__all__ = [", " " * 11, "]") + "\n\n"
-            + tables + "\n\n"
+            + packed([f'"{n}"' for n in listed], "__all__ = [", " " * 11, "]") + "\n\n\n"
             'class RequestBody(BaseModel):\n    """A request body: any field it does not name is refused; values are '
             'taken as sent\n    (strict: no string read as a number or a flag)."""\n\n'
             '    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)\n\n\n'

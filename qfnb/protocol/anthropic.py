@@ -14,12 +14,12 @@ from typing import Any, get_args
 from pydantic import field_validator, model_validator
 
 from .errors import ProtocolError
-from .inference import STOP_ITEMS, parse_request
+from .limits import STOP_ITEMS
 from .openai_wire import drop_nulls
+from .ranges import MESSAGES_RANGES
 from .responses_answer import new_id as new_id  # Anthropic's ids look alike (``msg_…``, ``toolu_…``)
 from .turn import Turn
 from .wire_bodies import (
-    MESSAGES_RANGES,
     AnthropicBlock,
     AnthropicMessage,
     AnthropicText,
@@ -30,7 +30,15 @@ from .wire_bodies import (
     MessagesCountFields,
     MessagesFields,
 )
-from .wire_checks import Function, body_fields, check_answer_schema, check_body, check_functions, item_of
+from .wire_checks import (
+    OfferedFunction,
+    body_fields,
+    check_answer_schema,
+    check_body,
+    check_functions,
+    item_of,
+    parse_body,
+)
 
 #: what ``POST /v1/messages`` takes (the spec's fields); any other field is refused by name
 REQUEST_FIELDS = body_fields(MessagesFields)
@@ -124,9 +132,9 @@ class CountRequest(MessagesCountFields):
             check_answer_schema(fmt.schema_, "output_config.format.schema", functions)
         return self
 
-    def functions(self) -> list[Function]:
+    def functions(self) -> list[OfferedFunction]:
         """The client tools offered, as the checks and the engine take them."""
-        return [Function(f"tools[{i}]", t.name, t.description, t.input_schema, "input_schema", t.strict)
+        return [OfferedFunction(f"tools[{i}]", t.name, t.description, t.input_schema, "input_schema", t.strict)
                 for i, t in enumerate(self.tools or ())]
 
     def system_text(self) -> str | None:
@@ -175,7 +183,7 @@ def _check_body(data: Any, model: type[MessagesCountFields], required: Mapping[s
 
 def check_request(body: Mapping[str, Any], *, count: bool = False) -> dict[str, Any]:
     """The body with explicit nulls dropped and every field checked (``count``: a count_tokens body)."""
-    parse_request(CountRequest if count else MessagesRequest, dict(body))
+    parse_body(CountRequest if count else MessagesRequest, dict(body))
     return drop_nulls(body)
 
 

@@ -63,6 +63,8 @@ MAX_SCHEMA_DEPTH = 32
 MAX_SCHEMA_REPEAT = 1000
 #: an integer bound (``minimum``...): the grammar writes integers of at most 16 digits
 MAX_SCHEMA_BOUND = 2**53
+#: stop strings in one request, and characters in each (v1's; the OpenAI routes take any length)
+STOP_ITEMS, STOP_CHARS = 4, 20
 #: tools offered in one request (OpenAI's documented maximum)
 MAX_TOOLS = 128
 

@@ -15,12 +15,11 @@ from typing import Any, get_args
 from pydantic import field_validator, model_validator
 
 from .errors import ProtocolError
-from .inference import parse_request
 from .openai_wire import check_content, content_text, drop_nulls
+from .ranges import RESPONSES_RANGES
 from .schemas import check_schema
 from .tools import check_tool_count
 from .wire_bodies import (
-    RESPONSES_RANGES,
     ResponsesFields,
     ResponsesFunctionCall,
     ResponsesFunctionOutput,
@@ -28,7 +27,15 @@ from .wire_bodies import (
     ResponsesMessage,
     ResponsesTool,
 )
-from .wire_checks import Function, body_fields, check_answer_schema, check_body, check_functions, item_of
+from .wire_checks import (
+    OfferedFunction,
+    body_fields,
+    check_answer_schema,
+    check_body,
+    check_functions,
+    item_of,
+    parse_body,
+)
 
 #: what ``POST /responses`` takes (the spec's fields); any other field is refused by name
 REQUEST_FIELDS = body_fields(ResponsesFields)
@@ -99,9 +106,9 @@ class ResponsesRequest(ResponsesFields):
             check_answer_schema(fmt.schema_, "text.format.schema", functions)
         return self
 
-    def functions(self) -> list[Function]:
+    def functions(self) -> list[OfferedFunction]:
         """The function tools offered, as the checks and the engine take them."""
-        return [Function(f"tools[{i}]", t.name, t.description, t.parameters, "parameters", t.strict)
+        return [OfferedFunction(f"tools[{i}]", t.name, t.description, t.parameters, "parameters", t.strict)
                 for i, t in enumerate(self.tools or ())]
 
     def items(self) -> list[ResponsesItem]:
@@ -111,7 +118,7 @@ class ResponsesRequest(ResponsesFields):
 
 def check_request(body: Mapping[str, Any]) -> dict[str, Any]:
     """The body with explicit nulls dropped, every field checked (:class:`ResponsesRequest`)."""
-    parse_request(ResponsesRequest, dict(body))
+    parse_body(ResponsesRequest, dict(body))
     return drop_nulls(body)
 
 

@@ -19,8 +19,8 @@ from .openai_wire import drop_nulls, refuse_unknown
 from .schemas import check_schema, check_schema_total
 from .tools import FUNCTION_NAME, check_tool_count
 
-__all__ = ["Function", "body_fields", "check_answer_schema", "check_body", "check_functions", "item_of",
-           "where_of"]
+__all__ = ["OfferedFunction", "body_fields", "check_answer_schema", "check_body", "check_functions", "item_of",
+           "parse_body", "where_of"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -36,6 +36,19 @@ def where_of(loc: Sequence[int | str], prefix: str = "") -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
     return out
+
+
+def parse_body(model: type[M], data: Any) -> M:
+    """``data`` read into ``model``: a problem raises the one :class:`ProtocolError` a check raised,
+    or names where pydantic found it (``text.format.type``)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        inner = (first.get("ctx") or {}).get("error")
+        if isinstance(inner, ProtocolError):
+            raise inner from None
+        raise ProtocolError(where_of(first["loc"]) or "body", first["msg"]) from None
 
 
 def item_of(model: type[M], raw: Any, where: str) -> M:
@@ -70,7 +83,7 @@ def check_body(data: Any, model: type[BaseModel], api: str, ranges: Mapping[str,
     return data
 
 
-class Function(NamedTuple):
+class OfferedFunction(NamedTuple):
     """A function a request offers, in any wire's shape: where it is (``tools[0]``), its name,
     description, parameters' schema (and the key the wire names it under) and strictness."""
 
@@ -82,7 +95,7 @@ class Function(NamedTuple):
     strict: bool | None
 
 
-def check_functions(functions: Sequence[Function], field: str = "tools") -> None:
+def check_functions(functions: Sequence[OfferedFunction], field: str = "tools") -> None:
     """Every offered function: a name the engines take (1-64 letters, digits, ``_``, ``-``), given
     once; its schema within the caps; at most ``MAX_TOOLS`` of them."""
     check_tool_count(functions, field)
@@ -98,7 +111,8 @@ def check_functions(functions: Sequence[Function], field: str = "tools") -> None
     check_schema_total([fn.schema for fn in functions], field)
 
 
-def check_answer_schema(schema: Mapping[str, Any] | None, where: str, functions: Sequence[Function] = ()) -> None:
+def check_answer_schema(schema: Mapping[str, Any] | None, where: str,
+                        functions: Sequence[OfferedFunction] = ()) -> None:
     """The answer's JSON schema (at ``where``), then the request's schemas together (a required
     call's grammar joins them all)."""
     if schema is not None:

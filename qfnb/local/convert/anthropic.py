@@ -17,9 +17,9 @@ from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.base import Delta
 from qfnb.protocol.anthropic import CountRequest, MessageEvents, MessagesRequest, message_object
+from qfnb.protocol.ranges import MESSAGES_ENGINE
 from qfnb.protocol.sse import encode_event
 from qfnb.protocol.wire_bodies import (
-    MESSAGES_ENGINE,
     AnthropicMessage,
     AnthropicText,
     AnthropicToolResult,

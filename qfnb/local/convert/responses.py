@@ -15,10 +15,11 @@ from qfnb.local.convert.asks import conversation, structured_output, tool_specs
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.base import Delta
+from qfnb.protocol.ranges import RESPONSES_ENGINE
 from qfnb.protocol.responses import ResponsesRequest, chat_messages
 from qfnb.protocol.responses_answer import ResponseEvents, output_items, response_object
 from qfnb.protocol.sse import encode_event
-from qfnb.protocol.wire_bodies import RESPONSES_ENGINE, ResponsesNamedChoice
+from qfnb.protocol.wire_bodies import ResponsesNamedChoice
 
 log = logging.getLogger("qfnb.local.inference")
 
