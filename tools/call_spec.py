@@ -7,6 +7,8 @@
 * ``qfnb/protocol/ranges.py``: ``RANGES`` and ``OPENAI_RANGES``; ``qfnb/protocol/wire_fields.py``: the
   fields of the pydantic wire models;
 * ``qfnb/notebook/sampling.py``: the magics' sampling options and :class:`SamplingOptions`;
+* ``qfnb/protocol/wire_bodies.py``: the Responses and Messages request models, their ranges and
+  engine tables (``tools/spec/wires.py``);
 * ``qfnb/protocol/answers.py``: the lenient answer models (``tools/spec/answers.py``), and
   ``qfnb/resources/typing_client.py``: the official SDK's names for them (aliases).
 """
@@ -17,7 +19,7 @@ import re
 import textwrap
 from pathlib import Path
 
-from spec import answers, training
+from spec import answers, training, wires
 from spec import inference as spec
 from spec.schema import REQUIRED, Call, Field, WireModel
 from unasync_calls import ROOT, WIDTH, order_key, packed, render_from, signature
@@ -25,6 +27,7 @@ from unasync_calls import ROOT, WIDTH, order_key, packed, render_from, signature
 SPEC = "tools/spec/inference.py"
 PARAMS = ROOT / "qfnb/resources/inference/params.py"
 WIRE_FIELDS = ROOT / "qfnb/protocol/wire_fields.py"
+WIRE_BODIES = ROOT / "qfnb/protocol/wire_bodies.py"
 RANGES = ROOT / "qfnb/protocol/ranges.py"
 SAMPLING = ROOT / "qfnb/notebook/sampling.py"
 CLI_SAMPLING = ROOT / "qfnb/common/cli/sampling_flags.py"
@@ -174,7 +177,8 @@ def ranged() -> dict[str, Field]:
 def engine_names() -> dict[str, str]:
     """Every body field the local engines take, by wire name: the name they take it under."""
     found: dict[str, str] = {}
-    for f in [*(f for m in spec.WIRE_MODELS for f in m.fields), *(f for c in spec.CALLS for f in c.params)]:
+    for f in [*(f for m in (*spec.WIRE_MODELS, *wires.MODELS) for f in m.fields),
+              *(f for c in spec.CALLS for f in c.params)]:
         if f.engine and f.wire_name and found.setdefault(f.wire_name, f.engine) != f.engine:
             raise SystemExit(f"{f.wire_name}: two engine names in the spec ({found[f.wire_name]}, {f.engine})")
     return found
@@ -184,7 +188,10 @@ def ranges_module() -> str:
     ranges = "".join(f'    "{name}": {f.range.source()},\n' for name, f in ranged().items() if f.range)
     openai = "".join(f'    "{name}": {r.source()},\n' for name, r in spec.OPENAI_RANGES.items() if r)
     image = "".join(f'    "{f.wire_name}": {f.range.source()},\n' for f in spec.TEXT2IMAGE.params if f.range)
-    every = [f.range for f in ranged().values() if f.range] + [r for r in spec.OPENAI_RANGES.values() if r]
+    every = ([f.range for f in ranged().values() if f.range] + [r for r in spec.OPENAI_RANGES.values() if r]
+             + [f.range for m in wires.MODELS for f in m.fields if f.range])
+    tables = "".join("\n" + wire_tables(wire, models) for wire, models in wires.WIRES.items())
+    table_names = [f"{w}_{t}" for w in wires.WIRES for t in ("ENGINE", "RANGES")]
     limits = sorted({r.hi_name for r in every if r.hi_name})
     engine = "".join(f'    "{wire}": "{name}",\n' for wire, name in sorted(engine_names().items()))
     return (generated_header() + '"""The documented ranges of the inference fields (no pydantic here: the notebook\n'
@@ -192,7 +199,8 @@ def ranges_module() -> str:
             'the magics all check this one table, with :func:`qfnb.protocol.limits.range_problem`."""\n\n'
             "from __future__ import annotations\n\n"
             f"from .limits import {', '.join(limits)}\n\n"
-            '__all__ = ["ENGINE_NAMES", "OPENAI_RANGES", "RANGES", "TEXT2IMAGE_RANGES"]\n\n'
+            + packed([f'"{n}"' for n in sorted(["ENGINE_NAMES", "OPENAI_RANGES", "RANGES", "TEXT2IMAGE_RANGES",
+                                                 *table_names])], "__all__ = [", " " * 11, "]") + "\n\n"
             "#: field -> (low, high, low end open, integer), v1 and v2 alike; token counts are bounded\n"
             "#: loosely, since each model has its own limit (a server caps them)\n"
             f"RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{ranges}}}\n\n"
@@ -203,7 +211,8 @@ def ranges_module() -> str:
             f"TEXT2IMAGE_RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{image}}}\n\n"
             "#: body field -> the name the local engines take it under (``qfnb.local.engines.ask.Sampling``):\n"
             "#: each protocol's converter maps its wire's sampling fields with this one table\n"
-            f"ENGINE_NAMES: dict[str, str] = {{\n{engine}}}\n")
+            f"ENGINE_NAMES: dict[str, str] = {{\n{engine}}}\n"
+            "\n# the Responses and Messages bodies' own (tools/spec/wires.py)\n" + tables)
 
 
 def model_wire_names(name: str) -> list[str]:
@@ -230,6 +239,58 @@ def wire_fields_module() -> str:
             'model-specific extras)."""\n\n'
             '    model_config = ConfigDict(extra="allow", populate_by_name=True)\n'
             + "".join(wire_class(m) for m in spec.WIRE_MODELS))
+
+
+# ---------------------------------------------------------------------------- protocol/wire_bodies.py
+def body_field(f: Field) -> str:
+    """``name: type = default``, with the wire name as the alias where the Python name differs."""
+    line = f"    {f.name}: {f.type}"
+    if f.wire_name != f.name:
+        default = "" if f.default == REQUIRED else f"default={f.default}, "
+        line += f' = Field({default}alias="{f.wire_name}")'
+    elif f.default != REQUIRED:
+        line += f" = {f.default}"
+    return line + "\n" if not f.doc else f"    #: {f.doc}\n{line}\n"
+
+
+def wire_tables(wire: str, models: tuple[WireModel, ...]) -> str:
+    """``<WIRE>_RANGES`` and ``<WIRE>_ENGINE``: the wire's own ranges and engine names, by wire name."""
+    fields = [f for m in models for f in m.fields]
+    ranges = "".join(f'    "{f.wire_name}": {f.range.source()},\n' for f in fields if f.range)
+    engine = "".join(f'    "{f.wire_name}": "{f.engine}",\n' for f in fields if f.engine)
+    return (f"#: {wire.title()}' own ranges: field -> (low, high, low end open, integer)\n"
+            f"{wire}_RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{ranges}}}\n"
+            f"#: field -> the name the engines take it under (``qfnb.local.engines.ask.Sampling``)\n"
+            f"{wire}_ENGINE: dict[str, str] = {{\n{engine}}}\n")
+
+
+def wire_bodies_module() -> str:
+    names = [m.name for m in wires.MODELS]
+    classes, defined = [], set()
+    for m in wires.MODELS:
+        used = set().union(*(named_in(f.type) for f in m.fields))
+        for alias, members in wires.UNIONS.items():
+            if alias in used and alias not in defined:
+                classes.append(f"\n\n{alias} = {' | '.join(members)}\n")
+                defined.add(alias)
+        base = m.base if m.base != "WireModel" else "RequestBody" if m.extra == "forbid" else "WireItem"
+        classes.append(f'\n\nclass {m.name}({base}):\n    """{m.doc}"""\n\n' + "".join(body_field(f) for f in m.fields))
+    listed = sorted(["RequestBody", "WireItem", *names, *wires.UNIONS], key=order_key)
+    return (generated_header("tools/spec/wires.py")
+            + '"""The request bodies of OpenAI\'s Responses API and Anthropic\'s Messages API: their fields,\n'
+            "nested items (their ranges and engine names: ``qfnb.protocol.ranges``).\n\n"
+            ":mod:`qfnb.protocol.responses` and :mod:`qfnb.protocol.anthropic` add the validators (their\n"
+            "models subclass these); :mod:`qfnb.local.convert` reads a parsed body into the engine's ask.\n"
+            '"""\n\nfrom __future__ import annotations\n\nfrom typing import Any, Literal\n\n'
+            "from pydantic import BaseModel, ConfigDict, Field\n\n"
+            + packed([f'"{n}"' for n in listed], "__all__ = [", " " * 11, "]") + "\n\n\n"
+            'class RequestBody(BaseModel):\n    """A request body: any field it does not name is refused; values are '
+            'taken as sent\n    (strict: no string read as a number or a flag)."""\n\n'
+            '    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)\n\n\n'
+            'class WireItem(BaseModel):\n    """A nested item: the keys clients add (``id``, ``status``, '
+            '``cache_control``) are kept."""\n\n'
+            '    model_config = ConfigDict(extra="allow", strict=True, populate_by_name=True)\n'
+            + "".join(classes))
 
 
 # ---------------------------------------------------------------------------- protocol/answers.py
@@ -389,5 +450,6 @@ def magic_options_module() -> str:
 def spec_targets() -> dict[Path, str]:
     """The modules written from the spec besides the resources' ``_generated`` ones."""
     return {PARAMS: params_module(), RANGES: ranges_module(), WIRE_FIELDS: wire_fields_module(),
+            WIRE_BODIES: wire_bodies_module(),
             SAMPLING: sampling_module(), CLI_SAMPLING: cli_sampling_module(), MAGIC_OPTIONS: magic_options_module(),
             ANSWERS: answers_module(), OFFICIAL: official_names_module()}

@@ -9,20 +9,47 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, get_args
+
+from pydantic import field_validator, model_validator
 
 from .errors import ProtocolError
-from .openai_wire import drop_nulls, refuse_unknown
+from .limits import STOP_ITEMS
+from .openai_wire import drop_nulls
+from .ranges import MESSAGES_RANGES
 from .responses_answer import new_id as new_id  # Anthropic's ids look alike (``msg_…``, ``toolu_…``)
-from .schemas import check_schema
 from .turn import Turn
+from .wire_bodies import (
+    AnthropicBlock,
+    AnthropicMessage,
+    AnthropicText,
+    AnthropicThinking,
+    AnthropicTool,
+    AnthropicToolResult,
+    AnthropicToolUse,
+    MessagesCountFields,
+    MessagesFields,
+)
+from .wire_checks import (
+    OfferedFunction,
+    body_fields,
+    check_answer_schema,
+    check_body,
+    check_functions,
+    item_of,
+    parse_body,
+)
 
-#: what ``POST /v1/messages`` takes; any other field is refused by name
-REQUEST_FIELDS = ("model", "messages", "max_tokens", "system", "stop_sequences", "temperature", "top_p", "top_k",
-                  "stream", "tools", "tool_choice", "metadata", "thinking", "service_tier", "output_config",
-                  "cache_control", "speed", "inference_geo", "user_profile_id", "workspace_id")
+#: what ``POST /v1/messages`` takes (the spec's fields); any other field is refused by name
+REQUEST_FIELDS = body_fields(MessagesFields)
 #: what ``POST /v1/messages/count_tokens`` takes
-COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control")
+COUNT_FIELDS = body_fields(MessagesCountFields)
+#: content block types -> their models
+BLOCKS: dict[str, type[AnthropicBlock]] = {kind: m for m in (
+    AnthropicText, AnthropicToolUse, AnthropicToolResult, AnthropicThinking)
+    for kind in get_args(m.model_fields["type"].annotation)}
+_REQUIRED = {"model": "the name of a served chat model", "messages": "a non-empty list of {role, content}"}
+_GENERATION = {**_REQUIRED, "max_tokens": "a whole number of tokens, at least 1"}
 #: engine finish reasons -> Anthropic's ``stop_reason``
 STOP_REASONS = {"normal": "end_turn", "stop": "stop_sequence", "length": "max_tokens", "tool_calls": "tool_use"}
 #: HTTP status -> Anthropic's error ``type``
@@ -37,97 +64,159 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
-def check_request(body: Mapping[str, Any], *, count: bool = False) -> dict[str, Any]:
-    """The body with explicit nulls dropped and every field checked (``count``: a count_tokens body)."""
-    data = drop_nulls(body)
-    refuse_unknown(data, COUNT_FIELDS if count else REQUEST_FIELDS, "Messages API")
-    if not isinstance(data.get("model"), str) or not data["model"]:
+class CountRequest(MessagesCountFields):
+    """Body of ``POST /v1/messages/count_tokens`` (fields and types: the spec's)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _body(cls, data: Any) -> Any:
+        return _check_body(data, MessagesCountFields, _REQUIRED)
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _messages(cls, value: Any) -> list[AnthropicMessage]:
+        return typed_messages(value)
+
+    @field_validator("system", mode="before")
+    @classmethod
+    def _system(cls, value: Any) -> Any:
+        if isinstance(value, str) or (isinstance(value, list) and all(
+                isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str) for b in value)):
+            return value
+        raise ProtocolError("system", "must be a string or a list of text blocks")
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tools(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            raise ProtocolError("tools", "must be a list of {name, description, input_schema}")
+        for i, tool in enumerate(value):
+            if not isinstance(tool, dict) or tool.get("type", "custom") != "custom" or "input_schema" not in tool:
+                raise ProtocolError(f"tools[{i}]", "must be a client tool {name, description, input_schema}: the "
+                                    "local platform has no server tools (web search, code execution, computer use)")
+        return [item_of(AnthropicTool, tool, f"tools[{i}]") for i, tool in enumerate(value)]
+
+    @field_validator("tool_choice", mode="before")
+    @classmethod
+    def _tool_choice(cls, value: Any) -> Any:
+        kind = value.get("type") if isinstance(value, dict) else None
+        if kind in ("auto", "any", "none") or (kind == "tool" and isinstance(value.get("name"), str)):
+            return value
+        raise ProtocolError("tool_choice", 'must be {"type": "auto" | "any" | "none"} or {"type": "tool", "name": ...}')
+
+    @field_validator("output_config", mode="before")
+    @classmethod
+    def _output_config(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ProtocolError("output_config", 'must be an object like {"format": {"type": "json_schema", ...}}')
+        if value.get("effort") is not None:
+            raise ProtocolError("output_config.effort", "the local models have no effort levels: leave it out")
+        fmt = value.get("format")
+        if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") != "json_schema"
+                                or not isinstance(fmt.get("schema"), dict)):
+            raise ProtocolError("output_config.format", 'must be {"type": "json_schema", "schema": {...}}')
+        return value
+
+    @model_validator(mode="after")
+    def _offered(self) -> CountRequest:
+        functions = self.functions()
+        check_functions(functions)
+        choice = self.tool_choice
+        if choice is not None and choice.type == "tool" and self.tools:
+            offered = [fn.name for fn in functions]
+            if choice.name not in offered:
+                raise ProtocolError("tool_choice.name", f"{choice.name!r} is not one of the tools given "
+                                    f"({', '.join(offered)})")
+        fmt = self.output_config.format if self.output_config is not None else None
+        if fmt is not None:
+            check_answer_schema(fmt.schema_, "output_config.format.schema", functions)
+        return self
+
+    def functions(self) -> list[OfferedFunction]:
+        """The client tools offered, as the checks and the engine take them."""
+        return [OfferedFunction(f"tools[{i}]", t.name, t.description, t.input_schema, "input_schema", t.strict)
+                for i, t in enumerate(self.tools or ())]
+
+    def system_text(self) -> str | None:
+        """The system prompt (text blocks joined by newlines)."""
+        if self.system is None or isinstance(self.system, str):
+            return self.system
+        return "\n".join(block.text for block in self.system)
+
+
+class MessagesRequest(MessagesFields, CountRequest):
+    """Body of ``POST /v1/messages``: the count's fields and checks, then the generation's (each
+    field's range: Anthropic's, :data:`~qfnb.protocol.wire_bodies.MESSAGES_RANGES`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _body(cls, data: Any) -> Any:
+        data = _check_body(data, MessagesFields, _GENERATION)
+        if isinstance(data, dict):
+            stops = data.get("stop_sequences", [])
+            if not isinstance(stops, list) or len(stops) > STOP_ITEMS or not all(isinstance(s, str) and s
+                                                                                 for s in stops):
+                raise ProtocolError("stop_sequences", f"must be a list of at most {STOP_ITEMS} non-empty strings")
+            if data.get("speed", "standard") != "standard":
+                raise ProtocolError("speed", "must be 'standard': a local model has one speed")
+        return data
+
+
+def _check_body(data: Any, model: type[MessagesCountFields], required: Mapping[str, str]) -> Any:
+    """The fields every Messages body shares the rules of: the spec's names and ranges, a model
+    named, no thinking blocks, the one cache the engine keeps."""
+    data = check_body(data, model, "Messages API", MESSAGES_RANGES, required)
+    if not isinstance(data, dict):
+        return data
+    if not isinstance(data["model"], str) or not data["model"]:
         raise ProtocolError("model", "is required: the name of a served chat model")
-    if not count:
-        _check_generation(data)
     thinking = data.get("thinking", {"type": "disabled"})
     if not isinstance(thinking, dict) or thinking.get("type") != "disabled":
         raise ProtocolError("thinking", "the local models do not think in separate blocks: send "
                             '{"type": "disabled"} or leave it out')
-    if data.get("speed", "standard") != "standard":
-        raise ProtocolError("speed", "must be 'standard': a local model has one speed")
     cache = data.get("cache_control", {"type": "ephemeral"})
     if not isinstance(cache, dict) or cache.get("type") != "ephemeral":
         raise ProtocolError("cache_control", 'must be {"type": "ephemeral"} (the engine keeps every prompt\'s '
                             "prefix for the next request of the conversation on its own)")
-    chat_body(data)  # every message, block, tool and output format, checked
     return data
 
 
-def chat_format(config: Any) -> dict[str, Any] | None:
-    """``output_config.format`` (``{"type": "json_schema", "schema"}``) as chat's ``response_format``;
-    an ``effort`` is refused (the local models do not think in separate steps)."""
-    if config is None:
-        return None
-    if not isinstance(config, dict):
-        raise ProtocolError("output_config", 'must be an object like {"format": {"type": "json_schema", ...}}')
-    if config.get("effort") is not None:
-        raise ProtocolError("output_config.effort", "the local models have no effort levels: leave it out")
-    fmt = config.get("format")
-    if fmt is None:
-        return None
-    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
-        raise ProtocolError("output_config.format", 'must be {"type": "json_schema", "schema": {...}}')
-    check_schema(fmt["schema"], "output_config.format.schema")
-    return {"type": "json_schema", "json_schema": {"name": "output", "schema": fmt["schema"]}}
+def check_request(body: Mapping[str, Any], *, count: bool = False) -> dict[str, Any]:
+    """The body with explicit nulls dropped and every field checked (``count``: a count_tokens body)."""
+    parse_body(CountRequest if count else MessagesRequest, dict(body))
+    return drop_nulls(body)
 
 
-def _check_generation(data: Mapping[str, Any]) -> None:
-    tokens = data.get("max_tokens")
-    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
-        raise ProtocolError("max_tokens", "is required: a whole number of tokens, at least 1")
-    stops = data.get("stop_sequences", [])
-    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
-        raise ProtocolError("stop_sequences", "must be a list of non-empty strings")
-    if "stream" in data and not isinstance(data["stream"], bool):
-        raise ProtocolError("stream", "must be true or false")
-
-
-def _system_text(system: Any) -> str | None:
-    if system is None or isinstance(system, str):
-        return system
-    if isinstance(system, list) and all(isinstance(b, dict) and b.get("type") == "text" and isinstance(
-            b.get("text"), str) for b in system):
-        return "\n".join(b["text"] for b in system)
-    raise ProtocolError("system", "must be a string or a list of text blocks")
-
-
-def chat_messages(messages: Any, system: Any = None) -> list[dict[str, Any]]:
-    """Anthropic turns as OpenAI chat turns: ``system`` first; an assistant's ``tool_use`` blocks
-    as its ``tool_calls``; a user's ``tool_result`` blocks as ``tool`` turns (before its text)."""
+def typed_messages(messages: Any) -> list[AnthropicMessage]:
+    """The turns, each block read into its model: what the platform cannot read refused by name."""
     if not isinstance(messages, list) or not messages:
         raise ProtocolError("messages", "must be a non-empty list of {role, content}")
-    text = _system_text(system)
-    out: list[dict[str, Any]] = [{"role": "system", "content": text}] if text else []
+    out = []
     called: list[str] = []  # the previous assistant turn's tool_use ids
     for i, m in enumerate(messages):
         where = f"messages[{i}]"
-        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
-            raise ProtocolError(f"{where}.role", "must be 'user' or 'assistant'")
-        content = m.get("content")
-        if isinstance(content, str):
-            turns = [{"role": m["role"], "content": content}]
-        elif not isinstance(content, list) or not content:
-            raise ProtocolError(f"{where}.content", "must be a string or a non-empty list of content blocks")
-        else:
-            turns = _turns(m["role"], content, f"{where}.content")
-        called = _check_pairing(called, turns, m["role"], where)
-        out += turns
+        if not isinstance(m, AnthropicMessage):
+            if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
+                raise ProtocolError(f"{where}.role", "must be 'user' or 'assistant'")
+            content = m.get("content")
+            if not isinstance(content, str):
+                if not isinstance(content, list) or not content:
+                    raise ProtocolError(f"{where}.content", "must be a string or a non-empty list of content blocks")
+                content = [_block(m["role"], block, f"{where}.content[{j}]") for j, block in enumerate(content)]
+            m = item_of(AnthropicMessage, {**m, "content": content}, where)
+        called = _check_pairing(called, m, where)
+        out.append(m)
     return out
 
 
-def _check_pairing(called: list[str], turns: list[dict[str, Any]], role: str, where: str) -> list[str]:
+def _check_pairing(called: list[str], message: AnthropicMessage, where: str) -> list[str]:
     """As Anthropic's API: the user turn after an assistant's ``tool_use`` blocks answers each of
     them with a ``tool_result``, and a ``tool_result`` answers a ``tool_use`` of the turn before.
     Returns this turn's tool_use ids."""
-    if role == "assistant":
-        return [c["id"] for t in turns for c in t.get("tool_calls") or ()]
-    answered = [t["tool_call_id"] for t in turns if t["role"] == "tool"]
+    blocks = [] if isinstance(message.content, str) else list(message.content)
+    if message.role == "assistant":
+        return [b.id for b in blocks if isinstance(b, AnthropicToolUse)]
+    answered = [b.tool_use_id for b in blocks if isinstance(b, AnthropicToolResult)]
     for rid in answered:
         if rid not in called:
             raise ProtocolError(f"{where}.content", f"the tool_result for {rid!r:.60} answers no tool_use block of the "
@@ -140,120 +229,29 @@ def _check_pairing(called: list[str], turns: list[dict[str, Any]], role: str, wh
     return []
 
 
-def _turns(role: str, blocks: list[Any], where: str) -> list[dict[str, Any]]:
-    texts: list[str] = []
-    calls: list[dict[str, Any]] = []
-    results: list[dict[str, Any]] = []
-    for j, block in enumerate(blocks):
-        kind = block.get("type") if isinstance(block, dict) else None
-        if kind == "text" and isinstance(block.get("text"), str):
-            texts.append(block["text"])
-        elif kind in ("thinking", "redacted_thinking"):
-            continue  # another model's thinking, given back in a history: not part of what is asked
-        else:
-            turn = _tool_block(role, block, kind, f"{where}[{j}]")
-            (calls if role == "assistant" else results).append(turn)
-    if role == "assistant":
-        answer: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
-        if calls:
-            answer["tool_calls"] = calls
-        return [answer]
-    return results + ([{"role": "user", "content": "\n".join(texts)}] if texts else [])
-
-
-def _tool_block(role: str, block: Any, kind: Any, here: str) -> dict[str, Any]:
-    """An assistant's ``tool_use`` as an OpenAI tool call, a user's ``tool_result`` as a tool turn."""
-    if kind == "tool_use" and role == "assistant":
-        if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
-            raise ProtocolError(here, "a tool_use block needs its id and name")
-        return {"id": block["id"], "type": "function", "function": {
-            "name": block["name"], "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False)}}
-    if kind == "tool_result" and role == "user":
-        if not isinstance(block.get("tool_use_id"), str):
-            raise ProtocolError(f"{here}.tool_use_id", "must name the tool_use block it answers")
-        output = _result_text(block.get("content"), f"{here}.content")
-        return {"role": "tool", "tool_call_id": block["tool_use_id"],
-                "content": f"Error: {output}" if block.get("is_error") else output}
+def _block(role: str, block: Any, where: str) -> AnthropicBlock:
+    kind = block.get("type") if isinstance(block, dict) else None
     if kind in ("image", "document"):
-        raise ProtocolError(here, f"is {'an image' if kind == 'image' else 'a document'} block: the local "
+        raise ProtocolError(where, f"is {'an image' if kind == 'image' else 'a document'} block: the local "
                             "platform's models read text only; send the content as text")
-    raise ProtocolError(f"{here}.type", f"{kind!r:.40} is not a {role} content block the platform reads "
-                        "(text, tool_use from the assistant, tool_result from the user)")
-
-
-def _result_text(content: Any, where: str) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for k, block in enumerate(content):
-            if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
-                raise ProtocolError(f"{where}[{k}]", "a tool result holds text blocks only on the local platform")
-            texts.append(block["text"])
-        return "\n".join(texts)
-    raise ProtocolError(where, "must be a string or a list of text blocks")
-
-
-def chat_tools(tools: Any) -> list[dict[str, Any]] | None:
-    """``[{"name", "description", "input_schema"}]`` as OpenAI function tools (server tools refused)."""
-    if tools is None:
-        return None
-    if not isinstance(tools, list):
-        raise ProtocolError("tools", "must be a list of {name, description, input_schema}")
-    out = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or tool.get("type", "custom") != "custom" or "input_schema" not in tool:
-            raise ProtocolError(f"tools[{i}]", "must be a client tool {name, description, input_schema}: the local "
-                                "platform has no server tools (web search, code execution, computer use)")
-        fn = {"name": tool.get("name"), "parameters": tool["input_schema"]}
-        for key in ("description", "strict"):
-            if tool.get(key) is not None:
-                fn[key] = tool[key]
-        if isinstance(tool["input_schema"], dict):
-            check_schema(tool["input_schema"], f"tools[{i}].input_schema")
-        out.append({"type": "function", "function": fn})
-    return out or None
-
-
-def chat_tool_choice(choice: Any) -> str | dict[str, Any] | None:
-    """``{"type": "auto" | "any" | "tool" (with name) | "none"}`` in OpenAI's terms."""
-    if choice is None:
-        return None
-    kind = choice.get("type") if isinstance(choice, dict) else None
-    if kind in ("auto", "none"):
-        return str(kind)
-    if kind == "any":
-        return "required"
-    if kind == "tool" and isinstance(choice.get("name"), str):
-        return {"type": "function", "function": {"name": choice["name"]}}
-    raise ProtocolError("tool_choice", 'must be {"type": "auto" | "any" | "none"} or {"type": "tool", "name": ...}')
-
-
-def chat_body(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The OpenAI chat body that asks what a Messages request asks."""
-    body: dict[str, Any] = {"model": data["model"], "messages": chat_messages(data.get("messages"), data.get("system"))}
-    if "max_tokens" in data:
-        body["max_completion_tokens"] = data["max_tokens"]
-    for name in ("temperature", "top_p", "top_k"):
-        if name in data:
-            body[name] = data[name]
-    if data.get("stop_sequences"):
-        body["stop"] = list(data["stop_sequences"])
-    fmt = chat_format(data.get("output_config"))
-    if fmt is not None:
-        body["response_format"] = fmt
-    tools = chat_tools(data.get("tools"))
-    if tools:
-        body["tools"] = tools
-        choice = chat_tool_choice(data.get("tool_choice"))
-        if choice is not None:
-            body["tool_choice"] = choice
-        parallel = (data.get("tool_choice") or {}).get("disable_parallel_tool_use")
-        if parallel is not None:
-            body["parallel_tool_calls"] = not parallel
-    return body
+    if kind not in BLOCKS or (kind == "tool_use" and role != "assistant") or (kind == "tool_result"
+                                                                            and role != "user"):
+        raise ProtocolError(f"{where}.type", f"{kind!r:.40} is not a {role} content block the platform reads "
+                            "(text, tool_use from the assistant, tool_result from the user)")
+    if kind == "tool_use" and not (isinstance(block.get("id"), str) and isinstance(block.get("name"), str)):
+        raise ProtocolError(where, "a tool_use block needs its id and name")
+    if kind == "tool_result":
+        if not isinstance(block.get("tool_use_id"), str):
+            raise ProtocolError(f"{where}.tool_use_id", "must name the tool_use block it answers")
+        content = block.get("content")
+        if isinstance(content, list):
+            for k, part in enumerate(content):
+                if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                    raise ProtocolError(f"{where}.content[{k}]", "a tool result holds text blocks only on the "
+                                        "local platform")
+        elif content is not None and not isinstance(content, str):
+            raise ProtocolError(f"{where}.content", "must be a string or a list of text blocks")
+    return item_of(BLOCKS[kind], block, where)
 
 
 # ---- the answer -------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from .limits import (
     LOCAL_MAX_EMBEDDING_TEXTS,
     MAX_EMBEDDING_TEXTS,
     MAX_PROMPT_CHARS,
+    STOP_CHARS,
+    STOP_ITEMS,
     check_embedding_text,
     check_message_count,
     check_prompt_chars,
@@ -86,8 +88,6 @@ def validate_messages(messages: Any, *, field: str = "messages") -> list[dict[st
                             ErrorCode.INVALID_MESSAGES)
     return out
 
-
-STOP_ITEMS, STOP_CHARS = 4, 20
 
 
 def _checked_message(raw: Any, i: int, where: str) -> dict[str, Any]:

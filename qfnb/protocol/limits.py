@@ -69,6 +69,8 @@ MAX_SCHEMA_BOUND = 2**53
 #: how many times an answer that misses the part of its JSON schema the grammar does not enforce is
 #: written again (checked with jsonschema; 3 answers at most in all)
 SCHEMA_RESAMPLES = 2
+#: stop strings in one request, and characters in each (v1's; the OpenAI routes take any length)
+STOP_ITEMS, STOP_CHARS = 4, 20
 #: tools offered in one request (OpenAI's documented maximum)
 MAX_TOOLS = 128
 

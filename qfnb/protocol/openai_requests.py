@@ -14,8 +14,8 @@ from pydantic import BaseModel, field_validator, model_validator
 from . import openai_wire
 from . import tools as tool_checks
 from .errors import ProtocolError
-from .inference import STOP_ITEMS, EmbeddingRequest, body_check, check_history_caps, check_prompt, check_sampling
-from .limits import LOCAL_MAX_EMBEDDING_TEXTS, range_problem
+from .inference import EmbeddingRequest, body_check, check_history_caps, check_prompt, check_sampling
+from .limits import LOCAL_MAX_EMBEDDING_TEXTS, STOP_ITEMS, range_problem
 from .ranges import OPENAI_RANGES
 from .schemas import check_schema_total
 from .wire_fields import OPENAI_CHAT_FIELDS, OpenAIChatFields, V2ChatFields, WireModel

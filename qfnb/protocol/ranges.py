@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from .limits import MAX_OUTPUT_TOKENS
 
-__all__ = ["ENGINE_NAMES", "OPENAI_RANGES", "RANGES", "TEXT2IMAGE_RANGES"]
+__all__ = ["ENGINE_NAMES", "MESSAGES_ENGINE", "MESSAGES_RANGES", "OPENAI_RANGES", "RANGES", "RESPONSES_ENGINE",
+           "RESPONSES_RANGES", "TEXT2IMAGE_RANGES"]
 
 #: field -> (low, high, low end open, integer), v1 and v2 alike; token counts are bounded
 #: loosely, since each model has its own limit (a server caps them)
@@ -58,7 +59,39 @@ ENGINE_NAMES: dict[str, str] = {
     "presence_penalty": "presence_penalty",
     "seed": "seed",
     "stop": "stop",
+    "stop_sequences": "stop",
     "temperature": "temperature",
     "top_k": "top_k",
     "top_p": "top_p",
+}
+
+# the Responses and Messages bodies' own (tools/spec/wires.py)
+
+#: Responses' own ranges: field -> (low, high, low end open, integer)
+RESPONSES_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "temperature": (0.0, 2.0, False, False),
+    "top_p": (0.0, 1.0, False, False),
+    "max_output_tokens": (1, MAX_OUTPUT_TOKENS, False, True),
+}
+#: field -> the name the engines take it under (``qfnb.local.engines.ask.Sampling``)
+RESPONSES_ENGINE: dict[str, str] = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_output_tokens": "max_tokens",
+}
+
+#: Messages' own ranges: field -> (low, high, low end open, integer)
+MESSAGES_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "max_tokens": (1, MAX_OUTPUT_TOKENS, False, True),
+    "temperature": (0.0, 1.0, False, False),
+    "top_p": (0.0, 1.0, False, False),
+    "top_k": (0, 2147483647, False, True),
+}
+#: field -> the name the engines take it under (``qfnb.local.engines.ask.Sampling``)
+MESSAGES_ENGINE: dict[str, str] = {
+    "max_tokens": "max_tokens",
+    "stop_sequences": "stop",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
 }

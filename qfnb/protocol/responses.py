@@ -9,62 +9,126 @@ its new input. Pure data work (no I/O); a problem raises one :class:`ProtocolErr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, get_args
+
+from pydantic import field_validator, model_validator
 
 from .errors import ProtocolError
-from .openai_wire import check_content, content_text, drop_nulls, refuse_unknown
+from .openai_wire import check_content, content_text, drop_nulls
+from .ranges import RESPONSES_RANGES
 from .schemas import check_schema
 from .tools import check_tool_count
+from .wire_bodies import (
+    ResponsesFields,
+    ResponsesFunctionCall,
+    ResponsesFunctionOutput,
+    ResponsesItem,
+    ResponsesMessage,
+    ResponsesTool,
+)
+from .wire_checks import (
+    OfferedFunction,
+    body_fields,
+    check_answer_schema,
+    check_body,
+    check_functions,
+    item_of,
+    parse_body,
+)
 
-#: what ``POST /responses`` takes; any other field is refused by name
-REQUEST_FIELDS = ("model", "input", "instructions", "previous_response_id", "store", "stream", "stream_options",
-                  "temperature", "top_p", "max_output_tokens", "tools", "tool_choice", "parallel_tool_calls",
-                  "text", "metadata", "user", "truncation", "include", "reasoning", "service_tier",
-                  "prompt_cache_key", "safety_identifier", "background", "top_logprobs")
+#: what ``POST /responses`` takes (the spec's fields); any other field is refused by name
+REQUEST_FIELDS = body_fields(ResponsesFields)
 #: values of ``include`` the platform can honour (none adds anything a local model does not have)
 INCLUDES = ("message.output_text.logprobs",)
-#: input item types, in OpenAI's terms
-ITEM_TYPES = ("message", "function_call", "function_call_output")
+#: input item types, in OpenAI's terms -> their models
+ITEMS: dict[str, type[ResponsesItem]] = {get_args(m.model_fields["type"].annotation)[0]: m for m in (
+    ResponsesMessage, ResponsesFunctionCall, ResponsesFunctionOutput)}
 #: the roles of a message item
-ITEM_ROLES = ("user", "assistant", "system", "developer")
+ITEM_ROLES = get_args(ResponsesMessage.model_fields["role"].annotation)
+_REQUIRED = {"model": "the name of a served chat model"}
+
+
+class ResponsesRequest(ResponsesFields):
+    """Body of ``POST /responses`` (fields, types and ranges: the spec's); ``input`` reads as a list
+    of items (a string: one user message)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _body(cls, data: Any) -> Any:
+        data = check_body(data, ResponsesFields, "Responses API", RESPONSES_RANGES, _REQUIRED)
+        if isinstance(data, dict):
+            if not isinstance(data["model"], str) or not data["model"]:
+                raise ProtocolError("model", "is required: the name of a served chat model")
+            if "input" not in data and "previous_response_id" not in data:
+                raise ProtocolError("input", "is required: a string or a list of input items")
+            _check_options(data)
+        return data
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _input(cls, value: Any) -> Any:
+        return None if value is None else typed_items(value)
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tools(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            raise ProtocolError("tools", "must be a list of function tools")
+        for i, tool in enumerate(value):
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            if kind != "function":
+                raise ProtocolError(f"tools[{i}].type", f"must be 'function', got {kind!r:.40}: the local platform "
+                                    "has no built-in tools (web search, file search, computer use, code interpreter)")
+        return [item_of(ResponsesTool, tool, f"tools[{i}]") for i, tool in enumerate(value)]
+
+    @field_validator("tool_choice", mode="before")
+    @classmethod
+    def _tool_choice(cls, value: Any) -> Any:
+        if value in ("auto", "none", "required") or (isinstance(value, dict) and value.get("type") == "function"
+                                                     and isinstance(value.get("name"), str)):
+            return value
+        raise ProtocolError("tool_choice", 'must be "auto", "none", "required" or {"type": "function", "name": ...}')
+
+    @model_validator(mode="after")
+    def _offered(self) -> ResponsesRequest:
+        functions = self.functions()
+        check_functions(functions)
+        if not isinstance(self.tool_choice, str) and self.tool_choice is not None and self.tools:
+            offered = [fn.name for fn in functions]
+            if self.tool_choice.name not in offered:
+                raise ProtocolError("tool_choice.name", f"{self.tool_choice.name!r} is not one of the tools given "
+                                    f"({', '.join(offered)})")
+        fmt = self.text.format if self.text is not None else None
+        if fmt is not None and fmt.type == "json_schema":
+            if fmt.schema_ is None:
+                raise ProtocolError("text.format.schema", "must be a JSON schema object")
+            check_answer_schema(fmt.schema_, "text.format.schema", functions)
+        return self
+
+    def functions(self) -> list[OfferedFunction]:
+        """The function tools offered, as the checks and the engine take them."""
+        return [OfferedFunction(f"tools[{i}]", t.name, t.description, t.parameters, "parameters", t.strict)
+                for i, t in enumerate(self.tools or ())]
+
+    def items(self) -> list[ResponsesItem]:
+        """This request's own input items (none when it only continues a stored conversation)."""
+        return typed_items(self.input) if isinstance(self.input, str) else list(self.input or ())
 
 
 def check_request(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The body with explicit nulls dropped and every field checked; a field the platform cannot
-    honour is refused by name."""
-    data = drop_nulls(body)
-    refuse_unknown(data, REQUEST_FIELDS, "Responses API")
-    if not isinstance(data.get("model"), str) or not data["model"]:
-        raise ProtocolError("model", "is required: the name of a served chat model")
-    if "input" not in data and "previous_response_id" not in data:
-        raise ProtocolError("input", "is required: a string or a list of input items")
-    _check_scalars(data)
-    _check_options(data)
-    if "input" in data:
-        input_items(data["input"])
-    chat_tools(data.get("tools"))
-    chat_tool_choice(data.get("tool_choice"), data.get("tools"))
-    chat_format(data.get("text"))
-    return data
+    """The body with explicit nulls dropped, every field checked (:class:`ResponsesRequest`)."""
+    parse_body(ResponsesRequest, dict(body))
+    return drop_nulls(body)
 
 
-def _check_scalars(data: Mapping[str, Any]) -> None:
-    for name in ("store", "stream", "parallel_tool_calls", "background"):
-        if name in data and not isinstance(data[name], bool):
-            raise ProtocolError(name, "must be true or false")
-    for name in ("instructions", "previous_response_id", "user", "prompt_cache_key", "safety_identifier",
-                 "service_tier"):
-        if name in data and not isinstance(data[name], str):
-            raise ProtocolError(name, "must be a string")
+def _check_options(data: Mapping[str, Any]) -> None:
+    """What the platform cannot honour, by name."""
     if data.get("background"):
         raise ProtocolError("background", "must be false: the local platform answers in the foreground "
                             "(a stored response can be retrieved later by its id)")
     if "top_logprobs" in data:
         raise ProtocolError("top_logprobs", "is not served on the Responses API; use chat completions' logprobs")
-
-
-def _check_options(data: Mapping[str, Any]) -> None:
     if data.get("truncation", "disabled") != "disabled":
         raise ProtocolError("truncation", "must be 'disabled': the platform never drops turns of a conversation "
                             "silently (a history longer than the context is refused)")
@@ -81,42 +145,41 @@ def _check_options(data: Mapping[str, Any]) -> None:
         raise ProtocolError("metadata", "must map at most 16 keys (64 characters) to strings (512 characters)")
 
 
-def input_items(value: Any, field_name: str = "input") -> list[dict[str, Any]]:
-    """The request's ``input`` as a list of items (a string is one user message), each checked."""
+def typed_items(value: Any, field_name: str = "input") -> list[ResponsesItem]:
+    """The request's ``input`` as typed items (a string is one user message), each checked; a
+    message's string content reads as one text part."""
     if isinstance(value, str):
-        return [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}]}]
+        return [ResponsesMessage(role="user", content=[{"type": "input_text", "text": value}])]
     if not isinstance(value, list):
         raise ProtocolError(field_name, "must be a string or a list of input items")
-    items = []
-    for i, raw in enumerate(value):
-        if not isinstance(raw, dict):
-            raise ProtocolError(f"{field_name}[{i}]", "must be an input item object")
-        items.append(_item(drop_nulls(raw), f"{field_name}[{i}]"))
-    return items
+    return [_item(raw, f"{field_name}[{i}]") for i, raw in enumerate(value)]
 
 
-def _item(item: dict[str, Any], where: str) -> dict[str, Any]:
-    kind = item.get("type", "message")
-    if kind == "message":
-        if item.get("role") not in ITEM_ROLES:
-            raise ProtocolError(f"{where}.role", f"must be one of {', '.join(ITEM_ROLES)}")
-        check_content(item.get("content"), f"{where}.content")
-        content = item["content"]
-        part = "output_text" if item["role"] == "assistant" else "input_text"
-        return {**item, "type": "message", "content": [{"type": part, "text": content}]
-                if isinstance(content, str) else content}
-    if kind == "function_call":
-        for name in ("call_id", "name", "arguments"):
-            if not isinstance(item.get(name), str):
-                raise ProtocolError(f"{where}.{name}", "must be a string")
-        return item
-    if kind == "function_call_output":
-        if not isinstance(item.get("call_id"), str):
-            raise ProtocolError(f"{where}.call_id", "must be the call_id of the function_call it answers")
-        check_content(item.get("output"), f"{where}.output")
-        return item
-    raise ProtocolError(f"{where}.type", f"must be one of {', '.join(ITEM_TYPES)}, got {kind!r:.40} (the local "
-                        "platform has no built-in tools, reasoning or item references)")
+def _item(raw: Any, where: str) -> ResponsesItem:
+    if isinstance(raw, ResponsesMessage | ResponsesFunctionCall | ResponsesFunctionOutput):
+        return raw
+    if not isinstance(raw, dict):
+        raise ProtocolError(where, "must be an input item object")
+    kind = raw.get("type") or "message"
+    if kind not in ITEMS:
+        raise ProtocolError(f"{where}.type", f"must be one of {', '.join(ITEMS)}, got {kind!r:.40} (the local "
+                            "platform has no built-in tools, reasoning or item references)")
+    if kind == "message" and raw.get("role") not in ITEM_ROLES:
+        raise ProtocolError(f"{where}.role", f"must be one of {', '.join(ITEM_ROLES)}")
+    item = item_of(ITEMS[kind], raw, where)
+    if isinstance(item, ResponsesMessage):
+        check_content(item.content, f"{where}.content")
+        if isinstance(item.content, str):
+            part = "output_text" if item.role == "assistant" else "input_text"
+            item = item.model_copy(update={"content": [{"type": part, "text": item.content}]})
+    elif isinstance(item, ResponsesFunctionOutput):
+        check_content(item.output, f"{where}.output")
+    return item
+
+
+def input_items(value: Any, field_name: str = "input") -> list[dict[str, Any]]:
+    """The request's ``input`` as a list of item objects (as stored and listed), each checked."""
+    return [item.model_dump(by_alias=True, exclude_none=True) for item in typed_items(value, field_name)]
 
 
 def chat_messages(items: Iterable[Mapping[str, Any]], instructions: str | None = None,
@@ -150,67 +213,17 @@ def chat_messages(items: Iterable[Mapping[str, Any]], instructions: str | None =
 def check_schemas(data: Mapping[str, Any]) -> None:
     """The JSON schemas of a Responses body (``text.format`` and the function tools' ``parameters``)
     and its tool count, as :mod:`.schemas` and :mod:`.limits` cap them (what a client checks
-    before sending; the platform checks the whole body with :func:`check_request`)."""
+    before sending; the platform checks the whole body with :class:`ResponsesRequest`)."""
     text = data.get("text")
-    if isinstance(text, dict):
-        chat_format(text)
+    fmt = text.get("format") if isinstance(text, dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        check_schema(fmt.get("schema"), "text.format.schema")
     tools = data.get("tools")
     if isinstance(tools, list):
         check_tool_count(tools)
         for i, tool in enumerate(tools):
             if isinstance(tool, dict) and isinstance(tool.get("parameters"), dict):
                 check_schema(tool["parameters"], f"tools[{i}].parameters")
-
-
-def chat_tools(tools: Any) -> list[dict[str, Any]] | None:
-    """Responses' function tools (``{"type": "function", "name", "description", "parameters",
-    "strict"}``) in chat terms; built-in tools are refused by name."""
-    if tools is None:
-        return None
-    if not isinstance(tools, list):
-        raise ProtocolError("tools", "must be a list of function tools")
-    out = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or tool.get("type") != "function":
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            raise ProtocolError(f"tools[{i}].type", f"must be 'function', got {kind!r:.40}: the local platform has "
-                                "no built-in tools (web search, file search, computer use, code interpreter)")
-        fn = {k: tool[k] for k in ("name", "description", "parameters") if tool.get(k) is not None}
-        fn["strict"] = tool.get("strict", True)  # the Responses API's default: enforced
-        if isinstance(fn.get("parameters"), dict):
-            check_schema(fn["parameters"], f"tools[{i}].parameters")
-        out.append({"type": "function", "function": fn})
-    return out or None
-
-
-def chat_tool_choice(choice: Any, tools: Any) -> str | dict[str, Any] | None:
-    """``auto``/``none``/``required`` or ``{"type": "function", "name"}`` in chat terms."""
-    if choice is None or isinstance(choice, str):
-        return choice
-    if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
-        return {"type": "function", "function": {"name": choice["name"]}}
-    raise ProtocolError("tool_choice", 'must be "auto", "none", "required" or {"type": "function", "name": ...}')
-
-
-def chat_format(text: Any) -> dict[str, Any] | None:
-    """``text.format`` (``text``, ``json_object``, ``json_schema`` with ``name``/``schema``/``strict``)
-    as chat's ``response_format``."""
-    if text is None:
-        return None
-    if not isinstance(text, dict):
-        raise ProtocolError("text", 'must be an object like {"format": {"type": "text"}}')
-    fmt = text.get("format")
-    if fmt is None:
-        return None
-    if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema"):
-        raise ProtocolError("text.format.type", "must be one of text, json_object, json_schema")
-    if fmt["type"] != "json_schema":
-        return {"type": fmt["type"]}
-    spec = {k: fmt[k] for k in ("name", "schema", "strict", "description") if fmt.get(k) is not None}
-    if not isinstance(spec.get("schema"), dict):
-        raise ProtocolError("text.format.schema", "must be a JSON schema object")
-    check_schema(spec["schema"], "text.format.schema")
-    return {"type": "json_schema", "json_schema": spec}
 
 
 def text_format(response_format: Mapping[str, Any]) -> dict[str, Any]:
@@ -232,28 +245,3 @@ def chat_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
     cached = (usage.get("input_tokens_details") or {}).get("cached_tokens", 0)
     return {"prompt_tokens": usage.get("input_tokens", 0), "completion_tokens": usage.get("output_tokens", 0),
             "total_tokens": usage.get("total_tokens", 0), "prompt_tokens_details": {"cached_tokens": cached}}
-
-
-#: Responses fields -> their chat completions names
-_CHAT_NAMES = {"temperature": "temperature", "top_p": "top_p", "max_output_tokens": "max_completion_tokens",
-               "parallel_tool_calls": "parallel_tool_calls", "user": "user"}
-
-
-def chat_body(data: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The OpenAI chat body that asks what a (checked) Responses request asks, over ``history`` (the
-    stored conversation's items, oldest first) and this request's own input."""
-    items = [*history, *input_items(data.get("input", []))]
-    body: dict[str, Any] = {"model": data["model"], "messages": chat_messages(items, data.get("instructions"))}
-    for source, target in _CHAT_NAMES.items():
-        if source in data:
-            body[target] = data[source]
-    tools = chat_tools(data.get("tools"))
-    if tools:
-        body["tools"] = tools
-    choice = chat_tool_choice(data.get("tool_choice"), data.get("tools"))
-    if choice is not None and tools:
-        body["tool_choice"] = choice
-    fmt = chat_format(data.get("text"))
-    if fmt is not None and fmt["type"] != "text":
-        body["response_format"] = fmt
-    return body

@@ -18,7 +18,7 @@ from .openai_wire import CHAT_ROLES, check_content
 from .schemas import check_schema, check_schema_total
 
 #: a function name as OpenAI accepts it
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 #: the structured-output types OpenAI defines
 FORMAT_TYPES = ("text", "json_object", "json_schema")
@@ -52,7 +52,7 @@ def check_tool_count(tools: Sequence[Any], field: str = "tools") -> None:
 def check_function(fn: Mapping[str, Any], where: str) -> None:
     """One function's ``name`` (OpenAI's charset), ``description`` and JSON-schema ``parameters``."""
     name = fn.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not FUNCTION_NAME.match(name):
         raise ProtocolError(f"{where}.name", "must be 1-64 letters, digits, '_' or '-'")
     if fn.get("description") is not None and not isinstance(fn["description"], str):
         raise ProtocolError(f"{where}.description", "must be a string")
@@ -101,7 +101,7 @@ def check_response_format(fmt: Any, field: str = "response_format") -> dict[str,
     if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
         raise ProtocolError(f"{field}.json_schema", 'needs {"name": ..., "schema": {...}} with a JSON schema object')
     name = spec.get("name")
-    if name is not None and (not isinstance(name, str) or not _NAME.match(name)):
+    if name is not None and (not isinstance(name, str) or not FUNCTION_NAME.match(name)):
         raise ProtocolError(f"{field}.json_schema.name", "must be 1-64 letters, digits, '_' or '-'")
     if spec.get("strict") is not None and not isinstance(spec["strict"], bool):
         raise ProtocolError(f"{field}.json_schema.strict", "must be true or false")

@@ -66,6 +66,27 @@ def test_messages_and_their_errors(served: ServedPlatform) -> None:
     assert resp.status_code == 404 and resp.json()["type"] == "error"
 
 
+@pytest.mark.parametrize(("sent", "named"), [
+    ({"max_tokens": 1_000_000_000}, "max_tokens: must be in [1, 65536]"),  # Messages' own field, not OpenAI's
+    ({"max_tokens": 20, "temperature": 1.5}, "temperature: must be in [0.0, 1.0]"),  # Anthropic's range: 0-1
+    ({"max_tokens": 5000}, "max_tokens: must be at most 4096 on the local platform"),
+])
+def test_messages_ranges_are_anthropics(served: ServedPlatform, sent: dict[str, Any], named: str) -> None:
+    resp = httpx.post(served.url + "/v1/messages", headers={"x-api-key": served.bearer_token()}, json={
+        "model": "tiny-chat", "messages": [{"role": "user", "content": "x"}], **sent})
+    assert resp.status_code == 400 and resp.json()["type"] == "error", resp.text
+    assert resp.json()["error"]["type"] == "invalid_request_error" and named in resp.json()["error"]["message"]
+
+
+def test_responses_ranges_name_responses_fields(served: ServedPlatform) -> None:
+    client: Any = openai.OpenAI(base_url=served.url + "/v1", api_key=served.bearer_token(), max_retries=0)
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.responses.create(model="tiny-chat", input="x", max_output_tokens=1_000_000_000)
+    assert bad.value.body["param"] == "max_output_tokens" and "65536" in bad.value.body["message"]
+    answer = client.responses.create(model="tiny-chat", input="hello there", temperature=1.5)  # OpenAI's 0-2
+    assert answer.output_text == "tiny-chat: hello there" and answer.temperature == 1.5
+
+
 def test_stored_responses_listed_by_metadata(served: ServedPlatform) -> None:
     token = served.bearer_token()
     client: Any = openai.OpenAI(base_url=served.url + "/v1", api_key=token, max_retries=0)

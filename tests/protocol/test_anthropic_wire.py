@@ -1,36 +1,14 @@
-"""Anthropic's Messages API as data (qfnb.protocol.anthropic): a request in OpenAI chat terms, what
-cannot be honoured refused by name, and the stream events that make up a message (issue 42, part 3)."""
+"""Anthropic's Messages API as data (qfnb.protocol.anthropic): a request's checks (its fields, types
+and Anthropic's ranges: the spec's), what cannot be honoured refused by name, and the stream events
+that make up a message (issue 42, part 3)."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 
 from qfnb.protocol import anthropic
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.turn import Turn
-
-
-def test_a_request_becomes_the_chat_it_asks() -> None:
-    data = anthropic.check_request({
-        "model": "m", "max_tokens": 50, "system": [{"type": "text", "text": "be brief"}], "stop_sequences": ["END"],
-        "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}], "tool_choice": {"type": "any"},
-        "cache_control": {"type": "ephemeral"},
-        "messages": [{"role": "user", "content": "weather?"},
-                     {"role": "assistant", "content": [{"type": "text", "text": "Let me look."},
-                                                       {"type": "tool_use", "id": "t1", "name": "get_weather",
-                                                        "input": {"city": "Oslo"}}]},
-                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [
-                         {"type": "text", "text": "rain"}]}, {"type": "text", "text": "so?"}]}]})
-    body = anthropic.chat_body(data)
-    assert body["messages"] == [
-        {"role": "system", "content": "be brief"}, {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": "Let me look.", "tool_calls": [{"id": "t1", "type": "function", "function": {
-            "name": "get_weather", "arguments": json.dumps({"city": "Oslo"})}}]},
-        {"role": "tool", "tool_call_id": "t1", "content": "rain"}, {"role": "user", "content": "so?"}]
-    assert body["max_completion_tokens"] == 50 and body["stop"] == ["END"] and body["tool_choice"] == "required"
-    assert body["tools"][0]["function"] == {"name": "get_weather", "parameters": {"type": "object"}}
 
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -42,6 +20,14 @@ def test_a_request_becomes_the_chat_it_asks() -> None:
     ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "container": "c"}, "container"),
     ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
       "tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0]"),
+    ({"model": "m", "max_tokens": 1_000_000_000, "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
+    ({"model": "m", "max_tokens": 5, "temperature": 1.5, "messages": [{"role": "user", "content": "x"}]},
+     "temperature"),
+    ({"model": "m", "max_tokens": 5, "top_k": -1, "messages": [{"role": "user", "content": "x"}]}, "top_k"),
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+      "tools": [{"name": "f", "input_schema": {}}], "tool_choice": {"type": "tool", "name": "g"}}, "tool_choice.name"),
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "tool_use", "id": "t", "name": "f", "input": {}}]}]}, "messages[0].content[0].type"),
 ])
 def test_what_cannot_be_honoured_is_refused_by_name(body: dict, field: str) -> None:
     with pytest.raises(ProtocolError) as caught:
@@ -78,15 +64,33 @@ def _history(use_id: str, result_id: str | None) -> dict:
 
 
 def test_a_tool_result_must_answer_the_tool_use_before_it() -> None:
-    anthropic.chat_body(anthropic.check_request(_history("t1", "t1")))
+    anthropic.check_request(_history("t1", "t1"))
     with pytest.raises(ProtocolError, match=r"messages\[2\]\.content: the tool_result for 'nope' answers no "
                                             r"tool_use block of the message before .*: t1\)") as caught:
-        anthropic.chat_body(anthropic.check_request(_history("t1", "nope")))
+        anthropic.check_request(_history("t1", "nope"))
     assert caught.value.field == "messages[2].content"
     with pytest.raises(ProtocolError, match=r"messages\[2\]: the tool_use ids t1 of the message before have no "
                                             "tool_result block here"):
-        anthropic.chat_body(anthropic.check_request(_history("t1", None)))
+        anthropic.check_request(_history("t1", None))
     lone = {"model": "m", "max_tokens": 5, "messages": [
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t9", "content": "x"}]}]}
     with pytest.raises(ProtocolError, match="it has none"):
-        anthropic.chat_body(anthropic.check_request(lone))
+        anthropic.check_request(lone)
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"max_tokens": 1_000_000_000}, "max_tokens: must be in [1, 65536], got 1000000000"),
+    ({"max_tokens": 5, "temperature": 1.5}, "temperature: must be in [0.0, 1.0], got 1.5"),
+])
+def test_anthropics_own_ranges_name_its_own_fields(body: dict, message: str) -> None:
+    with pytest.raises(ProtocolError) as refused:
+        anthropic.check_request({"model": "m", "messages": [{"role": "user", "content": "x"}], **body})
+    assert str(refused.value) == message
+
+
+def test_a_count_body_takes_no_generation_fields() -> None:
+    with pytest.raises(ProtocolError) as refused:
+        anthropic.check_request({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+                                count=True)
+    assert refused.value.field == "max_tokens"
+    assert anthropic.check_request({"model": "m", "messages": [{"role": "user", "content": "x"}]}, count=True)

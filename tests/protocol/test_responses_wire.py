@@ -1,39 +1,15 @@
-"""The Responses API as data (qfnb.protocol.responses): a request's checks, its items in chat terms,
-and the response object and semantic events it answers with (issue 42, part 2)."""
+"""The Responses API as data (qfnb.protocol.responses): a request's checks (its fields, types and
+ranges: the spec's), its items, and the response object and semantic events it answers with
+(issue 42, part 2)."""
 
 from __future__ import annotations
 
 import pytest
 
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.responses import chat_body, check_request, input_items
+from qfnb.protocol.inference import parse_request
+from qfnb.protocol.responses import ResponsesRequest, check_request, input_items
 from qfnb.protocol.responses_answer import ResponseEvents, Turn, output_items
-
-TOOL = {"type": "function", "name": "get_weather", "description": "the weather",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
-
-
-def test_a_request_becomes_the_chat_it_asks() -> None:
-    data = check_request({"model": "m", "input": "hi", "instructions": "be brief", "temperature": None,
-                          "max_output_tokens": 20, "tools": [TOOL], "tool_choice": {"type": "function",
-                                                                                  "name": "get_weather"},
-                          "text": {"format": {"type": "json_schema", "name": "w", "schema": {"type": "object"}}}})
-    history = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "earlier"}]},
-               {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "sure"}]},
-               {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": '{"city":"x"}'},
-               {"type": "function_call_output", "call_id": "c1", "output": "sunny"}]
-    body = chat_body(data, history)
-    assert body["messages"] == [
-        {"role": "system", "content": "be brief"}, {"role": "user", "content": "earlier"},
-        {"role": "assistant", "content": "sure", "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"x"}'}}]},
-        {"role": "tool", "tool_call_id": "c1", "content": "sunny"}, {"role": "user", "content": "hi"}]
-    assert body["max_completion_tokens"] == 20 and "temperature" not in body
-    assert body["tools"] == [{"type": "function", "function": {  # strict: the Responses API's default
-        **{k: TOOL[k] for k in ("name", "description", "parameters")}, "strict": True}}]
-    assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
-    assert body["response_format"] == {"type": "json_schema", "json_schema": {"name": "w",
-                                                                              "schema": {"type": "object"}}}
 
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -45,6 +21,14 @@ def test_a_request_becomes_the_chat_it_asks() -> None:
     ({"model": "m", "input": [{"type": "reasoning"}]}, "input[0].type"),
     ({"model": "m", "input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
     ({"model": "m", "input": "x", "reasoning": {"effort": "high"}}, "reasoning"),
+    ({"model": "m", "input": "x", "temperature": 2.5}, "temperature"),  # OpenAI's range: 0-2
+    ({"model": "m", "input": "x", "max_output_tokens": 1_000_000_000}, "max_output_tokens"),
+    ({"model": "m", "input": "x", "store": "yes"}, "store"),
+    ({"model": "m", "input": [{"type": "function_call", "call_id": 1, "name": "f", "arguments": "{}"}]},
+     "input[0].call_id"),
+    ({"model": "m", "input": "x", "tools": [{"type": "function", "name": "f"}],
+      "tool_choice": {"type": "function", "name": "g"}}, "tool_choice.name"),
+    ({"model": "m", "input": "x", "text": {"format": {"type": "json_schema", "name": "a"}}}, "text.format.schema"),
 ])
 def test_what_cannot_be_honoured_is_refused_by_name(body: dict, field: str) -> None:
     with pytest.raises(ProtocolError) as caught:
@@ -73,3 +57,13 @@ def test_the_events_of_a_streamed_answer_make_up_its_object() -> None:
 def test_a_string_input_is_one_user_message() -> None:
     assert input_items("hi") == [{"type": "message", "role": "user", "content": [{"type": "input_text",
                                                                                    "text": "hi"}]}]
+
+
+def test_the_spec_reads_the_body() -> None:
+    req = parse_request(ResponsesRequest, {"model": "m", "input": "hi", "temperature": 1.5, "max_output_tokens": None,
+                                           "tools": [{"type": "function", "name": "f", "parameters": {}}]})
+    assert req.temperature == 1.5 and req.max_output_tokens is None  # 1.5: OpenAI's range takes it
+    assert req.tools is not None and req.tools[0].strict is True  # the Responses API's default
+    with pytest.raises(ProtocolError) as refused:
+        check_request({"model": "m", "input": "x", "max_output_tokens": 1_000_000_000})
+    assert str(refused.value) == "max_output_tokens: must be in [1, 65536], got 1000000000"

@@ -178,9 +178,9 @@ def _fmt(schema: dict[str, Any]) -> dict[str, Any]:
         "type": "json_schema", "name": "a", "schema": BAD}}}), "text.format.schema.properties.when.pattern"),
     (lambda: responses.check_request({"model": "m", "input": "hi", "tools": [{
         "type": "function", "name": "f", "parameters": BAD}]}), "tools[0].parameters.properties.when.pattern"),
-    (lambda: anthropic.chat_body({"model": "m", "max_tokens": 5, "messages": USER, "output_config": {
+    (lambda: anthropic.check_request({"model": "m", "max_tokens": 5, "messages": USER, "output_config": {
         "format": {"type": "json_schema", "schema": BAD}}}), "output_config.format.schema.properties.when.pattern"),
-    (lambda: anthropic.chat_body({"model": "m", "max_tokens": 5, "messages": USER, "tools": [{
+    (lambda: anthropic.check_request({"model": "m", "max_tokens": 5, "messages": USER, "tools": [{
         "name": "f", "input_schema": BAD, "strict": True}]}), "tools[0].input_schema.properties.when.pattern"),
 ], ids=["v1", "v2", "openai-tools", "v1-functions", "responses-format", "responses-tools", "anthropic-format",
         "anthropic-tools"])

@@ -140,12 +140,15 @@ class AnswerModel:
 
 @dataclass(frozen=True)
 class WireModel:
-    """A pydantic model's fields (``<name>`` in the generated module), on top of ``base``'s."""
+    """A pydantic model's fields (``<name>`` in the generated module), on top of ``base``'s.
+    ``extra``: what the model does with a key it does not name (``"allow"``: keeps it; ``"forbid"``:
+    refuses it, a request body of :mod:`spec.wires`)."""
 
     name: str
     doc: str
     fields: tuple[Field, ...]
     base: str = "WireModel"
+    extra: str = "allow"
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,80 @@
-"""Anthropic's Messages API (``/v1/messages``) as a converter: a checked request becomes an OpenAI
-chat (:func:`qfnb.protocol.anthropic.chat_body`, then the chat converter's ask), and the answer a
-``message`` object or Anthropic's event stream; ``count_tokens`` answers the prompt's tokens as
-the engine counts them."""
+"""Anthropic's Messages API (``/v1/messages``) as a converter: a parsed
+:class:`~qfnb.protocol.anthropic.MessagesRequest` becomes the engine's ask (:func:`messages_ask`),
+and the answer a ``message`` object or Anthropic's event stream; ``count_tokens`` answers the
+prompt's tokens as the engine counts them."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from qfnb.local.convert.answer import Answer, answer_of, turn_of, written
+from qfnb.local.convert.asks import conversation, structured_output, tool_specs
 from qfnb.local.engines.api import ServedLike
+from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.base import Delta
-from qfnb.protocol.anthropic import MessageEvents, message_object
+from qfnb.protocol.anthropic import CountRequest, MessageEvents, MessagesRequest, message_object
+from qfnb.protocol.ranges import MESSAGES_ENGINE
 from qfnb.protocol.sse import encode_event
+from qfnb.protocol.wire_bodies import (
+    AnthropicMessage,
+    AnthropicText,
+    AnthropicToolResult,
+    AnthropicToolUse,
+)
 
 log = logging.getLogger("qfnb.local.inference")
 
-__all__ = ["CountRender", "MessagesRender"]
+__all__ = ["CountRender", "MessagesRender", "messages_ask"]
+
+
+def messages_ask(req: CountRequest, lane: str) -> ChatAsk:
+    """The ask of a Messages request (a count_tokens body: one token, to count the prompt):
+    ``system`` first; an assistant's ``tool_use`` blocks as its tool calls, a user's
+    ``tool_result`` blocks as tool turns (before its text); ``max_tokens``, ``stop_sequences`` and
+    the sampling fields under the engine's names."""
+    system = req.system_text()
+    turns: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    for m in req.messages:
+        turns += _turns(m)
+    choice = req.tool_choice
+    tools, tool_choice = tool_specs(
+        ({"name": fn.name, "description": fn.description, "parameters": fn.schema, "strict": fn.strict}
+         for fn in req.functions()), {"any": "required"}.get(choice.type, choice.type) if choice else None,
+        choice.name if choice is not None and choice.type == "tool" and req.tools else None)
+    parallel = choice.disable_parallel_tool_use if choice is not None and req.tools else None
+    fmt = req.output_config.format if req.output_config is not None else None
+    output = structured_output("json_schema", fmt.schema_, "output") if fmt else structured_output(None)
+    sampling = (Sampling.of(req.model_dump(include=set(MESSAGES_ENGINE))) if isinstance(req, MessagesRequest)
+                else Sampling(max_tokens=1))
+    return ChatAsk(model=req.model, messages=conversation(turns, "messages"), sampling=sampling, tools=tools,
+                   tool_choice=tool_choice, parallel_tool_calls=None if parallel is None else not parallel,
+                   lane=lane, **output)
+
+
+def _turns(message: AnthropicMessage) -> list[dict[str, Any]]:
+    """One Anthropic turn as the engine's turns (another model's thinking blocks left out)."""
+    if isinstance(message.content, str):
+        return [{"role": message.role, "content": message.content}]
+    texts = [b.text for b in message.content if isinstance(b, AnthropicText)]
+    if message.role == "assistant":
+        calls = [{"id": b.id, "type": "function", "function": {
+            "name": b.name, "arguments": json.dumps(b.input or {}, ensure_ascii=False)}}
+            for b in message.content if isinstance(b, AnthropicToolUse)]
+        answer: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
+        return [answer | {"tool_calls": calls}] if calls else [answer]
+    results = [{"role": "tool", "tool_call_id": b.tool_use_id, "content": _result_text(b)}
+               for b in message.content if isinstance(b, AnthropicToolResult)]
+    return results + ([{"role": "user", "content": "\n".join(texts)}] if texts else [])
+
+
+def _result_text(block: AnthropicToolResult) -> str:
+    content = block.content
+    text = content if isinstance(content, str) else "\n".join(b.text for b in content or ())
+    return f"Error: {text}" if block.is_error else text
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""OpenAI's Responses API (``/v1/responses``, ``/v2/responses``) as a converter: a checked request
-and its stored conversation become an OpenAI chat (:func:`qfnb.protocol.responses.chat_body`,
-then the chat converter's ask), and the answer becomes a ``response`` object or its stream of
+"""OpenAI's Responses API (``/v1/responses``, ``/v2/responses``) as a converter: a parsed
+:class:`~qfnb.protocol.responses.ResponsesRequest` and its stored conversation become the engine's
+ask (:func:`responses_ask`), and the answer becomes a ``response`` object or its stream of
 semantic events. The finished response goes to ``keep`` (the route stores it)."""
 
 from __future__ import annotations
@@ -11,14 +11,38 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qfnb.local.convert.answer import Answer, answer_of, answered, turn_of, written
+from qfnb.local.convert.asks import conversation, structured_output, tool_specs
 from qfnb.local.engines.api import ServedLike
+from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.base import Delta
+from qfnb.protocol.ranges import RESPONSES_ENGINE
+from qfnb.protocol.responses import ResponsesRequest, chat_messages
 from qfnb.protocol.responses_answer import ResponseEvents, output_items, response_object
 from qfnb.protocol.sse import encode_event
+from qfnb.protocol.wire_bodies import ResponsesNamedChoice
 
 log = logging.getLogger("qfnb.local.inference")
 
-__all__ = ["ResponsesRender"]
+__all__ = ["ResponsesRender", "responses_ask"]
+
+
+def responses_ask(req: ResponsesRequest, history: Sequence[Mapping[str, Any]], lane: str,
+                  cache_key: str | None = None) -> ChatAsk:
+    """The ask of a Responses request over ``history`` (the stored conversation's items, oldest
+    first): ``instructions`` as the system turn, then every item in chat turns; its function tools,
+    ``tool_choice`` and ``text.format``; ``max_output_tokens`` as the engine's ``max_tokens``."""
+    items = [*history, *(item.model_dump(by_alias=True, exclude_none=True) for item in req.items())]
+    choice = req.tool_choice
+    named = choice.name if isinstance(choice, ResponsesNamedChoice) else None
+    tools, tool_choice = tool_specs(
+        ({"name": fn.name, "description": fn.description, "parameters": fn.schema, "strict": fn.strict}
+         for fn in req.functions()), choice if isinstance(choice, str) else None, named if req.tools else None)
+    fmt = req.text.format if req.text is not None else None
+    output = structured_output(fmt.type, fmt.schema_, fmt.name) if fmt is not None else structured_output(None)
+    return ChatAsk(model=req.model, messages=conversation(chat_messages(items, req.instructions), "input"),
+                   sampling=Sampling.of(req.model_dump(include=set(RESPONSES_ENGINE))), tools=tools,
+                   tool_choice=tool_choice, parallel_tool_calls=req.parallel_tool_calls, lane=lane,
+                   cache_key=cache_key, **output)
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,12 @@
 ``anthropic.Anthropic(base_url="http://127.0.0.1:<port>", api_key=<bearer token>)`` and Claude
 Code-style tools (``ANTHROPIC_BASE_URL``, ``ANTHROPIC_AUTH_TOKEN``) work against the local
 platform. The key comes as ``x-api-key`` or ``Authorization: Bearer``; every refusal is in
-Anthropic's error shape. A request is converted (:mod:`qfnb.local.convert.anthropic`) and served
-by the one flow (:func:`~.serve.serve`)."""
+Anthropic's error shape. A request is read into its model (:mod:`qfnb.protocol.anthropic`),
+converted straight to the engine's ask (:func:`~qfnb.local.convert.anthropic.messages_ask`) and
+served by the one flow (:func:`~.serve.serve`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
@@ -15,8 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from qfnb.local.convert import openai_chat
-from qfnb.local.convert.anthropic import CountRender, MessagesRender
+from qfnb.local.convert.anthropic import CountRender, MessagesRender, messages_ask
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.base import PromptTooLong
@@ -27,7 +26,6 @@ from qfnb.local.server.serve import model_route, serve
 from qfnb.local.server.wire import parse
 from qfnb.protocol import anthropic
 from qfnb.protocol.errors import ErrorCode, ProtocolError
-from qfnb.protocol.openai_requests import OpenAIChatRequest
 
 log = logging.getLogger("qfnb.local.inference")
 
@@ -66,16 +64,13 @@ def _key_refusal(request: Request) -> Response | None:
 
 async def _messages(request: Request, platform: Platform, body: dict[str, Any], lane: str) -> Response:
     count = request.url.path.endswith("/count_tokens")
-    data = anthropic.check_request(body, count=count)
-    chat = anthropic.chat_body(data)
     if count:
-        chat["max_completion_tokens"] = 1
-    ask = openai_chat.chat_ask(parse(OpenAIChatRequest, chat), lane)
-    if count:
-        return await serve(request, platform, ask, CountRender(), counted=False)
-    render = MessagesRender(data["model"], anthropic.new_id("msg_"), stream=bool(data.get("stream")),
-                            stops=tuple(data.get("stop_sequences") or ()))
-    return await serve(request, platform, dataclasses.replace(ask, n=1), render)
+        counted = parse(anthropic.CountRequest, body)
+        return await serve(request, platform, messages_ask(counted, lane), CountRender(), counted=False)
+    req = parse(anthropic.MessagesRequest, body)
+    render = MessagesRender(req.model, anthropic.new_id("msg_"), stream=req.stream,
+                            stops=tuple(req.stop_sequences or ()))
+    return await serve(request, platform, messages_ask(req, lane), render)
 
 
 messages = model_route(_messages, _key_refusal, refusal)

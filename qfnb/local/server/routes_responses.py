@@ -2,8 +2,9 @@
 create (a string or a list of items, ``instructions``, ``store``, ``previous_response_id``,
 ``stream`` with semantic events, function tools, ``text.format``), retrieve, delete,
 ``input_items`` and cancel; and (a platform addition) a list of stored responses by metadata.
-A request is converted to an OpenAI chat over the stored conversation
-(:mod:`qfnb.local.convert.responses`) and served by the one flow (:func:`~.serve.serve`); the
+A request is read into its model (:class:`~qfnb.protocol.responses.ResponsesRequest`) and
+converted, over the stored conversation, straight to the engine's ask
+(:func:`~qfnb.local.convert.responses.responses_ask`) and served by the one flow (:func:`~.serve.serve`); the
 finished response is stored in the platform's SQLite before the answer's last byte is sent.
 
 A chain's turns carry one cache key (``prompt_cache_key``, else the first response's id) to the
@@ -13,7 +14,6 @@ only its new input; ``usage.input_tokens_details.cached_tokens`` says how many i
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
@@ -23,8 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from qfnb.local.convert import openai_chat
-from qfnb.local.convert.responses import ResponsesRender
+from qfnb.local.convert.responses import ResponsesRender, responses_ask
 from qfnb.local.domain import responses as stored
 from qfnb.local.domain.console import NotFound
 from qfnb.local.domain.platform import Platform
@@ -32,8 +31,8 @@ from qfnb.local.server import model_choice, openai_errors
 from qfnb.local.server.openai_errors import openai_route
 from qfnb.local.server.serve import serve
 from qfnb.local.server.wire import now, parse
-from qfnb.protocol.openai_requests import OpenAIChatRequest
-from qfnb.protocol.responses import chat_body, check_request, input_items
+from qfnb.protocol.openai_wire import drop_nulls
+from qfnb.protocol.responses import ResponsesRequest
 from qfnb.protocol.responses_answer import RESPONSE_PREFIX, list_page, new_id, with_ids
 
 PREFIXES = ("/v1", "/v2")
@@ -45,29 +44,27 @@ _running_lock = threading.Lock()
 
 async def _create(request: Request, platform: Platform, body: dict[str, Any], lane: str) -> Response:
     choice = model_choice.choose(platform, body)  # no model named: the tool model for tools (model_choice)
-    data = check_request(choice.body)
-    previous = data.get("previous_response_id")
+    req = parse(ResponsesRequest, choice.body)
+    data = drop_nulls(choice.body)  # as the client sent it: the response object echoes it
     try:
-        history, key = await run_in_threadpool(_conversation, platform, previous)
+        history, key = await run_in_threadpool(_conversation, platform, req.previous_response_id)
     except NotFound as exc:
         return openai_errors.openai_error(400, str(exc), param="previous_response_id",
                                           code="previous_response_not_found")
-    chat = parse(OpenAIChatRequest, chat_body(data, history))
     rid = new_id(RESPONSE_PREFIX)
-    key = data.get("prompt_cache_key") or key or rid
-    items = with_ids(input_items(data.get("input", [])))
+    key = req.prompt_cache_key or key or rid
+    ask = responses_ask(req, history, lane, key)
+    items = with_ids([item.model_dump(by_alias=True, exclude_none=True) for item in req.items()])
 
     def keep(response: dict[str, Any]) -> None:
         with _running_lock:
             _running.pop(rid, None)
-        if data.get("store", True):
-            stored.save(platform.store, response, items, instructions=data.get("instructions"), cache_key=key)
+        if req.store:
+            stored.save(platform.store, response, items, instructions=req.instructions, cache_key=key)
 
     with _running_lock:
         _running[rid] = False
-    render = ResponsesRender(rid, data, now(), keep, stream=bool(data.get("stream")),
-                             cancelled=lambda: _running.get(rid, False))
-    ask = dataclasses.replace(openai_chat.chat_ask(chat, lane), cache_key=key)
+    render = ResponsesRender(rid, data, now(), keep, stream=req.stream, cancelled=lambda: _running.get(rid, False))
     response: Response | None = None
     try:
         response = choice.annotate(await serve(request, platform, ask, render))
@@ -94,6 +91,7 @@ async def _forgetting(rid: str, body: AsyncIterable[Any]) -> AsyncIterator[Any]:
 
 
 def _conversation(platform: Platform, previous: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """The stored conversation ``previous`` ends (its items, oldest first) and its cache key."""
     if previous is None:
         return [], None
     return stored.history(platform.store, previous), stored.get(platform.store, previous).get("cache_key")

@@ -1,0 +1,73 @@
+"""The Responses and Messages bodies straight to the engine's ask (qfnb.local.convert): each wire's
+model read into a ChatAsk with no OpenAI chat body between, the shared pieces (tools, answer
+format, the stored conversation) alike on both."""
+
+from __future__ import annotations
+
+import json
+
+from qfnb.local.convert.anthropic import messages_ask
+from qfnb.local.convert.responses import responses_ask
+from qfnb.local.engines.ask import Sampling
+from qfnb.protocol.anthropic import CountRequest, MessagesRequest
+from qfnb.protocol.inference import parse_request
+from qfnb.protocol.responses import ResponsesRequest
+
+TOOL = {"type": "function", "name": "get_weather", "description": "the weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+
+
+def test_a_responses_request_becomes_its_ask() -> None:
+    req = parse_request(ResponsesRequest, {
+        "model": "m", "input": "hi", "instructions": "be brief", "temperature": None, "max_output_tokens": 20,
+        "top_p": 0.5, "tools": [TOOL], "tool_choice": {"type": "function", "name": "get_weather"},
+        "text": {"format": {"type": "json_schema", "name": "w", "schema": {"type": "object"}}}})
+    history = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "earlier"}]},
+               {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "sure"}]},
+               {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": '{"city":"x"}'},
+               {"type": "function_call_output", "call_id": "c1", "output": "sunny"}]
+    ask = responses_ask(req, history, "interactive", "key-1")
+    assert list(ask.messages) == [
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": "earlier"},
+        {"role": "assistant", "content": "sure", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"x"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"}, {"role": "user", "content": "hi"}]
+    assert ask.sampling == Sampling(max_tokens=20, top_p=0.5) and ask.cache_key == "key-1"
+    assert ask.tools == ({"type": "function", "function": {  # strict: the Responses API's default
+        **{k: TOOL[k] for k in ("name", "description", "parameters")}, "strict": True}},)
+    assert ask.tool_choice == "required" and ask.schema == {"type": "object"} and ask.schema_name == "w"
+
+
+def test_a_messages_request_becomes_its_ask() -> None:
+    req = parse_request(MessagesRequest, {
+        "model": "m", "max_tokens": 50, "system": [{"type": "text", "text": "be brief"}], "stop_sequences": ["END"],
+        "temperature": 0.2, "top_k": 0, "tools": [{"name": "get_weather", "input_schema": {"type": "object"},
+                                                    "cache_control": {"type": "ephemeral"}}],
+        "tool_choice": {"type": "any", "disable_parallel_tool_use": True}, "cache_control": {"type": "ephemeral"},
+        "output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}},
+        "messages": [{"role": "user", "content": "weather?"},
+                     {"role": "assistant", "content": [{"type": "thinking", "thinking": "hm", "signature": "s"},
+                                                       {"type": "text", "text": "Let me look."},
+                                                       {"type": "tool_use", "id": "t1", "name": "get_weather",
+                                                        "input": {"city": "Oslo"}}]},
+                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "is_error": True,
+                                                   "content": [{"type": "text", "text": "rain"}]},
+                                                  {"type": "text", "text": "so?"}]}]})
+    ask = messages_ask(req, "batch")
+    assert list(ask.messages) == [
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": "Let me look.", "tool_calls": [{"id": "t1", "type": "function", "function": {
+            "name": "get_weather", "arguments": json.dumps({"city": "Oslo"})}}]},
+        {"role": "tool", "tool_call_id": "t1", "content": "Error: rain"}, {"role": "user", "content": "so?"}]
+    assert ask.sampling == Sampling(max_tokens=50, stop=("END",), temperature=0.2, top_k=0)
+    assert ask.tools == ({"type": "function", "function": {"name": "get_weather",
+                                                           "parameters": {"type": "object"}}},)
+    assert ask.tool_choice == "required" and ask.parallel_tool_calls is False and ask.lane == "batch"
+    assert ask.schema == {"type": "object"} and ask.schema_name == "output" and ask.n == 1
+
+
+def test_a_count_asks_one_token_of_the_same_prompt() -> None:
+    body = {"model": "m", "system": "s", "messages": [{"role": "user", "content": "x"}]}
+    ask = messages_ask(parse_request(CountRequest, body), "interactive")
+    assert ask.sampling == Sampling(max_tokens=1)
+    assert list(ask.messages) == [{"role": "system", "content": "s"}, {"role": "user", "content": "x"}]
