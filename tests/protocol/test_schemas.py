@@ -199,14 +199,14 @@ def test_every_path_takes_number_bounds_and_refuses_the_probes_pattern(k: int) -
         "name": "f", "strict": True, "parameters": bounded}}]})
     responses.check_request({"model": "m", "input": "hi", "text": {"format": {
         "type": "json_schema", "name": "a", "schema": bounded}}})
-    anthropic.chat_body({"model": "m", "max_tokens": 5, "messages": USER, "output_config": {
+    anthropic.check_request({"model": "m", "max_tokens": 5, "messages": USER, "output_config": {
         "format": {"type": "json_schema", "schema": bounded}}})
     probe = {"type": "object", "properties": {"s": {"type": "string", "pattern": f"^([a-z]{{0,{k}}}){{0,{k}}}$"}}}
     for check in (lambda: parse_request(OpenAIChatRequest, {"model": "m", "messages": USER,
                                                             "response_format": _fmt(probe)}),
                   lambda: responses.check_request({"model": "m", "input": "hi", "text": {"format": {
                       "type": "json_schema", "name": "a", "schema": probe}}}),
-                  lambda: anthropic.chat_body({"model": "m", "max_tokens": 5, "messages": USER, "output_config": {
+                  lambda: anthropic.check_request({"model": "m", "max_tokens": 5, "messages": USER, "output_config": {
                       "format": {"type": "json_schema", "schema": probe}}})):
         with pytest.raises(ProtocolError, match="nested nullable"):
             check()
