@@ -41,7 +41,7 @@ def test_stopped_half_way_the_same_call_resumes_and_each_row_is_answered_once(jo
     first = jobs.jobs[job.task_id]
     assert job.task_id.startswith("qfnb-") and job.task_id.endswith("-1")
     assert "-m qfnb.local.cluster.ray_batch" in first.entrypoint and f"--model {MODEL}" in first.entrypoint
-    assert first.metadata["qfnb_total"] == "10" and first.rows[0]["body"]["max_tokens"] == 4
+    assert first.metadata["qfnb_total"] == "10" and first.rows[0]["body"]["max_completion_tokens"] == 4
     for _ in range(5):
         job.state()
     jobs.stop_job(job.task_id)  # stopped through the Jobs API, half-way
