@@ -28,10 +28,10 @@ ROWS = [{"prompt": "hello", "response": [["echo hello"]]}, {"prompt": "two", "re
 
 
 @pytest.fixture
-def jobs(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeJobs]:
+def jobs(monkeypatch: pytest.MonkeyPatch, own_record_dir: None) -> Iterator[FakeJobs]:
+    """The fake Jobs API, and this test's own ledger (not the worker's, which other tests write)."""
     fake = FakeJobs()
     monkeypatch.setattr(batch_ray, "connect", lambda target: fake)
-    ledger_mod._default.clear()
     yield fake
 
 
