@@ -5,7 +5,11 @@ the only channel a Jobs API client has to a job), and which Ray this side speaks
 
 from __future__ import annotations
 
-__all__ = ["FILE_PREFIX", "MIN_RAY", "RESULT_PREFIX", "TRAIN_PREFIX", "ray_version_problem"]
+import json
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["FILE_PREFIX", "MIN_RAY", "RESULT_PREFIX", "TRAIN_PREFIX", "log_items", "ray_version_problem"]
 
 #: the oldest Ray whose Jobs API this side speaks (submission ids, metadata, working_dir uploads)
 MIN_RAY = (2, 9)
@@ -27,3 +31,22 @@ def ray_version_problem(version: str) -> str | None:
         return (f"runs Ray {version}; qfnb speaks Ray {MIN_RAY[0]}.x from {MIN_RAY[0]}.{MIN_RAY[1]} "
                 "(install a matching ray on the cluster)")
     return None
+
+
+def log_items(logs: str, prefixes: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    """``(prefix, object)`` for each JSON object a job's log holds after one of ``prefixes``, in the
+    order printed (a torn line is skipped; Ray may put a worker's ``(pid=...)`` before the prefix)."""
+    found = []
+    for line in logs.splitlines():
+        for prefix in prefixes:
+            at = line.find(prefix)
+            if at < 0:
+                continue
+            try:
+                item = json.loads(line[at + len(prefix):])
+            except ValueError:
+                break
+            if isinstance(item, dict):
+                found.append((prefix, item))
+            break
+    return found

@@ -37,7 +37,7 @@ from qfnb._core.http.response import QfResponse
 from qfnb.protocol.batch import RAY_ROW_PREFIX as ROW_PREFIX
 from qfnb.protocol.batch import RAY_SPENT_PREFIX as SPENT_PREFIX
 from qfnb.protocol.batch import BatchStatus
-from qfnb.protocol.ray_jobs import ray_version_problem
+from qfnb.protocol.ray_jobs import log_items, ray_version_problem
 
 from .batch_files import v2_value
 from .batch_state import JobState, answered
@@ -89,20 +89,8 @@ def check_version(target: JobTarget, version: str) -> None:
 
 
 def log_lines(logs: str, prefix: str) -> list[dict[str, Any]]:
-    """The JSON objects a job's log holds after ``prefix``, in the order they were printed (a torn last
-    line is skipped; Ray may put a worker's ``(pid=...)`` before the prefix)."""
-    found = []
-    for line in logs.splitlines():
-        at = line.find(prefix)
-        if at < 0:
-            continue
-        try:
-            item = json.loads(line[at + len(prefix):])
-        except ValueError:
-            continue
-        if isinstance(item, dict):
-            found.append(item)
-    return found
+    """The JSON objects a job's log holds after ``prefix``, in the order they were printed."""
+    return [item for _, item in log_items(logs, (prefix,))]
 
 
 def log_rows(logs: str) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from qfnb.local.cluster.ray_train import JOB_FILES
 from qfnb.protocol.files import write_private_json
-from qfnb.protocol.ray_jobs import FILE_PREFIX, RESULT_PREFIX, TRAIN_PREFIX, ray_version_problem
+from qfnb.protocol.ray_jobs import FILE_PREFIX, RESULT_PREFIX, TRAIN_PREFIX, log_items, ray_version_problem
 
 log = logging.getLogger("qfnb.local.cluster.ray_follow")
 
@@ -152,22 +152,13 @@ class Follower:
         """Append the log's new progress lines and write its complete files; the result line, if printed."""
         result = None
         points = []
-        for line in logs.splitlines():
-            for prefix in (TRAIN_PREFIX, FILE_PREFIX, RESULT_PREFIX):
-                at = line.find(prefix)
-                if at < 0:
-                    continue
-                try:
-                    item = json.loads(line[at + len(prefix):])
-                except ValueError:
-                    break
-                if prefix == TRAIN_PREFIX:
-                    points.append(item)
-                elif prefix == FILE_PREFIX:
-                    self._piece(item)
-                else:
-                    result = item
-                break
+        for prefix, item in log_items(logs, (TRAIN_PREFIX, FILE_PREFIX, RESULT_PREFIX)):
+            if prefix == TRAIN_PREFIX:
+                points.append(item)
+            elif prefix == FILE_PREFIX:
+                self._piece(item)
+            else:
+                result = item
         fresh = points[self._lines:]
         self._lines = len(points)
         if fresh:
