@@ -80,6 +80,9 @@ def test_a_call_past_its_deadline_names_tool_server_and_setting_and_the_next_cal
 def test_ctrl_c_abandons_the_call_and_leaves_the_connection_usable(probe: tuple[McpToolbox, int]) -> None:
     box, _ = probe
     box.limits = type(box.limits)(call_timeout=None, max_result_bytes=box.limits.max_result_bytes)
+    # Ctrl-C raises KeyboardInterrupt, as in a kernel; a run started as a shell's background job
+    # inherits SIGINT ignored, and the call below would then wait forever
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
         started = time.monotonic()
@@ -88,6 +91,7 @@ def test_ctrl_c_abandons_the_call_and_leaves_the_connection_usable(probe: tuple[
         assert time.monotonic() - started < 5
         assert box.call("echo", {"text": "still here"}) == "still here"
     finally:
+        signal.signal(signal.SIGINT, before)
         box.limits = type(box.limits)(call_timeout=1.0, max_result_bytes=box.limits.max_result_bytes)
 
 

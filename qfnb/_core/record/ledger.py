@@ -125,6 +125,9 @@ class UsageRow:
     end_user: str = ""
 
 
+PENDING_MAX = 256  # rows queued for the writer before a recording call writes them itself
+
+
 class Ledger:
     """The ledger file at ``path``. Appends are queued and written in batches by a background
     thread (never on the caller's event loop); reads flush first. Safe across processes."""
@@ -160,10 +163,13 @@ class Ledger:
         values["cache_hit"] = int(values["cache_hit"])
         with self._lock:
             self._pending.append(tuple(values.values()))
+            backlog = len(self._pending) >= PENDING_MAX
             if self._writer is None:
                 self._writer = threading.Thread(target=self._write_loop, name="qfnb-usage-ledger", daemon=True)
                 self._writer.start()
                 atexit.register(self.flush)
+        if backlog:  # the writer is behind (a busy machine): this caller writes, so the queue stays bounded
+            self.flush()
         self._wake.set()
         return stamped
 
