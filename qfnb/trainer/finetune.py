@@ -352,12 +352,12 @@ def _ray_workers(value: int | None, target: str | None, train_kwargs: dict[str, 
         if value is not None:
             raise ValidationError("ray_workers", f"needs a Ray target (target='ray://HOST:PORT'), not {target!r}")
         return None
-    field, given = ("ray_workers", value) if value is not None else (RAY_WORKERS_ENV, os.environ.get(RAY_WORKERS_ENV))
-    workers: Any = given
-    if value is None:  # the environment's text
-        workers = 1 if not given else int(given) if given.strip().isdigit() else given
+    field, workers = "ray_workers", value
+    if value is None:  # the environment's text, else 1
+        field, text = RAY_WORKERS_ENV, os.environ.get(RAY_WORKERS_ENV) or ""
+        workers = 1 if not text else int(text) if text.strip().isdigit() else text  # type: ignore[assignment]
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValidationError(field, f"must be a whole number of Ray Train workers, at least 1; got {given!r}")
+        raise ValidationError(field, f"must be a whole number of Ray Train workers, at least 1; got {workers!r}")
     train_kwargs["train_extras"] = {**train_kwargs.get("train_extras", {}), "rayTrainWorkers": workers}
     return workers
 

@@ -87,7 +87,8 @@ def test_ray_workers_are_checked_when_the_trainer_is_made(local: Config, monkeyp
     monkeypatch.setenv("QFNB_RAY_TRAIN_WORKERS", "3")
     trainer = LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target=TARGET)
     assert trainer.ray_workers == 3
-    assert LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target=TARGET, ray_workers=2).ray_workers == 2
+    two = LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target=TARGET, ray_workers=2)
+    assert two.ray_workers == 2
     assert LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target="local").ray_workers is None
     for bad in (0, -1, 1.5, "2", True):
         with pytest.raises(ValidationError, match=r"ray_workers.*whole number of Ray Train workers, at least 1"):
@@ -100,13 +101,13 @@ def test_ray_workers_are_checked_when_the_trainer_is_made(local: Config, monkeyp
 
 
 def test_the_platform_checks_ray_train_workers_before_it_reaches_the_head() -> None:
-    from qfnb.local.server import routes_v2
     from qfnb.local.domain.values import BodyError
+    from qfnb.local.server import routes_v2
 
     assert routes_v2._ray_workers(None, True) == 1 and routes_v2._ray_workers(4, True) == 4
     assert routes_v2._ray_workers(None, False) is None
     for bad in (0, "2", 2.0, True):
         with pytest.raises(BodyError, match="rayTrainWorkers"):
             routes_v2._ray_workers(bad, True)
-    with pytest.raises(BodyError, match="rayTrainWorkers.*needs a Ray target"):
+    with pytest.raises(BodyError, match=r"rayTrainWorkers.*needs a Ray target"):
         routes_v2._ray_workers(2, False)

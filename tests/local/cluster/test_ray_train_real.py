@@ -1,8 +1,9 @@
 """A short LoRA fine-tune of a tiny random Gemma 3 as a Ray Train job on a real one-node head this
 module starts (``tests/batch/ray_head.py``), with one Ray Train worker and with two (data-parallel):
-the local platform's follower submits it, mirrors its progress, and the best checkpoint's adapter and the final one come back into the job dir, scored on
-the held-out split; Ray lists the job SUCCEEDED. A minute or more on 2 busy cores, so ``slow``;
-``test_ray_follow.py`` covers the same follower against a fake Jobs API by default."""
+the local platform's follower submits it, mirrors its progress, and the best checkpoint's adapter
+and the final one come back into the job dir, scored on the held-out split; Ray lists the job
+SUCCEEDED. A minute or more on 2 busy cores, so ``slow``; ``test_ray_follow.py`` covers the same
+follower against a fake Jobs API by default."""
 
 from __future__ import annotations
 
