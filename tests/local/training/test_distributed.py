@@ -1,7 +1,7 @@
 """The fine-tune worker's data-parallel group (``qfnb.local.training.distributed``): alone every call
 is the identity; in a group of N each worker's shard is every N-th row, padded by wrapping around so
 all shards have one length (the workers take the same steps) and together they cover every row. The
-gloo group itself runs in the real two-worker Ray Train test (``cluster/test_ray_train_real.py``, slow)."""
+gloo group itself runs in the real two-worker Ray Train test (``tests/local/cluster/test_ray_train_real.py``, slow)."""
 
 from __future__ import annotations
 
