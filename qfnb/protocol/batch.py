@@ -73,3 +73,7 @@ RAY_ROW_PREFIX = "QFNB-ROW "
 #: what starts a stopped Ray job's line for a row that was in flight (``QFNB-SPENT {"custom_id", "usage"}``):
 #: the tokens it had used, counted in that attempt's ledger entry although the row is answered again
 RAY_SPENT_PREFIX = "QFNB-SPENT "
+#: a Ray row line's own fields (not the row's): the input's last user message, and the Ray node whose
+#: engine answered it (its node id)
+RAY_PROMPT_KEY = "qfnb_prompt"
+RAY_NODE_KEY = "qfnb_node"

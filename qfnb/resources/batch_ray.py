@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.errors import ValidationError
 from qfnb._core.http.batch_hold import settle_task
 from qfnb._core.http.response import QfResponse
+from qfnb.protocol.batch import RAY_NODE_KEY, RAY_PROMPT_KEY, BatchStatus
 from qfnb.protocol.batch import RAY_ROW_PREFIX as ROW_PREFIX
 from qfnb.protocol.batch import RAY_SPENT_PREFIX as SPENT_PREFIX
-from qfnb.protocol.batch import BatchStatus
 from qfnb.protocol.ray_jobs import log_items, ray_version_problem
 
 from .batch_files import v2_value
@@ -58,8 +58,6 @@ STATUS = {"PENDING": BatchStatus.QUEUING.value, "RUNNING": BatchStatus.RUNNING.v
 _GOING = ("PENDING", "RUNNING")
 #: seconds a just-started head may take before its job agent takes submissions
 AGENT_WAIT = 60.0
-#: the journal's own field on a row line: the input's last user message
-PROMPT_KEY = "qfnb_prompt"
 
 
 def connect(target: JobTarget) -> Any:
@@ -327,7 +325,7 @@ class RayJobs:
                     errors[key] = row
         chosen = answers if which == "output" else {k: v for k, v in errors.items() if k not in answers}
         for row in chosen.values():
-            yield {k: v for k, v in row.items() if k != PROMPT_KEY}
+            yield {k: v for k, v in row.items() if k not in (RAY_PROMPT_KEY, RAY_NODE_KEY)}
 
     async def prompts(self, state: JobState) -> list[str]:
         """Each input row's last user message, by row index, as the journal carries it ("" for a row
@@ -337,7 +335,7 @@ class RayJobs:
         for attempt in family:
             for row in attempt.rows:
                 with contextlib.suppress(TypeError, ValueError):
-                    found.setdefault(int(row.get("custom_id")), str(row.get(PROMPT_KEY) or ""))  # type: ignore[arg-type]
+                    found.setdefault(int(row.get("custom_id")), str(row.get(RAY_PROMPT_KEY) or ""))  # type: ignore[arg-type]
         return [found.get(i, "") for i in range(state.total)]
 
     def value(self, row: dict[str, Any]) -> QfResponse | Exception:

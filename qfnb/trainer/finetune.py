@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -61,6 +62,8 @@ class LLMFinetune(Trainer):
     ``dataset_bos_path=`` is the dataset; ``previous_trainer=``/``previous_task_id=`` continue a
     run (incremental training), from its checkpoint ``increment_checkpoint_step=`` when given (the
     platform's ``incrementCheckpointStep``); other names are ignored, with one warning each.
+    ``ray_workers=`` (with a Ray ``target``; default ``QFNB_RAY_TRAIN_WORKERS``, else 1): Ray Train
+    workers training the run data-parallel.
     """
 
     def __init__(self, train_type: str = "", dataset: Any = None,
@@ -70,11 +73,13 @@ class LLMFinetune(Trainer):
                  eval_dataset: Any = None, evaluators: list[Any] | None = None,
                  name: str = "", model_not_publish: bool = False, config: Config | None = None,
                  id: str | None = None, replay: bool | None = None, target: str | None = None,
-                 **kwargs: Any) -> None:
+                 ray_workers: int | None = None, **kwargs: Any) -> None:
         config = _with_credentials(config, kwargs)
         train_kwargs = _train_kwargs(kwargs)
         #: where the training runs ("local", "qianfan", "ray://HOST:DASHBOARD_PORT"; None: the config's platform)
         self.target = _train_target(target, config, train_kwargs)
+        #: Ray Train workers training the run together on a Ray target (None on any other target)
+        self.ray_workers = _ray_workers(ray_workers, self.target, train_kwargs)
         dataset = _bos_dataset(dataset, kwargs.pop("dataset_bos_path", None))
         warn_ignored("LLMFinetune", kwargs)
         train_type = train_type or base_model or ""
@@ -332,6 +337,29 @@ def _train_target(target: str | None, config: Config | None, train_kwargs: dict[
     else:
         check_platform(where, replace(cfg, embedded=cfg.embedded or not cfg.is_configured))
     return str(where)
+
+
+#: the default number of Ray Train workers of a fine-tune on a Ray target
+RAY_WORKERS_ENV = "QFNB_RAY_TRAIN_WORKERS"
+
+
+def _ray_workers(value: int | None, target: str | None, train_kwargs: dict[str, Any]) -> int | None:
+    """``ray_workers=`` (else ``QFNB_RAY_TRAIN_WORKERS``, else 1) for a Ray target, checked before anything
+    is sent (a whole number of at least 1; given with another target it is refused); it goes to the
+    platform as the task's ``rayTrainWorkers``."""
+    on_ray = target is not None and target.startswith("ray://")
+    if not on_ray:
+        if value is not None:
+            raise ValidationError("ray_workers", f"needs a Ray target (target='ray://HOST:PORT'), not {target!r}")
+        return None
+    field, workers = "ray_workers", value
+    if value is None:  # the environment's text, else 1
+        field, text = RAY_WORKERS_ENV, os.environ.get(RAY_WORKERS_ENV) or ""
+        workers = 1 if not text else int(text) if text.strip().isdigit() else text  # type: ignore[assignment]
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValidationError(field, f"must be a whole number of Ray Train workers, at least 1; got {workers!r}")
+    train_kwargs["train_extras"] = {**train_kwargs.get("train_extras", {}), "rayTrainWorkers": workers}
+    return workers
 
 
 def _train_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """A fake Ray Jobs API (``JobSubmissionClient``'s calls qfnb makes): each submitted job "runs" its
 uploaded rows one per read of its state, printing them as the cluster side does (``row_line`` with
-the row's prompt); a stopped job prints the next row as in flight (``spent_line``, 3 + 1 tokens), as
-the cluster's driver does on SIGTERM."""
+the row's prompt and the node ``node-1``); a stopped job prints the next row as in flight
+(``spent_line``, 3 + 1 tokens), as the cluster's driver does on SIGTERM; a killed one (``kill``, what
+Ray does to a job out of memory) prints nothing more."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ class FakeJobs:
         for _ in range(self.rows_per_read):
             if len(job.printed) < len(job.rows):
                 row = job.rows[len(job.printed)]
-                job.printed.append(row_line(answer(row), prompt_of(json.dumps(row))))
+                job.printed.append(row_line(answer(row), prompt_of(json.dumps(row)), "node-1"))
         if len(job.printed) == len(job.rows):
             job.status, job.end_time = "SUCCEEDED", int(time.time() * 1000)
 
@@ -81,3 +82,8 @@ class FakeJobs:
                 job.printed.append(spent_line(job.rows[answered]["custom_id"], 3, 1))
             job.status, job.end_time = "STOPPED", int(time.time() * 1000)
         return True
+
+    def kill(self, submission_id: str, message: str) -> None:
+        """Ray ends the job FAILED with ``message`` (its driver killed: nothing more is printed)."""
+        job = self.jobs[submission_id]
+        job.status, job.message, job.end_time = "FAILED", message, int(time.time() * 1000)

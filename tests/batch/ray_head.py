@@ -1,5 +1,7 @@
 """A one-node Ray head owned by a test or a bench: 127.0.0.1, free ports, its own temp dir; stopped
 by killing the process group it started (never ``ray stop``, which would stop other users' heads).
+:func:`ray_node` joins one more node to such a head (a second raylet on this machine, with its own
+ports and temp dir), standing for a second machine.
 
 Every port the head opens is a free one: with Ray's defaults a second head on the machine finds its
 dashboard agent's port (52365) taken, and its Jobs API answers "No available agent" for good."""
@@ -26,6 +28,8 @@ def free_port() -> int:
 #: heads started before giving up: Ray's own start gives its raylet 30 s to register, which a machine
 #: under heavy load can miss (the head then exits "timed out during startup")
 TRIES = 3
+#: each running head's GCS port, by its target (what a node joining it needs)
+_GCS: dict[str, int] = {}
 
 
 @contextlib.contextmanager
@@ -35,27 +39,70 @@ def ray_head(temp: Path, *, cpus: int = 2, timeout: float = 120.0) -> Iterator[s
     for attempt in range(1, TRIES + 1):
         folder = temp / f"h{attempt}"  # short: Ray's socket paths under it must fit in 107 bytes
         folder.mkdir(parents=True)
-        proc, dashboard = _start(folder, cpus)
+        gcs = free_port()
+        proc, dashboard = _start(folder, cpus, gcs)
         try:
             if _wait(proc, folder, dashboard, timeout, last=attempt == TRIES):
-                yield f"ray://127.0.0.1:{dashboard}"
+                target = f"ray://127.0.0.1:{dashboard}"
+                _GCS[target] = gcs
+                try:
+                    yield target
+                finally:
+                    _GCS.pop(target, None)
                 return
         finally:
             _stop(proc)
 
 
-def _start(folder: Path, cpus: int) -> tuple[subprocess.Popen[bytes], int]:
+@contextlib.contextmanager
+def ray_node(temp: Path, target: str, *, cpus: int = 1, timeout: float = 120.0) -> Iterator[str]:
+    """One more node joined to the head at ``target`` (started by :func:`ray_head`); yields its node id
+    once the head counts it alive, stops it (the process group it started) on the way out."""
+    from ray.util.state import list_nodes
+
+    dashboard = target.replace("ray://", "http://")
+    before = {n.node_id for n in list_nodes(address=dashboard)}
+    for attempt in range(1, TRIES + 1):
+        folder = temp / f"n{attempt}"
+        folder.mkdir(parents=True)
+        proc = _popen(folder, "node.log", ["--address", f"127.0.0.1:{_GCS[target]}", "--num-cpus", str(cpus),
+                                           *_ports("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                                   "runtime-env-agent-port", "metrics-export-port",
+                                                   "node-manager-port", "object-manager-port")])
+        try:
+            deadline = time.monotonic() + timeout
+            while proc.poll() is None and time.monotonic() < deadline:
+                alive = {n.node_id for n in list_nodes(address=dashboard, filters=[("state", "=", "ALIVE")])}
+                if alive - before:
+                    yield (alive - before).pop()
+                    return
+                time.sleep(1)
+            if attempt == TRIES:
+                raise RuntimeError(f"the Ray node did not join: {(folder / 'node.log').read_text()[-2000:]}")
+        finally:
+            _stop(proc)
+
+
+def _ports(*names: str) -> list[str]:
+    return [f"--{name}={free_port()}" for name in names]
+
+
+def _popen(folder: Path, log_name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    """``ray start --block ARGS`` in a session of its own, its output in ``folder/log_name``."""
     ray_bin = str(Path(sys.executable).with_name("ray"))
-    dashboard = free_port()
-    ports = [f"--{name}={free_port()}" for name in (
-        "port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
-        "metrics-export-port", "ray-client-server-port", "node-manager-port", "object-manager-port")]
-    with open(folder / "head.log", "wb") as log:
-        proc = subprocess.Popen([ray_bin, "start", "--head", "--block", *ports,
-                                 "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
-                                 "--num-cpus", str(cpus), "--temp-dir", str(folder / "r"),
-                                 "--disable-usage-stats", "--include-dashboard", "true"],
+    with open(folder / log_name, "wb") as log:
+        return subprocess.Popen([ray_bin, "start", "--block", *args, "--temp-dir", str(folder / "r"),
+                                 "--disable-usage-stats"],
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=_head_env(folder))
+
+
+def _start(folder: Path, cpus: int, gcs: int) -> tuple[subprocess.Popen[bytes], int]:
+    dashboard = free_port()
+    ports = _ports("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
+                   "metrics-export-port", "ray-client-server-port", "node-manager-port", "object-manager-port")
+    proc = _popen(folder, "head.log", ["--head", f"--port={gcs}", *ports, "--dashboard-host", "127.0.0.1",
+                                       "--dashboard-port", str(dashboard), "--num-cpus", str(cpus),
+                                       "--include-dashboard", "true"])
     return proc, dashboard
 
 

@@ -162,3 +162,31 @@ def test_a_head_whose_job_agent_never_starts_is_refused_by_name(jobs: FakeJobs,
     with pytest.raises(ValidationError, match=r"target.*takes no jobs.*dashboard-agent-listen-port.*nothing was run"):
         BatchJob.submit(_prompts(2), model=MODEL, target=TARGET)
     assert not jobs.jobs
+
+
+def test_a_job_killed_by_ray_says_why_and_the_same_call_resumes_it(jobs: FakeJobs) -> None:
+    chat = ChatCompletion(model=MODEL)
+    job = chat.batch_do(_prompts(6), target=TARGET, max_output_tokens=4)
+    for _ in range(3):
+        job.state()
+    reason = "Job supervisor actor died: the actor's node was killed for running out of memory"
+    jobs.kill(job.task_id, reason)
+    killed = job.state()
+    assert (killed.status, killed.done, killed.view["errorReason"]) == ("Failed", 3, reason)
+    again = chat.batch_do(_prompts(6), target=TARGET, max_output_tokens=4)
+    assert again.task_id.endswith("-2") and [r["custom_id"] for r in jobs.jobs[again.task_id].rows] == ["3", "4", "5"]
+    assert again.wait(interval=0).done == 6
+    values = again.results()
+    assert [v.result for v in values] == [f"echo row {i}" for i in range(6)]
+
+
+def test_a_head_running_a_ray_this_client_does_not_speak_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    submission = pytest.importorskip("ray.job_submission")
+
+    class NewHead:
+        def __init__(self, url: str) -> None:
+            self._server_ray_version = "3.1.0"  # what the head answered to the version check
+
+    monkeypatch.setattr(submission, "JobSubmissionClient", NewHead)
+    with pytest.raises(ValidationError, match=r"target.*runs Ray 3\.1\.0; qfnb speaks Ray 2\.x from 2\.9"):
+        BatchJob.submit(_prompts(2), model=MODEL, target="ray://h:8265")

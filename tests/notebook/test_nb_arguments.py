@@ -73,12 +73,15 @@ def test_a_train_line_s_target_reaches_the_trainer_and_a_bad_one_names_the_optio
     data = tmp_path / "pairs.jsonl"
     data.write_text('{"prompt": "a", "response": "b"}\n', encoding="utf-8")
     line = ["--base", "Tiny-Chat", "--dataset", str(data), "--target", "ray://127.0.0.1:8265"]
-    args = TrainArgs.of(magic_parser(QfnbMagics.qftrain).parse_args(line))
-    spec = TrainSpec.from_args(args, eval_metric=None)
-    assert spec.target == "ray://127.0.0.1:8265"
+    parse = magic_parser(QfnbMagics.qftrain).parse_args
+    spec = TrainSpec.from_args(TrainArgs.of(parse([*line, "--ray-workers", "2"])), eval_metric=None)
+    assert (spec.target, spec.ray_workers) == ("ray://127.0.0.1:8265", 2)
     trainer = default_trainer(spec, None)  # what %qftrain runs: the target goes to the platform with the task
-    assert trainer.target == "ray://127.0.0.1:8265"
-    assert trainer.train_action.train_extras == {"target": "ray://127.0.0.1:8265"}
-    bad = TrainArgs.of(magic_parser(QfnbMagics.qftrain).parse_args([*line[:-1], "ray://head"]))
+    assert trainer.target == "ray://127.0.0.1:8265" and trainer.ray_workers == 2
+    assert trainer.train_action.train_extras == {"target": "ray://127.0.0.1:8265", "rayTrainWorkers": 2}
+    one = default_trainer(TrainSpec.from_args(TrainArgs.of(parse(line)), eval_metric=None), None)
+    assert one.train_action.train_extras == {"target": "ray://127.0.0.1:8265", "rayTrainWorkers": 1}  # the default
     with pytest.raises(UsageError, match=r"--target.*malformed"):
-        TrainSpec.from_args(bad, eval_metric=None)
+        TrainSpec.from_args(TrainArgs.of(parse([*line[:-1], "ray://head"])), eval_metric=None)
+    with pytest.raises(UsageError, match=r"--ray-workers must be at least 1, got 0"):
+        TrainSpec.from_args(TrainArgs.of(parse([*line, "--ray-workers", "0"])), eval_metric=None)

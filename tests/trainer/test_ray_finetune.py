@@ -45,13 +45,15 @@ def test_a_ray_target_reaches_the_platform_and_its_follower_runs_the_training(
     monkeypatch.setattr(ray_follow, "connect", lambda target: heads.append(target))  # the head answers
     monkeypatch.setattr(jobs, "RAY_COMMAND", (sys.executable, str(FAKE_WORKER)))
     trainer = LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(ROWS),
-                          train_config=TrainConfig(epoch=1, batch_size=2, max_steps=4), config=local, target=TARGET)
+                          train_config=TrainConfig(epoch=1, batch_size=2, max_steps=4), config=local, target=TARGET,
+                          ray_workers=2)
     trainer.run()
     assert trainer.status == "ModelPublished"
     assert heads == [TARGET]  # checked by the platform before the run was queued
     (run,) = _runs(local_platform)
     assert run["target"] == TARGET and run["status"] == "Done"
-    assert json.loads((Path(run["job_dir"]) / "spec.json").read_text())["target"] == TARGET
+    spec = json.loads((Path(run["job_dir"]) / "spec.json").read_text())
+    assert (spec["target"], spec["ray_workers"]) == (TARGET, 2)  # the follower's --workers
     model = trainer.output["model"]
     assert isinstance(model, Model)
 
@@ -77,3 +79,35 @@ def test_targets_are_checked_when_the_trainer_is_made(local: Config) -> None:
     with pytest.raises(ValidationError, match="'local' runs on the embedded platform"):
         LLMFinetune(train_type="Tiny-Chat", dataset=data, config=cloud, target="local")
     assert LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target="local").target == "local"
+
+
+def test_ray_workers_are_checked_when_the_trainer_is_made(local: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = Dataset.create_from_pyobj(ROWS)
+    assert LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target=TARGET).ray_workers == 1
+    monkeypatch.setenv("QFNB_RAY_TRAIN_WORKERS", "3")
+    trainer = LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target=TARGET)
+    assert trainer.ray_workers == 3
+    two = LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target=TARGET, ray_workers=2)
+    assert two.ray_workers == 2
+    assert LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target="local").ray_workers is None
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValidationError, match=r"ray_workers.*whole number of Ray Train workers, at least 1"):
+            LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target=TARGET, ray_workers=bad)
+    with pytest.raises(ValidationError, match=r"ray_workers.*needs a Ray target"):
+        LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target="local", ray_workers=2)
+    monkeypatch.setenv("QFNB_RAY_TRAIN_WORKERS", "two")
+    with pytest.raises(ValidationError, match=r"QFNB_RAY_TRAIN_WORKERS.*got 'two'"):
+        LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target=TARGET)
+
+
+def test_the_platform_checks_ray_train_workers_before_it_reaches_the_head() -> None:
+    from qfnb.local.domain.values import BodyError
+    from qfnb.local.server import routes_v2
+
+    assert routes_v2._ray_workers(None, True) == 1 and routes_v2._ray_workers(4, True) == 4
+    assert routes_v2._ray_workers(None, False) is None
+    for bad in (0, "2", 2.0, True):
+        with pytest.raises(BodyError, match="rayTrainWorkers"):
+            routes_v2._ray_workers(bad, True)
+    with pytest.raises(BodyError, match=r"rayTrainWorkers.*needs a Ray target"):
+        routes_v2._ray_workers(2, False)

@@ -9,7 +9,8 @@ the OpenAI-compatible engine ``QFNB_ENGINES`` names, e.g. a vLLM server), and an
 at a time; rows are spread over the workers as they free up.
 
 Every finished row is printed as one line of the job's log, ``QFNB-ROW {json}`` (OpenAI's batch
-output or error row, with the row's last user message as ``qfnb_prompt``), flushed before the next:
+output or error row, with the row's last user message as ``qfnb_prompt`` and the id of the Ray node
+whose engine answered it as ``qfnb_node``), flushed before the next:
 the job's logs are its journal. The client reads them back through the Jobs API (results, prompts,
 usage, progress) and, when the same job is called again after a stop or a crash, sends only the rows
 no attempt answered.
@@ -44,6 +45,7 @@ from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.engines.options import EngineOptions
 from qfnb.local.engines.registry import EngineRegistry
+from qfnb.protocol.batch import RAY_NODE_KEY, RAY_PROMPT_KEY
 from qfnb.protocol.batch import RAY_ROW_PREFIX as ROW_PREFIX
 from qfnb.protocol.batch import RAY_SPENT_PREFIX as SPENT_PREFIX
 
@@ -61,9 +63,11 @@ class Stopped(Exception):
     """The job got SIGTERM (``stop_job``)."""
 
 
-def row_line(row: dict[str, Any], prompt: str | None = None) -> str:
-    """A finished row as its log line (with its input's last user message, when given)."""
-    shown = row if prompt is None else {**row, "qfnb_prompt": prompt}
+def row_line(row: dict[str, Any], prompt: str | None = None, node: str | None = None) -> str:
+    """A finished row as its log line (with its input's last user message and the node that answered
+    it, when given)."""
+    shown = {**row, **({RAY_PROMPT_KEY: prompt} if prompt is not None else {}),
+             **({RAY_NODE_KEY: node} if node is not None else {})}
     return ROW_PREFIX + json.dumps(shown, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -106,6 +110,10 @@ class EngineWorker:
             slots=slots, idle_seconds=options.idle_seconds, external=options.external))
         #: rows in flight: the prompt and completion tokens their engine reported so far
         self.flying: dict[str, tuple[int, int]] = {}
+
+    def node_id(self) -> str:
+        """The id of the Ray node this worker (and its engine) runs on."""
+        return str(importlib.import_module("ray").get_runtime_context().get_node_id())
 
     def spent(self) -> dict[str, tuple[int, int]]:
         """The tokens each row in flight has used so far (asked when the job is stopped)."""
@@ -157,7 +165,9 @@ def run(lines: list[str], *, model: str, workers: int | None, slots: int, cpus_p
     count = worker_count(workers, float(ray.cluster_resources().get("CPU", 1)), cpus_per_worker, len(lines))
     actor = ray.remote(num_cpus=cpus_per_worker, max_restarts=0)(EngineWorker)
     pool = [actor.remote(model, slots) for _ in range(count)]
-    log.warning("qfnb ray batch: %d rows on %d workers x %d slots (%s)", len(lines), count, slots, model)
+    nodes = dict(zip(pool, ray.get([worker.node_id.remote() for worker in pool]), strict=True))
+    log.warning("qfnb ray batch: %d rows on %d workers x %d slots on %d nodes (%s)", len(lines), count, slots,
+                len(set(nodes.values())), model)
     queue = list(enumerate(lines))[::-1]
     flying: dict[Any, tuple[Any, int, str]] = {}
 
@@ -169,14 +179,16 @@ def run(lines: list[str], *, model: str, workers: int | None, slots: int, cpus_p
     stop: list[int] = []  # a signal only notes the stop: raising inside Ray's C calls breaks them
     before = signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
     try:
-        return _drive(ray, pool, slots, send, flying, stop)
+        return _drive(ray, nodes, slots, send, flying, stop)
     finally:
         signal.signal(signal.SIGTERM, before)
 
 
-def _drive(ray: Any, pool: list[Any], slots: int, send: Any, flying: dict[Any, tuple[Any, int, str]],
+def _drive(ray: Any, nodes: dict[Any, str], slots: int, send: Any, flying: dict[Any, tuple[Any, int, str]],
            stop: list[int]) -> int:
-    """Keep every worker's slots full until the rows are answered or the job is stopped."""
+    """Keep every worker's slots full until the rows are answered or the job is stopped (``nodes``: each
+    worker's node id)."""
+    pool = list(nodes)
     for worker in pool:
         for _ in range(slots):
             send(worker)
@@ -191,7 +203,7 @@ def _drive(ray: Any, pool: list[Any], slots: int, send: Any, flying: dict[Any, t
                 line = line_number(raw, index + 1)
                 row = error_row(line, str(line - 1), "worker_failed", str(exc).splitlines()[0])
             answered += row.get("error") is None
-            _print(row_line(row, prompt_of(raw)))
+            _print(row_line(row, prompt_of(raw), nodes[worker]))
             send(worker)
     if stop:
         counted = _print_spent(ray, pool)

@@ -105,6 +105,7 @@ class Follower:
         with tempfile.TemporaryDirectory(prefix="qfnb-ray-train-") as tmp:
             staged = {**spec, "train_file": "train.jsonl"}
             staged.pop("target", None)
+            workers = int(staged.pop("ray_workers", None) or 1)
             if spec.get("eval_file"):
                 staged["eval_file"] = "eval.jsonl"
             for name, source in (("train.jsonl", spec["train_file"]), ("eval.jsonl", spec.get("eval_file"))):
@@ -118,7 +119,8 @@ class Follower:
             else:
                 env["pip"] = ["qfnb[local,ray]"]
             env.update({k: v for k, v in self.runtime_env.items() if k != "working_dir"})
-            self._submit(entrypoint=f"{shlex.quote(python)} -m {ENTRY_MODULE}", submission_id=self.sid,
+            self._submit(entrypoint=f"{shlex.quote(python)} -m {ENTRY_MODULE} --workers {workers}",
+                         submission_id=self.sid,
                          runtime_env=env, metadata={"qfnb_train": self.job_dir.name})
         log.info("fine-tune %s submitted as Ray job %s", self.job_dir.name, self.sid)
 

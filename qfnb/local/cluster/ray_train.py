@@ -1,23 +1,29 @@
 """A qfnb fine-tune as a Ray Train job, run on the cluster::
 
-    python -m qfnb.local.cluster.ray_train [--cpus N] [--storage PATH_OR_URI]
+    python -m qfnb.local.cluster.ray_train [--workers N] [--cpus C] [--storage PATH_OR_URI]
 
 The job's working dir holds the run's ``spec.json`` and its data (``train.jsonl``, ``eval.jsonl``),
-as the local platform prepares them. A ``ray.train.torch.TorchTrainer`` with one worker runs qfnb's
-own training loop (:func:`qfnb.local.training.worker.run`: LoRA SFT, checkpoints scored on the
-held-out split) in a job dir of its own on that worker, and:
+as the local platform prepares them. A ``ray.train.torch.TorchTrainer`` with ``N`` workers
+(``ScalingConfig(num_workers=N)``, ``C`` CPUs each) runs qfnb's own training loop
+(:func:`qfnb.local.training.worker.run`: LoRA SFT, checkpoints scored on the held-out split) in a job
+dir of its own on each worker. With more than one, the workers train data-parallel in the process
+group Ray Train joins them in (gloo on CPU, :mod:`qfnb.local.training.distributed`): each on its
+shard of the rows, the gradients averaged by ``DistributedDataParallel``; rank 0 scores and keeps
+the checkpoints. Rank 0:
 
 * prints each ``progress.jsonl`` line as it is written, ``QFNB-TRAIN {line}`` (the platform that
   submitted the job follows them: the dashboard's loss curve, its checkpoints);
 * reports each checkpoint to Ray Train (``ray.train.report``) with its held-out scores as metrics,
-  and the final adapter last, so Ray keeps them all in the run's storage (``--storage``);
+  and the final adapter last, so Ray keeps them all in the run's storage (``--storage``); with
+  several workers it reports them when training ends (every worker must report as often, and
+  ``report`` waits for all of them);
 * when training ends, the driver picks the best checkpoint by qfnb's rule
   (:func:`qfnb.protocol.checkpoints.best_checkpoint`) and prints it and the final adapter back as
   ``QFNB-FILE`` lines (base64 pieces), then the worker's result as ``QFNB-RESULT {result}``.
 
-One Ray Train worker: the loop is single-process LoRA on a small model (data-parallel training
-across workers is not built). The base model's weights must be on the node (``base_model_path``, or
-the named model in the node's qfnb model cache): a node without them fails with the path it looked in.
+The base model's weights must be on every node that runs a worker (``base_model_path``, or the
+named model in the node's qfnb model cache): a node without them fails the job with the path it
+looked in. A cluster with fewer CPUs than the workers take is refused before training starts.
 """
 
 from __future__ import annotations
@@ -64,37 +70,73 @@ def file_lines(folder: Path, as_path: str) -> Iterator[str]:
 
 
 def train_loop(config: dict[str, Any]) -> None:
-    """Ray Train's worker loop: qfnb's training loop in a thread, its progress followed from here."""
+    """Ray Train's worker loop: qfnb's training loop in a thread, its progress followed from here (by
+    rank 0; another rank only trains, and reports as often as rank 0 does)."""
     import ray.train
     from ray.train import Checkpoint
 
     from qfnb.local.training import worker  # deferred: it sets the training process's environment (HF offline)
 
-    # the job's working dir: the driver's on this node, else this worker's own copy (its cwd)
-    source = next((d for d in (Path(config["job"]), Path.cwd()) if (d / JOB_FILES[0]).is_file()), None)
-    if source is None:
-        raise FileNotFoundError(f"no {JOB_FILES[0]} in the job's working dir on this node ({config['job']})")
-    job_dir = Path(tempfile.mkdtemp(prefix="qfnb-ray-train-"))
-    for name in JOB_FILES:
-        if (source / name).is_file():
-            shutil.copy(source / name, job_dir / name)
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    job_dir = _job_copy(Path(config["job"]))
     thread = threading.Thread(target=worker.run, args=(job_dir,), name="qfnb-train", daemon=True)
     thread.start()
+
+    def report(metrics: dict[str, Any], path: str | None) -> None:
+        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(path) if path else None)
+
+    held: list[tuple[dict[str, Any], str | None]] = []  # checkpoints reported once training ends (several workers)
     offset = 0
     while True:
         ended = not thread.is_alive()
-        offset = _follow(job_dir / "progress.jsonl", offset, ray.train, Checkpoint)
+        if rank == 0:
+            offset = _follow(job_dir / "progress.jsonl", offset,
+                             (lambda m, p: held.append((m, p))) if world > 1 else report)
         if ended:
             break
         time.sleep(0.3)
     result = json.loads((job_dir / "result.json").read_text(encoding="utf-8"))
-    adapter = result.get("adapter_dir")
-    ray.train.report({"final": 1, "qfnb_result": json.dumps(result)},
-                     checkpoint=Checkpoint.from_directory(adapter) if adapter else None)
+    if world > 1:
+        _report_held(rank, world, result, held, report)
+        if rank != 0:
+            return
+    report({"final": 1, "qfnb_result": json.dumps(result)}, result.get("adapter_dir"))
 
 
-def _follow(progress: Path, offset: int, train: Any, checkpoint_cls: Any) -> int:
-    """Print the progress lines written since ``offset``; a checkpoint line is reported to Ray Train."""
+def _job_copy(driver_dir: Path) -> Path:
+    """A job dir of this worker's own holding the run's files: from the job's working dir, the
+    driver's on this node, else this worker's own copy (its cwd)."""
+    source = next((d for d in (driver_dir, Path.cwd()) if (d / JOB_FILES[0]).is_file()), None)
+    if source is None:
+        raise FileNotFoundError(f"no {JOB_FILES[0]} in the job's working dir on this node ({driver_dir})")
+    job_dir = Path(tempfile.mkdtemp(prefix="qfnb-ray-train-"))
+    for name in JOB_FILES:
+        if (source / name).is_file():
+            shutil.copy(source / name, job_dir / name)
+    return job_dir
+
+
+def _report_held(rank: int, world: int, result: dict[str, Any], held: list[tuple[dict[str, Any], str | None]],
+                 report: Any) -> None:
+    """With several workers: rank 0's checkpoints, reported now (every rank reports as often: ``report``
+    waits for all of them); another rank's final report, empty. A worker whose training failed fails the
+    whole run (the others wait on it)."""
+    import torch.distributed as dist
+
+    if result.get("status") == "Failed":
+        raise RuntimeError(f"Ray Train worker {rank} of {world}: {result.get('error')}")
+    count = [len(held)]
+    dist.broadcast_object_list(count, src=0)
+    for metrics, path in held if rank == 0 else [({}, None)] * int(count[0]):
+        report(metrics, path)
+    if rank != 0:
+        report({}, None)
+
+
+def _follow(progress: Path, offset: int, report: Any) -> int:
+    """Print the progress lines written since ``offset``; a checkpoint line goes to ``report(metrics,
+    its adapter's path)``."""
     try:
         with open(progress, "rb") as fh:
             fh.seek(offset)
@@ -113,23 +155,28 @@ def _follow(progress: Path, offset: int, train: Any, checkpoint_cls: Any) -> int
         entry = point.get("checkpoint")
         if isinstance(entry, dict) and entry.get("path"):
             scores = {k: float(entry[k]) for k in ("trainLoss", "evalLoss", "metric") if entry.get(k) is not None}
-            train.report({"step": int(entry["step"]), **scores, "qfnb_checkpoint": json.dumps(entry)},
-                         checkpoint=checkpoint_cls.from_directory(entry["path"]))
+            report({"step": int(entry["step"]), **scores, "qfnb_checkpoint": json.dumps(entry)}, entry["path"])
     return offset + end + 1
 
 
-def fit(job: Path, *, cpus: float, storage: str) -> dict[str, Any]:
-    """Run the Ray Train job; prints the best checkpoint and the final adapter back, returns the result."""
+def fit(job: Path, *, cpus: float, storage: str, workers: int = 1) -> dict[str, Any]:
+    """Run the Ray Train job on ``workers`` workers; prints the best checkpoint and the final adapter
+    back, returns the result."""
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     name = f"qfnb-train-{int(time.time())}"
     trainer = TorchTrainer(
         train_loop, train_loop_config={"job": str(job)},
-        scaling_config=ScalingConfig(num_workers=1, use_gpu=False, resources_per_worker={"CPU": cpus}),
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=False, resources_per_worker={"CPU": cpus}),
         run_config=RunConfig(name=name, storage_path=storage,
                              checkpoint_config=CheckpointConfig(num_to_keep=None)))
-    fitted = trainer.fit()
+    try:
+        fitted = trainer.fit()
+    except Exception as exc:  # a worker failed (Ray Train ends them all): the run's result says why
+        log.exception("the Ray Train run failed")
+        return {"status": "Failed", "metrics": {}, "adapter_dir": None, "error": str(exc)[:2000],
+                "ray_storage": f"{storage.rstrip('/')}/{name}"}
     kept = [(metrics, cp) for cp, metrics in (fitted.best_checkpoints or [])]
     finals = [m for m in [fitted.metrics or {}, *(m for m, _ in kept)] if m.get("qfnb_result")]
     result: dict[str, Any] = json.loads(finals[0]["qfnb_result"]) if finals else {
@@ -150,9 +197,21 @@ def fit(job: Path, *, cpus: float, storage: str) -> dict[str, Any]:
     return result
 
 
+def capacity_problem(workers: int, cpus: float, cluster_cpus: float) -> str | None:
+    """Why ``workers`` training workers of ``cpus`` CPUs each cannot all start on a cluster of
+    ``cluster_cpus`` CPUs (Ray Train would wait for them for good); None when they can."""
+    if workers < 1:
+        return f"rayTrainWorkers must be at least 1, got {workers}"
+    if workers * cpus > cluster_cpus:
+        return (f"{workers} Ray Train workers of {cpus:g} CPU each need {workers * cpus:g} CPUs; the cluster has "
+                f"{cluster_cpus:g}: ask for fewer workers (ray_workers= / --ray-workers) or add nodes")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m qfnb.local.cluster.ray_train", description=__doc__.split("\n")[0])
-    parser.add_argument("--cpus", type=float, default=1.0, help="CPUs the training worker takes")
+    parser.add_argument("--workers", type=int, default=1, help="Ray Train workers training data-parallel")
+    parser.add_argument("--cpus", type=float, default=1.0, help="CPUs each training worker takes")
     parser.add_argument("--storage", default=os.environ.get("QFNB_RAY_STORAGE") or "",
                         help="where Ray Train keeps the run's checkpoints (shared by every node; default: a temp dir)")
     args = parser.parse_args(argv)
@@ -163,8 +222,14 @@ def main(argv: list[str] | None = None) -> int:
     address = os.environ.get("RAY_ADDRESS")
     ray.init(logging_level=logging.WARNING,
              runtime_env={"env_vars": {"RAY_ADDRESS": address}} if address else None)
+    resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    problem = capacity_problem(args.workers, args.cpus, float(resources.get("CPU", 0)))
+    if problem is not None:
+        result: dict[str, Any] = {"status": "Failed", "metrics": {}, "adapter_dir": None, "error": problem}
+        _print(RESULT_PREFIX + json.dumps(result))
+        return 1
     storage = args.storage or tempfile.mkdtemp(prefix="qfnb-ray-train-storage-")
-    result = fit(Path.cwd(), cpus=args.cpus, storage=storage)
+    result = fit(Path.cwd(), cpus=args.cpus, storage=storage, workers=args.workers)
     _print(RESULT_PREFIX + json.dumps(result))
     return 0 if result.get("status") in ("Done", "Stopped") else 1
 

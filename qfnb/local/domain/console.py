@@ -166,7 +166,8 @@ def continued_from(platform: Platform, task: Any, step: Any) -> Path | None:
 def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, Any],
                refs: list[tuple[str, Any]], extra: dict[str, Any] | None = None,
                split: tuple[str, Any] = ("splitRatio", None), hyper_field: str = "hyperParameterConfig",
-               init_adapter: Path | None = None, target: str | None = None) -> dict[str, Any]:
+               init_adapter: Path | None = None, target: str | None = None,
+               ray_workers: int | None = None) -> dict[str, Any]:
     """Prepare the job dir (train file, the held-out eval file, spec.json: Contract 4) and queue the
     run; ``split``: (its field, the percentage of rows held out for the evaluation loss);
     ``init_adapter``: the checkpoint an incremental run continues from; ``target``: a Ray cluster
@@ -200,6 +201,7 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
         spec["init_adapter"] = str(init_adapter)
     if target:
         spec["target"] = target
+        spec["ray_workers"] = ray_workers or 1
     (job_dir / "spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
     run = platform.store.insert("runs", {"containerId": container["id"], "status": RunStatus.WAITING.value,
                                          "hyper": hyper, "baseModel": container["model"], "rows": len(rows),

@@ -66,6 +66,20 @@ def _ray_target(value: Any) -> str | None:
     return str(value)
 
 
+def _ray_workers(value: Any, on_ray: bool) -> int | None:
+    """A Ray target's ``rayTrainWorkers`` (1 when not given); BodyError naming it when it is not a whole
+    number of at least 1, or is given without a Ray target."""
+    if not on_ray:
+        if value is not None:
+            raise BodyError("rayTrainWorkers", "needs a Ray target (target: ray://HOST:DASHBOARD_PORT)")
+        return None
+    if value is None:
+        return 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BodyError("rayTrainWorkers", f"must be a whole number of Ray Train workers, at least 1; got {value!r}")
+    return value
+
+
 def create_ft_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     job = c.get(p, "ft_jobs", body.get("jobId"), "jobId")
     conf = body.get("datasetConfig")
@@ -79,11 +93,14 @@ def create_ft_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
         refs.append((f"datasetConfig.versions[{i}]", ref))
     hyper = c.check_hyper(body.get("hyperParameterConfig"), "hyperParameterConfig")
     init = c.continued_from(p, body.get("incrementTaskId"), body.get("incrementCheckpointStep"))
+    on_ray = body.get("target") not in (None, "", "local")
+    workers = _ray_workers(body.get("rayTrainWorkers"), on_ray)  # qfnb's own field: its Ray Train workers
     target = _ray_target(body.get("target"))  # qfnb's own field: a Ray cluster trains the run
     run = c.create_run(p, job, hyper, refs, {"parameterScale": body.get("parameterScale") or "LoRA",
                                              "incrementTaskId": body.get("incrementTaskId"),
                                              "incrementCheckpointStep": body.get("incrementCheckpointStep")},
-                       split=("datasetConfig.splitRatio", conf.get("splitRatio")), init_adapter=init, target=target)
+                       split=("datasetConfig.splitRatio", conf.get("splitRatio")), init_adapter=init, target=target,
+                       ray_workers=workers)
     return {"jobId": job["sid"], "taskId": run["sid"]}
 
 

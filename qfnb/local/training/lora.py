@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -117,13 +118,16 @@ def native_bf16(cpuinfo: str | None = None) -> bool:
 NATIVE_BF16 = native_bf16()
 
 
-def train_step(model: Any, optimizer: Any, batch: tuple[Any, Any, Any]) -> float:
-    """Forward (bf16 autocast on CPUs with native bf16, else fp32), backward, clip, step. Returns the loss."""
+def train_step(model: Any, optimizer: Any, batch: tuple[Any, Any, Any],
+               loss_fn: Callable[[Any, Any, Any], Any] | None = None) -> float:
+    """Forward (bf16 autocast on CPUs with native bf16, else fp32), backward, clip, step. Returns the loss.
+    ``loss_fn`` takes the batch's loss in place of :func:`answer_loss` on ``model`` (data-parallel
+    training passes its ``DistributedDataParallel`` wrapper of it)."""
     import torch
 
     ids, mask, labels = batch
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=NATIVE_BF16):
-        loss = answer_loss(model, ids, mask, labels)
+        loss = loss_fn(ids, mask, labels) if loss_fn is not None else answer_loss(model, ids, mask, labels)
     torch.autograd.backward(loss)
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
     optimizer.step()

@@ -10,6 +10,11 @@ With ``hyper.checkpoints`` K, the adapter is also saved K times evenly over the 
 and ``evalMetric`` on a few held-out items) and reported as a ``checkpoint`` line; the held-out
 curve is then measured at the checkpoints only. ``earlyStop`` ends the run once ``earlyStopPatience``
 checkpoints brought no improvement (:mod:`qfnb.protocol.checkpoints` decides).
+
+In a ``torch.distributed`` group of several workers (a Ray Train job with more than one,
+:mod:`qfnb.local.training.distributed`) each trains on its shard of the rows with the gradients
+averaged over the group; rank 0 alone scores and saves checkpoints, and its ``progress.jsonl`` (the
+mean loss over the group) and adapter are the run's.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.training import data, lora
+from qfnb.local.training import data, distributed, lora
 from qfnb.local.training.evaluate import EvalSet, MetricSet, budget_rows, every
 from qfnb.local.training.spec import load_spec
 from qfnb.protocol import checkpoints as ckpt
@@ -70,12 +75,16 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     held = data.load_examples(spec.eval_file) if spec.eval_file is not None else []
     import torch
 
+    group = distributed.current()
+    if not group.main:  # rank 0 alone scores the checkpoints
+        held = []
     torch.manual_seed(spec.seed)
     t0 = time.time()
     _phase(job_dir, "loading the base model's weights")
     model, tok = lora.load_base(lora.base_model_dir(spec))
     _phase(job_dir, "weights loaded; tokenising the data")
-    rows = data.encode_all(tok, examples, hyper.max_seq_len)
+    encoded = data.encode_all(tok, examples, hyper.max_seq_len)
+    rows = group.shard(encoded)
     total = hyper.total_steps(len(rows))
     # the held-out loss is measured at each checkpoint, else every ``every`` steps
     points = (len(ckpt.checkpoint_steps(total, hyper.checkpoints))
@@ -89,7 +98,9 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     metrics["load_seconds"] = round(time.time() - t0, 3)
     trainable = [p for p in model.parameters() if p.requires_grad]
     metrics["trainable_params"] = sum(p.numel() for p in trainable)
-    metrics["examples"] = len(rows)
+    metrics["examples"] = len(encoded)
+    if group.world > 1:
+        metrics.update(workers=group.world, examples_per_worker=len(rows))
     optimizer = torch.optim.AdamW(trainable, lr=hyper.learning_rate, weight_decay=0.0)
     log.info("training %s: %d examples (%d held out), %d steps", spec.base_model, len(rows), len(held), total)
     _phase(job_dir, f"data tokenised ({len(rows)} examples"
@@ -97,14 +108,14 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
            + f"); training {hyper.schedule(len(rows))}", total)
 
     t_train = time.time()
-    run = _loop(job_dir, stop, model, optimizer, tok, rows, spec, total, evals, metric)
+    run = _loop(job_dir, stop, model, optimizer, tok, rows, spec, total, evals, metric, group)
     status, step, loss, eval_loss = run.status, run.step, run.loss, run.eval_loss
     scoring = (evals.seconds if evals else 0.0) + (metric.seconds if metric else 0.0) + run.save_seconds
     train_seconds = time.time() - t_train - scoring
     metrics.update(
         steps=step,
         total_steps=total,
-        trained_tokens=run.tokens,
+        trained_tokens=group.total(run.tokens),
         final_loss=round(loss, 6) if step else None,
         train_seconds=round(train_seconds, 3),
         seconds_per_step=round(train_seconds / step, 3) if step else None,
@@ -145,11 +156,16 @@ class _Run:
 
 
 def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, tok: Any, rows: list[Any], spec: Any,
-          total: int, evals: Any, metric: MetricSet | None = None) -> _Run:
+          total: int, evals: Any, metric: MetricSet | None = None,
+          group: distributed.Group | None = None) -> _Run:
     """The training steps: one ``progress.jsonl`` line per logged step, and one with the held-out
     split's ``eval_loss`` every :func:`~qfnb.local.training.evaluate.every` steps and at the last
-    (with checkpoints: at each checkpoint, which gets a ``checkpoint`` line of its own)."""
+    (with checkpoints: at each checkpoint, which gets a ``checkpoint`` line of its own). In a group,
+    every step is taken by all its workers together (a stop on one stops all; rank 0's checkpoints
+    decide an early stop)."""
     hyper = spec.hyper
+    group = group or distributed.Group()
+    loss_fn = group.loss_fn(model)
     run = _Run()
     saves = set(ckpt.checkpoint_steps(total, hyper.checkpoints))
     eval_every = every(total, hyper.logging_steps)
@@ -157,10 +173,11 @@ def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, tok: Any, 
         for epoch, idx in data.batches(len(rows), hyper.batch_size, spec.seed):
             if run.step >= total:
                 break
-            if stop.requested:
+            if group.any(stop.requested):
                 run.status = "Stopped"
                 break
-            run.loss = loss = lora.train_step(model, optimizer, data.collate([rows[i] for i in idx], tok.pad_token_id))
+            batch = data.collate([rows[i] for i in idx], tok.pad_token_id)
+            run.loss = loss = group.mean(lora.train_step(model, optimizer, batch, loss_fn))
             run.step += 1
             run.recent.append(loss)
             run.tokens += sum(len(rows[i][0]) for i in idx)
@@ -170,8 +187,10 @@ def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, tok: Any, 
             if run.step % hyper.logging_steps == 0 or run.step == total:
                 _line(progress, {**line, "loss": round(loss, 6)})
             if run.step in saves:
-                _checkpoint(job_dir, progress, model, run, line, evals, metric)
-                if hyper.early_stop and ckpt.patience_spent(run.checkpoints, hyper.early_stop_patience):
+                if group.main:
+                    _checkpoint(job_dir, progress, model, run, line, evals, metric)
+                if hyper.early_stop and group.from_main(
+                        ckpt.patience_spent(run.checkpoints, hyper.early_stop_patience)):
                     log.info("early stop at step %d: %d checkpoints without improvement", run.step,
                              hyper.early_stop_patience)
                     run.early_stopped = True

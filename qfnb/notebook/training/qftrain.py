@@ -44,6 +44,9 @@ QFTRAIN_ARGUMENTS: Decorator = magic_arguments_of(
                               "ray://HOST:DASHBOARD_PORT (a Ray cluster: the local platform submits it as a Ray Train "
                               "job, follows it and brings the best checkpoint back to be served). "
                               "Default: QFNB_TARGET, else the configured platform."),
+    argument("--ray-workers", type=int, metavar="N",
+             help="With a Ray --target: Ray Train workers training the run data-parallel (each on its share of the "
+                  "rows, one CPU each). Default: QFNB_RAY_TRAIN_WORKERS, else 1."),
     argument("-o", "--output", help="Store the dashboard (.trainer, .wait(), .trained_model_id) here."),
     argument("--attach", metavar="ID", nargs="?", const="",
              help="Re-attach a dashboard to a fine-tune: a task, job or pipeline id (none: the newest running)."),

@@ -64,6 +64,8 @@ class TrainSpec(TrainOptions):
     eval_metric: str | Callable[..., Any] | None = None
     #: where the training runs (``--target``; None: ``QFNB_TARGET``, else the configured platform)
     target: str | None = None
+    #: Ray Train workers on a Ray target (``--ray-workers``; None: ``QFNB_RAY_TRAIN_WORKERS``, else 1)
+    ray_workers: int | None = None
 
     def __post_init__(self) -> None:
         if not self.dataset:
@@ -94,9 +96,12 @@ class TrainSpec(TrainOptions):
         function's name resolved); a problem is a ``UsageError`` naming the option."""
         given = {**asdict(args.hyper), "dataset": args.dataset, "base": args.base, "deploy": args.deploy,
                  "name": args.name, "eval_split": args.eval_split, "fresh": args.fresh,
-                 "early_stop": args.early_stop, "eval_metric": eval_metric, "target": args.target}
+                 "early_stop": args.early_stop, "eval_metric": eval_metric, "target": args.target,
+                 "ray_workers": args.ray_workers}
         kwargs = {name: value for name, value in given.items() if value is not None}
         kwargs.setdefault("dataset", "")
+        if args.ray_workers is not None and args.ray_workers < 1:
+            raise UsageError(f"--ray-workers must be at least 1, got {args.ray_workers}")
         if args.target is not None:
             try:
                 parse_target(args.target, field="--target")
@@ -151,6 +156,7 @@ def default_trainer(spec: TrainSpec, event_handler: Any) -> Any:
         name=spec.name or "",
         replay=False if spec.fresh else None,  # None: reused while the kernel's cache is on
         target=spec.target,
+        ray_workers=spec.ray_workers,
     )
 
 

@@ -32,6 +32,7 @@ class Handle:
         self.answer = SimpleNamespace(remote=self._answer)
         self.spent = SimpleNamespace(remote=lambda: Ref({"3": (7, 2)}, True))  # row 3 had streamed 2 tokens
         self.close = SimpleNamespace(remote=lambda: Ref(None, True))
+        self.node_id = SimpleNamespace(remote=lambda: Ref("node-a", True))
 
     def _answer(self, raw: str, line: int) -> Ref:
         self.sent += 1
@@ -65,8 +66,8 @@ class FakeRay:
             signal.raise_signal(signal.SIGTERM)  # stop_job, while rows are in flight
         return ready, [r for r in refs if r not in ready]
 
-    def get(self, ref: Ref) -> Any:
-        return ref.value
+    def get(self, ref: Ref | list[Ref]) -> Any:
+        return [r.value for r in ref] if isinstance(ref, list) else ref.value
 
 
 def _rows(tmp_path: Path, n: int) -> Path:
@@ -87,6 +88,7 @@ def test_a_stopped_driver_prints_its_rows_and_what_the_rows_in_flight_spent(
     out = capsys.readouterr().out
     rows = log_rows(out)
     assert [(r["custom_id"], r["qfnb_prompt"]) for r in rows] == [("0", "q0"), ("1", "q1"), ("2", "q2")]
+    assert {r["qfnb_node"] for r in rows} == {"node-a"}  # the node whose engine answered each row
     spent = log_lines(out, "QFNB-SPENT ")
     assert spent == [{"custom_id": "3", "usage": {"prompt_tokens": 7, "completion_tokens": 2}}]
     assert usage_of(rows, spent)[:2] == (3 * 5 + 7, 3 * 1 + 2)  # what the stopped attempt's ledger entry holds

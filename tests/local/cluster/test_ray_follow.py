@@ -115,6 +115,7 @@ def test_a_run_on_ray_ends_in_the_job_dir_as_a_local_run(tmp_path: Path) -> None
     (ray_job,) = fake.jobs.values()
     assert ray_job.submission_id == "qfnb-train-task-abc" and "-m qfnb.local.cluster.ray_train" in ray_job.entrypoint
     assert ray_job.spec["train_file"] == "train.jsonl" and "target" not in ray_job.spec
+    assert ray_job.entrypoint.endswith("--workers 1") and "ray_workers" not in ray_job.spec  # the default
     assert ray_job.runtime_env["env_vars"]["RAY_DEDUP_LOGS"] == "0"
     assert result["status"] == "Done" and result["adapter_dir"] == str(job / "adapter")
     assert result["metrics"]["ray_job"] == "qfnb-train-task-abc" and json.loads((job / "result.json").read_text())
@@ -171,3 +172,38 @@ def test_bad_targets_are_named(tmp_path: Path) -> None:
     (job / "spec.json").write_text(json.dumps({**spec, "target": "ray://127.0.0.1:9"}))
     result = ray_follow.run(job, sleep=lambda _: None)
     assert result["status"] == "Failed" and "no Ray head answers at ray://127.0.0.1:9" in result["error"]
+
+
+def test_the_runs_ray_train_workers_go_to_the_entrypoint(tmp_path: Path) -> None:
+    job = _job_dir(tmp_path)
+    spec = {**json.loads((job / "spec.json").read_text()), "ray_workers": 3}
+    fake = FakeTrainJobs([])
+    ray_follow.Follower(job, fake, same_machine=True).submit(spec)
+    (ray_job,) = fake.jobs.values()
+    assert ray_job.entrypoint.endswith("-m qfnb.local.cluster.ray_train --workers 3")
+    assert "ray_workers" not in ray_job.spec and "target" not in ray_job.spec
+
+
+def test_a_head_running_a_ray_this_side_does_not_speak_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    submission = pytest.importorskip("ray.job_submission")
+
+    class OldHead:
+        def __init__(self, url: str) -> None:
+            self._server_ray_version = "2.5.0"  # what the head answered to the version check
+
+    monkeypatch.setattr(submission, "JobSubmissionClient", OldHead)
+    with pytest.raises(ray_follow.TargetError, match=r"ray://h:8265 runs Ray 2\.5\.0; qfnb speaks Ray 2\.x from 2\.9"):
+        ray_follow.connect("ray://h:8265")
+
+
+def test_more_workers_than_the_cluster_has_cpus_for_are_refused_by_name() -> None:
+    assert ray_train.capacity_problem(2, 1.0, 2.0) is None
+    problem = ray_train.capacity_problem(3, 1.0, 2.0)
+    assert problem is not None and "3 Ray Train workers of 1 CPU each need 3 CPUs; the cluster has 2" in problem
+    assert "at least 1" in str(ray_train.capacity_problem(0, 1.0, 2.0))
+
+
+def test_a_failed_worker_fails_the_whole_data_parallel_run() -> None:
+    failed = {"status": "Failed", "error": "FileNotFoundError: base_model_path: /models/gemma has no config.json"}
+    with pytest.raises(RuntimeError, match="Ray Train worker 1 of 2: FileNotFoundError: base_model_path"):
+        ray_train._report_held(1, 2, failed, [], lambda metrics, path: None)
