@@ -118,16 +118,19 @@ class Meter:
         self.sink = sink if sink is not None else TraceSink(data_dir)
         self._lock = threading.Lock()
         self._prompt_cache: dict[str, tuple[int, int]] = {}  # model -> (prompt tokens, of them from the cache)
-        self._children: dict[tuple[object, ...], Any] = {}  # (metric, *labels) -> its child, made once
+        self._requests: dict[tuple[str, str, int], Any] = {}  # (route, model, status) -> its requests child
+        self._answered_children: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}  # see _answered
 
-    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
-        """``metric.labels(*labels)``, made once (``labels()`` validates and locks at each call); a
-        series appears with its first value, as before."""
-        key = (metric, *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+    def _answered(self, route: str, model: str) -> tuple[Any, Any, Any, Any]:
+        """The labelled children an answered call of ``route`` and ``model`` counts in (prompt and
+        completion tokens, duration, time to first token), made once: ``labels()`` validates and
+        locks at each call. They appear (at 0) with the first answered call, not with a refusal."""
+        found = self._answered_children.get((route, model))
+        if found is None:
+            found = self._answered_children[route, model] = (
+                self.prompt_tokens.labels(route, model), self.completion_tokens.labels(route, model),
+                self.duration.labels(route, model), self.ttft.labels(route, model))
+        return found
 
     def prompt_cache(self) -> dict[str, float]:
         """Per model whose engine reports a prompt cache (llama-server): the share of prompt tokens it
@@ -137,19 +140,23 @@ class Meter:
 
     def record(self, span: CallSpan) -> None:
         """Count one call (its tokens only when it answered: a 2xx) and keep its span."""
-        route, model = span.route, span.model
-        self._child(self.requests, route, model, status_class(span.status)).inc()
-        if span.status < 400:
+        route, model, status = span.route, span.model, span.status
+        requests = self._requests.get((route, model, status))
+        if requests is None:  # made once: labels() validates and locks at each call
+            requests = self._requests[route, model, status] = self.requests.labels(route, model, status_class(status))
+        requests.inc()
+        if status < 400:
+            prompt, completion, duration, ttft = self._answered(route, model)
             if span.input_tokens:
-                self._child(self.prompt_tokens, route, model).inc(span.input_tokens)
+                prompt.inc(span.input_tokens)
                 with self._lock:
                     read, cached = self._prompt_cache.get(model, (0, 0))
                     self._prompt_cache[model] = (read + span.input_tokens, cached + span.cached_tokens)
             if span.output_tokens:
-                self._child(self.completion_tokens, route, model).inc(span.output_tokens)
-            self._child(self.duration, route, model).observe(span.duration_s)
+                completion.inc(span.output_tokens)
+            duration.observe(span.duration_s)
             if span.ttft_s is not None:
-                self._child(self.ttft, route, model).observe(span.ttft_s)
+                ttft.observe(span.ttft_s)
         self.sink.add(span)
 
     def record_training(self, model: str, trained: int, started: float, seconds: float, *, job: str) -> None:

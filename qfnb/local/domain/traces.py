@@ -2,7 +2,8 @@
 shows, no server needed), and over OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set
 (:class:`~qfnb.protocol.otel.OtelExport`).
 
-Spans are queued and written (and exported) in batches by a background thread, never on the event loop.
+Spans are queued (a bounded queue) and written (and exported) in batches by a background thread, never
+on the event loop; :meth:`TraceSink.close` (the platform's shutdown) writes what is still queued.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ log = logging.getLogger("qfnb.local.traces")
 
 #: spans written at once: a burst of calls lands in one transaction
 _WRITE_EVERY_S = 0.2
+#: the most spans queued for the writer; beyond it (a disk that stalls for long) new spans are
+#: dropped, counted and logged, rather than held in memory without bound
+MAX_QUEUED = 50_000
 
 
 class TraceSink:
@@ -41,10 +45,14 @@ class TraceSink:
         self._writer: threading.Thread | None = None
         self._db: sqlite3.Connection | None = None
         self._written = 0
+        self._dropped = 0  # spans not kept: the queue was full
 
     def add(self, span: CallSpan) -> None:
         """Queue ``span`` (the writer thread keeps it within :data:`_WRITE_EVERY_S`): an append, and a
         wake-up only for the first span of a batch."""
+        if len(self._pending) >= MAX_QUEUED:
+            self._dropped += 1
+            return
         self._pending.append(span)
         if not self._armed:
             self._armed = True
@@ -65,6 +73,9 @@ class TraceSink:
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
+            # no fsync at each commit (WAL stays consistent; a power cut may lose the last batch of
+            # spans): a commit's fsync cost more CPU than the batch's inserts
+            db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(TRACES_SCHEMA)
             self._db = db
         return self._db
@@ -81,6 +92,10 @@ class TraceSink:
         """Write every queued span now (the oldest beyond :data:`KEEP_SPANS` go)."""
         with self._lock:
             batch = [self._pending.popleft() for _ in range(len(self._pending))]
+            if self._dropped:
+                log.warning("traces: %d spans dropped: more than %d were waiting to be written", self._dropped,
+                            MAX_QUEUED)
+                self._dropped = 0
             if not batch:
                 return
             if self.export is not None:
@@ -88,7 +103,7 @@ class TraceSink:
             try:
                 db = self._conn()
                 db.execute("BEGIN")
-                db.executemany(INSERT_SPAN, [s.row() for s in batch])
+                db.executemany(INSERT_SPAN, batch)  # a span is its row
                 self._written += len(batch)
                 if self._written >= KEEP_SPANS // 10:
                     self._written = 0

@@ -40,6 +40,7 @@ METRICS_ROUTE = "/metrics"
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _CELL, _SESSION = CELL_HEADER.lower().encode(), SESSION_HEADER.lower().encode()
 _TRACEPARENT = TRACEPARENT.encode()
+_NOTED = frozenset((_CELL, _SESSION, _TRACEPARENT))  # one set lookup a header: most calls carry none of them
 _OPENAI_PREFIXES = ("v1", "v2")
 
 
@@ -59,6 +60,8 @@ def _route_of(scope: dict[str, Any]) -> str:
 def _note_of(scope: dict[str, Any]) -> CallNote:
     note = CallNote()
     for name, value in scope.get("headers") or ():
+        if name not in _NOTED:
+            continue
         if name == _CELL:
             with contextlib.suppress(ValueError):
                 note.cell = int(value)
