@@ -19,9 +19,10 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from qfnb.local.domain import traces
 from qfnb.local.domain.traces import OtelExport, TraceSink
 from qfnb.local.server.app import create_app
-from qfnb.protocol.traces import TRACES_FILE
+from qfnb.protocol.traces import TRACES_FILE, CallSpan, new_span_id, new_trace_id
 
 MODELS = [f"Chat-{i}" for i in range(10)]
 TYPES = {"qfnb_requests": "counter", "qfnb_prompt_tokens": "counter", "qfnb_completion_tokens": "counter",
@@ -134,3 +135,34 @@ def test_an_otlp_endpoint_without_the_extra_says_so(tmp_path: Path, monkeypatch:
         sink = TraceSink(tmp_path)
         assert sink.export is not None
     sink.close()
+
+
+def test_spans_still_queued_are_written_when_the_platform_stops(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer thread keeps spans in batches; the ones queued when the platform stops (its
+    lifespan's end, as a daemon stop runs it) are written then, none lost."""
+    monkeypatch.setattr(traces, "_WRITE_EVERY_S", 3600.0)  # the writer thread writes nothing in this test
+    app = create_app(make_settings(tmp_path / "data"), TenModels())
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        c.headers["Authorization"] = "Bearer " + c.get("/v1/BCE-BEARER/token", auth=Signer()).json()["token"]
+        for i, model in enumerate(MODELS):
+            assert c.post("/v2/chat/completions", json={"model": model, "stream": i % 2 == 0, "messages": [
+                {"role": "user", "content": "one two three"}]}).status_code == 200
+        assert not (tmp_path / "data" / TRACES_FILE).exists()  # all still queued
+    db = sqlite3.connect(tmp_path / "data" / TRACES_FILE)
+    rows = db.execute("SELECT model, input_tokens, output_tokens, status FROM spans ORDER BY started").fetchall()
+    assert [r[0] for r in rows] == MODELS and all(r[1] > 0 and r[2] > 0 and r[3] == 200 for r in rows)
+
+
+def test_a_full_span_queue_drops_new_spans_and_says_how_many(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(traces, "MAX_QUEUED", 3)
+    monkeypatch.setattr(traces, "_WRITE_EVERY_S", 3600.0)
+    sink = TraceSink(tmp_path, export=False)
+    for i in range(5):
+        sink.add(CallSpan(new_trace_id(), new_span_id(), "", "chat", "/chat/completions", f"m{i}", 200, float(i),
+                          0.1, None))
+    sink.close()
+    db = sqlite3.connect(tmp_path / TRACES_FILE)
+    assert [m for (m,) in db.execute("SELECT model FROM spans ORDER BY started")] == ["m0", "m1", "m2"]
+    assert "2 spans dropped" in caplog.text
