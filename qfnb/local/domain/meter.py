@@ -22,7 +22,6 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
@@ -57,12 +56,11 @@ def status_class(status: int) -> str:
     return f"{max(1, min(5, status // 100))}xx"
 
 
-@dataclass(slots=True)
 class CallNote:
-    """What one HTTP call did, filled in as it is served."""
+    """What one HTTP call did, filled in as it is served. The class attributes are the defaults: a
+    note sets only what its call changes (made on every request, it costs two assignments, not
+    fifteen)."""
 
-    started: float = field(default_factory=time.time)
-    clock: float = field(default_factory=time.perf_counter)
     route: str = ""
     #: a model API's route marks its calls (only those are counted)
     model_call: bool = False
@@ -77,6 +75,13 @@ class CallNote:
     cell: int | None = None
     trace_id: str = ""  # the caller's (``traceparent``), or a new one when the span is made
     parent_id: str = ""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.clock = time.perf_counter()
+
+    def __repr__(self) -> str:
+        return f"CallNote({vars(self)})"
 
     def bind(self) -> contextvars.Token[CallNote | None]:
         return _note.set(self)
@@ -105,13 +110,14 @@ class CallNote:
                         0, self.session, self.cell)
 
 
-class _Answered:
-    """The sums of one route and model's answered calls (status below 400)."""
+class _Series:
+    """The sums of one route, model and status's calls (the tokens and times of answered ones only:
+    status below 400)."""
 
-    __slots__ = ("duration", "duration_sum", "output", "prompt", "ttft", "ttft_sum")
+    __slots__ = ("cached", "calls", "duration", "duration_sum", "output", "prompt", "ttft", "ttft_sum")
 
     def __init__(self) -> None:
-        self.prompt = self.output = 0
+        self.calls = self.prompt = self.output = self.cached = 0
         self.duration_sum = self.ttft_sum = 0.0
         self.duration = [0] * (len(DURATION_BUCKETS) + 1)  # per bucket (not cumulative), the last +Inf
         self.ttft = [0] * (len(TTFT_BUCKETS) + 1)
@@ -125,19 +131,20 @@ class CallCounts(Collector):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._requests: dict[tuple[str, str, int], int] = {}  # (route, model, status) -> calls
-        self._answered: dict[tuple[str, str], _Answered] = {}
+        self._series: dict[tuple[str, str, int], _Series] = {}  # (route, model, status) -> its sums
 
     def add(self, span: CallSpan) -> None:
         key = (span.route, span.model, span.status)
         with self._lock:
-            self._requests[key] = self._requests.get(key, 0) + 1
+            sums = self._series.get(key)
+            if sums is None:
+                sums = self._series[key] = _Series()
+            sums.calls += 1
             if span.status >= 400:
                 return
-            sums = self._answered.get(key[:2])
-            if sums is None:
-                sums = self._answered[key[:2]] = _Answered()
-            sums.prompt += span.input_tokens
+            if span.input_tokens:
+                sums.prompt += span.input_tokens
+                sums.cached += span.cached_tokens
             sums.output += span.output_tokens
             sums.duration_sum += span.duration_s
             sums.duration[bisect_left(DURATION_BUCKETS, span.duration_s)] += 1  # le: the first bound >= it
@@ -145,18 +152,30 @@ class CallCounts(Collector):
                 sums.ttft_sum += span.ttft_s
                 sums.ttft[bisect_left(TTFT_BUCKETS, span.ttft_s)] += 1
 
-    def collect(self) -> Iterator[Metric]:
+    def prompt_cache(self) -> dict[str, float]:
+        """Per model whose engine reports a prompt cache (llama-server): the share of prompt tokens it
+        read from its cache."""
+        read: dict[str, list[int]] = {}
         with self._lock:
-            requests = dict(self._requests)
-            answered = [(route, model, sums.prompt, sums.output, sums.duration_sum, list(sums.duration),
-                         sums.ttft_sum, list(sums.ttft)) for (route, model), sums in self._answered.items()]
-        calls = CounterMetricFamily("qfnb_requests", "Model calls served, by route template, model and status class",
-                                    labels=("route", "model", "status"))
-        by_class: dict[tuple[str, str, str], int] = {}
-        for (route, model, status), n in requests.items():
-            by_class[route, model, status_class(status)] = by_class.get((route, model, status_class(status)), 0) + n
-        for labels, n in by_class.items():
-            calls.add_metric(labels, n)
+            for (_, model, _), sums in self._series.items():
+                both = read.setdefault(model, [0, 0])
+                both[0] += sums.prompt
+                both[1] += sums.cached
+        return {m: cached / prompt for m, (prompt, cached) in read.items() if prompt and cached}
+
+    def collect(self) -> Iterator[Metric]:
+        calls: dict[tuple[str, str, str], int] = {}
+        answered: dict[tuple[str, str], _Series] = {}  # the answered calls' sums, all statuses below 400
+        with self._lock:
+            for (route, model, status), sums in self._series.items():
+                by_class = (route, model, status_class(status))
+                calls[by_class] = calls.get(by_class, 0) + sums.calls
+                if status < 400:
+                    _add_to(answered.setdefault((route, model), _Series()), sums)
+        requests = CounterMetricFamily("qfnb_requests", "Model calls served, by route template, model and status "
+                                       "class", labels=("route", "model", "status"))
+        for labels, n in calls.items():
+            requests.add_metric(labels, n)
         prompt = CounterMetricFamily("qfnb_prompt_tokens", "Prompt (input) tokens the answers reported",
                                      labels=("route", "model"))
         output = CounterMetricFamily("qfnb_completion_tokens", "Completion (output) tokens the answers reported",
@@ -165,15 +184,26 @@ class CallCounts(Collector):
                                          labels=("route", "model"))
         ttft = HistogramMetricFamily("qfnb_time_to_first_token_seconds", "Request to the engine's first token",
                                      labels=("route", "model"))
-        for route, model, prompt_n, output_n, duration_sum, durations, ttft_sum, ttfts in answered:
-            if prompt_n:
-                prompt.add_metric((route, model), prompt_n)
-            if output_n:
-                output.add_metric((route, model), output_n)
-            duration.add_metric((route, model), _buckets(DURATION_BUCKETS, durations), duration_sum)
-            if sum(ttfts):
-                ttft.add_metric((route, model), _buckets(TTFT_BUCKETS, ttfts), ttft_sum)
-        yield from (calls, prompt, output, duration, ttft)
+        for labels, sums in answered.items():
+            if sums.prompt:
+                prompt.add_metric(labels, sums.prompt)
+            if sums.output:
+                output.add_metric(labels, sums.output)
+            duration.add_metric(labels, _buckets(DURATION_BUCKETS, sums.duration), sums.duration_sum)
+            if sum(sums.ttft):
+                ttft.add_metric(labels, _buckets(TTFT_BUCKETS, sums.ttft), sums.ttft_sum)
+        yield from (requests, prompt, output, duration, ttft)
+
+
+def _add_to(total: _Series, sums: _Series) -> None:
+    total.calls += sums.calls
+    total.prompt += sums.prompt
+    total.output += sums.output
+    total.cached += sums.cached
+    total.duration_sum += sums.duration_sum
+    total.ttft_sum += sums.ttft_sum
+    total.duration = [a + b for a, b in zip(total.duration, sums.duration, strict=True)]
+    total.ttft = [a + b for a, b in zip(total.ttft, sums.ttft, strict=True)]
 
 
 def _buckets(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
@@ -195,22 +225,15 @@ class Meter:
         self.trained_tokens = Counter("qfnb_trained_tokens", "Tokens fine-tunes trained on (finished runs)",
                                       ("model",), registry=self.registry)
         self.sink = sink if sink is not None else TraceSink(data_dir)
-        self._lock = threading.Lock()
-        self._prompt_cache: dict[str, tuple[int, int]] = {}  # model -> (prompt tokens, of them from the cache)
 
     def prompt_cache(self) -> dict[str, float]:
         """Per model whose engine reports a prompt cache (llama-server): the share of prompt tokens it
         read from its cache since the platform started."""
-        with self._lock:
-            return {m: cached / read for m, (read, cached) in self._prompt_cache.items() if read and cached}
+        return self.calls.prompt_cache()
 
     def record(self, span: CallSpan) -> None:
         """Count one call (its tokens only when it answered: a 2xx) and keep its span."""
         self.calls.add(span)
-        if span.input_tokens and span.status < 400:
-            with self._lock:
-                read, cached = self._prompt_cache.get(span.model, (0, 0))
-                self._prompt_cache[span.model] = (read + span.input_tokens, cached + span.cached_tokens)
         self.sink.add(span)
 
     def record_training(self, model: str, trained: int, started: float, seconds: float, *, job: str) -> None:

@@ -247,7 +247,7 @@ async def indexed(stream: AsyncIterator[Delta], note: CallNote | None = None) ->
             tally.add(delta)
             yield 0, delta
     finally:
-        note.usage(*usage_of([tally]))
+        note.usage(tally.prompt, tally.completion_tokens, tally.cached)  # usage_of([tally]), one answer
         await aclose(stream)
 
 
