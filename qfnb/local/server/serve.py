@@ -218,8 +218,9 @@ async def together(streams: list[AsyncIterator[Delta]], note: CallNote | None = 
                 if note is not None and not deltas:
                     note.first_token()
                 deltas.append(delta)
-        finally:  # cancelled (the client left): the engine's request too
+        except BaseException:  # cancelled (the client left): the engine's request too
             await aclose(s)
+            raise
         return answer_of(deltas)
 
     tasks = [asyncio.ensure_future(one(s)) for s in streams]
@@ -246,9 +247,11 @@ async def indexed(stream: AsyncIterator[Delta], note: CallNote | None = None) ->
                 note.first_token()
             tally.add(delta)
             yield 0, delta
+    except BaseException:  # closed early (the client left): the engine's request too
+        await aclose(stream)
+        raise
     finally:
         note.usage(tally.prompt, tally.completion_tokens, tally.cached)  # usage_of([tally]), one answer
-        await aclose(stream)
 
 
 async def interleaved(streams: list[AsyncIterator[Delta]]) -> AsyncIterator[tuple[int, Delta]]:
