@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from platform_helpers import Signer
 
 from qfnb._core.backend import daemon
 from qfnb.protocol.daemon import RUNTIME_FILE
@@ -51,9 +52,11 @@ def test_start_status_stop_and_private_runtime_file(data_dir: Path) -> None:
     # the control routes need the runtime file's token
     assert httpx.get(platform.base_url + "/qfnb/status").status_code == 403
     assert httpx.post(platform.base_url + "/qfnb/shutdown").status_code == 403
+    signer = Signer(platform.access_key, platform.iam_secret_key)
+    token = httpx.get(platform.base_url + "/v1/BCE-BEARER/token", auth=signer, timeout=30).json()["token"]
     for i in range(5):  # the last spans are still queued for the trace writer when the stop comes
         assert httpx.post(platform.base_url + "/v1/chat/completions", timeout=30,
-                          headers={"Authorization": f"Bearer {platform.api_key}"},
+                          headers={"Authorization": f"Bearer {token}"},
                           json={"model": "Tiny-Chat", "messages": [{"role": "user", "content": f"call {i}"}]},
                           ).status_code == 200
     assert daemon.stop_daemon(data_dir)["stopped"] is True

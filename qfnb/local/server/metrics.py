@@ -1,4 +1,4 @@
-"""``GET /metrics`` (Prometheus text exposition) and the middleware that follows every model call.
+"""``GET /metrics`` (Prometheus text exposition) and what follows every model call.
 
 :class:`Observation` gives each HTTP request a :class:`~qfnb.local.domain.meter.CallNote`; the serving
 flow fills it in (the model that answered, the usage on the wire, the first token's time); just
