@@ -2,9 +2,9 @@
 is counted here, with the tokens its answer reports, so ``/metrics`` and the trace table agree with
 the usage ledger the clients keep (``%qfusage``) to the token.
 
-An HTTP call is followed by a :class:`CallNote` (set by the server's middleware for the request's
+An HTTP call is followed by a :class:`CallNote` (set by the server's request shell for the request's
 task): the serving flow notes the model that answered and the usage it put on the wire
-(:meth:`CallNote.usage`), the middleware closes it with the status and its time, and
+(:meth:`CallNote.usage`), the shell closes it with the status and its time, and
 :meth:`Meter.record` counts it. Work with no request (batch rows, fine-tunes) calls
 :meth:`Meter.record` itself. The counters live in a registry of this platform's own (not
 prometheus_client's global one), so several platforms in one process do not collide.

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from qfnb.local.domain import traces
+from qfnb.local.domain.meter import Meter
 from qfnb.local.domain.traces import OtelExport, TraceSink
 from qfnb.local.server.app import create_app
 from qfnb.protocol.traces import TRACES_FILE, CallSpan, new_span_id, new_trace_id
@@ -166,3 +167,23 @@ def test_a_full_span_queue_drops_new_spans_and_says_how_many(tmp_path: Path, mon
     db = sqlite3.connect(tmp_path / TRACES_FILE)
     assert [m for (m,) in db.execute("SELECT model FROM spans ORDER BY started")] == ["m0", "m1", "m2"]
     assert "2 spans dropped" in caplog.text
+
+
+def test_the_counts_are_prometheus_histograms_and_counters_of_the_calls(tmp_path: Path) -> None:
+    """The sums made in batches read as prometheus_client's own metrics would: cumulative ``le``
+    buckets, ``_sum`` and ``_count``, requests by status class, tokens of answered calls only."""
+    meter = Meter(tmp_path, sink=TraceSink(tmp_path, export=False))
+    for i, (seconds, status) in enumerate([(0.1, 200), (0.5, 200), (2.0, 200), (40.0, 200), (0.2, 404), (0.3, 503)]):
+        meter.record(CallSpan(new_trace_id(), new_span_id(), "", "chat", "/chat/completions", "m", status, float(i),
+                              seconds, 0.05 if status == 200 else None, 10, 3, 4))
+    found = {(s.name, s.labels.get("le"), s.labels.get("status")): s.value
+             for family in text_string_to_metric_families(generate_latest(meter.registry).decode())
+             for s in family.samples}
+    meter.close()
+    duration = "qfnb_request_duration_seconds"
+    assert [found[duration + "_bucket", le, None] for le in ("0.25", "1.0", "5.0", "30.0", "+Inf")] == [1, 2, 3, 3, 4]
+    assert found[duration + "_count", None, None] == 4 and found[duration + "_sum", None, None] == pytest.approx(42.6)
+    assert found["qfnb_time_to_first_token_seconds_bucket", "0.1", None] == 4
+    assert [found["qfnb_requests_total", None, c] for c in ("2xx", "4xx", "5xx")] == [4, 1, 1]
+    assert found["qfnb_prompt_tokens_total", None, None] == 40 and found["qfnb_completion_tokens_total", None, None] == 12
+    assert meter.prompt_cache() == {"m": pytest.approx(0.4)}
