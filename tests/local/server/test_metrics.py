@@ -185,5 +185,6 @@ def test_the_counts_are_prometheus_histograms_and_counters_of_the_calls(tmp_path
     assert found[duration + "_count", None, None] == 4 and found[duration + "_sum", None, None] == pytest.approx(42.6)
     assert found["qfnb_time_to_first_token_seconds_bucket", "0.1", None] == 4
     assert [found["qfnb_requests_total", None, c] for c in ("2xx", "4xx", "5xx")] == [4, 1, 1]
-    assert found["qfnb_prompt_tokens_total", None, None] == 40 and found["qfnb_completion_tokens_total", None, None] == 12
+    assert found["qfnb_prompt_tokens_total", None, None] == 40
+    assert found["qfnb_completion_tokens_total", None, None] == 12
     assert meter.prompt_cache() == {"m": pytest.approx(0.4)}
