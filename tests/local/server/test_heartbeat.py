@@ -87,8 +87,10 @@ def test_a_body_the_route_has_not_read_yet_says_whether_it_streams() -> None:
     """The heartbeat's answer before the route has parsed the body (its stream flag unknown): the
     body read then decides an SSE stream or a whole JSON answer."""
 
+    beat = 0.02
+
     async def slow_route(scope: Any, receive: Any, send: Any) -> None:
-        await asyncio.sleep(BEAT_S * 2)  # silent, the body not read: the platform answers first
+        await asyncio.sleep(beat * 3)  # silent, the body not read: the platform answers first
 
     async def call(body: bytes) -> list[dict[str, Any]]:
         sent: list[dict[str, Any]] = []
@@ -100,7 +102,7 @@ def test_a_body_the_route_has_not_read_yet_says_whether_it_streams() -> None:
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        await Heartbeat(slow_route, every=BEAT_S)({"type": "http", "method": "POST", "path": "/v2/chat/completions",
+        await Heartbeat(slow_route, every=beat)({"type": "http", "method": "POST", "path": "/v2/chat/completions",
                                                    "headers": []}, receive, send)
         return sent
 
