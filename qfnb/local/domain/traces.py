@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import logging
 import os
 import sqlite3
@@ -27,6 +28,12 @@ log = logging.getLogger("qfnb.local.traces")
 
 #: spans written at once: a burst of calls lands in one transaction
 _WRITE_EVERY_S = 0.2
+#: spans a multi-row ``INSERT`` writes (50 rows of 18 values: under SQLite's oldest limit of 999
+#: values a statement): one statement for them, not one a row, so the writer's thread hands the
+#: GIL back and forth once a chunk rather than once a span (a third less CPU a span, measured alone)
+_ROWS_A_STATEMENT = 50
+_INSERT_ROWS = (INSERT_SPAN.split(" VALUES ")[0] + " VALUES "
+                + ", ".join(["(" + ", ".join("?" * len(CallSpan.columns())) + ")"] * _ROWS_A_STATEMENT))
 #: the most spans queued for the writer; beyond it (a disk that stalls for long) new spans are
 #: dropped, counted and logged, rather than held in memory without bound
 MAX_QUEUED = 50_000
@@ -103,7 +110,11 @@ class TraceSink:
             try:
                 db = self._conn()
                 db.execute("BEGIN")
-                db.executemany(INSERT_SPAN, batch)  # a span is its row
+                whole = len(batch) - len(batch) % _ROWS_A_STATEMENT
+                for start in range(0, whole, _ROWS_A_STATEMENT):  # a span is its row
+                    chunk = batch[start:start + _ROWS_A_STATEMENT]
+                    db.execute(_INSERT_ROWS, list(itertools.chain.from_iterable(chunk)))
+                db.executemany(INSERT_SPAN, batch[whole:])
                 self._written += len(batch)
                 if self._written >= KEEP_SPANS // 10:
                     self._written = 0

@@ -188,3 +188,17 @@ def test_the_counts_are_prometheus_histograms_and_counters_of_the_calls(tmp_path
     assert found["qfnb_prompt_tokens_total", None, None] == 40
     assert found["qfnb_completion_tokens_total", None, None] == 12
     assert meter.prompt_cache() == {"m": pytest.approx(0.4)}
+
+
+def test_a_batch_of_spans_is_written_whole_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer's multi-row inserts (and the rows left over) keep every span, each value in its column."""
+    monkeypatch.setattr(traces, "_WRITE_EVERY_S", 3600.0)
+    sink = TraceSink(tmp_path, export=False)
+    spans = [CallSpan(new_trace_id(), new_span_id(), "p" * (i % 2), "chat", "/chat/completions", f"m{i}", 200 + i,
+                      float(i), i / 10, None if i % 3 else i / 100, i, 2 * i, i % 5, 0, f"s{i}", i % 4 or None)
+             for i in range(123)]
+    for span in spans:
+        sink.add(span)
+    sink.close()
+    db = sqlite3.connect(tmp_path / TRACES_FILE)
+    assert [CallSpan(*row) for row in db.execute("SELECT * FROM spans ORDER BY started")] == spans
