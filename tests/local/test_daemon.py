@@ -6,9 +6,11 @@ training-worker test doubles, on a temporary data dir; each test stops what it s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -17,9 +19,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from platform_helpers import Signer
 
 from qfnb._core.backend import daemon
 from qfnb.protocol.daemon import RUNTIME_FILE
+from qfnb.protocol.traces import TRACES_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_WORKER = Path(__file__).with_name("fake_worker.py")
@@ -48,9 +52,18 @@ def test_start_status_stop_and_private_runtime_file(data_dir: Path) -> None:
     # the control routes need the runtime file's token
     assert httpx.get(platform.base_url + "/qfnb/status").status_code == 403
     assert httpx.post(platform.base_url + "/qfnb/shutdown").status_code == 403
+    signer = Signer(platform.access_key, platform.iam_secret_key)
+    token = httpx.get(platform.base_url + "/v1/BCE-BEARER/token", auth=signer, timeout=30).json()["token"]
+    for i in range(5):  # the last spans are still queued for the trace writer when the stop comes
+        assert httpx.post(platform.base_url + "/v1/chat/completions", timeout=30,
+                          headers={"Authorization": f"Bearer {token}"},
+                          json={"model": "Tiny-Chat", "messages": [{"role": "user", "content": f"call {i}"}]},
+                          ).status_code == 200
     assert daemon.stop_daemon(data_dir)["stopped"] is True
     assert not runtime.exists() and not daemon._pid_alive(platform.pid)
     assert daemon.daemon_status(data_dir) is None
+    with contextlib.closing(sqlite3.connect(data_dir / TRACES_FILE)) as db:  # a stop writes what was queued
+        assert db.execute("SELECT COUNT(*), MIN(output_tokens) FROM spans").fetchone()[0] == 5
 
 
 def test_two_processes_racing_get_one_daemon(data_dir: Path) -> None:

@@ -34,12 +34,20 @@ class Tally:
         self.schema_miss: str | None = None
 
     def add(self, delta: Delta) -> None:
-        self.prompt = max(self.prompt, delta.prompt_tokens)
-        self.completion = max(self.completion, delta.completion_tokens)
-        self.cached = max(self.cached, delta.cached_tokens)
-        self.pieces += bool(delta.text)
-        self.finish = delta.finish_reason or self.finish
-        self.schema_miss = delta.schema_miss or self.schema_miss
+        """Each count the largest seen (they are cumulative), the last finish reason and schema miss
+        given (tests, not ``max()`` calls: this runs for every delta, twice on an observed stream)."""
+        if delta.prompt_tokens > self.prompt:
+            self.prompt = delta.prompt_tokens
+        if delta.completion_tokens > self.completion:
+            self.completion = delta.completion_tokens
+        if delta.cached_tokens > self.cached:
+            self.cached = delta.cached_tokens
+        if delta.text:
+            self.pieces += 1
+        if delta.finish_reason:
+            self.finish = delta.finish_reason
+        if delta.schema_miss:
+            self.schema_miss = delta.schema_miss
 
     @property
     def completion_tokens(self) -> int:

@@ -70,9 +70,11 @@ class Platform:
                              daemon=True).start()
 
     def shutdown(self) -> None:
-        self.supervisor.shutdown()
-        self.registry.close()  # stop the engine processes with the platform
-        self.meter.close()
+        try:
+            self.supervisor.shutdown()
+            self.registry.close()  # stop the engine processes with the platform
+        finally:
+            self.meter.close()  # the spans still queued are written, whatever else failed
 
     def _trained(self, run: dict[str, Any], metrics: dict[str, Any]) -> None:
         """A fine-tune finished: its trained tokens counted, as the client's ledger row counts them."""

@@ -114,21 +114,30 @@ async def no_such_route(request: Request, exc: Exception) -> Response:
 
 
 class CatchAll:
-    """ASGI middleware: an unhandled error becomes a 500 in the route's own error format, with no
-    internals in it (they go to the log), and the connection stays usable."""
+    """ASGI middleware, the request shell: an unhandled error becomes a 500 in the route's own error
+    format, with no internals in it (they go to the log), and the connection stays usable; when
+    ``observe``, each request is followed for ``/metrics`` and the trace table
+    (:class:`~qfnb.local.server.metrics.Observation`, its 500 included)."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    def __init__(self, app: Any, observe: bool = False) -> None:
+        self.app, self.observe = app, observe
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        watch = metrics.Observation(scope) if self.observe else None
         started = False
 
         async def tracking_send(message: Any) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+            elif message.get("more_body", False):  # a body's piece: not the last, not the start
+                await send(message)
+                return
+            if watch is not None:
+                watch.sent(message)
             await send(message)
 
         try:
@@ -139,7 +148,10 @@ class CatchAll:
                 raise
             app = scope.get("app")
             data_dir = app.state.platform.settings.data_dir if app is not None else None
-            await failures.failure_response(str(scope.get("path", "")), exc, data_dir)(scope, receive, send)
+            await failures.failure_response(str(scope.get("path", "")), exc, data_dir)(scope, receive, tracking_send)
+        finally:
+            if watch is not None:
+                watch.close()
 
 
 def create_app(settings: Settings | None = None, registry: RegistryLike | None = None, *,
@@ -180,7 +192,7 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         *metrics.routes(platform),
         *(extra_routes or []),
     ]
-    middleware = [*([Middleware(metrics.Observe)] if observe else []), Middleware(CatchAll), Middleware(BodyLimit),
+    middleware = [Middleware(CatchAll, observe=observe), Middleware(BodyLimit),
                   Middleware(Heartbeat, every=platform.settings.heartbeat)]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={404: no_such_route, 405: no_such_route})

@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 from qfnb.local.server import failures
+from qfnb.local.server.wire import STREAM_FLAG
 from qfnb.protocol.routes import MODEL_API_PREFIX
 
 __all__ = ["HEARTBEAT_HEADER", "Heartbeat", "is_model_call"]
@@ -54,8 +55,9 @@ def _wants_stream(body: bytes) -> bool:
 class _Answer:
     """One call's side of the wire: what the route sends, and the heartbeats between."""
 
-    def __init__(self, send: Any, *, stream: bool, anthropic: bool, every: float) -> None:
-        self._send, self.stream, self.anthropic, self.every = send, stream, anthropic, every
+    def __init__(self, send: Any, scope: Any, body: bytes, *, anthropic: bool, every: float) -> None:
+        self._send, self._scope, self._body, self.anthropic, self.every = send, scope, body, anthropic, every
+        self._stream: bool | None = None
         self._lock = asyncio.Lock()
         self.began = time.monotonic()
         self.last = self.began
@@ -64,6 +66,16 @@ class _Answer:
         self.failed: int | None = None  # the route's error status once ours had started
         self._error = bytearray()
         self._boundary = True  # what went out so far ends with a whole SSE event
+
+    @property
+    def stream(self) -> bool:
+        """Whether the client asked for a stream: read only once the platform answers itself (a call
+        slower than ``every`` s), from the flag the route left when it parsed the body, or from the
+        body when the route has not parsed it yet; a call answered in time never parses it twice."""
+        if self._stream is None:
+            flag = self._scope.get(STREAM_FLAG)
+            self._stream = flag if flag is not None else _wants_stream(self._body)
+        return self._stream
 
     async def _out(self, message: dict[str, Any]) -> None:
         self.last = time.monotonic()
@@ -134,8 +146,7 @@ class Heartbeat:
             await self.app(scope, receive, send)
             return
         body, replay = await _read_body(receive)
-        answer = _Answer(send, stream=_wants_stream(body), anthropic=scope["path"].endswith("/messages"),
-                         every=self.every)
+        answer = _Answer(send, scope, body, anthropic=scope["path"].endswith("/messages"), every=self.every)
         task = asyncio.ensure_future(self.app(scope, replay, answer.send))
         try:
             while not task.done():

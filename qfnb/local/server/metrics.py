@@ -1,6 +1,6 @@
-"""``GET /metrics`` (Prometheus text exposition) and the middleware that follows every model call.
+"""``GET /metrics`` (Prometheus text exposition) and what follows every model call.
 
-:class:`Observe` gives each HTTP request a :class:`~qfnb.local.domain.meter.CallNote`; the serving
+:class:`Observation` gives each HTTP request a :class:`~qfnb.local.domain.meter.CallNote`; the serving
 flow fills it in (the model that answered, the usage on the wire, the first token's time); just
 before the response's last byte goes out the note is recorded in the platform's meter (counters,
 histograms, the call's span), so a client that has read its answer sees it counted.
@@ -32,7 +32,7 @@ from qfnb.local.server.auth import authenticator
 from qfnb.protocol.console import RunStatus
 from qfnb.protocol.traces import CELL_HEADER, SESSION_HEADER, TRACEPARENT, parse_traceparent
 
-__all__ = ["METRICS_ROUTE", "Observe", "StateCollector", "routes"]
+__all__ = ["METRICS_ROUTE", "Observation", "StateCollector", "routes"]
 
 log = logging.getLogger("qfnb.local.metrics")
 
@@ -40,6 +40,9 @@ METRICS_ROUTE = "/metrics"
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _CELL, _SESSION = CELL_HEADER.lower().encode(), SESSION_HEADER.lower().encode()
 _TRACEPARENT = TRACEPARENT.encode()
+#: route labels by (route template, Qianfan API type): a few dozen, made once each
+_ROUTES: dict[tuple[str, object], str] = {}
+_MAX_ROUTES = 256
 _OPENAI_PREFIXES = ("v1", "v2")
 
 
@@ -50,6 +53,15 @@ def _route_of(scope: dict[str, Any]) -> str:
     route = scope.get("route")
     path = route.path if isinstance(route, Route) else "unmatched"
     api_type = (scope.get("path_params") or {}).get("api_type")
+    found = _ROUTES.get((path, api_type))
+    if found is None:
+        found = _route_label(path, api_type)
+        if len(_ROUTES) < _MAX_ROUTES:  # a client's own words in the path are not kept without bound
+            _ROUTES[path, api_type] = found
+    return found
+
+
+def _route_label(path: str, api_type: object) -> str:
     if api_type and "{api_type}" in path:
         return path.replace("{api_type}", str(api_type))
     head, _, rest = path.lstrip("/").partition("/")
@@ -58,61 +70,63 @@ def _route_of(scope: dict[str, Any]) -> str:
 
 def _note_of(scope: dict[str, Any]) -> CallNote:
     note = CallNote()
-    for name, value in scope.get("headers") or ():
-        if name == _CELL:
-            with contextlib.suppress(ValueError):
-                note.cell = int(value)
-        elif name == _SESSION:
-            note.session = value.decode("latin-1")[:32]
-        elif name == _TRACEPARENT:  # W3C trace context: the call joins its caller's trace
-            caller = parse_traceparent(value.decode("latin-1"))
-            if caller is not None:
-                note.trace_id, note.parent_id = caller
+    headers = dict(scope.get("headers") or ())  # in C; most calls carry none of the three
+    if (cell := headers.get(_CELL)) is not None:
+        with contextlib.suppress(ValueError):
+            note.cell = int(cell)
+    if (session := headers.get(_SESSION)) is not None:
+        note.session = session.decode("latin-1")[:32]
+    if (caller := headers.get(_TRACEPARENT)) is not None:  # W3C trace context: the call joins its caller's trace
+        parsed = parse_traceparent(caller.decode("latin-1"))
+        if parsed is not None:
+            note.trace_id, note.parent_id = parsed
     return note
 
 
-class Observe:
-    """ASGI middleware: every request followed by a note; a model call's note recorded once."""
+class Observation:
+    """One HTTP request followed (the platform's request shell, ``app.CatchAll``, makes one per
+    request when observing): its note bound to the request's task, the status it answered, and a
+    model call's note recorded once, just before the response's last byte (or when the client
+    left). A plain object the shell calls, not a middleware of its own: a middleware layer and its
+    ``send`` wrapper cost about as much as the counting itself (bench/observability.py)."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    __slots__ = ("_token", "note", "recorded", "scope", "status")
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        note = _note_of(scope)
-        status = 500
-        recorded = False
+    def __init__(self, scope: dict[str, Any]) -> None:
+        self.scope, self.note = scope, _note_of(scope)
+        self.status, self.recorded = 500, False
+        self._token = self.note.bind()
 
-        def record() -> None:
-            nonlocal recorded
-            if recorded or not note.model_call:
-                return
-            recorded = True
-            note.route = _route_of(scope)
-            platform: Platform = scope["app"].state.platform
-            try:
-                platform.meter.record(note.span(status))
-            except Exception:  # counting never breaks a call
-                log.exception("could not record a call to %s", note.route)
+    def sent(self, message: dict[str, Any]) -> None:
+        """A message of the response, about to go out."""
+        kind = message["type"]
+        if kind == "http.response.body":
+            if not message.get("more_body", False):
+                self._record()  # before the last byte: a client that read its answer sees it counted
+        elif kind == "http.response.start":
+            self.status = int(message["status"])
 
-        async def observed_send(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                record()  # before the last byte: a client that read its answer sees it counted
-            await send(message)
-
-        token = note.bind()
+    def close(self) -> None:
+        """The request is over: a model call not recorded yet (the client left mid-stream) counts
+        what was generated."""
         try:
-            await self.app(scope, receive, observed_send)
+            if not self.recorded and self.note.model_call:
+                self.status = self.status if self.note.used else 499
+                self._record()
         finally:
-            if not recorded and note.model_call:  # the client left mid-stream: what was generated counts
-                status = status if note.used else 499
-                record()
-            CallNote.unbind(token)
+            CallNote.unbind(self._token)
+
+    def _record(self) -> None:
+        if self.recorded or not self.note.model_call:
+            return
+        self.recorded = True
+        note = self.note
+        note.route = _route_of(self.scope)
+        platform: Platform = self.scope["app"].state.platform
+        try:
+            platform.meter.record(note.span(self.status))
+        except Exception:  # counting never breaks a call
+            log.exception("could not record a call to %s", note.route)
 
 
 class StateCollector(Collector):

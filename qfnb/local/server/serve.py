@@ -107,14 +107,13 @@ async def serve(request: Request, platform: Platform, ask: Ask, render: Render, 
     named = {MODEL_HEADER: served.name, **(headers(served) if headers is not None else {})}
     if render.stream:
         primed = [await primed_stream(s) for s in streams]
-        merged = indexed(primed[0]) if len(primed) == 1 else interleaved(primed)
-        if note is not None:  # one wrapper for the whole stream: its first token and its usage
-            merged = observed(merged, len(primed), note)
+        if len(primed) == 1:  # the usual case: the one layer over the engine's stream notes the call too
+            merged = indexed(primed[0], note)
+        else:  # one wrapper for the whole stream: its first token and its usage
+            merged = interleaved(primed) if note is None else observed(interleaved(primed), len(primed), note)
         return StreamingResponse(render.events(merged, len(primed), served),
                                  media_type="text/event-stream", headers={**SSE_HEADERS, **named})
-    if note is not None:
-        streams = [timed(s, note) for s in streams]
-    (results,) = await collect(request, together(streams))
+    (results,) = await collect(request, together(streams, note))
     if note is not None:
         note.usage(*usage_of([a.tally for a in results]))
     return JSONResponse(render.body(results, served), headers=named)
@@ -144,16 +143,6 @@ def usage_of(tallies: list[Tally]) -> tuple[int, int, int]:
     the prompt tokens read from the engine's cache."""
     total = total_usage(tallies)
     return total["prompt_tokens"], total["completion_tokens"], max((t.cached for t in tallies), default=0)
-
-
-async def timed(deltas: AsyncIterator[Delta], note: CallNote) -> AsyncIterator[Delta]:
-    """A whole answer's deltas, the first one's time noted (time to first token)."""
-    try:
-        async for delta in deltas:
-            note.first_token()
-            yield delta
-    finally:
-        await aclose(deltas)
 
 
 async def observed(merged: AsyncIterator[tuple[int, Delta]], choices: int,
@@ -219,10 +208,20 @@ async def collect(request: Request, items: AsyncIterator[Any]) -> list[Any]:
             await asyncio.gather(task, return_exceptions=True)
 
 
-async def together(streams: list[AsyncIterator[Delta]]) -> AsyncIterator[list[Answer]]:
-    """Every stream collected concurrently: one item, the list of their answers."""
+async def together(streams: list[AsyncIterator[Delta]], note: CallNote | None = None) -> AsyncIterator[list[Answer]]:
+    """Every stream collected concurrently: one item, the list of their answers (the first delta's
+    time noted in ``note``: time to first token)."""
     async def one(s: AsyncIterator[Delta]) -> Answer:
-        return answer_of([d async for d in s])
+        deltas: list[Delta] = []
+        try:
+            async for delta in s:
+                if note is not None and not deltas:
+                    note.first_token()
+                deltas.append(delta)
+        except BaseException:  # cancelled (the client left): the engine's request too
+            await aclose(s)
+            raise
+        return answer_of(deltas)
 
     tasks = [asyncio.ensure_future(one(s)) for s in streams]
     try:
@@ -233,11 +232,26 @@ async def together(streams: list[AsyncIterator[Delta]]) -> AsyncIterator[list[An
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def indexed(stream: AsyncIterator[Delta]) -> AsyncIterator[tuple[int, Delta]]:
+async def indexed(stream: AsyncIterator[Delta], note: CallNote | None = None) -> AsyncIterator[tuple[int, Delta]]:
     """The deltas of a single answer as choice 0 (pulled by the response itself, so a client that
-    goes away stops the engine at once)."""
-    async for delta in stream:
-        yield 0, delta
+    goes away stops the engine at once); with a ``note``, its first token's time and its usage when
+    it ends (or the client leaves), in this one layer (as :func:`observed` for several answers)."""
+    if note is None:
+        async for delta in stream:
+            yield 0, delta
+        return
+    tally = Tally()
+    try:
+        async for delta in stream:
+            if note.first_token_s is None:
+                note.first_token()
+            tally.add(delta)
+            yield 0, delta
+    except BaseException:  # closed early (the client left): the engine's request too
+        await aclose(stream)
+        raise
+    finally:
+        note.usage(tally.prompt, tally.completion_tokens, tally.cached)  # usage_of([tally]), one answer
 
 
 async def interleaved(streams: list[AsyncIterator[Delta]]) -> AsyncIterator[tuple[int, Delta]]:

@@ -94,8 +94,14 @@ def bce_error(status: int, code: str, message: str) -> JSONResponse:
                         status_code=status, headers=headers)
 
 
+#: the request scope's key for the body's ``stream`` flag, set by :func:`json_body` where the body is
+#: parsed (once): the heartbeat middleware reads it, not the body, when it must know (heartbeat.py)
+STREAM_FLAG = "qfnb.stream"
+
+
 async def json_body(request: Request) -> dict[str, Any]:
-    """The request's JSON object body (an empty body counts as ``{}``)."""
+    """The request's JSON object body (an empty body counts as ``{}``); its ``stream`` flag left in
+    the scope (:data:`STREAM_FLAG`)."""
     raw = await request.body()
     if not raw.strip():
         return {}
@@ -114,6 +120,7 @@ async def json_body(request: Request) -> dict[str, Any]:
         if where is not None:
             raise BodyError(where or "body", "holds a lone UTF-16 surrogate (\\ud800-\\udfff without its pair), "
                             "which is not text", ErrorCode.INVALID_JSON)
+    request.scope[STREAM_FLAG] = data.get("stream") is True
     return data
 
 

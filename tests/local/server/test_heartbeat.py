@@ -5,6 +5,7 @@ anthropic SDKs still parse what comes. Without heartbeats, the timeout's error n
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ from platform_doubles import FakeChat, FakeDelta, FakeRegistry
 from qfnb import ChatCompletion
 from qfnb.errors import TimeoutError
 from qfnb.local.engines.ask import Sampling
+from qfnb.local.server import heartbeat
+from qfnb.local.server.heartbeat import Heartbeat
 from tests.fakes.local_platform import ServedPlatform, served_platform
 
 #: the slow engine's wait before its answer, the client's timeout, the platform's heartbeat
@@ -46,7 +49,11 @@ def _calls(served: ServedPlatform) -> int:
     return len(served.registry.engines["tiny-chat"].calls)
 
 
-def test_a_slow_answer_arrives_under_a_shorter_timeout_with_one_engine_call(tmp_path: Path) -> None:
+def test_a_slow_answer_arrives_under_a_shorter_timeout_with_one_engine_call(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[bytes] = []  # bodies the heartbeat parsed itself (the routes leave their stream flag)
+    wants_stream = heartbeat._wants_stream
+    monkeypatch.setattr(heartbeat, "_wants_stream", lambda body: parsed.append(body) or wants_stream(body))
     with _served(tmp_path, BEAT_S) as served:
         chat = ChatCompletion(model="Tiny-Chat", config=served.config(llm_api_retry_timeout=TIMEOUT_S))
         whole = chat.do(messages=[{"role": "user", "content": "slow one"}])
@@ -73,6 +80,37 @@ def test_a_slow_answer_arrives_under_a_shorter_timeout_with_one_engine_call(tmp_
                                          messages=[{"role": "user", "content": "claude"}])
         assert message.content[0].text == "tiny-chat: claude"  # type: ignore[union-attr]
         assert _calls(served) == 6  # no call was sent twice
+    assert parsed == []  # each body parsed once, by its route
+
+
+def test_a_body_the_route_has_not_read_yet_says_whether_it_streams() -> None:
+    """The heartbeat's answer before the route has parsed the body (its stream flag unknown): the
+    body read then decides an SSE stream or a whole JSON answer."""
+
+    beat = 0.02
+
+    async def slow_route(scope: Any, receive: Any, send: Any) -> None:
+        await asyncio.sleep(beat * 3)  # silent, the body not read: the platform answers first
+
+    async def call(body: bytes) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+        messages = iter([{"type": "http.request", "body": body, "more_body": False}])
+
+        async def receive() -> dict[str, Any]:
+            return next(messages, {"type": "http.disconnect"})
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await Heartbeat(slow_route, every=beat)({"type": "http", "method": "POST", "path": "/v2/chat/completions",
+                                                   "headers": []}, receive, send)
+        return sent
+
+    streamed = asyncio.run(call(b'{"model": "m", "stream": true}'))
+    assert dict(streamed[0]["headers"])[b"content-type"].startswith(b"text/event-stream")
+    assert streamed[1]["body"].startswith(b": working")
+    whole = asyncio.run(call(b'{"model": "m"}'))
+    assert dict(whole[0]["headers"])[b"content-type"] == b"application/json" and whole[1]["body"] == b"\n"
 
 
 def test_without_heartbeats_the_timeout_names_its_setting(tmp_path: Path) -> None:

@@ -19,9 +19,11 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from qfnb.local.domain import traces
+from qfnb.local.domain.meter import Meter
 from qfnb.local.domain.traces import OtelExport, TraceSink
 from qfnb.local.server.app import create_app
-from qfnb.protocol.traces import TRACES_FILE
+from qfnb.protocol.traces import TRACES_FILE, CallSpan, new_span_id, new_trace_id
 
 MODELS = [f"Chat-{i}" for i in range(10)]
 TYPES = {"qfnb_requests": "counter", "qfnb_prompt_tokens": "counter", "qfnb_completion_tokens": "counter",
@@ -134,3 +136,69 @@ def test_an_otlp_endpoint_without_the_extra_says_so(tmp_path: Path, monkeypatch:
         sink = TraceSink(tmp_path)
         assert sink.export is not None
     sink.close()
+
+
+def test_spans_still_queued_are_written_when_the_platform_stops(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer thread keeps spans in batches; the ones queued when the platform stops (its
+    lifespan's end, as a daemon stop runs it) are written then, none lost."""
+    monkeypatch.setattr(traces, "_WRITE_EVERY_S", 3600.0)  # the writer thread writes nothing in this test
+    app = create_app(make_settings(tmp_path / "data"), TenModels())
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        c.headers["Authorization"] = "Bearer " + c.get("/v1/BCE-BEARER/token", auth=Signer()).json()["token"]
+        for i, model in enumerate(MODELS):
+            assert c.post("/v2/chat/completions", json={"model": model, "stream": i % 2 == 0, "messages": [
+                {"role": "user", "content": "one two three"}]}).status_code == 200
+        assert not (tmp_path / "data" / TRACES_FILE).exists()  # all still queued
+    db = sqlite3.connect(tmp_path / "data" / TRACES_FILE)
+    rows = db.execute("SELECT model, input_tokens, output_tokens, status FROM spans ORDER BY started").fetchall()
+    assert [r[0] for r in rows] == MODELS and all(r[1] > 0 and r[2] > 0 and r[3] == 200 for r in rows)
+
+
+def test_a_full_span_queue_drops_new_spans_and_says_how_many(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(traces, "MAX_QUEUED", 3)
+    monkeypatch.setattr(traces, "_WRITE_EVERY_S", 3600.0)
+    sink = TraceSink(tmp_path, export=False)
+    for i in range(5):
+        sink.add(CallSpan(new_trace_id(), new_span_id(), "", "chat", "/chat/completions", f"m{i}", 200, float(i),
+                          0.1, None))
+    sink.close()
+    db = sqlite3.connect(tmp_path / TRACES_FILE)
+    assert [m for (m,) in db.execute("SELECT model FROM spans ORDER BY started")] == ["m0", "m1", "m2"]
+    assert "2 spans dropped" in caplog.text
+
+
+def test_the_counts_are_prometheus_histograms_and_counters_of_the_calls(tmp_path: Path) -> None:
+    """The sums made in batches read as prometheus_client's own metrics would: cumulative ``le``
+    buckets, ``_sum`` and ``_count``, requests by status class, tokens of answered calls only."""
+    meter = Meter(tmp_path, sink=TraceSink(tmp_path, export=False))
+    for i, (seconds, status) in enumerate([(0.1, 200), (0.5, 200), (2.0, 200), (40.0, 200), (0.2, 404), (0.3, 503)]):
+        meter.record(CallSpan(new_trace_id(), new_span_id(), "", "chat", "/chat/completions", "m", status, float(i),
+                              seconds, 0.05 if status == 200 else None, 10, 3, 4))
+    found = {(s.name, s.labels.get("le"), s.labels.get("status")): s.value
+             for family in text_string_to_metric_families(generate_latest(meter.registry).decode())
+             for s in family.samples}
+    meter.close()
+    duration = "qfnb_request_duration_seconds"
+    assert [found[duration + "_bucket", le, None] for le in ("0.25", "1.0", "5.0", "30.0", "+Inf")] == [1, 2, 3, 3, 4]
+    assert found[duration + "_count", None, None] == 4 and found[duration + "_sum", None, None] == pytest.approx(42.6)
+    assert found["qfnb_time_to_first_token_seconds_bucket", "0.1", None] == 4
+    assert [found["qfnb_requests_total", None, c] for c in ("2xx", "4xx", "5xx")] == [4, 1, 1]
+    assert found["qfnb_prompt_tokens_total", None, None] == 40
+    assert found["qfnb_completion_tokens_total", None, None] == 12
+    assert meter.prompt_cache() == {"m": pytest.approx(0.4)}
+
+
+def test_a_batch_of_spans_is_written_whole_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer's multi-row inserts (and the rows left over) keep every span, each value in its column."""
+    monkeypatch.setattr(traces, "_WRITE_EVERY_S", 3600.0)
+    sink = TraceSink(tmp_path, export=False)
+    spans = [CallSpan(new_trace_id(), new_span_id(), "p" * (i % 2), "chat", "/chat/completions", f"m{i}", 200 + i,
+                      float(i), i / 10, None if i % 3 else i / 100, i, 2 * i, i % 5, 0, f"s{i}", i % 4 or None)
+             for i in range(123)]
+    for span in spans:
+        sink.add(span)
+    sink.close()
+    db = sqlite3.connect(tmp_path / TRACES_FILE)
+    assert [CallSpan(*row) for row in db.execute("SELECT * FROM spans ORDER BY started")] == spans
