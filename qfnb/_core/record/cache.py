@@ -25,6 +25,7 @@ from typing import Any
 
 from qfnb._core.record import bound
 from qfnb.protocol.daemon import default_data_dir
+from qfnb.protocol.sqlite_files import add_columns, open_db
 
 __all__ = [
     "CACHE_FILE",
@@ -152,20 +153,12 @@ class ResponseCache:
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
-            os.chmod(self.path, 0o600)
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            if "model" not in {r[1] for r in db.execute("PRAGMA table_info(answers)")}:  # a file from before
-                db.execute("ALTER TABLE answers ADD COLUMN model TEXT NOT NULL DEFAULT ''")
-            for suffix in ("-wal", "-shm"):  # WAL side files hold answers too
-                side = self.path.with_name(self.path.name + suffix)
-                if side.exists():
-                    os.chmod(side, 0o600)
+            db = open_db(self.path, _SCHEMA, synchronous="NORMAL")
+            add_columns(db, "answers", {"model": "TEXT NOT NULL DEFAULT ''"})
+            for suffix in ("", "-wal", "-shm"):  # an older file, and the WAL side files, hold answers too
+                kept = self.path.with_name(self.path.name + suffix)
+                if kept.exists():
+                    os.chmod(kept, 0o600)
             self._db = db
         return self._db
 

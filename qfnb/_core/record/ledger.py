@@ -11,7 +11,6 @@ import atexit
 import contextlib
 import contextvars
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.record import bound
 from qfnb._core.record.prices import price_rows
 from qfnb.protocol.daemon import default_data_dir
+from qfnb.protocol.sqlite_files import add_columns, open_db, transaction
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -139,15 +139,8 @@ class Ledger:
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-            columns = {r[1] for r in db.execute("PRAGMA table_info(calls)")}
-            for added in ("asked", "end_user"):  # a file from before
-                if added not in columns:
-                    db.execute(f"ALTER TABLE calls ADD COLUMN {added} TEXT NOT NULL DEFAULT ''")
+            db = open_db(self.path, _SCHEMA)
+            add_columns(db, "calls", dict.fromkeys(("asked", "end_user"), "TEXT NOT NULL DEFAULT ''"))
             self._db = db
         return self._db
 
@@ -178,23 +171,15 @@ class Ledger:
         columns = ", ".join(values)
         with self._lock:
             try:
-                db = self._conn()
-                db.execute("BEGIN IMMEDIATE")
-                fresh = db.execute("INSERT OR IGNORE INTO recorded_once(key) VALUES (?)", (key,)).rowcount == 1
-                if fresh:
-                    db.execute(f"INSERT INTO calls({columns}) VALUES ({', '.join('?' * len(values))})",
-                               tuple(values.values()))
-                db.execute("COMMIT")
+                with transaction(self._conn(), immediate=True) as db:
+                    fresh = db.execute("INSERT OR IGNORE INTO recorded_once(key) VALUES (?)", (key,)).rowcount == 1
+                    if fresh:
+                        db.execute(f"INSERT INTO calls({columns}) VALUES ({', '.join('?' * len(values))})",
+                                   tuple(values.values()))
             except (sqlite3.Error, OSError) as exc:  # the ledger never breaks a call
                 logger.warning("usage ledger: could not record %s (%s)", key, exc)
-                self._rollback()
                 return False
         return fresh
-
-    def _rollback(self) -> None:
-        if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
 
     def _write_loop(self) -> None:
         while True:
@@ -211,13 +196,10 @@ class Ledger:
                 return
             columns = ", ".join(UsageRow.__dataclass_fields__)
             try:
-                db = self._conn()
-                db.execute("BEGIN")
-                db.executemany(f"INSERT INTO calls({columns}) VALUES ({', '.join('?' * len(batch[0]))})", batch)
-                db.execute("COMMIT")
+                with transaction(self._conn()) as db:
+                    db.executemany(f"INSERT INTO calls({columns}) VALUES ({', '.join('?' * len(batch[0]))})", batch)
             except (sqlite3.Error, OSError) as exc:  # the ledger never breaks a call
                 logger.warning("usage ledger: could not record %d calls (%s)", len(batch), exc)
-                self._rollback()
 
     def rows(self, *, since: float | None = None, session: str | None = None) -> list[UsageRow]:
         self.flush()

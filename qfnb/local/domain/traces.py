@@ -8,9 +8,7 @@ Spans are queued and written (and exported) in batches by a background thread, n
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -18,6 +16,7 @@ from collections import deque
 from pathlib import Path
 
 from qfnb.protocol.otel import OtelExport
+from qfnb.protocol.sqlite_files import open_db, transaction
 from qfnb.protocol.traces import INSERT_SPAN, KEEP_SPANS, TRACES_FILE, TRACES_SCHEMA, CallSpan
 
 __all__ = ["OtelExport", "TraceSink"]  # OtelExport: where the platform's tests and tools find it
@@ -61,12 +60,7 @@ class TraceSink:
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(TRACES_SCHEMA)
-            self._db = db
+            self._db = open_db(self.path, TRACES_SCHEMA)
         return self._db
 
     def _write_loop(self) -> None:
@@ -86,19 +80,15 @@ class TraceSink:
             if self.export is not None:
                 self.export.add_all(batch)
             try:
-                db = self._conn()
-                db.execute("BEGIN")
-                db.executemany(INSERT_SPAN, [s.row() for s in batch])
-                self._written += len(batch)
-                if self._written >= KEEP_SPANS // 10:
-                    self._written = 0
-                    db.execute("DELETE FROM spans WHERE rowid <= (SELECT MAX(rowid) FROM spans) - ?", (KEEP_SPANS,))
-                db.execute("COMMIT")
+                with transaction(self._conn()) as db:
+                    db.executemany(INSERT_SPAN, [s.row() for s in batch])
+                    self._written += len(batch)
+                    if self._written >= KEEP_SPANS // 10:
+                        self._written = 0
+                        db.execute("DELETE FROM spans WHERE rowid <= (SELECT MAX(rowid) FROM spans) - ?",
+                                   (KEEP_SPANS,))
             except (sqlite3.Error, OSError) as exc:  # the trace table never breaks a call
                 log.warning("traces: could not keep %d spans (%s)", len(batch), exc)
-                if self._db is not None:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._db.execute("ROLLBACK")
 
     def close(self) -> None:
         self.flush()

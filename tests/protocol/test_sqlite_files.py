@@ -1,0 +1,134 @@
+"""The one way the data dir's SQLite files are opened (``qfnb.protocol.sqlite_files``), and the
+files that open through it: the usage ledger, the response cache, the trace table (the client's
+spans and the platform's sink) and the platform's store."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from qfnb._core.record.cache import ResponseCache
+from qfnb._core.record.ledger import Ledger, UsageRow
+from qfnb._core.record.traces import read_spans, write_spans
+from qfnb.local.domain.store import Store
+from qfnb.local.domain.traces import TraceSink
+from qfnb.protocol.sqlite_files import add_columns, open_db, transaction
+from qfnb.protocol.traces import TRACES_FILE, CallSpan, new_span_id, new_trace_id
+
+SCHEMA = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY);"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _span(model: str) -> CallSpan:
+    return CallSpan(trace_id=new_trace_id(), span_id=new_span_id(), parent_id="", operation="chat",
+                    route="/v1/chat/completions", model=model, status=200, started=1.0, duration_s=0.1,
+                    ttft_s=None, session="s", cell=None, job="", extra="")
+
+
+def test_open_db_creates_a_private_wal_file_with_its_schema_usable_from_another_thread(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "f.sqlite3"
+    db = open_db(path, SCHEMA, synchronous="NORMAL")
+    try:
+        assert _mode(path.parent) == 0o700 and _mode(path) == 0o600
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert db.isolation_level is None  # autocommit: transactions are the writer's own
+        seen: list[int] = []
+        worker = threading.Thread(target=lambda: seen.append(db.execute("SELECT count(*) FROM t").fetchone()[0]))
+        worker.start()
+        worker.join()
+        assert seen == [0]
+    finally:
+        db.close()
+    # opening again keeps the rows and the file's mode; the schema script is idempotent
+    path.chmod(0o640)
+    again = open_db(path, SCHEMA)
+    assert _mode(path) == 0o640
+    assert again.execute("SELECT count(*) FROM t").fetchone()[0] == 0
+    again.close()
+
+
+def test_transaction_commits_the_block_and_rolls_back_a_failing_one(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "f.sqlite3", SCHEMA)
+    with transaction(db):
+        db.execute("INSERT INTO t VALUES ('a')")
+    with pytest.raises(sqlite3.IntegrityError), transaction(db, immediate=True):
+        db.execute("INSERT INTO t VALUES ('b')")
+        db.execute("INSERT INTO t VALUES ('a')")  # a duplicate key: the whole block goes
+    assert not db.in_transaction
+    assert [r[0] for r in db.execute("SELECT k FROM t")] == ["a"]
+    db.close()
+
+
+def test_add_columns_brings_a_file_from_before_up_to_date_once(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "f.sqlite3", SCHEMA)
+    add_columns(db, "t", {"note": "TEXT NOT NULL DEFAULT ''"})
+    add_columns(db, "t", {"note": "TEXT NOT NULL DEFAULT ''"})  # present now: nothing to add
+    assert [r[1] for r in db.execute("PRAGMA table_info(t)")] == ["k", "note"]
+    db.close()
+
+
+def test_the_ledger_reads_an_old_file_and_keeps_its_rows(tmp_path: Path) -> None:
+    """A ledger file written before ``asked``/``end_user`` existed gains them; its rows stay."""
+    path = tmp_path / "usage.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE calls (ts REAL NOT NULL, session TEXT NOT NULL, cell INTEGER, job TEXT, "
+                "api TEXT NOT NULL, model TEXT NOT NULL, platform TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, "
+                "completion_tokens INTEGER NOT NULL, total_tokens INTEGER NOT NULL, latency_s REAL NOT NULL, "
+                "retries INTEGER NOT NULL, cache_hit INTEGER NOT NULL, trained_tokens INTEGER NOT NULL DEFAULT 0)")
+    old.execute("INSERT INTO calls VALUES (1.0, 's', NULL, NULL, 'chat', 'm', 'local', 1, 2, 3, 0.5, 0, 0, 0)")
+    old.commit()
+    old.close()
+    ledger = Ledger(path)
+    ledger.record(UsageRow(api="chat", model="m2", platform="local", total_tokens=5, asked="alias", end_user="u"))
+    rows = ledger.rows()
+    assert [(r.model, r.asked, r.end_user, r.total_tokens) for r in rows] == [("m", "", "", 3),
+                                                                                ("m2", "alias", "u", 5)]
+    assert ledger.record_once(UsageRow(api="fine-tune", model="m", platform="local"), "job-1")
+    assert not ledger.record_once(UsageRow(api="fine-tune", model="m", platform="local"), "job-1")
+    ledger.close()
+
+
+def test_the_cache_tightens_an_older_files_mode_and_adds_its_model_column(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE answers (key TEXT PRIMARY KEY, target TEXT NOT NULL, stream INTEGER NOT NULL, "
+                "payload TEXT NOT NULL, size INTEGER NOT NULL, created REAL NOT NULL, used REAL NOT NULL, "
+                "hits INTEGER NOT NULL DEFAULT 0, saved_tokens INTEGER NOT NULL DEFAULT 0)")
+    old.commit()
+    old.close()
+    path.chmod(0o644)
+    cache = ResponseCache(path)
+    cache.put("k", "chat", [{"usage": {"total_tokens": 4}}], stream=False, model="m")
+    got = cache.get("k")
+    assert got is not None and got.model == "m"
+    assert _mode(path) == 0o600
+
+
+def test_client_spans_and_platform_spans_share_one_table(tmp_path: Path) -> None:
+    write_spans([_span("from-client")], tmp_path)
+    sink = TraceSink(tmp_path, export=None)
+    sink.add(_span("from-platform"))
+    sink.close()
+    assert _mode(tmp_path / TRACES_FILE) == 0o600
+    assert [s.model for s in read_spans(tmp_path)] == ["from-client", "from-platform"]
+
+
+def test_the_platform_store_opens_its_file_private_in_wal_mode(tmp_path: Path) -> None:
+    store = Store(tmp_path / "data" / "platform.sqlite3")
+    try:
+        record = store.insert("datasets", {"name": "d"})
+        got = store.get("datasets", record["sid"])
+        assert got is not None and got["name"] == "d"
+        assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._db.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+    finally:
+        store.close()
+    assert _mode(tmp_path / "data" / "platform.sqlite3") == 0o600
