@@ -12,7 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qfnb.evaluation.stats.judge_check import MEAN_ONLY, NOT_AT_ALL, PER_ITEM, VERDICT, check_judge
+from qfnb.evaluation.stats.judge_check import (
+    MEAN_ONLY,
+    NOT_AT_ALL,
+    PER_ITEM,
+    VERDICT_COLUMNS,
+    Use,
+    check_judge,
+    verdict_frame,
+)
 
 
 def _result(judge: list[float | None], *, errors: dict[int, str] | None = None) -> SimpleNamespace:
@@ -35,7 +43,10 @@ def test_a_judge_that_disagrees_is_called_unusable_and_dropped_labels_are_counte
     assert (use.given, len(use.used)) == (20, 14)
     assert use.dropped == {"the judge's call failed or gave no score": [1, 4, 7, 10, 13, 16]}
     text = check.sentences
-    assert text[0].startswith(VERDICT) and "should not be used" in text[0], text
+    assert (verdict.tag, verdict.judge, verdict.metric) == ("m", "tiny-judge", "judge_score")
+    assert text[0] == verdict.sentence and text[0].startswith("verdict: judge tiny-judge on judge_score for m "
+                                                              "should not be used: "), text
+    assert text[1:] == check.notes and not any(n.startswith("verdict") for n in check.notes)
     assert "14 of your 20 labels used; 6 dropped because the judge's call failed" in text[1], text
     assert any("Spearman" in line and "over 14 labelled items" in line for line in text), text
 
@@ -70,3 +81,21 @@ def test_labels_lost_to_failed_answers_and_unknown_items_are_named_and_too_few_l
 def test_fewer_labels_than_an_agreement_needs_is_still_the_users_error() -> None:
     with pytest.raises(ValueError, match=r"labels.*2 labelled item\(s\); at least 4"):
         check_judge(_result([3.0] * 10), {"m": {0: 1.0, 1: 2.0}}, metric="judge_score")
+
+
+def test_the_verdicts_are_data_a_table_carries() -> None:
+    """Each verdict's use is a :class:`Use` (not a sentence to parse), tabulated one row per model."""
+    mine = {i: float(i % 6) for i in range(24)}
+    result = _result([float(i % 6) for i in range(40)])
+    result.llm_tags = ["m", "n"]
+    result.samples = pd.concat([result.samples, result.samples.assign(llm="n", judge_score=5.0)])
+    check = check_judge(result, {"m": mine, "n": mine}, metric="judge_score")
+    frame = verdict_frame(list(check.verdicts.values()))
+    assert tuple(frame.columns) == VERDICT_COLUMNS
+    assert frame[["model", "judge", "metric"]].values.tolist() == [["m", "tiny-judge", "judge_score"],
+                                                                    ["n", "tiny-judge", "judge_score"]]
+    assert list(frame["use"]) == [Use.PER_ITEM, Use.NOT_AT_ALL]
+    assert frame["use"].cat.categories.tolist() == [Use.PER_ITEM, Use.MEAN_ONLY, Use.NOT_AT_ALL]
+    assert frame["use"].cat.ordered and frame.sort_values("use")["model"].tolist() == ["m", "n"]
+    assert frame["reason"].iloc[1] == check.verdicts["n"].reason
+    assert verdict_frame([]).columns.tolist() == list(VERDICT_COLUMNS)
