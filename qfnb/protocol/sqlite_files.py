@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-__all__ = ["add_columns", "open_db", "private_file", "transaction"]
+__all__ = ["LazyDb", "add_columns", "open_db", "private_file", "transaction"]
 
 
 def private_file(path: Path) -> None:
@@ -62,3 +62,32 @@ def transaction(db: sqlite3.Connection, *, immediate: bool = False) -> Iterator[
         with contextlib.suppress(sqlite3.Error):
             db.execute("ROLLBACK")
         raise
+
+
+class LazyDb:
+    """The one connection of an object that keeps a data-dir file (the ledger, the cache, a trace
+    sink): opened with :func:`open_db` at first use, then ``prepare`` run on it (a file from before
+    brought up to date), closed by :meth:`close`. The owner's lock serializes every use."""
+
+    def __init__(self, path: Path, schema: str, *, synchronous: str | None = None,
+                 prepare: Callable[[sqlite3.Connection], None] | None = None) -> None:
+        self.path, self.schema, self.synchronous, self.prepare = Path(path), schema, synchronous, prepare
+        self._db: sqlite3.Connection | None = None
+
+    def conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            db = open_db(self.path, self.schema, synchronous=self.synchronous)
+            if self.prepare is not None:
+                try:
+                    self.prepare(db)
+                except BaseException:
+                    db.close()
+                    raise
+            self._db = db
+        return self._db
+
+    def close(self) -> None:
+        """Close the connection (a later use opens it again)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -16,7 +16,7 @@ from qfnb._core.record.ledger import Ledger, UsageRow
 from qfnb._core.record.traces import read_spans, write_spans
 from qfnb.local.domain.store import Store
 from qfnb.local.domain.traces import TraceSink
-from qfnb.protocol.sqlite_files import add_columns, open_db, transaction
+from qfnb.protocol.sqlite_files import LazyDb, add_columns, open_db, transaction
 from qfnb.protocol.traces import TRACES_FILE, CallSpan, new_span_id, new_trace_id
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY);"
@@ -73,6 +73,28 @@ def test_add_columns_brings_a_file_from_before_up_to_date_once(tmp_path: Path) -
     add_columns(db, "t", {"note": "TEXT NOT NULL DEFAULT ''"})  # present now: nothing to add
     assert [r[1] for r in db.execute("PRAGMA table_info(t)")] == ["k", "note"]
     db.close()
+
+
+def test_a_lazy_db_opens_at_first_use_prepares_once_and_reopens_after_close(tmp_path: Path) -> None:
+    prepared: list[str] = []
+
+    def prepare(db: sqlite3.Connection) -> None:
+        prepared.append(db.execute("PRAGMA journal_mode").fetchone()[0])
+        if len(prepared) == 1:
+            raise sqlite3.OperationalError("disk I/O error")  # the first open fails: nothing is kept
+
+    lazy = LazyDb(tmp_path / "f.sqlite3", SCHEMA, prepare=prepare)
+    assert not (tmp_path / "f.sqlite3").exists()
+    with pytest.raises(sqlite3.OperationalError):
+        lazy.conn()
+    first = lazy.conn()
+    assert lazy.conn() is first and prepared == ["wal", "wal"]
+    first.execute("INSERT INTO t VALUES ('a')")
+    lazy.close()
+    lazy.close()  # closing twice is fine
+    assert lazy.conn() is not first and prepared == ["wal", "wal", "wal"]
+    assert lazy.conn().execute("SELECT k FROM t").fetchall() == [("a",)]
+    lazy.close()
 
 
 def test_the_ledger_reads_an_old_file_and_keeps_its_rows(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from qfnb._core.record import bound
 from qfnb.protocol.daemon import default_data_dir
-from qfnb.protocol.sqlite_files import add_columns, open_db
+from qfnb.protocol.sqlite_files import LazyDb, add_columns
 
 __all__ = [
     "CACHE_FILE",
@@ -149,24 +149,21 @@ class ResponseCache:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
+        self._file = LazyDb(self.path, _SCHEMA, synchronous="NORMAL", prepare=self._bring_up_to_date)
 
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            db = open_db(self.path, _SCHEMA, synchronous="NORMAL")
-            add_columns(db, "answers", {"model": "TEXT NOT NULL DEFAULT ''"})
-            for suffix in ("", "-wal", "-shm"):  # an older file, and the WAL side files, hold answers too
-                kept = self.path.with_name(self.path.name + suffix)
-                if kept.exists():
-                    os.chmod(kept, 0o600)
-            self._db = db
-        return self._db
+    def _bring_up_to_date(self, db: sqlite3.Connection) -> None:
+        """A file from before: its ``model`` column added, its mode (and its WAL side files') the user's only."""
+        add_columns(db, "answers", {"model": "TEXT NOT NULL DEFAULT ''"})
+        for suffix in ("", "-wal", "-shm"):  # WAL side files hold answers too
+            kept = self.path.with_name(self.path.name + suffix)
+            if kept.exists():
+                os.chmod(kept, 0o600)
 
     def get(self, key: str) -> CachedAnswer | None:
         """The answer stored under ``key`` (marked as used), or None."""
         row = None
         with self._lock, _unless_broken("read an answer"):
-            db = self._conn()
+            db = self._file.conn()
             row = db.execute("SELECT payload, stream, created, model FROM answers WHERE key=?", (key,)).fetchone()
             if row is not None:
                 bodies = tuple(json.loads(row[0]))
@@ -184,7 +181,7 @@ class ResponseCache:
         payload = json.dumps(list(bodies), ensure_ascii=False, separators=(",", ":"))
         now = time.time()
         with self._lock, _unless_broken("store an answer"):
-            db = self._conn()
+            db = self._file.conn()
             db.execute("INSERT OR REPLACE INTO answers(key, target, stream, payload, size, created, used, model) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (key, target.lower(), int(stream), payload,
                                                            len(payload.encode("utf-8")), now, now, model))
@@ -208,28 +205,26 @@ class ResponseCache:
     def invalidate(self, target: str) -> int:
         """Forget every answer of a model or endpoint (a new version was deployed); the count."""
         with self._lock:
-            cur = self._conn().execute("DELETE FROM answers WHERE target=?", (target.lower(),))
+            cur = self._file.conn().execute("DELETE FROM answers WHERE target=?", (target.lower(),))
             return int(cur.rowcount or 0)
 
     def clear(self) -> int:
         with self._lock:
-            cur = self._conn().execute("DELETE FROM answers")
+            cur = self._file.conn().execute("DELETE FROM answers")
             count = int(cur.rowcount or 0)
-            self._conn().execute("VACUUM")
+            self._file.conn().execute("VACUUM")
             return count
 
     def stats(self) -> CacheStats:
         with self._lock:
-            entries, size, hits, saved = self._conn().execute(
+            entries, size, hits, saved = self._file.conn().execute(
                 "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(hits), 0), "
                 "COALESCE(SUM(saved_tokens), 0) FROM answers").fetchone()
         return CacheStats(int(entries), int(size), self.max_bytes, int(hits), int(saved), self.path)
 
     def close(self) -> None:
         with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            self._file.close()
 
 
 _process_mode = "off"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.record import bound
 from qfnb._core.record.prices import price_rows
 from qfnb.protocol.daemon import default_data_dir
-from qfnb.protocol.sqlite_files import add_columns, open_db, transaction
+from qfnb.protocol.sqlite_files import LazyDb, add_columns, transaction
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,6 +54,11 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE INDEX IF NOT EXISTS calls_ts ON calls(ts);
 CREATE TABLE IF NOT EXISTS recorded_once (key TEXT PRIMARY KEY);
 """
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    """The columns a ledger file from before lacks."""
+    add_columns(db, "calls", dict.fromkeys(("asked", "end_user"), "TEXT NOT NULL DEFAULT ''"))
 
 
 def set_cell(execution_count: int | None) -> None:
@@ -132,17 +137,10 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
+        self._file = LazyDb(self.path, _SCHEMA, prepare=_add_columns)
         self._pending: list[tuple[Any, ...]] = []
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            db = open_db(self.path, _SCHEMA)
-            add_columns(db, "calls", dict.fromkeys(("asked", "end_user"), "TEXT NOT NULL DEFAULT ''"))
-            self._db = db
-        return self._db
 
     def record(self, row: UsageRow) -> UsageRow:
         """Queue ``row``, stamped with the time, this session, the current cell and job."""
@@ -171,7 +169,7 @@ class Ledger:
         columns = ", ".join(values)
         with self._lock:
             try:
-                with transaction(self._conn(), immediate=True) as db:
+                with transaction(self._file.conn(), immediate=True) as db:
                     fresh = db.execute("INSERT OR IGNORE INTO recorded_once(key) VALUES (?)", (key,)).rowcount == 1
                     if fresh:
                         db.execute(f"INSERT INTO calls({columns}) VALUES ({', '.join('?' * len(values))})",
@@ -196,7 +194,7 @@ class Ledger:
                 return
             columns = ", ".join(UsageRow.__dataclass_fields__)
             try:
-                with transaction(self._conn()) as db:
+                with transaction(self._file.conn()) as db:
                     db.executemany(f"INSERT INTO calls({columns}) VALUES ({', '.join('?' * len(batch[0]))})", batch)
             except (sqlite3.Error, OSError) as exc:  # the ledger never breaks a call
                 logger.warning("usage ledger: could not record %d calls (%s)", len(batch), exc)
@@ -212,7 +210,7 @@ class Ledger:
             query += " AND session = ?"
             args.append(session)
         with self._lock:
-            cur = self._conn().execute(query + " ORDER BY ts", args)
+            cur = self._file.conn().execute(query + " ORDER BY ts", args)
             names = [d[0] for d in cur.description]
             found = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
         return [UsageRow(**{**r, "cache_hit": bool(r["cache_hit"])}) for r in found]
@@ -228,9 +226,7 @@ class Ledger:
     def close(self) -> None:
         self.flush()
         with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            self._file.close()
 
 
 _default: dict[Path, Ledger] = {}

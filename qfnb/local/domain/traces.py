@@ -16,7 +16,7 @@ from collections import deque
 from pathlib import Path
 
 from qfnb.protocol.otel import OtelExport
-from qfnb.protocol.sqlite_files import open_db, transaction
+from qfnb.protocol.sqlite_files import LazyDb, transaction
 from qfnb.protocol.traces import INSERT_SPAN, KEEP_SPANS, TRACES_FILE, TRACES_SCHEMA, CallSpan
 
 __all__ = ["OtelExport", "TraceSink"]  # OtelExport: where the platform's tests and tools find it
@@ -38,7 +38,7 @@ class TraceSink:
         self._armed = False  # the writer has been woken for the spans queued now
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
-        self._db: sqlite3.Connection | None = None
+        self._file = LazyDb(self.path, TRACES_SCHEMA)
         self._written = 0
 
     def add(self, span: CallSpan) -> None:
@@ -58,11 +58,6 @@ class TraceSink:
                 self._writer.start()
                 atexit.register(self.flush)
 
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            self._db = open_db(self.path, TRACES_SCHEMA)
-        return self._db
-
     def _write_loop(self) -> None:
         while True:
             self._wake.wait()
@@ -80,7 +75,7 @@ class TraceSink:
             if self.export is not None:
                 self.export.add_all(batch)
             try:
-                with transaction(self._conn()) as db:
+                with transaction(self._file.conn()) as db:
                     db.executemany(INSERT_SPAN, [s.row() for s in batch])
                     self._written += len(batch)
                     if self._written >= KEEP_SPANS // 10:
@@ -93,8 +88,6 @@ class TraceSink:
     def close(self) -> None:
         self.flush()
         with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            self._file.close()
         if self.export is not None:
             self.export.close()
