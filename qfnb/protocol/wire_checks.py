@@ -14,7 +14,7 @@ from typing import Any, Literal, NamedTuple, TypeVar, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from .errors import ProtocolError
-from .limits import range_problem
+from .limits import check_ranges
 from .openai_wire import drop_nulls, refuse_unknown
 from .schemas import check_schema, check_schema_total
 from .tools import FUNCTION_NAME, check_tool_count
@@ -78,10 +78,7 @@ def check_body(data: Any, model: type[BaseModel], api: str, ranges: Mapping[str,
         if name in fields and (name not in data or (model.model_fields[name].annotation is str
                                                     and not (isinstance(data[name], str) and data[name]))):
             raise ProtocolError(name, f"is required: {what}")
-    for name, bounds in ranges.items():
-        problem = range_problem(data.get(name), *bounds)
-        if problem:
-            raise ProtocolError(name, problem)
+    check_ranges(data, ranges)
     return data
 
 

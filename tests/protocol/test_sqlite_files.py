@@ -4,6 +4,7 @@ spans and the platform's sink) and the platform's store."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import stat
 import threading
@@ -24,6 +25,15 @@ SCHEMA = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY);"
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+def _old_file(path: Path, statements: tuple[str, ...]) -> Path:
+    """A file as an earlier version of qfnb wrote it (``statements``: its tables and rows)."""
+    with contextlib.closing(sqlite3.connect(path)) as old:
+        for statement in statements:
+            old.execute(statement)
+        old.commit()
+    return path
 
 
 def _span(model: str) -> CallSpan:
@@ -99,15 +109,12 @@ def test_a_lazy_db_opens_at_first_use_prepares_once_and_reopens_after_close(tmp_
 
 def test_the_ledger_reads_an_old_file_and_keeps_its_rows(tmp_path: Path) -> None:
     """A ledger file written before ``asked``/``end_user`` existed gains them; its rows stay."""
-    path = tmp_path / "usage.sqlite3"
-    old = sqlite3.connect(path)
-    old.execute("CREATE TABLE calls (ts REAL NOT NULL, session TEXT NOT NULL, cell INTEGER, job TEXT, "
-                "api TEXT NOT NULL, model TEXT NOT NULL, platform TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, "
-                "completion_tokens INTEGER NOT NULL, total_tokens INTEGER NOT NULL, latency_s REAL NOT NULL, "
-                "retries INTEGER NOT NULL, cache_hit INTEGER NOT NULL, trained_tokens INTEGER NOT NULL DEFAULT 0)")
-    old.execute("INSERT INTO calls VALUES (1.0, 's', NULL, NULL, 'chat', 'm', 'local', 1, 2, 3, 0.5, 0, 0, 0)")
-    old.commit()
-    old.close()
+    path = _old_file(tmp_path / "usage.sqlite3", (
+        "CREATE TABLE calls (ts REAL NOT NULL, session TEXT NOT NULL, cell INTEGER, job TEXT, api TEXT NOT NULL, "
+        "model TEXT NOT NULL, platform TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER "
+        "NOT NULL, total_tokens INTEGER NOT NULL, latency_s REAL NOT NULL, retries INTEGER NOT NULL, cache_hit "
+        "INTEGER NOT NULL, trained_tokens INTEGER NOT NULL DEFAULT 0)",
+        "INSERT INTO calls VALUES (1.0, 's', NULL, NULL, 'chat', 'm', 'local', 1, 2, 3, 0.5, 0, 0, 0)"))
     ledger = Ledger(path)
     ledger.record(UsageRow(api="chat", model="m2", platform="local", total_tokens=5, asked="alias", end_user="u"))
     rows = ledger.rows()
@@ -119,13 +126,10 @@ def test_the_ledger_reads_an_old_file_and_keeps_its_rows(tmp_path: Path) -> None
 
 
 def test_the_cache_tightens_an_older_files_mode_and_adds_its_model_column(tmp_path: Path) -> None:
-    path = tmp_path / "cache.sqlite3"
-    old = sqlite3.connect(path)
-    old.execute("CREATE TABLE answers (key TEXT PRIMARY KEY, target TEXT NOT NULL, stream INTEGER NOT NULL, "
-                "payload TEXT NOT NULL, size INTEGER NOT NULL, created REAL NOT NULL, used REAL NOT NULL, "
-                "hits INTEGER NOT NULL DEFAULT 0, saved_tokens INTEGER NOT NULL DEFAULT 0)")
-    old.commit()
-    old.close()
+    path = _old_file(tmp_path / "cache.sqlite3", (
+        "CREATE TABLE answers (key TEXT PRIMARY KEY, target TEXT NOT NULL, stream INTEGER NOT NULL, payload TEXT "
+        "NOT NULL, size INTEGER NOT NULL, created REAL NOT NULL, used REAL NOT NULL, hits INTEGER NOT NULL "
+        "DEFAULT 0, saved_tokens INTEGER NOT NULL DEFAULT 0)",))
     path.chmod(0o644)
     cache = ResponseCache(path)
     cache.put("k", "chat", [{"usage": {"total_tokens": 4}}], stream=False, model="m")
