@@ -1,41 +1,35 @@
-"""The data dir's SQLite files, opened one way: created readable by the user only, in autocommit
-mode (each writer's transaction is its own ``BEGIN`` … ``COMMIT``: :func:`transaction`), shared by
-threads under the caller's lock and by processes through SQLite's locking (a writer waits for
-another's lock up to ``timeout``), in WAL journal mode (readers never wait for the writer), and
-their schema created when missing. The usage ledger, the response cache, the trace table and the
-local platform's store all open their files here.
-"""
+"""The data dir's SQLite files, opened one way (:func:`open_db`): user-only, autocommit (a write is
+one :func:`transaction`), WAL, shared by threads under the owner's lock and by processes through
+SQLite's locking, the schema created and a file from before brought up to date. The usage ledger,
+the response cache, the trace table and the local platform's store open their files here."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["LazyDb", "add_columns", "open_db", "private_file", "transaction"]
+__all__ = ["LazyDb", "add_columns", "open_db", "select", "transaction"]
 
 
-def private_file(path: Path) -> None:
-    """Create ``path`` when missing, readable by the user only (a new folder ``0700``, a new file ``0600``)."""
+def open_db(path: Path, schema: str = "", *, timeout: float = 30.0, synchronous: str | None = None,
+            prepare: Callable[[sqlite3.Connection], None] | None = None) -> sqlite3.Connection:
+    """The file at ``path`` (a new one ``0600`` in a new ``0700`` folder), waiting up to ``timeout``
+    for another writer's lock, its ``schema`` script run, then ``prepare`` (new columns);
+    ``synchronous``: the ``PRAGMA synchronous`` level, when not SQLite's default."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-
-
-def open_db(path: Path, schema: str = "", *, timeout: float = 30.0,
-            synchronous: str | None = None) -> sqlite3.Connection:
-    """The SQLite file at ``path`` (created user-only), in autocommit and WAL mode, usable from any
-    thread (the caller serializes), its ``schema`` script run (``CREATE … IF NOT EXISTS``);
-    ``synchronous``: the ``PRAGMA synchronous`` level, when not SQLite's default (``"NORMAL"``)."""
-    private_file(path)
     db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     try:
         db.execute("PRAGMA journal_mode=WAL")
         if synchronous is not None:
             db.execute(f"PRAGMA synchronous={synchronous}")
-        if schema:
-            db.executescript(schema)
+        db.executescript(schema)
+        if prepare is not None:
+            prepare(db)
     except BaseException:
         db.close()
         raise
@@ -50,10 +44,21 @@ def add_columns(db: sqlite3.Connection, table: str, columns: Mapping[str, str]) 
             db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
 
+def select(db: sqlite3.Connection, query: str, conditions: Mapping[str, Any], tail: str = "",
+           args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """The rows (column -> value) of ``query`` where every condition holds (``{"ts >=": since}``; a
+    None value is no condition), then ``tail`` (``ORDER BY …``) with its ``args``."""
+    given = {test: value for test, value in conditions.items() if value is not None}
+    where = " WHERE " + " AND ".join(f"{test} ?" for test in given) if given else ""
+    cur = db.execute(query + where + tail, [*given.values(), *args])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
 @contextlib.contextmanager
 def transaction(db: sqlite3.Connection, *, immediate: bool = False) -> Iterator[sqlite3.Connection]:
-    """One transaction on an autocommit connection: committed when the block ends, rolled back
-    when it raises (the error goes on); ``immediate`` takes the write lock at once."""
+    """A transaction committed when the block ends, rolled back when it raises (``immediate``: the
+    write lock taken at once)."""
     db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
     try:
         yield db
@@ -65,29 +70,19 @@ def transaction(db: sqlite3.Connection, *, immediate: bool = False) -> Iterator[
 
 
 class LazyDb:
-    """The one connection of an object that keeps a data-dir file (the ledger, the cache, a trace
-    sink): opened with :func:`open_db` at first use, then ``prepare`` run on it (a file from before
-    brought up to date), closed by :meth:`close`. The owner's lock serializes every use."""
+    """An object's one connection to its file: ``opener`` (an :func:`open_db` call) at first use, closed
+    by :meth:`close` (a later use opens it again). The owner's lock serializes every use."""
 
-    def __init__(self, path: Path, schema: str, *, synchronous: str | None = None,
-                 prepare: Callable[[sqlite3.Connection], None] | None = None) -> None:
-        self.path, self.schema, self.synchronous, self.prepare = Path(path), schema, synchronous, prepare
+    def __init__(self, opener: Callable[[], sqlite3.Connection]) -> None:
+        self._open = opener
         self._db: sqlite3.Connection | None = None
 
     def conn(self) -> sqlite3.Connection:
         if self._db is None:
-            db = open_db(self.path, self.schema, synchronous=self.synchronous)
-            if self.prepare is not None:
-                try:
-                    self.prepare(db)
-                except BaseException:
-                    db.close()
-                    raise
-            self._db = db
+            self._db = self._open()
         return self._db
 
     def close(self) -> None:
-        """Close the connection (a later use opens it again)."""
         if self._db is not None:
             self._db.close()
             self._db = None

@@ -17,7 +17,7 @@ from qfnb._core.record.ledger import Ledger, UsageRow
 from qfnb._core.record.traces import read_spans, write_spans
 from qfnb.local.domain.store import Store
 from qfnb.local.domain.traces import TraceSink
-from qfnb.protocol.sqlite_files import LazyDb, add_columns, open_db, transaction
+from qfnb.protocol.sqlite_files import LazyDb, add_columns, open_db, select, transaction
 from qfnb.protocol.traces import TRACES_FILE, CallSpan, new_span_id, new_trace_id
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY);"
@@ -85,7 +85,17 @@ def test_add_columns_brings_a_file_from_before_up_to_date_once(tmp_path: Path) -
     db.close()
 
 
-def test_a_lazy_db_opens_at_first_use_prepares_once_and_reopens_after_close(tmp_path: Path) -> None:
+def test_select_keeps_the_conditions_given_and_leaves_out_the_none_ones(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "f.sqlite3", "CREATE TABLE IF NOT EXISTS r (ts REAL, who TEXT);")
+    db.executemany("INSERT INTO r VALUES (?, ?)", [(1.0, "a"), (2.0, "b"), (3.0, "a")])
+    assert select(db, "SELECT * FROM r", {"ts >=": None, "who =": None}, " ORDER BY ts") == [
+        {"ts": 1.0, "who": "a"}, {"ts": 2.0, "who": "b"}, {"ts": 3.0, "who": "a"}]
+    assert select(db, "SELECT ts FROM r", {"ts >=": 2.0, "who =": "a"}) == [{"ts": 3.0}]
+    assert select(db, "SELECT ts FROM r", {"who =": "a"}, " ORDER BY ts DESC LIMIT ?", [1]) == [{"ts": 3.0}]
+    db.close()
+
+
+def test_a_lazy_db_opens_at_first_use_prepared_once_and_again_after_close(tmp_path: Path) -> None:
     prepared: list[str] = []
 
     def prepare(db: sqlite3.Connection) -> None:
@@ -93,7 +103,7 @@ def test_a_lazy_db_opens_at_first_use_prepares_once_and_reopens_after_close(tmp_
         if len(prepared) == 1:
             raise sqlite3.OperationalError("disk I/O error")  # the first open fails: nothing is kept
 
-    lazy = LazyDb(tmp_path / "f.sqlite3", SCHEMA, prepare=prepare)
+    lazy = LazyDb(lambda: open_db(tmp_path / "f.sqlite3", SCHEMA, prepare=prepare))
     assert not (tmp_path / "f.sqlite3").exists()
     with pytest.raises(sqlite3.OperationalError):
         lazy.conn()

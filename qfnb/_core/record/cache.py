@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import hashlib
 import json
 import logging
@@ -25,7 +26,7 @@ from typing import Any
 
 from qfnb._core.record import bound
 from qfnb.protocol.daemon import default_data_dir
-from qfnb.protocol.sqlite_files import LazyDb, add_columns
+from qfnb.protocol.sqlite_files import LazyDb, add_columns, open_db
 
 __all__ = [
     "CACHE_FILE",
@@ -149,7 +150,8 @@ class ResponseCache:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._file = LazyDb(self.path, _SCHEMA, synchronous="NORMAL", prepare=self._bring_up_to_date)
+        self._file = LazyDb(functools.partial(open_db, self.path, _SCHEMA, synchronous="NORMAL",
+                                                   prepare=self._bring_up_to_date))
 
     def _bring_up_to_date(self, db: sqlite3.Connection) -> None:
         """A file from before: its ``model`` column added, its mode (and its WAL side files') the user's only."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import contextvars
+import functools
 import logging
 import sqlite3
 import threading
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.record import bound
 from qfnb._core.record.prices import price_rows
 from qfnb.protocol.daemon import default_data_dir
-from qfnb.protocol.sqlite_files import LazyDb, add_columns, transaction
+from qfnb.protocol.sqlite_files import LazyDb, add_columns, open_db, select, transaction
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -137,7 +138,7 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._file = LazyDb(self.path, _SCHEMA, prepare=_add_columns)
+        self._file = LazyDb(functools.partial(open_db, self.path, _SCHEMA, prepare=_add_columns))
         self._pending: list[tuple[Any, ...]] = []
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
@@ -201,18 +202,9 @@ class Ledger:
 
     def rows(self, *, since: float | None = None, session: str | None = None) -> list[UsageRow]:
         self.flush()
-        query = "SELECT * FROM calls WHERE 1=1"
-        args: list[Any] = []
-        if since is not None:
-            query += " AND ts >= ?"
-            args.append(since)
-        if session is not None:
-            query += " AND session = ?"
-            args.append(session)
         with self._lock:
-            cur = self._file.conn().execute(query + " ORDER BY ts", args)
-            names = [d[0] for d in cur.description]
-            found = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            found = select(self._file.conn(), "SELECT * FROM calls", {"ts >=": since, "session =": session},
+                           " ORDER BY ts")
         return [UsageRow(**{**r, "cache_hit": bool(r["cache_hit"])}) for r in found]
 
     def frame(self, **filters: Any) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from pathlib import Path
 from qfnb._core.record.ledger import SESSION, current_cell, current_job
 from qfnb.protocol.daemon import default_data_dir
 from qfnb.protocol.otel import OtelExport
-from qfnb.protocol.sqlite_files import open_db, transaction
+from qfnb.protocol.sqlite_files import open_db, select, transaction
 from qfnb.protocol.traces import (
     CELL_HEADER,
     INSERT_SPAN,
@@ -167,18 +167,10 @@ def read_spans(data_dir: Path | None = None, *, last: int = 20, session: str | N
     path = (data_dir or default_data_dir()) / TRACES_FILE
     if not path.is_file():
         return []
-    query, args = "SELECT * FROM spans WHERE 1=1", list[object]()
-    if session is not None:
-        query += " AND session = ?"
-        args.append(session)
-    if cell is not None:
-        query += " AND cell = ?"
-        args.append(cell)
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
     try:
-        cur = db.execute(query + " ORDER BY started DESC LIMIT ?", [*args, max(1, last)])
-        names = [d[0] for d in cur.description]
-        found = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        found = select(db, "SELECT * FROM spans", {"session =": session, "cell =": cell},
+                       " ORDER BY started DESC LIMIT ?", [max(1, last)])
     except sqlite3.OperationalError:  # a file the platform has not finished creating
         return []
     finally:

@@ -25,17 +25,14 @@ PER_ITEM_AGREEMENT = 0.6
 
 
 class Use(enum.StrEnum):
-    """What a verdict allows of a judge's scores."""
+    """What a verdict allows of a judge's scores (the value: as its sentence says it)."""
 
-    PER_ITEM = "per item"
-    MEAN_ONLY = "only through the calibrated mean"
-    NOT_AT_ALL = "not at all"
+    PER_ITEM = "can be used per item"
+    MEAN_ONLY = "can be used only through the calibrated mean"
+    NOT_AT_ALL = "should not be used"
 
 
-PER_ITEM, MEAN_ONLY, NOT_AT_ALL = Use.PER_ITEM, Use.MEAN_ONLY, Use.NOT_AT_ALL
-#: how each use reads in a verdict's sentence
-_USE_WORDS = {PER_ITEM: "can be used per item", MEAN_ONLY: "can be used only through the calibrated mean",
-              NOT_AT_ALL: "should not be used"}
+PER_ITEM, MEAN_ONLY, NOT_AT_ALL = Use
 
 
 @dataclass(frozen=True)
@@ -70,18 +67,14 @@ class Verdict:
 
     @property
     def sentence(self) -> str:
-        return f"verdict: judge {self.judge} on {self.metric} for {self.tag} {_USE_WORDS[self.use]}: {self.reason}"
-
-
-#: the columns of :func:`verdict_frame`
-VERDICT_COLUMNS = ("model", "judge", "metric", "use", "reason")
+        return f"verdict: judge {self.judge} on {self.metric} for {self.tag} {self.use}: {self.reason}"
 
 
 def verdict_frame(verdicts: Sequence[Verdict]) -> pd.DataFrame:
-    """One row per verdict: the model, the judge and its metric, the use (a categorical column of the
-    :class:`Use` values, ordered from the most allowed) and why."""
+    """One row per verdict: ``model``, ``judge``, ``metric``, ``use`` (the :class:`Use` values, an
+    ordered categorical from the most allowed) and ``reason``."""
     frame = pd.DataFrame([(v.tag, v.judge, v.metric, v.use.value, v.reason) for v in verdicts],
-                         columns=VERDICT_COLUMNS)
+                         columns=["model", "judge", "metric", "use", "reason"])
     frame["use"] = pd.Categorical(frame["use"], categories=[u.value for u in Use], ordered=True)
     return frame
 
@@ -138,7 +131,6 @@ class JudgeCheck:
 
     @property
     def sentences(self) -> list[str]:
-        """The verdicts' sentences, then the notes."""
         return [v.sentence for v in self.verdicts.values()] + self.notes
 
 

@@ -8,6 +8,7 @@ Spans are queued and written (and exported) in batches by a background thread, n
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import sqlite3
 import threading
@@ -16,7 +17,7 @@ from collections import deque
 from pathlib import Path
 
 from qfnb.protocol.otel import OtelExport
-from qfnb.protocol.sqlite_files import LazyDb, transaction
+from qfnb.protocol.sqlite_files import LazyDb, open_db, transaction
 from qfnb.protocol.traces import INSERT_SPAN, KEEP_SPANS, TRACES_FILE, TRACES_SCHEMA, CallSpan
 
 __all__ = ["OtelExport", "TraceSink"]  # OtelExport: where the platform's tests and tools find it
@@ -38,7 +39,7 @@ class TraceSink:
         self._armed = False  # the writer has been woken for the spans queued now
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
-        self._file = LazyDb(self.path, TRACES_SCHEMA)
+        self._file = LazyDb(functools.partial(open_db, self.path, TRACES_SCHEMA))
         self._written = 0
 
     def add(self, span: CallSpan) -> None:

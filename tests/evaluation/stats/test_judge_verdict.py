@@ -16,7 +16,6 @@ from qfnb.evaluation.stats.judge_check import (
     MEAN_ONLY,
     NOT_AT_ALL,
     PER_ITEM,
-    VERDICT_COLUMNS,
     Use,
     check_judge,
     verdict_frame,
@@ -91,11 +90,12 @@ def test_the_verdicts_are_data_a_table_carries() -> None:
     result.samples = pd.concat([result.samples, result.samples.assign(llm="n", judge_score=5.0)])
     check = check_judge(result, {"m": mine, "n": mine}, metric="judge_score")
     frame = verdict_frame(list(check.verdicts.values()))
-    assert tuple(frame.columns) == VERDICT_COLUMNS
+    assert list(frame.columns) == ["model", "judge", "metric", "use", "reason"]
     assert frame[["model", "judge", "metric"]].values.tolist() == [["m", "tiny-judge", "judge_score"],
                                                                     ["n", "tiny-judge", "judge_score"]]
     assert list(frame["use"]) == [Use.PER_ITEM, Use.NOT_AT_ALL]
     assert frame["use"].cat.categories.tolist() == [Use.PER_ITEM, Use.MEAN_ONLY, Use.NOT_AT_ALL]
     assert frame["use"].cat.ordered and frame.sort_values("use")["model"].tolist() == ["m", "n"]
     assert frame["reason"].iloc[1] == check.verdicts["n"].reason
-    assert verdict_frame([]).columns.tolist() == list(VERDICT_COLUMNS)
+    assert check.verdicts["n"].sentence.startswith("verdict: judge tiny-judge on judge_score for n should not be used")
+    assert verdict_frame([]).columns.tolist() == list(frame.columns)
