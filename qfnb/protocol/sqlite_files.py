@@ -1,6 +1,7 @@
-"""The data dir's SQLite files, opened one way (:func:`open_db`): user-only, autocommit (a write is
-one :func:`transaction`), WAL, shared by threads under the owner's lock and by processes through
-SQLite's locking, the schema created and a file from before brought up to date. The usage ledger,
+"""The data dir's SQLite files, opened one way (:func:`open_db`): user-only (``0600``, WAL side files
+too), autocommit (a write is one :func:`transaction`), WAL, shared by threads under the owner's
+lock and by processes through SQLite's locking, the schema created and a file from before brought
+up to date. The usage ledger,
 the response cache, the trace table and the local platform's store open their files here."""
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LazyDb", "add_columns", "open_db", "select", "transaction"]
+__all__ = ["LazyDb", "open_db", "select", "transaction"]
 
 
 def open_db(path: Path, schema: str = "", *, timeout: float = 30.0, synchronous: str | None = None,
-            prepare: Callable[[sqlite3.Connection], None] | None = None) -> sqlite3.Connection:
-    """The file at ``path`` (a new one ``0600`` in a new ``0700`` folder), waiting up to ``timeout``
-    for another writer's lock, its ``schema`` script run, then ``prepare`` (new columns);
+            columns: Mapping[str, Mapping[str, str]] | None = None) -> sqlite3.Connection:
+    """The file at ``path``, waiting up to ``timeout`` for another writer's lock, its ``schema`` script
+    run and the ``columns`` a file from before lacks added (table -> name -> declaration);
     ``synchronous``: the ``PRAGMA synchronous`` level, when not SQLite's default."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
@@ -28,20 +29,17 @@ def open_db(path: Path, schema: str = "", *, timeout: float = 30.0, synchronous:
         if synchronous is not None:
             db.execute(f"PRAGMA synchronous={synchronous}")
         db.executescript(schema)
-        if prepare is not None:
-            prepare(db)
+        for table, added in (columns or {}).items():
+            present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            for name in added.keys() - present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {added[name]}")
+        for kept in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if kept.exists() and kept.stat().st_mode & 0o077:  # a file from before, or its WAL side files
+                os.chmod(kept, 0o600)
     except BaseException:
         db.close()
         raise
     return db
-
-
-def add_columns(db: sqlite3.Connection, table: str, columns: Mapping[str, str]) -> None:
-    """Add to ``table`` each of ``columns`` (name -> its declaration) that a file from before lacks."""
-    present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-    for name, declaration in columns.items():
-        if name not in present:
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
 
 def select(db: sqlite3.Connection, query: str, conditions: Mapping[str, Any], tail: str = "",

@@ -17,7 +17,7 @@ from qfnb._core.record.ledger import Ledger, UsageRow
 from qfnb._core.record.traces import read_spans, write_spans
 from qfnb.local.domain.store import Store
 from qfnb.local.domain.traces import TraceSink
-from qfnb.protocol.sqlite_files import LazyDb, add_columns, open_db, select, transaction
+from qfnb.protocol.sqlite_files import LazyDb, open_db, select, transaction
 from qfnb.protocol.traces import TRACES_FILE, CallSpan, new_span_id, new_trace_id
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY);"
@@ -57,10 +57,10 @@ def test_open_db_creates_a_private_wal_file_with_its_schema_usable_from_another_
         assert seen == [0]
     finally:
         db.close()
-    # opening again keeps the rows and the file's mode; the schema script is idempotent
+    # opening again keeps the rows (the schema script is idempotent) and takes back what others could read
     path.chmod(0o640)
     again = open_db(path, SCHEMA)
-    assert _mode(path) == 0o640
+    assert _mode(path) == 0o600
     assert again.execute("SELECT count(*) FROM t").fetchone()[0] == 0
     again.close()
 
@@ -77,11 +77,18 @@ def test_transaction_commits_the_block_and_rolls_back_a_failing_one(tmp_path: Pa
     db.close()
 
 
-def test_add_columns_brings_a_file_from_before_up_to_date_once(tmp_path: Path) -> None:
-    db = open_db(tmp_path / "f.sqlite3", SCHEMA)
-    add_columns(db, "t", {"note": "TEXT NOT NULL DEFAULT ''"})
-    add_columns(db, "t", {"note": "TEXT NOT NULL DEFAULT ''"})  # present now: nothing to add
-    assert [r[1] for r in db.execute("PRAGMA table_info(t)")] == ["k", "note"]
+def test_a_file_from_before_gains_its_new_columns_once_and_is_made_private(tmp_path: Path) -> None:
+    path = tmp_path / "f.sqlite3"
+    open_db(path, SCHEMA).close()
+    path.chmod(0o644)
+    for key in ("x", "y"):  # present the second time: nothing to add
+        db = open_db(path, SCHEMA, columns={"t": {"note": "TEXT NOT NULL DEFAULT ''"}})
+        assert [r[1] for r in db.execute("PRAGMA table_info(t)")] == ["k", "note"]
+        db.execute("INSERT INTO t(k) VALUES (?)", (key,))
+        assert _mode(path) == 0o600 and _mode(path.with_name("f.sqlite3-wal")) == 0o600
+        db.close()
+    db = open_db(path)
+    assert db.execute("SELECT k, note FROM t ORDER BY k").fetchall() == [("x", ""), ("y", "")]
     db.close()
 
 
@@ -95,24 +102,26 @@ def test_select_keeps_the_conditions_given_and_leaves_out_the_none_ones(tmp_path
     db.close()
 
 
-def test_a_lazy_db_opens_at_first_use_prepared_once_and_again_after_close(tmp_path: Path) -> None:
-    prepared: list[str] = []
+def test_a_lazy_db_opens_at_first_use_and_again_after_close(tmp_path: Path) -> None:
+    opened: list[sqlite3.Connection] = []
 
-    def prepare(db: sqlite3.Connection) -> None:
-        prepared.append(db.execute("PRAGMA journal_mode").fetchone()[0])
-        if len(prepared) == 1:
+    def opener() -> sqlite3.Connection:
+        if not opened:
+            opened.append(sqlite3.connect(":memory:"))
             raise sqlite3.OperationalError("disk I/O error")  # the first open fails: nothing is kept
+        opened.append(open_db(tmp_path / "f.sqlite3", SCHEMA))
+        return opened[-1]
 
-    lazy = LazyDb(lambda: open_db(tmp_path / "f.sqlite3", SCHEMA, prepare=prepare))
+    lazy = LazyDb(opener)
     assert not (tmp_path / "f.sqlite3").exists()
     with pytest.raises(sqlite3.OperationalError):
         lazy.conn()
     first = lazy.conn()
-    assert lazy.conn() is first and prepared == ["wal", "wal"]
+    assert lazy.conn() is first and len(opened) == 2
     first.execute("INSERT INTO t VALUES ('a')")
     lazy.close()
     lazy.close()  # closing twice is fine
-    assert lazy.conn() is not first and prepared == ["wal", "wal", "wal"]
+    assert lazy.conn() is not first and len(opened) == 3
     assert lazy.conn().execute("SELECT k FROM t").fetchall() == [("a",)]
     lazy.close()
 

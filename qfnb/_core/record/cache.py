@@ -26,7 +26,7 @@ from typing import Any
 
 from qfnb._core.record import bound
 from qfnb.protocol.daemon import default_data_dir
-from qfnb.protocol.sqlite_files import LazyDb, add_columns, open_db
+from qfnb.protocol.sqlite_files import LazyDb, open_db
 
 __all__ = [
     "CACHE_FILE",
@@ -151,15 +151,7 @@ class ResponseCache:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._file = LazyDb(functools.partial(open_db, self.path, _SCHEMA, synchronous="NORMAL",
-                                                   prepare=self._bring_up_to_date))
-
-    def _bring_up_to_date(self, db: sqlite3.Connection) -> None:
-        """A file from before: its ``model`` column added, its mode (and its WAL side files') the user's only."""
-        add_columns(db, "answers", {"model": "TEXT NOT NULL DEFAULT ''"})
-        for suffix in ("", "-wal", "-shm"):  # WAL side files hold answers too
-            kept = self.path.with_name(self.path.name + suffix)
-            if kept.exists():
-                os.chmod(kept, 0o600)
+                                              columns={"answers": {"model": "TEXT NOT NULL DEFAULT ''"}}))
 
     def get(self, key: str) -> CachedAnswer | None:
         """The answer stored under ``key`` (marked as used), or None."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.record import bound
 from qfnb._core.record.prices import price_rows
 from qfnb.protocol.daemon import default_data_dir
-from qfnb.protocol.sqlite_files import LazyDb, add_columns, open_db, select, transaction
+from qfnb.protocol.sqlite_files import LazyDb, open_db, select, transaction
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,11 +55,8 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE INDEX IF NOT EXISTS calls_ts ON calls(ts);
 CREATE TABLE IF NOT EXISTS recorded_once (key TEXT PRIMARY KEY);
 """
-
-
-def _add_columns(db: sqlite3.Connection) -> None:
-    """The columns a ledger file from before lacks."""
-    add_columns(db, "calls", dict.fromkeys(("asked", "end_user"), "TEXT NOT NULL DEFAULT ''"))
+#: the columns a file from before lacks
+_ADDED = {"calls": dict.fromkeys(("asked", "end_user"), "TEXT NOT NULL DEFAULT ''")}
 
 
 def set_cell(execution_count: int | None) -> None:
@@ -138,7 +135,7 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._file = LazyDb(functools.partial(open_db, self.path, _SCHEMA, prepare=_add_columns))
+        self._file = LazyDb(functools.partial(open_db, self.path, _SCHEMA, columns=_ADDED))
         self._pending: list[tuple[Any, ...]] = []
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None

@@ -32,8 +32,6 @@ class Use(enum.StrEnum):
     NOT_AT_ALL = "should not be used"
 
 
-PER_ITEM, MEAN_ONLY, NOT_AT_ALL = Use
-
 
 @dataclass(frozen=True)
 class LabelUse:
@@ -90,18 +88,18 @@ def verdict(tag: str, agr: Agreement | None, labels: LabelUse, *, judge: str, me
     mean with the labels; single scores stay unreliable); not at all when the CI reaches 0 or below,
     or too few labels could be used."""
     if agr is None:
-        use, reason = NOT_AT_ALL, (f"only {len(labels.used)} usable label(s), at least {MIN_LABELS} are needed to "
-                                   f"measure agreement ({labels.sentence})")
+        use, reason = Use.NOT_AT_ALL, (f"only {len(labels.used)} usable label(s), at least {MIN_LABELS} are needed "
+                                       f"to measure agreement ({labels.sentence})")
     elif agr.value is None or agr.low is None:
-        use, reason = NOT_AT_ALL, f"{agr.sentence}: nothing shows that its scores track yours"
+        use, reason = Use.NOT_AT_ALL, f"{agr.sentence}: nothing shows that its scores track yours"
     elif agr.low >= PER_ITEM_AGREEMENT:
-        use, reason = PER_ITEM, f"{agr.sentence}, the whole CI at or above {PER_ITEM_AGREEMENT:g}"
+        use, reason = Use.PER_ITEM, f"{agr.sentence}, the whole CI at or above {PER_ITEM_AGREEMENT:g}"
     elif agr.low > 0:
-        use, reason = MEAN_ONLY, (f"{agr.sentence}: it tracks your labels, but too loosely to trust a single score "
-                                  f"(per item needs the CI at or above {PER_ITEM_AGREEMENT:g})")
+        use, reason = Use.MEAN_ONLY, (f"{agr.sentence}: it tracks your labels, but too loosely to trust a single "
+                                      f"score (per item needs the CI at or above {PER_ITEM_AGREEMENT:g})")
     else:
-        use, reason = NOT_AT_ALL, (f"{agr.sentence}: the CI reaches {agr.low:.2f}, so its scores may not track "
-                                   "yours at all; read your labels' mean instead")
+        use, reason = Use.NOT_AT_ALL, (f"{agr.sentence}: the CI reaches {agr.low:.2f}, so its scores may not track "
+                                       "yours at all; read your labels' mean instead")
     return Verdict(tag, judge, metric, use, reason)
 
 

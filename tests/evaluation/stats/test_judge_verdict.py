@@ -12,14 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qfnb.evaluation.stats.judge_check import (
-    MEAN_ONLY,
-    NOT_AT_ALL,
-    PER_ITEM,
-    Use,
-    check_judge,
-    verdict_frame,
-)
+from qfnb.evaluation.stats.judge_check import Use, check_judge, verdict_frame
 
 
 def _result(judge: list[float | None], *, errors: dict[int, str] | None = None) -> SimpleNamespace:
@@ -37,7 +30,7 @@ def test_a_judge_that_disagrees_is_called_unusable_and_dropped_labels_are_counte
         judge[i] = None
     check = check_judge(_result(judge), {"m": mine}, metric="judge_score")
     verdict = check.verdicts["m"]
-    assert verdict.use == NOT_AT_ALL
+    assert verdict.use == Use.NOT_AT_ALL
     use = check.labels_used["m"]
     assert (use.given, len(use.used)) == (20, 14)
     assert use.dropped == {"the judge's call failed or gave no score": [1, 4, 7, 10, 13, 16]}
@@ -53,13 +46,13 @@ def test_a_judge_that_disagrees_is_called_unusable_and_dropped_labels_are_counte
 def test_a_close_judge_is_usable_per_item_and_a_loose_one_only_through_the_mean() -> None:
     mine = {i: float(i % 6) for i in range(24)}
     close = check_judge(_result([float(i % 6) for i in range(40)]), {"m": mine}, metric="judge_score")
-    assert close.verdicts["m"].use == PER_ITEM, close.sentences
+    assert close.verdicts["m"].use == Use.PER_ITEM, close.sentences
     rng = np.random.default_rng(3)
     loose = [min(5.0, max(0.0, (i % 6) + float(rng.normal(0, 1.6)))) for i in range(40)]
     check = check_judge(_result(loose), {"m": mine}, metric="judge_score")
     agr = check.agreement["m"]
     assert agr.low is not None and 0 < agr.low < 0.6, agr  # surely positive, too loose for single scores
-    assert check.verdicts["m"].use == MEAN_ONLY
+    assert check.verdicts["m"].use == Use.MEAN_ONLY
     assert "only through the calibrated mean" in check.sentences[0]
 
 
@@ -72,7 +65,7 @@ def test_labels_lost_to_failed_answers_and_unknown_items_are_named_and_too_few_l
     assert use.dropped == {"the model's answer failed": [0, 1],
                            "the judge's call failed or gave no score": [2, 3, 4, 5],
                            "they are not items of this result": [99]}
-    assert check.verdicts["m"].use == NOT_AT_ALL
+    assert check.verdicts["m"].use == Use.NOT_AT_ALL
     assert "only 1 usable label(s), at least 4 are needed" in check.sentences[0]
     assert "m" not in check.agreement and "m" not in check.means
 
