@@ -191,7 +191,7 @@ def ranges_module() -> str:
     every = ([f.range for f in ranged().values() if f.range] + [r for r in spec.OPENAI_RANGES.values() if r]
              + [f.range for m in wires.MODELS for f in m.fields if f.range])
     tables = "".join("\n" + wire_tables(wire, models) for wire, models in wires.WIRES.items())
-    table_names = [f"{w}_{t}" for w in wires.WIRES for t in ("ENGINE", "RANGES")]
+    table_names = [f"{w}_{t}" for w in wires.WIRES for t in ("ENGINE", "RANGES", "REQUIRED")]
     limits = sorted({r.hi_name for r in every if r.hi_name})
     engine = "".join(f'    "{wire}": "{name}",\n' for wire, name in sorted(engine_names().items()))
     return (generated_header() + '"""The documented ranges of the inference fields (no pydantic here: the notebook\n'
@@ -254,14 +254,21 @@ def body_field(f: Field) -> str:
 
 
 def wire_tables(wire: str, models: tuple[WireModel, ...]) -> str:
-    """``<WIRE>_RANGES`` and ``<WIRE>_ENGINE``: the wire's own ranges and engine names, by wire name."""
+    """``<WIRE>_RANGES``, ``<WIRE>_ENGINE`` and ``<WIRE>_REQUIRED``: the wire's own ranges, engine
+    names and required fields (what each is: its doc), by wire name."""
     fields = [f for m in models for f in m.fields]
     ranges = "".join(f'    "{f.wire_name}": {f.range.source()},\n' for f in fields if f.range)
     engine = "".join(f'    "{f.wire_name}": "{f.engine}",\n' for f in fields if f.engine)
+    for f in fields:
+        if f.default == REQUIRED and not f.doc:
+            raise SystemExit(f"{wire}: the required field {f.wire_name} needs a doc (what a body lacking it is told)")
+    required = "".join(f'    "{f.wire_name}": "{f.doc.rstrip(".")}",\n' for f in fields if f.default == REQUIRED)
     return (f"#: {wire.title()}' own ranges: field -> (low, high, low end open, integer)\n"
             f"{wire}_RANGES: dict[str, tuple[float, float, bool, bool]] = {{\n{ranges}}}\n"
             f"#: field -> the name the engines take it under (``qfnb.local.engines.ask.Sampling``)\n"
-            f"{wire}_ENGINE: dict[str, str] = {{\n{engine}}}\n")
+            f"{wire}_ENGINE: dict[str, str] = {{\n{engine}}}\n"
+            f"#: required field -> what it is (a body model requires those of its fields listed here)\n"
+            f"{wire}_REQUIRED: dict[str, str] = {{\n{required}}}\n")
 
 
 def wire_bodies_module() -> str:

@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, get_args
+from typing import Any
 
 from pydantic import field_validator, model_validator
 
 from .errors import ProtocolError
 from .limits import STOP_ITEMS
 from .openai_wire import drop_nulls
-from .ranges import MESSAGES_RANGES
+from .ranges import MESSAGES_RANGES, MESSAGES_REQUIRED
 from .responses_answer import new_id as new_id  # Anthropic's ids look alike (``msg_…``, ``toolu_…``)
 from .turn import Turn
 from .wire_bodies import (
     AnthropicBlock,
     AnthropicMessage,
-    AnthropicText,
-    AnthropicThinking,
     AnthropicTool,
+    AnthropicToolChoice,
     AnthropicToolResult,
     AnthropicToolUse,
     MessagesCountFields,
@@ -33,10 +32,14 @@ from .wire_bodies import (
 from .wire_checks import (
     OfferedFunction,
     body_fields,
+    by_type,
     check_answer_schema,
     check_body,
     check_functions,
+    check_named_choice,
     item_of,
+    literals,
+    offered_functions,
     parse_body,
 )
 
@@ -44,12 +47,12 @@ from .wire_checks import (
 REQUEST_FIELDS = body_fields(MessagesFields)
 #: what ``POST /v1/messages/count_tokens`` takes
 COUNT_FIELDS = body_fields(MessagesCountFields)
-#: content block types -> their models
-BLOCKS: dict[str, type[AnthropicBlock]] = {kind: m for m in (
-    AnthropicText, AnthropicToolUse, AnthropicToolResult, AnthropicThinking)
-    for kind in get_args(m.model_fields["type"].annotation)}
-_REQUIRED = {"model": "the name of a served chat model", "messages": "a non-empty list of {role, content}"}
-_GENERATION = {**_REQUIRED, "max_tokens": "a whole number of tokens, at least 1"}
+#: content block types -> their models (the spec's ``AnthropicBlock``)
+BLOCKS: dict[str, type[AnthropicBlock]] = by_type(AnthropicBlock)
+#: the ``tool_choice`` types that name no tool (the spec's, but ``tool``)
+_CHOICES = tuple(kind for kind in literals(AnthropicToolChoice.model_fields["type"].annotation) if kind != "tool")
+_CHOICE_RULE = ('must be {"type": ' + " | ".join(f'"{kind}"' for kind in _CHOICES)
+                + '} or {"type": "tool", "name": ...}')
 #: engine finish reasons -> Anthropic's ``stop_reason``
 STOP_REASONS = {"normal": "end_turn", "stop": "stop_sequence", "length": "max_tokens", "tool_calls": "tool_use"}
 #: HTTP status -> Anthropic's error ``type``
@@ -70,7 +73,7 @@ class CountRequest(MessagesCountFields):
     @model_validator(mode="before")
     @classmethod
     def _body(cls, data: Any) -> Any:
-        return _check_body(data, MessagesCountFields, _REQUIRED)
+        return _check_body(data, MessagesCountFields)
 
     @field_validator("messages", mode="before")
     @classmethod
@@ -100,9 +103,9 @@ class CountRequest(MessagesCountFields):
     @classmethod
     def _tool_choice(cls, value: Any) -> Any:
         kind = value.get("type") if isinstance(value, dict) else None
-        if kind in ("auto", "any", "none") or (kind == "tool" and isinstance(value.get("name"), str)):
+        if kind in _CHOICES or (kind == "tool" and isinstance(value.get("name"), str)):
             return value
-        raise ProtocolError("tool_choice", 'must be {"type": "auto" | "any" | "none"} or {"type": "tool", "name": ...}')
+        raise ProtocolError("tool_choice", _CHOICE_RULE)
 
     @field_validator("output_config", mode="before")
     @classmethod
@@ -122,11 +125,8 @@ class CountRequest(MessagesCountFields):
         functions = self.functions()
         check_functions(functions)
         choice = self.tool_choice
-        if choice is not None and choice.type == "tool" and self.tools:
-            offered = [fn.name for fn in functions]
-            if choice.name not in offered:
-                raise ProtocolError("tool_choice.name", f"{choice.name!r} is not one of the tools given "
-                                    f"({', '.join(offered)})")
+        if choice is not None and choice.type == "tool" and choice.name is not None and self.tools:
+            check_named_choice(choice.name, functions)
         fmt = self.output_config.format if self.output_config is not None else None
         if fmt is not None:
             check_answer_schema(fmt.schema_, "output_config.format.schema", functions)
@@ -134,8 +134,7 @@ class CountRequest(MessagesCountFields):
 
     def functions(self) -> list[OfferedFunction]:
         """The client tools offered, as the checks and the engine take them."""
-        return [OfferedFunction(f"tools[{i}]", t.name, t.description, t.input_schema, "input_schema", t.strict)
-                for i, t in enumerate(self.tools or ())]
+        return offered_functions(self.tools, "input_schema")
 
     def system_text(self) -> str | None:
         """The system prompt (text blocks joined by newlines)."""
@@ -151,7 +150,7 @@ class MessagesRequest(MessagesFields, CountRequest):
     @model_validator(mode="before")
     @classmethod
     def _body(cls, data: Any) -> Any:
-        data = _check_body(data, MessagesFields, _GENERATION)
+        data = _check_body(data, MessagesFields)
         if isinstance(data, dict):
             stops = data.get("stop_sequences", [])
             if not isinstance(stops, list) or len(stops) > STOP_ITEMS or not all(isinstance(s, str) and s
@@ -162,14 +161,12 @@ class MessagesRequest(MessagesFields, CountRequest):
         return data
 
 
-def _check_body(data: Any, model: type[MessagesCountFields], required: Mapping[str, str]) -> Any:
-    """The fields every Messages body shares the rules of: the spec's names and ranges, a model
-    named, no thinking blocks, the one cache the engine keeps."""
-    data = check_body(data, model, "Messages API", MESSAGES_RANGES, required)
+def _check_body(data: Any, model: type[MessagesCountFields]) -> Any:
+    """The fields every Messages body shares the rules of: the spec's names, required fields and
+    ranges, no thinking blocks, the one cache the engine keeps."""
+    data = check_body(data, model, "Messages API", MESSAGES_RANGES, MESSAGES_REQUIRED)
     if not isinstance(data, dict):
         return data
-    if not isinstance(data["model"], str) or not data["model"]:
-        raise ProtocolError("model", "is required: the name of a served chat model")
     thinking = data.get("thinking", {"type": "disabled"})
     if not isinstance(thinking, dict) or thinking.get("type") != "disabled":
         raise ProtocolError("thinking", "the local models do not think in separate blocks: send "

@@ -25,6 +25,7 @@ from .limits import (
     check_embedding_text,
     check_message_count,
     check_prompt_chars,
+    check_ranges,
     range_problem,
 )
 from .ranges import RANGES, TEXT2IMAGE_RANGES
@@ -320,10 +321,7 @@ class Text2ImageRequest(Text2ImageFields):
             parts = str(size).split("x")
             if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
                 raise ProtocolError("size", f"must look like '1024x1024', got {size!r}")
-            for name, bounds in TEXT2IMAGE_RANGES.items():
-                problem = range_problem(data.get(name), *bounds)
-                if problem:
-                    raise ProtocolError(name, problem)
+            check_ranges(data, TEXT2IMAGE_RANGES)
         return data
 
 

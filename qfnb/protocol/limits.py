@@ -9,7 +9,7 @@ the cloud would accept.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import ErrorCode, ProtocolError
@@ -113,6 +113,15 @@ def check_local(data: dict[str, Any]) -> None:
         if isinstance(value, int) and not isinstance(value, bool) and value > LOCAL_MAX_OUTPUT_TOKENS:
             raise ProtocolError(name, f"must be at most {LOCAL_MAX_OUTPUT_TOKENS} on the local platform "
                                 f"(its models' context), got {value}")
+
+
+def check_ranges(data: Mapping[str, Any], ranges: Mapping[str, tuple[float, float, bool, bool]]) -> None:
+    """Each field of ``data`` that ``ranges`` bounds (a ``qfnb.protocol.ranges`` table) within its range:
+    the first outside raises a :class:`ProtocolError` naming it."""
+    for name, bounds in ranges.items():
+        problem = range_problem(data.get(name), *bounds)
+        if problem:
+            raise ProtocolError(name, problem)
 
 
 def range_problem(value: Any, lo: float, hi: float, lo_open: bool = False, integer: bool = False) -> str | None:

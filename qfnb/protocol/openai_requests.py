@@ -15,7 +15,7 @@ from . import openai_wire
 from . import tools as tool_checks
 from .errors import ProtocolError
 from .inference import EmbeddingRequest, body_check, check_history_caps, check_prompt, check_sampling
-from .limits import LOCAL_MAX_EMBEDDING_TEXTS, STOP_ITEMS, range_problem
+from .limits import LOCAL_MAX_EMBEDDING_TEXTS, STOP_ITEMS, check_ranges
 from .ranges import OPENAI_RANGES
 from .schemas import check_schema_total
 from .wire_fields import OPENAI_CHAT_FIELDS, OpenAIChatFields, V2ChatFields, WireModel
@@ -82,10 +82,7 @@ _INSTEAD = {"functions": "tools", "function_call": "tool_choice", "max_output_to
 def check_openai_chat(data: dict[str, Any]) -> None:
     """An OpenAI chat body's fields and ranges (the OpenAI routes' rules, usable on a batch row)."""
     openai_wire.refuse_unknown(data, OPENAI_CHAT_FIELDS, "OpenAI chat API", instead=_INSTEAD)
-    for name, bounds in OPENAI_RANGES.items():
-        problem = range_problem(data.get(name), *bounds)
-        if problem:
-            raise ProtocolError(name, problem)
+    check_ranges(data, OPENAI_RANGES)
     stop = data.get("stop")
     if isinstance(stop, str):
         stop = [stop]

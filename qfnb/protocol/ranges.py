@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from .limits import MAX_OUTPUT_TOKENS
 
-__all__ = ["ENGINE_NAMES", "MESSAGES_ENGINE", "MESSAGES_RANGES", "OPENAI_RANGES", "RANGES", "RESPONSES_ENGINE",
-           "RESPONSES_RANGES", "TEXT2IMAGE_RANGES"]
+__all__ = ["ENGINE_NAMES", "MESSAGES_ENGINE", "MESSAGES_RANGES", "MESSAGES_REQUIRED", "OPENAI_RANGES", "RANGES",
+           "RESPONSES_ENGINE", "RESPONSES_RANGES", "RESPONSES_REQUIRED", "TEXT2IMAGE_RANGES"]
 
 #: field -> (low, high, low end open, integer), v1 and v2 alike; token counts are bounded
 #: loosely, since each model has its own limit (a server caps them)
@@ -79,6 +79,10 @@ RESPONSES_ENGINE: dict[str, str] = {
     "top_p": "top_p",
     "max_output_tokens": "max_tokens",
 }
+#: required field -> what it is (a body model requires those of its fields listed here)
+RESPONSES_REQUIRED: dict[str, str] = {
+    "model": "the name of a served chat model",
+}
 
 #: Messages' own ranges: field -> (low, high, low end open, integer)
 MESSAGES_RANGES: dict[str, tuple[float, float, bool, bool]] = {
@@ -94,4 +98,10 @@ MESSAGES_ENGINE: dict[str, str] = {
     "temperature": "temperature",
     "top_p": "top_p",
     "top_k": "top_k",
+}
+#: required field -> what it is (a body model requires those of its fields listed here)
+MESSAGES_REQUIRED: dict[str, str] = {
+    "model": "the name of a served chat model",
+    "messages": "a non-empty list of {role, content}",
+    "max_tokens": "a whole number of tokens, at least 1",
 }

@@ -10,13 +10,13 @@ its new input. Pure data work (no I/O); a problem raises one :class:`ProtocolErr
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, get_args
+from typing import Any
 
 from pydantic import field_validator, model_validator
 
 from .errors import ProtocolError
 from .openai_wire import check_content, content_text, drop_nulls
-from .ranges import RESPONSES_RANGES
+from .ranges import RESPONSES_RANGES, RESPONSES_REQUIRED
 from .schemas import check_schema
 from .tools import check_tool_count
 from .wire_bodies import (
@@ -30,10 +30,14 @@ from .wire_bodies import (
 from .wire_checks import (
     OfferedFunction,
     body_fields,
+    by_type,
     check_answer_schema,
     check_body,
     check_functions,
+    check_named_choice,
     item_of,
+    literals,
+    offered_functions,
     parse_body,
 )
 
@@ -41,12 +45,13 @@ from .wire_checks import (
 REQUEST_FIELDS = body_fields(ResponsesFields)
 #: values of ``include`` the platform can honour (none adds anything a local model does not have)
 INCLUDES = ("message.output_text.logprobs",)
-#: input item types, in OpenAI's terms -> their models
-ITEMS: dict[str, type[ResponsesItem]] = {get_args(m.model_fields["type"].annotation)[0]: m for m in (
-    ResponsesMessage, ResponsesFunctionCall, ResponsesFunctionOutput)}
+#: input item types, in OpenAI's terms -> their models (the spec's ``ResponsesItem``)
+ITEMS: dict[str, type[ResponsesItem]] = by_type(ResponsesItem)
 #: the roles of a message item
-ITEM_ROLES = get_args(ResponsesMessage.model_fields["role"].annotation)
-_REQUIRED = {"model": "the name of a served chat model"}
+ITEM_ROLES = literals(ResponsesMessage.model_fields["role"].annotation)
+#: the ``tool_choice`` values that name no function
+_CHOICES = literals(ResponsesFields.model_fields["tool_choice"].annotation)
+_CHOICE_RULE = "must be " + ", ".join(f'"{choice}"' for choice in _CHOICES) + ' or {"type": "function", "name": ...}'
 
 
 class ResponsesRequest(ResponsesFields):
@@ -56,10 +61,8 @@ class ResponsesRequest(ResponsesFields):
     @model_validator(mode="before")
     @classmethod
     def _body(cls, data: Any) -> Any:
-        data = check_body(data, ResponsesFields, "Responses API", RESPONSES_RANGES, _REQUIRED)
+        data = check_body(data, ResponsesFields, "Responses API", RESPONSES_RANGES, RESPONSES_REQUIRED)
         if isinstance(data, dict):
-            if not isinstance(data["model"], str) or not data["model"]:
-                raise ProtocolError("model", "is required: the name of a served chat model")
             if "input" not in data and "previous_response_id" not in data:
                 raise ProtocolError("input", "is required: a string or a list of input items")
             _check_options(data)
@@ -85,20 +88,17 @@ class ResponsesRequest(ResponsesFields):
     @field_validator("tool_choice", mode="before")
     @classmethod
     def _tool_choice(cls, value: Any) -> Any:
-        if value in ("auto", "none", "required") or (isinstance(value, dict) and value.get("type") == "function"
-                                                     and isinstance(value.get("name"), str)):
+        if value in _CHOICES or (isinstance(value, dict) and value.get("type") == "function"
+                                 and isinstance(value.get("name"), str)):
             return value
-        raise ProtocolError("tool_choice", 'must be "auto", "none", "required" or {"type": "function", "name": ...}')
+        raise ProtocolError("tool_choice", _CHOICE_RULE)
 
     @model_validator(mode="after")
     def _offered(self) -> ResponsesRequest:
         functions = self.functions()
         check_functions(functions)
         if not isinstance(self.tool_choice, str) and self.tool_choice is not None and self.tools:
-            offered = [fn.name for fn in functions]
-            if self.tool_choice.name not in offered:
-                raise ProtocolError("tool_choice.name", f"{self.tool_choice.name!r} is not one of the tools given "
-                                    f"({', '.join(offered)})")
+            check_named_choice(self.tool_choice.name, functions)
         fmt = self.text.format if self.text is not None else None
         if fmt is not None and fmt.type == "json_schema":
             if fmt.schema_ is None:
@@ -108,8 +108,7 @@ class ResponsesRequest(ResponsesFields):
 
     def functions(self) -> list[OfferedFunction]:
         """The function tools offered, as the checks and the engine take them."""
-        return [OfferedFunction(f"tools[{i}]", t.name, t.description, t.parameters, "parameters", t.strict)
-                for i, t in enumerate(self.tools or ())]
+        return offered_functions(self.tools, "parameters")
 
     def items(self) -> list[ResponsesItem]:
         """This request's own input items (none when it only continues a stored conversation)."""

@@ -205,6 +205,7 @@ class MessagesCountFields(RequestBody):
 
     #: the name of a served chat model.
     model: str
+    #: a non-empty list of {role, content}.
     messages: list[AnthropicMessage]
     system: str | list[AnthropicText] | None = None
     tools: list[AnthropicTool] | None = None
@@ -217,7 +218,7 @@ class MessagesCountFields(RequestBody):
 class MessagesFields(MessagesCountFields):
     """Body of ``POST /v1/messages``."""
 
-    #: the most tokens to generate (the platform's cap).
+    #: a whole number of tokens, at least 1.
     max_tokens: int
     stop_sequences: list[str] | None = None
     temperature: float | None = None

@@ -9,18 +9,18 @@ Each problem raises one :class:`ProtocolError` naming the client's own field (``
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 from .errors import ProtocolError
-from .limits import range_problem
+from .limits import check_ranges
 from .openai_wire import drop_nulls, refuse_unknown
 from .schemas import check_schema, check_schema_total
 from .tools import FUNCTION_NAME, check_tool_count
 
-__all__ = ["OfferedFunction", "body_fields", "check_answer_schema", "check_body", "check_functions", "item_of",
-           "parse_body", "where_of"]
+__all__ = ["OfferedFunction", "body_fields", "by_type", "check_answer_schema", "check_body", "check_functions",
+           "check_named_choice", "item_of", "literals", "offered_functions", "parse_body", "where_of"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -67,20 +67,32 @@ def item_of(model: type[M], raw: Any, where: str) -> M:
 def check_body(data: Any, model: type[BaseModel], api: str, ranges: Mapping[str, tuple[float, float, bool, bool]],
                required: Mapping[str, str]) -> Any:
     """A body's nulls dropped (clients send ``null`` for "absent"), any field the spec does not list
-    refused by name (with what ``api`` takes), the ``required`` fields present (name -> what it
-    is), and the wire's own ranges."""
+    refused by name (with what ``api`` takes), the wire's ``required`` fields that ``model`` has
+    present (name -> what it is; a string one not empty), and the wire's own ranges."""
     if not isinstance(data, dict):
         return data
     data = drop_nulls(data)
-    refuse_unknown(data, body_fields(model), api)
+    fields = body_fields(model)
+    refuse_unknown(data, fields, api)
     for name, what in required.items():
-        if name not in data:
+        if name in fields and (name not in data or (model.model_fields[name].annotation is str
+                                                    and not (isinstance(data[name], str) and data[name]))):
             raise ProtocolError(name, f"is required: {what}")
-    for name, bounds in ranges.items():
-        problem = range_problem(data.get(name), *bounds)
-        if problem:
-            raise ProtocolError(name, problem)
+    check_ranges(data, ranges)
     return data
+
+
+def by_type(union: Any) -> dict[str, Any]:
+    """The members of a union of the spec's item models (each a ``type[BaseModel]``) by the ``type`` each
+    takes (its ``Literal``'s values): the caller names the union's own type."""
+    return {kind: member for member in get_args(union) for kind in literals(member.model_fields["type"].annotation)}
+
+
+def literals(annotation: Any) -> tuple[Any, ...]:
+    """The ``Literal`` values an annotation allows, through unions (``Literal["auto"] | Named | None``: ``auto``)."""
+    if get_origin(annotation) is Literal:
+        return get_args(annotation)
+    return tuple(value for arg in get_args(annotation) for value in literals(arg))
 
 
 class OfferedFunction(NamedTuple):
@@ -93,6 +105,24 @@ class OfferedFunction(NamedTuple):
     schema: Mapping[str, Any] | None
     schema_key: str
     strict: bool | None
+
+    def function(self) -> dict[str, Any]:
+        """The function as the engine's tools take it (``name``, ``description``, ``parameters``, ``strict``)."""
+        return {"name": self.name, "description": self.description, "parameters": self.schema, "strict": self.strict}
+
+
+def offered_functions(tools: Sequence[Any] | None, schema_key: str) -> list[OfferedFunction]:
+    """The function tools of a request (each with ``name``, ``description``, ``strict`` and its schema
+    under ``schema_key``), as the checks and the engine take them."""
+    return [OfferedFunction(f"tools[{i}]", t.name, t.description, getattr(t, schema_key), schema_key, t.strict)
+            for i, t in enumerate(tools or ())]
+
+
+def check_named_choice(name: str, functions: Sequence[OfferedFunction]) -> None:
+    """A ``tool_choice`` naming one function names one the request offers."""
+    offered = [fn.name for fn in functions]
+    if name not in offered:
+        raise ProtocolError("tool_choice.name", f"{name!r} is not one of the tools given ({', '.join(offered)})")
 
 
 def check_functions(functions: Sequence[OfferedFunction], field: str = "tools") -> None:

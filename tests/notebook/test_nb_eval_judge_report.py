@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from qfnb.evaluation.stats.judge_check import check_judge
+from qfnb.evaluation.stats.judge_check import Use, check_judge
 from qfnb.notebook.evaluation.report import EvalReport, judge_scales
 from qfnb.notebook.render.charts import metric_figure
 
@@ -43,11 +43,13 @@ def test_the_report_shows_the_verdict_in_bold_and_charts_the_judge_apart() -> No
     assert report.scales == {"judge_score": (0.0, 5.0)}
     mine = {i: float(i % 2) * 5 for i in range(12)}  # she grades half the answers 0; the judge gives 5 to all
     check = check_judge(result, {"a": mine}, metric="judge_score")
-    report.judge_notes = check.sentences
+    report.verdicts, report.judge_notes = list(check.verdicts.values()), check.notes
     html = report.to_html()
-    verdict = html[html.index('class="qfnb-judge-verdict"'):]
-    assert verdict.startswith('class="qfnb-judge-verdict"><b>verdict: judge tiny on judge_score for a should not '
-                              "be used"), verdict[:200]
-    assert "12 of your 12 labels used" in html
-    assert "verdict: judge tiny" in repr(report)
+    verdict = html[html.index('class="qfnb-judge-verdict'):]
+    assert verdict.startswith('class="qfnb-judge-verdict qfnb-use-not-at-all"><b>verdict: judge tiny on judge_score '
+                              "for a should not be used"), verdict[:200]
+    assert "12 of your 12 labels used" in html and html.count("verdict: judge") == 1
+    assert repr(report).index("verdict: judge tiny") < repr(report).index("12 of your 12 labels used")
+    assert report.verdicts_df[["model", "judge", "metric", "use"]].values.tolist() == [
+        ["a", "tiny", "judge_score", Use.NOT_AT_ALL]]
     assert np.isfinite(report.metrics["judge_score"]).all()

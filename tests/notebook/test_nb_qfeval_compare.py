@@ -323,6 +323,9 @@ def test_calibrate_a_judge_with_your_labels(ip, platform, tmp_path) -> None:  # 
     assert "Tiny-Chat: judge_score calibrated to your labels 3.75" in text and "off by +1.25" in text
     assert "Tiny-Chat \u2212 Other-Chat: judge_score difference calibrated to your labels" in text
     assert "Judge calibration" in report.to_html() and text in repr(report)
+    assert [(v.tag, v.judge, v.metric) for v in report.verdicts] == [("Tiny-Chat", "kind_judge", "judge_score"),
+                                                                      ("Other-Chat", "kind_judge", "judge_score")]
+    assert list(report.verdicts_df["model"]) == ["Tiny-Chat", "Other-Chat"]
     # the same labels from a file: by input, one column per model (jsonl), or by row index, one model (csv)
     labels = tmp_path / "labels.jsonl"
     labels.write_text("".join(json.dumps({"input": r["prompt"], "Tiny-Chat": r["mine_tiny"],
@@ -333,7 +336,7 @@ def test_calibrate_a_judge_with_your_labels(ip, platform, tmp_path) -> None:  # 
     for spec in (str(labels), f"Tiny-Chat={labels},Other-Chat={other}"):
         from_file = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match "
                                                 f"--judge kind_judge --calibrate {spec} --compare Other-Chat")
-        assert from_file.judge_notes == report.judge_notes
+        assert (from_file.verdicts, from_file.judge_notes) == (report.verdicts, report.judge_notes)
     bad = tmp_path / "bad.csv"
     bad.write_text("input,label\nno such question,3\n", encoding="utf-8")
     with pytest.raises(UsageError, match="1 row\\(s\\) match no item by input \\(first: 'no such question'\\)"):
@@ -343,6 +346,7 @@ def test_calibrate_a_judge_with_your_labels(ip, platform, tmp_path) -> None:  # 
                                     f"--calibrate {other}")
     # no labels: the report says the judge is uncalibrated
     plain = ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {path} --metrics exact_match --judge kind_judge")
+    assert plain.verdicts == [] and plain.verdicts_df.empty
     assert plain.judge_notes == ["judge kind_judge on judge_score is uncalibrated: nothing compares it with your "
                                  "own labels (--calibrate LABELS, or qfnb.evaluation.calibrated_mean)"]
     with pytest.raises(UsageError, match="add --judge"):

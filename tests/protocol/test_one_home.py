@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,9 +23,11 @@ HYPER_KEYS = {"epoch", "learningRate", "batchSize", "maxSeqLen", "loraRank", "lo
 STATUS_KEYS = {"uptimeSeconds", "modelsLoaded", "memoryBytes", "childMemoryBytes"}
 
 
-def modules() -> Iterator[tuple[str, ast.Module]]:
-    for path in sorted(ROOT.rglob("*.py")):
-        yield str(path.relative_to(ROOT.parent)), ast.parse(path.read_text(encoding="utf-8"))
+@functools.cache
+def modules() -> tuple[tuple[str, ast.Module], ...]:
+    """Every module of qfnb, parsed once for all the scans."""
+    return tuple((str(path.relative_to(ROOT.parent)), ast.parse(path.read_text(encoding="utf-8")))
+                 for path in sorted(ROOT.rglob("*.py")))
 
 
 def docstrings(tree: ast.Module) -> set[int]:
@@ -127,3 +130,9 @@ def test_html_escaping_and_sanitising_live_in_safe_html() -> None:
 
     assert where(escapes) == {"qfnb/protocol/safe_html.py"}
     assert where(html_widget) == set()
+
+
+def test_one_opener_of_the_data_dirs_sqlite_files() -> None:
+    """Setting a file's journal mode (the WAL every shared writer's file uses) is ``open_db``'s alone;
+    the other ``sqlite3.connect`` calls open a file otherwise (read-only, or one connection a use)."""
+    assert where(lambda tree: any("journal_mode" in s for s in strings(tree))) == {"qfnb/protocol/sqlite_files.py"}

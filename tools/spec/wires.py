@@ -2,12 +2,13 @@
 and Anthropic's Messages API (``POST /v1/messages``, ``/v1/messages/count_tokens``).
 
 Each field gives its wire name, type, each wire's own range and the engine column (the
-``qfnb.local.engines.ask.Sampling`` field it feeds). ``python tools/unasync_calls.py`` writes
+``qfnb.local.engines.ask.Sampling`` field it feeds); a required field's doc is what a body lacking
+it is told it needs (``model is required: the name of a served chat model``). ``python tools/unasync_calls.py`` writes
 ``qfnb/protocol/wire_bodies.py`` from here: the pydantic models (a request body refuses any other
 field; a nested item keeps the keys clients add, such as ``id``, ``status`` or ``cache_control``),
-each wire's ranges and engine table. :mod:`qfnb.protocol.responses` and
-:mod:`qfnb.protocol.anthropic` add the validators; :mod:`qfnb.local.convert` turns a parsed body
-straight into the engine's ask.
+and ``qfnb/protocol/ranges.py``'s tables of each wire: its ranges, engine names and required
+fields. :mod:`qfnb.protocol.responses` and :mod:`qfnb.protocol.anthropic` add the validators;
+:mod:`qfnb.local.convert` turns a parsed body straight into the engine's ask.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ MESSAGES_ITEMS = (
 
 #: the fields ``count_tokens`` takes: the prompt, and what a prompt is counted with
 MESSAGES_COUNT = WireModel("MessagesCountFields", "Body of ``POST /v1/messages/count_tokens``.", (
-    _MODEL, Field("messages", "list[AnthropicMessage]", REQUIRED),
+    _MODEL, Field("messages", "list[AnthropicMessage]", REQUIRED, doc="a non-empty list of {role, content}."),
     Field("system", "str | list[AnthropicText] | None"), Field("tools", "list[AnthropicTool] | None"),
     Field("tool_choice", "AnthropicToolChoice | None"), Field("thinking", _OPEN),
     Field("output_config", "AnthropicOutputConfig | None"), Field("cache_control", _OPEN),
@@ -103,7 +104,7 @@ MESSAGES_COUNT = WireModel("MessagesCountFields", "Body of ``POST /v1/messages/c
 
 MESSAGES = WireModel("MessagesFields", "Body of ``POST /v1/messages``.", (
     Field("max_tokens", "int", REQUIRED, range=_TOKENS, engine="max_tokens",
-          doc="the most tokens to generate (the platform's cap)."),
+          doc="a whole number of tokens, at least 1."),
     Field("stop_sequences", "list[str] | None", engine="stop"),
     Field("temperature", "float | None", range=Range(0.0, 1.0), engine="temperature"),
     Field("top_p", "float | None", range=Range(0.0, 1.0), engine="top_p"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import hashlib
 import json
 import logging
@@ -25,6 +26,7 @@ from typing import Any
 
 from qfnb._core.record import bound
 from qfnb.protocol.daemon import default_data_dir
+from qfnb.protocol.sqlite_files import LazyDb, open_db
 
 __all__ = [
     "CACHE_FILE",
@@ -148,32 +150,14 @@ class ResponseCache:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
-            os.chmod(self.path, 0o600)
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            if "model" not in {r[1] for r in db.execute("PRAGMA table_info(answers)")}:  # a file from before
-                db.execute("ALTER TABLE answers ADD COLUMN model TEXT NOT NULL DEFAULT ''")
-            for suffix in ("-wal", "-shm"):  # WAL side files hold answers too
-                side = self.path.with_name(self.path.name + suffix)
-                if side.exists():
-                    os.chmod(side, 0o600)
-            self._db = db
-        return self._db
+        self._file = LazyDb(functools.partial(open_db, self.path, _SCHEMA, synchronous="NORMAL",
+                                              columns={"answers": {"model": "TEXT NOT NULL DEFAULT ''"}}))
 
     def get(self, key: str) -> CachedAnswer | None:
         """The answer stored under ``key`` (marked as used), or None."""
         row = None
         with self._lock, _unless_broken("read an answer"):
-            db = self._conn()
+            db = self._file.conn()
             row = db.execute("SELECT payload, stream, created, model FROM answers WHERE key=?", (key,)).fetchone()
             if row is not None:
                 bodies = tuple(json.loads(row[0]))
@@ -191,7 +175,7 @@ class ResponseCache:
         payload = json.dumps(list(bodies), ensure_ascii=False, separators=(",", ":"))
         now = time.time()
         with self._lock, _unless_broken("store an answer"):
-            db = self._conn()
+            db = self._file.conn()
             db.execute("INSERT OR REPLACE INTO answers(key, target, stream, payload, size, created, used, model) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (key, target.lower(), int(stream), payload,
                                                            len(payload.encode("utf-8")), now, now, model))
@@ -215,28 +199,26 @@ class ResponseCache:
     def invalidate(self, target: str) -> int:
         """Forget every answer of a model or endpoint (a new version was deployed); the count."""
         with self._lock:
-            cur = self._conn().execute("DELETE FROM answers WHERE target=?", (target.lower(),))
+            cur = self._file.conn().execute("DELETE FROM answers WHERE target=?", (target.lower(),))
             return int(cur.rowcount or 0)
 
     def clear(self) -> int:
         with self._lock:
-            cur = self._conn().execute("DELETE FROM answers")
+            cur = self._file.conn().execute("DELETE FROM answers")
             count = int(cur.rowcount or 0)
-            self._conn().execute("VACUUM")
+            self._file.conn().execute("VACUUM")
             return count
 
     def stats(self) -> CacheStats:
         with self._lock:
-            entries, size, hits, saved = self._conn().execute(
+            entries, size, hits, saved = self._file.conn().execute(
                 "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(hits), 0), "
                 "COALESCE(SUM(saved_tokens), 0) FROM answers").fetchone()
         return CacheStats(int(entries), int(size), self.max_bytes, int(hits), int(saved), self.path)
 
     def close(self) -> None:
         with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            self._file.close()
 
 
 _process_mode = "off"

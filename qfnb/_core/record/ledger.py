@@ -10,8 +10,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import contextvars
+import functools
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.record import bound
 from qfnb._core.record.prices import price_rows
 from qfnb.protocol.daemon import default_data_dir
+from qfnb.protocol.sqlite_files import LazyDb, open_db, select, transaction
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,6 +55,8 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE INDEX IF NOT EXISTS calls_ts ON calls(ts);
 CREATE TABLE IF NOT EXISTS recorded_once (key TEXT PRIMARY KEY);
 """
+#: the columns a file from before lacks
+_ADDED = {"calls": dict.fromkeys(("asked", "end_user"), "TEXT NOT NULL DEFAULT ''")}
 
 
 def set_cell(execution_count: int | None) -> None:
@@ -135,24 +138,10 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
+        self._file = LazyDb(functools.partial(open_db, self.path, _SCHEMA, columns=_ADDED))
         self._pending: list[tuple[Any, ...]] = []
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-            columns = {r[1] for r in db.execute("PRAGMA table_info(calls)")}
-            for added in ("asked", "end_user"):  # a file from before
-                if added not in columns:
-                    db.execute(f"ALTER TABLE calls ADD COLUMN {added} TEXT NOT NULL DEFAULT ''")
-            self._db = db
-        return self._db
 
     def record(self, row: UsageRow) -> UsageRow:
         """Queue ``row``, stamped with the time, this session, the current cell and job."""
@@ -184,23 +173,15 @@ class Ledger:
         columns = ", ".join(values)
         with self._lock:
             try:
-                db = self._conn()
-                db.execute("BEGIN IMMEDIATE")
-                fresh = db.execute("INSERT OR IGNORE INTO recorded_once(key) VALUES (?)", (key,)).rowcount == 1
-                if fresh:
-                    db.execute(f"INSERT INTO calls({columns}) VALUES ({', '.join('?' * len(values))})",
-                               tuple(values.values()))
-                db.execute("COMMIT")
+                with transaction(self._file.conn(), immediate=True) as db:
+                    fresh = db.execute("INSERT OR IGNORE INTO recorded_once(key) VALUES (?)", (key,)).rowcount == 1
+                    if fresh:
+                        db.execute(f"INSERT INTO calls({columns}) VALUES ({', '.join('?' * len(values))})",
+                                   tuple(values.values()))
             except (sqlite3.Error, OSError) as exc:  # the ledger never breaks a call
                 logger.warning("usage ledger: could not record %s (%s)", key, exc)
-                self._rollback()
                 return False
         return fresh
-
-    def _rollback(self) -> None:
-        if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
 
     def _write_loop(self) -> None:
         while True:
@@ -217,28 +198,16 @@ class Ledger:
                 return
             columns = ", ".join(UsageRow.__dataclass_fields__)
             try:
-                db = self._conn()
-                db.execute("BEGIN")
-                db.executemany(f"INSERT INTO calls({columns}) VALUES ({', '.join('?' * len(batch[0]))})", batch)
-                db.execute("COMMIT")
+                with transaction(self._file.conn()) as db:
+                    db.executemany(f"INSERT INTO calls({columns}) VALUES ({', '.join('?' * len(batch[0]))})", batch)
             except (sqlite3.Error, OSError) as exc:  # the ledger never breaks a call
                 logger.warning("usage ledger: could not record %d calls (%s)", len(batch), exc)
-                self._rollback()
 
     def rows(self, *, since: float | None = None, session: str | None = None) -> list[UsageRow]:
         self.flush()
-        query = "SELECT * FROM calls WHERE 1=1"
-        args: list[Any] = []
-        if since is not None:
-            query += " AND ts >= ?"
-            args.append(since)
-        if session is not None:
-            query += " AND session = ?"
-            args.append(session)
         with self._lock:
-            cur = self._conn().execute(query + " ORDER BY ts", args)
-            names = [d[0] for d in cur.description]
-            found = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            found = select(self._file.conn(), "SELECT * FROM calls", {"ts >=": since, "session =": session},
+                           " ORDER BY ts")
         return [UsageRow(**{**r, "cache_hit": bool(r["cache_hit"])}) for r in found]
 
     def frame(self, **filters: Any) -> pd.DataFrame:
@@ -252,9 +221,7 @@ class Ledger:
     def close(self) -> None:
         self.flush()
         with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            self._file.close()
 
 
 _default: dict[Path, Ledger] = {}

@@ -12,7 +12,6 @@ import contextlib
 import contextvars
 import json
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -22,6 +21,7 @@ from pathlib import Path
 from qfnb._core.record.ledger import SESSION, current_cell, current_job
 from qfnb.protocol.daemon import default_data_dir
 from qfnb.protocol.otel import OtelExport
+from qfnb.protocol.sqlite_files import open_db, select, transaction
 from qfnb.protocol.traces import (
     CELL_HEADER,
     INSERT_SPAN,
@@ -139,13 +139,8 @@ def write_spans(spans: Sequence[CallSpan], data_dir: Path | None = None) -> None
         return
     path = (data_dir or default_data_dir()) / TRACES_FILE
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        with contextlib.closing(sqlite3.connect(path, timeout=30.0, isolation_level=None)) as db:
-            db.executescript(TRACES_SCHEMA)
-            db.execute("BEGIN")
+        with contextlib.closing(open_db(path, TRACES_SCHEMA)) as db, transaction(db):
             db.executemany(INSERT_SPAN, [s.row() for s in spans])
-            db.execute("COMMIT")
     except (sqlite3.Error, OSError) as exc:
         log.warning("traces: could not keep %d spans in %s (%s)", len(spans), path, exc)
     export = _exporter()
@@ -172,18 +167,10 @@ def read_spans(data_dir: Path | None = None, *, last: int = 20, session: str | N
     path = (data_dir or default_data_dir()) / TRACES_FILE
     if not path.is_file():
         return []
-    query, args = "SELECT * FROM spans WHERE 1=1", list[object]()
-    if session is not None:
-        query += " AND session = ?"
-        args.append(session)
-    if cell is not None:
-        query += " AND cell = ?"
-        args.append(cell)
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
     try:
-        cur = db.execute(query + " ORDER BY started DESC LIMIT ?", [*args, max(1, last)])
-        names = [d[0] for d in cur.description]
-        found = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        found = select(db, "SELECT * FROM spans", {"session =": session, "cell =": cell},
+                       " ORDER BY started DESC LIMIT ?", [max(1, last)])
     except sqlite3.OperationalError:  # a file the platform has not finished creating
         return []
     finally:

@@ -5,7 +5,8 @@ a baseline) with a prediction-powered CI."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,10 +23,14 @@ MIN_LABELS = 4
 #: "substantial" for kappa; a strong rank correlation for Spearman)
 PER_ITEM_AGREEMENT = 0.6
 
-#: how a verdict's sentence begins (a report shows these first, in bold)
-VERDICT = "verdict: "
-#: what a verdict allows
-PER_ITEM, MEAN_ONLY, NOT_AT_ALL = "per item", "only through the calibrated mean", "not at all"
+
+class Use(enum.StrEnum):
+    """What a verdict allows of a judge's scores (the value: as its sentence says it)."""
+
+    PER_ITEM = "can be used per item"
+    MEAN_ONLY = "can be used only through the calibrated mean"
+    NOT_AT_ALL = "should not be used"
+
 
 
 @dataclass(frozen=True)
@@ -49,16 +54,27 @@ class LabelUse:
 
 @dataclass(frozen=True)
 class Verdict:
-    """Whether a judge's scores can be used for one model's answers, and why."""
+    """Whether the judge (``judge``: its model) scoring ``metric`` can be used for the answers of the
+    model ``tag``, and why: data a report shows first (:attr:`sentence`) and tabulates (:func:`verdict_frame`)."""
 
     tag: str
-    use: str
+    judge: str
+    metric: str
+    use: Use
     reason: str
 
-    def sentence(self, judge: str, metric: str) -> str:
-        head = {PER_ITEM: "can be used per item", MEAN_ONLY: "can be used only through the calibrated mean",
-                NOT_AT_ALL: "should not be used"}[self.use]
-        return f"{VERDICT}judge {judge} on {metric} for {self.tag} {head}: {self.reason}"
+    @property
+    def sentence(self) -> str:
+        return f"verdict: judge {self.judge} on {self.metric} for {self.tag} {self.use}: {self.reason}"
+
+
+def verdict_frame(verdicts: Sequence[Verdict]) -> pd.DataFrame:
+    """One row per verdict: ``model``, ``judge``, ``metric``, ``use`` (the :class:`Use` values, an
+    ordered categorical from the most allowed) and ``reason``."""
+    frame = pd.DataFrame([(v.tag, v.judge, v.metric, v.use.value, v.reason) for v in verdicts],
+                         columns=["model", "judge", "metric", "use", "reason"])
+    frame["use"] = pd.Categorical(frame["use"], categories=[u.value for u in Use], ordered=True)
+    return frame
 
 
 def _items(indices: list[int], shown: int = 8) -> str:
@@ -66,23 +82,25 @@ def _items(indices: list[int], shown: int = 8) -> str:
     return head + (f", … ({len(indices) - shown} more)" if len(indices) > shown else "")
 
 
-def verdict(tag: str, agr: Agreement | None, labels: LabelUse) -> Verdict:
+def verdict(tag: str, agr: Agreement | None, labels: LabelUse, *, judge: str, metric: str) -> Verdict:
     """Per item when the agreement's whole CI is at least :data:`PER_ITEM_AGREEMENT`; only through the
     calibrated mean when it is surely positive but weaker (prediction-powered inference corrects the
     mean with the labels; single scores stay unreliable); not at all when the CI reaches 0 or below,
     or too few labels could be used."""
     if agr is None:
-        return Verdict(tag, NOT_AT_ALL, f"only {len(labels.used)} usable label(s), at least {MIN_LABELS} are "
-                                        f"needed to measure agreement ({labels.sentence})")
-    if agr.value is None or agr.low is None:
-        return Verdict(tag, NOT_AT_ALL, f"{agr.sentence}: nothing shows that its scores track yours")
-    if agr.low >= PER_ITEM_AGREEMENT:
-        return Verdict(tag, PER_ITEM, f"{agr.sentence}, the whole CI at or above {PER_ITEM_AGREEMENT:g}")
-    if agr.low > 0:
-        return Verdict(tag, MEAN_ONLY, f"{agr.sentence}: it tracks your labels, but too loosely to trust a single "
-                                       f"score (per item needs the CI at or above {PER_ITEM_AGREEMENT:g})")
-    return Verdict(tag, NOT_AT_ALL, f"{agr.sentence}: the CI reaches {agr.low:.2f}, so its scores may not track "
-                                    "yours at all; read your labels' mean instead")
+        use, reason = Use.NOT_AT_ALL, (f"only {len(labels.used)} usable label(s), at least {MIN_LABELS} are needed "
+                                       f"to measure agreement ({labels.sentence})")
+    elif agr.value is None or agr.low is None:
+        use, reason = Use.NOT_AT_ALL, f"{agr.sentence}: nothing shows that its scores track yours"
+    elif agr.low >= PER_ITEM_AGREEMENT:
+        use, reason = Use.PER_ITEM, f"{agr.sentence}, the whole CI at or above {PER_ITEM_AGREEMENT:g}"
+    elif agr.low > 0:
+        use, reason = Use.MEAN_ONLY, (f"{agr.sentence}: it tracks your labels, but too loosely to trust a single "
+                                      f"score (per item needs the CI at or above {PER_ITEM_AGREEMENT:g})")
+    else:
+        use, reason = Use.NOT_AT_ALL, (f"{agr.sentence}: the CI reaches {agr.low:.2f}, so its scores may not track "
+                                       "yours at all; read your labels' mean instead")
+    return Verdict(tag, judge, metric, use, reason)
 
 
 @dataclass
@@ -98,14 +116,9 @@ class JudgeCheck:
     labels_used: dict[str, LabelUse] = field(default_factory=dict)
 
     @property
-    def verdict_sentences(self) -> list[str]:
-        """One verdict per labelled model, first in a report."""
-        return [v.sentence(self.judge, self.metric) for v in self.verdicts.values()]
-
-    @property
-    def sentences(self) -> list[str]:
-        out = [*self.verdict_sentences]
-        out += [f"{tag}: {use.sentence}" for tag, use in self.labels_used.items()]
+    def notes(self) -> list[str]:
+        """What backs the verdicts, a sentence each: the labels used, the agreement, the calibrated means."""
+        out = [f"{tag}: {use.sentence}" for tag, use in self.labels_used.items()]
         out += [f"judge {self.judge} on {self.metric} vs your labels of {tag}: {agr.sentence}"
                 for tag, agr in self.agreement.items()]
         out += [f"{tag}: {self.metric} calibrated to your labels {ppi.sentence}" for tag, ppi in self.means.items()]
@@ -113,6 +126,10 @@ class JudgeCheck:
             a, b, d = self.difference
             out.append(f"{a} \u2212 {b}: {self.metric} difference calibrated to your labels {d.sentence}")
         return out
+
+    @property
+    def sentences(self) -> list[str]:
+        return [v.sentence for v in self.verdicts.values()] + self.notes
 
 
 def uncalibrated(judges: list[dict[str, Any]]) -> list[str]:
@@ -141,11 +158,11 @@ def check_judge(result: Any, labels: Mapping[str, Mapping[int, float]], *, metri
         use = _label_use(result.samples, tag, given, per_item)
         check.labels_used[tag] = use
         if len(use.used) < MIN_LABELS:  # the labels were given, the judge's calls failed: a verdict, not an error
-            check.verdicts[tag] = verdict(tag, None, use)
+            check.verdicts[tag] = verdict(tag, None, use, judge=judge, metric=metric)
             continue
         judged, mine = [per_item[i] for i in use.used], [float(given[i]) for i in use.used]
         check.agreement[tag] = agreement(judged, mine, alpha=alpha)
-        check.verdicts[tag] = verdict(tag, check.agreement[tag], use)
+        check.verdicts[tag] = verdict(tag, check.agreement[tag], use, judge=judge, metric=metric)
         if len(per_item) >= 2:
             check.means[tag] = calibrated_mean(list(per_item.values()), judged, mine, alpha=alpha)
     if baseline is not None and baseline in check.agreement:

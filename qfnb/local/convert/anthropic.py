@@ -42,8 +42,8 @@ def messages_ask(req: CountRequest, lane: str) -> ChatAsk:
         turns += _turns(m)
     choice = req.tool_choice
     tools, tool_choice = tool_specs(
-        ({"name": fn.name, "description": fn.description, "parameters": fn.schema, "strict": fn.strict}
-         for fn in req.functions()), {"any": "required"}.get(choice.type, choice.type) if choice else None,
+        (fn.function() for fn in req.functions()),
+        {"any": "required"}.get(choice.type, choice.type) if choice else None,
         choice.name if choice is not None and choice.type == "tool" and req.tools else None)
     parallel = choice.disable_parallel_tool_use if choice is not None and req.tools else None
     fmt = req.output_config.format if req.output_config is not None else None

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from qfnb.local.convert.answer import Answer, Tally, answer_of, answered, total_usage
+from qfnb.local.convert.asks import structured_output, tool_specs
 from qfnb.local.engines.api import ServedLike
-from qfnb.local.engines.ask import ChatAsk, Sampling, TextAsk, ToolChoice
+from qfnb.local.engines.ask import ChatAsk, Sampling, TextAsk
 from qfnb.local.engines.base import Delta
 from qfnb.protocol.limits import SCHEMA_RESAMPLES
 from qfnb.protocol.openai_requests import OpenAIChatRequest, OpenAICompletionRequest
@@ -39,19 +40,17 @@ def chat_ask(req: OpenAIChatRequest, lane: str) -> ChatAsk:
     tool, required; ``response_format`` ``text``: free text)."""
     # max_completion_tokens comes after max_tokens in the body model: it wins when both are given
     sampling = dataclasses.replace(Sampling.of(req.model_dump()), logit_bias=req.logit_bias)
-    tools = tuple(req.tools or ())
     given = req.tool_choice
-    choice: ToolChoice = "none" if given == "none" else "required" if given == "required" else "auto"
-    if isinstance(req.tool_choice, dict):
-        named = req.tool_choice["function"]["name"]
-        tools, choice = tuple(t for t in tools if t["function"]["name"] == named), "required"
+    tools, choice = tool_specs((t["function"] for t in req.tools or ()), given if isinstance(given, str) else None,
+                               given["function"]["name"] if isinstance(given, dict) else None)
+    fmt = req.response_format
+    output = structured_output(fmt.get("type"), check_response_format(fmt),
+                               (fmt.get("json_schema") or {}).get("name")) if fmt else structured_output(None)
     # the models read text: a media part is refused here, by name
     return ChatAsk(model=req.model, messages=tuple(text_messages(req.messages)), sampling=sampling, tools=tools,
-                   tool_choice=choice,
-                   parallel_tool_calls=req.parallel_tool_calls, schema=check_response_format(req.response_format),
-                   schema_name=_schema_name(req.response_format),
+                   tool_choice=choice, parallel_tool_calls=req.parallel_tool_calls,
                    logprobs=(req.top_logprobs or 0) if req.logprobs else None, n=req.n, lane=lane,
-                   cache_key=req.prompt_cache_key, reasoning_effort=req.reasoning_effort)
+                   cache_key=req.prompt_cache_key, reasoning_effort=req.reasoning_effort, **output)
 
 
 def ignored_fields(req: OpenAIChatRequest, served: ServedLike) -> list[str]:
@@ -66,13 +65,6 @@ def ignored_fields(req: OpenAIChatRequest, served: ServedLike) -> list[str]:
     if req.reasoning_effort not in (None, "none") and served.kind not in _REASONING_KINDS:
         ignored.append("reasoning_effort")
     return ignored
-
-
-def _schema_name(fmt: Mapping[str, Any] | None) -> str | None:
-    """The name a ``json_schema`` format gives its schema (None for ``json_object``)."""
-    if fmt is None or fmt.get("type") != "json_schema":
-        return None
-    return str((fmt.get("json_schema") or {}).get("name") or "answer")
 
 
 def text_ask(req: OpenAICompletionRequest, lane: str) -> TextAsk:

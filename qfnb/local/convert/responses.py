@@ -34,9 +34,8 @@ def responses_ask(req: ResponsesRequest, history: Sequence[Mapping[str, Any]], l
     items = [*history, *(item.model_dump(by_alias=True, exclude_none=True) for item in req.items())]
     choice = req.tool_choice
     named = choice.name if isinstance(choice, ResponsesNamedChoice) else None
-    tools, tool_choice = tool_specs(
-        ({"name": fn.name, "description": fn.description, "parameters": fn.schema, "strict": fn.strict}
-         for fn in req.functions()), choice if isinstance(choice, str) else None, named if req.tools else None)
+    tools, tool_choice = tool_specs((fn.function() for fn in req.functions()),
+                                    choice if isinstance(choice, str) else None, named if req.tools else None)
     fmt = req.text.format if req.text is not None else None
     output = structured_output(fmt.type, fmt.schema_, fmt.name) if fmt is not None else structured_output(None)
     return ChatAsk(model=req.model, messages=conversation(chat_messages(items, req.instructions), "input"),

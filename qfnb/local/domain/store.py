@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from qfnb.protocol.sqlite_files import open_db
 
 KINDS: dict[str, str] = {
     "datasets": "ds-",
@@ -47,15 +48,12 @@ class Store:
     """Thread-safe access to the platform's SQLite database."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
         #: per kind, a number that changes whenever a record of that kind is written (for caches)
         self.generation: dict[str, int] = dict.fromkeys(KINDS, 0)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=10000")  # another server process may share the data dir
+        # another server process may share the data dir: a write waits up to 10 s for its lock
+        self._db = open_db(path, timeout=10.0, synchronous="NORMAL")
         with self._lock:
             for kind in KINDS:
                 self._db.execute(

@@ -9,10 +9,9 @@ on the event loop; :meth:`TraceSink.close` (the platform's shutdown) writes what
 from __future__ import annotations
 
 import atexit
-import contextlib
+import functools
 import itertools
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -20,6 +19,7 @@ from collections import deque
 from pathlib import Path
 
 from qfnb.protocol.otel import OtelExport
+from qfnb.protocol.sqlite_files import LazyDb, open_db, transaction
 from qfnb.protocol.traces import INSERT_SPAN, KEEP_SPANS, TRACES_FILE, TRACES_SCHEMA, CallSpan
 
 __all__ = ["OtelExport", "TraceSink"]  # OtelExport: where the platform's tests and tools find it
@@ -50,7 +50,9 @@ class TraceSink:
         self._armed = False  # the writer has been woken for the spans queued now
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
-        self._db: sqlite3.Connection | None = None
+        # no fsync at each commit (WAL stays consistent; a power cut may lose the last batch of
+        # spans): a commit's fsync cost more CPU than the batch's inserts
+        self._file = LazyDb(functools.partial(open_db, self.path, TRACES_SCHEMA, synchronous="NORMAL"))
         self._written = 0
         self._dropped = 0  # spans not kept: the queue was full
 
@@ -74,19 +76,6 @@ class TraceSink:
                 self._writer.start()
                 atexit.register(self.flush)
 
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            # no fsync at each commit (WAL stays consistent; a power cut may lose the last batch of
-            # spans): a commit's fsync cost more CPU than the batch's inserts
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(TRACES_SCHEMA)
-            self._db = db
-        return self._db
-
     def _write_loop(self) -> None:
         while True:
             self._wake.wait()
@@ -108,29 +97,23 @@ class TraceSink:
             if self.export is not None:
                 self.export.add_all(batch)
             try:
-                db = self._conn()
-                db.execute("BEGIN")
-                whole = len(batch) - len(batch) % _ROWS_A_STATEMENT
-                for start in range(0, whole, _ROWS_A_STATEMENT):  # a span is its row
-                    chunk = batch[start:start + _ROWS_A_STATEMENT]
-                    db.execute(_INSERT_ROWS, list(itertools.chain.from_iterable(chunk)))
-                db.executemany(INSERT_SPAN, batch[whole:])
-                self._written += len(batch)
-                if self._written >= KEEP_SPANS // 10:
-                    self._written = 0
-                    db.execute("DELETE FROM spans WHERE rowid <= (SELECT MAX(rowid) FROM spans) - ?", (KEEP_SPANS,))
-                db.execute("COMMIT")
+                with transaction(self._file.conn()) as db:
+                    whole = len(batch) - len(batch) % _ROWS_A_STATEMENT
+                    for start in range(0, whole, _ROWS_A_STATEMENT):  # a span is its row
+                        chunk = batch[start:start + _ROWS_A_STATEMENT]
+                        db.execute(_INSERT_ROWS, list(itertools.chain.from_iterable(chunk)))
+                    db.executemany(INSERT_SPAN, batch[whole:])
+                    self._written += len(batch)
+                    if self._written >= KEEP_SPANS // 10:
+                        self._written = 0
+                        db.execute("DELETE FROM spans WHERE rowid <= (SELECT MAX(rowid) FROM spans) - ?",
+                                   (KEEP_SPANS,))
             except (sqlite3.Error, OSError) as exc:  # the trace table never breaks a call
                 log.warning("traces: could not keep %d spans (%s)", len(batch), exc)
-                if self._db is not None:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._db.execute("ROLLBACK")
 
     def close(self) -> None:
         self.flush()
         with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            self._file.close()
         if self.export is not None:
             self.export.close()

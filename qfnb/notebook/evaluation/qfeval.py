@@ -71,7 +71,7 @@ def run_report(magics: Any, args: EvalArgs, chart: list[str], line: str, *,
 def _judged(report: EvalReport, plan: EvalPlan, result: Any) -> None:
     """The report's judge notes, comparison and stability (each where the plan asks for it)."""
     try:
-        report.judge_notes = plan.judge_check(result)
+        report.verdicts, report.judge_notes = plan.judge_check(result)
         if plan.compare is not None and not plan.sequential:  # after a sequential stop, fixed-n tests are invalid
             report.comparison = plan.comparison(result)
         if plan.repeats > 1:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from qfnb.evaluation.stats.judge_check import VERDICT
+from qfnb.evaluation.stats.judge_check import Verdict, verdict_frame
 from qfnb.notebook.render import charts
 from qfnb.notebook.render import theme as _theme
 from qfnb.protocol.safe_html import clean, escape
@@ -146,7 +146,10 @@ class EvalReport:
         self.stability: Any = None
         #: what was reused instead of asked (``↺ 42 of 42 answers reused …``), said above the metrics
         self.reused: str | None = None
-        #: ``--judge`` / ``--calibrate``: the judge against the user's labels, or that it is uncalibrated
+        #: ``--calibrate``: whether the judge can be used, a :class:`Verdict` per labelled model (first, in bold)
+        self.verdicts: list[Verdict] = []
+        #: ``--judge`` / ``--calibrate``: what backs the verdicts (labels used, agreement, calibrated means), or
+        #: that the judge is uncalibrated
         self.judge_notes: list[str] = []
         #: ``--plan``: a ``PlanReport`` (items needed, assumptions, the full run's line)
         self.plan: Any = None
@@ -177,6 +180,11 @@ class EvalReport:
             return cls(frame, merged, chart=chart, result=value)
         return cls(_frame(value, "metrics_df"), _frame(value, "samples_df"), chart=chart, result=value)
 
+    @property
+    def verdicts_df(self) -> pd.DataFrame:
+        """The judge's verdicts as a table: model, judge, metric, use (a ``Use``), reason."""
+        return verdict_frame(self.verdicts)
+
     def chart_png(self) -> bytes:
         table = {
             m: {str(idx): float(v) for idx, v in self.metrics[m].items() if pd.notna(v)} for m in self.chart_metrics
@@ -198,10 +206,10 @@ class EvalReport:
         if self.chart_metrics:
             png = base64.b64encode(self.chart_png()).decode()
             parts.append(f'<img class="qfnb-eval-chart" alt="metrics chart" src="data:image/png;base64,{png}"/>')
-        if self.judge_notes:
-            verdicts = "".join(f'<p class="qfnb-judge-verdict"><b>{escape(n)}</b></p>'
-                               for n in self.judge_notes if n.startswith(VERDICT))
-            notes = "".join(f"<li>{escape(n)}</li>" for n in self.judge_notes if not n.startswith(VERDICT))
+        if self.verdicts or self.judge_notes:
+            verdicts = "".join(f'<p class="qfnb-judge-verdict qfnb-use-{v.use.name.lower().replace("_", "-")}">'
+                               f"<b>{escape(v.sentence)}</b></p>" for v in self.verdicts)
+            notes = "".join(f"<li>{escape(n)}</li>" for n in self.judge_notes)
             parts.append(f'<div class="qfnb-judge-check"><h4>Judge calibration</h4>{verdicts}<ul>{notes}</ul></div>')
         if self.forecast:
             parts.append("".join(f"<div class='qfnb-forecast-vs'>{c._repr_html_()}</div>" for c in self.forecast))
@@ -226,8 +234,8 @@ class EvalReport:
         table = self.metrics.to_string(float_format=lambda v: f"{v:.4f}", na_rep="—")
         reused = f"{self.reused}\n" if self.reused else ""
         text = f"Evaluation — {len(self.metrics.index)} model(s)\n{reused}{table}"
-        if self.judge_notes:
-            text += "\n" + "\n".join(self.judge_notes)
+        if self.verdicts or self.judge_notes:
+            text += "\n" + "\n".join([*(v.sentence for v in self.verdicts), *self.judge_notes])
         if self.forecast:
             text += "\n" + "\n".join(repr(c) for c in self.forecast)
         if self.plan is not None:

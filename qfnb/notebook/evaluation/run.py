@@ -25,7 +25,7 @@ from qfnb.evaluation.llm import PromptVariant, embedded_chat
 from qfnb.evaluation.runs.answers import AnswerStore, default_store_path
 from qfnb.evaluation.runs.batch_answers import check_batchable
 from qfnb.evaluation.runs.sequential_eval import eval_sequential
-from qfnb.evaluation.stats.judge_check import check_judge, uncalibrated
+from qfnb.evaluation.stats.judge_check import Verdict, check_judge, uncalibrated
 from qfnb.notebook._checks import sampling_options, split_csv
 from qfnb.notebook.arguments import EvalArgs
 from qfnb.notebook.evaluation.labels import read_labels
@@ -132,12 +132,13 @@ class EvalPlan:
         return [self.generations + k * answers + j for k, ev in enumerate(self.evaluators)
                 if hasattr(ev, "judge_target") for j in range(answers)]
 
-    def judge_check(self, result: Any) -> list[str]:
-        """``--calibrate``: the judge against the user's labels; with a judge and no labels, that it is uncalibrated."""
+    def judge_check(self, result: Any) -> tuple[list[Verdict], list[str]]:
+        """``--calibrate``: the judge against the user's labels (its verdicts, then their notes); with a
+        judge and no labels, no verdict and a note that it is uncalibrated."""
         if not self.labels:
-            return uncalibrated(result.judges)
-        metric = METRICS["judge"][1][0]
-        return check_judge(result, self.labels, metric=metric, baseline=self.compare).sentences
+            return [], uncalibrated(result.judges)
+        check = check_judge(result, self.labels, metric=METRICS["judge"][1][0], baseline=self.compare)
+        return list(check.verdicts.values()), check.notes
 
     def comparison(self, result: Any) -> Any:
         """``result.compare`` against the ``--compare`` baseline on the asked-for metrics."""

@@ -1,16 +1,20 @@
 """The Responses and Messages bodies straight to the engine's ask (qfnb.local.convert): each wire's
 model read into a ChatAsk with no OpenAI chat body between, the shared pieces (tools, answer
-format, the stored conversation) alike on both."""
+format, the stored conversation) alike on both, and decided as OpenAI chat's are (convert.asks)."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
 from qfnb.local.convert.anthropic import messages_ask
+from qfnb.local.convert.openai_chat import chat_ask
 from qfnb.local.convert.responses import responses_ask
 from qfnb.local.engines.ask import Sampling
 from qfnb.protocol.anthropic import CountRequest, MessagesRequest
 from qfnb.protocol.inference import parse_request
+from qfnb.protocol.openai_requests import OpenAIChatRequest
 from qfnb.protocol.responses import ResponsesRequest
 
 TOOL = {"type": "function", "name": "get_weather", "description": "the weather",
@@ -71,3 +75,53 @@ def test_a_count_asks_one_token_of_the_same_prompt() -> None:
     ask = messages_ask(parse_request(CountRequest, body), "interactive")
     assert ask.sampling == Sampling(max_tokens=1)
     assert list(ask.messages) == [{"role": "system", "content": "s"}, {"role": "user", "content": "x"}]
+
+
+FUNCTION = {k: TOOL[k] for k in ("name", "description", "parameters")}
+ANSWER = {"type": "object", "properties": {"a": {"type": "string"}}}
+
+
+def _three_wires(choice: tuple[object, object, object], fmt: tuple[object, object, object]) -> list[tuple[object, ...]]:
+    """One request on OpenAI chat, Responses and Messages (``choice``/``fmt``: each wire's spelling,
+    None: left out), as (tools' names, tool choice, schema, schema name) of its ask."""
+    chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {**FUNCTION, "strict": True}}]}
+    responses = {"model": "m", "input": "hi", "tools": [TOOL]}
+    messages = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"name": "get_weather", "description": "the weather", "input_schema": TOOL["parameters"],
+                           "strict": True}]}
+    for body, key, value in ((chat, "tool_choice", choice[0]), (responses, "tool_choice", choice[1]),
+                             (messages, "tool_choice", choice[2]), (chat, "response_format", fmt[0]),
+                             (responses, "text", fmt[1]), (messages, "output_config", fmt[2])):
+        if value is not None:
+            body[key] = value
+    asks = [chat_ask(parse_request(OpenAIChatRequest, chat), "interactive"),
+            responses_ask(parse_request(ResponsesRequest, responses), [], "interactive"),
+            messages_ask(parse_request(MessagesRequest, messages), "interactive")]
+    return [(tuple(t["function"]["name"] for t in a.tools), a.tool_choice, a.schema, a.schema_name) for a in asks]
+
+
+@pytest.mark.parametrize(("choice", "decided"), [
+    ((None, None, None), "auto"),
+    (("none", "none", {"type": "none"}), "none"),
+    (("required", "required", {"type": "any"}), "required"),
+    (({"type": "function", "function": {"name": "get_weather"}}, {"type": "function", "name": "get_weather"},
+      {"type": "tool", "name": "get_weather"}), "required"),
+])
+def test_the_three_wires_decide_the_tool_choice_alike(choice: tuple[object, object, object], decided: str) -> None:
+    got = _three_wires(choice, (None, None, None))
+    assert got == [(("get_weather",), decided, None, None)] * 3
+
+
+def test_the_three_wires_name_the_answer_schema_in_one_place() -> None:
+    """A named schema keeps its name (Messages' has none: ``output``); ``json_object`` is any object, unnamed."""
+    named = _three_wires((None, None, None), (
+        {"type": "json_schema", "json_schema": {"name": "reply", "schema": ANSWER}},
+        {"format": {"type": "json_schema", "name": "reply", "schema": ANSWER}},
+        {"format": {"type": "json_schema", "schema": ANSWER}}))
+    assert [n[2:] for n in named] == [(ANSWER, "reply"), (ANSWER, "reply"), (ANSWER, "output")]
+    unnamed = _three_wires((None, None, None), ({"type": "json_schema", "json_schema": {"schema": ANSWER}},
+                                                {"format": {"type": "json_schema", "schema": ANSWER}}, None))
+    assert [n[2:] for n in unnamed] == [(ANSWER, "answer"), (ANSWER, "answer"), (None, None)]
+    objects = _three_wires((None, None, None), ({"type": "json_object"}, {"format": {"type": "json_object"}}, None))
+    assert [n[2:] for n in objects[:2]] == [({"type": "object"}, None)] * 2
