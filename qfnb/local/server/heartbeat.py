@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 from qfnb.local.server import failures
-from qfnb.local.server.wire import STREAM_FLAG
+from qfnb.local.server.wire import ANSWER_HEADERS, STREAM_FLAG
 from qfnb.protocol.routes import MODEL_API_PREFIX
 
 __all__ = ["HEARTBEAT_HEADER", "Heartbeat", "is_model_call"]
@@ -86,6 +86,8 @@ class _Answer:
         headers = [(b"content-type", kind.encode()), (HEARTBEAT_HEADER.encode(), f"{self.every:g}".encode())]
         if self.stream:
             headers += [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+        known = self._scope.get(ANSWER_HEADERS) or {}  # the model and its notice, when the route knows them
+        headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in known.items()]
         await self._out({"type": "http.response.start", "status": 200, "headers": headers})
         self.ours = True
 

@@ -19,10 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.responses import Response
-
 from qfnb.local.domain.platform import Platform
-from qfnb.protocol.daemon import MODEL_HEADER, NOTICE_HEADER
+from qfnb.protocol.daemon import NOTICE_HEADER
 from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL, PLATFORM_CHOICE, unreliable_tools_note
 
 __all__ = ["ModelChoice", "choose", "offers_tools"]
@@ -56,12 +54,10 @@ class ModelChoice:
     picked: bool  # the platform chose the model (the request named none)
     tool_model_served: bool
 
-    def annotate(self, response: Response) -> Response:
-        """``response`` with :data:`NOTICE_HEADER` when the choice needs a word (the served model is
-        read from ``X-Qfnb-Model``)."""
+    def headers(self, served: str) -> dict[str, str]:
+        """The answer's :data:`NOTICE_HEADER` when the choice of ``served`` needs a word, else nothing."""
         if not self.tools:
-            return response
-        served = response.headers.get(MODEL_HEADER, "")
+            return {}
         notice = unreliable_tools_note(served, tool_model_served=self.tool_model_served)
         if notice is not None and served not in _warned:
             _warned.add(served)
@@ -69,9 +65,7 @@ class ModelChoice:
         if self.picked and served == LOCAL_TOOL_MODEL:
             notice = (f"no model named: the tool model {LOCAL_TOOL_MODEL} answers requests that offer tools "
                       "(name a model to choose another)")
-        if notice is not None:
-            response.headers[NOTICE_HEADER] = notice
-        return response
+        return {NOTICE_HEADER: notice} if notice is not None else {}
 
 
 def choose(platform: Platform, body: Mapping[str, Any]) -> ModelChoice:

@@ -42,15 +42,15 @@ async def _chat(request: Request, platform: Platform, body: dict[str, Any], lane
     def keep(completion: dict[str, Any]) -> None:
         chat_completions.save(platform.store, completion, asked)
 
-    def ignored(served: ServedLike) -> dict[str, str]:
+    def headers(served: ServedLike) -> dict[str, str]:
         fields = openai_chat.ignored_fields(req, served)
-        return {IGNORED_FIELDS_HEADER: ", ".join(fields)} if fields else {}
+        return {**choice.headers(served.name), **({IGNORED_FIELDS_HEADER: ", ".join(fields)} if fields else {})}
 
     render = openai_chat.ChatRender(req.model, req.stream, response_id(chat_completions.PREFIX), now(),
                                     logprobs=bool(req.logprobs),
                                     include_usage=bool((req.stream_options or {}).get("include_usage")),
                                     tier=req.service_tier is not None, keep=keep if req.store else None)
-    return choice.annotate(await serve(request, platform, openai_chat.chat_ask(req, lane), render, headers=ignored))
+    return await serve(request, platform, openai_chat.chat_ask(req, lane), render, headers=headers)
 
 
 async def _completions(request: Request, platform: Platform, body: dict[str, Any], lane: str) -> Response:

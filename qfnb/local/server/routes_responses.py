@@ -67,7 +67,7 @@ async def _create(request: Request, platform: Platform, body: dict[str, Any], la
     render = ResponsesRender(rid, data, now(), keep, stream=req.stream, cancelled=lambda: _running.get(rid, False))
     response: Response | None = None
     try:
-        response = choice.annotate(await serve(request, platform, ask, render))
+        response = await serve(request, platform, ask, render, headers=lambda served: choice.headers(served.name))
         if isinstance(response, StreamingResponse):  # forgotten when the stream ends, or its client leaves
             response.body_iterator = _forgetting(rid, response.body_iterator)
         return response

@@ -30,7 +30,7 @@ from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.server.lane import lane_of
 from qfnb.local.server.offload import offload
-from qfnb.local.server.wire import json_body
+from qfnb.local.server.wire import ANSWER_HEADERS, json_body
 from qfnb.protocol.daemon import MODEL_HEADER
 from qfnb.protocol.errors import ProtocolError
 
@@ -98,13 +98,14 @@ async def serve(request: Request, platform: Platform, ask: Ask, render: Render, 
     served: ServedLike = await offload(platform.resolve, api_type, ask.model)
     platform.note_loading(served)  # its first call loads the engine, off the event loop
     engine: Engine = await offload(platform.registry.chat, platform.engine_endpoint(served))
+    named = {MODEL_HEADER: served.name, **(headers(served) if headers is not None else {})}
+    request.scope[ANSWER_HEADERS] = named  # sent by a heartbeat that starts the answer before the route
     streams = answers(engine, served, ask, whole=not render.stream)
     note = current_note()
     if note is not None and not counted:
         note.model_call, note = False, None
     if note is not None:
         note.answered_by(served.name, "chat" if api_type == "chat" else "text_completion")
-    named = {MODEL_HEADER: served.name, **(headers(served) if headers is not None else {})}
     if render.stream:
         primed = [await primed_stream(s) for s in streams]
         if len(primed) == 1:  # the usual case: the one layer over the engine's stream notes the call too

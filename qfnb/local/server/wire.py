@@ -97,6 +97,9 @@ def bce_error(status: int, code: str, message: str) -> JSONResponse:
 #: the request scope's key for the body's ``stream`` flag, set by :func:`json_body` where the body is
 #: parsed (once): the heartbeat middleware reads it, not the body, when it must know (heartbeat.py)
 STREAM_FLAG = "qfnb.stream"
+#: the request scope's key for the headers a route knows before its answer starts (the model that
+#: serves it, the notice about its choice): a heartbeat that starts the answer sends them (heartbeat.py)
+ANSWER_HEADERS = "qfnb.answer_headers"
 
 
 async def json_body(request: Request) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from fake_openai_engine import FakeEngine
 from fakes.cloud import serve
 from platform_doubles import FakeServed
 from platform_helpers import bearer, make_settings
-from starlette.responses import Response
 from starlette.testclient import TestClient
 
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
@@ -40,7 +39,7 @@ class Listing:
 
 
 def notice(choice: model_choice.ModelChoice, served: str) -> str | None:
-    return choice.annotate(Response(headers={MODEL_HEADER: served})).headers.get(NOTICE_HEADER)
+    return choice.headers(served).get(NOTICE_HEADER)
 
 
 @pytest.mark.parametrize("model", [None, "", "default", "DEFAULT"])
@@ -78,15 +77,19 @@ def test_a_named_model_is_that_model_and_an_unreliable_one_is_said() -> None:
     said.encode("latin-1")  # a header value
 
 
-@pytest.fixture()
-def tool_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, FakeEngine]]:
-    """The platform with an engine double served as ``Tool-Double``, standing in for the tool model."""
+@pytest.fixture(params=["prompt", "slow"])
+def tool_platform(request: pytest.FixtureRequest, tmp_path: Path,
+                  monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, FakeEngine]]:
+    """The platform with an engine double served as ``Tool-Double``, standing in for the tool model:
+    prompt, or slow enough that a heartbeat starts the answer before the route does (a loaded machine)."""
     monkeypatch.setattr(model_choice, "LOCAL_TOOL_MODEL", "Tool-Double")
-    fake = FakeEngine(tokens=3, delay=0.0)
+    slow = request.param == "slow"
+    fake = FakeEngine(tokens=3, delay=0.3 if slow else 0.0)
     with serve(fake.app) as url:
         external = parse_external({"Tool-Double": {"base_url": url + "/v1", "model": "remote-tools"}})
         registry = EngineRegistry(tmp_path, options=EngineOptions(slots=2, queue=2, external=external))
-        with TestClient(create_app(make_settings(tmp_path), registry), base_url="http://127.0.0.1:8123") as client:
+        settings = make_settings(tmp_path, heartbeat=0.1 if slow else 10.0)
+        with TestClient(create_app(settings, registry), base_url="http://127.0.0.1:8123") as client:
             yield client, fake
         registry.close()
 
