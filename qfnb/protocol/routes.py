@@ -22,6 +22,9 @@ MODEL_API_PREFIX = "/rpc/2.0/ai_custom/v1/wenxinworkshop"
 OAUTH_TOKEN = "/oauth/2.0/token"
 CHAT_V2 = "/v2/chat/completions"
 BEARER_TOKEN = "/v1/BCE-BEARER/token"
+#: the request header naming one logical model call, the same on each of its retries (the name
+#: Stripe's and OpenAI's APIs use): the local platform runs a keyed call once per caller
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 API_TYPES: tuple[str, ...] = (
     "chat", "completions", "embeddings", "text2image", "image2text", "reranker", "plugin",

@@ -209,7 +209,9 @@ class AsyncQianfanClient:
         """POST a model call to ``url``, recorded (:mod:`qfnb._core.http.recorded`): answered from the
         cache on a hit."""
         body, hide_usage = _sent_body(kind, body, stream)
-        headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(), **self._lane()}
+        # one key per logical call, the same on its retries: the local platform reuses a retried call's work
+        headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(),
+                   routes.IDEMPOTENCY_HEADER: "qfnb-" + secrets.token_hex(16), **self._lane()}
         record = None if kind in UNRECORDED else Recording.begin(self.config, kind, name, body, stream=stream,
                                                                  repeat=repeat, named=named)
         call = Call("POST", url, body, headers, None, via, stream, policy=retry, tokens=tokens, record=record)

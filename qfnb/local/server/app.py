@@ -37,6 +37,7 @@ from qfnb.local.server import (
 from qfnb.local.server.auth import Authenticator, authenticator
 from qfnb.local.server.guard import BodyLimit
 from qfnb.local.server.heartbeat import Heartbeat
+from qfnb.local.server.idempotency import Calls, Idempotent
 from qfnb.local.server.wire import bce_error
 from qfnb.local.settings import Settings
 from qfnb.protocol.limits import MAX_UPLOAD_BYTES
@@ -157,6 +158,8 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
     if observe is None:
         observe = platform.settings.observe
 
+    calls = Calls(grace=platform.settings.retry_grace)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         platform.startup()
@@ -167,6 +170,7 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         try:
             yield
         finally:
+            calls.close()
             platform.shutdown()
 
     routes: list[Any] = [
@@ -180,7 +184,8 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         *metrics.routes(platform),
         *(extra_routes or []),
     ]
-    middleware = [*([Middleware(metrics.Observe)] if observe else []), Middleware(CatchAll), Middleware(BodyLimit),
+    # keyed model calls outermost: a retry served from its first attempt is not counted again
+    middleware = [Middleware(Idempotent, calls=calls), *([Middleware(metrics.Observe)] if observe else []), Middleware(CatchAll), Middleware(BodyLimit),
                   Middleware(Heartbeat, every=platform.settings.heartbeat)]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={404: no_such_route, 405: no_such_route})

@@ -1,0 +1,169 @@
+"""A retry reuses the platform's work: a model call carries an ``Idempotency-Key`` (qfnb's client
+one per logical call, the same on its retries), and the platform runs it once per key and caller.
+A slow engine double answers after the client's timeout: the client's connection is cut, it
+retries, and the retry attaches to the call still generating (or gets the finished answer): one
+engine call, the same answer, counted once. A cut stream, sent again, replays what was sent and
+goes on. Another caller's key reaches nothing; the same key with another body is refused."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from platform_doubles import FakeChat, FakeDelta, FakeRegistry
+
+from qfnb import ChatCompletion
+from qfnb._core.record import ledger as ledger_mod
+from qfnb.errors import TimeoutError
+from qfnb.local.engines.ask import Sampling
+from qfnb.local.server.idempotency import REUSED_HEADER
+from tests.fakes.local_platform import ServedPlatform, served_platform
+
+#: the slow engine's wait before its first word and between words after the second; the client's timeout
+FIRST_S, PAUSE_S, TIMEOUT_S = 1.0, 0.3, 0.4
+
+
+class SlowChat(FakeChat):
+    """Waits ``FIRST_S`` before its first word (a queue, a long prefill); on a prompt starting
+    "pause", ``PAUSE_S`` before each word after the second (a stream cut mid-answer)."""
+
+    def _words(self, text: str, sampling: Sampling) -> Iterator[FakeDelta]:
+        if not text.startswith("pause"):
+            time.sleep(FIRST_S)
+        for i, delta in enumerate(super()._words(text, sampling)):
+            if text.startswith("pause") and i >= 2:
+                time.sleep(PAUSE_S)
+            yield delta
+
+
+class SlowRegistry(FakeRegistry):
+    def make_chat(self, tag: str) -> FakeChat:
+        return SlowChat(tag)
+
+
+def _served(tmp_path: Path, **settings: Any) -> Any:
+    return served_platform(tmp_path / "platform", registry=SlowRegistry(), heartbeat=0, **settings)
+
+
+def _calls(served: ServedPlatform) -> int:
+    return len(served.registry.engines["tiny-chat"].calls)
+
+
+def _counted(served: ServedPlatform) -> float:
+    """The model calls the platform's metrics counted."""
+    meter = served.app.state.platform.meter
+    return sum(s.value for m in meter.registry.collect() if m.name == "qfnb_requests"
+               for s in m.samples if s.name == "qfnb_requests_total")
+
+
+def _post(served: ServedPlatform, body: dict[str, Any], key: str, token: str, **kw: Any) -> httpx.Response:
+    return httpx.post(served.url + "/v2/chat/completions", json=body, timeout=kw.pop("timeout", 10),
+                      headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key})
+
+
+@pytest.mark.usefixtures("own_record_dir")
+def test_the_sdk_retry_after_a_timeout_gets_the_first_attempts_answer(tmp_path: Path) -> None:
+    with _served(tmp_path) as served:
+        chat = ChatCompletion(model="Tiny-Chat", config=served.config(
+            llm_api_retry_timeout=TIMEOUT_S, llm_api_retry_count=5, llm_api_retry_backoff_factor=0.05,
+            llm_api_retry_jitter=0.0))
+        started = time.perf_counter()
+        whole = chat.do(messages=[{"role": "user", "content": "slow one"}])
+        assert whole.body["result"] == "tiny-chat: slow one"
+        assert _calls(served) == 1  # the retries attached to the first attempt's work
+        assert time.perf_counter() - started < FIRST_S + 3 * TIMEOUT_S  # not generated again from scratch
+        assert whole.headers.get(REUSED_HEADER) in ("attached", "stored")
+        assert _counted(served) == 1
+        rows = ledger_mod.default_ledger().rows()
+        assert len(rows) == 1 and rows[0].completion_tokens == 3
+
+        streamed = "".join(r.body["result"] for r in chat.do(messages=[{"role": "user", "content": "slow two"}],
+                                                                stream=True))
+        assert streamed == "tiny-chat: slow two" and _calls(served) == 2 and _counted(served) == 2
+        assert len(ledger_mod.default_ledger().rows()) == 2
+
+
+def test_a_cut_stream_sent_again_replays_what_was_sent_and_goes_on(tmp_path: Path) -> None:
+    body = {"model": "Tiny-Chat", "stream": True, "messages": [{"role": "user", "content": "pause a b c d e"}]}
+    with _served(tmp_path) as served:
+        token = served.bearer_token()
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "stream-1"}
+        with httpx.stream("POST", served.url + "/v2/chat/completions", json=body, headers=headers,
+                          timeout=10) as first:
+            seen = []
+            for line in first.iter_lines():
+                if line.startswith("data: {"):
+                    seen.append(json.loads(line[6:])["choices"][0]["delta"].get("content", ""))
+                if len(seen) == 3:
+                    break  # the connection is cut mid-answer
+        again = httpx.post(served.url + "/v2/chat/completions", json=body, headers=headers, timeout=10)
+        events = [json.loads(line[6:]) for line in again.text.splitlines() if line.startswith("data: {")]
+        text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e.get("choices"))
+        assert text == "tiny-chat: pause a b c d e" and "".join(seen) == "tiny-chat: pause"
+        assert again.headers[REUSED_HEADER] == "attached" and again.text.rstrip().endswith("data: [DONE]")
+        assert _calls(served) == 1
+
+        stored = httpx.post(served.url + "/v2/chat/completions", json=body, headers=headers, timeout=10)
+        assert stored.headers[REUSED_HEADER] == "stored" and stored.text == again.text and _calls(served) == 1
+        assert _counted(served) == 1
+
+
+def test_a_key_serves_only_its_caller_and_only_its_own_request(tmp_path: Path) -> None:
+    body = {"model": "Tiny-Chat", "messages": [{"role": "user", "content": "pause mine"}]}
+    with _served(tmp_path) as served:
+        mine, theirs = served.bearer_token(), served.bearer_token()
+        first = _post(served, body, "k-1", mine)
+        assert first.json()["choices"][0]["message"]["content"] == "tiny-chat: pause mine"
+        assert _post(served, body, "k-1", mine).headers[REUSED_HEADER] == "stored" and _calls(served) == 1
+
+        other = _post(served, body, "k-1", theirs)  # another key's call under the same name: run for it
+        assert REUSED_HEADER not in other.headers and _calls(served) == 2
+
+        changed = _post(served, {**body, "messages": [{"role": "user", "content": "pause other"}]}, "k-1", mine)
+        assert changed.status_code == 422 and "Idempotency-Key 'k-1'" in changed.json()["error"]["message"]
+        assert _calls(served) == 2
+
+        bad = httpx.post(served.url + "/v2/chat/completions", json=body, timeout=10,
+                         headers={"Authorization": f"Bearer {mine}", "Idempotency-Key": "x" * 300})
+        assert bad.status_code == 400 and "Idempotency-Key" in bad.json()["error"]["message"]
+        assert _calls(served) == 2
+
+
+def test_the_openai_sdk_retry_with_its_idempotency_key_attaches(tmp_path: Path) -> None:
+    with _served(tmp_path) as served:
+        sdk = openai.OpenAI(base_url=served.url + "/v2", api_key=served.bearer_token(), max_retries=4,
+                            timeout=TIMEOUT_S)
+        sdk._idempotency_header = "Idempotency-Key"  # the SDK keeps one key across its retries
+        done = sdk.chat.completions.create(model="Tiny-Chat", messages=[{"role": "user", "content": "sdk"}])
+        assert done.choices[0].message.content == "tiny-chat: sdk" and _calls(served) == 1
+
+
+def test_an_error_is_not_kept_and_a_call_nobody_waits_for_is_cancelled(tmp_path: Path) -> None:
+    with _served(tmp_path, retry_grace=0.2) as served:
+        token = served.bearer_token()
+        missing = {"model": "No-Such-Model", "messages": [{"role": "user", "content": "x"}]}
+        assert _post(served, missing, "e-1", token).status_code >= 400
+        again = _post(served, missing, "e-1", token)
+        assert again.status_code >= 400 and REUSED_HEADER not in again.headers  # tried again, not replayed
+
+        body = {"model": "Tiny-Chat", "messages": [{"role": "user", "content": "slow gone"}]}
+        with pytest.raises(httpx.ReadTimeout):
+            _post(served, body, "g-1", token, timeout=0.3)
+        time.sleep(0.4)  # past the grace: the work was cancelled and forgotten
+        late = _post(served, body, "g-1", token)
+        assert REUSED_HEADER not in late.headers and _calls(served) == 2
+
+
+def test_without_a_retry_left_the_timeout_names_its_settings(tmp_path: Path) -> None:
+    with _served(tmp_path) as served:
+        chat = ChatCompletion(model="Tiny-Chat", config=served.config(
+            llm_api_retry_timeout=0.2, llm_api_retry_count=2, llm_api_retry_backoff_factor=0.01))
+        with pytest.raises(TimeoutError, match=r"2 attempts.*QIANFAN_LLM_API_RETRY_COUNT.*"
+                                               r"QIANFAN_LLM_API_RETRY_TIMEOUT"):
+            chat.do(messages=[{"role": "user", "content": "too slow"}])
