@@ -25,6 +25,9 @@ BEARER_TOKEN = "/v1/BCE-BEARER/token"
 #: the request header naming one logical model call, the same on each of its retries (the name
 #: Stripe's and OpenAI's APIs use): the local platform runs a keyed call once per caller
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: the answer header of a retry the local platform served from its first attempt: ``attached``
+#: (that attempt was still working) or ``stored`` (it had finished)
+REUSED_HEADER = "X-Qfnb-Idempotent-Replay"
 
 API_TYPES: tuple[str, ...] = (
     "chat", "completions", "embeddings", "text2image", "image2text", "reranker", "plugin",

@@ -40,7 +40,7 @@ from qfnb.local.server.openai_errors import openai_error
 from qfnb.local.server.wire import v1_error, v2_chat_error
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.limits import MAX_BODY_BYTES
-from qfnb.protocol.routes import IDEMPOTENCY_HEADER, MODEL_API_PREFIX
+from qfnb.protocol.routes import IDEMPOTENCY_HEADER, MODEL_API_PREFIX, REUSED_HEADER
 
 __all__ = ["IDEMPOTENCY_HEADER", "REUSED_HEADER", "Calls", "Idempotent"]
 
@@ -50,12 +50,10 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-#: the answer header of a retry served from an earlier attempt: ``attached`` (it was still
-#: working) or ``stored`` (it had finished)
-REUSED_HEADER = "x-qfnb-idempotent-replay"
 #: the longest key accepted
 MAX_KEY_CHARS = 255
 _KEY_NAME = IDEMPOTENCY_HEADER.lower().encode()
+_REUSED_NAME = REUSED_HEADER.lower().encode()
 
 
 class _Work:
@@ -112,7 +110,7 @@ class _Work:
                     message = self.messages[sent]
                     if sent == 0 and reused is not None and message["type"] == "http.response.start":
                         message = {**message, "headers": [*message.get("headers", ()),
-                                                          (REUSED_HEADER.encode(), reused.encode())]}
+                                                          (_REUSED_NAME, reused.encode())]}
                     sent += 1
                     try:
                         await send(message)

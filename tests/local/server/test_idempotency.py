@@ -22,7 +22,7 @@ from qfnb import ChatCompletion
 from qfnb._core.record import ledger as ledger_mod
 from qfnb.errors import TimeoutError
 from qfnb.local.engines.ask import Sampling
-from qfnb.local.server.idempotency import REUSED_HEADER
+from qfnb.protocol.routes import REUSED_HEADER
 from tests.fakes.local_platform import ServedPlatform, served_platform
 
 #: the slow engine's wait before its first word and between words after the second; the client's timeout
@@ -31,15 +31,17 @@ FIRST_S, PAUSE_S, TIMEOUT_S = 1.0, 0.15, 0.4
 
 class SlowChat(FakeChat):
     """Waits ``FIRST_S`` before its first word (a queue, a long prefill); on a prompt starting
-    "pause", ``PAUSE_S`` before each word after the second (a stream cut mid-answer); on one
-    starting "quick", not at all."""
+    "pause", ``PAUSE_S`` before each word after the second; "stall", ``FIRST_S`` before its third
+    word (a stream that goes silent mid-answer); "quick", not at all."""
 
     def _words(self, text: str, sampling: Sampling) -> Iterator[FakeDelta]:
-        if not text.startswith(("pause", "quick")):
+        if not text.startswith(("pause", "quick", "stall")):
             time.sleep(FIRST_S)
         for i, delta in enumerate(super()._words(text, sampling)):
             if text.startswith("pause") and i >= 2:
                 time.sleep(PAUSE_S)
+            if text.startswith("stall") and i == 2:
+                time.sleep(FIRST_S)
             yield delta
 
 
@@ -86,6 +88,19 @@ def test_the_sdk_retry_after_a_timeout_gets_the_first_attempts_answer(tmp_path: 
                                                                 stream=True))
         assert streamed == "tiny-chat: slow two" and _calls(served) == 2 and _counted(served) == 2
         assert len(ledger_mod.default_ledger().rows()) == 2
+
+
+@pytest.mark.usefixtures("own_record_dir")
+def test_the_sdk_resumes_a_stream_that_went_silent_mid_answer(tmp_path: Path) -> None:
+    with _served(tmp_path) as served:
+        chat = ChatCompletion(model="Tiny-Chat", config=served.config(
+            llm_api_retry_timeout=TIMEOUT_S, llm_api_retry_count=5, llm_api_retry_backoff_factor=0.05,
+            llm_api_retry_jitter=0.0))
+        chunks = [r.body["result"] for r in chat.do(messages=[{"role": "user", "content": "stall a b"}], stream=True)]
+        assert "".join(chunks) == "tiny-chat: stall a b" and chunks[:2] == ["tiny-chat:", " stall"]
+        assert _calls(served) == 1 and _counted(served) == 1  # resumed, not generated again
+        rows = ledger_mod.default_ledger().rows()
+        assert len(rows) == 1 and rows[0].completion_tokens == 4
 
 
 def test_a_cut_stream_sent_again_replays_what_was_sent_and_goes_on(tmp_path: Path) -> None:
