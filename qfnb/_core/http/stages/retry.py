@@ -85,8 +85,8 @@ def spent(call: Call, elapsed: float, exc: BaseException) -> str:
     """The error once a call's retries are spent: the last attempt's, what the tries came to and
     the settings that bound them."""
     kind = "CONSOLE" if call.api in ("console", "raw") else "LLM"
-    kept = (f"; each retry carried the call's {IDEMPOTENCY_HEADER}, so the local platform went on with the "
-            "first attempt's work rather than start it again") if IDEMPOTENCY_HEADER in call.headers else ""
+    kept = (f"; each retry carried the call's {IDEMPOTENCY_HEADER} (the local platform goes on with the first "
+            "attempt's work rather than start it again)") if IDEMPOTENCY_HEADER in call.headers else ""
     return (f"{exc} -- gave up after {call.attempt} attempts in {elapsed:.1f} s{kept}. "
             f"QIANFAN_{kind}_API_RETRY_COUNT sets the attempts, QIANFAN_{kind}_API_RETRY_TIMEOUT the silence "
             "each one waits")
