@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -133,9 +134,15 @@ async def test_retry_waits_by_the_policy_and_counts_attempts() -> None:
     assert isinstance(await Retry(FAST, clock.sleep)(call, end), QfResponse)
     assert end.calls == 3 and call.attempt == 3 and clock.slept == [0.5, 1.0]
     gave_up = Script(*[ServerOverloadedError(336100, "busy")] * 3)
-    with pytest.raises(ServerOverloadedError):
+    with pytest.raises(ServerOverloadedError) as spent:
         await Retry(FAST, clock.sleep)(_call(), gave_up)
-    assert gave_up.calls == 3
+    assert gave_up.calls == 3  # the server's error, and a note of what the tries came to
+    (note,) = spent.value.__notes__
+    assert re.fullmatch(r"gave up after 3 attempts in \d+\.\d s; QIANFAN_LLM_API_RETRY_COUNT sets the attempts", note)
+    silent = Script(*[TimeoutError("no byte for 7 s")] * 3)
+    with pytest.raises(TimeoutError, match=r"^no byte for 7 s -- gave up after 3 attempts in .* "
+                                           r"QIANFAN_LLM_API_RETRY_TIMEOUT the silence each one waits$"):
+        await Retry(FAST, clock.sleep)(_call(), silent)
     once = Script(InvalidArgumentError(336003, "bad"))
     with pytest.raises(InvalidArgumentError):
         await Retry(FAST, clock.sleep)(_call(), once)

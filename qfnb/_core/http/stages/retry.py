@@ -41,6 +41,8 @@ class Retry:
                 if delay is None:
                     if call.attempt > 1 and type(exc) in (ConnectionError, TimeoutError):
                         raise type(exc)(spent(call, time.monotonic() - started, exc)) from exc
+                    if call.attempt > 1:  # the server's own error (its message says what happened)
+                        exc.add_note(spent(call, time.monotonic() - started, None))
                     raise
                 logger.debug("retrying %s %s in %.2fs (attempt %d/%d): %s", call.method, call.path, delay,
                              call.attempt + 1, policy.attempts, exc)
@@ -81,12 +83,15 @@ class Retry:
                 stream, skip = again, given
 
 
-def spent(call: Call, elapsed: float, exc: BaseException) -> str:
-    """The error once a call's retries are spent: the last attempt's, what the tries came to and
-    the settings that bound them."""
+def spent(call: Call, elapsed: float, exc: BaseException | None) -> str:
+    """What a call's spent retries came to and the settings that bound them, after the last
+    attempt's error ``exc`` when it was silence or a dropped connection (None: a server's error,
+    whose own message says what happened)."""
     kind = "CONSOLE" if call.api in ("console", "raw") else "LLM"
+    tries = f"gave up after {call.attempt} attempts in {elapsed:.1f} s"
+    if exc is None:
+        return f"{tries}; QIANFAN_{kind}_API_RETRY_COUNT sets the attempts"
     kept = (f"; each retry carried the call's {IDEMPOTENCY_HEADER} (the local platform goes on with the first "
             "attempt's work rather than start it again)") if IDEMPOTENCY_HEADER in call.headers else ""
-    return (f"{exc} -- gave up after {call.attempt} attempts in {elapsed:.1f} s{kept}. "
-            f"QIANFAN_{kind}_API_RETRY_COUNT sets the attempts, QIANFAN_{kind}_API_RETRY_TIMEOUT the silence "
-            "each one waits")
+    return (f"{exc} -- {tries}{kept}. QIANFAN_{kind}_API_RETRY_COUNT sets the attempts, "
+            f"QIANFAN_{kind}_API_RETRY_TIMEOUT the silence each one waits")
