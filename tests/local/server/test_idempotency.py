@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -149,13 +150,18 @@ def test_a_key_serves_only_its_caller_and_only_its_own_request(tmp_path: Path) -
         assert _calls(served) == 2
 
 
-def test_the_openai_sdk_retry_with_its_idempotency_key_attaches(tmp_path: Path) -> None:
+def test_the_openai_and_anthropic_sdk_retries_with_a_key_attach(tmp_path: Path) -> None:
     with _served(tmp_path) as served:
         sdk = openai.OpenAI(base_url=served.url + "/v2", api_key=served.bearer_token(), max_retries=4,
                             timeout=TIMEOUT_S)
         done = sdk.chat.completions.create(model="Tiny-Chat", messages=[{"role": "user", "content": "sdk"}],
                                            extra_headers={"Idempotency-Key": "sdk-call-1"})  # kept on its retries
         assert done.choices[0].message.content == "tiny-chat: sdk" and _calls(served) == 1
+        claude = anthropic.Anthropic(base_url=served.url, api_key=served.bearer_token(), max_retries=4,
+                                     timeout=TIMEOUT_S)  # x-api-key: the same caller as its bearer token
+        message = claude.messages.create(model="Tiny-Chat", max_tokens=16, extra_headers={"Idempotency-Key": "c-1"},
+                                         messages=[{"role": "user", "content": "claude"}])
+        assert message.content[0].text == "tiny-chat: claude" and _calls(served) == 2  # type: ignore[union-attr]
 
 
 def test_an_error_is_not_kept_and_a_call_nobody_waits_for_is_cancelled(tmp_path: Path) -> None:
