@@ -28,6 +28,10 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: the answer header of a retry the local platform served from its first attempt: ``attached``
 #: (that attempt was still working) or ``stored`` (it had finished)
 REUSED_HEADER = "X-Qfnb-Idempotent-Replay"
+#: the local platform's keyed calls: ``DELETE {CALLS_ROUTE}/{key}`` cancels the call its caller sent
+#: under that key (the client sends it when the caller stops the call: an Interrupt, a cancelled
+#: task, a stream closed early); the cloud has no such route
+CALLS_ROUTE = "/qfnb/calls"
 
 API_TYPES: tuple[str, ...] = (
     "chat", "completions", "embeddings", "text2image", "image2text", "reranker", "plugin",

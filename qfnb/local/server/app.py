@@ -21,6 +21,7 @@ from qfnb.local.engines import EngineRegistry
 from qfnb.local.engines.api import RegistryLike
 from qfnb.local.server import (
     failures,
+    idempotency,
     metrics,
     routes_anthropic,
     routes_batch,
@@ -181,7 +182,7 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         *routes_batch.routes(), *routes_bos.routes(),
         Route("/bos/{bucket}/{key:path}", bos_object, methods=["PUT", "GET", "POST", "DELETE"]),
         Route("/healthz", health, methods=["GET"]),
-        *metrics.routes(platform),
+        *metrics.routes(platform), *idempotency.routes(calls),
         *(extra_routes or []),
     ]
     # keyed model calls outermost: a retry served from its first attempt is not counted again

@@ -166,6 +166,13 @@ class Authenticator:
             return self._token_state(key.strip(), bearer=True) == "ok"
         return self.check_bearer(request) is None
 
+    def allows_any_model_call(self, request: Request) -> bool:
+        """Whether ``request`` carries a credential some model call accepts: an access token (in
+        its query), a signature, a bearer token or ``x-api-key`` (the keyed-calls route takes each)."""
+        if request.query_params.get("access_token"):
+            return self.check_inference(request) is None
+        return self.allows_model_call(request)
+
     def check_console(self, request: Request) -> JSONResponse | None:
         """Console APIs: bce-auth-v1 only."""
         if not request.headers.get("authorization") and not presigned(request):

@@ -15,7 +15,8 @@ which goes on when the client's connection drops, and keeps every message of its
 Keys are kept per credential (the bearer token, the access token or the IAM access key as sent: a
 key never reaches another caller's answer), for ``ttl`` seconds after the answer ended, at most
 ``max_calls`` of them and ``max_bytes`` of answers (the oldest finished go first). A call nobody
-listens to for ``grace`` seconds (the client left and did not retry) is cancelled.
+listens to for ``grace`` seconds (the client left and did not retry) is cancelled; a caller that
+stops its call on purpose cancels it at once with ``DELETE /qfnb/calls/{key}`` (:func:`routes`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from qfnb.local.server import failures
 from qfnb.local.server.guard import declared_length
@@ -40,9 +42,9 @@ from qfnb.local.server.openai_errors import openai_error
 from qfnb.local.server.wire import v1_error, v2_chat_error
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.limits import MAX_BODY_BYTES
-from qfnb.protocol.routes import IDEMPOTENCY_HEADER, MODEL_API_PREFIX, REUSED_HEADER
+from qfnb.protocol.routes import CALLS_ROUTE, IDEMPOTENCY_HEADER, MODEL_API_PREFIX, REUSED_HEADER
 
-__all__ = ["IDEMPOTENCY_HEADER", "REUSED_HEADER", "Calls", "Idempotent"]
+__all__ = ["IDEMPOTENCY_HEADER", "REUSED_HEADER", "Calls", "Idempotent", "routes"]
 
 log = logging.getLogger("qfnb.local.inference")
 
@@ -131,8 +133,13 @@ class _Work:
                 self._abandon = asyncio.get_running_loop().call_later(grace, self._give_up)
 
     def _give_up(self) -> None:
-        if self.listeners == 0 and not self.done and self.task is not None:
+        if self.listeners == 0 and not self.done:
             log.info("nobody came back for a keyed call: cancelled")
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Stops the call's work now (its engine request is cancelled as on a client's disconnect)."""
+        if self.task is not None and not self.done:
             self.forget()  # a late retry runs again rather than attach to a call being cancelled
             self.task.cancel()
 
@@ -190,6 +197,18 @@ class Calls:
             if work.failed:
                 self._drop(name, work)
             self._fit()
+
+    def withdraw(self, owner: str, key: str) -> str | None:
+        """Cancels ``owner``'s call under ``key``: ``cancelled``, ``finished`` (nothing to do) or None
+        (no such call of this owner's)."""
+        work = self.get(owner, key)
+        if work is None:
+            return None
+        if work.done:
+            return "finished"
+        log.info("a keyed call was withdrawn by its caller: cancelled")
+        work.cancel()
+        return "cancelled"
 
     def _drop(self, name: tuple[str, str], work: _Work) -> None:
         if self._calls.get(name) is work:
@@ -259,6 +278,24 @@ class Idempotent:
                 await self.app(scope, _replay(body, receive), send)
                 return
         await work.follow(send, receive, reused, self.calls.grace)
+
+
+def routes(calls: Calls) -> list[Route]:
+    """``DELETE /qfnb/calls/{key}``: the caller stops its keyed call (a key is found only under the
+    credential that sent it; another's answers 404, as an unknown key does)."""
+
+    async def withdraw(request: Request) -> Response:
+        key = request.path_params["key"]
+        if not request.app.state.auth.allows_any_model_call(request):
+            return openai_error(401, "the keyed-calls route needs the credential the call was sent with "
+                                "(an access token, a signature, a bearer token or x-api-key)")
+        state = calls.withdraw(_owner(request.scope), key)
+        if state is None:
+            return openai_error(404, f"no call under {IDEMPOTENCY_HEADER} {key!r} from this caller (it may "
+                                "have ended and been forgotten)", param=IDEMPOTENCY_HEADER, code="unknown_key")
+        return JSONResponse({"key": key, "state": state})
+
+    return [Route(CALLS_ROUTE + "/{key}", withdraw, methods=["DELETE"])]
 
 
 def _key_of(scope: Any) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,15 @@ import httpx
 import openai
 import pytest
 from platform_doubles import FakeChat, FakeDelta, FakeRegistry
+from platform_helpers import wait_for
 
 from qfnb import ChatCompletion
+from qfnb._core.config import Config
 from qfnb._core.record import ledger as ledger_mod
+from qfnb._core.runtime import sync
 from qfnb.errors import TimeoutError
 from qfnb.local.engines.ask import Sampling
-from qfnb.protocol.routes import REUSED_HEADER
+from qfnb.protocol.routes import CALLS_ROUTE, REUSED_HEADER
 from tests.fakes.local_platform import ServedPlatform, served_platform
 
 #: the slow engine's wait before its first word and between words after the second; the client's timeout
@@ -33,17 +37,26 @@ FIRST_S, PAUSE_S, TIMEOUT_S = 1.0, 0.15, 0.4
 class SlowChat(FakeChat):
     """Waits ``FIRST_S`` before its first word (a queue, a long prefill); on a prompt starting
     "pause", ``PAUSE_S`` before each word after the second; "stall", ``FIRST_S`` before its third
-    word (a stream that goes silent mid-answer); "quick", not at all."""
+    word (a stream that goes silent mid-answer); "quick", not at all. ``stopped``: when each
+    generation was cancelled before its end (the engine's slot freed)."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__(tag)
+        self.stopped: list[float] = []
 
     def _words(self, text: str, sampling: Sampling) -> Iterator[FakeDelta]:
         if not text.startswith(("pause", "quick", "stall")):
             time.sleep(FIRST_S)
-        for i, delta in enumerate(super()._words(text, sampling)):
-            if text.startswith("pause") and i >= 2:
-                time.sleep(PAUSE_S)
-            if text.startswith("stall") and i == 2:
-                time.sleep(FIRST_S)
-            yield delta
+        try:
+            for i, delta in enumerate(super()._words(text, sampling)):
+                if text.startswith("pause") and i >= 2:
+                    time.sleep(PAUSE_S)
+                if text.startswith("stall") and i == 2:
+                    time.sleep(FIRST_S)
+                yield delta
+        except GeneratorExit:
+            self.stopped.append(time.monotonic())
+            raise
 
 
 class SlowRegistry(FakeRegistry):
@@ -56,7 +69,24 @@ def _served(tmp_path: Path, **settings: Any) -> Any:
 
 
 def _calls(served: ServedPlatform) -> int:
-    return len(served.registry.engines["tiny-chat"].calls)
+    engine = served.registry.engines.get("tiny-chat")  # made on its first call
+    return 0 if engine is None else len(engine.calls)
+
+
+def _engine(served: ServedPlatform) -> SlowChat:
+    engine = served.registry.engines["tiny-chat"]
+    assert isinstance(engine, SlowChat)
+    return engine
+
+
+def _local(served: ServedPlatform, **overrides: Any) -> Config:
+    """A config for ``served`` as the client's own for the embedded platform (the client withdraws
+    the calls its caller stops only there)."""
+    return replace(served.config(**overrides), embedded=True)
+
+
+#: a prompt the slow engine answers in about 9 s (``PAUSE_S`` a word)
+LONG = "pause " + " ".join(f"w{i}" for i in range(60))
 
 
 def _counted(served: ServedPlatform) -> float:
@@ -73,8 +103,8 @@ def _post(served: ServedPlatform, body: dict[str, Any], key: str, token: str, **
 
 @pytest.mark.usefixtures("own_record_dir")
 def test_the_sdk_retry_after_a_timeout_gets_the_first_attempts_answer(tmp_path: Path) -> None:
-    with _served(tmp_path) as served:
-        chat = ChatCompletion(model="Tiny-Chat", config=served.config(
+    with _served(tmp_path) as served:  # a timeout is no stop of the caller's: the work is kept
+        chat = ChatCompletion(model="Tiny-Chat", config=_local(served,
             llm_api_retry_timeout=TIMEOUT_S, llm_api_retry_count=5, llm_api_retry_backoff_factor=0.05,
             llm_api_retry_jitter=0.0))
         whole = chat.do(messages=[{"role": "user", "content": "slow one"}])
@@ -88,7 +118,7 @@ def test_the_sdk_retry_after_a_timeout_gets_the_first_attempts_answer(tmp_path: 
         streamed = "".join(r.body["result"] for r in chat.do(messages=[{"role": "user", "content": "slow two"}],
                                                                 stream=True))
         assert streamed == "tiny-chat: slow two" and _calls(served) == 2 and _counted(served) == 2
-        assert len(ledger_mod.default_ledger().rows()) == 2
+        assert len(ledger_mod.default_ledger().rows()) == 2 and _engine(served).stopped == []
 
 
 @pytest.mark.usefixtures("own_record_dir")
@@ -188,3 +218,51 @@ def test_without_a_retry_left_the_timeout_names_its_settings(tmp_path: Path) -> 
         with pytest.raises(TimeoutError, match=r"2 attempts.*Idempotency-Key.*QIANFAN_LLM_API_RETRY_COUNT.*"
                                                r"QIANFAN_LLM_API_RETRY_TIMEOUT"):
             chat.do(messages=[{"role": "user", "content": "too slow"}])
+
+
+@pytest.mark.usefixtures("own_record_dir")
+def test_a_keyed_call_its_caller_stops_is_cancelled_on_the_platform_at_once(tmp_path: Path) -> None:
+    with _served(tmp_path) as served:
+        chat = ChatCompletion(model="Tiny-Chat", config=_local(served))
+        # what the sync shell's Ctrl-C does: the coroutine on qfnb's loop is cancelled
+        waiting = sync.submit(chat.ado(messages=[{"role": "user", "content": LONG}]))
+        wait_for(lambda: _calls(served) == 1, timeout=10)
+        time.sleep(PAUSE_S * 2)  # generating
+        cancelled = time.monotonic()
+        waiting.cancel()
+        wait_for(lambda: _engine(served).stopped, timeout=5)  # not the platform's 30 s grace
+        assert _engine(served).stopped[0] - cancelled < 1.5
+
+        stream = chat.do(messages=[{"role": "user", "content": LONG}], stream=True)
+        assert next(stream).body["result"] == "tiny-chat:" and next(stream).body["result"] == " pause"
+        closed = time.monotonic()
+        stream.close()  # the notebook's Interrupt closes a streamed answer so
+        assert time.monotonic() - closed < 1.5  # the interrupt is not held up
+        wait_for(lambda: len(_engine(served).stopped) == 2, timeout=5)
+        assert _engine(served).stopped[1] - closed < 1.5 and _calls(served) == 2
+
+
+def test_only_the_caller_that_sent_a_key_can_withdraw_it(tmp_path: Path) -> None:
+    body = {"model": "Tiny-Chat", "messages": [{"role": "user", "content": LONG}]}
+    with _served(tmp_path) as served:
+        mine, theirs = served.bearer_token(), served.bearer_token()
+
+        def withdraw(key: str, token: str | None) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            return httpx.delete(f"{served.url}{CALLS_ROUTE}/{key}", headers=headers, timeout=10)
+
+        with pytest.raises(httpx.ReadTimeout):  # a cut connection: the work goes on for a retry
+            _post(served, body, "w-1", mine, timeout=0.3)
+        refused = withdraw("w-1", theirs)
+        assert refused.status_code == 404 and "w-1" in refused.json()["error"]["message"]
+        assert withdraw("w-1", None).status_code == 401 and withdraw("no-such", mine).status_code == 404
+        time.sleep(PAUSE_S * 2)
+        assert _engine(served).stopped == []  # the work goes on
+
+        sent = time.monotonic()
+        assert withdraw("w-1", mine).json() == {"key": "w-1", "state": "cancelled"}
+        wait_for(lambda: _engine(served).stopped, timeout=5)
+        assert _engine(served).stopped[0] - sent < 1.5
+        again = _post(served, {**body, "messages": [{"role": "user", "content": "quick again"}]}, "w-2", mine)
+        assert again.status_code == 200 and withdraw("w-2", mine).json() == {"key": "w-2", "state": "finished"}
+        assert withdraw("w-1", mine).status_code == 404  # withdrawn: forgotten, a retry would run again
