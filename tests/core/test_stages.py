@@ -296,8 +296,8 @@ class Platform:
     """A ``next`` for the withdraw stage: a keyed POST hangs (a call generating) or streams
     ``chunks``; a DELETE answers at once, or hangs with ``deaf``. Notes each call."""
 
-    def __init__(self, *, chunks: int = 0, deaf: bool = False) -> None:
-        self.chunks, self.deaf = chunks, deaf
+    def __init__(self, *, chunks: int = 0, deaf: bool = False, last: dict[str, Any] | None = None) -> None:
+        self.chunks, self.deaf, self.last = chunks, deaf, last
         self.sent: list[Call] = []
         self.posted = asyncio.Event()
 
@@ -315,6 +315,9 @@ class Platform:
     async def _stream(self) -> AsyncIterator[QfResponse]:
         for i in range(self.chunks):
             yield _ok({"result": str(i)})
+        if self.last is not None:
+            yield _ok(self.last)
+            await asyncio.Event().wait()  # the platform still finishing its books
 
     @property
     def deletes(self) -> list[str]:
@@ -358,6 +361,12 @@ async def test_withdraw_cancels_a_stream_closed_early_but_not_one_read_whole_or_
     whole = Platform(chunks=3)
     stream = await Withdraw()(_keyed(), whole)
     assert not isinstance(stream, QfResponse) and len([c async for c in stream]) == 3 and whole.deletes == []
+    ended = Platform(chunks=3, last={"result": "", "is_end": True})
+    stream = await Withdraw()(_keyed(), ended)
+    assert not isinstance(stream, QfResponse)
+    assert [(await stream.__anext__()).body.get("is_end") for _ in range(4)] == [None, None, None, True]
+    await stream.aclose()  # type: ignore[attr-defined]  # closed after its final chunk: nothing to withdraw
+    assert ended.deletes == []
 
     timed_out = Script(TimeoutError("silent"))
     with pytest.raises(TimeoutError):  # a cut or silent connection: the platform keeps the work for a retry

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from qfnb._core.http.call import Call
+from qfnb._core.http.decode import RESPONSE_END_EVENTS
 from qfnb._core.http.outage import origin
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
@@ -47,16 +49,28 @@ class Withdraw:
 
 
 async def _watched(call: Call, key: str, next: Next, stream: AsyncIterator[QfResponse]) -> AsyncIterator[QfResponse]:
-    """``stream``, withdrawn when its consumer closes it (or is cancelled) before its end."""
+    """``stream``, withdrawn when its consumer closes it (or is cancelled) before its end (a
+    consumer that stops after the answer's final chunk leaves the platform to finish its books)."""
+    ended = False
     try:
         async for chunk in stream:
+            ended = _final(chunk.body)
             yield chunk
     except (GeneratorExit, asyncio.CancelledError):
         await _close(stream)  # its connection first: the platform hears the client left
-        await _withdraw(call, key, next)
+        if not ended:
+            await _withdraw(call, key, next)
         raise
     finally:
         await _close(stream)
+
+
+def _final(body: Mapping[str, Any]) -> bool:
+    """Whether a chunk ends its answer (v1's ``is_end``, a finish reason, a Responses end event)."""
+    choices = body.get("choices")
+    return bool(body.get("is_end") or body.get("type") in RESPONSE_END_EVENTS
+                or (isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason")
+                                                      for c in choices)))
 
 
 async def _close(stream: AsyncIterator[QfResponse]) -> None:
